@@ -1,0 +1,125 @@
+"""One exception hierarchy for swarmvar, rooted at :class:`SwarmVarError`.
+
+Every error a user can cause (bad returns, unknown agents, forged signatures,
+corrupted storage, oversized payloads, ...) raises a subclass of
+``SwarmVarError`` whose message says what was wrong and how to fix it. Where a
+builtin exception fits, the subclass also derives from it, so that
+``except ValueError`` keeps working for callers who do not know swarmvar.
+
+Numerical doubt is a warning, not an error: :class:`ConvergenceWarning`.
+
+Engines define the errors they own here, in one place, so the hierarchy stays
+visible at a glance.
+"""
+
+from __future__ import annotations
+
+
+class SwarmVarError(Exception):
+    """Root of every error swarmvar raises on purpose."""
+
+
+# --- inputs and models ---------------------------------------------------
+
+
+class InvalidReturns(SwarmVarError, ValueError):
+    """A return or price series is unusable (NaN, inf, bad dates, too short, ...)."""
+
+
+class UnknownDataset(SwarmVarError, LookupError):
+    """A bundled data set name that swarmvar does not ship."""
+
+
+class InvalidParameter(SwarmVarError, ValueError):
+    """A constructor or call argument is out of its allowed range."""
+
+
+class NotFitted(SwarmVarError, RuntimeError):
+    """A model was asked to update or forecast before ``fit``."""
+
+
+class InvalidState(SwarmVarError, ValueError):
+    """A serialized model state cannot be restored (wrong model, version or content)."""
+
+
+class UnknownAgent(SwarmVarError, LookupError):
+    """An agent name or id that is not registered."""
+
+
+# --- consensus -----------------------------------------------------------
+
+
+class InvalidEstimate(SwarmVarError, ValueError):
+    """An estimate is malformed (NaN, inf, negative VaR, inverted interval, ...)."""
+
+
+class InvalidSignature(InvalidEstimate):
+    """An estimate is unsigned, or its signature does not verify."""
+
+
+class ReplayedEstimate(InvalidEstimate):
+    """An estimate's sequence number does not increase for its agent."""
+
+
+class NotEnoughAgents(SwarmVarError, ValueError):
+    """Too few estimates for the aggregator's Byzantine tolerance bound."""
+
+
+class StaleConsensus(SwarmVarError, RuntimeError):
+    """Estimates are older than the policy's staleness bound."""
+
+
+# --- ledger --------------------------------------------------------------
+
+
+class InvalidEntry(SwarmVarError, ValueError):
+    """A ledger entry cannot be written (not JSON, NaN, too large, unknown kind)."""
+
+
+class LedgerCorrupted(SwarmVarError, RuntimeError):
+    """Stored ledger content does not verify."""
+
+
+class InvalidProof(SwarmVarError, ValueError):
+    """A Merkle inclusion or consistency proof is malformed or does not verify."""
+
+
+# --- variant lifecycle ---------------------------------------------------
+
+
+class UnknownVariant(SwarmVarError, LookupError):
+    """A variant id that is not stored."""
+
+
+class InvalidVariant(SwarmVarError, ValueError):
+    """A variant's changes or capabilities do not validate."""
+
+
+class VersionConflict(SwarmVarError, RuntimeError):
+    """An optimistic-locking write saw a stale version."""
+
+
+class CapacityExceeded(SwarmVarError, RuntimeError):
+    """A bounded store (variants, rollback points) is full."""
+
+
+class CircuitOpen(SwarmVarError, RuntimeError):
+    """A call was refused because the variant's circuit breaker is open."""
+
+
+class CorruptState(SwarmVarError, ValueError):
+    """A stored agent state fails its checksum or cannot be decrypted."""
+
+
+# --- warnings ------------------------------------------------------------
+
+
+class SwarmVarWarning(UserWarning):
+    """Root of swarmvar's warnings."""
+
+
+class ConvergenceWarning(SwarmVarWarning):
+    """A sampler's diagnostics are doubtful (split R-hat > 1.01 or ESS < 400)."""
+
+
+__all__ = [name for name in dir() if name[0].isupper()]

@@ -1,0 +1,234 @@
+"""The interface every swarmvar agent implements, and what they share.
+
+An agent is a Bayesian model of one return series. Its life is
+
+``fit(history, seed=...)`` -> ``update(r)`` per new return -> ``forecast(...)``
+
+with ``state()`` / ``from_state()`` to persist it exactly. It never returns a
+bare number: ``forecast`` builds a :class:`~swarmvar.models.risk.Family` (the
+conditional distributions of the next return across posterior draws) and
+hands it to :func:`~swarmvar.models.risk.risk_measures`.
+
+Agents know nothing of consensus, ledgers or sandboxes (layer 2, see
+ARCHITECTURE.md); they sit at the start of the beat and only turn returns
+into forecasts.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import json
+import math
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Self
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ..data import MAX_ABS_RETURN, as_array
+from ..errors import ConvergenceWarning, InvalidParameter, InvalidReturns, InvalidState, NotFitted
+from ..types import Diagnostics, Forecast
+
+Seed = int | np.random.Generator | None
+
+#: Thresholds for ConvergenceWarning (Vehtari et al. 2021 recommendations).
+RHAT_MAX = 1.01
+ESS_MIN = 400.0
+
+STATE_FORMAT = 1
+
+
+class Agent(ABC):
+    """A Bayesian risk model with online updates.
+
+    Subclasses set ``name`` and ``min_observations`` and implement the
+    abstract methods. Constructor arguments must be plain values (numbers,
+    strings, bools, tuples); :meth:`params` returns them so that variants can
+    be validated and states rebuilt.
+    """
+
+    name: ClassVar[str]
+    #: Fewest returns ``fit`` accepts.
+    min_observations: ClassVar[int] = 30
+
+    _fitted: bool = False
+
+    # --- the interface -------------------------------------------------
+
+    @abstractmethod
+    def fit(self, returns: ArrayLike, *, seed: Seed = None) -> Self:
+        """Posterior from a history of log returns (oldest first)."""
+
+    @abstractmethod
+    def update(self, r: float) -> float:
+        """Absorb one new return; return its log predictive density before absorbing it."""
+
+    @abstractmethod
+    def forecast(
+        self, alphas: Sequence[float] = (0.99,), horizon: int = 1, *, seed: Seed = None
+    ) -> Forecast:
+        """VaR/ES with credible intervals at each confidence level."""
+
+    @abstractmethod
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
+        """Scalars (JSON) and arrays that fully describe the fitted agent."""
+
+    @abstractmethod
+    def _set_state(self, scalars: Mapping[str, Any], arrays: Mapping[str, NDArray[Any]]) -> None:
+        """Inverse of :meth:`_get_state`."""
+
+    # --- the generative side (simulation-based calibration, tests) -------
+
+    @abstractmethod
+    def sample_prior(self, n: int, *, seed: Seed = None) -> dict[str, NDArray[np.float64]]:
+        """``n`` draws of the parameters from the prior, by parameter name."""
+
+    @abstractmethod
+    def simulate(
+        self, params: Mapping[str, float], n: int, *, seed: Seed = None
+    ) -> NDArray[np.float64]:
+        """``n`` returns simulated from the model at the given parameter values."""
+
+    @abstractmethod
+    def posterior_draws(self) -> dict[str, NDArray[np.float64]]:
+        """Equally weighted posterior draws of the parameters, by name (after ``fit``).
+
+        For particle posteriors the particles are resampled to equal weights
+        (deterministically, by systematic resampling).
+        """
+
+    # --- shared behaviour ------------------------------------------------
+
+    @property
+    def is_fitted(self) -> bool:
+        return self._fitted
+
+    @property
+    def diagnostics(self) -> Diagnostics:
+        """How far the current posterior can be trusted."""
+        self._require_fitted()
+        return self._diagnostics()
+
+    def _diagnostics(self) -> Diagnostics:
+        return Diagnostics(method="exact")
+
+    def params(self) -> dict[str, Any]:
+        """Constructor arguments of this agent (what a variant may change)."""
+        sig = inspect.signature(type(self).__init__)
+        return {
+            name: getattr(self, name)
+            for name in sig.parameters
+            if name != "self" and hasattr(self, name)
+        }
+
+    @classmethod
+    def parameter_names(cls) -> tuple[str, ...]:
+        """Names of the constructor arguments."""
+        sig = inspect.signature(cls.__init__)
+        return tuple(n for n in sig.parameters if n != "self")
+
+    def state(self) -> bytes:
+        """A snapshot of the fitted agent that :meth:`from_state` restores exactly."""
+        self._require_fitted()
+        scalars, arrays = self._get_state()
+        header = {
+            "format": STATE_FORMAT,
+            "model": self.name,
+            "params": _jsonable(self.params()),
+            "scalars": scalars,
+        }
+        buf = io.BytesIO()
+        np.savez(buf, __header__=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+                 **arrays)
+        return buf.getvalue()
+
+    @classmethod
+    def from_state(cls, data: bytes) -> Self:
+        """Rebuild an agent from :meth:`state` bytes."""
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                header = json.loads(npz["__header__"].tobytes().decode())
+                arrays = {k: npz[k] for k in npz.files if k != "__header__"}
+        except (ValueError, KeyError, OSError, EOFError, json.JSONDecodeError) as exc:
+            raise InvalidState(f"not a swarmvar agent state: {exc}") from exc
+        if header.get("format") != STATE_FORMAT:
+            raise InvalidState(f"state format {header.get('format')!r} is not {STATE_FORMAT}")
+        if header.get("model") != cls.name:
+            raise InvalidState(f"state is of model {header.get('model')!r}, not {cls.name!r}")
+        params = {k: tuple(v) if isinstance(v, list) else v for k, v in header["params"].items()}
+        agent = cls(**params)
+        agent._set_state(header["scalars"], arrays)
+        agent._fitted = True
+        return agent
+
+    # --- helpers for subclasses -------------------------------------------
+
+    def _require_fitted(self) -> None:
+        if not self._fitted:
+            raise NotFitted(f"{self.name} is not fitted; call fit(returns) first")
+
+    def _history(self, returns: ArrayLike) -> NDArray[np.float64]:
+        return as_array(returns, min_obs=self.min_observations, who=self.name)
+
+    @staticmethod
+    def _check_return(r: float) -> float:
+        try:
+            value = float(r)
+        except (TypeError, ValueError) as exc:
+            raise InvalidReturns(f"update needs one number, got {r!r}") from exc
+        if not math.isfinite(value):
+            raise InvalidReturns(f"update got {value!r}; returns must be finite")
+        if abs(value) > MAX_ABS_RETURN:
+            raise InvalidReturns(
+                f"update got {value!r}, beyond |r| <= {MAX_ABS_RETURN:g}; returns are fractions "
+                "(0.01 = 1%) - if this is percent, divide by 100"
+            )
+        return value
+
+    @staticmethod
+    def _check_horizon(horizon: int) -> int:
+        if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
+            raise InvalidParameter(f"horizon must be a whole number of periods >= 1, not {horizon!r}")
+        return int(horizon)
+
+    def _warn_if_unconverged(self, diag: Diagnostics) -> None:
+        problems = []
+        if diag.max_rhat is not None and diag.max_rhat > RHAT_MAX:
+            worst = max(diag.rhat, key=lambda k: diag.rhat[k])
+            problems.append(f"split R-hat {diag.max_rhat:.3f} > {RHAT_MAX} for {worst}")
+        if diag.min_ess is not None and diag.min_ess < ESS_MIN:
+            problems.append(f"ESS {diag.min_ess:.0f} < {ESS_MIN:.0f}")
+        if problems:
+            warnings.warn(
+                f"{self.name}: " + "; ".join(problems) + " - more draws or a longer warm-up "
+                "may help; treat the credible intervals with care",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+
+
+def rng_from(seed: Seed) -> np.random.Generator:
+    """A numpy Generator from an int seed, a Generator, or None (fresh entropy)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise InvalidParameter(f"seed must be an int, a numpy Generator or None, not {seed!r}")
+    return np.random.default_rng(seed)
+
+
+def int_seed(seed: Seed) -> int:
+    """An int seed (for JAX keys) drawn from ``seed``."""
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        return int(seed)
+    return int(rng_from(seed).integers(0, 2**31 - 1))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return value

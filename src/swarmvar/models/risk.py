@@ -1,0 +1,271 @@
+"""From a posterior predictive distribution to VaR, ES and their credible intervals.
+
+Every agent describes its next-period return distribution as a *family*: one
+conditional distribution per posterior draw ``s`` with posterior weight
+``w_s``. This module is the one shared function that turns a family into
+:class:`~swarmvar.types.RiskMeasure` values, so that every agent reports VaR
+and ES the same way:
+
+* the point VaR is the ``alpha`` quantile of the loss ``L = -r`` under the
+  posterior predictive, the mixture ``sum_s w_s P_s``, found by root-finding
+  ``sum_s w_s P_s(L > v) = 1 - alpha``;
+* the point ES follows from the Rockafellar–Uryasev identity
+  ``ES = VaR + E[(L - VaR)^+] / (1 - alpha)``, exact for continuous and
+  discrete distributions alike;
+* the credible intervals are weighted equal-tailed quantiles, across draws,
+  of the conditional ``VaR_s`` and ``ES_s``.
+
+Losses are positive numbers in return units (0.01 = 1%).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import optimize, special
+
+from ..errors import InvalidParameter
+from ..types import RiskMeasure
+
+FloatArray = NDArray[np.float64]
+
+
+class Family(Protocol):
+    """A weighted set of conditional loss distributions, one per posterior draw."""
+
+    @property
+    def weights(self) -> FloatArray:
+        """Posterior weights ``(S,)``, summing to one."""
+        ...
+
+    def var(self, alpha: float) -> FloatArray:
+        """Conditional VaR per draw ``(S,)``: the ``alpha`` quantile of the loss."""
+        ...
+
+    def tail(self, v: float) -> FloatArray:
+        """``P_s(L > v)`` per draw ``(S,)``."""
+        ...
+
+    def excess(self, v: float | FloatArray) -> FloatArray:
+        """``E_s[(L - v)^+]`` per draw ``(S,)`` (``v`` scalar or ``(S,)``)."""
+        ...
+
+
+def _normalized(weights: ArrayLike | None, size: int) -> FloatArray:
+    if weights is None:
+        return np.full(size, 1.0 / size)
+    w = np.asarray(weights, dtype=float)
+    if w.shape != (size,) or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        raise InvalidParameter(f"posterior weights must be {size} finite non-negative numbers")
+    return w / w.sum()
+
+
+class StudentTFamily:
+    """Returns ``r = loc_s + scale_s * T`` with ``T`` Student-t(``df_s``) per draw.
+
+    ``df = inf`` gives the normal distribution. ``df`` must exceed 1 so that
+    ES exists. All arguments broadcast to a common shape ``(S,)``.
+    """
+
+    def __init__(
+        self,
+        loc: ArrayLike,
+        scale: ArrayLike,
+        df: ArrayLike,
+        weights: ArrayLike | None = None,
+    ) -> None:
+        loc_a, scale_a, df_a = np.broadcast_arrays(
+            np.atleast_1d(np.asarray(loc, dtype=float)),
+            np.atleast_1d(np.asarray(scale, dtype=float)),
+            np.atleast_1d(np.asarray(df, dtype=float)),
+        )
+        if np.any(~(scale_a > 0)) or np.any(~(df_a > 1)) or not np.all(np.isfinite(loc_a)):
+            raise InvalidParameter("Student-t family needs finite loc, scale > 0 and df > 1")
+        self.loc, self.scale, self.df = loc_a.copy(), scale_a.copy(), df_a.copy()
+        self._normal = np.isinf(self.df)
+        self._weights = _normalized(weights, self.loc.size)
+
+    @property
+    def weights(self) -> FloatArray:
+        return self._weights
+
+    def _cdf(self, z: FloatArray) -> FloatArray:
+        return np.where(self._normal, special.ndtr(z), special.stdtr(self.df, z))
+
+    def var(self, alpha: float) -> FloatArray:
+        q = np.where(
+            self._normal,
+            special.ndtri(1.0 - alpha),
+            special.stdtrit(np.where(self._normal, 2.0, self.df), 1.0 - alpha),
+        )
+        return -(self.loc + self.scale * q)
+
+    def tail(self, v: float) -> FloatArray:
+        return self._cdf((-v - self.loc) / self.scale)
+
+    def excess(self, v: float | FloatArray) -> FloatArray:
+        z = (-np.asarray(v, dtype=float) - self.loc) / self.scale
+        df = np.where(self._normal, 3.0, self.df)
+        log_pdf_t = (
+            special.gammaln((df + 1) / 2)
+            - special.gammaln(df / 2)
+            - 0.5 * np.log(df * np.pi)
+            - (df + 1) / 2 * np.log1p(z * z / df)
+        )
+        t_part = np.exp(log_pdf_t) * (df + z * z) / (df - 1)
+        n_part = np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
+        result: FloatArray = self.scale * (
+            z * self._cdf(z) + np.where(self._normal, n_part, t_part)
+        )
+        return np.maximum(result, 0.0)
+
+
+class EmpiricalFamily:
+    """Weighted samples of the return per draw.
+
+    Parameters
+    ----------
+    samples : array ``(S, N)`` or ``(N,)``
+        Returns (not losses); a 1-D array is shared by every draw.
+    sample_weights : array ``(S, N)`` or None
+        Weights of the samples within each draw (rows normalized here);
+        ``None`` means equal weights.
+    weights : array ``(S,)`` or None
+        Posterior weights of the draws.
+    """
+
+    def __init__(
+        self,
+        samples: ArrayLike,
+        sample_weights: ArrayLike | None = None,
+        weights: ArrayLike | None = None,
+    ) -> None:
+        x = np.asarray(samples, dtype=float)
+        if sample_weights is not None:
+            sw = np.atleast_2d(np.asarray(sample_weights, dtype=float))
+            x = np.broadcast_to(x, sw.shape)
+        else:
+            x = np.atleast_2d(x)
+            sw = np.ones_like(x)
+        if not np.all(np.isfinite(x)) or x.shape[1] == 0:
+            raise InvalidParameter("empirical family needs finite samples")
+        if np.any(sw < 0) or np.any(sw.sum(axis=1) <= 0):
+            raise InvalidParameter("sample weights must be non-negative with positive sums")
+        order = np.argsort(-x, axis=1, kind="stable")
+        self.losses = np.take_along_axis(-x, order, axis=1)  # ascending losses per row
+        w = np.take_along_axis(sw, order, axis=1)
+        self.sample_weights = w / w.sum(axis=1, keepdims=True)
+        self._cum = np.cumsum(self.sample_weights, axis=1)
+        self._weights = _normalized(weights, self.losses.shape[0])
+
+    @property
+    def weights(self) -> FloatArray:
+        return self._weights
+
+    def var(self, alpha: float) -> FloatArray:
+        # smallest loss whose cumulative weight reaches alpha (the left-continuous quantile)
+        idx = (self._cum < alpha - 1e-12).sum(axis=1)
+        idx = np.minimum(idx, self.losses.shape[1] - 1)
+        return self.losses[np.arange(self.losses.shape[0]), idx]
+
+    def tail(self, v: float) -> FloatArray:
+        return np.asarray((self.sample_weights * (self.losses > v)).sum(axis=1))
+
+    def excess(self, v: float | FloatArray) -> FloatArray:
+        vv = np.asarray(v, dtype=float)
+        if vv.ndim == 1:
+            vv = vv[:, None]
+        return np.asarray((self.sample_weights * np.maximum(self.losses - vv, 0.0)).sum(axis=1))
+
+
+def weighted_quantile(values: ArrayLike, weights: ArrayLike, probs: ArrayLike) -> FloatArray:
+    """Quantiles of a weighted sample (inverse of the weighted empirical CDF).
+
+    Uses the left-continuous inverse: the smallest value whose cumulative
+    weight reaches ``p``. Equal weights reproduce ``numpy.quantile(...,
+    method="inverted_cdf")``.
+    """
+    x = np.asarray(values, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    order = np.argsort(x, kind="stable")
+    cum = np.cumsum(w[order])
+    cum /= cum[-1]
+    p = np.atleast_1d(np.asarray(probs, dtype=float))
+    idx = np.searchsorted(cum, p - 1e-12, side="left")
+    return np.asarray(x[order][np.minimum(idx, x.size - 1)])
+
+
+def mixture_var(family: Family, alpha: float, conditional: FloatArray | None = None) -> float:
+    """``alpha`` quantile of the loss under the weighted mixture of the family."""
+    w = family.weights
+    cond = family.var(alpha) if conditional is None else conditional
+    lo, hi = float(cond.min()), float(cond.max())
+    if hi - lo <= 1e-15 * max(1.0, abs(hi)):
+        return hi
+    target = 1.0 - alpha
+
+    def excess_tail(v: float) -> float:
+        return float(w @ family.tail(v)) - target
+
+    # The mixture quantile lies between the smallest and largest component quantile.
+    span = hi - lo
+    a, b = lo - 1e-9 * span, hi + 1e-9 * span
+    if excess_tail(a) <= 0:
+        return a
+    if excess_tail(b) > 0:
+        return b
+    return float(optimize.brentq(excess_tail, a, b, xtol=1e-12 * max(1.0, abs(hi)), rtol=1e-12))
+
+
+def risk_measures(
+    family: Family,
+    alphas: Sequence[float],
+    interval_mass: float = 0.90,
+) -> tuple[RiskMeasure, ...]:
+    """VaR, ES and credible intervals at each confidence level.
+
+    Parameters
+    ----------
+    family : Family
+        Conditional loss distributions per posterior draw, with weights.
+    alphas : sequence of float
+        Confidence levels in (0, 1), e.g. ``(0.99, 0.975)``.
+    interval_mass : float
+        Posterior mass of the equal-tailed credible intervals.
+    """
+    w = family.weights
+    lo_p, hi_p = (1 - interval_mass) / 2, (1 + interval_mass) / 2
+    out = []
+    for alpha in check_alphas(alphas):
+        cond_var = family.var(alpha)
+        cond_es = cond_var + family.excess(cond_var) / (1.0 - alpha)
+        v = mixture_var(family, alpha, cond_var)
+        es = v + float(w @ family.excess(v)) / (1.0 - alpha)
+        var_ci = weighted_quantile(cond_var, w, (lo_p, hi_p))
+        es_ci = weighted_quantile(cond_es, w, (lo_p, hi_p))
+        out.append(
+            RiskMeasure(
+                alpha=float(alpha),
+                var=float(v),
+                es=float(es),
+                var_interval=(float(var_ci[0]), float(var_ci[1])),
+                es_interval=(float(es_ci[0]), float(es_ci[1])),
+            )
+        )
+    return tuple(out)
+
+
+def check_alphas(alphas: Sequence[float] | float) -> tuple[float, ...]:
+    """Validate confidence levels: each strictly between 0.5 and 1."""
+    values = (alphas,) if isinstance(alphas, (int, float)) else tuple(alphas)
+    if not values:
+        raise InvalidParameter("give at least one confidence level, e.g. alphas=(0.99,)")
+    for a in values:
+        if not isinstance(a, (int, float)) or not 0.5 < float(a) < 1.0:
+            raise InvalidParameter(
+                f"confidence level {a!r} must be a number strictly between 0.5 and 1 (e.g. 0.99)"
+            )
+    return tuple(float(a) for a in values)

@@ -1,0 +1,197 @@
+"""Vocabulary passed between the parts of swarmvar: small frozen dataclasses.
+
+Units: VaR and ES are positive losses in return units (0.01 = 1% of value),
+``alpha`` is the confidence level (0.99), intervals are equal-tailed posterior
+credible intervals ``(lower, upper)``. "as of" is data time; "created" is wall
+time; neither is read from the clock in here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+Interval = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class RiskMeasure:
+    """VaR and ES at one confidence level, with credible intervals.
+
+    ``var`` and ``es`` are from the posterior predictive distribution (the
+    mixture over the posterior); ``var_interval`` and ``es_interval`` are the
+    equal-tailed credible intervals of the *conditional* VaR and ES, that is
+    their spread across posterior draws of the model's parameters.
+    """
+
+    alpha: float
+    var: float
+    es: float
+    var_interval: Interval
+    es_interval: Interval
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form (for ledgers and HTTP)."""
+        return {
+            "alpha": self.alpha,
+            "var": self.var,
+            "es": self.es,
+            "var_interval": list(self.var_interval),
+            "es_interval": list(self.es_interval),
+        }
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """A model's risk forecast: one :class:`RiskMeasure` per confidence level.
+
+    Attributes
+    ----------
+    model : str
+        Name of the agent class that produced it.
+    horizon : int
+        Horizon in observations (days for daily returns); losses are of the
+        cumulative log return over the horizon.
+    levels : tuple of RiskMeasure
+        In the order the confidence levels were requested.
+    interval_mass : float
+        Posterior mass of the credible intervals (0.90 = 5%..95%).
+    """
+
+    model: str
+    horizon: int
+    levels: tuple[RiskMeasure, ...]
+    interval_mass: float = 0.90
+
+    def at(self, alpha: float) -> RiskMeasure:
+        """The measure at confidence level ``alpha``."""
+        for level in self.levels:
+            if math.isclose(level.alpha, alpha, rel_tol=0.0, abs_tol=1e-12):
+                return level
+        have = ", ".join(f"{lv.alpha:g}" for lv in self.levels)
+        raise KeyError(f"no forecast at alpha={alpha:g}; this forecast has {have}")
+
+    @property
+    def alphas(self) -> tuple[float, ...]:
+        return tuple(level.alpha for level in self.levels)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "horizon": self.horizon,
+            "interval_mass": self.interval_mass,
+            "levels": [level.to_dict() for level in self.levels],
+        }
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """How far a fit or an online posterior can be trusted.
+
+    MCMC fits fill ``rhat`` and ``ess_bulk`` / ``ess_tail`` per parameter
+    (rank-normalized split R-hat and ESS, Vehtari et al. 2021); SMC fills
+    ``ess`` (effective sample size of the particle weights) and
+    ``acceptance`` (of the last rejuvenation moves). Conjugate and bootstrap
+    models have exact posteriors and report only ``method``.
+    """
+
+    method: str
+    rhat: Mapping[str, float] = field(default_factory=dict)
+    ess_bulk: Mapping[str, float] = field(default_factory=dict)
+    ess_tail: Mapping[str, float] = field(default_factory=dict)
+    ess: float | None = None
+    acceptance: float | None = None
+    draws: int | None = None
+    seconds: float | None = None
+
+    @property
+    def max_rhat(self) -> float | None:
+        return max(self.rhat.values()) if self.rhat else None
+
+    @property
+    def min_ess(self) -> float | None:
+        values = list(self.ess_bulk.values()) + list(self.ess_tail.values())
+        if self.ess is not None:
+            values.append(self.ess)
+        return min(values) if values else None
+
+    def summary(self) -> str:
+        """One short line for tables."""
+        parts = [self.method]
+        if self.max_rhat is not None:
+            parts.append(f"R-hat≤{self.max_rhat:.3f}")
+        if self.min_ess is not None:
+            parts.append(f"ESS≥{self.min_ess:.0f}")
+        if self.acceptance is not None:
+            parts.append(f"acc {self.acceptance:.2f}")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One agent's signed VaR/ES claim, the unit the consensus works on.
+
+    ``signature`` is an Ed25519 signature over :meth:`payload` in canonical
+    JSON; ``None`` means unsigned (rejected by verification).
+    """
+
+    agent_id: str
+    portfolio: str
+    alpha: float
+    horizon: int
+    var: float
+    es: float
+    var_interval: Interval
+    es_interval: Interval
+    as_of: datetime
+    seq: int
+    variant_id: str | None = None
+    signature: bytes | None = None
+
+    def payload(self) -> dict[str, Any]:
+        """Every field but the signature, as plain JSON (what is signed)."""
+        return {
+            "agent_id": self.agent_id,
+            "portfolio": self.portfolio,
+            "alpha": self.alpha,
+            "horizon": self.horizon,
+            "var": self.var,
+            "es": self.es,
+            "var_interval": list(self.var_interval),
+            "es_interval": list(self.es_interval),
+            "as_of": self.as_of.isoformat(),
+            "seq": self.seq,
+            "variant_id": self.variant_id,
+        }
+
+
+@dataclass(frozen=True)
+class Consensus:
+    """The swarm's agreed VaR/ES at one confidence level, and how it was reached.
+
+    ``rejected`` maps agent id to the reason its estimate was refused;
+    ``weights`` maps each used agent to its weight; ``available``/``total``
+    is the availability m/n; ``staleness`` is the age in seconds of data time
+    of the oldest estimate used; ``degraded`` is set when the policy served a
+    consensus past its staleness or availability bound.
+    """
+
+    alpha: float
+    horizon: int
+    var: float
+    es: float
+    var_interval: Interval
+    es_interval: Interval
+    method: str
+    used: tuple[str, ...]
+    trimmed: tuple[str, ...] = ()
+    rejected: Mapping[str, str] = field(default_factory=dict)
+    weights: Mapping[str, float] = field(default_factory=dict)
+    available: int = 0
+    total: int = 0
+    staleness: float = 0.0
+    degraded: bool = False
+    as_of: datetime | None = None

@@ -62,6 +62,15 @@ class Agent(ABC):
     def fit(self, returns: ArrayLike, *, seed: Seed = None) -> Self:
         """Posterior from a history of log returns (oldest first)."""
 
+    def refit(self, returns: ArrayLike, *, seed: Seed = None) -> Self:
+        """Re-anchor the posterior on a new trailing window (the backtest calls this).
+
+        The default is a fit from scratch. Agents whose fit is costly override
+        it with a warm start from their current posterior (same target: the
+        posterior given ``returns``), and say so in their docstring.
+        """
+        return self.fit(returns, seed=seed)
+
     @abstractmethod
     def update(self, r: float) -> float:
         """Absorb one new return; return its log predictive density before absorbing it."""

@@ -144,22 +144,37 @@ class EmpiricalFamily:
         weights: ArrayLike | None = None,
     ) -> None:
         x = np.asarray(samples, dtype=float)
-        if sample_weights is not None:
-            sw = np.atleast_2d(np.asarray(sample_weights, dtype=float))
-            x = np.broadcast_to(x, sw.shape)
-        else:
-            x = np.atleast_2d(x)
-            sw = np.ones_like(x)
-        if not np.all(np.isfinite(x)) or x.shape[1] == 0:
+        if not np.all(np.isfinite(x)) or x.size == 0:
             raise InvalidParameter("empirical family needs finite samples")
-        if np.any(sw < 0) or np.any(sw.sum(axis=1) <= 0):
+        sw = None if sample_weights is None else np.atleast_2d(np.asarray(sample_weights, float))
+        if x.ndim == 1:
+            # Shared support: sort once, permute every row's weights the same way.
+            order = np.argsort(-x, kind="stable")
+            rows = 1 if sw is None else sw.shape[0]
+            self.losses = np.broadcast_to(-x[order], (rows, x.size))
+            w = np.ones((1, x.size)) if sw is None else sw[:, order]
+            self._shared = True
+        else:
+            order = np.argsort(-x, axis=1, kind="stable")
+            self.losses = np.take_along_axis(-x, order, axis=1)
+            w = np.ones_like(x) if sw is None else np.take_along_axis(sw, order, axis=1)
+            self._shared = False
+        if w.shape != self.losses.shape:
+            raise InvalidParameter(f"sample weights {w.shape} do not match samples {x.shape}")
+        if np.any(w < 0) or np.any(w.sum(axis=1) <= 0):
             raise InvalidParameter("sample weights must be non-negative with positive sums")
-        order = np.argsort(-x, axis=1, kind="stable")
-        self.losses = np.take_along_axis(-x, order, axis=1)  # ascending losses per row
-        w = np.take_along_axis(sw, order, axis=1)
         self.sample_weights = w / w.sum(axis=1, keepdims=True)
         self._cum = np.cumsum(self.sample_weights, axis=1)
         self._weights = _normalized(weights, self.losses.shape[0])
+
+    def mixture_var(self, alpha: float) -> float | None:
+        """Exact mixture quantile when every draw shares one support (else None)."""
+        if not self._shared:
+            return None
+        mixed = self._weights @ self.sample_weights
+        cum = np.cumsum(mixed)
+        idx = min(int(np.searchsorted(cum, alpha - 1e-12, side="left")), cum.size - 1)
+        return float(self.losses[0, idx])
 
     @property
     def weights(self) -> FloatArray:
@@ -201,6 +216,11 @@ def weighted_quantile(values: ArrayLike, weights: ArrayLike, probs: ArrayLike) -
 def mixture_var(family: Family, alpha: float, conditional: FloatArray | None = None) -> float:
     """``alpha`` quantile of the loss under the weighted mixture of the family."""
     w = family.weights
+    shortcut = getattr(family, "mixture_var", None)
+    if shortcut is not None:
+        exact = shortcut(alpha)
+        if exact is not None:
+            return float(exact)
     cond = family.var(alpha) if conditional is None else conditional
     lo, hi = float(cond.min()), float(cond.max())
     if hi - lo <= 1e-15 * max(1.0, abs(hi)):
@@ -260,6 +280,8 @@ def risk_measures(
 
 def check_alphas(alphas: Sequence[float] | float) -> tuple[float, ...]:
     """Validate confidence levels: each strictly between 0.5 and 1."""
+    if type(alphas) is tuple and all(type(a) is float and 0.5 < a < 1.0 for a in alphas) and alphas:
+        return alphas  # the common case, checked without copying
     values = (alphas,) if isinstance(alphas, (int, float)) else tuple(alphas)
     if not values:
         raise InvalidParameter("give at least one confidence level, e.g. alphas=(0.99,)")

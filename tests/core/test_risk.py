@@ -1,0 +1,96 @@
+"""The shared VaR/ES function against scipy and brute force."""
+
+import numpy as np
+import pytest
+from scipy import integrate, optimize, stats
+
+from swarmvar.errors import InvalidParameter
+from swarmvar.models.risk import EmpiricalFamily, StudentTFamily, risk_measures, weighted_quantile
+
+
+@pytest.mark.parametrize("df", [3.0, 7.5, 30.0, np.inf])
+@pytest.mark.parametrize("alpha", [0.95, 0.975, 0.99])
+def test_single_student_t_matches_scipy(df, alpha):
+    loc, scale = 0.0005, 0.012
+    dist = stats.norm(loc, scale) if np.isinf(df) else stats.t(df, loc, scale)
+    (m,) = risk_measures(StudentTFamily(loc, scale, df), (alpha,))
+    var = -dist.ppf(1 - alpha)
+    es = -dist.expect(lambda r: r, ub=dist.ppf(1 - alpha)) / (1 - alpha)
+    assert m.var == pytest.approx(var, rel=1e-10)
+    assert m.es == pytest.approx(es, rel=1e-7)
+    assert m.var_interval == pytest.approx((var, var), rel=1e-10)
+
+
+def test_mixture_var_and_es_by_direct_integration():
+    loc = np.array([0.0, 0.001, -0.002])
+    scale = np.array([0.01, 0.02, 0.015])
+    df = np.array([4.0, 6.0, np.inf])
+    w = np.array([0.5, 0.3, 0.2])
+    comps = [stats.t(4, 0.0, 0.01), stats.t(6, 0.001, 0.02), stats.norm(-0.002, 0.015)]
+
+    def cdf(r):
+        return sum(wi * c.cdf(r) for wi, c in zip(w, comps))
+
+    alpha = 0.99
+    r_q = optimize.brentq(lambda r: cdf(r) - (1 - alpha), -1, 1, xtol=1e-14)
+    tail_mean = sum(
+        wi * integrate.quad(lambda r, c=c: r * c.pdf(r), -np.inf, r_q)[0] for wi, c in zip(w, comps)
+    )
+    (m,) = risk_measures(StudentTFamily(loc, scale, df, weights=w), (alpha,))
+    assert m.var == pytest.approx(-r_q, rel=1e-9)
+    assert m.es == pytest.approx(-tail_mean / (1 - alpha), rel=1e-7)
+    # the interval is the weighted 5%..95% range of the conditional VaRs
+    cond = np.array([-c.ppf(1 - alpha) for c in comps])
+    order = np.argsort(cond)
+    cum = np.cumsum(w[order])
+    assert m.var_interval == (cond[order][np.argmax(cum >= 0.05)],
+                              cond[order][np.argmax(cum >= 0.95)])
+
+
+def test_weighted_quantile_brute_force():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        x = rng.normal(size=rng.integers(1, 40))
+        w = rng.random(x.size) + 0.01
+        p = rng.random()
+        order = np.argsort(x)
+        cum = np.cumsum(w[order]) / w.sum()
+        brute = x[order][np.argmax(cum >= p - 1e-12)]
+        assert weighted_quantile(x, w, p)[0] == brute
+    x = rng.normal(size=101)
+    assert weighted_quantile(x, np.ones_like(x), 0.3)[0] == np.quantile(x, 0.3, method="inverted_cdf")
+
+
+def test_empirical_es_brute_force_with_ties_and_weights():
+    rng = np.random.default_rng(1)
+    x = np.round(rng.normal(size=200), 1)  # many ties
+    sw = rng.random((3, 200))
+    fam = EmpiricalFamily(x, sample_weights=sw)
+    for alpha in (0.9, 0.975):
+        cond_var = fam.var(alpha)
+        for s in range(3):
+            w = sw[s] / sw[s].sum()
+            losses = -x
+            order = np.argsort(losses)
+            cum = np.cumsum(w[order])
+            v = losses[order][np.argmax(cum >= alpha - 1e-12)]
+            assert cond_var[s] == v
+            # ES as the mean of the upper (1-alpha) tail: the atoms beyond v, then
+            # the part of the atom at v needed to fill the tail mass exactly.
+            beyond = losses > v
+            fill = (1 - alpha) - w[beyond].sum()
+            es = (w[beyond] @ losses[beyond] + fill * v) / (1 - alpha)
+            assert v + fam.excess(v)[s] / (1 - alpha) == pytest.approx(es, rel=1e-12)
+
+
+def test_bad_family_and_alphas():
+    with pytest.raises(InvalidParameter):
+        StudentTFamily(0.0, -1.0, 5.0)
+    with pytest.raises(InvalidParameter):
+        StudentTFamily(0.0, 1.0, 1.0)
+    with pytest.raises(InvalidParameter, match="strictly between"):
+        risk_measures(StudentTFamily(0.0, 1.0, 5.0), (1.2,))
+    with pytest.raises(InvalidParameter):
+        risk_measures(StudentTFamily(0.0, 1.0, 5.0), ())
+    with pytest.raises(InvalidParameter):
+        EmpiricalFamily([0.1, np.nan])

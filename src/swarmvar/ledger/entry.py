@@ -1,0 +1,175 @@
+"""Ledger entries: what is recorded, and the hash that chains each to the one before.
+
+An entry is ``index, timestamp, kind, data, previous_hash`` plus
+``hash = H(canonical_json({"data", "index", "kind", "previous_hash", "timestamp"}))``
+with ``H`` SHA3-256 by default, hashes written as lowercase hex inside the
+JSON, and the timestamp as UTC ISO 8601 with microseconds and a ``Z``. Entry 0
+is the genesis entry, whose previous hash is 32 zero bytes.
+
+``data`` must be a JSON object; its canonical JSON (``swarmvar.canonical``)
+may be at most :data:`MAX_DATA_BYTES` bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from ..canonical import NotCanonical, canonical_json, loads
+from ..errors import InvalidEntry
+from .merkle import HashAlgorithm
+
+#: Largest canonical JSON of one entry's ``data``: 1 MiB.
+MAX_DATA_BYTES = 1 << 20
+
+#: previous_hash of the genesis entry.
+ZERO_HASH = bytes(32)
+
+_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z\Z")
+
+
+class EntryKind(str, Enum):
+    """What an entry records."""
+
+    GENESIS = "genesis"
+    ESTIMATE = "estimate"
+    FORECAST = "forecast"
+    CONSENSUS = "consensus"
+    DECISION = "decision"
+    ACTION = "action"
+    PULSE = "pulse"
+    FLOW = "flow"
+    VARIANT = "variant"
+    BACKTEST = "backtest"
+
+
+_KINDS = frozenset(k.value for k in EntryKind)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One recorded, hash-chained event.
+
+    Attributes
+    ----------
+    index : int
+        Position in the ledger, 0 for genesis.
+    timestamp : str
+        Wall time of the append, UTC ISO 8601 with microseconds (``...Z``).
+    kind : EntryKind
+    data : dict
+        The recorded JSON object.
+    previous_hash, hash : bytes
+        32-byte digests (hex in JSON forms).
+    """
+
+    index: int
+    timestamp: str
+    kind: EntryKind
+    data: dict[str, Any]
+    previous_hash: bytes
+    hash: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form (hashes as hex), as exported."""
+        return {
+            "index": self.index,
+            "timestamp": self.timestamp,
+            "kind": self.kind.value,
+            "data": self.data,
+            "previous_hash": self.previous_hash.hex(),
+            "hash": self.hash.hex(),
+        }
+
+
+def format_timestamp(when: datetime) -> str:
+    """UTC ISO 8601 with microseconds and ``Z``; refuses naive datetimes."""
+    if not isinstance(when, datetime) or when.tzinfo is None:
+        raise InvalidEntry(f"timestamp {when!r} must be a timezone-aware datetime")
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def check_timestamp(text: str) -> str:
+    """Return ``text`` if it is in the ledger's timestamp format, else raise InvalidEntry."""
+    if not isinstance(text, str) or not _TIMESTAMP.match(text):
+        raise InvalidEntry(f"timestamp {text!r} is not UTC ISO 8601 like 2024-01-31T12:00:00.000000Z")
+    return text
+
+
+def parse_kind(kind: EntryKind | str) -> EntryKind:
+    """The EntryKind for ``kind`` (an EntryKind or its value), or InvalidEntry."""
+    if type(kind) is EntryKind:
+        return kind
+    try:
+        return EntryKind(kind)
+    except ValueError:
+        known = ", ".join(sorted(_KINDS))
+        raise InvalidEntry(f"unknown entry kind {kind!r}; known kinds: {known}") from None
+
+
+def canonical_data(data: Mapping[str, Any]) -> str:
+    """Canonical JSON text of an entry's data, checked.
+
+    Raises
+    ------
+    InvalidEntry
+        If ``data`` is not a JSON object, holds NaN/inf or non-JSON values, or
+        its canonical JSON exceeds :data:`MAX_DATA_BYTES`.
+    """
+    if type(data) is not dict:
+        if not isinstance(data, Mapping):
+            kind = type(data).__name__
+            raise InvalidEntry(f"entry data must be a JSON object (a dict), got {kind}")
+        data = dict(data)
+    try:
+        encoded = canonical_json(data)
+    except NotCanonical as exc:
+        raise InvalidEntry(f"entry data is not canonical JSON: {exc}") from None
+    if len(encoded) > MAX_DATA_BYTES:
+        raise InvalidEntry(
+            f"entry data is {len(encoded)} bytes of canonical JSON, over the limit of "
+            f"{MAX_DATA_BYTES} bytes (1 MiB); store large payloads elsewhere and record their hash"
+        )
+    return encoded.decode("utf-8")
+
+
+def preimage(index: int, timestamp: str, kind: str, data_json: str, previous_hash: bytes) -> bytes:
+    """Bytes that an entry's hash covers: canonical JSON of its fields but the hash.
+
+    Built by concatenation for speed; byte-identical to
+    ``canonical_json({"data": ..., "index": ..., "kind": ..., "previous_hash": hex, "timestamp": ...})``
+    because keys are written in sorted order, ``data_json`` is already
+    canonical, and kind, timestamp and hex hashes need no escaping.
+    """
+    return (
+        f'{{"data":{data_json},"index":{index},"kind":"{kind}",'
+        f'"previous_hash":"{previous_hash.hex()}","timestamp":"{timestamp}"}}'
+    ).encode("utf-8")
+
+
+def entry_hash(
+    index: int,
+    timestamp: str,
+    kind: str,
+    data_json: str,
+    previous_hash: bytes,
+    algorithm: HashAlgorithm = HashAlgorithm.SHA3_256,
+) -> bytes:
+    """The chained hash of an entry (32 bytes)."""
+    return algorithm.new()(preimage(index, timestamp, kind, data_json, previous_hash)).digest()
+
+
+def genesis_data(algorithm: HashAlgorithm) -> dict[str, Any]:
+    """The data of entry 0."""
+    return {"ledger": "swarmvar", "format": 1, "hash_algorithm": algorithm.value}
+
+
+def make_entry(
+    index: int, timestamp: str, kind: str, data_json: str, previous_hash: bytes, hash_: bytes
+) -> Entry:
+    """An :class:`Entry` from stored columns (no verification)."""
+    return Entry(index, timestamp, EntryKind(kind), loads(data_json), previous_hash, hash_)

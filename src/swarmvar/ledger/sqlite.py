@@ -1,0 +1,215 @@
+"""The default ledger store: one SQLite file in WAL mode.
+
+Appends run in ``BEGIN IMMEDIATE`` transactions, which SQLite serializes
+across threads and processes, so concurrent appenders never fork the chain.
+WAL mode makes a commit atomic: a process killed mid-batch leaves the last
+committed prefix, and every committed batch survives the kill. Triggers
+refuse UPDATE and DELETE on entries (defence in depth; tampering that drops
+them is what ``verify_chain`` and signed heads are for).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from ..errors import LedgerCorrupted
+from .entry import ZERO_HASH
+from .merkle import HashAlgorithm, NodeKey, frontier_keys
+from .store import Draft, Durability, Frontier, Row, frontier_from, node_from_row, node_row, seal_batch
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entries (
+    idx INTEGER PRIMARY KEY,
+    timestamp TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    data TEXT NOT NULL,
+    previous_hash BLOB NOT NULL,
+    hash BLOB NOT NULL,
+    nodes BLOB NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS entries_append_only_update BEFORE UPDATE ON entries
+BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS entries_append_only_delete BEFORE DELETE ON entries
+BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
+"""
+
+_INSERT = "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)"
+_COLUMNS = "idx, timestamp, kind, data, previous_hash, hash, nodes"
+#: Rows fetched per query when streaming.
+_CHUNK = 50_000
+
+
+class SQLiteStore:
+    """Ledger rows in one SQLite file (created if missing).
+
+    Parameters
+    ----------
+    path : Path
+        The database file.
+    created : str
+        Timestamp recorded as the ledger's creation time if the file is new.
+    hash_algorithm : HashAlgorithm or None
+        For a new file (default SHA3-256); an existing file keeps its own, and
+        asking for a different one raises LedgerCorrupted.
+    durability : Durability
+    timeout : float
+        Seconds to wait for another writer's lock.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        created: str,
+        hash_algorithm: HashAlgorithm | None = None,
+        durability: Durability = Durability.PROCESS,
+        timeout: float = 60.0,
+    ):
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self._cache: tuple[int, bytes, Frontier] | None = None
+        self._conn = sqlite3.connect(
+            self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            self._setup(created, hash_algorithm, durability, timeout)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _setup(
+        self, created: str, algorithm: HashAlgorithm | None, durability: Durability, timeout: float
+    ) -> None:
+        conn = self._conn
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        deadline = time.monotonic() + timeout
+        while True:  # switching to WAL can report "locked" without calling the busy handler
+            try:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+        if mode.lower() != "wal":
+            raise LedgerCorrupted(f"{self.path}: SQLite would not switch to WAL mode ({mode})")
+        sync = "FULL" if durability is Durability.POWER else "NORMAL"
+        conn.execute(f"PRAGMA synchronous = {sync}")
+        conn.executescript(_SCHEMA)  # each statement is idempotent
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            if "hash_algorithm" not in meta:
+                meta = {
+                    "hash_algorithm": (algorithm or HashAlgorithm.SHA3_256).value,
+                    "created": created,
+                    "format": "1",
+                }
+                conn.executemany("INSERT INTO meta VALUES (?, ?)", sorted(meta.items()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            stored = HashAlgorithm(meta["hash_algorithm"])
+        except ValueError:
+            raise LedgerCorrupted(
+                f"{self.path}: unknown hash algorithm {meta['hash_algorithm']!r} in meta"
+            ) from None
+        if algorithm is not None and algorithm is not stored:
+            raise LedgerCorrupted(
+                f"{self.path} is a {stored.value} ledger; it cannot be opened as {algorithm.value}"
+            )
+        self._algorithm = stored
+        self._created = meta["created"]
+
+    @property
+    def hash_algorithm(self) -> HashAlgorithm:
+        return self._algorithm
+
+    @property
+    def created(self) -> str:
+        return self._created
+
+    def size(self) -> int:
+        with self._lock:
+            row = self._conn.execute("SELECT max(idx) FROM entries").fetchone()
+        return 0 if row[0] is None else int(row[0]) + 1
+
+    def append(self, drafts: Sequence[Draft], *, if_size: int | None = None) -> int | None:
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                head = conn.execute(
+                    "SELECT idx, hash FROM entries ORDER BY idx DESC LIMIT 1"
+                ).fetchone()
+                size, head_hash = (head[0] + 1, head[1]) if head else (0, ZERO_HASH)
+                if if_size is not None and size != if_size:
+                    conn.execute("ROLLBACK")
+                    return None
+                cache = self._cache
+                if cache is not None and cache[0] == size and cache[1] == head_hash:
+                    frontier = cache[2]
+                else:  # another writer appended since our last batch
+                    frontier = frontier_from(self._nodes(frontier_keys(size)), size)
+                rows, frontier = seal_batch(drafts, size, head_hash, frontier, self._algorithm)
+                conn.executemany(_INSERT, rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                self._cache = None
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            if rows:
+                self._cache = (size + len(rows), rows[-1][5], frontier)
+            return size
+
+    def rows(self, start: int = 0, stop: int | None = None) -> Iterator[Row]:
+        if stop is None:
+            stop = self.size()
+        lo = start
+        while lo < stop:
+            with self._lock:
+                chunk = self._conn.execute(
+                    f"SELECT {_COLUMNS} FROM entries WHERE idx >= ? AND idx < ? "
+                    "ORDER BY idx LIMIT ?",
+                    (lo, stop, _CHUNK),
+                ).fetchall()
+            yield from chunk
+            if len(chunk) < _CHUNK:
+                return
+            lo = chunk[-1][0] + 1
+
+    def node_hashes(self, keys: Sequence[NodeKey]) -> list[bytes]:
+        with self._lock:
+            return self._nodes(keys)
+
+    def _nodes(self, keys: Sequence[NodeKey]) -> list[bytes]:
+        if not keys:
+            return []
+        wanted = sorted({node_row(k) for k in keys})
+        marks = ",".join("?" * len(wanted))
+        found = {
+            idx: (h, nodes)
+            for idx, h, nodes in self._conn.execute(
+                f"SELECT idx, hash, nodes FROM entries WHERE idx IN ({marks})", wanted
+            )
+        }
+        out = []
+        for key in keys:
+            row = found.get(node_row(key))
+            if row is None:
+                raise LedgerCorrupted(
+                    f"entry {node_row(key)} is missing; it holds a Merkle node the proof needs"
+                )
+            out.append(node_from_row(key, row[0], row[1], self._algorithm))
+        return out
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

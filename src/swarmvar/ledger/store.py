@@ -1,0 +1,191 @@
+"""Where ledger entries live: a narrow store interface, and its two implementations.
+
+A store keeps rows ``(index, timestamp, kind, data_json, previous_hash, hash,
+nodes)``. ``nodes`` holds the hashes of the perfect Merkle subtrees that the
+row's leaf completes: leaf ``i`` completes one subtree per trailing 1-bit of
+``i`` (levels 1..t, 32 bytes each), so the subtree ``(level, j)`` lives in
+row ``(j + 1) * 2**level - 1`` and any root or proof needs O(log n) row reads.
+Level-0 nodes are leaf hashes ``H(0x00 || entry hash)``, computed on read.
+
+Appends seal a batch inside one write transaction: read the head, chain the
+new entries to it (:func:`seal_batch`), insert, commit. Two appenders
+therefore never see the same head, and a batch is all or nothing.
+
+:class:`MemoryStore` (tests, ephemeral use) and :class:`SQLiteStore` (default;
+one WAL-mode file) share :func:`seal_batch`; a PostgreSQL store would too.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from enum import Enum
+from typing import Protocol
+
+from ..errors import LedgerCorrupted
+from .entry import ZERO_HASH, preimage
+from .merkle import HashAlgorithm, NodeKey, frontier_keys
+
+#: (kind value, canonical data JSON, timestamp): an entry before it is chained.
+Draft = tuple[str, str, str]
+#: (index, timestamp, kind, data_json, previous_hash, hash, nodes): a stored entry.
+Row = tuple[int, str, str, str, bytes, bytes, bytes]
+#: Perfect subtrees on the right edge of the tree, as (level, hash), levels decreasing.
+Frontier = list[tuple[int, bytes]]
+
+
+class Durability(str, Enum):
+    """How hard a commit is pushed to disk (SQLite ``synchronous``)."""
+
+    #: Survives a killed process; a power cut may lose the last commits (WAL, synchronous=NORMAL).
+    PROCESS = "process"
+    #: Survives a power cut too: fsync on every commit (synchronous=FULL).
+    POWER = "power"
+
+
+class LedgerStore(Protocol):
+    """What the ledger needs from storage; append-only by construction."""
+
+    @property
+    def hash_algorithm(self) -> HashAlgorithm: ...
+
+    @property
+    def created(self) -> str: ...
+
+    def size(self) -> int:
+        """Number of stored entries."""
+        ...
+
+    def append(self, drafts: Sequence[Draft], *, if_size: int | None = None) -> int | None:
+        """Chain and store ``drafts`` atomically; return the index of the first.
+
+        With ``if_size``, write only if the store holds exactly that many
+        entries, else write nothing and return None (compare-and-append).
+        """
+        ...
+
+    def rows(self, start: int = 0, stop: int | None = None) -> Iterator[Row]:
+        """Stored rows with ``start <= index < stop``, in index order."""
+        ...
+
+    def node_hashes(self, keys: Sequence[NodeKey]) -> list[bytes]:
+        """Hashes of the perfect subtrees ``keys``, in the same order."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def seal_batch(
+    drafts: Sequence[Draft],
+    size: int,
+    head_hash: bytes,
+    frontier: Frontier,
+    algorithm: HashAlgorithm,
+) -> tuple[list[Row], Frontier]:
+    """Chain ``drafts`` onto a ledger of ``size`` entries whose last hash is ``head_hash``.
+
+    Parameters
+    ----------
+    drafts : sequence of Draft, length m
+    size : int
+        Entries already stored.
+    head_hash : bytes
+        Hash of entry ``size - 1`` (:data:`ZERO_HASH` when empty).
+    frontier : Frontier
+        Perfect subtrees of the tree of ``size`` leaves (one per set bit).
+
+    Returns
+    -------
+    rows : list of Row, length m
+    frontier : Frontier
+        For ``size + m`` leaves.
+    """
+    new = algorithm.new()
+    frontier = list(frontier)
+    rows: list[Row] = []
+    prev = head_hash
+    index = size
+    for kind, data_json, timestamp in drafts:
+        digest = new(preimage(index, timestamp, kind, data_json, prev)).digest()
+        cur = new(b"\x00" + digest).digest()
+        level = 0
+        done = b""
+        while frontier and frontier[-1][0] == level:
+            cur = new(b"\x01" + frontier.pop()[1] + cur).digest()
+            level += 1
+            done += cur
+        frontier.append((level, cur))
+        rows.append((index, timestamp, kind, data_json, prev, digest, done))
+        prev = digest
+        index += 1
+    return rows, frontier
+
+
+def node_row(key: NodeKey) -> int:
+    """Index of the row that stores perfect subtree ``key``."""
+    level, j = key
+    return ((j + 1) << level) - 1
+
+
+def node_from_row(key: NodeKey, row_hash: bytes, row_nodes: bytes, algorithm: HashAlgorithm) -> bytes:
+    """Hash of subtree ``key`` from the (hash, nodes) columns of :func:`node_row`."""
+    level = key[0]
+    if level == 0:
+        return algorithm.new()(b"\x00" + row_hash).digest()
+    node = row_nodes[(level - 1) * 32 : level * 32]
+    if len(node) != 32:
+        raise LedgerCorrupted(
+            f"entry {node_row(key)} lacks its level-{level} Merkle node; the store is damaged"
+        )
+    return node
+
+
+class MemoryStore:
+    """A store in process memory: same semantics as SQLite, nothing persisted."""
+
+    def __init__(self, created: str, hash_algorithm: HashAlgorithm = HashAlgorithm.SHA3_256):
+        self._rows: list[Row] = []
+        self._frontier: Frontier = []
+        self._lock = threading.Lock()
+        self._created = created
+        self._algorithm = hash_algorithm
+
+    @property
+    def hash_algorithm(self) -> HashAlgorithm:
+        return self._algorithm
+
+    @property
+    def created(self) -> str:
+        return self._created
+
+    def size(self) -> int:
+        return len(self._rows)
+
+    def append(self, drafts: Sequence[Draft], *, if_size: int | None = None) -> int | None:
+        with self._lock:
+            size = len(self._rows)
+            if if_size is not None and size != if_size:
+                return None
+            head = self._rows[-1][5] if self._rows else ZERO_HASH
+            rows, frontier = seal_batch(drafts, size, head, self._frontier, self._algorithm)
+            self._rows.extend(rows)
+            self._frontier = frontier
+            return size
+
+    def rows(self, start: int = 0, stop: int | None = None) -> Iterator[Row]:
+        return iter(self._rows[start:stop])
+
+    def node_hashes(self, keys: Sequence[NodeKey]) -> list[bytes]:
+        out = []
+        for key in keys:
+            row = self._rows[node_row(key)]
+            out.append(node_from_row(key, row[5], row[6], self._algorithm))
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+def frontier_from(store_nodes: Sequence[bytes], size: int) -> Frontier:
+    """Pair the hashes of :func:`frontier_keys` ``(size)`` with their levels."""
+    return [(key[0], h) for key, h in zip(frontier_keys(size), store_nodes, strict=True)]

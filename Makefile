@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/swarmvar var --data sp500 --alpha 0.99 0.975 --home $(HOME_DIR)
+	$(BIN)/swarmvar var --data sp500 --alpha 0.99,0.975 --home $(HOME_DIR)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

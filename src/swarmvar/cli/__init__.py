@@ -1,12 +1,14 @@
 """Command line face of swarmvar (layer 4): parses text, calls the engines, prints.
 
-Each command group lives in its own module here and exposes a ``typer.Typer``
-called ``app``; this module mounts them. No statistics live in the CLI.
+Each command lives in its own module here; this module mounts them. No
+statistics live in the CLI.
 """
 
 from __future__ import annotations
 
 import typer
+
+from .var import var
 
 app = typer.Typer(
     name="swarmvar",
@@ -15,6 +17,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.command("var")(var)
+
+
+@app.callback()
+def _root() -> None:
+    """Bayesian Value-at-Risk from a swarm of model agents."""
 
 
 def main() -> None:

@@ -1,6 +1,40 @@
-"""Bayesian risk agents (layer 2): returns in, posterior predictive VaR/ES out."""
+"""Bayesian risk agents (layer 2): returns in, posterior predictive VaR/ES out.
+
+``NormalInverseGamma`` and ``BayesianBootstrap`` import eagerly; the MCMC and
+SMC agents (``StudentT``, ``GarchT``, ``GarchEVT``) load JAX, so they are
+imported on first access: ``from swarmvar.models import GarchT`` works, and
+costs the JAX import only then.
+"""
+
+from typing import Any
 
 from .base import Agent
+from .bootstrap import BayesianBootstrap
+from .nig import NormalInverseGamma
+from .registry import DEFAULT_AGENTS, agent_class, canonical_name
 from .risk import EmpiricalFamily, StudentTFamily, risk_measures, weighted_quantile
 
-__all__ = ["Agent", "EmpiricalFamily", "StudentTFamily", "risk_measures", "weighted_quantile"]
+_LAZY = ("StudentT", "GarchT", "GarchEVT")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return agent_class(name)
+    raise AttributeError(f"module 'swarmvar.models' has no attribute {name!r}")
+
+
+__all__ = [
+    "DEFAULT_AGENTS",
+    "Agent",
+    "BayesianBootstrap",
+    "EmpiricalFamily",
+    "GarchEVT",
+    "GarchT",
+    "NormalInverseGamma",
+    "StudentT",
+    "StudentTFamily",
+    "agent_class",
+    "canonical_name",
+    "risk_measures",
+    "weighted_quantile",
+]

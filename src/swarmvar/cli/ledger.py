@@ -1,0 +1,141 @@
+"""``swarmvar ledger ...``: inspect, verify, prove and move the tamper-evident ledger.
+
+Every command reads ``<home>/ledger.sqlite`` (``--home``, default
+``./.swarmvar``) and never creates one, except ``import``. Output is JSON
+(one object per line) so that it can be piped; ``verify`` prints one line
+and exits 1 naming the first bad entry.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ..errors import SwarmVarError
+from ..ledger import DEFAULT_HOME, Ledger, SignedHead, export_jsonl, import_jsonl
+
+app = typer.Typer(
+    name="ledger",
+    help="Verify, inspect, prove and export the tamper-evident ledger.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+HomeOption = typer.Option(DEFAULT_HOME, "--home", help="Data home holding ledger.sqlite.")
+
+
+def _echo(obj: Any) -> None:
+    typer.echo(json.dumps(obj, sort_keys=True, ensure_ascii=False))
+
+
+@contextmanager
+def _ledger(home: Path) -> Iterator[Ledger]:
+    """Open the ledger read-mostly; turn swarmvar errors into a message and exit code 2."""
+    try:
+        with Ledger(home, create=False) as ledger:
+            yield ledger
+    except (SwarmVarError, IndexError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def verify(
+    home: Path = HomeOption,
+    against: Path | None = typer.Option(
+        None, "--against", help="A signed head (JSON from `ledger head`) the ledger must extend."
+    ),
+) -> None:
+    """Recompute every hash, link and Merkle node; exit 1 naming the first bad entry."""
+    with _ledger(home) as ledger:
+        result = ledger.verify_chain()
+        if result.ok and against is not None:
+            try:
+                head = SignedHead.from_dict(json.loads(against.read_text(encoding="utf-8")))
+            except (OSError, ValueError) as exc:
+                typer.echo(f"error: cannot read signed head {against}: {exc}", err=True)
+                raise typer.Exit(2) from None
+            result = ledger.check_head(head)
+    typer.echo(result.summary())
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def show(
+    index: int | None = typer.Argument(None, help="Entry index (negative from the end); omit for the manifest."),
+    home: Path = HomeOption,
+) -> None:
+    """Print one entry, or the manifest (size, root, head hash, algorithm, created)."""
+    with _ledger(home) as ledger:
+        _echo(ledger.get_manifest().to_dict() if index is None else ledger.entry(index).to_dict())
+
+
+@app.command()
+def tail(
+    n: int = typer.Option(10, "-n", "--lines", min=1, help="How many of the last entries."),
+    home: Path = HomeOption,
+) -> None:
+    """Print the last N entries, one JSON object per line."""
+    with _ledger(home) as ledger:
+        for entry in ledger.entries(max(0, ledger.size - n)):
+            _echo(entry.to_dict())
+
+
+@app.command()
+def prove(
+    index: int = typer.Argument(..., help="Entry index."),
+    size: int | None = typer.Option(None, "--size", help="Tree size (default: the whole ledger)."),
+    home: Path = HomeOption,
+) -> None:
+    """Print an RFC 6962 inclusion proof for entry INDEX (checked before printing)."""
+    with _ledger(home) as ledger:
+        proof = ledger.inclusion_proof(index, size)
+        proof.verify()
+        _echo(proof.to_dict())
+
+
+@app.command()
+def consistency(
+    size1: int = typer.Argument(..., help="Earlier tree size."),
+    size2: int = typer.Argument(..., help="Later tree size."),
+    home: Path = HomeOption,
+) -> None:
+    """Print an RFC 6962 consistency proof from SIZE1 to SIZE2 (checked before printing)."""
+    with _ledger(home) as ledger:
+        proof = ledger.consistency_proof(size1, size2)
+        proof.verify()
+        _echo(proof.to_dict())
+
+
+@app.command()
+def head(home: Path = HomeOption) -> None:
+    """Print a signed tree head (size, root, time; Ed25519) to keep for later audits."""
+    with _ledger(home) as ledger:
+        _echo(ledger.signed_head().to_dict())
+
+
+@app.command("export")
+def export_(path: Path = typer.Argument(..., help="JSON Lines file to write."), home: Path = HomeOption) -> None:
+    """Write the ledger to a JSON Lines file (header line, then one entry per line)."""
+    with _ledger(home) as ledger:
+        count = export_jsonl(ledger, path)
+    typer.echo(f"exported {count} entries to {path}")
+
+
+@app.command("import")
+def import_(path: Path = typer.Argument(..., help="JSON Lines export to load."), home: Path = HomeOption) -> None:
+    """Verify an export and load it into a new, empty ledger under --home."""
+    try:
+        with import_jsonl(path, home) as ledger:
+            size = ledger.size
+    except (SwarmVarError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"imported {size} entries into {home}")

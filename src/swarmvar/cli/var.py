@@ -1,0 +1,104 @@
+"""``swarmvar var``: every agent's VaR/ES with credible intervals on one series."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..errors import SwarmVarError
+from ..models import DEFAULT_AGENTS, canonical_name
+from ..models.risk import check_alphas
+from ..swarm import AgentRun, run_agents
+from ._common import fail, load_series, make_console, parse_alphas
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def _interval(lo: float, hi: float) -> str:
+    return f"[{100 * lo:.2f}, {100 * hi:.2f}]"
+
+
+def render(runs: list[AgentRun], title: str, notional: float | None) -> Table:
+    """The rich table of each agent's view."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("agent", no_wrap=True)
+    table.add_column("alpha", justify="right")
+    table.add_column("VaR  [90% CI]", justify="right", no_wrap=True)
+    table.add_column("ES  [90% CI]", justify="right", no_wrap=True)
+    if notional is not None:
+        table.add_column("VaR (ccy)", justify="right", no_wrap=True)
+    table.add_column("fit", justify="right", no_wrap=True)
+    table.add_column("diagnostics")
+    for run in runs:
+        if not run.ok or run.forecast is None:
+            table.add_row(run.name, "", "", "", *([""] if notional is not None else []),
+                          f"{run.fit_seconds:.2f}s", f"[red]failed: {run.error}[/red]")
+            continue
+        for i, m in enumerate(run.forecast.levels):
+            diag = run.diagnostics.summary() if (i == 0 and run.diagnostics) else ""
+            if i == 0 and run.warnings:
+                diag += " [yellow]⚠ " + "; ".join(run.warnings) + "[/yellow]"
+            table.add_row(
+                run.name if i == 0 else "",
+                f"{m.alpha:g}",
+                f"{_pct(m.var)}  {_interval(*m.var_interval)}",
+                f"{_pct(m.es)}  {_interval(*m.es_interval)}",
+                *([f"{notional * m.var:,.0f}"] if notional is not None else []),
+                f"{run.fit_seconds:.2f}s" if i == 0 else "",
+                diag,
+            )
+    return table
+
+
+def var(
+    data: Annotated[str, typer.Option("--data", help="sp500, nasdaq, or a CSV/Parquet path")] = "sp500",
+    column: Annotated[str | None, typer.Option(help="value column of a file")] = None,
+    kind: Annotated[str, typer.Option(help="file holds 'price' or 'return' values")] = "price",
+    alpha: Annotated[list[str] | None, typer.Option(
+        "--alpha", help="confidence level(s): --alpha 0.99 --alpha 0.975 or 0.99,0.975")] = None,
+    horizon: Annotated[int, typer.Option(help="horizon in days")] = 1,
+    agents: Annotated[list[str] | None, typer.Option(
+        "--agents", help="agent names (repeat or comma-separate); default: all")] = None,
+    last: Annotated[int | None, typer.Option(help="use only the last N returns")] = 2500,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    notional: Annotated[float | None, typer.Option(help="portfolio value, for VaR in currency")] = None,
+    home: Annotated[Path, typer.Option(help="data directory")] = Path(".swarmvar"),
+) -> None:
+    """Fit every agent on a return series and print VaR/ES with 90% credible intervals."""
+    console = make_console()
+    try:
+        alphas = check_alphas(parse_alphas(alpha))
+        names = [canonical_name(n) for a in (agents or list(DEFAULT_AGENTS))
+                 for n in a.replace(",", " ").split()]
+        series = load_series(data, column, kind, last)
+    except SwarmVarError as exc:
+        raise fail(exc) from exc
+    first, end = series.index[0].date(), series.index[-1].date()
+    console.print(f"[bold]{series.name}[/bold]: {len(series)} daily log returns {first} → {end}; "
+                  f"forecast for the next {horizon} day(s)")
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(name: str, event: str) -> None:
+            if event == "start":
+                tasks[name] = bar.add_task(f"fitting {name}", total=1)
+            else:
+                bar.update(tasks[name], completed=1, description=f"fitted {name}")
+
+        try:
+            runs = run_agents(series.to_numpy(), names, alphas=alphas, horizon=horizon,
+                              seed=seed, progress=progress)
+        except SwarmVarError as exc:
+            raise fail(exc) from exc
+    title = f"{horizon}-day VaR and ES as of {end} (losses in % of value)"
+    console.print(render(runs, title, notional))
+    if not all(r.ok for r in runs):
+        raise typer.Exit(code=1)

@@ -1,0 +1,57 @@
+"""Agent classes by name, imported on first use (the MCMC agents pull in JAX)."""
+
+from __future__ import annotations
+
+import importlib
+
+from ..errors import UnknownAgent
+from .base import Agent
+
+#: Every agent swarmvar ships: class name -> module.
+AGENT_MODULES: dict[str, str] = {
+    "NormalInverseGamma": "swarmvar.models.nig",
+    "BayesianBootstrap": "swarmvar.models.bootstrap",
+    "StudentT": "swarmvar.models.student_t",
+    "GarchT": "swarmvar.models.garch_t",
+    "GarchEVT": "swarmvar.models.garch_evt",
+}
+
+#: Short names accepted on the command line.
+ALIASES: dict[str, str] = {
+    "nig": "NormalInverseGamma",
+    "bootstrap": "BayesianBootstrap",
+    "bb": "BayesianBootstrap",
+    "student-t": "StudentT",
+    "t": "StudentT",
+    "garch-t": "GarchT",
+    "garch": "GarchT",
+    "garch-evt": "GarchEVT",
+    "evt": "GarchEVT",
+}
+
+#: The default swarm, cheapest first.
+DEFAULT_AGENTS: tuple[str, ...] = tuple(AGENT_MODULES)
+
+
+def canonical_name(name: str) -> str:
+    """The class name for a class name or alias (case-insensitive)."""
+    for full in AGENT_MODULES:
+        if full.lower() == name.lower():
+            return full
+    if name.lower() in ALIASES:
+        return ALIASES[name.lower()]
+    known = ", ".join(list(AGENT_MODULES) + sorted(ALIASES))
+    raise UnknownAgent(f"no agent called {name!r}; known agents: {known}")
+
+
+def agent_class(name: str) -> type[Agent]:
+    """The agent class for a name or alias."""
+    full = canonical_name(name)
+    module = importlib.import_module(AGENT_MODULES[full])
+    cls: type[Agent] = getattr(module, full)
+    return cls
+
+
+def parameter_names() -> dict[str, tuple[str, ...]]:
+    """Constructor parameters of every agent (what a variant may change)."""
+    return {name: agent_class(name).parameter_names() for name in AGENT_MODULES}

@@ -1,0 +1,34 @@
+"""``swarmvar var`` end to end on the bundled S&P 500 (fast agents)."""
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from swarmvar.cli import app
+
+runner = CliRunner()
+
+
+def test_var_prints_each_agent_and_level():
+    result = runner.invoke(app, ["var", "--agents", "nig,bootstrap", "--alpha", "0.99",
+                                 "--alpha", "0.975", "--notional", "1000000"])
+    assert result.exit_code == 0, result.output
+    assert "NormalInverseGamma" in result.output and "BayesianBootstrap" in result.output
+    assert "0.975" in result.output and "2018-12-31" in result.output
+
+
+def test_var_on_a_users_csv(tmp_path):
+    idx = pd.bdate_range("2020-01-01", periods=300)
+    prices = 100 * (1.0005 ** pd.Series(range(300), index=idx)) * (1 + 0.01 * (idx.day % 3 - 1))
+    pd.DataFrame({"date": idx, "close": prices.to_numpy()}).to_csv(tmp_path / "p.csv", index=False)
+    result = runner.invoke(app, ["var", "--data", str(tmp_path / "p.csv"), "--agents", "nig"])
+    assert result.exit_code == 0, result.output
+    assert "p.csv" in result.output or "close" in result.output
+
+
+def test_var_refuses_bad_input_clearly(tmp_path):
+    result = runner.invoke(app, ["var", "--agents", "nope"])
+    assert result.exit_code == 2 and "no agent called 'nope'" in result.output
+    result = runner.invoke(app, ["var", "--agents", "nig", "--alpha", "1.5"])
+    assert result.exit_code == 2 and "strictly between" in result.output
+    result = runner.invoke(app, ["var", "--data", str(tmp_path / "missing.csv")])
+    assert result.exit_code == 2 and "no such file" in result.output

@@ -19,12 +19,14 @@ def median_seconds(fn: Callable[[], object], repeat: int = 2000, warmup: int = 5
     return statistics.median(samples)
 
 
-def print_table(rows: Sequence[Sequence[str]],
-                header: Sequence[str] = ("metric", "measured", "target", "reference", "ok")) -> None:
+HEADER = ("metric", "measured", "target", "reference", "ok")
+
+
+def print_table(rows: Sequence[Sequence[str]], header: Sequence[str] = HEADER) -> None:
     """Print rows as an aligned plain-text table."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
     print(line)
     print("-" * len(line))
     for row in rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))

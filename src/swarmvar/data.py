@@ -46,11 +46,9 @@ def load(name: str) -> pd.Series:
             f"no bundled data set {name!r}; choose one of {sorted(DATASETS)} or read a file "
             "with swarmvar.data.read(path)"
         )
-    if key == "sp500":
-        from arch.data import sp500 as module
-    else:
-        from arch.data import nasdaq as module
-    prices = module.load()["Adj Close"]
+    from arch.data import nasdaq, sp500
+
+    prices = (sp500 if key == "sp500" else nasdaq).load()["Adj Close"]
     prices.index = pd.DatetimeIndex(prices.index)
     returns = prices_to_returns(prices)
     returns.name = key
@@ -110,7 +108,8 @@ def read(
 def _date_indexed(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     if isinstance(frame.index, pd.DatetimeIndex):
         return frame
-    names = [c for c in frame.columns if str(c).lower() in ("date", "datetime", "time", "timestamp")]
+    date_names = ("date", "datetime", "time", "timestamp")
+    names = [c for c in frame.columns if str(c).lower() in date_names]
     date_col = names[0] if names else frame.columns[0]
     try:
         index = pd.DatetimeIndex(pd.to_datetime(frame[date_col]))

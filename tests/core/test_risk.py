@@ -29,12 +29,13 @@ def test_mixture_var_and_es_by_direct_integration():
     comps = [stats.t(4, 0.0, 0.01), stats.t(6, 0.001, 0.02), stats.norm(-0.002, 0.015)]
 
     def cdf(r):
-        return sum(wi * c.cdf(r) for wi, c in zip(w, comps))
+        return sum(wi * c.cdf(r) for wi, c in zip(w, comps, strict=True))
 
     alpha = 0.99
     r_q = optimize.brentq(lambda r: cdf(r) - (1 - alpha), -1, 1, xtol=1e-14)
     tail_mean = sum(
-        wi * integrate.quad(lambda r, c=c: r * c.pdf(r), -np.inf, r_q)[0] for wi, c in zip(w, comps)
+        wi * integrate.quad(lambda r, c=c: r * c.pdf(r), -np.inf, r_q)[0]
+        for wi, c in zip(w, comps, strict=True)
     )
     (m,) = risk_measures(StudentTFamily(loc, scale, df, weights=w), (alpha,))
     assert m.var == pytest.approx(-r_q, rel=1e-9)
@@ -58,7 +59,8 @@ def test_weighted_quantile_brute_force():
         brute = x[order][np.argmax(cum >= p - 1e-12)]
         assert weighted_quantile(x, w, p)[0] == brute
     x = rng.normal(size=101)
-    assert weighted_quantile(x, np.ones_like(x), 0.3)[0] == np.quantile(x, 0.3, method="inverted_cdf")
+    expect = np.quantile(x, 0.3, method="inverted_cdf")
+    assert weighted_quantile(x, np.ones_like(x), 0.3)[0] == expect
 
 
 def test_empirical_es_brute_force_with_ties_and_weights():

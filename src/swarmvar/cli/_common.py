@@ -12,7 +12,9 @@ from .. import data
 from ..errors import SwarmVarError
 
 
-def parse_alphas(values: list[str] | None, default: tuple[float, ...] = (0.99,)) -> tuple[float, ...]:
+def parse_alphas(
+    values: list[str] | None, default: tuple[float, ...] = (0.99,)
+) -> tuple[float, ...]:
     """``--alpha 0.99 --alpha 0.975`` or ``--alpha 0.99,0.975`` -> (0.99, 0.975)."""
     if not values:
         return default

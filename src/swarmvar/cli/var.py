@@ -6,8 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..errors import SwarmVarError
@@ -58,7 +57,9 @@ def render(runs: list[AgentRun], title: str, notional: float | None) -> Table:
 
 
 def var(
-    data: Annotated[str, typer.Option("--data", help="sp500, nasdaq, or a CSV/Parquet path")] = "sp500",
+    data: Annotated[
+        str, typer.Option("--data", help="sp500, nasdaq, or a CSV/Parquet path")
+    ] = "sp500",
     column: Annotated[str | None, typer.Option(help="value column of a file")] = None,
     kind: Annotated[str, typer.Option(help="file holds 'price' or 'return' values")] = "price",
     alpha: Annotated[list[str] | None, typer.Option(
@@ -68,7 +69,9 @@ def var(
         "--agents", help="agent names (repeat or comma-separate); default: all")] = None,
     last: Annotated[int | None, typer.Option(help="use only the last N returns")] = 2500,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
-    notional: Annotated[float | None, typer.Option(help="portfolio value, for VaR in currency")] = None,
+    notional: Annotated[
+        float | None, typer.Option(help="portfolio value, for VaR in currency")
+    ] = None,
     home: Annotated[Path, typer.Option(help="data directory")] = Path(".swarmvar"),
 ) -> None:
     """Fit every agent on a return series and print VaR/ES with 90% credible intervals."""
@@ -85,7 +88,7 @@ def var(
                   f"forecast for the next {horizon} day(s)")
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(name: str, event: str) -> None:
             if event == "start":

@@ -150,8 +150,9 @@ class Agent(ABC):
             "scalars": scalars,
         }
         buf = io.BytesIO()
-        np.savez(buf, __header__=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
-                 **arrays)
+        arrays = {"__header__": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+                  **arrays}
+        np.savez(buf, allow_pickle=False, **arrays)
         return buf.getvalue()
 
     @classmethod
@@ -200,7 +201,9 @@ class Agent(ABC):
     @staticmethod
     def _check_horizon(horizon: int) -> int:
         if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
-            raise InvalidParameter(f"horizon must be a whole number of periods >= 1, not {horizon!r}")
+            raise InvalidParameter(
+                f"horizon must be a whole number of periods >= 1, not {horizon!r}"
+            )
         return int(horizon)
 
     def _warn_if_unconverged(self, diag: Diagnostics) -> None:

@@ -215,4 +215,5 @@ def _silverman(x: NDArray[np.float64]) -> float:
     sd = float(np.std(x, ddof=1)) if x.size > 1 else 0.0
     iqr = float(np.subtract(*np.percentile(x, [75, 25]))) / 1.349
     spread = min(sd, iqr) if iqr > 0 else sd
-    return max(0.9 * spread * x.size ** (-0.2), 1e-8)
+    bandwidth: float = max(0.9 * spread * float(x.size) ** -0.2, 1e-8)
+    return bandwidth

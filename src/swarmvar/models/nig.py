@@ -81,7 +81,7 @@ def _w_quantiles(a: float, kappa: float, c: float, probs: tuple[float, ...]) -> 
     spread = (abs(c) + 10.0 / sk) * 10.0 / math.sqrt(a) + 1.0
     for p in probs:
         out.append(
-            float(optimize.brentq(lambda w: cdf(w) - p, centre - spread, centre + spread,
+            float(optimize.brentq(lambda w, p=p: cdf(w) - p, centre - spread, centre + spread,
                                   xtol=1e-13, rtol=1e-12))
         )
     return tuple(out)

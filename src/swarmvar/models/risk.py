@@ -56,11 +56,13 @@ class Family(Protocol):
 
 def _normalized(weights: ArrayLike | None, size: int) -> FloatArray:
     if weights is None:
-        return np.full(size, 1.0 / size)
+        even: FloatArray = np.full(size, 1.0 / size)
+        return even
     w = np.asarray(weights, dtype=float)
     if w.shape != (size,) or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
         raise InvalidParameter(f"posterior weights must be {size} finite non-negative numbers")
-    return w / w.sum()
+    out: FloatArray = w / w.sum()
+    return out
 
 
 class StudentTFamily:
@@ -93,7 +95,8 @@ class StudentTFamily:
         return self._weights
 
     def _cdf(self, z: FloatArray) -> FloatArray:
-        return np.where(self._normal, special.ndtr(z), special.stdtr(self.df, z))
+        out: FloatArray = np.where(self._normal, special.ndtr(z), special.stdtr(self.df, z))
+        return out
 
     def var(self, alpha: float) -> FloatArray:
         q = np.where(
@@ -101,7 +104,8 @@ class StudentTFamily:
             special.ndtri(1.0 - alpha),
             special.stdtrit(np.where(self._normal, 2.0, self.df), 1.0 - alpha),
         )
-        return -(self.loc + self.scale * q)
+        out: FloatArray = -(self.loc + self.scale * q)
+        return out
 
     def tail(self, v: float) -> FloatArray:
         return self._cdf((-v - self.loc) / self.scale)
@@ -184,7 +188,8 @@ class EmpiricalFamily:
         # smallest loss whose cumulative weight reaches alpha (the left-continuous quantile)
         idx = (self._cum < alpha - 1e-12).sum(axis=1)
         idx = np.minimum(idx, self.losses.shape[1] - 1)
-        return self.losses[np.arange(self.losses.shape[0]), idx]
+        out: FloatArray = self.losses[np.arange(self.losses.shape[0]), idx]
+        return out
 
     def tail(self, v: float) -> FloatArray:
         return np.asarray((self.sample_weights * (self.losses > v)).sum(axis=1))

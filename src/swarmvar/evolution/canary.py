@@ -1,0 +1,134 @@
+"""Canary releases: a deterministic slice of agents, ramped while checks pass.
+
+Assignment hashes ``variant id + agent (or portfolio) id`` with SHA-256 -
+never Python's ``hash()``, which is salted per process - to a number in
+[0, 1); the agent runs the canary when that number is below the current
+fraction. The fraction only grows while the release ramps, so an agent once
+on the canary stays on it. Following Flagger/Argo Rollouts canary analysis: a
+passed health check (at most one per ``health_check_interval_s``) moves one
+step up; ``max_failed_checks`` failed checks roll the variant back
+automatically; the step that reaches 100 % promotes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from enum import Enum
+
+from ..errors import InvalidVariant
+from .config import CanaryConfig
+from .metrics import MetricStats
+from .variant_store import VariantStore
+from .variants import CanaryProgress, Variant, VariantStatus
+
+_SCALE = float(2**64)
+
+
+def canary_bucket(variant_id: str, key: str) -> float:
+    """Where ``key`` falls in [0, 1) for this variant's canary; same in every process."""
+    digest = hashlib.sha256(f"{variant_id}\x00{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / _SCALE
+
+
+def routed_to_canary(variant: Variant, key: str) -> bool:
+    """True if agent/portfolio ``key`` runs ``variant`` at its current canary fraction."""
+    p = variant.canary
+    if variant.status is not VariantStatus.CANARY or p is None:
+        return False
+    return canary_bucket(variant.id, key) < p.fraction
+
+
+class CheckOutcome(Enum):
+    """What one health check did to a canary release."""
+
+    RAMPED = "ramped"
+    HELD = "held"
+    FAILED = "failed"
+    PROMOTED = "promoted"
+    ROLLED_BACK = "rolled_back"
+
+
+@dataclass(frozen=True)
+class HealthPolicy:
+    """Thresholds a canary's metrics must meet over a check interval.
+
+    Attributes
+    ----------
+    min_success_rate : float
+        Lowest acceptable mean success rate.
+    max_latency_s : float
+        Highest acceptable mean latency, seconds.
+    min_kupiec_p : float
+        Lowest acceptable Kupiec POF p-value (if the records carry one): a
+        smaller one rejects correct VaR coverage at that level.
+    min_records : int
+        Fewer records than this fail the check (no evidence is no pass).
+    """
+
+    min_success_rate: float = 0.95
+    max_latency_s: float = math.inf
+    min_kupiec_p: float = 0.05
+    min_records: int = 1
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """The verdict of one check and why it failed, if it did."""
+
+    passed: bool
+    reasons: tuple[str, ...] = ()
+
+
+def assess(stats: Mapping[str, MetricStats], policy: HealthPolicy) -> HealthCheck:
+    """Judge one interval's metric summary (from ``MetricsStore.summary``)."""
+    reasons = []
+    n = stats["success_rate"].n if "success_rate" in stats else 0
+    if n < policy.min_records:
+        reasons.append(f"{n} records, fewer than {policy.min_records}")
+    else:
+        if stats["success_rate"].mean < policy.min_success_rate:
+            reasons.append(f"success rate {stats['success_rate'].mean:.3f} < "
+                           f"{policy.min_success_rate}")
+        if stats["latency_s"].mean > policy.max_latency_s:
+            reasons.append(f"latency {stats['latency_s'].mean:.3f} s > {policy.max_latency_s} s")
+        if "kupiec_p" in stats and stats["kupiec_p"].mean < policy.min_kupiec_p:
+            reasons.append(f"Kupiec p-value {stats['kupiec_p'].mean:.3g} < "
+                           f"{policy.min_kupiec_p}")
+    return HealthCheck(not reasons, tuple(reasons))
+
+
+def start_canary(store: VariantStore, variant: Variant, config: CanaryConfig,
+                 now: float) -> Variant:
+    """Move a draft (or re-drafted) variant to CANARY at ``initial_fraction``."""
+    progress = CanaryProgress(initial_fraction=config.initial_fraction,
+                              steps=config.ramp_steps, started_at=now, last_check_at=now)
+    return store.save(replace(variant.moved_to(VariantStatus.CANARY, now), canary=progress))
+
+
+def record_check(store: VariantStore, variant: Variant, passed: bool, config: CanaryConfig,
+                 now: float) -> tuple[Variant, CheckOutcome]:
+    """Apply one health check to a canary release and save the result.
+
+    A pass ramps one step, unless the last step was less than
+    ``health_check_interval_s`` ago (HELD); the step reaching 100 % promotes.
+    A failure counts at once; the ``max_failed_checks``-th rolls back.
+    Optimistic locking: ``variant`` must be the stored version.
+    """
+    p = variant.canary
+    if variant.status is not VariantStatus.CANARY or p is None:
+        raise InvalidVariant(f"variant {variant.id} is {variant.status.value}, not in a canary")
+    if not passed:
+        p = replace(p, failed_checks=p.failed_checks + 1, last_check_at=now)
+        if p.failed_checks >= config.max_failed_checks:
+            rolled, _ = store.roll_back(replace(variant, canary=p), now)
+            return rolled, CheckOutcome.ROLLED_BACK
+        return store.save(replace(variant, canary=p, updated=now)), CheckOutcome.FAILED
+    if now - p.last_check_at < config.health_check_interval_s:
+        return variant, CheckOutcome.HELD
+    p = replace(p, step=p.step + 1, passed_checks=p.passed_checks + 1, last_check_at=now)
+    if p.complete:
+        return store.promote(replace(variant, canary=p), now), CheckOutcome.PROMOTED
+    return store.save(replace(variant, canary=p, updated=now)), CheckOutcome.RAMPED

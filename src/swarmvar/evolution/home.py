@@ -1,0 +1,62 @@
+"""All lifecycle stores over one data home, opened together.
+
+``open_home("./.swarmvar")`` gives the SQLite database ``evolution.sqlite``
+and the state packs under ``states/`` in that directory; a file path,
+``sqlite:///`` URL or ``:memory:`` (with ``state_root``) also work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .breaker import CircuitBreaker, Listener, SqliteBreakerStorage
+from .config import Clock, EvolutionConfig
+from .crypto import StateKey
+from .db import Database
+from .metrics import MetricsStore
+from .registry import AgentRegistry
+from .rollback import Assignments, RollbackPoints
+from .statestore import StateStore
+from .variant_store import SqliteVariantStore
+
+
+@dataclass(frozen=True)
+class EvolutionHome:
+    """The variant lifecycle's stores, sharing one database (so one transaction)."""
+
+    db: Database
+    config: EvolutionConfig
+    variants: SqliteVariantStore
+    agents: AgentRegistry
+    metrics: MetricsStore
+    states: StateStore
+    assignments: Assignments
+    points: RollbackPoints
+    breakers: SqliteBreakerStorage
+
+    def breaker(self, variant_id: str, clock: Clock,
+                listeners: tuple[Listener, ...] = ()) -> CircuitBreaker:
+        """The persisted circuit breaker of a variant."""
+        return CircuitBreaker(variant_id, self.breakers, clock, self.config.breaker, listeners)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def open_home(location: str | Path = "./.swarmvar", config: EvolutionConfig | None = None,
+              key: StateKey | None = None, state_root: str | Path | None = None
+              ) -> EvolutionHome:
+    """Open (creating if needed) every lifecycle store under ``location``."""
+    cfg = config or EvolutionConfig()
+    db = Database(location)
+    return EvolutionHome(
+        db=db, config=cfg,
+        variants=SqliteVariantStore(db, cfg.max_variants),
+        agents=AgentRegistry(db),
+        metrics=MetricsStore(db, cfg.metrics_retention_s),
+        states=StateStore(db, state_root, cfg.state, key),
+        assignments=Assignments(db),
+        points=RollbackPoints(db, cfg.rollback),
+        breakers=SqliteBreakerStorage(db),
+    )

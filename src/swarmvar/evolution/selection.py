@@ -1,0 +1,125 @@
+"""Which variant an agent should run: score = 0.3 performance + 0.4 compatibility
++ 0.3 stability, each in [0, 1].
+
+* performance - mean of the available parts: mean success rate; latency as
+  ``1 / (1 + latency / latency_scale_s)``; and, for VaR records, the Kupiec
+  p-value as ``min(1, p / 0.05)`` (full marks unless coverage is rejected at
+  5 %). No records at all: 0.5 (no evidence either way).
+* compatibility - 0 if the agent misses a requirement (and the variant is not
+  eligible); otherwise ``0.5 + 0.5 w``, where ``w`` is the agent's preference
+  for the variant's agent class relative to its most preferred class (1 when
+  the agent states no preferences).
+* stability - status factor (active 1.0, canary 0.5) times breaker factor
+  (closed ``1 - failures / threshold``, half-open 0.25; open: not eligible).
+
+Only ACTIVE and CANARY variants run; a canary is eligible only for agents in
+its canary slice, and wins for them (that is what a canary slice means).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from .breaker import BreakerSnapshot, BreakerState
+from .canary import routed_to_canary
+from .config import BreakerConfig
+from .metrics import MetricStats
+from .registry import AgentProfile, is_compatible
+from .variants import Variant, VariantStatus
+
+W_PERFORMANCE, W_COMPATIBILITY, W_STABILITY = 0.3, 0.4, 0.3
+KUPIEC_LEVEL = 0.05
+_STATUS = {VariantStatus.ACTIVE: 1.0, VariantStatus.CANARY: 0.5}
+
+
+def performance_score(stats: Mapping[str, MetricStats], latency_scale_s: float = 1.0) -> float:
+    """Performance in [0, 1] from a metric summary (0.5 with no records)."""
+    parts = []
+    if "success_rate" in stats:
+        parts.append(stats["success_rate"].mean)
+    if "latency_s" in stats:
+        parts.append(1.0 / (1.0 + stats["latency_s"].mean / latency_scale_s))
+    if "kupiec_p" in stats:
+        parts.append(min(1.0, stats["kupiec_p"].mean / KUPIEC_LEVEL))
+    return sum(parts) / len(parts) if parts else 0.5
+
+
+def stability_score(status: VariantStatus, breaker: BreakerSnapshot,
+                    config: BreakerConfig) -> float:
+    """Stability in [0, 1] from lifecycle status and breaker state."""
+    factor = _STATUS.get(status, 0.0)
+    if breaker.state is BreakerState.OPEN:
+        return 0.0
+    if breaker.state is BreakerState.HALF_OPEN:
+        return factor * 0.25
+    return factor * max(0.0, 1.0 - breaker.failures / config.failure_threshold)
+
+
+def compatibility_score(variant: Variant, agent: AgentProfile) -> float:
+    """Compatibility in [0, 1]; 0 when a requirement is not met."""
+    if not is_compatible(variant, agent):
+        return 0.0
+    prefs = agent.preferences
+    if not prefs:
+        return 1.0
+    return 0.5 + 0.5 * prefs.get(variant.agent_class, 0.0) / max(prefs.values())
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A variant with its agent-independent scores, computed once per refresh.
+
+    ``available`` is False while its breaker is OPEN.
+    """
+
+    variant: Variant
+    performance: float
+    stability: float
+    available: bool = True
+
+    @property
+    def base(self) -> float:
+        return W_PERFORMANCE * self.performance + W_STABILITY * self.stability
+
+
+def candidate(variant: Variant, stats: Mapping[str, MetricStats], breaker: BreakerSnapshot,
+              config: BreakerConfig, latency_scale_s: float = 1.0) -> Candidate:
+    """Score a variant's agent-independent parts."""
+    return Candidate(variant, performance_score(stats, latency_scale_s),
+                     stability_score(variant.status, breaker, config),
+                     breaker.state is not BreakerState.OPEN)
+
+
+def score(c: Candidate, agent: AgentProfile) -> float:
+    """The selection score of candidate ``c`` for ``agent``, in [0, 1]."""
+    return c.base + W_COMPATIBILITY * compatibility_score(c.variant, agent)
+
+
+def select(agent: AgentProfile, candidates: Sequence[Candidate],
+           agent_class: str | None = None) -> Variant | None:
+    """The best eligible variant for ``agent`` (optionally of one agent class), or None.
+
+    Ties break by variant id, so the choice is deterministic.
+    """
+    best: tuple[bool, float, str] | None = None
+    chosen: Variant | None = None
+    for c in candidates:
+        v = c.variant
+        if not c.available or (agent_class is not None and v.agent_class != agent_class):
+            continue
+        if v.status is VariantStatus.CANARY:
+            if not routed_to_canary(v, agent.agent_id):
+                continue
+            canary = True
+        elif v.status is VariantStatus.ACTIVE:
+            canary = False
+        else:
+            continue
+        s = c.base + W_COMPATIBILITY * compatibility_score(v, agent)
+        if s <= c.base:  # compatibility 0: a requirement is missing
+            continue
+        key = (canary, s, v.id)
+        if best is None or key > best:
+            best, chosen = key, v
+    return chosen

@@ -1,0 +1,401 @@
+"""Agents' states, stored chunked, checksummed, compressed and optionally encrypted.
+
+Layout under ``<root>`` (default ``<home>/states``)::
+
+    objects/<uuid>.pack   one file per stored state version: its chunks, back to back
+    tmp/<uuid>.part       a pack being written
+
+and in the lifecycle database the index: ``state_versions`` (one row per
+version), ``state_chunks`` (offset, stored length, codec and SHA-256 of each
+chunk as stored) and ``state_current`` (which version is current).
+
+A write is atomic: the pack is written to ``tmp/``, flushed to disk, renamed
+into ``objects/``, and only then are the index rows inserted and the current
+pointer moved in one SQLite transaction. A process killed at any point leaves
+either the old index (the new pack is an orphan that :meth:`StateStore.gc`
+removes) or the new one. A read checks every chunk's SHA-256 before using it
+and names the first bad chunk in :class:`~swarmvar.errors.CorruptState`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+import uuid
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+from typing import TypeVar
+
+from ..errors import CorruptState, VersionConflict
+from .config import StateConfig
+from .crypto import StateKey, seal, unseal
+from .db import Database
+from .errors import KeyRequired, UnknownState, WrongKey
+
+#: Keep a chunk compressed only if it shrinks by at least 3 %.
+_MIN_GAIN = 0.97
+#: Try compressing this much of a chunk first; incompressible data (already
+#: compressed arrays, encrypted payloads) is then stored raw without paying
+#: for a full deflate pass.
+_PROBE = 64 * 1024
+_WORKERS = 2
+X = TypeVar("X")
+Y = TypeVar("Y")
+_PACK = re.compile(r"^[0-9a-f]{32}\.(pack|part)$")
+
+
+class Codec(IntEnum):
+    """How a chunk's bytes are stored (before optional encryption)."""
+
+    RAW = 0
+    ZLIB = 1
+
+
+@dataclass(frozen=True)
+class StateRef:
+    """One stored state version. ``size`` is in bytes, ``created`` in epoch seconds."""
+
+    agent_id: str
+    version: int
+    size: int
+    chunks: int
+    digest: str
+    encrypted: bool
+    created: float
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    idx: int
+    offset: int
+    stored: int
+    raw: int
+    codec: Codec
+    sha256: bytes
+
+
+class StateStore:
+    """Versioned agent states (opaque ``bytes``) with verified reads.
+
+    Parameters
+    ----------
+    db : Database
+        The lifecycle database holding the index.
+    root : Path, optional
+        Directory for pack files; defaults to ``<home>/states`` (required for
+        an in-memory database).
+    config : StateConfig
+        Chunk size, compression, cache size, fsync.
+    key : StateKey, optional
+        Encrypt new states with AES-256-GCM and decrypt encrypted ones.
+    """
+
+    def __init__(self, db: Database, root: str | Path | None = None,
+                 config: StateConfig | None = None, key: StateKey | None = None) -> None:
+        if root is None:
+            if db.home is None:
+                raise UnknownState("an in-memory database needs an explicit state root directory")
+            root = db.home / "states"
+        self.db = db
+        self.root = Path(root)
+        self.config = config or StateConfig()
+        self.key = key
+        (self.root / "objects").mkdir(parents=True, exist_ok=True)
+        (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+        self._cache: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._cached_bytes = 0
+        self._cache_lock = threading.Lock()
+
+    # --- writing -------------------------------------------------------------
+
+    def put(self, agent_id: str, data: bytes, *, now: float,
+            expected_version: int | None = None) -> StateRef:
+        """Store a new version of ``agent_id``'s state and make it current.
+
+        Parameters
+        ----------
+        data : bytes
+            The agent's ``state()``; any length, including 0.
+        now : float
+            Creation time, seconds since the epoch.
+        expected_version : int, optional
+            If given, the write fails with ``VersionConflict`` unless this is
+            the current version (0 for "no state yet").
+        """
+        if not isinstance(agent_id, str) or not agent_id:
+            raise UnknownState(f"agent id must be non-empty text, not {agent_id!r}")
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise CorruptState(f"a state is bytes, not {type(data).__name__}")
+        data = bytes(data)
+        pack = uuid.uuid4().hex
+        chunks, blobs = self._encode(agent_id, pack, data)
+        self._write_pack(pack, blobs)
+        digest = _digest(len(data), chunks)
+        key_id = self.key.key_id if self.key else None
+        try:
+            with self.db.transaction() as conn:
+                row = conn.execute("SELECT version FROM state_current WHERE agent_id=?",
+                                   (agent_id,)).fetchone()
+                current = int(row[0]) if row else 0
+                if expected_version is not None and expected_version != current:
+                    raise VersionConflict(
+                        f"state of {agent_id} is at version {current}, not {expected_version}")
+                top = conn.execute("SELECT MAX(version) FROM state_versions WHERE agent_id=?",
+                                   (agent_id,)).fetchone()[0]
+                version = int(top or 0) + 1
+                conn.execute("INSERT INTO state_versions VALUES (?,?,?,?,?,?,?,?)",
+                             (agent_id, version, pack, len(data), self.config.chunk_bytes,
+                              digest, key_id, now))
+                conn.executemany(
+                    "INSERT INTO state_chunks VALUES (?,?,?,?,?,?,?,?)",
+                    [(agent_id, version, c.idx, c.offset, c.stored, c.raw, int(c.codec),
+                      c.sha256) for c in chunks])
+                conn.execute("INSERT INTO state_current VALUES (?,?) ON CONFLICT(agent_id) "
+                             "DO UPDATE SET version=excluded.version", (agent_id, version))
+        except BaseException:
+            self._pack_path(pack).unlink(missing_ok=True)
+            raise
+        self._remember((agent_id, version), data)
+        return StateRef(agent_id, version, len(data), len(chunks), digest,
+                        key_id is not None, now)
+
+    def _encode(self, agent_id: str, pack: str, data: bytes
+                ) -> tuple[list[_Chunk], list[bytes | memoryview]]:
+        size = self.config.chunk_bytes
+        starts = range(0, max(len(data), 1), size)
+        view = memoryview(data)
+
+        def one(i: int, start: int) -> tuple[Codec, bytes | memoryview, int]:
+            piece = view[start:start + size]
+            codec, blob = Codec.RAW, bytes(piece) if self.key else piece
+            if self.config.compression and _compressible(piece[:_PROBE], self.config):
+                packed = zlib.compress(piece, self.config.compression_level)
+                if len(packed) < _MIN_GAIN * len(piece):
+                    codec, blob = Codec.ZLIB, packed
+            if self.key:
+                blob = seal(self.key, bytes(blob), _aad(agent_id, pack, i))
+            return codec, blob, len(piece)
+
+        out = _map(lambda a: one(*a), list(enumerate(starts)))
+        chunks: list[_Chunk] = []
+        blobs: list[bytes | memoryview] = []
+        offset = 0
+        for i, (codec, blob, raw) in enumerate(out):
+            digest = hashlib.sha256(blob).digest()
+            chunks.append(_Chunk(i, offset, len(blob), raw, codec, digest))
+            blobs.append(blob)
+            offset += len(blob)
+        return chunks, blobs
+
+    def _write_pack(self, pack: str, blobs: Iterable[bytes | memoryview]) -> None:
+        tmp = self.root / "tmp" / f"{pack}.part"
+        with open(tmp, "wb") as fh:
+            for blob in blobs:
+                fh.write(blob)
+            fh.flush()
+            if self.config.fsync:
+                os.fsync(fh.fileno())
+        os.replace(tmp, self._pack_path(pack))
+        if self.config.fsync:
+            _fsync_dir(self.root / "objects")
+
+    # --- reading -------------------------------------------------------------
+
+    def ref(self, agent_id: str, version: int | None = None) -> StateRef:
+        """The index entry of a version (the current one by default)."""
+        if version is None:
+            row = self.db.read_one("SELECT version FROM state_current WHERE agent_id=?",
+                                   (agent_id,))
+            if row is None:
+                raise UnknownState(f"no stored state for agent {agent_id!r}")
+            version = int(row[0])
+        row = self.db.read_one(
+            "SELECT size, digest, key_id, created, (SELECT COUNT(*) FROM state_chunks c WHERE "
+            "c.agent_id=v.agent_id AND c.version=v.version) FROM state_versions v "
+            "WHERE agent_id=? AND version=?", (agent_id, version))
+        if row is None:
+            raise UnknownState(f"agent {agent_id!r} has no state version {version}")
+        size, digest, key_id, created, n = row
+        return StateRef(agent_id, version, int(size), int(n), str(digest),
+                        key_id is not None, float(created))
+
+    def versions(self, agent_id: str) -> list[StateRef]:
+        """Every stored version of an agent's state, oldest first."""
+        rows = self.db.read("SELECT version FROM state_versions WHERE agent_id=? ORDER BY version",
+                            (agent_id,))
+        return [self.ref(agent_id, int(r[0])) for r in rows]
+
+    def get(self, agent_id: str, version: int | None = None, *, cached: bool = True) -> bytes:
+        """The state bytes, every chunk verified (``CorruptState`` names a bad one).
+
+        A state found in the in-memory cache was verified when it was read or
+        written; pass ``cached=False`` to read and verify it from disk again.
+        """
+        ref = self.ref(agent_id, version)
+        if cached:
+            with self._cache_lock:
+                hit = self._cache.get((agent_id, ref.version))
+                if hit is not None:
+                    self._cache.move_to_end((agent_id, ref.version))
+                    return hit
+        row = self.db.read_one("SELECT pack, key_id FROM state_versions WHERE agent_id=? "
+                               "AND version=?", (agent_id, ref.version))
+        assert row is not None
+        pack, key_id = str(row[0]), row[1]
+        where = f"state of agent {agent_id!r} version {ref.version}"
+        if key_id is not None:
+            if self.key is None:
+                raise KeyRequired(f"{where} is encrypted (key id {key_id}); give the key via "
+                                  f"$SWARMVAR_STATE_KEY or a key file")
+            if key_id != self.key.key_id:
+                raise WrongKey(f"{where} was encrypted with key id {key_id}, but the key "
+                               f"given has id {self.key.key_id}; use the key it was written with")
+        chunks = [_Chunk(int(i), int(o), int(s), int(r), Codec(int(c)), bytes(h))
+                  for i, o, s, r, c, h in self.db.read(
+                      "SELECT idx, offset, stored, raw, codec, sha256 FROM state_chunks "
+                      "WHERE agent_id=? AND version=? ORDER BY idx", (agent_id, ref.version))]
+        data = self._decode(agent_id, pack, chunks, where, encrypted=key_id is not None)
+        if len(data) != ref.size:
+            raise CorruptState(f"{where} decodes to {len(data)} bytes, index says {ref.size}")
+        self._remember((agent_id, ref.version), data)
+        return data
+
+    def _decode(self, agent_id: str, pack: str, chunks: list[_Chunk], where: str,
+                *, encrypted: bool) -> bytes:
+        path = self._pack_path(pack)
+        expected = sum(c.stored for c in chunks)
+        try:
+            with open(path, "rb") as fh:
+                blob = fh.read()
+        except FileNotFoundError as exc:
+            raise CorruptState(f"{where}: pack file {path} is missing") from exc
+        if len(blob) != expected:
+            raise CorruptState(f"{where}: pack file {path} holds {len(blob)} bytes, "
+                               f"the index says {expected}")
+        view = memoryview(blob)
+        sound = _map(
+            lambda c: hashlib.sha256(view[c.offset:c.offset + c.stored]).digest() == c.sha256,
+            chunks)
+        bad = [c.idx for c, ok in zip(chunks, sound, strict=True) if not ok]
+        if bad:
+            c = chunks[bad[0]]
+            more = f"; also bad: chunks {bad[1:]}" if bad[1:] else ""
+            raise CorruptState(
+                f"{where}: chunk {c.idx} (bytes {c.offset}..{c.offset + c.stored} of {path.name})"
+                f" fails its SHA-256 checksum{more}")
+        if not encrypted and all(c.codec is Codec.RAW for c in chunks):
+            return blob  # the pack is the state itself: no copy
+
+        def one(c: _Chunk) -> bytes:
+            piece: bytes = bytes(view[c.offset:c.offset + c.stored])
+            if encrypted:
+                assert self.key is not None
+                piece = unseal(self.key, piece, _aad(agent_id, pack, c.idx),
+                               f"{where}: chunk {c.idx}")
+            if c.codec is Codec.ZLIB:
+                try:
+                    piece = zlib.decompress(piece)
+                except zlib.error as exc:
+                    raise CorruptState(f"{where}: chunk {c.idx} does not decompress") from exc
+            if len(piece) != c.raw:
+                raise CorruptState(f"{where}: chunk {c.idx} is {len(piece)} bytes, not {c.raw}")
+            return piece
+
+        return b"".join(_map(one, chunks))
+
+    # --- housekeeping --------------------------------------------------------
+
+    def prune(self, agent_id: str, keep: int, protected: Iterable[int] = ()) -> list[int]:
+        """Drop all but the newest ``keep`` versions (never the current or ``protected``).
+
+        Returns the versions dropped; their pack files go at the next :meth:`gc`.
+        """
+        spare = set(protected)
+        with self.db.transaction() as conn:
+            cur = conn.execute("SELECT version FROM state_current WHERE agent_id=?",
+                               (agent_id,)).fetchone()
+            if cur:
+                spare.add(int(cur[0]))
+            rows = conn.execute("SELECT version FROM state_versions WHERE agent_id=? "
+                                "ORDER BY version DESC", (agent_id,)).fetchall()
+            drop = [int(v) for (v,) in rows[keep:] if int(v) not in spare]
+            for v in drop:
+                conn.execute("DELETE FROM state_chunks WHERE agent_id=? AND version=?",
+                             (agent_id, v))
+                conn.execute("DELETE FROM state_versions WHERE agent_id=? AND version=?",
+                             (agent_id, v))
+        with self._cache_lock:
+            for v in drop:
+                old = self._cache.pop((agent_id, v), None)
+                self._cached_bytes -= len(old) if old is not None else 0
+        return drop
+
+    def gc(self, older_than: float) -> int:
+        """Delete pack files no index row refers to, last modified before ``older_than``.
+
+        The age guard spares packs of writes still in flight. Returns the count.
+        """
+        live = {str(r[0]) for r in self.db.read("SELECT pack FROM state_versions")}
+        removed = 0
+        for folder in (self.root / "objects", self.root / "tmp"):
+            for path in folder.iterdir():
+                if (_PACK.match(path.name) and path.stem not in live
+                        and path.stat().st_mtime < older_than):
+                    path.unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
+    def _pack_path(self, pack: str) -> Path:
+        return self.root / "objects" / f"{pack}.pack"
+
+    def _remember(self, key: tuple[str, int], data: bytes) -> None:
+        limit = self.config.cache_bytes
+        if len(data) > limit:
+            return
+        with self._cache_lock:
+            if key in self._cache:
+                return
+            self._cache[key] = data
+            self._cached_bytes += len(data)
+            while self._cached_bytes > limit:
+                _, old = self._cache.popitem(last=False)
+                self._cached_bytes -= len(old)
+
+
+def _compressible(probe: memoryview, config: StateConfig) -> bool:
+    return len(zlib.compress(probe, config.compression_level)) < _MIN_GAIN * len(probe)
+
+
+def _aad(agent_id: str, pack: str, idx: int) -> bytes:
+    return f"swarmvar-state\x00{agent_id}\x00{pack}\x00{idx}".encode()
+
+
+def _digest(size: int, chunks: list[_Chunk]) -> str:
+    h = hashlib.sha256(f"{size}:".encode())
+    for c in chunks:
+        h.update(c.sha256)
+    return h.hexdigest()
+
+
+def _map(fn: Callable[[X], Y], items: Sequence[X]) -> list[Y]:
+    """``map`` on two threads when there is more than one item (hashlib and
+    zlib release the GIL on large buffers, so two cores share the work)."""
+    if len(items) < 2:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+        return list(pool.map(fn, items))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

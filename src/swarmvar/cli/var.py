@@ -12,7 +12,9 @@ from rich.table import Table
 from ..errors import SwarmVarError
 from ..models import DEFAULT_AGENTS, canonical_name
 from ..models.risk import check_alphas
+from ..ledger import Ledger
 from ..swarm import AgentRun, run_agents
+from ..swarm.record import record_beat
 from ._common import fail, load_series, make_console, parse_alphas
 
 
@@ -103,5 +105,14 @@ def var(
             raise fail(exc) from exc
     title = f"{horizon}-day VaR and ES as of {end} (losses in % of value)"
     console.print(render(runs, title, notional))
+    try:
+        with Ledger.open(home) as ledger:
+            indices = record_beat(ledger, runs, source=str(series.name),
+                                  as_of=series.index[-1].to_pydatetime())
+            root = ledger.compute_merkle_root().hex()
+    except SwarmVarError as exc:
+        raise fail(exc) from exc
+    console.print(f"recorded entries {indices.start}-{indices.stop - 1} in the ledger at "
+                  f"{ledger.path} (Merkle root {root[:16]}…)")
     if not all(r.ok for r in runs):
         raise typer.Exit(code=1)

@@ -1,0 +1,251 @@
+"""The backtest driver: rolling-window, strictly out-of-sample VaR/ES forecasts and their tests.
+
+For each forecast day ``t`` (``window <= t <= n - horizon``) every row sees
+only ``returns[:t]``:
+
+* on the first day each forecaster is fitted on ``returns[t - window : t]``;
+  every ``refit_every`` days it is refitted (``refit``) on the trailing
+  window, and in between it absorbs each realized return with ``update``;
+* it then forecasts VaR/ES at every level for the next ``horizon`` returns,
+  and the realized loss ``-(r_t + ... + r_{t+h-1})`` is scored against it.
+
+Rows are the agents (anything with ``fit``/``refit``/``update``/``forecast``,
+e.g. every :class:`~swarmvar.models.base.Agent`), optional combiners (a
+consensus: a callable from the agents' same-day forecasts to one forecast),
+and the baseline, arch's GARCH(1,1)-t MLE on the same windows.
+
+Randomness: the seed of each row's fit and forecast on day ``t`` is derived
+from ``(seed, row, t)``, so a day's numbers do not depend on how much
+randomness earlier days consumed.
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+
+from ..data import as_array
+from ..errors import InvalidParameter, InvalidReturns
+from ..models.base import Seed
+from ..models.risk import check_alphas
+from ..types import Forecast
+from .baseline import GarchTBaseline
+from .evaluate import evaluate_rows
+from .result import BacktestResult, LevelSeries, Timing
+
+
+class Forecaster(Protocol):
+    """What the driver needs of a row: the :class:`~swarmvar.models.base.Agent` life cycle."""
+
+    name: str
+
+    def fit(self, returns: ArrayLike, *, seed: Seed = None) -> Any: ...
+
+    def refit(self, returns: ArrayLike, *, seed: Seed = None) -> Any: ...
+
+    def update(self, r: float) -> float: ...
+
+    def forecast(
+        self, alphas: Sequence[float] = (0.99,), horizon: int = 1, *, seed: Seed = None
+    ) -> Forecast: ...
+
+
+@runtime_checkable
+class StudentTPredictive(Protocol):
+    """A forecaster whose predictive loss is ``loc + scale * T_df`` (exact ES-test simulation)."""
+
+    def predictive_t(self, horizon: int = 1) -> tuple[float, float, float]: ...
+
+
+#: A consensus: combines the agents' forecasts of one day into one forecast.
+Combiner = Callable[[Mapping[str, Forecast]], Forecast]
+
+
+class Baseline(enum.Enum):
+    """Baseline rows the driver can add."""
+
+    ARCH = "arch"
+
+
+def _whole(name: str, value: object, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise InvalidParameter(f"{name} must be a whole number >= {low}, not {value!r}")
+    return int(value)
+
+
+def _named(agents: Mapping[str, Forecaster] | Sequence[Forecaster]) -> dict[str, Forecaster]:
+    items = agents.items() if isinstance(agents, Mapping) else ((a.name, a) for a in agents)
+    out: dict[str, Forecaster] = {}
+    for name, agent in items:
+        for method in ("fit", "refit", "update", "forecast"):
+            if not callable(getattr(agent, method, None)):
+                raise InvalidParameter(f"agent {name!r} has no {method}(); it is not an Agent")
+        key, k = str(name), 2
+        while key in out:
+            key, k = f"{name} #{k}", k + 1
+        out[key] = copy.deepcopy(agent)  # the caller's agents stay as they were
+    return out
+
+
+class _Recorder:
+    """Preallocated daily series of one row."""
+
+    def __init__(self, alphas: tuple[float, ...], days: int) -> None:
+        self.cols = {a: np.full((6, days), np.nan) for a in alphas}
+        self.t_params = np.full((3, days), np.nan)
+        self.logscore = np.full(days, np.nan)
+        self.fit = self.update = self.forecast = 0.0
+        self.fits = 0
+
+    def store(self, i: int, fc: Forecast) -> None:
+        for alpha, col in self.cols.items():
+            m = fc.at(alpha)
+            col[:, i] = (m.var, m.es, *m.var_interval, *m.es_interval)
+
+    def series(self, losses: np.ndarray) -> dict[float, LevelSeries]:
+        return {
+            a: LevelSeries(a, c[0], c[1], c[2], c[3], c[4], c[5], np.asarray(losses > c[0]))
+            for a, c in self.cols.items()
+        }
+
+
+def backtest(
+    returns: ArrayLike | pd.Series,
+    agents: Mapping[str, Forecaster] | Sequence[Forecaster],
+    *,
+    window: int = 1000,
+    refit_every: int = 20,
+    alphas: Sequence[float] = (0.99, 0.975),
+    horizon: int = 1,
+    baseline: Baseline | str | None = Baseline.ARCH,
+    consensus: Mapping[str, Combiner] | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    n_sim: int = 1000,
+) -> BacktestResult:
+    """Backtest agents (and a baseline) on a return series, strictly out of sample.
+
+    Parameters
+    ----------
+    returns : array or pandas.Series ``(n,)``
+        Daily log returns (fractions), oldest first; a Series' index labels the days.
+    agents : sequence of agents, or mapping name -> agent
+        Unfitted agents; the driver works on copies.
+    window : int
+        Trailing observations each (re)fit uses.
+    refit_every : int
+        Days between refits; ``update`` absorbs each return in between.
+    alphas : sequence of float
+        Confidence levels.
+    horizon : int
+        Forecast horizon in days (losses are of the cumulative return).
+    baseline : Baseline, "arch" or None
+        Add arch's GARCH(1,1)-t MLE row.
+    consensus : mapping name -> callable, optional
+        Extra rows combining the agents' same-day forecasts.
+    seed : int
+        Root seed of the agents' randomness and of the tests' simulations.
+    progress : bool
+        Show a progress bar (days done, time left).
+    n_sim : int
+        Monte Carlo paths (Z2) and bootstrap resamples (McNeil-Frey).
+
+    Returns
+    -------
+    BacktestResult
+    """
+    r = as_array(returns, who="the backtest")
+    dates = returns.index if isinstance(returns, pd.Series) else pd.RangeIndex(r.size)
+    window = _whole("window", window, 2)
+    refit_every = _whole("refit_every", refit_every, 1)
+    horizon = _whole("horizon", horizon, 1)
+    levels = check_alphas(alphas)
+    days = r.size - window - horizon + 1
+    if days < 1:
+        raise InvalidReturns(
+            f"{r.size} returns leave no forecast day after a window of {window} and a horizon "
+            f"of {horizon}; give at least {window + horizon} returns or shrink the window"
+        )
+    rows = _named(agents)
+    base = Baseline(baseline) if baseline is not None else None
+    base_name = None
+    if base is Baseline.ARCH:
+        base_name = GarchTBaseline.name
+        rows[base_name] = GarchTBaseline()
+    combiners = dict(consensus or {})
+    clash = set(combiners) & set(rows)
+    if clash:
+        raise InvalidParameter(f"consensus names {sorted(clash)} clash with agent names")
+    agent_names = [n for n in rows if n != base_name]
+    rec = {name: _Recorder(levels, days) for name in [*rows, *combiners]}
+    cum = np.convolve(r, np.ones(horizon), mode="valid")  # cum[t] = r[t] + ... + r[t+h-1]
+    realized = cum[window : window + days]
+
+    from rich.progress import (
+        BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(
+        TextColumn("backtest"), BarColumn(), MofNCompleteColumn(), TextColumn("days"),
+        TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), disable=not progress,
+    )
+    with bar:
+        task = bar.add_task("backtest", total=days)
+        for i in range(days):
+            t = window + i
+            todays: dict[str, Forecast] = {}
+            for k, (name, row) in enumerate(rows.items()):
+                rr = rec[name]
+                if i % refit_every == 0:
+                    rng = np.random.default_rng([seed, k, t, 0])
+                    start = time.perf_counter()
+                    (row.fit if i == 0 else row.refit)(r[t - window : t], seed=rng)
+                    rr.fit += time.perf_counter() - start
+                    rr.fits += 1
+                start = time.perf_counter()
+                fc = row.forecast(levels, horizon, seed=np.random.default_rng([seed, k, t, 1]))
+                if isinstance(row, StudentTPredictive):
+                    rr.t_params[:, i] = row.predictive_t(horizon)
+                rr.forecast += time.perf_counter() - start
+                rr.store(i, fc)
+                todays[name] = fc
+                start = time.perf_counter()
+                logpdf = row.update(float(r[t]))
+                rr.update += time.perf_counter() - start
+                if horizon == 1:
+                    rr.logscore[i] = logpdf
+            for name, combine in combiners.items():
+                start = time.perf_counter()
+                fc = combine({n: todays[n] for n in agent_names})
+                rec[name].forecast += time.perf_counter() - start
+                rec[name].store(i, fc)
+            bar.advance(task)
+
+    losses = -realized
+    series = {name: rr.series(losses) for name, rr in rec.items()}
+    t_params = {n: rr.t_params for n, rr in rec.items() if not np.isnan(rr.t_params).any()}
+    evaluation = evaluate_rows(
+        losses, series, t_params, baseline=base_name, seed=seed, n_sim=n_sim
+    )
+    order = [*agent_names, *combiners, *([base_name] if base_name else [])]
+    return BacktestResult(
+        dates=dates[window : window + days],
+        returns=realized,
+        alphas=levels,
+        horizon=horizon,
+        window=window,
+        refit_every=refit_every,
+        baseline=base_name,
+        series={n: series[n] for n in order},
+        logscore={n: rec[n].logscore for n in order if horizon == 1 and n not in combiners},
+        evaluation={n: evaluation[n] for n in order},
+        timings={n: Timing(rec[n].fit, rec[n].update, rec[n].forecast, rec[n].fits) for n in order},
+    )

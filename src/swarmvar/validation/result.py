@@ -1,0 +1,181 @@
+"""What a backtest returns: forecast series per row and level, tests, scores, timings."""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from .coverage import TestResult, TrafficLight
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+FloatArray = NDArray[np.float64]
+
+
+class Test(enum.Enum):
+    """The backtests reported for each row and confidence level."""
+
+    __test__ = False  # not a pytest class
+
+    KUPIEC = "kupiec"
+    CHRISTOFFERSEN = "christoffersen"
+    CONDITIONAL_COVERAGE = "conditional_coverage"
+    Z2 = "acerbi_szekely_z2"
+    MCNEIL_FREY = "mcneil_frey"
+
+
+@dataclass(frozen=True)
+class LevelSeries:
+    """One row's daily forecasts at one confidence level, arrays ``(T,)`` in return units."""
+
+    alpha: float
+    var: FloatArray
+    es: FloatArray
+    var_lo: FloatArray
+    var_hi: FloatArray
+    es_lo: FloatArray
+    es_hi: FloatArray
+    hits: NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Wall seconds a row spent fitting (incl. refits), updating and forecasting."""
+
+    fit: float
+    update: float
+    forecast: float
+    fits: int
+
+    @property
+    def total(self) -> float:
+        return self.fit + self.update + self.forecast
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Tests and scores of one row at one confidence level."""
+
+    tests: Mapping[Test, TestResult]
+    traffic_light: TrafficLight | None
+    pinball: float
+    fz0: float
+    dm_vs_baseline: TestResult | None
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    """Out-of-sample forecasts of every row (agents, consensus, baseline) and their tests.
+
+    Attributes
+    ----------
+    dates : pandas.Index ``(T,)``
+        Forecast days (the day whose loss is forecast; its first day for ``horizon > 1``).
+    returns : array ``(T,)``
+        Realized (cumulative, over ``horizon``) log returns on those days.
+    alphas : tuple of float
+    horizon : int
+    baseline : str or None
+        Name of the baseline row.
+    series : mapping row -> alpha -> LevelSeries
+    logscore : mapping row -> array ``(T,)``
+        Log predictive density of the realized one-day return (``horizon == 1``),
+        else empty.
+    evaluation : mapping row -> alpha -> Evaluation
+    timings : mapping row -> Timing
+    """
+
+    dates: pd.Index
+    returns: FloatArray
+    alphas: tuple[float, ...]
+    horizon: int
+    window: int
+    refit_every: int
+    baseline: str | None
+    series: Mapping[str, Mapping[float, LevelSeries]]
+    logscore: Mapping[str, FloatArray]
+    evaluation: Mapping[str, Mapping[float, Evaluation]]
+    timings: Mapping[str, Timing]
+
+    @property
+    def rows(self) -> tuple[str, ...]:
+        return tuple(self.series)
+
+    @property
+    def losses(self) -> FloatArray:
+        return np.asarray(-self.returns)
+
+    def passed(self, row: str, alpha: float, test: Test, level: float = 0.05) -> bool | None:
+        """Whether ``row`` passes ``test`` at ``alpha`` (``None`` if the test is undefined)."""
+        return self.evaluation[row][alpha].tests[test].passed(level)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Tidy forecasts: one line per (date, row, alpha) with VaR/ES, intervals, loss, hit."""
+        parts = []
+        for row, levels in self.series.items():
+            for alpha, s in levels.items():
+                parts.append(pd.DataFrame({
+                    "date": self.dates, "model": row, "alpha": alpha,
+                    "var": s.var, "es": s.es, "var_lo": s.var_lo, "var_hi": s.var_hi,
+                    "es_lo": s.es_lo, "es_hi": s.es_hi, "loss": self.losses, "hit": s.hits,
+                }))
+        return pd.concat(parts, ignore_index=True)
+
+    def test_table(self, level: float = 0.05) -> pd.DataFrame:
+        """Tidy tests: one line per (row, alpha, test) with statistic, p-value, df, pass."""
+        lines = []
+        for row, levels in self.evaluation.items():
+            for alpha, ev in levels.items():
+                for test, res in ev.tests.items():
+                    lines.append({
+                        "model": row, "alpha": alpha, "test": test.value,
+                        "statistic": res.statistic, "pvalue": res.pvalue, "df": res.df,
+                        "passed": res.passed(level),
+                    })
+        return pd.DataFrame(lines)
+
+    def summary(self) -> pd.DataFrame:
+        """One line per (row, alpha): hits, rate, p-values, zone, losses, time."""
+        lines = []
+        for row, levels in self.evaluation.items():
+            for alpha, ev in levels.items():
+                s = self.series[row][alpha]
+                tl = ev.traffic_light
+                line: dict[str, object] = {
+                    "model": row, "alpha": alpha, "days": int(s.hits.size),
+                    "hits": int(s.hits.sum()), "hit_rate": float(s.hits.mean()),
+                    "expected_rate": 1.0 - alpha,
+                }
+                for test, res in ev.tests.items():
+                    line[f"p_{test.value}"] = res.pvalue
+                line["zone"] = tl.zone.value if tl is not None else None
+                line["multiplier"] = tl.multiplier if tl is not None else None
+                line["pinball"] = ev.pinball
+                line["fz0"] = ev.fz0
+                dm = ev.dm_vs_baseline
+                line["dm_stat"] = dm.statistic if dm is not None else math.nan
+                line["dm_pvalue"] = dm.pvalue if dm is not None else math.nan
+                line["seconds"] = self.timings[row].total
+                lines.append(line)
+        return pd.DataFrame(lines)
+
+    def plot(self, alpha: float | None = None) -> Figure:
+        """Returns with each row's VaR line and its breaches marked (matplotlib, Agg)."""
+        from .report import plot_result
+
+        return plot_result(self, alpha)
+
+    def to_html(self, path: str | Path) -> Path:
+        """Write one self-contained HTML report (tables, embedded PNG figures)."""
+        from .report import write_html
+
+        return write_html(self, Path(path))

@@ -1,0 +1,347 @@
+"""``combine``: from signed estimates to one Byzantine-robust :class:`~swarmvar.types.Consensus`.
+
+Steps, in order:
+
+1. admit each estimate through the :class:`~.signing.KeyRing` (malformed,
+   unknown agent, unsigned, forged and replayed ones are refused with a
+   reason); keep each agent's newest;
+2. keep those for the target (portfolio, alpha, horizon);
+3. split fresh from stale (:class:`~.partition.StalenessBound`); use the
+   fresh ones, or — when too few — refuse or degrade as the policy says;
+4. weight agents (equal, track record, or BMA; computed here from realized
+   returns, never self-reported);
+5. aggregate the rows ``(VaR, ES, VaR lo, VaR hi, ES lo, ES hi)`` with the
+   policy's robust rule;
+6. restore ``ES >= VaR`` and ``lower <= point <= upper`` (each only moves a
+   number towards another honest-range number) and widen the intervals for
+   missing agents and staleness (:func:`~.partition.widen_interval`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ..errors import InvalidEstimate, InvalidParameter, NotEnoughAgents, StaleConsensus
+from ..types import Consensus, Estimate
+from .partition import SECONDS_PER_DAY, BoundMode, StalenessBound, widen_interval, z_value
+from .robust import Aggregator, check_tolerance, robust_aggregate
+from .signing import KeyRing, Rejection, RejectionReason
+from .weights import Loss, bma_weights, track_record_weights
+
+FloatArray = NDArray[np.float64]
+MAD_TO_SD = 1.482602218505602  # 1 / Phi^-1(3/4)
+
+
+class Weighting(Enum):
+    """How agents are weighted before the robust rule."""
+
+    EQUAL = "equal"
+    TRACK_RECORD = "track_record"  # exponential weights of realized pinball / FZ0 loss
+    BMA = "bma"  # posterior model probabilities from predictive log scores
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How the swarm reaches consensus.
+
+    Attributes
+    ----------
+    aggregator : Aggregator
+        The robust rule.
+    f : int
+        Byzantine agents tolerated (the rule's bound on ``n`` applies).
+    weighting : Weighting
+        Equal, track-record or BMA weights (the latter two need a ``TrackRecord``).
+    loss : Loss
+        Scoring rule for track-record weights.
+    window : int or None
+        Trailing window of the track record (observations).
+    eta : float or None
+        Inverse temperature of track-record weights (default: see ``weights``).
+    staleness : StalenessBound
+        Bound on seq lag and data age.
+    min_available : float
+        Least fraction ``m/n`` of agents needed for a non-degraded consensus.
+    on_bound : BoundMode
+        Refuse or degrade past the staleness or availability bound.
+    interval_mass : float
+        Posterior mass of the credible intervals (for widening).
+    drift : float
+        Volatility of log-VaR per square-root day (for staleness widening).
+    multi_krum_m : int or None
+        How many inputs multi-Krum averages (default ``n - f``).
+    """
+
+    aggregator: Aggregator = Aggregator.TRIMMED_MEAN
+    f: int = 1
+    weighting: Weighting = Weighting.EQUAL
+    loss: Loss = Loss.FZ0
+    window: int | None = 250
+    eta: float | None = None
+    staleness: StalenessBound = field(default_factory=StalenessBound)
+    min_available: float = 0.0
+    on_bound: BoundMode = BoundMode.REFUSE
+    interval_mass: float = 0.90
+    drift: float = 0.05
+    multi_krum_m: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.f, bool) or not isinstance(self.f, int) or self.f < 0:
+            raise InvalidParameter(f"policy f must be an int >= 0, got {self.f!r}")
+        if not 0.0 <= self.min_available <= 1.0:
+            raise InvalidParameter(
+                f"min_available is a fraction in [0, 1], got {self.min_available}"
+            )
+        if not self.drift >= 0:
+            raise InvalidParameter(f"drift must be >= 0, got {self.drift}")
+        z_value(self.interval_mass)
+
+    @property
+    def method(self) -> str:
+        """Short description for tables and ledgers."""
+        return f"{self.aggregator.value}(f={self.f}, {self.weighting.value})"
+
+
+@dataclass(frozen=True)
+class TrackRecord:
+    """Realized returns and what each agent forecast for them, oldest first.
+
+    ``returns (T,)``; ``var``, ``es``, ``log_scores`` are ``(T, k)`` with one
+    column per ``agent_ids`` entry (``log_scores[t, i] = log p_i(r_t | past)``).
+    """
+
+    agent_ids: tuple[str, ...]
+    returns: FloatArray
+    alpha: float
+    var: FloatArray | None = None
+    es: FloatArray | None = None
+    log_scores: FloatArray | None = None
+
+
+def agent_weights(agents: Sequence[str], policy: Policy, record: TrackRecord | None) -> FloatArray:
+    """Weights ``(m,)`` for ``agents`` under the policy.
+
+    Agents absent from the track record get the mean weight of those in it.
+    """
+    m = len(agents)
+    if policy.weighting is Weighting.EQUAL:
+        return np.full(m, 1.0 / m)
+    if record is None:
+        raise InvalidParameter(f"weighting {policy.weighting.value} needs a TrackRecord")
+    if policy.weighting is Weighting.TRACK_RECORD:
+        if record.var is None:
+            raise InvalidParameter(
+                "track-record weighting needs past VaR forecasts (TrackRecord.var)"
+            )
+        known = track_record_weights(
+            record.returns,
+            record.var,
+            record.alpha,
+            es=record.es,
+            loss=policy.loss,
+            window=policy.window,
+            eta=policy.eta,
+        ).weights
+    else:
+        if record.log_scores is None:
+            raise InvalidParameter(
+                "BMA weighting needs predictive log scores (TrackRecord.log_scores)"
+            )
+        scores: ArrayLike = record.log_scores
+        if policy.window is not None:
+            scores = np.asarray(scores)[-policy.window :]
+        known = bma_weights(scores)
+    by_agent = dict(zip(record.agent_ids, known, strict=True))
+    mean = float(np.mean(known))
+    w = np.array([by_agent.get(a, mean) for a in agents], dtype=np.float64)
+    return w / w.sum() if w.sum() > 0 else np.full(m, 1.0 / m)
+
+
+def _target(
+    admitted: Sequence[Estimate], portfolio: str | None, alpha: float | None, horizon: int | None
+) -> tuple[str, float, int]:
+    if portfolio is not None and alpha is not None and horizon is not None:
+        return portfolio, alpha, horizon
+    votes = Counter(
+        (e.portfolio, e.alpha, e.horizon)
+        for e in admitted
+        if (portfolio is None or e.portfolio == portfolio)
+        and (alpha is None or e.alpha == alpha)
+        and (horizon is None or e.horizon == horizon)
+    )
+    ranked = votes.most_common(2)
+    if not ranked:
+        raise NotEnoughAgents("no admitted estimate matches the requested portfolio/alpha/horizon")
+    if len(ranked) == 2 and ranked[0][1] == ranked[1][1]:
+        raise InvalidEstimate(
+            f"estimates disagree on the target ({ranked[0][0]} vs {ranked[1][0]}); "
+            "pass portfolio=, alpha= and horizon= to combine"
+        )
+    return ranked[0][0]
+
+
+def _spread(points: FloatArray, half_widths: FloatArray, z: float) -> float:
+    """Between-agent sd: scaled MAD of the points (>= 3 agents), else mean posterior sd."""
+    if points.size >= 3:
+        return float(MAD_TO_SD * np.median(np.abs(points - np.median(points))))
+    return float(np.mean(half_widths) / z)
+
+
+def combine(
+    estimates: Sequence[Estimate],
+    policy: Policy,
+    *,
+    keyring: KeyRing,
+    now: datetime,
+    track_record: TrackRecord | None = None,
+    total: int | None = None,
+    current_seq: int | None = None,
+    portfolio: str | None = None,
+    alpha: float | None = None,
+    horizon: int | None = None,
+) -> Consensus:
+    """Combine signed estimates into a Byzantine-robust consensus.
+
+    Parameters
+    ----------
+    estimates : sequence of Estimate
+        What arrived this beat (any order; duplicates and junk allowed).
+    policy : Policy
+        Rule, f, weighting, bounds.
+    keyring : KeyRing
+        Registered keys; admitted ``seq`` numbers are recorded in it.
+    now : datetime
+        Data time of this beat (timezone-aware), for staleness.
+    track_record : TrackRecord, optional
+        Needed for track-record and BMA weighting.
+    total : int, optional
+        ``n``, agents expected (default: agents registered in ``keyring``).
+    current_seq : int, optional
+        Newest seq (default: the newest among the admitted estimates).
+    portfolio, alpha, horizon : optional
+        The target; by default the most common among admitted estimates.
+
+    Raises
+    ------
+    NotEnoughAgents
+        Fewer usable estimates than the rule's bound for ``f`` (or, with
+        ``on_bound=REFUSE``, fewer than ``min_available``).
+    StaleConsensus
+        Too few fresh estimates and ``on_bound=REFUSE``.
+    """
+    if not isinstance(now, datetime) or now.utcoffset() is None:
+        raise InvalidParameter("now must be a timezone-aware datetime")
+    admitted, refused = keyring.admit_all(estimates)
+    newest: dict[str, Estimate] = {}
+    for e in admitted:  # admit_all returns seq order: the last one per agent is the newest
+        newest[e.agent_id] = e
+    rejected: dict[str, Rejection] = {r.agent_id: r for r in refused if r.agent_id not in newest}
+    if not newest:
+        reasons = Counter(r.reason.value for r in refused)
+        raise NotEnoughAgents(
+            f"none of {len(estimates)} estimates was admitted ({dict(reasons)}); "
+            "check keys, signatures and sequence numbers"
+        )
+    target = _target(list(newest.values()), portfolio, alpha, horizon)
+    candidates = []
+    for agent in sorted(newest):
+        e = newest[agent]
+        if (e.portfolio, e.alpha, e.horizon) == target:
+            candidates.append(e)
+        else:
+            got = f"({e.portfolio}, {e.alpha}, {e.horizon})"
+            rejected[agent] = Rejection(agent, RejectionReason.MISMATCHED, f"{got} is not {target}")
+            keyring.count(RejectionReason.MISMATCHED)
+    n_total = len(keyring) if total is None else total
+    need = policy.aggregator.min_agents(policy.f)
+    latest = max((e.seq for e in candidates), default=0) if current_seq is None else current_seq
+    ages = {e.agent_id: (now - e.as_of).total_seconds() for e in candidates}
+    fresh = [
+        e for e in candidates if not policy.staleness.is_stale(latest - e.seq, ages[e.agent_id])
+    ]
+    floor = math.ceil(policy.min_available * n_total)
+    degraded = False
+    if len(fresh) >= max(need, floor):
+        used_in = fresh
+    elif policy.on_bound is BoundMode.DEGRADE and len(candidates) >= need:
+        used_in, degraded = candidates, True
+    elif len(candidates) > len(fresh) and len(candidates) >= need:
+        raise StaleConsensus(
+            f"only {len(fresh)} of {len(candidates)} estimates are within the staleness bound "
+            f"({policy.staleness}); need {max(need, floor)}. "
+            "Refresh the agents or use on_bound=DEGRADE"
+        )
+    else:
+        check_tolerance(policy.aggregator, len(fresh), policy.f)
+        raise NotEnoughAgents(
+            f"{len(fresh)} of {n_total} agents available, below min_available="
+            f"{policy.min_available:g} ({floor} agents); use on_bound=DEGRADE to serve anyway"
+        )
+    for e in candidates:
+        if e not in used_in:
+            rejected[e.agent_id] = Rejection(
+                e.agent_id,
+                RejectionReason.STALE,
+                f"{latest - e.seq} versions behind, data {ages[e.agent_id]:.0f} s old",
+            )
+            keyring.count(RejectionReason.STALE)
+    agents = [e.agent_id for e in used_in]
+    rows = np.array(
+        [[e.var, e.es, *e.var_interval, *e.es_interval] for e in used_in], dtype=np.float64
+    )
+    prior = agent_weights(agents, policy, track_record)
+    agg = robust_aggregate(
+        rows, policy.aggregator, policy.f, prior, multi_krum_m=policy.multi_krum_m
+    )
+    var, es, var_lo, var_hi, es_lo, es_hi = (float(v) for v in agg.value)
+    es = max(es, var)
+    z = z_value(policy.interval_mass)
+    stale_days = max(0.0, max(ages[a] for a in agents)) / SECONDS_PER_DAY
+    m = len(agents)
+    var_interval = widen_interval(
+        var,
+        (min(var_lo, var), max(var_hi, var)),
+        available=m,
+        total=max(n_total, m),
+        spread=_spread(rows[:, 0], (rows[:, 3] - rows[:, 2]) / 2, z),
+        staleness_days=stale_days,
+        drift=policy.drift,
+        mass=policy.interval_mass,
+    )
+    es_interval = widen_interval(
+        es,
+        (min(es_lo, es), max(es_hi, es)),
+        available=m,
+        total=max(n_total, m),
+        spread=_spread(rows[:, 1], (rows[:, 5] - rows[:, 4]) / 2, z),
+        staleness_days=stale_days,
+        drift=policy.drift,
+        mass=policy.interval_mass,
+    )
+    contribution = agg.weights[:, 0]
+    return Consensus(
+        alpha=target[1],
+        horizon=target[2],
+        var=var,
+        es=es,
+        var_interval=var_interval,
+        es_interval=es_interval,
+        method=policy.method,
+        used=tuple(a for a, w in zip(agents, contribution, strict=True) if w > 0),
+        trimmed=tuple(a for a, w in zip(agents, contribution, strict=True) if w <= 0),
+        rejected={a: str(r) for a, r in sorted(rejected.items())},
+        weights={a: float(w) for a, w in zip(agents, contribution, strict=True) if w > 0},
+        available=m,
+        total=max(n_total, m),
+        staleness=max(ages[a] for a in agents),
+        degraded=degraded or m < floor,
+        as_of=max(e.as_of for e in used_in),
+    )

@@ -1,0 +1,328 @@
+"""Byzantine-robust aggregators over agents' estimates.
+
+Each rule tolerates ``f`` arbitrary (Byzantine) inputs out of ``n`` only
+above a minimum ``n``, and raises :class:`~swarmvar.errors.NotEnoughAgents`
+below it:
+
+=====================  ==============  =========================================
+rule                   needs           guarantee with at most ``f`` bad inputs
+=====================  ==============  =========================================
+median                 n >= 2f + 1     inside [min honest, max honest]
+trimmed mean           n >= 2f + 1     inside [min honest, max honest]
+Krum, multi-Krum       n >= 2f + 3     picks inputs scored over n - f - 2
+                                       nearest neighbours (Blanchard et al.
+                                       2017); the pick is honest or close to
+                                       the honest cluster
+geometric median       n >= 2f + 1     ``|gm - z| <= 2(n-f)/(n-2f) * max
+                                       honest |x - z|`` for any point z
+=====================  ==============  =========================================
+
+Inputs are rows of an ``(n, d)`` array (one row per agent; ``d = 1`` for a
+single number). :func:`robust_aggregate` returns the aggregate together with
+each input's effective weight, so callers can say which agents were used and
+which were trimmed.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ..errors import ConvergenceWarning, InvalidParameter, NotEnoughAgents
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.intp]
+
+
+class Aggregator(Enum):
+    """Which robust rule combines the agents' estimates."""
+
+    MEDIAN = "median"
+    TRIMMED_MEAN = "trimmed_mean"
+    KRUM = "krum"
+    MULTI_KRUM = "multi_krum"
+    GEOMETRIC_MEDIAN = "geometric_median"
+    MEAN = "mean"  # not robust: allowed only with f = 0
+
+    def min_agents(self, f: int) -> int:
+        """Smallest ``n`` for which the rule tolerates ``f`` Byzantine inputs."""
+        if self in (Aggregator.KRUM, Aggregator.MULTI_KRUM):
+            return 2 * f + 3
+        if self is Aggregator.MEAN:
+            return 1
+        return 2 * f + 1
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """A robust aggregate and how each input contributed.
+
+    Attributes
+    ----------
+    value : ndarray, shape (d,)
+        The aggregate, per coordinate.
+    weights : ndarray, shape (n, d)
+        ``value[j] == sum_i weights[i, j] * x[i, j]``; each column sums to 1.
+        Zero means input ``i`` was trimmed from coordinate ``j``.
+    """
+
+    value: FloatArray
+    weights: FloatArray
+
+
+def check_tolerance(aggregator: Aggregator, n: int, f: int) -> None:
+    """Raise :class:`NotEnoughAgents` if ``n`` inputs cannot tolerate ``f`` bad ones."""
+    if isinstance(f, bool) or not isinstance(f, (int, np.integer)) or f < 0:
+        raise InvalidParameter(
+            f"f (number of Byzantine agents tolerated) must be an int >= 0, got {f!r}"
+        )
+    if aggregator is Aggregator.MEAN and f != 0:
+        raise InvalidParameter(
+            "the plain mean tolerates no Byzantine agent; use f=0 or a robust rule"
+        )
+    need = aggregator.min_agents(int(f))
+    if n < need:
+        raise NotEnoughAgents(
+            f"{aggregator.value} tolerating f={f} Byzantine agents needs n >= {need}, got n={n}; "
+            "lower f or add agents"
+        )
+
+
+def _as_matrix(values: ArrayLike) -> FloatArray:
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise InvalidParameter(f"expected a non-empty (n,) or (n, d) array, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise InvalidParameter("values must be finite (no NaN or inf)")
+    return x
+
+
+def _check_weights(weights: ArrayLike | None, n: int) -> FloatArray:
+    if weights is None:
+        return np.ones(n)
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (n,) or not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise InvalidParameter(f"weights must be {n} finite non-negative numbers")
+    return w
+
+
+def _median_weights(x: FloatArray) -> FloatArray:
+    n, d = x.shape
+    order = np.argsort(x, axis=0, kind="stable")
+    out = np.zeros((n, d))
+    cols = np.arange(d)
+    if n % 2:
+        out[order[n // 2], cols] = 1.0
+    else:
+        out[order[n // 2 - 1], cols] = 0.5
+        out[order[n // 2], cols] += 0.5
+    return out
+
+
+def _trimmed_weights(x: FloatArray, f: int, w: FloatArray) -> FloatArray:
+    n, d = x.shape
+    order = np.argsort(x, axis=0, kind="stable")
+    kept = np.zeros((n, d), dtype=bool)
+    kept[order[f : n - f], np.arange(d)] = True
+    out = np.where(kept, w[:, None], 0.0)
+    mass = out.sum(axis=0)
+    # all surviving weights underflowed: fall back to equal weights among survivors
+    out[:, mass <= 0] = kept[:, mass <= 0]
+    return out / out.sum(axis=0)
+
+
+def _as_vector(values: ArrayLike) -> FloatArray:
+    if np.ndim(values) != 1:
+        raise InvalidParameter(
+            f"expected a 1-D array of values, got shape {np.shape(values)}; "
+            "use robust_aggregate for (n, d) arrays"
+        )
+    return _as_matrix(values)
+
+
+def median(values: ArrayLike, f: int = 0) -> float:
+    """Median of ``n`` values (shape ``(n,)``); inside the honest range when ``n >= 2f + 1``."""
+    x = _as_vector(values)
+    check_tolerance(Aggregator.MEDIAN, x.shape[0], f)
+    return float(_combine(x, _median_weights(x))[0])
+
+
+def trimmed_mean(values: ArrayLike, f: int, weights: ArrayLike | None = None) -> float:
+    """Drop the ``f`` smallest and ``f`` largest of ``values`` (shape ``(n,)``), average the rest.
+
+    With ``weights`` (shape ``(n,)``), the survivors are averaged with their
+    weights renormalized. Needs ``n >= 2f + 1``.
+    """
+    x = _as_vector(values)
+    check_tolerance(Aggregator.TRIMMED_MEAN, x.shape[0], f)
+    return float(_combine(x, _trimmed_weights(x, f, _check_weights(weights, x.shape[0])))[0])
+
+
+def _combine(x: FloatArray, weights: FloatArray) -> FloatArray:
+    # a convex combination; written as sum of w*x so huge trimmed inputs (w = 0) cannot overflow
+    used = weights > 0
+    masked = np.where(used, x, 0.0)
+    total = np.sum(weights * masked, axis=0)
+    # a convex combination lies in the range of what it combines; the clip only undoes rounding
+    low = np.min(np.where(used, x, np.inf), axis=0)
+    high = np.max(np.where(used, x, -np.inf), axis=0)
+    return np.asarray(np.clip(total, low, high), dtype=np.float64)
+
+
+def _pairwise_sq(x: FloatArray) -> FloatArray:
+    with np.errstate(over="ignore"):
+        diff = x[:, None, :] - x[None, :, :]
+        return np.asarray(np.sum(diff * diff, axis=2), dtype=np.float64)
+
+
+def krum_scores(values: ArrayLike, f: int) -> FloatArray:
+    """Krum score per input: sum of squared distances to its ``n - f - 2`` nearest others.
+
+    Returns shape ``(n,)``; ``inf`` where distances overflow (absurd inputs).
+    """
+    x = _as_matrix(values)
+    n = x.shape[0]
+    check_tolerance(Aggregator.KRUM, n, f)
+    dist = _pairwise_sq(x)
+    np.fill_diagonal(dist, np.inf)
+    nearest = np.sort(dist, axis=1)[:, : n - f - 2]
+    with np.errstate(over="ignore"):
+        return np.asarray(nearest.sum(axis=1), dtype=np.float64)
+
+
+def krum(values: ArrayLike, f: int) -> int:
+    """Index of the Krum choice (lowest score; ties to the lowest index)."""
+    return int(np.argmin(krum_scores(values, f)))
+
+
+def multi_krum(values: ArrayLike, f: int, m: int | None = None) -> IntArray:
+    """Indices of the ``m`` lowest Krum scores (default ``m = n - f``), best first."""
+    x = _as_matrix(values)
+    n = x.shape[0]
+    m = n - f if m is None else m
+    if not 1 <= m <= n - f:
+        raise InvalidParameter(f"multi-Krum selects m in [1, n - f] = [1, {n - f}], got {m}")
+    scores = krum_scores(x, f)
+    return np.argsort(scores, kind="stable")[:m].astype(np.intp)
+
+
+def _row_norms(diff: FloatArray) -> FloatArray:
+    # scale each row by its largest entry so 1e300-sized inputs neither overflow nor underflow
+    scale = np.max(np.abs(diff), axis=1)
+    safe = np.where(scale > 0, scale, 1.0)
+    return np.asarray(
+        scale * np.sqrt(np.sum((diff / safe[:, None]) ** 2, axis=1)), dtype=np.float64
+    )
+
+
+def geometric_median_weights(
+    values: ArrayLike,
+    f: int = 0,
+    weights: ArrayLike | None = None,
+    *,
+    tol: float = 1e-12,
+    max_iter: int = 1000,
+) -> tuple[FloatArray, FloatArray]:
+    """Geometric median by Weiszfeld's iteration (with the Vardi-Zhang fix at data points).
+
+    Minimizes ``sum_i w_i |x_i - y|``. Starts at the coordinate-wise median;
+    stops when a step moves less than ``tol`` times the data's scale. Warns
+    :class:`~swarmvar.errors.ConvergenceWarning` after ``max_iter`` steps.
+
+    Returns
+    -------
+    y : ndarray, shape (d,)
+    contribution : ndarray, shape (n,)
+        Final Weiszfeld weights ``w_i / |x_i - y|`` normalized to sum 1
+        (``y`` is their weighted mean at the fixed point).
+    """
+    x = _as_matrix(values)
+    n = x.shape[0]
+    check_tolerance(Aggregator.GEOMETRIC_MEDIAN, n, f)
+    w = _check_weights(weights, n)
+    if w.sum() <= 0:
+        raise InvalidParameter("geometric median weights must not all be zero")
+    y = np.asarray(np.median(x, axis=0), dtype=np.float64)
+    scale = max(float(np.max(np.abs(x - y))), np.finfo(float).tiny)
+    contribution = w / w.sum()
+    for _ in range(max_iter):
+        dist = _row_norms(x - y)
+        at = dist <= scale * 1e-15
+        inv = np.where(at, 0.0, w / np.where(at, 1.0, dist))
+        if inv.sum() == 0:  # every weighted point coincides with y
+            return y, contribution
+        contribution = inv / inv.sum()
+        t = _combine(x, np.repeat(contribution[:, None], x.shape[1], axis=1))
+        if np.any(at):
+            # Vardi & Zhang (2000): y is a data point; leave it only if the others pull harder
+            # than its own weight
+            pull = _row_norms(((t - y) * inv.sum())[None, :])[0]
+            eta = float(w[at].sum())
+            if pull <= eta:
+                contribution = at * w / eta
+                return y, contribution
+            t = (1.0 - eta / pull) * t + (eta / pull) * y
+        step = float(_row_norms((t - y)[None, :])[0])
+        y = t
+        if step <= tol * scale:
+            return y, contribution
+    warnings.warn(
+        f"Weiszfeld did not converge in {max_iter} iterations", ConvergenceWarning, stacklevel=2
+    )
+    return y, contribution
+
+
+def geometric_median(
+    values: ArrayLike, f: int = 0, weights: ArrayLike | None = None, *, tol: float = 1e-12
+) -> FloatArray:
+    """Geometric median of the rows (see :func:`geometric_median_weights`), shape ``(d,)``."""
+    return geometric_median_weights(values, f, weights, tol=tol)[0]
+
+
+def robust_aggregate(
+    values: ArrayLike,
+    aggregator: Aggregator,
+    f: int,
+    weights: ArrayLike | None = None,
+    *,
+    multi_krum_m: int | None = None,
+) -> Aggregate:
+    """Aggregate the rows of ``values`` (shape ``(n, d)``) with one rule.
+
+    ``weights`` (shape ``(n,)``, e.g. track-record weights) apply to the
+    survivors of trimmed mean and multi-Krum, to the plain mean and to the
+    geometric median; the median and Krum pick inputs and ignore them.
+
+    Raises
+    ------
+    NotEnoughAgents
+        If ``n`` is below the rule's tolerance bound for ``f``.
+    """
+    x = _as_matrix(values)
+    n, d = x.shape
+    check_tolerance(aggregator, n, f)
+    w = _check_weights(weights, n)
+    if aggregator is Aggregator.MEDIAN:
+        out = _median_weights(x)
+    elif aggregator is Aggregator.TRIMMED_MEAN:
+        out = _trimmed_weights(x, f, w)
+    elif aggregator is Aggregator.MEAN:
+        out = _trimmed_weights(x, 0, w)
+    elif aggregator is Aggregator.KRUM:
+        out = np.zeros((n, d))
+        out[krum(x, f)] = 1.0
+    elif aggregator is Aggregator.MULTI_KRUM:
+        chosen = multi_krum(x, f, multi_krum_m)
+        sel = np.zeros(n)
+        sel[chosen] = w[chosen] if w[chosen].sum() > 0 else 1.0
+        out = np.repeat((sel / sel.sum())[:, None], d, axis=1)
+    else:
+        _, contribution = geometric_median_weights(x, f, w)
+        out = np.repeat(contribution[:, None], d, axis=1)
+    return Aggregate(value=_combine(x, out), weights=out)

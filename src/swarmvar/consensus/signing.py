@@ -1,0 +1,336 @@
+"""Signed estimates: Ed25519 signatures, a key ring, and admission with reasons.
+
+Every agent holds an Ed25519 key pair. An :class:`~swarmvar.types.Estimate`
+is signed over ``canonical_json(estimate.payload())`` (every field but the
+signature). A :class:`KeyRing` holds the registered public keys and, per
+agent, the highest sequence number it has admitted; :meth:`KeyRing.admit`
+checks an estimate and refuses it with a :class:`RejectionReason` when it is
+malformed, from an unknown agent, unsigned, forged, or replayed (its ``seq``
+does not increase). Refusals are counted per reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from ..canonical import NotCanonical, canonical_json
+from ..errors import InvalidEstimate, InvalidSignature, ReplayedEstimate, UnknownAgent
+from ..types import Estimate, RiskMeasure
+
+SIGNATURE_BYTES = 64
+
+
+class RejectionReason(Enum):
+    """Why an estimate was refused (the value is the short text shown to people)."""
+
+    MALFORMED = "malformed"
+    UNKNOWN_AGENT = "unknown agent"
+    UNSIGNED = "unsigned"
+    FORGED = "forged"
+    REPLAYED = "replayed"
+    MISMATCHED = "mismatched target"
+    STALE = "stale"
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """One refused estimate: who, why, and the detail a person needs to act on it."""
+
+    agent_id: str
+    reason: RejectionReason
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.reason.value}: {self.detail}"
+
+
+_ERRORS: Mapping[RejectionReason, type[InvalidEstimate]] = {
+    RejectionReason.UNSIGNED: InvalidSignature,
+    RejectionReason.FORGED: InvalidSignature,
+    RejectionReason.REPLAYED: ReplayedEstimate,
+}
+
+
+def rejection_error(rejection: Rejection) -> InvalidEstimate | UnknownAgent:
+    """The :class:`~swarmvar.errors.SwarmVarError` matching a rejection (to raise it)."""
+    message = f"estimate from agent {rejection.agent_id!r} refused, {rejection}"
+    if rejection.reason is RejectionReason.UNKNOWN_AGENT:
+        return UnknownAgent(message)
+    return _ERRORS.get(rejection.reason, InvalidEstimate)(message)
+
+
+def malformation(estimate: Estimate) -> str | None:
+    """Say what is structurally wrong with an estimate, or ``None`` if nothing is.
+
+    Checked: agent id and portfolio are non-empty strings; ``0 < alpha < 1``;
+    ``horizon >= 1``; ``seq >= 0``; VaR, ES and the four interval bounds are
+    finite; ``VaR >= 0``; ``ES >= VaR``; each interval has ``lower <= upper``;
+    ``as_of`` is a timezone-aware datetime (data times are compared across
+    agents, so naive times are ambiguous).
+    """
+    if not isinstance(estimate.agent_id, str) or not estimate.agent_id:
+        return "agent_id must be a non-empty string"
+    if not isinstance(estimate.portfolio, str) or not estimate.portfolio:
+        return "portfolio must be a non-empty string"
+    if isinstance(estimate.horizon, bool) or not isinstance(estimate.horizon, int):
+        return f"horizon must be an int, got {estimate.horizon!r}"
+    if isinstance(estimate.seq, bool) or not isinstance(estimate.seq, int) or estimate.seq < 0:
+        return f"seq must be a non-negative int, got {estimate.seq!r}"
+    if estimate.horizon < 1:
+        return f"horizon must be >= 1, got {estimate.horizon}"
+    numbers = {
+        "alpha": estimate.alpha,
+        "var": estimate.var,
+        "es": estimate.es,
+        "var_interval[0]": estimate.var_interval[0],
+        "var_interval[1]": estimate.var_interval[1],
+        "es_interval[0]": estimate.es_interval[0],
+        "es_interval[1]": estimate.es_interval[1],
+    }
+    for name, value in numbers.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{name} must be a number, got {value!r}"
+        if not math.isfinite(value):
+            return f"{name} is {value!r}; VaR/ES fields must be finite"
+    if not 0.0 < estimate.alpha < 1.0:
+        return f"alpha must be in (0, 1), got {estimate.alpha}"
+    if estimate.var < 0.0:
+        return f"VaR is a positive loss, got {estimate.var}"
+    if estimate.es < estimate.var:
+        return f"ES ({estimate.es}) is below VaR ({estimate.var}); ES >= VaR always"
+    for name, (lower, upper) in (("var", estimate.var_interval), ("es", estimate.es_interval)):
+        if lower > upper:
+            return f"{name}_interval is inverted ({lower} > {upper})"
+    if not isinstance(estimate.as_of, datetime) or estimate.as_of.utcoffset() is None:
+        return "as_of must be a timezone-aware datetime"
+    if estimate.variant_id is not None and not isinstance(estimate.variant_id, str):
+        return "variant_id must be a string or None"
+    return None
+
+
+def signing_bytes(estimate: Estimate) -> bytes:
+    """The exact bytes an estimate's signature covers (canonical JSON of its payload)."""
+    return canonical_json(estimate.payload())
+
+
+def sign_estimate(estimate: Estimate, private_key: Ed25519PrivateKey) -> Estimate:
+    """Return a copy of ``estimate`` carrying an Ed25519 signature by ``private_key``.
+
+    Raises
+    ------
+    InvalidEstimate
+        If the estimate is malformed (a malformed estimate is never signed).
+    """
+    problem = malformation(estimate)
+    if problem is not None:
+        raise InvalidEstimate(f"cannot sign estimate from {estimate.agent_id!r}: {problem}")
+    signature = private_key.sign(signing_bytes(estimate))
+    return dataclasses.replace(estimate, signature=signature)
+
+
+def estimate_from_measure(
+    agent_id: str,
+    measure: RiskMeasure,
+    *,
+    portfolio: str,
+    horizon: int,
+    as_of: datetime,
+    seq: int,
+    variant_id: str | None = None,
+) -> Estimate:
+    """Build an unsigned :class:`~swarmvar.types.Estimate` from an agent's RiskMeasure."""
+    return Estimate(
+        agent_id=agent_id,
+        portfolio=portfolio,
+        alpha=float(measure.alpha),
+        horizon=int(horizon),
+        var=float(measure.var),
+        es=float(measure.es),
+        var_interval=(float(measure.var_interval[0]), float(measure.var_interval[1])),
+        es_interval=(float(measure.es_interval[0]), float(measure.es_interval[1])),
+        as_of=as_of,
+        seq=int(seq),
+        variant_id=variant_id,
+    )
+
+
+def sign_measures(
+    measures: Sequence[tuple[str, RiskMeasure]],
+    private_keys: Mapping[str, Ed25519PrivateKey],
+    *,
+    portfolio: str,
+    horizon: int,
+    as_of: datetime,
+    seq: int,
+    variant_ids: Mapping[str, str] | None = None,
+) -> list[Estimate]:
+    """Turn ``(agent_id, RiskMeasure)`` pairs into signed estimates, one per pair.
+
+    Raises
+    ------
+    UnknownAgent
+        If an agent has no private key in ``private_keys``.
+    """
+    signed = []
+    for agent_id, measure in measures:
+        if agent_id not in private_keys:
+            raise UnknownAgent(f"no private key for agent {agent_id!r}; generate one first")
+        estimate = estimate_from_measure(
+            agent_id,
+            measure,
+            portfolio=portfolio,
+            horizon=horizon,
+            as_of=as_of,
+            seq=seq,
+            variant_id=(variant_ids or {}).get(agent_id),
+        )
+        signed.append(sign_estimate(estimate, private_keys[agent_id]))
+    return signed
+
+
+def private_key_from_seed(seed: bytes) -> Ed25519PrivateKey:
+    """A deterministic Ed25519 key from a 32-byte seed (for tests and reproducible demos)."""
+    if len(seed) != 32:
+        raise InvalidEstimate(f"an Ed25519 seed is 32 bytes, got {len(seed)}")
+    return Ed25519PrivateKey.from_private_bytes(seed)
+
+
+class KeyRing:
+    """Registered agents' public keys, plus replay state and refusal counters.
+
+    State: per agent, the highest admitted ``seq``; per reason, how many
+    estimates were refused. All methods are thread-safe (one lock).
+    """
+
+    def __init__(self, keys: Mapping[str, Ed25519PublicKey] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._keys: dict[str, Ed25519PublicKey] = {}
+        self._last_seq: dict[str, int] = {}
+        self._refused: Counter[RejectionReason] = Counter()
+        self._admitted = 0
+        for agent_id, key in (keys or {}).items():
+            self.register(agent_id, key)
+
+    def register(self, agent_id: str, public_key: Ed25519PublicKey) -> None:
+        """Register (or rotate) an agent's public key; replay state is kept."""
+        if not isinstance(agent_id, str) or not agent_id:
+            raise InvalidEstimate("agent_id must be a non-empty string")
+        if not isinstance(public_key, Ed25519PublicKey):
+            raise InvalidSignature(
+                f"public key for {agent_id!r} must be an Ed25519PublicKey, "
+                f"got {type(public_key).__name__}"
+            )
+        with self._lock:
+            self._keys[agent_id] = public_key
+
+    @property
+    def agents(self) -> tuple[str, ...]:
+        """Registered agent ids, sorted."""
+        with self._lock:
+            return tuple(sorted(self._keys))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._keys)
+
+    def __contains__(self, agent_id: object) -> bool:
+        with self._lock:
+            return agent_id in self._keys
+
+    def last_seq(self, agent_id: str) -> int | None:
+        """Highest admitted ``seq`` of an agent, ``None`` if none yet."""
+        with self._lock:
+            return self._last_seq.get(agent_id)
+
+    @property
+    def refused(self) -> Mapping[RejectionReason, int]:
+        """Count of refused estimates per reason (a copy)."""
+        with self._lock:
+            return dict(self._refused)
+
+    @property
+    def admitted(self) -> int:
+        """Count of admitted estimates."""
+        with self._lock:
+            return self._admitted
+
+    def check(self, estimate: Estimate) -> Rejection | None:
+        """Verify without changing any state: ``None`` if it would be admitted."""
+        with self._lock:
+            return self._check_locked(estimate)
+
+    def _check_locked(self, estimate: Estimate) -> Rejection | None:
+        agent = str(estimate.agent_id)
+        problem = malformation(estimate)
+        if problem is not None:
+            return Rejection(agent, RejectionReason.MALFORMED, problem)
+        key = self._keys.get(estimate.agent_id)
+        if key is None:
+            return Rejection(agent, RejectionReason.UNKNOWN_AGENT, "no registered public key")
+        signature = estimate.signature
+        if signature is None:
+            return Rejection(agent, RejectionReason.UNSIGNED, "no signature")
+        if not isinstance(signature, bytes) or len(signature) != SIGNATURE_BYTES:
+            return Rejection(agent, RejectionReason.FORGED, "signature is not 64 bytes")
+        try:
+            key.verify(signature, signing_bytes(estimate))
+        except _CryptoInvalidSignature:
+            return Rejection(agent, RejectionReason.FORGED, "signature does not verify")
+        except NotCanonical as err:
+            return Rejection(agent, RejectionReason.MALFORMED, str(err))
+        last = self._last_seq.get(estimate.agent_id)
+        if last is not None and estimate.seq <= last:
+            return Rejection(
+                agent,
+                RejectionReason.REPLAYED,
+                f"seq {estimate.seq} does not exceed last admitted seq {last}",
+            )
+        return None
+
+    def admit(self, estimate: Estimate) -> Rejection | None:
+        """Verify and, if valid, record its ``seq``; count a refusal otherwise."""
+        with self._lock:
+            rejection = self._check_locked(estimate)
+            if rejection is None:
+                self._last_seq[estimate.agent_id] = estimate.seq
+                self._admitted += 1
+            else:
+                self._refused[rejection.reason] += 1
+            return rejection
+
+    def count(self, reason: RejectionReason) -> None:
+        """Count a refusal decided outside the key ring (mismatched target, stale)."""
+        with self._lock:
+            self._refused[reason] += 1
+
+    def admit_all(self, estimates: Iterable[Estimate]) -> tuple[list[Estimate], list[Rejection]]:
+        """Admit a batch in ``seq`` order; return (admitted, refused).
+
+        Estimates are taken in increasing ``seq`` (stable), so arrival order
+        within a batch does not matter: an agent's seq 3 and seq 2 are both
+        admitted (``combine`` then keeps the newest), and a repeated seq is
+        refused as replayed.
+        """
+        admitted: list[Estimate] = []
+        refused: list[Rejection] = []
+        ordered = sorted(estimates, key=lambda e: e.seq if isinstance(e.seq, int) else -1)
+        for estimate in ordered:
+            rejection = self.admit(estimate)
+            if rejection is None:
+                admitted.append(estimate)
+            else:
+                refused.append(rejection)
+        return admitted, refused

@@ -126,8 +126,8 @@ class Ledger:
         self.path: Path | None = path
         self._clock = clock
         self._key = signing_key
-        store = SQLiteStore(path, format_timestamp(clock()), hash_algorithm, durability)
-        self._init(store)
+        now = format_timestamp(clock())
+        self._init(SQLiteStore(path, now, hash_algorithm, durability), now)
 
     @classmethod
     def open(cls, home: str | os.PathLike[str] = DEFAULT_HOME, **kwargs: Any) -> Ledger:
@@ -143,10 +143,12 @@ class Ledger:
         clock: Callable[[], datetime] = _utc_now,
     ) -> Ledger:
         """A ledger that lives in process memory (tests, dry runs)."""
+        now = clock()
         return cls.from_store(
-            MemoryStore(format_timestamp(clock()), hash_algorithm),
+            MemoryStore(format_timestamp(now), hash_algorithm),
             signing_key=signing_key or Ed25519PrivateKey.generate(),
             clock=clock,
+            genesis_time=now,
         )
 
     @classmethod
@@ -156,21 +158,23 @@ class Ledger:
         *,
         signing_key: Ed25519PrivateKey | None = None,
         clock: Callable[[], datetime] = _utc_now,
+        genesis_time: datetime | None = None,
     ) -> Ledger:
         """A ledger over any :class:`LedgerStore` (a genesis entry is added if it is empty)."""
         self = cls.__new__(cls)
         self.path = None
         self._clock = clock
         self._key = signing_key
-        self._init(store)
+        self._init(store, None if genesis_time is None else format_timestamp(genesis_time))
         return self
 
-    def _init(self, store: LedgerStore) -> None:
+    def _init(self, store: LedgerStore, genesis_time: str | None) -> None:
         self._store = store
         self.hash_algorithm = store.hash_algorithm
         if store.size() == 0:  # compare-and-append: only one process writes genesis
             genesis = canonical_data(genesis_data(self.hash_algorithm))
-            store.append([(EntryKind.GENESIS.value, genesis, self._now())], if_size=0)
+            stamp = genesis_time or self._now()
+            store.append([(EntryKind.GENESIS.value, genesis, stamp)], if_size=0)
 
     # --- lifecycle --------------------------------------------------------
 

@@ -1,0 +1,90 @@
+"""JSON Lines export and re-verifying import."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from swarmvar.errors import LedgerCorrupted
+from swarmvar.ledger import EntryKind, HashAlgorithm, Ledger, export_jsonl, import_jsonl
+
+
+def _source(home: Path, algorithm: HashAlgorithm = HashAlgorithm.SHA3_256) -> Ledger:
+    led = Ledger(home, hash_algorithm=algorithm)
+    led.add_entries([(EntryKind.ESTIMATE, {"agent": f"a{i}", "var": 0.01 * i, "note": "é ✓"}) for i in range(30)])
+    led.record_action("halve", {"reason": "VaR breach"})
+    return led
+
+
+@pytest.mark.parametrize("algorithm", list(HashAlgorithm))
+def test_round_trip_keeps_every_hash_and_the_root(tmp_path: Path, algorithm: HashAlgorithm) -> None:
+    src = _source(tmp_path / "a", algorithm)
+    out = tmp_path / "ledger.jsonl"
+    assert export_jsonl(src, out) == src.size == 32
+    lines = out.read_text(encoding="utf-8").splitlines()
+    header = json.loads(lines[0])
+    assert header["format"] == "swarmvar-ledger" and header["size"] == 32
+    assert header["root"] == src.compute_merkle_root().hex()
+    assert json.loads(lines[2]) == src.entry(1).to_dict()
+    with import_jsonl(out, tmp_path / "b") as copy:
+        assert copy.get_manifest() == src.get_manifest()
+        assert copy.verify_chain().ok
+        assert [e.to_dict() for e in copy.entries()] == [e.to_dict() for e in src.entries()]
+        copy.add_entry(EntryKind.DECISION, {"continue": True})  # an import is a live ledger
+        assert copy.verify_chain().ok
+    src.close()
+
+
+def _tampered(tmp_path: Path, edit) -> Path:  # type: ignore[no-untyped-def]
+    src = _source(tmp_path / "a")
+    out = tmp_path / "ledger.jsonl"
+    export_jsonl(src, out)
+    src.close()
+    lines = out.read_text(encoding="utf-8").splitlines()
+    edit(lines)
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out
+
+
+def _set(lines: list[str], i: int, key: str, value: object) -> None:
+    item = json.loads(lines[i])
+    item[key] = value
+    lines[i] = json.dumps(item)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda ls: _set(ls, 5, "data", {"agent": "forged"}), "entry 4's hash"),
+        (lambda ls: _set(ls, 5, "hash", "00" * 32), "previous_hash"),
+        (lambda ls: _set(ls, 9, "timestamp", "2020-01-01T00:00:00.000000Z"), "entry 8's hash"),
+        (lambda ls: _set(ls, 9, "kind", "gossip"), "unknown entry kind"),
+        (lambda ls: _set(ls, 9, "data", {"x": float("nan")}), "not JSON"),
+        (lambda ls: ls.__delitem__(7), "index 7, expected 6"),
+        (lambda ls: ls.__setitem__(3, ls[3][:-5]), "not JSON"),
+        (lambda ls: ls.pop(), "header says 32"),
+        (lambda ls: _set(ls, 0, "root", "11" * 32), "header says"),
+        (lambda ls: ls.__setitem__(0, "{}"), "header"),
+    ],
+)
+def test_tampered_export_is_refused_and_nothing_written(tmp_path: Path, edit, message: str) -> None:  # type: ignore[no-untyped-def]
+    path = _tampered(tmp_path, edit)
+    with pytest.raises(LedgerCorrupted, match=message):
+        import_jsonl(path, tmp_path / "b")
+    assert not (tmp_path / "b" / "ledger.sqlite").exists()
+
+
+def test_import_refuses_a_ledger_that_holds_entries(tmp_path: Path) -> None:
+    src = _source(tmp_path / "a")
+    out = tmp_path / "x.jsonl"
+    export_jsonl(src, out)
+    other = Ledger(tmp_path / "b")
+    other.add_entry(EntryKind.PULSE, {"beat": 1})
+    before = other.get_manifest()
+    with pytest.raises(LedgerCorrupted, match="already holds entries"):
+        import_jsonl(out, tmp_path / "b")
+    assert other.get_manifest() == before
+    other.close()
+    src.close()

@@ -1,0 +1,145 @@
+"""Tampering directly in the SQLite file is caught, and named."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from swarmvar.ledger import EntryKind, Ledger
+from swarmvar.ledger.entry import ZERO_HASH, canonical_data
+from swarmvar.ledger.store import seal_batch
+
+N = 40  # entries after genesis
+KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
+
+
+def _build(home: Path) -> Path:
+    with Ledger(home, signing_key=KEY) as led:
+        led.add_entries([(EntryKind.ESTIMATE, {"agent": f"a{i}", "var": 0.01 + i / 1000}) for i in range(N // 2)])
+        for i in range(N // 2):
+            led.add_entry(EntryKind.CONSENSUS, {"var": 0.02, "beat": i})
+    return home / "ledger.sqlite"
+
+
+@contextmanager
+def _attacker(db: Path) -> Iterator[sqlite3.Connection]:
+    """Raw write access to the file: the append-only triggers are the first thing to go."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("DROP TRIGGER entries_append_only_update")
+    conn.execute("DROP TRIGGER entries_append_only_delete")
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _flip_byte(value: bytes | str, pos: int) -> bytes | str:
+    if isinstance(value, str):
+        raw = bytearray(value.encode())
+        raw[pos % len(raw)] ^= 0x01
+        return raw.decode("utf-8", errors="replace")
+    raw = bytearray(value)
+    raw[pos % len(raw)] ^= 0x01
+    return bytes(raw)
+
+
+def _verify(home: Path) -> tuple[bool, int | None, str | None]:
+    with Ledger(home, create=False) as led:
+        result = led.verify_chain()
+    return result.ok, result.first_bad, result.reason
+
+
+@pytest.mark.parametrize("index", [0, 1, 17, 25, N])
+@pytest.mark.parametrize("column", ["data", "hash", "previous_hash", "timestamp", "kind"])
+def test_one_changed_byte_in_any_field_names_that_entry(tmp_path: Path, index: int, column: str) -> None:
+    db = _build(tmp_path)
+    assert _verify(tmp_path) == (True, None, None)
+    with _attacker(db) as conn:
+        (value,) = conn.execute(f"SELECT {column} FROM entries WHERE idx = ?", (index,)).fetchone()
+        conn.execute(f"UPDATE entries SET {column} = ? WHERE idx = ?", (_flip_byte(value, 7), index))
+    ok, bad, reason = _verify(tmp_path)
+    assert not ok and bad == index, reason
+
+
+@pytest.mark.parametrize(("i", "j"), [(3, 4), (10, 30), (1, N)])
+def test_reordering_entries_names_the_first_moved(tmp_path: Path, i: int, j: int) -> None:
+    db = _build(tmp_path)
+    with _attacker(db) as conn:
+        conn.execute("UPDATE entries SET idx = -1 WHERE idx = ?", (i,))
+        conn.execute("UPDATE entries SET idx = ? WHERE idx = ?", (i, j))
+        conn.execute("UPDATE entries SET idx = ? WHERE idx = -1", (j,))
+    ok, bad, reason = _verify(tmp_path)
+    assert not ok and bad == i, reason
+
+
+def test_changed_merkle_node_is_named(tmp_path: Path) -> None:
+    db = _build(tmp_path)
+    with _attacker(db) as conn:  # entry 31 = 0b11111 holds five Merkle nodes
+        (nodes,) = conn.execute("SELECT nodes FROM entries WHERE idx = 31").fetchone()
+        assert len(nodes) == 5 * 32
+        conn.execute("UPDATE entries SET nodes = ? WHERE idx = 31", (_flip_byte(nodes, 100),))
+    ok, bad, reason = _verify(tmp_path)
+    assert not ok and bad == 31 and "Merkle" in str(reason)
+
+
+def test_deleted_middle_entry_is_named(tmp_path: Path) -> None:
+    db = _build(tmp_path)
+    with _attacker(db) as conn:
+        conn.execute("DELETE FROM entries WHERE idx = 12")
+    ok, bad, reason = _verify(tmp_path)
+    assert not ok and bad == 12 and "missing" in str(reason)
+
+
+def test_dropped_tail_is_caught_by_an_earlier_signed_head(tmp_path: Path) -> None:
+    db = _build(tmp_path)
+    with Ledger(tmp_path, signing_key=KEY) as led:
+        head = led.signed_head()
+        assert led.check_head(head).ok
+    with _attacker(db) as conn:
+        conn.execute("DELETE FROM entries WHERE idx > ?", (N - 3,))
+    with Ledger(tmp_path, signing_key=KEY) as led:
+        assert led.verify_chain().ok  # a prefix of a valid chain is a valid chain...
+        result = led.check_head(head)  # ...but not the one that was signed
+    assert not result.ok and result.first_bad == N - 2 and "removed" in str(result.reason)
+
+
+def test_truncated_then_regrown_ledger_fails_consistency(tmp_path: Path) -> None:
+    """Drop the tail and append different entries: same size as the head, different history."""
+    db = _build(tmp_path)
+    with Ledger(tmp_path, signing_key=KEY) as led:
+        head = led.signed_head()
+    with _attacker(db) as conn:
+        conn.execute("DELETE FROM entries WHERE idx > ?", (N - 5,))
+    with Ledger(tmp_path, signing_key=KEY) as led:
+        for i in range(10):
+            led.add_entry(EntryKind.DECISION, {"rewritten": i})
+        assert led.verify_chain().ok and led.size > head.size
+        result = led.check_head(head)
+    assert not result.ok and "not consistent" in str(result.reason)
+
+
+def test_consistently_rewritten_history_fails_against_signed_head(tmp_path: Path) -> None:
+    """An attacker rewrites entry 5 and re-seals every later hash and Merkle node."""
+    db = _build(tmp_path)
+    with Ledger(tmp_path, signing_key=KEY) as led:
+        head = led.signed_head()
+        rows = list(led.store.rows())
+    prefix = [(r[2], r[3], r[1]) for r in rows[:5]]  # (kind, data, timestamp) of entries 0..4
+    resealed, prefix_frontier = seal_batch(prefix, 0, ZERO_HASH, [], head.hash_algorithm)
+    assert resealed == rows[:5]
+    drafts = [(r[2], r[3], r[1]) for r in rows[5:]]
+    drafts[0] = (drafts[0][0], canonical_data({"agent": "forged", "var": 0.0}), drafts[0][2])
+    forged, _ = seal_batch(drafts, 5, rows[4][5], prefix_frontier, head.hash_algorithm)
+    with _attacker(db) as conn:
+        conn.execute("DELETE FROM entries WHERE idx >= 5")
+        conn.executemany("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", forged)
+    with Ledger(tmp_path, signing_key=KEY) as led:
+        assert led.verify_chain().ok  # internally consistent forgery...
+        assert led.entry(5).data["agent"] == "forged"
+        result = led.check_head(head)  # ...that the signed head exposes
+    assert not result.ok and "not consistent" in str(result.reason)

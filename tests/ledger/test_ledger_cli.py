@@ -70,7 +70,9 @@ def test_show_tail_prove_consistency(tmp_path: Path) -> None:
     assert [json.loads(t)["index"] for t in tail] == [9, 10, 11, 12]
     proof = InclusionProof.from_dict(json.loads(_run("prove", "5", "--home", str(home)).output))
     proof.verify(bytes.fromhex(manifest["root"]))
-    assert proof.entry_hash.hex() == json.loads(_run("show", "5", "--home", str(home)).output)["hash"]
+    assert (
+        proof.entry_hash.hex() == json.loads(_run("show", "5", "--home", str(home)).output)["hash"]
+    )
     cp = json.loads(_run("consistency", "5", "13", "--home", str(home)).output)
     verify_consistency(
         5,

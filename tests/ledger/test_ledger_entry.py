@@ -32,7 +32,9 @@ json_scalars = (
 )
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 json_objects = st.dictionaries(st.text(max_size=8), json_values, max_size=6)
@@ -60,9 +62,10 @@ def test_preimage_is_the_canonical_json_of_the_entry(
     }
     body = preimage(index, ts, kind.value, canonical_data(data), previous)
     assert body == canonical_json(fields)
-    assert entry_hash(index, ts, kind.value, canonical_data(data), previous) == hashlib.sha3_256(
-        canonical_json(fields)
-    ).digest()
+    assert (
+        entry_hash(index, ts, kind.value, canonical_data(data), previous)
+        == hashlib.sha3_256(canonical_json(fields)).digest()
+    )
 
 
 def test_timestamps_are_utc_with_microseconds() -> None:
@@ -93,7 +96,9 @@ class Opaque:
         ({"big": "x" * MAX_DATA_BYTES}, "1 MiB"),
     ],
 )
-def test_bad_data_raises_invalid_entry_and_writes_nothing(tmp_path: Path, data: object, fragment: str) -> None:
+def test_bad_data_raises_invalid_entry_and_writes_nothing(
+    tmp_path: Path, data: object, fragment: str
+) -> None:
     ledger = Ledger(tmp_path)
     before = ledger.get_manifest()
     with pytest.raises(InvalidEntry, match=None) as info:

@@ -13,7 +13,12 @@ from swarmvar.ledger import EntryKind, HashAlgorithm, Ledger, export_jsonl, impo
 
 def _source(home: Path, algorithm: HashAlgorithm = HashAlgorithm.SHA3_256) -> Ledger:
     led = Ledger(home, hash_algorithm=algorithm)
-    led.add_entries([(EntryKind.ESTIMATE, {"agent": f"a{i}", "var": 0.01 * i, "note": "é ✓"}) for i in range(30)])
+    led.add_entries(
+        [
+            (EntryKind.ESTIMATE, {"agent": f"a{i}", "var": 0.01 * i, "note": "é ✓"})
+            for i in range(30)
+        ]
+    )
     led.record_action("halve", {"reason": "VaR breach"})
     return led
 

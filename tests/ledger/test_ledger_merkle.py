@@ -1,4 +1,4 @@
-"""RFC 6962 Merkle functions against Certificate Transparency's published vectors and by property."""
+"""RFC 6962 Merkle functions: Certificate Transparency's published vectors, and properties."""
 
 from __future__ import annotations
 
@@ -114,7 +114,10 @@ def ct_root(n: int) -> bytes:
 
 def test_hash_primitives_are_rfc6962_domain_separated() -> None:
     assert leaf_hash(b"abc", SHA256) == hashlib.sha256(b"\x00abc").digest()
-    assert node_hash(b"L" * 32, b"R" * 32, SHA256) == hashlib.sha256(b"\x01" + b"L" * 32 + b"R" * 32).digest()
+    assert (
+        node_hash(b"L" * 32, b"R" * 32, SHA256)
+        == hashlib.sha256(b"\x01" + b"L" * 32 + b"R" * 32).digest()
+    )
     assert empty_root(SHA256) == hashlib.sha256(b"").digest()
     assert leaf_hash(b"abc") == hashlib.sha3_256(b"\x00abc").digest()  # SHA3-256 is the default
 
@@ -181,7 +184,9 @@ def test_corrupted_ct_inclusion_proofs_fail(index: int, size: int) -> None:
             verify_inclusion(i, s, lf, p, rt, SHA256)
 
 
-@pytest.mark.parametrize(("size1", "size2"), [k for k in sorted(CT_CONSISTENCY) if CT_CONSISTENCY[k]])
+@pytest.mark.parametrize(
+    ("size1", "size2"), [k for k in sorted(CT_CONSISTENCY) if CT_CONSISTENCY[k]]
+)
 def test_corrupted_ct_consistency_proofs_fail(size1: int, size2: int) -> None:
     proof = [bytes.fromhex(h) for h in CT_CONSISTENCY[(size1, size2)]]
     r1, r2 = ct_root(size1), ct_root(size2)
@@ -326,7 +331,9 @@ def test_ranges_fold_from_perfect_subtrees(n: int, data: st.DataObject) -> None:
 
     assert via_cover(0, n) == root(hashes)
     index = data.draw(st.integers(0, n - 1))
-    assert [via_cover(s, e) for s, e in inclusion_ranges(index, n)] == inclusion_proof(index, hashes)
+    assert [via_cover(s, e) for s, e in inclusion_ranges(index, n)] == inclusion_proof(
+        index, hashes
+    )
     m = data.draw(st.integers(0, n))
     assert [via_cover(s, e) for s, e in consistency_ranges(m, n)] == consistency_proof(m, hashes)
 

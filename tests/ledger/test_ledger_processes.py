@@ -21,7 +21,8 @@ run = sys.argv[2]
 i = 0
 while True:
     if i % 3 == 0:  # a batch of 50 in one transaction
-        got = ledger.add_entries([(EntryKind.PULSE, {"run": run, "n": i, "k": k}) for k in range(50)])
+        batch = [(EntryKind.PULSE, {"run": run, "n": i, "k": k}) for k in range(50)]
+        got = ledger.add_entries(batch)
         lines = "".join(f"{index} {i} {k}\\n" for k, index in enumerate(got))
     else:
         entry = ledger.add_entry(EntryKind.PULSE, {"run": run, "n": i, "k": 0})
@@ -45,7 +46,10 @@ print("done", flush=True)
 
 def _spawn(code: str, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", code, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -118,7 +122,9 @@ def test_threads_sharing_and_not_sharing_a_ledger_object(tmp_path: Path) -> None
         try:
             for i in range(100):
                 if i % 10 == 0:
-                    ledger.add_entries([(EntryKind.FLOW, {"t": t, "i": i, "k": k}) for k in range(5)])
+                    ledger.add_entries(
+                        [(EntryKind.FLOW, {"t": t, "i": i, "k": k}) for k in range(5)]
+                    )
                 else:
                     ledger.add_entry(EntryKind.FLOW, {"t": t, "i": i, "k": 0})
         except BaseException as exc:  # surfaced below

@@ -94,7 +94,9 @@ def test_signed_head_verifies_and_detects_forgery(ledger: Ledger) -> None:
     head.verify_signature(trusted_key=head.public_key)
     _fill(ledger, 5)
     assert ledger.check_head(head).ok
-    forged = type(head)(head.size, bytes(32), head.timestamp, head.hash_algorithm, head.public_key, head.signature)
+    forged = type(head)(
+        head.size, bytes(32), head.timestamp, head.hash_algorithm, head.public_key, head.signature
+    )
     with pytest.raises(InvalidHead):
         ledger.check_head(forged)
     other = Ed25519PrivateKey.generate().public_key().public_bytes_raw()

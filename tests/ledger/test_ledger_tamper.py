@@ -20,7 +20,12 @@ KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
 
 def _build(home: Path) -> Path:
     with Ledger(home, signing_key=KEY) as led:
-        led.add_entries([(EntryKind.ESTIMATE, {"agent": f"a{i}", "var": 0.01 + i / 1000}) for i in range(N // 2)])
+        led.add_entries(
+            [
+                (EntryKind.ESTIMATE, {"agent": f"a{i}", "var": 0.01 + i / 1000})
+                for i in range(N // 2)
+            ]
+        )
         for i in range(N // 2):
             led.add_entry(EntryKind.CONSENSUS, {"var": 0.02, "beat": i})
     return home / "ledger.sqlite"
@@ -56,12 +61,16 @@ def _verify(home: Path) -> tuple[bool, int | None, str | None]:
 
 @pytest.mark.parametrize("index", [0, 1, 17, 25, N])
 @pytest.mark.parametrize("column", ["data", "hash", "previous_hash", "timestamp", "kind"])
-def test_one_changed_byte_in_any_field_names_that_entry(tmp_path: Path, index: int, column: str) -> None:
+def test_one_changed_byte_in_any_field_names_that_entry(
+    tmp_path: Path, index: int, column: str
+) -> None:
     db = _build(tmp_path)
     assert _verify(tmp_path) == (True, None, None)
     with _attacker(db) as conn:
         (value,) = conn.execute(f"SELECT {column} FROM entries WHERE idx = ?", (index,)).fetchone()
-        conn.execute(f"UPDATE entries SET {column} = ? WHERE idx = ?", (_flip_byte(value, 7), index))
+        conn.execute(
+            f"UPDATE entries SET {column} = ? WHERE idx = ?", (_flip_byte(value, 7), index)
+        )
     ok, bad, reason = _verify(tmp_path)
     assert not ok and bad == index, reason
 

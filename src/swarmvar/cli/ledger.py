@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -27,7 +27,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-HomeOption = typer.Option(DEFAULT_HOME, "--home", help="Data home holding ledger.sqlite.")
+Home = Annotated[Path, typer.Option("--home", help="Data home holding ledger.sqlite.")]
 
 
 def _echo(obj: Any) -> None:
@@ -36,7 +36,7 @@ def _echo(obj: Any) -> None:
 
 @contextmanager
 def _ledger(home: Path) -> Iterator[Ledger]:
-    """Open the ledger read-mostly; turn swarmvar errors into a message and exit code 2."""
+    """Open an existing ledger; turn swarmvar errors into a message and exit code 2."""
     try:
         with Ledger(home, create=False) as ledger:
             yield ledger
@@ -47,10 +47,11 @@ def _ledger(home: Path) -> Iterator[Ledger]:
 
 @app.command()
 def verify(
-    home: Path = HomeOption,
-    against: Path | None = typer.Option(
-        None, "--against", help="A signed head (JSON from `ledger head`) the ledger must extend."
-    ),
+    home: Home = DEFAULT_HOME,
+    against: Annotated[
+        Path | None,
+        typer.Option(help="A signed head (JSON from `ledger head`) that the ledger must extend."),
+    ] = None,
 ) -> None:
     """Recompute every hash, link and Merkle node; exit 1 naming the first bad entry."""
     with _ledger(home) as ledger:
@@ -69,8 +70,11 @@ def verify(
 
 @app.command()
 def show(
-    index: int | None = typer.Argument(None, help="Entry index (negative from the end); omit for the manifest."),
-    home: Path = HomeOption,
+    index: Annotated[
+        int | None,
+        typer.Argument(help="Entry index (negative: from the end); omit for the manifest."),
+    ] = None,
+    home: Home = DEFAULT_HOME,
 ) -> None:
     """Print one entry, or the manifest (size, root, head hash, algorithm, created)."""
     with _ledger(home) as ledger:
@@ -79,8 +83,10 @@ def show(
 
 @app.command()
 def tail(
-    n: int = typer.Option(10, "-n", "--lines", min=1, help="How many of the last entries."),
-    home: Path = HomeOption,
+    n: Annotated[
+        int, typer.Option("-n", "--lines", min=1, help="How many of the last entries.")
+    ] = 10,
+    home: Home = DEFAULT_HOME,
 ) -> None:
     """Print the last N entries, one JSON object per line."""
     with _ledger(home) as ledger:
@@ -90,9 +96,9 @@ def tail(
 
 @app.command()
 def prove(
-    index: int = typer.Argument(..., help="Entry index."),
-    size: int | None = typer.Option(None, "--size", help="Tree size (default: the whole ledger)."),
-    home: Path = HomeOption,
+    index: Annotated[int, typer.Argument(help="Entry index.")],
+    size: Annotated[int | None, typer.Option(help="Tree size (default: the whole ledger).")] = None,
+    home: Home = DEFAULT_HOME,
 ) -> None:
     """Print an RFC 6962 inclusion proof for entry INDEX (checked before printing)."""
     with _ledger(home) as ledger:
@@ -103,9 +109,9 @@ def prove(
 
 @app.command()
 def consistency(
-    size1: int = typer.Argument(..., help="Earlier tree size."),
-    size2: int = typer.Argument(..., help="Later tree size."),
-    home: Path = HomeOption,
+    size1: Annotated[int, typer.Argument(help="Earlier tree size.")],
+    size2: Annotated[int, typer.Argument(help="Later tree size.")],
+    home: Home = DEFAULT_HOME,
 ) -> None:
     """Print an RFC 6962 consistency proof from SIZE1 to SIZE2 (checked before printing)."""
     with _ledger(home) as ledger:
@@ -115,14 +121,17 @@ def consistency(
 
 
 @app.command()
-def head(home: Path = HomeOption) -> None:
+def head(home: Home = DEFAULT_HOME) -> None:
     """Print a signed tree head (size, root, time; Ed25519) to keep for later audits."""
     with _ledger(home) as ledger:
         _echo(ledger.signed_head().to_dict())
 
 
 @app.command("export")
-def export_(path: Path = typer.Argument(..., help="JSON Lines file to write."), home: Path = HomeOption) -> None:
+def export_(
+    path: Annotated[Path, typer.Argument(help="JSON Lines file to write.")],
+    home: Home = DEFAULT_HOME,
+) -> None:
     """Write the ledger to a JSON Lines file (header line, then one entry per line)."""
     with _ledger(home) as ledger:
         count = export_jsonl(ledger, path)
@@ -130,7 +139,10 @@ def export_(path: Path = typer.Argument(..., help="JSON Lines file to write."), 
 
 
 @app.command("import")
-def import_(path: Path = typer.Argument(..., help="JSON Lines export to load."), home: Path = HomeOption) -> None:
+def import_(
+    path: Annotated[Path, typer.Argument(help="JSON Lines export to load.")],
+    home: Home = DEFAULT_HOME,
+) -> None:
     """Verify an export and load it into a new, empty ledger under --home."""
     try:
         with import_jsonl(path, home) as ledger:

@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from ..canonical import NotCanonical, canonical_json, loads
@@ -32,7 +32,7 @@ ZERO_HASH = bytes(32)
 _TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z\Z")
 
 
-class EntryKind(str, Enum):
+class EntryKind(StrEnum):
     """What an entry records."""
 
     GENESIS = "genesis"
@@ -96,7 +96,9 @@ def format_timestamp(when: datetime) -> str:
 def check_timestamp(text: str) -> str:
     """Return ``text`` if it is in the ledger's timestamp format, else raise InvalidEntry."""
     if not isinstance(text, str) or not _TIMESTAMP.match(text):
-        raise InvalidEntry(f"timestamp {text!r} is not UTC ISO 8601 like 2024-01-31T12:00:00.000000Z")
+        raise InvalidEntry(
+            f"timestamp {text!r} is not UTC ISO 8601 like 2024-01-31T12:00:00.000000Z"
+        )
     return text
 
 
@@ -141,14 +143,14 @@ def preimage(index: int, timestamp: str, kind: str, data_json: str, previous_has
     """Bytes that an entry's hash covers: canonical JSON of its fields but the hash.
 
     Built by concatenation for speed; byte-identical to
-    ``canonical_json({"data": ..., "index": ..., "kind": ..., "previous_hash": hex, "timestamp": ...})``
+    ``canonical_json({"data", "index", "kind", "previous_hash" (hex), "timestamp"})``
     because keys are written in sorted order, ``data_json`` is already
     canonical, and kind, timestamp and hex hashes need no escaping.
     """
     return (
         f'{{"data":{data_json},"index":{index},"kind":"{kind}",'
         f'"previous_hash":"{previous_hash.hex()}","timestamp":"{timestamp}"}}'
-    ).encode("utf-8")
+    ).encode()
 
 
 def entry_hash(

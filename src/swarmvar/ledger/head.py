@@ -74,7 +74,9 @@ class SignedHead:
         if trusted_key is not None and trusted_key != self.public_key:
             raise InvalidHead("signed head was signed by a different key than the trusted one")
         try:
-            Ed25519PublicKey.from_public_bytes(self.public_key).verify(self.signature, self.message())
+            Ed25519PublicKey.from_public_bytes(self.public_key).verify(
+                self.signature, self.message()
+            )
         except (_BadSignature, ValueError):
             raise InvalidHead(
                 f"signature of the head at size {self.size} does not verify"
@@ -109,7 +111,12 @@ class SignedHead:
 def head_message(size: int, root: bytes, timestamp: str, algorithm: HashAlgorithm) -> bytes:
     """Canonical bytes that a head's signature covers."""
     return canonical_json(
-        {"hash_algorithm": algorithm.value, "root": root.hex(), "size": size, "timestamp": timestamp}
+        {
+            "hash_algorithm": algorithm.value,
+            "root": root.hex(),
+            "size": size,
+            "timestamp": timestamp,
+        }
     )
 
 
@@ -117,7 +124,9 @@ def sign_head(
     size: int, root: bytes, timestamp: str, algorithm: HashAlgorithm, key: Ed25519PrivateKey
 ) -> SignedHead:
     """Sign (size, root, timestamp, algorithm) with ``key``."""
-    public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
     signature = key.sign(head_message(size, root, timestamp, algorithm))
     return SignedHead(size, root, timestamp, algorithm, public, signature)
 
@@ -158,9 +167,9 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
             f"signing key {path} has permissions {mode:o}; it must be private: chmod 600 {path}"
         )
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (ValueError, TypeError) as exc:
         raise KeyFileError(f"{path} is not a PEM private key: {exc}") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise KeyFileError(f"{path} holds a {type(key).__name__}, not an Ed25519 key")
-    return key
+    if not isinstance(loaded, Ed25519PrivateKey):
+        raise KeyFileError(f"{path} holds a {type(loaded).__name__}, not an Ed25519 key")
+    return loaded

@@ -98,7 +98,13 @@ def read_jsonl(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[Draft
         try:
             if item["index"] != len(drafts):
                 raise LedgerCorrupted(f"{where}: index {item['index']}, expected {len(drafts)}")
-            drafts.append((parse_kind(item["kind"]).value, canonical_data(item["data"]), check_timestamp(item["timestamp"])))
+            drafts.append(
+                (
+                    parse_kind(item["kind"]).value,
+                    canonical_data(item["data"]),
+                    check_timestamp(item["timestamp"]),
+                )
+            )
             hashes.append(bytes.fromhex(item["hash"]))
             previous = bytes.fromhex(item["previous_hash"])
         except (KeyError, TypeError, ValueError) as exc:
@@ -116,9 +122,7 @@ def read_jsonl(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[Draft
     rows, frontier = seal_batch(drafts, 0, ZERO_HASH, [], algorithm)
     for row, expected in zip(rows, hashes, strict=True):
         if row[5] != expected:
-            raise LedgerCorrupted(
-                f"{path}: entry {row[0]}'s hash does not match its contents"
-            )
+            raise LedgerCorrupted(f"{path}: entry {row[0]}'s hash does not match its contents")
     got = fold([h for _, h in frontier], algorithm) if frontier else empty_root(algorithm)
     if got != root:
         raise LedgerCorrupted(f"{path}: entries give root {got.hex()}, header says {root.hex()}")

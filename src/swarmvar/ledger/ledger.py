@@ -82,7 +82,7 @@ def _utc_now() -> datetime:
 
 
 def ledger_path(home_or_path: str | os.PathLike[str]) -> Path:
-    """The database file: the path itself if it ends in .sqlite/.db, else ``<home>/ledger.sqlite``."""
+    """The database file: the path if it ends in .sqlite/.db, else ``<home>/ledger.sqlite``."""
     path = Path(home_or_path)
     return path if path.suffix in _FILE_SUFFIXES else path / LEDGER_FILE
 
@@ -189,7 +189,10 @@ class Ledger:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 
@@ -392,6 +395,9 @@ class Ledger:
             proof.verify(root1=head.root)
         except InvalidProof as exc:
             return Verification(
-                False, size, None, f"ledger is not consistent with the head at size {head.size}: {exc}"
+                False,
+                size,
+                None,
+                f"ledger is not consistent with the head at size {head.size}: {exc}",
             )
         return Verification(True, size, None, None, proof.root2)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from enum import Enum
+from enum import StrEnum
 
 from ..errors import InvalidProof
 
@@ -32,13 +32,13 @@ from ..errors import InvalidProof
 NodeKey = tuple[int, int]
 
 
-class HashAlgorithm(str, Enum):
+class HashAlgorithm(StrEnum):
     """Hash function of a chain and its Merkle tree (32-byte digests)."""
 
     SHA3_256 = "sha3-256"
     SHA256 = "sha-256"
 
-    def new(self) -> Callable[[bytes], "hashlib._Hash"]:
+    def new(self) -> Callable[[bytes], hashlib._Hash]:
         """The hashlib constructor of this algorithm."""
         return hashlib.sha3_256 if self is HashAlgorithm.SHA3_256 else hashlib.sha256
 
@@ -52,7 +52,9 @@ def leaf_hash(data: bytes, algorithm: HashAlgorithm = HashAlgorithm.SHA3_256) ->
     return algorithm.new()(b"\x00" + data).digest()
 
 
-def node_hash(left: bytes, right: bytes, algorithm: HashAlgorithm = HashAlgorithm.SHA3_256) -> bytes:
+def node_hash(
+    left: bytes, right: bytes, algorithm: HashAlgorithm = HashAlgorithm.SHA3_256
+) -> bytes:
     """RFC 6962 interior node hash ``H(0x01 || left || right)``."""
     return algorithm.new()(b"\x01" + left + right).digest()
 
@@ -83,7 +85,9 @@ def root(leaf_hashes: Sequence[bytes], algorithm: HashAlgorithm = HashAlgorithm.
     return _mth(leaf_hashes, 0, len(leaf_hashes), algorithm)
 
 
-def root_of_data(leaves: Sequence[bytes], algorithm: HashAlgorithm = HashAlgorithm.SHA3_256) -> bytes:
+def root_of_data(
+    leaves: Sequence[bytes], algorithm: HashAlgorithm = HashAlgorithm.SHA3_256
+) -> bytes:
     """Merkle tree hash MTH of raw leaf data (each hashed with :func:`leaf_hash`)."""
     return root([leaf_hash(d, algorithm) for d in leaves], algorithm)
 
@@ -94,7 +98,9 @@ def _mth(hashes: Sequence[bytes], start: int, end: int, algorithm: HashAlgorithm
         return hashes[start]
     k = split_point(n)
     return node_hash(
-        _mth(hashes, start, start + k, algorithm), _mth(hashes, start + k, end, algorithm), algorithm
+        _mth(hashes, start, start + k, algorithm),
+        _mth(hashes, start + k, end, algorithm),
+        algorithm,
     )
 
 

@@ -19,7 +19,16 @@ from pathlib import Path
 from ..errors import LedgerCorrupted
 from .entry import ZERO_HASH
 from .merkle import HashAlgorithm, NodeKey, frontier_keys
-from .store import Draft, Durability, Frontier, Row, frontier_from, node_from_row, node_row, seal_batch
+from .store import (
+    Draft,
+    Durability,
+    Frontier,
+    Row,
+    frontier_from,
+    node_from_row,
+    node_row,
+    seal_batch,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -133,7 +142,7 @@ class SQLiteStore:
 
     @property
     def created(self) -> str:
-        return self._created
+        return str(self._created)
 
     def size(self) -> int:
         with self._lock:

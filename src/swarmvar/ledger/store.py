@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol
 
 from ..errors import LedgerCorrupted
@@ -34,7 +34,7 @@ Row = tuple[int, str, str, str, bytes, bytes, bytes]
 Frontier = list[tuple[int, bytes]]
 
 
-class Durability(str, Enum):
+class Durability(StrEnum):
     """How hard a commit is pushed to disk (SQLite ``synchronous``)."""
 
     #: Survives a killed process; a power cut may lose the last commits (WAL, synchronous=NORMAL).
@@ -127,7 +127,9 @@ def node_row(key: NodeKey) -> int:
     return ((j + 1) << level) - 1
 
 
-def node_from_row(key: NodeKey, row_hash: bytes, row_nodes: bytes, algorithm: HashAlgorithm) -> bytes:
+def node_from_row(
+    key: NodeKey, row_hash: bytes, row_nodes: bytes, algorithm: HashAlgorithm
+) -> bytes:
     """Hash of subtree ``key`` from the (hash, nodes) columns of :func:`node_row`."""
     level = key[0]
     if level == 0:

@@ -73,7 +73,7 @@ def verify_rows(rows: Iterable[Row], algorithm: HashAlgorithm) -> Verification:
         if kind not in _KINDS or (kind == EntryKind.GENESIS.value) != (idx == 0):
             bad = f"kind {kind!r} is not allowed at index {idx}"
         elif previous != prev:
-            bad = "previous_hash does not equal the hash of the entry before it (reordered or rewritten)"
+            bad = "previous_hash is not the hash of the entry before it (reordered or rewritten)"
         elif new(preimage(idx, timestamp, kind, data, previous)).digest() != digest:
             bad = "hash does not match the entry's contents (data, kind, timestamp or hash changed)"
         if bad is not None:
@@ -86,7 +86,9 @@ def verify_rows(rows: Iterable[Row], algorithm: HashAlgorithm) -> Verification:
             level += 1
             done += cur
         if done != nodes:
-            return Verification(False, expected, idx, "stored Merkle nodes differ from the recomputed ones")
+            return Verification(
+                False, expected, idx, "stored Merkle nodes differ from the recomputed ones"
+            )
         frontier.append((level, cur))
         prev = digest
         expected += 1

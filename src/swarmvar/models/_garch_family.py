@@ -5,12 +5,21 @@ over particles. ``loc`` and ``scale`` change every tick, ``nu`` only when
 the particles are moved, so the standard-t quantiles ``q_s(alpha)`` and the
 partial-moment factors needed for the conditional ES are computed once per
 particle set and level (:class:`TQuantileCache`), not once per forecast.
-The mixture VaR is found by safeguarded Newton steps on the exact mixture
-CDF (a few vectorized ``stdtr`` calls), which the shared
-:func:`~swarmvar.models.risk.mixture_var` uses when the family offers it.
+
+The Student-t CDF itself (``stdtr``, ~0.3 us a value) would dominate a
+forecast, so :func:`_log_cdf_table` tabulates ``log F(-|z|; nu)`` once per
+process on a grid in ``tau = 1/nu`` (0 is the normal limit) and
+``s = log(1 + |z|)``; each particle set interpolates its own rows in
+``tau`` once (cubic Lagrange), and every CDF evaluation is then a
+Catmull-Rom interpolation in ``s`` (absolute error of ``F`` below 1e-7, relative below 2e-6 where ``F > 1e-4``, checked
+against ``scipy.special.stdtr`` in the tests; |z| beyond the grid falls back
+to ``stdtr``). The mixture VaR is found by safeguarded Newton steps, which the
+shared :func:`~swarmvar.models.risk.mixture_var` uses when the family offers it.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,6 +36,68 @@ def _t_log_pdf(z: FloatArray, df: FloatArray, log_norm: FloatArray) -> FloatArra
     return result
 
 
+TAU_STEP = 0.0025
+TAU_MAX = 0.5
+S_STEP = 0.01
+S_MAX = 4.2  # |z| up to e^4.2 - 1 = 65
+
+
+@functools.lru_cache(maxsize=1)
+def _log_cdf_table() -> FloatArray:
+    """``log F(-(e^s - 1); 1/tau)`` on the ``(tau, s)`` grid (one ghost node below s = 0)."""
+    tau = np.arange(0, round(TAU_MAX / TAU_STEP) + 3) * TAU_STEP
+    s = np.arange(-1, round(S_MAX / S_STEP) + 2) * S_STEP
+    z = -np.expm1(s)
+    with np.errstate(divide="ignore"):
+        df = np.where(tau[:, None] > 0, 1.0 / np.abs(tau[:, None]), np.inf)
+    normal = special.log_ndtr(z)[None, :]
+    table = np.where(
+        tau[:, None] > 0,
+        np.log(special.stdtr(np.where(tau[:, None] > 0, df, 1.0), z[None, :])),
+        normal,
+    )
+    table.setflags(write=False)
+    return table
+
+
+def _tau_rows(df: FloatArray) -> FloatArray:
+    """Each particle's row of the table at ``tau = 1/df`` by cubic Lagrange, ``(S, K)``."""
+    table = _log_cdf_table()
+    tau = 1.0 / df
+    pos = tau / TAU_STEP
+    i = np.clip(np.floor(pos).astype(np.intp), 1, table.shape[0] - 3)
+    t = (pos - i)[:, None]
+    c0 = -t * (t - 1) * (t - 2) / 6
+    c1 = (t + 1) * (t - 1) * (t - 2) / 2
+    c2 = -(t + 1) * t * (t - 2) / 2
+    c3 = (t + 1) * t * (t - 1) / 6
+    rows: FloatArray = (
+        c0 * table[i - 1] + c1 * table[i] + c2 * table[i + 1] + c3 * table[i + 2]
+    )
+    return rows
+
+
+def fast_t_cdf(z: FloatArray, df: FloatArray, rows: FloatArray) -> FloatArray:
+    """Standard Student-t CDF at ``z`` ``(S,)`` from per-particle table rows ``(S, K)``."""
+    a = np.abs(z)
+    pos = np.log1p(a) * (1.0 / S_STEP) + 1.0
+    k = rows.shape[1]
+    i = np.minimum(pos.astype(np.intp), k - 3)
+    t = pos - i
+    flat = rows.reshape(-1)
+    base = np.arange(0, z.size * k, k) + i
+    p0, p1, p2, p3 = flat[base - 1], flat[base], flat[base + 1], flat[base + 2]
+    log_f = p1 + 0.5 * t * (
+        p2 - p0 + t * (2.0 * p0 - 5.0 * p1 + 4.0 * p2 - p3 + t * (3.0 * (p1 - p2) + p3 - p0))
+    )
+    lower = np.exp(log_f)
+    out = pos >= k - 2
+    if out.any():  # beyond the grid: exact
+        lower[out] = special.stdtr(df[out], -a[out])
+    result: FloatArray = np.where(z <= 0, lower, 1.0 - lower)
+    return result
+
+
 class TQuantileCache:
     """Standard Student-t quantiles and ES factors for a fixed set of ``df`` ``(S,)``."""
 
@@ -38,6 +109,14 @@ class TQuantileCache:
             - 0.5 * np.log(self.df * np.pi)
         )
         self._levels: dict[float, tuple[FloatArray, FloatArray]] = {}
+        self._rows: FloatArray | None = None
+
+    @property
+    def rows(self) -> FloatArray:
+        """Per-particle log-CDF table rows ``(S, K)``, built on first use."""
+        if self._rows is None:
+            self._rows = _tau_rows(self.df)
+        return self._rows
 
     def level(self, alpha: float) -> tuple[FloatArray, FloatArray]:
         """``(q, k)`` ``(S,)``: ``q = F^{-1}(1 - alpha)`` and ``k = E[(q - T)^+]``."""
@@ -66,6 +145,9 @@ class CachedTFamily(StudentTFamily):
         self._cache = cache
         self._own: dict[int, tuple[FloatArray, FloatArray]] = {}
 
+    def _cdf(self, z: FloatArray) -> FloatArray:
+        return fast_t_cdf(np.asarray(z, dtype=float), self.df, self._cache.rows)
+
     def var(self, alpha: float) -> FloatArray:
         q, k = self._cache.level(alpha)
         v: FloatArray = -(self.loc + self.scale * q)
@@ -77,7 +159,12 @@ class CachedTFamily(StudentTFamily):
         if own is not None and own[0] is v:
             # E[(L - VaR_s)^+] at each draw's own VaR: scale * E[(q - T)^+]
             return own[1].copy()
-        return super().excess(v)
+        # E[(L - v)^+] = scale * (z F(z) + f(z) (df + z^2) / (df - 1)), z = (-v - loc) / scale
+        z = (-np.asarray(v, dtype=float) - self.loc) / self.scale
+        df = self.df
+        pdf = np.exp(_t_log_pdf(z, df, self._cache.log_norm))
+        result: FloatArray = self.scale * (z * self._cdf(z) + pdf * (df + z * z) / (df - 1.0))
+        return np.maximum(result, 0.0)
 
     def mixture_var(self, alpha: float) -> float:
         """The ``alpha`` quantile of the mixture loss, by safeguarded Newton steps."""
@@ -90,7 +177,7 @@ class CachedTFamily(StudentTFamily):
         target = 1.0 - alpha
         for _ in range(60):
             z = (-v - self.loc) / self.scale
-            g = float(w @ special.stdtr(self.df, z)) - target
+            g = float(w @ self._cdf(z)) - target
             if g > 0:
                 lo = v
             else:
@@ -100,7 +187,8 @@ class CachedTFamily(StudentTFamily):
             nxt = v + step
             if not lo < nxt < hi:
                 nxt = 0.5 * (lo + hi)
-            if abs(nxt - v) <= 1e-12 * max(abs(v), 1e-300) or hi - lo <= 1e-14 * abs(hi):
+            # Newton converges quadratically: a step of 1e-9 leaves an error ~1e-18
+            if abs(nxt - v) <= 1e-9 * max(abs(v), 1e-300) or hi - lo <= 1e-14 * abs(hi):
                 return nxt
             v = nxt
         return v

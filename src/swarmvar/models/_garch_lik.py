@@ -38,6 +38,7 @@ from scipy import special
 FloatArray = NDArray[np.float64]
 
 BLOCK = 8
+CHUNK = 512
 BACKCAST_LAGS = 75
 BACKCAST_DECAY = 0.94
 #: Floors and caps inside the float32 block products (scaled units, data variance = 1):
@@ -126,17 +127,6 @@ def sample_prior(n: int, rng: np.random.Generator) -> Theta:
 # --- full-history likelihood (JAX) -------------------------------------------
 
 
-def capacity(n: int) -> int:
-    """Padded length for ``n`` observations: 4..7 steps per octave, a multiple of BLOCK."""
-    n = max(n, 4 * BLOCK)
-    top = 1 << (n - 1).bit_length()
-    for frac in (4, 5, 6, 7, 8):
-        c = top // 8 * frac
-        if c >= n:
-            return c
-    return top
-
-
 def backcast_moments(r: FloatArray) -> FloatArray:
     """``(3,)``: weighted sums of ``1, r, r^2`` so that ``b(mu) = m2 - 2 mu m1 + mu^2 m0``."""
     m = min(r.size, BACKCAST_LAGS)
@@ -147,12 +137,16 @@ def backcast_moments(r: FloatArray) -> FloatArray:
 
 
 @functools.lru_cache(maxsize=16)
-def _loglik_fn(n_particles: int, cap: int):  # type: ignore[no-untyped-def]
-    """Jitted ``(y, n, mu, omega, alpha, beta, nu, h1) -> (sum log h, sum log q, h_next)``."""
+def _chunk_fn(n_particles: int):  # type: ignore[no-untyped-def]
+    """Jitted pass over one ``CHUNK`` of returns, carrying ``(h, sum log h, sum log q)``.
+
+    Keyed by the particle count only: any history length is a sequence of
+    chunk calls (the last one masked), so a growing history never recompiles.
+    """
     del n_particles  # part of the cache key: jit specializes on shapes anyway
 
     def block_step(carry, inp):  # type: ignore[no-untyped-def]
-        h, prod_sums, mu, omega, alpha, beta, inv_nm2 = carry
+        h, slh, slq, mu, omega, alpha, beta, inv_nm2 = carry
         ys, ms = inp
         ph = jnp.ones_like(h)
         pq = jnp.ones_like(h)
@@ -163,19 +157,16 @@ def _loglik_fn(n_particles: int, cap: int):  # type: ignore[no-untyped-def]
             ph = ph * jnp.where(m, h, 1.0)
             pq = pq * jnp.where(m, jnp.minimum(1.0 + e2 * inv_nm2 / h, Q_CAP), 1.0)
             h = jnp.where(m, jnp.maximum(omega + alpha * e2 + beta * h, H_FLOOR), h)
-        sum_logh, sum_logq = prod_sums
-        prod_sums = (sum_logh + jnp.log(ph), sum_logq + jnp.log(pq))
-        return (h, prod_sums, mu, omega, alpha, beta, inv_nm2), None
+        return (h, slh + jnp.log(ph), slq + jnp.log(pq), mu, omega, alpha, beta, inv_nm2), None
 
-    def sums(y, n, mu, omega, alpha, beta, nu, h1):  # type: ignore[no-untyped-def]
-        mask = jnp.arange(cap) < n
-        zeros = jnp.zeros_like(mu)
-        carry = (h1, (zeros, zeros), mu, omega, alpha, beta, 1.0 / (nu - 2.0))
-        xs = (y.reshape(cap // BLOCK, BLOCK), mask.reshape(cap // BLOCK, BLOCK))
-        (h, (slh, slq), *_), _ = jax.lax.scan(block_step, carry, xs)
-        return slh, slq, h
+    def chunk(y, n_valid, mu, omega, alpha, beta, inv_nm2, h, slh, slq):  # type: ignore[no-untyped-def]
+        mask = jnp.arange(CHUNK) < n_valid
+        carry = (h, slh, slq, mu, omega, alpha, beta, inv_nm2)
+        xs = (y.reshape(CHUNK // BLOCK, BLOCK), mask.reshape(CHUNK // BLOCK, BLOCK))
+        (h, slh, slq, *_), _ = jax.lax.scan(block_step, carry, xs)
+        return h, slh, slq
 
-    return jax.jit(sums)
+    return jax.jit(chunk)
 
 
 def loglik(r: FloatArray, th: Theta) -> tuple[FloatArray, FloatArray]:
@@ -190,20 +181,23 @@ def loglik(r: FloatArray, th: Theta) -> tuple[FloatArray, FloatArray]:
     """
     n = r.size
     scale = float(np.std(r)) or 1.0
-    cap = capacity(n)
-    y = np.zeros(cap)
+    chunks = -(-n // CHUNK)
+    y = np.zeros(chunks * CHUNK, dtype=np.float32)
     y[:n] = r / scale
     bm = backcast_moments(r)
-    mu_s = th.mu / scale
     bc = (bm[2] - 2.0 * th.mu * bm[1] + th.mu**2 * bm[0]) / scale**2
     omega_s = th.omega / scale**2
-    h1 = omega_s + (th.alpha + th.beta) * bc
-    fn = _loglik_fn(th.mu.size, cap)
     f32 = np.float32
-    slh, slq, h = fn(
-        y.astype(f32), np.int32(n), mu_s.astype(f32), omega_s.astype(f32),
-        th.alpha.astype(f32), th.beta.astype(f32), th.nu.astype(f32), h1.astype(f32),
+    args = (
+        (th.mu / scale).astype(f32), omega_s.astype(f32), th.alpha.astype(f32),
+        th.beta.astype(f32), (1.0 / (th.nu - 2.0)).astype(f32),
     )
+    h = (omega_s + (th.alpha + th.beta) * bc).astype(f32)
+    slh = slq = np.zeros(th.mu.size, dtype=f32)
+    fn = _chunk_fn(th.mu.size)
+    for c in range(chunks):
+        valid = np.int32(min(CHUNK, n - c * CHUNK))
+        h, slh, slq = fn(y[c * CHUNK : (c + 1) * CHUNK], valid, *args, h, slh, slq)
     const, half_nu1, _ = t_constants(th.nu)
     ll = n * (const - math.log(scale)) - 0.5 * np.asarray(slh, float) - half_nu1 * np.asarray(
         slq, float

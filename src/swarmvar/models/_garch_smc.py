@@ -9,7 +9,9 @@ Two samplers share one particle move:
   every likelihood evaluation (one vectorized batch) so that R-hat across
   runs can be computed.
 * :func:`rejuvenate` - the resample-move step of iterated batch importance
-  sampling (Chopin 2002), used online and by the warm refit.
+  sampling (Chopin 2002), used online and by the warm refit, with an
+  independent multivariate-t proposal fitted to the particles (Chopin's own
+  choice) and random-walk moves as a fallback.
 
 The move is a random-walk Metropolis kernel in the unconstrained
 coordinates of :mod:`._garch_lik`, with a Gaussian proposal whose covariance
@@ -35,6 +37,11 @@ DIM = 5
 #: Moves per stage: enough that a particle has moved with probability ~ 1 - MISS.
 MISS = 0.05
 MAX_MOVES = 12
+#: Online rejuvenation: independent t proposals, fewer moves, random walk as fallback.
+MISS_ONLINE = 0.1
+MAX_INDEPENDENT_MOVES = 6
+PROPOSAL_DF = 10.0
+MIN_INDEPENDENT_ACCEPTANCE = 0.25
 
 
 @dataclass
@@ -193,12 +200,79 @@ def tempered_fit(
     return FitResult(cloud, acc, stages)
 
 
+def _mvt_logpdf(u: FloatArray, mean: FloatArray, chol: FloatArray, df: float) -> FloatArray:
+    """Multivariate-t log density up to a constant, ``(S,)``."""
+    z = np.linalg.solve(chol, (u - mean).T)
+    result: FloatArray = -0.5 * (df + DIM) * np.log1p((z * z).sum(axis=0) / df)
+    return result
+
+
+def move_independent(
+    r: FloatArray,
+    cloud: Cloud,
+    mean: FloatArray,
+    chol: FloatArray,
+    rng: np.random.Generator,
+    max_moves: int = MAX_INDEPENDENT_MOVES,
+) -> tuple[Cloud, float]:
+    """Independent Metropolis-Hastings moves targeting ``p(theta) p(r|theta)``.
+
+    The proposal is a multivariate t (``PROPOSAL_DF`` degrees of freedom)
+    with the particles' mean ``(5,)`` and Cholesky factor ``(5, 5)`` of their
+    covariance. Once the posterior is close to Gaussian (hundreds of returns
+    on) an accepted move is a fresh draw, so a few moves rejuvenate the cloud.
+    """
+    n = cloud.u.shape[0]
+    lq = _mvt_logpdf(cloud.u, mean, chol, PROPOSAL_DF)
+    accepted, proposed, n_moves, k = 0.0, 0, 1, 0
+    while k < n_moves:
+        g = rng.standard_normal((n, DIM))
+        w = rng.chisquare(PROPOSAL_DF, n) / PROPOSAL_DF
+        u_new = mean + (g @ chol.T) / np.sqrt(w)[:, None]
+        prop = evaluate(r, u_new)
+        lq_new = _mvt_logpdf(u_new, mean, chol, PROPOSAL_DF)
+        log_ratio = (prop.lp + prop.ll - lq_new) - (cloud.lp + cloud.ll - lq)
+        log_ratio = np.where(np.isnan(log_ratio), -np.inf, log_ratio)
+        ok = np.log(rng.uniform(size=n)) < log_ratio
+        cloud = Cloud(
+            np.where(ok[:, None], prop.u, cloud.u),
+            np.where(ok, prop.lp, cloud.lp),
+            np.where(ok, prop.ll, cloud.ll),
+            np.where(ok, prop.h, cloud.h),
+        )
+        lq = np.where(ok, lq_new, lq)
+        accepted += float(ok.sum())
+        proposed += n
+        if k == 0:
+            rate = max(float(ok.mean()), 1e-3)
+            n_moves = int(min(max_moves, max(1, math.ceil(math.log(MISS_ONLINE) / math.log1p(-rate)))))
+        k += 1
+    return cloud, accepted / proposed
+
+
 def rejuvenate(
     r: FloatArray, cloud: Cloud, logw: FloatArray, rng: np.random.Generator
 ) -> tuple[Cloud, float]:
-    """Resample by ``logw`` and move at full temperature: the IBIS resample-move step."""
+    """Resample by ``logw`` and move at full temperature: the IBIS resample-move step.
+
+    Tries independent moves from a multivariate t fitted to the weighted
+    particles; when their acceptance is poor (a posterior far from
+    Gaussian, typically on a short history) it continues with random-walk
+    moves. Returns the moved cloud and the acceptance rate of the last kernel.
+    """
     w = np.exp(logw - np.max(logw))
+    w /= w.sum()
+    mean = w @ cloud.u
+    d = cloud.u - mean
+    cov = (d * w[:, None]).T @ d / (1.0 - w @ w) + 1e-10 * np.eye(DIM)
+    try:
+        chol = np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        chol = np.diag(np.sqrt(np.maximum(np.diag(cov), 1e-10)))
     idx = systematic_resample(w, w.size, rng.uniform())
     cloud = cloud.take(idx)
-    n = cloud.u.shape[0]
-    return move(r, cloud, np.ones(n), np.zeros(n, dtype=np.intp), 1, rng)
+    cloud, acc = move_independent(r, cloud, mean, chol, rng)
+    if acc < MIN_INDEPENDENT_ACCEPTANCE:
+        n = cloud.u.shape[0]
+        cloud, acc = move(r, cloud, np.ones(n), np.zeros(n, dtype=np.intp), 1, rng)
+    return cloud, acc

@@ -87,8 +87,8 @@ def fz0_loss(returns: ArrayLike, var: ArrayLike, es: ArrayLike, alpha: float) ->
     if v.ndim == 2:
         r = r[:, None]
     a = 1.0 - alpha
-    hit = r <= v
-    return np.asarray(-hit * (v - r) / (a * e) + v / e + np.log(-e) - 1.0, dtype=np.float64)
+    shortfall = np.where(r <= v, v - r, 0.0)
+    return np.asarray(-shortfall / (a * e) + v / e + np.log(-e) - 1.0, dtype=np.float64)
 
 
 def softmax_log(log_weights: ArrayLike) -> FloatArray:
@@ -297,6 +297,6 @@ def mixture_var_es(
     if lo == hi or excess_tail(lo) <= 0:
         v = lo
     else:
-        v = float(optimize.brentq(excess_tail, lo, hi, xtol=1e-14 * max(abs(hi), 1.0), rtol=4e-16))
+        v = float(optimize.brentq(excess_tail, lo, hi, xtol=1e-14 * max(abs(hi), 1.0), rtol=1e-15))
     es = v + sum(wi * c.expected_excess(v) for c, wi in live) / tail
     return v, float(es)

@@ -1,0 +1,196 @@
+"""Robust aggregators: brute-force references, tolerance bounds, Byzantine property tests."""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import optimize
+
+from swarmvar.consensus import (
+    Aggregator,
+    geometric_median,
+    krum,
+    krum_scores,
+    median,
+    multi_krum,
+    robust_aggregate,
+    trimmed_mean,
+)
+from swarmvar.errors import InvalidParameter, NotEnoughAgents
+
+# --- brute-force references on small cases --------------------------------------
+
+
+def brute_trimmed_mean(x: list[float], f: int) -> float:
+    """Mean of the middle n - 2f values, found as the subset whose complement is f lowest + f highest."""
+    n = len(x)
+    best = None
+    for low in itertools.combinations(range(n), f):
+        rest = [i for i in range(n) if i not in low]
+        for high in itertools.combinations(rest, f):
+            kept = [i for i in rest if i not in high]
+            if all(x[i] <= x[j] for i in low for j in kept) and all(
+                x[j] >= x[k] for j in high for k in kept
+            ):
+                best = statistics.fmean(x[i] for i in kept)
+    assert best is not None
+    return best
+
+
+def brute_krum(x: np.ndarray, f: int) -> int:
+    """Krum by definition: min over points of min over (n-f-2)-subsets of neighbours of the sum."""
+    n = x.shape[0]
+    scores = []
+    for i in range(n):
+        others = [j for j in range(n) if j != i]
+        scores.append(
+            min(
+                sum(float(np.sum((x[i] - x[j]) ** 2)) for j in subset)
+                for subset in itertools.combinations(others, n - f - 2)
+            )
+        )
+    return int(np.argmin(scores))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=8), st.integers(0, 3))
+def test_median_and_trimmed_mean_match_brute_force(x, f):
+    if len(x) < 2 * f + 1:
+        with pytest.raises(NotEnoughAgents):
+            trimmed_mean(x, f)
+        return
+    assert median(x, f) == pytest.approx(statistics.median(x), rel=1e-12, abs=1e-9)
+    assert trimmed_mean(x, f) == pytest.approx(brute_trimmed_mean(x, f), rel=1e-12, abs=1e-9)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.integers(5, 8).flatmap(
+        lambda n: st.tuples(
+            st.lists(st.lists(st.floats(-100, 100), min_size=2, max_size=2), min_size=n, max_size=n),
+            st.integers(0, (n - 3) // 2),
+        )
+    )
+)
+def test_krum_matches_brute_force(case):
+    rows, f = case
+    x = np.array(rows)
+    scores = krum_scores(x, f)
+    # ties: the brute force picks the first minimum too, but scores may tie to rounding
+    assert scores[brute_krum(x, f)] == pytest.approx(scores.min(), rel=1e-12, abs=1e-12)
+    assert scores[krum(x, f)] == scores.min()
+
+
+def test_krum_known_case():
+    x = np.array([[0.0], [1.0], [2.0], [4.0], [100.0]])
+    # f = 1: score over n - f - 2 = 2 nearest neighbours (squared distances)
+    assert krum_scores(x, 1).tolist() == [5.0, 2.0, 5.0, 13.0, 96.0**2 + 98.0**2]
+    assert krum(x, 1) == 1
+    assert multi_krum(x, 1).tolist() == [1, 0, 2, 3]
+    assert multi_krum(x, 1, m=2).tolist() == [1, 0]
+
+
+def test_geometric_median_against_scipy_minimizer():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(15, 3))
+    gm = geometric_median(x)
+    ref = optimize.minimize(
+        lambda y: np.linalg.norm(x - y, axis=1).sum(), x.mean(axis=0), method="Nelder-Mead",
+        options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000},
+    ).x
+    np.testing.assert_allclose(gm, ref, atol=1e-6)
+    # on a line the geometric median is the median
+    assert geometric_median([[1.0], [2.0], [10.0]])[0] == pytest.approx(2.0)
+
+
+def test_tolerance_bounds():
+    with pytest.raises(NotEnoughAgents, match="n >= 5"):
+        median([1.0, 2.0, 3.0, 4.0], 2)
+    with pytest.raises(NotEnoughAgents, match="n >= 7"):
+        krum(np.zeros((6, 1)), 2)
+    with pytest.raises(NotEnoughAgents):
+        geometric_median(np.zeros((4, 2)), 2)
+    with pytest.raises(InvalidParameter):
+        robust_aggregate(np.zeros((4, 1)), Aggregator.MEAN, 1)
+    with pytest.raises(InvalidParameter):
+        median([1.0, float("nan"), 2.0])
+    assert Aggregator.KRUM.min_agents(2) == 7 and Aggregator.TRIMMED_MEAN.min_agents(2) == 5
+
+
+def test_weights_apply_to_trimmed_mean_survivors():
+    x = [1.0, 2.0, 3.0, 4.0, 100.0]
+    w = [1.0, 1.0, 3.0, 0.0, 1.0]
+    # drop 1.0 and 100.0; survivors 2, 3, 4 with weights 1, 3, 0
+    assert trimmed_mean(x, 1, w) == pytest.approx((2 + 9) / 4)
+    agg = robust_aggregate(np.array(x)[:, None], Aggregator.TRIMMED_MEAN, 1, w)
+    np.testing.assert_allclose(agg.weights[:, 0], [0, 0.25, 0.75, 0, 0])
+
+
+# --- Byzantine properties ------------------------------------------------------------
+
+honest_values = st.lists(st.floats(-1e3, 1e3), min_size=1, max_size=12)
+
+
+@st.composite
+def byzantine_case(draw):
+    honest = draw(honest_values)
+    h = len(honest)
+    f_max = (h - 1) // 2  # n = h + f >= 3f + 1  <=>  f <= (h - 1) / 2
+    f = draw(st.integers(0, f_max))
+    lo, hi = min(honest), max(honest)
+    width = hi - lo
+    attack = draw(st.sampled_from(["extreme", "cluster", "just_outside", "sign_flip", "mixed"]))
+    if attack == "extreme":
+        bad = [draw(st.sampled_from([1e300, -1e300])) for _ in range(f)]
+    elif attack == "cluster":
+        bad = [draw(st.sampled_from([hi + 10.0 * (width + 1), lo - 10.0 * (width + 1)]))] * f
+    elif attack == "just_outside":
+        eps = max(abs(hi), abs(lo), 1.0) * 1e-9
+        bad = [hi + eps if i % 2 else lo - eps for i in range(f)]
+    elif attack == "sign_flip":
+        bad = [-v for v in draw(st.lists(st.sampled_from(honest), min_size=f, max_size=f))]
+    else:
+        bad = draw(st.lists(st.floats(-1e300, 1e300), min_size=f, max_size=f))
+    order = draw(st.permutations(list(range(h + f))))
+    values = [(honest + bad)[i] for i in order]
+    return honest, values, f
+
+
+@settings(max_examples=300, deadline=None)
+@given(byzantine_case())
+def test_median_and_trimmed_mean_stay_in_honest_range(case):
+    honest, values, f = case
+    lo, hi = min(honest), max(honest)
+    assert lo <= median(values, f) <= hi
+    assert lo <= trimmed_mean(values, f) <= hi
+
+
+@settings(max_examples=100, deadline=None)
+@given(byzantine_case())
+def test_geometric_median_within_its_breakdown_bound(case):
+    honest, values, f = case
+    z = float(np.mean(honest))
+    r = max(abs(v - z) for v in honest)
+    n = len(values)
+    gm = float(geometric_median(np.array(values)[:, None], f)[0])
+    assert abs(gm - z) <= 2 * (n - f) / (n - 2 * f) * r + 1e-9 * max(1.0, abs(z), r)
+
+
+@settings(max_examples=100, deadline=None)
+@given(byzantine_case())
+def test_krum_picks_inside_honest_hull_when_adversaries_are_far(case):
+    honest, values, f = case
+    n = len(values)
+    if n < 2 * f + 3 or f == 0:
+        return
+    lo, hi = min(honest), max(honest)
+    far = [v for v in values if v > hi + 1e6 * (hi - lo + 1) or v < lo - 1e6 * (hi - lo + 1)]
+    if len(far) != f:  # property stated only for far-away adversaries
+        return
+    pick = values[krum(np.array(values)[:, None], f)]
+    assert lo <= pick <= hi

@@ -101,6 +101,6 @@ class KnownMeanNormal(Agent):
         self._ss, self._seed = float(scalars["ss"]), int(scalars["seed"])
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def known_mean_normal() -> type[KnownMeanNormal]:
     return KnownMeanNormal

@@ -81,7 +81,9 @@ def _whole(name: str, value: object, low: int) -> int:
 
 
 def _named(agents: Mapping[str, Forecaster] | Sequence[Forecaster]) -> dict[str, Forecaster]:
-    items = agents.items() if isinstance(agents, Mapping) else ((a.name, a) for a in agents)
+    items = agents.items() if isinstance(agents, Mapping) else (
+        (getattr(a, "name", type(a).__name__), a) for a in agents
+    )
     out: dict[str, Forecaster] = {}
     for name, agent in items:
         for method in ("fit", "refit", "update", "forecast"):

@@ -1,0 +1,170 @@
+"""The backtest driver: strictly out of sample, windows and refits aligned, baseline reproduced."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from swarmvar.data import load
+from swarmvar.errors import InvalidParameter, InvalidReturns
+from swarmvar.models import NormalInverseGamma
+from swarmvar.models.risk import check_alphas
+from swarmvar.types import Forecast, RiskMeasure
+from swarmvar.validation import Test, backtest, kupiec
+
+
+def simulated(n: int, seed: int) -> np.ndarray:
+    """GARCH-like returns so that forecasts move from day to day."""
+    rng = np.random.default_rng(seed)
+    r, s2 = np.empty(n), 1e-4
+    for t in range(n):
+        r[t] = np.sqrt(s2) * rng.standard_t(6) * np.sqrt(4 / 6)
+        s2 = 2e-6 + 0.08 * r[t] ** 2 + 0.9 * s2
+    return r
+
+
+def mean_combiner(forecasts: dict[str, Forecast]) -> Forecast:
+    first = next(iter(forecasts.values()))
+    levels = []
+    for alpha in first.alphas:
+        ms = [f.at(alpha) for f in forecasts.values()]
+        v, e = float(np.mean([m.var for m in ms])), float(np.mean([m.es for m in ms]))
+        levels.append(RiskMeasure(alpha, v, e, (v, v), (e, e)))
+    return Forecast("mean", first.horizon, tuple(levels))
+
+
+def forecast_matrix(res: Any) -> np.ndarray:
+    return np.stack([
+        np.stack([s.var, s.es, s.var_lo, s.var_hi, s.es_lo, s.es_hi])
+        for levels in res.series.values() for s in levels.values()
+    ])
+
+
+BASE = simulated(260, 0)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    cut=st.integers(min_value=120, max_value=259),
+    noise_seed=st.integers(0, 2**16),
+    scale=st.sampled_from([0.5, 3.0, -1.0]),
+)
+def test_forecasts_never_see_the_day_they_forecast(
+    known_mean_normal: Any, cut: int, noise_seed: int, scale: float
+) -> None:
+    """Changing returns from day ``cut`` on leaves every forecast for days <= cut unchanged."""
+    agents = {"knm": known_mean_normal(window=60), "nig": NormalInverseGamma()}
+    kw = dict(window=120, refit_every=17, alphas=(0.99, 0.95), seed=3, progress=False,
+              n_sim=20, consensus={"mean": mean_combiner})
+    perturbed = BASE.copy()
+    noise = np.random.default_rng(noise_seed).standard_normal(260 - cut) * 0.01
+    perturbed[cut:] = scale * perturbed[cut:] + noise
+    a = backtest(BASE, agents, **kw)
+    b = backtest(perturbed, agents, **kw)
+    day = cut - 120  # index of forecast day `cut`
+    fa, fb = forecast_matrix(a), forecast_matrix(b)
+    np.testing.assert_array_equal(fa[..., : day + 1], fb[..., : day + 1])
+    if day + 1 < fa.shape[-1]:
+        assert not np.array_equal(fa[..., day + 1 :], fb[..., day + 1 :])  # the test can fail
+
+
+def test_refits_and_updates_line_up_with_the_trailing_window(known_mean_normal: Any) -> None:
+    r = simulated(300, 1)
+    res = backtest(r, [known_mean_normal(window=0)], window=100, refit_every=30,
+                   alphas=(0.99,), seed=7, progress=False, baseline=None, n_sim=20)
+    s = res.series["KnownMeanNormal"][0.99]
+    assert res.timings["KnownMeanNormal"].fits == 7  # days 0, 30, ..., 180 of 200
+    for t in (100, 130, 145, 299):
+        k = (t - 100) // 30 * 30 + 100  # last refit day
+        agent = known_mean_normal(window=0).fit(r[k - 100 : k])
+        for x in r[k:t]:
+            agent.update(float(x))
+        fc = agent.forecast((0.99,), 1, seed=np.random.default_rng([7, 0, t, 1]))
+        assert s.var[t - 100] == fc.at(0.99).var
+        assert (s.var_lo[t - 100], s.var_hi[t - 100]) == fc.at(0.99).var_interval
+    np.testing.assert_array_equal(s.hits, -r[100:] > s.var)
+    assert res.logscore["KnownMeanNormal"].shape == (200,)
+    assert np.all(np.isfinite(res.logscore["KnownMeanNormal"]))
+
+
+def test_horizon_losses_are_cumulative(known_mean_normal: Any) -> None:
+    r = simulated(200, 2)
+    res = backtest(r, [known_mean_normal()], window=100, horizon=5, alphas=(0.99,),
+                   progress=False, baseline=None, n_sim=20)
+    assert len(res.dates) == 96
+    np.testing.assert_allclose(res.returns, [r[t : t + 5].sum() for t in range(100, 196)])
+    assert res.logscore == {}
+
+
+def test_consensus_rows_combine_the_agents_of_the_same_day(known_mean_normal: Any) -> None:
+    r = simulated(220, 3)
+    res = backtest(r, {"a": known_mean_normal(window=40), "b": NormalInverseGamma()},
+                   window=100, refit_every=10, alphas=(0.99, 0.975), progress=False,
+                   baseline="arch", consensus={"mean": mean_combiner}, n_sim=50)
+    assert res.rows == ("a", "b", "mean", "arch GARCH(1,1)-t")
+    for alpha in (0.99, 0.975):
+        want = (res.series["a"][alpha].var + res.series["b"][alpha].var) / 2
+        np.testing.assert_allclose(res.series["mean"][alpha].var, want, rtol=1e-14)
+        assert res.evaluation["mean"][alpha].dm_vs_baseline is not None
+    assert res.evaluation["arch GARCH(1,1)-t"][0.99].dm_vs_baseline is None
+
+
+def test_the_callers_agents_are_left_unfitted(known_mean_normal: Any) -> None:
+    agent = known_mean_normal()
+    backtest(simulated(150, 4), [agent, agent], window=100, progress=False, baseline=None,
+             n_sim=10)
+    assert not agent.is_fitted
+
+
+def test_arch_baseline_reproduces_the_issue_figures() -> None:
+    """arch GARCH(1,1)-t, last 2,500 S&P 500 days: 37 breaches at 99% (Kupiec p = 0.024)."""
+    r = load("sp500").iloc[-3500:]
+    res = backtest(r, [], window=1000, refit_every=20, progress=False, n_sim=200)
+    base = res.baseline
+    assert base is not None and res.rows == (base,)
+    hits99, hits975 = res.series[base][0.99].hits, res.series[base][0.975].hits
+    assert hits99.size == 2500 and res.dates[-1] == r.index[-1]
+    assert int(hits99.sum()) == 37 and int(hits975.sum()) == 88
+    ev = res.evaluation[base]
+    assert ev[0.99].tests[Test.KUPIEC].pvalue == pytest.approx(0.024, abs=5e-4)
+    assert ev[0.99].tests[Test.CHRISTOFFERSEN].pvalue == pytest.approx(0.018, abs=5e-4)
+    assert ev[0.975].tests[Test.KUPIEC].pvalue == pytest.approx(0.002, abs=5e-4)
+    assert ev[0.99].tests[Test.KUPIEC].pvalue == kupiec(hits99, 0.99).pvalue
+    assert not res.passed(base, 0.99, Test.KUPIEC)
+    assert res.timings[base].fits == 125
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"window": 1000}, InvalidReturns),
+        ({"window": 1}, InvalidParameter),
+        ({"refit_every": 0}, InvalidParameter),
+        ({"horizon": 0}, InvalidParameter),
+        ({"alphas": (1.5,)}, InvalidParameter),
+        ({"baseline": "rugarch"}, ValueError),
+        ({"consensus": {"KnownMeanNormal": mean_combiner}}, InvalidParameter),
+    ],
+)
+def test_bad_settings_raise(known_mean_normal: Any, kwargs: dict[str, Any], error: type) -> None:
+    with pytest.raises(error):
+        backtest(simulated(150, 5), [known_mean_normal()], **{"window": 100, "progress": False,
+                                                             "baseline": None, **kwargs})
+
+
+def test_bad_inputs_raise(known_mean_normal: Any) -> None:
+    with pytest.raises(InvalidParameter):
+        backtest(simulated(150, 5), [object()], window=100, progress=False)  # type: ignore[list-item]
+    r = simulated(150, 5)
+    r[120] = np.nan
+    with pytest.raises(InvalidReturns):
+        backtest(r, [known_mean_normal()], window=100, progress=False)
+    with pytest.raises(InvalidReturns):
+        backtest(pd.Series(simulated(150, 5) * 100), [known_mean_normal()], window=100,
+                 progress=False)
+    assert check_alphas((0.99,)) == (0.99,)

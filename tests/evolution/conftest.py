@@ -1,0 +1,60 @@
+"""Shared fixtures for the variant lifecycle tests."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from swarmvar.evolution import (
+    Database,
+    MemoryVariantStore,
+    SqliteVariantStore,
+    VariantStore,
+)
+from swarmvar.models.nig import NormalInverseGamma
+
+
+def garch_like(omega: float = 1e-6, alpha: float = 0.05, beta: float = 0.9, nu: float = 8.0,
+               ) -> None:
+    """A plain function standing in for a second agent constructor."""
+
+
+@pytest.fixture
+def constructors() -> dict[str, tuple[str, ...]]:
+    """What the runtime passes: ``{cls.name: cls.parameter_names()}``."""
+    return {
+        NormalInverseGamma.name: NormalInverseGamma.parameter_names(),
+        "GarchLike": tuple(inspect.signature(garch_like).parameters),
+    }
+
+
+class FakeClock:
+    """A clock the test moves by hand (seconds since the epoch)."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VariantStore]:
+    """The same suite runs against both variant stores."""
+    if request.param == "memory":
+        yield MemoryVariantStore(max_variants=5)
+    else:
+        db = Database(tmp_path)
+        yield SqliteVariantStore(db, max_variants=5)
+        db.close()

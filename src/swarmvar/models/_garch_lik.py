@@ -55,6 +55,11 @@ NU_RATE = 0.1
 
 PARAMS = ("mu", "omega", "alpha", "beta", "nu")
 
+_LOG_PRIOR_CONST = (
+    -math.log(MU_SD) - math.log(LOG_OMEGA_SD) - math.log(2 * math.pi)
+    + NU_SHAPE * math.log(NU_RATE) - math.lgamma(NU_SHAPE)
+)
+
 
 class Theta(NamedTuple):
     """GARCH-t parameters, one entry per particle, each ``(S,)``."""
@@ -111,7 +116,7 @@ def log_prior_u(u: FloatArray) -> FloatArray:
     lp = lp + math.log(2.0) + 2.0 * log_p + log_1mp + log_s + log_1ms
     # Gamma(k, rate) on nu - 2 = exp(ln), Jacobian exp(ln)
     lp = lp + NU_SHAPE * ln - NU_RATE * np.exp(ln)
-    result: FloatArray = lp
+    result: FloatArray = lp + _LOG_PRIOR_CONST
     return result
 
 

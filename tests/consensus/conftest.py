@@ -18,7 +18,13 @@ def agent_key(i: int) -> Ed25519PrivateKey:
 
 
 def estimate(
-    agent: str, var: float, *, seq: int = 1, as_of: datetime = NOW, spread: float = 0.1, **kw: object
+    agent: str,
+    var: float,
+    *,
+    seq: int = 1,
+    as_of: datetime = NOW,
+    spread: float = 0.1,
+    **kw: object,
 ) -> Estimate:
     fields: dict[str, object] = dict(
         agent_id=agent,

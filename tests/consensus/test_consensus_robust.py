@@ -72,7 +72,9 @@ def test_median_and_trimmed_mean_match_brute_force(x, f):
 @given(
     st.integers(5, 8).flatmap(
         lambda n: st.tuples(
-            st.lists(st.lists(st.floats(-100, 100), min_size=2, max_size=2), min_size=n, max_size=n),
+            st.lists(
+                st.lists(st.floats(-100, 100), min_size=2, max_size=2), min_size=n, max_size=n
+            ),
             st.integers(0, (n - 3) // 2),
         )
     )
@@ -100,7 +102,9 @@ def test_geometric_median_against_scipy_minimizer():
     x = rng.normal(size=(15, 3))
     gm = geometric_median(x)
     ref = optimize.minimize(
-        lambda y: np.linalg.norm(x - y, axis=1).sum(), x.mean(axis=0), method="Nelder-Mead",
+        lambda y: np.linalg.norm(x - y, axis=1).sum(),
+        x.mean(axis=0),
+        method="Nelder-Mead",
         options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000},
     ).x
     np.testing.assert_allclose(gm, ref, atol=1e-6)

@@ -102,14 +102,24 @@ def test_malformed_estimates_refused_with_reason(keys, ring, make, change, words
 def test_rejection_errors_are_the_matching_swarmvar_errors():
     from swarmvar.consensus import Rejection
 
-    assert isinstance(rejection_error(Rejection("a", RejectionReason.FORGED, "x")), InvalidSignature)
-    assert isinstance(rejection_error(Rejection("a", RejectionReason.UNSIGNED, "x")), InvalidSignature)
-    assert isinstance(rejection_error(Rejection("a", RejectionReason.REPLAYED, "x")), ReplayedEstimate)
-    assert isinstance(rejection_error(Rejection("a", RejectionReason.UNKNOWN_AGENT, "x")), UnknownAgent)
+    assert isinstance(
+        rejection_error(Rejection("a", RejectionReason.FORGED, "x")), InvalidSignature
+    )
+    assert isinstance(
+        rejection_error(Rejection("a", RejectionReason.UNSIGNED, "x")), InvalidSignature
+    )
+    assert isinstance(
+        rejection_error(Rejection("a", RejectionReason.REPLAYED, "x")), ReplayedEstimate
+    )
+    assert isinstance(
+        rejection_error(Rejection("a", RejectionReason.UNKNOWN_AGENT, "x")), UnknownAgent
+    )
 
 
 def test_sign_measures_builds_verifiable_estimates(keys, ring, make, sign):
-    m = RiskMeasure(alpha=0.99, var=0.03, es=0.04, var_interval=(0.025, 0.035), es_interval=(0.035, 0.05))
+    m = RiskMeasure(
+        alpha=0.99, var=0.03, es=0.04, var_interval=(0.025, 0.035), es_interval=(0.035, 0.05)
+    )
     out = sign_measures([("a0", m), ("a1", m)], keys, portfolio="spx", horizon=1, as_of=NOW, seq=7)
     assert [ring.admit(e) for e in out] == [None, None]
     assert out[0] == sign_estimate(

@@ -109,7 +109,8 @@ class GarchT(Agent):
         theta)``. The current particles (which target ``p(theta) p(history |
         theta)``, the history being what this agent has absorbed) are
         reweighted by ``p(returns | theta) / p(history | theta)`` - one
-        vectorized likelihood pass - then resampled and moved by Metropolis
+        vectorized likelihood pass - and, when the weights' ESS falls below
+        ``ess_threshold * particles``, resampled and moved by Metropolis
         steps targeting the window posterior. The conditional variances are
         recomputed on the window. If the reweighting leaves fewer than
         ``REFIT_MIN_ESS * particles`` effective particles (the window is too
@@ -126,6 +127,9 @@ class GarchT(Agent):
         logw = np.where(np.isfinite(logw), logw, -np.inf)
         if not np.any(np.isfinite(logw)) or smc.ess(logw) < REFIT_MIN_ESS * self.particles:
             return self.fit(returns, seed=rng)
+        if smc.ess(logw) >= self.ess_threshold * self.particles:
+            self._install(r, win, logw, rng)  # weights still healthy: as IBIS would
+            return self
         cloud, acc = smc.rejuvenate(r, win, logw, rng)
         self._install(r, cloud, np.zeros(self.particles), rng)
         self._acceptance = acc

@@ -27,7 +27,7 @@ from swarmvar.errors import InvalidParameter, NotEnoughAgents
 
 
 def brute_trimmed_mean(x: list[float], f: int) -> float:
-    """Mean of the middle n - 2f values, found as the subset whose complement is f lowest + f highest."""
+    """Mean of the n - 2f values left when some f lowest and f highest are removed (by search)."""
     n = len(x)
     best = None
     for low in itertools.combinations(range(n), f):

@@ -112,9 +112,10 @@ def test_student_t_loss_matches_scipy():
         ref = stats.norm(0.001, 0.01) if np.isinf(df) else stats.t(df, 0.001, 0.01)
         assert d.ppf(0.99) == pytest.approx(ref.ppf(0.99), rel=1e-12)
         assert d.sf(0.02) == pytest.approx(ref.sf(0.02), rel=1e-12)
-        x = 0.015
-        excess = integrate.quad(lambda t: (t - x) * ref.pdf(t), x, np.inf, epsabs=1e-14)[0]
-        assert d.expected_excess(x) == pytest.approx(excess, rel=1e-7)
+        excess = integrate.quad(
+            lambda t, ref=ref: (t - 0.015) * ref.pdf(t), 0.015, np.inf, epsabs=1e-14
+        )[0]
+        assert d.expected_excess(0.015) == pytest.approx(excess, rel=1e-7)
 
 
 def test_single_component_mixture_is_the_component():

@@ -52,7 +52,9 @@ EDGES = {
     "consecutive pair": [0] * 100 + [1, 1] + [0] * 148,
     "run of five at the end": [0] * 245 + [1] * 5,
     "alternating": [0, 1] * 125,
-    "clustered and isolated": [0] * 50 + [1, 1, 1] + [0] * 60 + [1] + [0] * 100 + [1, 0, 1] + [0] * 33,
+    "clustered and isolated": (
+        [0] * 50 + [1, 1, 1] + [0] * 60 + [1] + [0] * 100 + [1, 0, 1] + [0] * 33
+    ),
     "two days": [1, 0],
 }
 
@@ -66,7 +68,8 @@ def test_edges_agree_with_the_binomial_reference(name: str, alpha: float) -> Non
     cc = conditional_coverage(hits, alpha)
     assert k.statistic == pytest.approx(ref_kupiec(hits, alpha), abs=1e-10)
     assert c.statistic == pytest.approx(ref_christoffersen(hits), abs=1e-10)
-    assert cc.statistic == pytest.approx(ref_kupiec(hits, alpha) + ref_christoffersen(hits), abs=1e-10)
+    both = ref_kupiec(hits, alpha) + ref_christoffersen(hits)
+    assert cc.statistic == pytest.approx(both, abs=1e-10)
     assert (k.df, c.df, cc.df) == (1, 1, 2)
     assert k.pvalue == pytest.approx(stats.chi2.sf(ref_kupiec(hits, alpha), 1), abs=1e-10)
     assert cc.pvalue == pytest.approx(stats.chi2.sf(cc.statistic, 2), abs=1e-12)

@@ -31,8 +31,8 @@ def test_z2_statistic_matches_its_definition() -> None:
     rng = np.random.default_rng(0)
     loss = rng.standard_normal(300)
     var, es = np.full(300, 2.0), np.full(300, 2.4)
-    res = acerbi_szekely_z2(loss, var, es, 0.975, sampler=student_t_sampler(np.zeros(300), 1, np.inf),
-                            n_sim=50, seed=1)
+    sampler = student_t_sampler(np.zeros(300), 1, np.inf)
+    res = acerbi_szekely_z2(loss, var, es, 0.975, sampler=sampler, n_sim=50, seed=1)
     direct = sum(loss[t] / (300 * 0.025 * es[t]) for t in range(300) if loss[t] > var[t]) - 1
     assert res.statistic == pytest.approx(direct, abs=1e-12)
     assert 0 < res.pvalue <= 1

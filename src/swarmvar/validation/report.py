@@ -110,10 +110,10 @@ def render_html(result: BacktestResult) -> str:
 
 def write_html(result: BacktestResult, path: Path) -> Path:
     """Write :func:`render_html` to ``path`` atomically (no half-written report)."""
-    text = render_html(result)
     path = Path(path)
-    if not path.parent.exists():
+    if not path.parent.is_dir():
         raise InvalidParameter(f"cannot write {path}: folder {path.parent} does not exist")
+    text = render_html(result)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -106,7 +106,8 @@ def sbc(
     seed : int
         Seed of all randomness (prior, data, fit, tie-breaks).
     """
-    for label, value in (("n_sims", n_sims), ("n_obs", n_obs), ("n_draws", n_draws), ("bins", bins)):
+    checks = (("n_sims", n_sims), ("n_obs", n_obs), ("n_draws", n_draws), ("bins", bins))
+    for label, value in checks:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise InvalidParameter(f"{label} must be a positive whole number, not {value!r}")
     if (n_draws + 1) % bins:

@@ -1,0 +1,47 @@
+"""The ``swarmvar backtest`` command, on its own typer app."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from typer.testing import CliRunner
+
+from swarmvar.cli.backtest import app
+
+
+def test_backtest_command_prints_the_table_and_writes_a_report(tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(app, [
+        "--data", "sp500", "--last", "120", "--window", "250", "--refit-every", "50",
+        "--alpha", "0.99", "--alpha", "0.975", "--agents", "bootstrap", "--report", str(out),
+        "--no-progress",
+    ])
+    assert result.exit_code == 0, result.output
+    assert "BayesianBootstrap" in result.output and "arch GARCH(1,1)-t" in result.output
+    assert "Kupiec" in result.output and re.search(r"pass|FAIL", result.output)
+    assert "120 out-of-sample days" in result.output
+    html = out.read_text()
+    assert html.count("data:image/png;base64,") == 2
+
+
+def test_backtest_command_reads_a_file_and_reports_bad_input(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    prices = 100 * np.exp(np.cumsum(0.01 * rng.standard_normal(400)))
+    path = tmp_path / "p.csv"
+    pd.DataFrame({"date": pd.bdate_range("2020-01-01", periods=400), "px": prices}).to_csv(
+        path, index=False)
+    ok = CliRunner().invoke(app, ["--data", str(path), "--column", "px", "--last", "100",
+                                  "--window", "200", "--agents", "bootstrap", "--no-baseline",
+                                  "--no-progress"])
+    assert ok.exit_code == 0, ok.output
+    assert "arch" not in ok.output and "100 out-of-sample days" in ok.output
+    bad = CliRunner().invoke(app, ["--data", str(path), "--column", "nope", "--no-progress"])
+    assert bad.exit_code == 2 and "no column 'nope'" in bad.output
+    unknown = CliRunner().invoke(app, ["--agents", "oracle", "--no-progress"])
+    assert unknown.exit_code == 2 and "no agent called 'oracle'" in unknown.output
+    short = CliRunner().invoke(app, ["--data", str(path), "--window", "500",
+                                     "--agents", "bootstrap", "--no-progress"])
+    assert short.exit_code == 2 and "returns" in short.output

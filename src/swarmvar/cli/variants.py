@@ -1,0 +1,265 @@
+"""``swarmvar variants``: model variants under canary, breaker and rollback safeguards.
+
+A face (layer 4): it turns text into enums and objects once, calls
+:mod:`swarmvar.evolution`, and prints. The wall clock is read here, at the
+edge, and passed in.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from ..errors import SwarmVarError
+from ..evolution import (
+    CheckOutcome,
+    EvolutionHome,
+    HealthPolicy,
+    Variant,
+    VariantStatus,
+    assess,
+    new_variant,
+    open_home,
+    record_check,
+    start_canary,
+)
+
+app = typer.Typer(name="variants", no_args_is_help=True, add_completion=False,
+                  help="Model variants: create, canary, promote, roll back, circuit breakers.")
+canary_app = typer.Typer(no_args_is_help=True, help="Canary releases of a variant.")
+rollback_app = typer.Typer(no_args_is_help=True,
+                           help="Roll a variant back, or restore a rollback point.")
+breaker_app = typer.Typer(no_args_is_help=True, help="Per-variant circuit breakers.")
+app.add_typer(canary_app, name="canary")
+app.add_typer(rollback_app, name="rollback")
+app.add_typer(breaker_app, name="breaker")
+
+Home = Annotated[Path, typer.Option("--home", help="Data directory (or SQLite file / URL).")]
+DEFAULT_HOME = Path("./.swarmvar")
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class CheckResult(StrEnum):
+    auto = "auto"
+    passed = "pass"
+    failed = "fail"
+
+
+@contextmanager
+def _open(home: Path) -> Iterator[EvolutionHome]:
+    """Open the stores; turn any SwarmVarError into a clear message and exit code 1."""
+    try:
+        h = open_home(home)
+    except SwarmVarError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    try:
+        yield h
+    except SwarmVarError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    finally:
+        h.close()
+
+
+def _describe(v: Variant) -> str:
+    params = ", ".join(f"{k}={v!r}" for k, v in v.parameters.items())
+    extra = f"  canary {v.canary.fraction:.0%}" if v.canary and v.status is VariantStatus.CANARY \
+        else ""
+    return f"{v.id}  {v.status.value:<11} {v.agent_class}({params}){extra}"
+
+
+@app.command("list")
+def list_variants(
+    home: Home = DEFAULT_HOME,
+    status: Annotated[VariantStatus | None, typer.Option(help="Only this status.")] = None,
+) -> None:
+    """List variants, oldest first."""
+    with _open(home) as h:
+        rows = h.variants.list(status)
+    lines = [f"{_describe(v)}  v{v.version}" + (f"  {v.description}" if v.description else "")
+             for v in rows]
+    out.print("\n".join(lines) if rows else "no variants")
+
+
+def _value(text: str) -> Any:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _pairs(items: list[str], what: str) -> dict[str, Any]:
+    pairs = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            err.print(f"[red]error:[/red] {what} {item!r} is not NAME=VALUE")
+            raise typer.Exit(2)
+        pairs[name.strip()] = value.strip()
+    return pairs
+
+
+def _constructors(agent_class: str) -> tuple[str, dict[str, tuple[str, ...]]]:
+    """The class's canonical name and ``{name: parameter_names}`` from the models."""
+    from ..models import registry  # a face may import the models; the engine may not
+
+    try:
+        cls = registry.agent_class(agent_class)
+    except ImportError as exc:
+        err.print(f"[red]error:[/red] agent class {agent_class!r} cannot be imported: {exc}")
+        raise typer.Exit(1) from exc
+    return cls.name, {cls.name: cls.parameter_names()}
+
+
+@app.command()
+def create(
+    agent_class: Annotated[str, typer.Argument(help="Agent class or alias, e.g. nig.")],
+    set_: Annotated[list[str], typer.Option("--set", help="Parameter change NAME=VALUE.")],
+    home: Home = DEFAULT_HOME,
+    description: Annotated[str, typer.Option(help="What this variant tries.")] = "",
+    require: Annotated[list[str] | None, typer.Option(
+        help="Capability an agent needs, NAME=VERSION.")] = None,
+) -> None:
+    """Create a draft variant of an agent class with changed constructor parameters."""
+    params = {k: _value(v) for k, v in _pairs(set_, "--set").items()}
+    reqs = _pairs(require or [], "--require")
+    with _open(home) as h:
+        name, constructors = _constructors(agent_class)
+        v = h.variants.add(new_variant(name, params, constructors, now=time.time(),
+                                       description=description, requirements=reqs))
+    out.print(f"created {_describe(v)}")
+
+
+@app.command()
+def promote(variant_id: str, home: Home = DEFAULT_HOME) -> None:
+    """Make a variant the active one of its class (the previous one is retired)."""
+    with _open(home) as h:
+        v = h.variants.promote(h.variants.get(variant_id), now=time.time())
+    out.print(f"promoted {_describe(v)}")
+
+
+@canary_app.command("start")
+def canary_start(variant_id: str, home: Home = DEFAULT_HOME) -> None:
+    """Start a canary release of a draft variant at the configured initial share."""
+    with _open(home) as h:
+        v = start_canary(h.variants, h.variants.get(variant_id), h.config.canary, time.time())
+    out.print(f"canary started: {_describe(v)}")
+
+
+@canary_app.command("check")
+def canary_check(
+    variant_id: str,
+    home: Home = DEFAULT_HOME,
+    result: Annotated[CheckResult, typer.Option(
+        help="auto: judge the metrics recorded since the last check.")] = CheckResult.auto,
+    min_success_rate: float = 0.95,
+    max_latency_s: float = float("inf"),
+) -> None:
+    """Record one health check: ramps, holds, promotes or rolls back the canary."""
+    now = time.time()
+    with _open(home) as h:
+        v = h.variants.get(variant_id)
+        if result is CheckResult.auto:
+            since = v.canary.last_check_at if v.canary else now
+            verdict = assess(h.metrics.summary(variant_id, since, now),
+                             HealthPolicy(min_success_rate, max_latency_s))
+            passed = verdict.passed
+            for reason in verdict.reasons:
+                out.print(f"check failed: {reason}")
+        else:
+            passed = result is CheckResult.passed
+        v, outcome = record_check(h.variants, v, passed, h.config.canary, now)
+    note = {CheckOutcome.HELD: " (too soon after the last step; nothing changed)"}
+    out.print(f"{outcome.value}: {_describe(v)}{note.get(outcome, '')}")
+
+
+@canary_app.command("status")
+def canary_status(variant_id: str, home: Home = DEFAULT_HOME) -> None:
+    """Show a canary's ramp and check counts."""
+    with _open(home) as h:
+        v = h.variants.get(variant_id)
+    p = v.canary
+    if p is None:
+        out.print(f"{_describe(v)}\nno canary release")
+        return
+    out.print(f"{_describe(v)}\nstep {p.step}/{p.steps}, share {p.fraction:.0%}, "
+              f"{p.passed_checks} passed / {p.failed_checks} failed checks")
+
+
+@rollback_app.command("variant")
+def rollback_variant(variant_id: str, home: Home = DEFAULT_HOME) -> None:
+    """Roll a canary or active variant back (an active one's predecessor returns)."""
+    with _open(home) as h:
+        rolled, back = h.variants.roll_back(h.variants.get(variant_id), now=time.time())
+    out.print(f"rolled back {_describe(rolled)}")
+    if back is not None:
+        out.print(f"re-instated {_describe(back)}")
+
+
+@rollback_app.command("snapshot")
+def rollback_snapshot(home: Home = DEFAULT_HOME,
+                      label: Annotated[str, typer.Option(help="A note.")] = "") -> None:
+    """Create a rollback point of every agent's variant and state version."""
+    with _open(home) as h:
+        p = h.points.create(label, now=time.time())
+    out.print(f"rollback point {p.id}: {len(p.assignments)} assignments, {len(p.states)} states")
+
+
+@rollback_app.command("points")
+def rollback_points(home: Home = DEFAULT_HOME) -> None:
+    """List rollback points, oldest first."""
+    with _open(home) as h:
+        points = h.points.list()
+    lines = [f"{p.id}  {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(p.created))} UTC  "
+             f"{len(p.assignments)} agents  {p.label}" for p in points]
+    out.print("\n".join(lines) if points else "no rollback points")
+
+
+@rollback_app.command("to")
+def rollback_to(point_id: str, home: Home = DEFAULT_HOME) -> None:
+    """Restore a rollback point, atomically."""
+    with _open(home) as h:
+        p = h.points.rollback(point_id)
+    out.print(f"restored rollback point {p.id} ({len(p.assignments)} assignments, "
+              f"{len(p.states)} states)")
+
+
+def _breaker_line(h: EvolutionHome, name: str, clock: Callable[[], float]) -> str:
+    b = h.breaker(name, clock)
+    s = b.snapshot
+    lock = "  (locked: operator reset needed)" if s.locked(b.config) else ""
+    return (f"{name}  {s.state.value}  failures={s.failures}  "
+            f"reset_attempts={s.reset_attempts}/{b.config.max_reset_attempts}{lock}")
+
+
+@breaker_app.command("status")
+def breaker_status(variant_id: Annotated[str | None, typer.Argument()] = None,
+                   home: Home = DEFAULT_HOME) -> None:
+    """Show one variant's breaker (or every breaker that has left CLOSED/0)."""
+    with _open(home) as h:
+        if variant_id is not None:
+            h.variants.get(variant_id)
+        names = [variant_id] if variant_id else h.breakers.names()
+        lines = [_breaker_line(h, n, time.time) for n in names]
+    out.print("\n".join(lines) if lines else "no breakers recorded")
+
+
+@breaker_app.command("reset")
+def breaker_reset(variant_id: str, home: Home = DEFAULT_HOME) -> None:
+    """Operator reset: close a variant's breaker and clear its counts."""
+    with _open(home) as h:
+        h.variants.get(variant_id)
+        h.breaker(variant_id, time.time).reset()
+        line = _breaker_line(h, variant_id, time.time)
+    out.print(f"reset {line}")

@@ -221,9 +221,9 @@ class Ledger:
             JSON (NaN, inf, bytes, objects) or over 1 MiB. Nothing is written.
         """
         draft = self._draft(kind, data, self._stamp(timestamp))
-        first = self._store.append([draft])
-        assert first is not None
-        return self.entry(first)
+        rows = self._store.append([draft])
+        assert rows is not None
+        return make_entry(*rows[0][:6])
 
     def add_entries(
         self,
@@ -242,9 +242,9 @@ class Ledger:
         drafts = [self._draft(kind, data, ts) for kind, data in batch]
         if not drafts:
             return range(self.size, self.size)
-        first = self._store.append(drafts)
-        assert first is not None
-        return range(first, first + len(drafts))
+        rows = self._store.append(drafts)
+        assert rows is not None
+        return range(rows[0][0], rows[0][0] + len(rows))
 
     def record_action(self, action_type: str, details: Mapping[str, Any]) -> Entry:
         """Record an action taken (``{"type": action_type, "details": details}``)."""

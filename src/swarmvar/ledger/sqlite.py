@@ -149,7 +149,7 @@ class SQLiteStore:
             row = self._conn.execute("SELECT max(idx) FROM entries").fetchone()
         return 0 if row[0] is None else int(row[0]) + 1
 
-    def append(self, drafts: Sequence[Draft], *, if_size: int | None = None) -> int | None:
+    def append(self, drafts: Sequence[Draft], *, if_size: int | None = None) -> list[Row] | None:
         with self._lock:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
@@ -176,7 +176,7 @@ class SQLiteStore:
                 raise
             if rows:
                 self._cache = (size + len(rows), rows[-1][5], frontier)
-            return size
+            return rows
 
     def rows(self, start: int = 0, stop: int | None = None) -> Iterator[Row]:
         if stop is None:

@@ -56,8 +56,8 @@ class LedgerStore(Protocol):
         """Number of stored entries."""
         ...
 
-    def append(self, drafts: Sequence[Draft], *, if_size: int | None = None) -> int | None:
-        """Chain and store ``drafts`` atomically; return the index of the first.
+    def append(self, drafts: Sequence[Draft], *, if_size: int | None = None) -> list[Row] | None:
+        """Chain and store ``drafts`` atomically; return the stored rows.
 
         With ``if_size``, write only if the store holds exactly that many
         entries, else write nothing and return None (compare-and-append).
@@ -163,7 +163,7 @@ class MemoryStore:
     def size(self) -> int:
         return len(self._rows)
 
-    def append(self, drafts: Sequence[Draft], *, if_size: int | None = None) -> int | None:
+    def append(self, drafts: Sequence[Draft], *, if_size: int | None = None) -> list[Row] | None:
         with self._lock:
             size = len(self._rows)
             if if_size is not None and size != if_size:
@@ -172,7 +172,7 @@ class MemoryStore:
             rows, frontier = seal_batch(drafts, size, head, self._frontier, self._algorithm)
             self._rows.extend(rows)
             self._frontier = frontier
-            return size
+            return rows
 
     def rows(self, start: int = 0, stop: int | None = None) -> Iterator[Row]:
         return iter(self._rows[start:stop])

@@ -61,23 +61,21 @@ def verify_rows(rows: Iterable[Row], algorithm: HashAlgorithm) -> Verification:
         Merkle nodes differ from what its contents and predecessors imply.
     """
     new = algorithm.new()
+    genesis = EntryKind.GENESIS.value
     prev = ZERO_HASH
     frontier: Frontier = []
     expected = 0
     for idx, timestamp, kind, data, previous, digest, nodes in rows:
-        bad = None
         if idx != expected:
-            return Verification(
-                False, expected, expected, f"entry {expected} is missing (next stored is {idx})"
-            )
-        if kind not in _KINDS or (kind == EntryKind.GENESIS.value) != (idx == 0):
-            bad = f"kind {kind!r} is not allowed at index {idx}"
-        elif previous != prev:
-            bad = "previous_hash is not the hash of the entry before it (reordered or rewritten)"
-        elif new(preimage(idx, timestamp, kind, data, previous)).digest() != digest:
-            bad = "hash does not match the entry's contents (data, kind, timestamp or hash changed)"
-        if bad is not None:
-            return Verification(False, expected, idx, bad)
+            reason = f"entry {expected} is missing (next stored is {idx})"
+            return Verification(False, expected, expected, reason)
+        if (
+            previous != prev
+            or kind not in _KINDS
+            or (kind == genesis) != (idx == 0)
+            or new(preimage(idx, timestamp, kind, data, previous)).digest() != digest
+        ):
+            return Verification(False, expected, idx, _why(idx, kind, previous, prev))
         cur = new(b"\x00" + digest).digest()
         level = 0
         done = b""
@@ -86,11 +84,19 @@ def verify_rows(rows: Iterable[Row], algorithm: HashAlgorithm) -> Verification:
             level += 1
             done += cur
         if done != nodes:
-            return Verification(
-                False, expected, idx, "stored Merkle nodes differ from the recomputed ones"
-            )
+            reason = "stored Merkle nodes differ from the recomputed ones"
+            return Verification(False, expected, idx, reason)
         frontier.append((level, cur))
         prev = digest
         expected += 1
     root = fold([h for _, h in frontier], algorithm) if frontier else empty_root(algorithm)
     return Verification(True, expected, None, None, root)
+
+
+def _why(idx: int, kind: str, previous: bytes, prev: bytes) -> str:
+    """Which check an entry failed (the slow path, run once)."""
+    if kind not in _KINDS or (kind == EntryKind.GENESIS.value) != (idx == 0):
+        return f"kind {kind!r} is not allowed at index {idx}"
+    if previous != prev:
+        return "previous_hash is not the hash of the entry before it (reordered or rewritten)"
+    return "hash does not match the entry's contents (data, kind, timestamp or hash changed)"

@@ -1,0 +1,181 @@
+"""Ledger performance beside a raw SQLite insert loop measured in the same run.
+
+Run: ``.venv/bin/python benchmarks/bench_ledger.py [--entries 1000000]``
+
+Targets (issue 5): >= 100,000 appends/s batched (1,000 per transaction);
+>= 5,000 appends/s with one entry per transaction; inclusion proof generated
+and verified at 1e6 entries <= 1 ms; root at any size <= 1 ms; verify_chain
+over 1e6 entries: print the time (target <= 10 s).
+
+The reference column is plain SQLite doing the bare minimum of the same job
+in the same run (same file system, same durability): inserting rows of the
+same shape, a primary-key lookup, a full table scan. Timings on a shared
+machine are noisy; medians are reported for the per-call metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from swarmvar.ledger import Durability, EntryKind, Ledger
+
+FIXED = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def _payload(i: int) -> dict[str, object]:
+    """A typical estimate record (about 200 bytes of canonical JSON)."""
+    return {
+        "agent_id": f"agent-{i % 16}",
+        "alpha": 0.99,
+        "horizon": 1,
+        "var": 0.0213 + (i % 97) * 1e-5,
+        "es": 0.0301 + (i % 89) * 1e-5,
+        "var_interval": [0.019, 0.024],
+        "seq": i,
+    }
+
+
+def _raw_rows(start: int, n: int) -> list[tuple[object, ...]]:
+    """Rows shaped like ledger rows, with no hashing or JSON work."""
+    data = '{"agent_id":"agent-1","alpha":0.99,"es":0.0301,"horizon":1,"seq":1,"var":0.0213}'
+    return [
+        (i, "2025-01-01T00:00:00.000000Z", "estimate", data, b"p" * 32, b"h" * 32, b"")
+        for i in range(start, start + n)
+    ]
+
+
+def _raw_db(path: Path, durability: Durability) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    sync = "FULL" if durability is Durability.POWER else "NORMAL"
+    conn.execute(f"PRAGMA synchronous = {sync}")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS entries (idx INTEGER PRIMARY KEY, timestamp TEXT, kind TEXT, "
+        "data TEXT, previous_hash BLOB, hash BLOB, nodes BLOB)"
+    )
+    return conn
+
+
+def raw_insert_rate(path: Path, n: int, per_txn: int, durability: Durability) -> float:
+    """Rows/s for a bare SQLite insert loop, ``per_txn`` rows per transaction."""
+    conn = _raw_db(path, durability)
+    rows = _raw_rows(0, n)
+    t0 = time.perf_counter()
+    for k in range(0, n, per_txn):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", rows[k : k + per_txn])
+        conn.execute("COMMIT")
+    rate = n / (time.perf_counter() - t0)
+    conn.close()
+    return rate
+
+
+def ledger_batched_rate(ledger: Ledger, n: int, per_txn: int = 1000) -> float:
+    """Appends/s for ``n`` entries in transactions of ``per_txn`` (the last may be smaller).
+
+    Payloads are built just before each batch, outside the timed call, so
+    that a million live test dicts do not slow the garbage collector down.
+    """
+    spent = 0.0
+    for start in range(0, n, per_txn):
+        batch = [(EntryKind.ESTIMATE, _payload(i)) for i in range(start, min(n, start + per_txn))]
+        t0 = time.perf_counter()
+        ledger.add_entries(batch, timestamp=FIXED)
+        spent += time.perf_counter() - t0
+    return n / spent
+
+
+def ledger_single_rate(ledger: Ledger, n: int) -> float:
+    payloads = [_payload(i) for i in range(n)]
+    t0 = time.perf_counter()
+    for p in payloads:
+        ledger.add_entry(EntryKind.ESTIMATE, p, timestamp=FIXED)
+    return n / (time.perf_counter() - t0)
+
+
+def median_ms(fn: Callable[[int], object], args: list[int]) -> float:
+    times = []
+    for a in args:
+        t0 = time.perf_counter()
+        fn(a)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def main(entries: int = 1_000_000) -> list[tuple[str, float, str, float, bool]]:
+    """Run every metric and print the table; return its rows."""
+    rows: list[tuple[str, float, str, float, bool]] = []
+    rng = random.Random(5)
+    with tempfile.TemporaryDirectory(prefix="bench-ledger-") as tmp:
+        d = Path(tmp)
+        # 1. batched appends, building the big ledger used below
+        raw_batched = raw_insert_rate(d / "raw1.sqlite", 200_000, 1000, Durability.PROCESS)
+        big = Ledger(d / "big.sqlite", signing_key=None, clock=lambda: FIXED)
+        t0 = time.perf_counter()
+        batched = ledger_batched_rate(big, entries - 1)  # + genesis = `entries`
+        build_s = time.perf_counter() - t0
+        rows.append(
+            ("appends/s, batched 1000/txn", batched, ">= 100000", raw_batched, batched >= 1e5)
+        )
+        # 2. one entry per transaction, both durability levels
+        for durability, target in ((Durability.PROCESS, 5000.0), (Durability.POWER, 0.0)):
+            n = 5000 if durability is Durability.PROCESS else 1000
+            raw_single = raw_insert_rate(d / f"raw-{durability.value}.sqlite", n, 1, durability)
+            with Ledger(d / f"single-{durability.value}.sqlite", durability=durability) as led:
+                single = ledger_single_rate(led, n)
+            label = f"appends/s, 1/txn ({durability.value} durability)"
+            want = f">= {target:.0f}" if target else "(info)"
+            rows.append((label, single, want, raw_single, single >= target))
+        # 3. proofs and roots at `entries`
+        size = big.size
+        indices = [rng.randrange(size) for _ in range(300)]
+        sizes = [rng.randrange(1, size + 1) for _ in range(300)]
+
+        def prove(i: int) -> None:
+            big.inclusion_proof(i, size).verify()
+
+        raw = sqlite3.connect(d / "big.sqlite")
+        pk_ms = median_ms(
+            lambda i: raw.execute("SELECT hash FROM entries WHERE idx = ?", (i,)).fetchone(),
+            indices,
+        )
+        proof_ms = median_ms(prove, indices)
+        rows.append((f"inclusion proof+verify ms @ {size}", proof_ms, "<= 1", pk_ms, proof_ms <= 1))
+        root_ms = median_ms(big.compute_merkle_root, sizes)
+        rows.append((f"root ms, random size <= {size}", root_ms, "<= 1", pk_ms, root_ms <= 1))
+        cons_ms = median_ms(lambda s: big.consistency_proof(s, size).verify(), sizes)
+        rows.append((f"consistency proof+verify ms @ {size}", cons_ms, "(info)", pk_ms, True))
+        # 4. full verification
+        t0 = time.perf_counter()
+        scanned = sum(1 for _ in raw.execute("SELECT * FROM entries"))
+        scan_s = time.perf_counter() - t0
+        raw.close()
+        t0 = time.perf_counter()
+        result = big.verify_chain()
+        verify_s = time.perf_counter() - t0
+        assert result.ok and result.size == size == scanned, result.summary()
+        rows.append((f"verify_chain s @ {size}", verify_s, "<= 10", scan_s, verify_s <= 10))
+        big.close()
+    print(f"ledger benchmark: {entries} entries, built in {build_s:.1f} s")
+    print(f"{'metric':44} {'measured':>12} {'target':>10} {'raw SQLite':>12}  result")
+    for metric, value, target, ref, ok in rows:
+        print(f"{metric:44} {value:12.3f} {target:>10} {ref:12.3f}  {'pass' if ok else 'FAIL'}")
+    print(
+        "raw SQLite = same-run reference: bare inserts of rows of the same shape "
+        "(appends), one primary-key SELECT (proof/root rows), full table scan (verify)."
+    )
+    return rows
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    main(parser.parse_args().entries)

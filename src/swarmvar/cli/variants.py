@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -42,8 +41,8 @@ app.add_typer(canary_app, name="canary")
 app.add_typer(rollback_app, name="rollback")
 app.add_typer(breaker_app, name="breaker")
 
-Home = Annotated[Path, typer.Option("--home", help="Data directory (or SQLite file / URL).")]
-DEFAULT_HOME = Path("./.swarmvar")
+Home = Annotated[str, typer.Option("--home", help="Data directory (or SQLite file / URL).")]
+DEFAULT_HOME = "./.swarmvar"
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -55,7 +54,7 @@ class CheckResult(StrEnum):
 
 
 @contextmanager
-def _open(home: Path) -> Iterator[EvolutionHome]:
+def _open(home: str) -> Iterator[EvolutionHome]:
     """Open the stores; turn any SwarmVarError into a clear message and exit code 1."""
     try:
         h = open_home(home)

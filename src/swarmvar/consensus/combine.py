@@ -20,6 +20,7 @@ Steps, in order:
 from __future__ import annotations
 
 import math
+import statistics
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -188,11 +189,12 @@ def _target(
     return ranked[0][0]
 
 
-def _spread(points: FloatArray, half_widths: FloatArray, z: float) -> float:
+def _spread(points: list[float], half_widths: list[float], z: float) -> float:
     """Between-agent sd: scaled MAD of the points (>= 3 agents), else mean posterior sd."""
-    if points.size >= 3:
-        return float(MAD_TO_SD * np.median(np.abs(points - np.median(points))))
-    return float(np.mean(half_widths) / z)
+    if len(points) >= 3:
+        centre = statistics.median(points)
+        return MAD_TO_SD * statistics.median([abs(p - centre) for p in points])
+    return statistics.fmean(half_widths) / z
 
 
 def combine(
@@ -285,8 +287,9 @@ def combine(
             f"{len(fresh)} of {n_total} agents available, below min_available="
             f"{policy.min_available:g} ({floor} agents); use on_bound=DEGRADE to serve anyway"
         )
+    chosen = {id(e) for e in used_in}
     for e in candidates:
-        if e not in used_in:
+        if id(e) not in chosen:
             rejected[e.agent_id] = Rejection(
                 e.agent_id,
                 RejectionReason.STALE,
@@ -311,7 +314,11 @@ def combine(
         (min(var_lo, var), max(var_hi, var)),
         available=m,
         total=max(n_total, m),
-        spread=_spread(rows[:, 0], (rows[:, 3] - rows[:, 2]) / 2, z),
+        spread=_spread(
+            [e.var for e in used_in],
+            [(e.var_interval[1] - e.var_interval[0]) / 2 for e in used_in],
+            z,
+        ),
         staleness_days=stale_days,
         drift=policy.drift,
         mass=policy.interval_mass,
@@ -321,7 +328,9 @@ def combine(
         (min(es_lo, es), max(es_hi, es)),
         available=m,
         total=max(n_total, m),
-        spread=_spread(rows[:, 1], (rows[:, 5] - rows[:, 4]) / 2, z),
+        spread=_spread(
+            [e.es for e in used_in], [(e.es_interval[1] - e.es_interval[0]) / 2 for e in used_in], z
+        ),
         staleness_days=stale_days,
         drift=policy.drift,
         mass=policy.interval_mass,

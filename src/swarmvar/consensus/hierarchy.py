@@ -198,38 +198,39 @@ def _reduce_level(
     return counts, sums, merged
 
 
-def _leaf_level(
-    x: FloatArray, slot: NDArray[np.int64], width: int, leaf_size: int
-) -> tuple[NDArray[np.int64], FloatArray, FloatArray]:
-    """Per-leaf bucket counts and sums ``(leaves, width)`` and scalars ``(leaves, 5)``.
+def _block_extremes(x: FloatArray, leaf_size: int) -> tuple[FloatArray, FloatArray]:
+    """Per-leaf minimum and maximum, shapes ``(leaves,)``."""
+    n = x.size
+    full = n // leaf_size
+    cut = full * leaf_size
+    blocks = x[:cut].reshape(full, leaf_size)
+    lows, highs = blocks.min(axis=1), blocks.max(axis=1)
+    if cut < n:
+        lows = np.append(lows, x[cut:].min())
+        highs = np.append(highs, x[cut:].max())
+    return lows, highs
 
-    Leaf ``j`` holds ``x[j * leaf_size : (j + 1) * leaf_size]``; ``slot`` is each
-    value's bucket column. Scalars are (sum, min, max, lse max, lse scaled sum).
+
+def _bucket_tables(
+    x: FloatArray, slot: NDArray[np.int64], bias: int, width: int, leaf_size: int
+) -> tuple[NDArray[np.int64], FloatArray]:
+    """Per-leaf bucket counts and sums, shapes ``(leaves, width)``.
+
+    Leaf ``j`` holds ``x[j * leaf_size : (j + 1) * leaf_size]``; value ``i`` is in
+    bucket column ``slot[i] - bias``. ``slot`` is overwritten (it becomes the
+    flat cell index, saving a pass over a million values).
     """
     n = x.size
     full = n // leaf_size
     cut = full * leaf_size
     leaves = full + (cut < n)
-    codes = np.empty(n, dtype=np.int64)
-    offsets = np.arange(full, dtype=np.int64) * width
-    np.add(
-        slot[:cut].reshape(full, leaf_size),
-        offsets[:, None],
-        out=codes[:cut].reshape(full, leaf_size),
-    )
-    np.add(slot[cut:], full * width, out=codes[cut:])
-    counts = np.bincount(codes, minlength=leaves * width).reshape(leaves, width)
-    sums = np.bincount(codes, weights=x, minlength=leaves * width).reshape(leaves, width)
-    scalars = np.empty((leaves, 5))
-    blocks = x[:cut].reshape(full, leaf_size)
-    scalars[:full, 0] = blocks.sum(axis=1)
-    scalars[:full, 1] = blocks.min(axis=1)
-    scalars[:full, 2] = blocks.max(axis=1)
-    if cut < n:
-        rest = x[cut:]
-        scalars[full, :3] = rest.sum(), rest.min(), rest.max()
-    scalars[:, 3], scalars[:, 4] = -math.inf, 0.0
-    return counts.astype(np.int64, copy=False), sums, scalars
+    offsets = np.arange(full, dtype=np.int64) * width - bias
+    grid = slot[:cut].reshape(full, leaf_size)
+    np.add(grid, offsets[:, None], out=grid)
+    slot[cut:] += full * width - bias
+    counts = np.bincount(slot, minlength=leaves * width).reshape(leaves, width)
+    sums = np.bincount(slot, weights=x, minlength=leaves * width).reshape(leaves, width)
+    return counts.astype(np.int64, copy=False), sums
 
 
 def aggregate_tree(
@@ -265,19 +266,29 @@ def aggregate_tree(
     if n == 0 or not np.all(np.isfinite(x)):
         raise InvalidParameter("aggregate_tree needs at least one value, all finite")
     precision = precision_bits(relative_accuracy)
-    keys = bucket_keys(x, precision, min_value)
-    kmin = int(keys.min())
-    keys -= kmin
-    span = int(keys.max()) + 1
+    lows, highs = _block_extremes(x, leaf_size)
+    k_lo, k_hi = (
+        int(k) for k in bucket_keys(np.array([lows.min(), highs.max()]), precision, min_value)
+    )
+    keys = bucket_keys(x, precision, min_value, all_above=float(lows.min()) > min_value)
+    span = k_hi - k_lo + 1
     if math.ceil(n / leaf_size) * span <= MAX_LEVEL_CELLS:
-        slot, column_keys = keys, np.arange(span, dtype=np.int64) + kmin
+        slot, bias, column_keys = keys, k_lo, np.arange(k_lo, k_hi + 1, dtype=np.int64)
     else:  # far-apart values (e.g. 1e300 outliers): number only the buckets in use
+        keys -= k_lo
         present = np.bincount(keys) > 0
-        column_keys = np.flatnonzero(present).astype(np.int64) + kmin
-        slot = (np.cumsum(present) - 1)[keys]
+        column_keys = np.flatnonzero(present).astype(np.int64) + k_lo
+        slot, bias = (np.cumsum(present) - 1)[keys], 0
     width = column_keys.size
-    leaf_size = max(leaf_size, math.ceil(n * width / MAX_LEVEL_CELLS))
-    counts, sums, scalars = _leaf_level(x, slot, width, leaf_size)
+    wide_leaf = max(leaf_size, math.ceil(n * width / MAX_LEVEL_CELLS))
+    if wide_leaf != leaf_size:
+        leaf_size = wide_leaf
+        lows, highs = _block_extremes(x, leaf_size)
+    counts, sums = _bucket_tables(x, slot, bias, width, leaf_size)
+    scalars = np.empty((counts.shape[0], 5))
+    scalars[:, 0] = sums.sum(axis=1)
+    scalars[:, 1], scalars[:, 2] = lows, highs
+    scalars[:, 3], scalars[:, 4] = -math.inf, 0.0
     leaves = counts.shape[0]
     if log_evidence is not None:
         e = _log_evidence(log_evidence, n)

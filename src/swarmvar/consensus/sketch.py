@@ -121,11 +121,24 @@ def check_accuracy(relative_accuracy: float, min_value: float) -> None:
 
 
 def bucket_keys(
-    values: FloatArray, precision: int, min_value: float = DEFAULT_MIN_VALUE
+    values: FloatArray,
+    precision: int,
+    min_value: float = DEFAULT_MIN_VALUE,
+    *,
+    all_above: bool = False,
 ) -> IntArray:
-    """Bucket key of each value (shape as ``values``, int64), read from the float bits."""
+    """Bucket key of each value (shape as ``values``, int64), read from the float bits.
+
+    ``all_above=True`` promises every value exceeds ``min_value`` (no zeros or
+    negatives, the usual case for VaR) and skips the passes that handle them.
+    """
     shift = _MANTISSA_BITS - precision
     bits = np.ascontiguousarray(values, dtype=np.float64).view(np.int64)
+    if all_above:
+        keys = bits - _grid_base(min_value, shift)
+        keys >>= shift
+        keys += 1
+        return keys
     keys = bits & _ABS_MASK
     keys -= _grid_base(min_value, shift)
     keys >>= shift

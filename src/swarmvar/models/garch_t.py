@@ -148,6 +148,7 @@ class GarchT(Agent):
     def _set_cloud(self, cloud: smc.Cloud, logw: FloatArray) -> None:
         self._cloud = cloud
         self._logw = logw - np.max(logw)
+        self._w_sum = float(np.exp(self._logw).sum())
         self._theta = lik.from_unconstrained(cloud.u)
         self._consts = lik.t_constants(self._theta.nu)
         self._quantiles = TQuantileCache(self._theta.nu)
@@ -164,22 +165,26 @@ class GarchT(Agent):
         """Absorb one return by IBIS; the log predictive density of ``r`` before absorbing it."""
         x = self._check_return(r)
         self._require_fitted()
-        th = self._theta
+        th, h = self._theta, self._cloud.h
         e = x - th.mu
-        step = lik.step_logpdf(e, self._cloud.h, self._consts)
+        e2 = e * e
+        const, half_nu1, inv_nm2 = self._consts
+        step = const - 0.5 * np.log(h) - half_nu1 * np.log1p(e2 * inv_nm2 / h)
         lw = self._logw + step
-        top = np.max(lw)
+        top = float(np.max(lw))
         if not np.isfinite(top):
             raise InvalidParameter(f"return {x!r} has zero density under every particle")
-        pred = float(top + np.log(np.exp(lw - top).sum()) - np.log(np.exp(self._logw).sum()))
-        h_next = th.omega + th.alpha * e * e + th.beta * self._cloud.h
-        cloud = smc.Cloud(self._cloud.u, self._cloud.lp, self._cloud.ll + step, h_next)
+        w = np.exp(lw - top)
+        w_sum = float(w.sum())
+        pred = top + float(np.log(w_sum / self._w_sum))
+        cloud = smc.Cloud(self._cloud.u, self._cloud.lp, self._cloud.ll + step,
+                          th.omega + th.alpha * e2 + th.beta * h)
         if self._n == self._buf.size:
             self._buf = np.concatenate([self._buf, np.empty(self._buf.size)])
         self._buf[self._n] = x
         self._n += 1
-        self._cloud, self._logw = cloud, lw - top
-        if smc.ess(self._logw) < self.ess_threshold * self.particles:
+        self._cloud, self._logw, self._w_sum = cloud, lw - top, w_sum
+        if w_sum * w_sum / float(w @ w) < self.ess_threshold * self.particles:
             moved, self._acceptance = smc.rejuvenate(
                 self._buf[: self._n], cloud, self._logw, self._rng
             )
@@ -324,6 +329,7 @@ class GarchT(Agent):
         lp, ll, h, logw = vecs
         self._install(hist, smc.Cloud(u, lp, ll, h), logw, rng)
         self._logw = logw.copy()  # exact, not re-normalized
+        self._w_sum = float(np.exp(self._logw).sum())
         self._fit_diag = fit_diag
         self._acceptance = acceptance
         self._seconds = seconds

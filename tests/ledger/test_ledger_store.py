@@ -183,3 +183,39 @@ def test_store_level_compare_and_append(tmp_path: Path) -> None:
         assert s.append([draft], if_size=0) is None
         assert s.size() == 1
     store.close()
+
+
+@pytest.mark.slow
+def test_large_ledger_proofs_match_the_reference(tmp_path: Path) -> None:
+    """2**17 + 3 entries: stored-subtree proofs equal the O(n) list reference."""
+    import random
+
+    n = (1 << 17) + 3
+    with Ledger(tmp_path) as led:
+        for start in range(1, n, 1000):
+            led.add_entries(
+                [(EntryKind.PULSE, {"i": i}) for i in range(start, min(n, start + 1000))]
+            )
+        assert led.size == n
+        leaves = [leaf_hash(e.hash, led.hash_algorithm) for e in led.entries()]
+        rng = random.Random(17)
+        for _ in range(20):
+            size = rng.randint(1, n)
+            index = rng.randrange(size)
+            proof = led.inclusion_proof(index, size)
+            assert list(proof.path) == inclusion_proof(index, leaves[:size])
+            assert proof.root == root(leaves[:size])
+            proof.verify()
+            old = rng.randint(0, size)
+            cp = led.consistency_proof(old, size)
+            assert list(cp.path) == consistency_proof(old, leaves[:size])
+            cp.verify()
+        assert led.verify_chain().ok
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    path.write_bytes(b"this is not SQLite" * 100)
+    with pytest.raises(LedgerCorrupted, match="not a usable ledger database"):
+        Ledger(tmp_path)
+    assert path.read_bytes() == b"this is not SQLite" * 100

@@ -86,6 +86,11 @@ class SQLiteStore:
         )
         try:
             self._setup(created, hash_algorithm, durability, timeout)
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise
+            raise LedgerCorrupted(f"{self.path} is not a usable ledger database: {exc}") from None
         except BaseException:
             self._conn.close()
             raise

@@ -230,7 +230,7 @@ def _bucket_tables(
     slot[cut:] += full * width - bias
     counts = np.bincount(slot, minlength=leaves * width).reshape(leaves, width)
     sums = np.bincount(slot, weights=x, minlength=leaves * width).reshape(leaves, width)
-    return counts.astype(np.int64, copy=False), sums
+    return counts.astype(np.int64, copy=False), sums.astype(np.float64, copy=False)
 
 
 def aggregate_tree(

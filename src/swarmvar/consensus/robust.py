@@ -134,7 +134,7 @@ def _trimmed_weights(x: FloatArray, f: int, w: FloatArray) -> FloatArray:
     mass = out.sum(axis=0)
     # all surviving weights underflowed: fall back to equal weights among survivors
     out[:, mass <= 0] = kept[:, mass <= 0]
-    return out / out.sum(axis=0)
+    return np.asarray(out / out.sum(axis=0), dtype=np.float64)
 
 
 def _as_vector(values: ArrayLike) -> FloatArray:

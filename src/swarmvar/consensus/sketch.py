@@ -164,7 +164,7 @@ def sketch(
     keys = bucket_keys(x, p, min_value)
     uniq, inverse = np.unique(keys, return_inverse=True)
     counts = np.bincount(inverse, minlength=uniq.size).astype(np.int64)
-    sums = np.bincount(inverse, weights=x, minlength=uniq.size)
+    sums = np.bincount(inverse, weights=x, minlength=uniq.size).astype(np.float64)
     return QuantileSketch(p, min_value, uniq.astype(np.int64), counts, sums)
 
 
@@ -174,7 +174,8 @@ def merge_sketches(a: QuantileSketch, b: QuantileSketch) -> QuantileSketch:
         raise InvalidParameter("cannot merge sketches with different precision or min_value")
     keys = np.concatenate([a.keys, b.keys])
     uniq, inverse = np.unique(keys, return_inverse=True)
-    sums = np.bincount(inverse, weights=np.concatenate([a.sums, b.sums]), minlength=uniq.size)
+    weights = np.concatenate([a.sums, b.sums])
+    sums = np.bincount(inverse, weights=weights, minlength=uniq.size).astype(np.float64)
     counts = np.zeros(uniq.size, dtype=np.int64)  # integer adds: counts stay exact
     np.add.at(counts, inverse, np.concatenate([a.counts, b.counts]))
     return QuantileSketch(a.precision, a.min_value, uniq, counts, sums)

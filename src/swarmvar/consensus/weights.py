@@ -290,7 +290,7 @@ def mixture_var_es(
     tail = 1.0 - alpha
 
     def excess_tail(v: float) -> float:
-        return sum(wi * c.sf(v) for c, wi in live) - tail
+        return float(sum(wi * c.sf(v) for c, wi in live)) - tail
 
     quantiles = [c.ppf(alpha) for c, _ in live]
     lo, hi = min(quantiles), max(quantiles)

@@ -106,7 +106,9 @@ def test_prior_density_matches_scipy_with_numeric_jacobian():
         base = lik.Theta(*(np.array([p[i]]) for p in th))
         dens = (
             stats.norm.logpdf(base.mu[0], 0, lik.MU_SD)
-            + stats.lognorm.logpdf(base.omega[0], lik.LOG_OMEGA_SD, scale=math.exp(lik.LOG_OMEGA_MEAN))
+            + stats.lognorm.logpdf(
+                base.omega[0], lik.LOG_OMEGA_SD, scale=math.exp(lik.LOG_OMEGA_MEAN)
+            )
             + math.log(2.0)  # Dirichlet(1,1,1) on (alpha, beta)
             + stats.gamma.logpdf(base.nu[0] - 2, lik.NU_SHAPE, scale=1 / lik.NU_RATE)
         )

@@ -45,7 +45,8 @@ def test_sp500_posterior_agrees_with_arch_mle_and_converges(sp500):
     post = _summary(agent)
     for name in PARAMS:
         mean, sd = post[name]
-        assert abs(mean - mle[name]) <= 2 * sd, f"{name}: posterior {mean:.4g}±{sd:.2g}, MLE {mle[name]:.4g}"
+        why = f"{name}: posterior {mean:.4g}±{sd:.2g}, MLE {mle[name]:.4g}"
+        assert abs(mean - mle[name]) <= 2 * sd, why
 
 
 @pytest.mark.parametrize("seeds", [(1, 2, 3, 4)])

@@ -11,9 +11,10 @@ forecast, so :func:`_log_cdf_table` tabulates ``log F(-|z|; nu)`` once per
 process on a grid in ``tau = 1/nu`` (0 is the normal limit) and
 ``s = log(1 + |z|)``; each particle set interpolates its own rows in
 ``tau`` once (cubic Lagrange), and every CDF evaluation is then a
-Catmull-Rom interpolation in ``s`` (absolute error of ``F`` below 1e-7, relative below 2e-6 where ``F > 1e-4``, checked
-against ``scipy.special.stdtr`` in the tests; |z| beyond the grid falls back
-to ``stdtr``). The mixture VaR is found by safeguarded Newton steps, which the
+Catmull-Rom interpolation in ``s`` (absolute error of ``F`` below 1e-7,
+relative below 2e-6 where ``F > 1e-4``, checked against
+``scipy.special.stdtr`` in the tests; |z| beyond the grid falls back to
+``stdtr``). The mixture VaR is found by safeguarded Newton steps, which the
 shared :func:`~swarmvar.models.risk.mixture_var` uses when the family offers it.
 """
 
@@ -56,6 +57,7 @@ def _log_cdf_table() -> FloatArray:
         np.log(special.stdtr(np.where(tau[:, None] > 0, df, 1.0), z[None, :])),
         normal,
     )
+    table = np.asarray(table, dtype=float)
     table.setflags(write=False)
     return table
 

@@ -168,7 +168,7 @@ def _chunk_fn(n_particles: int):  # type: ignore[no-untyped-def]
         mask = jnp.arange(CHUNK) < n_valid
         carry = (h, slh, slq, mu, omega, alpha, beta, inv_nm2)
         xs = (y.reshape(CHUNK // BLOCK, BLOCK), mask.reshape(CHUNK // BLOCK, BLOCK))
-        (h, slh, slq, *_), _ = jax.lax.scan(block_step, carry, xs)
+        (h, slh, slq, *_), _ = jax.lax.scan(block_step, carry, xs)  # type: ignore[arg-type]
         return h, slh, slq
 
     return jax.jit(chunk)

@@ -84,7 +84,7 @@ def systematic_resample(w: FloatArray, m: int, u0: float) -> IntArray:
 def _chol(u: FloatArray) -> FloatArray:
     cov = np.cov(u, rowvar=False) + 1e-10 * np.eye(DIM)
     try:
-        return np.linalg.cholesky(cov)
+        return np.asarray(np.linalg.cholesky(cov), dtype=float)
     except np.linalg.LinAlgError:
         return np.diag(np.sqrt(np.maximum(np.diag(cov), 1e-10)))
 
@@ -245,7 +245,8 @@ def move_independent(
         proposed += n
         if k == 0:
             rate = max(float(ok.mean()), 1e-3)
-            n_moves = int(min(max_moves, max(1, math.ceil(math.log(MISS_ONLINE) / math.log1p(-rate)))))
+            wanted = math.ceil(math.log(MISS_ONLINE) / math.log1p(-rate))
+            n_moves = int(min(max_moves, max(1, wanted)))
         k += 1
     return cloud, accepted / proposed
 
@@ -262,9 +263,9 @@ def rejuvenate(
     """
     w = np.exp(logw - np.max(logw))
     w /= w.sum()
-    mean = w @ cloud.u
+    mean = np.asarray(w @ cloud.u, dtype=float)
     d = cloud.u - mean
-    cov = (d * w[:, None]).T @ d / (1.0 - w @ w) + 1e-10 * np.eye(DIM)
+    cov = (d * w[:, None]).T @ d / max(1.0 - float(w @ w), 1e-12) + 1e-10 * np.eye(DIM)
     try:
         chol = np.linalg.cholesky(cov)
     except np.linalg.LinAlgError:

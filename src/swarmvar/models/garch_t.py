@@ -275,7 +275,8 @@ class GarchT(Agent):
         if not (p["omega"] > 0 and p["alpha"] >= 0 and p["beta"] >= 0
                 and p["alpha"] + p["beta"] < 1 and p["nu"] > 2):
             raise InvalidParameter(
-                f"GARCH-t parameters need omega > 0, alpha, beta >= 0, alpha + beta < 1, nu > 2: {p}"
+                "GARCH-t parameters need omega > 0, alpha, beta >= 0, alpha + beta < 1 "
+                f"and nu > 2; got {p}"
             )
         rng = rng_from(seed)
         eps = rng.standard_t(p["nu"], n) * np.sqrt((p["nu"] - 2.0) / p["nu"])

@@ -219,3 +219,13 @@ def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
     with pytest.raises(LedgerCorrupted, match="not a usable ledger database"):
         Ledger(tmp_path)
     assert path.read_bytes() == b"this is not SQLite" * 100
+
+
+def test_a_store_without_a_key_file_needs_a_key_to_sign() -> None:
+    from swarmvar.errors import InvalidParameter
+
+    led = Ledger.from_store(MemoryStore("2025-01-01T00:00:00.000000Z"))
+    with pytest.raises(InvalidParameter, match="signing_key"):
+        led.signed_head()
+    signed = Ledger.from_store(MemoryStore("2025-01-01T00:00:00.000000Z"), signing_key=KEY)
+    assert signed.check_head(signed.signed_head()).ok

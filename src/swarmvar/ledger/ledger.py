@@ -22,7 +22,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ..errors import InvalidEntry, InvalidProof, SwarmVarError
+from ..errors import InvalidEntry, InvalidParameter, InvalidProof, SwarmVarError
 from .entry import (
     Entry,
     EntryKind,
@@ -360,7 +360,9 @@ class Ledger:
     def _signing_key(self) -> Ed25519PrivateKey:
         if self._key is None:
             if self.path is None:
-                raise InvalidEntry("this ledger has no signing key; pass signing_key=")
+                raise InvalidParameter(
+                    "this ledger has no key file; pass signing_key= to sign heads"
+                )
             self._key = load_or_create_key(self.path.with_name(KEY_FILE))
         return self._key
 

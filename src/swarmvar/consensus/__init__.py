@@ -38,6 +38,7 @@ from .robust import (
     robust_aggregate,
     trimmed_mean,
 )
+from .series import ConsensusPath, consensus_series
 from .signing import (
     KeyRing,
     Rejection,
@@ -79,6 +80,7 @@ __all__ = [
     "AgreementResult",
     "BoundMode",
     "Bounded",
+    "ConsensusPath",
     "Contribution",
     "KeyRing",
     "Loss",
@@ -104,6 +106,7 @@ __all__ = [
     "bma_weights",
     "check_tolerance",
     "combine",
+    "consensus_series",
     "convergence_factor",
     "estimate_from_measure",
     "fz0_loss",

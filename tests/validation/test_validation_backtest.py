@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from swarmvar.data import load
 from swarmvar.errors import InvalidParameter, InvalidReturns
-from swarmvar.models import NormalInverseGamma
+from swarmvar.models import BayesianBootstrap
 from swarmvar.models.risk import check_alphas
 from swarmvar.types import Forecast, RiskMeasure
 from swarmvar.validation import Test, backtest, kupiec
@@ -48,7 +48,7 @@ def forecast_matrix(res: Any) -> np.ndarray:
 BASE = simulated(260, 0)
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     cut=st.integers(min_value=120, max_value=259),
     noise_seed=st.integers(0, 2**16),
@@ -58,7 +58,7 @@ def test_forecasts_never_see_the_day_they_forecast(
     known_mean_normal: Any, cut: int, noise_seed: int, scale: float
 ) -> None:
     """Changing returns from day ``cut`` on leaves every forecast for days <= cut unchanged."""
-    agents = {"knm": known_mean_normal(window=60), "nig": NormalInverseGamma()}
+    agents = {"knm": known_mean_normal(window=60), "bb": BayesianBootstrap(window=100)}
     kw = dict(window=120, refit_every=17, alphas=(0.99, 0.95), seed=3, progress=False,
               n_sim=20, consensus={"mean": mean_combiner})
     perturbed = BASE.copy()
@@ -103,7 +103,7 @@ def test_horizon_losses_are_cumulative(known_mean_normal: Any) -> None:
 
 def test_consensus_rows_combine_the_agents_of_the_same_day(known_mean_normal: Any) -> None:
     r = simulated(220, 3)
-    res = backtest(r, {"a": known_mean_normal(window=40), "b": NormalInverseGamma()},
+    res = backtest(r, {"a": known_mean_normal(window=40), "b": BayesianBootstrap(window=80)},
                    window=100, refit_every=10, alphas=(0.99, 0.975), progress=False,
                    baseline="arch", consensus={"mean": mean_combiner}, n_sim=50)
     assert res.rows == ("a", "b", "mean", "arch GARCH(1,1)-t")

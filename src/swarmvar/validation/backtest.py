@@ -44,7 +44,8 @@ from .result import BacktestResult, LevelSeries, Timing
 class Forecaster(Protocol):
     """What the driver needs of a row: the :class:`~swarmvar.models.base.Agent` life cycle."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def fit(self, returns: ArrayLike, *, seed: Seed = None) -> Any: ...
 

@@ -122,15 +122,16 @@ def sbc(
         data = agent.simulate(truth, n_obs, seed=rng)
         agent.fit(data, seed=rng)
         posterior = agent.posterior_draws()
-        for name, value in truth.items():
+        for name, true_value in truth.items():
             if name not in posterior:
                 raise InvalidParameter(
                     f"{agent.name}.posterior_draws() has no {name!r}, which sample_prior draws"
                 )
             draws = thin(np.asarray(posterior[name], dtype=float).reshape(-1), n_draws)
-            ranks.setdefault(name, []).append(rank_of(value, draws, rng))
+            ranks.setdefault(name, []).append(rank_of(true_value, draws, rng))
     rank_arrays = {k: np.asarray(v, dtype=np.int64) for k, v in ranks.items()}
-    hists, pvalues = {}, {}
+    hists: dict[str, IntArray] = {}
+    pvalues: dict[str, float] = {}
     for name, r in rank_arrays.items():
         hists[name], pvalues[name] = uniformity(r, n_draws, bins)
     return SBCResult(rank_arrays, hists, pvalues, n_draws, bins)

@@ -1,0 +1,96 @@
+"""The S&P 500 backtest of every available agent beside arch's GARCH(1,1)-t baseline.
+
+Target (issue 3): the full backtest of the agents (last 2,500 days, 1,000-day
+window, refit every 20 days, alphas 0.99 and 0.975) finishes within 2x the time
+of the arch baseline alone. Reference measured in the same run: the same
+backtest with only the arch baseline. Both times include the tests and scores.
+
+Run standalone: ``.venv/bin/python benchmarks/bench_backtest.py [--last N] [AGENT ...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _table import print_table  # noqa: E402
+
+from swarmvar.data import load  # noqa: E402
+from swarmvar.errors import SwarmVarError  # noqa: E402
+from swarmvar.models import DEFAULT_AGENTS, agent_class  # noqa: E402
+from swarmvar.validation import Test, backtest  # noqa: E402
+
+TARGET_RATIO = 2.0
+
+
+def _available(names: list[str]) -> tuple[list[object], list[str]]:
+    agents, missing = [], []
+    for name in names:
+        try:
+            agents.append(agent_class(name)())
+        except (ImportError, SwarmVarError) as exc:
+            missing.append(f"{name} ({type(exc).__name__})")
+    return agents, missing
+
+
+def main(argv: list[str] | None = None) -> None:
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--last", type=int, default=2500, help="out-of-sample days")
+    parser.add_argument("agents", nargs="*", default=list(DEFAULT_AGENTS))
+    args = parser.parse_args([] if argv is None else argv)
+    window, every, alphas = 1000, 20, (0.99, 0.975)
+    r = load("sp500").iloc[-(args.last + window):]
+    agents, missing = _available(args.agents)
+    if missing:
+        print("not available yet, left out: " + ", ".join(missing))
+
+    start = time.perf_counter()
+    base_only = backtest(r, [], window=window, refit_every=every, alphas=alphas, progress=False)
+    arch_seconds = time.perf_counter() - start
+
+    start = time.perf_counter()
+    full = backtest(r, agents, window=window, refit_every=every, alphas=alphas, baseline=None,
+                    progress=False)
+    agents_seconds = time.perf_counter() - start
+
+    ratio = agents_seconds / arch_seconds
+    rows = [
+        [f"backtest of {len(agents)} agents ({args.last} days, 2 levels)",
+         f"{agents_seconds:.1f} s",
+         f"<= {TARGET_RATIO:.0f}x arch", f"arch alone {arch_seconds:.1f} s",
+         "pass" if ratio <= TARGET_RATIO else "FAIL"],
+        ["ratio agents / arch", f"{ratio:.2f}x", f"<= {TARGET_RATIO:.1f}x", "1.00x",
+         "pass" if ratio <= TARGET_RATIO else "FAIL"],
+    ]
+    for name, t in full.timings.items():
+        rows.append([f"  {name}: fit+update+forecast ({t.fits} fits)", f"{t.total:.1f} s", "",
+                     f"fit {t.fit:.1f} / update {t.update:.1f} / forecast {t.forecast:.1f}", ""])
+    print_table(rows)
+
+    base = base_only.baseline
+    assert base is not None
+    print()
+    lines = [["arch GARCH(1,1)-t (reference)", base_only]] + [[n, full] for n in full.rows]
+    table = []
+    for label, res in lines:
+        name = base if label.startswith("arch") else label
+        for alpha in alphas:
+            s = res.series[name][alpha]
+            ev = res.evaluation[name][alpha]
+            table.append([
+                label, f"{alpha:g}", f"{int(s.hits.sum())} ({100 * s.hits.mean():.2f}%)",
+                f"{ev.tests[Test.KUPIEC].pvalue:.3f}",
+                f"{ev.tests[Test.CHRISTOFFERSEN].pvalue:.3f}",
+                "pass" if (res.passed(name, alpha, Test.KUPIEC)
+                           and res.passed(name, alpha, Test.CHRISTOFFERSEN)) else "FAIL",
+            ])
+    print_table(table, ("model", "alpha", "hits", "Kupiec p", "Christoffersen p", "both > 5%"))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

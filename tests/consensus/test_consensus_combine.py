@@ -111,11 +111,14 @@ def test_staleness_refuse_degrade_and_fresh_subset(sign, keys):
     old = NOW - timedelta(days=3)
     est = [sign(f"a{i}", v, as_of=(old if i < 4 else NOW)) for i, v in enumerate(VARS)]
     bound = StalenessBound(max_age=86_400.0)
+    ring = fresh_ring()
     with pytest.raises(StaleConsensus, match="staleness"):
-        combine(est, Policy(f=2, staleness=bound), keyring=fresh_ring(), now=NOW)
+        combine(est, Policy(f=2, staleness=bound), keyring=ring, now=NOW)
+    assert ring.last_seq("a0") is None  # a refused beat records nothing: it can be retried
     degraded = combine(
-        est, Policy(f=2, staleness=bound, on_bound=BoundMode.DEGRADE), keyring=fresh_ring(), now=NOW
+        est, Policy(f=2, staleness=bound, on_bound=BoundMode.DEGRADE), keyring=ring, now=NOW
     )
+    assert ring.last_seq("a0") == 1
     assert degraded.degraded and degraded.staleness == pytest.approx(3 * 86_400)
     clean = combine(batch(sign), Policy(f=2), keyring=fresh_ring(), now=NOW)  # all fresh
     assert not clean.degraded and clean.staleness == 0.0

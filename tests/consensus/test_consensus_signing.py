@@ -87,6 +87,7 @@ def test_check_does_not_change_state(keys, ring, make, sign):
         (dict(seq=-1), "seq"),
         (dict(agent_id=""), "agent_id"),
         (dict(as_of=datetime(2024, 1, 1)), "timezone"),
+        (dict(var_interval=(0.01,)), "pair"),
     ],
 )
 def test_malformed_estimates_refused_with_reason(keys, ring, make, change, words):
@@ -140,3 +141,17 @@ def test_admit_all_is_order_independent(keys, ring, make, sign):
     assert [e.seq for e in admitted] == [2, 3] and refused == []
     admitted, refused = ring.admit_all([sign("a0", 0.02, seq=3)])
     assert admitted == [] and refused[0].reason is RejectionReason.REPLAYED
+
+
+def test_screen_changes_nothing_and_commit_is_all_or_nothing(keys, ring, sign):
+    batch = [sign("a0", 0.02, seq=4), sign("a1", 0.02, seq=4)]
+    admitted, refused = ring.screen(batch)
+    assert len(admitted) == 2 and refused == [] and ring.last_seq("a0") is None
+    ring.commit(admitted)
+    assert ring.last_seq("a0") == 4 and ring.admitted == 2
+    # a batch screened before another one overtook it is refused whole at commit
+    late, _ = ring.screen([sign("a0", 0.02, seq=6), sign("a1", 0.02, seq=6)])
+    ring.admit(sign("a1", 0.02, seq=7))
+    with pytest.raises(ReplayedEstimate, match="overtaken"):
+        ring.commit(late)
+    assert ring.last_seq("a0") == 4 and ring.last_seq("a1") == 7

@@ -241,9 +241,11 @@ def combine(
     """
     if not isinstance(now, datetime) or now.utcoffset() is None:
         raise InvalidParameter("now must be a timezone-aware datetime")
-    admitted, refused = keyring.admit_all(estimates)
+    # screen now, record seqs only once a consensus exists: a refused beat can be retried
+    admitted, refused = keyring.screen(estimates)
+    keyring.commit([], refused)  # refusals are counted whatever happens next
     newest: dict[str, Estimate] = {}
-    for e in admitted:  # admit_all returns seq order: the last one per agent is the newest
+    for e in admitted:  # screen returns seq order: the last one per agent is the newest
         newest[e.agent_id] = e
     rejected: dict[str, Rejection] = {r.agent_id: r for r in refused if r.agent_id not in newest}
     if not newest:
@@ -261,7 +263,6 @@ def combine(
         else:
             got = f"({e.portfolio}, {e.alpha}, {e.horizon})"
             rejected[agent] = Rejection(agent, RejectionReason.MISMATCHED, f"{got} is not {target}")
-            keyring.count(RejectionReason.MISMATCHED)
     n_total = len(keyring) if total is None else total
     need = policy.aggregator.min_agents(policy.f)
     latest = max((e.seq for e in candidates), default=0) if current_seq is None else current_seq
@@ -295,7 +296,6 @@ def combine(
                 RejectionReason.STALE,
                 f"{latest - e.seq} versions behind, data {ages[e.agent_id]:.0f} s old",
             )
-            keyring.count(RejectionReason.STALE)
     agents = [e.agent_id for e in used_in]
     rows = np.array(
         [[e.var, e.es, *e.var_interval, *e.es_interval] for e in used_in], dtype=np.float64
@@ -336,6 +336,14 @@ def combine(
         mass=policy.interval_mass,
     )
     contribution = agg.weights[:, 0]
+    keyring.commit(
+        admitted,
+        [
+            r
+            for r in rejected.values()
+            if r.reason in (RejectionReason.MISMATCHED, RejectionReason.STALE)
+        ],
+    )
     return Consensus(
         alpha=target[1],
         horizon=target[2],

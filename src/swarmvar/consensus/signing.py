@@ -91,6 +91,12 @@ def malformation(estimate: Estimate) -> str | None:
         return f"seq must be a non-negative int, got {estimate.seq!r}"
     if estimate.horizon < 1:
         return f"horizon must be >= 1, got {estimate.horizon}"
+    for name, interval in (
+        ("var_interval", estimate.var_interval),
+        ("es_interval", estimate.es_interval),
+    ):
+        if not isinstance(interval, (tuple, list)) or len(interval) != 2:
+            return f"{name} must be a (lower, upper) pair, got {interval!r}"
     numbers = {
         "alpha": estimate.alpha,
         "var": estimate.var,
@@ -216,7 +222,7 @@ class KeyRing:
     """
 
     def __init__(self, keys: Mapping[str, Ed25519PublicKey] | None = None) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._keys: dict[str, Ed25519PublicKey] = {}
         self._last_seq: dict[str, int] = {}
         self._refused: Counter[RejectionReason] = Counter()
@@ -270,9 +276,9 @@ class KeyRing:
     def check(self, estimate: Estimate) -> Rejection | None:
         """Verify without changing any state: ``None`` if it would be admitted."""
         with self._lock:
-            return self._check_locked(estimate)
+            return self._check_locked(estimate, self._last_seq)
 
-    def _check_locked(self, estimate: Estimate) -> Rejection | None:
+    def _check_locked(self, estimate: Estimate, last_seq: Mapping[str, int]) -> Rejection | None:
         agent = str(estimate.agent_id)
         problem = malformation(estimate)
         if problem is not None:
@@ -291,7 +297,7 @@ class KeyRing:
             return Rejection(agent, RejectionReason.FORGED, "signature does not verify")
         except NotCanonical as err:
             return Rejection(agent, RejectionReason.MALFORMED, str(err))
-        last = self._last_seq.get(estimate.agent_id)
+        last = last_seq.get(estimate.agent_id)
         if last is not None and estimate.seq <= last:
             return Rejection(
                 agent,
@@ -302,35 +308,66 @@ class KeyRing:
 
     def admit(self, estimate: Estimate) -> Rejection | None:
         """Verify and, if valid, record its ``seq``; count a refusal otherwise."""
-        with self._lock:
-            rejection = self._check_locked(estimate)
-            if rejection is None:
-                self._last_seq[estimate.agent_id] = estimate.seq
-                self._admitted += 1
-            else:
-                self._refused[rejection.reason] += 1
-            return rejection
+        admitted, refused = self.admit_all([estimate])
+        return refused[0] if refused else None
 
     def count(self, reason: RejectionReason) -> None:
         """Count a refusal decided outside the key ring (mismatched target, stale)."""
         with self._lock:
             self._refused[reason] += 1
 
-    def admit_all(self, estimates: Iterable[Estimate]) -> tuple[list[Estimate], list[Rejection]]:
-        """Admit a batch in ``seq`` order; return (admitted, refused).
+    def screen(self, estimates: Iterable[Estimate]) -> tuple[list[Estimate], list[Rejection]]:
+        """Verify a batch in ``seq`` order without recording anything; return (admitted, refused).
 
         Estimates are taken in increasing ``seq`` (stable), so arrival order
-        within a batch does not matter: an agent's seq 3 and seq 2 are both
-        admitted (``combine`` then keeps the newest), and a repeated seq is
-        refused as replayed.
+        within a batch does not matter: an agent's seq 3 and seq 2 both pass
+        (``combine`` then keeps the newest), and a repeated seq is refused as
+        replayed. Nothing changes until :meth:`commit`, so a caller that
+        fails afterwards (e.g. ``combine`` refusing a stale consensus) leaves
+        the key ring as it was.
         """
         admitted: list[Estimate] = []
         refused: list[Rejection] = []
         ordered = sorted(estimates, key=lambda e: e.seq if isinstance(e.seq, int) else -1)
-        for estimate in ordered:
-            rejection = self.admit(estimate)
-            if rejection is None:
-                admitted.append(estimate)
-            else:
-                refused.append(rejection)
+        with self._lock:
+            seen = dict(self._last_seq)
+            for estimate in ordered:
+                rejection = self._check_locked(estimate, seen)
+                if rejection is None:
+                    seen[estimate.agent_id] = estimate.seq
+                    admitted.append(estimate)
+                else:
+                    refused.append(rejection)
+        return admitted, refused
+
+    def commit(self, admitted: Iterable[Estimate], refused: Iterable[Rejection] = ()) -> None:
+        """Record screened estimates' seqs and count refusals, all or nothing.
+
+        Raises
+        ------
+        ReplayedEstimate
+            If another batch recorded a seq at or above one of these since
+            they were screened (nothing is recorded then).
+        """
+        batch = list(admitted)
+        with self._lock:
+            latest: dict[str, int] = {}
+            for e in batch:
+                last = self._last_seq.get(e.agent_id)
+                if last is not None and e.seq <= last:
+                    raise ReplayedEstimate(
+                        f"estimate from {e.agent_id!r} with seq {e.seq} was overtaken by seq "
+                        f"{last} admitted since it was screened"
+                    )
+                latest[e.agent_id] = max(e.seq, latest.get(e.agent_id, e.seq))
+            self._last_seq.update(latest)
+            self._admitted += len(batch)
+            for rejection in refused:
+                self._refused[rejection.reason] += 1
+
+    def admit_all(self, estimates: Iterable[Estimate]) -> tuple[list[Estimate], list[Rejection]]:
+        """Screen a batch and commit it at once; return (admitted, refused) (see :meth:`screen`)."""
+        with self._lock:  # re-entrant: screen and commit as one step
+            admitted, refused = self.screen(estimates)
+            self.commit(admitted, refused)
         return admitted, refused

@@ -9,10 +9,14 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from swarmvar.ledger import EntryKind, Ledger
 from swarmvar.ledger.entry import ZERO_HASH, canonical_data
+from swarmvar.ledger.merkle import HashAlgorithm
 from swarmvar.ledger.store import seal_batch
+from swarmvar.ledger.verify import verify_rows
 
 N = 40  # entries after genesis
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
@@ -152,3 +156,51 @@ def test_consistently_rewritten_history_fails_against_signed_head(tmp_path: Path
         assert led.entry(5).data["agent"] == "forged"
         result = led.check_head(head)  # ...that the signed head exposes
     assert not result.ok and "not consistent" in str(result.reason)
+
+
+# --- property: any single mutation of the stored rows is named ------------------------
+
+
+def _rows(n: int) -> list[tuple]:  # type: ignore[type-arg]
+    drafts = [("genesis", "{}", "2025-01-01T00:00:00.000000Z")] + [
+        ("estimate", canonical_data({"i": i, "s": "é" * (i % 3)}), "2025-01-01T00:00:01.000000Z")
+        for i in range(1, n)
+    ]
+    rows, _ = seal_batch(drafts, 0, ZERO_HASH, [], HashAlgorithm.SHA3_256)
+    return rows
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(2, 80), data=st.data())
+def test_any_single_mutation_is_named(n: int, data: st.DataObject) -> None:
+    rows = _rows(n)
+    assert verify_rows(rows, HashAlgorithm.SHA3_256).ok
+    k = data.draw(st.integers(0, n - 1))
+    how = data.draw(st.sampled_from(["drop", "swap", "flip"]))
+    bad = list(rows)
+    if how == "drop":
+        del bad[k]
+        expect = k if k < n - 1 else None  # dropping the tail leaves a valid prefix
+    elif how == "swap":
+        j = data.draw(st.integers(0, n - 1).filter(lambda j: j != k))
+        bad[k], bad[j] = bad[j], bad[k]
+        expect = min(k, j)
+    else:
+        field = data.draw(st.sampled_from([1, 2, 3, 4, 5, 6]))
+        value = bad[k][field]
+        if not value:  # an empty nodes column: add a byte instead
+            value = b"\x00"
+        else:
+            bit = data.draw(st.integers(0, len(value) * 8 - 1))
+            raw = bytearray(value.encode() if isinstance(value, str) else value)
+            raw[(bit // 8) % len(raw)] ^= 1 << (bit % 8)
+            value = raw.decode("utf-8", "replace") if isinstance(value, str) else bytes(raw)
+        if value == bad[k][field]:
+            return  # a flip that decodes back to the same text changes nothing
+        bad[k] = bad[k][:field] + (value,) + bad[k][field + 1 :]
+        expect = k
+    result = verify_rows(bad, HashAlgorithm.SHA3_256)
+    if expect is None:
+        assert result.ok and result.size == n - 1
+    else:
+        assert not result.ok and result.first_bad == expect, result.reason

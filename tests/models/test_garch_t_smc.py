@@ -134,3 +134,12 @@ def test_full_sp500_stream_stays_consistent_with_fresh_fit(sp500):
     fresh = GarchT().fit(sp500, seed=2)
     _assert_close(_summary(online), _summary(fresh))
     assert math.isfinite(online.forecast((0.99,)).levels[0].var)
+
+
+def test_a_crash_day_is_absorbed_like_a_refit(sp500):
+    """A -20% day collapses the weights (ESS ~ 1% of particles); the move must recover."""
+    online = GarchT().fit(sp500[:2000], seed=4)
+    online.update(-0.20)
+    fresh = GarchT().fit(np.append(sp500[:2000], -0.20), seed=5)
+    _assert_close(_summary(online), _summary(fresh))
+    assert online.diagnostics.ess == pytest.approx(1000.0)  # resampled and moved

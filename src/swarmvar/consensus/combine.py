@@ -358,7 +358,7 @@ def combine(
         weights={a: float(w) for a, w in zip(agents, contribution, strict=True) if w > 0},
         available=m,
         total=max(n_total, m),
-        staleness=max(ages[a] for a in agents),
+        staleness=max(0.0, max(ages[a] for a in agents)),
         degraded=degraded or m < floor,
         as_of=max(e.as_of for e in used_in),
     )

@@ -112,6 +112,7 @@ def test_summary_window(metrics: MetricsStore) -> None:
 @pytest.mark.parametrize(("field", "value"), [
     ("success_rate", 1.5), ("latency_s", -1.0), ("throughput", float("nan")),
     ("kupiec_p", 2.0), ("at", -5.0), ("variant_id", ""), ("resource_usage", True),
+    ("latency_s", "0.5"), ("success_rate", None),
 ])
 def test_bad_record_stores_nothing(metrics: MetricsStore, field: str, value: object) -> None:
     good = records(10, 5, DAY)
@@ -121,3 +122,9 @@ def test_bad_record_stores_nothing(metrics: MetricsStore, field: str, value: obj
     with pytest.raises(InvalidMetric, match=expected):
         metrics.record(good[:4] + [bad] + good[5:])
     assert metrics.count() == 0
+
+
+def test_numpy_scalars_are_accepted(metrics: MetricsStore) -> None:
+    rec = MetricRecord("v", np.float64(T0), np.float64(0.5), np.float64(0.1))
+    assert metrics.record([rec]) == 1
+    assert metrics.summary("v", 0, 2 * T0)["success_rate"].mean == 0.5

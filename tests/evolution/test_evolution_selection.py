@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from swarmvar.errors import UnknownAgent
 from swarmvar.evolution import (
@@ -127,9 +131,58 @@ def test_select_best_compatible_and_canary_slice(constructors) -> None:
     for a in agents:
         expected = canary if a.agent_id in on_canary else good
         assert chosen[a.agent_id] == expected  # GPU variant incompatible, draft never runs
-    gpu_agent = agent_profile("zz-not-on-canary", {"cuda": "12.2"})
-    assert not routed_to_canary(canary, gpu_agent.agent_id)
+    off = next(a.agent_id for a in agents if a.agent_id not in on_canary)
+    gpu_agent = agent_profile(off, {"cuda": "12.2"})
     assert select(gpu_agent, cands, agent_class="GarchLike") == needs_gpu
     # an open breaker takes a variant out
     cands[0] = candidate(good, healthy, BreakerSnapshot(BreakerState.OPEN), CFG)
-    assert select(agent_profile("zz-not-on-canary", {}), cands) is None
+    assert select(agent_profile(off, {}), cands) is None
+
+
+def brute_force(agent, cands, agent_class=None):
+    """The rule as stated in the docs, computed the slow way."""
+    eligible = []
+    for c in cands:
+        v = c.variant
+        if not c.available or (agent_class and v.agent_class != agent_class):
+            continue
+        if v.status not in (VariantStatus.ACTIVE, VariantStatus.CANARY):
+            continue
+        if v.status is VariantStatus.CANARY and not routed_to_canary(v, agent.agent_id):
+            continue
+        if compatibility_score(v, agent) == 0:
+            continue
+        eligible.append(((v.status is VariantStatus.CANARY, score(c, agent), v.id), v))
+    return max(eligible, key=lambda e: e[0])[1] if eligible else None
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_select_equals_brute_force(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    classes = ("A", "B", "C")
+    cons = {k: ("p",) for k in classes}
+    store = MemoryVariantStore()
+    cands = []
+    for i in range(int(rng.integers(1, 12))):
+        vid = str(uuid.UUID(int=int(rng.integers(0, 2**62)) << 40, version=4))
+        v = store.add(new_variant(str(rng.choice(classes)), {"p": i}, cons, now=0.0,
+                                  variant_id=vid,
+                                  requirements={"jax": f"0.{rng.integers(0, 3)}"}))
+        kind = rng.integers(0, 3)
+        if kind == 1:
+            v = store.promote(v, now=1.0)
+        elif kind == 2:
+            v = start_canary(store, v, CanaryConfig(initial_fraction=0.5), now=1.0)
+        stats = {"success_rate": MetricStats(3, float(rng.uniform()), 0.0, 1.0)}
+        state = BreakerState.OPEN if rng.uniform() < 0.1 else BreakerState.CLOSED
+        cands.append(candidate(v, stats, BreakerSnapshot(state, int(rng.integers(0, 4))), CFG))
+    cands = [candidate(store.get(c.variant.id), {"success_rate": MetricStats(
+        1, c.performance, 0, 1)}, BreakerSnapshot(), CFG) if rng.uniform() < 0.5 else c
+        for c in cands]  # refresh some: earlier champions may have been retired since
+    for j in range(30):
+        prefs = {str(k): float(rng.uniform(0.1, 1)) for k in classes if rng.uniform() < 0.5}
+        agent = agent_profile(f"agent-{j}", {"jax": f"0.{rng.integers(0, 3)}"},
+                              preferences=prefs)
+        for cls in (None, "A"):
+            assert select(agent, cands, cls) == brute_force(agent, cands, cls)

@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+import numpy as np
+
 from .db import Database
 from .errors import InvalidMetric
 
@@ -122,6 +124,31 @@ def check_record(rec: MetricRecord) -> None:
                 f"metric {name}={value!r} for variant {rec.variant_id} is outside [{lo}, {hi}]")
 
 
+_LO = np.array([0.0] + [lo for lo, _ in BOUNDS.values()])
+_HI = np.array([np.inf] + [hi for _, hi in BOUNDS.values()])
+_PLAIN = frozenset({float, int, type(None)})
+_NULLABLE = np.array([False] + [m in OPTIONAL for m in METRICS])
+
+
+def _batch_ok(rows: list[tuple[object, ...]]) -> bool:
+    """The checks of :func:`check_record` on a whole batch at once (vectorized)."""
+    if not rows:
+        return True
+    if not all(type(r[0]) is str and r[0] for r in rows):
+        return False
+    if any(type(x) not in _PLAIN for r in rows for x in r[1:]):
+        return False  # bools, text, numpy scalars: the careful per-record check decides
+    try:
+        values = np.array([r[1:] for r in rows], dtype=float)
+    except (TypeError, ValueError):
+        return False
+    missing = np.isnan(values)
+    if np.any(missing & ~_NULLABLE):
+        return False
+    inside = (values >= _LO) & (values <= _HI) & np.isfinite(values)
+    return bool(np.all(inside | missing))
+
+
 def _finite(x: object) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
@@ -141,12 +168,13 @@ class MetricsStore:
 
     def record(self, records: Sequence[MetricRecord]) -> int:
         """Store a batch of records, all or none (bad input stores nothing)."""
-        for rec in records:
-            check_record(rec)
+        rows = [r.row() for r in records]
+        if not _batch_ok(rows):
+            for rec in records:
+                check_record(rec)  # raises, naming the first bad field
         with self.db.transaction() as conn:
-            conn.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?,?,?,?)",
-                             [r.row() for r in records])
-        return len(records)
+            conn.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?,?,?,?)", rows)
+        return len(rows)
 
     def count(self, variant_id: str | None = None) -> int:
         """Raw records kept (for one variant, or all)."""

@@ -12,6 +12,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from ..canonical import NotCanonical, canonical_json
@@ -40,6 +41,16 @@ class AgentProfile:
     platform: str = ""
     preferences: Mapping[str, float] = field(default_factory=dict)
     custom: Mapping[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def capability_parts(self) -> dict[str, tuple[int, ...]]:
+        """Capabilities as plain tuples (what selection compares, fast)."""
+        return {k: v.parts for k, v in self.capabilities.items()}
+
+    @cached_property
+    def key(self) -> bytes:
+        """The agent id as UTF-8 (what canary hashing consumes)."""
+        return self.agent_id.encode()
 
     def to_json(self) -> dict[str, Any]:
         return {"agent_id": self.agent_id, "version": str(self.version),

@@ -18,11 +18,12 @@ its canary slice, and wins for them (that is what a canary slice means).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from .breaker import BreakerSnapshot, BreakerState
-from .canary import routed_to_canary
 from .config import BreakerConfig
 from .metrics import MetricStats
 from .registry import AgentProfile, is_compatible
@@ -30,6 +31,7 @@ from .variants import Variant, VariantStatus
 
 W_PERFORMANCE, W_COMPATIBILITY, W_STABILITY = 0.3, 0.4, 0.3
 KUPIEC_LEVEL = 0.05
+_SCALE = float(2**64)
 _STATUS = {VariantStatus.ACTIVE: 1.0, VariantStatus.CANARY: 0.5}
 
 
@@ -70,17 +72,34 @@ def compatibility_score(variant: Variant, agent: AgentProfile) -> float:
 class Candidate:
     """A variant with its agent-independent scores, computed once per refresh.
 
-    ``available`` is False while its breaker is OPEN.
+    ``available`` is False while its breaker is OPEN. The rest is derived
+    once here so that :func:`select` does little per call.
     """
 
     variant: Variant
     performance: float
     stability: float
     available: bool = True
+    base: float = field(init=False)
+    requires: tuple[tuple[str, tuple[int, ...]], ...] = field(init=False)
+    canary_fraction: float = field(init=False)
+    kind: int = field(init=False)  # 0 not runnable, 1 active, 2 canary
+    _prefix: Any = field(init=False, repr=False, compare=False)
 
-    @property
-    def base(self) -> float:
-        return W_PERFORMANCE * self.performance + W_STABILITY * self.stability
+    def __post_init__(self) -> None:
+        v = self.variant
+        set_ = object.__setattr__
+        set_(self, "base", W_PERFORMANCE * self.performance + W_STABILITY * self.stability)
+        set_(self, "requires", tuple((k, r.parts) for k, r in v.requirements.items()))
+        set_(self, "canary_fraction", v.canary.fraction if v.canary else 0.0)
+        set_(self, "_prefix", hashlib.sha256(f"{v.id}\x00".encode()))
+        set_(self, "kind", {VariantStatus.ACTIVE: 1, VariantStatus.CANARY: 2}.get(v.status, 0))
+
+    def routes(self, key: bytes) -> bool:
+        """Same answer as :func:`~swarmvar.evolution.canary.routed_to_canary`, faster."""
+        h = self._prefix.copy()
+        h.update(key)
+        return int.from_bytes(h.digest()[:8], "big") / _SCALE < self.canary_fraction
 
 
 def candidate(variant: Variant, stats: Mapping[str, MetricStats], breaker: BreakerSnapshot,
@@ -100,26 +119,39 @@ def select(agent: AgentProfile, candidates: Sequence[Candidate],
            agent_class: str | None = None) -> Variant | None:
     """The best eligible variant for ``agent`` (optionally of one agent class), or None.
 
-    Ties break by variant id, so the choice is deterministic.
+    Equivalent to taking, among eligible candidates, the maximum of
+    ``(is_canary, score, id)``; the canary hash is computed only for a
+    canary that would otherwise win. Ties break by variant id.
     """
-    best: tuple[bool, float, str] | None = None
+    caps = agent.capability_parts
+    prefs = agent.preferences
+    top = max(prefs.values()) if prefs else 0.0
+    best_canary = False
+    best_score = -1.0
+    best_id = ""
     chosen: Variant | None = None
     for c in candidates:
+        if not c.available or c.kind == 0:
+            continue
+        canary = c.kind == 2
+        if best_canary and not canary:
+            continue
         v = c.variant
-        if not c.available or (agent_class is not None and v.agent_class != agent_class):
+        if agent_class is not None and v.agent_class != agent_class:
             continue
-        if v.status is VariantStatus.CANARY:
-            if not routed_to_canary(v, agent.agent_id):
-                continue
-            canary = True
-        elif v.status is VariantStatus.ACTIVE:
-            canary = False
-        else:
+        compatible = True
+        for name, parts in c.requires:
+            if caps.get(name, ()) < parts:
+                compatible = False
+                break
+        if not compatible:
             continue
-        s = c.base + W_COMPATIBILITY * compatibility_score(v, agent)
-        if s <= c.base:  # compatibility 0: a requirement is missing
+        s = c.base + (W_COMPATIBILITY * (0.5 + 0.5 * prefs.get(v.agent_class, 0.0) / top)
+                      if prefs else W_COMPATIBILITY)
+        if chosen is not None and canary == best_canary and (
+                s < best_score or (s == best_score and v.id <= best_id)):
             continue
-        key = (canary, s, v.id)
-        if best is None or key > best:
-            best, chosen = key, v
+        if canary and not c.routes(agent.key):
+            continue
+        best_canary, best_score, best_id, chosen = canary, s, v.id, v
     return chosen

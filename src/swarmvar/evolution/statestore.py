@@ -201,7 +201,7 @@ class StateStore:
                 fh.write(blob)
             fh.flush()
             if self.config.fsync:
-                os.fsync(fh.fileno())
+                os.fdatasync(fh.fileno())
         os.replace(tmp, self._pack_path(pack))
         if self.config.fsync:
             _fsync_dir(self.root / "objects")

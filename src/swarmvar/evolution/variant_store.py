@@ -16,6 +16,7 @@ import threading
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from dataclasses import replace
+from types import MappingProxyType
 from typing import Any
 
 from ..errors import CapacityExceeded, UnknownVariant, VersionConflict
@@ -154,6 +155,10 @@ class SqliteVariantStore(VariantStore):
     def __init__(self, db: Database, max_variants: int = 100) -> None:
         super().__init__(max_variants)
         self.db = db
+        # Decoded variants by id, reused while the stored version is unchanged:
+        # a lookup then costs one indexed read of the version, not a JSON
+        # decode. The version check keeps it correct across processes.
+        self._decoded: dict[str, Variant] = {}
 
     def add(self, variant: Variant) -> Variant:
         stored = replace(variant, version=1)
@@ -169,10 +174,20 @@ class SqliteVariantStore(VariantStore):
         return stored
 
     def get(self, variant_id: str) -> Variant:
-        row = self.db.read_one(f"SELECT {_COLS} FROM variants WHERE id=?", (variant_id,))
+        row = self.db.read_one("SELECT version FROM variants WHERE id=?", (variant_id,))
         if row is None:
             raise UnknownVariant(f"no variant with id {variant_id!r}")
-        return _variant(row)
+        hit = self._decoded.get(variant_id)
+        if hit is not None and hit.version == row[0]:
+            return hit
+        full = self.db.read_one(f"SELECT {_COLS} FROM variants WHERE id=?", (variant_id,))
+        if full is None:  # deleted between the two reads
+            raise UnknownVariant(f"no variant with id {variant_id!r}")
+        variant = _variant(full)
+        if len(self._decoded) >= 4 * self.max_variants:
+            self._decoded.clear()
+        self._decoded[variant_id] = variant
+        return variant
 
     def list(self, status: VariantStatus | None = None) -> list[Variant]:
         if status is None:
@@ -214,9 +229,11 @@ def _variant(row: tuple[Any, ...]) -> Variant:
     canary = data.get("canary")
     return Variant(
         id=str(vid), agent_class=str(cls), description=str(desc),
-        parameters=params_from_json(data["parameters"]), status=VariantStatus(status),
+        parameters=MappingProxyType(params_from_json(data["parameters"])),
+        status=VariantStatus(status),
         created=float(created), updated=float(updated), version=int(version),
-        requirements={k: Version.parse(v) for k, v in data["requirements"].items()},
-        metadata=data["metadata"],
+        requirements=MappingProxyType(
+            {k: Version.parse(v) for k, v in data["requirements"].items()}),
+        metadata=MappingProxyType(data["metadata"]),
         canary=CanaryProgress.from_json(canary) if canary else None,
     )

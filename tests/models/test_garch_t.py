@@ -4,6 +4,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import special, stats
 
 from swarmvar.errors import (
@@ -162,6 +164,24 @@ def test_cached_family_matches_exact_student_t_family():
         assert a.var_interval == pytest.approx(b.var_interval, rel=1e-9)
         assert a.es_interval == pytest.approx(b.es_interval, rel=1e-9)
     assert fam.mixture_var(0.99) == pytest.approx(ref[0].var, rel=1e-7)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    size=st.integers(1, 300),
+    alpha=st.floats(0.6, 0.999),
+    df_lo=st.floats(2.05, 50.0),
+)
+def test_cached_family_equals_exact_family_property(seed, size, alpha, df_lo):
+    rng = np.random.default_rng(seed)
+    loc, scale = rng.normal(0, 2e-3, size), rng.uniform(0.005, 0.03, size)
+    df, w = df_lo + rng.exponential(5.0, size), rng.dirichlet(np.ones(size))
+    got = risk_measures(TQuantileCache(df).family(loc, scale, w), (alpha,))[0]
+    ref = risk_measures(StudentTFamily(loc, scale, df, w), (alpha,))[0]
+    assert got.var == pytest.approx(ref.var, rel=1e-7, abs=1e-12)
+    assert got.es == pytest.approx(ref.es, rel=1e-7, abs=1e-12)
+    assert got.es >= got.var
 
 
 def test_systematic_resample_counts_are_floor_or_ceil():

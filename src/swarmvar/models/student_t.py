@@ -289,6 +289,7 @@ class StudentT(Agent):
         return {"mu": self._mu[idx].copy(), "sigma": self._sigma[idx].copy(),
                 "nu": self._nu[idx].copy()}
 
+    @property
     def history(self) -> FloatArray:
         """The returns the posterior conditions on ``(n,)`` (fit window plus updates)."""
         self._require_fitted()

@@ -147,7 +147,7 @@ def test_arch_baseline_reproduces_the_issue_figures() -> None:
         ({"refit_every": 0}, InvalidParameter),
         ({"horizon": 0}, InvalidParameter),
         ({"alphas": (1.5,)}, InvalidParameter),
-        ({"baseline": "rugarch"}, ValueError),
+        ({"baseline": "rugarch"}, InvalidParameter),
         ({"consensus": {"KnownMeanNormal": mean_combiner}}, InvalidParameter),
     ],
 )

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from swarmvar.errors import InvalidParameter
-from swarmvar.models import NormalInverseGamma
+from swarmvar.models import BayesianBootstrap, NormalInverseGamma
 from swarmvar.validation import interval_coverage, sbc
 from swarmvar.validation.sbc import rank_of, uniformity
 
@@ -71,6 +71,12 @@ def test_sbc_rejects_bad_settings(known_mean_normal: Any) -> None:
         sbc(lambda: known_mean_normal(), n_sims=0)
     with pytest.raises(InvalidParameter):
         sbc(lambda: known_mean_normal(), n_draws=1999, bins=10, n_sims=2)  # too few draws
+
+
+def test_sbc_refuses_an_agent_without_a_scalar_parametric_prior() -> None:
+    # the Bayesian bootstrap's "prior" is a Dirichlet over the weights of observed returns
+    with pytest.raises(InvalidParameter, match="scalar parameters"):
+        sbc(lambda: BayesianBootstrap(window=50), n_sims=2)
 
 
 def _lazy_agent(name: str) -> Any:

@@ -119,6 +119,55 @@ class _Recorder:
         }
 
 
+def _progress_bar(*, enabled: bool) -> Any:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("backtest"), BarColumn(), MofNCompleteColumn(), TextColumn("days"),
+        TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), disable=not enabled,
+    )
+
+
+def _day(
+    row: Forecaster,
+    rr: _Recorder,
+    i: int,
+    r: np.ndarray,
+    t: int,
+    window: int,
+    refit_every: int,
+    levels: tuple[float, ...],
+    horizon: int,
+    key: tuple[int, int],
+) -> Forecast:
+    """One row on day ``t``: (re)fit on ``r[t-window:t]`` if due, forecast, absorb ``r[t]``."""
+    if i % refit_every == 0:
+        begin = time.perf_counter()
+        fit = row.fit if i == 0 else row.refit
+        fit(r[t - window : t], seed=np.random.default_rng([*key, t, 0]))
+        rr.fit += time.perf_counter() - begin
+        rr.fits += 1
+    begin = time.perf_counter()
+    fc = row.forecast(levels, horizon, seed=np.random.default_rng([*key, t, 1]))
+    if isinstance(row, StudentTPredictive):
+        rr.t_params[:, i] = row.predictive_t(horizon)
+    rr.forecast += time.perf_counter() - begin
+    rr.store(i, fc)
+    begin = time.perf_counter()
+    logpdf = row.update(float(r[t]))
+    rr.update += time.perf_counter() - begin
+    if horizon == 1:
+        rr.logscore[i] = logpdf
+    return fc
+
+
 def backtest(
     returns: ArrayLike | pd.Series,
     agents: Mapping[str, Forecaster] | Sequence[Forecaster],
@@ -177,7 +226,11 @@ def backtest(
             f"of {horizon}; give at least {window + horizon} returns or shrink the window"
         )
     rows = _named(agents)
-    base = Baseline(baseline) if baseline is not None else None
+    try:
+        base = Baseline(baseline) if baseline is not None else None
+    except ValueError as exc:
+        known = ", ".join(repr(b.value) for b in Baseline)
+        raise InvalidParameter(f"unknown baseline {baseline!r}; use {known} or None") from exc
     base_name = None
     if base is Baseline.ARCH:
         base_name = GarchTBaseline.name
@@ -191,48 +244,19 @@ def backtest(
     cum = np.convolve(r, np.ones(horizon), mode="valid")  # cum[t] = r[t] + ... + r[t+h-1]
     realized = cum[window : window + days]
 
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    bar = Progress(
-        TextColumn("backtest"), BarColumn(), MofNCompleteColumn(), TextColumn("days"),
-        TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), disable=not progress,
-    )
-    with bar:
+    with _progress_bar(enabled=progress) as bar:
         task = bar.add_task("backtest", total=days)
         for i in range(days):
             t = window + i
-            todays: dict[str, Forecast] = {}
-            for k, (name, row) in enumerate(rows.items()):
-                rr = rec[name]
-                if i % refit_every == 0:
-                    rng = np.random.default_rng([seed, k, t, 0])
-                    start = time.perf_counter()
-                    (row.fit if i == 0 else row.refit)(r[t - window : t], seed=rng)
-                    rr.fit += time.perf_counter() - start
-                    rr.fits += 1
-                start = time.perf_counter()
-                fc = row.forecast(levels, horizon, seed=np.random.default_rng([seed, k, t, 1]))
-                if isinstance(row, StudentTPredictive):
-                    rr.t_params[:, i] = row.predictive_t(horizon)
-                rr.forecast += time.perf_counter() - start
-                rr.store(i, fc)
-                todays[name] = fc
-                start = time.perf_counter()
-                logpdf = row.update(float(r[t]))
-                rr.update += time.perf_counter() - start
-                if horizon == 1:
-                    rr.logscore[i] = logpdf
+            todays = {
+                name: _day(row, rec[name], i, r, t, window, refit_every, levels, horizon,
+                           (seed, k))
+                for k, (name, row) in enumerate(rows.items())
+            }
             for name, combine in combiners.items():
-                start = time.perf_counter()
+                begin = time.perf_counter()
                 fc = combine({n: todays[n] for n in agent_names})
-                rec[name].forecast += time.perf_counter() - start
+                rec[name].forecast += time.perf_counter() - begin
                 rec[name].store(i, fc)
             bar.advance(task)
 

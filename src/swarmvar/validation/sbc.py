@@ -118,7 +118,15 @@ def sbc(
         rng = np.random.default_rng(child)
         agent = make_agent()
         prior = agent.sample_prior(1, seed=rng)
-        truth = {name: float(np.asarray(v).reshape(-1)[0]) for name, v in prior.items()}
+        truth = {}
+        for name, v in prior.items():
+            arr = np.asarray(v, dtype=float)
+            if arr.size != 1:
+                raise InvalidParameter(
+                    f"SBC ranks scalar parameters; {agent.name}'s prior draw of {name!r} has "
+                    f"shape {arr.shape} (one draw should be a single number)"
+                )
+            truth[name] = float(arr.reshape(-1)[0])
         data = agent.simulate(truth, n_obs, seed=rng)
         agent.fit(data, seed=rng)
         posterior = agent.posterior_draws()

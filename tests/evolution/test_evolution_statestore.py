@@ -210,3 +210,15 @@ def test_sigkill_during_write_leaves_old_or_new(tmp_path: Path) -> None:
         s.gc(older_than=time.time() + 1)
         live = {r[0] for r in s.db.read("SELECT pack FROM state_versions")}
         assert {p.stem for p in (home / "states/objects").iterdir()} == live
+
+
+def test_put_many_is_all_or_nothing(tmp_path: Path) -> None:
+    s = open_store(tmp_path, config=StateConfig())  # with fsync: the durable path
+    s.put("a", b"a1", now=1.0)
+    refs = s.put_many({"a": b"a2", "b": b"b1"}, now=2.0)
+    assert [(r.agent_id, r.version) for r in refs] == [("a", 2), ("b", 1)]
+    with pytest.raises(VersionConflict):
+        s.put_many({"b": b"b2", "a": b"a3"}, now=3.0, expected_versions={"a": 1})
+    fresh = open_store(tmp_path)
+    assert (fresh.get("a"), fresh.get("b")) == (b"a2", b"b1")
+    assert len(list((tmp_path / "states/objects").iterdir())) == 3  # no orphans left

@@ -26,7 +26,7 @@ import threading
 import uuid
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import IntEnum
@@ -129,27 +129,65 @@ class StateStore:
             If given, the write fails with ``VersionConflict`` unless this is
             the current version (0 for "no state yet").
         """
-        if not isinstance(agent_id, str) or not agent_id:
-            raise UnknownState(f"agent id must be non-empty text, not {agent_id!r}")
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise CorruptState(f"a state is bytes, not {type(data).__name__}")
-        data = bytes(data)
-        pack = uuid.uuid4().hex
-        chunks, blobs = self._encode(agent_id, pack, data)
-        self._write_pack(pack, blobs)
-        digest = _digest(len(data), chunks)
-        key_id = self.key.key_id if self.key else None
+        expected = None if expected_version is None else {agent_id: expected_version}
+        return self.put_many({agent_id: data}, now=now, expected_versions=expected)[0]
+
+    def put_many(self, states: Mapping[str, bytes], *, now: float,
+                 expected_versions: Mapping[str, int] | None = None) -> list[StateRef]:
+        """Store new states of several agents in one atomic step (e.g. one beat's).
+
+        All packs are written and flushed together (concurrent flushes share
+        the filesystem's journal commits) and then one transaction makes every
+        new version current: all agents move, or none.
+
+        Raises
+        ------
+        VersionConflict
+            If an agent's current version is not its ``expected_versions`` entry.
+        """
+        items = []
+        for agent_id, data in states.items():
+            if not isinstance(agent_id, str) or not agent_id:
+                raise UnknownState(f"agent id must be non-empty text, not {agent_id!r}")
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise CorruptState(f"state of {agent_id} is {type(data).__name__}, not bytes")
+            items.append((agent_id, bytes(data), uuid.uuid4().hex))
+        written: list[str] = []
         try:
-            with self.db.transaction() as conn:
+            encoded = []
+            for agent_id, data, pack in items:
+                chunks, blobs = self._encode(agent_id, pack, data)
+                self._write_pack(pack, blobs)
+                written.append(pack)
+                encoded.append((agent_id, data, pack, chunks))
+            if self.config.fsync:
+                _map(lambda p: _fsync_file(self._pack_path(p)), written, workers=8)
+                _fsync_dir(self.root / "objects")
+            refs = self._commit(encoded, now, expected_versions or {})
+        except BaseException:
+            for pack in written:
+                self._pack_path(pack).unlink(missing_ok=True)
+            raise
+        for (agent_id, data, _, _), ref in zip(encoded, refs, strict=True):
+            self._remember((agent_id, ref.version), data)
+        return refs
+
+    def _commit(self, encoded: list[tuple[str, bytes, str, list[_Chunk]]], now: float,
+                expected: Mapping[str, int]) -> list[StateRef]:
+        key_id = self.key.key_id if self.key else None
+        refs = []
+        with self.db.transaction() as conn:
+            for agent_id, data, pack, chunks in encoded:
                 row = conn.execute("SELECT version FROM state_current WHERE agent_id=?",
                                    (agent_id,)).fetchone()
                 current = int(row[0]) if row else 0
-                if expected_version is not None and expected_version != current:
-                    raise VersionConflict(
-                        f"state of {agent_id} is at version {current}, not {expected_version}")
+                if agent_id in expected and expected[agent_id] != current:
+                    raise VersionConflict(f"state of {agent_id} is at version {current}, "
+                                          f"not {expected[agent_id]}")
                 top = conn.execute("SELECT MAX(version) FROM state_versions WHERE agent_id=?",
                                    (agent_id,)).fetchone()[0]
                 version = int(top or 0) + 1
+                digest = _digest(len(data), chunks)
                 conn.execute("INSERT INTO state_versions VALUES (?,?,?,?,?,?,?,?)",
                              (agent_id, version, pack, len(data), self.config.chunk_bytes,
                               digest, key_id, now))
@@ -159,12 +197,9 @@ class StateStore:
                       c.sha256) for c in chunks])
                 conn.execute("INSERT INTO state_current VALUES (?,?) ON CONFLICT(agent_id) "
                              "DO UPDATE SET version=excluded.version", (agent_id, version))
-        except BaseException:
-            self._pack_path(pack).unlink(missing_ok=True)
-            raise
-        self._remember((agent_id, version), data)
-        return StateRef(agent_id, version, len(data), len(chunks), digest,
-                        key_id is not None, now)
+                refs.append(StateRef(agent_id, version, len(data), len(chunks), digest,
+                                     key_id is not None, now))
+        return refs
 
     def _encode(self, agent_id: str, pack: str, data: bytes
                 ) -> tuple[list[_Chunk], list[bytes | memoryview]]:
@@ -199,12 +234,9 @@ class StateStore:
         with open(tmp, "wb") as fh:
             for blob in blobs:
                 fh.write(blob)
-            fh.flush()
-            if self.config.fsync:
-                os.fdatasync(fh.fileno())
+        # Flushed (with the directory) by put_many before the index commit;
+        # until then no reader can see the pack.
         os.replace(tmp, self._pack_path(pack))
-        if self.config.fsync:
-            _fsync_dir(self.root / "objects")
 
     # --- reading -------------------------------------------------------------
 
@@ -384,13 +416,21 @@ def _digest(size: int, chunks: list[_Chunk]) -> str:
     return h.hexdigest()
 
 
-def _map(fn: Callable[[X], Y], items: Sequence[X]) -> list[Y]:
-    """``map`` on two threads when there is more than one item (hashlib and
-    zlib release the GIL on large buffers, so two cores share the work)."""
+def _map(fn: Callable[[X], Y], items: Sequence[X], workers: int = _WORKERS) -> list[Y]:
+    """``map`` on threads when there is more than one item (hashlib, zlib and
+    fsync release the GIL, so two cores - or one disk queue - share the work)."""
     if len(items) < 2:
         return [fn(x) for x in items]
-    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(fn, items))
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:

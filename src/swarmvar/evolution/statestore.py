@@ -19,43 +19,32 @@ and names the first bad chunk in :class:`~swarmvar.errors.CorruptState`.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import threading
 import uuid
-import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from enum import IntEnum
 from pathlib import Path
-from typing import TypeVar
 
 from ..errors import CorruptState, VersionConflict
 from .config import StateConfig
-from .crypto import StateKey, seal, unseal
+from .crypto import StateKey
 from .db import Database
 from .errors import KeyRequired, UnknownState, WrongKey
+from .packs import (
+    Chunk,
+    Codec,
+    decode,
+    encode,
+    fsync_dir,
+    fsync_file,
+    parallel_map,
+    state_digest,
+)
 
-#: Keep a chunk compressed only if it shrinks by at least 3 %.
-_MIN_GAIN = 0.97
-#: Try compressing this much of a chunk first; incompressible data (already
-#: compressed arrays, encrypted payloads) is then stored raw without paying
-#: for a full deflate pass.
-_PROBE = 64 * 1024
-_WORKERS = 2
-X = TypeVar("X")
-Y = TypeVar("Y")
 _PACK = re.compile(r"^[0-9a-f]{32}\.(pack|part)$")
-
-
-class Codec(IntEnum):
-    """How a chunk's bytes are stored (before optional encryption)."""
-
-    RAW = 0
-    ZLIB = 1
 
 
 @dataclass(frozen=True)
@@ -156,13 +145,13 @@ class StateStore:
         try:
             encoded = []
             for agent_id, data, pack in items:
-                chunks, blobs = self._encode(agent_id, pack, data)
+                chunks, blobs = encode(data, agent_id, pack, self.config, self.key)
                 self._write_pack(pack, blobs)
                 written.append(pack)
                 encoded.append((agent_id, data, pack, chunks))
             if self.config.fsync:
-                _map(lambda p: _fsync_file(self._pack_path(p)), written, workers=8)
-                _fsync_dir(self.root / "objects")
+                parallel_map(lambda p: fsync_file(self._pack_path(p)), written, workers=8)
+                fsync_dir(self.root / "objects")
             refs = self._commit(encoded, now, expected_versions or {})
         except BaseException:
             for pack in written:
@@ -172,7 +161,7 @@ class StateStore:
             self._remember((agent_id, ref.version), data)
         return refs
 
-    def _commit(self, encoded: list[tuple[str, bytes, str, list[_Chunk]]], now: float,
+    def _commit(self, encoded: list[tuple[str, bytes, str, list[Chunk]]], now: float,
                 expected: Mapping[str, int]) -> list[StateRef]:
         key_id = self.key.key_id if self.key else None
         refs = []
@@ -187,7 +176,7 @@ class StateStore:
                 top = conn.execute("SELECT MAX(version) FROM state_versions WHERE agent_id=?",
                                    (agent_id,)).fetchone()[0]
                 version = int(top or 0) + 1
-                digest = _digest(len(data), chunks)
+                digest = state_digest(len(data), chunks)
                 conn.execute("INSERT INTO state_versions VALUES (?,?,?,?,?,?,?,?)",
                              (agent_id, version, pack, len(data), self.config.chunk_bytes,
                               digest, key_id, now))
@@ -200,34 +189,6 @@ class StateStore:
                 refs.append(StateRef(agent_id, version, len(data), len(chunks), digest,
                                      key_id is not None, now))
         return refs
-
-    def _encode(self, agent_id: str, pack: str, data: bytes
-                ) -> tuple[list[_Chunk], list[bytes | memoryview]]:
-        size = self.config.chunk_bytes
-        starts = range(0, max(len(data), 1), size)
-        view = memoryview(data)
-
-        def one(i: int, start: int) -> tuple[Codec, bytes | memoryview, int]:
-            piece = view[start:start + size]
-            codec, blob = Codec.RAW, bytes(piece) if self.key else piece
-            if self.config.compression and _compressible(piece[:_PROBE], self.config):
-                packed = zlib.compress(piece, self.config.compression_level)
-                if len(packed) < _MIN_GAIN * len(piece):
-                    codec, blob = Codec.ZLIB, packed
-            if self.key:
-                blob = seal(self.key, bytes(blob), _aad(agent_id, pack, i))
-            return codec, blob, len(piece)
-
-        out = _map(lambda a: one(*a), list(enumerate(starts)))
-        chunks: list[_Chunk] = []
-        blobs: list[bytes | memoryview] = []
-        offset = 0
-        for i, (codec, blob, raw) in enumerate(out):
-            digest = hashlib.sha256(blob).digest()
-            chunks.append(_Chunk(i, offset, len(blob), raw, codec, digest))
-            blobs.append(blob)
-            offset += len(blob)
-        return chunks, blobs
 
     def _write_pack(self, pack: str, blobs: Iterable[bytes | memoryview]) -> None:
         tmp = self.root / "tmp" / f"{pack}.part"
@@ -289,58 +250,16 @@ class StateStore:
             if key_id != self.key.key_id:
                 raise WrongKey(f"{where} was encrypted with key id {key_id}, but the key "
                                f"given has id {self.key.key_id}; use the key it was written with")
-        chunks = [_Chunk(int(i), int(o), int(s), int(r), Codec(int(c)), bytes(h))
+        chunks = [Chunk(int(i), int(o), int(s), int(r), Codec(int(c)), bytes(h))
                   for i, o, s, r, c, h in self.db.read(
                       "SELECT idx, offset, stored, raw, codec, sha256 FROM state_chunks "
                       "WHERE agent_id=? AND version=? ORDER BY idx", (agent_id, ref.version))]
-        data = self._decode(agent_id, pack, chunks, where, encrypted=key_id is not None)
+        data = decode(self._pack_path(pack), agent_id, pack, chunks, where,
+                      self.key if key_id is not None else None)
         if len(data) != ref.size:
             raise CorruptState(f"{where} decodes to {len(data)} bytes, index says {ref.size}")
         self._remember((agent_id, ref.version), data)
         return data
-
-    def _decode(self, agent_id: str, pack: str, chunks: list[_Chunk], where: str,
-                *, encrypted: bool) -> bytes:
-        path = self._pack_path(pack)
-        expected = sum(c.stored for c in chunks)
-        try:
-            with open(path, "rb") as fh:
-                blob = fh.read()
-        except FileNotFoundError as exc:
-            raise CorruptState(f"{where}: pack file {path} is missing") from exc
-        if len(blob) != expected:
-            raise CorruptState(f"{where}: pack file {path} holds {len(blob)} bytes, "
-                               f"the index says {expected}")
-        view = memoryview(blob)
-        sound = _map(
-            lambda c: hashlib.sha256(view[c.offset:c.offset + c.stored]).digest() == c.sha256,
-            chunks)
-        bad = [c.idx for c, ok in zip(chunks, sound, strict=True) if not ok]
-        if bad:
-            c = chunks[bad[0]]
-            more = f"; also bad: chunks {bad[1:]}" if bad[1:] else ""
-            raise CorruptState(
-                f"{where}: chunk {c.idx} (bytes {c.offset}..{c.offset + c.stored} of {path.name})"
-                f" fails its SHA-256 checksum{more}")
-        if not encrypted and all(c.codec is Codec.RAW for c in chunks):
-            return blob  # the pack is the state itself: no copy
-
-        def one(c: _Chunk) -> bytes:
-            piece: bytes = bytes(view[c.offset:c.offset + c.stored])
-            if encrypted:
-                assert self.key is not None
-                piece = unseal(self.key, piece, _aad(agent_id, pack, c.idx),
-                               f"{where}: chunk {c.idx}")
-            if c.codec is Codec.ZLIB:
-                try:
-                    piece = zlib.decompress(piece)
-                except zlib.error as exc:
-                    raise CorruptState(f"{where}: chunk {c.idx} does not decompress") from exc
-            if len(piece) != c.raw:
-                raise CorruptState(f"{where}: chunk {c.idx} is {len(piece)} bytes, not {c.raw}")
-            return piece
-
-        return b"".join(_map(one, chunks))
 
     # --- housekeeping --------------------------------------------------------
 
@@ -399,43 +318,3 @@ class StateStore:
             while self._cached_bytes > limit:
                 _, old = self._cache.popitem(last=False)
                 self._cached_bytes -= len(old)
-
-
-def _compressible(probe: memoryview, config: StateConfig) -> bool:
-    return len(zlib.compress(probe, config.compression_level)) < _MIN_GAIN * len(probe)
-
-
-def _aad(agent_id: str, pack: str, idx: int) -> bytes:
-    return f"swarmvar-state\x00{agent_id}\x00{pack}\x00{idx}".encode()
-
-
-def _digest(size: int, chunks: list[_Chunk]) -> str:
-    h = hashlib.sha256(f"{size}:".encode())
-    for c in chunks:
-        h.update(c.sha256)
-    return h.hexdigest()
-
-
-def _map(fn: Callable[[X], Y], items: Sequence[X], workers: int = _WORKERS) -> list[Y]:
-    """``map`` on threads when there is more than one item (hashlib, zlib and
-    fsync release the GIL, so two cores - or one disk queue - share the work)."""
-    if len(items) < 2:
-        return [fn(x) for x in items]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(fn, items))
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fdatasync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

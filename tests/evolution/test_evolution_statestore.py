@@ -153,6 +153,14 @@ def test_keys_from_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         StateKey.from_file(tmp_path / "absent")
 
 
+def test_in_memory_index_needs_a_root(tmp_path: Path) -> None:
+    with pytest.raises(SwarmVarError, match="explicit state root"):
+        StateStore(Database(":memory:"))
+    s = StateStore(Database(":memory:"), root=tmp_path, config=FAST)
+    s.put("a", b"x", now=0.0)
+    assert s.get("a", cached=False) == b"x"
+
+
 def test_bad_input_stores_nothing(tmp_path: Path) -> None:
     s = open_store(tmp_path)
     with pytest.raises(SwarmVarError):

@@ -46,9 +46,9 @@ def test_round_trip_by_id_and_status(store: VariantStore, constructors) -> None:
 
 
 def test_tuple_parameters_survive(store: VariantStore) -> None:
-    v = new_variant("A", {"levels": (0.99, 0.975)}, {"A": ("levels",)}, now=1.0)
+    v = new_variant("A", {"levels": [0.99, 0.975]}, {"A": ("levels",)}, now=1.0)
     store.add(v)
-    assert store.get(v.id).parameters == {"levels": (0.99, 0.975)}
+    assert store.get(v.id).parameters == {"levels": (0.99, 0.975)}  # lists become tuples
 
 
 def test_unknown_variant(store: VariantStore) -> None:

@@ -16,6 +16,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from types import MappingProxyType
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from .db import Database
 from .errors import InvalidMetric
 
 #: Metric columns and their allowed ranges (declared as data).
-BOUNDS: Mapping[str, tuple[float, float]] = {
+BOUNDS: Mapping[str, tuple[float, float]] = MappingProxyType({
     "success_rate": (0.0, 1.0),
     "latency_s": (0.0, math.inf),
     "resource_usage": (0.0, math.inf),
@@ -31,7 +32,7 @@ BOUNDS: Mapping[str, tuple[float, float]] = {
     "breach_rate": (0.0, 1.0),
     "kupiec_p": (0.0, 1.0),
     "pinball_loss": (0.0, math.inf),
-}
+})
 METRICS = tuple(BOUNDS)
 OPTIONAL = frozenset({"breach_rate", "kupiec_p", "pinball_loss"})
 
@@ -44,11 +45,11 @@ class Granularity(Enum):
     MONTH = "month"
 
 
-_BUCKET_SQL: Mapping[Granularity, str] = {
+_BUCKET_SQL: Mapping[Granularity, str] = MappingProxyType({
     Granularity.HOUR: "CAST(CAST(ts / 3600 AS INTEGER) * 3600 AS REAL)",
     Granularity.DAY: "CAST(CAST(ts / 86400 AS INTEGER) * 86400 AS REAL)",
     Granularity.MONTH: "CAST(strftime('%s', ts, 'unixepoch', 'start of month') AS REAL)",
-}
+})
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from .breaker import BreakerSnapshot, BreakerState
@@ -32,7 +33,7 @@ from .variants import Variant, VariantStatus
 W_PERFORMANCE, W_COMPATIBILITY, W_STABILITY = 0.3, 0.4, 0.3
 KUPIEC_LEVEL = 0.05
 _SCALE = float(2**64)
-_STATUS = {VariantStatus.ACTIVE: 1.0, VariantStatus.CANARY: 0.5}
+_STATUS = MappingProxyType({VariantStatus.ACTIVE: 1.0, VariantStatus.CANARY: 0.5})
 
 
 def performance_score(stats: Mapping[str, MetricStats], latency_scale_s: float = 1.0) -> float:

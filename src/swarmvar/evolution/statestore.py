@@ -32,7 +32,7 @@ from ..errors import CorruptState, VersionConflict
 from .config import StateConfig
 from .crypto import StateKey
 from .db import Database
-from .errors import KeyRequired, UnknownState, WrongKey
+from .errors import InvalidConfig, KeyRequired, UnknownState, WrongKey
 from .packs import (
     Chunk,
     Codec,
@@ -90,7 +90,8 @@ class StateStore:
                  config: StateConfig | None = None, key: StateKey | None = None) -> None:
         if root is None:
             if db.home is None:
-                raise UnknownState("an in-memory database needs an explicit state root directory")
+                raise InvalidConfig("an in-memory database needs an explicit state root "
+                                    "directory (root=...)")
             root = db.home / "states"
         self.db = db
         self.root = Path(root)

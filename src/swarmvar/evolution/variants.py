@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from types import MappingProxyType
 from typing import Any, Self
 
 from ..canonical import NotCanonical, canonical_json
@@ -42,14 +43,14 @@ class VariantStatus(Enum):
 #: Allowed status changes, declared as data. RETIRED -> ACTIVE re-instates a
 #: champion when its successor is rolled back; ROLLED_BACK -> DRAFT lets a
 #: fixed variant try again.
-TRANSITIONS: Mapping[VariantStatus, frozenset[VariantStatus]] = {
+TRANSITIONS: Mapping[VariantStatus, frozenset[VariantStatus]] = MappingProxyType({
     VariantStatus.DRAFT: frozenset({VariantStatus.CANARY, VariantStatus.ACTIVE,
                                     VariantStatus.RETIRED}),
     VariantStatus.CANARY: frozenset({VariantStatus.ACTIVE, VariantStatus.ROLLED_BACK}),
     VariantStatus.ACTIVE: frozenset({VariantStatus.RETIRED, VariantStatus.ROLLED_BACK}),
     VariantStatus.RETIRED: frozenset({VariantStatus.ACTIVE}),
     VariantStatus.ROLLED_BACK: frozenset({VariantStatus.DRAFT}),
-}
+})
 
 #: Statuses that count against ``max_variants`` and can be selected.
 LIVE = frozenset({VariantStatus.DRAFT, VariantStatus.CANARY, VariantStatus.ACTIVE})
@@ -197,7 +198,8 @@ def new_variant(
     except (ValueError, AttributeError, TypeError) as exc:
         raise InvalidVariant(f"variant id {vid!r} is not a UUID4") from exc
     return Variant(id=vid, agent_class=agent_class, description=description,
-                   parameters=dict(parameters), status=VariantStatus.DRAFT, created=now,
+                   parameters=params_from_json({k: _jsonable(v) for k, v in parameters.items()}),
+                   status=VariantStatus.DRAFT, created=now,
                    updated=now, requirements=reqs, metadata=meta)
 
 

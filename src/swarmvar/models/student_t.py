@@ -86,7 +86,12 @@ class StudentT(Agent):
     Parameters
     ----------
     num_chains, num_warmup, num_samples : int
-        NUTS settings; ``num_chains * num_samples`` draws become the particles.
+        NUTS settings. All ``num_chains * num_samples`` draws enter the R-hat
+        and ESS checks; evenly thinned to at most ``particles`` they become
+        the particles (enough draws that split R-hat's own noise stays well
+        under 1.01, few enough particles that rejuvenation stays cheap).
+    particles : int
+        Most particles kept for the online posterior.
     ess_threshold : float in (0, 1)
         Resample and rejuvenate when the particle ESS falls below this fraction.
     moves : int
@@ -96,15 +101,17 @@ class StudentT(Agent):
     name = "StudentT"
     min_observations = 30
 
-    def __init__(self, num_chains: int = 4, num_warmup: int = 400, num_samples: int = 400,
-                 ess_threshold: float = 0.5, moves: int = 5) -> None:
+    def __init__(self, num_chains: int = 4, num_warmup: int = 500, num_samples: int = 1000,
+                 particles: int = 2000, ess_threshold: float = 0.5, moves: int = 5) -> None:
         for label, value, least in (("num_chains", num_chains, 1), ("num_warmup", num_warmup, 10),
-                                    ("num_samples", num_samples, 10), ("moves", moves, 1)):
+                                    ("num_samples", num_samples, 10), ("particles", particles, 10),
+                                    ("moves", moves, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise InvalidParameter(f"{label} must be a whole number >= {least}, not {value!r}")
         if not isinstance(ess_threshold, (int, float)) or not 0.0 < ess_threshold < 1.0:
             raise InvalidParameter(f"ess_threshold must lie in (0, 1), not {ess_threshold!r}")
         self.num_chains, self.num_warmup, self.num_samples = num_chains, num_warmup, num_samples
+        self.particles = particles
         self.ess_threshold, self.moves = float(ess_threshold), moves
         self._levels: dict[float, MixtureLevel] = {}
 
@@ -119,12 +126,14 @@ class StudentT(Agent):
                          num_samples=self.num_samples, num_chains=self.num_chains)
         rhat, ess_bulk, ess_tail = summarize({"mu": draws.mu, "sigma": draws.sigma,
                                               "nu": draws.nu})
-        theta = np.column_stack([draws.mu.ravel(), np.log(draws.sigma.ravel()),
-                                 np.log(draws.nu.ravel() - 2.0)])
+        thin = -(-draws.mu.size // self.particles)  # ceil: keep at most `particles`
+        theta = np.column_stack([draws.mu[:, ::thin].ravel(), np.log(draws.sigma[:, ::thin].ravel()),
+                                 np.log(draws.nu[:, ::thin].ravel() - 2.0)])
         mu, sigma, nu = _constrain(theta)
         self._install(theta, np.zeros(theta.shape[0]), t_loglik(mu, sigma, nu, y), y, rng)
         self._fit_info = {"method": "nuts", "rhat": rhat, "ess_bulk": ess_bulk,
                           "ess_tail": ess_tail, "divergences": draws.divergences,
+                          "draws": int(draws.mu.size),
                           "seconds": time.perf_counter() - started}
         self._acceptance: float | None = None
         self._fitted = True
@@ -262,7 +271,7 @@ class StudentT(Agent):
         return Diagnostics(method=f"{info['method']}+sir", rhat=dict(info["rhat"]),
                            ess_bulk=dict(info["ess_bulk"]), ess_tail=dict(info["ess_tail"]),
                            ess=_sir.ess(self._logw), acceptance=self._acceptance,
-                           draws=int(self._theta.shape[0]), seconds=float(info["seconds"]))
+                           draws=int(info.get("draws", self._theta.shape[0])), seconds=float(info["seconds"]))
 
     def sample_prior(self, n: int, *, seed: Seed = None) -> dict[str, FloatArray]:
         """``n`` prior draws of ``mu``, ``sigma``, ``nu``."""

@@ -189,3 +189,22 @@ def test_matches_reference_machine(seq: list[object]) -> None:
         snap = b.snapshot
         assert (snap.state, snap.failures, snap.reset_attempts) == (
             names[ref.state], ref.fails, ref.tries)
+
+
+_FAILER = """
+import sys
+from swarmvar.evolution import BreakerConfig, CircuitBreaker, Database, SqliteBreakerStorage
+b = CircuitBreaker("shared", SqliteBreakerStorage(Database(sys.argv[1])), lambda: 0.0,
+                   BreakerConfig(failure_threshold=10_000))
+for _ in range(int(sys.argv[2])):
+    b.record_failure()
+"""
+
+
+def test_processes_share_one_breaker(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    procs = [subprocess.Popen([sys.executable, "-c", _FAILER, str(tmp_path), "40"])
+             for _ in range(3)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    assert SqliteBreakerStorage(Database(tmp_path)).load("shared").failures == 120

@@ -230,3 +230,17 @@ def test_put_many_is_all_or_nothing(tmp_path: Path) -> None:
     fresh = open_store(tmp_path)
     assert (fresh.get("a"), fresh.get("b")) == (b"a2", b"b1")
     assert len(list((tmp_path / "states/objects").iterdir())) == 3  # no orphans left
+
+
+def test_real_agent_state_round_trip(tmp_path: Path) -> None:
+    """A fitted NormalInverseGamma's state() survives the store (compressed, encrypted)."""
+    from swarmvar.data import load
+    from swarmvar.models.nig import NormalInverseGamma
+
+    returns = np.asarray(load("sp500"))[-500:]
+    agent = NormalInverseGamma(forgetting=0.98).fit(returns)
+    key = StateKey.generate()
+    open_store(tmp_path, key=key).put("nig-1", agent.state(), now=1.0)
+    back = NormalInverseGamma.from_state(open_store(tmp_path, key=key).get("nig-1"))
+    assert back.params() == agent.params()
+    assert back.forecast((0.99,)).levels[0].var == agent.forecast((0.99,)).levels[0].var

@@ -55,17 +55,30 @@ def bench_hierarchy() -> list[Row]:
     x = rng.lognormal(np.log(0.02), 0.3, size=n)
     f = n // 10
     x[rng.choice(n, size=f // 2, replace=False)] = 1e300  # Byzantine extremes
-    tree_ms = _median_ms(lambda: aggregate_tree(x).trimmed_mean(f), repeats=21)
-    numpy_ms = _median_ms(lambda: np.median(x), repeats=21)
+    # interleave the two so both see the same load on a shared machine
+    tree_t, numpy_t = [], []
+    for _ in range(3):
+        aggregate_tree(x).trimmed_mean(f)
+        np.median(x)
+    for _ in range(31):
+        t0 = time.perf_counter()
+        aggregate_tree(x).trimmed_mean(f)
+        t1 = time.perf_counter()
+        np.median(x)
+        t2 = time.perf_counter()
+        tree_t.append(t1 - t0)
+        numpy_t.append(t2 - t1)
+    tree_ms, numpy_ms = statistics.median(tree_t) * 1e3, statistics.median(numpy_t) * 1e3
+    best_ms = min(tree_t) * 1e3
     result = aggregate_tree(x).trimmed_mean(f)
     exact = float(np.sort(x)[f : n - f].mean())
     err = abs(result.value - exact)
     return [
         (
-            "hierarchical trimmed mean, n=1e6 (ms)",
-            f"{tree_ms:.1f}",
+            "hierarchical trimmed mean, n=1e6 (ms, median)",
+            f"{tree_ms:.1f} (best {best_ms:.1f})",
             "<= 20",
-            f"numpy.median {numpy_ms:.1f}",
+            f"numpy.median {numpy_ms:.1f} (best {min(numpy_t) * 1e3:.1f})",
             tree_ms <= 20.0,
         ),
         (

@@ -263,10 +263,13 @@ def aggregate_tree(
         raise InvalidParameter(f"fanout must be >= 2 and leaf_size >= 1, got {fanout}, {leaf_size}")
     x = np.asarray(values, dtype=np.float64).ravel()
     n = x.size
-    if n == 0 or not np.all(np.isfinite(x)):
-        raise InvalidParameter("aggregate_tree needs at least one value, all finite")
+    if n == 0:
+        raise InvalidParameter("aggregate_tree needs at least one value")
     precision = precision_bits(relative_accuracy)
     lows, highs = _block_extremes(x, leaf_size)
+    # min/max propagate NaN and expose inf, so this checks every value without another pass
+    if not (np.isfinite(lows).all() and np.isfinite(highs).all()):
+        raise InvalidParameter("aggregate_tree needs finite values (no NaN or inf)")
     k_lo, k_hi = (
         int(k) for k in bucket_keys(np.array([lows.min(), highs.max()]), precision, min_value)
     )

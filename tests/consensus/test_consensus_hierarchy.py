@@ -17,6 +17,7 @@ from swarmvar.consensus import (
     sketch_median,
     sketch_quantile,
     sketch_trimmed_mean,
+    softmax_log,
     summarize,
 )
 from swarmvar.consensus.sketch import precision_bits
@@ -144,3 +145,15 @@ def test_bad_input():
         sketch_trimmed_mean(sketch([1.0, 2.0]), 1)
     with pytest.raises(InvalidParameter, match="precision"):
         merge_sketches(sketch([1.0], 0.01), sketch([1.0], 0.1))
+
+
+def test_minus_infinity_log_evidence_gets_zero_weight():
+    e = np.array([-np.inf, -3.0, -1.0, -np.inf, -2.0] * 400)
+    tree = aggregate_tree(np.ones(e.size), e, fanout=3, leaf_size=7)
+    w = tree.bma_weights(e)
+    assert np.all(w[np.isinf(e)] == 0.0)
+    np.testing.assert_allclose(w, softmax_log(e), rtol=1e-12)
+    empty = aggregate_tree(np.ones(4), np.full(4, -np.inf))
+    assert empty.root.log_normalizer == -np.inf
+    with pytest.raises(InvalidParameter, match="no finite log-evidence"):
+        empty.bma_weights(np.full(4, -np.inf))

@@ -163,8 +163,11 @@ class Tree:
 
     def bma_weights(self, log_evidence: ArrayLike) -> FloatArray:
         """Each agent's BMA weight ``exp(x_i - log Z)`` with the root's ``log Z``."""
+        log_z = self.root.log_normalizer
+        if not np.isfinite(log_z):
+            raise InvalidParameter("the tree holds no finite log-evidence to normalize by")
         e = np.asarray(log_evidence, dtype=np.float64)
-        return np.asarray(np.exp(e - self.root.log_normalizer), dtype=np.float64)
+        return np.asarray(np.exp(e - log_z), dtype=np.float64)
 
 
 def _reduce_level(

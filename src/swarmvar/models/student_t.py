@@ -127,11 +127,11 @@ class StudentT(Agent):
         rhat, ess_bulk, ess_tail = summarize({"mu": draws.mu, "sigma": draws.sigma,
                                               "nu": draws.nu})
         thin = -(-draws.mu.size // self.particles)  # ceil: keep at most `particles`
-        theta = np.column_stack([draws.mu[:, ::thin].ravel(), np.log(draws.sigma[:, ::thin].ravel()),
-                                 np.log(draws.nu[:, ::thin].ravel() - 2.0)])
+        mu, sigma, nu = (d[:, ::thin].ravel() for d in (draws.mu, draws.sigma, draws.nu))
+        theta = np.column_stack([mu, np.log(sigma), np.log(nu - 2.0)])
         mu, sigma, nu = _constrain(theta)
         self._install(theta, np.zeros(theta.shape[0]), t_loglik(mu, sigma, nu, y), y, rng)
-        self._fit_info = {"method": "nuts", "rhat": rhat, "ess_bulk": ess_bulk,
+        self._fit_info: dict[str, Any] = {"method": "nuts", "rhat": rhat, "ess_bulk": ess_bulk,
                           "ess_tail": ess_tail, "divergences": draws.divergences,
                           "draws": int(draws.mu.size),
                           "seconds": time.perf_counter() - started}
@@ -175,7 +175,8 @@ class StudentT(Agent):
         self._install(theta, logw, ll_new, y, rng)
         self._acceptance = acceptance
         self._fit_info = {"method": "sir-tempered", "rhat": {}, "ess_bulk": {}, "ess_tail": {},
-                          "divergences": 0, "seconds": time.perf_counter() - started}
+                          "divergences": 0, "draws": int(theta.shape[0]),
+                          "seconds": time.perf_counter() - started}
         return self
 
     def _install(self, theta: FloatArray, logw: FloatArray, loglik: FloatArray,
@@ -271,7 +272,8 @@ class StudentT(Agent):
         return Diagnostics(method=f"{info['method']}+sir", rhat=dict(info["rhat"]),
                            ess_bulk=dict(info["ess_bulk"]), ess_tail=dict(info["ess_tail"]),
                            ess=_sir.ess(self._logw), acceptance=self._acceptance,
-                           draws=int(info.get("draws", self._theta.shape[0])), seconds=float(info["seconds"]))
+                           draws=int(info["draws"]),
+                           seconds=float(info["seconds"]))
 
     def sample_prior(self, n: int, *, seed: Seed = None) -> dict[str, FloatArray]:
         """``n`` prior draws of ``mu``, ``sigma``, ``nu``."""
@@ -322,7 +324,7 @@ class StudentT(Agent):
             info = dict(scalars["fit_info"])
             acceptance = scalars["acceptance"]
             _ = (info["method"], info["rhat"], info["ess_bulk"], info["ess_tail"],
-                 info["seconds"])
+                 info["draws"], info["seconds"])
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidState(f"StudentT state is incomplete or malformed: {exc}") from exc
         s = theta.shape[0] if theta.ndim == 2 else -1

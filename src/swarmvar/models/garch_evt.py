@@ -1,0 +1,269 @@
+"""GarchEVT: conditional extreme value theory (McNeil & Frey 2000), fully Bayesian.
+
+Two stages, as in McNeil & Frey:
+
+1. a :class:`~swarmvar.models.garch_t.GarchT` posterior filters the returns:
+   ``r_t = mu + sqrt(h_t) z_t``, and gives the standardized residuals
+   ``z_t`` (unit variance, at the posterior mean) and, per particle, the
+   next return's location ``mu_s`` and volatility ``sqrt(h_s)``;
+2. the standardized losses ``x_t = -z_t`` get a semi-parametric law: the
+   empirical distribution below a threshold ``u`` (by default the 90%
+   quantile of the ``x_t``; ``threshold`` sets the level) and a Bayesian
+   generalized Pareto tail above it (:mod:`swarmvar.models.gpd`: exact grid
+   posterior of ``(xi, beta)``, Jeffreys Beta posterior of the exceedance
+   probability ``p_u``).
+
+The next loss under draw ``s`` is ``L = -mu_s + sqrt(h_s) X`` with ``X`` from
+GPD draw ``s`` (GARCH particle ``s`` paired with an independent GPD posterior
+draw, the two-stage approximation of the joint posterior), so each draw has a
+closed-form conditional VaR (the tail estimator ``u + beta/xi
+(((1-alpha)/p_u)^(-xi) - 1)``) and ES, and the shared
+:func:`~swarmvar.models.risk.risk_measures` gives VaR/ES and their credible
+intervals. ``update`` = ``GarchT.update`` plus an O(grid) GPD update with the
+new standardized residual.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Self
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ..errors import InvalidParameter, InvalidState
+from ..types import Diagnostics, Forecast
+from .base import Agent, Seed, rng_from
+from .garch_t import GarchT
+from .gpd import GPDPosterior, GPDTailFamily, gpd_posterior
+from .risk import EmpiricalFamily, check_alphas, risk_measures
+
+FloatArray = NDArray[np.float64]
+
+#: Particles and paths per particle for horizons > 1 (filtered historical simulation).
+HORIZON_PARTICLES, HORIZON_PATHS = 200, 1000
+
+
+class GarchEVT(Agent):
+    """GARCH(1,1)-t filter with a Bayesian generalized Pareto loss tail.
+
+    Parameters
+    ----------
+    threshold : float in (0.5, 0.99)
+        Quantile level of the standardized losses used as the GPD threshold.
+    particles, runs, ess_threshold
+        Passed to the :class:`~swarmvar.models.garch_t.GarchT` filter.
+    """
+
+    name = "GarchEVT"
+    min_observations = 200
+
+    def __init__(self, threshold: float = 0.90, particles: int = 1000, runs: int = 4,
+                 ess_threshold: float = 0.5) -> None:
+        if (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                or not 0.5 < threshold < 0.99):
+            raise InvalidParameter(f"threshold must be a quantile level in (0.5, 0.99), e.g. "
+                                   f"0.90, not {threshold!r}")
+        self.threshold = float(threshold)
+        self._garch = GarchT(particles=particles, runs=runs, ess_threshold=ess_threshold)
+        self.particles, self.runs = self._garch.particles, self._garch.runs
+        self.ess_threshold = self._garch.ess_threshold
+
+    # --- fitting ------------------------------------------------------------------
+
+    def fit(self, returns: ArrayLike, *, seed: Seed = None) -> Self:
+        """GARCH-t posterior, then the GPD tail of its standardized losses."""
+        y = self._history(returns)
+        rng = rng_from(seed)
+        started = time.perf_counter()
+        garch = GarchT(self.particles, self.runs, self.ess_threshold)
+        garch.fit(y, seed=int(rng.integers(0, 2**31 - 1)))
+        self._install(garch, rng, started)
+        return self
+
+    def refit(self, returns: ArrayLike, *, seed: Seed = None) -> Self:
+        """Warm ``GarchT.refit`` on the window, then the GPD tail rebuilt on its residuals.
+
+        The GPD grid posterior is exact and cheap (tens of ms), so only the GARCH
+        part is warm-started.
+        """
+        if not self._fitted:
+            return self.fit(returns, seed=seed)
+        y = self._history(returns)
+        rng = rng_from(seed) if seed is not None else copy.deepcopy(self._rng)
+        started = time.perf_counter()
+        garch = GarchT.from_state(self._garch.state())  # refit a copy: all-or-nothing
+        garch.refit(y, seed=int(rng.integers(0, 2**31 - 1)))
+        self._install(garch, rng, started)
+        return self
+
+    def _install(self, garch: GarchT, rng: np.random.Generator, started: float) -> None:
+        losses = -garch.standardized_residuals()
+        u = float(np.quantile(losses, self.threshold))
+        excess = losses[losses > u] - u
+        gpd = gpd_posterior(excess, losses.size)
+        self._garch, self._rng, self._u = garch, rng, u
+        self._body = np.sort(losses[losses <= u])
+        self._gpd = gpd
+        self._draws = gpd.draws(self.particles, rng)
+        self._seconds = time.perf_counter() - started
+        self._fitted = True
+
+    # --- online ---------------------------------------------------------------------
+
+    def update(self, r: float) -> float:
+        """``GarchT.update`` then the GPD posterior with the new standardized loss.
+
+        Returns the GARCH-t log predictive density of ``r`` (the GPD tail refines
+        the VaR/ES, not the one-step density).
+        """
+        self._require_fitted()
+        value = self._check_return(r)
+        # The GPD steps below cannot fail for a finite residual, so after the
+        # GARCH update (all-or-nothing itself) nothing can leave a half-update.
+        lpd = self._garch.update(value)
+        x = -float(self._garch.standardized_residuals()[-1])
+        if x > self._u:
+            self._gpd = self._gpd.add_excess(x - self._u)
+            self._draws = self._gpd.draws(self.particles, self._rng)
+        else:
+            self._gpd = self._gpd.add_non_exceedance()
+            self._body = np.insert(self._body, int(np.searchsorted(self._body, x)), x)
+            k, n = self._gpd.n_exceed, self._gpd.n_obs
+            xi, beta, _ = self._draws
+            self._draws = (xi, beta, self._rng.beta(k + 0.5, n - k + 0.5, self.particles))
+        return lpd
+
+    # --- forecasting --------------------------------------------------------------------
+
+    def family(self) -> GPDTailFamily:
+        """The one-step conditional loss law per GARCH particle, paired with GPD draws."""
+        self._require_fitted()
+        loc, scale, df, w = self._garch.next_moments()
+        vol = scale * np.sqrt(df / (df - 2.0))  # sqrt(h_s): residuals have unit variance
+        xi, beta, p_u = self._draws
+        return GPDTailFamily(self._u, xi, beta, p_u, self._body, loc=-loc, scale=vol, weights=w)
+
+    def forecast(self, alphas: Sequence[float] = (0.99,), horizon: int = 1, *,
+                 seed: Seed = None) -> Forecast:
+        """VaR/ES of the next ``horizon``-period log return.
+
+        Horizon 1 is closed form per draw. Longer horizons use filtered
+        historical simulation with GPD tails: per resampled particle, paths of
+        the GARCH recursion driven by standardized losses drawn from the body
+        (bootstrap) or the particle's GPD tail. ``seed=None`` uses a copy of the
+        agent's generator, so the same state gives the same forecast.
+        """
+        self._require_fitted()
+        levels = check_alphas(alphas)
+        h = self._check_horizon(horizon)
+        if h == 1:
+            return Forecast(self.name, 1, risk_measures(self.family(), levels))
+        rng = copy.deepcopy(self._rng) if seed is None else rng_from(seed)
+        paths = self._simulate_paths(h, rng)
+        return Forecast(self.name, h, risk_measures(EmpiricalFamily(paths), levels))
+
+    def _simulate_paths(self, horizon: int, rng: np.random.Generator) -> FloatArray:
+        # GarchT exposes no public per-particle (theta, h); read its particle cloud.
+        th, h_next = self._garch._theta, self._garch._cloud.h  # noqa: SLF001
+        w = self._garch.next_moments()[3]
+        idx = np.minimum(np.searchsorted(np.cumsum(w), (rng.random() + np.arange(
+            HORIZON_PARTICLES)) / HORIZON_PARTICLES), w.size - 1)
+        mu, omega, alpha, beta = (np.asarray(p)[idx][:, None] for p in th[:4])
+        xi, gbeta, p_u = (d[idx][:, None] for d in self._draws)
+        h = np.broadcast_to(h_next[idx][:, None], (idx.size, HORIZON_PATHS)).copy()
+        total = np.zeros((idx.size, HORIZON_PATHS))
+        for _ in range(horizon):
+            x = self._draw_losses(xi, gbeta, p_u, rng, total.shape)
+            e = -np.sqrt(h) * x
+            total += mu + e
+            h = omega + alpha * e * e + beta * h
+        return total
+
+    def _draw_losses(self, xi: FloatArray, beta: FloatArray, p_u: FloatArray,
+                     rng: np.random.Generator, shape: tuple[int, int]) -> FloatArray:
+        """Standardized losses from the body (bootstrap) or the GPD tail, ``shape``."""
+        tail = rng.random(shape) < p_u
+        v = rng.random(shape)
+        small = np.abs(xi) < 1e-9
+        safe = np.where(small, 1.0, xi)
+        gpd = np.where(small, -beta * np.log(v), beta / safe * (v ** (-safe) - 1.0))
+        body = self._body[rng.integers(0, self._body.size, shape)]
+        return np.asarray(np.where(tail, self._u + gpd, body))
+
+    # --- diagnostics, generative side, state -------------------------------------------
+
+    def _diagnostics(self) -> Diagnostics:
+        d = self._garch.diagnostics
+        return Diagnostics(method=f"{d.method}+gpd-grid", rhat=d.rhat, ess_bulk=d.ess_bulk,
+                           ess_tail=d.ess_tail, ess=d.ess, acceptance=d.acceptance,
+                           draws=d.draws, seconds=self._seconds)
+
+    def tail_posterior(self) -> GPDPosterior:
+        """The current grid posterior of the GPD tail of standardized losses."""
+        self._require_fitted()
+        return self._gpd
+
+    @property
+    def threshold_loss(self) -> float:
+        """The GPD threshold ``u`` on the standardized-loss scale."""
+        self._require_fitted()
+        return self._u
+
+    def sample_prior(self, n: int, *, seed: Seed = None) -> dict[str, FloatArray]:
+        """Prior draws of the GARCH-t parameters (the generative model of the filter)."""
+        return self._garch.sample_prior(n, seed=seed)
+
+    def simulate(self, params: Mapping[str, float], n: int, *, seed: Seed = None) -> FloatArray:
+        """Returns from GARCH(1,1)-t at ``params``; the t innovations lie in the
+        GPD domain of attraction with ``xi = 1 / nu``."""
+        return self._garch.simulate(params, n, seed=seed)
+
+    def posterior_draws(self) -> dict[str, FloatArray]:
+        """GARCH-t draws (equal weights) and the GPD draws ``gpd_xi``, ``gpd_beta``, ``gpd_p_u``."""
+        self._require_fitted()
+        draws = self._garch.posterior_draws()
+        names = ("gpd_xi", "gpd_beta", "gpd_p_u")
+        draws.update(zip(names, (d.copy() for d in self._draws), strict=True))
+        return draws
+
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
+        g = self._gpd
+        scalars: dict[str, Any] = {
+            "rng": self._rng.bit_generator.state, "u": self._u, "n_exceed": g.n_exceed,
+            "n_obs": g.n_obs, "seconds": self._seconds,
+        }
+        arrays: dict[str, NDArray[Any]] = {
+            "garch": np.frombuffer(self._garch.state(), dtype=np.uint8), "body": self._body,
+            "xi_grid": g.xi, "log_beta_grid": g.log_beta, "log_post": g.log_post,
+            "draw_xi": self._draws[0], "draw_beta": self._draws[1], "draw_p_u": self._draws[2],
+        }
+        return scalars, arrays
+
+    def _set_state(self, scalars: Mapping[str, Any], arrays: Mapping[str, NDArray[Any]]) -> None:
+        try:
+            garch = GarchT.from_state(np.asarray(arrays["garch"], dtype=np.uint8).tobytes())
+            rng = np.random.Generator(np.random.PCG64())
+            rng.bit_generator.state = scalars["rng"]
+            u, seconds = float(scalars["u"]), float(scalars["seconds"])
+            gpd = GPDPosterior(np.asarray(arrays["xi_grid"], dtype=float),
+                               np.asarray(arrays["log_beta_grid"], dtype=float),
+                               np.asarray(arrays["log_post"], dtype=float),
+                               int(scalars["n_exceed"]), int(scalars["n_obs"]))
+            body = np.asarray(arrays["body"], dtype=float)
+            draws = tuple(np.asarray(arrays[k], dtype=float)
+                          for k in ("draw_xi", "draw_beta", "draw_p_u"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidState(f"GarchEVT state is incomplete or malformed: {exc}") from exc
+        if garch.params() != self._garch.params():
+            raise InvalidState("GarchEVT state's GARCH settings differ from its parameters")
+        if (gpd.log_post.shape != (gpd.xi.size, gpd.log_beta.size) or body.ndim != 1
+                or any(d.shape != (self.particles,) for d in draws)
+                or not np.isfinite(u) or not np.all(np.isfinite(body))
+                or (body.size and body[-1] > u)):
+            raise InvalidState("GarchEVT state arrays are inconsistent")
+        self._garch, self._rng, self._u, self._seconds = garch, rng, u, seconds
+        self._gpd, self._body = gpd, body
+        self._draws = (draws[0], draws[1], draws[2])

@@ -264,16 +264,65 @@ def combine(
             got = f"({e.portfolio}, {e.alpha}, {e.horizon})"
             rejected[agent] = Rejection(agent, RejectionReason.MISMATCHED, f"{got} is not {target}")
     n_total = len(keyring) if total is None else total
-    need = policy.aggregator.min_agents(policy.f)
     latest = max((e.seq for e in candidates), default=0) if current_seq is None else current_seq
     ages = {e.agent_id: (now - e.as_of).total_seconds() for e in candidates}
+    used_in, degraded = _choose(candidates, policy, n_total, latest, ages, rejected)
+    agents = [e.agent_id for e in used_in]
+    rows = np.array(
+        [[e.var, e.es, *e.var_interval, *e.es_interval] for e in used_in], dtype=np.float64
+    )
+    prior = agent_weights(agents, policy, track_record)
+    agg = robust_aggregate(
+        rows, policy.aggregator, policy.f, prior, multi_krum_m=policy.multi_krum_m
+    )
+    var, es, var_lo, var_hi, es_lo, es_hi = (float(v) for v in agg.value)
+    es = max(es, var)
+    staleness = max(0.0, max(ages[a] for a in agents))
+    m, n = len(agents), max(n_total, len(agents))
+    var_interval = _widened(var, var_lo, var_hi, rows[:, [0, 2, 3]], m, n, staleness, policy)
+    es_interval = _widened(es, es_lo, es_hi, rows[:, [1, 4, 5]], m, n, staleness, policy)
+    contribution = agg.weights[:, 0]
+    late = (RejectionReason.MISMATCHED, RejectionReason.STALE)
+    keyring.commit(admitted, [r for r in rejected.values() if r.reason in late])
+    return Consensus(
+        alpha=target[1],
+        horizon=target[2],
+        var=var,
+        es=es,
+        var_interval=var_interval,
+        es_interval=es_interval,
+        method=policy.method,
+        used=tuple(a for a, w in zip(agents, contribution, strict=True) if w > 0),
+        trimmed=tuple(a for a, w in zip(agents, contribution, strict=True) if w <= 0),
+        rejected={a: str(r) for a, r in sorted(rejected.items())},
+        weights={a: float(w) for a, w in zip(agents, contribution, strict=True) if w > 0},
+        available=m,
+        total=n,
+        staleness=staleness,
+        degraded=degraded or m < math.ceil(policy.min_available * n_total),
+        as_of=max(e.as_of for e in used_in),
+    )
+
+
+def _choose(
+    candidates: list[Estimate],
+    policy: Policy,
+    n_total: int,
+    latest: int,
+    ages: dict[str, float],
+    rejected: dict[str, Rejection],
+) -> tuple[list[Estimate], bool]:
+    """Fresh estimates if enough; else all (degraded) or an error, as the policy says.
+
+    Stale estimates left out are added to ``rejected``.
+    """
+    need = policy.aggregator.min_agents(policy.f)
     fresh = [
         e for e in candidates if not policy.staleness.is_stale(latest - e.seq, ages[e.agent_id])
     ]
     floor = math.ceil(policy.min_available * n_total)
-    degraded = False
     if len(fresh) >= max(need, floor):
-        used_in = fresh
+        used_in, degraded = fresh, False
     elif policy.on_bound is BoundMode.DEGRADE and len(candidates) >= need:
         used_in, degraded = candidates, True
     elif len(candidates) > len(fresh) and len(candidates) >= need:
@@ -296,69 +345,32 @@ def combine(
                 RejectionReason.STALE,
                 f"{latest - e.seq} versions behind, data {ages[e.agent_id]:.0f} s old",
             )
-    agents = [e.agent_id for e in used_in]
-    rows = np.array(
-        [[e.var, e.es, *e.var_interval, *e.es_interval] for e in used_in], dtype=np.float64
-    )
-    prior = agent_weights(agents, policy, track_record)
-    agg = robust_aggregate(
-        rows, policy.aggregator, policy.f, prior, multi_krum_m=policy.multi_krum_m
-    )
-    var, es, var_lo, var_hi, es_lo, es_hi = (float(v) for v in agg.value)
-    es = max(es, var)
+    return used_in, degraded
+
+
+def _widened(
+    point: float,
+    lower: float,
+    upper: float,
+    columns: FloatArray,
+    m: int,
+    n: int,
+    staleness: float,
+    policy: Policy,
+) -> tuple[float, float]:
+    """Credible interval around ``point``, widened for missing agents and staleness.
+
+    ``columns`` is ``(m, 3)``: each used agent's point, lower and upper bound.
+    """
     z = z_value(policy.interval_mass)
-    stale_days = max(0.0, max(ages[a] for a in agents)) / SECONDS_PER_DAY
-    m = len(agents)
-    var_interval = widen_interval(
-        var,
-        (min(var_lo, var), max(var_hi, var)),
+    spread = _spread(columns[:, 0].tolist(), ((columns[:, 2] - columns[:, 1]) / 2).tolist(), z)
+    return widen_interval(
+        point,
+        (min(lower, point), max(upper, point)),
         available=m,
-        total=max(n_total, m),
-        spread=_spread(
-            [e.var for e in used_in],
-            [(e.var_interval[1] - e.var_interval[0]) / 2 for e in used_in],
-            z,
-        ),
-        staleness_days=stale_days,
+        total=n,
+        spread=spread,
+        staleness_days=staleness / SECONDS_PER_DAY,
         drift=policy.drift,
         mass=policy.interval_mass,
-    )
-    es_interval = widen_interval(
-        es,
-        (min(es_lo, es), max(es_hi, es)),
-        available=m,
-        total=max(n_total, m),
-        spread=_spread(
-            [e.es for e in used_in], [(e.es_interval[1] - e.es_interval[0]) / 2 for e in used_in], z
-        ),
-        staleness_days=stale_days,
-        drift=policy.drift,
-        mass=policy.interval_mass,
-    )
-    contribution = agg.weights[:, 0]
-    keyring.commit(
-        admitted,
-        [
-            r
-            for r in rejected.values()
-            if r.reason in (RejectionReason.MISMATCHED, RejectionReason.STALE)
-        ],
-    )
-    return Consensus(
-        alpha=target[1],
-        horizon=target[2],
-        var=var,
-        es=es,
-        var_interval=var_interval,
-        es_interval=es_interval,
-        method=policy.method,
-        used=tuple(a for a, w in zip(agents, contribution, strict=True) if w > 0),
-        trimmed=tuple(a for a, w in zip(agents, contribution, strict=True) if w <= 0),
-        rejected={a: str(r) for a, r in sorted(rejected.items())},
-        weights={a: float(w) for a, w in zip(agents, contribution, strict=True) if w > 0},
-        available=m,
-        total=max(n_total, m),
-        staleness=max(0.0, max(ages[a] for a in agents)),
-        degraded=degraded or m < floor,
-        as_of=max(e.as_of for e in used_in),
     )

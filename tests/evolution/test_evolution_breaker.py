@@ -204,7 +204,8 @@ for _ in range(int(sys.argv[2])):
 def test_processes_share_one_breaker(tmp_path: Path) -> None:
     import subprocess
     import sys
-    procs = [subprocess.Popen([sys.executable, "-c", _FAILER, str(tmp_path), "40"])
-             for _ in range(3)]
-    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    procs = [subprocess.Popen([sys.executable, "-c", _FAILER, str(tmp_path), "40"],
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], errors
     assert SqliteBreakerStorage(Database(tmp_path)).load("shared").failures == 120

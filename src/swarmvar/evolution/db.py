@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +22,7 @@ from .errors import UnsupportedStore
 
 DB_FILE = "evolution.sqlite"
 BUSY_TIMEOUT_MS = 60_000
+_WAL_ATTEMPTS = 50
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS variants (
@@ -155,13 +157,26 @@ class Database:
         )
         self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         if self.path != ":memory:":
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._switch_to_wal()
             self._conn.execute("PRAGMA synchronous=NORMAL")
         self._depth = 0
         for statement in _SCHEMA.split(";"):
             if statement.strip():
                 with self.transaction() as conn:
                     conn.execute(statement)
+
+    def _switch_to_wal(self) -> None:
+        # Switching the journal mode needs a moment with no other connection
+        # in the file; when several processes open a fresh home at once, one
+        # may see SQLITE_BUSY here without the busy handler being consulted.
+        for attempt in range(_WAL_ATTEMPTS):
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == _WAL_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.005 * (attempt + 1))
 
     @property
     def home(self) -> Path | None:

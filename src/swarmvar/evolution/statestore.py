@@ -9,9 +9,10 @@ and in the lifecycle database the index: ``state_versions`` (one row per
 version), ``state_chunks`` (offset, stored length, codec and SHA-256 of each
 chunk as stored) and ``state_current`` (which version is current).
 
-A write is atomic: the pack is written to ``tmp/``, flushed to disk, renamed
-into ``objects/``, and only then are the index rows inserted and the current
-pointer moved in one SQLite transaction. A process killed at any point leaves
+A write is atomic: the pack is written to ``tmp/`` and renamed into
+``objects/``; the pack and the directory are flushed to disk (unless
+``StateConfig.fsync`` is off); only then are the index rows inserted and the
+current pointer moved in one SQLite transaction. A process killed at any point leaves
 either the old index (the new pack is an orphan that :meth:`StateStore.gc`
 removes) or the new one. A read checks every chunk's SHA-256 before using it
 and names the first bad chunk in :class:`~swarmvar.errors.CorruptState`.

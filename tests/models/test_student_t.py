@@ -170,6 +170,22 @@ def test_refit_warm_start_matches_a_fresh_fit(fitted: StudentT, data: np.ndarray
         assert abs(np.mean(warm[k]) - np.mean(fresh[k])) < 2 * np.std(fresh[k])
 
 
+def test_refit_tempers_to_a_very_different_window(fitted: StudentT) -> None:
+    # Twice the volatility and lighter tails: reweighting alone would collapse the
+    # particles, so the refit must bridge by tempering and MH moves.
+    window = StudentT().simulate({"mu": -1e-3, "sigma": 0.018, "nu": 12.0}, 400, seed=11)
+    agent = _copy(fitted)
+    ll = t_loglik(agent._mu, agent._sigma, agent._nu, window) - agent._loglik
+    assert _sir.ess(agent._logw + ll) < 0.05 * ll.size
+    agent.refit(window, seed=8)
+    assert agent.diagnostics.acceptance is not None
+    fresh = _small().fit(window, seed=9).posterior_draws()
+    warm = agent.posterior_draws()
+    for k in ("mu", "sigma", "nu"):
+        assert abs(np.mean(warm[k]) - np.mean(fresh[k])) < 2 * np.std(fresh[k]), k
+        assert np.std(warm[k]) == pytest.approx(np.std(fresh[k]), rel=0.5), k
+
+
 def test_update_matches_fresh_fit_on_extended_data(fitted: StudentT, data: np.ndarray) -> None:
     agent = _copy(fitted)
     for r in data[350:]:

@@ -143,11 +143,13 @@ class StudentT(Agent):
     def refit(self, returns: ArrayLike, *, seed: Seed = None) -> Self:
         """Posterior given a new window ``(n,)``, warm-started from the current particles.
 
-        Adaptive tempering from the current history's likelihood to the
-        window's (same target as :meth:`fit`, no NUTS run): reweight by a
-        fraction of the log-likelihood ratio that keeps the ESS at
-        ``ess_threshold``, resample, rejuvenate, repeat until the full ratio is
-        absorbed. Falls back to :meth:`fit` when not fitted yet.
+        Same target as :meth:`fit`, no NUTS run. The particles (posterior given
+        the current history) are reweighted by the likelihood ratio of window
+        to history; if the ESS stays above ``ess_threshold`` that is all (one
+        likelihood pass over the window, as an online update would). Otherwise
+        adaptive tempering: absorb the largest fraction of the log ratio that
+        keeps the ESS at ``ess_threshold``, resample, rejuvenate, repeat until
+        the whole ratio is absorbed. Falls back to :meth:`fit` when not fitted.
         """
         if not self._fitted:
             return self.fit(returns, seed=seed)
@@ -157,7 +159,10 @@ class StudentT(Agent):
         theta, logw = self._theta, self._logw
         ll_old = self._loglik
         ll_new = t_loglik(*_constrain(theta), y)
-        gamma, acceptance, target = 0.0, None, self.ess_threshold * theta.shape[0]
+        gamma, acceptance, target = 0.0, self._acceptance, self.ess_threshold * theta.shape[0]
+        full = logw + ll_new - ll_old
+        if _sir.ess(full) >= target:  # weights still healthy: reweight only, as IBIS would
+            gamma, logw = 1.0, full
         for _ in range(500):
             if gamma >= 1.0:
                 break
@@ -201,7 +206,10 @@ class StudentT(Agent):
         theta, loglik = theta[idx], loglik[:, idx]
 
         def log_target(th: FloatArray) -> tuple[FloatArray, FloatArray]:
-            parts = np.vstack([t_loglik(*_constrain(th), d) for d in data])
+            # a data set with power 0 does not enter the target: skip its likelihood
+            # (its row is then not carried, and the caller must not use it)
+            parts = np.vstack([t_loglik(*_constrain(th), d) if p != 0 else np.zeros(th.shape[0])
+                               for d, p in zip(data, powers, strict=True)])
             return log_prior(th) + powers @ parts, parts
 
         current = (log_prior(theta) + powers @ loglik, loglik)

@@ -186,3 +186,26 @@ def test_select_equals_brute_force(seed: int) -> None:
                               preferences=prefs)
         for cls in (None, "A"):
             assert select(agent, cands, cls) == brute_force(agent, cands, cls)
+
+
+def test_home_selects_from_stored_metrics_and_breakers(tmp_path: Path, constructors) -> None:
+    from swarmvar.evolution import MetricRecord, open_home
+
+    home = open_home(tmp_path)
+    t = 1_700_000_000.0
+    a = home.variants.promote(home.variants.add(new_variant(
+        "NormalInverseGamma", {"forgetting": 0.97}, constructors, now=t)), now=t)
+    b = home.variants.promote(home.variants.add(new_variant(
+        "GarchLike", {"nu": 6.0}, constructors, now=t)), now=t)
+    home.agents.register(agent_profile("agent-1", {"numpy": "2.0"}))
+    home.metrics.record([MetricRecord(a.id, t + 10, 0.99, 0.01),
+                         MetricRecord(b.id, t + 10, 0.60, 0.50)])
+    assert home.select("agent-1", now=t + 20) == a  # better record
+    breaker = home.breaker(a.id, clock=lambda: t + 30)
+    for _ in range(5):
+        breaker.record_failure()
+    assert home.select("agent-1", now=t + 40) == b  # a is cut off
+    scores = {c.variant.id: c for c in home.candidates(now=t + 40)}
+    assert not scores[a.id].available and scores[b.id].performance == pytest.approx(
+        (0.60 + 1 / 1.5) / 2)
+    home.close()

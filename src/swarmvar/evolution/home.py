@@ -17,8 +17,10 @@ from .db import Database
 from .metrics import MetricsStore
 from .registry import AgentRegistry
 from .rollback import Assignments, RollbackPoints
+from .selection import Candidate, candidate, select
 from .statestore import StateStore
 from .variant_store import SqliteVariantStore
+from .variants import Variant, VariantStatus
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,22 @@ class EvolutionHome:
                 listeners: tuple[Listener, ...] = ()) -> CircuitBreaker:
         """The persisted circuit breaker of a variant."""
         return CircuitBreaker(variant_id, self.breakers, clock, self.config.breaker, listeners)
+
+    def candidates(self, now: float, window_s: float | None = None) -> list[Candidate]:
+        """ACTIVE and CANARY variants, scored from their breakers and the metrics
+        of the last ``window_s`` seconds (default: 60 metric intervals, one hour)."""
+        window = window_s if window_s is not None else 60 * self.config.metrics_interval_s
+        out = []
+        for status in (VariantStatus.ACTIVE, VariantStatus.CANARY):
+            for v in self.variants.list(status):
+                out.append(candidate(v, self.metrics.summary(v.id, now - window, now),
+                                     self.breakers.load(v.id), self.config.breaker))
+        return out
+
+    def select(self, agent_id: str, now: float, agent_class: str | None = None
+               ) -> Variant | None:
+        """The variant a registered agent should run now (see :func:`select`)."""
+        return select(self.agents.get(agent_id), self.candidates(now), agent_class)
 
     def close(self) -> None:
         self.db.close()

@@ -12,6 +12,8 @@ from scipy import stats
 
 from swarmvar.errors import InvalidVariant, VersionConflict
 from swarmvar.evolution import (
+    BreakerSnapshot,
+    BreakerState,
     CanaryConfig,
     CheckOutcome,
     HealthPolicy,
@@ -130,4 +132,8 @@ def test_health_assessment() -> None:
     bad = assess({"success_rate": s(0.5), "latency_s": s(2.0), "kupiec_p": s(0.001)}, policy)
     assert not bad.passed and len(bad.reasons) == 3
     assert not assess({}, policy).passed  # no evidence is no pass
+    good = {"success_rate": s(0.99), "latency_s": s(0.1)}
+    tripped = assess(good, policy, BreakerSnapshot(BreakerState.OPEN, 5, 0, 1.0))
+    assert tripped.reasons == ("circuit breaker is open",)
+    assert assess(good, policy, BreakerSnapshot()).passed
     assert replace(policy, min_records=20) != policy

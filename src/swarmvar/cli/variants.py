@@ -172,7 +172,8 @@ def canary_check(
         if result is CheckResult.auto:
             since = v.canary.last_check_at if v.canary else now
             verdict = assess(h.metrics.summary(variant_id, since, now),
-                             HealthPolicy(min_success_rate, max_latency_s))
+                             HealthPolicy(min_success_rate, max_latency_s),
+                             h.breakers.load(variant_id))
             passed = verdict.passed
             for reason in verdict.reasons:
                 out.print(f"check failed: {reason}")

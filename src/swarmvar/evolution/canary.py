@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from ..errors import InvalidVariant
+from .breaker import BreakerSnapshot, BreakerState
 from .config import CanaryConfig
 from .metrics import MetricStats
 from .variant_store import VariantStore
@@ -82,9 +83,16 @@ class HealthCheck:
     reasons: tuple[str, ...] = ()
 
 
-def assess(stats: Mapping[str, MetricStats], policy: HealthPolicy) -> HealthCheck:
-    """Judge one interval's metric summary (from ``MetricsStore.summary``)."""
+def assess(stats: Mapping[str, MetricStats], policy: HealthPolicy,
+           breaker: BreakerSnapshot | None = None) -> HealthCheck:
+    """Judge one interval's metric summary (from ``MetricsStore.summary``).
+
+    A canary whose circuit breaker is not CLOSED fails the check whatever its
+    metrics say.
+    """
     reasons = []
+    if breaker is not None and breaker.state is not BreakerState.CLOSED:
+        reasons.append(f"circuit breaker is {breaker.state.value}")
     n = stats["success_rate"].n if "success_rate" in stats else 0
     if n < policy.min_records:
         reasons.append(f"{n} records, fewer than {policy.min_records}")

@@ -95,6 +95,20 @@ def test_half_open_failure_reopens_and_limit_locks(storage, clock) -> None:
     assert b.call(lambda: "ok") == "ok"
 
 
+def test_excluded_errors_do_not_count(storage, clock) -> None:
+    from swarmvar.errors import InvalidReturns
+
+    def bad_input() -> None:
+        raise InvalidReturns("NaN in returns")
+
+    b = CircuitBreaker("v1", storage, clock, exclude=(InvalidReturns,))
+    fail(b, 4)
+    for _ in range(10):
+        with pytest.raises(InvalidReturns):
+            b.call(bad_input)
+    assert b.state is CLOSED and b.snapshot.failures == 0
+
+
 def test_listeners_see_every_change(storage, clock) -> None:
     seen: list[tuple[str, BreakerState, BreakerState]] = []
     b = CircuitBreaker("v9", storage, clock, listeners=(lambda *e: seen.append(e),))

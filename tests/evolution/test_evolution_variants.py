@@ -223,3 +223,22 @@ def test_concurrent_processes_lose_no_update(tmp_path: Path, constructors) -> No
     got = SqliteVariantStore(Database(tmp_path)).get(v.id)
     assert got.metadata["count"] == 75 and got.version == 76
     assert all(o.strip().isdigit() for o in outs)
+
+
+_BUMP_ONCE = """
+import sys
+from dataclasses import replace
+from swarmvar.evolution import Database, SqliteVariantStore
+store = SqliteVariantStore(Database(sys.argv[1]))
+store.save(replace(store.get(sys.argv[2]), description="written by another process"))
+"""
+
+
+def test_stale_write_after_another_process_wrote(tmp_path: Path, constructors) -> None:
+    store = SqliteVariantStore(Database(tmp_path))
+    mine = store.add(make(constructors))
+    subprocess.run([sys.executable, "-c", _BUMP_ONCE, str(tmp_path), mine.id], check=True,
+                   timeout=120)
+    with pytest.raises(VersionConflict, match="stored version 2, yours 1"):
+        store.save(replace(mine, description="mine"))  # the decoded cache is not fooled
+    assert store.get(mine.id).description == "written by another process"

@@ -175,16 +175,21 @@ class CircuitBreaker:
         fake clock in tests).
     listeners : sequence of callables ``(name, old_state, new_state)``
         Called after each committed state change, outside any lock.
+    exclude : tuple of exception types
+        Exceptions from :meth:`call` that are the caller's fault (bad input),
+        not the variant's: they pass through without counting as failures.
     """
 
     def __init__(self, name: str, storage: BreakerStorage, clock: Clock,
                  config: BreakerConfig | None = None,
-                 listeners: tuple[Listener, ...] = ()) -> None:
+                 listeners: tuple[Listener, ...] = (),
+                 exclude: tuple[type[Exception], ...] = ()) -> None:
         self.name = name
         self.storage = storage
         self.clock = clock
         self.config = config or BreakerConfig()
         self._listeners = list(listeners)
+        self.exclude = exclude
         self._lock = threading.Lock()
 
     def add_listener(self, listener: Listener) -> None:
@@ -235,6 +240,9 @@ class CircuitBreaker:
         self.allow()
         try:
             result = fn(*args, **kwargs)
+        except self.exclude:
+            self.record_success()  # the variant answered; the input was wrong
+            raise
         except Exception:
             self.record_failure()
             raise

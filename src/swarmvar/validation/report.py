@@ -46,7 +46,7 @@ def plot_result(result: BacktestResult, alpha: float | None = None) -> Figure:
             ax.scatter(x[s.hits], result.returns[s.hits], s=12, color=line.get_color(), zorder=3)
         ax.set_title(f"VaR at {a:.1%}: returns below the line are breaches")
         ax.set_ylabel("log return")
-        ax.legend(loc="lower left", fontsize=7, ncol=2)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), fontsize=7, ncol=3)
     return fig
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import integrate, stats
 
 from swarmvar.errors import InvalidParameter, InvalidReturns
@@ -164,3 +166,20 @@ def test_invalid_inputs_raise_named_errors() -> None:
     post = gpd_posterior(np.ones(10), 100)
     with pytest.raises(InvalidReturns):
         post.add_excess(float("nan"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(xi=st.floats(-0.45, 0.9), beta=st.floats(0.1, 3.0), p_u=st.floats(0.02, 0.3),
+       alpha=st.floats(0.51, 0.9999))
+def test_family_quantile_inverts_tail(xi: float, beta: float, p_u: float, alpha: float) -> None:
+    body = np.linspace(-2.0, 1.0, 40)
+    fam = GPDTailFamily(1.0, [xi], [beta], [p_u], body)
+    v = float(fam.var(alpha)[0])
+    # left-continuous quantile: the tail at VaR is at most 1 - alpha ...
+    assert fam.tail(v)[0] <= (1 - alpha) * (1 + 1e-9) + 1e-12
+    # ... and just below VaR it is above
+    assert fam.tail(v - 1e-9)[0] >= (1 - alpha) * (1 - 1e-6)
+    # expected excess is convex and decreasing, with slope -tail
+    h = 1e-6
+    slope = (fam.excess(v + h)[0] - fam.excess(v - h)[0]) / (2 * h)
+    assert slope == pytest.approx(-0.5 * (fam.tail(v + h)[0] + fam.tail(v - h)[0]), abs=1e-4)

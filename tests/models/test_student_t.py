@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from swarmvar.data import load
 from swarmvar.errors import (
     ConvergenceWarning,
     InvalidParameter,
@@ -259,3 +260,12 @@ def test_nuts_agrees_with_closed_form_in_the_normal_limit() -> None:
     draws = _small().fit(y, seed=4).posterior_draws()
     assert np.mean(draws["mu"]) == pytest.approx(y.mean(), abs=2 * 0.01 / np.sqrt(500))
     assert np.std(draws["mu"]) == pytest.approx(0.01 / np.sqrt(500), rel=0.35)
+
+
+def test_agrees_with_scipy_mle_on_sp500_sample() -> None:
+    # the full-series check with default settings is in test_student_t_slow.py
+    r = load("sp500").to_numpy()[:500]
+    draws = _small().fit(r, seed=12).posterior_draws()
+    df, loc, scale = stats.t.fit(r)
+    for k, mle in (("mu", loc), ("sigma", scale), ("nu", df)):
+        assert abs(np.mean(draws[k]) - mle) < 2 * np.std(draws[k]), (k, mle)

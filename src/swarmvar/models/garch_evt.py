@@ -42,6 +42,12 @@ from .risk import EmpiricalFamily, check_alphas, risk_measures
 
 FloatArray = NDArray[np.float64]
 
+
+def _own(seed: Seed) -> np.random.Generator:
+    """A generator the agent owns (its state is saved), seeded from ``seed``."""
+    return np.random.default_rng(int(rng_from(seed).integers(0, 2**63 - 1)))
+
+
 #: Particles and paths per particle for horizons > 1 (filtered historical simulation).
 HORIZON_PARTICLES, HORIZON_PATHS = 200, 1000
 
@@ -76,7 +82,7 @@ class GarchEVT(Agent):
     def fit(self, returns: ArrayLike, *, seed: Seed = None) -> Self:
         """GARCH-t posterior, then the GPD tail of its standardized losses."""
         y = self._history(returns)
-        rng = rng_from(seed)
+        rng = _own(seed)
         started = time.perf_counter()
         garch = GarchT(self.particles, self.runs, self.ess_threshold)
         garch.fit(y, seed=int(rng.integers(0, 2**31 - 1)))
@@ -92,7 +98,7 @@ class GarchEVT(Agent):
         if not self._fitted:
             return self.fit(returns, seed=seed)
         y = self._history(returns)
-        rng = rng_from(seed) if seed is not None else copy.deepcopy(self._rng)
+        rng = _own(seed) if seed is not None else copy.deepcopy(self._rng)
         started = time.perf_counter()
         garch = GarchT.from_state(self._garch.state())  # refit a copy: all-or-nothing
         garch.refit(y, seed=int(rng.integers(0, 2**31 - 1)))

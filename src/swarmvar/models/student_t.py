@@ -38,6 +38,11 @@ from .risk import EmpiricalFamily, check_alphas, risk_measures
 
 FloatArray = NDArray[np.float64]
 
+
+def _own(seed: Seed) -> np.random.Generator:
+    """A generator the agent owns (its state is saved), seeded from ``seed``."""
+    return np.random.default_rng(int(rng_from(seed).integers(0, 2**63 - 1)))
+
 PARAMS = ("mu", "sigma", "nu")
 #: Observations per block when evaluating the likelihood (bounds memory at S x 1024).
 _BLOCK = 1024
@@ -120,7 +125,7 @@ class StudentT(Agent):
     def fit(self, returns: ArrayLike, *, seed: Seed = None) -> Self:
         """NUTS posterior from a history of log returns ``(n,)``, oldest first."""
         y = self._history(returns)
-        rng = rng_from(seed)
+        rng = _own(seed)
         started = time.perf_counter()
         draws = run_nuts(y, seed=int(rng.integers(0, 2**31 - 1)), num_warmup=self.num_warmup,
                          num_samples=self.num_samples, num_chains=self.num_chains)
@@ -154,7 +159,7 @@ class StudentT(Agent):
         if not self._fitted:
             return self.fit(returns, seed=seed)
         y = self._history(returns)
-        rng = copy.deepcopy(self._rng) if seed is None else rng_from(seed)
+        rng = copy.deepcopy(self._rng) if seed is None else _own(seed)
         started = time.perf_counter()
         theta, logw = self._theta, self._logw
         ll_old = self._loglik

@@ -43,6 +43,7 @@ def _own(seed: Seed) -> np.random.Generator:
     """A generator the agent owns (its state is saved), seeded from ``seed``."""
     return np.random.default_rng(int(rng_from(seed).integers(0, 2**63 - 1)))
 
+
 PARAMS = ("mu", "sigma", "nu")
 #: Observations per block when evaluating the likelihood (bounds memory at S x 1024).
 _BLOCK = 1024

@@ -62,3 +62,36 @@ def test_backtest_style_refits_track_the_window_posterior() -> None:
     warm = agent.posterior_draws()
     for k in ("mu", "sigma", "nu"):
         assert abs(np.mean(warm[k]) - np.mean(fresh[k])) < 2 * np.std(fresh[k]), k
+
+
+def test_simulation_based_calibration_of_the_online_posterior() -> None:
+    # Talts et al. (2018): with theta from the prior and data from the model, the
+    # rank of theta among posterior draws is uniform if the posterior is right.
+    # Here the posterior is NUTS on 300 returns followed by 100 SIR updates.
+    import warnings
+
+    from swarmvar.errors import ConvergenceWarning, InvalidReturns
+
+    model = StudentT(num_chains=2, num_warmup=200, num_samples=200)
+    ranks: dict[str, list[float]] = {"mu": [], "sigma": [], "nu": []}
+    rng = np.random.default_rng(2024)
+    done = 0
+    while done < 80:
+        theta = {k: float(v[0]) for k, v in model.sample_prior(1, seed=rng).items()}
+        y = model.simulate(theta, 400, seed=rng)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            try:
+                agent = StudentT(num_chains=2, num_warmup=200, num_samples=200).fit(
+                    y[:300], seed=rng)
+            except InvalidReturns:  # a prior draw with |r| > 1: outside the data contract
+                continue
+        for x in y[300:]:
+            agent.update(float(x))
+        draws = agent.posterior_draws()
+        for k in ranks:
+            thinned = draws[k][::4]
+            ranks[k].append((np.sum(thinned < theta[k]) + 0.5) / (thinned.size + 1))
+        done += 1
+    for k, r in ranks.items():
+        assert stats.kstest(r, "uniform").pvalue > 0.001, k

@@ -11,9 +11,10 @@ particles. ``update`` is sequential importance resampling: each particle's
 weight is multiplied by the t density of the new return; when the ESS falls
 below ``ess_threshold * S`` the particles are resampled (systematic) and
 rejuvenated by random-walk Metropolis-Hastings on the full iid likelihood of
-the history. ``refit(window)`` warm-starts from the current particles by
-adaptive tempering from the old to the new window's likelihood instead of a
-fresh NUTS run. See docs/models-student-t-evt.md.
+the history. ``refit(window)`` warm-starts from the current particles:
+reweighting by the window-to-history likelihood ratio, with adaptive
+tempering, resampling and moves when that leaves too few effective
+particles, instead of a fresh NUTS run. See docs/models-student-t-evt.md.
 """
 
 from __future__ import annotations

@@ -40,7 +40,8 @@ def _available(names: list[str]) -> tuple[list[object], list[str]]:
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--last", type=int, default=2500, help="out-of-sample days")
+    parser.add_argument("--last", type=int, default=2500,
+                        help="out-of-sample days")
     parser.add_argument("agents", nargs="*", default=list(DEFAULT_AGENTS))
     args = parser.parse_args([] if argv is None else argv)
     window, every, alphas = 1000, 20, (0.99, 0.975)

@@ -134,3 +134,17 @@ def test_interval_coverage_detects_a_misspecified_model() -> None:
                             alpha=0.99, n_obs=1000, n_rep=100, seed=5)
     assert res.fraction < 0.5
     assert math.isfinite(res.ci[0])
+
+
+@pytest.mark.slow
+def test_student_t_agent_intervals_cover_the_true_var() -> None:
+    cls = _lazy_agent(("student_t", "StudentT"))
+    mu, scale, nu, alpha = 0.0004, 0.009, 5.0, 0.99
+    true_var = -(mu + scale * stats.t.ppf(1 - alpha, nu))
+
+    def simulate(rng: np.random.Generator, n: int) -> np.ndarray:
+        return mu + scale * rng.standard_t(nu, n)
+
+    res = interval_coverage(lambda: cls(), simulate, true_var, alpha=alpha, n_obs=500,
+                            n_rep=300, seed=6)
+    assert 0.85 <= res.fraction <= 0.95, (res.fraction, res.ci)

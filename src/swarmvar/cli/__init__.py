@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import typer
 
+from .backtest import backtest_command
+from .ledger import app as ledger_app
 from .var import var
+from .variants import app as variants_app
 
 app = typer.Typer(
     name="swarmvar",
@@ -18,6 +21,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("var")(var)
+app.command("backtest")(backtest_command)
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(variants_app, name="variants")
 
 
 @app.callback()

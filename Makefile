@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/swarmvar var --data sp500 --alpha 0.99,0.975 --home $(HOME_DIR)
+	$(BIN)/swarmvar ledger verify --home $(HOME_DIR)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

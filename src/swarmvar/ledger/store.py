@@ -18,9 +18,9 @@ one WAL-mode file) share :func:`seal_batch`; a PostgreSQL store would too.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..errors import LedgerCorrupted
 from .entry import ZERO_HASH, preimage
@@ -107,18 +107,29 @@ def seal_batch(
     index = size
     for kind, data_json, timestamp in drafts:
         digest = new(preimage(index, timestamp, kind, data_json, prev)).digest()
-        cur = new(b"\x00" + digest).digest()
-        level = 0
-        done = b""
-        while frontier and frontier[-1][0] == level:
-            cur = new(b"\x01" + frontier.pop()[1] + cur).digest()
-            level += 1
-            done += cur
-        frontier.append((level, cur))
+        done = push_leaf(frontier, digest, new)
         rows.append((index, timestamp, kind, data_json, prev, digest, done))
         prev = digest
         index += 1
     return rows, frontier
+
+
+def push_leaf(frontier: Frontier, digest: bytes, new: Callable[[bytes], Any]) -> bytes:
+    """Add leaf ``digest`` to the RFC 6962 ``frontier`` in place.
+
+    Returns the concatenated hashes of the perfect subtrees this leaf
+    completes (what the store keeps per row); the verifier recomputes the
+    same bytes with this one function.
+    """
+    cur = new(b"\x00" + digest).digest()
+    level = 0
+    done = b""
+    while frontier and frontier[-1][0] == level:
+        cur = new(b"\x01" + frontier.pop()[1] + cur).digest()
+        level += 1
+        done += cur
+    frontier.append((level, cur))
+    return done
 
 
 def node_row(key: NodeKey) -> int:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .entry import ZERO_HASH, EntryKind, preimage
 from .merkle import HashAlgorithm, empty_root, fold
-from .store import Frontier, Row
+from .store import Frontier, Row, push_leaf
 
 _KINDS = frozenset(k.value for k in EntryKind)
 
@@ -76,17 +76,9 @@ def verify_rows(rows: Iterable[Row], algorithm: HashAlgorithm) -> Verification:
             or new(preimage(idx, timestamp, kind, data, previous)).digest() != digest
         ):
             return Verification(False, expected, idx, _why(idx, kind, previous, prev))
-        cur = new(b"\x00" + digest).digest()
-        level = 0
-        done = b""
-        while frontier and frontier[-1][0] == level:
-            cur = new(b"\x01" + frontier.pop()[1] + cur).digest()
-            level += 1
-            done += cur
-        if done != nodes:
+        if push_leaf(frontier, digest, new) != nodes:
             reason = "stored Merkle nodes differ from the recomputed ones"
             return Verification(False, expected, idx, reason)
-        frontier.append((level, cur))
         prev = digest
         expected += 1
     root = fold([h for _, h in frontier], algorithm) if frontier else empty_root(algorithm)

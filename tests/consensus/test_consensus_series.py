@@ -6,8 +6,20 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from swarmvar.consensus import Aggregator, Loss, Policy, Weighting, consensus_series
+from swarmvar.consensus import (
+    Aggregator,
+    Loss,
+    Policy,
+    Weighting,
+    combine,
+    consensus_series,
+    sign_measures,
+)
+from swarmvar.consensus.series import rearrange_levels
 from swarmvar.errors import InvalidParameter, NotEnoughAgents
+from swarmvar.types import RiskMeasure
+
+from .conftest import NOW
 
 
 def forecasts(days: int = 120, n: int = 7, seed: int = 0):
@@ -67,3 +79,59 @@ def test_bma_path_and_validation():
         consensus_series(r, var[:, :4], es[:, :4], 0.99, Policy(f=2))
     with pytest.raises(InvalidParameter):
         consensus_series(r[:-1], var, es, 0.99, Policy(f=1))
+
+
+def test_each_day_is_what_combine_serves_for_the_same_signed_estimates(keys, ring):
+    """The backtest row and the live consensus are one rule: same point and interval."""
+    r, var, es = forecasts(days=5)
+    lo, hi = var * 0.9, var * 1.2
+    var_iv, es_iv = np.stack([lo, hi], axis=-1), np.stack([es * 0.9, es * 1.2], axis=-1)
+    policy = Policy(f=2, aggregator=Aggregator.TRIMMED_MEAN)
+    path = consensus_series(r, var, es, 0.99, policy, var_interval=var_iv, es_interval=es_iv)
+    agents = sorted(keys)
+    for t in range(5):
+        measures = [
+            (a, RiskMeasure(0.99, float(var[t, i]), float(es[t, i]),
+                            (float(lo[t, i]), float(hi[t, i])),
+                            (float(es_iv[t, i, 0]), float(es_iv[t, i, 1]))))
+            for i, a in enumerate(agents)
+        ]
+        signed_ = sign_measures(measures, keys, portfolio="spx", horizon=1, as_of=NOW, seq=t + 1)
+        live = combine(signed_, policy, keyring=ring, now=NOW)
+        assert path.var[t] == pytest.approx(live.var, rel=1e-12)
+        assert path.es[t] == pytest.approx(live.es, rel=1e-12)
+        np.testing.assert_allclose(path.var_interval[t], live.var_interval, rtol=1e-12)
+        np.testing.assert_allclose(path.es_interval[t], live.es_interval, rtol=1e-12)
+        assert live.var_interval[0] <= live.var <= live.var_interval[1]
+
+
+def test_interval_shapes_are_checked():
+    r, var, es = forecasts(days=10)
+    with pytest.raises(InvalidParameter, match="var_interval"):
+        consensus_series(r, var, es, 0.99, Policy(f=1), var_interval=np.zeros((10, 7)))
+    bad = np.stack([var, var], axis=-1)
+    bad[3, 2, 1] = np.nan
+    with pytest.raises(InvalidParameter, match="es_interval must be finite"):
+        consensus_series(r, var, es, 0.99, Policy(f=1), es_interval=bad)
+
+
+def test_rearrangement_uncrosses_levels_and_keeps_each_interval_with_its_point():
+    alphas = np.array([0.99, 0.975, 0.95])
+    var = np.array([[0.030, 0.050], [0.038, 0.040], [0.020, 0.030]])  # day 0: 97.5% > 99%
+    es = var * 1.3
+    es[0, 1], es[1, 1] = 0.045, 0.046  # day 1: every ES at 99% is below its VaR 0.05
+    vi = np.stack([var * 0.9, var * 1.1], axis=-1)
+    ei = np.stack([es * 0.9, es * 1.1], axis=-1)
+    v, e, vi2, ei2 = rearrange_levels(alphas, var, es, vi, ei)
+    np.testing.assert_array_equal(v[:, 0], [0.038, 0.030, 0.020])
+    np.testing.assert_array_equal(vi2[0, 0], vi[1, 0])  # the interval moved with its point
+    np.testing.assert_array_equal(v[:, 1], var[:, 1])  # day 1 was already ordered
+    assert np.all(np.diff(v[np.argsort(alphas)], axis=0) >= 0)
+    assert np.all(np.diff(e[np.argsort(alphas)], axis=0) >= 0)
+    assert np.all(e >= v) and np.all(ei2[..., 0] <= e) and np.all(e <= ei2[..., 1])
+    assert e[0, 1] == 0.05
+    # ordered input comes back unchanged
+    sv = np.sort(var, axis=0)[::-1]
+    band = np.stack([sv, sv], -1)
+    same = rearrange_levels(alphas, sv, sv * 1.2, band, band * 1.2)
+    np.testing.assert_array_equal(same[0], sv)

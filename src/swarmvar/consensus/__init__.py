@@ -38,7 +38,7 @@ from .robust import (
     robust_aggregate,
     trimmed_mean,
 )
-from .series import ConsensusPath, consensus_series
+from .series import ConsensusPath, consensus_series, rearrange_levels
 from .signing import (
     KeyRing,
     Rejection,
@@ -124,6 +124,7 @@ __all__ = [
     "multi_krum",
     "pinball_loss",
     "private_key_from_seed",
+    "rearrange_levels",
     "rejection_error",
     "robust_aggregate",
     "rounds_needed",

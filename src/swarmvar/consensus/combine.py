@@ -272,16 +272,11 @@ def combine(
         [[e.var, e.es, *e.var_interval, *e.es_interval] for e in used_in], dtype=np.float64
     )
     prior = agent_weights(agents, policy, track_record)
-    agg = robust_aggregate(
-        rows, policy.aggregator, policy.f, prior, multi_krum_m=policy.multi_krum_m
-    )
-    var, es, var_lo, var_hi, es_lo, es_hi = (float(v) for v in agg.value)
-    es = max(es, var)
     staleness = max(0.0, max(ages[a] for a in agents))
     m, n = len(agents), max(n_total, len(agents))
-    var_interval = _widened(var, var_lo, var_hi, rows[:, [0, 2, 3]], m, n, staleness, policy)
-    es_interval = _widened(es, es_lo, es_hi, rows[:, [1, 4, 5]], m, n, staleness, policy)
-    contribution = agg.weights[:, 0]
+    var, es, var_interval, es_interval, contribution = aggregate_rows(
+        rows, policy, prior, total=n, staleness=staleness
+    )
     late = (RejectionReason.MISMATCHED, RejectionReason.STALE)
     keyring.commit(admitted, [r for r in rejected.values() if r.reason in late])
     return Consensus(
@@ -346,6 +341,37 @@ def _choose(
                 f"{latest - e.seq} versions behind, data {ages[e.agent_id]:.0f} s old",
             )
     return used_in, degraded
+
+
+def aggregate_rows(
+    rows: FloatArray,
+    policy: Policy,
+    weights: FloatArray | None = None,
+    *,
+    total: int | None = None,
+    staleness: float = 0.0,
+) -> tuple[float, float, tuple[float, float], tuple[float, float], FloatArray]:
+    """Steps 5-6 of :func:`combine` on admitted rows: the robust rule, then the intervals.
+
+    ``rows`` is ``(m, 6)``: each used agent's ``(VaR, ES, VaR lo, VaR hi, ES
+    lo, ES hi)``; ``weights`` the prior weights ``(m,)`` (equal if None);
+    ``total`` the agents expected (``m`` if None); ``staleness`` the data age
+    in seconds of the oldest row. Returns ``(var, es, var_interval,
+    es_interval, contribution)`` where ``contribution (m,)`` is each row's
+    weight in the VaR (0 for trimmed rows). :func:`consensus_series` uses
+    this too, so a backtest's consensus row is the same rule as a live one.
+    """
+    m = rows.shape[0]
+    prior = np.full(m, 1.0 / m) if weights is None else weights
+    agg = robust_aggregate(
+        rows, policy.aggregator, policy.f, prior, multi_krum_m=policy.multi_krum_m
+    )
+    var, es, var_lo, var_hi, es_lo, es_hi = (float(v) for v in agg.value)
+    es = max(es, var)
+    n = m if total is None else max(total, m)
+    var_interval = _widened(var, var_lo, var_hi, rows[:, [0, 2, 3]], m, n, staleness, policy)
+    es_interval = _widened(es, es_lo, es_hi, rows[:, [1, 4, 5]], m, n, staleness, policy)
+    return var, es, var_interval, es_interval, agg.weights[:, 0]
 
 
 def _widened(

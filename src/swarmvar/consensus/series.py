@@ -1,10 +1,13 @@
 """The consensus as a forecaster: robust VaR/ES paths from agents' forecast paths.
 
 For backtests: given every agent's VaR and ES forecast for each day (made
-before that day's return) and the realized returns, produce the consensus
-forecast for each day with the same robust rule and weighting ``combine``
-uses. Track-record and BMA weights at day ``t`` use only days before ``t``,
-so the consensus path is a genuine out-of-sample forecaster.
+before that day's return), their credible intervals, and the realized
+returns, produce the consensus forecast for each day with the same robust
+rule, weighting and interval rule ``combine`` uses
+(:func:`~.combine.aggregate_rows`). Track-record and BMA weights at day ``t``
+use only days before ``t``, so the consensus path is a genuine out-of-sample
+forecaster. Signing and staleness do not apply: every agent's forecast of
+day ``t`` is fresh and in-process.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import InvalidParameter
-from .combine import Policy, Weighting
-from .robust import check_tolerance, robust_aggregate
+from .combine import Policy, Weighting, aggregate_rows
+from .robust import check_tolerance
 from .weights import bma_weights, track_record_weights
 
 FloatArray = NDArray[np.float64]
@@ -24,10 +27,17 @@ FloatArray = NDArray[np.float64]
 
 @dataclass(frozen=True)
 class ConsensusPath:
-    """Consensus forecasts per day: ``var (T,)``, ``es (T,)``, agent ``weights (T, n)``."""
+    """Consensus forecasts per day.
+
+    ``var (T,)``, ``es (T,)``; ``var_interval`` and ``es_interval`` ``(T, 2)``
+    (lower, upper); agent ``weights (T, n)`` (each agent's weight in the VaR,
+    0 when trimmed).
+    """
 
     var: FloatArray
     es: FloatArray
+    var_interval: FloatArray
+    es_interval: FloatArray
     weights: FloatArray
 
 
@@ -52,6 +62,15 @@ def _day_weights(
     ).weights
 
 
+def _matrix(name: str, value: ArrayLike, shape: tuple[int, ...]) -> FloatArray:
+    x = np.asarray(value, dtype=np.float64)
+    if x.shape != shape:
+        raise InvalidParameter(f"{name} must have shape {shape}, got {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise InvalidParameter(f"{name} must be finite")
+    return x
+
+
 def consensus_series(
     returns: ArrayLike,
     var: ArrayLike,
@@ -60,6 +79,8 @@ def consensus_series(
     policy: Policy,
     *,
     log_scores: ArrayLike | None = None,
+    var_interval: ArrayLike | None = None,
+    es_interval: ArrayLike | None = None,
 ) -> ConsensusPath:
     """Consensus VaR/ES forecast for each day from ``n`` agents' forecasts.
 
@@ -73,10 +94,14 @@ def consensus_series(
     alpha : float
         Confidence level of the forecasts.
     policy : Policy
-        Aggregator, ``f`` and weighting (staleness and signing do not apply
-        to a backtest path).
+        Aggregator, ``f``, weighting and interval mass (staleness and signing
+        do not apply to a backtest path).
     log_scores : array_like, shape (T, n), optional
         ``log p_i(r_t | past)`` for BMA weighting.
+    var_interval, es_interval : array_like, shape (T, n, 2), optional
+        Each agent's credible interval (lower, upper); without them each
+        agent's interval is its point and the consensus interval comes from
+        the agents' disagreement alone.
     """
     r = np.asarray(returns, dtype=np.float64)
     v = np.asarray(var, dtype=np.float64)
@@ -87,23 +112,56 @@ def consensus_series(
         )
     if not (np.all(np.isfinite(r)) and np.all(np.isfinite(v)) and np.all(np.isfinite(e))):
         raise InvalidParameter("returns and forecasts must be finite")
-    ls = None if log_scores is None else np.asarray(log_scores, dtype=np.float64)
-    if ls is not None and ls.shape != v.shape:
-        raise InvalidParameter(f"log_scores must have shape {v.shape}, got {ls.shape}")
+    ls = None if log_scores is None else _matrix("log_scores", log_scores, v.shape)
+    vi = (np.stack([v, v], axis=-1) if var_interval is None
+          else _matrix("var_interval", var_interval, (*v.shape, 2)))
+    ei = (np.stack([e, e], axis=-1) if es_interval is None
+          else _matrix("es_interval", es_interval, (*v.shape, 2)))
     days, n = v.shape
     check_tolerance(policy.aggregator, n, policy.f)
+    rows = np.stack([v, e, vi[..., 0], vi[..., 1], ei[..., 0], ei[..., 1]], axis=-1)
     out_var, out_es = np.empty(days), np.empty(days)
+    out_vi, out_ei = np.empty((days, 2)), np.empty((days, 2))
     weights = np.empty((days, n))
     for t in range(days):
         w = _day_weights(t, policy, r, v, e, alpha, ls)
-        agg = robust_aggregate(
-            np.column_stack([v[t], e[t]]),
-            policy.aggregator,
-            policy.f,
-            w,
-            multi_krum_m=policy.multi_krum_m,
+        out_var[t], out_es[t], out_vi[t], out_ei[t], weights[t] = aggregate_rows(
+            rows[t], policy, w
         )
-        out_var[t] = agg.value[0]
-        out_es[t] = max(agg.value[1], agg.value[0])
-        weights[t] = agg.weights[:, 0]
-    return ConsensusPath(var=out_var, es=out_es, weights=weights)
+    return ConsensusPath(
+        var=out_var, es=out_es, var_interval=out_vi, es_interval=out_ei, weights=weights
+    )
+
+
+def rearrange_levels(
+    alphas: ArrayLike,
+    var: ArrayLike,
+    es: ArrayLike,
+    var_interval: ArrayLike,
+    es_interval: ArrayLike,
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Make consensus VaR and ES non-decreasing in the confidence level (rearrangement).
+
+    Each level is combined on its own, so with track-record weights a level
+    may lean on another agent than its neighbour and the consensus can
+    cross (97.5% VaR above 99% VaR). Sorting the values across levels — the
+    monotone rearrangement of Chernozhukov, Fernández-Val & Galichon (2010),
+    which never moves an estimate further from a monotone truth — restores
+    the order; each interval moves with its point. Then ``ES >= VaR`` at each
+    level, the ES interval widened to contain the ES.
+
+    Shapes: ``alphas (L,)``; ``var``, ``es`` ``(L, T)``; intervals ``(L, T, 2)``.
+    Returns the four arrays rearranged (copies).
+    """
+    a = np.asarray(alphas, dtype=np.float64)
+    v, e = np.array(var, dtype=np.float64), np.array(es, dtype=np.float64)
+    vi, ei = np.array(var_interval, dtype=np.float64), np.array(es_interval, dtype=np.float64)
+    level = np.argsort(a)
+    for x, xi in ((v, vi), (e, ei)):
+        order = np.argsort(x[level], axis=0, kind="stable")  # (L, T): ranks within each day
+        x[level] = np.take_along_axis(x[level], order, axis=0)
+        xi[level] = np.take_along_axis(xi[level], order[..., None], axis=0)
+    e = np.maximum(e, v)
+    ei[..., 0] = np.minimum(ei[..., 0], e)
+    ei[..., 1] = np.maximum(ei[..., 1], e)
+    return v, e, vi, ei

@@ -41,3 +41,35 @@ def test_var_refuses_bad_input_clearly(tmp_path):
     assert result.exit_code == 2 and "strictly between" in result.output
     result = runner.invoke(app, ["var", "--data", str(tmp_path / "missing.csv")])
     assert result.exit_code == 2 and "no such file" in result.output
+
+
+def test_var_prints_and_records_the_signed_consensus_with_track_record_weights(tmp_path):
+    result = runner.invoke(app, ["var", "--agents", "nig,bootstrap,garch-t", "--alpha",
+                                 "0.99,0.975", "--last", "800", "--track-days", "30",
+                                 "--home", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "swarm consensus: trimmed_mean(f=1, track_record)" in result.output
+    assert "3/3" in result.output and "trimmed" in result.output
+    keys = sorted((tmp_path / "keys" / "agents").glob("*.pem"))
+    assert [k.stem for k in keys] == ["BayesianBootstrap", "GarchT", "NormalInverseGamma"]
+    assert all(k.stat().st_mode & 0o077 == 0 for k in keys)  # private keys stay private
+    with Ledger.open(tmp_path, create=False) as ledger:
+        assert ledger.verify_chain().ok
+        entries = list(ledger.entries(1))
+    forecasts = {e.data["agent"]: e.data["forecast"]["levels"] for e in entries
+                 if e.kind is EntryKind.FORECAST}
+    agreed = [e.data for e in entries if e.kind is EntryKind.CONSENSUS]
+    assert [c["alpha"] for c in agreed] == [0.99, 0.975]
+    for k, c in enumerate(agreed):
+        views = [levels[k]["var"] for levels in forecasts.values()]
+        assert min(views) <= c["var"] <= max(views)  # inside the honest range
+        assert c["var_interval"][0] <= c["var"] <= c["var_interval"][1]
+        assert len(c["used"]) + len(c["trimmed"]) == 3 and c["rejected"] == {}
+        assert abs(sum(c["weights"].values()) - 1) < 1e-9
+    assert agreed[0]["var"] >= agreed[1]["var"] and agreed[0]["es"] >= agreed[1]["es"]
+
+
+def test_var_without_enough_agents_for_a_consensus_says_so(tmp_path):
+    result = runner.invoke(app, ["var", "--agents", "nig", "--home", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "no consensus" in result.output and "NotEnough" not in result.output

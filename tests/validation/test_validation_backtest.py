@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from swarmvar.consensus import Aggregator, Policy, Weighting, consensus_series
 from swarmvar.data import load
 from swarmvar.errors import InvalidParameter, InvalidReturns
 from swarmvar.models import BayesianBootstrap
@@ -59,8 +60,9 @@ def test_forecasts_never_see_the_day_they_forecast(
 ) -> None:
     """Changing returns from day ``cut`` on leaves every forecast for days <= cut unchanged."""
     agents = {"knm": known_mean_normal(window=60), "bb": BayesianBootstrap(window=100)}
+    swarm = Policy(f=0, aggregator=Aggregator.MEAN, weighting=Weighting.TRACK_RECORD, window=30)
     kw = dict(window=120, refit_every=17, alphas=(0.99, 0.95), seed=3, progress=False,
-              n_sim=20, consensus={"mean": mean_combiner})
+              n_sim=20, consensus={"mean": mean_combiner, "swarm": swarm})
     perturbed = BASE.copy()
     noise = np.random.default_rng(noise_seed).standard_normal(260 - cut) * 0.01
     perturbed[cut:] = scale * perturbed[cut:] + noise
@@ -112,6 +114,38 @@ def test_consensus_rows_combine_the_agents_of_the_same_day(known_mean_normal: An
         np.testing.assert_allclose(res.series["mean"][alpha].var, want, rtol=1e-14)
         assert res.evaluation["mean"][alpha].dm_vs_baseline is not None
     assert res.evaluation["arch GARCH(1,1)-t"][0.99].dm_vs_baseline is None
+
+
+def test_a_policy_row_is_the_swarm_consensus_of_the_agents(known_mean_normal: Any) -> None:
+    """A Policy row = consensus_series over the agents' columns (baseline excluded)."""
+    r = simulated(200, 5)
+    agents = {"a": known_mean_normal(window=40), "b": known_mean_normal(window=90),
+              "c": BayesianBootstrap(window=60), "d": BayesianBootstrap(window=100)}
+    policy = Policy(f=1, weighting=Weighting.TRACK_RECORD, window=50)
+    res = backtest(r, agents, window=100, refit_every=10, alphas=(0.99, 0.95), progress=False,
+                   consensus={"swarm": policy}, n_sim=20)
+    assert res.rows == ("a", "b", "c", "d", "swarm", "arch GARCH(1,1)-t")
+    for alpha in (0.99, 0.95):
+        cols = [res.series[n][alpha] for n in "abcd"]
+        want = consensus_series(
+            res.returns, np.column_stack([c.var for c in cols]),
+            np.column_stack([c.es for c in cols]), alpha, policy,
+            var_interval=np.stack([np.column_stack([c.var_lo for c in cols]),
+                                   np.column_stack([c.var_hi for c in cols])], axis=-1),
+            es_interval=np.stack([np.column_stack([c.es_lo for c in cols]),
+                                  np.column_stack([c.es_hi for c in cols])], axis=-1),
+        )
+        got = res.series["swarm"][alpha]
+        np.testing.assert_array_equal(got.var, want.var)
+        np.testing.assert_array_equal(got.es, want.es)
+        np.testing.assert_array_equal(np.column_stack([got.var_lo, got.var_hi]),
+                                      want.var_interval)
+        np.testing.assert_array_equal(got.hits, -res.returns > want.var)
+        assert np.all(got.var_lo <= got.var) and np.all(got.var <= got.var_hi)
+        assert res.evaluation["swarm"][alpha].dm_vs_baseline is not None
+    with pytest.raises(InvalidParameter, match="needs at least 3 agents"):
+        backtest(r, {"a": known_mean_normal()}, window=100, progress=False, baseline=None,
+                 consensus={"swarm": policy})
 
 
 def test_the_callers_agents_are_left_unfitted(known_mean_normal: Any) -> None:

@@ -10,21 +10,37 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from swarmvar.cli.backtest import app
+from swarmvar.ledger import EntryKind, Ledger
 
 
 def test_backtest_command_prints_the_table_and_writes_a_report(tmp_path: Path) -> None:
     out = tmp_path / "report.html"
     result = CliRunner().invoke(app, [
         "--data", "sp500", "--last", "120", "--window", "250", "--refit-every", "50",
-        "--alpha", "0.99", "--alpha", "0.975", "--agents", "bootstrap", "--report", str(out),
-        "--no-progress",
+        "--alpha", "0.99", "--alpha", "0.975", "--agents", "nig,bootstrap,nig",
+        "--report", str(out), "--no-progress", "--home", str(tmp_path / "home"),
     ])
     assert result.exit_code == 0, result.output
     assert "BayesianBootstrap" in result.output and "arch GARCH(1,1)-t" in result.output
     assert "Kupiec" in result.output and re.search(r"pass|FAIL", result.output)
     assert "120 out-of-sample days" in result.output
+    assert "consensus" in result.output and "trimmed_mean(f=1, track_record)" in result.output
     html = out.read_text()
     assert html.count("data:image/png;base64,") == 2
+    with Ledger.open(tmp_path / "home", create=False) as ledger:
+        assert ledger.verify_chain().ok
+        entries = list(ledger.entries(1))
+    days = [e for e in entries if e.kind is EntryKind.FORECAST]
+    tests = [e for e in entries if e.kind is EntryKind.BACKTEST and "row" in e.data]
+    summary = [e for e in entries if e.kind is EntryKind.BACKTEST and "summary" in e.data]
+    assert len(days) == 120 and len(summary) == 1 and len(tests) == 5 * 2
+    assert {e.data["backtest"] for e in entries} == {summary[0].data["backtest"]}
+    rows = ("NormalInverseGamma", "BayesianBootstrap", "NormalInverseGamma #2", "consensus",
+            "arch GARCH(1,1)-t")
+    assert summary[0].data["rows"] == list(rows)
+    assert days[0].data["rows"]["consensus"]["0.99"][0] > 0
+    kupiec = [e.data["tests"]["kupiec"]["pvalue"] for e in tests if e.data["row"] == "consensus"]
+    assert len(kupiec) == 2 and all(0 <= p <= 1 for p in kupiec)
 
 
 def test_backtest_command_reads_a_file_and_reports_bad_input(tmp_path: Path) -> None:
@@ -35,7 +51,7 @@ def test_backtest_command_reads_a_file_and_reports_bad_input(tmp_path: Path) -> 
         path, index=False)
     ok = CliRunner().invoke(app, ["--data", str(path), "--column", "px", "--last", "100",
                                   "--window", "200", "--agents", "bootstrap", "--no-baseline",
-                                  "--no-progress"])
+                                  "--no-progress", "--no-record"])
     assert ok.exit_code == 0, ok.output
     assert "arch" not in ok.output and "100 out-of-sample days" in ok.output
     bad = CliRunner().invoke(app, ["--data", str(path), "--column", "nope", "--no-progress"])

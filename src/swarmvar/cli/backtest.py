@@ -11,8 +11,11 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import SwarmVarError
+from ..ledger import Ledger
 from ..models import DEFAULT_AGENTS, agent_class, canonical_name
 from ..models.risk import check_alphas
+from ..swarm.consensus import SWARM_POLICY
+from ..swarm.record import record_backtest
 from ..validation import BacktestResult, Test, backtest
 from ._common import fail, load_series, parse_alphas
 
@@ -87,6 +90,12 @@ def backtest_command(
                       ] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    consensus: Annotated[bool, typer.Option(
+        help="add the swarm's consensus row (needs 3 or more agents)")] = True,
+    home: Annotated[Path, typer.Option(help="data directory (the ledger records the run)")
+                    ] = Path(".swarmvar"),
+    record: Annotated[bool, typer.Option(help="record forecasts and tests in the ledger")
+                      ] = True,
 ) -> None:
     """Backtest agents on the last LAST days (each fitted on the WINDOW days before)."""
     console = Console(width=max(Console().width, 160))  # the test table is wide
@@ -103,12 +112,29 @@ def backtest_command(
     console.print(f"[bold]{series.name}[/bold]: {len(series)} daily log returns, "
                   f"{series.index[0].date()} → {series.index[-1].date()}; agents: "
                   f"{', '.join(names)}")
+    rows = {}
+    if consensus and len(roster) >= SWARM_POLICY.aggregator.min_agents(SWARM_POLICY.f):
+        rows["consensus"] = SWARM_POLICY
+    elif consensus:
+        console.print(f"[yellow]no consensus row: {SWARM_POLICY.method} needs at least "
+                      f"{SWARM_POLICY.aggregator.min_agents(SWARM_POLICY.f)} agents[/yellow]")
     try:
         result = backtest(series, roster, window=window, refit_every=refit_every, alphas=alphas,
                           horizon=horizon, baseline="arch" if baseline else None, seed=seed,
-                          progress=progress)
+                          progress=progress, consensus=rows)
         console.print(render(result))
+        if rows:
+            console.print(f"consensus: {SWARM_POLICY.method}, weights from each agent's "
+                          f"FZ0 loss over the previous {SWARM_POLICY.window} days")
         if report is not None:
             console.print(f"report written to {result.to_html(report)}")
+        if record:
+            with Ledger.open(home) as ledger:
+                indices = record_backtest(ledger, result, source=str(series.name), config={
+                    "seed": seed, "consensus": SWARM_POLICY.method if rows else None})
+                root = ledger.compute_merkle_root().hex()
+            console.print(f"recorded entries {indices.start}-{indices.stop - 1} (daily "
+                          f"forecasts, tests, summary) in the ledger at {ledger.path} "
+                          f"(Merkle root {root[:16]}…)")
     except SwarmVarError as exc:
         raise fail(exc) from exc

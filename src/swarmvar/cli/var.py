@@ -1,20 +1,32 @@
-"""``swarmvar var``: every agent's VaR/ES with credible intervals on one series."""
+"""``swarmvar var``: every agent's VaR/ES with credible intervals, and the swarm's consensus."""
 
 from __future__ import annotations
 
+from datetime import UTC
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
+from ..consensus import TrackRecord
 from ..errors import SwarmVarError
+from ..ledger import Ledger
 from ..models import DEFAULT_AGENTS, canonical_name
 from ..models.risk import check_alphas
-from ..ledger import Ledger
 from ..swarm import AgentRun, run_agents
+from ..swarm.consensus import SWARM_POLICY, TRACK_DAYS, agent_keys, swarm_consensus, track_records
 from ..swarm.record import record_beat
+from ..types import Consensus
 from ._common import fail, load_series, make_console, parse_alphas
 
 
@@ -58,6 +70,34 @@ def render(runs: list[AgentRun], title: str, notional: float | None) -> Table:
     return table
 
 
+def render_consensus(consensus: list[Consensus], notional: float | None) -> Table:
+    """The rich table of the swarm's consensus: one row per level, then who counted how much."""
+    rule = consensus[0].method if consensus else ""
+    table = Table(title=f"swarm consensus: {rule} over signed estimates", title_justify="left")
+    table.add_column("alpha", justify="right")
+    table.add_column("VaR  [90% CI]", justify="right", no_wrap=True)
+    table.add_column("ES  [90% CI]", justify="right", no_wrap=True)
+    if notional is not None:
+        table.add_column("VaR (ccy)", justify="right", no_wrap=True)
+    table.add_column("m/n", justify="right", no_wrap=True)
+    table.add_column("weights of the agents used; trimmed; rejected", ratio=1)
+    for c in consensus:
+        parts = [", ".join(f"{a} {w:.2f}" for a, w in sorted(c.weights.items(),
+                                                             key=lambda kv: -kv[1]))]
+        if c.trimmed:
+            parts.append("trimmed " + ", ".join(c.trimmed))
+        parts += [f"[red]rejected {a}: {why}[/red]" for a, why in c.rejected.items()]
+        table.add_row(
+            f"{c.alpha:g}",
+            f"[bold]{_pct(c.var)}[/bold]  {_interval(*c.var_interval)}",
+            f"{_pct(c.es)}  {_interval(*c.es_interval)}",
+            *([f"{notional * c.var:,.0f}"] if notional is not None else []),
+            f"{c.available}/{c.total}" + (" [yellow]degraded[/yellow]" if c.degraded else ""),
+            "; ".join(parts),
+        )
+    return table
+
+
 def var(
     data: Annotated[
         str, typer.Option("--data", help="sp500, nasdaq, or a CSV/Parquet path")
@@ -75,8 +115,12 @@ def var(
         float | None, typer.Option(help="portfolio value, for VaR in currency")
     ] = None,
     home: Annotated[Path, typer.Option(help="data directory")] = Path(".swarmvar"),
+    consensus: Annotated[bool, typer.Option(help="combine the agents into a consensus")] = True,
+    track_days: Annotated[int, typer.Option(
+        "--track-days", help="days of out-of-sample track record behind the consensus "
+        "weights (0: equal weights)")] = TRACK_DAYS,
 ) -> None:
-    """Fit every agent on a return series and print VaR/ES with 90% credible intervals."""
+    """Fit every agent, print VaR/ES with 90% credible intervals and the swarm's consensus."""
     console = make_console()
     try:
         alphas = check_alphas(parse_alphas(alpha))
@@ -105,10 +149,46 @@ def var(
             raise fail(exc) from exc
     title = f"{horizon}-day VaR and ES as of {end} (losses in % of value)"
     console.print(render(runs, title, notional))
+    as_of = series.index[-1].to_pydatetime().replace(tzinfo=UTC)
+    good = [r.name for r in runs if r.ok]
+    track: dict[float, TrackRecord] | None = None
+    if consensus and track_days > 0 and len(good) >= SWARM_POLICY.aggregator.min_agents(
+            SWARM_POLICY.f):
+        window = min(1000, len(series) - track_days - horizon + 1)
+        if window < 250:
+            console.print(f"[yellow]{len(series)} returns are too few for a {track_days}-day "
+                          "track record; the consensus uses equal weights[/yellow]")
+        else:
+            with Progress(TextColumn("track record"), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("days"), TimeElapsedColumn(), console=console,
+                          transient=True) as bar:
+                task = bar.add_task("track", total=track_days)
+                try:
+                    track = track_records(
+                        series.to_numpy(), good, alphas, days=track_days, window=window,
+                        horizon=horizon, seed=seed,
+                        progress=lambda done, total: bar.update(task, completed=done),
+                    )
+                except SwarmVarError as exc:
+                    console.print(f"[yellow]no track record ({exc}); the consensus uses "
+                                  "equal weights[/yellow]")
     try:
         with Ledger.open(home) as ledger:
-            indices = record_beat(ledger, runs, source=str(series.name),
-                                  as_of=series.index[-1].to_pydatetime())
+            agreed: list[Consensus] = []
+            if consensus:
+                try:
+                    agreed = swarm_consensus(
+                        runs, agent_keys(home, good), as_of=as_of, seq=ledger.size,
+                        portfolio=str(series.name), horizon=horizon, track=track)
+                except SwarmVarError as exc:
+                    console.print(f"[red]no consensus: {exc}[/red]")
+            if agreed:
+                console.print(render_consensus(agreed, notional))
+                if track is not None:
+                    console.print(f"weights: each agent's realized FZ0 loss over its last "
+                                  f"{track_days} out-of-sample forecasts")
+            indices = record_beat(ledger, runs, source=str(series.name), as_of=as_of,
+                                  consensus=agreed)
             root = ledger.compute_merkle_root().hex()
     except SwarmVarError as exc:
         raise fail(exc) from exc

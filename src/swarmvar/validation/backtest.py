@@ -10,9 +10,13 @@ only ``returns[:t]``:
   and the realized loss ``-(r_t + ... + r_{t+h-1})`` is scored against it.
 
 Rows are the agents (anything with ``fit``/``refit``/``update``/``forecast``,
-e.g. every :class:`~swarmvar.models.base.Agent`), optional combiners (a
-consensus: a callable from the agents' same-day forecasts to one forecast),
-and the baseline, arch's GARCH(1,1)-t MLE on the same windows.
+e.g. every :class:`~swarmvar.models.base.Agent`), optional consensus rows,
+and the baseline, arch's GARCH(1,1)-t MLE on the same windows. A consensus
+row is either a :class:`~swarmvar.consensus.Policy` — the swarm's robust
+consensus (:func:`~swarmvar.consensus.consensus_series`, the same rule and
+interval as a live :func:`~swarmvar.consensus.combine`), whose track-record
+or BMA weights on day ``t`` use only days before ``t`` — or any callable
+from the agents' same-day forecasts to one forecast.
 
 Randomness: the seed of each row's fit and forecast on day ``t`` is derived
 from ``(seed, row, t)``, so a day's numbers do not depend on how much
@@ -31,6 +35,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from ..consensus import Policy, Weighting, consensus_series, rearrange_levels
 from ..data import as_array
 from ..errors import InvalidParameter, InvalidReturns
 from ..models.base import Seed
@@ -112,11 +117,27 @@ class _Recorder:
             m = fc.at(alpha)
             col[:, i] = (m.var, m.es, *m.var_interval, *m.es_interval)
 
+    def store_path(self, alpha: float, path: Any) -> None:
+        """All days of one level at once, from a :class:`~swarmvar.consensus.ConsensusPath`."""
+        self.cols[alpha][:] = np.vstack(
+            [path.var, path.es, path.var_interval.T, path.es_interval.T]
+        )
+
     def series(self, losses: np.ndarray) -> dict[float, LevelSeries]:
         return {
             a: LevelSeries(a, c[0], c[1], c[2], c[3], c[4], c[5], np.asarray(losses > c[0]))
             for a, c in self.cols.items()
         }
+
+
+def _uncross(rr: _Recorder, levels: tuple[float, ...]) -> None:
+    """Consensus VaR/ES non-decreasing in the level, as the live consensus serves them."""
+    c = np.stack([rr.cols[a] for a in levels])  # (L, 6, T)
+    v, e, vi, ei = rearrange_levels(
+        levels, c[:, 0], c[:, 1], np.stack([c[:, 2], c[:, 3]], -1), np.stack([c[:, 4], c[:, 5]], -1)
+    )
+    for k, a in enumerate(levels):
+        rr.cols[a][:] = np.vstack([v[k], e[k], vi[k].T, ei[k].T])
 
 
 def _progress_bar(*, enabled: bool) -> Any:
@@ -177,10 +198,11 @@ def backtest(
     alphas: Sequence[float] = (0.99, 0.975),
     horizon: int = 1,
     baseline: Baseline | str | None = Baseline.ARCH,
-    consensus: Mapping[str, Combiner] | None = None,
+    consensus: Mapping[str, Policy | Combiner] | None = None,
     seed: int = 0,
     progress: bool = True,
     n_sim: int = 1000,
+    on_day: Callable[[int, int], None] | None = None,
 ) -> BacktestResult:
     """Backtest agents (and a baseline) on a return series, strictly out of sample.
 
@@ -200,14 +222,19 @@ def backtest(
         Forecast horizon in days (losses are of the cumulative return).
     baseline : Baseline, "arch" or None
         Add arch's GARCH(1,1)-t MLE row.
-    consensus : mapping name -> callable, optional
-        Extra rows combining the agents' same-day forecasts.
+    consensus : mapping name -> Policy or callable, optional
+        Consensus rows over the agents (not the baseline): a ``Policy`` runs
+        the swarm's robust consensus with its weighting; a callable gets the
+        agents' same-day forecasts and returns one.
     seed : int
         Root seed of the agents' randomness and of the tests' simulations.
     progress : bool
         Show a progress bar (days done, time left).
     n_sim : int
         Monte Carlo paths (Z2) and bootstrap resamples (McNeil-Frey).
+    on_day : callable, optional
+        Called as ``on_day(done, days)`` after each forecast day (for callers
+        with their own progress display).
 
     Returns
     -------
@@ -240,6 +267,14 @@ def backtest(
     if clash:
         raise InvalidParameter(f"consensus names {sorted(clash)} clash with agent names")
     agent_names = [n for n in rows if n != base_name]
+    policies = {n: c for n, c in combiners.items() if isinstance(c, Policy)}
+    callables = {n: c for n, c in combiners.items() if not isinstance(c, Policy)}
+    for name, policy in policies.items():
+        if len(agent_names) < policy.aggregator.min_agents(policy.f):
+            raise InvalidParameter(
+                f"consensus {name!r} ({policy.method}) needs at least "
+                f"{policy.aggregator.min_agents(policy.f)} agents, got {len(agent_names)}"
+            )
     rec = {name: _Recorder(levels, days) for name in [*rows, *combiners]}
     cum = np.convolve(r, np.ones(horizon), mode="valid")  # cum[t] = r[t] + ... + r[t+h-1]
     realized = cum[window : window + days]
@@ -253,12 +288,36 @@ def backtest(
                            (seed, k))
                 for k, (name, row) in enumerate(rows.items())
             }
-            for name, combine in combiners.items():
+            for name, combine in callables.items():
                 begin = time.perf_counter()
                 fc = combine({n: todays[n] for n in agent_names})
                 rec[name].forecast += time.perf_counter() - begin
                 rec[name].store(i, fc)
             bar.advance(task)
+            if on_day is not None:
+                on_day(i + 1, days)
+
+    for name, policy in policies.items():
+        begin = time.perf_counter()
+        log_scores = (np.column_stack([rec[n].logscore for n in agent_names])
+                      if horizon == 1 and policy.weighting is Weighting.BMA else None)
+        for alpha in levels:
+            cols = [rec[n].cols[alpha] for n in agent_names]
+            path = consensus_series(
+                realized,
+                np.column_stack([c[0] for c in cols]),
+                np.column_stack([c[1] for c in cols]),
+                alpha,
+                policy,
+                log_scores=log_scores,
+                var_interval=np.stack([np.column_stack([c[2] for c in cols]),
+                                       np.column_stack([c[3] for c in cols])], axis=-1),
+                es_interval=np.stack([np.column_stack([c[4] for c in cols]),
+                                      np.column_stack([c[5] for c in cols])], axis=-1),
+            )
+            rec[name].store_path(alpha, path)
+        _uncross(rec[name], levels)
+        rec[name].forecast += time.perf_counter() - begin
 
     losses = -realized
     series = {name: rr.series(losses) for name, rr in rec.items()}

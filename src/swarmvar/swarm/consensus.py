@@ -1,0 +1,186 @@
+"""Step 2 of the beat, locally: the agents' forecasts, signed, become the swarm's consensus.
+
+Where it sits: after :func:`~swarmvar.swarm.local.run_agents` (step 1) and
+before the ledger (:func:`~swarmvar.swarm.record.record_beat`). It composes
+engines and owns none of their logic:
+
+* each agent signs its measures with its own Ed25519 key, kept under the data
+  home (``<home>/keys/agents/<name>.pem``, mode 0600, created on first use);
+* the consensus engine admits them through a :class:`~swarmvar.consensus.KeyRing`
+  of the public keys and combines them (:func:`~swarmvar.consensus.combine`)
+  under :data:`SWARM_POLICY`;
+* the weights come from each agent's *realized* track record — its VaR/ES
+  forecasts for the last ``days`` returns, made strictly out of sample by
+  the backtest driver and scored by the aggregator against what happened —
+  never from what an agent says about itself.
+
+The backtest's consensus row uses the same policy, so what ``swarmvar var``
+serves is what ``swarmvar backtest`` validates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from numpy.typing import ArrayLike
+
+from ..consensus import (
+    Aggregator,
+    KeyRing,
+    Loss,
+    Policy,
+    TrackRecord,
+    Weighting,
+    combine,
+    rearrange_levels,
+    sign_measures,
+)
+from ..errors import InvalidParameter
+from ..ledger.head import load_or_create_key
+from ..models import agent_class
+from ..types import Consensus
+from .local import AgentRun
+
+#: The swarm's consensus rule: drop the highest and lowest forecast (f = 1
+#: Byzantine agent tolerated with 3 or more agents), weight the rest by their
+#: realized FZ0 loss (the strictly consistent joint VaR/ES score) over the
+#: last 250 days.
+SWARM_POLICY = Policy(
+    aggregator=Aggregator.TRIMMED_MEAN,
+    f=1,
+    weighting=Weighting.TRACK_RECORD,
+    loss=Loss.FZ0,
+    window=250,
+)
+
+#: Trading days of realized track record behind the weights.
+TRACK_DAYS = 250
+
+
+def agent_keys(home: str | Path, names: Sequence[str]) -> dict[str, Ed25519PrivateKey]:
+    """Each agent's signing key from ``<home>/keys/agents``, created (mode 0600) if missing."""
+    folder = Path(home) / "keys" / "agents"
+    folder.mkdir(parents=True, exist_ok=True)
+    return {name: load_or_create_key(folder / f"{name}.pem") for name in names}
+
+
+def track_records(
+    returns: ArrayLike,
+    names: Sequence[str],
+    alphas: Sequence[float],
+    *,
+    days: int = TRACK_DAYS,
+    window: int = 1000,
+    refit_every: int = 20,
+    horizon: int = 1,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[float, TrackRecord]:
+    """The agents' out-of-sample forecasts of the last ``days`` returns, per level.
+
+    Runs the backtest driver (no baseline) on the last ``days + window``
+    returns: each day's forecast sees only the returns before it, with the
+    same refit/update schedule as ``swarmvar backtest``.
+
+    Raises
+    ------
+    InvalidParameter
+        If the series is shorter than ``days + window + horizon - 1``.
+    """
+    from ..validation import backtest  # the validation engine imports the consensus engine
+
+    r = np.asarray(returns, dtype=np.float64)
+    need = days + window + horizon - 1
+    if r.size < need:
+        raise InvalidParameter(
+            f"a {days}-day track record with a {window}-day window needs {need} returns, "
+            f"got {r.size}"
+        )
+    roster = {name: agent_class(name)() for name in names}
+    result = backtest(r[-need:], roster, window=window, refit_every=refit_every, alphas=alphas,
+                      horizon=horizon, baseline=None, seed=seed, progress=False, n_sim=10,
+                      on_day=progress)
+    return {
+        alpha: TrackRecord(
+            agent_ids=tuple(names),
+            returns=result.returns,
+            alpha=alpha,
+            var=np.column_stack([result.series[n][alpha].var for n in names]),
+            es=np.column_stack([result.series[n][alpha].es for n in names]),
+        )
+        for alpha in result.alphas
+    }
+
+
+def swarm_consensus(
+    runs: Sequence[AgentRun],
+    keys: Mapping[str, Ed25519PrivateKey],
+    *,
+    as_of: datetime,
+    seq: int,
+    portfolio: str,
+    horizon: int,
+    policy: Policy = SWARM_POLICY,
+    track: Mapping[float, TrackRecord] | None = None,
+) -> list[Consensus]:
+    """One consensus per confidence level from the agents that produced a forecast.
+
+    Every measure is signed with its agent's key (level ``k`` of the forecast
+    as message ``seq + k``) and checked against the public keys before it
+    counts; agents that failed are counted missing
+    (availability m/n). Without a ``track`` the policy falls back to equal
+    weights (and says so in ``Consensus.method``).
+
+    Raises
+    ------
+    NotEnoughAgents
+        Fewer usable agents than the rule tolerates for ``policy.f``.
+    """
+    if track is None and policy.weighting is not Weighting.EQUAL:
+        policy = Policy(aggregator=policy.aggregator, f=policy.f, weighting=Weighting.EQUAL,
+                        interval_mass=policy.interval_mass, staleness=policy.staleness)
+    ring = KeyRing({name: key.public_key() for name, key in keys.items()})
+    ok = [run for run in runs if run.ok and run.forecast is not None]
+    alphas = ok[0].forecast.alphas if ok and ok[0].forecast is not None else ()
+    out = []
+    for k, alpha in enumerate(alphas):
+        measures = [(run.name, run.forecast.at(alpha)) for run in ok if run.forecast is not None]
+        # one message per agent and level: the k-th level goes out as seq + k
+        signed = sign_measures(measures, keys, portfolio=portfolio, horizon=horizon,
+                               as_of=as_of, seq=seq + k)
+        out.append(combine(signed, policy, keyring=ring, now=as_of, total=len(runs),
+                           track_record=None if track is None else track.get(alpha),
+                           portfolio=portfolio, alpha=alpha, horizon=horizon))
+    return uncrossed(out)
+
+
+def uncrossed(levels: Sequence[Consensus]) -> list[Consensus]:
+    """The consensus of each level with VaR and ES non-decreasing in alpha.
+
+    Levels are combined one by one, so track-record weights may favour
+    different agents at neighbouring levels and the values can cross; the
+    monotone rearrangement (:func:`~swarmvar.consensus.rearrange_levels`)
+    puts them in order, each interval moving with its point.
+    """
+    if len(levels) < 2:
+        return list(levels)
+    v, e, vi, ei = rearrange_levels(
+        [c.alpha for c in levels],
+        [[c.var] for c in levels],
+        [[c.es] for c in levels],
+        [[c.var_interval] for c in levels],
+        [[c.es_interval] for c in levels],
+    )
+    return [
+        dataclasses.replace(
+            c, var=float(v[k, 0]), es=float(e[k, 0]),
+            var_interval=(float(vi[k, 0, 0]), float(vi[k, 0, 1])),
+            es_interval=(float(ei[k, 0, 0]), float(ei[k, 0, 1])),
+        )
+        for k, c in enumerate(levels)
+    ]

@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/swarmvar var --data sp500 --alpha 0.99,0.975 --home $(HOME_DIR)
+	$(BIN)/swarmvar backtest --data sp500 --last 2500 --alpha 0.99,0.975 --home $(HOME_DIR) \
+		--report $(HOME_DIR)/backtest.html --plot $(HOME_DIR)/backtest.png
 	$(BIN)/swarmvar ledger verify --home $(HOME_DIR)
 
 test: $(STAMP)

@@ -19,6 +19,7 @@ def test_backtest_command_prints_the_table_and_writes_a_report(tmp_path: Path) -
         "--data", "sp500", "--last", "120", "--window", "250", "--refit-every", "50",
         "--alpha", "0.99", "--alpha", "0.975", "--agents", "nig,bootstrap,nig",
         "--report", str(out), "--no-progress", "--home", str(tmp_path / "home"),
+        "--plot", str(tmp_path / "fig" / "bt.png"),
     ])
     assert result.exit_code == 0, result.output
     assert "BayesianBootstrap" in result.output and "arch GARCH(1,1)-t" in result.output
@@ -27,6 +28,7 @@ def test_backtest_command_prints_the_table_and_writes_a_report(tmp_path: Path) -
     assert "consensus" in result.output and "trimmed_mean(f=1, track_record)" in result.output
     html = out.read_text()
     assert html.count("data:image/png;base64,") == 2
+    assert (tmp_path / "fig" / "bt.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with Ledger.open(tmp_path / "home", create=False) as ledger:
         assert ledger.verify_chain().ok
         entries = list(ledger.entries(1))

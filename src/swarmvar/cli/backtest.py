@@ -88,6 +88,9 @@ def backtest_command(
     baseline: Annotated[bool, typer.Option(help="add arch's GARCH(1,1)-t row")] = True,
     report: Annotated[Path | None, typer.Option(help="write a self-contained HTML report")
                       ] = None,
+    plot: Annotated[Path | None, typer.Option(
+        help="save a PNG of the returns with each VaR line and its breaches (first level)")
+                    ] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     consensus: Annotated[bool, typer.Option(
@@ -128,6 +131,11 @@ def backtest_command(
                           f"FZ0 loss over the previous {SWARM_POLICY.window} days")
         if report is not None:
             console.print(f"report written to {result.to_html(report)}")
+        if plot is not None:
+            figure = result.plot(alphas[0])
+            plot.parent.mkdir(parents=True, exist_ok=True)
+            figure.savefig(plot, dpi=110)
+            console.print(f"plot written to {plot}")
         if record:
             with Ledger.open(home) as ledger:
                 indices = record_backtest(ledger, result, source=str(series.name), config={

@@ -46,7 +46,7 @@ def test_var_refuses_bad_input_clearly(tmp_path):
 def test_var_prints_and_records_the_signed_consensus_with_track_record_weights(tmp_path):
     result = runner.invoke(app, ["var", "--agents", "nig,bootstrap,garch-t", "--alpha",
                                  "0.99,0.975", "--last", "800", "--track-days", "30",
-                                 "--home", str(tmp_path)])
+                                 "--workers", "1", "--home", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "swarm consensus: trimmed_mean(f=1, track_record)" in result.output
     assert "3/3" in result.output and "trimmed" in result.output

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from swarmvar.consensus import Aggregator, Policy, Weighting, consensus_series
 from swarmvar.data import load
 from swarmvar.errors import InvalidParameter, InvalidReturns
-from swarmvar.models import BayesianBootstrap
+from swarmvar.models import BayesianBootstrap, NormalInverseGamma
 from swarmvar.models.risk import check_alphas
 from swarmvar.types import Forecast, RiskMeasure
 from swarmvar.validation import Test, backtest, kupiec
@@ -146,6 +146,22 @@ def test_a_policy_row_is_the_swarm_consensus_of_the_agents(known_mean_normal: An
     with pytest.raises(InvalidParameter, match="needs at least 3 agents"):
         backtest(r, {"a": known_mean_normal()}, window=100, progress=False, baseline=None,
                  consensus={"swarm": policy})
+
+
+def test_worker_processes_give_the_same_numbers_and_report_all_progress() -> None:
+    r = simulated(200, 6)
+    agents = {"nig": NormalInverseGamma(), "bb": BayesianBootstrap(window=80)}
+    kw = dict(window=120, refit_every=15, alphas=(0.99, 0.975), seed=4, progress=False,
+              n_sim=20, consensus={"mean": mean_combiner}, baseline=None)
+    serial = backtest(r, agents, **kw)
+    seen: list[tuple[int, int]] = []
+    parallel = backtest(r, agents, workers=2, on_day=lambda d, t: seen.append((d, t)), **kw)
+    np.testing.assert_array_equal(forecast_matrix(serial), forecast_matrix(parallel))
+    assert parallel.rows == serial.rows
+    done = np.array([d for d, _ in seen])
+    assert seen[-1] == (80 * 2, 80 * 2) and np.all(np.diff(done) > 0)
+    with pytest.raises(InvalidParameter, match="workers"):
+        backtest(r, agents, workers=0, **kw)
 
 
 def test_the_callers_agents_are_left_unfitted(known_mean_normal: Any) -> None:

@@ -19,7 +19,7 @@ def test_backtest_command_prints_the_table_and_writes_a_report(tmp_path: Path) -
         "--data", "sp500", "--last", "120", "--window", "250", "--refit-every", "50",
         "--alpha", "0.99", "--alpha", "0.975", "--agents", "nig,bootstrap,nig",
         "--report", str(out), "--no-progress", "--home", str(tmp_path / "home"),
-        "--plot", str(tmp_path / "fig" / "bt.png"),
+        "--plot", str(tmp_path / "fig" / "bt.png"), "--workers", "1",
     ])
     assert result.exit_code == 0, result.output
     assert "BayesianBootstrap" in result.output and "arch GARCH(1,1)-t" in result.output
@@ -53,7 +53,7 @@ def test_backtest_command_reads_a_file_and_reports_bad_input(tmp_path: Path) -> 
         path, index=False)
     ok = CliRunner().invoke(app, ["--data", str(path), "--column", "px", "--last", "100",
                                   "--window", "200", "--agents", "bootstrap", "--no-baseline",
-                                  "--no-progress", "--no-record"])
+                                  "--no-progress", "--no-record", "--workers", "1"])
     assert ok.exit_code == 0, ok.output
     assert "arch" not in ok.output and "100 out-of-sample days" in ok.output
     bad = CliRunner().invoke(app, ["--data", str(path), "--column", "nope", "--no-progress"])

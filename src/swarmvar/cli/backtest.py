@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -99,6 +100,8 @@ def backtest_command(
                     ] = Path(".swarmvar"),
     record: Annotated[bool, typer.Option(help="record forecasts and tests in the ledger")
                       ] = True,
+    workers: Annotated[int, typer.Option(help="processes sharing the rows (default: CPUs)")
+                       ] = os.cpu_count() or 1,
 ) -> None:
     """Backtest agents on the last LAST days (each fitted on the WINDOW days before)."""
     console = Console(width=max(Console().width, 160))  # the test table is wide
@@ -124,7 +127,7 @@ def backtest_command(
     try:
         result = backtest(series, roster, window=window, refit_every=refit_every, alphas=alphas,
                           horizon=horizon, baseline="arch" if baseline else None, seed=seed,
-                          progress=progress, consensus=rows)
+                          progress=progress, consensus=rows, workers=workers)
         console.print(render(result))
         if rows:
             console.print(f"consensus: {SWARM_POLICY.method}, weights from each agent's "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC
 from pathlib import Path
 from typing import Annotated
@@ -119,6 +120,8 @@ def var(
     track_days: Annotated[int, typer.Option(
         "--track-days", help="days of out-of-sample track record behind the consensus "
         "weights (0: equal weights)")] = TRACK_DAYS,
+    workers: Annotated[int, typer.Option(
+        help="processes sharing the agents' track record (default: CPUs)")] = os.cpu_count() or 1,
 ) -> None:
     """Fit every agent, print VaR/ES with 90% credible intervals and the swarm's consensus."""
     console = make_console()
@@ -166,8 +169,9 @@ def var(
                 try:
                     track = track_records(
                         series.to_numpy(), good, alphas, days=track_days, window=window,
-                        horizon=horizon, seed=seed,
-                        progress=lambda done, total: bar.update(task, completed=done),
+                        horizon=horizon, seed=seed, workers=workers,
+                        progress=lambda done, total: bar.update(task, completed=done,
+                                                                total=total),
                     )
                 except SwarmVarError as exc:
                     console.print(f"[yellow]no track record ({exc}); the consensus uses "

@@ -80,12 +80,15 @@ def track_records(
     horizon: int = 1,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
 ) -> dict[float, TrackRecord]:
     """The agents' out-of-sample forecasts of the last ``days`` returns, per level.
 
     Runs the backtest driver (no baseline) on the last ``days + window``
     returns: each day's forecast sees only the returns before it, with the
-    same refit/update schedule as ``swarmvar backtest``.
+    same refit/update schedule as ``swarmvar backtest``. ``progress(done,
+    total)`` is called as agent-days complete; ``workers`` processes share
+    the agents.
 
     Raises
     ------
@@ -104,7 +107,7 @@ def track_records(
     roster = {name: agent_class(name)() for name in names}
     result = backtest(r[-need:], roster, window=window, refit_every=refit_every, alphas=alphas,
                       horizon=horizon, baseline=None, seed=seed, progress=False, n_sim=10,
-                      on_day=progress)
+                      on_day=progress, workers=workers)
     return {
         alpha: TrackRecord(
             agent_ids=tuple(names),

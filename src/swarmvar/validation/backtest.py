@@ -40,7 +40,7 @@ from ..data import as_array
 from ..errors import InvalidParameter, InvalidReturns
 from ..models.base import Seed
 from ..models.risk import check_alphas
-from ..types import Forecast
+from ..types import Forecast, RiskMeasure
 from .baseline import GarchTBaseline
 from .evaluate import evaluate_rows
 from .result import BacktestResult, LevelSeries, Timing
@@ -107,15 +107,24 @@ class _Recorder:
 
     def __init__(self, alphas: tuple[float, ...], days: int) -> None:
         self.cols = {a: np.full((6, days), np.nan) for a in alphas}
+        self.interval_mass = 0.90
         self.t_params = np.full((3, days), np.nan)
         self.logscore = np.full(days, np.nan)
         self.fit = self.update = self.forecast = 0.0
         self.fits = 0
 
     def store(self, i: int, fc: Forecast) -> None:
+        self.interval_mass = fc.interval_mass
         for alpha, col in self.cols.items():
             m = fc.at(alpha)
             col[:, i] = (m.var, m.es, *m.var_interval, *m.es_interval)
+
+    def forecast_of(self, name: str, i: int, horizon: int) -> Forecast:
+        """Day ``i``'s forecast as the row made it (every field of it is stored)."""
+        return Forecast(name, horizon, tuple(
+            RiskMeasure(a, c[0, i], c[1, i], (c[2, i], c[3, i]), (c[4, i], c[5, i]))
+            for a, c in self.cols.items()
+        ), self.interval_mass)
 
     def store_path(self, alpha: float, path: Any) -> None:
         """All days of one level at once, from a :class:`~swarmvar.consensus.ConsensusPath`."""
@@ -151,7 +160,7 @@ def _progress_bar(*, enabled: bool) -> Any:
     )
 
     return Progress(
-        TextColumn("backtest"), BarColumn(), MofNCompleteColumn(), TextColumn("days"),
+        TextColumn("backtest"), BarColumn(), MofNCompleteColumn(), TextColumn("forecasts"),
         TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), disable=not enabled,
     )
 
@@ -189,6 +198,76 @@ def _day(
     return fc
 
 
+#: Row-days between progress reports from a worker process.
+_REPORT_EVERY = 25
+_queue: Any = None  # a worker's progress queue (set by _init_worker)
+
+
+def _init_worker(queue: Any) -> None:
+    global _queue
+    _queue = queue
+
+
+def _run_row(
+    row: Forecaster,
+    r: np.ndarray,
+    window: int,
+    refit_every: int,
+    levels: tuple[float, ...],
+    horizon: int,
+    days: int,
+    key: tuple[int, int],
+    on_step: Callable[[int], None] | None = None,
+) -> _Recorder:
+    """Every forecast day of one row; ``on_step(n)`` reports ``n`` more days done."""
+    rr = _Recorder(levels, days)
+    report = on_step if on_step is not None else (_queue.put if _queue is not None else None)
+    pending = 0
+    for i in range(days):
+        _day(row, rr, i, r, window + i, window, refit_every, levels, horizon, key)
+        pending += 1
+        if report is not None and (on_step is not None or pending == _REPORT_EVERY
+                                   or i == days - 1):
+            report(pending)
+            pending = 0
+    return rr
+
+
+def _run_rows(
+    rows: Mapping[str, Forecaster],
+    args: tuple[Any, ...],
+    seed: int,
+    workers: int,
+    advance: Callable[[int], None],
+) -> dict[str, _Recorder]:
+    """All rows, in this process or over ``workers`` processes (same numbers either way)."""
+    keys = {name: (seed, k) for k, name in enumerate(rows)}
+    if workers <= 1 or len(rows) <= 1:
+        return {name: _run_row(row, *args, keys[name], advance) for name, row in rows.items()}
+    import multiprocessing as mp
+    import queue as queue_mod
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = mp.get_context("spawn")  # JAX and threads do not survive fork
+    progress = ctx.Queue()
+    with ProcessPoolExecutor(min(workers, len(rows)), mp_context=ctx,
+                             initializer=_init_worker, initargs=(progress,)) as pool:
+        futures = {name: pool.submit(_run_row, row, *args, keys[name])
+                   for name, row in rows.items()}
+        while not all(f.done() for f in futures.values()):
+            try:
+                advance(progress.get(timeout=0.1))
+            except queue_mod.Empty:
+                pass
+        out = {name: f.result() for name, f in futures.items()}
+    while True:  # reports that raced the last future
+        try:
+            advance(progress.get_nowait())
+        except queue_mod.Empty:
+            break
+    return out
+
+
 def backtest(
     returns: ArrayLike | pd.Series,
     agents: Mapping[str, Forecaster] | Sequence[Forecaster],
@@ -203,6 +282,7 @@ def backtest(
     progress: bool = True,
     n_sim: int = 1000,
     on_day: Callable[[int, int], None] | None = None,
+    workers: int = 1,
 ) -> BacktestResult:
     """Backtest agents (and a baseline) on a return series, strictly out of sample.
 
@@ -233,8 +313,12 @@ def backtest(
     n_sim : int
         Monte Carlo paths (Z2) and bootstrap resamples (McNeil-Frey).
     on_day : callable, optional
-        Called as ``on_day(done, days)`` after each forecast day (for callers
-        with their own progress display).
+        Called as ``on_day(done, total)`` as row-days complete (``total`` =
+        days x rows), for callers with their own progress display.
+    workers : int
+        Processes to spread the rows over (each row is one sequential task;
+        1 runs everything here). The numbers do not depend on it: each row's
+        randomness is keyed by ``(seed, row, day)``.
 
     Returns
     -------
@@ -279,23 +363,27 @@ def backtest(
     cum = np.convolve(r, np.ones(horizon), mode="valid")  # cum[t] = r[t] + ... + r[t+h-1]
     realized = cum[window : window + days]
 
+    workers = _whole("workers", workers, 1)
+    total = days * len(rows)
     with _progress_bar(enabled=progress) as bar:
-        task = bar.add_task("backtest", total=days)
-        for i in range(days):
-            t = window + i
-            todays = {
-                name: _day(row, rec[name], i, r, t, window, refit_every, levels, horizon,
-                           (seed, k))
-                for k, (name, row) in enumerate(rows.items())
-            }
-            for name, combine in callables.items():
-                begin = time.perf_counter()
-                fc = combine({n: todays[n] for n in agent_names})
-                rec[name].forecast += time.perf_counter() - begin
-                rec[name].store(i, fc)
-            bar.advance(task)
+        task = bar.add_task("backtest", total=total)
+        done = 0
+
+        def advance(n: int) -> None:
+            nonlocal done
+            done += n
+            bar.advance(task, n)
             if on_day is not None:
-                on_day(i + 1, days)
+                on_day(done, total)
+
+        rec.update(_run_rows(rows, (r, window, refit_every, levels, horizon, days), seed,
+                             workers, advance))
+    for name, combine in callables.items():
+        begin = time.perf_counter()
+        for i in range(days):
+            rec[name].store(i, combine({n: rec[n].forecast_of(n, i, horizon)
+                                        for n in agent_names}))
+        rec[name].forecast += time.perf_counter() - begin
 
     for name, policy in policies.items():
         begin = time.perf_counter()

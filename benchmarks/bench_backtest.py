@@ -4,6 +4,9 @@ Target (issue 3): the full backtest of the agents (last 2,500 days, 1,000-day
 window, refit every 20 days, alphas 0.99 and 0.975) finishes within 2x the time
 of the arch baseline alone. Reference measured in the same run: the same
 backtest with only the arch baseline. Both times include the tests and scores.
+The agents' run includes the swarm's consensus row and spreads the rows over
+``--workers`` processes (default: every CPU, as ``swarmvar backtest`` does);
+the arch-only run is one row, so one process.
 
 Run standalone: ``.venv/bin/python benchmarks/bench_backtest.py [--last N] [AGENT ...]``.
 """
@@ -22,6 +25,7 @@ from _table import print_table  # noqa: E402
 from swarmvar.data import load  # noqa: E402
 from swarmvar.errors import SwarmVarError  # noqa: E402
 from swarmvar.models import DEFAULT_AGENTS, agent_class  # noqa: E402
+from swarmvar.swarm.consensus import SWARM_POLICY  # noqa: E402
 from swarmvar.validation import Test, backtest  # noqa: E402
 
 TARGET_RATIO = 2.0
@@ -42,6 +46,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--last", type=int, default=2500,
                         help="out-of-sample days")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="processes for the agents' rows")
     parser.add_argument("agents", nargs="*", default=list(DEFAULT_AGENTS))
     args = parser.parse_args([] if argv is None else argv)
     window, every, alphas = 1000, 20, (0.99, 0.975)
@@ -55,13 +61,15 @@ def main(argv: list[str] | None = None) -> None:
     arch_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
+    consensus = {"consensus": SWARM_POLICY} if len(agents) >= 3 else {}
     full = backtest(r, agents, window=window, refit_every=every, alphas=alphas, baseline=None,
-                    progress=False)
+                    progress=False, consensus=consensus, workers=args.workers)
     agents_seconds = time.perf_counter() - start
 
     ratio = agents_seconds / arch_seconds
     rows = [
-        [f"backtest of {len(agents)} agents ({args.last} days, 2 levels)",
+        [f"backtest of {len(agents)} agents + consensus ({args.last} days, 2 levels, "
+         f"{args.workers} workers)",
          f"{agents_seconds:.1f} s",
          f"<= {TARGET_RATIO:.0f}x arch", f"arch alone {arch_seconds:.1f} s",
          "pass" if ratio <= TARGET_RATIO else "FAIL"],

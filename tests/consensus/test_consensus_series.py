@@ -8,12 +8,18 @@ from scipy import stats
 
 from swarmvar.consensus import (
     Aggregator,
+    LevelForecasts,
     Loss,
     Policy,
+    TrackRecord,
     Weighting,
+    agent_weights,
     combine,
+    consensus_levels,
     consensus_series,
+    joint_weights,
     sign_measures,
+    track_record_weights,
 )
 from swarmvar.consensus.series import rearrange_levels
 from swarmvar.errors import InvalidParameter, NotEnoughAgents
@@ -135,3 +141,21 @@ def test_rearrangement_uncrosses_levels_and_keeps_each_interval_with_its_point()
     band = np.stack([sv, sv], -1)
     same = rearrange_levels(alphas, sv, sv * 1.2, band, band * 1.2)
     np.testing.assert_array_equal(same[0], sv)
+
+
+def test_several_levels_share_one_weight_per_agent_and_do_not_cross():
+    r, var, es = forecasts(days=150)
+    policy = Policy(f=1, weighting=Weighting.TRACK_RECORD, window=60)
+    var975 = var * 0.84
+    levels = {0.99: LevelForecasts(var, es), 0.975: LevelForecasts(var975, var975 * 1.18)}
+    paths = consensus_levels(r, levels, policy)
+    records = [TrackRecord(tuple("abcdefg"), r[:100][-60:], a, lv.var[:100][-60:],
+                           lv.es[:100][-60:]) for a, lv in levels.items()]
+    prior = agent_weights(list("abcdefg"), policy, records)
+    want = joint_weights([track_record_weights(rec.returns, rec.var, rec.alpha, es=rec.es,
+                                               loss=policy.loss) for rec in records])
+    np.testing.assert_allclose(prior, want, rtol=1e-12)
+    assert np.all(paths[0.99].var >= paths[0.975].var)
+    assert np.all(paths[0.99].es >= paths[0.99].var)
+    single = consensus_series(r, var, es, 0.99, policy)
+    assert not np.allclose(single.var[1:], paths[0.99].var[1:])  # the other level counts

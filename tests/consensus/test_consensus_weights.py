@@ -12,8 +12,10 @@ from swarmvar.consensus import (
     Loss,
     SampleLoss,
     StudentTLoss,
+    TrackRecordWeights,
     bma_weights,
     fz0_loss,
+    joint_weights,
     mixture_var_es,
     pinball_loss,
     softmax_log,
@@ -157,3 +159,22 @@ def test_sample_loss_matches_brute_force():
     # Rockafellar-Uryasev: ES = min_v v + E[(L - v)^+] / (1 - alpha), brute force over samples
     ru = min(c + np.maximum(s - c, 0).mean() / 0.05 for c in s)
     assert es == pytest.approx(ru, rel=1e-9)
+
+
+def test_joint_weights_are_the_normalized_product_of_the_levels_weights():
+    rng = np.random.default_rng(11)
+    r = rng.standard_t(4, size=300) * 0.01
+    scale = np.array([0.8, 1.0, 1.3, 2.0])
+    parts = []
+    for alpha, q in ((0.99, 2.33), (0.975, 1.96)):
+        var = np.tile(q * 0.0125 * scale, (300, 1))
+        parts.append(track_record_weights(r, var, alpha, es=var * 1.2, loss=Loss.FZ0))
+    joint = joint_weights(parts)
+    product = parts[0].weights * parts[1].weights
+    np.testing.assert_allclose(joint, product / product.sum(), rtol=1e-10)
+    assert joint.sum() == pytest.approx(1.0)
+    # stable where the product of the weights underflows
+    far = [TrackRecordWeights(p.weights, p.scores * 1e4, p.eta) for p in parts]
+    assert np.all(np.isfinite(joint_weights(far))) and joint_weights(far).max() == 1.0
+    with pytest.raises(InvalidParameter):
+        joint_weights([])

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from swarmvar.consensus import Aggregator, Policy, Weighting, consensus_series
+from swarmvar.consensus import Aggregator, LevelForecasts, Policy, Weighting, consensus_levels
 from swarmvar.data import load
 from swarmvar.errors import InvalidParameter, InvalidReturns
 from swarmvar.models import BayesianBootstrap, NormalInverseGamma
@@ -125,16 +125,18 @@ def test_a_policy_row_is_the_swarm_consensus_of_the_agents(known_mean_normal: An
     res = backtest(r, agents, window=100, refit_every=10, alphas=(0.99, 0.95), progress=False,
                    consensus={"swarm": policy}, n_sim=20)
     assert res.rows == ("a", "b", "c", "d", "swarm", "arch GARCH(1,1)-t")
+    levels = {}
     for alpha in (0.99, 0.95):
         cols = [res.series[n][alpha] for n in "abcd"]
-        want = consensus_series(
-            res.returns, np.column_stack([c.var for c in cols]),
-            np.column_stack([c.es for c in cols]), alpha, policy,
-            var_interval=np.stack([np.column_stack([c.var_lo for c in cols]),
-                                   np.column_stack([c.var_hi for c in cols])], axis=-1),
-            es_interval=np.stack([np.column_stack([c.es_lo for c in cols]),
-                                  np.column_stack([c.es_hi for c in cols])], axis=-1),
+        levels[alpha] = LevelForecasts(
+            np.column_stack([c.var for c in cols]), np.column_stack([c.es for c in cols]),
+            np.stack([np.column_stack([c.var_lo for c in cols]),
+                      np.column_stack([c.var_hi for c in cols])], axis=-1),
+            np.stack([np.column_stack([c.es_lo for c in cols]),
+                      np.column_stack([c.es_hi for c in cols])], axis=-1),
         )
+    paths = consensus_levels(res.returns, levels, policy)
+    for alpha, want in paths.items():
         got = res.series["swarm"][alpha]
         np.testing.assert_array_equal(got.var, want.var)
         np.testing.assert_array_equal(got.es, want.es)
@@ -143,6 +145,8 @@ def test_a_policy_row_is_the_swarm_consensus_of_the_agents(known_mean_normal: An
         np.testing.assert_array_equal(got.hits, -res.returns > want.var)
         assert np.all(got.var_lo <= got.var) and np.all(got.var <= got.var_hi)
         assert res.evaluation["swarm"][alpha].dm_vs_baseline is not None
+    # the levels never cross
+    assert np.all(res.series["swarm"][0.99].var >= res.series["swarm"][0.95].var)
     with pytest.raises(InvalidParameter, match="needs at least 3 agents"):
         backtest(r, {"a": known_mean_normal()}, window=100, progress=False, baseline=None,
                  consensus={"swarm": policy})

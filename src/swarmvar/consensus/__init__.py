@@ -38,7 +38,13 @@ from .robust import (
     robust_aggregate,
     trimmed_mean,
 )
-from .series import ConsensusPath, consensus_series, rearrange_levels
+from .series import (
+    ConsensusPath,
+    LevelForecasts,
+    consensus_levels,
+    consensus_series,
+    rearrange_levels,
+)
 from .signing import (
     KeyRing,
     Rejection,
@@ -68,6 +74,7 @@ from .weights import (
     TrackRecordWeights,
     bma_weights,
     fz0_loss,
+    joint_weights,
     mixture_var_es,
     pinball_loss,
     softmax_log,
@@ -83,6 +90,7 @@ __all__ = [
     "ConsensusPath",
     "Contribution",
     "KeyRing",
+    "LevelForecasts",
     "Loss",
     "LossDistribution",
     "NormalInverseGamma",
@@ -106,10 +114,12 @@ __all__ = [
     "bma_weights",
     "check_tolerance",
     "combine",
+    "consensus_levels",
     "consensus_series",
     "convergence_factor",
     "estimate_from_measure",
     "fz0_loss",
+    "joint_weights",
     "geometric_median",
     "geometric_median_weights",
     "krum",

@@ -35,7 +35,7 @@ from ..types import Consensus, Estimate
 from .partition import SECONDS_PER_DAY, BoundMode, StalenessBound, widen_interval, z_value
 from .robust import Aggregator, check_tolerance, robust_aggregate
 from .signing import KeyRing, Rejection, RejectionReason
-from .weights import Loss, bma_weights, track_record_weights
+from .weights import Loss, bma_weights, joint_weights, track_record_weights
 
 FloatArray = NDArray[np.float64]
 MAD_TO_SD = 1.482602218505602  # 1 / Phi^-1(3/4)
@@ -127,40 +127,47 @@ class TrackRecord:
     log_scores: FloatArray | None = None
 
 
-def agent_weights(agents: Sequence[str], policy: Policy, record: TrackRecord | None) -> FloatArray:
+def agent_weights(
+    agents: Sequence[str],
+    policy: Policy,
+    record: TrackRecord | Sequence[TrackRecord] | None,
+) -> FloatArray:
     """Weights ``(m,)`` for ``agents`` under the policy.
 
-    Agents absent from the track record get the mean weight of those in it.
+    ``record`` may hold one level's track record or several (one per
+    confidence level, same agents and returns): track-record weights are then
+    the joint weights of :func:`~.weights.joint_weights`, so every level of a
+    beat leans on the same agents. Agents absent from the track record get
+    the mean weight of those in it.
     """
     m = len(agents)
     if policy.weighting is Weighting.EQUAL:
         return np.full(m, 1.0 / m)
     if record is None:
         raise InvalidParameter(f"weighting {policy.weighting.value} needs a TrackRecord")
+    records = [record] if isinstance(record, TrackRecord) else list(record)
+    if not records or any(r.agent_ids != records[0].agent_ids for r in records):
+        raise InvalidParameter("track records of several levels must cover the same agents")
     if policy.weighting is Weighting.TRACK_RECORD:
-        if record.var is None:
+        if any(r.var is None for r in records):
             raise InvalidParameter(
                 "track-record weighting needs past VaR forecasts (TrackRecord.var)"
             )
-        known = track_record_weights(
-            record.returns,
-            record.var,
-            record.alpha,
-            es=record.es,
-            loss=policy.loss,
-            window=policy.window,
-            eta=policy.eta,
-        ).weights
+        known = joint_weights([
+            track_record_weights(r.returns, r.var, r.alpha, es=r.es, loss=policy.loss,
+                                 window=policy.window, eta=policy.eta)
+            for r in records
+        ])
     else:
-        if record.log_scores is None:
+        scores: ArrayLike | None = records[0].log_scores
+        if scores is None:
             raise InvalidParameter(
                 "BMA weighting needs predictive log scores (TrackRecord.log_scores)"
             )
-        scores: ArrayLike = record.log_scores
         if policy.window is not None:
             scores = np.asarray(scores)[-policy.window :]
         known = bma_weights(scores)
-    by_agent = dict(zip(record.agent_ids, known, strict=True))
+    by_agent = dict(zip(records[0].agent_ids, known, strict=True))
     mean = float(np.mean(known))
     w = np.array([by_agent.get(a, mean) for a in agents], dtype=np.float64)
     return w / w.sum() if w.sum() > 0 else np.full(m, 1.0 / m)
@@ -203,7 +210,7 @@ def combine(
     *,
     keyring: KeyRing,
     now: datetime,
-    track_record: TrackRecord | None = None,
+    track_record: TrackRecord | Sequence[TrackRecord] | None = None,
     total: int | None = None,
     current_seq: int | None = None,
     portfolio: str | None = None,
@@ -222,8 +229,10 @@ def combine(
         Registered keys; admitted ``seq`` numbers are recorded in it.
     now : datetime
         Data time of this beat (timezone-aware), for staleness.
-    track_record : TrackRecord, optional
-        Needed for track-record and BMA weighting.
+    track_record : TrackRecord or sequence of TrackRecord, optional
+        Needed for track-record and BMA weighting; give every level's record
+        to weight agents by their joint tail skill (the same weights at
+        every level).
     total : int, optional
         ``n``, agents expected (default: agents registered in ``keyring``).
     current_seq : int, optional

@@ -183,6 +183,26 @@ def track_record_weights(
     return TrackRecordWeights(weights=softmax_log(log_w), scores=scores, eta=eta_used)
 
 
+def joint_weights(
+    parts: Sequence[TrackRecordWeights], prior: ArrayLike | None = None
+) -> FloatArray:
+    """One weight per agent from its track record at several confidence levels.
+
+    ``w_i ∝ prior_i exp(-sum_l eta_l S_il)``: the product of the per-level
+    exponential weights. The sum of per-level FZ0 (or pinball) losses is a
+    consistent score for the vector of VaR/ES at all levels, so the swarm
+    weighs an agent by its tail skill as a whole, and every level of one
+    beat leans on the same agents.
+    """
+    if not parts:
+        raise InvalidParameter("joint_weights needs at least one level's track record")
+    n = parts[0].scores.size
+    if any(p.scores.size != n for p in parts):
+        raise InvalidParameter("every level's track record must cover the same agents")
+    log_w = _log_prior(prior, n) - sum(p.eta * p.scores for p in parts)
+    return softmax_log(log_w)
+
+
 def bma_weights(log_scores: ArrayLike, prior: ArrayLike | None = None) -> FloatArray:
     """Bayesian-model-averaging weights from predictive log scores.
 

@@ -10,9 +10,12 @@ engines and owns none of their logic:
   of the public keys and combines them (:func:`~swarmvar.consensus.combine`)
   under :data:`SWARM_POLICY`;
 * the weights come from each agent's *realized* track record — its VaR/ES
-  forecasts for the last ``days`` returns, made strictly out of sample by
-  the backtest driver and scored by the aggregator against what happened —
-  never from what an agent says about itself.
+  forecasts for the last ``days`` returns at every level, made strictly out
+  of sample by the backtest driver and scored by the aggregator against what
+  happened — never from what an agent says about itself; one weight per
+  agent for all levels (its joint FZ0 skill), so the levels of one beat lean
+  on the same agents and do not cross (if they still do after trimming, the
+  monotone rearrangement puts them in order and the method says so).
 
 The backtest's consensus row uses the same policy, so what ``swarmvar var``
 serves is what ``swarmvar backtest`` validates.
@@ -157,7 +160,7 @@ def swarm_consensus(
         signed = sign_measures(measures, keys, portfolio=portfolio, horizon=horizon,
                                as_of=as_of, seq=seq + k)
         out.append(combine(signed, policy, keyring=ring, now=as_of, total=len(runs),
-                           track_record=None if track is None else track.get(alpha),
+                           track_record=None if track is None else list(track.values()),
                            portfolio=portfolio, alpha=alpha, horizon=horizon))
     return uncrossed(out)
 
@@ -179,11 +182,13 @@ def uncrossed(levels: Sequence[Consensus]) -> list[Consensus]:
         [[c.var_interval] for c in levels],
         [[c.es_interval] for c in levels],
     )
-    return [
-        dataclasses.replace(
+    out = []
+    for k, c in enumerate(levels):
+        moved = (float(v[k, 0]), float(e[k, 0])) != (c.var, c.es)
+        out.append(dataclasses.replace(
             c, var=float(v[k, 0]), es=float(e[k, 0]),
             var_interval=(float(vi[k, 0, 0]), float(vi[k, 0, 1])),
             es_interval=(float(ei[k, 0, 0]), float(ei[k, 0, 1])),
-        )
-        for k, c in enumerate(levels)
-    ]
+            method=c.method + (", rearranged across levels" if moved else ""),
+        ))
+    return out

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from ..consensus import Policy, Weighting, consensus_series, rearrange_levels
+from ..consensus import LevelForecasts, Policy, Weighting, consensus_levels
 from ..data import as_array
 from ..errors import InvalidParameter, InvalidReturns
 from ..models.base import Seed
@@ -137,16 +137,6 @@ class _Recorder:
             a: LevelSeries(a, c[0], c[1], c[2], c[3], c[4], c[5], np.asarray(losses > c[0]))
             for a, c in self.cols.items()
         }
-
-
-def _uncross(rr: _Recorder, levels: tuple[float, ...]) -> None:
-    """Consensus VaR/ES non-decreasing in the level, as the live consensus serves them."""
-    c = np.stack([rr.cols[a] for a in levels])  # (L, 6, T)
-    v, e, vi, ei = rearrange_levels(
-        levels, c[:, 0], c[:, 1], np.stack([c[:, 2], c[:, 3]], -1), np.stack([c[:, 4], c[:, 5]], -1)
-    )
-    for k, a in enumerate(levels):
-        rr.cols[a][:] = np.vstack([v[k], e[k], vi[k].T, ei[k].T])
 
 
 def _progress_bar(*, enabled: bool) -> Any:
@@ -389,22 +379,14 @@ def backtest(
         begin = time.perf_counter()
         log_scores = (np.column_stack([rec[n].logscore for n in agent_names])
                       if horizon == 1 and policy.weighting is Weighting.BMA else None)
+        forecasts = {}
         for alpha in levels:
-            cols = [rec[n].cols[alpha] for n in agent_names]
-            path = consensus_series(
-                realized,
-                np.column_stack([c[0] for c in cols]),
-                np.column_stack([c[1] for c in cols]),
-                alpha,
-                policy,
-                log_scores=log_scores,
-                var_interval=np.stack([np.column_stack([c[2] for c in cols]),
-                                       np.column_stack([c[3] for c in cols])], axis=-1),
-                es_interval=np.stack([np.column_stack([c[4] for c in cols]),
-                                      np.column_stack([c[5] for c in cols])], axis=-1),
-            )
+            c = np.stack([rec[n].cols[alpha] for n in agent_names], axis=-1)  # (6, T, n)
+            forecasts[alpha] = LevelForecasts(c[0], c[1], np.stack([c[2], c[3]], axis=-1),
+                                              np.stack([c[4], c[5]], axis=-1))
+        for alpha, path in consensus_levels(realized, forecasts, policy,
+                                            log_scores=log_scores).items():
             rec[name].store_path(alpha, path)
-        _uncross(rec[name], levels)
         rec[name].forecast += time.perf_counter() - begin
 
     losses = -realized

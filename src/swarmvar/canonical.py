@@ -5,12 +5,22 @@ infinity, and floats written by ``repr`` (Python's shortest round-tripping
 form), so that ``loads(dumps(x)) == x`` and equal values hash equally on every
 machine. Tuples serialize as lists; ``bytes`` are not JSON and are refused
 (encode them as hex first).
+
+Speed: the ledger encodes every entry, so values built only of exact ``dict``
+(string keys), ``list``, ``tuple``, ``str``, ``int``, ``float``, ``bool`` and
+``None`` take a fast path: one type scan, then the C JSON
+encoder, whose ``allow_nan=False`` refuses NaN and infinity by itself. Anything
+else (subclasses, bad keys, NaN, objects) goes through the strict recursive
+check, which names the offending path. Both paths run the same encoder
+configuration, so they produce the same bytes.
 """
 
 from __future__ import annotations
 
 import json
+import json.encoder
 import math
+from collections.abc import Callable
 from typing import Any
 
 from .errors import SwarmVarError
@@ -18,6 +28,60 @@ from .errors import SwarmVarError
 
 class NotCanonical(SwarmVarError, ValueError):
     """A value that has no canonical JSON form (NaN, inf, bytes, objects, ...)."""
+
+
+_DUMPS_ARGS: dict[str, Any] = {
+    "sort_keys": True,
+    "separators": (",", ":"),
+    "ensure_ascii": False,
+    "allow_nan": False,
+}
+
+#: Types the C encoder writes exactly as the strict path would.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_STR = frozenset({str})
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _make_encoder() -> Callable[[Any], str]:
+    """``json.dumps(value, **_DUMPS_ARGS)`` without its per-call setup."""
+    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)  # private to json
+    if c_make_encoder is None:  # no C accelerator: same output, slower
+        return json.JSONEncoder(**_DUMPS_ARGS).encode
+    # Arguments as JSONEncoder.iterencode passes them for _DUMPS_ARGS, except
+    # markers=None (no cycle check): only values that passed _is_plain reach
+    # it, and _is_plain's recursion fails on cycles as the strict check does.
+    c_encode = c_make_encoder(
+        None, _refuse, json.encoder.encode_basestring, None, ":", ",", True, False, False
+    )
+
+    def encode(value: Any) -> str:
+        return "".join(c_encode(value, 0))
+
+    return encode
+
+
+_encode = _make_encoder()
+
+
+def _is_plain(value: Any) -> bool:
+    """True if ``value`` holds only exact JSON types and string keys (floats unchecked)."""
+    kind = type(value)
+    if kind is dict:
+        if not _STR.issuperset(map(type, value)):
+            return False
+        items: Any = value.values()
+    elif kind is list or kind is tuple:
+        items = value
+    else:
+        return kind in _SCALARS
+    for item in items:
+        if type(item) not in _SCALARS and not _is_plain(item):
+            return False
+    return True
 
 
 def _check(value: Any, path: str) -> None:
@@ -43,6 +107,26 @@ def _check(value: Any, path: str) -> None:
     )
 
 
+def canonical_text(value: Any) -> str:
+    """:func:`canonical_json` as ``str`` (before UTF-8 encoding).
+
+    Raises
+    ------
+    NotCanonical
+        If ``value`` holds NaN, inf, non-string keys or non-JSON objects.
+    """
+    if _is_plain(value):
+        try:
+            return _encode(value)
+        except ValueError:  # NaN or inf; the strict path says where
+            pass
+    _check(value, "")
+    try:
+        return json.dumps(value, **_DUMPS_ARGS)
+    except ValueError as exc:  # an int too long for str(), or a circular reference
+        raise NotCanonical(f"value has no canonical JSON form: {exc}") from None
+
+
 def canonical_json(value: Any) -> bytes:
     """Serialize ``value`` canonically (sorted keys, compact, UTF-8, finite floats).
 
@@ -51,10 +135,10 @@ def canonical_json(value: Any) -> bytes:
     NotCanonical
         If ``value`` holds NaN, inf, non-string keys or non-JSON objects.
     """
-    _check(value, "")
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    try:
+        return canonical_text(value).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise NotCanonical(f"value holds a string with no UTF-8 form: {exc}") from None
 
 
 def loads(data: bytes | str) -> Any:

@@ -94,6 +94,8 @@ class Opaque:
         ([1, 2, 3], "JSON object"),
         ("text", "JSON object"),
         ({"big": "x" * MAX_DATA_BYTES}, "1 MiB"),
+        ({"s": "lone \ud800 surrogate"}, "utf-8"),
+        ({"n": 10**5000}, "canonical JSON"),
     ],
 )
 def test_bad_data_raises_invalid_entry_and_writes_nothing(
@@ -172,3 +174,39 @@ def test_entries_chain_and_carry_what_was_recorded(tmp_path: Path) -> None:
         assert a.timestamp == "2025-01-01T00:00:01.000000Z"
         with pytest.raises(IndexError):
             ledger.entry(5)
+
+
+def _golden_payload(i: int) -> dict[str, object]:
+    return {
+        "agent": f"a{i % 3}",
+        "var": i / 7,
+        "es": [1e-300 * i, -0.0, 1e22],
+        "n": 10**20 + i,
+        "s": "é€😀\"\\\n" * (i % 2),
+        "nested": {"t": (True, None), "z": {}},
+    }
+
+
+@pytest.mark.parametrize("where", ["memory", "sqlite"])
+def test_hashes_match_ledgers_written_before_the_fast_paths(tmp_path: Path, where: str) -> None:
+    """Golden values from the code before the canonical/seal fast paths (commit 9f4114a).
+
+    Existing ledgers must keep verifying, so every byte hashed must stay the same.
+    """
+    fixed = datetime(2025, 1, 1, tzinfo=UTC)
+    if where == "memory":
+        ledger = Ledger.in_memory(clock=lambda: fixed)
+    else:
+        ledger = Ledger(tmp_path, clock=lambda: fixed)
+    with ledger:
+        for i in range(3):
+            ledger.add_entry(EntryKind.ESTIMATE, _golden_payload(i))
+        ledger.add_entries([(EntryKind.FORECAST, _golden_payload(i)) for i in range(3, 260)])
+        assert ledger.size == 261
+        assert ledger.entry(-1).hash.hex() == (
+            "06b1ad14526930c0f1c76be3ee88eefe7153d21df3e92d77fc2092b80f10b8d5"
+        )
+        assert ledger.compute_merkle_root().hex() == (
+            "4005f3a66296e3b22c682234f729a91526475efe24354b2988a7461cb202c495"
+        )
+        assert ledger.verify_chain().ok

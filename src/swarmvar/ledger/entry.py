@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from ..canonical import NotCanonical, canonical_json, loads
+from ..canonical import NotCanonical, canonical_text, loads
 from ..errors import InvalidEntry
 from .merkle import HashAlgorithm
 
@@ -128,15 +128,16 @@ def canonical_data(data: Mapping[str, Any]) -> str:
             raise InvalidEntry(f"entry data must be a JSON object (a dict), got {kind}")
         data = dict(data)
     try:
-        encoded = canonical_json(data)
-    except NotCanonical as exc:
+        text = canonical_text(data)
+        size = len(text) if text.isascii() else len(text.encode("utf-8"))
+    except (NotCanonical, UnicodeEncodeError) as exc:  # UnicodeEncodeError: a lone surrogate
         raise InvalidEntry(f"entry data is not canonical JSON: {exc}") from None
-    if len(encoded) > MAX_DATA_BYTES:
+    if size > MAX_DATA_BYTES:
         raise InvalidEntry(
-            f"entry data is {len(encoded)} bytes of canonical JSON, over the limit of "
+            f"entry data is {size} bytes of canonical JSON, over the limit of "
             f"{MAX_DATA_BYTES} bytes (1 MiB); store large payloads elsewhere and record their hash"
         )
-    return encoded.decode("utf-8")
+    return text
 
 
 def preimage(index: int, timestamp: str, kind: str, data_json: str, previous_hash: bytes) -> bytes:

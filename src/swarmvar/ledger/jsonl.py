@@ -123,7 +123,7 @@ def read_jsonl(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[Draft
     for row, expected in zip(rows, hashes, strict=True):
         if row[5] != expected:
             raise LedgerCorrupted(f"{path}: entry {row[0]}'s hash does not match its contents")
-    got = fold([h for _, h in frontier], algorithm) if frontier else empty_root(algorithm)
+    got = fold(frontier, algorithm) if frontier else empty_root(algorithm)
     if got != root:
         raise LedgerCorrupted(f"{path}: entries give root {got.hex()}, header says {root.hex()}")
     return header, drafts, hashes

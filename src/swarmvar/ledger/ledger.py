@@ -51,6 +51,8 @@ DEFAULT_HOME = Path(".swarmvar")
 LEDGER_FILE = "ledger.sqlite"
 KEY_FILE = "ledger.key"
 _FILE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
+#: Kind (an EntryKind or its value; they hash alike) -> stored value, for appends.
+_APPENDABLE = {k.value: k.value for k in EntryKind if k is not EntryKind.GENESIS}
 
 
 class LedgerNotFound(SwarmVarError, FileNotFoundError):
@@ -263,10 +265,15 @@ class Ledger:
 
     @staticmethod
     def _draft(kind: EntryKind, data: Mapping[str, Any], timestamp: str) -> Draft:
-        parsed = parse_kind(kind)
-        if parsed is EntryKind.GENESIS:
-            raise InvalidEntry("the genesis entry is written once, by the ledger itself")
-        return (parsed.value, canonical_data(data), timestamp)
+        try:
+            value = _APPENDABLE[kind]
+        except (KeyError, TypeError):  # genesis, or not a kind (parse_kind says why)
+            value = parse_kind(kind).value
+            if value not in _APPENDABLE:
+                raise InvalidEntry(
+                    "the genesis entry is written once, by the ledger itself"
+                ) from None
+        return (value, canonical_data(data), timestamp)
 
     # --- reading -------------------------------------------------------------
 

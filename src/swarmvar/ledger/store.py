@@ -24,15 +24,15 @@ from typing import Any, Protocol
 
 from ..errors import LedgerCorrupted
 from .entry import ZERO_HASH, preimage
-from .merkle import HashAlgorithm, NodeKey, frontier_keys
+from .merkle import HashAlgorithm, NodeKey
 
 #: (kind value, canonical data JSON, timestamp): an entry before it is chained.
 Draft = tuple[str, str, str]
 #: (index, timestamp, kind, data_json, previous_hash, hash, nodes): a stored entry.
 Row = tuple[int, str, str, str, bytes, bytes, bytes]
-#: Perfect subtrees on the right edge of the tree, as (level, hash), levels decreasing.
-Frontier = list[tuple[int, bytes]]
-
+#: Hashes of the perfect subtrees on the right edge of the tree, largest first:
+#: one per set bit of the tree size, so the levels are implied by the size.
+Frontier = list[bytes]
 
 class Durability(StrEnum):
     """How hard a commit is pushed to disk (SQLite ``synchronous``)."""
@@ -103,33 +103,38 @@ def seal_batch(
     new = algorithm.new()
     frontier = list(frontier)
     rows: list[Row] = []
+    append = rows.append
     prev = head_hash
     index = size
     for kind, data_json, timestamp in drafts:
         digest = new(preimage(index, timestamp, kind, data_json, prev)).digest()
-        done = push_leaf(frontier, digest, new)
-        rows.append((index, timestamp, kind, data_json, prev, digest, done))
+        nodes = push_leaf(frontier, index, digest, new)
+        append((index, timestamp, kind, data_json, prev, digest, nodes))
         prev = digest
         index += 1
     return rows, frontier
 
 
-def push_leaf(frontier: Frontier, digest: bytes, new: Callable[[bytes], Any]) -> bytes:
-    """Add leaf ``digest`` to the RFC 6962 ``frontier`` in place.
+def push_leaf(frontier: Frontier, index: int, digest: bytes, new: Callable[[bytes], Any]) -> bytes:
+    """Add leaf ``index`` (entry hash ``digest``) to the RFC 6962 ``frontier`` in place.
 
-    Returns the concatenated hashes of the perfect subtrees this leaf
-    completes (what the store keeps per row); the verifier recomputes the
-    same bytes with this one function.
+    ``frontier`` must be that of the tree of ``index`` leaves. Returns the
+    concatenated hashes of the perfect subtrees this leaf completes, lowest
+    first (what the store keeps per row); the verifier recomputes the same
+    bytes with this one function. Leaf ``index`` completes one subtree per
+    trailing 1-bit of ``index``; half of all leaves complete none.
     """
     cur = new(b"\x00" + digest).digest()
-    level = 0
-    done = b""
-    while frontier and frontier[-1][0] == level:
-        cur = new(b"\x01" + frontier.pop()[1] + cur).digest()
-        level += 1
-        done += cur
-    frontier.append((level, cur))
-    return done
+    merges = (index ^ (index + 1)).bit_length() - 1
+    if not merges:
+        frontier.append(cur)
+        return b""
+    done = []
+    for _ in range(merges):
+        cur = new(b"\x01" + frontier.pop() + cur).digest()
+        done.append(cur)
+    frontier.append(cur)
+    return b"".join(done)
 
 
 def node_row(key: NodeKey) -> int:
@@ -198,7 +203,3 @@ class MemoryStore:
     def close(self) -> None:
         pass
 
-
-def frontier_from(store_nodes: Sequence[bytes], size: int) -> Frontier:
-    """Pair the hashes of :func:`frontier_keys` ``(size)`` with their levels."""
-    return [(key[0], h) for key, h in zip(frontier_keys(size), store_nodes, strict=True)]

@@ -10,6 +10,9 @@ from .merkle import HashAlgorithm, empty_root, fold
 from .store import Frontier, Row, push_leaf
 
 _KINDS = frozenset(k.value for k in EntryKind)
+#: Kinds allowed at index 0, and after it.
+_FIRST_KINDS = frozenset({EntryKind.GENESIS.value})
+_LATER_KINDS = _KINDS - _FIRST_KINDS
 
 
 @dataclass(frozen=True)
@@ -61,9 +64,8 @@ def verify_rows(rows: Iterable[Row], algorithm: HashAlgorithm) -> Verification:
         Merkle nodes differ from what its contents and predecessors imply.
     """
     new = algorithm.new()
-    genesis = EntryKind.GENESIS.value
-    prev = ZERO_HASH
     frontier: Frontier = []
+    prev = ZERO_HASH
     expected = 0
     for idx, timestamp, kind, data, previous, digest, nodes in rows:
         if idx != expected:
@@ -71,17 +73,16 @@ def verify_rows(rows: Iterable[Row], algorithm: HashAlgorithm) -> Verification:
             return Verification(False, expected, expected, reason)
         if (
             previous != prev
-            or kind not in _KINDS
-            or (kind == genesis) != (idx == 0)
+            or kind not in (_LATER_KINDS if idx else _FIRST_KINDS)
             or new(preimage(idx, timestamp, kind, data, previous)).digest() != digest
         ):
             return Verification(False, expected, idx, _why(idx, kind, previous, prev))
-        if push_leaf(frontier, digest, new) != nodes:
+        if push_leaf(frontier, idx, digest, new) != nodes:
             reason = "stored Merkle nodes differ from the recomputed ones"
             return Verification(False, expected, idx, reason)
         prev = digest
         expected += 1
-    root = fold([h for _, h in frontier], algorithm) if frontier else empty_root(algorithm)
+    root = fold(frontier, algorithm) if frontier else empty_root(algorithm)
     return Verification(True, expected, None, None, root)
 
 

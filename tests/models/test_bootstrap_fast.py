@@ -1,0 +1,58 @@
+"""BayesianBootstrap's one-day shortcut against the shared risk function on the same draws."""
+
+import math
+
+import numpy as np
+import pytest
+
+from swarmvar.models import bootstrap
+from swarmvar.models.bootstrap import BayesianBootstrap
+from swarmvar.models.risk import EmpiricalFamily, risk_measures
+
+
+def _reference(agent, rng, alphas):
+    """The forecast rebuilt from the same random draws with EmpiricalFamily/risk_measures."""
+    x = agent.sample()
+    n, tail = x.size, 1.0 - min(alphas)
+    k = int(min(n - 1, math.ceil(n * tail + bootstrap._TAIL_SD * math.sqrt(n * tail)
+                                 + bootstrap._TAIL_PAD)))
+    top = rng.standard_exponential((agent.draws, k))
+    rest = rng.standard_gamma(n - k, size=agent.draws)
+    assert np.all(top.sum(axis=1) >= tail * (top.sum(axis=1) + rest))  # the exact shortcut
+    order = np.argsort(x, kind="stable")[: k + 1]
+    weights = np.column_stack([top, rest])
+    draws = risk_measures(EmpiricalFamily(x[order], sample_weights=weights), alphas)
+    point = risk_measures(EmpiricalFamily(x), alphas)
+    return draws, point
+
+
+@pytest.mark.parametrize("window", [60, 500, 1000])
+@pytest.mark.parametrize("alphas", [(0.99, 0.975), (0.95,), (0.999, 0.9)])
+def test_one_day_equals_the_shared_risk_function(window, alphas):
+    x = np.random.default_rng(window).standard_t(3, size=window + 40) * 0.01
+    agent = BayesianBootstrap(window=window).fit(x, seed=1)
+    fast = agent.forecast(alphas, seed=7)
+    draws, point = _reference(agent, np.random.default_rng(7), alphas)
+    for f, d, p in zip(fast.levels, draws, point, strict=True):
+        assert f.var == pytest.approx(p.var, rel=1e-13)
+        assert f.es == pytest.approx(p.es, rel=1e-13)
+        assert f.var_interval == pytest.approx(d.var_interval, rel=1e-12)
+        assert f.es_interval == pytest.approx(d.es_interval, rel=1e-12)
+
+
+def test_ties_and_a_light_tail_fall_back_exactly():
+    # a window of few distinct values: ties at the VaR, and the fallback to all weights
+    x = np.tile(np.array([-0.03, -0.01, 0.0, 0.01, 0.02]), 20)
+    agent = BayesianBootstrap(window=100).fit(x, seed=0)
+    fc = agent.forecast((0.99, 0.95), seed=3)
+    for m in fc.levels:
+        assert m.var_interval[0] <= m.var_interval[1] and m.es >= m.var
+        assert m.var in (0.03, 0.01, 0.0)
+
+
+def test_percentile_and_log_score_helpers_are_numpy_exact():
+    rng = np.random.default_rng(0)
+    for n in (50, 77, 500, 501):
+        x = rng.standard_t(4, n)
+        for q in (0.25, 0.75):
+            assert bootstrap._percentile(x, q) == np.percentile(x, 100 * q)

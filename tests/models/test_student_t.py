@@ -164,7 +164,7 @@ def test_refit_warm_start_matches_a_fresh_fit(fitted: StudentT, data: np.ndarray
         agent.update(float(r))
     window = data[20:370]
     agent.refit(window, seed=5)
-    assert agent.history.size == 350 and agent.diagnostics.method.startswith("sir")
+    assert agent.history.size == 350 and agent.diagnostics.method.startswith("ibis")
     fresh = _small().fit(window, seed=6).posterior_draws()
     warm = agent.posterior_draws()
     for k in ("mu", "sigma", "nu"):

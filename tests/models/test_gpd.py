@@ -183,3 +183,41 @@ def test_family_quantile_inverts_tail(xi: float, beta: float, p_u: float, alpha:
     h = 1e-6
     slope = (fam.excess(v + h)[0] - fam.excess(v - h)[0]) / (2 * h)
     assert slope == pytest.approx(-0.5 * (fam.tail(v + h)[0] + fam.tail(v - h)[0]), abs=1e-4)
+
+
+def test_grid_loglik_equals_summed_scipy_logpdf() -> None:
+    from swarmvar.models.gpd import grid_loglik
+
+    y = stats.genpareto(c=0.15, scale=0.5).rvs(size=70, random_state=8)
+    xi = np.array([-0.5, -0.2, -1e-12, 0.0, 0.3, 0.9])
+    beta = np.exp(np.linspace(-2.5, 1.0, 9))
+    ref = np.array([[stats.genpareto.logpdf(y, c=a, scale=b).sum() for b in beta] for a in xi])
+    got = grid_loglik(y, xi, beta)
+    finite = np.isfinite(ref)
+    assert (~finite).any()  # some nodes with xi < 0 cannot reach the largest excess
+    np.testing.assert_array_equal(np.isfinite(got), finite)
+    np.testing.assert_allclose(got[finite], ref[finite], rtol=1e-10)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31), size=st.integers(2, 200), alpha=st.floats(0.9, 0.999))
+def test_newton_mixture_var_equals_brent(seed: int, size: int, alpha: float) -> None:
+    from swarmvar.models import risk
+
+    rng = np.random.default_rng(seed)
+    fam = GPDTailFamily(1.2, rng.uniform(-0.4, 0.6, size), rng.uniform(0.3, 1.0, size),
+                        rng.uniform(0.05, 0.15, size), rng.normal(0, 0.6, 300).clip(max=1.2),
+                        loc=rng.normal(0, 1e-3, size), scale=rng.uniform(0.005, 0.03, size),
+                        weights=rng.dirichlet(np.ones(size)))
+
+    class Plain:  # the same family without the shortcut: risk.mixture_var's Brent search
+        weights = fam.weights
+        var, tail, excess = fam.var, fam.tail, fam.excess
+
+    got = fam.mixture_var(alpha)
+    ref = risk.mixture_var(Plain(), alpha)  # type: ignore[arg-type]
+    assert got == pytest.approx(ref, rel=1e-9, abs=1e-12)
+    # the mixture tail crosses 1 - alpha there (it may jump, in the empirical body)
+    eps = 1e-9 * abs(got)
+    assert float(fam.weights @ fam.tail(got - eps)) >= (1 - alpha) * (1 - 1e-6)
+    assert float(fam.weights @ fam.tail(got + eps)) <= (1 - alpha) * (1 + 1e-6)

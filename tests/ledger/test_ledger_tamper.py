@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from swarmvar.ledger import EntryKind, Ledger
+from swarmvar.ledger import verify as verify_module
 from swarmvar.ledger.entry import ZERO_HASH, canonical_data
 from swarmvar.ledger.merkle import HashAlgorithm
 from swarmvar.ledger.store import seal_batch
@@ -58,8 +61,10 @@ def _flip_byte(value: bytes | str, pos: int) -> bytes | str:
 
 
 def _verify(home: Path) -> tuple[bool, int | None, str | None]:
+    """verify_chain in one pass, and split over 3 processes: the outcome must be the same."""
     with Ledger(home, create=False) as led:
-        result = led.verify_chain()
+        result = led.verify_chain(processes=1)
+        assert led.verify_chain(processes=3) == result  # ranges [0, 13), [13, 27), [27, 41)
     return result.ok, result.first_bad, result.reason
 
 
@@ -100,12 +105,33 @@ def test_changed_merkle_node_is_named(tmp_path: Path) -> None:
     assert not ok and bad == 31 and "Merkle" in str(reason)
 
 
-def test_deleted_middle_entry_is_named(tmp_path: Path) -> None:
+@pytest.mark.parametrize("index", [12, 13, 14, 26, 27])  # around the 3-process range bounds
+def test_deleted_middle_entry_is_named(tmp_path: Path, index: int) -> None:
     db = _build(tmp_path)
     with _attacker(db) as conn:
-        conn.execute("DELETE FROM entries WHERE idx = 12")
+        conn.execute("DELETE FROM entries WHERE idx = ?", (index,))
     ok, bad, reason = _verify(tmp_path)
-    assert not ok and bad == 12 and "missing" in str(reason)
+    assert not ok and bad == index and "missing" in str(reason)
+
+
+def test_a_failed_worker_process_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that dies without an answer: its range is verified in the calling process."""
+    db = _build(tmp_path)
+    with Ledger(tmp_path, create=False) as led:
+        good = led.verify_chain(processes=1)
+    with _attacker(db) as conn:
+        conn.execute("UPDATE entries SET data = '{}' WHERE idx = 33")
+
+    def broken(*args: object) -> subprocess.Popen[str]:
+        died = [sys.executable, "-c", "raise SystemExit(3)"]
+        return subprocess.Popen(died, stdout=subprocess.PIPE, text=True)
+
+    monkeypatch.setattr(verify_module, "_start_worker", broken)
+    with Ledger(tmp_path, create=False) as led:
+        result = led.verify_chain(processes=3)
+    assert good.ok and not result.ok and result.first_bad == 33
 
 
 def test_dropped_tail_is_caught_by_an_earlier_signed_head(tmp_path: Path) -> None:

@@ -14,8 +14,10 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from itertools import chain
 from pathlib import Path
+from typing import Any
 
 from ..errors import LedgerCorrupted
 from .entry import ZERO_HASH
@@ -191,20 +193,7 @@ class SQLiteStore:
             return rows
 
     def rows(self, start: int = 0, stop: int | None = None) -> Iterator[Row]:
-        if stop is None:
-            stop = self.size()
-        lo = start
-        while lo < stop:
-            with self._lock:
-                chunk = self._conn.execute(
-                    f"SELECT {_COLUMNS} FROM entries WHERE idx >= ? AND idx < ? "
-                    "ORDER BY idx LIMIT ?",
-                    (lo, stop, _CHUNK),
-                ).fetchall()
-            yield from chunk
-            if len(chunk) < _CHUNK:
-                return
-            lo = chunk[-1][0] + 1
+        return stream_rows(self._conn, start, self.size() if stop is None else stop, self._lock)
 
     def node_hashes(self, keys: Sequence[NodeKey]) -> list[bytes]:
         with self._lock:
@@ -244,3 +233,29 @@ def _insert(conn: sqlite3.Connection, rows: list[Row]) -> None:
         conn.execute(_INSERT_MANY, list(chain.from_iterable(rows[start : start + step])))
     if full < len(rows):
         conn.executemany(_INSERT, rows[full:])
+
+
+def stream_rows(
+    conn: sqlite3.Connection,
+    start: int,
+    stop: int,
+    lock: AbstractContextManager[Any] | None = None,
+) -> Iterator[Row]:
+    """Rows ``start <= idx < stop`` in index order, fetched _CHUNK at a time (under ``lock``)."""
+    lock = lock or nullcontext()
+    lo = start
+    while lo < stop:
+        with lock:
+            chunk = conn.execute(
+                f"SELECT {_COLUMNS} FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx LIMIT ?",
+                (lo, stop, _CHUNK),
+            ).fetchall()
+        yield from chunk
+        if len(chunk) < _CHUNK:
+            return
+        lo = chunk[-1][0] + 1
+
+
+def open_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection to a ledger file (for verifying it in another process)."""
+    return sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)

@@ -1,0 +1,161 @@
+"""StudentT's fast paths against brute force: mixture VaR/ES, IBIS refits, MH kernels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import integrate, optimize, stats
+
+from swarmvar.models import _sir
+from swarmvar.models._sir_tmixture import mixture_level, risk_measure
+from swarmvar.models.risk import StudentTFamily, risk_measures
+from swarmvar.models.student_t import StudentT, t_loglik
+
+pytestmark = pytest.mark.filterwarnings("ignore::swarmvar.errors.ConvergenceWarning")
+
+
+def _brute(loc, scale, df, w, alpha):  # type: ignore[no-untyped-def]
+    """Mixture VaR by Brent on scipy's t survival function, ES by quadrature of the tail."""
+    target = 1.0 - alpha
+
+    def tail(v: float) -> float:  # P(L > v) = P(r < -v)
+        return float(w @ stats.t.cdf(-v, df, loc, scale)) - target
+
+    var = optimize.brentq(tail, -1.0, 1.0, xtol=1e-16, rtol=1e-15)
+    excess, _ = integrate.quad(lambda v: tail(v) + target, var, np.inf, epsabs=1e-15,
+                               epsrel=1e-12, limit=200)
+    return var, var + excess / target
+
+
+@pytest.mark.parametrize("alpha", [0.99, 0.975, 0.9])
+def test_mixture_var_es_match_brute_force_root_and_quadrature(alpha: float) -> None:
+    rng = np.random.default_rng(int(alpha * 1000))
+    s = 60
+    loc, scale = rng.normal(3e-4, 3e-4, s), rng.normal(0.009, 4e-4, s)
+    df = rng.normal(4.5, 0.5, s)
+    level = mixture_level(loc, scale, df, alpha)
+    for k in range(4):  # weights drifting away from those the nodes were placed for
+        w = np.exp(rng.normal(0.0, 0.3 * (k + 1), s))
+        w /= w.sum()
+        fast = risk_measure(level, w)
+        var, es = _brute(loc, scale, df, w, alpha)
+        assert fast.var == pytest.approx(var, rel=1e-8)
+        assert fast.es == pytest.approx(es, rel=1e-8)
+
+
+def test_nodes_follow_the_root_when_the_weights_move_far() -> None:
+    # two clusters; the weight moves from one to the other, so the VaR leaves the nodes
+    loc = np.r_[np.zeros(50), np.full(50, -0.004)]
+    scale, df = np.r_[np.full(50, 0.008), np.full(50, 0.012)], np.full(100, 5.0)
+    level = mixture_level(loc, scale, df, 0.99)
+    first = level.nodes
+    w = np.r_[np.full(50, 1e-4), np.ones(50)]
+    w /= w.sum()
+    fast = risk_measure(level, w)
+    assert level.nodes is not first
+    (ref,) = risk_measures(StudentTFamily(loc, scale, df, w), (0.99,))
+    assert fast.var == pytest.approx(ref.var, rel=1e-8)
+    assert fast.es == pytest.approx(ref.es, rel=1e-8)
+
+
+def test_loglik_blocks_long_and_empty_data() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.standard_t(4, 70_000) * 0.01  # longer than a block: one particle per block
+    mu, sigma, nu = rng.normal(0, 1e-3, 3), rng.uniform(0.005, 0.02, 3), rng.uniform(2.2, 30, 3)
+    expect = [stats.t.logpdf(y, n, m, s).sum() for m, s, n in zip(mu, sigma, nu, strict=True)]
+    np.testing.assert_allclose(t_loglik(mu, sigma, nu, y), expect, rtol=1e-11)
+    assert np.all(t_loglik(mu, sigma, nu, y[:0]) == 0.0)
+
+
+def test_independent_moves_leave_the_target_invariant() -> None:
+    # target N(0, I) in 3-d; a deliberately offset, too-narrow proposal: the kernel must
+    # still keep exact draws exact (a biased kernel would drag them to the proposal)
+    rng = np.random.default_rng(11)
+    theta = rng.standard_normal((20_000, 3))
+
+    def log_target(th: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return -0.5 * (th * th).sum(axis=1), np.zeros((1, th.shape[0]))
+
+    current = log_target(theta)
+    moved, _, _, rate, frac = _sir.independent_moves(theta, log_target, current, rng, 3,
+                                                     np.full(3, 0.3), 0.6 * np.eye(3))
+    assert 0.2 < rate < 0.95 and frac > 0.5
+    assert np.abs(moved.mean(axis=0)).max() < 0.03
+    np.testing.assert_allclose(np.cov(moved.T), np.eye(3), atol=0.05)
+
+
+@pytest.fixture(scope="module")
+def stream() -> np.ndarray:
+    return StudentT().simulate({"mu": 3e-4, "sigma": 0.009, "nu": 4.5}, 500, seed=21)
+
+
+def test_backtest_rhythm_refits_track_a_cold_nuts_fit(stream: np.ndarray) -> None:
+    small = {"num_chains": 2, "num_warmup": 150, "num_samples": 200}
+    agent = StudentT(**small).fit(stream[:300], seed=1)
+    end = 300
+    for cycle in range(5):  # 5 x (20 updates, refit on the trailing 300 days)
+        for x in stream[end:end + 20]:
+            agent.update(float(x))
+        end += 20
+        agent.refit(stream[end - 300:end], seed=10 + cycle)
+        info = agent._fit_info
+        assert info["method"] == "ibis" and info["ess_reweighted"] > 0
+        assert agent.history.size == 300
+    fresh = StudentT(**small).fit(stream[end - 300:end], seed=2).posterior_draws()
+    warm = agent.posterior_draws()
+    for k in ("mu", "sigma", "nu"):
+        # both are Monte Carlo pictures of one posterior with ESS ~200 each: their means
+        # differ by ~0.1 sd; 0.35 sd is 3.5 of those
+        sd = np.std(fresh[k])
+        assert abs(np.mean(warm[k]) - np.mean(fresh[k])) < 0.35 * sd, k
+        assert np.std(warm[k]) == pytest.approx(sd, rel=0.3), k
+
+
+def test_reweight_only_refit_keeps_the_forecast_cache(stream: np.ndarray) -> None:
+    agent = StudentT(num_chains=2, num_warmup=150, num_samples=200).fit(stream[:300], seed=3)
+    agent.update(float(stream[300]))
+    agent.forecast((0.99,))
+    levels = agent._levels
+    agent.refit(stream[1:301], seed=4)  # one day dropped: the weights stay healthy
+    assert agent._fit_info["tempering_steps"] == 0 and agent._levels is levels
+    w = _sir.normalized_weights(agent._logw)
+    (ref,) = risk_measures(StudentTFamily(agent._mu, agent._sigma, agent._nu, w), (0.99,))
+    fast = agent.forecast((0.99,)).at(0.99)
+    assert fast.var == pytest.approx(ref.var, rel=1e-8)
+    assert fast.es == pytest.approx(ref.es, rel=1e-8)
+    assert fast.var_interval == pytest.approx(ref.var_interval, rel=1e-12)
+
+
+def test_smc_fit_agrees_with_nuts_and_needs_no_compilation(stream: np.ndarray) -> None:
+    y = stream[:400]
+    smc = StudentT(sampler="smc").fit(y, seed=5)
+    assert smc.diagnostics.method == "smc+sir" and smc._fit_info["tempering_steps"] >= 1
+    nuts = StudentT(num_chains=2, num_warmup=150, num_samples=200).fit(y, seed=6)
+    a, b = smc.posterior_draws(), nuts.posterior_draws()
+    for k in ("mu", "sigma", "nu"):
+        sd = np.std(b[k])
+        assert abs(np.mean(a[k]) - np.mean(b[k])) < 0.35 * sd, k
+        assert np.std(a[k]) == pytest.approx(sd, rel=0.3), k
+    restored = StudentT.from_state(smc.state())
+    assert restored.params()["sampler"] == "smc"
+    assert restored.forecast((0.99,)) == smc.forecast((0.99,))
+
+
+def test_unknown_sampler_is_refused() -> None:
+    from swarmvar.errors import InvalidParameter
+
+    with pytest.raises(InvalidParameter, match="sampler"):
+        StudentT(sampler="hmc")
+
+
+def test_degenerate_moves_fall_back_to_nuts(stream: np.ndarray,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from swarmvar.models import student_t
+
+    small = {"num_chains": 2, "num_warmup": 150, "num_samples": 200}
+    agent = StudentT(sampler="smc", **small).fit(stream[:300], seed=7)
+    window = StudentT().simulate({"mu": -1e-3, "sigma": 0.018, "nu": 12.0}, 300, seed=8)
+    monkeypatch.setattr(student_t, "_LEAST_MOVED", 1.01)  # no move can ever be enough
+    agent.refit(window, seed=9)
+    assert agent.diagnostics.method == "nuts+sir"
+    assert np.array_equal(agent.history, window)

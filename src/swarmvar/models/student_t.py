@@ -47,6 +47,8 @@ def _own(seed: Seed) -> np.random.Generator:
 
 
 PARAMS = ("mu", "sigma", "nu")
+#: Posterior samplers for :meth:`StudentT.fit`.
+SAMPLERS = ("nuts", "smc")
 #: Elements per block when evaluating the likelihood: a block of particles times
 #: observations small enough to stay in cache (2-3x faster than one S x n pass).
 _BLOCK = 1 << 16
@@ -133,6 +135,10 @@ class StudentT(Agent):
         Most particles kept for the online posterior.
     ess_threshold : float in (0, 1)
         Resample and rejuvenate when the particle ESS falls below this fraction.
+    sampler : {"nuts", "smc"}
+        How :meth:`fit` samples the posterior: NUTS (compiled once per process
+        and data-length bucket, R-hat and ESS checked) or tempered SMC from the
+        prior with the refit's moves (numpy only, no compilation).
     moves : int
         Most Metropolis-Hastings sweeps per rejuvenation (independent proposals
         stop earlier, once 95% of the particles have moved).
@@ -142,7 +148,8 @@ class StudentT(Agent):
     min_observations = 30
 
     def __init__(self, num_chains: int = 4, num_warmup: int = 500, num_samples: int = 1000,
-                 particles: int = 2000, ess_threshold: float = 0.5, moves: int = 5) -> None:
+                 particles: int = 2000, ess_threshold: float = 0.5, moves: int = 5,
+                 sampler: str = "nuts") -> None:
         for label, value, least in (("num_chains", num_chains, 1), ("num_warmup", num_warmup, 10),
                                     ("num_samples", num_samples, 10), ("particles", particles, 10),
                                     ("moves", moves, 1)):
@@ -150,17 +157,30 @@ class StudentT(Agent):
                 raise InvalidParameter(f"{label} must be a whole number >= {least}, not {value!r}")
         if not isinstance(ess_threshold, (int, float)) or not 0.0 < ess_threshold < 1.0:
             raise InvalidParameter(f"ess_threshold must lie in (0, 1), not {ess_threshold!r}")
+        if sampler not in SAMPLERS:
+            raise InvalidParameter(f"sampler must be one of {SAMPLERS}, not {sampler!r}")
         self.num_chains, self.num_warmup, self.num_samples = num_chains, num_warmup, num_samples
         self.particles = particles
         self.ess_threshold, self.moves = float(ess_threshold), moves
+        self.sampler = sampler
         self._levels: dict[float, MixtureLevel] = {}
 
     # --- fitting ----------------------------------------------------------
 
     def fit(self, returns: ArrayLike, *, seed: Seed = None) -> Self:
-        """NUTS posterior from a history of log returns ``(n,)``, oldest first."""
+        """Posterior from a history of log returns ``(n,)``, oldest first.
+
+        ``sampler="nuts"``: NUTS, R-hat and ESS checked. ``sampler="smc"``: a
+        tempered SMC sampler from the prior (no compilation; NUTS if its moves
+        cannot keep the particles apart).
+        """
         y = self._history(returns)
         rng = _own(seed)
+        if self.sampler == "smc" and self._fit_smc(y, rng):
+            return self
+        return self._fit_nuts(y, rng)
+
+    def _fit_nuts(self, y: FloatArray, rng: np.random.Generator) -> Self:
         started = time.perf_counter()
         draws = run_nuts(y, seed=int(rng.integers(0, 2**31 - 1)), num_warmup=self.num_warmup,
                          num_samples=self.num_samples, num_chains=self.num_chains)
@@ -179,6 +199,41 @@ class StudentT(Agent):
         self._fitted = True
         self._warn_if_unconverged(self._diagnostics())
         return self
+
+    def _fit_smc(self, y: FloatArray, rng: np.random.Generator) -> bool:
+        """Tempered SMC from the prior (Del Moral, Doucet & Jasra 2006); False if degenerate.
+
+        ``particles`` prior draws; each step raises the likelihood's power as
+        far as keeps the ESS at ``ess_threshold`` (bisection), resamples and
+        rejuvenates with the refit's MH moves on ``prior * L(y)^g``, until
+        ``g = 1``. Returns False (nothing installed) when a step's moves leave
+        fewer than 30% of the particles moved, or after 200 steps.
+        """
+        started = time.perf_counter()
+        prior = self.sample_prior(self.particles, seed=rng)
+        theta = np.column_stack([prior["mu"], np.log(prior["sigma"]),
+                                 np.log(prior["nu"] - 2.0)])
+        ll = t_loglik(*_constrain(theta), y)
+        logw, gamma, steps, moved = np.zeros(theta.shape[0]), 0.0, 0, 1.0
+        target, acceptance = self.ess_threshold * theta.shape[0], 0.0
+        while gamma < 1.0 and steps < 200 and moved >= _LEAST_MOVED:
+            step = _sir.next_temperature(logw, ll, gamma, target)
+            logw = logw + (step - gamma) * ll
+            gamma = step
+            theta, rows, acceptance, moved = self._rejuvenate(
+                theta, logw, ll[None, :], (y,), np.array([gamma]), rng)
+            ll, logw = rows[0], np.zeros(theta.shape[0])
+            steps += 1
+        if gamma < 1.0 or moved < _LEAST_MOVED:
+            return False
+        self._install(theta, logw, ll, y, rng)
+        self._fit_info = {"method": "smc", "rhat": {}, "ess_bulk": {}, "ess_tail": {},
+                          "divergences": 0, "draws": int(theta.shape[0]),
+                          "seconds": time.perf_counter() - started, "tempering_steps": steps,
+                          "moved": moved}
+        self._acceptance = acceptance
+        self._fitted = True
+        return True
 
     def refit(self, returns: ArrayLike, *, seed: Seed = None) -> Self:
         """Posterior given a new window ``(n,)``, warm-started from the current particles.
@@ -234,16 +289,19 @@ class StudentT(Agent):
             step = _sir.next_temperature(logw, inc, gamma, target)
             logw = logw + (step - gamma) * inc
             gamma = step
+            if gamma >= 1.0 and _sir.ess(logw) >= target:
+                break  # the last bridge step left healthy weights: no resampling needed
             theta, rows, acceptance, moved = self._rejuvenate(theta, logw, rows, data,
                                                               powers(gamma), rng)
             logw = np.zeros(theta.shape[0])
             steps += 1
             if moved < _LEAST_MOVED:  # the moves cannot keep up: sample afresh
+                gamma = 0.0
                 break
         else:
             gamma = 0.0
-        if gamma < 1.0:  # the bridge stalled (a window unrelated to the particles): NUTS
-            return self.fit(y, seed=rng)
+        if gamma < 1.0:  # degenerate or stalled (a window unrelated to the particles)
+            return self.fit(y, seed=rng)  # afresh (the SMC sampler falls back to NUTS)
         if steps == 0:  # same particles: the cached per-particle forecast pieces stay valid
             levels = self._levels
             self._install(theta, logw, rows[0], y, rng)

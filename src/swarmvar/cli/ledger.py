@@ -17,7 +17,15 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import SwarmVarError
-from ..ledger import DEFAULT_HOME, Ledger, SignedHead, export_jsonl, import_jsonl
+from ..ledger import (
+    DEFAULT_HOME,
+    ConsistencyProof,
+    InclusionProof,
+    Ledger,
+    SignedHead,
+    export_jsonl,
+    import_jsonl,
+)
 
 app = typer.Typer(
     name="ledger",
@@ -32,6 +40,12 @@ Home = Annotated[Path, typer.Option("--home", help="Data home holding ledger.sql
 
 def _echo(obj: Any) -> None:
     typer.echo(json.dumps(obj, sort_keys=True, ensure_ascii=False))
+
+
+def _echo_checked(proof: InclusionProof | ConsistencyProof) -> None:
+    """Print a proof after checking it against the roots it carries (InvalidProof if not)."""
+    proof.verify()
+    _echo(proof.to_dict())
 
 
 @contextmanager
@@ -102,9 +116,7 @@ def prove(
 ) -> None:
     """Print an RFC 6962 inclusion proof for entry INDEX (checked before printing)."""
     with _ledger(home) as ledger:
-        proof = ledger.inclusion_proof(index, size)
-        proof.verify()
-        _echo(proof.to_dict())
+        _echo_checked(ledger.inclusion_proof(index, size))
 
 
 @app.command()
@@ -115,9 +127,7 @@ def consistency(
 ) -> None:
     """Print an RFC 6962 consistency proof from SIZE1 to SIZE2 (checked before printing)."""
     with _ledger(home) as ledger:
-        proof = ledger.consistency_proof(size1, size2)
-        proof.verify()
-        _echo(proof.to_dict())
+        _echo_checked(ledger.consistency_proof(size1, size2))
 
 
 @app.command()

@@ -151,9 +151,46 @@ def test_invalid_inputs_raise_named_errors(fitted: GarchEVT, returns: np.ndarray
 
 def test_posterior_draws_hold_garch_and_gpd_parameters(fitted: GarchEVT) -> None:
     d = fitted.posterior_draws()
-    assert set(d) == {"mu", "omega", "alpha", "beta", "nu", "gpd_xi", "gpd_beta", "gpd_p_u"}
+    assert set(d) == {"mu", "omega", "alpha", "beta", "nu", "gamma", "gpd_xi", "gpd_beta",
+                      "gpd_p_u"}
     assert all(v.shape == (200,) for v in d.values())
     np.testing.assert_array_equal(d["beta"], fitted._garch.posterior_draws()["beta"])
     post = fitted.tail_posterior()
     sd = np.sqrt(post.marginal("xi")[1] @ (post.xi - post.mean("xi")) ** 2)
     assert np.mean(d["gpd_xi"]) == pytest.approx(post.mean("xi"), abs=4 * sd / np.sqrt(200))
+
+
+class _PublicOnly:
+    """A GarchT seen only through its public API (any private attribute access fails)."""
+
+    def __init__(self, garch: GarchT) -> None:
+        object.__setattr__(self, "_wrapped", garch)
+
+    def __getattr__(self, name: str):  # noqa: ANN204
+        if name.startswith("_"):
+            raise AttributeError(f"GarchEVT read GarchT's private {name!r}")
+        return getattr(object.__getattribute__(self, "_wrapped"), name)
+
+
+def test_horizon_forecasts_use_only_garch_public_api(fitted: GarchEVT) -> None:
+    agent = _copy(fitted)
+    expect = agent.forecast((0.99, 0.975), horizon=5, seed=7)
+    agent._garch = _PublicOnly(agent._garch)  # type: ignore[assignment]
+    assert agent.forecast((0.99, 0.975), horizon=5, seed=7) == expect
+    assert agent.forecast((0.99,)) == fitted.forecast((0.99,))
+    agent.update(-0.01)  # updates too
+
+
+def test_gjr_is_the_default_and_symmetric_is_an_option(fitted: GarchEVT,
+                                                       returns: np.ndarray) -> None:
+    assert fitted.asymmetric and GarchEVT().params()["asymmetric"] is True
+    sym = GarchEVT(particles=200, runs=2, asymmetric=False).fit(returns[:1500], seed=3)
+    assert "gamma" not in sym.posterior_draws() and "gamma" in fitted.posterior_draws()
+    assert GarchEVT.from_state(sym.state()).asymmetric is False
+    # a -3% day raises tomorrow's VaR more under GJR than under the symmetric filter
+    rises = []
+    for agent in (_copy(fitted), sym):
+        before = agent.forecast((0.99,)).at(0.99).var
+        agent.update(-0.03)
+        rises.append(agent.forecast((0.99,)).at(0.99).var / before)
+    assert rises[0] > rises[1]

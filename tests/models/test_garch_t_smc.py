@@ -30,23 +30,62 @@ def sp500():
     return load("sp500").to_numpy()
 
 
-def test_sp500_posterior_agrees_with_arch_mle_and_converges(sp500):
+@pytest.mark.parametrize("asymmetric", [True, False])
+def test_sp500_posterior_agrees_with_arch_mle_and_converges(sp500, asymmetric):
     from arch import arch_model
 
     r = sp500[-2500:]
-    res = arch_model(100 * r, vol="GARCH", p=1, q=1, dist="t").fit(disp="off")
+    o = int(asymmetric)
+    res = arch_model(100 * r, vol="GARCH", p=1, o=o, q=1, dist="t").fit(disp="off")
     p = res.params
     mle = {"mu": p["mu"] / 100, "omega": p["omega"] / 1e4, "alpha": p["alpha[1]"],
            "beta": p["beta[1]"], "nu": p["nu"]}
-    agent = GarchT().fit(r, seed=7)  # warnings are errors: no ConvergenceWarning allowed
-    d = agent.diagnostics
+    names = PARAMS
+    if asymmetric:
+        mle["gamma"] = p["gamma[1]"]
+        names = (*PARAMS, "gamma")
+    agent = GarchT(asymmetric=asymmetric).fit(r, seed=7)  # warnings are errors: no
+    d = agent.diagnostics                                  # ConvergenceWarning allowed
     assert d.max_rhat <= 1.01
     assert min(d.ess_bulk.values()) >= 400 and min(d.ess_tail.values()) >= 400
     post = _summary(agent)
-    for name in PARAMS:
+    assert set(post) == set(names)
+    for name in names:
         mean, sd = post[name]
         why = f"{name}: posterior {mean:.4g}±{sd:.2g}, MLE {mle[name]:.4g}"
-        assert abs(mean - mle[name]) <= 2 * sd, why
+        # alpha sits at its boundary (0) under GJR, where the posterior mean is pushed in
+        k = 3 if asymmetric and name == "alpha" else 2
+        assert abs(mean - mle[name]) <= k * sd, why
+    if asymmetric:  # the leverage effect: the posterior puts gamma well above 0
+        assert np.quantile(agent.posterior_draws()["gamma"], 0.05) > 0.05
+
+
+TRUE_GJR = {**TRUE, "alpha": 0.03, "beta": 0.88, "gamma": 0.12}
+
+
+def test_recovers_known_gjr_parameters_on_simulated_data():
+    """Simulate GJR-GARCH-t, fit: posterior means within 3 sds of the truth, gamma found.
+
+    (Frequentist coverage of 90% intervals at a fixed truth near alpha's
+    boundary runs a little below 90% - measured 86% over 12 seeds x 6
+    parameters - so a 3-sd check is what a correct sampler passes reliably.)
+    """
+    names = (*PARAMS, "gamma")
+    for seed in (1, 2, 3, 4):
+        x = GarchT().simulate(TRUE_GJR, 2000, seed=seed)
+        agent = GarchT(particles=600, runs=2, asymmetric=True).fit(x, seed=seed)
+        draws = agent.posterior_draws()
+        for k in names:
+            z = (draws[k].mean() - TRUE_GJR[k]) / draws[k].std()
+            assert abs(z) < 3, f"seed {seed}, {k}: {draws[k].mean():.4g} vs {TRUE_GJR[k]}"
+        assert np.quantile(draws["gamma"], 0.05) > 0.03  # the asymmetry is detected
+
+
+def test_gjr_fit_to_symmetric_data_puts_gamma_around_zero():
+    x = GarchT().simulate(TRUE, 2000, seed=5)
+    gamma = GarchT(particles=600, runs=2, asymmetric=True).fit(x, seed=5).posterior_draws()["gamma"]
+    lo, hi = np.quantile(gamma, [0.05, 0.95])
+    assert lo < 0 < hi and np.mean(gamma < 0) > 0.05  # the prior does not force leverage
 
 
 @pytest.mark.parametrize("seeds", [(1, 2, 3, 4)])
@@ -54,7 +93,7 @@ def test_recovers_known_parameters_on_simulated_data(seeds):
     covered = {k: 0 for k in PARAMS}
     for seed in seeds:
         x = GarchT().simulate(TRUE, 2000, seed=seed)
-        agent = GarchT(particles=600, runs=2).fit(x, seed=seed)
+        agent = GarchT(particles=600, runs=2, asymmetric=False).fit(x, seed=seed)
         draws = agent.posterior_draws()
         for k in PARAMS:
             lo, hi = np.quantile(draws[k], [0.05, 0.95])

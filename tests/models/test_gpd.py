@@ -216,7 +216,7 @@ def test_newton_mixture_var_equals_brent(seed: int, size: int, alpha: float) -> 
 
     got = fam.mixture_var(alpha)
     ref = risk.mixture_var(Plain(), alpha)  # type: ignore[arg-type]
-    assert got == pytest.approx(ref, rel=1e-9, abs=1e-12)
+    assert got == pytest.approx(ref, rel=2e-9, abs=1e-12)
     # the mixture tail crosses 1 - alpha there (it may jump, in the empirical body)
     eps = 1e-9 * abs(got)
     assert float(fam.weights @ fam.tail(got - eps)) >= (1 - alpha) * (1 - 1e-6)

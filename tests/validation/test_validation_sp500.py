@@ -28,5 +28,8 @@ def test_an_agent_passes_kupiec_and_christoffersen_at_both_levels() -> None:
                 for t in (Test.KUPIEC, Test.CHRISTOFFERSEN))
     ]
     assert passing, "no swarmvar agent passes Kupiec and Christoffersen at 99% and 97.5%"
+    # GarchEVT with its default GJR-GARCH filter is the one (docs/models-garch.md has the
+    # table; with the symmetric filter its 99% breaches cluster: Christoffersen p = 0.017)
+    assert "GarchEVT" in passing
     # the baseline fails, as the issue reports
     assert not res.passed(res.baseline, 0.99, Test.KUPIEC)

@@ -21,6 +21,7 @@ shared :func:`~swarmvar.models.risk.mixture_var` uses when the family offers it.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -62,8 +63,11 @@ def _log_cdf_table() -> FloatArray:
     return table
 
 
-def _tau_rows(df: FloatArray) -> FloatArray:
-    """Each particle's row of the table at ``tau = 1/df`` by cubic Lagrange, ``(S, K)``."""
+def _tau_rows(df: FloatArray, cols: slice = slice(None)) -> FloatArray:
+    """Each particle's row of the table at ``tau = 1/df`` by cubic Lagrange, ``(S, K)``.
+
+    ``cols`` restricts the rows to a range of table columns (``s`` nodes).
+    """
     table = _log_cdf_table()
     tau = 1.0 / df
     pos = tau / TAU_STEP
@@ -73,31 +77,51 @@ def _tau_rows(df: FloatArray) -> FloatArray:
     c1 = (t + 1) * (t - 1) * (t - 2) / 2
     c2 = -(t + 1) * t * (t - 2) / 2
     c3 = (t + 1) * t * (t - 1) / 6
+    part = table[:, cols]
     rows: FloatArray = (
-        c0 * table[i - 1] + c1 * table[i] + c2 * table[i + 1] + c3 * table[i + 2]
+        c0 * part[i - 1] + c1 * part[i] + c2 * part[i + 1] + c3 * part[i + 2]
     )
     return rows
 
 
-def fast_t_cdf(z: FloatArray, df: FloatArray, rows: FloatArray) -> FloatArray:
-    """Standard Student-t CDF at ``z`` ``(S,)`` from per-particle table rows ``(S, K)``."""
-    a = np.abs(z)
-    pos = np.log1p(a) * (1.0 / S_STEP) + 1.0
-    k = rows.shape[1]
-    i = np.minimum(pos.astype(np.intp), k - 3)
+def fast_t_cdf(z: FloatArray, df: FloatArray, rows: FloatArray, first: int = 0) -> FloatArray:
+    """Standard Student-t CDF at ``z`` ``(S,)`` from per-particle table rows ``(S, K')``.
+
+    ``rows`` hold table columns ``first .. first + K' - 1`` (all of them by
+    default); every ``z`` must fall inside them (see :meth:`TQuantileCache.rows_for`).
+    """
+    return _cdf_at(z, table_position(z), df, rows, first)
+
+
+def table_position(z: FloatArray) -> FloatArray:
+    """Fractional table column of each ``z``: ``log(1 + |z|) / S_STEP + 1``."""
+    result: FloatArray = np.log1p(np.abs(z)) * (1.0 / S_STEP) + 1.0
+    return result
+
+
+def _cdf_at(
+    z: FloatArray, pos: FloatArray, df: FloatArray, rows: FloatArray, first: int
+) -> FloatArray:
+    full = _log_cdf_table().shape[1]
+    i = np.minimum(pos.astype(np.intp), full - 3)
     t = pos - i
+    k = rows.shape[1]
     flat = rows.reshape(-1)
-    base = np.arange(0, z.size * k, k) + i
+    base = np.arange(0, z.size * k, k) + np.clip(i - first, 1, k - 3)
     p0, p1, p2, p3 = flat[base - 1], flat[base], flat[base + 1], flat[base + 2]
     log_f = p1 + 0.5 * t * (
         p2 - p0 + t * (2.0 * p0 - 5.0 * p1 + 4.0 * p2 - p3 + t * (3.0 * (p1 - p2) + p3 - p0))
     )
     lower = np.exp(log_f)
-    out = pos >= k - 2
+    out = pos >= full - 2
     if out.any():  # beyond the grid: exact
-        lower[out] = special.stdtr(df[out], -a[out])
+        lower[out] = special.stdtr(df[out], -np.abs(z[out]))
     result: FloatArray = np.where(z <= 0, lower, 1.0 - lower)
     return result
+
+
+#: Extra table columns kept on each side of the needed ones (0.16 in log(1 + |z|)).
+ROW_MARGIN = 16
 
 
 class TQuantileCache:
@@ -112,13 +136,34 @@ class TQuantileCache:
         )
         self._levels: dict[float, tuple[FloatArray, FloatArray]] = {}
         self._rows: FloatArray | None = None
+        self._first = 0
 
     @property
     def rows(self) -> FloatArray:
-        """Per-particle log-CDF table rows ``(S, K)``, built on first use."""
-        if self._rows is None:
-            self._rows = _tau_rows(self.df)
-        return self._rows
+        """Per-particle log-CDF table rows over all columns ``(S, K)``."""
+        return _tau_rows(self.df)
+
+    def rows_for(self, z: FloatArray) -> tuple[FloatArray, int]:
+        """Rows covering the table columns that ``z`` ``(S,)`` needs, and the first column.
+
+        Built lazily and widened when a ``z`` falls outside (with a margin):
+        a forecast needs a few dozen of the ~420 columns, so interpolating
+        only those makes a new particle set ~10x cheaper.
+        """
+        return self._rows_at(table_position(z))
+
+    def _rows_at(self, pos: FloatArray) -> tuple[FloatArray, int]:
+        full = _log_cdf_table().shape[1]
+        lo = max(int(pos.min()) - 1, 0)
+        hi = min(int(pos.max()) + 3, full)
+        rows, first = self._rows, self._first
+        if rows is not None and first <= lo and hi <= first + rows.shape[1]:
+            return rows, first
+        if rows is not None:
+            lo, hi = min(lo, first), max(hi, first + rows.shape[1])
+        lo, hi = max(lo - ROW_MARGIN, 0), min(hi + ROW_MARGIN, full)
+        self._rows, self._first = _tau_rows(self.df, slice(lo, hi)), lo
+        return self._rows, lo
 
     def level(self, alpha: float) -> tuple[FloatArray, FloatArray]:
         """``(q, k)`` ``(S,)``: ``q = F^{-1}(1 - alpha)`` and ``k = E[(q - T)^+]``."""
@@ -148,7 +193,10 @@ class CachedTFamily(StudentTFamily):
         self._own: dict[int, tuple[FloatArray, FloatArray]] = {}
 
     def _cdf(self, z: FloatArray) -> FloatArray:
-        return fast_t_cdf(np.asarray(z, dtype=float), self.df, self._cache.rows)
+        zz = np.asarray(z, dtype=float)
+        pos = table_position(zz)
+        rows, first = self._cache._rows_at(pos)  # noqa: SLF001 - same module
+        return _cdf_at(zz, pos, self.df, rows, first)
 
     def var(self, alpha: float) -> FloatArray:
         q, k = self._cache.level(alpha)
@@ -198,21 +246,33 @@ class CachedTFamily(StudentTFamily):
 
 
 def simulate_paths(
-    th: Theta, h: FloatArray, horizon: int, paths: int, rng: np.random.Generator
+    th: Theta,
+    h: FloatArray,
+    horizon: int,
+    paths: int,
+    rng: np.random.Generator,
+    shocks: Callable[[np.random.Generator, tuple[int, int]], FloatArray] | None = None,
 ) -> FloatArray:
     """Sums of ``horizon`` future returns, ``(D, paths)``, from ``D`` particles.
 
-    ``th`` and ``h`` (the next conditional variance) are ``(D,)``; the GARCH
-    recursion is run forward with fresh unit-variance t shocks.
+    ``th`` and ``h`` (the next conditional variance) are ``(D,)``; the
+    (GJR-)GARCH recursion is run forward with fresh unit-variance shocks:
+    each particle's own Student-t by default, or ``shocks(rng, (D, paths))``
+    (e.g. GarchEVT's body bootstrap with GPD tails).
     """
     d = th.mu.size
-    mu, omega, alpha, beta = (np.asarray(p)[:, None] for p in th[:4])
+    mu, omega, alpha, alpha_neg, beta = (
+        np.asarray(p)[:, None] for p in (th.mu, th.omega, th.alpha, th.alpha_neg, th.beta))
     nu = th.nu[:, None]
     unit = np.sqrt((nu - 2.0) / nu)
     hh = np.broadcast_to(h[:, None], (d, paths)).copy()
     total = np.zeros((d, paths))
     for _ in range(horizon):
-        e = np.sqrt(hh) * rng.standard_t(np.broadcast_to(nu, (d, paths))) * unit
+        if shocks is None:
+            z = rng.standard_t(np.broadcast_to(nu, (d, paths))) * unit
+        else:
+            z = shocks(rng, (d, paths))
+        e = np.sqrt(hh) * z
         total += mu + e
-        hh = omega + alpha * e * e + beta * hh
+        hh = omega + np.where(e < 0, alpha_neg, alpha) * (e * e) + beta * hh
     return total

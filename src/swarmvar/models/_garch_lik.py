@@ -1,10 +1,15 @@
-"""GARCH(1,1)-t log-likelihood for many parameter vectors at once, and the prior.
+"""GARCH(1,1)-t and GJR-GARCH(1,1)-t log-likelihoods for many parameter vectors, and priors.
 
 Model (returns as fractions)::
 
     r_t = mu + sqrt(h_t) * eps_t,      eps_t ~ t_nu scaled to unit variance
-    h_t = omega + alpha * (r_{t-1} - mu)^2 + beta * h_{t-1}
-    h_1 = omega + (alpha + beta) * b(mu)
+    h_t = omega + (alpha + gamma * 1[e_{t-1} < 0]) * e_{t-1}^2 + beta * h_{t-1},  e = r - mu
+    h_1 = omega + (alpha + gamma / 2 + beta) * b(mu)
+
+``gamma = 0`` is GARCH(1,1); ``gamma`` free is GJR-GARCH (Glosten, Jagannathan
+& Runkle 1993), the leverage effect. Positive variances need ``alpha >= 0``
+and ``alpha + gamma >= 0``; with symmetric innovations the variance is
+stationary when ``alpha + gamma / 2 + beta < 1``.
 
 ``b(mu)`` is arch's backcast: the exponentially weighted (0.94^i, first 75
 observations) mean of ``(r_i - mu)^2``. The unit-variance t density is
@@ -54,6 +59,8 @@ NU_SHAPE = 2.0
 NU_RATE = 0.1
 
 PARAMS = ("mu", "omega", "alpha", "beta", "nu")
+#: The GJR model's parameters (``gamma``: extra response to negative shocks).
+GJR_PARAMS = (*PARAMS, "gamma")
 
 _LOG_PRIOR_CONST = (
     -math.log(MU_SD) - math.log(LOG_OMEGA_SD) - math.log(2 * math.pi)
@@ -62,38 +69,83 @@ _LOG_PRIOR_CONST = (
 
 
 class Theta(NamedTuple):
-    """GARCH-t parameters, one entry per particle, each ``(S,)``."""
+    """(GJR-)GARCH-t parameters, one entry per particle, each ``(S,)``.
+
+    ``gamma`` is 0 for the symmetric model.
+    """
 
     mu: FloatArray
     omega: FloatArray
     alpha: FloatArray
     beta: FloatArray
     nu: FloatArray
+    gamma: FloatArray
 
     def take(self, idx: NDArray[np.intp]) -> Theta:
         return Theta(*(np.asarray(p)[idx] for p in self))
 
-    def as_dict(self) -> dict[str, FloatArray]:
-        return {k: np.asarray(v, dtype=float).copy() for k, v in zip(PARAMS, self, strict=True)}
+    def as_dict(self, asymmetric: bool = True) -> dict[str, FloatArray]:
+        """By name; ``gamma`` only for the asymmetric model."""
+        names = GJR_PARAMS if asymmetric else PARAMS
+        return {k: np.asarray(v, dtype=float).copy() for k, v in zip(names, self, strict=False)}
+
+    @property
+    def alpha_neg(self) -> FloatArray:
+        """Response to a negative shock, ``alpha + gamma`` (>= 0)."""
+        result: FloatArray = self.alpha + self.gamma
+        return result
+
+    @property
+    def persistence(self) -> FloatArray:
+        """``alpha + gamma / 2 + beta`` (< 1: stationary)."""
+        result: FloatArray = self.alpha + 0.5 * self.gamma + self.beta
+        return result
+
+
+def theta(mu: float, omega: float, alpha: float, beta: float, nu: float,
+          gamma: float = 0.0) -> Theta:
+    """One parameter vector as a one-particle :class:`Theta`."""
+    return Theta(*(np.array([float(v)]) for v in (mu, omega, alpha, beta, nu, gamma)))
+
+
+def dim(asymmetric: bool) -> int:
+    """Number of unconstrained coordinates: 5 (GARCH) or 6 (GJR)."""
+    return 6 if asymmetric else 5
 
 
 # --- transforms and prior --------------------------------------------------
 
 
-def to_unconstrained(th: Theta) -> FloatArray:
-    """``(S, 5)``: mu, log omega, logit(alpha+beta), logit(alpha/(alpha+beta)), log(nu-2)."""
-    p = th.alpha + th.beta
-    s = th.alpha / p
-    return np.stack(
-        [th.mu, np.log(th.omega), _logit(p), _logit(s), np.log(th.nu - 2.0)], axis=1
-    )
+def to_unconstrained(th: Theta, asymmetric: bool = False) -> FloatArray:
+    """``(S, 5)`` or ``(S, 6)`` unconstrained coordinates.
+
+    With ``a = alpha + gamma / 2`` (the mean ARCH response) and persistence
+    ``p = a + beta``: ``mu, log omega, logit p, logit(a / p), log(nu - 2)``,
+    and for the GJR model ``logit(t)`` with ``t = (alpha + gamma) / (2 a)``,
+    the share of the ARCH response carried by negative shocks (``t = 1/2``:
+    symmetric).
+    """
+    a = th.alpha + 0.5 * th.gamma
+    p = a + th.beta
+    cols = [th.mu, np.log(th.omega), _logit(p), _logit(a / p), np.log(th.nu - 2.0)]
+    if asymmetric:
+        cols.append(_logit(th.alpha_neg / (2.0 * a)))
+    return np.stack(cols, axis=1)
 
 
 def from_unconstrained(u: FloatArray) -> Theta:
-    """Inverse of :func:`to_unconstrained`."""
+    """Inverse of :func:`to_unconstrained` (the column count says which model)."""
     p = special.expit(u[:, 2])
     s = special.expit(u[:, 3])
-    return Theta(u[:, 0].copy(), np.exp(u[:, 1]), p * s, p * (1.0 - s), 2.0 + np.exp(u[:, 4]))
+    a = p * s
+    if u.shape[1] == 6:
+        t = special.expit(u[:, 5])
+        alpha = 2.0 * a * (1.0 - t)
+        gamma = 2.0 * a * (2.0 * t - 1.0)
+    else:
+        alpha, gamma = a, np.zeros_like(a)
+    return Theta(u[:, 0].copy(), np.exp(u[:, 1]), alpha, p * (1.0 - s), 2.0 + np.exp(u[:, 4]),
+                 gamma)
 
 
 def _logit(x: FloatArray) -> FloatArray:
@@ -103,30 +155,53 @@ def _logit(x: FloatArray) -> FloatArray:
 def log_prior_u(u: FloatArray) -> FloatArray:
     """Log prior density in the unconstrained coordinates (Jacobians included), ``(S,)``.
 
-    mu ~ N(0, 0.01^2); log omega ~ N(log 1e-6, 2.5^2); (alpha, beta, 1-alpha-beta) ~
-    Dirichlet(1, 1, 1) (uniform on the stationary triangle); nu - 2 ~ Gamma(2, rate 0.1).
+    mu ~ N(0, 0.01^2); log omega ~ N(log 1e-6, 2.5^2); nu - 2 ~ Gamma(2, rate 0.1).
+    GARCH: (alpha, beta, 1-alpha-beta) ~ Dirichlet(1, 1, 1), uniform on the
+    stationary triangle. GJR (6 columns): (alpha/2, (alpha+gamma)/2, beta,
+    1 - alpha - gamma/2 - beta) ~ Dirichlet(1, 1, 1, 1), uniform on the
+    stationary region with positive variances, and exchangeable in the
+    responses to positive and negative shocks (no prior lean to leverage).
     """
-    mu, lw, x1, x2, ln = u.T
+    mu, lw, x1, x2, ln = u[:, :5].T
     lp = -0.5 * (mu / MU_SD) ** 2 - 0.5 * ((lw - LOG_OMEGA_MEAN) / LOG_OMEGA_SD) ** 2
-    # Dirichlet(1,1,1) density is 2 on the triangle; (p, s) -> (alpha, beta) has |J| = p.
     log_p = -np.logaddexp(0.0, -x1)
     log_1mp = -np.logaddexp(0.0, x1)
     log_s = -np.logaddexp(0.0, -x2)
     log_1ms = -np.logaddexp(0.0, x2)
-    lp = lp + math.log(2.0) + 2.0 * log_p + log_1mp + log_s + log_1ms
+    if u.shape[1] == 6:
+        # Dirichlet(1,1,1,1) density 6 in (alpha/2, (alpha+gamma)/2, beta); (p, s, t) -> those
+        # has |J| = p^2 s, and each logit its own x (1 - x).
+        x3 = u[:, 5]
+        lp = lp + math.log(6.0) + 3.0 * log_p + log_1mp + 2.0 * log_s + log_1ms
+        lp = lp - np.logaddexp(0.0, -x3) - np.logaddexp(0.0, x3)
+    else:
+        # Dirichlet(1,1,1) density is 2 on the triangle; (p, s) -> (alpha, beta) has |J| = p.
+        lp = lp + math.log(2.0) + 2.0 * log_p + log_1mp + log_s + log_1ms
     # Gamma(k, rate) on nu - 2 = exp(ln), Jacobian exp(ln)
     lp = lp + NU_SHAPE * ln - NU_RATE * np.exp(ln)
     result: FloatArray = lp + _LOG_PRIOR_CONST
     return result
 
 
-def sample_prior(n: int, rng: np.random.Generator) -> Theta:
-    """``n`` parameter vectors drawn from the prior."""
+def sample_prior(n: int, rng: np.random.Generator, asymmetric: bool = False) -> Theta:
+    """``n`` parameter vectors drawn from the prior (GJR when ``asymmetric``)."""
     mu = rng.normal(0.0, MU_SD, n)
     omega = np.exp(rng.normal(LOG_OMEGA_MEAN, LOG_OMEGA_SD, n))
-    d = rng.dirichlet(np.ones(3), n)
+    d = rng.dirichlet(np.ones(4 if asymmetric else 3), n)
     nu = 2.0 + rng.gamma(NU_SHAPE, 1.0 / NU_RATE, n)
-    return Theta(mu, omega, d[:, 0], d[:, 1], nu)
+    if asymmetric:
+        alpha = 2.0 * d[:, 0]
+        return Theta(mu, omega, alpha, d[:, 2], nu, 2.0 * d[:, 1] - alpha)
+    return Theta(mu, omega, d[:, 0], d[:, 1], nu, np.zeros(n))
+
+
+def is_valid(th: Theta) -> NDArray[np.bool_]:
+    """Positive, stationary parameter vectors ``(S,)``: the support of the priors."""
+    ok: NDArray[np.bool_] = (
+        (th.omega > 0) & (th.alpha >= 0) & (th.alpha_neg >= 0) & (th.beta >= 0)
+        & (th.persistence < 1) & (th.nu > 2)
+    )
+    return ok
 
 
 # --- full-history likelihood (JAX) -------------------------------------------
@@ -151,7 +226,7 @@ def _chunk_fn(n_particles: int):  # type: ignore[no-untyped-def]
     del n_particles  # part of the cache key: jit specializes on shapes anyway
 
     def block_step(carry, inp):  # type: ignore[no-untyped-def]
-        h, slh, slq, mu, omega, alpha, beta, inv_nm2 = carry
+        h, slh, slq, mu, omega, a_pos, a_neg, beta, inv_nm2 = carry
         ys, ms = inp
         ph = jnp.ones_like(h)
         pq = jnp.ones_like(h)
@@ -161,12 +236,14 @@ def _chunk_fn(n_particles: int):  # type: ignore[no-untyped-def]
             m = ms[j]
             ph = ph * jnp.where(m, h, 1.0)
             pq = pq * jnp.where(m, jnp.minimum(1.0 + e2 * inv_nm2 / h, Q_CAP), 1.0)
-            h = jnp.where(m, jnp.maximum(omega + alpha * e2 + beta * h, H_FLOOR), h)
-        return (h, slh + jnp.log(ph), slq + jnp.log(pq), mu, omega, alpha, beta, inv_nm2), None
+            arch = jnp.where(e < 0, a_neg, a_pos) * e2
+            h = jnp.where(m, jnp.maximum(omega + arch + beta * h, H_FLOOR), h)
+        carry = (h, slh + jnp.log(ph), slq + jnp.log(pq), mu, omega, a_pos, a_neg, beta, inv_nm2)
+        return carry, None
 
-    def chunk(y, n_valid, mu, omega, alpha, beta, inv_nm2, h, slh, slq):  # type: ignore[no-untyped-def]
+    def chunk(y, n_valid, mu, omega, a_pos, a_neg, beta, inv_nm2, h, slh, slq):  # type: ignore[no-untyped-def]
         mask = jnp.arange(CHUNK) < n_valid
-        carry = (h, slh, slq, mu, omega, alpha, beta, inv_nm2)
+        carry = (h, slh, slq, mu, omega, a_pos, a_neg, beta, inv_nm2)
         xs = (y.reshape(CHUNK // BLOCK, BLOCK), mask.reshape(CHUNK // BLOCK, BLOCK))
         (h, slh, slq, *_), _ = jax.lax.scan(block_step, carry, xs)  # type: ignore[arg-type]
         return h, slh, slq
@@ -195,9 +272,9 @@ def loglik(r: FloatArray, th: Theta) -> tuple[FloatArray, FloatArray]:
     f32 = np.float32
     args = (
         (th.mu / scale).astype(f32), omega_s.astype(f32), th.alpha.astype(f32),
-        th.beta.astype(f32), (1.0 / (th.nu - 2.0)).astype(f32),
+        th.alpha_neg.astype(f32), th.beta.astype(f32), (1.0 / (th.nu - 2.0)).astype(f32),
     )
-    h = (omega_s + (th.alpha + th.beta) * bc).astype(f32)
+    h = (omega_s + th.persistence * bc).astype(f32)
     slh = slq = np.zeros(th.mu.size, dtype=f32)
     fn = _chunk_fn(th.mu.size)
     for c in range(chunks):
@@ -229,15 +306,23 @@ def step_logpdf(
     return result
 
 
-def variance_path(r: FloatArray, mu: float, omega: float, alpha: float, beta: float) -> FloatArray:
+def variance_path(
+    r: FloatArray, mu: float, omega: float, alpha: float, beta: float, gamma: float = 0.0
+) -> FloatArray:
     """Conditional variances ``h_1..h_{n+1}`` ``(n+1,)`` for one parameter vector."""
     from scipy.signal import lfilter
 
     bm = backcast_moments(r)
     bc = bm[2] - 2.0 * mu * bm[1] + mu * mu * bm[0]
-    e2 = (r - mu) ** 2
-    # h_{t+1} = omega + alpha e_t^2 + beta h_t, started at h_1
-    h1 = omega + (alpha + beta) * bc
-    drive = omega + alpha * e2
+    e = r - mu
+    # h_{t+1} = omega + (alpha + gamma 1[e_t < 0]) e_t^2 + beta h_t, started at h_1
+    h1 = omega + (alpha + 0.5 * gamma + beta) * bc
+    drive = omega + np.where(e < 0, alpha + gamma, alpha) * (e * e)
     rest, _ = lfilter([1.0], [1.0, -beta], drive, zi=np.array([beta * h1]))
     return np.concatenate([[h1], rest])
+
+
+def next_variance(th: Theta, e: FloatArray, h: FloatArray) -> FloatArray:
+    """``h_{t+1}`` per particle ``(S,)`` from residuals ``e = r_t - mu`` and variances ``h_t``."""
+    result: FloatArray = th.omega + np.where(e < 0, th.alpha_neg, th.alpha) * (e * e) + th.beta * h
+    return result

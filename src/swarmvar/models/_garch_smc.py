@@ -1,4 +1,4 @@
-"""Sequential Monte Carlo for the GARCH(1,1)-t posterior.
+"""Sequential Monte Carlo for the (GJR-)GARCH(1,1)-t posterior.
 
 Two samplers share one particle move:
 
@@ -33,7 +33,6 @@ from . import _garch_lik as lik
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
 
-DIM = 5
 #: Moves per stage: enough that a particle has moved with probability ~ 1 - MISS.
 MISS = 0.05
 MAX_MOVES = 12
@@ -48,8 +47,9 @@ MIN_INDEPENDENT_ACCEPTANCE = 0.25
 class Cloud:
     """Particles in unconstrained coordinates with their cached log densities.
 
-    ``u`` ``(S, 5)``; ``lp`` log prior; ``ll`` log-likelihood of the history the
-    cloud targets; ``h`` conditional variance of the next return (all ``(S,)``).
+    ``u`` ``(S, d)`` (d = 5 for GARCH, 6 for GJR); ``lp`` log prior; ``ll``
+    log-likelihood of the history the cloud targets; ``h`` conditional
+    variance of the next return (all ``(S,)``).
     """
 
     u: FloatArray
@@ -82,7 +82,7 @@ def systematic_resample(w: FloatArray, m: int, u0: float) -> IntArray:
 
 
 def _chol(u: FloatArray) -> FloatArray:
-    cov = np.cov(u, rowvar=False) + 1e-10 * np.eye(DIM)
+    cov = np.cov(u, rowvar=False) + 1e-10 * np.eye(u.shape[1])
     try:
         return np.asarray(np.linalg.cholesky(cov), dtype=float)
     except np.linalg.LinAlgError:
@@ -105,7 +105,7 @@ def move(
     Returns the moved cloud and the mean acceptance rate.
     """
     chols = np.stack([_chol(cloud.u[groups == g]) for g in range(n_groups)])
-    scale = np.full(n_groups, 2.38 / math.sqrt(DIM))
+    scale = np.full(n_groups, 2.38 / math.sqrt(cloud.u.shape[1]))
     accepted, proposed, n_moves, k = 0.0, 0, 1, 0
     while k < n_moves:
         z = rng.standard_normal(cloud.u.shape)
@@ -170,15 +170,17 @@ def tempered_fit(
     particles: int,
     rng: np.random.Generator,
     target_ess: float = 0.5,
+    asymmetric: bool = False,
 ) -> FitResult:
     """Posterior particles for the history ``r`` by adaptive likelihood tempering.
 
     Returns equally weighted particles, ``runs`` independent runs of
-    ``particles`` each, concatenated run by run.
+    ``particles`` each, concatenated run by run. ``asymmetric``: GJR-GARCH.
     """
     s = runs * particles
     groups = np.repeat(np.arange(runs), particles)
-    cloud = evaluate(r, lik.to_unconstrained(lik.sample_prior(s, rng)))
+    prior = lik.sample_prior(s, rng, asymmetric)
+    cloud = evaluate(r, lik.to_unconstrained(prior, asymmetric))
     phi = np.zeros(runs)
     stages, acc = 0, 0.0
     while np.any(phi < 1.0):
@@ -203,7 +205,7 @@ def tempered_fit(
 def _mvt_logpdf(u: FloatArray, mean: FloatArray, chol: FloatArray, df: float) -> FloatArray:
     """Multivariate-t log density up to a constant, ``(S,)``."""
     z = np.linalg.solve(chol, (u - mean).T)
-    result: FloatArray = -0.5 * (df + DIM) * np.log1p((z * z).sum(axis=0) / df)
+    result: FloatArray = -0.5 * (df + u.shape[1]) * np.log1p((z * z).sum(axis=0) / df)
     return result
 
 
@@ -218,15 +220,15 @@ def move_independent(
     """Independent Metropolis-Hastings moves targeting ``p(theta) p(r|theta)``.
 
     The proposal is a multivariate t (``PROPOSAL_DF`` degrees of freedom)
-    with the particles' mean ``(5,)`` and Cholesky factor ``(5, 5)`` of their
+    with the particles' mean ``(d,)`` and Cholesky factor ``(d, d)`` of their
     covariance. Once the posterior is close to Gaussian (hundreds of returns
     on) an accepted move is a fresh draw, so a few moves rejuvenate the cloud.
     """
-    n = cloud.u.shape[0]
+    n, d = cloud.u.shape
     lq = _mvt_logpdf(cloud.u, mean, chol, PROPOSAL_DF)
     accepted, proposed, n_moves, k = 0.0, 0, 1, 0
     while k < n_moves:
-        g = rng.standard_normal((n, DIM))
+        g = rng.standard_normal((n, d))
         w = rng.chisquare(PROPOSAL_DF, n) / PROPOSAL_DF
         u_new = mean + (g @ chol.T) / np.sqrt(w)[:, None]
         prop = evaluate(r, u_new)
@@ -265,7 +267,7 @@ def rejuvenate(
     w /= w.sum()
     mean = np.asarray(w @ cloud.u, dtype=float)
     d = cloud.u - mean
-    cov = (d * w[:, None]).T @ d / max(1.0 - float(w @ w), 1e-12) + 1e-10 * np.eye(DIM)
+    cov = (d * w[:, None]).T @ d / max(1.0 - float(w @ w), 1e-12) + 1e-10 * np.eye(d.shape[1])
     try:
         chol = np.linalg.cholesky(cov)
     except np.linalg.LinAlgError:

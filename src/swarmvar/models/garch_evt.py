@@ -35,8 +35,9 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..errors import InvalidParameter, InvalidState
 from ..types import Diagnostics, Forecast
+from ._garch_family import simulate_paths
 from .base import Agent, Seed, rng_from
-from .garch_t import GarchT
+from .garch_t import ASYMMETRIC_DEFAULT, GarchT
 from .gpd import GPDPosterior, GPDTailFamily, gpd_posterior
 from .risk import EmpiricalFamily, check_alphas, risk_measures
 
@@ -59,23 +60,25 @@ class GarchEVT(Agent):
     ----------
     threshold : float in (0.5, 0.99)
         Quantile level of the standardized losses used as the GPD threshold.
-    particles, runs, ess_threshold
-        Passed to the :class:`~swarmvar.models.garch_t.GarchT` filter.
+    particles, runs, ess_threshold, asymmetric
+        Passed to the :class:`~swarmvar.models.garch_t.GarchT` filter
+        (``asymmetric``: GJR-GARCH, the leverage effect).
     """
 
     name = "GarchEVT"
     min_observations = 200
 
     def __init__(self, threshold: float = 0.90, particles: int = 1000, runs: int = 4,
-                 ess_threshold: float = 0.5) -> None:
+                 ess_threshold: float = 0.5, asymmetric: bool = ASYMMETRIC_DEFAULT) -> None:
         if (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
                 or not 0.5 < threshold < 0.99):
             raise InvalidParameter(f"threshold must be a quantile level in (0.5, 0.99), e.g. "
                                    f"0.90, not {threshold!r}")
         self.threshold = float(threshold)
-        self._garch = GarchT(particles=particles, runs=runs, ess_threshold=ess_threshold)
+        self._garch = GarchT(particles=particles, runs=runs, ess_threshold=ess_threshold,
+                             asymmetric=asymmetric)
         self.particles, self.runs = self._garch.particles, self._garch.runs
-        self.ess_threshold = self._garch.ess_threshold
+        self.ess_threshold, self.asymmetric = self._garch.ess_threshold, self._garch.asymmetric
 
     # --- fitting ------------------------------------------------------------------
 
@@ -84,7 +87,7 @@ class GarchEVT(Agent):
         y = self._history(returns)
         rng = _own(seed)
         started = time.perf_counter()
-        garch = GarchT(self.particles, self.runs, self.ess_threshold)
+        garch = GarchT(self.particles, self.runs, self.ess_threshold, self.asymmetric)
         garch.fit(y, seed=int(rng.integers(0, 2**31 - 1)))
         self._install(garch, rng, started)
         return self
@@ -100,7 +103,7 @@ class GarchEVT(Agent):
         y = self._history(returns)
         rng = _own(seed) if seed is not None else copy.deepcopy(self._rng)
         started = time.perf_counter()
-        garch = GarchT.from_state(self._garch.state())  # refit a copy: all-or-nothing
+        garch = copy.deepcopy(self._garch)  # refit a copy: all-or-nothing
         garch.refit(y, seed=int(rng.integers(0, 2**31 - 1)))
         self._install(garch, rng, started)
         return self
@@ -172,21 +175,17 @@ class GarchEVT(Agent):
         return Forecast(self.name, h, risk_measures(EmpiricalFamily(paths), levels))
 
     def _simulate_paths(self, horizon: int, rng: np.random.Generator) -> FloatArray:
-        # GarchT exposes no public per-particle (theta, h); read its particle cloud.
-        th, h_next = self._garch._theta, self._garch._cloud.h  # noqa: SLF001
-        w = self._garch.next_moments()[3]
+        cloud = self._garch.posterior_particles()
+        w = cloud.weights
         idx = np.minimum(np.searchsorted(np.cumsum(w), (rng.random() + np.arange(
             HORIZON_PARTICLES)) / HORIZON_PARTICLES), w.size - 1)
-        mu, omega, alpha, beta = (np.asarray(p)[idx][:, None] for p in th[:4])
         xi, gbeta, p_u = (d[idx][:, None] for d in self._draws)
-        h = np.broadcast_to(h_next[idx][:, None], (idx.size, HORIZON_PATHS)).copy()
-        total = np.zeros((idx.size, HORIZON_PATHS))
-        for _ in range(horizon):
-            x = self._draw_losses(xi, gbeta, p_u, rng, total.shape)
-            e = -np.sqrt(h) * x
-            total += mu + e
-            h = omega + alpha * e * e + beta * h
-        return total
+
+        def shocks(g: np.random.Generator, shape: tuple[int, int]) -> FloatArray:
+            return -self._draw_losses(xi, gbeta, p_u, g, shape)
+
+        return simulate_paths(cloud.theta.take(idx), cloud.h_next[idx], horizon, HORIZON_PATHS,
+                              rng, shocks)
 
     def _draw_losses(self, xi: FloatArray, beta: FloatArray, p_u: FloatArray,
                      rng: np.random.Generator, shape: tuple[int, int]) -> FloatArray:

@@ -1,14 +1,17 @@
-"""``GarchT``: Bayesian GARCH(1,1) with Student-t innovations, updated online by SMC.
+"""``GarchT``: Bayesian GARCH(1,1) or GJR-GARCH(1,1) with Student-t innovations, online by SMC.
 
-Model (log returns as fractions)::
+Model (log returns as fractions), ``e_t = r_t - mu``::
 
     r_t = mu + sqrt(h_t) * eps_t,   eps_t = sqrt((nu-2)/nu) * T_t,  T_t ~ t_nu
-    h_t = omega + alpha (r_{t-1} - mu)^2 + beta h_{t-1}
+    h_t = omega + (alpha + gamma 1[e_{t-1} < 0]) e_{t-1}^2 + beta h_{t-1}
 
-so ``h_t`` is the conditional variance. Priors: ``mu ~ N(0, 0.01^2)``,
-``log omega ~ N(log 1e-6, 2.5^2)``, ``(alpha, beta, 1 - alpha - beta) ~
-Dirichlet(1, 1, 1)`` (uniform on the stationary triangle ``alpha + beta < 1``),
-``nu - 2 ~ Gamma(2, rate 0.1)``.
+so ``h_t`` is the conditional variance; ``gamma = 0`` unless ``asymmetric``
+(GJR: Glosten, Jagannathan & Runkle 1993, the leverage effect). Priors:
+``mu ~ N(0, 0.01^2)``, ``log omega ~ N(log 1e-6, 2.5^2)``, ``nu - 2 ~
+Gamma(2, rate 0.1)``; ``(alpha, beta, 1 - alpha - beta) ~ Dirichlet(1, 1, 1)``
+(uniform on the stationary triangle), or for GJR ``(alpha/2, (alpha+gamma)/2,
+beta, 1 - alpha - gamma/2 - beta) ~ Dirichlet(1, 1, 1, 1)`` (uniform on the
+stationary region, no prior lean towards either sign of ``gamma``).
 
 Posterior. ``fit`` runs ``runs`` independent likelihood-tempered SMC samplers
 of ``particles`` particles each (one vectorized batch), checks split R-hat
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -41,6 +44,8 @@ from .risk import EmpiricalFamily, check_alphas, risk_measures
 
 FloatArray = NDArray[np.float64]
 
+#: GJR (asymmetric) or symmetric GARCH by default; see docs/models-garch.md for the evidence.
+ASYMMETRIC_DEFAULT = True
 #: Paths per draw and draws used for horizons > 1.
 HORIZON_DRAWS = 200
 HORIZON_PATHS = 500
@@ -48,8 +53,22 @@ HORIZON_PATHS = 500
 REFIT_MIN_ESS = 0.05
 
 
+class Particles(NamedTuple):
+    """The online posterior as particles (see :meth:`GarchT.posterior_particles`).
+
+    ``theta`` holds ``mu, omega, alpha, beta, nu, gamma`` each ``(S,)``
+    (``gamma = 0`` for the symmetric model); ``h_next`` ``(S,)`` is each
+    particle's conditional variance of the next return (fraction^2);
+    ``weights`` ``(S,)`` are normalized.
+    """
+
+    theta: lik.Theta
+    h_next: FloatArray
+    weights: FloatArray
+
+
 class GarchT(Agent):
-    """Bayesian GARCH(1,1)-t with an online SMC (IBIS) posterior.
+    """Bayesian GARCH(1,1)-t or GJR-GARCH(1,1)-t with an online SMC (IBIS) posterior.
 
     Parameters
     ----------
@@ -60,12 +79,16 @@ class GarchT(Agent):
     ess_threshold : float
         Resample-move when the weights' ESS falls below this fraction of
         ``particles`` (0 < value < 1).
+    asymmetric : bool
+        GJR-GARCH: negative shocks raise the variance by ``alpha + gamma``,
+        positive ones by ``alpha`` (the leverage effect of equity returns).
     """
 
     name = "GarchT"
     min_observations = 100
 
-    def __init__(self, particles: int = 1000, runs: int = 4, ess_threshold: float = 0.5) -> None:
+    def __init__(self, particles: int = 1000, runs: int = 4, ess_threshold: float = 0.5,
+                 asymmetric: bool = ASYMMETRIC_DEFAULT) -> None:
         if isinstance(particles, bool) or not isinstance(particles, (int, np.integer)) or (
             particles < 100
         ):
@@ -76,9 +99,17 @@ class GarchT(Agent):
             raise InvalidParameter(
                 f"ess_threshold must be strictly between 0 and 1, not {ess_threshold!r}"
             )
+        if not isinstance(asymmetric, (bool, np.bool_)):
+            raise InvalidParameter(f"asymmetric must be True or False, not {asymmetric!r}")
         self.particles = int(particles)
         self.runs = int(runs)
         self.ess_threshold = float(ess_threshold)
+        self.asymmetric = bool(asymmetric)
+
+    @property
+    def parameter_list(self) -> tuple[str, ...]:
+        """The model's parameter names (``gamma`` only when ``asymmetric``)."""
+        return lik.GJR_PARAMS if self.asymmetric else lik.PARAMS
 
     # --- fitting -----------------------------------------------------------
 
@@ -87,8 +118,8 @@ class GarchT(Agent):
         r = self._history(returns)
         rng = np.random.default_rng(rng_from(seed).integers(0, 2**63 - 1))
         start = time.perf_counter()
-        res = smc.tempered_fit(r, self.runs, self.particles, rng)
-        draws = lik.from_unconstrained(res.cloud.u).as_dict()
+        res = smc.tempered_fit(r, self.runs, self.particles, rng, asymmetric=self.asymmetric)
+        draws = lik.from_unconstrained(res.cloud.u).as_dict(self.asymmetric)
         rhat, ess_b, ess_t = summarize(
             {k: v.reshape(self.runs, self.particles) for k, v in draws.items()}
         )
@@ -167,9 +198,8 @@ class GarchT(Agent):
         self._require_fitted()
         th, h = self._theta, self._cloud.h
         e = x - th.mu
-        e2 = e * e
         const, half_nu1, inv_nm2 = self._consts
-        step = const - 0.5 * np.log(h) - half_nu1 * np.log1p(e2 * inv_nm2 / h)
+        step = const - 0.5 * np.log(h) - half_nu1 * np.log1p(e * e * inv_nm2 / h)
         lw = self._logw + step
         top = float(np.max(lw))
         if not np.isfinite(top):
@@ -178,7 +208,7 @@ class GarchT(Agent):
         w_sum = float(w.sum())
         pred = top + float(np.log(w_sum / self._w_sum))
         cloud = smc.Cloud(self._cloud.u, self._cloud.lp, self._cloud.ll + step,
-                          th.omega + th.alpha * e2 + th.beta * h)
+                          lik.next_variance(th, e, h))
         if self._n == self._buf.size:
             self._buf = np.concatenate([self._buf, np.empty(self._buf.size)])
         self._buf[self._n] = x
@@ -212,6 +242,16 @@ class GarchT(Agent):
         scale = np.sqrt(self._cloud.h * (th.nu - 2.0) / th.nu)
         return th.mu.copy(), scale, th.nu.copy(), self._weights()
 
+    def posterior_particles(self) -> Particles:
+        """The particles behind the one-step predictive: parameters, next variance, weights.
+
+        Copies: changing them does not change the agent. For simulating the
+        recursion forward (horizons > 1), as :class:`GarchEVT` does.
+        """
+        self._require_fitted()
+        th = lik.Theta(*(np.array(p, dtype=float) for p in self._theta))
+        return Particles(th, self._cloud.h.copy(), self._weights())
+
     def standardized_residuals(self) -> FloatArray:
         """``z_t = (r_t - mu) / sqrt(h_t)`` ``(n,)`` over the history, at the posterior mean.
 
@@ -220,9 +260,11 @@ class GarchT(Agent):
         """
         self._require_fitted()
         w = self._weights()
-        mu, omega, alpha, beta = (float(w @ p) for p in self._theta[:4])
+        th = self._theta
+        mu, omega, alpha, beta, gamma = (float(w @ p) for p in (
+            th.mu, th.omega, th.alpha, th.beta, th.gamma))
         r = self._buf[: self._n]
-        h = lik.variance_path(r, mu, omega, alpha, beta)[:-1]
+        h = lik.variance_path(r, mu, omega, alpha, beta, gamma)[:-1]
         result: FloatArray = (r - mu) / np.sqrt(h)
         return result
 
@@ -266,33 +308,38 @@ class GarchT(Agent):
     # --- generative side ---------------------------------------------------------------
 
     def sample_prior(self, n: int, *, seed: Seed = None) -> dict[str, FloatArray]:
-        """``n`` prior draws of ``mu, omega, alpha, beta, nu``."""
-        return lik.sample_prior(int(n), rng_from(seed)).as_dict()
+        """``n`` prior draws of ``mu, omega, alpha, beta, nu`` (and ``gamma`` if asymmetric)."""
+        return lik.sample_prior(int(n), rng_from(seed), self.asymmetric).as_dict(self.asymmetric)
 
     def simulate(self, params: Mapping[str, float], n: int, *, seed: Seed = None) -> FloatArray:
-        """``n`` returns from GARCH(1,1)-t at ``params``, started at the stationary variance."""
+        """``n`` returns from (GJR-)GARCH(1,1)-t at ``params``, started at the stationary variance.
+
+        ``gamma`` (default 0) is read only when the model is asymmetric.
+        """
         p = {k: float(params[k]) for k in lik.PARAMS}
-        if not (p["omega"] > 0 and p["alpha"] >= 0 and p["beta"] >= 0
-                and p["alpha"] + p["beta"] < 1 and p["nu"] > 2):
+        p["gamma"] = float(params.get("gamma", 0.0)) if self.asymmetric else 0.0
+        th = lik.theta(**p)
+        if not bool(lik.is_valid(th)[0]):
             raise InvalidParameter(
-                "GARCH-t parameters need omega > 0, alpha, beta >= 0, alpha + beta < 1 "
-                f"and nu > 2; got {p}"
+                "GARCH-t parameters need omega > 0, alpha, alpha + gamma, beta >= 0, "
+                f"alpha + gamma / 2 + beta < 1 and nu > 2; got {p}"
             )
         rng = rng_from(seed)
         eps = rng.standard_t(p["nu"], n) * np.sqrt((p["nu"] - 2.0) / p["nu"])
         out = np.empty(n)
-        h = p["omega"] / (1.0 - p["alpha"] - p["beta"])
+        h = p["omega"] / (1.0 - float(th.persistence[0]))
+        a_pos, a_neg = p["alpha"], p["alpha"] + p["gamma"]
         for t in range(n):
             out[t] = p["mu"] + np.sqrt(h) * eps[t]
             e = out[t] - p["mu"]
-            h = p["omega"] + p["alpha"] * e * e + p["beta"] * h
+            h = p["omega"] + (a_neg if e < 0 else a_pos) * e * e + p["beta"] * h
         return out
 
     def posterior_draws(self) -> dict[str, FloatArray]:
         """The particles resampled to equal weights (systematic, deterministic offset 0.5)."""
         self._require_fitted()
         idx = smc.systematic_resample(self._weights(), self.particles, 0.5)
-        return self._theta.take(idx).as_dict()
+        return self._theta.take(idx).as_dict(self.asymmetric)
 
     # --- state -------------------------------------------------------------------------
 
@@ -321,7 +368,7 @@ class GarchT(Agent):
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidState(f"GarchT state is incomplete or malformed: {exc}") from exc
         s = self.particles
-        if u.shape != (s, smc.DIM) or any(
+        if u.shape != (s, lik.dim(self.asymmetric)) or any(
             v.shape != (s,) for v in vecs
         ) or hist.ndim != 1 or hist.size < self.min_observations:
             raise InvalidState(f"GarchT state arrays do not match {s} particles")

@@ -336,7 +336,7 @@ class GPDTailFamily:
         Bracketed by the smallest and largest conditional VaR (where it must
         lie); a Newton step from the GPD density, bisection where it leaves the
         bracket (e.g. at a jump from the empirical body, which has no density).
-        Same root as the generic Brent search of ``risk.mixture_var`` (to 1e-10
+        Same root as the generic Brent search of ``risk.mixture_var`` (to 1e-9
         relative), a few times faster.
         """
         cond = self.var(alpha)
@@ -357,7 +357,9 @@ class GPDTailFamily:
             nxt = v + g / slope if slope > 0 else np.inf
             if not lo < nxt < hi:
                 nxt = 0.5 * (lo + hi)
-            tol = 1e-11 * max(abs(v), 1e-300)
+            # 1e-9 relative: far below any Monte Carlo error; much tighter and the steps
+            # stall on rounding and on the body's atoms (12 evaluations on average, not 4)
+            tol = 1e-9 * max(abs(v), 1e-300)
             if abs(nxt - v) <= tol or hi - lo <= tol:
                 return nxt
             v = nxt

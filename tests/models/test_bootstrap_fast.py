@@ -16,7 +16,7 @@ def _reference(agent, rng, alphas):
     n, tail = x.size, 1.0 - min(alphas)
     k = int(min(n - 1, math.ceil(n * tail + bootstrap._TAIL_SD * math.sqrt(n * tail)
                                  + bootstrap._TAIL_PAD)))
-    top = rng.standard_exponential((agent.draws, k))
+    top = rng.standard_exponential((k, agent.draws)).T
     rest = rng.standard_gamma(n - k, size=agent.draws)
     assert np.all(top.sum(axis=1) >= tail * (top.sum(axis=1) + rest))  # the exact shortcut
     order = np.argsort(x, kind="stable")[: k + 1]
@@ -56,3 +56,14 @@ def test_percentile_and_log_score_helpers_are_numpy_exact():
         x = rng.standard_t(4, n)
         for q in (0.25, 0.75):
             assert bootstrap._percentile(x, q) == np.percentile(x, 100 * q)
+
+
+def test_even_quantiles_equal_the_weighted_quantile():
+    from swarmvar.models.risk import weighted_quantile
+
+    rng = np.random.default_rng(4)
+    for n in (20, 999, 1000, 1001):
+        v = rng.standard_t(3, n)
+        v[::7] = v[0]  # ties
+        expect = weighted_quantile(v, np.full(n, 1.0 / n), (0.05, 0.95))
+        np.testing.assert_array_equal(bootstrap._even_quantiles(v), expect)

@@ -32,7 +32,7 @@ from numpy.typing import ArrayLike, NDArray
 from ..errors import InvalidParameter, InvalidState
 from ..types import Forecast, RiskMeasure
 from .base import Agent, Seed, rng_from
-from .risk import EmpiricalFamily, check_alphas, risk_measures, weighted_quantile
+from .risk import EmpiricalFamily, check_alphas, risk_measures
 
 #: The tail-restricted draws keep the ``n (1 - alpha) + 5 sqrt(n (1 - alpha)) + 10``
 #: largest losses: a draw puts less than ``1 - alpha`` of its weight on them with
@@ -136,23 +136,23 @@ class BayesianBootstrap(Agent):
         plain = np.sort(-x, kind="stable")  # ascending losses
         if k >= n - 1:
             return self._one_day_full(x, rng, levels, plain)
-        top = rng.standard_exponential((self.draws, k))
+        top = rng.standard_exponential((k, self.draws))  # one row per loss
         rest = rng.standard_gamma(n - k, size=self.draws)
-        top_sum = top.sum(axis=1)
-        total = top_sum + rest
-        if np.any(top_sum < tail * total):
+        cum_w = _cumulative_rows(top)    # (k + 1, draws): C_0 = 0, ..., C_k
+        total = cum_w[-1] + rest
+        if np.any(cum_w[-1] < tail * total):
             return self._one_day_full(x, rng, levels, plain)
         desc = plain[::-1][: k + 1]        # the k + 1 largest losses, largest first
-        cum_w = _cumulative_rows(top.T)    # (k + 1, draws): C_0 = 0, ..., C_k
-        cum_l = _cumulative_rows((top * desc[:k]).T)
         cols = np.arange(self.draws)
+        where = [(cum_w <= (1.0 - a + 1e-12) * total).sum(axis=0) - 1 for a in levels]
+        deepest = int(max(int(m.max()) for m in where))
+        # A_m, the weighted losses above each VaR: rows up to the deepest VaR only
+        cum_l = _cumulative_rows(top[:deepest] * desc[:deepest, None])
         out = []
-        for alpha in levels:
-            p = 1.0 - alpha
-            m = (cum_w <= (p + 1e-12) * total).sum(axis=0) - 1
+        for alpha, m in zip(levels, where, strict=True):
             cond_var = desc[m]
             excess = (cum_l[m, cols] - cond_var * cum_w[m, cols]) / total
-            out.append(self._measure(alpha, plain, cond_var, cond_var + excess / p))
+            out.append(self._measure(alpha, plain, cond_var, cond_var + excess / (1.0 - alpha)))
         return tuple(out)
 
     def _one_day_full(self, x: NDArray[np.float64], rng: np.random.Generator,
@@ -176,9 +176,7 @@ class BayesianBootstrap(Agent):
                 plain.size - 1)
         var = float(plain[j])
         es = var + float(even @ np.maximum(plain - var, 0.0)) / (1.0 - alpha)
-        uniform = np.full(cond_var.size, 1.0 / cond_var.size)
-        var_ci = weighted_quantile(cond_var, uniform, (0.05, 0.95))
-        es_ci = weighted_quantile(cond_es, uniform, (0.05, 0.95))
+        var_ci, es_ci = _even_quantiles(cond_var), _even_quantiles(cond_es)
         return RiskMeasure(alpha=float(alpha), var=var, es=float(es),
                            var_interval=(float(var_ci[0]), float(var_ci[1])),
                            es_interval=(float(es_ci[0]), float(es_ci[1])))
@@ -258,6 +256,19 @@ class BayesianBootstrap(Agent):
         if not np.all(np.isfinite(buffer[:count])):
             raise InvalidState("BayesianBootstrap state holds non-finite returns")
         self._buffer, self._count, self._head, self._rng = buffer, count, head, rng
+
+
+def _even_quantiles(values: NDArray[np.float64]) -> NDArray[np.float64]:
+    """5% and 95% :func:`~swarmvar.models.risk.weighted_quantile` of equally weighted values.
+
+    The same order statistics, found by partition instead of a full sort.
+    """
+    n = values.size
+    cum = np.cumsum(np.full(n, 1.0 / n))
+    cum /= cum[-1]
+    idx = np.minimum(np.searchsorted(cum, np.array([0.05, 0.95]) - 1e-12, side="left"), n - 1)
+    part = np.partition(values, idx)
+    return np.asarray(part[idx])
 
 
 def _cumulative_rows(a: NDArray[np.float64]) -> NDArray[np.float64]:

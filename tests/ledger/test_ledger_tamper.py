@@ -114,6 +114,22 @@ def test_deleted_middle_entry_is_named(tmp_path: Path, index: int) -> None:
     assert not ok and bad == index and "missing" in str(reason)
 
 
+def test_worker_processes_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ranges really are checked by the workers (not by the fallback)."""
+    _build(tmp_path)
+    answers: list[object] = []
+    real = verify_module._worker_result
+
+    def spy(worker: subprocess.Popen[str]) -> object:
+        answers.append(real(worker))
+        return answers[-1]
+
+    monkeypatch.setattr(verify_module, "_worker_result", spy)
+    with Ledger(tmp_path, create=False) as led:
+        assert led.verify_chain(processes=3).ok
+    assert len(answers) == 2 and all(a is not None and a.ok for a in answers)  # type: ignore[attr-defined]
+
+
 def test_a_failed_worker_process_changes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

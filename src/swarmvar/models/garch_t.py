@@ -106,11 +106,6 @@ class GarchT(Agent):
         self.ess_threshold = float(ess_threshold)
         self.asymmetric = bool(asymmetric)
 
-    @property
-    def parameter_list(self) -> tuple[str, ...]:
-        """The model's parameter names (``gamma`` only when ``asymmetric``)."""
-        return lik.GJR_PARAMS if self.asymmetric else lik.PARAMS
-
     # --- fitting -----------------------------------------------------------
 
     def fit(self, returns: ArrayLike, *, seed: Seed = None) -> Self:

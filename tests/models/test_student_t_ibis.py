@@ -159,3 +159,16 @@ def test_degenerate_moves_fall_back_to_nuts(stream: np.ndarray,
     agent.refit(window, seed=9)
     assert agent.diagnostics.method == "nuts+sir"
     assert np.array_equal(agent.history, window)
+
+
+def test_forecast_does_not_depend_on_where_the_nodes_were_placed() -> None:
+    rng = np.random.default_rng(12)
+    s = 500
+    loc, scale, df = rng.normal(3e-4, 3e-4, s), rng.normal(0.009, 4e-4, s), rng.normal(4.5, .5, s)
+    w = np.exp(rng.normal(0.0, 0.5, s))
+    w /= w.sum()
+    near = mixture_level(loc, scale, df, 0.99, w)
+    far = mixture_level(loc, scale, df, 0.99, start=float(near.cond_var.max()))
+    drifted = mixture_level(loc, scale, df, 0.99)
+    risk_measure(drifted, np.exp(rng.normal(0.0, 2.0, s)))  # moves its nodes elsewhere
+    assert risk_measure(near, w) == risk_measure(far, w) == risk_measure(drifted, w)

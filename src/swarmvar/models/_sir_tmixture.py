@@ -8,10 +8,12 @@ components alone:
 
 * each component's VaR and ES (for the credible intervals);
 * the component tail probabilities, densities and expected excesses at a few
-  loss nodes around the mixture VaR (``LOCAL_NODES`` nodes ``MAX_STEP``
-  smallest component scales apart), placed by exact Newton steps on the
-  mixture tail when the level is built and moved the same way whenever a
-  forecast's root leaves them.
+  loss nodes around the mixture VaR (``LOCAL_NODES`` consecutive points of
+  the lattice ``min VaR_s + i * MAX_STEP * min scale_s``), found by exact
+  Newton steps on the mixture tail when the level is built and moved the
+  same way whenever a forecast's root leaves them. The VaR is interpolated
+  between the two lattice points around it whatever nodes were cached, so a
+  forecast does not depend on the forecasts before it.
 
 A forecast then costs a few ``(S,) @ (S, K)`` products and a root of a cubic
 Hermite interpolant of the mixture tail (exact values and slopes at the
@@ -132,9 +134,14 @@ class MixtureLevel:
                 break
         else:
             v = self._brent(weights)
-        centre = min(max(v, self.lo + half), self.hi - half)
-        offsets = np.arange(LOCAL_NODES, dtype=np.float64) - 0.5 * (LOCAL_NODES - 1)
-        return self.at(np.asarray(centre + self.step * offsets, dtype=np.float64))
+        # nodes on the lattice lo + i * step: which nodes hold the root depends on the
+        # weights alone, not on where the search started, so a forecast is a function
+        # of the particles and weights, not of the forecasts made before it
+        last = int(np.ceil((self.hi - self.lo) / self.step))
+        first = int(round((v - self.lo) / self.step)) - (LOCAL_NODES - 1) // 2
+        first = min(max(first, 0), last - (LOCAL_NODES - 1))
+        index = np.arange(first, first + LOCAL_NODES, dtype=np.float64)
+        return self.at(np.asarray(self.lo + index * self.step, dtype=np.float64))
 
     def _brent(self, weights: FloatArray) -> float:
         target = 1.0 - self.alpha
@@ -157,14 +164,17 @@ def _quantiles(values: FloatArray, order: NDArray[np.intp], weights: FloatArray,
 
 
 def mixture_level(loc: FloatArray, scale: FloatArray, df: FloatArray,
-                  alpha: float, weights: FloatArray | None = None) -> MixtureLevel:
+                  alpha: float, weights: FloatArray | None = None,
+                  start: float | None = None) -> MixtureLevel:
     """Precompute :class:`MixtureLevel` for components ``t(loc, scale, df)`` ``(S,)``.
 
-    ``weights`` (default equal) place the first nodes; any weights work later.
+    ``weights`` (default equal) place the first nodes, by Newton steps from
+    ``start`` (default the weighted mean component VaR; a previous mixture VaR
+    saves steps); any weights work later.
     """
     level = MixtureLevel(StudentTFamily(loc, scale, df), alpha)
     w = np.full(loc.size, 1.0 / loc.size) if weights is None else weights / weights.sum()
-    level.nodes = level.place(w, float(w @ level.cond_var))
+    level.nodes = level.place(w, float(w @ level.cond_var) if start is None else start)
     return level
 
 

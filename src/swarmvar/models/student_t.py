@@ -30,7 +30,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
 from ..errors import InvalidParameter, InvalidState
-from ..types import Diagnostics, Forecast
+from ..types import Diagnostics, Forecast, RiskMeasure
 from . import _sir
 from ._nuts_student_t import MU_PRIOR_SD, NU_RATE, NU_SHAPE, SIGMA_PRIOR_SD, run_nuts
 from ._sir_tmixture import MixtureLevel, mixture_level, risk_measure
@@ -164,6 +164,8 @@ class StudentT(Agent):
         self.ess_threshold, self.moves = float(ess_threshold), moves
         self.sampler = sampler
         self._levels: dict[float, MixtureLevel] = {}
+        #: last one-day VaR per level: a start for the next level's nodes (a cache only)
+        self._last_var: dict[float, float] = {}
 
     # --- fitting ----------------------------------------------------------
 
@@ -387,12 +389,18 @@ class StudentT(Agent):
 
     # --- forecasting ------------------------------------------------------
 
-    def _level(self, alpha: float) -> MixtureLevel:
+    def _level(self, alpha: float, weights: FloatArray) -> MixtureLevel:
         level = self._levels.get(alpha)
-        if level is None:
-            level = mixture_level(self._mu, self._sigma, self._nu, alpha)
+        if level is None:  # new particles, nearly the same predictive: start from its VaR
+            level = mixture_level(self._mu, self._sigma, self._nu, alpha, weights,
+                                  self._last_var.get(alpha))
             self._levels[alpha] = level
         return level
+
+    def _one_step(self, alpha: float, weights: FloatArray) -> RiskMeasure:
+        measure = risk_measure(self._level(alpha, weights), weights)
+        self._last_var[alpha] = measure.var
+        return measure
 
     def forecast(self, alphas: Sequence[float] = (0.99,), horizon: int = 1, *,
                  seed: Seed = None) -> Forecast:
@@ -409,7 +417,7 @@ class StudentT(Agent):
         h = self._check_horizon(horizon)
         w = _sir.normalized_weights(self._logw)
         if h == 1:
-            return Forecast(self.name, 1, tuple(risk_measure(self._level(a), w) for a in levels))
+            return Forecast(self.name, 1, tuple(self._one_step(a, w) for a in levels))
         rng = copy.deepcopy(self._rng) if seed is None else rng_from(seed)
         idx = _sir.systematic_resample(w, float(rng.random()), _HORIZON_PARTICLES)
         mu, sigma, nu = self._mu[idx], self._sigma[idx], self._nu[idx]

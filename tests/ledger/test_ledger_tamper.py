@@ -130,6 +130,23 @@ def test_worker_processes_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert len(answers) == 2 and all(a is not None and a.ok for a in answers)  # type: ignore[attr-defined]
 
 
+def test_a_worker_reading_another_file_is_not_believed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers that check a different (valid, same-size) ledger: caught at the end state."""
+    _build(tmp_path / "a")
+    other = _build(tmp_path / "b")
+    with _attacker(other) as conn:  # same size, different history, internally valid
+        conn.execute("DELETE FROM entries WHERE idx >= 20")
+    with Ledger(tmp_path / "b", signing_key=KEY) as led:
+        for i in range(N - 19):
+            led.add_entry(EntryKind.DECISION, {"other": i})
+    real = verify_module._start_worker
+    monkeypatch.setattr(verify_module, "_start_worker", lambda _, alg, part: real(other, alg, part))
+    with Ledger(tmp_path / "a", create=False) as led:
+        assert led.verify_chain(processes=3) == led.verify_chain(processes=1)
+
+
 def test_a_failed_worker_process_changes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

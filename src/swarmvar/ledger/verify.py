@@ -3,9 +3,11 @@
 A big SQLite ledger is verified in index ranges at once, one per process
 (:func:`verify_sqlite`): each range starts from the hash and Merkle frontier
 stored just before it, and is trusted only if the range before it verified
-and recomputed exactly that frontier. So the outcome, including which entry
-is named first, is the one a single pass gives; anything irregular (a worker
-that fails to start, a gap at a range boundary) falls back to that single pass.
+and recomputed exactly that frontier (the last range: the frontier stored at
+the end). A failure a worker reports is re-checked in the calling process. So
+the outcome, including which entry is named first, is the one a single pass
+gives; anything irregular (a worker that fails to start, a gap at a range
+boundary, a range that ends in another state) falls back to that single pass.
 """
 
 from __future__ import annotations
@@ -158,11 +160,11 @@ def verify_sqlite(store: SQLiteStore, processes: int) -> Verification:
     if parts == 1:
         return whole.verify(store.rows(0, size), algorithm)
     bounds = [size * k // parts for k in range(parts + 1)]
-    try:  # where each later range starts: O(log n) stored rows each
-        ranges = [_Range(0, bounds[1])] + [
-            _Range(lo, hi, _stored_hash(store, lo - 1), tuple(store.node_hashes(frontier_keys(lo))))
-            for lo, hi in zip(bounds[1:-1], bounds[2:], strict=True)
-        ]
+    try:  # the stored state where each later range starts, and at the end
+        ranges = [_Range(0, bounds[1])]
+        for lo, hi in zip(bounds[1:-1], bounds[2:], strict=True):
+            ranges.append(_Range(lo, hi, _stored_hash(store, lo - 1), _stored_frontier(store, lo)))
+        end = _stored_frontier(store, size)
     except LedgerCorrupted:
         return whole.verify(store.rows(0, size), algorithm)
     with ExitStack() as stack:  # on the way out: kill (if still running), then reap
@@ -175,19 +177,22 @@ def verify_sqlite(store: SQLiteStore, processes: int) -> Verification:
             if not results[-1].ok:
                 break
             result = _worker_result(worker)
-            if result is None:  # the worker failed: check its range here
+            if result is None or not result.ok:  # no answer, or a failure: check it here
                 result = part.verify(store.rows(part.lo, part.hi), algorithm)
             results.append(result)
     for k, result in enumerate(results):
         if not result.ok:
             return result
-        # a range counts only if it ends exactly in the state the next started from
-        following = ranges[k + 1] if k + 1 < parts else None
-        if result.size != bounds[k + 1] or (
-            following is not None and result.root != fold(following.frontier, algorithm)
-        ):
+        # a range counts only if it recomputed exactly the stored state the next
+        # range started from (or, for the last, the stored state at the end)
+        stored = ranges[k + 1].frontier if k + 1 < parts else end
+        if result.size != bounds[k + 1] or result.root != fold(stored, algorithm):
             return whole.verify(store.rows(0, size), algorithm)
     return results[-1]
+
+
+def _stored_frontier(store: SQLiteStore, size: int) -> tuple[bytes, ...]:
+    return tuple(store.node_hashes(frontier_keys(size)))
 
 
 def _stored_hash(store: SQLiteStore, index: int) -> bytes:

@@ -225,8 +225,8 @@ def move_independent(
     on) an accepted move is a fresh draw, so a few moves rejuvenate the cloud.
     The first move's acceptance sets how many follow; since the proposals do
     not depend on the current particles, the later moves' proposals are drawn
-    and scored in one likelihood batch (a batch of 2-5x the particles costs
-    far less than as many separate passes), then accepted move by move.
+    and scored two moves at a time in one likelihood batch (a batch of twice
+    the particles costs far less than two passes), then accepted move by move.
     """
     n = cloud.u.shape[0]
     lq = _mvt_logpdf(cloud.u, mean, chol, PROPOSAL_DF)
@@ -236,9 +236,10 @@ def move_independent(
     wanted = math.ceil(math.log(MISS_ONLINE) / math.log1p(-rate))
     n_moves = int(min(max_moves, max(1, wanted)))
     accepted = float(ok.sum())
-    if n_moves > 1:
-        props, lqs = _independent_proposals(r, (n_moves - 1) * n, mean, chol, rng)
-        for k in range(n_moves - 1):
+    for first in range(1, n_moves, 2):  # batches of two moves: only shapes n and 2n compile
+        pair = min(2, n_moves - first)
+        props, lqs = _independent_proposals(r, pair * n, mean, chol, rng)
+        for k in range(pair):
             idx = np.arange(k * n, (k + 1) * n)
             cloud, lq, ok = _accept(cloud, lq, props.take(idx), lqs[idx], rng)
             accepted += float(ok.sum())

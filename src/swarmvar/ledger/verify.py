@@ -157,7 +157,7 @@ def verify_sqlite(store: SQLiteStore, processes: int) -> Verification:
     size = store.size()
     whole = _Range(0, size)
     parts = max(1, min(processes, size // 2))
-    if parts == 1:
+    if parts == 1 or not sys.executable:  # no interpreter known to start workers with
         return whole.verify(store.rows(0, size), algorithm)
     bounds = [size * k // parts for k in range(parts + 1)]
     try:  # the stored state where each later range starts, and at the end

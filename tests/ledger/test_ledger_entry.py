@@ -182,7 +182,7 @@ def _golden_payload(i: int) -> dict[str, object]:
         "var": i / 7,
         "es": [1e-300 * i, -0.0, 1e22],
         "n": 10**20 + i,
-        "s": "é€😀\"\\\n" * (i % 2),
+        "s": 'é€😀"\\\n' * (i % 2),
         "nested": {"t": (True, None), "z": {}},
     }
 

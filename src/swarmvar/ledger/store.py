@@ -34,6 +34,7 @@ Row = tuple[int, str, str, str, bytes, bytes, bytes]
 #: one per set bit of the tree size, so the levels are implied by the size.
 Frontier = list[bytes]
 
+
 class Durability(StrEnum):
     """How hard a commit is pushed to disk (SQLite ``synchronous``)."""
 
@@ -202,4 +203,3 @@ class MemoryStore:
 
     def close(self) -> None:
         pass
-

@@ -8,10 +8,10 @@ machine. Tuples serialize as lists; ``bytes`` are not JSON and are refused
 
 Speed: the ledger encodes every entry, so values built only of exact ``dict``
 (string keys), ``list``, ``tuple``, ``str``, ``int``, ``float``, ``bool`` and
-``None`` take a fast path: one type scan, then the C JSON
-encoder, whose ``allow_nan=False`` refuses NaN and infinity by itself. Anything
-else (subclasses, bad keys, NaN, objects) goes through the strict recursive
-check, which names the offending path. Both paths run the same encoder
+``None`` take a fast path: one type scan, then the C JSON encoder, whose
+``allow_nan=False`` refuses NaN and infinity by itself. Anything else
+(subclasses, bad keys, NaN, objects) goes through the strict recursive check,
+which names the offending path. Both paths run the same encoder
 configuration, so they produce the same bytes.
 """
 
@@ -109,6 +109,9 @@ def _check(value: Any, path: str) -> None:
 
 def canonical_text(value: Any) -> str:
     """:func:`canonical_json` as ``str`` (before UTF-8 encoding).
+
+    A string with a lone surrogate passes here; it has no UTF-8 form, and
+    :func:`canonical_json` refuses it.
 
     Raises
     ------

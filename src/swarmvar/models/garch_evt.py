@@ -2,10 +2,12 @@
 
 Two stages, as in McNeil & Frey:
 
-1. a :class:`~swarmvar.models.garch_t.GarchT` posterior filters the returns:
-   ``r_t = mu + sqrt(h_t) z_t``, and gives the standardized residuals
-   ``z_t`` (unit variance, at the posterior mean) and, per particle, the
-   next return's location ``mu_s`` and volatility ``sqrt(h_s)``;
+1. a :class:`~swarmvar.models.garch_t.GarchT` posterior (GJR-GARCH(1,1)-t by
+   default, the leverage effect; ``asymmetric=False`` for the symmetric
+   filter) filters the returns: ``r_t = mu + sqrt(h_t) z_t``, and gives the
+   standardized residuals ``z_t`` (unit variance, at the posterior mean)
+   and, per particle, the next return's location ``mu_s`` and volatility
+   ``sqrt(h_s)``;
 2. the standardized losses ``x_t = -z_t`` get a semi-parametric law: the
    empirical distribution below a threshold ``u`` (by default the 90%
    quantile of the ``x_t``; ``threshold`` sets the level) and a Bayesian
@@ -54,7 +56,7 @@ HORIZON_PARTICLES, HORIZON_PATHS = 200, 1000
 
 
 class GarchEVT(Agent):
-    """GARCH(1,1)-t filter with a Bayesian generalized Pareto loss tail.
+    """GJR-GARCH(1,1)-t (or GARCH(1,1)-t) filter with a Bayesian generalized Pareto loss tail.
 
     Parameters
     ----------
@@ -222,7 +224,7 @@ class GarchEVT(Agent):
         return self._garch.sample_prior(n, seed=seed)
 
     def simulate(self, params: Mapping[str, float], n: int, *, seed: Seed = None) -> FloatArray:
-        """Returns from GARCH(1,1)-t at ``params``; the t innovations lie in the
+        """Returns from (GJR-)GARCH(1,1)-t at ``params``; the t innovations lie in the
         GPD domain of attraction with ``xi = 1 / nu``."""
         return self._garch.simulate(params, n, seed=seed)
 

@@ -12,9 +12,16 @@ from swarmvar.models.garch_evt import GarchEVT
 pytestmark = pytest.mark.slow
 
 
-def test_out_of_sample_var_exceedances_pass_kupiec() -> None:
+@pytest.mark.parametrize("asymmetric", [
+    False,
+    pytest.param(True, marks=pytest.mark.xfail(strict=True, reason=(
+        "known: after one fit on 1999-2008 and online updates only through 2014-11, the GJR "
+        "filter has 56 breaches of the 97.5% VaR in 1,500 days (p = 0.004; symmetric: 48, "
+        "p = 0.10); with the backtest's 1,000-day refits GJR passes - docs/models-garch.md"))),
+])
+def test_out_of_sample_var_exceedances_pass_kupiec(asymmetric: bool) -> None:
     r = load("sp500").to_numpy()
-    agent = GarchEVT().fit(r[:2500], seed=0)
+    agent = GarchEVT(asymmetric=asymmetric).fit(r[:2500], seed=0)
     hits = {0.99: 0, 0.975: 0}
     stream = r[2500:4000]
     for x in stream:

@@ -42,6 +42,10 @@ class InvalidState(SwarmVarError, ValueError):
     """A serialized model state cannot be restored (wrong model, version or content)."""
 
 
+class WorkerFailed(SwarmVarError, RuntimeError):
+    """A worker process died before returning its result (not an error in the work itself)."""
+
+
 class UnknownAgent(SwarmVarError, LookupError):
     """An agent name or id that is not registered."""
 

@@ -222,3 +222,27 @@ def test_bad_inputs_raise(known_mean_normal: Any) -> None:
         backtest(pd.Series(simulated(150, 5) * 100), [known_mean_normal()], window=100,
                  progress=False)
     assert check_alphas((0.99,)) == (0.99,)
+
+
+def test_a_dead_worker_is_a_clear_error(tmp_path) -> None:
+    """A script without a __main__ guard kills its spawned workers: WorkerFailed says why."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import numpy as np\n"
+        "from swarmvar.errors import WorkerFailed\n"
+        "from swarmvar.models import BayesianBootstrap, NormalInverseGamma\n"
+        "from swarmvar.validation import backtest\n"
+        "r = np.random.default_rng(0).standard_normal(150) * 0.01\n"
+        "try:\n"
+        "    backtest(r, [NormalInverseGamma(), BayesianBootstrap()], window=120,\n"
+        "             baseline=None, progress=False, n_sim=10, workers=2)\n"
+        "except WorkerFailed as exc:\n"
+        "    print('WorkerFailed:', exc)\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path)
+    assert "WorkerFailed: a backtest worker process died" in out.stdout, out.stderr[-2000:]
+    assert "__main__" in out.stdout

@@ -37,7 +37,7 @@ from numpy.typing import ArrayLike
 
 from ..consensus import LevelForecasts, Policy, Weighting, consensus_levels
 from ..data import as_array
-from ..errors import InvalidParameter, InvalidReturns
+from ..errors import InvalidParameter, InvalidReturns, WorkerFailed
 from ..models.base import Seed
 from ..models.risk import check_alphas
 from ..types import Forecast, RiskMeasure
@@ -237,19 +237,31 @@ def _run_rows(
     import multiprocessing as mp
     import queue as queue_mod
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     ctx = mp.get_context("spawn")  # JAX and threads do not survive fork
     progress = ctx.Queue()
-    with ProcessPoolExecutor(min(workers, len(rows)), mp_context=ctx,
-                             initializer=_init_worker, initargs=(progress,)) as pool:
-        futures = {name: pool.submit(_run_row, row, *args, keys[name])
-                   for name, row in rows.items()}
-        while not all(f.done() for f in futures.values()):
-            try:
-                advance(progress.get(timeout=0.1))
-            except queue_mod.Empty:
-                pass
-        out = {name: f.result() for name, f in futures.items()}
+    # Longest first: the default swarm lists its agents cheapest first, and a
+    # pool hands tasks out in submission order (LPT scheduling).
+    order = list(rows)[::-1]
+    try:
+        with ProcessPoolExecutor(min(workers, len(rows)), mp_context=ctx,
+                                 initializer=_init_worker, initargs=(progress,)) as pool:
+            futures = {name: pool.submit(_run_row, rows[name], *args, keys[name])
+                       for name in order}
+            while not all(f.done() for f in futures.values()):
+                try:
+                    advance(progress.get(timeout=0.1))
+                except queue_mod.Empty:
+                    pass
+            out = {name: futures[name].result() for name in rows}
+    except BrokenProcessPool as exc:
+        raise WorkerFailed(
+            "a backtest worker process died before returning its row (killed, out of memory, "
+            "or started from a script whose top level runs backtest(workers>1) without an "
+            "`if __name__ == '__main__':` guard); rerun with workers=1 to see the row's own "
+            "error"
+        ) from exc
     while True:  # reports that raced the last future
         try:
             advance(progress.get_nowait())

@@ -1,0 +1,38 @@
+"""The ``swarmvar`` entry point mounts only the command group it runs."""
+
+import subprocess
+import sys
+
+PROBE = """
+import sys
+sys.argv = ["swarmvar", "ledger", "verify", "--home", sys.argv[1]]
+from swarmvar.cli import main
+try:
+    main()
+except SystemExit as exc:
+    print("exit", exc.code)
+print("models imported:", "swarmvar.models" in sys.modules)
+print("jax imported:", "jax" in sys.modules)
+"""
+
+
+def test_ledger_commands_do_not_import_the_models(tmp_path):
+    from swarmvar.ledger import EntryKind, Ledger
+
+    with Ledger.open(tmp_path) as ledger:
+        ledger.add_entry(EntryKind.ACTION, {"type": "probe"})
+    out = subprocess.run([sys.executable, "-c", PROBE, str(tmp_path)], capture_output=True,
+                         text=True, timeout=120)
+    assert "exit 0" in out.stdout, out.stdout + out.stderr
+    assert "models imported: False" in out.stdout and "jax imported: False" in out.stdout
+
+
+def test_the_full_app_still_lists_every_command():
+    from typer.testing import CliRunner
+
+    from swarmvar.cli import app
+
+    result = CliRunner().invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("var", "backtest", "ledger", "variants"):
+        assert command in result.output

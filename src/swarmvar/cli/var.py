@@ -39,15 +39,20 @@ def _interval(lo: float, hi: float) -> str:
     return f"[{100 * lo:.2f}, {100 * hi:.2f}]"
 
 
-def render(runs: list[AgentRun], title: str, notional: float | None) -> Table:
-    """The rich table of each agent's view."""
-    table = Table(title=title, title_justify="left")
-    table.add_column("agent", no_wrap=True)
+def _measure_columns(table: Table, notional: float | None) -> None:
+    """alpha, VaR and ES with their intervals, and VaR in currency if a notional is given."""
     table.add_column("alpha", justify="right")
     table.add_column("VaR  [90% CI]", justify="right", no_wrap=True)
     table.add_column("ES  [90% CI]", justify="right", no_wrap=True)
     if notional is not None:
         table.add_column("VaR (ccy)", justify="right", no_wrap=True)
+
+
+def render(runs: list[AgentRun], title: str, notional: float | None) -> Table:
+    """The rich table of each agent's view."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("agent", no_wrap=True)
+    _measure_columns(table, notional)
     table.add_column("fit", justify="right", no_wrap=True)
     table.add_column("diagnostics")
     for run in runs:
@@ -75,11 +80,7 @@ def render_consensus(consensus: list[Consensus], notional: float | None) -> Tabl
     """The rich table of the swarm's consensus: one row per level, then who counted how much."""
     rule = consensus[0].method if consensus else ""
     table = Table(title=f"swarm consensus: {rule} over signed estimates", title_justify="left")
-    table.add_column("alpha", justify="right")
-    table.add_column("VaR  [90% CI]", justify="right", no_wrap=True)
-    table.add_column("ES  [90% CI]", justify="right", no_wrap=True)
-    if notional is not None:
-        table.add_column("VaR (ccy)", justify="right", no_wrap=True)
+    _measure_columns(table, notional)
     table.add_column("m/n", justify="right", no_wrap=True)
     table.add_column("weights of the agents used; trimmed; rejected", ratio=1)
     for c in consensus:

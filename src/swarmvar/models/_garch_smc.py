@@ -114,14 +114,7 @@ def move(
         log_ratio = prop.lp + phi * np.where(np.isfinite(prop.ll), prop.ll, -np.inf) - (
             cloud.lp + phi * cloud.ll
         )
-        log_ratio = np.where(np.isnan(log_ratio), -np.inf, log_ratio)
-        ok = np.log(rng.uniform(size=log_ratio.size)) < log_ratio
-        cloud = Cloud(
-            np.where(ok[:, None], prop.u, cloud.u),
-            np.where(ok, prop.lp, cloud.lp),
-            np.where(ok, prop.ll, cloud.ll),
-            np.where(ok, prop.h, cloud.h),
-        )
+        cloud, ok = _mh_select(cloud, prop, log_ratio, rng)
         acc_g = np.bincount(groups, weights=ok, minlength=n_groups) / np.maximum(
             np.bincount(groups, minlength=n_groups), 1
         )
@@ -261,6 +254,14 @@ def _accept(
 ) -> tuple[Cloud, FloatArray, NDArray[np.bool_]]:
     """One independent MH accept/reject per particle; the new cloud, its proposal density."""
     log_ratio = (prop.lp + prop.ll - lq_new) - (cloud.lp + cloud.ll - lq)
+    moved, ok = _mh_select(cloud, prop, log_ratio, rng)
+    return moved, np.where(ok, lq_new, lq), ok
+
+
+def _mh_select(
+    cloud: Cloud, prop: Cloud, log_ratio: FloatArray, rng: np.random.Generator
+) -> tuple[Cloud, NDArray[np.bool_]]:
+    """Metropolis-Hastings: keep each proposal with probability min(1, exp(log_ratio))."""
     log_ratio = np.where(np.isnan(log_ratio), -np.inf, log_ratio)
     ok = np.log(rng.uniform(size=log_ratio.size)) < log_ratio
     moved = Cloud(
@@ -269,7 +270,7 @@ def _accept(
         np.where(ok, prop.ll, cloud.ll),
         np.where(ok, prop.h, cloud.h),
     )
-    return moved, np.where(ok, lq_new, lq), ok
+    return moved, ok
 
 
 def rejuvenate(

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
+from typing import cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -154,8 +155,8 @@ def agent_weights(
                 "track-record weighting needs past VaR forecasts (TrackRecord.var)"
             )
         known = joint_weights([
-            track_record_weights(r.returns, r.var, r.alpha, es=r.es, loss=policy.loss,
-                                 window=policy.window, eta=policy.eta)
+            track_record_weights(r.returns, cast(FloatArray, r.var), r.alpha, es=r.es,
+                                 loss=policy.loss, window=policy.window, eta=policy.eta)
             for r in records
         ])
     else:

@@ -74,7 +74,7 @@ def record_beat(
     return ledger.add_entries(batch)
 
 
-def _num(x: float) -> float | None:
+def _num(x: float | None) -> float | None:
     """A JSON number, or None for the NaN of an undefined test (the ledger refuses NaN)."""
     return None if x is None or not math.isfinite(x) else float(x)
 

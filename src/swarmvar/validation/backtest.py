@@ -223,9 +223,14 @@ def _run_row(
     return rr
 
 
+#: What every row's task needs besides the row: returns, window, refit_every,
+#: levels, horizon, days.
+_Job = tuple[np.ndarray, int, int, tuple[float, ...], int, int]
+
+
 def _run_rows(
     rows: Mapping[str, Forecaster],
-    args: tuple[Any, ...],
+    args: _Job,
     seed: int,
     workers: int,
     advance: Callable[[int], None],

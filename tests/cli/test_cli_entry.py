@@ -36,3 +36,18 @@ def test_the_full_app_still_lists_every_command():
     assert result.exit_code == 0
     for command in ("var", "backtest", "ledger", "variants"):
         assert command in result.output
+
+
+def test_jax_compilations_persist_under_the_data_home_unless_set(tmp_path, monkeypatch):
+    import os
+    from pathlib import Path
+
+    from swarmvar.cli._common import persist_compilations
+
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR")
+    monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "x")
+    monkeypatch.delenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS")
+    assert persist_compilations(tmp_path) == tmp_path / "cache" / "jax"
+    assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "cache" / "jax")
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "mine"))
+    assert persist_compilations(tmp_path / "other") == Path(tmp_path / "mine")

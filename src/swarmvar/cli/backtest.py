@@ -18,7 +18,7 @@ from ..models.risk import check_alphas
 from ..swarm.consensus import SWARM_POLICY
 from ..swarm.record import record_backtest
 from ..validation import BacktestResult, Test, backtest
-from ._common import fail, load_series, parse_alphas
+from ._common import fail, load_series, parse_alphas, persist_compilations
 
 app = typer.Typer(
     name="backtest",
@@ -105,6 +105,7 @@ def backtest_command(
 ) -> None:
     """Backtest agents on the last LAST days (each fitted on the WINDOW days before)."""
     console = Console(width=max(Console().width, 160))  # the test table is wide
+    persist_compilations(home)
     try:
         alphas = check_alphas(parse_alphas(alpha, default=(0.99, 0.975)))
         names = [canonical_name(n) for a in (agents or list(DEFAULT_AGENTS))

@@ -28,7 +28,7 @@ from ..swarm import AgentRun, run_agents
 from ..swarm.consensus import SWARM_POLICY, TRACK_DAYS, agent_keys, swarm_consensus, track_records
 from ..swarm.record import record_beat
 from ..types import Consensus
-from ._common import fail, load_series, make_console, parse_alphas
+from ._common import fail, load_series, make_console, parse_alphas, persist_compilations
 
 
 def _pct(x: float) -> str:
@@ -126,6 +126,7 @@ def var(
 ) -> None:
     """Fit every agent, print VaR/ES with 90% credible intervals and the swarm's consensus."""
     console = make_console()
+    persist_compilations(home)
     try:
         alphas = check_alphas(parse_alphas(alpha))
         names = [canonical_name(n) for a in (agents or list(DEFAULT_AGENTS))

@@ -41,6 +41,8 @@ def test_var_refuses_bad_input_clearly(tmp_path):
     assert result.exit_code == 2 and "strictly between" in result.output
     result = runner.invoke(app, ["var", "--data", str(tmp_path / "missing.csv")])
     assert result.exit_code == 2 and "no such file" in result.output
+    result = runner.invoke(app, ["var", "--agents", "nig,NormalInverseGamma,bb"])
+    assert result.exit_code == 2 and "more than once: NormalInverseGamma" in result.output
 
 
 def test_var_prints_and_records_the_signed_consensus_with_track_record_weights(tmp_path):

@@ -131,6 +131,9 @@ def var(
         alphas = check_alphas(parse_alphas(alpha))
         names = [canonical_name(n) for a in (agents or list(DEFAULT_AGENTS))
                  for n in a.replace(",", " ").split()]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:  # one agent, one key, one vote
+            raise typer.BadParameter(f"agent(s) given more than once: {', '.join(twice)}")
         series = load_series(data, column, kind, last)
     except SwarmVarError as exc:
         raise fail(exc) from exc

@@ -14,6 +14,7 @@ from swarmvar.consensus import (
     TrackRecord,
     Weighting,
     agent_weights,
+    bma_weights,
     combine,
     consensus_levels,
     consensus_series,
@@ -159,3 +160,35 @@ def test_several_levels_share_one_weight_per_agent_and_do_not_cross():
     assert np.all(paths[0.99].es >= paths[0.99].var)
     single = consensus_series(r, var, es, 0.99, policy)
     assert not np.allclose(single.var[1:], paths[0.99].var[1:])  # the other level counts
+
+
+@pytest.mark.parametrize(("weighting", "loss", "window", "eta"), [
+    (Weighting.TRACK_RECORD, Loss.FZ0, 60, None),
+    (Weighting.TRACK_RECORD, Loss.FZ0, None, None),
+    (Weighting.TRACK_RECORD, Loss.PINBALL, 25, None),
+    (Weighting.TRACK_RECORD, Loss.PINBALL, 1, 40.0),
+    (Weighting.BMA, Loss.FZ0, 60, None),
+    (Weighting.BMA, Loss.FZ0, None, None),
+])
+def test_all_days_weights_equal_each_days_track_record_or_bma(weighting, loss, window, eta):
+    """The path's weights (computed for all days at once) are, day by day, the public rules'."""
+    r, var, es = forecasts(days=150)
+    var975 = var * 0.84
+    levels = {0.99: LevelForecasts(var, es), 0.975: LevelForecasts(var975, var975 * 1.18)}
+    scores = np.random.default_rng(3).normal(3.0, 1.0, size=var.shape)
+    policy = Policy(f=1, weighting=weighting, loss=loss, window=window, eta=eta)
+    path = consensus_levels(r, levels, policy, log_scores=scores)
+    for t in (0, 1, 2, 59, 60, 61, 100, 149):
+        start = 0 if window is None else max(0, t - window)
+        if t == 0:
+            want = np.full(7, 1 / 7)
+        elif weighting is Weighting.BMA:
+            want = bma_weights(scores[start:t])
+        else:
+            want = joint_weights([
+                track_record_weights(r[start:t], lv.var[start:t], a, es=lv.es[start:t],
+                                     loss=loss, eta=eta) for a, lv in levels.items()])
+        # the path's weights are those of the VaR's trimmed mean: the trimmed agents get 0
+        used = path[0.99].weights[t] > 0
+        np.testing.assert_allclose(path[0.99].weights[t][used] / path[0.99].weights[t].sum(),
+                                   want[used] / want[used].sum(), rtol=1e-12)

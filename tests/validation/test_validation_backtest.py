@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 from typing import Any
 
 import numpy as np
@@ -12,11 +15,12 @@ from hypothesis import strategies as st
 
 from swarmvar.consensus import Aggregator, LevelForecasts, Policy, Weighting, consensus_levels
 from swarmvar.data import load
-from swarmvar.errors import InvalidParameter, InvalidReturns
+from swarmvar.errors import InvalidParameter, InvalidReturns, WorkerFailed
 from swarmvar.models import BayesianBootstrap, NormalInverseGamma
 from swarmvar.models.risk import check_alphas
 from swarmvar.types import Forecast, RiskMeasure
 from swarmvar.validation import Test, backtest, kupiec
+from swarmvar.validation.backtest import _pool_context
 
 
 def simulated(n: int, seed: int) -> np.ndarray:
@@ -224,25 +228,65 @@ def test_bad_inputs_raise(known_mean_normal: Any) -> None:
     assert check_alphas((0.99,)) == (0.99,)
 
 
-def test_a_dead_worker_is_a_clear_error(tmp_path) -> None:
-    """A script without a __main__ guard kills its spawned workers: WorkerFailed says why."""
+_PARENT = os.getpid()
+
+
+class DiesInWorker(NormalInverseGamma):
+    """Kills its own process on its 10th update, when it runs in a worker."""
+
+    def update(self, r: float) -> float:
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls == 10 and os.getpid() != _PARENT:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().update(r)
+
+
+def test_a_dead_worker_is_a_clear_error() -> None:
+    """A worker killed mid-row (OOM killer, SIGKILL) is WorkerFailed, saying what to try."""
+    r = simulated(150, 5)
+    with pytest.raises(WorkerFailed, match="worker process died.*workers=1"):
+        backtest(r, [NormalInverseGamma(), DiesInWorker()], window=120, baseline=None,
+                 progress=False, n_sim=10, workers=2)
+
+
+def test_workers_fork_only_while_it_is_safe(monkeypatch) -> None:
+    """fork (no re-imports) with no other thread and no JAX backend here; spawn otherwise."""
+    import importlib
+
+    import jax.numpy as jnp
+
+    driver = importlib.import_module("swarmvar.validation.backtest")  # the module
+
+    jnp.zeros(1).block_until_ready()
+    assert driver._jax_started()  # the check sees a running backend (JAX's API still has it)
+    assert _pool_context().get_start_method() == "spawn"
+    monkeypatch.setattr(driver, "_jax_started", lambda: False)
+    assert _pool_context().get_start_method() == "fork"
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert _pool_context().get_start_method() == "spawn"
+    finally:
+        stop.set()
+        other.join()
+
+
+def test_a_script_without_main_guard_runs_on_forked_workers(tmp_path) -> None:
+    """Forked workers do not re-run the calling script, so no __main__ guard is needed."""
     import subprocess
     import sys
 
     script = tmp_path / "unguarded.py"
     script.write_text(
         "import numpy as np\n"
-        "from swarmvar.errors import WorkerFailed\n"
         "from swarmvar.models import BayesianBootstrap, NormalInverseGamma\n"
         "from swarmvar.validation import backtest\n"
         "r = np.random.default_rng(0).standard_normal(150) * 0.01\n"
-        "try:\n"
-        "    backtest(r, [NormalInverseGamma(), BayesianBootstrap()], window=120,\n"
-        "             baseline=None, progress=False, n_sim=10, workers=2)\n"
-        "except WorkerFailed as exc:\n"
-        "    print('WorkerFailed:', exc)\n"
+        "res = backtest(r, [NormalInverseGamma(), BayesianBootstrap()], window=120,\n"
+        "               baseline=None, progress=False, n_sim=10, workers=2)\n"
+        "print('rows:', ','.join(res.rows))\n"
     )
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                          timeout=300, cwd=tmp_path)
-    assert "WorkerFailed: a backtest worker process died" in out.stdout, out.stderr[-2000:]
-    assert "__main__" in out.stdout
+    assert "rows: NormalInverseGamma,BayesianBootstrap" in out.stdout, out.stderr[-2000:]

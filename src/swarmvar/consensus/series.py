@@ -22,7 +22,7 @@ from numpy.typing import ArrayLike, NDArray
 from ..errors import InvalidParameter
 from .combine import Policy, Weighting, aggregate_rows
 from .robust import check_tolerance
-from .weights import bma_weights, joint_weights, track_record_weights
+from .weights import Loss, fz0_loss, pinball_loss
 
 FloatArray = NDArray[np.float64]
 
@@ -53,26 +53,74 @@ class LevelForecasts:
     es_interval: ArrayLike | None = None
 
 
-def _day_weights(
-    t: int,
+def _window_sums(x: FloatArray, window: int | None) -> FloatArray:
+    """Row ``t`` = sum of ``x[start:t]`` over axis 0, ``start = max(0, t - window)`` ``(T, n)``.
+
+    Each window is summed on its own (no running-sum cancellation), so the
+    result equals ``x[start:t].sum(axis=0)`` to rounding.
+    """
+    days, n = x.shape
+    out = np.zeros((days, n))
+    prefix = np.cumsum(x, axis=0)
+    full = days if window is None else min(window, days)
+    out[1 : full + 1] = prefix[: full] if full < days else prefix[: days - 1]
+    if window is not None and window < days - 1:
+        views = np.lib.stride_tricks.sliding_window_view(x[: days - 1], window, axis=0)
+        out[window + 1 :] = views[1:].sum(axis=-1)
+    return out
+
+
+def _softmax_rows(log_w: FloatArray) -> FloatArray:
+    w = np.exp(log_w - log_w.max(axis=1, keepdims=True))
+    result: FloatArray = w / w.sum(axis=1, keepdims=True)
+    return result
+
+
+def _weight_path(
     policy: Policy,
     returns: FloatArray,
     levels: dict[float, tuple[FloatArray, FloatArray]],
     log_scores: FloatArray | None,
+    shape: tuple[int, int],
 ) -> FloatArray | None:
-    """Day ``t``'s agent weights from days before ``t`` only (joint over the levels)."""
-    if policy.weighting is Weighting.EQUAL or t == 0:
+    """Every day's agent weights ``(T, n)`` from the days before it only; None for equal.
+
+    Day ``t`` gets what :func:`~.weights.bma_weights` or
+    :func:`~.weights.joint_weights` of :func:`~.weights.track_record_weights`
+    give on the trailing ``policy.window`` days before ``t`` (day 0: equal),
+    computed for all days at once.
+    """
+    days, n = shape
+    if policy.weighting is Weighting.EQUAL or days < 2:
         return None
-    start = 0 if policy.window is None else max(0, t - policy.window)
     if policy.weighting is Weighting.BMA:
         if log_scores is None:
             raise InvalidParameter("BMA weighting needs log_scores (T, n)")
-        return bma_weights(log_scores[start:t])
-    return joint_weights([
-        track_record_weights(returns[start:t], v[start:t], alpha, es=e[start:t],
-                             loss=policy.loss, eta=policy.eta)
-        for alpha, (v, e) in levels.items()
-    ])
+        log_w = _window_sums(log_scores, policy.window)
+    else:
+        past = returns[: days - 1]  # the last day's return weighs no forecast
+        counts = np.minimum(np.arange(days), days if policy.window is None else policy.window)
+        log_w = np.zeros((days, n))
+        for alpha, (v, e) in levels.items():
+            losses = np.zeros((days, n))  # row T-1 (the last day's return) is never summed
+            if policy.loss is Loss.FZ0:
+                losses[:-1] = fz0_loss(past, v[: days - 1], e[: days - 1], alpha)
+                eta = np.full(days, 1.0)
+            else:
+                losses[:-1] = pinball_loss(past, v[: days - 1], alpha)
+                # default eta: 1 / the window's mean pinball loss (0 if that is 0)
+                mean = _window_sums(losses.sum(axis=1, keepdims=True), policy.window)[:, 0]
+                mean[1:] /= counts[1:] * n
+                with np.errstate(divide="ignore"):
+                    eta = np.where(mean > 0, 1.0 / mean, 0.0)
+            if policy.eta is not None:
+                eta = np.full(days, float(policy.eta))
+            if not np.all(np.isfinite(eta[1:])) or np.any(eta < 0):
+                raise InvalidParameter(f"eta must be a finite number >= 0, got {policy.eta}")
+            log_w -= eta[:, None] * _window_sums(losses, policy.window)
+    weights = _softmax_rows(log_w)
+    weights[0] = 1.0 / n
+    return weights
 
 
 def _matrix(name: str, value: ArrayLike, shape: tuple[int, ...]) -> FloatArray:
@@ -147,8 +195,9 @@ def consensus_levels(
     check_tolerance(policy.aggregator, n, policy.f)
     out = {a: (np.empty(days), np.empty(days), np.empty((days, 2)), np.empty((days, 2)),
                np.empty((days, n))) for a in rows}
+    weights = _weight_path(policy, r, points, ls, (days, n))
     for t in range(days):
-        w = _day_weights(t, policy, r, points, ls)
+        w = None if weights is None or t == 0 else weights[t]
         for alpha, x in rows.items():
             o = out[alpha]
             o[0][t], o[1][t], o[2][t], o[3][t], o[4][t] = aggregate_rows(x[t], policy, w)

@@ -25,10 +25,14 @@ randomness earlier days consumed.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import enum
+import sys
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -42,7 +46,7 @@ from ..models.base import Seed
 from ..models.risk import check_alphas
 from ..types import Forecast, RiskMeasure
 from .baseline import GarchTBaseline
-from .evaluate import evaluate_rows
+from .evaluate import RawLevel, evaluate_row, finish_rows
 from .result import BacktestResult, LevelSeries, Timing
 
 
@@ -138,6 +142,21 @@ class _Recorder:
             for a, c in self.cols.items()
         }
 
+    def evaluate(
+        self, losses: np.ndarray, *, seed: int, row: int, n_sim: int
+    ) -> dict[float, RawLevel]:
+        """This row's tests and scores (row number ``row`` keys its simulations)."""
+        t_params = None if np.isnan(self.t_params).any() else self.t_params
+        return evaluate_row(losses, self.series(losses), t_params, seed=seed, row=row,
+                            n_sim=n_sim)
+
+
+def _losses(r: np.ndarray, window: int, horizon: int, days: int) -> np.ndarray:
+    """Realized loss of each forecast day: ``-(r_t + ... + r_{t+h-1})`` ``(days,)``."""
+    cum = np.convolve(r, np.ones(horizon), mode="valid")  # cum[t] = r[t] + ... + r[t+h-1]
+    result: np.ndarray = -cum[window : window + days]
+    return result
+
 
 def _progress_bar(*, enabled: bool) -> Any:
     from rich.progress import (
@@ -207,9 +226,15 @@ def _run_row(
     horizon: int,
     days: int,
     key: tuple[int, int],
+    n_sim: int,
     on_step: Callable[[int], None] | None = None,
-) -> _Recorder:
-    """Every forecast day of one row; ``on_step(n)`` reports ``n`` more days done."""
+) -> tuple[_Recorder, dict[float, RawLevel]]:
+    """Every forecast day of one row, then its tests; ``on_step(n)`` reports ``n`` more days done.
+
+    The tests run here, where the row ran, so that worker processes evaluate
+    their rows in parallel (the numbers do not depend on where: they are
+    keyed by ``key = (seed, row number)``).
+    """
     rr = _Recorder(levels, days)
     report = on_step if on_step is not None else (_queue.put if _queue is not None else None)
     pending = 0
@@ -220,7 +245,8 @@ def _run_row(
                                    or i == days - 1):
             report(pending)
             pending = 0
-    return rr
+    losses = _losses(r, window, horizon, days)
+    return rr, rr.evaluate(losses, seed=key[0], row=key[1], n_sim=n_sim)
 
 
 #: What every row's task needs besides the row: returns, window, refit_every,
@@ -228,38 +254,80 @@ def _run_row(
 _Job = tuple[np.ndarray, int, int, tuple[float, ...], int, int]
 
 
+def _jax_started() -> bool:
+    """Whether this process has started a JAX backend (whose threads do not survive fork)."""
+    if "jax" not in sys.modules:
+        return False
+    try:
+        from jax._src import xla_bridge
+
+        return bool(xla_bridge.backends_are_initialized())
+    except (ImportError, AttributeError):  # the check moved: assume a backend runs
+        return True
+
+
+def _pool_context() -> Any:
+    """``fork`` when it is safe here, else ``spawn``.
+
+    A forked worker starts at once with every module already imported (a
+    spawned one pays ~1.5 s re-importing numpy, scipy, pandas and JAX), but
+    fork copies only the calling thread: it is used only while this process
+    runs no other Python thread and has no JAX backend (XLA's thread pool).
+    """
+    import multiprocessing as mp
+
+    if ("fork" in mp.get_all_start_methods() and threading.active_count() == 1
+            and not _jax_started()):
+        return mp.get_context("fork")
+    return mp.get_context("spawn")
+
+
+#: Starts the progress display and yields the callback that advances it by n row-days.
+Progress = Callable[[], AbstractContextManager[Callable[[int], None]]]
+
+
 def _run_rows(
     rows: Mapping[str, Forecaster],
     args: _Job,
     seed: int,
+    n_sim: int,
     workers: int,
-    advance: Callable[[int], None],
-) -> dict[str, _Recorder]:
-    """All rows, in this process or over ``workers`` processes (same numbers either way)."""
+    progress: Progress,
+) -> dict[str, tuple[_Recorder, dict[float, RawLevel]]]:
+    """All rows and their tests, here or over ``workers`` processes (same numbers either way)."""
     keys = {name: (seed, k) for k, name in enumerate(rows)}
     if workers <= 1 or len(rows) <= 1:
-        return {name: _run_row(row, *args, keys[name], advance) for name, row in rows.items()}
-    import multiprocessing as mp
+        with progress() as advance:
+            return {name: _run_row(row, *args, keys[name], n_sim, advance)
+                    for name, row in rows.items()}
     import queue as queue_mod
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    ctx = mp.get_context("spawn")  # JAX and threads do not survive fork
-    progress = ctx.Queue()
+    ctx = _pool_context()
+    reports = ctx.Queue()
     # Longest first: the default swarm lists its agents cheapest first, and a
     # pool hands tasks out in submission order (LPT scheduling).
     order = list(rows)[::-1]
     try:
         with ProcessPoolExecutor(min(workers, len(rows)), mp_context=ctx,
-                                 initializer=_init_worker, initargs=(progress,)) as pool:
-            futures = {name: pool.submit(_run_row, rows[name], *args, keys[name])
+                                 initializer=_init_worker, initargs=(reports,)) as pool:
+            # submitting starts the workers (forked ones, all at once): before the
+            # progress display starts its thread
+            futures = {name: pool.submit(_run_row, rows[name], *args, keys[name], n_sim)
                        for name in order}
-            while not all(f.done() for f in futures.values()):
-                try:
-                    advance(progress.get(timeout=0.1))
-                except queue_mod.Empty:
-                    pass
-            out = {name: futures[name].result() for name in rows}
+            with progress() as advance:
+                while not all(f.done() for f in futures.values()):
+                    try:
+                        advance(reports.get(timeout=0.1))
+                    except queue_mod.Empty:
+                        pass
+                out = {name: futures[name].result() for name in rows}
+                while True:  # reports that raced the last future
+                    try:
+                        advance(reports.get_nowait())
+                    except queue_mod.Empty:
+                        break
     except BrokenProcessPool as exc:
         raise WorkerFailed(
             "a backtest worker process died before returning its row (killed, out of memory, "
@@ -267,11 +335,6 @@ def _run_rows(
             "`if __name__ == '__main__':` guard); rerun with workers=1 to see the row's own "
             "error"
         ) from exc
-    while True:  # reports that raced the last future
-        try:
-            advance(progress.get_nowait())
-        except queue_mod.Empty:
-            break
     return out
 
 
@@ -367,24 +430,31 @@ def backtest(
                 f"{policy.aggregator.min_agents(policy.f)} agents, got {len(agent_names)}"
             )
     rec = {name: _Recorder(levels, days) for name in [*rows, *combiners]}
-    cum = np.convolve(r, np.ones(horizon), mode="valid")  # cum[t] = r[t] + ... + r[t+h-1]
-    realized = cum[window : window + days]
+    losses = _losses(r, window, horizon, days)
+    realized = -losses
 
     workers = _whole("workers", workers, 1)
     total = days * len(rows)
-    with _progress_bar(enabled=progress) as bar:
-        task = bar.add_task("backtest", total=total)
-        done = 0
 
-        def advance(n: int) -> None:
-            nonlocal done
-            done += n
-            bar.advance(task, n)
-            if on_day is not None:
-                on_day(done, total)
+    @contextlib.contextmanager
+    def shown() -> Iterator[Callable[[int], None]]:
+        with _progress_bar(enabled=progress) as bar:
+            task = bar.add_task("backtest", total=total)
+            done = 0
 
-        rec.update(_run_rows(rows, (r, window, refit_every, levels, horizon, days), seed,
-                             workers, advance))
+            def advance(n: int) -> None:
+                nonlocal done
+                done += n
+                bar.advance(task, n)
+                if on_day is not None:
+                    on_day(done, total)
+
+            yield advance
+
+    ran = _run_rows(rows, (r, window, refit_every, levels, horizon, days), seed, n_sim,
+                    workers, shown)
+    rec.update({name: rr for name, (rr, _) in ran.items()})
+    raw = {name: tests for name, (_, tests) in ran.items()}
     for name, combine in callables.items():
         begin = time.perf_counter()
         for i in range(days):
@@ -406,12 +476,11 @@ def backtest(
             rec[name].store_path(alpha, path)
         rec[name].forecast += time.perf_counter() - begin
 
-    losses = -realized
+    for k, name in enumerate(rec):  # the consensus rows, after the agents and baseline
+        if name not in raw:
+            raw[name] = rec[name].evaluate(losses, seed=seed, row=k, n_sim=n_sim)
     series = {name: rr.series(losses) for name, rr in rec.items()}
-    t_params = {n: rr.t_params for n, rr in rec.items() if not np.isnan(rr.t_params).any()}
-    evaluation = evaluate_rows(
-        losses, series, t_params, baseline=base_name, seed=seed, n_sim=n_sim
-    )
+    evaluation = finish_rows({n: raw[n] for n in rec}, baseline=base_name)
     order = [*agent_names, *combiners, *([base_name] if base_name else [])]
     return BacktestResult(
         dates=dates[window : window + days],

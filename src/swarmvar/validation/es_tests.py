@@ -23,6 +23,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import special
+from scipy.optimize import elementwise
 
 from ..errors import InvalidParameter
 from .coverage import TestResult
@@ -154,14 +155,20 @@ def matched_student_t(
     if np.any(v <= 0) or np.any(e < v):
         raise InvalidParameter("matching a centred t needs 0 < VaR <= ES every day")
     target = e / v
-    lo = np.full(v.shape, np.log(df_bounds[0]))
-    hi = np.full(v.shape, np.log(df_bounds[1]))
-    for _ in range(60):  # bisection on log df; the ratio falls as df grows
-        mid = 0.5 * (lo + hi)
-        heavier = _t_ratio(np.exp(mid), a) > target
-        lo = np.where(heavier, mid, lo)
-        hi = np.where(heavier, hi, mid)
-    df = np.exp(0.5 * (lo + hi))
+    lo, hi = np.log(df_bounds[0]), np.log(df_bounds[1])
+    heaviest, thinnest = _t_ratio(np.exp(lo), a), _t_ratio(np.exp(hi), a)
+    log_df = np.full(target.shape, hi)  # clipped at either bound outside the ratio's range
+    log_df[target >= heaviest] = lo
+    inside = (target < heaviest) & (target > thinnest)
+    if inside.any():
+        # Chandrupatla's bracketing method on log df (the ratio falls as df grows),
+        # elementwise over the days inside the bracket
+        res = elementwise.find_root(
+            lambda x, t: _t_ratio(np.exp(x), a) - t, (lo, hi), args=(target[inside],),
+            tolerances={"xatol": 1e-13, "xrtol": 4 * np.finfo(float).eps},
+        )
+        log_df[inside] = res.x
+    df = np.exp(log_df)
     scale = v / special.stdtrit(df, a)
     return np.asarray(scale), np.asarray(df)
 

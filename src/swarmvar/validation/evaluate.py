@@ -17,6 +17,9 @@ from .scoring import diebold_mariano, fz0_loss, pinball_loss
 FloatArray = NDArray[np.float64]
 _NAN = float("nan")
 
+#: One row's raw evaluation per level: tests, traffic light, mean pinball, daily FZ0.
+RawLevel = tuple[dict[Test, TestResult], TrafficLight | None, float, FloatArray | None]
+
 
 def _sampler(s: LevelSeries, t_params: FloatArray | None) -> Sampler | None:
     """The row's predictive as a loss sampler: exact if known, else a VaR/ES-matched t."""
@@ -43,7 +46,7 @@ def evaluate_level(
     *,
     seed: tuple[int, ...],
     n_sim: int,
-) -> tuple[dict[Test, TestResult], TrafficLight | None, float, FloatArray | None]:
+) -> RawLevel:
     """Tests, traffic light, mean pinball loss and daily FZ0 losses of one row at one level."""
     tests = {
         Test.KUPIEC: kupiec(s.hits, s.alpha),
@@ -71,22 +74,31 @@ def evaluate_level(
     return clean, light, pinball, _fz0(losses, s)
 
 
-def evaluate_rows(
+def evaluate_row(
     losses: FloatArray,
-    series: Mapping[str, Mapping[float, LevelSeries]],
-    t_params: Mapping[str, FloatArray],
+    levels: Mapping[float, LevelSeries],
+    t_params: FloatArray | None,
     *,
-    baseline: str | None,
     seed: int,
+    row: int,
     n_sim: int,
+) -> dict[float, RawLevel]:
+    """Evaluate row number ``row`` at every level (its simulations keyed by ``(seed, row, level)``).
+
+    Each row's evaluation depends only on its own series and key, so the
+    backtest runs it where the row ran (in its worker process) and the
+    numbers are the same wherever it runs.
+    """
+    return {
+        alpha: evaluate_level(losses, s, t_params, seed=(seed, row, j), n_sim=n_sim)
+        for j, (alpha, s) in enumerate(levels.items())
+    }
+
+
+def finish_rows(
+    raw: Mapping[str, Mapping[float, RawLevel]], *, baseline: str | None
 ) -> dict[str, dict[float, Evaluation]]:
-    """Evaluate every row at every level; Diebold-Mariano on FZ0 against the baseline row."""
-    raw = {}
-    for k, (row, levels) in enumerate(series.items()):
-        raw[row] = {
-            alpha: evaluate_level(losses, s, t_params.get(row), seed=(seed, k, j), n_sim=n_sim)
-            for j, (alpha, s) in enumerate(levels.items())
-        }
+    """Every row's :class:`Evaluation`, with Diebold-Mariano on FZ0 against the baseline row."""
     out: dict[str, dict[float, Evaluation]] = {}
     for row, levels_raw in raw.items():
         out[row] = {}
@@ -101,3 +113,20 @@ def evaluate_rows(
             mean_fz0 = float(fz0.mean()) if fz0 is not None else _NAN
             out[row][alpha] = Evaluation(tests, light, pinball, mean_fz0, dm)
     return out
+
+
+def evaluate_rows(
+    losses: FloatArray,
+    series: Mapping[str, Mapping[float, LevelSeries]],
+    t_params: Mapping[str, FloatArray],
+    *,
+    baseline: str | None,
+    seed: int,
+    n_sim: int,
+) -> dict[str, dict[float, Evaluation]]:
+    """Evaluate every row (row ``k`` of ``series`` keyed ``(seed, k)``); DM against the baseline."""
+    raw = {
+        row: evaluate_row(losses, levels, t_params.get(row), seed=seed, row=k, n_sim=n_sim)
+        for k, (row, levels) in enumerate(series.items())
+    }
+    return finish_rows(raw, baseline=baseline)

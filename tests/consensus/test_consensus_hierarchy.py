@@ -60,7 +60,7 @@ def test_trimmed_mean_and_median_within_bound(x, data):
     kept = np.sort(arr)[f : arr.size - f]
     a = sk.relative_accuracy
     rounding = 2.0**-52 * (arr.size + 1024) * np.abs(kept).max()
-    assert got.bound <= a / (1 - a) * np.abs(kept).max() * (1 + 1e-9) + rounding + 1e-300
+    assert got.bound <= (a / (1 - a) * np.abs(kept).max() + rounding + 1e-300) * (1 + 1e-9)
     med = sketch_median(sk)
     assert abs(med.value - np.median(arr)) <= med.bound * (1 + 1e-12)
 

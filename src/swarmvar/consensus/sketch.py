@@ -241,7 +241,8 @@ def sketch_trimmed_mean(s: QuantileSketch, f: int) -> Bounded:
             low_sum, high_sum = max(k * lo, t - drop * hi), k * t / c
         low_sum, high_sum = min(low_sum, high_sum), max(low_sum, high_sum)
         parts.append(0.5 * (low_sum + high_sum))
-        bound += 0.5 * (high_sum - low_sum)
+        # half the width, plus the rounding of the midpoint and the width themselves
+        bound += 0.5 * (high_sum - low_sum) + 2.0**-52 * (abs(low_sum) + abs(high_sum))
     # bucket sums are floating-point sums of same-sign values (error <= eps * count * |sum|,
     # plus the tree's merges); fsum then adds them exactly rounded, however they cancel
     touched = kept > 0

@@ -49,20 +49,23 @@ from ..models import agent_class
 from ..types import Consensus
 from .local import AgentRun
 
+#: Trading days of realized track record behind the weights: enough that the
+#: 99% level's score rests on ~5 expected exceedances (250 days hold 2.5, and
+#: weights from so few tail days swing from agent to agent; docs/consensus.md
+#: has the two-series study behind the choice).
+TRACK_DAYS = 500
+
 #: The swarm's consensus rule: drop the highest and lowest forecast (f = 1
 #: Byzantine agent tolerated with 3 or more agents), weight the rest by their
 #: realized FZ0 loss (the strictly consistent joint VaR/ES score) over the
-#: last 250 days.
+#: last TRACK_DAYS days.
 SWARM_POLICY = Policy(
     aggregator=Aggregator.TRIMMED_MEAN,
     f=1,
     weighting=Weighting.TRACK_RECORD,
     loss=Loss.FZ0,
-    window=250,
+    window=TRACK_DAYS,
 )
-
-#: Trading days of realized track record behind the weights.
-TRACK_DAYS = 250
 
 
 def agent_keys(home: str | Path, names: Sequence[str]) -> dict[str, Ed25519PrivateKey]:

@@ -1,11 +1,16 @@
-"""StudentT: likelihood and prior against scipy, SIR updates, fast forecasts, state, errors.
+"""StudentT: likelihood and prior against scipy, both samplers, SIR updates, forecasts, state.
 
-Unit tests use short NUTS runs (2 chains x 200 draws) on at most 512 returns so
-that one compiled sampler serves them all; the statistical agreement checks at
-full size are in test_student_t_slow.py.
+Unit tests use small SMC fits (the default sampler: 2 runs x 400 particles)
+and, for the NUTS option, short runs (2 chains x 200 draws) on at most 512
+returns so that one compiled sampler serves them all; the statistical
+agreement checks at full size are in test_student_t_slow.py and
+test_student_t_smc_slow.py.
 """
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -19,7 +24,7 @@ from swarmvar.errors import (
     InvalidState,
     NotFitted,
 )
-from swarmvar.models import _sir
+from swarmvar.models import _sir, student_t
 from swarmvar.models.nig import NormalInverseGamma
 from swarmvar.models.risk import StudentTFamily, risk_measures
 from swarmvar.models.student_t import StudentT, log_prior, t_loglik
@@ -30,7 +35,11 @@ TRUE = {"mu": 3e-4, "sigma": 0.009, "nu": 4.5}
 
 
 def _small() -> StudentT:
-    return StudentT(num_chains=2, num_warmup=150, num_samples=200)
+    return StudentT(particles=400, runs=2)
+
+
+def _small_nuts() -> StudentT:
+    return StudentT(num_chains=2, num_warmup=150, num_samples=200, sampler="nuts")
 
 
 @pytest.fixture(scope="module")
@@ -71,19 +80,60 @@ def test_systematic_resample_matches_expected_counts() -> None:
     assert np.all(np.abs(counts - 1000 * w) < 1.0 + 1e-9)
 
 
-def test_fit_gives_nuts_diagnostics_and_sane_posterior(fitted: StudentT) -> None:
+def test_default_fit_is_smc_with_rhat_and_ess_across_runs(fitted: StudentT) -> None:
+    assert StudentT().sampler == "smc" and StudentT().runs == 4
     d = fitted.diagnostics
-    assert set(d.rhat) == {"mu", "sigma", "nu"} and d.max_rhat < 1.05
-    assert d.draws == 400 and d.ess == pytest.approx(400)
+    assert d.method == "smc+sir" and set(d.rhat) == set(d.ess_bulk) == {"mu", "sigma", "nu"}
+    assert d.max_rhat < 1.05 and d.draws == 800 and d.ess == pytest.approx(400)
+    assert fitted._theta.shape == (400, 3) and fitted._fit_info["tempering_steps"] >= 1
     draws = fitted.posterior_draws()
     assert np.all(draws["nu"] > 2) and np.all(draws["sigma"] > 0)
     assert 0.006 < np.median(draws["sigma"]) < 0.012
 
 
+def test_smc_diagnostics_see_each_run_as_a_chain(data: np.ndarray,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    seen, summarize = [], student_t.summarize
+
+    def spy(samples):  # type: ignore[no-untyped-def]
+        seen.append({k: np.shape(v) for k, v in samples.items()})
+        return summarize(samples)
+
+    monkeypatch.setattr(student_t, "summarize", spy)
+    StudentT(particles=300, runs=3).fit(data[:300], seed=2)
+    assert seen == [dict.fromkeys(("mu", "sigma", "nu"), (3, 300))]
+
+
+def test_fit_gives_nuts_diagnostics_and_sane_posterior() -> None:
+    agent = _small_nuts().fit(StudentT().simulate(TRUE, 350, seed=7), seed=1)
+    d = agent.diagnostics
+    assert d.method == "nuts+sir" and set(d.rhat) == {"mu", "sigma", "nu"} and d.max_rhat < 1.05
+    assert d.draws == 400 and d.ess == pytest.approx(400)
+    assert 0.006 < np.median(agent.posterior_draws()["sigma"]) < 0.012
+
+
 def test_short_chains_warn() -> None:
     y = StudentT().simulate(TRUE, 300, seed=3)
     with pytest.warns(ConvergenceWarning, match="ESS"):
-        _small().fit(y, seed=0)
+        _small_nuts().fit(y, seed=0)
+
+
+def test_few_smc_particles_warn() -> None:
+    y = StudentT().simulate(TRUE, 300, seed=3)
+    with pytest.warns(ConvergenceWarning, match="ESS"):
+        StudentT(particles=100, runs=2).fit(y, seed=0)
+
+
+def test_a_process_that_never_runs_nuts_never_imports_jax() -> None:
+    code = ("import sys\n"
+            "from swarmvar.models.student_t import StudentT\n"
+            "a = StudentT(particles=200).fit(StudentT().simulate("
+            "{'mu': 0.0, 'sigma': 0.01, 'nu': 5.0}, 300, seed=1), seed=2)\n"
+            "a.update(0.05); a.forecast((0.99,)); a.refit(a.history[-250:], seed=3)\n"
+            "print('jax' in sys.modules, 'numpyro' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
 
 
 def test_update_returns_log_mixture_density(fitted: StudentT, data: np.ndarray) -> None:
@@ -217,7 +267,7 @@ def test_invalid_inputs_raise_named_errors(fitted: StudentT) -> None:
         with pytest.raises(NotFitted):
             call()
     for bad in ({"num_chains": 0}, {"ess_threshold": 1.0}, {"moves": 2.5},
-                {"num_samples": True}):
+                {"num_samples": True}, {"runs": 1}, {"runs": 2.0}):
         with pytest.raises(InvalidParameter):
             StudentT(**bad)
     with pytest.raises(InvalidReturns):
@@ -253,19 +303,21 @@ def test_tampered_state_is_refused(fitted: StudentT) -> None:
         _small()._set_state({**scalars, "rng": "nope"}, arrays)
 
 
-def test_nuts_agrees_with_closed_form_in_the_normal_limit() -> None:
+@pytest.mark.parametrize("make", [_small, _small_nuts], ids=["smc", "nuts"])
+def test_agrees_with_closed_form_in_the_normal_limit(make) -> None:  # type: ignore[no-untyped-def]
     # For huge nu the t likelihood is normal; with the data's scale the posterior
     # of mu is then close to the conjugate normal one (sd ~ sigma / sqrt(n)).
     y = np.random.default_rng(4).normal(0.001, 0.01, 500)
-    draws = _small().fit(y, seed=4).posterior_draws()
+    draws = make().fit(y, seed=4).posterior_draws()
     assert np.mean(draws["mu"]) == pytest.approx(y.mean(), abs=2 * 0.01 / np.sqrt(500))
     assert np.std(draws["mu"]) == pytest.approx(0.01 / np.sqrt(500), rel=0.35)
 
 
-def test_agrees_with_scipy_mle_on_sp500_sample() -> None:
+@pytest.mark.parametrize("make", [_small, _small_nuts], ids=["smc", "nuts"])
+def test_agrees_with_scipy_mle_on_sp500_sample(make) -> None:  # type: ignore[no-untyped-def]
     # the full-series check with default settings is in test_student_t_slow.py
     r = load("sp500").to_numpy()[:500]
-    draws = _small().fit(r, seed=12).posterior_draws()
+    draws = make().fit(r, seed=12).posterior_draws()
     df, loc, scale = stats.t.fit(r)
     for k, mle in (("mu", loc), ("sigma", scale), ("nu", df)):
         assert abs(np.mean(draws[k]) - mle) < 2 * np.std(draws[k]), (k, mle)

@@ -27,15 +27,12 @@ from jax.scipy.special import gammaln
 from numpy.typing import NDArray
 from numpyro.infer.hmc import hmc
 
+from ._student_t_lik import MU_PRIOR_SD, NU_RATE, NU_SHAPE, SIGMA_PRIOR_SD
+
 FloatArray = NDArray[np.float64]
 
 #: Data arrays are padded to a multiple of this many observations.
 PAD = 512
-
-#: Priors on the daily-return scale (fractions). See docs/models-student-t-evt.md.
-MU_PRIOR_SD = 0.01
-SIGMA_PRIOR_SD = 0.05
-NU_SHAPE, NU_RATE = 2.0, 0.1  # nu - 2 ~ Gamma(2, rate 0.1): mean 20, mode 10
 
 #: Start of every chain in unconstrained standardized coordinates
 #: ``(mu_z, log sigma_z, log(nu - 2))``: near where standardized t data put them.

@@ -2,7 +2,11 @@
 
 Plain functions on numpy arrays: effective sample size of importance
 weights, systematic resampling, adaptive tempering exponents, and
-random-walk Metropolis-Hastings rejuvenation moves on a particle cloud.
+random-walk and independent Metropolis-Hastings rejuvenation moves on a
+particle cloud. The moves also serve ``runs`` independent SMC runs held as
+one batch: the particles ``(runs * P, d)`` are the runs' clouds one after the
+other and each run has its own proposal, so that one likelihood pass serves
+every run while the runs stay independent (what R-hat across runs needs).
 Nothing here reads a clock or a global random source; every random step
 takes a ``numpy.random.Generator``.
 """
@@ -75,6 +79,27 @@ def next_temperature(
     return max(lo, current + 1e-6)
 
 
+def run_slices(size: int, runs: int) -> list[slice]:
+    """The ``runs`` contiguous equal blocks of a batch of ``size`` particles."""
+    if runs < 1 or size % runs:
+        raise ValueError(f"{size} particles do not split into {runs} equal runs")
+    p = size // runs
+    return [slice(g * p, (g + 1) * p) for g in range(runs)]
+
+
+def _per_run_product(z: FloatArray, mats: FloatArray) -> FloatArray:
+    """``z (S, d)`` with each run's block multiplied by its ``mats[g].T`` (``mats (R, d, d)``)."""
+    out = np.empty_like(z)
+    for g, sl in enumerate(run_slices(z.shape[0], mats.shape[0])):
+        out[sl] = z[sl] @ mats[g].T
+    return out
+
+
+def _least_share(counts: NDArray[np.intp] | NDArray[np.bool_], runs: int, per: int) -> float:
+    """The smallest over the runs of (the run's total of ``counts (S,)``) / ``per``."""
+    return float(np.min(counts.reshape(runs, -1).sum(axis=1))) / per
+
+
 def weighted_covariance(theta: FloatArray, weights: FloatArray) -> FloatArray:
     """Weighted covariance ``(d, d)`` of particles ``theta (S, d)``."""
     mean = weights @ theta
@@ -90,6 +115,7 @@ def random_walk_moves(
     rng: np.random.Generator,
     n_moves: int,
     cov: FloatArray,
+    runs: int = 1,
 ) -> tuple[FloatArray, FloatArray, FloatArray, float]:
     """Rejuvenate equally weighted particles by Gaussian random-walk Metropolis-Hastings.
 
@@ -99,33 +125,38 @@ def random_walk_moves(
     Parameters
     ----------
     theta : array ``(S, d)``
-        Particles in an unconstrained parameterization.
+        Particles in an unconstrained parameterization (``runs`` equal blocks).
     log_target : callable
         Log target density (with Jacobian) and carried auxiliaries.
     current : (array ``(S,)``, array ``(k, S)``)
         ``log_target(theta)`` already computed.
     n_moves : int
         Number of MH sweeps over all particles.
-    cov : array ``(d, d)``
-        Proposal covariance (e.g. ``2.38^2 / d`` times the particle covariance).
+    cov : array ``(d, d)`` or ``(runs, d, d)``
+        Proposal covariance (e.g. ``2.38^2 / d`` times the particle covariance),
+        one per run.
+    runs : int
+        Independent runs in the batch.
 
     Returns
     -------
-    theta, log target ``(S,)``, auxiliaries ``(k, S)``, mean acceptance rate.
+    theta, log target ``(S,)``, auxiliaries ``(k, S)``, the lowest of the
+    runs' acceptance rates.
     """
     lt, aux = current
     theta, lt, aux = theta.copy(), lt.copy(), aux.copy()
     d = theta.shape[1]
-    chol = np.linalg.cholesky(cov + 1e-12 * np.eye(d))
-    accepted = 0
+    chol = np.asarray(np.linalg.cholesky(np.reshape(cov, (runs, d, d)) + 1e-12 * np.eye(d)),
+                      dtype=float)
+    accepted = np.zeros(theta.shape[0], dtype=np.intp)
     for _ in range(n_moves):
-        proposal = theta + rng.standard_normal(theta.shape) @ chol.T
+        proposal = theta + _per_run_product(rng.standard_normal(theta.shape), chol)
         lt_new, aux_new = log_target(proposal)
         log_u = np.log(rng.random(theta.shape[0]))
         ok = log_u < lt_new - lt
         theta[ok], lt[ok], aux[:, ok] = proposal[ok], lt_new[ok], aux_new[:, ok]
-        accepted += int(ok.sum())
-    rate = accepted / max(1, n_moves * theta.shape[0])
+        accepted += ok
+    rate = _least_share(accepted, runs, max(1, n_moves * theta.shape[0] // runs))
     return theta, lt, aux, rate
 
 
@@ -139,6 +170,7 @@ def independent_moves(
     cov: FloatArray,
     df: float = 10.0,
     enough_moved: float = 0.95,
+    runs: int = 1,
 ) -> tuple[FloatArray, FloatArray, FloatArray, float, float]:
     """Rejuvenate by independent Metropolis-Hastings from a multivariate t fitted to the cloud.
 
@@ -151,37 +183,47 @@ def independent_moves(
     one or two sweeps undo the duplicates of a resample that random-walk
     moves need several sweeps for. The proposal's ``t`` tails keep the
     importance ratio bounded where a Gaussian would be lighter than the
-    target. Stops early once ``enough_moved`` of the particles have moved.
+    target. Stops early once ``enough_moved`` of every run's particles have
+    moved. With ``runs > 1``, ``mean (runs, d)`` and ``cov (runs, d, d)``
+    give each run (a block of ``theta``) its own proposal.
 
     Returns
     -------
-    theta, log target ``(S,)``, auxiliaries ``(k, S)``, mean acceptance rate,
-    fraction of particles moved at least once.
+    theta, log target ``(S,)``, auxiliaries ``(k, S)``, the lowest of the
+    runs' acceptance rates, the lowest of the runs' fractions of particles
+    moved at least once.
     """
     lt, aux = current
     theta, lt, aux = theta.copy(), lt.copy(), aux.copy()
     s, d = theta.shape
-    chol = np.linalg.cholesky(cov + 1e-12 * np.eye(d))
-    inv_chol = np.linalg.inv(chol)
+    means = np.reshape(mean, (runs, d))
+    chol = np.asarray(np.linalg.cholesky(np.reshape(cov, (runs, d, d)) + 1e-12 * np.eye(d)),
+                      dtype=float)
+    inv_chol = np.asarray(np.linalg.inv(chol), dtype=float)
+    blocks = run_slices(s, runs)
+    centers = np.empty((s, d))
+    for g, sl in enumerate(blocks):
+        centers[sl] = means[g]
 
     def log_q(th: FloatArray) -> FloatArray:  # up to a constant, which cancels
-        m = ((th - mean) @ inv_chol.T) ** 2
+        m = _per_run_product(th - centers, inv_chol) ** 2
         return np.asarray(-0.5 * (df + d) * np.log1p(m.sum(axis=1) / df))
 
     lq = log_q(theta)
     moved = np.zeros(s, dtype=bool)
-    accepted, sweeps = 0, 0
+    accepted, sweeps, per = np.zeros(s, dtype=np.intp), 0, s // runs
     for _ in range(n_moves):
-        z = rng.standard_normal((s, d)) @ chol.T
-        proposal = mean + z / np.sqrt(rng.chisquare(df, (s, 1)) / df)
+        z = _per_run_product(rng.standard_normal((s, d)), chol)
+        proposal = centers + z / np.sqrt(rng.chisquare(df, (s, 1)) / df)
         lq_new = log_q(proposal)
         lt_new, aux_new = log_target(proposal)
         log_u = np.log(rng.random(s))
         ok = log_u < (lt_new - lt) - (lq_new - lq)
         theta[ok], lt[ok], aux[:, ok], lq[ok] = proposal[ok], lt_new[ok], aux_new[:, ok], lq_new[ok]
         moved |= ok
-        accepted += int(ok.sum())
+        accepted += ok
         sweeps += 1
-        if moved.mean() >= enough_moved:
+        if _least_share(moved, runs, per) >= enough_moved:
             break
-    return theta, lt, aux, accepted / max(1, sweeps * s), float(moved.mean())
+    rate = _least_share(accepted, runs, max(1, sweeps * per))
+    return theta, lt, aux, rate, _least_share(moved, runs, per)

@@ -1,13 +1,17 @@
-"""StudentT: iid location-scale Student-t returns, NUTS at fit, particles online.
+"""StudentT: iid location-scale Student-t returns, tempered SMC at fit, particles online.
 
 Model: ``r_t = mu + sigma * T_t`` with ``T_t`` iid Student-t(``nu``) and priors
 on the daily-return scale (fractions)::
 
     mu ~ Normal(0, 0.01)      sigma ~ HalfNormal(0.05)      nu - 2 ~ Gamma(2, rate 0.1)
 
-``fit`` draws the posterior with NUTS (numpyro, 4 vectorized chains, the
-compiled sampler reused across fits); the draws become equally weighted
-particles. ``update`` is sequential importance resampling: each particle's
+``fit`` draws the posterior by likelihood-tempered SMC from the prior:
+``runs`` independent runs in one vectorized batch, split R-hat and ESS
+across the runs, then ``particles`` of the pooled particles kept (numpy
+only). ``sampler="nuts"`` uses NUTS instead (numpyro, 4 vectorized chains,
+compiled once per process; JAX is imported only then), and the SMC sampler
+falls back to it when its moves cannot spread the particles. ``update`` is
+sequential importance resampling: each particle's
 weight is multiplied by the t density of the new return; when the ESS falls
 below ``ess_threshold * S`` the particles are resampled (systematic) and
 rejuvenated by Metropolis-Hastings on the full iid likelihood of the history
@@ -15,7 +19,7 @@ rejuvenated by Metropolis-Hastings on the full iid likelihood of the history
 random-walk steps if those are rarely accepted). ``refit(window)``
 warm-starts from the current particles: reweighting by the window-to-history
 likelihood ratio, with adaptive tempering, resampling and moves when that
-leaves too few effective particles, instead of a fresh NUTS run. See docs/models-student-t-evt.md.
+leaves too few effective particles, instead of a fresh fit. See docs/models-student-t-evt.md.
 """
 
 from __future__ import annotations
@@ -27,13 +31,13 @@ from typing import Any, Self
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import special
 
 from ..errors import InvalidParameter, InvalidState
 from ..types import Diagnostics, Forecast, RiskMeasure
 from . import _sir
-from ._nuts_student_t import MU_PRIOR_SD, NU_RATE, NU_SHAPE, SIGMA_PRIOR_SD, run_nuts
+from . import _student_t_lik as lik
 from ._sir_tmixture import MixtureLevel, mixture_level, risk_measure
+from ._student_t_lik import constrain, log_const, log_prior, t_loglik
 from .base import Agent, Seed, rng_from
 from .diagnostics import summarize
 from .risk import EmpiricalFamily, check_alphas, risk_measures
@@ -48,50 +52,18 @@ def _own(seed: Seed) -> np.random.Generator:
 
 PARAMS = ("mu", "sigma", "nu")
 #: Posterior samplers for :meth:`StudentT.fit`.
-SAMPLERS = ("nuts", "smc")
-#: Elements per block when evaluating the likelihood: a block of particles times
-#: observations small enough to stay in cache (2-3x faster than one S x n pass).
-_BLOCK = 1 << 16
+SAMPLERS = ("smc", "nuts")
 #: Particles and simulated paths per particle for horizon > 1 (enough paths that
 #: each particle's 99% VaR rests on ~40 tail draws).
 _HORIZON_PARTICLES, _HORIZON_PATHS = 128, 4000
 #: Below this acceptance the independent proposal is too far from the target and
 #: rejuvenation switches to random-walk steps.
 _LEAST_INDEPENDENT_ACCEPTANCE = 0.2
-#: A refit whose moves leave fewer particles moved than this falls back to NUTS.
+#: A fit or refit whose moves leave fewer particles moved than this (in some run)
+#: starts afresh: the SMC fit falls back to NUTS.
 _LEAST_MOVED = 0.3
-
-
-def _log_const(sigma: FloatArray, nu: FloatArray) -> FloatArray:
-    """Per-particle normalizing constant of the t log density ``(S,)``."""
-    return np.asarray(special.gammaln(0.5 * (nu + 1.0)) - special.gammaln(0.5 * nu)
-                      - 0.5 * np.log(nu * np.pi) - np.log(sigma))
-
-
-def t_loglik(mu: FloatArray, sigma: FloatArray, nu: FloatArray, y: FloatArray) -> FloatArray:
-    """Iid Student-t log-likelihood of returns ``y (n,)`` for each particle ``(S,)``.
-
-    ``log(1 + z^2/nu)`` is taken as ``log`` of ``1 + (z / sqrt(nu))^2``: numpy's
-    ``log`` is vectorized and ``log1p`` is not, and the absolute error (~1e-16 a
-    term) is far below anything a likelihood ratio can notice.
-    """
-    total = np.empty(mu.shape)
-    if y.size == 0:
-        total[:] = 0.0
-        return total
-    rows = max(1, _BLOCK // y.size)
-    inv = 1.0 / (sigma * np.sqrt(nu))
-    buf = np.empty((min(rows, mu.size), y.size))
-    for start in range(0, mu.size, rows):
-        stop = min(start + rows, mu.size)
-        b = buf[:stop - start]
-        np.subtract(y[None, :], mu[start:stop, None], out=b)
-        b *= inv[start:stop, None]
-        np.square(b, out=b)
-        b += 1.0
-        np.log(b, out=b)
-        total[start:stop] = b.sum(axis=1)
-    return np.asarray(y.size * _log_const(sigma, nu) - 0.5 * (nu + 1.0) * total)
+#: Most tempering steps of an SMC fit (7-12 on real data).
+_MAX_TEMPERING_STEPS = 200
 
 
 def _dropped_prefix(history: FloatArray, window: FloatArray) -> FloatArray | None:
@@ -102,46 +74,31 @@ def _dropped_prefix(history: FloatArray, window: FloatArray) -> FloatArray | Non
     return history[:k]
 
 
-def _constrain(theta: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
-    return theta[:, 0], np.exp(theta[:, 1]), 2.0 + np.exp(theta[:, 2])
-
-
-def log_prior(theta: FloatArray) -> FloatArray:
-    """Log prior density of unconstrained ``(mu, log sigma, log(nu - 2))`` ``(S, 3)``.
-
-    Includes the Jacobians ``sigma`` and ``nu - 2`` of the log transforms.
-    """
-    mu, sigma, nu = _constrain(theta)
-    x = nu - 2.0
-    return np.asarray(
-        -0.5 * (mu / MU_PRIOR_SD) ** 2 - 0.5 * (sigma / SIGMA_PRIOR_SD) ** 2 + theta[:, 1]
-        + NU_SHAPE * np.log(NU_RATE) - special.gammaln(NU_SHAPE)
-        + NU_SHAPE * np.log(x) - NU_RATE * x
-        + np.log(2.0) - np.log(2.0 * np.pi * MU_PRIOR_SD * SIGMA_PRIOR_SD)
-    )
-
-
 class StudentT(Agent):
     """Iid Student-t returns with unknown location, scale and degrees of freedom.
 
     Parameters
     ----------
     num_chains, num_warmup, num_samples : int
-        NUTS settings. All ``num_chains * num_samples`` draws enter the R-hat
-        and ESS checks; evenly thinned to at most ``particles`` they become
-        the particles (enough draws that split R-hat's own noise stays well
-        under 1.01, few enough particles that rejuvenation stays cheap).
+        NUTS settings (``sampler="nuts"``). All ``num_chains * num_samples``
+        draws enter the R-hat and ESS checks; evenly thinned to at most
+        ``particles`` they become the particles.
     particles : int
-        Most particles kept for the online posterior.
+        Particles per SMC run, and most particles kept for the online posterior.
     ess_threshold : float in (0, 1)
-        Resample and rejuvenate when the particle ESS falls below this fraction.
-    sampler : {"nuts", "smc"}
-        How :meth:`fit` samples the posterior: NUTS (compiled once per process
-        and data-length bucket, R-hat and ESS checked) or tempered SMC from the
-        prior with the refit's moves (numpy only, no compilation).
+        Resample and rejuvenate when the particle ESS falls below this
+        fraction; also the ESS each SMC tempering step keeps.
     moves : int
         Most Metropolis-Hastings sweeps per rejuvenation (independent proposals
         stop earlier, once 95% of the particles have moved).
+    sampler : {"smc", "nuts"}
+        How :meth:`fit` samples the posterior: tempered SMC from the prior
+        (numpy only, no compilation; NUTS if its moves cannot spread the
+        particles) or NUTS (JAX, compiled once per process and data-length
+        bucket). Both check split R-hat and ESS.
+    runs : int
+        Independent SMC runs in :meth:`fit` (>= 2), for R-hat and ESS across
+        runs; ``runs * particles`` particles share every likelihood pass.
     """
 
     name = "StudentT"
@@ -149,10 +106,10 @@ class StudentT(Agent):
 
     def __init__(self, num_chains: int = 4, num_warmup: int = 500, num_samples: int = 1000,
                  particles: int = 2000, ess_threshold: float = 0.5, moves: int = 5,
-                 sampler: str = "nuts") -> None:
+                 sampler: str = "smc", runs: int = 4) -> None:
         for label, value, least in (("num_chains", num_chains, 1), ("num_warmup", num_warmup, 10),
                                     ("num_samples", num_samples, 10), ("particles", particles, 10),
-                                    ("moves", moves, 1)):
+                                    ("moves", moves, 1), ("runs", runs, 2)):
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise InvalidParameter(f"{label} must be a whole number >= {least}, not {value!r}")
         if not isinstance(ess_threshold, (int, float)) or not 0.0 < ess_threshold < 1.0:
@@ -162,7 +119,7 @@ class StudentT(Agent):
         self.num_chains, self.num_warmup, self.num_samples = num_chains, num_warmup, num_samples
         self.particles = particles
         self.ess_threshold, self.moves = float(ess_threshold), moves
-        self.sampler = sampler
+        self.sampler, self.runs = sampler, runs
         self._levels: dict[float, MixtureLevel] = {}
         #: last one-day VaR per level: a start for the next level's nodes (a cache only)
         self._last_var: dict[float, float] = {}
@@ -172,9 +129,11 @@ class StudentT(Agent):
     def fit(self, returns: ArrayLike, *, seed: Seed = None) -> Self:
         """Posterior from a history of log returns ``(n,)``, oldest first.
 
-        ``sampler="nuts"``: NUTS, R-hat and ESS checked. ``sampler="smc"``: a
-        tempered SMC sampler from the prior (no compilation; NUTS if its moves
-        cannot keep the particles apart).
+        ``sampler="smc"``: ``runs`` tempered SMC samplers from the prior (no
+        compilation; NUTS if their moves cannot keep the particles apart).
+        ``sampler="nuts"``: NUTS. Either way split R-hat and ESS are checked
+        and a :class:`~swarmvar.errors.ConvergenceWarning` raised when they
+        fall short.
         """
         y = self._history(returns)
         rng = _own(seed)
@@ -183,6 +142,8 @@ class StudentT(Agent):
         return self._fit_nuts(y, rng)
 
     def _fit_nuts(self, y: FloatArray, rng: np.random.Generator) -> Self:
+        from ._nuts_student_t import run_nuts  # JAX: imported only by a process that needs it
+
         started = time.perf_counter()
         draws = run_nuts(y, seed=int(rng.integers(0, 2**31 - 1)), num_warmup=self.num_warmup,
                          num_samples=self.num_samples, num_chains=self.num_chains)
@@ -191,7 +152,7 @@ class StudentT(Agent):
         thin = -(-draws.mu.size // self.particles)  # ceil: keep at most `particles`
         mu, sigma, nu = (d[:, ::thin].ravel() for d in (draws.mu, draws.sigma, draws.nu))
         theta = np.column_stack([mu, np.log(sigma), np.log(nu - 2.0)])
-        mu, sigma, nu = _constrain(theta)
+        mu, sigma, nu = constrain(theta)
         self._install(theta, np.zeros(theta.shape[0]), t_loglik(mu, sigma, nu, y), y, rng)
         self._fit_info: dict[str, Any] = {"method": "nuts", "rhat": rhat, "ess_bulk": ess_bulk,
                           "ess_tail": ess_tail, "divergences": draws.divergences,
@@ -205,36 +166,56 @@ class StudentT(Agent):
     def _fit_smc(self, y: FloatArray, rng: np.random.Generator) -> bool:
         """Tempered SMC from the prior (Del Moral, Doucet & Jasra 2006); False if degenerate.
 
-        ``particles`` prior draws; each step raises the likelihood's power as
-        far as keeps the ESS at ``ess_threshold`` (bisection), resamples and
-        rejuvenates with the refit's MH moves on ``prior * L(y)^g``, until
-        ``g = 1``. Returns False (nothing installed) when a step's moves leave
-        fewer than 30% of the particles moved, or after 200 steps.
+        ``runs`` independent runs of ``particles`` prior draws, held as one
+        batch so that every likelihood pass serves all of them. Each run
+        raises its likelihood's power as far as keeps its ESS at
+        ``ess_threshold`` (bisection), resamples and rejuvenates with the
+        refit's MH moves (its own proposal) on ``prior * L(y)^g``, until
+        ``g = 1``; a finished run waits for the others. Split R-hat and
+        bulk/tail ESS across the runs are checked like NUTS's chains; the
+        pooled particles, evenly thinned to ``particles``, become the online
+        posterior. Returns False (nothing installed) when a step's moves
+        leave fewer than 30% of some run's particles moved, or when the
+        runs take more than ``_MAX_TEMPERING_STEPS`` steps.
         """
         started = time.perf_counter()
-        prior = self.sample_prior(self.particles, seed=rng)
+        runs, per = self.runs, self.particles
+        prior = self.sample_prior(runs * per, seed=rng)
         theta = np.column_stack([prior["mu"], np.log(prior["sigma"]),
                                  np.log(prior["nu"] - 2.0)])
-        ll = t_loglik(*_constrain(theta), y)
-        logw, gamma, steps, moved = np.zeros(theta.shape[0]), 0.0, 0, 1.0
-        target, acceptance = self.ess_threshold * theta.shape[0], 0.0
-        while gamma < 1.0 and steps < 200 and moved >= _LEAST_MOVED:
-            step = _sir.next_temperature(logw, ll, gamma, target)
-            logw = logw + (step - gamma) * ll
-            gamma = step
-            theta, rows, acceptance, moved = self._rejuvenate(
-                theta, logw, ll[None, :], (y,), np.array([gamma]), rng)
-            ll, logw = rows[0], np.zeros(theta.shape[0])
+        ll = t_loglik(*constrain(theta), y)
+        logw, gamma = np.zeros(theta.shape[0]), np.zeros(runs)
+        steps, moved, acceptance = 0, 1.0, 0.0
+        blocks = _sir.run_slices(theta.shape[0], runs)
+        while np.any(gamma < 1.0) and steps < _MAX_TEMPERING_STEPS and moved >= _LEAST_MOVED:
+            active = [g for g in range(runs) if gamma[g] < 1.0]
+            for g in active:
+                b = blocks[g]
+                step = _sir.next_temperature(logw[b], ll[b], float(gamma[g]),
+                                             self.ess_threshold * per)
+                logw[b] += (step - gamma[g]) * ll[b]
+                gamma[g] = step
+            idx = np.concatenate([np.arange(blocks[g].start, blocks[g].stop) for g in active])
+            powers = np.repeat(gamma[active], per)[None, :]  # each particle's run's power
+            theta[idx], rows, acceptance, moved = self._rejuvenate(
+                theta[idx], logw[idx], ll[None, idx], (y,), powers, rng, runs=len(active))
+            ll[idx], logw[idx] = rows[0], 0.0
             steps += 1
-        if gamma < 1.0 or moved < _LEAST_MOVED:
+        if np.any(gamma < 1.0) or moved < _LEAST_MOVED:
             return False
-        self._install(theta, logw, ll, y, rng)
-        self._fit_info = {"method": "smc", "rhat": {}, "ess_bulk": {}, "ess_tail": {},
-                          "divergences": 0, "draws": int(theta.shape[0]),
+        mu, sigma, nu = constrain(theta)
+        rhat, ess_bulk, ess_tail = summarize({k: v.reshape(runs, per) for k, v in
+                                              zip(PARAMS, (mu, sigma, nu), strict=True)})
+        keep = _sir.systematic_resample(np.full(theta.shape[0], 1.0 / theta.shape[0]),
+                                        float(rng.random()), per)
+        self._install(theta[keep], np.zeros(per), ll[keep], y, rng)
+        self._fit_info = {"method": "smc", "rhat": rhat, "ess_bulk": ess_bulk,
+                          "ess_tail": ess_tail, "divergences": 0, "draws": int(theta.shape[0]),
                           "seconds": time.perf_counter() - started, "tempering_steps": steps,
                           "moved": moved}
         self._acceptance = acceptance
         self._fitted = True
+        self._warn_if_unconverged(self._diagnostics())
         return True
 
     def refit(self, returns: ArrayLike, *, seed: Seed = None) -> Self:
@@ -250,8 +231,8 @@ class StudentT(Agent):
         the window is the history minus its oldest returns (the backtest's
         rolling window) the ratio is the likelihood of the dropped returns
         alone, so reweighting costs a pass over those, not over the window.
-        Falls back to :meth:`fit` (NUTS) when not fitted, when the bridge
-        stalls, or when the moves cannot spread the particles.
+        Falls back to :meth:`fit` when not fitted, when the bridge stalls, or
+        when the moves cannot spread the particles.
         """
         if not self._fitted:
             return self.fit(returns, seed=seed)
@@ -261,7 +242,7 @@ class StudentT(Agent):
         theta, logw = self._theta, self._logw
         dropped = _dropped_prefix(self._hist, y)
         if dropped is not None:  # history = dropped + window: target L(y) L(dropped)^(1-g)
-            ll_drop = t_loglik(*_constrain(theta), dropped)
+            ll_drop = t_loglik(*constrain(theta), dropped)
             rows, data = np.vstack([self._loglik - ll_drop, ll_drop]), (y, dropped)
 
             def powers(g: float) -> FloatArray:
@@ -270,7 +251,7 @@ class StudentT(Agent):
             def increment(rows: FloatArray) -> FloatArray:
                 return np.asarray(-rows[1])
         else:  # unrelated window: target L(history)^(1-g) L(y)^g
-            rows = np.vstack([t_loglik(*_constrain(theta), y), self._loglik])
+            rows = np.vstack([t_loglik(*constrain(theta), y), self._loglik])
             data = (y, self._hist)
 
             def powers(g: float) -> FloatArray:
@@ -303,7 +284,7 @@ class StudentT(Agent):
         else:
             gamma = 0.0
         if gamma < 1.0:  # degenerate or stalled (a window unrelated to the particles)
-            return self.fit(y, seed=rng)  # afresh (the SMC sampler falls back to NUTS)
+            return self.fit(y, seed=rng)  # afresh (the SMC fit falls back to NUTS)
         if steps == 0:  # same particles: the cached per-particle forecast pieces stay valid
             levels = self._levels
             self._install(theta, logw, rows[0], y, rng)
@@ -322,47 +303,59 @@ class StudentT(Agent):
                  history: FloatArray, rng: np.random.Generator) -> None:
         self._theta, self._logw, self._loglik = theta, logw - logw.max(), loglik
         self._hist, self._rng = history, rng
-        self._mu, self._sigma, self._nu = _constrain(theta)
-        self._const = _log_const(self._sigma, self._nu)
+        self._mu, self._sigma, self._nu = constrain(theta)
+        self._const = log_const(self._sigma, self._nu)
         self._levels = {}
 
     def _rejuvenate(self, theta: FloatArray, logw: FloatArray, loglik: FloatArray,
-                    data: tuple[FloatArray, ...], powers: FloatArray,
-                    rng: np.random.Generator) -> tuple[FloatArray, FloatArray, float, float]:
-        """Systematic resample, then Metropolis-Hastings sweeps.
+                    data: tuple[FloatArray, ...], powers: FloatArray, rng: np.random.Generator,
+                    runs: int = 1) -> tuple[FloatArray, FloatArray, float, float]:
+        """Systematic resample, then Metropolis-Hastings sweeps, run by run.
 
         The target is ``prior * prod_k L(data_k) ** powers_k``; ``loglik (k, S)``
-        holds each particle's ``log L(data_k)`` and is carried along. Independent
-        MH from a t fitted to the weighted cloud first (up to ``moves`` sweeps,
-        fewer once 95% of the particles have moved); if its acceptance is too
-        low for that (a cloud far from Gaussian), random-walk sweeps instead.
-        Returns the particles, their likelihood rows, the acceptance rate and
-        the fraction of particles moved.
+        holds each particle's ``log L(data_k)`` and is carried along; ``powers``
+        is ``(k,)``, or ``(k, S)`` for a power per particle. ``runs`` equal
+        blocks of the particles are independent runs: each is resampled
+        within itself and gets its own proposal. Independent MH from a t
+        fitted to the weighted cloud first (up to ``moves`` sweeps, fewer once
+        95% of the particles have moved); if its acceptance is too low for
+        that (a cloud far from Gaussian), random-walk sweeps instead. Returns
+        the particles, their likelihood rows, the (lowest run's) acceptance
+        rate and fraction of particles moved.
         """
-        w = _sir.normalized_weights(logw)
-        cov = _sir.weighted_covariance(theta, w)
-        mean = w @ theta
-        idx = _sir.systematic_resample(w, float(rng.random()))
+        blocks = _sir.run_slices(theta.shape[0], runs)
+        idx = np.empty(theta.shape[0], dtype=np.intp)
+        mean, cov = np.empty((runs, theta.shape[1])), np.empty((runs,) + (theta.shape[1],) * 2)
+        for g, b in enumerate(blocks):
+            w = _sir.normalized_weights(logw[b])
+            cov[g] = _sir.weighted_covariance(theta[b], w)
+            mean[g] = w @ theta[b]
+            idx[b] = b.start + _sir.systematic_resample(w, float(rng.random()))
         theta, loglik = theta[idx], loglik[:, idx]
+
+        def weigh(parts: FloatArray) -> FloatArray:
+            return np.asarray(powers @ parts if powers.ndim == 1
+                              else (powers * parts).sum(axis=0))
 
         def log_target(th: FloatArray) -> tuple[FloatArray, FloatArray]:
             # a data set with power 0 does not enter the target: skip its likelihood
             # (its row is then not carried, and the caller must not use it)
-            parts = np.vstack([t_loglik(*_constrain(th), d) if p != 0 else np.zeros(th.shape[0])
+            parts = np.vstack([t_loglik(*constrain(th), d) if np.any(p != 0)
+                               else np.zeros(th.shape[0])
                                for d, p in zip(data, powers, strict=True)])
-            return log_prior(th) + powers @ parts, parts
+            return log_prior(th) + weigh(parts), parts
 
-        current = (log_prior(theta) + powers @ loglik, loglik)
+        current = (log_prior(theta) + weigh(loglik), loglik)
         moved_theta, lt, moved_ll, rate, moved = _sir.independent_moves(
-            theta, log_target, current, rng, self.moves, mean, cov)
+            theta, log_target, current, rng, self.moves, mean, cov, runs=runs)
         if rate >= _LEAST_INDEPENDENT_ACCEPTANCE:
             return moved_theta, moved_ll, rate, moved
         # a proposal far from the target: local random-walk steps from where it got
         start = theta.copy()
         theta, _, loglik, rate = _sir.random_walk_moves(
             moved_theta, log_target, (lt, moved_ll), rng, self.moves,
-            (2.38**2 / theta.shape[1]) * cov)
-        moved = float(np.mean(np.any(theta != start, axis=1)))
+            (2.38**2 / theta.shape[1]) * cov, runs=runs)
+        moved = min(float(np.mean(np.any(theta[b] != start[b], axis=1))) for b in blocks)
         return theta, loglik, rate, moved
 
     # --- online -----------------------------------------------------------
@@ -440,9 +433,9 @@ class StudentT(Agent):
     def sample_prior(self, n: int, *, seed: Seed = None) -> dict[str, FloatArray]:
         """``n`` prior draws of ``mu``, ``sigma``, ``nu``."""
         rng = rng_from(seed)
-        return {"mu": rng.normal(0.0, MU_PRIOR_SD, n),
-                "sigma": np.abs(rng.normal(0.0, SIGMA_PRIOR_SD, n)),
-                "nu": 2.0 + rng.gamma(NU_SHAPE, 1.0 / NU_RATE, n)}
+        return {"mu": rng.normal(0.0, lik.MU_PRIOR_SD, n),
+                "sigma": np.abs(rng.normal(0.0, lik.SIGMA_PRIOR_SD, n)),
+                "nu": 2.0 + rng.gamma(lik.NU_SHAPE, 1.0 / lik.NU_RATE, n)}
 
     def simulate(self, params: Mapping[str, float], n: int, *, seed: Seed = None) -> FloatArray:
         """``n`` iid returns ``mu + sigma * T_nu``."""

@@ -67,3 +67,23 @@ def test_even_quantiles_equal_the_weighted_quantile():
         v[::7] = v[0]  # ties
         expect = weighted_quantile(v, np.full(n, 1.0 / n), (0.05, 0.95))
         np.testing.assert_array_equal(bootstrap._even_quantiles(v), expect)
+
+
+def test_long_window_counts_past_a_byte():
+    # k + 1 >= 256 candidate losses: the row count no longer fits the uint8 tally
+    x = np.random.default_rng(9).standard_t(3, size=5000) * 0.01
+    agent = BayesianBootstrap(window=5000, draws=300).fit(x, seed=2)
+    fast = agent.forecast((0.9,), seed=5)
+    draws, point = _reference(agent, np.random.default_rng(5), (0.9,))
+    assert fast.levels[0].var == pytest.approx(point[0].var, rel=1e-13)
+    assert fast.levels[0].var_interval == pytest.approx(draws[0].var_interval, rel=1e-12)
+    assert fast.levels[0].es_interval == pytest.approx(draws[0].es_interval, rel=1e-12)
+
+
+def test_rows_at_most_counts_like_a_column_search():
+    rng = np.random.default_rng(3)
+    cum = np.vstack([np.zeros(200), np.cumsum(rng.exponential(size=(30, 200)), axis=0)])
+    limits = rng.uniform(0, 40, size=(3, 200))
+    expect = [[np.searchsorted(cum[:, d], lim[d], side="right") - 1 for d in range(200)]
+              for lim in limits]
+    np.testing.assert_array_equal(bootstrap._rows_at_most(cum, limits), expect)

@@ -160,7 +160,7 @@ def _quantiles(values: FloatArray, order: NDArray[np.intp], weights: FloatArray,
     cum = np.cumsum(weights[order])
     cum /= cum[-1]
     idx = np.searchsorted(cum, np.asarray(probs) - 1e-12, side="left")
-    return np.asarray(values[order][np.minimum(idx, values.size - 1)])
+    return np.asarray(values[order[np.minimum(idx, values.size - 1)]])  # no sorted copy
 
 
 def mixture_level(loc: FloatArray, scale: FloatArray, df: FloatArray,

@@ -96,3 +96,50 @@ def test_bad_family_and_alphas():
         risk_measures(StudentTFamily(0.0, 1.0, 5.0), ())
     with pytest.raises(InvalidParameter):
         EmpiricalFamily([0.1, np.nan])
+
+
+def test_intervals_equal_the_stable_weighted_quantile_bit_for_bit():
+    # risk_measures sorts with numpy's unstable sort; ties (resampled copies) must not matter
+    from swarmvar.models.risk import _interval_quantiles
+
+    rng = np.random.default_rng(7)
+    probs = (0.05, 0.95)
+    for case in range(200):
+        s = int(rng.integers(1, 60))
+        x = rng.normal(size=s)
+        w = rng.random(s)
+        if case % 4 == 1:  # copies of a few particles with equal weights, as after resampling
+            pick = rng.integers(0, max(1, s // 3), s)
+            x, w = x[pick], w[pick]
+        elif case % 4 == 2:  # ties with different weights: must fall back to the stable sort
+            x = np.round(x, 1)
+        elif case % 4 == 3:  # signed zeros and infinities among the ties
+            x[rng.random(s) < 0.3] = 0.0
+            x[rng.random(s) < 0.2] = -0.0
+            x[rng.random(s) < 0.1] = np.inf
+        rows = np.stack([x, -x, x[::-1].copy()])
+        got = _interval_quantiles(rows, w, probs)
+        for r in range(rows.shape[0]):
+            ref = weighted_quantile(rows[r], w, probs)
+            assert got[r].tobytes() == ref.tobytes()
+    x = np.array([0.3, np.nan, -1.0, 0.3])
+    got = _interval_quantiles(x[None, :], np.ones(4), probs)[0]
+    np.testing.assert_array_equal(got, weighted_quantile(x, np.ones(4), probs))
+
+
+def test_a_family_may_compute_its_level_measures_itself():
+    from swarmvar.models.risk import LevelMeasures
+
+    plain = StudentTFamily([0.0, 0.001], [0.01, 0.02], [5.0, 8.0], [0.3, 0.7])
+
+    class Batched(StudentTFamily):
+        def level_measures(self, alphas):
+            return tuple(LevelMeasures(1.0 + a, 2.0 + a, self.var(a), self.var(a) + 1.0)
+                         for a in alphas)
+
+    fam = Batched([0.0, 0.001], [0.01, 0.02], [5.0, 8.0], [0.3, 0.7])
+    got = risk_measures(fam, (0.99, 0.975))
+    ref = risk_measures(plain, (0.99, 0.975))
+    assert [(m.var, m.es) for m in got] == [(1.99, 2.99), (1.975, 2.975)]
+    assert [m.var_interval for m in got] == [m.var_interval for m in ref]
+    assert got[0].es_interval == pytest.approx(tuple(c + 1.0 for c in ref[0].var_interval))

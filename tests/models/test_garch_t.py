@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy import special, stats
+from scipy import optimize, special, stats
 
 from swarmvar.errors import (
     ConvergenceWarning,
@@ -465,3 +465,27 @@ def test_state_keeps_the_model_and_round_trips(series, asymmetric):
         GarchT(particles=100, runs=2, asymmetric=not asymmetric)._set_state(scalars, arrays)
     with pytest.raises(InvalidParameter):
         GarchT(asymmetric="yes")
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31), size=st.integers(2, 400), spread=st.floats(0.0, 2.0))
+def test_halley_mixture_var_and_es_equal_brent_on_the_same_table(seed, size, spread):
+    # the batched Halley solve and its Taylor-carried ES against a plain root and partial
+    # moment of the same tabulated mixture, at both levels of the backtest and one more
+    rng = np.random.default_rng(seed)
+    loc = rng.normal(0, 1e-3, size)
+    scale = 0.01 * np.exp(spread * rng.normal(size=size))
+    df, w = 2.05 + rng.exponential(6.0, size), rng.dirichlet(np.ones(size))
+    fam = TQuantileCache(df).family(loc, scale, w)
+    alphas = (0.99, 0.975, 0.9)
+    got = fam.level_measures(alphas)
+    for a, m in zip(alphas, got, strict=True):
+        cond = fam.var(a)
+        root = optimize.brentq(lambda v, a=a: float(w @ fam.tail(v)) - (1 - a),
+                               cond.min() - 1e-12, cond.max() + 1e-12, xtol=1e-16, rtol=1e-15)
+        assert m.var == pytest.approx(root, rel=1e-10)
+        assert m.es == pytest.approx(root + float(w @ fam.excess(root)) / (1 - a), rel=1e-10)
+        np.testing.assert_array_equal(m.cond_var, cond)
+        np.testing.assert_array_equal(m.cond_es, cond + fam.excess(cond) / (1 - a))
+        single = fam.level_measures((a,))[0]
+        assert (single.var, single.es) == pytest.approx((m.var, m.es), rel=1e-13)

@@ -172,12 +172,17 @@ class GarchT(Agent):
         self._set_cloud(cloud, logw)
 
     def _set_cloud(self, cloud: smc.Cloud, logw: FloatArray) -> None:
+        # A warm refit that needs no move keeps the particles (the same array): their
+        # parameters, t constants and cached quantiles stay valid.
+        previous: smc.Cloud | None = getattr(self, "_cloud", None)
+        kept = previous is not None and cloud.u is previous.u
         self._cloud = cloud
         self._logw = logw - np.max(logw)
         self._w_sum = float(np.exp(self._logw).sum())
-        self._theta = lik.from_unconstrained(cloud.u)
-        self._consts = lik.t_constants(self._theta.nu)
-        self._quantiles = TQuantileCache(self._theta.nu)
+        if not kept:
+            self._theta = lik.from_unconstrained(cloud.u)
+            self._consts = lik.t_constants(self._theta.nu)
+            self._quantiles = TQuantileCache(self._theta.nu)
 
     @property
     def history(self) -> FloatArray:
@@ -275,9 +280,10 @@ class GarchT(Agent):
         levels = check_alphas(alphas)
         h = self._check_horizon(horizon)
         self._require_fitted()
-        if h == 1:
-            loc, scale, df, w = self.next_moments()
-            family = self._quantiles.family(loc, scale, w)
+        if h == 1:  # next_moments() without its copies
+            th = self._theta
+            scale = np.sqrt(self._cloud.h * (th.nu - 2.0) / th.nu)
+            family = self._quantiles.predictive(th.mu, scale, self._weights())
         else:
             rng = rng_from(seed)
             idx = smc.systematic_resample(self._weights(), HORIZON_DRAWS, rng.uniform())

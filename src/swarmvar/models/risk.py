@@ -21,7 +21,7 @@ Losses are positive numbers in return units (0.01 = 1%).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -52,6 +52,22 @@ class Family(Protocol):
     def excess(self, v: float | FloatArray) -> FloatArray:
         """``E_s[(L - v)^+]`` per draw ``(S,)`` (``v`` scalar or ``(S,)``)."""
         ...
+
+
+class LevelMeasures(NamedTuple):
+    """One confidence level of a family: the point VaR and ES and the per-draw ones ``(S,)``.
+
+    A family may compute these for several levels at once, faster than the
+    generic route through ``var``, ``excess`` and :func:`mixture_var`, by
+    offering ``level_measures(alphas) -> tuple[LevelMeasures, ...]`` (e.g.
+    GarchT's cached Student-t family, GarchEVT's GPD family);
+    :func:`risk_measures` then uses it.
+    """
+
+    var: float
+    es: float
+    cond_var: FloatArray
+    cond_es: FloatArray
 
 
 def _normalized(weights: ArrayLike | None, size: int) -> FloatArray:
@@ -211,11 +227,50 @@ def weighted_quantile(values: ArrayLike, weights: ArrayLike, probs: ArrayLike) -
     x = np.asarray(values, dtype=float)
     w = np.asarray(weights, dtype=float)
     order = np.argsort(x, kind="stable")
-    cum = np.cumsum(w[order])
+    return _sorted_quantiles(x[order], w[order], probs)
+
+
+def _sorted_quantiles(xs: FloatArray, ws: FloatArray, probs: ArrayLike) -> FloatArray:
+    """:func:`weighted_quantile` of values ``xs`` already in stable sorted order, weights ``ws``."""
+    cum = np.cumsum(ws)
     cum /= cum[-1]
     p = np.atleast_1d(np.asarray(probs, dtype=float))
     idx = np.searchsorted(cum, p - 1e-12, side="left")
-    return np.asarray(x[order][np.minimum(idx, x.size - 1)])
+    return np.asarray(xs[np.minimum(idx, xs.size - 1)])
+
+
+def _interval_quantiles(values: FloatArray, weights: FloatArray,
+                        probs: tuple[float, float]) -> FloatArray:
+    """:func:`weighted_quantile` of each row of ``values`` ``(R, S)``, bit for bit, ``(R, 2)``.
+
+    The rows are sorted together by numpy's (faster) unstable sort. A
+    weighted quantile depends on the sort only through the sequence of
+    (value, weight) pairs it yields, and an unstable sort differs from the
+    stable one only inside runs of equal values: where every such run shares
+    one weight and holds no zero (no ``-0.0`` / ``0.0`` pair), both yield the
+    same pairs, hence the same cumulative weights and quantiles. That is
+    checked; a row that fails it (or holds NaN) is sorted stably. Exact
+    duplicates, such as a resampled particle's copies, are the usual ties
+    and pass.
+    """
+    order = np.argsort(values, axis=1)
+    xs = np.take_along_axis(values, order, axis=1)
+    ws = weights[order]
+    ties = xs[:, 1:] == xs[:, :-1]
+    bad = np.isnan(xs[:, -1])  # NaN sorts last: the last value is NaN if any is
+    if ties.any():
+        bad |= ((ws[:, 1:] != ws[:, :-1]) & ties).any(axis=1) | ((xs[:, 1:] == 0.0) & ties).any(
+            axis=1)
+    cum = np.cumsum(ws, axis=1)
+    cum /= cum[:, -1:]
+    out = np.empty((values.shape[0], 2))
+    for r in range(values.shape[0]):
+        if bad[r]:
+            out[r] = weighted_quantile(values[r], weights, probs)
+        else:
+            idx = np.searchsorted(cum[r], (probs[0] - 1e-12, probs[1] - 1e-12), side="left")
+            out[r] = xs[r, np.minimum(idx, xs.shape[1] - 1)]
+    return out
 
 
 def mixture_var(family: Family, alpha: float, conditional: FloatArray | None = None) -> float:
@@ -245,6 +300,16 @@ def mixture_var(family: Family, alpha: float, conditional: FloatArray | None = N
     return float(optimize.brentq(excess_tail, a, b, xtol=1e-12 * max(1.0, abs(hi)), rtol=1e-12))
 
 
+def level_measures(family: Family, alpha: float) -> LevelMeasures:
+    """Point and per-draw VaR and ES of ``family`` at ``alpha``, through its ``Family`` methods."""
+    w = family.weights
+    cond_var = family.var(alpha)
+    cond_es = cond_var + family.excess(cond_var) / (1.0 - alpha)
+    v = mixture_var(family, alpha, cond_var)
+    es = v + float(w @ family.excess(v)) / (1.0 - alpha)
+    return LevelMeasures(float(v), float(es), cond_var, cond_es)
+
+
 def risk_measures(
     family: Family,
     alphas: Sequence[float],
@@ -255,27 +320,33 @@ def risk_measures(
     Parameters
     ----------
     family : Family
-        Conditional loss distributions per posterior draw, with weights.
+        Conditional loss distributions per posterior draw, with weights. A
+        family with a ``level_measures(alphas)`` method (see
+        :class:`LevelMeasures`) computes the point and per-draw measures
+        itself.
     alphas : sequence of float
         Confidence levels in (0, 1), e.g. ``(0.99, 0.975)``.
     interval_mass : float
         Posterior mass of the equal-tailed credible intervals.
     """
     w = family.weights
-    lo_p, hi_p = (1 - interval_mass) / 2, (1 + interval_mass) / 2
+    levels = check_alphas(alphas)
+    batched = getattr(family, "level_measures", None)
+    rows: tuple[LevelMeasures, ...] = (
+        batched(levels) if batched is not None
+        else tuple(level_measures(family, alpha) for alpha in levels)
+    )
+    probs = ((1 - interval_mass) / 2, (1 + interval_mass) / 2)
+    bounds = _interval_quantiles(
+        np.stack([c for m in rows for c in (m.cond_var, m.cond_es)]), w, probs)
     out = []
-    for alpha in check_alphas(alphas):
-        cond_var = family.var(alpha)
-        cond_es = cond_var + family.excess(cond_var) / (1.0 - alpha)
-        v = mixture_var(family, alpha, cond_var)
-        es = v + float(w @ family.excess(v)) / (1.0 - alpha)
-        var_ci = weighted_quantile(cond_var, w, (lo_p, hi_p))
-        es_ci = weighted_quantile(cond_es, w, (lo_p, hi_p))
+    for i, (alpha, m) in enumerate(zip(levels, rows, strict=True)):
+        var_ci, es_ci = bounds[2 * i], bounds[2 * i + 1]
         out.append(
             RiskMeasure(
                 alpha=float(alpha),
-                var=float(v),
-                es=float(es),
+                var=float(m.var),
+                es=float(m.es),
                 var_interval=(float(var_ci[0]), float(var_ci[1])),
                 es_interval=(float(es_ci[0]), float(es_ci[1])),
             )

@@ -136,7 +136,7 @@ class BayesianBootstrap(Agent):
         n = x.size
         tail = 1.0 - min(levels)
         k = int(min(n - 1, math.ceil(n * tail + _TAIL_SD * math.sqrt(n * tail) + _TAIL_PAD)))
-        plain = np.sort(-x, kind="stable")  # ascending losses
+        plain = -np.sort(x)[::-1]  # ascending losses (numpy's vectorized sort)
         if k >= n - 1:
             return self._one_day_full(x, rng, levels, plain)
         top = rng.standard_exponential((k, self.draws))  # one row per loss

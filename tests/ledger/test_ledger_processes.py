@@ -20,8 +20,8 @@ ledger = Ledger(sys.argv[1])
 run = sys.argv[2]
 i = 0
 while True:
-    if i % 3 == 0:  # a batch of 50 in one transaction
-        batch = [(EntryKind.PULSE, {"run": run, "n": i, "k": k}) for k in range(50)]
+    if i % 3 == 0:  # a batch of 250 in one transaction (several INSERT statements)
+        batch = [(EntryKind.PULSE, {"run": run, "n": i, "k": k}) for k in range(250)]
         got = ledger.add_entries(batch)
         lines = "".join(f"{index} {i} {k}\\n" for k, index in enumerate(got))
     else:
@@ -40,6 +40,9 @@ ledger = Ledger(sys.argv[1])
 worker = int(sys.argv[2])
 for i in range(int(sys.argv[3])):
     ledger.add_entry(EntryKind.ESTIMATE, {"worker": worker, "i": i})
+    if i % 250 == 0:
+        batch = [(EntryKind.FLOW, {"worker": worker, "i": i, "k": k}) for k in range(150)]
+        ledger.add_entries(batch)
 print("done", flush=True)
 """
 
@@ -90,7 +93,7 @@ def test_sigkill_mid_append_loses_nothing_that_returned(tmp_path: Path) -> None:
         if entry.kind is EntryKind.PULSE and entry.data["n"] % 3 == 0:
             key = (entry.data["run"], entry.data["n"])
             batches[key] = batches.get(key, 0) + 1
-    assert set(batches.values()) == {50}  # a batch is stored whole or not at all
+    assert set(batches.values()) == {250}  # a batch is stored whole or not at all
 
 
 def test_four_processes_append_into_one_chain(tmp_path: Path) -> None:
@@ -102,15 +105,22 @@ def test_four_processes_append_into_one_chain(tmp_path: Path) -> None:
     with Ledger(tmp_path, create=False) as ledger:
         result = ledger.verify_chain()
         assert result.ok, result.summary()
-        assert ledger.size == 1 + 4 * per_worker
+        size = 1 + 4 * per_worker + 4 * 4 * 150  # genesis, single appends, 4 batches each
+        assert ledger.size == size
         entries = list(ledger.entries())
-    assert [e.index for e in entries] == list(range(1 + 4 * per_worker))
+    assert [e.index for e in entries] == list(range(size))
     assert sum(e.kind is EntryKind.GENESIS for e in entries) == 1
-    got = sorted((e.data["worker"], e.data["i"]) for e in entries[1:])
+    singles = [e for e in entries if e.kind is EntryKind.ESTIMATE]
+    got = sorted((e.data["worker"], e.data["i"]) for e in singles)
     assert got == [(w, i) for w in range(4) for i in range(per_worker)]
-    for w in range(4):  # each worker's own entries stay in its order
-        mine = [e.data["i"] for e in entries[1:] if e.data["worker"] == w]
-        assert mine == list(range(per_worker))
+    for w in range(4):  # each worker's own entries stay in its order, batches whole
+        mine = [(e.data["i"], e.data.get("k")) for e in entries[1:] if e.data["worker"] == w]
+        expected = []
+        for i in range(per_worker):
+            expected.append((i, None))
+            if i % 250 == 0:
+                expected += [(i, k) for k in range(150)]
+        assert mine == expected
 
 
 def test_threads_sharing_and_not_sharing_a_ledger_object(tmp_path: Path) -> None:
@@ -121,9 +131,10 @@ def test_threads_sharing_and_not_sharing_a_ledger_object(tmp_path: Path) -> None
     def work(ledger: Ledger, t: int) -> None:
         try:
             for i in range(100):
-                if i % 10 == 0:
+                if i % 10 == 0:  # small batches entry by entry, large ones a level at a time
+                    n = 5 if i % 20 else 120
                     ledger.add_entries(
-                        [(EntryKind.FLOW, {"t": t, "i": i, "k": k}) for k in range(5)]
+                        [(EntryKind.FLOW, {"t": t, "i": i, "k": k}) for k in range(n)]
                     )
                 else:
                     ledger.add_entry(EntryKind.FLOW, {"t": t, "i": i, "k": 0})
@@ -136,7 +147,7 @@ def test_threads_sharing_and_not_sharing_a_ledger_object(tmp_path: Path) -> None
     for th in threads:
         th.join()
     assert not errors
-    expected = 1 + 6 * (90 + 10 * 5)
+    expected = 1 + 6 * (90 + 5 * 5 + 5 * 120)
     assert shared.size == own.size == expected
     assert shared.verify_chain().ok
     for ledger in (shared, own):

@@ -13,7 +13,7 @@ may be at most :data:`MAX_DATA_BYTES` bytes.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -21,6 +21,7 @@ from typing import Any
 
 from ..canonical import NotCanonical, canonical_text, loads
 from ..errors import InvalidEntry
+from .columnar import Irregular, canonical_texts
 from .merkle import HashAlgorithm
 
 #: Largest canonical JSON of one entry's ``data``: 1 MiB.
@@ -48,6 +49,7 @@ class EntryKind(StrEnum):
 
 
 _KINDS = frozenset(k.value for k in EntryKind)
+_DICT = frozenset({dict})
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,43 @@ def canonical_data(data: Mapping[str, Any]) -> str:
             f"{MAX_DATA_BYTES} bytes (1 MiB); store large payloads elsewhere and record their hash"
         )
     return text
+
+
+def canonical_datas(datas: Sequence[Mapping[str, Any]]) -> list[str]:
+    """:func:`canonical_data` of each of ``datas``: the same texts, the same errors.
+
+    Dicts are encoded together, column by column (:mod:`.columnar`), and only
+    then checked for size and UTF-8; if anything is amiss the batch is encoded
+    again one entry at a time, so the first bad entry raises as it would alone.
+
+    Raises
+    ------
+    InvalidEntry
+        For the first entry that :func:`canonical_data` refuses.
+    """
+    if _DICT.issuperset(map(type, datas)):
+        try:
+            texts = canonical_texts(datas)
+        except Irregular:
+            pass
+        else:
+            if _fits(texts):
+                return texts
+    return [canonical_data(data) for data in datas]
+
+
+def _fits(texts: list[str]) -> bool:
+    """True if every text has a UTF-8 form of at most MAX_DATA_BYTES bytes."""
+    if not texts:
+        return True
+    if max(map(len, texts)) > MAX_DATA_BYTES:  # UTF-8 is never shorter than the str
+        return False
+    if all(map(str.isascii, texts)):
+        return True
+    try:
+        return all(len(text.encode("utf-8")) <= MAX_DATA_BYTES for text in texts)
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
 
 
 def preimage(index: int, timestamp: str, kind: str, data_json: str, previous_hash: bytes) -> bytes:

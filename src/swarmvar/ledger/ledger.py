@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import repeat
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -27,6 +28,7 @@ from .entry import (
     Entry,
     EntryKind,
     canonical_data,
+    canonical_datas,
     format_timestamp,
     genesis_data,
     make_entry,
@@ -240,8 +242,7 @@ class Ledger:
         InvalidEntry
             If any item is invalid; then nothing of the batch is written.
         """
-        ts = self._stamp(timestamp)
-        drafts = [self._draft(kind, data, ts) for kind, data in batch]
+        drafts = self._drafts(batch, self._stamp(timestamp))
         if not drafts:
             return range(self.size, self.size)
         rows = self._store.append(drafts)
@@ -262,6 +263,19 @@ class Ledger:
 
     def _stamp(self, timestamp: datetime | None) -> str:
         return self._now() if timestamp is None else format_timestamp(timestamp)
+
+    @classmethod
+    def _drafts(
+        cls, batch: Iterable[tuple[EntryKind, Mapping[str, Any]]], timestamp: str
+    ) -> list[Draft]:
+        """Drafts of a batch, checked together; on any error, one by one (same error)."""
+        items = batch if isinstance(batch, list) else list(batch)
+        try:
+            kinds = [_APPENDABLE[kind] for kind, _ in items]
+            texts = canonical_datas([data for _, data in items])
+        except (InvalidEntry, KeyError, TypeError):
+            return [cls._draft(kind, data, timestamp) for kind, data in items]
+        return list(zip(kinds, texts, repeat(timestamp), strict=False))
 
     @staticmethod
     def _draft(kind: EntryKind, data: Mapping[str, Any], timestamp: str) -> Draft:

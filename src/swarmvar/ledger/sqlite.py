@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +52,33 @@ BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
 
 _INSERT = "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)"
 #: Rows per multi-row INSERT. One statement per 100 rows costs ~0.8 us less
-#: per row than executemany (one step per row); 700 parameters stay under the
-#: 999 that older SQLite builds allow.
+#: per row than executemany (one step per row); at most 700 parameters stay
+#: under the 999 that older SQLite builds allow.
 _ROWS_PER_INSERT = 100
 _INSERT_MANY = "INSERT INTO entries VALUES " + ", ".join(
     ["(?, ?, ?, ?, ?, ?, ?)"] * _ROWS_PER_INSERT
 )
+
+
+def _insert_chained(rows: int) -> str:
+    """INSERT of ``rows`` consecutive, chained rows that share their timestamp and kind.
+
+    Parameters: ?1 the first index, ?2 the timestamp, ?3 the kind, ?4 the
+    first row's previous hash, then data, hash and nodes of each row. A row's
+    index is ``?1 + k`` and its previous hash is the hash parameter of the
+    row before, so a row binds 3 values instead of 7 (~0.4 us less per row).
+    """
+    values = []
+    for k in range(rows):
+        previous = 4 if k == 0 else 3 * k + 3
+        values.append(f"(?1 + {k}, ?2, ?3, ?{3 * k + 5}, ?{previous}, ?{3 * k + 6}, ?{3 * k + 7})")
+    return "INSERT INTO entries VALUES " + ", ".join(values)
+
+
+_INSERT_CHAINED = _insert_chained(_ROWS_PER_INSERT)
+_INDEX, _TIMESTAMP, _KIND = itemgetter(0), itemgetter(1), itemgetter(2)
+_PREVIOUS, _HASH = itemgetter(4), itemgetter(5)
+_OWN = itemgetter(3, 5, 6)  # what _INSERT_CHAINED binds per row: data, hash, nodes
 _COLUMNS = "idx, timestamp, kind, data, previous_hash, hash, nodes"
 #: Rows fetched per query when streaming.
 _CHUNK = 50_000
@@ -230,9 +252,28 @@ def _insert(conn: sqlite3.Connection, rows: list[Row]) -> None:
     step = _ROWS_PER_INSERT
     full = len(rows) - len(rows) % step
     for start in range(0, full, step):
-        conn.execute(_INSERT_MANY, list(chain.from_iterable(rows[start : start + step])))
+        group = rows[start : start + step]
+        if _chained_alike(group):
+            first = group[0]
+            params = [first[0], first[1], first[2], first[4]]
+            params += chain.from_iterable(map(_OWN, group))
+            conn.execute(_INSERT_CHAINED, params)
+        else:
+            conn.execute(_INSERT_MANY, list(chain.from_iterable(group)))
     if full < len(rows):
         conn.executemany(_INSERT, rows[full:])
+
+
+def _chained_alike(rows: list[Row]) -> bool:
+    """True if ``rows`` have consecutive indices, one timestamp and kind, and chain."""
+    first = rows[0]
+    n = len(rows)
+    return (
+        list(map(_INDEX, rows)) == list(range(first[0], first[0] + n))
+        and list(map(_TIMESTAMP, rows)).count(first[1]) == n
+        and list(map(_KIND, rows)).count(first[2]) == n
+        and list(map(_PREVIOUS, rows[1:])) == list(map(_HASH, rows[:-1]))
+    )
 
 
 def stream_rows(

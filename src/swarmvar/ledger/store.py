@@ -34,6 +34,12 @@ Row = tuple[int, str, str, str, bytes, bytes, bytes]
 #: one per set bit of the tree size, so the levels are implied by the size.
 Frontier = list[bytes]
 
+#: Batches from this size on are sealed with C-level maps a tree level at a
+#: time (:func:`batch_nodes`); smaller ones entry by entry, with less setup.
+_LEVELWISE_FROM = 16
+_LEAF = b"\x00"  # RFC 6962 domain separation: leaf hash H(0x00 || d)
+_NODE = b"\x01"  # interior node hash H(0x01 || left || right)
+
 
 class Durability(StrEnum):
     """How hard a commit is pushed to disk (SQLite ``synchronous``)."""
@@ -101,19 +107,93 @@ def seal_batch(
     frontier : Frontier
         For ``size + m`` leaves.
     """
+    if len(drafts) < _LEVELWISE_FROM:
+        return _seal_each(drafts, size, head_hash, frontier, algorithm)
+    new = algorithm.new()
+    prev = head_hash
+    # The chain is sequential; the f-string is entry.preimage, inlined (a test
+    # checks every hash against entry_hash).
+    hashes = [
+        prev := new(
+            f'{{"data":{data_json},"index":{index},"kind":"{kind}",'
+            f'"previous_hash":"{prev.hex()}","timestamp":"{timestamp}"}}'.encode()
+        ).digest()
+        for index, (kind, data_json, timestamp) in enumerate(drafts, size)
+    ]
+    nodes, frontier = batch_nodes(hashes, size, frontier, new)
+    kinds, datas, stamps = zip(*drafts, strict=True)
+    previous = [head_hash, *hashes[:-1]]
+    end = size + len(hashes)
+    rows = list(zip(range(size, end), stamps, kinds, datas, previous, hashes, nodes, strict=True))
+    return rows, frontier
+
+
+def _seal_each(
+    drafts: Sequence[Draft],
+    size: int,
+    head_hash: bytes,
+    frontier: Frontier,
+    algorithm: HashAlgorithm,
+) -> tuple[list[Row], Frontier]:
+    """:func:`seal_batch` entry by entry: less setup, for a few drafts."""
     new = algorithm.new()
     frontier = list(frontier)
     rows: list[Row] = []
-    append = rows.append
     prev = head_hash
-    index = size
-    for kind, data_json, timestamp in drafts:
+    for index, (kind, data_json, timestamp) in enumerate(drafts, size):
         digest = new(preimage(index, timestamp, kind, data_json, prev)).digest()
         nodes = push_leaf(frontier, index, digest, new)
-        append((index, timestamp, kind, data_json, prev, digest, nodes))
+        rows.append((index, timestamp, kind, data_json, prev, digest, nodes))
         prev = digest
-        index += 1
     return rows, frontier
+
+
+def batch_nodes(
+    hashes: Sequence[bytes], size: int, frontier: Frontier, new: Callable[[bytes], Any]
+) -> tuple[list[bytes], Frontier]:
+    """The Merkle nodes that appending leaves ``hashes`` after ``size`` leaves completes.
+
+    The same bytes as :func:`push_leaf` leaf by leaf, computed a tree level at
+    a time so that each level is a few C-level ``map`` calls: level ``L``
+    gains the perfect subtrees ``j`` with ``size >> L <= j < (size + m) >> L``;
+    the left child of the first is stored in the old ``frontier`` when
+    ``size >> (L - 1)`` is odd; the subtree ``(L, j)`` is completed by leaf
+    ``(j + 1) * 2**L - 1``, so each level's nodes go to every ``2**L``-th row.
+
+    Returns
+    -------
+    nodes : list of bytes, one per leaf
+        The concatenated hashes of the subtrees each leaf completes, lowest first.
+    frontier : Frontier
+        For ``size + m`` leaves.
+    """
+    digest = type(new(b"")).digest
+    m = len(hashes)
+    old = dict(zip(_set_bits(size), frontier, strict=True))
+    nodes = [b""] * m
+    top: Frontier = []  # the new frontier, smallest subtree first
+    level_hashes = list(map(digest, map(new, map(_LEAF.__add__, hashes))))
+    lo, hi, level = size, size + m, 0  # level_hashes: the new subtrees lo..hi-1 of this level
+    while level_hashes:
+        if lo & 1:  # the first new subtree's left sibling is in the old frontier
+            level_hashes.insert(0, old[level])
+            lo -= 1
+        if hi & 1:
+            top.append(level_hashes[-1])
+        lefts = map(_NODE.__add__, level_hashes[0::2])
+        level_hashes = list(map(digest, map(new, map(bytes.__add__, lefts, level_hashes[1::2]))))
+        lo, hi, level = lo >> 1, hi >> 1, level + 1
+        if level_hashes:
+            rows = slice(((lo + 1) << level) - 1 - size, None, 1 << level)
+            nodes[rows] = list(map(bytes.__add__, nodes[rows], level_hashes))
+    # Nothing new from this level up: the old frontier's larger subtrees stay.
+    top.reverse()
+    return nodes, [old[kept] for kept in old if kept >= level] + top
+
+
+def _set_bits(size: int) -> list[int]:
+    """Levels of the frontier of ``size`` leaves: the set bits of ``size``, highest first."""
+    return [level for level in range(size.bit_length() - 1, -1, -1) if size >> level & 1]
 
 
 def push_leaf(frontier: Frontier, index: int, digest: bytes, new: Callable[[bytes], Any]) -> bytes:

@@ -103,11 +103,11 @@ def _grouped(
     encode: Callable[[Sequence[Any], int], list[str]],
 ) -> list[str]:
     """Encode ``values`` in groups of equal ``keys`` (types, or dict shapes; not all equal)."""
+    if len(set(keys)) * MIN_COLUMN > len(values):  # mostly small groups
+        return _one_by_one(values)
     groups: dict[Hashable, list[int]] = {}
     for i, key in enumerate(keys):
         groups.setdefault(key, []).append(i)
-    if len(groups) * MIN_COLUMN > len(values):  # mostly small groups
-        return _one_by_one(values)
     out = [""] * len(values)
     for where in groups.values():
         group = [values[i] for i in where]
@@ -118,9 +118,10 @@ def _grouped(
 
 def _dicts(values: Sequence[dict[str, Any]], depth: int) -> list[str]:
     """Dicts, a field at a time; grouped by their keys if they differ."""
-    if not _STR.issuperset(map(type, chain.from_iterable(values))):
+    first = values[0]
+    if not _STR.issuperset(map(type, first)):
         return _one_by_one(values)  # refused (not a str), or a str subclass
-    keys = sorted(values[0])
+    keys = sorted(first)
     if len(values) < MIN_COLUMN * max(1, len(keys) // 4):
         return _one_by_one(values)  # few dicts with many keys
     if list(map(len, values)).count(len(keys)) == len(values):
@@ -128,13 +129,20 @@ def _dicts(values: Sequence[dict[str, Any]], depth: int) -> list[str]:
             fields = [list(map(itemgetter(key), values)) for key in keys]
         except KeyError:  # same sizes, other keys
             pass
-        else:
+        else:  # the same keys, if they are all exact str (equal is not enough)
+            if not _STR.issuperset(map(type, chain.from_iterable(values))):
+                return _one_by_one(values)
             if not keys:
                 return ["{}"] * len(values)
             names = list(map(encode_basestring, keys))
             seps = ["{" + names[0] + ":"] + ["," + name + ":" for name in names[1:]]
             return _join(seps, [_column(field, depth + 1) for field in fields], "}")
-    return _grouped(values, list(map(tuple, values)), depth, _dicts)
+    shapes = list(map(tuple, values))
+    if len(set(shapes)) * MIN_COLUMN > len(values) or not _STR.issuperset(
+        map(type, chain.from_iterable(shapes))
+    ):
+        return _one_by_one(values)  # mostly small groups, or odd keys
+    return _grouped(values, shapes, depth, _dicts)
 
 
 def _lists(values: Sequence[Sequence[Any]], depth: int) -> list[str]:

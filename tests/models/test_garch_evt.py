@@ -194,3 +194,40 @@ def test_gjr_is_the_default_and_symmetric_is_an_option(fitted: GarchEVT,
         agent.update(-0.03)
         rises.append(agent.forecast((0.99,)).at(0.99).var / before)
     assert rises[0] > rises[1]
+
+
+def test_newest_residual_is_the_last_standardized_residual(fitted: GarchEVT,
+                                                           returns: np.ndarray) -> None:
+    agent = _copy(fitted)
+    for r in [-0.05, *returns[1500:1505]]:
+        agent.update(float(r))
+        garch = agent._garch
+        assert garch.newest_residual() == garch.standardized_residuals()[-1]
+
+
+def test_a_failed_refit_leaves_the_agent_as_it_was(fitted: GarchEVT, returns: np.ndarray,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # the GARCH filter is refitted on a shallow copy: its own arrays must stay untouched
+    agent = _copy(fitted)
+    before = agent.state()
+    garch = agent._garch
+    arrays = {k: v.copy() for k, v in vars(garch).items() if isinstance(v, np.ndarray)}
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("after the GARCH refit")
+
+    monkeypatch.setattr(GarchEVT, "_install", fail)
+    with pytest.raises(RuntimeError):
+        agent.refit(returns[200:1500], seed=1)
+    assert agent._garch is garch and agent.state() == before
+    for k, v in arrays.items():
+        np.testing.assert_array_equal(getattr(garch, k), v)
+    assert agent.forecast((0.99,)) == fitted.forecast((0.99,))
+
+
+def test_state_with_an_unsorted_body_is_rejected(fitted: GarchEVT) -> None:
+    scalars, arrays = fitted._get_state()
+    body = arrays["body"].copy()
+    body[[0, -1]] = body[[-1, 0]]
+    with pytest.raises(InvalidState):
+        GarchEVT(particles=200, runs=2)._set_state(scalars, {**arrays, "body": body})

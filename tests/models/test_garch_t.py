@@ -489,3 +489,11 @@ def test_halley_mixture_var_and_es_equal_brent_on_the_same_table(seed, size, spr
         np.testing.assert_array_equal(m.cond_es, cond + fam.excess(cond) / (1 - a))
         single = fam.level_measures((a,))[0]
         assert (single.var, single.es) == pytest.approx((m.var, m.es), rel=1e-13)
+
+
+def test_batched_evaluation_is_the_one_pass_evaluation(series):
+    u = lik.to_unconstrained(lik.sample_prior(300, np.random.default_rng(8), True), True)
+    whole = smc.evaluate(series[:700], u)
+    parts = smc.evaluate(series[:700], u, batch=100)
+    for a, b in zip((whole.lp, whole.ll, whole.h), (parts.lp, parts.ll, parts.h), strict=True):
+        np.testing.assert_array_equal(a, b)

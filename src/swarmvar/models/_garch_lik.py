@@ -226,7 +226,12 @@ def _chunk_fn(n_particles: int):  # type: ignore[no-untyped-def]
     del n_particles  # part of the cache key: jit specializes on shapes anyway
 
     def block_step(carry, inp):  # type: ignore[no-untyped-def]
-        h, slh, slq, mu, omega, a_pos, a_neg, beta, inv_nm2 = carry
+        # h and sum log h travel as one complex64 (real, imaginary part: exact): XLA
+        # fuses each output of the loop body on its own and recomputes the variance
+        # recursion in each, so packing two of the three outputs into one saves one
+        # of three passes over the recursion (~20% of a likelihood pass), bit for bit
+        h_slh, slq, mu, omega, a_pos, a_neg, beta, inv_nm2 = carry
+        h, slh = jnp.real(h_slh), jnp.imag(h_slh)
         ys, ms = inp
         ph = jnp.ones_like(h)
         pq = jnp.ones_like(h)
@@ -238,15 +243,15 @@ def _chunk_fn(n_particles: int):  # type: ignore[no-untyped-def]
             pq = pq * jnp.where(m, jnp.minimum(1.0 + e2 * inv_nm2 / h, Q_CAP), 1.0)
             arch = jnp.where(e < 0, a_neg, a_pos) * e2
             h = jnp.where(m, jnp.maximum(omega + arch + beta * h, H_FLOOR), h)
-        carry = (h, slh + jnp.log(ph), slq + jnp.log(pq), mu, omega, a_pos, a_neg, beta, inv_nm2)
-        return carry, None
+        h_slh = jax.lax.complex(h, slh + jnp.log(ph))
+        return (h_slh, slq + jnp.log(pq), mu, omega, a_pos, a_neg, beta, inv_nm2), None
 
-    def chunk(y, n_valid, mu, omega, a_pos, a_neg, beta, inv_nm2, h, slh, slq):  # type: ignore[no-untyped-def]
+    def chunk(y, n_valid, mu, omega, a_pos, a_neg, beta, inv_nm2, h_slh, slq):  # type: ignore[no-untyped-def]
         mask = jnp.arange(CHUNK) < n_valid
-        carry = (h, slh, slq, mu, omega, a_pos, a_neg, beta, inv_nm2)
+        carry = (h_slh, slq, mu, omega, a_pos, a_neg, beta, inv_nm2)
         xs = (y.reshape(CHUNK // BLOCK, BLOCK), mask.reshape(CHUNK // BLOCK, BLOCK))
-        (h, slh, slq, *_), _ = jax.lax.scan(block_step, carry, xs)  # type: ignore[arg-type]
-        return h, slh, slq
+        (h_slh, slq, *_), _ = jax.lax.scan(block_step, carry, xs)  # type: ignore[arg-type]
+        return h_slh, slq
 
     return jax.jit(chunk)
 
@@ -274,12 +279,15 @@ def loglik(r: FloatArray, th: Theta) -> tuple[FloatArray, FloatArray]:
         (th.mu / scale).astype(f32), omega_s.astype(f32), th.alpha.astype(f32),
         th.alpha_neg.astype(f32), th.beta.astype(f32), (1.0 / (th.nu - 2.0)).astype(f32),
     )
-    h = (omega_s + th.persistence * bc).astype(f32)
-    slh = slq = np.zeros(th.mu.size, dtype=f32)
+    h_slh = np.zeros(th.mu.size, dtype=np.complex64)  # h + i sum log h
+    h_slh.real = omega_s + th.persistence * bc
+    slq = np.zeros(th.mu.size, dtype=f32)
     fn = _chunk_fn(th.mu.size)
     for c in range(chunks):
         valid = np.int32(min(CHUNK, n - c * CHUNK))
-        h, slh, slq = fn(y[c * CHUNK : (c + 1) * CHUNK], valid, *args, h, slh, slq)
+        h_slh, slq = fn(y[c * CHUNK : (c + 1) * CHUNK], valid, *args, h_slh, slq)
+    h_slh = np.asarray(h_slh)
+    h, slh = h_slh.real, h_slh.imag
     const, half_nu1, _ = t_constants(th.nu)
     ll = n * (const - math.log(scale)) - 0.5 * np.asarray(slh, float) - half_nu1 * np.asarray(
         slq, float
@@ -307,12 +315,16 @@ def step_logpdf(
 
 
 def variance_path(
-    r: FloatArray, mu: float, omega: float, alpha: float, beta: float, gamma: float = 0.0
+    r: FloatArray, mu: float, omega: float, alpha: float, beta: float, gamma: float = 0.0,
+    *, moments: FloatArray | None = None,
 ) -> FloatArray:
-    """Conditional variances ``h_1..h_{n+1}`` ``(n+1,)`` for one parameter vector."""
+    """Conditional variances ``h_1..h_{n+1}`` ``(n+1,)`` for one parameter vector.
+
+    ``moments`` is ``backcast_moments(r)`` if the caller keeps it.
+    """
     from scipy.signal import lfilter
 
-    bm = backcast_moments(r)
+    bm = backcast_moments(r) if moments is None else moments
     bc = bm[2] - 2.0 * mu * bm[1] + mu * mu * bm[0]
     e = r - mu
     # h_{t+1} = omega + (alpha + gamma 1[e_t < 0]) e_t^2 + beta h_t, started at h_1

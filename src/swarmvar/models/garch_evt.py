@@ -40,7 +40,7 @@ from ..types import Diagnostics, Forecast
 from ._garch_family import simulate_paths
 from .base import Agent, Seed, rng_from
 from .garch_t import ASYMMETRIC_DEFAULT, GarchT
-from .gpd import GPDPosterior, GPDTailFamily, gpd_posterior
+from .gpd import GPDPosterior, GPDTailFamily, body_suffix_sums, gpd_posterior
 from .risk import EmpiricalFamily, check_alphas, risk_measures
 
 FloatArray = NDArray[np.float64]
@@ -105,7 +105,9 @@ class GarchEVT(Agent):
         y = self._history(returns)
         rng = _own(seed) if seed is not None else copy.deepcopy(self._rng)
         started = time.perf_counter()
-        garch = copy.deepcopy(self._garch)  # refit a copy: all-or-nothing
+        # Refit a copy, all-or-nothing. A shallow one is enough: GarchT.refit binds new
+        # arrays to its attributes and never writes into the ones it holds.
+        garch = copy.copy(self._garch)
         garch.refit(y, seed=int(rng.integers(0, 2**31 - 1)))
         self._install(garch, rng, started)
         return self
@@ -117,6 +119,7 @@ class GarchEVT(Agent):
         gpd = gpd_posterior(excess, losses.size)
         self._garch, self._rng, self._u = garch, rng, u
         self._body = np.sort(losses[losses <= u])
+        self._suffix: FloatArray | None = None
         self._gpd = gpd
         self._draws = gpd.draws(self.particles, rng)
         self._seconds = time.perf_counter() - started
@@ -135,13 +138,14 @@ class GarchEVT(Agent):
         # The GPD steps below cannot fail for a finite residual, so after the
         # GARCH update (all-or-nothing itself) nothing can leave a half-update.
         lpd = self._garch.update(value)
-        x = -float(self._garch.standardized_residuals()[-1])
+        x = -self._garch.newest_residual()
         if x > self._u:
             self._gpd = self._gpd.add_excess(x - self._u)
             self._draws = self._gpd.draws(self.particles, self._rng)
         else:
             self._gpd = self._gpd.add_non_exceedance()
             self._body = np.insert(self._body, int(np.searchsorted(self._body, x)), x)
+            self._suffix = None
             k, n = self._gpd.n_exceed, self._gpd.n_obs
             xi, beta, _ = self._draws
             self._draws = (xi, beta, self._rng.beta(k + 0.5, n - k + 0.5, self.particles))
@@ -155,7 +159,11 @@ class GarchEVT(Agent):
         loc, scale, df, w = self._garch.next_moments()
         vol = scale * np.sqrt(df / (df - 2.0))  # sqrt(h_s): residuals have unit variance
         xi, beta, p_u = self._draws
-        return GPDTailFamily(self._u, xi, beta, p_u, self._body, loc=-loc, scale=vol, weights=w)
+        if self._suffix is None:  # the body's suffix sums, once per body
+            self._suffix = body_suffix_sums(self._body)
+        # the arrays are the agent's own, valid and (the body) sorted: no checks or copies
+        return GPDTailFamily.unchecked(self._u, xi, beta, p_u, self._body, self._suffix,
+                                       loc=-loc, scale=vol, weights=w)
 
     def forecast(self, alphas: Sequence[float] = (0.99,), horizon: int = 1, *,
                  seed: Seed = None) -> Forecast:
@@ -269,8 +277,8 @@ class GarchEVT(Agent):
         if (gpd.log_post.shape != (gpd.xi.size, gpd.log_beta.size) or body.ndim != 1
                 or any(d.shape != (self.particles,) for d in draws)
                 or not np.isfinite(u) or not np.all(np.isfinite(body))
-                or (body.size and body[-1] > u)):
+                or bool(np.any(np.diff(body) < 0)) or (body.size and body[-1] > u)):
             raise InvalidState("GarchEVT state arrays are inconsistent")
         self._garch, self._rng, self._u, self._seconds = garch, rng, u, seconds
-        self._gpd, self._body = gpd, body
+        self._gpd, self._body, self._suffix = gpd, body, None
         self._draws = (draws[0], draws[1], draws[2])

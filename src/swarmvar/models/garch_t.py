@@ -168,6 +168,8 @@ class GarchT(Agent):
         self._buf = np.empty(cap)
         self._buf[: r.size] = r
         self._n = r.size
+        # the backcast reads the first returns only, which updates never change
+        self._backcast = lik.backcast_moments(r)
         self._rng = rng
         self._set_cloud(cloud, logw)
 
@@ -258,15 +260,25 @@ class GarchT(Agent):
         Unit variance under the model (``eps_t``, not the standard t). The
         parameters are the posterior means of the current particles.
         """
+        mu, h = self._mean_variance_path()
+        r = self._buf[: self._n]
+        result: FloatArray = (r - mu) / np.sqrt(h[:-1])
+        return result
+
+    def newest_residual(self) -> float:
+        """The last of :meth:`standardized_residuals` (the same number), without the others."""
+        mu, h = self._mean_variance_path()
+        return float((self._buf[self._n - 1] - mu) / np.sqrt(h[-2]))
+
+    def _mean_variance_path(self) -> tuple[float, FloatArray]:
+        """``mu`` and the variances ``h_1..h_{n+1}`` at the posterior-mean parameters."""
         self._require_fitted()
         w = self._weights()
         th = self._theta
         mu, omega, alpha, beta, gamma = (float(w @ p) for p in (
             th.mu, th.omega, th.alpha, th.beta, th.gamma))
         r = self._buf[: self._n]
-        h = lik.variance_path(r, mu, omega, alpha, beta, gamma)[:-1]
-        result: FloatArray = (r - mu) / np.sqrt(h)
-        return result
+        return mu, lik.variance_path(r, mu, omega, alpha, beta, gamma, moments=self._backcast)
 
     def forecast(
         self, alphas: Sequence[float] = (0.99,), horizon: int = 1, *, seed: Seed = None

@@ -225,16 +225,21 @@ def test_newton_mixture_var_equals_brent(seed: int, size: int, alpha: float) -> 
     assert float(fam.weights @ fam.tail(got + eps)) <= (1 - alpha) * (1 + 1e-6)
 
 
-@settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 2**31), size=st.integers(2, 200), spread=st.floats(0.0, 1.5))
-def test_level_measures_equal_brent_and_the_plain_route(seed: int, size: int,
-                                                       spread: float) -> None:
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31), size=st.integers(2, 200), spread=st.floats(0.0, 1.5),
+       exponential=st.booleans())
+def test_level_measures_equal_brent_and_the_plain_route(seed: int, size: int, spread: float,
+                                                       exponential: bool) -> None:
     # the batched Halley solve against Brent on the same family, and the per-draw measures
-    # against var / excess bit for bit; a wide spread of scales puts some draws in the body
+    # against var / excess bit for bit; a wide spread of scales puts some draws in the body,
+    # and xi = 0 (the exponential tail) takes the general path
     from swarmvar.models import risk
 
     rng = np.random.default_rng(seed)
-    fam = GPDTailFamily(1.2, rng.uniform(-0.4, 0.6, size), rng.uniform(0.3, 1.0, size),
+    xi = rng.uniform(-0.4, 0.6, size)
+    if exponential:
+        xi[rng.random(size) < 0.5] = 0.0
+    fam = GPDTailFamily(1.2, xi, rng.uniform(0.3, 1.0, size),
                         rng.uniform(0.05, 0.15, size), rng.normal(0, 0.6, 300).clip(max=1.2),
                         loc=rng.normal(0, 1e-3, size),
                         scale=0.01 * np.exp(spread * rng.normal(size=size)),
@@ -263,3 +268,28 @@ def test_unchecked_family_is_the_checked_one() -> None:
     fast = GPDTailFamily.unchecked(1.1, xi, beta, p_u, body, body_suffix_sums(body), loc, scale,
                                    w)
     assert risk_measures(fast, (0.99, 0.9)) == risk_measures(checked, (0.99, 0.9))
+
+
+def test_grid_step_is_gpd_logpdf_on_the_grid() -> None:
+    from swarmvar.models.gpd import _grid_logpdf
+
+    xi = np.linspace(-0.5, 0.95, 146)  # holds a node at ~0 (the exponential limit)
+    beta = np.exp(np.linspace(-3.0, 2.0, 201))
+    for y in (0.0, 1e-9, 0.3, 2.5, 40.0):
+        ref = gpd_logpdf(y, xi[:, None], beta[None, :])
+        got = _grid_logpdf(y, xi, beta)
+        assert got.tobytes() == ref.tobytes()
+
+
+def test_draws_are_generator_choice_draws() -> None:
+    # draws() inlines Generator.choice: the same cells, jitter and p_u from the same stream
+    post = gpd_posterior(np.random.default_rng(4).pareto(4.0, 80) + 1e-3, 700)
+    rng = np.random.default_rng(9)
+    p = post.probabilities.ravel()
+    i, j = np.unravel_index(rng.choice(p.size, size=500, p=p), post.log_post.shape)
+    xi = post.xi[i] + (post.xi[1] - post.xi[0]) * (rng.random(500) - 0.5)
+    beta = np.exp(post.log_beta[j] + (post.log_beta[1] - post.log_beta[0]) * (
+        rng.random(500) - 0.5))
+    p_u = rng.beta(post.n_exceed + 0.5, post.n_obs - post.n_exceed + 0.5, size=500)
+    for got, ref in zip(post.draws(500, np.random.default_rng(9)), (xi, beta, p_u), strict=True):
+        np.testing.assert_array_equal(got, ref)

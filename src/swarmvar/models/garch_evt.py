@@ -144,7 +144,8 @@ class GarchEVT(Agent):
             self._draws = self._gpd.draws(self.particles, self._rng)
         else:
             self._gpd = self._gpd.add_non_exceedance()
-            self._body = np.insert(self._body, int(np.searchsorted(self._body, x)), x)
+            at = int(np.searchsorted(self._body, x))
+            self._body = np.concatenate((self._body[:at], [x], self._body[at:]))
             self._suffix = None
             k, n = self._gpd.n_exceed, self._gpd.n_obs
             xi, beta, _ = self._draws

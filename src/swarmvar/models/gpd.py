@@ -98,8 +98,7 @@ class GPDPosterior:
     def add_excess(self, y: float) -> GPDPosterior:
         """The posterior after one more exceedance ``y > 0`` (O(grid))."""
         value = _check_excesses(np.array([y]))[0]
-        step = gpd_logpdf(value, self.xi[:, None], np.exp(self.log_beta)[None, :])
-        log_post = self.log_post + step
+        log_post = self.log_post + _grid_logpdf(float(value), self.xi, np.exp(self.log_beta))
         if not np.isfinite(log_post.max()):
             raise InvalidReturns(f"excess {value!r} lies beyond the support of every grid node")
         return GPDPosterior(self.xi, self.log_beta, log_post, self.n_exceed + 1, self.n_obs + 1)
@@ -137,8 +136,11 @@ class GPDPosterior:
         which turns the grid into a piecewise-constant density; ``p_u`` is drawn
         from ``Beta(k + 1/2, n - k + 1/2)``.
         """
-        p = self.probabilities.ravel()
-        cells = rng.choice(p.size, size=n, p=p)
+        # rng.choice(p.size, size=n, p=p) as numpy does it (an inverse-CDF draw from
+        # rng.random), without its checks of p: the same cells from the same stream
+        cdf = np.cumsum(self.probabilities.ravel())
+        cdf /= cdf[-1]
+        cells = cdf.searchsorted(rng.random(n), side="right")
         i, j = np.unravel_index(cells, self.log_post.shape)
         dx = self.xi[1] - self.xi[0] if self.xi.size > 1 else 0.0
         db = self.log_beta[1] - self.log_beta[0] if self.log_beta.size > 1 else 0.0
@@ -146,6 +148,24 @@ class GPDPosterior:
         beta = np.exp(self.log_beta[j] + db * (rng.random(n) - 0.5))
         p_u = rng.beta(self.n_exceed + 0.5, self.n_obs - self.n_exceed + 0.5, size=n)
         return np.asarray(xi), np.asarray(beta), np.asarray(p_u)
+
+
+def _grid_logpdf(y: float, xi: FloatArray, beta: FloatArray) -> FloatArray:
+    """``gpd_logpdf(y, xi[:, None], beta[None, :])`` ``(nx, nb)`` for one excess ``y >= 0``.
+
+    The same numbers (each formed by the same operations), with the factors
+    that depend on one grid axis only computed once per row or column.
+    """
+    small = (np.abs(xi) < _TINY_XI)[:, None]
+    safe_xi = np.where(small, 1.0, xi[:, None])
+    ratio = safe_xi * y / beta[None, :]
+    neg_log_beta = -np.log(beta)[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = neg_log_beta - (1.0 + 1.0 / safe_xi) * np.log1p(ratio)
+    if small.any():
+        out = np.where(small, neg_log_beta - y / beta[None, :], out)
+    ok = (1.0 + ratio > 0) | small
+    return np.asarray(np.where(ok, out, -np.inf))
 
 
 def _check_excesses(excesses: ArrayLike) -> FloatArray:
@@ -366,15 +386,50 @@ class GPDTailFamily:
         """``P_s(L > v)`` per draw ``(S,)``."""
         return self._tail_x((v - self.loc) / self.scale)
 
+    def _smooth_tail(self, over: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray,
+                                                      list[bool]] | None:
+        """:meth:`_tail_density` where every draw is inside its GPD tail (the usual case).
+
+        ``over = x - u`` ``(L, S)``; None when some draw is below ``u`` or past
+        a negative-``xi`` endpoint, or has ``xi`` ~ 0 (the general path then).
+        """
+        if self._any_small or float(over.min()) < 0.0:
+            return None
+        y = over * (self.xi / self.beta)
+        if float(y.min()) <= -1.0:
+            return None
+        tail = self.p_u * np.exp(np.log1p(y) * (-1.0 / self.xi))  # p_u (1 + y)^(-1/xi)
+        den = self.beta + self.xi * over  # beta (1 + y)
+        dens = tail / den
+        dens *= 1.0 / self.scale
+        curv = dens * ((1.0 + self.xi) / self.scale) / den
+        return tail, dens, curv, [True] * over.shape[0]
+
+    def _smooth_excess(self, v: FloatArray, weights: FloatArray) -> FloatArray:
+        """``sum_s w_s E_s[(L - v)^+]`` ``(L,)`` where every draw is inside its GPD tail at ``v``.
+
+        ``p_u S (beta + xi (x - u)) / (1 - xi)`` per draw, ``x`` the
+        standardized ``v``: :meth:`excess` without the body, for the ES.
+        """
+        over = (v - self.loc) / self.scale - self.u
+        tail = self.p_u * np.exp(np.log1p(over * (self.xi / self.beta)) * (-1.0 / self.xi))
+        result: FloatArray = (tail * (self.beta + self.xi * over)) @ (
+            weights * self.scale / (1.0 - self.xi))
+        return result
+
     def _tail_density(self, v: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray,
                                                     list[bool]]:
-        """``P_s(L > v)``, the density of ``L`` at ``v`` from the GPD part and minus its derivative.
+        """``P_s(L > v)``, the density of ``L`` at ``v`` from the GPD part and its derivative.
 
-        ``v`` is ``(L, 1)`` (one point per level), the results ``(L, S)``, and
-        per level whether every draw is in its (smooth) GPD tail there. The
+        ``v`` is ``(L, 1)`` (one point per level); returns ``(L, S)`` arrays
+        of the tail probability, the density and minus its derivative, and per
+        level whether every draw is in its (smooth) GPD tail there. The
         empirical body has no density (0 there); one pass for Halley steps.
         """
         x = (v - self.loc) / self.scale
+        fast = self._smooth_tail(x - self.u)
+        if fast is not None:
+            return fast
         above = x >= self.u
         over = np.maximum(x - self.u, 0.0)
         y = self.xi * over / self.beta
@@ -470,7 +525,9 @@ class GPDTailFamily:
             if carried:
                 # E[(L - v)^+] at the evaluated point, then over the step d by Taylor:
                 # its derivatives in v are -P(L > v) and the density of L
-                part = self.excess(at[[r for r, _, _ in carried]]) @ w
+                points = at[[r for r, _, _ in carried]]
+                part = (self.excess(points) @ w if self._any_small
+                        else self._smooth_excess(points, w))
                 for (row, j, d), e in zip(carried, part.tolist(), strict=True):
                     moved = e - d * total[row] + 0.5 * d * d * slope[row]
                     var[j] = v[j]

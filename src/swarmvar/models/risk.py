@@ -253,8 +253,10 @@ def _interval_quantiles(values: FloatArray, weights: FloatArray,
     duplicates, such as a resampled particle's copies, are the usual ties
     and pass.
     """
+    rows, size = values.shape
     order = np.argsort(values, axis=1)
-    xs = np.take_along_axis(values, order, axis=1)
+    flat = order + np.arange(0, rows * size, size)[:, None]
+    xs = values.reshape(-1)[flat]
     ws = weights[order]
     ties = xs[:, 1:] == xs[:, :-1]
     bad = np.isnan(xs[:, -1])  # NaN sorts last: the last value is NaN if any is
@@ -263,14 +265,13 @@ def _interval_quantiles(values: FloatArray, weights: FloatArray,
             axis=1)
     cum = np.cumsum(ws, axis=1)
     cum /= cum[:, -1:]
-    out = np.empty((values.shape[0], 2))
-    for r in range(values.shape[0]):
-        if bad[r]:
-            out[r] = weighted_quantile(values[r], weights, probs)
-        else:
-            idx = np.searchsorted(cum[r], (probs[0] - 1e-12, probs[1] - 1e-12), side="left")
-            out[r] = xs[r, np.minimum(idx, xs.shape[1] - 1)]
-    return out
+    # searchsorted(cum, p - 1e-12, side="left") is the count of cumulative weights below it
+    below = np.stack([(cum < probs[0] - 1e-12).sum(axis=1), (cum < probs[1] - 1e-12).sum(axis=1)],
+                     axis=1)
+    out = xs[np.arange(rows)[:, None], np.minimum(below, size - 1)]
+    for r in np.flatnonzero(bad):
+        out[r] = weighted_quantile(values[r], weights, probs)
+    return np.asarray(out)
 
 
 def mixture_var(family: Family, alpha: float, conditional: FloatArray | None = None) -> float:

@@ -185,8 +185,12 @@ def _day(
     levels: tuple[float, ...],
     horizon: int,
     key: tuple[int, int],
+    predictive_t: Callable[[int], tuple[float, float, float]] | None = None,
 ) -> Forecast:
-    """One row on day ``t``: (re)fit on ``r[t-window:t]`` if due, forecast, absorb ``r[t]``."""
+    """One row on day ``t``: (re)fit on ``r[t-window:t]`` if due, forecast, absorb ``r[t]``.
+
+    ``predictive_t`` is the row's :class:`StudentTPredictive` method, if it has one.
+    """
     if i % refit_every == 0:
         begin = time.perf_counter()
         fit = row.fit if i == 0 else row.refit
@@ -195,8 +199,8 @@ def _day(
         rr.fits += 1
     begin = time.perf_counter()
     fc = row.forecast(levels, horizon, seed=np.random.default_rng([*key, t, 1]))
-    if isinstance(row, StudentTPredictive):
-        rr.t_params[:, i] = row.predictive_t(horizon)
+    if predictive_t is not None:
+        rr.t_params[:, i] = predictive_t(horizon)
     rr.forecast += time.perf_counter() - begin
     rr.store(i, fc)
     begin = time.perf_counter()
@@ -236,10 +240,12 @@ def _run_row(
     keyed by ``key = (seed, row number)``).
     """
     rr = _Recorder(levels, days)
+    # the protocol check once per row, not once per day
+    predictive = row.predictive_t if isinstance(row, StudentTPredictive) else None
     report = on_step if on_step is not None else (_queue.put if _queue is not None else None)
     pending = 0
     for i in range(days):
-        _day(row, rr, i, r, window + i, window, refit_every, levels, horizon, key)
+        _day(row, rr, i, r, window + i, window, refit_every, levels, horizon, key, predictive)
         pending += 1
         if report is not None and (on_step is not None or pending == _REPORT_EVERY
                                    or i == days - 1):

@@ -228,15 +228,18 @@ def test_bad_inputs_raise(known_mean_normal: Any) -> None:
     assert check_alphas((0.99,)) == (0.99,)
 
 
-_PARENT = os.getpid()
-
-
 class DiesInWorker(NormalInverseGamma):
-    """Kills its own process on its 10th update, when it runs in a worker."""
+    """Kills its own process on its 10th update, when it runs in a worker.
+
+    The test's pid travels with the instance (a spawned worker re-imports
+    this module, so a module-level pid would be its own).
+    """
+
+    parent = 0
 
     def update(self, r: float) -> float:
         self.calls = getattr(self, "calls", 0) + 1
-        if self.calls == 10 and os.getpid() != _PARENT:
+        if self.calls == 10 and os.getpid() != self.parent:
             os.kill(os.getpid(), signal.SIGKILL)
         return super().update(r)
 
@@ -244,8 +247,10 @@ class DiesInWorker(NormalInverseGamma):
 def test_a_dead_worker_is_a_clear_error() -> None:
     """A worker killed mid-row (OOM killer, SIGKILL) is WorkerFailed, saying what to try."""
     r = simulated(150, 5)
+    dies = DiesInWorker()
+    dies.parent = os.getpid()
     with pytest.raises(WorkerFailed, match="worker process died.*workers=1"):
-        backtest(r, [NormalInverseGamma(), DiesInWorker()], window=120, baseline=None,
+        backtest(r, [NormalInverseGamma(), dies], window=120, baseline=None,
                  progress=False, n_sim=10, workers=2)
 
 

@@ -59,9 +59,10 @@ def fail(exc: SwarmVarError) -> typer.Exit:
 def persist_compilations(home: Path) -> Path:
     """Keep JAX's compiled programs under ``<home>/cache/jax`` across runs.
 
-    StudentT's NUTS sampler compiles on its first fit in a process (5 s
-    here); with the persistent cache a later run (or a backtest worker)
-    loads the compiled program and only traces (about 2 s). Set through
+    GarchT's likelihood (~0.35 s) and StudentT's optional NUTS sampler
+    (``sampler="nuts"``, ~5 s) compile on first use in a process; with the
+    persistent cache a later run (or a spawned backtest worker) loads the
+    compiled program instead. Set through
     the environment before JAX is imported, so worker processes inherit it;
     a cache directory the user already set wins.
     """

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -103,6 +104,16 @@ def table_position(z: FloatArray) -> FloatArray:
     return result
 
 
+def _catmull_rom(
+    p0: FloatArray, p1: FloatArray, p2: FloatArray, p3: FloatArray, t: NDArray[Any]
+) -> FloatArray:
+    """Catmull-Rom interpolation between ``p1`` (``t = 0``) and ``p2`` (``t = 1``)."""
+    result: FloatArray = p1 + 0.5 * t * (
+        p2 - p0 + t * (2.0 * p0 - 5.0 * p1 + 4.0 * p2 - p3 + t * (3.0 * (p1 - p2) + p3 - p0))
+    )
+    return result
+
+
 def _cdf_at(
     z: FloatArray, pos: FloatArray, df: FloatArray, rows: FloatArray, first: int
 ) -> FloatArray:
@@ -114,10 +125,7 @@ def _cdf_at(
     # rows_for guarantees columns i - 1 .. i + 2 are held, so no clamping here
     base = np.arange(-first, z.size * k - first, k) + i
     p0, p1, p2, p3 = flat[base - 1], flat[base], flat[base + 1], flat[base + 2]
-    log_f = p1 + 0.5 * t * (
-        p2 - p0 + t * (2.0 * p0 - 5.0 * p1 + 4.0 * p2 - p3 + t * (3.0 * (p1 - p2) + p3 - p0))
-    )
-    lower = np.exp(log_f)
+    lower = np.exp(_catmull_rom(p0, p1, p2, p3, t))
     out = pos >= full - 2
     if out.any():  # beyond the grid: exact
         lower[out] = special.stdtr(df[out], -np.abs(z[out]))
@@ -362,10 +370,7 @@ class CachedTFamily(StudentTFamily):
         base = cache._offsets + i  # noqa: SLF001 - flat index of column i - 1
         flat = rows.reshape(-1)
         p0, p1, p2, p3 = flat[base], flat[1:][base], flat[2:][base], flat[3:][base]
-        log_f = p1 + 0.5 * t * (
-            p2 - p0 + t * (2.0 * p0 - 5.0 * p1 + 4.0 * p2 - p3 + t * (3.0 * (p1 - p2) + p3 - p0))
-        )
-        cdf = np.exp(log_f)
+        cdf = np.exp(_catmull_rom(p0, p1, p2, p3, t))
         if beyond:  # beyond the grid: exact
             out = pos >= full - 2
             cdf[out] = special.stdtr(np.broadcast_to(df, z.shape)[out], -np.abs(z[out]))

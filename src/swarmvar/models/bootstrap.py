@@ -278,8 +278,8 @@ def _hs_point(plain: NDArray[np.float64], levels: tuple[float, ...]) -> list[tup
 def _even_quantile_index(n: int) -> NDArray[np.intp]:
     """Order statistics of ``n`` equally weighted values that are their 5% and 95% quantiles.
 
-    Those :func:`~swarmvar.models.risk.weighted_quantile` picks, so that a
-    partition finds the same values without a sort.
+    Those :func:`~swarmvar.models.risk.weighted_quantile` picks, so that
+    indexing the sorted values gives the same numbers.
     """
     cum = np.cumsum(np.full(n, 1.0 / n))
     cum /= cum[-1]

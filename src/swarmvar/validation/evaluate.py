@@ -114,19 +114,3 @@ def finish_rows(
             out[row][alpha] = Evaluation(tests, light, pinball, mean_fz0, dm)
     return out
 
-
-def evaluate_rows(
-    losses: FloatArray,
-    series: Mapping[str, Mapping[float, LevelSeries]],
-    t_params: Mapping[str, FloatArray],
-    *,
-    baseline: str | None,
-    seed: int,
-    n_sim: int,
-) -> dict[str, dict[float, Evaluation]]:
-    """Evaluate every row (row ``k`` of ``series`` keyed ``(seed, k)``); DM against the baseline."""
-    raw = {
-        row: evaluate_row(losses, levels, t_params.get(row), seed=seed, row=k, n_sim=n_sim)
-        for k, (row, levels) in enumerate(series.items())
-    }
-    return finish_rows(raw, baseline=baseline)

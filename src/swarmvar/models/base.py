@@ -81,6 +81,51 @@ class Agent(ABC):
     ) -> Forecast:
         """VaR/ES with credible intervals at each confidence level."""
 
+    def forecast_block(
+        self,
+        returns: ArrayLike,
+        alphas: Sequence[float] = (0.99,),
+        horizon: int = 1,
+        *,
+        seeds: Sequence[Seed] | None = None,
+    ) -> tuple[list[Forecast], NDArray[np.float64]]:
+        """Forecast, then absorb, each of ``returns`` in turn (the backtest between refits).
+
+        Day ``j``'s forecast is ``forecast(alphas, horizon, seed=seeds[j])``
+        made before ``returns[j]`` is absorbed by ``update``, so it sees only
+        ``returns[:j]`` (and what the agent held before). Every return is
+        checked before anything is absorbed: a bad one raises
+        :class:`~swarmvar.errors.InvalidReturns` and leaves the agent as it was.
+
+        The default is that loop. Agents with a costly forecast override it
+        with a vectorized equivalent: the same forecasts and densities (to
+        rounding) and the same end state as the loop, tested against it.
+
+        Parameters
+        ----------
+        returns : array ``(D,)``
+            The next ``D`` returns (fractions), oldest first.
+        alphas, horizon
+            As in :meth:`forecast`.
+        seeds : sequence of ``D`` seeds, optional
+            Day ``j``'s forecast seed (``None``: ``seed=None`` every day).
+
+        Returns
+        -------
+        forecasts : list of ``D`` :class:`~swarmvar.types.Forecast`
+        log_densities : array ``(D,)``
+            What ``update(returns[j])`` returned: the log predictive density of
+            ``returns[j]`` before it was absorbed.
+        """
+        self._require_fitted()
+        xs = self._block_returns(returns)
+        day_seeds = self._block_seeds(seeds, xs.size)
+        forecasts, dens = [], np.empty(xs.size)
+        for j, x in enumerate(xs.tolist()):
+            forecasts.append(self.forecast(alphas, horizon, seed=day_seeds[j]))
+            dens[j] = self.update(x)
+        return forecasts, dens
+
     @abstractmethod
     def _get_state(self) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
         """Scalars (JSON) and arrays that fully describe the fitted agent."""
@@ -197,6 +242,29 @@ class Agent(ABC):
                 "(0.01 = 1%) - if this is percent, divide by 100"
             )
         return value
+
+    @classmethod
+    def _block_returns(cls, returns: ArrayLike) -> NDArray[np.float64]:
+        """:meth:`forecast_block`'s returns ``(D,)``, each checked as :meth:`update` checks it."""
+        try:
+            xs = np.asarray(returns, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise InvalidReturns(f"forecast_block needs numbers, got {returns!r}") from exc
+        if xs.ndim != 1:
+            raise InvalidReturns(f"forecast_block needs a 1-d array of returns, not shape "
+                                 f"{xs.shape}")
+        bad = ~np.isfinite(xs) | (np.abs(xs) > MAX_ABS_RETURN)
+        if bad.any():
+            cls._check_return(float(xs[np.flatnonzero(bad)[0]]))  # raises, naming the value
+        return xs
+
+    @staticmethod
+    def _block_seeds(seeds: Sequence[Seed] | None, days: int) -> Sequence[Seed]:
+        if seeds is None:
+            return [None] * days
+        if len(seeds) != days:
+            raise InvalidParameter(f"forecast_block got {len(seeds)} seeds for {days} returns")
+        return seeds
 
     @staticmethod
     def _check_horizon(horizon: int) -> int:

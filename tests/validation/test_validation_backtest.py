@@ -172,6 +172,56 @@ def test_worker_processes_give_the_same_numbers_and_report_all_progress() -> Non
         backtest(r, agents, workers=0, **kw)
 
 
+class DayByDay:
+    """An agent seen through the plain protocol only (no forecast_block): the per-day path."""
+
+    def __init__(self, agent: Any) -> None:
+        self.agent, self.name = agent, agent.name
+
+    def fit(self, returns: Any, *, seed: Any = None) -> Any:
+        return self.agent.fit(returns, seed=seed)
+
+    def refit(self, returns: Any, *, seed: Any = None) -> Any:
+        return self.agent.refit(returns, seed=seed)
+
+    def update(self, r: float) -> float:
+        return float(self.agent.update(r))
+
+    def forecast(self, alphas: Any = (0.99,), horizon: int = 1, *, seed: Any = None) -> Forecast:
+        return self.agent.forecast(alphas, horizon, seed=seed)
+
+
+class ShortBlock(BayesianBootstrap):
+    """Breaks the forecast_block contract: one forecast short."""
+
+    def forecast_block(self, returns: Any, alphas: Any = (0.99,), horizon: int = 1, *,
+                       seeds: Any = None) -> Any:
+        forecasts, dens = super().forecast_block(returns, alphas, horizon, seeds=seeds)
+        return forecasts[:-1], dens[:-1]
+
+
+@pytest.mark.parametrize("horizon", [1, 3])
+def test_block_rows_equal_day_by_day_rows(known_mean_normal: Any, horizon: int) -> None:
+    """A refit period through forecast_block gives what forecast-then-update per day gives."""
+    r = simulated(260, 5)
+    kw = dict(window=120, refit_every=17, alphas=(0.99, 0.95), seed=2, progress=False,
+              n_sim=20, baseline=None, horizon=horizon)
+    agents = [known_mean_normal(window=60), BayesianBootstrap(window=100)]
+    blocks = backtest(r, agents, **kw)
+    days = backtest(r, [DayByDay(a) for a in agents], **kw)
+    np.testing.assert_array_equal(forecast_matrix(blocks), forecast_matrix(days))
+    for name in blocks.logscore:
+        np.testing.assert_array_equal(blocks.logscore[name], days.logscore[name])
+        assert blocks.timings[name].fits == days.timings[name].fits == 9  # 140 days / 17
+        assert blocks.timings[name].update == 0.0 < days.timings[name].update
+
+
+def test_a_block_of_the_wrong_length_is_a_clear_error() -> None:
+    with pytest.raises(InvalidParameter, match="forecast_block returned 16 forecasts"):
+        backtest(simulated(200, 2), [ShortBlock(window=80)], window=120, refit_every=17,
+                 progress=False, baseline=None, n_sim=10)
+
+
 def test_the_callers_agents_are_left_unfitted(known_mean_normal: Any) -> None:
     agent = known_mean_normal()
     backtest(simulated(150, 4), [agent, agent], window=100, progress=False, baseline=None,

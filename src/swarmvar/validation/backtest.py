@@ -9,6 +9,12 @@ only ``returns[:t]``:
 * it then forecasts VaR/ES at every level for the next ``horizon`` returns,
   and the realized loss ``-(r_t + ... + r_{t+h-1})`` is scored against it.
 
+A row with a ``forecast_block`` method (every
+:class:`~swarmvar.models.base.Agent`) gets the days between two refits in
+one call, ``forecast_block(r[t : t+n], ...)``: by its contract the same
+forecasts as ``forecast`` then ``update`` day by day, each day's seeing only
+the returns before it, so agents can vectorize the days' work.
+
 Rows are the agents (anything with ``fit``/``refit``/``update``/``forecast``,
 e.g. every :class:`~swarmvar.models.base.Agent`), optional consensus rows,
 and the baseline, arch's GARCH(1,1)-t MLE on the same windows. A consensus
@@ -33,7 +39,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, overload, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -174,6 +180,19 @@ def _progress_bar(*, enabled: bool) -> Any:
     )
 
 
+def _fit_if_due(
+    row: Forecaster, rr: _Recorder, i: int, r: np.ndarray, t: int, window: int,
+    refit_every: int, key: tuple[int, int],
+) -> None:
+    """(Re)fit on ``r[t-window:t]`` on the first day and every ``refit_every`` days after."""
+    if i % refit_every == 0:
+        begin = time.perf_counter()
+        fit = row.fit if i == 0 else row.refit
+        fit(r[t - window : t], seed=np.random.default_rng([*key, t, 0]))
+        rr.fit += time.perf_counter() - begin
+        rr.fits += 1
+
+
 def _day(
     row: Forecaster,
     rr: _Recorder,
@@ -191,12 +210,7 @@ def _day(
 
     ``predictive_t`` is the row's :class:`StudentTPredictive` method, if it has one.
     """
-    if i % refit_every == 0:
-        begin = time.perf_counter()
-        fit = row.fit if i == 0 else row.refit
-        fit(r[t - window : t], seed=np.random.default_rng([*key, t, 0]))
-        rr.fit += time.perf_counter() - begin
-        rr.fits += 1
+    _fit_if_due(row, rr, i, r, t, window, refit_every, key)
     begin = time.perf_counter()
     fc = row.forecast(levels, horizon, seed=np.random.default_rng([*key, t, 1]))
     if predictive_t is not None:
@@ -209,6 +223,52 @@ def _day(
     if horizon == 1:
         rr.logscore[i] = logpdf
     return fc
+
+
+class _DaySeeds(Sequence[np.random.Generator]):
+    """Day ``t + j``'s forecast seed, made when asked for (most horizon-1 forecasts never ask)."""
+
+    def __init__(self, key: tuple[int, int], t: int, n: int) -> None:
+        self._key, self._t, self._n = key, t, n
+
+    def __len__(self) -> int:
+        return self._n
+
+    @overload
+    def __getitem__(self, j: int) -> np.random.Generator: ...
+
+    @overload
+    def __getitem__(self, j: slice) -> Sequence[np.random.Generator]: ...
+
+    def __getitem__(self, j: int | slice) -> Any:
+        if isinstance(j, slice):
+            return [self[k] for k in range(*j.indices(self._n))]
+        if not -self._n <= j < self._n:
+            raise IndexError(j)
+        return np.random.default_rng([*self._key, self._t + j % self._n, 1])
+
+
+def _block(
+    row: Any, name: str, rr: _Recorder, i: int, n: int, r: np.ndarray, t: int,
+    levels: tuple[float, ...], horizon: int, key: tuple[int, int],
+) -> None:
+    """Days ``i .. i+n-1`` (returns ``t .. t+n-1``) of a row by its ``forecast_block``.
+
+    The same forecasts as :func:`_day` would make one day at a time (the
+    agent's contract, tested per agent); the block's time is recorded as
+    forecast time (it includes the updates).
+    """
+    begin = time.perf_counter()
+    forecasts, dens = row.forecast_block(r[t : t + n], levels, horizon,
+                                         seeds=_DaySeeds(key, t, n))
+    rr.forecast += time.perf_counter() - begin
+    if len(forecasts) != n or np.shape(dens) != (n,):
+        raise InvalidParameter(f"{name}.forecast_block returned {len(forecasts)} forecasts and "
+                               f"densities of shape {np.shape(dens)} for {n} returns")
+    for j, fc in enumerate(forecasts):
+        rr.store(i + j, fc)
+    if horizon == 1:
+        rr.logscore[i : i + n] = dens
 
 
 #: Row-days between progress reports from a worker process.
@@ -240,17 +300,28 @@ def _run_row(
     keyed by ``key = (seed, row number)``).
     """
     rr = _Recorder(levels, days)
-    # the protocol check once per row, not once per day
+    # the protocol checks once per row, not once per day
     predictive = row.predictive_t if isinstance(row, StudentTPredictive) else None
+    blocks = predictive is None and callable(getattr(row, "forecast_block", None))
     report = on_step if on_step is not None else (_queue.put if _queue is not None else None)
-    pending = 0
-    for i in range(days):
-        _day(row, rr, i, r, window + i, window, refit_every, levels, horizon, key, predictive)
-        pending += 1
-        if report is not None and (on_step is not None or pending == _REPORT_EVERY
-                                   or i == days - 1):
-            report(pending)
-            pending = 0
+    if blocks:  # a refit period at a time
+        name = getattr(row, "name", type(row).__name__)
+        for i in range(0, days, refit_every):
+            n = min(refit_every, days - i)
+            _fit_if_due(row, rr, i, r, window + i, window, refit_every, key)
+            _block(row, name, rr, i, n, r, window + i, levels, horizon, key)
+            if report is not None:
+                report(n)
+    else:
+        pending = 0
+        for i in range(days):
+            _day(row, rr, i, r, window + i, window, refit_every, levels, horizon, key,
+                 predictive)
+            pending += 1
+            if report is not None and (on_step is not None or pending == _REPORT_EVERY
+                                       or i == days - 1):
+                report(pending)
+                pending = 0
     losses = _losses(r, window, horizon, days)
     return rr, rr.evaluate(losses, seed=key[0], row=key[1], n_sim=n_sim)
 

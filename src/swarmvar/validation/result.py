@@ -49,7 +49,11 @@ class LevelSeries:
 
 @dataclass(frozen=True)
 class Timing:
-    """Wall seconds a row spent fitting (incl. refits), updating and forecasting."""
+    """Wall seconds a row spent fitting (incl. refits), updating and forecasting.
+
+    For rows that forecast a refit period at a time (``forecast_block``),
+    ``forecast`` includes the updates and ``update`` is 0.
+    """
 
     fit: float
     update: float

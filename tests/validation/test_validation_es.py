@@ -13,6 +13,7 @@ from swarmvar.validation import (
     mcneil_frey,
     student_t_sampler,
 )
+from swarmvar.validation.es_tests import z2_statistic
 
 
 def t_var_es(scale: np.ndarray, df: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
@@ -51,13 +52,14 @@ def test_z2_pvalue_counts_simulations_at_least_as_extreme() -> None:
     assert res.pvalue == pytest.approx((1 + 2) / 4)
 
 
-def test_z2_is_calibrated_under_the_null_and_rejects_understated_risk() -> None:
+@pytest.mark.parametrize("censored", [False, True])
+def test_z2_is_calibrated_under_the_null_and_rejects_understated_risk(censored: bool) -> None:
     rng = np.random.default_rng(2)
     alpha, n = 0.975, 500
     scale = 0.01 * np.exp(0.3 * rng.standard_normal(n))
     df = np.full(n, 5.0)
     var, es = t_var_es(scale, df, alpha)
-    sampler = student_t_sampler(0.0, scale, df)
+    sampler = student_t_sampler(0.0, scale, df, above=var if censored else None)
     null_p, alt_p = [], []
     for _ in range(150):
         loss = scale * rng.standard_t(5, n)
@@ -93,6 +95,36 @@ def test_student_t_sampler_draws_the_stated_distribution() -> None:
     assert x.shape == (40_000, 2)
     assert stats.kstest(x[:, 0], stats.t(4).cdf).pvalue > 0.001
     assert stats.kstest(x[:, 1], stats.norm(1, 2).cdf).pvalue > 0.001
+
+
+def test_censored_sampler_keeps_the_law_beyond_the_floor() -> None:
+    loc, scale, df = np.array([0.0, 1.0, -0.5]), np.array([1.0, 2.0, 0.5]), np.array(
+        [4.0, np.inf, 2.5])
+    floor = loc + scale * np.array([stats.t.ppf(0.9, 4), 1.5, stats.t.ppf(0.5, 2.5)])
+    x = student_t_sampler(loc, scale, df, above=floor)(np.random.default_rng(5), 60_000)
+    assert x.shape == (60_000, 3) and np.all(x >= floor)
+    laws = [stats.t(4, 0.0, 1.0), stats.norm(1.0, 2.0), stats.t(2.5, -0.5, 0.5)]
+    for j, law in enumerate(laws):
+        beyond = x[:, j][x[:, j] > floor[j]]
+        p_beyond = law.sf(floor[j])
+        # as many beyond the floor as the law says, and distributed as it says there
+        assert abs(beyond.size / 60_000 - p_beyond) < 5 * np.sqrt(p_beyond / 60_000)
+        conditional = (law.cdf(beyond) - law.cdf(floor[j])) / p_beyond
+        assert stats.kstest(conditional, "uniform").pvalue > 0.001
+
+
+def test_censoring_at_var_leaves_the_z2_null_distribution_unchanged() -> None:
+    rng = np.random.default_rng(6)
+    n, alpha = 400, 0.99
+    scale, df = 0.01 * np.exp(0.2 * rng.standard_normal(n)), np.full(n, 6.0)
+    var, es = t_var_es(scale, df, alpha)
+    full = student_t_sampler(0.0, scale, df)(np.random.default_rng(7), 4000)
+    cens = student_t_sampler(0.0, scale, df, above=var)(np.random.default_rng(8), 4000)
+    z_full, z_cens = z2_statistic(full, var, es, alpha), z2_statistic(cens, var, es, alpha)
+    assert stats.ks_2samp(z_full, z_cens).pvalue > 0.001
+    assert z_cens.mean() == pytest.approx(0.0, abs=0.05)  # E[Z2] = 0 under the null
+    with pytest.raises(InvalidParameter, match="finite"):
+        student_t_sampler(0.0, 1.0, 5.0, above=[np.nan])
 
 
 def test_mcneil_frey_statistic_and_power() -> None:

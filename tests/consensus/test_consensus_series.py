@@ -192,3 +192,36 @@ def test_all_days_weights_equal_each_days_track_record_or_bma(weighting, loss, w
         used = path[0.99].weights[t] > 0
         np.testing.assert_allclose(path[0.99].weights[t][used] / path[0.99].weights[t].sum(),
                                    want[used] / want[used].sum(), rtol=1e-12)
+
+
+@pytest.mark.parametrize(("aggregator", "n", "f"), [
+    (Aggregator.TRIMMED_MEAN, 5, 1), (Aggregator.TRIMMED_MEAN, 7, 2), (Aggregator.MEAN, 4, 0),
+    (Aggregator.MEDIAN, 5, 1), (Aggregator.MEDIAN, 6, 1), (Aggregator.KRUM, 7, 1),
+    (Aggregator.MULTI_KRUM, 7, 1),
+])
+def test_many_days_at_once_equal_each_days_rule_bit_for_bit(aggregator, n, f):
+    """aggregate_many (the backtest path) is aggregate_rows (combine's rule) on every day."""
+    from swarmvar.consensus.combine import aggregate_many, aggregate_rows
+
+    rng = np.random.default_rng(n + f)
+    days = 300
+    var = rng.lognormal(-3.8, 0.3, (days, n))
+    var[::7, 1] = var[::7, 0]  # ties, broken by position as the stable sort breaks them
+    es = var * rng.uniform(0.9, 1.4, (days, n))  # ES < VaR on some days: es = max(es, var)
+    half = rng.uniform(0, 0.004, (days, n, 2))
+    lows = np.stack([var - half[..., 0], es - half[..., 1]], axis=-1)
+    lows[::11] = -np.abs(lows[::11])  # intervals reaching below zero stay as they are
+    rows = np.stack([var, es, lows[..., 0], var + half[..., 0], lows[..., 1],
+                     es + half[..., 1]], axis=-1)
+    weights = rng.dirichlet(np.ones(n), days)
+    weights[::5, 0] = 0.0
+    if aggregator in (Aggregator.TRIMMED_MEAN, Aggregator.MEAN):
+        weights[3, :] = 1e-320  # every surviving weight underflows: equal among survivors
+    policy = Policy(aggregator=aggregator, f=f)
+    for w in (weights, None):
+        got = aggregate_many(rows, policy, w)
+        for t in range(days):
+            want = aggregate_rows(rows[t], policy, None if w is None else w[t])
+            assert got[0][t] == want[0] and got[1][t] == want[1]
+            assert tuple(got[2][t]) == want[2] and tuple(got[3][t]) == want[3]
+            np.testing.assert_array_equal(got[4][t], want[4])

@@ -137,6 +137,59 @@ def _trimmed_weights(x: FloatArray, f: int, w: FloatArray) -> FloatArray:
     return np.asarray(out / out.sum(axis=0), dtype=np.float64)
 
 
+def _day_weights(x: FloatArray, aggregator: Aggregator, f: int, w: FloatArray) -> FloatArray:
+    """:func:`robust_aggregate`'s input weights for many days at once, ``(T, n, d)``.
+
+    ``x`` is ``(T, n, d)`` (each day's ``n`` rows), ``w`` the prior weights
+    ``(T, n)``. The median, trimmed mean and mean only, each the same numbers
+    as the one-day rule (the same sums in the same order).
+    """
+    days, n, d = x.shape
+    order = np.argsort(x, axis=1, kind="stable")
+    if aggregator is Aggregator.MEDIAN:
+        out = np.zeros((days, n, d))
+        if n % 2:
+            np.put_along_axis(out, order[:, n // 2 : n // 2 + 1], 1.0, axis=1)
+        else:
+            np.put_along_axis(out, order[:, n // 2 - 1 : n // 2], 0.5, axis=1)
+            mid = order[:, n // 2 : n // 2 + 1]
+            np.put_along_axis(out, mid, np.take_along_axis(out, mid, axis=1) + 0.5, axis=1)
+        return out
+    if aggregator not in (Aggregator.TRIMMED_MEAN, Aggregator.MEAN):
+        raise InvalidParameter(f"{aggregator.value} has no many-day form; aggregate day by day")
+    trim = f if aggregator is Aggregator.TRIMMED_MEAN else 0
+    kept = np.zeros((days, n, d), dtype=bool)
+    np.put_along_axis(kept, order[:, trim : n - trim], True, axis=1)
+    out = np.where(kept, w[:, :, None], 0.0)
+    mass = out.sum(axis=1)  # (T, d)
+    empty = mass <= 0
+    if empty.any():  # all surviving weights underflowed: equal weights among survivors
+        out = np.where(empty[:, None, :], kept, out)
+    return np.asarray(out / out.sum(axis=1, keepdims=True), dtype=np.float64)
+
+
+def aggregate_days(
+    values: FloatArray, aggregator: Aggregator, f: int, weights: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """:func:`robust_aggregate` of each day's rows, ``values`` ``(T, n, d)``, weights ``(T, n)``.
+
+    For the median, trimmed mean and mean (the rules whose weights are a
+    sort away); returns each day's ``value`` ``(T, d)`` and ``weights``
+    ``(T, n, d)``, equal to :func:`robust_aggregate` day by day. Inputs are
+    taken as checked (finite, weights >= 0) and ``n`` as within tolerance.
+    """
+    out = _day_weights(values, aggregator, f, weights)
+    used = out > 0
+    total = np.sum(out * np.where(used, values, 0.0), axis=1)
+    low = np.min(np.where(used, values, np.inf), axis=1)
+    high = np.max(np.where(used, values, -np.inf), axis=1)
+    return np.asarray(np.clip(total, low, high), dtype=np.float64), out
+
+
+#: The rules :func:`aggregate_days` computes for many days at once.
+MANY_DAY_RULES = frozenset({Aggregator.MEDIAN, Aggregator.TRIMMED_MEAN, Aggregator.MEAN})
+
+
 def _as_vector(values: ArrayLike) -> FloatArray:
     if np.ndim(values) != 1:
         raise InvalidParameter(

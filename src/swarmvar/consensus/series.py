@@ -4,7 +4,8 @@ For backtests: given every agent's VaR and ES forecast for each day and level
 (made before that day's return), their credible intervals, and the realized
 returns, produce the consensus forecast for each day with the same robust
 rule, weighting and interval rule ``combine`` uses
-(:func:`~.combine.aggregate_rows`); track-record weights are joint over the
+(:func:`~.combine.aggregate_rows`, all days at once by
+:func:`~.combine.aggregate_many`); track-record weights are joint over the
 levels, and the levels are kept from crossing (:func:`rearrange_levels`).
 Track-record and BMA weights at day ``t`` use only days before ``t``, so the
 consensus path is a genuine out-of-sample forecaster. Signing and staleness
@@ -20,7 +21,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import InvalidParameter
-from .combine import Policy, Weighting, aggregate_rows
+from .combine import Policy, Weighting, aggregate_many
 from .robust import check_tolerance
 from .weights import Loss, fz0_loss, pinball_loss
 
@@ -193,14 +194,8 @@ def consensus_levels(
     days, n = shape
     ls = None if log_scores is None else _matrix("log_scores", log_scores, shape)
     check_tolerance(policy.aggregator, n, policy.f)
-    out = {a: (np.empty(days), np.empty(days), np.empty((days, 2)), np.empty((days, 2)),
-               np.empty((days, n))) for a in rows}
-    weights = _weight_path(policy, r, points, ls, (days, n))
-    for t in range(days):
-        w = None if weights is None or t == 0 else weights[t]
-        for alpha, x in rows.items():
-            o = out[alpha]
-            o[0][t], o[1][t], o[2][t], o[3][t], o[4][t] = aggregate_rows(x[t], policy, w)
+    weights = _weight_path(policy, r, points, ls, (days, n))  # day 0: equal
+    out = {alpha: aggregate_many(x, policy, weights) for alpha, x in rows.items()}
     alphas = list(out)
     if len(alphas) > 1:
         v, e, vi, ei = rearrange_levels(

@@ -122,6 +122,12 @@ def test_intervals_equal_the_stable_weighted_quantile_bit_for_bit():
         for r in range(rows.shape[0]):
             ref = weighted_quantile(rows[r], w, probs)
             assert got[r].tobytes() == ref.tobytes()
+        # one row of weights per row of values (forecast_block's days)
+        ws = np.stack([w, w[::-1].copy(), np.ones(s)])
+        got = _interval_quantiles(rows, ws, probs)
+        for r in range(rows.shape[0]):
+            ref = weighted_quantile(rows[r], ws[r], probs)
+            assert got[r].tobytes() == ref.tobytes()
     x = np.array([0.3, np.nan, -1.0, 0.3])
     got = _interval_quantiles(x[None, :], np.ones(4), probs)[0]
     np.testing.assert_array_equal(got, weighted_quantile(x, np.ones(4), probs))
@@ -143,3 +149,22 @@ def test_a_family_may_compute_its_level_measures_itself():
     assert [(m.var, m.es) for m in got] == [(1.99, 2.99), (1.975, 2.975)]
     assert [m.var_interval for m in got] == [m.var_interval for m in ref]
     assert got[0].es_interval == pytest.approx(tuple(c + 1.0 for c in ref[0].var_interval))
+
+
+def test_risk_measures_block_is_risk_measures_day_by_day():
+    from swarmvar.models.risk import level_measures, risk_measures_block
+
+    rng = np.random.default_rng(3)
+    levels = (0.99, 0.975)
+    fams = [StudentTFamily(rng.normal(0, 1e-3, 50), rng.uniform(0.005, 0.02, 50),
+                           rng.uniform(3, 30, 50), rng.random(50)) for _ in range(4)]
+    rows = [[level_measures(f, a) for a in levels] for f in fams]
+    got = risk_measures_block(
+        levels,
+        np.array([[m.var for m in day] for day in rows]),
+        np.array([[m.es for m in day] for day in rows]),
+        np.array([[m.cond_var for m in day] for day in rows]),
+        np.array([[m.cond_es for m in day] for day in rows]),
+        np.stack([f.weights for f in fams]),
+    )
+    assert got == [risk_measures(f, levels) for f in fams]

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -354,31 +354,135 @@ class CachedTFamily(StudentTFamily):
 
     def _cdf_pdf(self, z: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
         """The t CDF (as :func:`_cdf_at` gives it), density and ``z**2`` at ``z`` ``(L, S)``."""
-        cache, df = self._cache, self.df
-        pos = np.abs(z)
-        np.log1p(pos, out=pos)
-        pos *= 1.0 / S_STEP
-        pos += 1.0  # table_position(z)
-        pos_max = float(pos.max())
-        rows, first = cache._rows_between(float(pos.min()), pos_max)  # noqa: SLF001
-        full = _log_cdf_table().shape[1]
-        i = pos.astype(np.intp)
-        beyond = pos_max >= full - 2
-        if beyond:
-            np.minimum(i, full - 3, out=i)
-        t = pos - i
-        base = cache._offsets + i  # noqa: SLF001 - flat index of column i - 1
-        flat = rows.reshape(-1)
-        p0, p1, p2, p3 = flat[base], flat[1:][base], flat[2:][base], flat[3:][base]
-        cdf = np.exp(_catmull_rom(p0, p1, p2, p3, t))
-        if beyond:  # beyond the grid: exact
-            out = pos >= full - 2
-            cdf[out] = special.stdtr(np.broadcast_to(df, z.shape)[out], -np.abs(z[out]))
-        if float(z.max()) > 0:
-            cdf = np.where(z <= 0, cdf, 1.0 - cdf)
-        zz = z * z
-        pdf = np.exp(cache.log_norm - cache.half_df1 * np.log1p(zz / df))
-        return cdf, pdf, zz
+        return _cdf_pdf(self._cache, z)
+
+
+def _cdf_pdf(cache: TQuantileCache, z: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """:meth:`CachedTFamily._cdf_pdf` for any rows ``z`` ``(M, S)`` of the cache's particles.
+
+    Elementwise in ``z``: a row's values do not depend on the other rows.
+    """
+    df = cache.df
+    pos = np.abs(z)
+    np.log1p(pos, out=pos)
+    pos *= 1.0 / S_STEP
+    pos += 1.0  # table_position(z)
+    pos_max = float(pos.max())
+    rows, first = cache._rows_between(float(pos.min()), pos_max)  # noqa: SLF001
+    full = _log_cdf_table().shape[1]
+    i = pos.astype(np.intp)
+    beyond = pos_max >= full - 2
+    if beyond:  # only the positions past the grid change, and they are replaced below
+        np.minimum(i, full - 3, out=i)
+    t = pos - i
+    base = cache._offsets + i  # noqa: SLF001 - flat index of column i - 1
+    flat = rows.reshape(-1)
+    p0, p1, p2, p3 = flat[base], flat[1:][base], flat[2:][base], flat[3:][base]
+    cdf = np.exp(_catmull_rom(p0, p1, p2, p3, t))
+    if beyond:  # beyond the grid: exact
+        out = pos >= full - 2
+        cdf[out] = special.stdtr(np.broadcast_to(df, z.shape)[out], -np.abs(z[out]))
+    if float(z.max()) > 0:
+        cdf = np.where(z <= 0, cdf, 1.0 - cdf)
+    zz = z * z
+    pdf = np.exp(cache.log_norm - cache.half_df1 * np.log1p(zz / df))
+    return cdf, pdf, zz
+
+
+class BlockMeasures(NamedTuple):
+    """Several days' :meth:`CachedTFamily.level_measures` (see :func:`level_measures_block`).
+
+    ``var``, ``es`` ``(D, L)``; ``cond_var``, ``cond_es`` ``(D, L, S)``;
+    ``redo`` lists the days whose rows are not filled in, to be solved one
+    family at a time (a degenerate level or no convergence: not seen in
+    practice).
+    """
+
+    var: FloatArray
+    es: FloatArray
+    cond_var: FloatArray
+    cond_es: FloatArray
+    redo: list[int]
+
+
+def level_measures_block(cache: TQuantileCache, loc: FloatArray, scale: FloatArray,
+                         weights: FloatArray, alphas: tuple[float, ...]) -> BlockMeasures:
+    """:meth:`CachedTFamily.level_measures` of ``D`` families sharing particles, bit for bit.
+
+    Day ``d``'s family is ``cache.predictive(loc, scale[d], w)`` with
+    ``weights[d]`` its normalized weights (``w / w.sum()``) ``(S,)``; ``loc``
+    ``(S,)``, ``scale`` ``(D, S)``. Every elementwise step runs once on all
+    the days' rows together; the sums over particles stay one matrix product
+    per day, of the same rows as the single family's (so the same BLAS call
+    and the same rounding), and the Halley steps and their stopping rule are
+    the single family's, vectorized.
+    """
+    days, size = scale.shape
+    q, k = cache.levels(alphas)
+    keep = np.array([1.0 - a for a in alphas])[:, None]
+    sc = scale[:, None, :]
+    cond_var = -(loc + sc * q)
+    cond_es = cond_var + sc * k / keep
+    ws = weights / scale
+    ws2 = (ws / scale) * cache.df1
+    lo, hi = cond_var.min(axis=2), cond_var.max(axis=2)
+    v = np.stack([cond_var[d] @ weights[d] for d in range(days)])
+    var, es = hi.copy(), np.zeros_like(hi)
+    target = 1.0 - np.array(alphas)
+    flat = (hi - lo > 1e-15 * np.maximum(1.0, np.abs(hi))).all(axis=1)
+    redo = np.flatnonzero(~flat).tolist()
+    rd, rl = np.nonzero(np.broadcast_to(flat[:, None], hi.shape))
+    df, dfm1 = cache.df, cache.dfm1
+    for _ in range(60):
+        if not rd.size:
+            break
+        at = v[rd, rl]
+        z = (-at)[:, None] - loc
+        z /= scale[rd]
+        cdf, pdf, zz = _cdf_pdf(cache, z)
+        bend = (pdf * z) / (df + zz)
+        spans = _day_spans(rd)
+        total, slope, curv = (np.empty(rd.size) for _ in range(3))
+        for d, a, b in spans:
+            total[a:b] = cdf[a:b] @ weights[d]
+            slope[a:b] = pdf[a:b] @ ws[d]
+            curv[a:b] = bend[a:b] @ ws2[d]
+        g = total - target[rl]
+        up = g > 0
+        lo[rd[up], rl[up]] = at[up]
+        hi[rd[~up], rl[~up]] = at[~up]
+        lo_r, hi_r = lo[rd, rl], hi[rd, rl]
+        den = 2.0 * slope * slope + g * curv
+        with np.errstate(divide="ignore", invalid="ignore"):
+            nxt = np.where((slope > 0) & (den > 0), at + 2.0 * g * slope / den, np.inf)
+        nxt = np.where((lo_r < nxt) & (nxt < hi_r), nxt, 0.5 * (lo_r + hi_r))
+        v[rd, rl] = nxt
+        done = (np.abs(nxt - at) <= 1e-6 * np.maximum(np.abs(at), 1e-300)) | (
+            hi_r - lo_r <= 1e-14 * np.abs(hi_r))
+        if done.any():
+            # the partial moment per draw at the evaluated point, summed per day over all
+            # of the day's rows as the single family sums them
+            moment = np.maximum(scale[rd] * (z * cdf + pdf * (df + zz) / dfm1), 0.0)
+            part = np.empty(rd.size)
+            for d, a, b in spans:
+                if done[a:b].any():
+                    part[a:b] = moment[a:b] @ weights[d]
+            step = nxt - at
+            moved = part - step * total + 0.5 * step * step * slope
+            fin_d, fin_l = rd[done], rl[done]
+            var[fin_d, fin_l] = nxt[done]
+            es[fin_d, fin_l] = nxt[done] + moved[done] / target[fin_l]
+        rd, rl = rd[~done], rl[~done]
+    redo = sorted({*redo, *rd.tolist()})
+    return BlockMeasures(var, es, cond_var, cond_es, redo)
+
+
+def _day_spans(days: NDArray[np.intp]) -> list[tuple[int, int, int]]:
+    """``(day, start, stop)`` of each run of one day in ``days`` (sorted)."""
+    cut = np.flatnonzero(np.diff(days)) + 1
+    starts = [0, *cut.tolist()]
+    stops = [*cut.tolist(), int(days.size)]
+    return [(int(days[a]), a, b) for a, b in zip(starts, stops, strict=True)]
 
 
 def simulate_paths(

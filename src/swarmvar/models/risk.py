@@ -243,6 +243,8 @@ def _interval_quantiles(values: FloatArray, weights: FloatArray,
                         probs: tuple[float, float]) -> FloatArray:
     """:func:`weighted_quantile` of each row of ``values`` ``(R, S)``, bit for bit, ``(R, 2)``.
 
+    ``weights`` are shared ``(S,)`` or one row per row of values ``(R, S)``.
+
     The rows are sorted together by numpy's (faster) unstable sort. A
     weighted quantile depends on the sort only through the sequence of
     (value, weight) pairs it yields, and an unstable sort differs from the
@@ -257,7 +259,7 @@ def _interval_quantiles(values: FloatArray, weights: FloatArray,
     order = np.argsort(values, axis=1)
     flat = order + np.arange(0, rows * size, size)[:, None]
     xs = values.reshape(-1)[flat]
-    ws = weights[order]
+    ws = weights[order] if weights.ndim == 1 else weights.reshape(-1)[flat]
     ties = xs[:, 1:] == xs[:, :-1]
     bad = np.isnan(xs[:, -1])  # NaN sorts last: the last value is NaN if any is
     if ties.any():
@@ -270,7 +272,7 @@ def _interval_quantiles(values: FloatArray, weights: FloatArray,
                      axis=1)
     out = xs[np.arange(rows)[:, None], np.minimum(below, size - 1)]
     for r in np.flatnonzero(bad):
-        out[r] = weighted_quantile(values[r], weights, probs)
+        out[r] = weighted_quantile(values[r], weights if weights.ndim == 1 else weights[r], probs)
     return np.asarray(out)
 
 
@@ -353,6 +355,41 @@ def risk_measures(
             )
         )
     return tuple(out)
+
+
+def risk_measures_block(
+    alphas: tuple[float, ...],
+    var: FloatArray,
+    es: FloatArray,
+    cond_var: FloatArray,
+    cond_es: FloatArray,
+    weights: FloatArray,
+    interval_mass: float = 0.90,
+) -> list[tuple[RiskMeasure, ...]]:
+    """:func:`risk_measures` of ``D`` families at once, from their level measures.
+
+    For a family with ``level_measures``, ``risk_measures(family, alphas)`` is
+    this function of its point ``var``, ``es`` ``(L,)``, per-draw
+    ``cond_var``, ``cond_es`` ``(L, S)`` and weights ``(S,)``: here each has a
+    leading day axis (``(D, L)``, ``(D, L, S)``, ``(D, S)``), the credible
+    intervals of every day's rows are found in one sort, and the result is
+    the same, bit for bit, as day by day. ``alphas`` must be checked
+    (:func:`check_alphas`).
+    """
+    days, levels, size = cond_var.shape
+    probs = ((1 - interval_mass) / 2, (1 + interval_mass) / 2)
+    values = np.stack([cond_var, cond_es], axis=2).reshape(days * 2 * levels, size)
+    rows = np.repeat(weights, 2 * levels, axis=0)
+    bounds = _interval_quantiles(values, rows, probs).reshape(days, levels, 4).tolist()
+    points = np.stack([var, es], axis=2).tolist()
+    return [
+        tuple(
+            RiskMeasure(alpha=float(alpha), var=p[0], es=p[1], var_interval=(b[0], b[1]),
+                        es_interval=(b[2], b[3]))
+            for alpha, p, b in zip(alphas, day_points, day_bounds, strict=True)
+        )
+        for day_points, day_bounds in zip(points, bounds, strict=True)
+    ]
 
 
 def check_alphas(alphas: Sequence[float] | float) -> tuple[float, ...]:

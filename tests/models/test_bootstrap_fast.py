@@ -53,9 +53,21 @@ def test_ties_and_a_light_tail_fall_back_exactly():
 def test_percentile_and_log_score_helpers_are_numpy_exact():
     rng = np.random.default_rng(0)
     for n in (50, 77, 500, 501):
-        x = rng.standard_t(4, n)
+        x = rng.standard_t(4, (3, n))
         for q in (0.25, 0.75):
-            assert bootstrap._percentile(x, q) == np.percentile(x, 100 * q)
+            np.testing.assert_array_equal(bootstrap._sorted_percentile(np.sort(x, axis=1), q),
+                                          np.percentile(x, 100 * q, axis=1))
+
+
+def test_block_log_scores_are_the_rows_one_by_one():
+    # the (days, window) reductions sum each row as update's 1-d reductions do
+    rng = np.random.default_rng(1)
+    windows = rng.standard_t(3, (7, 500)) * 0.01
+    values = rng.normal(0, 0.01, 7)
+    block = bootstrap._log_scores(windows, np.sort(windows, axis=1), values)
+    for w, v, b in zip(windows, values, block, strict=True):
+        one = bootstrap._log_scores(w[None, :], np.sort(w)[None, :], np.array([v]))
+        assert one[0] == b
 
 
 def test_even_quantiles_equal_the_weighted_quantile():

@@ -40,6 +40,10 @@ from .risk import EmpiricalFamily, check_alphas, risk_measures
 #: weight is drawn, so the margin buys speed, never accuracy.
 _TAIL_SD, _TAIL_PAD = 5.0, 10.0
 
+#: Days of a :meth:`BayesianBootstrap.forecast_block` done together (the
+#: ``(days, window)`` matrices stay small).
+_BLOCK_DAYS = 32
+
 
 class BayesianBootstrap(Agent):
     """Historical simulation with Dirichlet(1,…,1) posterior weights over a rolling window.
@@ -95,12 +99,7 @@ class BayesianBootstrap(Agent):
         self._require_fitted()
         value = self._check_return(r)
         x = self._buffer[: self._count]
-        bw = _silverman(x)
-        z = (value - x) / bw
-        e = -0.5 * z * z
-        top = float(e.max())
-        log_score = (top + math.log(float(np.exp(e - top).sum())) - math.log(x.size * bw)
-                     - 0.5 * math.log(2 * math.pi))
+        log_score = float(_log_scores(x[None, :], np.sort(x)[None, :], np.array([value]))[0])
         self._buffer[self._head] = value
         self._head = (self._head + 1) % self.window
         self._count = min(self._count + 1, self.window)
@@ -112,6 +111,15 @@ class BayesianBootstrap(Agent):
 
     def _one_day(self, x: NDArray[np.float64], rng: np.random.Generator,
                  levels: tuple[float, ...]) -> tuple[RiskMeasure, ...]:
+        """Horizon 1: exact historical-simulation point values, intervals from the draws."""
+        ascending = np.sort(x)  # numpy's vectorized sort
+        cond_var, cond_es = self._conditional(x, ascending, rng, levels)
+        return self._measures(levels, _hs_points(ascending[None, :], levels)[0], cond_var,
+                              cond_es)
+
+    def _conditional(self, x: NDArray[np.float64], ascending: NDArray[np.float64],
+                     rng: np.random.Generator, levels: tuple[float, ...]
+                     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Horizon 1: exact historical-simulation point values, intervals from the draws.
 
         The Dirichlet posterior is restricted, exactly, to the largest losses:
@@ -136,16 +144,15 @@ class BayesianBootstrap(Agent):
         n = x.size
         tail = 1.0 - min(levels)
         k = int(min(n - 1, math.ceil(n * tail + _TAIL_SD * math.sqrt(n * tail) + _TAIL_PAD)))
-        plain = -np.sort(x)[::-1]  # ascending losses (numpy's vectorized sort)
         if k >= n - 1:
-            return self._one_day_full(x, rng, levels, plain)
+            return self._conditional_full(x, rng, levels)
         top = rng.standard_exponential((k, self.draws))  # one row per loss
         rest = rng.standard_gamma(n - k, size=self.draws)
         cum_w = _cumulative_rows(top)    # (k + 1, draws): C_0 = 0, ..., C_k
         total = cum_w[-1] + rest
-        if np.any(cum_w[-1] < tail * total):
-            return self._one_day_full(x, rng, levels, plain)
-        desc = plain[::-1][: k + 1]        # the k + 1 largest losses, largest first
+        if (cum_w[-1] < tail * total).any():
+            return self._conditional_full(x, rng, levels)
+        desc = -ascending[: k + 1]         # the k + 1 largest losses, largest first
         tails = 1.0 - np.asarray(levels)   # every level at once: arrays (levels, draws)
         m = _rows_at_most(cum_w, (tails + 1e-12)[:, None] * total)
         deepest = int(m.max())
@@ -154,18 +161,20 @@ class BayesianBootstrap(Agent):
         cond_var = desc[m]
         at = m * self.draws + np.arange(self.draws)  # flat positions of (m, column)
         excess = (cum_l.take(at) - cond_var * cum_w.take(at)) / total
-        cond_es = cond_var + excess / tails[:, None]
-        return self._measures(levels, _hs_point(plain, levels), cond_var, cond_es)
+        return cond_var, cond_var + excess / tails[:, None]
 
-    def _one_day_full(self, x: NDArray[np.float64], rng: np.random.Generator,
-                      levels: tuple[float, ...], plain: NDArray[np.float64]
-                      ) -> tuple[RiskMeasure, ...]:
-        """:meth:`_one_day` with all ``N`` Dirichlet weights (short windows, light tails)."""
+    def _conditional_full(self, x: NDArray[np.float64], rng: np.random.Generator,
+                          levels: tuple[float, ...]
+                          ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """:meth:`_conditional` with all ``N`` Dirichlet weights (short windows, light tails).
+
+        The weights follow ``x``'s order (the ring buffer's), as drawn.
+        """
         family = EmpiricalFamily(x, sample_weights=self._dirichlet(rng, x.size))
         cond_var = np.vstack([family.var(alpha) for alpha in levels])
         cond_es = np.vstack([v + family.excess(v) / (1.0 - alpha)
                              for alpha, v in zip(levels, cond_var, strict=True)])
-        return self._measures(levels, _hs_point(plain, levels), cond_var, cond_es)
+        return cond_var, cond_es
 
     def _measures(self, levels: tuple[float, ...], point: list[tuple[float, float]],
                   cond_var: NDArray[np.float64], cond_es: NDArray[np.float64]
@@ -176,11 +185,7 @@ class BayesianBootstrap(Agent):
         order statistics, all found by one sort along the draws.
         """
         ci = np.sort(np.vstack([cond_var, cond_es]), axis=1)[:, self._ci_index].tolist()
-        n = len(levels)
-        return tuple(RiskMeasure(alpha=float(alpha), var=var, es=es,
-                                 var_interval=(ci[i][0], ci[i][1]),
-                                 es_interval=(ci[n + i][0], ci[n + i][1]))
-                     for i, (alpha, (var, es)) in enumerate(zip(levels, point, strict=True)))
+        return _risk_measures(levels, point, ci)
 
     def forecast(
         self, alphas: Sequence[float] = (0.99,), horizon: int = 1, *, seed: Seed = None
@@ -207,6 +212,87 @@ class BayesianBootstrap(Agent):
         paths = x[idx].reshape(self.draws, self.paths, h).sum(axis=2)
         return Forecast(model=self.name, horizon=h, levels=risk_measures(EmpiricalFamily(paths),
                                                                          levels))
+
+    def forecast_block(
+        self,
+        returns: ArrayLike,
+        alphas: Sequence[float] = (0.99,),
+        horizon: int = 1,
+        *,
+        seeds: Sequence[Seed] | None = None,
+    ) -> tuple[list[Forecast], NDArray[np.float64]]:
+        """Forecast, then absorb, each of ``returns`` in turn: :meth:`Agent.forecast_block`.
+
+        The same forecasts, log scores and end state as the loop, bit for
+        bit (tested). At horizon 1 with a full window and a generator of its
+        own per day (int seeds, or distinct Generators, as the backtest
+        passes), a block's days are done together: each day's window is its
+        row of a ``(days, window)`` matrix, sorted and scored in one pass,
+        and each day draws from its own generator exactly what
+        :meth:`forecast` draws; only the tail cumulative sums stay per day
+        (in cache, they are cheaper than across days). Otherwise (horizons
+        ``h > 1``, ``seed=None``, which shares the agent's generator between
+        days, a generator passed for two days, a window still filling) the
+        days run one by one. Seeds are all turned into generators before
+        anything is absorbed, so a bad seed, like a bad return, leaves the
+        agent as it was.
+        """
+        self._require_fitted()
+        xs = self._block_returns(returns)
+        day_seeds = self._block_seeds(seeds, xs.size)
+        if xs.size == 0:
+            return [], np.empty(0)
+        levels = check_alphas(alphas)
+        rngs = self._own_generators(day_seeds)
+        if self._check_horizon(horizon) > 1 or rngs is None:
+            return super().forecast_block(xs, levels, horizon, seeds=day_seeds)
+        forecasts: list[Forecast] = []
+        dens = np.empty(xs.size)
+        day = 0
+        while day < xs.size and self._count < self.window:  # a filling window: one by one
+            forecasts.append(self.forecast(levels, seed=rngs[day]))
+            dens[day] = self.update(float(xs[day]))
+            day += 1
+        step = min(self.window, _BLOCK_DAYS)
+        for lo in range(day, xs.size, step):
+            hi = min(lo + step, xs.size)
+            forecasts += self._full_window_days(xs[lo:hi], levels, rngs[lo:hi], dens[lo:hi])
+        return forecasts, dens
+
+    def _own_generators(self, seeds: Sequence[Seed]) -> list[np.random.Generator] | None:
+        """One generator per day, or ``None`` if a generator serves more than one day."""
+        given = [seeds[j] for j in range(len(seeds))]  # a lazy sequence is read once
+        if any(seed is None for seed in given):
+            return None
+        rngs = [rng_from(seed) for seed in given]
+        ids = {id(rng) for rng in rngs}
+        return rngs if len(ids) == len(rngs) and id(self._rng) not in ids else None
+
+    def _full_window_days(self, xs: NDArray[np.float64], levels: tuple[float, ...],
+                          rngs: list[np.random.Generator], dens: NDArray[np.float64]
+                          ) -> list[Forecast]:
+        """Horizon-1 forecasts and log scores (into ``dens``) of ``xs.size <= window`` days.
+
+        The buffer is full; day ``j``'s window is the buffer with its next
+        ``j`` slots overwritten by ``xs[:j]``, in the ring's order.
+        """
+        days = xs.size
+        slots = (self._head + np.arange(days)) % self.window
+        windows = np.repeat(self._buffer[None, :], days, axis=0)
+        later, earlier = np.tril_indices(days, -1)
+        windows[later, slots[earlier]] = xs[earlier]
+        ascending = np.sort(windows, axis=1)
+        dens[:] = _log_scores(windows, ascending, xs)
+        cond = np.empty((days, 2 * len(levels), self.draws))
+        for j in range(days):
+            cond_var, cond_es = self._conditional(windows[j], ascending[j], rngs[j], levels)
+            cond[j, : len(levels)], cond[j, len(levels) :] = cond_var, cond_es
+        ci = np.sort(cond, axis=2)[:, :, self._ci_index].tolist()
+        points = _hs_points(ascending, levels)
+        self._buffer[slots] = xs
+        self._head = (self._head + days) % self.window
+        return [Forecast(model=self.name, horizon=1, levels=_risk_measures(levels, p, c))
+                for p, c in zip(points, ci, strict=True)]
 
     # --- generative side ----------------------------------------------------
 
@@ -259,20 +345,38 @@ class BayesianBootstrap(Agent):
         self._buffer, self._count, self._head, self._rng = buffer, count, head, rng
 
 
-def _hs_point(plain: NDArray[np.float64], levels: tuple[float, ...]) -> list[tuple[float, float]]:
-    """Historical-simulation VaR and ES of ``plain`` (ascending losses) at each level.
+def _hs_points(ascending: NDArray[np.float64], levels: tuple[float, ...]
+               ) -> list[list[tuple[float, float]]]:
+    """Historical-simulation VaR and ES at each level of each row of ``ascending (D, N)``.
 
-    :func:`~swarmvar.models.risk.weighted_quantile` and the tail mean with equal
-    weights, computed as they are there.
+    Each row is a window's returns sorted ascending. The values are those of
+    :func:`~swarmvar.models.risk.weighted_quantile` and the tail mean with
+    equal weights, computed as they are there: one dot product of the
+    window's ascending losses per day and level (a matrix-vector product
+    would sum in another order).
     """
-    even = np.full(plain.size, 1.0 / plain.size)
-    at = np.searchsorted(np.cumsum(even), np.asarray(levels) - 1e-12, side="left")
-    out = []
-    for alpha, j in zip(levels, np.minimum(at, plain.size - 1).tolist(), strict=True):
-        var = float(plain[j])
-        es = var + float(even @ np.maximum(plain - var, 0.0)) / (1.0 - alpha)
-        out.append((var, float(es)))
+    days, n = ascending.shape
+    even = np.full(n, 1.0 / n)
+    at = np.minimum(np.searchsorted(np.cumsum(even), np.asarray(levels) - 1e-12, side="left"),
+                    n - 1)
+    losses = -ascending[:, ::-1]  # ascending losses per row
+    out: list[list[tuple[float, float]]] = [[] for _ in range(days)]
+    for alpha, j in zip(levels, at.tolist(), strict=True):
+        var = losses[:, j]
+        above = np.maximum(losses - var[:, None], 0.0)
+        for row, v, a in zip(out, var.tolist(), above, strict=True):
+            row.append((v, v + float(even @ a) / (1.0 - alpha)))
     return out
+
+
+def _risk_measures(levels: tuple[float, ...], point: list[tuple[float, float]],
+                   ci: list[list[float]]) -> tuple[RiskMeasure, ...]:
+    """One day's measures: ``ci`` holds the VaR intervals per level, then the ES intervals."""
+    n = len(levels)
+    return tuple(RiskMeasure(alpha=float(alpha), var=var, es=es,
+                             var_interval=(ci[i][0], ci[i][1]),
+                             es_interval=(ci[n + i][0], ci[n + i][1]))
+                 for i, (alpha, (var, es)) in enumerate(zip(levels, point, strict=True)))
 
 
 def _even_quantile_index(n: int) -> NDArray[np.intp]:
@@ -324,21 +428,35 @@ def _cumulative_rows(a: NDArray[np.float64]) -> NDArray[np.float64]:
     return out
 
 
-def _silverman(x: NDArray[np.float64]) -> float:
-    sd = float(np.std(x, ddof=1)) if x.size > 1 else 0.0
-    iqr = (_percentile(x, 0.75) - _percentile(x, 0.25)) / 1.349
-    spread = min(sd, iqr) if iqr > 0 else sd
-    bandwidth: float = max(0.9 * spread * float(x.size) ** -0.2, 1e-8)
-    return bandwidth
+def _log_scores(windows: NDArray[np.float64], ascending: NDArray[np.float64],
+                values: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Log density of ``values[d]`` under a Gaussian KDE of ``windows[d]`` (Silverman bandwidth).
+
+    ``windows (D, N)`` in the ring buffer's order (the sums run in it),
+    ``ascending`` the same rows sorted. One row is :meth:`BayesianBootstrap.update`;
+    the rows of a block are the same numbers (the row reductions sum each
+    row as a 1-d array, and the logs are taken per row, as there).
+    """
+    n = windows.shape[1]
+    sd = np.std(windows, axis=1, ddof=1) if n > 1 else np.zeros(windows.shape[0])
+    iqr = (_sorted_percentile(ascending, 0.75) - _sorted_percentile(ascending, 0.25)) / 1.349
+    spread = np.where(iqr > 0, np.minimum(sd, iqr), sd)
+    bandwidth = np.maximum(0.9 * spread * float(n) ** -0.2, 1e-8)
+    z = (values[:, None] - windows) / bandwidth[:, None]
+    e = -0.5 * z * z
+    top = e.max(axis=1)
+    mass = np.exp(e - top[:, None]).sum(axis=1)
+    half_log_2pi = 0.5 * math.log(2 * math.pi)
+    return np.array([t + math.log(s) - math.log(n * b) - half_log_2pi for t, s, b
+                     in zip(top.tolist(), mass.tolist(), bandwidth.tolist(), strict=True)])
 
 
-def _percentile(x: NDArray[np.float64], q: float) -> float:
-    """``numpy.percentile(x, 100 q)`` (linear method) by partition: no full sort."""
-    pos = q * (x.size - 1)
+def _sorted_percentile(ascending: NDArray[np.float64], q: float) -> NDArray[np.float64]:
+    """``numpy.percentile(row, 100 q)`` (linear method) of each sorted row of ``ascending``."""
+    n = ascending.shape[1]
+    pos = q * (n - 1)
     i = int(math.floor(pos))
     t = pos - i
-    j = min(i + 1, x.size - 1)
-    part = np.partition(x, (i, j))
-    a, b = float(part[i]), float(part[j])
+    a, b = ascending[:, i], ascending[:, min(i + 1, n - 1)]
     # numpy's _lerp, for bit-equal results
-    return b - (b - a) * (1.0 - t) if t >= 0.5 else a + (b - a) * t
+    return np.asarray(b - (b - a) * (1.0 - t) if t >= 0.5 else a + (b - a) * t)

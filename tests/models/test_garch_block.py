@@ -1,4 +1,4 @@
-"""GarchT.forecast_block against the base-class loop (forecast, then update, day by day)."""
+"""GarchT and GarchEVT forecast_block against the base-class loop (forecast, then update)."""
 
 import copy
 
@@ -7,8 +7,10 @@ import pytest
 
 from swarmvar.data import load
 from swarmvar.errors import InvalidReturns
+from swarmvar.models import garch_evt, gpd
 from swarmvar.models._garch_family import level_measures_block
 from swarmvar.models.base import Agent
+from swarmvar.models.garch_evt import GarchEVT
 from swarmvar.models.garch_t import GarchT
 from swarmvar.models.risk import risk_measures, risk_measures_block
 
@@ -98,7 +100,7 @@ def test_day_j_sees_only_the_returns_before_it(fitted: GarchT, returns: np.ndarr
     base, _ = copy.deepcopy(fitted).forecast_block(chunk, LEVELS)
     for j in (0, 5, 19):
         changed = chunk.copy()
-        changed[j:] = -changed[j:] * 3.0
+        changed[j:] = 0.01 - 3.0 * changed[j:]
         other, _ = copy.deepcopy(fitted).forecast_block(changed, LEVELS)
         assert other[: j + 1] == base[: j + 1]
         if j < 19:
@@ -117,3 +119,116 @@ def test_level_measures_block_is_each_familys(fitted: GarchT) -> None:
     days = risk_measures_block(LEVELS, m.var, m.es, m.cond_var, m.cond_es, norm)
     for d in range(6):
         assert days[d] == risk_measures(cache.predictive(th.mu, scale[d], w[d]), LEVELS)
+
+
+# --- GarchEVT ------------------------------------------------------------------------
+
+
+def _same_state(a: Agent, b: Agent) -> None:
+    """Equal states but for the recorded fit/refit seconds (a clock reading)."""
+    (sa, aa), (sb, ab) = a._get_state(), b._get_state()  # noqa: SLF001
+    assert {k: v for k, v in sa.items() if k != "seconds"} == {
+        k: v for k, v in sb.items() if k != "seconds"}
+    assert aa.keys() == ab.keys()
+    for k in aa:
+        if k == "garch":
+            _same_state(GarchT.from_state(aa[k].tobytes()), GarchT.from_state(ab[k].tobytes()))
+        else:
+            np.testing.assert_array_equal(aa[k], ab[k])
+
+
+@pytest.fixture(scope="module")
+def evt(returns: np.ndarray) -> GarchEVT:
+    return GarchEVT().fit(returns[:1000], seed=5)
+
+
+@pytest.mark.parametrize("levels", [LEVELS, (0.99, 0.6)])
+def test_evt_block_equals_the_loop_bit_for_bit(evt: GarchEVT, returns: np.ndarray,
+                                               levels: tuple[float, ...]) -> None:
+    """Across refits; at 60% some conditional VaRs fall in the body (days solved one by one)."""
+    a, b = copy.deepcopy(evt), copy.deepcopy(evt)
+    redone = []
+    real = gpd.tail_level_measures_block
+
+    def spy(*args: object) -> object:
+        m = real(*args)  # type: ignore[arg-type]
+        redone.extend(m.redo)
+        return m
+
+    f_loop, f_block = [], []
+    for t in range(1000, 1120, 20):
+        if t > 1000 and t % 40 == 0:
+            a.refit(returns[t - 1000 : t], seed=t)
+            b.refit(returns[t - 1000 : t], seed=t)
+        fa, da = Agent.forecast_block(a, returns[t : t + 20], levels)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(garch_evt, "tail_level_measures_block", spy)
+            fb, db = b.forecast_block(returns[t : t + 20], levels)
+        np.testing.assert_array_equal(db, da)
+        f_loop += fa
+        f_block += fb
+    assert f_block == f_loop
+    assert bool(redone) == (levels != LEVELS)
+    _same_state(a, b)
+    assert b.forecast(levels) == a.forecast(levels)
+    assert b.update(returns[1120]) == a.update(returns[1120])
+
+
+def test_evt_horizon_above_one_is_the_loop(evt: GarchEVT, returns: np.ndarray) -> None:
+    a, b = copy.deepcopy(evt), copy.deepcopy(evt)
+    fa, da = a.forecast_block(returns[1000:1002], (0.99,), 3,
+                              seeds=[np.random.default_rng([1, j]) for j in range(2)])
+    fb, db = Agent.forecast_block(b, returns[1000:1002], (0.99,), 3,
+                                  seeds=[np.random.default_rng([1, j]) for j in range(2)])
+    assert fa == fb
+    np.testing.assert_array_equal(da, db)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -1.01])
+@pytest.mark.parametrize("where", [0, 11, 19])
+def test_evt_bad_return_anywhere_raises_and_changes_nothing(
+        evt: GarchEVT, returns: np.ndarray, bad: float, where: int) -> None:
+    agent = copy.deepcopy(evt)
+    before = agent.state()
+    chunk = returns[1000:1020].copy()
+    chunk[where] = bad
+    with pytest.raises(InvalidReturns):
+        agent.forecast_block(chunk, LEVELS)
+    assert agent.state() == before
+
+
+def test_evt_day_j_sees_only_the_returns_before_it(evt: GarchEVT, returns: np.ndarray) -> None:
+    chunk = returns[1000:1020].copy()
+    base, _ = copy.deepcopy(evt).forecast_block(chunk, LEVELS)
+    for j in (0, 9, 19):
+        changed = chunk.copy()
+        changed[j:] = 0.01 - 3.0 * changed[j:]
+        other, _ = copy.deepcopy(evt).forecast_block(changed, LEVELS)
+        assert other[: j + 1] == base[: j + 1]
+        if j < 19:
+            assert other[j + 1] != base[j + 1]
+
+
+def test_tail_level_measures_block_is_each_familys() -> None:
+    """Random GPD draws, some with a VaR in the body or xi ~ 0: those days are left to redo."""
+    rng = np.random.default_rng(1)
+    days, size, u = 7, 300, 1.2
+    body = np.sort(rng.uniform(-2.0, u, 400))
+    xi = rng.uniform(-0.3, 0.5, (days, size))
+    xi[3, 5] = 0.0
+    beta = rng.uniform(0.3, 0.8, (days, size))
+    p_u = rng.uniform(0.03, 0.12, (days, size))
+    p_u[5, :10] = 0.005  # at 99% the VaR of these draws is in the body
+    loc = rng.normal(0, 1e-3, size)
+    scale = rng.uniform(0.005, 0.02, (days, size))
+    w = rng.random((days, size))
+    norm = w / w.sum(axis=1, keepdims=True)
+    m = gpd.tail_level_measures_block(u, xi, beta, p_u, loc, scale, norm, LEVELS)
+    assert {3, 5} <= set(m.redo)
+    got = risk_measures_block(LEVELS, m.var, m.es, m.cond_var, m.cond_es, norm)
+    for d in range(days):
+        if d in m.redo:
+            continue
+        family = gpd.GPDTailFamily.unchecked(u, xi[d], beta[d], p_u[d], body,
+                                             gpd.body_suffix_sums(body), loc, scale[d], w[d])
+        assert got[d] == risk_measures(family, LEVELS)

@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
 from ._garch_lik import Theta
-from .risk import LevelMeasures, StudentTFamily
+from .risk import BlockMeasures, LevelMeasures, StudentTFamily, day_dots
 
 FloatArray = NDArray[np.float64]
 
@@ -389,22 +389,6 @@ def _cdf_pdf(cache: TQuantileCache, z: FloatArray) -> tuple[FloatArray, FloatArr
     return cdf, pdf, zz
 
 
-class BlockMeasures(NamedTuple):
-    """Several days' :meth:`CachedTFamily.level_measures` (see :func:`level_measures_block`).
-
-    ``var``, ``es`` ``(D, L)``; ``cond_var``, ``cond_es`` ``(D, L, S)``;
-    ``redo`` lists the days whose rows are not filled in, to be solved one
-    family at a time (a degenerate level or no convergence: not seen in
-    practice).
-    """
-
-    var: FloatArray
-    es: FloatArray
-    cond_var: FloatArray
-    cond_es: FloatArray
-    redo: list[int]
-
-
 def level_measures_block(cache: TQuantileCache, loc: FloatArray, scale: FloatArray,
                          weights: FloatArray, alphas: tuple[float, ...]) -> BlockMeasures:
     """:meth:`CachedTFamily.level_measures` of ``D`` families sharing particles, bit for bit.
@@ -426,7 +410,7 @@ def level_measures_block(cache: TQuantileCache, loc: FloatArray, scale: FloatArr
     ws = weights / scale
     ws2 = (ws / scale) * cache.df1
     lo, hi = cond_var.min(axis=2), cond_var.max(axis=2)
-    v = np.stack([cond_var[d] @ weights[d] for d in range(days)])
+    v = (cond_var @ weights[:, :, None])[..., 0]  # each day's (L, S) @ (S,), the same call
     var, es = hi.copy(), np.zeros_like(hi)
     target = 1.0 - np.array(alphas)
     flat = (hi - lo > 1e-15 * np.maximum(1.0, np.abs(hi))).all(axis=1)
@@ -441,12 +425,9 @@ def level_measures_block(cache: TQuantileCache, loc: FloatArray, scale: FloatArr
         z /= scale[rd]
         cdf, pdf, zz = _cdf_pdf(cache, z)
         bend = (pdf * z) / (df + zz)
-        spans = _day_spans(rd)
-        total, slope, curv = (np.empty(rd.size) for _ in range(3))
-        for d, a, b in spans:
-            total[a:b] = cdf[a:b] @ weights[d]
-            slope[a:b] = pdf[a:b] @ ws[d]
-            curv[a:b] = bend[a:b] @ ws2[d]
+        total = day_dots(cdf, weights, rd)
+        slope = day_dots(pdf, ws, rd)
+        curv = day_dots(bend, ws2, rd)
         g = total - target[rl]
         up = g > 0
         lo[rd[up], rl[up]] = at[up]
@@ -463,10 +444,7 @@ def level_measures_block(cache: TQuantileCache, loc: FloatArray, scale: FloatArr
             # the partial moment per draw at the evaluated point, summed per day over all
             # of the day's rows as the single family sums them
             moment = np.maximum(scale[rd] * (z * cdf + pdf * (df + zz) / dfm1), 0.0)
-            part = np.empty(rd.size)
-            for d, a, b in spans:
-                if done[a:b].any():
-                    part[a:b] = moment[a:b] @ weights[d]
+            part = day_dots(moment, weights, rd)
             step = nxt - at
             moved = part - step * total + 0.5 * step * step * slope
             fin_d, fin_l = rd[done], rl[done]
@@ -475,14 +453,6 @@ def level_measures_block(cache: TQuantileCache, loc: FloatArray, scale: FloatArr
         rd, rl = rd[~done], rl[~done]
     redo = sorted({*redo, *rd.tolist()})
     return BlockMeasures(var, es, cond_var, cond_es, redo)
-
-
-def _day_spans(days: NDArray[np.intp]) -> list[tuple[int, int, int]]:
-    """``(day, start, stop)`` of each run of one day in ``days`` (sorted)."""
-    cut = np.flatnonzero(np.diff(days)) + 1
-    starts = [0, *cut.tolist()]
-    stops = [*cut.tolist(), int(days.size)]
-    return [(int(days[a]), a, b) for a, b in zip(starts, stops, strict=True)]
 
 
 def simulate_paths(

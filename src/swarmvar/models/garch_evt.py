@@ -30,7 +30,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -40,8 +40,14 @@ from ..types import Diagnostics, Forecast
 from ._garch_family import simulate_paths
 from .base import Agent, Seed, rng_from
 from .garch_t import ASYMMETRIC_DEFAULT, GarchT
-from .gpd import GPDPosterior, GPDTailFamily, body_suffix_sums, gpd_posterior
-from .risk import EmpiricalFamily, check_alphas, risk_measures
+from .gpd import (
+    GPDPosterior,
+    GPDTailFamily,
+    body_suffix_sums,
+    gpd_posterior,
+    tail_level_measures_block,
+)
+from .risk import EmpiricalFamily, check_alphas, risk_measures, risk_measures_block
 
 FloatArray = NDArray[np.float64]
 
@@ -51,6 +57,18 @@ def _own(seed: Seed) -> np.random.Generator:
     return np.random.default_rng(int(rng_from(seed).integers(0, 2**63 - 1)))
 
 
+class _Day(NamedTuple):
+    """What a day's forecast reads: GARCH locations, volatilities, weights; GPD draws, body."""
+
+    loc: FloatArray
+    vol: FloatArray
+    weights: FloatArray
+    draws: tuple[FloatArray, FloatArray, FloatArray]
+    body: FloatArray
+
+
+#: Days solved together by forecast_block (as GarchT's BLOCK_DAYS).
+BLOCK_DAYS = 8
 #: Particles and paths per particle for horizons > 1 (filtered historical simulation).
 HORIZON_PARTICLES, HORIZON_PATHS = 200, 1000
 
@@ -134,7 +152,10 @@ class GarchEVT(Agent):
         the VaR/ES, not the one-step density).
         """
         self._require_fitted()
-        value = self._check_return(r)
+        return self._absorb(self._check_return(r))
+
+    def _absorb(self, value: float) -> float:
+        """:meth:`update` of a checked return."""
         # The GPD steps below cannot fail for a finite residual, so after the
         # GARCH update (all-or-nothing itself) nothing can leave a half-update.
         lpd = self._garch.update(value)
@@ -151,6 +172,60 @@ class GarchEVT(Agent):
             xi, beta, _ = self._draws
             self._draws = (xi, beta, self._rng.beta(k + 0.5, n - k + 0.5, self.particles))
         return lpd
+
+    def forecast_block(
+        self,
+        returns: ArrayLike,
+        alphas: Sequence[float] = (0.99,),
+        horizon: int = 1,
+        *,
+        seeds: Sequence[Seed] | None = None,
+    ) -> tuple[list[Forecast], FloatArray]:
+        """Forecast, then absorb, each of ``returns``: :meth:`Agent.forecast_block`, vectorized.
+
+        Horizon 1: the updates run day by day as :meth:`update`; each day's
+        family is recorded as :meth:`family` would build it, and the days that
+        share the GARCH particles are solved together
+        (:func:`~swarmvar.models.gpd.tail_level_measures_block`, the same
+        numbers, bit for bit, as :meth:`forecast` day by day). Longer
+        horizons: the loop.
+        """
+        self._require_fitted()
+        xs = self._block_returns(returns)
+        day_seeds = self._block_seeds(seeds, xs.size)
+        levels = check_alphas(alphas)
+        if self._check_horizon(horizon) != 1:
+            return super().forecast_block(xs, levels, horizon, seeds=day_seeds)
+        dens = np.empty(xs.size)
+        days: list[_Day] = []
+        for j, x in enumerate(xs.tolist()):
+            loc, scale, df, w = self._garch.next_moments()
+            days.append(_Day(loc, scale * np.sqrt(df / (df - 2.0)), w, self._draws, self._body))
+            dens[j] = self._absorb(x)
+        forecasts: list[Forecast] = []
+        start = 0
+        for end in range(1, len(days) + 1):  # runs of days on one particle set, in chunks
+            if (end == len(days) or end - start == BLOCK_DAYS
+                    or not np.array_equal(days[end].loc, days[start].loc)):
+                forecasts += self._forecast_days(days[start:end], levels)
+                start = end
+        return forecasts, dens
+
+    def _forecast_days(self, days: list[_Day], levels: tuple[float, ...]) -> list[Forecast]:
+        """Horizon-1 forecasts of days that share the GARCH particles' locations."""
+        w = np.stack([d.weights for d in days])
+        norm = w / w.sum(axis=1, keepdims=True)  # as the family normalizes them
+        xi, beta, p_u = (np.stack([d.draws[i] for d in days]) for i in range(3))
+        vol = np.stack([d.vol for d in days])
+        loc = -days[0].loc
+        m = tail_level_measures_block(self._u, xi, beta, p_u, loc, vol, norm, levels)
+        out = risk_measures_block(levels, m.var, m.es, m.cond_var, m.cond_es, norm)
+        for i in m.redo:
+            d = days[i]
+            family = GPDTailFamily.unchecked(self._u, *d.draws, d.body, body_suffix_sums(d.body),
+                                             loc=-d.loc, scale=d.vol, weights=d.weights)
+            out[i] = risk_measures(family, levels)
+        return [Forecast(self.name, 1, day) for day in out]
 
     # --- forecasting --------------------------------------------------------------------
 

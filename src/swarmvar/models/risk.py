@@ -70,6 +70,41 @@ class LevelMeasures(NamedTuple):
     cond_es: FloatArray
 
 
+class BlockMeasures(NamedTuple):
+    """The level measures of ``D`` families (days) at once, for :func:`risk_measures_block`.
+
+    ``var``, ``es`` ``(D, L)``; ``cond_var``, ``cond_es`` ``(D, L, S)``;
+    ``redo`` lists the days whose rows are not filled in, to be solved one
+    family at a time (cases the batched solver leaves to the family's own).
+    """
+
+    var: FloatArray
+    es: FloatArray
+    cond_var: FloatArray
+    cond_es: FloatArray
+    redo: list[int]
+
+
+def day_dots(x: FloatArray, w: FloatArray, days: NDArray[np.intp]) -> FloatArray:
+    """``x[i] @ w[days[i]]`` ``(M,)``, each day's rows of ``x`` ``(M, S)`` in one product.
+
+    ``days`` is sorted. A day's rows are multiplied together, as one
+    ``(k, S) @ (S,)`` product, which is what a single family computes (numpy
+    picks its BLAS routine by the shapes, and a stacked product makes the same
+    call per day): the sums are the same, bit for bit.
+    """
+    cut = np.flatnonzero(np.diff(days)) + 1
+    runs = cut.size + 1
+    k = days.size // runs
+    if k * runs == days.size and np.array_equal(cut, np.arange(1, runs) * k):
+        # every day has k rows: one stacked product
+        return (x.reshape(runs, k, x.shape[1]) @ w[days[::k]][:, :, None]).reshape(-1)
+    out = np.empty(days.size)
+    for a, b in zip([0, *cut.tolist()], [*cut.tolist(), int(days.size)], strict=True):
+        out[a:b] = x[a:b] @ w[days[a]]
+    return out
+
+
 def _normalized(weights: ArrayLike | None, size: int) -> FloatArray:
     if weights is None:
         even: FloatArray = np.full(size, 1.0 / size)

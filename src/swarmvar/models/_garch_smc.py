@@ -41,6 +41,11 @@ MISS_ONLINE = 0.1
 MAX_INDEPENDENT_MOVES = 6
 PROPOSAL_DF = 10.0
 MIN_INDEPENDENT_ACCEPTANCE = 0.25
+#: The fit's start proposal (see StartProposal): t degrees of freedom, covariance
+#: inflation over the Laplace approximation, share of draws from the prior.
+START_DF = 5.0
+START_INFLATION = 2.0
+PRIOR_SHARE = 0.1
 
 
 @dataclass
@@ -59,6 +64,12 @@ class Cloud:
 
     def take(self, idx: IntArray) -> Cloud:
         return Cloud(self.u[idx], self.lp[idx], self.ll[idx], self.h[idx])
+
+    def replaced(self, idx: IntArray, other: Cloud) -> Cloud:
+        """A copy with the particles at ``idx`` replaced by ``other``'s (in order)."""
+        out = Cloud(self.u.copy(), self.lp.copy(), self.ll.copy(), self.h.copy())
+        out.u[idx], out.lp[idx], out.ll[idx], out.h[idx] = other.u, other.lp, other.ll, other.h
+        return out
 
 
 def evaluate(r: FloatArray, u: FloatArray, batch: int | None = None) -> Cloud:
@@ -108,11 +119,15 @@ def move(
     n_groups: int,
     rng: np.random.Generator,
     max_moves: int = MAX_MOVES,
+    start: StartProposal | None = None,
+    batch: int | None = None,
 ) -> tuple[Cloud, float]:
     """Random-walk Metropolis moves targeting ``p(theta) p(r|theta)^phi`` per particle.
 
     ``phi`` and ``groups`` are ``(S,)``; each group has its own proposal
     covariance. The number of moves adapts to the first move's acceptance.
+    With a ``start`` proposal ``q`` the target is the path from ``q`` instead,
+    ``q^(1-phi) (p(theta) p(r|theta))^phi``. ``batch``: as in :func:`evaluate`.
     Returns the moved cloud and the mean acceptance rate.
     """
     chols = np.stack([_chol(cloud.u[groups == g]) for g in range(n_groups)])
@@ -121,10 +136,13 @@ def move(
     while k < n_moves:
         z = rng.standard_normal(cloud.u.shape)
         step = np.einsum("sij,sj->si", chols[groups], z) * scale[groups, None]
-        prop = evaluate(r, cloud.u + step)
-        log_ratio = prop.lp + phi * np.where(np.isfinite(prop.ll), prop.ll, -np.inf) - (
-            cloud.lp + phi * cloud.ll
-        )
+        prop = evaluate(r, cloud.u + step, batch)
+        if start is None:
+            log_ratio = prop.lp + phi * np.where(np.isfinite(prop.ll), prop.ll, -np.inf) - (
+                cloud.lp + phi * cloud.ll
+            )
+        else:
+            log_ratio = _log_path(prop, phi, start) - _log_path(cloud, phi, start)
         cloud, ok = _mh_select(cloud, prop, log_ratio, rng)
         acc_g = np.bincount(groups, weights=ok, minlength=n_groups) / np.maximum(
             np.bincount(groups, minlength=n_groups), 1
@@ -161,11 +179,75 @@ def _scaled(ll: FloatArray, d: float) -> FloatArray:
 
 @dataclass
 class FitResult:
-    """Outcome of :func:`tempered_fit`: ``cloud`` is ordered run by run (``runs * P``)."""
+    """Outcome of :func:`tempered_fit`: ``cloud`` is ordered run by run (``runs * P``).
+
+    ``from_mode``: whether the runs started from the :class:`StartProposal`
+    (else from the prior).
+    """
 
     cloud: Cloud
     acceptance: float
     stages: int
+    from_mode: bool = False
+
+
+@dataclass(frozen=True)
+class StartProposal:
+    """Where the tempered fit starts: a multivariate t around the posterior mode.
+
+    ``q = (1 - PRIOR_SHARE) t_df(mean, S) + PRIOR_SHARE * prior``, with ``S``
+    the Laplace covariance inflated by ``START_INFLATION``: heavier tails and
+    a wider spread than the posterior, and the prior share keeps ``q``
+    positive wherever the posterior is (a defensive mixture, Hesterberg 1995).
+    """
+
+    mean: FloatArray
+    chol: FloatArray
+    asymmetric: bool
+
+    @classmethod
+    def at_mode(cls, r: FloatArray, asymmetric: bool) -> StartProposal | None:
+        """Around the posterior mode of ``r``; ``None`` when the mode search fails."""
+        found = lik.posterior_mode(r, asymmetric)
+        if found is None:
+            return None
+        mode, cov = found
+        try:
+            chol = np.asarray(np.linalg.cholesky(cov * START_INFLATION), dtype=float)
+        except np.linalg.LinAlgError:
+            return None
+        return cls(mode, chol, asymmetric)
+
+    def sample(self, n: int, rng: np.random.Generator) -> FloatArray:
+        """``n`` draws ``(n, d)``: from the prior with probability ``PRIOR_SHARE``."""
+        from_prior = rng.uniform(size=n) < PRIOR_SHARE
+        g = rng.standard_normal((n, self.mean.size))
+        w = rng.chisquare(START_DF, n) / START_DF
+        u = self.mean + (g @ self.chol.T) / np.sqrt(w)[:, None]
+        k = int(from_prior.sum())
+        if k:
+            u[from_prior] = lik.to_unconstrained(
+                lik.sample_prior(k, rng, self.asymmetric), self.asymmetric
+            )
+        return u
+
+    def logpdf(self, u: FloatArray, lp: FloatArray) -> FloatArray:
+        """Normalized log density of ``q`` at ``u`` ``(S, d)``, given the log prior ``lp`` there."""
+        d = self.mean.size
+        norm = (math.lgamma(0.5 * (START_DF + d)) - math.lgamma(0.5 * START_DF)
+                - 0.5 * d * math.log(START_DF * math.pi)
+                - float(np.log(np.diag(self.chol)).sum()))
+        lt = norm + _mvt_logpdf(u, self.mean, self.chol, START_DF)
+        result: FloatArray = np.logaddexp(math.log1p(-PRIOR_SHARE) + lt,
+                                          math.log(PRIOR_SHARE) + lp)
+        return result
+
+
+def _log_path(c: Cloud, phi: FloatArray, start: StartProposal) -> FloatArray:
+    """``(1 - phi) log q + phi log(p(theta) p(r|theta))`` at the particles, ``(S,)``."""
+    ll = np.where(np.isfinite(c.ll), c.ll, -np.inf)
+    result: FloatArray = (1.0 - phi) * start.logpdf(c.u, c.lp) + phi * (c.lp + ll)
+    return result
 
 
 def tempered_fit(
@@ -175,12 +257,30 @@ def tempered_fit(
     rng: np.random.Generator,
     target_ess: float = 0.5,
     asymmetric: bool = False,
+    from_mode: bool = True,
 ) -> FitResult:
-    """Posterior particles for the history ``r`` by adaptive likelihood tempering.
+    """Posterior particles for the history ``r`` by adaptive tempering.
 
     Returns equally weighted particles, ``runs`` independent runs of
     ``particles`` each, concatenated run by run. ``asymmetric``: GJR-GARCH.
+    ``from_mode``: temper from :class:`StartProposal` to the posterior,
+    evaluating likelihoods in passes of ``particles`` (the online cloud's
+    size: one compiled shape per process); when the mode search fails, or
+    with ``from_mode=False``, temper the likelihood from the prior (in passes
+    of ``runs * particles``: ~130 of them, where one pass costs less than
+    ``runs`` smaller ones).
     """
+    proposal = StartProposal.at_mode(r, asymmetric) if from_mode else None
+    if proposal is None:
+        return _fit_from_prior(r, runs, particles, rng, target_ess, asymmetric)
+    return _fit_from_proposal(r, runs, particles, rng, target_ess, proposal)
+
+
+def _fit_from_prior(
+    r: FloatArray, runs: int, particles: int, rng: np.random.Generator, target_ess: float,
+    asymmetric: bool,
+) -> FitResult:
+    """Likelihood tempering from the prior: ``p(theta) p(r|theta)^phi``, phi from 0 to 1."""
     s = runs * particles
     groups = np.repeat(np.arange(runs), particles)
     prior = lik.sample_prior(s, rng, asymmetric)
@@ -203,7 +303,109 @@ def tempered_fit(
         cloud = cloud.take(idx_all)
         cloud, acc = move(r, cloud, phi[groups], groups, runs, rng)
         stages += 1
-    return FitResult(cloud, acc, stages)
+    return FitResult(cloud, acc, stages, from_mode=False)
+
+
+def _fit_from_proposal(
+    r: FloatArray, runs: int, particles: int, rng: np.random.Generator, target_ess: float,
+    start: StartProposal,
+) -> FitResult:
+    """Tempering from ``q`` to the posterior: ``q^(1-phi) (p(theta) p(r|theta))^phi``.
+
+    Each run draws its own particles from ``q`` and proceeds as
+    :func:`_fit_from_prior` with the log weight ``log p + log L - log q`` in
+    place of ``log L``; after each reweighting it resamples and moves by
+    independent Metropolis-Hastings from a multivariate t fitted to the
+    run's weighted particles (random-walk moves when those are rarely
+    accepted). A good ``q`` reaches ``phi = 1`` in one or two stages.
+    """
+    cloud = evaluate(r, start.sample(runs * particles, rng), particles)
+    phi = np.zeros(runs)
+    stages, acc = 0, 0.0
+    d = cloud.u.shape[1]
+    while np.any(phi < 1.0):
+        ll = np.where(np.isfinite(cloud.ll), cloud.ll, -np.inf)
+        log_ratio = cloud.lp + ll - start.logpdf(cloud.u, cloud.lp)
+        log_ratio = np.where(np.isnan(log_ratio), -np.inf, log_ratio)
+        # only the runs still short of phi = 1 take this stage (those at 1 have moved there)
+        active = np.flatnonzero(phi < 1.0)
+        idx = np.empty(active.size * particles, dtype=np.intp)
+        means, chols = np.empty((active.size, d)), np.empty((active.size, d, d))
+        for k, g in enumerate(active):
+            sl = slice(g * particles, (g + 1) * particles)
+            new = _next_phi(log_ratio[sl], float(phi[g]), target_ess * particles)
+            logw = _scaled(log_ratio[sl], new - phi[g])
+            phi[g] = new
+            w = np.exp(logw - np.max(logw))
+            w /= w.sum()
+            means[k], chols[k] = _weighted_moments(cloud.u[sl], w)
+            idx[k * particles : (k + 1) * particles] = g * particles + systematic_resample(
+                w, particles, rng.uniform())
+        part = cloud.take(idx)
+        local = np.repeat(np.arange(active.size), particles)
+        temps = np.repeat(phi[active], particles)
+        part, acc = _move_runs_independent(r, part, temps, local, means, chols, start, rng,
+                                           particles)
+        if acc < MIN_INDEPENDENT_ACCEPTANCE:
+            part, acc = move(r, part, temps, local, active.size, rng, start=start,
+                             batch=particles)
+        pos = (active[:, None] * particles + np.arange(particles)).ravel()
+        cloud = cloud.replaced(pos, part)
+        stages += 1
+    return FitResult(cloud, acc, stages, from_mode=True)
+
+
+def _weighted_moments(u: FloatArray, w: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Mean ``(d,)`` and Cholesky factor ``(d, d)`` of the covariance of ``u`` under ``w``."""
+    mean = np.asarray(w @ u, dtype=float)
+    dev = u - mean
+    cov = (dev * w[:, None]).T @ dev / max(1.0 - float(w @ w), 1e-12) + 1e-10 * np.eye(u.shape[1])
+    try:
+        return mean, np.asarray(np.linalg.cholesky(cov), dtype=float)
+    except np.linalg.LinAlgError:
+        return mean, np.diag(np.sqrt(np.maximum(np.diag(cov), 1e-10)))
+
+
+def _move_runs_independent(
+    r: FloatArray, cloud: Cloud, phi: FloatArray, groups: IntArray, means: FloatArray,
+    chols: FloatArray, start: StartProposal, rng: np.random.Generator, batch: int,
+) -> tuple[Cloud, float]:
+    """Independent MH moves per run targeting the tempered path of :func:`_log_path`.
+
+    Run ``g``'s proposal is a multivariate t (``PROPOSAL_DF``) with mean
+    ``means[g]`` and Cholesky factor ``chols[g]``. The first move's
+    acceptance sets how many follow (a particle has then moved with
+    probability ~ 1 - ``MISS``). Returns the cloud and the mean acceptance.
+    """
+    n, d = cloud.u.shape
+    mean_s, chol_s = means[groups], chols[groups]
+
+    def proposal_logpdf(u: FloatArray) -> FloatArray:
+        out = np.empty(n)
+        for g in range(means.shape[0]):
+            sel = groups == g
+            out[sel] = _mvt_logpdf(u[sel], means[g], chols[g], PROPOSAL_DF)
+        return out
+
+    lq = proposal_logpdf(cloud.u)
+    target = _log_path(cloud, phi, start)
+    accepted, n_moves, k = 0.0, 1, 0
+    while k < n_moves:
+        g = rng.standard_normal((n, d))
+        w = rng.chisquare(PROPOSAL_DF, n) / PROPOSAL_DF
+        u_new = mean_s + np.einsum("sij,sj->si", chol_s, g) / np.sqrt(w)[:, None]
+        prop = evaluate(r, u_new, batch)
+        lq_new = proposal_logpdf(u_new)
+        target_new = _log_path(prop, phi, start)
+        cloud, ok = _mh_select(cloud, prop, (target_new - lq_new) - (target - lq), rng)
+        lq = np.where(ok, lq_new, lq)
+        target = np.where(ok, target_new, target)
+        accepted += float(ok.sum())
+        if k == 0:
+            rate = max(float(ok.mean()), 1e-3)
+            n_moves = int(min(MAX_MOVES, max(1, math.ceil(math.log(MISS) / math.log1p(-rate)))))
+        k += 1
+    return cloud, accepted / (n_moves * n)
 
 
 def _mvt_logpdf(u: FloatArray, mean: FloatArray, chol: FloatArray, df: float) -> FloatArray:

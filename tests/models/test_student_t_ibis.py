@@ -67,6 +67,19 @@ def test_loglik_blocks_long_and_empty_data() -> None:
     assert np.all(t_loglik(mu, sigma, nu, y[:0]) == 0.0)
 
 
+def test_loglik_grouped_products_and_direct_route_match_scipy() -> None:
+    # prior-like particles: scales from far below the returns' size (the direct
+    # route, where expanding (y - mu)^2 would cancel) to far above; lengths that
+    # are and are not multiples of the group of factors logged together
+    rng = np.random.default_rng(4)
+    mu, nu = rng.normal(0, 0.01, 9), 2.0 + rng.gamma(2.0, 10.0, 9)
+    sigma = np.array([1e-12, 1e-8, 1e-6, 1e-4, 1e-3, 0.007, 0.02, 0.05, 0.3])
+    for n in (1, 16, 20, 1001):
+        y = rng.standard_t(4, n) * 0.01
+        expect = [stats.t.logpdf(y, v, m, s).sum() for m, s, v in zip(mu, sigma, nu, strict=True)]
+        np.testing.assert_allclose(t_loglik(mu, sigma, nu, y), expect, rtol=1e-12)
+
+
 def test_independent_moves_leave_the_target_invariant() -> None:
     # target N(0, I) in 3-d; a deliberately offset, too-narrow proposal: the kernel must
     # still keep exact draws exact (a biased kernel would drag them to the proposal)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from swarmvar.errors import InvalidParameter, InvalidReturns, NotFitted
+from swarmvar.models import bootstrap
 from swarmvar.models.bootstrap import BayesianBootstrap
 from swarmvar.models.risk import EmpiricalFamily, risk_measures
 
@@ -27,7 +28,11 @@ def test_point_forecast_is_historical_simulation():
         assert m.var_interval[0] <= m.var <= m.var_interval[1]
 
 
-def test_tail_restricted_draws_match_full_dirichlet():
+@pytest.mark.parametrize("margin", [None, (0.0, 0.0)])
+def test_tail_restricted_draws_match_full_dirichlet(monkeypatch, margin):
+    if margin is not None:  # no margin: about half the draws are extended (_split_gamma)
+        monkeypatch.setattr(bootstrap, "_TAIL_SD", margin[0])
+        monkeypatch.setattr(bootstrap, "_TAIL_PAD", margin[1])
     x = np.random.default_rng(2).standard_t(4, size=500) * 0.01
     agent = BayesianBootstrap(window=500, draws=20_000).fit(x, seed=3)
     fast = agent.forecast((0.99, 0.975))

@@ -82,25 +82,24 @@ def test_a_filling_window_then_a_full_one(returns: np.ndarray) -> None:
 
 @pytest.mark.parametrize(("window", "alphas", "margin"),
                          [(50, (0.99, 0.6), (5.0, 10.0)), (300, (0.99, 0.975), (0.0, 0.0))])
-def test_the_tail_draws_falling_back_inside_a_block(
+def test_all_weights_and_extended_draws_inside_a_block(
         returns: np.ndarray, monkeypatch: pytest.MonkeyPatch, window: int,
         alphas: tuple[float, ...], margin: tuple[float, float]) -> None:
-    # a short window at 0.6 needs all N weights from the start; with no margin
-    # on the tail rows, many days' draws turn out too light and fall back after
-    # drawing (the weights then follow the ring buffer's order)
+    # a short window at 0.6 draws all N weights; with no margin on the tail
+    # rows, every day has draws that need more rows (_split_gamma)
     monkeypatch.setattr(bootstrap, "_TAIL_SD", margin[0])
     monkeypatch.setattr(bootstrap, "_TAIL_PAD", margin[1])
     calls = []
-    full = BayesianBootstrap._conditional_full
-    monkeypatch.setattr(BayesianBootstrap, "_conditional_full",
-                        lambda self, *a: calls.append(1) or full(self, *a))
+    split = bootstrap._split_gamma
+    monkeypatch.setattr(bootstrap, "_split_gamma", lambda *a: calls.append(1) or split(*a))
     agent = BayesianBootstrap(window=window).fit(returns[:1000], seed=0)
     loop_agent, block_agent = copy.deepcopy(agent), copy.deepcopy(agent)
     x = returns[1000:1040]
     f_loop, d_loop = Agent.forecast_block(loop_agent, x, alphas, seeds=_seeds(0, 40))
-    assert len(calls) >= 10
+    in_loop = len(calls)
+    assert in_loop == 0 if window == 50 else in_loop >= 40
     f_block, d_block = block_agent.forecast_block(x, alphas, seeds=_seeds(0, 40))
-    assert len(calls) >= 20
+    assert len(calls) == 2 * in_loop
     assert f_block == f_loop
     np.testing.assert_array_equal(d_block, d_loop)
     _assert_same_agents(loop_agent, block_agent)

@@ -595,30 +595,31 @@ def _tail_solve(u: float, xi: FloatArray, beta: FloatArray, p_u: FloatArray, loc
     rd, rl = np.nonzero(np.broadcast_to(~redo[:, None], hi.shape))
     with np.errstate(divide="ignore"):  # xi = 0 only on days left to redo
         inv_xi = -1.0 / xi
-    xi_beta = xi / beta
+    # per-draw factors of the family's steps, formed as it forms them (the same values)
+    xi_beta, inv_scale, xi1_scale = xi / beta, 1.0 / scale, (1.0 + xi) / scale
+    factor = w * scale / (1.0 - xi)
+    size = xi.shape[1]
     for _ in range(100):
         if not rd.size:
             break
         at = v[rd, rl]
-        sc, xr = scale[rd], xi[rd]
-        over = (at[:, None] - loc) / sc - u
-        y = over * xi_beta[rd]
+        rows = _Rows(rd)
+        over = (rows.column(at) - loc) / rows(scale) - u
+        y = over * rows(xi_beta)
         # the single family takes its smooth path only if all its rows are in the tail
-        rough = np.zeros(redo.size, dtype=bool)
-        np.logical_or.at(rough, rd, (over.min(axis=1) < 0.0) | (y.min(axis=1) <= -1.0))
-        if rough.any():
-            redo |= rough
-            keep_rows = ~rough[rd]
+        rough_rows = (over.reshape(-1, size).min(axis=1) < 0.0) | (
+            y.reshape(-1, size).min(axis=1) <= -1.0)
+        if rough_rows.any():  # those days are redone; the others' step is taken again
+            redo[rd[rough_rows]] = True
+            keep_rows = ~redo[rd]
             rd, rl = rd[keep_rows], rl[keep_rows]
-            at, sc, xr, over, y = (a[keep_rows] for a in (at, sc, xr, over, y))
-            if not rd.size:
-                break
-        tail = p_u[rd] * np.exp(np.log1p(y) * inv_xi[rd])
-        den = beta[rd] + xr * over
+            continue
+        tail = rows(p_u) * np.exp(np.log1p(y) * rows(inv_xi))
+        den = rows(beta) + rows(xi) * over
         dens = tail / den
-        dens *= 1.0 / sc
-        curv = dens * ((1.0 + xr) / sc) / den
-        total, slope, bend = (day_dots(a, w, rd) for a in (tail, dens, curv))
+        dens *= rows(inv_scale)
+        curv = dens * rows(xi1_scale) / den
+        total, slope, bend = (day_dots(a.reshape(-1, size), w, rd) for a in (tail, dens, curv))
         g = total - target[rl]
         up = g > 0
         lo[rd[up], rl[up]] = at[up]
@@ -630,16 +631,15 @@ def _tail_solve(u: float, xi: FloatArray, beta: FloatArray, p_u: FloatArray, loc
         halley = (lo_r < nxt) & (nxt < hi_r)
         nxt = np.where(halley, nxt, 0.5 * (lo_r + hi_r))
         v[rd, rl] = nxt
-        step, size = np.abs(nxt - at), np.maximum(np.abs(at), 1e-300)
-        carried = halley & (step <= 1e-6 * size)
-        exact = ~carried & ((step <= 1e-9 * size) | (hi_r - lo_r <= 1e-9 * size))
+        step, scale_at = np.abs(nxt - at), np.maximum(np.abs(at), 1e-300)
+        carried = halley & (step <= 1e-6 * scale_at)
+        exact = ~carried & ((step <= 1e-9 * scale_at) | (hi_r - lo_r <= 1e-9 * scale_at))
         redo[rd[exact]] = True  # the family takes the partial moment at the root itself
         if carried.any():
+            # the family's _smooth_excess at the evaluated points recomputes over and tail
+            # as above, and beta + xi * over is den: reuse them
             cd, cl, d = rd[carried], rl[carried], (nxt - at)[carried]
-            c_over, c_xi, c_beta = over[carried], xi[cd], beta[cd]
-            c_tail = p_u[cd] * np.exp(np.log1p(c_over * xi_beta[cd]) * inv_xi[cd])
-            factor = w * scale / (1.0 - xi)
-            e = day_dots(c_tail * (c_beta + c_xi * c_over), factor, cd)
+            e = day_dots((tail * den).reshape(-1, size)[carried], factor, cd)
             moved = e - d * total[carried] + 0.5 * d * d * slope[carried]
             var[cd, cl] = nxt[carried]
             es[cd, cl] = nxt[carried] + moved / target[cl]
@@ -647,3 +647,27 @@ def _tail_solve(u: float, xi: FloatArray, beta: FloatArray, p_u: FloatArray, loc
         rd, rl = rd[left], rl[left]
     redo[rd] = True  # no convergence in 100 steps (not seen)
     return var, es
+
+
+class _Rows:
+    """Per-draw arrays ``(D, S)`` taken to the solver's rows (``rd``: each row's day).
+
+    ``(days, 1, S)`` when every active day has the same number ``k`` of rows
+    (the rows' arrays are then ``(days, k, S)``), else gathered row by row
+    ``(M, S)``. The steps are elementwise, so the values are the same either way.
+    """
+
+    def __init__(self, rd: NDArray[np.intp]) -> None:
+        cut = np.flatnonzero(np.diff(rd)) + 1
+        runs = cut.size + 1
+        k = rd.size // runs
+        self.k = k if k * runs == rd.size and np.array_equal(cut, np.arange(1, runs) * k) else 0
+        self.rd = rd
+        self.days = rd[::k] if self.k else rd
+
+    def __call__(self, a: FloatArray) -> FloatArray:
+        return a[self.days][:, None, :] if self.k else a[self.rd]
+
+    def column(self, x: FloatArray) -> FloatArray:
+        """Values per row ``(M,)`` shaped to broadcast against the draws."""
+        return x.reshape(-1, self.k, 1) if self.k else x[:, None]

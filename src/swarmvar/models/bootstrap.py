@@ -16,8 +16,17 @@ in O(1). Its log score smooths the empirical predictive with a Gaussian kernel
 (Silverman's bandwidth), since a discrete predictive has no density at a new
 value.
 
+Horizon 1 draws only the weights of the largest losses (every VaR/ES at the
+levels asked depends on no other), exactly: see :meth:`BayesianBootstrap._conditional`.
 Horizons ``h > 1`` resample ``h`` returns per path from each draw's weighted
 empirical distribution and sum them.
+
+Blocks. :meth:`BayesianBootstrap.forecast_block` (the backtest between refits)
+does a run of horizon-1 days together when each day has its own generator:
+the days' windows are the rows of one matrix, sorted, KDE-scored and
+historically simulated at once; each day still draws from its own generator
+what :meth:`~BayesianBootstrap.forecast` draws, so the numbers are the loop's,
+bit for bit.
 """
 
 from __future__ import annotations

@@ -147,3 +147,59 @@ def test_the_fit_and_the_online_cloud_share_one_compiled_likelihood(sp500, monke
         agent.update(x)
     agent.refit(sp500[100:1100], seed=2)
     assert sizes == {500}
+
+
+# --- the persistent compilation cache (each case in fresh processes: JAX reads the
+# --- cache setting once per process)
+
+_CACHE_PROBE = """
+import jax
+import numpy as np
+hits = []
+jax.monitoring.register_event_listener(lambda name, **kw: hits.append(name))
+from swarmvar.models import _garch_lik as lik, _garch_smc as smc
+r = np.random.default_rng(0).normal(0, 0.01, 600)
+u = lik.to_unconstrained(lik.sample_prior(128, np.random.default_rng(1), True), True)
+ll = smc.evaluate(r, u).ll
+print(sum(name == "/jax/compilation_cache/cache_hits" for name in hits), ll.tobytes().hex())
+"""
+
+
+def _probe(cwd, setting, runs=1):
+    """Run the probe in ``runs`` processes at once: [(cache hits, likelihood bytes)]."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
+    env["JAX_PLATFORMS"] = "cpu"
+    if setting is not None:
+        env[lik.CACHE_ENV] = str(setting)
+    procs = [subprocess.Popen([sys.executable, "-W", "error", "-c", _CACHE_PROBE], cwd=cwd,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(runs)]
+    out = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=300)
+        assert p.returncode == 0, stderr  # warnings are errors: no half-read cache entry
+        hits, values = stdout.split()
+        out.append((int(hits), values))
+    return out
+
+
+def test_compiled_likelihood_is_cached_across_processes_safely(tmp_path):
+    folder = tmp_path / "cache"
+    cold = _probe(tmp_path, folder, runs=3)  # three processes compile-or-load at once
+    assert len(list(folder.glob("*-cache"))) == 1
+    assert sum(h for h, _ in cold) == 2  # the lock: one compiled and wrote, two loaded
+    (warm,) = _probe(tmp_path, folder)
+    assert warm[0] == 1
+    assert len({v for _, v in [*cold, warm]}) == 1  # the same numbers, loaded or compiled
+    assert not (tmp_path / ".swarmvar").exists()
+
+
+def test_compilation_cache_defaults_to_the_home_and_can_be_turned_off(tmp_path):
+    (off,) = _probe(tmp_path, "off")
+    assert off[0] == 0 and not (tmp_path / ".swarmvar").exists()
+    _probe(tmp_path, None)
+    assert len(list((tmp_path / ".swarmvar" / "cache" / "jax").glob("*-cache"))) == 1

@@ -30,9 +30,12 @@ The per-tick step is plain numpy (no JAX dispatch per tick).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import NamedTuple
 
 import jax
@@ -217,14 +220,90 @@ def backcast_moments(r: FloatArray) -> FloatArray:
     return np.array([w.sum(), w @ x, w @ (x * x)])
 
 
+#: JAX's persistent compilation cache for the likelihood: this environment variable
+#: names its directory, or turns it off (``off``, ``0`` or empty); unset, the
+#: directory is ``./.swarmvar/cache/jax`` (the CLI's default home) unless JAX already
+#: has one configured (``JAX_COMPILATION_CACHE_DIR``, as ``swarmvar var/backtest`` set).
+CACHE_ENV = "SWARMVAR_JAX_CACHE"
+DEFAULT_CACHE = Path(".swarmvar") / "cache" / "jax"
+_CACHE_OFF = frozenset({"", "0", "off", "no", "false", "none"})
+LOCK_NAME = "swarmvar-compile.lock"
+
+
+def compilation_cache() -> Path | None:
+    """The directory of JAX's persistent compilation cache, configuring swarmvar's if none is.
+
+    ``None`` when :data:`CACHE_ENV` turns it off or the directory cannot be
+    made. JAX reads the setting at the first compilation of a process: a
+    process that compiled something before without a cache keeps compiling.
+    """
+    configured = _config("jax_compilation_cache_dir")
+    if configured:
+        return Path(str(configured))
+    value = os.environ.get(CACHE_ENV)
+    if value is not None and value.strip().lower() in _CACHE_OFF:
+        return None
+    folder = Path(value) if value else DEFAULT_CACHE
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    _set_config("jax_compilation_cache_dir", str(folder))
+    return folder
+
+
+def _config(name: str) -> object:
+    return getattr(jax.config, name)
+
+
+def _set_config(name: str, value: object) -> None:
+    jax.config.update(name, value)  # type: ignore[no-untyped-call]
+
+
+@contextlib.contextmanager
+def _compiling(folder: Path | None) -> Iterator[None]:
+    """Around a compilation of the likelihood: cache it, one process at a time.
+
+    JAX writes a cache entry in place (no rename), so a process reading the
+    entry while another writes it would read a truncated file (a warning and
+    a recompile); an exclusive lock on the cache directory serializes
+    swarmvar's compile-or-load steps. Programs that compile faster than
+    JAX's threshold (1 s by default; the likelihood takes ~0.1-0.3 s) are
+    not cached: the threshold is lifted for this compilation only.
+    """
+    try:
+        import fcntl
+    except ImportError:  # no POSIX locks (Windows): compile without the cache
+        yield
+        return
+    if folder is None:
+        yield
+        return
+    try:
+        handle = open(folder / LOCK_NAME, "a")  # noqa: SIM115 - held across the yield
+    except OSError:
+        yield
+        return
+    name = "jax_persistent_cache_min_compile_time_secs"
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        previous = _config(name)
+        _set_config(name, 0.0)
+        try:
+            yield
+        finally:
+            _set_config(name, previous)
+
+
 @functools.lru_cache(maxsize=16)
-def _chunk_fn(n_particles: int):  # type: ignore[no-untyped-def]
-    """Jitted pass over one ``CHUNK`` of returns, carrying ``(h, sum log h, sum log q)``.
+def _chunk_fn(n_particles: int) -> jax.stages.Compiled:
+    """Compiled pass over one ``CHUNK`` of returns, carrying ``(h, sum log h, sum log q)``.
 
     Keyed by the particle count only: any history length is a sequence of
     chunk calls (the last one masked), so a growing history never recompiles.
+    Compiled ahead of time for float32 ``(n_particles,)`` parameters, through
+    the persistent cache of :func:`compilation_cache`.
     """
-    del n_particles  # part of the cache key: jit specializes on shapes anyway
 
     def block_step(carry, inp):  # type: ignore[no-untyped-def]
         # h and sum log h travel as one complex64 (real, imaginary part: exact): XLA
@@ -254,7 +333,12 @@ def _chunk_fn(n_particles: int):  # type: ignore[no-untyped-def]
         (h_slh, slq, *_), _ = jax.lax.scan(block_step, carry, xs)  # type: ignore[arg-type]
         return h_slh, slq
 
-    return jax.jit(chunk)
+    spec = jax.ShapeDtypeStruct
+    vec = spec((n_particles,), np.float32)  # type: ignore[no-untyped-call]
+    shapes = (spec((CHUNK,), np.float32), spec((), np.int32),  # type: ignore[no-untyped-call]
+              *[vec] * 6, spec((n_particles,), np.complex64), vec)  # type: ignore[no-untyped-call]
+    with _compiling(compilation_cache()):
+        return jax.jit(chunk).lower(*shapes).compile()
 
 
 def loglik(r: FloatArray, th: Theta) -> tuple[FloatArray, FloatArray]:

@@ -36,7 +36,7 @@ from ..errors import InvalidParameter, InvalidState
 from ..types import Diagnostics, Forecast, RiskMeasure
 from . import _sir
 from . import _student_t_lik as lik
-from ._sir_tmixture import MixtureLevel, mixture_level, risk_measure
+from ._sir_tmixture import MixtureLevel, mixture_level, risk_measure, risk_measures_block
 from ._student_t_lik import constrain, log_const, log_prior, t_loglik
 from .base import Agent, Seed, rng_from
 from .diagnostics import summarize
@@ -364,21 +364,63 @@ class StudentT(Agent):
         """Reweight the particles by the t density of ``r``; return ``log p(r | past)``."""
         self._require_fitted()
         value = self._check_return(r)
-        z = (value - self._mu) / self._sigma
-        lp = self._const - 0.5 * (self._nu + 1.0) * np.log1p(z * z / self._nu)
-        logw, loglik = self._logw + lp, self._loglik + lp
-        top = logw.max()
-        lpd = float(top + np.log(np.exp(logw - top).sum()) - np.log(np.exp(self._logw).sum()))
-        history = np.append(self._hist, value)
-        if _sir.ess(logw) >= self.ess_threshold * logw.size:
-            self._logw, self._loglik, self._hist = logw - logw.max(), loglik, history
-            return lpd
+        xs = np.array([value])
+        _, lpds, pending = self._reweigh(xs, self._log_densities(xs))
+        if pending is not None:
+            self._rejuvenate_after(*pending)
+        return lpds[0]
+
+    def _log_densities(self, xs: FloatArray) -> FloatArray:
+        """Each particle's t log density of each return: ``(D, S)`` for ``xs (D,)``."""
+        z = (xs[:, None] - self._mu) / self._sigma
+        return np.asarray(self._const - 0.5 * (self._nu + 1.0) * np.log1p(z * z / self._nu))
+
+    def _reweigh(self, xs: FloatArray, lp: FloatArray) -> tuple[
+            list[FloatArray], list[float], tuple[FloatArray, FloatArray, FloatArray] | None]:
+        """Absorb returns ``xs (D,)`` with particle log densities ``lp (D, S)`` into the weights.
+
+        Day by day as far as the first return after which the ESS falls below
+        ``ess_threshold * S``; the days before it are absorbed (weights,
+        likelihoods, history). Returns the normalized weights each absorbed
+        or stopping day was forecast with, those days' log predictive
+        densities, and for a stopping day its unnormalized log weights,
+        likelihoods and history, to resample and move from (None if none).
+        Only the last day's weights are exponentiated (``self._logw`` has
+        maximum exactly 0, so they are what :func:`_sir.normalized_weights`
+        would give; the next day's denominator is this day's sum).
+        """
+        logw, loglik = self._logw, self._loglik
+        weights, denominator = _sir.normalized_weights(logw), np.exp(logw).sum()
+        least = self.ess_threshold * logw.size
+        seen, lpds = [], []
+        for j in range(xs.size):
+            seen.append(weights)
+            new = logw + lp[j]
+            top = new.max()
+            shifted = new - top
+            e = np.exp(shifted)
+            total = e.sum()
+            lpds.append(float(top + np.log(total) - np.log(denominator)))
+            weights = e / total
+            if float(1.0 / np.dot(weights, weights)) < least:
+                self._absorbed(logw, loglik, xs[:j])
+                return seen, lpds, (new, loglik + lp[j], np.append(self._hist, xs[j]))
+            logw, loglik, denominator = shifted, loglik + lp[j], total
+        self._absorbed(logw, loglik, xs)
+        return seen, lpds, None
+
+    def _absorbed(self, logw: FloatArray, loglik: FloatArray, xs: FloatArray) -> None:
+        if xs.size:
+            self._logw, self._loglik = logw, loglik
+            self._hist = np.concatenate([self._hist, xs])
+
+    def _rejuvenate_after(self, logw: FloatArray, loglik: FloatArray, history: FloatArray) -> None:
+        """Resample and move after a return left too few effective particles."""
         rng = copy.deepcopy(self._rng)
         theta, aux, rate, _ = self._rejuvenate(self._theta, logw, loglik[None, :], (history,),
                                                np.ones(1), rng)
         self._install(theta, np.zeros(theta.shape[0]), aux[0], history, rng)
         self._acceptance = rate
-        return lpd
 
     # --- forecasting ------------------------------------------------------
 
@@ -419,6 +461,45 @@ class StudentT(Agent):
             total += rng.standard_t(nu[:, None], size=total.shape)
         paths = h * mu[:, None] + sigma[:, None] * total
         return Forecast(self.name, h, risk_measures(EmpiricalFamily(paths), levels))
+
+    def forecast_block(self, returns: ArrayLike, alphas: Sequence[float] = (0.99,),
+                       horizon: int = 1, *, seeds: Sequence[Seed] | None = None
+                       ) -> tuple[list[Forecast], FloatArray]:
+        """Forecast, then absorb, each of ``returns (D,)`` in turn (see the base class).
+
+        Bit for bit the loop of :meth:`forecast` and :meth:`update` (tested),
+        for fewer passes: between resample-moves the particles are fixed, so
+        one ``(days, S)`` matrix holds every remaining day's t log densities,
+        the weights advance day by day as :meth:`update` advances them (one
+        exponential a day), and each stretch of days on one particle set is
+        forecast together (credible intervals in one pass, the VaR/ES roots
+        day by day on the cached nodes). A day that leaves too few effective
+        particles is resampled and moved exactly where :meth:`update` would,
+        with the same random stream. ``horizon > 1``: the loop.
+        """
+        self._require_fitted()
+        xs = self._block_returns(returns)
+        day_seeds = self._block_seeds(seeds, xs.size)
+        if self._check_horizon(horizon) != 1:
+            return super().forecast_block(xs, alphas, horizon, seeds=day_seeds)
+        levels = check_alphas(alphas)
+        measures: list[list[RiskMeasure]] = []
+        dens = np.empty(xs.size)
+        start = 0
+        while start < xs.size:
+            rest = xs[start:]
+            seen, lpds, pending = self._reweigh(rest, self._log_densities(rest))
+            by_level = []
+            for a in levels:  # before any resample-move: these particles made the forecasts
+                stretch = risk_measures_block(self._level(a, seen[0]), seen)
+                self._last_var[a] = stretch[-1].var
+                by_level.append(stretch)
+            measures.extend(list(day) for day in zip(*by_level, strict=True))
+            dens[start:start + len(seen)] = lpds
+            start += len(seen)
+            if pending is not None:
+                self._rejuvenate_after(*pending)
+        return [Forecast(self.name, 1, tuple(day)) for day in measures], dens
 
     # --- diagnostics, generative side, state ------------------------------------
 

@@ -20,6 +20,8 @@ per-draw VaR and ES at once: the mixture VaRs of all levels by safeguarded
 Halley steps on one ``(levels, particles)`` batch of table lookups per step
 (two steps as a rule), since a forecast is a few dozen numpy operations on
 1,000-particle arrays and their count, not their arithmetic, sets its cost.
+:func:`level_measures_block` does the same for several days on one particle
+set (``GarchT.forecast_block``), bit for bit each day's.
 """
 
 from __future__ import annotations

@@ -17,7 +17,9 @@ exceedance probability ``p_u`` gets its own Jeffreys posterior
 :class:`GPDTailFamily` is the conditional loss law per posterior draw for
 :func:`~swarmvar.models.risk.risk_measures`: ``L = loc + scale * X`` where
 ``X`` is empirical below ``u`` and GPD above it (McNeil & Frey 2000), with
-closed-form tail probability, quantile and expected excess.
+closed-form tail probability, quantile and expected excess;
+:func:`tail_level_measures_block` solves several such families (days) at once
+where they stay in their smooth GPD tails (``GarchEVT.forecast_block``).
 """
 
 from __future__ import annotations

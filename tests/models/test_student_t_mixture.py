@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from swarmvar.models._sir_tmixture import mixture_level, risk_measure
-from swarmvar.models.risk import StudentTFamily, risk_measures
+from swarmvar.models._sir_tmixture import _quantile_rows, mixture_level, risk_measure
+from swarmvar.models.risk import StudentTFamily, risk_measures, weighted_quantile
 
 
 def _compare(loc, scale, df, w, alpha):  # type: ignore[no-untyped-def]
@@ -40,3 +40,18 @@ def test_random_mixtures(seed: int, size: int, alpha: float) -> None:
     df = 2.05 + rng.gamma(2.0, 5.0, size)
     w = rng.dirichlet(np.full(size, 0.3))
     _compare(loc, scale, df, w + 1e-300, alpha)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), size=st.integers(1, 700), days=st.integers(1, 6),
+       concentration=st.sampled_from([0.01, 0.3, 5.0]))
+def test_chunked_quantiles_are_the_weighted_quantiles(seed: int, size: int, days: int,
+                                                      concentration: float) -> None:
+    rng = np.random.default_rng(seed)
+    values = np.round(rng.normal(0.02, 0.003, size), 4)  # ties, as resampled particles have
+    order = np.argsort(values, kind="stable")
+    w = rng.dirichlet(np.full(size, concentration), days) + 1e-300
+    got = _quantile_rows(values, order, w, (0.05, 0.95))
+    for d in range(days):
+        assert got[d].tolist() == weighted_quantile(values, w[d], (0.05, 0.95)).tolist()
+        assert np.array_equal(_quantile_rows(values, order, w[d : d + 1], (0.05, 0.95))[0], got[d])

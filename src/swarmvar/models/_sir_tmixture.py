@@ -183,27 +183,40 @@ class MixtureLevel:
         return float(optimize.brentq(g, self.lo, self.hi, xtol=1e-15, rtol=1e-13))
 
 
-def _quantiles(values: FloatArray, order: NDArray[np.intp], weights: FloatArray,
-               probs: tuple[float, float]) -> FloatArray:
-    """:func:`~swarmvar.models.risk.weighted_quantile` with the sort order precomputed."""
-    cum = np.cumsum(weights[order])
-    cum /= cum[-1]
-    idx = np.searchsorted(cum, np.asarray(probs) - 1e-12, side="left")
-    return np.asarray(values[order[np.minimum(idx, values.size - 1)]])  # no sorted copy
+#: Sorted weights are summed in chunks of this many to find the quantiles' crossings.
+_CHUNK = 64
 
 
 def _quantile_rows(values: FloatArray, order: NDArray[np.intp], weights: FloatArray,
                    probs: tuple[float, float]) -> FloatArray:
-    """:func:`_quantiles` for each row of ``weights (D, S)``: ``(D, 2)``, bit for bit.
+    """Weighted quantiles of ``values (S,)`` under each row of ``weights (D, S)``: ``(D, 2)``.
 
-    A row's cumulative sum is the same sequential sum; the first index where
-    a nondecreasing ``cum`` reaches ``p`` is the count of entries below it.
+    :func:`~swarmvar.models.risk.weighted_quantile` (the smallest value whose
+    cumulative weight reaches ``p``) with the sort order precomputed, without
+    a sequential cumulative sum over all ``S`` (a chain of dependent adds, the
+    slow part): chunk sums locate each crossing's chunk, and only that chunk
+    is summed in order. The cumulative weights round differently from one
+    running sum (by ~``S * 1e-16``), which moves a quantile to a neighbouring
+    particle only when a cumulative weight lies that close to ``p - 1e-12``.
+    A row's result does not depend on the other rows.
     """
-    cum = np.cumsum(weights[:, order], axis=1)
-    cum /= cum[:, -1:]
-    p = np.asarray(probs) - 1e-12
-    idx = np.column_stack([(cum < q).sum(axis=1) for q in p.tolist()])
-    return np.asarray(values[order[np.minimum(idx, values.size - 1)]])
+    days, size = weights.shape
+    chunks = -(-size // _CHUNK)
+    w = np.zeros((days, chunks * _CHUNK))
+    w[:, :size] = weights[:, order]
+    w3 = w.reshape(days, chunks, _CHUNK)
+    ends = np.cumsum(w3.sum(axis=2), axis=1)  # cumulative weight at each chunk's end
+    total = ends[:, -1:]
+    rows = np.arange(days)
+    out = np.empty((days, len(probs)), dtype=np.intp)
+    for i, p in enumerate(probs):
+        q = p - 1e-12
+        k = np.minimum((ends / total < q).sum(axis=1), chunks - 1)
+        before = np.where(k > 0, ends[rows, k - 1], 0.0)
+        within = before[:, None] + np.cumsum(w3[rows, k], axis=1)
+        j = np.minimum((within / total < q).sum(axis=1), _CHUNK - 1)
+        out[:, i] = k * _CHUNK + j
+    return np.asarray(values[order[np.minimum(out, size - 1)]])
 
 
 def mixture_level(loc: FloatArray, scale: FloatArray, df: FloatArray,
@@ -293,8 +306,8 @@ def risk_measure(level: MixtureLevel, weights: FloatArray,
                  interval_mass: float = 0.90) -> RiskMeasure:
     """VaR, ES and credible intervals of the mixture with posterior ``weights`` ``(S,)``."""
     lo_p, hi_p = (1 - interval_mass) / 2, (1 + interval_mass) / 2
-    var_ci = _quantiles(level.cond_var, level.var_order, weights, (lo_p, hi_p))
-    es_ci = _quantiles(level.cond_es, level.es_order, weights, (lo_p, hi_p))
+    var_ci = _quantile_rows(level.cond_var, level.var_order, weights[None, :], (lo_p, hi_p))[0]
+    es_ci = _quantile_rows(level.cond_es, level.es_order, weights[None, :], (lo_p, hi_p))[0]
     v, es = _solve(level, weights)
     return RiskMeasure(
         alpha=float(level.alpha),

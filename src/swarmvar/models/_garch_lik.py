@@ -48,6 +48,9 @@ FloatArray = NDArray[np.float64]
 
 BLOCK = 8
 CHUNK = 512
+#: Blocks per iteration of the compiled loop: 2 makes a pass ~25% cheaper (less loop
+#: overhead per step; the same operations, bit for bit) for ~0.1 s more compile time.
+SCAN_UNROLL = 2
 BACKCAST_LAGS = 75
 BACKCAST_DECAY = 0.94
 #: Floors and caps inside the float32 block products (scaled units, data variance = 1):
@@ -330,7 +333,8 @@ def _chunk_fn(n_particles: int) -> jax.stages.Compiled:
         mask = jnp.arange(CHUNK) < n_valid
         carry = (h_slh, slq, mu, omega, a_pos, a_neg, beta, inv_nm2)
         xs = (y.reshape(CHUNK // BLOCK, BLOCK), mask.reshape(CHUNK // BLOCK, BLOCK))
-        (h_slh, slq, *_), _ = jax.lax.scan(block_step, carry, xs)  # type: ignore[arg-type]
+        (h_slh, slq, *_), _ = jax.lax.scan(block_step, carry, xs,  # type: ignore[arg-type]
+                                           unroll=SCAN_UNROLL)
         return h_slh, slq
 
     spec = jax.ShapeDtypeStruct

@@ -16,7 +16,9 @@ weight is multiplied by the t density of the new return; when the ESS falls
 below ``ess_threshold * S`` the particles are resampled (systematic) and
 rejuvenated by Metropolis-Hastings on the full iid likelihood of the history
 (independent proposals from a t fitted to the cloud, as in Chopin's IBIS;
-random-walk steps if those are rarely accepted). ``refit(window)``
+random-walk steps if those are rarely accepted). ``forecast_block`` (the
+backtest between refits) is that forecast-then-update loop, bit for bit, with
+each stretch of days between moves forecast together. ``refit(window)``
 warm-starts from the current particles: reweighting by the window-to-history
 likelihood ratio, with adaptive tempering, resampling and moves when that
 leaves too few effective particles, instead of a fresh fit. See docs/models-student-t-evt.md.

@@ -44,6 +44,9 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
+# At import, not at first use: forked backtest workers then find it loaded (~0.1 s each)
+from scipy.signal import lfilter
+
 FloatArray = NDArray[np.float64]
 
 BLOCK = 8
@@ -411,8 +414,6 @@ def variance_path(
 
     ``moments`` is ``backcast_moments(r)`` if the caller keeps it.
     """
-    from scipy.signal import lfilter
-
     bm = backcast_moments(r) if moments is None else moments
     bc = bm[2] - 2.0 * mu * bm[1] + mu * mu * bm[0]
     e = r - mu
@@ -430,8 +431,8 @@ def log_posterior_one(r: FloatArray, u: FloatArray, moments: FloatArray) -> floa
     of :func:`posterior_mode`; ``moments`` is ``backcast_moments(r)``. The
     variance recursion is LAPACK's banded triangular solve of
     ``h_t - beta h_{t-1} = drive_t`` (the same recursion as
-    :func:`variance_path`, which uses scipy.signal: importing that costs
-    ~65 ms, more than a whole mode search).
+    :func:`variance_path`'s ``lfilter``, to rounding: OpenBLAS fuses the
+    multiply-add, so the two differ in the last bits).
     """
     from scipy.linalg import lapack
 

@@ -7,7 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from swarmvar.models._sir_tmixture import _quantile_rows, mixture_level, risk_measure
+from swarmvar.models._sir_tmixture import (
+    MixtureLevel,
+    _Nodes,
+    _quantile_rows,
+    mixture_level,
+    risk_measure,
+)
 from swarmvar.models.risk import StudentTFamily, risk_measures, weighted_quantile
 
 
@@ -55,3 +61,38 @@ def test_chunked_quantiles_are_the_weighted_quantiles(seed: int, size: int, days
     for d in range(days):
         assert got[d].tolist() == weighted_quantile(values, w[d], (0.05, 0.95)).tolist()
         assert np.array_equal(_quantile_rows(values, order, w[d : d + 1], (0.05, 0.95))[0], got[d])
+
+
+class _DenseLevel(MixtureLevel):
+    """The search as it was: every node of a lattice window filled when the window is made."""
+
+    def _window(self, v: float) -> _Nodes:
+        nodes = super()._window(v)
+        self._fill(nodes, range(len(nodes.points)))
+        return nodes
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), size=st.integers(2, 400),
+       alpha=st.sampled_from([0.95, 0.975, 0.99]), drift=st.sampled_from([0.05, 0.3, 1.5]))
+def test_lazily_filled_nodes_give_the_dense_search_bit_for_bit(seed: int, size: int,
+                                                               alpha: float,
+                                                               drift: float) -> None:
+    # the same days on the same components: a level filling only the nodes its root
+    # search looks at, against one filling whole windows (the root wanders, by Newton
+    # steps and window moves, as far as `drift` carries the weights)
+    rng = np.random.default_rng(seed)
+    loc, scale = rng.normal(3e-4, 1e-3, size), rng.uniform(0.006, 0.02, size)
+    df = 2.05 + rng.gamma(2.0, 3.0, size)
+    family = StudentTFamily(loc, scale, df)
+    lazy, dense = MixtureLevel(family, alpha), _DenseLevel(family, alpha)
+    logw = np.zeros(size)
+    for day in range(12):
+        logw = logw + rng.normal(0.0, drift, size)
+        w = np.exp(logw - logw.max())
+        w /= w.sum()
+        if day == 0:
+            start = float(w @ lazy.cond_var)
+            lazy.nodes, dense.nodes = lazy.place(w, start), dense.place(w, start)
+        assert risk_measure(lazy, w) == risk_measure(dense, w)
+    assert len(lazy._columns) <= len(dense._columns)

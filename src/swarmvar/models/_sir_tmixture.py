@@ -55,20 +55,51 @@ _NEWTON_STEPS = 40
 
 
 class _Nodes:
-    """Component tail, density and excess at loss nodes ``grid (K,)``: arrays ``(S, K)``."""
+    """Component tail, density and excess at loss nodes ``points (K,)``: one block ``(S, 3K)``.
 
-    def __init__(self, grid: FloatArray, tail: FloatArray, density: FloatArray,
-                 excess: FloatArray) -> None:
-        self.grid, self.tail, self.density, self.excess = grid, tail, density, excess
-        self.points: list[float] = grid.tolist()
-        # one (S, 3K) block so that a forecast mixes all three in one product
-        self.stacked = np.hstack([tail, density, excess])
+    ``known[k]`` says whether node ``k``'s columns are in the block. A lattice
+    window (``first``: its first lattice index) fills them only as a root
+    search needs them and holds zeros elsewhere. That mixes to the same bits
+    as a full block: BLAS sums each output over the particles on its own, by
+    a code path that depends on the output's position in the block (the last
+    ``3K mod 4`` positions take a scalar path), not on the other columns.
+    """
+
+    def __init__(self, points: list[float], size: int, first: int | None = None) -> None:
+        self.points, self.first = points, first
+        self.stacked = np.zeros((size, 3 * len(points)))
+        self.known = [False] * len(points)
+
+    @classmethod
+    def full(cls, grid: FloatArray, tail: FloatArray, density: FloatArray,
+             excess: FloatArray) -> _Nodes:
+        """Nodes ``grid (K,)`` with every column given (arrays ``(S, K)``)."""
+        nodes = cls(grid.tolist(), tail.shape[0])
+        nodes.stacked = np.hstack([tail, density, excess])
+        nodes.known = [True] * grid.size
+        return nodes
+
+    def put(self, k: int, tail: FloatArray, density: FloatArray, excess: FloatArray) -> None:
+        """Fill node ``k``'s columns (arrays ``(S,)``)."""
+        n = len(self.points)
+        self.stacked[:, k], self.stacked[:, n + k], self.stacked[:, 2 * n + k] = (tail, density,
+                                                                                   excess)
+        self.known[k] = True
 
     def mix(self, weights: FloatArray) -> tuple[list[float], list[float], list[float]]:
-        """Mixture tail, density and excess at the ``K`` nodes (Python floats: scalar work)."""
-        k = self.grid.size
+        """Mixture tail, density and excess at the ``K`` nodes (Python floats: scalar work).
+
+        Values at nodes not yet filled are meaningless (zeros).
+        """
+        k = len(self.points)
         mixed = (weights @ self.stacked).tolist()
         return mixed[:k], mixed[k:2 * k], mixed[2 * k:]
+
+
+#: Where the mixture root lies against a set of nodes, as the dense search saw it:
+#: (tail at the first node <= 1 - alpha, tail at the last node > 1 - alpha,
+#: the nodes bracket the root, the bracketing interval's first node).
+Side = tuple[bool, bool, bool, int]
 
 
 class MixtureLevel:
@@ -106,8 +137,8 @@ class MixtureLevel:
         #: exact component columns at lattice points already visited, by lattice index
         self._columns: dict[int, tuple[FloatArray, FloatArray, FloatArray]] = {}
 
-    def at(self, v: FloatArray) -> _Nodes:
-        """Exact component tail, density and excess at losses ``v (K,)``."""
+    def at(self, v: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Exact component tail, density and excess at losses ``v (K,)``: arrays ``(S, K)``."""
         f = self.family
         z = (-v[None, :] - f.loc[:, None]) / f.scale[:, None]
         if not self._finite:  # normal components: the shared family's formulas
@@ -115,12 +146,12 @@ class MixtureLevel:
             dens = np.column_stack([np.exp(-0.5 * ((-x - f.loc) / f.scale) ** 2)
                                     / (np.sqrt(2 * np.pi) * f.scale) for x in v])
             exc = np.column_stack([f.excess(float(x)) for x in v])
-            return _Nodes(v, tail, dens, exc)
+            return tail, dens, exc
         df = f.df[:, None]
         tail = special.stdtr(df, z)
         pdf = np.exp(self._log_norm[:, None] - 0.5 * (df + 1.0) * np.log1p(z * z / df))
         exc = np.maximum(f.scale[:, None] * (z * tail + pdf * (df + z * z) / (df - 1.0)), 0.0)
-        return _Nodes(v, tail, pdf / f.scale[:, None], exc)
+        return tail, pdf / f.scale[:, None], exc
 
     def place(self, weights: FloatArray, start: float) -> _Nodes:
         """Nodes bracketing the mixture VaR under ``weights``, found from ``start``.
@@ -131,49 +162,110 @@ class MixtureLevel:
         the root; which lattice points hold the root depends on the weights
         alone, not on where the search started, so a forecast is a function
         of the particles and weights, not of the forecasts made before it.
-        Lattice columns are computed once per level and reused when the
-        window moves.
+        Lattice columns are computed once per level, and only those the
+        search looks at (:meth:`locate`).
         """
         target = 1.0 - self.alpha
         half = 0.5 * (LOCAL_NODES - 1) * self.step
         if self.hi - self.lo <= 2 * half:  # narrow mixture: nodes across every component VaR
             count = max(2, int(np.ceil((self.hi - self.lo) / self.step)) + 1)
-            if self.hi > self.lo:
-                return self.at(np.linspace(self.lo, self.hi, count))
-            return self.at(np.array([self.hi]))
+            grid = np.linspace(self.lo, self.hi, count) if self.hi > self.lo else np.array(
+                [self.hi])
+            return _Nodes.full(grid, *self.at(grid))
         v = min(max(start, self.lo), self.hi)
         for _ in range(_NEWTON_STEPS):
             nodes = self._window(v)
-            tail, dens, _ = nodes.mix(weights)  # tail decreasing in v
-            if (tail[0] > target >= tail[-1] or (tail[0] <= target and nodes.points[0] <= self.lo)
-                    or (tail[-1] > target and nodes.points[-1] >= self.hi)):
+            tail, dens, _, (lo_side, hi_side, inside, _) = self.locate(nodes, weights, v)
+            if (inside or (lo_side and nodes.points[0] <= self.lo)
+                    or (hi_side and nodes.points[-1] >= self.hi)):
                 return nodes
-            j = 0 if tail[0] <= target else -1
+            j = 0 if lo_side else -1
             if not dens[j] > 0 or not np.isfinite(tail[j]):
                 break
             v = min(max(nodes.points[j] + (tail[j] - target) / dens[j], self.lo), self.hi)
         return self._window(self._brent(weights))
 
-    def _window(self, v: float) -> _Nodes:
-        """The ``LOCAL_NODES`` lattice points around loss ``v``, from cached columns."""
-        last = int(np.ceil((self.hi - self.lo) / self.step))
-        first = int(round((v - self.lo) / self.step)) - (LOCAL_NODES - 1) // 2
-        first = min(max(first, 0), last - (LOCAL_NODES - 1))
-        wanted = range(first, first + LOCAL_NODES)
+    def locate(self, nodes: _Nodes, weights: FloatArray, start: float | None = None
+               ) -> tuple[list[float], list[float], list[float], Side]:
+        """The mixture at ``nodes`` and where its root lies, filling only the columns needed.
+
+        With every column filled: the tail at the first and last node against
+        ``1 - alpha``, and the bracketing interval as the first node whose tail
+        is at most ``1 - alpha``. Otherwise, as the mixture tail decreases along
+        the nodes, the same answer follows from an adjacent pair that brackets
+        the root (inside), or from the first (last) node alone when its tail is
+        already below (above) ``1 - alpha``; nodes are filled one or two at a
+        time around a Newton estimate of the root (``start`` when none is
+        filled) until such a pair or end is known. Any non-finite or
+        non-monotone value fills every node and answers as above.
+        """
+        target, k = 1.0 - self.alpha, len(nodes.points)
+        while True:
+            tail, dens, exc = nodes.mix(weights)
+            if all(nodes.known):
+                lo_side, hi_side = tail[0] <= target, tail[-1] > target
+                j = 0 if lo_side or hi_side else next(
+                    i for i, x in enumerate(tail) if x <= target) - 1
+                return tail, dens, exc, (lo_side, hi_side, tail[0] > target >= tail[-1],
+                                         min(max(j, 0), k - 2))
+            known = [p for p in range(k) if nodes.known[p]]
+            if not all(math.isfinite(tail[p]) and math.isfinite(dens[p]) for p in known):
+                self._fill(nodes, range(k))
+                continue
+            a = max((p for p in known if tail[p] > target), default=-1)
+            b = min((p for p in known if tail[p] <= target), default=k)
+            if b == a + 1:
+                return tail, dens, exc, (a < 0, b >= k, 0 <= a and b < k, max(a, 0))
+            if b < a:  # not decreasing: look at every node
+                self._fill(nodes, range(k))
+                continue
+            self._fill(nodes, self._probes(nodes, tail, dens, a, b, start))
+
+    def _probes(self, nodes: _Nodes, tail: list[float], dens: list[float], a: int, b: int,
+                start: float | None) -> list[int]:
+        """One or two unfilled nodes strictly between ``a`` and ``b`` near the estimated root."""
+        target, first = 1.0 - self.alpha, nodes.first
+        assert first is not None  # only lattice windows are filled lazily
+        guess = start
+        for p in (a, b):
+            if 0 <= p < len(tail) and dens[p] > 0:
+                guess = nodes.points[p] + (tail[p] - target) / dens[p]
+                break
+        q = 0.5 * (a + b) if guess is None else (guess - self.lo) / self.step - first
+        low = int(math.floor(min(max(q, a - 1.0), b + 1.0)))
+        near = [p for p in (low, low + 1) if a < p < b]  # the two around the estimate
+        return near or [a + 1 if q < a + 1 else b - 1]
+
+    def _fill(self, nodes: _Nodes, positions: Sequence[int]) -> None:
+        """Fill ``nodes`` (a lattice window) at ``positions`` from the cached columns."""
+        first = nodes.first
+        assert first is not None
+        wanted = [first + p for p in positions if not nodes.known[p]]
         missing = [i for i in wanted if i not in self._columns]
         if missing:
             if len(self._columns) > 16 * LOCAL_NODES:  # the root wandered far: start afresh
                 self._columns.clear()
-                missing = list(wanted)
-            new = self.at(np.asarray(self.lo + np.asarray(missing, dtype=np.float64) * self.step,
-                                     dtype=np.float64))
+                missing = wanted
+            tail, dens, exc = self.at(np.asarray(
+                self.lo + np.asarray(missing, dtype=np.float64) * self.step, dtype=np.float64))
             for c, i in enumerate(missing):
-                self._columns[i] = (new.tail[:, c], new.density[:, c], new.excess[:, c])
-        cols = [self._columns[i] for i in wanted]
+                self._columns[i] = (tail[:, c], dens[:, c], exc[:, c])
+        for i in wanted:
+            nodes.put(i - first, *self._columns[i])
+
+    def _window(self, v: float) -> _Nodes:
+        """The ``LOCAL_NODES`` lattice points around loss ``v``, with their cached columns."""
+        last = int(np.ceil((self.hi - self.lo) / self.step))
+        first = int(round((v - self.lo) / self.step)) - (LOCAL_NODES - 1) // 2
+        first = min(max(first, 0), last - (LOCAL_NODES - 1))
         index = np.arange(first, first + LOCAL_NODES, dtype=np.float64)
-        return _Nodes(np.asarray(self.lo + index * self.step, dtype=np.float64),
-                      np.column_stack([c[0] for c in cols]), np.column_stack([c[1] for c in cols]),
-                      np.column_stack([c[2] for c in cols]))
+        nodes = _Nodes(np.asarray(self.lo + index * self.step, dtype=np.float64).tolist(),
+                       self.family.loc.size, first)
+        for p in range(LOCAL_NODES):
+            cols = self._columns.get(first + p)
+            if cols is not None:
+                nodes.put(p, *cols)
+        return nodes
 
     def _brent(self, weights: FloatArray) -> float:
         target = 1.0 - self.alpha
@@ -258,29 +350,31 @@ def _solve(level: MixtureLevel, weights: FloatArray) -> tuple[float, float]:
     nodes = level.nodes
     assert nodes is not None
     for attempt in range(3):
-        tail, dens, exc = nodes.mix(weights)  # tail decreasing in v
         grid = nodes.points
         if len(grid) == 1:
+            _, _, exc = nodes.mix(weights)
             return grid[0], grid[0] + exc[0] / target
-        at_lo = tail[0] <= target and grid[0] <= level.lo
-        at_hi = tail[-1] > target and grid[-1] >= level.hi
-        if (tail[0] > target >= tail[-1]) or at_lo or at_hi or attempt == 2:
+        tail, dens, exc, (lo_side, hi_side, inside, j) = level.locate(nodes, weights)
+        at_lo = lo_side and grid[0] <= level.lo
+        at_hi = hi_side and grid[-1] >= level.hi
+        if inside or at_lo or at_hi or attempt == 2:
             break
         # the weights moved the VaR off the nodes: exact Newton from the nearer end node
-        j = 0 if tail[0] <= target else -1
+        j = 0 if lo_side else -1
         if attempt == 0 and dens[j] > 0:
             guess = grid[j] + (tail[j] - target) / dens[j]
         else:  # Newton did not settle: bracket the root exactly
             guess = level._brent(weights)
         nodes = level.nodes = level.place(weights, guess)
+    if not inside and not all(nodes.known):  # an end of the lattice (rare): every node
+        level._fill(nodes, range(len(grid)))
+        tail, dens, exc, (lo_side, hi_side, inside, j) = level.locate(nodes, weights)
     # dens = -d tail / dv, d exc / dv = -tail
-    if tail[0] <= target:
+    if lo_side:
         j, t = 0, 0.0
-    elif tail[-1] > target:
+    elif hi_side:
         j, t = len(tail) - 2, 1.0
-    else:
-        j = next(i for i, x in enumerate(tail) if x <= target) - 1  # the bracketing interval
-        j = min(max(j, 0), len(tail) - 2)
+    else:  # j: the bracketing interval
         h = grid[j + 1] - grid[j]
         a, b = 0.0, 1.0
         t = (tail[j] - target) / (tail[j] - tail[j + 1])

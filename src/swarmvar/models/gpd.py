@@ -97,13 +97,16 @@ class GPDPosterior:
     @property
     def probabilities(self) -> FloatArray:
         """Normalized posterior mass at the nodes ``(nx, nb)``."""
-        p = np.exp(self.log_post - self.log_post.max())
-        return np.asarray(p / p.sum())
+        p: FloatArray = self.log_post - self.log_post.max()
+        np.exp(p, out=p)
+        p /= p.sum()
+        return p
 
     def add_excess(self, y: float) -> GPDPosterior:
         """The posterior after one more exceedance ``y > 0`` (O(grid))."""
         value = _check_excesses(np.array([y]))[0]
-        log_post = self.log_post + _grid_logpdf(float(value), self.xi, np.exp(self.log_beta))
+        log_post = _grid_logpdf(float(value), self.xi, np.exp(self.log_beta))
+        log_post += self.log_post
         if not np.isfinite(log_post.max()):
             raise InvalidReturns(f"excess {value!r} lies beyond the support of every grid node")
         return GPDPosterior(self.xi, self.log_beta, log_post, self.n_exceed + 1, self.n_obs + 1)
@@ -143,9 +146,14 @@ class GPDPosterior:
         """
         # rng.choice(p.size, size=n, p=p) as numpy does it (an inverse-CDF draw from
         # rng.random), without its checks of p: the same cells from the same stream
-        cdf = np.cumsum(self.probabilities.ravel())
+        cdf = self.probabilities.ravel()
+        np.cumsum(cdf, out=cdf)
         cdf /= cdf[-1]
-        cells = cdf.searchsorted(rng.random(n), side="right")
+        # searched in increasing order (~2x faster: each search starts where the last ended)
+        u = rng.random(n)
+        order = np.argsort(u)
+        cells = np.empty(n, dtype=np.intp)
+        cells[order] = cdf.searchsorted(u[order], side="right")
         i, j = np.unravel_index(cells, self.log_post.shape)
         dx = self.xi[1] - self.xi[0] if self.xi.size > 1 else 0.0
         db = self.log_beta[1] - self.log_beta[0] if self.log_beta.size > 1 else 0.0
@@ -166,11 +174,14 @@ def _grid_logpdf(y: float, xi: FloatArray, beta: FloatArray) -> FloatArray:
     ratio = safe_xi * y / beta[None, :]
     neg_log_beta = -np.log(beta)[None, :]
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = neg_log_beta - (1.0 + 1.0 / safe_xi) * np.log1p(ratio)
+        out = np.log1p(ratio)  # neg_log_beta - (1 + 1/xi) * log1p(ratio), in place
+        out *= 1.0 + 1.0 / safe_xi
+        np.subtract(neg_log_beta, out, out=out)
     if small.any():
         out = np.where(small, neg_log_beta - y / beta[None, :], out)
-    ok = (1.0 + ratio > 0) | small
-    return np.asarray(np.where(ok, out, -np.inf))
+    # 1 + ratio > 0 exactly when ratio > -1 (near -1 the sum is exact)
+    np.copyto(out, -np.inf, where=~((ratio > -1.0) | small))
+    return out
 
 
 def _check_excesses(excesses: ArrayLike) -> FloatArray:
@@ -626,19 +637,43 @@ def tail_level_measures_block(u: float, xi: FloatArray, beta: FloatArray, p_u: F
     x3, b3, p3, s3 = (a[:, None, :] for a in (xi, beta, p_u, scale))
     redo = np.abs(xi).min(axis=1) < _TINY_XI  # a family with a draw at xi ~ 0
     ratio = keep / p3
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tail_z = u + b3 * np.expm1(-x3 * np.log(ratio)) / x3
     redo |= (ratio > 1.0).any(axis=(1, 2))  # a conditional VaR in the body
-    cond_var = loc + s3 * tail_z
-    x = (cond_var - loc) / s3
-    redo |= x.min(axis=(1, 2)) < u  # its ES would reach into the body
-    over = np.maximum(x - u, 0.0)
-    arg = x3 * over / b3
+    # the family's expressions, evaluated in place (the same operations on the same values)
     with np.errstate(divide="ignore", invalid="ignore"):
-        sf = np.where(arg > -1.0, np.exp(-np.log1p(np.maximum(arg, -1.0)) / x3), 0.0)
-    part = p3 * sf * (b3 + x3 * over) / (1.0 - x3)
-    part = np.where(sf > 0, part, 0.0)
-    cond_es = cond_var + np.maximum(s3 * part, 0.0) / keep
+        tail_z = np.log(ratio)  # u + b3 * expm1(-x3 log(ratio)) / x3
+        tail_z *= -x3
+        np.expm1(tail_z, out=tail_z)
+        tail_z *= b3
+        tail_z /= x3
+        tail_z += u
+    cond_var = s3 * tail_z  # loc + s3 * tail_z
+    cond_var += loc
+    over = np.subtract(cond_var, loc, out=tail_z)  # x = (cond_var - loc) / s3
+    over /= s3
+    redo |= over.min(axis=(1, 2)) < u  # its ES would reach into the body
+    over -= u
+    np.maximum(over, 0.0, out=over)
+    arg = x3 * over
+    arg /= b3
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if float(arg.min()) > -1.0:  # sf = exp(-log1p(arg) / x3), as np.where would keep it
+            sf = np.log1p(arg, out=arg)
+            np.negative(sf, out=sf)
+            sf /= x3
+            np.exp(sf, out=sf)
+        else:
+            sf = np.where(arg > -1.0, np.exp(-np.log1p(np.maximum(arg, -1.0)) / x3), 0.0)
+    part = p3 * sf  # p3 * sf * (b3 + x3 * over) / (1 - x3), 0 where sf is
+    extent = np.multiply(x3, over, out=over)
+    extent += b3
+    part *= extent
+    part /= 1.0 - x3
+    if not float(sf.min()) > 0.0:
+        part = np.where(sf > 0, part, 0.0)
+    cond_es = np.multiply(s3, part, out=part)  # cond_var + max(s3 * part, 0) / keep
+    np.maximum(cond_es, 0.0, out=cond_es)
+    cond_es /= keep
+    cond_es += cond_var
     var, es = _tail_solve(u, xi, beta, p_u, loc, scale, weights, alphas, cond_var, redo)
     return BlockMeasures(var, es, cond_var, cond_es, np.flatnonzero(redo).tolist())
 
@@ -664,7 +699,9 @@ def _tail_solve(u: float, xi: FloatArray, beta: FloatArray, p_u: FloatArray, loc
             break
         at = v[rd, rl]
         rows = _Rows(rd)
-        over = (rows.column(at) - loc) / rows(scale) - u
+        over = np.subtract(rows.column(at), loc)  # (at - loc) / scale - u
+        over /= rows(scale)
+        over -= u
         y = over * rows(xi_beta)
         # the single family takes its smooth path only if all its rows are in the tail
         rough_rows = (over.reshape(-1, size).min(axis=1) < 0.0) | (
@@ -674,12 +711,19 @@ def _tail_solve(u: float, xi: FloatArray, beta: FloatArray, p_u: FloatArray, loc
             keep_rows = ~redo[rd]
             rd, rl = rd[keep_rows], rl[keep_rows]
             continue
-        tail = rows(p_u) * np.exp(np.log1p(y) * rows(inv_xi))
-        den = rows(beta) + rows(xi) * over
+        # in place, the family's p_u * exp(log1p(y) * inv_xi), beta + xi * over, tail / den
+        # * inv_scale and dens * xi1_scale / den: the same operations on the same values
+        tail = np.log1p(y, out=y)
+        tail *= rows(inv_xi)
+        np.exp(tail, out=tail)
+        tail *= rows(p_u)
+        den = rows(xi) * over
+        den += rows(beta)
         dens = tail / den
         dens *= rows(inv_scale)
-        curv = dens * rows(xi1_scale) / den
-        total, slope, bend = (day_dots(a.reshape(-1, size), w, rd) for a in (tail, dens, curv))
+        curv = np.multiply(dens, rows(xi1_scale), out=over)
+        curv /= den
+        total, slope, bend = rows.dots((tail, dens, curv), w)
         g = total - target[rl]
         up = g > 0
         lo[rd[up], rl[up]] = at[up]
@@ -731,3 +775,14 @@ class _Rows:
     def column(self, x: FloatArray) -> FloatArray:
         """Values per row ``(M,)`` shaped to broadcast against the draws."""
         return x.reshape(-1, self.k, 1) if self.k else x[:, None]
+
+    def dots(self, arrays: tuple[FloatArray, ...], w: FloatArray) -> list[FloatArray]:
+        """:func:`~swarmvar.models.risk.day_dots` of each of ``arrays`` (the rows' values).
+
+        The same products, with the days' weights gathered once.
+        """
+        size = w.shape[1]
+        if not self.k:
+            return [day_dots(a.reshape(-1, size), w, self.rd) for a in arrays]
+        wk = w[self.days][:, :, None]
+        return [(a.reshape(-1, self.k, size) @ wk).reshape(-1) for a in arrays]

@@ -95,4 +95,3 @@ def test_lazily_filled_nodes_give_the_dense_search_bit_for_bit(seed: int, size: 
             start = float(w @ lazy.cond_var)
             lazy.nodes, dense.nodes = lazy.place(w, start), dense.place(w, start)
         assert risk_measure(lazy, w) == risk_measure(dense, w)
-    assert len(lazy._columns) <= len(dense._columns)

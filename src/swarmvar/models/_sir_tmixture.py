@@ -12,15 +12,19 @@ components alone:
   the lattice ``min VaR_s + i * MAX_STEP * min scale_s``), a window moved
   by exact Newton steps on the mixture tail until it brackets the root when
   the level is built, and again whenever a forecast's root leaves it; each
-  lattice point's columns are computed once per level. The VaR is
+  lattice point's columns are computed once per level, and only for the
+  points the root search looks at (an adjacent pair bracketing the root, or
+  a window end the root lies beyond; zeros elsewhere mix to the same bits).
+  The VaR is
   interpolated between the two lattice points around it whatever nodes were
   cached, so a forecast does not depend on the forecasts before it.
 
 A forecast then costs a few ``(S,) @ (S, K)`` products and a root of a cubic
 Hermite interpolant of the mixture tail (exact values and slopes at the
 nodes; error ``O((h / scale)^4)``, below 1e-8 relative), instead of ~10 Brent
-iterations of ``S`` incomplete-beta calls; a rebuild costs ``K + 1`` such
-calls instead of one per node across every component VaR.
+iterations of ``S`` incomplete-beta calls; a rebuild costs a few such calls
+(two or three lattice points, and one more per point the root drifts to)
+instead of one per node across every component VaR.
 :func:`risk_measures_block` makes the forecasts of several days on the same
 components, bit for bit as many :func:`risk_measure` calls. The excess needs
 no incomplete-beta call of its own: ``E[(L - v)^+] = s (z F(z) + f(z) (nu +

@@ -10,7 +10,9 @@ Posterior. A 2-D grid over ``xi`` (default ``[-0.5, 0.95]``, step 0.01) and
 prior on ``xi`` over the grid (``xi < 1`` so that ES exists) and a flat prior
 on ``log beta`` (``p(beta) ~ 1/beta``). The grid posterior is exact up to
 discretization, needs no tuning or convergence checks, and absorbs one new
-excess online in O(grid) by adding its log density at every node. The
+excess online in O(grid) by adding its log density at every node. Built
+from a batch of excesses, its log-likelihood interpolates a float64 table
+of the one sum it depends on (:func:`grid_loglik`). The
 exceedance probability ``p_u`` gets its own Jeffreys posterior
 ``Beta(k + 1/2, n - k + 1/2)`` from ``k`` exceedances in ``n`` observations.
 

@@ -168,3 +168,31 @@ def test_risk_measures_block_is_risk_measures_day_by_day():
         np.stack([f.weights for f in fams]),
     )
     assert got == [risk_measures(f, levels) for f in fams]
+
+
+def test_interval_sort_keys_fall_back_where_values_share_a_key():
+    # the integer-key sort orders values that agree to their last ~10 bits arbitrarily;
+    # such rows, negative values, NaN of either sign and rows over 1,024 values must still
+    # give the stable weighted quantile exactly
+    from swarmvar.models.risk import _interval_quantiles
+
+    rng = np.random.default_rng(11)
+    probs = (0.05, 0.95)
+    for case in range(60):
+        s = int(rng.integers(2, 1500))
+        x = rng.normal(0.0, 0.02, s)
+        w = rng.random(s)
+        if case % 3 == 0:  # neighbours one ulp apart, in either column order
+            x[1::2] = np.nextafter(x[::2][: s // 2], np.inf) if case % 2 else np.nextafter(
+                x[::2][: s // 2], -np.inf)
+        elif case % 3 == 1:  # copies with equal weights among negative and positive values
+            pick = rng.integers(0, max(1, s // 4), s)
+            x, w = x[pick] - 0.01, w[pick]
+        rows = np.stack([x, -x, x[::-1].copy()])
+        ws = np.stack([w, w[::-1].copy(), np.ones(s)])
+        got = _interval_quantiles(rows, ws, probs)
+        for r in range(rows.shape[0]):
+            assert got[r].tobytes() == weighted_quantile(rows[r], ws[r], probs).tobytes()
+    x = np.array([0.3, -np.nan, -1.0, 0.3, np.inf, -np.inf])
+    got = _interval_quantiles(x[None, :], np.ones(6), probs)[0]
+    np.testing.assert_array_equal(got, weighted_quantile(x, np.ones(6), probs))

@@ -278,32 +278,50 @@ def _sorted_quantiles(xs: FloatArray, ws: FloatArray, probs: ArrayLike) -> Float
     return np.asarray(xs[np.minimum(idx, xs.size - 1)])
 
 
+def _sort_keys(values: FloatArray, bits: int) -> NDArray[np.int64]:
+    """Integer keys of ``values`` ``(R, S)`` in the values' order, column in the last ``bits``.
+
+    A float's bit pattern, read as a signed integer with the magnitude bits of
+    negative numbers flipped, orders as the float does (``-0.0`` is made
+    ``0.0`` first, as ``==`` has it); replacing its last ``bits`` bits by the
+    column orders equal values by column. Values that differ only in those
+    bits (~1e-13 relative) may come out in either order.
+    """
+    keys = (values + 0.0).view(np.int64)  # a fresh array; + 0.0 turns -0.0 into 0.0
+    flip = keys >> 63
+    flip &= np.int64(0x7FFF_FFFF_FFFF_FFFF)
+    keys ^= flip
+    keys &= np.int64(-(1 << bits))
+    keys |= np.arange(values.shape[1], dtype=np.int64)
+    return keys
+
+
 def _interval_quantiles(values: FloatArray, weights: FloatArray,
                         probs: tuple[float, float]) -> FloatArray:
     """:func:`weighted_quantile` of each row of ``values`` ``(R, S)``, bit for bit, ``(R, 2)``.
 
     ``weights`` are shared ``(S,)`` or one row per row of values ``(R, S)``.
 
-    The rows are sorted together by numpy's (faster) unstable sort. A
-    weighted quantile depends on the sort only through the sequence of
-    (value, weight) pairs it yields, and an unstable sort differs from the
-    stable one only inside runs of equal values: where every such run shares
-    one weight and holds no zero (no ``-0.0`` / ``0.0`` pair), both yield the
-    same pairs, hence the same cumulative weights and quantiles. That is
-    checked; a row that fails it (or holds NaN) is sorted stably. Exact
-    duplicates, such as a resampled particle's copies, are the usual ties
-    and pass.
+    The rows are sorted as integer keys (:func:`_sort_keys`), which numpy
+    sorts ~2-3x faster than it argsorts the floats, and which put equal
+    values in column order, as the stable sort does. A weighted quantile
+    depends on the sort only through the sequence of (value, weight) pairs
+    it yields: where a row's values come out non-decreasing, that sequence
+    is the stable sort's (the one ordering with ties in column order), and
+    so are its cumulative weights and quantiles. A row that holds NaN, or two
+    values that share a key and came out in the wrong order, is left to
+    :func:`weighted_quantile`.
     """
     rows, size = values.shape
-    order = np.argsort(values, axis=1)
-    flat = order + np.arange(0, rows * size, size)[:, None]
+    bits = max(1, (size - 1).bit_length())
+    keys = _sort_keys(values, bits)
+    keys.sort(axis=1)
+    keys &= (1 << bits) - 1  # the columns in sorted order
+    flat = keys + np.arange(0, rows * size, size)[:, None]
     xs = values.reshape(-1)[flat]
-    ws = weights[order] if weights.ndim == 1 else weights.reshape(-1)[flat]
-    ties = xs[:, 1:] == xs[:, :-1]
-    bad = np.isnan(xs[:, -1])  # NaN sorts last: the last value is NaN if any is
-    if ties.any():
-        bad |= ((ws[:, 1:] != ws[:, :-1]) & ties).any(axis=1) | ((xs[:, 1:] == 0.0) & ties).any(
-            axis=1)
+    ws = weights[keys] if weights.ndim == 1 else weights.reshape(-1)[flat]
+    # NaN sorts first (sign bit set) or last: a row holds NaN iff an end of it is NaN
+    bad = np.isnan(xs[:, 0]) | np.isnan(xs[:, -1]) | (xs[:, 1:] < xs[:, :-1]).any(axis=1)
     cum = np.cumsum(ws, axis=1)
     cum /= cum[:, -1:]
     # searchsorted(cum, p - 1e-12, side="left") is the count of cumulative weights below it

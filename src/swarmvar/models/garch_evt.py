@@ -198,15 +198,23 @@ class GarchEVT(Agent):
             return super().forecast_block(xs, levels, horizon, seeds=day_seeds)
         dens = np.empty(xs.size)
         days: list[_Day] = []
+        sets: list[object] = []  # each day's GARCH particle set (its parameters' object)
+        garch = self._garch
         for j, x in enumerate(xs.tolist()):
-            loc, scale, df, w = self._garch.next_moments()
-            days.append(_Day(loc, scale * np.sqrt(df / (df - 2.0)), w, self._draws, self._body))
+            # next_moments() and family()'s vol = scale * sqrt(df / (df - 2)), the same
+            # operations without the copies; the per-particle factors once per particle set
+            th = garch._theta  # noqa: SLF001 - the filter is this agent's own
+            if not sets or th is not sets[-1]:
+                nm2, unit = th.nu - 2.0, np.sqrt(th.nu / (th.nu - 2.0))
+            scale = np.sqrt(garch._cloud.h * nm2 / th.nu)  # noqa: SLF001
+            days.append(_Day(th.mu, scale * unit, garch._weights(), self._draws,  # noqa: SLF001
+                             self._body))
+            sets.append(th)
             dens[j] = self._absorb(x)
         forecasts: list[Forecast] = []
         start = 0
         for end in range(1, len(days) + 1):  # runs of days on one particle set, in chunks
-            if (end == len(days) or end - start == BLOCK_DAYS
-                    or not np.array_equal(days[end].loc, days[start].loc)):
+            if end == len(days) or end - start == BLOCK_DAYS or sets[end] is not sets[start]:
                 forecasts += self._forecast_days(days[start:end], levels)
                 start = end
         return forecasts, dens

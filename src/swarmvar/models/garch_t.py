@@ -186,6 +186,7 @@ class GarchT(Agent):
         self._w_sum = float(np.exp(self._logw).sum())
         if not kept:
             self._theta = lik.from_unconstrained(cloud.u)
+            self._alpha_neg = self._theta.alpha_neg  # read by every update
             self._consts = lik.t_constants(self._theta.nu)
             self._quantiles = TQuantileCache(self._theta.nu)
 
@@ -207,8 +208,9 @@ class GarchT(Agent):
         """:meth:`update` of a checked return; also whether the particles were moved."""
         th, h = self._theta, self._cloud.h
         e = x - th.mu
+        ee = e * e
         const, half_nu1, inv_nm2 = self._consts
-        step = const - 0.5 * np.log(h) - half_nu1 * np.log1p(e * e * inv_nm2 / h)
+        step = const - 0.5 * np.log(h) - half_nu1 * np.log1p(ee * inv_nm2 / h)
         lw = self._logw + step
         top = float(np.max(lw))
         if not np.isfinite(top):
@@ -216,8 +218,9 @@ class GarchT(Agent):
         w = np.exp(lw - top)
         w_sum = float(w.sum())
         pred = top + float(np.log(w_sum / self._w_sum))
-        cloud = smc.Cloud(self._cloud.u, self._cloud.lp, self._cloud.ll + step,
-                          lik.next_variance(th, e, h))
+        # lik.next_variance(th, e, h), its alpha + gamma and e * e formed once
+        h_next = th.omega + np.where(e < 0, self._alpha_neg, th.alpha) * ee + th.beta * h
+        cloud = smc.Cloud(self._cloud.u, self._cloud.lp, self._cloud.ll + step, h_next)
         if self._n == self._buf.size:
             self._buf = np.concatenate([self._buf, np.empty(self._buf.size)])
         self._buf[self._n] = x

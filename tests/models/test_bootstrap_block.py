@@ -176,3 +176,41 @@ def test_bad_seeds_and_an_empty_block(returns: np.ndarray) -> None:
     forecasts, dens = agent.forecast_block(returns[1000:1000], LEVELS)
     assert forecasts == [] and dens.shape == (0,)
     assert agent.state() == before
+
+
+@pytest.mark.parametrize(("window", "alphas", "draws", "margin"), [
+    (500, (0.99, 0.975), 1000, (4.0, 2.0)),  # the backtest's
+    (500, (0.975, 0.99), 1000, (0.5, 0.0)),  # levels in any order; counts past their margins
+    (300, (0.99, 0.975), 200, (0.0, 0.0)),   # short draws extended, some twice
+    (60, (0.99, 0.6), 100, (5.0, 10.0)),     # every weight its own row
+    (2000, (0.9,), 60, (4.0, 2.0)),          # more than 255 rows: counts past a byte
+])
+def test_tail_days_are_tail_measures_bit_for_bit(
+        monkeypatch: pytest.MonkeyPatch, window: int, alphas: tuple[float, ...], draws: int,
+        margin: tuple[float, float]) -> None:
+    # the buffers serve day after day: each day must be _conditional's numbers
+    # and leave its generator where _conditional leaves it
+    monkeypatch.setattr(bootstrap, "_TAIL_SD", margin[0])
+    monkeypatch.setattr(bootstrap, "_TAIL_PAD", margin[1])
+    agent = BayesianBootstrap(window=window, draws=draws)
+    tails = 1.0 - np.asarray(alphas)
+    work = bootstrap._TailDays(window, draws, tails)
+    x = np.random.default_rng(window).standard_t(3, size=(6, window)) * 0.01
+    x[1, ::3] = 0.0  # ties, and zero losses
+    past_margin = False
+    for day, returns in enumerate(x):
+        ascending = np.sort(returns)
+        loop_rng, block_rng = np.random.default_rng(day), np.random.default_rng(day)
+        cond_var, cond_es = agent._conditional(ascending, loop_rng, alphas)  # noqa: SLF001
+        cond = work.day(-ascending, block_rng)
+        assert _bits(cond[: len(alphas)]) == _bits(cond_var)
+        assert _bits(cond[len(alphas) :]) == _bits(cond_es)
+        assert block_rng.bit_generator.state == loop_rng.bit_generator.state
+        past_margin |= any(int(m.max()) > depth
+                           for m, depth in zip(work.m, work.depths, strict=True))
+    assert past_margin == (margin[0] < 1.0)
+
+
+def _bits(a: np.ndarray) -> bytes:
+    """The array's bytes: equal floats with different signed zeros differ."""
+    return np.ascontiguousarray(a).tobytes()

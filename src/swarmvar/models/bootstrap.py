@@ -26,7 +26,8 @@ does a run of horizon-1 days together when each day has its own generator:
 the days' windows are the rows of one matrix, sorted, KDE-scored and
 historically simulated at once; each day still draws from its own generator
 what :meth:`~BayesianBootstrap.forecast` draws, so the numbers are the loop's,
-bit for bit.
+bit for bit. Its tail sums and counts run in buffers that every day of the
+block reuses (:class:`_TailDays`: the same arithmetic, less of it around).
 """
 
 from __future__ import annotations
@@ -153,8 +154,7 @@ class BayesianBootstrap(Agent):
         on the weighted empirical distributions (tested).
         """
         n = ascending.size
-        tail = 1.0 - min(levels)
-        k = int(min(n, math.ceil(n * tail + _TAIL_SD * math.sqrt(n * tail) + _TAIL_PAD)))
+        k = _tail_rows(n, 1.0 - min(levels))
         top = rng.standard_exponential((k, self.draws))  # one row per loss
         rest = rng.standard_gamma(n - k, size=self.draws) if k < n else np.zeros(self.draws)
         return _tail_measures(top, rest, -ascending, rng, 1.0 - np.asarray(levels))
@@ -212,8 +212,9 @@ class BayesianBootstrap(Agent):
         passes), a block's days are done together: each day's window is its
         row of a ``(days, window)`` matrix, sorted and scored in one pass,
         and each day draws from its own generator exactly what
-        :meth:`forecast` draws; only the tail cumulative sums stay per day
-        (in cache, they are cheaper than across days). Otherwise (horizons
+        :meth:`forecast` draws; the tail cumulative sums stay per day (in
+        cache, they are cheaper than across days), in buffers every day
+        reuses (:class:`_TailDays`). Otherwise (horizons
         ``h > 1``, ``seed=None``, which shares the agent's generator between
         days, a generator passed for two days, a window still filling) the
         days run one by one. Seeds are all turned into generators before
@@ -266,11 +267,8 @@ class BayesianBootstrap(Agent):
         windows[later, slots[earlier]] = xs[earlier]
         ascending = np.sort(windows, axis=1)
         dens[:] = _log_scores(windows, ascending, xs)
-        cond = np.empty((days, 2 * len(levels), self.draws))
-        for j in range(days):
-            cond_var, cond_es = self._conditional(ascending[j], rngs[j], levels)
-            cond[j, : len(levels)], cond[j, len(levels) :] = cond_var, cond_es
-        ci = np.sort(cond, axis=2)[:, :, self._ci_index].tolist()
+        ci = _tail_block(-ascending, rngs, 1.0 - np.asarray(levels), self.draws,
+                         self._ci_index).tolist()
         points = _hs_points(ascending, levels)
         self._buffer[slots] = xs
         self._head = (self._head + days) % self.window
@@ -385,6 +383,137 @@ def _tail_measures(top: NDArray[np.float64], rest: NDArray[np.float64],
         cond_var[:, short], cond_es[:, short] = _tail_measures(
             np.vstack([top[:, short], more]), rest_more, losses, rng, tails)
     return cond_var, cond_es
+
+
+def _tail_rows(n: int, tail: float) -> int:
+    """How many of ``n`` largest losses get their own Exp(1) weight for the tail ``1 - alpha``."""
+    return int(min(n, math.ceil(n * tail + _TAIL_SD * math.sqrt(n * tail) + _TAIL_PAD)))
+
+
+def _tail_block(losses: NDArray[np.float64], rngs: Sequence[np.random.Generator],
+                tails: NDArray[np.float64], draws: int, order: NDArray[np.intp]
+                ) -> NDArray[np.float64]:
+    """Order statistics ``order`` of several days' conditional VaR and ES: ``(days, 2 L, order)``.
+
+    ``losses (days, N)`` are each day's window's losses, largest first,
+    ``tails`` the ``L`` levels' ``1 - alpha``; rows ``:L`` are VaR, ``L:``
+    ES. Day ``j`` draws from ``rngs[j]`` what
+    :meth:`BayesianBootstrap._conditional` draws and gets its numbers, bit
+    for bit (:class:`_TailDays`).
+    """
+    work = _TailDays(losses.shape[1], draws, tails)
+    out = np.empty((losses.shape[0], 2 * tails.size, order.size))
+    for j, rng in enumerate(rngs):
+        cond = work.day(losses[j], rng)
+        cond.sort(axis=1)
+        out[j] = cond[:, order]
+    return out
+
+
+class _TailDays:
+    """:func:`_tail_measures` day after day for one window size, in buffers every day reuses.
+
+    Each day's conditional VaR and ES are :func:`_tail_measures`', bit for
+    bit: the same products, summed in the same order, compared with the
+    same limits, the same arithmetic after, and the same extension of short
+    draws from the same generator. What differs is the work around them.
+    The buffers are made once a block and nothing of the block's size is
+    allocated (glibc trims the free top of its heap when large arrays leave
+    it, and every fresh array is then paged in anew: a version with
+    ``(days, ...)`` arrays took ~20 page faults a day); the exponentials
+    are drawn into the rows of the weighted losses' partial sums and turned
+    into them in place, down to the deepest VaR only; and each level counts
+    its rows up to its own margin (:func:`_tail_rows`), all of them only
+    when a draw reaches it.
+    """
+
+    def __init__(self, n: int, draws: int, tails: NDArray[np.float64]) -> None:
+        self.n, self.tails = n, tails
+        self.k = k = _tail_rows(n, float(tails.max()))
+        self.depths = [min(k, _tail_rows(n, tail)) for tail in tails.tolist()]
+        self.limits = [tail + 1e-12 for tail in tails.tolist()]
+        self.cum_w = np.empty((k + 1, draws))  # C_0 = 0, ..., C_k
+        self.cum_l = np.empty((k + 1, draws))  # rows 1..k: the draws, then A_1, ..., A_k
+        self.cum_w[0], self.cum_l[0] = 0.0, 0.0
+        self.w_rows, self.l_rows = list(self.cum_w), list(self.cum_l)  # views made once
+        self.below = np.empty((k + 1, draws), dtype=bool)
+        self.count = np.empty(draws, dtype=np.uint8 if k + 1 < 256 else np.intp)
+        self.rest, self.total, self.lim = np.zeros(draws), np.empty(draws), np.empty(draws)
+        self.short = np.empty(draws, dtype=bool)
+        self.m, self.at = (np.empty((tails.size, draws), dtype=np.intp) for _ in range(2))
+        self.held, self.above = np.empty((tails.size, draws)), np.empty((tails.size, draws))
+        self.cond = np.empty((2 * tails.size, draws))
+        self.column = np.arange(draws)
+
+    def day(self, losses: NDArray[np.float64], rng: np.random.Generator
+            ) -> NDArray[np.float64]:
+        """Conditional VaR and ES ``(2 L, draws)`` of ``losses (N,)``, largest first.
+
+        The array is the buffer the next day overwrites.
+        """
+        k, n, levels = self.k, self.n, self.tails.size
+        top = self.cum_l[1:]
+        rng.standard_exponential(top.shape, out=top)
+        if k < n:  # else every weight has its row and rest stays 0
+            rng.standard_gamma(n - k, size=self.rest.size, out=self.rest)
+        short = self._weights()
+        if short is not None:  # their first rows, before they turn into weighted losses
+            short_top, short_rest = top[:, short], self.rest[short]
+        m = self._rows(short)
+        self._measures(losses, m)
+        if short is not None:  # as _tail_measures extends them, from the same generator
+            more, rest_more = _split_gamma(short_rest, n - k, min(k, n - k), rng)
+            self.cond[:levels, short], self.cond[levels:, short] = _tail_measures(
+                np.vstack([short_top, more]), rest_more, losses, rng, self.tails)
+        return self.cond
+
+    def _weights(self) -> NDArray[np.bool_] | None:
+        """``C_1..C_k`` of the drawn rows, the total weight; the short draws' mask, if any."""
+        w_rows, l_rows = self.w_rows, self.l_rows
+        for i in range(self.k):
+            np.add(w_rows[i], l_rows[i + 1], out=w_rows[i + 1])
+        np.add(w_rows[self.k], self.rest, out=self.total)
+        np.multiply(self.total, float(self.tails.max()), out=self.lim)
+        short = np.less(w_rows[self.k], self.lim, out=self.short)
+        return short if bool(short.any()) else None
+
+    def _rows(self, short: NDArray[np.bool_] | None) -> NDArray[np.intp]:
+        """Per level and draw, the last row ``m`` with ``C_m <= (1 - alpha + 1e-12) total``."""
+        below, below_u8, count = self.below, self.below.view(np.uint8), self.count
+        for level, (limit, depth) in enumerate(zip(self.limits, self.depths, strict=True)):
+            np.multiply(self.total, limit, out=self.lim)
+            rows = depth + 1
+            while True:  # C increases down each column: the rows at most the limit come first
+                np.less_equal(self.cum_w[:rows], self.lim, out=below[:rows])
+                np.add.reduce(below_u8[:rows], axis=0, dtype=count.dtype, out=count)
+                if rows > self.k or int(count.max()) < rows:
+                    break
+                rows = self.k + 1  # a draw reaches the margin: all rows
+            np.subtract(count, 1, out=self.m[level])
+        if short is not None:
+            self.m[:, short] = 0  # done with more rows
+        return self.m
+
+    def _measures(self, losses: NDArray[np.float64], m: NDArray[np.intp]) -> None:
+        """VaR ``L_m`` and ES ``VaR + (A_m - VaR C_m) / total / (1 - alpha)`` into ``cond``."""
+        levels, cum_l, l_rows = self.tails.size, self.cum_l, self.l_rows
+        deepest = int(m.max())
+        products = cum_l[1 : deepest + 1]
+        np.multiply(products, losses[:deepest, None], out=products)
+        for i in range(deepest):
+            np.add(l_rows[i], l_rows[i + 1], out=l_rows[i + 1])
+        var, es, held, above = self.cond[:levels], self.cond[levels:], self.held, self.above
+        # every index is in range by construction; "raise" would buffer each output
+        losses.take(m, out=var, mode="clip")
+        np.multiply(m, self.column.size, out=self.at)
+        np.add(self.at, self.column, out=self.at)
+        self.cum_w.take(self.at, out=held, mode="clip")
+        cum_l.take(self.at, out=above, mode="clip")
+        np.multiply(var, held, out=held)
+        np.subtract(above, held, out=above)
+        np.divide(above, self.total, out=above)
+        np.divide(above, self.tails[:, None], out=es)
+        np.add(var, es, out=es)
 
 
 def _split_gamma(g: NDArray[np.float64], shape: int, rows: int, rng: np.random.Generator

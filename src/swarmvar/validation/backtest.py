@@ -393,18 +393,26 @@ def _run_rows(
             # progress display starts its thread
             futures = {name: pool.submit(_run_row, rows[name], *args, keys[name], n_sim)
                        for name in order}
+            expected, reported = args[5] * len(rows), 0
             with progress() as advance:
                 while not all(f.done() for f in futures.values()):
                     try:
-                        advance(reports.get(timeout=0.1))
+                        n = reports.get(timeout=0.1)
                     except queue_mod.Empty:
-                        pass
+                        continue
+                    reported += n
+                    advance(n)
                 out = {name: futures[name].result() for name in rows}
-                while True:  # reports that raced the last future
+                # A worker's last reports can arrive after its result (the queue's
+                # feeder thread flushes on its own): wait briefly, then count the rest.
+                while reported < expected:
                     try:
-                        advance(reports.get_nowait())
+                        n = reports.get(timeout=0.5)
                     except queue_mod.Empty:
+                        advance(expected - reported)
                         break
+                    reported += n
+                    advance(n)
     except BrokenProcessPool as exc:
         raise WorkerFailed(
             "a backtest worker process died before returning its row (killed, out of memory, "

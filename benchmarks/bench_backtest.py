@@ -6,7 +6,9 @@ of the arch baseline alone. Reference measured in the same run: the same
 backtest with only the arch baseline. Both times include the tests and scores.
 The agents' run includes the swarm's consensus row and spreads the rows over
 ``--workers`` processes (default: every CPU, as ``swarmvar backtest`` does);
-the arch-only run is one row, so one process.
+the arch-only run is one row, so one process. The GARCH rows load their
+compiled likelihood from JAX's persistent cache when it holds it (printed
+first); ``SWARMVAR_JAX_CACHE=off`` measures a cold first run.
 
 Run standalone: ``.venv/bin/python benchmarks/bench_backtest.py [--last N] [AGENT ...]``.
 """
@@ -25,6 +27,7 @@ from _table import print_table  # noqa: E402
 from swarmvar.data import load  # noqa: E402
 from swarmvar.errors import SwarmVarError  # noqa: E402
 from swarmvar.models import DEFAULT_AGENTS, agent_class  # noqa: E402
+from swarmvar.models._garch_lik import compilation_cache  # noqa: E402
 from swarmvar.swarm.consensus import SWARM_POLICY  # noqa: E402
 from swarmvar.validation import Test, backtest  # noqa: E402
 
@@ -55,6 +58,11 @@ def main(argv: list[str] | None = None) -> None:
     agents, missing = _available(args.agents)
     if missing:
         print("not available yet, left out: " + ", ".join(missing))
+
+    cache = compilation_cache()  # the GARCH rows' compiled likelihood: warm or cold?
+    entries = sum(1 for p in cache.iterdir() if p.is_file()) if cache is not None else 0
+    print(f"JAX compilation cache: {cache or 'off'} ({entries} entries before this run; "
+          "SWARMVAR_JAX_CACHE=off measures a first run)")
 
     start = time.perf_counter()
     base_only = backtest(r, [], window=window, refit_every=every, alphas=alphas, progress=False)

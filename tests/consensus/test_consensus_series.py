@@ -196,8 +196,7 @@ def test_all_days_weights_equal_each_days_track_record_or_bma(weighting, loss, w
 
 @pytest.mark.parametrize(("aggregator", "n", "f"), [
     (Aggregator.TRIMMED_MEAN, 5, 1), (Aggregator.TRIMMED_MEAN, 7, 2), (Aggregator.MEAN, 4, 0),
-    (Aggregator.MEDIAN, 5, 1), (Aggregator.MEDIAN, 6, 1), (Aggregator.KRUM, 7, 1),
-    (Aggregator.MULTI_KRUM, 7, 1),
+    (Aggregator.MEDIAN, 5, 1), (Aggregator.MEDIAN, 6, 1),
 ])
 def test_many_days_at_once_equal_each_days_rule_bit_for_bit(aggregator, n, f):
     """aggregate_many (the backtest path) is aggregate_rows (combine's rule) on every day."""

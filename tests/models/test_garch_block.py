@@ -214,17 +214,19 @@ def test_tail_level_measures_block_is_each_familys() -> None:
     rng = np.random.default_rng(1)
     days, size, u = 7, 300, 1.2
     body = np.sort(rng.uniform(-2.0, u, 400))
-    xi = rng.uniform(-0.3, 0.5, (days, size))
+    # heavy tails and particle scales within 10% of each other, as a GARCH posterior's
+    # (draws with xi < 0 - a bounded tail - or far-apart scales send most days to redo)
+    xi = rng.uniform(0.05, 0.35, (days, size))
     xi[3, 5] = 0.0
     beta = rng.uniform(0.3, 0.8, (days, size))
     p_u = rng.uniform(0.03, 0.12, (days, size))
     p_u[5, :10] = 0.005  # at 99% the VaR of these draws is in the body
-    loc = rng.normal(0, 1e-3, size)
-    scale = rng.uniform(0.005, 0.02, (days, size))
+    loc = rng.normal(0, 1e-4, size)
+    scale = 0.01 * rng.uniform(0.9, 1.1, (days, size))
     w = rng.random((days, size))
     norm = w / w.sum(axis=1, keepdims=True)
     m = gpd.tail_level_measures_block(u, xi, beta, p_u, loc, scale, norm, LEVELS)
-    assert {3, 5} <= set(m.redo)
+    assert {3, 5} <= set(m.redo) and len(m.redo) <= days - 3  # >= 3 days are compared
     got = risk_measures_block(LEVELS, m.var, m.es, m.cond_var, m.cond_es, norm)
     for d in range(days):
         if d in m.redo:

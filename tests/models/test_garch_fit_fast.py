@@ -165,8 +165,11 @@ print(sum(name == "/jax/compilation_cache/cache_hits" for name in hits), ll.toby
 """
 
 
-def _probe(cwd, setting, runs=1):
-    """Run the probe in ``runs`` processes at once: [(cache hits, likelihood bytes)]."""
+def _probe(cwd, setting, runs=1, jax_dir=None):
+    """Run the probe in ``runs`` processes at once: [(cache hits, likelihood bytes)].
+
+    ``jax_dir``: a cache directory configured through JAX's own variable (as the CLI does).
+    """
     import os
     import subprocess
     import sys
@@ -175,6 +178,8 @@ def _probe(cwd, setting, runs=1):
     env["JAX_PLATFORMS"] = "cpu"
     if setting is not None:
         env[lik.CACHE_ENV] = str(setting)
+    if jax_dir is not None:
+        env["JAX_COMPILATION_CACHE_DIR"] = str(jax_dir)
     procs = [subprocess.Popen([sys.executable, "-W", "error", "-c", _CACHE_PROBE], cwd=cwd,
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(runs)]
@@ -203,3 +208,14 @@ def test_compilation_cache_defaults_to_the_home_and_can_be_turned_off(tmp_path):
     assert off[0] == 0 and not (tmp_path / ".swarmvar").exists()
     _probe(tmp_path, None)
     assert len(list((tmp_path / ".swarmvar" / "cache" / "jax").glob("*-cache"))) == 1
+
+
+def test_off_wins_over_a_configured_directory_which_is_made_when_missing(tmp_path):
+    configured = tmp_path / "home" / "cache" / "jax"  # does not exist yet
+    (off,) = _probe(tmp_path, "off", jax_dir=configured)
+    # JAX may make its configured directory, but the likelihood is not cached in it
+    assert off[0] == 0 and not list(configured.glob("*-cache"))
+    (cold,) = _probe(tmp_path, None, jax_dir=configured)
+    assert len(list(configured.glob("*-cache"))) == 1  # made, and written on the first run
+    (warm,) = _probe(tmp_path, None, jax_dir=configured)
+    assert warm[0] == 1 and warm[1] == cold[1]

@@ -54,7 +54,7 @@ def test_grid_loglik_any_excesses(seed: int, size: int, tail: float, spread: flo
     _check(y, xi, beta)
 
 
-def test_posterior_mode_and_draws_stay_put() -> None:
+def test_posterior_mode_and_probabilities_stay_put() -> None:
     # the tabulated sums move the grid posterior only at rounding level
     y = stats.genpareto(c=0.2, scale=0.5).rvs(size=100, random_state=3)
     post = gpd_posterior(y, 1000)

@@ -243,18 +243,17 @@ def compilation_cache() -> Path | None:
     made. JAX reads the setting at the first compilation of a process: a
     process that compiled something before without a cache keeps compiling.
     """
-    configured = _config("jax_compilation_cache_dir")
-    if configured:
-        return Path(str(configured))
     value = os.environ.get(CACHE_ENV)
     if value is not None and value.strip().lower() in _CACHE_OFF:
-        return None
-    folder = Path(value) if value else DEFAULT_CACHE
+        return None  # off wins over a directory configured elsewhere (e.g. by the CLI)
+    configured = _config("jax_compilation_cache_dir")
+    folder = Path(str(configured)) if configured else Path(value) if value else DEFAULT_CACHE
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
         return None
-    _set_config("jax_compilation_cache_dir", str(folder))
+    if not configured:
+        _set_config("jax_compilation_cache_dir", str(folder))
     return folder
 
 
@@ -275,7 +274,12 @@ def _compiling(folder: Path | None) -> Iterator[None]:
     a recompile); an exclusive lock on the cache directory serializes
     swarmvar's compile-or-load steps. Programs that compile faster than
     JAX's threshold (1 s by default; the likelihood takes ~0.1-0.3 s) are
-    not cached: the threshold is lifted for this compilation only.
+    not cached: the threshold is lifted for this compilation only. Where the
+    lock cannot be taken (no POSIX locks, a read-only directory, a file system
+    without flock) the likelihood is compiled and not cached. A process killed
+    while writing an entry leaves it truncated: JAX then warns and recompiles
+    in every later process until the entry is deleted (the cache directory is
+    safe to delete).
     """
     try:
         import fcntl
@@ -292,7 +296,11 @@ def _compiling(folder: Path | None) -> Iterator[None]:
         return
     name = "jax_persistent_cache_min_compile_time_secs"
     with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:  # a file system without locks (ENOLCK): compile, do not cache
+            yield
+            return
         previous = _config(name)
         _set_config(name, 0.0)
         try:

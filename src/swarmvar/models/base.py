@@ -98,8 +98,10 @@ class Agent(ABC):
         :class:`~swarmvar.errors.InvalidReturns` and leaves the agent as it was.
 
         The default is that loop. Agents with a costly forecast override it
-        with a vectorized equivalent: the same forecasts and densities (to
-        rounding) and the same end state as the loop, tested against it.
+        with a vectorized equivalent: the same forecasts, densities and end
+        state as the loop. swarmvar's overrides are bit for bit the loop's on
+        the tested build (their sums over particles make the same BLAS calls
+        per day; another BLAS could differ at rounding level), tested against it.
 
         Parameters
         ----------
@@ -260,10 +262,18 @@ class Agent(ABC):
 
     @staticmethod
     def _block_seeds(seeds: Sequence[Seed] | None, days: int) -> Sequence[Seed]:
+        """Each day's seed, all checked (as :func:`rng_from` checks one) before any day runs."""
         if seeds is None:
             return [None] * days
         if len(seeds) != days:
             raise InvalidParameter(f"forecast_block got {len(seeds)} seeds for {days} returns")
+        # lists and tuples are checked; a lazy sequence (the backtest's) makes valid generators
+        if isinstance(seeds, (list, tuple)):
+            for seed in seeds:
+                if seed is not None and not isinstance(seed, np.random.Generator) and (
+                        isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+                    raise InvalidParameter(
+                        f"seed must be an int, a numpy Generator or None, not {seed!r}")
         return seeds
 
     @staticmethod

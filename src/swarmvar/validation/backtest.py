@@ -226,7 +226,8 @@ def _day(
 
 
 class _DaySeeds(Sequence[np.random.Generator]):
-    """Day ``t + j``'s forecast seed, made when asked for (most horizon-1 forecasts never ask)."""
+    """Day ``t + j``'s forecast seed, made when asked for (the parametric agents' horizon-1
+    forecasts never ask)."""
 
     def __init__(self, key: tuple[int, int], t: int, n: int) -> None:
         self._key, self._t, self._n = key, t, n
@@ -393,7 +394,8 @@ def _run_rows(
             # progress display starts its thread
             futures = {name: pool.submit(_run_row, rows[name], *args, keys[name], n_sim)
                        for name in order}
-            expected, reported = args[5] * len(rows), 0
+            days = args[5]
+            expected, reported = days * len(rows), 0
             with progress() as advance:
                 while not all(f.done() for f in futures.values()):
                     try:

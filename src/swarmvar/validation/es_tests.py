@@ -139,7 +139,7 @@ def student_t_sampler(
             s_idx, t_idx = np.nonzero(tail)
             ut = u[tail]
             q = np.where(normal[t_idx], special.ndtri(ut), special.stdtrit(nu_finite[t_idx], ut))
-            # max(): rounding in the CDF must not put a draw at or below its floor
+            # max(): where rounding in the CDF puts a draw below its floor, it is the floor
             out[s_idx, t_idx] = np.maximum(lo[t_idx] + sc[t_idx] * q, floor[t_idx])
             return out
 

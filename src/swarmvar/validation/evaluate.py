@@ -24,13 +24,15 @@ RawLevel = tuple[dict[Test, TestResult], TrafficLight | None, float, FloatArray 
 def _sampler(s: LevelSeries, t_params: FloatArray | None) -> Sampler | None:
     """The row's predictive as a loss sampler: exact if known, else a VaR/ES-matched t."""
     # censored at the VaR: Z2 reads only the losses beyond it (see student_t_sampler)
-    if t_params is not None:
-        return student_t_sampler(t_params[0], t_params[1], t_params[2], above=s.var)
     try:
+        if t_params is not None:
+            return student_t_sampler(t_params[0], t_params[1], t_params[2], above=s.var)
         scale, df = matched_student_t(s.var, s.es, s.alpha)
+        return student_t_sampler(0.0, scale, df, above=s.var)
     except InvalidParameter:
-        return None  # VaR <= 0 or ES < VaR somewhere: no centred t matches
-    return student_t_sampler(0.0, scale, df, above=s.var)
+        # a VaR that is not finite, VaR <= 0 or ES < VaR (no centred t matches), a
+        # predictive scale <= 0: no sampler, and Z2 is reported as undefined
+        return None
 
 
 def _fz0(losses: FloatArray, s: LevelSeries) -> FloatArray | None:

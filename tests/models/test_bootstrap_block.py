@@ -107,8 +107,8 @@ def test_all_weights_and_extended_draws_inside_a_block(
 
 @pytest.mark.parametrize("seeds", ["none", "ints", "shared", "own_rng"])
 def test_other_seeds_equal_the_loop(returns: np.ndarray, seeds: str) -> None:
-    # seed=None and one generator for several days share draws between days:
-    # those blocks run day by day, and must still be the loop's numbers
+    # seed=None and one generator for several days share draws between days: the
+    # block draws the days in order from the generator each would use, as the loop does
     agent = BayesianBootstrap().fit(returns[:1000], seed=7)
     loop_agent, block_agent = copy.deepcopy(agent), copy.deepcopy(agent)
 

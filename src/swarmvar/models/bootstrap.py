@@ -214,12 +214,12 @@ class BayesianBootstrap(Agent):
         and each day draws from its own generator exactly what
         :meth:`forecast` draws; the tail cumulative sums stay per day (in
         cache, they are cheaper than across days), in buffers every day
-        reuses (:class:`_TailDays`). Otherwise (horizons
-        ``h > 1``, ``seed=None``, which shares the agent's generator between
-        days, a generator passed for two days, a window still filling) the
-        days run one by one. Seeds are all turned into generators before
-        anything is absorbed, so a bad seed, like a bad return, leaves the
-        agent as it was.
+        reuses (:class:`_TailDays`). The days draw in
+        order, each from the generator ``forecast`` would use (the agent's own
+        for ``seed=None``), so a generator shared by several days gives the
+        loop's numbers too. Horizons ``h > 1`` and a window still filling run
+        one by one. Seeds are all checked before anything is absorbed, so a
+        bad seed, like a bad return, leaves the agent as it was.
         """
         self._require_fitted()
         xs = self._block_returns(returns)
@@ -227,9 +227,9 @@ class BayesianBootstrap(Agent):
         if xs.size == 0:
             return [], np.empty(0)
         levels = check_alphas(alphas)
-        rngs = self._own_generators(day_seeds)
-        if self._check_horizon(horizon) > 1 or rngs is None:
+        if self._check_horizon(horizon) > 1:
             return super().forecast_block(xs, levels, horizon, seeds=day_seeds)
+        rngs = self._generators(day_seeds)
         forecasts: list[Forecast] = []
         dens = np.empty(xs.size)
         day = 0
@@ -243,14 +243,10 @@ class BayesianBootstrap(Agent):
             forecasts += self._full_window_days(xs[lo:hi], levels, rngs[lo:hi], dens[lo:hi])
         return forecasts, dens
 
-    def _own_generators(self, seeds: Sequence[Seed]) -> list[np.random.Generator] | None:
-        """One generator per day, or ``None`` if a generator serves more than one day."""
-        given = [seeds[j] for j in range(len(seeds))]  # a lazy sequence is read once
-        if any(seed is None for seed in given):
-            return None
-        rngs = [rng_from(seed) for seed in given]
-        ids = {id(rng) for rng in rngs}
-        return rngs if len(ids) == len(rngs) and id(self._rng) not in ids else None
+    def _generators(self, seeds: Sequence[Seed]) -> list[np.random.Generator]:
+        """Each day's generator, as :meth:`forecast` takes it (the agent's own for ``None``)."""
+        return [self._rng if seed is None else rng_from(seed)
+                for seed in (seeds[j] for j in range(len(seeds)))]  # a lazy sequence: read once
 
     def _full_window_days(self, xs: NDArray[np.float64], levels: tuple[float, ...],
                           rngs: list[np.random.Generator], dens: NDArray[np.float64]

@@ -206,7 +206,7 @@ def test_block_rows_equal_day_by_day_rows(known_mean_normal: Any, horizon: int) 
     r = simulated(260, 5)
     kw = dict(window=120, refit_every=17, alphas=(0.99, 0.95), seed=2, progress=False,
               n_sim=20, baseline=None, horizon=horizon)
-    agents = [known_mean_normal(window=60), BayesianBootstrap(window=100)]
+    agents = [known_mean_normal(window=60), BayesianBootstrap(window=100, draws=100, paths=50)]
     blocks = backtest(r, agents, **kw)
     days = backtest(r, [DayByDay(a) for a in agents], **kw)
     np.testing.assert_array_equal(forecast_matrix(blocks), forecast_matrix(days))

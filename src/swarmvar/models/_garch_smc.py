@@ -502,13 +502,7 @@ def rejuvenate(
     """
     w = np.exp(logw - np.max(logw))
     w /= w.sum()
-    mean = np.asarray(w @ cloud.u, dtype=float)
-    d = cloud.u - mean
-    cov = (d * w[:, None]).T @ d / max(1.0 - float(w @ w), 1e-12) + 1e-10 * np.eye(d.shape[1])
-    try:
-        chol = np.linalg.cholesky(cov)
-    except np.linalg.LinAlgError:
-        chol = np.diag(np.sqrt(np.maximum(np.diag(cov), 1e-10)))
+    mean, chol = _weighted_moments(cloud.u, w)
     idx = systematic_resample(w, w.size, rng.uniform())
     cloud = cloud.take(idx)
     cloud, acc = move_independent(r, cloud, mean, chol, rng)

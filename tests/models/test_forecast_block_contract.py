@@ -25,6 +25,9 @@ def fitted() -> dict[str, object]:
     ([1, 2, 3], None, InvalidParameter),                # one seed per return
     (None, [0.01, -0.02, np.nan, 0.0, 0.01], InvalidReturns),
     (None, [0.01, 2.5, 0.0, 0.0, 0.01], InvalidReturns),  # beyond the return bound
+    (None, [np.inf, 0.0, 0.0, 0.0, 0.01], InvalidReturns),  # on the first day
+    (None, [0.01, 0.0, 0.0, 0.0, -np.inf], InvalidReturns),  # on the last day
+    (None, [0.01, 0.0, 0.0, -1.01, 0.0], InvalidReturns),
 ])
 def test_bad_blocks_raise_before_any_day_is_absorbed(fitted, name, seeds, returns, error):
     agent = fitted[name]

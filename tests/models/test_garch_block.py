@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from swarmvar.data import load
-from swarmvar.errors import InvalidReturns
 from swarmvar.models import garch_evt, gpd
 from swarmvar.models._garch_family import level_measures_block
 from swarmvar.models.base import Agent
@@ -82,26 +81,16 @@ def test_horizon_above_one_is_the_loop(fitted: GarchT, returns: np.ndarray) -> N
     np.testing.assert_array_equal(da, db)
 
 
-@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 1.5])
-@pytest.mark.parametrize("where", [0, 7, 19])
-def test_a_bad_return_anywhere_raises_and_changes_nothing(
-        fitted: GarchT, returns: np.ndarray, bad: float, where: int) -> None:
-    agent = copy.deepcopy(fitted)
-    before = agent.state()
+@pytest.mark.parametrize(("which", "cuts"), [("fitted", (0, 5, 19)), ("evt", (0, 9, 19))])
+def test_day_j_sees_only_the_returns_before_it(request: pytest.FixtureRequest, returns: np.ndarray,
+                                               which: str, cuts: tuple[int, ...]) -> None:
+    agent = request.getfixturevalue(which)  # GarchT or GarchEVT, fitted
     chunk = returns[1000:1020].copy()
-    chunk[where] = bad
-    with pytest.raises(InvalidReturns):
-        agent.forecast_block(chunk, LEVELS)
-    assert agent.state() == before
-
-
-def test_day_j_sees_only_the_returns_before_it(fitted: GarchT, returns: np.ndarray) -> None:
-    chunk = returns[1000:1020].copy()
-    base, _ = copy.deepcopy(fitted).forecast_block(chunk, LEVELS)
-    for j in (0, 5, 19):
+    base, _ = copy.deepcopy(agent).forecast_block(chunk, LEVELS)
+    for j in cuts:
         changed = chunk.copy()
         changed[j:] = 0.01 - 3.0 * changed[j:]
-        other, _ = copy.deepcopy(fitted).forecast_block(changed, LEVELS)
+        other, _ = copy.deepcopy(agent).forecast_block(changed, LEVELS)
         assert other[: j + 1] == base[: j + 1]
         if j < 19:
             assert other[j + 1] != base[j + 1]
@@ -182,31 +171,6 @@ def test_evt_horizon_above_one_is_the_loop(evt: GarchEVT, returns: np.ndarray) -
                                   seeds=[np.random.default_rng([1, j]) for j in range(2)])
     assert fa == fb
     np.testing.assert_array_equal(da, db)
-
-
-@pytest.mark.parametrize("bad", [np.nan, np.inf, -1.01])
-@pytest.mark.parametrize("where", [0, 11, 19])
-def test_evt_bad_return_anywhere_raises_and_changes_nothing(
-        evt: GarchEVT, returns: np.ndarray, bad: float, where: int) -> None:
-    agent = copy.deepcopy(evt)
-    before = agent.state()
-    chunk = returns[1000:1020].copy()
-    chunk[where] = bad
-    with pytest.raises(InvalidReturns):
-        agent.forecast_block(chunk, LEVELS)
-    assert agent.state() == before
-
-
-def test_evt_day_j_sees_only_the_returns_before_it(evt: GarchEVT, returns: np.ndarray) -> None:
-    chunk = returns[1000:1020].copy()
-    base, _ = copy.deepcopy(evt).forecast_block(chunk, LEVELS)
-    for j in (0, 9, 19):
-        changed = chunk.copy()
-        changed[j:] = 0.01 - 3.0 * changed[j:]
-        other, _ = copy.deepcopy(evt).forecast_block(changed, LEVELS)
-        assert other[: j + 1] == base[: j + 1]
-        if j < 19:
-            assert other[j + 1] != base[j + 1]
 
 
 def test_tail_level_measures_block_is_each_familys() -> None:

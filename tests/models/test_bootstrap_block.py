@@ -1,4 +1,4 @@
-"""BayesianBootstrap.forecast_block against the base-class loop (forecast, then update, day by day).
+"""BayesianBootstrap.forecast_block against forecast_day_by_day (forecast, then update, day by day).
 
 The bootstrap has no particles, so there is no resample-move to cross; the
 blocks here cross refits, the window's fill, the block's chunks and wraps of
@@ -13,7 +13,7 @@ import pytest
 from swarmvar.data import load
 from swarmvar.errors import InvalidParameter, InvalidReturns
 from swarmvar.models import bootstrap
-from swarmvar.models.base import Agent
+from swarmvar.models.base import forecast_day_by_day
 from swarmvar.models.bootstrap import BayesianBootstrap
 
 LEVELS = (0.99, 0.975)
@@ -38,7 +38,7 @@ def _run(agent: BayesianBootstrap, returns: np.ndarray, block: bool, start: int 
         if t > start and (t - start) % refit_every == 0:
             agent.refit(returns[t - 1000 : t], seed=t)
         run = agent.forecast_block if block else (
-            lambda x, a, **kw: Agent.forecast_block(agent, x, a, **kw))
+            lambda x, a, **kw: forecast_day_by_day(agent, x, a, **kw))
         f, d = run(returns[t : t + size], LEVELS, seeds=_seeds(t, size))
         forecasts += f
         dens.append(d)
@@ -73,7 +73,7 @@ def test_a_filling_window_then_a_full_one(returns: np.ndarray) -> None:
     agent = BayesianBootstrap(window=500).fit(returns[:300], seed=5)
     loop_agent, block_agent = copy.deepcopy(agent), copy.deepcopy(agent)
     x, seeds = returns[300:560], _seeds(300, 260)
-    f_loop, d_loop = Agent.forecast_block(loop_agent, x, LEVELS, seeds=seeds)
+    f_loop, d_loop = forecast_day_by_day(loop_agent, x, LEVELS, seeds=seeds)
     f_block, d_block = block_agent.forecast_block(x, LEVELS, seeds=_seeds(300, 260))
     assert f_block == f_loop
     np.testing.assert_array_equal(d_block, d_loop)
@@ -95,7 +95,7 @@ def test_all_weights_and_extended_draws_inside_a_block(
     agent = BayesianBootstrap(window=window).fit(returns[:1000], seed=0)
     loop_agent, block_agent = copy.deepcopy(agent), copy.deepcopy(agent)
     x = returns[1000:1040]
-    f_loop, d_loop = Agent.forecast_block(loop_agent, x, alphas, seeds=_seeds(0, 40))
+    f_loop, d_loop = forecast_day_by_day(loop_agent, x, alphas, seeds=_seeds(0, 40))
     in_loop = len(calls)
     assert in_loop == 0 if window == 50 else in_loop >= 40
     f_block, d_block = block_agent.forecast_block(x, alphas, seeds=_seeds(0, 40))
@@ -118,7 +118,7 @@ def test_other_seeds_equal_the_loop(returns: np.ndarray, seeds: str) -> None:
                 "own_rng": [a._rng] * 25}[seeds]  # noqa: SLF001
 
     x = returns[1000:1025]
-    f_loop, d_loop = Agent.forecast_block(loop_agent, x, LEVELS, seeds=make(loop_agent))
+    f_loop, d_loop = forecast_day_by_day(loop_agent, x, LEVELS, seeds=make(loop_agent))
     f_block, d_block = block_agent.forecast_block(x, LEVELS, seeds=make(block_agent))
     assert f_block == f_loop
     np.testing.assert_array_equal(d_block, d_loop)
@@ -129,7 +129,7 @@ def test_longer_horizons_equal_the_loop(returns: np.ndarray) -> None:
     agent = BayesianBootstrap(draws=50, paths=50).fit(returns[:1000], seed=1)
     loop_agent, block_agent = copy.deepcopy(agent), copy.deepcopy(agent)
     x = returns[1000:1006]
-    f_loop, d_loop = Agent.forecast_block(loop_agent, x, LEVELS, 5, seeds=_seeds(1000, 6))
+    f_loop, d_loop = forecast_day_by_day(loop_agent, x, LEVELS, 5, seeds=_seeds(1000, 6))
     f_block, d_block = block_agent.forecast_block(x, LEVELS, 5, seeds=_seeds(1000, 6))
     assert f_block == f_loop
     assert all(f.horizon == 5 for f in f_block)

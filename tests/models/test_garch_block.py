@@ -1,4 +1,4 @@
-"""GarchT and GarchEVT forecast_block against the base-class loop (forecast, then update)."""
+"""GarchT and GarchEVT forecast_block against forecast_day_by_day (forecast, then update)."""
 
 import copy
 
@@ -8,7 +8,7 @@ import pytest
 from swarmvar.data import load
 from swarmvar.models import garch_evt, gpd
 from swarmvar.models._garch_family import level_measures_block
-from swarmvar.models.base import Agent
+from swarmvar.models.base import Agent, forecast_day_by_day
 from swarmvar.models.garch_evt import GarchEVT
 from swarmvar.models.garch_t import GarchT
 from swarmvar.models.risk import risk_measures, risk_measures_block
@@ -42,7 +42,7 @@ def _run(agent: GarchT, returns: np.ndarray, block: bool, days: int = 160,
         before = agent._cloud.u  # noqa: SLF001 - to count the resample-moves
         chunk = returns[t : t + 20]
         run = agent.forecast_block if block else (
-            lambda x, a: Agent.forecast_block(agent, x, a))
+            lambda x, a: forecast_day_by_day(agent, x, a))
         f, d = run(chunk, LEVELS)
         moves += agent._cloud.u is not before  # noqa: SLF001
         forecasts += f
@@ -76,7 +76,7 @@ def test_horizon_above_one_is_the_loop(fitted: GarchT, returns: np.ndarray) -> N
     seeds = [np.random.default_rng([7, j]) for j in range(3)]
     same = [np.random.default_rng([7, j]) for j in range(3)]
     fa, da = a.forecast_block(returns[1000:1003], (0.99,), 5, seeds=seeds)
-    fb, db = Agent.forecast_block(b, returns[1000:1003], (0.99,), 5, seeds=same)
+    fb, db = forecast_day_by_day(b, returns[1000:1003], (0.99,), 5, seeds=same)
     assert fa == fb
     np.testing.assert_array_equal(da, db)
 
@@ -149,7 +149,7 @@ def test_evt_block_equals_the_loop_bit_for_bit(evt: GarchEVT, returns: np.ndarra
         if t > 1000 and t % 40 == 0:
             a.refit(returns[t - 1000 : t], seed=t)
             b.refit(returns[t - 1000 : t], seed=t)
-        fa, da = Agent.forecast_block(a, returns[t : t + 20], levels)
+        fa, da = forecast_day_by_day(a, returns[t : t + 20], levels)
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(garch_evt, "tail_level_measures_block", spy)
             fb, db = b.forecast_block(returns[t : t + 20], levels)
@@ -167,7 +167,7 @@ def test_evt_horizon_above_one_is_the_loop(evt: GarchEVT, returns: np.ndarray) -
     a, b = copy.deepcopy(evt), copy.deepcopy(evt)
     fa, da = a.forecast_block(returns[1000:1002], (0.99,), 3,
                               seeds=[np.random.default_rng([1, j]) for j in range(2)])
-    fb, db = Agent.forecast_block(b, returns[1000:1002], (0.99,), 3,
+    fb, db = forecast_day_by_day(b, returns[1000:1002], (0.99,), 3,
                                   seeds=[np.random.default_rng([1, j]) for j in range(2)])
     assert fa == fb
     np.testing.assert_array_equal(da, db)

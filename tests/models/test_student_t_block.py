@@ -1,4 +1,4 @@
-"""StudentT.forecast_block against the base-class loop (forecast, then update, day by day).
+"""StudentT.forecast_block against forecast_day_by_day (forecast, then update, day by day).
 
 Real S&P 500 returns, small SMC fits (2 runs x 400 particles) and a high ESS
 threshold, so that the blocks cross resample-moves inside them as well as
@@ -14,7 +14,7 @@ import pytest
 
 from swarmvar.data import MAX_ABS_RETURN, load
 from swarmvar.errors import InvalidParameter, InvalidReturns
-from swarmvar.models.base import Agent
+from swarmvar.models.base import forecast_day_by_day
 from swarmvar.models.student_t import StudentT
 
 pytestmark = pytest.mark.filterwarnings("ignore::swarmvar.errors.ConvergenceWarning")
@@ -48,7 +48,7 @@ def _run(agent: StudentT, returns: np.ndarray, block: bool, start: int = 2000, d
         if t > start and (t - start) % refit_every == 0:
             agent.refit(returns[t - WINDOW : t], seed=t)
         run = agent.forecast_block if block else (
-            lambda x, a, h, **kw: Agent.forecast_block(agent, x, a, h, **kw))
+            lambda x, a, h, **kw: forecast_day_by_day(agent, x, a, h, **kw))
         f, d = run(returns[t : t + size], LEVELS, horizon, seeds=_seeds(t, size))
         forecasts += f
         dens.append(d)

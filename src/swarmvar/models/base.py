@@ -31,6 +31,7 @@ from numpy.typing import ArrayLike, NDArray
 from ..data import MAX_ABS_RETURN, as_array
 from ..errors import ConvergenceWarning, InvalidParameter, InvalidReturns, InvalidState, NotFitted
 from ..types import Diagnostics, Forecast
+from .risk import check_alphas
 
 Seed = int | np.random.Generator | None
 
@@ -97,11 +98,13 @@ class Agent(ABC):
         checked before anything is absorbed: a bad one raises
         :class:`~swarmvar.errors.InvalidReturns` and leaves the agent as it was.
 
-        The default is that loop. Agents with a costly forecast override it
-        with a vectorized equivalent: the same forecasts, densities and end
-        state as the loop. swarmvar's overrides are bit for bit the loop's on
-        the tested build (their sums over particles make the same BLAS calls
-        per day; another BLAS could differ at rounding level), tested against it.
+        The default is that loop. Agents with a costly forecast vectorize the
+        horizon-1 case in :meth:`_horizon_one_block` (this method checks the
+        inputs once, then hands it the checked returns, levels and seeds): the
+        same forecasts, densities and end state as the loop. swarmvar's are bit
+        for bit the loop's on the tested build (their sums over particles make
+        the same BLAS calls per day; another BLAS could differ at rounding
+        level), tested against it.
 
         Parameters
         ----------
@@ -122,11 +125,35 @@ class Agent(ABC):
         self._require_fitted()
         xs = self._block_returns(returns)
         day_seeds = self._block_seeds(seeds, xs.size)
+        levels = check_alphas(alphas)
+        h = self._check_horizon(horizon)
+        if h == 1 and xs.size:
+            vectorized = self._horizon_one_block(xs, levels, day_seeds)
+            if vectorized is not None:
+                return vectorized
+        return self._day_by_day(xs, levels, h, day_seeds)
+
+    def _day_by_day(
+        self, xs: NDArray[np.float64], levels: tuple[float, ...], horizon: int,
+        seeds: Sequence[Seed],
+    ) -> tuple[list[Forecast], NDArray[np.float64]]:
         forecasts, dens = [], np.empty(xs.size)
         for j, x in enumerate(xs.tolist()):
-            forecasts.append(self.forecast(alphas, horizon, seed=day_seeds[j]))
+            forecasts.append(self.forecast(levels, horizon, seed=seeds[j]))
             dens[j] = self.update(x)
         return forecasts, dens
+
+    def _horizon_one_block(
+        self, xs: NDArray[np.float64], levels: tuple[float, ...], seeds: Sequence[Seed]
+    ) -> tuple[list[Forecast], NDArray[np.float64]] | None:
+        """:meth:`forecast_block` at horizon 1 on checked inputs, vectorized; None: the loop.
+
+        ``xs`` ``(D,)``, ``D >= 1``, are checked returns, ``levels`` checked
+        confidence levels and ``seeds`` one checked seed per day. An agent
+        that overrides this must give the loop's forecasts, densities and
+        end state.
+        """
+        return None
 
     @abstractmethod
     def _get_state(self) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
@@ -298,6 +325,26 @@ class Agent(ABC):
                 ConvergenceWarning,
                 stacklevel=3,
             )
+
+
+def forecast_day_by_day(
+    agent: Agent,
+    returns: ArrayLike,
+    alphas: Sequence[float] = (0.99,),
+    horizon: int = 1,
+    *,
+    seeds: Sequence[Seed] | None = None,
+) -> tuple[list[Forecast], NDArray[np.float64]]:
+    """What :meth:`Agent.forecast_block` means: ``forecast`` then ``update``, one day at a time.
+
+    The same inputs, checks and outputs as ``agent.forecast_block``, never
+    vectorized: the reference every agent's vectorized block is tested against.
+    """
+    agent._require_fitted()  # noqa: SLF001 - the base class's own helpers
+    xs = agent._block_returns(returns)  # noqa: SLF001
+    day_seeds = agent._block_seeds(seeds, xs.size)  # noqa: SLF001
+    return agent._day_by_day(xs, check_alphas(alphas), agent._check_horizon(horizon),  # noqa: SLF001
+                             day_seeds)
 
 
 def rng_from(seed: Seed) -> np.random.Generator:

@@ -196,40 +196,23 @@ class BayesianBootstrap(Agent):
         return Forecast(model=self.name, horizon=h, levels=risk_measures(EmpiricalFamily(paths),
                                                                          levels))
 
-    def forecast_block(
-        self,
-        returns: ArrayLike,
-        alphas: Sequence[float] = (0.99,),
-        horizon: int = 1,
-        *,
-        seeds: Sequence[Seed] | None = None,
+    def _horizon_one_block(
+        self, xs: NDArray[np.float64], levels: tuple[float, ...], seeds: Sequence[Seed]
     ) -> tuple[list[Forecast], NDArray[np.float64]]:
-        """Forecast, then absorb, each of ``returns`` in turn: :meth:`Agent.forecast_block`.
+        """:meth:`Agent.forecast_block` at horizon 1, vectorized.
 
         The same forecasts, log scores and end state as the loop, bit for
-        bit (tested). At horizon 1 with a full window and a generator of its
-        own per day (int seeds, or distinct Generators, as the backtest
-        passes), a block's days are done together: each day's window is its
-        row of a ``(days, window)`` matrix, sorted and scored in one pass,
-        and each day draws from its own generator exactly what
-        :meth:`forecast` draws; the tail cumulative sums stay per day (in
-        cache, they are cheaper than across days), in buffers every day
-        reuses (:class:`_TailDays`). The days draw in
-        order, each from the generator ``forecast`` would use (the agent's own
-        for ``seed=None``), so a generator shared by several days gives the
-        loop's numbers too. Horizons ``h > 1`` and a window still filling run
-        one by one. Seeds are all checked before anything is absorbed, so a
-        bad seed, like a bad return, leaves the agent as it was.
+        bit (tested). With a full window a block's days are done together:
+        each day's window is its row of a ``(days, window)`` matrix, sorted
+        and scored in one pass, and each day draws from its own generator
+        exactly what :meth:`forecast` draws; the tail cumulative sums stay per
+        day (in cache, they are cheaper than across days), in buffers every
+        day reuses (:class:`_TailDays`). The days draw in order, each from the
+        generator ``forecast`` would use (the agent's own for ``seed=None``),
+        so a generator shared by several days gives the loop's numbers too. A
+        window still filling runs one day at a time.
         """
-        self._require_fitted()
-        xs = self._block_returns(returns)
-        day_seeds = self._block_seeds(seeds, xs.size)
-        if xs.size == 0:
-            return [], np.empty(0)
-        levels = check_alphas(alphas)
-        if self._check_horizon(horizon) > 1:
-            return super().forecast_block(xs, levels, horizon, seeds=day_seeds)
-        rngs = self._generators(day_seeds)
+        rngs = self._generators(seeds)
         forecasts: list[Forecast] = []
         dens = np.empty(xs.size)
         day = 0

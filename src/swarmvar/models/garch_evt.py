@@ -173,29 +173,17 @@ class GarchEVT(Agent):
             self._draws = (xi, beta, self._rng.beta(k + 0.5, n - k + 0.5, self.particles))
         return lpd
 
-    def forecast_block(
-        self,
-        returns: ArrayLike,
-        alphas: Sequence[float] = (0.99,),
-        horizon: int = 1,
-        *,
-        seeds: Sequence[Seed] | None = None,
+    def _horizon_one_block(
+        self, xs: FloatArray, levels: tuple[float, ...], seeds: Sequence[Seed]
     ) -> tuple[list[Forecast], FloatArray]:
-        """Forecast, then absorb, each of ``returns``: :meth:`Agent.forecast_block`, vectorized.
+        """:meth:`Agent.forecast_block` at horizon 1, vectorized.
 
-        Horizon 1: the updates run day by day as :meth:`update`; each day's
-        family is recorded as :meth:`family` would build it, and the days that
-        share the GARCH particles are solved together
+        The updates run day by day as :meth:`update`; each day's family is
+        recorded as :meth:`family` would build it, and the days that share the
+        GARCH particles are solved together
         (:func:`~swarmvar.models.gpd.tail_level_measures_block`, the same
-        numbers, bit for bit, as :meth:`forecast` day by day). Longer
-        horizons: the loop.
+        numbers, bit for bit, as :meth:`forecast` day by day).
         """
-        self._require_fitted()
-        xs = self._block_returns(returns)
-        day_seeds = self._block_seeds(seeds, xs.size)
-        levels = check_alphas(alphas)
-        if self._check_horizon(horizon) != 1:
-            return super().forecast_block(xs, levels, horizon, seeds=day_seeds)
         dens = np.empty(xs.size)
         days: list[_Day] = []
         sets: list[object] = []  # each day's GARCH particle set (its parameters' object)

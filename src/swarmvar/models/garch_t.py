@@ -234,27 +234,16 @@ class GarchT(Agent):
             return pred, True
         return pred, False
 
-    def forecast_block(
-        self,
-        returns: ArrayLike,
-        alphas: Sequence[float] = (0.99,),
-        horizon: int = 1,
-        *,
-        seeds: Sequence[Seed] | None = None,
+    def _horizon_one_block(
+        self, xs: FloatArray, levels: tuple[float, ...], seeds: Sequence[Seed]
     ) -> tuple[list[Forecast], FloatArray]:
-        """Forecast, then absorb, each of ``returns``: :meth:`Agent.forecast_block`, vectorized.
+        """:meth:`Agent.forecast_block` at horizon 1, vectorized.
 
-        Horizon 1: the updates run day by day as :meth:`update` (resample-moves
+        The updates run day by day as :meth:`update` (resample-moves
         included), and the forecasts of each run of days between two moves
         (one particle set) are computed together, each day's the same, bit
-        for bit, as :meth:`forecast` on that day. Longer horizons: the loop.
+        for bit, as :meth:`forecast` on that day.
         """
-        self._require_fitted()
-        xs = self._block_returns(returns)
-        day_seeds = self._block_seeds(seeds, xs.size)
-        levels = check_alphas(alphas)
-        if self._check_horizon(horizon) != 1:
-            return super().forecast_block(xs, levels, horizon, seeds=day_seeds)
         forecasts: list[Forecast] = []
         dens = np.empty(xs.size)
         hs: list[FloatArray] = []

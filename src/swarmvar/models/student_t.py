@@ -464,10 +464,10 @@ class StudentT(Agent):
         paths = h * mu[:, None] + sigma[:, None] * total
         return Forecast(self.name, h, risk_measures(EmpiricalFamily(paths), levels))
 
-    def forecast_block(self, returns: ArrayLike, alphas: Sequence[float] = (0.99,),
-                       horizon: int = 1, *, seeds: Sequence[Seed] | None = None
-                       ) -> tuple[list[Forecast], FloatArray]:
-        """Forecast, then absorb, each of ``returns (D,)`` in turn (see the base class).
+    def _horizon_one_block(
+        self, xs: FloatArray, levels: tuple[float, ...], seeds: Sequence[Seed]
+    ) -> tuple[list[Forecast], FloatArray]:
+        """:meth:`Agent.forecast_block` at horizon 1, vectorized.
 
         Bit for bit the loop of :meth:`forecast` and :meth:`update` (tested),
         for fewer passes: between resample-moves the particles are fixed, so
@@ -477,14 +477,8 @@ class StudentT(Agent):
         forecast together (credible intervals in one pass, the VaR/ES roots
         day by day on the cached nodes). A day that leaves too few effective
         particles is resampled and moved exactly where :meth:`update` would,
-        with the same random stream. ``horizon > 1``: the loop.
+        with the same random stream.
         """
-        self._require_fitted()
-        xs = self._block_returns(returns)
-        day_seeds = self._block_seeds(seeds, xs.size)
-        if self._check_horizon(horizon) != 1:
-            return super().forecast_block(xs, alphas, horizon, seeds=day_seeds)
-        levels = check_alphas(alphas)
         measures: list[list[RiskMeasure]] = []
         dens = np.empty(xs.size)
         start = 0

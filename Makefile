@@ -7,7 +7,7 @@ HOME_DIR ?= ./.swarmvar
 export JAX_PLATFORMS := cpu
 export RAY_AUTH_MODE := disabled
 
-.PHONY: demo test test-slow bench lint typecheck clean venv
+.PHONY: demo test test-slow bench bench-quick lint typecheck clean venv system-deps
 
 venv: $(STAMP)
 
@@ -23,14 +23,21 @@ demo: $(STAMP)
 		--report $(HOME_DIR)/backtest.html --plot $(HOME_DIR)/backtest.png
 	$(BIN)/swarmvar ledger verify --home $(HOME_DIR)
 
-test: $(STAMP)
+# bubblewrap, PostgreSQL, Chromium, iproute2: apt-get when missing and root.
+system-deps:
+	bash scripts/system-deps.sh
+
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
 
-test-slow: $(STAMP)
+test-slow: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q -m slow
 
-bench: $(STAMP)
+bench: $(STAMP) system-deps
 	$(BIN)/python benchmarks/run.py
+
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/run.py --quick
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

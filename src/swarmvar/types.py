@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 Interval = tuple[float, float]
@@ -195,3 +196,102 @@ class Consensus:
     staleness: float = 0.0
     degraded: bool = False
     as_of: datetime | None = None
+
+
+# --- the living system: ticks, beats, decisions ----------------------------
+
+
+@dataclass(frozen=True)
+class Tick:
+    """One observation arriving at the runtime: a day's return for a portfolio.
+
+    Either ``value`` (the portfolio's own log return, as a fraction) or
+    ``assets`` (asset name -> log return, for portfolios defined over assets;
+    the runtime turns them into the portfolio's return) is set. ``as_of`` is
+    data time (the date the return belongs to).
+    """
+
+    portfolio: str
+    as_of: datetime
+    value: float | None = None
+    assets: Mapping[str, float] | None = None
+
+
+@dataclass(frozen=True)
+class BeatReport:
+    """What one beat of one portfolio produced, for observers (arbiter, service, CLI).
+
+    Attributes
+    ----------
+    portfolio, seq, as_of
+        The portfolio, its beat sequence number (1, 2, ... per portfolio,
+        gap-free in the ledger) and the data time of the tick.
+    realized : float
+        The return that arrived; it scores the forecasts of the previous beat.
+    breaches : Mapping[str, tuple[bool, ...]]
+        Per agent id and ``"consensus"``: whether ``-realized`` exceeded the
+        previous beat's VaR, one flag per level (empty on the first beat).
+    log_scores : Mapping[str, float]
+        Per agent: the log predictive density of ``realized`` (from ``update``).
+    forecasts : Mapping[str, Forecast]
+        Per agent alive this beat: its forecast for the next ``horizon`` days.
+    consensus : tuple[Consensus, ...]
+        One per level, in the order of ``alphas``.
+    diagnostics : Mapping[str, Diagnostics]
+        Per agent, where the agent reports any.
+    rejected : Mapping[str, str]
+        Agent id -> why its estimate was refused or missing this beat.
+    quarantined : tuple[str, ...]
+        Agents held out of the consensus this beat (arbiter decisions).
+    regime_probability : float
+        The scouts' posterior probability of a regime change at this beat.
+    events : tuple[str, ...]
+        Role events of this beat in words (refit swapped in, guard request, ...).
+    late : bool
+        The beat overran its time budget (the arbiter's pulse), if one is set.
+    """
+
+    portfolio: str
+    seq: int
+    as_of: datetime
+    realized: float
+    breaches: Mapping[str, tuple[bool, ...]]
+    log_scores: Mapping[str, float]
+    forecasts: Mapping[str, Forecast]
+    consensus: tuple[Consensus, ...]
+    diagnostics: Mapping[str, Diagnostics] = field(default_factory=dict)
+    rejected: Mapping[str, str] = field(default_factory=dict)
+    quarantined: tuple[str, ...] = ()
+    regime_probability: float = 0.0
+    events: tuple[str, ...] = ()
+    late: bool = False
+
+
+class Action(Enum):
+    """What the arbiter decides at a beat."""
+
+    QUARANTINE = "quarantine"
+    ALERT = "alert"
+    APPLY_BALANCE = "apply_balance"
+    APPLY_OPTIMIZE = "apply_optimize"
+    NOOP = "noop"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One arbiter decision about a portfolio's swarm at a beat.
+
+    ``agents`` names the agent(s) it concerns (empty for the whole swarm);
+    ``signals`` the measured signals behind it (name -> value); ``threat`` the
+    threat score in [0, 1]; ``weights`` the weight multipliers an
+    APPLY_BALANCE asks the consensus to apply (agent -> factor in [0, 1]).
+    """
+
+    action: Action
+    portfolio: str
+    seq: int
+    agents: tuple[str, ...] = ()
+    signals: Mapping[str, float] = field(default_factory=dict)
+    threat: float = 0.0
+    reason: str = ""
+    weights: Mapping[str, float] = field(default_factory=dict)

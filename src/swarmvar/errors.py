@@ -14,6 +14,8 @@ visible at a glance.
 
 from __future__ import annotations
 
+from enum import Enum as _Enum
+
 
 class SwarmVarError(Exception):
     """Root of every error swarmvar raises on purpose."""
@@ -88,6 +90,17 @@ class InvalidProof(SwarmVarError, ValueError):
     """A Merkle inclusion or consistency proof is malformed or does not verify."""
 
 
+# ledger and stores hardening (issue 20) ---------------------------------
+
+
+class EntryNotFound(SwarmVarError, IndexError):
+    """A ledger entry index outside the ledger (or of the wrong type)."""
+
+
+class PayloadTooLarge(SwarmVarError, ValueError):
+    """One call would hold more than a store accepts at once (entries, bytes)."""
+
+
 # --- variant lifecycle ---------------------------------------------------
 
 
@@ -113,6 +126,73 @@ class CircuitOpen(SwarmVarError, RuntimeError):
 
 class CorruptState(SwarmVarError, ValueError):
     """A stored agent state fails its checksum or cannot be decrypted."""
+
+
+# --- service (swarmvar.service, HTTP face) ---------------------------------
+
+
+class Unauthenticated(SwarmVarError, PermissionError):
+    """A request carried no API key, or one that is unknown, malformed or revoked (HTTP 401)."""
+
+
+class Forbidden(SwarmVarError, PermissionError):
+    """A valid API key whose role may not use the route (HTTP 403)."""
+
+
+class RateLimited(SwarmVarError, RuntimeError):
+    """An API key sent more requests than its rate allows (HTTP 429)."""
+
+
+class UnknownPortfolio(SwarmVarError, LookupError):
+    """No portfolio of that name exists (HTTP 404)."""
+
+
+class ConflictingInput(SwarmVarError, ValueError):
+    """Input that contradicts what is stored: a return out of date order, a second
+    value for a recorded date, an existing portfolio name (HTTP 409)."""
+
+
+# --- sandboxes -----------------------------------------------------------
+
+
+class Violation(_Enum):
+    """How sandboxed code broke its profile (see :mod:`swarmvar.sandbox`)."""
+
+    NETWORK = "network"
+    READ_FORBIDDEN = "read_forbidden"
+    WRITE_OUTSIDE = "write_outside"
+    SIGNAL = "signal"
+    PROCESS = "process"
+    NATIVE = "native"
+    MEMORY = "memory"
+    CPU_TIME = "cpu_time"
+    WALL_TIMEOUT = "wall_timeout"
+    FILE_SIZE = "file_size"
+    LEFTOVER_PROCESS = "leftover_process"
+    MALFORMED_RESULT = "malformed_result"
+    OVERSIZED_RESULT = "oversized_result"
+    CRASHED = "crashed"
+
+
+class SandboxError(SwarmVarError, RuntimeError):
+    """A sandbox cannot be created or used (bubblewrap missing, backend unreachable, ...)."""
+
+
+class SandboxViolation(SandboxError):
+    """Sandboxed code broke its profile: what it tried (``violation``) and the details."""
+
+    def __init__(self, violation: Violation, detail: str) -> None:
+        super().__init__(f"sandbox violation ({violation.value}): {detail}")
+        self.violation = violation
+        self.detail = detail
+
+
+class TaskFailed(SwarmVarError, RuntimeError):
+    """A sandboxed task raised an error of its own (its type and message are kept)."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
 
 
 # --- warnings ------------------------------------------------------------

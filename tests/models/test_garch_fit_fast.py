@@ -165,7 +165,7 @@ print(sum(name == "/jax/compilation_cache/cache_hits" for name in hits), ll.toby
 """
 
 
-def _probe(cwd, setting, runs=1, jax_dir=None):
+def _probe(cwd, setting, runs=1, jax_dir=None, extra=None):
     """Run the probe in ``runs`` processes at once: [(cache hits, likelihood bytes)].
 
     ``jax_dir``: a cache directory configured through JAX's own variable (as the CLI does).
@@ -180,6 +180,7 @@ def _probe(cwd, setting, runs=1, jax_dir=None):
         env[lik.CACHE_ENV] = str(setting)
     if jax_dir is not None:
         env["JAX_COMPILATION_CACHE_DIR"] = str(jax_dir)
+    env.update(extra or {})
     procs = [subprocess.Popen([sys.executable, "-W", "error", "-c", _CACHE_PROBE], cwd=cwd,
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(runs)]
@@ -212,7 +213,10 @@ def test_compilation_cache_defaults_to_the_home_and_can_be_turned_off(tmp_path):
 
 def test_off_wins_over_a_configured_directory_which_is_made_when_missing(tmp_path):
     configured = tmp_path / "home" / "cache" / "jax"  # does not exist yet
-    (off,) = _probe(tmp_path, "off", jax_dir=configured)
+    # JAX caches by itself what compiles slower than its threshold (1 s; a loaded machine
+    # crosses it): a zero threshold makes that load condition certain, and off still wins
+    slow = {"JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    (off,) = _probe(tmp_path, "off", jax_dir=configured, extra=slow)
     # JAX may make its configured directory, but the likelihood is not cached in it
     assert off[0] == 0 and not list(configured.glob("*-cache"))
     (cold,) = _probe(tmp_path, None, jax_dir=configured)

@@ -245,7 +245,12 @@ def compilation_cache() -> Path | None:
     """
     value = os.environ.get(CACHE_ENV)
     if value is not None and value.strip().lower() in _CACHE_OFF:
-        return None  # off wins over a directory configured elsewhere (e.g. by the CLI)
+        # off wins over a directory configured elsewhere (e.g. by the CLI): JAX would
+        # otherwise cache there by itself any compilation slower than its threshold
+        # (1 s; the likelihood crosses it on a loaded machine). JAX decides at a
+        # process's first compilation; _compiling(None) also refuses the write later.
+        _set_config("jax_enable_compilation_cache", False)
+        return None
     configured = _config("jax_compilation_cache_dir")
     folder = Path(str(configured)) if configured else Path(value) if value else DEFAULT_CACHE
     try:
@@ -281,25 +286,29 @@ def _compiling(folder: Path | None) -> Iterator[None]:
     in every later process until the entry is deleted (the cache directory is
     safe to delete).
     """
+    if folder is None:  # no cache: JAX must not write one of its own either
+        with _no_cache_write():
+            yield
+        return
     try:
         import fcntl
     except ImportError:  # no POSIX locks (Windows): compile without the cache
-        yield
-        return
-    if folder is None:
-        yield
+        with _no_cache_write():
+            yield
         return
     try:
         handle = open(folder / LOCK_NAME, "a")  # noqa: SIM115 - held across the yield
     except OSError:
-        yield
+        with _no_cache_write():
+            yield
         return
     name = "jax_persistent_cache_min_compile_time_secs"
     with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX)
         except OSError:  # a file system without locks (ENOLCK): compile, do not cache
-            yield
+            with _no_cache_write():
+                yield
             return
         previous = _config(name)
         _set_config(name, 0.0)
@@ -307,6 +316,18 @@ def _compiling(folder: Path | None) -> Iterator[None]:
             yield
         finally:
             _set_config(name, previous)
+
+
+@contextlib.contextmanager
+def _no_cache_write() -> Iterator[None]:
+    """Around a compilation that must not be cached: no compile time reaches JAX's threshold."""
+    name = "jax_persistent_cache_min_compile_time_secs"
+    previous = _config(name)
+    _set_config(name, math.inf)
+    try:
+        yield
+    finally:
+        _set_config(name, previous)
 
 
 @functools.lru_cache(maxsize=16)

@@ -67,6 +67,10 @@ def test_edges_agree_with_the_binomial_reference(name: str, alpha: float) -> Non
     c = christoffersen(hits)
     cc = conditional_coverage(hits, alpha)
     assert k.statistic == pytest.approx(ref_kupiec(hits, alpha), abs=1e-10)
+    if not 0 < sum(hits[1:]) < len(hits) - 1:  # no hit (or only hits) after day 1: undefined
+        assert np.isnan(c.pvalue) and np.isnan(cc.pvalue) and c.passed() is None
+        assert np.isnan(c.statistic) and np.isnan(cc.statistic) and cc.passed() is None
+        return
     assert c.statistic == pytest.approx(ref_christoffersen(hits), abs=1e-10)
     both = ref_kupiec(hits, alpha) + ref_christoffersen(hits)
     assert cc.statistic == pytest.approx(both, abs=1e-10)
@@ -80,16 +84,21 @@ def test_closed_forms_at_the_edges() -> None:
     # no breach: LR = -2 n log(1 - p); every day: LR = -2 n log p
     assert kupiec([0] * n, 0.99).statistic == pytest.approx(-2 * n * np.log(1 - p), abs=1e-10)
     assert kupiec([1] * n, 0.99).statistic == pytest.approx(-2 * n * np.log(p), abs=1e-10)
-    # a constant sequence carries no evidence against independence
-    assert christoffersen([0] * n).statistic == 0.0
-    assert christoffersen([1] * n).statistic == 0.0
-    assert christoffersen([0] * n).pvalue == 1.0
+    # a constant sequence: the independence test is undefined (rugarch's VaRTest: NaN)
+    for constant in ([0] * n, [1] * n, [1] + [0] * (n - 1), [0] + [1] * (n - 1)):
+        assert np.isnan(christoffersen(constant).pvalue)
+        assert np.isnan(conditional_coverage(constant, 0.99).pvalue)
+        assert christoffersen(constant).passed() is None
+    assert np.isfinite(kupiec([0] * n, 0.99).pvalue)  # coverage alone is still defined
     # hand-worked case: 0 0 1 1 0 -> n00=1, n01=1, n11=1, n10=1
     assert transition_counts([0, 0, 1, 1, 0]) == (1, 1, 1, 1)
     # pi01 = pi11 = pi = 1/2 exactly -> LR_ind = 0
     assert christoffersen([0, 0, 1, 1, 0]).statistic == pytest.approx(0.0, abs=1e-12)
-    # 0 1 1 1 1: n01=1, n11=3, n00=n10=0 -> pi01 = 1, pi11 = 1, pi = 1 -> 0
-    assert christoffersen([0, 1, 1, 1, 1]).statistic == pytest.approx(0.0, abs=1e-12)
+    # 0 1 1 1 1: n01=1, n11=3, n00=n10=0 -> only hits after day 1: undefined
+    assert np.isnan(christoffersen([0, 1, 1, 1, 1]).statistic)
+    # 1 0 1 1 1: n10=1, n01=1, n11=2 -> pi01 = 1, pi11 = 2/3, pi = 3/4
+    expected = -2 * (np.log(0.25) + 3 * np.log(0.75) - (np.log(1 / 3) + 2 * np.log(2 / 3)))
+    assert christoffersen([1, 0, 1, 1, 1]).statistic == pytest.approx(expected, abs=1e-12)
     # 0 0 0 1 1: n00=2, n01=1, n11=1; pi01=1/3, pi11=1, pi=1/2
     expected = -2 * (4 * np.log(0.5) - (2 * np.log(2 / 3) + np.log(1 / 3)))
     assert christoffersen([0, 0, 0, 1, 1]).statistic == pytest.approx(expected, abs=1e-12)
@@ -102,7 +111,11 @@ def test_closed_forms_at_the_edges() -> None:
 )
 def test_random_sequences_agree_with_the_reference(hits: list[int], alpha: float) -> None:
     assert kupiec(hits, alpha).statistic == pytest.approx(ref_kupiec(hits, alpha), abs=1e-10)
-    assert christoffersen(hits).statistic == pytest.approx(ref_christoffersen(hits), abs=1e-10)
+    if 0 < sum(hits[1:]) < len(hits) - 1:
+        assert christoffersen(hits).statistic == pytest.approx(ref_christoffersen(hits),
+                                                               abs=1e-10)
+    else:
+        assert np.isnan(christoffersen(hits).pvalue)
     c = ref_counts(hits)
     assert transition_counts(hits) == (c[(0, 0)], c[(0, 1)], c[(1, 0)], c[(1, 1)])
 

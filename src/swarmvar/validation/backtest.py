@@ -17,7 +17,9 @@ the returns before it, so agents can vectorize the days' work.
 
 Rows are the agents (anything with ``fit``/``refit``/``update``/``forecast``,
 e.g. every :class:`~swarmvar.models.base.Agent`), optional consensus rows,
-and the baseline, arch's GARCH(1,1)-t MLE on the same windows. A consensus
+and the baselines, arch's GARCH(1,1)-t and GJR-GARCH(1,1)-t MLE on the same
+windows (a refit that does not converge keeps the previous fit, noted in
+``BacktestResult.notes``). A consensus
 row is either a :class:`~swarmvar.consensus.Policy` — the swarm's robust
 consensus (:func:`~swarmvar.consensus.consensus_series`, the same rule and
 interval as a live :func:`~swarmvar.consensus.combine`), whose track-record
@@ -85,9 +87,33 @@ Combiner = Callable[[Mapping[str, Forecast]], Forecast]
 
 
 class Baseline(enum.Enum):
-    """Baseline rows the driver can add."""
+    """Baseline rows the driver can add: arch's GARCH(1,1)-t and GJR-GARCH(1,1)-t."""
 
     ARCH = "arch"
+    ARCH_GJR = "arch-gjr"
+
+    def forecaster(self) -> GarchTBaseline:
+        return GarchTBaseline(asymmetric=self is Baseline.ARCH_GJR)
+
+
+def _baselines(baseline: object) -> list[Baseline]:
+    """``None``, one baseline or a sequence of them, as distinct :class:`Baseline` members."""
+    if baseline is None:
+        return []
+    items = [baseline] if isinstance(baseline, (str, Baseline)) else baseline
+    if not isinstance(items, (list, tuple)):
+        raise InvalidParameter(f"baseline must be a Baseline, its name or a list of them, "
+                               f"not {baseline!r}")
+    out: list[Baseline] = []
+    for item in items:
+        try:
+            b = Baseline(item)
+        except ValueError as exc:
+            known = ", ".join(repr(b.value) for b in Baseline)
+            raise InvalidParameter(f"unknown baseline {item!r}; use {known} or None") from exc
+        if b not in out:
+            out.append(b)
+    return out
 
 
 def _whole(name: str, value: object, low: int) -> int:
@@ -122,6 +148,7 @@ class _Recorder:
         self.logscore = np.full(days, np.nan)
         self.fit = self.update = self.forecast = 0.0
         self.fits = 0
+        self.notes: tuple[str, ...] = ()
 
     def store(self, i: int, fc: Forecast) -> None:
         self.interval_mass = fc.interval_mass
@@ -324,6 +351,9 @@ def _run_row(
                 report(pending)
                 pending = 0
     losses = _losses(r, window, horizon, days)
+    notes = getattr(row, "notes", ())  # e.g. the baseline's refits that did not converge
+    if isinstance(notes, (list, tuple)):
+        rr.notes = tuple(str(n) for n in notes)
     return rr, rr.evaluate(losses, seed=key[0], row=key[1], n_sim=n_sim)
 
 
@@ -433,7 +463,7 @@ def backtest(
     refit_every: int = 20,
     alphas: Sequence[float] = (0.99, 0.975),
     horizon: int = 1,
-    baseline: Baseline | str | None = Baseline.ARCH,
+    baseline: Baseline | str | Sequence[Baseline | str] | None = Baseline.ARCH,
     consensus: Mapping[str, Policy | Combiner] | None = None,
     seed: int = 0,
     progress: bool = True,
@@ -457,8 +487,9 @@ def backtest(
         Confidence levels.
     horizon : int
         Forecast horizon in days (losses are of the cumulative return).
-    baseline : Baseline, "arch" or None
-        Add arch's GARCH(1,1)-t MLE row.
+    baseline : Baseline, "arch", "arch-gjr", a list of them, or None
+        Add arch's GARCH(1,1)-t (and/or GJR-GARCH(1,1)-t) MLE rows; the first
+        is the Diebold-Mariano reference.
     consensus : mapping name -> Policy or callable, optional
         Consensus rows over the agents (not the baseline): a ``Policy`` runs
         the swarm's robust consensus with its weighting; a callable gets the
@@ -494,20 +525,17 @@ def backtest(
             f"of {horizon}; give at least {window + horizon} returns or shrink the window"
         )
     rows = _named(agents)
-    try:
-        base = Baseline(baseline) if baseline is not None else None
-    except ValueError as exc:
-        known = ", ".join(repr(b.value) for b in Baseline)
-        raise InvalidParameter(f"unknown baseline {baseline!r}; use {known} or None") from exc
-    base_name = None
-    if base is Baseline.ARCH:
-        base_name = GarchTBaseline.name
-        rows[base_name] = GarchTBaseline()
+    base_names: list[str] = []
+    for base in _baselines(baseline):
+        forecaster = base.forecaster()
+        base_names.append(forecaster.name)
+        rows[forecaster.name] = forecaster
+    base_name = base_names[0] if base_names else None
     combiners = dict(consensus or {})
     clash = set(combiners) & set(rows)
     if clash:
         raise InvalidParameter(f"consensus names {sorted(clash)} clash with agent names")
-    agent_names = [n for n in rows if n != base_name]
+    agent_names = [n for n in rows if n not in base_names]
     policies = {n: c for n, c in combiners.items() if isinstance(c, Policy)}
     callables = {n: c for n, c in combiners.items() if not isinstance(c, Policy)}
     for name, policy in policies.items():
@@ -568,7 +596,7 @@ def backtest(
             raw[name] = rec[name].evaluate(losses, seed=seed, row=k, n_sim=n_sim)
     series = {name: rr.series(losses) for name, rr in rec.items()}
     evaluation = finish_rows({n: raw[n] for n in rec}, baseline=base_name)
-    order = [*agent_names, *combiners, *([base_name] if base_name else [])]
+    order = [*agent_names, *combiners, *base_names]
     return BacktestResult(
         dates=dates[window : window + days],
         returns=realized,
@@ -581,4 +609,6 @@ def backtest(
         logscore={n: rec[n].logscore for n in order if horizon == 1 and n not in combiners},
         evaluation={n: evaluation[n] for n in order},
         timings={n: Timing(rec[n].fit, rec[n].update, rec[n].forecast, rec[n].fits) for n in order},
+        baselines=tuple(base_names),
+        notes={n: rec[n].notes for n in order if rec[n].notes},
     )

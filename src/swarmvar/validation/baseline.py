@@ -1,11 +1,20 @@
-"""The baseline every backtest shows: arch's GARCH(1,1)-t, fitted by maximum likelihood.
+"""The baselines every backtest shows: arch's GARCH(1,1)-t and GJR-GARCH(1,1)-t, by MLE.
 
-``arch.arch_model(100 * r, mean="Constant", vol="GARCH", p=1, q=1, dist="t")``
-is fitted on each trailing window; between refits the conditional variance
-is filtered forward with the fitted parameters,
-``s2[t+1] = omega + a (x_t - mu)^2 + b s2[t]`` (``x = 100 r``, percent), the
-same recursion arch uses. The one-step predictive of the return is
-``mu + s * e`` with ``e`` a *standardized* Student-t(``nu``) (unit variance).
+``arch.arch_model(100 * r, mean="Constant", vol="GARCH", p=1, o=o, q=1,
+dist="t")`` (``o = 0`` symmetric, ``o = 1`` GJR leverage) is fitted on each
+trailing window; between refits the conditional variance is filtered forward
+with the fitted parameters,
+``s2[t+1] = omega + (a + g 1{x_t < mu}) (x_t - mu)^2 + b s2[t]``
+(``x = 100 r``, percent), the same recursion arch uses. The one-step
+predictive of the return is ``mu + s * e`` with ``e`` a *standardized*
+Student-t(``nu``) (unit variance).
+
+A refit whose optimizer does not converge (arch's ``convergence_flag != 0``,
+e.g. code 4 with an absurd mean on a heavy-tailed window) is not used: the
+previous window's parameters are kept and the failure is recorded in
+:attr:`GarchTBaseline.notes` (arch's own warning is silenced with
+``show_warning=False``). A first fit that does not converge has nothing to
+fall back on: it is used, with a :class:`ConvergenceWarning` and a note.
 
 It is not Bayesian: its "credible" intervals are the point values (width
 zero). For ``horizon > 1`` the cumulative return is taken as Student-t with
@@ -43,57 +52,106 @@ def standardized_t_var_es(nu: float, alpha: float) -> tuple[float, float]:
     return q * unit, es * unit
 
 
+#: Fitted parameters ``(mu, omega, alpha, gamma, beta, nu)`` (percent units; gamma 0
+#: for the symmetric model).
+Params = tuple[float, float, float, float, float, float]
+
+
 class GarchTBaseline:
-    """arch's GARCH(1,1)-t MLE as a forecaster with ``fit``/``refit``/``update``/``forecast``."""
+    """arch's GARCH(1,1)-t (or GJR-GARCH(1,1)-t) MLE with ``fit``/``refit``/``update``/``forecast``.
 
-    name = "arch GARCH(1,1)-t"
+    Parameters
+    ----------
+    asymmetric : bool
+        ``True`` for GJR-GARCH(1,1)-t (``o=1``: negative returns raise the
+        variance more), arch's strongest configuration of this family.
+    """
 
-    def __init__(self) -> None:
-        self._params: tuple[float, float, float, float, float] | None = None
+    def __init__(self, asymmetric: bool = False) -> None:
+        if not isinstance(asymmetric, bool):
+            raise InvalidParameter(f"asymmetric must be True or False, not {asymmetric!r}")
+        self.asymmetric = asymmetric
+        self._params: Params | None = None
         self._s2 = float("nan")
+        self._fits = 0
         self.failed_fits = 0
+        #: One line per refit that did not converge (what was kept instead).
+        self.notes: list[str] = []
+
+    @property
+    def name(self) -> str:
+        return "arch GJR-GARCH(1,1)-t" if self.asymmetric else "arch GARCH(1,1)-t"
 
     def fit(self, returns: ArrayLike, *, seed: Seed = None) -> GarchTBaseline:
-        """MLE on ``returns`` (log returns, fractions); ``seed`` is unused (deterministic)."""
+        """MLE on ``returns`` (log returns, fractions); ``seed`` is unused (deterministic).
+
+        A fit that does not converge keeps the previous parameters (if any)
+        and is recorded in :attr:`notes`.
+        """
         from arch import arch_model
 
         x = SCALE * np.asarray(returns, dtype=float)
         if x.ndim != 1 or x.size < 100:
             raise InvalidParameter("the GARCH baseline needs a 1-D window of at least 100 returns")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # arch's own optimizer chatter; checked below
-            res = arch_model(x, mean="Constant", vol="GARCH", p=1, q=1, dist="t").fit(
-                disp="off"
-            )
-            s2 = float(res.forecast(horizon=1, reindex=False).variance.to_numpy()[-1, 0])
-        if res.convergence_flag != 0:
+        self._fits += 1
+        model = arch_model(x, mean="Constant", vol="GARCH", p=1, o=int(self.asymmetric), q=1,
+                           dist="t", rescale=False)  # the percent scale is ours, on purpose
+        res = model.fit(disp="off", show_warning=False)
+        p = res.params
+        params: Params = (
+            float(p["mu"]), float(p["omega"]), float(p["alpha[1]"]),
+            float(p["gamma[1]"]) if self.asymmetric else 0.0, float(p["beta[1]"]),
+            float(p["nu"]),
+        )
+        if res.convergence_flag != 0 or not all(math.isfinite(v) for v in params):
             self.failed_fits += 1
+            if self._params is not None:
+                self.notes.append(
+                    f"fit {self._fits} did not converge (arch flag {res.convergence_flag}, "
+                    f"mu {params[0]:.3g}%); kept the previous fit"
+                )
+                # the kept parameters filter the new window from its start
+                self._s2 = self._filter(x, self._params)
+                return self
+            self.notes.append(f"first fit did not converge (arch flag {res.convergence_flag})")
             warnings.warn(
-                f"arch GARCH(1,1)-t did not converge (flag {res.convergence_flag}); "
-                "its baseline forecasts for this window are doubtful",
+                f"{self.name} did not converge on its first window (flag "
+                f"{res.convergence_flag}); its baseline forecasts are doubtful",
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        p = res.params
-        self._params = (
-            float(p["mu"]), float(p["omega"]), float(p["alpha[1]"]), float(p["beta[1]"]),
-            float(p["nu"]),
-        )
-        self._s2 = s2
+        self._params = params
+        self._s2 = float(res.conditional_volatility[-1] ** 2)
+        self._s2 = self._step(self._s2, float(x[-1]), params)
         return self
+
+    @staticmethod
+    def _step(s2: float, x: float, params: Params) -> float:
+        mu, omega, a, g, b, _ = params
+        e = x - mu
+        return omega + (a + (g if e < 0 else 0.0)) * e * e + b * s2
+
+    def _filter(self, x: np.ndarray, params: Params) -> float:
+        """Next-day variance after filtering ``x`` (percent) from its sample variance."""
+        mu = params[0]
+        s2 = float(np.mean((x - mu) ** 2))  # arch's backcast is close; this is a restart
+        for v in x:
+            s2 = self._step(s2, float(v), params)
+        return s2
 
     def refit(self, returns: ArrayLike, *, seed: Seed = None) -> GarchTBaseline:
         """Refit from scratch on a new trailing window."""
         return self.fit(returns, seed=seed)
 
-    def _fitted(self) -> tuple[float, float, float, float, float]:
+    def _fitted(self) -> Params:
         if self._params is None:
             raise NotFitted("the GARCH baseline is not fitted; call fit(returns) first")
         return self._params
 
     def update(self, r: float) -> float:
         """Filter the variance forward by one return; its log predictive density first."""
-        mu, omega, a, b, nu = self._fitted()
+        params = self._fitted()
+        mu, nu = params[0], params[5]
         x = SCALE * float(r)
         s = math.sqrt(self._s2)
         z = (x - mu) / (s * math.sqrt((nu - 2) / nu))
@@ -102,16 +160,16 @@ class GarchTBaseline:
             - (nu + 1) / 2 * math.log1p(z * z / nu)
         )
         logpdf = log_t - math.log(s * math.sqrt((nu - 2) / nu)) + math.log(SCALE)
-        self._s2 = omega + a * (x - mu) ** 2 + b * self._s2
+        self._s2 = self._step(self._s2, x, params)
         return logpdf
 
     def predictive_t(self, horizon: int = 1) -> tuple[float, float, float]:
         """``(loc, scale, df)`` of the loss ``-r`` as ``loc + scale * T_df`` (return units)."""
-        mu, omega, a, b, nu = self._fitted()
+        mu, omega, a, g, b, nu = self._fitted()
         s2, total = self._s2, 0.0
-        for _ in range(horizon):
+        for _ in range(horizon):  # E[s2] steps: half the days are below the mean (symmetric t)
             total += s2
-            s2 = omega + (a + b) * s2
+            s2 = omega + (a + 0.5 * g + b) * s2
         scale = math.sqrt(total * (nu - 2) / nu) / SCALE
         return -horizon * mu / SCALE, scale, nu
 

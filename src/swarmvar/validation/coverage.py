@@ -12,8 +12,12 @@ A *hit* on day ``t`` means the realized loss exceeded that day's VaR. With
   (as in rugarch's ``VaRTest``).
 
 Every log likelihood uses ``0 * log(0) = 0`` (:func:`scipy.special.xlogy`), so
-the statistics are exact at the edges: no hit, every day a hit, hits only on
-the first or last day, runs of consecutive hits.
+the statistics are exact at the edges: hits only on the first or last day,
+runs of consecutive hits. Where the transitions hold no hit at all (or only
+hits), the independence test is undefined - its null and alternative are the
+same degenerate chain - so Christoffersen's test and conditional coverage
+report NaN (``passed()`` is ``None``), as rugarch's ``VaRTest`` does; Kupiec's
+test is still defined there.
 """
 
 from __future__ import annotations
@@ -141,11 +145,19 @@ def christoffersen(hits: ArrayLike) -> TestResult:
     Parameters
     ----------
     hits : array ``(n,)`` of bool, ``n >= 2``
+
+    Returns
+    -------
+    TestResult
+        NaN statistic and p-value when days ``2..n`` hold no hit or only hits
+        (the test is undefined there).
     """
     h = as_hits(hits)
     if h.size < 2:
         raise InvalidParameter("the independence test needs at least 2 days of hits")
     n00, n01, n10, n11 = transition_counts(h)
+    if n01 + n11 == 0 or n00 + n10 == 0:  # no hit (or only hits) after day 1: undefined
+        return TestResult("christoffersen", math.nan, math.nan, 1)
     pi01, pi11 = _ratio(n01, n00 + n01), _ratio(n11, n10 + n11)
     pi = _ratio(n01 + n11, n00 + n01 + n10 + n11)
     loglik_null = special.xlogy(n00 + n10, 1.0 - pi) + special.xlogy(n01 + n11, pi)
@@ -160,8 +172,13 @@ def christoffersen(hits: ArrayLike) -> TestResult:
 
 
 def conditional_coverage(hits: ArrayLike, alpha: float) -> TestResult:
-    """Christoffersen's joint test of coverage and independence: ``LR_pof + LR_ind``, 2 df."""
+    """Christoffersen's joint test of coverage and independence: ``LR_pof + LR_ind``, 2 df.
+
+    NaN (undefined) where the independence test is undefined (no hits after day 1).
+    """
     stat = kupiec(hits, alpha).statistic + christoffersen(hits).statistic
+    if math.isnan(stat):
+        return TestResult("conditional_coverage", math.nan, math.nan, 2)
     return TestResult("conditional_coverage", float(stat), float(stats.chi2.sf(stat, 2)), 2)
 
 

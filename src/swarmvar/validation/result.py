@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -96,6 +96,11 @@ class BacktestResult:
         else empty.
     evaluation : mapping row -> alpha -> Evaluation
     timings : mapping row -> Timing
+    baselines : tuple of str
+        Every baseline row (``baseline`` is the first, the DM reference).
+    notes : mapping row -> tuple of str
+        What a row reported about its own run (e.g. a baseline refit that did
+        not converge and kept the previous fit); rows with nothing to say are absent.
     """
 
     dates: pd.Index
@@ -109,6 +114,8 @@ class BacktestResult:
     logscore: Mapping[str, FloatArray]
     evaluation: Mapping[str, Mapping[float, Evaluation]]
     timings: Mapping[str, Timing]
+    baselines: tuple[str, ...] = ()
+    notes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def rows(self) -> tuple[str, ...]:

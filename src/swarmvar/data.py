@@ -12,6 +12,10 @@ The bundled data sets are the ones that ship inside the ``arch`` package
 
 from __future__ import annotations
 
+import os
+import re
+import warnings
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -20,11 +24,22 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from .errors import InvalidReturns, UnknownDataset
+from .errors import InvalidParameter, InvalidReturns, SwarmVarError, UnknownDataset
 
 #: A daily log return beyond this (|r| > 1, i.e. a move of -63% / +172%) is
 #: treated as a unit mistake, usually percent instead of fractions.
 MAX_ABS_RETURN = 1.0
+#: A labelled series whose standard deviation exceeds this (10% a day, ~160% a
+#: year) is taken for percent: a percent-scaled equity series has sd ~1, far
+#: below MAX_ABS_RETURN's reach (the most volatile assets run at ~5% a day).
+MAX_DAILY_SD = 0.1
+#: Largest file :func:`read` opens (bytes): 50 years of daily rows are ~1 MB.
+MAX_FILE_BYTES = 1 << 30
+
+#: What to tell a user about missing values, on the command line and in Python.
+DROPNA_HINT = "drop rows with missing values (--dropna on the command line, dropna=True in Python)"
+_PERCENT_HINT = "returns are fractions (0.01 = 1%) - if these are percent, divide them by 100"
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
 
 DATASETS: Mapping[str, str] = {
     "sp500": "S&P 500 index, daily Adj Close 1999-2018 (arch.data.sp500)",
@@ -40,7 +55,7 @@ def load(name: str) -> pd.Series:
     pandas.Series
         Log returns as fractions, indexed by trading date, named ``name``.
     """
-    key = name.lower()
+    key = name.lower() if isinstance(name, str) else None
     if key not in DATASETS:
         raise UnknownDataset(
             f"no bundled data set {name!r}; choose one of {sorted(DATASETS)} or read a file "
@@ -57,14 +72,18 @@ def load(name: str) -> pd.Series:
 
 def prices_to_returns(prices: pd.Series, *, dropna: bool = False) -> pd.Series:
     """Log returns from a price series, after checking the prices."""
-    prices = _check_index(prices.astype(float), what="price", dropna=dropna)
+    prices = _check_index(_floats(prices, "price"), what="price", dropna=dropna)
     bad = ~(prices > 0)
     if bad.any():
         first = prices.index[int(np.argmax(bad.to_numpy()))]
         raise InvalidReturns(
-            f"price at {first} is {prices.loc[first]!r}; prices must be positive. "
-            "If the column holds returns, read it with kind='return'"
+            f"price at {first} is {prices.loc[first]!r}; prices must be positive. If the "
+            "column holds returns, read it as returns (--kind return on the command line, "
+            "kind='return' in Python)"
         )
+    if not np.all(np.isfinite(prices.to_numpy())):
+        first = prices.index[int(np.argmax(~np.isfinite(prices.to_numpy())))]
+        raise InvalidReturns(f"price at {first} is {prices.loc[first]!r}; prices must be finite")
     values = np.log(prices.to_numpy())
     returns = pd.Series(np.diff(values), index=prices.index[1:], name=prices.name)
     return returns
@@ -81,28 +100,133 @@ def read(
     """Read a return series from a CSV or Parquet file.
 
     The first column (or a column named ``date``/``Date``) is taken as the date
-    index. ``column`` picks the value column; it may be omitted when the file
-    has exactly one numeric column. ``kind="price"`` turns prices into log
-    returns; ``kind="return"`` takes the values as log returns (fractions).
-    Missing values raise :class:`InvalidReturns` unless ``dropna=True``.
+    index: dates as text (``2024-01-31``) or whole numbers ``YYYYMMDD``; other
+    numbers are refused (they are not dates). ``column`` picks the value
+    column; it may be omitted when the file has exactly one numeric column.
+    ``kind="price"`` turns prices into log returns; ``kind="return"`` takes the
+    values as log returns (fractions). Missing values raise
+    :class:`InvalidReturns` unless ``dropna=True``. CSV files may be gzipped
+    (``.gz``) and UTF-8 or UTF-16 with a byte-order mark.
+
+    Raises
+    ------
+    InvalidReturns
+        Naming the file and what is wrong with it: missing, a directory,
+        empty, not a table (binary, corrupt, truncated), no rows, no usable
+        date or value column, bad values (see :func:`validate`).
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidParameter(f"path must be a file path (str or Path), not {path!r}")
+    if column is not None and not isinstance(column, str):
+        raise InvalidParameter(f"column must be a column name (str) or None, not {column!r}")
+    if kind not in ("price", "return"):
+        raise InvalidReturns(
+            f"kind must be 'price' or 'return', not {kind!r} (--kind on the command line)")
+    if not isinstance(dropna, (bool, np.bool_)):
+        raise InvalidParameter(f"dropna must be True or False, not {dropna!r}")
+    min_obs = _whole("min_obs", min_obs, 1)
     p = Path(path)
-    if not p.exists():
-        raise InvalidReturns(f"no such file: {p}")
-    suffix = p.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        frame = pd.read_parquet(p)
-    elif suffix in (".csv", ".txt", ".gz"):
-        frame = pd.read_csv(p)
-    else:
-        raise InvalidReturns(f"{p.name}: unknown file type {suffix!r}; use .csv or .parquet")
-    frame = _date_indexed(frame, p.name)
-    series = _pick_column(frame, column, p.name)
-    if kind == "price":
-        return validate(prices_to_returns(series, dropna=dropna), min_obs=min_obs)
-    if kind == "return":
+    frame = _read_table(p)
+    try:
+        frame = _date_indexed(frame, p.name)
+        series = _pick_column(frame, column, p.name)
+        if kind == "price":
+            return validate(prices_to_returns(series, dropna=dropna), min_obs=min_obs,
+                            from_prices=True)
         return validate(series, dropna=dropna, min_obs=min_obs)
-    raise InvalidReturns(f"kind must be 'price' or 'return', not {kind!r}")
+    except SwarmVarError as exc:
+        if p.name in str(exc):
+            raise
+        raise type(exc)(f"{p.name}: {exc}") from exc
+    except (TypeError, ValueError, OverflowError, KeyError, IndexError) as exc:
+        raise InvalidReturns(f"{p.name}: cannot be read as a return series ({exc})") from exc
+
+
+def _read_table(p: Path) -> pd.DataFrame:
+    """The table in a CSV or Parquet file; every failure an :class:`InvalidReturns` naming it."""
+    try:
+        if not p.exists():
+            raise InvalidReturns(f"no such file: {p}")
+        if p.is_dir():
+            raise InvalidReturns(f"{p} is a directory; give a CSV or Parquet file")
+        size = p.stat().st_size
+    except OSError as exc:  # a path too long, a component that is a file, no permission
+        raise InvalidReturns(f"{p}: cannot be opened ({exc.strerror or exc})") from exc
+    suffix = p.suffix.lower()
+    if suffix not in (".parquet", ".pq", ".csv", ".txt", ".gz"):
+        raise InvalidReturns(f"{p.name}: unknown file type {suffix!r}; use .csv or .parquet")
+    if size == 0:
+        raise InvalidReturns(f"{p.name} is empty (0 bytes); it needs a header row and data rows")
+    if size > MAX_FILE_BYTES:
+        raise InvalidReturns(
+            f"{p.name} is {size / 2**30:.1f} GiB, beyond the {MAX_FILE_BYTES / 2**30:.0f} GiB "
+            "swarmvar reads; keep the columns and rows you need in a smaller file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # mixed-type columns: the checks below judge them
+            if suffix in (".parquet", ".pq"):
+                frame = pd.read_parquet(p)
+            else:
+                frame = pd.read_csv(p, encoding=_encoding(p, suffix), encoding_errors="strict")
+    except InvalidReturns:
+        raise
+    except UnicodeError as exc:
+        raise InvalidReturns(
+            f"{p.name} is not UTF-8 or UTF-16 text (byte {getattr(exc, 'start', '?')} does not "
+            "decode); is it binary? Save it as a UTF-8 CSV file") from exc
+    except pd.errors.EmptyDataError as exc:
+        raise InvalidReturns(f"{p.name} has no columns; it needs a header row and data "
+                             "rows") from exc
+    except pd.errors.ParserError as exc:
+        raise InvalidReturns(
+            f"{p.name} is not a well-formed CSV table ({_first_line(exc)}); every row needs "
+            "as many fields as the header") from exc
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
+        raise InvalidReturns(
+            f"{p.name} cannot be read ({_first_line(exc)}); is it truncated, or not the "
+            f"{_KINDS.get(suffix, 'CSV')} file its name says?") from exc
+    except Exception as exc:  # pyarrow's ArrowException family, pandas' own errors
+        if isinstance(exc, MemoryError):
+            raise
+        raise InvalidReturns(
+            f"{p.name} cannot be read as a table ({type(exc).__name__}: {_first_line(exc)}); "
+            "is it corrupt or truncated?") from exc
+    if frame.shape[1] < 2 and not isinstance(frame.index, pd.DatetimeIndex):
+        raise InvalidReturns(
+            f"{p.name} has {frame.shape[1]} column(s); it needs a date column and a value column")
+    if len(frame) == 0:
+        raise InvalidReturns(f"{p.name} has a header but no data rows")
+    return frame
+
+
+_KINDS = {".parquet": "Parquet", ".pq": "Parquet", ".gz": "gzip"}
+
+
+def _encoding(p: Path, suffix: str) -> str:
+    """UTF-16 when the file starts with its byte-order mark, UTF-8 otherwise."""
+    if suffix == ".gz":
+        return "utf-8"
+    with p.open("rb") as handle:
+        head = handle.read(3)
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "utf-16"
+    with p.open("rb") as handle:
+        if b"\x00" in handle.read(1 << 16):
+            raise InvalidReturns(
+                f"{p.name} holds NUL bytes: it is binary, or UTF-16 text without a byte-order "
+                "mark; save it as a UTF-8 CSV file")
+    return "utf-8-sig" if head == b"\xef\xbb\xbf" else "utf-8"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def _whole(label: str, value: object, least: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+        raise InvalidParameter(f"{label} must be a whole number >= {least}, not {value!r}")
+    return int(value)
 
 
 def _date_indexed(frame: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -111,13 +235,48 @@ def _date_indexed(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     date_names = ("date", "datetime", "time", "timestamp")
     names = [c for c in frame.columns if str(c).lower() in date_names]
     date_col = names[0] if names else frame.columns[0]
-    try:
-        index = pd.DatetimeIndex(pd.to_datetime(frame[date_col]))
-    except (ValueError, TypeError) as exc:
-        raise InvalidReturns(
-            f"{source}: column {date_col!r} does not parse as dates ({exc}); put dates first"
-        ) from exc
+    index = _as_dates(frame[date_col], f"{source}: column {date_col!r}")
     return frame.drop(columns=[date_col]).set_index(index)
+
+
+def _as_dates(values: pd.Series | pd.Index, what: str) -> pd.DatetimeIndex:
+    """Dates from text, datetimes or ``YYYYMMDD`` whole numbers; never numbers as nanoseconds."""
+    if isinstance(values, pd.DatetimeIndex):
+        return values
+    col = pd.Series(values)
+    if pd.api.types.is_datetime64_any_dtype(col.dtype):
+        index = pd.DatetimeIndex(col)
+    else:
+        numeric = pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(
+            col.dtype) or bool(col.dropna().astype(str).str.fullmatch(_NUMBER.pattern).all())
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # format inference: the checks below judge it
+                if numeric:
+                    index = _yyyymmdd(col, what)
+                else:
+                    index = pd.DatetimeIndex(pd.to_datetime(col.astype(str), format="mixed"))
+        except InvalidReturns:
+            raise
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise InvalidReturns(
+                f"{what} does not parse as dates ({_first_line(exc)}); put dates such as "
+                "2024-01-31 in the first column") from exc
+    if index.isna().any():
+        i = int(np.argmax(index.isna()))
+        raise InvalidReturns(f"{what} has no date at row {i}; every row needs a date")
+    return index
+
+
+def _yyyymmdd(col: pd.Series, what: str) -> pd.DatetimeIndex:
+    numbers = pd.to_numeric(col, errors="coerce")
+    ok = numbers.notna().all() and bool((numbers == np.floor(numbers)).all()) and bool(
+        numbers.between(1000_01_01, 9999_12_31).all())
+    if not ok:
+        raise InvalidReturns(
+            f"{what} holds numbers such as {col.iloc[0]}, not dates; put dates such as "
+            "2024-01-31 (or whole numbers YYYYMMDD) in the first column")
+    return pd.DatetimeIndex(pd.to_datetime(numbers.astype(np.int64).astype(str), format="%Y%m%d"))
 
 
 def _pick_column(frame: pd.DataFrame, column: str | None, source: str) -> pd.Series:
@@ -127,25 +286,46 @@ def _pick_column(frame: pd.DataFrame, column: str | None, source: str) -> pd.Ser
                 f"{source}: no column {column!r}; columns are {list(map(str, frame.columns))}"
             )
         series = frame[column]
+        if isinstance(series, pd.DataFrame):
+            raise InvalidReturns(f"{source}: column {column!r} appears twice; rename one")
+    elif frame.shape[1] == 1:  # the one value column, numbers or not (checked below)
+        series = frame[frame.columns[0]]
     else:
         numeric = frame.select_dtypes("number").columns
         if len(numeric) != 1:
             raise InvalidReturns(
                 f"{source}: {len(numeric)} numeric columns ({list(map(str, numeric))}); "
-                "name one with column=..."
+                "name the value column (--column on the command line, column=... in Python)"
             )
         series = frame[numeric[0]]
-    return pd.to_numeric(series, errors="coerce").astype(float).rename(str(series.name))
+    values = pd.to_numeric(series, errors="coerce")
+    text = values.isna() & series.notna()
+    if text.any():
+        i = int(np.argmax(text.to_numpy()))
+        raise InvalidReturns(
+            f"{source}: {series.iloc[i]!r} at {series.index[i]} in column {str(series.name)!r} "
+            "is not a number")
+    return _floats(values, "value").rename(str(series.name))
+
+
+def _floats(series: pd.Series, what: str) -> pd.Series:
+    if not isinstance(series, pd.Series):
+        raise InvalidParameter(f"expected a pandas Series of {what}s, not {type(series).__name__}")
+    try:
+        return series.astype(float)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidReturns(f"the {what}s are not numbers ({_first_line(exc)})") from exc
 
 
 def _check_index(series: pd.Series, *, what: str, dropna: bool) -> pd.Series:
     if not isinstance(series.index, pd.DatetimeIndex):
-        try:
-            series = series.copy()
-            series.index = pd.DatetimeIndex(series.index)
-        except (ValueError, TypeError) as exc:
-            raise InvalidReturns(f"the {what} index is not dates: {exc}") from exc
+        series = series.copy()
+        series.index = _as_dates(series.index, f"the {what} index")
     index = series.index
+    if index.isna().any():
+        raise InvalidReturns(
+            f"the {what} index has no date at row {int(np.argmax(index.isna()))}; every row "
+            "needs a date")
     dup = index.duplicated()
     if dup.any():
         raise InvalidReturns(
@@ -164,9 +344,7 @@ def _check_index(series: pd.Series, *, what: str, dropna: bool) -> pd.Series:
             series = series[~missing]
         else:
             first = series.index[int(np.argmax(missing.to_numpy()))]
-            raise InvalidReturns(
-                f"{what} at {first} is missing (NaN); pass dropna=True to drop missing rows"
-            )
+            raise InvalidReturns(f"{what} at {first} is missing (NaN); {DROPNA_HINT}")
     return series
 
 
@@ -176,15 +354,26 @@ def validate(
     min_obs: int = 2,
     dropna: bool = False,
     max_abs: float = MAX_ABS_RETURN,
+    max_sd: float = MAX_DAILY_SD,
+    from_prices: bool = False,
 ) -> pd.Series:
     """Check a labelled return series and return it as float64.
 
-    Refuses NaN (unless ``dropna``), inf, duplicate or non-increasing dates,
-    fewer than ``min_obs`` observations, and ``|r| > max_abs`` (a unit
-    mistake, typically percent instead of fractions).
+    Refuses an index that is not dates (numbers are not read as dates), NaN
+    (unless ``dropna``), inf, duplicate or non-increasing dates, fewer than
+    ``min_obs`` observations, and two signs of percent instead of fractions:
+    ``|r| > max_abs`` or a standard deviation above ``max_sd`` (10% a day).
+    ``from_prices`` adds to that message that a price column may hold returns.
     """
-    series = _check_index(returns.astype(float), what="return", dropna=dropna)
-    as_array(series.to_numpy(), min_obs=min_obs, max_abs=max_abs, labels=series.index)
+    series = _check_index(_floats(returns, "return"), what="return", dropna=dropna)
+    x = as_array(series.to_numpy(), min_obs=min_obs, max_abs=max_abs, labels=series.index)
+    sd = float(np.std(x, ddof=1)) if x.size > 1 else 0.0
+    if sd > max_sd:
+        extra = ("; if the column holds returns rather than prices, read it as returns (--kind "
+                 "return on the command line, kind='return' in Python)") if from_prices else ""
+        raise InvalidReturns(
+            f"the returns' standard deviation is {sd:.3g} ({sd:.1%} a day), beyond {max_sd:g}; "
+            f"{_PERCENT_HINT}{extra}")
     return series
 
 
@@ -221,14 +410,14 @@ def as_array(
     if bad.any():
         i = int(np.argmax(bad))
         raise InvalidReturns(
-            f"return at {where(i)} is {x[i]!r}; drop or fill it (read(..., dropna=True))"
+            f"return at {where(i)} is {x[i]!r}; returns must be finite numbers - "
+            f"{DROPNA_HINT}, or fill it"
         )
     big = np.abs(x) > max_abs
     if big.any():
         i = int(np.argmax(big))
         raise InvalidReturns(
-            f"return at {where(i)} is {x[i]!r}, beyond |r| <= {max_abs:g}; returns are "
-            "fractions (0.01 = 1%) - if these are percent, divide by 100"
+            f"return at {where(i)} is {x[i]!r}, beyond |r| <= {max_abs:g}; {_PERCENT_HINT}"
         )
     if x.size < min_obs:
         raise InvalidReturns(
@@ -255,9 +444,25 @@ def portfolio(
     The portfolio's simple return is ``sum_i w_i (exp(r_i) - 1)``; the result
     is its log, so it stays in swarmvar's unit.
     """
+    if not isinstance(returns, pd.DataFrame):
+        raise InvalidParameter(
+            f"returns must be a pandas DataFrame of asset returns (one column per asset), not "
+            f"{type(returns).__name__}")
     if (weights is None) == (positions is None):
         raise InvalidReturns("give exactly one of weights=... or positions=...")
-    given = dict(weights if weights is not None else positions or {})
+    book = weights if weights is not None else positions
+    if not isinstance(book, Mapping):
+        raise InvalidParameter(
+            f"weights/positions must map asset names to numbers, not {type(book).__name__}")
+    given = dict(book)
+    if returns.columns.has_duplicates:
+        twice = sorted({str(c) for c in returns.columns[returns.columns.duplicated()]})
+        raise InvalidReturns(f"asset columns {twice} appear twice; give each asset one column")
+    bad_names = [k for k in given if not isinstance(k, str)]
+    if bad_names:
+        raise InvalidParameter(f"asset names must be strings, not {bad_names[0]!r}")
+    if not all(isinstance(c, str) for c in returns.columns):
+        returns = returns.rename(columns=str)
     unknown = sorted(set(given) - set(map(str, returns.columns)))
     if unknown:
         raise InvalidReturns(
@@ -266,19 +471,32 @@ def portfolio(
     if not given:
         raise InvalidReturns("the portfolio has no assets")
     cols = list(given)
-    vec = np.array([given[c] for c in cols], dtype=float)
-    if not np.all(np.isfinite(vec)):
-        raise InvalidReturns("weights/positions must be finite numbers")
+    values = [given[c] for c in cols]
+    if not all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+               for v in values):
+        raise InvalidParameter(f"weights/positions must be numbers, got {values}")
+    vec = np.array(values, dtype=float)
+    if not np.all(np.isfinite(vec)) or np.any(np.abs(vec) > 1e15):
+        raise InvalidReturns("weights/positions must be finite numbers (below 1e15 in size)")
     total = float(vec.sum())
-    if abs(total) < 1e-12:
+    if abs(total) < 1e-12 * max(1.0, float(np.abs(vec).max())):
         raise InvalidReturns("weights/positions sum to zero; the portfolio has no net value")
     w = vec / total if positions is not None else vec
-    frame = returns[cols].astype(float)
+    frame = returns[cols].copy()
+    if not isinstance(frame.index, pd.DatetimeIndex):
+        frame.index = _as_dates(frame.index, "the return index")
     for c in cols:
-        validate(frame[c], dropna=dropna)
+        validate(frame[c], dropna=dropna)  # names the bad column's first bad row
+    frame = frame.astype(float)
     if dropna:
         frame = frame.dropna()
-    simple = np.expm1(frame.to_numpy()) @ w
+    if len(frame) == 0:
+        raise InvalidReturns("no date has every asset's return; give overlapping histories")
+    with np.errstate(over="ignore", invalid="ignore"):
+        simple = np.expm1(frame.to_numpy()) @ w
+    if not np.all(np.isfinite(simple)):
+        raise InvalidReturns("the weights/positions are so large that the portfolio return "
+                             "overflows; scale them down")
     if np.any(simple <= -1):
         i = int(np.argmax(simple <= -1))
         raise InvalidReturns(f"portfolio loses all its value at {frame.index[i]}")

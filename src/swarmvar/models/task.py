@@ -1,0 +1,75 @@
+"""Agent work as plain data in, plain data out: what a sandbox (or any worker) can run.
+
+Each function here has the task signature ``fn(params, arrays, seed) ->
+(values, arrays)`` with JSON ``params``/``values`` and numpy ``arrays``, so
+it can run across a process or sandbox boundary with nothing pickled. The
+models know nothing of sandboxes; these are only their entry points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidParameter
+from .registry import agent_class
+
+
+def _agent(params: Mapping[str, Any]) -> Any:
+    name = params.get("agent")
+    options = params.get("options", {})
+    if not isinstance(name, str) or not isinstance(options, dict):
+        raise InvalidParameter("a task needs params 'agent' (a name) and 'options' (an object)")
+    return agent_class(name)(**options)
+
+
+def fit_forecast(params: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
+                 seed: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Fit ``params['agent']`` on ``arrays['returns']`` and forecast.
+
+    ``params``: ``agent``, ``options`` (constructor arguments), ``alphas``
+    (default [0.99]), ``horizon`` (default 1). Returns the forecast and the
+    diagnostics as JSON values and the fitted state as ``arrays['state']``
+    (uint8 bytes of :meth:`~swarmvar.models.Agent.state`).
+    """
+    if "returns" not in arrays:
+        raise InvalidParameter("a fit task needs arrays['returns']")
+    agent = _agent(params)
+    agent.fit(np.asarray(arrays["returns"], dtype=float), seed=seed)
+    alphas = tuple(float(a) for a in params.get("alphas", [0.99]))
+    forecast = agent.forecast(alphas, int(params.get("horizon", 1)), seed=seed)
+    diag = agent.diagnostics
+    values = {"forecast": forecast.to_dict(),
+              "diagnostics": None if diag is None else diag.summary()}
+    return values, {"state": np.frombuffer(agent.state(), dtype=np.uint8)}
+
+
+def forecast_path(params: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
+                  seed: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """A backtest row: fit on the first ``window`` returns, then forecast-then-update each day.
+
+    ``params``: ``agent``, ``options``, ``alphas``, ``window``, ``refit_every``.
+    Returns ``arrays['var']`` and ``arrays['es']`` of shape (days, levels),
+    the one-day VaR/ES made before each day's return is seen.
+    """
+    x = np.asarray(arrays["returns"], dtype=float)
+    window = int(params.get("window", 1000))
+    refit = int(params.get("refit_every", 20))
+    alphas = tuple(float(a) for a in params.get("alphas", [0.99]))
+    if not 2 <= window < x.size or refit < 1:
+        raise InvalidParameter("forecast_path needs 2 <= window < len(returns), refit_every >= 1")
+    agent = _agent(params)
+    agent.fit(x[:window], seed=seed)
+    days = x.size - window
+    var = np.empty((days, len(alphas)))
+    es = np.empty((days, len(alphas)))
+    for i in range(days):
+        if i and i % refit == 0:
+            agent.fit(x[i:window + i], seed=seed + i)
+        fc = agent.forecast(alphas, 1, seed=seed + i)
+        var[i] = [m.var for m in fc.levels]
+        es[i] = [m.es for m in fc.levels]
+        agent.update(float(x[window + i]))
+    return {"days": days}, {"var": var, "es": es}

@@ -13,7 +13,7 @@ from .agreement import (
     rounds_needed,
     run_agreement,
 )
-from .combine import Policy, TrackRecord, Weighting, agent_weights, combine
+from .combine import DEFAULT_POLICY, Policy, TrackRecord, Weighting, agent_weights, combine
 from .hierarchy import Summary, Tree, aggregate_tree, merge, merge_all, summarize
 from .partition import (
     BoundMode,
@@ -66,6 +66,15 @@ from .sketch import (
     sketch_quantile,
     sketch_trimmed_mean,
 )
+from .tempered import (
+    TEMPERED_ETA,
+    TEMPERED_WINDOW,
+    TemperedWeights,
+    effective_agents,
+    joint_losses,
+    tempered_path,
+    tempered_weights,
+)
 from .weights import (
     Loss,
     LossDistribution,
@@ -82,6 +91,14 @@ from .weights import (
 )
 
 __all__ = [
+    "DEFAULT_POLICY",
+    "TEMPERED_ETA",
+    "TEMPERED_WINDOW",
+    "TemperedWeights",
+    "effective_agents",
+    "joint_losses",
+    "tempered_path",
+    "tempered_weights",
     "Aggregate",
     "Aggregator",
     "AgreementResult",

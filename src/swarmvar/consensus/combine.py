@@ -36,6 +36,7 @@ from ..types import Consensus, Estimate
 from .partition import SECONDS_PER_DAY, BoundMode, StalenessBound, widen_interval, z_value
 from .robust import MANY_DAY_RULES, Aggregator, aggregate_days, check_tolerance, robust_aggregate
 from .signing import KeyRing, Rejection, RejectionReason
+from .tempered import TEMPERED_ETA, TEMPERED_WINDOW, joint_losses, tempered_weights
 from .weights import Loss, bma_weights, joint_weights, track_record_weights
 
 FloatArray = NDArray[np.float64]
@@ -46,8 +47,9 @@ class Weighting(Enum):
     """How agents are weighted before the robust rule."""
 
     EQUAL = "equal"
-    TRACK_RECORD = "track_record"  # exponential weights of realized pinball / FZ0 loss
+    TRACK_RECORD = "track_record"  # exponential weights of realized pinball / FZ0 loss (summed)
     BMA = "bma"  # posterior model probabilities from predictive log scores
+    TEMPERED = "tempered"  # tempered exponential weights of the per-day mean joint loss
 
 
 @dataclass(frozen=True)
@@ -61,13 +63,15 @@ class Policy:
     f : int
         Byzantine agents tolerated (the rule's bound on ``n`` applies).
     weighting : Weighting
-        Equal, track-record or BMA weights (the latter two need a ``TrackRecord``).
+        Equal, track-record, BMA or tempered weights (all but equal need a
+        ``TrackRecord``).
     loss : Loss
         Scoring rule for track-record weights.
     window : int or None
         Trailing window of the track record (observations).
     eta : float or None
-        Inverse temperature of track-record weights (default: see ``weights``).
+        Inverse temperature of track-record weights (default: see ``weights``;
+        for tempered weights :data:`~.tempered.TEMPERED_ETA`).
     staleness : StalenessBound
         Bound on seq lag and data age.
     min_available : float
@@ -112,6 +116,23 @@ class Policy:
         return f"{self.aggregator.value}(f={self.f}, {self.weighting.value})"
 
 
+#: The swarm's default rule: drop the highest and lowest forecast (f = 1 Byzantine
+#: agent tolerated with 3 or more agents) and average the rest with tempered weights
+#: of each agent's per-day mean joint FZ0 loss over its last TEMPERED_WINDOW
+#: realized forecasts; estimates whose data are more than 5 days older than the
+#: beat are stale (a long weekend plus a holiday). Chosen by the study in
+#: docs/consensus.md.
+DEFAULT_POLICY = Policy(
+    aggregator=Aggregator.TRIMMED_MEAN,
+    f=1,
+    weighting=Weighting.TEMPERED,
+    loss=Loss.FZ0,
+    window=TEMPERED_WINDOW,
+    eta=TEMPERED_ETA,
+    staleness=StalenessBound(max_age=5 * SECONDS_PER_DAY),
+)
+
+
 @dataclass(frozen=True)
 class TrackRecord:
     """Realized returns and what each agent forecast for them, oldest first.
@@ -149,7 +170,9 @@ def agent_weights(
     records = [record] if isinstance(record, TrackRecord) else list(record)
     if not records or any(r.agent_ids != records[0].agent_ids for r in records):
         raise InvalidParameter("track records of several levels must cover the same agents")
-    if policy.weighting is Weighting.TRACK_RECORD:
+    if policy.weighting is Weighting.TEMPERED:
+        known = _tempered(records, policy)
+    elif policy.weighting is Weighting.TRACK_RECORD:
         if any(r.var is None for r in records):
             raise InvalidParameter(
                 "track-record weighting needs past VaR forecasts (TrackRecord.var)"
@@ -172,6 +195,28 @@ def agent_weights(
     mean = float(np.mean(known))
     w = np.array([by_agent.get(a, mean) for a in agents], dtype=np.float64)
     return w / w.sum() if w.sum() > 0 else np.full(m, 1.0 / m)
+
+
+def _tempered(records: Sequence[TrackRecord], policy: Policy) -> FloatArray:
+    """Tempered weights from every level's record (the last ``policy.window`` days)."""
+    if any(r.var is None or (policy.loss is Loss.FZ0 and r.es is None) for r in records):
+        raise InvalidParameter("tempered weighting needs past VaR (and, for FZ0, ES) "
+                               "forecasts in every TrackRecord")
+    returns = np.asarray(records[0].returns, dtype=np.float64)
+    shape = (returns.size, len(records[0].agent_ids))
+    if returns.size == 0 or any(np.shape(r.returns) != shape[:1]
+                                or np.shape(cast(FloatArray, r.var)) != shape
+                                or (r.es is not None and np.shape(r.es) != shape)
+                                or not np.array_equal(r.returns, returns) for r in records):
+        raise InvalidParameter("every level's TrackRecord needs the same returns (T,) with "
+                               "T >= 1, and var/es of shape (T, agents)")
+    keep = slice(None) if policy.window is None else slice(-policy.window, None)
+    var = np.stack([np.asarray(r.var, dtype=np.float64)[keep] for r in records])
+    es = (None if policy.loss is not Loss.FZ0
+          else np.stack([np.asarray(r.es, dtype=np.float64)[keep] for r in records]))
+    losses = joint_losses(returns[keep], var, es, [r.alpha for r in records], policy.loss)
+    eta = TEMPERED_ETA if policy.eta is None else policy.eta
+    return tempered_weights(losses.mean(axis=0), eta, loss=policy.loss)
 
 
 def _target(

@@ -23,6 +23,7 @@ from numpy.typing import ArrayLike, NDArray
 from ..errors import InvalidParameter
 from .combine import Policy, Weighting, aggregate_many
 from .robust import check_tolerance
+from .tempered import TEMPERED_ETA, joint_losses, tempered_path
 from .weights import Loss, fz0_loss, pinball_loss
 
 FloatArray = NDArray[np.float64]
@@ -83,17 +84,26 @@ def _weight_path(
     levels: dict[float, tuple[FloatArray, FloatArray]],
     log_scores: FloatArray | None,
     shape: tuple[int, int],
+    horizon: int = 1,
 ) -> FloatArray | None:
-    """Every day's agent weights ``(T, n)`` from the days before it only; None for equal.
+    """Every day's agent weights ``(T, n)`` from losses realized before it only; None for equal.
 
-    Day ``t`` gets what :func:`~.weights.bma_weights` or
-    :func:`~.weights.joint_weights` of :func:`~.weights.track_record_weights`
-    give on the trailing ``policy.window`` days before ``t`` (day 0: equal),
-    computed for all days at once.
+    Day ``t`` gets what :func:`~.tempered.tempered_weights`,
+    :func:`~.weights.bma_weights` or :func:`~.weights.joint_weights` of
+    :func:`~.weights.track_record_weights` give on the trailing
+    ``policy.window`` forecast days ``<= t - horizon`` (an ``h``-day loss is
+    known ``h`` days after its forecast; earlier days: equal), computed for
+    all days at once.
     """
     days, n = shape
     if policy.weighting is Weighting.EQUAL or days < 2:
         return None
+    if policy.weighting is Weighting.TEMPERED:
+        alphas = list(levels)
+        joint = joint_losses(returns, np.stack([levels[a][0] for a in alphas]),
+                             np.stack([levels[a][1] for a in alphas]), alphas, policy.loss)
+        temperature = TEMPERED_ETA if policy.eta is None else policy.eta
+        return tempered_path(joint, temperature, policy.window, lag=horizon, loss=policy.loss)
     if policy.weighting is Weighting.BMA:
         if log_scores is None:
             raise InvalidParameter("BMA weighting needs log_scores (T, n)")
@@ -119,6 +129,9 @@ def _weight_path(
             if not np.all(np.isfinite(eta[1:])) or np.any(eta < 0):
                 raise InvalidParameter(f"eta must be a finite number >= 0, got {policy.eta}")
             log_w -= eta[:, None] * _window_sums(losses, policy.window)
+    if horizon > 1:  # day t may use forecast days <= t - horizon only
+        log_w = np.concatenate([np.zeros((min(horizon - 1, days), n)),
+                                log_w[: max(days - horizon + 1, 0)]])
     weights = _softmax_rows(log_w)
     weights[0] = 1.0 / n
     return weights
@@ -139,6 +152,7 @@ def consensus_levels(
     policy: Policy,
     *,
     log_scores: ArrayLike | None = None,
+    horizon: int = 1,
 ) -> dict[float, ConsensusPath]:
     """Consensus VaR/ES forecast for each day and level from ``n`` agents' forecasts.
 
@@ -157,6 +171,9 @@ def consensus_levels(
         do not apply to a backtest path).
     log_scores : array_like, shape (T, n), optional
         ``log p_i(r_t | past)`` for BMA weighting.
+    horizon : int
+        Days each forecast covers: the loss of day ``t``'s forecast is known
+        ``horizon`` days later, so weights of day ``t`` use days ``<= t - horizon``.
 
     Track-record weights on day ``t`` are joint over the levels
     (:func:`~.weights.joint_weights`), the same for every level; with
@@ -194,7 +211,9 @@ def consensus_levels(
     days, n = shape
     ls = None if log_scores is None else _matrix("log_scores", log_scores, shape)
     check_tolerance(policy.aggregator, n, policy.f)
-    weights = _weight_path(policy, r, points, ls, (days, n))  # day 0: equal
+    if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
+        raise InvalidParameter(f"horizon must be a whole number >= 1, got {horizon!r}")
+    weights = _weight_path(policy, r, points, ls, (days, n), int(horizon))  # day 0: equal
     out = {alpha: aggregate_many(x, policy, weights) for alpha, x in rows.items()}
     alphas = list(out)
     if len(alphas) > 1:

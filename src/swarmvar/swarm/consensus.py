@@ -33,9 +33,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from numpy.typing import ArrayLike
 
 from ..consensus import (
-    Aggregator,
+    DEFAULT_POLICY,
     KeyRing,
-    Loss,
     Policy,
     TrackRecord,
     Weighting,
@@ -49,23 +48,16 @@ from ..models import agent_class
 from ..types import Consensus
 from .local import AgentRun
 
-#: Trading days of realized track record behind the weights: enough that the
-#: 99% level's score rests on ~5 expected exceedances (250 days hold 2.5, and
-#: weights from so few tail days swing from agent to agent; docs/consensus.md
-#: has the two-series study behind the choice).
-TRACK_DAYS = 500
+#: Trading days of realized track record behind the weights: the tempered
+#: weights' window (docs/consensus.md has the study behind the choice).
+TRACK_DAYS = 1000
 
-#: The swarm's consensus rule: drop the highest and lowest forecast (f = 1
-#: Byzantine agent tolerated with 3 or more agents), weight the rest by their
-#: realized FZ0 loss (the strictly consistent joint VaR/ES score) over the
-#: last TRACK_DAYS days.
-SWARM_POLICY = Policy(
-    aggregator=Aggregator.TRIMMED_MEAN,
-    f=1,
-    weighting=Weighting.TRACK_RECORD,
-    loss=Loss.FZ0,
-    window=TRACK_DAYS,
-)
+#: The swarm's consensus rule (:data:`~swarmvar.consensus.DEFAULT_POLICY`): drop
+#: the highest and lowest forecast (f = 1 Byzantine agent tolerated with 3 or more
+#: agents), weight the rest by tempered exponential weights of their per-day mean
+#: FZ0 loss (the strictly consistent joint VaR/ES score) over the last TRACK_DAYS
+#: days; estimates more than 5 days older than the beat are stale.
+SWARM_POLICY = dataclasses.replace(DEFAULT_POLICY, window=TRACK_DAYS)
 
 
 def agent_keys(home: str | Path, names: Sequence[str]) -> dict[str, Ed25519PrivateKey]:

@@ -149,6 +149,7 @@ class _Recorder:
         self.fit = self.update = self.forecast = 0.0
         self.fits = 0
         self.notes: tuple[str, ...] = ()
+        self.weights: dict[float, np.ndarray] = {}  # a consensus row's agent weights (T, n)
 
     def store(self, i: int, fc: Forecast) -> None:
         self.interval_mass = fc.interval_mass
@@ -168,6 +169,7 @@ class _Recorder:
         self.cols[alpha][:] = np.vstack(
             [path.var, path.es, path.var_interval.T, path.es_interval.T]
         )
+        self.weights[alpha] = np.asarray(path.weights, dtype=np.float64)
 
     def series(self, losses: np.ndarray) -> dict[float, LevelSeries]:
         return {
@@ -586,8 +588,8 @@ def backtest(
             c = np.stack([rec[n].cols[alpha] for n in agent_names], axis=-1)  # (6, T, n)
             forecasts[alpha] = LevelForecasts(c[0], c[1], np.stack([c[2], c[3]], axis=-1),
                                               np.stack([c[4], c[5]], axis=-1))
-        for alpha, path in consensus_levels(realized, forecasts, policy,
-                                            log_scores=log_scores).items():
+        for alpha, path in consensus_levels(realized, forecasts, policy, log_scores=log_scores,
+                                            horizon=horizon).items():
             rec[name].store_path(alpha, path)
         rec[name].forecast += time.perf_counter() - begin
 
@@ -610,5 +612,7 @@ def backtest(
         evaluation={n: evaluation[n] for n in order},
         timings={n: Timing(rec[n].fit, rec[n].update, rec[n].forecast, rec[n].fits) for n in order},
         baselines=tuple(base_names),
+        agents=tuple(agent_names),
+        consensus_weights={n: rec[n].weights for n in policies},
         notes={n: rec[n].notes for n in order if rec[n].notes},
     )

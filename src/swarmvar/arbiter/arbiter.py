@@ -1,0 +1,335 @@
+"""The :class:`Arbiter`: the stateful wrapper the runtime calls after each beat.
+
+It keeps one :class:`~.step.ArbiterState` per portfolio and runs the pure
+:func:`~.step.step` on each :class:`~swarmvar.types.BeatReport`; around it:
+
+* quarantine goes through the evolution engine's circuit breakers, one per
+  (portfolio, agent), with data time as the clock: a QUARANTINE opens the
+  agent's breaker (one failure trips it); after the probation
+  (``reset_timeout_s``) the breaker half-opens and the agent's signals of
+  that beat decide - clean, it closes and the agent is back; not, it opens
+  again. ``excluded()`` is every agent whose breaker is not closed;
+* APPLY_BALANCE factors hold for the next consensus (``weight_factors``);
+* the threat model is read from :class:`~.versions.ThreatVersions` and,
+  with ``retrain_every``, retrained on the beats seen so far (label: a
+  consensus breach at any level within the next ``horizon`` beats) and
+  published as a new version;
+* every pulse, core output, decision, PID step, quarantine and release is
+  written to the ledger, one atomic batch per beat.
+
+It implements the runtime's observer protocol: ``observe``, ``excluded``,
+``weight_factors``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from ..errors import CircuitOpen, InvalidSignal, UnknownAgent
+from ..evolution import (
+    BreakerConfig,
+    BreakerState,
+    BreakerStorage,
+    CircuitBreaker,
+    MemoryBreakerStorage,
+)
+from ..ledger import EntryKind, Ledger
+from ..types import Action, BeatReport, Decision
+from .decide import Thresholds
+from .pid import PidGains
+from .pulse import Pulse
+from .signals import BeatSignals, read_beat
+from .step import ArbiterConfig, ArbiterState, StepOutput, step
+from .threat import SEED_MODEL, ThreatModel, fit_threat_model
+from .versions import ThreatVersions
+
+DAY_S = 86_400.0
+
+#: Quarantine breakers: one failure trips; a week of data time on probation;
+#: retried indefinitely (an operator's ``release`` ends it early).
+QUARANTINE_BREAKER = BreakerConfig(failure_threshold=1, reset_timeout_s=7 * DAY_S,
+                                   max_reset_attempts=1_000_000)
+
+
+@dataclass(frozen=True)
+class Retraining:
+    """When and on what the threat model is retrained.
+
+    Every ``every`` beats once ``min_beats`` labelled beats exist; the label
+    of beat ``i`` is a consensus breach at any level in beats ``i+1 ..
+    i+horizon`` (its forecasts' next ``horizon`` days); at most ``window``
+    beats are kept.
+    """
+
+    every: int = 250
+    min_beats: int = 500
+    horizon: int = 5
+    window: int = 2500
+    l2: float = 1.0
+
+
+@dataclass
+class _Portfolio:
+    state: ArbiterState = field(default_factory=ArbiterState)
+    agents: set[str] = field(default_factory=set)
+    factors: dict[str, float] = field(default_factory=dict)
+    features: deque[tuple[float, ...]] = field(default_factory=deque)
+    breached: deque[bool] = field(default_factory=deque)
+    now: float = 0.0
+    last: BeatSignals | None = None
+
+
+def threat_labels(breached: Sequence[bool], horizon: int) -> np.ndarray:
+    """Labels ``(T - horizon,)``: beat ``i`` is 1 if a consensus breach comes at beats
+    ``i+1 .. i+horizon``."""
+    b = np.asarray(breached, dtype=bool)
+    if b.size <= horizon:
+        return np.zeros(0, dtype=bool)
+    windows = np.lib.stride_tricks.sliding_window_view(b[1:], horizon)
+    return np.asarray(windows.any(axis=1))
+
+
+class Arbiter:
+    """The beat's decisions for every portfolio of a swarm (see the module docstring).
+
+    Parameters
+    ----------
+    config : ArbiterConfig
+        Pulse, thresholds, PID gains, signal cut-offs.
+    ledger : Ledger, optional
+        Where every step is recorded (nothing is recorded without one).
+    model : ThreatModel, optional
+        The threat model to start from (default: the active published
+        version, else the design's :data:`~.threat.SEED_MODEL`).
+    versions : ThreatVersions, optional
+        Where threat models are versioned (default: in memory).
+    breakers : BreakerStorage, optional
+        Quarantine breakers' storage (default: in memory); pass an
+        evolution home's ``breakers`` to share them across processes.
+    quarantine : BreakerConfig
+        The quarantine breakers' thresholds (data-time seconds).
+    retraining : Retraining or None
+        Retrain and publish the threat model on a schedule (None: never).
+    parallel : bool
+        Run the four cores on a 4-thread pool (the design's) instead of
+        serially; same outputs. Serial is the default: faster at these
+        sizes (benchmarks/bench_arbiter.py).
+    record_decisions : bool
+        Also record decisions here (turn off when the runtime records the
+        decisions ``observe`` returns in the same ledger).
+    """
+
+    def __init__(self, config: ArbiterConfig | None = None, *, ledger: Ledger | None = None,
+                 model: ThreatModel | None = None, versions: ThreatVersions | None = None,
+                 breakers: BreakerStorage | None = None,
+                 quarantine: BreakerConfig = QUARANTINE_BREAKER,
+                 retraining: Retraining | None = None, parallel: bool = False,
+                 record_decisions: bool = True) -> None:
+        self.config = config or ArbiterConfig()
+        self.ledger = ledger
+        self.versions = versions or ThreatVersions()
+        self.model = model or self.versions.active() or SEED_MODEL
+        self.breakers = breakers or MemoryBreakerStorage()
+        self.quarantine = quarantine
+        self.retraining = retraining
+        self.record_decisions = record_decisions
+        self._pool: Executor | None = ThreadPoolExecutor(4) if parallel else None
+        self._portfolios: dict[str, _Portfolio] = {}
+
+    @classmethod
+    def from_options(cls, *, k_flows: float = 4, p_nodes: float = 5, t_threshold: float = 0.02,
+                     t1: float = 0.001, u: float = math.e**4, ledger: Ledger | None = None,
+                     thresholds: Thresholds | None = None, gains: PidGains | None = None,
+                     **kwargs: Any) -> Arbiter:
+        """An arbiter from the design's command-line options (``--k-flows``, ``--p-nodes``,
+        ``--t-threshold``) and the base time ``t1`` of the pulse; other keywords go to
+        the constructor."""
+        config = ArbiterConfig(pulse=Pulse(k_flows, p_nodes, u, t1, t_threshold),
+                               thresholds=thresholds or Thresholds(),
+                               gains=gains or PidGains())
+        return cls(config, ledger=ledger, **kwargs)
+
+    # --- the observer protocol --------------------------------------------------
+
+    def observe(self, report: BeatReport, beat_seconds: float | None = None
+                ) -> Sequence[Decision]:
+        """Read one beat, decide, recalibrate, record; returns the beat's decision.
+
+        ``beat_seconds`` is the beat's measured compute time (the PID's
+        error against the pulse budget); without it the PID holds.
+        """
+        if beat_seconds is not None and (isinstance(beat_seconds, bool) or not isinstance(
+                beat_seconds, (int, float)) or not math.isfinite(beat_seconds)
+                or beat_seconds < 0):
+            raise InvalidSignal(f"beat_seconds is {beat_seconds!r}; give the measured seconds")
+        p = self._portfolios.setdefault(report.portfolio, _Portfolio())
+        memory, signals = read_beat(p.state.memory, report, self.config.signals)
+        p.now = report.as_of.timestamp()
+        p.agents.update(a.agent for a in signals.agents)
+        p.last = signals
+        events = self._probation(report.portfolio, p, signals)
+        out_before = self.excluded(report.portfolio)
+        state, out = step(replace(p.state, memory=memory), signals, config=self.config,
+                          model=self.model, beat_seconds=beat_seconds, excluded=out_before,
+                          pool=self._pool)
+        p.state = state
+        d = out.decision
+        if d.action is Action.QUARANTINE:
+            for agent in d.agents:
+                self._breaker(report.portfolio, agent, p).record_failure()
+                events.append({"type": "quarantine", "agent": agent})
+        p.factors = dict(d.weights) if d.action is Action.APPLY_BALANCE else {}
+        self._record(out, events)
+        self._learn(p, signals)
+        return (d,)
+
+    def excluded(self, portfolio: str) -> frozenset[str]:
+        """Agents held out of the next consensus (their quarantine breaker is not closed)."""
+        p = self._portfolios.get(portfolio)
+        if p is None:
+            return frozenset()
+        return frozenset(a for a in p.agents
+                         if self.breakers.load(self._name(portfolio, a)).state
+                         is not BreakerState.CLOSED)
+
+    def weight_factors(self, portfolio: str) -> Mapping[str, float]:
+        """The last beat's APPLY_BALANCE multipliers in [0, 1] ({} = none)."""
+        p = self._portfolios.get(portfolio)
+        return dict(p.factors) if p is not None else {}
+
+    # --- operators -----------------------------------------------------------------
+
+    def release(self, portfolio: str, agent: str) -> None:
+        """Operator release: close the agent's quarantine breaker now."""
+        p = self._known(portfolio, agent)
+        self._breaker(portfolio, agent, p).reset()
+        self._record_events(portfolio, [{"type": "release", "agent": agent,
+                                         "by": "operator"}])
+
+    def quarantine_now(self, portfolio: str, agent: str) -> None:
+        """Operator quarantine: open the agent's breaker now."""
+        p = self._known(portfolio, agent)
+        self._breaker(portfolio, agent, p).record_failure()
+        self._record_events(portfolio, [{"type": "quarantine", "agent": agent,
+                                         "by": "operator"}])
+
+    def last_signals(self, portfolio: str) -> BeatSignals:
+        """The signals of the portfolio's last observed beat."""
+        p = self._portfolios.get(portfolio)
+        if p is None or p.last is None:
+            raise UnknownAgent(f"the arbiter has seen no beat of portfolio {portfolio!r}")
+        return p.last
+
+    def state(self, portfolio: str) -> ArbiterState:
+        """The portfolio's arbiter state (``UnknownAgent`` if never observed)."""
+        p = self._portfolios.get(portfolio)
+        if p is None:
+            raise UnknownAgent(f"the arbiter has seen no beat of portfolio {portfolio!r}")
+        return p.state
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __enter__(self) -> Arbiter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- internals -------------------------------------------------------------------
+
+    @staticmethod
+    def _name(portfolio: str, agent: str) -> str:
+        return f"arbiter:{portfolio}:{agent}"
+
+    def _known(self, portfolio: str, agent: str) -> _Portfolio:
+        p = self._portfolios.get(portfolio)
+        if p is None or agent not in p.agents:
+            known = ", ".join(sorted(p.agents)) if p is not None else "none (no beat seen)"
+            raise UnknownAgent(f"no agent {agent!r} in portfolio {portfolio!r}; known: {known}")
+        return p
+
+    def _breaker(self, portfolio: str, agent: str, p: _Portfolio) -> CircuitBreaker:
+        return CircuitBreaker(self._name(portfolio, agent), self.breakers, lambda: p.now,
+                              self.quarantine)
+
+    def _probation(self, portfolio: str, p: _Portfolio, signals: BeatSignals
+                   ) -> list[dict[str, object]]:
+        """Quarantined agents past their probation are checked on this beat's signals."""
+        events: list[dict[str, object]] = []
+        for agent in sorted(self.excluded(portfolio)):
+            breaker = self._breaker(portfolio, agent, p)
+            try:
+                breaker.allow()
+            except CircuitOpen:
+                continue
+            try:
+                a = signals.agent(agent)
+            except KeyError:
+                passed = False
+            else:
+                passed = not (a.failed or a.outside_low or any(a.breaches))
+            if passed:
+                breaker.record_success()
+                events.append({"type": "release", "agent": agent, "by": "probation"})
+            else:
+                breaker.record_failure()
+                events.append({"type": "probation_failed", "agent": agent})
+        return events
+
+    def _learn(self, p: _Portfolio, signals: BeatSignals) -> None:
+        r = self.retraining
+        if r is None:
+            return
+        p.features.append(signals.features)
+        p.breached.append(any(signals.consensus_breaches))
+        while len(p.features) > r.window:
+            p.features.popleft()
+            p.breached.popleft()
+        if p.state.beats % r.every or len(p.features) < r.min_beats + r.horizon:
+            return
+        labels = threat_labels(list(p.breached), r.horizon)
+        x = np.array(list(p.features)[: labels.size])
+        if labels.all() or not labels.any():
+            return
+        label = f"consensus breach within {r.horizon} beats"
+        trained = fit_threat_model(x, labels, l2=r.l2, label=label)
+        self.model = self.versions.publish(trained, f"retrained on {labels.size} beats",
+                                           now=p.now)
+        self._record_events(signals.portfolio, [{"type": "threat_model", "version":
+                                                 self.model.version, "beats": int(labels.size)}])
+
+    def _record(self, out: StepOutput, events: list[dict[str, object]]) -> None:
+        if self.ledger is None:
+            return
+        s = out.signals
+        where = {"portfolio": s.portfolio, "seq": s.seq}
+        pulse = {**where, **self.config.pulse.to_json(), "beat_seconds": out.beat_seconds,
+                 "late": out.late}
+        batch: list[tuple[EntryKind, Mapping[str, Any]]] = [(EntryKind.PULSE, pulse)]
+        for core, result in out.cores.to_json().items():
+            batch.append((EntryKind.FLOW, {"flow": core, "result": {**where, **result}}))
+        batch.append((EntryKind.FLOW, {"flow": "pid", "result": {**where, **out.pid.to_json()}}))
+        if self.record_decisions:
+            d = out.decision
+            batch.append((EntryKind.ACTION, {"type": d.action.value, "details": {
+                **where, "agents": list(d.agents), "threat": d.threat, "reason": d.reason,
+                "signals": dict(d.signals), "weights": dict(d.weights),
+                "model": out.cores.entropy.version}}))
+        for e in events:
+            batch.append((EntryKind.ACTION, {"type": str(e["type"]), "details": {**where, **e}}))
+        self.ledger.add_entries(batch)
+
+    def _record_events(self, portfolio: str, events: list[dict[str, object]]) -> None:
+        if self.ledger is not None and events:
+            self.ledger.add_entries([(EntryKind.ACTION, {"type": str(e["type"]), "details": {
+                "portfolio": portfolio, **e}}) for e in events])

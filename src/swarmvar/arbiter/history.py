@@ -1,0 +1,209 @@
+"""A backtest's daily forecasts as a replayable history of beats (cached under /tmp).
+
+The arbiter is built and checked on replayed beats: the backtest driver's
+strictly out-of-sample forecasts of every agent (and the swarm's consensus
+row) on a real series, turned into one :class:`~swarmvar.types.BeatReport`
+per day. Running five agents over 2,500 days costs minutes on a shared
+machine, so :func:`cached_history` keeps the arrays in an ``.npz`` file
+(plain arrays, no pickle) keyed by every setting that changes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..errors import InvalidParameter
+from ..types import BeatReport, Consensus, Forecast, RiskMeasure
+
+if TYPE_CHECKING:
+    from ..validation import BacktestResult
+
+FloatArray = NDArray[np.float64]
+
+#: Where :func:`cached_history` keeps backtests (override with SWARMVAR_ARBITER_CACHE).
+CACHE_ENV = "SWARMVAR_ARBITER_CACHE"
+DEFAULT_CACHE = Path("/tmp/swarmvar-arbiter-cache")
+
+#: The consensus row's name in the backtest and in ``BeatReport.breaches``.
+CONSENSUS = "consensus"
+
+
+@dataclass(frozen=True)
+class BeatHistory:
+    """Every agent's daily out-of-sample forecasts of one series.
+
+    Shapes: ``L`` levels, ``T`` days, ``n`` agents. ``cols`` is ``(L, 6, T, n)``
+    holding VaR, ES, VaR lo, VaR hi, ES lo, ES hi (positive losses, return
+    units); ``consensus`` ``(L, 6, T)`` the same for the swarm's consensus
+    row; ``logscore (T, n)`` each agent's log predictive density of the day's
+    return (nats); ``returns (T,)`` the realized log returns; ``dates (T,)``
+    as ``datetime64[D]``.
+    """
+
+    name: str
+    dates: NDArray[np.datetime64]
+    returns: FloatArray
+    alphas: tuple[float, ...]
+    agents: tuple[str, ...]
+    cols: FloatArray
+    consensus: FloatArray
+    logscore: FloatArray
+
+    @property
+    def days(self) -> int:
+        return int(self.returns.size)
+
+    def hits(self) -> NDArray[np.bool_]:
+        """Agent breaches ``(L, T, n)``: the day's loss above the agent's VaR."""
+        return np.asarray(-self.returns[None, :, None] > self.cols[:, 0])
+
+    def consensus_hits(self) -> NDArray[np.bool_]:
+        """Consensus breaches ``(L, T)``."""
+        return np.asarray(-self.returns[None, :] > self.consensus[:, 0])
+
+    def slice(self, start: int, stop: int) -> BeatHistory:
+        """Days ``start .. stop-1`` only."""
+        if not 0 <= start < stop <= self.days:
+            raise InvalidParameter(f"day range {start}..{stop} is outside 0..{self.days}")
+        return BeatHistory(self.name, self.dates[start:stop], self.returns[start:stop],
+                           self.alphas, self.agents, self.cols[:, :, start:stop],
+                           self.consensus[:, :, start:stop], self.logscore[start:stop])
+
+    def forecast(self, agent: int, day: int) -> Forecast:
+        """Agent ``agent``'s forecast for day ``day`` as the backtest made it."""
+        c = self.cols[:, :, day, agent]
+        return Forecast(self.agents[agent], 1, tuple(
+            RiskMeasure(a, float(c[k, 0]), float(c[k, 1]), (float(c[k, 2]), float(c[k, 3])),
+                        (float(c[k, 4]), float(c[k, 5])))
+            for k, a in enumerate(self.alphas)))
+
+    def beats(self, portfolio: str | None = None) -> Iterator[BeatReport]:
+        """One :class:`BeatReport` per day ``1 .. T-1``, as the runtime would emit it.
+
+        Beat ``i`` (``seq = i``) brings day ``i-1``'s return, scores the
+        forecasts made for it (breaches per level, log scores) and carries
+        the agents' forecasts and the consensus for day ``i``.
+        """
+        name = portfolio or self.name
+        hits, chits = self.hits(), self.consensus_hits()
+        for i in range(1, self.days):
+            yield self.beat(i, name, hits, chits)
+
+    def beat(self, i: int, portfolio: str,
+             hits: NDArray[np.bool_] | None = None,
+             chits: NDArray[np.bool_] | None = None) -> BeatReport:
+        """Beat ``i`` (see :meth:`beats`)."""
+        hits = self.hits() if hits is None else hits
+        chits = self.consensus_hits() if chits is None else chits
+        breaches = {a: tuple(bool(hits[k, i - 1, j]) for k in range(len(self.alphas)))
+                    for j, a in enumerate(self.agents)}
+        breaches[CONSENSUS] = tuple(bool(chits[k, i - 1]) for k in range(len(self.alphas)))
+        as_of = datetime.combine(self.dates[i - 1].astype(object), datetime.min.time(),
+                                 tzinfo=UTC)
+        cons = tuple(
+            Consensus(alpha=a, horizon=1, var=float(self.consensus[k, 0, i]),
+                      es=float(self.consensus[k, 1, i]),
+                      var_interval=(float(self.consensus[k, 2, i]),
+                                    float(self.consensus[k, 3, i])),
+                      es_interval=(float(self.consensus[k, 4, i]),
+                                   float(self.consensus[k, 5, i])),
+                      method="replay", used=self.agents, available=len(self.agents),
+                      total=len(self.agents), as_of=as_of)
+            for k, a in enumerate(self.alphas))
+        return BeatReport(
+            portfolio=portfolio, seq=i, as_of=as_of, realized=float(self.returns[i - 1]),
+            breaches=breaches,
+            log_scores={a: float(self.logscore[i - 1, j]) for j, a in enumerate(self.agents)},
+            forecasts={a: self.forecast(j, i) for j, a in enumerate(self.agents)},
+            consensus=cons)
+
+    # --- files ---------------------------------------------------------------
+
+    def save(self, path: Path) -> Path:
+        """Write the arrays to ``path`` (``.npz``, no pickled objects), atomically."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, dates=self.dates.astype("datetime64[D]").astype(np.int64),
+                 returns=self.returns, alphas=np.array(self.alphas), cols=self.cols,
+                 consensus=self.consensus, logscore=self.logscore,
+                 meta=np.frombuffer(json.dumps({"name": self.name,
+                                                "agents": list(self.agents)}).encode(),
+                                    dtype=np.uint8))
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> BeatHistory:
+        """Read a history written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(bytes(z["meta"]).decode())
+            return cls(name=str(meta["name"]),
+                       dates=z["dates"].astype("datetime64[D]"),
+                       returns=z["returns"], alphas=tuple(float(a) for a in z["alphas"]),
+                       agents=tuple(str(a) for a in meta["agents"]), cols=z["cols"],
+                       consensus=z["consensus"], logscore=z["logscore"])
+
+    @classmethod
+    def from_result(cls, name: str, result: BacktestResult, agents: Sequence[str]
+                    ) -> BeatHistory:
+        """From a backtest with the agents' rows and a ``"consensus"`` row."""
+        def six(row: str, alpha: float) -> FloatArray:
+            s = result.series[row][alpha]
+            return np.stack([s.var, s.es, s.var_lo, s.var_hi, s.es_lo, s.es_hi])
+
+        cols = np.stack([np.stack([six(a, alpha) for a in agents], axis=-1)
+                         for alpha in result.alphas])
+        cons = np.stack([six(CONSENSUS, alpha) for alpha in result.alphas])
+        dates = np.asarray(result.dates, dtype="datetime64[D]")
+        return cls(name, dates, np.asarray(result.returns, dtype=np.float64),
+                   tuple(result.alphas), tuple(agents), cols, cons,
+                   np.column_stack([result.logscore[a] for a in agents]))
+
+
+def cached_history(
+    data: str = "sp500",
+    *,
+    last: int = 2500,
+    window: int = 1000,
+    refit_every: int = 20,
+    alphas: Sequence[float] = (0.99, 0.975),
+    seed: int = 0,
+    workers: int = 1,
+    agents: Sequence[str] | None = None,
+    cache: Path | None = None,
+) -> BeatHistory:
+    """The backtest of the default swarm (plus its consensus row) on a bundled series, cached.
+
+    Parameters mirror ``swarmvar backtest``; the file name hashes all of
+    them, so a changed setting never reads a stale file.
+    """
+    from ..data import load
+    from ..models import DEFAULT_AGENTS, agent_class
+    from ..swarm.consensus import SWARM_POLICY
+    from ..validation import backtest
+
+    names = tuple(agents or DEFAULT_AGENTS)
+    key = json.dumps([data, last, window, refit_every, list(alphas), seed, list(names)])
+    folder = cache or Path(os.environ.get(CACHE_ENV, DEFAULT_CACHE))
+    path = folder / f"{data}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+    if path.exists():
+        return BeatHistory.load(path)
+    series = load(data)
+    series = series.iloc[-(last + window):]
+    result = backtest(series, [agent_class(n)() for n in names], window=window,
+                      refit_every=refit_every, alphas=alphas, baseline=None, seed=seed,
+                      progress=False, consensus={CONSENSUS: SWARM_POLICY}, n_sim=10,
+                      workers=workers)
+    history = BeatHistory.from_result(data, result, names)
+    history.save(path)
+    return history

@@ -1,0 +1,219 @@
+"""A beat's anomaly signals: what the arbiter reads from a :class:`~swarmvar.types.BeatReport`.
+
+Per agent: its VaR breaches at each level, the drift of its trailing
+breach rate (an exponentially weighted rate's z-score against ``1 - α``:
+the tail of the PIT at the levels the beat reports), its trailing log score
+against the swarm's median, whether its VaR lies outside the others'
+credible intervals (below the lowest lower bound or above the highest
+upper bound of the others), and whether it was rejected, missing or failed its
+convergence diagnostics. For the swarm: the consensus's breaches and
+breach-rate drift, the regime probability and lateness. The trailing
+quantities live in a small frozen :class:`SignalMemory`, so reading a beat
+is a pure function ``(memory, report) -> (memory, signals)``.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ..errors import InvalidSignal
+from ..types import BeatReport
+from .history import CONSENSUS
+from .threat import FEATURES
+
+
+@dataclass(frozen=True)
+class SignalConfig:
+    """How signals are read: EWMA spans (beats) and the anomaly cut-offs."""
+
+    coverage_span: float = 250.0
+    score_span: float = 60.0
+    coverage_z: float = 2.0
+    score_gap: float = 0.10
+    regime: float = 0.5
+    max_rhat: float = 1.01
+    min_ess: float = 400.0
+
+
+@dataclass(frozen=True)
+class AgentMemory:
+    """An agent's exponentially weighted breach rates (one per level) and log score."""
+
+    rates: tuple[float, ...]
+    score: float | None = None
+
+
+@dataclass(frozen=True)
+class SignalMemory:
+    """Trailing state per agent (and ``"consensus"``) of one portfolio."""
+
+    alphas: tuple[float, ...] = ()
+    agents: Mapping[str, AgentMemory] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AgentSignals:
+    """One agent's signals at one beat."""
+
+    agent: str
+    breaches: tuple[bool, ...]
+    coverage_z: tuple[float, ...]
+    score_gap: float
+    outside_low: bool
+    outside_high: bool
+    failed: bool
+    drifting: bool
+    lagging: bool
+
+    @property
+    def anomalies(self) -> int:
+        """Anomaly count: breaches + coverage drift + outside + score lag + failure."""
+        return (sum(self.breaches) + int(self.drifting) + int(self.outside_low or
+                                                              self.outside_high)
+                + int(self.lagging) + int(self.failed))
+
+    def to_json(self) -> dict[str, object]:
+        return {"agent": self.agent, "breaches": list(self.breaches),
+                "coverage_z": list(self.coverage_z), "score_gap": self.score_gap,
+                "outside_low": self.outside_low, "outside_high": self.outside_high,
+                "failed": self.failed, "anomalies": self.anomalies}
+
+
+@dataclass(frozen=True)
+class BeatSignals:
+    """Everything the cores read at one beat; ``features`` is ordered as
+    :data:`~swarmvar.arbiter.threat.FEATURES`."""
+
+    portfolio: str
+    seq: int
+    as_of_s: float
+    agents: tuple[AgentSignals, ...]
+    consensus_breaches: tuple[bool, ...]
+    consensus_z: tuple[float, ...]
+    regime: float
+    late: bool
+    features: tuple[float, ...]
+
+    @property
+    def anomalies(self) -> int:
+        return int(self.features[0])
+
+    def agent(self, name: str) -> AgentSignals:
+        for a in self.agents:
+            if a.agent == name:
+                return a
+        raise KeyError(name)
+
+
+def _z(rate: float, p: float, lam: float) -> float:
+    sd = math.sqrt(p * (1.0 - p) * (1.0 - lam) / (1.0 + lam))
+    return (rate - p) / sd
+
+
+def _finite(what: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidSignal(f"{what} is {value!r}; beat signals must be finite numbers")
+    return float(value)
+
+
+def read_beat(memory: SignalMemory, report: BeatReport, config: SignalConfig = SignalConfig()
+              ) -> tuple[SignalMemory, BeatSignals]:
+    """This beat's signals and the memory updated by it.
+
+    Raises
+    ------
+    InvalidSignal
+        A non-finite return, VaR, interval, log score or regime probability;
+        breach flags of the wrong length; no consensus levels.
+    """
+    if not isinstance(report, BeatReport):
+        raise InvalidSignal(f"the arbiter observes BeatReport objects, not {type(report).__name__}")
+    _finite("the realized return", report.realized)
+    regime = _finite("regime_probability", report.regime_probability)
+    if not 0.0 <= regime <= 1.0:
+        raise InvalidSignal(f"regime_probability {regime} is outside [0, 1]")
+    alphas = tuple(c.alpha for c in report.consensus)
+    if not alphas:
+        raise InvalidSignal(f"beat {report.seq} of {report.portfolio} has no consensus levels")
+    if memory.alphas and memory.alphas != alphas:
+        raise InvalidSignal(f"beat {report.seq} has levels {alphas}; earlier beats had "
+                            f"{memory.alphas}")
+    lam_c = 1.0 - 1.0 / config.coverage_span
+    lam_s = 1.0 - 1.0 / config.score_span
+    names = sorted(set(report.forecasts) | set(report.rejected) | set(report.log_scores)
+                   | {a for a in report.breaches if a != CONSENSUS} | {
+                       a for a in memory.agents if a != CONSENSUS})
+    new: dict[str, AgentMemory] = {}
+
+    def absorb(name: str, flags: tuple[bool, ...]) -> tuple[float, ...]:
+        if len(flags) not in (0, len(alphas)):
+            raise InvalidSignal(f"breaches of {name} hold {len(flags)} flags; the beat has "
+                                f"{len(alphas)} levels")
+        old = memory.agents.get(name)
+        rates = old.rates if old is not None else tuple(1.0 - a for a in alphas)
+        if flags:
+            rates = tuple(lam_c * r + (1.0 - lam_c) * float(f) for r, f in zip(
+                rates, flags, strict=True))
+        new[name] = AgentMemory(rates, old.score if old is not None else None)
+        return tuple(_z(r, 1.0 - a, lam_c) for r, a in zip(rates, alphas, strict=True))
+
+    # scores first: the swarm's median needs every agent's
+    for name in names:
+        ls = report.log_scores.get(name)
+        if ls is not None:
+            _finite(f"the log score of {name}", ls)
+    level0 = alphas[0]
+    points: dict[str, tuple[float, float, float]] = {}
+    for name, fc in report.forecasts.items():
+        try:
+            m = fc.at(level0)
+        except KeyError as exc:
+            raise InvalidSignal(f"the forecast of {name} has no level {level0:g}") from exc
+        for v in (m.var, m.es, *m.var_interval):
+            _finite(f"the forecast of {name}", v)
+        points[name] = (m.var, m.var_interval[0], m.var_interval[1])
+
+    zs = {name: absorb(name, tuple(report.breaches.get(name, ()))) for name in names}
+    cz = absorb(CONSENSUS, tuple(report.breaches.get(CONSENSUS, ())))
+    for name in names:
+        ls = report.log_scores.get(name)
+        if ls is not None:
+            prev = new[name].score
+            score = float(ls) if prev is None else lam_s * prev + (1.0 - lam_s) * float(ls)
+            new[name] = AgentMemory(new[name].rates, score)
+    scored = [m.score for n, m in new.items() if n != CONSENSUS and m.score is not None]
+    median_score = statistics.median(scored) if scored else 0.0
+
+    agents = []
+    for name in names:
+        flags = tuple(bool(b) for b in report.breaches.get(name, ()))
+        others = [p for n, p in points.items() if n != name]
+        low = high = False
+        if name in points and others:
+            lo = min(o[1] for o in others)
+            hi = max(o[2] for o in others)
+            low, high = points[name][0] < lo, points[name][0] > hi
+        d = report.diagnostics.get(name)
+        bad_fit = d is not None and d.max_rhat is not None and (
+            d.max_rhat > config.max_rhat or (d.min_ess or math.inf) < config.min_ess)
+        failed = name in report.rejected or name not in report.forecasts or bad_fit
+        own = new[name].score
+        gap = 0.0 if own is None else own - median_score
+        agents.append(AgentSignals(
+            name, flags, zs[name], gap, low, high, failed,
+            drifting=max(zs[name]) > config.coverage_z, lagging=gap < -config.score_gap))
+    cflags = tuple(bool(b) for b in report.breaches.get(CONSENSUS, ()))
+    total = (sum(a.anomalies for a in agents) + sum(cflags) + int(regime > config.regime)
+             + int(report.late))
+    features = (
+        float(total), float(sum(cflags)), float(sum(sum(a.breaches) for a in agents)),
+        float(sum(a.drifting for a in agents)), min(5.0, max(-3.0, max(cz))),
+        float(sum(a.outside_low or a.outside_high for a in agents)),
+        float(sum(a.lagging for a in agents)), float(sum(a.failed for a in agents)), regime)
+    assert len(features) == len(FEATURES)
+    signals = BeatSignals(report.portfolio, report.seq, report.as_of.timestamp(), tuple(agents),
+                          cflags, cz, regime, report.late, features)
+    return SignalMemory(alphas, new), signals

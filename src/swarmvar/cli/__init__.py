@@ -23,6 +23,8 @@ _COMMANDS: dict[str, tuple[str, str, bool]] = {
     "backtest": (".backtest", "backtest_command", False),
     "ledger": (".ledger", "app", True),
     "variants": (".variants", "app", True),
+    "serve": (".serve", "serve", False),
+    "keys": (".keys", "app", True),
 }
 
 _app: typer.Typer | None = None

@@ -1,0 +1,85 @@
+"""``swarmvar serve``: the HTTP API, live dashboard and ``/metrics`` under uvicorn."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+
+def _log_config(level: str) -> dict[str, Any]:
+    """uvicorn's own loggers as JSON lines too (its access log is off: the app logs requests)."""
+    return {
+        "version": 1, "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "swarmvar.service.middleware.JsonLines"}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json",
+                                "stream": "ext://sys.stderr"}},
+        "loggers": {"uvicorn": {"handlers": ["stderr"], "level": level.upper(),
+                                "propagate": False},
+                    "uvicorn.error": {"level": level.upper()}},
+    }
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on (0.0.0.0 in a container)")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port (the API, dashboard and /metrics)")] = 8000,
+    home: Annotated[Path, typer.Option(help="data directory")] = Path(".swarmvar"),
+    db: Annotated[str | None, typer.Option(
+        help="postgresql://... URL of a ledger and evolution database shared by replicas "
+             "(default: SQLite files under --home)", envvar="SWARMVAR_DB")] = None,
+    keys: Annotated[Path | None, typer.Option(
+        "--keys", help="API key file (default <home>/api-keys.json)",
+        envvar="SWARMVAR_KEYS")] = None,
+    workers: Annotated[int, typer.Option(help="worker processes")] = 1,
+    certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM)")] = None,
+    keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM)")] = None,
+    agents: Annotated[str, typer.Option(help="each new portfolio's agents, comma-separated")]
+    = "NormalInverseGamma,BayesianBootstrap",
+    alpha: Annotated[str, typer.Option(help="confidence levels, comma-separated")]
+    = "0.99,0.975",
+    max_body: Annotated[int, typer.Option(help="largest request body, bytes (else 413)")]
+    = 1 << 20,
+    seed: Annotated[int, typer.Option(help="base random seed of the beats")] = 0,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+) -> None:
+    """Serve the HTTP API (/v1, OpenAPI at /docs), the live dashboard and Prometheus /metrics."""
+    import uvicorn
+
+    from ..service.config import CONFIG_ENV, ServiceConfig
+    from ..service.keys import KeyFile
+
+    if (certfile is None) != (keyfile is None):
+        raise typer.BadParameter("TLS needs both --certfile and --keyfile")
+    for p in (certfile, keyfile):
+        if p is not None and not p.is_file():
+            raise typer.BadParameter(f"no such file: {p}")
+    if workers < 1 or not 0 < port < 65536 or max_body < 1:
+        raise typer.BadParameter("--workers >= 1, 0 < --port < 65536 and --max-body >= 1")
+    try:
+        levels = tuple(float(a) for a in alpha.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"--alpha {alpha!r}: comma-separated numbers") from None
+    if not all(0.5 < a < 1 for a in levels):
+        raise typer.BadParameter(f"--alpha {alpha!r}: levels in (0.5, 1)")
+    if db is not None and not db.startswith(("postgresql://", "postgres://")):
+        raise typer.BadParameter(f"--db {db!r}: a postgresql:// URL")
+    cfg = ServiceConfig(home=home, db=db, keys=keys, agents=tuple(agents.split(",")),
+                        alphas=levels, seed=seed, max_body=max_body)
+    home.mkdir(parents=True, exist_ok=True)
+    if not KeyFile(cfg.key_file).list():
+        typer.echo(f"warning: no API keys in {cfg.key_file}; create one with "
+                   "`swarmvar keys create --role admin`", err=True)
+    os.environ[CONFIG_ENV] = cfg.to_env()
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        mp = home / "prometheus"
+        shutil.rmtree(mp, ignore_errors=True)
+        mp.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(mp)
+    uvicorn.run("swarmvar.service.app:app_from_env", factory=True, host=host, port=port,
+                workers=workers, ssl_certfile=None if certfile is None else str(certfile),
+                ssl_keyfile=None if keyfile is None else str(keyfile), access_log=False,
+                log_config=_log_config(log_level), timeout_graceful_shutdown=5)

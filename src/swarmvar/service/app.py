@@ -1,0 +1,173 @@
+"""The FastAPI application: wiring of desk, keys, metrics, middleware and routes.
+
+``create_app(config)`` builds one app; ``app_from_env()`` is the factory
+uvicorn workers call (the configuration travels in ``SWARMVAR_SERVICE_CONFIG``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from ..errors import (
+    ConflictingInput,
+    Forbidden,
+    LedgerCorrupted,
+    RateLimited,
+    SwarmVarError,
+    Unauthenticated,
+)
+from ..ledger import Ledger
+from .auth import RateLimit
+from .config import ServiceConfig
+from .desk import Desk
+from .keys import KeyFile
+from .metrics import Metrics
+from .middleware import LOGGER, RequestContext, configure_logging
+
+_TITLE = "swarmvar"
+_DESCRIPTION = (
+    "Bayesian Value-at-Risk from a swarm of model agents: ingest returns, read the "
+    "consensus VaR/ES with credible intervals, each agent's view and the arbiter's "
+    "decisions, and audit everything in a tamper-evident ledger. Authenticate with an "
+    "API key in the `X-API-Key` header (roles: reader < writer < admin)."
+)
+
+
+def _status(exc: SwarmVarError) -> int:
+    if isinstance(exc, Unauthenticated):
+        return 401
+    if isinstance(exc, Forbidden):
+        return 403
+    if isinstance(exc, RateLimited):
+        return 429
+    if isinstance(exc, ConflictingInput):
+        return 409
+    if isinstance(exc, LookupError):
+        return 404
+    if isinstance(exc, LedgerCorrupted):
+        return 500
+    if isinstance(exc, (ValueError, TypeError)):
+        return 422
+    return 503
+
+
+def error_response(request: Request, status: int, kind: str, message: str,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    rid = request.scope.get("state", {}).get("request_id", "")
+    return JSONResponse({"error": {"type": kind, "status": status, "message": message,
+                                   "request_id": rid}}, status_code=status, headers=headers)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for e in exc.errors()[:10]:
+        where = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"
+        parts.append(f"{where}: {e.get('msg', 'invalid')}")
+    return "invalid request: " + "; ".join(parts)
+
+
+def _install_errors(app: FastAPI) -> None:
+    log = logging.getLogger(LOGGER)
+
+    @app.exception_handler(SwarmVarError)
+    async def swarmvar_error(request: Request, exc: SwarmVarError) -> JSONResponse:
+        status = _status(exc)
+        headers = {"WWW-Authenticate": "ApiKey"} if status == 401 else None
+        if status == 429:
+            headers = {"Retry-After": "1"}
+        return error_response(request, status, type(exc).__name__, str(exc), headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(request, 422, "InvalidRequest", _validation_message(exc))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        kind = {404: "NotFound", 405: "MethodNotAllowed", 413: "PayloadTooLarge",
+                400: "BadRequest"}.get(exc.status_code, "HTTPError")
+        return error_response(request, exc.status_code, kind, str(exc.detail),
+                              dict(exc.headers) if exc.headers else None)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error", exc_info=exc, extra={"fields": {
+            "request_id": request.scope.get("state", {}).get("request_id")}})
+        return error_response(request, 500, "InternalError",
+                              "internal error; the request id is in the server's log")
+
+
+def open_ledger(config: ServiceConfig) -> Ledger:
+    """The shared ledger: PostgreSQL when ``config.db`` is a URL, else ``<home>/ledger.sqlite``."""
+    if config.db:
+        from ..ledger import open_ledger as open_url  # type: ignore[attr-defined]
+
+        return open_url(config.db, home=config.home)  # type: ignore[no-any-return]
+    return Ledger.open(config.home)
+
+
+def create_app(config: ServiceConfig | None = None, *, desk: Desk | None = None) -> FastAPI:
+    """The service for ``config`` (default: ``./.swarmvar``, SQLite, default swarm)."""
+    from . import dashboard, routes_ledger, routes_risk
+
+    cfg = config or ServiceConfig()
+    metrics = Metrics()
+    own_desk = desk is None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if app.state.desk is None:
+            app.state.desk = _make_desk(cfg, metrics)
+        metrics.ledger_entries.set(app.state.desk.ledger_size)
+        yield
+        if own_desk and app.state.desk is not None:
+            app.state.desk.ledger.close()
+
+    app = FastAPI(title=_TITLE, description=_DESCRIPTION, version="1", lifespan=lifespan,
+                  docs_url="/docs", openapi_url="/openapi.json", redoc_url=None)
+    app.state.config = cfg
+    app.state.metrics = metrics
+    app.state.keys = KeyFile(cfg.key_file)
+    app.state.limits = RateLimit()
+    app.state.desk = desk
+    if desk is not None:
+        _watch(desk, metrics)
+    _install_errors(app)
+    app.include_router(routes_risk.router)
+    app.include_router(routes_ledger.router)
+    app.include_router(dashboard.router)
+    app.add_middleware(RequestContext, metrics=metrics, max_body=cfg.max_body)
+    return app
+
+
+def _make_desk(cfg: ServiceConfig, metrics: Metrics) -> Desk:
+    desk = Desk(open_ledger(cfg), cfg.home, agents=cfg.agents, alphas=cfg.alphas,
+                horizon=cfg.horizon, seed=cfg.seed, observers=_observers())
+    _watch(desk, metrics)
+    return desk
+
+
+def _watch(desk: Desk, metrics: Metrics) -> None:
+    def on_report(report: Any, decisions: Any) -> None:
+        metrics.observe_beat(report, decisions)
+        metrics.ledger_entries.set(desk.ledger_size)
+
+    desk.watch(on_report)
+
+
+def _observers() -> tuple[Any, ...]:
+    """The arbiter, when the runtime provides one (its decisions are recorded with the beat)."""
+    return ()
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn workers: the configuration from ``SWARMVAR_SERVICE_CONFIG``."""
+    configure_logging()
+    return create_app(ServiceConfig.from_env())

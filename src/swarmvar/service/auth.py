@@ -1,0 +1,91 @@
+"""Authentication and authorization as FastAPI dependencies, with per-key rate limits."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
+
+from ..errors import Forbidden, RateLimited, Unauthenticated
+from .keys import ApiKey, KeyFile, Role
+
+_header = APIKeyHeader(name="X-API-Key", auto_error=False,
+                       description="An API key from `swarmvar keys create`.")
+_bearer = HTTPBearer(auto_error=False, description="The API key as a bearer token.")
+_query = APIKeyQuery(name="key", auto_error=False,
+                     description="The API key (event streams only: browsers cannot set "
+                                 "headers on EventSource).")
+
+
+class RateLimit:
+    """Token buckets per key id: ``rate`` tokens a second up to ``burst`` (thread-safe).
+
+    Per process: with N workers or replicas a key may reach N times its rate.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, key: ApiKey) -> None:
+        if key.rate <= 0:
+            return
+        now = self._clock()
+        with self._lock:
+            tokens, last = self._buckets.get(key.id, (float(key.burst), now))
+            tokens = min(float(key.burst), tokens + (now - last) * key.rate)
+            if tokens < 1.0:
+                self._buckets[key.id] = (tokens, now)
+                wait = (1.0 - tokens) / key.rate
+                raise RateLimited(f"API key {key.id} is limited to {key.rate:g} requests/s "
+                                  f"(burst {key.burst}); retry in {wait:.2f} s")
+            self._buckets[key.id] = (tokens - 1.0, now)
+
+
+def _presented(request: Request, header: str | None, bearer: HTTPAuthorizationCredentials | None,
+               query: str | None, allow_query: bool) -> str:
+    if header:
+        return header
+    if bearer is not None and bearer.credentials:
+        return bearer.credentials
+    if allow_query and query:
+        return query
+    raise Unauthenticated("no API key: send it in the X-API-Key header "
+                          "(or as Authorization: Bearer <key>)")
+
+
+def _admit(request: Request, presented: str, role: Role) -> ApiKey:
+    keys: KeyFile = request.app.state.keys
+    key = keys.check(presented)
+    request.state.key_id = key.id
+    if not key.role.allows(role):
+        raise Forbidden(f"API key {key.id} has role {key.role.value}; this route needs "
+                        f"{role.value} or above")
+    request.app.state.limits.take(key)
+    return key
+
+
+def require(role: Role, *, allow_query: bool = False) -> Callable[..., ApiKey]:
+    """A dependency admitting keys of ``role`` or above; 401 without a valid key, 403 below it."""
+    if allow_query:
+        def with_query(request: Request, header: str | None = Depends(_header),
+                       bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
+                       query: str | None = Depends(_query)) -> ApiKey:
+            return _admit(request, _presented(request, header, bearer, query, True), role)
+        return with_query
+
+    def dependency(request: Request, header: str | None = Depends(_header),
+                   bearer: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> ApiKey:
+        return _admit(request, _presented(request, header, bearer, None, False), role)
+
+    return dependency
+
+
+reader = require(Role.READER)
+writer = require(Role.WRITER)
+admin = require(Role.ADMIN)
+stream_reader = require(Role.READER, allow_query=True)

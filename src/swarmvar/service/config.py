@@ -1,0 +1,57 @@
+"""How a service process is configured: one frozen value, passable to worker processes."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+#: Environment variable carrying the configuration to uvicorn worker processes.
+CONFIG_ENV = "SWARMVAR_SERVICE_CONFIG"
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Settings of ``swarmvar serve``.
+
+    Attributes
+    ----------
+    home : data directory (agents' signing keys; the SQLite ledger unless ``db`` is set).
+    db : ``postgresql://...`` URL of a shared ledger and evolution database, or None.
+    keys : API key file (default ``<home>/api-keys.json``).
+    agents, alphas, horizon, seed : the swarm each new portfolio gets.
+    max_body : largest request body accepted, bytes (larger: 413).
+    """
+
+    home: Path = Path(".swarmvar")
+    db: str | None = None
+    keys: Path | None = None
+    agents: tuple[str, ...] = ("NormalInverseGamma", "BayesianBootstrap")
+    alphas: tuple[float, ...] = (0.99, 0.975)
+    horizon: int = 1
+    seed: int = 0
+    max_body: int = 1 << 20
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def key_file(self) -> Path:
+        return self.keys if self.keys is not None else self.home / "api-keys.json"
+
+    def to_env(self) -> str:
+        d = asdict(self)
+        d["home"] = str(self.home)
+        d["keys"] = None if self.keys is None else str(self.keys)
+        return json.dumps(d)
+
+    @classmethod
+    def from_env(cls) -> ServiceConfig:
+        raw = os.environ.get(CONFIG_ENV)
+        if not raw:
+            return cls()
+        d = json.loads(raw)
+        return cls(home=Path(d["home"]), db=d["db"],
+                   keys=None if d["keys"] is None else Path(d["keys"]),
+                   agents=tuple(d["agents"]), alphas=tuple(d["alphas"]),
+                   horizon=int(d["horizon"]), seed=int(d["seed"]),
+                   max_body=int(d["max_body"]), extra=dict(d.get("extra", {})))

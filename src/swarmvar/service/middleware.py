@@ -1,0 +1,134 @@
+"""ASGI middleware: request ids, JSON-lines access logs, HTTP metrics, request size limit.
+
+One pure ASGI class (no per-request task switching, unlike BaseHTTPMiddleware),
+outside the routing, so it sees every request including refused ones.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.exceptions import HTTPException
+
+from .metrics import Metrics
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+LOGGER = "swarmvar.service"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}\Z")
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and the record's ``fields``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(), "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        out.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+def configure_logging(level: str = "info") -> None:
+    """Send the service's logs to stderr as JSON lines (idempotent)."""
+    log = logging.getLogger(LOGGER)
+    if not any(isinstance(h.formatter, JsonLines) for h in log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonLines())
+        log.addHandler(handler)
+    log.setLevel(level.upper())
+    log.propagate = False
+
+
+class RequestContext:
+    """Request id (``X-Request-ID``, given or made), size limit, access log, HTTP metrics."""
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body: int):
+        self.app = app
+        self.metrics = metrics
+        self.max_body = max_body
+        self.log = logging.getLogger(LOGGER)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
+        rid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        status = 500
+        start = time.perf_counter()
+        self.metrics.in_flight.inc()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            length = headers.get(b"content-length")
+            if length is not None and (not length.isdigit() or int(length) > self.max_body):
+                await self._too_large(scope, send_with_id)
+                return
+            await self.app(scope, self._counting(receive), send_with_id)
+        finally:
+            self.metrics.in_flight.dec()
+            elapsed = time.perf_counter() - start
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "<unmatched>"
+            method = scope["method"]
+            self.metrics.requests.labels(method, template, str(status)).inc()
+            self.metrics.latency.labels(method, template).observe(elapsed)
+            self.log.info("request", extra={"fields": {
+                "request_id": rid, "method": method, "path": scope["path"], "route": template,
+                "status": status, "duration_ms": round(1000 * elapsed, 3),
+                "key_id": scope["state"].get("key_id"),
+                "client": (scope.get("client") or ("", 0))[0]}})
+
+    def _counting(self, receive: Receive) -> Receive:
+        seen = 0
+        limit = self.max_body
+
+        async def wrapped() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise HTTPException(413, f"request body over {limit} bytes; send less "
+                                             "(split a batch) or raise --max-body")
+            return message
+
+        return wrapped
+
+    async def _too_large(self, scope: Scope, send: Send) -> None:
+        body = json.dumps({"error": {
+            "type": "PayloadTooLarge", "status": 413,
+            "message": f"request body over {self.max_body} bytes (Content-Length); send less "
+                       "(split a batch) or raise --max-body",
+            "request_id": scope["state"]["request_id"]}}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,177 @@
+"""Routes of the ledger (entries, proofs, signed head, verification), the variants
+(list; promote and roll back for admins), health and metrics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from ..errors import InvalidParameter
+from ..ledger import Ledger
+from .auth import admin, reader
+from .desk import Desk
+from .keys import ApiKey
+from .metrics import CONTENT_TYPE
+from .routes_risk import _ERRORS
+from .schemas import EntryOut, Health, VariantOut, VerificationOut
+
+router = APIRouter(responses=_ERRORS)
+_MAX_PAGE = 1000
+
+
+def _desk(request: Request) -> Desk:
+    desk: Desk = request.app.state.desk
+    return desk
+
+
+def _ledger(request: Request) -> Ledger:
+    return _desk(request).ledger
+
+
+def _in_range(what: str, value: int, size: int) -> None:
+    if not 0 <= value < size:
+        raise InvalidParameter(f"{what} {value} is outside the ledger (0..{size - 1})")
+
+
+@router.get("/v1/ledger/entries", response_model=list[EntryOut], tags=["ledger"])
+def entries(request: Request, key: ApiKey = Depends(reader),
+            start: Annotated[int, Query(ge=0)] = 0,
+            limit: Annotated[int, Query(ge=1, le=_MAX_PAGE)] = 100) -> list[dict[str, Any]]:
+    """Ledger entries ``start .. start + limit - 1`` (hashes as hex)."""
+    led = _ledger(request)
+    return [e.to_dict() for e in led.entries(start, min(start + limit, led.size))]
+
+
+@router.get("/v1/ledger/entries/{index}", response_model=EntryOut, tags=["ledger"])
+def entry(index: int, request: Request, key: ApiKey = Depends(reader)) -> dict[str, Any]:
+    """One entry by index (negative counts from the end)."""
+    led = _ledger(request)
+    size = led.size
+    _in_range("entry", index + size if index < 0 else index, size)
+    return led.entry(index).to_dict()
+
+
+@router.get("/v1/ledger/head", tags=["ledger"])
+def head(request: Request, key: ApiKey = Depends(reader)) -> dict[str, Any]:
+    """The signed tree head: size, Merkle root, timestamp, Ed25519 public key and signature."""
+    return _ledger(request).signed_head().to_dict()
+
+
+@router.get("/v1/ledger/proofs/inclusion", tags=["ledger"])
+def inclusion(request: Request, index: Annotated[int, Query(ge=0)],
+              key: ApiKey = Depends(reader),
+              size: Annotated[int | None, Query(ge=1)] = None) -> dict[str, Any]:
+    """RFC 6962 inclusion proof of entry ``index`` in the tree of ``size`` entries."""
+    led = _ledger(request)
+    n = led.size if size is None else size
+    if n > led.size:
+        raise InvalidParameter(f"size {n} is beyond the ledger's {led.size} entries")
+    _in_range("index", index, n)
+    return led.inclusion_proof(index, n).to_dict()
+
+
+@router.get("/v1/ledger/proofs/consistency", tags=["ledger"])
+def consistency(request: Request, first: Annotated[int, Query(ge=1)],
+                key: ApiKey = Depends(reader),
+                second: Annotated[int | None, Query(ge=1)] = None) -> dict[str, Any]:
+    """RFC 6962 consistency proof between the trees of ``first`` and ``second`` entries."""
+    led = _ledger(request)
+    n = led.size if second is None else second
+    if not first <= n <= led.size:
+        raise InvalidParameter(f"need 1 <= first <= second <= {led.size}, got {first}, {n}")
+    return led.consistency_proof(first, n).to_dict()
+
+
+@router.post("/v1/ledger/verify", response_model=VerificationOut, tags=["ledger"])
+def verify(request: Request, key: ApiKey = Depends(reader)) -> VerificationOut:
+    """Recompute every hash and the Merkle root; say where the chain breaks, if it does."""
+    v = _ledger(request).verify_chain(processes=1)
+    if v.ok:
+        request.app.state.metrics.ledger_verified.set(time.time())
+    return VerificationOut(ok=v.ok, size=v.size, first_bad=v.first_bad, reason=v.reason,
+                           root=None if v.root is None else v.root.hex())
+
+
+# --- variants -----------------------------------------------------------------
+
+
+@contextmanager
+def _evolution(request: Request) -> Iterator[Any]:
+    from ..evolution import open_home
+
+    cfg = request.app.state.config
+    home = open_home(cfg.db or cfg.home)
+    try:
+        yield home
+    finally:
+        home.close()
+
+
+def _variant(v: Any) -> VariantOut:
+    return VariantOut(id=v.id, agent_class=v.agent_class, status=v.status.value,
+                      version=v.version, parameters=dict(v.parameters),
+                      description=v.description)
+
+
+@router.get("/v1/variants", response_model=list[VariantOut], tags=["variants"])
+def list_variants(request: Request, key: ApiKey = Depends(reader)) -> list[VariantOut]:
+    """Every model variant with its lifecycle status, oldest first."""
+    with _evolution(request) as h:
+        return [_variant(v) for v in h.variants.list()]
+
+
+@router.post("/v1/variants/{variant_id}/promote", response_model=VariantOut, tags=["variants"])
+def promote(variant_id: str, request: Request, key: ApiKey = Depends(admin)) -> VariantOut:
+    """Make a variant the active one of its class (admins); recorded in the ledger."""
+    with _evolution(request) as h:
+        v = h.variants.promote(h.variants.get(variant_id), now=time.time())
+    _desk(request).note("variant.promote", {"variant": v.id, "agent_class": v.agent_class,
+                                            "key_id": key.id,
+                                            "request_id": request.state.request_id})
+    return _variant(v)
+
+
+@router.post("/v1/variants/{variant_id}/rollback", response_model=VariantOut,
+             tags=["variants"])
+def rollback(variant_id: str, request: Request, key: ApiKey = Depends(admin)) -> VariantOut:
+    """Roll a canary or active variant back (admins); its predecessor returns."""
+    with _evolution(request) as h:
+        rolled, back = h.variants.roll_back(h.variants.get(variant_id), now=time.time())
+    _desk(request).note("variant.rollback", {
+        "variant": rolled.id, "reinstated": None if back is None else back.id,
+        "key_id": key.id, "request_id": request.state.request_id})
+    return _variant(rolled)
+
+
+# --- operations ---------------------------------------------------------------
+
+
+@router.get("/healthz", response_model=Health, tags=["operations"])
+def healthz() -> Health:
+    """Liveness: the process serves requests."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Health, tags=["operations"],
+            responses={503: {"model": Health}})
+def readyz(request: Request, response: Response) -> Health:
+    """Readiness: the ledger answers."""
+    try:
+        size = _ledger(request).size
+    except Exception as exc:  # any storage failure means: not ready
+        response.status_code = 503
+        return Health(status="unavailable", detail=str(exc))
+    return Health(status="ok", detail=f"ledger has {size} entries")
+
+
+@router.get("/metrics", tags=["operations"], response_class=Response,
+            responses={200: {"content": {CONTENT_TYPE: {}}}})
+def metrics(request: Request) -> Response:
+    """Prometheus text exposition (all worker processes in multiprocess mode)."""
+    m = request.app.state.metrics
+    m.ledger_entries.set(_desk(request).ledger_size)
+    return Response(m.exposition(), media_type=CONTENT_TYPE)

@@ -1,0 +1,207 @@
+"""Routes of portfolios and their risk: create, list, ingest, VaR/ES, agents, decisions,
+rolling backtest, history (JSON or CSV), live events. Parse, call the desk, serialize."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from sse_starlette.sse import EventSourceResponse
+
+from .auth import reader, stream_reader, writer
+from .desk import BeatPoint, Desk, PortfolioInfo
+from .keys import ApiKey
+from .schemas import (
+    AgentOut,
+    BacktestOut,
+    DecisionOut,
+    ErrorOut,
+    IngestedOut,
+    IngestOut,
+    LevelOut,
+    LevelStatsOut,
+    PointOut,
+    PortfolioIn,
+    PortfolioOut,
+    ReturnBatch,
+    ReturnIn,
+    RiskOut,
+)
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorOut, "description": text} for code, text in {
+        401: "No valid API key", 403: "The key's role may not use this route",
+        404: "Unknown portfolio", 409: "Conflicts with what is recorded",
+        413: "Request body too large", 422: "Invalid request", 429: "Rate limit exceeded",
+    }.items()
+}
+
+router = APIRouter(prefix="/v1", responses=_ERRORS)
+Name = Annotated[str, Path(min_length=1, max_length=64, description="Portfolio name")]
+
+
+def _desk(request: Request) -> Desk:
+    desk: Desk = request.app.state.desk
+    return desk
+
+
+def _portfolio(p: PortfolioInfo) -> PortfolioOut:
+    return PortfolioOut(name=p.name, agents=list(p.agents), alphas=list(p.alphas),
+                        horizon=p.horizon, beats=p.beats, last_date=p.last_date.isoformat(),
+                        created_by=p.created_by)
+
+
+def _point(p: BeatPoint) -> PointOut:
+    return PointOut(seq=p.seq, date=p.as_of.isoformat(), realized=p.realized,
+                    alphas=list(p.alphas), var=list(p.var), es=list(p.es),
+                    var_interval=list(p.var_interval), es_interval=list(p.es_interval),
+                    breaches=list(p.breaches))
+
+
+@router.get("/portfolios", response_model=list[PortfolioOut], tags=["portfolios"])
+def list_portfolios(request: Request, key: ApiKey = Depends(reader)) -> list[PortfolioOut]:
+    """Every portfolio this service runs."""
+    return [_portfolio(p) for p in _desk(request).portfolios()]
+
+
+@router.post("/portfolios", response_model=PortfolioOut, status_code=201, tags=["portfolios"])
+def create_portfolio(body: PortfolioIn, request: Request,
+                     key: ApiKey = Depends(writer)) -> PortfolioOut:
+    """Create a portfolio: its swarm is fitted on ``history`` (at least 20 dated returns)."""
+    info = _desk(request).create(body.name, [h.dated() for h in body.history], key_id=key.id,
+                                 request_id=request.state.request_id, agents=body.agents)
+    return _portfolio(info)
+
+
+@router.get("/portfolios/{name}", response_model=PortfolioOut, tags=["portfolios"])
+def get_portfolio(name: Name, request: Request, key: ApiKey = Depends(reader)) -> PortfolioOut:
+    """One portfolio: its agents, levels, beats and last date."""
+    return _portfolio(_desk(request).info(name))
+
+
+@router.post("/portfolios/{name}/returns", response_model=IngestOut, tags=["ingest"],
+             responses={200: {"description": "Every return was already recorded: nothing "
+                              "changed"}, 201: {"description": "Returns stored, beats run"}})
+def ingest(name: Name, body: ReturnIn | ReturnBatch, request: Request, response: Response,
+           key: ApiKey = Depends(writer)) -> IngestOut:
+    """Ingest one return (``{"date", "return"}``) or a batch (``{"returns": [...]}``).
+
+    Idempotent by portfolio and date: a return already recorded with the same
+    value changes nothing and is reported as a duplicate (200); new returns
+    each drive one beat and are acknowledged only once in the ledger (201).
+    """
+    items = [body.dated()] if isinstance(body, ReturnIn) else [r.dated() for r in body.returns]
+    start = time.perf_counter()
+    results = _desk(request).ingest(name, items, key_id=key.id,
+                                    request_id=request.state.request_id)
+    metrics = request.app.state.metrics
+    dup = sum(r.duplicate for r in results)
+    stored = len(results) - dup
+    if stored:
+        metrics.beat_seconds.observe(time.perf_counter() - start)
+        metrics.ingested.labels("new").inc(stored)
+    if dup:
+        metrics.ingested.labels("duplicate").inc(dup)
+    response.status_code = 201 if stored else 200
+    message = (f"stored {stored} return(s)" if stored else "already recorded: nothing changed") \
+        + (f"; {dup} duplicate(s) left as they were" if stored and dup else "")
+    return IngestOut(portfolio=name, stored=stored, duplicates=dup, message=message,
+                     results=[IngestedOut(date=r.as_of.isoformat(), seq=r.seq,
+                                          duplicate=r.duplicate) for r in results])
+
+
+@router.get("/portfolios/{name}/var", response_model=RiskOut, tags=["risk"])
+def current_var(name: Name, request: Request, key: ApiKey = Depends(reader)) -> RiskOut:
+    """The current consensus VaR and ES per level, with credible intervals and weights."""
+    desk = _desk(request)
+    r = desk.latest(name)
+    return RiskOut(portfolio=name, seq=r.seq, as_of=r.as_of.date().isoformat(),
+                   horizon=desk.info(name).horizon, rejected=dict(r.rejected),
+                   levels=[LevelOut(alpha=c.alpha, var=c.var, es=c.es,
+                                    var_interval=c.var_interval, es_interval=c.es_interval,
+                                    method=c.method, weights=dict(c.weights),
+                                    available=c.available, total=c.total, degraded=c.degraded)
+                           for c in r.consensus])
+
+
+@router.get("/portfolios/{name}/agents", response_model=list[AgentOut], tags=["risk"])
+def agents(name: Name, request: Request, key: ApiKey = Depends(reader)) -> list[AgentOut]:
+    """Each agent's own VaR/ES view at the last beat, its log score and breaches."""
+    r = _desk(request).latest(name)
+    return [AgentOut(agent=n, levels=[m.to_dict() for m in f.levels],
+                     log_score=r.log_scores.get(n), breaches=list(r.breaches.get(n, ())))
+            for n, f in r.forecasts.items()]
+
+
+@router.get("/portfolios/{name}/decisions", response_model=list[DecisionOut], tags=["risk"])
+def decisions(name: Name, request: Request, key: ApiKey = Depends(reader),
+              limit: Annotated[int, Query(ge=1, le=5000)] = 100) -> list[DecisionOut]:
+    """The arbiter's recent decisions about this portfolio's swarm, oldest first."""
+    return [DecisionOut(seq=d.seq, action=d.action.value, agents=list(d.agents),
+                        threat=d.threat, reason=d.reason, signals=dict(d.signals),
+                        weights=dict(d.weights))
+            for d in _desk(request).decisions(name, limit)]
+
+
+@router.get("/portfolios/{name}/backtest", response_model=BacktestOut, tags=["risk"])
+def rolling_backtest(name: Name, request: Request, key: ApiKey = Depends(reader),
+                     window: Annotated[int, Query(ge=2, le=5000)] = 250) -> BacktestOut:
+    """Rolling coverage of the consensus VaR: breaches vs expected, Kupiec and
+    Christoffersen p-values over the last ``window`` beats."""
+    stats = _desk(request).backtest(name, window)
+    return BacktestOut(portfolio=name, window=window,
+                       levels=[LevelStatsOut(**s.__dict__) for s in stats])
+
+
+@router.get("/portfolios/{name}/history", response_model=list[PointOut], tags=["risk"],
+            responses={200: {"content": {"text/csv": {}}}})
+def history(name: Name, request: Request, key: ApiKey = Depends(reader),
+            format: Literal["json", "csv"] = "json",
+            limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+            since: Annotated[int, Query(ge=0)] = 0) -> list[PointOut] | Response:
+    """Beat by beat: consensus VaR/ES with intervals per level, realized return, breaches."""
+    points = [_point(p) for p in _desk(request).points(name, since, limit)]
+    if format == "json":
+        return points
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["seq", "date", "realized", "alpha", "var", "es", "var_lo", "var_hi", "es_lo",
+                "es_hi", "breach"])
+    for p in points:
+        for k, a in enumerate(p.alphas):
+            w.writerow([p.seq, p.date, "" if p.realized is None else repr(p.realized), a,
+                        repr(p.var[k]), repr(p.es[k]), repr(p.var_interval[k][0]),
+                        repr(p.var_interval[k][1]), repr(p.es_interval[k][0]),
+                        repr(p.es_interval[k][1]),
+                        "" if k >= len(p.breaches) else int(p.breaches[k])])
+    return Response(buf.getvalue(), media_type="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+
+
+@router.get("/portfolios/{name}/events", tags=["risk"],
+            responses={200: {"content": {"text/event-stream": {}}}})
+async def events(name: Name, request: Request, key: ApiKey = Depends(stream_reader),
+                 since: Annotated[int, Query(ge=0)] = 0) -> EventSourceResponse:
+    """Server-sent events: one ``beat`` event per beat after ``since`` (any process's:
+    the stream follows the shared ledger), ``ping`` comments in between."""
+    desk = _desk(request)
+    await run_in_threadpool(desk.info, name)  # 404 before the stream starts
+
+    async def stream() -> AsyncIterator[dict[str, str]]:
+        last = since
+        while not await request.is_disconnected():
+            await run_in_threadpool(desk.sync)
+            for p in await run_in_threadpool(desk.points, name, last + 1):
+                last = max(last, p.seq)
+                yield {"event": "beat", "id": str(p.seq),
+                       "data": json.dumps(_point(p).model_dump())}
+            await asyncio.sleep(0.2)
+
+    return EventSourceResponse(stream(), ping=10)

@@ -1,0 +1,187 @@
+"""Request and response bodies of the HTTP API (pydantic, at the edge only).
+
+Requests are strict: numbers must be JSON numbers (finite), dates ISO
+``YYYY-MM-DD`` strings, and unknown fields are refused, so a typo is a 422
+rather than a silently ignored value.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from .desk import MAX_HISTORY, DatedReturn
+
+
+def _iso_date(text: str) -> str:
+    dt.date.fromisoformat(text)  # ValueError -> 422 naming the field
+    return text
+
+
+IsoDate = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$"),
+                    AfterValidator(_iso_date)]
+Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ReturnIn(_Strict):
+    """One day's log return of the portfolio, as a fraction (0.01 = 1%)."""
+
+    date: IsoDate = Field(examples=["2024-01-02"])
+    value: Finite = Field(alias="return", examples=[-0.0123])
+
+    def dated(self) -> DatedReturn:
+        return DatedReturn(dt.date.fromisoformat(self.date), self.value)
+
+
+class ReturnBatch(_Strict):
+    """Several days' returns, oldest first; stored all or nothing."""
+
+    returns: list[ReturnIn] = Field(min_length=1, max_length=MAX_HISTORY)
+
+
+class PortfolioIn(_Strict):
+    """A new portfolio: its name and the history its swarm is fitted on."""
+
+    name: str = Field(min_length=1, max_length=64, examples=["equity-book"])
+    history: list[ReturnIn] = Field(min_length=1, max_length=MAX_HISTORY)
+    agents: list[Annotated[str, StringConstraints(max_length=64)]] | None = Field(
+        default=None, max_length=16,
+        description="Agent names or aliases (default: the server's swarm).")
+
+
+class PortfolioOut(BaseModel):
+    name: str
+    agents: list[str]
+    alphas: list[float]
+    horizon: int
+    beats: int
+    last_date: str
+    created_by: str
+
+
+class IngestedOut(BaseModel):
+    date: str
+    seq: int = Field(description="The beat the return drove (-1: older than the kept beats).")
+    duplicate: bool = Field(description="Already recorded: nothing was changed.")
+
+
+class IngestOut(BaseModel):
+    portfolio: str
+    stored: int
+    duplicates: int
+    message: str
+    results: list[IngestedOut]
+
+
+class LevelOut(BaseModel):
+    alpha: float
+    var: float
+    es: float
+    var_interval: tuple[float, float]
+    es_interval: tuple[float, float]
+    method: str
+    weights: dict[str, float]
+    available: int
+    total: int
+    degraded: bool
+
+
+class RiskOut(BaseModel):
+    portfolio: str
+    seq: int
+    as_of: str
+    horizon: int
+    levels: list[LevelOut]
+    rejected: dict[str, str]
+
+
+class AgentOut(BaseModel):
+    agent: str
+    levels: list[dict[str, float | list[float]]]
+    log_score: float | None
+    breaches: list[bool]
+
+
+class DecisionOut(BaseModel):
+    seq: int
+    action: str
+    agents: list[str]
+    threat: float
+    reason: str
+    signals: dict[str, float]
+    weights: dict[str, float]
+
+
+class LevelStatsOut(BaseModel):
+    alpha: float
+    days: int
+    breaches: int
+    expected: float
+    kupiec_pvalue: float | None
+    christoffersen_pvalue: float | None
+
+
+class BacktestOut(BaseModel):
+    portfolio: str
+    window: int
+    levels: list[LevelStatsOut]
+
+
+class PointOut(BaseModel):
+    seq: int
+    date: str
+    realized: float | None
+    alphas: list[float]
+    var: list[float]
+    es: list[float]
+    var_interval: list[tuple[float, float]]
+    es_interval: list[tuple[float, float]]
+    breaches: list[bool]
+
+
+class EntryOut(BaseModel):
+    index: int
+    timestamp: str
+    kind: str
+    data: dict[str, object]
+    previous_hash: str
+    hash: str
+
+
+class VerificationOut(BaseModel):
+    ok: bool
+    size: int
+    first_bad: int | None
+    reason: str | None
+    root: str | None
+
+
+class VariantOut(BaseModel):
+    id: str
+    agent_class: str
+    status: str
+    version: int
+    parameters: dict[str, object]
+    description: str
+
+
+class ErrorBody(BaseModel):
+    type: str
+    status: int
+    message: str
+    request_id: str
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    detail: str = ""

@@ -1,0 +1,121 @@
+"""Fixtures of the service tests: a data home with one key per role, apps, servers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from swarmvar.service import KeyFile, Role
+
+with warnings.catch_warnings():  # starlette asks for httpx2 (not installed); httpx works
+    warnings.filterwarnings("ignore", message=".*httpx2")
+    from starlette.testclient import TestClient
+
+__all__ = ["TestClient"]
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+
+
+@dataclass(frozen=True)
+class Keys:
+    reader: str
+    writer: str
+    admin: str
+    writer_id: str
+
+    def of(self, role: str) -> str:
+        return str(getattr(self, role))
+
+
+def history(n: int = 60, start: date = date(2023, 1, 2), seed: int = 0) -> list[dict[str, object]]:
+    rng = np.random.default_rng(seed)
+    return [{"date": (start + timedelta(days=i)).isoformat(),
+             "return": float(rng.standard_t(5) * 0.01)} for i in range(n)]
+
+
+def day(i: int, start: date = date(2024, 1, 1)) -> str:
+    return (start + timedelta(days=i)).isoformat()
+
+
+def make_keys(path: Path) -> Keys:
+    kf = KeyFile(path)
+    _, r = kf.create(Role.READER, rate=0)
+    w_key, w = kf.create(Role.WRITER, rate=0)
+    _, a = kf.create(Role.ADMIN, rate=0)
+    return Keys(r, w, a, w_key.id)
+
+
+@pytest.fixture(scope="session")
+def session_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Keys]:
+    path = tmp_path_factory.mktemp("keys") / "api-keys.json"
+    return path, make_keys(path)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A real ``swarmvar serve`` on a loopback port."""
+
+    proc: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc.poll() is None:
+            if kill:
+                self.proc.kill()
+            else:
+                self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+def start_server(home: Path, keys: Path, *args: str, scheme: str = "http",
+                 env: dict[str, str] | None = None, verify: object = False) -> Server:
+    port = free_port()
+    log = home / f"server-{port}.log"
+    cmd = [PYTHON, "-c", "from swarmvar.cli import main; main()", "serve", "--port", str(port),
+           "--home", str(home), "--keys", str(keys), *args]
+    proc = subprocess.Popen(cmd, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+                            env={**os.environ, **(env or {})}, cwd=ROOT)
+    url = f"{scheme}://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text()}")
+        try:
+            if httpx.get(url + "/readyz", verify=verify, timeout=1).status_code == 200:  # type: ignore[arg-type]
+                return Server(proc, url, log)
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"server did not become ready: {log.read_text()}")
+
+
+@pytest.fixture
+def server_factory() -> Iterator[list[Server]]:
+    servers: list[Server] = []
+    yield servers
+    for s in servers:
+        s.stop(kill=True)

@@ -195,6 +195,25 @@ class TaskFailed(SwarmVarError, RuntimeError):
         self.error_type = error_type
 
 
+# --- runtime (swarm/) ----------------------------------------------------
+
+
+class InvalidTick(SwarmVarError, ValueError):
+    """A tick the runtime refuses (NaN/inf, percent, date not after the last, duplicate, ...)."""
+
+
+class UnknownTickPortfolio(InvalidTick, UnknownPortfolio):
+    """A tick names a portfolio the swarm does not run."""
+
+
+class InvalidSource(SwarmVarError, ValueError):
+    """A tick source cannot be read (missing file, unknown column, malformed line)."""
+
+
+class ResumeMismatch(SwarmVarError, RuntimeError):
+    """A data home holds a run whose configuration differs from the one asked for."""
+
+
 # --- warnings ------------------------------------------------------------
 
 

@@ -249,6 +249,9 @@ class BeatReport:
         Role events of this beat in words (refit swapped in, guard request, ...).
     late : bool
         The beat overran its time budget (the arbiter's pulse), if one is set.
+    decisions : tuple[Decision, ...]
+        What the observers (the arbiter) decided at this beat, as recorded in
+        the ledger; filled after the observers ran (the report they see has none).
     """
 
     portfolio: str
@@ -265,6 +268,7 @@ class BeatReport:
     regime_probability: float = 0.0
     events: tuple[str, ...] = ()
     late: bool = False
+    decisions: tuple[Decision, ...] = ()
 
 
 class Action(Enum):

@@ -1,5 +1,48 @@
-"""Runtime (layer 3): agents on an executor. Today: the local, in-process executor."""
+"""Runtime (layer 3): the living swarm — sources, the beat, roles, executors, checkpoints.
 
+* :class:`Swarm` runs many portfolios' swarms beat by beat (``step`` / ``run``),
+  records every beat in the ledger, checkpoints the agents into the evolution
+  state store and resumes exactly after a crash;
+* sources: :class:`Replay`, :class:`FollowedFile`, :class:`JsonLines`;
+* executors: :class:`LocalExecutor` (this process or worker processes) and
+  ``swarmvar.swarm.ray_executor.RayExecutor`` (Ray actors);
+* roles: foragers, builders, guards and scouts (:class:`RoleConfig`);
+* the one-shot pieces ``swarmvar var`` uses: :func:`run_agents`.
+
+See docs/runtime.md.
+"""
+
+from .beat import BeatInput, BeatOutcome, OnlineTrackRecord, PortfolioConfig, PortfolioSwarm
+from .executors import Executor, LocalExecutor, Shard
 from .local import AgentRun, run_agents
+from .roles import RefitJob, RefitResult, RoleConfig, RoleRecord, run_refit
+from .runtime import BeatObserver, RunSummary, Swarm
+from .sources import BadLine, FollowedFile, JsonLines, Replay
+from .ticks import ALL, PortfolioSpec
 
-__all__ = ["AgentRun", "run_agents"]
+__all__ = [
+    "ALL",
+    "AgentRun",
+    "BadLine",
+    "BeatInput",
+    "BeatObserver",
+    "BeatOutcome",
+    "Executor",
+    "FollowedFile",
+    "JsonLines",
+    "LocalExecutor",
+    "OnlineTrackRecord",
+    "PortfolioConfig",
+    "PortfolioSpec",
+    "PortfolioSwarm",
+    "RefitJob",
+    "RefitResult",
+    "Replay",
+    "RoleConfig",
+    "RoleRecord",
+    "RunSummary",
+    "Shard",
+    "Swarm",
+    "run_agents",
+    "run_refit",
+]

@@ -1,0 +1,570 @@
+"""The beat of one portfolio's swarm: update, refit if due, forecast, sign, combine.
+
+:class:`PortfolioSwarm` holds one portfolio's agents and everything the beat
+carries between ticks (the online track record, the roles' state, the last
+forecasts). Its life mirrors the backtest driver's day for day:
+
+* :meth:`PortfolioSwarm.start` fits every agent on the last ``window``
+  returns of the history (seed ``(seed, row, t, 0)``, ``t`` the count of
+  history returns, as :func:`~swarmvar.validation.backtest` seeds day ``t``)
+  and forecasts the first day (seed ``(seed, row, t, 1)``);
+* each :meth:`PortfolioSwarm.beat` absorbs one realized return in every
+  agent (``update``: its log predictive score), scores the previous
+  forecasts (breaches, the track record, the builders), refits on the
+  backtest's rhythm (every ``refit_every`` returns, on the trailing window)
+  or when a role or the arbiter asks, forecasts the next day, signs each
+  agent's measures with its key and combines them with
+  :func:`~swarmvar.consensus.combine` under the swarm's policy — the track
+  record updated online, one row per beat.
+
+So with the same seeds, window and refit rhythm the forecasts are the
+backtest's, bit for bit (``refit_lag=0``). It runs wherever the executor
+puts it (this process, a worker process, a Ray actor) and its whole state
+is bytes (:meth:`PortfolioSwarm.state`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..consensus import KeyRing, Policy, TrackRecord, Weighting, combine, sign_measures
+from ..consensus.combine import agent_weights, aggregate_rows
+from ..errors import InvalidParameter, NotEnoughAgents, SwarmVarError
+from ..models import Agent, agent_class
+from ..types import BeatReport, Consensus, Diagnostics, Estimate, Forecast
+from . import state as packing
+from .consensus import SWARM_POLICY, agent_keys, uncrossed
+from .roles import Builders, Guards, RefitJob, RefitResult, RoleConfig, RoleRecord, Scouts, fit_seed
+
+FloatArray = NDArray[np.float64]
+CONSENSUS = "consensus"
+
+
+@dataclass(frozen=True)
+class PortfolioConfig:
+    """Everything that fixes one portfolio swarm's numbers (picklable, JSON-able).
+
+    ``params`` maps an agent name to constructor arguments (a variant's), if any.
+    """
+
+    portfolio: str
+    agents: tuple[str, ...]
+    alphas: tuple[float, ...] = (0.99, 0.975)
+    horizon: int = 1
+    window: int = 1000
+    refit_every: int = 20
+    seed: int = 0
+    home: str = ".swarmvar"
+    roles: RoleConfig = field(default_factory=RoleConfig)
+    policy: Policy = SWARM_POLICY
+    params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What must match for a checkpoint to be resumed under this configuration."""
+        return {"portfolio": self.portfolio, "agents": list(self.agents),
+                "alphas": list(self.alphas), "horizon": self.horizon, "window": self.window,
+                "refit_every": self.refit_every, "seed": self.seed,
+                "refit_lag": self.roles.refit_lag, "policy": self.policy.method,
+                "params": {k: dict(v) for k, v in self.params.items()}}
+
+
+@dataclass(frozen=True)
+class BeatInput:
+    """One beat's tick and the instructions that came with it.
+
+    ``excluded`` agents are held out of the consensus (quarantine);
+    ``factors`` multiply their weights (APPLY_BALANCE); ``swaps`` are finished
+    refits due now; ``requests`` are refits asked for (agent or ``"*"``, reason).
+    """
+
+    seq: int
+    as_of: datetime
+    value: float
+    excluded: frozenset[str] = frozenset()
+    factors: Mapping[str, float] = field(default_factory=dict)
+    swaps: tuple[RefitResult, ...] = ()
+    requests: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class BeatOutcome:
+    """What a beat produced: the report, the signed estimates, refit jobs and role records."""
+
+    report: BeatReport
+    estimates: tuple[Estimate, ...]
+    jobs: tuple[RefitJob, ...] = ()
+    roles: tuple[RoleRecord, ...] = ()
+    validation: Mapping[str, Mapping[float, Any]] = field(default_factory=dict)
+    seconds: Mapping[str, float] = field(default_factory=dict)
+
+
+def _median_fill(row: FloatArray) -> FloatArray:
+    """Missing entries (NaN) of one day's forecasts replaced by the others' median."""
+    bad = ~np.isfinite(row)
+    if bad.any() and (~bad).any():
+        row = row.copy()
+        row[bad] = float(np.median(row[~bad]))
+    return row
+
+
+class OnlineTrackRecord:
+    """The agents' realized record, one row per beat, trailing ``window`` rows.
+
+    ``push`` adds the forecasts made for a day and the return that came;
+    :meth:`records` gives the :class:`~swarmvar.consensus.TrackRecord` of each
+    level that :func:`~swarmvar.consensus.combine` weights with. Rows are
+    appended, never recomputed from history.
+    """
+
+    def __init__(self, agents: Sequence[str], alphas: Sequence[float], window: int | None
+                 ) -> None:
+        self.agents = tuple(agents)
+        self.alphas = tuple(alphas)
+        self.window = window
+        n = len(self.agents)
+        self.returns = np.zeros(0)
+        self.var = {a: np.zeros((0, n)) for a in self.alphas}
+        self.es = {a: np.zeros((0, n)) for a in self.alphas}
+
+    def __len__(self) -> int:
+        return int(self.returns.size)
+
+    def push(self, realized: float, var: Mapping[float, FloatArray],
+             es: Mapping[float, FloatArray]) -> None:
+        keep = None if self.window is None else -self.window
+        self.returns = np.append(self.returns, realized)[keep:] if keep else np.append(
+            self.returns, realized)
+        for a in self.alphas:
+            v = np.concatenate([self.var[a], _median_fill(var[a])[None, :]])
+            e = np.concatenate([self.es[a], _median_fill(es[a])[None, :]])
+            self.var[a], self.es[a] = (v[keep:], e[keep:]) if keep else (v, e)
+
+    def records(self) -> list[TrackRecord] | None:
+        if len(self) == 0:
+            return None
+        return [TrackRecord(self.agents, self.returns.copy(), a, self.var[a].copy(),
+                            self.es[a].copy()) for a in self.alphas]
+
+    def arrays(self) -> dict[str, FloatArray]:
+        out = {"track_returns": self.returns}
+        for i, a in enumerate(self.alphas):
+            out[f"track_var_{i}"] = self.var[a]
+            out[f"track_es_{i}"] = self.es[a]
+        return out
+
+    def restore(self, arrays: Mapping[str, FloatArray]) -> None:
+        self.returns = np.asarray(arrays["track_returns"], dtype=np.float64)
+        for i, a in enumerate(self.alphas):
+            self.var[a] = np.asarray(arrays[f"track_var_{i}"], dtype=np.float64)
+            self.es[a] = np.asarray(arrays[f"track_es_{i}"], dtype=np.float64)
+
+
+def _new_agent(name: str, params: Mapping[str, Mapping[str, Any]]) -> Agent:
+    return agent_class(name)(**dict(params.get(name, {})))
+
+
+class PortfolioSwarm:
+    """One portfolio's agents and the beat over them (see the module docstring)."""
+
+    def __init__(self, config: PortfolioConfig) -> None:
+        if len(config.agents) < 1:
+            raise InvalidParameter("a portfolio swarm needs at least one agent")
+        self.config = config
+        self.agents: dict[str, Agent | None] = {}
+        self.keys = agent_keys(Path(config.home), config.agents)
+        self.ring = KeyRing({a: k.public_key() for a, k in self.keys.items()})
+        self.track = OnlineTrackRecord(config.agents, config.alphas, config.policy.window)
+        self.builders = Builders((*config.agents, CONSENSUS), config.alphas,
+                                 config.roles.builder_window)
+        self.guards = Guards(config.agents, config.roles)
+        self.scouts: Scouts | None = None
+        self.forecasts: dict[str, Forecast] = {}
+        self.consensus: list[Consensus] = []
+        self.returns = np.zeros(0)  # trailing returns, enough for a window and a swap's catch-up
+        self.t = 0  # absolute index of the next return (history length + returns absorbed)
+        self.absorbed = 0
+        self.seq = 0
+        self.last_as_of: datetime | None = None
+        self.pending: dict[str, int] = {}  # agent -> absorbed count its running refit launched at
+
+    # --- start ---------------------------------------------------------------------
+
+    def start(self, history: FloatArray, as_of: datetime | None) -> None:
+        """Fit every agent on the history's last ``window`` returns and forecast the next day."""
+        cfg = self.config
+        r = np.asarray(history, dtype=np.float64)
+        if r.size < cfg.window:
+            raise InvalidParameter(
+                f"portfolio {cfg.portfolio!r}: {r.size} history returns, but the window is "
+                f"{cfg.window}; give a longer history or a shorter window")
+        self.t = int(r.size)
+        self.returns = r[-self._keep():].copy()
+        self.last_as_of = as_of
+        for row, name in enumerate(cfg.agents):
+            agent = _new_agent(name, cfg.params)
+            try:
+                agent.fit(r[-cfg.window:], seed=fit_seed(cfg.seed, row, self.t))
+                self.agents[name] = agent
+            except SwarmVarError:
+                self.agents[name] = None
+        if cfg.roles.scouts:
+            self.scouts = Scouts(float(np.std(r[-cfg.window:], ddof=1)), cfg.roles)
+        self.forecasts = self._forecast_all()
+        self.consensus = self._combine(self.forecasts, frozenset(), {}, as_of)[0]
+
+    def _keep(self) -> int:
+        return 2 * self.config.window + self.config.roles.refit_lag + 1
+
+    # --- the beat ------------------------------------------------------------------
+
+    def beat(self, tick: BeatInput) -> BeatOutcome:
+        """Absorb one return, score, refit if due, forecast, sign and combine."""
+        import time
+
+        cfg = self.config
+        clock = time.perf_counter
+        begin = clock()
+        value = float(tick.value)
+        log_scores: dict[str, float] = {}
+        rejected: dict[str, str] = {}
+        for name, agent in self.agents.items():
+            if agent is None:
+                continue
+            try:
+                log_scores[name] = float(agent.update(value))
+            except SwarmVarError as exc:
+                self.agents[name] = None
+                rejected[name] = f"update failed: {exc}"
+        agents_seconds = clock() - begin
+        breaches = self._score(value)
+        self.returns = np.append(self.returns, value)[-self._keep():]
+        self.t += 1
+        self.absorbed += 1
+        self.seq = tick.seq
+        self.last_as_of = tick.as_of
+        records: list[RoleRecord] = []
+        # swaps first: a refit launched earlier replaces the live agent at this boundary
+        for result in tick.swaps:
+            records.append(self._swap(result))
+        # roles that watch the returns
+        regime = 0.0
+        asks: list[tuple[str, str]] = list(tick.requests)
+        if self.scouts is not None:
+            regime, flag = self.scouts.observe(value)
+            if flag is not None:
+                records.append(flag)
+                if cfg.roles.scout_refits:
+                    asks.append(("*", "regime"))
+        diags = self._diagnostics()
+        if cfg.roles.guards:
+            for found in self.guards.check(self.absorbed, log_scores, diags, cfg.refit_every):
+                records.append(found)
+                if cfg.roles.guard_refits:
+                    asks.extend((a, "guard") for a in found.agents)
+        # foragers: the backtest's rhythm, then what was asked
+        due = [(name, "schedule") for name in cfg.agents] if (
+            self.absorbed % cfg.refit_every == 0) else []
+        for who, why in asks:
+            names = cfg.agents if who == "*" else (who,)
+            due.extend((n, why) for n in names if n in cfg.agents)
+        jobs, refit_seconds = self._refits(due, records)
+        begin = clock()
+        self.forecasts = self._forecast_all()
+        agents_seconds += clock() - begin
+        begin = clock()
+        consensus, estimates, missing = self._combine(self.forecasts, tick.excluded,
+                                                      tick.factors, tick.as_of)
+        rejected.update(missing)
+        self.consensus = consensus
+        combine_seconds = clock() - begin
+        report = BeatReport(
+            portfolio=cfg.portfolio, seq=tick.seq, as_of=tick.as_of, realized=value,
+            breaches=breaches, log_scores=log_scores, forecasts=dict(self.forecasts),
+            consensus=tuple(consensus), diagnostics=diags, rejected=rejected,
+            quarantined=tuple(sorted(a for a in tick.excluded if a in cfg.agents)),
+            regime_probability=regime, events=tuple(r.words() for r in records))
+        return BeatOutcome(report, tuple(estimates), tuple(jobs), tuple(records),
+                           self.builders.current() if cfg.roles.builders else {},
+                           {"agents": agents_seconds, "refit": refit_seconds,
+                            "combine": combine_seconds})
+
+    def _score(self, value: float) -> dict[str, tuple[bool, ...]]:
+        """Breaches of the previous forecasts by ``value``; feed the track record and builders."""
+        cfg = self.config
+        if cfg.horizon != 1 or not self.forecasts:
+            return {}
+        loss = -value
+        var = {a: np.full(len(cfg.agents), np.nan) for a in cfg.alphas}
+        es = {a: np.full(len(cfg.agents), np.nan) for a in cfg.alphas}
+        breaches: dict[str, tuple[bool, ...]] = {}
+        for k, name in enumerate(cfg.agents):
+            fc = self.forecasts.get(name)
+            if fc is None:
+                continue
+            for a in cfg.alphas:
+                m = fc.at(a)
+                var[a][k], es[a][k] = m.var, m.es
+            breaches[name] = tuple(bool(loss > fc.at(a).var) for a in cfg.alphas)
+        if any(np.isfinite(var[a]).any() for a in cfg.alphas):
+            self.track.push(value, var, es)
+        if self.consensus and len(self.consensus) == len(cfg.alphas):
+            breaches[CONSENSUS] = tuple(bool(loss > c.var) for c in self.consensus)
+        if cfg.roles.builders:
+            cv = {a: np.append(var[a], self.consensus[i].var if self.consensus else np.nan)
+                  for i, a in enumerate(cfg.alphas)}
+            ce = {a: np.append(es[a], self.consensus[i].es if self.consensus else np.nan)
+                  for i, a in enumerate(cfg.alphas)}
+            self.builders.add(value, cv, ce)
+        return breaches
+
+    def _diagnostics(self) -> dict[str, Diagnostics]:
+        out = {}
+        for name, agent in self.agents.items():
+            if agent is not None:
+                try:
+                    out[name] = agent.diagnostics
+                except SwarmVarError:
+                    continue
+        return out
+
+    def _forecast_all(self) -> dict[str, Forecast]:
+        cfg = self.config
+        out = {}
+        for row, name in enumerate(cfg.agents):
+            agent = self.agents.get(name)
+            if agent is None:
+                continue
+            try:
+                out[name] = agent.forecast(cfg.alphas, cfg.horizon,
+                                           seed=np.random.default_rng([cfg.seed, row, self.t, 1]))
+            except SwarmVarError:
+                self.agents[name] = None
+        return out
+
+    # --- foragers ------------------------------------------------------------------
+
+    def _refits(self, due: list[tuple[str, str]], records: list[RoleRecord]
+                ) -> tuple[list[RefitJob], float]:
+        """Refit now (``refit_lag`` 0) or hand out jobs; a dead agent is refitted from scratch."""
+        import time
+
+        cfg = self.config
+        seen: set[str] = set()
+        jobs: list[RefitJob] = []
+        seconds = 0.0
+        window = self.returns[-cfg.window:]
+        for name, why in due:
+            if name in seen or name in self.pending:
+                continue
+            seen.add(name)
+            row = cfg.agents.index(name)
+            agent = self.agents.get(name)
+            if cfg.roles.refit_lag == 0 or agent is None:
+                begin = time.perf_counter()
+                try:
+                    if agent is None:
+                        agent = _new_agent(name, cfg.params)
+                        agent.fit(window, seed=fit_seed(cfg.seed, row, self.t))
+                    else:
+                        agent.refit(window, seed=fit_seed(cfg.seed, row, self.t))
+                    self.agents[name] = agent
+                except SwarmVarError as exc:
+                    self.agents[name] = None
+                    records.append(RoleRecord("forager", "refit-failed", (name,),
+                                              {"reason": why, "error": str(exc)}))
+                    continue
+                seconds += time.perf_counter() - begin
+                if why != "schedule":
+                    records.append(RoleRecord("forager", "refit-done", (name,), {"reason": why}))
+                continue
+            self.pending[name] = self.absorbed
+            jobs.append(RefitJob(cfg.portfolio, name, row, self.t, self.absorbed,
+                                 self.absorbed + cfg.roles.refit_lag, agent.state(),
+                                 window.copy(), cfg.seed, why))
+            records.append(RoleRecord("forager", "refit-started", (name,),
+                                      {"reason": why, "launched": self.absorbed,
+                                       "swap_at": self.absorbed + cfg.roles.refit_lag}))
+        return jobs, seconds
+
+    def _swap(self, result: RefitResult) -> RoleRecord:
+        """Put a finished refit in place, caught up on the returns absorbed since its cut."""
+        name = result.agent
+        self.pending.pop(name, None)
+        if result.state is None:
+            return RoleRecord("forager", "refit-failed", (name,),
+                              {"reason": result.reason, "error": result.error or ""})
+        behind = self.absorbed - result.launched
+        if behind < 0 or behind >= self.returns.size:
+            return RoleRecord("forager", "refit-dropped", (name,),
+                              {"reason": result.reason, "behind": behind})
+        agent = agent_class(name).from_state(result.state)
+        if behind:
+            for x in self.returns[-behind:].tolist():
+                agent.update(x)
+        self.agents[name] = agent
+        return RoleRecord("forager", "refit-swapped", (name,),
+                          {"reason": result.reason, "launched": result.launched,
+                           "swapped": self.absorbed, "seconds": round(result.seconds, 6)})
+
+    # --- consensus -----------------------------------------------------------------
+
+    def _combine(self, forecasts: Mapping[str, Forecast], excluded: frozenset[str],
+                 factors: Mapping[str, float], as_of: datetime | None
+                 ) -> tuple[list[Consensus], list[Estimate], dict[str, str]]:
+        """Sign every live agent's measures, combine each level, uncross the levels."""
+        cfg = self.config
+        missing = {a: "no forecast" for a in cfg.agents if a not in forecasts}
+        if as_of is None or not forecasts:
+            return [], [], missing
+        policy = cfg.policy
+        records = self.track.records()
+        if records is None and policy.weighting is not Weighting.EQUAL:
+            policy = dataclasses.replace(policy, weighting=Weighting.EQUAL)
+        estimates: list[Estimate] = []
+        out: list[Consensus] = []
+        names = [a for a in cfg.agents if a in forecasts]
+        for k, alpha in enumerate(cfg.alphas):
+            signed = sign_measures([(a, forecasts[a].at(alpha)) for a in names], self.keys,
+                                   portfolio=cfg.portfolio, horizon=cfg.horizon, as_of=as_of,
+                                   seq=self.seq * len(cfg.alphas) + k)
+            estimates.extend(signed)
+            voting = [e for e in signed if e.agent_id not in excluded]
+            try:
+                c = combine(voting, policy, keyring=self.ring, now=as_of, total=len(cfg.agents),
+                            track_record=records, portfolio=cfg.portfolio, alpha=alpha,
+                            horizon=cfg.horizon)
+            except NotEnoughAgents as exc:
+                missing[CONSENSUS] = str(exc)
+                return [], estimates, missing
+            if factors:
+                c = self._rebalanced(c, voting, policy, records, factors)
+            out.append(c)
+        for a in excluded:
+            if a in cfg.agents:
+                missing.setdefault(a, "quarantined")
+        return uncrossed(out), estimates, missing
+
+    def _rebalanced(self, c: Consensus, voting: Sequence[Estimate], policy: Policy,
+                    records: list[TrackRecord] | None, factors: Mapping[str, float]) -> Consensus:
+        """The level again with each agent's weight multiplied by its factor (APPLY_BALANCE)."""
+        agents = sorted(a for a in (*c.used, *c.trimmed))
+        by = {e.agent_id: e for e in voting}
+        rows = np.array([[by[a].var, by[a].es, *by[a].var_interval, *by[a].es_interval]
+                         for a in agents], dtype=np.float64)
+        prior = agent_weights(agents, policy, records)
+        scale = np.array([min(1.0, max(0.0, float(factors.get(a, 1.0)))) for a in agents])
+        w = prior * scale
+        if not w.sum() > 0:
+            return c
+        w = w / w.sum()
+        var, es, vi, ei, contribution = aggregate_rows(rows, policy, w, total=c.total,
+                                                       staleness=c.staleness)
+        return dataclasses.replace(
+            c, var=var, es=es, var_interval=vi, es_interval=ei,
+            method=c.method + ", balanced",
+            used=tuple(a for a, x in zip(agents, contribution, strict=True) if x > 0),
+            trimmed=tuple(a for a, x in zip(agents, contribution, strict=True) if x <= 0),
+            weights={a: float(x) for a, x in zip(agents, contribution, strict=True) if x > 0})
+
+    # --- state ---------------------------------------------------------------------
+
+    def state(self) -> bytes:
+        """Everything :meth:`restore` needs to continue bit for bit, as one checksummed blob."""
+        cfg = self.config
+        header: dict[str, Any] = {
+            "config": cfg.fingerprint(), "t": self.t, "absorbed": self.absorbed,
+            "seq": self.seq,
+            "last_as_of": None if self.last_as_of is None else self.last_as_of.isoformat(),
+            "alive": [a for a in cfg.agents if self.agents.get(a) is not None],
+            "pending": dict(self.pending),
+            "forecasts": {a: f.to_dict() for a, f in self.forecasts.items()},
+            "consensus": [_consensus_dict(c) for c in self.consensus],
+            "scout_flag": bool(self.scouts.flag) if self.scouts else False,
+            "scout_scale": self.scouts.scale if self.scouts else None,
+            "quiet_until": self.guards.quiet_until.tolist(),
+        }
+        arrays: dict[str, NDArray[Any]] = {"returns": self.returns,
+                                           "guard_scores": self.guards.scores,
+                                           **self.track.arrays(), **self.builders.arrays()}
+        for name, agent in self.agents.items():
+            if agent is not None:
+                arrays[f"agent:{name}"] = packing.as_bytes_array(agent.state())
+        if self.scouts is not None:
+            arrays["scouts"] = packing.as_bytes_array(self.scouts.state())
+        return packing.pack(header, arrays)
+
+    @classmethod
+    def restore(cls, config: PortfolioConfig, blob: bytes) -> PortfolioSwarm:
+        """A swarm from :meth:`state` bytes, under the same configuration."""
+        from ..errors import ResumeMismatch
+
+        header, arrays = packing.unpack(blob)
+        if header["config"] != json_roundtrip(config.fingerprint()):
+            raise ResumeMismatch(
+                f"portfolio {config.portfolio!r}: the checkpoint was made with "
+                f"{header['config']}, not {config.fingerprint()}; use the same settings or "
+                "another --home")
+        self = cls(config)
+        self.t, self.absorbed, self.seq = header["t"], header["absorbed"], header["seq"]
+        self.last_as_of = (None if header["last_as_of"] is None
+                           else datetime.fromisoformat(header["last_as_of"]))
+        self.pending = {k: int(v) for k, v in header["pending"].items()}
+        self.returns = np.asarray(arrays["returns"], dtype=np.float64)
+        self.track.restore(arrays)
+        self.builders.restore(arrays)
+        self.guards.scores = np.asarray(arrays["guard_scores"], dtype=np.float64)
+        self.guards.quiet_until = np.asarray(header["quiet_until"], dtype=np.int64)
+        for name in config.agents:
+            data = arrays.get(f"agent:{name}")
+            self.agents[name] = (None if data is None
+                                 else agent_class(name).from_state(data.tobytes()))
+        if "scouts" in arrays:
+            self.scouts = Scouts(float(header["scout_scale"]), config.roles)
+            self.scouts.restore(arrays["scouts"].tobytes(), bool(header["scout_flag"]))
+        self.forecasts = {a: _forecast_from(d) for a, d in header["forecasts"].items()}
+        self.consensus = [_consensus_from(d) for d in header["consensus"]]
+        return self
+
+
+def json_roundtrip(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value))
+
+
+def _consensus_dict(c: Consensus) -> dict[str, Any]:
+    from .record import consensus_record
+
+    return consensus_record(c)
+
+
+def _consensus_from(d: Mapping[str, Any]) -> Consensus:
+    return Consensus(
+        alpha=d["alpha"], horizon=d["horizon"], var=d["var"], es=d["es"],
+        var_interval=tuple(d["var_interval"]), es_interval=tuple(d["es_interval"]),  # type: ignore[arg-type]
+        method=d["method"], used=tuple(d["used"]), trimmed=tuple(d["trimmed"]),
+        rejected=dict(d["rejected"]), weights=dict(d["weights"]), available=d["available"],
+        total=d["total"], staleness=d["staleness"], degraded=d["degraded"],
+        as_of=None if d["as_of"] is None else datetime.fromisoformat(d["as_of"]))
+
+
+def _forecast_from(d: Mapping[str, Any]) -> Forecast:
+    from ..types import RiskMeasure
+
+    return Forecast(d["model"], d["horizon"], tuple(
+        RiskMeasure(m["alpha"], m["var"], m["es"], tuple(m["var_interval"]),  # type: ignore[arg-type]
+                    tuple(m["es_interval"]))  # type: ignore[arg-type]
+        for m in d["levels"]), d["interval_mass"])
+
+
+def finite(x: float) -> bool:
+    return math.isfinite(x)

@@ -1,0 +1,310 @@
+"""Where the portfolio swarms live: the :class:`Executor` interface and the local executor.
+
+An executor hosts portfolio swarms in *shards* (a shard holds several
+portfolios; each portfolio lives in exactly one shard) and runs their beats:
+``beats`` sends every shard its share of a batch of ticks and collects the
+outcomes, so different shards beat in parallel while each portfolio's ticks
+stay in order. Foragers' refits go to ``submit_refit`` and come back as
+futures. The same code (:class:`Shard`) runs inside every kind of host, so a
+portfolio's numbers do not depend on the executor.
+
+* :class:`LocalExecutor` — ``workers=0``: every shard in this process;
+  ``workers=k``: ``k`` worker processes (forked when safe, else spawned),
+  foragers in a process pool beside them.
+* :class:`~swarmvar.swarm.ray_executor.RayExecutor` — shards as Ray actors,
+  foragers as Ray tasks (``pip install swarmvar[ray]``).
+
+A host that dies raises :class:`~swarmvar.errors.WorkerFailed` naming the
+shard's portfolios; :meth:`Executor.reset` brings the shard back empty and
+the runtime restores it from its last checkpoint and replays what it missed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from datetime import datetime
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..errors import InvalidParameter, WorkerFailed
+from .beat import BeatInput, BeatOutcome, PortfolioConfig, PortfolioSwarm
+from .roles import RefitJob, RefitResult, run_refit
+
+#: (portfolio, history (n,), as of the last history return)
+StartRequest = tuple[str, np.ndarray, datetime | None]
+
+
+class Shard:
+    """The portfolio swarms of one host, and the operations an executor forwards to it."""
+
+    def __init__(self) -> None:
+        self.configs: dict[str, PortfolioConfig] = {}
+        self.swarms: dict[str, PortfolioSwarm] = {}
+
+    def open(self, configs: Sequence[PortfolioConfig]) -> None:
+        for c in configs:
+            self.configs[c.portfolio] = c
+
+    def start(self, requests: Sequence[StartRequest]) -> None:
+        for name, history, as_of in requests:
+            swarm = PortfolioSwarm(self.configs[name])
+            swarm.start(history, as_of)
+            self.swarms[name] = swarm
+
+    def restore(self, blobs: Mapping[str, bytes]) -> None:
+        for name, blob in blobs.items():
+            self.swarms[name] = PortfolioSwarm.restore(self.configs[name], blob)
+
+    def beat(self, inputs: Sequence[tuple[str, BeatInput]]) -> list[BeatOutcome]:
+        return [self.swarms[name].beat(tick) for name, tick in inputs]
+
+    def states(self, names: Sequence[str]) -> dict[str, bytes]:
+        return {n: self.swarms[n].state() for n in names if n in self.swarms}
+
+    def call(self, op: str, arg: Any) -> Any:
+        """Dispatch by operation name (what worker processes and actors receive)."""
+        if op == "pid":
+            import os
+
+            return os.getpid()
+        method: Callable[[Any], Any] = getattr(self, op)
+        return method(arg)
+
+
+class Executor(Protocol):
+    """Hosts of portfolio swarms and foragers (see the module docstring)."""
+
+    name: str
+
+    def open(self, configs: Sequence[PortfolioConfig]) -> None:
+        """Place each portfolio in a shard (no agent is fitted yet)."""
+
+    def start(self, requests: Sequence[StartRequest]) -> None:
+        """Fit each portfolio's agents from its history."""
+
+    def restore(self, blobs: Mapping[str, bytes]) -> None:
+        """Restore portfolios from :meth:`PortfolioSwarm.state` bytes."""
+
+    def beats(self, inputs: Sequence[tuple[str, BeatInput]]) -> list[BeatOutcome]:
+        """One outcome per input, in order; raises WorkerFailed if a host died."""
+
+    def states(self, names: Sequence[str]) -> dict[str, bytes]:
+        """The current state bytes of the named portfolios."""
+
+    def submit_refit(self, job: RefitJob) -> Future[RefitResult]:
+        """Run a forager's refit off the beat path."""
+
+    def reset(self, names: Sequence[str]) -> None:
+        """Bring the shards of ``names`` back (empty) after a host died."""
+
+    def close(self) -> None:
+        """Stop every host and forager."""
+
+
+def shard_of(name: str, shards: int) -> int:
+    """The shard of a portfolio: a stable hash of its name (the same in every process)."""
+    import zlib
+
+    return zlib.crc32(name.encode()) % shards
+
+
+def _serve(conn: Any) -> None:
+    """A worker process: a shard answering (op, arg) messages until told to stop."""
+    shard = Shard()
+    while True:
+        try:
+            op, arg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if op == "stop":
+            conn.send(("ok", None))
+            return
+        try:
+            conn.send(("ok", shard.call(op, arg)))
+        except BaseException as exc:  # sent back and re-raised in the runtime
+            conn.send(("error", exc))
+
+
+class _Worker:
+    def __init__(self, ctx: Any) -> None:
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_serve, args=(child,), daemon=True)
+        self.process.start()
+        child.close()
+
+    def send(self, op: str, arg: Any) -> None:
+        try:
+            self.conn.send((op, arg))
+        except (BrokenPipeError, OSError) as exc:
+            raise WorkerFailed(f"worker process {self.process.pid} is gone: {exc}") from exc
+
+    def receive(self) -> Any:
+        try:
+            status, value = self.conn.recv()
+        except (EOFError, OSError, ConnectionResetError) as exc:
+            raise WorkerFailed(f"worker process {self.process.pid} died "
+                               f"(exit code {self.process.exitcode})") from exc
+        if status == "error":
+            raise value
+        return value
+
+    def stop(self) -> None:
+        try:
+            self.conn.send(("stop", None))
+            self.conn.recv()
+        except (EOFError, OSError, BrokenPipeError):
+            pass
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout=5)
+        self.conn.close()
+
+
+class LocalExecutor:
+    """Portfolio swarms in this process (``workers=0``) or in ``workers`` processes.
+
+    Parameters
+    ----------
+    workers : int
+        Worker processes hosting the shards (0: this process).
+    foragers : int
+        Processes for refits off the beat path (``refit_lag >= 1``); started
+        on the first refit.
+    """
+
+    name = "local"
+
+    def __init__(self, workers: int = 0, *, foragers: int = 1) -> None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+            raise InvalidParameter(f"workers must be a whole number >= 0, not {workers!r}")
+        if isinstance(foragers, bool) or not isinstance(foragers, int) or foragers < 1:
+            raise InvalidParameter(f"foragers must be a whole number >= 1, not {foragers!r}")
+        self.workers = workers
+        self.forager_count = foragers
+        self._inline = Shard() if workers == 0 else None
+        self._procs: list[_Worker] = []
+        self._placement: dict[str, int] = {}
+        self._configs: dict[str, PortfolioConfig] = {}
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._ctx: Any = None
+
+    def _context(self) -> Any:
+        if self._ctx is None:
+            from ..validation.backtest import _pool_context
+
+            self._ctx = _pool_context()
+        return self._ctx
+
+    # --- placement -----------------------------------------------------------------
+
+    def open(self, configs: Sequence[PortfolioConfig]) -> None:
+        for c in configs:
+            self._configs[c.portfolio] = c
+        if self._inline is not None:
+            self._inline.open(configs)
+            return
+        while len(self._procs) < self.workers:
+            self._procs.append(_Worker(self._context()))
+        groups: dict[int, list[PortfolioConfig]] = {}
+        for c in configs:
+            k = shard_of(c.portfolio, self.workers)
+            self._placement[c.portfolio] = k
+            groups.setdefault(k, []).append(c)
+        self._fan({k: ("open", v) for k, v in groups.items()})
+
+    def _fan(self, calls: Mapping[int, tuple[str, Any]]) -> dict[int, Any]:
+        """Send each worker its call, then collect every answer (they run in parallel)."""
+        for k, (op, arg) in calls.items():
+            self._procs[k].send(op, arg)
+        out: dict[int, Any] = {}
+        failure: WorkerFailed | None = None
+        for k in calls:
+            try:
+                out[k] = self._procs[k].receive()
+            except WorkerFailed as exc:
+                names = [n for n, s in self._placement.items() if s == k]
+                failure = WorkerFailed(f"{exc}; its portfolios: {', '.join(sorted(names))}")
+                failure.portfolios = tuple(names)  # type: ignore[attr-defined]
+        if failure is not None:
+            raise failure
+        return out
+
+    def _split(self, items: Sequence[Any], name_of: Callable[[Any], str]
+               ) -> dict[int, list[Any]]:
+        groups: dict[int, list[Any]] = {}
+        for item in items:
+            groups.setdefault(self._placement[name_of(item)], []).append(item)
+        return groups
+
+    # --- operations ----------------------------------------------------------------
+
+    def start(self, requests: Sequence[StartRequest]) -> None:
+        if self._inline is not None:
+            self._inline.start(requests)
+            return
+        groups = self._split(requests, lambda r: r[0])
+        self._fan({k: ("start", v) for k, v in groups.items()})
+
+    def restore(self, blobs: Mapping[str, bytes]) -> None:
+        if self._inline is not None:
+            self._inline.restore(blobs)
+            return
+        groups = self._split(list(blobs.items()), lambda kv: kv[0])
+        self._fan({k: ("restore", dict(v)) for k, v in groups.items()})
+
+    def beats(self, inputs: Sequence[tuple[str, BeatInput]]) -> list[BeatOutcome]:
+        if self._inline is not None:
+            return self._inline.beat(inputs)
+        order = list(range(len(inputs)))
+        groups = self._split(order, lambda i: inputs[i][0])
+        answers = self._fan({k: ("beat", [inputs[i] for i in idx]) for k, idx in groups.items()})
+        out: list[BeatOutcome | None] = [None] * len(inputs)
+        for k, idx in groups.items():
+            for i, outcome in zip(idx, answers[k], strict=True):
+                out[i] = outcome
+        return [o for o in out if o is not None]
+
+    def states(self, names: Sequence[str]) -> dict[str, bytes]:
+        if self._inline is not None:
+            return self._inline.states(names)
+        groups = self._split(list(names), lambda n: n)
+        out: dict[str, bytes] = {}
+        for part in self._fan({k: ("states", v) for k, v in groups.items()}).values():
+            out.update(part)
+        return out
+
+    def pids(self) -> list[int]:
+        """Process ids of the worker processes (for tests that kill one)."""
+        return [w.process.pid for w in self._procs]
+
+    def reset(self, names: Sequence[str]) -> None:
+        if self._inline is not None:
+            return
+        dead = {self._placement[n] for n in names}
+        for k in dead:
+            old = self._procs[k]
+            old.process.kill()
+            old.process.join(timeout=5)
+            old.conn.close()
+            self._procs[k] = _Worker(self._context())
+            configs = [c for n, c in self._configs.items() if self._placement[n] == k]
+            self._fan({k: ("open", configs)})
+
+    def submit_refit(self, job: RefitJob) -> Future[RefitResult]:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(self.forager_count, mp_context=self._context())
+            return self._pool.submit(run_refit, job)
+
+    def close(self) -> None:
+        for w in self._procs:
+            w.stop()
+        self._procs = []
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None

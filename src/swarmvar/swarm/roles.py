@@ -1,0 +1,348 @@
+"""The worker roles around the beat: foragers, builders, guards and scouts.
+
+The design documents name four kinds of workers; here each is a small piece
+of state a portfolio's swarm carries from beat to beat, and none owns any
+statistics (they call the engines):
+
+* **foragers** refit agents (:func:`run_refit`, a pure function of a
+  :class:`RefitJob`, so it runs in any worker process or Ray task) on the
+  backtest's rhythm or when asked; the result is swapped in at a beat boundary;
+* **builders** (:class:`Builders`) keep every row's rolling out-of-sample
+  validation current: hits, Kupiec and Christoffersen p-values
+  (:mod:`swarmvar.validation`) and the mean FZ0 loss over a trailing window;
+* **guards** (:class:`Guards`) watch each agent's convergence — particle ESS
+  as a fraction of the particles, split R-hat of its last fit, and drift of
+  its log predictive score — and ask foragers for a refit (rejuvenation);
+* **scouts** (:class:`Scouts`) run Bayesian online change-point detection
+  (:class:`~swarmvar.emergence.OnlineChangePoint`, Adams & MacKay 2007) on
+  returns standardized by the history's standard deviation and raise the
+  regime flag, which asks foragers to refit every agent.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..emergence import OnlineChangePoint
+from ..errors import InvalidParameter, SwarmVarError
+from ..models import agent_class
+from ..types import Diagnostics
+from ..validation import christoffersen, fz0_loss, kupiec
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class RoleConfig:
+    """What the roles do and when.
+
+    Attributes
+    ----------
+    refit_lag : int
+        Beats between a refit's data cut and its swap. 0: the refit runs at
+        the beat boundary and the beat waits for it (the backtest's rhythm,
+        bit for bit); ``k >= 1``: it runs in a forager worker while the swarm
+        keeps beating and is swapped in ``k`` beats later, caught up on the
+        returns in between.
+    refit_wait : bool
+        With ``refit_lag >= 1``: wait at the swap beat for a refit still
+        running (deterministic numbers), or swap it at the first later beat
+        boundary where it is done (the beat never waits; the swap's beat is
+        ledgered).
+    scouts, scout_hazard, scout_threshold, scout_refits
+        Change-point detection on, its hazard (1 / expected regime length in
+        beats) and flag threshold, and whether a rising flag asks for refits.
+    builders, builder_window
+        Rolling validation on, and its trailing window in beats.
+    guards, guard_min_ess, guard_max_rhat, guard_drift, guard_refits
+        Convergence watch on; its thresholds (ESS fraction, split R-hat,
+        z-score of the last 20 log scores against the trailing 250); whether
+        a guard's finding asks for a refit.
+    """
+
+    refit_lag: int = 0
+    refit_wait: bool = True
+    scouts: bool = True
+    scout_hazard: float = 1 / 250
+    scout_threshold: float = 0.5
+    scout_refits: bool = True
+    builders: bool = True
+    builder_window: int = 250
+    guards: bool = True
+    guard_min_ess: float = 0.05
+    guard_max_rhat: float = 1.05
+    guard_drift: float = 4.0
+    guard_refits: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.refit_lag, bool) or not isinstance(self.refit_lag, int) or \
+                self.refit_lag < 0:
+            raise InvalidParameter(f"refit_lag must be a whole number >= 0, not {self.refit_lag!r}")
+        if isinstance(self.builder_window, bool) or not isinstance(self.builder_window, int) or \
+                self.builder_window < 20:
+            raise InvalidParameter(f"builder_window must be a whole number >= 20, not "
+                                   f"{self.builder_window!r}")
+
+    @classmethod
+    def quiet(cls, **changes: Any) -> RoleConfig:
+        """Roles that watch and report but never ask for a refit (the backtest's rhythm only)."""
+        return cls(**{"scout_refits": False, "guard_refits": False, **changes})
+
+
+@dataclass(frozen=True)
+class RoleRecord:
+    """One role request or result, for the ledger and the report's events.
+
+    ``role`` is forager/builder/guard/scout; ``action`` what happened
+    (refit-requested, refit-swapped, regime-flag, ...); ``agents`` whom it
+    concerns; ``detail`` the numbers behind it (plain JSON values).
+    """
+
+    role: str
+    action: str
+    agents: tuple[str, ...] = ()
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    def words(self) -> str:
+        who = ",".join(self.agents) if self.agents else "all"
+        return f"{self.role}: {self.action} ({who})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"role": self.role, "action": self.action, "agents": list(self.agents),
+                "detail": dict(self.detail)}
+
+
+# --- foragers -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RefitJob:
+    """A refit for a forager: the agent's state, its trailing window and seed key.
+
+    ``t`` is the absolute index of the first return the refitted agent will
+    forecast (the window is the ``window`` returns before it), ``launched``
+    the count of returns the swarm had absorbed, ``swap_at`` the count at
+    which it is to be swapped in; the seed is ``(seed, row, t, 0)`` as in the
+    backtest.
+    """
+
+    portfolio: str
+    agent: str
+    row: int
+    t: int
+    launched: int
+    swap_at: int
+    state: bytes
+    returns: FloatArray
+    seed: int
+    reason: str
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.portfolio, self.agent, self.launched)
+
+
+@dataclass(frozen=True)
+class RefitResult:
+    """What a forager returns: the refitted agent's state (or the error) and its time."""
+
+    portfolio: str
+    agent: str
+    launched: int
+    swap_at: int
+    reason: str
+    state: bytes | None
+    seconds: float
+    error: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.portfolio, self.agent, self.launched)
+
+
+def fit_seed(seed: int, row: int, t: int) -> np.random.Generator:
+    """The backtest's fit seed of row ``row`` on day ``t``."""
+    return np.random.default_rng([seed, row, t, 0])
+
+
+def run_refit(job: RefitJob) -> RefitResult:
+    """A forager's work: restore the agent, refit it on the job's window, return its state."""
+    begin = time.perf_counter()
+    try:
+        agent = agent_class(job.agent).from_state(job.state)
+        agent.refit(job.returns, seed=fit_seed(job.seed, job.row, job.t))
+        state = agent.state()
+    except SwarmVarError as exc:
+        return RefitResult(job.portfolio, job.agent, job.launched, job.swap_at, job.reason, None,
+                           time.perf_counter() - begin, str(exc))
+    return RefitResult(job.portfolio, job.agent, job.launched, job.swap_at, job.reason, state,
+                       time.perf_counter() - begin)
+
+
+# --- builders -------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4096)
+def _coverage_pvalues(hits: tuple[bool, ...], alpha: float) -> tuple[float, float]:
+    """Kupiec and Christoffersen p-values of one hit sequence (cached: windows repeat)."""
+    pk = float(kupiec(np.array(hits), alpha).pvalue)
+    pc = float(christoffersen(np.array(hits)).pvalue) if len(hits) >= 2 else math.nan
+    return pk, pc
+
+
+@dataclass(frozen=True)
+class RowValidation:
+    """One row's rolling validation at one level over the trailing window."""
+
+    days: int
+    hits: int
+    kupiec: float
+    christoffersen: float
+    fz0: float
+
+
+class Builders:
+    """Rolling out-of-sample validation of every row (agents and ``"consensus"``)."""
+
+    def __init__(self, rows: Sequence[str], alphas: Sequence[float], window: int) -> None:
+        self.rows = tuple(rows)
+        self.alphas = tuple(alphas)
+        self.window = window
+        # per level: (days, rows) hits and FZ0 losses, oldest first, at most `window` days
+        self.hits = {a: np.zeros((0, len(self.rows)), dtype=bool) for a in self.alphas}
+        self.fz0 = {a: np.zeros((0, len(self.rows))) for a in self.alphas}
+
+    def add(self, realized: float, var: Mapping[float, FloatArray],
+            es: Mapping[float, FloatArray]) -> None:
+        """One scored day: each row's VaR/ES forecast ``(rows,)`` per level and the return."""
+        for a in self.alphas:
+            v, e = var[a], es[a]
+            hit = (-realized > v)[None, :]
+            loss = fz0_loss(np.full(v.shape, -realized), v, np.maximum(e, v), a)[None, :]
+            self.hits[a] = np.concatenate([self.hits[a], hit])[-self.window:]
+            self.fz0[a] = np.concatenate([self.fz0[a], loss])[-self.window:]
+
+    def current(self) -> dict[str, dict[float, RowValidation]]:
+        """Every row's validation now (empty before the first scored day)."""
+        out: dict[str, dict[float, RowValidation]] = {}
+        for a in self.alphas:
+            h, f = self.hits[a], self.fz0[a]
+            if h.shape[0] == 0:
+                continue
+            for k, row in enumerate(self.rows):
+                col = h[:, k]
+                pk, pc = _coverage_pvalues(tuple(col.tolist()), a)
+                fz = f[:, k]
+                fz = fz[np.isfinite(fz)]
+                out.setdefault(row, {})[a] = RowValidation(
+                    int(col.size), int(col.sum()), pk, pc,
+                    float(fz.mean()) if fz.size else math.nan)
+        return out
+
+    def arrays(self) -> dict[str, FloatArray]:
+        out: dict[str, FloatArray] = {}
+        for i, a in enumerate(self.alphas):
+            out[f"builder_hits_{i}"] = self.hits[a].astype(np.float64)
+            out[f"builder_fz0_{i}"] = self.fz0[a]
+        return out
+
+    def restore(self, arrays: Mapping[str, FloatArray]) -> None:
+        for i, a in enumerate(self.alphas):
+            self.hits[a] = np.asarray(arrays[f"builder_hits_{i}"]).astype(bool)
+            self.fz0[a] = np.asarray(arrays[f"builder_fz0_{i}"], dtype=np.float64)
+
+
+# --- guards ---------------------------------------------------------------------
+
+
+class Guards:
+    """Convergence watch: particle ESS, split R-hat, and log-score drift per agent.
+
+    The drift signal is the z-score of an agent's mean log predictive score
+    over its last 20 beats against the mean and spread of its trailing 250
+    (a predictive that stopped describing the returns scores worse). It stands
+    in for PIT drift: the agents expose log densities, not predictive CDFs.
+    """
+
+    RECENT = 20
+    HISTORY = 250
+
+    def __init__(self, agents: Sequence[str], config: RoleConfig) -> None:
+        self.agents = tuple(agents)
+        self.config = config
+        self.scores = np.zeros((0, len(self.agents)))
+        self.quiet_until = np.zeros(len(self.agents), dtype=np.int64)
+
+    def check(self, beat: int, log_scores: Mapping[str, float],
+              diagnostics: Mapping[str, Diagnostics], cooldown: int) -> list[RoleRecord]:
+        """This beat's findings; an agent flagged is not flagged again for ``cooldown`` beats."""
+        row = np.array([log_scores.get(a, np.nan) for a in self.agents])[None, :]
+        self.scores = np.concatenate([self.scores, row])[-self.HISTORY:]
+        found = []
+        for k, agent in enumerate(self.agents):
+            if beat < self.quiet_until[k]:
+                continue
+            signals: dict[str, float] = {}
+            diag = diagnostics.get(agent)
+            if diag is not None:
+                if diag.ess is not None and diag.draws:
+                    frac = diag.ess / diag.draws
+                    if frac < self.config.guard_min_ess:
+                        signals["ess_fraction"] = float(frac)
+                if diag.max_rhat is not None and diag.max_rhat > self.config.guard_max_rhat:
+                    signals["rhat"] = float(diag.max_rhat)
+            col = self.scores[:, k]
+            col = col[np.isfinite(col)]
+            if col.size >= 2 * self.RECENT + 10:
+                past, recent = col[: -self.RECENT], col[-self.RECENT:]
+                sd = float(past.std(ddof=1))
+                if sd > 0:
+                    z = (float(recent.mean()) - float(past.mean())) / (sd / math.sqrt(self.RECENT))
+                    if z < -self.config.guard_drift:
+                        signals["score_drift_z"] = z
+            if signals:
+                self.quiet_until[k] = beat + cooldown
+                found.append(RoleRecord("guard", "refit-requested" if self.config.guard_refits
+                                        else "warning", (agent,), signals))
+        return found
+
+
+# --- scouts ---------------------------------------------------------------------
+
+
+class Scouts:
+    """Regime watch on standardized returns: a change-point detector and its flag."""
+
+    def __init__(self, scale: float, config: RoleConfig) -> None:
+        if not scale > 0 or not math.isfinite(scale):
+            raise InvalidParameter(f"the scouts' scale must be a positive number, not {scale!r}")
+        self.scale = float(scale)
+        self.detector = OnlineChangePoint(hazard=config.scout_hazard,
+                                          threshold=config.scout_threshold)
+        self.flag = False
+
+    def observe(self, r: float) -> tuple[float, RoleRecord | None]:
+        """The change probability after ``r``, and a record when the flag rises."""
+        step = self.detector.update(r / self.scale)
+        rose = step.flag and not self.flag
+        self.flag = bool(step.flag)
+        if not rose:
+            return float(step.prob_change), None
+        return float(step.prob_change), RoleRecord(
+            "scout", "regime-flag", (), {"prob_change": float(step.prob_change),
+                                         "map_run_length": int(step.map_run_length)})
+
+    def state(self) -> bytes:
+        return self.detector.to_state()
+
+    def restore(self, data: bytes, flag: bool) -> None:
+        self.detector = OnlineChangePoint.from_state(data)
+        self.flag = flag

@@ -1,0 +1,643 @@
+"""The living swarm: many portfolios beating on an executor, ledgered, checkpointed, resumable.
+
+:class:`Swarm` is what ``swarmvar run`` drives and what user code embeds:
+``start(history)`` fits (or resumes), ``step(tick)`` runs one beat,
+``run(source)`` the loop. Per tick it
+
+1. checks the tick (:mod:`.ticks`); a bad one is refused with an
+   :class:`~swarmvar.errors.InvalidTick`, counted and ledgered as a rejection;
+2. runs the portfolio's beat on the executor (:mod:`.beat`), with the
+   observers' quarantine and weight factors, due refit swaps and requests;
+3. hands the report to the observers (the arbiter) and records their decisions;
+4. appends the beat — signed estimates, consensus (with the tick, its
+   sequence number and the source's cursor), role records and decisions —
+   to the ledger in one transaction (or one per ``ledger_batch`` beats);
+5. every ``checkpoint_every`` beats writes every portfolio's state to the
+   evolution state store in one atomic step, after flushing the ledger.
+
+Recovery: :meth:`Swarm.start` finds the last checkpoint, restores it, and
+replays (without recording again) the beats the ledger holds after it, from
+the ticks written in those beats; a source then resumes after the last
+recorded tick. So every tick is in the ledger once, and the forecasts equal
+an uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+from ..consensus import Policy
+from ..errors import InvalidParameter, InvalidTick, SwarmVarError, WorkerFailed
+from ..evolution import Database, StateConfig, StateStore
+from ..ledger import EntryKind, Ledger
+from ..models import DEFAULT_AGENTS, canonical_name
+from ..types import Action, BeatReport, Decision, Estimate, Tick
+from .beat import BeatInput, BeatOutcome, PortfolioConfig
+from .consensus import SWARM_POLICY
+from .executors import Executor, LocalExecutor
+from .record import consensus_record
+from .roles import RefitJob, RefitResult, RoleConfig, run_refit
+from .sources import BadLine
+from .ticks import PortfolioSpec, route, specs_from, tick_value
+
+log = logging.getLogger("swarmvar.swarm")
+
+RUN_KEY = "swarm:__run__"
+STATE_PREFIX = "swarm:"
+
+
+@runtime_checkable
+class BeatObserver(Protocol):
+    """What watches the beats and decides (the arbiter implements this structurally)."""
+
+    def observe(self, report: BeatReport) -> Sequence[Decision]:
+        """Decisions about this beat's portfolio (recorded in the ledger by the swarm)."""
+        ...
+
+    def excluded(self, portfolio: str) -> frozenset[str]:
+        """Agents to hold out of the portfolio's next consensus (quarantine)."""
+        ...
+
+    def weight_factors(self, portfolio: str) -> Mapping[str, float]:
+        """APPLY_BALANCE multipliers in [0, 1] per agent; {} for none."""
+        ...
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a :meth:`Swarm.run` did.
+
+    ``beats`` per portfolio; ``rejected`` ticks refused (reason -> count);
+    ``skipped`` ticks already recorded before a restart; ``cursor`` where
+    the source stands (give it to ``seek`` to resume); ``stopped`` why the
+    loop ended (``"source"``, ``"beats"``, ``"interrupted"``).
+    """
+
+    beats: Mapping[str, int]
+    rejected: Mapping[str, int]
+    skipped: int
+    cursor: Any
+    seconds: float
+    stopped: str
+    last_seq: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def total_beats(self) -> int:
+        return sum(self.beats.values())
+
+
+def _reason(exc: BaseException) -> str:
+    return type(exc).__name__
+
+
+def _result_dict(r: RefitResult) -> dict[str, Any]:
+    return {"agent": r.agent, "launched": r.launched}
+
+
+class Swarm:
+    """Portfolio swarms on an executor, with a ledger, checkpoints and observers.
+
+    Parameters
+    ----------
+    portfolios : sequence of PortfolioSpec or names, or mapping name -> {weights|positions}
+        The portfolios to run.
+    home : path
+        Data home: ``ledger.sqlite``, ``evolution.sqlite`` + ``states/``
+        (checkpoints), ``keys/agents/`` (the agents' signing keys).
+    agents : sequence of str
+        Agent names (the default five).
+    alphas, horizon, window, refit_every, seed
+        As in ``swarmvar backtest``: the same values give the same forecasts.
+    executor : Executor, optional
+        Where the swarms live (default :class:`LocalExecutor` in this process).
+    checkpoint_every : int
+        Beats (over all portfolios) between checkpoints.
+    ledger_batch : int
+        Beats per ledger transaction (1: each beat commits on its own).
+    observers : sequence of BeatObserver
+        Called after each beat, in order (the arbiter).
+    roles : RoleConfig, optional
+        Foragers' lag, scouts, builders, guards.
+    policy : Policy
+        The consensus policy (the swarm's by default).
+    fsync : bool
+        Flush checkpoints to disk (off only for scratch homes).
+    """
+
+    def __init__(
+        self,
+        portfolios: Sequence[PortfolioSpec | str] | Mapping[str, Any],
+        *,
+        home: str | Path,
+        agents: Sequence[str] = DEFAULT_AGENTS,
+        alphas: Sequence[float] = (0.99, 0.975),
+        horizon: int = 1,
+        window: int = 1000,
+        refit_every: int = 20,
+        seed: int = 0,
+        executor: Executor | None = None,
+        checkpoint_every: int = 250,
+        ledger_batch: int = 1,
+        observers: Sequence[BeatObserver] = (),
+        roles: RoleConfig | None = None,
+        policy: Policy = SWARM_POLICY,
+        fsync: bool = True,
+    ) -> None:
+        for name, value, low in (("horizon", horizon, 1), ("window", window, 30),
+                                 ("refit_every", refit_every, 1),
+                                 ("checkpoint_every", checkpoint_every, 1),
+                                 ("ledger_batch", ledger_batch, 1), ("seed", seed, 0)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise InvalidParameter(f"{name} must be a whole number >= {low}, not {value!r}")
+        self.specs = specs_from(portfolios)
+        names = tuple(canonical_name(a) for a in agents)
+        if len(set(names)) != len(names):
+            raise InvalidParameter(f"agents are given twice: {list(agents)}")
+        from ..models.risk import check_alphas
+
+        levels = check_alphas(alphas)
+        self.home = Path(home)
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.roles = roles or RoleConfig()
+        params = _variant_params(self.home, names)
+        self.configs = {
+            p: PortfolioConfig(p, names, levels, int(horizon), int(window), int(refit_every),
+                               int(seed), str(self.home), self.roles, policy, params)
+            for p in self.specs
+        }
+        self.executor: Executor = executor if executor is not None else LocalExecutor()
+        self.checkpoint_every = int(checkpoint_every)
+        self.ledger_batch = int(ledger_batch)
+        self.observers = tuple(observers)
+        self.ledger = Ledger.open(self.home)
+        self._db = Database(self.home)
+        self.states = StateStore(self._db, config=StateConfig(fsync=fsync))
+        self.seq: dict[str, int] = dict.fromkeys(self.specs, 0)
+        self.last_as_of: dict[str, datetime | None] = dict.fromkeys(self.specs)
+        self._latest: dict[str, BeatReport] = {}
+        self._resume_as_of: dict[str, datetime | None] = {}
+        self.cursor: Any = None
+        self.rejected: dict[str, int] = {}
+        self._pending: dict[tuple[str, str, int], tuple[RefitJob, Future[RefitResult] | None]] = {}
+        self._requests: dict[str, list[tuple[str, str]]] = {p: [] for p in self.specs}
+        self._batch: list[tuple[EntryKind, Mapping[str, Any]]] = []
+        self._batched_beats = 0
+        self._since_checkpoint = 0
+        self._log: dict[str, list[BeatInput]] = {p: [] for p in self.specs}  # since checkpoint
+        self._started = False
+        self._closed = False
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    def portfolios(self) -> tuple[str, ...]:
+        return tuple(self.specs)
+
+    def latest(self, portfolio: str) -> BeatReport | None:
+        """The last beat's report of ``portfolio`` (None before its first beat)."""
+        if portfolio not in self.specs:
+            from ..errors import UnknownPortfolio
+
+            raise UnknownPortfolio(f"no portfolio {portfolio!r}; this swarm runs "
+                                   f"{', '.join(self.specs)}")
+        return self._latest.get(portfolio)
+
+    def __enter__(self) -> Swarm:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Flush the ledger batch, stop the executor, close the stores."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.flush()
+        finally:
+            self.executor.close()
+            self.ledger.close()
+            self._db.close()
+
+    def start(self, history: Mapping[str, pd.Series] | pd.DataFrame | pd.Series) -> None:
+        """Resume from the home's checkpoint and ledger, or fit every portfolio from history.
+
+        ``history`` gives each portfolio's returns up to now: a mapping
+        name -> Series, an asset-returns DataFrame (portfolios over assets,
+        or columns named like single-series portfolios), or one Series
+        (single-series portfolios). It is read only when there is nothing to
+        resume.
+        """
+        self.executor.open(list(self.configs.values()))
+        if not self._resume():
+            requests = []
+            for name, spec in self.specs.items():
+                series = (history[name] if isinstance(history, Mapping) and name in history
+                          else spec.history(history))  # type: ignore[arg-type]
+                from ..data import validate
+
+                series = validate(series, min_obs=self.configs[name].window)
+                as_of = series.index[-1] if isinstance(series.index, pd.DatetimeIndex) else None
+                from .ticks import as_utc
+
+                requests.append((name, series.to_numpy(dtype=np.float64),
+                                 None if as_of is None else as_utc(as_of)))
+                self.last_as_of[name] = None if as_of is None else as_utc(as_of)
+            self.executor.start(requests)
+            self.ledger.add_entry(EntryKind.ACTION, {"type": "swarm-start", "details": {
+                "portfolios": [s.to_dict() for s in self.specs.values()],
+                "config": self.configs[next(iter(self.specs))].fingerprint() | {
+                    "portfolio": None}}})
+            self.checkpoint()
+        self._started = True
+
+    # --- checkpoints and recovery --------------------------------------------------
+
+    def checkpoint(self) -> None:
+        """Flush the ledger, then store every portfolio's state and the run's marks atomically."""
+        self.flush()
+        blobs = self.executor.states(list(self.specs))
+        run = {"ledger_size": self.ledger.size, "seq": self.seq,
+               "last_as_of": {p: None if v is None else v.isoformat()
+                              for p, v in self.last_as_of.items()},
+               "cursor": self.cursor,
+               "pending": [_job_dict(job) for job, _ in self._pending.values()],
+               "requests": {p: [list(x) for x in v] for p, v in self._requests.items()}}
+        states = {STATE_PREFIX + p: b for p, b in blobs.items()}
+        states[RUN_KEY] = json.dumps(run).encode()
+        pending_blobs = {f"swarm-job:{i}": job.state + job.returns.tobytes()
+                         for i, (job, _) in enumerate(self._pending.values())}
+        states.update(pending_blobs)
+        self.states.put_many(states, now=time.time())
+        for key in states:
+            self.states.prune(key, keep=2)
+        self._since_checkpoint = 0
+        self._log = {p: [] for p in self.specs}
+
+    def _resume(self) -> bool:
+        from ..evolution import UnknownState
+
+        try:
+            run = json.loads(self.states.get(RUN_KEY).decode())
+        except UnknownState:
+            return False
+        blobs = {p: self.states.get(STATE_PREFIX + p) for p in self.specs}
+        self.executor.restore(blobs)
+        self.seq = {p: int(run["seq"].get(p, 0)) for p in self.specs}
+        self.last_as_of = {p: None if run["last_as_of"].get(p) is None
+                           else datetime.fromisoformat(run["last_as_of"][p]) for p in self.specs}
+        self.cursor = run["cursor"]
+        self._requests = {p: [tuple(x) for x in run["requests"].get(p, [])]  # type: ignore[misc]
+                          for p in self.specs}
+        jobs = [_job_from(d, self.states.get(f"swarm-job:{i}"))
+                for i, d in enumerate(run["pending"])]
+        self._pending = {job.key: (job, None) for job in jobs}
+        self._replay_ledger(int(run["ledger_size"]))
+        self._resume_as_of = dict(self.last_as_of)
+        return True
+
+    def _replay_ledger(self, start: int) -> None:
+        """Re-run, without recording, the beats the ledger holds after the checkpoint."""
+        for entry in self.ledger.entries(start):
+            if entry.kind != EntryKind.CONSENSUS.value or "beat" not in entry.data:
+                continue
+            b = entry.data["beat"]
+            name = b["portfolio"]
+            if name not in self.specs or int(b["seq"]) != self.seq[name] + 1:
+                continue
+            swaps = tuple(self._take_result(name, s["agent"], int(s["launched"]), wait=True)
+                          for s in b.get("swaps", []))
+            tick = BeatInput(int(b["seq"]), datetime.fromisoformat(b["as_of"]),
+                             float(b["realized"]), frozenset(b.get("excluded", [])),
+                             dict(b.get("factors", {})), swaps,
+                             tuple((a, r) for a, r in b.get("requests", [])))
+            outcome = self._run_beats([(name, tick)], record=False)[0]
+            for job in outcome.jobs:
+                self._pending[job.key] = (job, None)
+            self.seq[name] = tick.seq
+            self.last_as_of[name] = tick.as_of
+            self._requests[name] = [(a, "arbiter") for d in b.get("optimize", []) for a in d]
+            self._latest[name] = outcome.report
+            if b.get("cursor") is not None:
+                self.cursor = b["cursor"]
+
+    def _take_result(self, portfolio: str, agent: str, launched: int, *, wait: bool
+                     ) -> RefitResult:
+        job, future = self._pending.pop((portfolio, agent, launched))
+        if future is None:
+            return run_refit(job)
+        return future.result()
+
+    def _run_beats(self, inputs: list[tuple[str, BeatInput]], *, record: bool
+                   ) -> list[BeatOutcome]:
+        """The executor's beats; a dead host is restored from the checkpoint and caught up."""
+        for _ in range(3):
+            try:
+                out = self.executor.beats(inputs)
+                if record:
+                    for name, tick in inputs:
+                        self._log[name].append(tick)
+                return out
+            except WorkerFailed as exc:
+                lost = list(getattr(exc, "portfolios", self.specs))
+                log.warning("swarm host died (%s); restoring %s from the last checkpoint",
+                            exc, ", ".join(lost))
+                self.executor.reset(lost)
+                self.executor.restore({p: self.states.get(STATE_PREFIX + p) for p in lost})
+                missed = [(p, t) for p in lost for t in self._log[p]]
+                if missed:
+                    self.executor.beats(missed)
+        raise WorkerFailed("the executor's hosts kept dying; see the log")
+
+    # --- the beat -------------------------------------------------------------------
+
+    def step(self, tick: Tick, *, cursor: Any = None) -> BeatReport:
+        """One beat for the tick's portfolio (for a ``"*"`` tick, the first portfolio's report).
+
+        Raises
+        ------
+        InvalidTick
+            The tick is refused (after it was counted and ledgered as a rejection).
+        """
+        reports = self.beat([tick], cursor=cursor)
+        return reports[0]
+
+    def beat(self, ticks: Sequence[Tick], *, cursor: Any = None) -> list[BeatReport]:
+        """Beats for several ticks at once (each portfolio at most once; hosts run in parallel).
+
+        Bad ticks are refused and ledgered; if any was, :class:`InvalidTick`
+        is raised after the good ones have beaten.
+        """
+        if not self._started:
+            raise InvalidParameter("call start(history) before the first beat")
+        inputs: list[tuple[str, BeatInput]] = []
+        refused: InvalidTick | None = None
+        seen: set[str] = set()
+        for tick in ticks:
+            try:
+                for name, value, as_of in self._check(tick, seen):
+                    inputs.append((name, self._input(name, value, as_of)))
+                    seen.add(name)
+            except InvalidTick as exc:
+                self._refuse(exc, tick)
+                refused = exc
+        outcomes = self._run_beats(inputs, record=True) if inputs else []
+        reports = [self._after(name, tick, outcome, cursor)
+                   for (name, tick), outcome in zip(inputs, outcomes, strict=True)]
+        if self._since_checkpoint >= self.checkpoint_every:
+            self.checkpoint()
+        if refused is not None:
+            raise refused
+        return reports
+
+    def _check(self, tick: Tick, seen: set[str]) -> list[tuple[str, float, datetime]]:
+        from .ticks import as_utc
+
+        specs = route(tick, self.specs)
+        as_of = as_utc(tick.as_of)
+        out = []
+        for spec in specs:
+            value = tick_value(spec, tick)
+            last = self.last_as_of[spec.name]
+            if spec.name in seen:
+                raise InvalidTick(f"two ticks for {spec.name!r} in one beat")
+            if last is not None and as_of <= last:
+                word = "duplicates" if as_of == last else "is before"
+                raise InvalidTick(f"tick for {spec.name!r} dated {as_of.isoformat()} {word} "
+                                  f"its last beat ({last.isoformat()}); ticks must move forward")
+            out.append((spec.name, value, as_of))
+        return out
+
+    def _refuse(self, exc: InvalidTick, tick: Any) -> None:
+        reason = _reason(exc)
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        detail = {"type": "tick-rejected", "details": {
+            "error": reason, "message": str(exc)[:500], "tick": _tick_repr(tick)}}
+        self._append([(EntryKind.ACTION, detail)], beats=0)
+        log.info("tick refused: %s", exc)
+
+    def _input(self, name: str, value: float, as_of: datetime) -> BeatInput:
+        seq = self.seq[name] + 1
+        excluded: set[str] = set()
+        factors: dict[str, float] = {}
+        for obs in self.observers:
+            excluded |= set(obs.excluded(name))
+            for agent, f in obs.weight_factors(name).items():
+                factors[agent] = factors.get(agent, 1.0) * float(f)
+        absorbed_after = self._absorbed(name) + 1
+        swaps = []
+        for _key, (job, future) in list(self._pending.items()):
+            if job.portfolio != name or job.swap_at > absorbed_after:
+                continue
+            if future is not None and not future.done() and not self.roles.refit_wait:
+                continue  # swapped at a later boundary: the beat does not wait
+            swaps.append(self._take_result(name, job.agent, job.launched, wait=True))
+        requests = tuple(self._requests[name])
+        self._requests[name] = []
+        return BeatInput(seq, as_of, value, frozenset(excluded), factors, tuple(swaps), requests)
+
+    def _absorbed(self, name: str) -> int:
+        return self.seq[name]
+
+    def _after(self, name: str, tick: BeatInput, outcome: BeatOutcome, cursor: Any
+               ) -> BeatReport:
+        for job in outcome.jobs:
+            self._pending[job.key] = (job, self.executor.submit_refit(job))
+        report = outcome.report
+        decisions: list[Decision] = []
+        for obs in self.observers:
+            decisions.extend(obs.observe(report))
+        optimize = []
+        for d in decisions:
+            if d.action is Action.APPLY_OPTIMIZE:
+                agents = [a for a in d.agents if a in self.configs[name].agents] or ["*"]
+                self._requests[name].extend((a, "arbiter") for a in agents)
+                optimize.append(agents)
+            elif d.action is Action.ALERT:
+                log.warning("alert on %s at beat %d: %s", name, tick.seq, d.reason)
+        report = dataclasses.replace(report, decisions=tuple(decisions))
+        self.seq[name] = tick.seq
+        self.last_as_of[name] = tick.as_of
+        if cursor is not None:
+            self.cursor = cursor
+        self._latest[name] = report
+        self._append(self._entries(name, tick, outcome, decisions, optimize, cursor), beats=1)
+        self._since_checkpoint += 1
+        return report
+
+    def _entries(self, name: str, tick: BeatInput, outcome: BeatOutcome,
+                 decisions: Sequence[Decision], optimize: list[list[str]], cursor: Any
+                 ) -> list[tuple[EntryKind, Mapping[str, Any]]]:
+        report = outcome.report
+        entries: list[tuple[EntryKind, Mapping[str, Any]]] = [
+            (EntryKind.ESTIMATE, {"portfolio": name, "seq": tick.seq,
+                                  "estimates": [_estimate_dict(e) for e in outcome.estimates]}),
+            (EntryKind.CONSENSUS, {
+                "beat": {"portfolio": name, "seq": tick.seq, "as_of": tick.as_of.isoformat(),
+                         "realized": tick.value, "cursor": cursor,
+                         "excluded": sorted(tick.excluded), "factors": dict(tick.factors),
+                         "requests": [list(r) for r in tick.requests],
+                         "swaps": [_result_dict(s) for s in tick.swaps],
+                         "optimize": optimize},
+                "levels": [consensus_record(c) for c in report.consensus],
+                "breaches": {k: list(v) for k, v in report.breaches.items()},
+                "log_scores": {k: v for k, v in report.log_scores.items() if np.isfinite(v)},
+                "rejected": dict(report.rejected),
+                "regime_probability": report.regime_probability}),
+        ]
+        for r in outcome.roles:
+            entries.append((EntryKind.FLOW, {"flow": r.role, "result": {
+                "portfolio": name, "seq": tick.seq, **r.to_dict()}}))
+        for d in decisions:
+            entries.append((EntryKind.DECISION, _decision_dict(d)))
+        return entries
+
+    def _append(self, entries: list[tuple[EntryKind, Mapping[str, Any]]], *, beats: int) -> None:
+        self._batch.extend(entries)
+        self._batched_beats += beats
+        if self._batched_beats >= self.ledger_batch or beats == 0 and self.ledger_batch == 1:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit the pending ledger batch (one transaction)."""
+        if self._batch:
+            self.ledger.add_entries(self._batch)
+            self._batch = []
+            self._batched_beats = 0
+
+    # --- the loop -------------------------------------------------------------------
+
+    def run(self, source: Iterable[Tick | BadLine], *, beats: int | None = None,
+            on_beat: Callable[[BeatReport], None] | None = None,
+            should_stop: Callable[[], bool] | None = None) -> RunSummary:
+        """Beat every tick of ``source`` until it ends, ``beats`` beats ran, or ``should_stop()``.
+
+        Ticks for a date the swarm already recorded before a restart are
+        skipped (counted in ``skipped``); a source with ``seek`` is first
+        moved to the cursor of the last recorded tick. Bad ticks are refused
+        and the loop goes on.
+        """
+        if not self._started:
+            raise InvalidParameter("call start(history) before run(source)")
+        seek = getattr(source, "seek", None)
+        if self.cursor is not None and callable(seek):
+            seek(self.cursor)
+        began = time.perf_counter()
+        done: dict[str, int] = dict.fromkeys(self.specs, 0)
+        skipped = 0
+        stopped = "source"
+        rejected_before = dict(self.rejected)
+        for item in source:
+            if beats is not None and sum(done.values()) >= beats:
+                stopped = "beats"
+                break
+            if should_stop is not None and should_stop():
+                stopped = "interrupted"
+                break
+            cursor = getattr(source, "cursor", None)
+            if isinstance(item, BadLine):
+                self._refuse(InvalidTick(item.reason), item.raw)
+                continue
+            if self._already(item):
+                skipped += 1
+                continue
+            try:
+                reports = self.beat([item], cursor=cursor)
+            except InvalidTick:
+                continue
+            for rep in reports:
+                done[rep.portfolio] += 1
+                if on_beat is not None:
+                    on_beat(rep)
+        else:
+            stopped = "source"
+        if beats is not None and sum(done.values()) >= beats and stopped == "source":
+            stopped = "beats"
+        self.flush()
+        return RunSummary(done, {k: v - rejected_before.get(k, 0) for k, v in self.rejected.items()
+                                 if v - rejected_before.get(k, 0)}, skipped, self.cursor,
+                          time.perf_counter() - began, stopped, dict(self.seq))
+
+    def _already(self, tick: Any) -> bool:
+        """A tick at or before the resume point of its portfolio(s): recorded before a restart."""
+        if not self._resume_as_of or not isinstance(tick, Tick):
+            return False
+        from .ticks import as_utc
+
+        try:
+            when = as_utc(tick.as_of)
+            names = [s.name for s in route(tick, self.specs)]
+        except SwarmVarError:
+            return False
+        marks = [self._resume_as_of.get(n) for n in names]
+        if all(m is not None and when <= m for m in marks):
+            return True
+        for n in names:
+            self._resume_as_of.pop(n, None)
+        return False
+
+
+# --- plain-JSON forms ------------------------------------------------------------------
+
+
+def _estimate_dict(e: Estimate) -> dict[str, Any]:
+    d = e.payload()
+    d["signature"] = None if e.signature is None else e.signature.hex()
+    return d
+
+
+def _decision_dict(d: Decision) -> dict[str, Any]:
+    return {"action": d.action.value, "portfolio": d.portfolio, "seq": d.seq,
+            "agents": list(d.agents), "signals": {k: float(v) for k, v in d.signals.items()
+                                                  if np.isfinite(v)},
+            "threat": float(d.threat), "reason": d.reason,
+            "weights": {k: float(v) for k, v in d.weights.items()}}
+
+
+def _tick_repr(tick: Any) -> Any:
+    if isinstance(tick, Tick):
+        return {"portfolio": str(tick.portfolio)[:100], "as_of": str(tick.as_of)[:40],
+                "value": repr(tick.value)[:40],
+                "assets": None if tick.assets is None else {
+                    str(k)[:40]: repr(v)[:40] for k, v in list(dict(tick.assets).items())[:50]}}
+    return repr(tick)[:300]
+
+
+def _job_dict(job: RefitJob) -> dict[str, Any]:
+    return {"portfolio": job.portfolio, "agent": job.agent, "row": job.row, "t": job.t,
+            "launched": job.launched, "swap_at": job.swap_at, "seed": job.seed,
+            "reason": job.reason, "state_bytes": len(job.state), "n": int(job.returns.size)}
+
+
+def _job_from(d: Mapping[str, Any], blob: bytes) -> RefitJob:
+    k = int(d["state_bytes"])
+    return RefitJob(d["portfolio"], d["agent"], int(d["row"]), int(d["t"]), int(d["launched"]),
+                    int(d["swap_at"]), blob[:k], np.frombuffer(blob[k:], dtype=np.float64).copy(),
+                    int(d["seed"]), d["reason"])
+
+
+def _variant_params(home: Path, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Champion variant parameters per agent from the evolution registry, where wired."""
+    try:
+        from . import variants  # created by the evolution wiring
+    except ImportError:
+        return {}
+    resolve = getattr(variants, "champion_params", None)
+    if resolve is None:
+        return {}
+    out = resolve(home, names)
+    return {k: dict(v) for k, v in dict(out).items()}

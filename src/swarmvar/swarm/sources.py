@@ -1,0 +1,211 @@
+"""Where ticks come from: a replayed series, a file followed as it grows, JSON lines.
+
+Every source is an iterable of :class:`~swarmvar.types.Tick` (or
+:class:`BadLine` for input it could not even parse) with a ``cursor`` — a
+JSON value that says where the next tick is — and ``seek(cursor)`` to resume
+there. The runtime writes each beat's cursor into the ledger, so a restarted
+run continues after the last recorded tick. Every loop here is bounded: a
+replay by its data, a followed file by ``idle_timeout`` without new rows,
+JSON lines by the end of the stream.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+
+from ..errors import InvalidSource, SwarmVarError
+from ..types import Tick
+from .ticks import ALL, as_utc
+
+
+@dataclass(frozen=True)
+class BadLine:
+    """Input a source could not turn into a tick (the runtime refuses and ledgers it)."""
+
+    reason: str
+    raw: str
+
+
+class Replay:
+    """Replay a series (one portfolio) or asset-returns frame (``portfolio="*"``).
+
+    Parameters
+    ----------
+    data : pandas.Series or DataFrame
+        Returns indexed by date; a Series feeds one portfolio (``portfolio``),
+        a DataFrame's rows are asset returns (ticks for every asset portfolio,
+        or for ``portfolio`` if it is named).
+    start : int
+        First row to replay (e.g. the length of the history the swarm started from).
+    rate : float, optional
+        Ticks per second (``None``: as fast as possible).
+    sleep : callable
+        How to wait between ticks at a rate (tests pass a fake).
+    """
+
+    def __init__(self, data: pd.Series | pd.DataFrame, *, portfolio: str = ALL, start: int = 0,
+                 stop: int | None = None, rate: float | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        if isinstance(data, pd.Series) and portfolio == ALL:
+            portfolio = str(data.name) if data.name is not None else ALL
+            if portfolio == ALL:
+                raise InvalidSource("replaying a series needs portfolio=<name>")
+        if rate is not None and not rate > 0:
+            raise InvalidSource(f"rate must be > 0 ticks per second, not {rate!r}")
+        self.data = data
+        self.portfolio = portfolio
+        self.cursor: int = int(start)
+        self.stop = len(data) if stop is None else min(int(stop), len(data))
+        self.rate = rate
+        self._sleep = sleep
+
+    def seek(self, cursor: Any) -> None:
+        self.cursor = int(cursor)
+
+    def __iter__(self) -> Iterator[Tick | BadLine]:
+        frame = isinstance(self.data, pd.DataFrame)
+        index = self.data.index
+        values = self.data.to_numpy()
+        columns = [str(c) for c in self.data.columns] if frame else []
+        next_at = time.monotonic()
+        while self.cursor < self.stop:
+            i = self.cursor
+            if self.rate is not None:
+                wait = next_at - time.monotonic()
+                if wait > 0:
+                    self._sleep(wait)
+                next_at = max(next_at, time.monotonic()) + 1.0 / self.rate
+            as_of = as_utc(index[i])
+            self.cursor = i + 1
+            if frame:
+                yield Tick(self.portfolio, as_of,
+                           assets={c: float(v) for c, v in zip(columns, values[i], strict=True)})
+            else:
+                yield Tick(self.portfolio, as_of, value=float(values[i]))
+
+
+class FollowedFile:
+    """A CSV file of returns followed as it grows (``tail -f``), resumable by row.
+
+    The first column is the date; the others are one portfolio's return
+    (``portfolio=<name>``, one value column) or asset returns
+    (``portfolio="*"``). Rows are read as they are completed (a line without
+    its newline waits); iteration ends after ``idle_timeout`` seconds without
+    a new row. ``cursor`` counts the data rows consumed.
+    """
+
+    def __init__(self, path: str | Path, *, portfolio: str = ALL, poll: float = 0.2,
+                 idle_timeout: float = 5.0, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise InvalidSource(f"no file {self.path} to follow; check the path")
+        self.portfolio = portfolio
+        self.poll = poll
+        self.idle_timeout = idle_timeout
+        self.cursor = 0
+        self._sleep = sleep
+        self._columns: list[str] | None = None
+
+    def seek(self, cursor: Any) -> None:
+        self.cursor = int(cursor)
+
+    def _parse(self, line: str) -> Tick | BadLine:
+        cells = [c.strip() for c in line.rstrip("\r\n").split(",")]
+        assert self._columns is not None
+        if len(cells) != len(self._columns):
+            return BadLine(f"row {self.cursor} has {len(cells)} cells, the header "
+                           f"{len(self._columns)}", line)
+        try:
+            as_of = as_utc(cells[0])
+            numbers = [float(c) if c else float("nan") for c in cells[1:]]
+        except (ValueError, SwarmVarError) as exc:
+            return BadLine(f"row {self.cursor}: {exc}", line)
+        if self.portfolio != ALL and len(numbers) == 1:
+            return Tick(self.portfolio, as_of, value=numbers[0])
+        return Tick(self.portfolio, as_of,
+                    assets=dict(zip(self._columns[1:], numbers, strict=True)))
+
+    def __iter__(self) -> Iterator[Tick | BadLine]:
+        with open(self.path, encoding="utf-8", newline="") as fh:
+            header = fh.readline()
+            if not header.endswith("\n"):
+                raise InvalidSource(f"{self.path} has no complete header line")
+            self._columns = [c.strip() for c in header.rstrip("\r\n").split(",")]
+            if len(self._columns) < 2:
+                raise InvalidSource(f"{self.path}: need a date column and at least one value "
+                                    "column")
+            for _ in range(self.cursor):  # skip what was consumed before a restart
+                if not fh.readline().endswith("\n"):
+                    raise InvalidSource(f"{self.path} has fewer rows than the resume point "
+                                        f"{self.cursor}; was it truncated?")
+            idle_since = time.monotonic()
+            partial = ""
+            while True:
+                where = fh.tell()
+                line = fh.readline()
+                if line.endswith("\n"):
+                    line, partial = partial + line, ""
+                    idle_since = time.monotonic()
+                    if not line.strip():
+                        self.cursor += 1
+                        continue
+                    tick = self._parse(line)
+                    self.cursor += 1
+                    yield tick
+                    continue
+                if line:  # an incomplete last line: read it again when it is finished
+                    fh.seek(where)
+                if time.monotonic() - idle_since > self.idle_timeout:
+                    return
+                self._sleep(self.poll)
+
+
+class JsonLines:
+    """Ticks as JSON objects, one per line: ``{"portfolio", "as_of", "value" | "assets"}``.
+
+    ``cursor`` counts lines consumed (a resumed stream from a file can seek;
+    stdin cannot be rewound, so the runtime skips ticks it already recorded).
+    """
+
+    def __init__(self, stream: IO[str], *, portfolio: str | None = None) -> None:
+        self.stream = stream
+        self.portfolio = portfolio
+        self.cursor = 0
+        self._skip = 0
+
+    def seek(self, cursor: Any) -> None:
+        self._skip = int(cursor) - self.cursor
+
+    def __iter__(self) -> Iterator[Tick | BadLine]:
+        for raw in self.stream:
+            self.cursor += 1
+            if self._skip > 0:
+                self._skip -= 1
+                continue
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+                if not isinstance(obj, dict):
+                    raise ValueError("a tick line must be a JSON object")
+                unknown = set(obj) - {"portfolio", "as_of", "value", "assets"}
+                if unknown:
+                    raise ValueError(f"unknown keys {sorted(unknown)}")
+                name = obj.get("portfolio", self.portfolio)
+                if not isinstance(name, str):
+                    raise ValueError("no portfolio named")
+                assets = obj.get("assets")
+                if assets is not None and not isinstance(assets, dict):
+                    raise ValueError("assets must be an object of asset -> return")
+                yield Tick(name, as_utc(obj["as_of"]), value=obj.get("value"),
+                           assets=assets)
+            except (ValueError, KeyError, TypeError, SwarmVarError) as exc:
+                yield BadLine(f"line {self.cursor}: {exc}", raw[:200])
+

@@ -1,0 +1,218 @@
+"""Portfolios and ticks: what a portfolio is, and which ticks the runtime accepts.
+
+A portfolio is either a single return series (its ticks carry ``value``) or
+weights / currency positions over asset columns (its ticks carry ``assets``,
+and its return is :func:`swarmvar.data.portfolio`'s: the log of the weighted
+simple returns). A tick is refused — :class:`~swarmvar.errors.InvalidTick`
+naming what was wrong — when its return is NaN/inf, looks like percent
+(``|r| > 1``), its date is not after the portfolio's last, or it names an
+unknown portfolio or misses an asset.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..data import MAX_ABS_RETURN
+from ..data import portfolio as portfolio_returns
+from ..errors import InvalidParameter, InvalidReturns, InvalidTick, UnknownTickPortfolio
+from ..types import Tick
+
+#: A tick with ``portfolio=ALL`` and asset returns goes to every asset-defined portfolio.
+ALL = "*"
+
+
+@dataclass(frozen=True)
+class PortfolioSpec:
+    """A portfolio the swarm runs: a single series (no assets), or weights / positions.
+
+    ``weights`` are value fractions rebalanced each period; ``positions``
+    currency amounts per asset (negative for shorts). Give at most one.
+    """
+
+    name: str
+    weights: Mapping[str, float] | None = None
+    positions: Mapping[str, float] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip() or self.name == ALL:
+            raise InvalidParameter(f"a portfolio needs a non-empty name (not {ALL!r}), "
+                                   f"not {self.name!r}")
+        if self.weights is not None and self.positions is not None:
+            raise InvalidParameter(f"portfolio {self.name!r}: give weights or positions, not both")
+        given = self.weights if self.weights is not None else self.positions
+        if given is not None:
+            if not given:
+                raise InvalidParameter(f"portfolio {self.name!r} has no assets")
+            vec = np.array([float(v) for v in given.values()])
+            if not np.all(np.isfinite(vec)) or abs(float(vec.sum())) < 1e-12:
+                raise InvalidParameter(f"portfolio {self.name!r}: weights/positions must be "
+                                       "finite and must not sum to zero")
+
+    @property
+    def assets(self) -> tuple[str, ...]:
+        given = self.weights if self.weights is not None else self.positions
+        return tuple(given) if given is not None else ()
+
+    def _vector(self) -> np.ndarray:
+        given = self.weights if self.weights is not None else self.positions
+        assert given is not None
+        vec = np.array([float(given[a]) for a in self.assets])
+        return vec / vec.sum() if self.positions is not None else vec
+
+    def history(self, frame: pd.DataFrame | pd.Series) -> pd.Series:
+        """This portfolio's log returns from a single series or an asset-returns frame."""
+        if not self.assets:
+            if isinstance(frame, pd.DataFrame):
+                if self.name in frame.columns:
+                    return frame[self.name].astype(float)
+                if frame.shape[1] == 1:
+                    return frame.iloc[:, 0].astype(float)
+                raise InvalidParameter(f"portfolio {self.name!r} has no weights and the data "
+                                       f"has no column {self.name!r}")
+            return frame.astype(float)
+        if not isinstance(frame, pd.DataFrame):
+            raise InvalidParameter(f"portfolio {self.name!r} is over assets; give asset returns")
+        return portfolio_returns(frame, weights=self.weights, positions=self.positions)
+
+    def value_of(self, assets: Mapping[str, float]) -> float:
+        """The portfolio's log return from one day's asset log returns."""
+        try:
+            x = np.array([float(assets[a]) for a in self.assets])
+        except KeyError as exc:
+            raise InvalidTick(f"tick for {self.name!r} misses asset {exc.args[0]!r}; it needs "
+                              f"{list(self.assets)}") from None
+        except (TypeError, ValueError) as exc:
+            raise InvalidTick(f"tick for {self.name!r} has a non-numeric asset return: "
+                              f"{exc}") from None
+        check_return(x, f"an asset return of {self.name!r}")
+        simple = float(np.expm1(x) @ self._vector())
+        if simple <= -1:
+            raise InvalidTick(f"tick for {self.name!r}: the portfolio would lose all its value")
+        return math.log1p(simple)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name}
+        if self.weights is not None:
+            out["weights"] = dict(self.weights)
+        if self.positions is not None:
+            out["positions"] = dict(self.positions)
+        return out
+
+
+def check_return(x: Any, what: str) -> None:
+    """Refuse NaN, inf and percent-looking values (``|r| > 1``) with :class:`InvalidTick`."""
+    arr = np.atleast_1d(np.asarray(x, dtype=float))
+    if not np.all(np.isfinite(arr)):
+        raise InvalidTick(f"{what} is {arr[~np.isfinite(arr)][0]!r}; returns must be finite")
+    if np.any(np.abs(arr) > MAX_ABS_RETURN):
+        raise InvalidTick(f"{what} is {arr[np.abs(arr) > MAX_ABS_RETURN][0]!r}, beyond |r| <= "
+                          f"{MAX_ABS_RETURN:g}; returns are fractions (0.01 = 1%) - if this is "
+                          "percent, divide by 100")
+
+
+def as_utc(when: Any) -> datetime:
+    """A timezone-aware datetime (naive ones and dates are taken as UTC)."""
+    if isinstance(when, str):
+        try:
+            when = datetime.fromisoformat(when)
+        except ValueError as exc:
+            raise InvalidTick(f"as_of {when!r} is not an ISO date or datetime") from exc
+    if isinstance(when, pd.Timestamp):
+        when = when.to_pydatetime()
+    if not isinstance(when, datetime):
+        if hasattr(when, "isoformat") and hasattr(when, "year"):
+            when = datetime(when.year, when.month, when.day)
+        else:
+            raise InvalidTick(f"as_of must be a date or datetime, not {type(when).__name__}")
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def tick_value(spec: PortfolioSpec, tick: Tick) -> float:
+    """The portfolio's return carried by ``tick``, checked; raises :class:`InvalidTick`."""
+    if tick.value is not None and tick.assets is not None:
+        raise InvalidTick(f"tick for {spec.name!r} carries both a value and asset returns")
+    if tick.value is not None:
+        if spec.assets:
+            raise InvalidTick(f"portfolio {spec.name!r} is over assets {list(spec.assets)}; "
+                              "send asset returns, not one value")
+        if isinstance(tick.value, bool):
+            raise InvalidTick(f"tick value for {spec.name!r} is a bool, not a return")
+        try:
+            v = float(tick.value)
+        except (TypeError, ValueError):
+            raise InvalidTick(f"tick value for {spec.name!r} is {tick.value!r}, not a number"
+                              ) from None
+        check_return(v, f"the return of {spec.name!r}")
+        return v
+    if tick.assets is not None:
+        if not spec.assets:
+            raise InvalidTick(f"portfolio {spec.name!r} is a single series; send value=, not "
+                              "asset returns")
+        return spec.value_of(tick.assets)
+    raise InvalidTick(f"tick for {spec.name!r} carries neither a value nor asset returns")
+
+
+def route(tick: Any, specs: Mapping[str, PortfolioSpec]) -> list[PortfolioSpec]:
+    """The portfolios a tick is for; raises :class:`InvalidTick` / ``UnknownTickPortfolio``."""
+    if not isinstance(tick, Tick):
+        raise InvalidTick(f"a tick must be a swarmvar.types.Tick, not {type(tick).__name__}")
+    if tick.portfolio == ALL:
+        if tick.assets is None:
+            raise InvalidTick(f"a tick for every portfolio ({ALL!r}) must carry asset returns")
+        out = [s for s in specs.values() if s.assets]
+        if not out:
+            raise InvalidTick("no portfolio is defined over assets; name the portfolio")
+        return out
+    spec = specs.get(tick.portfolio) if isinstance(tick.portfolio, str) else None
+    if spec is None:
+        known = ", ".join(sorted(specs)[:10])
+        raise UnknownTickPortfolio(f"tick names portfolio {tick.portfolio!r}, which this swarm "
+                                   f"does not run; known: {known}")
+    return [spec]
+
+
+def specs_from(portfolios: Sequence[PortfolioSpec | str] | Mapping[str, Any]
+               ) -> dict[str, PortfolioSpec]:
+    """Portfolio specs from names, specs, or ``{name: {"weights"|"positions": {...}}}``."""
+    items: list[PortfolioSpec] = []
+    if isinstance(portfolios, Mapping):
+        for name, body in portfolios.items():
+            body = body or {}
+            if not isinstance(body, Mapping):
+                raise InvalidParameter(f"portfolio {name!r}: expected weights/positions, got "
+                                       f"{type(body).__name__}")
+            unknown = set(body) - {"weights", "positions"}
+            if unknown:
+                raise InvalidParameter(f"portfolio {name!r}: unknown keys {sorted(unknown)}; "
+                                       "use weights or positions")
+            items.append(PortfolioSpec(str(name), body.get("weights"), body.get("positions")))
+    else:
+        for p in portfolios:
+            items.append(p if isinstance(p, PortfolioSpec) else PortfolioSpec(str(p)))
+    out: dict[str, PortfolioSpec] = {}
+    for spec in items:
+        if spec.name in out:
+            raise InvalidParameter(f"portfolio {spec.name!r} is given twice")
+        out[spec.name] = spec
+    if not out:
+        raise InvalidParameter("the swarm needs at least one portfolio")
+    return out
+
+
+def ensure_returns(x: Any, what: str) -> np.ndarray:
+    """A history as a float array, checked as the models check it."""
+    try:
+        arr = np.asarray(x, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise InvalidReturns(f"{what} is not numbers: {exc}") from exc
+    if arr.ndim != 1:
+        raise InvalidReturns(f"{what} must be one series, got shape {arr.shape}")
+    return arr

@@ -6,9 +6,8 @@ behind walls and returns a checked :class:`TaskResult`, or raises a typed
 :class:`~swarmvar.errors.SandboxViolation` naming what the code tried.
 
 Backends: :class:`BubblewrapSandbox` (the default: namespaces, rlimits,
-cgroups where allowed), :class:`E2BSandbox` (E2B's cloud microVMs, with
-``pip install swarmvar[e2b]`` and ``E2B_API_KEY``) and
-:class:`UnsandboxedWorker` (``--sandbox none``: no walls, only when asked).
+cgroups where allowed) and :class:`UnsandboxedWorker` (``--sandbox none``:
+no walls, only when asked). An E2B (cloud microVM) backend is not built yet.
 See docs/sandbox.md for the threat model.
 """
 
@@ -20,20 +19,16 @@ from .bubblewrap import BubblewrapSandbox, UnsandboxedWorker, bwrap_path
 from .profiles import PROFILES, REALTIME, TRAINING, VALIDATION, NetworkPolicy, Profile, profile
 from .wire import Task, TaskResult
 
-BACKENDS = ("bwrap", "e2b", "none")
+BACKENDS = ("bwrap", "none")
 
 
 def create(backend: str = "bwrap", profile_: str | Profile = "training",
            **options: Any) -> Sandbox:
-    """A sandbox of ``backend`` (``bwrap``, ``e2b`` or ``none``) under ``profile_``."""
+    """A sandbox of ``backend`` (``bwrap`` or ``none``) under ``profile_``."""
     if backend == "bwrap":
         return BubblewrapSandbox.create(profile_, **options)
     if backend == "none":
         return UnsandboxedWorker.create(profile_, **options)
-    if backend == "e2b":
-        from .e2b import E2BSandbox
-        box: Sandbox = E2BSandbox.create(profile_, **options)
-        return box
     raise SandboxError(f"unknown sandbox backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 

@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any, ClassVar
@@ -28,8 +27,8 @@ from ..errors import SandboxError, SandboxViolation, TaskFailed, Violation
 from .profiles import Profile, profile
 from .wire import Task, TaskResult, read_frame, write_frame
 
-#: Modules a warm worker imports before its first task.
-PRELOAD = ("numpy", "scipy.special", "swarmvar.models")
+#: Modules a warm worker imports before it says it is ready (the rest on first use).
+PRELOAD = ("numpy",)
 
 
 @dataclass(frozen=True)
@@ -109,8 +108,10 @@ class WorkerSandbox(Sandbox):
     #: Whether the worker has a pid namespace of its own (leftover-process checks).
     own_pid_namespace: ClassVar[bool] = True
 
-    def __init__(self, profile_: Profile, *, plugin_paths: Sequence[str] = ()) -> None:
+    def __init__(self, profile_: Profile, *, plugin_paths: Sequence[str] = (),
+                 preload: Sequence[str] = PRELOAD) -> None:
         super().__init__(profile_)
+        self.preload = tuple(preload)
         from pathlib import Path
         for folder in plugin_paths:
             if not Path(folder).is_dir():
@@ -157,7 +158,7 @@ class WorkerSandbox(Sandbox):
 
     def _config(self) -> str:
         return json.dumps({
-            "preload": list(PRELOAD), "scratch": self.scratch(),
+            "preload": list(self.preload), "scratch": self.scratch(),
             "read_roots": self.read_roots(), "cpu_seconds": self.profile.cpu_seconds,
             "frame_bytes": self.profile.result_bytes,
             "pid_namespace": self.own_pid_namespace, "sys_path": list(self.plugin_paths),
@@ -274,6 +275,14 @@ class WorkerSandbox(Sandbox):
             raise
 
     # -- the interface -----------------------------------------------------
+
+    def start(self) -> None:
+        """Start the warm worker now (it otherwise starts with the first task)."""
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                if self._proc is not None:
+                    self._stop()
+                self._start()
 
     def run(self, task: Task) -> TaskResult:
         if not isinstance(task, Task):

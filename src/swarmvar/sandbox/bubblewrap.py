@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import SandboxError
-from .base import WorkerSandbox, package_roots
+from .base import PRELOAD, WorkerSandbox, package_roots
 from .profiles import Profile
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -120,8 +120,9 @@ class BubblewrapSandbox(WorkerSandbox):
     backend: ClassVar[str] = "bwrap"
 
     def __init__(self, profile_: Profile, *, hidden: Sequence[str | Path] = (),
-                 cgroups: bool = True, plugin_paths: Sequence[str] = ()) -> None:
-        super().__init__(profile_, plugin_paths=plugin_paths)
+                 cgroups: bool = True, plugin_paths: Sequence[str] = (),
+                 preload: Sequence[str] = PRELOAD) -> None:
+        super().__init__(profile_, plugin_paths=plugin_paths, preload=preload)
         self._bwrap = bwrap_path()
         self._cgroups = cgroups
         self._cgroup: _Cgroup | None = None
@@ -136,10 +137,13 @@ class BubblewrapSandbox(WorkerSandbox):
                         "Python installation and the package folders")
 
     def binds(self) -> list[str]:
-        """Host folders bound read-only into the sandbox."""
+        """Host folders bound read-only into the sandbox: the system's and Python's."""
         system = [p for p in ("/usr", "/lib", "/lib64", "/bin", "/sbin") if Path(p).exists()]
-        python = {str(Path(p).resolve()) for p in self.read_roots()}
+        python = {str(Path(p).resolve()) for p in super().read_roots()}
         return sorted(set(system) | python)
+
+    def read_roots(self) -> list[str]:
+        return self.binds()
 
     def command(self, worker_argv: Sequence[str]) -> list[str]:
         p = self.profile
@@ -187,8 +191,8 @@ class UnsandboxedWorker(WorkerSandbox):
     own_pid_namespace: ClassVar[bool] = False
 
     def __init__(self, profile_: Profile, *, plugin_paths: Sequence[str] = (),
-                 **_: Any) -> None:
-        super().__init__(profile_, plugin_paths=plugin_paths)
+                 preload: Sequence[str] = PRELOAD, **_: Any) -> None:
+        super().__init__(profile_, plugin_paths=plugin_paths, preload=preload)
         self._dir: str | None = None
 
     def scratch(self) -> str:

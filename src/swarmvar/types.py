@@ -60,12 +60,16 @@ class Forecast:
         In the order the confidence levels were requested.
     interval_mass : float
         Posterior mass of the credible intervals (0.90 = 5%..95%).
+    as_of : datetime or None
+        Data time: the last return the forecast saw (it forecasts the
+        ``horizon`` days after it); ``None`` when the returns carried no dates.
     """
 
     model: str
     horizon: int
     levels: tuple[RiskMeasure, ...]
     interval_mass: float = 0.90
+    as_of: datetime | None = None
 
     def at(self, alpha: float) -> RiskMeasure:
         """The measure at confidence level ``alpha``."""
@@ -80,12 +84,43 @@ class Forecast:
         return tuple(level.alpha for level in self.levels)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "model": self.model,
             "horizon": self.horizon,
             "interval_mass": self.interval_mass,
             "levels": [level.to_dict() for level in self.levels],
         }
+        if self.as_of is not None:
+            out["as_of"] = self.as_of.isoformat()
+        return out
+
+    def to_frame(self) -> Any:
+        """Tidy :class:`pandas.DataFrame`, one line per level: model, as_of, horizon,
+        alpha, var, es, var_lo, var_hi, es_lo, es_hi (losses, fractions of value)."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            [{"model": self.model, "as_of": self.as_of, "horizon": self.horizon,
+              "alpha": m.alpha, "var": m.var, "es": m.es,
+              "var_lo": m.var_interval[0], "var_hi": m.var_interval[1],
+              "es_lo": m.es_interval[0], "es_hi": m.es_interval[1]} for m in self.levels],
+            columns=["model", "as_of", "horizon", "alpha", "var", "es", "var_lo", "var_hi",
+                     "es_lo", "es_hi"])
+
+    def summary(self) -> str:
+        """A printable table: each level's VaR and ES (% of value) with credible intervals."""
+        when = f" as of {self.as_of:%Y-%m-%d}" if self.as_of is not None else ""
+        mass = f"{100 * self.interval_mass:.0f}%"
+        lines = [f"{self.model}: {self.horizon}-day VaR and ES{when} (losses, % of value; "
+                 f"[{mass} credible interval])",
+                 f"{'alpha':>7}  {'VaR':>8}  {mass + ' CI':>18}  {'ES':>8}  {mass + ' CI':>18}"]
+        for m in self.levels:
+            lines.append(
+                f"{m.alpha:>7g}  {100 * m.var:>7.3f}%  "
+                f"[{100 * m.var_interval[0]:>6.3f}, {100 * m.var_interval[1]:>6.3f}]  "
+                f"{100 * m.es:>7.3f}%  "
+                f"[{100 * m.es_interval[0]:>6.3f}, {100 * m.es_interval[1]:>6.3f}]")
+        return "\n".join(lines)
 
 
 @dataclass(frozen=True)

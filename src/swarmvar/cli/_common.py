@@ -1,59 +1,333 @@
-"""Parsing shared by the CLI commands: data sources and confidence levels."""
+"""What the CLI commands share: flag checks in the CLI's words, data sources, output.
+
+Everything here is cheap to import (no numpy, pandas or models at module
+level), so ``swarmvar var --help`` stays fast; the heavy modules load inside
+the functions that need them. Every check raises :class:`typer.BadParameter`
+naming the flag, so a bad value is a usage error (exit 2) before any work
+or ledger write.
+"""
 
 from __future__ import annotations
 
+import ast
+import difflib
+import math
 import os
+import re
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import typer
-from rich.console import Console
 
-from .. import data
-from ..errors import SwarmVarError
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.console import Console
+
+    from ..errors import SwarmVarError
+
+#: Longest horizon the CLI forecasts (trading days: one year). The engines have
+#: their own bound; this one refuses before any fitting.
+MAX_HORIZON = 250
+#: Seeds are non-negative integers below 2**63 (numpy's SeedSequence entropy).
+MAX_SEED = 2**63 - 1
+#: Figure formats ``--plot`` writes (matplotlib's, by suffix).
+PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".eps",
+                 ".ps")
+#: Bundled data sets (names as ``swarmvar.data.DATASETS`` has them; checked by a test).
+BUNDLED = ("sp500", "nasdaq")
+
+
+@cache
+def agent_catalog() -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """``(class names, (alias, class name) pairs)`` read from the model registry's source.
+
+    Parsed, not imported: importing :mod:`swarmvar.models` costs ~0.8 s (numpy,
+    scipy, pandas), too much for ``--help``. A test checks it against the registry.
+    """
+    source = (Path(__file__).resolve().parent.parent / "models" / "registry.py").read_text(
+        encoding="utf-8")
+    names: tuple[str, ...] = ()
+    aliases: tuple[tuple[str, str], ...] = ()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            if node.target.id == "AGENT_MODULES" and node.value is not None:
+                names = tuple(ast.literal_eval(node.value))
+            elif node.target.id == "ALIASES" and node.value is not None:
+                aliases = tuple(ast.literal_eval(node.value).items())
+    return names, aliases
+
+
+def agents_help() -> str:
+    """The ``--agents`` help: every agent with its short names."""
+    names, aliases = agent_catalog()
+    parts = []
+    for name in names:
+        short = [a for a, full in aliases if full == name]
+        parts.append(f"{name} ({', '.join(short)})" if short else name)
+    return "agents, repeated or comma-separated (default: all): " + "; ".join(parts)
+
+
+def _suggest(word: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word.lower(), [c.lower() for c in choices], n=1,
+                                      cutoff=0.6)
+    if not close:
+        return ""
+    match = next(c for c in choices if c.lower() == close[0])
+    return f"; did you mean {match!r}?"
+
+
+def resolve_agents(values: Sequence[str] | None, *, flag: str = "--agents") -> list[str]:
+    """Agent names or aliases (repeated or comma-separated) -> class names, all by default.
+
+    Refuses unknown names (with the closest known one), an empty list and an
+    agent named twice (one agent, one vote).
+    """
+    names, aliases = agent_catalog()
+    if values is None:
+        return list(names)
+    lookup = {n.lower(): n for n in names} | {a.lower(): full for a, full in aliases}
+    out: list[str] = []
+    for value in values:
+        for part in value.replace(",", " ").split():
+            full = lookup.get(part.lower())
+            if full is None:
+                known = ", ".join([*names, *(a for a, _ in aliases)])
+                raise typer.BadParameter(
+                    f"no agent called {part!r}{_suggest(part, [*names, *(a for a, _ in aliases)])}"
+                    f" Known agents: {known}", param_hint=flag)
+            out.append(full)
+    if not out:
+        raise typer.BadParameter("no agent names given; name at least one, e.g. --agents nig "
+                                 "(or leave the flag out for all)", param_hint=flag)
+    twice = sorted({n for n in out if out.count(n) > 1})
+    if twice:
+        raise typer.BadParameter(f"agent(s) given more than once: {', '.join(twice)} "
+                                 "(each agent votes once)", param_hint=flag)
+    return out
 
 
 def parse_alphas(
-    values: list[str] | None, default: tuple[float, ...] = (0.99,)
+    values: Sequence[str] | None, default: tuple[float, ...] = (0.99,), *, flag: str = "--alpha"
 ) -> tuple[float, ...]:
-    """``--alpha 0.99 --alpha 0.975`` or ``--alpha 0.99,0.975`` -> (0.99, 0.975)."""
-    if not values:
+    """``--alpha 0.99 --alpha 0.975`` or ``--alpha 0.99,0.975`` -> (0.99, 0.975), checked."""
+    if values is None:
         return default
     out: list[float] = []
     for value in values:
-        for part in value.replace(",", " ").split():
+        for part in str(value).replace(",", " ").split():
             try:
-                out.append(float(part))
+                a = float(part)
             except ValueError as exc:
-                raise typer.BadParameter(f"{part!r} is not a number (e.g. 0.99)") from exc
+                raise typer.BadParameter(f"{part!r} is not a number (e.g. 0.99)",
+                                         param_hint=flag) from exc
+            if not 0.0 < a < 1.0:
+                raise typer.BadParameter(
+                    f"{part} is not a confidence level; give one strictly between 0 and 1, "
+                    "e.g. 0.99", param_hint=flag)
+            if a in out:
+                raise typer.BadParameter(f"level {part} given more than once", param_hint=flag)
+            out.append(a)
+    if not out:
+        raise typer.BadParameter("no confidence level given, e.g. --alpha 0.99",
+                                 param_hint=flag)
     return tuple(out)
 
 
-def load_series(source: str, column: str | None, kind: str, last: int | None) -> pd.Series:
+def str_list(value: object) -> list[str] | None:
+    """A flag's or config file's list (or single value) as strings; ``None`` stays ``None``."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+def check_whole(value: object, flag: str, low: int, high: int | None = None) -> int:
+    """An integer flag within ``[low, high]``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise typer.BadParameter(f"{value!r} is not a whole number", param_hint=flag)
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise typer.BadParameter(f"{value} is out of range; it must be {bound}", param_hint=flag)
+    return value
+
+
+def check_horizon(value: object) -> int:
+    return check_whole(value, "--horizon", 1, MAX_HORIZON)
+
+
+def check_seed(value: object) -> int:
+    return check_whole(value, "--seed", 0, MAX_SEED)
+
+
+def check_notional(value: float | None) -> float | None:
+    """A finite, positive portfolio value (or none)."""
+    if value is None:
+        return None
+    if not math.isfinite(value) or value <= 0:
+        raise typer.BadParameter(f"{value} is not a portfolio value; give a finite amount "
+                                 "above 0, e.g. 1e6", param_hint="--notional")
+    return value
+
+
+def _nearest_existing(path: Path) -> Path:
+    p = path.absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def check_home(home: Path) -> Path:
+    """The data directory: a directory, or a path that can become one."""
+    if home.exists() and not home.is_dir():
+        raise typer.BadParameter(f"{home} is a file, not a directory; give a directory for "
+                                 "swarmvar's data (it is created if missing)", param_hint="--home")
+    base = _nearest_existing(home)
+    if not base.is_dir():
+        raise typer.BadParameter(f"cannot create {home}: {base} is a file", param_hint="--home")
+    if not os.access(base, os.W_OK):
+        raise typer.BadParameter(f"cannot write under {base} (permission denied)",
+                                 param_hint="--home")
+    return home
+
+
+def check_output(path: Path | None, flag: str, suffixes: Sequence[str] | None = None
+                 ) -> Path | None:
+    """A file the command will write: known suffix, not a directory, creatable folder."""
+    if path is None:
+        return None
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        raise typer.BadParameter(
+            f"{path.name!r} has no known format; end it with one of {', '.join(suffixes)}",
+            param_hint=flag)
+    if path.is_dir():
+        raise typer.BadParameter(f"{path} is a directory; give a file name", param_hint=flag)
+    base = _nearest_existing(path.parent)
+    if not base.is_dir():
+        raise typer.BadParameter(f"cannot create {path}: {base} is a file", param_hint=flag)
+    return path
+
+
+def check_kind(kind: str) -> str:
+    if kind not in ("price", "return"):
+        raise typer.BadParameter(f"{kind!r}: the file holds 'price' or 'return' values",
+                                 param_hint="--kind")
+    return kind
+
+
+def check_data(source: str) -> str:
+    """A bundled data set name or an existing file (with a "did you mean" for names)."""
+    if source.lower() in BUNDLED or Path(source).exists():
+        return source
+    looks_like_name = not Path(source).suffix and os.sep not in source and "/" not in source
+    if looks_like_name:
+        raise typer.BadParameter(
+            f"no bundled data set or file called {source!r}{_suggest(source, BUNDLED)} "
+            f"Bundled: {', '.join(BUNDLED)}; or give a CSV/Parquet file", param_hint="--data")
+    raise typer.BadParameter(f"no such file: {source}", param_hint="--data")
+
+
+#: Python spellings in engine messages -> what the user types on the command line.
+_FLAG_WORDS = (
+    (re.compile(r"\s*\(([^()]*?) on the command line, [^()]*? in Python\)"), r" (\1)"),
+    (re.compile(r"\(([^()]*?) in Python, ([^()]*?) on the command line\)"), r"(\2)"),
+    (re.compile(r"dropna\s*=\s*True"), "--dropna"),
+    (re.compile(r"kind\s*=\s*['\"](price|return)['\"]"), r"--kind \1"),
+    (re.compile(r"\bcolumn\s*=\s*"), "--column "),
+    (re.compile(r"\bhorizon\s*=\s*"), "--horizon "),
+    (re.compile(r"swarmvar\.data\.read\(path\)"), "--data PATH"),
+)
+
+
+def cli_words(message: str) -> str:
+    """An engine's message in the CLI's terms (flags, not keyword arguments)."""
+    for pattern, repl in _FLAG_WORDS:
+        message = pattern.sub(repl, message)
+    return message
+
+
+def load_series(source: str, column: str | None, kind: str, last: int | None,
+                *, dropna: bool = False) -> pd.Series:
     """A bundled data set name or a CSV/Parquet path, as validated log returns."""
+    from .. import data
+
     if source.lower() in data.DATASETS and not Path(source).exists():
         series = data.load(source)
     else:
-        if kind not in ("price", "return"):
-            raise typer.BadParameter("--kind must be 'price' or 'return'")
-        series = data.read(source, column, kind=kind)  # type: ignore[arg-type]
+        series = data.read(source, column, kind=kind, dropna=dropna)  # type: ignore[arg-type]
     if last is not None:
-        if last < 2:
-            raise typer.BadParameter("--last must be at least 2")
         series = series.iloc[-last:]
     return series
 
 
-def make_console() -> Console:
-    """A console at least 120 columns wide, so tables stay readable in logs and CI."""
-    width = Console().width
-    return Console(width=max(width, 120))
+def make_console(*, quiet: bool = False, stderr: bool = False, width: int = 120) -> Console:
+    """A console at least ``width`` columns wide (tables stay readable in logs and CI).
+
+    ``quiet`` prints nothing; ``stderr`` keeps stdout clean for ``--json``.
+    """
+    from rich.console import Console
+
+    probe = Console(stderr=stderr)
+    return Console(width=max(probe.width, width), quiet=quiet, stderr=stderr)
 
 
 def fail(exc: SwarmVarError) -> typer.Exit:
-    """Print a SwarmVarError as a one-line message and return the exit to raise."""
-    typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+    """Print a SwarmVarError as a one-line message in the CLI's words; the exit to raise."""
+    typer.secho(f"error: {cli_words(str(exc))}", err=True, fg=typer.colors.RED)
     return typer.Exit(code=2)
+
+
+@contextmanager
+def usage_errors() -> Iterator[None]:
+    """Turn swarmvar's errors into usage errors (exit 2, one line, no traceback)."""
+    from ..errors import SwarmVarError
+
+    try:
+        yield
+    except SwarmVarError as exc:
+        raise fail(exc) from exc
+
+
+def write_json(document: Any) -> None:
+    """One JSON document on stdout (NaN and inf as null: strict JSON)."""
+    import json
+
+    sys.stdout.write(json.dumps(_strict(document), indent=2, allow_nan=False) + "\n")
+    sys.stdout.flush()
+
+
+def _strict(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return _strict(value.item())
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def write_csv_tables(folder: Path, tables: dict[str, tuple[pd.DataFrame, str]]) -> list[Path]:
+    """Each table as ``<folder>/<name>.csv``, its first line a ``# units: ...`` comment.
+
+    Read back with ``pandas.read_csv(path, comment="#")``.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, (frame, units) in tables.items():
+        path = folder / f"{name}.csv"
+        with path.open("w", encoding="utf-8", newline="") as handle:
+            handle.write(f"# units: {units}\n")
+            frame.to_csv(handle, index=False)
+        written.append(path)
+    return written
 
 
 def persist_compilations(home: Path) -> Path:

@@ -1,36 +1,69 @@
-"""``swarmvar backtest``: rolling out-of-sample backtest of the agents beside arch's GARCH-t."""
+"""``swarmvar backtest``: rolling out-of-sample backtest of the agents beside arch's GARCH-t.
+
+Module level imports stay light so ``--help`` is fast; the engines load inside
+the command, after every flag has been checked.
+"""
 
 from __future__ import annotations
 
 import math
 import os
+import shlex
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from ..errors import SwarmVarError
-from ..ledger import Ledger
-from ..models import DEFAULT_AGENTS, agent_class, canonical_name
-from ..models.risk import check_alphas
-from ..swarm.consensus import SWARM_POLICY
-from ..swarm.record import record_backtest
-from ..validation import BacktestResult, Test, backtest
-from ._common import fail, load_series, parse_alphas, persist_compilations
+from ._common import (
+    PLOT_SUFFIXES,
+    agents_help,
+    check_data,
+    check_home,
+    check_horizon,
+    check_kind,
+    check_output,
+    check_seed,
+    check_whole,
+    load_series,
+    make_console,
+    parse_alphas,
+    persist_compilations,
+    resolve_agents,
+    str_list,
+    usage_errors,
+    write_csv_tables,
+    write_json,
+)
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from ..validation import BacktestResult
 
 app = typer.Typer(
     name="backtest",
-    help="Backtest the agents out of sample, beside arch's GARCH(1,1)-t.",
+    help="Backtest the agents out of sample, beside arch's GARCH(1,1)-t and GJR-GARCH(1,1)-t.",
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 
-_SHOWN = (Test.KUPIEC, Test.CHRISTOFFERSEN, Test.CONDITIONAL_COVERAGE, Test.Z2, Test.MCNEIL_FREY)
 _LABEL = {
-    Test.KUPIEC: "Kupiec", Test.CHRISTOFFERSEN: "Christoffersen",
-    Test.CONDITIONAL_COVERAGE: "cond. coverage", Test.Z2: "AS Z2", Test.MCNEIL_FREY: "McNeil-Frey",
+    "kupiec": "Kupiec", "christoffersen": "Christoffersen",
+    "conditional_coverage": "cond. coverage", "acerbi_szekely_z2": "AS Z2",
+    "mcneil_frey": "McNeil-Frey",
+}
+
+#: What the numbers in ``--json`` and ``--csv`` are.
+UNITS = {
+    "var, es, loss, var_lo, var_hi, es_lo, es_hi": "loss over the horizon as a fraction of "
+    "portfolio value (0.01 = 1%); _lo/_hi: 90% credible interval",
+    "hit_rate, expected_rate, share_green, share_yellow, share_red": "fractions of days or "
+    "windows",
+    "p_*, pvalue, dm_pvalue": "p-values (pass: p > 0.05)",
+    "pinball, fz0": "mean scores per day (lower is better)",
+    "seconds, fit_s, update_s, forecast_s, total_s": "seconds",
+    "alpha": "confidence level",
 }
 
 
@@ -44,6 +77,12 @@ def _cell(pvalue: float) -> str:
 
 def render(result: BacktestResult) -> Table:
     """Summary table: hits and each test's p-value, marked pass/fail at 5%."""
+    from rich.table import Table
+
+    from ..validation import Test
+
+    shown = (Test.KUPIEC, Test.CHRISTOFFERSEN, Test.CONDITIONAL_COVERAGE, Test.Z2,
+             Test.MCNEIL_FREY)
     days = len(result.dates)
     first, end = (str(getattr(d, "date", lambda d=d: d)()) for d in (result.dates[0],
                                                                        result.dates[-1]))
@@ -51,9 +90,9 @@ def render(result: BacktestResult) -> Table:
                   title_justify="left")
     for name in ("model", "alpha", "hits", "rate"):
         table.add_column(name, justify="left" if name == "model" else "right", no_wrap=True)
-    for test in _SHOWN:
-        table.add_column(_LABEL[test], justify="right", no_wrap=True)
-    for name in ("zone", "FZ0", "seconds"):
+    for test in shown:
+        table.add_column(_LABEL[test.value], justify="right", no_wrap=True)
+    for name in ("zone (last 250 d)", "FZ0", "seconds"):
         table.add_column(name, justify="right", no_wrap=True)
     for row, levels in result.evaluation.items():
         for i, (alpha, ev) in enumerate(levels.items()):
@@ -64,7 +103,7 @@ def render(result: BacktestResult) -> Table:
                 f"{alpha:g}",
                 str(int(s.hits.sum())),
                 f"{100 * s.hits.mean():.2f}%",
-                *(_cell(ev.tests[t].pvalue) for t in _SHOWN),
+                *(_cell(ev.tests[t].pvalue) for t in shown),
                 light.zone.value if light is not None else "",
                 f"{ev.fz0:.3f}",
                 f"{result.timings[row].total:.1f}" if i == 0 else "",
@@ -72,81 +111,187 @@ def render(result: BacktestResult) -> Table:
     return table
 
 
+def _tables(result: BacktestResult) -> dict[str, Any]:
+    """Every table of the backtest as a tidy frame (what --json and --csv carry)."""
+    import pandas as pd
+
+    timings = pd.DataFrame([
+        {"model": n, "fits": t.fits, "fit_s": t.fit, "update_s": t.update,
+         "forecast_s": t.forecast, "total_s": t.total} for n, t in result.timings.items()])
+    forecasts = result.to_frame()
+    forecasts["date"] = [str(getattr(d, "date", lambda d=d: d)()) for d in forecasts["date"]]
+    breaches = result.breaches()
+    breaches["date"] = [str(getattr(d, "date", lambda d=d: d)()) for d in breaches["date"]]
+    return {
+        "summary": result.summary(), "tests": result.test_table(),
+        "zones": result.traffic_light_shares(), "breaches": breaches, "timings": timings,
+        "forecasts": forecasts,
+    }
+
+
 @app.callback(invoke_without_command=True)
 def backtest_command(
-    data: Annotated[str, typer.Option("--data", help="sp500, nasdaq, or a CSV/Parquet path")
-                    ] = "sp500",
+    data: Annotated[str | None, typer.Option(
+        "--data", help="bundled data set (sp500, nasdaq) or a CSV/Parquet path",
+        show_default="sp500")] = None,
     column: Annotated[str | None, typer.Option(help="value column of a file")] = None,
-    kind: Annotated[str, typer.Option(help="file holds 'price' or 'return' values")] = "price",
-    last: Annotated[int, typer.Option(help="number of out-of-sample forecast days")] = 2500,
-    window: Annotated[int, typer.Option(help="trailing returns each fit uses")] = 1000,
-    refit_every: Annotated[int, typer.Option("--refit-every", help="days between refits")] = 20,
+    kind: Annotated[str, typer.Option(help="the file holds 'price' or 'return' values")
+                    ] = "price",
+    dropna: Annotated[bool, typer.Option(
+        "--dropna", help="drop rows with missing values (files with gaps)")] = False,
+    last: Annotated[int | None, typer.Option(
+        help="number of out-of-sample forecast days", show_default="2500")] = None,
+    window: Annotated[int | None, typer.Option(
+        help="trailing returns each fit uses", show_default="1000")] = None,
+    refit_every: Annotated[int | None, typer.Option(
+        "--refit-every", help="days between refits", show_default="20")] = None,
     alpha: Annotated[list[str] | None, typer.Option(
-        "--alpha", help="confidence level(s): --alpha 0.99 --alpha 0.975")] = None,
-    horizon: Annotated[int, typer.Option(help="horizon in days")] = 1,
-    agents: Annotated[list[str] | None, typer.Option(
-        "--agents", help="agent names (repeat or comma-separate); default: all")] = None,
-    baseline: Annotated[bool, typer.Option(help="add arch's GARCH(1,1)-t row")] = True,
-    report: Annotated[Path | None, typer.Option(help="write a self-contained HTML report")
-                      ] = None,
+        "--alpha", help="confidence level(s): --alpha 0.99 --alpha 0.975 or 0.99,0.975",
+        show_default="0.99,0.975")] = None,
+    horizon: Annotated[int | None, typer.Option(
+        help="horizon in days (1 to 250)", show_default="1")] = None,
+    agents: Annotated[list[str] | None, typer.Option("--agents", help=agents_help())] = None,
+    baseline: Annotated[bool, typer.Option(
+        help="add arch's GARCH(1,1)-t and GJR-GARCH(1,1)-t rows")] = True,
+    report: Annotated[Path | None, typer.Option(
+        help="write a self-contained HTML report (folders are created)")] = None,
     plot: Annotated[Path | None, typer.Option(
-        help="save a PNG of the returns with each VaR line and its breaches (first level)")
-                    ] = None,
-    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+        help="save a figure: one panel per model and level, credible bands, breaches "
+        f"({', '.join(s.lstrip('.') for s in PLOT_SUFFIXES[:3])}, ...)")] = None,
+    seed: Annotated[int, typer.Option(help="random seed (0 or more)")] = 0,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
-    consensus: Annotated[bool, typer.Option(
-        help="add the swarm's consensus row (needs 3 or more agents)")] = True,
-    home: Annotated[Path, typer.Option(help="data directory (the ledger records the run)")
-                    ] = Path(".swarmvar"),
+    consensus: Annotated[bool | None, typer.Option(
+        "--consensus/--no-consensus", help="add the swarm's consensus row (3 or more agents)",
+        show_default="on")] = None,
+    home: Annotated[Path | None, typer.Option(
+        help="data directory (the ledger records the run)", show_default=".swarmvar")] = None,
     record: Annotated[bool, typer.Option(help="record forecasts and tests in the ledger")
                       ] = True,
     workers: Annotated[int, typer.Option(help="processes sharing the rows (default: CPUs)")
                        ] = os.cpu_count() or 1,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="print every table as one JSON document on stdout (units included)")
+                       ] = False,
+    csv: Annotated[Path | None, typer.Option(
+        "--csv", help="write every table as DIR/<table>.csv (first line: units)",
+        metavar="DIR")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print nothing but errors")
+                     ] = False,
 ) -> None:
     """Backtest agents on the last LAST days (each fitted on the WINDOW days before)."""
-    console = Console(width=max(Console().width, 160))  # the test table is wide
-    persist_compilations(home)
-    try:
-        alphas = check_alphas(parse_alphas(alpha, default=(0.99, 0.975)))
-        names = [canonical_name(n) for a in (agents or list(DEFAULT_AGENTS))
-                 for n in a.replace(",", " ").split()]
-        if last < 1 or window < 2:
-            raise typer.BadParameter("--last must be >= 1 and --window >= 2")
-        series = load_series(data, column, kind, last + window + horizon - 1)
+    # --- every flag (and the config file) checked before any work or ledger write ---
+    from ..config import load_config
+
+    with usage_errors():
+        settings = load_config().effective({
+            "data": data, "alphas": alpha, "horizon": horizon, "agents": agents, "last": last,
+            "window": window, "refit_every": refit_every, "consensus": consensus,
+            "home": None if home is None else str(home)})
+    source = check_data(str(settings["data"].value))
+    kind = check_kind(kind)
+    alphas = parse_alphas(str_list(settings["alphas"].value), default=(0.99, 0.975))
+    h = check_horizon(settings["horizon"].value)
+    names = resolve_agents(str_list(settings["agents"].value))
+    n_last = check_whole(settings["last"].value, "--last", 1, 10**6)
+    n_window = check_whole(settings["window"].value, "--window", 2, 10**6)
+    every = check_whole(settings["refit_every"].value, "--refit-every", 1,
+                        10**6)
+    seed = check_seed(seed)
+    folder = check_home(Path(str(settings["home"].value)))
+    workers = check_whole(workers, "--workers", 1, 1024)
+    check_output(report, "--report")
+    check_output(plot, "--plot", PLOT_SUFFIXES)
+    if csv is not None and csv.exists() and not csv.is_dir():
+        raise typer.BadParameter(f"{csv} is a file; give a directory for the CSV tables",
+                                 param_hint="--csv")
+    with_consensus = bool(settings["consensus"].value)
+    console = make_console(quiet=quiet or as_json, stderr=as_json, width=160)
+    persist_compilations(folder)
+
+    # --- the work -----------------------------------------------------------------
+    from .. import __version__
+    from ..ledger import Ledger
+    from ..models import agent_class
+    from ..swarm.consensus import SWARM_POLICY
+    from ..swarm.record import record_backtest
+    from ..validation import backtest
+    from ..validation.backtest import Baseline
+    from ..validation.report import Provenance
+
+    with usage_errors():
+        series = load_series(source, column, kind, n_last + n_window + h - 1, dropna=dropna)
         roster = [agent_class(n)() for n in names]
-    except SwarmVarError as exc:
-        raise fail(exc) from exc
     console.print(f"[bold]{series.name}[/bold]: {len(series)} daily log returns, "
                   f"{series.index[0].date()} → {series.index[-1].date()}; agents: "
                   f"{', '.join(names)}")
     rows = {}
-    if consensus and len(roster) >= SWARM_POLICY.aggregator.min_agents(SWARM_POLICY.f):
+    need = SWARM_POLICY.aggregator.min_agents(SWARM_POLICY.f)
+    if with_consensus and len(roster) >= need:
         rows["consensus"] = SWARM_POLICY
-    elif consensus:
+    elif with_consensus:
         console.print(f"[yellow]no consensus row: {SWARM_POLICY.method} needs at least "
-                      f"{SWARM_POLICY.aggregator.min_agents(SWARM_POLICY.f)} agents[/yellow]")
-    try:
-        result = backtest(series, roster, window=window, refit_every=refit_every, alphas=alphas,
-                          horizon=horizon, baseline="arch" if baseline else None, seed=seed,
-                          progress=progress, consensus=rows, workers=workers)
-        console.print(render(result))
-        if rows:
-            console.print(f"consensus: {SWARM_POLICY.method}, weights from each agent's "
-                          f"FZ0 loss over the previous {SWARM_POLICY.window} days")
+                      f"{need} agents[/yellow]")
+    with usage_errors():
+        result = backtest(series, roster, window=n_window, refit_every=every, alphas=alphas,
+                          horizon=h, seed=seed,
+                          baseline=[Baseline.ARCH, Baseline.ARCH_GJR] if baseline else None,
+                          progress=progress and not (quiet or as_json), consensus=rows,
+                          workers=workers)
+    console.print(render(result))
+    if rows:
+        console.print(f"consensus: {SWARM_POLICY.method}, weights from each agent's "
+                      f"FZ0 loss over the previous {SWARM_POLICY.window} days")
+    for row, notes in result.notes.items():
+        console.print(f"[yellow]{row}: {len(notes)} note(s): {notes[0]}"
+                      f"{' ...' if len(notes) > 1 else ''}[/yellow]")
+    entries: range | None = None
+    root: str | None = None
+    where: Path | None = None
+    if record:
+        with usage_errors():
+            with Ledger.open(folder) as ledger:
+                entries = record_backtest(ledger, result, source=str(series.name), config={
+                    "seed": seed, "consensus": SWARM_POLICY.method if rows else None})
+                root = ledger.compute_merkle_root().hex()
+                where = Path(str(ledger.path))
+        console.print(f"recorded entries {entries.start}-{entries.stop - 1} (daily "
+                      f"forecasts, tests, summary) in the ledger at {where} "
+                      f"(Merkle root {root[:16]}…)")
+    provenance = Provenance(
+        data=str(series.name), first=str(series.index[0].date()),
+        last=str(series.index[-1].date()),
+        command=shlex.join(["swarmvar", *sys.argv[1:]]) if sys.argv[1:2] == ["backtest"]
+        else "swarmvar backtest (called from Python)",
+        seed=seed, version=__version__,
+        ledger=None if entries is None else (entries.start, entries.stop - 1),
+        merkle_root=root, ledger_path=None if where is None else str(where))
+    with usage_errors():
         if report is not None:
-            console.print(f"report written to {result.to_html(report)}")
+            report.parent.mkdir(parents=True, exist_ok=True)
+            console.print(f"report written to {result.to_html(report, provenance=provenance)}")
         if plot is not None:
-            figure = result.plot(alphas[0])
+            figure = result.plot()
             plot.parent.mkdir(parents=True, exist_ok=True)
             figure.savefig(plot, dpi=110)
             console.print(f"plot written to {plot}")
-        if record:
-            with Ledger.open(home) as ledger:
-                indices = record_backtest(ledger, result, source=str(series.name), config={
-                    "seed": seed, "consensus": SWARM_POLICY.method if rows else None})
-                root = ledger.compute_merkle_root().hex()
-            console.print(f"recorded entries {indices.start}-{indices.stop - 1} (daily "
-                          f"forecasts, tests, summary) in the ledger at {ledger.path} "
-                          f"(Merkle root {root[:16]}…)")
-    except SwarmVarError as exc:
-        raise fail(exc) from exc
+    if as_json or csv is not None:
+        tables = _tables(result)
+        if as_json:
+            write_json({
+                "command": "backtest", "units": UNITS,
+                "data": {"name": provenance.data, "first": provenance.first,
+                         "last": provenance.last},
+                "days": len(result.dates), "window": n_window, "refit_every": every,
+                "horizon": h, "seed": seed, "alphas": list(alphas),
+                "rows": list(result.rows), "baselines": list(result.baselines),
+                "notes": {k: list(v) for k, v in result.notes.items()},
+                **{name: frame.to_dict(orient="records") for name, frame in tables.items()
+                   if name != "forecasts"},
+                "ledger": None if entries is None else {
+                    "path": str(where), "first_entry": entries.start,
+                    "last_entry": entries.stop - 1, "merkle_root": root},
+            })
+        if csv is not None:
+            unit = "; ".join(f"{k}: {v}" for k, v in UNITS.items())
+            written = write_csv_tables(csv, {name: (frame, unit) for name, frame in tables.items()})
+            console.print(f"tables written to {', '.join(str(p) for p in written)}")

@@ -1,34 +1,55 @@
-"""``swarmvar var``: every agent's VaR/ES with credible intervals, and the swarm's consensus."""
+"""``swarmvar var``: every agent's VaR/ES with credible intervals, and the swarm's consensus.
+
+Module level imports stay light (typer and the CLI's checks) so ``swarmvar var
+--help`` is fast; the models, consensus and ledger load inside the command.
+"""
 
 from __future__ import annotations
 
 import os
-from datetime import UTC
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Table
 
-from ..consensus import TrackRecord
-from ..errors import SwarmVarError
-from ..ledger import Ledger
-from ..models import DEFAULT_AGENTS, canonical_name
-from ..models.risk import check_alphas
-from ..swarm import AgentRun, run_agents
-from ..swarm.consensus import SWARM_POLICY, TRACK_DAYS, agent_keys, swarm_consensus, track_records
-from ..swarm.record import record_beat
-from ..types import Consensus
-from ._common import fail, load_series, make_console, parse_alphas, persist_compilations
+from ._common import (
+    agents_help,
+    check_data,
+    check_home,
+    check_horizon,
+    check_kind,
+    check_notional,
+    check_output,
+    check_seed,
+    check_whole,
+    load_series,
+    make_console,
+    parse_alphas,
+    persist_compilations,
+    resolve_agents,
+    str_list,
+    usage_errors,
+    write_csv_tables,
+    write_json,
+)
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from ..api import VarResult
+    from ..swarm import AgentRun
+    from ..types import Consensus
+
+#: What the numbers in ``--json`` and ``--csv`` are.
+UNITS = {
+    "var, es, var_lo, var_hi, es_lo, es_hi": "loss over the horizon as a fraction of portfolio "
+    "value (0.01 = 1%); _lo/_hi: 90% credible interval",
+    "var_ccy, es_ccy": "loss in the currency of --notional",
+    "weight": "the agent's consensus weight at that level (used agents sum to 1)",
+    "alpha": "confidence level",
+    "horizon": "days",
+    "fit_seconds": "seconds",
+}
 
 
 def _pct(x: float) -> str:
@@ -50,6 +71,8 @@ def _measure_columns(table: Table, notional: float | None) -> None:
 
 def render(runs: list[AgentRun], title: str, notional: float | None) -> Table:
     """The rich table of each agent's view."""
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left")
     table.add_column("agent", no_wrap=True)
     _measure_columns(table, notional)
@@ -78,6 +101,8 @@ def render(runs: list[AgentRun], title: str, notional: float | None) -> Table:
 
 def render_consensus(consensus: list[Consensus], notional: float | None) -> Table:
     """The rich table of the swarm's consensus: one row per level, then who counted how much."""
+    from rich.table import Table
+
     rule = consensus[0].method if consensus else ""
     table = Table(title=f"swarm consensus: {rule} over signed estimates", title_justify="left")
     _measure_columns(table, notional)
@@ -100,108 +125,169 @@ def render_consensus(consensus: list[Consensus], notional: float | None) -> Tabl
     return table
 
 
+def _tables(result: VarResult, notional: float | None) -> dict[str, Any]:
+    """The command's tables as tidy frames (what --json and --csv carry)."""
+    import pandas as pd
+
+    from ..swarm.record import consensus_record
+
+    forecasts = result.to_frame()
+    forecasts["as_of"] = forecasts["as_of"].map(lambda d: d.isoformat() if d is not None
+                                                else None)
+    if notional is not None:
+        forecasts["var_ccy"] = notional * forecasts["var"]
+        forecasts["es_ccy"] = notional * forecasts["es"]
+    agents = pd.DataFrame([{
+        "agent": r.name, "ok": r.ok, "error": r.error, "fit_seconds": r.fit_seconds,
+        "diagnostics": r.diagnostics.summary() if r.diagnostics is not None else None,
+        "warnings": "; ".join(r.warnings)} for r in result.runs])
+    consensus = [consensus_record(c) for c in result.agreed]
+    return {"forecasts": forecasts, "agents": agents, "consensus": consensus}
+
+
 def var(
-    data: Annotated[
-        str, typer.Option("--data", help="sp500, nasdaq, or a CSV/Parquet path")
-    ] = "sp500",
+    data: Annotated[str | None, typer.Option(
+        "--data", help="bundled data set (sp500, nasdaq) or a CSV/Parquet path",
+        show_default="sp500")] = None,
     column: Annotated[str | None, typer.Option(help="value column of a file")] = None,
-    kind: Annotated[str, typer.Option(help="file holds 'price' or 'return' values")] = "price",
+    kind: Annotated[str, typer.Option(help="the file holds 'price' or 'return' values")
+                    ] = "price",
+    dropna: Annotated[bool, typer.Option(
+        "--dropna", help="drop rows with missing values (files with gaps)")] = False,
     alpha: Annotated[list[str] | None, typer.Option(
-        "--alpha", help="confidence level(s): --alpha 0.99 --alpha 0.975 or 0.99,0.975")] = None,
-    horizon: Annotated[int, typer.Option(help="horizon in days")] = 1,
-    agents: Annotated[list[str] | None, typer.Option(
-        "--agents", help="agent names (repeat or comma-separate); default: all")] = None,
-    last: Annotated[int | None, typer.Option(help="use only the last N returns")] = 2500,
-    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+        "--alpha", help="confidence level(s): --alpha 0.99 --alpha 0.975 or 0.99,0.975",
+        show_default="0.99")] = None,
+    horizon: Annotated[int | None, typer.Option(
+        help="horizon in days (1 to 250)", show_default="1")] = None,
+    agents: Annotated[list[str] | None, typer.Option("--agents", help=agents_help())] = None,
+    last: Annotated[int | None, typer.Option(
+        help="use only the last N returns", show_default="2500")] = None,
+    seed: Annotated[int, typer.Option(help="random seed (0 or more)")] = 0,
     notional: Annotated[
         float | None, typer.Option(help="portfolio value, for VaR in currency")
     ] = None,
-    home: Annotated[Path, typer.Option(help="data directory")] = Path(".swarmvar"),
-    consensus: Annotated[bool, typer.Option(help="combine the agents into a consensus")] = True,
-    track_days: Annotated[int, typer.Option(
+    home: Annotated[Path | None, typer.Option(
+        help="data directory (ledger, keys)", show_default=".swarmvar")] = None,
+    consensus: Annotated[bool | None, typer.Option(
+        "--consensus/--no-consensus", help="combine the agents into a consensus",
+        show_default="on")] = None,
+    track_days: Annotated[int | None, typer.Option(
         "--track-days", help="days of out-of-sample track record behind the consensus "
-        "weights (0: equal weights)")] = TRACK_DAYS,
+        "weights (0: equal weights)", show_default="500")] = None,
     workers: Annotated[int, typer.Option(
         help="processes sharing the agents' track record (default: CPUs)")] = os.cpu_count() or 1,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="print every table as one JSON document on stdout (units included)")
+                       ] = False,
+    csv: Annotated[Path | None, typer.Option(
+        "--csv", help="write every table as DIR/<table>.csv (first line: units)",
+        metavar="DIR")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print nothing but errors")
+                     ] = False,
 ) -> None:
     """Fit every agent, print VaR/ES with 90% credible intervals and the swarm's consensus."""
-    console = make_console()
-    persist_compilations(home)
-    try:
-        alphas = check_alphas(parse_alphas(alpha))
-        names = [canonical_name(n) for a in (agents or list(DEFAULT_AGENTS))
-                 for n in a.replace(",", " ").split()]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:  # one agent, one key, one vote
-            raise typer.BadParameter(f"agent(s) given more than once: {', '.join(twice)}")
-        series = load_series(data, column, kind, last)
-    except SwarmVarError as exc:
-        raise fail(exc) from exc
+    # --- every flag (and the config file) checked before any work or ledger write ---
+    from ..config import load_config
+
+    with usage_errors():
+        settings = load_config().effective({
+            "data": data, "alphas": alpha, "horizon": horizon, "agents": agents, "last": last,
+            "home": None if home is None else str(home), "consensus": consensus,
+            "track_days": track_days})
+    source = check_data(str(settings["data"].value))
+    kind = check_kind(kind)
+    alphas = parse_alphas(str_list(settings["alphas"].value))
+    h = check_horizon(settings["horizon"].value)
+    names = resolve_agents(str_list(settings["agents"].value))
+    n_last = check_whole(settings["last"].value, "--last", 2)
+    seed = check_seed(seed)
+    notional = check_notional(notional)
+    folder = check_home(Path(str(settings["home"].value)))
+    days = check_whole(settings["track_days"].value, "--track-days", 0)
+    workers = check_whole(workers, "--workers", 1, 1024)
+    with_consensus = bool(settings["consensus"].value)
+    if csv is not None and csv.exists() and not csv.is_dir():
+        raise typer.BadParameter(f"{csv} is a file; give a directory for the CSV tables",
+                                 param_hint="--csv")
+    check_output(csv / "forecasts.csv" if csv is not None else None, "--csv")
+    console = make_console(quiet=quiet or as_json, stderr=as_json)
+    persist_compilations(folder)
+
+    # --- the work -----------------------------------------------------------------
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..api import var as run_swarm
+    from ..ledger import Ledger
+    from ..swarm.consensus import agent_keys
+    from ..swarm.record import record_beat
+
+    with usage_errors():
+        series = load_series(source, column, kind, n_last, dropna=dropna)
     first, end = series.index[0].date(), series.index[-1].date()
     console.print(f"[bold]{series.name}[/bold]: {len(series)} daily log returns {first} → {end}; "
-                  f"forecast for the next {horizon} day(s)")
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
-        tasks: dict[str, TaskID] = {}
+                  f"forecast for the next {h} day(s)")
+    with usage_errors():
+        with Ledger.open(folder) as ledger:
+            seq = ledger.size
+        keys = agent_keys(folder, names) if with_consensus else None
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True,
+                  disable=quiet or as_json) as bar:
+        tasks: dict[str, Any] = {}
 
-        def progress(name: str, event: str) -> None:
-            if event == "start":
-                tasks[name] = bar.add_task(f"fitting {name}", total=1)
-            else:
-                bar.update(tasks[name], completed=1, description=f"fitted {name}")
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                label = "fitting agents" if stage == "fit" else "track record (days)"
+                tasks[stage] = bar.add_task(label, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
 
-        try:
-            runs = run_agents(series.to_numpy(), names, alphas=alphas, horizon=horizon,
-                              seed=seed, progress=progress)
-        except SwarmVarError as exc:
-            raise fail(exc) from exc
-    title = f"{horizon}-day VaR and ES as of {end} (losses in % of value)"
-    console.print(render(runs, title, notional))
-    as_of = series.index[-1].to_pydatetime().replace(tzinfo=UTC)
-    good = [r.name for r in runs if r.ok]
-    track: dict[float, TrackRecord] | None = None
-    if consensus and track_days > 0 and len(good) >= SWARM_POLICY.aggregator.min_agents(
-            SWARM_POLICY.f):
-        window = min(1000, len(series) - track_days - horizon + 1)
-        if window < 250:
-            console.print(f"[yellow]{len(series)} returns are too few for a {track_days}-day "
-                          "track record; the consensus uses equal weights[/yellow]")
-        else:
-            with Progress(TextColumn("track record"), BarColumn(), MofNCompleteColumn(),
-                          TextColumn("days"), TimeElapsedColumn(), console=console,
-                          transient=True) as bar:
-                task = bar.add_task("track", total=track_days)
-                try:
-                    track = track_records(
-                        series.to_numpy(), good, alphas, days=track_days, window=window,
-                        horizon=horizon, seed=seed, workers=workers,
-                        progress=lambda done, total: bar.update(task, completed=done,
-                                                                total=total),
-                    )
-                except SwarmVarError as exc:
-                    console.print(f"[yellow]no track record ({exc}); the consensus uses "
-                                  "equal weights[/yellow]")
-    try:
-        with Ledger.open(home) as ledger:
-            agreed: list[Consensus] = []
-            if consensus:
-                try:
-                    agreed = swarm_consensus(
-                        runs, agent_keys(home, good), as_of=as_of, seq=ledger.size,
-                        portfolio=str(series.name), horizon=horizon, track=track)
-                except SwarmVarError as exc:
-                    console.print(f"[red]no consensus: {exc}[/red]")
-            if agreed:
-                console.print(render_consensus(agreed, notional))
-                if track is not None:
-                    console.print(f"weights: each agent's realized FZ0 loss over its last "
-                                  f"{track_days} out-of-sample forecasts")
+        with usage_errors():
+            result = run_swarm(series, names, alphas=alphas, horizon=h, seed=seed,
+                               consensus=with_consensus, track_days=days, workers=workers,
+                               keys=keys, seq=seq, portfolio=str(series.name),
+                               progress=progress)
+    runs = list(result.runs)
+    console.print(render(runs, f"{h}-day VaR and ES as of {end} (losses in % of value)",
+                         notional))
+    agreed = list(result.agreed)
+    if agreed:
+        console.print(render_consensus(agreed, notional))
+    if result.note:
+        console.print(result.note if agreed else f"[yellow]{result.note}[/yellow]")
+    as_of = result.as_of
+    assert as_of is not None  # a loaded series is dated
+    with usage_errors():
+        with Ledger.open(folder) as ledger:
             indices = record_beat(ledger, runs, source=str(series.name), as_of=as_of,
                                   consensus=agreed)
             root = ledger.compute_merkle_root().hex()
-    except SwarmVarError as exc:
-        raise fail(exc) from exc
+            where = ledger.path
     console.print(f"recorded entries {indices.start}-{indices.stop - 1} in the ledger at "
-                  f"{ledger.path} (Merkle root {root[:16]}…)")
+                  f"{where} (Merkle root {root[:16]}…)")
+    if as_json or csv is not None:
+        tables = _tables(result, notional)
+        if as_json:
+            write_json({
+                "command": "var", "units": UNITS,
+                "data": {"name": str(series.name), "first": str(first), "last": str(end),
+                         "returns": len(series)},
+                "as_of": as_of, "horizon": h, "seed": seed, "alphas": list(alphas),
+                "forecasts": tables["forecasts"].to_dict(orient="records"),
+                "agents": tables["agents"].to_dict(orient="records"),
+                "consensus": tables["consensus"], "note": result.note,
+                "ledger": {"path": str(where), "first_entry": indices.start,
+                           "last_entry": indices.stop - 1, "merkle_root": root},
+            })
+        if csv is not None:
+            import pandas as pd
+
+            unit = UNITS["var, es, var_lo, var_hi, es_lo, es_hi"]
+            written = write_csv_tables(csv, {
+                "forecasts": (tables["forecasts"], f"var..es_hi {unit}; alpha confidence level; "
+                              "weight consensus weight"),
+                "agents": (tables["agents"], "fit_seconds seconds"),
+                "consensus": (pd.DataFrame(tables["consensus"]), f"var, es, intervals {unit}"),
+            })
+            console.print(f"tables written to {', '.join(str(p) for p in written)}")
     if not all(r.ok for r in runs):
         raise typer.Exit(code=1)

@@ -563,7 +563,8 @@ def _forecast_from(d: Mapping[str, Any]) -> Forecast:
     return Forecast(d["model"], d["horizon"], tuple(
         RiskMeasure(m["alpha"], m["var"], m["es"], tuple(m["var_interval"]),  # type: ignore[arg-type]
                     tuple(m["es_interval"]))  # type: ignore[arg-type]
-        for m in d["levels"]), d["interval_mass"])
+        for m in d["levels"]), d["interval_mass"],
+        **({"as_of": datetime.fromisoformat(d["as_of"])} if d.get("as_of") else {}))
 
 
 def finite(x: float) -> bool:

@@ -190,12 +190,40 @@ def run_refit(job: RefitJob) -> RefitResult:
 # --- builders -------------------------------------------------------------------
 
 
+def _counts(hits: NDArray[np.bool_]) -> tuple[int, ...]:
+    """What the coverage tests depend on: days, hits and the day-to-day transitions."""
+    h = hits.astype(np.int8)
+    pair = 2 * h[:-1] + h[1:]
+    return (int(h.size), int(h.sum()), *(int(c) for c in np.bincount(pair, minlength=4)))
+
+
 @functools.lru_cache(maxsize=4096)
-def _coverage_pvalues(hits: tuple[bool, ...], alpha: float) -> tuple[float, float]:
-    """Kupiec and Christoffersen p-values of one hit sequence (cached: windows repeat)."""
-    pk = float(kupiec(np.array(hits), alpha).pvalue)
-    pc = float(christoffersen(np.array(hits)).pvalue) if len(hits) >= 2 else math.nan
+def _coverage_pvalues(counts: tuple[int, ...], alpha: float, hits: Any) -> tuple[float, float]:
+    """Kupiec and Christoffersen p-values of a hit sequence, cached by its counts.
+
+    Both tests are functions of ``counts`` only (days and hits; transition
+    counts), so a window whose counts did not change reuses the last answer.
+    ``hits`` rides along unhashed for the miss.
+    """
+    h = np.asarray(hits.value)
+    pk = float(kupiec(h, alpha).pvalue)
+    pc = float(christoffersen(h).pvalue) if h.size >= 2 else math.nan
     return pk, pc
+
+
+class _Unhashed:
+    """A value carried through an lru_cache key without taking part in it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Unhashed)
 
 
 @dataclass(frozen=True)
@@ -239,7 +267,7 @@ class Builders:
                 continue
             for k, row in enumerate(self.rows):
                 col = h[:, k]
-                pk, pc = _coverage_pvalues(tuple(col.tolist()), a)
+                pk, pc = _coverage_pvalues(_counts(col), a, _Unhashed(col))
                 fz = f[:, k]
                 fz = fz[np.isfinite(fz)]
                 out.setdefault(row, {})[a] = RowValidation(

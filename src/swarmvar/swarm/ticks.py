@@ -154,6 +154,9 @@ def tick_value(spec: PortfolioSpec, tick: Tick) -> float:
         return v
     if tick.assets is not None:
         if not spec.assets:
+            if spec.name in tick.assets:  # a column named like the portfolio: its return
+                return tick_value(spec, Tick(spec.name, tick.as_of,
+                                             value=tick.assets[spec.name]))
             raise InvalidTick(f"portfolio {spec.name!r} is a single series; send value=, not "
                               "asset returns")
         return spec.value_of(tick.assets)
@@ -167,9 +170,10 @@ def route(tick: Any, specs: Mapping[str, PortfolioSpec]) -> list[PortfolioSpec]:
     if tick.portfolio == ALL:
         if tick.assets is None:
             raise InvalidTick(f"a tick for every portfolio ({ALL!r}) must carry asset returns")
-        out = [s for s in specs.values() if s.assets]
+        out = [s for s in specs.values() if s.assets or s.name in tick.assets]
         if not out:
-            raise InvalidTick("no portfolio is defined over assets; name the portfolio")
+            raise InvalidTick("no portfolio is defined over these assets (nor named like one "
+                              "of them); name the portfolio")
         return out
     spec = specs.get(tick.portfolio) if isinstance(tick.portfolio, str) else None
     if spec is None:

@@ -210,3 +210,21 @@ def traffic_light(hits: ArrayLike, alpha: float = 0.99, *, days: int = 250) -> T
     basel_cum = stats.binom.cdf(np.arange(5, 10), 250, 0.01)
     k = 5 + int(np.searchsorted(basel_cum, cum - 1e-12, side="left"))
     return TrafficLight(Zone.YELLOW, x, int(days), a, BASEL_YELLOW[min(k, 9)], cum)
+
+
+def rolling_zones(hits: ArrayLike, alpha: float = 0.99, *, days: int = 250) -> NDArray[np.int8]:
+    """Basel zone of every rolling ``days``-day window: 0 green, 1 yellow, 2 red.
+
+    Element ``k`` covers hits ``k .. k + days - 1`` (``n - days + 1`` windows),
+    with the zone bounds of :func:`traffic_light`.
+    """
+    h = as_hits(hits)
+    a = _check_alpha(alpha)
+    if isinstance(days, bool) or not isinstance(days, (int, np.integer)) or days < 1:
+        raise InvalidParameter(f"days must be a positive whole number, not {days!r}")
+    if h.size < days:
+        raise InvalidParameter(f"rolling {days}-day windows need {days} days; got {h.size}")
+    cum = np.concatenate(([0], np.cumsum(h, dtype=np.int64)))
+    counts = cum[days:] - cum[:-days]
+    prob = stats.binom.cdf(np.arange(days + 1), days, 1.0 - a)[counts]
+    return np.where(prob < GREEN_CUTOFF, 0, np.where(prob >= RED_CUTOFF, 2, 1)).astype(np.int8)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +17,8 @@ from .coverage import TestResult, TrafficLight
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+    from .report import Provenance
 
 FloatArray = NDArray[np.float64]
 
@@ -101,6 +103,11 @@ class BacktestResult:
     notes : mapping row -> tuple of str
         What a row reported about its own run (e.g. a baseline refit that did
         not converge and kept the previous fit); rows with nothing to say are absent.
+    agents : tuple of str
+        The agent rows (the consensus rows combine these, in this order).
+    consensus_weights : mapping consensus row -> alpha -> array ``(T, len(agents))``
+        Each agent's weight in a :class:`~swarmvar.consensus.Policy` row's VaR
+        on each day (0 when trimmed or missing).
     """
 
     dates: pd.Index
@@ -116,6 +123,8 @@ class BacktestResult:
     timings: Mapping[str, Timing]
     baselines: tuple[str, ...] = ()
     notes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    agents: tuple[str, ...] = ()
+    consensus_weights: Mapping[str, Mapping[float, FloatArray]] = field(default_factory=dict)
 
     @property
     def rows(self) -> tuple[str, ...]:
@@ -179,14 +188,72 @@ class BacktestResult:
                 lines.append(line)
         return pd.DataFrame(lines)
 
-    def plot(self, alpha: float | None = None) -> Figure:
-        """Returns with each row's VaR line and its breaches marked (matplotlib, Agg)."""
+    def breaches(self) -> pd.DataFrame:
+        """One line per (day, level) on which any row was breached.
+
+        Columns: date, alpha, loss, breached (the rows whose VaR the loss
+        exceeded, comma-separated), then ``<row> VaR`` and ``<row> ES`` for every
+        row (losses, fractions of value).
+        """
+        lines = []
+        losses = self.losses
+        for alpha in self.alphas:
+            hit = np.column_stack([self.series[r][alpha].hits for r in self.rows])
+            for t in np.flatnonzero(hit.any(axis=1)):
+                line: dict[str, object] = {
+                    "date": self.dates[t], "alpha": alpha, "loss": float(losses[t]),
+                    "breached": ", ".join(r for r, h in zip(self.rows, hit[t], strict=True)
+                                          if h)}
+                for r in self.rows:
+                    line[f"{r} VaR"] = float(self.series[r][alpha].var[t])
+                    line[f"{r} ES"] = float(self.series[r][alpha].es[t])
+                lines.append(line)
+        columns = ["date", "alpha", "loss", "breached",
+                   *(f"{r} {m}" for r in self.rows for m in ("VaR", "ES"))]
+        frame = pd.DataFrame(lines, columns=columns)
+        return frame.sort_values(["date", "alpha"], kind="stable", ignore_index=True)
+
+    def traffic_light_shares(self, days: int = 250) -> pd.DataFrame:
+        """Basel zones over every rolling ``days``-day window, per row and level.
+
+        Columns: model, alpha, windows, green, yellow, red (shares of the
+        windows), worst (zone), last (zone of the last window); no lines when
+        the backtest is shorter than ``days``.
+        """
+        from .coverage import rolling_zones
+
+        lines = []
+        for row in self.rows:
+            for alpha in self.alphas:
+                hits = self.series[row][alpha].hits
+                if hits.size < days:
+                    continue
+                zones = rolling_zones(hits, alpha, days=days)
+                shares = [float(np.mean(zones == k)) for k in range(3)]
+                lines.append({
+                    "model": row, "alpha": alpha, "windows": int(zones.size),
+                    "green": shares[0], "yellow": shares[1], "red": shares[2],
+                    "worst": ("green", "yellow", "red")[int(zones.max())],
+                    "last": ("green", "yellow", "red")[int(zones[-1])],
+                })
+        return pd.DataFrame(lines, columns=["model", "alpha", "windows", "green", "yellow",
+                                            "red", "worst", "last"])
+
+    def plot(
+        self, alpha: float | None = None, *, level: float | None = None,
+        models: Sequence[str] | None = None,
+    ) -> Figure:
+        """Small multiples: one panel per model and level with the credible band of VaR,
+        realized losses and breaches marked (greys and markers: readable printed in grey).
+
+        ``level`` (or ``alpha``) picks one level (default: all); ``models`` a subset of rows.
+        """
         from .report import plot_result
 
-        return plot_result(self, alpha)
+        return plot_result(self, level if level is not None else alpha, models=models)
 
-    def to_html(self, path: str | Path) -> Path:
-        """Write one self-contained HTML report (tables, embedded PNG figures)."""
+    def to_html(self, path: str | Path, *, provenance: Provenance | None = None) -> Path:
+        """Write the self-contained HTML report (see :mod:`swarmvar.validation.report`)."""
         from .report import write_html
 
-        return write_html(self, Path(path))
+        return write_html(self, Path(path), provenance=provenance)

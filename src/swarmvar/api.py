@@ -1,0 +1,294 @@
+"""One call for the whole swarm: ``swarmvar.var(returns, ...)``.
+
+It does from Python what ``swarmvar var`` does on the command line (without
+the ledger): fits every agent, forecasts VaR/ES with credible intervals,
+builds each agent's out-of-sample track record and combines the signed
+estimates into the swarm's robust consensus. Same seed, same numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from .errors import InvalidParameter, SwarmVarError
+from .types import Consensus, Forecast, RiskMeasure
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from numpy.typing import ArrayLike
+
+    from .consensus import TrackRecord
+    from .models import Agent
+    from .swarm import AgentRun
+
+#: Called as ``progress(stage, done, total)``: stage "fit" (agents) or "track" (days).
+Progress = Callable[[str, int, int], None]
+
+#: Returns needed for a track record: the driver's smallest window.
+_MIN_TRACK_WINDOW = 250
+
+
+@dataclass(frozen=True)
+class VarResult:
+    """The swarm's view of the next ``horizon`` days: each agent's forecast and the consensus.
+
+    Attributes
+    ----------
+    forecasts : mapping agent -> Forecast
+        Agents that produced a forecast (VaR/ES as positive losses, fractions
+        of value, with credible intervals).
+    errors : mapping agent -> str
+        Agents that failed, with why.
+    agreed : tuple of Consensus
+        The consensus of each level (weights, trimmed and rejected agents),
+        empty when there is none.
+    as_of : datetime or None
+        Date of the last return used (UTC); ``None`` for undated arrays.
+    horizon : int
+    alphas : tuple of float
+    seed : int
+    note : str
+        Why there is no consensus or why it has equal weights ("" otherwise).
+    runs : tuple of AgentRun
+        Every agent's run (fit time, diagnostics, convergence notes).
+    """
+
+    forecasts: Mapping[str, Forecast]
+    errors: Mapping[str, str]
+    agreed: tuple[Consensus, ...]
+    as_of: datetime | None
+    horizon: int
+    alphas: tuple[float, ...]
+    seed: int
+    note: str
+    runs: tuple[AgentRun, ...]
+
+    @property
+    def consensus(self) -> Forecast | None:
+        """The consensus as a :class:`Forecast` (model ``"consensus"``), or ``None``."""
+        if not self.agreed:
+            return None
+        return Forecast("consensus", self.horizon, tuple(
+            RiskMeasure(c.alpha, c.var, c.es, c.var_interval, c.es_interval)
+            for c in self.agreed), as_of=self.as_of)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Tidy frame, one line per (agent or "consensus", level).
+
+        Columns: agent, alpha, var, es, var_lo, var_hi, es_lo, es_hi (losses,
+        fractions of value over the horizon), weight (the agent's consensus
+        weight at that level; NaN when it was not used, 1 for the consensus
+        line), as_of, horizon.
+        """
+        import pandas as pd
+
+        weights = {c.alpha: c.weights for c in self.agreed}
+        parts = []
+        for name, fc in self.forecasts.items():
+            frame = fc.to_frame().rename(columns={"model": "agent"})
+            frame["agent"] = name
+            frame["weight"] = [float(weights.get(a, {}).get(name, float("nan")))
+                               for a in frame["alpha"]]
+            parts.append(frame)
+        if self.consensus is not None:
+            frame = self.consensus.to_frame().rename(columns={"model": "agent"})
+            frame["weight"] = 1.0
+            parts.append(frame)
+        columns = ["agent", "alpha", "var", "es", "var_lo", "var_hi", "es_lo", "es_hi",
+                   "weight", "as_of", "horizon"]
+        if not parts:
+            return pd.DataFrame(columns=columns)
+        return pd.concat(parts, ignore_index=True)[columns]
+
+    def summary(self) -> str:
+        """A printable table like arch's ``summary()``: every agent, then the consensus."""
+        when = f" as of {self.as_of:%Y-%m-%d}" if self.as_of is not None else ""
+        head = (f"swarmvar: {self.horizon}-day VaR and ES{when}, seed {self.seed} "
+                "(losses in % of value, [90% credible interval])")
+        rule = "=" * 96
+        lines = [rule, head, rule,
+                 f"{'agent':<20}{'alpha':>7}{'VaR':>9}{'VaR CI':>20}{'ES':>9}{'ES CI':>20}"
+                 f"{'weight':>9}", "-" * 96]
+        frame = self.to_frame()
+        for rec in frame.itertuples(index=False):
+            w = "" if rec.weight != rec.weight else f"{rec.weight:.2f}"  # NaN: not used
+            if rec.agent == "consensus" and rec.alpha == frame["alpha"].iloc[0]:
+                lines.append("-" * 96)
+            lines.append(
+                f"{rec.agent:<20}{rec.alpha:>7g}{100 * rec.var:>8.3f}%"
+                f"  [{100 * rec.var_lo:>7.3f},{100 * rec.var_hi:>7.3f}]"
+                f"{100 * rec.es:>8.3f}%  [{100 * rec.es_lo:>7.3f},{100 * rec.es_hi:>7.3f}]"
+                f"{w:>9}")
+        for name, why in self.errors.items():
+            lines.append(f"{name:<20} failed: {why}")
+        if self.agreed:
+            lines += [rule, f"consensus: {self.agreed[0].method}"]
+        if self.note:
+            lines.append(self.note)
+        lines.append(rule)
+        return "\n".join(lines)
+
+
+def _check_whole(name: str, value: object, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise InvalidParameter(f"{name} must be a whole number >= {low}, not {value!r}")
+    return value
+
+
+def var(
+    returns: ArrayLike | pd.Series,
+    agents: Sequence[str | Agent] | None = None,
+    *,
+    alphas: Sequence[float] = (0.99, 0.975),
+    horizon: int = 1,
+    seed: int = 0,
+    consensus: bool = True,
+    track_days: int | None = None,
+    workers: int = 1,
+    keys: Mapping[str, Ed25519PrivateKey] | None = None,
+    seq: int = 0,
+    portfolio: str | None = None,
+    progress: Progress | None = None,
+) -> VarResult:
+    """Run the swarm on a return series: every agent's VaR/ES and the robust consensus.
+
+    Parameters
+    ----------
+    returns : pandas.Series or array ``(n,)``
+        Daily log returns (fractions, 0.01 = 1%), oldest first; a Series'
+        last date becomes ``as_of``.
+    agents : sequence of names or Agent instances, optional
+        Default: every agent swarmvar ships (``swarmvar.models.DEFAULT_AGENTS``).
+    alphas : sequence of float
+        Confidence levels, e.g. ``(0.99, 0.975)``.
+    horizon : int
+        Days ahead; losses are of the cumulative log return.
+    seed : int
+        Root seed: the same seed gives the same numbers.
+    consensus : bool
+        Combine the agents (needs 3 or more that succeed).
+    track_days : int, optional
+        Out-of-sample days behind the consensus weights (default 500; 0 for
+        equal weights; fewer if the series is short).
+    workers : int
+        Processes building the track record.
+    keys : mapping agent -> Ed25519 private key, optional
+        The agents' signing keys; fresh ones (in memory) by default. The
+        numbers do not depend on the keys.
+    seq : int
+        First message number of the signed estimates.
+    portfolio : str, optional
+        Portfolio name on the estimates (default: the Series' name or "portfolio").
+    progress : callable, optional
+        ``progress(stage, done, total)`` as agents are fitted and track-record days run.
+
+    Returns
+    -------
+    VarResult
+        ``.summary()``, ``.to_frame()``, ``.consensus``, ``.as_of``, ``.forecasts``.
+
+    Examples
+    --------
+    >>> import swarmvar
+    >>> from swarmvar import data
+    >>> res = swarmvar.var(data.load("sp500"), agents=["nig", "bootstrap", "garch-t"],
+    ...                    alphas=(0.99,), track_days=0)            # doctest: +SKIP
+    >>> res.consensus.at(0.99).var                                 # doctest: +SKIP
+    """
+    import pandas as pd
+
+    from .data import as_array
+    from .models import DEFAULT_AGENTS, canonical_name
+    from .models.risk import check_alphas
+    from .swarm import run_agents
+    from .swarm.consensus import SWARM_POLICY, TRACK_DAYS, swarm_consensus, track_records
+
+    x = as_array(returns, who="swarmvar.var")
+    levels = check_alphas(alphas)
+    horizon = _check_whole("horizon", horizon, 1)
+    seed = _check_whole("seed", seed, 0)
+    workers = _check_whole("workers", workers, 1)
+    days = TRACK_DAYS if track_days is None else _check_whole("track_days", track_days, 0)
+    if not isinstance(consensus, bool):
+        raise InvalidParameter(f"consensus must be True or False, not {consensus!r}")
+    roster: list[str | Agent] = list(DEFAULT_AGENTS) if agents is None else list(agents)
+    if isinstance(agents, str) or not roster:
+        raise InvalidParameter("agents must be a non-empty list of agent names or agents, "
+                               f"not {agents!r}")
+    named = [canonical_name(a) if isinstance(a, str) else getattr(a, "name", "") for a in roster]
+    twice = sorted({n for n in named if named.count(n) > 1})
+    if twice:
+        raise InvalidParameter(f"agent(s) given more than once: {', '.join(twice)} "
+                               "(each agent votes once)")
+    as_of: datetime | None = None
+    if isinstance(returns, pd.Series) and isinstance(returns.index, pd.DatetimeIndex):
+        stamp = returns.index[-1]
+        as_of = (stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")
+                 ).to_pydatetime()
+    name = portfolio or (str(returns.name) if isinstance(returns, pd.Series)
+                         and returns.name is not None else "portfolio")
+
+    done = 0
+
+    def on_agent(agent: str, event: str) -> None:
+        nonlocal done
+        if event == "done":
+            done += 1
+        if progress is not None:
+            progress("fit", done, len(roster))
+
+    runs = run_agents(x, roster, alphas=levels, horizon=horizon, seed=seed, progress=on_agent)
+    runs = [dataclasses.replace(r, forecast=dataclasses.replace(r.forecast, as_of=as_of))
+            if r.forecast is not None else r for r in runs]
+    good = [r.name for r in runs if r.ok]
+    agreed: list[Consensus] = []
+    note = ""
+    need = SWARM_POLICY.aggregator.min_agents(SWARM_POLICY.f)
+    if consensus and len(good) < need:
+        note = f"no consensus: {SWARM_POLICY.method} needs at least {need} agents, {len(good)} "\
+               "produced a forecast"
+    elif consensus:
+        track: dict[float, TrackRecord] | None = None
+        if days > 0:
+            window = min(1000, x.size - days - horizon + 1)
+            if window < _MIN_TRACK_WINDOW:
+                note = (f"{x.size} returns are too few for a {days}-day track record; the "
+                        "consensus uses equal weights")
+            else:
+                try:
+                    track = track_records(
+                        x, good, levels, days=days, window=window, horizon=horizon, seed=seed,
+                        workers=workers,
+                        progress=None if progress is None else
+                        (lambda d, t: progress("track", d, t)))
+                except SwarmVarError as exc:
+                    note = f"no track record ({exc}); the consensus uses equal weights"
+        if keys is None:
+            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+            keys = {n: Ed25519PrivateKey.generate() for n in good}
+        stamp_time = as_of if as_of is not None else datetime(1970, 1, 1, tzinfo=UTC)
+        try:
+            agreed = swarm_consensus(runs, {n: keys[n] for n in good}, as_of=stamp_time,
+                                     seq=seq, portfolio=name, horizon=horizon, track=track)
+        except SwarmVarError as exc:
+            note = f"no consensus: {exc}"
+        if track is not None and agreed:
+            note = note or (f"weights: each agent's realized FZ0 loss over its last {days} "
+                            "out-of-sample forecasts")
+    return VarResult(
+        forecasts={r.name: r.forecast for r in runs if r.forecast is not None},
+        errors={r.name: str(r.error) for r in runs if not r.ok},
+        agreed=tuple(agreed),
+        as_of=as_of,
+        horizon=horizon,
+        alphas=levels,
+        seed=seed,
+        note=note,
+        runs=tuple(runs),
+    )

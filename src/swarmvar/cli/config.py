@@ -1,0 +1,51 @@
+"""``swarmvar config show``: the effective settings and where each came from."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ._common import usage_errors, write_json
+
+app = typer.Typer(
+    name="config",
+    help="Show the settings in effect (swarmvar.toml, or tool.swarmvar in pyproject.toml; "
+    "flags win).",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.command("show")
+def show(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")
+                       ] = False,
+) -> None:
+    """Print every setting, its value and its source (default, or the config file)."""
+    from rich.table import Table
+
+    from ..config import DEFAULTS, load_config
+    from ._common import make_console
+
+    with usage_errors():
+        config = load_config()
+    settings = config.effective({})
+    if as_json:
+        write_json({"file": None if config.path is None else str(config.path),
+                    "settings": {k: {"value": s.value, "source": s.source}
+                                 for k, s in settings.items()}})
+        return
+    console = make_console()
+    found = str(config.path) if config.path is not None else (
+        "none (swarmvar.toml or [tool.swarmvar] in pyproject.toml, in this directory)")
+    table = Table(title=f"settings in effect; config file: {found}", title_justify="left")
+    for column in ("setting", "value", "source", "what"):
+        table.add_column(column)
+    for key, s in settings.items():
+        shown = "all" if s.value is None and key == "agents" else (
+            "command default" if s.value is None else str(s.value))
+        table.add_row(key, shown, s.source, DEFAULTS[key][1])
+    console.print(table)
+    console.print("flags on the command line override these values")

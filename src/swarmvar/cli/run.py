@@ -1,0 +1,223 @@
+"""``swarmvar run``: the living swarm — beats for many portfolios, ledgered, resumable."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ._common import fail, parse_alphas
+
+
+def _portfolios(path: Path | None, data: Any) -> dict[str, Any]:
+    """``{name: {"weights"|"positions": {...}}}`` from a JSON file, or one portfolio per series."""
+    if path is None:
+        if hasattr(data, "columns"):
+            return {str(c): {} for c in data.columns}
+        return {str(data.name or "portfolio"): {}}
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(f"cannot read {path} as JSON: {exc}",
+                                 param_hint="--portfolios") from None
+    if isinstance(doc, list):
+        doc = {str(p.pop("name")): p for p in doc if isinstance(p, dict) and "name" in p}
+    if not isinstance(doc, dict) or not doc:
+        raise typer.BadParameter("expected {name: {\"weights\": {asset: w}} | "
+                                 "{\"positions\": {asset: amount}}, ...}",
+                                 param_hint="--portfolios")
+    return doc
+
+
+def _data(source: str) -> Any:
+    """A bundled series (sp500, nasdaq) or a CSV of returns: date column, then assets."""
+    import pandas as pd
+
+    from .. import data as data_mod
+
+    if source.lower() in data_mod.DATASETS and not Path(source).exists():
+        return data_mod.load(source.lower())
+    path = Path(source)
+    if not path.exists():
+        raise typer.BadParameter(f"no data set or file {source!r}; use sp500, nasdaq or a CSV "
+                                 "path", param_hint="--data")
+    frame = pd.read_csv(path, index_col=0, parse_dates=True)
+    if frame.shape[1] == 0:
+        raise typer.BadParameter(f"{path} has no value columns", param_hint="--data")
+    return frame
+
+
+def _table(swarm: Any, breaches: dict[str, int], events: dict[str, str]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="swarmvar run — consensus per portfolio", title_justify="left")
+    for col in ("portfolio", "beat", "as of"):
+        table.add_column(col, no_wrap=True)
+    alphas = next(iter(swarm.configs.values())).alphas
+    for a in alphas:
+        table.add_column(f"VaR {a:g} [interval]", justify="right", no_wrap=True)
+        table.add_column(f"ES {a:g}", justify="right", no_wrap=True)
+    table.add_column("m/n", justify="right")
+    table.add_column("breaches", justify="right")
+    table.add_column("last role event")
+    for name in list(swarm.portfolios())[:40]:
+        rep = swarm.latest(name)
+        if rep is None:
+            table.add_row(name, "-", "-", *[""] * (2 * len(alphas) + 3))
+            continue
+        cells = []
+        for c in rep.consensus:
+            cells += [f"{100 * c.var:.2f}% [{100 * c.var_interval[0]:.2f}, "
+                      f"{100 * c.var_interval[1]:.2f}]", f"{100 * c.es:.2f}%"]
+        if not rep.consensus:
+            cells = ["n/a"] * (2 * len(alphas))
+        avail = f"{rep.consensus[0].available}/{rep.consensus[0].total}" if rep.consensus else "-"
+        table.add_row(name, str(rep.seq), rep.as_of.date().isoformat(), *cells, avail,
+                      str(breaches.get(name, 0)), events.get(name, "")[:40])
+    return table
+
+
+def run(
+    portfolios: Annotated[Path | None, typer.Option(
+        "--portfolios", help="JSON file: {name: {weights|positions: {asset: number}}}")] = None,
+    data: Annotated[str, typer.Option("--data", help="sp500, nasdaq, or a CSV of returns "
+                                      "(date column, then one column per asset)")] = "sp500",
+    beats: Annotated[int | None, typer.Option("--beats", help="stop after N beats")] = None,
+    rate: Annotated[float | None, typer.Option("--rate", help="ticks per second "
+                                               "(default: as fast as possible)")] = None,
+    executor: Annotated[str, typer.Option("--executor", help="local or ray")] = "local",
+    workers: Annotated[int, typer.Option("--workers", help="worker processes / Ray actors "
+                                         "(0: in this process)")] = 0,
+    home: Annotated[Path, typer.Option("--home", help="data home (ledger, checkpoints, keys)")
+                    ] = Path(".swarmvar"),
+    agents: Annotated[str | None, typer.Option("--agents", help="comma-separated agents "
+                                               "(default: the five)")] = None,
+    alpha: Annotated[list[str] | None, typer.Option("--alpha", help="confidence level(s)")
+                     ] = None,
+    window: Annotated[int, typer.Option(help="returns per (re)fit")] = 1000,
+    refit_every: Annotated[int, typer.Option("--refit-every", help="beats between refits")] = 20,
+    refit_lag: Annotated[int, typer.Option("--refit-lag", help="0: refit at the beat boundary "
+                                           "(the backtest's numbers); k: in a worker, swapped "
+                                           "in k beats later")] = 0,
+    seed: Annotated[int, typer.Option(help="root seed")] = 0,
+    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every")] = 250,
+    ledger_batch: Annotated[int, typer.Option("--ledger-batch", help="beats per ledger "
+                                              "transaction")] = 1,
+    follow: Annotated[bool, typer.Option("--follow", help="follow --data (a CSV) as it grows")
+                      ] = False,
+    stdin: Annotated[bool, typer.Option("--stdin", help="read ticks as JSON lines from stdin")
+                     ] = False,
+    idle_timeout: Annotated[float, typer.Option("--idle-timeout", help="--follow: stop after "
+                                                "this many seconds without a new row")] = 10.0,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no live table")] = False,
+) -> None:
+    """Run the swarm: stream beats for many portfolios (replay, a followed file or stdin)."""
+    from ..errors import SwarmVarError
+
+    if executor not in ("local", "ray"):
+        raise typer.BadParameter("use local or ray", param_hint="--executor")
+    for flag, value, low in (("--workers", workers, 0), ("--window", window, 30),
+                             ("--refit-every", refit_every, 1), ("--refit-lag", refit_lag, 0),
+                             ("--checkpoint-every", checkpoint_every, 1),
+                             ("--ledger-batch", ledger_batch, 1), ("--seed", seed, 0)):
+        if value < low:
+            raise typer.BadParameter(f"must be >= {low}, got {value}", param_hint=flag)
+    if beats is not None and beats < 1:
+        raise typer.BadParameter(f"must be >= 1, got {beats}", param_hint="--beats")
+    if rate is not None and not rate > 0:
+        raise typer.BadParameter(f"must be > 0, got {rate}", param_hint="--rate")
+    if follow and stdin:
+        raise typer.BadParameter("give --follow or --stdin, not both", param_hint="--stdin")
+    alphas = parse_alphas(alpha, (0.99, 0.975))
+    try:
+        from ..models import DEFAULT_AGENTS
+        from ..swarm import FollowedFile, JsonLines, LocalExecutor, Replay, RoleConfig, Swarm
+        from ..swarm.ticks import ALL
+
+        frame = _data(data)
+        specs = _portfolios(portfolios, frame)
+        over_assets = any(isinstance(b, dict) and b for b in specs.values())
+        if executor == "ray":
+            from ..swarm.ray_executor import RayExecutor
+
+            host: Any = RayExecutor(shards=max(1, workers))
+        else:
+            host = LocalExecutor(workers)
+        names = [a.strip() for a in agents.split(",")] if agents else list(DEFAULT_AGENTS)
+        swarm = Swarm(specs, home=home, agents=names, alphas=alphas, window=window,
+                      refit_every=refit_every, seed=seed, executor=host,
+                      checkpoint_every=checkpoint_every, ledger_batch=ledger_batch,
+                      roles=RoleConfig(refit_lag=refit_lag))
+    except SwarmVarError as exc:
+        raise fail(exc) from None
+    stop = {"asked": False}
+
+    def _interrupt(signum: int, frame_: Any) -> None:
+        if stop["asked"]:  # a second Ctrl-C: leave now (the ledger and checkpoint are safe)
+            raise KeyboardInterrupt
+        stop["asked"] = True
+
+    previous = signal.signal(signal.SIGINT, _interrupt)
+    breaches: dict[str, int] = {}
+    events: dict[str, str] = {}
+    try:
+        with swarm:
+            history = frame.iloc[:window]
+            swarm.start(history)
+            if stdin:
+                source: Any = JsonLines(sys.stdin)
+            elif follow:
+                source = FollowedFile(data, portfolio=ALL if over_assets or len(specs) > 1 else
+                                      next(iter(specs)), idle_timeout=idle_timeout)
+                source.seek(window)
+            else:
+                target = ALL if hasattr(frame, "columns") and over_assets else next(iter(specs))
+                if hasattr(frame, "columns") and not over_assets:
+                    target = ALL
+                source = Replay(frame, portfolio=target, start=window, rate=rate)
+            live, last_draw = None, 0.0
+            if not quiet:
+                from rich.console import Console
+                from rich.live import Live
+
+                live = Live(_table(swarm, breaches, events), console=Console(stderr=True),
+                            auto_refresh=False)
+                live.start()
+
+            def on_beat(rep: Any) -> None:
+                nonlocal last_draw
+                if rep.breaches.get("consensus") and rep.breaches["consensus"][0]:
+                    breaches[rep.portfolio] = breaches.get(rep.portfolio, 0) + 1
+                if rep.events:
+                    events[rep.portfolio] = rep.events[-1]
+                now = time.monotonic()
+                if live is not None and now - last_draw > 0.25:
+                    live.update(_table(swarm, breaches, events), refresh=True)
+                    last_draw = now
+
+            try:
+                summary = swarm.run(source, beats=beats, on_beat=on_beat,
+                                    should_stop=lambda: stop["asked"])
+            finally:
+                if live is not None:
+                    live.update(_table(swarm, breaches, events), refresh=True)
+                    live.stop()
+            swarm.checkpoint()
+    except SwarmVarError as exc:
+        raise fail(exc) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    rejected = sum(summary.rejected.values())
+    seqs = ", ".join(f"{p} at beat {s}" for p, s in list(summary.last_seq.items())[:10])
+    typer.echo(f"{summary.total_beats} beats in {summary.seconds:.1f} s "
+               f"({summary.stopped}); {rejected} ticks refused, {summary.skipped} already "
+               f"recorded; {seqs}")
+    if summary.stopped == "interrupted":
+        typer.echo(f"stopped after the beat in progress; the ledger and checkpoint under "
+                   f"{home} are consistent. Resume with the same command: it continues after "
+                   f"cursor {summary.cursor}.")

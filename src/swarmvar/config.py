@@ -1,0 +1,185 @@
+"""User defaults from ``swarmvar.toml`` (or ``[tool.swarmvar]`` in ``pyproject.toml``).
+
+Looked up in the working directory, first ``swarmvar.toml``, then
+``pyproject.toml``'s ``[tool.swarmvar]`` table; ``SWARMVAR_CONFIG`` names a
+file explicitly. Every key is optional; a flag on the command line overrides
+the file, which overrides the built-in default. Example::
+
+    # swarmvar.toml
+    home = ".swarmvar"          # data directory (ledger, keys, caches)
+    data = "sp500"              # bundled name or a CSV/Parquet path
+    agents = ["nig", "bootstrap", "garch-evt"]
+    alphas = [0.99, 0.975]
+    horizon = 1                 # days
+    window = 1000               # trailing returns per (re)fit (backtest)
+    refit_every = 20            # days between refits (backtest)
+    last = 2500                 # returns used (var) / days backtested (backtest)
+    consensus = true            # add the swarm's consensus
+    track_days = 500            # out-of-sample days behind the consensus weights
+
+Unknown keys and wrong types are refused (:class:`InvalidParameter`, naming
+the file and the key).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InvalidParameter
+
+#: Where a file's settings may come from, in order.
+CONFIG_NAMES = ("swarmvar.toml", "pyproject.toml")
+#: The variable naming a config file explicitly.
+CONFIG_ENV = "SWARMVAR_CONFIG"
+
+#: key -> (built-in default, what it is)
+DEFAULTS: Mapping[str, tuple[object, str]] = {
+    "home": (".swarmvar", "data directory (ledger, keys, caches)"),
+    "data": ("sp500", "bundled data set or CSV/Parquet path"),
+    "agents": (None, "agents (default: all)"),
+    "alphas": (None, "confidence levels (var: 0.99; backtest: 0.99, 0.975)"),
+    "horizon": (1, "horizon in days"),
+    "window": (1000, "trailing returns per (re)fit (backtest)"),
+    "refit_every": (20, "days between refits (backtest)"),
+    "last": (2500, "returns used (var) / days backtested (backtest)"),
+    "consensus": (True, "add the swarm's consensus"),
+    "track_days": (500, "out-of-sample days behind the consensus weights"),
+}
+
+_INTS = ("horizon", "window", "refit_every", "last", "track_days")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One effective setting: its value and where it came from (``default``, a file, a flag)."""
+
+    key: str
+    value: object
+    source: str
+
+
+@dataclass(frozen=True)
+class Config:
+    """The settings a config file gives, and the file (``None``: no file found)."""
+
+    values: Mapping[str, object]
+    path: Path | None
+
+    @property
+    def source(self) -> str:
+        if self.path is None:
+            return "default"
+        return f"{self.path} [tool.swarmvar]" if self.path.name == "pyproject.toml" else str(
+            self.path)
+
+    def get(self, key: str) -> Setting:
+        """The file's value of ``key``, else the built-in default."""
+        if key in self.values:
+            return Setting(key, self.values[key], self.source)
+        return Setting(key, DEFAULTS[key][0], "default")
+
+    def effective(self, flags: Mapping[str, object]) -> dict[str, Setting]:
+        """Every setting: a flag given (not ``None``) wins over the file over the default."""
+        out = {}
+        for key in DEFAULTS:
+            given = flags.get(key)
+            out[key] = Setting(key, given, "flag") if given is not None else self.get(key)
+        return out
+
+
+def _check(key: str, value: object, where: str) -> object:
+    def bad(what: str) -> InvalidParameter:
+        return InvalidParameter(f"{where}: {key} must be {what}, not {value!r}")
+
+    if key in _INTS:
+        if isinstance(value, bool) or not isinstance(value, int) or value < (
+                0 if key == "track_days" else 1):
+            raise bad("a whole number >= " + ("0" if key == "track_days" else "1"))
+    elif key == "consensus":
+        if not isinstance(value, bool):
+            raise bad("true or false")
+    elif key in ("home", "data"):
+        if not isinstance(value, str) or not value:
+            raise bad("a non-empty string")
+    elif key == "agents":
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value or not all(
+                isinstance(v, str) and v for v in value):
+            raise bad('a list of agent names, e.g. ["nig", "garch-evt"]')
+    elif key == "alphas":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, list) or not value or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                and 0 < v < 1 for v in value):
+            raise bad("a list of confidence levels in (0, 1), e.g. [0.99, 0.975]")
+    return value
+
+
+def find_config(cwd: Path | None = None) -> Path | None:
+    """The config file in effect: ``$SWARMVAR_CONFIG``, else ``swarmvar.toml``, else a
+    ``pyproject.toml`` with a ``[tool.swarmvar]`` table, in ``cwd``."""
+    explicit = os.environ.get(CONFIG_ENV)
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise InvalidParameter(f"{CONFIG_ENV}={explicit}: no such file")
+        return path
+    folder = Path.cwd() if cwd is None else Path(cwd)
+    own = folder / CONFIG_NAMES[0]
+    if own.is_file():
+        return own
+    project = folder / CONFIG_NAMES[1]
+    if project.is_file():
+        try:
+            table = tomllib.loads(project.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            return None  # someone else's file we cannot read is not our config
+        tool = table.get("tool")
+        if isinstance(tool, dict) and "swarmvar" in tool:
+            return project
+    return None
+
+
+def load_config(path: Path | None = None, *, cwd: Path | None = None) -> Config:
+    """The settings of ``path`` (default: :func:`find_config`), checked.
+
+    Raises
+    ------
+    InvalidParameter
+        Unreadable TOML, an unknown key (with the closest known one) or a value
+        of the wrong type, naming the file.
+    """
+    path = find_config(cwd) if path is None else Path(path)
+    if path is None:
+        return Config({}, None)
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidParameter(f"cannot read the config file {path}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidParameter(f"{path} is not valid TOML: {exc}") from exc
+    if path.name == "pyproject.toml":
+        tool = table.get("tool", {})
+        table = tool.get("swarmvar", {}) if isinstance(tool, dict) else {}
+        where = f"{path} [tool.swarmvar]"
+    else:
+        where = str(path)
+    if not isinstance(table, dict):
+        raise InvalidParameter(f"{where}: settings must be a table of key = value")
+    values: dict[str, object] = {}
+    for key, value in table.items():
+        if key not in DEFAULTS:
+            close = difflib.get_close_matches(key, list(DEFAULTS), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise InvalidParameter(f"{where}: unknown setting {key!r}{hint} Known: "
+                                   f"{', '.join(DEFAULTS)}")
+        values[key] = _check(key, value, where)
+    return Config(values, path)

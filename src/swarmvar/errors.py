@@ -195,6 +195,13 @@ class TaskFailed(SwarmVarError, RuntimeError):
         self.error_type = error_type
 
 
+# --- books (multi-asset portfolios) -------------------------------------
+
+
+class InvalidBook(SwarmVarError, ValueError):
+    """A book of positions is unusable (unknown asset, NaN position, no history, ...)."""
+
+
 # --- runtime (swarm/) ----------------------------------------------------
 
 
@@ -212,6 +219,13 @@ class InvalidSource(SwarmVarError, ValueError):
 
 class ResumeMismatch(SwarmVarError, RuntimeError):
     """A data home holds a run whose configuration differs from the one asked for."""
+
+
+# --- arbiter (swarmvar.arbiter) ---------------------------------------------
+
+
+class InvalidSignal(SwarmVarError, ValueError):
+    """A beat report the arbiter cannot read (NaN return or forecast, wrong breach flags, ...)."""
 
 
 # --- warnings ------------------------------------------------------------

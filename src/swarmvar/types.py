@@ -334,3 +334,97 @@ class Decision:
     threat: float = 0.0
     reason: str = ""
     weights: Mapping[str, float] = field(default_factory=dict)
+
+
+# --- books (multi-asset portfolios) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Book:
+    """A book of positions over named assets, in currency, as of a date.
+
+    Positions are currency amounts held in each asset (negative for shorts);
+    long, short, hedged and dollar-neutral books (positions summing to zero)
+    are all valid. ``Book.from_weights`` builds one from value weights and a
+    notional. A position's P&L over a period with log return ``r`` is
+    ``position * (exp(r) - 1)``: exact, not linearized.
+
+    Attributes
+    ----------
+    assets : tuple of str
+        Asset names (unique, non-empty), matching the data's columns.
+    positions : tuple of float
+        Currency amount per asset, same order; finite.
+    as_of : datetime or None
+        Data time the positions are valid at.
+    currency : str
+        Label of the currency (display only).
+    """
+
+    assets: tuple[str, ...]
+    positions: tuple[float, ...]
+    as_of: datetime | None = None
+    currency: str = ""
+
+    def __post_init__(self) -> None:
+        import numbers
+
+        from .errors import InvalidBook
+
+        if len(self.assets) != len(self.positions):
+            raise InvalidBook(f"{len(self.assets)} assets but {len(self.positions)} positions; "
+                              "give one position per asset")
+        if not self.assets:
+            raise InvalidBook("the book has no positions; give at least one asset=amount")
+        for name, pos in zip(self.assets, self.positions, strict=True):
+            if not isinstance(name, str) or not name.strip():
+                raise InvalidBook(f"asset name {name!r} must be a non-empty string")
+            if isinstance(pos, bool) or not isinstance(pos, numbers.Real) or not math.isfinite(
+                    float(pos)):
+                raise InvalidBook(f"position in {name!r} is {pos!r}; positions must be finite "
+                                  "numbers (currency amounts, negative for shorts)")
+        twice = sorted({a for a in self.assets if self.assets.count(a) > 1})
+        if twice:
+            raise InvalidBook(f"asset(s) {', '.join(twice)} appear more than once; give each "
+                              "asset one net position")
+        if all(float(p) == 0.0 for p in self.positions):
+            raise InvalidBook("every position is zero; the book holds nothing")
+        object.__setattr__(self, "positions", tuple(float(p) for p in self.positions))
+
+    @classmethod
+    def from_positions(cls, positions: Mapping[str, float], *, as_of: datetime | None = None,
+                       currency: str = "") -> Book:
+        """A book from ``{asset: currency amount}``."""
+        return cls(tuple(positions), tuple(positions.values()), as_of, currency)
+
+    @classmethod
+    def from_weights(cls, weights: Mapping[str, float], notional: float, *,
+                     as_of: datetime | None = None, currency: str = "") -> Book:
+        """A book holding ``weight * notional`` of each asset (weights need not sum to one)."""
+        import numbers
+
+        from .errors import InvalidBook
+
+        if isinstance(notional, bool) or not isinstance(notional, numbers.Real) or not (
+                math.isfinite(float(notional)) and float(notional) > 0):
+            raise InvalidBook(f"notional must be a positive finite amount, not {notional!r}")
+        for name, w in weights.items():
+            if isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(
+                    float(w)):
+                raise InvalidBook(f"weight of {name!r} is {w!r}; weights must be finite numbers")
+        return cls(tuple(weights), tuple(float(w) * float(notional) for w in weights.values()),
+                   as_of, currency)
+
+    @property
+    def gross(self) -> float:
+        """Sum of absolute positions (currency)."""
+        return float(sum(abs(p) for p in self.positions))
+
+    @property
+    def net(self) -> float:
+        """Sum of positions (currency); zero for a dollar-neutral book."""
+        return float(sum(self.positions))
+
+    def as_dict(self) -> dict[str, float]:
+        """``{asset: position}`` in the book's order."""
+        return dict(zip(self.assets, self.positions, strict=True))

@@ -11,20 +11,31 @@ from typing import Any
 from .base import Agent
 from .bootstrap import BayesianBootstrap
 from .nig import NormalInverseGamma
-from .registry import DEFAULT_AGENTS, agent_class, canonical_name
+from .registry import (  # joint agents of books
+    DEFAULT_AGENTS,
+    DEFAULT_BOOK_AGENTS,
+    agent_class,
+    book_agent_class,
+    canonical_name,
+)
 from .risk import EmpiricalFamily, StudentTFamily, risk_measures, weighted_quantile
 
 _LAZY = ("StudentT", "GarchT", "GarchEVT")
+_LAZY_BOOK = ("NormalInverseWishart", "FilteredHistorical", "CopulaGarchEVT", "RiskMetrics")
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return agent_class(name)
+    if name in _LAZY_BOOK:  # joint agents of books
+        return book_agent_class(name)
     raise AttributeError(f"module 'swarmvar.models' has no attribute {name!r}")
 
 
 __all__ = [
     "DEFAULT_AGENTS",
+    "DEFAULT_BOOK_AGENTS",
+    "book_agent_class",
     "Agent",
     "BayesianBootstrap",
     "EmpiricalFamily",

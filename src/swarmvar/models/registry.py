@@ -55,3 +55,39 @@ def agent_class(name: str) -> type[Agent]:
 def parameter_names() -> dict[str, tuple[str, ...]]:
     """Constructor parameters of every agent (what a variant may change)."""
     return {name: agent_class(name).parameter_names() for name in AGENT_MODULES}
+
+
+# --- joint (multi-asset) agents of books --------------------------------------
+
+#: Joint agents of a book's assets: class name -> module (not in the univariate swarm).
+BOOK_AGENT_MODULES: dict[str, str] = {
+    "NormalInverseWishart": "swarmvar.models.joint_niw",
+    "FilteredHistorical": "swarmvar.models.joint_fhs",
+    "CopulaGarchEVT": "swarmvar.models.joint_copula",
+    "RiskMetrics": "swarmvar.models.book_baselines",
+}
+
+#: Short names of the joint agents accepted on the command line.
+BOOK_ALIASES: dict[str, str] = {
+    "niw": "NormalInverseWishart",
+    "fhs": "FilteredHistorical",
+    "copula": "CopulaGarchEVT",
+    "riskmetrics": "RiskMetrics",
+    "ewma": "RiskMetrics",
+}
+
+#: The default joint swarm (RiskMetrics is the baseline row, not a member).
+DEFAULT_BOOK_AGENTS: tuple[str, ...] = ("NormalInverseWishart", "FilteredHistorical",
+                                        "CopulaGarchEVT")
+
+
+def book_agent_class(name: str) -> type[Agent]:
+    """The joint agent class for a class name or alias (case-insensitive)."""
+    key = next((full for full in BOOK_AGENT_MODULES if full.lower() == name.lower()),
+               BOOK_ALIASES.get(name.lower()))
+    if key is None:
+        known = ", ".join(list(BOOK_AGENT_MODULES) + sorted(BOOK_ALIASES))
+        raise UnknownAgent(f"no joint (book) agent called {name!r}; known: {known}")
+    module = importlib.import_module(BOOK_AGENT_MODULES[key])
+    cls: type[Agent] = getattr(module, key)
+    return cls

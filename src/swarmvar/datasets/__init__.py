@@ -1,0 +1,1 @@
+"""Data files shipped with swarmvar (read through importlib.resources)."""

@@ -123,7 +123,8 @@ def test_closed_loop_returns_to_budget_after_a_load_step() -> None:
     """Simulated beat time = budget * (load + 0.6 * optional work); the load steps
     from 0.5 to 0.8 of the budget at beat 150. The beat time returns to the
     budget without windup (the clamped integral does not push it past the
-    budget, and is reset once settled) or oscillation (the error never changes sign by more than 1%)."""
+    budget, and is reset once settled) or oscillation (the error never changes
+    sign by more than 1%)."""
     budget = Pulse().budget
     g, s = Genome(), PidState()
     errors, integrals = [], []

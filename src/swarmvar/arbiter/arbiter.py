@@ -169,8 +169,12 @@ class Arbiter:
                 beat_seconds, (int, float)) or not math.isfinite(beat_seconds)
                 or beat_seconds < 0):
             raise InvalidSignal(f"beat_seconds is {beat_seconds!r}; give the measured seconds")
-        p = self._portfolios.setdefault(report.portfolio, _Portfolio())
+        if not isinstance(report, BeatReport):
+            raise InvalidSignal(
+                f"the arbiter observes BeatReport objects, not {type(report).__name__}")
+        p = self._portfolios.get(report.portfolio) or _Portfolio()
         memory, signals = read_beat(p.state.memory, report, self.config.signals)
+        self._portfolios[report.portfolio] = p
         p.now = report.as_of.timestamp()
         p.agents.update(a.agent for a in signals.agents)
         p.last = signals

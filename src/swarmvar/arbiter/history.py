@@ -185,7 +185,8 @@ def cached_history(
     """The backtest of the default swarm (plus its consensus row) on a bundled series, cached.
 
     Parameters mirror ``swarmvar backtest``; the file name hashes all of
-    them, so a changed setting never reads a stale file.
+    them and the swarm's consensus policy, so a changed setting never reads a
+    stale file.
     """
     from ..data import load
     from ..models import DEFAULT_AGENTS, agent_class
@@ -193,7 +194,8 @@ def cached_history(
     from ..validation import backtest
 
     names = tuple(agents or DEFAULT_AGENTS)
-    key = json.dumps([data, last, window, refit_every, list(alphas), seed, list(names)])
+    key = json.dumps([data, last, window, refit_every, list(alphas), seed, list(names),
+                      repr(SWARM_POLICY)])
     folder = cache or Path(os.environ.get(CACHE_ENV, DEFAULT_CACHE))
     path = folder / f"{data}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
     if path.exists():

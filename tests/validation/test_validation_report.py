@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import re
 from pathlib import Path
 from typing import Any
@@ -54,15 +53,16 @@ def test_test_table_and_summary(result: BacktestResult) -> None:
     assert np.isfinite(summary.loc[0, "dm_pvalue"])
 
 
-def test_plot_draws_one_panel_per_level(result: BacktestResult) -> None:
+def test_plot_draws_one_panel_per_row_and_level(result: BacktestResult) -> None:
     fig = result.plot()
-    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    assert isinstance(fig, Figure) and len(fig.axes) == 2 * 2  # rows x levels
     ax = fig.axes[0]
-    assert len(ax.lines) == 1 + 2  # returns and one VaR line per row
-    np.testing.assert_allclose(ax.lines[1].get_ydata(), -result.series["knm"][0.99].var)
+    assert len(ax.lines) == 2  # realized losses and the row's VaR
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), result.series["knm"][0.99].var)
     hits = int(result.series["knm"][0.99].hits.sum())
-    assert len(ax.collections[0].get_offsets()) == hits
-    assert len(result.plot(0.975).axes) == 1
+    assert len(ax.collections[1].get_offsets()) == hits  # after the credible band
+    assert len(result.plot(0.975).axes) == 2
+    assert len(result.plot(level=0.975, models=["knm"]).axes) == 1
     with pytest.raises(InvalidParameter):
         result.plot(0.9)
 
@@ -71,12 +71,10 @@ def test_html_report_is_one_offline_file(result: BacktestResult, tmp_path: Path)
     path = result.to_html(tmp_path / "report.html")
     text = path.read_text(encoding="utf-8")
     assert text.startswith("<!DOCTYPE html>")
-    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
-    assert len(images) == 2
-    assert all(base64.b64decode(img)[:8] == b"\x89PNG\r\n\x1a\n" for img in images)
-    assert not re.search(r"(src|href)=\"(?!data:)", text)  # nothing fetched from elsewhere
-    assert "http" not in text
-    assert "knm" in text and "kupiec" in text and result.baseline in text
+    assert text.count("<svg ") == 2 * 2  # one chart per row and level, inline
+    assert not re.search(r"(src|href)=\"(?!#|data:)", text)  # nothing fetched from elsewhere
+    assert "http" not in text and "<script" not in text
+    assert "knm" in text and "Kupiec" in text and result.baseline in text
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]  # no temporary left over
 
 

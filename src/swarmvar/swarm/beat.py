@@ -477,8 +477,16 @@ class PortfolioSwarm:
 
     # --- state ---------------------------------------------------------------------
 
-    def state(self) -> bytes:
-        """Everything :meth:`restore` needs to continue bit for bit, as one checksummed blob."""
+    def state(self, *, rebase: bool = True) -> bytes:
+        """Everything :meth:`restore` needs to continue bit for bit, as one checksummed blob.
+
+        With ``rebase`` (what checkpoints do) each live agent is replaced by
+        its own restored copy, so the running swarm and one restored from
+        this blob continue from identical objects: an agent whose caches do
+        not survive ``state()``/``from_state`` (StudentT's node cache moves
+        an ES by ~1e-16 relative) cannot make a resumed run drift from an
+        uninterrupted one.
+        """
         cfg = self.config
         header: dict[str, Any] = {
             "config": cfg.fingerprint(), "t": self.t, "absorbed": self.absorbed,
@@ -495,9 +503,12 @@ class PortfolioSwarm:
         arrays: dict[str, NDArray[Any]] = {"returns": self.returns,
                                            "guard_scores": self.guards.scores,
                                            **self.track.arrays(), **self.builders.arrays()}
-        for name, agent in self.agents.items():
+        for name, agent in list(self.agents.items()):
             if agent is not None:
-                arrays[f"agent:{name}"] = packing.as_bytes_array(agent.state())
+                data = agent.state()
+                arrays[f"agent:{name}"] = packing.as_bytes_array(data)
+                if rebase:
+                    self.agents[name] = agent_class(name).from_state(data)
         if self.scouts is not None:
             arrays["scouts"] = packing.as_bytes_array(self.scouts.state())
         return packing.pack(header, arrays)

@@ -1,0 +1,164 @@
+"""The Ray executor: shards of portfolio swarms as Ray actors, foragers as Ray tasks.
+
+``pip install swarmvar[ray]``. Each shard (a group of portfolios, by a stable
+hash of their names) is one actor running the same :class:`~.executors.Shard`
+code as a local worker process, so the numbers are the local executor's bit
+for bit. A dead actor (killed, its node lost) surfaces as
+:class:`~swarmvar.errors.WorkerFailed` naming its portfolios; :meth:`reset`
+starts a fresh actor and the runtime restores it from the last checkpoint
+and replays the ticks it missed.
+
+Ray is imported here only. ``RayExecutor()`` joins a running cluster if
+``ray.init`` was called, or starts a local one with ``num_cpus``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+from typing import Any
+
+from ..errors import InvalidParameter, WorkerFailed
+from .beat import BeatInput, BeatOutcome, PortfolioConfig
+from .executors import Shard, StartRequest, shard_of
+from .roles import RefitJob, RefitResult, run_refit
+
+
+class RayExecutor:
+    """Portfolio swarms on Ray actors (see the module docstring).
+
+    Parameters
+    ----------
+    shards : int
+        Actors; portfolios are spread over them by a stable hash of their names.
+    num_cpus : int, optional
+        CPUs of the local cluster started when Ray is not initialized yet.
+    actor_cpus : float
+        CPUs each actor reserves (fractions let several share a core).
+    """
+
+    name = "ray"
+
+    def __init__(self, shards: int = 2, *, num_cpus: int | None = 2,
+                 actor_cpus: float = 0.5) -> None:
+        import os
+
+        import ray
+
+        if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+            raise InvalidParameter(f"shards must be a whole number >= 1, not {shards!r}")
+        if not ray.is_initialized():
+            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+            self._owns_ray = True
+        else:
+            self._owns_ray = False
+        self._ray = ray
+        self.shards = shards
+        self._actor_cls = ray.remote(num_cpus=actor_cpus, max_restarts=0)(_ShardActor)
+        self._refit = ray.remote(num_cpus=actor_cpus)(run_refit)
+        self._actors: dict[int, Any] = {}
+        self._placement: dict[str, int] = {}
+        self._configs: dict[str, PortfolioConfig] = {}
+
+    def _actor(self, k: int) -> Any:
+        if k not in self._actors:
+            self._actors[k] = self._actor_cls.remote()
+        return self._actors[k]
+
+    def _fan(self, calls: Mapping[int, tuple[str, Any]]) -> dict[int, Any]:
+        refs = {k: self._actor(k).call.remote(op, arg) for k, (op, arg) in calls.items()}
+        out: dict[int, Any] = {}
+        failure: WorkerFailed | None = None
+        for k, ref in refs.items():
+            try:
+                out[k] = self._ray.get(ref)
+            except self._ray.exceptions.RayActorError as exc:
+                names = [n for n, s in self._placement.items() if s == k]
+                failure = WorkerFailed(f"Ray actor of shard {k} died ({type(exc).__name__}); "
+                                       f"its portfolios: {', '.join(sorted(names))}")
+                failure.portfolios = tuple(names)  # type: ignore[attr-defined]
+            except self._ray.exceptions.RayTaskError as exc:
+                raise exc.as_instanceof_cause() from None
+        if failure is not None:
+            raise failure
+        return out
+
+    def _split(self, items: Sequence[Any], key: Any) -> dict[int, list[Any]]:
+        groups: dict[int, list[Any]] = {}
+        for item in items:
+            groups.setdefault(self._placement[key(item)], []).append(item)
+        return groups
+
+    def open(self, configs: Sequence[PortfolioConfig]) -> None:
+        groups: dict[int, list[PortfolioConfig]] = {}
+        for c in configs:
+            self._configs[c.portfolio] = c
+            k = shard_of(c.portfolio, self.shards)
+            self._placement[c.portfolio] = k
+            groups.setdefault(k, []).append(c)
+        self._fan({k: ("open", v) for k, v in groups.items()})
+
+    def start(self, requests: Sequence[StartRequest]) -> None:
+        groups = self._split(requests, lambda r: r[0])
+        self._fan({k: ("start", v) for k, v in groups.items()})
+
+    def restore(self, blobs: Mapping[str, bytes]) -> None:
+        groups = self._split(list(blobs.items()), lambda kv: kv[0])
+        self._fan({k: ("restore", dict(v)) for k, v in groups.items()})
+
+    def beats(self, inputs: Sequence[tuple[str, BeatInput]]) -> list[BeatOutcome]:
+        order = list(range(len(inputs)))
+        groups = self._split(order, lambda i: inputs[i][0])
+        answers = self._fan({k: ("beat", [inputs[i] for i in idx]) for k, idx in groups.items()})
+        out: list[BeatOutcome | None] = [None] * len(inputs)
+        for k, idx in groups.items():
+            for i, outcome in zip(idx, answers[k], strict=True):
+                out[i] = outcome
+        return [o for o in out if o is not None]
+
+    def states(self, names: Sequence[str]) -> dict[str, bytes]:
+        groups = self._split(list(names), lambda n: n)
+        out: dict[str, bytes] = {}
+        for part in self._fan({k: ("states", v) for k, v in groups.items()}).values():
+            out.update(part)
+        return out
+
+    def actors(self) -> dict[int, Any]:
+        """Shard number -> actor handle (for tests that kill one)."""
+        return dict(self._actors)
+
+    def reset(self, names: Sequence[str]) -> None:
+        for k in {self._placement[n] for n in names}:
+            old = self._actors.pop(k, None)
+            if old is not None:
+                try:
+                    self._ray.kill(old)
+                except Exception:  # noqa: BLE001 - already gone
+                    pass
+            configs = [c for n, c in self._configs.items() if self._placement[n] == k]
+            self._fan({k: ("open", configs)})
+
+    def submit_refit(self, job: RefitJob) -> Future[RefitResult]:
+        future: Future[RefitResult] = self._refit.remote(job).future()
+        return future
+
+    def close(self) -> None:
+        for actor in self._actors.values():
+            try:
+                self._ray.kill(actor)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        self._actors = {}
+        if self._owns_ray:
+            self._ray.shutdown()
+
+
+class _ShardActor:
+    """The actor body: one :class:`Shard`."""
+
+    def __init__(self) -> None:
+        self.shard = Shard()
+
+    def call(self, op: str, arg: Any) -> Any:
+        return self.shard.call(op, arg)

@@ -82,4 +82,5 @@ def serve(
     uvicorn.run("swarmvar.service.app:app_from_env", factory=True, host=host, port=port,
                 workers=workers, ssl_certfile=None if certfile is None else str(certfile),
                 ssl_keyfile=None if keyfile is None else str(keyfile), access_log=False,
-                log_config=_log_config(log_level), timeout_graceful_shutdown=5)
+                log_config=_log_config(log_level), timeout_graceful_shutdown=5,
+                timeout_worker_healthcheck=120)  # a worker replays the ledger at start

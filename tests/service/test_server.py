@@ -1,0 +1,148 @@
+"""A real ``swarmvar serve`` (uvicorn on a loopback port): TLS, JSON logs, several workers'
+metrics, and kill -9 during a burst of POSTs losing no acknowledged return."""
+
+from __future__ import annotations
+
+import json
+import re
+import ssl
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+from swarmvar.ledger import Ledger
+
+from .conftest import Keys, Server, day, history, self_signed, start_server
+
+
+def _h(key: str) -> dict[str, str]:
+    return {"X-API-Key": key}
+
+
+def test_contract_over_tls_with_json_logs(tmp_path: Path, session_keys: tuple[Path, Keys],
+                                          server_factory: list[Server]) -> None:
+    keys_path, k = session_keys
+    cert, key = self_signed(tmp_path)
+    ctx = ssl.create_default_context(cafile=str(cert))
+    srv = start_server(tmp_path, keys_path, "--certfile", str(cert), "--keyfile", str(key),
+                       scheme="https", verify=ctx)
+    server_factory.append(srv)
+    with httpx.Client(base_url=srv.url, verify=ctx, timeout=30) as c:
+        r = c.post("/v1/portfolios", json={"name": "tls", "history": history(60)},
+                   headers=_h(k.writer))
+        assert r.status_code == 201, r.text
+        r = c.post("/v1/portfolios/tls/returns", json={"date": day(0), "return": -0.02},
+                   headers={**_h(k.writer), "X-Request-ID": "tls-req-1"})
+        assert r.status_code == 201 and r.headers["x-request-id"] == "tls-req-1"
+        var = c.get("/v1/portfolios/tls/var", headers=_h(k.reader)).json()
+        assert var["seq"] == 1 and var["levels"][0]["var"] > 0
+        assert c.get("/v1/portfolios/tls/var").status_code == 401
+
+        def chunks() -> object:
+            for _ in range(100):
+                yield b" " * 100_000
+
+        r = c.post("/v1/portfolios/tls/returns", content=chunks(),  # type: ignore[arg-type]
+                   headers={**_h(k.writer), "Content-Type": "application/json"})
+        assert r.status_code == 413 and r.json()["error"]["type"] == "PayloadTooLarge"
+    try:  # plain HTTP to the TLS port is not served
+        httpx.get(srv.url.replace("https", "http") + "/healthz", timeout=5)
+        raise AssertionError("plain HTTP answered on the TLS port")
+    except httpx.HTTPError:
+        pass
+    srv.stop()
+    lines = [json.loads(x) for x in srv.log.read_text().splitlines() if x.startswith("{")]
+    req = [x for x in lines if x.get("request_id") == "tls-req-1"]
+    assert req and req[0]["status"] == 201 and req[0]["key_id"] == k.writer_id
+    assert req[0]["route"] == "/v1/portfolios/{name}/returns" and req[0]["msg"] == "request"
+    assert all(re.fullmatch(r"[0-9a-f]{32}|[\w.-]+", x["request_id"])
+               for x in lines if "request_id" in x)
+
+
+def test_metrics_with_two_workers(tmp_path: Path, session_keys: tuple[Path, Keys],
+                                  server_factory: list[Server]) -> None:
+    keys_path, k = session_keys
+    srv = start_server(tmp_path, keys_path, "--workers", "2")
+    server_factory.append(srv)
+    n = 12
+    with httpx.Client(base_url=srv.url, timeout=30) as c:
+        assert c.post("/v1/portfolios", json={"name": "mp", "history": history(60)},
+                      headers=_h(k.writer)).status_code == 201
+        codes = []
+        for i in range(n):  # new connections: the kernel spreads them over both workers
+            codes.append(httpx.post(srv.url + "/v1/portfolios/mp/returns",
+                                    json={"date": day(i), "return": 0.001 * i},
+                                    headers=_h(k.writer), timeout=30).status_code)
+        assert codes == [201] * n
+        pids = set()
+        for _ in range(6):
+            text = httpx.get(srv.url + "/metrics", timeout=30).text
+            m = re.search(r'^swarmvar_returns_ingested_total\{outcome="new"\} (\S+)$', text, re.M)
+            assert m is not None and float(m.group(1)) == n, text[-2000:]
+            beats = re.search(r'^swarmvar_beats_total\{portfolio="mp"\} (\S+)$', text, re.M)
+            assert beats is not None and float(beats.group(1)) == n
+        files = list((tmp_path / "prometheus").glob("*.db"))
+        pids = {re.sub(r"\D", "", f.stem.split("_")[-1]) for f in files}
+        assert len(pids) >= 2, files  # both workers wrote samples
+
+
+def test_kill9_during_a_burst_loses_no_acknowledged_return(
+        tmp_path: Path, session_keys: tuple[Path, Keys], server_factory: list[Server]) -> None:
+    keys_path, k = session_keys
+    srv = start_server(tmp_path, keys_path)
+    server_factory.append(srv)
+    books = [f"b{i}" for i in range(4)]
+    for b in books:
+        r = httpx.post(srv.url + "/v1/portfolios", json={"name": b, "history": history(60)},
+                       headers=_h(k.writer), timeout=30)
+        assert r.status_code == 201
+    acked: list[tuple[str, str, float]] = []
+    lock = threading.Lock()
+
+    def burst(book: str) -> None:
+        with httpx.Client(base_url=srv.url, timeout=10) as c:
+            for i in range(400):
+                value = round(0.0001 * (i % 37) - 0.001, 6)
+                try:
+                    r = c.post(f"/v1/portfolios/{book}/returns",
+                               json={"date": day(i), "return": value}, headers=_h(k.writer))
+                except httpx.HTTPError:
+                    return  # the server died mid-request: not acknowledged
+                assert r.status_code == 201, r.text
+                with lock:
+                    acked.append((book, day(i), value))
+
+    threads = [threading.Thread(target=burst, args=(b,)) for b in books]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 60
+    while len(acked) < 60 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    srv.proc.kill()  # SIGKILL, mid-burst
+    srv.proc.wait(10)
+    for t in threads:
+        t.join(30)
+    assert 60 <= len(acked) < 4 * 400
+    with Ledger.open(tmp_path) as led:
+        assert led.verify_chain().ok
+        ticks = [e.data["details"] for e in led.entries()
+                 if e.kind.value == "action" and e.data.get("type") == "tick"]
+    counts = Counter((t["portfolio"], t["as_of"]) for t in ticks)
+    assert max(counts.values()) == 1  # no return twice
+    recorded = {(t["portfolio"], t["as_of"]): t["return"] for t in ticks}
+    for book, d, value in acked:
+        assert recorded[(book, d)] == value
+    seqs: dict[str, list[int]] = {}
+    for t in ticks:
+        seqs.setdefault(t["portfolio"], []).append(t["seq"])
+    assert all(s == list(range(1, len(s) + 1)) for s in seqs.values())  # gap-free beats
+    # after a restart the server knows them all: re-sending is a duplicate
+    srv2 = start_server(tmp_path, keys_path)
+    server_factory.append(srv2)
+    book, d, value = acked[-1]
+    r = httpx.post(srv2.url + f"/v1/portfolios/{book}/returns", json={"date": d, "return": value},
+                   headers=_h(k.writer), timeout=30)
+    assert r.status_code == 200 and r.json()["duplicates"] == 1

@@ -320,8 +320,9 @@ def currency_loss(notional: float, log_loss: float) -> float:
     loss of a long ``notional`` is ``notional * (1 - exp(-VaR))``, where
     ``notional * VaR`` overstates it (by ~8.6% for a 10-day 99% VaR of
     16.7%). For ES, a tail mean, the same map gives an upper bound (Jensen:
-    ``E[1 - e^r | tail] <= 1 - e^{E[r | tail]}``) whose gap is half the tail
-    variance of the return, second order: 1e-4 relative for a 1-day ES of 3%.
+    ``E[1 - e^r | tail] <= 1 - e^{E[r | tail]}``) whose gap is about half the
+    tail variance of the return, second order: 0.4% of the ES for a daily
+    Student-t(4) return with a 5% ES (tested), less for lighter tails.
 
     Raises
     ------

@@ -193,6 +193,18 @@ def _check_positions(positions: ArrayLike, n: int, what: str) -> FloatArray:
     return p
 
 
+def _degenerate(loss: FloatArray, unit: FloatArray, p: FloatArray) -> bool:
+    """Whether the book's loss is constant up to rounding (e.g. offsetting identical legs)."""
+    scale = float(np.abs(p).sum() * np.abs(unit).max()) if unit.size else 0.0
+    return bool(np.ptp(loss) <= 1e-9 * scale)
+
+
+def _zero(alpha: float, names: tuple[str, ...], p: FloatArray) -> Attribution:
+    """The attribution of a riskless book: zero VaR/ES, zero contributions."""
+    z, z2 = np.zeros(p.size), np.zeros((p.size, 2))
+    return Attribution(alpha, names, p, 0.0, 0.0, 0.0, 0.0, z, z, z, z, z2, z2, z, z, z2, z2)
+
+
 def euler(scen: Scenarios, positions: ArrayLike, alphas: tuple[float, ...] | float = (0.99,),
           *, assets: tuple[str, ...] | None = None, interval_mass: float = 0.90,
           band: float | None = None, groups: int = GROUPS) -> tuple[Attribution, ...]:
@@ -216,6 +228,8 @@ def euler(scen: Scenarios, positions: ArrayLike, alphas: tuple[float, ...] | flo
     names = tuple(assets) if assets is not None else tuple(str(i) for i in range(n))
     unit = -np.expm1(scen.returns)  # (S, M, N) loss per unit position
     loss = unit @ p
+    if _degenerate(loss, unit, p):
+        return tuple(_zero(alpha, names, p) for alpha in levels)
     out = []
     for alpha in levels:
         h = _band(alpha, band)

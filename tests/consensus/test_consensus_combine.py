@@ -185,7 +185,7 @@ def test_not_enough_agents_for_the_rule(ring, sign):
 )
 @given(
     st.lists(st.floats(0.001, 0.2), min_size=3, max_size=5),
-    st.lists(st.sampled_from([1e300, 0.0, 1e-9, 0.5]), min_size=1, max_size=2),
+    st.lists(st.sampled_from([1e99, 0.0, 1e-9, 0.5]), min_size=1, max_size=2),  # 1e300: fuzz
     st.sampled_from([Aggregator.MEDIAN, Aggregator.TRIMMED_MEAN]),
 )
 def test_consensus_stays_in_the_honest_range(keys, make, honest, bad, aggregator):

@@ -46,6 +46,7 @@ from .series import (
     rearrange_levels,
 )
 from .signing import (
+    MAX_MAGNITUDE,
     KeyRing,
     Rejection,
     RejectionReason,
@@ -107,6 +108,7 @@ __all__ = [
     "ConsensusPath",
     "Contribution",
     "KeyRing",
+    "MAX_MAGNITUDE",
     "LevelForecasts",
     "Loss",
     "LossDistribution",

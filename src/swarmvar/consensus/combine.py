@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -282,7 +282,8 @@ def combine(
     total : int, optional
         ``n``, agents expected (default: agents registered in ``keyring``).
     current_seq : int, optional
-        Newest seq (default: the newest among the admitted estimates).
+        Newest seq (default: the (f+1)-th highest among the admitted
+        estimates, so at most ``f`` agents cannot set it).
     portfolio, alpha, horizon : optional
         The target; by default the most common among admitted estimates.
 
@@ -296,8 +297,21 @@ def combine(
     """
     if not isinstance(now, datetime) or now.utcoffset() is None:
         raise InvalidParameter("now must be a timezone-aware datetime")
+    if not isinstance(keyring, KeyRing):
+        raise InvalidParameter(f"keyring must be a KeyRing of the agents' public keys, "
+                               f"got {type(keyring).__name__}")
+    if isinstance(estimates, (str, bytes, Mapping)) or not isinstance(estimates, Sequence):
+        raise InvalidParameter(f"estimates must be a list of Estimate, "
+                               f"got {type(estimates).__name__}")
     # screen now, record seqs only once a consensus exists: a refused beat can be retried
     admitted, refused = keyring.screen(estimates)
+    # data from after the beat cannot be: a clock error or a lie (and would dodge max_age)
+    future = [e for e in admitted if e.as_of > now]
+    if future:
+        admitted = [e for e in admitted if e.as_of <= now]
+        refused = [*refused, *(Rejection(e.agent_id, RejectionReason.MALFORMED,
+                                         f"as_of {e.as_of.isoformat()} is after now "
+                                         f"({now.isoformat()})") for e in future)]
     keyring.commit([], refused)  # refusals are counted whatever happens next
     newest: dict[str, Estimate] = {}
     for e in admitted:  # screen returns seq order: the last one per agent is the newest
@@ -319,7 +333,7 @@ def combine(
             got = f"({e.portfolio}, {e.alpha}, {e.horizon})"
             rejected[agent] = Rejection(agent, RejectionReason.MISMATCHED, f"{got} is not {target}")
     n_total = len(keyring) if total is None else total
-    latest = max((e.seq for e in candidates), default=0) if current_seq is None else current_seq
+    latest = _quorum_seq(candidates, policy.f) if current_seq is None else current_seq
     ages = {e.agent_id: (now - e.as_of).total_seconds() for e in candidates}
     used_in, degraded = _choose(candidates, policy, n_total, latest, ages, rejected)
     agents = [e.agent_id for e in used_in]
@@ -352,6 +366,16 @@ def combine(
         degraded=degraded or m < math.ceil(policy.min_available * n_total),
         as_of=max(e.as_of for e in used_in),
     )
+
+
+def _quorum_seq(candidates: Sequence[Estimate], f: int) -> int:
+    """The newest seq at least ``f + 1`` candidates have reached: the (f+1)-th highest.
+
+    With at most ``f`` Byzantine agents, one honest agent is at or above it, so
+    no Byzantine seq (say 10^12) can make the honest quorum look stale.
+    """
+    seqs = sorted((e.seq for e in candidates), reverse=True)
+    return seqs[min(f, len(seqs) - 1)] if seqs else 0
 
 
 def _choose(

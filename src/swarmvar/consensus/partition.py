@@ -117,15 +117,30 @@ def widen_interval(
     """
     if not 1 <= available <= total:
         raise InvalidParameter(f"need 1 <= available <= total, got {available} of {total}")
+    numbers = (point, *interval, spread, staleness_days, drift)
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in numbers):
+        raise InvalidParameter("point, interval, spread, staleness_days and drift must be "
+                               "finite numbers")
     if spread < 0 or staleness_days < 0 or drift < 0:
         raise InvalidParameter("spread, staleness_days and drift must be >= 0")
     z = z_value(mass)
-    extra = spread**2 * (1.0 / available - 1.0 / total) + (drift * point) ** 2 * staleness_days
     lower, upper = interval
     low_half = max(point - lower, 0.0)
     high_half = max(upper - point, 0.0)
-    new_lower = point - math.sqrt(low_half**2 + z * z * extra)
-    new_upper = point + math.sqrt(high_half**2 + z * z * extra)
+    # in units of the largest magnitude involved, so squares neither overflow nor underflow
+    unit = max(abs(point), low_half, high_half, spread, math.ulp(0.0))
+    if not math.isfinite(low_half + high_half):
+        raise InvalidParameter("the interval is too wide to widen (its half-width overflows)")
+    extra = ((spread / unit) ** 2 * (1.0 / available - 1.0 / total)
+             + (drift * (point / unit)) ** 2 * staleness_days)
+    grow_low = math.sqrt((low_half / unit) ** 2 + z * z * extra) * unit
+    grow_high = math.sqrt((high_half / unit) ** 2 + z * z * extra) * unit
+    if not math.isfinite(grow_low + grow_high):
+        raise InvalidParameter(f"widening by {staleness_days:g} stale days overflows; "
+                               "the estimates are far too old to serve")
+    new_lower, new_upper = point - grow_low, point + grow_high
+    if not math.isfinite(new_lower + new_upper):
+        raise InvalidParameter(f"the widened interval around {point:g} overflows")
     # losses: an interval that started at or above zero stays there
     return (max(new_lower, 0.0) if lower >= 0 else new_lower, new_upper)
 

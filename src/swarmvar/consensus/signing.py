@@ -32,6 +32,11 @@ from ..types import Estimate, RiskMeasure
 
 SIGNATURE_BYTES = 64
 
+#: Largest |VaR|, |ES| or interval bound an estimate may carry: far beyond any
+#: loss in any unit, and small enough that squares and sums of squares in the
+#: consensus (spreads, interval widening) stay finite (1e154 squared overflows).
+MAX_MAGNITUDE = 1e100
+
 
 class RejectionReason(Enum):
     """Why an estimate was refused (the value is the short text shown to people)."""
@@ -79,8 +84,12 @@ def malformation(estimate: Estimate) -> str | None:
     ``horizon >= 1``; ``seq >= 0``; VaR, ES and the four interval bounds are
     finite; ``VaR >= 0``; ``ES >= VaR``; each interval has ``lower <= upper``;
     ``as_of`` is a timezone-aware datetime (data times are compared across
-    agents, so naive times are ambiguous).
+    agents, so naive times are ambiguous); every number's magnitude is at
+    most :data:`MAX_MAGNITUDE`. Anything that is not an ``Estimate`` is
+    malformed.
     """
+    if not isinstance(estimate, Estimate):
+        return f"not an Estimate (got {type(estimate).__name__})"
     if not isinstance(estimate.agent_id, str) or not estimate.agent_id:
         return "agent_id must be a non-empty string"
     if not isinstance(estimate.portfolio, str) or not estimate.portfolio:
@@ -111,6 +120,8 @@ def malformation(estimate: Estimate) -> str | None:
             return f"{name} must be a number, got {value!r}"
         if not math.isfinite(value):
             return f"{name} is {value!r}; VaR/ES fields must be finite"
+        if abs(value) > MAX_MAGNITUDE:
+            return f"{name} is {value!r}; its magnitude is beyond {MAX_MAGNITUDE:g}"
     if not 0.0 < estimate.alpha < 1.0:
         return f"alpha must be in (0, 1), got {estimate.alpha}"
     if estimate.var < 0.0:
@@ -279,7 +290,7 @@ class KeyRing:
             return self._check_locked(estimate, self._last_seq)
 
     def _check_locked(self, estimate: Estimate, last_seq: Mapping[str, int]) -> Rejection | None:
-        agent = str(estimate.agent_id)
+        agent = str(getattr(estimate, "agent_id", "?"))[:200]
         problem = malformation(estimate)
         if problem is not None:
             return Rejection(agent, RejectionReason.MALFORMED, problem)
@@ -328,7 +339,11 @@ class KeyRing:
         """
         admitted: list[Estimate] = []
         refused: list[Rejection] = []
-        ordered = sorted(estimates, key=lambda e: e.seq if isinstance(e.seq, int) else -1)
+        def seq_of(e: object) -> int:
+            seq = getattr(e, "seq", None)
+            return seq if isinstance(seq, int) and not isinstance(seq, bool) else -1
+
+        ordered = sorted(estimates, key=seq_of)
         with self._lock:
             seen = dict(self._last_seq)
             for estimate in ordered:

@@ -15,6 +15,9 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "var": "swarmvar.api",
     "VarResult": "swarmvar.api",
+    "book_var": "swarmvar.book_api",  # books (multi-asset portfolios)
+    "BookResult": "swarmvar.book_api",
+    "Book": "swarmvar.types",
 }
 
 
@@ -30,4 +33,4 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_LAZY])
 
 
-__all__ = ["VarResult", "__version__", "var"]
+__all__ = ["Book", "BookResult", "VarResult", "__version__", "book_var", "var"]

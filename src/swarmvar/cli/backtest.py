@@ -177,8 +177,27 @@ def backtest_command(
         metavar="DIR")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print nothing but errors")
                      ] = False,
+    # --- books (multi-asset portfolios): options; the logic is in cli/book.py ---
+    book: Annotated[Path | None, typer.Option(
+        "--book", help="backtest the joint agents on a book CSV (asset,position) beside "
+        "RiskMetrics")] = None,
+    positions: Annotated[str | None, typer.Option(
+        "--positions", help="a book inline: ASSET=AMOUNT,...")] = None,
+    # --- end books ---
 ) -> None:
     """Backtest agents on the last LAST days (each fitted on the WINDOW days before)."""
+    # --- books (multi-asset portfolios): --book / --positions go to cli/book.py ---
+    if book is not None or positions is not None:
+        from .book import book_backtest_command
+
+        book_backtest_command(data=data, kind=kind, dropna=dropna, book=book,
+                              positions=positions, alphas=alpha, last=last, window=window,
+                              refit_every=refit_every, agents=agents, seed=seed,
+                              workers=workers, progress=progress, consensus=consensus,
+                              baseline=baseline, home=home, record=record, as_json=as_json,
+                              csv=csv, quiet=quiet)
+        return
+    # --- end books ---
     # --- every flag (and the config file) checked before any work or ledger write ---
     from ..config import load_config
 

@@ -1,0 +1,265 @@
+"""``swarmvar var --book`` / ``--positions`` and ``swarmvar backtest --book``: books on the CLI.
+
+``var.py`` and ``backtest.py`` hand over here when a book is given; this
+module parses the book, calls :func:`swarmvar.book_api.book_var` /
+:func:`~swarmvar.book_api.book_backtest` and renders the tables (rich, or
+``--json`` / ``--csv``). It owns no statistics.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from ._common import (
+    check_home,
+    check_horizon,
+    check_kind,
+    check_seed,
+    check_whole,
+    make_console,
+    parse_alphas,
+    usage_errors,
+    write_csv_tables,
+    write_json,
+)
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from ..book_api import BookResult
+    from ..types import Book
+
+#: What the numbers of the book tables are.
+UNITS = {
+    "var, es, var_lo, var_hi, es_lo, es_hi": "loss of the book over the horizon in its "
+    "currency; _lo/_hi: 90% credible interval",
+    "component_*": "Euler contribution to VaR/ES (currency; sums to the book's); _se: Monte "
+    "Carlo standard error; _lo/_hi: 90% credible interval",
+    "marginal_*": "d VaR / d position (loss per unit of currency added)",
+    "incremental_*": "VaR/ES after the --trade minus before (currency)",
+}
+
+#: The bundled multi-asset data set used when --data is not given with a book.
+DEFAULT_BOOK_DATA = "sp500-stocks"
+
+
+def load_book(book: Path | None, positions: str | None) -> Book:
+    """The book from ``--book FILE`` or ``--positions A=..,B=..`` (exactly one)."""
+    from .. import books
+
+    if (book is None) == (positions is None):
+        raise typer.BadParameter("give either --book FILE or --positions A=600000,B=-400000",
+                                 param_hint="--book")
+    with usage_errors():
+        return books.read_book(book) if book is not None else books.parse_positions(
+            str(positions))
+
+
+def parse_trade(trade: str | None) -> dict[str, float] | None:
+    """``--trade AAPL=1000000`` -> ``{"AAPL": 1e6}``."""
+    if trade is None:
+        return None
+    from .. import books
+
+    with usage_errors():
+        return books.parse_positions(trade).as_dict()
+
+
+def _money(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def _ci(lo: float, hi: float) -> str:
+    return f"[{lo:,.0f}, {hi:,.0f}]"
+
+
+def render_book(result: BookResult) -> Table:
+    """Every row's VaR and ES in currency, with credible intervals."""
+    from rich.table import Table
+
+    days = result.horizon
+    table = Table(title=f"{days}-day VaR and ES of the book (currency) as of "
+                  f"{result.as_of.date() if result.as_of else '-'}", title_justify="left")
+    for col in ("model", "alpha", "VaR  [90% CI]", "ES  [90% CI]", "seconds"):
+        table.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
+    for row in result.rows():
+        for i, alpha in enumerate(result.alphas):
+            m = result.measure(row, alpha)
+            label = f"[bold]{row}[/bold]" if row == "consensus" else row
+            table.add_row(label if i == 0 else "", f"{alpha:g}",
+                          f"{_money(m.var)}  {_ci(*m.var_interval)}",
+                          f"{_money(m.es)}  {_ci(*m.es_interval)}",
+                          f"{result.seconds.get(row, 0.0):.2f}" if i == 0 and row in
+                          result.seconds else "")
+    for row, why in result.errors.items():
+        table.add_row(row, "", "", f"[red]failed: {why}[/red]", "")
+    return table
+
+
+def render_contributions(result: BookResult, row: str, alpha: float, top: int) -> Table:
+    """Top contributors: component VaR/ES with errors and intervals, marginal risk."""
+    from rich.table import Table
+
+    frame = result.contributions(row, alpha).sort_values("component_es", ascending=False)
+    table = Table(title=f"contributions to the {row} VaR/ES at {alpha:g} (Euler allocation; "
+                  f"top {min(top, len(frame))} of {len(frame)} by ES)", title_justify="left")
+    for col in ("asset", "position", "comp. VaR ± se  [90% CI]", "comp. ES ± se  [90% CI]",
+                "% of ES", "marg. ES"):
+        table.add_column(col, justify="left" if col == "asset" else "right", no_wrap=True)
+    for asset, r in frame.head(top).iterrows():
+        table.add_row(str(asset), _money(r["position"]),
+                      f"{_money(r['component_var'])} ± {_money(r['component_var_se'])}  "
+                      f"{_ci(r['component_var_lo'], r['component_var_hi'])}",
+                      f"{_money(r['component_es'])} ± {_money(r['component_es_se'])}  "
+                      f"{_ci(r['component_es_lo'], r['component_es_hi'])}",
+                      f"{100 * r['share_es']:.1f}%", f"{r['marginal_es']:.4f}")
+    return table
+
+
+def _tables(result: BookResult) -> dict[str, Any]:
+    import pandas as pd
+
+    forecasts = result.to_frame()
+    contributions = pd.concat([
+        result.contributions(row, a.alpha).reset_index().assign(model=row, alpha=a.alpha)
+        for row, atts in result.attributions.items() for a in atts], ignore_index=True)
+    incremental = pd.DataFrame([
+        {"model": row, "alpha": i.alpha, "incremental_var": i.var, "incremental_es": i.es,
+         "incremental_var_se": i.var_se, "incremental_es_se": i.es_se,
+         "incremental_var_lo": i.var_interval[0], "incremental_var_hi": i.var_interval[1],
+         "incremental_es_lo": i.es_interval[0], "incremental_es_hi": i.es_interval[1]}
+        for row, incs in result.incremental.items() for i in incs])
+    return {"forecasts": forecasts, "contributions": contributions, "incremental": incremental}
+
+
+def book_var_command(*, data: str | None, kind: str, dropna: bool, book: Path | None,
+                     positions: str | None, trade: str | None, alphas: list[str] | None,
+                     horizon: int | None, agents: list[str] | None, last: int | None,
+                     seed: int, home: Path | None, consensus: bool | None, as_json: bool,
+                     csv: Path | None, quiet: bool, top: int = 10) -> None:
+    """``swarmvar var --book/--positions``: the book's VaR/ES, attribution and consensus."""
+    the_book = load_book(book, positions)
+    wanted = parse_trade(trade)
+    kind = check_kind(kind)
+    levels = parse_alphas(alphas)
+    h = check_horizon(1 if horizon is None else horizon)
+    window = check_whole(1000 if last is None else last, "--last", 30)
+    seed = check_seed(seed)
+    folder = check_home(home if home is not None else Path(".swarmvar"))
+    if csv is not None and csv.exists() and not csv.is_dir():
+        raise typer.BadParameter(f"{csv} is a file; give a directory", param_hint="--csv")
+    source = data if data is not None else DEFAULT_BOOK_DATA
+    console = make_console(quiet=quiet or as_json, stderr=as_json)
+    from ..book_api import book_var
+    from ..models.registry import book_agent_class
+
+    with usage_errors():
+        names = None if not agents else [book_agent_class(n).name for a in agents
+                                         for n in a.replace(",", " ").split()]
+        frame = _load(source, kind, dropna)
+        result = book_var(frame, the_book, kind="return", agents=names, alphas=levels,
+                          horizon=h, window=window, seed=seed, trade=wanted,
+                          consensus=consensus is not False, home=folder)
+    console.print(render_book(result))
+    lead = "consensus" if "consensus" in result.attributions else next(iter(result.attributions))
+    for alpha in levels:
+        console.print(render_contributions(result, lead, alpha, top))
+    for row, incs in result.incremental.items():
+        if row == lead:
+            for i in incs:
+                console.print(f"trade {trade}: incremental VaR {i.var:+,.0f} ± {i.var_se:,.0f} "
+                              f"[{i.var_interval[0]:+,.0f}, {i.var_interval[1]:+,.0f}], ES "
+                              f"{i.es:+,.0f} ± {i.es_se:,.0f} at {i.alpha:g} ({row})")
+    if result.note:
+        console.print(result.note)
+    if result.ledger_entries is not None:
+        console.print(f"recorded entries {result.ledger_entries[0]}-{result.ledger_entries[1]} "
+                      f"in the ledger under {folder}")
+    if as_json or csv is not None:
+        tables = _tables(result)
+        if as_json:
+            write_json({"command": "var", "book": the_book.as_dict(), "units": UNITS,
+                        "as_of": result.as_of, "horizon": h, "alphas": list(levels),
+                        "seed": seed, "note": result.note, "errors": dict(result.errors),
+                        **{k: v.to_dict(orient="records") for k, v in tables.items()}})
+        if csv is not None:
+            written = write_csv_tables(csv, {
+                "forecasts": (tables["forecasts"], UNITS["var, es, var_lo, var_hi, es_lo, "
+                                                         "es_hi"]),
+                "contributions": (tables["contributions"], UNITS["component_*"] + "; "
+                                  + UNITS["marginal_*"]),
+                "incremental": (tables["incremental"], UNITS["incremental_*"]),
+            })
+            console.print(f"tables written to {', '.join(str(p) for p in written)}")
+    if result.errors:
+        raise typer.Exit(code=1)
+
+
+def _load(source: str, kind: str, dropna: bool) -> Any:
+    from .. import books
+
+    if source in books.STOCK_DATASETS and not Path(source).exists():
+        return books.load_stocks(source)
+    if not Path(source).exists():
+        raise typer.BadParameter(f"no such file {source!r} (bundled multi-asset data: "
+                                 f"{', '.join(books.STOCK_DATASETS)})", param_hint="--data")
+    return books.read_assets(source, kind=kind, dropna=dropna)  # type: ignore[arg-type]
+
+
+def book_backtest_command(*, data: str | None, kind: str, dropna: bool, book: Path | None,
+                          positions: str | None, alphas: list[str] | None, last: int | None,
+                          window: int | None, refit_every: int | None,
+                          agents: list[str] | None, seed: int, workers: int,
+                          progress: bool, consensus: bool | None, baseline: bool,
+                          home: Path | None, record: bool, as_json: bool, csv: Path | None,
+                          quiet: bool) -> None:
+    """``swarmvar backtest --book/--positions``: the joint agents out of sample on the book."""
+    the_book = load_book(book, positions)
+    kind = check_kind(kind)
+    levels = parse_alphas(alphas, default=(0.99, 0.975))
+    n_last = check_whole(1000 if last is None else last, "--last", 1)
+    n_window = check_whole(1000 if window is None else window, "--window", 100)
+    every = check_whole(20 if refit_every is None else refit_every, "--refit-every", 1)
+    seed = check_seed(seed)
+    folder = check_home(home if home is not None else Path(".swarmvar"))
+    source = data if data is not None else DEFAULT_BOOK_DATA
+    console = make_console(quiet=quiet or as_json, stderr=as_json)
+    from ..book_api import book_backtest
+    from ..models.registry import book_agent_class
+    from .backtest import render
+
+    with usage_errors():
+        names = None if not agents else [book_agent_class(n).name for a in agents
+                                         for n in a.replace(",", " ").split()]
+        frame = _load(source, kind, dropna)
+        result = book_backtest(frame, the_book, kind="return", agents=names, last=n_last,
+                               window=n_window, refit_every=every, alphas=levels, seed=seed,
+                               consensus=consensus is not False, baselines=baseline,
+                               workers=workers, progress=progress and not (quiet or as_json))
+    console.print(render(result))
+    console.print(f"losses per unit of the book's gross exposure ({the_book.gross:,.0f}); "
+                  "multiply by it for currency")
+    if record:
+        from ..ledger import Ledger
+        from ..swarm.record import record_backtest
+
+        with usage_errors(), Ledger.open(folder) as ledger:
+            indices = record_backtest(ledger, result, source="book", config={
+                "seed": seed, "book": the_book.as_dict()})
+        console.print(f"recorded entries {indices.start}-{indices.stop - 1} in the ledger")
+    if as_json or csv is not None:
+        import pandas as pd
+
+        rows = pd.DataFrame([
+            {"model": row, "alpha": alpha, "hits": int(result.series[row][alpha].hits.sum()),
+             "days": len(result.dates), **{f"{t.value}_pvalue": r.pvalue
+                                           for t, r in ev.tests.items()}, "fz0": ev.fz0}
+            for row, evs in result.evaluation.items() for alpha, ev in evs.items()])
+        if as_json:
+            write_json({"command": "backtest", "book": the_book.as_dict(),
+                        "gross": the_book.gross, "rows": rows.to_dict(orient="records")})
+        if csv is not None:
+            write_csv_tables(csv, {"tests": (rows, "hits counts; p-values of each test")})

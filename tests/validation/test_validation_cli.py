@@ -11,13 +11,14 @@ from typer.testing import CliRunner
 
 from swarmvar.cli.backtest import app
 from swarmvar.ledger import EntryKind, Ledger
+from swarmvar.swarm.consensus import SWARM_POLICY
 
 
 def test_backtest_command_prints_the_table_and_writes_a_report(tmp_path: Path) -> None:
     out = tmp_path / "report.html"
     result = CliRunner().invoke(app, [
         "--data", "sp500", "--last", "120", "--window", "250", "--refit-every", "50",
-        "--alpha", "0.99", "--alpha", "0.975", "--agents", "nig,bootstrap,nig",
+        "--alpha", "0.99", "--alpha", "0.975", "--agents", "nig,bootstrap,garch-t",
         "--report", str(out), "--no-progress", "--home", str(tmp_path / "home"),
         "--plot", str(tmp_path / "fig" / "bt.png"), "--workers", "1",
     ])
@@ -25,9 +26,9 @@ def test_backtest_command_prints_the_table_and_writes_a_report(tmp_path: Path) -
     assert "BayesianBootstrap" in result.output and "arch GARCH(1,1)-t" in result.output
     assert "Kupiec" in result.output and re.search(r"pass|FAIL", result.output)
     assert "120 out-of-sample days" in result.output
-    assert "consensus" in result.output and "trimmed_mean(f=1, track_record)" in result.output
+    assert "consensus" in result.output and SWARM_POLICY.method in result.output
     html = out.read_text()
-    assert html.count("data:image/png;base64,") == 2
+    assert html.count("<svg ") == 6 * 2 + 2  # rows x levels, and the consensus weights
     assert (tmp_path / "fig" / "bt.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with Ledger.open(tmp_path / "home", create=False) as ledger:
         assert ledger.verify_chain().ok
@@ -35,10 +36,10 @@ def test_backtest_command_prints_the_table_and_writes_a_report(tmp_path: Path) -
     days = [e for e in entries if e.kind is EntryKind.FORECAST]
     tests = [e for e in entries if e.kind is EntryKind.BACKTEST and "row" in e.data]
     summary = [e for e in entries if e.kind is EntryKind.BACKTEST and "summary" in e.data]
-    assert len(days) == 120 and len(summary) == 1 and len(tests) == 5 * 2
+    assert len(days) == 120 and len(summary) == 1 and len(tests) == 6 * 2
     assert {e.data["backtest"] for e in entries} == {summary[0].data["backtest"]}
-    rows = ("NormalInverseGamma", "BayesianBootstrap", "NormalInverseGamma #2", "consensus",
-            "arch GARCH(1,1)-t")
+    rows = ("NormalInverseGamma", "BayesianBootstrap", "GarchT", "consensus",
+            "arch GARCH(1,1)-t", "arch GJR-GARCH(1,1)-t")
     assert summary[0].data["rows"] == list(rows)
     assert days[0].data["rows"]["consensus"]["0.99"][0] > 0
     kupiec = [e.data["tests"]["kupiec"]["pvalue"] for e in tests if e.data["row"] == "consensus"]
@@ -59,7 +60,8 @@ def test_backtest_command_reads_a_file_and_reports_bad_input(tmp_path: Path) -> 
     bad = CliRunner().invoke(app, ["--data", str(path), "--column", "nope", "--no-progress"])
     assert bad.exit_code == 2 and "no column 'nope'" in bad.output
     unknown = CliRunner().invoke(app, ["--agents", "oracle", "--no-progress"])
-    assert unknown.exit_code == 2 and "no agent called 'oracle'" in unknown.output
+    assert unknown.exit_code == 2 and "no agent called 'oracle'" in " ".join(
+        unknown.output.replace("│", " ").split())
     short = CliRunner().invoke(app, ["--data", str(path), "--window", "500",
                                      "--agents", "bootstrap", "--no-progress"])
     assert short.exit_code == 2 and "returns" in short.output

@@ -76,12 +76,14 @@ def require(role: Role, *, allow_query: bool = False) -> Callable[..., ApiKey]:
                        bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
                        query: str | None = Depends(_query)) -> ApiKey:
             return _admit(request, _presented(request, header, bearer, query, True), role)
+        with_query.role = role  # type: ignore[attr-defined]  # read by the API docs
         return with_query
 
     def dependency(request: Request, header: str | None = Depends(_header),
                    bearer: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> ApiKey:
         return _admit(request, _presented(request, header, bearer, None, False), role)
 
+    dependency.role = role  # type: ignore[attr-defined]  # read by the API docs
     return dependency
 
 

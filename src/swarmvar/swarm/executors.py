@@ -278,6 +278,13 @@ class LocalExecutor:
             out.update(part)
         return out
 
+    def local(self, name: str) -> PortfolioSwarm:
+        """The portfolio swarm itself, when it lives in this process (``workers=0``)."""
+        if self._inline is None:
+            raise InvalidParameter("the portfolio swarms live in worker processes "
+                                   "(workers > 0); use states() to read them")
+        return self._inline.swarms[name]
+
     def pids(self) -> list[int]:
         """Process ids of the worker processes (for tests that kill one)."""
         return [w.process.pid for w in self._procs]

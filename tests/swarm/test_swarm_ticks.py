@@ -1,0 +1,170 @@
+"""Bad ticks are refused with a SwarmVarError naming them, counted, ledgered; the loop lives."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from swarmvar.errors import InvalidTick, SwarmVarError, UnknownPortfolio
+from swarmvar.ledger import Ledger
+from swarmvar.swarm import ALL, BadLine, FollowedFile, JsonLines, PortfolioSpec, Replay
+from swarmvar.types import Tick
+
+from .conftest import TINY, TINY_POLICY, make_swarm
+
+
+def _rejections(home) -> list[dict]:
+    with Ledger.open(home) as ledger:
+        return [e.data["details"] for e in ledger.entries()
+                if e.kind == "action" and e.data.get("type") == "tick-rejected"]
+
+
+@pytest.fixture(scope="module")
+def swarm_home(tmp_path_factory, sp500):
+    home = tmp_path_factory.mktemp("ticks")
+    swarm = make_swarm(home, ["sp500", PortfolioSpec("book", weights={"a": 0.6, "b": 0.4})],
+                       agents=TINY, policy=TINY_POLICY, window=100, checkpoint_every=10**6)
+    frame = sp500.iloc[:100].to_frame("a").assign(b=sp500.iloc[100:200].to_numpy())
+    swarm.start({"sp500": sp500.iloc[:100], "book": PortfolioSpec(
+        "book", weights={"a": 0.6, "b": 0.4}).history(frame)})
+    yield swarm, home, sp500.index[99]
+    swarm.close()
+
+
+def _day(base: datetime, k: int) -> datetime:
+    return (base + timedelta(days=k)).replace(tzinfo=UTC)
+
+
+def test_every_kind_of_bad_tick_is_refused_counted_and_ledgered(swarm_home):
+    swarm, home, last = swarm_home
+    base = swarm.last_as_of["sp500"]
+    good = swarm.step(Tick("sp500", _day(base, 1), value=0.001))
+    seq = good.seq
+    bad = [
+        (Tick("sp500", _day(base, 2), value=math.nan), "finite"),
+        (Tick("sp500", _day(base, 2), value=math.inf), "finite"),
+        (Tick("sp500", _day(base, 2), value=1.7), "percent"),
+        (Tick("sp500", _day(base, 1), value=0.001), "duplicates"),
+        (Tick("sp500", _day(base, 0), value=0.001), "before"),
+        (Tick("nope", _day(base, 2), value=0.001), "does not run"),
+        (Tick("sp500", _day(base, 2)), "neither"),
+        (Tick("sp500", _day(base, 2), value="x"), "not a number"),  # type: ignore[arg-type]
+        (Tick("book", _day(base, 2), assets={"a": 0.01}), "misses asset 'b'"),
+        (Tick("book", _day(base, 2), value=0.01), "send asset returns"),
+        (Tick("book", _day(base, 2), assets={"a": 0.01, "b": 250.0}), "percent"),
+    ]
+    before = len(_rejections(home))
+    for tick, words in bad:
+        with pytest.raises(InvalidTick, match=words):
+            swarm.step(tick)
+    with pytest.raises(UnknownPortfolio):
+        swarm.step(Tick("nope", _day(base, 2), value=0.0))
+    assert len(_rejections(home)) == before + len(bad) + 1
+    assert swarm.rejected["InvalidTick"] >= 9
+    assert swarm.latest("sp500").seq == seq  # nothing beat
+    after = swarm.step(Tick("sp500", _day(base, 2), value=-0.002))  # the swarm lives on
+    assert after.seq == seq + 1 and after.consensus
+
+
+def test_the_loop_goes_on_past_bad_ticks_and_bad_lines(swarm_home):
+    swarm, home, _ = swarm_home
+    base = swarm.last_as_of["sp500"]
+    lines = [
+        {"portfolio": "sp500", "as_of": _day(base, 1).isoformat(), "value": 0.003},
+        {"portfolio": "sp500", "as_of": _day(base, 2).isoformat(), "value": "NaN"},
+        "this is not json",
+        {"portfolio": "sp500", "as_of": _day(base, 1).isoformat(), "value": 0.001},
+        {"portfolio": "sp500", "as_of": _day(base, 3).isoformat(), "value": 2.5},
+        {"portfolio": "sp500", "as_of": _day(base, 4).isoformat(), "value": 0.002,
+         "extra": 1},
+        {"portfolio": "ghost", "as_of": _day(base, 5).isoformat(), "value": 0.002},
+        {"portfolio": "book", "as_of": _day(base, 5).isoformat(),
+         "assets": {"a": 0.01, "b": -0.02}},
+        {"portfolio": "sp500", "as_of": _day(base, 6).isoformat(), "value": -0.01},
+    ]
+    text = "\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n"
+    summary = swarm.run(JsonLines(io.StringIO(text)))
+    assert summary.beats == {"sp500": 2, "book": 1}
+    assert sum(summary.rejected.values()) == 6
+    assert summary.stopped == "source"
+
+
+_bad_values = st.one_of(st.just(math.nan), st.just(math.inf), st.just(-math.inf),
+                        st.floats(min_value=1.0001, max_value=1e6),
+                        st.floats(max_value=-1.0001, min_value=-1e6),
+                        st.text(max_size=5), st.booleans(), st.none())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=_bad_values, shift=st.integers(-3, 3), name=st.sampled_from(["sp500", "x", ""]))
+def test_hypothesis_bad_ticks_never_change_state(swarm_home, value, shift, name):
+    swarm, home, _ = swarm_home
+    base = swarm.last_as_of["sp500"]
+    seq = swarm.seq["sp500"]
+    with Ledger.open(home) as ledger:
+        size = ledger.size
+    tick = Tick(name, _day(base, shift), value=value)  # type: ignore[arg-type]
+    with pytest.raises(SwarmVarError):
+        swarm.step(tick)
+    assert swarm.seq["sp500"] == seq and swarm.last_as_of["sp500"] == base
+    with Ledger.open(home) as ledger:
+        assert ledger.size == size + 1  # the one rejection entry, nothing else
+
+
+def test_replay_at_a_rate_and_sources_resume(sp500):
+    waits = []
+    src = Replay(sp500.iloc[:10], portfolio="sp500", start=3, rate=100.0, sleep=waits.append)
+    ticks = list(src)
+    assert len(ticks) == 7 and src.cursor == 10 and ticks[0].value == sp500.iloc[3]
+    # a fake sleep does not move the clock: the schedule asks for 10 ms more each tick
+    assert len(waits) == 6 and all(0 < w <= 0.0101 * (k + 1) for k, w in enumerate(waits))
+    src.seek(8)
+    assert [t.as_of.date() for t in src] == [d.date() for d in sp500.index[8:10]]
+    with pytest.raises(SwarmVarError):
+        Replay(sp500, rate=0)
+
+
+def test_a_followed_file_is_read_as_it_grows_and_resumes(tmp_path):
+    path = tmp_path / "ticks.csv"
+    path.write_text("date,a,b\n2020-01-01,0.01,0.02\n2020-01-02,0.00")  # last row incomplete
+
+    def grow() -> None:
+        time.sleep(0.3)
+        with open(path, "a") as fh:
+            fh.write("5,-0.01\n2020-01-03,oops,0.1\n2020-01-04,0.02,0.01\n")
+
+    writer = threading.Thread(target=grow)
+    writer.start()
+    src = FollowedFile(path, portfolio=ALL, poll=0.05, idle_timeout=1.0)
+    got = list(src)
+    writer.join()
+    assert len(got) == 4 and src.cursor == 4
+    assert got[1].assets == {"a": 0.005, "b": -0.01}
+    assert isinstance(got[2], BadLine) and "row 2" in got[2].reason  # 'oops' is no number
+    again = FollowedFile(path, portfolio=ALL, poll=0.05, idle_timeout=0.2)
+    again.seek(3)
+    rest = list(again)
+    assert len(rest) == 1 and rest[0].as_of.day == 4
+    with pytest.raises(SwarmVarError, match="no file"):
+        FollowedFile(tmp_path / "missing.csv")
+
+
+def test_portfolio_specs_are_checked():
+    with pytest.raises(SwarmVarError):
+        PortfolioSpec("p", weights={"a": 1.0}, positions={"a": 1.0})
+    with pytest.raises(SwarmVarError):
+        PortfolioSpec("p", weights={"a": 1.0, "b": -1.0})
+    with pytest.raises(SwarmVarError):
+        PortfolioSpec("")
+    spec = PortfolioSpec("p", positions={"a": 300.0, "b": 100.0})
+    assert spec.value_of({"a": 0.0, "b": 0.0}) == 0.0
+    assert math.isclose(spec.value_of({"a": 0.01, "b": -0.02}),
+                        math.log1p(0.75 * math.expm1(0.01) + 0.25 * math.expm1(-0.02)))

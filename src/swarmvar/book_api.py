@@ -168,6 +168,19 @@ def _returns_frame(data: Any, kind: str) -> pd.DataFrame:
                       f"{sorted(books.STOCK_DATASETS)}, not {type(data).__name__}")
 
 
+def _book_frame(data: Any, book: Book, kind: str, extra: tuple[str, ...]
+                ) -> tuple[pd.DataFrame, np.ndarray]:
+    """The book's asset returns ``(T, N)`` and positions from a frame, a file or a bundled set."""
+    import pandas as pd
+
+    from . import books
+
+    if isinstance(data, pd.DataFrame):
+        return books.book_returns(data, book, kind=kind, extra=extra,  # type: ignore[arg-type]
+                                  min_obs=30)
+    return books.book_matrix(_returns_frame(data, kind), book, extra=extra, min_obs=30)
+
+
 def _trade_vector(trade: Mapping[str, float] | None, assets: Sequence[str]) -> np.ndarray | None:
     if trade is None:
         return None
@@ -283,8 +296,7 @@ def book_var(
                                f"{horizon!r}")
     if isinstance(window, bool) or not isinstance(window, int) or window < 30:
         raise InvalidParameter(f"window must be a whole number >= 30, not {window!r}")
-    returns = _returns_frame(data, kind)
-    frame, pos = books.book_matrix(returns, book, extra=tuple(trade or ()), min_obs=30)
+    frame, pos = _book_frame(data, book, kind, tuple(trade or ()))
     assets = tuple(str(c) for c in frame.columns)
     d = _trade_vector(trade, assets)
     x = frame.to_numpy()[-window:]
@@ -483,8 +495,7 @@ def book_backtest(
     from .swarm.consensus import SWARM_POLICY
     from .validation import backtest
 
-    returns = _returns_frame(data, kind)
-    frame, pos = books.book_matrix(returns, book, min_obs=30)
+    frame, pos = _book_frame(data, book, kind, ())
     if last < 1 or window < 100:
         raise InvalidParameter("last must be >= 1 and window >= 100")
     frame = frame.iloc[-(last + window):]

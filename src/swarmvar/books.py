@@ -297,6 +297,38 @@ def book_matrix(returns: pd.DataFrame, book: Book, *, extra: Sequence[str] = (),
     return frame, pos
 
 
+def book_returns(data: pd.DataFrame, book: Book, *, kind: Literal["price", "return"] = "price",
+                 extra: Sequence[str] = (), dropna: bool = False, min_obs: int = 2
+                 ) -> tuple[pd.DataFrame, NDArray[np.float64]]:
+    """:func:`book_matrix` from a raw frame of prices or returns, reading only the book's columns.
+
+    Other columns are not looked at; an asset of the book with no values at
+    all raises :class:`~swarmvar.errors.InvalidBook`; rows before every asset
+    of the book has a value are dropped (a late listing shortens the history);
+    after that, every value is checked (the first bad row is named).
+    """
+    if not isinstance(book, Book):
+        raise InvalidBook(f"book must be a swarmvar Book, not {type(book).__name__}")
+    if not isinstance(data, pd.DataFrame):
+        raise InvalidReturns(f"asset data must be a pandas DataFrame, not {type(data).__name__}")
+    names = [*book.assets, *[a for a in extra if a not in book.assets]]
+    have = [str(c) for c in data.columns]
+    unknown = [a for a in names if a not in have]
+    if unknown:
+        raise InvalidBook(f"asset(s) {unknown} are not in the data; its columns are {have[:30]}"
+                          f"{' ...' if len(have) > 30 else ''}")
+    sub = data.set_axis(have, axis=1).loc[:, names]
+    values = sub.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    empty = [names[j] for j in range(len(names)) if not np.isfinite(values[:, j]).any()]
+    if empty:
+        raise InvalidBook(f"asset(s) {empty} have no history (no values); drop them from the "
+                          "book or give their prices")
+    ok = np.isfinite(values).all(axis=1)
+    start = int(np.argmax(ok)) if ok.any() else 0
+    returns = asset_returns(sub.iloc[start:], kind=kind, dropna=dropna)
+    return book_matrix(returns, book, extra=extra, min_obs=min_obs)
+
+
 def position_pnl(positions: ArrayLike, log_returns: ArrayLike) -> NDArray[np.float64]:
     """Exact currency P&L per position: ``positions * (exp(r) - 1)``, broadcast ``(..., N)``."""
     p = np.asarray(positions, dtype=float)

@@ -221,11 +221,15 @@ def test_corrupted_ct_consistency_proofs_fail(size1: int, size2: int) -> None:
 
 
 def test_consistency_edge_cases_match_transparency_dev() -> None:
-    r1, r2 = b"don't care 1", b"don't care 2"
+    # transparency-dev/merkle's current rule: size1 = 0 is an error (RFC 9162
+    # defines proofs for 0 < m < n), and every hash is checked for its length
+    # before any early return.
+    r1, r2 = bytes(32), bytes([7]) * 32
     verify_consistency(0, 0, [], r1, r1, SHA256)
-    verify_consistency(0, 1, [], r1, r2, SHA256)
     verify_consistency(1, 1, [], r2, r2, SHA256)
     for s1, s2, a, b, p in [
+        (0, 1, r1, r2, []),  # from the empty tree: meaningless
+        (0, 5, ct_root(0), ct_root(0), []),
         (0, 0, r1, r2, []),
         (1, 1, r1, r2, []),
         (1, 0, r1, r2, []),
@@ -234,9 +238,14 @@ def test_consistency_edge_cases_match_transparency_dev() -> None:
         (0, 0, ct_root(0), ct_root(0), [ct_root(0)]),
         (0, 1, ct_root(0), ct_root(0), [ct_root(0)]),
         (1, 1, ct_root(0), ct_root(0), [ct_root(0)]),
+        (0, 0, b"short", b"short", []),  # equal sizes: still 32-byte roots
+        (3, 3, b"x" * 31, b"x" * 31, []),
+        (2, 2, r1, r1, [b"x"]),
+        (1, 2, r1, r2, None),
+        ("1", 2, r1, r2, []),
     ]:
         with pytest.raises(InvalidProof):
-            verify_consistency(s1, s2, p, a, b, SHA256)
+            verify_consistency(s1, s2, p, a, b, SHA256)  # type: ignore[arg-type]
 
 
 def test_inclusion_outside_the_tree_is_refused() -> None:

@@ -26,10 +26,12 @@ from swarmvar.ledger.merkle import consistency_proof, inclusion_proof, leaf_hash
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 
 
-@pytest.fixture(params=["memory", "sqlite", "sqlite-sha256"])
+@pytest.fixture(params=["memory", "sqlite", "sqlite-sha256", "postgres"])
 def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
     if request.param == "memory":
         led = Ledger.in_memory(signing_key=KEY)
+    elif request.param == "postgres":
+        led = Ledger(request.getfixturevalue("postgres_url"), signing_key=KEY)
     elif request.param == "sqlite":
         led = Ledger(tmp_path / "home", signing_key=KEY)
     else:
@@ -55,7 +57,7 @@ def test_roots_and_proofs_match_the_reference_at_every_size(ledger: Ledger) -> N
             proof = ledger.inclusion_proof(i, n)
             assert list(proof.path) == inclusion_proof(i, leaves[:n], algo)
             proof.verify()
-        for m in range(0, n + 1, 3):
+        for m in range(1, n + 1, 3):
             cp = ledger.consistency_proof(m, n)
             assert list(cp.path) == consistency_proof(m, leaves[:n], algo)
             cp.verify()

@@ -1,9 +1,11 @@
 """``swarmvar ledger ...``: inspect, verify, prove and move the tamper-evident ledger.
 
 Every command reads ``<home>/ledger.sqlite`` (``--home``, default
-``./.swarmvar``) and never creates one, except ``import``. Output is JSON
-(one object per line) so that it can be piped; ``verify`` prints one line
-and exits 1 naming the first bad entry.
+``./.swarmvar``; a ``postgresql://`` URL names a PostgreSQL ledger) and never
+creates or repairs one, except ``import``. Output is JSON (one object per
+line) so that it can be piped; ``verify`` prints one line and exits 1 naming
+the first bad entry, or saying that the ledger is damaged or empty. Bad input
+is a message and exit code 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..errors import SwarmVarError
+from ..errors import LedgerCorrupted, SwarmVarError
 from ..ledger import (
     DEFAULT_HOME,
     ConsistencyProof,
@@ -35,7 +37,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-Home = Annotated[Path, typer.Option("--home", help="Data home holding ledger.sqlite.")]
+Home = Annotated[
+    str,
+    typer.Option("--home", help="Data home holding ledger.sqlite, or a postgresql:// URL."),
+]
 
 
 def _echo(obj: Any) -> None:
@@ -49,13 +54,16 @@ def _echo_checked(proof: InclusionProof | ConsistencyProof) -> None:
 
 
 @contextmanager
-def _ledger(home: Path) -> Iterator[Ledger]:
+def _ledger(home: str) -> Iterator[Ledger]:
     """Open an existing ledger; turn swarmvar errors into a message and exit code 2."""
     try:
         with Ledger(home, create=False) as ledger:
             yield ledger
     except (SwarmVarError, IndexError) as exc:
         typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except OSError as exc:
+        typer.echo(f"error: cannot read the ledger at {home}: {exc.strerror or exc}", err=True)
         raise typer.Exit(2) from None
 
 
@@ -68,12 +76,19 @@ def verify(
     ] = None,
 ) -> None:
     """Recompute every hash, link and Merkle node; exit 1 naming the first bad entry."""
+    try:  # a file that opens as no ledger at all is a failed verification (exit 1)
+        Ledger(home, create=False).close()
+    except LedgerCorrupted as exc:
+        typer.echo(f"damaged: {exc}")
+        raise typer.Exit(1) from None
+    except (SwarmVarError, OSError):
+        pass  # _ledger below reports it (exit 2)
     with _ledger(home) as ledger:
         result = ledger.verify_chain()
         if result.ok and against is not None:
             try:
                 head = SignedHead.from_dict(json.loads(against.read_text(encoding="utf-8")))
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, RecursionError) as exc:
                 typer.echo(f"error: cannot read signed head {against}: {exc}", err=True)
                 raise typer.Exit(2) from None
             result = ledger.check_head(head)
@@ -144,7 +159,7 @@ def export_(
 ) -> None:
     """Write the ledger to a JSON Lines file (header line, then one entry per line)."""
     with _ledger(home) as ledger:
-        count = export_jsonl(ledger, path)
+        count = export_jsonl(ledger, path)  # SwarmVarError -> exit 2 in _ledger
     typer.echo(f"exported {count} entries to {path}")
 
 
@@ -157,7 +172,7 @@ def import_(
     try:
         with import_jsonl(path, home) as ledger:
             size = ledger.size
-    except (SwarmVarError, OSError) as exc:
+    except (SwarmVarError, OSError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"imported {size} entries into {home}")

@@ -20,17 +20,22 @@ from enum import StrEnum
 from typing import Any
 
 from ..canonical import NotCanonical, canonical_text, loads
-from ..errors import InvalidEntry
+from ..errors import InvalidEntry, LedgerCorrupted
 from .columnar import Irregular, canonical_texts
 from .merkle import HashAlgorithm
 
 #: Largest canonical JSON of one entry's ``data``: 1 MiB.
 MAX_DATA_BYTES = 1 << 20
+#: Deepest nesting of objects and arrays in one entry's ``data`` (the data
+#: object itself is level 1). Deeper (or self-referencing) data is refused.
+MAX_DATA_DEPTH = 64
 
 #: previous_hash of the genesis entry.
 ZERO_HASH = bytes(32)
 
-_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z\Z")
+#: Years are written with four digits; ledgers written before that was fixed
+#: may hold strftime's shorter years (``999-...``), whose hashes cover them.
+_TIMESTAMP = re.compile(r"\d{1,4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z\Z")
 
 
 class EntryKind(StrEnum):
@@ -90,9 +95,16 @@ class Entry:
 
 def format_timestamp(when: datetime) -> str:
     """UTC ISO 8601 with microseconds and ``Z``; refuses naive datetimes."""
-    if not isinstance(when, datetime) or when.tzinfo is None:
+    if not isinstance(when, datetime) or when.tzinfo is None or when.utcoffset() is None:
         raise InvalidEntry(f"timestamp {when!r} must be a timezone-aware datetime")
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        t = when.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:
+        raise InvalidEntry(f"timestamp {when!r} has no UTC time between years 1 and 9999: "
+                           f"{exc}") from None
+    # Not strftime: glibc writes year 999 as "999", which the format refuses.
+    return (f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:"
+            f"{t.second:02d}.{t.microsecond:06d}Z")
 
 
 def check_timestamp(text: str) -> str:
@@ -134,12 +146,49 @@ def canonical_data(data: Mapping[str, Any]) -> str:
         size = len(text) if text.isascii() else len(text.encode("utf-8"))
     except (NotCanonical, UnicodeEncodeError) as exc:  # UnicodeEncodeError: a lone surrogate
         raise InvalidEntry(f"entry data is not canonical JSON: {exc}") from None
+    except RecursionError:  # a self-referencing or absurdly deep object
+        raise InvalidEntry(_TOO_DEEP) from None
     if size > MAX_DATA_BYTES:
         raise InvalidEntry(
             f"entry data is {size} bytes of canonical JSON, over the limit of "
             f"{MAX_DATA_BYTES} bytes (1 MiB); store large payloads elsewhere and record their hash"
         )
+    check_depth(text)
     return text
+
+
+_TOO_DEEP = (
+    f"entry data nests objects/arrays more than {MAX_DATA_DEPTH} levels deep (or refers to "
+    "itself); flatten it"
+)
+
+
+def check_depth(text: str) -> None:
+    """Raise InvalidEntry if canonical JSON ``text`` nests deeper than MAX_DATA_DEPTH.
+
+    Cheap for most entries: nesting needs at least as many brackets, and
+    ``str.count`` runs in C; only texts with more brackets are scanned.
+    """
+    if text.count("{") + text.count("[") <= MAX_DATA_DEPTH:
+        return
+    depth = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "{[":
+            depth += 1
+            if depth > MAX_DATA_DEPTH:
+                raise InvalidEntry(_TOO_DEEP)
+        elif ch in "}]":
+            depth -= 1
 
 
 def canonical_datas(datas: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -157,10 +206,12 @@ def canonical_datas(datas: Sequence[Mapping[str, Any]]) -> list[str]:
     if _DICT.issuperset(map(type, datas)):
         try:
             texts = canonical_texts(datas)
-        except Irregular:
+        except (Irregular, RecursionError):
             pass
         else:
             if _fits(texts):
+                for text in texts:
+                    check_depth(text)
                 return texts
     return [canonical_data(data) for data in datas]
 
@@ -213,5 +264,21 @@ def genesis_data(algorithm: HashAlgorithm) -> dict[str, Any]:
 def make_entry(
     index: int, timestamp: str, kind: str, data_json: str, previous_hash: bytes, hash_: bytes
 ) -> Entry:
-    """An :class:`Entry` from stored columns (no verification)."""
-    return Entry(index, timestamp, EntryKind(kind), loads(data_json), previous_hash, hash_)
+    """An :class:`Entry` from stored columns (no verification).
+
+    Raises
+    ------
+    LedgerCorrupted
+        If the stored kind is unknown or the data is not a JSON object.
+    """
+    try:
+        data = loads(data_json)
+        entry_kind = EntryKind(kind)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise LedgerCorrupted(
+            f"entry {index} is damaged: its stored kind or data is not readable ({exc}); "
+            "run `swarmvar ledger verify`"
+        ) from None
+    if type(data) is not dict:
+        raise LedgerCorrupted(f"entry {index} is damaged: its data is not a JSON object")
+    return Entry(index, timestamp, entry_kind, data, previous_hash, hash_)

@@ -16,14 +16,22 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import repeat
+from itertools import islice, repeat
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ..errors import InvalidEntry, InvalidParameter, InvalidProof, SwarmVarError
+from ..errors import (
+    EntryNotFound,
+    InvalidEntry,
+    InvalidParameter,
+    InvalidProof,
+    LedgerCorrupted,
+    PayloadTooLarge,
+    SwarmVarError,
+)
 from .entry import (
     Entry,
     EntryKind,
@@ -55,6 +63,17 @@ KEY_FILE = "ledger.key"
 _FILE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 #: Kind (an EntryKind or its value; they hash alike) -> stored value, for appends.
 _APPENDABLE = {k.value: k.value for k in EntryKind if k is not EntryKind.GENESIS}
+#: Most entries one call may append (``add_entries``).
+MAX_BATCH_ENTRIES = 1_000_000
+#: Most bytes of canonical entry data one call may append: 256 MiB.
+MAX_BATCH_BYTES = 256 << 20
+#: URL schemes that name a PostgreSQL ledger (``postgresql://user@host/db``).
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(location: object) -> bool:
+    """True if ``location`` is a ``postgresql://`` (or ``postgres://``) URL."""
+    return isinstance(location, str) and location.startswith(POSTGRES_SCHEMES)
 
 
 class LedgerNotFound(SwarmVarError, FileNotFoundError):
@@ -109,8 +128,17 @@ class Ledger:
     clock : callable returning an aware datetime, optional
         Source of entry timestamps (default: the system clock in UTC).
     create : bool
-        If False, raise LedgerNotFound instead of creating a missing ledger.
+        If False, raise LedgerNotFound instead of creating a missing ledger,
+        and LedgerCorrupted for a file that is not a ledger (an empty file,
+        another application's database) or has no entries: nothing is ever
+        written then, so a damaged ledger is reported, never repaired.
+
+    ``home_or_path`` may also be a ``postgresql://`` URL: the ledger then
+    lives in that database (tables ``ledger_meta`` and ``ledger_entries``),
+    and heads are signed with ``signing_key`` (there is no key file).
     """
+
+    path: Path | None
 
     def __init__(
         self,
@@ -122,16 +150,32 @@ class Ledger:
         clock: Callable[[], datetime] = _utc_now,
         create: bool = True,
     ):
+        self._clock = clock
+        self._key = signing_key
+        now = format_timestamp(clock())
+        if is_postgres_url(home_or_path):
+            from .postgres import PostgresStore  # psycopg only when asked for
+
+            self.path = None
+            store: LedgerStore = PostgresStore(
+                str(home_or_path), now, hash_algorithm, durability, create=create
+            )
+            self._init(store, now, create)
+            return
         path = ledger_path(home_or_path)
         if not path.exists():
             if not create:
                 raise LedgerNotFound(f"no ledger at {path}; record something first or check --home")
-            path.parent.mkdir(parents=True, exist_ok=True)
-        self.path: Path | None = path
-        self._clock = clock
-        self._key = signing_key
-        now = format_timestamp(clock())
-        self._init(SQLiteStore(path, now, hash_algorithm, durability), now)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise LedgerNotFound(
+                    f"cannot make the ledger's folder {path.parent}: {exc}"
+                ) from None
+        elif path.is_dir():
+            raise LedgerNotFound(f"{path} is a directory, not a ledger file")
+        self.path = path
+        self._init(SQLiteStore(path, now, hash_algorithm, durability, create=create), now, create)
 
     @classmethod
     def open(cls, home: str | os.PathLike[str] = DEFAULT_HOME, **kwargs: Any) -> Ledger:
@@ -172,13 +216,23 @@ class Ledger:
         self._init(store, None if genesis_time is None else format_timestamp(genesis_time))
         return self
 
-    def _init(self, store: LedgerStore, genesis_time: str | None) -> None:
+    def _init(self, store: LedgerStore, genesis_time: str | None, create: bool = True) -> None:
         self._store = store
         self.hash_algorithm = store.hash_algorithm
-        if store.size() == 0:  # compare-and-append: only one process writes genesis
-            genesis = canonical_data(genesis_data(self.hash_algorithm))
-            stamp = genesis_time or self._now()
-            store.append([(EntryKind.GENESIS.value, genesis, stamp)], if_size=0)
+        try:
+            empty = store.size() == 0
+            if empty and not create:
+                raise LedgerCorrupted(
+                    "the ledger is empty: it has no entries, not even its genesis entry "
+                    "(damaged, or never written); nothing was changed"
+                )
+            if empty:  # compare-and-append: only one process writes genesis
+                genesis = canonical_data(genesis_data(self.hash_algorithm))
+                stamp = genesis_time or self._now()
+                store.append([(EntryKind.GENESIS.value, genesis, stamp)], if_size=0)
+        except BaseException:
+            store.close()
+            raise
 
     # --- lifecycle --------------------------------------------------------
 
@@ -268,13 +322,41 @@ class Ledger:
     def _drafts(
         cls, batch: Iterable[tuple[EntryKind, Mapping[str, Any]]], timestamp: str
     ) -> list[Draft]:
-        """Drafts of a batch, checked together; on any error, one by one (same error)."""
-        items = batch if isinstance(batch, list) else list(batch)
+        """Drafts of a batch, checked together; on any error, one by one (same error).
+
+        Raises PayloadTooLarge past MAX_BATCH_ENTRIES entries or MAX_BATCH_BYTES
+        bytes of data (nothing is written).
+        """
+        if isinstance(batch, (str, bytes, Mapping)) or not isinstance(batch, Iterable):
+            raise InvalidEntry(
+                f"a batch is an iterable of (kind, data) pairs, not {type(batch).__name__}"
+            )
+        if isinstance(batch, list):
+            items = batch
+        else:
+            items = list(islice(batch, MAX_BATCH_ENTRIES + 1))
+        if len(items) > MAX_BATCH_ENTRIES:
+            raise PayloadTooLarge(
+                f"a batch of more than {MAX_BATCH_ENTRIES:,} entries; append it in smaller batches"
+            )
         try:
             kinds = [_APPENDABLE[kind] for kind, _ in items]
             texts = canonical_datas([data for _, data in items])
-        except (InvalidEntry, KeyError, TypeError):
-            return [cls._draft(kind, data, timestamp) for kind, data in items]
+        except (InvalidEntry, KeyError, TypeError, ValueError):
+            drafts: list[Draft] = []
+            for item in items:
+                if not isinstance(item, tuple) or len(item) != 2:
+                    raise InvalidEntry(
+                        f"batch item {item!r:.80} is not a (kind, data) pair"
+                    ) from None
+                drafts.append(cls._draft(item[0], item[1], timestamp))
+            kinds, texts = [d[0] for d in drafts], [d[1] for d in drafts]
+        total = sum(map(len, texts))
+        if total > MAX_BATCH_BYTES:
+            raise PayloadTooLarge(
+                f"a batch of {total:,} bytes of entry data, over the limit of "
+                f"{MAX_BATCH_BYTES:,} bytes per call; append it in smaller batches"
+            )
         return list(zip(kinds, texts, repeat(timestamp), strict=False))
 
     @staticmethod
@@ -292,17 +374,32 @@ class Ledger:
     # --- reading -------------------------------------------------------------
 
     def entry(self, index: int) -> Entry:
-        """Entry ``index`` (negative counts from the end)."""
+        """Entry ``index`` (negative counts from the end).
+
+        Raises
+        ------
+        EntryNotFound
+            If ``index`` is not an int or is outside the ledger (also an IndexError).
+        """
+        _check_int(index, "entry index")
         size = self.size
         i = index + size if index < 0 else index
         if not 0 <= i < size:
-            raise IndexError(f"no entry {index}: the ledger has {size} entries")
+            raise EntryNotFound(f"no entry {index}: the ledger has {size} entries (0..{size - 1})")
         for row in self._store.rows(i, i + 1):
             return make_entry(*row[:6])
-        raise IndexError(f"entry {i} is missing from the store")
+        raise LedgerCorrupted(f"entry {i} is missing from the store; run `swarmvar ledger verify`")
 
     def entries(self, start: int = 0, stop: int | None = None) -> Iterator[Entry]:
-        """Entries with ``start <= index < stop``, in order."""
+        """Entries with ``start <= index < stop``, in order (EntryNotFound for non-ints)."""
+        _check_int(start, "start")
+        if stop is not None:
+            _check_int(stop, "stop")
+        if start < 0 or (stop is not None and stop < 0):
+            raise EntryNotFound(f"entries({start}, {stop}): indices start at 0")
+        return self._entries(start, stop)
+
+    def _entries(self, start: int, stop: int | None) -> Iterator[Entry]:
         for row in self._store.rows(start, stop):
             yield make_entry(*row[:6])
 
@@ -312,6 +409,8 @@ class Ledger:
         current = self.size
         if size is None:
             return current
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise InvalidProof(f"tree size must be an int, not {type(size).__name__}")
         if not 0 <= size <= current:
             raise InvalidProof(f"tree size {size} is outside 0..{current} (the ledger's size)")
         return size
@@ -326,6 +425,8 @@ class Ledger:
     def inclusion_proof(self, index: int, size: int | None = None) -> InclusionProof:
         """Proof that entry ``index`` is in the tree of ``size`` entries (default all)."""
         size = self._size(size)
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise InvalidProof(f"entry index must be an int, not {type(index).__name__}")
         covers = [perfect_cover(s, e) for s, e in inclusion_ranges(index, size)]
         roots = frontier_keys(size)
         keys = [k for cover in covers for k in cover] + roots
@@ -338,6 +439,12 @@ class Ledger:
     def consistency_proof(self, size1: int, size2: int | None = None) -> ConsistencyProof:
         """Proof that the first ``size1`` entries are a prefix of the first ``size2``."""
         size2 = self._size(size2)
+        size1 = self._size(size1)
+        if not 0 < size1 <= size2:
+            raise InvalidProof(
+                f"a consistency proof needs 0 < size1 <= size2, got {size1} and {size2} "
+                "(every size is consistent with the empty tree; there is nothing to prove)"
+            )
         covers = [perfect_cover(s, e) for s, e in consistency_ranges(size1, size2)]
         keys = [k for cover in covers for k in cover]
         hashes = self._store.node_hashes(keys)
@@ -374,12 +481,44 @@ class Ledger:
             per CPU, at most 4, from 200,000 entries on; 1 below that.
         """
         store = self._store
-        if isinstance(store, SQLiteStore):
-            if processes is None:
-                processes = default_processes(store.size())
-            if processes > 1:
-                return verify_sqlite(store, processes)
-        return verify_rows(store.rows(0, None), self.hash_algorithm)
+        try:
+            size = store.size()
+            damage = store.damage() if hasattr(store, "damage") else None
+            if damage is not None:
+                return Verification(False, 0, None, damage)
+            if isinstance(store, SQLiteStore):
+                if processes is None:
+                    processes = default_processes(size)
+                if processes > 1:
+                    result = verify_sqlite(store, processes)
+                else:
+                    result = verify_rows(store.rows(0, size), self.hash_algorithm)
+            else:
+                result = verify_rows(store.rows(0, size), self.hash_algorithm)
+        except LedgerCorrupted as exc:
+            return Verification(False, 0, None, str(exc))
+        if result.ok and result.size != size:
+            # the rows read back are fewer than the ledger's size says: a damaged
+            # page hid some (seen with single flipped bits)
+            return Verification(
+                False, result.size, result.size,
+                f"the ledger holds {size} entries but only {result.size} could be read and "
+                "verified; the file is damaged",
+            )
+        if result.ok and hasattr(store, "row_count"):
+            try:
+                count = store.row_count()
+            except LedgerCorrupted as exc:
+                return Verification(False, 0, None, str(exc))
+            if count != size:
+                return Verification(
+                    False, size, None,
+                    f"the ledger stores {count} entry rows but indices 0..{size - 1}: "
+                    "rows outside the chain were added; the file is damaged",
+                )
+        if result.ok and result.size == 0:
+            return Verification(False, 0, None, "the ledger is empty (no genesis entry)")
+        return result
 
     def get_manifest(self) -> Manifest:
         """Size, root, head hash, hash algorithm and creation time."""
@@ -438,3 +577,8 @@ class Ledger:
                 f"ledger is not consistent with the head at size {head.size}: {exc}",
             )
         return Verification(True, size, None, None, proof.root2)
+
+
+def _check_int(value: object, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise EntryNotFound(f"{what} must be an int, not {type(value).__name__} {value!r:.40}")

@@ -299,6 +299,18 @@ def verify_consistency(
     InvalidProof
         Saying why the proof does not verify.
     """
+    for size, what in ((size1, "size1"), (size2, "size2")):
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise InvalidProof(f"{what} must be an int, not {type(size).__name__}")
+    # Every hash's length first, on every path (transparency-dev/merkle checks
+    # the shape before any early return).
+    if isinstance(proof, (str, bytes)) or not isinstance(proof, Sequence):
+        kind = type(proof).__name__
+        raise InvalidProof(f"a consistency proof is a sequence of hashes, not {kind}")
+    _check_hash(root1, "root1", algorithm)
+    _check_hash(root2, "root2", algorithm)
+    for i, p in enumerate(proof):
+        _check_hash(p, f"proof[{i}]", algorithm)
     if not 0 <= size1 <= size2:
         raise InvalidProof(f"size1={size1} must be between 0 and size2={size2}")
     if size1 == size2:
@@ -308,11 +320,12 @@ def verify_consistency(
             raise InvalidProof("trees of equal size have different roots")
         return
     if size1 == 0:
-        if proof:
-            raise InvalidProof("the empty tree needs an empty consistency proof")
-        return
-    _check_hash(root1, "root1", algorithm)
-    _check_hash(root2, "root2", algorithm)
+        # RFC 9162 defines consistency proofs for 0 < m < n; transparency-dev's
+        # verifier refuses size1 = 0 ("meaningless"), and so does this one.
+        raise InvalidProof(
+            "a consistency proof from the empty tree (size1 = 0) is meaningless: "
+            "RFC 9162 defines them for 0 < size1 < size2"
+        )
     if not proof:
         raise InvalidProof(f"a consistency proof from {size1} to {size2} cannot be empty")
     for i, p in enumerate(proof):

@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from itertools import chain
 from operator import itemgetter
 from pathlib import Path
@@ -99,6 +99,12 @@ class SQLiteStore:
     durability : Durability
     timeout : float
         Seconds to wait for another writer's lock.
+    create : bool
+        If False, only open an existing ledger file: an empty file, another
+        application's database or a file without the ledger's tables raises
+        LedgerCorrupted, and nothing is written to it.
+
+    Any SQLite error while reading (a damaged file) is raised as LedgerCorrupted.
     """
 
     def __init__(
@@ -108,15 +114,15 @@ class SQLiteStore:
         hash_algorithm: HashAlgorithm | None = None,
         durability: Durability = Durability.PROCESS,
         timeout: float = 60.0,
+        *,
+        create: bool = True,
     ):
         self.path = Path(path)
         self._lock = threading.RLock()
         self._cache: tuple[int, bytes, Frontier] | None = None
-        self._conn = sqlite3.connect(
-            self.path, timeout=timeout, isolation_level=None, check_same_thread=False
-        )
+        self._conn = _connect(self.path, timeout, create)
         try:
-            self._setup(created, hash_algorithm, durability, timeout)
+            self._setup(created, hash_algorithm, durability, timeout, create)
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
@@ -127,10 +133,26 @@ class SQLiteStore:
             raise
 
     def _setup(
-        self, created: str, algorithm: HashAlgorithm | None, durability: Durability, timeout: float
+        self,
+        created: str,
+        algorithm: HashAlgorithm | None,
+        durability: Durability,
+        timeout: float,
+        create: bool,
     ) -> None:
         conn = self._conn
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if tables and not {"meta", "entries"} <= tables:
+            raise LedgerCorrupted(
+                f"{self.path} is an SQLite database of another application (tables: "
+                f"{', '.join(sorted(tables))}), not a swarmvar ledger; nothing was written to it"
+            )
+        if not create and not tables:
+            raise LedgerCorrupted(
+                f"{self.path} is empty: it holds no ledger (a 0-byte or blank file); "
+                "nothing was written to it"
+            )
         deadline = time.monotonic() + timeout
         while True:  # switching to WAL can report "locked" without calling the busy handler
             try:
@@ -144,11 +166,19 @@ class SQLiteStore:
             raise LedgerCorrupted(f"{self.path}: SQLite would not switch to WAL mode ({mode})")
         sync = "FULL" if durability is Durability.POWER else "NORMAL"
         conn.execute(f"PRAGMA synchronous = {sync}")
-        conn.executescript(_SCHEMA)  # each statement is idempotent
         conn.execute("BEGIN IMMEDIATE")
         try:
+            if create:
+                for statement in _SCHEMA.split(";\n"):  # each statement is idempotent
+                    if statement.strip():
+                        conn.execute(statement)
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
             if "hash_algorithm" not in meta:
+                if not create:
+                    raise LedgerCorrupted(
+                        f"{self.path} has no ledger metadata (damaged, or an import that "
+                        "did not finish); nothing was written to it"
+                    )
                 meta = {
                     "hash_algorithm": (algorithm or HashAlgorithm.SHA3_256).value,
                     "created": created,
@@ -159,6 +189,8 @@ class SQLiteStore:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        if "created" not in meta:
+            raise LedgerCorrupted(f"{self.path}: the ledger metadata lacks its creation time")
         try:
             stored = HashAlgorithm(meta["hash_algorithm"])
         except ValueError:
@@ -181,9 +213,30 @@ class SQLiteStore:
         return str(self._created)
 
     def size(self) -> int:
-        with self._lock:
+        with self._lock, _damaged(self.path):
             row = self._conn.execute("SELECT max(idx) FROM entries").fetchone()
+        if row[0] is not None and (type(row[0]) is not int or row[0] < 0):
+            raise LedgerCorrupted(f"{self.path}: the highest entry index is {row[0]!r}; damaged")
         return 0 if row[0] is None else int(row[0]) + 1
+
+    def damage(self) -> str | None:
+        """What SQLite's own check finds wrong with the file, or None if nothing.
+
+        ``PRAGMA quick_check``: page structure, record formats, NOT NULL.
+        """
+        with self._lock:
+            try:
+                found = [r[0] for r in self._conn.execute("PRAGMA quick_check(20)")]
+            except sqlite3.DatabaseError as exc:
+                return f"{self.path} is damaged: {exc}"
+        if found != ["ok"]:
+            return f"{self.path} is damaged; SQLite's quick_check says: " + "; ".join(found)
+        return None
+
+    def row_count(self) -> int:
+        """Entry rows stored, whatever their indices (verify compares it with the size)."""
+        with self._lock, _damaged(self.path):
+            return int(self._conn.execute("SELECT count(*) FROM entries").fetchone()[0])
 
     def append(self, drafts: Sequence[Draft], *, if_size: int | None = None) -> list[Row] | None:
         with self._lock:
@@ -205,20 +258,26 @@ class SQLiteStore:
                 rows, frontier = seal_batch(drafts, size, head_hash, frontier, self._algorithm)
                 _insert(conn, rows)
                 conn.execute("COMMIT")
-            except BaseException:
+            except BaseException as exc:
                 self._cache = None
                 if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                if isinstance(exc, sqlite3.DatabaseError) and not _locked(exc):
+                    raise LedgerCorrupted(f"{self.path}: cannot append: {exc}") from None
                 raise
             if rows:
                 self._cache = (size + len(rows), rows[-1][5], frontier)
             return rows
 
     def rows(self, start: int = 0, stop: int | None = None) -> Iterator[Row]:
-        return stream_rows(self._conn, start, self.size() if stop is None else stop, self._lock)
+        stop = self.size() if stop is None else stop
+        return _checked_rows(stream_rows(self._conn, start, stop, self._lock), self.path)
 
     def node_hashes(self, keys: Sequence[NodeKey]) -> list[bytes]:
-        with self._lock:
+        with self._lock, _damaged(self.path):
             return self._nodes(keys)
 
     def _nodes(self, keys: Sequence[NodeKey]) -> list[bytes]:
@@ -245,6 +304,67 @@ class SQLiteStore:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in str(exc) or "busy" in str(exc)
+    )
+
+
+@contextmanager
+def _damaged(path: Path) -> Iterator[None]:
+    """Turn SQLite errors of a damaged file into LedgerCorrupted (lock waits stay)."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        if _locked(exc):
+            raise
+        raise LedgerCorrupted(f"{path} is damaged: {exc}; run `swarmvar ledger verify`") from None
+
+
+def _checked_rows(rows: Iterator[Row], path: Path) -> Iterator[Row]:
+    """``rows``, with SQLite errors and mistyped columns raised as LedgerCorrupted."""
+    with _damaged(path):
+        for row in rows:
+            if not (
+                type(row[0]) is int
+                and type(row[1]) is str
+                and type(row[2]) is str
+                and type(row[3]) is str
+                and type(row[4]) is bytes
+                and type(row[5]) is bytes
+                and type(row[6]) is bytes
+            ):
+                raise LedgerCorrupted(
+                    f"{path}: entry row {row[0]!r} has columns of the wrong type; damaged"
+                )
+            yield row
+
+
+#: Attempts to open a file that another process is creating at the same moment.
+_OPEN_ATTEMPTS = 20
+
+
+def _connect(path: Path, timeout: float, create: bool) -> sqlite3.Connection:
+    """A connection; without ``create``, read-write but never creating the file."""
+    target = f"{path.resolve().as_uri()}?mode=rw" if not create else str(path)
+    for attempt in range(_OPEN_ATTEMPTS):
+        try:
+            return sqlite3.connect(
+                target,
+                timeout=timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                uri=not create,
+            )
+        except sqlite3.OperationalError as exc:
+            # "unable to open database file": a racing creator (several processes
+            # opening a new data home); the file appears a moment later.
+            if attempt == _OPEN_ATTEMPTS - 1 or "unable to open" not in str(exc):
+                raise LedgerCorrupted(f"cannot open the ledger {path}: {exc}") from None
+            time.sleep(0.005 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _insert(conn: sqlite3.Connection, rows: list[Row]) -> None:

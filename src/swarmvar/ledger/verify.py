@@ -69,6 +69,8 @@ class Verification:
         if self.ok:
             root = self.root.hex() if self.root is not None else "-"
             return f"ok: {self.size} entries verify; root {root}"
+        if self.first_bad is None:
+            return f"damaged: {self.reason}"
         return f"entry {self.first_bad} is bad: {self.reason}"
 
 

@@ -23,7 +23,6 @@ from numpy.typing import ArrayLike, NDArray
 from ..errors import InvalidParameter
 from .combine import Policy, Weighting, aggregate_many
 from .robust import check_tolerance
-from .signing import MAX_MAGNITUDE
 from .tempered import TEMPERED_ETA, joint_losses, tempered_path
 from .weights import Loss, fz0_loss, pinball_loss
 
@@ -201,9 +200,6 @@ def consensus_levels(
         shape = v.shape
         if not (np.all(np.isfinite(v)) and np.all(np.isfinite(e))):
             raise InvalidParameter("returns and forecasts must be finite")
-        if max(np.abs(v).max(), np.abs(e).max()) > MAX_MAGNITUDE:
-            raise InvalidParameter(f"forecasts beyond {MAX_MAGNITUDE:g} in magnitude are not "
-                                   "losses (the same bound as a signed estimate's)")
         vi = (np.stack([v, v], axis=-1) if lv.var_interval is None
               else _matrix("var_interval", lv.var_interval, (*v.shape, 2)))
         ei = (np.stack([e, e], axis=-1) if lv.es_interval is None

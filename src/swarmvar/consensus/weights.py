@@ -87,8 +87,13 @@ def fz0_loss(returns: ArrayLike, var: ArrayLike, es: ArrayLike, alpha: float) ->
     if v.ndim == 2:
         r = r[:, None]
     a = 1.0 - alpha
-    shortfall = np.where(r <= v, v - r, 0.0)
-    return np.asarray(-shortfall / (a * e) + v / e + np.log(-e) - 1.0, dtype=np.float64)
+    with np.errstate(all="ignore"):  # subnormal ES: checked below instead
+        shortfall = np.where(r <= v, v - r, 0.0)
+        out = np.asarray(-shortfall / (a * e) + v / e + np.log(-e) - 1.0, dtype=np.float64)
+    if not np.all(np.isfinite(out)):
+        raise InvalidParameter("the FZ0 loss overflows: an ES is too small (or a VaR too "
+                               "large) for its scale; such forecasts cannot be scored")
+    return out
 
 
 def softmax_log(log_weights: ArrayLike) -> FloatArray:

@@ -21,7 +21,7 @@ from .cores import (
     regen_core,
     run_cores,
 )
-from .decide import SEED_THRESHOLDS, Thresholds, decide
+from .decide import SEED_THRESHOLDS, BalanceTarget, Thresholds, decide
 from .history import BeatHistory, cached_history
 from .pid import Genome, PidGains, PidState, PidStep, recalibrate, seed_error
 from .pulse import Cadence, Pulse, t_lambda
@@ -32,7 +32,8 @@ from .versions import ThreatVersions
 
 __all__ = [
     "FEATURES", "QUARANTINE_BREAKER", "SEED_MODEL", "SEED_THRESHOLDS", "AgentSignals",
-    "Arbiter", "ArbiterConfig", "ArbiterState", "BeatHistory", "BeatSignals", "Cadence",
+    "Arbiter", "ArbiterConfig", "ArbiterState", "BalanceTarget", "BeatHistory", "BeatSignals",
+    "Cadence",
     "CoreOutputs", "DecisionVector", "Genome", "PidGains", "PidState", "PidStep", "Pulse",
     "Retraining", "SignalConfig", "SignalMemory", "StepOutput", "ThreatModel",
     "ThreatVersions", "Thresholds", "aggregate_recommendations", "balance_core",

@@ -11,8 +11,9 @@ names the agents it concerns:
   many that fewer than ``min_agents`` stay in the consensus (none such:
   the beat is an ALERT instead);
 * ALERT: the agents with anomalies;
-* APPLY_BALANCE: the agents with anomalies, each with weight factor
-  ``1 / (1 + strength * anomalies)`` (needs one at least; else falls through);
+* APPLY_BALANCE: the agents with anomalies of the :class:`BalanceTarget`,
+  each with weight factor ``1 / (1 + strength * anomalies)``
+  (needs one such agent at least; else falls through);
 * APPLY_OPTIMIZE: agents whose log score lags or whose coverage drifts, for
   a refit (needs one at least; else NOOP).
 """
@@ -22,11 +23,34 @@ from __future__ import annotations
 import math
 from collections.abc import Collection
 from dataclasses import dataclass
+from enum import Enum
 
 from ..errors import InvalidParameter
 from ..types import Action, Decision
 from .cores import DecisionVector
 from .signals import AgentSignals, BeatSignals
+
+
+class BalanceTarget(Enum):
+    """Which agents an APPLY_BALANCE down-weights (each by its anomaly count).
+
+    SCORE (default): agents whose log score lags or that failed; TAIL: agents
+    whose VaR breached, drifts or sits below the others'; ANY: every agent
+    with an anomaly. TAIL was tried as the default and made the S&P 500
+    consensus's FZ0 loss slightly worse (docs/arbiter.md).
+    """
+
+    SCORE = "score"
+    TAIL = "tail"
+    ANY = "any"
+
+
+def _balanced(a: AgentSignals, target: BalanceTarget) -> bool:
+    if target is BalanceTarget.SCORE:
+        return a.lagging or a.failed
+    if target is BalanceTarget.TAIL:
+        return a.drifting or a.outside_low or any(a.breaches)
+    return True
 
 
 @dataclass(frozen=True)
@@ -48,6 +72,7 @@ class Thresholds:
     min_agents: int = 3
     balance_strength: float = 0.5
     quarantine_anomalies: int = 2
+    balance_on: BalanceTarget = BalanceTarget.SCORE
 
     def __post_init__(self) -> None:
         for name in ("quarantine", "alert", "stability", "repair", "gain", "balance_strength"):
@@ -100,10 +125,10 @@ def decide(vector: DecisionVector, signals: BeatSignals, excluded: Collection[st
                     "no agent to quarantine (none drifting, or too few would remain)")
     if vector.threat >= t.alert:
         return made(Action.ALERT, noisy, f"threat {vector.threat:.3f} >= {t.alert}")
-    if vector.stability > t.stability and vector.repair < t.repair and noisy:
-        tail = [a for a in noisy if a.drifting or a.outside_low or any(a.breaches)]
-        factors = {a.agent: 1.0 / (1.0 + t.balance_strength * a.anomalies) for a in tail}
-        return made(Action.APPLY_BALANCE, noisy,
+    target = [a for a in noisy if _balanced(a, t.balance_on)]
+    if vector.stability > t.stability and vector.repair < t.repair and target:
+        factors = {a.agent: 1.0 / (1.0 + t.balance_strength * a.anomalies) for a in target}
+        return made(Action.APPLY_BALANCE, target,
                     f"stability {vector.stability:.3f} > {t.stability}, repair "
                     f"{vector.repair:.3f} < {t.repair}", factors)
     refit = [a for a in signals.agents if a.lagging or a.drifting]

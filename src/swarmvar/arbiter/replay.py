@@ -191,3 +191,31 @@ def threat_study(features: FloatArray, breached: NDArray[np.bool_], *, horizon: 
     return ThreatStudy(train.stop, labels.size - cut, float(labels[test].mean()),
                        roc_auc(model.scores(x[test]), labels[test]),
                        roc_auc(SEED_MODEL.scores(x[test]), labels[test]), model)
+
+
+@dataclass(frozen=True)
+class ReplayReport:
+    """A replay's decision counts and the consensus's backtest without and with the
+    arbiter's actions (days 1 .. T-1, the beats the arbiter saw)."""
+
+    name: str
+    days: int
+    outcome: ReplayOutcome
+    without: tuple[LevelScore, ...]
+    with_actions: tuple[LevelScore, ...]
+    study: ThreatStudy | None
+
+
+def replay_report(history: BeatHistory, arbiter: Arbiter, policy: Policy, *,
+                  horizon: int = 5) -> ReplayReport:
+    """Replay, apply the actions to the consensus, score both ways, and run the threat study."""
+    outcome = replay(history, arbiter)
+    applied = applied_consensus(history, outcome.excluded, outcome.factors, policy)
+    try:
+        study: ThreatStudy | None = threat_study(outcome.features[1:], outcome.breached[1:],
+                                                 horizon=horizon)
+    except ValueError:  # one class only in a short history: no AUC to report
+        study = None
+    return ReplayReport(history.name, history.days - 1, outcome,
+                        score_consensus(history, history.consensus, 1),
+                        score_consensus(history, applied, 1), study)

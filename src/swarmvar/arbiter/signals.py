@@ -24,6 +24,9 @@ from ..types import BeatReport
 from .history import CONSENSUS
 from .threat import FEATURES
 
+#: A log score of -inf (an agent that called the return impossible) counts as this (nats).
+LOG_SCORE_FLOOR = -50.0
+
 
 @dataclass(frozen=True)
 class SignalConfig:
@@ -161,10 +164,12 @@ def read_beat(memory: SignalMemory, report: BeatReport, config: SignalConfig = S
         return tuple(_z(r, 1.0 - a, lam_c) for r, a in zip(rates, alphas, strict=True))
 
     # scores first: the swarm's median needs every agent's
+    scores: dict[str, float] = {}
     for name in names:
         ls = report.log_scores.get(name)
-        if ls is not None:
-            _finite(f"the log score of {name}", ls)
+        if ls is not None:  # -inf: the agent called the return impossible (floored)
+            scores[name] = max(LOG_SCORE_FLOOR, ls) if ls == -math.inf else _finite(
+                f"the log score of {name}", ls)
     level0 = alphas[0]
     points: dict[str, tuple[float, float, float]] = {}
     for name, fc in report.forecasts.items():
@@ -179,7 +184,7 @@ def read_beat(memory: SignalMemory, report: BeatReport, config: SignalConfig = S
     zs = {name: absorb(name, tuple(report.breaches.get(name, ()))) for name in names}
     cz = absorb(CONSENSUS, tuple(report.breaches.get(CONSENSUS, ())))
     for name in names:
-        ls = report.log_scores.get(name)
+        ls = scores.get(name)
         if ls is not None:
             prev = new[name].score
             score = float(ls) if prev is None else lam_s * prev + (1.0 - lam_s) * float(ls)

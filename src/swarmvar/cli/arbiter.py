@@ -1,0 +1,93 @@
+"""``swarmvar arbiter``: the arbiter's decisions replayed on a backtest's beats."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+import typer
+
+from ._common import BUNDLED, usage_errors
+
+app = typer.Typer(name="arbiter", help="The arbiter: beat decisions, replayed on backtests.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+def _p(p: float) -> str:
+    return "n/a" if math.isnan(p) else f"{'pass' if p > 0.05 else 'FAIL'} {p:.3f}"
+
+
+@app.command("replay")
+def replay_command(
+    data: Annotated[str, typer.Option("--data", help="bundled series: sp500 or nasdaq")
+                    ] = "sp500",
+    last: Annotated[int, typer.Option(help="out-of-sample days of the backtest")] = 2500,
+    window: Annotated[int, typer.Option(help="trailing returns each fit uses")] = 1000,
+    seed: Annotated[int, typer.Option(help="the backtest's random seed")] = 0,
+    k_flows: Annotated[float, typer.Option("--k-flows", help="pulse: parallel flows k")] = 4,
+    p_nodes: Annotated[float, typer.Option("--p-nodes", help="pulse: nodes P (k P > 1)")] = 5,
+    t_threshold: Annotated[float, typer.Option(
+        "--t-threshold", help="the design's threshold the pulse is held against (s)")] = 0.02,
+    seed_thresholds: Annotated[bool, typer.Option(
+        "--seed-thresholds", help="the design's thresholds (quarantine at 0.85)")] = False,
+    retrain: Annotated[bool, typer.Option(
+        help="retrain and version the threat model every 250 beats")] = False,
+    workers: Annotated[int, typer.Option(help="backtest processes (first run only)")] = 1,
+) -> None:
+    """Replay a backtest's days as beats through the arbiter; compare the consensus with
+    and without its actions (backtests are cached under /tmp)."""
+    if data not in BUNDLED:
+        raise typer.BadParameter(f"--data must be one of {', '.join(BUNDLED)}, not {data!r}")
+    if last < 50 or window < 50 or workers < 1:
+        raise typer.BadParameter("--last and --window must be >= 50, --workers >= 1")
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..arbiter import SEED_THRESHOLDS, Arbiter, Retraining, Thresholds, cached_history
+    from ..arbiter.replay import replay_report
+    from ..ledger import Ledger
+    from ..swarm.consensus import SWARM_POLICY
+
+    console = Console(width=max(Console().width, 120))
+    with usage_errors():
+        arbiter = Arbiter.from_options(
+            k_flows=k_flows, p_nodes=p_nodes, t_threshold=t_threshold,
+            ledger=Ledger.in_memory(),
+            thresholds=SEED_THRESHOLDS if seed_thresholds else Thresholds(),
+            retraining=Retraining() if retrain else None)
+        console.print(f"backtest of the default swarm on {data} ({last} days; cached) ...")
+        history = cached_history(data, last=last, window=window, seed=seed, workers=workers)
+        report = replay_report(history, arbiter, SWARM_POLICY)
+    out = report.outcome
+    first, end = str(history.dates[1]), str(history.dates[-1])
+    console.print(f"[bold]{data}[/bold]: {report.days} beats {first} → {end}; pulse "
+                  f"{arbiter.config.pulse.budget:.6f} s; late beats (simulated load) {out.late}")
+    counts = Table(title="decisions", title_justify="left")
+    counts.add_column("action")
+    counts.add_column("beats", justify="right")
+    for action, n in sorted(out.counts.items(), key=lambda kv: -kv[1]):
+        counts.add_row(action.value, str(n))
+    console.print(counts)
+    held = ", ".join(f"{a} {int(d)}" for a, d in zip(history.agents, out.excluded.sum(axis=0),
+                                                     strict=True) if d)
+    console.print(f"agent-days quarantined: {held or 'none'}; refits requested: {out.refits}")
+    if report.study is not None:
+        s = report.study
+        console.print(f"threat model, out of sample (trained on the first {s.train_beats} "
+                      f"beats, tested on the last {s.test_beats}; label: {s.model.label}, "
+                      f"base rate {s.positives:.3f}): AUC trained {s.auc_trained:.3f}, "
+                      f"the design's fixed model {s.auc_seed:.3f}")
+    table = Table(title="consensus backtest without / with the arbiter's actions",
+                  title_justify="left")
+    for col in ("alpha", "consensus", "breaches", "expected", "Kupiec", "Christoffersen",
+                "FZ0 (mean)"):
+        table.add_column(col, justify="left" if col == "consensus" else "right")
+    for a, b in zip(report.without, report.with_actions, strict=True):
+        for label, s2 in (("without", a), ("with", b)):
+            table.add_row(f"{a.alpha:g}", label, str(s2.breaches), f"{s2.expected:.1f}",
+                          _p(s2.kupiec_p), _p(s2.christoffersen_p), f"{s2.fz0:.6f}")
+    console.print(table)
+    if arbiter.ledger is not None:
+        console.print(f"ledger (in memory): {arbiter.ledger.size} entries, Merkle root "
+                      f"{arbiter.ledger.compute_merkle_root().hex()[:16]}…")
+    arbiter.close()

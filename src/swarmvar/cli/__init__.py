@@ -31,6 +31,7 @@ _COMMANDS: dict[str, tuple[str, str, bool]] = {
     "serve": (".serve", "serve", False),
     "keys": (".keys", "app", True),
     "config": (".config", "app", True),
+    "arbiter": (".arbiter", "app", True),
 }
 
 _app: typer.Typer | None = None

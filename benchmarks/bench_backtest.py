@@ -10,7 +10,10 @@ the arch-only run is one row, so one process. The GARCH rows load their
 compiled likelihood from JAX's persistent cache when it holds it (printed
 first); ``SWARMVAR_JAX_CACHE=off`` measures a cold first run.
 
-Run standalone: ``.venv/bin/python benchmarks/bench_backtest.py [--last N] [AGENT ...]``.
+Run standalone: ``.venv/bin/python benchmarks/bench_backtest.py [--quick] [--last N]
+[AGENT ...]``. Quick mode: the same code on the last 60 days, a 250-day window and two
+agents (NormalInverseGamma, BayesianBootstrap) in one process, in seconds; its figures
+are not the target.
 """
 
 from __future__ import annotations
@@ -44,7 +47,10 @@ def _available(names: list[str]) -> tuple[list[object], list[str]]:
     return agents, missing
 
 
-def main(argv: list[str] | None = None) -> None:
+QUICK_AGENTS = ["NormalInverseGamma", "BayesianBootstrap"]
+
+
+def main(quick: bool = False, argv: list[str] | None = None) -> None:
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--last", type=int, default=2500,
@@ -54,6 +60,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("agents", nargs="*", default=list(DEFAULT_AGENTS))
     args = parser.parse_args([] if argv is None else argv)
     window, every, alphas = 1000, 20, (0.99, 0.975)
+    if quick:
+        window, args.last, args.workers = 250, 60, 1
+        args.agents = [a for a in args.agents if a in QUICK_AGENTS] or QUICK_AGENTS
     r = load("sp500").iloc[-(args.last + window):]
     agents, missing = _available(args.agents)
     if missing:
@@ -76,7 +85,8 @@ def main(argv: list[str] | None = None) -> None:
 
     ratio = agents_seconds / arch_seconds
     rows = [
-        [f"backtest of {len(agents)} agents + consensus ({args.last} days, 2 levels, "
+        [f"backtest of {len(agents)} agents{' + consensus' if consensus else ''} ({args.last} "
+         f"days, 2 levels, "
          f"{args.workers} workers)",
          f"{agents_seconds:.1f} s",
          f"<= {TARGET_RATIO:.0f}x arch", f"arch alone {arch_seconds:.1f} s",
@@ -110,4 +120,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main(quick="--quick" in sys.argv[1:], argv=[a for a in sys.argv[1:] if a != "--quick"])

@@ -1,6 +1,7 @@
 """GarchT (default model: GJR-GARCH(1,1)-t): fit, online IBIS updates, forecasts, warm refits.
 
-Run: ``.venv/bin/python benchmarks/bench_garch.py``
+Run: ``.venv/bin/python benchmarks/bench_garch.py [--quick]`` (quick: the same code on
+500 returns, 200 particles and a short stream, in seconds; its figures are not the targets).
 
 Targets (issue 2): fit on 2,500 returns <= 5 s wall with R-hat <= 1.01 and
 ESS >= 400 on every parameter; online update with >= 1,000 particles
@@ -21,6 +22,7 @@ directory of their own), and the per-tick figures exclude them.
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import subprocess
@@ -87,31 +89,35 @@ def _first_pass_seconds(cache: str) -> float:
     return float(out.stdout.split()[-1])
 
 
-def main() -> None:
+def main(quick: bool = False) -> None:
     r = load("sp500").to_numpy()
-    fit_data, stream = r[:2500], r[2500:]
+    n_fit, particles, seeds = (500, 200, (1,)) if quick else (2500, 1000, (1, 2, 3))
+    fit_data, stream = r[:n_fit], r[n_fit : n_fit + 100] if quick else r[n_fit:]
     rows = []
 
+    def garch() -> GarchT:
+        return GarchT(particles=particles)
+
     # --- fit from scratch -------------------------------------------------------
-    cold = _timed(lambda: GarchT().fit(fit_data, seed=0))
+    cold = _timed(lambda: garch().fit(fit_data, seed=0))
     warm_times, worst_rhat, worst_ess = [], 0.0, np.inf
-    for seed in (1, 2, 3):
-        agent = GarchT()
+    for seed in seeds:
+        agent = garch()
         warm_times.append(_timed(lambda a=agent, s=seed: a.fit(fit_data, seed=s)))
         d = agent.diagnostics
         worst_rhat = max(worst_rhat, d.max_rhat or 0.0)
         worst_ess = min(worst_ess, min(d.ess_bulk.values()), min(d.ess_tail.values()))
     warm = statistics.median(warm_times)
     arch_s = _arch_fit_seconds(fit_data)
-    rows.append(("fit 2500 returns, 4x1000 particles (median of 3)", f"{warm:.2f} s", "<= 5 s",
-                 f"arch MLE {arch_s * 1e3:.0f} ms", _ok(warm <= 5.0)))
+    rows.append((f"fit {n_fit} returns, 4x{particles} particles (median of {len(seeds)})",
+                 f"{warm:.2f} s", "<= 5 s", f"arch MLE {arch_s * 1e3:.0f} ms", _ok(warm <= 5.0)))
     rows.append(("  same, first fit in the process (compile or cache load)", f"{cold:.2f} s", "-",
                  "-", "-"))
     def from_prior(seed: int) -> smc.FitResult:
-        return smc.tempered_fit(fit_data, 4, 1000, np.random.default_rng(seed),
+        return smc.tempered_fit(fit_data, 4, particles, np.random.default_rng(seed),
                                 asymmetric=GarchT().asymmetric, from_mode=False)
 
-    stages = from_prior(1).stages  # also compiles its 4,000-particle pass
+    stages = from_prior(1).stages  # also compiles its 4-run pass
     prior_s = _timed(lambda: from_prior(2))
     rows.append(("  same, tempered from the prior (the fallback)", f"{prior_s:.2f} s", "-",
                  f"{stages} stages", "-"))
@@ -121,13 +127,14 @@ def main() -> None:
                  _ok(worst_ess >= 400)))
 
     # --- online updates --------------------------------------------------------------
-    agent = GarchT().fit(fit_data, seed=4)
+    agent = garch().fit(fit_data, seed=4)
     # the one shape a process evaluates: 1000 particles (the fit and a rejuvenation
     # score their particles in passes of 1000), compiled or loaded once per process
     with tempfile.TemporaryDirectory() as folder:
         compile_s = _first_pass_seconds("off")
-        _first_pass_seconds(folder)  # writes the entry
-        load_s = _first_pass_seconds(folder)
+        if not quick:
+            _first_pass_seconds(folder)  # writes the entry
+        load_s = math.nan if quick else _first_pass_seconds(folder)
     ticks = []
     for x in stream:
         start = time.perf_counter()
@@ -136,7 +143,7 @@ def main() -> None:
     ticks_a = np.array(ticks)
     amortized = float(ticks_a.mean())
     n_moves = int(np.sum(ticks_a > 5e-3))
-    rows.append((f"update, 1000 particles, {len(stream)} ticks: amortized mean",
+    rows.append((f"update, {particles} particles, {len(stream)} ticks: amortized mean",
                  f"{amortized * 1e6:.0f} us", "<= 200 us", f"arch MLE refit {arch_s * 1e6:.0f} us",
                  _ok(amortized <= 200e-6)))
     rows.append(("  median tick", f"{np.median(ticks_a) * 1e6:.0f} us", "-", "-", "-"))
@@ -158,21 +165,22 @@ def main() -> None:
                  f"uncached {ref_fc * 1e3:.1f} ms", _ok(fc < 1e-3)))
 
     # --- warm refits as in the backtest -------------------------------------------------------
-    bt = GarchT().fit(r[:1000], seed=5)
+    bt = garch().fit(r[:1000], seed=5)
     refits = []
-    for t in range(1000, 1600):
+    for t in range(1000, 1060 if quick else 1600):
         bt.update(r[t])
         if (t + 1) % 20 == 0:
             window = r[t + 1 - 1000 : t + 1]
             refits.append(_timed(lambda w=window, s=t: bt.refit(w, seed=s)))
-    scratch = _timed(lambda: GarchT().fit(r[600:1600], seed=6))
+    scratch = _timed(lambda: garch().fit(r[600:1600], seed=6))
     med_refit = statistics.median(refits)
     rows.append(("refit 1000-day window every 20 days (median)", f"{med_refit * 1e3:.0f} ms",
                  "<= 100 ms", f"fit from scratch {scratch:.2f} s", _ok(med_refit <= 0.1)))
     print_table(rows)
-    print(f"(S&P 500: fit on the first 2500 days, {len(stream)} streamed ticks; refits on "
+    mode = "quick mode, " if quick else ""
+    print(f"({mode}S&P 500: fit on the first {n_fit} days, {len(stream)} streamed ticks; refits on "
           f"{len(refits)} windows; max refit {max(refits) * 1e3:.0f} ms)")
 
 
 if __name__ == "__main__":
-    main()
+    main(quick="--quick" in sys.argv[1:])

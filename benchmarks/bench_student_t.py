@@ -8,6 +8,10 @@ warm ``refit`` replaces), and ``risk_measures`` on an uncached
 replaces). The refit is timed over 40 cycles of the backtest's rhythm (20
 updates, refit on the trailing 1000 days), so that both kinds of refit
 (reweighting only; tempering with moves) count.
+
+Run: ``.venv/bin/python benchmarks/bench_student_t.py [--quick]`` (quick: the same code
+on 500 returns, fewer particles, a short stream and 4 refit cycles, in seconds; its
+figures are not the targets).
 """
 
 from __future__ import annotations
@@ -49,12 +53,16 @@ def _ok(flag: bool) -> str:
     return "yes" if flag else "NO"
 
 
-def main() -> None:
+def main(quick: bool = False) -> None:
     warnings.simplefilter("default")
     r = load("sp500").to_numpy()
-    hist, stream = r[:2500], r[2500:3500]
+    n_hist, n_stream, n_cycles = (500, 200, 4) if quick else (2500, 1000, 40)
+    win = 300 if quick else 1000  # the refit window
+    hist, stream = r[:n_hist], r[n_hist : n_hist + n_stream]
+    small = {"particles": 500} if quick else {}
+    nuts = {"num_warmup": 100, "num_samples": 200} if quick else {}
 
-    agent, fit_s = _timed(lambda: StudentT().fit(hist, seed=1))  # the default: 4-run SMC
+    agent, fit_s = _timed(lambda: StudentT(**small).fit(hist, seed=1))  # the default: SMC
     _, mle_s = _timed(lambda: stats.t.fit(hist))
     d = agent.diagnostics
     converged = d.max_rhat is not None and d.max_rhat <= 1.01 and (d.min_ess or 0) >= 400
@@ -64,38 +72,45 @@ def main() -> None:
     w = _sir.normalized_weights(agent._logw)
     family = StudentTFamily(agent._mu, agent._sigma, agent._nu, w)
     agent.forecast((0.99,))
-    fc = median_seconds(lambda: agent.forecast((0.99,)), repeat=300, warmup=5)
-    fc_ref = median_seconds(lambda: risk_measures(family, (0.99,)), repeat=30, warmup=2)
+    fc = median_seconds(lambda: agent.forecast((0.99,)), repeat=30 if quick else 300, warmup=5)
+    fc_ref = median_seconds(lambda: risk_measures(family, (0.99,)), repeat=5 if quick else 30,
+                            warmup=2)
 
-    for x in r[3500:3520]:
+    e = n_hist + n_stream  # the end of the streamed days
+    for x in r[e : e + 20]:
         agent.update(float(x))
-    _, shrink_s = _timed(lambda: agent.refit(r[2520:3520], seed=2))  # 3520 days -> 1000
-    for x in r[3520:3540]:  # then the backtest's rhythm: 20 updates, refit on 1000 days
+    _, shrink_s = _timed(lambda: agent.refit(r[e + 20 - win : e + 20], seed=2))  # -> the window
+    for x in r[e + 20 : e + 40]:  # then the backtest's rhythm: 20 updates, refit on the window
         agent.update(float(x))
-    window = r[2540:3540]
+    window = r[e + 40 - win : e + 40]
     _, refit_s = _timed(lambda: agent.refit(window, seed=3))
     cycles = []
-    for end in range(3560, 3560 + 40 * 20, 20):  # the backtest's rhythm, 40 cycles
+    for end in range(e + 60, e + 60 + n_cycles * 20, 20):  # the backtest's rhythm
         for x in r[end - 20:end]:
             agent.update(float(x))
-        cycles.append(_timed(lambda end=end: agent.refit(r[end - 1000:end], seed=end))[1])
+        cycles.append(_timed(lambda end=end: agent.refit(r[end - win:end], seed=end))[1])
     refit_mean = statistics.fmean(cycles)
-    _, fresh_s = _timed(lambda: StudentT().fit(window, seed=7))
-    _, nuts_first = _timed(lambda: StudentT(sampler="nuts").fit(hist, seed=0))  # + JAX compile
-    _, nuts_hist = _timed(lambda: StudentT(sampler="nuts").fit(hist, seed=6))
-    StudentT(sampler="nuts").fit(r[2520:3520], seed=4)  # compile the 1000-day shape first
-    _, nuts_window = _timed(lambda: StudentT(sampler="nuts").fit(window, seed=5))
+    _, fresh_s = _timed(lambda: StudentT(**small).fit(window, seed=7))
+    _, nuts_first = _timed(lambda: StudentT(sampler="nuts", **nuts).fit(hist, seed=0))  # compile
+    if quick:  # the compiled runs: the same calls, skipped to keep the quick mode quick
+        nuts_hist = nuts_window = float("nan")
+    else:
+        _, nuts_hist = _timed(lambda: StudentT(sampler="nuts").fit(hist, seed=6))
+        StudentT(sampler="nuts").fit(r[e + 20 - win : e + 20], seed=4)  # compile the window's shape
+        _, nuts_window = _timed(lambda: StudentT(sampler="nuts").fit(window, seed=5))
 
-    evt, evt_fit = _timed(lambda: GarchEVT().fit(hist, seed=0))
+    evt_small = {"particles": 200} if quick else {}
+    evt, evt_fit = _timed(lambda: GarchEVT(**evt_small).fit(hist, seed=0))
     evt_ticks = _ticks(evt, stream[:500])
-    evt_fc = median_seconds(lambda: evt.forecast((0.99,)), repeat=100, warmup=3)
+    evt_fc = median_seconds(lambda: evt.forecast((0.99,)), repeat=20 if quick else 100, warmup=3)
 
     print_table([
-        ("StudentT fit, 2500 returns (default: 4 x 2000-particle SMC runs)", f"{fit_s:.2f} s",
+        (f"StudentT fit, {n_hist} returns (4 x {agent.particles}-particle SMC runs)",
+         f"{fit_s:.2f} s",
          "<= 1 s, R-hat <= 1.01, ESS >= 400", f"scipy t.fit {mle_s:.2f} s",
          _ok(fit_s <= 1 and converged)),
         ("  fit diagnostics", d.summary(), "-", "-", "-"),
-        ("StudentT fit, sampler='nuts', 2500 returns (first / compiled)",
+        (f"StudentT fit, sampler='nuts', {n_hist} returns (first / compiled)",
          f"{nuts_first:.2f} s / {nuts_hist:.2f} s", "-", f"SMC {fit_s:.2f} s", "-"),
         (f"StudentT update, median/tick ({w.size} particles)", f"{upd_med * 1e6:.0f} us",
          "<= 100 us", "-", _ok(upd_med <= 100e-6)),
@@ -103,22 +118,25 @@ def main() -> None:
          "<= 2000 us", "-", _ok(upd_mean <= 2e-3)),
         ("StudentT forecast (1 level), median", f"{fc * 1e6:.0f} us", "<= 1000 us",
          f"uncached risk_measures {fc_ref * 1e3:.2f} ms", _ok(fc <= 1e-3)),
-        ("StudentT refit, 3520-day history -> 1000-day window", f"{shrink_s * 1e3:.0f} ms", "-",
+        (f"StudentT refit, {e + 20}-day history -> {win}-day window",
+         f"{shrink_s * 1e3:.0f} ms", "-",
          f"fresh fit {fresh_s:.2f} s", "-"),
-        ("StudentT refit, backtest rhythm (20 new days, 1000-day window)",
+        (f"StudentT refit, backtest rhythm (20 new days, {win}-day window)",
          f"{refit_s * 1e3:.0f} ms", "<= 500 ms", f"fresh fit {fresh_s:.2f} s",
          _ok(refit_s <= 0.5)),
-        ("StudentT refit, mean of 40 backtest cycles", f"{refit_mean * 1e3:.1f} ms",
+        (f"StudentT refit, mean of {n_cycles} backtest cycles", f"{refit_mean * 1e3:.1f} ms",
          "<= 0.1 x fresh fit", f"fresh fit {fresh_s:.2f} s, compiled NUTS {nuts_window:.2f} s",
          _ok(refit_mean <= 0.1 * fresh_s)),
-        ("GarchEVT fit, 2500 returns", f"{evt_fit:.2f} s", "-", "-", "-"),
+        (f"GarchEVT fit, {n_hist} returns", f"{evt_fit:.2f} s", "-", "-", "-"),
         ("GarchEVT update, median/tick", f"{statistics.median(evt_ticks) * 1e6:.0f} us", "-",
          "-", "-"),
         ("GarchEVT forecast (1 level), median", f"{evt_fc * 1e3:.2f} ms", "-", "-", "-"),
     ])
-    print(f"(S&P 500: fit on 2500 days, {stream.size} ticks streamed; particle ESS after the "
+    mode = "quick mode, " if quick else ""
+    print(f"({mode}S&P 500: fit on {n_hist} days, {stream.size} ticks streamed; particle ESS "
+          "after the "
           f"stream {d.ess:.0f})")
 
 
 if __name__ == "__main__":
-    main()
+    main(quick="--quick" in sys.argv[1:])

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from ..errors import InvalidReturns
 from . import _garch_lik as lik
 
 FloatArray = NDArray[np.float64]
@@ -46,6 +47,10 @@ MIN_INDEPENDENT_ACCEPTANCE = 0.25
 START_DF = 5.0
 START_INFLATION = 2.0
 PRIOR_SHARE = 0.1
+#: Most tempering stages of a fit (real series take a handful from the mode, a few dozen
+#: from the prior; each stage raises phi by at least 1e-12, so without a cap a series
+#: the sampler cannot handle would run for hours).
+MAX_STAGES = 200
 
 
 @dataclass
@@ -288,6 +293,7 @@ def _fit_from_prior(
     phi = np.zeros(runs)
     stages, acc = 0, 0.0
     while np.any(phi < 1.0):
+        _check_stages(stages, phi)
         idx_all = np.empty(s, dtype=np.intp)
         for g in range(runs):
             sl = slice(g * particles, (g + 1) * particles)
@@ -324,6 +330,7 @@ def _fit_from_proposal(
     stages, acc = 0, 0.0
     d = cloud.u.shape[1]
     while np.any(phi < 1.0):
+        _check_stages(stages, phi)
         ll = np.where(np.isfinite(cloud.ll), cloud.ll, -np.inf)
         log_ratio = cloud.lp + ll - start.logpdf(cloud.u, cloud.lp)
         log_ratio = np.where(np.isnan(log_ratio), -np.inf, log_ratio)
@@ -353,6 +360,15 @@ def _fit_from_proposal(
         cloud = cloud.replaced(pos, part)
         stages += 1
     return FitResult(cloud, acc, stages, from_mode=True)
+
+
+def _check_stages(stages: int, phi: FloatArray) -> None:
+    if stages >= MAX_STAGES:
+        raise InvalidReturns(
+            f"the GARCH posterior was not reached in {MAX_STAGES} tempering stages (the "
+            f"slowest run got to {float(phi.min()):.3g} of the likelihood): the series gives "
+            "the sampler nothing to hold on to - check it for long stale stretches or a unit "
+            "mistake, or use a longer one")
 
 
 def _weighted_moments(u: FloatArray, w: FloatArray) -> tuple[FloatArray, FloatArray]:

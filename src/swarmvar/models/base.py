@@ -21,6 +21,8 @@ import io
 import json
 import math
 import warnings
+import zipfile
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Self
@@ -39,7 +41,20 @@ Seed = int | np.random.Generator | None
 RHAT_MAX = 1.01
 ESS_MIN = 400.0
 
+#: Version of the :meth:`Agent.state` format, written into every state and checked on
+#: restore (an ``.npz`` archive: a JSON header and the arrays, each member CRC-checked).
 STATE_FORMAT = 1
+#: Largest state :meth:`Agent.from_state` reads (bytes): a 100,000-particle cloud with a
+#: 100,000-day history is ~20 MB.
+MAX_STATE_BYTES = 1 << 28
+#: Longest forecast horizon (periods): a year of trading days. Longer horizons are
+#: refused; a daily model says little about them.
+MAX_HORIZON = 250
+#: A history whose most frequent value makes up more than this share of it (a stale or
+#: illiquid price), or whose standard deviation is below MIN_SD, gives the scale models
+#: (``needs_variation``) no scale to estimate: refused up front.
+MAX_TIED_SHARE = 0.5
+MIN_SD = 1e-6
 
 
 class Agent(ABC):
@@ -54,6 +69,9 @@ class Agent(ABC):
     name: ClassVar[str]
     #: Fewest returns ``fit`` accepts.
     min_observations: ClassVar[int] = 30
+    #: Whether ``fit`` refuses a degenerate history (constant, nearly so, or mostly one
+    #: value): the sampled scale models, whose samplers cannot converge on one.
+    needs_variation: ClassVar[bool] = False
 
     _fitted: bool = False
 
@@ -231,20 +249,59 @@ class Agent(ABC):
 
     @classmethod
     def from_state(cls, data: bytes) -> Self:
-        """Rebuild an agent from :meth:`state` bytes."""
+        """Rebuild an agent from :meth:`state` bytes.
+
+        Raises
+        ------
+        InvalidState
+            For anything but an intact state of this model in this format:
+            truncated or bit-flipped bytes (each archive member carries a
+            CRC-32), a malformed header, another model or format version,
+            parameters the constructor refuses, or arrays that do not fit.
+        """
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise InvalidState(f"a state is bytes, not {type(data).__name__}")
+        if len(data) > MAX_STATE_BYTES:
+            raise InvalidState(f"state of {len(data)} bytes exceeds the {MAX_STATE_BYTES} bytes "
+                               "an agent state may take")
         try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            with np.load(io.BytesIO(bytes(data)), allow_pickle=False) as npz:
+                if not hasattr(npz, "files"):
+                    raise InvalidState("not a swarmvar agent state: a bare array, not an archive")
                 header = json.loads(npz["__header__"].tobytes().decode())
                 arrays = {k: npz[k] for k in npz.files if k != "__header__"}
-        except (ValueError, KeyError, OSError, EOFError, json.JSONDecodeError) as exc:
-            raise InvalidState(f"not a swarmvar agent state: {exc}") from exc
+        except InvalidState:
+            raise
+        except (ValueError, KeyError, OSError, EOFError, UnicodeError, zipfile.BadZipFile,
+                zipfile.LargeZipFile, NotImplementedError, MemoryError, TypeError,
+                IndexError, OverflowError, zlib.error) as exc:
+            raise InvalidState(f"not a swarmvar agent state (corrupt or truncated?): "
+                               f"{type(exc).__name__}: {exc}") from exc
+        if not isinstance(header, dict):
+            raise InvalidState("state header is not a JSON object")
         if header.get("format") != STATE_FORMAT:
             raise InvalidState(f"state format {header.get('format')!r} is not {STATE_FORMAT}")
         if header.get("model") != cls.name:
             raise InvalidState(f"state is of model {header.get('model')!r}, not {cls.name!r}")
-        params = {k: tuple(v) if isinstance(v, list) else v for k, v in header["params"].items()}
-        agent = cls(**params)
-        agent._set_state(header["scalars"], arrays)
+        raw, scalars = header.get("params"), header.get("scalars")
+        if not isinstance(raw, dict) or not isinstance(scalars, dict):
+            raise InvalidState("state header lacks its params or scalars object")
+        unknown = sorted(set(raw) - set(cls.parameter_names()))
+        if unknown:
+            raise InvalidState(f"state names parameters {unknown} that {cls.name} does not have")
+        params = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+        try:
+            agent = cls(**params)
+        except InvalidParameter as exc:
+            raise InvalidState(f"state holds parameters {cls.name} refuses: {exc}") from exc
+        try:
+            agent._set_state(scalars, arrays)
+        except InvalidState:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError,
+                ZeroDivisionError, FloatingPointError) as exc:
+            raise InvalidState(f"{cls.name} state is malformed: {type(exc).__name__}: "
+                               f"{exc}") from exc
         agent._fitted = True
         return agent
 
@@ -255,7 +312,10 @@ class Agent(ABC):
             raise NotFitted(f"{self.name} is not fitted; call fit(returns) first")
 
     def _history(self, returns: ArrayLike) -> NDArray[np.float64]:
-        return as_array(returns, min_obs=self.min_observations, who=self.name)
+        x = as_array(returns, min_obs=self.min_observations, who=self.name)
+        if self.needs_variation:
+            check_variation(x, self.name)
+        return x
 
     @staticmethod
     def _check_return(r: float) -> float:
@@ -305,9 +365,11 @@ class Agent(ABC):
 
     @staticmethod
     def _check_horizon(horizon: int) -> int:
-        if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
+        if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or not (
+                1 <= horizon <= MAX_HORIZON):
             raise InvalidParameter(
-                f"horizon must be a whole number of periods >= 1, not {horizon!r}"
+                f"horizon must be a whole number of periods from 1 to {MAX_HORIZON} (a year "
+                f"of trading days), not {horizon!r}"
             )
         return int(horizon)
 
@@ -345,6 +407,55 @@ def forecast_day_by_day(
     day_seeds = agent._block_seeds(seeds, xs.size)  # noqa: SLF001
     return agent._day_by_day(xs, check_alphas(alphas), agent._check_horizon(horizon),  # noqa: SLF001
                              day_seeds)
+
+
+def check_variation(x: NDArray[np.float64], who: str) -> None:
+    """Refuse a history with no scale to estimate: constant, nearly so, or mostly one value.
+
+    Raises :class:`~swarmvar.errors.InvalidReturns` saying which, so that a
+    stale price series fails in microseconds instead of running a sampler
+    for minutes towards a posterior it cannot reach.
+    """
+    values, counts = np.unique(x, return_counts=True)
+    top = int(np.argmax(counts))
+    share = counts[top] / x.size
+    if share > MAX_TIED_SHARE:
+        raise InvalidReturns(
+            f"{share:.0%} of the {x.size} returns are exactly {float(values[top])!r}; {who} "
+            "needs a series that moves (a stale or illiquid price?) - give a longer or another series, "
+            "or use NormalInverseGamma or BayesianBootstrap, which accept it")
+    sd = float(np.std(x))
+    if sd < MIN_SD:
+        raise InvalidReturns(
+            f"the returns' standard deviation is {sd:.3g}, below {MIN_SD:g}: {who} has no "
+            "scale to estimate - check the series' units, or use NormalInverseGamma")
+
+
+def check_real(label: str, value: object, low: float = -math.inf, high: float = math.inf, *,
+               low_open: bool = False, high_open: bool = False) -> float:
+    """``value`` as a float in the given interval, or :class:`InvalidParameter` naming it."""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+            value, (bool, np.bool_)):
+        try:
+            x = float(value)
+        except OverflowError:  # an int beyond the floats
+            x = math.inf
+        above = x > low if low_open else x >= low
+        below = x < high if high_open else x <= high
+        if math.isfinite(x) and above and below:
+            return x
+    lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+    raise InvalidParameter(f"{label} must be a finite number in {lo}{low:g}, {high:g}{hi}, "
+                           f"not {value!r}")
+
+
+def check_whole(label: str, value: object, least: int, most: int) -> int:
+    """``value`` as an int in ``[least, most]``, or :class:`InvalidParameter` naming it."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not (
+            least <= value <= most):
+        raise InvalidParameter(f"{label} must be a whole number from {least} to {most}, "
+                               f"not {value!r}")
+    return int(value)
 
 
 def rng_from(seed: Seed) -> np.random.Generator:

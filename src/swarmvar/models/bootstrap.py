@@ -41,7 +41,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..errors import InvalidParameter, InvalidState
 from ..types import Forecast, RiskMeasure
-from .base import Agent, Seed, rng_from
+from .base import Agent, Seed, check_whole, rng_from
 from .risk import EmpiricalFamily, check_alphas, risk_measures
 
 #: The tail-restricted draws first keep the ``n (1 - alpha) + 4 sqrt(n (1 - alpha)) + 2``
@@ -55,6 +55,10 @@ _TAIL_SD, _TAIL_PAD = 4.0, 2.0
 #: Days of a :meth:`BayesianBootstrap.forecast_block` done together (the
 #: ``(days, window)`` matrices stay small).
 _BLOCK_DAYS = 32
+#: Largest window, draws or paths (100,000 returns are 400 years of trading days).
+MAX_SIZE = 100_000
+#: Most values one forecast may hold: draws x window (the weights) or draws x paths.
+MAX_CELLS = 20_000_000
 
 
 class BayesianBootstrap(Agent):
@@ -74,11 +78,14 @@ class BayesianBootstrap(Agent):
     min_observations = 50
 
     def __init__(self, window: int = 500, draws: int = 1000, paths: int = 200) -> None:
-        for label, value, low in (("window", window, 50), ("draws", draws, 20),
-                                  ("paths", paths, 50)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise InvalidParameter(f"{label} must be a whole number >= {low}, not {value!r}")
-        self.window, self.draws, self.paths = int(window), int(draws), int(paths)
+        window = check_whole("window", window, 50, MAX_SIZE)
+        draws = check_whole("draws", draws, 20, MAX_SIZE)
+        paths = check_whole("paths", paths, 50, MAX_SIZE)
+        if draws * max(window, paths) > MAX_CELLS:
+            raise InvalidParameter(
+                f"draws x max(window, paths) = {draws * max(window, paths):,} values, beyond the "
+                f"{MAX_CELLS:,} one forecast may hold in memory; lower draws, window or paths")
+        self.window, self.draws, self.paths = window, draws, paths
         #: which order statistics of ``draws`` values are their 5% and 95% quantiles
         self._ci_index = _even_quantile_index(self.draws)
         self._buffer = np.empty(self.window)
@@ -185,16 +192,29 @@ class BayesianBootstrap(Agent):
         x = self._buffer[: self._count]
         if h == 1:
             return Forecast(model=self.name, horizon=h, levels=self._one_day(x, rng, levels))
-        weights = self._dirichlet(rng, x.size)
-        cum = np.cumsum(weights, axis=1)
-        u = rng.random((self.draws, self.paths * h))
-        idx = np.minimum(
-            np.array([np.searchsorted(c, row) for c, row in zip(cum, u, strict=True)]),
-            x.size - 1,
-        )
-        paths = x[idx].reshape(self.draws, self.paths, h).sum(axis=2)
-        return Forecast(model=self.name, horizon=h, levels=risk_measures(EmpiricalFamily(paths),
-                                                                         levels))
+        return Forecast(model=self.name, horizon=h, levels=risk_measures(
+            EmpiricalFamily(self._path_sums(x, h, rng)), levels))
+
+    def _path_sums(self, x: NDArray[np.float64], h: int,
+                   rng: np.random.Generator) -> NDArray[np.float64]:
+        """Sums of ``h`` returns drawn from each draw's weighted window ``(draws, paths)``.
+
+        Draw ``d`` samples the window by inverse CDF on its cumulative weights;
+        the rows are laid end to end (row ``d`` spans ``(d, d + 1]``) so that one
+        ``searchsorted`` serves every draw, and days are added one at a time, so
+        memory stays ``(draws, paths)`` whatever the horizon.
+        """
+        n = x.size
+        cum = np.cumsum(self._dirichlet(rng, n), axis=1)
+        offset = np.arange(self.draws, dtype=float)[:, None]
+        flat = (cum + offset).ravel()
+        start = (offset * n).astype(np.intp)
+        total = np.zeros((self.draws, self.paths))
+        for _ in range(h):
+            u = rng.random((self.draws, self.paths))
+            idx = np.searchsorted(flat, u + offset) - start
+            total += x[np.minimum(idx, n - 1)]
+        return total
 
     def _horizon_one_block(
         self, xs: NDArray[np.float64], levels: tuple[float, ...], seeds: Sequence[Seed]

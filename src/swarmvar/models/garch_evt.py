@@ -35,10 +35,10 @@ from typing import Any, NamedTuple, Self
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ..errors import InvalidParameter, InvalidState
+from ..errors import InvalidState
 from ..types import Diagnostics, Forecast
 from ._garch_family import simulate_paths
-from .base import Agent, Seed, rng_from
+from .base import Agent, Seed, check_real, rng_from
 from .garch_t import ASYMMETRIC_DEFAULT, GarchT
 from .gpd import (
     GPDPosterior,
@@ -87,14 +87,12 @@ class GarchEVT(Agent):
 
     name = "GarchEVT"
     min_observations = 200
+    needs_variation = True
 
     def __init__(self, threshold: float = 0.90, particles: int = 1000, runs: int = 4,
                  ess_threshold: float = 0.5, asymmetric: bool = ASYMMETRIC_DEFAULT) -> None:
-        if (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
-                or not 0.5 < threshold < 0.99):
-            raise InvalidParameter(f"threshold must be a quantile level in (0.5, 0.99), e.g. "
-                                   f"0.90, not {threshold!r}")
-        self.threshold = float(threshold)
+        self.threshold = check_real("threshold (a quantile level, e.g. 0.90)", threshold, 0.5,
+                                    0.99, low_open=True, high_open=True)
         self._garch = GarchT(particles=particles, runs=runs, ess_threshold=ess_threshold,
                              asymmetric=asymmetric)
         self.particles, self.runs = self._garch.particles, self._garch.runs

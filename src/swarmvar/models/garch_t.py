@@ -38,7 +38,7 @@ from ..types import Diagnostics, Forecast
 from . import _garch_lik as lik
 from . import _garch_smc as smc
 from ._garch_family import TQuantileCache, level_measures_block, simulate_paths
-from .base import Agent, Seed, rng_from
+from .base import Agent, Seed, check_real, check_whole, rng_from
 from .diagnostics import summarize
 from .risk import EmpiricalFamily, check_alphas, risk_measures, risk_measures_block
 
@@ -54,6 +54,8 @@ HORIZON_PATHS = 500
 BLOCK_DAYS = 8
 #: Below this ESS fraction after a warm refit's reweighting, refit from scratch.
 REFIT_MIN_ESS = 0.05
+#: Most particles one fit holds (particles x runs), and most runs.
+MAX_PARTICLES, MAX_RUNS = 200_000, 64
 
 
 class Particles(NamedTuple):
@@ -89,19 +91,18 @@ class GarchT(Agent):
 
     name = "GarchT"
     min_observations = 100
+    needs_variation = True
 
     def __init__(self, particles: int = 1000, runs: int = 4, ess_threshold: float = 0.5,
                  asymmetric: bool = ASYMMETRIC_DEFAULT) -> None:
-        if isinstance(particles, bool) or not isinstance(particles, (int, np.integer)) or (
-            particles < 100
-        ):
-            raise InvalidParameter(f"particles must be a whole number >= 100, not {particles!r}")
-        if isinstance(runs, bool) or not isinstance(runs, (int, np.integer)) or runs < 2:
-            raise InvalidParameter(f"runs must be a whole number >= 2 (for R-hat), not {runs!r}")
-        if not isinstance(ess_threshold, (int, float)) or not 0.0 < float(ess_threshold) < 1.0:
+        particles = check_whole("particles", particles, 100, MAX_PARTICLES)
+        runs = check_whole("runs", runs, 2, MAX_RUNS)  # >= 2 for R-hat across runs
+        if particles * runs > MAX_PARTICLES:
             raise InvalidParameter(
-                f"ess_threshold must be strictly between 0 and 1, not {ess_threshold!r}"
-            )
+                f"particles x runs = {particles * runs:,}, beyond the {MAX_PARTICLES:,} one fit "
+                "may hold; lower particles or runs")
+        ess_threshold = check_real("ess_threshold", ess_threshold, 0.0, 1.0, low_open=True,
+                                   high_open=True)
         if not isinstance(asymmetric, (bool, np.bool_)):
             raise InvalidParameter(f"asymmetric must be True or False, not {asymmetric!r}")
         self.particles = int(particles)

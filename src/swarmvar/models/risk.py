@@ -20,7 +20,7 @@ Losses are positive numbers in return units (0.01 = 1%).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
@@ -455,15 +455,29 @@ def risk_measures_block(
     ]
 
 
+#: Most confidence levels one forecast computes.
+MAX_LEVELS = 100
+
+
 def check_alphas(alphas: Sequence[float] | float) -> tuple[float, ...]:
     """Validate confidence levels: each strictly between 0.5 and 1."""
     if type(alphas) is tuple and all(type(a) is float and 0.5 < a < 1.0 for a in alphas) and alphas:
         return alphas  # the common case, checked without copying
-    values = (alphas,) if isinstance(alphas, (int, float)) else tuple(alphas)
+    if isinstance(alphas, (int, float, np.integer, np.floating)):
+        values: tuple[Any, ...] = (alphas,)
+    elif isinstance(alphas, (str, bytes, dict)) or not isinstance(alphas, Iterable):
+        raise InvalidParameter(
+            f"confidence levels are a number or a sequence of numbers (e.g. (0.99, 0.975)), "
+            f"not {alphas!r}")
+    else:
+        values = tuple(alphas)
     if not values:
         raise InvalidParameter("give at least one confidence level, e.g. alphas=(0.99,)")
+    if len(values) > MAX_LEVELS:
+        raise InvalidParameter(f"{len(values)} confidence levels; at most {MAX_LEVELS} at once")
     for a in values:
-        if not isinstance(a, (int, float)) or not 0.5 < float(a) < 1.0:
+        if isinstance(a, (bool, np.bool_)) or not isinstance(
+                a, (int, float, np.integer, np.floating)) or not 0.5 < float(a) < 1.0:
             raise InvalidParameter(
                 f"confidence level {a!r} must be a number strictly between 0.5 and 1 (e.g. 0.99)"
             )

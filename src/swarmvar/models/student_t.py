@@ -40,7 +40,7 @@ from . import _sir
 from . import _student_t_lik as lik
 from ._sir_tmixture import MixtureLevel, mixture_level, risk_measure, risk_measures_block
 from ._student_t_lik import constrain, log_const, log_prior, t_loglik
-from .base import Agent, Seed, rng_from
+from .base import Agent, Seed, check_real, check_whole, rng_from
 from .diagnostics import summarize
 from .risk import EmpiricalFamily, check_alphas, risk_measures
 
@@ -66,6 +66,8 @@ _LEAST_INDEPENDENT_ACCEPTANCE = 0.2
 _LEAST_MOVED = 0.3
 #: Most tempering steps of an SMC fit (7-12 on real data).
 _MAX_TEMPERING_STEPS = 200
+#: Most particles one fit holds (particles x runs).
+_MAX_PARTICLES = 200_000
 
 
 def _dropped_prefix(history: FloatArray, window: FloatArray) -> FloatArray | None:
@@ -105,18 +107,25 @@ class StudentT(Agent):
 
     name = "StudentT"
     min_observations = 30
+    needs_variation = True
 
     def __init__(self, num_chains: int = 4, num_warmup: int = 500, num_samples: int = 1000,
                  particles: int = 2000, ess_threshold: float = 0.5, moves: int = 5,
                  sampler: str = "smc", runs: int = 4) -> None:
-        for label, value, least in (("num_chains", num_chains, 1), ("num_warmup", num_warmup, 10),
-                                    ("num_samples", num_samples, 10), ("particles", particles, 10),
-                                    ("moves", moves, 1), ("runs", runs, 2)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise InvalidParameter(f"{label} must be a whole number >= {least}, not {value!r}")
-        if not isinstance(ess_threshold, (int, float)) or not 0.0 < ess_threshold < 1.0:
-            raise InvalidParameter(f"ess_threshold must lie in (0, 1), not {ess_threshold!r}")
-        if sampler not in SAMPLERS:
+        num_chains = check_whole("num_chains", num_chains, 1, 64)
+        num_warmup = check_whole("num_warmup", num_warmup, 10, 100_000)
+        num_samples = check_whole("num_samples", num_samples, 10, 100_000)
+        particles = check_whole("particles", particles, 10, _MAX_PARTICLES)
+        moves = check_whole("moves", moves, 1, 1000)
+        runs = check_whole("runs", runs, 2, 64)
+        if particles * runs > _MAX_PARTICLES or num_chains * num_samples > _MAX_PARTICLES * 10:
+            raise InvalidParameter(
+                f"particles x runs = {particles * runs:,} (at most {_MAX_PARTICLES:,}) or "
+                f"num_chains x num_samples = {num_chains * num_samples:,} (at most "
+                f"{_MAX_PARTICLES * 10:,}) is more than one fit may hold; lower them")
+        ess_threshold = check_real("ess_threshold", ess_threshold, 0.0, 1.0, low_open=True,
+                                   high_open=True)
+        if not isinstance(sampler, str) or sampler not in SAMPLERS:
             raise InvalidParameter(f"sampler must be one of {SAMPLERS}, not {sampler!r}")
         self.num_chains, self.num_warmup, self.num_samples = num_chains, num_warmup, num_samples
         self.particles = particles

@@ -76,7 +76,8 @@ bodies = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=bodies)
 def test_bad_returns_are_refused_and_store_nothing(api: tuple[TestClient, Keys], body: Any) -> None:
     c, k = api
@@ -97,7 +98,8 @@ raw = st.one_of(st.sampled_from(['{"date": "2024-02-01", "return": NaN}',
                 st.binary(max_size=40))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(content=raw)
 def test_malformed_json_is_refused(api: tuple[TestClient, Keys], content: Any) -> None:
     c, k = api
@@ -122,7 +124,8 @@ portfolios = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=portfolios)
 def test_bad_portfolios_are_refused(api: tuple[TestClient, Keys], body: Any) -> None:
     c, k = api

@@ -23,14 +23,14 @@ def route_roles() -> dict[tuple[str, str], str]:
             continue
         roles = [getattr(d.call, "role", None) for d in r.dependant.dependencies]
         role = next((x.value for x in roles if x is not None), "none")
-        for m in r.methods:
+        for m in r.methods or ():
             out[(m, r.path)] = role
     return out
 
 
 def _type(schema: dict[str, Any], defs: dict[str, Any]) -> str:
     if "$ref" in schema:
-        return "`" + schema["$ref"].rsplit("/", 1)[-1] + "`"
+        return "`" + str(schema["$ref"]).rsplit("/", 1)[-1] + "`"
     if "anyOf" in schema:
         return " or ".join(_type(s, defs) for s in schema["anyOf"])
     if schema.get("type") == "array":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
@@ -72,15 +73,16 @@ def _admit(request: Request, presented: str, role: Role) -> ApiKey:
 def require(role: Role, *, allow_query: bool = False) -> Callable[..., ApiKey]:
     """A dependency admitting keys of ``role`` or above; 401 without a valid key, 403 below it."""
     if allow_query:
-        def with_query(request: Request, header: str | None = Depends(_header),
-                       bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
-                       query: str | None = Depends(_query)) -> ApiKey:
+        def with_query(request: Request, header: Annotated[str | None, Depends(_header)],
+                       bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+                       query: Annotated[str | None, Depends(_query)]) -> ApiKey:
             return _admit(request, _presented(request, header, bearer, query, True), role)
         with_query.role = role  # type: ignore[attr-defined]  # read by the API docs
         return with_query
 
-    def dependency(request: Request, header: str | None = Depends(_header),
-                   bearer: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> ApiKey:
+    def dependency(request: Request, header: Annotated[str | None, Depends(_header)],
+                   bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+                   ) -> ApiKey:
         return _admit(request, _presented(request, header, bearer, None, False), role)
 
     dependency.role = role  # type: ignore[attr-defined]  # read by the API docs
@@ -91,3 +93,9 @@ reader = require(Role.READER)
 writer = require(Role.WRITER)
 admin = require(Role.ADMIN)
 stream_reader = require(Role.READER, allow_query=True)
+
+#: Route parameter types: ``key: Reader`` admits readers and above, and so on.
+Reader = Annotated[ApiKey, Depends(reader)]
+Writer = Annotated[ApiKey, Depends(writer)]
+Admin = Annotated[ApiKey, Depends(admin)]
+StreamReader = Annotated[ApiKey, Depends(stream_reader)]

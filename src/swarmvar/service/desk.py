@@ -193,8 +193,9 @@ def check_returns(items: Sequence[DatedReturn], what: str) -> None:
             raise InvalidReturns(f"{what}[{i}] ({it.as_of}) has return {it.value!r}; a daily log "
                                  "return must be a finite fraction (0.01 = 1%) above -1")
         if i and it.as_of <= items[i - 1].as_of:
-            raise ConflictingInput(f"{what}: dates out of order at [{i}] ({it.as_of} after "
-                                   f"{items[i - 1].as_of}); send returns oldest first, one per date")
+            raise ConflictingInput(
+                f"{what}: dates out of order at [{i}] ({it.as_of} after {items[i - 1].as_of}); "
+                "send returns oldest first, one per date")
 
 
 class Desk:
@@ -398,7 +399,7 @@ class Desk:
         return out
 
     def _fresh(self, book: _Book, items: Sequence[DatedReturn]) -> list[DatedReturn]:
-        fresh = []
+        fresh: list[DatedReturn] = []
         for it in items:
             old = book.recorded.get(it.as_of)
             if old is not None:

@@ -107,7 +107,7 @@ class Metrics:
         """The text format of every process's samples (merged in multiprocess mode)."""
         if multiprocess_dir() is not None:
             reg = CollectorRegistry()
-            MultiProcessCollector(reg)
+            MultiProcessCollector(reg)  # type: ignore[no-untyped-call]
             return generate_latest(reg)
         return generate_latest(self.registry)
 

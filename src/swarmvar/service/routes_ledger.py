@@ -8,13 +8,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from ..errors import InvalidParameter
 from ..ledger import Ledger
-from .auth import admin, reader
+from .auth import Admin, Reader
 from .desk import Desk
-from .keys import ApiKey
 from .metrics import CONTENT_TYPE
 from .routes_risk import _ERRORS
 from .schemas import EntryOut, Health, VariantOut, VerificationOut
@@ -38,7 +37,7 @@ def _in_range(what: str, value: int, size: int) -> None:
 
 
 @router.get("/v1/ledger/entries", response_model=list[EntryOut], tags=["ledger"])
-def entries(request: Request, key: ApiKey = Depends(reader),
+def entries(request: Request, key: Reader,
             start: Annotated[int, Query(ge=0)] = 0,
             limit: Annotated[int, Query(ge=1, le=_MAX_PAGE)] = 100) -> list[dict[str, Any]]:
     """Ledger entries ``start .. start + limit - 1`` (hashes as hex)."""
@@ -47,7 +46,7 @@ def entries(request: Request, key: ApiKey = Depends(reader),
 
 
 @router.get("/v1/ledger/entries/{index}", response_model=EntryOut, tags=["ledger"])
-def entry(index: int, request: Request, key: ApiKey = Depends(reader)) -> dict[str, Any]:
+def entry(index: int, request: Request, key: Reader) -> dict[str, Any]:
     """One entry by index (negative counts from the end)."""
     led = _ledger(request)
     size = led.size
@@ -56,14 +55,14 @@ def entry(index: int, request: Request, key: ApiKey = Depends(reader)) -> dict[s
 
 
 @router.get("/v1/ledger/head", tags=["ledger"])
-def head(request: Request, key: ApiKey = Depends(reader)) -> dict[str, Any]:
+def head(request: Request, key: Reader) -> dict[str, Any]:
     """The signed tree head: size, Merkle root, timestamp, Ed25519 public key and signature."""
     return _ledger(request).signed_head().to_dict()
 
 
 @router.get("/v1/ledger/proofs/inclusion", tags=["ledger"])
 def inclusion(request: Request, index: Annotated[int, Query(ge=0)],
-              key: ApiKey = Depends(reader),
+              key: Reader,
               size: Annotated[int | None, Query(ge=1)] = None) -> dict[str, Any]:
     """RFC 6962 inclusion proof of entry ``index`` in the tree of ``size`` entries."""
     led = _ledger(request)
@@ -76,7 +75,7 @@ def inclusion(request: Request, index: Annotated[int, Query(ge=0)],
 
 @router.get("/v1/ledger/proofs/consistency", tags=["ledger"])
 def consistency(request: Request, first: Annotated[int, Query(ge=1)],
-                key: ApiKey = Depends(reader),
+                key: Reader,
                 second: Annotated[int | None, Query(ge=1)] = None) -> dict[str, Any]:
     """RFC 6962 consistency proof between the trees of ``first`` and ``second`` entries."""
     led = _ledger(request)
@@ -87,7 +86,7 @@ def consistency(request: Request, first: Annotated[int, Query(ge=1)],
 
 
 @router.post("/v1/ledger/verify", response_model=VerificationOut, tags=["ledger"])
-def verify(request: Request, key: ApiKey = Depends(reader)) -> VerificationOut:
+def verify(request: Request, key: Reader) -> VerificationOut:
     """Recompute every hash and the Merkle root; say where the chain breaks, if it does."""
     v = _ledger(request).verify_chain(processes=1)
     if v.ok:
@@ -118,14 +117,14 @@ def _variant(v: Any) -> VariantOut:
 
 
 @router.get("/v1/variants", response_model=list[VariantOut], tags=["variants"])
-def list_variants(request: Request, key: ApiKey = Depends(reader)) -> list[VariantOut]:
+def list_variants(request: Request, key: Reader) -> list[VariantOut]:
     """Every model variant with its lifecycle status, oldest first."""
     with _evolution(request) as h:
         return [_variant(v) for v in h.variants.list()]
 
 
 @router.post("/v1/variants/{variant_id}/promote", response_model=VariantOut, tags=["variants"])
-def promote(variant_id: str, request: Request, key: ApiKey = Depends(admin)) -> VariantOut:
+def promote(variant_id: str, request: Request, key: Admin) -> VariantOut:
     """Make a variant the active one of its class (admins); recorded in the ledger."""
     with _evolution(request) as h:
         v = h.variants.promote(h.variants.get(variant_id), now=time.time())
@@ -137,7 +136,7 @@ def promote(variant_id: str, request: Request, key: ApiKey = Depends(admin)) -> 
 
 @router.post("/v1/variants/{variant_id}/rollback", response_model=VariantOut,
              tags=["variants"])
-def rollback(variant_id: str, request: Request, key: ApiKey = Depends(admin)) -> VariantOut:
+def rollback(variant_id: str, request: Request, key: Admin) -> VariantOut:
     """Roll a canary or active variant back (admins); its predecessor returns."""
     with _evolution(request) as h:
         rolled, back = h.variants.roll_back(h.variants.get(variant_id), now=time.time())

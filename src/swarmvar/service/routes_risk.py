@@ -11,13 +11,12 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sse_starlette.sse import EventSourceResponse
 
-from .auth import reader, stream_reader, writer
+from .auth import Reader, StreamReader, Writer
 from .desk import BeatPoint, Desk, PortfolioInfo
-from .keys import ApiKey
 from .schemas import (
     AgentOut,
     BacktestOut,
@@ -66,14 +65,14 @@ def _point(p: BeatPoint) -> PointOut:
 
 
 @router.get("/portfolios", response_model=list[PortfolioOut], tags=["portfolios"])
-def list_portfolios(request: Request, key: ApiKey = Depends(reader)) -> list[PortfolioOut]:
+def list_portfolios(request: Request, key: Reader) -> list[PortfolioOut]:
     """Every portfolio this service runs."""
     return [_portfolio(p) for p in _desk(request).portfolios()]
 
 
 @router.post("/portfolios", response_model=PortfolioOut, status_code=201, tags=["portfolios"])
 def create_portfolio(body: PortfolioIn, request: Request,
-                     key: ApiKey = Depends(writer)) -> PortfolioOut:
+                     key: Writer) -> PortfolioOut:
     """Create a portfolio: its swarm is fitted on ``history`` (at least 20 dated returns)."""
     info = _desk(request).create(body.name, [h.dated() for h in body.history], key_id=key.id,
                                  request_id=request.state.request_id, agents=body.agents)
@@ -81,7 +80,7 @@ def create_portfolio(body: PortfolioIn, request: Request,
 
 
 @router.get("/portfolios/{name}", response_model=PortfolioOut, tags=["portfolios"])
-def get_portfolio(name: Name, request: Request, key: ApiKey = Depends(reader)) -> PortfolioOut:
+def get_portfolio(name: Name, request: Request, key: Reader) -> PortfolioOut:
     """One portfolio: its agents, levels, beats and last date."""
     return _portfolio(_desk(request).info(name))
 
@@ -90,7 +89,7 @@ def get_portfolio(name: Name, request: Request, key: ApiKey = Depends(reader)) -
              responses={200: {"description": "Every return was already recorded: nothing "
                               "changed"}, 201: {"description": "Returns stored, beats run"}})
 def ingest(name: Name, body: ReturnIn | ReturnBatch, request: Request, response: Response,
-           key: ApiKey = Depends(writer)) -> IngestOut:
+           key: Writer) -> IngestOut:
     """Ingest one return (``{"date", "return"}``) or a batch (``{"returns": [...]}``).
 
     Idempotent by portfolio and date: a return already recorded with the same
@@ -118,7 +117,7 @@ def ingest(name: Name, body: ReturnIn | ReturnBatch, request: Request, response:
 
 
 @router.get("/portfolios/{name}/var", response_model=RiskOut, tags=["risk"])
-def current_var(name: Name, request: Request, key: ApiKey = Depends(reader)) -> RiskOut:
+def current_var(name: Name, request: Request, key: Reader) -> RiskOut:
     """The current consensus VaR and ES per level, with credible intervals and weights."""
     desk = _desk(request)
     r = desk.latest(name)
@@ -132,7 +131,7 @@ def current_var(name: Name, request: Request, key: ApiKey = Depends(reader)) -> 
 
 
 @router.get("/portfolios/{name}/agents", response_model=list[AgentOut], tags=["risk"])
-def agents(name: Name, request: Request, key: ApiKey = Depends(reader)) -> list[AgentOut]:
+def agents(name: Name, request: Request, key: Reader) -> list[AgentOut]:
     """Each agent's own VaR/ES view at the last beat, its log score and breaches."""
     r = _desk(request).latest(name)
     return [AgentOut(agent=n, levels=[m.to_dict() for m in f.levels],
@@ -141,7 +140,7 @@ def agents(name: Name, request: Request, key: ApiKey = Depends(reader)) -> list[
 
 
 @router.get("/portfolios/{name}/decisions", response_model=list[DecisionOut], tags=["risk"])
-def decisions(name: Name, request: Request, key: ApiKey = Depends(reader),
+def decisions(name: Name, request: Request, key: Reader,
               limit: Annotated[int, Query(ge=1, le=5000)] = 100) -> list[DecisionOut]:
     """The arbiter's recent decisions about this portfolio's swarm, oldest first."""
     return [DecisionOut(seq=d.seq, action=d.action.value, agents=list(d.agents),
@@ -151,7 +150,7 @@ def decisions(name: Name, request: Request, key: ApiKey = Depends(reader),
 
 
 @router.get("/portfolios/{name}/backtest", response_model=BacktestOut, tags=["risk"])
-def rolling_backtest(name: Name, request: Request, key: ApiKey = Depends(reader),
+def rolling_backtest(name: Name, request: Request, key: Reader,
                      window: Annotated[int, Query(ge=2, le=5000)] = 250) -> BacktestOut:
     """Rolling coverage of the consensus VaR: breaches vs expected, Kupiec and
     Christoffersen p-values over the last ``window`` beats."""
@@ -162,7 +161,7 @@ def rolling_backtest(name: Name, request: Request, key: ApiKey = Depends(reader)
 
 @router.get("/portfolios/{name}/history", response_model=list[PointOut], tags=["risk"],
             responses={200: {"content": {"text/csv": {}}}})
-def history(name: Name, request: Request, key: ApiKey = Depends(reader),
+def history(name: Name, request: Request, key: Reader,
             format: Literal["json", "csv"] = "json",
             limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
             since: Annotated[int, Query(ge=0)] = 0) -> list[PointOut] | Response:
@@ -187,7 +186,7 @@ def history(name: Name, request: Request, key: ApiKey = Depends(reader),
 
 @router.get("/portfolios/{name}/events", tags=["risk"],
             responses={200: {"content": {"text/event-stream": {}}}})
-async def events(name: Name, request: Request, key: ApiKey = Depends(stream_reader),
+async def events(name: Name, request: Request, key: StreamReader,
                  since: Annotated[int, Query(ge=0)] = 0) -> EventSourceResponse:
     """Server-sent events: one ``beat`` event per beat after ``since`` (any process's:
     the stream follows the shared ledger), ``ping`` comments in between."""

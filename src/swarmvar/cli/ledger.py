@@ -69,7 +69,7 @@ def _ledger(home: str) -> Iterator[Ledger]:
 
 @app.command()
 def verify(
-    home: Home = DEFAULT_HOME,
+    home: Home = str(DEFAULT_HOME),
     against: Annotated[
         Path | None,
         typer.Option(help="A signed head (JSON from `ledger head`) that the ledger must extend."),
@@ -103,7 +103,7 @@ def show(
         int | None,
         typer.Argument(help="Entry index (negative: from the end); omit for the manifest."),
     ] = None,
-    home: Home = DEFAULT_HOME,
+    home: Home = str(DEFAULT_HOME),
 ) -> None:
     """Print one entry, or the manifest (size, root, head hash, algorithm, created)."""
     with _ledger(home) as ledger:
@@ -115,7 +115,7 @@ def tail(
     n: Annotated[
         int, typer.Option("-n", "--lines", min=1, help="How many of the last entries.")
     ] = 10,
-    home: Home = DEFAULT_HOME,
+    home: Home = str(DEFAULT_HOME),
 ) -> None:
     """Print the last N entries, one JSON object per line."""
     with _ledger(home) as ledger:
@@ -127,7 +127,7 @@ def tail(
 def prove(
     index: Annotated[int, typer.Argument(help="Entry index.")],
     size: Annotated[int | None, typer.Option(help="Tree size (default: the whole ledger).")] = None,
-    home: Home = DEFAULT_HOME,
+    home: Home = str(DEFAULT_HOME),
 ) -> None:
     """Print an RFC 6962 inclusion proof for entry INDEX (checked before printing)."""
     with _ledger(home) as ledger:
@@ -138,7 +138,7 @@ def prove(
 def consistency(
     size1: Annotated[int, typer.Argument(help="Earlier tree size.")],
     size2: Annotated[int, typer.Argument(help="Later tree size.")],
-    home: Home = DEFAULT_HOME,
+    home: Home = str(DEFAULT_HOME),
 ) -> None:
     """Print an RFC 6962 consistency proof from SIZE1 to SIZE2 (checked before printing)."""
     with _ledger(home) as ledger:
@@ -146,7 +146,7 @@ def consistency(
 
 
 @app.command()
-def head(home: Home = DEFAULT_HOME) -> None:
+def head(home: Home = str(DEFAULT_HOME)) -> None:
     """Print a signed tree head (size, root, time; Ed25519) to keep for later audits."""
     with _ledger(home) as ledger:
         _echo(ledger.signed_head().to_dict())
@@ -155,7 +155,7 @@ def head(home: Home = DEFAULT_HOME) -> None:
 @app.command("export")
 def export_(
     path: Annotated[Path, typer.Argument(help="JSON Lines file to write.")],
-    home: Home = DEFAULT_HOME,
+    home: Home = str(DEFAULT_HOME),
 ) -> None:
     """Write the ledger to a JSON Lines file (header line, then one entry per line)."""
     with _ledger(home) as ledger:
@@ -166,7 +166,7 @@ def export_(
 @app.command("import")
 def import_(
     path: Annotated[Path, typer.Argument(help="JSON Lines export to load.")],
-    home: Home = DEFAULT_HOME,
+    home: Home = str(DEFAULT_HOME),
 ) -> None:
     """Verify an export and load it into a new, empty ledger under --home."""
     try:

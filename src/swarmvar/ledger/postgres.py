@@ -251,7 +251,6 @@ class _PgErrors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if exc is not None and isinstance(exc, psycopg.Error):
             raise LedgerCorrupted(f"ledger database error ({self.what}): {exc}") from None
-        return False

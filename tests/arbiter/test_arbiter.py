@@ -92,18 +92,18 @@ def test_quarantine_round_trip_through_the_breaker() -> None:
         if d.action is Action.QUARANTINE and out_at is None:
             out_at = r.seq
             assert d.agents == ("A",)
-            assert a.excluded("synthetic") == {"A"}
+            assert a.excluded("simulated") == {"A"}
     assert out_at is not None
-    assert storage.load("arbiter:synthetic:A").state is BreakerState.OPEN
-    assert a.excluded("synthetic") == {"A"}
+    assert storage.load("arbiter:simulated:A").state is BreakerState.OPEN
+    assert a.excluded("simulated") == {"A"}
     a.config = dataclasses.replace(eager, thresholds=Thresholds())  # no new quarantines
     back_at = None
     for r in beats[59:]:
         a.observe(r)
-        if back_at is None and not a.excluded("synthetic"):
+        if back_at is None and not a.excluded("simulated"):
             back_at = r.seq
     assert back_at is not None and back_at <= 60 + 8  # within one probation of mending
-    assert storage.load("arbiter:synthetic:A").state is BreakerState.CLOSED
+    assert storage.load("arbiter:simulated:A").state is BreakerState.CLOSED
     actions = Counter(e.data["type"] for e in ledger.entries(1) if e.kind == EntryKind.ACTION)
     assert actions["quarantine"] >= 2  # the decision and the breaker event
     assert actions["probation_failed"] >= 1 and actions["release"] == 1
@@ -113,12 +113,12 @@ def test_quarantine_round_trip_through_the_breaker() -> None:
 def test_operator_quarantine_and_release(history: BeatHistory) -> None:
     a = Arbiter()
     a.observe(next(history.beats()))
-    a.quarantine_now("synthetic", "C")
-    assert a.excluded("synthetic") == {"C"}
-    a.release("synthetic", "C")
-    assert a.excluded("synthetic") == frozenset()
+    a.quarantine_now("simulated", "C")
+    assert a.excluded("simulated") == {"C"}
+    a.release("simulated", "C")
+    assert a.excluded("simulated") == frozenset()
     with pytest.raises(UnknownAgent, match="known: A, B, C, D, E"):
-        a.release("synthetic", "Z")
+        a.release("simulated", "Z")
     with pytest.raises(UnknownAgent):
         a.quarantine_now("elsewhere", "A")
     with pytest.raises(UnknownAgent):
@@ -139,7 +139,7 @@ def test_balance_factors_hold_for_the_next_consensus(history: BeatHistory) -> No
     a = Arbiter()
     for r in history.beats():
         (d,) = a.observe(r)
-        f = a.weight_factors("synthetic")
+        f = a.weight_factors("simulated")
         if d.action is Action.APPLY_BALANCE:
             assert f == d.weights and all(0 < v < 1 for v in f.values())
         else:
@@ -183,7 +183,7 @@ def test_bad_signals_change_nothing(history: BeatHistory, what: str, value: floa
     a = Arbiter(ledger=ledger)
     beats = history.beats()
     a.observe(next(beats))
-    before, size = a.state("synthetic"), ledger.size
+    before, size = a.state("simulated"), ledger.size
     report = _corrupt(next(beats), what, value)
     bad = not math.isfinite(value) or (what == "regime" and not 0 <= value <= 1)
     if what == "log_score" and value == -math.inf:
@@ -191,7 +191,7 @@ def test_bad_signals_change_nothing(history: BeatHistory, what: str, value: floa
     if bad:
         with pytest.raises(InvalidSignal):
             a.observe(report)
-        assert a.state("synthetic") == before and ledger.size == size
+        assert a.state("simulated") == before and ledger.size == size
     else:
         a.observe(report)
         assert ledger.size > size

@@ -12,7 +12,6 @@ core's conservation score, the share of agents with no anomaly at this beat.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
@@ -114,16 +113,13 @@ def optimize_core(genome: Genome) -> OptimizeOutput:
 def run_cores(signals: BeatSignals, genome: Genome, model: ThreatModel,
               gains: PidGains = DEFAULT_GAINS, pool: Executor | None = None) -> CoreOutputs:
     """The four cores, serially or on ``pool`` (same outputs either way)."""
-    jobs: tuple[Callable[[], object], ...] = (
-        lambda: regen_core(signals, genome), lambda: balance_core(signals, genome, gains),
-        lambda: entropy_core(signals, model), lambda: optimize_core(genome))
     if pool is None:
-        r, b, e, o = (job() for job in jobs)
-    else:
-        r, b, e, o = (f.result() for f in [pool.submit(job) for job in jobs])
-    assert isinstance(r, RegenOutput) and isinstance(b, BalanceOutput)
-    assert isinstance(e, EntropyOutput) and isinstance(o, OptimizeOutput)
-    return CoreOutputs(r, b, e, o)
+        return CoreOutputs(regen_core(signals, genome), balance_core(signals, genome, gains),
+                           entropy_core(signals, model), optimize_core(genome))
+    jobs = (pool.submit(regen_core, signals, genome),
+            pool.submit(balance_core, signals, genome, gains),
+            pool.submit(entropy_core, signals, model), pool.submit(optimize_core, genome))
+    return CoreOutputs(jobs[0].result(), jobs[1].result(), jobs[2].result(), jobs[3].result())
 
 
 def aggregate_recommendations(outputs: CoreOutputs, genome: Genome) -> DecisionVector:

@@ -26,6 +26,7 @@ from ..errors import InvalidParameter
 from ..types import BeatReport, Consensus, Forecast, RiskMeasure
 
 if TYPE_CHECKING:
+    from ..consensus import Policy
     from ..validation import BacktestResult
 
 FloatArray = NDArray[np.float64]
@@ -209,3 +210,47 @@ def cached_history(
     history = BeatHistory.from_result(data, result, names)
     history.save(path)
     return history
+
+
+def simulated_history(days: int = 200, seed: int = 0,
+                      scales: Sequence[float] = (0.6, 1.0, 1.0, 1.1, 1.3),
+                      mend_at: int | None = None, alphas: Sequence[float] = (0.99, 0.975),
+                      policy: Policy | None = None) -> BeatHistory:
+    """A history with known truth, for tests and quick benchmarks.
+
+    Returns are Gaussian with a log-random-walk volatility; agent ``j``
+    (named ``"A"``, ``"B"``, ...) forecasts Gaussian VaR/ES with ``scales[j]``
+    times the true volatility (below 1: too low, it breaches too often),
+    credible intervals +-5 %; from day ``mend_at`` on the first agent forecasts
+    with the true volatility. The consensus row is the swarm policy's
+    (:func:`~swarmvar.consensus.consensus_levels`).
+    """
+    from scipy.stats import norm
+
+    from ..consensus import LevelForecasts, consensus_levels
+    from ..swarm.consensus import SWARM_POLICY
+
+    rng = np.random.default_rng(seed)
+    names = tuple(chr(ord("A") + j) for j in range(len(scales)))
+    scale = np.tile(np.asarray(scales, dtype=np.float64), (days, 1))
+    if mend_at is not None:
+        scale[mend_at:, 0] = 1.0
+    vol = 0.01 * np.exp(np.cumsum(rng.normal(0.0, 0.05, days)) * 0.5)
+    returns = vol * rng.standard_normal(days)
+    cols = np.empty((len(alphas), 6, days, len(names)))
+    for k, a in enumerate(alphas):
+        z = norm.ppf(a)
+        var = scale * vol[:, None] * z
+        es = scale * vol[:, None] * norm.pdf(z) / (1 - a)
+        cols[k] = np.stack([var, es, 0.95 * var, 1.05 * var, 0.95 * es, 1.05 * es])
+    levels = {a: LevelForecasts(cols[k, 0], cols[k, 1], np.stack([cols[k, 2], cols[k, 3]], -1),
+                                np.stack([cols[k, 4], cols[k, 5]], -1))
+              for k, a in enumerate(alphas)}
+    paths = consensus_levels(returns, levels, policy or SWARM_POLICY)
+    cons = np.stack([np.stack([paths[a].var, paths[a].es, *paths[a].var_interval.T,
+                               *paths[a].es_interval.T]) for a in alphas])
+    start = np.datetime64("2020-01-01")
+    dates = np.arange(start, start + days)
+    logscore = norm.logpdf(returns[:, None], scale=scale * vol[:, None])
+    return BeatHistory("simulated", dates, returns, tuple(float(a) for a in alphas), names,
+                       cols, cons, logscore)

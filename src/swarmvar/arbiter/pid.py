@@ -39,9 +39,10 @@ class Genome:
     o: float = 0.35
 
     def __post_init__(self) -> None:
-        values = (self.r, self.b, self.e, self.o)
-        if not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in values):
-            raise InvalidParameter(f"genome weights must be finite and > 0, got {values}")
+        for v in (self.r, self.b, self.e, self.o):
+            if not (isinstance(v, (int, float)) and 0 < v < math.inf):
+                raise InvalidParameter(f"genome weights must be finite and > 0, got "
+                                       f"{(self.r, self.b, self.e, self.o)}")
 
     def normalized(self) -> Genome:
         total = self.r + self.b + self.e + self.o

@@ -70,13 +70,13 @@ class AgentSignals:
     failed: bool
     drifting: bool
     lagging: bool
+    #: Anomaly count: breaches + coverage drift + outside + score lag + failure.
+    anomalies: int = field(init=False)
 
-    @property
-    def anomalies(self) -> int:
-        """Anomaly count: breaches + coverage drift + outside + score lag + failure."""
-        return (sum(self.breaches) + int(self.drifting) + int(self.outside_low or
-                                                              self.outside_high)
-                + int(self.lagging) + int(self.failed))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "anomalies", (
+            sum(self.breaches) + int(self.drifting) + int(self.outside_low or self.outside_high)
+            + int(self.lagging) + int(self.failed)))
 
     def to_json(self) -> dict[str, object]:
         return {"agent": self.agent, "breaches": list(self.breaches),

@@ -72,8 +72,8 @@ def step(state: ArbiterState, signals: BeatSignals, *, config: ArbiterConfig,
     genome, pid, pid_step = recalibrate(
         state.genome, state.pid, error, vector.threat, cores.balance.gains,
         seed_beat=state.beats if config.seed_pid else None)
-    new = replace(state, genome=genome, pid=pid, beats=state.beats + 1,
-                  late=state.late + int(late or signals.late))
+    new = ArbiterState(genome, pid, state.memory, state.beats + 1,
+                       state.late + int(late or signals.late))
     return new, StepOutput(signals, cores, vector, decision, pid_step, beat_seconds, late)
 
 

@@ -1,0 +1,63 @@
+"""A swarm run for the kill -9 battery (run as a script by test_swarm_recovery.py).
+
+Usage: python _kill_child.py HOME DAYS HOOK MARKER
+HOOK "checkpoint" pauses inside a checkpoint write (a state pack written, the
+index not yet committed), "ledger" inside a ledger transaction (rows inserted,
+not committed), after writing MARKER, so that the parent can kill it there;
+"none" runs straight.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from swarmvar.data import load
+from swarmvar.swarm import Replay, RoleConfig, Swarm
+
+sys.path.insert(0, str(Path(__file__).parent))
+from conftest import TINY, TINY_POLICY  # noqa: E402
+
+WINDOW = 100
+SETTINGS = {"agents": TINY, "policy": TINY_POLICY, "window": WINDOW, "refit_every": 10,
+            "checkpoint_every": 7, "ledger_batch": 3, "fsync": False,
+            "roles": RoleConfig.quiet()}
+
+
+def _pause(marker: Path) -> None:
+    marker.write_text("here")
+    time.sleep(0.5)
+
+
+def main() -> None:
+    home, days, hook, marker = sys.argv[1], int(sys.argv[2]), sys.argv[3], Path(sys.argv[4])
+    if hook == "checkpoint":
+        from swarmvar.evolution import statestore
+
+        original = statestore.StateStore._write_pack
+
+        def write_pack(self, pack, blobs):  # type: ignore[no-untyped-def]
+            original(self, pack, blobs)
+            _pause(marker)
+
+        statestore.StateStore._write_pack = write_pack  # type: ignore[method-assign]
+    elif hook == "ledger":
+        from swarmvar.ledger import sqlite
+
+        insert = sqlite._insert
+
+        def paused_insert(conn, rows):  # type: ignore[no-untyped-def]
+            insert(conn, rows)
+            if len(rows) > 4:  # a batch of beats, not a single entry
+                _pause(marker)
+
+        sqlite._insert = paused_insert  # type: ignore[assignment]
+    r = load("sp500").iloc[: WINDOW + days]
+    with Swarm(["sp500"], home=home, **SETTINGS) as swarm:
+        swarm.start({"sp500": r.iloc[:WINDOW]})
+        swarm.run(Replay(r, portfolio="sp500", start=WINDOW))
+
+
+if __name__ == "__main__":
+    main()

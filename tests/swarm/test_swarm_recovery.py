@@ -1,0 +1,106 @@
+"""Exactly once after kill -9: every tick once in the ledger, the chain verifies, and the
+forecasts after a restart equal an uninterrupted run's."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from swarmvar.ledger import Ledger
+from swarmvar.swarm import Replay
+
+from . import _kill_child as child
+from .conftest import make_swarm
+
+CHILD = Path(child.__file__)
+
+
+def _beats(home: Path) -> dict[int, list]:
+    with Ledger.open(home) as ledger:
+        assert ledger.verify_chain().ok
+        out: dict[int, list] = {}
+        for e in ledger.entries():
+            if e.kind == "consensus" and "beat" in e.data:
+                seq = e.data["beat"]["seq"]
+                assert seq not in out, f"beat {seq} recorded twice"
+                out[seq] = [(c["var"], c["es"], c["var_interval"], c["es_interval"])
+                            for c in e.data["levels"]]
+        return out
+
+
+def _reference(tmp_path: Path, sp500, days: int) -> dict[int, list]:
+    home = tmp_path / "reference"
+    r = sp500.iloc[: child.WINDOW + days]
+    with make_swarm(home, **child.SETTINGS) as swarm:
+        swarm.start({"sp500": r.iloc[: child.WINDOW]})
+        swarm.run(Replay(r, portfolio="sp500", start=child.WINDOW))
+    return _beats(home)
+
+
+def _spawn(home: Path, days: int, hook: str, marker: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    with open(marker.with_suffix(".err"), "wb") as err:
+        return subprocess.Popen([sys.executable, str(CHILD), str(home), str(days), hook,
+                                 str(marker)], env=env, stdout=subprocess.DEVNULL, stderr=err)
+
+
+def _battery(tmp_path: Path, sp500, days: int, plan: list[str], seed: int) -> None:
+    expected = _reference(tmp_path, sp500, days)
+    assert sorted(expected) == list(range(1, days + 1))
+    home = tmp_path / "killed"
+    rng = random.Random(seed)
+    kills = 0
+    for step, kind in enumerate(plan):
+        marker = tmp_path / f"marker-{step}"
+        proc = _spawn(home, days, kind if kind != "random" else "none", marker)
+        deadline = time.monotonic() + 60
+        if kind == "random":
+            time.sleep(rng.uniform(0.2, 3.0))
+        else:
+            while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait(timeout=60)
+        got = _beats(home)  # after every kill: a gap-free prefix, each beat once, as expected
+        assert sorted(got) == list(range(1, len(got) + 1))
+        assert all(got[s] == expected[s] for s in got)
+    final = _spawn(home, days, "none", tmp_path / "marker-final")
+    final.wait(timeout=300)
+    assert final.returncode == 0, (tmp_path / "marker-final.err").read_text()[-2000:]
+    got = _beats(home)
+    assert got == expected
+    assert kills >= len(plan) // 2  # most kills landed while the run was alive
+
+
+def test_kill_minus_nine_small_battery(tmp_path, sp500):
+    """Four kills: at random, inside a checkpoint write, inside a ledger transaction."""
+    _battery(tmp_path, sp500, 45, ["checkpoint", "ledger", "random", "checkpoint"], seed=1)
+
+
+@pytest.mark.slow
+def test_kill_minus_nine_battery_of_24(tmp_path, sp500):
+    plan = ["random"] * 12 + ["checkpoint"] * 6 + ["ledger"] * 6
+    random.Random(5).shuffle(plan)
+    _battery(tmp_path, sp500, 160, plan, seed=2)
+
+
+def test_close_and_reopen_equals_an_uninterrupted_run(tmp_path, sp500):
+    days = 40
+    expected = _reference(tmp_path, sp500, days)
+    home = tmp_path / "stop-go"
+    r = sp500.iloc[: child.WINDOW + days]
+    for stop in (11, 23, days):  # stops mid-batch and between checkpoints
+        with make_swarm(home, **child.SETTINGS) as swarm:
+            swarm.start({"sp500": r.iloc[: child.WINDOW]})
+            swarm.run(Replay(r, portfolio="sp500", start=child.WINDOW), beats=stop
+                      - swarm.seq["sp500"])
+    assert _beats(home) == expected

@@ -330,6 +330,36 @@ def write_csv_tables(folder: Path, tables: dict[str, tuple[pd.DataFrame, str]]) 
     return written
 
 
+def emergence_section(result: Any, *, seed: int = 0) -> Any:
+    """The report's "Emergence" section from :func:`swarmvar.emergence.summarize`.
+
+    Built here, in the face, because the validation engine may not import the
+    emergence engine (emergence imports validation). ``None`` when the backtest
+    has no consensus row; a short note when the summary cannot be computed.
+    """
+    from ..errors import SwarmVarError
+    from ..validation.report import Section, frame_section
+
+    if "consensus" not in result.series:
+        return None
+    try:
+        from ..emergence import summarize
+    except ImportError:  # an install without the emergence engine
+        return None
+    try:
+        summary = summarize(result, consensus="consensus", seed=seed)
+    except SwarmVarError as exc:
+        return Section("Emergence", f'<p class="note">not computed: {exc}</p>', "emergence")
+    frame = summary.to_frame().T.reset_index()
+    frame.columns = ["measure", *(f"{a:.1%}" for a in summary.to_frame().index)]
+    return frame_section(
+        "Emergence", frame, anchor="emergence",
+        note="What the consensus adds over its best agent: mean FZ0 losses (lower is better), "
+        "gain = best agent's loss - consensus loss, Diebold-Mariano p-values of the "
+        "difference, Model Confidence Set p-value of the consensus (in the set when p >= "
+        f"{summary.mcs_size:g}), the effective number of agents 1/sum(w^2) of the weights.")
+
+
 def persist_compilations(home: Path) -> Path:
     """Keep JAX's compiled programs under ``<home>/cache/jax`` across runs.
 

@@ -25,6 +25,7 @@ from ._common import (
     check_output,
     check_seed,
     check_whole,
+    emergence_section,
     load_series,
     make_console,
     parse_alphas,
@@ -235,7 +236,7 @@ def backtest_command(
     from ..swarm.record import record_backtest
     from ..validation import backtest
     from ..validation.backtest import Baseline
-    from ..validation.report import Provenance
+    from ..validation.report import Provenance, write_html
 
     with usage_errors():
         series = load_series(source, column, kind, n_last + n_window + h - 1, dropna=dropna)
@@ -287,7 +288,10 @@ def backtest_command(
     with usage_errors():
         if report is not None:
             report.parent.mkdir(parents=True, exist_ok=True)
-            console.print(f"report written to {result.to_html(report, provenance=provenance)}")
+            section = emergence_section(result, seed=seed)
+            page = write_html(result, report, provenance=provenance,
+                              sections=[section] if section is not None else [])
+            console.print(f"report written to {page}")
         if plot is not None:
             figure = result.plot()
             plot.parent.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,7 @@ from ..errors import InvalidParameter
 from .result import BacktestResult, Test
 
 if TYPE_CHECKING:
+    import pandas as pd
     from matplotlib.figure import Figure
 
 #: Significance level of every pass/fail mark.
@@ -68,6 +69,23 @@ class Section:
     title: str
     body: str
     anchor: str = ""
+
+
+def frame_section(title: str, frame: pd.DataFrame, note: str = "", anchor: str = "") -> Section:
+    """A :class:`Section` holding one table (first column left-aligned, numbers to 4 digits)."""
+    def cell(v: object) -> str:
+        if isinstance(v, float):
+            return "–" if not math.isfinite(v) else f"{v:.4g}"
+        return _e(v)
+
+    head = "".join(f"<th>{_e(c)}</th>" for c in frame.columns)
+    body = "".join(
+        "<tr>" + "".join(f'<td{" class=l" if k == 0 else ""}>{cell(v)}</td>'
+                         for k, v in enumerate(row)) + "</tr>"
+        for row in frame.itertuples(index=False))
+    text = f'<p class="note">{_e(note)}</p>' if note else ""
+    return Section(title, f'{text}<div class="scroll"><table class="wrap"><thead><tr>{head}'
+                          f"</tr></thead><tbody>{body}</tbody></table></div>", anchor)
 
 
 def _day(d: object) -> str:

@@ -76,16 +76,16 @@ def test_weighted_scenarios_match_repeated_ones() -> None:
     loss = rng.normal(size=(1, 7))
     unit = rng.normal(size=(1, 7, 2))
     w = np.array([[2, 1, 1, 1, 1, 1, 1]], float) / 8
-    a = tail_stats(loss, unit, w, 0.75, 0.0)
-    b = tail_stats(np.concatenate([loss[:, :1], loss], 1), np.concatenate([unit[:, :1], unit], 1),
-                   None, 0.75, 0.0)
+    (a,) = tail_stats(loss, unit, w, (0.75,), (0.0,))
+    (b,) = tail_stats(np.concatenate([loss[:, :1], loss], 1),
+                      np.concatenate([unit[:, :1], unit], 1), None, (0.75,), (0.0,))
     np.testing.assert_allclose([a.var, a.es], [b.var, b.es])
     np.testing.assert_allclose(a.mes, b.mes)
 
 
 def test_es_is_the_rockafellar_uryasev_value_with_atoms() -> None:
     loss = np.array([[3.0, 1.0, 2.0, 5.0, 4.0]])
-    s = tail_stats(loss, loss[:, :, None], None, 0.7, 0.0)
+    (s,) = tail_stats(loss, loss[:, :, None], None, (0.7,), (0.0,))
     # VaR = 4 (left-continuous 70% quantile of 1..5: F(3) = 0.6 < 0.7 <= F(4) = 0.8);
     # ES = VaR + E[(L - VaR)+] / (1 - alpha), the atom at 4 counted for 0.1 of its 0.2
     assert s.var[0] == 4.0

@@ -28,6 +28,7 @@ different draws share their base draws).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -56,45 +57,132 @@ class TailStats:
     mes: FloatArray
 
 
-def tail_stats(loss: FloatArray, unit: FloatArray, weights: FloatArray | None, alpha: float,
-               band: float) -> TailStats:
-    """:class:`TailStats` of each row of ``loss`` ``(R, K)`` with unit losses ``(R, K, N)``.
+def _top(loss: FloatArray, w: FloatArray, need: float
+         ) -> tuple[NDArray[np.intp], FloatArray, FloatArray]:
+    """Each row's largest losses in decreasing order, enough of them to hold weight ``need``.
 
-    ``weights`` ``(R, K)`` (rows sum to one) or None (equal). VaR is the
+    Returns ``(columns, losses, weights)``, each ``(R, K')``. A partial sort
+    (``argpartition``) finds the candidates; rows whose candidates hold too
+    little weight (weighted scenarios) get more, up to a full sort.
+    """
+    rows, k = loss.shape
+    kk = min(k, max(8, int(np.ceil(need * k * 1.25)) + 2))
+    while True:
+        if kk >= k:
+            order = np.argsort(-loss, axis=1, kind="stable")
+        else:
+            part = np.argpartition(-loss, kk - 1, axis=1)[:, :kk]
+            sub = np.take_along_axis(loss, part, axis=1)
+            order = np.take_along_axis(part, np.argsort(-sub, axis=1, kind="stable"), axis=1)
+        ws = np.take_along_axis(w, order, axis=1)
+        if kk >= k or bool((ws.sum(axis=1) > need + 1e-9).all()):
+            return order, np.take_along_axis(loss, order, axis=1), ws
+        kk = min(k, 2 * kk)
+
+
+def tail_stats(loss: FloatArray, unit: FloatArray | None, weights: FloatArray | None,
+               alphas: tuple[float, ...], bands: tuple[float, ...],
+               cols: NDArray[np.intp] | None = None) -> list[TailStats]:
+    """:class:`TailStats` of each row of ``loss`` ``(R, K)`` at each level, one sort for all.
+
+    ``unit`` the unit losses: ``(R, K, N)``, or ``(P, N)`` rows picked by
+    ``cols`` ``(R, K)`` (scenario ``[r, k]`` is ``unit[cols[r, k]]``: no
+    copy of the scenarios for a regrouping); None: VaR and ES only,
+    marginals empty; ``weights`` ``(R, K)`` (rows sum to one) or None (equal);
+    ``bands`` the VaR regression half-width per level. VaR is the
     left-continuous ``alpha`` quantile (as :class:`~swarmvar.models.risk.EmpiricalFamily`),
     ES the tail mean with the atom at the VaR counted fractionally.
     """
     rows, k = loss.shape
-    w = np.full((rows, k), 1.0 / k) if weights is None else weights
-    order = np.argsort(-loss, axis=1, kind="stable")
-    ls = np.take_along_axis(loss, order, axis=1)
-    ws = np.take_along_axis(w, order, axis=1)
+    w = np.broadcast_to(1.0 / k, (rows, k)) if weights is None else weights
+    need = max(1.0 - a + b for a, b in zip(alphas, bands, strict=True))
+    order, ls, ws = _top(loss, w, min(1.0, need))
     above = np.cumsum(ws, axis=1) - ws  # weight strictly before each, from the top
-    tail = 1.0 - alpha
-    tw = np.clip(tail - above, 0.0, ws)  # ES tail weights, summing to 1 - alpha
-    idx = np.minimum((above <= tail + 1e-12).sum(axis=1) - 1, k - 1)
-    var = ls[np.arange(rows), idx]
-    # columns that can matter: the tail and the band around the VaR
-    reach = int(min(k, np.max((above <= tail + band + 1e-12).sum(axis=1)) + 1))
-    cols = order[:, :reach]
-    ys = np.take_along_axis(unit, cols[:, :, None], axis=1)  # (R, reach, N)
-    es = (tw[:, :reach] * ls[:, :reach]).sum(axis=1) / tail
-    mes = np.einsum("rk,rkn->rn", tw[:, :reach], ys) / tail
-    # local linear regression of Y on L in the probability band around alpha
-    mid = above[:, :reach] + 0.5 * ws[:, :reach]
-    inband = np.abs(mid - tail) <= band
-    inband[np.arange(rows), np.minimum(idx, reach - 1)] = True  # at least the VaR scenario
-    bw = np.where(inband, ws[:, :reach], 0.0)
-    bw /= bw.sum(axis=1, keepdims=True)
-    lb = ls[:, :reach]
-    lbar = (bw * lb).sum(axis=1)
-    ybar = np.einsum("rk,rkn->rn", bw, ys)
-    dl = lb - lbar[:, None]
-    sll = (bw * dl * dl).sum(axis=1)
-    sly = np.einsum("rk,rkn->rn", bw * dl, ys)
-    slope = np.where(sll[:, None] > 0, sly / np.where(sll > 0, sll, 1.0)[:, None], 0.0)
-    mvar = ybar + slope * (var - lbar)[:, None]
-    return TailStats(var, es, mvar, mes)
+    reach = ls.shape[1]
+    if unit is None:
+        ys = None
+    elif cols is None:
+        ys = np.take_along_axis(unit, order[:, :, None], axis=1)
+    else:
+        ys = unit[np.take_along_axis(cols, order, axis=1)]
+    out = []
+    for alpha, band in zip(alphas, bands, strict=True):
+        tail = 1.0 - alpha
+        tw = np.clip(tail - above, 0.0, ws)  # ES tail weights, summing to 1 - alpha
+        idx = np.minimum((above <= tail + 1e-12).sum(axis=1) - 1, reach - 1)
+        var = ls[np.arange(rows), idx]
+        es = (tw * ls).sum(axis=1) / tail
+        if ys is None:
+            out.append(TailStats(var, es, np.empty((rows, 0)), np.empty((rows, 0))))
+            continue
+        mes = np.einsum("rk,rkn->rn", tw, ys) / tail
+        # local linear regression of Y on L in the probability band around alpha
+        mid = above + 0.5 * ws
+        inband = np.abs(mid - tail) <= band
+        inband[np.arange(rows), idx] = True  # at least the VaR scenario
+        bw = np.where(inband, ws, 0.0)
+        bw /= bw.sum(axis=1, keepdims=True)
+        lbar = (bw * ls).sum(axis=1)
+        ybar = np.einsum("rk,rkn->rn", bw, ys)
+        dl = ls - lbar[:, None]
+        sll = (bw * dl * dl).sum(axis=1)
+        sly = np.einsum("rk,rkn->rn", bw * dl, ys)
+        slope = np.where(sll[:, None] > 0, sly / np.where(sll > 0, sll, 1.0)[:, None], 0.0)
+        mvar = ybar + slope * (var - lbar)[:, None]
+        out.append(TailStats(var, es, mvar, mes))
+    return out
+
+
+class ScenarioFamily:
+    """A book's P&L scenarios as a :class:`~swarmvar.models.risk.Family` for ``risk_measures``.
+
+    ``level_measures`` gives the exact VaR/ES of the pooled scenarios (the
+    posterior predictive) and of each draw's, from one partial sort
+    (:func:`tail_stats`); the ``Family`` methods go through an
+    :class:`~swarmvar.models.risk.EmpiricalFamily` of the same scenarios.
+    """
+
+    def __init__(self, pnl: FloatArray, sample_weights: FloatArray | None,
+                 weights: FloatArray) -> None:
+        self.loss = -np.asarray(pnl, dtype=float)
+        if not np.all(np.isfinite(self.loss)):
+            raise InvalidParameter("book P&L scenarios must be finite")
+        self.sample_weights = sample_weights
+        self._weights = np.asarray(weights, dtype=float)
+
+    @property
+    def weights(self) -> FloatArray:
+        return self._weights
+
+    def _empirical(self) -> Any:
+        from .risk import EmpiricalFamily
+
+        return EmpiricalFamily(-self.loss, self.sample_weights, self._weights)
+
+    def var(self, alpha: float) -> FloatArray:
+        out: FloatArray = self._empirical().var(alpha)
+        return out
+
+    def tail(self, v: float) -> FloatArray:
+        out: FloatArray = self._empirical().tail(v)
+        return out
+
+    def excess(self, v: float | FloatArray) -> FloatArray:
+        out: FloatArray = self._empirical().excess(v)
+        return out
+
+    def level_measures(self, alphas: tuple[float, ...]) -> tuple[Any, ...]:
+        from .risk import LevelMeasures
+
+        s, m = self.loss.shape
+        sw = (np.full((s, m), 1.0 / m) if self.sample_weights is None
+              else self.sample_weights)
+        pooled = (sw * self._weights[:, None]).reshape(1, -1)
+        zeros = tuple(0.0 for _ in alphas)
+        pool = tail_stats(self.loss.reshape(1, -1), None, pooled / pooled.sum(), alphas, zeros)
+        draw = tail_stats(self.loss, None, self.sample_weights, alphas, zeros)
+        return tuple(LevelMeasures(float(p.var[0]), float(p.es[0]), d.var, d.es)
+                     for p, d in zip(pool, draw, strict=True))
 
 
 @dataclass(frozen=True)
@@ -145,27 +233,32 @@ class Incremental:
     es_interval: tuple[float, float]
 
 
-def _slices(scen: Scenarios, loss: FloatArray, unit: FloatArray, groups: int
-            ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """The scenarios regrouped into ``groups`` disjoint slices over the scenario axis, pooled."""
-    s, m, n = unit.shape
+def _slices(scen: Scenarios, loss: FloatArray, groups: int
+            ) -> tuple[FloatArray, NDArray[np.intp], FloatArray]:
+    """The scenarios regrouped into ``groups`` disjoint slices of the scenario axis, pooled.
+
+    Returns the slices' losses and weights ``(G, S * M / G)`` and each one's
+    row in the flat ``(S * M, N)`` scenarios.
+    """
+    s, m = loss.shape
     g = min(groups, m)
     keep = (m // g) * g
     sw = (np.full((s, m), 1.0 / m) if scen.sample_weights is None else scen.sample_weights)
     pooled = sw[:, :keep] * scen.weights[:, None]
-    lr = loss[:, :keep].reshape(s, keep // g, g).transpose(2, 0, 1).reshape(g, -1)
-    ur = unit[:, :keep].reshape(s, keep // g, g, n).transpose(2, 0, 1, 3).reshape(g, -1, n)
-    wr = pooled.reshape(s, keep // g, g).transpose(2, 0, 1).reshape(g, -1)
-    wr = wr / wr.sum(axis=1, keepdims=True)
-    return lr, ur, wr
+    flat = np.arange(s * m).reshape(s, m)[:, :keep]
+
+    def regroup(a: NDArray[Any]) -> NDArray[Any]:
+        return a.reshape(s, keep // g, g).transpose(2, 0, 1).reshape(g, -1)
+
+    wr = regroup(pooled)
+    return regroup(loss[:, :keep]), regroup(flat), wr / wr.sum(axis=1, keepdims=True)
 
 
-def _pooled(scen: Scenarios, loss: FloatArray, unit: FloatArray
-            ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    s, m, n = unit.shape
+def _pooled(scen: Scenarios, loss: FloatArray) -> tuple[FloatArray, FloatArray]:
+    s, m = loss.shape
     sw = (np.full((s, m), 1.0 / m) if scen.sample_weights is None else scen.sample_weights)
     w = (sw * scen.weights[:, None]).reshape(1, -1)
-    return loss.reshape(1, -1), unit.reshape(1, -1, n), w / w.sum()
+    return loss.reshape(1, -1), w / w.sum()
 
 
 def _band(alpha: float, band: float | None) -> float:
@@ -230,20 +323,23 @@ def euler(scen: Scenarios, positions: ArrayLike, alphas: tuple[float, ...] | flo
     loss = unit @ p
     if _degenerate(loss, unit, p):
         return tuple(_zero(alpha, names, p) for alpha in levels)
+    bands = tuple(_band(alpha, band) for alpha in levels)
+    flat = unit.reshape(-1, n)
+    pl, pw = _pooled(scen, loss)
+    pools = tail_stats(pl, flat, pw, levels, bands, np.arange(s * m)[None])
+    draws = tail_stats(loss, unit, scen.sample_weights, levels,
+                       tuple(max(h, 2.0 / m) for h in bands))
+    lr, lc, wr = _slices(scen, loss, groups)
+    slices = tail_stats(lr, flat, wr, levels, bands, lc)
+    g = lr.shape[0]
+
+    def se(x: FloatArray) -> FloatArray:
+        out_se: FloatArray = (np.std(x, axis=0, ddof=1) / np.sqrt(g) if g > 1
+                              else np.full(np.shape(x)[1:], np.nan))
+        return out_se
+
     out = []
-    for alpha in levels:
-        h = _band(alpha, band)
-        pool = tail_stats(*_pooled(scen, loss, unit), alpha, h)
-        draw = tail_stats(loss, unit, scen.sample_weights, alpha, max(h, 2.0 / m))
-        lr, ur, wr = _slices(scen, loss, unit, groups)
-        sl = tail_stats(lr, ur, wr, alpha, h)
-        g = lr.shape[0]
-
-        def se(x: FloatArray, g: int = g) -> FloatArray:
-            out_se: FloatArray = np.std(x, axis=0, ddof=1) / np.sqrt(g) if g > 1 else np.full(
-                np.shape(x)[1:], np.nan)
-            return out_se
-
+    for alpha, pool, draw, sl in zip(levels, pools, draws, slices, strict=True):
         mvar_iv = _intervals(draw.mvar, scen.weights, interval_mass)
         mes_iv = _intervals(draw.mes, scen.weights, interval_mass)
         out.append(Attribution(
@@ -271,25 +367,26 @@ def incremental(scen: Scenarios, positions: ArrayLike, trade: ArrayLike,
     unit = -np.expm1(scen.returns)
     before, after = unit @ p, unit @ (p + d)
     probs = ((1 - interval_mass) / 2, (1 + interval_mass) / 2)
-    none = np.zeros((s, m, 1))
+    zeros = tuple(0.0 for _ in levels)
+    res = []
+    for loss in (before, after):
+        pool = tail_stats(*_pooled(scen, loss)[:1], None, _pooled(scen, loss)[1], levels, zeros)
+        draw = tail_stats(loss, None, scen.sample_weights, levels, zeros)
+        lr, _, wr = _slices(scen, loss, groups)
+        res.append((pool, draw, tail_stats(lr, None, wr, levels, zeros)))
     out = []
-    for alpha in levels:
-        res = []
-        for loss in (before, after):
-            pool = tail_stats(*_pooled(scen, loss, none[:, :, :1] * 0), alpha, 0.0)
-            draw = tail_stats(loss, none, scen.sample_weights, alpha, 0.0)
-            lr, ur, wr = _slices(scen, loss, none, groups)
-            sl = tail_stats(lr, ur, wr, alpha, 0.0)
-            res.append((pool, draw, sl))
-        (p0, d0, s0), (p1, d1, s1) = res
+    for k, alpha in enumerate(levels):
+        (p0, d0, s0), (p1, d1, s1) = ((r[0][k], r[1][k], r[2][k]) for r in res)
         g = s0.var.size
         dv, de = d1.var - d0.var, d1.es - d0.es
+        var_iv = weighted_quantile(dv, scen.weights, probs)
+        es_iv = weighted_quantile(de, scen.weights, probs)
         out.append(Incremental(
             alpha=alpha, trade=d,
             var=float(p1.var[0] - p0.var[0]), es=float(p1.es[0] - p0.es[0]),
             var_se=float(np.std(s1.var - s0.var, ddof=1) / np.sqrt(g)) if g > 1 else np.nan,
             es_se=float(np.std(s1.es - s0.es, ddof=1) / np.sqrt(g)) if g > 1 else np.nan,
-            var_interval=tuple(map(float, weighted_quantile(dv, scen.weights, probs))),  # type: ignore[arg-type]
-            es_interval=tuple(map(float, weighted_quantile(de, scen.weights, probs))),  # type: ignore[arg-type]
+            var_interval=(float(var_iv[0]), float(var_iv[1])),
+            es_interval=(float(es_iv[0]), float(es_iv[1])),
         ))
     return tuple(out)

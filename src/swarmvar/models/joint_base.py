@@ -36,7 +36,7 @@ from ..data import MAX_ABS_RETURN
 from ..errors import InvalidParameter, InvalidReturns
 from ..types import Forecast
 from .base import Agent, Seed
-from .risk import EmpiricalFamily, check_alphas, risk_measures
+from .risk import check_alphas, risk_measures
 
 FloatArray = NDArray[np.float64]
 
@@ -78,9 +78,13 @@ class Scenarios:
         out: FloatArray = np.expm1(self.returns) @ p
         return out
 
-    def with_positions_family(self, positions: ArrayLike) -> EmpiricalFamily:
-        """The book P&L as an :class:`EmpiricalFamily` (returns = P&L in currency)."""
-        return EmpiricalFamily(self.pnl(positions), self.sample_weights, self.weights)
+    def with_positions_family(self, positions: ArrayLike) -> Any:
+        """The book's P&L as a family for :func:`~swarmvar.models.risk.risk_measures`
+        (a :class:`~swarmvar.models.attribution.ScenarioFamily`: exact VaR/ES of the pooled
+        and of each draw's scenarios)."""
+        from .attribution import ScenarioFamily
+
+        return ScenarioFamily(self.pnl(positions), self.sample_weights, self.weights)
 
 
 def check_matrix(returns: ArrayLike, *, n_assets: int | None = None, min_obs: int = 1,

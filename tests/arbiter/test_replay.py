@@ -1,0 +1,91 @@
+"""Replaying beats: the consensus with the arbiter's actions applied, scores, the AUC study."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from swarmvar.arbiter import SEED_THRESHOLDS, Arbiter, ArbiterConfig, BeatHistory, Thresholds
+from swarmvar.arbiter.replay import (
+    applied_consensus,
+    replay,
+    replay_report,
+    score_consensus,
+    threat_study,
+)
+from swarmvar.swarm.consensus import SWARM_POLICY
+from swarmvar.types import Action
+from swarmvar.validation import kupiec
+
+from .conftest import synthetic_history
+
+
+def test_no_action_keeps_the_consensus(history: BeatHistory) -> None:
+    days, n = history.days, len(history.agents)
+    none = applied_consensus(history, np.zeros((days, n), bool), np.ones((days, n)),
+                             SWARM_POLICY)
+    assert np.array_equal(none, history.consensus)
+    # recomputed days (a factor of one ulp below 1) agree with the policy's path
+    factors = np.ones((days, n))
+    factors[[1, 50, 150], 2] = 1 - 1e-15
+    again = applied_consensus(history, np.zeros((days, n), bool), factors, SWARM_POLICY)
+    assert np.allclose(again, history.consensus, rtol=1e-10, atol=1e-14)
+
+
+def test_holding_out_the_low_agent_raises_the_consensus(history: BeatHistory) -> None:
+    days, n = history.days, len(history.agents)
+    excluded = np.zeros((days, n), bool)
+    excluded[100:, 0] = True  # A forecasts 0.6 x the volatility: the lowest
+    held = applied_consensus(history, excluded, np.ones((days, n)), SWARM_POLICY)
+    assert np.all(held[:, 0, 100:] >= history.consensus[:, 0, 100:] - 1e-15)
+    assert np.any(held[:, 0, 100:] > history.consensus[:, 0, 100:])
+    assert np.array_equal(held[:, :, :100], history.consensus[:, :, :100])
+
+
+def test_scores_match_the_validation_tests(history: BeatHistory) -> None:
+    scores = score_consensus(history, history.consensus, 1)
+    hits = history.consensus_hits()[:, 1:]
+    for k, s in enumerate(scores):
+        assert s.breaches == int(hits[k].sum())
+        assert s.kupiec_p == kupiec(hits[k], s.alpha).pvalue
+
+
+def test_replay_applies_decisions_to_the_next_day() -> None:
+    history = synthetic_history(days=120, seed=1, mend_at=60)
+    eager = ArbiterConfig(thresholds=Thresholds(quarantine=0.5, alert=0.5))
+    out = replay(history, Arbiter(eager))
+    assert sum(out.counts.values()) == history.days - 1
+    assert out.counts[Action.QUARANTINE] >= 1
+    first = int(np.flatnonzero(out.excluded[:, 0])[0])
+    assert first >= 2 and not out.excluded[: first, 0].any()  # from the day after the beat
+    assert np.isnan(out.threat[0]) and np.all((out.threat[1:] >= 0) & (out.threat[1:] <= 1))
+
+
+def test_threat_study_on_known_truth() -> None:
+    history = synthetic_history(days=600, seed=7)
+    out = replay(history, Arbiter())
+    study = threat_study(out.features[1:], out.breached[1:])
+    assert study.train_beats + 5 <= (history.days - 1) // 2 + 1
+    assert study.auc_trained > 0.6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("data", ["sp500", "nasdaq"])
+def test_real_series_default_not_worse_and_auc_beats_the_design(data: str) -> None:
+    """On the S&P 500 and NASDAQ backtests (2,500 days each; thresholds set on both):
+    the default arbiter leaves the consensus's breaches as they were and its FZ0 loss
+    within 1e-5 a day; the trained threat model ranks the next week's breaches better
+    than the design's fixed model out of sample; the design's 0.85 quarantine made
+    the 97.5% breaches worse (why the default is 0.95)."""
+    from swarmvar.arbiter import cached_history
+
+    history = cached_history(data)
+    report = replay_report(history, Arbiter(), SWARM_POLICY)
+    for a, b in zip(report.without, report.with_actions, strict=True):
+        assert b.breaches <= a.breaches
+        assert b.fz0 <= a.fz0 + 1e-5
+    assert report.study is not None
+    assert report.study.auc_trained > max(0.55, report.study.auc_seed)
+    seed = replay_report(history, Arbiter(ArbiterConfig(thresholds=SEED_THRESHOLDS)),
+                         SWARM_POLICY)
+    assert seed.with_actions[1].breaches > seed.without[1].breaches

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -14,6 +17,7 @@ from swarmvar.evolution import (
     SqliteVariantStore,
     VariantStore,
 )
+from swarmvar.evolution.db import open_database
 from swarmvar.models.nig import NormalInverseGamma
 
 
@@ -49,12 +53,60 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VariantStore]:
-    """The same suite runs against both variant stores."""
+    """The same suite runs against every variant store."""
     if request.param == "memory":
         yield MemoryVariantStore(max_variants=5)
     else:
-        db = Database(tmp_path)
+        db = Database(tmp_path) if request.param == "sqlite" else open_database(
+            request.getfixturevalue("postgres_url"))
         yield SqliteVariantStore(db, max_variants=5)
         db.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """The lifecycle database on each backend (the shared store suite runs on both)."""
+    if request.param == "sqlite":
+        database = Database(tmp_path / "evolution.sqlite")
+    else:
+        database = open_database(request.getfixturevalue("postgres_url"))
+    yield database
+    database.close()
+
+
+def load_pg() -> ModuleType:
+    """The shared ``tests/pg.py`` module (one copy per session)."""
+    name = "swarmvar_tests_pg"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "pg.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[object]:
+    """A PostgreSQL server for the session (skipped off CI if it cannot start; fails in CI)."""
+    pg = load_pg()
+    try:
+        cm = pg.postgres_server()
+        server = cm.__enter__()
+    except pg.PostgresUnavailable as exc:
+        pg.skip_or_fail(exc)
+        return
+    try:
+        yield server
+    finally:
+        cm.__exit__(None, None, None)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: object) -> str:
+    """The URL of a new, empty database on the session's server."""
+    url: str = postgres_server.new_database()  # type: ignore[attr-defined]
+    return url
+

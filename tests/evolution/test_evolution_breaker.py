@@ -21,18 +21,20 @@ from swarmvar.evolution import (
     MemoryBreakerStorage,
     SqliteBreakerStorage,
 )
+from swarmvar.evolution.db import open_database
 
 from .conftest import FakeClock
 
 CLOSED, OPEN, HALF = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BreakerStorage]:
     if request.param == "memory":
         yield MemoryBreakerStorage()
     else:
-        db = Database(tmp_path)
+        db = Database(tmp_path) if request.param == "sqlite" else open_database(
+            request.getfixturevalue("postgres_url"))
         yield SqliteBreakerStorage(db)
         db.close()
 

@@ -83,15 +83,17 @@ def test_breaker_and_rollback_points(tmp_path: Path) -> None:
 
 
 def test_errors_are_clear_and_store_nothing(tmp_path: Path) -> None:
-    assert "no agent called 'nope'" in run(tmp_path, "create", "nope", "--set", "a=1", code=1)
-    out = run(tmp_path, "create", "nig", "--set", "forgeting=0.9", code=1)
+    assert "no agent called 'nope'" in run(tmp_path, "create", "nope", "--set", "a=1", code=2)
+    out = run(tmp_path, "create", "nig", "--set", "forgeting=0.9", code=2)
     assert "no constructor parameter 'forgeting'" in out
     assert "not NAME=VALUE" in run(tmp_path, "create", "nig", "--set", "oops", code=2)
     assert "requirement 'numpy'" in run(tmp_path, "create", "nig", "--set", "forgetting=0.9",
-                                        "--require", "numpy=new", code=1)
+                                        "--require", "numpy=new", code=2)
     assert "no variants" in run(tmp_path, "list")
-    assert "no variant with id 'xyz'" in run(tmp_path, "promote", "xyz", code=1)
-    assert "no variant with id 'xyz'" in run(tmp_path, "breaker", "reset", "xyz", code=1)
-    assert "no rollback point" in run(tmp_path, "rollback", "to", "xyz", code=1)
-    res = runner.invoke(app, ["list", "--home", "postgresql://h/db"])
-    assert res.exit_code == 1 and "scheme 'postgresql' is not supported" in res.stderr
+    assert "no variant with id 'xyz'" in run(tmp_path, "promote", "xyz", code=2)
+    assert "no variant with id 'xyz'" in run(tmp_path, "breaker", "reset", "xyz", code=2)
+    assert "no rollback point" in run(tmp_path, "rollback", "to", "xyz", code=2)
+    res = runner.invoke(app, ["list", "--home", "mysql://h/db"])
+    assert res.exit_code == 2 and "scheme 'mysql' is not supported" in res.stderr
+    res = runner.invoke(app, ["list", "--home", "postgresql://nobody@/db?host=/nonexistent"])
+    assert res.exit_code == 2 and "cannot connect to the lifecycle database" in res.stderr

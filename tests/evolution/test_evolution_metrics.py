@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,8 +53,9 @@ def reference(recs: list[MetricRecord], g: Granularity, name: str) -> dict[float
 
 
 @pytest.fixture
-def metrics(tmp_path: Path) -> MetricsStore:
-    return MetricsStore(Database(tmp_path), retention_s=30 * DAY)
+def metrics(db: Database) -> MetricsStore:
+    """On SQLite and on PostgreSQL (the ``db`` fixture): one suite for both."""
+    return MetricsStore(db, retention_s=30 * DAY)
 
 
 @pytest.mark.parametrize("g", list(Granularity))

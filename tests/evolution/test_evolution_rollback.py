@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from swarmvar.evolution import (
     UnknownState,
     open_home,
 )
+from swarmvar.evolution.errors import CorruptStore
 
 
 def home_with_agents(tmp_path: Path, n: int = 6, **cfg):
@@ -57,7 +57,7 @@ def test_rollback_is_atomic_under_a_mid_write_fault(tmp_path: Path) -> None:
     # a real fault inside SQLite, half-way through the restore of state pointers
     home.db.read("CREATE TRIGGER boom BEFORE UPDATE ON state_current WHEN NEW.agent_id='a4' "
                  "BEGIN SELECT RAISE(ABORT, 'disk went away'); END")
-    with pytest.raises(sqlite3.IntegrityError, match="disk went away"):
+    with pytest.raises(CorruptStore, match="disk went away"):
         home.points.rollback(point.id)
     assert snapshot(home) == after  # neither assignments nor states moved
     home.db.read("DROP TRIGGER boom")

@@ -55,17 +55,17 @@ class CheckResult(StrEnum):
 
 @contextmanager
 def _open(home: str) -> Iterator[EvolutionHome]:
-    """Open the stores; turn any SwarmVarError into a clear message and exit code 1."""
+    """Open the stores; turn any SwarmVarError into a clear message and exit code 2."""
     try:
         h = open_home(home)
     except SwarmVarError as exc:
         err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
+        raise typer.Exit(2) from None
     try:
         yield h
     except SwarmVarError as exc:
         err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
+        raise typer.Exit(2) from None
     finally:
         h.close()
 

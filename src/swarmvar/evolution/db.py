@@ -18,11 +18,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import UnsupportedStore
+from .errors import CorruptStore, UnsupportedStore
 
 DB_FILE = "evolution.sqlite"
 BUSY_TIMEOUT_MS = 60_000
 _WAL_ATTEMPTS = 50
+#: Attempts to open a file another process is creating at the same moment.
+_OPEN_ATTEMPTS = 50
+#: Tables the lifecycle schema creates (a database with other tables only is refused).
+_TABLES = frozenset({"variants", "agents", "breakers", "assignments", "state_versions",
+                     "state_chunks", "state_current", "rollback_points", "metrics",
+                     "metric_rollups"})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS variants (
@@ -114,8 +120,9 @@ def resolve(location: str | Path, home_file: str = DB_FILE) -> str:
 
     Accepts a data-home directory (the file ``evolution.sqlite`` inside it), a
     file path ending in a suffix (``.sqlite``, ``.db``), ``sqlite:///rel/path``
-    or ``sqlite:////abs/path`` (SQLAlchemy's form), or ``:memory:``. Server URLs
-    (``postgresql://...``) are refused with a clear message.
+    or ``sqlite:////abs/path`` (SQLAlchemy's form), or ``:memory:``. Other
+    server URLs are refused with a clear message (``postgresql://`` URLs are
+    opened by :func:`open_database`, not here).
     """
     text = str(location)
     if text == ":memory:":
@@ -125,18 +132,32 @@ def resolve(location: str | Path, home_file: str = DB_FILE) -> str:
         if scheme != "sqlite":
             raise UnsupportedStore(
                 f"store URL scheme {scheme!r} is not supported by the evolution stores; "
-                "use a path, sqlite:///path or :memory:"
+                "use a path, sqlite:///path, postgresql://... or :memory:"
             )
         # SQLAlchemy's convention: sqlite:///rel/path, sqlite:////abs/path
         text = rest[1:] if rest.startswith("/") else rest
         if text == ":memory:":
             return text
     path = Path(text)
-    if path.is_dir() or (not path.suffix and not path.exists()):
-        path.mkdir(parents=True, exist_ok=True)
-        path = path / home_file
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if path.is_dir() or (not path.suffix and not path.exists()):
+            path.mkdir(parents=True, exist_ok=True)
+            path = path / home_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UnsupportedStore(f"cannot use {text!r} as a data home: {exc}") from None
+    if path.is_dir():
+        raise UnsupportedStore(f"{path} is a directory, not a database file")
     return str(path)
+
+
+def open_database(location: str | Path) -> Database:
+    """The lifecycle database at ``location``: SQLite, or PostgreSQL for a ``postgresql://`` URL."""
+    if isinstance(location, str) and location.startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresDatabase  # psycopg only when asked for
+
+        return PostgresDatabase(location)
+    return Database(location)
 
 
 class Database:
@@ -151,19 +172,51 @@ class Database:
     def __init__(self, location: str | Path) -> None:
         self.path = resolve(location)
         self.lock = threading.RLock()
-        self._conn = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-            check_same_thread=False,
-        )
-        self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        if self.path != ":memory:":
-            self._switch_to_wal()
-            self._conn.execute("PRAGMA synchronous=NORMAL")
         self._depth = 0
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                with self.transaction() as conn:
-                    conn.execute(statement)
+        self._conn = self._connect()
+        try:
+            self._check_foreign()
+            if self.path != ":memory:":
+                self._switch_to_wal()
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+            with self.transaction() as conn:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise
+            raise CorruptStore(f"{self.path} is not a usable lifecycle database ({exc}); "
+                               "move it away, or point --home elsewhere") from None
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _connect(self) -> sqlite3.Connection:
+        for attempt in range(_OPEN_ATTEMPTS):
+            try:
+                conn = sqlite3.connect(
+                    self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                    check_same_thread=False,
+                )
+                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                return conn
+            except sqlite3.OperationalError as exc:
+                # "unable to open database file": another process is creating the
+                # file or its WAL index at this instant; it is there a moment later.
+                if "unable to open" not in str(exc) or attempt == _OPEN_ATTEMPTS - 1:
+                    raise CorruptStore(f"cannot open {self.path}: {exc}") from None
+                time.sleep(0.002 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _check_foreign(self) -> None:
+        tables = {str(r[0]) for r in self._conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table'")}
+        if tables and not tables & _TABLES:
+            raise CorruptStore(
+                f"{self.path} is another application's SQLite database (tables: "
+                f"{', '.join(sorted(tables))}); nothing was written to it")
 
     def _switch_to_wal(self) -> None:
         # Switching the journal mode needs a moment with no other connection
@@ -174,7 +227,8 @@ class Database:
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 return
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or attempt == _WAL_ATTEMPTS - 1:
+                transient = "locked" in str(exc) or "unable to open" in str(exc)
+                if not transient or attempt == _WAL_ATTEMPTS - 1:
                     raise
                 time.sleep(0.005 * (attempt + 1))
 
@@ -194,27 +248,42 @@ class Database:
                 finally:
                     self._depth -= 1
                 return
-            self._conn.execute("BEGIN IMMEDIATE")
+            with self._damage():
+                self._conn.execute("BEGIN IMMEDIATE")
             self._depth = 1
             try:
                 yield self._conn
-            except BaseException:
+            except BaseException as exc:
                 self._depth = 0
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.DatabaseError) and "locked" not in str(exc):
+                    raise CorruptStore(f"{self.path}: write failed, nothing was changed "
+                                       f"({exc})") from None
                 raise
             self._depth = 0
-            self._conn.execute("COMMIT")
+            with self._damage():
+                self._conn.execute("COMMIT")
 
     def read(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         """Rows of one query (reads see the last committed state)."""
-        with self.lock:
+        with self.lock, self._damage():
             return self._conn.execute(sql, params).fetchall()
 
     def read_one(self, sql: str, params: tuple[object, ...] = ()) -> tuple[Any, ...] | None:
         """The first row of one query, or None."""
-        with self.lock:
+        with self.lock, self._damage():
             row: tuple[Any, ...] | None = self._conn.execute(sql, params).fetchone()
             return row
+
+    @contextmanager
+    def _damage(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise
+            raise CorruptStore(f"{self.path}: the lifecycle database is damaged ({exc})") from None
 
     def close(self) -> None:
         """Close the connection (idempotent)."""

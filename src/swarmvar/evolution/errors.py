@@ -47,3 +47,7 @@ class InvalidKey(SwarmVarError, ValueError):
 
 class InvalidMetric(SwarmVarError, ValueError):
     """A performance record has a missing, non-finite or out-of-range value."""
+
+
+class CorruptStore(SwarmVarError, RuntimeError):
+    """The lifecycle database is not one (garbage, another application's) or is damaged."""

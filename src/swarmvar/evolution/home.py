@@ -2,7 +2,8 @@
 
 ``open_home("./.swarmvar")`` gives the SQLite database ``evolution.sqlite``
 and the state packs under ``states/`` in that directory; a file path,
-``sqlite:///`` URL or ``:memory:`` (with ``state_root``) also work.
+``sqlite:///`` URL, ``:memory:`` or a ``postgresql://`` URL (both with
+``state_root``) also work.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from .breaker import CircuitBreaker, Listener, SqliteBreakerStorage
 from .config import Clock, EvolutionConfig
 from .crypto import StateKey
-from .db import Database
+from .db import Database, open_database
 from .metrics import MetricsStore
 from .registry import AgentRegistry
 from .rollback import Assignments, RollbackPoints
@@ -65,15 +66,24 @@ class EvolutionHome:
 def open_home(location: str | Path = "./.swarmvar", config: EvolutionConfig | None = None,
               key: StateKey | None = None, state_root: str | Path | None = None
               ) -> EvolutionHome:
-    """Open (creating if needed) every lifecycle store under ``location``."""
+    """Open (creating if needed) every lifecycle store under ``location``.
+
+    ``location`` may be a ``postgresql://`` URL (several replicas sharing one
+    database); state packs then need ``state_root``, a folder they all mount.
+    """
     cfg = config or EvolutionConfig()
-    db = Database(location)
+    db = open_database(location)
+    try:
+        states = StateStore(db, state_root, cfg.state, key)
+    except BaseException:
+        db.close()
+        raise
     return EvolutionHome(
         db=db, config=cfg,
         variants=SqliteVariantStore(db, cfg.max_variants),
         agents=AgentRegistry(db),
         metrics=MetricsStore(db, cfg.metrics_retention_s),
-        states=StateStore(db, state_root, cfg.state, key),
+        states=states,
         assignments=Assignments(db),
         points=RollbackPoints(db, cfg.rollback),
         breakers=SqliteBreakerStorage(db),

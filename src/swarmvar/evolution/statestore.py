@@ -20,6 +20,7 @@ and names the first bad chunk in :class:`~swarmvar.errors.CorruptState`.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
@@ -29,7 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import CorruptState, VersionConflict
+from ..errors import CorruptState, InvalidParameter, PayloadTooLarge, VersionConflict
 from .config import StateConfig
 from .crypto import StateKey
 from .db import Database
@@ -46,6 +47,24 @@ from .packs import (
 )
 
 _PACK = re.compile(r"^[0-9a-f]{32}\.(pack|part)$")
+#: Most state bytes one put/put_many call may hold: 1 GiB.
+MAX_PUT_BYTES = 1 << 30
+#: Versions are stored as SQLite/PostgreSQL 64-bit integers.
+_MAX_VERSION = (1 << 63) - 1
+
+
+def _check_now(now: object, what: str = "now") -> None:
+    if isinstance(now, bool) or not isinstance(now, (int, float)) or not math.isfinite(now):
+        raise InvalidParameter(f"{what}={now!r} must be a finite number of seconds since the "
+                               "epoch (e.g. time.time())")
+
+
+def _check_version(version: object, what: str, allow_zero: bool = False) -> None:
+    low = 0 if allow_zero else 1
+    if (isinstance(version, bool) or not isinstance(version, int)
+            or not low <= version <= _MAX_VERSION):
+        raise UnknownState(f"{what} {version!r} is not a stored version (an int from {low} "
+                           f"to 2**63 - 1)")
 
 
 @dataclass(frozen=True)
@@ -91,15 +110,18 @@ class StateStore:
                  config: StateConfig | None = None, key: StateKey | None = None) -> None:
         if root is None:
             if db.home is None:
-                raise InvalidConfig("an in-memory database needs an explicit state root "
-                                    "directory (root=...)")
+                raise InvalidConfig("an in-memory or PostgreSQL database needs an explicit "
+                                    "state root directory (root=... / state_root=...)")
             root = db.home / "states"
         self.db = db
         self.root = Path(root)
         self.config = config or StateConfig()
         self.key = key
-        (self.root / "objects").mkdir(parents=True, exist_ok=True)
-        (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+        try:
+            (self.root / "objects").mkdir(parents=True, exist_ok=True)
+            (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InvalidConfig(f"cannot use {self.root} for state packs: {exc}") from None
         self._cache: OrderedDict[tuple[str, int], bytes] = OrderedDict()
         self._cached_bytes = 0
         self._cache_lock = threading.Lock()
@@ -136,12 +158,23 @@ class StateStore:
         VersionConflict
             If an agent's current version is not its ``expected_versions`` entry.
         """
+        _check_now(now)
+        if not isinstance(states, Mapping):
+            raise CorruptState(f"states must map agent ids to bytes, not {type(states).__name__}")
+        for agent_id, version in (expected_versions or {}).items():
+            _check_version(version, f"expected version of {agent_id!r}", allow_zero=True)
+        total = 0
         items = []
         for agent_id, data in states.items():
             if not isinstance(agent_id, str) or not agent_id:
                 raise UnknownState(f"agent id must be non-empty text, not {agent_id!r}")
             if not isinstance(data, (bytes, bytearray, memoryview)):
                 raise CorruptState(f"state of {agent_id} is {type(data).__name__}, not bytes")
+            total += len(data)
+            if total > MAX_PUT_BYTES:
+                raise PayloadTooLarge(
+                    f"states of {total:,} bytes in one call, over the limit of "
+                    f"{MAX_PUT_BYTES:,}; store them in several calls")
             items.append((agent_id, bytes(data), uuid.uuid4().hex))
         written: list[str] = []
         try:
@@ -205,6 +238,10 @@ class StateStore:
 
     def ref(self, agent_id: str, version: int | None = None) -> StateRef:
         """The index entry of a version (the current one by default)."""
+        if not isinstance(agent_id, str):
+            raise UnknownState(f"agent id must be text, not {type(agent_id).__name__}")
+        if version is not None:
+            _check_version(version, "state version")
         if version is None:
             row = self.db.read_one("SELECT version FROM state_current WHERE agent_id=?",
                                    (agent_id,))
@@ -252,10 +289,14 @@ class StateStore:
             if key_id != self.key.key_id:
                 raise WrongKey(f"{where} was encrypted with key id {key_id}, but the key "
                                f"given has id {self.key.key_id}; use the key it was written with")
-        chunks = [Chunk(int(i), int(o), int(s), int(r), Codec(int(c)), bytes(h))
-                  for i, o, s, r, c, h in self.db.read(
-                      "SELECT idx, offset, stored, raw, codec, sha256 FROM state_chunks "
-                      "WHERE agent_id=? AND version=? ORDER BY idx", (agent_id, ref.version))]
+        try:
+            chunks = [Chunk(int(i), int(o), int(s), int(r), Codec(int(c)), bytes(h))
+                      for i, o, s, r, c, h in self.db.read(
+                          "SELECT idx, offset, stored, raw, codec, sha256 FROM state_chunks "
+                          "WHERE agent_id=? AND version=? ORDER BY idx", (agent_id, ref.version))]
+        except (ValueError, TypeError) as exc:
+            raise CorruptState(f"{where}: its chunk index is damaged ({exc}); e.g. an unknown "
+                               "codec - restore it from a rollback point") from None
         data = decode(self._pack_path(pack), agent_id, pack, chunks, where,
                       self.key if key_id is not None else None)
         if len(data) != ref.size:
@@ -270,7 +311,11 @@ class StateStore:
 
         Returns the versions dropped; their pack files go at the next :meth:`gc`.
         """
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise InvalidParameter(f"keep={keep!r}: keep at least 1 version (an int >= 1)")
         spare = set(protected)
+        for v in spare:
+            _check_version(v, "protected version")
         with self.db.transaction() as conn:
             cur = conn.execute("SELECT version FROM state_current WHERE agent_id=?",
                                (agent_id,)).fetchone()
@@ -295,6 +340,7 @@ class StateStore:
 
         The age guard spares packs of writes still in flight. Returns the count.
         """
+        _check_now(older_than, "older_than")
         live = {str(r[0]) for r in self.db.read("SELECT pack FROM state_versions")}
         removed = 0
         for folder in (self.root / "objects", self.root / "tmp"):

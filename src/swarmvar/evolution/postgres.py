@@ -1,0 +1,156 @@
+"""The lifecycle database on PostgreSQL, for several processes or replicas.
+
+``open_home("postgresql://user@host/db", state_root=...)`` (or
+:func:`~swarmvar.evolution.db.open_database`) gives the same stores over a
+:class:`PostgresDatabase`: the same tables (``DOUBLE PRECISION`` for REAL,
+``BYTEA`` for BLOB, ``BIGINT`` for INTEGER) and the same SQL, translated once
+per statement (``?`` placeholders, SQLite's ``TOTAL``, two-argument
+``MIN``/``MAX``, the time buckets). SQLite's ``BEGIN IMMEDIATE`` - one writer
+at a time - becomes a transaction-scoped advisory lock taken first in every
+write, so the stores' read-then-write steps stay serialized across processes.
+State packs stay files under ``state_root`` (a volume every replica mounts);
+their index lives in the database.
+
+psycopg (3) is imported here only.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from .db import _SCHEMA, Database
+from .errors import CorruptStore
+
+#: pg_advisory_xact_lock key serializing lifecycle writes ("swarmvar evolution").
+_WRITE_LOCK = 0x5357_4556_4F4C_5645 & ((1 << 63) - 1)
+
+_REWRITES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"),
+    (re.compile(r"\bBLOB\b"), "BYTEA"),
+    (re.compile(r"\bINTEGER\b"), "BIGINT"),
+    (re.compile(r"\boffset\b"), '"offset"'),
+    (re.compile(r"TOTAL\((\w+)\)"), r"COALESCE(SUM(\1), 0)"),
+    (re.compile(r"MIN\((\w+), excluded\.(\w+)\)"), r"LEAST(\1, excluded.\2)"),
+    (re.compile(r"MAX\((\w+), excluded\.(\w+)\)"), r"GREATEST(\1, excluded.\2)"),
+    (re.compile(r"CAST\(CAST\(ts / (\d+) AS BIGINT\) \* \1 AS DOUBLE PRECISION\)"),
+     r"(floor(ts / \1) * \1)"),
+    (re.compile(r"CAST\(strftime\('%s', ts, 'unixepoch', 'start of month'\) AS "
+                r"DOUBLE PRECISION\)"),
+     "CAST(extract(epoch FROM date_trunc('month', to_timestamp(ts) AT TIME ZONE 'UTC')) "
+     "AS DOUBLE PRECISION)"),
+    # ON CONFLICT ... SET n=n+excluded.n: PostgreSQL wants the target's columns named
+    (re.compile(r"\b(n|total)=(n|total)\+excluded"), r"\1=metric_rollups.\2+excluded"),
+    (re.compile(r"(LEAST|GREATEST)\((lo|hi), excluded"), r"\1(metric_rollups.\2, excluded"),
+    (re.compile(r"\?"), "%s"),
+)
+
+
+def translate(sql: str) -> str:
+    """SQLite SQL of the lifecycle stores as PostgreSQL SQL."""
+    for pattern, repl in _REWRITES:
+        sql = pattern.sub(repl, sql)
+    return sql
+
+
+class _Connection:
+    """What the stores use of a sqlite3 connection, over a psycopg one."""
+
+    def __init__(self, conn: psycopg.Connection[Any], cache: dict[str, str]) -> None:
+        self._conn = conn
+        self._cache = cache
+
+    def _sql(self, sql: str) -> str:
+        got = self._cache.get(sql)
+        if got is None:
+            got = self._cache[sql] = translate(sql)
+        return got
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> psycopg.Cursor[Any]:
+        return self._conn.execute(self._sql(sql), tuple(params))
+
+    def executemany(self, sql: str, rows: Any) -> psycopg.Cursor[Any]:
+        cur = self._conn.cursor()
+        cur.executemany(self._sql(sql), list(rows))
+        return cur
+
+
+class PostgresDatabase(Database):
+    """The lifecycle schema in a PostgreSQL database; one connection, thread-safe.
+
+    Parameters
+    ----------
+    url : str
+        ``postgresql://user[:password]@host[:port]/database``.
+    """
+
+    def __init__(self, url: str) -> None:  # noqa: D107 - the class says it
+        self.path = url
+        self.lock = threading.RLock()
+        self._depth = 0
+        self._sql_cache: dict[str, str] = {}
+        try:
+            self._pg = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise CorruptStore(f"cannot connect to the lifecycle database: {exc}") from None
+        except (ValueError, TypeError) as exc:
+            raise CorruptStore(f"not a usable PostgreSQL URL: {exc}") from None
+        self._wrapped = _Connection(self._pg, self._sql_cache)
+        try:
+            with self.transaction() as conn:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+        except BaseException:
+            self._pg.close()
+            raise
+
+    @property
+    def home(self) -> Path | None:
+        """None: a server database has no data-home folder (give ``state_root``)."""
+        return None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """An all-or-nothing write, serialized with every other writer of the database."""
+        with self.lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self._wrapped
+                finally:
+                    self._depth -= 1
+                return
+            self._depth = 1
+            try:
+                with self._errors(), self._pg.transaction():
+                    self._pg.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
+                    yield self._wrapped
+            finally:
+                self._depth = 0
+
+    def read(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        with self.lock, self._errors():
+            return list(self._wrapped.execute(sql, params).fetchall())
+
+    def read_one(self, sql: str, params: tuple[object, ...] = ()) -> tuple[Any, ...] | None:
+        with self.lock, self._errors():
+            row: tuple[Any, ...] | None = self._wrapped.execute(sql, params).fetchone()
+            return row
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except psycopg.Error as exc:
+            raise CorruptStore(f"lifecycle database error: {exc}") from None
+
+    def close(self) -> None:
+        with self.lock:
+            self._pg.close()

@@ -103,7 +103,8 @@ _bad_values = st.one_of(st.just(math.nan), st.just(math.inf), st.just(-math.inf)
                         st.text(max_size=5), st.booleans(), st.none())
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=_bad_values, shift=st.integers(-3, 3), name=st.sampled_from(["sp500", "x", ""]))
 def test_hypothesis_bad_ticks_never_change_state(swarm_home, value, shift, name):
     swarm, home, _ = swarm_home

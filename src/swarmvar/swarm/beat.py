@@ -218,6 +218,7 @@ class PortfolioSwarm:
                 self.agents[name] = None
         if cfg.roles.scouts:
             self.scouts = Scouts(float(np.std(r[-cfg.window:], ddof=1)), cfg.roles)
+            self.scouts.warm(r[-cfg.roles.scout_warmup:] if cfg.roles.scout_warmup else r[:0])
         self.forecasts = self._forecast_all()
         self.consensus = self._combine(self.forecasts, frozenset(), {}, as_of)[0]
 

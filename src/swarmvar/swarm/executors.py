@@ -174,17 +174,22 @@ class LocalExecutor:
     foragers : int
         Processes for refits off the beat path (``refit_lag >= 1``); started
         on the first refit.
+    refit : callable
+        The foragers' work (a picklable function of a :class:`RefitJob`);
+        :func:`run_refit` unless a test wants a deliberately slow one.
     """
 
     name = "local"
 
-    def __init__(self, workers: int = 0, *, foragers: int = 1) -> None:
+    def __init__(self, workers: int = 0, *, foragers: int = 1,
+                 refit: Callable[[RefitJob], RefitResult] = run_refit) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
             raise InvalidParameter(f"workers must be a whole number >= 0, not {workers!r}")
         if isinstance(foragers, bool) or not isinstance(foragers, int) or foragers < 1:
             raise InvalidParameter(f"foragers must be a whole number >= 1, not {foragers!r}")
         self.workers = workers
         self.forager_count = foragers
+        self._refit = refit
         self._inline = Shard() if workers == 0 else None
         self._procs: list[_Worker] = []
         self._placement: dict[str, int] = {}
@@ -306,7 +311,7 @@ class LocalExecutor:
         with self._lock:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(self.forager_count, mp_context=self._context())
-            return self._pool.submit(run_refit, job)
+            return self._pool.submit(self._refit, job)
 
     def close(self) -> None:
         for w in self._procs:

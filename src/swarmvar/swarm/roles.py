@@ -57,9 +57,11 @@ class RoleConfig:
         running (deterministic numbers), or swap it at the first later beat
         boundary where it is done (the beat never waits; the swap's beat is
         ledgered).
-    scouts, scout_hazard, scout_threshold, scout_refits
+    scouts, scout_hazard, scout_threshold, scout_refits, scout_max_run, scout_warmup
         Change-point detection on, its hazard (1 / expected regime length in
-        beats) and flag threshold, and whether a rising flag asks for refits.
+        beats) and flag threshold, whether a rising flag asks for refits, the
+        longest run length kept, and how many history returns it reads at the
+        start (so the first beats are judged against the current regime).
     builders, builder_window
         Rolling validation on, and its trailing window in beats.
     guards, guard_min_ess, guard_max_rhat, guard_drift, guard_refits
@@ -74,6 +76,8 @@ class RoleConfig:
     scout_hazard: float = 1 / 250
     scout_threshold: float = 0.5
     scout_refits: bool = True
+    scout_max_run: int = 500
+    scout_warmup: int = 250
     builders: bool = True
     builder_window: int = 250
     guards: bool = True
@@ -354,8 +358,14 @@ class Scouts:
             raise InvalidParameter(f"the scouts' scale must be a positive number, not {scale!r}")
         self.scale = float(scale)
         self.detector = OnlineChangePoint(hazard=config.scout_hazard,
-                                          threshold=config.scout_threshold)
+                                          threshold=config.scout_threshold,
+                                          max_run=config.scout_max_run)
         self.flag = False
+
+    def warm(self, history: FloatArray) -> None:
+        """Run the detector over recent history so the current regime is known at the start."""
+        for r in np.asarray(history, dtype=np.float64).tolist():
+            self.flag = bool(self.detector.update(r / self.scale).flag)
 
     def observe(self, r: float) -> tuple[float, RoleRecord | None]:
         """The change probability after ``r``, and a record when the flag rises."""

@@ -43,6 +43,11 @@ FloatArray = NDArray[np.float64]
 #: Most scenario values (S x M x N) one call may hold in memory (~200 MB).
 MAX_SCENARIO_VALUES = 25_000_000
 
+#: Scenario values (S x M x N) a forecast aims at: large books get fewer paths
+#: per draw (never below :data:`MIN_PATHS`), so cost grows about linearly in N.
+SCENARIO_BUDGET = 2_000_000
+MIN_PATHS = 200
+
 
 @dataclass(frozen=True)
 class Scenarios:
@@ -213,6 +218,10 @@ class JointAgent(Agent):
     @abstractmethod
     def scenarios(self, horizon: int = 1, *, seed: Seed = None) -> Scenarios:
         """Posterior predictive scenarios of the next ``horizon`` days' cumulative log returns."""
+
+    def _paths_within_budget(self, draws: int, paths: int) -> int:
+        """``paths``, lowered for large books to keep ~:data:`SCENARIO_BUDGET` values."""
+        return int(min(paths, max(MIN_PATHS, SCENARIO_BUDGET // max(1, draws * self._n))))
 
     def _scenario_budget(self, draws: int, paths: int) -> None:
         if draws * paths * self._n > MAX_SCENARIO_VALUES:

@@ -16,8 +16,9 @@ Posterior: ``(a, b)`` on a grid, weighted by the composite likelihood of
 adjacent pairs (Engle, Shephard & Sheppard 2008) tempered by ``1/(N-1)``
 (each pair's information counted once in total: a conservative magnitude
 adjustment); the copula's degrees of freedom on a grid, weighted by the
-t-copula likelihood at the unconditional correlation; ``Qbar`` by a Bayesian
-bootstrap of the outer products ``q_t q_t'``. So correlations can jump: a
+t-copula likelihood at the unconditional correlation; ``Qbar`` inverse-Wishart
+around the scores' covariance with ``T`` pseudo-observations (the posterior
+of a covariance under a flat prior, scores taken as normal). So correlations can jump: a
 draw with large ``a`` moves ``R`` quickly after a joint shock.
 
 Scenarios: per draw, ``x = L_s g / sqrt(W / nu_s)`` from common normals
@@ -35,12 +36,13 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import signal, special
+from scipy import linalg, signal, special
 
 from ..errors import InvalidParameter, InvalidState
 from .base import Seed, rng_from
 from .joint_base import FloatArray, JointAgent, Scenarios
 from .joint_garch import GjrFilters
+from .joint_niw import bartlett_factors
 
 #: Grid of the DCC parameters ``(a, b)`` (``a = 0``: constant correlation).
 DCC_GRID: FloatArray = np.array([(0.0, 0.0)] + [(a, b) for a in (0.005, 0.01, 0.02, 0.04, 0.07)
@@ -107,7 +109,7 @@ def _log_t_copula(x: FloatArray, r: FloatArray, nu: float) -> float:
     """Log density of the t copula with correlation ``r`` at t-scores ``x`` ``(T, N)``, summed."""
     n = x.shape[1]
     chol = np.linalg.cholesky(r)
-    y = np.linalg.solve(chol, x.T)
+    y = linalg.solve_triangular(chol, x.T, lower=True, check_finite=False)
     quad = (y * y).sum(axis=0)
     logdet = 2.0 * np.log(np.diag(chol)).sum()
     joint = (special.gammaln((nu + n) / 2) - special.gammaln(nu / 2) - n / 2 * np.log(nu * np.pi)
@@ -151,17 +153,17 @@ class CopulaGarchEVT(JointAgent):
         """Margins, normal scores, DCC and df posteriors from the stored residuals."""
         z = self._z
         t, n = z.shape
-        ranks = z.argsort(axis=0).argsort(axis=0) + 1.0
-        u = ranks / (t + 1)
-        q = special.ndtri(u)
+        ranks = z.argsort(axis=0).argsort(axis=0)  # 0 .. t-1
+        levels = np.arange(1, t + 1) / (t + 1)  # the t pseudo-observations any column takes
+        q = special.ndtri(levels)[ranks]
         self._q = q
         self._table = margin_quantiles(z, _PROBS)  # (P, N)
         self._maps = self._score_maps()
         qbar = q.T @ q / t
         self._dcc_logpost = self._dcc_loglik(q, qbar) / max(n - 1, 1)
         r0 = _corr(qbar)
-        ll = np.array([_log_t_copula(special.stdtrit(nu, u), r0, nu) for nu in DF_GRID])
-        self._df_logpost = ll
+        self._df_logpost = np.array([_log_t_copula(special.stdtrit(nu, levels)[ranks], r0, nu)
+                                     for nu in DF_GRID])
 
     def _score_maps(self) -> FloatArray:
         """``z = F^-1(t_nu(x))`` on the asinh grid, per df and asset ``(D, Y, N)``."""
@@ -225,20 +227,21 @@ class CopulaGarchEVT(JointAgent):
         t, n = q.shape
         gi = self._pick(self._dcc_logpost, rng.random(s))
         di = self._pick(self._df_logpost, rng.random(s))
-        omega = rng.dirichlet(np.ones(t), size=s)  # (S, T)
-        root = q[None] * np.sqrt(omega)[:, :, None]  # (S, T, N)
-        qbar = np.matmul(np.swapaxes(root, 1, 2), root)
+        # Qbar's posterior: inverse-Wishart around the scores' covariance (T pseudo-days)
+        mean = q.T @ q / t
+        fac = bartlett_factors(rng, mean * t, float(t + n + 1), s)
+        qbar = fac @ np.swapaxes(fac, 1, 2)
         a, b = DCC_GRID[gi, 0], DCC_GRID[gi, 1]
-        rnext = np.empty_like(qbar)
-        for bb in np.unique(b):
-            sel = np.flatnonzero(b == bb)
-            k = np.arange(t - 1, -1, -1, dtype=float)
-            decay = bb ** k  # weight of q_t in Q_{T+1}
-            inner = (q * decay[:, None]).T @ q
-            level = (1 - bb ** t) / (1 - bb) if bb > 0 else 1.0
-            for i in sel:
-                qn = qbar[i] * ((1 - a[i] - bb) * level + bb ** t) + a[i] * inner
-                rnext[i] = _corr(qn)
+        inner = np.zeros_like(qbar)
+        k = np.arange(t - 1, -1, -1, dtype=float)
+        for bb in np.unique(b[a > 0]):
+            sel = np.flatnonzero((b == bb) & (a > 0))
+            inner[sel] = ((q * (bb ** k)[:, None]).T @ q)[None]  # sum_t b^(T-1-t) q_t q_t'
+        level = np.where(b > 0, (1 - b ** t) / np.where(b > 0, 1 - b, 1.0), 1.0)
+        coef = (1 - a - b) * level + b ** t
+        qn = coef[:, None, None] * qbar + a[:, None, None] * inner
+        d = np.sqrt(np.diagonal(qn, axis1=1, axis2=2))
+        rnext = qn / d[:, :, None] / d[:, None, :]
         return rnext, qbar, a + b, DF_GRID[di]
 
     def _copula_shocks(self, chol: FloatArray, df: FloatArray, g: FloatArray, v: FloatArray
@@ -271,7 +274,8 @@ class CopulaGarchEVT(JointAgent):
         self._require_fitted()
         h = self._check_horizon(horizon)
         rng = rng_from(seed)
-        s, m, n = self.draws, self.paths, self._n
+        s, n = self.draws, self._n
+        m = self._paths_within_budget(s, self.paths if h == 1 else self.paths // 2)
         self._scenario_budget(s, m * (1 if h == 1 else 2))
         f = self._filters
         idx, params = f.draw(rng.random((s, n)))

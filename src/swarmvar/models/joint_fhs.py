@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from ..errors import InvalidParameter, InvalidState
 from .base import Seed, rng_from
-from .joint_base import FloatArray, JointAgent, Scenarios
+from .joint_base import SCENARIO_BUDGET, FloatArray, JointAgent, Scenarios
 from .joint_garch import GjrFilters
 
 
@@ -70,7 +70,8 @@ class FilteredHistorical(JointAgent):
         h = self._check_horizon(horizon)
         rng = rng_from(seed)
         t, n = self._z.shape
-        s = self.draws
+        # one-day scenarios are every stored vector per draw: large books get fewer draws
+        s = self.draws if h > 1 else int(min(self.draws, max(20, SCENARIO_BUDGET // (t * n))))
         w = rng.dirichlet(np.ones(t), size=s)  # (S, T) Bayesian bootstrap
         f = self._filters
         idx, params = f.draw(rng.random((s, n)))
@@ -79,11 +80,12 @@ class FilteredHistorical(JointAgent):
             self._scenario_budget(s, t)
             r = f.mu + np.sqrt(s2)[:, None, :] * self._z[None, :, :]
             return Scenarios(r, np.full(s, 1.0 / s), w, 1)
-        self._scenario_budget(s, self.paths * 2)
-        u = rng.random((h, self.paths))  # common across draws
+        paths = self._paths_within_budget(s, self.paths)
+        self._scenario_budget(s, paths * 2)
+        u = rng.random((h, paths))  # common across draws
         cum = np.cumsum(w, axis=1)
         cum /= cum[:, -1:]
-        picks = np.empty((h, s, self.paths), dtype=np.intp)
+        picks = np.empty((h, s, paths), dtype=np.intp)
         for k in range(s):
             picks[:, k, :] = np.minimum(np.searchsorted(cum[k], u), t - 1)
         r = f.simulate_paths(params, s2, h, lambda k: self._z[picks[k]])

@@ -31,9 +31,9 @@ from scipy import signal, special
 
 FloatArray = NDArray[np.float64]
 
-_A = (0.01, 0.03, 0.05, 0.08, 0.12)
-_G = (0.0, 0.04, 0.08, 0.15)
-_B = (0.70, 0.80, 0.86, 0.90, 0.93, 0.96)
+_A = (0.02, 0.05, 0.09)
+_G = (0.0, 0.06, 0.14)
+_B = (0.78, 0.86, 0.91, 0.94, 0.97)
 
 #: The grid of ``(a, g, b)``: every stationary combination (persistence < 0.995).
 GRID: FloatArray = np.array([(a, g, b) for a, g, b in itertools.product(_A, _G, _B)

@@ -151,10 +151,11 @@ class NormalInverseWishart(JointAgent):
     def scenarios(self, horizon: int = 1, *, seed: Seed = None) -> Scenarios:
         self._require_fitted()
         h = self._check_horizon(horizon)
-        self._scenario_budget(self.draws, self.paths)
+        paths = self._paths_within_budget(self.draws, self.paths)
+        self._scenario_budget(self.draws, paths)
         rng = rng_from(seed)
         mu, fac = self._posterior_factors(rng, self.draws)
-        z = common_normals(rng, self.paths, self._n)
+        z = common_normals(rng, paths, self._n)
         r = h * mu[:, None, :] + math.sqrt(h) * np.matmul(z[None], np.swapaxes(fac, 1, 2))
         return Scenarios(r, np.full(self.draws, 1.0 / self.draws), None, h)
 

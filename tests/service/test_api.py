@@ -62,7 +62,14 @@ def test_portfolio_lifecycle_and_risk(api: tuple[TestClient, Keys]) -> None:
     assert text.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(text.text)))
     assert len(rows) == 4 and float(rows[2]["var"]) == hist[1]["var"][0]
-    assert c.get("/v1/portfolios/book/decisions", headers=_h(k.reader)).json() == []
+    # the arbiter observed the beat; its decision is served and in the ledger
+    decided = c.get("/v1/portfolios/book/decisions", headers=_h(k.reader)).json()
+    assert [d["seq"] for d in decided] == [1]
+    assert decided[0]["action"] in {"quarantine", "alert", "apply_balance", "apply_optimize",
+                                    "noop"}
+    entries = c.get("/v1/ledger/entries?limit=1000", headers=_h(k.reader)).json()
+    assert [(e["data"]["seq"], e["data"]["action"]) for e in entries if e["kind"] == "decision"
+            ] == [(1, decided[0]["action"])]
     stats = c.get("/v1/portfolios/book/backtest", headers=_h(k.reader)).json()
     assert stats["levels"][0]["days"] == 1 and stats["levels"][0]["breaches"] == 1
 

@@ -107,9 +107,11 @@ def _install_errors(app: FastAPI) -> None:
 def open_ledger(config: ServiceConfig) -> Ledger:
     """The shared ledger: PostgreSQL when ``config.db`` is a URL, else ``<home>/ledger.sqlite``."""
     if config.db:
-        from ..ledger import open_ledger as open_url  # type: ignore[attr-defined]
+        from ..ledger.head import load_or_create_key
 
-        return open_url(config.db, home=config.home)  # type: ignore[no-any-return]
+        # heads are signed with the home's key; replicas should mount the same key file
+        config.home.mkdir(parents=True, exist_ok=True)
+        return Ledger(config.db, signing_key=load_or_create_key(config.home / "ledger.key"))
     return Ledger.open(config.home)
 
 
@@ -149,7 +151,8 @@ def create_app(config: ServiceConfig | None = None, *, desk: Desk | None = None)
 
 def _make_desk(cfg: ServiceConfig, metrics: Metrics) -> Desk:
     desk = Desk(open_ledger(cfg), cfg.home, agents=cfg.agents, alphas=cfg.alphas,
-                horizon=cfg.horizon, seed=cfg.seed, observers=_observers())
+                horizon=cfg.horizon, window=cfg.window, refit_every=cfg.refit_every,
+                seed=cfg.seed, observers=_observers(cfg))
     _watch(desk, metrics)
     return desk
 
@@ -162,9 +165,13 @@ def _watch(desk: Desk, metrics: Metrics) -> None:
     desk.watch(on_report)
 
 
-def _observers() -> tuple[Any, ...]:
-    """The arbiter, when the runtime provides one (its decisions are recorded with the beat)."""
-    return ()
+def _observers(cfg: ServiceConfig) -> tuple[Any, ...]:
+    """The arbiter (its decisions are recorded by the desk, after each beat)."""
+    if not cfg.arbiter:
+        return ()
+    from ..arbiter import Arbiter
+
+    return (Arbiter(record_decisions=False),)
 
 
 def app_from_env() -> FastAPI:

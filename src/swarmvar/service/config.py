@@ -20,7 +20,9 @@ class ServiceConfig:
     home : data directory (agents' signing keys; the SQLite ledger unless ``db`` is set).
     db : ``postgresql://...`` URL of a shared ledger and evolution database, or None.
     keys : API key file (default ``<home>/api-keys.json``).
-    agents, alphas, horizon, seed : the swarm each new portfolio gets.
+    agents, alphas, horizon, seed, window, refit_every : the swarm each new portfolio gets
+        (the window is capped at the history's length).
+    arbiter : run the arbiter as the beats' observer.
     max_body : largest request body accepted, bytes (larger: 413).
     """
 
@@ -31,6 +33,9 @@ class ServiceConfig:
     alphas: tuple[float, ...] = (0.99, 0.975)
     horizon: int = 1
     seed: int = 0
+    window: int = 1000
+    refit_every: int = 20
+    arbiter: bool = True
     max_body: int = 1 << 20
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -53,5 +58,6 @@ class ServiceConfig:
         return cls(home=Path(d["home"]), db=d["db"],
                    keys=None if d["keys"] is None else Path(d["keys"]),
                    agents=tuple(d["agents"]), alphas=tuple(d["alphas"]),
-                   horizon=int(d["horizon"]), seed=int(d["seed"]),
+                   horizon=int(d["horizon"]), seed=int(d["seed"]), window=int(d["window"]),
+                   refit_every=int(d["refit_every"]), arbiter=bool(d["arbiter"]),
                    max_body=int(d["max_body"]), extra=dict(d.get("extra", {})))

@@ -1,10 +1,11 @@
 """One swarm per portfolio, its beats driven by ingestion: what the HTTP face runs inside.
 
 :class:`Desk` is the one seam between the service and the runtime. It owns
-no statistics: a beat is the runtime's steps in order (``Agent.update``
-scores the return, ``Agent.forecast``, :func:`swarmvar.swarm.consensus.
-swarm_consensus` signs and combines, observers such as the arbiter decide),
-and the beat's entries go to the ledger as one atomic batch.
+no statistics: each portfolio is a runtime :class:`~swarmvar.swarm.PortfolioSwarm`
+(update, refit on the backtest's rhythm, forecast, sign, combine - the same
+beat :class:`~swarmvar.swarm.Swarm` runs), observers such as the arbiter
+(:class:`~swarmvar.swarm.BeatObserver`) decide after each beat, and the
+beat's entries go to the ledger as one atomic batch.
 
 Several processes (uvicorn workers, Kubernetes replicas) may share one
 ledger. The ledger is the source of truth: each process *syncs* from it
@@ -20,9 +21,15 @@ Entries (their ``data``):
   alphas, horizon, seed, dates, returns, key_id, request_id}}``, then the
   fit's forecasts as beat 0;
 * ``action`` ``{"type": "tick", "details": {portfolio, seq, as_of, return,
-  key_id, request_id}}`` followed by one ``forecast`` per agent, one
-  ``consensus`` per level and the observers' ``decision`` entries, all
-  carrying ``portfolio`` and ``seq``.
+  excluded, factors, key_id, request_id}}`` followed by the signed
+  ``estimate`` entry, one ``forecast`` per agent and one ``consensus`` per
+  level, all carrying ``portfolio`` and ``seq``; the observers' ``decision``
+  entries follow in a second append once the beat is committed (a process
+  replaying a beat recomputes it with the recorded quarantine and factors).
+
+Refits run inside the beat (``refit_lag`` 0), so a replay is exact. The
+arbiter's instructions reach the next request's beats (within one batch the
+beats share the instructions in force when it arrived).
 """
 
 from __future__ import annotations
@@ -31,7 +38,6 @@ import copy
 import json
 import re
 import threading
-import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,17 +57,15 @@ from ..errors import (
 )
 from ..ledger import EntryKind, Ledger
 from ..ledger.entry import canonical_data, format_timestamp
-from ..models import Agent, agent_class, canonical_name
-from ..swarm.consensus import SWARM_POLICY, agent_keys, swarm_consensus
-from ..swarm.local import AgentRun
+from ..models import canonical_name
+from ..swarm import BeatInput, PortfolioConfig, PortfolioSwarm, RoleConfig
+from ..swarm.consensus import SWARM_POLICY
 from ..swarm.record import consensus_record
-from ..types import Action, BeatReport, Consensus, Decision, Forecast, RiskMeasure
-
-#: Observers see every beat and may decide (the arbiter is one).
-Observer = Callable[[BeatReport], Sequence[Decision]]
+from ..swarm.runtime import BeatObserver
+from ..types import Action, BeatReport, Decision
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
-MIN_HISTORY, MAX_HISTORY = 20, 10_000
+MIN_HISTORY, MAX_HISTORY = 30, 10_000
 #: Beats kept in memory per portfolio for history, charts and rolling statistics.
 KEEP_BEATS = 5000
 _RETRIES = 200
@@ -130,10 +134,7 @@ class _Book:
     """One portfolio's live state (mutable; guarded by the desk's lock)."""
 
     name: str
-    agents: dict[str, Agent]
-    alphas: tuple[float, ...]
-    horizon: int
-    seed: int
+    swarm: PortfolioSwarm
     created_by: str
     recorded: dict[date, float] = field(default_factory=dict)
     last_date: date = date.min
@@ -142,35 +143,27 @@ class _Book:
     points: deque[BeatPoint] = field(default_factory=lambda: deque(maxlen=KEEP_BEATS))
     decisions: deque[Decision] = field(default_factory=lambda: deque(maxlen=KEEP_BEATS))
 
+    @property
+    def alphas(self) -> tuple[float, ...]:
+        return self.swarm.config.alphas
+
+    @property
+    def agents(self) -> tuple[str, ...]:
+        return self.swarm.config.agents
+
 
 def _midnight(d: date) -> datetime:
     return datetime.combine(d, time(), tzinfo=UTC)
 
 
-def _seed(seed: int, portfolio: str, seq: int) -> int:
-    """Seed of a portfolio's beat: the same in every process that computes it."""
-    ss = np.random.SeedSequence([seed, zlib.crc32(portfolio.encode()), seq])
-    return int(ss.generate_state(1)[0])
-
-
-def _forecast_from(d: Mapping[str, Any]) -> Forecast:
-    levels = tuple(RiskMeasure(float(m["alpha"]), float(m["var"]), float(m["es"]),
-                               (float(m["var_interval"][0]), float(m["var_interval"][1])),
-                               (float(m["es_interval"][0]), float(m["es_interval"][1])))
-                   for m in d["levels"])
-    return Forecast(str(d["model"]), int(d["horizon"]), levels, float(d["interval_mass"]))
-
-
-def _consensus_from(d: Mapping[str, Any]) -> Consensus:
-    return Consensus(
-        alpha=float(d["alpha"]), horizon=int(d["horizon"]), var=float(d["var"]),
-        es=float(d["es"]), var_interval=(float(d["var_interval"][0]), float(d["var_interval"][1])),
-        es_interval=(float(d["es_interval"][0]), float(d["es_interval"][1])),
-        method=str(d["method"]), used=tuple(d["used"]), trimmed=tuple(d["trimmed"]),
-        rejected=dict(d["rejected"]), weights={k: float(v) for k, v in d["weights"].items()},
-        available=int(d["available"]), total=int(d["total"]), staleness=float(d["staleness"]),
-        degraded=bool(d["degraded"]),
-        as_of=None if d.get("as_of") is None else datetime.fromisoformat(d["as_of"]))
+def _clone(b: _Book) -> _Book:
+    """A copy to compute beats on: the swarm deep-copied (its keys shared), the rest shallow."""
+    sw = b.swarm
+    swarm = copy.deepcopy(sw, {id(sw.keys): sw.keys, id(sw.ring): sw.ring,
+                               id(sw.config): sw.config})
+    return _Book(name=b.name, swarm=swarm, created_by=b.created_by, recorded=dict(b.recorded),
+                 last_date=b.last_date, seq=b.seq, last=b.last, points=b.points.copy(),
+                 decisions=b.decisions.copy())
 
 
 def _decision_record(d: Decision) -> dict[str, Any]:
@@ -186,6 +179,12 @@ def _decision_from(d: Mapping[str, Any]) -> Decision:
                     weights=dict(d["weights"]))
 
 
+def _estimate_record(e: Any) -> dict[str, Any]:
+    d: dict[str, Any] = e.payload()
+    d["signature"] = None if e.signature is None else e.signature.hex()
+    return d
+
+
 def check_returns(items: Sequence[DatedReturn], what: str) -> None:
     """Finite returns above -100% in strictly increasing date order, else InvalidReturns."""
     for i, it in enumerate(items):
@@ -196,6 +195,13 @@ def check_returns(items: Sequence[DatedReturn], what: str) -> None:
             raise ConflictingInput(
                 f"{what}: dates out of order at [{i}] ({it.as_of} after {items[i - 1].as_of}); "
                 "send returns oldest first, one per date")
+
+
+def policy_for(n_agents: int) -> Policy:
+    """The swarm's policy where it tolerates a faulty agent (3 or more), else an equal mean."""
+    if n_agents >= SWARM_POLICY.aggregator.min_agents(SWARM_POLICY.f):
+        return SWARM_POLICY
+    return Policy(aggregator=Aggregator.MEAN, f=0, weighting=Weighting.EQUAL)
 
 
 class Desk:
@@ -209,28 +215,32 @@ class Desk:
         Holds the agents' signing keys (``<home>/keys/agents``).
     agents : names of the default swarm (see :mod:`swarmvar.models.registry`).
     alphas : confidence levels, horizon : days.
-    seed : base seed; each portfolio's beat ``seq`` is seeded from (seed, name, seq).
-    observers : called with each beat's report; their decisions are recorded with it.
+    window, refit_every : fit window (capped at the history's length) and refit period, beats.
+    seed : base seed (the backtest's seeding: the same numbers as ``swarmvar backtest``).
+    observers : :class:`~swarmvar.swarm.BeatObserver` objects (the arbiter); they see
+        every beat in ledger order, and the decisions on this process's beats are recorded.
     clock : wall time of entries (default: the system clock, UTC).
     """
 
     def __init__(self, ledger: Ledger, home: str | Path, *,
                  agents: Sequence[str] = ("NormalInverseGamma", "BayesianBootstrap"),
-                 alphas: Sequence[float] = (0.99, 0.975), horizon: int = 1, seed: int = 0,
-                 observers: Sequence[Observer] = (),
+                 alphas: Sequence[float] = (0.99, 0.975), horizon: int = 1,
+                 window: int = 1000, refit_every: int = 20, seed: int = 0,
+                 observers: Sequence[BeatObserver] = (),
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
         self.ledger = ledger
         self.home = Path(home)
         self.agents = tuple(canonical_name(a) for a in agents)
         self.alphas = tuple(float(a) for a in alphas)
         self.horizon = horizon
+        self.window = window
+        self.refit_every = refit_every
         self.seed = seed
         self.observers = tuple(observers)
         self._clock = clock
         self._lock = threading.RLock()
         self._books: dict[str, _Book] = {}
         self._seen = 0
-        self._keys = agent_keys(self.home, self.agents)
         self._on_beat: list[Callable[[str, BeatPoint], None]] = []
         self._on_report: list[Callable[[BeatReport, tuple[Decision, ...]], None]] = []
         self.sync()
@@ -273,8 +283,8 @@ class Desk:
         return self._seen
 
     def _info(self, b: _Book) -> PortfolioInfo:
-        return PortfolioInfo(b.name, tuple(b.agents), b.alphas, b.horizon, b.seq, b.last_date,
-                             b.created_by)
+        return PortfolioInfo(b.name, b.agents, b.alphas, b.swarm.config.horizon, b.seq,
+                             b.last_date, b.created_by)
 
     def _book(self, name: str) -> _Book:
         book = self._books.get(name)
@@ -282,6 +292,25 @@ class Desk:
             raise UnknownPortfolio(f"no portfolio {name!r}; create it with POST /v1/portfolios "
                                    "or list them with GET /v1/portfolios")
         return book
+
+    def backtest(self, name: str, window: int = 250) -> list[LevelStats]:
+        """Rolling coverage of the consensus VaR over the last ``window`` beats, per level."""
+        from ..validation import christoffersen, kupiec  # statistics stay in the engine
+
+        with self._lock:
+            book = self._book(name)
+            pts = [p for p in book.points if p.breaches][-window:]
+            alphas = book.alphas
+        out = []
+        for k, alpha in enumerate(alphas):
+            hits = np.array([p.breaches[k] for p in pts if len(p.breaches) > k], dtype=bool)
+            ku = kupiec(hits, alpha).pvalue if hits.size else float("nan")
+            ch = christoffersen(hits).pvalue if hits.size >= 2 else float("nan")
+            out.append(LevelStats(alpha, int(hits.size), int(hits.sum()),
+                                  float(hits.size * (1 - alpha)),
+                                  None if not np.isfinite(ku) else float(ku),
+                                  None if not np.isfinite(ch) else float(ch)))
+        return out
 
     # --- writing ------------------------------------------------------------
 
@@ -301,11 +330,9 @@ class Desk:
                                  f"{MAX_HISTORY} dated returns to fit the swarm on")
         check_returns(history, "history")
         names = tuple(dict.fromkeys(canonical_name(a) for a in (agents or self.agents)))
-        for n in names:
-            if n not in self._keys:
-                self._keys.update(agent_keys(self.home, [n]))
         details = {"portfolio": name, "agents": list(names), "alphas": list(self.alphas),
                    "horizon": self.horizon, "seed": self.seed,
+                   "window": min(self.window, len(history)), "refit_every": self.refit_every,
                    "dates": [h.as_of.isoformat() for h in history],
                    "returns": [h.value for h in history], "key_id": key_id,
                    "request_id": request_id}
@@ -315,12 +342,17 @@ class Desk:
                 if name in self._books:
                     raise ConflictingInput(f"a portfolio called {name!r} exists already")
                 book = self._new_book(details)
-                report = self._beat(book, None, history[-1].as_of)
+                dead = [a for a, agent in book.swarm.agents.items() if agent is None]
+                if dead:
+                    raise InvalidReturns(
+                        f"{', '.join(dead)} could not be fitted on {len(history)} returns; "
+                        "send a longer history (the default swarm needs at least 50)")
+                assert book.last is not None
                 batch = [(EntryKind.ACTION, {"type": "portfolio.create", "details": details}),
-                         *self._beat_entries(book, report, ())]
+                         *self._beat_entries(book, book.last, ())]
                 if self._append(batch):
                     self._books[name] = book
-                    self._record(book, report, ())
+                    self._record(book, book.last, (), None)
                     return self._info(book)
         raise SwarmVarError("the ledger kept changing under this write; retry")
 
@@ -348,55 +380,55 @@ class Desk:
                     return [Ingested(name, it.as_of, self._seq_of(book, it.as_of), True)
                             for it in items]
                 trial = _clone(book)
+                excluded, factors = self._instructions(name)
                 batch: list[tuple[EntryKind, Mapping[str, Any]]] = []
-                beats: list[tuple[BeatReport, tuple[Decision, ...]]] = []
+                reports: list[BeatReport] = []
                 for it in fresh:
-                    report = self._beat(trial, it.value, it.as_of)
-                    decisions = tuple(d for obs in self.observers for d in obs(report))
+                    seq = trial.seq + 1
+                    outcome = trial.swarm.beat(BeatInput(seq, _midnight(it.as_of), it.value,
+                                                         excluded, factors))
+                    report = outcome.report
                     batch.append((EntryKind.ACTION, {"type": "tick", "details": {
-                        "portfolio": name, "seq": report.seq, "as_of": it.as_of.isoformat(),
-                        "return": it.value, "key_id": key_id, "request_id": request_id}}))
-                    batch += self._beat_entries(trial, report, decisions)
-                    self._record(trial, report, decisions, it.value)
-                    beats.append((report, decisions))
-                if self._append(batch):
-                    self._books[name] = trial
-                    for report, decisions in beats:
-                        self._notify(name, trial, report.seq)
-                        for cb in self._on_report:
-                            cb(report, decisions)
-                    return [Ingested(name, it.as_of, self._seq_of(trial, it.as_of),
-                                     it not in fresh) for it in items]
+                        "portfolio": name, "seq": seq, "as_of": it.as_of.isoformat(),
+                        "return": it.value, "excluded": sorted(excluded),
+                        "factors": dict(factors), "key_id": key_id,
+                        "request_id": request_id}}))
+                    batch.append((EntryKind.ESTIMATE, {
+                        "portfolio": name, "seq": seq,
+                        "estimates": [_estimate_record(e) for e in outcome.estimates]}))
+                    batch += self._beat_entries(trial, report, ())
+                    self._advance(trial, it, seq)
+                    self._record(trial, report, (), it.value)
+                    reports.append(report)
+                if not self._append(batch):
+                    continue
+                self._books[name] = trial
+                for report in reports:
+                    decisions = self._observe(report)
+                    if decisions:
+                        trial.decisions.extend(decisions)
+                        self._append_retrying([(EntryKind.DECISION, _decision_record(d))
+                                               for d in decisions])
+                    self._notify(name, trial, report.seq)
+                    for cb in self._on_report:
+                        cb(report, decisions)
+                return [Ingested(name, it.as_of, self._seq_of(trial, it.as_of),
+                                 it not in fresh) for it in items]
         raise SwarmVarError("the ledger kept changing under this write; retry")
 
     def note(self, kind: str, details: Mapping[str, Any]) -> int:
         """Record an administrative action (``action`` entry); return its index."""
         with self._lock:
-            for _ in range(_RETRIES):
-                self.sync()
-                at = self._seen
-                if self._append([(EntryKind.ACTION, {"type": kind, "details": dict(details)})]):
-                    return at
+            return self._append_retrying([(EntryKind.ACTION,
+                                           {"type": kind, "details": dict(details)})])
+
+    def _append_retrying(self, batch: Sequence[tuple[EntryKind, Mapping[str, Any]]]) -> int:
+        for _ in range(_RETRIES):
+            self.sync()
+            at = self._seen
+            if self._append(batch):
+                return at
         raise SwarmVarError("the ledger kept changing under this write; retry")
-
-    def backtest(self, name: str, window: int = 250) -> list[LevelStats]:
-        """Rolling coverage of the consensus VaR over the last ``window`` beats, per level."""
-        from ..validation import christoffersen, kupiec  # statistics stay in the engine
-
-        with self._lock:
-            book = self._book(name)
-            pts = [p for p in book.points if p.breaches][-window:]
-            alphas = book.alphas
-        out = []
-        for k, alpha in enumerate(alphas):
-            hits = np.array([p.breaches[k] for p in pts if len(p.breaches) > k], dtype=bool)
-            ku = kupiec(hits, alpha).pvalue if hits.size else float("nan")
-            ch = christoffersen(hits).pvalue if hits.size >= 2 else float("nan")
-            out.append(LevelStats(alpha, int(hits.size), int(hits.sum()),
-                                  float(hits.size * (1 - alpha)),
-                                  None if not np.isfinite(ku) else float(ku),
-                                  None if not np.isfinite(ch) else float(ch)))
-        return out
 
     def _fresh(self, book: _Book, items: Sequence[DatedReturn]) -> list[DatedReturn]:
         fresh: list[DatedReturn] = []
@@ -431,61 +463,46 @@ class Desk:
         self._seen += len(rows)
         return True
 
-    # --- the beat (runtime steps in order; no statistics here) ---------------
+    # --- the runtime's steps, in order -----------------------------------------
+
+    def _instructions(self, name: str) -> tuple[frozenset[str], dict[str, float]]:
+        """The observers' quarantine and weight factors for the next beat of ``name``."""
+        excluded: set[str] = set()
+        factors: dict[str, float] = {}
+        for obs in self.observers:
+            excluded |= set(obs.excluded(name))
+            for agent, f in obs.weight_factors(name).items():
+                factors[agent] = factors.get(agent, 1.0) * float(f)
+        return frozenset(excluded), factors
+
+    def _observe(self, report: BeatReport) -> tuple[Decision, ...]:
+        return tuple(d for obs in self.observers for d in obs.observe(report))
 
     def _new_book(self, details: Mapping[str, Any]) -> _Book:
         name = str(details["portfolio"])
-        seed = int(details["seed"])
-        book = _Book(name=name, agents={}, alphas=tuple(details["alphas"]),
-                     horizon=int(details["horizon"]), seed=seed,
-                     created_by=str(details["key_id"]))
-        x = np.asarray(details["returns"], dtype=float)
-        for n in details["agents"]:
-            book.agents[n] = agent_class(n)().fit(x, seed=_seed(seed, f"{name}/{n}", 0))
+        agents = tuple(details["agents"])
+        config = PortfolioConfig(
+            portfolio=name, agents=agents, alphas=tuple(float(a) for a in details["alphas"]),
+            horizon=int(details["horizon"]), window=int(details["window"]),
+            refit_every=int(details["refit_every"]), seed=int(details["seed"]),
+            home=str(self.home), roles=RoleConfig(refit_lag=0), policy=policy_for(len(agents)))
+        swarm = PortfolioSwarm(config)
+        last = date.fromisoformat(details["dates"][-1])
+        swarm.start(np.asarray(details["returns"], dtype=np.float64), _midnight(last))
+        book = _Book(name=name, swarm=swarm, created_by=str(details["key_id"]))
         for d, v in zip(details["dates"], details["returns"], strict=True):
             book.recorded[date.fromisoformat(d)] = float(v)
-        book.last_date = date.fromisoformat(details["dates"][-1])
+        book.last_date = last
+        book.last = BeatReport(portfolio=name, seq=0, as_of=_midnight(last), realized=0.0,
+                               breaches={}, log_scores={}, forecasts=dict(swarm.forecasts),
+                               consensus=tuple(swarm.consensus))
         return book
 
-    def _beat(self, book: _Book, r: float | None, as_of: date) -> BeatReport:
-        """Score ``r`` against the last forecasts, absorb it, forecast, agree (mutates ``book``)."""
-        seq = book.seq + (r is not None)
-        prev = book.last
-        breaches: dict[str, tuple[bool, ...]] = {}
-        scores: dict[str, float] = {}
-        runs = []
-        for n, agent in book.agents.items():
-            try:
-                if r is not None:
-                    scores[n] = float(agent.update(r))
-                fc = agent.forecast(book.alphas, book.horizon,
-                                    seed=_seed(book.seed, f"{book.name}/{n}", seq))
-                runs.append(AgentRun(n, fc, None, 0.0, agent))
-            except SwarmVarError as exc:
-                runs.append(AgentRun(n, None, None, 0.0, agent, error=str(exc)))
-            if r is not None and prev is not None and n in prev.forecasts:
-                breaches[n] = tuple(-r > m.var for m in prev.forecasts[n].levels)
-        if r is not None and prev is not None and prev.consensus:
-            breaches["consensus"] = tuple(-r > c.var for c in prev.consensus)
-        rejected = {run.name: run.error or "" for run in runs if not run.ok}
-        good = [run for run in runs if run.ok]
-        policy = SWARM_POLICY if len(good) >= SWARM_POLICY.aggregator.min_agents(SWARM_POLICY.f) \
-            else Policy(aggregator=Aggregator.MEAN, f=0, weighting=Weighting.EQUAL)
-        try:
-            agreed = tuple(swarm_consensus(runs, self._keys, as_of=_midnight(as_of),
-                                           seq=seq * len(book.alphas), portfolio=book.name,
-                                           horizon=book.horizon, policy=policy))
-        except SwarmVarError as exc:
-            agreed, rejected = (), {**rejected, "consensus": str(exc)}
+    @staticmethod
+    def _advance(book: _Book, it: DatedReturn, seq: int) -> None:
         book.seq = seq
-        if r is not None:
-            book.recorded[as_of] = r
-            book.last_date = as_of
-        return BeatReport(portfolio=book.name, seq=seq, as_of=_midnight(as_of),
-                          realized=0.0 if r is None else r, breaches=breaches, log_scores=scores,
-                          forecasts={run.name: run.forecast for run in good
-                                     if run.forecast is not None},
-                          consensus=agreed, rejected=rejected)
+        book.recorded[it.as_of] = it.value
+        book.last_date = it.as_of
 
     def _beat_entries(self, book: _Book, report: BeatReport, decisions: Iterable[Decision]
                       ) -> list[tuple[EntryKind, Mapping[str, Any]]]:
@@ -508,7 +525,7 @@ class Desk:
         return out
 
     def _record(self, book: _Book, report: BeatReport, decisions: Iterable[Decision],
-                realized: float | None = None) -> None:
+                realized: float | None) -> None:
         book.last = report
         book.decisions.extend(decisions)
         cons = report.consensus
@@ -528,88 +545,49 @@ class Desk:
     # --- sync: absorb what other processes recorded ---------------------------
 
     def sync(self) -> int:
-        """Read ledger entries appended since the last look; return how many."""
+        """Read ledger entries appended since the last look; return how many.
+
+        Another process's beat is replayed here with the quarantine and
+        factors it recorded (the same numbers), and shown to the observers;
+        its decisions are read back, not decided again.
+        """
         with self._lock:
             size = self.ledger.store.size()
             if size == self._seen:
                 return 0
-            start, pending = self._seen, _Pending()
+            start = self._seen
             for row in self.ledger.store.rows(self._seen, size):
-                self._absorb(row[2], json.loads(row[3]), pending)
-            self._flush(pending)
+                self._absorb(row[2], row[3])
             self._seen = size
             return size - start
 
-    def _absorb(self, kind: str, data: dict[str, Any], pending: _Pending) -> None:
-        if kind == EntryKind.ACTION.value and data.get("type") in ("portfolio.create", "tick"):
-            self._flush(pending)
-            d = data["details"]
-            name = d["portfolio"]
-            if data["type"] == "portfolio.create":
-                book = self._new_book(d)
-                self._books[name] = book
-                pending.start(book, 0, None, book.last_date)
-            elif name in self._books:
-                book = self._books[name]
-                r = float(d["return"])
-                for agent in book.agents.values():
-                    try:
-                        agent.update(r)
-                    except SwarmVarError:
-                        pass  # the beat that recorded it reported the same refusal
-                as_of = date.fromisoformat(d["as_of"])
-                book.recorded[as_of], book.last_date, book.seq = r, as_of, int(d["seq"])
-                pending.start(book, int(d["seq"]), r, as_of)
+    def _absorb(self, kind: str, text: str) -> None:
+        if kind == EntryKind.DECISION.value:
+            d = json.loads(text)
+            book = self._books.get(d.get("portfolio"))
+            if book is not None:
+                book.decisions.append(_decision_from(d))
             return
-        if pending.book is None or data.get("portfolio") != pending.book.name \
-                or data.get("seq") != pending.seq:
+        if kind != EntryKind.ACTION.value or '"portfolio.create"' not in text \
+                and '"tick"' not in text:
             return
-        if kind == EntryKind.FORECAST.value and "forecast" in data:
-            pending.forecasts[data["agent"]] = _forecast_from(data["forecast"])
-        elif kind == EntryKind.CONSENSUS.value:
-            pending.consensus.append(_consensus_from(data))
-        elif kind == EntryKind.DECISION.value:
-            pending.decisions.append(_decision_from(data))
-
-    def _flush(self, p: _Pending) -> None:
-        book = p.book
-        if book is None:
-            return
-        prev = book.last
-        breaches: dict[str, tuple[bool, ...]] = {}
-        if p.realized is not None and prev is not None:
-            r = p.realized
-            breaches = {n: tuple(-r > m.var for m in f.levels) for n, f in prev.forecasts.items()}
-            if prev.consensus:
-                breaches["consensus"] = tuple(-r > c.var for c in prev.consensus)
-        report = BeatReport(portfolio=book.name, seq=p.seq, as_of=_midnight(p.as_of),
-                            realized=p.realized or 0.0, breaches=breaches, log_scores={},
-                            forecasts=dict(p.forecasts), consensus=tuple(p.consensus))
-        self._record(book, report, p.decisions, p.realized)
-        self._notify(book.name, book, p.seq)
-        p.book = None
-
-
-def _clone(b: _Book) -> _Book:
-    """A copy to compute beats on: agents deep-copied, the rest shallow (cheap)."""
-    return _Book(name=b.name, agents=copy.deepcopy(b.agents), alphas=b.alphas,
-                 horizon=b.horizon, seed=b.seed, created_by=b.created_by,
-                 recorded=dict(b.recorded), last_date=b.last_date, seq=b.seq, last=b.last,
-                 points=b.points.copy(), decisions=b.decisions.copy())
-
-
-@dataclass
-class _Pending:
-    """A beat being read back from the ledger, entry by entry."""
-
-    book: _Book | None = None
-    seq: int = 0
-    realized: float | None = None
-    as_of: date = date.min
-    forecasts: dict[str, Forecast] = field(default_factory=dict)
-    consensus: list[Consensus] = field(default_factory=list)
-    decisions: list[Decision] = field(default_factory=list)
-
-    def start(self, book: _Book, seq: int, realized: float | None, as_of: date) -> None:
-        self.book, self.seq, self.realized, self.as_of = book, seq, realized, as_of
-        self.forecasts, self.consensus, self.decisions = {}, [], []
+        data = json.loads(text)
+        d = data.get("details", {})
+        if data.get("type") == "portfolio.create":
+            book = self._new_book(d)
+            self._books[book.name] = book
+            assert book.last is not None
+            self._record(book, book.last, (), None)
+            self._notify(book.name, book, 0)
+        elif data.get("type") == "tick" and d.get("portfolio") in self._books:
+            book = self._books[d["portfolio"]]
+            it = DatedReturn(date.fromisoformat(d["as_of"]), float(d["return"]))
+            seq = int(d["seq"])
+            outcome = book.swarm.beat(BeatInput(
+                seq, _midnight(it.as_of), it.value, frozenset(d.get("excluded", [])),
+                {k: float(v) for k, v in d.get("factors", {}).items()}))
+            self._advance(book, it, seq)
+            self._record(book, outcome.report, (), it.value)
+            for obs in self.observers:
+                obs.observe(outcome.report)
+            self._notify(book.name, book, seq)

@@ -171,6 +171,19 @@ class BeatHistory:
                    np.column_stack([result.logscore[a] for a in agents]))
 
 
+def cache_path(data: str, *, last: int, window: int, refit_every: int,
+               alphas: Sequence[float], seed: int, agents: Sequence[str],
+               cache: Path | None = None) -> Path:
+    """Where :func:`cached_history` keeps this backtest (the name hashes every setting
+    and the swarm's consensus policy)."""
+    from ..swarm.consensus import SWARM_POLICY
+
+    key = json.dumps([data, last, window, refit_every, [float(a) for a in alphas], seed,
+                      list(agents), repr(SWARM_POLICY)])
+    folder = cache or Path(os.environ.get(CACHE_ENV, DEFAULT_CACHE))
+    return folder / f"{data}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+
+
 def cached_history(
     data: str = "sp500",
     *,
@@ -195,10 +208,8 @@ def cached_history(
     from ..validation import backtest
 
     names = tuple(agents or DEFAULT_AGENTS)
-    key = json.dumps([data, last, window, refit_every, list(alphas), seed, list(names),
-                      repr(SWARM_POLICY)])
-    folder = cache or Path(os.environ.get(CACHE_ENV, DEFAULT_CACHE))
-    path = folder / f"{data}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+    path = cache_path(data, last=last, window=window, refit_every=refit_every, alphas=alphas,
+                      seed=seed, agents=names, cache=cache)
     if path.exists():
         return BeatHistory.load(path)
     series = load(data)

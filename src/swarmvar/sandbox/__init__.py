@@ -6,8 +6,10 @@ behind walls and returns a checked :class:`TaskResult`, or raises a typed
 :class:`~swarmvar.errors.SandboxViolation` naming what the code tried.
 
 Backends: :class:`BubblewrapSandbox` (the default: namespaces, rlimits,
-cgroups where allowed) and :class:`UnsandboxedWorker` (``--sandbox none``:
-no walls, only when asked). An E2B (cloud microVM) backend is not built yet.
+cgroups where allowed), ``E2BSandbox`` (E2B's cloud microVMs, in
+:mod:`swarmvar.sandbox.e2b`: ``pip install swarmvar[e2b]`` and
+``E2B_API_KEY``) and :class:`UnsandboxedWorker` (``--sandbox none``: no
+walls, only when asked).
 See docs/sandbox.md for the threat model.
 """
 
@@ -19,16 +21,19 @@ from .bubblewrap import BubblewrapSandbox, UnsandboxedWorker, bwrap_path
 from .profiles import PROFILES, REALTIME, TRAINING, VALIDATION, NetworkPolicy, Profile, profile
 from .wire import Task, TaskResult
 
-BACKENDS = ("bwrap", "none")
+BACKENDS = ("bwrap", "e2b", "none")
 
 
 def create(backend: str = "bwrap", profile_: str | Profile = "training",
            **options: Any) -> Sandbox:
-    """A sandbox of ``backend`` (``bwrap`` or ``none``) under ``profile_``."""
+    """A sandbox of ``backend`` (``bwrap``, ``e2b`` or ``none``) under ``profile_``."""
     if backend == "bwrap":
         return BubblewrapSandbox.create(profile_, **options)
     if backend == "none":
         return UnsandboxedWorker.create(profile_, **options)
+    if backend == "e2b":
+        from .e2b import E2BSandbox  # the e2b SDK only when asked for
+        return E2BSandbox.create(profile_, **options)
     raise SandboxError(f"unknown sandbox backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 

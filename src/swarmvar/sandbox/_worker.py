@@ -183,7 +183,32 @@ def _run(guard: Guard, cpu_seconds: float, header: dict[str, Any],
                           "detail": f"values are not plain JSON: {exc}"})
 
 
+def oneshot(task_path: str, result_path: str) -> int:
+    """Run the one task in ``task_path`` and write its result frame to ``result_path``.
+
+    For backends whose wall is a whole machine (E2B's microVMs): no warm
+    worker, the same checks. The task frame's header carries the config
+    (scratch folder, read roots, CPU budget) under ``"config"``.
+    """
+    sys.dont_write_bytecode = True
+    task_path, result_path = os.path.abspath(task_path), os.path.abspath(result_path)
+    with open(task_path, "rb") as stream:
+        header, arrays = read_frame(stream)
+    config = header.pop("config")
+    scratch = os.path.realpath(config["scratch"])
+    os.makedirs(scratch, exist_ok=True)
+    os.chdir(scratch)
+    sys.path.insert(0, scratch)  # plug-in modules put there by put_file
+    guard = Guard(config["read_roots"], scratch)
+    sys.addaudithook(guard.hook)
+    with open(result_path, "wb") as out:
+        _run(guard, float(config["cpu_seconds"]), header, arrays, out, False)
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if len(argv) == 4 and argv[1] == "--oneshot":
+        return oneshot(argv[2], argv[3])
     config = json.loads(argv[1])
     sys.dont_write_bytecode = True  # the package folders are read-only inside
     # Frames travel on a private copy of stdout; the task's prints go to stderr.

@@ -197,6 +197,21 @@ def test_bad_signals_change_nothing(history: BeatHistory, what: str, value: floa
         assert ledger.size > size
 
 
+def test_a_beat_without_consensus_is_an_anomaly_not_an_error(history: BeatHistory) -> None:
+    a = Arbiter()
+    beats = history.beats()
+    a.observe(next(beats))
+    report = next(beats)
+    plain = Arbiter()
+    plain.observe(next(history.beats()))
+    plain.observe(report)
+    a.observe(dataclasses.replace(report, consensus=()))
+    assert a.last_signals("simulated").anomalies == plain.last_signals("simulated").anomalies + 1
+    empty = dataclasses.replace(report, consensus=(), forecasts={}, breaches={}, log_scores={})
+    with pytest.raises(InvalidSignal, match="neither consensus"):
+        Arbiter().observe(empty)
+
+
 @pytest.mark.parametrize("case", ["flags", "seconds", "type", "levels"])
 def test_bad_reports(history: BeatHistory, case: str) -> None:
     a = Arbiter()
@@ -204,7 +219,7 @@ def test_bad_reports(history: BeatHistory, case: str) -> None:
     if case == "flags":
         report = dataclasses.replace(report, breaches={**report.breaches, "A": (True,)})
     elif case == "levels":
-        report = dataclasses.replace(report, consensus=())
+        report = dataclasses.replace(report, consensus=report.consensus[:1])
     with pytest.raises(SwarmVarError) as err:
         if case == "seconds":
             a.observe(report, beat_seconds=math.nan)

@@ -48,6 +48,18 @@ def test_pulse_refuses_bad_numbers(bad: object) -> None:
         t_lambda(bad, 5)  # type: ignore[arg-type]
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.floats(allow_nan=True, allow_infinity=True), st.floats(allow_nan=True,
+                                                                 allow_infinity=True))
+def test_pulse_is_finite_or_refused(k: float, p: float) -> None:
+    try:
+        value = t_lambda(k, p)
+    except InvalidParameter:
+        assert not (math.isfinite(k) and math.isfinite(p) and k > 0 and p > 0 and k * p > 1)
+    else:
+        assert k * p > 1 and math.isfinite(value) and value >= 1e-6
+
+
 def test_pulse_floor() -> None:
     assert t_lambda(4, 5, math.e, 1e-12) == 1e-6
     assert t_lambda(4, 5, 1.0, 0.001) == 1e-6  # ln 1 = 0

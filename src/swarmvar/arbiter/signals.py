@@ -7,7 +7,8 @@ against the swarm's median, whether its VaR lies outside the others'
 credible intervals (below the lowest lower bound or above the highest
 upper bound of the others), and whether it was rejected, missing or failed its
 convergence diagnostics. For the swarm: the consensus's breaches and
-breach-rate drift, the regime probability and lateness. The trailing
+breach-rate drift (and its absence, when the swarm could not agree), the
+regime probability and lateness. The trailing
 quantities live in a small frozen :class:`SignalMemory`, so reading a beat
 is a pure function ``(memory, report) -> (memory, signals)``.
 """
@@ -139,8 +140,13 @@ def read_beat(memory: SignalMemory, report: BeatReport, config: SignalConfig = S
     if not 0.0 <= regime <= 1.0:
         raise InvalidSignal(f"regime_probability {regime} is outside [0, 1]")
     alphas = tuple(c.alpha for c in report.consensus)
+    no_consensus = not alphas  # the swarm could not agree this beat: itself an anomaly
+    if no_consensus:
+        alphas = memory.alphas or next(
+            (fc.alphas for fc in report.forecasts.values()), ())
     if not alphas:
-        raise InvalidSignal(f"beat {report.seq} of {report.portfolio} has no consensus levels")
+        raise InvalidSignal(f"beat {report.seq} of {report.portfolio} has neither consensus "
+                            "levels nor forecasts (and no earlier beat to take levels from)")
     if memory.alphas and memory.alphas != alphas:
         raise InvalidSignal(f"beat {report.seq} has levels {alphas}; earlier beats had "
                             f"{memory.alphas}")
@@ -212,7 +218,7 @@ def read_beat(memory: SignalMemory, report: BeatReport, config: SignalConfig = S
             drifting=max(zs[name]) > config.coverage_z, lagging=gap < -config.score_gap))
     cflags = tuple(bool(b) for b in report.breaches.get(CONSENSUS, ()))
     total = (sum(a.anomalies for a in agents) + sum(cflags) + int(regime > config.regime)
-             + int(report.late))
+             + int(report.late) + int(no_consensus))
     features = (
         float(total), float(sum(cflags)), float(sum(sum(a.breaches) for a in agents)),
         float(sum(a.drifting for a in agents)), min(5.0, max(-3.0, max(cz))),

@@ -257,10 +257,14 @@ class Builders:
         """One scored day: each row's VaR/ES forecast ``(rows,)`` per level and the return."""
         for a in self.alphas:
             v, e = var[a], es[a]
-            hit = (-realized > v)[None, :]
-            loss = fz0_loss(np.full(v.shape, -realized), v, np.maximum(e, v), a)[None, :]
+            ok = np.isfinite(v) & np.isfinite(e)  # a row without a forecast that day
+            hit = (-realized > np.where(ok, v, np.inf))[None, :]
+            loss = np.full(v.shape, np.nan)
+            if ok.any():
+                loss[ok] = fz0_loss(np.full(int(ok.sum()), -realized), v[ok],
+                                    np.maximum(e[ok], v[ok]), a)
             self.hits[a] = np.concatenate([self.hits[a], hit])[-self.window:]
-            self.fz0[a] = np.concatenate([self.fz0[a], loss])[-self.window:]
+            self.fz0[a] = np.concatenate([self.fz0[a], loss[None, :]])[-self.window:]
 
     def current(self) -> dict[str, dict[float, RowValidation]]:
         """Every row's validation now (empty before the first scored day)."""
@@ -270,10 +274,13 @@ class Builders:
             if h.shape[0] == 0:
                 continue
             for k, row in enumerate(self.rows):
-                col = h[:, k]
-                pk, pc = _coverage_pvalues(_counts(col), a, _Unhashed(col))
                 fz = f[:, k]
-                fz = fz[np.isfinite(fz)]
+                seen = np.isfinite(fz)  # days the row had a forecast
+                col = h[seen, k]
+                if col.size == 0:
+                    continue
+                pk, pc = _coverage_pvalues(_counts(col), a, _Unhashed(col))
+                fz = fz[seen]
                 out.setdefault(row, {})[a] = RowValidation(
                     int(col.size), int(col.sum()), pk, pc,
                     float(fz.mean()) if fz.size else math.nan)

@@ -85,14 +85,14 @@ class RunLengthPosterior:
                           dtype=np.int64)
 
     def change_points(self) -> IntArray:
-        """Estimated first day of each detected regime, one per detection.
+        """Estimated first day of each detected regime (sorted, distinct).
 
         At a detection day ``t`` the regime start is ``t - r + 1`` with ``r``
         the most probable run length among the short runs (``<= window``).
         """
         d = self.detections()
         r = np.argmax(self.probs[d, : self.window], axis=1) + 1
-        return np.asarray(np.maximum(d - r + 1, 0), dtype=np.int64)
+        return np.asarray(np.unique(np.maximum(d - r + 1, 0)), dtype=np.int64)
 
 
 def _positive(name: str, value: float) -> float:

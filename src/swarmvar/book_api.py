@@ -324,12 +324,12 @@ def book_var(
                 fc = agent.forecast(levels, horizon)
                 atts[cls.name] = _baseline_attribution(agent, pos, levels, horizon, assets)
             else:
-                scen = agent.scenarios(horizon, seed=agent_seed)  # type: ignore[attr-defined]
+                scen = agent.scenarios(horizon, seed=agent_seed)
                 fc = Forecast(cls.name, horizon,
                               risk_measures(scen.with_positions_family(pos), levels))
                 atts[cls.name] = euler(scen, pos, levels, assets=assets)
             if d is not None:
-                scen = agent.scenarios(horizon, seed=agent_seed)  # type: ignore[attr-defined]
+                scen = agent.scenarios(horizon, seed=agent_seed)
                 incs[cls.name] = incremental(scen, pos, d, levels)
             forecasts[cls.name] = fc
             seconds[cls.name] = time.perf_counter() - start

@@ -47,6 +47,7 @@ class RiskMetrics(JointAgent):
 
     name = "RiskMetrics"
     min_observations = 30
+    _sigma: FloatArray
 
     def __init__(self, lam: float = 0.94, paths: int = 20000,
                  positions: tuple[float, ...] = ()) -> None:

@@ -229,7 +229,8 @@ class CopulaGarchEVT(JointAgent):
         di = self._pick(self._df_logpost, rng.random(s))
         # Qbar's posterior: inverse-Wishart around the scores' covariance (T pseudo-days)
         mean = q.T @ q / t
-        fac = bartlett_factors(rng, mean * t, float(t + n + 1), s)
+        # (a 1e-6 ridge keeps it positive definite for identical or collinear assets)
+        fac = bartlett_factors(rng, (mean + 1e-6 * np.eye(n)) * t, float(t + n + 1), s)
         qbar = fac @ np.swapaxes(fac, 1, 2)
         a, b = DCC_GRID[gi, 0], DCC_GRID[gi, 1]
         inner = np.zeros_like(qbar)
@@ -244,7 +245,7 @@ class CopulaGarchEVT(JointAgent):
         rnext = qn / d[:, :, None] / d[:, None, :]
         return rnext, qbar, a + b, DF_GRID[di]
 
-    def _copula_shocks(self, chol: FloatArray, df: FloatArray, g: FloatArray, v: FloatArray
+    def _copula_shocks(self, chol: NDArray[Any], df: FloatArray, g: FloatArray, v: FloatArray
                        ) -> FloatArray:
         """Standardized residuals ``(S, M, N)`` from common normals ``g`` ``(M, N)``, uniforms."""
         n = g.shape[1]
@@ -268,7 +269,8 @@ class CopulaGarchEVT(JointAgent):
         hi -= lo
         hi *= x
         hi += lo
-        return hi
+        out: FloatArray = hi
+        return out
 
     def scenarios(self, horizon: int = 1, *, seed: Seed = None) -> Scenarios:
         self._require_fitted()

@@ -129,7 +129,7 @@ class GjrFilters:
         self.s2 = self._w + (self._a + self._g * (e < 0)) * (e * e) + self._b * self.s2
         return e / np.sqrt(sbar2), dens
 
-    def draw(self, uniforms: FloatArray) -> tuple[FloatArray, FloatArray]:
+    def draw(self, uniforms: FloatArray) -> tuple[NDArray[np.intp], FloatArray]:
         """Grid points per draw and asset from ``uniforms`` ``(S, N)``: ``(S, N)`` indices and
         the parameters ``(S, N, 3)``."""
         cum = np.cumsum(self.weights(), axis=0)  # (G, N)

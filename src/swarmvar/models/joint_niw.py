@@ -57,8 +57,7 @@ def bartlett_factors(rng: np.random.Generator, psi: FloatArray, nu: float, draws
     diag = np.arange(n)
     a[:, diag, diag] = np.sqrt(rng.chisquare(nu - diag, size=(draws, n)))
     inv = np.linalg.inv(a)
-    out: FloatArray = u[None] @ np.swapaxes(inv, 1, 2)
-    return out
+    return np.asarray(u[None] @ np.swapaxes(inv, 1, 2), dtype=np.float64)
 
 
 class NormalInverseWishart(JointAgent):

@@ -6,6 +6,7 @@ import importlib
 
 from ..errors import UnknownAgent
 from .base import Agent
+from .joint_base import JointAgent  # joint agents of books
 
 #: Every agent swarmvar ships: class name -> module.
 AGENT_MODULES: dict[str, str] = {
@@ -81,7 +82,7 @@ DEFAULT_BOOK_AGENTS: tuple[str, ...] = ("NormalInverseWishart", "FilteredHistori
                                         "CopulaGarchEVT")
 
 
-def book_agent_class(name: str) -> type[Agent]:
+def book_agent_class(name: str) -> type[JointAgent]:
     """The joint agent class for a class name or alias (case-insensitive)."""
     key = next((full for full in BOOK_AGENT_MODULES if full.lower() == name.lower()),
                BOOK_ALIASES.get(name.lower()))
@@ -89,5 +90,5 @@ def book_agent_class(name: str) -> type[Agent]:
         known = ", ".join(list(BOOK_AGENT_MODULES) + sorted(BOOK_ALIASES))
         raise UnknownAgent(f"no joint (book) agent called {name!r}; known: {known}")
     module = importlib.import_module(BOOK_AGENT_MODULES[key])
-    cls: type[Agent] = getattr(module, key)
-    return cls
+    joint: type[JointAgent] = getattr(module, key)
+    return joint

@@ -445,10 +445,11 @@ def plot_result(result: BacktestResult, alpha: float | None = None, *,
         import matplotlib.dates as mdates
 
         years = (x[-1] - x[0]) / np.timedelta64(365, "D")
-        locator: mdates.DateLocator = (
-            mdates.YearLocator(max(1, int(years // 5))) if years > 2
-            else mdates.MonthLocator(interval=max(1, int(years * 12 // 5) or 1)))
+        step = max(1, int(years // 5)) if years > 2 else max(1, int(years * 12 // 5))
+        maker = mdates.YearLocator if years > 2 else mdates.MonthLocator
+        locator = maker(step)
+        label = mdates.ConciseDateFormatter(locator)  # type: ignore[no-untyped-call]
         for ax in axes.flat:  # shared x: one locator serves every panel
             ax.xaxis.set_major_locator(locator)
-            ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+            ax.xaxis.set_major_formatter(label)
     return fig

@@ -207,6 +207,9 @@ def policy_for(n_agents: int) -> Policy:
 class Desk:
     """The portfolios' swarms over one ledger; every method is thread-safe.
 
+    Every read first syncs with the ledger (one size query when nothing is
+    new), so any process answers with every beat recorded so far.
+
     Parameters
     ----------
     ledger : Ledger
@@ -257,25 +260,30 @@ class Desk:
 
     def portfolios(self) -> list[PortfolioInfo]:
         with self._lock:
+            self.sync()
             return [self._info(b) for b in self._books.values()]
 
     def info(self, name: str) -> PortfolioInfo:
         with self._lock:
+            self.sync()
             return self._info(self._book(name))
 
     def latest(self, name: str) -> BeatReport:
         with self._lock:
+            self.sync()
             report = self._book(name).last
             assert report is not None  # every book has beat 0
             return report
 
     def points(self, name: str, since: int = 0, limit: int = KEEP_BEATS) -> list[BeatPoint]:
         with self._lock:
+            self.sync()
             pts = [p for p in self._book(name).points if p.seq >= since]
         return pts[-limit:] if limit > 0 else []
 
     def decisions(self, name: str, limit: int = 100) -> list[Decision]:
         with self._lock:
+            self.sync()
             return list(self._book(name).decisions)[-limit:] if limit > 0 else []
 
     @property
@@ -298,6 +306,7 @@ class Desk:
         from ..validation import christoffersen, kupiec  # statistics stay in the engine
 
         with self._lock:
+            self.sync()
             book = self._book(name)
             pts = [p for p in book.points if p.breaches][-window:]
             alphas = book.alphas

@@ -1,0 +1,97 @@
+"""Two service processes ingesting into one PostgreSQL database keep one gap-free chain
+with no duplicate beats (a real server: initdb + pg_ctl in a temporary directory)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from swarmvar.ledger import Ledger
+from swarmvar.ledger.head import load_or_create_key
+
+from .conftest import Keys, Server, day, history, start_server
+
+_spec = importlib.util.spec_from_file_location(
+    "swarmvar_tests_pg", Path(__file__).resolve().parents[1] / "pg.py")
+assert _spec is not None and _spec.loader is not None
+pg = sys.modules.setdefault("swarmvar_tests_pg", importlib.util.module_from_spec(_spec))
+if not hasattr(pg, "postgres_server"):  # registered first: its dataclasses look it up
+    _spec.loader.exec_module(pg)
+
+
+@pytest.fixture(scope="module")
+def database() -> Iterator[str]:
+    try:
+        with pg.postgres_server() as server:
+            yield server.new_database()
+    except pg.PostgresUnavailable as exc:
+        pg.skip_or_fail(exc)
+
+
+def test_two_servers_one_chain_no_duplicate_beats(
+        database: str, tmp_path: Path, session_keys: tuple[Path, Keys],
+        server_factory: list[Server]) -> None:
+    keys_path, k = session_keys
+    servers = []
+    for name in ("a", "b"):
+        home = tmp_path / name
+        home.mkdir()
+        servers.append(start_server(home, keys_path, "--db", database))
+        server_factory.append(servers[-1])
+    a, b = servers
+    w = {"X-API-Key": k.writer}
+    r = httpx.post(a.url + "/v1/portfolios", json={"name": "shared", "history": history(80)},
+                   headers=w, timeout=60)
+    assert r.status_code == 201, r.text
+    # b learns of it from the database
+    assert httpx.get(b.url + "/v1/portfolios/shared", headers={"X-API-Key": k.reader},
+                     timeout=60).status_code == 200
+    n = 40
+    values = [round(0.002 * ((i * 7) % 11 - 5), 6) for i in range(n)]
+    codes: dict[str, Counter[int]] = {}
+
+    def feed(srv: Server) -> None:
+        got: Counter[int] = Counter()
+        with httpx.Client(base_url=srv.url, headers=w, timeout=60) as c:
+            for i in range(n):  # both servers get every return, racing each other
+                got[c.post("/v1/portfolios/shared/returns",
+                           json={"date": day(i), "return": values[i]}).status_code] += 1
+        codes[srv.url] = got
+
+    threads = [threading.Thread(target=feed, args=(s,)) for s in servers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    total = Counter[int]()
+    for c in codes.values():
+        total.update(c)
+    assert set(total) <= {200, 201}, codes
+    assert total[201] == n and total[200] == n  # each return stored once, repeated once
+    with Ledger(database, create=False,
+                signing_key=load_or_create_key(tmp_path / "a" / "ledger.key")) as led:
+        assert led.verify_chain().ok
+        entries = list(led.entries())
+    ticks = [e.data["details"] for e in entries
+             if e.kind.value == "action" and e.data.get("type") == "tick"]
+    assert [t["seq"] for t in ticks] == list(range(1, n + 1))  # one gap-free beat sequence
+    assert [t["as_of"] for t in ticks] == [day(i) for i in range(n)]
+    assert [t["return"] for t in ticks] == values
+    beats = Counter((e.data["portfolio"], e.data["seq"]) for e in entries
+                    if e.kind.value == "consensus")
+    assert set(beats.values()) == {2} and len(beats) == n + 1  # 2 levels per beat, no repeats
+    assert [e.index for e in entries] == list(range(len(entries)))
+    writers = Counter(t["request_id"] != "" for t in ticks)
+    assert writers[True] == n
+    # both servers replayed each other's beats to the same numbers
+    views = [httpx.get(s.url + "/v1/portfolios/shared/var", headers={"X-API-Key": k.reader},
+                       timeout=60).json() for s in servers]
+    assert views[0]["seq"] == views[1]["seq"] == n
+    assert views[0]["levels"] == views[1]["levels"]

@@ -179,7 +179,7 @@ def test_rejuvenation_keeps_particles_on_the_posterior(fitted: StudentT) -> None
     assert nu.mean() == pytest.approx(is_mean_nu, abs=2 * nu.std())
 
 
-def test_horizon_forecast_by_simulation(fitted: StudentT) -> None:
+def test_horizon_forecast_against_brute_force_simulation(fitted: StudentT) -> None:
     a = fitted.forecast((0.99,), horizon=5, seed=3)
     assert a == fitted.forecast((0.99,), horizon=5, seed=3)
     assert fitted.forecast((0.99,), horizon=5) == fitted.forecast((0.99,), horizon=5)
@@ -191,6 +191,8 @@ def test_horizon_forecast_by_simulation(fitted: StudentT) -> None:
                                                               (k.size, 5)).sum(axis=1)
     var = -np.quantile(sims, 0.01)
     assert a.at(0.99).var == pytest.approx(var, rel=0.04)
+    es = -sims[sims <= -var].mean()  # the normal-mixture ES against the brute-force one
+    assert a.at(0.99).es == pytest.approx(es, rel=0.06)
     lv = a.at(0.99)
     assert lv.var_interval[0] <= lv.var <= lv.var_interval[1] and lv.es > lv.var
 

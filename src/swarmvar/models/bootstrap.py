@@ -59,6 +59,8 @@ _BLOCK_DAYS = 32
 MAX_SIZE = 100_000
 #: Most values one forecast may hold: draws x window (the weights) or draws x paths.
 MAX_CELLS = 20_000_000
+#: Values of simulated daily returns held at once by an h-day forecast.
+_PATH_CELLS = 4_000_000
 
 
 class BayesianBootstrap(Agent):
@@ -199,21 +201,25 @@ class BayesianBootstrap(Agent):
                    rng: np.random.Generator) -> NDArray[np.float64]:
         """Sums of ``h`` returns drawn from each draw's weighted window ``(draws, paths)``.
 
-        Draw ``d`` samples the window by inverse CDF on its cumulative weights;
-        the rows are laid end to end (row ``d`` spans ``(d, d + 1]``) so that one
-        ``searchsorted`` serves every draw, and days are added one at a time, so
-        memory stays ``(draws, paths)`` whatever the horizon.
+        Draw ``d``'s ``paths x h`` daily returns are iid from its weights
+        ``w_d``: how often each window return occurs among them is
+        ``Multinomial(paths x h, w_d)`` and their order a uniform random
+        permutation, which is how they are drawn (one multinomial per draw for
+        all its days, one shuffle) - about twice as fast as inverse-CDF
+        sampling day by day. Days are taken in chunks, so memory stays about
+        ``4e6`` values whatever the horizon.
         """
-        n = x.size
-        cum = np.cumsum(self._dirichlet(rng, n), axis=1)
-        offset = np.arange(self.draws, dtype=float)[:, None]
-        flat = (cum + offset).ravel()
-        start = (offset * n).astype(np.intp)
-        total = np.zeros((self.draws, self.paths))
-        for _ in range(h):
-            u = rng.random((self.draws, self.paths))
-            idx = np.searchsorted(flat, u + offset) - start
-            total += x[np.minimum(idx, n - 1)]
+        n, draws, paths = x.size, self.draws, self.paths
+        weights = self._dirichlet(rng, n)
+        tiled = np.tile(x, draws)
+        total = np.zeros((draws, paths))
+        chunk = max(1, _PATH_CELLS // (draws * paths))
+        for first in range(0, h, chunk):
+            days = min(chunk, h - first)
+            counts = rng.multinomial(paths * days, weights)
+            values = np.repeat(tiled, counts.ravel()).reshape(draws, paths * days)
+            values = rng.permuted(values, axis=1)
+            total += values.reshape(draws, paths, days).sum(axis=2)
         return total
 
     def _horizon_one_block(

@@ -272,11 +272,16 @@ class GarchEVT(Agent):
         """Standardized losses from the body (bootstrap) or the GPD tail, ``shape``."""
         tail = rng.random(shape) < p_u
         v = rng.random(shape)
-        small = np.abs(xi) < 1e-9
-        safe = np.where(small, 1.0, xi)
-        gpd = np.where(small, -beta * np.log(v), beta * np.expm1(-safe * np.log(v)) / safe)
-        body = self._body[rng.integers(0, self._body.size, shape)]
-        return np.asarray(np.where(tail, self._u + gpd, body))
+        out = self._body[rng.integers(0, self._body.size, shape)]
+        # the GPD quantile only where a tail draw is used (~1 - threshold of them): the
+        # same elementwise operations on those entries as on the whole array
+        rows = np.nonzero(tail)[0]
+        xi_t, beta_t, log_v = xi[rows, 0], beta[rows, 0], np.log(v[tail])
+        small = np.abs(xi_t) < 1e-9
+        safe = np.where(small, 1.0, xi_t)
+        gpd = np.where(small, -beta_t * log_v, beta_t * np.expm1(-safe * log_v) / safe)
+        out[tail] = self._u + gpd
+        return np.asarray(out)
 
     # --- diagnostics, generative side, state -------------------------------------------
 

@@ -38,11 +38,12 @@ from ..errors import InvalidParameter, InvalidState
 from ..types import Diagnostics, Forecast, RiskMeasure
 from . import _sir
 from . import _student_t_lik as lik
+from ._scale_mixture import ScaleMixtureFamily, h_day_scales
 from ._sir_tmixture import MixtureLevel, mixture_level, risk_measure, risk_measures_block
 from ._student_t_lik import constrain, log_const, log_prior, t_loglik
 from .base import Agent, Seed, check_real, check_whole, rng_from
 from .diagnostics import summarize
-from .risk import EmpiricalFamily, check_alphas, risk_measures
+from .risk import check_alphas, risk_measures
 
 FloatArray = NDArray[np.float64]
 
@@ -55,9 +56,10 @@ def _own(seed: Seed) -> np.random.Generator:
 PARAMS = ("mu", "sigma", "nu")
 #: Posterior samplers for :meth:`StudentT.fit`.
 SAMPLERS = ("smc", "nuts")
-#: Particles and simulated paths per particle for horizon > 1 (enough paths that
-#: each particle's 99% VaR rests on ~40 tail draws).
-_HORIZON_PARTICLES, _HORIZON_PATHS = 128, 4000
+#: Particles, and simulated variance mixings per particle, for horizon > 1: each
+#: particle's h-day law is a mixture of that many normals, whose tails are exact
+#: (see _scale_mixture), in place of 4000 simulated paths per particle.
+_HORIZON_PARTICLES, _HORIZON_MIXING = 128, 256
 #: Below this acceptance the independent proposal is too far from the target and
 #: rejuvenation switches to random-walk steps.
 _LEAST_INDEPENDENT_ACCEPTANCE = 0.2
@@ -453,10 +455,12 @@ class StudentT(Agent):
         """VaR/ES of the posterior predictive of the next ``horizon``-period log return.
 
         ``horizon = 1`` is exact (a weighted t mixture, per-particle pieces
-        cached between rejuvenations). ``horizon > 1`` simulates, for 128
-        systematically resampled particles, 4000 sums of ``horizon`` iid t draws
-        each; ``seed=None`` uses a copy of the agent's generator, so the same
-        state gives the same forecast.
+        cached between rejuvenations). ``horizon > 1``: for 128 systematically
+        resampled particles, the sum of ``horizon`` iid t returns is a normal
+        given its variance mixing ``V``; 256 simulated ``V`` per particle make
+        its h-day law a mixture of normals, exact in each component's tail
+        (:mod:`~swarmvar.models._scale_mixture`). ``seed=None`` uses a copy of
+        the agent's generator, so the same state gives the same forecast.
         """
         self._require_fitted()
         levels = check_alphas(alphas)
@@ -467,11 +471,9 @@ class StudentT(Agent):
         rng = copy.deepcopy(self._rng) if seed is None else rng_from(seed)
         idx = _sir.systematic_resample(w, float(rng.random()), _HORIZON_PARTICLES)
         mu, sigma, nu = self._mu[idx], self._sigma[idx], self._nu[idx]
-        total = np.zeros((idx.size, _HORIZON_PATHS))
-        for _ in range(h):  # memory stays (particles, paths) whatever the horizon
-            total += rng.standard_t(nu[:, None], size=total.shape)
-        paths = h * mu[:, None] + sigma[:, None] * total
-        return Forecast(self.name, h, risk_measures(EmpiricalFamily(paths), levels))
+        scale = sigma[:, None] * h_day_scales(nu, h, _HORIZON_MIXING, rng)
+        family = ScaleMixtureFamily(h * mu, scale, np.ones(idx.size))
+        return Forecast(self.name, h, risk_measures(family, levels))
 
     def _horizon_one_block(
         self, xs: FloatArray, levels: tuple[float, ...], seeds: Sequence[Seed]

@@ -95,3 +95,20 @@ def test_two_servers_one_chain_no_duplicate_beats(
                        timeout=60).json() for s in servers]
     assert views[0]["seq"] == views[1]["seq"] == n
     assert views[0]["levels"] == views[1]["levels"]
+    # the evolution stores are in the same database: a variant made there is listed by both
+    import time
+
+    from swarmvar.evolution import new_variant, open_home
+    from swarmvar.models import registry
+
+    constructors = {"NormalInverseGamma": registry.agent_class("nig").parameter_names()}
+    h = open_home(database, state_root=tmp_path / "states")
+    try:
+        v = h.variants.add(new_variant("NormalInverseGamma",
+                                       {constructors["NormalInverseGamma"][0]: 2.0},
+                                       constructors, now=time.time()))
+    finally:
+        h.close()
+    for s in servers:
+        listed = httpx.get(s.url + "/v1/variants", headers={"X-API-Key": k.reader}, timeout=60)
+        assert [x["id"] for x in listed.json()] == [v.id], listed.text

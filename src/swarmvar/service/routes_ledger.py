@@ -103,7 +103,8 @@ def _evolution(request: Request) -> Iterator[Any]:
     from ..evolution import open_home
 
     cfg = request.app.state.config
-    home = open_home(cfg.db or cfg.home)
+    # with --db the variants live in PostgreSQL (shared); state packs under the home
+    home = open_home(cfg.db, state_root=cfg.home / "states") if cfg.db else open_home(cfg.home)
     try:
         yield home
     finally:

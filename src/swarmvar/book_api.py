@@ -335,8 +335,9 @@ def book_var(
             seconds[cls.name] = time.perf_counter() - start
             if cls is not RiskMetrics:
                 runs.append(AgentRun(cls.name, fc, agent.diagnostics, seconds[cls.name], agent))
-        except SwarmVarError as exc:
-            errors[cls.name] = str(exc)
+        except (SwarmVarError, np.linalg.LinAlgError) as exc:  # a singular fit fails alone
+            errors[cls.name] = str(exc) if isinstance(exc, SwarmVarError) else (
+                f"numerically singular ({exc}); are two assets (nearly) the same series?")
             seconds[cls.name] = time.perf_counter() - start
             runs.append(AgentRun(cls.name, None, None, seconds[cls.name], None, error=str(exc)))
     agreed: tuple[Consensus, ...] = ()

@@ -161,7 +161,7 @@ class CopulaGarchEVT(JointAgent):
         self._maps = self._score_maps()
         qbar = q.T @ q / t
         self._dcc_logpost = self._dcc_loglik(q, qbar) / max(n - 1, 1)
-        r0 = _corr(qbar)
+        r0 = _corr(qbar + 1e-6 * np.eye(n))  # positive definite for identical assets
         self._df_logpost = np.array([_log_t_copula(special.stdtrit(nu, levels)[ranks], r0, nu)
                                      for nu in DF_GRID])
 

@@ -204,6 +204,9 @@ class ReplayReport:
     without: tuple[LevelScore, ...]
     with_actions: tuple[LevelScore, ...]
     study: ThreatStudy | None
+    #: AUC, on the second half of the beats, of the threats the arbiter itself used
+    #: (its model as it was at each beat: the design's, or retrained versions).
+    used_auc: float
 
 
 def replay_report(history: BeatHistory, arbiter: Arbiter, policy: Policy, *,
@@ -216,6 +219,9 @@ def replay_report(history: BeatHistory, arbiter: Arbiter, policy: Policy, *,
                                                  horizon=horizon)
     except ValueError:  # one class only in a short history: no AUC to report
         study = None
+    labels = threat_labels(list(outcome.breached[1:]), horizon)
+    half = slice(labels.size // 2, labels.size)
+    used = roc_auc(outcome.threat[1:][: labels.size][half], labels[half])
     return ReplayReport(history.name, history.days - 1, outcome,
                         score_consensus(history, history.consensus, 1),
-                        score_consensus(history, applied, 1), study)
+                        score_consensus(history, applied, 1), study, used)

@@ -77,6 +77,10 @@ def replay_command(
                       f"beats, tested on the last {s.test_beats}; label: {s.model.label}, "
                       f"base rate {s.positives:.3f}): AUC trained {s.auc_trained:.3f}, "
                       f"the design's fixed model {s.auc_seed:.3f}")
+    used = ("its threat model, retrained every 250 beats (last version "
+            f"{arbiter.model.version[:8]})" if retrain else "the design's fixed model")
+    console.print(f"threats the arbiter used ({used}): AUC {report.used_auc:.3f} on the "
+                  "second half")
     table = Table(title="consensus backtest without / with the arbiter's actions",
                   title_justify="left")
     for col in ("alpha", "consensus", "breaches", "expected", "Kupiec", "Christoffersen",

@@ -51,3 +51,30 @@ def test_jax_compilations_persist_under_the_data_home_unless_set(tmp_path, monke
     assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "cache" / "jax")
     monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "mine"))
     assert persist_compilations(tmp_path / "other") == Path(tmp_path / "mine")
+
+
+HELP_PROBE = """
+import sys
+sys.argv = ["swarmvar", *sys.argv[1:]]
+from swarmvar.cli import main
+try:
+    main()
+except SystemExit as exc:
+    print("exit", exc.code)
+print("heavy:", sorted(m for m in ("numpy", "pandas", "scipy", "jax", "swarmvar.models",
+                                   "swarmvar.ledger", "matplotlib") if m in sys.modules))
+"""
+
+
+def test_help_lists_every_command_without_importing_the_numerical_stack():
+    from swarmvar.cli import _COMMANDS
+
+    root = subprocess.run([sys.executable, "-c", HELP_PROBE, "--help"], capture_output=True,
+                          text=True, timeout=120)
+    assert "exit 0" in root.stdout and "heavy: []" in root.stdout, root.stdout + root.stderr
+    for command in _COMMANDS:
+        assert command in root.stdout
+    var = subprocess.run([sys.executable, "-c", HELP_PROBE, "var", "--help"],
+                         capture_output=True, text=True, timeout=120)
+    assert "exit 0" in var.stdout and "heavy: []" in var.stdout, var.stdout + var.stderr
+    assert "GarchEVT" in var.stdout and "--dropna" in var.stdout

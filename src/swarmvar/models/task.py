@@ -73,3 +73,68 @@ def forecast_path(params: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
         es[i] = [m.es for m in fc.levels]
         agent.update(float(x[window + i]))
     return {"days": days}, {"var": var, "es": es}
+
+
+# --- live agents: one agent kept in a worker between tasks --------------------
+
+#: The largest number of returns one ``live_agent`` call absorbs.
+MAX_UPDATES_PER_CALL = 100_000
+
+
+def _live_class(params: Mapping[str, Any]) -> Any:
+    """A registered agent by name, or a plug-in class by ``"module:Class"`` path.
+
+    A plug-in is imported here, inside the worker (the sandbox), never by the
+    host; it must subclass :class:`~swarmvar.models.Agent`.
+    """
+    import importlib
+
+    from .base import Agent
+
+    plugin = params.get("plugin")
+    if plugin is None:
+        return agent_class(str(params.get("agent")))
+    module, _, name = str(plugin).partition(":")
+    cls = getattr(importlib.import_module(module), name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Agent)):
+        raise InvalidParameter(f"plug-in {plugin!r} is not a swarmvar Agent class")
+    return cls
+
+
+def live_agent(params: Mapping[str, Any], arrays: Mapping[str, np.ndarray], seed: int,
+               session: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """One step of an agent the worker keeps alive between tasks (its ``session``).
+
+    ``params['op']``: ``fit`` (on ``arrays['returns']``), ``restore`` (from
+    ``arrays['state']``), ``update`` (each of ``arrays['returns']``; values
+    ``log_densities``), ``forecast`` (``alphas``, ``horizon``) or ``state``
+    (``arrays['state']``). ``params['handle']`` names the agent; an unknown
+    handle (a recycled worker) is reported as ``KeyError`` so the host restores
+    it from its last state and replays the returns since.
+    """
+    op, handle = params.get("op"), str(params.get("handle"))
+    agents = session.setdefault("agents", {})
+    if op in ("fit", "restore"):
+        cls = _live_class(params)
+        if op == "fit":
+            agent = cls(**dict(params.get("options", {})))
+            agent.fit(np.asarray(arrays["returns"], dtype=float), seed=seed)
+        else:
+            agent = cls.from_state(arrays["state"].tobytes())
+        agents[handle] = agent
+        return {"name": agent.name}, {}
+    if handle not in agents:
+        raise KeyError(f"no live agent {handle!r} in this worker")
+    agent = agents[handle]
+    if op == "update":
+        returns = np.asarray(arrays["returns"], dtype=float)
+        if returns.size > MAX_UPDATES_PER_CALL:
+            raise InvalidParameter(f"at most {MAX_UPDATES_PER_CALL} returns per update call")
+        return {}, {"log_densities": np.array([agent.update(float(r)) for r in returns])}
+    if op == "forecast":
+        alphas = tuple(float(a) for a in params.get("alphas", [0.99]))
+        forecast = agent.forecast(alphas, int(params.get("horizon", 1)), seed=seed)
+        return {"forecast": forecast.to_dict()}, {}
+    if op == "state":
+        return {}, {"state": np.frombuffer(agent.state(), dtype=np.uint8)}
+    raise InvalidParameter(f"unknown live_agent op {op!r}")

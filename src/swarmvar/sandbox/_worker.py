@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import inspect
 import json
 import os
 import resource
@@ -115,11 +116,19 @@ def _set_cpu_budget(seconds: float) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
+#: What a worker keeps between tasks for functions that take a ``session``
+#: argument (live agents): it lives and dies with this worker process.
+SESSION: dict[str, Any] = {}
+
+
 def _call(entry: str, params: dict[str, Any], arrays: dict[str, Any], seed: int
           ) -> tuple[dict[str, Any], dict[str, Any]]:
     module_name, _, func_name = entry.partition(":")
     func: Callable[..., Any] = getattr(importlib.import_module(module_name), func_name)
-    out = func(params, arrays, seed)
+    if "session" in inspect.signature(func).parameters:
+        out = func(params, arrays, seed, session=SESSION)
+    else:
+        out = func(params, arrays, seed)
     if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[0], dict)
             and isinstance(out[1], dict)):
         raise SandboxViolation(Violation.MALFORMED_RESULT,

@@ -1,0 +1,160 @@
+"""Agents whose code runs only inside a sandbox: plug-ins and variants under isolation.
+
+Where it sits: the runtime holds a :class:`SandboxedAgent` where it would
+hold an agent. Every fit, update and forecast is a task in a
+:mod:`swarmvar.sandbox` (the agent itself lives in the sandbox's warm
+worker); what comes back is checked data, never a pickled object. A plug-in
+agent class named by ``"module:Class"`` is imported only inside the
+sandbox, never in this process.
+
+The proxy keeps the agent's last state (taken after each fit and every
+``checkpoint_every`` updates) and the returns absorbed since, so that when
+the sandbox recycles its worker (after a violation, a crash or its task
+quota) the next call restores the agent and replays those returns: the
+numbers are those of an agent that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from ..errors import InvalidParameter, NotFitted, SandboxViolation, TaskFailed, Violation
+from ..sandbox import Sandbox, Task
+from ..types import Forecast, RiskMeasure
+
+ENTRY = "swarmvar.models.task:live_agent"
+
+
+def forecast_from_dict(data: Mapping[str, Any]) -> Forecast:
+    """A :class:`Forecast` from its plain form, every number checked (it came from a sandbox)."""
+    def bad(why: str) -> SandboxViolation:
+        return SandboxViolation(Violation.MALFORMED_RESULT, f"a forecast {why}")
+
+    try:
+        levels = []
+        for level in data["levels"]:
+            numbers = [float(level["alpha"]), float(level["var"]), float(level["es"]),
+                       *map(float, level["var_interval"]), *map(float, level["es_interval"])]
+            if len(numbers) != 7 or not all(math.isfinite(x) for x in numbers):
+                raise bad("with a missing or non-finite number")
+            alpha, var, es, vlo, vhi, elo, ehi = numbers
+            if not 0.5 <= alpha < 1 or vlo > vhi or elo > ehi:
+                raise bad(f"with an impossible level or interval at alpha={alpha:g}")
+            levels.append(RiskMeasure(alpha, var, es, (vlo, vhi), (elo, ehi)))
+        horizon = int(data["horizon"])
+        mass = float(data.get("interval_mass", 0.9))
+        model = str(data["model"])
+    except SandboxViolation:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise bad(f"that does not parse ({exc})") from None
+    if not levels or horizon < 1 or not 0 < mass < 1:
+        raise bad("with no levels, a bad horizon or a bad interval mass")
+    return Forecast(model=model, horizon=horizon, levels=tuple(levels), interval_mass=mass)
+
+
+class SandboxedAgent:
+    """The runtime's handle on an agent that lives in ``box``.
+
+    Parameters
+    ----------
+    box : Sandbox
+        Where the agent runs (``swarmvar.sandbox.create("bwrap", "realtime")``).
+    agent : str, optional
+        A registered agent name (``"nig"``, ``"garch_t"``, ...), or
+    plugin : str, optional
+        a plug-in class ``"package.module:Class"`` (a subclass of
+        :class:`~swarmvar.models.Agent`) on the sandbox's plug-in paths.
+    options : mapping
+        Constructor arguments.
+    checkpoint_every : int
+        Updates between the state snapshots kept for recovery.
+    """
+
+    def __init__(self, box: Sandbox, *, agent: str | None = None, plugin: str | None = None,
+                 options: Mapping[str, Any] | None = None, checkpoint_every: int = 50) -> None:
+        if (agent is None) == (plugin is None):
+            raise InvalidParameter("give exactly one of agent (a name) or plugin ('module:Class')")
+        if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
+            raise InvalidParameter(f"checkpoint_every must be >= 1, got {checkpoint_every!r}")
+        self._box = box
+        self._which = {"agent": agent} if agent is not None else {"plugin": plugin}
+        self._options = dict(options or {})
+        self._every = checkpoint_every
+        self._handle = uuid.uuid4().hex
+        self._state: bytes | None = None
+        self._since: list[float] = []
+        self.name = agent or str(plugin).rpartition(":")[2]
+
+    def _task(self, op: str, arrays: Mapping[str, np.ndarray] | None = None, seed: int = 0,
+              **params: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        task = Task(ENTRY, {"op": op, "handle": self._handle, "options": self._options,
+                            **self._which, **params}, dict(arrays or {}), seed=seed)
+        try:
+            result = self._box.run(task)
+        except TaskFailed as exc:
+            if exc.error_type != "KeyError" or self._state is None:
+                raise
+            self._recover()
+            result = self._box.run(task)
+        return dict(result.values), dict(result.arrays)
+
+    def _recover(self) -> None:
+        """The worker was recycled: restore the last state and replay the returns since."""
+        assert self._state is not None
+        self._box.run(Task(ENTRY, {"op": "restore", "handle": self._handle, **self._which},
+                           {"state": np.frombuffer(self._state, np.uint8)}))
+        if self._since:
+            self._box.run(Task(ENTRY, {"op": "update", "handle": self._handle},
+                               {"returns": np.asarray(self._since, dtype=float)}))
+
+    def _checkpoint(self) -> None:
+        _, arrays = self._task("state")
+        state = arrays.get("state")
+        if state is None or state.dtype != np.uint8:
+            raise SandboxViolation(Violation.MALFORMED_RESULT, "a state that is not bytes")
+        self._state, self._since = state.tobytes(), []
+
+    # --- the agent's interface ------------------------------------------------
+
+    def fit(self, returns: ArrayLike, *, seed: int = 0) -> SandboxedAgent:
+        """Fit inside the sandbox on ``returns`` (oldest first)."""
+        x = np.asarray(returns, dtype=float)
+        values, _ = self._task("fit", {"returns": x}, seed=seed)
+        self.name = str(values.get("name", self.name))
+        self._checkpoint()
+        return self
+
+    def update(self, r: float) -> float:
+        """Absorb one return inside the sandbox; its log predictive density."""
+        if self._state is None:
+            raise NotFitted(f"{self.name}: fit before update")
+        _, arrays = self._task("update", {"returns": np.array([float(r)])})
+        density = arrays.get("log_densities")
+        if density is None or density.shape != (1,):
+            raise SandboxViolation(Violation.MALFORMED_RESULT, "an update without its density")
+        self._since.append(float(r))
+        if len(self._since) >= self._every:
+            self._checkpoint()
+        return float(density[0])
+
+    def forecast(self, alphas: Sequence[float] = (0.99,), horizon: int = 1, *,
+                 seed: int = 0) -> Forecast:
+        """VaR/ES with credible intervals, computed inside the sandbox and checked here."""
+        if self._state is None:
+            raise NotFitted(f"{self.name}: fit before forecast")
+        values, _ = self._task("forecast", seed=seed, alphas=[float(a) for a in alphas],
+                               horizon=int(horizon))
+        return forecast_from_dict(values.get("forecast", {}))
+
+    def state(self) -> bytes:
+        """The agent's current state (as the agent's own ``state()`` gives it)."""
+        self._checkpoint()
+        assert self._state is not None
+        return self._state

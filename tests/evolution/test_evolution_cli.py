@@ -8,7 +8,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from swarmvar.cli.variants import app
-from swarmvar.evolution import MetricRecord, VariantStatus, open_home
+from swarmvar.evolution import MetricRecord, VariantStatus, open_home, record_check
+from swarmvar.ledger import EntryKind, Ledger
 
 runner = CliRunner()
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -33,8 +34,14 @@ def test_create_list_promote_and_roll_back(tmp_path: Path) -> None:
     second = create(tmp_path)
     out = run(tmp_path, "list", "--status", "draft")
     assert first in out and second in out and "shorter memory" in out
-    assert "promoted" in run(tmp_path, "promote", first)
-    run(tmp_path, "promote", second)
+    refused = run(tmp_path, "promote", first, code=2)
+    assert "refused" in refused and "canary" in refused and "--force" in refused
+    assert "promoted" in run(tmp_path, "promote", first, "--force")
+    run(tmp_path, "promote", second, "--force")
+    with Ledger(tmp_path, create=False) as ledger:  # both forced promotions are on record
+        events = [e.data for e in ledger.entries(1) if e.kind is EntryKind.VARIANT]
+    assert [(e["variant_id"], e["forced"]) for e in events] == [(first, True), (second, True)]
+    assert events[0]["parameters"] == {"forgetting": 0.99} and events[0]["skipped_checks"]
     home = open_home(tmp_path)
     assert home.variants.get(first).status is VariantStatus.RETIRED
     home.close()
@@ -97,3 +104,21 @@ def test_errors_are_clear_and_store_nothing(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "scheme 'mysql' is not supported" in res.stderr
     res = runner.invoke(app, ["list", "--home", "postgresql://nobody@/db?host=/nonexistent"])
     assert res.exit_code == 2 and "cannot connect to the lifecycle database" in res.stderr
+
+
+def test_promotion_after_a_passed_canary_needs_no_force(tmp_path: Path) -> None:
+    vid = create(tmp_path)
+    run(tmp_path, "canary", "start", vid)
+    assert "refused" in run(tmp_path, "promote", vid, code=2)  # no check has passed yet
+    home = open_home(tmp_path)  # one passed check, a full interval after the start
+    v = home.variants.get(vid)
+    assert v.canary is not None
+    v, _ = record_check(home.variants, v, True, home.config.canary,
+                        v.canary.last_check_at + home.config.canary.health_check_interval_s)
+    home.close()
+    assert v.canary is not None and v.canary.passed_checks == 1
+    out = run(tmp_path, "promote", vid)
+    assert "promoted" in out and "forced" not in out
+    with Ledger(tmp_path, create=False) as ledger:
+        last = ledger.entry(-1)
+    assert last.kind is EntryKind.VARIANT and last.data["forced"] is False

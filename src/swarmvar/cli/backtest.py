@@ -231,7 +231,6 @@ def backtest_command(
     # --- the work -----------------------------------------------------------------
     from .. import __version__
     from ..ledger import Ledger
-    from ..models import agent_class
     from ..swarm.consensus import SWARM_POLICY
     from ..swarm.record import record_backtest
     from ..validation import backtest
@@ -240,7 +239,13 @@ def backtest_command(
 
     with usage_errors():
         series = load_series(source, column, kind, n_last + n_window + h - 1, dropna=dropna)
-        roster = [agent_class(n)() for n in names]
+        # variants: each agent's champion, or its canary for this portfolio (swarm/variants)
+        from ..swarm.variants import choose_variants, describe
+
+        chosen = choose_variants(folder, names, portfolio=str(series.name))
+        roster = [c.build() for c in chosen.values()]
+        if describe(chosen):
+            console.print(f"variants: {describe(chosen)}")
     console.print(f"[bold]{series.name}[/bold]: {len(series)} daily log returns, "
                   f"{series.index[0].date()} → {series.index[-1].date()}; agents: "
                   f"{', '.join(names)}")
@@ -261,6 +266,13 @@ def backtest_command(
     if rows:
         console.print(f"consensus: {SWARM_POLICY.method}, weights from each agent's "
                       f"FZ0 loss over the previous {SWARM_POLICY.window} days")
+    if any(c.variant_id for c in chosen.values()):  # realized evidence for canary checks
+        import time
+
+        from ..swarm.variants import backtest_records, record_metrics
+
+        with usage_errors():
+            record_metrics(folder, backtest_records(chosen, result, time.time()))
     for row, notes in result.notes.items():
         console.print(f"[yellow]{row}: {len(notes)} note(s): {notes[0]}"
                       f"{' ...' if len(notes) > 1 else ''}[/yellow]")

@@ -7,6 +7,7 @@ Module level imports stay light (typer and the CLI's checks) so ``swarmvar var
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -257,6 +258,16 @@ def var(
     first, end = series.index[0].date(), series.index[-1].date()
     console.print(f"[bold]{series.name}[/bold]: {len(series)} daily log returns {first} → {end}; "
                   f"forecast for the next {h} day(s)")
+    # --- variants: each agent's champion, or its canary for this portfolio (swarm/variants) ---
+    from ..swarm.variants import build_roster, choose_variants, describe, record_metrics
+    from ..swarm.variants import run_records as variant_records
+
+    with usage_errors():
+        chosen = choose_variants(folder, names, portfolio=str(series.name))
+        roster = build_roster(chosen)
+    if describe(chosen):
+        console.print(f"variants: {describe(chosen)}")
+    # --- end variants ---
     with usage_errors():
         with Ledger.open(folder) as ledger:
             seq = ledger.size
@@ -273,7 +284,7 @@ def var(
             bar.update(tasks[stage], completed=done, total=total)
 
         with usage_errors():
-            result = run_swarm(series, names, alphas=alphas, horizon=h, seed=seed,
+            result = run_swarm(series, roster, alphas=alphas, horizon=h, seed=seed,
                                consensus=with_consensus, track_days=days, workers=workers,
                                keys=keys, seq=seq, portfolio=str(series.name),
                                progress=progress)
@@ -293,6 +304,7 @@ def var(
                                   consensus=agreed)
             root = ledger.compute_merkle_root().hex()
             where = ledger.path
+        record_metrics(folder, variant_records(chosen, runs, time.time()))  # canary evidence
     console.print(f"recorded entries {indices.start}-{indices.stop - 1} in the ledger at "
                   f"{where} (Merkle root {root[:16]}…)")
     if as_json or csv is not None:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -27,6 +28,7 @@ from ..evolution import (
     assess,
     new_variant,
     open_home,
+    promotion_blockers,
     record_check,
     start_canary,
 )
@@ -109,16 +111,16 @@ def _pairs(items: list[str], what: str) -> dict[str, Any]:
     return pairs
 
 
-def _constructors(agent_class: str) -> tuple[str, dict[str, tuple[str, ...]]]:
-    """The class's canonical name and ``{name: parameter_names}`` from the models."""
+def _constructors(agent_class: str) -> tuple[str, dict[str, Any]]:
+    """The class's canonical name and ``{name: class}`` (the variant is built to check it)."""
     from ..models import registry  # a face may import the models; the engine may not
 
     try:
         cls = registry.agent_class(agent_class)
     except ImportError as exc:
         err.print(f"[red]error:[/red] agent class {agent_class!r} cannot be imported: {exc}")
-        raise typer.Exit(1) from exc
-    return cls.name, {cls.name: cls.parameter_names()}
+        raise typer.Exit(2) from None
+    return cls.name, {cls.name: cls}
 
 
 @app.command()
@@ -141,11 +143,48 @@ def create(
 
 
 @app.command()
-def promote(variant_id: str, home: Home = DEFAULT_HOME) -> None:
-    """Make a variant the active one of its class (the previous one is retired)."""
+def promote(
+    variant_id: str,
+    home: Home = DEFAULT_HOME,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Promote although its canary has not passed (recorded in the ledger).")
+                     ] = False,
+) -> None:
+    """Make a variant the active one of its class (the previous one is retired).
+
+    Refused while the variant's canary has not passed its health checks,
+    unless ``--force``; every promotion is recorded in the ledger, a forced
+    one with the checks it skipped.
+    """
     with _open(home) as h:
-        v = h.variants.promote(h.variants.get(variant_id), now=time.time())
-    out.print(f"promoted {_describe(v)}")
+        before = h.variants.get(variant_id)
+        blockers = promotion_blockers(before)
+        if blockers and not force:
+            err.print(f"[red]error:[/red] promotion of {variant_id} refused: "
+                      f"{'; '.join(blockers)}. Use --force to override (it is recorded).")
+            raise typer.Exit(2)
+        v = h.variants.promote(before, now=time.time())
+        _record_promotion(home, v, blockers)
+    out.print(f"promoted {_describe(v)}" + (" (forced)" if blockers else ""))
+
+
+def _ledger_home(home: str) -> str:
+    """The ledger beside the lifecycle database of ``home``."""
+    if "://" in home and not home.startswith("sqlite://"):
+        return home  # a server database holds the ledger too
+    path = Path(home.removeprefix("sqlite:///"))
+    return str(path.parent if path.suffix else path)
+
+
+def _record_promotion(home: str, v: Variant, skipped: tuple[str, ...]) -> None:
+    from ..ledger import EntryKind, Ledger  # a face may use any engine
+
+    data = {"event": "promote", "variant_id": v.id, "agent_class": v.agent_class,
+            "parameters": {k: list(x) if isinstance(x, tuple) else x
+                           for k, x in v.parameters.items()},
+            "forced": bool(skipped), "skipped_checks": list(skipped)}
+    with Ledger(_ledger_home(home)) as ledger:
+        ledger.add_entry(EntryKind.VARIANT, data)
 
 
 @canary_app.command("start")

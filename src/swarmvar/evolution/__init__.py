@@ -24,6 +24,7 @@ from .canary import (
     HealthPolicy,
     assess,
     canary_bucket,
+    promotion_blockers,
     record_check,
     routed_to_canary,
     start_canary,
@@ -71,6 +72,7 @@ __all__ = [
     "StateStore", "UnknownRollbackPoint", "UnknownState", "UnsupportedStore", "Variant",
     "VariantStatus", "VariantStore", "Version", "WrongKey", "agent_profile", "assess",
     "canary_bucket", "candidate", "is_compatible", "missing_requirements", "new_variant",
-    "open_home", "record_check", "routed_to_canary", "score", "select", "start_canary",
+    "open_home", "promotion_blockers", "record_check", "routed_to_canary", "score", "select",
+    "start_canary",
     "validate_changes",
 ]

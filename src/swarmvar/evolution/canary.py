@@ -140,3 +140,25 @@ def record_check(store: VariantStore, variant: Variant, passed: bool, config: Ca
     if p.complete:
         return store.promote(replace(variant, canary=p), now), CheckOutcome.PROMOTED
     return store.save(replace(variant, canary=p, updated=now)), CheckOutcome.RAMPED
+
+
+def promotion_blockers(variant: Variant) -> tuple[str, ...]:
+    """Why ``variant`` may not be promoted by hand yet (empty: it may).
+
+    A variant becomes champion through a canary release whose health checks
+    have passed: at least one passed check and none failed. A retired
+    champion may be re-instated. Anything else needs an explicit, recorded
+    override (``promote --force``).
+    """
+    if variant.status is VariantStatus.RETIRED:
+        return ()
+    p = variant.canary
+    if variant.status is VariantStatus.DRAFT or p is None:
+        return (f"variant {variant.id} has not been through a canary release "
+                "(run `variants canary start` and let its checks pass)",)
+    reasons = []
+    if p.passed_checks < 1:
+        reasons.append("its canary has not passed a health check yet")
+    if p.failed_checks:
+        reasons.append(f"its canary failed {p.failed_checks} health check(s)")
+    return tuple(reasons)

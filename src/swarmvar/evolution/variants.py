@@ -11,9 +11,10 @@ models.
 
 from __future__ import annotations
 
+import inspect
 import math
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from types import MappingProxyType
@@ -26,8 +27,13 @@ from .versions import Version
 
 #: A constructor parameter value: what ``Agent.params()`` may hold.
 ParamValue = None | bool | int | float | str | tuple[Any, ...]
-#: ``{agent_class_name: constructor parameter names}``.
-Constructors = Mapping[str, Sequence[str]]
+#: ``{agent_class_name: constructor}`` (the agent class, which is then built
+#: with the variant's parameters to validate them) or, where no constructor is
+#: at hand, ``{agent_class_name: constructor parameter names}`` (names only).
+Constructors = Mapping[str, "Callable[..., object] | Sequence[str]"]
+#: Most parameters one variant may change, and the longest text/tuple value.
+MAX_PARAMETERS = 64
+MAX_VALUE_ITEMS = 10_000
 
 
 class VariantStatus(Enum):
@@ -168,8 +174,11 @@ def new_variant(
 
     Parameters
     ----------
-    constructors : Mapping[str, Sequence[str]]
-        ``{agent_class_name: constructor parameter names}`` from the models.
+    constructors : Mapping[str, callable or Sequence[str]]
+        ``{agent_class_name: agent class}`` from the models (the runtime or CLI
+        passes it: this package never imports them); the agent is built with
+        ``parameters`` and whatever its constructor refuses is refused here.
+        Parameter names alone (no constructor) check names and plain values only.
     now : float
         Creation time, seconds since the Unix epoch.
 
@@ -181,6 +190,8 @@ def new_variant(
     InvalidCapabilities
         If a requirement's version is malformed.
     """
+    if isinstance(now, bool) or not isinstance(now, (int, float)) or not math.isfinite(now):
+        raise InvalidVariant(f"now={now!r} must be a finite number of seconds since the epoch")
     validate_changes(agent_class, parameters, constructors)
     reqs = {_name(k, "requirement"): Version.parse(v, what=f"requirement {k!r}")
             for k, v in (requirements or {}).items()}
@@ -213,12 +224,16 @@ def validate_changes(
     InvalidVariant
         Naming the unknown class or parameter and listing what is allowed.
     """
-    if agent_class not in constructors:
+    if not isinstance(agent_class, str) or agent_class not in constructors:
         known = ", ".join(sorted(constructors)) or "none registered"
         raise InvalidVariant(f"unknown agent class {agent_class!r}; known: {known}")
     if not isinstance(parameters, Mapping) or not parameters:
         raise InvalidVariant("a variant must change at least one constructor parameter")
-    allowed = tuple(constructors[agent_class])
+    if len(parameters) > MAX_PARAMETERS:
+        raise InvalidVariant(f"{len(parameters)} parameters; a variant changes at most "
+                             f"{MAX_PARAMETERS}")
+    ctor = constructors[agent_class]
+    allowed = _parameter_names(ctor)
     for name, value in parameters.items():
         if name not in allowed:
             raise InvalidVariant(
@@ -226,9 +241,50 @@ def validate_changes(
                 f"its parameters are: {', '.join(allowed) or 'none'}"
             )
         _check_value(f"{agent_class}.{name}", value)
+    if callable(ctor):
+        build(agent_class, ctor, parameters)
 
 
-def _check_value(where: str, value: object) -> None:
+def _parameter_names(ctor: Callable[..., object] | Sequence[str]) -> tuple[str, ...]:
+    if not callable(ctor):
+        return tuple(ctor)
+    names = getattr(ctor, "parameter_names", None)
+    if callable(names):
+        return tuple(names())
+    return tuple(p for p in inspect.signature(ctor).parameters if p != "self")
+
+
+def build(agent_class: str, ctor: Callable[..., object],
+          parameters: Mapping[str, ParamValue]) -> object:
+    """The agent ``ctor(**parameters)``; InvalidVariant naming what it refused.
+
+    This is how a variant's values are validated: the agent's own
+    constructor checks types and ranges (a string for a float,
+    ``forgetting=-5``, ``window=1``), so a variant is never stored that its
+    agent would refuse later.
+    """
+    try:
+        return ctor(**dict(parameters))
+    except (MemoryError, RecursionError, OverflowError) as exc:
+        raise InvalidVariant(f"{agent_class}({_show(parameters)}) cannot be built: "
+                             f"{type(exc).__name__}") from None
+    except Exception as exc:  # noqa: BLE001 - any refusal by the constructor is the answer
+        raise InvalidVariant(f"{agent_class}({_show(parameters)}) is refused by the agent: "
+                             f"{exc}") from None
+
+
+def _show(parameters: Mapping[str, ParamValue]) -> str:
+    return ", ".join(f"{k}={v!r:.40}" for k, v in parameters.items())
+
+
+def _check_value(where: str, value: object, depth: int = 0) -> None:
+    if depth > 4:
+        raise InvalidVariant(f"{where} nests tuples more than 4 deep")
+    if isinstance(value, str) and len(value) > MAX_VALUE_ITEMS:
+        raise InvalidVariant(f"{where} is text of {len(value):,} characters; at most "
+                             f"{MAX_VALUE_ITEMS:,}")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+        raise InvalidVariant(f"{where} = {value}; integers must fit in 64 bits")
     if value is None or isinstance(value, (bool, int, str)):
         return
     if isinstance(value, float):
@@ -236,8 +292,10 @@ def _check_value(where: str, value: object) -> None:
             raise InvalidVariant(f"{where} = {value!r}; parameter values must be finite")
         return
     if isinstance(value, (tuple, list)):
+        if len(value) > MAX_VALUE_ITEMS:
+            raise InvalidVariant(f"{where} has {len(value):,} items; at most {MAX_VALUE_ITEMS:,}")
         for i, item in enumerate(value):
-            _check_value(f"{where}[{i}]", item)
+            _check_value(f"{where}[{i}]", item, depth + 1)
         return
     raise InvalidVariant(
         f"{where} is a {type(value).__name__}; parameters must be numbers, text, bools, "

@@ -148,3 +148,14 @@ def test_writes_need_a_writer_and_record_its_id(api: tuple[TestClient, Keys, Pat
     assert r.status_code == 201, r.text
     admin_id = k.admin.split("_")[1]
     assert r.json()["created_by"] == admin_id
+
+
+def test_serve_refuses_bad_options(tmp_path: Path) -> None:
+    runner = CliRunner()
+    app = build_app()
+    home = ["--home", str(tmp_path)]
+    for args in (["--certfile", str(tmp_path / "c.pem")], ["--workers", "0"],
+                 ["--alpha", "0.99,abc"], ["--alpha", "1.5"], ["--db", "mysql://x"],
+                 ["--window", "5"], ["--port", "70000"]):
+        r = runner.invoke(app, ["serve", *home, *args])
+        assert r.exit_code == 2, (args, r.output)

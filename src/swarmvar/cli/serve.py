@@ -44,6 +44,10 @@ def serve(
     max_body: Annotated[int, typer.Option(help="largest request body, bytes (else 413)")]
     = 1 << 20,
     seed: Annotated[int, typer.Option(help="base random seed of the beats")] = 0,
+    window: Annotated[int, typer.Option(
+        help="agents' fit window, returns (capped at a portfolio's history)")] = 1000,
+    refit_every: Annotated[int, typer.Option(help="beats between refits")] = 20,
+    arbiter: Annotated[bool, typer.Option(help="run the arbiter on every beat")] = True,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
 ) -> None:
     """Serve the HTTP API (/v1, OpenAPI at /docs), the live dashboard and Prometheus /metrics."""
@@ -57,8 +61,9 @@ def serve(
     for p in (certfile, keyfile):
         if p is not None and not p.is_file():
             raise typer.BadParameter(f"no such file: {p}")
-    if workers < 1 or not 0 < port < 65536 or max_body < 1:
-        raise typer.BadParameter("--workers >= 1, 0 < --port < 65536 and --max-body >= 1")
+    if workers < 1 or not 0 < port < 65536 or max_body < 1 or window < 30 or refit_every < 1:
+        raise typer.BadParameter("--workers >= 1, 0 < --port < 65536, --max-body >= 1, "
+                                 "--window >= 30 and --refit-every >= 1")
     try:
         levels = tuple(float(a) for a in alpha.split(","))
     except ValueError:
@@ -68,7 +73,8 @@ def serve(
     if db is not None and not db.startswith(("postgresql://", "postgres://")):
         raise typer.BadParameter(f"--db {db!r}: a postgresql:// URL")
     cfg = ServiceConfig(home=home, db=db, keys=keys, agents=tuple(agents.split(",")),
-                        alphas=levels, seed=seed, max_body=max_body)
+                        alphas=levels, seed=seed, window=window, refit_every=refit_every,
+                        arbiter=arbiter, max_body=max_body)
     home.mkdir(parents=True, exist_ok=True)
     if not KeyFile(cfg.key_file).list():
         typer.echo(f"warning: no API keys in {cfg.key_file}; create one with "

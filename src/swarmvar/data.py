@@ -77,13 +77,13 @@ def prices_to_returns(prices: pd.Series, *, dropna: bool = False) -> pd.Series:
     if bad.any():
         first = prices.index[int(np.argmax(bad.to_numpy()))]
         raise InvalidReturns(
-            f"price at {first} is {prices.loc[first]!r}; prices must be positive. If the "
+            f"price at {first} is {float(prices.loc[first])!r}; prices must be positive. If the "
             "column holds returns, read it as returns (--kind return on the command line, "
             "kind='return' in Python)"
         )
     if not np.all(np.isfinite(prices.to_numpy())):
         first = prices.index[int(np.argmax(~np.isfinite(prices.to_numpy())))]
-        raise InvalidReturns(f"price at {first} is {prices.loc[first]!r}; prices must be finite")
+        raise InvalidReturns(f"price at {first} is {float(prices.loc[first])!r}; prices must be finite")
     values = np.log(prices.to_numpy())
     returns = pd.Series(np.diff(values), index=prices.index[1:], name=prices.name)
     return returns
@@ -410,14 +410,14 @@ def as_array(
     if bad.any():
         i = int(np.argmax(bad))
         raise InvalidReturns(
-            f"return at {where(i)} is {x[i]!r}; returns must be finite numbers - "
+            f"return at {where(i)} is {float(x[i])!r}; returns must be finite numbers - "
             f"{DROPNA_HINT}, or fill it"
         )
     big = np.abs(x) > max_abs
     if big.any():
         i = int(np.argmax(big))
         raise InvalidReturns(
-            f"return at {where(i)} is {x[i]!r}, beyond |r| <= {max_abs:g}; {_PERCENT_HINT}"
+            f"return at {where(i)} is {float(x[i])!r}, beyond |r| <= {max_abs:g}; {_PERCENT_HINT}"
         )
     if x.size < min_obs:
         raise InvalidReturns(

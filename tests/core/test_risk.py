@@ -196,3 +196,48 @@ def test_interval_sort_keys_fall_back_where_values_share_a_key():
     x = np.array([0.3, -np.nan, -1.0, 0.3, np.inf, -np.inf])
     got = _interval_quantiles(x[None, :], np.ones(6), probs)[0]
     np.testing.assert_array_equal(got, weighted_quantile(x, np.ones(6), probs))
+
+
+def test_pooled_mixture_var_of_separate_samples_is_the_root_of_the_tail():
+    rng = np.random.default_rng(5)
+    samples = rng.standard_t(4, (30, 200)) * rng.uniform(0.01, 0.03, (30, 1))
+    weights = rng.uniform(0.5, 2.0, 30)
+    family = EmpiricalFamily(samples, weights=weights)
+    w = family.weights
+    for alpha in (0.99, 0.975, 0.9):
+        got = family.mixture_var(alpha)
+        # the definition: the smallest pooled loss with P(L <= v) >= alpha
+        losses = -samples.ravel()
+        mass = np.repeat(w / samples.shape[1], samples.shape[1])
+        below = np.array([mass[losses <= v].sum() for v in np.sort(losses)])
+        assert got == np.sort(losses)[np.argmax(below >= alpha - 1e-12)]
+        # the root a search on the tail converges to, and P(L > v) <= 1 - alpha there
+        assert float(w @ family.tail(got)) <= 1 - alpha + 1e-12
+        assert float(w @ family.tail(np.nextafter(got, -1.0))) > 1 - alpha - 1e-12
+    # every level shares one sort, and the measures are those of the whole pooled sample
+    (m,) = risk_measures(family, (0.99,))
+    pooled = -samples.ravel()
+    tail = pooled >= m.var
+    es_direct = m.var + float(mass @ np.maximum(pooled - m.var, 0.0)) / 0.01
+    assert m.es == pytest.approx(es_direct, rel=1e-12) and tail.any()
+
+
+def test_scale_mixture_family_against_scipy_and_a_brute_force_sum():
+    from swarmvar.models._scale_mixture import ScaleMixtureFamily, h_day_scales
+
+    # one component per draw: a normal, so every measure is scipy's
+    loc, scale = np.array([0.001, -0.002]), np.array([[0.01], [0.02]])
+    fam = ScaleMixtureFamily(loc, scale, np.array([1.0, 1.0]))
+    for alpha in (0.99, 0.975):
+        expect = stats.norm.ppf(alpha, loc=-loc, scale=scale[:, 0])
+        np.testing.assert_allclose(fam.var(alpha), expect, rtol=1e-10)
+        z = (expect + loc) / scale[:, 0]
+        es = -loc + scale[:, 0] * stats.norm.pdf(z) / (1 - alpha)
+        np.testing.assert_allclose(expect + fam.excess(expect) / (1 - alpha), es, rtol=1e-10)
+    # the h-day sum of iid t returns: the normal mixture against simulated sums
+    nu, sigma, h = np.array([4.0]), 0.01, 5
+    fam = ScaleMixtureFamily(np.zeros(1), sigma * h_day_scales(nu, h, 20_000,
+                                                                 np.random.default_rng(1)),
+                             np.ones(1))
+    sums = sigma * np.random.default_rng(2).standard_t(4.0, (400_000, h)).sum(axis=1)
+    assert fam.var(0.99)[0] == pytest.approx(-np.quantile(sums, 0.01), rel=0.02)

@@ -135,6 +135,18 @@ def test_same_beats_same_decisions(history: BeatHistory) -> None:
     assert {d.action for d in first} >= {Action.ALERT, Action.APPLY_BALANCE}
 
 
+def test_optional_work_follows_the_measured_beat_time(history: BeatHistory) -> None:
+    fast, slow = Arbiter(), Arbiter()
+    assert fast.optional_work("simulated") == 0.5
+    budget = fast.config.pulse.budget
+    for r in list(history.beats())[:20]:
+        fast.observe(r, beat_seconds=0.5 * budget)  # spare time: do more
+        slow.observe(r, beat_seconds=2.0 * budget)  # overrun: do less
+    assert fast.optional_work("simulated") == 1.0
+    assert slow.optional_work("simulated") == 0.0
+    assert slow.state("simulated").late == 20
+
+
 def test_balance_factors_hold_for_the_next_consensus(history: BeatHistory) -> None:
     a = Arbiter()
     for r in history.beats():

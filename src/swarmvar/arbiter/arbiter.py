@@ -208,6 +208,13 @@ class Arbiter:
         p = self._portfolios.get(portfolio)
         return dict(p.factors) if p is not None else {}
 
+    def optional_work(self, portfolio: str) -> float:
+        """How much optional work the portfolio's next beat should do, in [0, 1] (O's place
+        in its range; 0.5 before any beat): the runtime scales posterior draws or refit
+        eagerness by it, which is what the PID's measured error feeds back on."""
+        p = self._portfolios.get(portfolio)
+        return p.state.genome.optional_work if p is not None else 0.5
+
     # --- operators -----------------------------------------------------------------
 
     def release(self, portfolio: str, agent: str) -> None:

@@ -70,10 +70,7 @@ def replay(history: BeatHistory, arbiter: Arbiter, *, load: float = 0.7,
     name = history.name
     for report in history.beats(name):
         i = report.seq
-        try:
-            work = arbiter.state(name).genome.optional_work
-        except LookupError:
-            work = 0.5
+        work = arbiter.optional_work(name)
         seconds = budget * (load + optional * work)
         (decision,) = arbiter.observe(report, beat_seconds=seconds)
         counts[decision.action] += 1

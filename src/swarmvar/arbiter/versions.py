@@ -10,14 +10,16 @@ variant id is the model's version.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 
 from ..evolution import MemoryVariantStore, VariantStatus, VariantStore, new_variant
 from .threat import ThreatModel
 
 THREAT_CLASS = "ThreatModel"
 #: The pseudo constructor the variant store validates threat models against.
-CONSTRUCTORS = {THREAT_CLASS: ("features", "weights", "bias", "label")}
+CONSTRUCTORS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {THREAT_CLASS: ("features", "weights", "bias", "label")})
 
 
 class ThreatVersions:

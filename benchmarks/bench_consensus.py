@@ -5,7 +5,13 @@
 2. combine() of 7 signed estimates, Ed25519 checks included, target <= 1 ms median,
    beside the 7 bare signature verifications;
 3. approximate agreement among 7 in-process nodes (f = 2, equivocating adversary) to
-   eps = 1e-9 relative: rounds (target: within the Dolev et al. bound) and time.
+   eps = 1e-9 relative: rounds (target: within the Dolev et al. bound) and time;
+4. the default (tempered) weighting's cost per beat for 5 agents at two levels, online
+   (TemperedWeights.update + weights) and from a 1000-day TrackRecord, beside the
+   previous track-record weights (500-day FZ0 sums) in the same run: target <= 2x
+   and <= 100 us.
+
+``main(quick=True)`` runs the same code on small loads (seconds).
 """
 
 from __future__ import annotations
@@ -20,11 +26,17 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _table import print_table  # noqa: E402
+from _table import median_seconds, print_table  # noqa: E402
 
 from swarmvar.consensus import (  # noqa: E402
+    DEFAULT_POLICY,
     KeyRing,
+    Loss,
     Policy,
+    TemperedWeights,
+    TrackRecord,
+    Weighting,
+    agent_weights,
     aggregate_tree,
     combine,
     private_key_from_seed,
@@ -49,9 +61,9 @@ def _median_ms(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float
     return statistics.median(times) * 1e3
 
 
-def bench_hierarchy() -> list[Row]:
+def bench_hierarchy(quick: bool = False) -> list[Row]:
     rng = np.random.default_rng(0)
-    n = 1_000_000
+    n = 100_000 if quick else 1_000_000
     x = rng.lognormal(np.log(0.02), 0.3, size=n)
     f = n // 10
     x[rng.choice(n, size=f // 2, replace=False)] = 1e300  # Byzantine extremes
@@ -60,7 +72,7 @@ def bench_hierarchy() -> list[Row]:
     for _ in range(3):
         aggregate_tree(x).trimmed_mean(f)
         np.median(x)
-    for _ in range(31):
+    for _ in range(5 if quick else 31):
         t0 = time.perf_counter()
         aggregate_tree(x).trimmed_mean(f)
         t1 = time.perf_counter()
@@ -75,11 +87,11 @@ def bench_hierarchy() -> list[Row]:
     err = abs(result.value - exact)
     return [
         (
-            "hierarchical trimmed mean, n=1e6 (ms, median)",
+            f"hierarchical trimmed mean, n={n:.0e} (ms, median)",
             f"{tree_ms:.1f} (best {best_ms:.1f})",
-            "<= 20",
+            "<= 20" if not quick else "report",
             f"numpy.median {numpy_ms:.1f} (best {min(numpy_t) * 1e3:.1f})",
-            tree_ms <= 20.0,
+            tree_ms <= 20.0 or quick,
         ),
         (
             "  its error vs exact (bound)",
@@ -91,10 +103,10 @@ def bench_hierarchy() -> list[Row]:
     ]
 
 
-def bench_combine() -> list[Row]:
+def bench_combine(quick: bool = False) -> list[Row]:
     keys = {f"a{i}": private_key_from_seed(bytes([i + 1]) * 32) for i in range(7)}
     now = datetime(2024, 3, 1, tzinfo=UTC)
-    repeats = 301
+    repeats = 31 if quick else 301
     batches = []
     for seq in range(1, repeats + 4):
         batch = []
@@ -128,7 +140,44 @@ def bench_combine() -> list[Row]:
     ]
 
 
-def bench_agreement() -> list[Row]:
+def bench_weighting(quick: bool = False) -> list[Row]:
+    """Per-beat cost of the agents' weights, new (tempered) beside old (500-day FZ0 sums)."""
+    rng = np.random.default_rng(2)
+    agents, alphas = tuple(f"a{i}" for i in range(5)), (0.99, 0.975)
+    days = 1000
+    r = rng.normal(0, 0.01, days)
+    var = {a: np.abs(rng.normal(z * 0.01, 0.002, (days, 5)))
+           for a, z in zip(alphas, (2.33, 1.96), strict=True)}
+    records = [TrackRecord(agents, r, a, var[a], var[a] * 1.2) for a in alphas]
+    old = Policy(f=1, weighting=Weighting.TRACK_RECORD, loss=Loss.FZ0, window=500)
+    acc = TemperedWeights(agents, alphas, window=DEFAULT_POLICY.window or days)
+    v_day = np.stack([var[a][0] for a in alphas])
+    e_day = v_day * 1.2
+
+    def online() -> None:
+        acc.update(-0.012, v_day, e_day)
+        acc.weights()
+
+    repeat = 200 if quick else 3000
+    old_s, online_s, record_s = [], [], []
+    for _ in range(3):  # interleaved rounds: each figure sees the same load
+        old_s.append(median_seconds(lambda: agent_weights(agents, old, records), repeat // 3, 5))
+        online_s.append(median_seconds(online, repeat // 3, 5))
+        record_s.append(median_seconds(
+            lambda: agent_weights(agents, DEFAULT_POLICY, records), repeat // 3, 5))
+    old_us = statistics.median(old_s) * 1e6
+    online_us = statistics.median(online_s) * 1e6
+    record_us = statistics.median(record_s) * 1e6
+    return [
+        ("tempered weights online, 5 agents x 2 levels (us/beat)", f"{online_us:.1f}",
+         "<= 2x ref, <= 100", f"old 500-day FZ0-sum weights {old_us:.1f}",
+         online_us <= min(2 * old_us, 100.0)),
+        ("  from a 1000-day TrackRecord, as combine does (us)", f"{record_us:.1f}",
+         "report", f"ratio to old {record_us / old_us:.2f}x", True),
+    ]
+
+
+def bench_agreement(quick: bool = False) -> list[Row]:
     rng = np.random.default_rng(1)
     honest = rng.uniform(0.015, 0.035, size=5)
 
@@ -137,7 +186,8 @@ def bench_agreement() -> list[Row]:
         return np.repeat(side[:, None], 2, axis=1)
 
     result = run_agreement(honest, 2, eps=1e-9, adversary=equivocate)
-    ms = _median_ms(lambda: run_agreement(honest, 2, eps=1e-9, adversary=equivocate), 21)
+    ms = _median_ms(lambda: run_agreement(honest, 2, eps=1e-9, adversary=equivocate),
+                    3 if quick else 21)
     bound = rounds_needed(float(np.ptp(honest)), result.target, 7, 2)
     return [
         (
@@ -151,8 +201,9 @@ def bench_agreement() -> list[Row]:
     ]
 
 
-def main() -> None:
-    rows = bench_hierarchy() + bench_combine() + bench_agreement()
+def main(quick: bool = False) -> None:
+    rows = (bench_hierarchy(quick) + bench_combine(quick) + bench_weighting(quick)
+            + bench_agreement(quick))
     print_table(
         [(*r[:4], "pass" if r[4] else "FAIL") for r in rows],
         header=("metric", "measured", "target", "reference (same run)", "ok"),
@@ -160,4 +211,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(quick="--quick" in sys.argv)

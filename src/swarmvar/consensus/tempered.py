@@ -200,22 +200,43 @@ class TemperedWeights:
         self.eta, self.window = _check_eta(eta), w
         self._ring = np.zeros((w, len(ids)))
         self._sum = np.zeros(len(ids))
+        self._levels = np.array(levels)[:, None]
+        self._tail = 1.0 - self._levels
         self.count = 0  # updates absorbed
 
     def update(self, realized: float, var: ArrayLike, es: ArrayLike | None = None) -> None:
         """Score the forecasts ``var``, ``es`` ``(levels, agents)`` made for ``realized``.
 
         ``realized`` is the return (``h``-day with ``h``-day forecasts) the
-        forecasts were for; call once it is known.
+        forecasts were for; call once it is known. Nothing changes if any
+        input is refused.
         """
-        v = np.asarray(var, dtype=np.float64)
         shape = (len(self.alphas), len(self.agent_ids))
+        v = np.asarray(var, dtype=np.float64)
         if v.shape != shape:
             raise InvalidParameter(f"var must have shape {shape} (levels, agents), got {v.shape}")
-        e = None if es is None else np.asarray(es, dtype=np.float64)
-        day = joint_losses(np.array([realized], dtype=np.float64), v[:, None, :],
-                           None if e is None else e.reshape(shape)[:, None, :],
-                           self.alphas, self.loss)[0]
+        if isinstance(realized, bool) or not isinstance(realized, (int, float, np.floating)):
+            raise InvalidParameter(f"the realized return must be a number, got {realized!r}")
+        r = float(realized)
+        if self.loss is Loss.FZ0:
+            if es is None:
+                raise InvalidParameter("the FZ0 loss needs ES forecasts")
+            e = np.asarray(es, dtype=np.float64)
+            if e.shape != shape:
+                raise InvalidParameter(f"es must have shape {shape}, got {e.shape}")
+            # FZ0 as in weights.fz0_loss, on return-space v = -VaR, e = -ES (inlined: per beat)
+            with np.errstate(all="ignore"):
+                short = np.where(r <= -v, -v - r, 0.0)  # v_ret - r when breached
+                per = -short / (self._tail * -e) + v / e + np.log(e) - 1.0
+            if not (np.all(e > 0) and np.isfinite(r) and np.all(np.isfinite(per))):
+                raise InvalidParameter("forecasts and the realized return must be finite, "
+                                       "with ES > 0")
+        else:
+            if not (np.isfinite(r) and np.all(np.isfinite(v))):
+                raise InvalidParameter("forecasts and the realized return must be finite")
+            loss = -r
+            per = (self._levels - (loss < v)) * (loss - v)
+        day = per.sum(axis=0)
         k = self.count % self.window
         self._sum += day - self._ring[k]
         self._ring[k] = day
@@ -232,7 +253,9 @@ class TemperedWeights:
         """The agents' weights now ``(n,)``; equal before the first update."""
         if self.count == 0:
             return np.full(len(self.agent_ids), 1.0 / len(self.agent_ids))
-        return tempered_weights(self.mean_losses(), self.eta, loss=self.loss)
+        score = _scores(self.mean_losses(), self.loss)  # finite: every update was checked
+        w = np.exp(-self.eta * (score - score.min()))
+        return np.asarray(w / w.sum(), dtype=np.float64)
 
     def effective_agents(self) -> float:
         """``1 / sum w_i^2`` of the current weights."""

@@ -1,0 +1,92 @@
+"""Backtests on books: the BookRow adapter (fast), and the 20-stock and long/short books (slow).
+
+The slow backtests report Kupiec and Christoffersen at 99% and 97.5% for the
+consensus and the RiskMetrics baseline either way (printed); they assert
+what must hold of any sound run: every row produced every day, losses are
+the book's own, the hit rates are within a generous band of the level.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from swarmvar.book_api import book_backtest
+from swarmvar.books import load_stocks
+from swarmvar.errors import InvalidParameter
+from swarmvar.models.book_series import BookRow, book_series
+from swarmvar.models.joint_niw import NormalInverseWishart
+from swarmvar.types import Book
+
+
+def test_book_series_is_the_exact_pnl_per_unit_gross() -> None:
+    r = np.array([[0.01, -0.02], [0.0, 0.05]])
+    y, g = book_series(r, np.array([6e5, -4e5]))
+    assert g == 1e6
+    np.testing.assert_allclose(y, (6e5 * np.expm1(r[:, 0]) - 4e5 * np.expm1(r[:, 1])) / 1e6)
+
+
+def test_book_row_follows_its_book_and_refuses_other_windows() -> None:
+    x = load_stocks().to_numpy()[-300:, :3]
+    p = np.array([5e5, -3e5, 2e5])
+    row = BookRow(NormalInverseWishart(draws=5, paths=100), x, p)
+    y = row.series
+    row.fit(y[:200], seed=0)
+    fc = row.forecast((0.99,), seed=1)
+    direct = NormalInverseWishart(draws=5, paths=100, positions=tuple(p / np.abs(p).sum()))
+    direct.fit(x[:200], seed=0)
+    assert direct.forecast((0.99,), seed=1) == fc
+    row.update(float(y[200]))
+    with pytest.raises(InvalidParameter):
+        row.update(float(y[200]))  # day 201 is next, not 200 again
+    with pytest.raises(InvalidParameter):
+        row.refit(y[:200])  # the window must end at the cursor (day 201)
+    row.refit(y[1:201])
+
+
+def test_a_short_book_backtest_runs_every_row() -> None:
+    stocks = load_stocks().iloc[-270:, :3]
+    book = Book.from_positions({c: 1e5 for c in stocks.columns})
+    res = book_backtest(stocks, book, kind="return", agents=["niw", "fhs", "copula"], last=20,
+                        window=250, refit_every=10, alphas=(0.99,), seed=0)
+    assert set(res.series) >= {"NormalInverseWishart", "FilteredHistorical", "CopulaGarchEVT",
+                               "consensus", "RiskMetrics", "arch GJR-GARCH-t",
+                               "arch GARCH(1,1)-t"}
+    for levels in res.series.values():
+        s = levels[0.99]
+        assert np.isfinite(s.var).all() and (s.var > 0).all()
+    y, _ = book_series(stocks.to_numpy(), np.full(3, 1e5))
+    np.testing.assert_allclose(res.returns, y[-20:])
+
+
+def _report(name: str, res) -> dict[str, dict[float, tuple[int, float, float]]]:
+    out = {}
+    print(f"\n{name}: {len(res.dates)} days {res.dates[0].date()} .. {res.dates[-1].date()}")
+    for row, evs in res.evaluation.items():
+        out[row] = {}
+        for alpha, ev in evs.items():
+            hits = int(res.series[row][alpha].hits.sum())
+            kup = {t.value: r.pvalue for t, r in ev.tests.items()}
+            out[row][alpha] = (hits, kup.get("kupiec", np.nan), kup.get("christoffersen",
+                                                                       np.nan))
+            print(f"  {row:<22} {alpha:g}: hits {hits}, Kupiec p {out[row][alpha][1]:.3f}, "
+                  f"Christoffersen p {out[row][alpha][2]:.3f}")
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["equal-weight", "long-short"])
+def test_book_backtests_on_the_20_stocks(kind: str) -> None:
+    stocks = load_stocks()
+    cols = list(stocks.columns)
+    book = (Book.from_weights({c: 1 / 20 for c in cols}, 1e6) if kind == "equal-weight"
+            else Book.from_positions({c: 1e5 if i < 10 else -1e5 for i, c in enumerate(cols)}))
+    res = book_backtest(stocks, book, kind="return", last=1000, window=1000, refit_every=20,
+                        alphas=(0.99, 0.975), seed=0, workers=1)
+    table = _report(kind, res)
+    days = len(res.dates)
+    for row in ("consensus", "RiskMetrics"):
+        for alpha, (hits, _, _) in table[row].items():
+            # a sound forecaster's hits: within ~5 binomial sd of days * (1 - alpha)
+            expected = days * (1 - alpha)
+            assert abs(hits - expected) <= 5 * np.sqrt(expected) + 2, (row, alpha, hits)

@@ -40,7 +40,10 @@
         p.realized === null ? 0 : -p.realized);
     }
     hi = hi * 1.1 || 0.01;
-    const x = (i) => pad + (W - 2 * pad) * (pts.length === 1 ? 0.5 : i / (pts.length - 1));
+    // slot i holds beat i's realized loss; beat i's forecast is for the next slot, so a
+    // breach sits under (above) the VaR line that was in force when it happened
+    const x = (i) => pad + (W - 2 * pad) * i / pts.length;
+    const xf = (i) => x(i + 1);
     const y = (v) => H - pad - (H - 2 * pad) * Math.max(v, 0) / hi;
     g.strokeStyle = "#ccc"; g.fillStyle = "#7a8594"; g.font = "11px sans-serif";
     for (let t = 0; t <= 4; t++) {
@@ -48,12 +51,12 @@
       g.fillText((100 * v).toFixed(2) + "%", 2, y(v) + 4);
     }
     g.fillStyle = "rgba(47,111,219,0.18)"; g.beginPath();
-    pts.forEach((p, i) => g.lineTo(x(i), y(p.var_interval[0][1])));
-    for (let i = pts.length - 1; i >= 0; i--) g.lineTo(x(i), y(pts[i].var_interval[0][0]));
+    pts.forEach((p, i) => g.lineTo(xf(i), y(p.var_interval[0][1])));
+    for (let i = pts.length - 1; i >= 0; i--) g.lineTo(xf(i), y(pts[i].var_interval[0][0]));
     g.fill();
     const line = (f, color, dash) => {
       g.strokeStyle = color; g.setLineDash(dash); g.lineWidth = 1.5; g.beginPath();
-      pts.forEach((p, i) => (i ? g.lineTo : g.moveTo).call(g, x(i), y(f(p)))); g.stroke(); g.setLineDash([]);
+      pts.forEach((p, i) => (i ? g.lineTo : g.moveTo).call(g, xf(i), y(f(p)))); g.stroke(); g.setLineDash([]);
     };
     line((p) => p.var[0], "#2f6fdb", []);
     line((p) => p.es[0], "#9b51e0", [5, 4]);
@@ -73,7 +76,8 @@
         .map(([a, w]) => `<tr><td>${esc(a)}</td><td>${w.toFixed(3)}</td></tr>`).join("") : "";
       $("availability").textContent = l ? `availability ${l.available}/${l.total}` +
         (l.degraded ? " (degraded)" : "") + ` - ${l.method}` : "no consensus";
-      const d = await api(`/v1/portfolios/${encodeURIComponent(portfolio)}/decisions?limit=10`);
+      const all = await api(`/v1/portfolios/${encodeURIComponent(portfolio)}/decisions?limit=500`);
+      const d = all.filter((x) => x.action !== "noop").slice(-8);  // noop: nothing to show
       $("decisions").innerHTML = d.length ? d.reverse().map((x) =>
         `<tr><td>${x.seq}</td><td>${esc(x.action)}</td><td>${esc(x.agents.join(", "))}</td>` +
         `<td>${esc(x.reason)}</td></tr>`).join("") : "<tr><td class='muted'>none yet</td></tr>";

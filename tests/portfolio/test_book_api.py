@@ -148,3 +148,21 @@ def test_cli_notional_is_exact_currency_with_es(tmp_path) -> None:
     assert row["var_ccy"] == pytest.approx(1e7 * -np.expm1(-row["var"]))
     assert row["var_ccy"] < 1e7 * row["var"]
     assert row["es_ccy"] == pytest.approx(1e7 * -np.expm1(-row["es"]))
+
+
+def test_cli_backtest_with_a_book(tmp_path, stocks) -> None:
+    from swarmvar.cli import app
+
+    path = tmp_path / "returns.csv"
+    stocks.iloc[-130:].rename_axis("date").to_csv(path)
+    book = tmp_path / "book.csv"
+    book.write_text("asset,position\nAAPL,500000\nAMD,-200000\n")
+    out = CliRunner().invoke(app, ["backtest", "--data", str(path), "--kind", "return",
+                                   "--book", str(book), "--agents", "niw", "--no-baseline",
+                                   "--no-consensus", "--last", "10", "--window", "120",
+                                   "--alpha", "0.99", "--home", str(tmp_path / "h"),
+                                   "--json", "--no-progress", "--workers", "1"])
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    assert doc["gross"] == 700000 and doc["rows"][0]["model"] == "NormalInverseWishart"
+    assert doc["rows"][0]["days"] == 10

@@ -48,6 +48,9 @@ def test_a_slow_refit_never_blocks_a_beat_and_swaps_at_a_boundary(tmp_path, sp50
     assert swapped[0] >= started[0] + 2 + int(1.0 / 0.1)  # at a boundary well after launch
     with Ledger.open(tmp_path) as ledger:
         flows = [e.data["result"] for e in ledger.entries() if e.kind == "flow"]
+    builders = [f for f in flows if f["action"] == "validation"]
+    assert [f["seq"] for f in builders] == [10, 20, 30, 40]  # the builders' tests, ledgered
+    assert builders[-1]["detail"]["consensus"]["0.99"]["days"] == 40
     swaps = [f for f in flows if f["action"] == "refit-swapped"]
     assert {f["seq"] for f in swaps} == set(swapped)
     assert all(f["detail"]["swapped"] == f["seq"] and f["detail"]["launched"] < f["seq"]

@@ -278,6 +278,15 @@ class PortfolioSwarm:
             names = cfg.agents if who == "*" else (who,)
             due.extend((n, why) for n in names if n in cfg.agents)
         jobs, refit_seconds = self._refits(due, records)
+        validation: dict[str, Any] = {}
+        if cfg.roles.builders and self.absorbed % cfg.refit_every == 0:
+            # the windows are current every beat; their tests are read on the refit rhythm
+            validation = self.builders.current()
+            records.append(RoleRecord("builder", "validation", (), {
+                row: {f"{a:g}": {k: (None if isinstance(x, float) and not math.isfinite(x)
+                                     else x) for k, x in dataclasses.asdict(v).items()}
+                      for a, v in levels.items()}
+                for row, levels in validation.items()}))
         begin = clock()
         self.forecasts = self._forecast_all()
         agents_seconds += clock() - begin
@@ -294,7 +303,7 @@ class PortfolioSwarm:
             quarantined=tuple(sorted(a for a in tick.excluded if a in cfg.agents)),
             regime_probability=regime, events=tuple(r.words() for r in records))
         return BeatOutcome(report, tuple(estimates), tuple(jobs), tuple(records),
-                           self.builders.current() if cfg.roles.builders else {},
+                           validation,
                            {"agents": agents_seconds, "refit": refit_seconds,
                             "combine": combine_seconds})
 

@@ -188,6 +188,9 @@ class Swarm:
         self.seq: dict[str, int] = dict.fromkeys(self.specs, 0)
         self.last_as_of: dict[str, datetime | None] = dict.fromkeys(self.specs)
         self._latest: dict[str, BeatReport] = {}
+        #: per portfolio, the last beat's compute split: agents (update + forecast), refit,
+        #: combine (sign + consensus), in seconds
+        self.timings: dict[str, dict[str, float]] = {}
         self._resume_as_of: dict[str, datetime | None] = {}
         self.cursor: Any = None
         self.rejected: dict[str, int] = {}
@@ -479,6 +482,7 @@ class Swarm:
         if cursor is not None:
             self.cursor = cursor
         self._latest[name] = report
+        self.timings[name] = dict(outcome.seconds)
         self._append(self._entries(name, tick, outcome, decisions, optimize, cursor), beats=1)
         self._since_checkpoint += 1
         return report

@@ -1,0 +1,208 @@
+"""The runtime's cost beside the agents' own compute and the backtest, measured in one run.
+
+Run: ``.venv/bin/python benchmarks/bench_runtime.py [--quick]``
+
+* Beat overhead: one beat of the agents + signing + consensus + roles +
+  ledger append (median, p99), beside the agents' own update + forecast time
+  in the same beats (target: the runtime's own cost <= 10% of it).
+* Replay throughput: S&P 500 days through the agents, beats/s, beside the
+  backtest's days/s on the same days, agents and refit rhythm.
+* Scale-out: P portfolios x agents x B beats on the local executor (worker
+  processes) and on Ray over the same cores (target: Ray <= 1.3x local), and
+  the per-portfolio cost at a small and a large P (target: flat within 20%).
+* Recovery: seconds from SIGKILL of a running ``Swarm`` to its first beat
+  after a restart (the restart's imports included).
+
+Quick mode runs the same code on cheap agents and a handful of portfolios.
+Timings on a shared machine are noisy: the load average is printed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from _table import print_table
+from swarmvar.data import load
+from swarmvar.models import DEFAULT_AGENTS, agent_class
+from swarmvar.swarm import LocalExecutor, Replay, RoleConfig, Swarm
+from swarmvar.swarm.consensus import SWARM_POLICY
+from swarmvar.types import Tick
+from swarmvar.validation import backtest
+
+CHEAP = ("NormalInverseGamma", "BayesianBootstrap", "StudentT")
+
+
+def _load() -> str:
+    return open("/proc/loadavg").read().split()[0] if os.path.exists("/proc/loadavg") else "?"
+
+
+def beat_overhead(agents: tuple[str, ...], window: int, beats: int) -> list[list[str]]:
+    r = load("sp500")
+    total, own = [], []
+    with tempfile.TemporaryDirectory() as home, Swarm(
+            ["sp500"], home=home, agents=agents, window=window, fsync=False,
+            checkpoint_every=10**6) as swarm:
+        swarm.start({"sp500": r.iloc[:window]})
+        for i in range(beats):
+            tick = Tick("sp500", r.index[window + i].to_pydatetime(),
+                        value=float(r.iloc[window + i]))
+            begin = time.perf_counter()
+            swarm.step(tick)
+            elapsed = time.perf_counter() - begin
+            t = swarm.timings["sp500"]
+            if t["refit"] > 0:  # refit beats measure the refit, not the runtime
+                continue
+            total.append(elapsed)
+            own.append(t["agents"])
+    over = [t - a for t, a in zip(total, own, strict=True)]
+    med_own = statistics.median(own)
+    share = statistics.median(over) / med_own
+    p99 = float(np.percentile(over, 99))
+    return [
+        ["beat: agents' own update+forecast (median)", f"{1e3 * med_own:.2f} ms", "",
+         "reference", ""],
+        ["beat: runtime's own cost (median)", f"{1e3 * statistics.median(over):.2f} ms",
+         "<= 10% of agents", f"{100 * share:.0f}% of agents", "yes" if share <= 0.10 else "no"],
+        ["beat: runtime's own cost (p99)", f"{1e3 * p99:.2f} ms", "", "", ""],
+        ["beat: whole beat (median / p99)", f"{1e3 * statistics.median(total):.2f} / "
+         f"{1e3 * float(np.percentile(total, 99)):.2f} ms", "", "", ""],
+    ]
+
+
+def replay_throughput(agents: tuple[str, ...], window: int, days: int) -> list[list[str]]:
+    r = load("sp500").iloc[: window + days]
+    begin = time.perf_counter()
+    backtest(r, {a: agent_class(a)() for a in agents}, window=window, baseline=None,
+             consensus={"consensus": SWARM_POLICY}, progress=False, n_sim=10)
+    bt = days / (time.perf_counter() - begin)
+    with tempfile.TemporaryDirectory() as home, Swarm(
+            ["sp500"], home=home, agents=agents, window=window, fsync=False,
+            roles=RoleConfig.quiet()) as swarm:
+        begin = time.perf_counter()
+        swarm.start({"sp500": r.iloc[:window]})
+        summary = swarm.run(Replay(r, portfolio="sp500", start=window))
+        rt = summary.total_beats / (time.perf_counter() - begin)
+    return [["replay: beats/s (fit included)", f"{rt:.1f}", "", f"backtest {bt:.1f} days/s",
+             f"{rt / bt:.2f}x"]]
+
+
+def _scale(executor_name: str, portfolios: int, agents: tuple[str, ...], beats: int,
+           window: int) -> float:
+    r = load("sp500")
+    if executor_name == "ray":
+        from swarmvar.swarm.ray_executor import RayExecutor
+
+        executor = RayExecutor(shards=2, num_cpus=2)
+    else:
+        executor = LocalExecutor(workers=2)
+    names = [f"p{k}" for k in range(portfolios)]
+    offsets = {n: (37 * k) % 2000 for k, n in enumerate(names)}
+    with tempfile.TemporaryDirectory() as home, Swarm(
+            names, home=home, agents=agents, window=window, fsync=False, executor=executor,
+            checkpoint_every=10**6, ledger_batch=portfolios) as swarm:
+        swarm.start({n: r.iloc[o: o + window] for n, o in offsets.items()})
+        begin = time.perf_counter()
+        for i in range(beats):
+            swarm.beat([Tick(n, r.index[o + window + i].to_pydatetime(),
+                             value=float(r.iloc[o + window + i])) for n, o in offsets.items()])
+        return time.perf_counter() - begin
+
+
+def scale_out(small: int, large: int, agents: tuple[str, ...], beats: int, window: int
+              ) -> list[list[str]]:
+    local_small = _scale("local", small, agents, beats, window) / small
+    local = _scale("local", large, agents, beats, window)
+    ray = _scale("ray", large, agents, beats, window)
+    flat = (local / large) / local_small
+    return [
+        [f"scale-out: {large} portfolios x {len(agents)} agents x {beats} beats, local",
+         f"{local:.1f} s", "", "reference", ""],
+        ["scale-out: same on Ray (2 CPUs)", f"{ray:.1f} s", "<= 1.3x local",
+         f"{ray / local:.2f}x", "yes" if ray <= 1.3 * local else "no"],
+        [f"scale-out: per-portfolio cost {large} vs {small} portfolios", f"{flat:.2f}x",
+         "within 20%", "", "yes" if abs(flat - 1) <= 0.2 else "no"],
+    ]
+
+
+_CHILD = """
+import sys
+from swarmvar.data import load
+from swarmvar.swarm import Replay, Swarm, RoleConfig
+home, n, agents, window = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(","), int(sys.argv[4])
+r = load("sp500")
+names = [f"p{k}" for k in range(n)]
+with Swarm(names, home=home, agents=agents, window=window, fsync=False, checkpoint_every=n,
+           ledger_batch=n, roles=RoleConfig.quiet()) as s:
+    s.start({p: r.iloc[:window] for p in names})
+    frame = r.to_frame("x")
+    for p in names:
+        frame[p] = r
+    s.run(Replay(frame.drop(columns="x").iloc[: window + 400], portfolio="*", start=window))
+"""
+
+
+def _beats_in(home: Path) -> int:
+    import sqlite3
+
+    path = home / "ledger.sqlite"
+    if not path.exists():
+        return 0
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        return int(con.execute("SELECT COUNT(*) FROM entries WHERE kind='consensus'").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+    finally:
+        con.close()
+
+
+def recovery(portfolios: int, agents: tuple[str, ...], window: int) -> list[list[str]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        args = [sys.executable, "-c", _CHILD, str(home), str(portfolios), ",".join(agents),
+                str(window)]
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 600
+        while _beats_in(home) < 3 * portfolios and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        killed = time.perf_counter()
+        before = _beats_in(home)
+        again = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while _beats_in(home) <= before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seconds = time.perf_counter() - killed
+        again.send_signal(signal.SIGKILL)
+        again.wait()
+    return [[f"recovery: SIGKILL to first beat, {portfolios} portfolios", f"{seconds:.2f} s",
+             "", "imports included", ""]]
+
+
+def main(quick: bool = False) -> None:
+    load_before = _load()
+    if quick:
+        rows = beat_overhead(CHEAP, 250, 25)
+        rows += replay_throughput(CHEAP, 250, 40)
+        rows += scale_out(2, 4, ("NormalInverseGamma", "BayesianBootstrap", "StudentT"), 5, 150)
+        rows += recovery(3, ("NormalInverseGamma", "BayesianBootstrap"), 100)
+    else:
+        rows = beat_overhead(DEFAULT_AGENTS, 1000, 300)
+        rows += replay_throughput(DEFAULT_AGENTS, 1000, 2500)
+        rows += scale_out(10, 200, DEFAULT_AGENTS, 250, 1000)
+        rows += recovery(200, DEFAULT_AGENTS, 1000)
+    print_table(rows)
+    print(f"load average: {load_before} before, {_load()} after (2-core machine, shared)")
+
+
+if __name__ == "__main__":
+    main(quick="--quick" in sys.argv)

@@ -30,13 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
-from _table import print_table
-from swarmvar.data import load
-from swarmvar.models import DEFAULT_AGENTS, agent_class
-from swarmvar.swarm import LocalExecutor, Replay, RoleConfig, Swarm
-from swarmvar.swarm.consensus import SWARM_POLICY
-from swarmvar.types import Tick
-from swarmvar.validation import backtest
+sys.path.insert(0, str(Path(__file__).parent))
+from _table import print_table  # noqa: E402
+
+from swarmvar.data import load  # noqa: E402
+from swarmvar.models import DEFAULT_AGENTS, agent_class  # noqa: E402
+from swarmvar.swarm import LocalExecutor, Replay, RoleConfig, Swarm  # noqa: E402
+from swarmvar.swarm.consensus import SWARM_POLICY  # noqa: E402
+from swarmvar.types import Tick  # noqa: E402
+from swarmvar.validation import backtest  # noqa: E402
 
 CHEAP = ("NormalInverseGamma", "BayesianBootstrap", "StudentT")
 

@@ -283,7 +283,6 @@ def book_var(
     consensus, baseline : add the consensus and the RiskMetrics row.
     home : data directory: record the beat in its ledger (None: no ledger).
     """
-    from . import books
     from .models import DEFAULT_BOOK_AGENTS, book_agent_class
     from .models.attribution import euler, incremental
     from .models.book_baselines import RiskMetrics
@@ -489,7 +488,6 @@ def book_backtest(
     """
     import dataclasses
 
-    from . import books
     from .models import DEFAULT_BOOK_AGENTS, book_agent_class
     from .models.book_baselines import ArchGjrT, RiskMetrics
     from .models.book_series import BookRow

@@ -133,6 +133,15 @@ def test_another_applications_database_is_never_written(tmp_path: Path) -> None:
     ]
 
 
+def test_a_short_file_of_another_kind_is_never_overwritten(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.db"
+    notes.write_bytes(b"x")
+    for create in (True, False):
+        with pytest.raises(LedgerCorrupted, match="not an SQLite database"):
+            Ledger(notes, create=create)
+    assert notes.read_bytes() == b"x"
+
+
 def test_dropped_entries_table_or_no_genesis_is_damage_not_ok(tmp_path: Path) -> None:
     db = _build(tmp_path / "a", 5)
     conn = sqlite3.connect(db, isolation_level=None)

@@ -151,6 +151,22 @@ def resolve(location: str | Path, home_file: str = DB_FILE) -> str:
     return str(path)
 
 
+def _sqlite_or_empty(path: Path) -> bool:
+    """True if ``path`` is missing, empty, or starts with SQLite's file header.
+
+    SQLite itself would take a file shorter than its 100-byte header for an
+    empty database and overwrite it.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return True  # let SQLite report what is wrong with it
+    return head == b"" or head == b"SQLite format 3\x00"
+
+
 def open_database(location: str | Path) -> Database:
     """The lifecycle database at ``location``: SQLite, or PostgreSQL for a ``postgresql://`` URL."""
     if isinstance(location, str) and location.startswith(("postgresql://", "postgres://")):
@@ -194,6 +210,10 @@ class Database:
             raise
 
     def _connect(self) -> sqlite3.Connection:
+        if self.path != ":memory:" and not _sqlite_or_empty(Path(self.path)):
+            raise CorruptStore(f"{self.path} is not an SQLite database (another kind of file); "
+                               "nothing was written to it - move it away or choose another "
+                               "--home")
         for attempt in range(_OPEN_ATTEMPTS):
             try:
                 conn = sqlite3.connect(

@@ -348,6 +348,15 @@ _OPEN_ATTEMPTS = 20
 
 def _connect(path: Path, timeout: float, create: bool) -> sqlite3.Connection:
     """A connection; without ``create``, read-write but never creating the file."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        head = b""
+    if head not in (b"", b"SQLite format 3\x00"):
+        # SQLite would take a file shorter than its header for an empty database
+        raise LedgerCorrupted(f"{path} is not an SQLite database (another kind of file); "
+                              "nothing was written to it")
     target = f"{path.resolve().as_uri()}?mode=rw" if not create else str(path)
     for attempt in range(_OPEN_ATTEMPTS):
         try:

@@ -60,14 +60,14 @@ class Row:
             self.measured <= self.target
 
 
-def bench_lookup(home: Path) -> Row:
+def bench_lookup(home: Path, quick: bool = False) -> Row:
     db = Database(home / "lookup.sqlite")
     store = SqliteVariantStore(db, max_variants=100)
     ids = [store.add(new_variant(f"Model{i % 10}", {"a": i * 0.01, "b": "x"}, CONSTRUCTORS,
                                  now=float(i), requirements={"numpy": "1.26"})).id
            for i in range(100)]
     rng = np.random.default_rng(0)
-    order = [ids[i] for i in rng.integers(0, len(ids), 20_000)]
+    order = [ids[i] for i in rng.integers(0, len(ids), 2_000 if quick else 20_000)]
     for vid in order[:1000]:
         store.get(vid)
     times = np.empty(len(order))
@@ -88,7 +88,7 @@ def bench_lookup(home: Path) -> Row:
                f"bare SQLite row p99 {ref99:.1f} us", False)
 
 
-def bench_selection() -> Row:
+def bench_selection(quick: bool = False) -> Row:
     # 20 live variants over 10 agent classes: 10 champions, 3 canaries in
     # flight, 7 drafts (never selected, but scanned)
     now = 0.0
@@ -108,7 +108,7 @@ def bench_selection() -> Row:
                             preferences={"Model1": 2, "Model3": 1}) for i in range(1000)]
     n = 0
     t = time.perf_counter()
-    while time.perf_counter() - t < 2.0:
+    while time.perf_counter() - t < (0.2 if quick else 2.0):
         for a in agents:
             select(a, cands)
         n += len(agents)
@@ -122,12 +122,12 @@ def bench_selection() -> Row:
                f"bare SHA-256 of agent id {ref:,.0f}/s", True)
 
 
-def bench_metrics(home: Path) -> Row:
+def bench_metrics(home: Path, quick: bool = False) -> Row:
     db = Database(home / "metrics.sqlite")
     store = MetricsStore(db)
     rng = np.random.default_rng(1)
     batches = []
-    for b in range(20):
+    for b in range(2 if quick else 20):
         ts = 1.7e9 + b * 10_000 + np.arange(10_000, dtype=float)
         sr, lat, br, kp = (rng.uniform(0.9, 1, 10_000), rng.exponential(0.05, 10_000),
                            rng.uniform(0, 0.05, 10_000), rng.uniform(0, 1, 10_000))
@@ -155,37 +155,38 @@ def bench_metrics(home: Path) -> Row:
                f"bare executemany, no index/checks {ref:,.0f}/s", True)
 
 
-def bench_state_writes(home: Path, fsync: bool) -> Row:
+def bench_state_writes(home: Path, fsync: bool, quick: bool = False) -> Row:
     db = Database(home / f"states-{fsync}.sqlite")
     store = StateStore(db, home / f"states-{fsync}", StateConfig(fsync=fsync))
     rng = np.random.default_rng(2)
     states = [rng.bytes(MB) for _ in range(16)]
-    n = 200
+    n = 20 if quick else 200
     t = time.perf_counter()
     for i in range(n):
         store.put(f"agent-{i % 16}", states[i % 16], now=float(i))
     rate = n / (time.perf_counter() - t)
     path = home / "raw.bin"
     t = time.perf_counter()
-    for i in range(50):
+    m = 5 if quick else 50
+    for i in range(m):
         with open(path, "wb") as fh:
             fh.write(states[i % 16])
             fh.flush()
             if fsync:
                 os.fdatasync(fh.fileno())
-    ref = 50 / (time.perf_counter() - t)
+    ref = m / (time.perf_counter() - t)
     db.close()
     what = "durable, one at a time" if fsync else "crash-atomic, no fsync"
     return Row(f"state writes/s (1 MB random, {what})", rate, "/s", 100, "100/s",
                f"bare 1 MB write{'+fdatasync' if fsync else ''} {ref:,.0f}/s", True)
 
 
-def bench_state_batches(home: Path) -> Row:
+def bench_state_batches(home: Path, quick: bool = False) -> Row:
     db = Database(home / "batches.sqlite")
     store = StateStore(db, home / "batches", StateConfig())
     rng = np.random.default_rng(4)
     states = {f"agent-{i}": rng.bytes(MB) for i in range(16)}
-    rounds = 12
+    rounds = 2 if quick else 12
     t = time.perf_counter()
     for r in range(rounds):
         store.put_many(states, now=float(r))
@@ -222,18 +223,19 @@ def _timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run every benchmark and print the table (about 25-40 s)."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--big-mb", type=int, default=1024,
-                        help="size of the big-state read (extrapolated to 1 GB)")
-    args, _ = parser.parse_known_args(argv)  # tolerate a wrapping runner's flags
+def main(quick: bool = False, big_mb: int | None = None) -> None:
+    """Run every benchmark and print the table (about 25-40 s; ``quick``: a few seconds,
+    the same code on small loads, whose figures are not the targets' measurements)."""
+    size_mb = big_mb if big_mb is not None else (8 if quick else 1024)
+    print(f"load average {os.getloadavg()[0]:.2f} before the run"
+          f"{' (quick mode: small loads)' if quick else ''}")
     with tempfile.TemporaryDirectory(prefix="bench-evolution-") as tmp:
         home = Path(tmp)
-        rows = [bench_lookup(home), bench_selection(), bench_metrics(home),
-                bench_state_writes(home, fsync=True), bench_state_batches(home),
-                bench_state_writes(home, fsync=False),
-                bench_big_read(home, args.big_mb)]
+        rows = [bench_lookup(home, quick), bench_selection(quick), bench_metrics(home, quick),
+                bench_state_writes(home, fsync=True, quick=quick),
+                bench_state_batches(home, quick),
+                bench_state_writes(home, fsync=False, quick=quick),
+                bench_big_read(home, size_mb)]
     header = f"{'metric':<56} {'measured':>14} {'target':>12} {'spec':>10}  {'ok':<4} reference"
     print(header)
     print("-" * len(header))
@@ -244,4 +246,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--big-mb", type=int, default=None,
+                        help="size of the big-state read (extrapolated to 1 GB)")
+    parser.add_argument("--quick", action="store_true", help="small loads, a few seconds")
+    cli = parser.parse_args()
+    main(quick=cli.quick, big_mb=cli.big_mb)

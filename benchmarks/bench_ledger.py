@@ -120,15 +120,26 @@ def median_ms(fn: Callable[[int], object], args: list[int]) -> float:
     return statistics.median(times)
 
 
-def main(entries: int = 1_000_000) -> list[tuple[str, float, str, float, bool]]:
-    """Run every metric and print the table; return its rows."""
+def main(
+    quick: bool = False, entries: int | None = None
+) -> list[tuple[str, float, str, float, bool]]:
+    """Run every metric and print the table; return its rows.
+
+    ``quick``: the same code on 20,000 entries and short loops (seconds); its
+    figures are not measurements of the targets, which are at 1,000,000.
+    """
+    if entries is None:
+        entries = 20_000 if quick else 1_000_000
+    scale = 10 if quick else 1
     rows: list[tuple[str, float, str, float, bool]] = []
     rng = random.Random(5)
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-ledger-") as tmp:
         d = Path(tmp)
         # 1. batched appends, building the big ledger used below
-        raw_batched, raw_cpu = raw_insert_rate(d / "raw1.sqlite", 200_000, 1000, Durability.PROCESS)
+        raw_batched, raw_cpu = raw_insert_rate(
+            d / "raw1.sqlite", 200_000 // scale, 1000, Durability.PROCESS
+        )
         big = Ledger(d / "big.sqlite", signing_key=None, clock=lambda: FIXED)
         t0 = time.perf_counter()
         batched, batched_cpu = ledger_batched_rate(big, entries - 1)  # + genesis = `entries`
@@ -139,7 +150,7 @@ def main(entries: int = 1_000_000) -> list[tuple[str, float, str, float, bool]]:
         rows.append(("appends/s, batched, per CPU second", batched_cpu, "(info)", raw_cpu, True))
         # 2. one entry per transaction, both durability levels
         for durability, target in ((Durability.PROCESS, 5000.0), (Durability.POWER, 0.0)):
-            n = 5000 if durability is Durability.PROCESS else 1000
+            n = (5000 if durability is Durability.PROCESS else 1000) // scale
             raw_single, _ = raw_insert_rate(d / f"raw-{durability.value}.sqlite", n, 1, durability)
             with Ledger(d / f"single-{durability.value}.sqlite", durability=durability) as led:
                 single = ledger_single_rate(led, n)
@@ -148,8 +159,8 @@ def main(entries: int = 1_000_000) -> list[tuple[str, float, str, float, bool]]:
             rows.append((label, single, want, raw_single, single >= target))
         # 3. proofs and roots at `entries`
         size = big.size
-        indices = [rng.randrange(size) for _ in range(300)]
-        sizes = [rng.randrange(1, size + 1) for _ in range(300)]
+        indices = [rng.randrange(size) for _ in range(300 // scale)]
+        sizes = [rng.randrange(1, size + 1) for _ in range(300 // scale)]
 
         def prove(i: int) -> None:
             big.inclusion_proof(i, size).verify()
@@ -197,5 +208,7 @@ def main(entries: int = 1_000_000) -> list[tuple[str, float, str, float, bool]]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--entries", type=int, default=1_000_000)
-    main(parser.parse_args().entries)
+    parser.add_argument("--entries", type=int, default=None)
+    parser.add_argument("--quick", action="store_true", help="20,000 entries, a few seconds")
+    cli = parser.parse_args()
+    main(quick=cli.quick, entries=cli.entries)

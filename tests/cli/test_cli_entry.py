@@ -78,3 +78,21 @@ def test_help_lists_every_command_without_importing_the_numerical_stack():
                          capture_output=True, text=True, timeout=120)
     assert "exit 0" in var.stdout and "heavy: []" in var.stdout, var.stdout + var.stderr
     assert "GarchEVT" in var.stdout and "--dropna" in var.stdout
+
+
+def test_an_unexpected_error_is_one_line_without_a_traceback(monkeypatch, capsys):
+    import pytest
+
+    from swarmvar.cli import _common, main
+
+    def broken(source: str) -> str:
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(_common, "check_data", broken)
+    monkeypatch.setattr("swarmvar.cli.var.check_data", broken)
+    monkeypatch.setattr(sys, "argv", ["swarmvar", "var", "--agents", "nig"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1
+    assert "RuntimeError: simulated bug" in err and "Traceback" not in err

@@ -29,6 +29,7 @@ def test_backtest_command_prints_the_table_and_writes_a_report(tmp_path: Path) -
     assert "consensus" in result.output and SWARM_POLICY.method in result.output
     html = out.read_text()
     assert html.count("<svg ") == 6 * 2 + 2  # rows x levels, and the consensus weights
+    assert 'id="emergence"' in html and "best agent" in html  # swarmvar.emergence.summarize
     assert (tmp_path / "fig" / "bt.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with Ledger.open(tmp_path / "home", create=False) as ledger:
         assert ledger.verify_chain().ok

@@ -266,15 +266,16 @@ def _weights(result: BacktestResult) -> str:
             counts = np.diff(np.r_[starts, n])
             mean = np.add.reduceat(np.nan_to_num(w), starts, axis=0) / counts[:, None]
             width, height, left = 400, 130, 30.0
-            xs = left + (width - left - 4) * starts / max(n - 1, 1)
+            edges = left + (width - left - 4) * np.r_[starts, n] / n
+            xs = np.repeat(edges, 2)[1:-1]  # steps: each bucket flat over its days
             base = np.zeros(starts.size)
             layers = []
             for k, _agent in enumerate(agents):
                 top = base + mean[:, k]
-                yb, yt = 116 - 110 * base, 116 - 110 * top
+                yb, yt = np.repeat(116 - 110 * base, 2), np.repeat(116 - 110 * top, 2)
                 layers.append(
-                    f'<polygon fill="{_GREYS[k % len(_GREYS)]}" stroke="#fff" '
-                    f'stroke-width="0.3" points="{_path(xs, yt)} {_path(xs[::-1], yb[::-1])}"/>')
+                    f'<polygon fill="{_GREYS[k % len(_GREYS)]}" stroke="none" '
+                    f'points="{_path(xs, yt)} {_path(xs[::-1], yb[::-1])}"/>')
                 base = top
             title = f"{row}, {alpha:.1%}: each agent's weight in VaR"
             cards.append(

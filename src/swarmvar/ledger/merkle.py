@@ -105,6 +105,9 @@ def _mth(hashes: Sequence[bytes], start: int, end: int, algorithm: HashAlgorithm
 
 
 def _check_index(index: int, size: int) -> None:
+    for value, what in ((index, "leaf index"), (size, "tree size")):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidProof(f"{what} must be an int, not {type(value).__name__}")
     if not 0 <= index < size:
         raise InvalidProof(f"leaf index {index} is outside a tree of {size} leaves")
 
@@ -252,6 +255,8 @@ def root_from_inclusion_proof(
     """The root that ``proof`` implies for leaf hash ``leaf`` at ``index`` in a tree of ``size``."""
     _check_index(index, size)
     _check_hash(leaf, "leaf hash", algorithm)
+    if isinstance(proof, (str, bytes)) or not isinstance(proof, Sequence):
+        raise InvalidProof(f"an inclusion proof is a sequence of hashes, not {type(proof)}")
     for i, p in enumerate(proof):
         _check_hash(p, f"proof[{i}]", algorithm)
     r = leaf

@@ -356,3 +356,16 @@ def test_signed_head_file_that_is_not_json(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"size": "x"}))
     out = runner.invoke(app, ["verify", "--home", str(tmp_path / "h"), "--against", str(bad)])
     assert out.exit_code == 2 and "error" in out.output
+
+
+def test_an_overlong_import_line_is_refused_without_reading_it_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from swarmvar.ledger import jsonl
+
+    monkeypatch.setattr(jsonl, "_MAX_LINE", 1000)
+    src = tmp_path / "x.jsonl"
+    src.write_text("{" + " " * 5000 + "}\n")
+    with pytest.raises(LedgerCorrupted, match="longer than 1,000"):
+        import_jsonl(src, tmp_path / "h")
+    assert not (tmp_path / "h" / "ledger.sqlite").exists()

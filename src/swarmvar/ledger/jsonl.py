@@ -17,7 +17,7 @@ from typing import Any
 
 from ..canonical import NotCanonical, loads
 from ..errors import InvalidEntry, InvalidParameter, LedgerCorrupted
-from .entry import ZERO_HASH, canonical_data, check_timestamp, parse_kind
+from .entry import MAX_DATA_BYTES, ZERO_HASH, canonical_data, check_timestamp, parse_kind
 from .ledger import Ledger, LedgerNotFound, is_postgres_url, ledger_path
 from .merkle import HashAlgorithm, empty_root, fold
 from .sqlite import SQLiteStore
@@ -67,6 +67,9 @@ def export_jsonl(ledger: Ledger, path: str | os.PathLike[str]) -> int:
     return manifest.size
 
 
+#: Longest line read from an export: an entry of MAX_DATA_BYTES of data, each
+#: byte escaped (``\\u00XX``), plus the other fields.
+_MAX_LINE = 6 * MAX_DATA_BYTES + 4096
 #: Entries written to the new ledger per transaction while importing.
 _IMPORT_BATCH = 20_000
 
@@ -81,7 +84,16 @@ def _lines(path: Path) -> Iterator[tuple[int, Any]]:
     with fh:
         number = 0
         try:
-            for number, line in enumerate(fh, start=1):  # noqa: B007 - used after the loop
+            while True:
+                line = fh.readline(_MAX_LINE)
+                if not line:
+                    return
+                number += 1
+                if len(line) == _MAX_LINE and not line.endswith("\n"):
+                    raise LedgerCorrupted(
+                        f"{path}:{number} is longer than {_MAX_LINE:,} characters; no entry "
+                        "of a ledger export is (entry data is at most 1 MiB)"
+                    )
                 if not line.strip():
                     continue
                 try:

@@ -71,7 +71,8 @@ def _load(name: str) -> Any:
     if group:
         command = typer.main.get_group(target)
     else:
-        single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+        single = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
+                             rich_markup_mode=None)
         single.command(name)(target)
         command = typer.main.get_command(single)
     command.name = name
@@ -115,6 +116,7 @@ def build_app(only: str | None = None) -> typer.Typer:
     app = typer.Typer(
         name="swarmvar",
         cls=_LazyGroup,
+        rich_markup_mode=None,  # plain help: no rich/markdown imports, messages never wrapped
         help="Bayesian Value-at-Risk from a swarm of model agents.",
         no_args_is_help=True,
         add_completion=False,

@@ -46,6 +46,7 @@ app = typer.Typer(
     name="backtest",
     help="Backtest the agents out of sample, beside arch's GARCH(1,1)-t and GJR-GARCH(1,1)-t.",
     add_completion=False,
+    rich_markup_mode=None,  # plain help and one-line errors, as the root app
     pretty_exceptions_enable=False,
 )
 

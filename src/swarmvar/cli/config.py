@@ -13,6 +13,7 @@ app = typer.Typer(
     help="Show the settings in effect (swarmvar.toml, or tool.swarmvar in pyproject.toml; "
     "flags win).",
     add_completion=False,
+    rich_markup_mode=None,  # plain help and one-line errors, as the root app
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )

@@ -154,8 +154,8 @@ class OnlineTrackRecord:
         return [TrackRecord(self.agents, self.returns.copy(), a, self.var[a].copy(),
                             self.es[a].copy()) for a in self.alphas]
 
-    def arrays(self) -> dict[str, FloatArray]:
-        out = {"track_returns": self.returns}
+    def arrays(self) -> dict[str, NDArray[Any]]:
+        out: dict[str, NDArray[Any]] = {"track_returns": self.returns}
         for i, a in enumerate(self.alphas):
             out[f"track_var_{i}"] = self.var[a]
             out[f"track_es_{i}"] = self.es[a]
@@ -571,7 +571,8 @@ def _consensus_dict(c: Consensus) -> dict[str, Any]:
 def _consensus_from(d: Mapping[str, Any]) -> Consensus:
     return Consensus(
         alpha=d["alpha"], horizon=d["horizon"], var=d["var"], es=d["es"],
-        var_interval=tuple(d["var_interval"]), es_interval=tuple(d["es_interval"]),  # type: ignore[arg-type]
+        var_interval=(d["var_interval"][0], d["var_interval"][1]),
+        es_interval=(d["es_interval"][0], d["es_interval"][1]),
         method=d["method"], used=tuple(d["used"]), trimmed=tuple(d["trimmed"]),
         rejected=dict(d["rejected"]), weights=dict(d["weights"]), available=d["available"],
         total=d["total"], staleness=d["staleness"], degraded=d["degraded"],
@@ -582,8 +583,8 @@ def _forecast_from(d: Mapping[str, Any]) -> Forecast:
     from ..types import RiskMeasure
 
     return Forecast(d["model"], d["horizon"], tuple(
-        RiskMeasure(m["alpha"], m["var"], m["es"], tuple(m["var_interval"]),  # type: ignore[arg-type]
-                    tuple(m["es_interval"]))  # type: ignore[arg-type]
+        RiskMeasure(m["alpha"], m["var"], m["es"], (m["var_interval"][0], m["var_interval"][1]),
+                    (m["es_interval"][0], m["es_interval"][1]))
         for m in d["levels"]), d["interval_mass"],
         **({"as_of": datetime.fromisoformat(d["as_of"])} if d.get("as_of") else {}))
 

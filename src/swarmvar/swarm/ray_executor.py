@@ -79,7 +79,7 @@ class RayExecutor:
                                        f"its portfolios: {', '.join(sorted(names))}")
                 failure.portfolios = tuple(names)  # type: ignore[attr-defined]
             except self._ray.exceptions.RayTaskError as exc:
-                raise exc.as_instanceof_cause() from None
+                raise exc.as_instanceof_cause() from None  # type: ignore[no-untyped-call]
         if failure is not None:
             raise failure
         return out

@@ -250,7 +250,7 @@ class Swarm:
             requests = []
             for name, spec in self.specs.items():
                 series = (history[name] if isinstance(history, Mapping) and name in history
-                          else spec.history(history))  # type: ignore[arg-type]
+                          else spec.history(history))
                 from ..data import validate
 
                 series = validate(series, min_obs=self.configs[name].window)
@@ -304,7 +304,7 @@ class Swarm:
         self.last_as_of = {p: None if run["last_as_of"].get(p) is None
                            else datetime.fromisoformat(run["last_as_of"][p]) for p in self.specs}
         self.cursor = run["cursor"]
-        self._requests = {p: [tuple(x) for x in run["requests"].get(p, [])]  # type: ignore[misc]
+        self._requests = {p: [(str(x[0]), str(x[1])) for x in run["requests"].get(p, [])]
                           for p in self.specs}
         jobs = [_job_from(d, self.states.get(f"swarm-job:{i}"))
                 for i, d in enumerate(run["pending"])]

@@ -132,7 +132,8 @@ def as_utc(when: Any) -> datetime:
             when = datetime(when.year, when.month, when.day)
         else:
             raise InvalidTick(f"as_of must be a date or datetime, not {type(when).__name__}")
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    out: datetime = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    return out
 
 
 def tick_value(spec: PortfolioSpec, tick: Tick) -> float:

@@ -228,6 +228,26 @@ class InvalidSignal(SwarmVarError, ValueError):
     """A beat report the arbiter cannot read (NaN return or forecast, wrong breach flags, ...)."""
 
 
+# --- mesh (swarmvar.mesh, nodes over ZeroMQ) ------------------------------
+
+
+class MeshError(SwarmVarError, RuntimeError):
+    """Root of the mesh's errors (a node, its peers or its messages)."""
+
+
+class RefusedMessage(MeshError, ValueError):
+    """A mesh message was refused (malformed, oversized, unknown sender, forged,
+    misdirected, replayed or not allowed); ``reason`` names which."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+class MeshTimeout(MeshError, TimeoutError):
+    """A mesh operation (an admin reply, an agreement run) did not finish in its time bound."""
+
+
 # --- warnings ------------------------------------------------------------
 
 

@@ -1,0 +1,454 @@
+"""A mesh node: one process, one loop — membership, agreement, CRDT, ledger gossip, admin.
+
+The node's loop (:meth:`MeshNode.run`) polls its ROUTER, checks every
+message (:mod:`.wire`), delivers each peer's messages in order, and on its
+timers sends heartbeats, gossips its signed statistics contribution and its
+signed ledger head, declares suspicions and deaths, and ends agreement
+rounds. A refused message is counted by reason; an error while handling a
+checked message is counted too (``internal``) and never stops the node.
+
+Admin commands (ADMIN messages signed by an admin key, answered with a
+signed REPLY): ``status``, ``agree`` (start an agreement run), ``observe``
+(returns for this node's statistics), ``inject`` (the design documents'
+``inject_data(genome, anoms=N, ml_weight=W)``), ``leave``. Everything that
+changes the node's state is recorded in its ledger; on restart the node
+rebuilds its observations from its ledger and catches up from its peers.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zmq
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from ..arbiter import Genome
+from ..consensus.partition import NormalStats, StalenessBound, StatsCRDT
+from ..errors import RefusedMessage, SwarmVarError
+from ..ledger import Ledger
+from .heads import HeadWatch, parse_head, parse_proof
+from .membership import MemberEvent, Membership, MemberState, Timeouts
+from .rounds import AgreementRun, RoundsOutcome
+from .stats import check_contribution, serve, sign_contribution
+from .transport import FaultPlan, SendPolicy, Transport
+from .wire import Message, MessageKind, NodeKeyRing, Refusal, seal
+
+log = logging.getLogger("swarmvar.mesh")
+
+MAX_OBSERVATIONS = 1_000_000
+MAX_RUNS_BUFFERED = 16
+MAX_VALUES_BUFFERED = 100_000
+#: Size of one injected anomaly: a 10% daily loss.
+ANOMALY_RETURN = -0.10
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """How one node runs.
+
+    Attributes
+    ----------
+    node_id : str
+    bind : str
+        ZeroMQ address its ROUTER binds (``tcp://10.0.0.1:9000``).
+    peers : mapping of str to str
+        Peer id -> the address of its ROUTER.
+    ring : NodeKeyRing
+        Every node's and admin's public key.
+    home : Path or None
+        Folder of the node's ledger (``None``: in memory, lost on exit).
+    timeouts : Timeouts
+        Membership timing.
+    policy : SendPolicy
+    faults : FaultPlan
+        Send-side faults (tests).
+    gossip_every : float
+        Seconds between statistics and ledger-head gossip.
+    reorder_wait : float
+        Seconds a message ahead of a gap waits.
+    staleness : StalenessBound
+        A replica not refreshed within ``max_age`` seconds is unavailable.
+    alpha : float
+        VaR level served.
+    """
+
+    node_id: str
+    bind: str
+    peers: Mapping[str, str]
+    ring: NodeKeyRing
+    home: Path | None = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    policy: SendPolicy = SendPolicy.BACKPRESSURE
+    faults: FaultPlan = field(default_factory=FaultPlan)
+    gossip_every: float = 0.25
+    reorder_wait: float = 0.05
+    staleness: StalenessBound = field(default_factory=lambda: StalenessBound(max_age=1.5))
+    alpha: float = 0.99
+
+
+class MeshNode:
+    """One node (see the module doc). ``epoch`` must grow across restarts (use ``time_ns``)."""
+
+    def __init__(self, config: NodeConfig, key: Ed25519PrivateKey, epoch: int,
+                 context: zmq.Context[zmq.Socket[bytes]] | None = None) -> None:
+        from .wire import Inbox
+
+        self.config = config
+        self.me = config.node_id
+        self.key = key
+        self.epoch = epoch
+        self.ring = config.ring
+        self._context = context or zmq.Context()
+        self._own_context = context is None
+        self.transport = Transport(self._context, config.bind, config.peers,
+                                   policy=config.policy, faults=config.faults)
+        now = time.monotonic()
+        self.inbox = Inbox(config.reorder_wait)
+        self.members = Membership(list(config.peers), config.timeouts, now)
+        self.refused: Counter[str] = Counter()
+        self.accepted: Counter[str] = Counter()
+        self._seq: Counter[str] = Counter()
+        self.runs: dict[str, AgreementRun] = {}
+        self.finished: dict[str, RoundsOutcome] = {}
+        self._early: dict[str, list[tuple[str, int, float]]] = {}
+        self.crdt = StatsCRDT()
+        self._signed: dict[str, dict[str, Any]] = {}  # replica -> its signed wire form
+        self._stats_heard: dict[str, float] = {}
+        self.heads = HeadWatch()
+        self._forks_recorded: set[str] = set()
+        self.genome = Genome()
+        self.anomalies = 0
+        self.ml_weight = Genome().e
+        self._observations: list[float] = []
+        self._version = 0
+        self.stop = False
+        self._next_beat = 0.0
+        self._next_gossip = 0.0
+        self._last_head_size = -1
+        self.ledger = self._open_ledger()
+        self._replay_ledger()
+
+    # --- ledger -------------------------------------------------------------
+
+    def _open_ledger(self) -> Ledger:
+        if self.config.home is None:
+            return Ledger.in_memory(signing_key=self.key)
+        return Ledger(self.config.home, signing_key=self.key)
+
+    def _replay_ledger(self) -> None:
+        """Rebuild this node's observations and genome from its own ledger (restart)."""
+        for entry in self.ledger.entries():
+            data = entry.data
+            if data.get("type") == "mesh.observe":
+                self._observations.extend(float(v) for v in data["details"]["values"])
+                self._version += 1
+            elif data.get("type") == "mesh.inject_data":
+                d = data["details"]
+                self.genome = Genome(*d["genome"])
+                self.anomalies += int(d["anoms"])
+                self.ml_weight = float(d["ml_weight"])
+                self._observations.extend([ANOMALY_RETURN] * int(d["anoms"]))
+                self._version += 1
+        if self._version:
+            self._publish_own()
+
+    def _record(self, kind: str, details: Mapping[str, Any]) -> None:
+        self.ledger.record_action(kind, {"node": self.me, **details})
+
+    # --- sending -----------------------------------------------------------
+
+    def send(self, peer: str, kind: MessageKind, body: Mapping[str, Any], now: float) -> None:
+        self._seq[peer] += 1
+        frames = seal(self.key, self.me, peer, self.epoch, self._seq[peer], kind, body)
+        self.transport.enqueue(peer, frames, now)
+
+    def broadcast(self, kind: MessageKind, body: Mapping[str, Any], now: float,
+                  exclude: str | None = None) -> None:
+        """Send to every peer but ``exclude`` (the sender of what is being passed on)."""
+        for peer in self.config.peers:
+            if peer != exclude:
+                self.send(peer, kind, body, now)
+
+    def outgoing_value(self, peer: str, run: str, round_: int, value: float) -> float | None:
+        """The value sent to ``peer`` for a round (an honest node sends its own; None: nothing)."""
+        return value
+
+    def _send_value(self, run: AgreementRun, now: float) -> None:
+        for peer in self.config.peers:
+            v = self.outgoing_value(peer, run.run, run.round, run.value)
+            if v is not None:
+                self.send(peer, MessageKind.VALUE, {"run": run.run, "round": run.round,
+                                                    "value": v}, now)
+
+    # --- the loop ------------------------------------------------------------
+
+    def run(self, max_seconds: float = 3600.0) -> None:
+        """Serve until told to leave, or for at most ``max_seconds``."""
+        deadline = time.monotonic() + max_seconds
+        poller = zmq.Poller()
+        poller.register(self.transport.router, zmq.POLLIN)
+        wait = 0.0
+        try:
+            while not self.stop and time.monotonic() < deadline:
+                poller.poll(max(0, min(10, int(wait * 1000))))
+                wait = self.step(time.monotonic())
+        finally:
+            self.close()
+
+    def step(self, now: float) -> float:
+        """One pass of the loop; seconds until the next thing is due."""
+        for raw in self.transport.recv():
+            self.on_frames(raw, now)
+        for message in self.inbox.expire(now):
+            self._dispatch_safely(message, None, now)
+        self._timers(now)
+        return min(self.transport.pump(now), 0.01)
+
+    def on_frames(self, raw: list[bytes], now: float) -> None:
+        routing_id, frames = raw[0], raw[1:]
+        try:
+            message = self.ring.open(frames, self.me)
+            delivered = self.inbox.push(message, now)
+        except RefusedMessage as exc:
+            self.refused[exc.reason] += 1
+            return
+        for m in delivered:
+            self._dispatch_safely(m, routing_id, now)
+
+    def _dispatch_safely(self, m: Message, routing_id: bytes | None, now: float) -> None:
+        try:
+            self._dispatch(m, routing_id, now)
+        except RefusedMessage as exc:
+            self.refused[exc.reason] += 1
+        except (SwarmVarError, KeyError, TypeError, ValueError, OverflowError) as exc:
+            self.refused["internal"] += 1
+            log.warning("%s: could not handle %s from %s: %s", self.me, m.kind.value, m.sender,
+                        exc)
+
+    def _dispatch(self, m: Message, routing_id: bytes | None, now: float) -> None:
+        self.accepted[m.kind.value] += 1
+        if m.kind is MessageKind.ADMIN:
+            self._admin(m, routing_id, now)
+            return
+        if m.kind is MessageKind.REPLY:
+            return
+        for event in self.members.heard(m.sender, m.epoch, now):
+            self._member_event(m.sender, event, now)
+        if m.kind is MessageKind.LEAVE:
+            for event in self.members.left(m.sender):
+                self._member_event(m.sender, event, now)
+        elif m.kind is MessageKind.VALUE:
+            self._on_value(m, now)
+        elif m.kind is MessageKind.STATS:
+            self._on_stats(m, now)
+        elif m.kind is MessageKind.HEAD:
+            self._on_head(m, now)
+        elif m.kind is MessageKind.PROOF_REQUEST:
+            size1, size2 = int(m.body["size1"]), int(m.body["size2"])
+            if 0 < size1 <= size2 <= self.ledger.size:
+                proof = self.ledger.consistency_proof(size1, size2)
+                self.send(m.sender, MessageKind.PROOF, proof.to_dict(), now)
+        elif m.kind is MessageKind.PROOF:
+            if not self.heads.on_proof(m.sender, parse_proof(m.body)):
+                self._report_forks()
+
+    def _member_event(self, peer: str, event: MemberEvent, now: float) -> None:
+        self._record("mesh.member", {"peer": peer, "event": event.value})
+        if event in (MemberEvent.JOINED, MemberEvent.RETURNED):  # catch-up: push our state
+            self.send(peer, MessageKind.STATS, {"contributions": list(self._signed.values())},
+                      now)
+            self.send(peer, MessageKind.HEAD, self.ledger.signed_head().to_dict(), now)
+
+    def _timers(self, now: float) -> None:
+        if now >= self._next_beat:
+            self._next_beat = now + self.config.timeouts.heartbeat
+            self.broadcast(MessageKind.HEARTBEAT, {}, now)
+            for peer, event in self.members.tick(now):
+                self._member_event(peer, event, now)
+        if now >= self._next_gossip:
+            self._next_gossip = now + self.config.gossip_every
+            if self._signed:
+                self.broadcast(MessageKind.STATS,
+                               {"contributions": list(self._signed.values())}, now)
+            self.broadcast(MessageKind.HEAD, self.ledger.signed_head().to_dict(), now)
+        absent = {p for p, s in self.members.states().items()
+                  if s in (MemberState.DEAD, MemberState.LEFT)}
+        for run in list(self.runs.values()):
+            while run.ready(now, absent):
+                run.advance(now)
+                if run.done:
+                    self._finish(run)
+                    break
+                self._send_value(run, now)
+
+    # --- agreement -----------------------------------------------------------
+
+    def start_run(self, run_id: str, value: float, f: int, rounds: int, round_timeout: float,
+                  now: float) -> None:
+        participants = sorted([self.me, *self.config.peers])
+        run = AgreementRun(run_id, participants, self.me, f, rounds, value, round_timeout, now)
+        self.runs[run_id] = run
+        for sender, round_, v in self._early.pop(run_id, []):
+            try:
+                run.receive(sender, round_, v)
+            except RefusedMessage as exc:
+                self.refused[exc.reason] += 1
+        self._send_value(run, now)
+
+    def _on_value(self, m: Message, now: float) -> None:
+        run_id, round_, value = m.body["run"], m.body["round"], m.body["value"]
+        if (not isinstance(run_id, str) or isinstance(round_, bool) or not isinstance(round_, int)
+                or isinstance(value, bool) or not isinstance(value, (int, float))):
+            self.refused[Refusal.MALFORMED.value] += 1
+            return
+        value = float(value)
+        run = self.runs.get(run_id)
+        if run is not None:
+            run.receive(m.sender, round_, value)
+        elif run_id not in self.finished:
+            if len(self._early) < MAX_RUNS_BUFFERED or run_id in self._early:
+                buffered = self._early.setdefault(run_id, [])
+                if len(buffered) < MAX_VALUES_BUFFERED:
+                    buffered.append((m.sender, round_, value))
+
+    def _finish(self, run: AgreementRun) -> None:
+        del self.runs[run.run]
+        outcome = run.outcome()
+        self.finished[run.run] = outcome
+        self._record("mesh.agreement", {"run": run.run, "rounds": run.rounds,
+                                        "value": outcome.values[-1],
+                                        "start": outcome.values[0],
+                                        "muted": list(outcome.muted)})
+
+    # --- statistics ------------------------------------------------------------
+
+    def _publish_own(self) -> None:
+        stats = NormalStats.of(self._observations)
+        current = self.crdt.contributions.get(self.me)
+        if current is None or current.version < self._version:
+            self.crdt = self.crdt.update(self.me, stats, self._version)
+        own = self.crdt.contributions[self.me]
+        self._signed[self.me] = sign_contribution(self.key, self.me, own)
+
+    def observe(self, values: list[float]) -> None:
+        if len(self._observations) + len(values) > MAX_OBSERVATIONS:
+            raise RefusedMessage(Refusal.OVERSIZED.value, f"a node holds at most "
+                                 f"{MAX_OBSERVATIONS} observations")
+        NormalStats.of(values)  # refuses NaN/inf before anything is stored
+        self._record("mesh.observe", {"values": values})
+        self._observations.extend(values)
+        self._version += 1
+        self._publish_own()
+
+    def _on_stats(self, m: Message, now: float) -> None:
+        items = m.body["contributions"]
+        if not isinstance(items, list) or len(items) > 4 * (len(self.config.peers) + 1):
+            self.refused[Refusal.MALFORMED.value] += 1
+            return
+        incoming: dict[str, Any] = {}
+        for d in items:
+            if not isinstance(d, dict):
+                raise RefusedMessage(Refusal.MALFORMED.value, "contribution is not an object")
+            replica, c = check_contribution(self.ring, d)
+            if replica == self.me and c.version > self._version:
+                # our own older life's contribution, from before a restart without a ledger
+                continue
+            incoming[replica] = (c, d)
+        if m.sender in incoming:
+            self._stats_heard[m.sender] = now
+        theirs = StatsCRDT({r: c for r, (c, _) in incoming.items()})
+        merged = self.crdt.merge(theirs)
+        for r, (c, d) in incoming.items():
+            if merged.contributions.get(r) == c:
+                self._signed[r] = d
+        self.crdt = merged
+
+    def served(self, now: float) -> dict[str, Any]:
+        replicas = sorted([self.me, *self.config.peers])
+        bound = self.config.staleness
+        fresh = {self.me} | {
+            p for p in self.config.peers
+            if self.members.state(p) is MemberState.ALIVE
+            and not bound.is_stale(0, now - self._stats_heard.get(p, -math.inf))
+        }
+        if self.crdt.read().count == 0:
+            return {"available": len(fresh), "total": len(replicas), "count": 0}
+        s = serve(self.crdt, replicas, fresh, alpha=self.config.alpha)
+        return {"point": s.point, "interval": list(s.interval), "available": s.available,
+                "total": s.total, "degraded": s.degraded, "count": s.count}
+
+    # --- ledger gossip ------------------------------------------------------------
+
+    def _on_head(self, m: Message, now: float) -> None:
+        key = self.ring.nodes[m.sender].public_bytes(Encoding.Raw, PublicFormat.Raw)
+        head = parse_head(m.body, key)
+        before = len(self.heads.forks)
+        ask = self.heads.on_head(m.sender, head)
+        if ask is not None:
+            self.send(m.sender, MessageKind.PROOF_REQUEST, {"size1": ask[0], "size2": ask[1]},
+                      now)
+        if len(self.heads.forks) > before:
+            self._report_forks()
+
+    def _report_forks(self) -> None:
+        for peer, fork in self.heads.forks.items():
+            if peer not in self._forks_recorded:
+                self._forks_recorded.add(peer)
+                self._record("mesh.fork_detected", {"peer": peer, "reason": fork.reason,
+                                                    "earlier": fork.earlier.to_dict(),
+                                                    "later": fork.later.to_dict()})
+
+    # --- admin -------------------------------------------------------------------
+
+    def _admin(self, m: Message, routing_id: bytes | None, now: float) -> None:
+        from .admin import handle_admin
+
+        answer = handle_admin(self, m.body, now)
+        if routing_id is not None:
+            self._seq[m.sender] += 1
+            body = {"re": m.seq, **answer}
+            self.transport.reply(routing_id, seal(self.key, self.me, m.sender, self.epoch,
+                                                  self._seq[m.sender], MessageKind.REPLY, body))
+
+    def status(self, now: float) -> dict[str, Any]:
+        read = self.crdt.read()
+        return {
+            "node": self.me, "epoch": self.epoch,
+            "members": {p: s.value for p, s in self.members.states().items()},
+            "refused": dict(self.refused), "accepted": dict(self.accepted),
+            "lost": self.inbox.lost, "sent": self.transport.sent,
+            "dropped": self.transport.dropped, "queued": self.transport.queued,
+            "runs": {r: {"values": list(o.values), "factor": o.factor, "muted": list(o.muted)}
+                     for r, o in self.finished.items()},
+            "active_runs": sorted(self.runs),
+            "stats": {"count": read.count, "total": read.total, "total_sq": read.total_sq,
+                      "versions": {r: c.version for r, c in self.crdt.contributions.items()}},
+            "served": self.served(now),
+            "ledger": {"size": self.ledger.size,
+                       "root": self.ledger.compute_merkle_root().hex()},
+            "forks": {p: f.reason for p, f in self.heads.forks.items()},
+            "genome": list(self.genome.as_tuple()), "anomalies": self.anomalies,
+            "ml_weight": self.ml_weight,
+        }
+
+    def leave(self, now: float) -> None:
+        self.broadcast(MessageKind.LEAVE, {}, now)
+        end = time.monotonic() + 0.5
+        while self.transport.queued and time.monotonic() < end:
+            self.transport.pump(time.monotonic())
+            time.sleep(0.001)
+        self.stop = True
+
+    def close(self) -> None:
+        self.transport.close()
+        self.ledger.close()
+        if self._own_context:
+            self._context.term()

@@ -8,11 +8,12 @@ estimates into the swarm's robust consensus. Same seed, same numbers.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidParameter, SwarmVarError
 from .types import Consensus, Forecast, RiskMeasure
@@ -134,6 +135,35 @@ class VarResult:
         return "\n".join(lines)
 
 
+def _instance_track(
+    x: Any, agents: Mapping[str, Agent | None], alphas: tuple[float, ...], *, days: int,
+    window: int, horizon: int, seed: int, workers: int,
+    on_day: Callable[[int, int], None] | None,
+) -> dict[float, TrackRecord]:
+    """:func:`~swarmvar.swarm.consensus.track_records` for agents given as instances (their
+    own parameters, e.g. a champion variant's), the same backtest and schedule; ``None``
+    stands for the registry's default agent of that name."""
+    import numpy as np
+
+    from .consensus import TrackRecord
+    from .models import agent_class
+    from .validation import backtest
+
+    need = days + window + horizon - 1
+    if x.size < need:
+        raise InvalidParameter(f"a {days}-day track record with a {window}-day window needs "
+                               f"{need} returns, got {x.size}")
+    roster = {n: a if a is not None else agent_class(n)() for n, a in agents.items()}
+    result = backtest(x[-need:], roster, window=window, refit_every=20, alphas=alphas,
+                      horizon=horizon, baseline=None, seed=seed, progress=False, n_sim=10,
+                      on_day=on_day, workers=workers)
+    names = tuple(agents)
+    return {a: TrackRecord(agent_ids=names, returns=result.returns, alpha=a,
+                           var=np.column_stack([result.series[n][a].var for n in names]),
+                           es=np.column_stack([result.series[n][a].es for n in names]))
+            for a in result.alphas}
+
+
 def _check_whole(name: str, value: object, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise InvalidParameter(f"{name} must be a whole number >= {low}, not {value!r}")
@@ -242,6 +272,10 @@ def var(
         if progress is not None:
             progress("fit", done, len(roster))
 
+    # unfitted copies of agents given as instances (e.g. champion variants), for their own
+    # track record: run_agents fits the instances themselves
+    given = {n: copy.deepcopy(a) for n, a in zip(named, roster, strict=True)
+             if not isinstance(a, str)}
     runs = run_agents(x, roster, alphas=levels, horizon=horizon, seed=seed, progress=on_agent)
     runs = [dataclasses.replace(r, forecast=dataclasses.replace(r.forecast, as_of=as_of))
             if r.forecast is not None else r for r in runs]
@@ -260,12 +294,16 @@ def var(
                 note = (f"{x.size} returns are too few for a {days}-day track record; the "
                         "consensus uses equal weights")
             else:
+                on_day = None if progress is None else (lambda d, t: progress("track", d, t))
                 try:
-                    track = track_records(
-                        x, good, levels, days=days, window=window, horizon=horizon, seed=seed,
-                        workers=workers,
-                        progress=None if progress is None else
-                        (lambda d, t: progress("track", d, t)))
+                    if any(n in given for n in good):
+                        track = _instance_track(x, {n: given.get(n) for n in good}, levels,
+                                                days=days, window=window, horizon=horizon,
+                                                seed=seed, workers=workers, on_day=on_day)
+                    else:
+                        track = track_records(x, good, levels, days=days, window=window,
+                                              horizon=horizon, seed=seed, workers=workers,
+                                              progress=on_day)
                 except SwarmVarError as exc:
                     note = f"no track record ({exc}); the consensus uses equal weights"
         if keys is None:

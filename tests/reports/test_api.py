@@ -11,6 +11,7 @@ import pytest
 import swarmvar
 from swarmvar import data
 from swarmvar.errors import InvalidParameter, SwarmVarError, UnknownAgent
+from swarmvar.models import NormalInverseGamma
 from swarmvar.types import Forecast, RiskMeasure
 
 AGENTS = ["nig", "bootstrap", "NormalInverseGamma"]
@@ -59,9 +60,14 @@ def test_consensus_of_three_agents_with_track_record_weights(returns: pd.Series)
                                                                  c.at(0.975).var]
     text = res.summary()
     assert "consensus" in text and "GarchT" in text and "as of 2018-12-31" in text
-    again = swarmvar.var(returns, ["nig", "bootstrap", "garch-t"], alphas=(0.99, 0.975),
-                         seed=0, track_days=30)
-    assert again.consensus == c  # fresh signing keys, the same numbers
+    # an agent given as an instance (a variant) gets its own track record: with default
+    # parameters, the very numbers of the named agent (fresh signing keys, same numbers)
+    again = swarmvar.var(returns, [NormalInverseGamma(), "bootstrap", "garch-t"],
+                         alphas=(0.99, 0.975), seed=0, track_days=30)
+    assert again.consensus == c
+    variant = swarmvar.var(returns, [NormalInverseGamma(forgetting=0.9), "bootstrap",
+                                     "garch-t"], alphas=(0.99, 0.975), seed=0, track_days=30)
+    assert variant.forecasts["NormalInverseGamma"] != res.forecasts["NormalInverseGamma"]
 
 
 def test_bad_calls_raise_clear_errors(returns: pd.Series) -> None:

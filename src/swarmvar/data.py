@@ -83,7 +83,8 @@ def prices_to_returns(prices: pd.Series, *, dropna: bool = False) -> pd.Series:
         )
     if not np.all(np.isfinite(prices.to_numpy())):
         first = prices.index[int(np.argmax(~np.isfinite(prices.to_numpy())))]
-        raise InvalidReturns(f"price at {first} is {float(prices.loc[first])!r}; prices must be finite")
+        raise InvalidReturns(
+            f"price at {first} is {float(prices.loc[first])!r}; prices must be finite")
     values = np.log(prices.to_numpy())
     returns = pd.Series(np.diff(values), index=prices.index[1:], name=prices.name)
     return returns
@@ -193,7 +194,8 @@ def _read_table(p: Path) -> pd.DataFrame:
             "is it corrupt or truncated?") from exc
     if frame.shape[1] < 2 and not isinstance(frame.index, pd.DatetimeIndex):
         raise InvalidReturns(
-            f"{p.name} has {frame.shape[1]} column(s); it needs a date column and a value column")
+            f"{p.name} has {frame.shape[1]} column(s); it needs a date column and a value column, "
+            "separated by commas")
     if len(frame) == 0:
         raise InvalidReturns(f"{p.name} has a header but no data rows")
     return frame

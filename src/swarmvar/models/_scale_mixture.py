@@ -53,7 +53,7 @@ class ScaleMixtureFamily:
         self.loc = np.asarray(loc, dtype=float)[:, None]
         self.scale = np.asarray(scale, dtype=float)
         w = np.asarray(weights, dtype=float)
-        self._weights = w / w.sum()
+        self._weights: FloatArray = w / w.sum()
 
     @property
     def weights(self) -> FloatArray:
@@ -88,7 +88,7 @@ class ScaleMixtureFamily:
         q = special.ndtri(alpha)
         comp = -self.loc + self.scale * q  # each component's VaR
         lo, hi = comp.min(axis=1), comp.max(axis=1)
-        v = comp.mean(axis=1)
+        v: FloatArray = comp.mean(axis=1)
         for _ in range(100):
             z = self._z(v)
             g = special.ndtr(-z).mean(axis=1) - target  # decreasing in v

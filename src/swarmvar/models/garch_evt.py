@@ -354,6 +354,19 @@ class GarchEVT(Agent):
                 or not np.isfinite(u) or not np.all(np.isfinite(body))
                 or bool(np.any(np.diff(body) < 0)) or (body.size and body[-1] > u)):
             raise InvalidState("GarchEVT state arrays are inconsistent")
+        xi, beta, p_u = draws
+        grid_ok = (gpd.xi.ndim == 1 and gpd.log_beta.ndim == 1 and gpd.xi.size >= 2
+                   and gpd.log_beta.size >= 2 and bool(np.all(np.isfinite(gpd.xi)))
+                   and bool(np.all(np.isfinite(gpd.log_beta)))
+                   and bool(np.all(np.diff(gpd.xi) > 0)) and bool(np.all(np.diff(gpd.log_beta) > 0))
+                   and not bool(np.any(np.isnan(gpd.log_post)))
+                   and bool(np.any(np.isfinite(gpd.log_post)))
+                   and 1 <= gpd.n_exceed <= gpd.n_obs)
+        if not (grid_ok and body.size >= 1 and bool(np.all(np.isfinite(xi)))
+                and bool(np.all((beta > 0) & np.isfinite(beta)))
+                and bool(np.all((p_u > 0) & (p_u < 1)))):
+            raise InvalidState("GarchEVT state's tail posterior or draws are out of range "
+                               "(GPD grid, scale > 0, exceedance probability in (0, 1))")
         self._garch, self._rng, self._u, self._seconds = garch, rng, u, seconds
         self._gpd, self._body, self._suffix = gpd, body, None
         self._draws = (draws[0], draws[1], draws[2])

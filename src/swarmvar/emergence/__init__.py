@@ -7,6 +7,8 @@
   Diebold-Mariano p-values, Model Confidence Set p-values of every row,
   diversity, weights and the effective number of agents over time.
 * :func:`plot_weights` — the weights-over-time figure with regime changes.
+* :mod:`.simulate` — series with a known conditional VaR (GJR-GARCH-t, a
+  volatility regime switch, iid t(4)) and simulated volatility breaks.
 
 See ``docs/emergence.md``.
 """
@@ -27,8 +29,14 @@ from .regimes import (
     run_length_posterior,
     standardize,
 )
+from .simulate import BreakStudy, Design, SimulatedSeries, simulate, volatility_breaks
 
 __all__ = [
+    "BreakStudy",
+    "Design",
+    "SimulatedSeries",
+    "simulate",
+    "volatility_breaks",
     "ChangePointStep",
     "EmergenceSummary",
     "LevelGain",

@@ -32,6 +32,7 @@ _COMMANDS: dict[str, tuple[str, str, bool]] = {
     "keys": (".keys", "app", True),
     "config": (".config", "app", True),
     "arbiter": (".arbiter", "app", True),
+    "mesh": (".mesh", "app", True),
 }
 
 _app: typer.Typer | None = None

@@ -86,3 +86,25 @@ def test_the_arbiter_observes_the_live_swarm(tmp_path, sp500):
     with Ledger.open(tmp_path) as ledger:
         decisions = [e for e in ledger.entries() if e.kind == "decision"]
     assert len(decisions) == 12
+
+
+def test_agents_run_their_champion_variant_and_sign_with_its_id(tmp_path, sp500):
+    from swarmvar.evolution import new_variant, open_home
+    from swarmvar.models.registry import parameter_names
+
+    home = open_home(tmp_path)
+    draft = new_variant("NormalInverseGamma", {"forgetting": 0.95}, parameter_names(),
+                        now=1.0)
+    stored = home.variants.add(draft)
+    champion = home.variants.promote(stored, now=2.0)
+    home.close()
+    swarm = make_swarm(tmp_path, checkpoint_every=10**6)
+    assert swarm.configs["sp500"].params == {"NormalInverseGamma": {"forgetting": 0.95}}
+    with swarm:
+        swarm.start({"sp500": sp500.iloc[:250]})
+        swarm.step(_ticks(swarm, sp500, 1)[0])
+    with Ledger.open(tmp_path) as ledger:
+        signed = [e.data["estimates"] for e in ledger.entries() if e.kind == "estimate"][0]
+    ids = {e["agent_id"]: e["variant_id"] for e in signed}
+    assert ids == {"NormalInverseGamma": champion.id, "BayesianBootstrap": None,
+                   "StudentT": None}

@@ -53,7 +53,10 @@ CONSENSUS = "consensus"
 class PortfolioConfig:
     """Everything that fixes one portfolio swarm's numbers (picklable, JSON-able).
 
-    ``params`` maps an agent name to constructor arguments (a variant's), if any.
+    ``params`` maps an agent name to constructor arguments (a variant's), if
+    any, and ``variants`` to the variant id its estimates are signed with.
+    Both are chosen when the swarm starts; a resumed swarm keeps the agents
+    (and parameters) of its checkpoint, so neither is part of the fingerprint.
     """
 
     portfolio: str
@@ -67,14 +70,14 @@ class PortfolioConfig:
     roles: RoleConfig = field(default_factory=RoleConfig)
     policy: Policy = SWARM_POLICY
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    variants: Mapping[str, str] = field(default_factory=dict)
 
     def fingerprint(self) -> dict[str, Any]:
         """What must match for a checkpoint to be resumed under this configuration."""
         return {"portfolio": self.portfolio, "agents": list(self.agents),
                 "alphas": list(self.alphas), "horizon": self.horizon, "window": self.window,
                 "refit_every": self.refit_every, "seed": self.seed,
-                "refit_lag": self.roles.refit_lag, "policy": self.policy.method,
-                "params": {k: dict(v) for k, v in self.params.items()}}
+                "refit_lag": self.roles.refit_lag, "policy": self.policy.method}
 
 
 @dataclass(frozen=True)
@@ -445,7 +448,8 @@ class PortfolioSwarm:
         for k, alpha in enumerate(cfg.alphas):
             signed = sign_measures([(a, forecasts[a].at(alpha)) for a in names], self.keys,
                                    portfolio=cfg.portfolio, horizon=cfg.horizon, as_of=as_of,
-                                   seq=self.seq * len(cfg.alphas) + k)
+                                   seq=self.seq * len(cfg.alphas) + k,
+                                   variant_ids=cfg.variants)
             estimates.extend(signed)
             voting = [e for e in signed if e.agent_id not in excluded]
             try:

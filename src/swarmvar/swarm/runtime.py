@@ -172,10 +172,12 @@ class Swarm:
         self.home = Path(home)
         self.home.mkdir(parents=True, exist_ok=True)
         self.roles = roles or RoleConfig()
-        params = _variant_params(self.home, names)
+        chosen = _variants(self.home, names, list(self.specs))
         self.configs = {
             p: PortfolioConfig(p, names, levels, int(horizon), int(window), int(refit_every),
-                               int(seed), str(self.home), self.roles, policy, params)
+                               int(seed), str(self.home), self.roles, policy,
+                               {a: dict(params) for a, (_, params) in chosen[p].items() if params},
+                               {a: vid for a, (vid, _) in chosen[p].items() if vid})
             for p in self.specs
         }
         self.executor: Executor = executor if executor is not None else LocalExecutor()
@@ -648,14 +650,24 @@ def _job_from(d: Mapping[str, Any], blob: bytes) -> RefitJob:
                     int(d["seed"]), d["reason"])
 
 
-def _variant_params(home: Path, names: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Champion variant parameters per agent from the evolution registry, where wired."""
+def _variants(home: Path, names: Sequence[str], portfolios: Sequence[str]
+              ) -> dict[str, dict[str, tuple[str | None, Mapping[str, Any]]]]:
+    """Per portfolio and agent: the variant id and parameters it runs (champion or canary).
+
+    From the evolution registry under ``home`` (:mod:`.variants`); agents with
+    no variant run their defaults (``(None, {})``).
+    """
+    from ..evolution import open_home
+    from .variants import choose_variants, has_registry
+
+    if not has_registry(home):
+        return {p: {n: (None, {}) for n in names} for p in portfolios}
+    opened = open_home(home)
     try:
-        from . import variants  # created by the evolution wiring
-    except ImportError:
-        return {}
-    resolve = getattr(variants, "champion_params", None)
-    if resolve is None:
-        return {}
-    out = resolve(home, names)
-    return {k: dict(v) for k, v in dict(out).items()}
+        out: dict[str, dict[str, tuple[str | None, Mapping[str, Any]]]] = {}
+        for p in portfolios:
+            choices = choose_variants(opened, names, p)
+            out[p] = {n: (choices[n].variant_id, dict(choices[n].parameters)) for n in names}
+        return out
+    finally:
+        opened.close()

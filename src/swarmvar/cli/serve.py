@@ -89,4 +89,5 @@ def serve(
                 workers=workers, ssl_certfile=None if certfile is None else str(certfile),
                 ssl_keyfile=None if keyfile is None else str(keyfile), access_log=False,
                 log_config=_log_config(log_level), timeout_graceful_shutdown=5,
+                timeout_keep_alive=30,  # below common load balancers' idle timeouts (60 s)
                 timeout_worker_healthcheck=120)  # a worker replays the ledger at start

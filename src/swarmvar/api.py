@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from numpy.typing import ArrayLike
 
-    from .consensus import TrackRecord
+    from .consensus import Policy, TrackRecord
     from .models import Agent
     from .swarm import AgentRun
 
@@ -182,6 +182,7 @@ def var(
     workers: int = 1,
     keys: Mapping[str, Ed25519PrivateKey] | None = None,
     seq: int = 0,
+    policy: Policy | None = None,
     portfolio: str | None = None,
     progress: Progress | None = None,
 ) -> VarResult:
@@ -212,6 +213,8 @@ def var(
         numbers do not depend on the keys.
     seq : int
         First message number of the signed estimates.
+    policy : Policy, optional
+        The consensus rule (default: the swarm's, ``swarm.consensus.SWARM_POLICY``).
     portfolio : str, optional
         Portfolio name on the estimates (default: the Series' name or "portfolio").
     progress : callable, optional
@@ -282,9 +285,10 @@ def var(
     good = [r.name for r in runs if r.ok]
     agreed: list[Consensus] = []
     note = ""
-    need = SWARM_POLICY.aggregator.min_agents(SWARM_POLICY.f)
+    rule = SWARM_POLICY if policy is None else policy
+    need = rule.aggregator.min_agents(rule.f)
     if consensus and len(good) < need:
-        note = f"no consensus: {SWARM_POLICY.method} needs at least {need} agents, {len(good)} "\
+        note = f"no consensus: {rule.method} needs at least {need} agents, {len(good)} "\
                "produced a forecast"
     elif consensus:
         track: dict[float, TrackRecord] | None = None
@@ -313,6 +317,7 @@ def var(
         stamp_time = as_of if as_of is not None else datetime(1970, 1, 1, tzinfo=UTC)
         try:
             agreed = swarm_consensus(runs, {n: keys[n] for n in good}, as_of=stamp_time,
+                                     policy=rule,
                                      seq=seq, portfolio=name, horizon=horizon, track=track)
         except SwarmVarError as exc:
             note = f"no consensus: {exc}"

@@ -16,6 +16,7 @@ the file, which overrides the built-in default. Example::
     last = 2500                 # returns used (var) / days backtested (backtest)
     consensus = true            # add the swarm's consensus
     track_days = 500            # out-of-sample days behind the consensus weights
+    policy = "trimmed_mean"     # the consensus's robust rule (median, krum, ...)
 
 Unknown keys and wrong types are refused (:class:`InvalidParameter`, naming
 the file and the key).
@@ -50,6 +51,8 @@ DEFAULTS: Mapping[str, tuple[object, str]] = {
     "last": (2500, "returns used (var) / days backtested (backtest)"),
     "consensus": (True, "add the swarm's consensus"),
     "track_days": (500, "out-of-sample days behind the consensus weights"),
+    "policy": (None, "consensus rule: trimmed_mean (default), median, geometric_median, "
+               "krum, multi_krum"),
 }
 
 _INTS = ("horizon", "window", "refit_every", "last", "track_days")
@@ -104,6 +107,10 @@ def _check(key: str, value: object, where: str) -> object:
     elif key == "consensus":
         if not isinstance(value, bool):
             raise bad("true or false")
+    elif key == "policy":
+        rules = ("trimmed_mean", "median", "geometric_median", "krum", "multi_krum")
+        if not isinstance(value, str) or value.lower().replace("-", "_") not in rules:
+            raise bad(f"one of {', '.join(rules)}")
     elif key in ("home", "data"):
         if not isinstance(value, str) or not value:
             raise bad("a non-empty string")

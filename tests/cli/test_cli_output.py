@@ -111,3 +111,31 @@ def test_config_file_sets_defaults_flags_override_and_show_says_where(
     (tmp_path / "swarmvar.toml").write_text("horizon = [\n")
     bad = runner.invoke(app, ["backtest"])
     assert bad.exit_code == 2 and "not valid TOML" in plain(bad.output)
+
+
+def test_policy_flag_and_config_choose_the_consensus_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from swarmvar.cli._common import POLICIES
+    from swarmvar.consensus import Aggregator
+
+    assert set(POLICIES) == {a.value for a in Aggregator} - {"mean"}
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SWARMVAR_CONFIG", raising=False)
+    bad = runner.invoke(app, ["var", "--policy", "medain", "--home", str(tmp_path / "h")])
+    assert bad.exit_code == 2 and "did you mean 'median'?" in plain(bad.output)
+    assert not (tmp_path / "h").exists()
+    args = ["backtest", "--agents", "nig,bootstrap,bb", "--last", "30", "--window", "250",
+            "--refit-every", "30", "--no-baseline", "--no-record", "--workers", "1", "--json"]
+    assert runner.invoke(app, args).exit_code == 2  # bb is bootstrap: named twice
+    (tmp_path / "swarmvar.toml").write_text('policy = "median"\nconsensus = true\n')
+    shown = json.loads(runner.invoke(app, ["config", "show", "--json"]).stdout)
+    assert shown["settings"]["policy"] == {"value": "median",
+                                           "source": str(tmp_path / "swarmvar.toml")}
+    res = swarmvar.var(data.load("sp500").iloc[-300:], ["nig", "bootstrap"], consensus=True,
+                       policy=None)
+    assert "needs at least 3 agents" in res.note
+    result = runner.invoke(app, ["var", "--agents", "nig,bootstrap", "--last", "300",
+                                 "--json", "--policy", "krum", "--home", str(tmp_path / "h2")])
+    doc = json.loads(result.stdout)
+    assert doc["consensus"] == [] and "krum" in doc["note"] and "needs at least 5" in doc["note"]

@@ -39,6 +39,9 @@ PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".webp", ".tif", ".tif
                  ".ps")
 #: Bundled data sets (names as ``swarmvar.data.DATASETS`` has them; checked by a test).
 BUNDLED = ("sp500", "nasdaq")
+#: The robust rules ``--policy`` accepts (``consensus.Aggregator`` but the non-robust mean;
+#: checked by a test).
+POLICIES = ("trimmed_mean", "median", "geometric_median", "krum", "multi_krum")
 
 
 @cache
@@ -210,6 +213,29 @@ def check_output(path: Path | None, flag: str, suffixes: Sequence[str] | None = 
     if not base.is_dir():
         raise typer.BadParameter(f"cannot create {path}: {base} is a file", param_hint=flag)
     return path
+
+
+def check_policy(name: object) -> str | None:
+    """A consensus rule name (``--policy``), or ``None`` for the swarm's default."""
+    if name is None:
+        return None
+    key = str(name).lower().replace("-", "_")
+    if key not in POLICIES:
+        raise typer.BadParameter(f"no consensus rule {name!r}{_suggest(key, POLICIES)} "
+                                 f"Rules: {', '.join(POLICIES)}", param_hint="--policy")
+    return key
+
+
+def swarm_policy(name: str | None) -> Any:
+    """The swarm's consensus policy with the robust rule ``name`` (its default if ``None``)."""
+    import dataclasses
+
+    from ..consensus import Aggregator
+    from ..swarm.consensus import SWARM_POLICY
+
+    if name is None:
+        return SWARM_POLICY
+    return dataclasses.replace(SWARM_POLICY, aggregator=Aggregator(name))
 
 
 def check_kind(kind: str) -> str:

@@ -23,6 +23,7 @@ from ._common import (
     check_horizon,
     check_kind,
     check_output,
+    check_policy,
     check_seed,
     check_whole,
     emergence_section,
@@ -32,6 +33,7 @@ from ._common import (
     persist_compilations,
     resolve_agents,
     str_list,
+    swarm_policy,
     usage_errors,
     write_csv_tables,
     write_json,
@@ -165,6 +167,9 @@ def backtest_command(
     consensus: Annotated[bool | None, typer.Option(
         "--consensus/--no-consensus", help="add the swarm's consensus row (3 or more agents)",
         show_default="on")] = None,
+    policy: Annotated[str | None, typer.Option(
+        "--policy", help="the consensus's robust rule: trimmed_mean, median, "
+        "geometric_median, krum, multi_krum", show_default="trimmed_mean")] = None,
     home: Annotated[Path | None, typer.Option(
         help="data directory (the ledger records the run)", show_default=".swarmvar")] = None,
     record: Annotated[bool, typer.Option(help="record forecasts and tests in the ledger")
@@ -207,7 +212,7 @@ def backtest_command(
         settings = load_config().effective({
             "data": data, "alphas": alpha, "horizon": horizon, "agents": agents, "last": last,
             "window": window, "refit_every": refit_every, "consensus": consensus,
-            "home": None if home is None else str(home)})
+            "home": None if home is None else str(home), "policy": policy})
     source = check_data(str(settings["data"].value))
     kind = check_kind(kind)
     alphas = parse_alphas(str_list(settings["alphas"].value), default=(0.99, 0.975))
@@ -226,13 +231,13 @@ def backtest_command(
         raise typer.BadParameter(f"{csv} is a file; give a directory for the CSV tables",
                                  param_hint="--csv")
     with_consensus = bool(settings["consensus"].value)
+    rule = check_policy(settings["policy"].value)
     console = make_console(quiet=quiet or as_json, stderr=as_json, width=160)
     persist_compilations(folder)
 
     # --- the work -----------------------------------------------------------------
     from .. import __version__
     from ..ledger import Ledger
-    from ..swarm.consensus import SWARM_POLICY
     from ..swarm.record import record_backtest
     from ..validation import backtest
     from ..validation.backtest import Baseline
@@ -250,12 +255,13 @@ def backtest_command(
     console.print(f"[bold]{series.name}[/bold]: {len(series)} daily log returns, "
                   f"{series.index[0].date()} → {series.index[-1].date()}; agents: "
                   f"{', '.join(names)}")
+    swarm_rule = swarm_policy(rule)  # the swarm's policy with the rule asked for
     rows = {}
-    need = SWARM_POLICY.aggregator.min_agents(SWARM_POLICY.f)
+    need = swarm_rule.aggregator.min_agents(swarm_rule.f)
     if with_consensus and len(roster) >= need:
-        rows["consensus"] = SWARM_POLICY
+        rows["consensus"] = swarm_rule
     elif with_consensus:
-        console.print(f"[yellow]no consensus row: {SWARM_POLICY.method} needs at least "
+        console.print(f"[yellow]no consensus row: {swarm_rule.method} needs at least "
                       f"{need} agents[/yellow]")
     with usage_errors():
         result = backtest(series, roster, window=n_window, refit_every=every, alphas=alphas,
@@ -265,8 +271,8 @@ def backtest_command(
                           workers=workers)
     console.print(render(result))
     if rows:
-        console.print(f"consensus: {SWARM_POLICY.method}, weights from each agent's "
-                      f"FZ0 loss over the previous {SWARM_POLICY.window} days")
+        console.print(f"consensus: {swarm_rule.method}, weights from each agent's "
+                      f"FZ0 loss over the previous {swarm_rule.window} days")
     if any(c.variant_id for c in chosen.values()):  # realized evidence for canary checks
         import time
 
@@ -284,7 +290,7 @@ def backtest_command(
         with usage_errors():
             with Ledger.open(folder) as ledger:
                 entries = record_backtest(ledger, result, source=str(series.name), config={
-                    "seed": seed, "consensus": SWARM_POLICY.method if rows else None})
+                    "seed": seed, "consensus": swarm_rule.method if rows else None})
                 root = ledger.compute_merkle_root().hex()
                 where = Path(str(ledger.path))
         console.print(f"recorded entries {entries.start}-{entries.stop - 1} (daily "

@@ -21,6 +21,7 @@ from ._common import (
     check_kind,
     check_notional,
     check_output,
+    check_policy,
     check_seed,
     check_whole,
     load_series,
@@ -29,6 +30,7 @@ from ._common import (
     persist_compilations,
     resolve_agents,
     str_list,
+    swarm_policy,
     usage_errors,
     write_csv_tables,
     write_json,
@@ -185,6 +187,9 @@ def var(
     track_days: Annotated[int | None, typer.Option(
         "--track-days", help="days of out-of-sample track record behind the consensus "
         "weights (0: equal weights)", show_default="500")] = None,
+    policy: Annotated[str | None, typer.Option(
+        "--policy", help="the consensus's robust rule: trimmed_mean, median, "
+        "geometric_median, krum, multi_krum", show_default="trimmed_mean")] = None,
     workers: Annotated[int, typer.Option(
         help="processes sharing the agents' track record (default: CPUs)")] = os.cpu_count() or 1,
     as_json: Annotated[bool, typer.Option(
@@ -225,7 +230,7 @@ def var(
         settings = load_config().effective({
             "data": data, "alphas": alpha, "horizon": horizon, "agents": agents, "last": last,
             "home": None if home is None else str(home), "consensus": consensus,
-            "track_days": track_days})
+            "track_days": track_days, "policy": policy})
     source = check_data(str(settings["data"].value))
     kind = check_kind(kind)
     alphas = parse_alphas(str_list(settings["alphas"].value))
@@ -238,6 +243,7 @@ def var(
     days = check_whole(settings["track_days"].value, "--track-days", 0)
     workers = check_whole(workers, "--workers", 1, 1024)
     with_consensus = bool(settings["consensus"].value)
+    rule = check_policy(settings["policy"].value)
     if csv is not None and csv.exists() and not csv.is_dir():
         raise typer.BadParameter(f"{csv} is a file; give a directory for the CSV tables",
                                  param_hint="--csv")
@@ -287,7 +293,7 @@ def var(
             result = run_swarm(series, roster, alphas=alphas, horizon=h, seed=seed,
                                consensus=with_consensus, track_days=days, workers=workers,
                                keys=keys, seq=seq, portfolio=str(series.name),
-                               progress=progress)
+                               progress=progress, policy=swarm_policy(rule))
     runs = list(result.runs)
     console.print(render(runs, f"{h}-day VaR and ES as of {end} (losses in % of value)",
                          notional))

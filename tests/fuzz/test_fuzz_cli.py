@@ -65,11 +65,13 @@ FUZZ = {"--data": DATA, "--alpha": ALPHAS, "--horizon": INTS, "--agents": AGENTS
         "--last": INTS, "--seed": INTS, "--kind": st.sampled_from(["price", "return", "x", ""]),
         "--track-days": INTS, "--window": INTS, "--refit-every": INTS,
         "--notional": st.one_of(GARBAGE, st.sampled_from(["1e6", "2.5e3"])),
-        "--workers": INTS}
+        "--workers": INTS,
+        "--policy": st.sampled_from(["median", "krum", "Trimmed-Mean", "mean", "medain", ""])}
 
 
 def _command(draw: st.DataObject, base: dict[str, str], folder: Path) -> list[str]:
-    flags = draw.draw(st.lists(st.sampled_from(sorted(set(base) | {"--notional", "--workers"})),
+    flags = draw.draw(st.lists(st.sampled_from(sorted(set(base) | {"--notional", "--workers",
+                                                                 "--policy"})),
                                max_size=3, unique=True))
     values = dict(base)
     for flag in flags:

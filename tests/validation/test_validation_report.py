@@ -49,7 +49,7 @@ def test_test_table_and_summary(result: BacktestResult) -> None:
     assert list(summary["model"]) == ["knm", "knm", result.baseline, result.baseline]
     s = result.series["knm"][0.99]
     assert summary.loc[0, "hits"] == s.hits.sum()
-    assert summary.loc[0, "zone"] in ("green", "yellow", "red")
+    assert summary.loc[0, "zone_last_250d"] in ("green", "yellow", "red")
     assert np.isfinite(summary.loc[0, "dm_pvalue"])
 
 

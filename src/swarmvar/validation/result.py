@@ -164,7 +164,8 @@ class BacktestResult:
         return pd.DataFrame(lines)
 
     def summary(self) -> pd.DataFrame:
-        """One line per (row, alpha): hits, rate, p-values, zone, losses, time."""
+        """One line per (row, alpha): hits, rate, p-values, Basel zone of the last 250 days
+        (``zone_last_250d``; every window: :meth:`traffic_light_shares`), losses, time."""
         lines = []
         for row, levels in self.evaluation.items():
             for alpha, ev in levels.items():
@@ -177,7 +178,7 @@ class BacktestResult:
                 }
                 for test, res in ev.tests.items():
                     line[f"p_{test.value}"] = res.pvalue
-                line["zone"] = tl.zone.value if tl is not None else None
+                line["zone_last_250d"] = tl.zone.value if tl is not None else None
                 line["multiplier"] = tl.multiplier if tl is not None else None
                 line["pinball"] = ev.pinball
                 line["fz0"] = ev.fz0

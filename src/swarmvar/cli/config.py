@@ -25,6 +25,7 @@ def show(
                        ] = False,
 ) -> None:
     """Print every setting, its value and its source (default, or the config file)."""
+    from rich.markup import escape
     from rich.table import Table
 
     from ..config import DEFAULTS, load_config
@@ -41,12 +42,13 @@ def show(
     console = make_console()
     found = str(config.path) if config.path is not None else (
         "none (swarmvar.toml or [tool.swarmvar] in pyproject.toml, in this directory)")
-    table = Table(title=f"settings in effect; config file: {found}", title_justify="left")
+    table = Table(title=escape(f"settings in effect; config file: {found}"),
+                  title_justify="left")
     for column in ("setting", "value", "source", "what"):
         table.add_column(column)
     for key, s in settings.items():
         shown = "all" if s.value is None and key == "agents" else (
             "command default" if s.value is None else str(s.value))
-        table.add_row(key, shown, s.source, DEFAULTS[key][1])
+        table.add_row(key, escape(shown), escape(s.source), DEFAULTS[key][1])
     console.print(table)
     console.print("flags on the command line override these values")

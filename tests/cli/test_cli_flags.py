@@ -136,3 +136,16 @@ def test_help_lists_agent_names_and_the_catalog_matches_the_registry() -> None:
     assert root.exit_code == 0
     for command in ("var", "backtest", "ledger", "variants", "config"):
         assert command in root.output
+
+
+def test_names_that_look_like_markup_are_printed_as_given(tmp_path: Path) -> None:
+    idx = pd.bdate_range("2020-01-01", periods=300)
+    prices = 100 * np.exp(np.cumsum(0.01 * np.random.default_rng(1).standard_normal(300)))
+    folder = tmp_path / "[red]odd"
+    folder.mkdir()
+    path = folder / "p.csv"
+    pd.DataFrame({"date": idx, "[/bold]": prices}).to_csv(path, index=False)
+    result = runner.invoke(app, ["var", "--data", str(path), "--agents", "nig",
+                                 "--home", str(folder / "home")])
+    assert result.exit_code == 0, result.output
+    assert "[/bold]" in result.output and "[red]odd" in result.output

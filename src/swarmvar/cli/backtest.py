@@ -236,6 +236,8 @@ def backtest_command(
     persist_compilations(folder)
 
     # --- the work -----------------------------------------------------------------
+    from rich.markup import escape
+
     from .. import __version__
     from ..ledger import Ledger
     from ..swarm.record import record_backtest
@@ -252,7 +254,7 @@ def backtest_command(
         roster = [c.build() for c in chosen.values()]
         if describe(chosen):
             console.print(f"variants: {describe(chosen)}")
-    console.print(f"[bold]{series.name}[/bold]: {len(series)} daily log returns, "
+    console.print(f"[bold]{escape(str(series.name))}[/bold]: {len(series)} daily log returns, "
                   f"{series.index[0].date()} → {series.index[-1].date()}; agents: "
                   f"{', '.join(names)}")
     swarm_rule = swarm_policy(rule)  # the swarm's policy with the rule asked for
@@ -281,7 +283,7 @@ def backtest_command(
         with usage_errors():
             record_metrics(folder, backtest_records(chosen, result, time.time()))
     for row, notes in result.notes.items():
-        console.print(f"[yellow]{row}: {len(notes)} note(s): {notes[0]}"
+        console.print(f"[yellow]{escape(row)}: {len(notes)} note(s): {escape(notes[0])}"
                       f"{' ...' if len(notes) > 1 else ''}[/yellow]")
     entries: range | None = None
     root: str | None = None
@@ -295,7 +297,7 @@ def backtest_command(
                 where = Path(str(ledger.path))
         console.print(f"recorded entries {entries.start}-{entries.stop - 1} (daily "
                       f"forecasts, tests, summary) in the ledger at {where} "
-                      f"(Merkle root {root[:16]}…)")
+                      f"(Merkle root {root[:16]}…)", markup=False)
     provenance = Provenance(
         data=str(series.name), first=str(series.index[0].date()),
         last=str(series.index[-1].date()),
@@ -310,12 +312,12 @@ def backtest_command(
             section = emergence_section(result, seed=seed)
             page = write_html(result, report, provenance=provenance,
                               sections=[section] if section is not None else [])
-            console.print(f"report written to {page}")
+            console.print(f"report written to {page}", markup=False)
         if plot is not None:
             figure = result.plot()
             plot.parent.mkdir(parents=True, exist_ok=True)
             figure.savefig(plot, dpi=110)
-            console.print(f"plot written to {plot}")
+            console.print(f"plot written to {plot}", markup=False)
     if as_json or csv is not None:
         tables = _tables(result)
         if as_json:
@@ -336,4 +338,4 @@ def backtest_command(
         if csv is not None:
             unit = "; ".join(f"{k}: {v}" for k, v in UNITS.items())
             written = write_csv_tables(csv, {name: (frame, unit) for name, frame in tables.items()})
-            console.print(f"tables written to {', '.join(str(p) for p in written)}")
+            console.print(f"tables written to {', '.join(str(p) for p in written)}", markup=False)

@@ -83,6 +83,7 @@ def _ccy(notional: float, var: float, es: float) -> list[str]:
 
 def render(runs: list[AgentRun], title: str, notional: float | None) -> Table:
     """The rich table of each agent's view."""
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
@@ -93,7 +94,7 @@ def render(runs: list[AgentRun], title: str, notional: float | None) -> Table:
     for run in runs:
         if not run.ok or run.forecast is None:
             table.add_row(run.name, "", "", "", *(["", ""] if notional is not None else []),
-                          f"{run.fit_seconds:.2f}s", f"[red]failed: {run.error}[/red]")
+                          f"{run.fit_seconds:.2f}s", f"[red]failed: {escape(str(run.error))}[/red]")
             continue
         for i, m in enumerate(run.forecast.levels):
             diag = run.diagnostics.summary() if (i == 0 and run.diagnostics) else ""
@@ -252,6 +253,7 @@ def var(
     persist_compilations(folder)
 
     # --- the work -----------------------------------------------------------------
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..api import var as run_swarm
@@ -262,7 +264,8 @@ def var(
     with usage_errors():
         series = load_series(source, column, kind, n_last, dropna=dropna)
     first, end = series.index[0].date(), series.index[-1].date()
-    console.print(f"[bold]{series.name}[/bold]: {len(series)} daily log returns {first} → {end}; "
+    console.print(f"[bold]{escape(str(series.name))}[/bold]: {len(series)} daily log returns "
+                  f"{first} → {end}; "
                   f"forecast for the next {h} day(s)")
     # --- variants: each agent's champion, or its canary for this portfolio (swarm/variants) ---
     from ..swarm.variants import build_roster, choose_variants, describe, record_metrics
@@ -301,7 +304,8 @@ def var(
     if agreed:
         console.print(render_consensus(agreed, notional))
     if result.note:
-        console.print(result.note if agreed else f"[yellow]{result.note}[/yellow]")
+        note = escape(result.note)
+        console.print(note if agreed else f"[yellow]{note}[/yellow]")
     as_of = result.as_of
     assert as_of is not None  # a loaded series is dated
     with usage_errors():
@@ -312,7 +316,7 @@ def var(
             where = ledger.path
         record_metrics(folder, variant_records(chosen, runs, time.time()))  # canary evidence
     console.print(f"recorded entries {indices.start}-{indices.stop - 1} in the ledger at "
-                  f"{where} (Merkle root {root[:16]}…)")
+                  f"{where} (Merkle root {root[:16]}…)", markup=False)
     if as_json or csv is not None:
         tables = _tables(result, notional)
         if as_json:
@@ -337,6 +341,6 @@ def var(
                 "agents": (tables["agents"], "fit_seconds seconds"),
                 "consensus": (pd.DataFrame(tables["consensus"]), f"var, es, intervals {unit}"),
             })
-            console.print(f"tables written to {', '.join(str(p) for p in written)}")
+            console.print(f"tables written to {', '.join(str(p) for p in written)}", markup=False)
     if not all(r.ok for r in runs):
         raise typer.Exit(code=1)

@@ -408,10 +408,14 @@ class MeshNode:
 
     # --- admin -------------------------------------------------------------------
 
-    def _admin(self, m: Message, routing_id: bytes | None, now: float) -> None:
+    def handle_admin(self, body: Mapping[str, Any], now: float) -> dict[str, Any]:
+        """Answer one admin command (see :mod:`.admin`)."""
         from .admin import handle_admin
 
-        answer = handle_admin(self, m.body, now)
+        return handle_admin(self, body, now)
+
+    def _admin(self, m: Message, routing_id: bytes | None, now: float) -> None:
+        answer = self.handle_admin(m.body, now)
         if routing_id is not None:
             self._seq[m.sender] += 1
             body = {"re": m.seq, **answer}

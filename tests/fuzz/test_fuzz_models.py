@@ -107,6 +107,24 @@ def test_fit_of_anything(name: str, returns: Any) -> None:
     assert all(math.isfinite(m.var) and m.es >= m.var - 1e-12 for m in fc.levels)
 
 
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.sampled_from(NAMES), st.one_of(st.none(), st.integers(-2, 2**70), anything),
+       st.booleans())
+def test_fit_and_refit_with_any_seed(name: str, seed: Any, refit: bool) -> None:
+    r = load("sp500").to_numpy()[-300:]
+    agent = _agent(name) if refit else agent_class(name)(**SMALL[name])
+    before = agent.state() if refit else None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            (agent.refit if refit else agent.fit)(r, seed=seed)
+    except SwarmVarError:
+        assert agent.state() == before if refit else not agent.is_fitted
+        return
+    assert seed is None or isinstance(seed, (int, np.integer, np.random.Generator))
+    assert agent.is_fitted and math.isfinite(agent.forecast((0.99,)).levels[0].var)
+
+
 @FUZZ
 @given(st.sampled_from(NAMES), st.one_of(anything, st.floats(-1.5, 1.5)))
 def test_update_of_anything_leaves_a_refusing_agent_as_it_was(name: str, r: Any) -> None:

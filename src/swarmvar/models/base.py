@@ -357,10 +357,8 @@ class Agent(ABC):
         # lists and tuples are checked; a lazy sequence (the backtest's) makes valid generators
         if isinstance(seeds, (list, tuple)):
             for seed in seeds:
-                if seed is not None and not isinstance(seed, np.random.Generator) and (
-                        isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-                    raise InvalidParameter(
-                        f"seed must be an int, a numpy Generator or None, not {seed!r}")
+                if seed is not None and not isinstance(seed, np.random.Generator):
+                    _check_seed(seed)
         return seeds
 
     @staticmethod
@@ -422,8 +420,8 @@ def check_variation(x: NDArray[np.float64], who: str) -> None:
     if share > MAX_TIED_SHARE:
         raise InvalidReturns(
             f"{share:.0%} of the {x.size} returns are exactly {float(values[top])!r}; {who} "
-            "needs a series that moves (a stale or illiquid price?) - give a longer or another series, "
-            "or use NormalInverseGamma or BayesianBootstrap, which accept it")
+            "needs a series that moves (a stale or illiquid price?) - give a longer or another "
+            "series, or use NormalInverseGamma or BayesianBootstrap, which accept it")
     sd = float(np.std(x))
     if sd < MIN_SD:
         raise InvalidReturns(
@@ -458,12 +456,18 @@ def check_whole(label: str, value: object, least: int, most: int) -> int:
     return int(value)
 
 
+def _check_seed(seed: object) -> None:
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InvalidParameter(
+            f"seed must be a whole number >= 0, a numpy Generator or None, not {seed!r}")
+
+
 def rng_from(seed: Seed) -> np.random.Generator:
     """A numpy Generator from an int seed, a Generator, or None (fresh entropy)."""
     if isinstance(seed, np.random.Generator):
         return seed
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-        raise InvalidParameter(f"seed must be an int, a numpy Generator or None, not {seed!r}")
+    if seed is not None:
+        _check_seed(seed)
     return np.random.default_rng(seed)
 
 

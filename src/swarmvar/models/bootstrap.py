@@ -100,11 +100,11 @@ class BayesianBootstrap(Agent):
     def fit(self, returns: ArrayLike, *, seed: Seed = None) -> Self:
         """Keep the last ``window`` returns; seed the Dirichlet draws."""
         x = self._history(returns)[-self.window :]
+        rng = rng_from(seed)  # checked before anything changes
         self._buffer = np.empty(self.window)
         self._buffer[: x.size] = x
         self._count, self._head = x.size, x.size % self.window
-        self._rng = rng_from(seed) if isinstance(seed, np.random.Generator) else \
-            np.random.default_rng(seed)
+        self._rng = rng
         self._fitted = True
         return self
 

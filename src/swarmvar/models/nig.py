@@ -203,8 +203,9 @@ class NormalInverseGamma(Agent):
     def fit(self, returns: ArrayLike, *, seed: Seed = None) -> Self:
         """Posterior after the prior has absorbed ``returns`` in order."""
         x = self._history(returns)
+        fit_seed = int(rng_from(seed).integers(0, 2**31 - 1)) if seed is not None else 0
         self._reset()
-        self._seed = int(rng_from(seed).integers(0, 2**31 - 1)) if seed is not None else 0
+        self._seed = fit_seed
         for r in x.tolist():
             self._absorb(r)
         self._fitted = True

@@ -112,6 +112,8 @@ def test_breach_table_lists_every_breached_day_with_each_models_var(
     rows = _parse(render_html(r)).rows["breaches"]
     assert len(rows) == len(frame)
     assert rows[0][0] == str(frame.iloc[0]["date"].date())
+    first = frame.iloc[0]
+    assert rows[0][3] == f"{len(first['breached'].split(', '))} / {len(r.rows)}"
 
 
 def test_rolling_zones_agree_with_the_traffic_light_of_each_window(

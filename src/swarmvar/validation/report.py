@@ -308,14 +308,16 @@ def _breach_table(result: BacktestResult) -> str:
             cells.append(f'<td><b class="hit">{text}</b></td>' if r in breached
                          else f"<td>{text}</td>")
         body.append(f'<tr><td class="l">{_day(line.date)}</td><td>{line.alpha:.1%}</td>'
-                    f"<td>{_pct(line.loss)}</td>{''.join(cells)}</tr>")
+                    f"<td>{_pct(line.loss)}</td><td>{len(breached)} / {len(rows)}</td>"
+                    f"{''.join(cells)}</tr>")
     return (
         '<section id="breaches"><h2>Breaches</h2>'
         f'<p class="note">{len(frame)} day-levels on which at least one model was breached: '
         "the realized loss and each model's VaR / ES that day, in % of value; "
         '<b class="hit">underlined</b>: the loss exceeded that model\'s VaR.</p>'
         '<div class="scroll"><table><thead><tr><th class="l">date</th><th>level</th>'
-        f"<th>loss</th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+        f"<th>loss</th><th>breached</th>{head}</tr></thead><tbody>{''.join(body)}</tbody>"
+        "</table></div>"
         "</section>")
 
 

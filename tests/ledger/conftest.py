@@ -46,6 +46,6 @@ def postgres_server() -> Iterator[object]:
 
 @pytest.fixture
 def postgres_url(postgres_server: object) -> str:
-    """The URL of a new, empty database on the session's server."""
-    url: str = postgres_server.new_database()  # type: ignore[attr-defined]
+    """The URL of a new, empty schema (search_path) on the session's server."""
+    url: str = postgres_server.new_schema()  # type: ignore[attr-defined]
     return url

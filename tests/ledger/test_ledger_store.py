@@ -218,7 +218,7 @@ def test_large_ledger_proofs_match_the_reference(tmp_path: Path) -> None:
 def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite"
     path.write_bytes(b"this is not SQLite" * 100)
-    with pytest.raises(LedgerCorrupted, match="not a usable ledger database"):
+    with pytest.raises(LedgerCorrupted, match="not an SQLite database"):
         Ledger(tmp_path)
     assert path.read_bytes() == b"this is not SQLite" * 100
 

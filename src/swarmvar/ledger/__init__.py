@@ -4,8 +4,9 @@ Every estimate, consensus, decision and action is an :class:`Entry` whose
 hash covers its contents and the hash of the entry before it; a Merkle tree
 over the entries gives O(log n) inclusion and consistency proofs and a root
 that an Ed25519 :class:`SignedHead` commits to. Storage is one SQLite file
-in WAL mode (``<home>/ledger.sqlite``) behind the :class:`LedgerStore`
-interface. See docs/ledger.md.
+in WAL mode (``<home>/ledger.sqlite``), or a PostgreSQL database for a
+``postgresql://`` URL (:mod:`.postgres`, imported only then), behind the
+:class:`LedgerStore` interface. See docs/ledger.md.
 """
 
 from .entry import MAX_DATA_BYTES, Entry, EntryKind

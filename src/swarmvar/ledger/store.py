@@ -11,8 +11,11 @@ Appends seal a batch inside one write transaction: read the head, chain the
 new entries to it (:func:`seal_batch`), insert, commit. Two appenders
 therefore never see the same head, and a batch is all or nothing.
 
-:class:`MemoryStore` (tests, ephemeral use) and :class:`SQLiteStore` (default;
-one WAL-mode file) share :func:`seal_batch`; a PostgreSQL store would too.
+:class:`MemoryStore` (tests, ephemeral use), :class:`SQLiteStore` (default;
+one WAL-mode file) and ``PostgresStore`` (:mod:`.postgres`) share
+:func:`seal_batch`. Stores may also offer ``damage() -> str | None`` (the
+database's own integrity check) and ``row_count() -> int``; verification
+uses them when present.
 """
 
 from __future__ import annotations

@@ -3,10 +3,12 @@
 The statistics are :func:`swarmvar.consensus.agreement.agreement_round`;
 this module only decides when a round's values are in. Round ``r`` ends when
 every participant not known to be absent (dead, left, or silent in an
-earlier round of this run: *muted*) has sent its round-``r`` value, or when
-``round_timeout`` seconds have passed since the round began; participants
-missing at a timeout are muted for the rest of the run (their values still
-count if they arrive in time). Missing values are NaN, which the round
+previous round of this run: *muted*) has sent its round-``r`` value, or when
+``round_timeout`` seconds have passed since the round began. A participant
+missing when a round ends is muted for the next round: not waited for, but
+its value counts if it arrives before the round ends (and then it is waited
+for again) — so a silent node costs one timeout per run, a lost message one
+timeout. Missing values are NaN, which the round
 replaces by the receiver's own value — so with ``n >= 3f + 1`` and at most
 ``f`` Byzantine participants each honest value stays in the honest range
 (at most ``f`` values outside it, trimmed). A second, different value from
@@ -34,7 +36,7 @@ class RoundsOutcome:
     run: str
     values: tuple[float, ...]
     factor: float
-    muted: tuple[str, ...]
+    muted: tuple[str, ...]  # participants missing at the end of some round
 
 
 class AgreementRun:
@@ -76,6 +78,7 @@ class AgreementRun:
         self.values = [float(value)]
         self.started = now
         self.muted: set[str] = set()
+        self.ever_muted: set[str] = set()
         self._received: dict[int, dict[str, float]] = {0: {me: float(value)}}
 
     @property
@@ -115,7 +118,8 @@ class AgreementRun:
     def advance(self, now: float) -> float:
         """End the current round: this node's new value (the start of the next round)."""
         got = self._received.pop(self.round, {})
-        self.muted.update(p for p in self.participants if p not in got)
+        self.muted = {p for p in self.participants if p not in got}
+        self.ever_muted |= self.muted
         received = np.array([got.get(p, math.nan) for p in self.participants])
         new = agreement_round(received, self.f, default=self.value)
         self.values.append(new)
@@ -125,4 +129,5 @@ class AgreementRun:
         return new
 
     def outcome(self) -> RoundsOutcome:
-        return RoundsOutcome(self.run, tuple(self.values), self.factor, tuple(sorted(self.muted)))
+        return RoundsOutcome(self.run, tuple(self.values), self.factor,
+                             tuple(sorted(self.ever_muted)))

@@ -13,27 +13,31 @@ from swarmvar.swarm.consensus import SWARM_POLICY
 from swarmvar.validation import backtest
 
 
-def _replay_and_backtest(tmp_path, series, agents, window, days, seed, refit_every=20):
-    res = backtest(series.iloc[: window + days], {a: agent_class(a)() for a in agents},
-                   window=window, refit_every=refit_every, baseline=None,
+def _replay_and_backtest(tmp_path, series, agents, window, days, seed, refit_every=20,
+                         horizon=1):
+    res = backtest(series.iloc[: window + days + horizon - 1],
+                   {a: agent_class(a)() for a in agents},
+                   window=window, refit_every=refit_every, baseline=None, horizon=horizon,
                    consensus={"consensus": SWARM_POLICY}, progress=False, n_sim=10, seed=seed)
     reports = []
     executor = LocalExecutor()
     # checkpoints only at the start: a checkpoint rebases agents on their restored copies
     with Swarm(["sp500"], home=tmp_path, agents=agents, window=window, seed=seed,
                refit_every=refit_every, executor=executor, roles=RoleConfig.quiet(),
+               horizon=horizon,
                checkpoint_every=10**6, fsync=False) as swarm:
         swarm.start({"sp500": series.iloc[:window]})
-        summary = swarm.run(Replay(series.iloc[: window + days], portfolio="sp500",
-                                   start=window), on_beat=reports.append)
-        assert summary.total_beats == days and summary.stopped == "source"
+        summary = swarm.run(Replay(series.iloc[: window + days + horizon - 1],
+                                   portfolio="sp500", start=window), on_beat=reports.append)
+        assert summary.total_beats == days + horizon - 1 and summary.stopped == "source"
         track = executor.local("sp500").track
         return res, reports, track
 
 
 def _check_equal(res, reports, agents, days):
-    assert len(reports) == days
-    for k, rep in enumerate(reports[:-1]):  # report k forecasts backtest day k + 1
+    h = res.horizon
+    assert len(reports) == days + h - 1
+    for k, rep in enumerate(reports[: days - 1]):  # report k forecasts backtest day k + 1
         i = k + 1
         for name in agents:
             for alpha in res.alphas:
@@ -52,10 +56,13 @@ def _check_equal(res, reports, agents, days):
             np.testing.assert_allclose([c.var, c.es, *c.var_interval, *c.es_interval],
                                        [s.var[i], s.es[i], s.var_lo[i], s.var_hi[i], s.es_lo[i],
                                         s.es_hi[i]], rtol=1e-12, atol=0)
-        # breaches: the realized return against the previous forecasts
+        # breaches: the realized h-day return against the forecast made h beats before
         s = res.series["consensus"]
-        for a_k, alpha in enumerate(res.alphas):
-            assert rep.breaches["consensus"][a_k] == bool(s[alpha].hits[k])
+        if k >= h - 1:
+            for a_k, alpha in enumerate(res.alphas):
+                assert rep.breaches["consensus"][a_k] == bool(s[alpha].hits[k - h + 1])
+        else:
+            assert rep.breaches == {}
 
 
 def test_replay_equals_backtest_on_the_sp500(tmp_path, sp500):
@@ -88,6 +95,16 @@ def test_online_track_record_equals_the_batch_computation(tmp_path, sp500):
     batch = tempered_path(np.vstack([losses, np.zeros((1, len(agents)))]),
                           SWARM_POLICY.eta, SWARM_POLICY.window)[n]
     np.testing.assert_allclose(online, batch, rtol=1e-12)
+
+
+def test_replay_equals_backtest_at_a_five_day_horizon(tmp_path, sp500):
+    """h-day forecasts are scored when their h-th return arrives, as the backtest's h-day
+    weights see only realized losses."""
+    agents = ("NormalInverseGamma", "BayesianBootstrap", "StudentT")
+    res, reports, track = _replay_and_backtest(tmp_path, sp500, agents, 250, 30, seed=2,
+                                               horizon=5)
+    _check_equal(res, reports, agents, 30)
+    np.testing.assert_allclose(track.returns, res.returns[: len(track)], rtol=1e-13)
 
 
 @pytest.mark.slow

@@ -192,6 +192,8 @@ class PortfolioSwarm:
         self.scouts: Scouts | None = None
         self.forecasts: dict[str, Forecast] = {}
         self.consensus: list[Consensus] = []
+        #: forecasts (and consensus) of the last beats whose horizon has not passed yet
+        self.outstanding: list[tuple[dict[str, Forecast], list[Consensus]]] = []
         self.returns = np.zeros(0)  # trailing returns, enough for a window and a swap's catch-up
         self.t = 0  # absolute index of the next return (history length + returns absorbed)
         self.absorbed = 0
@@ -311,16 +313,33 @@ class PortfolioSwarm:
                             "combine": combine_seconds})
 
     def _score(self, value: float) -> dict[str, tuple[bool, ...]]:
-        """Breaches of the previous forecasts by ``value``; feed the track record and builders."""
+        """Score the forecasts ``value`` completes; feed the track record and builders.
+
+        A forecast for ``h`` days made before return ``t`` is scored when
+        return ``t + h - 1`` arrives, against the ``h``-day return (so the
+        track record, as the backtest's ``h``-day weights, sees only realized
+        losses); with ``h = 1`` that is the previous beat's forecast and ``value``.
+        """
         cfg = self.config
-        if cfg.horizon != 1 or not self.forecasts:
+        if not self.forecasts:
             return {}
+        self.outstanding.append((self.forecasts, self.consensus))
+        if len(self.outstanding) < cfg.horizon:
+            return {}
+        forecasts, consensus = self.outstanding.pop(0)
+        realized = value if cfg.horizon == 1 else value + float(
+            np.sum(self.returns[-(cfg.horizon - 1):]))
+        return self._scored(realized, forecasts, consensus)
+
+    def _scored(self, value: float, forecasts: Mapping[str, Forecast],
+                consensus: Sequence[Consensus]) -> dict[str, tuple[bool, ...]]:
+        cfg = self.config
         loss = -value
         var = {a: np.full(len(cfg.agents), np.nan) for a in cfg.alphas}
         es = {a: np.full(len(cfg.agents), np.nan) for a in cfg.alphas}
         breaches: dict[str, tuple[bool, ...]] = {}
         for k, name in enumerate(cfg.agents):
-            fc = self.forecasts.get(name)
+            fc = forecasts.get(name)
             if fc is None:
                 continue
             for a in cfg.alphas:
@@ -329,12 +348,13 @@ class PortfolioSwarm:
             breaches[name] = tuple(bool(loss > fc.at(a).var) for a in cfg.alphas)
         if any(np.isfinite(var[a]).any() for a in cfg.alphas):
             self.track.push(value, var, es)
-        if self.consensus and len(self.consensus) == len(cfg.alphas):
-            breaches[CONSENSUS] = tuple(bool(loss > c.var) for c in self.consensus)
+        whole = bool(consensus) and len(consensus) == len(cfg.alphas)
+        if whole:
+            breaches[CONSENSUS] = tuple(bool(loss > c.var) for c in consensus)
         if cfg.roles.builders:
-            cv = {a: np.append(var[a], self.consensus[i].var if self.consensus else np.nan)
+            cv = {a: np.append(var[a], consensus[i].var if whole else np.nan)
                   for i, a in enumerate(cfg.alphas)}
-            ce = {a: np.append(es[a], self.consensus[i].es if self.consensus else np.nan)
+            ce = {a: np.append(es[a], consensus[i].es if whole else np.nan)
                   for i, a in enumerate(cfg.alphas)}
             self.builders.add(value, cv, ce)
         return breaches
@@ -510,6 +530,8 @@ class PortfolioSwarm:
             "pending": dict(self.pending),
             "forecasts": {a: f.to_dict() for a, f in self.forecasts.items()},
             "consensus": [_consensus_dict(c) for c in self.consensus],
+            "outstanding": [[{a: f.to_dict() for a, f in fc.items()},
+                             [_consensus_dict(c) for c in cs]] for fc, cs in self.outstanding],
             "scout_flag": bool(self.scouts.flag) if self.scouts else False,
             "scout_scale": self.scouts.scale if self.scouts else None,
             "quiet_until": self.guards.quiet_until.tolist(),
@@ -557,6 +579,9 @@ class PortfolioSwarm:
             self.scouts.restore(arrays["scouts"].tobytes(), bool(header["scout_flag"]))
         self.forecasts = {a: _forecast_from(d) for a, d in header["forecasts"].items()}
         self.consensus = [_consensus_from(d) for d in header["consensus"]]
+        self.outstanding = [({a: _forecast_from(d) for a, d in fc.items()},
+                             [_consensus_from(d) for d in cs])
+                            for fc, cs in header.get("outstanding", [])]
         return self
 
 

@@ -1,6 +1,6 @@
 """A swarm run for the kill -9 battery (run as a script by test_swarm_recovery.py).
 
-Usage: python _kill_child.py HOME DAYS HOOK MARKER
+Usage: python _kill_child.py HOME DAYS HOOK MARKER [REFIT_LAG]
 HOOK "checkpoint" pauses inside a checkpoint write (a state pack written, the
 index not yet committed), "ledger" inside a ledger transaction (rows inserted,
 not committed), after writing MARKER, so that the parent can kill it there;
@@ -25,6 +25,11 @@ SETTINGS = {"agents": TINY, "policy": TINY_POLICY, "window": WINDOW, "refit_ever
             "roles": RoleConfig.quiet()}
 
 
+def settings(lag: int = 0) -> dict:
+    """SETTINGS with refits landing ``lag`` beats after their cut (pending across kills)."""
+    return {**SETTINGS, "roles": RoleConfig.quiet(refit_lag=lag)}
+
+
 def _pause(marker: Path) -> None:
     marker.write_text("here")
     time.sleep(0.5)
@@ -32,6 +37,7 @@ def _pause(marker: Path) -> None:
 
 def main() -> None:
     home, days, hook, marker = sys.argv[1], int(sys.argv[2]), sys.argv[3], Path(sys.argv[4])
+    lag = int(sys.argv[5]) if len(sys.argv) > 5 else 0
     if hook == "checkpoint":
         from swarmvar.evolution import statestore
 
@@ -54,7 +60,7 @@ def main() -> None:
 
         sqlite._insert = paused_insert  # type: ignore[assignment]
     r = load("sp500").iloc[: WINDOW + days]
-    with Swarm(["sp500"], home=home, **SETTINGS) as swarm:
+    with Swarm(["sp500"], home=home, **settings(lag)) as swarm:
         swarm.start({"sp500": r.iloc[:WINDOW]})
         swarm.run(Replay(r, portfolio="sp500", start=WINDOW))
 

@@ -35,31 +35,34 @@ def _beats(home: Path) -> dict[int, list]:
         return out
 
 
-def _reference(tmp_path: Path, sp500, days: int) -> dict[int, list]:
-    home = tmp_path / "reference"
+def _reference(tmp_path: Path, sp500, days: int, lag: int = 0) -> dict[int, list]:
+    home = tmp_path / f"reference-{lag}"
     r = sp500.iloc[: child.WINDOW + days]
-    with make_swarm(home, **child.SETTINGS) as swarm:
+    with make_swarm(home, **child.settings(lag)) as swarm:
         swarm.start({"sp500": r.iloc[: child.WINDOW]})
         swarm.run(Replay(r, portfolio="sp500", start=child.WINDOW))
     return _beats(home)
 
 
-def _spawn(home: Path, days: int, hook: str, marker: Path) -> subprocess.Popen[bytes]:
+def _spawn(home: Path, days: int, hook: str, marker: Path, lag: int = 0
+           ) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     with open(marker.with_suffix(".err"), "wb") as err:
         return subprocess.Popen([sys.executable, str(CHILD), str(home), str(days), hook,
-                                 str(marker)], env=env, stdout=subprocess.DEVNULL, stderr=err)
+                                 str(marker), str(lag)], env=env, stdout=subprocess.DEVNULL,
+                                stderr=err)
 
 
-def _battery(tmp_path: Path, sp500, days: int, plan: list[str], seed: int) -> None:
-    expected = _reference(tmp_path, sp500, days)
+def _battery(tmp_path: Path, sp500, days: int, plan: list[str], seed: int, lag: int = 0
+             ) -> None:
+    expected = _reference(tmp_path, sp500, days, lag)
     assert sorted(expected) == list(range(1, days + 1))
     home = tmp_path / "killed"
     rng = random.Random(seed)
     kills = 0
     for step, kind in enumerate(plan):
         marker = tmp_path / f"marker-{step}"
-        proc = _spawn(home, days, kind if kind != "random" else "none", marker)
+        proc = _spawn(home, days, kind if kind != "random" else "none", marker, lag)
         deadline = time.monotonic() + 60
         if kind == "random":
             time.sleep(rng.uniform(0.2, 3.0))
@@ -73,7 +76,7 @@ def _battery(tmp_path: Path, sp500, days: int, plan: list[str], seed: int) -> No
         got = _beats(home)  # after every kill: a gap-free prefix, each beat once, as expected
         assert sorted(got) == list(range(1, len(got) + 1))
         assert all(got[s] == expected[s] for s in got)
-    final = _spawn(home, days, "none", tmp_path / "marker-final")
+    final = _spawn(home, days, "none", tmp_path / "marker-final", lag)
     final.wait(timeout=300)
     assert final.returncode == 0, (tmp_path / "marker-final.err").read_text()[-2000:]
     got = _beats(home)
@@ -93,13 +96,22 @@ def test_kill_minus_nine_battery_of_24(tmp_path, sp500):
     _battery(tmp_path, sp500, 160, plan, seed=2)
 
 
-def test_close_and_reopen_equals_an_uninterrupted_run(tmp_path, sp500):
+@pytest.mark.slow
+def test_kill_minus_nine_with_refits_in_flight(tmp_path, sp500):
+    """Refits landing 3 beats after their cut: jobs pending at a kill are in the checkpoint."""
+    plan = ["random"] * 4 + ["checkpoint"] * 4 + ["ledger"] * 4
+    random.Random(6).shuffle(plan)
+    _battery(tmp_path, sp500, 120, plan, seed=3, lag=3)
+
+
+@pytest.mark.parametrize("lag", [0, 3])
+def test_close_and_reopen_equals_an_uninterrupted_run(tmp_path, sp500, lag):
     days = 40
-    expected = _reference(tmp_path, sp500, days)
+    expected = _reference(tmp_path, sp500, days, lag)
     home = tmp_path / "stop-go"
     r = sp500.iloc[: child.WINDOW + days]
     for stop in (11, 23, days):  # stops mid-batch and between checkpoints
-        with make_swarm(home, **child.SETTINGS) as swarm:
+        with make_swarm(home, **child.settings(lag)) as swarm:
             swarm.start({"sp500": r.iloc[: child.WINDOW]})
             swarm.run(Replay(r, portfolio="sp500", start=child.WINDOW), beats=stop
                       - swarm.seq["sp500"])

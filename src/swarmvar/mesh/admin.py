@@ -7,7 +7,7 @@ here); each is answered with a REPLY signed by the node.
 * ``status`` — membership, counters, agreement outcomes, statistics, the
   served estimate, ledger size and root, detected forks;
 * ``agree`` — start an agreement run (``run``, ``value``, ``f``, ``rounds``,
-  ``round_timeout``);
+  ``round_timeout``; without ``value``, the node's swarm's consensus VaR);
 * ``observe`` — returns (``values``) added to this node's statistics;
 * ``inject`` — the design documents' ``inject_data(genome, anoms=N,
   ml_weight=W)``: sets the node's arbiter genome (core weights R, B, E, O),
@@ -74,7 +74,13 @@ def handle_admin(node: MeshNode, body: Mapping[str, Any], now: float) -> dict[st
                 raise InvalidParameter(f"run must be a new non-empty id, got {run!r:.40}")
             if not isinstance(f, int) or not isinstance(rounds, int):
                 raise InvalidParameter("f and rounds must be ints")
-            node.start_run(run, _number(body, "value"), f, rounds,
+            if body.get("value") is None:  # the node's own swarm's estimate
+                if node.estimate is None:
+                    raise InvalidParameter("no value given and no swarm estimate yet")
+                value = node.estimate
+            else:
+                value = _number(body, "value")
+            node.start_run(run, value, f, rounds,
                            _number(body, "round_timeout"), now)
             return {"ok": True}
         if op == "observe":

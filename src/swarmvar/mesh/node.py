@@ -34,6 +34,8 @@ from ..arbiter import Genome
 from ..consensus.partition import NormalStats, StalenessBound, StatsCRDT
 from ..errors import RefusedMessage, SwarmVarError
 from ..ledger import Ledger
+from ..types import BeatReport
+from .feed import BeatFeed
 from .heads import HeadWatch, parse_head, parse_proof
 from .membership import MemberEvent, Membership, MemberState, Timeouts
 from .rounds import AgreementRun, RoundsOutcome
@@ -98,10 +100,14 @@ class MeshNode:
     """One node (see the module doc). ``epoch`` must grow across restarts (use ``time_ns``)."""
 
     def __init__(self, config: NodeConfig, key: Ed25519PrivateKey, epoch: int,
-                 context: zmq.Context[zmq.Socket[bytes]] | None = None) -> None:
+                 context: zmq.Context[zmq.Socket[bytes]] | None = None,
+                 feed: BeatFeed | None = None) -> None:
         from .wire import Inbox
 
         self.config = config
+        self.feed = feed
+        #: the swarm's latest consensus VaR (first level), if a swarm feeds this node
+        self.estimate: float | None = None
         self.me = config.node_id
         self.key = key
         self.epoch = epoch
@@ -209,6 +215,9 @@ class MeshNode:
             self.on_frames(raw, now)
         for message in self.inbox.expire(now):
             self._dispatch_safely(message, None, now)
+        if self.feed is not None:
+            for report in self.feed.drain():
+                self.on_beat(report)
         self._timers(now)
         return min(self.transport.pump(now), 0.01)
 
@@ -348,6 +357,13 @@ class MeshNode:
         self._version += 1
         self._publish_own()
 
+    def on_beat(self, report: BeatReport) -> None:
+        """One beat of this node's swarm: its realized return, its consensus VaR."""
+        if math.isfinite(report.realized):
+            self.observe([float(report.realized)])
+        if report.consensus and math.isfinite(report.consensus[0].var):
+            self.estimate = float(report.consensus[0].var)
+
     def _on_stats(self, m: Message, now: float) -> None:
         items = m.body["contributions"]
         if not isinstance(items, list) or len(items) > 4 * (len(self.config.peers) + 1):
@@ -440,7 +456,7 @@ class MeshNode:
                        "root": self.ledger.compute_merkle_root().hex()},
             "forks": {p: f.reason for p, f in self.heads.forks.items()},
             "genome": list(self.genome.as_tuple()), "anomalies": self.anomalies,
-            "ml_weight": self.ml_weight,
+            "ml_weight": self.ml_weight, "estimate": self.estimate,
         }
 
     def leave(self, now: float) -> None:

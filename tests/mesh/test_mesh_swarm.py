@@ -1,0 +1,69 @@
+"""A real swarm feeding its mesh node: realized returns to the CRDT, consensus VaR as value."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from swarmvar.consensus import DEFAULT_POLICY
+from swarmvar.consensus.partition import NormalStats
+from swarmvar.data import load
+from swarmvar.mesh import MeshNode, NodeConfig, NodeKeyRing
+from swarmvar.mesh.feed import BeatFeed
+from swarmvar.mesh.launch import serve_swarm_node
+from swarmvar.swarm import Replay, RoleConfig, Swarm
+from swarmvar.types import BeatReport
+
+pytestmark = pytest.mark.timeout(200)
+NAMES = ["s0", "p1", "p2", "p3"]
+WINDOW, DAYS = 250, 8
+
+
+def test_a_swarm_feeds_its_node_and_its_peers(tmp_path: Path) -> None:
+    keys = {n: Ed25519PrivateKey.generate() for n in NAMES}
+    ring = NodeKeyRing({n: k.public_key() for n, k in keys.items()})
+    base = 36000 + (os.getpid() % 3000)
+    addresses = {n: f"tcp://127.0.0.1:{base + 5 * i}" for i, n in enumerate(NAMES)}
+
+    def config(n: str) -> NodeConfig:
+        return NodeConfig(n, addresses[n], {p: a for p, a in addresses.items() if p != n}, ring,
+                          home=tmp_path / n)
+
+    peers = [MeshNode(config(n), keys[n], epoch=time.time_ns()) for n in NAMES[1:]]
+    threads = [threading.Thread(target=x.run, args=(120.0,), daemon=True) for x in peers]
+    for t in threads:
+        t.start()
+    node = MeshNode(config("s0"), keys["s0"], epoch=time.time_ns(), feed=BeatFeed())
+    series = load("sp500")
+    reports: list[BeatReport] = []
+    try:
+        with Swarm(["sp500"], home=tmp_path / "swarm",
+                   agents=("NormalInverseGamma", "BayesianBootstrap"),
+                   policy=dataclasses.replace(DEFAULT_POLICY, f=0), window=WINDOW,
+                   roles=RoleConfig.quiet(), fsync=False) as swarm:
+            swarm.start({"sp500": series.iloc[:WINDOW]})
+            source = Replay(series.iloc[: WINDOW + DAYS], portfolio="sp500", start=WINDOW)
+            summary = serve_swarm_node(node, swarm, source, max_seconds=60,
+                                       on_beat=reports.append)
+        assert summary.total_beats == DAYS == len(reports)
+        want = NormalStats.of([r.realized for r in reports])
+        assert want.count == DAYS
+        assert node.crdt.contributions["s0"].stats == want  # every realized return, exactly
+        assert node.estimate == reports[-1].consensus[0].var  # its value for agreement runs
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not all(
+                "s0" in x.crdt.contributions and x.crdt.contributions["s0"].stats == want
+                for x in peers):
+            time.sleep(0.05)
+        assert all(x.crdt.contributions["s0"].stats == want for x in peers)
+    finally:
+        for x in peers:
+            x.stop = True
+        for t in threads:
+            t.join(timeout=10)

@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from ..consensus import Aggregator, Policy, Weighting
+from ..consensus import Aggregator, KeyRing, Policy, Weighting
 from ..errors import (
     ConflictingInput,
     InvalidParameter,
@@ -157,9 +157,15 @@ def _midnight(d: date) -> datetime:
 
 
 def _clone(b: _Book) -> _Book:
-    """A copy to compute beats on: the swarm deep-copied (its keys shared), the rest shallow."""
+    """A copy to compute beats on: the swarm deep-copied, the rest shallow.
+
+    The signing keys are shared; the key ring is a new one (it remembers the
+    sequence numbers it admitted, and a discarded trial's must not count as
+    seen when the beat is computed again or replayed from another process).
+    """
     sw = b.swarm
-    swarm = copy.deepcopy(sw, {id(sw.keys): sw.keys, id(sw.ring): sw.ring,
+    ring = KeyRing({a: k.public_key() for a, k in sw.keys.items()})
+    swarm = copy.deepcopy(sw, {id(sw.keys): sw.keys, id(sw.ring): ring,
                                id(sw.config): sw.config})
     return _Book(name=b.name, swarm=swarm, created_by=b.created_by, recorded=dict(b.recorded),
                  last_date=b.last_date, seq=b.seq, last=b.last, points=b.points.copy(),

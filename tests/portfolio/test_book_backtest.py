@@ -2,8 +2,8 @@
 
 The slow backtests report Kupiec and Christoffersen at 99% and 97.5% for the
 consensus and the RiskMetrics baseline either way (printed); they assert
-what must hold of any sound run: every row produced every day, losses are
-the book's own, the hit rates are within a generous band of the level.
+what must hold of a sound consensus: its hit counts within a generous
+binomial band of the level (RiskMetrics is reported, not held to it).
 """
 
 from __future__ import annotations
@@ -85,8 +85,9 @@ def test_book_backtests_on_the_20_stocks(kind: str) -> None:
                         alphas=(0.99, 0.975), seed=0, workers=1)
     table = _report(kind, res)
     days = len(res.dates)
-    for row in ("consensus", "RiskMetrics"):
-        for alpha, (hits, _, _) in table[row].items():
-            # a sound forecaster's hits: within ~5 binomial sd of days * (1 - alpha)
-            expected = days * (1 - alpha)
-            assert abs(hits - expected) <= 5 * np.sqrt(expected) + 2, (row, alpha, hits)
+    for alpha, (hits, _, _) in table["consensus"].items():
+        # a sound forecaster's hits: within ~5 binomial sd of days * (1 - alpha)
+        expected = days * (1 - alpha)
+        assert abs(hits - expected) <= 5 * np.sqrt(expected) + 2, (alpha, hits)
+    # RiskMetrics is reported, pass or fail (on 2019-2022 it breaches ~3x too often at 99%)
+    assert set(table["RiskMetrics"]) == {0.99, 0.975}

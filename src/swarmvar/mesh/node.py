@@ -271,6 +271,8 @@ class MeshNode:
 
     def _member_event(self, peer: str, event: MemberEvent, now: float) -> None:
         self._record("mesh.member", {"peer": peer, "event": event.value})
+        if event in (MemberEvent.DIED, MemberEvent.LEFT):
+            self.transport.clear(peer)
         if event in (MemberEvent.JOINED, MemberEvent.RETURNED):  # catch-up: push our state
             self.send(peer, MessageKind.STATS, {"contributions": list(self._signed.values())},
                       now)

@@ -145,6 +145,18 @@ class Transport:
             self.dropped += 1
         q.append(frames)
 
+    def clear(self, peer: str) -> int:
+        """Drop everything queued for ``peer`` (declared dead: what it missed is stale)."""
+        q = self._queues.get(peer)
+        n = len(q) if q is not None else 0
+        if q is not None:
+            q.clear()
+        kept = [(p, f) for p, f in self._fifo if p != peer]
+        n += len(self._fifo) - len(kept)
+        self._fifo = deque(kept)
+        self.dropped += n
+        return n
+
     @property
     def queued(self) -> int:
         return len(self._fifo) + sum(len(q) for q in self._queues.values()) + len(self._held)

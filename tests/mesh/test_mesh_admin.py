@@ -1,0 +1,93 @@
+"""Admin commands and the CLI: bad input answered with a clear error, nothing stored half-way."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from swarmvar.cli import build_app
+from swarmvar.mesh import MeshNode, NodeConfig, NodeKeyRing
+
+KEYS = {n: Ed25519PrivateKey.generate() for n in ("a", "b", "c", "d")}
+RING = NodeKeyRing({n: k.public_key() for n, k in KEYS.items()})
+
+
+@pytest.fixture(scope="module")
+def node() -> Iterator[MeshNode]:
+    port = 38000 + os.getpid() % 2000
+    peers = {p: f"tcp://127.0.0.1:{port + i + 1}" for i, p in enumerate("bcd")}
+    n = MeshNode(NodeConfig("a", f"tcp://127.0.0.1:{port}", peers, RING), KEYS["a"],
+                 epoch=time.time_ns())
+    yield n
+    n.close()
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False,
+                                                                         allow_infinity=False)
+    | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
+                                                                max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(["agree", "observe", "inject", "status", "nope", None]),
+       st.dictionaries(st.sampled_from(["run", "value", "f", "rounds", "round_timeout",
+                                        "values", "genome", "anoms", "ml_weight"]),
+                       json_values, max_size=6))
+def test_any_admin_body_is_answered_never_raised(node: MeshNode, op: object,
+                                                 body: dict[str, object]) -> None:
+    before = (node.ledger.size, node._version, list(node._observations))
+    answer = node.handle_admin({"op": op, **body}, time.monotonic())
+    assert isinstance(answer, dict) and isinstance(answer["ok"], bool)
+    if not answer["ok"]:
+        assert answer["error"]  # says what was wrong
+        assert (node.ledger.size, node._version, list(node._observations)) == before
+
+
+def test_inject_data_checks_then_records(node: MeshNode) -> None:
+    size = node.ledger.size
+    bad = node.handle_admin({"op": "inject", "genome": [0.25, 0.25, 0.15, 0.35], "anoms": 3,
+                             "ml_weight": 1.5}, 0.0)
+    assert not bad["ok"] and "ml_weight" in bad["error"] and node.ledger.size == size
+    ok = node.handle_admin({"op": "inject", "genome": [0.25, 0.25, 0.15, 0.35], "anoms": 3,
+                            "ml_weight": 0.3}, 0.0)
+    assert ok["ok"] and node.ledger.size == size + 1
+    last = node.ledger.entry(node.ledger.size - 1).data
+    assert last["type"] == "mesh.inject_data" and last["details"]["anoms"] == 3
+    assert node.genome.e == 0.3 and node.crdt.read().count >= 3
+    bad_obs = node.handle_admin({"op": "observe", "values": [0.01, float("nan")]}, 0.0)
+    assert not bad_obs["ok"]
+    nan_agree = node.handle_admin({"op": "agree", "run": "x", "f": 1, "rounds": 3,
+                                   "round_timeout": 1.0}, 0.0)
+    assert not nan_agree["ok"] and "no swarm estimate" in nan_agree["error"]
+
+
+def test_cli_usage_errors_exit_2(tmp_path: Path) -> None:
+    runner = CliRunner()
+    app = build_app()
+    cluster = tmp_path / "cluster.json"
+    cluster.write_text("{}")
+    key = tmp_path / "k.key"
+    r = runner.invoke(app, ["mesh", "keygen", str(key)])
+    assert r.exit_code == 0 and len(r.output.strip()) == 64
+    r = runner.invoke(app, ["mesh", "keygen", str(key)])
+    assert r.exit_code == 2 and "exists" in r.output
+    r = runner.invoke(app, ["mesh", "node", "--id", "a", "--cluster", str(cluster), "--key",
+                            str(key)])
+    assert r.exit_code == 2 and "nodes" in r.output
+    r = runner.invoke(app, ["mesh", "node", "--id", "a", "--cluster", str(cluster), "--key",
+                            str(key), "--policy", "fast"])
+    assert r.exit_code == 2
+    r = runner.invoke(app, ["mesh", "node", "--id", "a", "--cluster", str(cluster), "--key",
+                            str(key), "--peer", "b=udp://x"])
+    assert r.exit_code == 2

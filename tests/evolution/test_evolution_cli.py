@@ -122,3 +122,17 @@ def test_promotion_after_a_passed_canary_needs_no_force(tmp_path: Path) -> None:
     with Ledger(tmp_path, create=False) as ledger:
         last = ledger.entry(-1)
     assert last.kind is EntryKind.VARIANT and last.data["forced"] is False
+
+
+def test_variants_commands_on_a_postgres_url(postgres_url: str) -> None:
+    res = runner.invoke(app, ["create", "nig", "--set", "forgetting=0.96", "--home",
+                              postgres_url])
+    assert res.exit_code == 0, res.output
+    m = UUID.search(res.output)
+    assert m
+    res = runner.invoke(app, ["promote", m.group(0), "--force", "--home", postgres_url])
+    assert res.exit_code == 0 and "forced" in res.output, (res.output, res.stderr)
+    listed = runner.invoke(app, ["list", "--home", postgres_url])
+    assert "active" in listed.output and m.group(0) in listed.output
+    with Ledger(postgres_url, create=False) as ledger:  # the promotion is in the same database
+        assert ledger.entry(-1).data["variant_id"] == m.group(0)

@@ -154,8 +154,10 @@ def test_keys_from_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 def test_in_memory_index_needs_a_root(tmp_path: Path) -> None:
+    index_only = StateStore(Database(":memory:"))  # the index works without a pack folder
+    assert index_only.versions("a") == []
     with pytest.raises(SwarmVarError, match="explicit state root"):
-        StateStore(Database(":memory:"))
+        index_only.put("a", b"x", now=0.0)
     s = StateStore(Database(":memory:"), root=tmp_path, config=FAST)
     s.put("a", b"x", now=0.0)
     assert s.get("a", cached=False) == b"x"

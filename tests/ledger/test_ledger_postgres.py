@@ -78,3 +78,21 @@ def test_tampering_in_the_database_is_named(postgres_url: str) -> None:
 def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(LedgerCorrupted, match="cannot connect"):
         Ledger(f"postgresql://nobody@/none?host={tmp_path}&connect_timeout=2")
+
+
+def test_ledger_commands_on_a_postgres_url(postgres_url: str) -> None:
+    from typer.testing import CliRunner
+
+    from swarmvar.cli.ledger import app
+
+    runner = CliRunner()
+    missing = runner.invoke(app, ["verify", "--home", postgres_url])
+    assert missing.exit_code == 1 and "damaged" in missing.output  # nothing created
+    with Ledger(postgres_url, signing_key=KEY) as led:
+        led.add_entries([(EntryKind.PULSE, {"i": i}) for i in range(7)])
+    ok = runner.invoke(app, ["verify", "--home", postgres_url])
+    assert ok.exit_code == 0 and "ok: 8 entries verify" in ok.output
+    proof = runner.invoke(app, ["prove", "3", "--home", postgres_url])
+    assert proof.exit_code == 0 and '"index": 3' in proof.output
+    head = runner.invoke(app, ["head", "--home", postgres_url])
+    assert head.exit_code == 2 and "signing_key" in head.output

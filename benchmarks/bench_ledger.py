@@ -111,6 +111,64 @@ def ledger_single_rate(ledger: Ledger, n: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def postgres_rows(n: int) -> list[tuple[str, float, str, float, bool]]:
+    """Batched and single appends on a throw-away PostgreSQL server, beside bare COPY/INSERT.
+
+    The server is the tests' (``tests/pg.py``: initdb + pg_ctl in a temporary
+    directory, unix socket, fsync off - so both columns measure the same
+    server, not a disk). Returns no rows when PostgreSQL cannot start.
+    """
+    import importlib.util
+    import sys
+
+    pg_path = Path(__file__).resolve().parents[1] / "tests" / "pg.py"
+    spec = importlib.util.spec_from_file_location("swarmvar_tests_pg", pg_path)
+    if spec is None or spec.loader is None:
+        return []
+    pg = sys.modules.setdefault("swarmvar_tests_pg", importlib.util.module_from_spec(spec))
+    if not hasattr(pg, "postgres_server"):
+        spec.loader.exec_module(pg)
+    try:
+        server_cm = pg.postgres_server()
+        server = server_cm.__enter__()
+    except pg.PostgresUnavailable as exc:
+        print(f"PostgreSQL rows skipped: {exc}")
+        return []
+    try:
+        import psycopg
+
+        url = server.new_schema()
+        with Ledger(url, signing_key=None, clock=lambda: FIXED) as led:
+            batched, _ = ledger_batched_rate(led, n)
+            m = max(100, n // 20)
+            payloads = [_payload(i) for i in range(m)]
+            t0 = time.perf_counter()
+            for p in payloads:
+                led.add_entry(EntryKind.ESTIMATE, p, timestamp=FIXED)
+            single = m / (time.perf_counter() - t0)
+        with psycopg.connect(server.new_schema(), autocommit=True) as conn:
+            conn.execute("CREATE TABLE raw (idx BIGINT PRIMARY KEY, timestamp TEXT, kind TEXT, "
+                         "data TEXT, previous_hash BYTEA, hash BYTEA, nodes BYTEA)")
+            rows = _raw_rows(0, n)
+            t0 = time.perf_counter()
+            for k in range(0, n, 1000):
+                with conn.transaction(), conn.cursor() as cur, cur.copy(
+                        "COPY raw FROM STDIN") as copy:
+                    for row in rows[k:k + 1000]:
+                        copy.write_row(row)
+            raw_batched = n / (time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            for row in _raw_rows(n, m):
+                conn.execute("INSERT INTO raw VALUES (%s, %s, %s, %s, %s, %s, %s)", row)
+            raw_single = m / (time.perf_counter() - t0)
+    finally:
+        server_cm.__exit__(None, None, None)
+    return [
+        ("PostgreSQL appends/s, batched 1000/txn", batched, "(info)", raw_batched, True),
+        ("PostgreSQL appends/s, 1/txn", single, "(info)", raw_single, True),
+    ]
+
+
 def median_ms(fn: Callable[[int], object], args: list[int]) -> float:
     times = []
     for a in args:
@@ -193,6 +251,7 @@ def main(
         label = f"verify_chain s @ {size}, 1 process"
         rows.append((label, best[1], "(info)", scan_s, True))
         big.close()
+    rows += postgres_rows(2_000 if quick else 100_000)
     load = f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
     print(f"ledger benchmark: {entries} entries, built in {build_s:.1f} s")
     print(f"{os.cpu_count()} CPUs; 1-minute load average {load} (other jobs slow every column)")
@@ -201,7 +260,8 @@ def main(
         print(f"{metric:44} {value:12.3f} {target:>10} {ref:12.3f}  {'pass' if ok else 'FAIL'}")
     print(
         "raw SQLite = same-run reference: bare inserts of rows of the same shape "
-        "(appends), one primary-key SELECT (proof/root rows), full table scan (verify)."
+        "(appends), one primary-key SELECT (proof/root rows), full table scan (verify); "
+        "PostgreSQL rows: bare COPY / INSERT of the same rows on the same server."
     )
     return rows
 

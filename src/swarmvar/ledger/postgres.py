@@ -30,6 +30,8 @@ from .store import Draft, Durability, Frontier, Row, node_from_row, node_row, se
 #: pg_advisory_xact_lock key for schema creation ("swarmvar ledger" in 63 bits).
 _SCHEMA_LOCK = 0x5357_4C45_4447_4552 & ((1 << 63) - 1)
 _CHUNK = 50_000
+#: Batches from this size on are sent with COPY; smaller ones as one INSERT.
+_COPY_FROM = 64
 _COLUMNS = "idx, timestamp, kind, data, previous_hash, hash, nodes"
 
 _SCHEMA = [
@@ -184,7 +186,11 @@ class PostgresStore:
                     else:  # another writer appended since our last batch
                         frontier = self._nodes(frontier_keys(size))
                     rows, frontier = seal_batch(drafts, size, head_hash, frontier, self._algorithm)
-                    if rows:
+                    if len(rows) < _COPY_FROM:  # one statement, one round trip
+                        marks = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+                        params = [value for row in rows for value in row]
+                        conn.execute(f"INSERT INTO ledger_entries VALUES {marks}", params)
+                    else:
                         with conn.cursor() as cur, cur.copy(
                             f"COPY ledger_entries ({_COLUMNS}) FROM STDIN"
                         ) as copy:

@@ -138,6 +138,43 @@ def test_update_of_anything_leaves_a_refusing_agent_as_it_was(name: str, r: Any)
     assert math.isfinite(logpdf) and abs(float(r)) <= 1
 
 
+@FUZZ
+@given(st.sampled_from(NAMES), returns_like)
+def test_refit_of_anything_leaves_a_refusing_agent_as_it_was(name: str, returns: Any) -> None:
+    agent = _agent(name)
+    before = agent.state()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            agent.refit(returns, seed=1)
+    except SwarmVarError:
+        assert agent.state() == before
+        return
+    x = np.asarray(returns, dtype=float)
+    assert x.ndim == 1 and x.size >= agent.min_observations
+    assert math.isfinite(agent.forecast((0.99,)).levels[0].var)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.sampled_from(NAMES),
+       st.one_of(st.lists(st.floats(-0.05, 0.05), max_size=6),  # short: horizon 2 simulates
+                 st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=6), anything),
+       st.one_of(st.none(), st.lists(st.one_of(st.none(), st.integers(-1, 5), anything),
+                                     max_size=6)),
+       st.sampled_from([1, 1, 2, 0, MAX_HORIZON + 1]))
+def test_forecast_block_of_anything(name: str, returns: Any, seeds: Any, horizon: int) -> None:
+    agent = _agent(name)
+    before = agent.state()
+    try:
+        forecasts, dens = agent.forecast_block(returns, (0.99,), horizon, seeds=seeds)
+    except SwarmVarError:
+        assert agent.state() == before  # checked before any day is absorbed
+        return
+    x = np.asarray(returns, dtype=float)
+    assert len(forecasts) == x.size == dens.size and np.all(np.isfinite(dens))
+    assert all(f.horizon == horizon and math.isfinite(f.levels[0].var) for f in forecasts)
+
+
 alphas_like = st.one_of(
     st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=3),
     st.lists(st.floats(0.5, 0.999), min_size=1, max_size=3),
@@ -244,9 +281,11 @@ def test_from_state_of_malformed_headers_and_arrays(name: str) -> None:
             def arrays_edit(a: dict[str, Any]) -> dict[str, Any]:
                 if a:
                     key = data.draw(st.sampled_from(sorted(a)))
-                    a[key] = data.draw(st.sampled_from([
-                        a[key][:-1], np.full(a[key].shape, np.nan), a[key].astype(np.int8),
-                        np.zeros((2, 2, 2)), np.array(["x"]), -np.abs(a[key])]))
+                    with np.errstate(all="ignore"):  # an int8 cast of -inf is the damage itself
+                        options = [
+                            a[key][:-1], np.full(a[key].shape, np.nan), a[key].astype(np.int8),
+                            np.zeros((2, 2, 2)), np.array(["x"]), -np.abs(a[key])]
+                    a[key] = data.draw(st.sampled_from(options))
                 return a
 
         try:

@@ -295,7 +295,8 @@ class Agent(ABC):
         except InvalidParameter as exc:
             raise InvalidState(f"state holds parameters {cls.name} refuses: {exc}") from exc
         try:
-            agent._set_state(scalars, arrays)
+            with np.errstate(invalid="raise", divide="raise", over="raise"):
+                agent._set_state(scalars, arrays)  # NaN casts and the like: malformed
         except InvalidState:
             raise
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError,

@@ -334,7 +334,9 @@ class GarchEVT(Agent):
 
     def _set_state(self, scalars: Mapping[str, Any], arrays: Mapping[str, NDArray[Any]]) -> None:
         try:
-            garch = GarchT.from_state(np.asarray(arrays["garch"], dtype=np.uint8).tobytes())
+            if arrays["garch"].dtype != np.uint8:
+                raise InvalidState("GarchEVT state's GARCH part is not bytes")
+            garch = GarchT.from_state(arrays["garch"].tobytes())
             rng = np.random.Generator(np.random.PCG64())
             rng.bit_generator.state = scalars["rng"]
             u, seconds = float(scalars["u"]), float(scalars["seconds"])

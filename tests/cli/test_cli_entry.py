@@ -83,13 +83,13 @@ def test_help_lists_every_command_without_importing_the_numerical_stack():
 def test_an_unexpected_error_is_one_line_without_a_traceback(monkeypatch, capsys):
     import pytest
 
-    from swarmvar.cli import _common, main
+    import swarmvar.cli.var as var_module  # imported first: it binds check_data itself
+    from swarmvar.cli import main
 
     def broken(source: str) -> str:
         raise RuntimeError("simulated bug")
 
-    monkeypatch.setattr(_common, "check_data", broken)
-    monkeypatch.setattr("swarmvar.cli.var.check_data", broken)
+    monkeypatch.setattr(var_module, "check_data", broken)
     monkeypatch.setattr(sys, "argv", ["swarmvar", "var", "--agents", "nig"])
     with pytest.raises(SystemExit) as exit_info:
         main()

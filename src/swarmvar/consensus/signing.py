@@ -37,6 +37,9 @@ SIGNATURE_BYTES = 64
 #: consensus (spreads, interval widening) stay finite (1e154 squared overflows).
 MAX_MAGNITUDE = 1e100
 
+_NUMBER_NAMES = ("alpha", "var", "es", "var_interval[0]", "var_interval[1]", "es_interval[0]",
+                 "es_interval[1]")
+
 
 class RejectionReason(Enum):
     """Why an estimate was refused (the value is the short text shown to people)."""
@@ -106,22 +109,17 @@ def malformation(estimate: Estimate) -> str | None:
     ):
         if not isinstance(interval, (tuple, list)) or len(interval) != 2:
             return f"{name} must be a (lower, upper) pair, got {interval!r}"
-    numbers = {
-        "alpha": estimate.alpha,
-        "var": estimate.var,
-        "es": estimate.es,
-        "var_interval[0]": estimate.var_interval[0],
-        "var_interval[1]": estimate.var_interval[1],
-        "es_interval[0]": estimate.es_interval[0],
-        "es_interval[1]": estimate.es_interval[1],
-    }
-    for name, value in numbers.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return f"{name} must be a number, got {value!r}"
-        if not math.isfinite(value):
-            return f"{name} is {value!r}; VaR/ES fields must be finite"
-        if abs(value) > MAX_MAGNITUDE:
-            return f"{name} is {value!r}; its magnitude is beyond {MAX_MAGNITUDE:g}"
+    var_lo, var_hi = estimate.var_interval
+    es_lo, es_hi = estimate.es_interval
+    numbers = (estimate.alpha, estimate.var, estimate.es, var_lo, var_hi, es_lo, es_hi)
+    if not all(type(v) is float and -MAX_MAGNITUDE <= v <= MAX_MAGNITUDE for v in numbers):
+        for name, value in zip(_NUMBER_NAMES, numbers, strict=True):  # say which, and why
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return f"{name} must be a number, got {value!r}"
+            if not math.isfinite(value):
+                return f"{name} is {value!r}; VaR/ES fields must be finite"
+            if abs(value) > MAX_MAGNITUDE:
+                return f"{name} is {value!r}; its magnitude is beyond {MAX_MAGNITUDE:g}"
     if not 0.0 < estimate.alpha < 1.0:
         return f"alpha must be in (0, 1), got {estimate.alpha}"
     if estimate.var < 0.0:

@@ -136,6 +136,7 @@ class MeshNode:
         self._observations: list[float] = []
         self._version = 0
         self.stop = False
+        self._left = False
         self._next_beat = 0.0
         self._next_gossip = 0.0
         self._last_head_size = -1
@@ -206,6 +207,8 @@ class MeshNode:
             while not self.stop and time.monotonic() < deadline:
                 poller.poll(max(0, min(10, int(wait * 1000))))
                 wait = self.step(time.monotonic())
+            if not self._left:
+                self.leave(time.monotonic())
         finally:
             self.close()
 
@@ -462,6 +465,11 @@ class MeshNode:
         }
 
     def leave(self, now: float) -> None:
+        """Say goodbye: the latest statistics, then LEAVE, flushed for at most 0.5 s."""
+        self._left = True
+        if self._signed:
+            self.broadcast(MessageKind.STATS, {"contributions": list(self._signed.values())},
+                           now)
         self.broadcast(MessageKind.LEAVE, {}, now)
         end = time.monotonic() + 0.5
         while self.transport.queued and time.monotonic() < end:

@@ -103,7 +103,8 @@ def tempered_weights(
     m = np.asarray(mean_losses, dtype=np.float64)
     if m.ndim != 1 or m.size == 0 or not np.all(np.isfinite(m)):
         raise InvalidParameter("mean losses must be a finite (n,) array with n >= 1")
-    log_w = -_check_eta(eta) * _scores(m, loss)
+    with np.errstate(over="ignore"):  # a loss gap beyond float range: weight exp(-inf) = 0
+        log_w = -_check_eta(eta) * (_scores(m, loss) - np.min(_scores(m, loss)))
     if prior is not None:
         p = np.asarray(prior, dtype=np.float64)
         if p.shape != m.shape or not np.all(np.isfinite(p)) or np.any(p < 0) or p.sum() <= 0:
@@ -148,7 +149,8 @@ def tempered_path(
         sums[full] = views[e[full] - window].sum(axis=-1)
     mean = sums / (e - s)[:, None]
     scores = _scores(mean, loss)
-    log_w = -eta * (scores - scores.min(axis=1, keepdims=True))
+    with np.errstate(over="ignore"):  # a loss gap beyond float range: weight exp(-inf) = 0
+        log_w = -eta * (scores - scores.min(axis=1, keepdims=True))
     w = np.exp(log_w)
     out[live] = w / w.sum(axis=1, keepdims=True)
     return out
@@ -254,7 +256,8 @@ class TemperedWeights:
         if self.count == 0:
             return np.full(len(self.agent_ids), 1.0 / len(self.agent_ids))
         score = _scores(self.mean_losses(), self.loss)  # finite: every update was checked
-        w = np.exp(-self.eta * (score - score.min()))
+        with np.errstate(over="ignore"):  # a gap beyond float range: weight exp(-inf) = 0
+            w = np.exp(-self.eta * (score - score.min()))
         return np.asarray(w / w.sum(), dtype=np.float64)
 
     def effective_agents(self) -> float:

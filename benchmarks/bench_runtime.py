@@ -193,10 +193,10 @@ def recovery(portfolios: int, agents: tuple[str, ...], window: int) -> list[list
 def main(quick: bool = False) -> None:
     load_before = _load()
     if quick:
-        rows = beat_overhead(CHEAP, 250, 25)
-        rows += replay_throughput(CHEAP, 250, 40)
-        rows += scale_out(2, 4, ("NormalInverseGamma", "BayesianBootstrap", "StudentT"), 5, 150)
-        rows += recovery(3, ("NormalInverseGamma", "BayesianBootstrap"), 100)
+        rows = beat_overhead(CHEAP, 150, 15)
+        rows += replay_throughput(CHEAP, 150, 20)
+        rows += scale_out(2, 3, CHEAP, 3, 100)
+        rows += recovery(2, ("NormalInverseGamma", "BayesianBootstrap"), 100)
     else:
         rows = beat_overhead(DEFAULT_AGENTS, 1000, 300)
         rows += replay_throughput(DEFAULT_AGENTS, 1000, 2500)

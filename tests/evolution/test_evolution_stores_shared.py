@@ -132,7 +132,7 @@ def test_four_processes_opening_a_new_home_at_once(tmp_path: Path) -> None:
             "h = open_home(sys.argv[1]); h.states.put('a' + sys.argv[2], b'x', now=1.0)\n"
             "h.close(); print('ok', flush=True)")
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2] / "src"))
-    for round_ in range(4):
+    for round_ in range(2):
         home = tmp_path / f"r{round_}"
         procs = [subprocess.Popen([sys.executable, "-c", code, str(home), str(i)],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

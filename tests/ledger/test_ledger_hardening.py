@@ -337,7 +337,7 @@ def test_four_processes_opening_a_new_home_at_once(tmp_path: Path) -> None:
             "with Ledger(sys.argv[1]) as l: l.add_entry(EntryKind.PULSE, {'p': sys.argv[2]})\n"
             "print('ok', flush=True)")
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2] / "src"))
-    for round_ in range(3):
+    for round_ in range(2):
         home = tmp_path / f"r{round_}"
         procs = [subprocess.Popen([sys.executable, "-c", code, str(home), str(i)],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,

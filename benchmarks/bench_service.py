@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from datetime import date, timedelta
@@ -122,6 +124,10 @@ async def _gets(url: str, key: str, path: str, n: int, concurrency: int) -> list
     return lat
 
 
+def _say(text: str) -> None:
+    print(f"  {text} (load {os.getloadavg()[0]:.1f})", flush=True)
+
+
 def _pct(xs: list[float], q: float) -> float:
     return float(np.quantile(np.asarray(xs), q)) if xs else float("nan")
 
@@ -130,6 +136,8 @@ def main(quick: bool = False) -> None:
     from swarmvar.ledger import Ledger
     from swarmvar.service.keys import KeyFile, Role
 
+    if threading.current_thread() is threading.main_thread():  # a TERM still stops the servers
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     n_posts, conc, n_books_scrape = (160, 4, 12) if quick else (20_000, 32, 200)
     n_posts = int(os.environ.get("BENCH_SERVICE_POSTS", n_posts))
     per_book = n_posts // conc
@@ -160,10 +168,12 @@ def main(quick: bool = False) -> None:
             t = time.perf_counter()
             ref_lat, ref_codes, _ = asyncio.run(_load(turl, writer, books, per_book, "/echo"))
             ref_s = time.perf_counter() - t
+            _say(f"reference: {n_posts} POSTs in {ref_s:.1f} s")
             t = time.perf_counter()
             lat, codes, acked = asyncio.run(_load(surl, writer, books, per_book,
                                                   "/v1/portfolios/{book}/returns"))
             ing_s = time.perf_counter() - t
+            _say(f"ingestion: {n_posts} POSTs in {ing_s:.1f} s, codes {dict(codes)}")
             n_get = 100 if quick else 5000
             get_lat = asyncio.run(_gets(surl, writer, "/v1/portfolios/load0/var", n_get, conc))
             ref_get = asyncio.run(_gets(turl, writer, "/var", n_get, conc))

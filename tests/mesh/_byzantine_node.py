@@ -63,7 +63,8 @@ class ByzantineNode(MeshNode):
 
     def _timers(self, now: float) -> None:
         super()._timers(now)
-        if self.strategy == "replay" and self.runs:
+        if self.strategy == "replay" and self.runs and now >= self.__dict__.get("_next", 0.0):
+            self.__dict__["_next"] = now + 0.1
             captured = self.__dict__.get("_captured", [])
             for frames in captured[-20:]:  # honest nodes' signed values, to the wrong receivers
                 for peer in self.config.peers:

@@ -112,3 +112,15 @@ def test_inbox_skips_a_lost_message_after_the_wait_and_refuses_old_epochs() -> N
 
 def test_the_design_documents_adaptive_delay() -> None:
     assert adaptive_delay(100) == 0.001 and adaptive_delay(101) == 0.0003
+
+
+def test_a_replay_is_refused_before_its_signature_is_checked() -> None:
+    inbox = Inbox()
+    inbox.push(RING.open(_msg(1), "b", inbox), 0.0)
+    header, _ = _msg(1)
+    with pytest.raises(RefusedMessage) as err:  # its signature is garbage: never looked at
+        RING.open([header, b"\0" * 64], "b", inbox)
+    assert err.value.reason == "replayed"
+    with pytest.raises(RefusedMessage) as err:  # a new seq is checked in full
+        RING.open([_msg(2)[0], b"\0" * 64], "b", inbox)
+    assert err.value.reason == "forged"

@@ -227,7 +227,7 @@ class MeshNode:
     def on_frames(self, raw: list[bytes], now: float) -> None:
         routing_id, frames = raw[0], raw[1:]
         try:
-            message = self.ring.open(frames, self.me)
+            message = self.ring.open(frames, self.me, self.inbox)
             delivered = self.inbox.push(message, now)
         except RefusedMessage as exc:
             self.refused[exc.reason] += 1

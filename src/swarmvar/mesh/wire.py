@@ -12,7 +12,8 @@ starts, as SWIM's incarnation numbers), ``seq`` counts the sender's messages
 to that receiver from 1 within an epoch.
 
 :class:`NodeKeyRing.open` checks, in order: size (before parsing), frames,
-JSON, fields, a known sender, the signature, the receiver. :class:`Inbox`
+JSON, fields, a known sender, the receiver, not a replay (when given the
+inbox: cheap refusals before the costly one), the signature. :class:`Inbox`
 then delivers each sender's messages in sequence order (FIFO per peer): a
 duplicate or an old sequence number or epoch is a replay; a message ahead of
 a gap waits up to ``reorder_wait`` seconds for the gap to fill, then the gap
@@ -138,10 +139,12 @@ class NodeKeyRing:
     def key_of(self, sender: str) -> Ed25519PublicKey | None:
         return self.nodes.get(sender) or self.admins.get(sender)
 
-    def open(self, frames: list[bytes], receiver: str) -> Message:
+    def open(self, frames: list[bytes], receiver: str, inbox: Inbox | None = None) -> Message:
         """Check one received message for ``receiver``; raise RefusedMessage if it fails.
 
-        The message's sequence number is not judged here (see :class:`Inbox`).
+        The message's sequence number is judged by :class:`Inbox`; given one
+        here, a message it would refuse as a replay is refused before the
+        (costly) signature check, so a flood of replays costs a parse each.
         """
         total = sum(len(f) for f in frames)
         if total > MAX_MESSAGE_BYTES:
@@ -173,12 +176,14 @@ class NodeKeyRing:
         key = self.key_of(sender)
         if key is None:
             raise refuse(Refusal.UNKNOWN_SENDER, f"{sender!r:.40} is not in the key ring")
+        if to != receiver:
+            raise refuse(Refusal.MISDIRECTED, f"message for {to!r:.40} arrived at {receiver!r}")
+        if inbox is not None and inbox.is_replay(sender, epoch, seq):
+            raise refuse(Refusal.REPLAYED, f"{sender} epoch {epoch} seq {seq} already seen")
         try:
             key.verify(signature, header)
         except _BadSignature:
             raise refuse(Refusal.FORGED, f"signature of {sender!r} does not verify") from None
-        if to != receiver:
-            raise refuse(Refusal.MISDIRECTED, f"message for {to!r:.40} arrived at {receiver!r}")
         if message_kind is MessageKind.ADMIN and sender not in self.admins:
             raise refuse(Refusal.FORBIDDEN, f"{sender!r} has no admin role")
         return Message(sender, to, epoch, seq, message_kind, body)
@@ -204,6 +209,13 @@ class Inbox:
         self.reorder_wait = reorder_wait
         self._streams: dict[str, _Stream] = {}
         self.lost = 0
+
+    def is_replay(self, sender: str, epoch: int, seq: int) -> bool:
+        """Whether :meth:`push` would refuse this message as a replay (no state changes)."""
+        stream = self._streams.get(sender)
+        if stream is None or epoch > stream.epoch:
+            return False
+        return epoch < stream.epoch or seq <= stream.delivered or seq in stream.pending
 
     def push(self, message: Message, now: float) -> list[Message]:
         """Messages now deliverable in order (possibly none); RefusedMessage for a replay."""

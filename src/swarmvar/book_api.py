@@ -265,6 +265,7 @@ def book_var(
     consensus: bool = True,
     baseline: bool = True,
     home: str | Path | None = None,
+    track_days: int = 0,
 ) -> BookResult:
     """VaR/ES of a book in currency, its attribution, and the swarm's consensus.
 
@@ -282,6 +283,9 @@ def book_var(
         may be outside the book if the data hold them).
     consensus, baseline : add the consensus and the RiskMetrics row.
     home : data directory: record the beat in its ledger (None: no ledger).
+    track_days : days of out-of-sample track record behind the consensus weights
+        (the agents backtested on the book's last ``track_days`` days, each fit on
+        the ``window`` days before; 0: equal weights).
     """
     from .models import DEFAULT_BOOK_AGENTS, book_agent_class
     from .models.attribution import euler, incremental
@@ -350,9 +354,13 @@ def book_var(
 
         ledger = Ledger.open(home)
         seq = ledger.size
+    track = None
+    if consensus and track_days:
+        track = _track_records(frame, pos, [r.name for r in runs if r.ok], levels, track_days,
+                               window, seed)
     try:
         if consensus:
-            agreed, note = _consensus(runs, keys, as_of, seq, horizon)
+            agreed, note = _consensus(runs, keys, as_of, seq, horizon, track)
         if agreed:
             atts[CONSENSUS] = tuple(consensus_attribution(c, {n: next(
                 a for a in atts[n] if abs(a.alpha - c.alpha) < 1e-12) for n in c.used
@@ -379,8 +387,34 @@ def _keys(home: str | Path | None, names: list[str]) -> dict[str, Any]:
     return {n: Ed25519PrivateKey.generate() for n in names}  # signed for this call only
 
 
+def _track_records(frame: pd.DataFrame, pos: np.ndarray, names: list[str],
+                   levels: tuple[float, ...], days: int, window: int, seed: int
+                   ) -> dict[float, Any]:
+    """Each level's :class:`~swarmvar.consensus.TrackRecord` of the agents on this book, in
+    currency: their out-of-sample forecasts of the book's last ``days`` days."""
+    from .consensus import TrackRecord
+
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise InvalidParameter(f"track_days must be a whole number >= 0, not {days!r}")
+    fit_window = min(window, len(frame) - days)
+    if fit_window < 100:
+        raise InvalidBook(f"a {days}-day track record needs {days + 100} or more days of the "
+                          f"book's history, it has {len(frame)}")
+    book = Book(tuple(str(c) for c in frame.columns), tuple(pos.tolist()))
+    gross = float(np.abs(pos).sum())
+    res = book_backtest(frame, book, kind="return", agents=names, last=days,
+                        window=fit_window, alphas=levels, seed=seed, consensus=False,
+                        baselines=False)
+    return {alpha: TrackRecord(
+        agent_ids=tuple(names), returns=res.returns * gross, alpha=alpha,
+        var=np.column_stack([res.series[n][alpha].var for n in names]) * gross,
+        es=np.column_stack([res.series[n][alpha].es for n in names]) * gross)
+        for alpha in levels}
+
+
 def _consensus(runs: list[Any], keys: Mapping[str, Any], as_of: datetime, seq: int,
-               horizon: int) -> tuple[tuple[Consensus, ...], str]:
+               horizon: int, track: Mapping[float, Any] | None = None
+               ) -> tuple[tuple[Consensus, ...], str]:
     from .swarm.consensus import SWARM_POLICY, swarm_consensus
 
     good = [r for r in runs if r.ok]
@@ -389,10 +423,15 @@ def _consensus(runs: list[Any], keys: Mapping[str, Any], as_of: datetime, seq: i
         return (), f"no consensus: {SWARM_POLICY.method} needs {need} agents, {len(good)} ran"
     try:
         agreed = swarm_consensus(runs, keys, as_of=as_of, seq=seq, portfolio="book",
-                                 horizon=horizon, track=None)
+                                 horizon=horizon, track=track)
     except SwarmVarError as exc:
         return (), f"no consensus: {exc}"
-    return tuple(agreed), "consensus: equal weights (a book has no out-of-sample track record yet)"
+    if track is None:
+        return tuple(agreed), ("consensus: equal weights (no track record; track_days / "
+                               "--track-days N backtests the agents on the book first)")
+    days = len(next(iter(track.values())).returns)
+    return tuple(agreed), (f"consensus weights: each agent's realized FZ0 loss over its last "
+                           f"{days} out-of-sample forecasts of this book")
 
 
 def _consensus_incremental(agreed: tuple[Consensus, ...],

@@ -139,8 +139,14 @@ def book_var_command(*, data: str | None, kind: str, dropna: bool, book: Path | 
                      positions: str | None, trade: str | None, alphas: list[str] | None,
                      horizon: int | None, agents: list[str] | None, last: int | None,
                      seed: int, home: Path | None, consensus: bool | None, as_json: bool,
-                     csv: Path | None, quiet: bool, top: int = 10) -> None:
-    """``swarmvar var --book/--positions``: the book's VaR/ES, attribution and consensus."""
+                     csv: Path | None, quiet: bool, top: int = 10,
+                     track_days: int | None = None) -> None:
+    """``swarmvar var --book/--positions``: the book's VaR/ES, attribution and consensus.
+
+    ``--track-days N`` backtests the agents on the book's last N days first and
+    weights the consensus by their realized FZ0 loss (default 0 for a book:
+    equal weights, as a backtest of the joint agents takes minutes).
+    """
     the_book = load_book(book, positions)
     wanted = parse_trade(trade)
     kind = check_kind(kind)
@@ -148,6 +154,7 @@ def book_var_command(*, data: str | None, kind: str, dropna: bool, book: Path | 
     h = check_horizon(1 if horizon is None else horizon)
     window = check_whole(1000 if last is None else last, "--last", 30)
     seed = check_seed(seed)
+    days = check_whole(0 if track_days is None else track_days, "--track-days", 0)
     folder = check_home(home if home is not None else Path(".swarmvar"))
     if csv is not None and csv.exists() and not csv.is_dir():
         raise typer.BadParameter(f"{csv} is a file; give a directory", param_hint="--csv")
@@ -162,7 +169,7 @@ def book_var_command(*, data: str | None, kind: str, dropna: bool, book: Path | 
         frame = _load(source, kind, dropna)
         result = book_var(frame, the_book, kind="return", agents=names, alphas=levels,
                           horizon=h, window=window, seed=seed, trade=wanted,
-                          consensus=consensus is not False, home=folder)
+                          consensus=consensus is not False, home=folder, track_days=days)
     console.print(render_book(result))
     lead = "consensus" if "consensus" in result.attributions else next(iter(result.attributions))
     for alpha in levels:
@@ -181,17 +188,19 @@ def book_var_command(*, data: str | None, kind: str, dropna: bool, book: Path | 
     if as_json or csv is not None:
         tables = _tables(result)
         if as_json:
+            shown = {k: v for k, v in tables.items() if len(v)}
             write_json({"command": "var", "book": the_book.as_dict(), "units": UNITS,
                         "as_of": result.as_of, "horizon": h, "alphas": list(levels),
                         "seed": seed, "note": result.note, "errors": dict(result.errors),
-                        **{k: v.to_dict(orient="records") for k, v in tables.items()}})
+                        **{k: v.to_dict(orient="records") for k, v in shown.items()}})
         if csv is not None:
             written = write_csv_tables(csv, {
                 "forecasts": (tables["forecasts"], UNITS["var, es, var_lo, var_hi, es_lo, "
                                                          "es_hi"]),
                 "contributions": (tables["contributions"], UNITS["component_*"] + "; "
                                   + UNITS["marginal_*"]),
-                "incremental": (tables["incremental"], UNITS["incremental_*"]),
+                **({"incremental": (tables["incremental"], UNITS["incremental_*"])}
+                   if len(tables["incremental"]) else {}),
             })
             console.print(f"tables written to {', '.join(str(p) for p in written)}")
     if result.errors:

@@ -221,7 +221,7 @@ def var(
         book_var_command(data=data, kind=kind, dropna=dropna, book=book, positions=positions,
                          trade=trade, alphas=alpha, horizon=horizon, agents=agents, last=last,
                          seed=seed, home=home, consensus=consensus, as_json=as_json, csv=csv,
-                         quiet=quiet)
+                         quiet=quiet, track_days=track_days)
         return
     # --- end books ---
     # --- every flag (and the config file) checked before any work or ledger write ---

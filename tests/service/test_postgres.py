@@ -36,6 +36,7 @@ def database() -> Iterator[str]:
         pg.skip_or_fail(exc)
 
 
+@pytest.mark.slow  # runs fast in-process in test_desk.py; this is its real-server twin
 def test_two_servers_on_sqlite_one_chain_no_duplicate_beats(
         tmp_path: Path, session_keys: tuple[Path, Keys], server_factory: list[Server]) -> None:
     servers = [start_server(tmp_path, session_keys[0]) for _ in range(2)]

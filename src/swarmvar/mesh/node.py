@@ -48,6 +48,9 @@ log = logging.getLogger("swarmvar.mesh")
 MAX_OBSERVATIONS = 1_000_000
 MAX_RUNS_BUFFERED = 16
 MAX_VALUES_BUFFERED = 100_000
+MAX_FINISHED = 1000
+#: Agreement outcomes a status reply carries (the most recent).
+STATUS_RUNS = 20
 #: Size of one injected anomaly: a 10% daily loss.
 ANOMALY_RETURN = -0.10
 
@@ -337,6 +340,8 @@ class MeshNode:
         del self.runs[run.run]
         outcome = run.outcome()
         self.finished[run.run] = outcome
+        while len(self.finished) > MAX_FINISHED:  # the oldest outcomes go (they are ledgered)
+            del self.finished[next(iter(self.finished))]
         self._record("mesh.agreement", {"run": run.run, "rounds": run.rounds,
                                         "value": outcome.values[-1],
                                         "start": outcome.values[0],
@@ -440,8 +445,13 @@ class MeshNode:
         if routing_id is not None:
             self._seq[m.sender] += 1
             body = {"re": m.seq, **answer}
-            self.transport.reply(routing_id, seal(self.key, self.me, m.sender, self.epoch,
-                                                  self._seq[m.sender], MessageKind.REPLY, body))
+            try:
+                frames = seal(self.key, self.me, m.sender, self.epoch, self._seq[m.sender],
+                              MessageKind.REPLY, body)
+            except SwarmVarError as exc:  # too large for one message: say so instead
+                frames = seal(self.key, self.me, m.sender, self.epoch, self._seq[m.sender],
+                              MessageKind.REPLY, {"re": m.seq, "ok": False, "error": str(exc)})
+            self.transport.reply(routing_id, frames)
 
     def status(self, now: float) -> dict[str, Any]:
         read = self.crdt.read()
@@ -452,7 +462,7 @@ class MeshNode:
             "lost": self.inbox.lost, "sent": self.transport.sent,
             "dropped": self.transport.dropped, "queued": self.transport.queued,
             "runs": {r: {"values": list(o.values), "factor": o.factor, "muted": list(o.muted)}
-                     for r, o in self.finished.items()},
+                     for r, o in list(self.finished.items())[-STATUS_RUNS:]},
             "active_runs": sorted(self.runs),
             "stats": {"count": read.count, "total": read.total, "total_sq": read.total_sq,
                       "versions": {r: c.version for r, c in self.crdt.contributions.items()}},

@@ -223,6 +223,90 @@ def canary_check(
     out.print(f"{outcome.value}: {_describe(v)}{note.get(outcome, '')}")
 
 
+class SandboxBackend(StrEnum):
+    bwrap = "bwrap"
+    none = "none"
+    e2b = "e2b"
+
+
+@canary_app.command("run")
+def canary_run(
+    variant_id: str,
+    home: Home = DEFAULT_HOME,
+    data: Annotated[str, typer.Option("--data", help="Bundled data set (sp500, nasdaq) or a "
+                                      "CSV/Parquet file of prices.")] = "sp500",
+    sandbox: Annotated[SandboxBackend, typer.Option(
+        "--sandbox", help="bwrap (bubblewrap, local), e2b (cloud, needs E2B_API_KEY) or none "
+        "(no isolation: recorded as a warning in the ledger).")] = SandboxBackend.bwrap,
+    last: Annotated[int, typer.Option(help="Out-of-sample forecast days.")] = 1000,
+    window: Annotated[int, typer.Option(help="Trailing returns each fit uses.")] = 1000,
+    refit_every: Annotated[int, typer.Option("--refit-every", help="Days between refits.")
+                           ] = 20,
+    alpha: Annotated[list[float] | None, typer.Option(
+        "--alpha", help="Confidence level(s), default 0.99 and 0.975.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the fits and the ES tests.")] = 0,
+) -> None:
+    """Fit and validate a canary variant inside a sandbox: its evidence, or its violation.
+
+    A clean run stores breach rate, Kupiec p-value and pinball loss per level
+    (judged by `variants canary check`). A sandbox violation trips the
+    variant's breaker at once, records a failed check and a ledger entry
+    (exit 1); the variant's own error counts one breaker failure (exit 1).
+    """
+    from ..errors import CircuitOpen
+    from ..swarm.canary_sandbox import validate_variant
+    from ._common import check_data, check_whole, load_series
+
+    try:
+        check_data(data)
+        n_last = check_whole(last, "--last", 1, 10**6)
+        n_window = check_whole(window, "--window", 2, 10**6)
+        check_whole(refit_every, "--refit-every", 1, 10**6)
+        check_whole(seed, "--seed", 0, 2**31 - 1)
+    except typer.BadParameter as exc:
+        err.print(f"[red]error:[/red] {exc.param_hint or ''}: {exc.message}")
+        raise typer.Exit(2) from None
+    alphas = tuple(alpha) if alpha else (0.99, 0.975)
+    from .. import sandbox as sandboxes
+    from ..ledger import Ledger
+
+    with _open(home) as h:
+        h.variants.get(variant_id)  # an unknown id is a usage error before anything runs
+        series = load_series(data, None, "price", n_last + n_window)
+        box = sandboxes.create(sandbox.value, "validation")
+        try:
+            with Ledger(_ledger_home(home)) as ledger:
+                ev = validate_variant(variant_id, series, home=h, ledger=ledger, box=box,
+                                      clock=time.time, alphas=alphas, window=n_window,
+                                      refit_every=refit_every, seed=seed, source=data)
+        except CircuitOpen as exc:
+            err.print(f"[red]refused:[/red] {exc}")
+            raise typer.Exit(1) from None
+        finally:
+            box.kill()
+        v = h.variants.get(variant_id)
+    if sandbox is SandboxBackend.none:
+        err.print("[yellow]warning:[/yellow] ran without a sandbox (--sandbox none); "
+                  "recorded in the ledger")
+    if ev.passed:
+        for a, r in zip(alphas, ev.records, strict=True):
+            out.print(f"alpha {a:g}: breach rate {r.breach_rate:.4f} (expected {1 - a:.4f}), "
+                      f"Kupiec p {_show_p(r.kupiec_p)}, pinball {r.pinball_loss or 0:.6f}")
+        out.print(f"evidence recorded: {ev.days} days in {ev.backend} sandbox "
+                  f"({ev.seconds:.2f} s); judge it with `swarmvar variants canary check "
+                  f"{variant_id}`")
+        return
+    what = f"sandbox violation ({ev.violation.value})" if ev.violation else "the task failed"
+    out.print(f"canary failed: {what}: {ev.detail}")
+    out.print(f"breaker {ev.breaker.value}; check {ev.check.value if ev.check else '-'}: "
+              f"{_describe(v)}")
+    raise typer.Exit(1)
+
+
+def _show_p(p: float | None) -> str:
+    return "n/a" if p is None else f"{p:.3f}"
+
+
 @canary_app.command("status")
 def canary_status(variant_id: str, home: Home = DEFAULT_HOME) -> None:
     """Show a canary's ramp and check counts."""

@@ -1,0 +1,215 @@
+"""The canary of a variant fits and validates it inside a sandbox (issue 15, item 4).
+
+A clean run stores the backtest evidence ``canary check`` judges; a variant
+that breaks its sandbox fails its canary, trips its breaker and is in the
+ledger with the violation; ``--sandbox none`` leaves a warning entry.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from swarmvar import data, sandbox
+from swarmvar.errors import SwarmVarError, Violation
+from swarmvar.evolution import (
+    BreakerState,
+    VariantStatus,
+    new_variant,
+    open_home,
+    start_canary,
+)
+from swarmvar.ledger import EntryKind, Ledger
+from swarmvar.models.nig import NormalInverseGamma
+from swarmvar.models.task import forecast_path
+from swarmvar.swarm.canary_sandbox import CanaryVerdict, validate_variant
+from swarmvar.validation import kupiec, pinball_loss
+
+runner = CliRunner()
+NIG = {NormalInverseGamma.name: NormalInverseGamma}
+needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None,
+                                 reason="bubblewrap is not installed")
+
+
+def _canary(home: Path, forgetting: float = 0.95, *, started_ago: float = 400.0) -> str:
+    """A NIG variant in a canary release started ``started_ago`` seconds ago."""
+    h = open_home(home)
+    try:
+        v = h.variants.add(new_variant("NormalInverseGamma", {"forgetting": forgetting}, NIG,
+                                       now=time.time() - started_ago))
+        return start_canary(h.variants, v, h.config.canary, time.time() - started_ago).id
+    finally:
+        h.close()
+
+
+def _cli(*args: str) -> tuple[int, str, str]:
+    from swarmvar.cli import build_app
+
+    res = runner.invoke(build_app(), ["variants", *args])
+    return res.exit_code, res.stdout, res.stderr
+
+
+def _events(home: Path) -> list[dict[str, object]]:
+    with Ledger(home, create=False) as ledger:
+        return [e.data for e in ledger.entries(1) if e.kind is EntryKind.VARIANT]
+
+
+@needs_bwrap
+def test_a_good_variant_validated_in_bwrap_ramps_its_canary(tmp_path: Path) -> None:
+    vid = _canary(tmp_path)
+    code, out, err = _cli("canary", "run", vid, "--data", "sp500", "--sandbox", "bwrap",
+                          "--last", "600", "--window", "500", "--home", str(tmp_path))
+    assert code == 0, (out, err)
+    assert "evidence recorded: 600 days in bwrap sandbox" in out
+    # the records are the backtest's own statistics of the same row run here
+    r = data.load("sp500").to_numpy()[-1100:]
+    _, arrays = forecast_path({"agent": "nig", "options": {"forgetting": 0.95},
+                               "alphas": [0.99, 0.975], "window": 500, "refit_every": 20},
+                              {"returns": r}, 0)
+    losses = -r[500:]
+    h = open_home(tmp_path)
+    try:
+        rows = h.db.read("SELECT breach_rate, kupiec_p, pinball_loss, success_rate FROM metrics "
+                         "WHERE variant_id=? ORDER BY rowid", (vid,))
+        for j, (alpha, row) in enumerate(zip((0.99, 0.975), rows, strict=True)):
+            hits = losses > arrays["var"][:, j]
+            assert row[0] == hits.mean()
+            assert row[1] == pytest.approx(kupiec(hits, alpha).pvalue, rel=1e-12)
+            assert row[2] == pytest.approx(
+                pinball_loss(losses, arrays["var"][:, j], alpha).mean(), rel=1e-12)
+            assert row[3] == 1.0
+        assert h.breakers.load(vid).state is BreakerState.CLOSED
+    finally:
+        h.close()
+    (event,) = _events(tmp_path)
+    assert event["event"] == "canary_validation" and event["outcome"] == "evidence"
+    assert event["variant_id"] == vid and event["backend"] == "bwrap" and event["days"] == 600
+    code, out, _ = _cli("canary", "check", vid, "--home", str(tmp_path))
+    assert code == 0 and out.splitlines()[-1].startswith("ramped"), out
+
+
+@needs_bwrap
+@pytest.mark.parametrize(("limits", "kind"), [
+    ({"cpu_seconds": 60, "wall_seconds": 0.05}, Violation.WALL_TIMEOUT),
+    ({"cpu_seconds": 0.2, "wall_seconds": 120}, Violation.CPU_TIME),
+])
+def test_a_violation_fails_the_canary_trips_the_breaker_and_is_recorded(
+        tmp_path: Path, limits: dict[str, float], kind: Violation) -> None:
+    vid = _canary(tmp_path)
+    tiny = replace(sandbox.VALIDATION, name="tiny", **limits)
+    r = data.load("sp500")
+    h = open_home(tmp_path)
+    try:
+        with Ledger(tmp_path) as ledger, sandbox.create("bwrap", tiny) as box:
+            ev = validate_variant(vid, r, home=h, ledger=ledger, box=box, clock=time.time,
+                                  window=500)
+        assert ev.verdict is CanaryVerdict.VIOLATION and ev.violation is kind
+        assert not ev.passed and ev.breaker is BreakerState.OPEN
+        assert h.breakers.load(vid).state is BreakerState.OPEN  # at once, not after 5
+        v = h.variants.get(vid)
+        assert v.status is VariantStatus.CANARY and v.canary is not None
+        assert v.canary.failed_checks == 1 and h.metrics.count(vid) == 1
+    finally:
+        h.close()
+    (event,) = _events(tmp_path)
+    assert event["outcome"] == "violation" and event["violation"] == kind.value
+    assert event["variant_id"] == vid and event["breaker"] == "open"
+    assert event["check"] == "failed" and event["profile"]["name"] == "tiny"  # type: ignore[index]
+    code, out, _ = _cli("canary", "check", vid, "--home", str(tmp_path))
+    assert "circuit breaker is open" in out and out.splitlines()[-1].startswith("failed")
+    # an open breaker refuses the next run before anything starts
+    code, out, err = _cli("canary", "run", vid, "--sandbox", "none", "--home", str(tmp_path))
+    assert code == 1 and "OPEN" in err and len(_events(tmp_path)) == 1
+
+
+def test_sandbox_none_runs_with_a_warning_in_the_ledger(tmp_path: Path) -> None:
+    vid = _canary(tmp_path)
+    code, out, err = _cli("canary", "run", vid, "--sandbox", "none", "--last", "250",
+                          "--window", "300", "--alpha", "0.975", "--home", str(tmp_path))
+    assert code == 0, (out, err)
+    assert "without a sandbox" in err and "evidence recorded: 250 days in none" in out
+    warning, result = _events(tmp_path)
+    assert warning["event"] == "sandbox_warning" and warning["backend"] == "none"
+    assert warning["variant_id"] == vid and "without isolation" in str(warning["warning"])
+    assert result["outcome"] == "evidence" and len(result["levels"]) == 1  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--sandbox", "docker"], "docker"),
+    (["--last", "0"], "--last"),
+    (["--data", "nosuchdata"], "nosuchdata"),
+    (["--alpha", "1.5"], "alphas"),
+    (["--window", "1"], "--window"),
+])
+def test_usage_errors_exit_2(tmp_path: Path, args: list[str], says: str) -> None:
+    vid = _canary(tmp_path)
+    code, out, err = _cli("canary", "run", vid, "--sandbox", "none", *args,
+                          "--home", str(tmp_path))
+    assert code == 2 and says in out + err, (out, err)
+    assert not (tmp_path / "ledger.jsonl").exists() or _events(tmp_path) == []
+
+
+def test_unknown_drafts_and_e2b_without_a_key_exit_2(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    code, _, err = _cli("canary", "run", "not-a-variant", "--home", str(tmp_path))
+    assert code == 2 and "no variant" in err
+    h = open_home(tmp_path)
+    draft = h.variants.add(new_variant("NormalInverseGamma", {"forgetting": 0.9}, NIG,
+                                       now=time.time())).id
+    h.close()
+    code, _, err = _cli("canary", "run", draft, "--sandbox", "none", "--last", "50",
+                        "--window", "100", "--home", str(tmp_path))
+    assert code == 2 and "canary start" in err
+    monkeypatch.delenv("E2B_API_KEY", raising=False)
+    vid = _canary(tmp_path)
+    code, _, err = _cli("canary", "run", vid, "--sandbox", "e2b", "--home", str(tmp_path))
+    assert code == 2 and "e2b" in err.lower()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bad=st.sampled_from(["nan", "inf", "2d", "short", "alpha", "window", "refit", "seed"]),
+       value=st.floats(-1e6, 1e6, allow_nan=False))
+def test_bad_input_is_refused_before_anything_runs_or_is_stored(bad: str, value: float) -> None:
+    r = np.random.default_rng(0).normal(0, 0.01, 200)
+    kwargs: dict[str, object] = {"window": 100}
+    if bad == "nan":
+        r[int(abs(value)) % 200] = np.nan
+    elif bad == "inf":
+        r[int(abs(value)) % 200] = np.inf
+    elif bad == "2d":
+        r = r.reshape(100, 2)
+    elif bad == "short":
+        kwargs["window"] = 200 + int(abs(value)) % 50
+    elif bad == "alpha":
+        kwargs["alphas"] = (value,) if not 0.5 <= value < 1 else (0.99, 0.99)
+    elif bad == "window":
+        kwargs["window"] = int(value) if int(value) < 2 else 1.5
+    elif bad == "refit":
+        kwargs["refit_every"] = min(0, int(value))
+    else:
+        kwargs["seed"] = -1 - int(abs(value))
+    with tempfile.TemporaryDirectory() as folder:
+        vid = _canary(Path(folder))
+        h = open_home(folder)
+        box = sandbox.create("none", "validation")
+        try:
+            with Ledger(folder) as ledger:
+                before = len(list(ledger.entries(0)))
+                with pytest.raises(SwarmVarError):
+                    validate_variant(vid, r, home=h, ledger=ledger, box=box,
+                                     clock=time.time, **kwargs)  # type: ignore[arg-type]
+                assert len(list(ledger.entries(0))) == before
+            assert h.metrics.count(vid) == 0 and box.health().workers_started == 0
+            assert h.breakers.load(vid).state is BreakerState.CLOSED
+        finally:
+            box.kill()
+            h.close()

@@ -198,3 +198,25 @@ def test_krum_picks_inside_honest_hull_when_adversaries_are_far(case):
         return
     pick = values[krum(np.array(values)[:, None], f)]
     assert lo <= pick <= hi
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(3, 16), st.integers(0, 2**32 - 1), st.booleans(), st.booleans())
+def test_small_python_path_equals_numpy_bit_for_bit(n, seed, ties, zero_weight):
+    """robust_aggregate's Python path for a beat's few agents is the numpy path's bits."""
+    from swarmvar.consensus.robust import _combine, _trimmed_weights
+
+    rng = np.random.default_rng(seed)
+    x = rng.lognormal(-4, 1.0, (n, 6))
+    if ties:
+        x = np.round(x, 3)
+    w = rng.dirichlet(np.ones(n))
+    if zero_weight:
+        w[rng.integers(n)] = 0.0
+    for aggregator, f in ((Aggregator.TRIMMED_MEAN, (n - 1) // 2), (Aggregator.TRIMMED_MEAN, 1),
+                          (Aggregator.MEAN, 0)):
+        got = robust_aggregate(x, aggregator, f, w)
+        trim = f if aggregator is Aggregator.TRIMMED_MEAN else 0
+        ref = _trimmed_weights(x, trim, w)
+        np.testing.assert_array_equal(got.weights, ref)
+        np.testing.assert_array_equal(got.value, _combine(x, ref))

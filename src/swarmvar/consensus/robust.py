@@ -25,6 +25,7 @@ which were trimmed.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from enum import Enum
@@ -217,6 +218,48 @@ def trimmed_mean(values: ArrayLike, f: int, weights: ArrayLike | None = None) ->
     return float(_combine(x, _trimmed_weights(x, f, _check_weights(weights, x.shape[0])))[0])
 
 
+#: Up to this many rows, the trimmed mean runs on Python floats (a live beat's few
+#: agents: numpy's per-call overhead would dominate).
+_SMALL = 16
+
+
+def _small_trimmed(
+    x: list[list[float]], trim: int, w: list[float]
+) -> tuple[list[float], list[list[float]]]:
+    """:func:`_trimmed_weights` then :func:`_combine` on Python floats, the same bits.
+
+    Same stable order, same sums in the same (index) order, the same clip
+    (tested bit for bit against the numpy path).
+    """
+    n, d = len(x), len(x[0])
+    share = [[0.0] * d for _ in range(n)]
+    values = []
+    for j in range(d):
+        col = [row[j] for row in x]
+        order = sorted(range(n), key=col.__getitem__)  # stable, like argsort(kind="stable")
+        kept = set(order[trim : n - trim])
+        ws = [w[i] if i in kept else 0.0 for i in range(n)]
+        mass = 0.0
+        for v in ws:
+            mass += v
+        if mass <= 0:  # all surviving weights underflowed: equal among survivors
+            ws = [1.0 if i in kept else 0.0 for i in range(n)]
+            mass = 0.0
+            for v in ws:
+                mass += v
+        total, low, high = 0.0, math.inf, -math.inf
+        for i in range(n):
+            wi = ws[i] / mass
+            share[i][j] = wi
+            if wi > 0:
+                total += wi * col[i]
+                low, high = min(low, col[i]), max(high, col[i])
+            else:
+                total += wi * 0.0
+        values.append(min(max(total, low), high))
+    return values, share
+
+
 def _combine(x: FloatArray, weights: FloatArray) -> FloatArray:
     # a convex combination; written as sum of w*x so huge trimmed inputs (w = 0) cannot overflow
     used = weights > 0
@@ -361,6 +404,10 @@ def robust_aggregate(
     n, d = x.shape
     check_tolerance(aggregator, n, f)
     w = _check_weights(weights, n)
+    if aggregator in (Aggregator.TRIMMED_MEAN, Aggregator.MEAN) and n <= _SMALL:
+        trim = f if aggregator is Aggregator.TRIMMED_MEAN else 0
+        value, share = _small_trimmed(x.tolist(), trim, w.tolist())
+        return Aggregate(value=np.array(value), weights=np.array(share))
     if aggregator is Aggregator.MEDIAN:
         out = _median_weights(x)
     elif aggregator is Aggregator.TRIMMED_MEAN:

@@ -91,3 +91,45 @@ def test_cli_usage_errors_exit_2(tmp_path: Path) -> None:
     r = runner.invoke(app, ["mesh", "node", "--id", "a", "--cluster", str(cluster), "--key",
                             str(key), "--peer", "b=udp://x"])
     assert r.exit_code == 2
+
+
+def test_cli_node_and_status_end_to_end(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from swarmvar.mesh import write_cluster, write_key
+
+    port = 39500 + os.getpid() % 400
+    node_key, admin_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    write_key(tmp_path / "n0.key", node_key)
+    write_key(tmp_path / "admin.key", admin_key)
+    cluster = tmp_path / "cluster.json"
+    write_cluster(cluster, {"n0": f"tcp://127.0.0.1:{port}", "n1": "tcp://127.0.0.1:1"},
+                  {"n0": node_key, "n1": Ed25519PrivateKey.generate()}, {"admin": admin_key})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from swarmvar.cli import main; main()", "mesh", "node",
+         "--id", "n0", "--cluster", str(cluster), "--key", str(tmp_path / "n0.key"),
+         "--port", str(port), "--peer", "n1=tcp://127.0.0.1:2", "--max-seconds", "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        runner = CliRunner()
+        app = build_app()
+        answer: dict[str, object] = {}
+        for _ in range(10):  # the node may still be starting
+            r = runner.invoke(app, ["mesh", "status", "n0", "--cluster", str(cluster),
+                                    "--admin", "admin", "--key", str(tmp_path / "admin.key"),
+                                    "--timeout", "3"])
+            if r.exit_code == 0:
+                answer = json.loads(r.output)
+                break
+        assert answer.get("ok") is True
+        status = answer["status"]
+        assert isinstance(status, dict) and status["node"] == "n0"
+        assert status["members"] == {"n1": "suspect"} or status["members"] == {"n1": "dead"}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        assert proc.stdout is not None
+        proc.stdout.close()
+    assert proc.returncode == 0  # SIGTERM: a graceful stop

@@ -7,7 +7,9 @@ ledger with the violation; ``--sandbox none`` leaves a warning entry.
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -29,6 +31,7 @@ from swarmvar.evolution import (
     start_canary,
 )
 from swarmvar.ledger import EntryKind, Ledger
+from swarmvar.models import BayesianBootstrap
 from swarmvar.models.nig import NormalInverseGamma
 from swarmvar.models.task import forecast_path
 from swarmvar.swarm.canary_sandbox import CanaryVerdict, validate_variant
@@ -131,6 +134,33 @@ def test_a_violation_fails_the_canary_trips_the_breaker_and_is_recorded(
     assert code == 1 and "OPEN" in err and len(_events(tmp_path)) == 1
 
 
+def test_the_agents_own_error_counts_one_failure_and_rolls_back_at_the_third(
+        tmp_path: Path) -> None:
+    h = open_home(tmp_path)
+    v = h.variants.add(new_variant("BayesianBootstrap", {"draws": 200},
+                                   {"BayesianBootstrap": BayesianBootstrap}, now=time.time()))
+    vid = start_canary(h.variants, v, h.config.canary, time.time()).id
+    r = data.load("sp500").to_numpy()[:200]
+    try:
+        with Ledger(tmp_path) as ledger, sandbox.create("none", "validation") as box:
+            outcomes = []
+            for _ in range(3):  # a 10-day window is shorter than the bootstrap's 50
+                ev = validate_variant(vid, r, home=h, ledger=ledger, box=box,
+                                      clock=time.time, window=10)
+                assert ev.verdict is CanaryVerdict.TASK_FAILED and ev.violation is None
+                assert "InvalidReturns" in ev.detail
+                outcomes.append((ev.check, h.breakers.load(vid).failures, ev.breaker))
+        assert [o[1] for o in outcomes] == [1, 2, 3]  # counted, below the threshold of 5
+        assert all(o[2] is BreakerState.CLOSED for o in outcomes)
+        assert [o[0].value for o in outcomes if o[0]] == ["failed", "failed", "rolled_back"]
+        assert h.variants.get(vid).status is VariantStatus.ROLLED_BACK
+    finally:
+        h.close()
+    events = _events(tmp_path)
+    assert [e["event"] for e in events] == ["sandbox_warning", "canary_validation"] * 3
+    assert events[-1]["outcome"] == "task_failed" and events[-1]["status"] == "rolled_back"
+
+
 def test_sandbox_none_runs_with_a_warning_in_the_ledger(tmp_path: Path) -> None:
     vid = _canary(tmp_path)
     code, out, err = _cli("canary", "run", vid, "--sandbox", "none", "--last", "250",
@@ -141,6 +171,34 @@ def test_sandbox_none_runs_with_a_warning_in_the_ledger(tmp_path: Path) -> None:
     assert warning["event"] == "sandbox_warning" and warning["backend"] == "none"
     assert warning["variant_id"] == vid and "without isolation" in str(warning["warning"])
     assert result["outcome"] == "evidence" and len(result["levels"]) == 1  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("e2b") is None, reason="the e2b SDK is not installed")
+def test_the_canary_in_e2b_against_the_fake_api(tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fake_e2b import serve_fake_e2b
+
+    vid = _canary(tmp_path)
+    series = data.load("sp500").iloc[-400:]
+    h = open_home(tmp_path)
+    try:
+        with serve_fake_e2b() as (fake, url), Ledger(tmp_path) as ledger:
+            box = sandbox.create("e2b", "validation", api_key="e2b_test_key", api_url=url,
+                                 sandbox_url=url, python=sys.executable)
+            try:
+                ev = validate_variant(vid, series, home=h, ledger=ledger, box=box,
+                                      clock=time.time, alphas=(0.975,), window=300)
+            finally:
+                box.kill()
+        assert ev.passed and ev.backend == "e2b" and ev.days == 100
+        assert fake.created[-1]["allow_internet_access"] is False
+        x = series.to_numpy()
+        _, arrays = forecast_path({"agent": "nig", "options": {"forgetting": 0.95},
+                                   "alphas": [0.975], "window": 300, "refit_every": 20},
+                                  {"returns": x}, 0)
+        assert ev.records[0].breach_rate == (-x[300:] > arrays["var"][:, 0]).mean()
+    finally:
+        h.close()
 
 
 @pytest.mark.parametrize(("args", "says"), [

@@ -207,7 +207,6 @@ def run(
                 if live is not None:
                     live.update(_table(swarm, breaches, events), refresh=True)
                     live.stop()
-            swarm.checkpoint()
     except SwarmVarError as exc:
         raise fail(exc) from None
     finally:
@@ -218,6 +217,6 @@ def run(
                f"({summary.stopped}); {rejected} ticks refused, {summary.skipped} already "
                f"recorded; {seqs}")
     if summary.stopped == "interrupted":
-        typer.echo(f"stopped after the beat in progress; the ledger and checkpoint under "
-                   f"{home} are consistent. Resume with the same command: it continues after "
-                   f"cursor {summary.cursor}.")
+        typer.echo(f"stopped after the beat in progress; every beat is in the ledger under "
+                   f"{home}. Resume with the same command: it restores the last checkpoint, "
+                   f"replays the ledger after it and continues after cursor {summary.cursor}.")

@@ -12,13 +12,14 @@
 4. appends the beat — signed estimates, consensus (with the tick, its
    sequence number and the source's cursor), role records and decisions —
    to the ledger in one transaction (or one per ``ledger_batch`` beats);
-5. every ``checkpoint_every`` beats writes every portfolio's state to the
-   evolution state store in one atomic step, after flushing the ledger.
+5. when a portfolio's sequence number reaches a multiple of
+   ``checkpoint_every``, writes its state to the evolution state store in one
+   atomic step, after flushing the ledger.
 
-Recovery: :meth:`Swarm.start` finds the last checkpoint, restores it, and
-replays (without recording again) the beats the ledger holds after it, from
-the ticks written in those beats; a source then resumes after the last
-recorded tick. So every tick is in the ledger once, and the forecasts equal
+Recovery: :meth:`Swarm.start` finds each portfolio's last checkpoint,
+restores it, and replays (without recording again) the beats the ledger holds
+after it, from the ticks written in those beats; a source then resumes after
+the last recorded tick. So every tick is in the ledger once, and the forecasts equal
 an uninterrupted run's.
 """
 
@@ -124,7 +125,8 @@ class Swarm:
     executor : Executor, optional
         Where the swarms live (default :class:`LocalExecutor` in this process).
     checkpoint_every : int
-        Beats (over all portfolios) between checkpoints.
+        A portfolio is checkpointed when its beat sequence number is a multiple
+        of this (a schedule fixed by the ticks, the same after any restart).
     ledger_batch : int
         Beats per ledger transaction (1: each beat commits on its own).
     observers : sequence of BeatObserver
@@ -200,7 +202,7 @@ class Swarm:
         self._requests: dict[str, list[tuple[str, str]]] = {p: [] for p in self.specs}
         self._batch: list[tuple[EntryKind, Mapping[str, Any]]] = []
         self._batched_beats = 0
-        self._since_checkpoint = 0
+        self._marks: dict[str, Any] = {}
         self._log: dict[str, list[BeatInput]] = {p: [] for p in self.specs}  # since checkpoint
         self._started = False
         self._closed = False
@@ -272,26 +274,42 @@ class Swarm:
 
     # --- checkpoints and recovery --------------------------------------------------
 
-    def checkpoint(self) -> None:
-        """Flush the ledger, then store every portfolio's state and the run's marks atomically."""
+    def checkpoint(self, names: Sequence[str] | None = None) -> None:
+        """Flush the ledger, then store the named portfolios' states (default: all) atomically.
+
+        The swarm checkpoints a portfolio when its sequence number reaches a
+        multiple of ``checkpoint_every`` (and at seq 0): a schedule fixed by
+        the ticks alone, so a resumed run takes (and replays) the same
+        checkpoints as an uninterrupted one. Each portfolio's mark records its
+        seq, its date, the ledger size, its pending refits and requests.
+        """
         self.flush()
-        blobs = self.executor.states(list(self.specs))
-        run = {"ledger_size": self.ledger.size, "seq": self.seq,
-               "last_as_of": {p: None if v is None else v.isoformat()
-                              for p, v in self.last_as_of.items()},
-               "cursor": self.cursor,
-               "pending": [_job_dict(job) for job, _ in self._pending.values()],
-               "requests": {p: [list(x) for x in v] for p, v in self._requests.items()}}
-        states = {STATE_PREFIX + p: b for p, b in blobs.items()}
+        names = list(self.specs) if names is None else list(names)
+        blobs = self.executor.states(names)
+        marks = dict(self._marks)
+        states: dict[str, bytes] = {STATE_PREFIX + p: b for p, b in blobs.items()}
+        size = self.ledger.size
+        for p in names:
+            jobs = [job for job, _ in self._pending.values() if job.portfolio == p]
+            for i, job in enumerate(jobs):
+                states[f"swarm-job:{p}:{i}"] = job.state + job.returns.tobytes()
+            last = self.last_as_of[p]
+            marks[p] = {"seq": self.seq[p], "ledger_size": size,
+                        "last_as_of": None if last is None else last.isoformat(),
+                        "pending": [_job_dict(job) for job in jobs],
+                        "requests": [list(x) for x in self._requests[p]]}
+        run = {"marks": marks, "cursor": self.cursor}
         states[RUN_KEY] = json.dumps(run).encode()
-        pending_blobs = {f"swarm-job:{i}": job.state + job.returns.tobytes()
-                         for i, (job, _) in enumerate(self._pending.values())}
-        states.update(pending_blobs)
         self.states.put_many(states, now=time.time())
         for key in states:
             self.states.prune(key, keep=2)
-        self._since_checkpoint = 0
-        self._log = {p: [] for p in self.specs}
+        self._marks = marks
+        for p in names:
+            self._log[p] = []
+
+    def _due(self, name: str) -> bool:
+        """Whether ``name``'s checkpoint falls at its current seq (the fixed schedule)."""
+        return self.seq[name] % self.checkpoint_every == 0
 
     def _resume(self) -> bool:
         from ..evolution import UnknownState
@@ -300,23 +318,37 @@ class Swarm:
             run = json.loads(self.states.get(RUN_KEY).decode())
         except UnknownState:
             return False
-        blobs = {p: self.states.get(STATE_PREFIX + p) for p in self.specs}
-        self.executor.restore(blobs)
-        self.seq = {p: int(run["seq"].get(p, 0)) for p in self.specs}
-        self.last_as_of = {p: None if run["last_as_of"].get(p) is None
-                           else datetime.fromisoformat(run["last_as_of"][p]) for p in self.specs}
+        marks = run["marks"]
+        missing = sorted(set(self.specs) - set(marks))
+        if missing:
+            from ..errors import ResumeMismatch
+
+            raise ResumeMismatch(f"the home's run has no checkpoint of {missing}; use the "
+                                 "portfolios it was started with, or another --home")
+        self._marks = {p: marks[p] for p in self.specs}
+        self.executor.restore({p: self.states.get(STATE_PREFIX + p) for p in self.specs})
+        self._pending = {}
+        for p in self.specs:
+            m = marks[p]
+            self.seq[p] = int(m["seq"])
+            self.last_as_of[p] = (None if m["last_as_of"] is None
+                                  else datetime.fromisoformat(m["last_as_of"]))
+            self._requests[p] = [(str(x[0]), str(x[1])) for x in m["requests"]]
+            for i, d in enumerate(m["pending"]):
+                job = _job_from(d, self.states.get(f"swarm-job:{p}:{i}"))
+                self._pending[job.key] = (job, None)
         self.cursor = run["cursor"]
-        self._requests = {p: [(str(x[0]), str(x[1])) for x in run["requests"].get(p, [])]
-                          for p in self.specs}
-        jobs = [_job_from(d, self.states.get(f"swarm-job:{i}"))
-                for i, d in enumerate(run["pending"])]
-        self._pending = {job.key: (job, None) for job in jobs}
-        self._replay_ledger(int(run["ledger_size"]))
+        self._replay_ledger(min(int(marks[p]["ledger_size"]) for p in self.specs))
         self._resume_as_of = dict(self.last_as_of)
         return True
 
     def _replay_ledger(self, start: int) -> None:
-        """Re-run, without recording, the beats the ledger holds after the checkpoint."""
+        """Re-run, without recording, the beats the ledger holds after each checkpoint.
+
+        At each beat where the original run checkpointed the portfolio, its
+        agents are swapped for their restored copies again (as a checkpoint
+        does), so the replay continues exactly as the original did.
+        """
         for entry in self.ledger.entries(start):
             if entry.kind != EntryKind.CONSENSUS.value or "beat" not in entry.data:
                 continue
@@ -339,6 +371,8 @@ class Swarm:
             self._latest[name] = outcome.report
             if b.get("cursor") is not None:
                 self.cursor = b["cursor"]
+            if self._due(name):
+                self.executor.states([name])  # the checkpoint's rebase, nothing written
 
     def _take_result(self, portfolio: str, agent: str, launched: int, *, wait: bool
                      ) -> RefitResult:
@@ -363,6 +397,8 @@ class Swarm:
                             exc, ", ".join(lost))
                 self.executor.reset(lost)
                 self.executor.restore({p: self.states.get(STATE_PREFIX + p) for p in lost})
+                # the checkpoint is at each portfolio's last multiple of checkpoint_every;
+                # the log holds the ticks since (no checkpoint falls inside it)
                 missed = [(p, t) for p in lost for t in self._log[p]]
                 if missed:
                     self.executor.beats(missed)
@@ -403,8 +439,9 @@ class Swarm:
         outcomes = self._run_beats(inputs, record=True) if inputs else []
         reports = [self._after(name, tick, outcome, cursor)
                    for (name, tick), outcome in zip(inputs, outcomes, strict=True)]
-        if self._since_checkpoint >= self.checkpoint_every:
-            self.checkpoint()
+        due = [name for name, _ in inputs if self._due(name)]
+        if due:
+            self.checkpoint(due)
         if refused is not None:
             raise refused
         return reports
@@ -487,7 +524,6 @@ class Swarm:
         self._latest[name] = report
         self.timings[name] = dict(outcome.seconds)
         self._append(self._entries(name, tick, outcome, decisions, optimize, cursor), beats=1)
-        self._since_checkpoint += 1
         return report
 
     def _entries(self, name: str, tick: BeatInput, outcome: BeatOutcome,

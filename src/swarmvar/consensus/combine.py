@@ -242,11 +242,18 @@ def _target(
     return ranked[0][0]
 
 
+def _median(values: list[float]) -> float:
+    """``statistics.median`` of a short list (the same value, less overhead)."""
+    s = sorted(values)
+    k = len(s) // 2
+    return s[k] if len(s) % 2 else (s[k - 1] + s[k]) / 2
+
+
 def _spread(points: list[float], half_widths: list[float], z: float) -> float:
     """Between-agent sd: scaled MAD of the points (>= 3 agents), else mean posterior sd."""
     if len(points) >= 3:
-        centre = statistics.median(points)
-        return MAD_TO_SD * statistics.median([abs(p - centre) for p in points])
+        centre = _median(points)
+        return MAD_TO_SD * _median([abs(p - centre) for p in points])
     return statistics.fmean(half_widths) / z
 
 

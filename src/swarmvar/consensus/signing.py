@@ -112,7 +112,12 @@ def malformation(estimate: Estimate) -> str | None:
     var_lo, var_hi = estimate.var_interval
     es_lo, es_hi = estimate.es_interval
     numbers = (estimate.alpha, estimate.var, estimate.es, var_lo, var_hi, es_lo, es_hi)
-    if not all(type(v) is float and -MAX_MAGNITUDE <= v <= MAX_MAGNITUDE for v in numbers):
+    plain = True
+    for v in numbers:  # a loop, not all(genexpr): this runs for every estimate of every beat
+        if type(v) is not float or not -MAX_MAGNITUDE <= v <= MAX_MAGNITUDE:
+            plain = False
+            break
+    if not plain:
         for name, value in zip(_NUMBER_NAMES, numbers, strict=True):  # say which, and why
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 return f"{name} must be a number, got {value!r}"

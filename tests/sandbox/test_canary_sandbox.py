@@ -271,3 +271,27 @@ def test_bad_input_is_refused_before_anything_runs_or_is_stored(bad: str, value:
         finally:
             box.kill()
             h.close()
+
+
+@pytest.mark.parametrize("broken", ["shape", "dtype", "nan", "es_below", "missing"])
+def test_a_malformed_row_from_inside_is_a_violation(broken: str) -> None:
+    from swarmvar.errors import SandboxViolation
+    from swarmvar.swarm.canary_sandbox import _checked
+
+    var = np.full((5, 2), 0.02)
+    arrays: dict[str, np.ndarray] = {"var": var, "es": var * 1.2}
+    if broken == "shape":
+        arrays["var"] = var[:4]
+    elif broken == "dtype":
+        arrays["es"] = (var * 1.2).astype(np.float32)
+    elif broken == "nan":
+        arrays["var"] = np.where(np.eye(5, 2) > 0, np.nan, var)
+    elif broken == "es_below":
+        arrays["es"] = var * 0.5
+    else:
+        del arrays["es"]
+    with pytest.raises(SandboxViolation) as caught:
+        _checked(arrays, 5, 2)
+    assert caught.value.violation is Violation.MALFORMED_RESULT
+    good_var, good_es = _checked({"var": var, "es": var * 1.2}, 5, 2)
+    assert good_var is var and np.array_equal(good_es, var * 1.2)

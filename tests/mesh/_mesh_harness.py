@@ -6,9 +6,11 @@ here, the test process (in the root namespace) sits on the bridge as ``.1``
 and speaks to the nodes as the admin. A partition is a set of iptables DROP
 rules inside the namespaces between the two sides (the admin's address is
 never dropped). Everything is removed on close, also after a failure. Where
-namespaces cannot be made (not root, no ``ip``), the nodes run on loopback
-instead and :attr:`Harness.isolation` says ``"loopback"``; partitions then
-are not available.
+namespaces cannot be made (not root, no ``ip``) — or when the environment
+sets ``SWARMVAR_MESH_TEST_ISOLATION=loopback`` — the nodes run on loopback
+instead, every link through a fault-injecting proxy (``_mesh_proxy.py``)
+that partitions by dropping links, and :attr:`Harness.isolation` says
+``"loopback"``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from _mesh_proxy import LoopbackProxy
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from swarmvar.mesh import AdminClient, load_cluster, write_cluster, write_key
@@ -55,7 +58,10 @@ class Harness:
                  node_args: Sequence[str] = ()) -> None:
         self.tmp, self.names, self.byzantine = tmp, list(names), set(byzantine)
         self.node_args = list(node_args)
-        self.isolation = "netns" if namespaces_available() else "loopback"
+        forced = os.environ.get("SWARMVAR_MESH_TEST_ISOLATION") == "loopback"
+        self.isolation = "netns" if not forced and namespaces_available() else "loopback"
+        self.proxy: LoopbackProxy | None = None
+        self._proxy_base = 24000 + (os.getpid() % 97) * 100
         tag = os.getpid() % 10000
         self.subnet = f"10.213.{os.getpid() % 200 + 20}"
         self.bridge = f"svb{tag}"
@@ -65,7 +71,7 @@ class Harness:
             self.ip = {n: f"{self.subnet}.{10 + i}" for i, n in enumerate(self.names)}
             self.addresses = {n: f"tcp://{self.ip[n]}:{PORT}" for n in self.names}
         else:
-            base = 20000 + (os.getpid() % 2000) * 10
+            base = 44000 + (os.getpid() % 1000) * 10
             self.ip = {n: "127.0.0.1" for n in self.names}
             self.addresses = {n: f"tcp://127.0.0.1:{base + i}" for i, n in enumerate(self.names)}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -83,8 +89,14 @@ class Harness:
 
     # --- network -------------------------------------------------------------
 
+    def _proxy_port(self, src: str, dst: str) -> int:
+        return self._proxy_base + 10 * self.names.index(src) + self.names.index(dst)
+
     def build(self) -> None:
         if self.isolation != "netns":
+            real = {n: int(self.addresses[n].rsplit(":", 1)[1]) for n in self.names}
+            self.proxy = LoopbackProxy({(a, b): (self._proxy_port(a, b), real[b])
+                                        for a in self.names for b in self.names if a != b})
             return
         _ip("link", "add", self.bridge, "type", "bridge")
         self._made.append("bridge")
@@ -108,7 +120,12 @@ class Harness:
 
     def partition(self, side_a: Sequence[str], side_b: Sequence[str]) -> None:
         """Drop every packet between the two sides (inside each node's namespace)."""
-        assert self.isolation == "netns"
+        if self.proxy is not None:
+            for a in side_a:
+                for b in side_b:
+                    self.proxy.block(a, b)
+                    self.proxy.block(b, a)
+            return
         for a in side_a:
             for b in side_b:
                 for x, y in ((a, b), (b, a)):
@@ -116,6 +133,9 @@ class Harness:
                     self._iptables(x, "-A", "OUTPUT", "-d", self.ip[y], "-j", "DROP")
 
     def heal(self) -> None:
+        if self.proxy is not None:
+            self.proxy.unblock_all()
+            return
         for n in self.names:
             self._iptables(n, "-F", "INPUT")
             self._iptables(n, "-F", "OUTPUT")
@@ -134,6 +154,10 @@ class Harness:
                 *self.node_args]
         if self.isolation == "netns":
             cmd = ["ip", "netns", "exec", self.ns[name], *cmd]
+        else:  # every peer through its link's proxy port
+            for peer in self.names:
+                if peer != name:
+                    cmd += ["--peer", f"{peer}=tcp://127.0.0.1:{self._proxy_port(name, peer)}"]
         log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - closed in close()
         self._logs.append(log)
         self.procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
@@ -181,6 +205,9 @@ class Harness:
                 p.send_signal(signal.SIGKILL)
             p.wait(timeout=20)
         self.procs.clear()
+        if self.proxy is not None:
+            self.proxy.close()
+            self.proxy = None
         for log in self._logs:
             log.close()
         self._logs.clear()

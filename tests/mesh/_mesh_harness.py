@@ -62,7 +62,7 @@ class Harness:
         self.isolation = "netns" if not forced and namespaces_available() else "loopback"
         self.proxy: LoopbackProxy | None = None
         self._proxy_base = 24000 + (os.getpid() % 97) * 100
-        tag = os.getpid() % 10000
+        tag = os.getpid()  # names carry the pid: leftovers of a killed run are swept
         self.subnet = f"10.213.{os.getpid() % 200 + 20}"
         self.bridge = f"svb{tag}"
         self.ns = {n: f"svm{tag}-{i}" for i, n in enumerate(self.names)}
@@ -92,7 +92,31 @@ class Harness:
     def _proxy_port(self, src: str, dst: str) -> int:
         return self._proxy_base + 10 * self.names.index(src) + self.names.index(dst)
 
+    @staticmethod
+    def sweep_leftovers() -> None:
+        """Remove namespaces and bridges left by harnesses whose process is gone (kill -9)."""
+        import re
+
+        def gone(pid: int) -> bool:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                return False
+            return False
+
+        for line in _ip("netns", "list", check=False).stdout.splitlines():
+            m = re.match(r"svm(\d+)-\d+", line.split()[0] if line.split() else "")
+            if m and gone(int(m.group(1))):
+                _ip("netns", "del", m.group(0), check=False)
+        for m in re.finditer(r"\d+: (svb(\d+))[:@]", _ip("link", "show", check=False).stdout):
+            if gone(int(m.group(2))):
+                _ip("link", "del", m.group(1), check=False)
+
     def build(self) -> None:
+        if self.isolation == "netns":
+            self.sweep_leftovers()
         if self.isolation != "netns":
             real = {n: int(self.addresses[n].rsplit(":", 1)[1]) for n in self.names}
             self.proxy = LoopbackProxy({(a, b): (self._proxy_port(a, b), real[b])

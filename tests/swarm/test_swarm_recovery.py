@@ -116,3 +116,34 @@ def test_close_and_reopen_equals_an_uninterrupted_run(tmp_path, sp500, lag):
             swarm.run(Replay(r, portfolio="sp500", start=child.WINDOW), beats=stop
                       - swarm.seq["sp500"])
     assert _beats(home) == expected
+
+
+def test_corrupted_states_and_other_settings_are_refused(tmp_path, sp500):
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from swarmvar.errors import InvalidState, ResumeMismatch
+    from swarmvar.swarm import PortfolioSwarm
+
+    home = tmp_path / "home"
+    r = sp500.iloc[: child.WINDOW + 5]
+    with make_swarm(home, **child.SETTINGS) as swarm:
+        swarm.start({"sp500": r.iloc[: child.WINDOW]})
+        swarm.run(Replay(r, portfolio="sp500", start=child.WINDOW))
+        config = swarm.configs["sp500"]
+        blob = swarm.executor.states(["sp500"])["sp500"]
+
+    @settings(max_examples=25, deadline=None)
+    @given(st.integers(0, len(blob) - 1), st.integers(1, 255))
+    def flipped(i: int, x: int) -> None:
+        bad = bytearray(blob)
+        bad[i] ^= x
+        with pytest.raises(InvalidState):
+            PortfolioSwarm.restore(config, bytes(bad))
+
+    flipped()
+    with pytest.raises(InvalidState):
+        PortfolioSwarm.restore(config, blob[: len(blob) // 2])
+    with pytest.raises(ResumeMismatch, match="window"):
+        with make_swarm(home, **{**child.SETTINGS, "window": 120}) as other:
+            other.start({"sp500": r.iloc[:120]})

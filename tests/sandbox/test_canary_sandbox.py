@@ -43,11 +43,16 @@ needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None,
                                  reason="bubblewrap is not installed")
 
 
-def _canary(home: Path, forgetting: float = 0.95, *, started_ago: float = 400.0) -> str:
-    """A NIG variant in a canary release started ``started_ago`` seconds ago."""
+def _canary(home: Path, forgetting: float = 0.95, *, started_ago: float = 400.0,
+            bootstrap_draws: int | None = None) -> str:
+    """A NIG (or bootstrap) variant in a canary release started ``started_ago`` seconds ago."""
     h = open_home(home)
+    agent, params, ctor = ("NormalInverseGamma", {"forgetting": forgetting}, NIG) \
+        if bootstrap_draws is None else \
+        ("BayesianBootstrap", {"draws": bootstrap_draws},
+         {"BayesianBootstrap": BayesianBootstrap})
     try:
-        v = h.variants.add(new_variant("NormalInverseGamma", {"forgetting": forgetting}, NIG,
+        v = h.variants.add(new_variant(agent, params, ctor,  # type: ignore[arg-type]
                                        now=time.time() - started_ago))
         return start_canary(h.variants, v, h.config.canary, time.time() - started_ago).id
     finally:
@@ -107,7 +112,9 @@ def test_a_good_variant_validated_in_bwrap_ramps_its_canary(tmp_path: Path) -> N
 ])
 def test_a_violation_fails_the_canary_trips_the_breaker_and_is_recorded(
         tmp_path: Path, limits: dict[str, float], kind: Violation) -> None:
-    vid = _canary(tmp_path)
+    # the CPU budget is whole seconds (RLIMIT_CPU): a bootstrap with 20,000 draws needs
+    # ~45 s of CPU for this row, a NIG row well under one
+    vid = _canary(tmp_path, bootstrap_draws=20_000 if kind is Violation.CPU_TIME else None)
     tiny = replace(sandbox.VALIDATION, name="tiny", **limits)
     r = data.load("sp500")
     h = open_home(tmp_path)

@@ -39,11 +39,10 @@ from swarmvar.mesh import (
     NodeConfig,
     NodeKeyRing,
     SendPolicy,
+    free_ports,
     seal,
 )
 from swarmvar.mesh.transport import Transport
-
-BASE_PORT = 41000 + (os.getpid() % 500) * 20
 
 
 def _ms(seconds: float) -> str:
@@ -56,8 +55,8 @@ def _ping_pong(n: int) -> tuple[list[float], list[float]]:
     router, dealer = ctx.socket(zmq.ROUTER), ctx.socket(zmq.DEALER)
     for s in (router, dealer):
         s.setsockopt(zmq.LINGER, 0)
-    router.bind(f"tcp://127.0.0.1:{BASE_PORT}")
-    dealer.connect(f"tcp://127.0.0.1:{BASE_PORT}")
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    dealer.connect(f"tcp://127.0.0.1:{port}")
     ka, kb = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     ring = NodeKeyRing({"a": ka.public_key(), "b": kb.public_key()})
     inbox_a, inbox_b = Inbox(), Inbox()
@@ -89,31 +88,33 @@ def _ping_pong(n: int) -> tuple[list[float], list[float]]:
     return bare, signed
 
 
-def _burst(policy: SendPolicy, n: int, port: int) -> tuple[float, float, float]:
+def _burst(policy: SendPolicy, n: int) -> tuple[float, float, float]:
     """Messages/s, median and p99 enqueue-to-delivery latency (s) of an ``n``-message burst."""
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     sink = ctx.socket(zmq.ROUTER)
     sink.setsockopt(zmq.LINGER, 0)
-    sink.bind(f"tcp://127.0.0.1:{port}")
-    transport = Transport(ctx, f"tcp://127.0.0.1:{port + 1}", {"sink": f"tcp://127.0.0.1:{port}"},
+    port = sink.bind_to_random_port("tcp://127.0.0.1")
+    (own,) = free_ports(1)
+    transport = Transport(ctx, f"tcp://127.0.0.1:{own}", {"sink": f"tcp://127.0.0.1:{port}"},
                           policy=policy)
     key = Ed25519PrivateKey.generate()
+    frames = [seal(key, "a", "sink", 1, i + 1, MessageKind.VALUE,
+                   {"run": "b", "round": i, "value": 0.0}) for i in range(n)]  # signed beforehand
     try:
         time.sleep(0.2)  # connect
+        queued_at = []
         start = time.perf_counter()
-        for i in range(n):
-            frames = seal(key, "a", "sink", 1, i + 1, MessageKind.VALUE,
-                          {"run": "b", "round": i, "value": time.perf_counter()})
-            transport.enqueue("sink", frames, time.monotonic())
+        for fr in frames:
+            queued_at.append(time.perf_counter())
+            transport.enqueue("sink", fr, time.monotonic())
         got: list[float] = []
         deadline = time.monotonic() + 60
         while len(got) < n and time.monotonic() < deadline:
             transport.pump(time.monotonic())
             while sink.poll(0):
-                frames = sink.recv_multipart()
-                header = frames[1]
-                sent = float(header.split(b'"value":')[1].split(b"}")[0])
-                got.append(time.perf_counter() - sent)
+                header = sink.recv_multipart()[1]
+                i = int(header.split(b'"round":')[1].split(b",")[0])
+                got.append(time.perf_counter() - queued_at[i])
         elapsed = time.perf_counter() - start
     finally:
         transport.close()
@@ -122,13 +123,14 @@ def _burst(policy: SendPolicy, n: int, port: int) -> tuple[float, float, float]:
     return len(got) / elapsed, statistics.median(got), float(np.percentile(got, 99))
 
 
-def _agreement(n_nodes: int, eps: float, port: int) -> tuple[int, float, float]:
+def _agreement(n_nodes: int, eps: float) -> tuple[int, float, float]:
     """Rounds, wall seconds of a mesh run among ``n_nodes`` threads, and the engine's seconds."""
     names = [f"n{i}" for i in range(n_nodes)]
     keys = {n: Ed25519PrivateKey.generate() for n in names}
     admin = Ed25519PrivateKey.generate()
     ring = NodeKeyRing({n: k.public_key() for n, k in keys.items()}, {"root": admin.public_key()})
-    addresses = {n: f"tcp://127.0.0.1:{port + i}" for i, n in enumerate(names)}
+    addresses = {n: f"tcp://127.0.0.1:{p}" for n, p in zip(names, free_ports(n_nodes),
+                                                          strict=True)}
     nodes = [MeshNode(NodeConfig(n, addresses[n], {p: a for p, a in addresses.items() if p != n},
                                  ring), keys[n], epoch=time.time_ns()) for n in names]
     threads = [threading.Thread(target=x.run, args=(120.0,), daemon=True) for x in nodes]
@@ -168,12 +170,13 @@ def _agreement(n_nodes: int, eps: float, port: int) -> tuple[int, float, float]:
     return rounds, elapsed, engine
 
 
-def _accept_rate(n: int, port: int) -> tuple[float, float]:
+def _accept_rate(n: int) -> tuple[float, float]:
     """Checked VALUE messages per second one node accepts; bare Ed25519 verifies per second."""
     names = ["sink", "s1", "s2", "s3"]
     keys = {x: Ed25519PrivateKey.generate() for x in names}
     ring = NodeKeyRing({x: k.public_key() for x, k in keys.items()})
-    addresses = {x: f"tcp://127.0.0.1:{port + i}" for i, x in enumerate(names)}
+    addresses = {x: f"tcp://127.0.0.1:{p}" for x, p in zip(names, free_ports(len(names)),
+                                                          strict=True)}
     node = MeshNode(NodeConfig("sink", addresses["sink"],
                                {p: a for p, a in addresses.items() if p != "sink"}, ring),
                     keys["sink"], epoch=1)
@@ -226,8 +229,8 @@ def main(quick: bool = False) -> None:
          f"bare pyzmq {_ms(float(np.percentile(bare_half, 99)))}", "-"),
     ]
     n_burst = 300 if quick else 5000
-    bp = _burst(SendPolicy.BACKPRESSURE, n_burst, BASE_PORT + 2)
-    ad = _burst(SendPolicy.ADAPTIVE_DELAY, n_burst, BASE_PORT + 4)
+    bp = _burst(SendPolicy.BACKPRESSURE, n_burst)
+    ad = _burst(SendPolicy.ADAPTIVE_DELAY, n_burst)
     rows += [
         (f"burst of {n_burst}: adaptive delay", f"{ad[0]:,.0f} msg/s", "-",
          f"backpressure {bp[0]:,.0f} msg/s", str(bp[0] >= ad[0])),
@@ -236,10 +239,10 @@ def main(quick: bool = False) -> None:
         ("burst latency p99: adaptive delay", _ms(ad[2]), "-", f"backpressure {_ms(bp[2])}", "-"),
     ]
     eps = 1e-3 if quick else 1e-9
-    rounds, wall, engine = _agreement(7, eps, BASE_PORT + 6)
+    rounds, wall, engine = _agreement(7, eps)
     rows.append((f"7 nodes agree to eps={eps:g} (f=2)", f"{rounds} rounds, {wall * 1e3:.0f} ms",
                  "-", f"engine in-process {engine * 1e3:.1f} ms", "-"))
-    rate, verify = _accept_rate(600 if quick else 30_000, BASE_PORT + 14)
+    rate, verify = _accept_rate(600 if quick else 30_000)
     rows.append(("signed values accepted by one node", f"{rate:,.0f} /s", "-",
                  f"bare Ed25519 verify {verify:,.0f} /s", "-"))
     print(f"bench_mesh (quick={quick}, load average {load})")

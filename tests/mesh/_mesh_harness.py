@@ -28,7 +28,7 @@ from typing import Any
 from _mesh_proxy import LoopbackProxy
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from swarmvar.mesh import AdminClient, load_cluster, write_cluster, write_key
+from swarmvar.mesh import AdminClient, free_ports, load_cluster, write_cluster, write_key
 
 HERE = Path(__file__).parent
 PORT = 9000
@@ -61,7 +61,7 @@ class Harness:
         forced = os.environ.get("SWARMVAR_MESH_TEST_ISOLATION") == "loopback"
         self.isolation = "netns" if not forced and namespaces_available() else "loopback"
         self.proxy: LoopbackProxy | None = None
-        self._proxy_base = 24000 + (os.getpid() % 97) * 100
+        self._proxy_ports: dict[tuple[str, str], int] = {}
         tag = os.getpid()  # names carry the pid: leftovers of a killed run are swept
         self.subnet = f"10.213.{os.getpid() % 200 + 20}"
         self.bridge = f"svb{tag}"
@@ -71,9 +71,12 @@ class Harness:
             self.ip = {n: f"{self.subnet}.{10 + i}" for i, n in enumerate(self.names)}
             self.addresses = {n: f"tcp://{self.ip[n]}:{PORT}" for n in self.names}
         else:
-            base = 44000 + (os.getpid() % 1000) * 10
+            links = [(a, b) for a in self.names for b in self.names if a != b]
+            ports = free_ports(len(self.names) + len(links))
             self.ip = {n: "127.0.0.1" for n in self.names}
-            self.addresses = {n: f"tcp://127.0.0.1:{base + i}" for i, n in enumerate(self.names)}
+            self.addresses = {n: f"tcp://127.0.0.1:{p}" for n, p in zip(self.names, ports,
+                                                                         strict=False)}
+            self._proxy_ports = dict(zip(links, ports[len(self.names):], strict=True))
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self._made: list[str] = []
         self._logs: list[Any] = []
@@ -90,7 +93,7 @@ class Harness:
     # --- network -------------------------------------------------------------
 
     def _proxy_port(self, src: str, dst: str) -> int:
-        return self._proxy_base + 10 * self.names.index(src) + self.names.index(dst)
+        return self._proxy_ports[(src, dst)]
 
     @staticmethod
     def sweep_leftovers() -> None:

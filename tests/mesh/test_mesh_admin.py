@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from swarmvar.cli import build_app
-from swarmvar.mesh import MeshNode, NodeConfig, NodeKeyRing
+from swarmvar.mesh import MeshNode, NodeConfig, NodeKeyRing, free_ports
 
 KEYS = {n: Ed25519PrivateKey.generate() for n in ("a", "b", "c", "d")}
 RING = NodeKeyRing({n: k.public_key() for n, k in KEYS.items()})
@@ -22,8 +21,8 @@ RING = NodeKeyRing({n: k.public_key() for n, k in KEYS.items()})
 
 @pytest.fixture(scope="module")
 def node() -> Iterator[MeshNode]:
-    port = 38000 + os.getpid() % 2000
-    peers = {p: f"tcp://127.0.0.1:{port + i + 1}" for i, p in enumerate("bcd")}
+    port, *others = free_ports(4)
+    peers = {p: f"tcp://127.0.0.1:{q}" for p, q in zip("bcd", others, strict=True)}
     n = MeshNode(NodeConfig("a", f"tcp://127.0.0.1:{port}", peers, RING), KEYS["a"],
                  epoch=time.time_ns())
     yield n
@@ -100,7 +99,7 @@ def test_cli_node_and_status_end_to_end(tmp_path: Path) -> None:
 
     from swarmvar.mesh import write_cluster, write_key
 
-    port = 39500 + os.getpid() % 400
+    (port,) = free_ports(1)
     node_key, admin_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     write_key(tmp_path / "n0.key", node_key)
     write_key(tmp_path / "admin.key", admin_key)

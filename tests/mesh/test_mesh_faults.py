@@ -8,7 +8,6 @@ bounded.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +25,7 @@ from swarmvar.mesh import (
     NodeConfig,
     NodeKeyRing,
     Timeouts,
+    free_ports,
 )
 
 NAMES = ["a", "b", "c", "d"]
@@ -46,8 +46,8 @@ def lossy() -> Iterator[tuple[list[MeshNode], AdminClient]]:
     keys = {n: Ed25519PrivateKey.generate() for n in NAMES}
     admin = Ed25519PrivateKey.generate()
     ring = NodeKeyRing({n: k.public_key() for n, k in keys.items()}, {"root": admin.public_key()})
-    base = 30000 + (os.getpid() % 3000) * 4
-    addresses = {n: f"tcp://127.0.0.1:{base + i}" for i, n in enumerate(NAMES)}
+    addresses = {n: f"tcp://127.0.0.1:{p}" for n, p in zip(NAMES, free_ports(len(NAMES)),
+                                                          strict=True)}
     nodes = []
     for i, n in enumerate(NAMES):
         config = NodeConfig(n, addresses[n], {p: a for p, a in addresses.items() if p != n},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from swarmvar.consensus import DEFAULT_POLICY
 from swarmvar.consensus.partition import NormalStats
 from swarmvar.data import load
-from swarmvar.mesh import MeshNode, NodeConfig, NodeKeyRing
+from swarmvar.mesh import MeshNode, NodeConfig, NodeKeyRing, free_ports
 from swarmvar.mesh.feed import BeatFeed
 from swarmvar.mesh.launch import serve_swarm_node
 from swarmvar.swarm import Replay, RoleConfig, Swarm
@@ -28,8 +27,8 @@ WINDOW, DAYS = 250, 8
 def test_a_swarm_feeds_its_node_and_its_peers(tmp_path: Path) -> None:
     keys = {n: Ed25519PrivateKey.generate() for n in NAMES}
     ring = NodeKeyRing({n: k.public_key() for n, k in keys.items()})
-    base = 36000 + (os.getpid() % 3000)
-    addresses = {n: f"tcp://127.0.0.1:{base + 5 * i}" for i, n in enumerate(NAMES)}
+    addresses = {n: f"tcp://127.0.0.1:{p}" for n, p in zip(NAMES, free_ports(len(NAMES)),
+                                                          strict=True)}
 
     def config(n: str) -> NodeConfig:
         return NodeConfig(n, addresses[n], {p: a for p, a in addresses.items() if p != n}, ring,

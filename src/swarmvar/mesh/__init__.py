@@ -18,7 +18,7 @@ See docs/mesh.md.
 """
 
 from .admin import AdminClient, inject_data
-from .cluster import Cluster, load_cluster, read_key, write_cluster, write_key
+from .cluster import Cluster, free_ports, load_cluster, read_key, write_cluster, write_key
 from .membership import MemberEvent, MemberState, Timeouts
 from .node import MeshNode, NodeConfig
 from .rounds import AgreementRun, RoundsOutcome
@@ -29,5 +29,5 @@ __all__ = [
     "MAX_MESSAGE_BYTES", "AdminClient", "AgreementRun", "Cluster", "FaultPlan", "Inbox",
     "MemberEvent", "MemberState", "MeshNode", "Message", "MessageKind", "NodeConfig",
     "NodeKeyRing", "Refusal", "RoundsOutcome", "SendPolicy", "Timeouts", "inject_data",
-    "load_cluster", "read_key", "seal", "write_cluster", "write_key",
+    "free_ports", "load_cluster", "read_key", "seal", "write_cluster", "write_key",
 ]

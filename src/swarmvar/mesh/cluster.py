@@ -90,3 +90,25 @@ def read_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
         raise InvalidParameter(f"cannot read the Ed25519 key file {path}: {exc} (it holds the "
                                "32-byte seed as hex; make one with `swarmvar mesh keygen`)") \
             from None
+
+
+def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
+    """``n`` distinct TCP ports free on ``host`` now (for local clusters, tests, benchmarks).
+
+    The kernel picks them (bind to port 0); another process may take one
+    before it is used, so bind soon.
+    """
+    import socket
+
+    if not 1 <= n <= 1000:
+        raise InvalidParameter(f"ask for 1..1000 ports, got {n}")
+    sockets = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((host, 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()

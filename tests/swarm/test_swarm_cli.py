@@ -90,3 +90,22 @@ def test_ctrl_c_stops_after_the_beat_and_says_how_to_resume(tmp_path):
     assert "interrupted" in out and "Resume with the same command" in out
     seqs = _seqs(home)["sp500"]
     assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) >= 5
+
+
+def test_stdin_after_a_restart_skips_what_was_recorded(tmp_path, sp500):
+    day = sp500.index[149]
+
+    def lines(ks):
+        return "\n".join(json.dumps({"portfolio": "sp500", "value": 0.001 * k,
+                                     "as_of": (day + pd.Timedelta(days=k)).isoformat()})
+                         for k in ks) + "\n"
+
+    runner = CliRunner()
+    first = runner.invoke(build_app(), ["run", "--home", str(tmp_path), "--stdin", *FAST],
+                          input=lines(range(1, 5)))
+    assert first.exit_code == 0 and "4 beats" in first.output, first.output
+    again = runner.invoke(build_app(), ["run", "--home", str(tmp_path), "--stdin", *FAST],
+                          input=lines(range(1, 8)))  # the producer resends from the start
+    assert again.exit_code == 0, again.output
+    assert "3 beats" in again.output and "4 already recorded" in again.output
+    assert _seqs(tmp_path) == {"sp500": list(range(1, 8))}

@@ -170,25 +170,19 @@ class FollowedFile:
 class JsonLines:
     """Ticks as JSON objects, one per line: ``{"portfolio", "as_of", "value" | "assets"}``.
 
-    ``cursor`` counts lines consumed (a resumed stream from a file can seek;
-    stdin cannot be rewound, so the runtime skips ticks it already recorded).
+    ``cursor`` counts lines consumed. There is no ``seek``: a stream (stdin)
+    cannot be rewound and a new one does not start where the last stopped, so
+    after a restart the runtime skips the ticks it already recorded by date.
     """
 
     def __init__(self, stream: IO[str], *, portfolio: str | None = None) -> None:
         self.stream = stream
         self.portfolio = portfolio
         self.cursor = 0
-        self._skip = 0
-
-    def seek(self, cursor: Any) -> None:
-        self._skip = int(cursor) - self.cursor
 
     def __iter__(self) -> Iterator[Tick | BadLine]:
         for raw in self.stream:
             self.cursor += 1
-            if self._skip > 0:
-                self._skip -= 1
-                continue
             if not raw.strip():
                 continue
             try:

@@ -379,7 +379,12 @@ class Swarm:
         job, future = self._pending.pop((portfolio, agent, launched))
         if future is None:
             return run_refit(job)
-        return future.result()
+        try:
+            return future.result()
+        except Exception as exc:  # noqa: BLE001 - a forager lost (killed, pool broken)
+            log.warning("refit of %s for %s lost (%s); it is redone here", agent, portfolio,
+                        exc)
+            return run_refit(job)
 
     def _run_beats(self, inputs: list[tuple[str, BeatInput]], *, record: bool
                    ) -> list[BeatOutcome]:

@@ -308,10 +308,19 @@ class LocalExecutor:
             self._fan({k: ("open", configs)})
 
     def submit_refit(self, job: RefitJob) -> Future[RefitResult]:
+        from concurrent.futures.process import BrokenProcessPool
+
         with self._lock:
-            if self._pool is None:
-                self._pool = ProcessPoolExecutor(self.forager_count, mp_context=self._context())
-            return self._pool.submit(self._refit, job)
+            for _ in range(2):
+                if self._pool is None:
+                    self._pool = ProcessPoolExecutor(self.forager_count,
+                                                     mp_context=self._context())
+                try:
+                    return self._pool.submit(self._refit, job)
+                except BrokenProcessPool:  # a forager was killed: start a fresh pool
+                    self._pool.shutdown(wait=False, cancel_futures=True)
+                    self._pool = None
+            raise WorkerFailed("the forager pool cannot be started")
 
     def close(self) -> None:
         for w in self._procs:

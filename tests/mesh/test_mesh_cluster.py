@@ -173,6 +173,9 @@ def test_partition_serves_degraded_then_heals_to_the_exact_posterior(mesh: Harne
         _observed(mesh, n, rng.normal(0.0, 0.01, 40).round(6).tolist(), OBSERVED)
     mesh.wait("the first observations to reach everyone", lambda: all(
         mesh.status(n)["stats"]["versions"] == dict.fromkeys(HONEST, 1) for n in HONEST), 30)
+    healthy = mesh.status("n0")["served"]
+    assert healthy["available"] == 7 and not healthy["degraded"]
+    assert healthy["interval"] == [healthy["point"], healthy["point"]]
     mesh.partition(side_a, side_b)
     try:
         for n in HONEST:  # during it: each side sees only its own

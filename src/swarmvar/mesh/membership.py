@@ -101,6 +101,11 @@ class Membership:
                 out.append((peer, MemberEvent.DIED))
         return out
 
+    def quiet(self, peer: str, now: float) -> float:
+        """Seconds since ``peer`` was last heard (inf if never)."""
+        m = self._members[peer]
+        return now - m.heard if peer in self._joined else float("inf")
+
     def state(self, peer: str) -> MemberState:
         return self._members[peer].state
 

@@ -130,7 +130,6 @@ class MeshNode:
         self._early: dict[str, list[tuple[str, int, float]]] = {}
         self.crdt = StatsCRDT()
         self._signed: dict[str, dict[str, Any]] = {}  # replica -> its signed wire form
-        self._stats_heard: dict[str, float] = {}
         self.heads = HeadWatch()
         self._forks_recorded: set[str] = set()
         self.genome = Genome()
@@ -388,8 +387,6 @@ class MeshNode:
                 # our own older life's contribution, from before a restart without a ledger
                 continue
             incoming[replica] = (c, d)
-        if m.sender in incoming:
-            self._stats_heard[m.sender] = now
         theirs = StatsCRDT({r: c for r, (c, _) in incoming.items()})
         merged = self.crdt.merge(theirs)
         for r, (c, d) in incoming.items():
@@ -403,7 +400,7 @@ class MeshNode:
         fresh = {self.me} | {
             p for p in self.config.peers
             if self.members.state(p) is MemberState.ALIVE
-            and not bound.is_stale(0, now - self._stats_heard.get(p, -math.inf))
+            and not bound.is_stale(0, self.members.quiet(p, now))
         }
         if self.crdt.read().count == 0:
             return {"available": len(fresh), "total": len(replicas), "count": 0}

@@ -169,7 +169,7 @@ class Harness:
 
     # --- processes ---------------------------------------------------------------
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, extra: Sequence[str] = ()) -> None:
         home = self.tmp / f"home-{name}"
         home.mkdir(exist_ok=True)
         if name in self.byzantine:
@@ -178,7 +178,7 @@ class Harness:
             cmd = [sys.executable, "-c", "from swarmvar.cli import main; main()", "mesh", "node"]
         cmd += ["--id", name, "--cluster", str(self.cluster_path), "--key",
                 str(self.tmp / f"{name}.key"), "--home", str(home), "--max-seconds", "300",
-                *self.node_args]
+                *self.node_args, *extra]
         if self.isolation == "netns":
             cmd = ["ip", "netns", "exec", self.ns[name], *cmd]
         else:  # every peer through its link's proxy port

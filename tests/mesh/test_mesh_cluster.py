@@ -8,6 +8,7 @@ rewritten ledger detected, a node leaving. Each wait is bounded in time.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -240,16 +241,22 @@ def test_inject_data_is_admin_only_and_ledgered(mesh: Harness) -> None:
         mesh.status("n0")["stats"]["count"] == after["stats"]["count"]), 30)
 
 
-def test_kill9_and_return_catches_up(mesh: Harness) -> None:
+def test_kill9_and_return_with_faulty_links_catches_up(mesh: Harness) -> None:
     own_version = mesh.status("n4")["stats"]["versions"]["n4"]
+    replayed0 = sum(mesh.status(n)["refused"].get("replayed", 0) for n in ["n0", "n1"])
     mesh.kill9("n4")
     mesh.wait("n0 to declare n4 dead", lambda: mesh.status("n0")["members"]["n4"] == "dead", 60)
-    mesh.start("n4")
+    # it comes back with lossy, duplicating, reordering, delaying sends
+    mesh.start("n4", ["--faults", json.dumps({"loss": 0.05, "duplicate": 0.2, "reorder": 0.1,
+                                              "delay": 0.003, "seed": 4})])
     mesh.wait("n4 to answer again", lambda: mesh.ask("n4", "status", timeout=3)["ok"], 60)
     mesh.wait("n0 to see n4 alive", lambda: mesh.status("n0")["members"]["n4"] == "alive", 60)
     mesh.wait("n4 to catch up", lambda: (
         mesh.status("n4")["stats"] == mesh.status("n0")["stats"]), 60)
     assert mesh.status("n4")["stats"]["versions"]["n4"] == own_version  # rebuilt from its ledger
+    mesh.wait("peers to refuse n4's duplicates", lambda: sum(
+        mesh.status(n)["refused"].get("replayed", 0) for n in ["n0", "n1"]) > replayed0, 30)
+    assert mesh.status("n4")["dropped"] > 0  # its losses happened
     assert all(mesh.status(n)["forks"] == {} for n in ["n0", "n1", "n2"])
 
 

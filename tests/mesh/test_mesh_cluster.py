@@ -150,6 +150,20 @@ def test_bad_messages_are_refused_and_counted(mesh: Harness) -> None:
     assert mesh.status("n0")["members"]["n1"] == "alive"  # the real n1 is still heard
 
 
+def test_a_one_way_broken_link_is_suspected_not_dead(mesh: Harness) -> None:
+    if mesh.isolation != "netns":
+        pytest.skip("a one-way link failure is set inside network namespaces")
+    mesh._iptables("n1", "-A", "INPUT", "-s", mesh.ip["n2"], "-j", "DROP")  # n1 no longer hears n2
+    try:
+        mesh.wait("n1 to suspect n2", lambda: mesh.status("n1")["members"]["n2"] == "suspect", 30)
+        time.sleep(4.0)  # past dead_after: the others still hear n2 and say so when asked
+        assert mesh.status("n1")["members"]["n2"] == "suspect"
+        assert mesh.status("n0")["members"]["n2"] == "alive"
+    finally:
+        mesh.heal()
+    mesh.wait("n1 to hear n2 again", lambda: mesh.status("n1")["members"]["n2"] == "alive", 30)
+
+
 def _observed(mesh: Harness, node: str, values: list[float], log: dict[str, list[float]]) -> None:
     assert mesh.ask(node, "observe", values=values)["ok"]
     log.setdefault(node, []).extend(values)

@@ -78,5 +78,12 @@ def test_membership_suspects_kills_and_welcomes_back() -> None:
     assert m.state("p") is MemberState.DEAD
     assert m.heard("p", 8, 2.0) == [MemberEvent.RETURNED]
     assert m.left("p") == [MemberEvent.LEFT] and m.state("p") is MemberState.LEFT
+    # indirect probing: another member heard q lately, so q is suspected but not dead
+    m.heard("q", 3, 2.0)
+    assert m.tick(2.6) == [("q", MemberEvent.SUSPECTED)] and m.suspects() == ["q"]
+    m.witnessed("q", 2.9, 3)
+    assert m.tick(3.5) == [] and m.state("q") is MemberState.SUSPECT
+    m.witnessed("q", 3.4, 2)  # an older epoch's news is ignored
+    assert ("q", MemberEvent.DIED) in m.tick(4.0)
     with pytest.raises(Exception, match="heartbeat"):
         Timeouts(1.0, 0.5, 2.0)

@@ -6,9 +6,12 @@ for ``dead_after`` seconds, declared dead. A LEAVE message marks a peer as
 left at once. Hearing a suspected peer again clears the suspicion; hearing a
 dead or left peer again — necessarily in a new epoch, since old epochs are
 refused as replays — is a return, after which the node pushes its state to it
-(catch-up). Unlike full SWIM there is no indirect probing through third
-nodes: every node hears every other directly (the meshes here have a handful
-of nodes). The clock is passed in; nothing here reads it.
+(catch-up). Every node hears every other directly (the meshes here have a
+handful of nodes) and, as SWIM's ping-req, checks indirectly: while a peer
+is suspected the node asks two other members whether they hear it; one that
+does answers how long ago, which keeps the peer suspected instead of dead (a
+link broken in one direction is not a death). The clock is passed in;
+nothing here reads it.
 """
 
 from __future__ import annotations
@@ -80,6 +83,20 @@ class Membership:
             events.append(MemberEvent.CLEARED)
         m.state, m.heard, m.epoch = MemberState.ALIVE, now, max(epoch, m.epoch)
         return events
+
+    def witnessed(self, peer: str, heard: float, epoch: int) -> None:
+        """Another member heard ``peer`` at ``heard`` (indirect probe): not dead yet.
+
+        Only a suspected peer of the same or a newer epoch is refreshed, and it
+        stays suspected (we still do not hear it ourselves).
+        """
+        m = self._members.get(peer)
+        if m is not None and m.state is MemberState.SUSPECT and epoch >= m.epoch:
+            m.heard = max(m.heard, heard)
+
+    def suspects(self) -> list[str]:
+        return [p for p, m in self._members.items()
+                if m.state is MemberState.SUSPECT and p in self._joined]
 
     def left(self, peer: str) -> list[MemberEvent]:
         m = self._members.get(peer)

@@ -49,6 +49,8 @@ MAX_OBSERVATIONS = 1_000_000
 MAX_RUNS_BUFFERED = 16
 MAX_VALUES_BUFFERED = 100_000
 MAX_FINISHED = 1000
+#: Members asked about a suspected peer (SWIM's k for ping-req).
+PROBE_HELPERS = 2
 #: Agreement outcomes a status reply carries (the most recent).
 STATUS_RUNS = 20
 #: Size of one injected anomaly: a 10% daily loss.
@@ -139,6 +141,8 @@ class MeshNode:
         self._version = 0
         self.stop = False
         self._left = False
+        self._next_probe: dict[str, float] = {}
+        self._probe_turn = 0
         self._next_beat = 0.0
         self._next_gossip = 0.0
         self._last_head_size = -1
@@ -270,6 +274,20 @@ class MeshNode:
             if 0 < size1 <= size2 <= self.ledger.size:
                 proof = self.ledger.consistency_proof(size1, size2)
                 self.send(m.sender, MessageKind.PROOF, proof.to_dict(), now)
+        elif m.kind is MessageKind.PROBE_REQUEST:
+            target = str(m.body["target"])
+            if target in self.config.peers \
+                    and self.members.state(target) is MemberState.ALIVE:
+                epoch = self.inbox.epoch_of(target)
+                self.send(m.sender, MessageKind.PROBE_ACK,
+                          {"target": target, "age": self.members.quiet(target, now),
+                           "epoch": -1 if epoch is None else epoch}, now)
+        elif m.kind is MessageKind.PROBE_ACK:
+            target, age, epoch = m.body["target"], m.body["age"], m.body["epoch"]
+            if (isinstance(target, str) and target in self.config.peers
+                    and isinstance(age, (int, float)) and 0 <= age < math.inf
+                    and isinstance(epoch, int)):
+                self.members.witnessed(target, now - float(age), epoch)
         elif m.kind is MessageKind.PROOF:
             if not self.heads.on_proof(m.sender, parse_proof(m.body)):
                 self._report_forks()
@@ -283,12 +301,27 @@ class MeshNode:
                       now)
             self.send(peer, MessageKind.HEAD, self.ledger.signed_head().to_dict(), now)
 
+    def _probe(self, now: float) -> None:
+        """Ask two other alive members about each suspected peer (at most every half
+        suspicion timeout per peer)."""
+        alive = [p for p, s in self.members.states().items() if s is MemberState.ALIVE]
+        for target in self.members.suspects():
+            if now < self._next_probe.get(target, 0.0):
+                continue
+            self._next_probe[target] = now + self.config.timeouts.suspect_after / 2
+            helpers = [p for p in alive if p != target]
+            self._probe_turn += 1
+            for i in range(min(PROBE_HELPERS, len(helpers))):
+                helper = helpers[(self._probe_turn + i) % len(helpers)]
+                self.send(helper, MessageKind.PROBE_REQUEST, {"target": target}, now)
+
     def _timers(self, now: float) -> None:
         if now >= self._next_beat:
             self._next_beat = now + self.config.timeouts.heartbeat
             self.broadcast(MessageKind.HEARTBEAT, {}, now)
             for peer, event in self.members.tick(now):
                 self._member_event(peer, event, now)
+            self._probe(now)
         if now >= self._next_gossip:
             self._next_gossip = now + self.config.gossip_every
             if self._signed:

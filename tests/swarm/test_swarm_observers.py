@@ -108,3 +108,42 @@ def test_agents_run_their_champion_variant_and_sign_with_its_id(tmp_path, sp500)
     ids = {e["agent_id"]: e["variant_id"] for e in signed}
     assert ids == {"NormalInverseGamma": champion.id, "BayesianBootstrap": None,
                    "StudentT": None}
+
+
+def test_a_failing_agent_is_served_around_and_fitted_again(tmp_path, sp500, monkeypatch):
+    """Its update fails: it is counted missing for that beat's scores and fitted again from
+    its window at once; while its fit fails too the consensus serves m/n, widened."""
+    from swarmvar.errors import InvalidReturns
+    from swarmvar.models.nig import NormalInverseGamma
+    from swarmvar.swarm import LocalExecutor
+
+    from .conftest import TINY, TINY_POLICY
+
+    executor = LocalExecutor()
+    swarm = make_swarm(tmp_path, agents=TINY, policy=TINY_POLICY, executor=executor,
+                       checkpoint_every=10**6)
+    with swarm:
+        swarm.start({"sp500": sp500.iloc[:250]})
+        ticks = _ticks(swarm, sp500, 4)
+        swarm.step(ticks[0])
+        nig = executor.local("sp500").agents["NormalInverseGamma"]
+
+        def broken(r):
+            raise InvalidReturns("simulated failure")
+
+        monkeypatch.setattr(nig, "update", broken)
+        rep = swarm.step(ticks[1])
+        assert "NormalInverseGamma" not in rep.log_scores
+        assert "update failed" in rep.rejected["NormalInverseGamma"]
+        assert any("refit-done (NormalInverseGamma)" in e for e in rep.events)
+        assert rep.consensus[0].available == 2  # fitted again before the forecast
+        monkeypatch.setattr(NormalInverseGamma, "fit", lambda self, r, seed=None: broken(r))
+        monkeypatch.setattr(executor.local("sp500").agents["NormalInverseGamma"], "update",
+                            broken)
+        rep = swarm.step(ticks[2])
+        c = rep.consensus[0]
+        assert (c.available, c.total) == (1, 2) and c.used == ("BayesianBootstrap",)
+        assert any("refit-failed (NormalInverseGamma)" in e for e in rep.events)
+        monkeypatch.undo()
+        rep = swarm.step(ticks[3])  # no agent object to update: refitted on schedule only
+        assert rep.consensus[0].total == 2

@@ -282,6 +282,8 @@ class PortfolioSwarm:
         for who, why in asks:
             names = cfg.agents if who == "*" else (who,)
             due.extend((n, why) for n in names if n in cfg.agents)
+        # an agent that failed at this beat is fitted again at once, from its window
+        due.extend((n, "revive") for n in cfg.agents if n in rejected)
         jobs, refit_seconds = self._refits(due, records)
         validation: dict[str, Any] = {}
         if cfg.roles.builders and self.absorbed % cfg.refit_every == 0:

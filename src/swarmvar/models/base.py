@@ -10,7 +10,7 @@ conditional distributions of the next return across posterior draws) and
 hands it to :func:`~swarmvar.models.risk.risk_measures`.
 
 Agents know nothing of consensus, ledgers or sandboxes (layer 2, see
-ARCHITECTURE.md); they sit at the start of the beat and only turn returns
+docs/architecture.md); they sit at the start of the beat and only turn returns
 into forecasts.
 """
 

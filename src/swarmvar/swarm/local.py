@@ -1,6 +1,6 @@
 """Fit a swarm of agents on one return series and collect their forecasts, locally.
 
-This is the first step of the beat (see ARCHITECTURE.md): returns in, one
+This is the first step of the beat (see docs/architecture.md): returns in, one
 :class:`AgentRun` per agent out. An agent that fails is reported with its
 error instead of stopping the others, so one broken model never hides the
 rest of the swarm's view.

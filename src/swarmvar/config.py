@@ -15,7 +15,7 @@ the file, which overrides the built-in default. Example::
     refit_every = 20            # days between refits (backtest)
     last = 2500                 # returns used (var) / days backtested (backtest)
     consensus = true            # add the swarm's consensus
-    track_days = 500            # out-of-sample days behind the consensus weights
+    track_days = 1000           # out-of-sample days behind the consensus weights
     policy = "trimmed_mean"     # the consensus's robust rule (median, krum, ...)
 
 Unknown keys and wrong types are refused (:class:`InvalidParameter`, naming
@@ -50,7 +50,9 @@ DEFAULTS: Mapping[str, tuple[object, str]] = {
     "refit_every": (20, "days between refits (backtest)"),
     "last": (2500, "returns used (var) / days backtested (backtest)"),
     "consensus": (True, "add the swarm's consensus"),
-    "track_days": (500, "out-of-sample days behind the consensus weights"),
+    # the swarm policy's window (swarm.consensus.TRACK_DAYS; a test keeps them equal), so
+    # that `var` weighs the agents as the backtest's consensus row does
+    "track_days": (1000, "out-of-sample days behind the consensus weights"),
     "policy": (None, "consensus rule: trimmed_mean (default), median, geometric_median, "
                "krum, multi_krum"),
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -112,6 +113,15 @@ def render(runs: list[AgentRun], title: str, notional: float | None) -> Table:
     return table
 
 
+def _effective(weights: Mapping[str, float]) -> str:
+    """The effective number of agents behind a consensus, 1 / sum w^2 (1 = one agent)."""
+    values = [w for w in weights.values() if w > 0]
+    if not values:
+        return "-"
+    from ..consensus import effective_agents
+    return f"{float(effective_agents(values)):.2f}"
+
+
 def render_consensus(consensus: list[Consensus], notional: float | None) -> Table:
     """The rich table of the swarm's consensus: one row per level, then who counted how much."""
     from rich.table import Table
@@ -120,6 +130,7 @@ def render_consensus(consensus: list[Consensus], notional: float | None) -> Tabl
     table = Table(title=f"swarm consensus: {rule} over signed estimates", title_justify="left")
     _measure_columns(table, notional)
     table.add_column("m/n", justify="right", no_wrap=True)
+    table.add_column("n eff", justify="right", no_wrap=True)
     table.add_column("weights of the agents used; trimmed; rejected", ratio=1)
     for c in consensus:
         parts = [", ".join(f"{a} {w:.2f}" for a, w in sorted(c.weights.items(),
@@ -133,6 +144,7 @@ def render_consensus(consensus: list[Consensus], notional: float | None) -> Tabl
             f"{_pct(c.es)}  {_interval(*c.es_interval)}",
             *(_ccy(notional, c.var, c.es) if notional is not None else []),
             f"{c.available}/{c.total}" + (" [yellow]degraded[/yellow]" if c.degraded else ""),
+            _effective(c.weights),
             "; ".join(parts),
         )
     return table
@@ -187,7 +199,7 @@ def var(
         show_default="on")] = None,
     track_days: Annotated[int | None, typer.Option(
         "--track-days", help="days of out-of-sample track record behind the consensus "
-        "weights (0: equal weights)", show_default="500")] = None,
+        "weights (0: equal weights)", show_default="1000")] = None,
     policy: Annotated[str | None, typer.Option(
         "--policy", help="the consensus's robust rule: trimmed_mean, median, "
         "geometric_median, krum, multi_krum", show_default="trimmed_mean")] = None,

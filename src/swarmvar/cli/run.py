@@ -52,7 +52,8 @@ def _data(source: str) -> Any:
     return frame
 
 
-def _table(swarm: Any, breaches: dict[str, int], events: dict[str, str]) -> Any:
+def _table(swarm: Any, breaches: dict[str, int], events: dict[str, str],
+           arbiter: bool = False) -> Any:
     from rich.table import Table
 
     table = Table(title="swarmvar run — consensus per portfolio", title_justify="left")
@@ -65,10 +66,12 @@ def _table(swarm: Any, breaches: dict[str, int], events: dict[str, str]) -> Any:
     table.add_column("m/n", justify="right")
     table.add_column("breaches", justify="right")
     table.add_column("last role event")
+    if arbiter:
+        table.add_column("last decisions")
     for name in list(swarm.portfolios())[:40]:
         rep = swarm.latest(name)
         if rep is None:
-            table.add_row(name, "-", "-", *[""] * (2 * len(alphas) + 3))
+            table.add_row(name, "-", "-", *[""] * (2 * len(alphas) + 3 + arbiter))
             continue
         cells = []
         for c in rep.consensus:
@@ -77,8 +80,12 @@ def _table(swarm: Any, breaches: dict[str, int], events: dict[str, str]) -> Any:
         if not rep.consensus:
             cells = ["n/a"] * (2 * len(alphas))
         avail = f"{rep.consensus[0].available}/{rep.consensus[0].total}" if rep.consensus else "-"
+        extra = []
+        if arbiter:
+            extra = [", ".join(f"{d.action.value}" + (f" {'+'.join(d.agents)}" if d.agents
+                                                      else "") for d in rep.decisions)[:40]]
         table.add_row(name, str(rep.seq), rep.as_of.date().isoformat(), *cells, avail,
-                      str(breaches.get(name, 0)), events.get(name, "")[:40])
+                      str(breaches.get(name, 0)), events.get(name, "")[:40], *extra)
     return table
 
 
@@ -115,6 +122,25 @@ def run(
     idle_timeout: Annotated[float, typer.Option("--idle-timeout", help="--follow: stop after "
                                                 "this many seconds without a new row")] = 10.0,
     quiet: Annotated[bool, typer.Option("--quiet", help="no live table")] = False,
+    arbiter: Annotated[bool, typer.Option("--arbiter/--no-arbiter", help="decide after each "
+                                          "beat (quarantine, alert, re-weight, refits); off by "
+                                          "default: the forecasts then equal the backtest's")
+                       ] = False,
+    k_flows: Annotated[float, typer.Option("--k-flows", help="arbiter pulse: k (kP > 1)")] = 4.0,
+    p_nodes: Annotated[float, typer.Option("--p-nodes", help="arbiter pulse: P (kP > 1)")] = 5.0,
+    t_threshold: Annotated[float, typer.Option("--t-threshold", help="arbiter: the PID's "
+                                               "threshold time T_threshold (s)")] = 0.02,
+    t1: Annotated[float, typer.Option("--t1", help="arbiter pulse: base time T1 (s)")] = 0.001,
+    sandbox: Annotated[str | None, typer.Option("--sandbox", help="none, bwrap or e2b: run "
+                                                "every agent in a sandbox of the realtime "
+                                                "profile (default: built-in agents in "
+                                                "process, no sandbox)")] = None,
+    plugin: Annotated[list[str] | None, typer.Option("--plugin", help="a plug-in agent class "
+                                                     "package.module:Class (repeatable); runs "
+                                                     "only in a sandbox")] = None,
+    plugin_path: Annotated[list[Path] | None, typer.Option("--plugin-path", help="a folder "
+                                                           "holding plug-in modules "
+                                                           "(read-only in the sandbox)")] = None,
 ) -> None:
     """Run the swarm: stream beats for many portfolios (replay, a followed file or stdin)."""
     from ..errors import SwarmVarError
@@ -134,6 +160,22 @@ def run(
     if follow and stdin:
         raise typer.BadParameter("give --follow or --stdin, not both", param_hint="--stdin")
     alphas = parse_alphas(alpha, (0.99, 0.975))
+    if sandbox is not None and sandbox not in ("none", "bwrap", "e2b"):
+        raise typer.BadParameter("use none, bwrap or e2b", param_hint="--sandbox")
+    plugins = list(plugin or [])
+    if plugins and sandbox is None:
+        raise typer.BadParameter("a plug-in agent runs only in a sandbox: add --sandbox bwrap "
+                                 "(or e2b); --sandbox none runs it without walls, with a "
+                                 "warning in the ledger", param_hint="--plugin")
+    for spec in plugins:
+        module, _, cls = spec.partition(":")
+        if not module or not cls.isidentifier() or not all(
+                part.isidentifier() for part in module.split(".")):
+            raise typer.BadParameter(f"{spec!r} is not package.module:Class",
+                                     param_hint="--plugin")
+    for folder in plugin_path or []:
+        if not folder.is_dir():
+            raise typer.BadParameter(f"{folder} is not a folder", param_hint="--plugin-path")
     try:
         from ..models import DEFAULT_AGENTS
         from ..swarm import FollowedFile, JsonLines, LocalExecutor, Replay, RoleConfig, Swarm
@@ -149,10 +191,24 @@ def run(
         else:
             host = LocalExecutor(workers)
         names = [a.strip() for a in agents.split(",")] if agents else list(DEFAULT_AGENTS)
+        judge = None
+        if arbiter:
+            from ..arbiter import Arbiter
+
+            # checked before the swarm opens the home; the swarm's ledger and breakers next
+            judge = Arbiter.from_options(k_flows=k_flows, p_nodes=p_nodes,
+                                         t_threshold=t_threshold, t1=t1, record_decisions=False)
+        from ..swarm.sandboxing import SandboxSetup
+
+        boxes = SandboxSetup.from_options(sandbox, plugins,
+                                          [str(f) for f in plugin_path or []])
         swarm = Swarm(specs, home=home, agents=names, alphas=alphas, window=window,
                       refit_every=refit_every, seed=seed, executor=host,
                       checkpoint_every=checkpoint_every, ledger_batch=ledger_batch,
-                      roles=RoleConfig(refit_lag=refit_lag))
+                      roles=RoleConfig(refit_lag=refit_lag), sandbox=boxes)
+        if judge is not None:
+            judge.ledger, judge.breakers = swarm.ledger, swarm.breakers
+            swarm.add_observer(judge)
     except SwarmVarError as exc:
         raise fail(exc) from None
     stop = {"asked": False}
@@ -185,7 +241,7 @@ def run(
                 from rich.console import Console
                 from rich.live import Live
 
-                live = Live(_table(swarm, breaches, events), console=Console(stderr=True),
+                live = Live(_table(swarm, breaches, events, arbiter), console=Console(stderr=True),
                             auto_refresh=False)
                 live.start()
 
@@ -197,7 +253,7 @@ def run(
                     events[rep.portfolio] = rep.events[-1]
                 now = time.monotonic()
                 if live is not None and now - last_draw > 0.25:
-                    live.update(_table(swarm, breaches, events), refresh=True)
+                    live.update(_table(swarm, breaches, events, arbiter), refresh=True)
                     last_draw = now
 
             try:
@@ -205,7 +261,7 @@ def run(
                                     should_stop=lambda: stop["asked"])
             finally:
                 if live is not None:
-                    live.update(_table(swarm, breaches, events), refresh=True)
+                    live.update(_table(swarm, breaches, events, arbiter), refresh=True)
                     live.stop()
     except SwarmVarError as exc:
         raise fail(exc) from None

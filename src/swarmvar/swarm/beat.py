@@ -38,12 +38,13 @@ from numpy.typing import NDArray
 
 from ..consensus import KeyRing, Policy, TrackRecord, Weighting, combine, sign_measures
 from ..consensus.combine import agent_weights, aggregate_rows
-from ..errors import InvalidParameter, NotEnoughAgents, SwarmVarError
-from ..models import Agent, agent_class
+from ..errors import InvalidParameter, NotEnoughAgents, SandboxViolation, SwarmVarError
+from ..models import Agent
 from ..types import BeatReport, Consensus, Diagnostics, Estimate, Forecast
 from . import state as packing
 from .consensus import SWARM_POLICY, agent_keys, uncrossed
 from .roles import Builders, Guards, RefitJob, RefitResult, RoleConfig, RoleRecord, Scouts, fit_seed
+from .sandboxing import AgentHost, SandboxSetup
 
 FloatArray = NDArray[np.float64]
 CONSENSUS = "consensus"
@@ -71,6 +72,9 @@ class PortfolioConfig:
     policy: Policy = SWARM_POLICY
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     variants: Mapping[str, str] = field(default_factory=dict)
+    #: where the agents live (None: in the beat's process); not in the fingerprint
+    #: (sandboxed agents give the same numbers)
+    sandbox: SandboxSetup | None = None
 
     def fingerprint(self) -> dict[str, Any]:
         """What must match for a checkpoint to be resumed under this configuration."""
@@ -171,10 +175,6 @@ class OnlineTrackRecord:
             self.es[a] = np.asarray(arrays[f"track_es_{i}"], dtype=np.float64)
 
 
-def _new_agent(name: str, params: Mapping[str, Mapping[str, Any]]) -> Agent:
-    return agent_class(name)(**dict(params.get(name, {})))
-
-
 class PortfolioSwarm:
     """One portfolio's agents and the beat over them (see the module docstring)."""
 
@@ -183,6 +183,10 @@ class PortfolioSwarm:
             raise InvalidParameter("a portfolio swarm needs at least one agent")
         self.config = config
         self.agents: dict[str, Agent | None] = {}
+        #: makes the agents: in process, or in their sandboxes (:mod:`.sandboxing`)
+        self.host = AgentHost(config.sandbox, config.params)
+        #: this beat's sandbox violations: agent -> what it tried (held out of the consensus)
+        self.violations: dict[str, SandboxViolation] = {}
         self.keys = agent_keys(Path(config.home), config.agents)
         self.ring = KeyRing({a: k.public_key() for a, k in self.keys.items()})
         self.track = OnlineTrackRecord(config.agents, config.alphas, config.policy.window)
@@ -215,11 +219,12 @@ class PortfolioSwarm:
         self.returns = r[-self._keep():].copy()
         self.last_as_of = as_of
         for row, name in enumerate(cfg.agents):
-            agent = _new_agent(name, cfg.params)
             try:
+                agent = self.host.new(name)
                 agent.fit(r[-cfg.window:], seed=fit_seed(cfg.seed, row, self.t))
                 self.agents[name] = agent
-            except SwarmVarError:
+            except SwarmVarError as exc:
+                self._note(name, exc)
                 self.agents[name] = None
         if cfg.roles.scouts:
             self.scouts = Scouts(float(np.std(r[-cfg.window:], ddof=1)), cfg.roles)
@@ -248,6 +253,7 @@ class PortfolioSwarm:
             try:
                 log_scores[name] = float(agent.update(value))
             except SwarmVarError as exc:
+                self._note(name, exc)
                 self.agents[name] = None
                 rejected[name] = f"update failed: {exc}"
         agents_seconds = clock() - begin
@@ -298,16 +304,25 @@ class PortfolioSwarm:
         self.forecasts = self._forecast_all()
         agents_seconds += clock() - begin
         begin = clock()
-        consensus, estimates, missing = self._combine(self.forecasts, tick.excluded,
+        # an agent that broke its sandbox at this beat is held out of this beat's consensus
+        violated = frozenset(self.violations)
+        for name, exc in self.violations.items():
+            records.append(RoleRecord("sandbox", "violation", (name,), {
+                "violation": exc.violation.value, "detail": str(exc)[:500]}))
+        self.violations = {}
+        consensus, estimates, missing = self._combine(self.forecasts, tick.excluded | violated,
                                                       tick.factors, tick.as_of)
         rejected.update(missing)
+        for name in violated:
+            rejected[name] = "sandbox violation"
         self.consensus = consensus
         combine_seconds = clock() - begin
         report = BeatReport(
             portfolio=cfg.portfolio, seq=tick.seq, as_of=tick.as_of, realized=value,
             breaches=breaches, log_scores=log_scores, forecasts=dict(self.forecasts),
             consensus=tuple(consensus), diagnostics=diags, rejected=rejected,
-            quarantined=tuple(sorted(a for a in tick.excluded if a in cfg.agents)),
+            quarantined=tuple(sorted(a for a in tick.excluded | violated
+                                     if a in cfg.agents)),
             regime_probability=regime, events=tuple(r.words() for r in records))
         return BeatOutcome(report, tuple(estimates), tuple(jobs), tuple(records),
                            validation,
@@ -381,9 +396,19 @@ class PortfolioSwarm:
             try:
                 out[name] = agent.forecast(cfg.alphas, cfg.horizon,
                                            seed=np.random.default_rng([cfg.seed, row, self.t, 1]))
-            except SwarmVarError:
+            except SwarmVarError as exc:
+                self._note(name, exc)
                 self.agents[name] = None
         return out
+
+    def _note(self, name: str, exc: SwarmVarError) -> None:
+        """Remember a sandbox violation (the beat records it and holds the agent out)."""
+        if isinstance(exc, SandboxViolation):
+            self.violations.setdefault(name, exc)
+
+    def close(self) -> None:
+        """Kill the agents' sandboxes (nothing to do for agents in this process)."""
+        self.host.close()
 
     # --- foragers ------------------------------------------------------------------
 
@@ -403,16 +428,19 @@ class PortfolioSwarm:
             seen.add(name)
             row = cfg.agents.index(name)
             agent = self.agents.get(name)
-            if cfg.roles.refit_lag == 0 or agent is None:
+            # a sandboxed agent refits in its own sandbox, at once (a forager outside
+            # would run its code unwalled)
+            if cfg.roles.refit_lag == 0 or agent is None or self.host.sandboxed(name):
                 begin = time.perf_counter()
                 try:
                     if agent is None:
-                        agent = _new_agent(name, cfg.params)
+                        agent = self.host.new(name)
                         agent.fit(window, seed=fit_seed(cfg.seed, row, self.t))
                     else:
                         agent.refit(window, seed=fit_seed(cfg.seed, row, self.t))
                     self.agents[name] = agent
                 except SwarmVarError as exc:
+                    self._note(name, exc)
                     self.agents[name] = None
                     records.append(RoleRecord("forager", "refit-failed", (name,),
                                               {"reason": why, "error": str(exc)}))
@@ -441,7 +469,7 @@ class PortfolioSwarm:
         if behind < 0 or behind >= self.returns.size:
             return RoleRecord("forager", "refit-dropped", (name,),
                               {"reason": result.reason, "behind": behind})
-        agent = agent_class(name).from_state(result.state)
+        agent = self.host.restored(name, result.state)
         if behind:
             for x in self.returns[-behind:].tolist():
                 agent.update(x)
@@ -546,7 +574,7 @@ class PortfolioSwarm:
                 data = agent.state()
                 arrays[f"agent:{name}"] = packing.as_bytes_array(data)
                 if rebase:
-                    self.agents[name] = agent_class(name).from_state(data)
+                    self.agents[name] = self.host.restored(name, data)
         if self.scouts is not None:
             arrays["scouts"] = packing.as_bytes_array(self.scouts.state())
         return packing.pack(header, arrays)
@@ -575,7 +603,7 @@ class PortfolioSwarm:
         for name in config.agents:
             data = arrays.get(f"agent:{name}")
             self.agents[name] = (None if data is None
-                                 else agent_class(name).from_state(data.tobytes()))
+                                 else self.host.restored(name, data.tobytes()))
         if "scouts" in arrays:
             self.scouts = Scouts(float(header["scout_scale"]), config.roles)
             self.scouts.restore(arrays["scouts"].tobytes(), bool(header["scout_flag"]))

@@ -64,6 +64,11 @@ class Shard:
     def states(self, names: Sequence[str]) -> dict[str, bytes]:
         return {n: self.swarms[n].state() for n in names if n in self.swarms}
 
+    def close(self, _arg: Any = None) -> None:
+        """Kill the portfolios' sandboxes (their agents' workers)."""
+        for swarm in self.swarms.values():
+            swarm.close()
+
     def call(self, op: str, arg: Any) -> Any:
         """Dispatch by operation name (what worker processes and actors receive)."""
         if op == "pid":
@@ -120,6 +125,7 @@ def _serve(conn: Any) -> None:
         except (EOFError, OSError):
             return
         if op == "stop":
+            shard.close()
             conn.send(("ok", None))
             return
         try:
@@ -323,6 +329,8 @@ class LocalExecutor:
             raise WorkerFailed("the forager pool cannot be started")
 
     def close(self) -> None:
+        if self._inline is not None:
+            self._inline.close()
         for w in self._procs:
             w.stop()
         self._procs = []

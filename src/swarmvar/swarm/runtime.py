@@ -41,8 +41,15 @@ import numpy as np
 import pandas as pd
 
 from ..consensus import Policy
-from ..errors import InvalidParameter, InvalidTick, SwarmVarError, WorkerFailed
-from ..evolution import Database, StateConfig, StateStore
+from ..errors import CircuitOpen, InvalidParameter, InvalidTick, SwarmVarError, WorkerFailed
+from ..evolution import (
+    BreakerConfig,
+    BreakerState,
+    CircuitBreaker,
+    Database,
+    StateConfig,
+    StateStore,
+)
 from ..ledger import EntryKind, Ledger
 from ..models import DEFAULT_AGENTS, canonical_name
 from ..types import Action, BeatReport, Decision, Estimate, Tick
@@ -51,12 +58,17 @@ from .consensus import SWARM_POLICY
 from .executors import Executor, LocalExecutor
 from .record import consensus_record
 from .roles import RefitJob, RefitResult, RoleConfig, run_refit
+from .sandboxing import SandboxSetup
 from .sources import BadLine
 from .ticks import PortfolioSpec, route, specs_from, tick_value
 
 log = logging.getLogger("swarmvar.swarm")
 
 RUN_KEY = "swarm:__run__"
+#: Sandbox-violation breakers: one violation opens it; after five days of data time
+#: the agent gets one trial beat (clean: back in; another violation: out again).
+SANDBOX_BREAKER = BreakerConfig(failure_threshold=1, reset_timeout_s=5 * 86_400.0,
+                                max_reset_attempts=1_000_000)
 STATE_PREFIX = "swarm:"
 
 
@@ -137,6 +149,11 @@ class Swarm:
         The consensus policy (the swarm's by default).
     fsync : bool
         Flush checkpoints to disk (off only for scratch homes).
+    sandbox : SandboxSetup, optional
+        Agents in sandboxes (``--sandbox``) and plug-in agents (``--plugin``,
+        added after ``agents``, named by their class). A sandbox violation
+        holds the agent out of that beat's consensus, is ledgered, and opens
+        the agent's ``sandbox:<portfolio>:<agent>`` breaker (:data:`SANDBOX_BREAKER`).
     """
 
     def __init__(
@@ -157,6 +174,7 @@ class Swarm:
         roles: RoleConfig | None = None,
         policy: Policy = SWARM_POLICY,
         fsync: bool = True,
+        sandbox: SandboxSetup | None = None,
     ) -> None:
         for name, value, low in (("horizon", horizon, 1), ("window", window, 30),
                                  ("refit_every", refit_every, 1),
@@ -166,6 +184,8 @@ class Swarm:
                 raise InvalidParameter(f"{name} must be a whole number >= {low}, not {value!r}")
         self.specs = specs_from(portfolios)
         names = tuple(canonical_name(a) for a in agents)
+        if sandbox is not None:
+            names = (*names, *sandbox.plugin_agents)
         if len(set(names)) != len(names):
             raise InvalidParameter(f"agents are given twice: {list(agents)}")
         from ..models.risk import check_alphas
@@ -174,14 +194,19 @@ class Swarm:
         self.home = Path(home)
         self.home.mkdir(parents=True, exist_ok=True)
         self.roles = roles or RoleConfig()
-        chosen = _variants(self.home, names, list(self.specs))
+        chosen = _variants(self.home, [n for n in names if sandbox is None
+                                       or n not in sandbox.plugin_agents], list(self.specs))
+        for p in chosen:
+            for n in names:
+                chosen[p].setdefault(n, (None, {}))
         self.configs = {
             p: PortfolioConfig(p, names, levels, int(horizon), int(window), int(refit_every),
                                int(seed), str(self.home), self.roles, policy,
                                {a: dict(params) for a, (_, params) in chosen[p].items() if params},
-                               {a: vid for a, (vid, _) in chosen[p].items() if vid})
+                               {a: vid for a, (vid, _) in chosen[p].items() if vid}, sandbox)
             for p in self.specs
         }
+        self.sandbox = sandbox
         self.executor: Executor = executor if executor is not None else LocalExecutor()
         self.checkpoint_every = int(checkpoint_every)
         self.ledger_batch = int(ledger_batch)
@@ -189,6 +214,13 @@ class Swarm:
         self.ledger = Ledger.open(self.home)
         self._db = Database(self.home)
         self.states = StateStore(self._db, config=StateConfig(fsync=fsync))
+        from ..evolution import SqliteBreakerStorage
+
+        #: the home's circuit breakers (the arbiter's quarantines, sandbox violations)
+        self.breakers = SqliteBreakerStorage(self._db)
+        #: per portfolio, the credit of optional refits (APPLY_OPTIMIZE) the arbiter's
+        #: ``optional_work`` pays for: + optional_work per beat (at most 1), - 1 per refit
+        self._optional_credit: dict[str, float] = dict.fromkeys(self.specs, 0.0)
         self.seq: dict[str, int] = dict.fromkeys(self.specs, 0)
         self.last_as_of: dict[str, datetime | None] = dict.fromkeys(self.specs)
         self._latest: dict[str, BeatReport] = {}
@@ -208,6 +240,10 @@ class Swarm:
         self._closed = False
 
     # --- lifecycle -----------------------------------------------------------------
+
+    def add_observer(self, observer: BeatObserver) -> None:
+        """Watch the next beats too (an arbiter built on this swarm's ledger and breakers)."""
+        self.observers = (*self.observers, observer)
 
     def portfolios(self) -> tuple[str, ...]:
         return tuple(self.specs)
@@ -270,6 +306,14 @@ class Swarm:
                 "config": self.configs[next(iter(self.specs))].fingerprint() | {
                     "portfolio": None}}})
             self.checkpoint()
+        if self.sandbox is not None:
+            details: dict[str, Any] = self.sandbox.to_dict()
+            warning = self.sandbox.warning()
+            if warning is not None:
+                log.warning("%s", warning)
+                details["warning"] = warning
+            self.ledger.add_entry(EntryKind.ACTION, {
+                "type": "sandbox-warning" if warning else "sandbox", "details": details})
         self._started = True
 
     # --- checkpoints and recovery --------------------------------------------------
@@ -482,6 +526,7 @@ class Swarm:
         seq = self.seq[name] + 1
         excluded: set[str] = set()
         factors: dict[str, float] = {}
+        excluded |= self._sandbox_held(name, as_of)
         for obs in self.observers:
             excluded |= set(obs.excluded(name))
             for agent, f in obs.weight_factors(name).items():
@@ -506,6 +551,7 @@ class Swarm:
         for job in outcome.jobs:
             self._pending[job.key] = (job, self.executor.submit_refit(job))
         report = outcome.report
+        self._sandbox_verdicts(name, tick, outcome)
         decisions: list[Decision] = []
         seconds = float(sum(outcome.seconds.values()))
         for obs in self.observers:
@@ -513,14 +559,21 @@ class Swarm:
                 decisions.extend(obs.observe(report, beat_seconds=seconds))  # type: ignore[call-arg]
             else:
                 decisions.extend(obs.observe(report))
-        optimize = []
+        optimize: list[list[str]] = []
+        deferred: list[list[str]] = []
+        credit = self._optional_credit_after(name)
         for d in decisions:
             if d.action is Action.APPLY_OPTIMIZE:
                 agents = [a for a in d.agents if a in self.configs[name].agents] or ["*"]
+                if credit < 1.0:  # the PID has cut optional work: this refit waits
+                    deferred.append(agents)
+                    continue
+                credit -= 1.0
                 self._requests[name].extend((a, "arbiter") for a in agents)
                 optimize.append(agents)
             elif d.action is Action.ALERT:
                 log.warning("alert on %s at beat %d: %s", name, tick.seq, d.reason)
+        self._optional_credit[name] = credit
         report = dataclasses.replace(report, decisions=tuple(decisions))
         self.seq[name] = tick.seq
         self.last_as_of[name] = tick.as_of
@@ -528,11 +581,56 @@ class Swarm:
             self.cursor = cursor
         self._latest[name] = report
         self.timings[name] = dict(outcome.seconds)
-        self._append(self._entries(name, tick, outcome, decisions, optimize, cursor), beats=1)
+        self._append(self._entries(name, tick, outcome, decisions, optimize, cursor,
+                                   deferred), beats=1)
         return report
 
+    def _sandbox_breaker(self, name: str, agent: str, when: datetime) -> CircuitBreaker:
+        stamp = when.timestamp()
+        return CircuitBreaker(f"sandbox:{name}:{agent}", self.breakers, lambda: stamp,
+                              SANDBOX_BREAKER)
+
+    def _sandbox_held(self, name: str, as_of: datetime) -> set[str]:
+        """Agents whose sandbox breaker is open at ``as_of`` (a half-open one is tried)."""
+        if self.sandbox is None:
+            return set()
+        held = set()
+        for agent in self.configs[name].agents:
+            breaker = self._sandbox_breaker(name, agent, as_of)
+            if breaker.state is BreakerState.CLOSED:
+                continue
+            try:
+                breaker.allow()
+            except CircuitOpen:
+                held.add(agent)
+        return held
+
+    def _sandbox_verdicts(self, name: str, tick: BeatInput, outcome: BeatOutcome) -> None:
+        """A violation is a failure of the agent's breaker; a clean trial beat closes it."""
+        if self.sandbox is None:
+            return
+        violated = {a for r in outcome.roles if r.role == "sandbox" for a in r.agents}
+        for agent in self.configs[name].agents:
+            breaker = self._sandbox_breaker(name, agent, tick.as_of)
+            if agent in violated:
+                breaker.record_failure()
+            elif agent not in tick.excluded and breaker.state is BreakerState.HALF_OPEN:
+                breaker.record_success()
+
+    def _optional_credit_after(self, name: str) -> float:
+        """This beat's credit of optional refits: the observers' ``optional_work`` (the
+        arbiter's O weight, which its PID lowers when beats overrun the pulse) is
+        added each beat, capped at one refit; without such an observer every
+        APPLY_OPTIMIZE is honoured (credit 1)."""
+        works = [float(w(name)) for obs in self.observers
+                 if callable(w := getattr(obs, "optional_work", None))]
+        if not works:
+            return 1.0
+        return min(1.0, self._optional_credit.get(name, 0.0) + min(works))
+
     def _entries(self, name: str, tick: BeatInput, outcome: BeatOutcome,
-                 decisions: Sequence[Decision], optimize: list[list[str]], cursor: Any
+                 decisions: Sequence[Decision], optimize: list[list[str]], cursor: Any,
+                 deferred: Sequence[list[str]] = ()
                  ) -> list[tuple[EntryKind, Mapping[str, Any]]]:
         report = outcome.report
         entries: list[tuple[EntryKind, Mapping[str, Any]]] = [
@@ -544,7 +642,8 @@ class Swarm:
                          "excluded": sorted(tick.excluded), "factors": dict(tick.factors),
                          "requests": [list(r) for r in tick.requests],
                          "swaps": [_result_dict(s) for s in tick.swaps],
-                         "optimize": optimize},
+                         "optimize": optimize,
+                         **({"optimize_deferred": list(deferred)} if deferred else {})},
                 "levels": [consensus_record(c) for c in report.consensus],
                 "breaches": {k: list(v) for k, v in report.breaches.items()},
                 "log_scores": {k: v for k, v in report.log_scores.items() if np.isfinite(v)},

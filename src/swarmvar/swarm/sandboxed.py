@@ -28,7 +28,40 @@ from ..errors import InvalidParameter, NotFitted, SandboxViolation, TaskFailed, 
 from ..sandbox import Sandbox, Task
 from ..types import Forecast, RiskMeasure
 
-ENTRY = "swarmvar.models.task:live_agent"
+ENTRY = "swarmvar.swarm.sandboxed:seeded_live_agent"
+
+Seed = int | np.random.Generator | None
+
+
+def seed_words(seed: Seed) -> tuple[int, list[int] | None]:
+    """A task's seed from an agent call's seed: an int as it is; a Generator made by
+    ``default_rng(words)`` (the runtime's seeds) travels as its words, so the agent
+    inside draws the very same numbers as one outside."""
+    if seed is None:
+        return 0, None
+    if isinstance(seed, np.random.Generator):
+        seq = seed.bit_generator.seed_seq
+        entropy = getattr(seq, "entropy", None)
+        if getattr(seq, "spawn_key", ()) != () or entropy is None:
+            raise InvalidParameter("only Generators made by default_rng(int or ints) cross "
+                                   "the sandbox (their words are sent, not the object)")
+        words = [int(entropy)] if isinstance(entropy, (int, np.integer)) else [
+            int(w) for w in entropy]
+        return 0, words
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0:
+        return int(seed), None
+    raise InvalidParameter(f"seed must be a non-negative int or a Generator, not {seed!r}")
+
+
+def seeded_live_agent(params: Mapping[str, Any], arrays: Mapping[str, np.ndarray], seed: int,
+                      session: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """:func:`swarmvar.models.task.live_agent` with the caller's Generator rebuilt from
+    ``params['seed_words']`` (runs inside the sandbox's worker)."""
+    from ..models.task import live_agent
+
+    words = params.get("seed_words")
+    rng: Any = seed if words is None else np.random.default_rng([int(w) for w in words])
+    return live_agent(params, arrays, rng, session)
 
 
 def forecast_from_dict(data: Mapping[str, Any]) -> Forecast:
@@ -92,10 +125,13 @@ class SandboxedAgent:
         self._since: list[float] = []
         self.name = agent or str(plugin).rpartition(":")[2]
 
-    def _task(self, op: str, arrays: Mapping[str, np.ndarray] | None = None, seed: int = 0,
+    def _task(self, op: str, arrays: Mapping[str, np.ndarray] | None = None, seed: Seed = 0,
               **params: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        number, words = seed_words(seed)
+        if words is not None:
+            params["seed_words"] = words
         task = Task(ENTRY, {"op": op, "handle": self._handle, "options": self._options,
-                            **self._which, **params}, dict(arrays or {}), seed=seed)
+                            **self._which, **params}, dict(arrays or {}), seed=number)
         try:
             result = self._box.run(task)
         except TaskFailed as exc:
@@ -123,13 +159,30 @@ class SandboxedAgent:
 
     # --- the agent's interface ------------------------------------------------
 
-    def fit(self, returns: ArrayLike, *, seed: int = 0) -> SandboxedAgent:
+    def fit(self, returns: ArrayLike, *, seed: Seed = 0) -> SandboxedAgent:
         """Fit inside the sandbox on ``returns`` (oldest first)."""
         x = np.asarray(returns, dtype=float)
         values, _ = self._task("fit", {"returns": x}, seed=seed)
         self.name = str(values.get("name", self.name))
         self._checkpoint()
         return self
+
+    def refit(self, returns: ArrayLike, *, seed: Seed = 0) -> SandboxedAgent:
+        """A fit from scratch on a new window (agents with a warm-start ``refit`` lose it
+        here: their sandboxed refits are fits)."""
+        return self.fit(returns, seed=seed)
+
+    def restore(self, state: bytes) -> SandboxedAgent:
+        """Put the agent of ``state`` (its ``state()`` bytes) in the sandbox."""
+        self._box.run(Task(ENTRY, {"op": "restore", "handle": self._handle, **self._which},
+                           {"state": np.frombuffer(bytes(state), np.uint8)}))
+        self._state, self._since = bytes(state), []
+        return self
+
+    @property
+    def diagnostics(self) -> Any:
+        """Not carried across the sandbox (the guards skip agents without diagnostics)."""
+        raise NotFitted(f"{self.name}: diagnostics stay inside the sandbox")
 
     def update(self, r: float) -> float:
         """Absorb one return inside the sandbox; its log predictive density."""
@@ -145,7 +198,7 @@ class SandboxedAgent:
         return float(density[0])
 
     def forecast(self, alphas: Sequence[float] = (0.99,), horizon: int = 1, *,
-                 seed: int = 0) -> Forecast:
+                 seed: Seed = 0) -> Forecast:
         """VaR/ES with credible intervals, computed inside the sandbox and checked here."""
         if self._state is None:
             raise NotFitted(f"{self.name}: fit before forecast")

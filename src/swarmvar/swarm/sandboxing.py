@@ -1,0 +1,147 @@
+"""Which agents of a portfolio swarm live in sandboxes, and the sandboxes they live in.
+
+``swarmvar run --sandbox bwrap|e2b`` puts every agent of every portfolio in
+a sandbox of the ``realtime`` profile: the agent lives in the sandbox's warm
+worker and the beat talks to it through :class:`~.sandboxed.SandboxedAgent`
+(fit, update, forecast, state). Plug-in agents (``--plugin
+package.module:Class``) always live in a sandbox: with ``--sandbox none``
+(asked for explicitly) in an unwalled worker process, with a warning in the
+ledger. Without ``--sandbox`` the built-in agents run in the beat's process,
+as before.
+
+One sandbox per (portfolio, agent): a violation recycles only the guilty
+agent's worker, and one agent's code never shares a process with another's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import InvalidParameter
+from ..models import Agent, agent_class
+
+#: The profile agents live in during beats (CPU seconds and wall time per task bounded).
+PROFILE = "realtime"
+#: Backends of ``--sandbox``; ``none`` is no walls (plug-ins only, with a warning).
+BACKENDS = ("none", "bwrap", "e2b")
+
+
+@dataclass(frozen=True)
+class SandboxSetup:
+    """Sandboxing of one swarm (picklable: it travels to worker processes and actors).
+
+    Parameters
+    ----------
+    backend : str or None
+        ``bwrap`` or ``e2b``: every agent in a sandbox; ``none``: plug-ins in
+        an unwalled worker, built-ins in process; None: no sandbox at all
+        (then no plug-ins).
+    plugins : tuple of str
+        Plug-in classes ``"package.module:Class"``; the agent's id is ``Class``.
+    plugin_paths : tuple of str
+        Folders holding the plug-ins' modules (read-only inside the sandbox).
+    """
+
+    backend: str | None = None
+    plugins: tuple[str, ...] = ()
+    plugin_paths: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.backend is not None and self.backend not in BACKENDS:
+            raise InvalidParameter(f"unknown sandbox backend {self.backend!r}; choose one of "
+                                   f"{', '.join(BACKENDS)}")
+        if self.plugins and self.backend is None:
+            raise InvalidParameter("plug-in agents run only in a sandbox: choose a backend "
+                                   "(bwrap, e2b, or none explicitly)")
+        if self.plugins and self.backend == "e2b":
+            raise InvalidParameter("plug-ins are not shipped to E2B yet: use --sandbox bwrap")
+        names = [p.partition(":")[2] for p in self.plugins]
+        for spec, name in zip(self.plugins, names, strict=True):
+            if not name.isidentifier() or not spec.partition(":")[0]:
+                raise InvalidParameter(f"plug-in {spec!r} is not package.module:Class")
+        if len(set(names)) != len(names):
+            raise InvalidParameter(f"two plug-ins with one class name: {list(self.plugins)}")
+
+    @classmethod
+    def from_options(cls, backend: str | None, plugins: Sequence[str] = (),
+                     plugin_paths: Sequence[str] = ()) -> SandboxSetup | None:
+        """The setup of the command-line options (None when nothing is sandboxed)."""
+        if backend is None and not plugins:
+            return None
+        return cls(backend, tuple(plugins), tuple(plugin_paths))
+
+    @property
+    def plugin_agents(self) -> dict[str, str]:
+        """Agent id (the class name) -> ``"package.module:Class"``."""
+        return {p.partition(":")[2]: p for p in self.plugins}
+
+    @property
+    def walled(self) -> bool:
+        return self.backend in ("bwrap", "e2b")
+
+    def warning(self) -> str | None:
+        """What the ledger must say about this setup (plug-ins without walls), or None."""
+        if self.plugins and self.backend == "none":
+            return (f"plug-in agents {sorted(self.plugin_agents)} run WITHOUT a sandbox "
+                    "(--sandbox none): their code can read the data home and reach the network")
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"backend": self.backend, "profile": PROFILE, "plugins": list(self.plugins),
+                "plugin_paths": list(self.plugin_paths)}
+
+
+class AgentHost:
+    """Makes one portfolio's agents: in process, or as proxies of agents in sandboxes."""
+
+    def __init__(self, setup: SandboxSetup | None,
+                 params: Mapping[str, Mapping[str, Any]]) -> None:
+        self.setup = setup
+        self.params = params
+        self._boxes: dict[str, Any] = {}
+
+    def sandboxed(self, name: str) -> bool:
+        s = self.setup
+        return s is not None and (s.walled or name in s.plugin_agents)
+
+    def _box(self, name: str) -> Any:
+        box = self._boxes.get(name)
+        if box is None:
+            from .. import sandbox
+
+            assert self.setup is not None and self.setup.backend is not None
+            options: dict[str, Any] = {}
+            if self.setup.plugin_paths and self.setup.backend != "e2b":
+                options["plugin_paths"] = self.setup.plugin_paths
+            box = sandbox.create(self.setup.backend, PROFILE, **options)
+            self._boxes[name] = box
+        return box
+
+    def new(self, name: str) -> Any:
+        """A fresh (unfitted) agent ``name``."""
+        options = dict(self.params.get(name, {}))
+        if not self.sandboxed(name):
+            return agent_class(name)(**options)
+        from .sandboxed import SandboxedAgent
+
+        assert self.setup is not None
+        plugin = self.setup.plugin_agents.get(name)
+        if plugin is not None:
+            return SandboxedAgent(self._box(name), plugin=plugin, options=options)
+        return SandboxedAgent(self._box(name), agent=name, options=options)
+
+    def restored(self, name: str, state: bytes) -> Agent | Any:
+        """Agent ``name`` from its ``state()`` bytes (in its sandbox when it lives in one)."""
+        if not self.sandboxed(name):
+            return agent_class(name).from_state(state)
+        agent = self.new(name)
+        agent.restore(state)
+        return agent
+
+    def close(self) -> None:
+        """Kill every sandbox (their workers and everything they started)."""
+        boxes, self._boxes = self._boxes, {}
+        for box in boxes.values():
+            box.kill()

@@ -1,4 +1,4 @@
-"""``swarmvar run --arbiter`` and ``--sandbox/--plugin``: the arbiter and the sandboxes in the beat."""
+"""``swarmvar run --arbiter`` and ``--sandbox``/``--plugin``: both wired into the beat."""
 
 from __future__ import annotations
 

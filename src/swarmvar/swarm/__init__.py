@@ -12,13 +12,40 @@
 See docs/runtime.md.
 """
 
-from .beat import BeatInput, BeatOutcome, OnlineTrackRecord, PortfolioConfig, PortfolioSwarm
-from .executors import Executor, LocalExecutor, Shard
-from .local import AgentRun, run_agents
-from .roles import RefitJob, RefitResult, RoleConfig, RoleRecord, run_refit
-from .runtime import BeatObserver, RunSummary, Swarm
-from .sources import BadLine, FollowedFile, JsonLines, Replay
-from .ticks import ALL, PortfolioSpec
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .beat import BeatInput, BeatOutcome, OnlineTrackRecord, PortfolioConfig, PortfolioSwarm
+    from .executors import Executor, LocalExecutor, Shard
+    from .local import AgentRun, run_agents
+    from .roles import RefitJob, RefitResult, RoleConfig, RoleRecord, run_refit
+    from .runtime import BeatObserver, RunSummary, Swarm
+    from .sources import BadLine, FollowedFile, JsonLines, Replay
+    from .ticks import ALL, PortfolioSpec
+
+#: name -> submodule: imported on first use, so that a sandbox worker running
+#: :func:`.sandboxed.seeded_live_agent` does not load the whole runtime
+_LAZY = {
+    "BeatInput": "beat", "BeatOutcome": "beat", "OnlineTrackRecord": "beat",
+    "PortfolioConfig": "beat", "PortfolioSwarm": "beat",
+    "Executor": "executors", "LocalExecutor": "executors", "Shard": "executors",
+    "AgentRun": "local", "run_agents": "local",
+    "RefitJob": "roles", "RefitResult": "roles", "RoleConfig": "roles", "RoleRecord": "roles",
+    "run_refit": "roles",
+    "BeatObserver": "runtime", "RunSummary": "runtime", "Swarm": "runtime",
+    "BadLine": "sources", "FollowedFile": "sources", "JsonLines": "sources", "Replay": "sources",
+    "ALL": "ticks", "PortfolioSpec": "ticks",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
 
 __all__ = [
     "ALL",

@@ -306,9 +306,9 @@ class PortfolioSwarm:
         begin = clock()
         # an agent that broke its sandbox at this beat is held out of this beat's consensus
         violated = frozenset(self.violations)
-        for name, exc in self.violations.items():
+        for name, broke in self.violations.items():
             records.append(RoleRecord("sandbox", "violation", (name,), {
-                "violation": exc.violation.value, "detail": str(exc)[:500]}))
+                "violation": broke.violation.value, "detail": str(broke)[:500]}))
         self.violations = {}
         consensus, estimates, missing = self._combine(self.forecasts, tick.excluded | violated,
                                                       tick.factors, tick.as_of)

@@ -8,13 +8,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from swarmvar.cli import build_app
+from swarmvar.errors import InvalidParameter
 from swarmvar.evolution import BreakerState, Database, SqliteBreakerStorage
 from swarmvar.ledger import Ledger
 from swarmvar.swarm import Replay
+from swarmvar.swarm.sandboxed import seed_words
 from swarmvar.swarm.sandboxing import SandboxSetup
 from swarmvar.types import Action, BeatReport, Decision
 
@@ -211,3 +216,104 @@ def test_sandbox_none_with_a_plugin_is_warned_in_the_ledger(tmp_path):
     warned = [e.data["details"] for e in _entries(home) if e.kind == "action"
               and e.data["type"] == "sandbox-warning"]
     assert warned and "HalfLife" in warned[0]["warning"] and warned[0]["backend"] == "none"
+
+
+JUMPY = """
+    import socket
+
+    from swarmvar.models import NormalInverseGamma
+
+
+    class Jumpy(NormalInverseGamma):
+        name = "Jumpy"
+
+        def update(self, r):  # NIG's fit does not go through update
+            if r > 0.02:  # a big up day: phones home
+                socket.socket()
+            return super().update(r)
+"""
+
+
+@needs_bwrap
+def test_a_violator_is_held_out_then_back_after_a_clean_trial(tmp_path, sp500):
+    """Jumpy breaks its sandbox on 1999-08-13 only (the first return above 2%): held out
+    that beat, kept out while its breaker is open (five days of data time), back after
+    one clean trial beat; the ledger says each step."""
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    (folder / "jumpy.py").write_text(textwrap.dedent(JUMPY))
+    setup = SandboxSetup("bwrap", ("jumpy:Jumpy",), (str(folder),))
+    home = tmp_path / "h"
+    with make_swarm(home, agents=TINY, policy=TINY_POLICY, window=150, sandbox=setup) as swarm:
+        swarm.start(sp500.iloc[:150])
+        swarm.run(Replay(sp500, portfolio="sp500", start=150), beats=12)
+        breaker = swarm.breakers.load("sandbox:sp500:Jumpy")
+    assert breaker.state is BreakerState.CLOSED and breaker.failures == 0
+    beats = {e.data["beat"]["as_of"][:10]: e.data for e in _entries(home)
+             if e.kind == "consensus" and "beat" in e.data}
+    entries = _entries(home)
+    violations = [e.data["result"] for e in entries
+                  if e.kind == "flow" and e.data["flow"] == "sandbox"]
+    assert [(v["seq"], v["agents"]) for v in violations] == [(4, ["Jumpy"])]
+
+    def voted(day: str) -> bool:
+        return "Jumpy" in beats[day]["levels"][0]["used"]
+
+    assert voted("1999-08-12") and not voted("1999-08-13")
+    assert beats["1999-08-13"]["levels"][0]["available"] == 2
+    assert not voted("1999-08-16") and not voted("1999-08-17")  # breaker open
+    assert "Jumpy" in beats["1999-08-16"]["beat"]["excluded"]
+    assert voted("1999-08-18") and voted("1999-08-25")  # trial (5 days on), then closed
+
+
+@needs_bwrap
+def test_a_sandboxed_swarm_resumes_exactly(tmp_path, sp500):
+    """Checkpoints rebase the agents inside their sandboxes and a restart restores them
+    there: 5 + 4 beats in bwrap equal 9 uninterrupted beats in process."""
+    def run(home: Path, setup: SandboxSetup | None, beats: int) -> None:
+        with make_swarm(home, agents=TINY, policy=TINY_POLICY, window=150, refit_every=4,
+                        checkpoint_every=3, sandbox=setup) as swarm:
+            swarm.start(sp500.iloc[:150])
+            swarm.run(Replay(sp500, portfolio="sp500", start=150), beats=beats)
+
+    run(tmp_path / "once", None, 9)
+    run(tmp_path / "twice", SandboxSetup("bwrap"), 5)
+    run(tmp_path / "twice", SandboxSetup("bwrap"), 4)
+
+    def levels(home: Path) -> list[Any]:
+        return [e.data["levels"] for e in _entries(home) if e.kind == "consensus"]
+
+    assert len(levels(tmp_path / "twice")) == 9
+    assert levels(tmp_path / "twice") == levels(tmp_path / "once")
+
+
+@settings(max_examples=60, deadline=None)
+@given(backend=st.one_of(st.none(), st.sampled_from(["none", "bwrap", "e2b"]),
+                        st.text(max_size=8)),
+       plugins=st.lists(st.text(max_size=20), max_size=3))
+def test_sandbox_setups_are_valid_or_refused_clearly(backend, plugins):
+    try:
+        setup = SandboxSetup(backend, tuple(plugins))
+    except InvalidParameter as exc:
+        assert str(exc)
+        return
+    assert setup.backend in (None, "none", "bwrap", "e2b")
+    assert not plugins or setup.backend in ("none", "bwrap")
+    assert all(spec.partition(":")[2].isidentifier() for spec in setup.plugins)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.one_of(st.integers(-5, 2**40), st.floats(), st.booleans(), st.text(max_size=3),
+                      st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=4)))
+def test_seeds_cross_the_sandbox_as_words_or_are_refused(seed):
+    if isinstance(seed, list):
+        number, words = seed_words(np.random.default_rng(seed))
+        assert number == 0 and np.random.default_rng(words).random() == \
+            np.random.default_rng(seed).random()
+        return
+    try:
+        number, words = seed_words(seed)
+    except InvalidParameter:
+        assert isinstance(seed, (bool, float, str)) or seed < 0
+        return
+    assert number == seed and words is None

@@ -574,7 +574,7 @@ class PortfolioSwarm:
                 data = agent.state()
                 arrays[f"agent:{name}"] = packing.as_bytes_array(data)
                 if rebase:
-                    self.agents[name] = self.host.restored(name, data)
+                    self.agents[name] = self.host.rebased(name, agent, data)
         if self.scouts is not None:
             arrays["scouts"] = packing.as_bytes_array(self.scouts.state())
         return packing.pack(header, arrays)

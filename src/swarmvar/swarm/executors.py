@@ -56,6 +56,9 @@ class Shard:
 
     def restore(self, blobs: Mapping[str, bytes]) -> None:
         for name, blob in blobs.items():
+            old = self.swarms.pop(name, None)
+            if old is not None:
+                old.close()  # its sandboxes (a fresh swarm makes its own)
             self.swarms[name] = PortfolioSwarm.restore(self.configs[name], blob)
 
     def beat(self, inputs: Sequence[tuple[str, BeatInput]]) -> list[BeatOutcome]:

@@ -140,6 +140,13 @@ class AgentHost:
         agent.restore(state)
         return agent
 
+    def rebased(self, name: str, agent: Any, state: bytes) -> Any:
+        """``agent`` replaced by its own restored copy (a checkpoint's rebase); a sandboxed
+        agent is restored in place, under the same handle (its worker keeps one copy)."""
+        if not self.sandboxed(name):
+            return agent_class(name).from_state(state)
+        return agent.restore(state)
+
     def close(self) -> None:
         """Kill every sandbox (their workers and everything they started)."""
         boxes, self._boxes = self._boxes, {}

@@ -120,11 +120,13 @@ def test_optional_work_paces_the_arbiters_refits(tmp_path, sp500, work, honoured
 
 @needs_bwrap
 def test_sandboxed_agents_give_the_same_consensus_bit_for_bit(tmp_path, sp500):
-    """NIG + bootstrap (f=0: two agents) on a short replay with two refits, in process and
-    each agent in its own bwrap sandbox: the same levels, intervals, weights and breaches
-    (the seeds' words cross the sandbox, so the bootstrap draws the same resamples)."""
+    """NIG + bootstrap (+ StudentT, whose refit is a warm start) on a short replay with two
+    refits, in process and each agent in its own bwrap sandbox: the same levels,
+    intervals, weights and breaches (the seeds' words cross the sandbox, so the bootstrap
+    draws the same resamples; the refit inside is the agent's own)."""
     def levels(home: Path, setup: SandboxSetup | None) -> list[Any]:
-        with make_swarm(home, agents=TINY, policy=TINY_POLICY, window=150, refit_every=10,
+        with make_swarm(home, agents=(*TINY, "StudentT"), policy=TINY_POLICY, window=150,
+                        refit_every=10,
                         sandbox=setup) as swarm:
             swarm.start(sp500.iloc[:150])
             swarm.run(Replay(sp500, portfolio="sp500", start=150), beats=25)

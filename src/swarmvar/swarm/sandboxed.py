@@ -61,6 +61,13 @@ def seeded_live_agent(params: Mapping[str, Any], arrays: Mapping[str, np.ndarray
 
     words = params.get("seed_words")
     rng: Any = seed if words is None else np.random.default_rng([int(w) for w in words])
+    if params.get("op") == "refit":  # the agent's own refit (a warm start, where it has one)
+        handle = str(params.get("handle"))
+        agent = session.get("agents", {}).get(handle)
+        if agent is None:
+            raise KeyError(f"no live agent {handle!r} in this worker")
+        agent.refit(np.asarray(arrays["returns"], dtype=float), seed=rng)
+        return {"name": agent.name}, {}
     return live_agent(params, arrays, rng, session)
 
 
@@ -168,9 +175,14 @@ class SandboxedAgent:
         return self
 
     def refit(self, returns: ArrayLike, *, seed: Seed = 0) -> SandboxedAgent:
-        """A fit from scratch on a new window (agents with a warm-start ``refit`` lose it
-        here: their sandboxed refits are fits)."""
-        return self.fit(returns, seed=seed)
+        """The agent's own ``refit`` on a new window, inside the sandbox (a warm start
+        where the agent has one, as in process)."""
+        if self._state is None:
+            raise NotFitted(f"{self.name}: fit before refit")
+        x = np.asarray(returns, dtype=float)
+        self._task("refit", {"returns": x}, seed=seed)
+        self._checkpoint()
+        return self
 
     def restore(self, state: bytes) -> SandboxedAgent:
         """Put the agent of ``state`` (its ``state()`` bytes) in the sandbox."""

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from swarmvar.cli import build_app
-from swarmvar.errors import InvalidParameter
+from swarmvar.errors import InvalidParameter, SandboxError
 from swarmvar.evolution import BreakerState, Database, SqliteBreakerStorage
 from swarmvar.ledger import Ledger
 from swarmvar.swarm import Replay
@@ -319,3 +319,18 @@ def test_seeds_cross_the_sandbox_as_words_or_are_refused(seed):
         assert isinstance(seed, (bool, float, str)) or seed < 0
         return
     assert number == seed and words is None
+
+
+def test_an_unusable_sandbox_backend_is_a_usage_error(tmp_path, monkeypatch):
+    """E2B without its key (and bubblewrap with the home inside a bind) fail before any
+    agent is fitted, instead of silently taking every agent out of the beat."""
+    monkeypatch.delenv("E2B_API_KEY", raising=False)
+    res = _run(tmp_path / "h", "--beats", "2", "--sandbox", "e2b", *FAST)
+    assert res.exit_code == 2, res.output
+    if shutil.which("bwrap") is not None:
+        import swarmvar
+
+        inside = Path(swarmvar.__file__).parent / "__never_a_home__"
+        with pytest.raises(SandboxError):
+            SandboxSetup("bwrap").probe(str(inside))
+        assert not inside.exists()

@@ -202,6 +202,8 @@ def run(
 
         boxes = SandboxSetup.from_options(sandbox, plugins,
                                           [str(f) for f in plugin_path or []])
+        if boxes is not None:
+            boxes.probe(str(home))
         swarm = Swarm(specs, home=home, agents=names, alphas=alphas, window=window,
                       refit_every=refit_every, seed=seed, executor=host,
                       checkpoint_every=checkpoint_every, ledger_batch=ledger_batch,

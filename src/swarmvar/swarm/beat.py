@@ -184,7 +184,7 @@ class PortfolioSwarm:
         self.config = config
         self.agents: dict[str, Agent | None] = {}
         #: makes the agents: in process, or in their sandboxes (:mod:`.sandboxing`)
-        self.host = AgentHost(config.sandbox, config.params)
+        self.host = AgentHost(config.sandbox, config.params, config.home)
         #: this beat's sandbox violations: agent -> what it tried (held out of the consensus)
         self.violations: dict[str, SandboxViolation] = {}
         self.keys = agent_keys(Path(config.home), config.agents)

@@ -81,6 +81,18 @@ class SandboxSetup:
     def walled(self) -> bool:
         return self.backend in ("bwrap", "e2b")
 
+    def probe(self, home: str) -> None:
+        """Make (and kill) one sandbox now, so that a missing bubblewrap, an E2B without
+        its key or a data home the sandbox could see is a clear error before any agent
+        is fitted (a failure inside the beat would only take the agent out)."""
+        if self.backend is None or (not self.walled and not self.plugins):
+            return
+        host = AgentHost(self, {}, home)
+        try:
+            host._box("probe")
+        finally:
+            host.close()
+
     def warning(self) -> str | None:
         """What the ledger must say about this setup (plug-ins without walls), or None."""
         if self.plugins and self.backend == "none":
@@ -97,9 +109,12 @@ class AgentHost:
     """Makes one portfolio's agents: in process, or as proxies of agents in sandboxes."""
 
     def __init__(self, setup: SandboxSetup | None,
-                 params: Mapping[str, Mapping[str, Any]]) -> None:
+                 params: Mapping[str, Mapping[str, Any]], home: str | None = None) -> None:
         self.setup = setup
         self.params = params
+        #: the data home (keys, ledger, states): bubblewrap refuses to start if a bind
+        #: would show it inside
+        self.home = home
         self._boxes: dict[str, Any] = {}
 
     def sandboxed(self, name: str) -> bool:
@@ -115,6 +130,8 @@ class AgentHost:
             options: dict[str, Any] = {}
             if self.setup.plugin_paths and self.setup.backend != "e2b":
                 options["plugin_paths"] = self.setup.plugin_paths
+            if self.setup.backend == "bwrap" and self.home is not None:
+                options["hidden"] = (self.home,)
             box = sandbox.create(self.setup.backend, PROFILE, **options)
             self._boxes[name] = box
         return box

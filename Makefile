@@ -21,6 +21,9 @@ demo: $(STAMP)
 	$(BIN)/swarmvar var --data sp500 --alpha 0.99,0.975 --home $(HOME_DIR)
 	$(BIN)/swarmvar backtest --data sp500 --last 2500 --alpha 0.99,0.975 --home $(HOME_DIR) \
 		--report $(HOME_DIR)/backtest.html --plot $(HOME_DIR)/backtest.png
+	$(BIN)/swarmvar var --positions AAPL=600000,MSFT=-400000,XOM=300000 --trade JPM=1000000 \
+		--home $(HOME_DIR)
+	$(BIN)/swarmvar run --data sp500 --beats 250 --arbiter --home $(HOME_DIR) --quiet
 	$(BIN)/swarmvar ledger verify --home $(HOME_DIR)
 
 # bubblewrap, PostgreSQL, Chromium, iproute2: apt-get when missing and root.

@@ -1,12 +1,23 @@
 """Shared test set-up: JAX on the CPU, no GPU probing, a headless matplotlib.
 
+A real PostgreSQL server (``tests/pg.py``, loaded by path: ``--import-mode=importlib``
+cannot import ``tests.pg``) starts once per session for every store suite that
+asks for ``postgres_url``; each test gets an empty schema of its own.
+
 JAX's persistent compilation cache goes to one temporary folder for the
 session (the CLI would otherwise point it under each test's data home), so
 tests never write compiled programs outside their temporary space.
 """
 
+import importlib.util
 import os
+import sys
 import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -14,3 +25,38 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
                       tempfile.mkdtemp(prefix="swarmvar-tests-jax-cache-"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+
+
+def load_pg() -> ModuleType:
+    """The shared ``tests/pg.py`` module (one copy per session)."""
+    name = "swarmvar_tests_pg"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "pg.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[object]:
+    """A PostgreSQL server for the session (skipped off CI if it cannot start; fails in CI)."""
+    pg = load_pg()
+    try:
+        cm = pg.postgres_server()
+        server = cm.__enter__()
+    except pg.PostgresUnavailable as exc:
+        pg.skip_or_fail(exc)
+        return
+    try:
+        yield server
+    finally:
+        cm.__exit__(None, None, None)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: object) -> str:
+    """The URL of a new, empty schema (search_path) on the session's server."""
+    url: str = postgres_server.new_schema()  # type: ignore[attr-defined]
+    return url

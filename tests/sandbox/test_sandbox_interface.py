@@ -1,9 +1,16 @@
-"""One suite for every backend: the same tasks, files and health answers on each."""
+"""One suite for every backend: the same tasks, files and health answers on each.
+
+The E2B backend runs it too, through the e2b SDK against ``fake_e2b`` (a
+local fake of E2B's HTTP API: its cloud cannot be reached from here).
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +19,22 @@ from swarmvar import data, sandbox
 from swarmvar.errors import InvalidParameter, SandboxError, TaskFailed
 from swarmvar.models import task as model_tasks
 
-BACKENDS = [pytest.param("bwrap", marks=pytest.mark.skipif(
-    shutil.which("bwrap") is None, reason="bubblewrap is not installed")), "none"]
+BACKENDS = [
+    pytest.param("bwrap", marks=pytest.mark.skipif(
+        shutil.which("bwrap") is None, reason="bubblewrap is not installed")),
+    "none",
+    pytest.param("e2b", marks=pytest.mark.skipif(
+        importlib.util.find_spec("e2b") is None, reason="the e2b SDK is not installed")),
+]
+
+
+@pytest.fixture(scope="module")
+def fake_e2b_url() -> Iterator[str]:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fake_e2b import serve_fake_e2b
+
+    with serve_fake_e2b() as (_, url):
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)
@@ -21,7 +42,12 @@ def box(request: pytest.FixtureRequest) -> Iterator[sandbox.Sandbox]:
     profile = sandbox.Profile("suite", cpu_seconds=30, wall_seconds=60,
                               memory_bytes=3 << 30, processes=64, file_bytes=16 << 20,
                               tasks_per_worker=3)
-    created = sandbox.create(request.param, profile)
+    if request.param == "e2b":
+        url = request.getfixturevalue("fake_e2b_url")
+        created = sandbox.create("e2b", profile, api_key="e2b_test_key", api_url=url,
+                                 sandbox_url=url, python=sys.executable)
+    else:
+        created = sandbox.create(request.param, profile)
     yield created
     created.kill()
 
@@ -62,6 +88,8 @@ def test_files_go_in_and_out_of_the_scratch_folder(box: sandbox.Sandbox) -> None
 
 
 def test_the_worker_stays_warm_and_is_recycled(box: sandbox.Sandbox) -> None:
+    if box.backend == "e2b":
+        pytest.skip("an E2B task is one command in its VM: no warm worker to recycle")
     for _ in range(4):
         box.run(nig_task())
     health = box.health()

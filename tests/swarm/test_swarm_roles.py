@@ -210,3 +210,18 @@ def test_a_regime_flag_asks_the_foragers_and_is_ledgered(tmp_path, sp500):
     with Ledger.open(tmp_path) as ledger:
         flows = [e.data["result"]["action"] for e in ledger.entries() if e.kind == "flow"]
     assert "regime-flag" in flows and "refit-done" in flows
+
+
+def test_builders_leave_a_forecast_of_a_gain_unscored_not_an_error() -> None:
+    """A series that only rose forecasts negative VaR/ES: FZ0 is undefined, coverage is not."""
+    import numpy as np
+
+    from swarmvar.swarm.roles import Builders
+
+    b = Builders(["a", "consensus"], [0.99], window=10)
+    b.add(0.001, {0.99: np.array([-0.002, 0.01])}, {0.99: np.array([-0.001, 0.012])})
+    b.add(-0.02, {0.99: np.array([0.01, np.nan])}, {0.99: np.array([0.012, np.nan])})
+    now = b.current()
+    assert now["a"][0.99].days == 2 and now["a"][0.99].hits == 2  # -0.001 > -0.002 too
+    assert np.isfinite(now["a"][0.99].fz0)  # the mean over the scored day only
+    assert now["consensus"][0.99].days == 1 and now["consensus"][0.99].hits == 0

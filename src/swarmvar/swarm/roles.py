@@ -259,10 +259,14 @@ class Builders:
             v, e = var[a], es[a]
             ok = np.isfinite(v) & np.isfinite(e)  # a row without a forecast that day
             hit = (-realized > np.where(ok, v, np.inf))[None, :]
-            loss = np.full(v.shape, np.nan)
-            if ok.any():
-                loss[ok] = fz0_loss(np.full(int(ok.sum()), -realized), v[ok],
-                                    np.maximum(e[ok], v[ok]), a)
+            # NaN: no forecast that day; +inf: a forecast FZ0 cannot score (it is defined
+            # for a positive ES only, and a series that only rose forecasts a gain even
+            # in the tail) - counted for coverage, left out of the mean FZ0
+            loss = np.where(ok, np.inf, np.nan)
+            scored = ok & (np.maximum(np.where(ok, e, 0.0), np.where(ok, v, 0.0)) > 0)
+            if scored.any():
+                loss[scored] = fz0_loss(np.full(int(scored.sum()), -realized), v[scored],
+                                        np.maximum(e[scored], v[scored]), a)
             self.hits[a] = np.concatenate([self.hits[a], hit])[-self.window:]
             self.fz0[a] = np.concatenate([self.fz0[a], loss[None, :]])[-self.window:]
 
@@ -275,12 +279,12 @@ class Builders:
                 continue
             for k, row in enumerate(self.rows):
                 fz = f[:, k]
-                seen = np.isfinite(fz)  # days the row had a forecast
+                seen = ~np.isnan(fz)  # days the row had a forecast
                 col = h[seen, k]
                 if col.size == 0:
                     continue
                 pk, pc = _coverage_pvalues(_counts(col), a, _Unhashed(col))
-                fz = fz[seen]
+                fz = fz[np.isfinite(fz)]
                 out.setdefault(row, {})[a] = RowValidation(
                     int(col.size), int(col.sum()), pk, pc,
                     float(fz.mean()) if fz.size else math.nan)

@@ -173,7 +173,51 @@ class _Worker:
         self.conn.close()
 
 
-class LocalExecutor:
+class ShardedFanOut:
+    """What a sharded executor does once each portfolio has its shard (``_placement``):
+    split a call's items by shard, send each shard its part (``_fan``, the executor's
+    transport: worker pipes or Ray actors) and put the answers back in order.
+    """
+
+    _placement: dict[str, int]
+
+    def _fan(self, calls: Mapping[int, tuple[str, Any]]) -> dict[int, Any]:
+        raise NotImplementedError
+
+    def _split(self, items: Sequence[Any], name_of: Callable[[Any], str]
+               ) -> dict[int, list[Any]]:
+        groups: dict[int, list[Any]] = {}
+        for item in items:
+            groups.setdefault(self._placement[name_of(item)], []).append(item)
+        return groups
+
+    def _fan_start(self, requests: Sequence[StartRequest]) -> None:
+        groups = self._split(requests, lambda r: r[0])
+        self._fan({k: ("start", v) for k, v in groups.items()})
+
+    def _fan_restore(self, blobs: Mapping[str, bytes]) -> None:
+        groups = self._split(list(blobs.items()), lambda kv: kv[0])
+        self._fan({k: ("restore", dict(v)) for k, v in groups.items()})
+
+    def _fan_beats(self, inputs: Sequence[tuple[str, BeatInput]]) -> list[BeatOutcome]:
+        order = list(range(len(inputs)))
+        groups = self._split(order, lambda i: inputs[i][0])
+        answers = self._fan({k: ("beat", [inputs[i] for i in idx]) for k, idx in groups.items()})
+        out: list[BeatOutcome | None] = [None] * len(inputs)
+        for k, idx in groups.items():
+            for i, outcome in zip(idx, answers[k], strict=True):
+                out[i] = outcome
+        return [o for o in out if o is not None]
+
+    def _fan_states(self, names: Sequence[str]) -> dict[str, bytes]:
+        groups = self._split(list(names), lambda n: n)
+        out: dict[str, bytes] = {}
+        for part in self._fan({k: ("states", v) for k, v in groups.items()}).values():
+            out.update(part)
+        return out
+
+
+class LocalExecutor(ShardedFanOut):
     """Portfolio swarms in this process (``workers=0``) or in ``workers`` processes.
 
     Parameters
@@ -248,49 +292,29 @@ class LocalExecutor:
             raise failure
         return out
 
-    def _split(self, items: Sequence[Any], name_of: Callable[[Any], str]
-               ) -> dict[int, list[Any]]:
-        groups: dict[int, list[Any]] = {}
-        for item in items:
-            groups.setdefault(self._placement[name_of(item)], []).append(item)
-        return groups
-
     # --- operations ----------------------------------------------------------------
 
     def start(self, requests: Sequence[StartRequest]) -> None:
         if self._inline is not None:
             self._inline.start(requests)
             return
-        groups = self._split(requests, lambda r: r[0])
-        self._fan({k: ("start", v) for k, v in groups.items()})
+        self._fan_start(requests)
 
     def restore(self, blobs: Mapping[str, bytes]) -> None:
         if self._inline is not None:
             self._inline.restore(blobs)
             return
-        groups = self._split(list(blobs.items()), lambda kv: kv[0])
-        self._fan({k: ("restore", dict(v)) for k, v in groups.items()})
+        self._fan_restore(blobs)
 
     def beats(self, inputs: Sequence[tuple[str, BeatInput]]) -> list[BeatOutcome]:
         if self._inline is not None:
             return self._inline.beat(inputs)
-        order = list(range(len(inputs)))
-        groups = self._split(order, lambda i: inputs[i][0])
-        answers = self._fan({k: ("beat", [inputs[i] for i in idx]) for k, idx in groups.items()})
-        out: list[BeatOutcome | None] = [None] * len(inputs)
-        for k, idx in groups.items():
-            for i, outcome in zip(idx, answers[k], strict=True):
-                out[i] = outcome
-        return [o for o in out if o is not None]
+        return self._fan_beats(inputs)
 
     def states(self, names: Sequence[str]) -> dict[str, bytes]:
         if self._inline is not None:
             return self._inline.states(names)
-        groups = self._split(list(names), lambda n: n)
-        out: dict[str, bytes] = {}
-        for part in self._fan({k: ("states", v) for k, v in groups.items()}).values():
-            out.update(part)
-        return out
+        return self._fan_states(names)
 
     def local(self, name: str) -> PortfolioSwarm:
         """The portfolio swarm itself, when it lives in this process (``workers=0``)."""

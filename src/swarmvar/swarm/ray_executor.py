@@ -20,11 +20,11 @@ from typing import Any
 
 from ..errors import InvalidParameter, WorkerFailed
 from .beat import BeatInput, BeatOutcome, PortfolioConfig
-from .executors import Shard, StartRequest, shard_of
+from .executors import Shard, ShardedFanOut, StartRequest, shard_of
 from .roles import RefitJob, RefitResult, run_refit
 
 
-class RayExecutor:
+class RayExecutor(ShardedFanOut):
     """Portfolio swarms on Ray actors (see the module docstring).
 
     Parameters
@@ -84,12 +84,6 @@ class RayExecutor:
             raise failure
         return out
 
-    def _split(self, items: Sequence[Any], key: Any) -> dict[int, list[Any]]:
-        groups: dict[int, list[Any]] = {}
-        for item in items:
-            groups.setdefault(self._placement[key(item)], []).append(item)
-        return groups
-
     def open(self, configs: Sequence[PortfolioConfig]) -> None:
         groups: dict[int, list[PortfolioConfig]] = {}
         for c in configs:
@@ -100,29 +94,16 @@ class RayExecutor:
         self._fan({k: ("open", v) for k, v in groups.items()})
 
     def start(self, requests: Sequence[StartRequest]) -> None:
-        groups = self._split(requests, lambda r: r[0])
-        self._fan({k: ("start", v) for k, v in groups.items()})
+        self._fan_start(requests)
 
     def restore(self, blobs: Mapping[str, bytes]) -> None:
-        groups = self._split(list(blobs.items()), lambda kv: kv[0])
-        self._fan({k: ("restore", dict(v)) for k, v in groups.items()})
+        self._fan_restore(blobs)
 
     def beats(self, inputs: Sequence[tuple[str, BeatInput]]) -> list[BeatOutcome]:
-        order = list(range(len(inputs)))
-        groups = self._split(order, lambda i: inputs[i][0])
-        answers = self._fan({k: ("beat", [inputs[i] for i in idx]) for k, idx in groups.items()})
-        out: list[BeatOutcome | None] = [None] * len(inputs)
-        for k, idx in groups.items():
-            for i, outcome in zip(idx, answers[k], strict=True):
-                out[i] = outcome
-        return [o for o in out if o is not None]
+        return self._fan_beats(inputs)
 
     def states(self, names: Sequence[str]) -> dict[str, bytes]:
-        groups = self._split(list(names), lambda n: n)
-        out: dict[str, bytes] = {}
-        for part in self._fan({k: ("states", v) for k, v in groups.items()}).values():
-            out.update(part)
-        return out
+        return self._fan_states(names)
 
     def actors(self) -> dict[int, Any]:
         """Shard number -> actor handle (for tests that kill one)."""

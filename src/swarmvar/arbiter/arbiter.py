@@ -15,7 +15,13 @@ It keeps one :class:`~.step.ArbiterState` per portfolio and runs the pure
   consensus breach at any level within the next ``horizon`` beats) and
   published as a new version;
 * every pulse, core output, decision, PID step, quarantine and release is
-  written to the ledger, one atomic batch per beat.
+  written to the ledger, one atomic batch per beat (or into the swarm's own
+  beat transaction, given the swarm's ``beat_entries`` as the ledger);
+* its per-portfolio state goes into the swarm's checkpoints
+  (:meth:`Arbiter.checkpoint_state` / :meth:`Arbiter.restore_state`, see
+  :mod:`.checkpoint`), and the swarm re-feeds it the beats it replays after
+  a restart (:meth:`Arbiter.replay`, nothing recorded again), so a restarted
+  arbiter decides as the uninterrupted one.
 
 It implements the runtime's observer protocol: ``observe``, ``excluded``,
 ``weight_factors``.
@@ -25,16 +31,17 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import CircuitOpen, InvalidSignal, UnknownAgent
+from ..errors import CircuitOpen, InvalidSignal, InvalidState, UnknownAgent
 from ..evolution import (
     BreakerConfig,
+    BreakerSnapshot,
     BreakerState,
     BreakerStorage,
     CircuitBreaker,
@@ -42,6 +49,7 @@ from ..evolution import (
 )
 from ..ledger import EntryKind, Ledger
 from ..types import Action, BeatReport, Decision
+from .checkpoint import PortfolioCheckpoint, as_deques, pack_checkpoint, unpack_checkpoint
 from .decide import Thresholds
 from .pid import PidGains
 from .pulse import Pulse
@@ -56,6 +64,14 @@ DAY_S = 86_400.0
 #: retried indefinitely (an operator's ``release`` ends it early).
 QUARANTINE_BREAKER = BreakerConfig(failure_threshold=1, reset_timeout_s=7 * DAY_S,
                                    max_reset_attempts=1_000_000)
+
+
+class EntrySink(Protocol):
+    """Where the arbiter's ledger entries go: a :class:`~swarmvar.ledger.Ledger`, or the
+    swarm's ``beat_entries`` (the beat's own transaction)."""
+
+    def add_entries(self, batch: Sequence[tuple[EntryKind, Mapping[str, Any]]]) -> object:
+        ...
 
 
 @dataclass(frozen=True)
@@ -86,6 +102,12 @@ class _Portfolio:
     last: BeatSignals | None = None
 
 
+def _replace_with(snapshot: BreakerSnapshot) -> Callable[[BreakerSnapshot], BreakerSnapshot]:
+    def change(_old: BreakerSnapshot) -> BreakerSnapshot:
+        return snapshot
+    return change
+
+
 def threat_labels(breached: Sequence[bool], horizon: int) -> np.ndarray:
     """Labels ``(T - horizon,)``: beat ``i`` is 1 if a consensus breach comes at beats
     ``i+1 .. i+horizon``."""
@@ -103,8 +125,9 @@ class Arbiter:
     ----------
     config : ArbiterConfig
         Pulse, thresholds, PID gains, signal cut-offs.
-    ledger : Ledger, optional
-        Where every step is recorded (nothing is recorded without one).
+    ledger : Ledger or EntrySink, optional
+        Where every step is recorded (nothing is recorded without one); the
+        swarm's ``beat_entries`` puts them in the beat's own transaction.
     model : ThreatModel, optional
         The threat model to start from (default: the active published
         version, else the design's :data:`~.threat.SEED_MODEL`).
@@ -126,7 +149,11 @@ class Arbiter:
         decisions ``observe`` returns in the same ledger).
     """
 
-    def __init__(self, config: ArbiterConfig | None = None, *, ledger: Ledger | None = None,
+    #: The key of this observer's state in the swarm's checkpoints.
+    state_key = "arbiter"
+
+    def __init__(self, config: ArbiterConfig | None = None, *,
+                 ledger: Ledger | EntrySink | None = None,
                  model: ThreatModel | None = None, versions: ThreatVersions | None = None,
                  breakers: BreakerStorage | None = None,
                  quarantine: BreakerConfig = QUARANTINE_BREAKER,
@@ -142,10 +169,12 @@ class Arbiter:
         self.record_decisions = record_decisions
         self._pool: Executor | None = ThreadPoolExecutor(4) if parallel else None
         self._portfolios: dict[str, _Portfolio] = {}
+        self._replaying = False
 
     @classmethod
     def from_options(cls, *, k_flows: float = 4, p_nodes: float = 5, t_threshold: float = 0.02,
-                     t1: float = 0.001, u: float = math.e**4, ledger: Ledger | None = None,
+                     t1: float = 0.001, u: float = math.e**4,
+                     ledger: Ledger | EntrySink | None = None,
                      thresholds: Thresholds | None = None, gains: PidGains | None = None,
                      **kwargs: Any) -> Arbiter:
         """An arbiter from the design's command-line options (``--k-flows``, ``--p-nodes``,
@@ -193,6 +222,72 @@ class Arbiter:
         self._record(out, events)
         self._learn(p, signals)
         return (d,)
+
+    def replay(self, report: BeatReport, beat_seconds: float | None = None
+               ) -> Sequence[Decision]:
+        """:meth:`observe` a beat that is already in the ledger (the swarm's replay after a
+        restart, with the beat's recorded seconds): the state moves exactly as it did
+        the first time, nothing is recorded again."""
+        self._replaying = True
+        try:
+            return self.observe(report, beat_seconds)
+        finally:
+            self._replaying = False
+
+    def replay_action(self, action: Mapping[str, Any]) -> None:
+        """Apply again an operator's recorded ``quarantine`` or ``release`` (the swarm's
+        replay after a restart; nothing recorded). Other actions are ignored."""
+        details = action.get("details")
+        if not isinstance(details, Mapping) or details.get("by") != "operator":
+            return
+        portfolio, agent = str(details.get("portfolio")), str(details.get("agent"))
+        p = self._portfolios.get(portfolio)
+        if p is None or agent not in p.agents:
+            return
+        breaker = self._breaker(portfolio, agent, p)
+        if action.get("type") == "quarantine":
+            breaker.record_failure()
+        elif action.get("type") == "release":
+            breaker.reset()
+
+    # --- checkpoints ------------------------------------------------------------------
+
+    def checkpoint_state(self, portfolio: str) -> bytes:
+        """The portfolio's arbiter state as bytes (a fresh state if it was never observed):
+        genome, PID, counters, signal memory, factors, retraining history, the threat
+        model and its quarantine breakers (:mod:`.checkpoint`)."""
+        p = self._portfolios.get(portfolio) or _Portfolio()
+        breakers = {a: self.breakers.load(self._name(portfolio, a)) for a in sorted(p.agents)}
+        return pack_checkpoint(PortfolioCheckpoint(
+            p.state, tuple(sorted(p.agents)), dict(p.factors), p.now, tuple(p.features),
+            tuple(p.breached), self.model, breakers))
+
+    def restore_state(self, portfolio: str, blob: bytes, agents: Sequence[str] = ()) -> None:
+        """Resume the portfolio from :meth:`checkpoint_state` bytes: its state, its breakers
+        (written back to the breaker storage) and the threat model. ``agents`` (the
+        portfolio's) not in the checkpoint get a fresh, closed breaker: what a later run
+        did to them is replayed from the ledger.
+
+        Raises
+        ------
+        InvalidState
+            The bytes are not an arbiter state, are cut or altered, or hold levels the
+            configuration cannot read.
+        """
+        c = unpack_checkpoint(blob)
+        features, breached = as_deques(c)
+        if any(len(f) != len(c.features[0]) for f in c.features) or len(features) != len(
+                breached):
+            raise InvalidState(f"the arbiter's retraining history of {portfolio!r} is malformed")
+        p = _Portfolio(c.state, set(c.agents), dict(c.factors), features, breached, c.now)
+        fresh = BreakerSnapshot()
+        for agent in sorted({*c.breakers, *agents}):
+            self.breakers.update(self._name(portfolio, agent),
+                                 _replace_with(c.breakers.get(agent, fresh)))
+        self._portfolios[portfolio] = p
+        self.model = c.model
+
+    # --- the observer protocol, continued ----------------------------------------------
 
     def excluded(self, portfolio: str) -> frozenset[str]:
         """Agents held out of the next consensus (their quarantine breaker is not closed)."""
@@ -320,7 +415,7 @@ class Arbiter:
                                                  self.model.version, "beats": int(labels.size)}])
 
     def _record(self, out: StepOutput, events: list[dict[str, object]]) -> None:
-        if self.ledger is None:
+        if self.ledger is None or self._replaying:
             return
         s = out.signals
         where = {"portfolio": s.portfolio, "seq": s.seq}
@@ -341,6 +436,6 @@ class Arbiter:
         self.ledger.add_entries(batch)
 
     def _record_events(self, portfolio: str, events: list[dict[str, object]]) -> None:
-        if self.ledger is not None and events:
+        if self.ledger is not None and events and not self._replaying:
             self.ledger.add_entries([(EntryKind.ACTION, {"type": str(e["type"]), "details": {
                 "portfolio": portfolio, **e}}) for e in events])

@@ -91,41 +91,75 @@ class Pulse:
 
 
 class Cadence:
-    """Live pacing: beats start on pulse boundaries; overruns are counted as late.
+    """Live pacing: beats start on pulse boundaries; a beat that overruns its budget is late.
 
-    ``clock`` and ``sleep`` are injected (``time.monotonic``/``time.sleep``
-    at the edge; a fake pair in tests).
+    The schedule is anchored at the first :meth:`begin`: boundary ``n`` is
+    ``anchor + n * budget`` (computed from ``n``, never accumulated, so a long
+    run does not drift). A beat is :meth:`begin` -> work -> :meth:`mark` (its
+    measured seconds and whether they overran the budget: what the PID and
+    the ledger get) -> :meth:`end` (wait until the next boundary still ahead,
+    skipping boundaries an overrun has passed). ``clock`` and ``sleep`` are
+    injected (``time.monotonic``/``time.sleep`` at the edge; a fake pair in
+    tests).
+
+    Attributes
+    ----------
+    beats, late : int
+        Beats measured and those that overran the budget.
+    skipped : int
+        Boundaries passed without a beat starting on them (the cost of overruns).
     """
 
-    def __init__(self, pulse: Pulse, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, pulse: Pulse | float, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        self.pulse = pulse
+        self.budget = (pulse.budget if isinstance(pulse, Pulse)
+                       else _finite("the pulse budget (s)", pulse))
         self._clock = clock
         self._sleep = sleep
-        self._next: float | None = None
+        self._anchor: float | None = None
+        self._index = 0
         self._started = 0.0
-        self.late = 0
+        self._marked: tuple[float, bool] | None = None
         self.beats = 0
+        self.late = 0
+        self.skipped = 0
 
     def begin(self) -> float:
-        """Mark a beat's start (now); returns the start time."""
+        """Mark a beat's start (now); the first call anchors the schedule. Returns now."""
         self._started = self._clock()
-        if self._next is None:
-            self._next = self._started
+        if self._anchor is None:
+            self._anchor = self._started
+        self._marked = None
         return self._started
 
+    def mark(self) -> tuple[float, bool]:
+        """The beat's seconds since :meth:`begin` and whether they exceed the budget;
+        measured and counted once per beat (later calls return the same)."""
+        if self._marked is None:
+            elapsed = max(0.0, self._clock() - self._started)
+            late = elapsed > self.budget
+            self.beats += 1
+            self.late += int(late)
+            self._marked = (elapsed, late)
+        return self._marked
+
+    def next_boundary(self) -> float:
+        """When the next beat may start (seconds of ``clock``)."""
+        if self._anchor is None:
+            return self._clock()
+        return self._anchor + (self._index + 1) * self.budget
+
     def end(self) -> tuple[float, bool]:
-        """The beat's measured seconds and whether it overran the budget; then wait
-        until the next pulse boundary (skipping boundaries already passed)."""
+        """:meth:`mark` (if the beat did not), then wait until the next pulse boundary
+        still ahead; returns the beat's (seconds, late)."""
+        measured = self.mark()
+        if self._anchor is None:
+            return measured
         now = self._clock()
-        elapsed = now - self._started
-        late = elapsed > self.pulse.budget
-        self.beats += 1
-        self.late += int(late)
-        assert self._next is not None
-        budget = self.pulse.budget
-        self._next += budget * max(1, math.ceil((now - self._next) / budget))
-        wait = self._next - now
+        ahead = max(self._index + 1, math.ceil((now - self._anchor) / self.budget))
+        self.skipped += ahead - self._index - 1
+        self._index = ahead
+        wait = self._anchor + ahead * self.budget - now
         if wait > 0:
             self._sleep(wait)
-        return elapsed, late
+        return measured

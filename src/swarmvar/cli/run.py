@@ -131,6 +131,11 @@ def run(
     t_threshold: Annotated[float, typer.Option("--t-threshold", help="arbiter: the PID's "
                                                "threshold time T_threshold (s)")] = 0.02,
     t1: Annotated[float, typer.Option("--t1", help="arbiter pulse: base time T1 (s)")] = 0.001,
+    pace: Annotated[str | None, typer.Option("--pace", help="none: as fast as possible; rate: "
+                                             "--rate ticks a second; pulse: each beat starts "
+                                             "on the arbiter's next T_Λ pulse, late beats "
+                                             "counted (needs --arbiter). Default: rate with "
+                                             "--rate, else none")] = None,
     sandbox: Annotated[str | None, typer.Option("--sandbox", help="none, bwrap or e2b: run "
                                                 "every agent in a sandbox of the realtime "
                                                 "profile (default: built-in agents in "
@@ -159,6 +164,17 @@ def run(
         raise typer.BadParameter(f"must be > 0, got {rate}", param_hint="--rate")
     if follow and stdin:
         raise typer.BadParameter("give --follow or --stdin, not both", param_hint="--stdin")
+    pace = pace or ("rate" if rate is not None else "none")
+    if pace not in ("none", "rate", "pulse"):
+        raise typer.BadParameter("use none, rate or pulse", param_hint="--pace")
+    if pace == "pulse" and not arbiter:
+        raise typer.BadParameter("pacing by the pulse needs --arbiter (the pulse is its "
+                                 "T_Λ from --k-flows, --p-nodes, --t1)", param_hint="--pace")
+    if pace == "rate" and rate is None:
+        raise typer.BadParameter("--pace rate needs --rate N", param_hint="--pace")
+    if pace != "rate" and rate is not None:
+        raise typer.BadParameter(f"--rate paces the ticks; it cannot go with --pace {pace}",
+                                 param_hint="--rate")
     alphas = parse_alphas(alpha, (0.99, 0.975))
     if sandbox is not None and sandbox not in ("none", "bwrap", "e2b"):
         raise typer.BadParameter("use none, bwrap or e2b", param_hint="--sandbox")
@@ -208,9 +224,15 @@ def run(
                       refit_every=refit_every, seed=seed, executor=host,
                       checkpoint_every=checkpoint_every, ledger_batch=ledger_batch,
                       roles=RoleConfig(refit_lag=refit_lag), sandbox=boxes)
+        cadence = None
         if judge is not None:
-            judge.ledger, judge.breakers = swarm.ledger, swarm.breakers
+            # its entries join each beat's transaction; its state, the swarm's checkpoints
+            judge.ledger, judge.breakers = swarm.beat_entries, swarm.breakers
             swarm.add_observer(judge)
+            if pace == "pulse":
+                from ..arbiter import Cadence
+
+                cadence = Cadence(judge.config.pulse)
     except SwarmVarError as exc:
         raise fail(exc) from None
     stop = {"asked": False}
@@ -260,7 +282,7 @@ def run(
 
             try:
                 summary = swarm.run(source, beats=beats, on_beat=on_beat,
-                                    should_stop=lambda: stop["asked"])
+                                    should_stop=lambda: stop["asked"], pace=cadence)
             finally:
                 if live is not None:
                     live.update(_table(swarm, breaches, events, arbiter), refresh=True)
@@ -274,6 +296,10 @@ def run(
     typer.echo(f"{summary.total_beats} beats in {summary.seconds:.1f} s "
                f"({summary.stopped}); {rejected} ticks refused, {summary.skipped} already "
                f"recorded; {seqs}")
+    if cadence is not None:
+        typer.echo(f"paced by the pulse T_Λ = {1000 * cadence.budget:.3f} ms: "
+                   f"{summary.late} of {cadence.beats} beats late, {cadence.skipped} pulses "
+                   "skipped")
     if summary.stopped == "interrupted":
         typer.echo(f"stopped after the beat in progress; every beat is in the ledger under "
                    f"{home}. Resume with the same command: it restores the last checkpoint, "

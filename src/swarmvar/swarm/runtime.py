@@ -20,7 +20,14 @@ Recovery: :meth:`Swarm.start` finds each portfolio's last checkpoint,
 restores it, and replays (without recording again) the beats the ledger holds
 after it, from the ticks written in those beats; a source then resumes after
 the last recorded tick. So every tick is in the ledger once, and the forecasts equal
-an uninterrupted run's.
+an uninterrupted run's. Observers with a state (the arbiter) are checkpointed
+with the portfolio and re-fed the replayed beats with their recorded beat
+times, so their decisions after a restart equal an uninterrupted run's too.
+
+Pacing: ``run(source, pace=cadence)`` starts each beat on the cadence's
+next pulse boundary (:class:`Pacer`, the arbiter's ``Cadence``); the beat's
+measured time is what the observers' PID gets, and a beat past the budget
+is marked late in its report and its ledger record.
 """
 
 from __future__ import annotations
@@ -70,6 +77,8 @@ RUN_KEY = "swarm:__run__"
 SANDBOX_BREAKER = BreakerConfig(failure_threshold=1, reset_timeout_s=5 * 86_400.0,
                                 max_reset_attempts=1_000_000)
 STATE_PREFIX = "swarm:"
+#: Observers' states (the arbiter's) in a checkpoint: ``swarm-observer:<state_key>:<portfolio>``.
+OBSERVER_PREFIX = "swarm-observer:"
 
 
 @runtime_checkable
@@ -89,6 +98,36 @@ class BeatObserver(Protocol):
         ...
 
 
+@runtime_checkable
+class Pacer(Protocol):
+    """Live pacing of :meth:`Swarm.run` (the arbiter's ``Cadence`` implements it)."""
+
+    budget: float
+    late: int
+
+    def begin(self) -> float:
+        """A beat starts now."""
+        ...
+
+    def mark(self) -> tuple[float, bool]:
+        """The beat's seconds so far and whether they overran the budget (once per beat)."""
+        ...
+
+    def end(self) -> tuple[float, bool]:
+        """The beat is over: wait until the next pulse boundary."""
+        ...
+
+
+class _BeatEntries:
+    """An observer's ledger entries, joined to the current beat's transaction."""
+
+    def __init__(self, batch: list[tuple[EntryKind, Mapping[str, Any]]]) -> None:
+        self._batch = batch
+
+    def add_entries(self, batch: Iterable[tuple[EntryKind, Mapping[str, Any]]]) -> None:
+        self._batch.extend(batch)
+
+
 @dataclass(frozen=True)
 class RunSummary:
     """What a :meth:`Swarm.run` did.
@@ -96,7 +135,8 @@ class RunSummary:
     ``beats`` per portfolio; ``rejected`` ticks refused (reason -> count);
     ``skipped`` ticks already recorded before a restart; ``cursor`` where
     the source stands (give it to ``seek`` to resume); ``stopped`` why the
-    loop ended (``"source"``, ``"beats"``, ``"interrupted"``).
+    loop ended (``"source"``, ``"beats"``, ``"interrupted"``); ``late`` the
+    beats that overran the pacer's budget (0 when not paced).
     """
 
     beats: Mapping[str, int]
@@ -106,6 +146,7 @@ class RunSummary:
     seconds: float
     stopped: str
     last_seq: Mapping[str, int] = field(default_factory=dict)
+    late: int = 0
 
     @property
     def total_beats(self) -> int:
@@ -233,6 +274,10 @@ class Swarm:
         self._pending: dict[tuple[str, str, int], tuple[RefitJob, Future[RefitResult] | None]] = {}
         self._requests: dict[str, list[tuple[str, str]]] = {p: [] for p in self.specs}
         self._batch: list[tuple[EntryKind, Mapping[str, Any]]] = []
+        #: give this to an observer as its ledger: its entries join the beat's transaction
+        #: (written once with the beat, never without it, even after kill -9)
+        self.beat_entries = _BeatEntries(self._batch)
+        self._pace: Pacer | None = None
         self._batched_beats = 0
         self._marks: dict[str, Any] = {}
         self._log: dict[str, list[BeatInput]] = {p: [] for p in self.specs}  # since checkpoint
@@ -341,7 +386,10 @@ class Swarm:
             marks[p] = {"seq": self.seq[p], "ledger_size": size,
                         "last_as_of": None if last is None else last.isoformat(),
                         "pending": [_job_dict(job) for job in jobs],
-                        "requests": [list(x) for x in self._requests[p]]}
+                        "requests": [list(x) for x in self._requests[p]],
+                        "credit": self._optional_credit.get(p, 0.0)}
+            for key, obs in self._stateful():
+                states[f"{OBSERVER_PREFIX}{key}:{p}"] = obs.checkpoint_state(p)
         run = {"marks": marks, "cursor": self.cursor}
         states[RUN_KEY] = json.dumps(run).encode()
         self.states.put_many(states, now=time.time())
@@ -378,6 +426,14 @@ class Swarm:
             self.last_as_of[p] = (None if m["last_as_of"] is None
                                   else datetime.fromisoformat(m["last_as_of"]))
             self._requests[p] = [(str(x[0]), str(x[1])) for x in m["requests"]]
+            self._optional_credit[p] = float(m.get("credit", 0.0))
+            for key, obs in self._stateful():
+                try:
+                    blob = self.states.get(f"{OBSERVER_PREFIX}{key}:{p}")
+                except UnknownState:  # the run was checkpointed without this observer
+                    log.info("no %s state in the checkpoint of %s: it starts fresh", key, p)
+                    continue
+                obs.restore_state(p, blob, agents=self.configs[p].agents)
             for i, d in enumerate(m["pending"]):
                 job = _job_from(d, self.states.get(f"swarm-job:{p}:{i}"))
                 self._pending[job.key] = (job, None)
@@ -394,6 +450,13 @@ class Swarm:
         does), so the replay continues exactly as the original did.
         """
         for entry in self.ledger.entries(start):
+            if entry.kind == EntryKind.ACTION.value and isinstance(entry.data.get(
+                    "details"), Mapping) and entry.data["details"].get("by") == "operator":
+                for obs in self.observers:  # an operator's quarantine or release, again
+                    again = getattr(obs, "replay_action", None)
+                    if callable(again):
+                        again(entry.data)
+                continue
             if entry.kind != EntryKind.CONSENSUS.value or "beat" not in entry.data:
                 continue
             b = entry.data["beat"]
@@ -409,14 +472,32 @@ class Swarm:
             outcome = self._run_beats([(name, tick)], record=False)[0]
             for job in outcome.jobs:
                 self._pending[job.key] = (job, None)
+            report = outcome.report
+            if b.get("late"):
+                report = dataclasses.replace(report, late=True)
+            seconds = b.get("beat_seconds")
+            for obs in self.observers:  # the arbiter moves as it did, recording nothing
+                again = getattr(obs, "replay", None)
+                if callable(again):
+                    again(report, beat_seconds=None if seconds is None else float(seconds))
+            self._optional_credit[name] = (self._optional_credit_after(name)
+                                           - len(b.get("optimize", [])))
             self.seq[name] = tick.seq
             self.last_as_of[name] = tick.as_of
             self._requests[name] = [(a, "arbiter") for d in b.get("optimize", []) for a in d]
-            self._latest[name] = outcome.report
+            self._latest[name] = report
             if b.get("cursor") is not None:
                 self.cursor = b["cursor"]
             if self._due(name):
                 self.executor.states([name])  # the checkpoint's rebase, nothing written
+
+    def _stateful(self) -> list[tuple[str, Any]]:
+        """Observers whose state goes into checkpoints (``state_key``, ``checkpoint_state``,
+        ``restore_state``), by their key."""
+        return [(str(getattr(obs, "state_key")), obs) for obs in self.observers  # noqa: B009
+                if isinstance(getattr(obs, "state_key", None), str)
+                and callable(getattr(obs, "checkpoint_state", None))
+                and callable(getattr(obs, "restore_state", None))]
 
     def _take_result(self, portfolio: str, agent: str, launched: int, *, wait: bool
                      ) -> RefitResult:
@@ -486,7 +567,10 @@ class Swarm:
                 self._refuse(exc, tick)
                 refused = exc
         outcomes = self._run_beats(inputs, record=True) if inputs else []
-        reports = [self._after(name, tick, outcome, cursor)
+        # paced: the beat's time is the pacer's measure, up to the observers (every host's
+        # work is done by now), the same for each portfolio of the beat
+        paced = self._pace.mark() if self._pace is not None and inputs else None
+        reports = [self._after(name, tick, outcome, cursor, paced)
                    for (name, tick), outcome in zip(inputs, outcomes, strict=True)]
         due = [name for name, _ in inputs if self._due(name)]
         if due:
@@ -546,16 +630,21 @@ class Swarm:
     def _absorbed(self, name: str) -> int:
         return self.seq[name]
 
-    def _after(self, name: str, tick: BeatInput, outcome: BeatOutcome, cursor: Any
-               ) -> BeatReport:
+    def _after(self, name: str, tick: BeatInput, outcome: BeatOutcome, cursor: Any,
+               paced: tuple[float, bool] | None = None) -> BeatReport:
         for job in outcome.jobs:
             self._pending[job.key] = (job, self.executor.submit_refit(job))
         report = outcome.report
         self._sandbox_verdicts(name, tick, outcome)
         decisions: list[Decision] = []
-        seconds = float(sum(outcome.seconds.values()))
+        # the beat's time: the pacer's measure when paced, else its compute time
+        seconds = paced[0] if paced is not None else float(sum(outcome.seconds.values()))
+        if paced is not None and paced[1]:
+            report = dataclasses.replace(report, late=True)
+        timed = False
         for obs in self.observers:
-            if _takes_seconds(obs):  # the arbiter's PID wants the beat's compute time
+            if _takes_seconds(obs):  # the arbiter's PID wants the beat's time
+                timed = True
                 decisions.extend(obs.observe(report, beat_seconds=seconds))  # type: ignore[call-arg]
             else:
                 decisions.extend(obs.observe(report))
@@ -581,8 +670,10 @@ class Swarm:
             self.cursor = cursor
         self._latest[name] = report
         self.timings[name] = dict(outcome.seconds)
+        timing = ({"beat_seconds": seconds, **({"late": True} if report.late else {})}
+                  if timed or paced is not None else {})
         self._append(self._entries(name, tick, outcome, decisions, optimize, cursor,
-                                   deferred), beats=1)
+                                   deferred, timing), beats=1)
         return report
 
     def _sandbox_breaker(self, name: str, agent: str, when: datetime) -> CircuitBreaker:
@@ -630,7 +721,7 @@ class Swarm:
 
     def _entries(self, name: str, tick: BeatInput, outcome: BeatOutcome,
                  decisions: Sequence[Decision], optimize: list[list[str]], cursor: Any,
-                 deferred: Sequence[list[str]] = ()
+                 deferred: Sequence[list[str]] = (), timing: Mapping[str, Any] | None = None
                  ) -> list[tuple[EntryKind, Mapping[str, Any]]]:
         report = outcome.report
         entries: list[tuple[EntryKind, Mapping[str, Any]]] = [
@@ -643,7 +734,8 @@ class Swarm:
                          "requests": [list(r) for r in tick.requests],
                          "swaps": [_result_dict(s) for s in tick.swaps],
                          "optimize": optimize,
-                         **({"optimize_deferred": list(deferred)} if deferred else {})},
+                         **({"optimize_deferred": list(deferred)} if deferred else {}),
+                         **(timing or {})},
                 "levels": [consensus_record(c) for c in report.consensus],
                 "breaches": {k: list(v) for k, v in report.breaches.items()},
                 "log_scores": {k: v for k, v in report.log_scores.items() if np.isfinite(v)},
@@ -667,20 +759,27 @@ class Swarm:
         """Commit the pending ledger batch (one transaction)."""
         if self._batch:
             self.ledger.add_entries(self._batch)
-            self._batch = []
+            self._batch.clear()  # the same list: observers' beat_entries append to it
             self._batched_beats = 0
 
     # --- the loop -------------------------------------------------------------------
 
     def run(self, source: Iterable[Tick | BadLine], *, beats: int | None = None,
             on_beat: Callable[[BeatReport], None] | None = None,
-            should_stop: Callable[[], bool] | None = None) -> RunSummary:
+            should_stop: Callable[[], bool] | None = None,
+            pace: Pacer | None = None) -> RunSummary:
         """Beat every tick of ``source`` until it ends, ``beats`` beats ran, or ``should_stop()``.
 
         Ticks for a date the swarm already recorded before a restart are
         skipped (counted in ``skipped``); a source with ``seek`` is first
         moved to the cursor of the last recorded tick. Bad ticks are refused
         and the loop goes on.
+
+        With ``pace`` (the arbiter's ``Cadence``) each beat starts on a pulse
+        boundary: the pacer measures the beat up to its observers (their
+        ``beat_seconds``, recorded in the beat's ledger record), marks it late
+        past the budget, and after the beat waits until the next boundary
+        still ahead (not a fixed sleep). Give the source no ``rate`` then.
         """
         if not self._started:
             raise InvalidParameter("call start(history) before run(source)")
@@ -689,9 +788,29 @@ class Swarm:
             seek(self.cursor)
         began = time.perf_counter()
         done: dict[str, int] = dict.fromkeys(self.specs, 0)
+        rejected_before = dict(self.rejected)
+        late_before = pace.late if pace is not None else 0
+        self._pace = pace
+        try:
+            stopped, skipped = self._loop(source, beats, on_beat, should_stop, done)
+        finally:
+            self._pace = None
+        if beats is not None and sum(done.values()) >= beats and stopped == "source":
+            stopped = "beats"
+        self.flush()
+        late = pace.late - late_before if pace is not None else 0
+        return RunSummary(done, {k: v - rejected_before.get(k, 0) for k, v in self.rejected.items()
+                                 if v - rejected_before.get(k, 0)}, skipped, self.cursor,
+                          time.perf_counter() - began, stopped, dict(self.seq), late)
+
+    def _loop(self, source: Iterable[Tick | BadLine], beats: int | None,
+              on_beat: Callable[[BeatReport], None] | None,
+              should_stop: Callable[[], bool] | None, done: dict[str, int]
+              ) -> tuple[str, int]:
+        """The loop of :meth:`run`; returns why it stopped and the ticks skipped."""
         skipped = 0
         stopped = "source"
-        rejected_before = dict(self.rejected)
+        pace = self._pace
         for item in source:
             if beats is not None and sum(done.values()) >= beats:
                 stopped = "beats"
@@ -706,22 +825,20 @@ class Swarm:
             if self._already(item):
                 skipped += 1
                 continue
+            if pace is not None:
+                pace.begin()
             try:
                 reports = self.beat([item], cursor=cursor)
             except InvalidTick:
                 continue
+            finally:
+                if pace is not None:
+                    pace.end()  # wait for the next pulse boundary
             for rep in reports:
                 done[rep.portfolio] += 1
                 if on_beat is not None:
                     on_beat(rep)
-        else:
-            stopped = "source"
-        if beats is not None and sum(done.values()) >= beats and stopped == "source":
-            stopped = "beats"
-        self.flush()
-        return RunSummary(done, {k: v - rejected_before.get(k, 0) for k, v in self.rejected.items()
-                                 if v - rejected_before.get(k, 0)}, skipped, self.cursor,
-                          time.perf_counter() - began, stopped, dict(self.seq))
+        return stopped, skipped
 
     def _already(self, tick: Any) -> bool:
         """A tick at or before the resume point of its portfolio(s): recorded before a restart."""

@@ -1,0 +1,129 @@
+"""The arbiter's state of one portfolio as bytes, for the swarm's checkpoints.
+
+Everything a restarted arbiter needs to decide as the uninterrupted one
+would: the genome weights, the PID's integral and last error, the beat and
+late counters, the signal memory (EWMA breach rates and log scores), the
+agents seen, the last APPLY_BALANCE factors, the data-time clock, the
+retraining history, the threat model (coefficients and version) and the
+quarantine breakers' snapshots. Plain JSON (floats round-trip exactly)
+behind a magic prefix and a SHA-256 checksum; a cut or altered blob is an
+:class:`~swarmvar.errors.InvalidState`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import InvalidState
+from ..evolution import BreakerSnapshot, BreakerState
+from .pid import Genome, PidState
+from .signals import AgentMemory, SignalMemory
+from .step import ArbiterState
+from .threat import ThreatModel
+
+_MAGIC = b"SVARBITER1"
+
+
+@dataclass(frozen=True)
+class PortfolioCheckpoint:
+    """One portfolio's arbiter state, as stored (see the module docstring)."""
+
+    state: ArbiterState
+    agents: tuple[str, ...]
+    factors: Mapping[str, float]
+    now: float
+    features: tuple[tuple[float, ...], ...]
+    breached: tuple[bool, ...]
+    model: ThreatModel
+    breakers: Mapping[str, BreakerSnapshot]
+
+
+def _opt(x: float | None) -> float | None:
+    return None if x is None else float(x)
+
+
+def pack_checkpoint(c: PortfolioCheckpoint) -> bytes:
+    """The checkpoint as checksummed bytes."""
+    s = c.state
+    doc = {
+        "genome": list(s.genome.as_tuple()),
+        "pid": {"integral": s.pid.integral, "last_error": _opt(s.pid.last_error)},
+        "beats": s.beats, "late": s.late,
+        "memory": {"alphas": list(s.memory.alphas),
+                   "agents": {n: {"rates": list(m.rates), "score": _opt(m.score)}
+                              for n, m in s.memory.agents.items()}},
+        "agents": sorted(c.agents), "factors": dict(c.factors), "now": c.now,
+        "features": [list(f) for f in c.features], "breached": list(c.breached),
+        "model": {**c.model.to_parameters(), "version": c.model.version},
+        "breakers": {a: {"state": b.state.value, "failures": b.failures,
+                         "reset_attempts": b.reset_attempts, "opened_at": _opt(b.opened_at)}
+                     for a, b in c.breakers.items()},
+    }
+    try:
+        body = _MAGIC + json.dumps(doc, sort_keys=True, allow_nan=False).encode()
+    except ValueError as exc:  # a non-finite number in the state: refuse to store it
+        raise InvalidState(f"the arbiter's state holds a non-finite number: {exc}") from exc
+    return body + hashlib.sha256(body).digest()
+
+
+def _finite(x: Any) -> float:
+    v = float(x)
+    if not math.isfinite(v):
+        raise ValueError(f"non-finite {x!r}")
+    return v
+
+
+def unpack_checkpoint(blob: bytes) -> PortfolioCheckpoint:
+    """Inverse of :func:`pack_checkpoint`.
+
+    Raises
+    ------
+    InvalidState
+        The blob is not an arbiter state, is cut, or fails its checksum or shape.
+    """
+    if not isinstance(blob, (bytes, bytearray)) or len(blob) < len(_MAGIC) + 32:
+        raise InvalidState("not an arbiter state: too short")
+    body, tail = bytes(blob[:-32]), bytes(blob[-32:])
+    if not body.startswith(_MAGIC):
+        raise InvalidState("not an arbiter state: wrong magic bytes")
+    if hashlib.sha256(body).digest() != tail:
+        raise InvalidState("the arbiter's state fails its SHA-256 checksum (cut or altered); "
+                           "restore an older checkpoint or start the arbiter fresh")
+    try:
+        d = json.loads(body[len(_MAGIC):].decode())
+        g = [_finite(x) for x in d["genome"]]
+        pid = PidState(_finite(d["pid"]["integral"]), None if d["pid"]["last_error"] is None
+                       else _finite(d["pid"]["last_error"]))
+        memory = SignalMemory(tuple(_finite(a) for a in d["memory"]["alphas"]), {
+            str(n): AgentMemory(tuple(_finite(r) for r in m["rates"]),
+                                None if m["score"] is None else _finite(m["score"]))
+            for n, m in d["memory"]["agents"].items()})
+        state = ArbiterState(Genome(*g), pid, memory, int(d["beats"]), int(d["late"]))
+        m = d["model"]
+        model = ThreatModel.from_parameters(m, str(m["version"]))
+        breakers = {str(a): BreakerSnapshot(BreakerState(b["state"]), int(b["failures"]),
+                                            int(b["reset_attempts"]),
+                                            None if b["opened_at"] is None
+                                            else _finite(b["opened_at"]))
+                    for a, b in d["breakers"].items()}
+        return PortfolioCheckpoint(
+            state, tuple(str(a) for a in d["agents"]),
+            {str(k): _finite(v) for k, v in d["factors"].items()}, _finite(d["now"]),
+            tuple(tuple(_finite(x) for x in f) for f in d["features"]),
+            tuple(bool(b) for b in d["breached"]), model, breakers)
+    except InvalidState:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, UnicodeDecodeError) as exc:
+        # InvalidParameter (a bad genome or model) is a ValueError too
+        raise InvalidState(f"the arbiter's state cannot be read: {exc!r}") from exc
+
+
+def as_deques(c: PortfolioCheckpoint) -> tuple[deque[tuple[float, ...]], deque[bool]]:
+    """The retraining history as the arbiter keeps it."""
+    return deque(c.features), deque(c.breached)

@@ -8,7 +8,11 @@
    beats, scored on the second) beside the design's fixed model, on the
    S&P 500 and NASDAQ backtests (cached under /tmp; the first run computes
    them), and the S&P 500 model scored on NASDAQ. Quick mode: a simulated
-   history instead of the backtests.
+   history instead of the backtests;
+3. what live pacing and checkpoints add to a beat: the cadence's
+   ``begin`` + ``mark`` + ``end`` (its wait left out) and one portfolio's
+   ``checkpoint_state`` + ``restore_state`` (the swarm does the pair at each
+   checkpoint and restart), beside one serial step, interleaved.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from swarmvar.arbiter import (  # noqa: E402
     Arbiter,
     ArbiterConfig,
     ArbiterState,
+    Cadence,
     cached_history,
     read_beat,
     roc_auc,
@@ -123,9 +128,47 @@ def bench_threat(quick: bool) -> list[Row]:
     return _study_rows("sp500", sp, nq) + _study_rows("nasdaq", nq, None)
 
 
+def bench_overheads(quick: bool) -> list[Row]:
+    history = simulated_history(days=80)
+    arbiter = Arbiter()
+    reports = list(history.beats())
+    for rep in reports:
+        arbiter.observe(rep, beat_seconds=0.004)
+    name = reports[0].portfolio
+    memory, signals = read_beat(ArbiterState().memory, reports[30])
+    state, config = ArbiterState(memory=memory), ArbiterConfig()
+    cadence = Cadence(config.pulse, sleep=lambda _s: None)  # the wait is not overhead
+    repeats = 200 if quick else 3000
+    stepped, paced, saved = [], [], []
+    size = 0
+    for i in range(repeats + 20):
+        t0 = time.perf_counter()
+        step(state, signals, config=config, model=SEED_MODEL, beat_seconds=0.004)
+        t1 = time.perf_counter()
+        cadence.begin()
+        cadence.mark()
+        cadence.end()
+        t2 = time.perf_counter()
+        blob = arbiter.checkpoint_state(name)
+        arbiter.restore_state(name, blob)
+        t3 = time.perf_counter()
+        size = len(blob)
+        if i >= 20:
+            stepped.append(t1 - t0)
+            paced.append(t2 - t1)
+            saved.append(t3 - t2)
+    (sm, sp), (pm, pp), (cm, cp) = _stats(stepped), _stats(paced), _stats(saved)
+    return [
+        ("cadence begin + mark + end, no wait (us, median / p99)", f"{pm:.1f} / {pp:.1f}", "",
+         f"serial step {sm:.1f} / {sp:.1f}", ""),
+        (f"arbiter checkpoint + restore, one portfolio, {size:,} bytes (us, median / p99)",
+         f"{cm:.0f} / {cp:.0f}", "", f"serial step {sm:.1f} / {sp:.1f}", ""),
+    ]
+
+
 def main(quick: bool = False) -> None:
     load = os.getloadavg()[0]
-    rows = bench_step(quick) + bench_threat(quick)
+    rows = bench_step(quick) + bench_threat(quick) + bench_overheads(quick)
     print(f"load average {load:.2f} (1 min) at the start; {os.cpu_count()} CPUs")
     print_table(rows, header=("metric", "measured", "target", "reference (same run)", "ok"))
 

@@ -159,3 +159,41 @@ def test_a_bad_arbiter_state_is_refused() -> None:
     for bad in (b"", blob[: len(blob) // 2], b"x" * 100):
         with pytest.raises(InvalidState):
             Arbiter().restore_state("sp500", bad)
+
+
+def test_an_operator_action_before_a_portfolios_checkpoint_is_not_applied_twice(
+        tmp_path: Path) -> None:
+    """Two portfolios checkpointed at different ledger sizes: the replay starts at the
+    older mark, yet an operator action already inside the newer checkpoint is not redone."""
+    from swarmvar.swarm import Swarm
+    from swarmvar.swarm.ticks import as_utc
+    from swarmvar.types import Tick
+
+    r = child.load("sp500").iloc[: child.WINDOW + 10]
+    days = list(r.iloc[child.WINDOW:].items())
+    agent = "NormalInverseGamma"
+
+    def session(home: Path, plan: list[str]) -> dict[str, Any]:
+        swarm = Swarm(["a", "b"], home=home, **{**child.SETTINGS, "checkpoint_every": 4,
+                                                 "ledger_batch": 1})
+        arbiter = Arbiter.from_options(record_decisions=False)
+        arbiter.ledger, arbiter.breakers = swarm.beat_entries, swarm.breakers
+        swarm.add_observer(arbiter)
+        with swarm, arbiter:
+            history = r.iloc[: child.WINDOW]
+            swarm.start({"a": history, "b": history})
+            for what in plan:
+                if what == "quarantine":
+                    arbiter.quarantine_now("a", agent)
+                    arbiter.quarantine_now("b", agent)
+                    continue
+                day, value = days[swarm.seq[what]]
+                swarm.step(Tick(what, as_utc(day), value=float(value)))
+            return {p: arbiter.breakers.load(f"arbiter:{p}:{agent}") for p in ("a", "b")}
+
+    plan = ["b", "b", "a", "quarantine", "a", "a", "a", "b"]  # a checkpoints at its beat 4
+    straight = session(tmp_path / "straight", [*plan, "a", "b"])
+    session(tmp_path / "stopped", plan)
+    resumed = session(tmp_path / "stopped", ["a", "b"])
+    assert resumed == straight
+    assert straight["a"].failures >= 1 and straight["b"].failures >= 1

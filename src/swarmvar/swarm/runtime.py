@@ -452,10 +452,13 @@ class Swarm:
         for entry in self.ledger.entries(start):
             if entry.kind == EntryKind.ACTION.value and isinstance(entry.data.get(
                     "details"), Mapping) and entry.data["details"].get("by") == "operator":
-                for obs in self.observers:  # an operator's quarantine or release, again
-                    again = getattr(obs, "replay_action", None)
-                    if callable(again):
-                        again(entry.data)
+                owner = entry.data["details"].get("portfolio")
+                if owner in self.specs and entry.index >= int(
+                        self._marks[owner]["ledger_size"]):  # after its checkpoint
+                    for obs in self.observers:  # an operator's quarantine or release, again
+                        again = getattr(obs, "replay_action", None)
+                        if callable(again):
+                            again(entry.data)
                 continue
             if entry.kind != EntryKind.CONSENSUS.value or "beat" not in entry.data:
                 continue

@@ -1,19 +1,22 @@
-"""Start one node from the cluster file and its key file (what ``swarmvar mesh node`` runs)."""
+"""Start one node from the cluster file and its key file (``swarmvar mesh node``), or a
+node beside a running swarm (``swarmvar run --mesh``: :func:`swarm_node`, then
+:func:`serve_swarm_node`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..consensus.partition import StalenessBound
 from ..errors import InvalidParameter
-from .cluster import load_cluster, read_key
+from .cluster import Cluster, load_cluster, read_key
 from .feed import BeatFeed
 from .membership import Timeouts
 from .node import MeshNode, NodeConfig
@@ -58,17 +61,105 @@ def serve_node(config: NodeConfig, key_path: str | os.PathLike[str], *,
     node.run(max_seconds)
 
 
+def resolve_peers(cluster: Cluster, node_id: str, values: Sequence[str]) -> dict[str, str]:
+    """``--peer`` values as peer id -> address: ``ID=tcp://HOST:PORT`` overrides the cluster
+    file's address of ``ID``; a bare ``tcp://HOST:PORT`` must be a peer's address in the file."""
+    peers = cluster.peers_of(node_id)
+    out: dict[str, str] = {}
+    for text in values:
+        name, sep, address = text.partition("=")
+        if not sep:
+            name, address = "", text
+            owners = [p for p, a in peers.items() if a == text]
+            if len(owners) != 1:
+                raise InvalidParameter(f"--peer {text}: no single peer has this address in the "
+                                       f"cluster file; give it as ID={text}")
+            name = owners[0]
+        if not address.startswith("tcp://") or not name:
+            raise InvalidParameter(f"--peer {text!r}: use ID=tcp://HOST:PORT or tcp://HOST:PORT")
+        out[name] = address
+    return out
+
+
+def swarm_node(home: str | os.PathLike[str], *, port: int | None = None,
+               peers: Sequence[str] = (), node_id: str | None = None,
+               cluster: str | os.PathLike[str] | None = None,
+               key: str | os.PathLike[str] | None = None, agree_every: int = 0,
+               agree_eps: float = 1e-9, round_timeout: float = 5.0) -> MeshNode:
+    """The mesh node of ``swarmvar run --mesh``, bound and ready (its loop not yet running).
+
+    Parameters
+    ----------
+    home : path
+        The swarm's data home; the node's own ledger lives in ``home/mesh``.
+    port : int or None
+        Bind ``tcp://*:PORT`` (default: the node's address in the cluster file).
+    peers : sequence of str
+        ``--peer`` values (:func:`resolve_peers`).
+    node_id : str or None
+        This node's id; default: the one node of the cluster file whose
+        address ends with ``:PORT``.
+    cluster, key : path or None
+        The cluster file and this node's key file (default
+        ``home/mesh/cluster.json`` and ``home/mesh/node.key``).
+    agree_every : int
+        Start an agreement run on the consensus VaR every this many beats (0: never).
+    agree_eps, round_timeout : float
+        Those runs' target spread and round timeout (seconds).
+
+    Raises
+    ------
+    InvalidParameter
+        A missing or bad cluster or key file, an unknown node or peer, a bad port.
+    """
+    mesh_home = Path(home) / "mesh"
+    cluster_path = Path(cluster) if cluster is not None else mesh_home / "cluster.json"
+    key_path = Path(key) if key is not None else mesh_home / "node.key"
+    if port is not None and (isinstance(port, bool) or not 1 <= port <= 65535):
+        raise InvalidParameter(f"--mesh-port must be a TCP port 1..65535, got {port!r}")
+    if isinstance(agree_every, bool) or agree_every < 0:
+        raise InvalidParameter(f"--mesh-agree-every must be >= 0, got {agree_every!r}")
+    if not (0 < agree_eps < 1 and 0 < round_timeout < 3600):
+        raise InvalidParameter("agreement needs 0 < eps < 1 and a round timeout in (0, 3600) s")
+    spec = load_cluster(cluster_path)
+    if node_id is None:
+        mine = [n for n, a in spec.addresses.items()
+                if port is not None and a.rsplit(":", 1)[-1] == str(port)]
+        if len(mine) != 1:
+            raise InvalidParameter(f"cannot tell which node of {cluster_path} this is from "
+                                   f"--mesh-port {port}; give --mesh-id")
+        node_id = mine[0]
+    if node_id not in spec.addresses:
+        raise InvalidParameter(f"no node {node_id!r} in {cluster_path} (nodes: "
+                               f"{sorted(spec.addresses)})")
+    if not key_path.exists():
+        raise InvalidParameter(f"no key file {key_path}; make one with `swarmvar mesh keygen "
+                               f"{key_path}` and put its public key in {cluster_path}")
+    node_key = read_key(key_path)
+    config = node_config(cluster_path, node_id, home=mesh_home,
+                         bind=None if port is None else f"tcp://*:{port}",
+                         peers=resolve_peers(spec, node_id, peers))
+    config = dataclasses.replace(config, agree_every=agree_every, agree_eps=agree_eps,
+                                 round_timeout=round_timeout)
+    mesh_home.mkdir(parents=True, exist_ok=True)
+    return MeshNode(config, node_key, epoch=time.time_ns(), feed=BeatFeed())
+
+
 def serve_swarm_node(node: MeshNode, swarm: Swarm, source: Iterable[Tick | BadLine], *,
                      beats: int | None = None, max_seconds: float = 86_400.0,
-                     on_beat: Callable[[BeatReport], None] | None = None) -> RunSummary:
+                     on_beat: Callable[[BeatReport], None] | None = None,
+                     should_stop: Callable[[], bool] | None = None, pace: Any = None,
+                     linger: float = 0.0) -> RunSummary:
     """Run ``swarm`` (already started) over ``source`` with ``node`` beside it.
 
     The node's loop runs in a thread; each beat goes to it through its
     :class:`~.feed.BeatFeed` (one is attached if it has none): realized
     return -> its statistics, consensus VaR -> its agreement value.
-    ``on_beat`` is called with each report too. Returns the swarm's run
-    summary; the node stops with the swarm, and the swarm stops when the
-    node is told to leave.
+    ``on_beat`` is called with each report too; ``should_stop`` and
+    ``pace`` go to ``Swarm.run``. Returns the swarm's run summary; the
+    swarm stops when the node is told to leave; the node keeps serving
+    (agreement runs, gossip, ledger merge) ``linger`` seconds after the
+    swarm ends (unless told to stop), then stops.
     """
     feed = node.feed if node.feed is not None else BeatFeed()
     node.feed = feed
@@ -81,12 +172,19 @@ def serve_swarm_node(node: MeshNode, swarm: Swarm, source: Iterable[Tick | BadLi
     thread = threading.Thread(target=node.run, args=(max_seconds,), name="mesh-node",
                               daemon=True)
     thread.start()
+    def stop() -> bool:
+        return node.stop or (should_stop is not None and should_stop())
+
     try:
-        return swarm.run(source, beats=beats, on_beat=beat, should_stop=lambda: node.stop)
+        extra = {} if pace is None else {"pace": pace}
+        return swarm.run(source, beats=beats, on_beat=beat, should_stop=stop, **extra)
     finally:
         # let the node take in the last beats before it stops
         deadline = time.monotonic() + 5.0
         while node.feed.pending and time.monotonic() < deadline:
             time.sleep(0.01)
+        end = time.monotonic() + max(0.0, linger)
+        while not stop() and time.monotonic() < end and thread.is_alive():
+            time.sleep(0.05)
         node.stop = True
         thread.join(timeout=10)

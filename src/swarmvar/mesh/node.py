@@ -31,15 +31,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ..arbiter import Genome
+from ..consensus.agreement import rounds_needed
 from ..consensus.partition import NormalStats, StalenessBound, StatsCRDT
 from ..errors import RefusedMessage, SwarmVarError
 from ..ledger import Ledger
 from ..types import BeatReport
 from .feed import BeatFeed
 from .heads import HeadWatch, parse_head, parse_proof
+from .imports import IMPORT_RECORD, batch_for, check_batch
 from .membership import MemberEvent, Membership, MemberState, Timeouts
 from .rounds import AgreementRun, RoundsOutcome
-from .stats import check_contribution, serve, sign_contribution
+from .stats import check_contribution, robust_read, serve, sign_contribution
 from .transport import FaultPlan, SendPolicy, Transport
 from .wire import Message, MessageKind, NodeKeyRing, Refusal, seal
 
@@ -85,6 +87,17 @@ class NodeConfig:
         A replica not refreshed within ``max_age`` seconds is unavailable.
     alpha : float
         VaR level served.
+    byzantine : int or None
+        Byzantine nodes the served statistics are bounded against
+        (:func:`.stats.robust_read`); ``None``: the most the cluster
+        tolerates, ``(n - 1) // 3``.
+    agree_every : int
+        With a swarm feeding the node: start an agreement run on the swarm's
+        consensus VaR every this many beats (run ``beat-<seq>``, the same id
+        on every node); 0: only when an admin asks.
+    agree_eps, agree_spread, round_timeout : float
+        Those runs' target spread, the bound on the honest spread they start
+        from (VaR in return units) and each round's timeout in seconds.
     """
 
     node_id: str
@@ -99,6 +112,18 @@ class NodeConfig:
     reorder_wait: float = 0.05
     staleness: StalenessBound = field(default_factory=lambda: StalenessBound(max_age=1.5))
     alpha: float = 0.99
+    byzantine: int | None = None
+    agree_every: int = 0
+    agree_eps: float = 1e-9
+    agree_spread: float = 1.0
+    round_timeout: float = 5.0
+
+    @property
+    def f(self) -> int:
+        """Byzantine nodes tolerated (the statistics' bounds, automatic agreement runs)."""
+        if self.byzantine is not None:
+            return self.byzantine
+        return len(self.peers) // 3
 
 
 class MeshNode:
@@ -146,6 +171,11 @@ class MeshNode:
         self._next_beat = 0.0
         self._next_gossip = 0.0
         self._last_head_size = -1
+        #: ledger merge: per peer the next index of its ledger to import, entries imported,
+        #: and when the outstanding request was sent
+        self.import_next: Counter[str] = Counter()
+        self.imported: Counter[str] = Counter()
+        self._import_asked: dict[str, float] = {}
         self.ledger = self._open_ledger()
         self._replay_ledger()
 
@@ -170,6 +200,10 @@ class MeshNode:
                 self.ml_weight = float(d["ml_weight"])
                 self._observations.extend([ANOMALY_RETURN] * int(d["anoms"]))
                 self._version += 1
+            elif data.get("type") == IMPORT_RECORD:
+                d = data["details"]
+                self.import_next[d["peer"]] = int(d["next"])
+                self.imported[d["peer"]] += len(d["entries"])
         if self._version:
             self._publish_own()
 
@@ -291,6 +325,13 @@ class MeshNode:
         elif m.kind is MessageKind.PROOF:
             if not self.heads.on_proof(m.sender, parse_proof(m.body)):
                 self._report_forks()
+        elif m.kind is MessageKind.ENTRIES_REQUEST:
+            start = m.body["start"]
+            if isinstance(start, int) and not isinstance(start, bool) \
+                    and 0 <= start <= self.ledger.size:
+                self.send(m.sender, MessageKind.ENTRIES, batch_for(self.ledger, start), now)
+        elif m.kind is MessageKind.ENTRIES:
+            self._on_entries(m, now)
 
     def _member_event(self, peer: str, event: MemberEvent, now: float) -> None:
         self._record("mesh.member", {"peer": peer, "event": event.value})
@@ -389,22 +430,39 @@ class MeshNode:
         own = self.crdt.contributions[self.me]
         self._signed[self.me] = sign_contribution(self.key, self.me, own)
 
-    def observe(self, values: list[float]) -> None:
+    def observe(self, values: list[float], beat: Mapping[str, Any] | None = None) -> None:
+        """Add returns to this node's statistics (recorded first; ``beat``: the swarm's
+        beat they came from, recorded with them)."""
         if len(self._observations) + len(values) > MAX_OBSERVATIONS:
             raise RefusedMessage(Refusal.OVERSIZED.value, f"a node holds at most "
                                  f"{MAX_OBSERVATIONS} observations")
         NormalStats.of(values)  # refuses NaN/inf before anything is stored
-        self._record("mesh.observe", {"values": values})
+        self._record("mesh.observe", {"values": values} if beat is None
+                     else {"values": values, "beat": dict(beat)})
         self._observations.extend(values)
         self._version += 1
         self._publish_own()
 
     def on_beat(self, report: BeatReport) -> None:
         """One beat of this node's swarm: its realized return, its consensus VaR."""
+        var = report.consensus[0].var if report.consensus else math.nan
+        if math.isfinite(var):
+            self.estimate = float(var)
         if math.isfinite(report.realized):
-            self.observe([float(report.realized)])
-        if report.consensus and math.isfinite(report.consensus[0].var):
-            self.estimate = float(report.consensus[0].var)
+            self.observe([float(report.realized)],
+                         {"portfolio": report.portfolio, "seq": report.seq,
+                          "as_of": report.as_of.isoformat(),
+                          "var": float(var) if math.isfinite(var) else None})
+        every = self.config.agree_every
+        if every and report.seq % every == 0 and self.estimate is not None:
+            run_id = f"beat-{report.portfolio}-{report.seq}"
+            if run_id not in self.runs and run_id not in self.finished:
+                n = len(self.config.peers) + 1
+                f = min(self.config.f, (n - 1) // 3)
+                rounds = max(1, rounds_needed(self.config.agree_spread,
+                                              self.config.agree_eps, n, f))
+                self.start_run(run_id, self.estimate, f, rounds, self.config.round_timeout,
+                               time.monotonic())
 
     def _on_stats(self, m: Message, now: float) -> None:
         items = m.body["contributions"]
@@ -437,7 +495,7 @@ class MeshNode:
         }
         if self.crdt.read().count == 0:
             return {"available": len(fresh), "total": len(replicas), "count": 0}
-        s = serve(self.crdt, replicas, fresh, alpha=self.config.alpha)
+        s = serve(self.crdt, replicas, fresh, alpha=self.config.alpha, f=self.config.f)
         return {"point": s.point, "interval": list(s.interval), "available": s.available,
                 "total": s.total, "degraded": s.degraded, "count": s.count}
 
@@ -453,6 +511,7 @@ class MeshNode:
                       now)
         if len(self.heads.forks) > before:
             self._report_forks()
+        self._ask_entries(m.sender, head.size, now)
 
     def _report_forks(self) -> None:
         for peer, fork in self.heads.forks.items():
@@ -461,6 +520,32 @@ class MeshNode:
                 self._record("mesh.fork_detected", {"peer": peer, "reason": fork.reason,
                                                     "earlier": fork.earlier.to_dict(),
                                                     "later": fork.later.to_dict()})
+
+    # --- ledger merge --------------------------------------------------------------
+
+    def _ask_entries(self, peer: str, size: int, now: float) -> None:
+        """Ask ``peer`` for its entries past our cursor (one request at a time, re-asked
+        after 2 s without an answer); never from a peer whose ledger forked."""
+        if peer in self.heads.forks or size <= self.import_next[peer]:
+            return
+        if now - self._import_asked.get(peer, -math.inf) < 2.0:
+            return
+        self._import_asked[peer] = now
+        self.send(peer, MessageKind.ENTRIES_REQUEST, {"start": self.import_next[peer]}, now)
+
+    def _on_entries(self, m: Message, now: float) -> None:
+        peer = m.sender
+        if peer in self.heads.forks or m.body.get("start") != self.import_next[peer]:
+            return  # a forked peer's, or a stale answer (to a request asked again)
+        self._import_asked.pop(peer, None)
+        key = self.ring.nodes[peer].public_bytes(Encoding.Raw, PublicFormat.Raw)
+        batch = check_batch(peer, m.body, key, self.import_next[peer])
+        if batch.items or batch.skipped:
+            self._record(IMPORT_RECORD, batch.record())
+            self.imported[peer] += len(batch.items)
+        self.import_next[peer] = batch.next
+        if batch.next < batch.head.size:
+            self._ask_entries(peer, batch.head.size, now)
 
     # --- admin -------------------------------------------------------------------
 
@@ -496,13 +581,21 @@ class MeshNode:
             "active_runs": sorted(self.runs),
             "stats": {"count": read.count, "total": read.total, "total_sq": read.total_sq,
                       "versions": {r: c.version for r, c in self.crdt.contributions.items()}},
+            "robust": self._robust_status(),
             "served": self.served(now),
+            "imports": {p: {"next": self.import_next[p], "entries": self.imported[p]}
+                        for p in sorted(self.config.peers)},
             "ledger": {"size": self.ledger.size,
                        "root": self.ledger.compute_merkle_root().hex()},
             "forks": {p: f.reason for p, f in self.heads.forks.items()},
             "genome": list(self.genome.as_tuple()), "anomalies": self.anomalies,
             "ml_weight": self.ml_weight, "estimate": self.estimate,
         }
+
+    def _robust_status(self) -> dict[str, Any]:
+        r = robust_read(self.crdt, self.config.f)
+        return {"f": r.f, "guaranteed": r.guaranteed, "bounded": list(r.bounded),
+                "count": r.stats.count, "total": r.stats.total, "total_sq": r.stats.total_sq}
 
     def leave(self, now: float) -> None:
         """Say goodbye: the latest statistics, then LEAVE, flushed for at most 0.5 s."""

@@ -54,6 +54,8 @@ class MessageKind(Enum):
     HEAD = "head"  # ledger gossip: my signed head
     PROOF_REQUEST = "proof_request"  # ledger gossip: prove size1 -> size2
     PROOF = "proof"  # ledger gossip: a consistency proof
+    ENTRIES_REQUEST = "entries_request"  # ledger merge: your importable entries from ``start``
+    ENTRIES = "entries"  # ledger merge: entries with inclusion proofs and a signed head
     PROBE_REQUEST = "probe_request"  # membership: have you heard ``target`` lately?
     PROBE_ACK = "probe_ack"  # membership: yes, ``age`` seconds ago, in ``epoch``
     ADMIN = "admin"  # an admin's command (admin keys only)

@@ -1,0 +1,184 @@
+"""Ledgers merged across the mesh: each node imports its peers' signed beats and estimates.
+
+A node's own ledger records what it observed (``mesh.observe``: the beats'
+realized returns with the swarm's consensus VaR, or returns sent by an
+admin), what was injected (``mesh.inject_data``) and the agreements it
+reached (``mesh.agreement``). Each node pulls these entries from every peer
+(``ENTRIES_REQUEST`` from its cursor, answered by ``ENTRIES``): a batch
+carries the peer's signed ledger head and, for every entry, the entry as
+stored (its chained hash recomputed by the receiver) and an inclusion proof
+against that head. The receiver checks the head's signature with the
+peer's node key, every entry's hash and proof, and appends one
+``mesh.imported`` entry to its own ledger holding the batch — the peer's
+entries, their proofs and the signed head — so anyone can re-check it later
+(:func:`check_import_record`). Nothing of the importer's own is rewritten:
+imports are appended like any other entry, and ``ledger verify`` passes.
+
+During a partition the sides cannot reach each other, so nothing is
+imported across it; after the heal each node's cursor resumes where it
+stopped and the other side's entries of the partition arrive. Imported
+entries are never imported again by a third node (only a peer's own kinds
+travel), so ledgers do not echo one another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..canonical import canonical_json
+from ..errors import InvalidProof, SwarmVarError
+from ..ledger import HashAlgorithm, InclusionProof, InvalidHead, Ledger, SignedHead
+from ..ledger.entry import canonical_data, entry_hash
+from .wire import Refusal, refuse
+
+#: The entry types a node imports from its peers (their own beats, estimates, agreements).
+IMPORTED_TYPES = frozenset({"mesh.observe", "mesh.inject_data", "mesh.agreement"})
+#: The entry type an import is recorded under.
+IMPORT_RECORD = "mesh.imported"
+#: Entries a node scans for one request (bounds the work a request costs).
+MAX_SCAN = 2000
+#: Entries and bytes (canonical JSON) one batch carries, below the 64 KiB message limit.
+MAX_BATCH_ENTRIES = 48
+MAX_BATCH_BYTES = 40_000
+
+
+def batch_for(ledger: Ledger, start: int) -> dict[str, Any]:
+    """The answer to a request from ``start``: importable entries with proofs, signed head.
+
+    Entries too large for a batch on their own are named in ``skipped``
+    (index and hash) rather than sent; ``next`` is the first index not scanned.
+    """
+    head = ledger.signed_head()
+    items: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    used, nxt = 0, start
+    for entry in ledger.entries(start, min(head.size, start + MAX_SCAN)):
+        if entry.data.get("type") not in IMPORTED_TYPES:
+            nxt = entry.index + 1
+            continue
+        item = {"entry": entry.to_dict(),
+                "proof": ledger.inclusion_proof(entry.index, head.size).to_dict()}
+        size = len(canonical_json(item))
+        if size > MAX_BATCH_BYTES:
+            skipped.append({"index": entry.index, "hash": entry.hash.hex()})
+            nxt = entry.index + 1
+            continue
+        if used + size > MAX_BATCH_BYTES:
+            break
+        items.append(item)
+        used += size
+        nxt = entry.index + 1
+        if len(items) >= MAX_BATCH_ENTRIES:
+            break
+    return {"start": start, "next": nxt, "head": head.to_dict(), "entries": items,
+            "skipped": skipped}
+
+
+@dataclass(frozen=True)
+class ImportBatch:
+    """A checked batch of a peer's entries.
+
+    Attributes
+    ----------
+    peer : str
+    start, next : int
+        The peer's ledger indices scanned: ``[start, next)``.
+    head : SignedHead
+        The peer's signed head the entries are proved against.
+    items : tuple of dict
+        ``{"entry": ..., "proof": ...}`` as received (checked).
+    skipped : tuple of dict
+        Entries named but too large to carry.
+    """
+
+    peer: str
+    start: int
+    next: int
+    head: SignedHead
+    items: tuple[dict[str, Any], ...]
+    skipped: tuple[dict[str, Any], ...]
+
+    def record(self) -> dict[str, Any]:
+        """The details of the ``mesh.imported`` entry that keeps this batch."""
+        return {"peer": self.peer, "start": self.start, "next": self.next,
+                "head": self.head.to_dict(), "entries": list(self.items),
+                "skipped": list(self.skipped)}
+
+
+def _check_item(peer: str, item: Any, head: SignedHead, start: int, stop: int) -> None:
+    if not isinstance(item, dict) or set(item) != {"entry", "proof"}:
+        raise refuse(Refusal.MALFORMED, "an imported item is {entry, proof}")
+    e, p = item["entry"], item["proof"]
+    try:
+        index, timestamp, kind, data = e["index"], e["timestamp"], e["kind"], e["data"]
+        previous, stated = bytes.fromhex(e["previous_hash"]), bytes.fromhex(e["hash"])
+        proof = InclusionProof(int(p["index"]), int(p["size"]), bytes.fromhex(p["entry_hash"]),
+                               tuple(bytes.fromhex(x) for x in p["path"]),
+                               bytes.fromhex(p["root"]), HashAlgorithm(p["hash_algorithm"]))
+    except (KeyError, TypeError, ValueError):
+        raise refuse(Refusal.MALFORMED, "malformed imported entry or proof") from None
+    if (not isinstance(index, int) or isinstance(index, bool) or not start <= index < stop
+            or not isinstance(timestamp, str) or not isinstance(kind, str)
+            or not isinstance(data, dict)):
+        raise refuse(Refusal.MALFORMED, f"imported entry outside [{start}, {stop}) or bad fields")
+    details = data.get("details")
+    if data.get("type") not in IMPORTED_TYPES or not isinstance(details, dict) \
+            or details.get("node") != peer:
+        raise refuse(Refusal.FORGED, f"entry {index} is not one of {peer}'s own importable "
+                     "entries")
+    try:
+        computed = entry_hash(index, timestamp, kind, canonical_data(data), previous,
+                              head.hash_algorithm)
+    except SwarmVarError as exc:
+        raise refuse(Refusal.MALFORMED, f"imported entry {index}: {exc}") from None
+    if computed != stated or proof.entry_hash != computed or proof.index != index \
+            or proof.size != head.size:
+        raise refuse(Refusal.FORGED, f"entry {index} of {peer} does not hash to what it states")
+    try:
+        proof.verify(head.root)
+    except InvalidProof as exc:
+        raise refuse(Refusal.FORGED, f"entry {index} of {peer} is not in its signed head: "
+                     f"{exc}") from None
+
+
+def check_batch(peer: str, body: Mapping[str, Any], peer_key: bytes,
+                expect_start: int) -> ImportBatch:
+    """Check an ``ENTRIES`` body from ``peer``; RefusedMessage if anything does not verify."""
+    try:
+        start, nxt = body["start"], body["next"]
+        items, skipped = body["entries"], body["skipped"]
+        head = SignedHead.from_dict(dict(body["head"]))
+        head.verify_signature(peer_key)
+    except InvalidHead as exc:
+        raise refuse(Refusal.FORGED, f"imported head: {exc}") from None
+    except (KeyError, TypeError, ValueError):
+        raise refuse(Refusal.MALFORMED, "entries need start, next, head, entries, skipped") \
+            from None
+    if (not isinstance(start, int) or not isinstance(nxt, int) or start != expect_start
+            or not start <= nxt <= head.size or not isinstance(items, list)
+            or not isinstance(skipped, list) or len(items) > MAX_BATCH_ENTRIES
+            or len(skipped) > MAX_SCAN):
+        raise refuse(Refusal.MALFORMED, f"entries batch [{start!r:.20}, {nxt!r:.20}) does not "
+                     f"follow cursor {expect_start}")
+    for item in items:
+        _check_item(peer, item, head, start, nxt)
+    return ImportBatch(peer, start, nxt, head, tuple(items), tuple(skipped))
+
+
+def check_import_record(details: Mapping[str, Any], peer_key: bytes) -> int:
+    """Re-check a stored ``mesh.imported`` entry's details; the number of entries it holds.
+
+    Raises
+    ------
+    RefusedMessage
+        If its head's signature, an entry's hash or an inclusion proof does not verify.
+    """
+    body = {k: details.get(k) for k in ("start", "next", "head", "entries", "skipped")}
+    batch = check_batch(str(details.get("peer")), body, peer_key, int(details["start"]))
+    return len(batch.items)
+
+
+__all__ = ["IMPORTED_TYPES", "IMPORT_RECORD", "ImportBatch", "batch_for", "check_batch",
+           "check_import_record"]

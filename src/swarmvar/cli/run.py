@@ -146,6 +146,25 @@ def run(
     plugin_path: Annotated[list[Path] | None, typer.Option("--plugin-path", help="a folder "
                                                            "holding plug-in modules "
                                                            "(read-only in the sandbox)")] = None,
+    # --- the mesh (docs/mesh.md): this swarm as one node of several ---
+    mesh: Annotated[bool, typer.Option("--mesh", help="run as a mesh node: beats and consensus "
+                                       "go to the peers over signed ZeroMQ; the node's ledger "
+                                       "is HOME/mesh")] = False,
+    mesh_port: Annotated[int | None, typer.Option("--mesh-port", help="--mesh: bind "
+                                                  "tcp://*:PORT")] = None,
+    peer: Annotated[list[str] | None, typer.Option("--peer", help="--mesh: a peer, "
+                                                   "tcp://HOST:PORT or ID=tcp://HOST:PORT "
+                                                   "(repeatable)")] = None,
+    mesh_id: Annotated[str | None, typer.Option("--mesh-id", help="--mesh: this node's id "
+                                                "(default: from --mesh-port)")] = None,
+    mesh_cluster: Annotated[Path | None, typer.Option("--mesh-cluster", help="--mesh: cluster "
+                                                      "file (default HOME/mesh/cluster.json)")
+                            ] = None,
+    mesh_key: Annotated[Path | None, typer.Option("--mesh-key", help="--mesh: node key file "
+                                                  "(default HOME/mesh/node.key)")] = None,
+    mesh_agree_every: Annotated[int, typer.Option("--mesh-agree-every", help="--mesh: agree "
+                                                  "on the consensus VaR every N beats (0: "
+                                                  "never)")] = 20,
 ) -> None:
     """Run the swarm: stream beats for many portfolios (replay, a followed file or stdin)."""
     from ..errors import SwarmVarError
@@ -192,7 +211,15 @@ def run(
     for folder in plugin_path or []:
         if not folder.is_dir():
             raise typer.BadParameter(f"{folder} is not a folder", param_hint="--plugin-path")
+    if not mesh and (mesh_port is not None or peer or mesh_id or mesh_cluster or mesh_key):
+        raise typer.BadParameter("mesh options need --mesh", param_hint="--mesh")
     try:
+        node = None
+        if mesh:
+            from ..mesh.launch import swarm_node
+
+            node = swarm_node(home, port=mesh_port, peers=list(peer or []), node_id=mesh_id,
+                              cluster=mesh_cluster, key=mesh_key, agree_every=mesh_agree_every)
         from ..models import DEFAULT_AGENTS
         from ..swarm import FollowedFile, JsonLines, LocalExecutor, Replay, RoleConfig, Swarm
         from ..swarm.ticks import ALL
@@ -281,8 +308,16 @@ def run(
                     last_draw = now
 
             try:
-                summary = swarm.run(source, beats=beats, on_beat=on_beat,
-                                    should_stop=lambda: stop["asked"], pace=cadence)
+                if node is not None:
+                    from ..mesh.launch import serve_swarm_node
+
+                    summary = serve_swarm_node(node, swarm, source, beats=beats,
+                                               on_beat=on_beat, pace=cadence, linger=3.0,
+                                               wait_peers=30.0,
+                                               should_stop=lambda: stop["asked"])
+                else:
+                    summary = swarm.run(source, beats=beats, on_beat=on_beat,
+                                        should_stop=lambda: stop["asked"], pace=cadence)
             finally:
                 if live is not None:
                     live.update(_table(swarm, breaches, events, arbiter), refresh=True)
@@ -300,6 +335,11 @@ def run(
         typer.echo(f"paced by the pulse T_Λ = {1000 * cadence.budget:.3f} ms: "
                    f"{summary.late} of {cadence.beats} beats late, {cadence.skipped} pulses "
                    "skipped")
+    if node is not None:
+        runs = list(node.finished.items())
+        last = f"; last {runs[-1][0]} -> {runs[-1][1].values[-1]:.6g}" if runs else ""
+        typer.echo(f"mesh node {node.me}: {len(runs)} agreement runs{last}; "
+                   f"{sum(node.imported.values())} peer entries imported")
     if summary.stopped == "interrupted":
         typer.echo(f"stopped after the beat in progress; every beat is in the ledger under "
                    f"{home}. Resume with the same command: it restores the last checkpoint, "

@@ -18,7 +18,7 @@ from ..consensus.partition import StalenessBound
 from ..errors import InvalidParameter
 from .cluster import Cluster, load_cluster, read_key
 from .feed import BeatFeed
-from .membership import Timeouts
+from .membership import MemberState, Timeouts
 from .node import MeshNode, NodeConfig
 from .transport import FaultPlan, SendPolicy
 
@@ -149,7 +149,7 @@ def serve_swarm_node(node: MeshNode, swarm: Swarm, source: Iterable[Tick | BadLi
                      beats: int | None = None, max_seconds: float = 86_400.0,
                      on_beat: Callable[[BeatReport], None] | None = None,
                      should_stop: Callable[[], bool] | None = None, pace: Any = None,
-                     linger: float = 0.0) -> RunSummary:
+                     linger: float = 0.0, wait_peers: float = 0.0) -> RunSummary:
     """Run ``swarm`` (already started) over ``source`` with ``node`` beside it.
 
     The node's loop runs in a thread; each beat goes to it through its
@@ -159,7 +159,9 @@ def serve_swarm_node(node: MeshNode, swarm: Swarm, source: Iterable[Tick | BadLi
     ``pace`` go to ``Swarm.run``. Returns the swarm's run summary; the
     swarm stops when the node is told to leave; the node keeps serving
     (agreement runs, gossip, ledger merge) ``linger`` seconds after the
-    swarm ends (unless told to stop), then stops.
+    swarm ends (unless told to stop), then stops. With ``wait_peers`` the
+    first beat waits (at most that many seconds) until every peer is heard,
+    so that nodes started together beat together.
     """
     feed = node.feed if node.feed is not None else BeatFeed()
     node.feed = feed
@@ -174,6 +176,11 @@ def serve_swarm_node(node: MeshNode, swarm: Swarm, source: Iterable[Tick | BadLi
     thread.start()
     def stop() -> bool:
         return node.stop or (should_stop is not None and should_stop())
+
+    until = time.monotonic() + max(0.0, wait_peers)
+    while time.monotonic() < until and not stop() and thread.is_alive() and any(
+            state is not MemberState.ALIVE for state in node.members.states().values()):
+        time.sleep(0.05)
 
     try:
         extra = {} if pace is None else {"pace": pace}

@@ -53,11 +53,11 @@ def duration(seq: int, budget: float) -> float:
     return round(budget * (0.4 + 0.25 * ((seq * 7) % 5)) * 2**20) / 2**20
 
 
-def paced_swarm(home: str | Path, fake: FakeTime, **overrides: Any
-                ) -> tuple[Swarm, Arbiter, Cadence]:
+def paced_swarm(home: str | Path, fake: FakeTime, arbiter_options: dict[str, Any] | None = None,
+                **overrides: Any) -> tuple[Swarm, Arbiter, Cadence]:
     """The swarm, its arbiter (entries in the beat's transaction) and a cadence on ``fake``."""
     swarm = Swarm(["sp500"], home=home, **{**SETTINGS, **overrides})
-    arbiter = Arbiter.from_options(record_decisions=False)
+    arbiter = Arbiter.from_options(record_decisions=False, **(arbiter_options or {}))
     arbiter.ledger, arbiter.breakers = swarm.beat_entries, swarm.breakers
     swarm.add_observer(arbiter)
     cadence = Cadence(arbiter.config.pulse, fake.clock, fake.sleep)

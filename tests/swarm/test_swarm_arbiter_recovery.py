@@ -207,3 +207,42 @@ def test_an_operator_action_before_a_portfolios_checkpoint_is_not_applied_twice(
     resumed = session(tmp_path / "stopped", ["a", "b"])
     assert resumed == straight
     assert straight["a"].failures >= 1 and straight["b"].failures >= 1
+
+
+def test_retraining_resumes_without_publishing_twice(tmp_path: Path) -> None:
+    """The threat model retrained on the arbiter's own history (every 5 beats here) and
+    published in the home's variant store: a stop and restart give the same models, and a
+    retraining replayed after the restart reuses the version the first run published."""
+    from swarmvar.arbiter import Retraining, ThreatVersions
+    from swarmvar.evolution import Database, SqliteVariantStore
+
+    days = 40
+    sp = child.load("sp500")
+    autumn = int(sp.index.searchsorted("2008-09-01"))  # breaches to learn from
+    r = sp.iloc[autumn - child.WINDOW: autumn + days]
+
+    def session(home: Path, beats: int) -> tuple[dict[int, dict[str, Any]], list[str]]:
+        home.mkdir(exist_ok=True)
+        db = Database(home / "threat.sqlite")
+        versions = ThreatVersions(SqliteVariantStore(db), clock=lambda: 0.0)
+        options = {"versions": versions, "retraining": Retraining(
+            every=5, min_beats=10, horizon=2, window=100)}
+        swarm, arbiter, cadence = child.paced_swarm(home, child.FakeTime(), options,
+                                                    checkpoint_every=7)
+        try:
+            with swarm, arbiter:
+                swarm.start({"sp500": r.iloc[: child.WINDOW]})
+                swarm.run(Replay(r, portfolio="sp500", start=child.WINDOW), pace=cadence,
+                          beats=beats - swarm.seq["sp500"])
+                models = [e.data["result"]["version"] for e in swarm.ledger.entries()
+                          if e.kind == "flow" and e.data["flow"] == "E"]
+            return _record(home), versions.versions() + models[-1:]
+        finally:
+            db.close()
+
+    straight, straight_versions = session(tmp_path / "straight", days)
+    session(tmp_path / "stopped", 19)  # 19: retrained at 15, checkpointed at 14
+    resumed, resumed_versions = session(tmp_path / "stopped", days)
+    assert len(straight_versions) > 2  # retrained and published more than once
+    assert resumed == straight
+    assert len(resumed_versions) == len(straight_versions)

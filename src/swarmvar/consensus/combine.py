@@ -33,8 +33,15 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..errors import InvalidEstimate, InvalidParameter, NotEnoughAgents, StaleConsensus
 from ..types import Consensus, Estimate
-from .partition import SECONDS_PER_DAY, BoundMode, StalenessBound, widen_interval, z_value
-from .robust import MANY_DAY_RULES, Aggregator, aggregate_days, check_tolerance, robust_aggregate
+from .partition import SECONDS_PER_DAY, BoundMode, StalenessBound, _widen, z_value
+from .robust import (
+    _SMALL,
+    MANY_DAY_RULES,
+    Aggregator,
+    aggregate_days,
+    check_tolerance,
+    robust_aggregate,
+)
 from .signing import KeyRing, Rejection, RejectionReason
 from .tempered import TEMPERED_ETA, TEMPERED_WINDOW, joint_losses, tempered_weights
 from .weights import Loss, bma_weights, joint_weights, track_record_weights
@@ -269,6 +276,7 @@ def combine(
     portfolio: str | None = None,
     alpha: float | None = None,
     horizon: int | None = None,
+    weights: Mapping[str, float] | ArrayLike | None = None,
 ) -> Consensus:
     """Combine signed estimates into a Byzantine-robust consensus.
 
@@ -293,9 +301,19 @@ def combine(
         estimates, so at most ``f`` agents cannot set it).
     portfolio, alpha, horizon : optional
         The target; by default the most common among admitted estimates.
+    weights : mapping of agent id to weight, or array, optional
+        The agents' prior weights, already computed (e.g. the runtime's
+        online :class:`~.tempered.TemperedWeights`), used instead of
+        computing them from ``track_record`` (give one or the other). A
+        mapping names agents; an array ``(k,)`` is aligned with
+        ``keyring.agents`` (sorted ids). Finite and ``>= 0``; agents
+        without a weight get the mean of the others, then the used
+        agents' weights are renormalized, as :func:`agent_weights` does.
 
     Raises
     ------
+    InvalidParameter
+        Bad ``now``, ``keyring``, ``estimates`` or ``weights``.
     NotEnoughAgents
         Fewer usable estimates than the rule's bound for ``f`` (or, with
         ``on_bound=REFUSE``, fewer than ``min_available``).
@@ -310,6 +328,7 @@ def combine(
     if isinstance(estimates, (str, bytes, Mapping)) or not isinstance(estimates, Sequence):
         raise InvalidParameter(f"estimates must be a list of Estimate, "
                                f"got {type(estimates).__name__}")
+    given = None if weights is None else _given_weights(weights, keyring, track_record)
     # screen now, record seqs only once a consensus exists: a refused beat can be retried
     admitted, refused = keyring.screen(estimates)
     # data from after the beat cannot be: a clock error or a lie (and would dodge max_age)
@@ -344,14 +363,19 @@ def combine(
     ages = {e.agent_id: (now - e.as_of).total_seconds() for e in candidates}
     used_in, degraded = _choose(candidates, policy, n_total, latest, ages, rejected)
     agents = [e.agent_id for e in used_in]
-    rows = np.array(
-        [[e.var, e.es, *e.var_interval, *e.es_interval] for e in used_in], dtype=np.float64
-    )
-    prior = agent_weights(agents, policy, track_record)
+    # admitted estimates hold finite numbers of magnitude <= MAX_MAGNITUDE (malformation)
+    rows = [(float(e.var), float(e.es), float(e.var_interval[0]), float(e.var_interval[1]),
+             float(e.es_interval[0]), float(e.es_interval[1])) for e in used_in]
+    if given is not None:
+        prior = _renormalized(agents, given)
+    elif policy.weighting is Weighting.EQUAL:
+        prior = [1.0 / len(agents)] * len(agents)  # agent_weights' np.full, as floats
+    else:
+        prior = agent_weights(agents, policy, track_record).tolist()
     staleness = max(0.0, max(ages[a] for a in agents))
     m, n = len(agents), max(n_total, len(agents))
-    var, es, var_interval, es_interval, contribution = aggregate_rows(
-        rows, policy, prior, total=n, staleness=staleness
+    var, es, var_interval, es_interval, contribution = _aggregate_list(
+        rows, policy, prior, n, staleness
     )
     late = (RejectionReason.MISMATCHED, RejectionReason.STALE)
     keyring.commit(admitted, [r for r in rejected.values() if r.reason in late])
@@ -445,7 +469,8 @@ def aggregate_rows(
     in seconds of the oldest row. Returns ``(var, es, var_interval,
     es_interval, contribution)`` where ``contribution (m,)`` is each row's
     weight in the VaR (0 for trimmed rows). :func:`consensus_series` uses
-    this too, so a backtest's consensus row is the same rule as a live one.
+    this too, so a backtest's consensus row is the same rule as a live one
+    (``combine`` runs the same numbers on Python floats: tested bit for bit).
     """
     m = rows.shape[0]
     prior = np.full(m, 1.0 / m) if weights is None else weights
@@ -455,9 +480,137 @@ def aggregate_rows(
     var, es, var_lo, var_hi, es_lo, es_hi = (float(v) for v in agg.value)
     es = max(es, var)
     n = m if total is None else max(total, m)
-    var_interval = _widened(var, var_lo, var_hi, rows[:, [0, 2, 3]], m, n, staleness, policy)
-    es_interval = _widened(es, es_lo, es_hi, rows[:, [1, 4, 5]], m, n, staleness, policy)
+    z = z_value(policy.interval_mass)
+    columns = rows.tolist()
+    var_interval = _widened(var, var_lo, var_hi, [(r[0], r[2], r[3]) for r in columns], n,
+                            staleness, policy, z)
+    es_interval = _widened(es, es_lo, es_hi, [(r[1], r[4], r[5]) for r in columns], n,
+                           staleness, policy, z)
     return var, es, var_interval, es_interval, agg.weights[:, 0]
+
+
+def _aggregate_list(
+    rows: list[tuple[float, float, float, float, float, float]],
+    policy: Policy,
+    weights: list[float],
+    total: int,
+    staleness: float,
+) -> tuple[float, float, tuple[float, float], tuple[float, float], list[float]]:
+    """:func:`aggregate_rows` on rows of admitted estimates, as Python floats.
+
+    A live beat has a few agents: for the trimmed mean and the mean the rule
+    runs on floats (:func:`_trimmed_rows`, the same bits as the numpy rule);
+    other rules go through :func:`aggregate_rows`. ``rows`` are finite (every
+    admitted estimate is) and ``weights`` finite and ``>= 0``.
+    """
+    m = len(rows)
+    if policy.aggregator not in (Aggregator.TRIMMED_MEAN, Aggregator.MEAN) or m > _SMALL:
+        var, es, vi, ei, share = aggregate_rows(np.array(rows, dtype=np.float64), policy,
+                                                np.array(weights, dtype=np.float64),
+                                                total=total, staleness=staleness)
+        return var, es, vi, ei, share.tolist()
+    check_tolerance(policy.aggregator, m, policy.f)
+    trim = policy.f if policy.aggregator is Aggregator.TRIMMED_MEAN else 0
+    (var, es, var_lo, var_hi, es_lo, es_hi), contribution = _trimmed_rows(rows, trim, weights)
+    es = max(es, var)
+    n = max(total, m)
+    z = z_value(policy.interval_mass)
+    var_interval = _widened(var, var_lo, var_hi, [(r[0], r[2], r[3]) for r in rows], n,
+                            staleness, policy, z)
+    es_interval = _widened(es, es_lo, es_hi, [(r[1], r[4], r[5]) for r in rows], n,
+                           staleness, policy, z)
+    return var, es, var_interval, es_interval, contribution
+
+
+def _trimmed_rows(
+    rows: Sequence[tuple[float, ...]], trim: int, weights: list[float]
+) -> tuple[list[float], list[float]]:
+    """The weighted trimmed mean of each column, and each row's share in column 0.
+
+    Per column: drop the ``trim`` lowest and highest (stable order), average
+    the rest with their weights renormalized (equal if they all underflow),
+    clip to the survivors' range. The same sums in the same (row) order as
+    :func:`~.robust.robust_aggregate`'s rule, so the same bits (tested); the
+    renormalized weights are computed once per distinct set of survivors.
+    """
+    n = len(rows)
+    index = range(n)
+    values: list[float] = []
+    first: list[tuple[int, float]] = []
+    kept_before: list[int] | None = None
+    shares: list[tuple[int, float]] = []
+    for j, col in enumerate(zip(*rows, strict=True)):
+        kept = sorted(sorted(index, key=col.__getitem__)[trim:n - trim]) if trim else list(index)
+        if kept != kept_before:
+            mass = 0.0
+            for i in kept:
+                mass += weights[i]
+            if mass <= 0:  # all surviving weights underflowed: equal among survivors
+                shares = [(i, 1.0 / len(kept)) for i in kept]
+            else:
+                shares = [(i, weights[i] / mass) for i in kept]
+            kept_before = kept
+        total, low, high = 0.0, math.inf, -math.inf
+        for i, w in shares:
+            if w > 0:
+                x = col[i]
+                total += w * x
+                low, high = min(low, x), max(high, x)
+        values.append(min(max(total, low), high))
+        if j == 0:
+            first = shares
+    contribution = [0.0] * n
+    for i, w in first:
+        contribution[i] = w
+    return values, contribution
+
+
+def _given_weights(
+    weights: Mapping[str, float] | ArrayLike,
+    keyring: KeyRing,
+    track_record: TrackRecord | Sequence[TrackRecord] | None,
+) -> dict[str, float]:
+    """``combine``'s ``weights=`` checked: agent id -> finite weight ``>= 0``."""
+    if track_record is not None:
+        raise InvalidParameter("give combine weights= or track_record=, not both")
+    if isinstance(weights, Mapping):
+        names, values = list(weights.keys()), list(weights.values())
+        bad = [a for a in names if not isinstance(a, str) or a not in keyring]
+        if bad:
+            raise InvalidParameter(f"weights name agents without a registered key: "
+                                   f"{bad[:5]!r}; use the agents' ids")
+    else:
+        names = list(keyring.agents)
+        try:
+            array = np.asarray(weights)
+        except (TypeError, ValueError) as exc:
+            raise InvalidParameter(f"weights must be a mapping or an array: {exc}") from None
+        if array.shape != (len(names),):
+            raise InvalidParameter(f"weights as an array must be ({len(names)},), one per "
+                                   f"registered agent in keyring.agents order, got shape "
+                                   f"{array.shape}")
+        values = array.tolist()
+    out: dict[str, float] = {}
+    for a, v in zip(names, values, strict=True):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise InvalidParameter(f"weight of {a!r} must be a number, got {v!r}")
+        if not (math.isfinite(v) and v >= 0):
+            raise InvalidParameter(f"weight of {a!r} must be finite and >= 0, got {v!r}")
+        out[a] = float(v)
+    if not out:
+        raise InvalidParameter("weights is empty; give one weight per agent or none")
+    return out
+
+
+def _renormalized(agents: Sequence[str], given: Mapping[str, float]) -> list[float]:
+    """The used agents' weights from ``given`` as :func:`agent_weights` maps them."""
+    known = np.array(list(given.values()), dtype=np.float64)
+    mean = float(np.mean(known))
+    w = np.array([given.get(a, mean) for a in agents], dtype=np.float64)
+    total = w.sum()
+    if not total > 0:
+        return [1.0 / len(agents)] * len(agents)
+    return cast(list[float], (w / total).tolist())
 
 
 def aggregate_many(
@@ -500,25 +653,18 @@ def _widened(
     point: float,
     lower: float,
     upper: float,
-    columns: FloatArray,
-    m: int,
+    columns: Sequence[tuple[float, float, float]],
     n: int,
     staleness: float,
     policy: Policy,
+    z: float,
 ) -> tuple[float, float]:
     """Credible interval around ``point``, widened for missing agents and staleness.
 
-    ``columns`` is ``(m, 3)``: each used agent's point, lower and upper bound.
+    ``columns`` holds each used agent's (point, lower, upper); ``z`` is
+    ``z_value(policy.interval_mass)``.
     """
-    z = z_value(policy.interval_mass)
-    spread = _spread(columns[:, 0].tolist(), ((columns[:, 2] - columns[:, 1]) / 2).tolist(), z)
-    return widen_interval(
-        point,
-        (min(lower, point), max(upper, point)),
-        available=m,
-        total=n,
-        spread=spread,
-        staleness_days=staleness / SECONDS_PER_DAY,
-        drift=policy.drift,
-        mass=policy.interval_mass,
-    )
+    points = [c[0] for c in columns]
+    spread = _spread(points, [(c[2] - c[1]) / 2 for c in columns], z)
+    return _widen(point, (min(lower, point), max(upper, point)), len(columns), n, spread,
+                  staleness / SECONDS_PER_DAY, policy.drift, z)

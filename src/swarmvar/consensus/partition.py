@@ -115,15 +115,22 @@ def widen_interval(
     mass : float
         Posterior mass of the interval.
     """
+    return _widen(point, interval, available, total, spread, staleness_days, drift,
+                  z_value(mass))
+
+
+def _widen(point: float, interval: Interval, available: int, total: int, spread: float,
+           staleness_days: float, drift: float, z: float) -> Interval:
+    """:func:`widen_interval` with ``z`` computed once by the caller (every check kept)."""
     if not 1 <= available <= total:
         raise InvalidParameter(f"need 1 <= available <= total, got {available} of {total}")
     numbers = (point, *interval, spread, staleness_days, drift)
-    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in numbers):
-        raise InvalidParameter("point, interval, spread, staleness_days and drift must be "
-                               "finite numbers")
+    for v in numbers:  # a loop, not all(genexpr): this runs twice per consensus
+        if not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise InvalidParameter("point, interval, spread, staleness_days and drift must be "
+                                   "finite numbers")
     if spread < 0 or staleness_days < 0 or drift < 0:
         raise InvalidParameter("spread, staleness_days and drift must be >= 0")
-    z = z_value(mass)
     lower, upper = interval
     low_half = max(point - lower, 0.0)
     high_half = max(upper - point, 0.0)

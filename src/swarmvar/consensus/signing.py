@@ -12,7 +12,9 @@ does not increase). Refusals are counted per reason.
 from __future__ import annotations
 
 import dataclasses
+import json.encoder
 import math
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,6 +38,8 @@ SIGNATURE_BYTES = 64
 #: loss in any unit, and small enough that squares and sums of squares in the
 #: consensus (spreads, interval widening) stay finite (1e154 squared overflows).
 MAX_MAGNITUDE = 1e100
+
+_FLOAT_MAX = sys.float_info.max
 
 _NUMBER_NAMES = ("alpha", "var", "es", "var_interval[0]", "var_interval[1]", "es_interval[0]",
                  "es_interval[1]")
@@ -141,8 +145,51 @@ def malformation(estimate: Estimate) -> str | None:
     return None
 
 
+#: The payload's keys in canonical (sorted) order: :func:`_payload_text` writes them.
+PAYLOAD_KEYS = ("agent_id", "alpha", "as_of", "es", "es_interval", "horizon", "portfolio",
+                "seq", "var", "var_interval", "variant_id")
+#: Ints written directly by :func:`_payload_text` (longer ones take the general path).
+_SHORT_INT = 10**18
+_quote = json.encoder.encode_basestring  # the C encoder's own string writer (ensure_ascii off)
+
+
+def _payload_text(e: Estimate) -> str | None:
+    """``canonical_text(e.payload())`` written directly, or ``None`` when unsure.
+
+    Only exact ``str``/``int``/finite ``float``/``datetime`` fields take this
+    path (what every agent's estimate holds); the text is what the C JSON
+    encoder writes for them with sorted keys: ``repr`` for floats and ints,
+    the encoder's own string escaping (tested equal on generated estimates).
+    Anything else returns ``None`` and goes through :func:`canonical_json`,
+    which names what is wrong.
+    """
+    vi, ei, variant = e.var_interval, e.es_interval, e.variant_id
+    if (type(e.agent_id) is not str or type(e.portfolio) is not str
+            or type(e.horizon) is not int or type(e.seq) is not int
+            or not -_SHORT_INT < e.horizon < _SHORT_INT or not -_SHORT_INT < e.seq < _SHORT_INT
+            or type(e.as_of) is not datetime or (variant is not None and type(variant) is not str)
+            or type(vi) is not tuple or type(ei) is not tuple or len(vi) != 2 or len(ei) != 2):
+        return None
+    numbers = (e.alpha, e.var, e.es, vi[0], vi[1], ei[0], ei[1])
+    for v in numbers:
+        if type(v) is not float or not -_FLOAT_MAX <= v <= _FLOAT_MAX:  # NaN, inf: general path
+            return None
+    alpha, var, es, var_lo, var_hi, es_lo, es_hi = map(float.__repr__, numbers)
+    return (f'{{"agent_id":{_quote(e.agent_id)},"alpha":{alpha},'
+            f'"as_of":{_quote(e.as_of.isoformat())},"es":{es},"es_interval":[{es_lo},{es_hi}],'
+            f'"horizon":{e.horizon},"portfolio":{_quote(e.portfolio)},"seq":{e.seq},'
+            f'"var":{var},"var_interval":[{var_lo},{var_hi}],'
+            f'"variant_id":{"null" if variant is None else _quote(variant)}}}')
+
+
 def signing_bytes(estimate: Estimate) -> bytes:
     """The exact bytes an estimate's signature covers (canonical JSON of its payload)."""
+    text = _payload_text(estimate)
+    if text is not None:
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: canonical_json says so
+            pass
     return canonical_json(estimate.payload())
 
 

@@ -1,0 +1,184 @@
+"""combine's per-beat fast paths give the same bits as the general ones; weights= is checked."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from swarmvar.canonical import NotCanonical, canonical_json
+from swarmvar.consensus import (
+    Aggregator,
+    KeyRing,
+    Policy,
+    TrackRecord,
+    Weighting,
+    agent_weights,
+    combine,
+    private_key_from_seed,
+    sign_estimate,
+)
+from swarmvar.consensus.combine import _aggregate_list, _trimmed_rows, aggregate_rows
+from swarmvar.consensus.robust import robust_aggregate
+from swarmvar.consensus.signing import PAYLOAD_KEYS, signing_bytes
+from swarmvar.errors import InvalidParameter
+from swarmvar.types import Estimate
+
+NOW = datetime(2024, 3, 1, tzinfo=UTC)
+finite = st.floats(-1e100, 1e100, allow_nan=False, allow_subnormal=True)
+
+
+@st.composite
+def rows_and_weights(draw):
+    n = draw(st.integers(1, 9))
+    rows = [tuple(draw(st.lists(finite, min_size=6, max_size=6))) for _ in range(n)]
+    if draw(st.booleans()):  # ties and repeated values: the stable order matters
+        rows = [tuple(draw(st.sampled_from([0.0, -0.0, 1.0, 2.0])) for _ in range(6))
+                for _ in range(n)]
+    w = draw(st.lists(st.floats(0, 1e3, allow_subnormal=True), min_size=n, max_size=n))
+    return rows, w
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows_and_weights(), st.integers(0, 4))
+def test_trimmed_rows_equal_the_numpy_rule_bit_for_bit(data, f):
+    rows, w = data
+    if len(rows) < 2 * f + 1:
+        f = (len(rows) - 1) // 2
+    agg = robust_aggregate(np.array(rows), Aggregator.TRIMMED_MEAN, f, np.array(w))
+    values, share = _trimmed_rows(rows, f, w)
+    assert values == agg.value.tolist()
+    assert share == agg.weights[:, 0].tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows_and_weights(), st.sampled_from([Aggregator.TRIMMED_MEAN, Aggregator.MEAN,
+                                            Aggregator.MEDIAN]),
+       st.integers(1, 12), st.floats(0, 1e6))
+def test_aggregate_list_equals_aggregate_rows(data, aggregator, extra, staleness):
+    rows, w = data
+    # as admitted estimates are: 0 <= VaR <= ES, lower <= upper (widening stays finite)
+    rows = [(abs(r[0]) * 1e-90, (abs(r[0]) + abs(r[1])) * 1e-90, *sorted(x * 1e-90 for x in r[2:4]),
+             *sorted(x * 1e-90 for x in r[4:])) for r in rows]
+    f = 0 if aggregator is Aggregator.MEAN else (len(rows) - 1) // 2
+    policy = Policy(aggregator=aggregator, f=f)
+    total = len(rows) + extra
+    wa = np.array(w) if sum(w) > 0 else None
+    want = aggregate_rows(np.array(rows), policy, wa, total=total, staleness=staleness)
+    got = _aggregate_list(rows, policy, w if wa is not None else [1 / len(rows)] * len(rows),
+                          total, staleness)
+    assert got[:4] == want[:4]
+    assert list(got[4]) == want[4].tolist()
+
+
+def _estimate(**kw):
+    fields = dict(agent_id="a0", portfolio="spx", alpha=0.99, horizon=1, var=0.02, es=0.025,
+                  var_interval=(0.018, 0.022), es_interval=(0.022, 0.028), as_of=NOW, seq=1)
+    fields.update(kw)
+    return Estimate(**fields)
+
+
+texts = st.text(min_size=1, max_size=12)  # includes quotes, controls, non-ASCII, surrogates
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(agent=texts, portfolio=texts, variant=st.none() | texts,
+       numbers=st.lists(st.floats(allow_nan=True, allow_infinity=True) | st.integers(-5, 5),
+                        min_size=7, max_size=7),
+       seq=st.integers(-2, 2**70), horizon=st.integers(-2, 2**70),
+       offset=st.integers(-86_399, 86_399), micro=st.integers(0, 999_999))
+def test_signing_bytes_equal_the_canonical_payload(agent, portfolio, variant, numbers, seq,
+                                                   horizon, offset, micro):
+    a, v, e, vl, vh, el, eh = numbers
+    as_of = datetime(2024, 3, 1, 12, 0, 0, micro, tzinfo=timezone(timedelta(seconds=offset)))
+    est = _estimate(agent_id=agent, portfolio=portfolio, variant_id=variant, alpha=a, var=v,
+                    es=e, var_interval=(vl, vh), es_interval=(el, eh), seq=seq,
+                    horizon=horizon, as_of=as_of)
+    try:
+        want: bytes | type = canonical_json(est.payload())
+    except NotCanonical:
+        want = NotCanonical
+    if want is NotCanonical:
+        with pytest.raises(NotCanonical):
+            signing_bytes(est)
+    else:
+        assert signing_bytes(est) == want
+
+
+def test_signing_bytes_knows_every_payload_key():
+    assert tuple(sorted(_estimate().payload())) == PAYLOAD_KEYS
+
+
+def _signed_batch(keys, seq, vars_):
+    return [sign_estimate(_estimate(agent_id=a, var=v, es=1.25 * v,
+                                    var_interval=(0.9 * v, 1.1 * v),
+                                    es_interval=(1.1 * v, 1.4 * v), seq=seq), keys[a])
+            for a, v in zip(sorted(keys), vars_, strict=True)]
+
+
+@pytest.fixture
+def five():
+    keys = {f"a{i}": private_key_from_seed(bytes([i + 1]) * 32) for i in range(5)}
+    return keys, KeyRing({a: k.public_key() for a, k in keys.items()})
+
+
+def test_weights_give_what_the_track_record_gives(five):
+    """weights= of agent_weights' own numbers: the same consensus, bit for bit."""
+    keys, ring = five
+    rng = np.random.default_rng(3)
+    agents = tuple(sorted(keys))
+    r = rng.normal(0, 0.01, 300)
+    var = np.abs(rng.normal(0.023, 0.004, (300, 5)))
+    record = TrackRecord(agents, r, 0.99, var, 1.2 * var)
+    policy = Policy(f=1, weighting=Weighting.TEMPERED, window=250, eta=30.0)
+    known = agent_weights(list(agents), policy, record)
+    vars_ = [0.020, 0.022, 0.025, 0.021, 0.030]
+    other = KeyRing({a: k.public_key() for a, k in keys.items()})
+    want = combine(_signed_batch(keys, 1, vars_), policy, keyring=ring, now=NOW,
+                   track_record=record, total=6)
+    got = combine(_signed_batch(keys, 1, vars_), policy, keyring=other, now=NOW,
+                  weights=dict(zip(agents, known.tolist(), strict=True)), total=6)
+    assert got == want
+    again = combine(_signed_batch(keys, 2, vars_), policy, keyring=other, now=NOW,
+                    weights=known, total=6)  # an array in keyring.agents order
+    assert dataclasses.replace(again, as_of=want.as_of) == want
+    # without one agent's estimate, the others' weights are renormalized as agent_weights does
+    part = combine(_signed_batch(keys, 3, vars_)[1:], policy, keyring=other, now=NOW,
+                   weights=known, total=5)
+    sub = agent_weights(list(agents[1:]), policy, record)
+    assert sum(part.weights.values()) == pytest.approx(1.0)
+    used = [a for a in agents[1:] if a in part.used]
+    np.testing.assert_allclose([part.weights[a] for a in used],
+                               sub[[agents[1:].index(a) for a in used]]
+                               / sub[[agents[1:].index(a) for a in used]].sum(), rtol=1e-15)
+
+
+@pytest.mark.parametrize("weights, words", [
+    ({"a0": float("nan")}, "finite"),
+    ({"a0": -1.0}, ">= 0"),
+    ({"a0": "x"}, "number"),
+    ({"zz": 1.0}, "registered"),
+    ({}, "empty"),
+    ([1.0, 2.0], "keyring.agents"),
+    (np.ones((5, 1)), "keyring.agents"),
+    ({"a0": True}, "number"),
+])
+def test_bad_weights_are_refused_and_nothing_is_recorded(five, weights, words):
+    keys, ring = five
+    with pytest.raises(InvalidParameter, match=words):
+        combine(_signed_batch(keys, 1, [0.02] * 5), Policy(f=1), keyring=ring, now=NOW,
+                weights=weights)
+    assert ring.admitted == 0 and ring.last_seq("a0") is None
+
+
+def test_weights_and_a_track_record_together_are_refused(five):
+    keys, ring = five
+    record = TrackRecord(tuple(sorted(keys)), np.zeros(3), 0.99, np.full((3, 5), 0.02),
+                         np.full((3, 5), 0.025))
+    with pytest.raises(InvalidParameter, match="not both"):
+        combine(_signed_batch(keys, 1, [0.02] * 5), Policy(f=1), keyring=ring, now=NOW,
+                weights={"a0": 1.0}, track_record=record)

@@ -8,7 +8,9 @@ Strategies (switched by the admin command ``strategy``):
   peer a second, different value for the same round;
 * ``silent`` — sends no agreement values (heartbeats go on);
 * ``replay`` — sends no values of its own; re-sends the messages it got
-  from honest nodes to other nodes, and its own earlier messages again.
+  from honest nodes to other nodes, and its own earlier messages again;
+* ``inflate`` — signs (with its own key: they verify) statistics of a
+  million fake 5% losses as its CRDT contribution.
 
 Run like ``swarmvar mesh node`` (same options).
 """
@@ -22,7 +24,9 @@ from typing import Any
 import typer
 
 from swarmvar.cli.mesh import node as node_command
+from swarmvar.consensus.partition import Contribution, NormalStats
 from swarmvar.mesh import MeshNode, MessageKind, launch, seal
+from swarmvar.mesh.stats import sign_contribution
 
 
 class ByzantineNode(MeshNode):
@@ -75,6 +79,10 @@ class ByzantineNode(MeshNode):
     def handle_admin(self, body: Mapping[str, Any], now: float) -> dict[str, Any]:
         if body.get("op") == "strategy":
             self.strategy = str(body.get("name"))
+            if self.strategy == "inflate":
+                self._version += 1
+                fake = Contribution(self._version, NormalStats(10**6, -5e4, 1e7))
+                self._signed[self.me] = sign_contribution(self.key, self.me, fake)
             return {"ok": True}
         return super().handle_admin(body, now)
 

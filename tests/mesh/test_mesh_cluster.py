@@ -2,7 +2,8 @@
 
 One cluster serves the whole module, the tests in order: membership,
 agreement with every Byzantine strategy, refused messages, a partition and
-its heal (exact CRDT posterior), inject_data, kill -9 and return, a
+its heal (exact CRDT posterior, ledgers merged), a node signing inflated
+statistics (bounded), inject_data, kill -9 and return, a
 rewritten ledger detected, a node leaving. Each wait is bounded in time.
 """
 
@@ -19,11 +20,13 @@ import numpy as np
 import pytest
 import zmq
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from swarmvar.consensus.agreement import convergence_factor, rounds_needed
 from swarmvar.consensus.partition import NormalStats, StatsCRDT
 from swarmvar.ledger import Ledger
 from swarmvar.mesh import MessageKind, seal
+from swarmvar.mesh.imports import check_import_record
 from swarmvar.mesh.stats import DEFAULT_PRIOR
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -188,6 +191,11 @@ def test_partition_serves_degraded_then_heals_to_the_exact_posterior(mesh: Harne
         _observed(mesh, n, rng.normal(0.0, 0.01, 40).round(6).tolist(), OBSERVED)
     mesh.wait("the first observations to reach everyone", lambda: all(
         mesh.status(n)["stats"]["versions"] == dict.fromkeys(HONEST, 1) for n in HONEST), 30)
+    pairs = [("n0", "n3"), ("n3", "n0"), ("n0", "n1")]
+    sizes = {b: mesh.status(b)["ledger"]["size"] for _, b in pairs}
+    mesh.wait("each node to import its peers' ledgers so far", lambda: all(
+        mesh.status(a)["imports"][b]["next"] >= sizes[b] for a, b in pairs), 30)
+    imported = {(a, b): mesh.status(a)["imports"][b]["entries"] for a, b in pairs}
     healthy = mesh.status("n0")["served"]
     assert healthy["available"] == 7 and not healthy["degraded"]
     assert healthy["interval"] == [healthy["point"], healthy["point"]]
@@ -207,6 +215,11 @@ def test_partition_serves_degraded_then_heals_to_the_exact_posterior(mesh: Harne
         s3 = mesh.status("n3")
         assert s3["stats"]["versions"]["n0"] == 1
         assert s3["served"]["degraded"] and s3["served"]["available"] <= 4
+        # ledgers: nothing crosses the partition; within a side imports go on
+        assert s0["imports"]["n3"]["entries"] == imported[("n0", "n3")]
+        assert s3["imports"]["n0"]["entries"] == imported[("n3", "n0")]
+        mesh.wait("n0 to import n1's entry of the partition", lambda: (
+            mesh.status("n0")["imports"]["n1"]["entries"] > imported[("n0", "n1")]), 30)
     finally:
         mesh.heal()
     VERSIONS.update({n: 2 for n in HONEST})
@@ -222,9 +235,34 @@ def test_partition_serves_degraded_then_heals_to_the_exact_posterior(mesh: Harne
         assert (st["count"], st["total"], st["total_sq"]) == (ref.count, ref.total, ref.total_sq)
         assert mesh.status(n)["served"]["point"] == expected_point  # bit for bit
         assert mesh.status(n)["forks"] == {}  # the sides' ledgers still extend their heads
+    mesh.wait("each side's ledger to hold the other side's entries of the partition", lambda: (
+        mesh.status("n0")["imports"]["n3"]["entries"] > imported[("n0", "n3")]
+        and mesh.status("n3")["imports"]["n0"]["entries"] > imported[("n3", "n0")]), 60)
     # the no-partition reference is also the pooled data's posterior (up to rounding)
     pooled = NormalStats.of(np.concatenate([OBSERVED[n] for n in HONEST]))
     assert pooled.count == ref.count and pooled.total == pytest.approx(ref.total, rel=1e-12)
+
+
+def test_a_node_signing_inflated_statistics_is_bounded(mesh: Harness) -> None:
+    honest = _reference(OBSERVED, VERSIONS).read()
+    honest_var = DEFAULT_PRIOR.update(honest).predictive_loss().ppf(0.99)
+    assert mesh.ask("b6", "strategy", name="inflate")["ok"]
+    try:
+        mesh.wait("every honest node to hold b6's signed lie", lambda: all(
+            "b6" in mesh.status(n)["stats"]["versions"] for n in HONEST), 30)
+        for n in HONEST:
+            st_ = mesh.status(n)
+            assert st_["stats"]["count"] == honest.count + 10**6  # the lie, as signed
+            assert st_["robust"]["bounded"] == ["b6"] and st_["robust"]["guaranteed"]
+            naive = DEFAULT_PRIOR.update(NormalStats(
+                st_["stats"]["count"], st_["stats"]["total"], st_["stats"]["total_sq"])
+            ).predictive_loss().ppf(0.99)
+            assert naive > 10 * honest_var
+            assert honest_var * 0.9 < st_["served"]["point"] < 1.5 * honest_var
+        print(f"VaR 99%: honest {honest_var:.5f}, unguarded {naive:.5f}, "
+              f"served {st_['served']['point']:.5f}")
+    finally:
+        mesh.ask("b6", "strategy", name="honest")
 
 
 def test_agreement_through_packet_loss_in_the_namespaces(mesh: Harness) -> None:
@@ -292,3 +330,19 @@ def test_rewritten_ledger_is_detected_by_peers(mesh: Harness) -> None:
 def test_leave_is_seen_by_peers(mesh: Harness) -> None:
     assert mesh.ask("n2", "leave")["ok"]
     mesh.wait("n0 to see n2 leave", lambda: mesh.status("n0")["members"]["n2"] == "left", 30)
+    mesh.procs["n2"].wait(timeout=30)
+    # n2's ledger, read from its file: verified, its imports re-checked, the other side's
+    # observations of the partition among them
+    with Ledger(mesh.tmp / "home-n2", create=False) as ledger:
+        assert ledger.verify_chain().ok
+        observed_from: dict[str, int] = {}
+        for e in ledger.entries():
+            if e.data.get("type") != "mesh.imported":
+                continue
+            d = e.data["details"]
+            key = mesh.keys[d["peer"]].public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+            assert check_import_record(d, key) == len(d["entries"])
+            for item in d["entries"]:
+                if item["entry"]["data"]["type"] == "mesh.observe":
+                    observed_from[d["peer"]] = observed_from.get(d["peer"], 0) + 1
+    assert observed_from.get("n3", 0) >= 2 and observed_from.get("n4", 0) >= 2

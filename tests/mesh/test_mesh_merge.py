@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 import sys
 import threading
@@ -316,3 +318,51 @@ def test_forged_or_tampered_batches_are_refused(tmp_path: Path) -> None:
         moved["entries"][0]["proof"]["path"] = moved["entries"][1]["proof"]["path"]
         refused(moved)
         refused({"start": 0})
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**30, 10**30) | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(path=st.lists(st.sampled_from(["head", "entries", 0, "entry", "proof", "data", "index",
+                                      "path", "root", "size", "start", "next", "skipped",
+                                      "details", "hash", "timestamp", "kind", "signature"]),
+                     min_size=1, max_size=5),
+       value=json_values)
+def test_any_damaged_batch_is_refused_cleanly(path: list[Any], value: Any) -> None:
+    key, good = _signed_batch()
+    raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    body = copy.deepcopy(good)
+    target: Any = body
+    for step in path[:-1]:  # walk as far as the path goes, then overwrite one field
+        try:
+            target = target[step]
+        except (KeyError, IndexError, TypeError):
+            break
+    try:
+        target[path[-1]] = value
+    except (IndexError, TypeError):
+        return
+    if body == good:
+        return
+    try:
+        batch = check_batch("p", body, raw, 0)
+    except RefusedMessage:
+        return
+    # what passed is still exactly the peer's signed entries
+    assert [i["entry"]["hash"] for i in batch.items] == [
+        i["entry"]["hash"] for i in good["entries"]][:len(batch.items)]
+    assert all(isinstance(x, dict) and set(x) == {"index", "hash"} for x in batch.skipped)
+
+
+@functools.cache
+def _signed_batch() -> tuple[Ed25519PrivateKey, dict[str, Any]]:
+    key = Ed25519PrivateKey.generate()
+    with Ledger.in_memory(signing_key=key) as ledger:
+        for i in range(3):
+            ledger.record_action("mesh.observe", {"node": "p", "values": [0.01 * i]})
+        return key, batch_for(ledger, 0)

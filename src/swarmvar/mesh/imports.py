@@ -117,7 +117,7 @@ def _check_item(peer: str, item: Any, head: SignedHead, start: int, stop: int) -
         proof = InclusionProof(int(p["index"]), int(p["size"]), bytes.fromhex(p["entry_hash"]),
                                tuple(bytes.fromhex(x) for x in p["path"]),
                                bytes.fromhex(p["root"]), HashAlgorithm(p["hash_algorithm"]))
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise refuse(Refusal.MALFORMED, "malformed imported entry or proof") from None
     if (not isinstance(index, int) or isinstance(index, bool) or not start <= index < stop
             or not isinstance(timestamp, str) or not isinstance(kind, str)
@@ -156,7 +156,8 @@ def check_batch(peer: str, body: Mapping[str, Any], peer_key: bytes,
     except (KeyError, TypeError, ValueError):
         raise refuse(Refusal.MALFORMED, "entries need start, next, head, entries, skipped") \
             from None
-    if (not isinstance(start, int) or not isinstance(nxt, int) or start != expect_start
+    if (not isinstance(start, int) or not isinstance(nxt, int) or isinstance(start, bool)
+            or isinstance(nxt, bool) or start != expect_start
             or not start <= nxt <= head.size or not isinstance(items, list)
             or not isinstance(skipped, list) or len(items) > MAX_BATCH_ENTRIES
             or len(skipped) > MAX_SCAN):
@@ -164,6 +165,12 @@ def check_batch(peer: str, body: Mapping[str, Any], peer_key: bytes,
                      f"follow cursor {expect_start}")
     for item in items:
         _check_item(peer, item, head, start, nxt)
+    for x in skipped:
+        if not (isinstance(x, dict) and set(x) == {"index", "hash"}
+                and isinstance(x["index"], int) and not isinstance(x["index"], bool)
+                and start <= x["index"] < nxt and isinstance(x["hash"], str)
+                and len(x["hash"]) == 64 and all(c in "0123456789abcdef" for c in x["hash"])):
+            raise refuse(Refusal.MALFORMED, "a skipped entry is {index, hash} inside the batch")
     return ImportBatch(peer, start, nxt, head, tuple(items), tuple(skipped))
 
 
@@ -176,7 +183,10 @@ def check_import_record(details: Mapping[str, Any], peer_key: bytes) -> int:
         If its head's signature, an entry's hash or an inclusion proof does not verify.
     """
     body = {k: details.get(k) for k in ("start", "next", "head", "entries", "skipped")}
-    batch = check_batch(str(details.get("peer")), body, peer_key, int(details["start"]))
+    start = body["start"]
+    if not isinstance(start, int) or isinstance(start, bool):
+        raise refuse(Refusal.MALFORMED, "an import record needs an int start")
+    batch = check_batch(str(details.get("peer")), body, peer_key, start)
     return len(batch.items)
 
 

@@ -34,7 +34,16 @@ from hypothesis import strategies as st
 from swarmvar.consensus.partition import Contribution, NormalStats, StatsCRDT
 from swarmvar.errors import RefusedMessage
 from swarmvar.ledger import Ledger
-from swarmvar.mesh import AdminClient, MeshNode, NodeConfig, NodeKeyRing, Timeouts, free_ports
+from swarmvar.mesh import (
+    AdminClient,
+    MeshNode,
+    MessageKind,
+    NodeConfig,
+    NodeKeyRing,
+    Timeouts,
+    free_ports,
+    seal,
+)
 from swarmvar.mesh.imports import IMPORT_RECORD, batch_for, check_batch, check_import_record
 from swarmvar.mesh.stats import (
     COUNT_SLACK,
@@ -366,3 +375,26 @@ def _signed_batch() -> tuple[Ed25519PrivateKey, dict[str, Any]]:
         for i in range(3):
             ledger.record_action("mesh.observe", {"node": "p", "values": [0.01 * i]})
         return key, batch_for(ledger, 0)
+
+
+def test_a_flood_of_entry_requests_is_throttled(tmp_path: Path) -> None:
+    keys = {n: Ed25519PrivateKey.generate() for n in "ab"}
+    ring = NodeKeyRing({n: k.public_key() for n, k in keys.items()})
+    ports = free_ports(2)
+    node = MeshNode(NodeConfig("a", f"tcp://127.0.0.1:{ports[0]}",
+                               {"b": f"tcp://127.0.0.1:{ports[1]}"}, ring),
+                    keys["a"], epoch=time.time_ns())
+    try:
+        node.observe([0.01, -0.02])
+        for seq in range(1, 101):  # 100 requests within a few milliseconds
+            frames = seal(keys["b"], "b", "a", 1, seq, MessageKind.ENTRIES_REQUEST,
+                          {"start": 0})
+            node.on_frames([b"b", *frames], 10.0 + seq * 1e-5)
+        # b's join (catch-up: statistics, head), then one batch answered
+        assert node.transport.queued == 3 and node.accepted["entries_request"] == 100
+        assert node.refused["throttled"] == 99
+        frames = seal(keys["b"], "b", "a", 1, 101, MessageKind.ENTRIES_REQUEST, {"start": -1})
+        node.on_frames([b"b", *frames], 11.0)
+        assert node.refused["malformed"] == 1
+    finally:
+        node.close()

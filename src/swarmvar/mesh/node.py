@@ -51,6 +51,8 @@ MAX_OBSERVATIONS = 1_000_000
 MAX_RUNS_BUFFERED = 16
 MAX_VALUES_BUFFERED = 100_000
 MAX_FINISHED = 1000
+#: Seconds between two ledger-entry batches served to one peer (a batch costs proofs).
+ENTRIES_INTERVAL = 0.02
 #: Members asked about a suspected peer (SWIM's k for ping-req).
 PROBE_HELPERS = 2
 #: Agreement outcomes a status reply carries (the most recent).
@@ -176,6 +178,7 @@ class MeshNode:
         self.import_next: Counter[str] = Counter()
         self.imported: Counter[str] = Counter()
         self._import_asked: dict[str, float] = {}
+        self._entries_served: dict[str, float] = {}
         self.ledger = self._open_ledger()
         self._replay_ledger()
 
@@ -327,9 +330,14 @@ class MeshNode:
                 self._report_forks()
         elif m.kind is MessageKind.ENTRIES_REQUEST:
             start = m.body["start"]
-            if isinstance(start, int) and not isinstance(start, bool) \
+            if now - self._entries_served.get(m.sender, -math.inf) < ENTRIES_INTERVAL:
+                self.refused["throttled"] += 1  # a flood of requests; an honest peer re-asks
+            elif isinstance(start, int) and not isinstance(start, bool) \
                     and 0 <= start <= self.ledger.size:
+                self._entries_served[m.sender] = now
                 self.send(m.sender, MessageKind.ENTRIES, batch_for(self.ledger, start), now)
+            else:
+                self.refused[Refusal.MALFORMED.value] += 1
         elif m.kind is MessageKind.ENTRIES:
             self._on_entries(m, now)
 

@@ -140,23 +140,33 @@ def _instance_track(
     window: int, horizon: int, seed: int, workers: int,
     on_day: Callable[[int, int], None] | None,
 ) -> dict[float, TrackRecord]:
-    """:func:`~swarmvar.swarm.consensus.track_records` for agents given as instances (their
-    own parameters, e.g. a champion variant's), the same backtest and schedule; ``None``
-    stands for the registry's default agent of that name."""
+    """The agents' out-of-sample track record over the last ``days`` returns, per level.
+
+    The backtest driver (no baseline) with the swarm's refit schedule, as
+    :func:`~swarmvar.swarm.consensus.track_records`, for agents given by name
+    (``None``: the registry's default agent) or as instances (their own
+    parameters, e.g. a champion variant's). At ``horizon`` h > 1 the record
+    scores the non-overlapping h-day windows of those days (every h-th
+    day, the last window ending on the last return; the agents still refit
+    and absorb every day): ``ceil(days / h)`` independent h-day losses, the
+    same expected loss per forecast as overlapping windows at an h-th of the
+    forecasts (docs/validation.md, "h-day track records").
+    """
     import numpy as np
 
     from .consensus import TrackRecord
     from .models import agent_class
     from .validation import backtest
 
-    need = days + window + horizon - 1
+    scored = -(-days // horizon)  # forecast days, h apart
+    need = (scored - 1) * horizon + window + horizon
     if x.size < need:
         raise InvalidParameter(f"a {days}-day track record with a {window}-day window needs "
                                f"{need} returns, got {x.size}")
     roster = {n: a if a is not None else agent_class(n)() for n, a in agents.items()}
     result = backtest(x[-need:], roster, window=window, refit_every=20, alphas=alphas,
                       horizon=horizon, baseline=None, seed=seed, progress=False, n_sim=10,
-                      on_day=on_day, workers=workers)
+                      on_day=on_day, workers=workers, step=horizon)
     names = tuple(agents)
     return {a: TrackRecord(agent_ids=names, returns=result.returns, alpha=a,
                            var=np.column_stack([result.series[n][a].var for n in names]),
@@ -239,7 +249,7 @@ def var(
     from .models import DEFAULT_AGENTS, canonical_name
     from .models.risk import check_alphas
     from .swarm import run_agents
-    from .swarm.consensus import SWARM_POLICY, TRACK_DAYS, swarm_consensus, track_records
+    from .swarm.consensus import SWARM_POLICY, TRACK_DAYS, swarm_consensus
 
     x = as_array(returns, who="swarmvar.var")
     levels = check_alphas(alphas)
@@ -300,14 +310,9 @@ def var(
             else:
                 on_day = None if progress is None else (lambda d, t: progress("track", d, t))
                 try:
-                    if any(n in given for n in good):
-                        track = _instance_track(x, {n: given.get(n) for n in good}, levels,
-                                                days=days, window=window, horizon=horizon,
-                                                seed=seed, workers=workers, on_day=on_day)
-                    else:
-                        track = track_records(x, good, levels, days=days, window=window,
-                                              horizon=horizon, seed=seed, workers=workers,
-                                              progress=on_day)
+                    track = _instance_track(x, {n: given.get(n) for n in good}, levels,
+                                            days=days, window=window, horizon=horizon,
+                                            seed=seed, workers=workers, on_day=on_day)
                 except SwarmVarError as exc:
                     note = f"no track record ({exc}); the consensus uses equal weights"
         if keys is None:
@@ -322,8 +327,12 @@ def var(
         except SwarmVarError as exc:
             note = f"no consensus: {exc}"
         if track is not None and agreed:
-            note = note or (f"weights: each agent's realized FZ0 loss over its last {days} "
-                            "out-of-sample forecasts")
+            scored = len(next(iter(track.values())).returns)
+            note = note or (
+                f"weights: each agent's realized FZ0 loss over its last {days} out-of-sample "
+                "forecasts" if horizon == 1 else
+                f"weights: each agent's realized FZ0 loss over the {scored} non-overlapping "
+                f"{horizon}-day windows of the last {days} days (out of sample)")
     return VarResult(
         forecasts={r.name: r.forecast for r in runs if r.forecast is not None},
         errors={r.name: str(r.error) for r in runs if not r.ok},

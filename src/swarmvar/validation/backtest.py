@@ -1,13 +1,19 @@
 """The backtest driver: rolling-window, strictly out-of-sample VaR/ES forecasts and their tests.
 
-For each forecast day ``t`` (``window <= t <= n - horizon``) every row sees
-only ``returns[:t]``:
+For each forecast day ``t`` (``window <= t <= n - horizon``, every ``step``-th
+such day) every row sees only ``returns[:t]``:
 
 * on the first day each forecaster is fitted on ``returns[t - window : t]``;
   every ``refit_every`` days it is refitted (``refit``) on the trailing
   window, and in between it absorbs each realized return with ``update``;
 * it then forecasts VaR/ES at every level for the next ``horizon`` returns,
   and the realized loss ``-(r_t + ... + r_{t+h-1})`` is scored against it.
+
+With ``step = horizon`` the scored ``h``-day windows do not overlap: their
+losses are independent (the coverage tests' assumption, which overlapping
+windows break) and there are ``h`` times fewer forecasts to make; the rows
+still refit and absorb every day as above. That is how the swarm's ``h``-day
+track record is scored (:func:`swarmvar.var`).
 
 A row with a ``forecast_block`` method (every
 :class:`~swarmvar.models.base.Agent`) gets the days between two refits in
@@ -35,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import enum
 import sys
 import threading
@@ -359,9 +366,78 @@ def _run_row(
     return rr, rr.evaluate(losses, seed=key[0], row=key[1], n_sim=n_sim)
 
 
+def _run_row_strided(
+    row: Forecaster,
+    r: np.ndarray,
+    window: int,
+    refit_every: int,
+    levels: tuple[float, ...],
+    horizon: int,
+    days: int,
+    key: tuple[int, int],
+    n_sim: int,
+    step: int,
+    on_step: Callable[[int], None] | None = None,
+) -> tuple[_Recorder, dict[float, RawLevel]]:
+    """:func:`_run_row` forecasting every ``step``-th day only (``days`` forecast days).
+
+    Calendar day ``i`` (return ``t = window + i``) refits when
+    ``i % refit_every == 0`` and absorbs ``r[t]`` as every day does; it
+    forecasts, with the seed the every-day run gives day ``t``, when
+    ``i % step == 0`` (record ``i // step``). A forecast day's numbers are
+    therefore those of the every-day run on that day, for a row whose
+    ``forecast`` draws only from its seed (every swarmvar agent but the
+    bootstrap with ``seed=None``, which the driver never passes).
+    """
+    rr = _Recorder(levels, days)
+    predictive = row.predictive_t if isinstance(row, StudentTPredictive) else None
+    report = on_step if on_step is not None else (_queue.put if _queue is not None else None)
+    pending = 0
+    last = (days - 1) * step  # the last forecast day (the driver's days stop there)
+    for i in range(last + 1):
+        t = window + i
+        _fit_if_due(row, rr, i, r, t, window, refit_every, key)
+        scored = i % step == 0
+        if scored:
+            begin = time.perf_counter()
+            fc = row.forecast(levels, horizon, seed=np.random.default_rng([*key, t, 1]))
+            if predictive is not None:
+                rr.t_params[:, i // step] = predictive(horizon)
+            rr.forecast += time.perf_counter() - begin
+            rr.store(i // step, fc)
+            pending += 1
+        begin = time.perf_counter()
+        logpdf = row.update(float(r[t]))
+        rr.update += time.perf_counter() - begin
+        if scored:
+            if horizon == 1:
+                rr.logscore[i // step] = logpdf
+            if report is not None and (on_step is not None or pending == _REPORT_EVERY
+                                       or i == last):
+                report(pending)
+                pending = 0
+    losses = _losses(r, window, horizon, last + 1)[::step]
+    notes = getattr(row, "notes", ())
+    if isinstance(notes, (list, tuple)):
+        rr.notes = tuple(str(n) for n in notes)
+    return rr, rr.evaluate(losses, seed=key[0], row=key[1], n_sim=n_sim)
+
+
+def _run_any_row(
+    row: Forecaster, r: np.ndarray, window: int, refit_every: int, levels: tuple[float, ...],
+    horizon: int, days: int, step: int, key: tuple[int, int], n_sim: int,
+    on_step: Callable[[int], None] | None = None,
+) -> tuple[_Recorder, dict[float, RawLevel]]:
+    """:func:`_run_row` (every day) or :func:`_run_row_strided` (every ``step``-th day)."""
+    if step == 1:
+        return _run_row(row, r, window, refit_every, levels, horizon, days, key, n_sim, on_step)
+    return _run_row_strided(row, r, window, refit_every, levels, horizon, days, key, n_sim,
+                            step, on_step)
+
+
 #: What every row's task needs besides the row: returns, window, refit_every,
-#: levels, horizon, days.
-_Job = tuple[np.ndarray, int, int, tuple[float, ...], int, int]
+#: levels, horizon, days (forecast days), step.
+_Job = tuple[np.ndarray, int, int, tuple[float, ...], int, int, int]
 
 
 def _jax_started() -> bool:
@@ -408,7 +484,7 @@ def _run_rows(
     keys = {name: (seed, k) for k, name in enumerate(rows)}
     if workers <= 1 or len(rows) <= 1:
         with progress() as advance:
-            return {name: _run_row(row, *args, keys[name], n_sim, advance)
+            return {name: _run_any_row(row, *args, keys[name], n_sim, advance)
                     for name, row in rows.items()}
     import queue as queue_mod
     from concurrent.futures import ProcessPoolExecutor
@@ -424,7 +500,7 @@ def _run_rows(
                                  initializer=_init_worker, initargs=(reports,)) as pool:
             # submitting starts the workers (forked ones, all at once): before the
             # progress display starts its thread
-            futures = {name: pool.submit(_run_row, rows[name], *args, keys[name], n_sim)
+            futures = {name: pool.submit(_run_any_row, rows[name], *args, keys[name], n_sim)
                        for name in order}
             days = args[5]
             expected, reported = days * len(rows), 0
@@ -472,6 +548,7 @@ def backtest(
     n_sim: int = 1000,
     on_day: Callable[[int, int], None] | None = None,
     workers: int = 1,
+    step: int = 1,
 ) -> BacktestResult:
     """Backtest agents (and a baseline) on a return series, strictly out of sample.
 
@@ -509,6 +586,14 @@ def backtest(
         Processes to spread the rows over (each row is one sequential task;
         1 runs everything here). The numbers do not depend on it: each row's
         randomness is keyed by ``(seed, row, day)``.
+    step : int
+        Forecast every ``step``-th day (the rows still refit and absorb every
+        day); ``step = horizon`` scores non-overlapping ``h``-day windows,
+        whose losses are independent. A forecast day's numbers are those of
+        ``step = 1`` on that day. A consensus row's weights on a forecast day
+        use the forecast days whose loss is realized by then (``ceil(horizon /
+        step)`` forecast days back) within the policy's ``window`` calendar
+        days (``ceil(window / step)`` forecast days).
 
     Returns
     -------
@@ -520,8 +605,10 @@ def backtest(
     refit_every = _whole("refit_every", refit_every, 1)
     horizon = _whole("horizon", horizon, 1)
     levels = check_alphas(alphas)
-    days = r.size - window - horizon + 1
-    if days < 1:
+    step = _whole("step", step, 1)
+    span = r.size - window - horizon + 1  # calendar days with a realized h-day loss
+    days = -(-span // step)  # forecast days: 0, step, 2 step, ... < span
+    if span < 1:
         raise InvalidReturns(
             f"{r.size} returns leave no forecast day after a window of {window} and a horizon "
             f"of {horizon}; give at least {window + horizon} returns or shrink the window"
@@ -547,7 +634,7 @@ def backtest(
                 f"{policy.aggregator.min_agents(policy.f)} agents, got {len(agent_names)}"
             )
     rec = {name: _Recorder(levels, days) for name in [*rows, *combiners]}
-    losses = _losses(r, window, horizon, days)
+    losses = _losses(r, window, horizon, span)[::step]
     realized = -losses
 
     workers = _whole("workers", workers, 1)
@@ -568,7 +655,7 @@ def backtest(
 
             yield advance
 
-    ran = _run_rows(rows, (r, window, refit_every, levels, horizon, days), seed, n_sim,
+    ran = _run_rows(rows, (r, window, refit_every, levels, horizon, days, step), seed, n_sim,
                     workers, shown)
     rec.update({name: rr for name, (rr, _) in ran.items()})
     raw = {name: tests for name, (_, tests) in ran.items()}
@@ -588,8 +675,13 @@ def backtest(
             c = np.stack([rec[n].cols[alpha] for n in agent_names], axis=-1)  # (6, T, n)
             forecasts[alpha] = LevelForecasts(c[0], c[1], np.stack([c[2], c[3]], axis=-1),
                                               np.stack([c[4], c[5]], axis=-1))
-        for alpha, path in consensus_levels(realized, forecasts, policy, log_scores=log_scores,
-                                            horizon=horizon).items():
+        rule, lag = policy, horizon
+        if step > 1:  # in forecast days: the loss of a day is known ceil(h / step) days on
+            lag = -(-horizon // step)
+            if policy.window is not None:
+                rule = dataclasses.replace(policy, window=-(-policy.window // step))
+        for alpha, path in consensus_levels(realized, forecasts, rule, log_scores=log_scores,
+                                            horizon=lag).items():
             rec[name].store_path(alpha, path)
         rec[name].forecast += time.perf_counter() - begin
 
@@ -600,7 +692,7 @@ def backtest(
     evaluation = finish_rows({n: raw[n] for n in rec}, baseline=base_name)
     order = [*agent_names, *combiners, *base_names]
     return BacktestResult(
-        dates=dates[window : window + days],
+        dates=dates[window : window + span : step],
         returns=realized,
         alphas=levels,
         horizon=horizon,
@@ -615,4 +707,5 @@ def backtest(
         agents=tuple(agent_names),
         consensus_weights={n: rec[n].weights for n in policies},
         notes={n: rec[n].notes for n in order if rec[n].notes},
+        step=step,
     )

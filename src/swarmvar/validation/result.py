@@ -108,6 +108,8 @@ class BacktestResult:
     consensus_weights : mapping consensus row -> alpha -> array ``(T, len(agents))``
         Each agent's weight in a :class:`~swarmvar.consensus.Policy` row's VaR
         on each day (0 when trimmed or missing).
+    step : int
+        Days between forecast days (``horizon``: non-overlapping ``h``-day windows).
     """
 
     dates: pd.Index
@@ -125,6 +127,7 @@ class BacktestResult:
     notes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     agents: tuple[str, ...] = ()
     consensus_weights: Mapping[str, Mapping[float, FloatArray]] = field(default_factory=dict)
+    step: int = 1
 
     @property
     def rows(self) -> tuple[str, ...]:

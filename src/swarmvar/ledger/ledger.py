@@ -507,7 +507,7 @@ class Ledger:
             )
         if result.ok and hasattr(store, "row_count"):
             try:
-                count = store.row_count()
+                count = store.row_count(below=size)
             except LedgerCorrupted as exc:
                 return Verification(False, 0, None, str(exc))
             if count != size:

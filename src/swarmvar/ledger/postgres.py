@@ -162,10 +162,14 @@ class PostgresStore:
             row = self._conn.execute("SELECT max(idx) FROM ledger_entries").fetchone()
         return 0 if row is None or row[0] is None else int(row[0]) + 1
 
-    def row_count(self) -> int:
-        """Entry rows stored, whatever their indices (verify compares it with the size)."""
+    def row_count(self, below: int | None = None) -> int:
+        """Entry rows stored whose index is below ``below`` (all if None), whatever else
+        their indices are (verify compares it with the size it read)."""
         with self._lock, self._errors("read"):
-            row = self._conn.execute("SELECT count(*) FROM ledger_entries").fetchone()
+            row = (self._conn.execute("SELECT count(*) FROM ledger_entries").fetchone()
+                   if below is None else
+                   self._conn.execute("SELECT count(*) FROM ledger_entries WHERE idx < %s",
+                                      (below,)).fetchone())
         return int(row[0]) if row else 0
 
     def append(self, drafts: Sequence[Draft], *, if_size: int | None = None) -> list[Row] | None:

@@ -233,10 +233,15 @@ class SQLiteStore:
             return f"{self.path} is damaged; SQLite's quick_check says: " + "; ".join(found)
         return None
 
-    def row_count(self) -> int:
-        """Entry rows stored, whatever their indices (verify compares it with the size)."""
+    def row_count(self, below: int | None = None) -> int:
+        """Entry rows stored whose index is below ``below`` (all if None), whatever else
+        their indices are: verify compares it with the size it read, so rows a concurrent
+        writer appends after that read are not counted as damage."""
         with self._lock, _damaged(self.path):
-            return int(self._conn.execute("SELECT count(*) FROM entries").fetchone()[0])
+            if below is None:
+                return int(self._conn.execute("SELECT count(*) FROM entries").fetchone()[0])
+            return int(self._conn.execute("SELECT count(*) FROM entries WHERE idx < ?",
+                                          (below,)).fetchone()[0])
 
     def append(self, drafts: Sequence[Draft], *, if_size: int | None = None) -> list[Row] | None:
         with self._lock:

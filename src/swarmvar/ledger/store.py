@@ -14,8 +14,8 @@ therefore never see the same head, and a batch is all or nothing.
 :class:`MemoryStore` (tests, ephemeral use), :class:`SQLiteStore` (default;
 one WAL-mode file) and ``PostgresStore`` (:mod:`.postgres`) share
 :func:`seal_batch`. Stores may also offer ``damage() -> str | None`` (the
-database's own integrity check) and ``row_count() -> int``; verification
-uses them when present.
+database's own integrity check) and ``row_count(below) -> int`` (rows with an
+index below ``below``); verification uses them when present.
 """
 
 from __future__ import annotations

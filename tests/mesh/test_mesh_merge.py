@@ -45,11 +45,13 @@ from swarmvar.mesh import (
     seal,
 )
 from swarmvar.mesh.imports import IMPORT_RECORD, batch_for, check_batch, check_import_record
+from swarmvar.mesh.ledgered import LedgeredStats
 from swarmvar.mesh.stats import (
     COUNT_SLACK,
     DEFAULT_PRIOR,
     MEAN_SLACK,
     SD_SLACK,
+    check_contribution,
     replica_var,
     robust_read,
     sign_contribution,
@@ -142,13 +144,22 @@ def test_a_read_with_too_few_replicas_says_it_is_not_guaranteed() -> None:
 
 
 class InflatingNode(MeshNode):
-    """Signs (with its own key, so it verifies) statistics of a million fake losses."""
+    """Signs (with its own key, so it verifies) statistics of a million fake losses, at the
+    version of its own ledger: its own signed ledger entries contradict it."""
+
+    version_ahead = 0
 
     def _publish_own(self) -> None:
         super()._publish_own()
         own = self.crdt.contributions[self.me]
-        fake = Contribution(own.version, NormalStats(10**6, -5e4, 1e7))
+        fake = Contribution(own.version + self.version_ahead, NormalStats(10**6, -5e4, 1e7))
         self._signed[self.me] = sign_contribution(self.key, self.me, fake)
+
+
+class AheadOfItsLedger(InflatingNode):
+    """The same lie at a version its ledger never reaches: nothing refutes it; bounded."""
+
+    version_ahead = 1000
 
 
 @pytest.fixture
@@ -198,10 +209,10 @@ def _status(cluster: dict[str, Any], node: str) -> dict[str, Any]:
     return dict(answer["status"])
 
 
-def test_a_lying_node_is_bounded_by_its_peers(cluster: dict[str, Any]) -> None:
+def _start_with_liar(cluster: dict[str, Any], liar: type[MeshNode]) -> dict[str, NormalStats]:
     for n in ["a", "b", "c"]:
         cluster["start"](n)
-    cluster["start"]("d", InflatingNode)
+    cluster["start"]("d", liar)
     rng = np.random.default_rng(5)
     honest = {}
     for n in cluster["names"]:
@@ -209,10 +220,39 @@ def test_a_lying_node_is_bounded_by_its_peers(cluster: dict[str, Any]) -> None:
         assert cluster["admin"].request(n, "observe", values=values)["ok"]
         if n != "d":
             honest[n] = NormalStats.of(values)
+    return honest
+
+
+def test_a_lie_its_own_ledger_contradicts_is_refuted(cluster: dict[str, Any]) -> None:
+    honest = _start_with_liar(cluster, InflatingNode)
+    _wait("every honest node to refute d's contribution", lambda: all(
+        _status(cluster, n)["refuted"] == {"d": 1} for n in ["a", "b", "c"]), 30)
+    st_ = _status(cluster, "a")
+    assert st_["stats"]["count"] == 240 + 10**6  # the lie is held (as evidence), not served
+    want = StatsCRDT({r: Contribution(1, s) for r, s in honest.items()}).read()
+    assert st_["robust"]["bounded"] == [] and st_["served"]["count"] == want.count == 240
+    assert st_["served"]["point"] == replica_var(want, 0.99, DEFAULT_PRIOR)  # bit for bit
+    for node in cluster["nodes"].values():
+        node.stop = True
+    for t in cluster["threads"]:
+        t.join(timeout=10)
+    with Ledger(cluster["tmp"] / "a", create=False) as ledger:
+        assert ledger.verify_chain().ok
+        evidence = [e.data["details"] for e in ledger.entries()
+                    if e.data.get("type") == "mesh.stats_refuted"]
+    assert len(evidence) == 1 and evidence[0]["peer"] == "d"
+    assert evidence[0]["claimed"][0] == 10**6 and evidence[0]["ledgered"][0] == 80
+    # the signed lie itself is kept, verifiable by anyone with d's key
+    assert check_contribution(cluster["ring"], evidence[0]["signed"])[1].stats.count == 10**6
+
+
+def test_a_lie_ahead_of_its_ledger_is_bounded_by_its_peers(cluster: dict[str, Any]) -> None:
+    honest = _start_with_liar(cluster, AheadOfItsLedger)
     _wait("a to hold every contribution", lambda: len(
         _status(cluster, "a")["stats"]["versions"]) == 4, 30)
     st_ = _status(cluster, "a")
     assert st_["stats"]["count"] == 240 + 10**6  # the exact read takes the lie in
+    assert st_["refuted"] == {}  # its ledger never reaches version 1001
     assert st_["robust"]["bounded"] == ["d"] and st_["robust"]["guaranteed"]
     honest_var = replica_var(sum_stats(honest.values()), 0.99, DEFAULT_PRIOR)
     naive = replica_var(NormalStats(st_["stats"]["count"], st_["stats"]["total"],
@@ -398,3 +438,31 @@ def test_a_flood_of_entry_requests_is_throttled(tmp_path: Path) -> None:
         assert node.refused["malformed"] == 1
     finally:
         node.close()
+
+
+@settings(max_examples=100, deadline=None)
+@given(batches=st.lists(st.lists(st.one_of(
+    st.lists(st.floats(-1e6, 1e6, allow_subnormal=True), min_size=1, max_size=6),
+    st.integers(0, 5)), max_size=4), max_size=4))
+def test_ledgered_statistics_equal_normalstats_exactly(batches: list[list[Any]]) -> None:
+    book = LedgeredStats(-0.1)
+    values: list[float] = []
+    index = 0
+    for batch in batches:
+        items = []
+        for e in batch:
+            index += 1
+            if isinstance(e, int):  # an inject_data entry of e anomalies
+                data = {"type": "mesh.inject_data", "details": {"anoms": e, "node": "p"}}
+                values.extend([-0.1] * e)
+            else:
+                data = {"type": "mesh.observe", "details": {"values": e, "node": "p"}}
+                values.extend(e)
+            items.append({"entry": {"index": index, "data": data}})
+            items.append({"entry": {"index": index, "data": {"type": "mesh.member"}}})
+        book.add("p", items)
+        version = book.covered("p")
+        if version:  # exactly NormalStats.of, as the peer's own _publish_own computes it
+            assert book.judge("p", Contribution(version, NormalStats.of(values))) is True
+            assert book.judge("p", Contribution(version, NormalStats.of([*values, 1.0]))) is False
+    assert book.judge("p", Contribution(book.covered("p") + 1, NormalStats.of([0.0]))) is None

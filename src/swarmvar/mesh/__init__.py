@@ -7,9 +7,12 @@
 * :mod:`.membership` — SWIM-style heartbeats and suspicion;
 * :mod:`.rounds` — approximate agreement rounds over the mesh
   (the statistics are :mod:`swarmvar.consensus.agreement`);
-* :mod:`.stats` — signed conjugate-statistics CRDT contributions and serving
-  under the partition rule (:mod:`swarmvar.consensus.partition`);
+* :mod:`.stats` — signed conjugate-statistics CRDT contributions, their
+  merge bounded against lying nodes, serving under the partition rule
+  (:mod:`swarmvar.consensus.partition`);
 * :mod:`.heads` — ledger gossip: signed heads and consistency proofs;
+* :mod:`.imports` — ledger merge: peers' own entries imported with proofs;
+* :mod:`.ledgered` — contributions held to their owner's imported ledger;
 * :mod:`.node` — :class:`MeshNode`, the loop that runs all of these;
 * :mod:`.admin` — admin commands (``inject_data`` among them) and the client;
 * :mod:`.cluster` — the cluster file and key files.

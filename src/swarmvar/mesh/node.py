@@ -39,6 +39,7 @@ from ..types import BeatReport
 from .feed import BeatFeed
 from .heads import HeadWatch, parse_head, parse_proof
 from .imports import IMPORT_RECORD, batch_for, check_batch
+from .ledgered import LedgeredStats
 from .membership import MemberEvent, Membership, MemberState, Timeouts
 from .rounds import AgreementRun, RoundsOutcome
 from .stats import check_contribution, robust_read, serve, sign_contribution
@@ -179,6 +180,10 @@ class MeshNode:
         self.imported: Counter[str] = Counter()
         self._import_asked: dict[str, float] = {}
         self._entries_served: dict[str, float] = {}
+        #: each peer's statistics as its imported ledger entries justify them; contributions
+        #: proven false (replica -> the refuted version) are left out of what is served
+        self.ledgered = LedgeredStats(ANOMALY_RETURN)
+        self.refuted: dict[str, int] = {}
         self.ledger = self._open_ledger()
         self._replay_ledger()
 
@@ -207,6 +212,10 @@ class MeshNode:
                 d = data["details"]
                 self.import_next[d["peer"]] = int(d["next"])
                 self.imported[d["peer"]] += len(d["entries"])
+                self.ledgered.add(d["peer"], d["entries"], d["skipped"])
+            elif data.get("type") == "mesh.stats_refuted":
+                d = data["details"]
+                self.refuted[d["peer"]] = int(d["version"])
         if self._version:
             self._publish_own()
 
@@ -492,6 +501,26 @@ class MeshNode:
             if merged.contributions.get(r) == c:
                 self._signed[r] = d
         self.crdt = merged
+        self._judge()
+
+    def _judge(self) -> None:
+        """Hold every peer's contribution to its own imported ledger; record a proven lie."""
+        for r, c in self.crdt.contributions.items():
+            if r == self.me or r in self.heads.forks or self.refuted.get(r) == c.version:
+                continue
+            if self.ledgered.judge(r, c) is False:
+                self.refuted[r] = c.version
+                want = self.ledgered.justified(r, c.version)
+                self._record("mesh.stats_refuted", {
+                    "peer": r, "version": c.version,
+                    "claimed": [c.stats.count, c.stats.total, c.stats.total_sq],
+                    "ledgered": [want.count, want.total, want.total_sq],
+                    "signed": self._signed.get(r)})
+
+    def _served_crdt(self) -> StatsCRDT:
+        """The contributions served: all but those refuted by their owner's own ledger."""
+        return StatsCRDT({r: c for r, c in self.crdt.contributions.items()
+                          if self.refuted.get(r) != c.version})
 
     def served(self, now: float) -> dict[str, Any]:
         replicas = sorted([self.me, *self.config.peers])
@@ -501,9 +530,10 @@ class MeshNode:
             if self.members.state(p) is MemberState.ALIVE
             and not bound.is_stale(0, self.members.quiet(p, now))
         }
-        if self.crdt.read().count == 0:
+        crdt = self._served_crdt()
+        if crdt.read().count == 0:
             return {"available": len(fresh), "total": len(replicas), "count": 0}
-        s = serve(self.crdt, replicas, fresh, alpha=self.config.alpha, f=self.config.f)
+        s = serve(crdt, replicas, fresh, alpha=self.config.alpha, f=self.config.f)
         return {"point": s.point, "interval": list(s.interval), "available": s.available,
                 "total": s.total, "degraded": s.degraded, "count": s.count}
 
@@ -551,6 +581,8 @@ class MeshNode:
         if batch.items or batch.skipped:
             self._record(IMPORT_RECORD, batch.record())
             self.imported[peer] += len(batch.items)
+            self.ledgered.add(peer, batch.items, batch.skipped)
+            self._judge()
         self.import_next[peer] = batch.next
         if batch.next < batch.head.size:
             self._ask_entries(peer, batch.head.size, now)
@@ -590,6 +622,7 @@ class MeshNode:
             "stats": {"count": read.count, "total": read.total, "total_sq": read.total_sq,
                       "versions": {r: c.version for r, c in self.crdt.contributions.items()}},
             "robust": self._robust_status(),
+            "refuted": dict(self.refuted),
             "served": self.served(now),
             "imports": {p: {"next": self.import_next[p], "entries": self.imported[p]}
                         for p in sorted(self.config.peers)},
@@ -601,7 +634,7 @@ class MeshNode:
         }
 
     def _robust_status(self) -> dict[str, Any]:
-        r = robust_read(self.crdt, self.config.f)
+        r = robust_read(self._served_crdt(), self.config.f)
         return {"f": r.f, "guaranteed": r.guaranteed, "bounded": list(r.bounded),
                 "count": r.stats.count, "total": r.stats.total, "total_sq": r.stats.total_sq}
 

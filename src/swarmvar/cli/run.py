@@ -339,7 +339,7 @@ def run(
         runs = list(node.finished.items())
         last = f"; last {runs[-1][0]} -> {runs[-1][1].values[-1]:.6g}" if runs else ""
         typer.echo(f"mesh node {node.me}: {len(runs)} agreement runs{last}; "
-                   f"{sum(node.imported.values())} peer entries imported")
+                   f"{sum(node.peer_ledgers.imported.values())} peer entries imported")
     if summary.stopped == "interrupted":
         typer.echo(f"stopped after the beat in progress; every beat is in the ledger under "
                    f"{home}. Resume with the same command: it restores the last checkpoint, "

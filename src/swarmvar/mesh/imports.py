@@ -23,20 +23,30 @@ travel), so ledgers do not echo one another.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections import Counter
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..canonical import canonical_json
+from ..consensus.partition import Contribution, NormalStats, StatsCRDT
 from ..errors import InvalidProof, SwarmVarError
 from ..ledger import HashAlgorithm, InclusionProof, InvalidHead, Ledger, SignedHead
 from ..ledger.entry import canonical_data, entry_hash
+from .ledgered import LedgeredStats
 from .wire import Refusal, refuse
 
 #: The entry types a node imports from its peers (their own beats, estimates, agreements).
 IMPORTED_TYPES = frozenset({"mesh.observe", "mesh.inject_data", "mesh.agreement"})
 #: The entry type an import is recorded under.
 IMPORT_RECORD = "mesh.imported"
+#: The entry type a contribution contradicted by its owner's ledger is recorded under.
+REFUTED_RECORD = "mesh.stats_refuted"
+#: Seconds before a request without an answer is asked again.
+ASK_AGAIN = 2.0
+#: Seconds between two batches served to one peer (a batch costs inclusion proofs).
+ENTRIES_INTERVAL = 0.02
 #: Entries a node scans for one request (bounds the work a request costs).
 MAX_SCAN = 2000
 #: Entries and bytes (canonical JSON) one batch carries, below the 64 KiB message limit.
@@ -190,5 +200,90 @@ def check_import_record(details: Mapping[str, Any], peer_key: bytes) -> int:
     return len(batch.items)
 
 
-__all__ = ["IMPORTED_TYPES", "IMPORT_RECORD", "ImportBatch", "batch_for", "check_batch",
-           "check_import_record"]
+class PeerLedgers:
+    """One node's view of its peers' ledgers (the node's loop drives it, one thread).
+
+    Per peer: the import cursor (``next``), the entries imported, the
+    statistics its imported entries justify (:class:`~.ledgered.LedgeredStats`)
+    and the contribution version refuted by them, if any.
+    """
+
+    def __init__(self, anomaly: float) -> None:
+        self.next: Counter[str] = Counter()
+        self.imported: Counter[str] = Counter()
+        self.ledgered = LedgeredStats(anomaly)
+        self.refuted: dict[str, int] = {}
+        self._asked: dict[str, float] = {}
+        self._answered: dict[str, float] = {}
+
+    def replay(self, kind: str, details: Mapping[str, Any]) -> None:
+        """Rebuild from one of this node's own ledger entries (restart)."""
+        if kind == IMPORT_RECORD:
+            peer = str(details["peer"])
+            self.next[peer] = int(details["next"])
+            self.imported[peer] += len(details["entries"])
+            self.ledgered.add(peer, details["entries"], details["skipped"])
+        elif kind == REFUTED_RECORD:
+            self.refuted[str(details["peer"])] = int(details["version"])
+
+    def wants(self, peer: str, size: int, now: float, forked: bool) -> int | None:
+        """The start to ask ``peer`` for, given its head's ``size``; None: nothing to ask now
+        (a forked peer, nothing new, or a request outstanding less than ``ASK_AGAIN``)."""
+        if forked or size <= self.next[peer] or now - self._asked.get(peer, -math.inf) < ASK_AGAIN:
+            return None
+        self._asked[peer] = now
+        return self.next[peer]
+
+    def answer(self, ledger: Ledger, peer: str, start: Any, now: float) -> dict[str, Any] | None:
+        """The batch to send ``peer`` from ``start``; None when ``peer`` asks too often.
+
+        Raises
+        ------
+        RefusedMessage
+            If ``start`` is not an index of the ledger.
+        """
+        if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start <= ledger.size:
+            raise refuse(Refusal.MALFORMED, f"entries from {start!r:.20}: not an index")
+        if now - self._answered.get(peer, -math.inf) < ENTRIES_INTERVAL:
+            return None
+        self._answered[peer] = now
+        return batch_for(ledger, start)
+
+    def check(self, peer: str, body: Mapping[str, Any], key: bytes) -> ImportBatch | None:
+        """Check a batch from ``peer``; None if stale (not from its cursor: a request asked
+        again). Record :meth:`ImportBatch.record` when it holds anything, then :meth:`take`."""
+        if body.get("start") != self.next[peer]:
+            return None
+        self._asked.pop(peer, None)
+        return check_batch(peer, body, key, self.next[peer])
+
+    def take(self, batch: ImportBatch) -> None:
+        """Move the cursor past a checked (and recorded) batch."""
+        self.imported[batch.peer] += len(batch.items)
+        self.ledgered.add(batch.peer, batch.items, batch.skipped)
+        self.next[batch.peer] = batch.next
+
+    def judge(self, crdt: StatsCRDT, skip: Collection[str]
+              ) -> list[tuple[str, Contribution, NormalStats]]:
+        """Newly refuted contributions (replica, claimed, ledgered); replicas in ``skip``
+        (this node, forked peers) are not judged."""
+        out = []
+        for r, c in crdt.contributions.items():
+            if r in skip or self.refuted.get(r) == c.version:
+                continue
+            if self.ledgered.judge(r, c) is False:
+                self.refuted[r] = c.version
+                out.append((r, c, self.ledgered.justified(r, c.version)))
+        return out
+
+    def served(self, crdt: StatsCRDT) -> StatsCRDT:
+        """The contributions a node serves: all but those its owner's ledger refutes."""
+        return StatsCRDT({r: c for r, c in crdt.contributions.items()
+                          if self.refuted.get(r) != c.version})
+
+    def status(self, peers: Collection[str]) -> dict[str, dict[str, int]]:
+        return {p: {"next": self.next[p], "entries": self.imported[p]} for p in sorted(peers)}
+
+
+__all__ = ["ASK_AGAIN", "ENTRIES_INTERVAL", "IMPORTED_TYPES", "IMPORT_RECORD", "REFUTED_RECORD",
+           "ImportBatch", "PeerLedgers", "batch_for", "check_batch", "check_import_record"]

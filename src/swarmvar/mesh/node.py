@@ -38,8 +38,7 @@ from ..ledger import Ledger
 from ..types import BeatReport
 from .feed import BeatFeed
 from .heads import HeadWatch, parse_head, parse_proof
-from .imports import IMPORT_RECORD, batch_for, check_batch
-from .ledgered import LedgeredStats
+from .imports import IMPORT_RECORD, REFUTED_RECORD, PeerLedgers
 from .membership import MemberEvent, Membership, MemberState, Timeouts
 from .rounds import AgreementRun, RoundsOutcome
 from .stats import check_contribution, robust_read, serve, sign_contribution
@@ -52,8 +51,6 @@ MAX_OBSERVATIONS = 1_000_000
 MAX_RUNS_BUFFERED = 16
 MAX_VALUES_BUFFERED = 100_000
 MAX_FINISHED = 1000
-#: Seconds between two ledger-entry batches served to one peer (a batch costs proofs).
-ENTRIES_INTERVAL = 0.02
 #: Members asked about a suspected peer (SWIM's k for ping-req).
 PROBE_HELPERS = 2
 #: Agreement outcomes a status reply carries (the most recent).
@@ -174,16 +171,9 @@ class MeshNode:
         self._next_beat = 0.0
         self._next_gossip = 0.0
         self._last_head_size = -1
-        #: ledger merge: per peer the next index of its ledger to import, entries imported,
-        #: and when the outstanding request was sent
-        self.import_next: Counter[str] = Counter()
-        self.imported: Counter[str] = Counter()
-        self._import_asked: dict[str, float] = {}
-        self._entries_served: dict[str, float] = {}
-        #: each peer's statistics as its imported ledger entries justify them; contributions
-        #: proven false (replica -> the refuted version) are left out of what is served
-        self.ledgered = LedgeredStats(ANOMALY_RETURN)
-        self.refuted: dict[str, int] = {}
+        #: ledger merge: import cursors, entries imported, the statistics they justify, and
+        #: contributions refuted by them (left out of what is served)
+        self.peer_ledgers = PeerLedgers(ANOMALY_RETURN)
         self.ledger = self._open_ledger()
         self._replay_ledger()
 
@@ -208,14 +198,8 @@ class MeshNode:
                 self.ml_weight = float(d["ml_weight"])
                 self._observations.extend([ANOMALY_RETURN] * int(d["anoms"]))
                 self._version += 1
-            elif data.get("type") == IMPORT_RECORD:
-                d = data["details"]
-                self.import_next[d["peer"]] = int(d["next"])
-                self.imported[d["peer"]] += len(d["entries"])
-                self.ledgered.add(d["peer"], d["entries"], d["skipped"])
-            elif data.get("type") == "mesh.stats_refuted":
-                d = data["details"]
-                self.refuted[d["peer"]] = int(d["version"])
+            elif data.get("type") in (IMPORT_RECORD, REFUTED_RECORD):
+                self.peer_ledgers.replay(data["type"], data["details"])
         if self._version:
             self._publish_own()
 
@@ -338,15 +322,11 @@ class MeshNode:
             if not self.heads.on_proof(m.sender, parse_proof(m.body)):
                 self._report_forks()
         elif m.kind is MessageKind.ENTRIES_REQUEST:
-            start = m.body["start"]
-            if now - self._entries_served.get(m.sender, -math.inf) < ENTRIES_INTERVAL:
+            batch = self.peer_ledgers.answer(self.ledger, m.sender, m.body["start"], now)
+            if batch is None:
                 self.refused["throttled"] += 1  # a flood of requests; an honest peer re-asks
-            elif isinstance(start, int) and not isinstance(start, bool) \
-                    and 0 <= start <= self.ledger.size:
-                self._entries_served[m.sender] = now
-                self.send(m.sender, MessageKind.ENTRIES, batch_for(self.ledger, start), now)
             else:
-                self.refused[Refusal.MALFORMED.value] += 1
+                self.send(m.sender, MessageKind.ENTRIES, batch, now)
         elif m.kind is MessageKind.ENTRIES:
             self._on_entries(m, now)
 
@@ -505,22 +485,16 @@ class MeshNode:
 
     def _judge(self) -> None:
         """Hold every peer's contribution to its own imported ledger; record a proven lie."""
-        for r, c in self.crdt.contributions.items():
-            if r == self.me or r in self.heads.forks or self.refuted.get(r) == c.version:
-                continue
-            if self.ledgered.judge(r, c) is False:
-                self.refuted[r] = c.version
-                want = self.ledgered.justified(r, c.version)
-                self._record("mesh.stats_refuted", {
-                    "peer": r, "version": c.version,
-                    "claimed": [c.stats.count, c.stats.total, c.stats.total_sq],
-                    "ledgered": [want.count, want.total, want.total_sq],
-                    "signed": self._signed.get(r)})
+        for r, c, want in self.peer_ledgers.judge(self.crdt, {self.me, *self.heads.forks}):
+            self._record(REFUTED_RECORD, {
+                "peer": r, "version": c.version,
+                "claimed": [c.stats.count, c.stats.total, c.stats.total_sq],
+                "ledgered": [want.count, want.total, want.total_sq],
+                "signed": self._signed.get(r)})
 
     def _served_crdt(self) -> StatsCRDT:
         """The contributions served: all but those refuted by their owner's own ledger."""
-        return StatsCRDT({r: c for r, c in self.crdt.contributions.items()
-                          if self.refuted.get(r) != c.version})
+        return self.peer_ledgers.served(self.crdt)
 
     def served(self, now: float) -> dict[str, Any]:
         replicas = sorted([self.me, *self.config.peers])
@@ -564,26 +538,22 @@ class MeshNode:
     def _ask_entries(self, peer: str, size: int, now: float) -> None:
         """Ask ``peer`` for its entries past our cursor (one request at a time, re-asked
         after 2 s without an answer); never from a peer whose ledger forked."""
-        if peer in self.heads.forks or size <= self.import_next[peer]:
-            return
-        if now - self._import_asked.get(peer, -math.inf) < 2.0:
-            return
-        self._import_asked[peer] = now
-        self.send(peer, MessageKind.ENTRIES_REQUEST, {"start": self.import_next[peer]}, now)
+        start = self.peer_ledgers.wants(peer, size, now, peer in self.heads.forks)
+        if start is not None:
+            self.send(peer, MessageKind.ENTRIES_REQUEST, {"start": start}, now)
 
     def _on_entries(self, m: Message, now: float) -> None:
         peer = m.sender
-        if peer in self.heads.forks or m.body.get("start") != self.import_next[peer]:
-            return  # a forked peer's, or a stale answer (to a request asked again)
-        self._import_asked.pop(peer, None)
+        if peer in self.heads.forks:
+            return
         key = self.ring.nodes[peer].public_bytes(Encoding.Raw, PublicFormat.Raw)
-        batch = check_batch(peer, m.body, key, self.import_next[peer])
+        batch = self.peer_ledgers.check(peer, m.body, key)
+        if batch is None:
+            return  # a stale answer (to a request asked again)
         if batch.items or batch.skipped:
             self._record(IMPORT_RECORD, batch.record())
-            self.imported[peer] += len(batch.items)
-            self.ledgered.add(peer, batch.items, batch.skipped)
-            self._judge()
-        self.import_next[peer] = batch.next
+        self.peer_ledgers.take(batch)
+        self._judge()
         if batch.next < batch.head.size:
             self._ask_entries(peer, batch.head.size, now)
 
@@ -622,10 +592,9 @@ class MeshNode:
             "stats": {"count": read.count, "total": read.total, "total_sq": read.total_sq,
                       "versions": {r: c.version for r, c in self.crdt.contributions.items()}},
             "robust": self._robust_status(),
-            "refuted": dict(self.refuted),
+            "refuted": dict(self.peer_ledgers.refuted),
             "served": self.served(now),
-            "imports": {p: {"next": self.import_next[p], "entries": self.imported[p]}
-                        for p in sorted(self.config.peers)},
+            "imports": self.peer_ledgers.status(self.config.peers),
             "ledger": {"size": self.ledger.size,
                        "root": self.ledger.compute_merkle_root().hex()},
             "forks": {p: f.reason for p, f in self.heads.forks.items()},

@@ -20,12 +20,16 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from swarmvar.cli import build_app
+from swarmvar.errors import InvalidParameter
 from swarmvar.ledger import Ledger
-from swarmvar.mesh import free_ports, write_cluster, write_key
+from swarmvar.mesh import Cluster, NodeKeyRing, free_ports, write_cluster, write_key
 from swarmvar.mesh.imports import check_import_record
+from swarmvar.mesh.launch import resolve_peers
 
 pytestmark = pytest.mark.timeout(240)
 NAMES = ["r0", "r1", "r2"]
@@ -116,3 +120,21 @@ def test_mesh_options_are_checked(tmp_path: Path) -> None:
     assert res.exit_code == 2
     doc = json.loads((homes["r0"] / "mesh" / "cluster.json").read_text())
     assert set(doc["nodes"]) == set(NAMES)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.one_of(
+    st.sampled_from(["tcp://127.0.0.1:9001", "r2=tcp://10.0.0.2:9", "tcp://127.0.0.1:9000",
+                     "r9=tcp://x:1", "r1=http://x", "=tcp://x:1"]),
+    st.text(alphabet="rn012=tcp:/.17:9", max_size=30)), max_size=4))
+def test_any_peer_text_is_resolved_or_refused_clearly(values: list[str]) -> None:
+    cluster = Cluster({"r0": "tcp://127.0.0.1:9000", "r1": "tcp://127.0.0.1:9001",
+                       "r2": "tcp://127.0.0.1:9002"}, NodeKeyRing({}))
+    try:
+        peers = resolve_peers(cluster, "r0", values)
+    except InvalidParameter as exc:
+        assert "--peer" in str(exc)
+        return
+    for name, address in peers.items():
+        assert name and address.startswith("tcp://")
+        assert f"{name}={address}" in values or address in values

@@ -220,3 +220,82 @@ def test_small_python_path_equals_numpy_bit_for_bit(n, seed, ties, zero_weight):
         ref = _trimmed_weights(x, trim, w)
         np.testing.assert_array_equal(got.weights, ref)
         np.testing.assert_array_equal(got.value, _combine(x, ref))
+
+
+# --- intervals: the agents' disagreement by the law of total variance ------------------------
+
+Z90 = 1.6448536269514722
+
+
+def test_disagreement_bounds_is_the_law_of_total_variance():
+    from swarmvar.consensus.robust import disagreement_bounds
+
+    # two agents at -1 and +1 around the point 0, each with posterior sd s: total sd sqrt(s^2 + 1)
+    s = 0.5
+    lo, hi = disagreement_bounds(0.0, -Z90 * s, Z90 * s, [-1.0, 1.0], [1.0, 1.0], 0, Z90)
+    assert hi == pytest.approx(Z90 * np.sqrt(s * s + 1.0), rel=1e-14)
+    assert lo == pytest.approx(-hi, rel=1e-14)
+    # weights 3:1 around their weighted mean 0.5: B = 0.75 * 0.25 + 0.25 * 2.25 = 0.75
+    lo, hi = disagreement_bounds(0.5, 0.5, 0.5, [0.0, 2.0], [3.0, 1.0], 0, Z90)
+    assert hi - 0.5 == pytest.approx(Z90 * np.sqrt(0.75), rel=1e-14)
+    # agents that agree leave the interval as it was; a lower bound >= 0 stays >= 0
+    assert disagreement_bounds(0.02, 0.015, 0.03, [0.02] * 5, [0.2] * 5, 1, Z90) == (0.015, 0.03)
+    assert disagreement_bounds(0.001, 0.0, 0.002, [0.001, 0.05, 0.0], [1.0] * 3, 0, Z90)[0] == 0.0
+    # zero weights everywhere: equal weights
+    assert (disagreement_bounds(0.5, 0.5, 0.5, [0.0, 1.0], [0.0, 0.0], 0, Z90)
+            == disagreement_bounds(0.5, 0.5, 0.5, [0.0, 1.0], [1.0, 1.0], 0, Z90))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 3), st.integers(0, 2**32 - 1),
+       st.lists(st.floats(-1e12, 1e12), min_size=3, max_size=3),
+       st.lists(st.floats(0, 1e6), min_size=3, max_size=3))
+def test_disagreement_bounds_byzantine_rows_widen_by_at_most_z_times_the_honest_range(
+        f, seed, bad_values, bad_weights):
+    """f bad rows, any values and any weight: each side grows by at most z x (honest range)."""
+    from swarmvar.consensus.robust import disagreement_bounds
+
+    rng = np.random.default_rng(seed)
+    honest = rng.lognormal(-3.8, 0.4, 2 * f + 1 + int(rng.integers(0, 3))).tolist()
+    points = honest + bad_values[:f]
+    weights = rng.random(len(honest)).tolist() + bad_weights[:f]
+    point = float(rng.uniform(min(honest), max(honest)))  # a robust rule's point: honest range
+    side = float(rng.uniform(0, 0.01))
+    lo, hi = disagreement_bounds(point, point - side, point + side, points, weights, f, Z90)
+    reach = Z90 * (max(honest) - min(honest))
+    assert hi <= point + side + reach * (1 + 1e-12) + 1e-300
+    assert lo >= point - side - reach * (1 + 1e-12) - 1e-300
+    assert lo <= point - side * (1 - 1e-12) or lo == 0.0
+    assert hi >= point + side * (1 - 1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(3, 9), st.integers(0, 2**32 - 1), st.booleans())
+def test_disagreement_bounds_of_many_days_equal_each_day_bit_for_bit(m, seed, extreme):
+    from swarmvar.consensus.robust import disagreement_bounds, disagreement_bounds_days
+
+    rng = np.random.default_rng(seed)
+    days, f = 50, (m - 1) // 2
+    pts = rng.lognormal(-3.8, 0.5, (days, m))
+    if extreme:
+        pts[::3, 0] = 1e150
+        pts[::4] = pts[::4, :1]  # all agree
+    w = rng.random((days, m))
+    w[::5] = 0.0
+    p = np.median(pts, axis=1)
+    lo, hi = p - rng.uniform(0, 0.01, days), p + rng.uniform(0, 0.01, days)
+    lo[::7] = -0.001
+    low, high = disagreement_bounds_days(p, lo, hi, pts, w, f, Z90)
+    for t in range(days):
+        assert disagreement_bounds(float(p[t]), float(lo[t]), float(hi[t]), pts[t].tolist(),
+                                   w[t].tolist(), f, Z90) == (low[t], high[t])
+
+
+def test_disagreement_bounds_refuses_an_overflowing_interval():
+    from swarmvar.consensus.robust import disagreement_bounds, disagreement_bounds_days
+
+    with pytest.raises(InvalidParameter, match="overflows"):
+        disagreement_bounds(0.0, 0.0, 0.0, [0.0, 1.7e308, 1.7e308], [1.0] * 3, 1, Z90)
+    with pytest.raises(InvalidParameter, match="overflows"):
+        disagreement_bounds_days(np.zeros(1), np.zeros(1), np.zeros(1),
+                                 np.array([[0.0, 1.7e308, 1.7e308]]), np.ones((1, 3)), 1, Z90)

@@ -412,8 +412,7 @@ def _run_row_strided(
         if scored:
             if horizon == 1:
                 rr.logscore[i // step] = logpdf
-            if report is not None and (on_step is not None or pending == _REPORT_EVERY
-                                       or i == last):
+            if report is not None:  # a forecast day here is a step's worth of days' work
                 report(pending)
                 pending = 0
     losses = _losses(r, window, horizon, last + 1)[::step]

@@ -93,8 +93,8 @@ class NodeConfig:
         tolerates, ``(n - 1) // 3``.
     agree_every : int
         With a swarm feeding the node: start an agreement run on the swarm's
-        consensus VaR every this many beats (run ``beat-<seq>``, the same id
-        on every node); 0: only when an admin asks.
+        consensus VaR every this many beats (run ``beat-<portfolio>-<seq>``,
+        the same id on every node); 0: only when an admin asks.
     agree_eps, agree_spread, round_timeout : float
         Those runs' target spread, the bound on the honest spread they start
         from (VaR in return units) and each round's timeout in seconds.
@@ -456,10 +456,14 @@ class MeshNode:
             if run_id not in self.runs and run_id not in self.finished:
                 n = len(self.config.peers) + 1
                 f = min(self.config.f, (n - 1) // 3)
-                rounds = max(1, rounds_needed(self.config.agree_spread,
-                                              self.config.agree_eps, n, f))
-                self.start_run(run_id, self.estimate, f, rounds, self.config.round_timeout,
-                               time.monotonic())
+                try:
+                    rounds = max(1, rounds_needed(self.config.agree_spread,
+                                                  self.config.agree_eps, n, f))
+                    self.start_run(run_id, self.estimate, f, rounds, self.config.round_timeout,
+                                   time.monotonic())
+                except SwarmVarError as exc:  # a bad configuration must not stop the node
+                    self.refused["internal"] += 1
+                    log.warning("%s: could not start run %s: %s", self.me, run_id, exc)
 
     def _on_stats(self, m: Message, now: float) -> None:
         items = m.body["contributions"]

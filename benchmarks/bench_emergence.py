@@ -7,7 +7,13 @@
 2. run_length_posterior over 2,500 days (report);
 3. summarize() of a 2,500-day, 3-agent synthetic backtest (report);
 4. the change-point detector on simulated volatility breaks: median delay,
-   missed breaks and false alarms against the stated targets.
+   missed breaks and false alarms against the stated targets;
+5. the consensus's weighting per beat for 5 agents and 2 levels (the default
+   tempered weights, online: one update and the weights) beside the previous
+   500-day track-record weights from a TrackRecord in the same run (target
+   <= 100 us and <= 2x the reference), and the interval's disagreement term
+   (``disagreement_bounds`` for VaR and ES) beside the widening step it feeds
+   (``partition.widen_interval`` twice).
 
 ``main(quick=True)`` runs the same code on small loads (seconds).
 """
@@ -111,8 +117,65 @@ def bench_breaks(quick: bool) -> list[Row]:
     return rows
 
 
+def bench_weighting(quick: bool) -> list[Row]:
+    from swarmvar.consensus import (
+        Loss,
+        Policy,
+        TemperedWeights,
+        TrackRecord,
+        Weighting,
+        agent_weights,
+        widen_interval,
+    )
+    from swarmvar.consensus.robust import disagreement_bounds
+
+    rng = np.random.default_rng(3)
+    ids = [f"a{i}" for i in range(5)]
+    tw = TemperedWeights(ids, ALPHAS)
+    var = np.abs(rng.normal(0.03, 0.004, (len(ALPHAS), 5)))
+    es = var * 1.2
+    for r in rng.normal(0, 0.012, 1200):  # a full 1,000-day ring
+        tw.update(float(r), var, es)
+    returns = iter(rng.normal(0, 0.012, 200_000))
+
+    def tempered() -> None:
+        tw.update(float(next(returns)), var, es)
+        tw.weights()
+
+    days = 500
+    recs = [TrackRecord(tuple(ids), rng.normal(0, 0.012, days), a,
+                        var=np.abs(rng.normal(0.03, 0.004, (days, 5))),
+                        es=np.abs(rng.normal(0.036, 0.004, (days, 5)))) for a in ALPHAS]
+    old = Policy(weighting=Weighting.TRACK_RECORD, loss=Loss.FZ0, window=days)
+    repeat = 100 if quick else 2000
+    t_new = median_seconds(tempered, repeat, 20) * 1e6
+    t_old = median_seconds(lambda: agent_weights(ids, old, recs), max(repeat // 10, 20), 5) * 1e6
+    pts = rng.normal(0.03, 0.004, 5).tolist()
+    w = (np.ones(5) / 5).tolist()
+    z = 1.6448536269514722
+
+    def spread() -> None:
+        disagreement_bounds(0.03, 0.027, 0.034, pts, w, 1, z)
+        disagreement_bounds(0.036, 0.032, 0.040, pts, w, 1, z)
+
+    def widen() -> None:
+        widen_interval(0.03, (0.027, 0.034), available=5, total=5, spread=0.002)
+        widen_interval(0.036, (0.032, 0.040), available=5, total=5, spread=0.002)
+
+    t_spread = median_seconds(spread, repeat, 20) * 1e6
+    t_widen = median_seconds(widen, repeat, 20) * 1e6
+    return [
+        ("tempered weights per beat, 5 agents x 2 levels (us)", f"{t_new:.1f}",
+         "<= 100, <= 2x ref", f"500-day track-record weights {t_old:.1f}",
+         t_new <= 100 and t_new <= 2 * t_old),
+        ("interval disagreement term per beat, VaR + ES (us)", f"{t_spread:.1f}", "report",
+         f"widen_interval x2 {t_widen:.1f}", True),
+    ]
+
+
 def main(quick: bool = False) -> None:
-    rows = bench_update(quick) + bench_summarize(quick) + bench_breaks(quick)
+    rows = (bench_update(quick) + bench_summarize(quick) + bench_breaks(quick)
+            + bench_weighting(quick))
     print_table([(*r[:4], "pass" if r[4] else "FAIL") for r in rows],
                 header=("metric", "measured", "target", "reference (same run)", "ok"))
 

@@ -5,8 +5,10 @@ window, 500 forecast days, refit every 20. What is asserted is what the
 default consensus achieves today (docs/emergence.md has the numbers and the
 issue's targets it misses): its mean absolute VaR error is below the median
 agent's on every design and within 1.6x of the best agent's; its 90%
-interval covers the true VaR 80-95% of the time on the GJR-GARCH-t and iid t
-designs.
+interval (the agents' own spread plus their disagreement, by the law of total
+variance) covers the true VaR 85-95% of the time on the GJR-GARCH-t and iid t
+designs (0.875 and 0.875 on the cached run of docs/emergence.md; 0.85 and 0.86
+before the disagreement term).
 """
 
 from __future__ import annotations
@@ -48,4 +50,4 @@ def test_consensus_against_its_agents(design: Design) -> None:
     assert mae["consensus"] < np.median(agents)
     assert mae["consensus"] <= 1.6 * min(agents)
     if design is not Design.REGIME_SWITCH:  # the oracle VaR jumps with the state: see docs
-        assert 0.80 <= coverage <= 0.95
+        assert 0.85 <= coverage <= 0.95

@@ -182,3 +182,57 @@ def test_weights_and_a_track_record_together_are_refused(five):
     with pytest.raises(InvalidParameter, match="not both"):
         combine(_signed_batch(keys, 1, [0.02] * 5), Policy(f=1), keyring=ring, now=NOW,
                 weights={"a0": 1.0}, track_record=record)
+
+
+# --- OwnSignatures: verify at trust boundaries -------------------------------------
+
+
+def test_own_signatures_skip_only_what_this_process_signed(five):
+    from swarmvar.consensus.signing import OwnSignatures, RejectionReason
+
+    keys, ring = five
+    own = OwnSignatures()
+    mine = [sign_estimate(_estimate(agent_id=a, seq=1), keys[a], own=own) for a in sorted(keys)]
+    assert len(own) == 5
+    admitted, refused = ring.screen(mine, own=own)
+    assert len(admitted) == 5 and refused == []
+    # white box: a remembered (message, key) pair is trusted without verification, so a
+    # signature recorded as made here is not checked again ...
+    fake = dataclasses.replace(mine[0], signature=bytes(64))
+    own._made[bytes(64)] = (signing_bytes(fake), keys["a0"].public_key().public_bytes_raw())
+    assert ring.screen([fake], own=own)[0] == [fake]
+    # ... and without own the same estimate is forged: the skip is the only difference
+    assert ring.screen([fake])[1][0].reason is RejectionReason.FORGED
+    # changed content under a real signature made here: the bytes differ, so verified, forged
+    moved = dataclasses.replace(mine[1], var=0.5, es=0.6, var_interval=(0.4, 0.6),
+                                es_interval=(0.5, 0.7))
+    assert ring.screen([moved], own=own)[1][0].reason is RejectionReason.FORGED
+    # a rotated key in the ring: the key differs, so verified, forged
+    other = KeyRing({a: k.public_key() for a, k in keys.items()})
+    other.register("a2", private_key_from_seed(bytes([99]) * 32).public_key())
+    assert other.screen([mine[2]], own=own)[1][0].reason is RejectionReason.FORGED
+    # signed elsewhere (not remembered): verified as always, admitted when valid
+    theirs = sign_estimate(_estimate(agent_id="a3", seq=2), keys["a3"])
+    assert ring.screen([theirs], own=own)[0] == [theirs]
+    # replay and malformation checks still apply to own estimates
+    ring.commit(admitted)
+    assert ring.screen([mine[4]], own=own)[1][0].reason is RejectionReason.REPLAYED
+    bad = dataclasses.replace(mine[3], seq=5, var=float("nan"))
+    assert ring.screen([bad], own=own)[1][0].reason is RejectionReason.MALFORMED
+
+
+def test_combine_with_own_signatures_gives_the_same_consensus(five):
+    from swarmvar.consensus.signing import OwnSignatures
+
+    keys, ring = five
+    own = OwnSignatures(limit=3)  # bounded: older signatures are verified again
+    vars_ = [0.020, 0.022, 0.025, 0.021, 0.030]
+    signed = [sign_estimate(e, keys[e.agent_id], own=own) for e in _signed_batch(keys, 1, vars_)]
+    assert len(own) == 3
+    other = KeyRing({a: k.public_key() for a, k in keys.items()})
+    assert (combine(signed, Policy(f=1), keyring=ring, now=NOW, own=own)
+            == combine(signed, Policy(f=1), keyring=other, now=NOW))
+    with pytest.raises(InvalidParameter, match="OwnSignatures"):
+        combine(signed, Policy(f=1), keyring=other, now=NOW, own=object())
+    with pytest.raises(InvalidParameter, match="limit"):
+        OwnSignatures(limit=0)

@@ -40,11 +40,9 @@ from .robust import (
     Aggregator,
     aggregate_days,
     check_tolerance,
-    disagreement_bounds,
-    disagreement_bounds_days,
     robust_aggregate,
 )
-from .signing import KeyRing, Rejection, RejectionReason
+from .signing import KeyRing, OwnSignatures, Rejection, RejectionReason
 from .tempered import TEMPERED_ETA, TEMPERED_WINDOW, joint_losses, tempered_weights
 from .weights import Loss, bma_weights, joint_weights, track_record_weights
 
@@ -279,6 +277,7 @@ def combine(
     alpha: float | None = None,
     horizon: int | None = None,
     weights: Mapping[str, float] | ArrayLike | None = None,
+    own: OwnSignatures | None = None,
 ) -> Consensus:
     """Combine signed estimates into a Byzantine-robust consensus.
 
@@ -311,6 +310,11 @@ def combine(
         ``keyring.agents`` (sorted ids). Finite and ``>= 0``; agents
         without a weight get the mean of the others, then the used
         agents' weights are renormalized, as :func:`agent_weights` does.
+    own : OwnSignatures, optional
+        Signatures this process made: estimates signed here are admitted
+        without verifying them again (every other check applies; see
+        :class:`~.signing.OwnSignatures`). Never pass it for estimates that
+        came from outside the process.
 
     Raises
     ------
@@ -332,7 +336,9 @@ def combine(
                                f"got {type(estimates).__name__}")
     given = None if weights is None else _given_weights(weights, keyring, track_record)
     # screen now, record seqs only once a consensus exists: a refused beat can be retried
-    admitted, refused = keyring.screen(estimates)
+    if own is not None and not isinstance(own, OwnSignatures):
+        raise InvalidParameter(f"own must be an OwnSignatures, got {type(own).__name__}")
+    admitted, refused = keyring.screen(estimates, own=own)
     # data from after the beat cannot be: a clock error or a lie (and would dodge max_age)
     future = [e for e in admitted if e.as_of > now]
     if future:
@@ -484,10 +490,6 @@ def aggregate_rows(
     n = m if total is None else max(total, m)
     z = z_value(policy.interval_mass)
     columns = rows.tolist()
-    share = prior.tolist()  # the agents' disagreement joins the intervals (total variance)
-    var_lo, var_hi = disagreement_bounds(var, var_lo, var_hi, rows[:, 0].tolist(), share,
-                                         policy.f, z)
-    es_lo, es_hi = disagreement_bounds(es, es_lo, es_hi, rows[:, 1].tolist(), share, policy.f, z)
     var_interval = _widened(var, var_lo, var_hi, [(r[0], r[2], r[3]) for r in columns], n,
                             staleness, policy, z)
     es_interval = _widened(es, es_lo, es_hi, [(r[1], r[4], r[5]) for r in columns], n,
@@ -521,10 +523,6 @@ def _aggregate_list(
     es = max(es, var)
     n = max(total, m)
     z = z_value(policy.interval_mass)
-    var_lo, var_hi = disagreement_bounds(var, var_lo, var_hi, [r[0] for r in rows], weights,
-                                         policy.f, z)
-    es_lo, es_hi = disagreement_bounds(es, es_lo, es_hi, [r[1] for r in rows], weights,
-                                       policy.f, z)
     var_interval = _widened(var, var_lo, var_hi, [(r[0], r[2], r[3]) for r in rows], n,
                             staleness, policy, z)
     es_interval = _widened(es, es_lo, es_hi, [(r[1], r[4], r[5]) for r in rows], n,
@@ -646,20 +644,15 @@ def aggregate_many(
     check_tolerance(policy.aggregator, m, policy.f)
     value, contribution = aggregate_days(rows, policy.aggregator, policy.f, prior)
     var, es = value[:, 0], np.maximum(value[:, 1], value[:, 0])
-    z = z_value(policy.interval_mass)
-    var_b = disagreement_bounds_days(var, value[:, 2], value[:, 3], rows[:, :, 0], prior,
-                                     policy.f, z)
-    es_b = disagreement_bounds_days(es, value[:, 4], value[:, 5], rows[:, :, 1], prior,
-                                    policy.f, z)
-    return (var, es, _fresh_interval(var, *var_b), _fresh_interval(es, *es_b),
-            contribution[:, :, 0])
+    return (var, es, _fresh_interval(var, value[:, 2], value[:, 3]),
+            _fresh_interval(es, value[:, 4], value[:, 5]), contribution[:, :, 0])
 
 
 def _fresh_interval(point: FloatArray, lower: FloatArray, upper: FloatArray) -> FloatArray:
     """:func:`_widened` with every agent present and fresh data (nothing to widen), ``(T, 2)``."""
     low, high = np.minimum(lower, point), np.maximum(upper, point)
-    new_lower = point - np.maximum(point - low, 0.0)  # sqrt(side^2 + 0): no square to overflow
-    new_upper = point + np.maximum(high - point, 0.0)
+    new_lower = point - np.sqrt(np.maximum(point - low, 0.0) ** 2)
+    new_upper = point + np.sqrt(np.maximum(high - point, 0.0) ** 2)
     return np.stack([np.where(low >= 0, np.maximum(new_lower, 0.0), new_lower), new_upper],
                     axis=1)
 

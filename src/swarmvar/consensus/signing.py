@@ -29,7 +29,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from ..canonical import NotCanonical, canonical_json
-from ..errors import InvalidEstimate, InvalidSignature, ReplayedEstimate, UnknownAgent
+from ..errors import (
+    InvalidEstimate,
+    InvalidParameter,
+    InvalidSignature,
+    ReplayedEstimate,
+    UnknownAgent,
+)
 from ..types import Estimate, RiskMeasure
 
 SIGNATURE_BYTES = 64
@@ -193,8 +199,62 @@ def signing_bytes(estimate: Estimate) -> bytes:
     return canonical_json(estimate.payload())
 
 
-def sign_estimate(estimate: Estimate, private_key: Ed25519PrivateKey) -> Estimate:
+class OwnSignatures:
+    """The signatures this process made lately, with the exact bytes and key each covers.
+
+    Verify at trust boundaries: an estimate that arrives from outside (the
+    mesh, a service POST, a ledger audit) is always verified. Inside one
+    process the runtime signs its agents' estimates and combines them a few
+    microseconds later; checking those signatures again would only test the
+    Ed25519 library against itself. So :meth:`KeyRing.screen` (and
+    ``combine``) given an ``OwnSignatures`` admits an estimate without
+    re-verifying when, and only when, this process signed exactly its
+    signing bytes with the private key whose public key the ring holds for
+    that agent (the bytes and the key are compared, so any change to the
+    estimate or a rotated key falls back to verification). Every other
+    check — malformed, unknown agent, unsigned, replayed — still applies,
+    and the signatures are still made and ledgered for anyone outside to
+    verify. At most ``limit`` signatures are remembered (oldest dropped).
+    """
+
+    def __init__(self, limit: int = 1024) -> None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InvalidParameter(f"limit must be an int >= 1, got {limit!r}")
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._made: dict[bytes, tuple[bytes, bytes]] = {}
+        self._public: dict[int, tuple[Ed25519PrivateKey, bytes]] = {}
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._made)
+
+    def sign(self, message: bytes, private_key: Ed25519PrivateKey) -> bytes:
+        """Sign ``message`` with ``private_key`` and remember it."""
+        signature = private_key.sign(message)
+        with self._lock:
+            held = self._public.get(id(private_key))
+            if held is None or held[0] is not private_key:
+                held = (private_key, private_key.public_key().public_bytes_raw())
+                if len(self._public) >= self._limit:
+                    self._public.clear()
+                self._public[id(private_key)] = held
+            self._made[signature] = (message, held[1])
+            while len(self._made) > self._limit:
+                del self._made[next(iter(self._made))]
+        return signature
+
+    def made(self, signature: bytes, message: bytes, public_raw: bytes) -> bool:
+        """True if this process signed exactly ``message`` with the key ``public_raw`` into it."""
+        with self._lock:
+            return self._made.get(signature) == (message, public_raw)
+
+
+def sign_estimate(estimate: Estimate, private_key: Ed25519PrivateKey, *,
+                  own: OwnSignatures | None = None) -> Estimate:
     """Return a copy of ``estimate`` carrying an Ed25519 signature by ``private_key``.
+
+    With ``own``, the signature is remembered there (see :class:`OwnSignatures`).
 
     Raises
     ------
@@ -204,7 +264,8 @@ def sign_estimate(estimate: Estimate, private_key: Ed25519PrivateKey) -> Estimat
     problem = malformation(estimate)
     if problem is not None:
         raise InvalidEstimate(f"cannot sign estimate from {estimate.agent_id!r}: {problem}")
-    signature = private_key.sign(signing_bytes(estimate))
+    message = signing_bytes(estimate)
+    signature = private_key.sign(message) if own is None else own.sign(message, private_key)
     return dataclasses.replace(estimate, signature=signature)
 
 
@@ -243,8 +304,11 @@ def sign_measures(
     as_of: datetime,
     seq: int,
     variant_ids: Mapping[str, str] | None = None,
+    own: OwnSignatures | None = None,
 ) -> list[Estimate]:
     """Turn ``(agent_id, RiskMeasure)`` pairs into signed estimates, one per pair.
+
+    With ``own``, every signature is remembered there (see :class:`OwnSignatures`).
 
     Raises
     ------
@@ -264,7 +328,7 @@ def sign_measures(
             seq=seq,
             variant_id=(variant_ids or {}).get(agent_id),
         )
-        signed.append(sign_estimate(estimate, private_keys[agent_id]))
+        signed.append(sign_estimate(estimate, private_keys[agent_id], own=own))
     return signed
 
 
@@ -285,6 +349,7 @@ class KeyRing:
     def __init__(self, keys: Mapping[str, Ed25519PublicKey] | None = None) -> None:
         self._lock = threading.RLock()
         self._keys: dict[str, Ed25519PublicKey] = {}
+        self._raw: dict[str, bytes] = {}  # each key's 32 raw bytes (for OwnSignatures)
         self._last_seq: dict[str, int] = {}
         self._refused: Counter[RejectionReason] = Counter()
         self._admitted = 0
@@ -300,8 +365,10 @@ class KeyRing:
                 f"public key for {agent_id!r} must be an Ed25519PublicKey, "
                 f"got {type(public_key).__name__}"
             )
+        raw = public_key.public_bytes_raw()
         with self._lock:
             self._keys[agent_id] = public_key
+            self._raw[agent_id] = raw
 
     @property
     def agents(self) -> tuple[str, ...]:
@@ -339,7 +406,8 @@ class KeyRing:
         with self._lock:
             return self._check_locked(estimate, self._last_seq)
 
-    def _check_locked(self, estimate: Estimate, last_seq: Mapping[str, int]) -> Rejection | None:
+    def _check_locked(self, estimate: Estimate, last_seq: Mapping[str, int],
+                      own: OwnSignatures | None = None) -> Rejection | None:
         agent = str(getattr(estimate, "agent_id", "?"))[:200]
         problem = malformation(estimate)
         if problem is not None:
@@ -353,7 +421,9 @@ class KeyRing:
         if not isinstance(signature, bytes) or len(signature) != SIGNATURE_BYTES:
             return Rejection(agent, RejectionReason.FORGED, "signature is not 64 bytes")
         try:
-            key.verify(signature, signing_bytes(estimate))
+            message = signing_bytes(estimate)
+            if own is None or not own.made(signature, message, self._raw[estimate.agent_id]):
+                key.verify(signature, message)
         except _CryptoInvalidSignature:
             return Rejection(agent, RejectionReason.FORGED, "signature does not verify")
         except NotCanonical as err:
@@ -377,8 +447,14 @@ class KeyRing:
         with self._lock:
             self._refused[reason] += 1
 
-    def screen(self, estimates: Iterable[Estimate]) -> tuple[list[Estimate], list[Rejection]]:
+    def screen(self, estimates: Iterable[Estimate], *, own: OwnSignatures | None = None
+               ) -> tuple[list[Estimate], list[Rejection]]:
         """Verify a batch in ``seq`` order without recording anything; return (admitted, refused).
+
+        With ``own``, an estimate whose exact signing bytes this process
+        signed with the ring's key for its agent is not verified again
+        (:class:`OwnSignatures`: verify at trust boundaries); every other
+        check applies to it.
 
         Estimates are taken in increasing ``seq`` (stable), so arrival order
         within a batch does not matter: an agent's seq 3 and seq 2 both pass
@@ -397,7 +473,7 @@ class KeyRing:
         with self._lock:
             seen = dict(self._last_seq)
             for estimate in ordered:
-                rejection = self._check_locked(estimate, seen)
+                rejection = self._check_locked(estimate, seen, own)
                 if rejection is None:
                     seen[estimate.agent_id] = estimate.seq
                     admitted.append(estimate)

@@ -36,8 +36,18 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..consensus import KeyRing, Policy, TrackRecord, Weighting, combine, sign_measures
+from ..consensus import (
+    KeyRing,
+    Policy,
+    TemperedWeights,
+    TrackRecord,
+    Weighting,
+    combine,
+    sign_measures,
+)
 from ..consensus.combine import agent_weights, aggregate_rows
+from ..consensus.signing import OwnSignatures
+from ..consensus.tempered import TEMPERED_ETA
 from ..errors import InvalidParameter, NotEnoughAgents, SandboxViolation, SwarmVarError
 from ..models import Agent
 from ..types import BeatReport, Consensus, Diagnostics, Estimate, Forecast
@@ -130,10 +140,18 @@ class OnlineTrackRecord:
     :meth:`records` gives the :class:`~swarmvar.consensus.TrackRecord` of each
     level that :func:`~swarmvar.consensus.combine` weights with. Rows are
     appended, never recomputed from history.
+
+    Under tempered weighting (the swarm's default) each push also scores the
+    row in a :class:`~swarmvar.consensus.TemperedWeights` (``O(agents)``), and
+    :meth:`weights` gives the agents' weights from it: the numbers
+    :func:`~swarmvar.consensus.agent_weights` computes from :meth:`records`
+    (to rounding; online equals batch is tested), without re-scoring the
+    whole window at every beat. The accumulator travels in :meth:`arrays`,
+    so a resumed swarm continues from the same sums, bit for bit.
     """
 
-    def __init__(self, agents: Sequence[str], alphas: Sequence[float], window: int | None
-                 ) -> None:
+    def __init__(self, agents: Sequence[str], alphas: Sequence[float], window: int | None,
+                 *, policy: Policy | None = None) -> None:
         self.agents = tuple(agents)
         self.alphas = tuple(alphas)
         self.window = window
@@ -141,6 +159,17 @@ class OnlineTrackRecord:
         self.returns = np.zeros(0)
         self.var = {a: np.zeros((0, n)) for a in self.alphas}
         self.es = {a: np.zeros((0, n)) for a in self.alphas}
+        self.policy = policy
+        self.tempered = self._fresh_tempered()
+
+    def _fresh_tempered(self) -> TemperedWeights | None:
+        """An empty accumulator for the policy, or None when its weights are not tempered."""
+        p = self.policy
+        if (p is None or p.weighting is not Weighting.TEMPERED or p.window is None
+                or p.window != self.window or not 1 <= p.window <= 100_000):
+            return None
+        return TemperedWeights(self.agents, self.alphas, window=p.window, loss=p.loss,
+                               eta=TEMPERED_ETA if p.eta is None else p.eta)
 
     def __len__(self) -> int:
         return int(self.returns.size)
@@ -150,10 +179,23 @@ class OnlineTrackRecord:
         keep = None if self.window is None else -self.window
         self.returns = np.append(self.returns, realized)[keep:] if keep else np.append(
             self.returns, realized)
-        for a in self.alphas:
-            v = np.concatenate([self.var[a], _median_fill(var[a])[None, :]])
-            e = np.concatenate([self.es[a], _median_fill(es[a])[None, :]])
+        filled_var = [_median_fill(var[a]) for a in self.alphas]
+        filled_es = [_median_fill(es[a]) for a in self.alphas]
+        for a, fv, fe in zip(self.alphas, filled_var, filled_es, strict=True):
+            v = np.concatenate([self.var[a], fv[None, :]])
+            e = np.concatenate([self.es[a], fe[None, :]])
             self.var[a], self.es[a] = (v[keep:], e[keep:]) if keep else (v, e)
+        if self.tempered is not None:
+            try:
+                self.tempered.update(realized, np.stack(filled_var), np.stack(filled_es))
+            except InvalidParameter:  # a row it cannot score (NaN, ES <= 0): the batch path
+                self.tempered = None  # says so at combine, as it always did
+
+    def weights(self) -> dict[str, float] | None:
+        """Each agent's tempered weight now, or None (no row yet, or not tempered)."""
+        if self.tempered is None or len(self) == 0:
+            return None
+        return dict(zip(self.agents, self.tempered.weights().tolist(), strict=True))
 
     def records(self) -> list[TrackRecord] | None:
         if len(self) == 0:
@@ -166,13 +208,40 @@ class OnlineTrackRecord:
         for i, a in enumerate(self.alphas):
             out[f"track_var_{i}"] = self.var[a]
             out[f"track_es_{i}"] = self.es[a]
+        if self.tempered is not None:
+            out["track_tempered"] = packing.as_bytes_array(self.tempered.to_state())
+            # the running sums too: from_state re-sums the ring, which moves the weights
+            # by an ulp, and a resumed run must continue bit for bit
+            out["track_tempered_sum"] = np.array(self.tempered._sum, dtype=np.float64)
         return out
 
-    def restore(self, arrays: Mapping[str, FloatArray]) -> None:
+    def restore(self, arrays: Mapping[str, NDArray[Any]]) -> None:
         self.returns = np.asarray(arrays["track_returns"], dtype=np.float64)
         for i, a in enumerate(self.alphas):
             self.var[a] = np.asarray(arrays[f"track_var_{i}"], dtype=np.float64)
             self.es[a] = np.asarray(arrays[f"track_es_{i}"], dtype=np.float64)
+        self.tempered = self._fresh_tempered()
+        if self.tempered is None:
+            return
+        blob = arrays.get("track_tempered")
+        if blob is not None:  # the sums as they were: continues bit for bit
+            restored = TemperedWeights.from_state(np.asarray(blob).tobytes())
+            sums = np.asarray(arrays.get("track_tempered_sum", np.zeros(0)), dtype=np.float64)
+            if ((restored.agent_ids, restored.alphas, restored.window, restored.eta,
+                 restored.loss) == (self.tempered.agent_ids, self.tempered.alphas,
+                                    self.tempered.window, self.tempered.eta,
+                                    self.tempered.loss)
+                    and sums.shape == (len(self.agents),) and np.all(np.isfinite(sums))):
+                restored._sum = sums.copy()
+                self.tempered = restored
+                return
+        try:  # a checkpoint from before the accumulator: score the rows it holds again
+            for t in range(len(self)):
+                self.tempered.update(float(self.returns[t]),
+                                     np.stack([self.var[a][t] for a in self.alphas]),
+                                     np.stack([self.es[a][t] for a in self.alphas]))
+        except InvalidParameter:
+            self.tempered = None
 
 
 class PortfolioSwarm:
@@ -189,7 +258,11 @@ class PortfolioSwarm:
         self.violations: dict[str, SandboxViolation] = {}
         self.keys = agent_keys(Path(config.home), config.agents)
         self.ring = KeyRing({a: k.public_key() for a, k in self.keys.items()})
-        self.track = OnlineTrackRecord(config.agents, config.alphas, config.policy.window)
+        #: the signatures this swarm made: its own estimates are not verified again on the
+        #: beat (verify at trust boundaries: see OwnSignatures); anything else always is
+        self.own = OwnSignatures()
+        self.track = OnlineTrackRecord(config.agents, config.alphas, config.policy.window,
+                                       policy=config.policy)
         self.builders = Builders((*config.agents, CONSENSUS), config.alphas,
                                  config.roles.builder_window)
         self.guards = Guards(config.agents, config.roles)
@@ -489,8 +562,10 @@ class PortfolioSwarm:
         if as_of is None or not forecasts:
             return [], [], missing
         policy = cfg.policy
-        records = self.track.records()
-        if records is None and policy.weighting is not Weighting.EQUAL:
+        # tempered weights kept online (O(agents) a beat); other weightings read the record
+        given = self.track.weights() if policy.weighting is not Weighting.EQUAL else None
+        records = self.track.records() if given is None else None
+        if given is None and records is None and policy.weighting is not Weighting.EQUAL:
             policy = dataclasses.replace(policy, weighting=Weighting.EQUAL)
         estimates: list[Estimate] = []
         out: list[Consensus] = []
@@ -499,18 +574,18 @@ class PortfolioSwarm:
             signed = sign_measures([(a, forecasts[a].at(alpha)) for a in names], self.keys,
                                    portfolio=cfg.portfolio, horizon=cfg.horizon, as_of=as_of,
                                    seq=self.seq * len(cfg.alphas) + k,
-                                   variant_ids=cfg.variants)
+                                   variant_ids=cfg.variants, own=self.own)
             estimates.extend(signed)
             voting = [e for e in signed if e.agent_id not in excluded]
             try:
                 c = combine(voting, policy, keyring=self.ring, now=as_of, total=len(cfg.agents),
-                            track_record=records, portfolio=cfg.portfolio, alpha=alpha,
-                            horizon=cfg.horizon)
+                            track_record=records, weights=given, portfolio=cfg.portfolio,
+                            alpha=alpha, horizon=cfg.horizon, own=self.own)
             except NotEnoughAgents as exc:
                 missing[CONSENSUS] = str(exc)
                 return [], estimates, missing
             if factors:
-                c = self._rebalanced(c, voting, policy, records, factors)
+                c = self._rebalanced(c, voting, policy, records, given, factors)
             out.append(c)
         for a in excluded:
             if a in cfg.agents:
@@ -518,13 +593,21 @@ class PortfolioSwarm:
         return uncrossed(out), estimates, missing
 
     def _rebalanced(self, c: Consensus, voting: Sequence[Estimate], policy: Policy,
-                    records: list[TrackRecord] | None, factors: Mapping[str, float]) -> Consensus:
+                    records: list[TrackRecord] | None, given: Mapping[str, float] | None,
+                    factors: Mapping[str, float]) -> Consensus:
         """The level again with each agent's weight multiplied by its factor (APPLY_BALANCE)."""
         agents = sorted(a for a in (*c.used, *c.trimmed))
         by = {e.agent_id: e for e in voting}
         rows = np.array([[by[a].var, by[a].es, *by[a].var_interval, *by[a].es_interval]
                          for a in agents], dtype=np.float64)
-        prior = agent_weights(agents, policy, records)
+        if given is None:
+            prior = agent_weights(agents, policy, records)
+        else:  # as agent_weights maps a record's weights onto the agents used
+            known = np.array(list(given.values()), dtype=np.float64)
+            mean = float(np.mean(known))
+            prior = np.array([given.get(a, mean) for a in agents], dtype=np.float64)
+            prior = (prior / prior.sum() if prior.sum() > 0
+                     else np.full(len(agents), 1.0 / len(agents)))
         scale = np.array([min(1.0, max(0.0, float(factors.get(a, 1.0)))) for a in agents])
         w = prior * scale
         if not w.sum() > 0:

@@ -42,6 +42,7 @@ from ..consensus import (
     rearrange_levels,
     sign_measures,
 )
+from ..consensus.signing import OwnSignatures
 from ..errors import InvalidParameter
 from ..ledger.head import load_or_create_key
 from ..models import agent_class
@@ -146,6 +147,7 @@ def swarm_consensus(
         policy = Policy(aggregator=policy.aggregator, f=policy.f, weighting=Weighting.EQUAL,
                         interval_mass=policy.interval_mass, staleness=policy.staleness)
     ring = KeyRing({name: key.public_key() for name, key in keys.items()})
+    own = OwnSignatures()  # signed here, combined here: not verified twice (OwnSignatures)
     ok = [run for run in runs if run.ok and run.forecast is not None]
     alphas = ok[0].forecast.alphas if ok and ok[0].forecast is not None else ()
     out = []
@@ -153,10 +155,10 @@ def swarm_consensus(
         measures = [(run.name, run.forecast.at(alpha)) for run in ok if run.forecast is not None]
         # one message per agent and level: the k-th level goes out as seq + k
         signed = sign_measures(measures, keys, portfolio=portfolio, horizon=horizon,
-                               as_of=as_of, seq=seq + k)
+                               as_of=as_of, seq=seq + k, own=own)
         out.append(combine(signed, policy, keyring=ring, now=as_of, total=len(runs),
                            track_record=None if track is None else list(track.values()),
-                           portfolio=portfolio, alpha=alpha, horizon=horizon))
+                           portfolio=portfolio, alpha=alpha, horizon=horizon, own=own))
     return uncrossed(out)
 
 
@@ -168,7 +170,7 @@ def uncrossed(levels: Sequence[Consensus]) -> list[Consensus]:
     monotone rearrangement (:func:`~swarmvar.consensus.rearrange_levels`)
     puts them in order, each interval moving with its point.
     """
-    if len(levels) < 2:
+    if len(levels) < 2 or _in_order(levels):
         return list(levels)
     v, e, vi, ei = rearrange_levels(
         [c.alpha for c in levels],
@@ -187,3 +189,17 @@ def uncrossed(levels: Sequence[Consensus]) -> list[Consensus]:
             method=c.method + (", rearranged across levels" if moved else ""),
         ))
     return out
+
+
+def _in_order(levels: Sequence[Consensus]) -> bool:
+    """True if the rearrangement would leave every number as it is (the usual beat).
+
+    VaR and ES non-decreasing in alpha, ``ES >= VaR`` and each ES interval
+    around its ES: then sorting moves nothing and the arrays round-trip the
+    same floats, so :func:`uncrossed` can skip it (tested equal).
+    """
+    ordered = sorted(levels, key=lambda c: c.alpha)
+    for low, high in zip(ordered, ordered[1:], strict=False):
+        if high.var < low.var or high.es < low.es or high.alpha == low.alpha:
+            return False
+    return all(c.var <= c.es and c.es_interval[0] <= c.es <= c.es_interval[1] for c in levels)

@@ -40,6 +40,8 @@ from .robust import (
     Aggregator,
     aggregate_days,
     check_tolerance,
+    disagreement_bounds,
+    disagreement_bounds_days,
     robust_aggregate,
 )
 from .signing import KeyRing, OwnSignatures, Rejection, RejectionReason
@@ -490,6 +492,10 @@ def aggregate_rows(
     n = m if total is None else max(total, m)
     z = z_value(policy.interval_mass)
     columns = rows.tolist()
+    share = prior.tolist()  # the agents' disagreement joins the intervals (total variance)
+    var_lo, var_hi = disagreement_bounds(var, var_lo, var_hi, rows[:, 0].tolist(), share,
+                                         policy.f, z)
+    es_lo, es_hi = disagreement_bounds(es, es_lo, es_hi, rows[:, 1].tolist(), share, policy.f, z)
     var_interval = _widened(var, var_lo, var_hi, [(r[0], r[2], r[3]) for r in columns], n,
                             staleness, policy, z)
     es_interval = _widened(es, es_lo, es_hi, [(r[1], r[4], r[5]) for r in columns], n,
@@ -523,6 +529,10 @@ def _aggregate_list(
     es = max(es, var)
     n = max(total, m)
     z = z_value(policy.interval_mass)
+    var_lo, var_hi = disagreement_bounds(var, var_lo, var_hi, [r[0] for r in rows], weights,
+                                         policy.f, z)
+    es_lo, es_hi = disagreement_bounds(es, es_lo, es_hi, [r[1] for r in rows], weights,
+                                       policy.f, z)
     var_interval = _widened(var, var_lo, var_hi, [(r[0], r[2], r[3]) for r in rows], n,
                             staleness, policy, z)
     es_interval = _widened(es, es_lo, es_hi, [(r[1], r[4], r[5]) for r in rows], n,
@@ -644,15 +654,20 @@ def aggregate_many(
     check_tolerance(policy.aggregator, m, policy.f)
     value, contribution = aggregate_days(rows, policy.aggregator, policy.f, prior)
     var, es = value[:, 0], np.maximum(value[:, 1], value[:, 0])
-    return (var, es, _fresh_interval(var, value[:, 2], value[:, 3]),
-            _fresh_interval(es, value[:, 4], value[:, 5]), contribution[:, :, 0])
+    z = z_value(policy.interval_mass)
+    var_b = disagreement_bounds_days(var, value[:, 2], value[:, 3], rows[:, :, 0], prior,
+                                     policy.f, z)
+    es_b = disagreement_bounds_days(es, value[:, 4], value[:, 5], rows[:, :, 1], prior,
+                                    policy.f, z)
+    return (var, es, _fresh_interval(var, *var_b), _fresh_interval(es, *es_b),
+            contribution[:, :, 0])
 
 
 def _fresh_interval(point: FloatArray, lower: FloatArray, upper: FloatArray) -> FloatArray:
     """:func:`_widened` with every agent present and fresh data (nothing to widen), ``(T, 2)``."""
     low, high = np.minimum(lower, point), np.maximum(upper, point)
-    new_lower = point - np.sqrt(np.maximum(point - low, 0.0) ** 2)
-    new_upper = point + np.sqrt(np.maximum(high - point, 0.0) ** 2)
+    new_lower = point - np.maximum(point - low, 0.0)  # sqrt(side^2 + 0): no square to overflow
+    new_upper = point + np.maximum(high - point, 0.0)
     return np.stack([np.where(low >= 0, np.maximum(new_lower, 0.0), new_lower), new_upper],
                     axis=1)
 

@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidParameter, SwarmVarError
@@ -32,6 +33,8 @@ Progress = Callable[[str, int, int], None]
 
 #: Returns needed for a track record: the driver's smallest window.
 _MIN_TRACK_WINDOW = 250
+#: Days between the track record's refits (the swarm's schedule).
+_TRACK_REFIT = 20
 
 
 @dataclass(frozen=True)
@@ -138,8 +141,8 @@ class VarResult:
 def _instance_track(
     x: Any, agents: Mapping[str, Agent | None], alphas: tuple[float, ...], *, days: int,
     window: int, horizon: int, seed: int, workers: int,
-    on_day: Callable[[int, int], None] | None,
-) -> dict[float, TrackRecord]:
+    on_day: Callable[[int, int], None] | None, cache: str | Path | None = None,
+) -> tuple[dict[float, TrackRecord], bool]:
     """The agents' out-of-sample track record over the last ``days`` returns, per level.
 
     The backtest driver (no baseline) with the swarm's refit schedule, as
@@ -151,6 +154,12 @@ def _instance_track(
     and absorb every day): ``ceil(days / h)`` independent h-day losses, the
     same expected loss per forecast as overlapping windows at an h-th of the
     forecasts (docs/validation.md, "h-day track records").
+
+    With a ``cache`` directory the record is read from there when a verified
+    copy of it exists (:mod:`~swarmvar.validation.track_cache`: keyed by the
+    returns, agents and their parameters, levels, schedule, seed and the
+    code), and written there when built. Returns the record and whether it
+    came from the cache.
     """
     import numpy as np
 
@@ -164,14 +173,35 @@ def _instance_track(
         raise InvalidParameter(f"a {days}-day track record with a {window}-day window needs "
                                f"{need} returns, got {x.size}")
     roster = {n: a if a is not None else agent_class(n)() for n, a in agents.items()}
-    result = backtest(x[-need:], roster, window=window, refit_every=20, alphas=alphas,
-                      horizon=horizon, baseline=None, seed=seed, progress=False, n_sim=10,
-                      on_day=on_day, workers=workers, step=horizon)
     names = tuple(agents)
-    return {a: TrackRecord(agent_ids=names, returns=result.returns, alpha=a,
-                           var=np.column_stack([result.series[n][a].var for n in names]),
-                           es=np.column_stack([result.series[n][a].es for n in names]))
-            for a in result.alphas}
+    key = ""
+    if cache is not None:
+        from .validation.track_cache import load_track, track_key
+
+        key = track_key(
+            x[-need:], {n: (f"{type(a).__module__}.{type(a).__qualname__}", a.params())
+                        for n, a in roster.items()}, alphas, days=days, window=window,
+            horizon=horizon, step=horizon, refit_every=_TRACK_REFIT, seed=seed)
+        cached = load_track(cache, key, names, alphas)
+        if cached is not None:
+            if on_day is not None:
+                on_day(scored * len(names), scored * len(names))
+            return cached, True
+    result = backtest(x[-need:], roster, window=window, refit_every=_TRACK_REFIT,
+                      alphas=alphas, horizon=horizon, baseline=None, seed=seed, progress=False,
+                      n_sim=10, on_day=on_day, workers=workers, step=horizon)
+    track = {a: TrackRecord(agent_ids=names, returns=result.returns, alpha=a,
+                            var=np.column_stack([result.series[n][a].var for n in names]),
+                            es=np.column_stack([result.series[n][a].es for n in names]))
+             for a in result.alphas}
+    if cache is not None:
+        from .validation.track_cache import save_track
+
+        try:
+            save_track(cache, key, track)
+        except OSError:  # a cache that cannot be written only costs the next call time
+            pass
+    return track, False
 
 
 def _check_whole(name: str, value: object, low: int) -> int:
@@ -195,6 +225,7 @@ def var(
     policy: Policy | None = None,
     portfolio: str | None = None,
     progress: Progress | None = None,
+    track_cache: str | Path | None = None,
 ) -> VarResult:
     """Run the swarm on a return series: every agent's VaR/ES and the robust consensus.
 
@@ -229,6 +260,10 @@ def var(
         Portfolio name on the estimates (default: the Series' name or "portfolio").
     progress : callable, optional
         ``progress(stage, done, total)`` as agents are fitted and track-record days run.
+    track_cache : str or Path, optional
+        A directory keeping the track record (e.g. ``<home>/cache``): a call with
+        the same returns, agents, levels, horizon, seed and code reads it back
+        (verified; a damaged file is rebuilt) instead of backtesting again.
 
     Returns
     -------
@@ -257,6 +292,9 @@ def var(
     seed = _check_whole("seed", seed, 0)
     workers = _check_whole("workers", workers, 1)
     days = TRACK_DAYS if track_days is None else _check_whole("track_days", track_days, 0)
+    if track_cache is not None and not isinstance(track_cache, (str, Path)):
+        raise InvalidParameter(f"track_cache must be a directory path or None, not "
+                               f"{track_cache!r}")
     if not isinstance(consensus, bool):
         raise InvalidParameter(f"consensus must be True or False, not {consensus!r}")
     roster: list[str | Agent] = list(DEFAULT_AGENTS) if agents is None else list(agents)
@@ -302,6 +340,7 @@ def var(
                "produced a forecast"
     elif consensus:
         track: dict[float, TrackRecord] | None = None
+        from_cache = False
         if days > 0:
             window = min(1000, x.size - days - horizon + 1)
             if window < _MIN_TRACK_WINDOW:
@@ -310,9 +349,10 @@ def var(
             else:
                 on_day = None if progress is None else (lambda d, t: progress("track", d, t))
                 try:
-                    track = _instance_track(x, {n: given.get(n) for n in good}, levels,
-                                            days=days, window=window, horizon=horizon,
-                                            seed=seed, workers=workers, on_day=on_day)
+                    track, from_cache = _instance_track(
+                        x, {n: given.get(n) for n in good}, levels, days=days, window=window,
+                        horizon=horizon, seed=seed, workers=workers, on_day=on_day,
+                        cache=track_cache)
                 except SwarmVarError as exc:
                     note = f"no track record ({exc}); the consensus uses equal weights"
         if keys is None:
@@ -333,6 +373,8 @@ def var(
                 "forecasts" if horizon == 1 else
                 f"weights: each agent's realized FZ0 loss over the {scored} non-overlapping "
                 f"{horizon}-day windows of the last {days} days (out of sample)")
+            if from_cache:
+                note += "; track record read from the cache"
     return VarResult(
         forecasts={r.name: r.forecast for r in runs if r.forecast is not None},
         errors={r.name: str(r.error) for r in runs if not r.ok},

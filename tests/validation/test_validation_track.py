@@ -30,8 +30,9 @@ def _agents() -> dict[str, NormalInverseGamma | BayesianBootstrap | None]:
 @pytest.mark.parametrize(("horizon", "days"), [(5, 40), (3, 31), (1, 12)])
 def test_the_record_scores_the_last_non_overlapping_windows(horizon: int, days: int) -> None:
     x = simulated(400, 1)
-    track = _instance_track(x, _agents(), (0.99,), days=days, window=200, horizon=horizon,
-                            seed=2, workers=1, on_day=None)
+    track, cached = _instance_track(x, _agents(), (0.99,), days=days, window=200,
+                                    horizon=horizon, seed=2, workers=1, on_day=None)
+    assert not cached
     rec = track[0.99]
     scored = math.ceil(days / horizon)
     assert rec.returns.shape == (scored,) and rec.var.shape == (scored, 2)
@@ -61,7 +62,7 @@ def test_var_weighs_its_agents_by_the_h_day_record() -> None:
     assert f"the 12 non-overlapping {h}-day windows of the last {days} days" in res.note
     assert ("track", 24, 24) in progress  # 12 forecast days x 2 agents
     window = min(1000, x.size - days - h + 1)
-    track = _instance_track(x, {"NormalInverseGamma": None,
+    track, _ = _instance_track(x, {"NormalInverseGamma": None,
                                 "BayesianBootstrap": BayesianBootstrap(window=100, draws=100,
                                                                        paths=50)},
                             (0.99, 0.975), days=days, window=window, horizon=h, seed=0,

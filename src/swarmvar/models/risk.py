@@ -213,11 +213,17 @@ class EmpiricalFamily:
             self.losses = np.broadcast_to(-x[order], (rows, x.size))
             w = np.ones((1, x.size)) if sw is None else sw[:, order]
             self._shared = True
+        elif sw is None:  # equal sample weights: the rows' values in stable order suffice
+            self.losses = np.sort(-x, axis=1, kind="stable")
+            w = np.ones_like(x)
+            self._shared = False
         else:
             order = np.argsort(-x, axis=1, kind="stable")
             self.losses = np.take_along_axis(-x, order, axis=1)
-            w = np.ones_like(x) if sw is None else np.take_along_axis(sw, order, axis=1)
+            w = np.take_along_axis(sw, order, axis=1)
             self._shared = False
+        #: every sample of every draw weighs the same (no sample or draw weights given)
+        self._even = sw is None and weights is None
         if w.shape != self.losses.shape:
             raise InvalidParameter(f"sample weights {w.shape} do not match samples {x.shape}")
         if np.any(w < 0) or np.any(w.sum(axis=1) <= 0):
@@ -240,6 +246,17 @@ class EmpiricalFamily:
             cum = np.cumsum(mixed)
             idx = min(int(np.searchsorted(cum, alpha - 1e-12, side="left")), cum.size - 1)
             return float(self.losses[0, idx])
+        if self._even:
+            # Every pooled sample has the same weight (the same float product), so the
+            # cumulative weights do not depend on the order: the quantile is the idx-th
+            # smallest loss, found by a partition (O(n)) instead of a sort. A zero there
+            # could be -0.0 or 0.0 depending on the order: the sorted path decides.
+            pooled = self.losses.ravel()
+            cum = np.cumsum((self._weights[:, None] * self.sample_weights).ravel())
+            idx = min(int(np.searchsorted(cum, alpha - 1e-12, side="left")), cum.size - 1)
+            value = float(np.partition(pooled, idx)[idx])
+            if value != 0.0:
+                return value
         if self._pooled is None:  # sorted once, for every level
             pooled = self.losses.ravel()
             order = np.argsort(pooled, kind="stable")

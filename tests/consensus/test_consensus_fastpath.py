@@ -236,3 +236,27 @@ def test_combine_with_own_signatures_gives_the_same_consensus(five):
         combine(signed, Policy(f=1), keyring=other, now=NOW, own=object())
     with pytest.raises(InvalidParameter, match="limit"):
         OwnSignatures(limit=0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(agent=st.sampled_from(["a0", ""]), horizon=st.sampled_from([1, 0, True, 2.0]),
+       seq=st.sampled_from([0, -1, 3, False]),
+       numbers=st.lists(st.sampled_from([0.0, -0.0, 0.5, 0.99, 1.0, -1.0, 2.0, 1e100, -1e100,
+                                         1e101, float("nan"), float("inf"), 1, True]),
+                        min_size=7, max_size=7),
+       naive=st.booleans(), variant=st.sampled_from([None, "v", 3]),
+       interval=st.sampled_from([tuple, list]))
+def test_malformation_fast_path_agrees_with_the_checks_one_by_one(agent, horizon, seq, numbers,
+                                                                  naive, variant, interval):
+    from swarmvar.consensus.signing import malformation
+
+    @dataclasses.dataclass(frozen=True)
+    class Other(Estimate):  # not exactly an Estimate: the one-by-one checks
+        pass
+
+    a, v, e, vl, vh, el, eh = numbers
+    fields = dict(agent_id=agent, portfolio="spx", alpha=a, horizon=horizon, var=v, es=e,
+                  var_interval=interval((vl, vh)), es_interval=interval((el, eh)),
+                  as_of=NOW.replace(tzinfo=None) if naive else NOW, seq=seq,
+                  variant_id=variant)
+    assert malformation(Estimate(**fields)) == malformation(Other(**fields))

@@ -333,7 +333,8 @@ def combine(
     if not isinstance(keyring, KeyRing):
         raise InvalidParameter(f"keyring must be a KeyRing of the agents' public keys, "
                                f"got {type(keyring).__name__}")
-    if isinstance(estimates, (str, bytes, Mapping)) or not isinstance(estimates, Sequence):
+    if type(estimates) is not list and (isinstance(estimates, (str, bytes, Mapping))
+                                        or not isinstance(estimates, Sequence)):
         raise InvalidParameter(f"estimates must be a list of Estimate, "
                                f"got {type(estimates).__name__}")
     given = None if weights is None else _given_weights(weights, keyring, track_record)

@@ -9,6 +9,9 @@ rule                   needs           guarantee with at most ``f`` bad inputs
 =====================  ==============  =========================================
 median                 n >= 2f + 1     inside [min honest, max honest]
 trimmed mean           n >= 2f + 1     inside [min honest, max honest]
+weight-trimmed mean    n >= 2f + 1     inside [min honest, max honest], whatever
+                                       the weights; bad rows of total weight
+                                       <= f/n are trimmed entirely
 Krum, multi-Krum       n >= 2f + 3     picks inputs scored over n - f - 2
                                        nearest neighbours (Blanchard et al.
                                        2017); the pick is honest or close to
@@ -48,6 +51,7 @@ class Aggregator(Enum):
     MULTI_KRUM = "multi_krum"
     GEOMETRIC_MEDIAN = "geometric_median"
     MEAN = "mean"  # not robust: allowed only with f = 0
+    WEIGHT_TRIMMED_MEAN = "weight_trimmed_mean"  # trims f/n of the weight mass per tail
 
     def min_agents(self, f: int) -> int:
         """Smallest ``n`` for which the rule tolerates ``f`` Byzantine inputs."""
@@ -136,6 +140,57 @@ def _trimmed_weights(x: FloatArray, f: int, w: FloatArray) -> FloatArray:
     # all surviving weights underflowed: fall back to equal weights among survivors
     out[:, mass <= 0] = kept[:, mass <= 0]
     return np.asarray(out / out.sum(axis=0), dtype=np.float64)
+
+
+def weight_trimmed_weights(values: ArrayLike, f: int, weights: ArrayLike | None = None
+                           ) -> FloatArray:
+    """Each row's weight ``(n, d)`` in the weight-trimmed mean of each column.
+
+    Per column: sort the values (stable), trim ``tau = f / n`` of the
+    (normalized) *weight mass* from each tail — a row straddling the cut
+    keeps the part inside — and average the rest with the weights left
+    (shares below 1e-12 of the mass, rounding of the cumulative sums, count
+    as trimmed). With equal weights this is the trimmed mean; a heavy agent at
+    the edge keeps its weight minus ``tau`` instead of being dropped. The
+    mean is then clipped to ``[x_(f+1), x_(n-f)]`` (the ``(f+1)``-th smallest
+    and largest values); when the clip binds, all weight moves to the row at
+    that order statistic, so ``value == sum_i weights[i] * x[i]`` still holds.
+
+    Guarantee with at most ``f`` Byzantine rows (``n >= 2f + 1``): the result
+    is inside the honest values' range whatever the bad rows report and
+    whatever their weights (the order statistics are; Byzantine weight can
+    only move the result between them). Bad rows whose total weight is at
+    most ``tau`` are trimmed entirely when they lie outside the honest range.
+    Weights are computed by the aggregator from realized losses, never
+    self-reported.
+    """
+    x = _as_matrix(values)
+    n, d = x.shape
+    check_tolerance(Aggregator.WEIGHT_TRIMMED_MEAN, n, f)
+    w = _check_weights(weights, n)
+    w = w / w.sum() if w.sum() > 0 else np.full(n, 1.0 / n)
+    tau = f / n
+    order = np.argsort(x, axis=0, kind="stable")  # (n, d)
+    ws = w[order]
+    high = np.cumsum(ws, axis=0)
+    low = high - ws
+    kept = np.clip(np.minimum(high, 1.0 - tau) - np.maximum(low, tau), 0.0, None)
+    kept[kept < 1e-12] = 0.0
+    cols = np.arange(d)
+    for j in cols[kept.sum(axis=0) <= 0]:  # cannot happen for n >= 2f + 1 but for rounding
+        kept[f : n - f, j] = 1.0
+    out = np.zeros((n, d))
+    np.put_along_axis(out, order, kept / kept.sum(axis=0), axis=0)
+    with np.errstate(over="ignore", invalid="ignore"):  # |x| near the float limit: see below
+        mean = np.sum(out * np.where(out > 0, x, 0.0), axis=0)
+    sorted_x = np.take_along_axis(x, order, axis=0)
+    below, above = mean < sorted_x[f], mean > sorted_x[n - 1 - f]
+    for j in cols[below | above | ~np.isfinite(mean)]:
+        # the nearer order statistic (the middle one if the mean overflowed)
+        k = f if below[j] else n - 1 - f if above[j] else n // 2
+        out[:, j] = 0.0
+        out[order[k, j], j] = 1.0
+    return out
 
 
 def _day_weights(x: FloatArray, aggregator: Aggregator, f: int, w: FloatArray) -> FloatArray:
@@ -344,6 +399,11 @@ def geometric_median_weights(
     w = _check_weights(weights, n)
     if w.sum() <= 0:
         raise InvalidParameter("geometric median weights must not all be zero")
+    size = float(np.max(np.abs(x)))
+    if 0.0 < size < 1e-250 or size > 1e250:  # subnormal or huge: iterate on x * 2^k (exact)
+        k = -math.frexp(size)[1]
+        y_k, c_k = geometric_median_weights(np.ldexp(x, k), f, w, tol=tol, max_iter=max_iter)
+        return np.asarray(np.ldexp(y_k, -k), dtype=np.float64), c_k
     y = np.asarray(np.median(x, axis=0), dtype=np.float64)
     scale = max(float(np.max(np.abs(x - y))), np.finfo(float).tiny)
     contribution = w / w.sum()
@@ -414,6 +474,8 @@ def robust_aggregate(
         out = _trimmed_weights(x, f, w)
     elif aggregator is Aggregator.MEAN:
         out = _trimmed_weights(x, 0, w)
+    elif aggregator is Aggregator.WEIGHT_TRIMMED_MEAN:
+        out = weight_trimmed_weights(x, f, w)
     elif aggregator is Aggregator.KRUM:
         out = np.zeros((n, d))
         out[krum(x, f)] = 1.0

@@ -304,12 +304,21 @@ def test_disagreement_bounds_refuses_an_overflowing_interval():
 # --- weight-trimmed mean: trims f/n of the weight mass per tail, clipped to the order stats ---
 
 
+def wtm(values, f, weights=None):
+    """The weight-trimmed mean as an Aggregate (value and each row's weight)."""
+    from swarmvar.consensus.robust import Aggregate, _combine, weight_trimmed_weights
+
+    x = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+    out = weight_trimmed_weights(x, f, weights)
+    return Aggregate(value=_combine(x, out), weights=out)
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.integers(1, 3), st.integers(0, 2**32 - 1))
 def test_weight_trimmed_mean_with_equal_weights_is_the_trimmed_mean(f, seed):
     rng = np.random.default_rng(seed)
     x = rng.normal(0, 1, 2 * f + 1 + int(rng.integers(0, 5)))
-    agg = robust_aggregate(x, Aggregator.WEIGHT_TRIMMED_MEAN, f)
+    agg = wtm(x, f)
     assert agg.value[0] == pytest.approx(trimmed_mean(x, f), rel=1e-12, abs=1e-12)
     assert np.sum(agg.weights[:, 0] > 0) == x.size - 2 * f  # the same rows trimmed
 
@@ -318,12 +327,11 @@ def test_weight_trimmed_mean_keeps_a_heavy_edge_agent_up_to_the_clip():
     x, w = [1.0, 2.0, 3.0, 4.0, 4.5], [0.1, 0.1, 0.1, 0.1, 0.6]
     # the count rule drops the heavy agent at 4.5; the weight rule keeps 0.6 - 0.2 of it:
     # (3 * 0.1 + 4 * 0.1 + 4.5 * 0.4) / 0.6 = 4.17, clipped to the 2nd largest value, 4
-    agg = robust_aggregate(x, Aggregator.WEIGHT_TRIMMED_MEAN, 1, w)
+    agg = wtm(x, 1, w)
     assert trimmed_mean(x, 1, w) == pytest.approx(3.0)
     assert agg.value[0] == 4.0 and agg.weights[3, 0] == 1.0
     # unclipped: a heavy agent inside the order statistics keeps weight 0.6 - 0.2 at the top
-    agg = robust_aggregate([1.0, 2.0, 3.0, 3.2, 3.3], Aggregator.WEIGHT_TRIMMED_MEAN, 1,
-                           [0.1, 0.1, 0.1, 0.5, 0.2])
+    agg = wtm([1.0, 2.0, 3.0, 3.2, 3.3], 1, [0.1, 0.1, 0.1, 0.5, 0.2])
     assert agg.weights[:, 0] == pytest.approx([0.0, 0.0, 0.1 / 0.6, 0.5 / 0.6, 0.0])
     assert agg.value[0] == pytest.approx((0.3 + 1.6) / 0.6)
 
@@ -339,7 +347,7 @@ def test_weight_trimmed_mean_stays_in_the_honest_range_whatever_the_bad_weights(
     honest = rng.lognormal(-3.8, 0.4, (2 * f + 1 + int(rng.integers(0, 3)), d))
     x = np.vstack([honest, np.array(bad_values[:f])[:, None].repeat(d, axis=1)])
     w = np.concatenate([rng.random(honest.shape[0]), bad_weights[:f]])
-    agg = robust_aggregate(x, Aggregator.WEIGHT_TRIMMED_MEAN, f, w)
+    agg = wtm(x, f, w)
     assert np.all(agg.value >= honest.min(axis=0)) and np.all(agg.value <= honest.max(axis=0))
     np.testing.assert_allclose(agg.weights.sum(axis=0), 1.0)
     np.testing.assert_allclose(agg.value, np.sum(agg.weights * np.where(agg.weights > 0, x, 0),
@@ -357,11 +365,11 @@ def test_weight_trimmed_mean_drops_outlying_bad_rows_lighter_than_the_trim_mass(
     share = rng.uniform(0, f / n)  # the bad rows' total weight, at most the trim mass
     w = np.concatenate([rng.dirichlet(np.ones(honest.size)) * (1 - share),
                         rng.dirichlet(np.ones(f)) * share])
-    agg = robust_aggregate(np.concatenate([honest, bad]), Aggregator.WEIGHT_TRIMMED_MEAN, f, w)
+    agg = wtm(np.concatenate([honest, bad]), f, w)
     assert np.all(agg.weights[honest.size:, 0] == 0.0)
     assert honest.min() <= agg.value[0] <= honest.max()
 
 
 def test_weight_trimmed_mean_needs_2f_plus_1_agents():
     with pytest.raises(NotEnoughAgents):
-        robust_aggregate([1.0, 2.0, 3.0, 4.0], Aggregator.WEIGHT_TRIMMED_MEAN, 2)
+        wtm([1.0, 2.0, 3.0, 4.0], 2)

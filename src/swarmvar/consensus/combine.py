@@ -640,10 +640,12 @@ def aggregate_many(
     ``rows`` is ``(T, m, 6)``, ``weights`` ``(T, m)`` (equal if None); every
     agent is used every day and the data are fresh (``total = m``,
     ``staleness = 0``: no widening, so the intervals are each day's own
-    after the rule). Returns ``var``, ``es`` ``(T,)``, ``var_interval``,
-    ``es_interval`` ``(T, 2)`` and ``contribution`` ``(T, m)``: the same
-    numbers as :func:`aggregate_rows` day by day (tested bit for bit), for the
-    median, trimmed mean and mean; other rules are computed day by day.
+    after the rule, plus the agents' disagreement). Returns ``var``, ``es``
+    ``(T,)``, ``var_interval``, ``es_interval`` ``(T, 2)`` and
+    ``contribution`` ``(T, m)``: the same numbers as :func:`aggregate_rows`
+    day by day (points and contributions bit for bit, intervals to rounding;
+    tested), for the median, trimmed mean and mean; other rules are computed
+    day by day.
     """
     days, m, _ = rows.shape
     prior = np.full((days, m), 1.0 / m) if weights is None else weights

@@ -94,3 +94,45 @@ def test_uncrossed_skips_only_what_the_rearrangement_would_not_move(monkeypatch)
         assert fast == full
 
     check()
+
+
+def test_the_beat_skips_its_own_verifications_and_its_estimates_still_verify(tmp_path, sp500):
+    """The beat remembers what it signed (so it does not verify it again); from outside, a
+    fresh key ring of the agents' public keys (what an auditor holds) verifies every ledgered
+    estimate, and a changed one is refused as forged."""
+    import dataclasses
+    from datetime import datetime
+
+    from swarmvar.consensus import KeyRing, RejectionReason
+    from swarmvar.ledger import Ledger
+    from swarmvar.swarm import LocalExecutor
+    from swarmvar.types import Estimate, Tick
+
+    from .conftest import TINY, TINY_POLICY, make_swarm
+
+    executor = LocalExecutor()
+    with make_swarm(tmp_path, agents=TINY, policy=TINY_POLICY, window=100,
+                    executor=executor) as swarm:
+        swarm.start({"sp500": sp500.iloc[:100]})
+        for i in range(3):
+            report = swarm.step(Tick("sp500", sp500.index[100 + i].to_pydatetime(),
+                                     value=float(sp500.iloc[100 + i])))
+            assert len(report.consensus) == 2  # both levels combined
+        host = executor.local("sp500")
+        assert 0 < len(host.own) <= max(16, 2 * len(TINY) * 2)
+        assert host.ring.admitted == 4 * len(TINY) * 2  # the start's forecast and three beats
+        auditor = KeyRing({a: k.public_key() for a, k in host.keys.items()})
+    with Ledger.open(tmp_path) as ledger:
+        rows = [d for entry in ledger.entries() if entry.kind == "estimate"
+                for d in entry.data["estimates"]]
+    assert len(rows) == 3 * len(TINY) * 2  # three beats, every agent, both levels
+    for d in rows:
+        e = Estimate(**{**d, "var_interval": tuple(d["var_interval"]),
+                        "es_interval": tuple(d["es_interval"]),
+                        "as_of": datetime.fromisoformat(d["as_of"]),
+                        "signature": bytes.fromhex(d["signature"])})
+        assert auditor.check(e) is None
+        moved = dataclasses.replace(e, var=e.var * 2, es=e.es * 2,
+                                    var_interval=(e.var_interval[0], e.var * 3),
+                                    es_interval=(e.es_interval[0], e.es * 3))
+        assert auditor.check(moved).reason is RejectionReason.FORGED

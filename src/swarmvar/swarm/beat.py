@@ -259,8 +259,9 @@ class PortfolioSwarm:
         self.keys = agent_keys(Path(config.home), config.agents)
         self.ring = KeyRing({a: k.public_key() for a, k in self.keys.items()})
         #: the signatures this swarm made: its own estimates are not verified again on the
-        #: beat (verify at trust boundaries: see OwnSignatures); anything else always is
-        self.own = OwnSignatures()
+        #: beat (verify at trust boundaries: see OwnSignatures); anything else always is;
+        #: two beats' worth are remembered (each beat's are combined as soon as made)
+        self.own = OwnSignatures(limit=max(16, 2 * len(config.agents) * len(config.alphas)))
         self.track = OnlineTrackRecord(config.agents, config.alphas, config.policy.window,
                                        policy=config.policy)
         self.builders = Builders((*config.agents, CONSENSUS), config.alphas,

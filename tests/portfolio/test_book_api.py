@@ -72,7 +72,10 @@ def test_same_seed_same_numbers(stocks: pd.DataFrame) -> None:
 def test_dollar_neutral_book_of_two_identical_assets_has_zero_risk(stocks) -> None:
     """Zero for RiskMetrics (and for any scenarios: test_attribution); the Bayesian agents
     keep their posterior doubt that two series move identically (per-asset filter parameters
-    drawn independently; the NIW prior's scale in the unseen direction): small, not zero."""
+    drawn independently; the NIW prior's scale in the unseen direction): small, not zero.
+    Measured 6.0-6.9% of a leg's VaR (seeds 0-2, every agent); for the filter agents the
+    scale is the difference of two independent draws of a leg's volatility, whose posterior
+    coefficient of variation is 3.5% on these 300 days (sd of the difference: 4.9%)."""
     twin = stocks[["AAPL"]].assign(TWIN=stocks["AAPL"])
     res = swarmvar.book_var(twin, Book.from_positions({"AAPL": 1e6, "TWIN": -1e6}),
                             kind="return", window=300, consensus=False)
@@ -81,7 +84,7 @@ def test_dollar_neutral_book_of_two_identical_assets_has_zero_risk(stocks) -> No
     m = res.measure("RiskMetrics", 0.99)
     assert abs(m.var) < 1e-6 and abs(m.es) < 1e-6
     for row in res.forecasts:
-        assert res.measure(row, 0.99).var < 0.1 * leg.measure(row, 0.99).var, row
+        assert res.measure(row, 0.99).var < 0.08 * leg.measure(row, 0.99).var, row
 
 
 @pytest.mark.parametrize("positions, words", [

@@ -1,9 +1,11 @@
 """Backtests on books: the BookRow adapter (fast), and the 20-stock and long/short books (slow).
 
-The slow backtests report Kupiec and Christoffersen at 99% and 97.5% for the
-consensus and the RiskMetrics baseline either way (printed); they assert
-what must hold of a sound consensus: its hit counts within a generous
-binomial band of the level (RiskMetrics is reported, not held to it).
+The slow backtests (1000 out-of-sample days, seed 0) print every row's hits
+and Kupiec and Christoffersen p-values at 99% and 97.5%, and assert the
+acceptance: the consensus passes both tests (p > 0.05) at both levels on the
+equal-weight book, the long/short book, and a long/short book held out from
+the copula fix that made the long/short book pass (alternating longs and
+shorts). RiskMetrics is reported, pass or fail.
 """
 
 from __future__ import annotations
@@ -74,20 +76,30 @@ def _report(name: str, res) -> dict[str, dict[float, tuple[int, float, float]]]:
     return out
 
 
+BOOKS = {
+    # the book the agents were checked on during development (timings, worked example)
+    "equal-weight": lambda cols: Book.from_weights({c: 1 / 20 for c in cols}, 1e6),
+    # the long/short book whose failure (Kupiec at 99%, too few breaches) led to the copula's
+    # (DCC, df) posterior from its own likelihood
+    "long-short": lambda cols: Book.from_positions(
+        {c: 1e5 if i < 10 else -1e5 for i, c in enumerate(cols)}),
+    # held out from that fix: alternating longs and shorts
+    "alternating": lambda cols: Book.from_positions(
+        {c: 1e5 if i % 2 == 0 else -1e5 for i, c in enumerate(cols)}),
+}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["equal-weight", "long-short"])
+@pytest.mark.parametrize("kind", list(BOOKS))
 def test_book_backtests_on_the_20_stocks(kind: str) -> None:
     stocks = load_stocks()
-    cols = list(stocks.columns)
-    book = (Book.from_weights({c: 1 / 20 for c in cols}, 1e6) if kind == "equal-weight"
-            else Book.from_positions({c: 1e5 if i < 10 else -1e5 for i, c in enumerate(cols)}))
+    book = BOOKS[kind](list(stocks.columns))
     res = book_backtest(stocks, book, kind="return", last=1000, window=1000, refit_every=20,
                         alphas=(0.99, 0.975), seed=0, workers=1)
     table = _report(kind, res)
-    days = len(res.dates)
-    for alpha, (hits, _, _) in table["consensus"].items():
-        # a sound forecaster's hits: within ~5 binomial sd of days * (1 - alpha)
-        expected = days * (1 - alpha)
-        assert abs(hits - expected) <= 5 * np.sqrt(expected) + 2, (alpha, hits)
-    # RiskMetrics is reported, pass or fail (on 2019-2022 it breaches ~3x too often at 99%)
+    assert len(res.dates) == 1000
+    for alpha, (hits, kupiec, christoffersen) in table["consensus"].items():
+        assert kupiec > 0.05 and christoffersen > 0.05, (alpha, hits, kupiec, christoffersen)
+    # RiskMetrics is reported, pass or fail (on 2019-2022 it breaches ~3x too often at 99%
+    # on the equal-weight book)
     assert set(table["RiskMetrics"]) == {0.99, 0.975}

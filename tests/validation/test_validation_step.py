@@ -93,3 +93,17 @@ def test_a_bad_step_is_a_clear_error(known_mean_normal: Any, step: object) -> No
     with pytest.raises(InvalidParameter, match="step"):
         backtest(simulated(150, 5), [known_mean_normal()], window=100, step=step,
                  baseline=None, progress=False)
+
+
+def test_workers_get_the_costliest_rows_first() -> None:
+    from swarmvar.models import DEFAULT_AGENTS, agent_class
+    from swarmvar.validation.backtest import _longest_first
+
+    rows: dict[str, Any] = {n: agent_class(n)() for n in DEFAULT_AGENTS}
+    # horizon 1: the reverse of the default roster (cheapest first), as before the hints
+    assert _longest_first(rows, 1) == list(DEFAULT_AGENTS)[::-1]
+    # horizon 10: the bootstrap's path simulation is the second costliest row
+    assert _longest_first(rows, 10) == ["GarchEVT", "BayesianBootstrap", "GarchT", "StudentT",
+                                        "NormalInverseGamma"]
+    rows["unhinted"] = object()  # a row without a hint: first, its cost unknown
+    assert _longest_first(rows, 10)[0] == "unhinted"

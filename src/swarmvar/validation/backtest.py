@@ -471,6 +471,24 @@ def _pool_context() -> Any:
 Progress = Callable[[], AbstractContextManager[Callable[[int], None]]]
 
 
+def _longest_first(rows: Mapping[str, Forecaster], horizon: int) -> list[str]:
+    """Row names, costliest first (a pool hands tasks out in submission order: LPT).
+
+    Rows with a ``cost_hint`` (every swarmvar agent: milliseconds of a day at
+    horizon 1, of a forecast at horizon 10) are ordered by it for the horizon;
+    rows without one come first, in reverse order (the default swarm lists its
+    agents cheapest first). Only the schedule depends on it, never a number.
+    """
+    def cost(name: str) -> float:
+        hint = getattr(rows[name], "cost_hint", None)
+        try:
+            return float(hint[0] if horizon == 1 else hint[1])  # type: ignore[index]
+        except (TypeError, IndexError, ValueError):
+            return float("inf")
+
+    return sorted(list(rows)[::-1], key=lambda name: -cost(name))
+
+
 def _run_rows(
     rows: Mapping[str, Forecaster],
     args: _Job,
@@ -491,9 +509,7 @@ def _run_rows(
 
     ctx = _pool_context()
     reports = ctx.Queue()
-    # Longest first: the default swarm lists its agents cheapest first, and a
-    # pool hands tasks out in submission order (LPT scheduling).
-    order = list(rows)[::-1]
+    order = _longest_first(rows, args[4])
     try:
         with ProcessPoolExecutor(min(workers, len(rows)), mp_context=ctx,
                                  initializer=_init_worker, initargs=(reports,)) as pool:

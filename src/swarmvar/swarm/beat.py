@@ -278,6 +278,7 @@ class PortfolioSwarm:
         self.seq = 0
         self.last_as_of: datetime | None = None
         self.pending: dict[str, int] = {}  # agent -> absorbed count its running refit launched at
+        self.cpu_seconds: dict[str, float] = {}  # the last beat's (see beat())
 
     # --- start ---------------------------------------------------------------------
 
@@ -316,8 +317,8 @@ class PortfolioSwarm:
         import time
 
         cfg = self.config
-        clock = time.perf_counter
-        begin = clock()
+        clock, cpu = time.perf_counter, time.thread_time
+        begin, begin_cpu = clock(), cpu()
         value = float(tick.value)
         log_scores: dict[str, float] = {}
         rejected: dict[str, str] = {}
@@ -330,7 +331,7 @@ class PortfolioSwarm:
                 self._note(name, exc)
                 self.agents[name] = None
                 rejected[name] = f"update failed: {exc}"
-        agents_seconds = clock() - begin
+        agents_seconds, agents_cpu = clock() - begin, cpu() - begin_cpu
         breaches = self._score(value)
         self.returns = np.append(self.returns, value)[-self._keep():]
         self.t += 1
@@ -374,10 +375,11 @@ class PortfolioSwarm:
                                      else x) for k, x in dataclasses.asdict(v).items()}
                       for a, v in levels.items()}
                 for row, levels in validation.items()}))
-        begin = clock()
+        begin, begin_cpu = clock(), cpu()
         self.forecasts = self._forecast_all()
         agents_seconds += clock() - begin
-        begin = clock()
+        agents_cpu += cpu() - begin_cpu
+        begin, begin_cpu = clock(), cpu()
         # an agent that broke its sandbox at this beat is held out of this beat's consensus
         violated = frozenset(self.violations)
         for name, broke in self.violations.items():
@@ -391,6 +393,9 @@ class PortfolioSwarm:
             rejected[name] = "sandbox violation"
         self.consensus = consensus
         combine_seconds = clock() - begin
+        #: this beat's CPU time of this thread (what a loaded machine cannot add to), for
+        #: benchmarks: the agents' update + forecast, and signing + combine
+        self.cpu_seconds = {"agents": agents_cpu, "combine": cpu() - begin_cpu}
         report = BeatReport(
             portfolio=cfg.portfolio, seq=tick.seq, as_of=tick.as_of, realized=value,
             breaches=breaches, log_scores=log_scores, forecasts=dict(self.forecasts),

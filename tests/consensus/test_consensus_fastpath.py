@@ -260,3 +260,15 @@ def test_malformation_fast_path_agrees_with_the_checks_one_by_one(agent, horizon
                   as_of=NOW.replace(tzinfo=None) if naive else NOW, seq=seq,
                   variant_id=variant)
     assert malformation(Estimate(**fields)) == malformation(Other(**fields))
+
+
+def test_sign_estimate_copies_every_field():
+    """The signed copy is dataclasses.replace(estimate, signature=...) field for field."""
+    key = private_key_from_seed(bytes([7]) * 32)
+    e = _estimate(variant_id="v2", seq=9)
+    signed = sign_estimate(e, key)
+    assert signed == dataclasses.replace(e, signature=signed.signature)
+    # sign_estimate names these fields: a new field must be added there too
+    assert [f.name for f in dataclasses.fields(Estimate)] == [
+        "agent_id", "portfolio", "alpha", "horizon", "var", "es", "var_interval",
+        "es_interval", "as_of", "seq", "variant_id", "signature"]

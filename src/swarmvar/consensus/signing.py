@@ -292,7 +292,13 @@ def sign_estimate(estimate: Estimate, private_key: Ed25519PrivateKey, *,
         raise InvalidEstimate(f"cannot sign estimate from {estimate.agent_id!r}: {problem}")
     message = signing_bytes(estimate)
     signature = private_key.sign(message) if own is None else own.sign(message, private_key)
-    return dataclasses.replace(estimate, signature=signature)
+    if type(estimate) is not Estimate:
+        return dataclasses.replace(estimate, signature=signature)
+    e = estimate  # dataclasses.replace's field walk costs twice this, ten times a beat
+    return Estimate(agent_id=e.agent_id, portfolio=e.portfolio, alpha=e.alpha,
+                    horizon=e.horizon, var=e.var, es=e.es, var_interval=e.var_interval,
+                    es_interval=e.es_interval, as_of=e.as_of, seq=e.seq,
+                    variant_id=e.variant_id, signature=signature)
 
 
 def estimate_from_measure(

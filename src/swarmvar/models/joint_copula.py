@@ -25,7 +25,7 @@ An earlier version weighted ``(a, b)`` by the composite likelihood of
 adjacent pairs (Engle, Shephard & Sheppard 2008) and the df by the
 likelihood at the *constant* correlation. Both disagree with the model the
 scenarios use: on the 20 stocks the pairs chose ``a = 0.04`` where the
-20-dimensional likelihood puts ``a = 0.01`` ahead by 120 to 300 log units
+20-dimensional likelihood puts ``a = 0.01`` ahead by 220 to 310 log units
 (a fast DCC makes ``R`` noisy in the directions hedged books live in), and
 a df fitted without the correlation's dynamics mistakes them for tail
 dependence.

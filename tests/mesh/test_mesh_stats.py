@@ -67,3 +67,18 @@ def test_fewer_available_replicas_widen_the_interval_monotonically() -> None:
         assert s.available == m and s.degraded == (m < 4)
         widths.append(s.interval[1] - s.interval[0])
     assert widths[0] == 0.0 and all(b > a for a, b in zip(widths, widths[1:], strict=False))
+
+
+def test_a_contribution_of_no_data_with_sums_is_refused() -> None:
+    """A signed contribution of count 0 is outside ``robust_read``'s bounds (it holds no
+    data, so it is summed verbatim): its sums must be 0, else a liar shifts the served
+    mean and spread at will. An honest empty contribution (0, 0.0, 0.0) still passes."""
+    liar = Contribution(1, NormalStats(0, -1e6, 1e12))
+    with pytest.raises(RefusedMessage, match="malformed"):
+        check_contribution(RING, sign_contribution(KEYS["d"], "d", liar))
+    for total, total_sq in ((0.0, 1.0), (-1e-300, 0.0)):
+        with pytest.raises(RefusedMessage, match="malformed"):
+            check_contribution(RING, sign_contribution(
+                KEYS["d"], "d", Contribution(1, NormalStats(0, total, total_sq))))
+    empty = Contribution(2, NormalStats.of([]))
+    assert check_contribution(RING, sign_contribution(KEYS["a"], "a", empty)) == ("a", empty)

@@ -79,7 +79,10 @@ def check_contribution(ring: NodeKeyRing, d: Mapping[str, Any]) -> tuple[str, Co
                      "total_sq, signature") from None
     if (not isinstance(replica, str) or not isinstance(version, int)
             or not isinstance(count, int) or not 0 <= count <= MAX_COUNT or version < 0
-            or not math.isfinite(total) or not math.isfinite(total_sq) or total_sq < 0):
+            or not math.isfinite(total) or not math.isfinite(total_sq) or total_sq < 0
+            or (count == 0 and (total != 0.0 or total_sq != 0.0))):
+        # no data, no sums: robust_read bounds only replicas holding data (count > 0), so
+        # a count-0 contribution with sums would be summed verbatim, unbounded
         raise refuse(Refusal.MALFORMED, "bad contribution fields")
     key = ring.nodes.get(replica)
     if key is None:

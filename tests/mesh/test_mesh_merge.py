@@ -466,3 +466,24 @@ def test_ledgered_statistics_equal_normalstats_exactly(batches: list[list[Any]])
             assert book.judge("p", Contribution(version, NormalStats.of(values))) is True
             assert book.judge("p", Contribution(version, NormalStats.of([*values, 1.0]))) is False
     assert book.judge("p", Contribution(book.covered("p") + 1, NormalStats.of([0.0]))) is None
+
+
+def test_a_batch_repeating_or_reordering_entries_is_refused() -> None:
+    """Items must come once each, in ledger order (skipped ones apart from them): a peer
+    repeating a small gain and dropping a loss would otherwise have its lie "justified"
+    by the statistics its own batch makes the importer recompute."""
+    key = Ed25519PrivateKey.generate()
+    raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    with Ledger.in_memory(signing_key=key) as ledger:
+        for v in (0.01, -0.05, 0.02):
+            ledger.record_action("mesh.observe", {"node": "p", "values": [v]})
+        body = batch_for(ledger, 0)
+    e = body["entries"]
+    assert len(check_batch("p", body, raw, 0).items) == 3
+    skip = {"index": e[1]["entry"]["index"], "hash": e[1]["entry"]["hash"]}
+    for items, skipped in (([e[0], e[0], e[2]], []), ([e[2], e[0]], []),
+                           ([e[0], e[1], e[2]], [skip]), ([e[0]], [skip, skip])):
+        with pytest.raises(RefusedMessage, match="malformed"):
+            check_batch("p", {**body, "entries": items, "skipped": skipped}, raw, 0)
+    assert len(check_batch("p", {**body, "entries": [e[0], e[2]], "skipped": [skip]},
+                           raw, 0).items) == 2

@@ -181,6 +181,14 @@ def check_batch(peer: str, body: Mapping[str, Any], peer_key: bytes,
                 and start <= x["index"] < nxt and isinstance(x["hash"], str)
                 and len(x["hash"]) == 64 and all(c in "0123456789abcdef" for c in x["hash"])):
             raise refuse(Refusal.MALFORMED, "a skipped entry is {index, hash} inside the batch")
+    # each entry once, in ledger order: repeated or reordered items would let a peer make
+    # the importer recompute statistics its ledger does not hold (ledgered.py)
+    indices = [item["entry"]["index"] for item in items]
+    named = [x["index"] for x in skipped]
+    if any(a >= b for a, b in zip(indices, indices[1:], strict=False)) or any(
+            a >= b for a, b in zip(named, named[1:], strict=False)) or set(indices) & set(named):
+        raise refuse(Refusal.MALFORMED, "a batch's entries and skipped entries must each come "
+                     "once, in ledger order")
     return ImportBatch(peer, start, nxt, head, tuple(items), tuple(skipped))
 
 

@@ -86,7 +86,7 @@ def test_any_work_pattern_keeps_the_schedule(works: list[float]) -> None:
     assert c.skipped == round((t.now - 600.0) / c.budget) - len(works)
 
 
-@pytest.mark.parametrize("bad", [0.0, -1.0, math.nan, math.inf, "0.1"])
+@pytest.mark.parametrize("bad", [0.0, -1.0, math.nan, math.inf, "0.1", 5e-324, 9e-7])
 def test_a_bad_budget_is_refused(bad: object) -> None:
     with pytest.raises(InvalidParameter):
         Cadence(bad)  # type: ignore[arg-type]
@@ -102,3 +102,13 @@ def test_real_clock_paces_ten_beats_within_generous_bounds() -> None:
     took = time.monotonic() - began
     assert c.beats == 10
     assert 10 * 0.02 - 0.005 <= took < 2.0
+
+
+def test_the_smallest_budget_keeps_its_schedule_after_a_long_beat() -> None:
+    """The floor (1e-6 s, as T_Λ's): a beat of an hour skips boundaries, never overflows."""
+    t = FakeTime()
+    c = Cadence(1e-6, t.clock, t.sleep)
+    c.begin()
+    t.now += 3600.0
+    assert c.end() == (pytest.approx(3600.0), True)
+    assert c.skipped == pytest.approx(3600.0 / 1e-6, rel=1e-6)

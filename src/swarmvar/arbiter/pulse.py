@@ -114,6 +114,9 @@ class Cadence:
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.budget = (pulse.budget if isinstance(pulse, Pulse)
                        else _finite("the pulse budget (s)", pulse))
+        if self.budget < MIN_PULSE:  # as T_Λ's floor; a tinier one overflows the schedule
+            raise InvalidParameter(f"the pulse budget must be >= {MIN_PULSE:g} s, not "
+                                   f"{self.budget!r}")
         self._clock = clock
         self._sleep = sleep
         self._anchor: float | None = None

@@ -66,3 +66,28 @@ def test_a_swarm_feeds_its_node_and_its_peers(tmp_path: Path) -> None:
             x.stop = True
         for t in threads:
             t.join(timeout=10)
+
+
+def test_a_beat_the_node_cannot_take_is_counted_not_fatal(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """A beat refused by the node (here: past its observation cap) must not end the node's
+    loop (a thread beside the swarm: it would die silently while the swarm ran on)."""
+    from datetime import UTC, datetime
+
+    from swarmvar.mesh import node as node_module
+
+    monkeypatch.setattr(node_module, "MAX_OBSERVATIONS", 2)
+    keys = {n: Ed25519PrivateKey.generate() for n in ("s0", "p1")}
+    ring = NodeKeyRing({n: k.public_key() for n, k in keys.items()})
+    a, b = free_ports(2)
+    node = MeshNode(NodeConfig("s0", f"tcp://127.0.0.1:{a}", {"p1": f"tcp://127.0.0.1:{b}"},
+                               ring), keys["s0"], epoch=time.time_ns(), feed=BeatFeed())
+    try:
+        for seq in range(1, 5):
+            node.feed.push(BeatReport("sp500", seq, datetime(2020, 1, seq, tzinfo=UTC),
+                                      0.01 * seq, {}, {}, {}, ()))
+        node.step(time.monotonic())  # must not raise
+        assert node.crdt.contributions["s0"].stats == NormalStats.of([0.01, 0.02])
+        assert node.refused["oversized"] == 2 and node.feed.pending == 0
+    finally:
+        node.close()

@@ -256,7 +256,12 @@ class MeshNode:
             self._dispatch_safely(message, None, now)
         if self.feed is not None:
             for report in self.feed.drain():
-                self.on_beat(report)
+                try:
+                    self.on_beat(report)
+                except RefusedMessage as exc:  # e.g. past the observation cap: count it, go on
+                    self.refused[exc.reason] += 1
+                    log.warning("%s: beat %s of %s refused: %s", self.me, report.seq,
+                                report.portfolio, exc)
         self._timers(now)
         return min(self.transport.pump(now), 0.01)
 

@@ -78,7 +78,7 @@ class BayesianBootstrap(Agent):
 
     name = "BayesianBootstrap"
     min_observations = 50
-    cost_hint = (0.3, 110.0)  # ms: a backtest day at h = 1, a 10-day forecast
+    cost_hint = (0.3, 150.0)  # ms: a backtest day at h = 1, a 10-day forecast
 
     def __init__(self, window: int = 500, draws: int = 1000, paths: int = 200) -> None:
         window = check_whole("window", window, 50, MAX_SIZE)

@@ -88,7 +88,7 @@ class GarchEVT(Agent):
     name = "GarchEVT"
     min_observations = 200
     needs_variation = True
-    cost_hint = (1.0, 125.0)  # ms: a backtest day at h = 1, a 10-day forecast
+    cost_hint = (1.0, 90.0)  # ms: a backtest day at h = 1, a 10-day forecast
 
     def __init__(self, threshold: float = 0.90, particles: int = 1000, runs: int = 4,
                  ess_threshold: float = 0.5, asymmetric: bool = ASYMMETRIC_DEFAULT) -> None:

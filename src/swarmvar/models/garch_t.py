@@ -92,7 +92,7 @@ class GarchT(Agent):
     name = "GarchT"
     min_observations = 100
     needs_variation = True
-    cost_hint = (0.7, 65.0)  # ms: a backtest day at h = 1, a 10-day forecast
+    cost_hint = (0.7, 60.0)  # ms: a backtest day at h = 1, a 10-day forecast
 
     def __init__(self, particles: int = 1000, runs: int = 4, ess_threshold: float = 0.5,
                  asymmetric: bool = ASYMMETRIC_DEFAULT) -> None:

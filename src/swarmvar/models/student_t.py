@@ -110,7 +110,7 @@ class StudentT(Agent):
     name = "StudentT"
     min_observations = 30
     needs_variation = True
-    cost_hint = (0.5, 35.0)  # ms: a backtest day at h = 1, a 10-day forecast
+    cost_hint = (0.5, 45.0)  # ms: a backtest day at h = 1, a 10-day forecast
 
     def __init__(self, num_chains: int = 4, num_warmup: int = 500, num_samples: int = 1000,
                  particles: int = 2000, ess_threshold: float = 0.5, moves: int = 5,

@@ -119,7 +119,8 @@ def unpack_checkpoint(blob: bytes) -> PortfolioCheckpoint:
             tuple(bool(b) for b in d["breached"]), model, breakers)
     except InvalidState:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError, UnicodeDecodeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, UnicodeDecodeError,
+            OverflowError) as exc:  # OverflowError: an integer too large for a float
         # InvalidParameter (a bad genome or model) is a ValueError too
         raise InvalidState(f"the arbiter's state cannot be read: {exc!r}") from exc
 

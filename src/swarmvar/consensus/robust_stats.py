@@ -75,8 +75,10 @@ def robust_read(crdt: StatsCRDT, f: int) -> RobustRead:
     ``(f+1)``-th largest x ``SD_SLACK``]; mean within the trimmed range of
     means widened by ``max(its width, MEAN_SLACK`` standard errors). A
     contribution outside is rebuilt from its values clamped into the bounds;
-    one inside is kept verbatim. So a liar moves the merged mean at most to
-    the honest range plus the widening, its spread at most ``SD_SLACK``
+    one inside is kept verbatim; a contribution of no observations but
+    nonzero sums (no honest replica sends one) is read as empty and listed
+    as bounded. So a liar moves the merged mean at most to the honest range
+    plus the widening, its spread at most ``SD_SLACK``
     times the honest one, and its weight at most ``COUNT_SLACK`` honest
     nodes' — while honest replicas alike enough to fall inside the bounds
     give exactly :meth:`StatsCRDT.read`.
@@ -94,10 +96,19 @@ def robust_read(crdt: StatsCRDT, f: int) -> RobustRead:
     if isinstance(f, bool) or not isinstance(f, int) or f < 0:
         raise InvalidParameter(f"f must be an int >= 0, got {f!r}")
     verbatim = {r: c.stats for r, c in crdt.contributions.items()}
+    # no data has no sums: a count-0 contribution with sums is a lie the bounds below
+    # (which look only at replicas holding data) would otherwise add unchecked
+    empty = tuple(sorted(r for r, s in verbatim.items()
+                         if s.count <= 0 and (s.total != 0 or s.total_sq != 0)))
+    if empty:
+        verbatim = {r: NormalStats(0, 0.0, 0.0) if r in empty else s
+                    for r, s in verbatim.items()}
+        crdt = StatsCRDT({r: Contribution(crdt.contributions[r].version, s)
+                          for r, s in verbatim.items()})
     holders = {r: s for r, s in verbatim.items() if s.count > 0}
     k = len(holders)
     if f == 0 or k < 2 * f + 1:
-        return RobustRead(crdt.read(), verbatim, (), f, f == 0)
+        return RobustRead(crdt.read(), verbatim, empty, f, f == 0)
     moments = {r: _moments(s) for r, s in holders.items()}
     counts = sorted(s.count for s in holders.values())
     means = sorted(m for m, _ in moments.values())
@@ -120,7 +131,7 @@ def robust_read(crdt: StatsCRDT, f: int) -> RobustRead:
         bounded.append(r)
     merged = StatsCRDT({r: Contribution(crdt.contributions[r].version, s)
                         for r, s in out.items()}).read()
-    return RobustRead(merged, out, tuple(sorted(bounded)), f, True)
+    return RobustRead(merged, out, tuple(sorted({*bounded, *empty})), f, True)
 
 
 __all__ = ["COUNT_SLACK", "MAX_COUNT", "MEAN_SLACK", "SD_SLACK", "RobustRead", "robust_read"]

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from swarmvar.consensus import Aggregator, Policy, TrackRecord, Weighting, agent_weights
 from swarmvar.errors import InvalidParameter
@@ -107,3 +109,12 @@ def test_workers_get_the_costliest_rows_first() -> None:
                                         "NormalInverseGamma"]
     rows["unhinted"] = object()  # a row without a hint: first, its cost unknown
     assert _longest_first(rows, 10)[0] == "unhinted"
+
+
+@settings(max_examples=40, deadline=None)
+@given(step=st.one_of(st.integers(max_value=0), st.floats(), st.text(max_size=5), st.booleans(),
+                      st.none(), st.lists(st.integers(), max_size=2)))
+def test_any_step_but_a_whole_number_from_1_is_refused(step: object) -> None:
+    with pytest.raises(InvalidParameter, match="step"):
+        backtest(simulated(120, 6), [NormalInverseGamma()], window=100, step=step,
+                 baseline=None, progress=False)

@@ -246,3 +246,19 @@ def test_retraining_resumes_without_publishing_twice(tmp_path: Path) -> None:
     assert len(straight_versions) > 2  # retrained and published more than once
     assert resumed == straight
     assert len(resumed_versions) == len(straight_versions)
+
+
+def test_an_operator_action_is_in_the_ledger_when_the_call_returns(tmp_path: Path) -> None:
+    """Between beats an operator's quarantine is committed at once (a kill -9 before the
+    next beat would otherwise lose it: it waited in the beat's pending batch)."""
+    r = child.load("sp500").iloc[: child.WINDOW + 4]
+    home = tmp_path / "home"
+    swarm, arbiter, cadence = child.paced_swarm(home, child.FakeTime())
+    with swarm, arbiter:
+        swarm.start({"sp500": r.iloc[: child.WINDOW]})
+        swarm.run(Replay(r, portfolio="sp500", start=child.WINDOW), pace=cadence, beats=2)
+        arbiter.quarantine_now("sp500", "NormalInverseGamma")
+        with Ledger.open(home) as reader:  # what a restart after kill -9 would read
+            actions = [e.data for e in reader.entries() if e.kind == "action"
+                       and e.data.get("type") == "quarantine"]
+        assert [a["details"]["by"] for a in actions] == ["operator"]

@@ -317,14 +317,14 @@ class Arbiter:
         p = self._known(portfolio, agent)
         self._breaker(portfolio, agent, p).reset()
         self._record_events(portfolio, [{"type": "release", "agent": agent,
-                                         "by": "operator"}])
+                                         "by": "operator"}], now=True)
 
     def quarantine_now(self, portfolio: str, agent: str) -> None:
         """Operator quarantine: open the agent's breaker now."""
         p = self._known(portfolio, agent)
         self._breaker(portfolio, agent, p).record_failure()
         self._record_events(portfolio, [{"type": "quarantine", "agent": agent,
-                                         "by": "operator"}])
+                                         "by": "operator"}], now=True)
 
     def last_signals(self, portfolio: str) -> BeatSignals:
         """The signals of the portfolio's last observed beat."""
@@ -440,7 +440,16 @@ class Arbiter:
             batch.append((EntryKind.ACTION, {"type": str(e["type"]), "details": {**where, **e}}))
         self.ledger.add_entries(batch)
 
-    def _record_events(self, portfolio: str, events: list[dict[str, object]]) -> None:
+    def _record_events(self, portfolio: str, events: list[dict[str, object]], *,
+                       now: bool = False) -> None:
+        """Ledger the events; ``now``: an operator's action between beats, committed at
+        once where the ledger joins beats' transactions (``commit``), so a kill -9 before
+        the next beat cannot lose it."""
         if self.ledger is not None and events and not self._replaying:
-            self.ledger.add_entries([(EntryKind.ACTION, {"type": str(e["type"]), "details": {
-                "portfolio": portfolio, **e}}) for e in events])
+            entries = [(EntryKind.ACTION, {"type": str(e["type"]), "details": {
+                "portfolio": portfolio, **e}}) for e in events]
+            commit = getattr(self.ledger, "commit", None) if now else None
+            if commit is not None:
+                commit(entries)
+            else:
+                self.ledger.add_entries(entries)

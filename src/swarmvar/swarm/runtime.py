@@ -119,13 +119,24 @@ class Pacer(Protocol):
 
 
 class _BeatEntries:
-    """An observer's ledger entries, joined to the current beat's transaction."""
+    """An observer's ledger entries, joined to the current beat's transaction.
 
-    def __init__(self, batch: list[tuple[EntryKind, Mapping[str, Any]]]) -> None:
+    ``commit`` is for what happens between beats (an operator's quarantine or
+    release): it joins the pending batch and commits it now, so the action is
+    in the ledger — and replayed after a kill -9 — before the call returns.
+    """
+
+    def __init__(self, batch: list[tuple[EntryKind, Mapping[str, Any]]],
+                 flush: Callable[[], None]) -> None:
         self._batch = batch
+        self._flush = flush
 
     def add_entries(self, batch: Iterable[tuple[EntryKind, Mapping[str, Any]]]) -> None:
         self._batch.extend(batch)
+
+    def commit(self, batch: Iterable[tuple[EntryKind, Mapping[str, Any]]]) -> None:
+        self._batch.extend(batch)
+        self._flush()
 
 
 @dataclass(frozen=True)
@@ -276,7 +287,7 @@ class Swarm:
         self._batch: list[tuple[EntryKind, Mapping[str, Any]]] = []
         #: give this to an observer as its ledger: its entries join the beat's transaction
         #: (written once with the beat, never without it, even after kill -9)
-        self.beat_entries = _BeatEntries(self._batch)
+        self.beat_entries = _BeatEntries(self._batch, self.flush)
         self._pace: Pacer | None = None
         self._batched_beats = 0
         self._marks: dict[str, Any] = {}

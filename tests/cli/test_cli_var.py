@@ -81,3 +81,20 @@ def test_var_without_enough_agents_for_a_consensus_says_so(tmp_path):
     result = runner.invoke(app, ["var", "--agents", "nig", "--home", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "no consensus" in result.output and "NotEnough" not in result.output
+
+
+def test_a_second_var_reads_its_track_record_from_the_home(tmp_path):
+    args = ["var", "--agents", "nig,bootstrap,student-t", "--alpha", "0.99", "--last", "400",
+            "--track-days", "20", "--workers", "1", "--home", str(tmp_path)]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "from the cache" not in plain(first.output)
+    assert list((tmp_path / "cache" / "track").iterdir())
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert "track record read from the cache" in plain(again.output)
+
+    def consensus(output: str) -> list[str]:
+        return [line for line in output.splitlines() if "0.99" in line and "%" in line]
+
+    assert consensus(again.output) == consensus(first.output)  # the same numbers

@@ -308,7 +308,8 @@ def var(
             result = run_swarm(series, roster, alphas=alphas, horizon=h, seed=seed,
                                consensus=with_consensus, track_days=days, workers=workers,
                                keys=keys, seq=seq, portfolio=str(series.name),
-                               progress=progress, policy=swarm_policy(rule))
+                               progress=progress, policy=swarm_policy(rule),
+                               track_cache=folder / "cache" / "track")
     runs = list(result.runs)
     console.print(render(runs, f"{h}-day VaR and ES as of {end} (losses in % of value)",
                          notional))

@@ -90,6 +90,7 @@ BOOKS = {
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # ~2 min CPU; ten times that on a loaded shared machine
 @pytest.mark.parametrize("kind", list(BOOKS))
 def test_book_backtests_on_the_20_stocks(kind: str) -> None:
     stocks = load_stocks()

@@ -145,8 +145,8 @@ def _instance_track(
 ) -> tuple[dict[float, TrackRecord], bool]:
     """The agents' out-of-sample track record over the last ``days`` returns, per level.
 
-    The backtest driver (no baseline) with the swarm's refit schedule, as
-    :func:`~swarmvar.swarm.consensus.track_records`, for agents given by name
+    The backtest driver (no baseline) with the swarm's refit schedule, for
+    agents given by name
     (``None``: the registry's default agent) or as instances (their own
     parameters, e.g. a champion variant's). At ``horizon`` h > 1 the record
     scores the non-overlapping h-day windows of those days (every h-th

@@ -24,13 +24,11 @@ serves is what ``swarmvar backtest`` validates.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from numpy.typing import ArrayLike
 
 from ..consensus import (
     DEFAULT_POLICY,
@@ -43,9 +41,7 @@ from ..consensus import (
     sign_measures,
 )
 from ..consensus.signing import OwnSignatures
-from ..errors import InvalidParameter
 from ..ledger.head import load_or_create_key
-from ..models import agent_class
 from ..types import Consensus
 from .local import AgentRun
 
@@ -66,57 +62,6 @@ def agent_keys(home: str | Path, names: Sequence[str]) -> dict[str, Ed25519Priva
     folder = Path(home) / "keys" / "agents"
     folder.mkdir(parents=True, exist_ok=True)
     return {name: load_or_create_key(folder / f"{name}.pem") for name in names}
-
-
-def track_records(
-    returns: ArrayLike,
-    names: Sequence[str],
-    alphas: Sequence[float],
-    *,
-    days: int = TRACK_DAYS,
-    window: int = 1000,
-    refit_every: int = 20,
-    horizon: int = 1,
-    seed: int = 0,
-    progress: Callable[[int, int], None] | None = None,
-    workers: int = 1,
-) -> dict[float, TrackRecord]:
-    """The agents' out-of-sample forecasts of the last ``days`` returns, per level.
-
-    Runs the backtest driver (no baseline) on the last ``days + window``
-    returns: each day's forecast sees only the returns before it, with the
-    same refit/update schedule as ``swarmvar backtest``. ``progress(done,
-    total)`` is called as agent-days complete; ``workers`` processes share
-    the agents.
-
-    Raises
-    ------
-    InvalidParameter
-        If the series is shorter than ``days + window + horizon - 1``.
-    """
-    from ..validation import backtest  # the validation engine imports the consensus engine
-
-    r = np.asarray(returns, dtype=np.float64)
-    need = days + window + horizon - 1
-    if r.size < need:
-        raise InvalidParameter(
-            f"a {days}-day track record with a {window}-day window needs {need} returns, "
-            f"got {r.size}"
-        )
-    roster = {name: agent_class(name)() for name in names}
-    result = backtest(r[-need:], roster, window=window, refit_every=refit_every, alphas=alphas,
-                      horizon=horizon, baseline=None, seed=seed, progress=False, n_sim=10,
-                      on_day=progress, workers=workers)
-    return {
-        alpha: TrackRecord(
-            agent_ids=tuple(names),
-            returns=result.returns,
-            alpha=alpha,
-            var=np.column_stack([result.series[n][alpha].var for n in names]),
-            es=np.column_stack([result.series[n][alpha].es for n in names]),
-        )
-        for alpha in result.alphas
-    }
 
 
 def swarm_consensus(

@@ -487,3 +487,29 @@ def test_a_batch_repeating_or_reordering_entries_is_refused() -> None:
             check_batch("p", {**body, "entries": items, "skipped": skipped}, raw, 0)
     assert len(check_batch("p", {**body, "entries": [e[0], e[2]], "skipped": [skip]},
                            raw, 0).items) == 2
+
+
+def test_a_ledger_forked_only_in_its_imports_is_caught(cluster: dict[str, Any]) -> None:
+    """d gossips its real head but answers imports from another ledger signed with its key:
+    the import's head is held to the gossiped ones, so the fork is reported, not imported."""
+    for n in cluster["names"]:
+        cluster["start"](n)
+    _wait("a to hold d's head", lambda: "d" in cluster["nodes"]["a"].heads.accepted, 30)
+    forked = Ledger.in_memory(signing_key=cluster["keys"]["d"])
+    forked.record_action("mesh.observed", {"values": [0.5]})
+    d = cluster["nodes"]["d"]
+    d.peer_ledgers.answer = lambda ledger, peer, start, now: batch_for(forked, 0)
+    _wait("a to report d's fork", lambda: "d" in _status(cluster, "a")["forks"], 30)
+    for node in cluster["nodes"].values():
+        node.stop = True
+    for t in cluster["threads"]:
+        t.join(timeout=10)
+    with Ledger(cluster["tmp"] / "a", create=False) as ledger:
+        assert ledger.verify_chain().ok
+        imported_roots = {e.data["details"]["head"]["root"] for e in ledger.entries()
+                          if e.data.get("type") == IMPORT_RECORD
+                          and e.data["details"].get("peer") == "d"}
+        reports = [e.data["details"] for e in ledger.entries()
+                   if e.data.get("type") == "mesh.fork_detected"]
+    assert forked.signed_head().to_dict()["root"] not in imported_roots
+    assert [r["peer"] for r in reports] == ["d"]

@@ -559,6 +559,16 @@ class MeshNode:
         batch = self.peer_ledgers.check(peer, m.body, key)
         if batch is None:
             return  # a stale answer (to a request asked again)
+        # the head an import is proved against is held to the gossiped ones: a peer that
+        # serves one ledger by gossip and a forked one by imports is caught here too
+        before = len(self.heads.forks)
+        ask = self.heads.on_head(peer, batch.head)
+        if ask is not None:
+            self.send(peer, MessageKind.PROOF_REQUEST, {"size1": ask[0], "size2": ask[1]},
+                      now)
+        if len(self.heads.forks) > before:
+            self._report_forks()
+            return
         if batch.items or batch.skipped:
             self._record(IMPORT_RECORD, batch.record())
         self.peer_ledgers.take(batch)

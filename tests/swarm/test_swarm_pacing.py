@@ -91,3 +91,22 @@ def test_bad_pacing_is_a_usage_error(tmp_path: Path, args: list[str]) -> None:
                                            "2", *args, *FAST])
     assert res.exit_code == 2, res.output
     assert not (tmp_path / "h").exists()
+
+
+def test_a_refused_tick_is_no_paced_beat(tmp_path: Path) -> None:
+    """A tick refused before any portfolio beat is not counted, not late, and the next
+    tick does not wait a pulse for it."""
+    from swarmvar.types import Tick
+
+    r = child.load("sp500").iloc[: child.WINDOW + 3]
+    day = lambda k: r.index[child.WINDOW + k].to_pydatetime()  # noqa: E731
+    ticks = [Tick("sp500", day(0), value=float(r.iloc[child.WINDOW])),
+             Tick("sp500", day(0), value=0.001),  # a duplicate date: refused
+             Tick("sp500", day(1), value=float(r.iloc[child.WINDOW + 1]))]
+    fake = child.FakeTime()
+    swarm, arbiter, cadence = child.paced_swarm(tmp_path, fake)
+    with swarm, arbiter:
+        swarm.start({"sp500": r.iloc[: child.WINDOW]})
+        summary = swarm.run(iter(ticks), pace=cadence)
+    assert sum(summary.beats.values()) == 2 and sum(summary.rejected.values()) == 1
+    assert cadence.beats == 2 and len(fake.slept) <= 2

@@ -841,12 +841,15 @@ class Swarm:
                 continue
             if pace is not None:
                 pace.begin()
+            beaten = sum(self.seq.values())
             try:
                 reports = self.beat([item], cursor=cursor)
             except InvalidTick:
                 continue
             finally:
-                if pace is not None:
+                # a tick refused before any portfolio beat is no paced beat: not counted
+                # (nor late), and the next tick need not wait for a pulse
+                if pace is not None and sum(self.seq.values()) > beaten:
                     pace.end()  # wait for the next pulse boundary
             for rep in reports:
                 done[rep.portfolio] += 1

@@ -255,6 +255,18 @@ class OwnSignatures:
         with self._lock:
             return len(self._made)
 
+    def __getstate__(self) -> dict[str, object]:
+        """Copied or pickled (a swarm deep-copied for a trial beat, shipped to a worker):
+        the remembered signatures go along; the lock and the key cache do not."""
+        with self._lock:
+            return {"limit": self._limit, "made": dict(self._made)}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self._limit = int(state["limit"])  # type: ignore[call-overload]
+        self._lock = threading.Lock()
+        self._made = dict(state["made"])  # type: ignore[call-overload]
+        self._public = {}
+
     def sign(self, message: bytes, private_key: Ed25519PrivateKey) -> bytes:
         """Sign ``message`` with ``private_key`` and remember it."""
         signature = private_key.sign(message)

@@ -203,6 +203,14 @@ def cluster(tmp_path: Path) -> Iterator[dict[str, Any]]:
         proxy.close()
 
 
+def _stop(cluster: dict[str, Any]) -> None:
+    """Stop every node and wait for its thread (its ledger is then closed and complete)."""
+    for node in cluster["nodes"].values():
+        node.stop = True
+    for t in cluster["threads"]:
+        t.join(timeout=10)
+
+
 def _status(cluster: dict[str, Any], node: str) -> dict[str, Any]:
     answer = cluster["admin"].request(node, "status", timeout=5)
     assert answer["ok"], answer
@@ -232,10 +240,7 @@ def test_a_lie_its_own_ledger_contradicts_is_refuted(cluster: dict[str, Any]) ->
     want = StatsCRDT({r: Contribution(1, s) for r, s in honest.items()}).read()
     assert st_["robust"]["bounded"] == [] and st_["served"]["count"] == want.count == 240
     assert st_["served"]["point"] == replica_var(want, 0.99, DEFAULT_PRIOR)  # bit for bit
-    for node in cluster["nodes"].values():
-        node.stop = True
-    for t in cluster["threads"]:
-        t.join(timeout=10)
+    _stop(cluster)
     with Ledger(cluster["tmp"] / "a", create=False) as ledger:
         assert ledger.verify_chain().ok
         evidence = [e.data["details"] for e in ledger.entries()
@@ -304,10 +309,7 @@ def test_ledgers_merge_after_a_partition_heals(cluster: dict[str, Any]) -> None:
     _wait("each side to import the other's partition entries", lambda: all(
         all(v["entries"] >= 2 for v in _status(cluster, n)["imports"].values())
         for n in names), 40)
-    for node in cluster["nodes"].values():
-        node.stop = True
-    for t in cluster["threads"]:
-        t.join(timeout=10)
+    _stop(cluster)
     ring = cluster["ring"]
     for n in names:
         with Ledger(cluster["tmp"] / n, create=False) as ledger:
@@ -500,10 +502,7 @@ def test_a_ledger_forked_only_in_its_imports_is_caught(cluster: dict[str, Any]) 
     d = cluster["nodes"]["d"]
     d.peer_ledgers.answer = lambda ledger, peer, start, now: batch_for(forked, 0)
     _wait("a to report d's fork", lambda: "d" in _status(cluster, "a")["forks"], 30)
-    for node in cluster["nodes"].values():
-        node.stop = True
-    for t in cluster["threads"]:
-        t.join(timeout=10)
+    _stop(cluster)
     with Ledger(cluster["tmp"] / "a", create=False) as ledger:
         assert ledger.verify_chain().ok
         imported_roots = {e.data["details"]["head"]["root"] for e in ledger.entries()

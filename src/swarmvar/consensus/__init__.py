@@ -48,6 +48,7 @@ from .series import (
 from .signing import (
     MAX_MAGNITUDE,
     KeyRing,
+    OwnSignatures,
     Rejection,
     RejectionReason,
     estimate_from_measure,
@@ -114,6 +115,7 @@ __all__ = [
     "LossDistribution",
     "NormalInverseGamma",
     "NormalStats",
+    "OwnSignatures",
     "Policy",
     "QuantileSketch",
     "Rejection",

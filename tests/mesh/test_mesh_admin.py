@@ -132,3 +132,15 @@ def test_cli_node_and_status_end_to_end(tmp_path: Path) -> None:
         assert proc.stdout is not None
         proc.stdout.close()
     assert proc.returncode == 0  # SIGTERM: a graceful stop
+
+
+def test_inject_data_keeps_the_observation_limit(node: MeshNode,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from swarmvar.mesh import node as node_module
+
+    monkeypatch.setattr(node_module, "MAX_OBSERVATIONS", len(node._observations) + 2)
+    before = (node.ledger.size, node._version, list(node._observations))
+    answer = node.handle_admin({"op": "inject", "genome": [0.25, 0.25, 0.15, 0.35],
+                                "anoms": 3, "ml_weight": 0.3}, 0.0)
+    assert not answer["ok"] and "limit" in answer["error"]
+    assert (node.ledger.size, node._version, list(node._observations)) == before

@@ -39,10 +39,13 @@ MAX_ANOMALIES = 10_000
 
 def inject_data(node: MeshNode, genome: Genome, *, anoms: int, ml_weight: float) -> None:
     """Fault injection (admin only): a new genome with ``E = ml_weight`` and ``anoms`` anomalies."""
-    from .node import ANOMALY_RETURN
+    from .node import ANOMALY_RETURN, MAX_OBSERVATIONS
 
     if isinstance(anoms, bool) or not isinstance(anoms, int) or not 0 <= anoms <= MAX_ANOMALIES:
         raise InvalidParameter(f"anoms must be an int in [0, {MAX_ANOMALIES}], got {anoms!r}")
+    if len(node._observations) + anoms > MAX_OBSERVATIONS:  # the bound observe() keeps
+        raise InvalidParameter(f"the node holds {len(node._observations)} observations; "
+                               f"{anoms} more would pass its limit of {MAX_OBSERVATIONS}")
     if not (isinstance(ml_weight, float) and 0.0 < ml_weight < 1.0):
         raise InvalidParameter(f"ml_weight must be a number in (0, 1), got {ml_weight!r}")
     new = Genome(genome.r, genome.b, ml_weight, genome.o)

@@ -91,3 +91,37 @@ def test_a_beat_the_node_cannot_take_is_counted_not_fatal(monkeypatch: pytest.Mo
         assert node.refused["oversized"] == 2 and node.feed.pending == 0
     finally:
         node.close()
+
+
+def test_a_node_that_dies_stops_the_swarm_and_says_so(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the node's loop dies, the swarm beside it stops after the beat in progress (its
+    beats would go nowhere) and the caller gets a MeshError naming the cause."""
+    from swarmvar.errors import MeshError
+
+    keys = {n: Ed25519PrivateKey.generate() for n in ("s0", "p1")}
+    ring = NodeKeyRing({n: k.public_key() for n, k in keys.items()})
+    a, b = free_ports(2)
+    node = MeshNode(NodeConfig("s0", f"tcp://127.0.0.1:{a}", {"p1": f"tcp://127.0.0.1:{b}"},
+                               ring, home=tmp_path / "s0"), keys["s0"], epoch=time.time_ns(),
+                    feed=BeatFeed())
+    calls = {"n": 0}
+    step = node.step
+
+    def failing_step(now: float) -> float:
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise OSError("the node's socket went away")
+        return step(now)
+
+    monkeypatch.setattr(node, "step", failing_step)
+    series = load("sp500")
+    with Swarm(["sp500"], home=tmp_path / "swarm", agents=("NormalInverseGamma",
+                                                           "BayesianBootstrap"),
+               policy=dataclasses.replace(DEFAULT_POLICY, f=0), window=WINDOW,
+               roles=RoleConfig.quiet(), fsync=False) as swarm:
+        swarm.start({"sp500": series.iloc[:WINDOW]})
+        source = Replay(series.iloc[: WINDOW + 400], portfolio="sp500", start=WINDOW)
+        with pytest.raises(MeshError, match="socket went away"):
+            serve_swarm_node(node, swarm, source, max_seconds=60)
+        assert 0 < swarm.seq["sp500"] < 400  # stopped early, each beat ledgered

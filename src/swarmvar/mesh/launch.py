@@ -5,6 +5,7 @@ node beside a running swarm (``swarmvar run --mesh``: :func:`swarm_node`, then
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import signal
 import threading
@@ -15,7 +16,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from ..consensus.partition import StalenessBound
-from ..errors import InvalidParameter
+from ..errors import InvalidParameter, MeshError
 from .cluster import Cluster, load_cluster, read_key
 from .feed import BeatFeed
 from .membership import MemberState, Timeouts
@@ -25,6 +26,8 @@ from .transport import FaultPlan, SendPolicy
 if TYPE_CHECKING:
     from ..swarm import BadLine, RunSummary, Swarm
     from ..types import BeatReport, Tick
+
+log = logging.getLogger("swarmvar.mesh")
 
 
 def node_config(cluster_path: str | os.PathLike[str], node_id: str, *,
@@ -171,11 +174,20 @@ def serve_swarm_node(node: MeshNode, swarm: Swarm, source: Iterable[Tick | BadLi
         if on_beat is not None:
             on_beat(report)
 
-    thread = threading.Thread(target=node.run, args=(max_seconds,), name="mesh-node",
-                              daemon=True)
+    died: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            node.run(max_seconds)
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller below
+            died.append(exc)
+            log.error("mesh node %s stopped: %s", node.me, exc)
+
+    thread = threading.Thread(target=serve, name="mesh-node", daemon=True)
     thread.start()
-    def stop() -> bool:
-        return node.stop or (should_stop is not None and should_stop())
+
+    def stop() -> bool:  # a node that died stops the swarm too: beats nobody sends are lost
+        return (node.stop or bool(died) or (should_stop is not None and should_stop()))
 
     until = time.monotonic() + max(0.0, wait_peers)
     while time.monotonic() < until and not stop() and thread.is_alive() and any(
@@ -195,3 +207,7 @@ def serve_swarm_node(node: MeshNode, swarm: Swarm, source: Iterable[Tick | BadLi
             time.sleep(0.05)
         node.stop = True
         thread.join(timeout=10)
+        if died:
+            raise MeshError(f"mesh node {node.me} stopped with {type(died[0]).__name__}: "
+                            f"{died[0]}; the swarm stopped after the beat in progress (every "
+                            "beat so far is in its ledger)") from died[0]

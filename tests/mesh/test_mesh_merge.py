@@ -524,3 +524,28 @@ def test_a_ledger_forked_only_in_its_imports_is_caught(cluster: dict[str, Any]) 
                    if e.data.get("type") == "mesh.fork_detected"]
     assert forks and not {f.signed_head().to_dict()["root"] for f in forks} & imported_roots
     assert [r["peer"] for r in reports] == ["d"]
+
+
+def test_a_run_of_oversized_entries_keeps_each_answer_within_the_byte_limit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Entries too large to send are named in ``skipped``; the names count toward the batch
+    too, so hundreds of them never push an answer past the message limit (which would stall
+    importing from that peer), and the cursor still moves on."""
+    from swarmvar.canonical import canonical_json
+    from swarmvar.mesh import imports
+
+    limit = 1_500
+    monkeypatch.setattr(imports, "MAX_BATCH_BYTES", limit)
+    led = Ledger.in_memory(signing_key=Ed25519PrivateKey.generate())
+    for i in range(60):
+        led.record_action("mesh.observe", {"node": "p", "values": [0.001] * 200, "i": i})
+    start, seen = 1, []
+    for _ in range(60):
+        body = batch_for(led, start)
+        assert len(canonical_json(body["skipped"])) <= limit
+        assert body["next"] > start
+        seen += [x["index"] for x in body["skipped"]]
+        start = body["next"]
+        if start >= led.size:
+            break
+    assert seen == list(range(1, led.size))  # every oversized entry named once, in order

@@ -72,7 +72,12 @@ def batch_for(ledger: Ledger, start: int) -> dict[str, Any]:
                 "proof": ledger.inclusion_proof(entry.index, head.size).to_dict()}
         size = len(canonical_json(item))
         if size > MAX_BATCH_BYTES:
-            skipped.append({"index": entry.index, "hash": entry.hash.hex()})
+            named = {"index": entry.index, "hash": entry.hash.hex()}
+            cost = len(canonical_json(named))  # the skipped list counts toward the batch too
+            if used + cost > MAX_BATCH_BYTES:
+                break
+            skipped.append(named)
+            used += cost
             nxt = entry.index + 1
             continue
         if used + size > MAX_BATCH_BYTES:

@@ -488,20 +488,35 @@ def aggregate_rows(
     agg = robust_aggregate(
         rows, policy.aggregator, policy.f, prior, multi_krum_m=policy.multi_krum_m
     )
-    var, es, var_lo, var_hi, es_lo, es_hi = (float(v) for v in agg.value)
-    es = max(es, var)
     n = m if total is None else max(total, m)
-    z = z_value(policy.interval_mass)
-    columns = rows.tolist()
-    share = prior.tolist()  # the agents' disagreement joins the intervals (total variance)
-    var_lo, var_hi = disagreement_bounds(var, var_lo, var_hi, rows[:, 0].tolist(), share,
-                                         policy.f, z)
-    es_lo, es_hi = disagreement_bounds(es, es_lo, es_hi, rows[:, 1].tolist(), share, policy.f, z)
-    var_interval = _widened(var, var_lo, var_hi, [(r[0], r[2], r[3]) for r in columns], n,
-                            staleness, policy, z)
-    es_interval = _widened(es, es_lo, es_hi, [(r[1], r[4], r[5]) for r in columns], n,
-                           staleness, policy, z)
+    var, es, var_interval, es_interval = _intervals(
+        [float(v) for v in agg.value], rows.tolist(), prior.tolist(), n, staleness, policy)
     return var, es, var_interval, es_interval, agg.weights[:, 0]
+
+
+def _intervals(
+    value: Sequence[float],
+    rows: Sequence[Sequence[float]],
+    weights: list[float],
+    n: int,
+    staleness: float,
+    policy: Policy,
+) -> tuple[float, float, tuple[float, float], tuple[float, float]]:
+    """Step 6 after the rule's ``value`` ``(VaR, ES, VaR lo, VaR hi, ES lo, ES hi)``: ES kept
+    >= VaR, the agents' disagreement added to the intervals (total variance, with the
+    rule's prior ``weights``), then the widening for missing agents and staleness."""
+    var, es, var_lo, var_hi, es_lo, es_hi = value
+    es = max(es, var)
+    z = z_value(policy.interval_mass)
+    var_lo, var_hi = disagreement_bounds(var, var_lo, var_hi, [r[0] for r in rows], weights,
+                                         policy.f, z)
+    es_lo, es_hi = disagreement_bounds(es, es_lo, es_hi, [r[1] for r in rows], weights,
+                                       policy.f, z)
+    var_interval = _widened(var, var_lo, var_hi, [(r[0], r[2], r[3]) for r in rows], n,
+                            staleness, policy, z)
+    es_interval = _widened(es, es_lo, es_hi, [(r[1], r[4], r[5]) for r in rows], n,
+                           staleness, policy, z)
+    return var, es, var_interval, es_interval
 
 
 def _aggregate_list(
@@ -526,18 +541,9 @@ def _aggregate_list(
         return var, es, vi, ei, share.tolist()
     check_tolerance(policy.aggregator, m, policy.f)
     trim = policy.f if policy.aggregator is Aggregator.TRIMMED_MEAN else 0
-    (var, es, var_lo, var_hi, es_lo, es_hi), contribution = _trimmed_rows(rows, trim, weights)
-    es = max(es, var)
-    n = max(total, m)
-    z = z_value(policy.interval_mass)
-    var_lo, var_hi = disagreement_bounds(var, var_lo, var_hi, [r[0] for r in rows], weights,
-                                         policy.f, z)
-    es_lo, es_hi = disagreement_bounds(es, es_lo, es_hi, [r[1] for r in rows], weights,
-                                       policy.f, z)
-    var_interval = _widened(var, var_lo, var_hi, [(r[0], r[2], r[3]) for r in rows], n,
-                            staleness, policy, z)
-    es_interval = _widened(es, es_lo, es_hi, [(r[1], r[4], r[5]) for r in rows], n,
-                           staleness, policy, z)
+    value, contribution = _trimmed_rows(rows, trim, weights)
+    var, es, var_interval, es_interval = _intervals(value, rows, weights, max(total, m),
+                                                    staleness, policy)
     return var, es, var_interval, es_interval, contribution
 
 

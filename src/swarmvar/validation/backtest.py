@@ -241,24 +241,28 @@ def _day(
     horizon: int,
     key: tuple[int, int],
     predictive_t: Callable[[int], tuple[float, float, float]] | None = None,
-) -> Forecast:
+    record: int | None = -1,
+) -> None:
     """One row on day ``t``: (re)fit on ``r[t-window:t]`` if due, forecast, absorb ``r[t]``.
 
     ``predictive_t`` is the row's :class:`StudentTPredictive` method, if it has one.
+    The forecast goes to record ``record`` (default: ``i``); with ``None`` the day
+    is not forecast, only fitted and absorbed (a strided run's days between).
     """
     _fit_if_due(row, rr, i, r, t, window, refit_every, key)
-    begin = time.perf_counter()
-    fc = row.forecast(levels, horizon, seed=np.random.default_rng([*key, t, 1]))
-    if predictive_t is not None:
-        rr.t_params[:, i] = predictive_t(horizon)
-    rr.forecast += time.perf_counter() - begin
-    rr.store(i, fc)
+    k = i if record == -1 else record
+    if k is not None:
+        begin = time.perf_counter()
+        fc = row.forecast(levels, horizon, seed=np.random.default_rng([*key, t, 1]))
+        if predictive_t is not None:
+            rr.t_params[:, k] = predictive_t(horizon)
+        rr.forecast += time.perf_counter() - begin
+        rr.store(k, fc)
     begin = time.perf_counter()
     logpdf = row.update(float(r[t]))
     rr.update += time.perf_counter() - begin
-    if horizon == 1:
-        rr.logscore[i] = logpdf
-    return fc
+    if k is not None and horizon == 1:
+        rr.logscore[k] = logpdf
 
 
 class _DaySeeds(Sequence[np.random.Generator]):
@@ -359,8 +363,13 @@ def _run_row(
                                        or i == days - 1):
                 report(pending)
                 pending = 0
-    losses = _losses(r, window, horizon, days)
-    notes = getattr(row, "notes", ())  # e.g. the baseline's refits that did not converge
+    return _finish(row, rr, _losses(r, window, horizon, days), key, n_sim)
+
+
+def _finish(row: Forecaster, rr: _Recorder, losses: np.ndarray, key: tuple[int, int],
+            n_sim: int) -> tuple[_Recorder, dict[float, RawLevel]]:
+    """A row's notes (e.g. the baseline's refits that did not converge) and its tests."""
+    notes = getattr(row, "notes", ())
     if isinstance(notes, (list, tuple)):
         rr.notes = tuple(str(n) for n in notes)
     return rr, rr.evaluate(losses, seed=key[0], row=key[1], n_sim=n_sim)
@@ -392,34 +401,14 @@ def _run_row_strided(
     rr = _Recorder(levels, days)
     predictive = row.predictive_t if isinstance(row, StudentTPredictive) else None
     report = on_step if on_step is not None else (_queue.put if _queue is not None else None)
-    pending = 0
     last = (days - 1) * step  # the last forecast day (the driver's days stop there)
     for i in range(last + 1):
-        t = window + i
-        _fit_if_due(row, rr, i, r, t, window, refit_every, key)
         scored = i % step == 0
-        if scored:
-            begin = time.perf_counter()
-            fc = row.forecast(levels, horizon, seed=np.random.default_rng([*key, t, 1]))
-            if predictive is not None:
-                rr.t_params[:, i // step] = predictive(horizon)
-            rr.forecast += time.perf_counter() - begin
-            rr.store(i // step, fc)
-            pending += 1
-        begin = time.perf_counter()
-        logpdf = row.update(float(r[t]))
-        rr.update += time.perf_counter() - begin
-        if scored:
-            if horizon == 1:
-                rr.logscore[i // step] = logpdf
-            if report is not None:  # a forecast day here is a step's worth of days' work
-                report(pending)
-                pending = 0
-    losses = _losses(r, window, horizon, last + 1)[::step]
-    notes = getattr(row, "notes", ())
-    if isinstance(notes, (list, tuple)):
-        rr.notes = tuple(str(n) for n in notes)
-    return rr, rr.evaluate(losses, seed=key[0], row=key[1], n_sim=n_sim)
+        _day(row, rr, i, r, window + i, window, refit_every, levels, horizon, key, predictive,
+             record=i // step if scored else None)
+        if scored and report is not None:  # a forecast day is a step's worth of days' work
+            report(1)
+    return _finish(row, rr, _losses(r, window, horizon, last + 1)[::step], key, n_sim)
 
 
 def _run_any_row(

@@ -13,7 +13,6 @@ beats and everything the PID does with them are the same in every run.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,8 @@ from swarmvar.data import load
 from swarmvar.swarm import Replay, RoleConfig, Swarm
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _kill_child import pause_inside  # noqa: E402
+
 from conftest import TINY, TINY_POLICY  # noqa: E402
 
 WINDOW = 100
@@ -82,34 +83,9 @@ def run(home: str | Path, days: int, beats: int | None = None) -> None:
         swarm.run(Replay(r, portfolio="sp500", start=WINDOW), pace=cadence, beats=beats)
 
 
-def _pause(marker: Path) -> None:
-    marker.write_text("here")
-    time.sleep(0.5)
-
-
 def main() -> None:
     home, days, hook, marker = sys.argv[1], int(sys.argv[2]), sys.argv[3], Path(sys.argv[4])
-    if hook == "checkpoint":
-        from swarmvar.evolution import statestore
-
-        original = statestore.StateStore._write_pack
-
-        def write_pack(self, pack, blobs):  # type: ignore[no-untyped-def]
-            original(self, pack, blobs)
-            _pause(marker)
-
-        statestore.StateStore._write_pack = write_pack  # type: ignore[method-assign]
-    elif hook == "ledger":
-        from swarmvar.ledger import sqlite
-
-        insert = sqlite._insert
-
-        def paused_insert(conn, rows):  # type: ignore[no-untyped-def]
-            insert(conn, rows)
-            if len(rows) > 12:  # a batch of beats, not a single entry
-                _pause(marker)
-
-        sqlite._insert = paused_insert  # type: ignore[assignment]
+    pause_inside(hook, marker, batch_rows=12)
     run(home, days)
 
 

@@ -35,9 +35,10 @@ def _pause(marker: Path) -> None:
     time.sleep(0.5)
 
 
-def main() -> None:
-    home, days, hook, marker = sys.argv[1], int(sys.argv[2]), sys.argv[3], Path(sys.argv[4])
-    lag = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+def pause_inside(hook: str, marker: Path, batch_rows: int) -> None:
+    """Make this process pause (after writing ``marker``) inside a checkpoint write
+    (``hook="checkpoint"``) or inside a ledger transaction of more than ``batch_rows`` rows
+    (``"ledger"``: a batch of beats, not a single entry), for the parent to kill it there."""
     if hook == "checkpoint":
         from swarmvar.evolution import statestore
 
@@ -55,10 +56,16 @@ def main() -> None:
 
         def paused_insert(conn, rows):  # type: ignore[no-untyped-def]
             insert(conn, rows)
-            if len(rows) > 4:  # a batch of beats, not a single entry
+            if len(rows) > batch_rows:
                 _pause(marker)
 
         sqlite._insert = paused_insert  # type: ignore[assignment]
+
+
+def main() -> None:
+    home, days, hook, marker = sys.argv[1], int(sys.argv[2]), sys.argv[3], Path(sys.argv[4])
+    lag = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+    pause_inside(hook, marker, batch_rows=4)
     r = load("sp500").iloc[: WINDOW + days]
     with Swarm(["sp500"], home=home, **settings(lag)) as swarm:
         swarm.start({"sp500": r.iloc[:WINDOW]})

@@ -164,11 +164,17 @@ PLUGINS = """
 """
 
 
-@needs_bwrap
-def test_plugins_run_in_bwrap_and_a_violating_one_is_held_out(tmp_path):
+def _plugins(tmp_path):
+    """A plug-in folder holding PLUGINS as ``house_agents``."""
     folder = tmp_path / "plugins"
     folder.mkdir()
     (folder / "house_agents.py").write_text(textwrap.dedent(PLUGINS))
+    return folder
+
+
+@needs_bwrap
+def test_plugins_run_in_bwrap_and_a_violating_one_is_held_out(tmp_path):
+    folder = _plugins(tmp_path)
     home = tmp_path / "h"
     res = _run(home, "--beats", "3", "--agents", "nig,bootstrap", "--sandbox", "bwrap",
                "--plugin", "house_agents:HalfLife", "--plugin", "house_agents:Sneaky",
@@ -208,9 +214,7 @@ def test_a_plugin_without_a_sandbox_is_refused(tmp_path):
 
 
 def test_sandbox_none_with_a_plugin_is_warned_in_the_ledger(tmp_path):
-    folder = tmp_path / "plugins"
-    folder.mkdir()
-    (folder / "house_agents.py").write_text(textwrap.dedent(PLUGINS))
+    folder = _plugins(tmp_path)
     home = tmp_path / "h"
     res = _run(home, "--beats", "3", "--agents", "nig,bootstrap", "--sandbox", "none",
                "--plugin", "house_agents:HalfLife", "--plugin-path", str(folder), *FAST)

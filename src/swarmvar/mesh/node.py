@@ -569,9 +569,6 @@ class MeshNode:
         if len(self.heads.forks) > before:
             self._report_forks()
             return
-        held = self.heads.accepted.get(peer)
-        if held is None or (held.size, held.root) != (batch.head.size, batch.head.root):
-            return  # imported once that head is proved to extend the accepted one (re-asked)
         if batch.items or batch.skipped:
             self._record(IMPORT_RECORD, batch.record())
         self.peer_ledgers.take(batch)

@@ -296,3 +296,17 @@ def test_from_state_of_malformed_headers_and_arrays(name: str) -> None:
         assert all(math.isfinite(m.var) and m.es >= m.var - 1e-12 for m in fc.levels)
 
     check()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_garch_t_state_with_no_usable_weights_is_refused(bad: float) -> None:
+    """Found by the fuzz above: an all-NaN ``logw`` was restored and the forecast raised
+    a raw ValueError."""
+    from swarmvar.errors import InvalidState
+
+    def weights(a: dict[str, Any]) -> dict[str, Any]:
+        return {**a, "logw": np.full(a["logw"].shape, bad)}
+
+    blob = _rebuilt(_fitted_state("GarchT"), lambda h: h, weights)
+    with pytest.raises(InvalidState, match="log weights"):
+        agent_class("GarchT").from_state(blob)

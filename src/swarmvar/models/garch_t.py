@@ -443,6 +443,9 @@ class GarchT(Agent):
         if not (np.all(np.isfinite(u)) and np.all(np.isfinite(hist)) and np.all(vecs[2] > 0)):
             raise InvalidState("GarchT state holds non-finite particles or variances")
         lp, ll, h, logw = vecs
+        # log weights: -inf drops a particle, but NaN, +inf or no finite one is no posterior
+        if np.any(np.isnan(logw)) or np.any(logw == np.inf) or not np.any(np.isfinite(logw)):
+            raise InvalidState("GarchT state's particle log weights are NaN, +inf or all -inf")
         self._install(hist, smc.Cloud(u, lp, ll, h), logw, rng)
         self._logw = logw.copy()  # exact, not re-normalized
         self._w_sum = float(np.exp(self._logw).sum())

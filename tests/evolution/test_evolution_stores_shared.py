@@ -137,10 +137,43 @@ def test_four_processes_opening_a_new_home_at_once(tmp_path: Path) -> None:
         procs = [subprocess.Popen([sys.executable, "-c", code, str(home), str(i)],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                   env=env) for i in range(4)]
-        for p in procs:
-            out, err = p.communicate(timeout=120)
-            assert p.returncode == 0 and out.strip() == "ok", err
+        results = []
+        try:
+            for p in procs:
+                out, err = p.communicate(timeout=120)
+                results.append((p.returncode, out.strip(), err))
+        finally:  # a failed assert must not leave running children for the next test
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.communicate()
+        for code_, out, err in results:
+            assert code_ == 0 and out == "ok", err
         h = open_home(home)
         assert sorted(r[0] for r in h.db.read("SELECT agent_id FROM state_current")) == [
             "a0", "a1", "a2", "a3"]
         h.close()
+
+
+def test_a_home_folder_made_by_another_process_between_two_checks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 1-in-200 race of the test above, made certain: the folder appears between
+    ``resolve``'s first look and its second, as when another process creates it."""
+    import pathlib
+
+    from swarmvar.evolution.db import resolve
+
+    home = tmp_path / "fresh"
+    real = pathlib.Path.is_dir
+    calls = []
+
+    def is_dir_then_made(self: pathlib.Path) -> bool:
+        seen = real(self)
+        if self == home and not calls:
+            calls.append(1)
+            self.mkdir()  # another process's mkdir, just after this one looked
+        return seen
+
+    monkeypatch.setattr(pathlib.Path, "is_dir", is_dir_then_made)
+    assert resolve(home) == str(home / "evolution.sqlite")
+    assert calls == [1]

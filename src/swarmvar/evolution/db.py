@@ -140,7 +140,9 @@ def resolve(location: str | Path, home_file: str = DB_FILE) -> str:
             return text
     path = Path(text)
     try:
-        if path.is_dir() or (not path.suffix and not path.exists()):
+        # is_file, not exists: another process may create the home folder between two
+        # checks (four first opens at once), and a folder is what it makes
+        if path.is_dir() or (not path.suffix and not path.is_file()):
             path.mkdir(parents=True, exist_ok=True)
             path = path / home_file
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -63,3 +63,21 @@ def test_a_huge_integer_in_the_genome_is_invalid_state() -> None:
     doc["genome"][0] = 10**400
     with pytest.raises(InvalidState):
         Arbiter().restore_state("p", _sealed(doc))
+
+
+@pytest.mark.parametrize("order", [("old", "new"), ("new", "old")])
+def test_the_newest_checkpoints_threat_model_wins_in_any_restore_order(
+        order: tuple[str, str]) -> None:
+    """Portfolios checkpointed at different times carry different threat models; the one
+    arbiter serving them all resumes with the newest, not the last restored."""
+    docs = {}
+    for name, now, weight in (("old", 10.0, 0.5), ("new", 20.0, 0.9)):
+        doc = copy.deepcopy(_DOC)
+        doc["now"] = now
+        doc["model"] = dict(doc["model"], version=name, weights=[weight])
+        docs[name] = doc
+    arbiter = Arbiter()
+    for name in order:
+        arbiter.restore_state(f"p-{name}", _sealed(docs[name]))
+    assert arbiter.model.version == "new"
+    assert arbiter.model.weights == (0.9,)

@@ -170,6 +170,7 @@ class Arbiter:
         self._pool: Executor | None = ThreadPoolExecutor(4) if parallel else None
         self._portfolios: dict[str, _Portfolio] = {}
         self._replaying = False
+        self._model_now = -math.inf  # data time of the checkpoint the model was restored from
 
     @classmethod
     def from_options(cls, *, k_flows: float = 4, p_nodes: float = 5, t_threshold: float = 0.02,
@@ -264,7 +265,8 @@ class Arbiter:
 
     def restore_state(self, portfolio: str, blob: bytes, agents: Sequence[str] = ()) -> None:
         """Resume the portfolio from :meth:`checkpoint_state` bytes: its state, its breakers
-        (written back to the breaker storage) and the threat model. ``agents`` (the
+        (written back to the breaker storage) and the threat model (the newest checkpoint's,
+        when several portfolios are restored). ``agents`` (the
         portfolio's) not in the checkpoint get a fresh, closed breaker: what a later run
         did to them is replayed from the ledger.
 
@@ -285,7 +287,11 @@ class Arbiter:
             self.breakers.update(self._name(portfolio, agent),
                                  _replace_with(c.breakers.get(agent, fresh)))
         self._portfolios[portfolio] = p
-        self.model = c.model
+        # one threat model serves every portfolio: the newest checkpoint's wins, whatever
+        # order the portfolios are restored in (models only move forward in time)
+        if c.now >= self._model_now:
+            self.model = c.model
+            self._model_now = c.now
 
     # --- the observer protocol, continued ----------------------------------------------
 

@@ -29,12 +29,22 @@ from .regimes import (
     run_length_posterior,
     standardize,
 )
-from .simulate import BreakStudy, Design, SimulatedSeries, simulate, volatility_breaks
+from .simulate import (
+    BreakStudy,
+    Design,
+    SimulatedSeries,
+    normal_mixture_var_es,
+    regime_filter,
+    simulate,
+    volatility_breaks,
+)
 
 __all__ = [
     "BreakStudy",
     "Design",
     "SimulatedSeries",
+    "normal_mixture_var_es",
+    "regime_filter",
     "simulate",
     "volatility_breaks",
     "ChangePointStep",

@@ -6,9 +6,13 @@ Three designs (``docs/emergence.md``):
   (omega 2e-6, alpha 0.03, gamma 0.10, beta 0.90): the conditional VaR is
   ``sigma_t`` times the innovation's quantile;
 * ``REGIME_SWITCH`` — a two-state Markov volatility switch (daily sd 0.7% and
-  2.0%, staying probabilities 0.99 and 0.97) with Gaussian innovations; the
-  "true" VaR is the one given the current state (an oracle that knows the
-  regime, the target a regime-aware forecaster aims at);
+  2.0%, staying probabilities 0.99 and 0.97, day 0 in the calm state) with
+  Gaussian innovations. The state is hidden: the true conditional VaR of day
+  ``t`` is the quantile of ``r_t`` given ``r_0..r_{t-1}`` (known parameters),
+  a two-component normal mixture weighted by the Hamilton filter's predicted
+  state probabilities (:func:`regime_filter`, :func:`normal_mixture_var_es`).
+  The VaR given the current state (an oracle no forecaster from past returns
+  can know) is kept as ``oracle_var``/``oracle_es``, for reference;
 * ``IID_T4`` — iid Student-t(4) returns with daily sd 1.2%: the VaR is constant.
 
 Every loss quantile is of ``L = -r``; VaR and ES are positive fractions.
@@ -38,14 +42,32 @@ class Design(Enum):
     IID_T4 = "iid-t4"
 
 
+#: The regime-switch design's daily sd per state (calm, turbulent).
+REGIME_SD = (0.007, 0.020)
+#: Its probabilities of staying in each state from one day to the next.
+REGIME_STAY = (0.99, 0.97)
+
+
 @dataclass(frozen=True)
 class SimulatedSeries:
-    """``returns (T,)``; ``var``, ``es``: level -> ``(T,)`` true conditional VaR/ES of day t."""
+    """A simulated series and its true conditional VaR/ES.
+
+    ``returns (T,)``; ``var``, ``es``: level -> ``(T,)`` the VaR/ES of the loss
+    of day ``t`` given the returns before it (known parameters) — what a
+    forecaster is scored against. ``oracle_var``, ``oracle_es``: the same
+    given the design's hidden state of day ``t`` as well (the regime switch's
+    current state); equal to ``var``/``es`` when nothing is hidden.
+    ``high_state_prob (T,)``: the regime switch's predicted probability of the
+    turbulent state given the past (``None`` for the other designs).
+    """
 
     design: Design
     returns: FloatArray
     var: dict[float, FloatArray]
     es: dict[float, FloatArray]
+    oracle_var: dict[float, FloatArray]
+    oracle_es: dict[float, FloatArray]
+    high_state_prob: FloatArray | None = None
 
 
 def _t_unit(df: float, alpha: float) -> tuple[float, float]:
@@ -59,6 +81,66 @@ def _t_unit(df: float, alpha: float) -> tuple[float, float]:
 def _normal_unit(alpha: float) -> tuple[float, float]:
     q = float(stats.norm.ppf(alpha))
     return q, float(stats.norm.pdf(q)) / (1.0 - alpha)
+
+
+def regime_filter(returns: FloatArray, sd: Sequence[float] = REGIME_SD,
+                  stay: Sequence[float] = REGIME_STAY,
+                  initial: Sequence[float] = (1.0, 0.0)) -> FloatArray:
+    """Hamilton filter: predicted state probabilities ``(T, k)`` of a Gaussian Markov switch.
+
+    Row ``t`` is ``P(s_t = j | r_0..r_{t-1})``; row 0 is ``initial``. The
+    returns are ``N(0, sd[s_t]^2)`` given the state; a state stays with
+    probability ``stay[j]`` and otherwise moves (two states: to the other
+    one; ``k`` states: uniformly to the others). Likelihoods are taken
+    relative to the largest per day, so no day underflows.
+    """
+    r = np.asarray(returns, dtype=np.float64)
+    sds, st = np.asarray(sd, dtype=np.float64), np.asarray(stay, dtype=np.float64)
+    p0 = np.asarray(initial, dtype=np.float64)
+    k = sds.size
+    if (r.ndim != 1 or not np.all(np.isfinite(r)) or k < 2 or st.shape != (k,)
+            or p0.shape != (k,) or not np.all(sds > 0) or not np.all((st >= 0) & (st <= 1))
+            or not np.all(p0 >= 0) or not np.isclose(p0.sum(), 1.0)):
+        raise InvalidParameter("regime_filter needs finite returns (T,), k >= 2 positive sds, "
+                               "k staying probabilities in [0, 1] and k initial probabilities")
+    trans = np.where(np.eye(k, dtype=bool), st[:, None], ((1.0 - st) / (k - 1))[:, None])
+    # log density up to the common constant, per day and state
+    logf = -np.log(sds)[None, :] - 0.5 * (r[:, None] / sds[None, :]) ** 2
+    like = np.exp(logf - logf.max(axis=1, keepdims=True))
+    out = np.empty((r.size, k))
+    pred = p0 / p0.sum()
+    for t in range(r.size):
+        out[t] = pred
+        post = pred * like[t]
+        pred = post @ trans / post.sum()
+    return out
+
+
+def normal_mixture_var_es(probs: FloatArray, sd: Sequence[float],
+                          alpha: float) -> tuple[FloatArray, FloatArray]:
+    """VaR and ES ``(T,)`` of the loss of a zero-mean normal mixture with weights ``probs (T, k)``.
+
+    The VaR solves ``sum_j p_j Phi(v / sd_j) = alpha`` (bisection between the
+    smallest and the largest component VaR, to float resolution); the ES is
+    ``sum_j p_j sd_j phi(v / sd_j) / (1 - alpha)`` (a normal's tail mean in
+    closed form).
+    """
+    p = np.atleast_2d(np.asarray(probs, dtype=np.float64))
+    s = np.asarray(sd, dtype=np.float64)
+    if p.shape[1] != s.size or not 0.0 < alpha < 1.0:
+        raise InvalidParameter("probs must be (T, k) with k = len(sd), alpha in (0, 1)")
+    z = float(stats.norm.ppf(alpha))
+    lo = np.full(p.shape[0], s.min() * z)
+    hi = np.full(p.shape[0], s.max() * z)
+    for _ in range(200):  # the bracket halves each pass; stops when it cannot shrink
+        mid = 0.5 * (lo + hi)
+        if np.all((mid <= lo) | (mid >= hi)):  # no float left between the ends
+            break
+        below = (p * stats.norm.cdf(mid[:, None] / s)).sum(axis=1) < alpha
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    v = 0.5 * (lo + hi)
+    es = (p * s * stats.norm.pdf(v[:, None] / s)).sum(axis=1) / (1.0 - alpha)
+    return v, es
 
 
 def simulate(design: Design, days: int, seed: int,
@@ -82,7 +164,7 @@ def simulate(design: Design, days: int, seed: int,
         sd, ret = np.sqrt(sig2[500:]), r[500:]  # burn-in dropped
         unit = {al: _t_unit(df, al) for al in alphas}
     elif design is Design.REGIME_SWITCH:
-        levels, stay = np.array([0.007, 0.020]), np.array([0.99, 0.97])
+        levels, stay = np.array(REGIME_SD), np.array(REGIME_STAY)
         state = np.empty(days, dtype=np.int64)
         state[0] = 0
         u = rng.random(days)
@@ -91,13 +173,23 @@ def simulate(design: Design, days: int, seed: int,
         sd = levels[state]
         ret = sd * rng.standard_normal(days)
         unit = {al: _normal_unit(al) for al in alphas}
+        ret = np.asarray(ret, dtype=np.float64)
+        prob = regime_filter(ret)  # P(state | past returns): day 0 is known to be calm
+        pred = {al: normal_mixture_var_es(prob, REGIME_SD, al) for al in alphas}
+        return SimulatedSeries(design=design, returns=ret,
+                               var={al: pred[al][0] for al in alphas},
+                               es={al: pred[al][1] for al in alphas},
+                               oracle_var={al: sd * unit[al][0] for al in alphas},
+                               oracle_es={al: sd * unit[al][1] for al in alphas},
+                               high_state_prob=prob[:, 1])
     else:
         sd = np.full(days, 0.012)
         ret = sd * rng.standard_t(4.0, days) / math.sqrt(2.0)
         unit = {al: _t_unit(4.0, al) for al in alphas}
+    var = {al: sd * unit[al][0] for al in alphas}
+    es = {al: sd * unit[al][1] for al in alphas}
     return SimulatedSeries(design=design, returns=np.asarray(ret, dtype=np.float64),
-                           var={al: sd * unit[al][0] for al in alphas},
-                           es={al: sd * unit[al][1] for al in alphas})
+                           var=var, es=es, oracle_var=var, oracle_es=es)
 
 
 @dataclass(frozen=True)

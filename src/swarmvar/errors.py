@@ -221,6 +221,10 @@ class ResumeMismatch(SwarmVarError, RuntimeError):
     """A data home holds a run whose configuration differs from the one asked for."""
 
 
+class RestoreQueueFull(SwarmVarError, RuntimeError):
+    """A portfolio whose host is being restored has queued as many ticks as it may."""
+
+
 # --- arbiter (swarmvar.arbiter) ---------------------------------------------
 
 

@@ -1,5 +1,5 @@
-"""Local processes and Ray: the same numbers bit for bit; a killed host is restarted from its
-checkpoint and catches up."""
+"""Local processes and Ray: the same numbers bit for bit; a killed host is restored from its
+checkpoint in the background and catches up while the other hosts beat on."""
 
 from __future__ import annotations
 
@@ -9,16 +9,20 @@ import signal
 import pytest
 
 from swarmvar.swarm import LocalExecutor
+from swarmvar.swarm.executors import shard_of
+from swarmvar.swarm.runtime import RESTORING
 from swarmvar.types import Tick
 
 from .conftest import CHEAP, make_swarm
+from .test_swarm_restore_async import LOST, check_gated, gated_run, ledger_beats, reference
 
-PORTFOLIOS = ("a", "b", "c")
-OFFSETS = {"a": 0, "b": 400, "c": 800}
+#: "a" and "b" share shard 1 of two, "d" is on shard 0
+PORTFOLIOS = ("a", "b", "d")
+OFFSETS = {"a": 0, "b": 400, "d": 800}
 
 
 def _run(home, sp500, executor, beats=24, kill_at=None, kill=None):
-    out = []
+    out = {}
     swarm = make_swarm(home, PORTFOLIOS, agents=CHEAP, executor=executor, checkpoint_every=12)
     with swarm:
         swarm.start({p: sp500.iloc[o: o + 250] for p, o in OFFSETS.items()})
@@ -27,20 +31,23 @@ def _run(home, sp500, executor, beats=24, kill_at=None, kill=None):
                 kill(executor)
             ticks = [Tick(p, sp500.index[o + 250 + i].to_pydatetime(),
                           value=float(sp500.iloc[o + 250 + i])) for p, o in OFFSETS.items()]
-            reps = swarm.beat(ticks)
-            out.append([(r.portfolio, r.seq, {a: f.levels for a, f in r.forecasts.items()},
-                         r.consensus) for r in reps])
+            for r in swarm.beat(ticks) + (swarm.settle() if i == beats - 1 else []):
+                if not r.events or not r.events[0].startswith(RESTORING):
+                    assert (r.portfolio, r.seq) not in out
+                    out[(r.portfolio, r.seq)] = ({a: f.levels for a, f in r.forecasts.items()},
+                                                 r.consensus)
     return out
 
 
 def test_worker_processes_give_the_same_numbers_and_survive_a_kill(tmp_path, sp500):
     inline = _run(tmp_path / "inline", sp500, LocalExecutor())
 
-    def kill(executor):
-        os.kill(executor.pids()[0], signal.SIGKILL)
+    def kill(executor):  # the host of "a" and "b"; "d" beats on
+        os.kill(executor.pids()[shard_of("a", 2)], signal.SIGKILL)
 
     workers = _run(tmp_path / "workers", sp500, LocalExecutor(workers=2), kill_at=15, kill=kill)
     assert workers == inline
+    assert ledger_beats(tmp_path / "workers") == ledger_beats(tmp_path / "inline")
 
 
 @pytest.fixture(scope="module")
@@ -53,14 +60,19 @@ def ray_cluster():
 
 
 def test_ray_actors_give_the_same_numbers_and_survive_a_kill(tmp_path, sp500, ray_cluster):
+    """An actor killed: restored in the background on a fresh actor, the other actor's
+    portfolios beating meanwhile; then the numbers and the ledger of an uninterrupted run."""
     from swarmvar.swarm.ray_executor import RayExecutor
 
-    inline = _run(tmp_path / "inline", sp500, LocalExecutor())
+    from .test_swarm_restore_async import child
+
+    frame = child.frame(sp500)
+    beats = 20
+    expected = reference(tmp_path / "reference", frame, beats)
 
     def kill(executor):
-        for actor in executor.actors().values():
-            ray_cluster.kill(actor)
-            break
+        ray_cluster.kill(executor.actors()[shard_of(LOST, 2)])
 
-    on_ray = _run(tmp_path / "ray", sp500, RayExecutor(shards=2), kill_at=15, kill=kill)
-    assert on_ray == inline
+    got = gated_run(tmp_path / "ray", frame, RayExecutor(shards=2), kill, beats, kill_at=8)
+    check_gated(got, expected, beats)
+    assert ledger_beats(tmp_path / "ray") == ledger_beats(tmp_path / "reference")

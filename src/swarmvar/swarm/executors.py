@@ -14,9 +14,13 @@ portfolio's numbers do not depend on the executor.
 * :class:`~swarmvar.swarm.ray_executor.RayExecutor` — shards as Ray actors,
   foragers as Ray tasks (``pip install swarmvar[ray]``).
 
-A host that dies raises :class:`~swarmvar.errors.WorkerFailed` naming the
-shard's portfolios; :meth:`Executor.reset` brings the shard back empty and
-the runtime restores it from its last checkpoint and replays what it missed.
+A host that dies raises :class:`HostLost` (a
+:class:`~swarmvar.errors.WorkerFailed`) naming the shard's portfolios and
+carrying the outcomes of the hosts that did answer (their beats happened and
+must not run twice); :meth:`Executor.reset` starts a fresh, empty host in
+its place (quickly, in the caller's thread) and the runtime opens and
+restores it from the last checkpoint and replays what it missed in a
+background thread, while the other hosts keep beating.
 """
 
 from __future__ import annotations
@@ -35,6 +39,24 @@ from .roles import RefitJob, RefitResult, run_refit
 
 #: (portfolio, history (n,), as of the last history return)
 StartRequest = tuple[str, np.ndarray, datetime | None]
+
+
+class HostLost(WorkerFailed):
+    """Hosts died during a call: their ``portfolios`` are lost until restored.
+
+    ``answers`` maps each shard that did answer to its answer; for a batch of
+    beats, ``outcomes`` maps the index of each input whose host answered to
+    its outcome (those beats ran: the runtime keeps them, and beats only the
+    lost portfolios' ticks again once their host is back).
+    """
+
+    def __init__(self, message: str, portfolios: Sequence[str],
+                 answers: Mapping[int, Any] | None = None,
+                 outcomes: Mapping[int, BeatOutcome] | None = None) -> None:
+        super().__init__(message)
+        self.portfolios = tuple(portfolios)
+        self.answers = dict(answers or {})
+        self.outcomes = dict(outcomes or {})
 
 
 class Shard:
@@ -106,7 +128,12 @@ class Executor(Protocol):
         """Run a forager's refit off the beat path."""
 
     def reset(self, names: Sequence[str]) -> None:
-        """Bring the shards of ``names`` back (empty) after a host died."""
+        """Start a fresh, empty host for each shard of ``names`` after a host died.
+
+        Quick (no call waits for the new host); the runtime then calls
+        ``open`` and ``restore`` for those portfolios and replays their
+        missed beats from a background thread, while other shards beat.
+        """
 
     def close(self) -> None:
         """Stop every host and forager."""
@@ -154,6 +181,7 @@ class _Worker:
         try:
             status, value = self.conn.recv()
         except (EOFError, OSError, ConnectionResetError) as exc:
+            self.process.join(timeout=1)
             raise WorkerFailed(f"worker process {self.process.pid} died "
                                f"(exit code {self.process.exitcode})") from exc
         if status == "error":
@@ -202,12 +230,24 @@ class ShardedFanOut:
     def _fan_beats(self, inputs: Sequence[tuple[str, BeatInput]]) -> list[BeatOutcome]:
         order = list(range(len(inputs)))
         groups = self._split(order, lambda i: inputs[i][0])
-        answers = self._fan({k: ("beat", [inputs[i] for i in idx]) for k, idx in groups.items()})
+        try:
+            answers = self._fan({k: ("beat", [inputs[i] for i in idx])
+                                 for k, idx in groups.items()})
+        except HostLost as lost:  # the answering hosts' beats ran: hand their outcomes back
+            outcomes = {i: o for k, part in lost.answers.items()
+                        for i, o in zip(groups[k], part, strict=True)}
+            raise HostLost(str(lost), lost.portfolios, lost.answers, outcomes) from lost
         out: list[BeatOutcome | None] = [None] * len(inputs)
         for k, idx in groups.items():
             for i, outcome in zip(idx, answers[k], strict=True):
                 out[i] = outcome
         return [o for o in out if o is not None]
+
+    def _lost(self, dead: Mapping[int, str], answers: Mapping[int, Any]) -> HostLost:
+        """The error for shards ``dead`` (shard -> what happened), with the others' answers."""
+        names = sorted(n for n, s in self._placement.items() if s in dead)
+        what = "; ".join(dead[k] for k in sorted(dead))
+        return HostLost(f"{what}; its portfolios: {', '.join(names)}", names, answers)
 
     def _fan_states(self, names: Sequence[str]) -> dict[str, bytes]:
         groups = self._split(list(names), lambda n: n)
@@ -276,20 +316,33 @@ class LocalExecutor(ShardedFanOut):
         self._fan({k: ("open", v) for k, v in groups.items()})
 
     def _fan(self, calls: Mapping[int, tuple[str, Any]]) -> dict[int, Any]:
-        """Send each worker its call, then collect every answer (they run in parallel)."""
+        """Send each worker its call, then collect every answer (they run in parallel).
+
+        Every live worker's answer is read even when another died or raised
+        (a pipe left unread would hand its answer to the next call); then a
+        dead worker raises :class:`HostLost`, else the first error raised.
+        """
+        dead: dict[int, str] = {}
         for k, (op, arg) in calls.items():
-            self._procs[k].send(op, arg)
+            try:
+                self._procs[k].send(op, arg)
+            except WorkerFailed as exc:
+                dead[k] = str(exc)
         out: dict[int, Any] = {}
-        failure: WorkerFailed | None = None
+        error: BaseException | None = None
         for k in calls:
+            if k in dead:
+                continue
             try:
                 out[k] = self._procs[k].receive()
             except WorkerFailed as exc:
-                names = [n for n, s in self._placement.items() if s == k]
-                failure = WorkerFailed(f"{exc}; its portfolios: {', '.join(sorted(names))}")
-                failure.portfolios = tuple(names)  # type: ignore[attr-defined]
-        if failure is not None:
-            raise failure
+                dead[k] = str(exc)
+            except BaseException as exc:  # noqa: BLE001 - raised after every answer is read
+                error = error or exc
+        if dead:
+            raise self._lost(dead, out)
+        if error is not None:
+            raise error
         return out
 
     # --- operations ----------------------------------------------------------------
@@ -328,6 +381,12 @@ class LocalExecutor(ShardedFanOut):
         return [w.process.pid for w in self._procs]
 
     def reset(self, names: Sequence[str]) -> None:
+        """A fresh worker process for each shard of ``names`` (started, not yet opened).
+
+        Quick and in the caller's thread (a fork happens where the executor
+        chose its start method); the runtime opens and restores the shard
+        from a background thread.
+        """
         if self._inline is not None:
             return
         dead = {self._placement[n] for n in names}
@@ -337,8 +396,6 @@ class LocalExecutor(ShardedFanOut):
             old.process.join(timeout=5)
             old.conn.close()
             self._procs[k] = _Worker(self._context())
-            configs = [c for n, c in self._configs.items() if self._placement[n] == k]
-            self._fan({k: ("open", configs)})
 
     def submit_refit(self, job: RefitJob) -> Future[RefitResult]:
         from concurrent.futures.process import BrokenProcessPool

@@ -4,9 +4,10 @@
 hash of their names) is one actor running the same :class:`~.executors.Shard`
 code as a local worker process, so the numbers are the local executor's bit
 for bit. A dead actor (killed, its node lost) surfaces as
-:class:`~swarmvar.errors.WorkerFailed` naming its portfolios; :meth:`reset`
-starts a fresh actor and the runtime restores it from the last checkpoint
-and replays the ticks it missed.
+:class:`~.executors.HostLost` (a :class:`~swarmvar.errors.WorkerFailed`)
+naming its portfolios; :meth:`reset` starts a fresh actor and the runtime
+restores it from the last checkpoint and replays the ticks it missed, in
+the background, while the other actors keep beating.
 
 Ray is imported here only. ``RayExecutor()`` joins a running cluster if
 ``ray.init`` was called, or starts a local one with ``num_cpus``.
@@ -18,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from ..errors import InvalidParameter, WorkerFailed
+from ..errors import InvalidParameter
 from .beat import BeatInput, BeatOutcome, PortfolioConfig
 from .executors import Shard, ShardedFanOut, StartRequest, shard_of
 from .roles import RefitJob, RefitResult, run_refit
@@ -69,19 +70,19 @@ class RayExecutor(ShardedFanOut):
     def _fan(self, calls: Mapping[int, tuple[str, Any]]) -> dict[int, Any]:
         refs = {k: self._actor(k).call.remote(op, arg) for k, (op, arg) in calls.items()}
         out: dict[int, Any] = {}
-        failure: WorkerFailed | None = None
-        for k, ref in refs.items():
+        dead: dict[int, str] = {}
+        error: BaseException | None = None
+        for k, ref in refs.items():  # every answer is awaited, even after a failure
             try:
                 out[k] = self._ray.get(ref)
             except self._ray.exceptions.RayActorError as exc:
-                names = [n for n, s in self._placement.items() if s == k]
-                failure = WorkerFailed(f"Ray actor of shard {k} died ({type(exc).__name__}); "
-                                       f"its portfolios: {', '.join(sorted(names))}")
-                failure.portfolios = tuple(names)  # type: ignore[attr-defined]
+                dead[k] = f"Ray actor of shard {k} died ({type(exc).__name__})"
             except self._ray.exceptions.RayTaskError as exc:
-                raise exc.as_instanceof_cause() from None  # type: ignore[no-untyped-call]
-        if failure is not None:
-            raise failure
+                error = error or exc.as_instanceof_cause()  # type: ignore[no-untyped-call]
+        if dead:
+            raise self._lost(dead, out)
+        if error is not None:
+            raise error
         return out
 
     def open(self, configs: Sequence[PortfolioConfig]) -> None:
@@ -117,8 +118,7 @@ class RayExecutor(ShardedFanOut):
                     self._ray.kill(old)
                 except Exception:  # noqa: BLE001 - already gone
                     pass
-            configs = [c for n, c in self._configs.items() if self._placement[n] == k]
-            self._fan({k: ("open", configs)})
+            self._actor(k)  # a fresh actor, opened and restored by the runtime's restorer
 
     def submit_refit(self, job: RefitJob) -> Future[RefitResult]:
         future: Future[RefitResult] = self._refit.remote(job).future()

@@ -16,6 +16,16 @@
    ``checkpoint_every``, writes its state to the evolution state store in one
    atomic step, after flushing the ledger.
 
+A host that dies (a worker process or Ray actor killed) loses its
+portfolios only: they are restored from their last checkpoint and caught up
+on the beats logged since it in a background thread, while the other hosts'
+portfolios keep beating; ticks for the restoring portfolios are queued
+(bounded, :class:`~swarmvar.errors.RestoreQueueFull`) and beaten in order —
+through the observers and into the ledger, exactly once — as soon as their
+host is back. Meanwhile the swarm serves their last consensus, marked stale
+(availability 0/n, the interval widened by the partition rule's staleness
+term).
+
 Recovery: :meth:`Swarm.start` finds each portfolio's last checkpoint,
 restores it, and replays (without recording again) the beats the ledger holds
 after it, from the ticks written in those beats; a source then resumes after
@@ -35,9 +45,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -48,7 +60,14 @@ import numpy as np
 import pandas as pd
 
 from ..consensus import Policy
-from ..errors import CircuitOpen, InvalidParameter, InvalidTick, SwarmVarError, WorkerFailed
+from ..errors import (
+    CircuitOpen,
+    InvalidParameter,
+    InvalidTick,
+    RestoreQueueFull,
+    SwarmVarError,
+    WorkerFailed,
+)
 from ..evolution import (
     BreakerConfig,
     BreakerState,
@@ -59,7 +78,7 @@ from ..evolution import (
 )
 from ..ledger import EntryKind, Ledger
 from ..models import DEFAULT_AGENTS, canonical_name
-from ..types import Action, BeatReport, Decision, Estimate, Tick
+from ..types import Action, BeatReport, Consensus, Decision, Estimate, Tick
 from .beat import BeatInput, BeatOutcome, PortfolioConfig
 from .consensus import SWARM_POLICY
 from .executors import Executor, LocalExecutor
@@ -79,6 +98,56 @@ SANDBOX_BREAKER = BreakerConfig(failure_threshold=1, reset_timeout_s=5 * 86_400.
 STATE_PREFIX = "swarm:"
 #: Observers' states (the arbiter's) in a checkpoint: ``swarm-observer:<state_key>:<portfolio>``.
 OBSERVER_PREFIX = "swarm-observer:"
+#: The first event of a report served for a portfolio whose host is being restored.
+RESTORING = "restoring"
+#: Attempts at restoring a lost host before the swarm gives up (each on a fresh host).
+RESTORE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Restoring:
+    """A portfolio whose host died, restored in the background (:meth:`Swarm.restoring`).
+
+    ``since_seq`` is its last beat recorded before the host was lost;
+    ``queued`` the ticks waiting for the host; ``attempt`` 1 for the first
+    restore, more if the fresh host died too; ``seconds`` since the loss.
+    """
+
+    portfolio: str
+    since_seq: int
+    queued: int
+    attempt: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Queued:
+    """A tick waiting for its portfolio's host: beaten, in order, once the host is back.
+
+    ``before`` is the source's cursor before the tick was read (where a
+    resume must start while the tick is unrecorded); ``built`` the beat's
+    input when it was already made (the tick whose beat was lost with the
+    host: its swaps and requests were taken from the swarm then).
+    """
+
+    value: float
+    as_of: datetime
+    cursor: Any
+    before: Any
+    order: int
+    built: BeatInput | None = None
+
+
+@dataclass
+class _Recovery:
+    """One lost host's portfolios being restored by a background thread."""
+
+    names: tuple[str, ...]
+    future: Future[None]
+    thread: threading.Thread
+    attempt: int
+    began: float
+    since: dict[str, int]
 
 
 @runtime_checkable
@@ -206,6 +275,13 @@ class Swarm:
         added after ``agents``, named by their class). A sandbox violation
         holds the agent out of that beat's consensus, is ledgered, and opens
         the agent's ``sandbox:<portfolio>:<agent>`` breaker (:data:`SANDBOX_BREAKER`).
+    restore_queue : int
+        Ticks a portfolio may queue while its lost host is restored; one more
+        raises :class:`~swarmvar.errors.RestoreQueueFull` (``run`` waits for
+        the host instead).
+    restore_timeout : float
+        Seconds :meth:`settle` (and ``close``, ``run``'s end) waits for lost
+        hosts to come back.
     """
 
     def __init__(
@@ -227,13 +303,20 @@ class Swarm:
         policy: Policy = SWARM_POLICY,
         fsync: bool = True,
         sandbox: SandboxSetup | None = None,
+        restore_queue: int = 10_000,
+        restore_timeout: float = 600.0,
     ) -> None:
         for name, value, low in (("horizon", horizon, 1), ("window", window, 30),
                                  ("refit_every", refit_every, 1),
                                  ("checkpoint_every", checkpoint_every, 1),
-                                 ("ledger_batch", ledger_batch, 1), ("seed", seed, 0)):
+                                 ("ledger_batch", ledger_batch, 1), ("seed", seed, 0),
+                                 ("restore_queue", restore_queue, 1)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
                 raise InvalidParameter(f"{name} must be a whole number >= {low}, not {value!r}")
+        if (isinstance(restore_timeout, bool) or not isinstance(restore_timeout, (int, float))
+                or not restore_timeout > 0 or not np.isfinite(restore_timeout)):
+            raise InvalidParameter(f"restore_timeout must be a positive number of seconds, "
+                                   f"not {restore_timeout!r}")
         self.specs = specs_from(portfolios)
         names = tuple(canonical_name(a) for a in agents)
         if sandbox is not None:
@@ -276,6 +359,8 @@ class Swarm:
         self.seq: dict[str, int] = dict.fromkeys(self.specs, 0)
         self.last_as_of: dict[str, datetime | None] = dict.fromkeys(self.specs)
         self._latest: dict[str, BeatReport] = {}
+        #: the last beat's report (``_latest`` may be a stale one served while restoring)
+        self._beaten: dict[str, BeatReport] = {}
         #: per portfolio, the last beat's compute split: agents (update + forecast), refit,
         #: combine (sign + consensus), in seconds
         self.timings: dict[str, dict[str, float]] = {}
@@ -291,7 +376,18 @@ class Swarm:
         self._pace: Pacer | None = None
         self._batched_beats = 0
         self._marks: dict[str, Any] = {}
-        self._log: dict[str, list[BeatInput]] = {p: [] for p in self.specs}  # since checkpoint
+        #: per portfolio, the beats since its checkpoint (None: a checkpoint's rebase that was
+        #: never stored, met while replaying the ledger): what a restored host replays
+        self._log: dict[str, list[BeatInput | None]] = {p: [] for p in self.specs}
+        self.restore_queue = int(restore_queue)
+        self.restore_timeout = float(restore_timeout)
+        #: lost hosts being restored in the background (portfolio -> its host's recovery)
+        self._recoveries: dict[str, _Recovery] = {}
+        #: ticks waiting for a restoring portfolio's host, in arrival order
+        self._queues: dict[str, deque[_Queued]] = {}
+        self._enqueued = 0
+        #: the source's cursor after the last tick handed to beat()
+        self._read_cursor: Any = None
         self._started = False
         self._closed = False
 
@@ -321,9 +417,21 @@ class Swarm:
         self.close()
 
     def close(self) -> None:
-        """Flush the ledger batch, stop the executor, close the stores."""
+        """Catch up restoring portfolios, flush the ledger batch, stop the executor and stores.
+
+        Lost hosts still restoring are waited for (up to ``restore_timeout``)
+        and their queued ticks beaten; if that fails, the ticks stay
+        unrecorded and a resume reads them again (the recorded cursor stops
+        before the first of them).
+        """
         if self._closed:
             return
+        try:
+            if (self._recoveries or self._queues) and self._started:
+                self.settle()
+        except Exception as exc:  # noqa: BLE001 - closing anyway; a resume reads them again
+            log.warning("closing with portfolios still restoring (%s); their %d queued "
+                        "ticks are not recorded", exc, sum(len(q) for q in self._queues.values()))
         self._closed = True
         try:
             self.flush()
@@ -384,7 +492,8 @@ class Swarm:
         seq, its date, the ledger size, its pending refits and requests.
         """
         self.flush()
-        names = list(self.specs) if names is None else list(names)
+        names = [p for p in (list(self.specs) if names is None else list(names))
+                 if p not in self._recoveries]  # a restoring host keeps its last checkpoint
         blobs = self.executor.states(names)
         marks = dict(self._marks)
         states: dict[str, bytes] = {STATE_PREFIX + p: b for p, b in blobs.items()}
@@ -483,7 +592,7 @@ class Swarm:
                              float(b["realized"]), frozenset(b.get("excluded", [])),
                              dict(b.get("factors", {})), swaps,
                              tuple((a, r) for a, r in b.get("requests", [])))
-            outcome = self._run_beats([(name, tick)], record=False)[0]
+            outcome = self._beat_now(name, tick)
             for job in outcome.jobs:
                 self._pending[job.key] = (job, None)
             report = outcome.report
@@ -499,11 +608,12 @@ class Swarm:
             self.seq[name] = tick.seq
             self.last_as_of[name] = tick.as_of
             self._requests[name] = [(a, "arbiter") for d in b.get("optimize", []) for a in d]
-            self._latest[name] = report
+            self._latest[name] = self._beaten[name] = report
             if b.get("cursor") is not None:
                 self.cursor = b["cursor"]
             if self._due(name):
                 self.executor.states([name])  # the checkpoint's rebase, nothing written
+                self._log[name].append(None)  # (a restored host redoes it at this point)
 
     def _stateful(self) -> list[tuple[str, Any]]:
         """Observers whose state goes into checkpoints (``state_key``, ``checkpoint_state``,
@@ -525,28 +635,237 @@ class Swarm:
                         exc)
             return run_refit(job)
 
-    def _run_beats(self, inputs: list[tuple[str, BeatInput]], *, record: bool
-                   ) -> list[BeatOutcome]:
-        """The executor's beats; a dead host is restored from the checkpoint and caught up."""
-        for _ in range(3):
-            try:
-                out = self.executor.beats(inputs)
-                if record:
-                    for name, tick in inputs:
-                        self._log[name].append(tick)
-                return out
-            except WorkerFailed as exc:
-                lost = list(getattr(exc, "portfolios", self.specs))
-                log.warning("swarm host died (%s); restoring %s from the last checkpoint",
-                            exc, ", ".join(lost))
-                self.executor.reset(lost)
-                self.executor.restore({p: self.states.get(STATE_PREFIX + p) for p in lost})
-                # the checkpoint is at each portfolio's last multiple of checkpoint_every;
-                # the log holds the ticks since (no checkpoint falls inside it)
-                missed = [(p, t) for p in lost for t in self._log[p]]
-                if missed:
-                    self.executor.beats(missed)
-        raise WorkerFailed("the executor's hosts kept dying; see the log")
+    def _run_beats(self, inputs: Sequence[tuple[str, BeatInput]]
+                   ) -> list[BeatOutcome | None]:
+        """The executor's beats; None for a portfolio whose host died in the call.
+
+        A dead host's portfolios go to a background restore (:meth:`_lose`);
+        the beats of the hosts that answered ran and are kept (never run twice).
+        Each beat that ran is logged (what a restored host replays).
+        """
+        try:
+            done: list[BeatOutcome | None] = list(self.executor.beats(inputs))
+        except WorkerFailed as exc:
+            lost = tuple(getattr(exc, "portfolios", ())) or tuple(self.specs)
+            outcomes: Mapping[int, BeatOutcome] = getattr(exc, "outcomes", {})
+            log.warning("swarm host died (%s); restoring %s from the last checkpoint in the "
+                        "background", exc, ", ".join(lost))
+            self._lose(lost)
+            done = [outcomes.get(i) if name not in lost else None
+                    for i, (name, _) in enumerate(inputs)]
+        for (name, tick), outcome in zip(inputs, done, strict=True):
+            if outcome is not None:
+                self._log[name].append(tick)
+        return done
+
+    def _beat_now(self, name: str, tick: BeatInput) -> BeatOutcome:
+        """One beat that waits for its host when it is lost (replaying the ledger)."""
+        for _ in range(RESTORE_ATTEMPTS + 1):
+            if name in self._recoveries:
+                self._wait_restored()
+            outcome = self._run_beats([(name, tick)])[0]
+            if outcome is not None:
+                return outcome
+        raise WorkerFailed(f"the host of {name!r} kept dying; see the log")
+
+    # --- lost hosts: restored in the background --------------------------------------
+
+    def restoring(self) -> dict[str, Restoring]:
+        """The portfolios whose host died and is being restored (empty when all are up)."""
+        now = time.monotonic()
+        return {p: Restoring(p, r.since[p], len(self._queues.get(p, ())), r.attempt,
+                             now - r.began) for p, r in self._recoveries.items()}
+
+    def _lose(self, names: Sequence[str], attempt: int = 1) -> None:
+        """Start restoring the portfolios of a dead host in a background thread.
+
+        A fresh host is started here (quick); the thread opens it, restores
+        the portfolios from their last stored checkpoint and replays the beats
+        logged since (redoing an unstored checkpoint's rebase where the log
+        says so). The swarm does not wait: other hosts keep beating, and
+        these portfolios' ticks are queued until :meth:`_poll` sees it done.
+        """
+        names = tuple(n for n in names if n not in self._recoveries)
+        if not names:
+            return
+        self.executor.reset(names)
+        blobs = {p: self.states.get(STATE_PREFIX + p) for p in names}
+        logged = {p: list(self._log[p]) for p in names}
+        future: Future[None] = Future()
+        thread = threading.Thread(
+            target=_restore_host, name=f"swarmvar-restore-{names[0]}", daemon=True,
+            args=(self.executor, [self.configs[p] for p in names], blobs, logged, future))
+        rec = _Recovery(names, future, thread, attempt, time.monotonic(),
+                        {p: self.seq[p] for p in names})
+        for p in names:
+            self._recoveries[p] = rec
+            self._queues.setdefault(p, deque())
+        thread.start()
+
+    def _wait_restored(self, timeout: float | None = None) -> None:
+        """Block until no host is restoring (or ``timeout`` seconds passed: WorkerFailed)."""
+        limit = self.restore_timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        while self._recoveries:
+            pending = {r.future for r in self._recoveries.values() if not r.future.done()}
+            if pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise WorkerFailed(
+                        f"restoring {', '.join(sorted(self._recoveries))} did not finish in "
+                        f"{limit:g} s; their ticks stay queued (a resume reads them again)")
+                wait(pending, timeout=left, return_when=FIRST_COMPLETED)
+            self._collect()
+
+    def _collect(self) -> None:
+        """Take finished restores: their portfolios are back, or restored again on a fresh host.
+
+        Raises WorkerFailed for a host given up after :data:`RESTORE_ATTEMPTS`
+        (its portfolios stay restoring: served stale, their ticks queued).
+        """
+        failed: list[WorkerFailed] = []
+        for rec in {id(r): r for r in self._recoveries.values()}.values():
+            if not rec.future.done():
+                continue
+            for p in rec.names:
+                del self._recoveries[p]
+            exc = rec.future.exception()
+            if exc is None:
+                log.info("host of %s restored after %.2f s", ", ".join(rec.names),
+                         time.monotonic() - rec.began)
+                continue
+            if isinstance(exc, WorkerFailed) and rec.attempt < RESTORE_ATTEMPTS:
+                log.warning("the restored host of %s died too (%s); trying again",
+                            ", ".join(rec.names), exc)
+                self._lose(rec.names, rec.attempt + 1)
+                continue
+            for p in rec.names:  # given up: they stay out, and every beat says why
+                self._recoveries[p] = rec
+            gone = WorkerFailed(f"the host of {', '.join(rec.names)} could not be restored "
+                                f"({type(exc).__name__}: {exc}); stop the swarm and resume "
+                                "it from its home")
+            gone.__cause__ = exc
+            failed.append(gone)
+        if failed:
+            raise failed[0]
+
+    def _poll(self, *, block: bool = False, timeout: float | None = None) -> list[BeatReport]:
+        """Catch up every portfolio whose host is back: its queued ticks, in order.
+
+        Non-blocking unless ``block`` (then waits for every restore). The
+        queued beats go through the observers and into the ledger as any
+        beat; several portfolios' queues are beaten together, one tick each
+        per round, so each keeps its order. Returns their reports.
+        """
+        if block:
+            self._wait_restored(timeout)
+        self._collect()
+        names = [p for p, q in self._queues.items() if q and p not in self._recoveries]
+        for p in list(self._queues):
+            if not self._queues[p] and p not in self._recoveries:
+                del self._queues[p]
+        out: list[BeatReport] = []
+        while names:
+            inputs: list[tuple[str, BeatInput]] = []
+            heads: list[_Queued] = []
+            for p in names:
+                q = self._queues[p][0]
+                inputs.append((p, q.built if q.built is not None
+                               else self._input(p, q.value, q.as_of)))
+                heads.append(q)
+            outcomes = self._run_beats(inputs)
+            for (p, tick), q, outcome in zip(inputs, heads, outcomes, strict=True):
+                if outcome is None:  # lost again: the tick waits, its input made
+                    self._queues[p][0] = dataclasses.replace(q, built=tick)
+                    continue
+                self._queues[p].popleft()
+                out.append(self._after(p, tick, outcome, self._safe_cursor(
+                    q.cursor if self._read_cursor is None else self._read_cursor)))
+                if self._due(p):
+                    self.checkpoint([p])
+            names = [p for p in names if self._queues.get(p) and p not in self._recoveries]
+        for p in list(self._queues):
+            if not self._queues[p] and p not in self._recoveries:
+                del self._queues[p]
+        return out
+
+    def settle(self, timeout: float | None = None) -> list[BeatReport]:
+        """Wait until every lost host is back and its portfolios have beaten their queued ticks.
+
+        Returns the reports of those catch-up beats (already ledgered).
+        Raises :class:`~swarmvar.errors.WorkerFailed` after ``timeout``
+        seconds (default ``restore_timeout``) or when a host cannot be restored.
+        """
+        out: list[BeatReport] = []
+        while self._recoveries or self._queues:
+            out.extend(self._poll(block=True, timeout=timeout))
+        return out
+
+    def _safe_cursor(self, cursor: Any) -> Any:
+        """The cursor a resume may start from: before the first tick still queued, if any."""
+        first: _Queued | None = None
+        for q in self._queues.values():
+            if q and (first is None or q[0].order < first.order):
+                first = q[0]
+        return cursor if first is None else first.before
+
+    def _waits(self, name: str) -> bool:
+        """Whether a tick for ``name`` must queue (host restoring, or earlier ticks queued)."""
+        return name in self._recoveries or bool(self._queues.get(name))
+
+    def _enqueue(self, name: str, value: float, as_of: datetime, cursor: Any, before: Any,
+                 built: BeatInput | None = None) -> BeatReport:
+        """Queue a tick for a restoring portfolio; what the swarm serves for it meanwhile."""
+        queue = self._queues.setdefault(name, deque())
+        self._enqueued += 1
+        item = _Queued(value, as_of, cursor, before, self._enqueued, built)
+        if built is not None:
+            queue.appendleft(item)  # the lost beat comes before anything queued after it
+        else:
+            queue.append(item)
+        served = self._served(name, value, as_of)
+        self._latest[name] = served
+        return served
+
+    def _served(self, name: str, value: float, as_of: datetime) -> BeatReport:
+        """The last consensus of a restoring portfolio, marked stale and widened.
+
+        Availability 0/n (no agent of the portfolio answers), ``degraded``,
+        ``staleness`` grown by the data time since that consensus, and each
+        interval widened by the partition rule's staleness term
+        (:func:`~swarmvar.consensus.widen_interval`: ``h' = sqrt(h^2 + z^2
+        (kappa * point)^2 d)`` with the policy's drift and interval mass).
+        ``consensus`` is empty if the portfolio never beat before the loss.
+        """
+        from ..consensus import widen_interval
+
+        rec = self._recoveries.get(name)
+        base = self._beaten.get(name)
+        policy = self.configs[name].policy
+        queued = len(self._queues.get(name, ()))
+        consensus: list[Consensus] = []
+        for c in base.consensus if base is not None else ():
+            made = c.as_of or base.as_of  # type: ignore[union-attr]
+            days = max(0.0, (as_of - made).total_seconds() / 86_400.0)
+
+            def widen(point: float, interval: tuple[float, float], days: float = days
+                      ) -> tuple[float, float]:
+                return widen_interval(point, interval, available=1, total=1, spread=0.0,
+                                      staleness_days=days, drift=policy.drift,
+                                      mass=policy.interval_mass)
+
+            consensus.append(dataclasses.replace(
+                c, var_interval=widen(c.var, c.var_interval),
+                es_interval=widen(c.es, c.es_interval),
+                method=f"{c.method}; stale: host restoring", available=0,
+                staleness=c.staleness + days * 86_400.0, degraded=True))
+        agents = self.configs[name].agents
+        return BeatReport(
+            name, self.seq[name] + queued, as_of, value, {}, {}, {}, tuple(consensus),
+            rejected=dict.fromkeys(agents, "host restoring"),
+            events=(f"{RESTORING}: host lost after beat "
+                    f"{rec.since[name] if rec else self.seq[name]} (attempt "
+                    f"{rec.attempt if rec else 0}); {queued} ticks queued",))
 
     # --- the beat -------------------------------------------------------------------
 
@@ -566,32 +885,69 @@ class Swarm:
 
         Bad ticks are refused and ledgered; if any was, :class:`InvalidTick`
         is raised after the good ones have beaten.
+
+        A portfolio whose host died is restored in the background: its tick
+        is queued and the report returned for it is the stale one served
+        meanwhile (first event :data:`RESTORING`; it is not ledgered, and no
+        observer sees it). Once the host is back, the next call first beats
+        the queued ticks, in order; their reports follow this call's own.
+
+        Raises
+        ------
+        RestoreQueueFull
+            A restoring portfolio has ``restore_queue`` ticks waiting already
+            (raised before anything of this call is beaten or queued).
         """
         if not self._started:
             raise InvalidParameter("call start(history) before the first beat")
-        inputs: list[tuple[str, BeatInput]] = []
+        caught_up = self._poll()
+        before = self._read_cursor
+        planned: list[tuple[str, float, datetime]] = []
         refused: InvalidTick | None = None
         seen: set[str] = set()
         for tick in ticks:
             try:
-                for name, value, as_of in self._check(tick, seen):
-                    inputs.append((name, self._input(name, value, as_of)))
-                    seen.add(name)
+                checked = self._check(tick, seen)
             except InvalidTick as exc:
                 self._refuse(exc, tick)
                 refused = exc
-        outcomes = self._run_beats(inputs, record=True) if inputs else []
+                continue
+            planned.extend(checked)
+            seen.update(name for name, _, _ in checked)
+        for name, _, _ in planned:
+            if self._waits(name) and len(self._queues[name]) >= self.restore_queue:
+                raise RestoreQueueFull(
+                    f"portfolio {name!r} has {len(self._queues[name])} ticks queued while its "
+                    f"host is restored (restore_queue={self.restore_queue}); wait for it "
+                    "(Swarm.settle) or raise restore_queue")
+        inputs: list[tuple[str, BeatInput]] = []
+        served: dict[str, BeatReport] = {}
+        for name, value, as_of in planned:
+            if self._waits(name):
+                served[name] = self._enqueue(name, value, as_of, cursor, before)
+            else:
+                inputs.append((name, self._input(name, value, as_of)))
+        outcomes = self._run_beats(inputs) if inputs else []
         # paced: the beat's time is the pacer's measure, up to the observers (every host's
         # work is done by now), the same for each portfolio of the beat
         paced = self._pace.mark() if self._pace is not None and inputs else None
-        reports = [self._after(name, tick, outcome, cursor, paced)
-                   for (name, tick), outcome in zip(inputs, outcomes, strict=True)]
-        due = [name for name, _ in inputs if self._due(name)]
+        for (name, inp), outcome in zip(inputs, outcomes, strict=True):
+            if outcome is None:  # its host died in this beat: the tick waits for it
+                served[name] = self._enqueue(name, inp.value, inp.as_of, cursor, before,
+                                             built=inp)
+        safe = self._safe_cursor(cursor)
+        beaten = {name: self._after(name, inp, outcome, safe, paced)
+                  for (name, inp), outcome in zip(inputs, outcomes, strict=True)
+                  if outcome is not None}
+        reports = [beaten[name] if name in beaten else served[name] for name, _, _ in planned]
+        due = [name for name in beaten if self._due(name)]
         if due:
             self.checkpoint(due)
+        if cursor is not None:
+            self._read_cursor = cursor
         if refused is not None:
             raise refused
-        return reports
+        return reports + caught_up
 
     def _check(self, tick: Tick, seen: set[str]) -> list[tuple[str, float, datetime]]:
         from .ticks import as_utc
@@ -601,7 +957,11 @@ class Swarm:
         out = []
         for spec in specs:
             value = tick_value(spec, tick)
-            last = self.last_as_of[spec.name]
+            mark = self._resume_as_of.get(spec.name)
+            if len(specs) > 1 and mark is not None and as_of <= mark:
+                continue  # recorded for this one before a restart, not for all of them
+            queue = self._queues.get(spec.name)
+            last = queue[-1].as_of if queue else self.last_as_of[spec.name]
             if spec.name in seen:
                 raise InvalidTick(f"two ticks for {spec.name!r} in one beat")
             if last is not None and as_of <= last:
@@ -682,7 +1042,7 @@ class Swarm:
         self.last_as_of[name] = tick.as_of
         if cursor is not None:
             self.cursor = cursor
-        self._latest[name] = report
+        self._latest[name] = self._beaten[name] = report
         self.timings[name] = dict(outcome.seconds)
         timing = ({"beat_seconds": seconds, **({"late": True} if report.late else {})}
                   if timed or paced is not None else {})
@@ -800,6 +1160,7 @@ class Swarm:
         seek = getattr(source, "seek", None)
         if self.cursor is not None and callable(seek):
             seek(self.cursor)
+        self._read_cursor = self.cursor
         began = time.perf_counter()
         done: dict[str, int] = dict.fromkeys(self.specs, 0)
         rejected_before = dict(self.rejected)
@@ -809,6 +1170,8 @@ class Swarm:
             stopped, skipped = self._loop(source, beats, on_beat, should_stop, done)
         finally:
             self._pace = None
+        if stopped != "interrupted":  # lost hosts back, their queued ticks beaten
+            self._count(self.settle(), done, on_beat)
         if beats is not None and sum(done.values()) >= beats and stopped == "source":
             stopped = "beats"
         self.flush()
@@ -843,7 +1206,12 @@ class Swarm:
                 pace.begin()
             beaten = sum(self.seq.values())
             try:
-                reports = self.beat([item], cursor=cursor)
+                try:
+                    reports = self.beat([item], cursor=cursor)
+                except RestoreQueueFull as full:  # wait for the lost host, then the tick
+                    log.warning("%s: waiting for the restore", full)
+                    self._count(self.settle(), done, on_beat)
+                    reports = self.beat([item], cursor=cursor)
             except InvalidTick:
                 continue
             finally:
@@ -851,11 +1219,19 @@ class Swarm:
                 # (nor late), and the next tick need not wait for a pulse
                 if pace is not None and sum(self.seq.values()) > beaten:
                     pace.end()  # wait for the next pulse boundary
-            for rep in reports:
-                done[rep.portfolio] += 1
-                if on_beat is not None:
-                    on_beat(rep)
+            self._count(reports, done, on_beat)
         return stopped, skipped
+
+    @staticmethod
+    def _count(reports: Sequence[BeatReport], done: dict[str, int],
+               on_beat: Callable[[BeatReport], None] | None) -> None:
+        """Count and hand on the beats that ran (not the stale reports served meanwhile)."""
+        for rep in reports:
+            if _is_served(rep):
+                continue
+            done[rep.portfolio] += 1
+            if on_beat is not None:
+                on_beat(rep)
 
     def _already(self, tick: Any) -> bool:
         """A tick at or before the resume point of its portfolio(s): recorded before a restart."""
@@ -871,9 +1247,45 @@ class Swarm:
         marks = [self._resume_as_of.get(n) for n in names]
         if all(m is not None and when <= m for m in marks):
             return True
-        for n in names:
-            self._resume_as_of.pop(n, None)
+        for n, m in zip(names, marks, strict=True):
+            if m is None or when > m:  # past its resume point: refused as usual from now on
+                self._resume_as_of.pop(n, None)
         return False
+
+
+def _is_served(report: BeatReport) -> bool:
+    """Whether a report is the stale one served for a restoring portfolio (not a beat)."""
+    return bool(report.events) and report.events[0].startswith(RESTORING)
+
+
+def _restore_host(executor: Executor, configs: Sequence[PortfolioConfig],
+                  blobs: Mapping[str, bytes], logged: Mapping[str, Sequence[BeatInput | None]],
+                  future: Future[None]) -> None:
+    """A restoring thread: open the fresh host, restore the checkpoints, replay the log.
+
+    Only this thread talks to the lost portfolios' host until ``future`` is
+    done (the swarm sends them nothing meanwhile), so the executor is used
+    from two threads on disjoint hosts. A ``None`` in a log is a checkpoint's
+    rebase the original run took without storing it (a kill inside its write).
+    """
+    try:
+        executor.open(configs)
+        executor.restore(blobs)
+        for name, items in logged.items():
+            batch: list[tuple[str, BeatInput]] = []
+            for item in items:
+                if item is None:
+                    if batch:
+                        executor.beats(batch)
+                        batch = []
+                    executor.states([name])
+                else:
+                    batch.append((name, item))
+            if batch:
+                executor.beats(batch)
+        future.set_result(None)
+    except BaseException as exc:  # noqa: BLE001 - handed to the swarm's thread
+        future.set_exception(exc)
 
 
 def _takes_seconds(observer: Any) -> bool:

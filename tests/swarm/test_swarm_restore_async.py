@@ -1,0 +1,233 @@
+"""A lost host is restored in the background: the other hosts' portfolios beat on, the lost
+ones serve their last consensus (stale, widened) and catch up, exactly once, to the numbers
+of an uninterrupted run — also after a kill -9 in the middle of a restore."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from swarmvar.errors import InvalidParameter, RestoreQueueFull
+from swarmvar.ledger import Ledger
+from swarmvar.swarm import LocalExecutor, Replay
+from swarmvar.swarm.executors import shard_of
+from swarmvar.swarm.runtime import RESTORING
+
+from . import _restore_child as child
+from .conftest import make_swarm
+
+PORTFOLIOS = child.PORTFOLIOS  # "a" alone on shard 1 of 2; "d" and "e" on shard 0
+LOST = "a"
+HISTORY = child.HISTORY
+SETTINGS = child.SETTINGS
+
+
+def ledger_beats(home: Path) -> dict[tuple[str, int], list]:
+    """(portfolio, seq) -> the recorded consensus; each once, gap-free, in per-portfolio order."""
+    with Ledger.open(home) as ledger:
+        assert ledger.verify_chain().ok
+        out: dict[tuple[str, int], list] = {}
+        last: dict[str, int] = {}
+        for e in ledger.entries():
+            if e.kind == "consensus" and "beat" in e.data:
+                key = (e.data["beat"]["portfolio"], e.data["beat"]["seq"])
+                assert key not in out, f"beat {key} recorded twice"
+                assert key[1] == last.get(key[0], 0) + 1, f"beat {key} out of order"
+                last[key[0]] = key[1]
+                out[key] = [(c["var"], c["es"], c["var_interval"], c["es_interval"])
+                            for c in e.data["levels"]]
+        return out
+
+
+def _numbers(rep: Any) -> tuple:
+    return ({a: f.levels for a, f in rep.forecasts.items()}, rep.consensus)
+
+
+def reference(home: Path, frame: pd.DataFrame, beats: int) -> dict[tuple[str, int], tuple]:
+    """An uninterrupted run in this process: the numbers every other run must give."""
+    out: dict[tuple[str, int], tuple] = {}
+    with make_swarm(home, PORTFOLIOS, **SETTINGS) as swarm:
+        swarm.start(frame.iloc[:HISTORY])
+        swarm.run(Replay(frame, start=HISTORY, stop=HISTORY + beats),
+                  on_beat=lambda r: out.__setitem__((r.portfolio, r.seq), _numbers(r)))
+    return out
+
+
+def gated_run(home: Path, frame: pd.DataFrame, executor: Any, kill: Callable[[Any], None],
+              beats: int, kill_at: int, release_after: int = 4) -> dict[str, Any]:
+    """Beat ``beats`` ticks, kill the host of ``LOST`` before tick ``kill_at``, and hold its
+    restore (a gate its restoring thread waits on) until the other portfolios have beaten
+    ``release_after`` times with it lost. Returns what happened."""
+    gate = threading.Event()
+    waited: list[bool] = []
+    real: dict[tuple[str, int], tuple] = {}
+    served: list[Any] = []
+    last_real: dict[str, Any] = {}
+    others_while_held = 0
+    with make_swarm(home, PORTFOLIOS, executor=executor, **SETTINGS) as swarm:
+        swarm.start(frame.iloc[:HISTORY])
+        restore = executor.restore
+
+        def slow_restore(blobs: Any) -> None:  # the restoring thread waits for the test
+            if threading.current_thread() is not threading.main_thread():
+                waited.append(gate.wait(timeout=120))
+            restore(blobs)
+
+        executor.restore = slow_restore
+        source = Replay(frame, start=HISTORY, stop=HISTORY + beats)
+        for i, tick in enumerate(source):
+            if i == kill_at:
+                kill(executor)
+            for rep in swarm.beat([tick], cursor=source.cursor):
+                if rep.events and rep.events[0].startswith(RESTORING):
+                    served.append((rep, last_real.get(rep.portfolio)))
+                    continue
+                assert (rep.portfolio, rep.seq) not in real
+                real[(rep.portfolio, rep.seq)] = _numbers(rep)
+                last_real[rep.portfolio] = rep
+                if not gate.is_set() and LOST in swarm.restoring() and rep.portfolio != LOST:
+                    others_while_held += 1
+            if not gate.is_set() and others_while_held >= release_after * 2:
+                assert swarm.restoring()[LOST].queued >= release_after
+                gate.set()  # only now may the restore go on
+        for rep in swarm.settle():
+            real[(rep.portfolio, rep.seq)] = _numbers(rep)
+        assert not swarm.restoring()
+        seq = dict(swarm.seq)
+    return {"real": real, "served": served, "waited": waited, "seq": seq,
+            "others_while_held": others_while_held}
+
+
+def check_gated(got: dict[str, Any], expected: dict[tuple[str, int], tuple], beats: int,
+                release_after: int = 4) -> None:
+    # (a) the other host's portfolios beat while the restore was held, and the restore
+    # went on because the test released it (not by the gate's timeout): nothing waited for it
+    assert got["waited"] == [True]
+    assert got["others_while_held"] == release_after * 2
+    assert len(got["served"]) >= release_after
+    for rep, last in got["served"]:
+        assert rep.portfolio == LOST and not rep.forecasts
+        for c, before in zip(rep.consensus, last.consensus, strict=True):
+            assert c.available == 0 and c.degraded and c.var == before.var
+            assert c.var_interval[0] <= before.var_interval[0]
+            assert c.var_interval[1] > before.var_interval[1]  # stale by >= 1 day: wider
+            assert c.staleness > before.staleness
+    # (c) after the catch-up: every beat, and every number, of the uninterrupted run
+    assert got["seq"] == dict.fromkeys(PORTFOLIOS, beats)
+    assert got["real"] == {k: v for k, v in expected.items() if k[1] <= beats}
+
+
+@pytest.fixture(scope="module")
+def frame(sp500: pd.Series) -> pd.DataFrame:
+    return child.frame(sp500)
+
+
+def test_local_worker_killed_restores_in_background_and_catches_up(tmp_path, frame):
+    beats, more = 27, 6
+    expected = reference(tmp_path / "reference", frame, beats + more)
+    executor = LocalExecutor(workers=2)
+
+    def kill(ex: LocalExecutor) -> None:
+        os.kill(ex.pids()[shard_of(LOST, 2)], signal.SIGKILL)
+
+    home = tmp_path / "killed"
+    got = gated_run(home, frame, executor, kill, beats, kill_at=9)
+    check_gated(got, expected, beats)
+    # (b) exactly once in the ledger, in per-portfolio order, with the reference's numbers
+    ref_ledger = ledger_beats(tmp_path / "reference")
+    assert ledger_beats(home) == {k: v for k, v in ref_ledger.items() if k[1] <= beats}
+    # a resume replays that interleaved ledger after the last checkpoint and goes on equal
+    with make_swarm(home, PORTFOLIOS, **SETTINGS) as swarm:
+        swarm.start(frame.iloc[:HISTORY])
+        summary = swarm.run(Replay(frame, start=HISTORY, stop=HISTORY + beats + more))
+    assert summary.beats == dict.fromkeys(PORTFOLIOS, more)
+    assert ledger_beats(home) == ref_ledger
+
+
+def test_a_full_restore_queue_is_refused_before_anything_beats(tmp_path, frame):
+    executor = LocalExecutor(workers=2)
+    gate = threading.Event()
+    with make_swarm(tmp_path / "home", PORTFOLIOS, executor=executor, restore_queue=3,
+                    **SETTINGS) as swarm:
+        swarm.start(frame.iloc[:HISTORY])
+        restore = executor.restore
+
+        def slow_restore(blobs: Any) -> None:
+            if threading.current_thread() is not threading.main_thread():
+                gate.wait(timeout=120)
+            restore(blobs)
+
+        executor.restore = slow_restore
+        source = iter(Replay(frame, start=HISTORY, stop=HISTORY + 12))
+        swarm.beat([next(source)])
+        os.kill(executor.pids()[shard_of(LOST, 2)], signal.SIGKILL)
+        for _ in range(3):  # the lost beat and two more queue
+            swarm.beat([next(source)])
+        assert swarm.restoring()[LOST].queued == 3
+        before = dict(swarm.seq)
+        tick = next(source)
+        with pytest.raises(RestoreQueueFull, match="'a' has 3 ticks queued"):
+            swarm.beat([tick])
+        assert swarm.seq == before and swarm.restoring()[LOST].queued == 3
+        gate.set()
+        caught = swarm.settle()
+        assert [r.seq for r in caught] == [2, 3, 4] and not swarm.restoring()
+        swarm.beat([tick])  # the refused tick, again: now it beats
+        for rest in source:
+            swarm.beat([rest])
+        assert swarm.seq == dict.fromkeys(PORTFOLIOS, 12)
+    beats = ledger_beats(tmp_path / "home")
+    assert sorted(beats) == sorted((p, s) for p in PORTFOLIOS for s in range(1, 13))
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "3"])
+def test_restore_queue_is_checked(tmp_path, bad):
+    with pytest.raises(InvalidParameter, match="restore_queue"):
+        make_swarm(tmp_path, PORTFOLIOS, restore_queue=bad)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), True, "3"])
+def test_restore_timeout_is_checked(tmp_path, bad):
+    with pytest.raises(InvalidParameter, match="restore_timeout"):
+        make_swarm(tmp_path, PORTFOLIOS, restore_timeout=bad)
+
+
+def test_kill_minus_nine_while_a_host_restores_loses_no_queued_tick(tmp_path, frame):
+    """The run is killed while the restore is held with ticks queued: those ticks were never
+    recorded, and the resumed run (its source sought to before the first of them) beats them
+    once; the other portfolios' ticks recorded meanwhile are not beaten again."""
+    days = child.DAYS
+    expected = reference(tmp_path / "reference", frame, days)
+    home = tmp_path / "killed"
+    marker = tmp_path / "marker"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    err = tmp_path / "child.err"
+    with open(err, "wb") as fh:
+        proc = subprocess.Popen([sys.executable, child.__file__, str(home), "kill", str(marker)],
+                                env=env, stdout=subprocess.DEVNULL, stderr=fh)
+    deadline = time.monotonic() + 120
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, err.read_text()[-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    queued = int(marker.read_text())
+    got = ledger_beats(home)
+    lost_seq = max(s for p, s in got if p == LOST)
+    assert queued >= 3 and lost_seq < max(s for p, s in got if p != LOST)
+    final = subprocess.run([sys.executable, child.__file__, str(home), "none", str(marker)],
+                           env=env, capture_output=True, timeout=300)
+    assert final.returncode == 0, final.stderr.decode()[-2000:]
+    ref_ledger = ledger_beats(tmp_path / "reference")
+    assert ledger_beats(home) == ref_ledger
+    assert sorted(ref_ledger) == sorted(expected)

@@ -3,7 +3,7 @@ test_swarm_restore_async.py).
 
 Usage: python _restore_child.py HOME MODE MARKER
 MODE "kill": kill the worker process of portfolio ``a`` after ``d``'s beat
-KILL_AFTER, hold its restore forever, and once ``d`` has beaten four more times
+KILL_AFTER, hold its restore forever, and once ``d`` has beaten five more times
 (``a``'s ticks queued meanwhile) write the queue length to MARKER and wait to be
 killed. "none": run to the end (resuming whatever HOME holds).
 """
@@ -67,7 +67,8 @@ def main(home: str, mode: str, marker: str) -> None:
 
                     os.kill(executor.pids()[shard_of("a", 2)], signal.SIGKILL)
                     state["killed_at"] = rep.seq
-                elif state["killed_at"] is not None and rep.seq >= state["killed_at"] + 4:
+                elif state["killed_at"] is not None and rep.seq >= state["killed_at"] + 5:
+                    # (d's seq 13 is no checkpoint: the ledger holds d's beats after it)
                     queued = swarm.restoring()["a"].queued
                     Path(marker).write_text(str(queued))
                     time.sleep(600)

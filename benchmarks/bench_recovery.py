@@ -1,0 +1,137 @@
+"""A lost host restored in the background: the other portfolios' beats beside their normal ones.
+
+Run: ``.venv/bin/python benchmarks/bench_recovery.py [--quick]``
+
+P portfolios on two worker processes (``LocalExecutor(workers=2)``) beat
+together (one ``Swarm.beat`` call per tick, every portfolio in it). After B
+beats the worker hosting about half of them is killed with SIGKILL. Measured
+in the same run:
+
+* the beat's wall time before the kill (the reference: both hosts beat);
+* the beat's wall time while the lost host is restored in the background
+  (its portfolios' ticks are queued, the other host's portfolios beat): the
+  target is no wait, i.e. about the reference (the restoring process takes
+  one of the two cores, so some slowdown is the machine, not a wait);
+* the beat that finds the host dead (a fresh worker process is started);
+* SIGKILL to the host back (restored from its checkpoint and the B logged
+  beats replayed): before the background restore, every portfolio's beat
+  waited this long;
+* the catch-up beat: the queued ticks of the lost portfolios, in order.
+
+Quick mode runs the same code on cheap agents and a few portfolios.
+Timings on a shared machine are noisy: the load average is printed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _table import print_table  # noqa: E402
+
+from swarmvar.data import load  # noqa: E402
+from swarmvar.models import DEFAULT_AGENTS  # noqa: E402
+from swarmvar.swarm import LocalExecutor, RoleConfig, Swarm  # noqa: E402
+from swarmvar.swarm.executors import shard_of  # noqa: E402
+from swarmvar.types import Tick  # noqa: E402
+
+CHEAP = ("NormalInverseGamma", "BayesianBootstrap", "StudentT")
+
+
+def _load() -> str:
+    return open("/proc/loadavg").read().split()[0] if os.path.exists("/proc/loadavg") else "?"
+
+
+def _ms(xs: list[float]) -> str:
+    return f"{1e3 * statistics.median(xs):.1f} ms" if xs else "-"
+
+
+def _split_names(portfolios: int) -> list[str]:
+    """Portfolio names half on each of two shards (shards go by a hash of the name)."""
+    names: list[str] = []
+    per = {0: 0, 1: 0}
+    i = 0
+    while len(names) < portfolios:
+        name, i = f"p{i:03d}", i + 1
+        k = shard_of(name, 2)
+        if per[k] < (portfolios + 1 - k) // 2:
+            names.append(name)
+            per[k] += 1
+    return names
+
+
+def restore_while_beating(portfolios: int, agents: tuple[str, ...], window: int,
+                          before: int, limit: int) -> list[list[str]]:
+    """Beat ``before`` ticks, kill one host, beat on (at most ``limit`` ticks) until it is back."""
+    r = load("sp500")
+    names = _split_names(portfolios)
+    offsets = {n: (i * 61) % (len(r) - window - before - limit - 1) for i, n in enumerate(names)}
+    executor = LocalExecutor(workers=2)
+    lost_shard = shard_of(names[0], 2)
+    lost = sum(shard_of(n, 2) == lost_shard for n in names)
+
+    def ticks(i: int) -> list[Tick]:
+        return [Tick(n, r.index[o + window + i].to_pydatetime(),
+                     value=float(r.iloc[o + window + i])) for n, o in offsets.items()]
+
+    with tempfile.TemporaryDirectory() as tmp, Swarm(
+            names, home=tmp, agents=agents, window=window, executor=executor,
+            checkpoint_every=10 * (before + limit), fsync=False,
+            roles=RoleConfig.quiet()) as swarm:
+        swarm.start({n: r.iloc[o: o + window] for n, o in offsets.items()})
+        normal: list[float] = []
+        for i in range(before):
+            t0 = time.perf_counter()
+            swarm.beat(ticks(i))
+            normal.append(time.perf_counter() - t0)
+        os.kill(executor.pids()[lost_shard], signal.SIGKILL)
+        killed = time.perf_counter()
+        swarm.beat(ticks(before))
+        found = time.perf_counter() - killed
+        during: list[float] = []
+        catch_up = back = float("nan")
+        queued = 0
+        for i in range(before + 1, before + limit):
+            restoring = swarm.restoring()
+            queued = sum(x.queued for x in restoring.values())
+            t0 = time.perf_counter()
+            reports = swarm.beat(ticks(i))
+            seconds = time.perf_counter() - t0
+            if len(reports) > portfolios:  # the host was back: its queued ticks beat first
+                catch_up = seconds
+                back = max(x.seconds for x in restoring.values())
+                break
+            during.append(seconds)
+        else:
+            swarm.settle()
+    ratio = statistics.median(during) / statistics.median(normal) if during else float("nan")
+    label = f"{portfolios} portfolios ({lost} on the killed host)"
+    return [
+        [f"beat, both hosts up, {label}", _ms(normal), "", f"n={len(normal)}", ""],
+        [f"beat while one host restores, {label}", _ms(during), "~ the beat above (no wait)",
+         f"{ratio:.2f}x, n={len(during)}", "yes" if during and ratio < 2.0 else "no"],
+        ["beat that finds the host dead (fresh process)", f"{1e3 * found:.1f} ms", "", "", ""],
+        [f"SIGKILL to host back ({before} logged beats replayed)", f"{back:.2f} s", "",
+         "what every beat waited before", ""],
+        [f"catch-up beat ({queued} queued ticks)", f"{1e3 * catch_up:.1f} ms", "", "", ""],
+    ]
+
+
+def main(quick: bool = False) -> None:
+    load_before = _load()
+    if quick:
+        rows = restore_while_beating(4, CHEAP, 150, 30, 600)
+    else:
+        rows = restore_while_beating(20, DEFAULT_AGENTS, 1000, 120, 1500)
+    print_table(rows)
+    print(f"load average: {load_before} before, {_load()} after (2-core machine, shared)")
+
+
+if __name__ == "__main__":
+    main(quick="--quick" in sys.argv)

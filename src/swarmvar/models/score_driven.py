@@ -1,29 +1,31 @@
-"""``BetaTEgarch``: Harvey's score-driven Beta-t-EGARCH with leverage, online by SMC.
+"""``BetaSkewTEgarch``: Harvey's score-driven Beta-Skew-t-EGARCH with leverage, online by SMC.
 
 Model (log returns as fractions; see :mod:`._score_driven_lik` for the
-score and the priors)::
+score, the skew-t and the priors)::
 
-    r_t = mu + exp(lambda_t) T_t,   T_t ~ t_nu (unit scale)
+    r_t = mu + exp(lambda_t) eps_t,   eps_t ~ skew-t(nu, gamma) (Fernandez-Steel, unit scale)
     lambda_{t+1} = omega + phi (lambda_t - omega) + kappa u_t + kappa_star sgn(-e_t)(u_t + 1)
 
-``u_t = (nu+1) b_t - 1`` is the score of the t density in the log scale
+``u_t = (nu+1) b_t - 1`` is the score of the density in the log scale
 ``lambda_t`` (``b_t ~ Beta(1/2, nu/2)``), bounded in ``[-1, nu]``: the
 scale reacts to an outlier by a bounded amount, where GARCH's variance
-reacts to its square. That, and the log-scale (EGARCH) dynamics, make its
-forecast errors differ from the GJR-GARCH agents' (Harvey & Chakravarty
-2008; Harvey 2013, "Dynamic Models for Volatility and Heavy Tails").
+reacts to its square. That, the log-scale (EGARCH) dynamics and the skewed
+tails make its forecast errors differ from the GJR-GARCH agents' (Harvey &
+Chakravarty 2008; Harvey 2013, "Dynamic Models for Volatility and Heavy
+Tails"; Harvey & Sucarrat 2014, "EGARCH models with fat tails, skewness and
+leverage"). ``gamma = 1`` is the symmetric Beta-t-EGARCH.
 
-Posterior over ``(mu, omega, phi, kappa, kappa_star, nu)`` by particles, with
-the generic blocks of :mod:`._sir`: ``fit`` runs ``runs`` independent
-likelihood-tempered SMC samplers from the prior (one batch; split R-hat and
-ESS across the runs); ``update`` is iterated batch importance sampling
-(Chopin 2002): each particle carries its ``lambda`` for the next day, a new
-return reweights it by its t density, and when the ESS falls below
-``ess_threshold * particles`` the particles are resampled and moved by
-independent Metropolis-Hastings from a multivariate t fitted to them
-(random-walk moves when those are rarely accepted), targeting the posterior
-given the whole history. ``refit`` warm-starts from the current particles.
-Details in docs/models-score-driven.md.
+Posterior over ``(mu, omega, phi, kappa, kappa_star, nu, gamma)`` by
+particles, with the generic blocks of :mod:`._sir`: ``fit`` runs ``runs``
+independent likelihood-tempered SMC samplers from the prior (one batch;
+split R-hat and ESS across the runs); ``update`` is iterated batch
+importance sampling (Chopin 2002): each particle carries its ``lambda`` for
+the next day, a new return reweights it by its density, and when the ESS
+falls below ``ess_threshold * particles`` the particles are resampled and
+moved by independent Metropolis-Hastings from a multivariate t fitted to
+them (random-walk moves when those are rarely accepted), targeting the
+posterior given the whole history. ``refit`` warm-starts from the current
+particles. Details in docs/models-score-driven.md.
 """
 
 from __future__ import annotations
@@ -40,7 +42,6 @@ from ..errors import InvalidParameter, InvalidReturns, InvalidState
 from ..types import Diagnostics, Forecast
 from . import _score_driven_lik as lik
 from . import _sir
-from ._garch_family import TQuantileCache
 from .base import Agent, Seed, check_real, check_whole, rng_from
 from .diagnostics import summarize
 from .risk import EmpiricalFamily, check_alphas, risk_measures
@@ -62,8 +63,8 @@ MOVES = 6
 LEAST_INDEPENDENT_ACCEPTANCE = 0.2
 
 
-class BetaTEgarch(Agent):
-    """Bayesian Beta-t-EGARCH(1,1) with leverage (score-driven t scale), online by SMC.
+class BetaSkewTEgarch(Agent):
+    """Bayesian Beta-Skew-t-EGARCH(1,1) with leverage (score-driven scale), online by SMC.
 
     Parameters
     ----------
@@ -76,7 +77,7 @@ class BetaTEgarch(Agent):
         ``particles`` (0 < value < 1); also each tempering step's target ESS.
     """
 
-    name = "BetaTEgarch"
+    name = "BetaSkewTEgarch"
     min_observations = 100
     needs_variation = True
     cost_hint = (2.0, 150.0)  # ms: a backtest day at h = 1, a 10-day forecast
@@ -125,7 +126,7 @@ class BetaTEgarch(Agent):
         while np.any(gamma < 1.0):
             if stages >= MAX_STAGES:
                 raise InvalidReturns(
-                    f"the Beta-t-EGARCH posterior was not reached in {MAX_STAGES} tempering "
+                    f"the Beta-Skew-t-EGARCH posterior was not reached in {MAX_STAGES} tempering "
                     f"stages (the slowest run got to {float(gamma.min()):.3g} of the "
                     "likelihood): check the series for stale stretches or a unit mistake")
             active = [g for g in range(runs) if gamma[g] < 1.0]
@@ -189,7 +190,7 @@ class BetaTEgarch(Agent):
                     ) -> tuple[FloatArray, FloatArray, FloatArray, float]:
         """Resample each run by ``logw`` and move it, targeting ``prior * L(r)^power``.
 
-        ``u`` ``(S, 6)``; ``aux`` ``(2, S)`` holds each particle's ``log L(r)``
+        ``u`` ``(S, 7)``; ``aux`` ``(2, S)`` holds each particle's ``log L(r)``
         and ``lambda_{n+1}``; ``powers`` ``(S,)`` each particle's run's power.
         Independent MH from a multivariate t fitted to each run's weighted
         particles; random-walk MH from there when its acceptance is low.
@@ -232,7 +233,7 @@ class BetaTEgarch(Agent):
             self._u = u
             self._theta = lik.from_unconstrained(u)
             self._step = lik.Step.of(self._theta)
-            self._quantiles = TQuantileCache(self._theta.nu)
+            self._quantiles: dict[float, FloatArray] = {}  # per-draw skew-t quantiles
         self._ll, self._lam = ll, lam
         self._logw = logw - np.max(logw)
 
@@ -273,32 +274,34 @@ class BetaTEgarch(Agent):
     def _weights(self) -> FloatArray:
         return _sir.normalized_weights(self._logw)
 
-    def next_moments(self) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-        """One-step-ahead law of the next return per particle: ``loc + scale * t(df)``.
+    def next_moments(self) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+        """One-step-ahead law of the next return per particle: ``loc + scale * skew-t``.
 
         Returns ``loc = mu``, ``scale = exp(lambda_{n+1})`` (fractions),
-        ``df = nu`` and the normalized weights, each ``(S,)``.
+        ``df = nu``, the skewness ``gamma`` and the normalized weights, each ``(S,)``.
         """
         self._require_fitted()
-        return (self._theta.mu.copy(), np.exp(self._lam), self._theta.nu.copy(),
-                self._weights())
+        th = self._theta
+        return th.mu.copy(), np.exp(self._lam), th.nu.copy(), th.gamma.copy(), self._weights()
 
     def forecast(
         self, alphas: Sequence[float] = (0.99,), horizon: int = 1, *, seed: Seed = None
     ) -> Forecast:
         """VaR/ES of the next ``horizon`` returns' sum, with 90% credible intervals.
 
-        Horizon 1 is exact over the particles (a mixture of scaled Student
-        t's). Longer horizons run the recursion forward: ``HORIZON_PATHS``
-        paths from each of ``HORIZON_DRAWS`` particles (systematically
-        resampled) with each particle's own t shocks, drawn from ``seed``.
+        Horizon 1 is exact over the particles (a mixture of scaled skew-t's,
+        :class:`._score_driven_lik.SkewTFamily`). Longer horizons run the
+        recursion forward: ``HORIZON_PATHS`` paths from each of
+        ``HORIZON_DRAWS`` particles (systematically resampled) with each
+        particle's own skew-t shocks, drawn from ``seed``.
         """
         levels = check_alphas(alphas)
         h = self._check_horizon(horizon)
         self._require_fitted()
         if h == 1:
-            family = self._quantiles.predictive(self._theta.mu, np.exp(self._lam),
-                                                self._weights())
+            th = self._theta
+            family = lik.SkewTFamily(th.mu, np.exp(self._lam), th.nu, th.gamma, self._weights(),
+                                     self._quantiles)
             return Forecast(model=self.name, horizon=1, levels=risk_measures(family, levels))
         rng = rng_from(seed)
         idx = _sir.systematic_resample(self._weights(), float(rng.random()), HORIZON_DRAWS)
@@ -307,8 +310,8 @@ class BetaTEgarch(Agent):
                         levels=risk_measures(EmpiricalFamily(paths), levels))
 
     def standardized_residuals(self) -> FloatArray:
-        """``(r_t - mu) / exp(lambda_t)`` ``(n,)`` at the posterior-mean parameters (t_nu under
-        the model)."""
+        """``(r_t - mu) / exp(lambda_t)`` ``(n,)`` at the posterior-mean parameters (skew-t
+        under the model)."""
         self._require_fitted()
         w = self._weights()
         p = {k: float(w @ v) for k, v in zip(lik.PARAMS, self._theta, strict=True)}
@@ -333,7 +336,7 @@ class BetaTEgarch(Agent):
     # --- generative side ---------------------------------------------------------------
 
     def sample_prior(self, n: int, *, seed: Seed = None) -> dict[str, FloatArray]:
-        """``n`` prior draws of ``mu, omega, phi, kappa, kappa_star, nu``."""
+        """``n`` prior draws of ``mu, omega, phi, kappa, kappa_star, nu, gamma``."""
         n = check_whole("n", n, 1, 10**7)
         return lik.sample_prior(n, rng_from(seed)).as_dict()
 
@@ -347,8 +350,8 @@ class BetaTEgarch(Agent):
         th = lik.Theta(*(np.array([p[k]]) for k in lik.PARAMS))
         if not bool(lik.prior_box(th)[0]):
             raise InvalidParameter(
-                "Beta-t-EGARCH parameters need finite mu, omega, kappa_star, |phi| < 1, "
-                f"kappa > 0 and nu > 2 (within the prior's support); got {p}")
+                "Beta-Skew-t-EGARCH parameters need finite mu, omega, kappa_star, |phi| < 1, "
+                f"kappa > 0, nu > 2 and gamma > 0 (within the prior's support); got {p}")
         return lik.simulate(p, n, rng_from(seed))
 
     def posterior_draws(self) -> dict[str, FloatArray]:
@@ -381,20 +384,20 @@ class BetaTEgarch(Agent):
                         for k in ("rhat", "ess_bulk", "ess_tail")}
             acceptance, seconds = float(scalars["acceptance"]), float(scalars["seconds"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidState(f"BetaTEgarch state is incomplete or malformed: {exc}") from exc
+            raise InvalidState(f"BetaSkewTEgarch state is incomplete or malformed: {exc}") from exc
         s = self.particles
         if u.shape != (s, lik.DIM) or any(v.shape != (s,) for v in (ll, lam, logw)) or (
                 hist.ndim != 1 or hist.size < self.min_observations):
-            raise InvalidState(f"BetaTEgarch state arrays do not match {s} particles")
+            raise InvalidState(f"BetaSkewTEgarch state arrays do not match {s} particles")
         if not (np.all(np.isfinite(hist)) and np.all(np.abs(hist) <= MAX_ABS_RETURN)
                 and np.all(np.isfinite(lam)) and np.all(np.abs(lam) < 700.0)):
-            raise InvalidState("BetaTEgarch state holds non-finite returns or log scales")
+            raise InvalidState("BetaSkewTEgarch state holds non-finite returns or log scales")
         if not np.all(np.isfinite(lik.log_prior_u(u))):
-            raise InvalidState("BetaTEgarch state holds particles outside the prior's support")
+            raise InvalidState("BetaSkewTEgarch state holds particles outside the prior's support")
         if np.any(np.isnan(ll)) or np.any(ll == np.inf):
-            raise InvalidState("BetaTEgarch state's log-likelihoods are NaN or +inf")
+            raise InvalidState("BetaSkewTEgarch state's log-likelihoods are NaN or +inf")
         if np.any(np.isnan(logw)) or np.any(logw == np.inf) or not np.any(np.isfinite(logw)):
-            raise InvalidState("BetaTEgarch state's particle log weights are NaN, +inf or all "
+            raise InvalidState("BetaSkewTEgarch state's particle log weights are NaN, +inf or all "
                                "-inf")
         self._install(hist, u, ll, lam, logw, rng)
         self._logw = logw.copy()  # exact, not re-normalized

@@ -190,6 +190,39 @@ def test_a_full_restore_queue_is_refused_before_anything_beats(tmp_path, frame):
     assert sorted(beats) == sorted((p, s) for p in PORTFOLIOS for s in range(1, 13))
 
 
+def test_a_host_dead_at_its_checkpoint_is_restored_with_that_checkpoint_redone(tmp_path, frame):
+    """The host dies between a portfolio's beat and its checkpoint: the other host's
+    portfolios are checkpointed, the lost one restored from its previous checkpoint and
+    the rebase it missed redone at its place (the numbers stay those of the reference)."""
+    beats = 14
+    expected = reference(tmp_path / "reference", frame, beats)
+    executor = LocalExecutor(workers=2)
+    states = executor.states
+    killed: list[list[str]] = []
+
+    def kill_first(names: Any) -> Any:
+        if LOST in names and not killed and threading.current_thread() is threading.main_thread():
+            killed.append(list(names))
+            os.kill(executor.pids()[shard_of(LOST, 2)], signal.SIGKILL)
+            executor._procs[shard_of(LOST, 2)].process.join(5)  # dead before the call
+        return states(names)
+
+    got: dict[tuple[str, int], tuple] = {}
+    with make_swarm(tmp_path / "home", PORTFOLIOS, executor=executor, **SETTINGS) as swarm:
+        swarm.start(frame.iloc[:HISTORY])
+        executor.states = kill_first
+        source = Replay(frame, start=HISTORY, stop=HISTORY + beats)
+        for tick in source:
+            for rep in swarm.beat([tick], cursor=source.cursor):
+                if not rep.events or not rep.events[0].startswith(RESTORING):
+                    got[(rep.portfolio, rep.seq)] = _numbers(rep)
+        for rep in swarm.settle():
+            got[(rep.portfolio, rep.seq)] = _numbers(rep)
+    assert killed == [list(PORTFOLIOS)]  # at the checkpoint of beat 6, all three due
+    assert got == expected
+    assert ledger_beats(tmp_path / "home") == ledger_beats(tmp_path / "reference")
+
+
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True, "3"])
 def test_restore_queue_is_checked(tmp_path, bad):
     with pytest.raises(InvalidParameter, match="restore_queue"):

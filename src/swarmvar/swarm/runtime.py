@@ -494,7 +494,21 @@ class Swarm:
         self.flush()
         names = [p for p in (list(self.specs) if names is None else list(names))
                  if p not in self._recoveries]  # a restoring host keeps its last checkpoint
-        blobs = self.executor.states(names)
+        try:
+            blobs = self.executor.states(names)
+        except WorkerFailed as exc:  # a host died since its beat: the others checkpoint
+            lost = tuple(getattr(exc, "portfolios", ()))
+            if not lost:
+                raise
+            # the hosts that answered rebased their agents: their blobs, not another call
+            blobs = {p: b for part in getattr(exc, "answers", {}).values() for p, b in part.items()}
+            for p in names:
+                if p in lost:  # the restore redoes this checkpoint's rebase at this point
+                    self._log[p].append(None)
+            log.warning("swarm host died before its checkpoint (%s); restoring %s in the "
+                        "background", exc, ", ".join(lost))
+            self._lose(lost)
+            names = [p for p in names if p not in lost]
         marks = dict(self._marks)
         states: dict[str, bytes] = {STATE_PREFIX + p: b for p, b in blobs.items()}
         size = self.ledger.size

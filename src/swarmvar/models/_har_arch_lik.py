@@ -113,6 +113,11 @@ def is_valid(th: Theta) -> NDArray[np.bool_]:
 
 
 def constrain(u: FloatArray) -> Theta:
+    with np.errstate(over="ignore"):  # far-out proposals: inf, then outside the support
+        return _constrain(u)
+
+
+def _constrain(u: FloatArray) -> Theta:
     """Parameters from unconstrained coordinates ``u (S, 10)``.
 
     ``u = (mu, log omega, alr_1..alr_6, log(nu - 2), atanh lam)``; the
@@ -145,6 +150,11 @@ _LOG_CONST = (-0.5 * math.log(2 * math.pi) - math.log(MU_SD)
 
 def log_prior(u: FloatArray) -> FloatArray:
     """Log prior density of the unconstrained coordinates ``u (S, 10)``, Jacobians included."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _log_prior(u)
+
+
+def _log_prior(u: FloatArray) -> FloatArray:
     alr = u[:, 2:8]
     top = np.maximum(alr.max(axis=1, keepdims=True), 0.0)
     log_total = top[:, 0] + np.log(np.exp(alr - top).sum(axis=1) + np.exp(-top[:, 0]))
@@ -152,8 +162,9 @@ def log_prior(u: FloatArray) -> FloatArray:
     log_simplex = alr.sum(axis=1) - _SIMPLEX * log_total
     v = u[:, 8]  # log(nu - 2): Gamma(shape, rate) on exp(v), Jacobian exp(v)
     log_nu = NU_SHAPE * v - NU_RATE * np.exp(v)
-    y = 0.5 * (1.0 + np.tanh(u[:, 9]))  # Beta on y = (lam + 1)/2, dy/du = 2 y (1 - y)
-    log_lam = LAM_BETA * (np.log(y) + np.log1p(-y)) + math.log(2.0)
+    # Beta on y = (lam + 1)/2 = sigmoid(2 u), dy/du = 2 y (1 - y): logs without overflow
+    log_y, log_1my = -np.logaddexp(0.0, -2.0 * u[:, 9]), -np.logaddexp(0.0, 2.0 * u[:, 9])
+    log_lam = LAM_BETA * (log_y + log_1my) + math.log(2.0)
     out = (_LOG_CONST - 0.5 * (u[:, 0] / MU_SD) ** 2
            - 0.5 * ((u[:, 1] - LOG_OMEGA_MEAN) / LOG_OMEGA_SD) ** 2
            + log_simplex + log_nu + log_lam)
@@ -271,6 +282,11 @@ def loglik(r: FloatArray, th: Theta) -> tuple[FloatArray, FloatArray]:
     Returns ``(ll (S,), h_next (S,))``; particles outside the support get
     ``ll = -inf`` (and a finite placeholder variance).
     """
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return _loglik(r, th)
+
+
+def _loglik(r: FloatArray, th: Theta) -> tuple[FloatArray, FloatArray]:
     size = th.mu.size
     ll, h_next = np.empty(size), np.empty(size)
     valid = is_valid(th)

@@ -154,11 +154,14 @@ def test_local_worker_killed_restores_in_background_and_catches_up(tmp_path, fra
     assert ledger_beats(home) == ref_ledger
 
 
-def test_a_full_restore_queue_is_refused_before_anything_beats(tmp_path, frame):
+def test_a_full_restore_queue_is_refused_and_catch_up_is_spread(tmp_path, frame):
+    """A full queue refuses the tick before anything beats; with ``catch_up=2`` the restored
+    portfolio beats two queued ticks per call (its new tick queues behind them) until its
+    queue is empty, and the ledger holds every beat once."""
     executor = LocalExecutor(workers=2)
     gate = threading.Event()
     with make_swarm(tmp_path / "home", PORTFOLIOS, executor=executor, restore_queue=3,
-                    **SETTINGS) as swarm:
+                    catch_up=2, **SETTINGS) as swarm:
         swarm.start(frame.iloc[:HISTORY])
         restore = executor.restore
 
@@ -180,12 +183,15 @@ def test_a_full_restore_queue_is_refused_before_anything_beats(tmp_path, frame):
             swarm.beat([tick])
         assert swarm.seq == before and swarm.restoring()[LOST].queued == 3
         gate.set()
-        caught = swarm.settle()
-        assert [r.seq for r in caught] == [2, 3, 4] and not swarm.restoring()
-        swarm.beat([tick])  # the refused tick, again: now it beats
-        for rest in source:
-            swarm.beat([rest])
-        assert swarm.seq == dict.fromkeys(PORTFOLIOS, 12)
+        swarm._recoveries[LOST].future.result(timeout=120)  # the host is back (not yet seen)
+        caught = []
+        for t in [tick, *source]:
+            reports = swarm.beat([t])
+            caught.append([r.seq for r in reports[len(PORTFOLIOS):]])
+            if LOST in swarm.restoring():
+                assert swarm.restoring()[LOST].attempt == 0  # back, catching up
+        assert caught[:3] == [[2, 3], [4, 5], []]  # the second call emptied the queue
+        assert swarm.seq == dict.fromkeys(PORTFOLIOS, 12) and not swarm.restoring()
     beats = ledger_beats(tmp_path / "home")
     assert sorted(beats) == sorted((p, s) for p in PORTFOLIOS for s in range(1, 13))
 
@@ -233,6 +239,12 @@ def test_restore_queue_is_checked(tmp_path, bad):
 def test_restore_timeout_is_checked(tmp_path, bad):
     with pytest.raises(InvalidParameter, match="restore_timeout"):
         make_swarm(tmp_path, PORTFOLIOS, restore_timeout=bad)
+
+
+@pytest.mark.parametrize("bad", [0, 1, 2.0, True, "4"])
+def test_catch_up_is_checked(tmp_path, bad):
+    with pytest.raises(InvalidParameter, match="catch_up"):
+        make_swarm(tmp_path, PORTFOLIOS, catch_up=bad)
 
 
 def test_kill_minus_nine_while_a_host_restores_loses_no_queued_tick(tmp_path, frame):

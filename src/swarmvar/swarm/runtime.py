@@ -110,7 +110,9 @@ class Restoring:
 
     ``since_seq`` is its last beat recorded before the host was lost;
     ``queued`` the ticks waiting for the host; ``attempt`` 1 for the first
-    restore, more if the fresh host died too; ``seconds`` since the loss.
+    restore, more if the fresh host died too, 0 once the host is back and
+    the portfolio still catches up (``Swarm(catch_up=)``); ``seconds`` since
+    the loss.
     """
 
     portfolio: str
@@ -282,6 +284,11 @@ class Swarm:
     restore_timeout : float
         Seconds :meth:`settle` (and ``close``, ``run``'s end) waits for lost
         hosts to come back.
+    catch_up : int, optional
+        Queued ticks a restored portfolio beats per :meth:`beat` call (at
+        least 2, so that a queue fed one tick a call shrinks); None: all of
+        them in the first call after its host is back (the other portfolios
+        wait for that one catch-up).
     """
 
     def __init__(
@@ -305,6 +312,7 @@ class Swarm:
         sandbox: SandboxSetup | None = None,
         restore_queue: int = 10_000,
         restore_timeout: float = 600.0,
+        catch_up: int | None = None,
     ) -> None:
         for name, value, low in (("horizon", horizon, 1), ("window", window, 30),
                                  ("refit_every", refit_every, 1),
@@ -317,6 +325,10 @@ class Swarm:
                 or not restore_timeout > 0 or not np.isfinite(restore_timeout)):
             raise InvalidParameter(f"restore_timeout must be a positive number of seconds, "
                                    f"not {restore_timeout!r}")
+        if catch_up is not None and (isinstance(catch_up, bool) or not isinstance(
+                catch_up, (int, np.integer)) or catch_up < 2):
+            raise InvalidParameter(f"catch_up must be None (all at once) or a whole number >= 2 "
+                                   f"of queued ticks per portfolio and beat, not {catch_up!r}")
         self.specs = specs_from(portfolios)
         names = tuple(canonical_name(a) for a in agents)
         if sandbox is not None:
@@ -381,6 +393,7 @@ class Swarm:
         self._log: dict[str, list[BeatInput | None]] = {p: [] for p in self.specs}
         self.restore_queue = int(restore_queue)
         self.restore_timeout = float(restore_timeout)
+        self.catch_up = None if catch_up is None else int(catch_up)
         #: lost hosts being restored in the background (portfolio -> its host's recovery)
         self._recoveries: dict[str, _Recovery] = {}
         #: ticks waiting for a restoring portfolio's host, in arrival order
@@ -685,10 +698,15 @@ class Swarm:
     # --- lost hosts: restored in the background --------------------------------------
 
     def restoring(self) -> dict[str, Restoring]:
-        """The portfolios whose host died and is being restored (empty when all are up)."""
+        """The portfolios whose host died and is being restored, or that still catch up on
+        their queued ticks (``attempt`` 0); empty when all are up and caught up."""
         now = time.monotonic()
-        return {p: Restoring(p, r.since[p], len(self._queues.get(p, ())), r.attempt,
-                             now - r.began) for p, r in self._recoveries.items()}
+        out = {p: Restoring(p, r.since[p], len(self._queues.get(p, ())), r.attempt,
+                            now - r.began) for p, r in self._recoveries.items()}
+        for p, q in self._queues.items():
+            if q and p not in out:
+                out[p] = Restoring(p, self.seq[p], len(q), 0, 0.0)
+        return out
 
     def _lose(self, names: Sequence[str], attempt: int = 1) -> None:
         """Start restoring the portfolios of a dead host in a background thread.
@@ -763,13 +781,15 @@ class Swarm:
         if failed:
             raise failed[0]
 
-    def _poll(self, *, block: bool = False, timeout: float | None = None) -> list[BeatReport]:
+    def _poll(self, *, block: bool = False, timeout: float | None = None,
+              rounds: int | None = None) -> list[BeatReport]:
         """Catch up every portfolio whose host is back: its queued ticks, in order.
 
         Non-blocking unless ``block`` (then waits for every restore). The
         queued beats go through the observers and into the ledger as any
         beat; several portfolios' queues are beaten together, one tick each
-        per round, so each keeps its order. Returns their reports.
+        per round, so each keeps its order; at most ``rounds`` rounds (None:
+        until the queues are empty). Returns their reports.
         """
         if block:
             self._wait_restored(timeout)
@@ -779,7 +799,9 @@ class Swarm:
             if not self._queues[p] and p not in self._recoveries:
                 del self._queues[p]
         out: list[BeatReport] = []
-        while names:
+        left = rounds
+        while names and (left is None or left > 0):
+            left = None if left is None else left - 1
             inputs: list[tuple[str, BeatInput]] = []
             heads: list[_Queued] = []
             for p in names:
@@ -877,9 +899,9 @@ class Swarm:
         return BeatReport(
             name, self.seq[name] + queued, as_of, value, {}, {}, {}, tuple(consensus),
             rejected=dict.fromkeys(agents, "host restoring"),
-            events=(f"{RESTORING}: host lost after beat "
-                    f"{rec.since[name] if rec else self.seq[name]} (attempt "
-                    f"{rec.attempt if rec else 0}); {queued} ticks queued",))
+            events=(f"{RESTORING}: host lost after beat {rec.since[name]} (attempt "
+                    f"{rec.attempt}); {queued} ticks queued" if rec is not None else
+                    f"{RESTORING}: host back, catching up; {queued} ticks queued",))
 
     # --- the beat -------------------------------------------------------------------
 
@@ -914,7 +936,7 @@ class Swarm:
         """
         if not self._started:
             raise InvalidParameter("call start(history) before the first beat")
-        caught_up = self._poll()
+        caught_up = self._poll(rounds=self.catch_up)
         before = self._read_cursor
         planned: list[tuple[str, float, datetime]] = []
         refused: InvalidTick | None = None

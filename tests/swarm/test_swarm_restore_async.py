@@ -247,6 +247,26 @@ def test_catch_up_is_checked(tmp_path, bad):
         make_swarm(tmp_path, PORTFOLIOS, catch_up=bad)
 
 
+def test_bad_restore_settings_never_touch_the_home(tmp_path):
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    junk = st.one_of(st.floats(allow_nan=True), st.text(max_size=5), st.booleans(),
+                     st.lists(st.integers(), max_size=2))
+
+    @settings(max_examples=40, deadline=None)
+    @given(st.sampled_from(["restore_queue", "restore_timeout", "catch_up"]),
+           st.one_of(junk, st.integers(max_value=0)))
+    def refused(name: str, value: Any) -> None:
+        if name == "restore_timeout" and isinstance(value, float) and 0 < value < float("inf"):
+            return  # a valid timeout
+        with pytest.raises(InvalidParameter, match=name):
+            make_swarm(tmp_path / "home", PORTFOLIOS, **{name: value})
+        assert not (tmp_path / "home").exists()
+
+    refused()
+
+
 def test_kill_minus_nine_while_a_host_restores_loses_no_queued_tick(tmp_path, frame):
     """The run is killed while the restore is held with ticks queued: those ticks were never
     recorded, and the resumed run (its source sought to before the first of them) beats them

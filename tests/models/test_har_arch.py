@@ -16,6 +16,7 @@ from swarmvar.models import _har_arch_lik as lik
 from swarmvar.models import _har_arch_smc as smc
 from swarmvar.models.har_arch import HarArch, simulate_paths
 
+FIXTURE = HealthCheck.function_scoped_fixture
 TRUE = {"mu": 3e-4, "omega": 4e-6, "b1": 0.03, "b5": 0.10, "b22": 0.30, "g1": 0.05,
         "g5": 0.25, "g22": 0.40, "nu": 7.0, "lam": -0.15}
 
@@ -48,7 +49,8 @@ def _ref_loglik(r: np.ndarray, p: dict[str, float]) -> tuple[float, float]:
              + p["b22"] * np.mean(past**2) + p["g1"] * neg[-1] + p["g5"] * np.mean(neg[-5:])
              + p["g22"] * np.mean(neg))
         if t < r.size:
-            total += math.log(_ref_skew_pdf(e[t] / math.sqrt(h), p["nu"], p["lam"])) - 0.5 * math.log(h)
+            z = e[t] / math.sqrt(h)
+            total += math.log(_ref_skew_pdf(z, p["nu"], p["lam"])) - 0.5 * math.log(h)
     return total, h
 
 
@@ -137,7 +139,8 @@ def test_one_step_var_es_at_fixed_parameters_match_numerical_integration() -> No
         return _ref_skew_pdf((-x - mu) / sd, nu, lam) / sd
 
     for m in agent.forecast((0.99, 0.975)).levels:
-        var = optimize.brentq(lambda v: integrate.quad(pdf_loss, v, np.inf)[0] - (1 - m.alpha),
+        tail = 1 - m.alpha
+        var = optimize.brentq(lambda v, p=tail: integrate.quad(pdf_loss, v, np.inf)[0] - p,
                               -1.0, 1.0, xtol=1e-14)
         es = integrate.quad(lambda x: x * pdf_loss(x), var, np.inf)[0] / (1 - m.alpha)
         assert m.var == pytest.approx(var, rel=1e-7)
@@ -253,7 +256,7 @@ def test_bad_parameters_are_invalid_parameter(kwargs: dict[str, Any]) -> None:
         HarArch(**kwargs)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[FIXTURE])
 @given(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=3),
                  st.none(), st.just([0.01]), st.floats(-1.5, 1.5)))
 def test_update_of_anything_refuses_or_absorbs(fitted: HarArch, r: Any) -> None:
@@ -277,7 +280,7 @@ def test_fit_of_bad_returns_is_invalid_returns(returns: Any) -> None:
         HarArch(particles=100, runs=2).fit(returns, seed=0)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, suppress_health_check=[FIXTURE])
 @given(st.data())
 def test_damaged_state_is_invalid_state_or_intact(fitted: HarArch, data: st.DataObject) -> None:
     raw = bytearray(fitted.state())

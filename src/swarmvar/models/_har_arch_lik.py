@@ -244,6 +244,16 @@ def skew_t_cdf_and_partial(c: FloatArray, st: SkewT) -> tuple[FloatArray, FloatA
     return np.asarray(np.where(lo, cdf_lo, cdf_hi)), np.asarray(np.where(lo, part_lo, part_hi))
 
 
+def skew_t_cdf(c: FloatArray, st: SkewT) -> FloatArray:
+    """``P(z < c)`` per particle: :func:`skew_t_cdf_and_partial`'s first part, alone."""
+    sc = np.sqrt((st.nu - 2) / st.nu)
+    s_lo, s_hi = 1.0 - st.lam, 1.0 + st.lam
+    bc = st.b * c + st.a
+    lo = bc < 0
+    tcdf = special.stdtr(st.nu, bc / (np.where(lo, s_lo, s_hi) * sc))
+    return np.asarray(np.where(lo, s_lo * tcdf, 0.5 * s_lo + s_hi * (tcdf - 0.5)))
+
+
 def skew_t_ppf(p: float | FloatArray, st: SkewT) -> FloatArray:
     """Quantile of probability ``p`` per particle."""
     sc = np.sqrt((st.nu - 2) / st.nu)

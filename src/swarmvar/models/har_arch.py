@@ -41,7 +41,7 @@ from . import _har_arch_smc as smc
 from . import _sir
 from .base import Agent, Seed, check_real, check_whole, rng_from
 from .diagnostics import summarize
-from .risk import EmpiricalFamily, check_alphas, risk_measures
+from .risk import EmpiricalFamily, LevelMeasures, check_alphas, mixture_var, risk_measures
 
 FloatArray = NDArray[np.float64]
 
@@ -55,31 +55,93 @@ MAX_PARTICLES, MAX_RUNS = 200_000, 64
 #: Returns simulate() discards before the ones it gives (the lags start at the
 #: unconditional variance).
 BURN_IN = 250
+#: Most Newton steps of the one-step mixture VaR (it takes 3-6).
+MAX_NEWTON = 30
 
 
 class SkewTFamily:
-    """Losses ``L = -(mu_s + s_s z)``, ``z`` skewed t per particle (a risk.Family)."""
+    """Losses ``L = -(mu_s + s_s z)``, ``z`` skewed t per particle (a risk.Family).
+
+    ``standard`` caches, per confidence level, each particle's standardized
+    quantile ``q_s`` of ``z`` at ``1 - alpha`` and tail mean ``E[z | z < q_s]``:
+    they depend on ``(nu, lam)`` only, so an agent keeps them while its
+    particles stay the same (between resample-moves).
+    """
 
     def __init__(self, mu: FloatArray, scale: FloatArray, st: lik.SkewT,
-                 weights: FloatArray) -> None:
+                 weights: FloatArray,
+                 standard: dict[float, tuple[FloatArray, FloatArray]] | None = None) -> None:
         self.mu, self.scale, self.st = mu, scale, st
-        self._weights = weights / weights.sum()
+        self._weights: FloatArray = np.asarray(weights / weights.sum())
+        self._standard = {} if standard is None else standard
+
+    def standard(self, alpha: float) -> tuple[FloatArray, FloatArray]:
+        """``(q_s, E[z | z < q_s])`` ``(S,)`` at level ``alpha`` (cached)."""
+        hit = self._standard.get(alpha)
+        if hit is None:
+            q = lik.skew_t_ppf(1.0 - alpha, self.st)
+            _, part = lik.skew_t_cdf_and_partial(q, self.st)
+            hit = (q, part / (1.0 - alpha))
+            self._standard[alpha] = hit
+        return hit
+
+    def level_measures(self, alphas: Sequence[float]) -> tuple[LevelMeasures, ...]:
+        """Point and per-particle VaR/ES at each level (see risk.LevelMeasures)."""
+        out = []
+        for alpha in alphas:
+            q, m = self.standard(alpha)
+            cond_var = -self.mu - self.scale * q
+            cond_es = -self.mu - self.scale * m
+            v = self.mixture_var(alpha)
+            if v is None:
+                v = mixture_var(_Generic(self), alpha, cond_var)
+            es = v + float(self._weights @ self.excess(v)) / (1.0 - alpha)
+            out.append(LevelMeasures(float(v), float(es), cond_var, cond_es))
+        return tuple(out)
 
     @property
     def weights(self) -> FloatArray:
         return self._weights
 
     def var(self, alpha: float) -> FloatArray:
-        return np.asarray(-self.mu - self.scale * lik.skew_t_ppf(1.0 - alpha, self.st))
+        return np.asarray(-self.mu - self.scale * self.standard(alpha)[0])
 
     def tail(self, v: float) -> FloatArray:
-        cdf, _ = lik.skew_t_cdf_and_partial((-v - self.mu) / self.scale, self.st)
-        return cdf
+        return lik.skew_t_cdf((-v - self.mu) / self.scale, self.st)
+
+    def mixture_var(self, alpha: float) -> float | None:
+        """The mixture's VaR by Newton's method on its tail from the mean per-particle VaR.
+
+        The tail ``sum_s w_s P_s(L > v)`` falls smoothly in ``v`` with slope
+        minus the mixture density, so a few steps reach ``1e-12`` relative;
+        None (the generic bracketed root) if they do not.
+        """
+        w, target = self._weights, 1.0 - alpha
+        v = float(w @ self.var(alpha))
+        for _ in range(MAX_NEWTON):
+            c = (-v - self.mu) / self.scale
+            tail = float(w @ lik.skew_t_cdf(c, self.st))
+            dens = float(w @ (np.exp(lik.skew_t_logpdf(c, self.st)) / self.scale))
+            if not (dens > 0 and np.isfinite(tail)):
+                return None
+            step = (tail - target) / dens
+            v += step
+            if abs(step) <= 1e-12 * max(1e-3, abs(v)):
+                return v
+        return None
 
     def excess(self, v: float | FloatArray) -> FloatArray:
         c = (-np.asarray(v, dtype=float) - self.mu) / self.scale
         cdf, part = lik.skew_t_cdf_and_partial(c, self.st)
         return np.asarray(np.maximum(self.scale * (c * cdf - part), 0.0))
+
+
+class _Generic:
+    """A family's plain Family methods, without its shortcuts (for the bracketed root)."""
+
+    def __init__(self, family: SkewTFamily) -> None:
+        self.weights, self.var, self.tail = family.weights, family.var, family.tail
+        self.excess = family.excess
 
 
 def simulate_paths(th: lik.Theta, tail: FloatArray, steps: int,
@@ -216,6 +278,8 @@ class HarArch(Agent):
         self._logw = logw - np.max(logw)
         self._theta = lik.constrain(cloud.u)
         self._st = lik.skew_t(self._theta.nu, self._theta.lam)
+        #: per level, the particles' standardized quantiles and tail means (a cache only)
+        self._standard: dict[float, tuple[FloatArray, FloatArray]] = {}
 
     @property
     def history(self) -> FloatArray:
@@ -272,7 +336,8 @@ class HarArch(Agent):
         w = self._weights()
         if h == 1:
             th = self._theta
-            family = SkewTFamily(th.mu, np.sqrt(self._cloud.aux[smc.H]), self._st, w)
+            family = SkewTFamily(th.mu, np.sqrt(self._cloud.aux[smc.H]), self._st, w,
+                                 self._standard)
             return Forecast(model=self.name, horizon=1, levels=risk_measures(family, levels))
         rng = rng_from(seed)
         idx = _sir.systematic_resample(w, float(rng.random()), HORIZON_DRAWS)

@@ -20,7 +20,8 @@ from __future__ import annotations
 import json
 import json.encoder
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import SwarmVarError
@@ -107,6 +108,55 @@ def _check(value: Any, path: str) -> None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Canonical:
+    """Canonical JSON text already written, embedded as is wherever it goes.
+
+    Made by :func:`canonical_object` (and by writers whose output is tested
+    equal to :func:`canonical_text`, such as the signed estimate record of
+    :func:`swarmvar.consensus.signing.estimate_record`), never from arbitrary
+    text: whoever builds one vouches that ``text`` is the canonical JSON of
+    some value. :func:`canonical_text` returns ``text`` for it, and the
+    ledger stores it as entry data (a JSON object) without encoding again:
+    the bytes written once, e.g. for a signature, serve the record too.
+    """
+
+    text: str
+
+
+def canonical_object(fields: Mapping[str, Any]) -> Canonical:
+    """The canonical JSON object of ``fields``, whose values may be :class:`Canonical`.
+
+    The same text as ``canonical_text`` of the dict with every
+    :class:`Canonical` replaced by its value: keys sorted, ``"key":value``
+    joined by ``,``, keys escaped by the encoder's own string writer; a
+    ``list``/``tuple`` holding :class:`Canonical` items is written as an array
+    of their texts and the others' canonical texts.
+
+    Raises
+    ------
+    NotCanonical
+        A key that is not an exact ``str``, or a value :func:`canonical_text` refuses.
+    """
+    if type(fields) is not dict:
+        fields = dict(fields)
+    if not _STR.issuperset(map(type, fields)):
+        bad = next(k for k in fields if type(k) is not str)
+        raise NotCanonical(f"value has a non-string key {bad!r}")
+    return Canonical("{" + ",".join(
+        f"{json.encoder.encode_basestring(key)}:{_text_of(fields[key])}"
+        for key in sorted(fields)) + "}")
+
+
+def _text_of(value: Any) -> str:
+    kind = type(value)
+    if kind is Canonical:
+        return str(value.text)
+    if (kind is list or kind is tuple) and any(type(x) is Canonical for x in value):
+        return "[" + ",".join(map(_text_of, value)) + "]"
+    return canonical_text(value)
+
+
 def canonical_text(value: Any) -> str:
     """:func:`canonical_json` as ``str`` (before UTF-8 encoding).
 
@@ -118,6 +168,8 @@ def canonical_text(value: Any) -> str:
     NotCanonical
         If ``value`` holds NaN, inf, non-string keys or non-JSON objects.
     """
+    if type(value) is Canonical:
+        return value.text
     if _is_plain(value):
         try:
             return _encode(value)

@@ -136,3 +136,174 @@ def test_the_beat_skips_its_own_verifications_and_its_estimates_still_verify(tmp
                                     var_interval=(e.var_interval[0], e.var * 3),
                                     es_interval=(e.es_interval[0], e.es * 3))
         assert auditor.check(moved).reason is RejectionReason.FORGED
+
+
+def _drift_one_by_one(scores, k, recent=20):
+    """The guards' drift z of one agent as it was computed before the vectorized path."""
+    import math
+
+    col = scores[:, k]
+    col = col[np.isfinite(col)]
+    if col.size < 2 * recent + 10:
+        return None
+    past, last = col[:-recent], col[-recent:]
+    sd = float(past.std(ddof=1))
+    if not sd > 0:
+        return None
+    return (float(last.mean()) - float(past.mean())) / (sd / math.sqrt(recent))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_guards_drift_equals_the_one_by_one_computation_bit_for_bit(seed):
+    """The guards' drift of all agents at once (transposed rows) is each agent's own z,
+    bit for bit, and flags the same agents with the same signals; a NaN score takes the
+    one-by-one path."""
+    from swarmvar.swarm.roles import Guards, RoleConfig
+
+    rng = np.random.default_rng(seed)
+    config = RoleConfig(guard_drift=0.5)
+    guards = Guards(AGENTS, config)
+    flagged = 0
+    for beat in range(320):
+        shift = -3.0 if beat > 200 and rng.random() < 0.5 else 0.0
+        scores = {a: float(rng.normal(3.0 + shift * (k == seed % 5), 0.2 + k))
+                  for k, a in enumerate(AGENTS)}
+        if rng.random() < 0.03:
+            scores[AGENTS[int(rng.integers(5))]] = float("nan")
+        quiet_before = guards.quiet_until.copy()
+        found = guards.check(beat, scores, {}, cooldown=7)
+        want = {}
+        for k, a in enumerate(AGENTS):
+            z = _drift_one_by_one(guards.scores, k)
+            if beat >= quiet_before[k] and z is not None and z < -config.guard_drift:
+                want[a] = z
+        assert {r.agents[0]: r.detail["score_drift_z"] for r in found} == want
+        fast = guards._drift()
+        if fast is not None:
+            assert fast == [_drift_one_by_one(guards.scores, k) for k in range(5)]
+        flagged += len(found)
+    assert flagged > 0  # the comparison saw flags, not only quiet beats
+
+
+@pytest.mark.parametrize("keep, width", [(7, 3), (7, None), (None, 2), (0, None), (50, 6)])
+def test_trailing_rows_are_the_concatenated_window_and_never_change_once_handed_out(keep, width):
+    """TrailingRows gives what concatenating and cutting the window gave at every append;
+    an array it handed out earlier keeps its values; a replaced array (a restore) is
+    continued from."""
+    from swarmvar.swarm.roles import TrailingRows
+
+    rng = np.random.default_rng(7)
+    shape = (0,) if width is None else (0, width)
+    want = np.zeros(shape)
+    got = np.zeros(shape)
+    ring = TrailingRows(got, keep)
+    handed: list[tuple[np.ndarray, np.ndarray]] = []
+    for step in range(400):
+        row = rng.normal(size=() if width is None else (width,))
+        if step == 250:  # the owner replaces its array, as restore() does
+            got = want.copy()
+        want = np.concatenate([want, row[None] if width else np.array([row])])
+        want = want[-keep:] if keep else want
+        got = ring.append(got, row)
+        np.testing.assert_array_equal(got, want)
+        assert got.dtype == want.dtype
+        if step % 37 == 0:
+            handed.append((got, got.copy()))
+    for view, copy_then in handed:
+        np.testing.assert_array_equal(view, copy_then)
+
+
+def _builders_reference(rows, alphas, window, days):
+    """The builders' windows as the masked one-by-one code computed them (every day)."""
+    from swarmvar.validation import fz0_loss
+
+    hits = {a: np.zeros((0, len(rows)), dtype=bool) for a in alphas}
+    fz0 = {a: np.zeros((0, len(rows))) for a in alphas}
+    for realized, var, es in days:
+        for a in alphas:
+            v, e = var[a], es[a]
+            ok = np.isfinite(v) & np.isfinite(e)
+            hit = (-realized > np.where(ok, v, np.inf))[None, :]
+            loss = np.where(ok, np.inf, np.nan)
+            scored = ok & (np.maximum(np.where(ok, e, 0.0), np.where(ok, v, 0.0)) > 0)
+            if scored.any():
+                loss[scored] = fz0_loss(np.full(int(scored.sum()), -realized), v[scored],
+                                        np.maximum(e[scored], v[scored]), a)
+            hits[a] = np.concatenate([hits[a], hit])[-window:]
+            fz0[a] = np.concatenate([fz0[a], loss[None, :]])[-window:]
+    return hits, fz0
+
+
+def test_builders_windows_equal_the_masked_computation_bit_for_bit():
+    """The builders' unmasked common case (every row forecast, ES > 0) and the masked one
+    (a missing row, a non-positive forecast) give the windows the masked code gave."""
+    from swarmvar.swarm.roles import Builders
+
+    rng = np.random.default_rng(11)
+    rows = (*AGENTS, "consensus")
+    days = []
+    for day in range(300):
+        var = {al: np.abs(rng.normal(0.02, 0.01, len(rows))) for al in ALPHAS}
+        es = {al: v * rng.uniform(1.0, 1.5, len(rows)) for al, v in var.items()}
+        if day % 13 == 0:
+            var[ALPHAS[0]][rng.integers(len(rows))] = np.nan
+        if day % 17 == 0:
+            var[ALPHAS[1]][0], es[ALPHAS[1]][0] = -0.01, -0.005  # a forecast gain: not scored
+        days.append((float(rng.normal(0, 0.02)), var, es))
+    builders = Builders(rows, ALPHAS, 120)
+    for day in days:
+        builders.add(*day)
+    hits, fz0 = _builders_reference(rows, ALPHAS, 120, days)
+    for a in ALPHAS:
+        np.testing.assert_array_equal(builders.hits[a], hits[a])
+        np.testing.assert_array_equal(builders.fz0[a], fz0[a])
+        assert builders.hits[a].dtype == hits[a].dtype
+
+
+def test_own_estimates_are_admitted_by_their_very_objects_and_anything_else_by_bytes(
+        monkeypatch):
+    """sign_measures remembers the field objects of what it signed: the same objects are
+    admitted without writing their bytes; an equal copy is admitted by its bytes (no
+    verification either); a changed field is verified, and refused as forged; an as_of
+    with a tzinfo of its own is never admitted by objects."""
+    import dataclasses
+    from datetime import UTC, datetime, timedelta, tzinfo
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from swarmvar.consensus import KeyRing, RejectionReason, sign_measures
+    from swarmvar.consensus import signing
+    from swarmvar.consensus.signing import OwnSignatures
+    from swarmvar.types import RiskMeasure
+
+    keys = {a: Ed25519PrivateKey.generate() for a in AGENTS}
+    ring = KeyRing({a: k.public_key() for a, k in keys.items()})
+    own = OwnSignatures(limit=64)
+    measure = RiskMeasure(0.99, 0.02, 0.025, (0.018, 0.022), (0.022, 0.028))
+    when = datetime(2024, 3, 1, tzinfo=UTC)
+    signed = sign_measures([(a, measure) for a in AGENTS], keys, portfolio="p", horizon=1,
+                           as_of=when, seq=1, own=own)
+    written = []
+    real = signing.signing_bytes
+    monkeypatch.setattr(signing, "signing_bytes", lambda e: written.append(e) or real(e))
+    admitted, refused = ring.screen(signed, own=own)
+    assert len(admitted) == len(AGENTS) and not refused and not written  # by objects
+    copies = [dataclasses.replace(e, var_interval=tuple(list(e.var_interval))) for e in signed]
+    admitted, refused = ring.screen(copies, own=own)
+    assert len(admitted) == len(AGENTS) and len(written) == len(AGENTS)  # by bytes
+    moved = dataclasses.replace(signed[0], var=signed[0].var * 2, es=signed[0].es * 2)
+    admitted, refused = ring.screen([moved], own=own)
+    assert not admitted and refused[0].reason is RejectionReason.FORGED
+
+    class Shifty(tzinfo):  # a tzinfo that could answer differently later
+        def utcoffset(self, dt):
+            return timedelta(0)
+
+        def dst(self, dt):
+            return timedelta(0)
+
+    odd = sign_measures([(AGENTS[0], measure)], keys, portfolio="p", horizon=1,
+                        as_of=datetime(2024, 3, 1, tzinfo=Shifty()), seq=2, own=own)
+    assert not own.signed(odd[0], ring._raw[AGENTS[0]])
+    assert own.signed(signed[1], ring._raw[AGENTS[1]])
+    assert not own.signed(signed[1], ring._raw[AGENTS[0]])  # another agent's key

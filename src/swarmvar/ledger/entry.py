@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from ..canonical import NotCanonical, canonical_text, loads
+from ..canonical import Canonical, NotCanonical, canonical_text, loads
 from ..errors import InvalidEntry, LedgerCorrupted
 from .columnar import Irregular, canonical_texts
 from .merkle import HashAlgorithm
@@ -127,8 +127,12 @@ def parse_kind(kind: EntryKind | str) -> EntryKind:
         raise InvalidEntry(f"unknown entry kind {kind!r}; known kinds: {known}") from None
 
 
-def canonical_data(data: Mapping[str, Any]) -> str:
+def canonical_data(data: Mapping[str, Any] | Canonical) -> str:
     """Canonical JSON text of an entry's data, checked.
+
+    A :class:`~swarmvar.canonical.Canonical` is taken as written (its maker
+    vouches for its form); it must be a JSON object's text (``{...}``), and
+    its size, UTF-8 and depth are checked as any entry's.
 
     Raises
     ------
@@ -136,18 +140,26 @@ def canonical_data(data: Mapping[str, Any]) -> str:
         If ``data`` is not a JSON object, holds NaN/inf or non-JSON values, or
         its canonical JSON exceeds :data:`MAX_DATA_BYTES`.
     """
-    if type(data) is not dict:
-        if not isinstance(data, Mapping):
-            kind = type(data).__name__
-            raise InvalidEntry(f"entry data must be a JSON object (a dict), got {kind}")
-        data = dict(data)
+    if type(data) is Canonical:
+        text = data.text
+        if type(text) is not str or text[:1] != "{" or text[-1:] != "}":
+            raise InvalidEntry(f"entry data must be a JSON object, got the text {text!r:.80}")
+    else:
+        if type(data) is not dict:
+            if not isinstance(data, Mapping):
+                kind = type(data).__name__
+                raise InvalidEntry(f"entry data must be a JSON object (a dict), got {kind}")
+            data = dict(data)
+        try:
+            text = canonical_text(data)
+        except NotCanonical as exc:
+            raise InvalidEntry(f"entry data is not canonical JSON: {exc}") from None
+        except RecursionError:  # a self-referencing or absurdly deep object
+            raise InvalidEntry(_TOO_DEEP) from None
     try:
-        text = canonical_text(data)
         size = len(text) if text.isascii() else len(text.encode("utf-8"))
-    except (NotCanonical, UnicodeEncodeError) as exc:  # UnicodeEncodeError: a lone surrogate
+    except UnicodeEncodeError as exc:  # a lone surrogate
         raise InvalidEntry(f"entry data is not canonical JSON: {exc}") from None
-    except RecursionError:  # a self-referencing or absurdly deep object
-        raise InvalidEntry(_TOO_DEEP) from None
     if size > MAX_DATA_BYTES:
         raise InvalidEntry(
             f"entry data is {size} bytes of canonical JSON, over the limit of "
@@ -191,7 +203,7 @@ def check_depth(text: str) -> None:
             depth -= 1
 
 
-def canonical_datas(datas: Sequence[Mapping[str, Any]]) -> list[str]:
+def canonical_datas(datas: Sequence[Mapping[str, Any] | Canonical]) -> list[str]:
     """:func:`canonical_data` of each of ``datas``: the same texts, the same errors.
 
     Dicts are encoded together, column by column (:mod:`.columnar`), and only

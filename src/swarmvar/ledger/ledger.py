@@ -23,6 +23,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ..canonical import Canonical
 from ..errors import (
     EntryNotFound,
     InvalidEntry,
@@ -268,7 +269,8 @@ class Ledger:
     # --- appending -----------------------------------------------------------
 
     def add_entry(
-        self, kind: EntryKind, data: Mapping[str, Any], *, timestamp: datetime | None = None
+        self, kind: EntryKind, data: Mapping[str, Any] | Canonical, *,
+        timestamp: datetime | None = None
     ) -> Entry:
         """Append one entry and return it (with its index and hash).
 
@@ -285,7 +287,7 @@ class Ledger:
 
     def add_entries(
         self,
-        batch: Iterable[tuple[EntryKind, Mapping[str, Any]]],
+        batch: Iterable[tuple[EntryKind, Mapping[str, Any] | Canonical]],
         *,
         timestamp: datetime | None = None,
     ) -> range:
@@ -320,7 +322,7 @@ class Ledger:
 
     @classmethod
     def _drafts(
-        cls, batch: Iterable[tuple[EntryKind, Mapping[str, Any]]], timestamp: str
+        cls, batch: Iterable[tuple[EntryKind, Mapping[str, Any] | Canonical]], timestamp: str
     ) -> list[Draft]:
         """Drafts of a batch, checked together; on any error, one by one (same error).
 
@@ -360,7 +362,7 @@ class Ledger:
         return list(zip(kinds, texts, repeat(timestamp), strict=False))
 
     @staticmethod
-    def _draft(kind: EntryKind, data: Mapping[str, Any], timestamp: str) -> Draft:
+    def _draft(kind: EntryKind, data: Mapping[str, Any] | Canonical, timestamp: str) -> Draft:
         try:
             value = _APPENDABLE[kind]
         except (KeyError, TypeError):  # genesis, or not a kind (parse_kind says why)

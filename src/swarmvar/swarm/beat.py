@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..canonical import Canonical
 from ..consensus import (
     KeyRing,
     Policy,
@@ -46,14 +47,24 @@ from ..consensus import (
     sign_measures,
 )
 from ..consensus.combine import agent_weights, aggregate_rows
-from ..consensus.signing import OwnSignatures
+from ..consensus.signing import OwnSignatures, estimate_record
 from ..consensus.tempered import TEMPERED_ETA
 from ..errors import InvalidParameter, NotEnoughAgents, SandboxViolation, SwarmVarError
 from ..models import Agent
 from ..types import BeatReport, Consensus, Diagnostics, Estimate, Forecast
 from . import state as packing
 from .consensus import SWARM_POLICY, agent_keys, uncrossed
-from .roles import Builders, Guards, RefitJob, RefitResult, RoleConfig, RoleRecord, Scouts, fit_seed
+from .roles import (
+    Builders,
+    Guards,
+    RefitJob,
+    RefitResult,
+    RoleConfig,
+    RoleRecord,
+    Scouts,
+    TrailingRows,
+    fit_seed,
+)
 from .sandboxing import AgentHost, SandboxSetup
 
 FloatArray = NDArray[np.float64]
@@ -114,7 +125,12 @@ class BeatInput:
 
 @dataclass(frozen=True)
 class BeatOutcome:
-    """What a beat produced: the report, the signed estimates, refit jobs and role records."""
+    """What a beat produced: the report, the signed estimates, refit jobs and role records.
+
+    ``estimate_records`` are the ledger's records of ``estimates``, one each,
+    written from the bytes just signed (:func:`~swarmvar.consensus.signing.estimate_record`:
+    the canonical JSON of each estimate's payload and signature, not written again).
+    """
 
     report: BeatReport
     estimates: tuple[Estimate, ...]
@@ -122,6 +138,7 @@ class BeatOutcome:
     roles: tuple[RoleRecord, ...] = ()
     validation: Mapping[str, Mapping[float, Any]] = field(default_factory=dict)
     seconds: Mapping[str, float] = field(default_factory=dict)
+    estimate_records: tuple[Canonical, ...] = ()
 
 
 def _median_fill(row: FloatArray) -> FloatArray:
@@ -161,6 +178,10 @@ class OnlineTrackRecord:
         self.es = {a: np.zeros((0, n)) for a in self.alphas}
         self.policy = policy
         self.tempered = self._fresh_tempered()
+        # the trailing rows, appended without copying the window at every beat
+        self._rings = {("returns", None): TrailingRows(self.returns, window)} | {
+            (kind, a): TrailingRows(getattr(self, kind)[a], window)
+            for kind in ("var", "es") for a in self.alphas}
 
     def _fresh_tempered(self) -> TemperedWeights | None:
         """An empty accumulator for the policy, or None when its weights are not tempered."""
@@ -176,15 +197,13 @@ class OnlineTrackRecord:
 
     def push(self, realized: float, var: Mapping[float, FloatArray],
              es: Mapping[float, FloatArray]) -> None:
-        keep = None if self.window is None else -self.window
-        self.returns = np.append(self.returns, realized)[keep:] if keep else np.append(
-            self.returns, realized)
+        rings = self._rings
+        self.returns = rings["returns", None].append(self.returns, realized)
         filled_var = [_median_fill(var[a]) for a in self.alphas]
         filled_es = [_median_fill(es[a]) for a in self.alphas]
         for a, fv, fe in zip(self.alphas, filled_var, filled_es, strict=True):
-            v = np.concatenate([self.var[a], fv[None, :]])
-            e = np.concatenate([self.es[a], fe[None, :]])
-            self.var[a], self.es[a] = (v[keep:], e[keep:]) if keep else (v, e)
+            self.var[a] = rings["var", a].append(self.var[a], fv)
+            self.es[a] = rings["es", a].append(self.es[a], fe)
         if self.tempered is not None:
             try:
                 self.tempered.update(realized, np.stack(filled_var), np.stack(filled_es))
@@ -273,6 +292,7 @@ class PortfolioSwarm:
         #: forecasts (and consensus) of the last beats whose horizon has not passed yet
         self.outstanding: list[tuple[dict[str, Forecast], list[Consensus]]] = []
         self.returns = np.zeros(0)  # trailing returns, enough for a window and a swap's catch-up
+        self._returns_ring = TrailingRows(self.returns, self._keep())
         self.t = 0  # absolute index of the next return (history length + returns absorbed)
         self.absorbed = 0
         self.seq = 0
@@ -333,7 +353,7 @@ class PortfolioSwarm:
                 rejected[name] = f"update failed: {exc}"
         agents_seconds, agents_cpu = clock() - begin, cpu() - begin_cpu
         breaches = self._score(value)
-        self.returns = np.append(self.returns, value)[-self._keep():]
+        self.returns = self._returns_ring.append(self.returns, value)
         self.t += 1
         self.absorbed += 1
         self.seq = tick.seq
@@ -392,6 +412,7 @@ class PortfolioSwarm:
         for name in violated:
             rejected[name] = "sandbox violation"
         self.consensus = consensus
+        written = tuple(estimate_record(e, self.own) for e in estimates)
         combine_seconds = clock() - begin
         #: this beat's CPU time of this thread (what a loaded machine cannot add to), for
         #: benchmarks: the agents' update + forecast, and signing + combine
@@ -406,7 +427,7 @@ class PortfolioSwarm:
         return BeatOutcome(report, tuple(estimates), tuple(jobs), tuple(records),
                            validation,
                            {"agents": agents_seconds, "refit": refit_seconds,
-                            "combine": combine_seconds})
+                            "combine": combine_seconds}, written)
 
     def _score(self, value: float) -> dict[str, tuple[bool, ...]]:
         """Score the forecasts ``value`` completes; feed the track record and builders.
@@ -431,27 +452,33 @@ class PortfolioSwarm:
                 consensus: Sequence[Consensus]) -> dict[str, tuple[bool, ...]]:
         cfg = self.config
         loss = -value
-        var = {a: np.full(len(cfg.agents), np.nan) for a in cfg.alphas}
-        es = {a: np.full(len(cfg.agents), np.nan) for a in cfg.alphas}
+        nan = math.nan
+        # plain lists first, one array per level at the end (the same float64 values)
+        var_rows = {a: [nan] * len(cfg.agents) for a in cfg.alphas}
+        es_rows = {a: [nan] * len(cfg.agents) for a in cfg.alphas}
         breaches: dict[str, tuple[bool, ...]] = {}
         for k, name in enumerate(cfg.agents):
             fc = forecasts.get(name)
             if fc is None:
                 continue
+            hits = []
             for a in cfg.alphas:
                 m = fc.at(a)
-                var[a][k], es[a][k] = m.var, m.es
-            breaches[name] = tuple(bool(loss > fc.at(a).var) for a in cfg.alphas)
+                var_rows[a][k], es_rows[a][k] = m.var, m.es
+                hits.append(bool(loss > m.var))
+            breaches[name] = tuple(hits)
+        var = {a: np.array(v, dtype=np.float64) for a, v in var_rows.items()}
+        es = {a: np.array(e, dtype=np.float64) for a, e in es_rows.items()}
         if any(np.isfinite(var[a]).any() for a in cfg.alphas):
             self.track.push(value, var, es)
         whole = bool(consensus) and len(consensus) == len(cfg.alphas)
         if whole:
             breaches[CONSENSUS] = tuple(bool(loss > c.var) for c in consensus)
         if cfg.roles.builders:
-            cv = {a: np.append(var[a], consensus[i].var if whole else np.nan)
-                  for i, a in enumerate(cfg.alphas)}
-            ce = {a: np.append(es[a], consensus[i].es if whole else np.nan)
-                  for i, a in enumerate(cfg.alphas)}
+            cv = {a: np.array([*var_rows[a], consensus[i].var if whole else nan],
+                              dtype=np.float64) for i, a in enumerate(cfg.alphas)}
+            ce = {a: np.array([*es_rows[a], consensus[i].es if whole else nan],
+                              dtype=np.float64) for i, a in enumerate(cfg.alphas)}
             self.builders.add(value, cv, ce)
         return breaches
 

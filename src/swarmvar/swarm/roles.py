@@ -191,6 +191,53 @@ def run_refit(job: RefitJob) -> RefitResult:
                        time.perf_counter() - begin)
 
 
+# --- trailing windows -----------------------------------------------------------
+
+
+class TrailingRows:
+    """Rows appended one at a time, of which the last ``keep`` are kept (all if None).
+
+    What ``np.concatenate([rows, row[None]])[-keep:]`` gives at every beat,
+    the same values, without copying the whole window each time: rows are
+    written into a buffer with room for about twice the window, which is
+    replaced (copied once, into a new buffer) only when full. An array handed
+    out by :meth:`append` never changes later: a written row is never
+    overwritten, and a full buffer is replaced, not reused.
+
+    ``owner_rows`` is the array the caller holds now; if it is not the one
+    this ring handed out last (the caller replaced it: a restore), the ring
+    starts again from it.
+    """
+
+    __slots__ = ("_buf", "_hi", "_keep", "_lo", "last")
+
+    def __init__(self, rows: NDArray[Any], keep: int | None) -> None:
+        self._keep = keep if keep else None
+        self._reset(np.asarray(rows))
+
+    def _reset(self, rows: NDArray[Any]) -> None:
+        if self._keep is not None:
+            rows = rows[-self._keep:]
+        n = rows.shape[0]
+        self._buf = np.empty((max(n, self._keep or n) + n + 64, *rows.shape[1:]), dtype=rows.dtype)
+        self._buf[:n] = rows
+        self._lo, self._hi = 0, n
+        self.last: NDArray[Any] = self._buf[:n]
+
+    def append(self, owner_rows: NDArray[Any], row: Any) -> NDArray[Any]:
+        """``owner_rows`` with ``row`` added (and the oldest dropped past ``keep``)."""
+        if owner_rows is not self.last:
+            self._reset(np.asarray(owner_rows))
+        if self._hi == self._buf.shape[0]:  # full: the live rows move to a new buffer
+            self._reset(self._buf[self._lo:self._hi])
+        self._buf[self._hi] = row
+        self._hi += 1
+        if self._keep is not None and self._hi - self._lo > self._keep:
+            self._lo = self._hi - self._keep
+        self.last = self._buf[self._lo:self._hi]
+        return self.last
+
+
 # --- builders -------------------------------------------------------------------
 
 
@@ -251,6 +298,8 @@ class Builders:
         # per level: (days, rows) hits and FZ0 losses, oldest first, at most `window` days
         self.hits = {a: np.zeros((0, len(self.rows)), dtype=bool) for a in self.alphas}
         self.fz0 = {a: np.zeros((0, len(self.rows))) for a in self.alphas}
+        self._rings = {(kind, a): TrailingRows(getattr(self, kind)[a], window)
+                       for kind in ("hits", "fz0") for a in self.alphas}
 
     def add(self, realized: float, var: Mapping[float, FloatArray],
             es: Mapping[float, FloatArray]) -> None:
@@ -258,7 +307,13 @@ class Builders:
         for a in self.alphas:
             v, e = var[a], es[a]
             ok = np.isfinite(v) & np.isfinite(e)  # a row without a forecast that day
-            hit = (-realized > np.where(ok, v, np.inf))[None, :]
+            top = np.maximum(e, v)
+            if ok.all() and (top > 0).all():  # every row forecast and scorable: no masks
+                self.hits[a] = self._rings["hits", a].append(self.hits[a], -realized > v)
+                self.fz0[a] = self._rings["fz0", a].append(
+                    self.fz0[a], fz0_loss(np.full(v.size, -realized), v, top, a))
+                continue
+            hit = -realized > np.where(ok, v, np.inf)
             # NaN: no forecast that day; +inf: a forecast FZ0 cannot score (it is defined
             # for a positive ES only, and a series that only rose forecasts a gain even
             # in the tail) - counted for coverage, left out of the mean FZ0
@@ -267,8 +322,8 @@ class Builders:
             if scored.any():
                 loss[scored] = fz0_loss(np.full(int(scored.sum()), -realized), v[scored],
                                         np.maximum(e[scored], v[scored]), a)
-            self.hits[a] = np.concatenate([self.hits[a], hit])[-self.window:]
-            self.fz0[a] = np.concatenate([self.fz0[a], loss[None, :]])[-self.window:]
+            self.hits[a] = self._rings["hits", a].append(self.hits[a], hit)
+            self.fz0[a] = self._rings["fz0", a].append(self.fz0[a], loss)
 
     def current(self) -> dict[str, dict[float, RowValidation]]:
         """Every row's validation now (empty before the first scored day)."""
@@ -323,15 +378,18 @@ class Guards:
         self.config = config
         self.scores = np.zeros((0, len(self.agents)))
         self.quiet_until = np.zeros(len(self.agents), dtype=np.int64)
+        self._ring = TrailingRows(self.scores, self.HISTORY)
 
     def check(self, beat: int, log_scores: Mapping[str, float],
               diagnostics: Mapping[str, Diagnostics], cooldown: int) -> list[RoleRecord]:
         """This beat's findings; an agent flagged is not flagged again for ``cooldown`` beats."""
-        row = np.array([log_scores.get(a, np.nan) for a in self.agents])[None, :]
-        self.scores = np.concatenate([self.scores, row])[-self.HISTORY:]
+        row = [log_scores.get(a, np.nan) for a in self.agents]
+        self.scores = self._ring.append(self.scores, row)
+        drift = self._drift()
         found = []
+        quiet = self.quiet_until.tolist()
         for k, agent in enumerate(self.agents):
-            if beat < self.quiet_until[k]:
+            if beat < quiet[k]:
                 continue
             signals: dict[str, float] = {}
             diag = diagnostics.get(agent)
@@ -342,20 +400,43 @@ class Guards:
                         signals["ess_fraction"] = float(frac)
                 if diag.max_rhat is not None and diag.max_rhat > self.config.guard_max_rhat:
                     signals["rhat"] = float(diag.max_rhat)
-            col = self.scores[:, k]
-            col = col[np.isfinite(col)]
-            if col.size >= 2 * self.RECENT + 10:
-                past, recent = col[: -self.RECENT], col[-self.RECENT:]
-                sd = float(past.std(ddof=1))
-                if sd > 0:
-                    z = (float(recent.mean()) - float(past.mean())) / (sd / math.sqrt(self.RECENT))
-                    if z < -self.config.guard_drift:
-                        signals["score_drift_z"] = z
+            z = drift[k] if drift is not None else self._drift_of(self.scores[:, k])
+            if z is not None and z < -self.config.guard_drift:
+                signals["score_drift_z"] = z
             if signals:
                 self.quiet_until[k] = beat + cooldown
                 found.append(RoleRecord("guard", "refit-requested" if self.config.guard_refits
                                         else "warning", (agent,), signals))
         return found
+
+    def _drift_of(self, col: FloatArray) -> float | None:
+        """One agent's drift z-score over its finite scores (None: too few, or no spread)."""
+        col = col[np.isfinite(col)]
+        if col.size < 2 * self.RECENT + 10:
+            return None
+        past, recent = col[: -self.RECENT], col[-self.RECENT:]
+        sd = float(past.std(ddof=1))
+        if not sd > 0:
+            return None
+        return (float(recent.mean()) - float(past.mean())) / (sd / math.sqrt(self.RECENT))
+
+    def _drift(self) -> list[float | None] | None:
+        """Every agent's :meth:`_drift_of` at once when all scores are finite, else None.
+
+        The same numbers bit for bit: each agent's scores are a contiguous row
+        (the transposed window), and numpy reduces each row of a reduction
+        along its last axis as it reduces that row alone (tested equal).
+        """
+        scores = self.scores
+        if scores.shape[0] < 2 * self.RECENT + 10 or not np.isfinite(scores).all():
+            return None
+        rows = np.ascontiguousarray(scores.T)
+        past, recent = rows[:, : -self.RECENT], rows[:, -self.RECENT:]
+        sd = past.std(axis=1, ddof=1).tolist()
+        root = math.sqrt(self.RECENT)
+        return [(r - p) / (s / root) if s > 0 else None
+                for r, p, s in zip(recent.mean(axis=1).tolist(), past.mean(axis=1).tolist(), sd,
+                                   strict=True)]
 
 
 # --- scouts ---------------------------------------------------------------------

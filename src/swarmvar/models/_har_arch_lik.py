@@ -269,21 +269,40 @@ def skew_t_ppf(p: float | FloatArray, st: SkewT) -> FloatArray:
 
 
 def _lag_means(x: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """For ``x (S, n)``: the last, 5-day and 22-day means before each ``t = LAGS..n``."""
-    c = np.concatenate([np.zeros((x.shape[0], 1)), np.cumsum(x, axis=1)], axis=1)
-    t = np.arange(LAGS, x.shape[1] + 1)
-    return (x[:, t - 1], (c[:, t] - c[:, t - 5]) / 5.0, (c[:, t] - c[:, t - 22]) / 22.0)
+    """For ``x (n, S)`` (days down, particles across): the last, 5-day and 22-day means.
+
+    Rows ``t = LAGS..n`` (the means of the days before ``t``), each ``(n - LAGS + 1, S)``:
+    slices of one cumulative sum down the days, vectorized across the particles.
+    """
+    n = x.shape[0]
+    c = np.empty((n + 1, x.shape[1]))
+    c[0] = 0.0
+    np.cumsum(x, axis=0, out=c[1:])
+    end = c[LAGS:]
+    week = end - c[LAGS - 5 : n + 1 - 5]
+    week *= 1.0 / 5.0
+    month = end - c[: n + 1 - LAGS]
+    month *= 1.0 / 22.0
+    return x[LAGS - 1 :], week, month
+
+
+def _variances_by_day(r: FloatArray, th: Theta) -> FloatArray:
+    """``h_t`` ``(n - LAGS + 1, S)`` for ``t = LAGS..n``, days down (the last row is next)."""
+    e = r[:, None] - th.mu[None, :]
+    e2 = e * e
+    neg = np.where(e < 0, e2, 0.0)
+    h = np.empty((e.shape[0] - LAGS + 1, e.shape[1]))
+    h[:] = th.omega
+    for coefs, means in (((th.b1, th.b5, th.b22), _lag_means(e2)),
+                         ((th.g1, th.g5, th.g22), _lag_means(neg))):
+        for k, m in zip(coefs, means, strict=True):
+            h += k * m
+    return np.asarray(np.maximum(h, H_FLOOR, out=h))
 
 
 def variances(r: FloatArray, th: Theta) -> FloatArray:
     """``h_t`` ``(S, n - LAGS + 1)`` for ``t = LAGS..n`` (the last is the next return's)."""
-    e = r[None, :] - th.mu[:, None]
-    e2 = e * e
-    d, w, m = _lag_means(e2)
-    dn, wn, mn = _lag_means(np.where(e < 0, e2, 0.0))
-    h = (th.omega[:, None] + th.b1[:, None] * d + th.b5[:, None] * w + th.b22[:, None] * m
-         + th.g1[:, None] * dn + th.g5[:, None] * wn + th.g22[:, None] * mn)
-    return np.asarray(np.maximum(h, H_FLOOR))
+    return np.ascontiguousarray(_variances_by_day(r, th).T)
 
 
 def loglik(r: FloatArray, th: Theta) -> tuple[FloatArray, FloatArray]:
@@ -304,12 +323,12 @@ def _loglik(r: FloatArray, th: Theta) -> tuple[FloatArray, FloatArray]:
         sl = slice(k, min(k + BATCH, size))
         part = th.take(np.arange(sl.start, sl.stop))
         safe = _safe(part, valid[sl])
-        h = variances(r, safe)
+        h = _variances_by_day(r, safe)
         st = skew_t(safe.nu, safe.lam)
-        z = (r[None, LAGS:] - safe.mu[:, None]) / np.sqrt(h[:, :-1])
-        dens = skew_t_logpdf(z, SkewT(*(p[:, None] for p in st)))
-        ll[sl] = dens.sum(axis=1) - 0.5 * np.log(h[:, :-1]).sum(axis=1)
-        h_next[sl] = h[:, -1]
+        past = h[:-1]
+        z = (r[LAGS:, None] - safe.mu) / np.sqrt(past)
+        ll[sl] = skew_t_logpdf(z, st).sum(axis=0) - 0.5 * np.log(past).sum(axis=0)
+        h_next[sl] = h[-1]
     ll = np.where(valid & np.isfinite(ll), ll, -np.inf)
     return np.asarray(ll), h_next
 
@@ -325,4 +344,4 @@ def _safe(th: Theta, valid: NDArray[np.bool_]) -> Theta:
 
 def next_variance(tail: FloatArray, th: Theta) -> FloatArray:
     """``h`` ``(S,)`` of the return after ``tail``, the last ``LAGS`` returns ``(LAGS,)``."""
-    return np.asarray(variances(tail, th)[:, -1])
+    return np.asarray(_variances_by_day(tail, th)[-1])

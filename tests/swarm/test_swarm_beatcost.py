@@ -271,8 +271,7 @@ def test_own_estimates_are_admitted_by_their_very_objects_and_anything_else_by_b
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from swarmvar.consensus import KeyRing, RejectionReason, sign_measures
-    from swarmvar.consensus import signing
+    from swarmvar.consensus import KeyRing, RejectionReason, sign_measures, signing
     from swarmvar.consensus.signing import OwnSignatures
     from swarmvar.types import RiskMeasure
 
@@ -307,3 +306,31 @@ def test_own_estimates_are_admitted_by_their_very_objects_and_anything_else_by_b
     assert not own.signed(odd[0], ring._raw[AGENTS[0]])
     assert own.signed(signed[1], ring._raw[AGENTS[1]])
     assert not own.signed(signed[1], ring._raw[AGENTS[0]])  # another agent's key
+
+
+def test_each_beat_hands_out_its_estimates_ledger_records_written_once(sp500):
+    """BeatOutcome.estimate_records are the ledger records of its estimates (canonical JSON
+    of payload and signature, the dict path's text), written from the bytes signed."""
+    import tempfile
+    from datetime import UTC, datetime
+
+    from swarmvar.canonical import canonical_text
+    from swarmvar.swarm.beat import BeatInput, PortfolioConfig, PortfolioSwarm
+
+    from .conftest import TINY, TINY_POLICY
+
+    with tempfile.TemporaryDirectory() as home:
+        swarm = PortfolioSwarm(PortfolioConfig("sp500", TINY, window=100, home=home,
+                                               policy=TINY_POLICY))
+        r = sp500.to_numpy()
+        swarm.start(r[:100], sp500.index[99].to_pydatetime().replace(tzinfo=UTC))
+        for i in range(3):
+            when: datetime = sp500.index[100 + i].to_pydatetime().replace(tzinfo=UTC)
+            out = swarm.beat(BeatInput(i + 1, when, float(r[100 + i])))
+            assert len(out.estimate_records) == len(out.estimates) == 2 * len(TINY)
+            for e, record in zip(out.estimates, out.estimate_records, strict=True):
+                d = e.payload()
+                d["signature"] = e.signature.hex()
+                assert record.text == canonical_text(d)
+                assert swarm.own.message(e) is not None  # written from the bytes signed
+        swarm.close()

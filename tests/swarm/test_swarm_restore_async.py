@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from swarmvar.errors import InvalidParameter, RestoreQueueFull
+from swarmvar.errors import InvalidParameter, RestoreQueueFull, WorkerFailed
 from swarmvar.ledger import Ledger
 from swarmvar.swarm import LocalExecutor, Replay
 from swarmvar.swarm.executors import shard_of
@@ -225,6 +225,47 @@ def test_a_host_dead_at_its_checkpoint_is_restored_with_that_checkpoint_redone(t
         for rep in swarm.settle():
             got[(rep.portfolio, rep.seq)] = _numbers(rep)
     assert killed == [list(PORTFOLIOS)]  # at the checkpoint of beat 6, all three due
+    assert got == expected
+    assert ledger_beats(tmp_path / "home") == ledger_beats(tmp_path / "reference")
+
+
+def test_a_fresh_host_that_dies_too_is_tried_again(tmp_path, frame):
+    """The fresh worker is killed while it is being restored: a second one is started
+    (attempt 2) and the numbers are still the uninterrupted run's."""
+    beats = 12
+    expected = reference(tmp_path / "reference", frame, beats)
+    executor = LocalExecutor(workers=2)
+    gate, entered = threading.Event(), threading.Event()
+    got: dict[tuple[str, int], tuple] = {}
+    attempts: set[int] = set()
+    with make_swarm(tmp_path / "home", PORTFOLIOS, executor=executor, **SETTINGS) as swarm:
+        swarm.start(frame.iloc[:HISTORY])
+        restore = executor.restore
+
+        def slow_restore(blobs: Any) -> None:
+            if threading.current_thread() is not threading.main_thread():
+                entered.set()
+                gate.wait(timeout=120)
+            restore(blobs)
+
+        executor.restore = slow_restore
+        source = Replay(frame, start=HISTORY, stop=HISTORY + beats)
+        for i, tick in enumerate(source):
+            if i == 3:
+                os.kill(executor.pids()[shard_of(LOST, 2)], signal.SIGKILL)
+            if i == 6:
+                assert entered.wait(60)
+                first = swarm._recoveries[LOST].future
+                os.kill(executor.pids()[shard_of(LOST, 2)], signal.SIGKILL)  # the fresh one
+                gate.set()
+                assert isinstance(first.exception(timeout=60), WorkerFailed)
+            for rep in swarm.beat([tick], cursor=source.cursor):
+                if not rep.events or not rep.events[0].startswith(RESTORING):
+                    got[(rep.portfolio, rep.seq)] = _numbers(rep)
+            attempts.update(r.attempt for r in swarm.restoring().values())
+        for rep in swarm.settle():
+            got[(rep.portfolio, rep.seq)] = _numbers(rep)
+    assert attempts >= {1, 2}
     assert got == expected
     assert ledger_beats(tmp_path / "home") == ledger_beats(tmp_path / "reference")
 

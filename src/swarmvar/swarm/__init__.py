@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .executors import Executor, LocalExecutor, Shard
     from .local import AgentRun, run_agents
     from .roles import RefitJob, RefitResult, RoleConfig, RoleRecord, run_refit
-    from .runtime import BeatObserver, RunSummary, Swarm
+    from .runtime import BeatObserver, Restoring, RunSummary, Swarm
     from .sources import BadLine, FollowedFile, JsonLines, Replay
     from .ticks import ALL, PortfolioSpec
 
@@ -32,7 +32,8 @@ _LAZY = {
     "AgentRun": "local", "run_agents": "local",
     "RefitJob": "roles", "RefitResult": "roles", "RoleConfig": "roles", "RoleRecord": "roles",
     "run_refit": "roles",
-    "BeatObserver": "runtime", "RunSummary": "runtime", "Swarm": "runtime",
+    "BeatObserver": "runtime", "Restoring": "runtime", "RunSummary": "runtime",
+    "Swarm": "runtime",
     "BadLine": "sources", "FollowedFile": "sources", "JsonLines": "sources", "Replay": "sources",
     "ALL": "ticks", "PortfolioSpec": "ticks",
 }
@@ -65,6 +66,7 @@ __all__ = [
     "RefitJob",
     "RefitResult",
     "Replay",
+    "Restoring",
     "RoleConfig",
     "RoleRecord",
     "RunSummary",

@@ -59,6 +59,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from ..canonical import Canonical, canonical_object
 from ..consensus import Policy
 from ..errors import (
     CircuitOpen,
@@ -197,15 +198,16 @@ class _BeatEntries:
     in the ledger — and replayed after a kill -9 — before the call returns.
     """
 
-    def __init__(self, batch: list[tuple[EntryKind, Mapping[str, Any]]],
+    def __init__(self, batch: list[tuple[EntryKind, Mapping[str, Any] | Canonical]],
                  flush: Callable[[], None]) -> None:
         self._batch = batch
         self._flush = flush
 
-    def add_entries(self, batch: Iterable[tuple[EntryKind, Mapping[str, Any]]]) -> None:
+    def add_entries(self, batch: Iterable[tuple[EntryKind, Mapping[str, Any] | Canonical]]
+                    ) -> None:
         self._batch.extend(batch)
 
-    def commit(self, batch: Iterable[tuple[EntryKind, Mapping[str, Any]]]) -> None:
+    def commit(self, batch: Iterable[tuple[EntryKind, Mapping[str, Any] | Canonical]]) -> None:
         self._batch.extend(batch)
         self._flush()
 
@@ -381,7 +383,7 @@ class Swarm:
         self.rejected: dict[str, int] = {}
         self._pending: dict[tuple[str, str, int], tuple[RefitJob, Future[RefitResult] | None]] = {}
         self._requests: dict[str, list[tuple[str, str]]] = {p: [] for p in self.specs}
-        self._batch: list[tuple[EntryKind, Mapping[str, Any]]] = []
+        self._batch: list[tuple[EntryKind, Mapping[str, Any] | Canonical]] = []
         #: give this to an observer as its ledger: its entries join the beat's transaction
         #: (written once with the beat, never without it, even after kill -9)
         self.beat_entries = _BeatEntries(self._batch, self.flush)
@@ -1132,11 +1134,11 @@ class Swarm:
     def _entries(self, name: str, tick: BeatInput, outcome: BeatOutcome,
                  decisions: Sequence[Decision], optimize: list[list[str]], cursor: Any,
                  deferred: Sequence[list[str]] = (), timing: Mapping[str, Any] | None = None
-                 ) -> list[tuple[EntryKind, Mapping[str, Any]]]:
+                 ) -> list[tuple[EntryKind, Mapping[str, Any] | Canonical]]:
         report = outcome.report
-        entries: list[tuple[EntryKind, Mapping[str, Any]]] = [
-            (EntryKind.ESTIMATE, {"portfolio": name, "seq": tick.seq,
-                                  "estimates": [_estimate_dict(e) for e in outcome.estimates]}),
+        entries: list[tuple[EntryKind, Mapping[str, Any] | Canonical]] = [
+            (EntryKind.ESTIMATE, canonical_object({"portfolio": name, "seq": tick.seq,
+                                                   "estimates": _estimate_texts(outcome)})),
             (EntryKind.CONSENSUS, {
                 "beat": {"portfolio": name, "seq": tick.seq, "as_of": tick.as_of.isoformat(),
                          "realized": tick.value, "cursor": cursor,
@@ -1159,7 +1161,8 @@ class Swarm:
             entries.append((EntryKind.DECISION, _decision_dict(d)))
         return entries
 
-    def _append(self, entries: list[tuple[EntryKind, Mapping[str, Any]]], *, beats: int) -> None:
+    def _append(self, entries: list[tuple[EntryKind, Mapping[str, Any] | Canonical]], *,
+                beats: int) -> None:
         self._batch.extend(entries)
         self._batched_beats += beats
         if self._batched_beats >= self.ledger_batch:
@@ -1335,6 +1338,13 @@ def _takes_seconds(observer: Any) -> bool:
 
 
 # --- plain-JSON forms ------------------------------------------------------------------
+
+
+def _estimate_texts(outcome: BeatOutcome) -> list[Canonical] | list[dict[str, Any]]:
+    """The beat's estimate records as it wrote them (from the bytes signed), or the dicts."""
+    if len(outcome.estimate_records) == len(outcome.estimates):
+        return list(outcome.estimate_records)
+    return [_estimate_dict(e) for e in outcome.estimates]
 
 
 def _estimate_dict(e: Estimate) -> dict[str, Any]:

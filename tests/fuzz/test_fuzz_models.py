@@ -37,6 +37,7 @@ SMALL: dict[str, dict[str, Any]] = {
     "StudentT": {"particles": 100},
     "GarchT": {"particles": 100, "runs": 2},
     "GarchEVT": {"particles": 100, "runs": 2},
+    "BetaSkewTEgarch": {"particles": 100, "runs": 2},
 }
 
 

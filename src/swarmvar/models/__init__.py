@@ -1,9 +1,9 @@
 """Bayesian risk agents (layer 2): returns in, posterior predictive VaR/ES out.
 
 ``NormalInverseGamma`` and ``BayesianBootstrap`` import eagerly; the MCMC and
-SMC agents (``StudentT``, ``GarchT``, ``GarchEVT``) load JAX, so they are
-imported on first access: ``from swarmvar.models import GarchT`` works, and
-costs the JAX import only then.
+SMC agents (``StudentT``, ``GarchT``, ``GarchEVT``, and ``BetaSkewTEgarch``) load
+JAX or their particle code, so they are imported on first access:
+``from swarmvar.models import GarchT`` works, and costs the JAX import only then.
 """
 
 from typing import Any
@@ -20,7 +20,7 @@ from .registry import (  # joint agents of books
 )
 from .risk import EmpiricalFamily, StudentTFamily, risk_measures, weighted_quantile
 
-_LAZY = ("StudentT", "GarchT", "GarchEVT")
+_LAZY = ("StudentT", "GarchT", "GarchEVT", "BetaSkewTEgarch")
 _LAZY_BOOK = ("NormalInverseWishart", "FilteredHistorical", "CopulaGarchEVT", "RiskMetrics")
 
 
@@ -38,6 +38,7 @@ __all__ = [
     "book_agent_class",
     "Agent",
     "BayesianBootstrap",
+    "BetaSkewTEgarch",
     "EmpiricalFamily",
     "GarchEVT",
     "GarchT",

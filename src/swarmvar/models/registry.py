@@ -15,6 +15,7 @@ AGENT_MODULES: dict[str, str] = {
     "StudentT": "swarmvar.models.student_t",
     "GarchT": "swarmvar.models.garch_t",
     "GarchEVT": "swarmvar.models.garch_evt",
+    "BetaSkewTEgarch": "swarmvar.models.score_driven",
 }
 
 #: Short names accepted on the command line.
@@ -28,10 +29,15 @@ ALIASES: dict[str, str] = {
     "garch": "GarchT",
     "garch-evt": "GarchEVT",
     "evt": "GarchEVT",
+    "beta-skew-t-egarch": "BetaSkewTEgarch",
+    "beta-t-egarch": "BetaSkewTEgarch",
+    "egarch": "BetaSkewTEgarch",
+    "score-driven": "BetaSkewTEgarch",
 }
 
-#: The default swarm, cheapest first.
-DEFAULT_AGENTS: tuple[str, ...] = tuple(AGENT_MODULES)
+#: The default swarm, cheapest first; ``--agents`` picks any agent registered above.
+DEFAULT_AGENTS: tuple[str, ...] = (
+    "NormalInverseGamma", "BayesianBootstrap", "StudentT", "GarchT", "GarchEVT")
 
 
 def canonical_name(name: str) -> str:

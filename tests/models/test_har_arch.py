@@ -328,3 +328,27 @@ def test_posterior_recovers_simulated_parameters_and_var() -> None:
     true_var = -TRUE["mu"] - math.sqrt(h) * lik.skew_t_ppf(0.01, s)[0]
     m = agent.forecast((0.99,)).levels[0]
     assert m.var_interval[0] * 0.97 <= true_var <= m.var_interval[1] * 1.03
+
+
+def test_refit_on_an_unlike_window_bridges_to_its_posterior(
+        fitted: HarArch, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A window whose scale differs 3x: the one-step reweighting collapses, the bridge moves."""
+    agent = HarArch.from_state(fitted.state())
+    window = 3.0 * HarArch().simulate(TRUE, 400, seed=14)
+    _, ll, _ = smc.evaluate(window, agent._cloud.u)  # noqa: SLF001
+    assert smc._sir.ess(ll - agent._cloud.aux[smc.LL]) < 0.05 * 500  # noqa: SLF001
+
+    def no_fresh_fit(*args: Any, **kwargs: Any) -> HarArch:
+        raise AssertionError("the refit fell back to a fresh fit")
+
+    monkeypatch.setattr(HarArch, "fit", no_fresh_fit)
+    agent.refit(window, seed=15)
+    monkeypatch.undo()
+    assert np.array_equal(agent.history, window)
+    lp, ll, h = smc.evaluate(window, agent._cloud.u)  # noqa: SLF001
+    aux = agent._cloud.aux  # noqa: SLF001
+    assert np.allclose(aux[smc.LL], ll) and np.allclose(aux[smc.H], h)
+    fresh = HarArch(particles=500, runs=2).fit(window, seed=16)
+    for k in ("omega", "nu"):
+        a, b = agent.posterior_draws()[k], fresh.posterior_draws()[k]
+        assert abs(np.median(a) - np.median(b)) < 0.5 * (np.std(a) + np.std(b)), k

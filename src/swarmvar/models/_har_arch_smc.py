@@ -244,3 +244,56 @@ def rejuvenate(r: FloatArray, cloud: Cloud, logw: FloatArray, rng: np.random.Gen
     cloud, rate, _ = move(r, cloud, logw, np.ones(cloud.u.shape[0]), 1, rng, moves,
                           lik.log_prior)
     return cloud, rate
+
+
+def bridge(history: FloatArray, window: FloatArray, cloud: Cloud, logw: FloatArray,
+           rng: np.random.Generator, target_ess: float, moves: int
+           ) -> tuple[Cloud, FloatArray, float] | None:
+    """Move a cloud from the posterior given ``history`` to the one given ``window``.
+
+    Tempered along ``prior × L(history)^(1-g) × L(window)^g`` (``g`` from 0
+    to 1, each step keeping ``target_ess`` of the particles effective), with
+    a resample-move after each step; the warm refit's alternative to a fresh
+    fit when the one-step reweighting leaves too few effective particles.
+    ``cloud``'s log-likelihood row is of ``history``. Returns the cloud
+    (rows of ``window``), its log weights and the last acceptance rate, or
+    None if the moves stall (fewer than 30% of the particles moved) or the
+    bridge takes more than ``MAX_STAGES`` steps.
+    """
+    size = cloud.u.shape[0]
+    lp, ll_win, h = evaluate(window, cloud.u)
+    u, ll_hist = cloud.u, cloud.aux[LL]
+    aux = np.vstack([lp, ll_win, lp, h, ll_hist])
+    g, rate = 0.0, 1.0
+    for _ in range(MAX_STAGES):
+        inc = aux[LL] - aux[4]
+        inc = np.where(np.isfinite(inc), inc, -np.inf)
+        nxt = _sir.next_temperature(logw, np.where(np.isfinite(inc), inc, -1e300), g,
+                                    target_ess * size)
+        logw = logw + (nxt - g) * inc
+        g = nxt
+        if g >= 1.0 and _sir.ess(logw) >= target_ess * size:
+            return Cloud(u, aux[:4]), logw, rate
+        w = _sir.normalized_weights(logw)
+        d = u.shape[1]
+        cov = _sir.weighted_covariance(u, w) + 1e-10 * np.eye(d)
+        mean = w @ u
+        idx = _sir.systematic_resample(w, float(rng.random()))
+        u, aux = u[idx], aux[:, idx]
+
+        def target(v: FloatArray, g: float = g) -> tuple[FloatArray, FloatArray]:
+            lp_v, ll_w, h_v = evaluate(window, v)
+            _, ll_h, _ = evaluate(history, v)
+            val = lp_v + (1 - g) * ll_h + g * ll_w
+            return (np.asarray(np.where(np.isfinite(val), val, -np.inf)),
+                    np.vstack([lp_v, ll_w, lp_v, h_v, ll_h]))
+
+        current = (aux[LP] + (1 - g) * aux[4] + g * aux[LL], aux)
+        u, _, aux, rate, moved = _sir.independent_moves(u, target, current, rng, moves, mean,
+                                                        cov)
+        logw = np.zeros(size)
+        if moved < 0.3:
+            return None
+        if g >= 1.0:
+            return Cloud(u, aux[:4]), logw, rate
+    return None

@@ -247,8 +247,10 @@ class HarArch(Agent):
         are reweighted by ``p(returns | theta) / p(history | theta)`` (one
         likelihood pass); if the ESS stays above ``ess_threshold`` that is
         all, else they are resampled and moved targeting the window
-        posterior; below ``REFIT_MIN_ESS`` (a window unlike the history) it
-        is a fresh :meth:`fit`.
+        posterior; below ``REFIT_MIN_ESS`` (a window unlike the history) a
+        tempered bridge from the history's posterior to the window's
+        (:func:`._har_arch_smc.bridge`), and a fresh :meth:`fit` only if
+        that stalls.
         """
         if not self._fitted:
             return self.fit(returns, seed=seed)
@@ -257,8 +259,17 @@ class HarArch(Agent):
         lp, ll, h = smc.evaluate(r, self._cloud.u)
         logw = self._logw + ll - self._cloud.aux[smc.LL]
         logw = np.where(np.isfinite(logw), logw, -np.inf)
-        if not np.any(np.isfinite(logw)) or _sir.ess(logw) < REFIT_MIN_ESS * self.particles:
+        if not np.any(np.isfinite(logw)):
             return self.fit(r, seed=rng)
+        if _sir.ess(logw) < REFIT_MIN_ESS * self.particles:
+            bridged = smc.bridge(self._hist, r, self._cloud, self._logw, rng,
+                                 self.ess_threshold, self.moves)
+            if bridged is None:
+                return self.fit(r, seed=rng)
+            cloud, logw, acc = bridged
+            self._install(r, cloud, logw, rng)
+            self._acceptance = acc
+            return self
         cloud = smc.Cloud(self._cloud.u, np.vstack([lp, ll, lp, h]))
         if _sir.ess(logw) >= self.ess_threshold * self.particles:
             self._install(r, cloud, logw, rng)

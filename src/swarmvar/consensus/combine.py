@@ -93,6 +93,12 @@ class Policy:
         Volatility of log-VaR per square-root day (for staleness widening).
     multi_krum_m : int or None
         How many inputs multi-Krum averages (default ``n - f``).
+    f_steps : tuple of (int, int)
+        ``(n, f_n)`` pairs: with at least ``n`` agents combined, the trimmed
+        mean drops ``f_n`` per side instead of ``f`` (the largest step that
+        applies; ``f_n > f`` and ``n >= 2 f_n + 1``, so the tolerance only
+        grows and the rule's bound still holds). :meth:`f_for` gives the
+        ``f`` of ``m`` agents. The number of agents needed stays that of ``f``.
     """
 
     aggregator: Aggregator = Aggregator.TRIMMED_MEAN
@@ -107,10 +113,19 @@ class Policy:
     interval_mass: float = 0.90
     drift: float = 0.05
     multi_krum_m: int | None = None
+    f_steps: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.f, bool) or not isinstance(self.f, int) or self.f < 0:
             raise InvalidParameter(f"policy f must be an int >= 0, got {self.f!r}")
+        steps = self.f_steps
+        if not isinstance(steps, tuple) or not all(
+                isinstance(st, tuple) and len(st) == 2
+                and all(isinstance(x, int) and not isinstance(x, bool) for x in st)
+                and st[1] > self.f and st[0] >= 2 * st[1] + 1 for st in steps):
+            raise InvalidParameter(
+                f"f_steps must be a tuple of (n, f_n) int pairs with f_n > f = {self.f} and "
+                f"n >= 2 f_n + 1, got {steps!r}")
         if not 0.0 <= self.min_available <= 1.0:
             raise InvalidParameter(
                 f"min_available is a fraction in [0, 1], got {self.min_available}"
@@ -119,18 +134,32 @@ class Policy:
             raise InvalidParameter(f"drift must be >= 0, got {self.drift}")
         z_value(self.interval_mass)
 
+    def f_for(self, m: int) -> int:
+        """The ``f`` the rule uses over ``m`` agents (``f``, or the largest step reached).
+
+        Steps apply to the trimmed mean only: the other rules keep ``f``.
+        """
+        f = self.f
+        if self.aggregator is not Aggregator.TRIMMED_MEAN:
+            return f
+        for n, fn in self.f_steps:
+            if m >= n and fn > f:
+                f = fn
+        return f
+
     @property
     def method(self) -> str:
         """Short description for tables and ledgers."""
-        return f"{self.aggregator.value}(f={self.f}, {self.weighting.value})"
+        steps = "".join(f", f={fn} from {n} agents" for n, fn in self.f_steps)
+        return f"{self.aggregator.value}(f={self.f}{steps}, {self.weighting.value})"
 
 
 #: The swarm's default rule: drop the highest and lowest forecast (f = 1 Byzantine
-#: agent tolerated with 3 or more agents) and average the rest with tempered weights
-#: of each agent's per-day mean joint FZ0 loss over its last TEMPERED_WINDOW
-#: realized forecasts; estimates whose data are more than 5 days older than the
-#: beat are stale (a long weekend plus a holiday). Chosen by the study in
-#: docs/consensus.md.
+#: agent tolerated with 3 or more agents; from 6 agents on, the two highest and two
+#: lowest) and average the rest with tempered weights of each agent's per-day mean
+#: joint FZ0 loss over its last TEMPERED_WINDOW realized forecasts; estimates whose
+#: data are more than 5 days older than the beat are stale (a long weekend plus a
+#: holiday). Chosen by the studies in docs/consensus.md (the f = 2 step: the third).
 DEFAULT_POLICY = Policy(
     aggregator=Aggregator.TRIMMED_MEAN,
     f=1,
@@ -139,6 +168,7 @@ DEFAULT_POLICY = Policy(
     window=TEMPERED_WINDOW,
     eta=TEMPERED_ETA,
     staleness=StalenessBound(max_age=5 * SECONDS_PER_DAY),
+    f_steps=((6, 2),),
 )
 
 
@@ -486,7 +516,7 @@ def aggregate_rows(
     m = rows.shape[0]
     prior = np.full(m, 1.0 / m) if weights is None else weights
     agg = robust_aggregate(
-        rows, policy.aggregator, policy.f, prior, multi_krum_m=policy.multi_krum_m
+        rows, policy.aggregator, policy.f_for(m), prior, multi_krum_m=policy.multi_krum_m
     )
     n = m if total is None else max(total, m)
     var, es, var_interval, es_interval = _intervals(
@@ -508,10 +538,10 @@ def _intervals(
     var, es, var_lo, var_hi, es_lo, es_hi = value
     es = max(es, var)
     z = z_value(policy.interval_mass)
+    f = policy.f_for(len(rows))
     var_lo, var_hi = disagreement_bounds(var, var_lo, var_hi, [r[0] for r in rows], weights,
-                                         policy.f, z)
-    es_lo, es_hi = disagreement_bounds(es, es_lo, es_hi, [r[1] for r in rows], weights,
-                                       policy.f, z)
+                                         f, z)
+    es_lo, es_hi = disagreement_bounds(es, es_lo, es_hi, [r[1] for r in rows], weights, f, z)
     var_interval = _widened(var, var_lo, var_hi, [(r[0], r[2], r[3]) for r in rows], n,
                             staleness, policy, z)
     es_interval = _widened(es, es_lo, es_hi, [(r[1], r[4], r[5]) for r in rows], n,
@@ -539,8 +569,8 @@ def _aggregate_list(
                                                 np.array(weights, dtype=np.float64),
                                                 total=total, staleness=staleness)
         return var, es, vi, ei, share.tolist()
-    check_tolerance(policy.aggregator, m, policy.f)
-    trim = policy.f if policy.aggregator is Aggregator.TRIMMED_MEAN else 0
+    check_tolerance(policy.aggregator, m, policy.f_for(m))
+    trim = policy.f_for(m) if policy.aggregator is Aggregator.TRIMMED_MEAN else 0
     value, contribution = _trimmed_rows(rows, trim, weights)
     var, es, var_interval, es_interval = _intervals(value, rows, weights, max(total, m),
                                                     staleness, policy)
@@ -660,14 +690,13 @@ def aggregate_many(
         return (np.array([o[0] for o in out]), np.array([o[1] for o in out]),
                 np.array([o[2] for o in out]), np.array([o[3] for o in out]),
                 np.array([o[4] for o in out]))
-    check_tolerance(policy.aggregator, m, policy.f)
-    value, contribution = aggregate_days(rows, policy.aggregator, policy.f, prior)
+    f = policy.f_for(m)
+    check_tolerance(policy.aggregator, m, f)
+    value, contribution = aggregate_days(rows, policy.aggregator, f, prior)
     var, es = value[:, 0], np.maximum(value[:, 1], value[:, 0])
     z = z_value(policy.interval_mass)
-    var_b = disagreement_bounds_days(var, value[:, 2], value[:, 3], rows[:, :, 0], prior,
-                                     policy.f, z)
-    es_b = disagreement_bounds_days(es, value[:, 4], value[:, 5], rows[:, :, 1], prior,
-                                    policy.f, z)
+    var_b = disagreement_bounds_days(var, value[:, 2], value[:, 3], rows[:, :, 0], prior, f, z)
+    es_b = disagreement_bounds_days(es, value[:, 4], value[:, 5], rows[:, :, 1], prior, f, z)
     return (var, es, _fresh_interval(var, *var_b), _fresh_interval(es, *es_b),
             contribution[:, :, 0])
 

@@ -51,9 +51,10 @@ TRACK_DAYS = 1000
 
 #: The swarm's consensus rule (:data:`~swarmvar.consensus.DEFAULT_POLICY`): drop
 #: the highest and lowest forecast (f = 1 Byzantine agent tolerated with 3 or more
-#: agents), weight the rest by tempered exponential weights of their per-day mean
-#: FZ0 loss (the strictly consistent joint VaR/ES score) over the last TRACK_DAYS
-#: days; estimates more than 5 days older than the beat are stale.
+#: agents; the two highest and lowest from 6 agents on), weight the rest by
+#: tempered exponential weights of their per-day mean FZ0 loss (the strictly
+#: consistent joint VaR/ES score) over the last TRACK_DAYS days; estimates more
+#: than 5 days older than the beat are stale.
 SWARM_POLICY = dataclasses.replace(DEFAULT_POLICY, window=TRACK_DAYS)
 
 
@@ -90,7 +91,8 @@ def swarm_consensus(
     """
     if track is None and policy.weighting is not Weighting.EQUAL:
         policy = Policy(aggregator=policy.aggregator, f=policy.f, weighting=Weighting.EQUAL,
-                        interval_mass=policy.interval_mass, staleness=policy.staleness)
+                        interval_mass=policy.interval_mass, staleness=policy.staleness,
+                        f_steps=policy.f_steps)
     ring = KeyRing({name: key.public_key() for name, key in keys.items()})
     own = OwnSignatures()  # signed here, combined here: not verified twice (OwnSignatures)
     ok = [run for run in runs if run.ok and run.forecast is not None]

@@ -37,9 +37,13 @@ def test_the_default_drops_two_per_side_from_six_agents() -> None:
     krum = dataclasses.replace(DEFAULT_POLICY, aggregator=Aggregator.KRUM)
     assert krum.f_for(6) == 1 and krum.f_for(100) == 1
     assert DEFAULT_POLICY.aggregator.min_agents(DEFAULT_POLICY.f) == 3  # still 3 agents needed
+    # a larger f overrides the step; a smaller one keeps it
+    assert dataclasses.replace(DEFAULT_POLICY, f=3).f_for(7) == 3
+    assert dataclasses.replace(DEFAULT_POLICY, f=0).f_for(2) == 0
+    assert dataclasses.replace(DEFAULT_POLICY, f=0).f_for(6) == 2
 
 
-@pytest.mark.parametrize("steps", [((6, 1),), ((4, 2),), ((6, 2.0),), [(6, 2)], ((6,),),
+@pytest.mark.parametrize("steps", [((4, 2),), ((6, -1),), ((6, 2.0),), [(6, 2)], ((6,),),
                                    ((True, 2),), "6:2"])
 def test_bad_steps_are_refused(steps: object) -> None:
     with pytest.raises(InvalidParameter, match="f_steps"):

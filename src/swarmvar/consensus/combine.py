@@ -95,9 +95,9 @@ class Policy:
         How many inputs multi-Krum averages (default ``n - f``).
     f_steps : tuple of (int, int)
         ``(n, f_n)`` pairs: with at least ``n`` agents combined, the trimmed
-        mean drops ``f_n`` per side instead of ``f`` (the largest step that
-        applies; ``f_n > f`` and ``n >= 2 f_n + 1``, so the tolerance only
-        grows and the rule's bound still holds). :meth:`f_for` gives the
+        mean drops ``f_n`` per side instead of ``f`` (the largest that
+        applies; a step at or below ``f`` does nothing, so the tolerance only
+        grows; ``n >= 2 f_n + 1``, so the rule's bound still holds). :meth:`f_for` gives the
         ``f`` of ``m`` agents. The number of agents needed stays that of ``f``.
     """
 
@@ -122,9 +122,9 @@ class Policy:
         if not isinstance(steps, tuple) or not all(
                 isinstance(st, tuple) and len(st) == 2
                 and all(isinstance(x, int) and not isinstance(x, bool) for x in st)
-                and st[1] > self.f and st[0] >= 2 * st[1] + 1 for st in steps):
+                and st[1] >= 0 and st[0] >= 2 * st[1] + 1 for st in steps):
             raise InvalidParameter(
-                f"f_steps must be a tuple of (n, f_n) int pairs with f_n > f = {self.f} and "
+                f"f_steps must be a tuple of (n, f_n) int pairs with f_n >= 0 and "
                 f"n >= 2 f_n + 1, got {steps!r}")
         if not 0.0 <= self.min_available <= 1.0:
             raise InvalidParameter(

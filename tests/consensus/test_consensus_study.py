@@ -78,7 +78,8 @@ def test_with_a_sixth_agent_the_default_beats_every_row(name: str) -> None:
     from swarmvar.models.score_driven import BetaSkewTEgarch
 
     series = data.load(name)
-    roster = [agent_class(n)() for n in DEFAULT_AGENTS] + [BetaSkewTEgarch()]
+    five = ("NormalInverseGamma", "BayesianBootstrap", "StudentT", "GarchT", "GarchEVT")
+    roster = [agent_class(n)() for n in five] + [BetaSkewTEgarch()]  # the studied roster
     result = backtest(series.iloc[-3500:], roster, window=1000, refit_every=20,
                       alphas=(0.99, 0.975), baseline=["arch", "arch-gjr"], progress=False,
                       consensus={"consensus": DEFAULT_POLICY}, workers=2, n_sim=200)

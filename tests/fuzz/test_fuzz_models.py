@@ -38,6 +38,7 @@ SMALL: dict[str, dict[str, Any]] = {
     "GarchT": {"particles": 100, "runs": 2},
     "GarchEVT": {"particles": 100, "runs": 2},
     "BetaSkewTEgarch": {"particles": 100, "runs": 2},
+    "HarArch": {"particles": 100, "runs": 2},
 }
 
 

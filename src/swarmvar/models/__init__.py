@@ -1,7 +1,7 @@
 """Bayesian risk agents (layer 2): returns in, posterior predictive VaR/ES out.
 
 ``NormalInverseGamma`` and ``BayesianBootstrap`` import eagerly; the MCMC and
-SMC agents (``StudentT``, ``GarchT``, ``GarchEVT``, and ``BetaSkewTEgarch``) load
+SMC agents (``StudentT``, ``GarchT``, ``GarchEVT``, ``BetaSkewTEgarch``, ``HarArch``) load
 JAX or their particle code, so they are imported on first access:
 ``from swarmvar.models import GarchT`` works, and costs the JAX import only then.
 """
@@ -20,7 +20,7 @@ from .registry import (  # joint agents of books
 )
 from .risk import EmpiricalFamily, StudentTFamily, risk_measures, weighted_quantile
 
-_LAZY = ("StudentT", "GarchT", "GarchEVT", "BetaSkewTEgarch")
+_LAZY = ("StudentT", "GarchT", "GarchEVT", "BetaSkewTEgarch", "HarArch")
 _LAZY_BOOK = ("NormalInverseWishart", "FilteredHistorical", "CopulaGarchEVT", "RiskMetrics")
 
 
@@ -42,6 +42,7 @@ __all__ = [
     "EmpiricalFamily",
     "GarchEVT",
     "GarchT",
+    "HarArch",
     "NormalInverseGamma",
     "StudentT",
     "StudentTFamily",

@@ -16,6 +16,7 @@ AGENT_MODULES: dict[str, str] = {
     "GarchT": "swarmvar.models.garch_t",
     "GarchEVT": "swarmvar.models.garch_evt",
     "BetaSkewTEgarch": "swarmvar.models.score_driven",
+    "HarArch": "swarmvar.models.har_arch",
 }
 
 #: Short names accepted on the command line.
@@ -33,6 +34,9 @@ ALIASES: dict[str, str] = {
     "beta-t-egarch": "BetaSkewTEgarch",
     "egarch": "BetaSkewTEgarch",
     "score-driven": "BetaSkewTEgarch",
+    "har-arch": "HarArch",
+    "har": "HarArch",
+    "lhar": "HarArch",
 }
 
 #: The default swarm, cheapest first; ``--agents`` picks any agent registered above.

@@ -64,10 +64,10 @@ MAX_STAGES = 200
 #: the acceptance below which random-walk sweeps follow.
 MOVES = 6
 LEAST_INDEPENDENT_ACCEPTANCE = 0.2
-#: Independent-MH sweeps at a tempering stage before the last (the proposal is refitted
-#: to the cloud at every stage, so what these leave duplicated does not carry over far;
-#: the last stage, whose particles are the posterior, gets ``MOVES``).
-STAGE_MOVES = 2
+#: At a tempering stage before the last, the independent-MH sweeps stop once this share
+#: of every run's particles has moved (the proposal is refitted to the cloud at every
+#: stage); the last stage, whose particles are the posterior, moves 95% (``_sir``'s rule).
+STAGE_MOVED = 0.8
 
 
 class BetaSkewTEgarch(Agent):
@@ -145,9 +145,9 @@ class BetaSkewTEgarch(Agent):
                 gamma[g] = nxt
             idx = np.concatenate([np.arange(blocks[g].start, blocks[g].stop) for g in active])
             powers = np.repeat(gamma[active], per)
-            moves = MOVES if np.any(gamma[active] >= 1.0) else STAGE_MOVES
+            enough = 0.95 if np.any(gamma[active] >= 1.0) else STAGE_MOVED
             moved = self._rejuvenate(r, u[idx], logw[idx], np.vstack([ll[idx], lam[idx]]),
-                                     powers, rng, len(active), moves)
+                                     powers, rng, len(active), enough)
             u[idx], ll[idx], lam[idx], acceptance = moved
             logw[idx] = 0.0
             stages += 1
@@ -195,7 +195,7 @@ class BetaSkewTEgarch(Agent):
 
     def _rejuvenate(self, r: FloatArray, u: FloatArray, logw: FloatArray, aux: FloatArray,
                     powers: FloatArray, rng: np.random.Generator, runs: int,
-                    moves: int = MOVES) -> tuple[FloatArray, FloatArray, FloatArray, float]:
+                    enough: float = 0.95) -> tuple[FloatArray, FloatArray, FloatArray, float]:
         """Resample each run by ``logw`` and move it, targeting ``prior * L(r)^power``.
 
         ``u`` ``(S, 7)``; ``aux`` ``(2, S)`` holds each particle's ``log L(r)``
@@ -223,11 +223,11 @@ class BetaSkewTEgarch(Agent):
             return lp + _scaled(ll, powers), np.vstack([ll, lam])
 
         current = (lik.log_prior_u(u) + _scaled(aux[0], powers), aux)
-        u2, lt, aux2, rate, _ = _sir.independent_moves(u, log_target, current, rng, moves, mean,
-                                                        cov, runs=runs)
+        u2, lt, aux2, rate, _ = _sir.independent_moves(u, log_target, current, rng, MOVES, mean,
+                                                        cov, enough_moved=enough, runs=runs)
         if rate < LEAST_INDEPENDENT_ACCEPTANCE:
             u2, _, aux2, rate = _sir.random_walk_moves(
-                u2, log_target, (lt, aux2), rng, moves, (2.38**2 / d) * cov, runs=runs)
+                u2, log_target, (lt, aux2), rng, MOVES, (2.38**2 / d) * cov, runs=runs)
         return u2, aux2[0].copy(), aux2[1].copy(), rate
 
     def _install(self, r: FloatArray, u: FloatArray, ll: FloatArray, lam: FloatArray,

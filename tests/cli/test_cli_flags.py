@@ -124,8 +124,13 @@ def test_help_lists_agent_names_and_the_catalog_matches_the_registry() -> None:
     from swarmvar import data
     from swarmvar.models.registry import AGENT_MODULES, ALIASES
 
+    from swarmvar.cli._common import default_agents, resolve_agents
+    from swarmvar.models import DEFAULT_AGENTS
+
     names, aliases = agent_catalog()
     assert names == tuple(AGENT_MODULES) and dict(aliases) == ALIASES
+    # no --agents: the default swarm, not every registered agent
+    assert default_agents() == DEFAULT_AGENTS and resolve_agents(None) == list(DEFAULT_AGENTS)
     assert set(BUNDLED) == set(data.DATASETS)
     for command in ("var", "backtest"):
         text = plain(runner.invoke(app, [command, "--help"]).output)

@@ -64,6 +64,18 @@ def agent_catalog() -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
     return names, aliases
 
 
+@cache
+def default_agents() -> tuple[str, ...]:
+    """The default swarm (``models.registry.DEFAULT_AGENTS``), parsed like :func:`agent_catalog`."""
+    source = (Path(__file__).resolve().parent.parent / "models" / "registry.py").read_text(
+        encoding="utf-8")
+    for node in ast.parse(source).body:
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and node.target.id == "DEFAULT_AGENTS" and node.value is not None):
+            return tuple(ast.literal_eval(node.value))
+    raise RuntimeError("models/registry.py has no literal DEFAULT_AGENTS")  # pragma: no cover
+
+
 def agents_help() -> str:
     """The ``--agents`` help: every agent with its short names."""
     names, aliases = agent_catalog()
@@ -71,7 +83,8 @@ def agents_help() -> str:
     for name in names:
         short = [a for a, full in aliases if full == name]
         parts.append(f"{name} ({', '.join(short)})" if short else name)
-    return "agents, repeated or comma-separated (default: all): " + "; ".join(parts)
+    return ("agents, repeated or comma-separated (default: the default swarm, "
+            f"{', '.join(default_agents())}): " + "; ".join(parts))
 
 
 def _suggest(word: str, choices: Sequence[str]) -> str:
@@ -84,14 +97,15 @@ def _suggest(word: str, choices: Sequence[str]) -> str:
 
 
 def resolve_agents(values: Sequence[str] | None, *, flag: str = "--agents") -> list[str]:
-    """Agent names or aliases (repeated or comma-separated) -> class names, all by default.
+    """Agent names or aliases (repeated or comma-separated) -> class names; the default swarm
+    (``DEFAULT_AGENTS``) when none are given.
 
     Refuses unknown names (with the closest known one), an empty list and an
     agent named twice (one agent, one vote).
     """
     names, aliases = agent_catalog()
     if values is None:
-        return list(names)
+        return list(default_agents())
     lookup = {n.lower(): n for n in names} | {a.lower(): full for a, full in aliases}
     out: list[str] = []
     for value in values:

@@ -48,7 +48,8 @@ HORIZON = 10
 TARGET_SECONDS = 5.0
 #: Small clouds for the quick mode (the same code paths).
 QUICK = {"StudentT": {"particles": 300}, "GarchT": {"particles": 200},
-         "GarchEVT": {"particles": 200}, "BayesianBootstrap": {"draws": 200}}
+         "GarchEVT": {"particles": 200}, "BayesianBootstrap": {"draws": 200},
+         "BetaSkewTEgarch": {"particles": 200}}
 
 
 def _median_seconds(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]

@@ -41,7 +41,8 @@ ALIASES: dict[str, str] = {
 
 #: The default swarm, cheapest first; ``--agents`` picks any agent registered above.
 DEFAULT_AGENTS: tuple[str, ...] = (
-    "NormalInverseGamma", "BayesianBootstrap", "StudentT", "GarchT", "GarchEVT")
+    "NormalInverseGamma", "BayesianBootstrap", "StudentT", "GarchT", "GarchEVT",
+    "BetaSkewTEgarch")
 
 
 def canonical_name(name: str) -> str:

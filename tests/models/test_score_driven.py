@@ -250,6 +250,49 @@ def test_refit_on_the_same_history_keeps_the_particles() -> None:
     assert all(np.array_equal(draws[k], v) for k, v in agent.posterior_draws().items())
 
 
+def _crisis() -> np.ndarray:
+    """S&P 500, Sep 2008 - Mar 2009: a window the last 400 days' posterior barely covers."""
+    return load("sp500").loc["2008-09-15":"2009-03-31"].to_numpy()
+
+
+def test_refit_to_an_unrelated_window_bridges_to_its_posterior() -> None:
+    """Reweighting alone leaves < 5% effective particles: the tempered bridge runs (not a
+    fit from the prior), and its particles carry the window's likelihood and scale."""
+    agent = _agent()
+    r = _crisis()
+    ll_hist, _ = lik.loglik(r, agent._theta)
+    assert _ess_of(agent._logw + ll_hist - agent._ll) < 0.05 * agent.particles
+    agent.refit(r, seed=5)
+    assert agent.refit_route == "bridge"
+    assert np.array_equal(agent.history, r)
+    ll, lam = lik.loglik(r, agent._theta)
+    assert np.allclose(agent._ll, ll, rtol=1e-12) and np.allclose(agent._lam, lam, rtol=1e-12)
+    assert agent.diagnostics.ess >= agent.ess_threshold * agent.particles * 0.99
+    # the crisis scale: omega's posterior moves well above the calm window's
+    assert np.mean(agent.posterior_draws()["omega"]) > np.mean(
+        _agent().posterior_draws()["omega"]) + 0.3
+    again = BetaSkewTEgarch.from_state(agent.state())
+    assert again.refit_route == "bridge"
+
+
+def test_a_stalled_bridge_falls_back_to_a_fit_from_the_prior(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from swarmvar.models import _score_driven_bridge as bridge
+
+    monkeypatch.setattr(bridge, "LEAST_MOVED", 1.01)  # no stage can move enough particles
+    agent = _agent()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        agent.refit(_crisis(), seed=5)
+    assert agent.refit_route == "prior"
+    assert np.array_equal(agent.history, _crisis())
+
+
+def _ess_of(logw: np.ndarray) -> float:
+    w = np.exp(logw - np.max(logw))
+    return float(w.sum() ** 2 / (w @ w))
+
+
 def test_rejuvenation_keeps_ess_and_history() -> None:
     agent = _agent()
     shock = np.r_[-0.08, np.full(5, 0.03)]  # a crash moves the posterior: ESS drops, moves

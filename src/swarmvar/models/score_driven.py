@@ -42,6 +42,7 @@ from ..errors import InvalidParameter, InvalidReturns, InvalidState
 from ..types import Diagnostics, Forecast
 from . import _score_driven_lik as lik
 from . import _sir
+from ._score_driven_bridge import bridge
 from ._score_driven_family import SkewTCache, skew_level_measures_block
 from .base import Agent, Seed, check_real, check_whole, rng_from
 from .diagnostics import summarize
@@ -87,6 +88,10 @@ class BetaSkewTEgarch(Agent):
     name = "BetaSkewTEgarch"
     min_observations = 100
     needs_variation = True
+    #: How the last fit or refit got its posterior: "fit" (tempered from the prior),
+    #: "reweight", "move", "bridge" (tempered from the history's posterior) or "prior"
+    #: (a refit whose bridge stalled, fitted from the prior).
+    refit_route: str = "fit"
     cost_hint = (9.0, 90.0)  # ms: a backtest day at h = 1 (refits included), a 10-day forecast
 
     def __init__(self, particles: int = 1000, runs: int = 4, ess_threshold: float = 0.5) -> None:
@@ -160,6 +165,7 @@ class BetaSkewTEgarch(Agent):
         self._acceptance = acceptance
         self._seconds = time.perf_counter() - start
         self._fitted = True
+        self.refit_route = "fit"
         self._warn_if_unconverged(self._diagnostics())
         return self
 
@@ -172,8 +178,10 @@ class BetaSkewTEgarch(Agent):
         gives each particle's ``lambda`` at the window's end - and, when the
         ESS falls below ``ess_threshold * particles``, resampled and moved
         targeting the window's posterior. Below ``REFIT_MIN_ESS * particles``
-        effective particles (a window unrelated to the history) it falls back
-        to :meth:`fit`. A refused window leaves the agent as it was.
+        effective particles the particles are tempered from the history's
+        posterior to the window's (:func:`._score_driven_bridge.bridge`), and
+        only if that stalls is the window fitted from the prior (:meth:`fit`);
+        ``refit_route`` says which. A refused window leaves the agent as it was.
         """
         if not self._fitted:
             return self.fit(returns, seed=seed)
@@ -182,15 +190,32 @@ class BetaSkewTEgarch(Agent):
         ll, lam = lik.loglik(r, self._theta)
         logw = self._logw + ll - self._ll
         logw = np.where(np.isfinite(logw), logw, -np.inf)
-        if not np.any(np.isfinite(logw)) or _sir.ess(logw) < REFIT_MIN_ESS * self.particles:
-            return self.fit(r, seed=rng)
+        if not np.any(np.isfinite(logw)):
+            return self._refit_from_prior(r, rng)
+        if _sir.ess(logw) < REFIT_MIN_ESS * self.particles:
+            bridged = bridge(self.history, r, self._u, self._ll, self._logw, rng,
+                             self.ess_threshold, MOVES, STAGE_MOVED)
+            if bridged is None:
+                return self._refit_from_prior(r, rng)
+            u, ll, lam, logw, acc, _ = bridged
+            self._install(r, u, ll, lam, logw, rng)
+            self._acceptance = acc
+            self.refit_route = "bridge"
+            return self
         if _sir.ess(logw) >= self.ess_threshold * self.particles:
             self._install(r, self._u, ll, lam, logw, rng)  # healthy weights: as IBIS would
+            self.refit_route = "reweight"
             return self
         u, ll, lam, acc = self._rejuvenate(r, self._u, logw, np.vstack([ll, lam]),
                                            np.ones(self.particles), rng, 1)
         self._install(r, u, ll, lam, np.zeros(self.particles), rng)
         self._acceptance = acc
+        self.refit_route = "move"
+        return self
+
+    def _refit_from_prior(self, r: FloatArray, rng: np.random.Generator) -> Self:
+        self.fit(r, seed=rng)
+        self.refit_route = "prior"
         return self
 
     def _rejuvenate(self, r: FloatArray, u: FloatArray, logw: FloatArray, aux: FloatArray,
@@ -419,6 +444,7 @@ class BetaSkewTEgarch(Agent):
             "fit_diag": self._fit_diag,
             "acceptance": self._acceptance,
             "seconds": self._seconds,
+            "refit_route": self.refit_route,
         }
         arrays = {"history": self.history, "u": self._u, "ll": self._ll, "lam": self._lam,
                   "logw": self._logw}
@@ -434,6 +460,7 @@ class BetaSkewTEgarch(Agent):
             fit_diag = {k: {p: float(v) for p, v in scalars["fit_diag"][k].items()}
                         for k in ("rhat", "ess_bulk", "ess_tail")}
             acceptance, seconds = float(scalars["acceptance"]), float(scalars["seconds"])
+            route = str(scalars.get("refit_route", "fit"))
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidState(f"BetaSkewTEgarch state is incomplete or malformed: {exc}") from exc
         s = self.particles
@@ -455,6 +482,7 @@ class BetaSkewTEgarch(Agent):
         self._fit_diag = fit_diag
         self._acceptance = acceptance
         self._seconds = seconds
+        self.refit_route = route
 
 
 def _scaled(ll: FloatArray, power: float | FloatArray) -> FloatArray:

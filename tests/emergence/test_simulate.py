@@ -124,3 +124,21 @@ def test_regime_switch_keeps_the_state_oracle() -> None:
     assert not np.allclose(s.var[0.99], s.oracle_var[0.99])
     g = simulate(Design.GJR_T, 50, seed=0)
     assert g.oracle_var is g.var and g.high_state_prob is None
+
+
+def test_mixture_var_below_the_median_and_a_filter_on_an_impossible_day() -> None:
+    """Review: alpha < 0.5 inverted the bisection's bracket; a return no state that is still
+    possible could produce made the filter divide 0 by 0."""
+    import numpy as np
+    from scipy import stats
+
+    from swarmvar.emergence.simulate import normal_mixture_var_es, regime_filter
+
+    probs = np.array([[0.3, 0.7]])
+    for alpha in (0.2, 0.5, 0.8):
+        v, _ = normal_mixture_var_es(probs, (0.01, 0.02), alpha)
+        cdf = 0.3 * stats.norm.cdf(v[0] / 0.01) + 0.7 * stats.norm.cdf(v[0] / 0.02)
+        assert abs(cdf - alpha) < 1e-12
+    # state 0 absorbing and certain; a 60-sd return makes its relative likelihood underflow
+    pred = regime_filter(np.array([0.0, 0.6, 0.0]), (0.01, 0.02), (1.0, 0.5), (1.0, 0.0))
+    assert np.all(np.isfinite(pred)) and np.allclose(pred, [[1.0, 0.0]] * 3)

@@ -112,7 +112,14 @@ def regime_filter(returns: FloatArray, sd: Sequence[float] = REGIME_SD,
     for t in range(r.size):
         out[t] = pred
         post = pred * like[t]
-        pred = post @ trans / post.sum()
+        total = post.sum()
+        if not total > 0.0:  # every state still possible is far below the day's best one
+            live = pred > 0.0
+            rel = np.zeros(k)
+            rel[live] = np.exp(logf[t][live] - logf[t][live].max())
+            post = pred * rel
+            total = post.sum()
+        pred = post @ trans / total
     return out
 
 
@@ -130,8 +137,9 @@ def normal_mixture_var_es(probs: FloatArray, sd: Sequence[float],
     if p.shape[1] != s.size or not 0.0 < alpha < 1.0:
         raise InvalidParameter("probs must be (T, k) with k = len(sd), alpha in (0, 1)")
     z = float(stats.norm.ppf(alpha))
-    lo = np.full(p.shape[0], s.min() * z)
-    hi = np.full(p.shape[0], s.max() * z)
+    ends = sorted((s.min() * z, s.max() * z))  # below the median (alpha < 0.5) z < 0
+    lo = np.full(p.shape[0], ends[0])
+    hi = np.full(p.shape[0], ends[1])
     for _ in range(200):  # the bracket halves each pass; stops when it cannot shrink
         mid = 0.5 * (lo + hi)
         if np.all((mid <= lo) | (mid >= hi)):  # no float left between the ends

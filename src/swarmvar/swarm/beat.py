@@ -102,7 +102,13 @@ class PortfolioConfig:
         return {"portfolio": self.portfolio, "agents": list(self.agents),
                 "alphas": list(self.alphas), "horizon": self.horizon, "window": self.window,
                 "refit_every": self.refit_every, "seed": self.seed,
-                "refit_lag": self.roles.refit_lag, "policy": self.policy.method}
+                "refit_lag": self.roles.refit_lag, "policy": self._policy_in_force()}
+
+    def _policy_in_force(self) -> str:
+        """The policy as this roster meets it: f steps it never reaches leave no trace, so a
+        home checkpointed before a step existed resumes when its numbers are unchanged."""
+        reached = tuple(st for st in self.policy.f_steps if len(self.agents) >= st[0])
+        return dataclasses.replace(self.policy, f_steps=reached).method
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,14 @@ every proposal). ``pi_0`` is the posterior the particles hold, ``pi_1`` the
 window's posterior - the same target as a fresh fit from the prior, reached
 from a cloud already close to it (the two samples share all but a few weeks
 of days) in a few stages instead of a few dozen.
+
+The window's posterior can have a tail the history's cloud does not reach
+(a window that starts on a crisis day: ``lambda_1 = omega`` makes a high
+``omega`` plausible), and reweighting cannot create it. So the proposal's
+covariance is ``SPREAD`` times the cloud's, the last stage always
+resamples and moves (even when its weights are healthy), and random-walk
+sweeps follow it; on S&P 500 Sep 2008 - Sep 2012 that brings ``omega``'s
+posterior sd from 0.18-0.29 to 0.37-0.43 (a fit from the prior: 0.41-0.44).
 """
 
 from __future__ import annotations
@@ -26,6 +34,12 @@ FloatArray = NDArray[np.float64]
 
 #: Most bridge stages before giving up (the caller then fits from the prior).
 BRIDGE_STAGES = 40
+#: The independent proposal's covariance over the cloud's (wider: the window's posterior
+#: may have a tail the history's cloud does not cover yet).
+SPREAD = 2.0
+#: Random-walk sweeps after the last stage's independent ones (they reach into a tail the
+#: independent proposal, fitted to the cloud, rarely proposes).
+RW_SWEEPS = 6
 #: A stage whose moves leave fewer than this share of the particles moved stalls the bridge.
 LEAST_MOVED = 0.3
 
@@ -46,6 +60,9 @@ def bridge(history: FloatArray, window: FloatArray, u: FloatArray, ll_hist: Floa
     moves : int
         Most independent-MH sweeps per stage; they stop once ``stage_moved``
         of the particles moved (0.95 at the last stage).
+
+    The last stage (``g = 1``) is always followed by a resample, independent
+    sweeps and ``RW_SWEEPS`` random-walk sweeps, so the returned weights are equal.
 
     Returns
     -------
@@ -68,11 +85,9 @@ def bridge(history: FloatArray, window: FloatArray, u: FloatArray, ll_hist: Floa
         g = nxt
         if not np.any(np.isfinite(logw)):
             return None
-        if g >= 1.0 and _sir.ess(logw) >= target_ess * size:
-            return u, aux[0].copy(), aux[1].copy(), logw, rate, stage
         w = _sir.normalized_weights(logw)
         mean = w @ u
-        cov = _sir.weighted_covariance(u, w) + 1e-10 * np.eye(d)
+        cov = SPREAD * _sir.weighted_covariance(u, w) + 1e-10 * np.eye(d)
         idx = _sir.systematic_resample(w, float(rng.random()))
         u, aux, lp = u[idx], aux[:, idx], lp[idx]
 
@@ -80,7 +95,8 @@ def bridge(history: FloatArray, window: FloatArray, u: FloatArray, ll_hist: Floa
             lp_v = lik.log_prior_u(v)
             th = lik.from_unconstrained(v)
             ll_w, lam_v = lik.loglik(window, th)
-            ll_h, _ = lik.loglik(history, th)
+            # at g = 1 the history's likelihood has no weight (nor any later use)
+            ll_h = ll_w if g >= 1.0 else lik.loglik(history, th)[0]
             ok = np.isfinite(lp_v)
             ll_w, ll_h = np.where(ok, ll_w, -np.inf), np.where(ok, ll_h, -np.inf)
             val = lp_v + _mix(ll_h, ll_w, g)
@@ -96,6 +112,8 @@ def bridge(history: FloatArray, window: FloatArray, u: FloatArray, ll_hist: Floa
         if moved < LEAST_MOVED:
             return None
         if g >= 1.0:
+            u, _, aux, _ = _sir.random_walk_moves(
+                u, target, (lp + aux[0], aux), rng, RW_SWEEPS, (2.38**2 / d / SPREAD) * cov)
             return u, aux[0].copy(), aux[1].copy(), logw, rate, stage
     return None
 

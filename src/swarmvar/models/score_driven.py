@@ -92,7 +92,7 @@ class BetaSkewTEgarch(Agent):
     #: "reweight", "move", "bridge" (tempered from the history's posterior) or "prior"
     #: (a refit whose bridge stalled, fitted from the prior).
     refit_route: str = "fit"
-    cost_hint = (9.0, 90.0)  # ms: a backtest day at h = 1 (refits included), a 10-day forecast
+    cost_hint = (8.0, 90.0)  # ms: a backtest day at h = 1 (refits included), a 10-day forecast
 
     def __init__(self, particles: int = 1000, runs: int = 4, ess_threshold: float = 0.5) -> None:
         particles = check_whole("particles", particles, 100, MAX_PARTICLES)

@@ -21,7 +21,7 @@ import json
 import json.encoder
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import SwarmVarError
@@ -119,9 +119,15 @@ class Canonical:
     some value. :func:`canonical_text` returns ``text`` for it, and the
     ledger stores it as entry data (a JSON object) without encoding again:
     the bytes written once, e.g. for a signature, serve the record too.
+
+    ``vouched`` is set by those writers only. The ledger takes a vouched text
+    as written and parses any other one back, refusing it unless it is the
+    canonical JSON of the value it holds (so a hand-made ``Canonical`` cannot
+    slip malformed or ambiguous text into a hash chain).
     """
 
     text: str
+    vouched: bool = field(default=False, repr=False, compare=False)
 
 
 def canonical_object(fields: Mapping[str, Any]) -> Canonical:
@@ -143,9 +149,20 @@ def canonical_object(fields: Mapping[str, Any]) -> Canonical:
     if not _STR.issuperset(map(type, fields)):
         bad = next(k for k in fields if type(k) is not str)
         raise NotCanonical(f"value has a non-string key {bad!r}")
-    return Canonical("{" + ",".join(
+    text = "{" + ",".join(
         f"{json.encoder.encode_basestring(key)}:{_text_of(fields[key])}"
-        for key in sorted(fields)) + "}")
+        for key in sorted(fields)) + "}"
+    return Canonical(text, vouched=all(_vouched(v) for v in fields.values()))
+
+
+def _vouched(value: Any) -> bool:
+    """False if ``value`` is, or a list/tuple holds, a :class:`Canonical` nobody vouched for."""
+    kind = type(value)
+    if kind is Canonical:
+        return bool(value.vouched)
+    if kind is list or kind is tuple:
+        return all(x.vouched for x in value if type(x) is Canonical)
+    return True
 
 
 def _text_of(value: Any) -> str:

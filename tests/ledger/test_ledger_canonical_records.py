@@ -112,6 +112,7 @@ def test_the_ledger_stores_a_composed_entry_as_the_dict_would_be_stored(tmp_path
     composed = canonical_object({"portfolio": "sp500", "seq": 4, "estimates": [
         estimate_record(e, own) for e in signed]})
     plain = {"portfolio": "sp500", "seq": 4, "estimates": [_record_dict(e) for e in signed]}
+    assert composed.vouched  # written by vouching writers only: taken as written
     with Ledger(tmp_path / "a") as a, Ledger(tmp_path / "b") as b:
         # the genesis entries differ (creation time): compare the texts, and the hash
         # each ledger gives the other's text on its own chain
@@ -143,3 +144,32 @@ def test_a_bad_composed_entry_is_refused_and_nothing_is_written(
         with pytest.raises(InvalidEntry, match=match):
             ledger.add_entry(EntryKind.ESTIMATE, Canonical(text))
         assert ledger.size == 1
+
+
+@pytest.mark.parametrize("text", [
+    '{"a":1},"index":9,"z":{}',  # two objects glued: an ambiguous hash preimage
+    '{"b":1,"a":2}',  # keys out of order
+    '{"a": 1}',  # not compact
+    '{"a":NaN}',
+])
+def test_a_hand_made_canonical_must_be_the_canonical_text_it_claims(
+        tmp_path: Path, text: str) -> None:
+    """Review: only writers that vouch (canonical_object, estimate_record) are taken as
+    written; any other Canonical is parsed back and refused unless it is canonical."""
+    with Ledger(tmp_path) as ledger:
+        with pytest.raises(InvalidEntry, match="not canonical"):
+            ledger.add_entry(EntryKind.ACTION, Canonical(text))
+        assert ledger.size == 1
+        ledger.add_entry(EntryKind.ACTION, Canonical('{"a":2,"b":1}'))  # canonical: stored
+        assert ledger.entry(1).data == {"a": 2, "b": 1}
+
+
+def test_a_composed_entry_holding_a_hand_made_part_is_checked_too(tmp_path: Path) -> None:
+    bad = canonical_object({"x": Canonical('{"b":1,"a":2}')})
+    good = canonical_object({"x": Canonical('{"a":2,"b":1}'), "y": 1})
+    assert not bad.vouched and not good.vouched
+    with Ledger(tmp_path) as ledger:
+        with pytest.raises(InvalidEntry, match="not canonical"):
+            ledger.add_entry(EntryKind.ACTION, bad)
+        ledger.add_entry(EntryKind.ACTION, good)
+        assert ledger.entry(1).data == {"x": {"a": 2, "b": 1}, "y": 1}

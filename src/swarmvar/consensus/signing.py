@@ -272,11 +272,11 @@ def estimate_record(estimate: Estimate, own: OwnSignatures | None = None) -> Can
         if text is None:  # the general path: the dict, encoded as the ledger would
             payload = estimate.payload()
             payload["signature"] = None if signature is None else signature.hex()
-            return Canonical(canonical_text(payload))
+            return Canonical(canonical_text(payload), vouched=True)
     else:
         text = message.decode("utf-8")
     cut = text.index(',"var":')
-    return Canonical(f'{text[:cut]},"signature":{sig}{text[cut:]}')
+    return Canonical(f'{text[:cut]},"signature":{sig}{text[cut:]}', vouched=True)
 
 
 class OwnSignatures:

@@ -144,6 +144,13 @@ def canonical_data(data: Mapping[str, Any] | Canonical) -> str:
         text = data.text
         if type(text) is not str or text[:1] != "{" or text[-1:] != "}":
             raise InvalidEntry(f"entry data must be a JSON object, got the text {text!r:.80}")
+        if not data.vouched:  # hand-made: parsed back, and it must be what it claims
+            try:
+                same = canonical_text(loads(text)) == text
+            except (ValueError, NotCanonical, RecursionError):
+                same = False
+            if not same:
+                raise InvalidEntry(f"entry data text is not canonical JSON: {text!r:.80}")
     else:
         if type(data) is not dict:
             if not isinstance(data, Mapping):

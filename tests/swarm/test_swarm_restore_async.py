@@ -20,8 +20,9 @@ import pytest
 from swarmvar.errors import InvalidParameter, RestoreQueueFull, WorkerFailed
 from swarmvar.ledger import Ledger
 from swarmvar.swarm import LocalExecutor, Replay
-from swarmvar.swarm.executors import shard_of
+from swarmvar.swarm.executors import HostLost, shard_of
 from swarmvar.swarm.runtime import RESTORING
+from swarmvar.types import Tick
 
 from . import _restore_child as child
 from .conftest import make_swarm
@@ -337,3 +338,58 @@ def test_kill_minus_nine_while_a_host_restores_loses_no_queued_tick(tmp_path, fr
     ref_ledger = ledger_beats(tmp_path / "reference")
     assert ledger_beats(home) == ref_ledger
     assert sorted(ref_ledger) == sorted(expected)
+
+
+class _Faulty(LocalExecutor):
+    """Portfolio swarms in this process whose next beats call ``fault(inputs)`` instead:
+    it beats what its host would have beaten and raises the HostLost a host's death gives."""
+
+    fault: Callable[[Any], Any] | None = None
+
+    def beats(self, inputs: Any) -> Any:
+        if self.fault is not None:
+            return self.fault(inputs)
+        return super().beats(inputs)
+
+    def beat_only(self, inputs: Any, names: set[str]) -> dict[int, Any]:
+        keep = [(i, x) for i, x in enumerate(inputs) if x[0] in names]
+        outs = LocalExecutor.beats(self, [x for _, x in keep]) if keep else []
+        return {i: o for (i, _), o in zip(keep, outs, strict=True)}
+
+
+def _ticks(frame: pd.DataFrame, k: int) -> list[Tick]:
+    when = frame.index[k].to_pydatetime()
+    return [Tick(p, when, float(frame[p].iloc[k])) for p in PORTFOLIOS]
+
+
+def test_catch_up_beats_before_a_refused_tick_are_counted_and_handed_on(tmp_path, frame):
+    """A refused tick raises after the queued ticks were beaten first: run() still counts
+    them and hands them to on_beat (they are in the ledger)."""
+    executor = _Faulty(workers=0)
+
+    def kill_a(inputs: Any) -> Any:
+        executor.fault = None
+        raise HostLost("a's host died", [LOST], {},
+                       executor.beat_only(inputs, set(PORTFOLIOS) - {LOST}))
+
+    def source(swarm: Any) -> Any:
+        for k in range(HISTORY, HISTORY + 6):
+            if k == HISTORY + 3:
+                executor.fault = kill_a
+            yield from _ticks(frame, k)
+            if k == HISTORY + 4:  # the host is back (its ticks queued), then a duplicate
+                for _ in range(2000):
+                    if not any(r.attempt for r in swarm.restoring().values()):
+                        break
+                    time.sleep(0.01)
+                assert swarm.restoring()[LOST].queued == 2
+                yield _ticks(frame, k)[1]
+    seen: list[tuple[str, int]] = []
+    with make_swarm(tmp_path, PORTFOLIOS, executor=executor, **SETTINGS) as swarm:
+        swarm.start(frame.iloc[:HISTORY])
+        summary = swarm.run(source(swarm), on_beat=lambda r: seen.append((r.portfolio, r.seq)))
+    assert summary.beats == dict.fromkeys(PORTFOLIOS, 6)
+    assert sum(summary.rejected.values()) == 1
+    assert sorted(s for p, s in seen if p == LOST) == [1, 2, 3, 4, 5, 6]
+    assert len(ledger_beats(tmp_path)) == 18
+

@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -151,6 +151,16 @@ class _Recovery:
     attempt: int
     began: float
     since: dict[str, int]
+
+
+_Refusal = TypeVar("_Refusal", bound=SwarmVarError)
+
+
+def _with_caught_up(exc: _Refusal, caught_up: list[BeatReport]) -> _Refusal:
+    """``exc`` carrying ``caught_up``: the queued ticks :meth:`Swarm.beat` beat (and
+    ledgered) before it raised; a caller counts them as beats that ran."""
+    exc.caught_up = caught_up  # type: ignore[attr-defined]
+    return exc
 
 
 @runtime_checkable
@@ -954,10 +964,10 @@ class Swarm:
             seen.update(name for name, _, _ in checked)
         for name, _, _ in planned:
             if self._waits(name) and len(self._queues[name]) >= self.restore_queue:
-                raise RestoreQueueFull(
+                raise _with_caught_up(RestoreQueueFull(
                     f"portfolio {name!r} has {len(self._queues[name])} ticks queued while its "
                     f"host is restored (restore_queue={self.restore_queue}); wait for it "
-                    "(Swarm.settle) or raise restore_queue")
+                    "(Swarm.settle) or raise restore_queue"), caught_up)
         inputs: list[tuple[str, BeatInput]] = []
         served: dict[str, BeatReport] = {}
         for name, value, as_of in planned:
@@ -984,7 +994,7 @@ class Swarm:
         if cursor is not None:
             self._read_cursor = cursor
         if refused is not None:
-            raise refused
+            raise _with_caught_up(refused, caught_up)
         return reports + caught_up
 
     def _check(self, tick: Tick, seen: set[str]) -> list[tuple[str, float, datetime]]:
@@ -1249,9 +1259,11 @@ class Swarm:
                     reports = self.beat([item], cursor=cursor)
                 except RestoreQueueFull as full:  # wait for the lost host, then the tick
                     log.warning("%s: waiting for the restore", full)
+                    self._count(getattr(full, "caught_up", ()), done, on_beat)
                     self._count(self.settle(), done, on_beat)
                     reports = self.beat([item], cursor=cursor)
-            except InvalidTick:
+            except InvalidTick as refused:  # the queued ticks beaten first still count
+                self._count(getattr(refused, "caught_up", ()), done, on_beat)
                 continue
             finally:
                 # a tick refused before any portfolio beat is no paced beat: not counted

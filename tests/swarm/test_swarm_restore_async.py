@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from swarmvar.errors import InvalidParameter, RestoreQueueFull, WorkerFailed
+from swarmvar.errors import InvalidParameter, InvalidTick, RestoreQueueFull, WorkerFailed
 from swarmvar.ledger import Ledger
 from swarmvar.swarm import LocalExecutor, Replay
 from swarmvar.swarm.executors import HostLost, shard_of
@@ -393,3 +393,21 @@ def test_catch_up_beats_before_a_refused_tick_are_counted_and_handed_on(tmp_path
     assert sorted(s for p, s in seen if p == LOST) == [1, 2, 3, 4, 5, 6]
     assert len(ledger_beats(tmp_path)) == 18
 
+
+
+def test_step_refuses_a_star_tick_every_portfolio_recorded_before_the_restart(tmp_path, frame):
+    def star(k: int) -> Tick:
+        return Tick("*", frame.index[k].to_pydatetime(),
+                    assets={p: float(frame[p].iloc[k]) for p in PORTFOLIOS})
+
+    with make_swarm(tmp_path, PORTFOLIOS, **SETTINGS) as swarm:
+        swarm.start(frame.iloc[:HISTORY])
+        for k in range(HISTORY, HISTORY + 3):
+            swarm.step(star(k))
+    with make_swarm(tmp_path, PORTFOLIOS, **SETTINGS) as swarm:
+        swarm.start(frame.iloc[:HISTORY])
+        before = sum(swarm.rejected.values())
+        with pytest.raises(InvalidTick, match=frame.index[HISTORY + 2].date().isoformat()):
+            swarm.step(star(HISTORY + 2))
+        assert sum(swarm.rejected.values()) == before + 1
+        assert swarm.step(star(HISTORY + 3)).seq == 4

@@ -925,7 +925,16 @@ class Swarm:
         InvalidTick
             The tick is refused (after it was counted and ledgered as a rejection).
         """
-        reports = self.beat([tick], cursor=cursor)
+        reports, caught_up = self._beat([tick], cursor)
+        if not reports:  # a "*" tick every portfolio recorded before the restart
+            from .ticks import as_utc
+
+            refused = InvalidTick(
+                f"tick for {tick.portfolio!r} dated {as_utc(tick.as_of).isoformat()} was "
+                "recorded for every portfolio before the restart (at or before its resume "
+                "point); ticks must move forward")
+            self._refuse(refused, tick)
+            raise _with_caught_up(refused, caught_up)
         return reports[0]
 
     def beat(self, ticks: Sequence[Tick], *, cursor: Any = None) -> list[BeatReport]:
@@ -946,6 +955,12 @@ class Swarm:
             A restoring portfolio has ``restore_queue`` ticks waiting already
             (raised before anything of this call is beaten or queued).
         """
+        reports, caught_up = self._beat(ticks, cursor)
+        return reports + caught_up
+
+    def _beat(self, ticks: Sequence[Tick], cursor: Any
+              ) -> tuple[list[BeatReport], list[BeatReport]]:
+        """:meth:`beat`: the reports for ``ticks``, and those of the queued ticks beaten first."""
         if not self._started:
             raise InvalidParameter("call start(history) before the first beat")
         caught_up = self._poll(rounds=self.catch_up)
@@ -995,7 +1010,7 @@ class Swarm:
             self._read_cursor = cursor
         if refused is not None:
             raise _with_caught_up(refused, caught_up)
-        return reports + caught_up
+        return reports, caught_up
 
     def _check(self, tick: Tick, seen: set[str]) -> list[tuple[str, float, datetime]]:
         from .ticks import as_utc

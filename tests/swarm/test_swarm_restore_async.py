@@ -21,7 +21,7 @@ from swarmvar.errors import InvalidParameter, InvalidTick, RestoreQueueFull, Wor
 from swarmvar.ledger import Ledger
 from swarmvar.swarm import LocalExecutor, Replay
 from swarmvar.swarm.executors import HostLost, shard_of
-from swarmvar.swarm.runtime import RESTORING
+from swarmvar.swarm.runtime import RESTORE_ATTEMPTS, RESTORING
 from swarmvar.types import Tick
 
 from . import _restore_child as child
@@ -394,6 +394,35 @@ def test_catch_up_beats_before_a_refused_tick_are_counted_and_handed_on(tmp_path
     assert len(ledger_beats(tmp_path)) == 18
 
 
+def test_a_tick_that_always_kills_its_host_is_given_up(tmp_path, frame):
+    """The same tick kills every fresh host: after RESTORE_ATTEMPTS restores the swarm gives
+    up with WorkerFailed (settle and close end); the other portfolios beat on."""
+    executor = _Faulty(workers=0)
+    kills: list[int] = []
+
+    def poison(inputs: Any) -> Any:
+        if not any(n == LOST and x.seq == 4 for n, x in inputs):
+            return LocalExecutor.beats(executor, inputs)
+        kills.append(1)
+        if len(kills) > 3 * RESTORE_ATTEMPTS:
+            raise RuntimeError("the swarm kept sending the tick that kills its host")
+        raise HostLost("a's host died", [LOST], {},
+                       executor.beat_only(inputs, set(PORTFOLIOS) - {LOST}))
+
+    executor.fault = poison
+    with make_swarm(tmp_path, PORTFOLIOS, executor=executor, restore_timeout=30,
+                    **SETTINGS) as swarm:
+        swarm.start(frame.iloc[:HISTORY])
+        for k in range(HISTORY, HISTORY + 6):
+            swarm.beat(_ticks(frame, k))
+        with pytest.raises(WorkerFailed, match="died 4 times in a row"):
+            for _ in range(10):
+                swarm.settle(timeout=30)
+        assert len(kills) == RESTORE_ATTEMPTS + 1
+        assert swarm.seq == {LOST: 3, "d": 6, "e": 6}
+        with pytest.raises(WorkerFailed):
+            swarm.settle(timeout=1)  # still given up, and says so at once
+
 
 def test_step_refuses_a_star_tick_every_portfolio_recorded_before_the_restart(tmp_path, frame):
     def star(k: int) -> Tick:
@@ -411,3 +440,4 @@ def test_step_refuses_a_star_tick_every_portfolio_recorded_before_the_restart(tm
             swarm.step(star(HISTORY + 2))
         assert sum(swarm.rejected.values()) == before + 1
         assert swarm.step(star(HISTORY + 3)).seq == 4
+

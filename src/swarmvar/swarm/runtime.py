@@ -408,6 +408,7 @@ class Swarm:
         self.catch_up = None if catch_up is None else int(catch_up)
         #: lost hosts being restored in the background (portfolio -> its host's recovery)
         self._recoveries: dict[str, _Recovery] = {}
+        self._losses: dict[str, int] = {}  # hosts lost in a row, per portfolio (beat resets)
         #: ticks waiting for a restoring portfolio's host, in arrival order
         self._queues: dict[str, deque[_Queued]] = {}
         self._enqueued = 0
@@ -689,12 +690,15 @@ class Swarm:
             outcomes: Mapping[int, BeatOutcome] = getattr(exc, "outcomes", {})
             log.warning("swarm host died (%s); restoring %s from the last checkpoint in the "
                         "background", exc, ", ".join(lost))
-            self._lose(lost)
+            for name in lost:
+                self._losses[name] = self._losses.get(name, 0) + 1
+            self._lose(lost, max(self._losses[name] for name in lost))
             done = [outcomes.get(i) if name not in lost else None
                     for i, (name, _) in enumerate(inputs)]
         for (name, tick), outcome in zip(inputs, done, strict=True):
             if outcome is not None:
                 self._log[name].append(tick)
+                self._losses.pop(name, None)
         return done
 
     def _beat_now(self, name: str, tick: BeatInput) -> BeatOutcome:
@@ -731,6 +735,17 @@ class Swarm:
         """
         names = tuple(n for n in names if n not in self._recoveries)
         if not names:
+            return
+        if attempt > RESTORE_ATTEMPTS:  # the same tick kills every fresh host: given up
+            gone: Future[None] = Future()
+            gone.set_exception(WorkerFailed(
+                f"the host of {', '.join(names)} died {attempt} times in a row on the tick "
+                f"after beat {', '.join(str(self.seq[p]) for p in names)}"))
+            rec = _Recovery(names, gone, threading.Thread(target=gone.result), attempt,
+                            time.monotonic(), {p: self.seq[p] for p in names})
+            for p in names:
+                self._recoveries[p] = rec
+                self._queues.setdefault(p, deque())
             return
         self.executor.reset(names)
         blobs = {p: self.states.get(STATE_PREFIX + p) for p in names}
@@ -844,9 +859,21 @@ class Swarm:
         Raises :class:`~swarmvar.errors.WorkerFailed` after ``timeout``
         seconds (default ``restore_timeout``) or when a host cannot be restored.
         """
+        limit = self.restore_timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit  # one deadline for all (a restore may repeat)
         out: list[BeatReport] = []
-        while self._recoveries or self._queues:
-            out.extend(self._poll(block=True, timeout=timeout))
+        try:
+            while self._recoveries or self._queues:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise WorkerFailed(
+                        f"settling {', '.join(sorted({*self._recoveries, *self._queues}))} "
+                        f"did not finish in {limit:g} s; their ticks stay queued (a resume "
+                        "reads them again)")
+                out.extend(self._poll(block=True, timeout=left))
+        except WorkerFailed as exc:  # the catch-up beats that ran go with it
+            _with_caught_up(exc, out)
+            raise
         return out
 
     def _safe_cursor(self, cursor: Any) -> Any:

@@ -9,7 +9,7 @@ import signal
 import pytest
 
 from swarmvar.swarm import LocalExecutor
-from swarmvar.swarm.executors import shard_of
+from swarmvar.swarm.executors import HostLost, shard_of
 from swarmvar.swarm.runtime import RESTORING
 from swarmvar.types import Tick
 
@@ -76,3 +76,23 @@ def test_ray_actors_give_the_same_numbers_and_survive_a_kill(tmp_path, sp500, ra
     got = gated_run(tmp_path / "ray", frame, RayExecutor(shards=2), kill, beats, kill_at=8)
     check_gated(got, expected, beats)
     assert ledger_beats(tmp_path / "ray") == ledger_beats(tmp_path / "reference")
+
+
+def test_a_shard_that_raises_in_the_call_where_another_dies_is_lost_with_it(tmp_path, sp500):
+    """Worker processes: the host of "a" and "b" is killed and the host of "d" raises in the
+    same call; HostLost names every portfolio of both (the raising one may have beaten part
+    of its batch) and carries the error, which is not swallowed."""
+    executor = LocalExecutor(workers=2)
+    with make_swarm(tmp_path, PORTFOLIOS, agents=CHEAP, executor=executor) as swarm:
+        swarm.start({p: sp500.iloc[o: o + 250] for p, o in OFFSETS.items()})
+        os.kill(executor.pids()[shard_of("a", 2)], signal.SIGKILL)
+        good = swarm._input("a", 0.001, sp500.index[250].to_pydatetime())
+        with pytest.raises(HostLost) as lost:
+            executor.beats([("a", good), ("d", None)])  # "d"'s host cannot beat None
+        assert set(lost.value.portfolios) == set(PORTFOLIOS)
+        assert len(lost.value.errors) == 1 and "shard 0 raised" in str(lost.value)
+        swarm._lose(lost.value.portfolios)  # restored from their checkpoint, all of them
+        swarm.settle(timeout=60)
+        ticks = [Tick(p, sp500.index[o + 250].to_pydatetime(), value=float(sp500.iloc[o + 250]))
+                 for p, o in OFFSETS.items()]
+        assert [r.seq for r in swarm.beat(ticks)] == [1, 1, 1]

@@ -441,3 +441,34 @@ def test_step_refuses_a_star_tick_every_portfolio_recorded_before_the_restart(tm
         assert sum(swarm.rejected.values()) == before + 1
         assert swarm.step(star(HISTORY + 3)).seq == 4
 
+
+def test_a_shard_that_raises_while_another_host_dies_is_restored_and_beats_once(
+        tmp_path, frame):
+    """The host of "d" and "e" beats "d", then raises at "e", in the call where "a"'s host
+    dies: both hosts are restored from their checkpoint, and every beat runs exactly once
+    (the numbers and the ledger are an uninterrupted run's)."""
+    beats = 10
+    expected = reference(tmp_path / "reference", frame, beats)
+    executor = _Faulty(workers=0)
+
+    def two_faults(inputs: Any) -> Any:
+        executor.fault = None
+        executor.beat_only(inputs, {"d"})  # "d" beat, then "e" raised on the same host
+        raise HostLost("a's host died", [LOST], {}, {}, errors=[ValueError("e's beat failed")])
+
+    got: dict[tuple[str, int], tuple] = {}
+    with make_swarm(tmp_path / "home", PORTFOLIOS, executor=executor, **SETTINGS) as swarm:
+        swarm.start(frame.iloc[:HISTORY])
+        source = Replay(frame, start=HISTORY, stop=HISTORY + beats)
+        for i, tick in enumerate(source):
+            if i == 4:
+                executor.fault = two_faults
+            for rep in swarm.beat([tick], cursor=source.cursor):
+                if not rep.events or not rep.events[0].startswith(RESTORING):
+                    assert (rep.portfolio, rep.seq) not in got
+                    got[(rep.portfolio, rep.seq)] = _numbers(rep)
+        for rep in swarm.settle():
+            got[(rep.portfolio, rep.seq)] = _numbers(rep)
+        assert swarm.seq == dict.fromkeys(PORTFOLIOS, beats)
+    assert got == expected
+    assert ledger_beats(tmp_path / "home") == ledger_beats(tmp_path / "reference")

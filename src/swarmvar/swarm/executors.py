@@ -47,16 +47,22 @@ class HostLost(WorkerFailed):
     ``answers`` maps each shard that did answer to its answer; for a batch of
     beats, ``outcomes`` maps the index of each input whose host answered to
     its outcome (those beats ran: the runtime keeps them, and beats only the
-    lost portfolios' ticks again once their host is back).
+    lost portfolios' ticks again once their host is back). ``errors`` are
+    what live hosts raised in the same call: such a host is counted lost too
+    (its ``portfolios`` are among these), since it may have beaten part of its
+    batch before it raised; restoring it from its checkpoint keeps every beat
+    exactly once.
     """
 
     def __init__(self, message: str, portfolios: Sequence[str],
                  answers: Mapping[int, Any] | None = None,
-                 outcomes: Mapping[int, BeatOutcome] | None = None) -> None:
+                 outcomes: Mapping[int, BeatOutcome] | None = None,
+                 errors: Sequence[BaseException] = ()) -> None:
         super().__init__(message)
         self.portfolios = tuple(portfolios)
         self.answers = dict(answers or {})
         self.outcomes = dict(outcomes or {})
+        self.errors = tuple(errors)
 
 
 class Shard:
@@ -236,18 +242,29 @@ class ShardedFanOut:
         except HostLost as lost:  # the answering hosts' beats ran: hand their outcomes back
             outcomes = {i: o for k, part in lost.answers.items()
                         for i, o in zip(groups[k], part, strict=True)}
-            raise HostLost(str(lost), lost.portfolios, lost.answers, outcomes) from lost
+            raise HostLost(str(lost), lost.portfolios, lost.answers, outcomes,
+                           lost.errors) from lost
         out: list[BeatOutcome | None] = [None] * len(inputs)
         for k, idx in groups.items():
             for i, outcome in zip(idx, answers[k], strict=True):
                 out[i] = outcome
         return [o for o in out if o is not None]
 
-    def _lost(self, dead: Mapping[int, str], answers: Mapping[int, Any]) -> HostLost:
-        """The error for shards ``dead`` (shard -> what happened), with the others' answers."""
-        names = sorted(n for n, s in self._placement.items() if s in dead)
-        what = "; ".join(dead[k] for k in sorted(dead))
-        return HostLost(f"{what}; its portfolios: {', '.join(names)}", names, answers)
+    def _lost(self, dead: Mapping[int, str], answers: Mapping[int, Any],
+              errors: Mapping[int, BaseException] | None = None) -> HostLost:
+        """The error for shards ``dead`` (shard -> what happened), with the others' answers.
+
+        A shard that raised ``errors[k]`` in the same call is lost with them: it
+        may have beaten part of its batch before raising (restored, it beats
+        each tick once).
+        """
+        errors = dict(errors or {})
+        gone = {**dead, **{k: f"shard {k} raised {type(e).__name__}: {e}"
+                           for k, e in errors.items()}}
+        names = sorted(n for n, s in self._placement.items() if s in gone)
+        what = "; ".join(gone[k] for k in sorted(gone))
+        return HostLost(f"{what}; its portfolios: {', '.join(names)}", names, answers,
+                        errors=[errors[k] for k in sorted(errors)])
 
     def _fan_states(self, names: Sequence[str]) -> dict[str, bytes]:
         groups = self._split(list(names), lambda n: n)
@@ -329,7 +346,7 @@ class LocalExecutor(ShardedFanOut):
             except WorkerFailed as exc:
                 dead[k] = str(exc)
         out: dict[int, Any] = {}
-        error: BaseException | None = None
+        errors: dict[int, BaseException] = {}
         for k in calls:
             if k in dead:
                 continue
@@ -338,11 +355,11 @@ class LocalExecutor(ShardedFanOut):
             except WorkerFailed as exc:
                 dead[k] = str(exc)
             except BaseException as exc:  # noqa: BLE001 - raised after every answer is read
-                error = error or exc
+                errors[k] = exc
         if dead:
-            raise self._lost(dead, out)
-        if error is not None:
-            raise error
+            raise self._lost(dead, out, errors)
+        if errors:
+            raise next(iter(errors.values()))
         return out
 
     # --- operations ----------------------------------------------------------------

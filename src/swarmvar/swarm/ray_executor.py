@@ -71,18 +71,18 @@ class RayExecutor(ShardedFanOut):
         refs = {k: self._actor(k).call.remote(op, arg) for k, (op, arg) in calls.items()}
         out: dict[int, Any] = {}
         dead: dict[int, str] = {}
-        error: BaseException | None = None
+        errors: dict[int, BaseException] = {}
         for k, ref in refs.items():  # every answer is awaited, even after a failure
             try:
                 out[k] = self._ray.get(ref)
             except self._ray.exceptions.RayActorError as exc:
                 dead[k] = f"Ray actor of shard {k} died ({type(exc).__name__})"
             except self._ray.exceptions.RayTaskError as exc:
-                error = error or exc.as_instanceof_cause()  # type: ignore[no-untyped-call]
-        if dead:
-            raise self._lost(dead, out)
-        if error is not None:
-            raise error
+                errors[k] = exc.as_instanceof_cause()  # type: ignore[no-untyped-call]
+        if dead:  # a shard that raised is lost with them (it may have beaten part of its batch)
+            raise self._lost(dead, out, errors)
+        if errors:
+            raise next(iter(errors.values()))
         return out
 
     def open(self, configs: Sequence[PortfolioConfig]) -> None:

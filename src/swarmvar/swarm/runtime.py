@@ -688,6 +688,10 @@ class Swarm:
         except WorkerFailed as exc:
             lost = tuple(getattr(exc, "portfolios", ())) or tuple(self.specs)
             outcomes: Mapping[int, BeatOutcome] = getattr(exc, "outcomes", {})
+            # a portfolio of a host that answered with an error has no outcome either, and
+            # that host may have beaten others of its batch first: restored too (exactly once)
+            lost += tuple(name for i, (name, _) in enumerate(inputs)
+                          if name not in lost and i not in outcomes)
             log.warning("swarm host died (%s); restoring %s from the last checkpoint in the "
                         "background", exc, ", ".join(lost))
             for name in lost:

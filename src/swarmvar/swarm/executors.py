@@ -407,6 +407,9 @@ class LocalExecutor(ShardedFanOut):
         if self._inline is not None:
             return
         dead = {self._placement[n] for n in names}
+        from ..validation.backtest import _pool_context
+
+        self._ctx = _pool_context()  # no fork while restoring threads run (they may now)
         for k in dead:
             old = self._procs[k]
             old.process.kill()

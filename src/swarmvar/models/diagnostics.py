@@ -14,9 +14,13 @@ All functions take ``draws`` of shape ``(chains, draws_per_chain)``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import special, stats
+
+from ..types import Diagnostics
 
 FloatArray = NDArray[np.float64]
 
@@ -127,3 +131,16 @@ def summarize(samples: dict[str, ArrayLike]) -> tuple[dict[str, float], dict[str
     for name, value in samples.items():
         r[name], b[name], t[name] = rhat(value), ess_bulk(value), ess_tail(value)
     return r, b, t
+
+
+def smc_diagnostics(fit: Mapping[str, Mapping[str, float]], *, ess: float, acceptance: float,
+                    draws: int, seconds: float) -> Diagnostics:
+    """The :class:`~swarmvar.types.Diagnostics` of a particle agent's fit.
+
+    ``fit`` holds the per-parameter ``"rhat"``, ``"ess_bulk"`` and ``"ess_tail"``
+    across the SMC runs (what the agents' fits record); ``ess`` is the current
+    particle weights' effective sample size.
+    """
+    return Diagnostics(method="smc", rhat=dict(fit["rhat"]), ess_bulk=dict(fit["ess_bulk"]),
+                       ess_tail=dict(fit["ess_tail"]), ess=ess, acceptance=acceptance,
+                       draws=draws, seconds=seconds)

@@ -39,7 +39,7 @@ from . import _garch_lik as lik
 from . import _garch_smc as smc
 from ._garch_family import TQuantileCache, level_measures_block, simulate_paths
 from .base import Agent, Seed, check_real, check_whole, rng_from
-from .diagnostics import summarize
+from .diagnostics import smc_diagnostics, summarize
 from .risk import EmpiricalFamily, check_alphas, risk_measures, risk_measures_block
 
 FloatArray = NDArray[np.float64]
@@ -362,16 +362,8 @@ class GarchT(Agent):
     # --- diagnostics ---------------------------------------------------------------
 
     def _diagnostics(self) -> Diagnostics:
-        return Diagnostics(
-            method="smc",
-            rhat=dict(self._fit_diag["rhat"]),
-            ess_bulk=dict(self._fit_diag["ess_bulk"]),
-            ess_tail=dict(self._fit_diag["ess_tail"]),
-            ess=smc.ess(self._logw),
-            acceptance=self._acceptance,
-            draws=self.runs * self.particles,
-            seconds=self._seconds,
-        )
+        return smc_diagnostics(self._fit_diag, ess=smc.ess(self._logw), acceptance=self._acceptance,
+                               draws=self.runs * self.particles, seconds=self._seconds)
 
     # --- generative side ---------------------------------------------------------------
 

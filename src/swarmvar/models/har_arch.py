@@ -40,7 +40,7 @@ from . import _har_arch_lik as lik
 from . import _har_arch_smc as smc
 from . import _sir
 from .base import Agent, Seed, check_real, check_whole, rng_from
-from .diagnostics import summarize
+from .diagnostics import smc_diagnostics, summarize
 from .risk import EmpiricalFamily, LevelMeasures, check_alphas, mixture_var, risk_measures
 
 FloatArray = NDArray[np.float64]
@@ -362,16 +362,9 @@ class HarArch(Agent):
     # --- diagnostics ----------------------------------------------------------------
 
     def _diagnostics(self) -> Diagnostics:
-        return Diagnostics(
-            method="smc",
-            rhat=dict(self._fit_diag["rhat"]),
-            ess_bulk=dict(self._fit_diag["ess_bulk"]),
-            ess_tail=dict(self._fit_diag["ess_tail"]),
-            ess=_sir.ess(self._logw),
-            acceptance=self._acceptance,
-            draws=self.runs * self.particles,
-            seconds=self._seconds,
-        )
+        return smc_diagnostics(self._fit_diag, ess=_sir.ess(self._logw),
+                               acceptance=self._acceptance, draws=self.runs * self.particles,
+                               seconds=self._seconds)
 
     # --- generative side ----------------------------------------------------------------
 

@@ -45,7 +45,7 @@ from . import _sir
 from ._score_driven_bridge import bridge
 from ._score_driven_family import SkewTCache, skew_level_measures_block
 from .base import Agent, Seed, check_real, check_whole, rng_from
-from .diagnostics import summarize
+from .diagnostics import smc_diagnostics, summarize
 from .risk import EmpiricalFamily, check_alphas, risk_measures, risk_measures_block
 
 FloatArray = NDArray[np.float64]
@@ -398,16 +398,9 @@ class BetaSkewTEgarch(Agent):
     # --- diagnostics ------------------------------------------------------------------
 
     def _diagnostics(self) -> Diagnostics:
-        return Diagnostics(
-            method="smc",
-            rhat=dict(self._fit_diag["rhat"]),
-            ess_bulk=dict(self._fit_diag["ess_bulk"]),
-            ess_tail=dict(self._fit_diag["ess_tail"]),
-            ess=_sir.ess(self._logw),
-            acceptance=self._acceptance,
-            draws=self.runs * self.particles,
-            seconds=self._seconds,
-        )
+        return smc_diagnostics(self._fit_diag, ess=_sir.ess(self._logw),
+                               acceptance=self._acceptance, draws=self.runs * self.particles,
+                               seconds=self._seconds)
 
     # --- generative side ---------------------------------------------------------------
 

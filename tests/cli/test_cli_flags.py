@@ -122,10 +122,9 @@ def test_archs_wti_file_with_gaps_loads_with_dropna(tmp_path: Path) -> None:
 
 def test_help_lists_agent_names_and_the_catalog_matches_the_registry() -> None:
     from swarmvar import data
-    from swarmvar.models.registry import AGENT_MODULES, ALIASES
-
     from swarmvar.cli._common import default_agents, resolve_agents
     from swarmvar.models import DEFAULT_AGENTS
+    from swarmvar.models.registry import AGENT_MODULES, ALIASES
 
     names, aliases = agent_catalog()
     assert names == tuple(AGENT_MODULES) and dict(aliases) == ALIASES

@@ -91,7 +91,7 @@ def replay_command(
             table.add_row(f"{a.alpha:g}", label, str(s2.breaches), f"{s2.expected:.1f}",
                           _p(s2.kupiec_p), _p(s2.christoffersen_p), f"{s2.fz0:.6f}")
     console.print(table)
-    if arbiter.ledger is not None:
+    if isinstance(arbiter.ledger, Ledger):  # the in-memory ledger made above
         console.print(f"ledger (in memory): {arbiter.ledger.size} entries, Merkle root "
                       f"{arbiter.ledger.compute_merkle_root().hex()[:16]}…")
     arbiter.close()

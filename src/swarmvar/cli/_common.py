@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import typer
 
@@ -45,35 +45,29 @@ POLICIES = ("trimmed_mean", "median", "geometric_median", "krum", "multi_krum")
 
 
 @cache
+def _registry_literals() -> dict[str, object]:
+    """The literal assignments of ``models/registry.py`` (``AGENT_MODULES``, ``ALIASES``,
+    ``DEFAULT_AGENTS``), parsed, not imported: importing :mod:`swarmvar.models` costs
+    ~0.8 s (numpy, scipy, pandas), too much for ``--help``. A test checks them against
+    the registry."""
+    source = (Path(__file__).resolve().parent.parent / "models" / "registry.py").read_text(
+        encoding="utf-8")
+    return {node.target.id: ast.literal_eval(node.value) for node in ast.parse(source).body
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+            and node.value is not None
+            and node.target.id in ("AGENT_MODULES", "ALIASES", "DEFAULT_AGENTS")}
+
+
 def agent_catalog() -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
-    """``(class names, (alias, class name) pairs)`` read from the model registry's source.
-
-    Parsed, not imported: importing :mod:`swarmvar.models` costs ~0.8 s (numpy,
-    scipy, pandas), too much for ``--help``. A test checks it against the registry.
-    """
-    source = (Path(__file__).resolve().parent.parent / "models" / "registry.py").read_text(
-        encoding="utf-8")
-    names: tuple[str, ...] = ()
-    aliases: tuple[tuple[str, str], ...] = ()
-    for node in ast.parse(source).body:
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            if node.target.id == "AGENT_MODULES" and node.value is not None:
-                names = tuple(ast.literal_eval(node.value))
-            elif node.target.id == "ALIASES" and node.value is not None:
-                aliases = tuple(ast.literal_eval(node.value).items())
-    return names, aliases
+    """``(class names, (alias, class name) pairs)`` of the model registry."""
+    found = _registry_literals()
+    return (tuple(cast("dict[str, str]", found["AGENT_MODULES"])),
+            tuple(cast("dict[str, str]", found["ALIASES"]).items()))
 
 
-@cache
 def default_agents() -> tuple[str, ...]:
-    """The default swarm (``models.registry.DEFAULT_AGENTS``), parsed like :func:`agent_catalog`."""
-    source = (Path(__file__).resolve().parent.parent / "models" / "registry.py").read_text(
-        encoding="utf-8")
-    for node in ast.parse(source).body:
-        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                and node.target.id == "DEFAULT_AGENTS" and node.value is not None):
-            return tuple(ast.literal_eval(node.value))
-    raise RuntimeError("models/registry.py has no literal DEFAULT_AGENTS")  # pragma: no cover
+    """The default swarm (``models.registry.DEFAULT_AGENTS``)."""
+    return cast("tuple[str, ...]", _registry_literals()["DEFAULT_AGENTS"])
 
 
 def agents_help() -> str:

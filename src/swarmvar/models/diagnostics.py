@@ -144,3 +144,14 @@ def smc_diagnostics(fit: Mapping[str, Mapping[str, float]], *, ess: float, accep
     return Diagnostics(method="smc", rhat=dict(fit["rhat"]), ess_bulk=dict(fit["ess_bulk"]),
                        ess_tail=dict(fit["ess_tail"]), ess=ess, acceptance=acceptance,
                        draws=draws, seconds=seconds)
+
+
+def fit_record(saved: Mapping[str, Mapping[str, object]]) -> dict[str, dict[str, float]]:
+    """A particle agent's saved fit record (``"rhat"``, ``"ess_bulk"``, ``"ess_tail"``, each
+    parameter -> value) read back from state JSON, as :func:`smc_diagnostics` takes it.
+
+    Raises ``KeyError``, ``TypeError``, ``ValueError`` or ``AttributeError`` on a malformed
+    record (the agents' ``_set_state`` turn those into ``InvalidState``).
+    """
+    return {k: {str(p): float(v) for p, v in saved[k].items()}  # type: ignore[arg-type]
+            for k in ("rhat", "ess_bulk", "ess_tail")}

@@ -39,7 +39,7 @@ from . import _garch_lik as lik
 from . import _garch_smc as smc
 from ._garch_family import TQuantileCache, level_measures_block, simulate_paths
 from .base import Agent, Seed, check_real, check_whole, rng_from
-from .diagnostics import smc_diagnostics, summarize
+from .diagnostics import fit_record, smc_diagnostics, summarize
 from .risk import EmpiricalFamily, check_alphas, risk_measures, risk_measures_block
 
 FloatArray = NDArray[np.float64]
@@ -422,8 +422,7 @@ class GarchT(Agent):
             hist = np.asarray(arrays["history"], dtype=float)
             rng = np.random.default_rng()
             rng.bit_generator.state = dict(scalars["rng"])
-            fit_diag = {k: {p: float(v) for p, v in scalars["fit_diag"][k].items()}
-                        for k in ("rhat", "ess_bulk", "ess_tail")}
+            fit_diag = fit_record(scalars["fit_diag"])
             acceptance, seconds = float(scalars["acceptance"]), float(scalars["seconds"])
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidState(f"GarchT state is incomplete or malformed: {exc}") from exc

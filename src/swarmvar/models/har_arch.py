@@ -40,7 +40,7 @@ from . import _har_arch_lik as lik
 from . import _har_arch_smc as smc
 from . import _sir
 from .base import Agent, Seed, check_real, check_whole, rng_from
-from .diagnostics import smc_diagnostics, summarize
+from .diagnostics import fit_record, smc_diagnostics, summarize
 from .risk import EmpiricalFamily, LevelMeasures, check_alphas, mixture_var, risk_measures
 
 FloatArray = NDArray[np.float64]
@@ -416,8 +416,7 @@ class HarArch(Agent):
             hist = np.asarray(arrays["history"], dtype=float)
             rng = np.random.default_rng()
             rng.bit_generator.state = dict(scalars["rng"])
-            fit_diag = {k: {p: float(v) for p, v in scalars["fit_diag"][k].items()}
-                        for k in ("rhat", "ess_bulk", "ess_tail")}
+            fit_diag = fit_record(scalars["fit_diag"])
             acceptance, seconds = float(scalars["acceptance"]), float(scalars["seconds"])
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InvalidState(f"HarArch state is incomplete or malformed: {exc}") from exc

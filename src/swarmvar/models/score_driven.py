@@ -45,7 +45,7 @@ from . import _sir
 from ._score_driven_bridge import bridge
 from ._score_driven_family import SkewTCache, skew_level_measures_block
 from .base import Agent, Seed, check_real, check_whole, rng_from
-from .diagnostics import smc_diagnostics, summarize
+from .diagnostics import fit_record, smc_diagnostics, summarize
 from .risk import EmpiricalFamily, check_alphas, risk_measures, risk_measures_block
 
 FloatArray = NDArray[np.float64]
@@ -450,8 +450,7 @@ class BetaSkewTEgarch(Agent):
             hist = np.asarray(arrays["history"], dtype=float)
             rng = np.random.default_rng()
             rng.bit_generator.state = dict(scalars["rng"])
-            fit_diag = {k: {p: float(v) for p, v in scalars["fit_diag"][k].items()}
-                        for k in ("rhat", "ess_bulk", "ess_tail")}
+            fit_diag = fit_record(scalars["fit_diag"])
             acceptance, seconds = float(scalars["acceptance"]), float(scalars["seconds"])
             route = str(scalars.get("refit_route", "fit"))
         except (KeyError, TypeError, ValueError) as exc:

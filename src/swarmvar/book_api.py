@@ -285,7 +285,9 @@ def book_var(
     home : data directory: record the beat in its ledger (None: no ledger).
     track_days : days of out-of-sample track record behind the consensus weights
         (the agents backtested on the book's last ``track_days`` days, each fit on
-        the ``window`` days before; 0: equal weights).
+        the ``window`` days before; 0: equal weights). The record scores 1-day
+        forecasts (``book_backtest`` is horizon 1), so for ``horizon`` > 1 the weights
+        rank the agents by their 1-day losses.
     """
     from .models import DEFAULT_BOOK_AGENTS, book_agent_class
     from .models.attribution import euler, incremental
@@ -395,7 +397,7 @@ def _track_records(frame: pd.DataFrame, pos: np.ndarray, names: list[str],
     from .consensus import TrackRecord
 
     if isinstance(days, bool) or not isinstance(days, int) or days < 1:
-        raise InvalidParameter(f"track_days must be a whole number >= 0, not {days!r}")
+        raise InvalidParameter(f"track_days must be a whole number >= 1, not {days!r}")
     fit_window = min(window, len(frame) - days)
     if fit_window < 100:
         raise InvalidBook(f"a {days}-day track record needs {days + 100} or more days of the "

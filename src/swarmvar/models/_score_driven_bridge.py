@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from . import _score_driven_jax as jlik
 from . import _score_driven_lik as lik
 from . import _sir
 
@@ -72,7 +73,7 @@ def bridge(history: FloatArray, window: FloatArray, u: FloatArray, ll_hist: Floa
     """
     size, d = u.shape
     lp = lik.log_prior_u(u)
-    ll_win, lam = lik.loglik(window, lik.from_unconstrained(u))
+    ll_win, lam = jlik.loglik(window, lik.from_unconstrained(u))
     aux = np.vstack([np.where(np.isfinite(lp), ll_win, -np.inf), lam, ll_hist])
     g, rate = 0.0, 1.0
     for stage in range(1, BRIDGE_STAGES + 1):
@@ -94,9 +95,9 @@ def bridge(history: FloatArray, window: FloatArray, u: FloatArray, ll_hist: Floa
         def target(v: FloatArray, g: float = g) -> tuple[FloatArray, FloatArray]:
             lp_v = lik.log_prior_u(v)
             th = lik.from_unconstrained(v)
-            ll_w, lam_v = lik.loglik(window, th)
+            ll_w, lam_v = jlik.loglik(window, th)
             # at g = 1 the history's likelihood has no weight (nor any later use)
-            ll_h = ll_w if g >= 1.0 else lik.loglik(history, th)[0]
+            ll_h = ll_w if g >= 1.0 else jlik.loglik(history, th)[0]
             ok = np.isfinite(lp_v)
             ll_w, ll_h = np.where(ok, ll_w, -np.inf), np.where(ok, ll_h, -np.inf)
             val = lp_v + _mix(ll_h, ll_w, g)

@@ -40,6 +40,7 @@ from numpy.typing import ArrayLike, NDArray
 from ..data import MAX_ABS_RETURN
 from ..errors import InvalidParameter, InvalidReturns, InvalidState
 from ..types import Diagnostics, Forecast
+from . import _score_driven_jax as jlik
 from . import _score_driven_lik as lik
 from . import _sir
 from ._score_driven_bridge import bridge
@@ -130,7 +131,7 @@ class BetaSkewTEgarch(Agent):
         runs, per = self.runs, self.particles
         u = lik.to_unconstrained(lik.sample_prior(runs * per, rng))
         lp = lik.log_prior_u(u)
-        ll, lam = lik.loglik(r, lik.from_unconstrained(u))
+        ll, lam = jlik.loglik(r, lik.from_unconstrained(u))
         ll = np.where(np.isfinite(lp), ll, -np.inf)
         logw, gamma = np.zeros(u.shape[0]), np.zeros(runs)
         blocks = _sir.run_slices(u.shape[0], runs)
@@ -187,7 +188,7 @@ class BetaSkewTEgarch(Agent):
             return self.fit(returns, seed=seed)
         r = self._history(returns)
         rng = np.random.default_rng(rng_from(seed).integers(0, 2**63 - 1))
-        ll, lam = lik.loglik(r, self._theta)
+        ll, lam = jlik.loglik(r, self._theta)
         logw = self._logw + ll - self._ll
         logw = np.where(np.isfinite(logw), logw, -np.inf)
         if not np.any(np.isfinite(logw)):
@@ -243,7 +244,7 @@ class BetaSkewTEgarch(Agent):
 
         def log_target(th: FloatArray) -> tuple[FloatArray, FloatArray]:
             lp = lik.log_prior_u(th)
-            ll, lam = lik.loglik(r, lik.from_unconstrained(th))
+            ll, lam = jlik.loglik(r, lik.from_unconstrained(th))
             ll = np.where(np.isfinite(lp), ll, -np.inf)
             return lp + _scaled(ll, powers), np.vstack([ll, lam])
 

@@ -70,6 +70,12 @@ LEAST_INDEPENDENT_ACCEPTANCE = 0.2
 #: of every run's particles has moved (the proposal is refitted to the cloud at every
 #: stage); the last stage, whose particles are the posterior, moves 95% (``_sir``'s rule).
 STAGE_MOVED = 0.8
+#: A warm refit whose reweighting left between REFIT_MIN_ESS and ess_threshold of the
+#: particles effective stops its independent-MH sweeps once this share has moved: the
+#: cloud is already the window's posterior up to those weights, so the sweeps only undo
+#: the resample's duplicates (two sweeps at the usual ~60% acceptance; 0.95 took four
+#: or five, ~a third of a backtest's likelihood passes).
+REFIT_MOVED = 0.8
 
 
 class BetaSkewTEgarch(Agent):
@@ -208,7 +214,7 @@ class BetaSkewTEgarch(Agent):
             self.refit_route = "reweight"
             return self
         u, ll, lam, acc = self._rejuvenate(r, self._u, logw, np.vstack([ll, lam]),
-                                           np.ones(self.particles), rng, 1)
+                                           np.ones(self.particles), rng, 1, REFIT_MOVED)
         self._install(r, u, ll, lam, np.zeros(self.particles), rng)
         self._acceptance = acc
         self.refit_route = "move"

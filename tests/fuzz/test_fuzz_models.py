@@ -39,6 +39,7 @@ SMALL: dict[str, dict[str, Any]] = {
     "GarchEVT": {"particles": 100, "runs": 2},
     "BetaSkewTEgarch": {"particles": 100, "runs": 2},
     "HarArch": {"particles": 100, "runs": 2},
+    "MarkovSwitching": {"particles": 100, "runs": 2},
 }
 
 

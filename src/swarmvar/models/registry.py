@@ -17,6 +17,7 @@ AGENT_MODULES: dict[str, str] = {
     "GarchEVT": "swarmvar.models.garch_evt",
     "BetaSkewTEgarch": "swarmvar.models.score_driven",
     "HarArch": "swarmvar.models.har_arch",
+    "MarkovSwitching": "swarmvar.models.markov_switching",
 }
 
 #: Short names accepted on the command line.
@@ -37,6 +38,9 @@ ALIASES: dict[str, str] = {
     "har-arch": "HarArch",
     "har": "HarArch",
     "lhar": "HarArch",
+    "markov-switching": "MarkovSwitching",
+    "ms": "MarkovSwitching",
+    "msv": "MarkovSwitching",
 }
 
 #: The default swarm, cheapest first; ``--agents`` picks any agent registered above.

@@ -16,7 +16,16 @@ in the same run:
 * SIGKILL to the host back (restored from its checkpoint and the B logged
   beats replayed): before the background restore, every portfolio's beat
   waited this long;
-* the catch-up beat: the queued ticks of the lost portfolios, in order.
+* the catch-up beat: the queued ticks of the lost portfolios, in order;
+* what the lost portfolios were served meanwhile: their last consensus,
+  stale (availability 0/n), one report per tick.
+
+Beside it, the same portfolios *spread* over both hosts (``Swarm(spread=2)``:
+each portfolio's agents in two groups, one per worker) and the same kill:
+every portfolio keeps beating on the surviving group's agents — fresh beats,
+availability m/n, degraded — while the lost groups are restored and replay
+what they missed; counted are those beats, their availability, and their
+wall time beside the spread run's own beats with both hosts up.
 
 Quick mode runs the same code on cheap agents and a few portfolios.
 Timings on a shared machine are noisy: the load average is printed.
@@ -24,6 +33,7 @@ Timings on a shared machine are noisy: the load average is printed.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import statistics
@@ -38,7 +48,9 @@ from _table import print_table  # noqa: E402
 from swarmvar.data import load  # noqa: E402
 from swarmvar.models import DEFAULT_AGENTS  # noqa: E402
 from swarmvar.swarm import LocalExecutor, RoleConfig, Swarm  # noqa: E402
+from swarmvar.swarm.consensus import SWARM_POLICY  # noqa: E402
 from swarmvar.swarm.executors import shard_of  # noqa: E402
+from swarmvar.swarm.runtime import RESTORING  # noqa: E402
 from swarmvar.types import Tick  # noqa: E402
 
 CHEAP = ("NormalInverseGamma", "BayesianBootstrap", "StudentT")
@@ -100,6 +112,7 @@ def restore_while_beating(portfolios: int, agents: tuple[str, ...], window: int,
         catching: list[float] = []
         back = float("nan")
         queued = 0
+        stale = 0
         for i in range(before + 1, before + limit):
             restoring = swarm.restoring()
             if not restoring:
@@ -107,6 +120,7 @@ def restore_while_beating(portfolios: int, agents: tuple[str, ...], window: int,
             t0 = time.perf_counter()
             reports = swarm.beat(ticks(i))
             seconds = time.perf_counter() - t0
+            stale += sum(bool(x.events) and x.events[0].startswith(RESTORING) for x in reports)
             if len(reports) > portfolios or catching:  # back: queued ticks beat first
                 if not catching:
                     queued = sum(x.queued for x in restoring.values())
@@ -127,6 +141,78 @@ def restore_while_beating(portfolios: int, agents: tuple[str, ...], window: int,
         [f"catch-up ({queued} queued ticks, catch_up={catch_up}): beats, median",
          f"{len(catching)}, {_ms(catching)}", "", f"max {_ms([max(catching, default=0.0)])}",
          ""],
+        [f"lost portfolios meanwhile: stale reports (availability 0/{len(agents)})",
+         f"{stale}", "", "no fresh beat until the host is back", ""],
+    ]
+
+
+def spread_while_restoring(portfolios: int, agents: tuple[str, ...], window: int,
+                           before: int, limit: int, f: int | None = None) -> list[list[str]]:
+    """The same kill with every portfolio spread over both hosts (``spread=2``): beats served
+    from the surviving groups while the lost ones restore, and their availability."""
+    r = load("sp500")
+    names = _split_names(portfolios)
+    offsets = {n: (i * 61) % (len(r) - window - before - limit - 1) for i, n in enumerate(names)}
+    executor = LocalExecutor(workers=2)
+    policy = SWARM_POLICY if f is None else dataclasses.replace(SWARM_POLICY, f=f)
+
+    def ticks(i: int) -> list[Tick]:
+        return [Tick(n, r.index[o + window + i].to_pydatetime(),
+                     value=float(r.iloc[o + window + i])) for n, o in offsets.items()]
+
+    with tempfile.TemporaryDirectory() as tmp, Swarm(
+            names, home=tmp, agents=agents, window=window, executor=executor, policy=policy,
+            checkpoint_every=10 * (before + limit), fsync=False, spread=2,
+            roles=RoleConfig.quiet()) as swarm:
+        swarm.start({n: r.iloc[o: o + window] for n, o in offsets.items()})
+        normal: list[float] = []
+        for i in range(before):
+            t0 = time.perf_counter()
+            swarm.beat(ticks(i))
+            normal.append(time.perf_counter() - t0)
+        os.kill(executor.pids()[0], signal.SIGKILL)
+        during: list[float] = []
+        served = 0
+        available: list[int] = []
+        empty = 0
+        back = catch = float("nan")
+        killed = time.perf_counter()
+        for i in range(before, before + limit):
+            restoring = swarm.restoring()
+            if i > before and not restoring:
+                back = time.perf_counter() - killed
+                break
+            t0 = time.perf_counter()
+            reports = swarm.beat(ticks(i))
+            seconds = time.perf_counter() - t0
+            if i > before and swarm.restoring():
+                during.append(seconds)
+            elif i > before:  # this beat caught the restored groups up first
+                catch = seconds
+            for x in reports:
+                if x.consensus and x.consensus[0].available < x.consensus[0].total:
+                    served += 1
+                    available.append(x.consensus[0].available)
+                elif not x.consensus:
+                    empty += 1
+        swarm.settle()
+        after = [c.available for n in names for c in (swarm.latest(n).consensus or ())[:1]]
+    ratio = statistics.median(during) / statistics.median(normal) if during else float("nan")
+    n = len(agents)
+    spread_of = sorted(set(available))
+    return [
+        [f"spread=2, beat, both hosts up, {portfolios} portfolios", _ms(normal), "",
+         f"n={len(normal)}", ""],
+        ["spread=2, beat while one host restores", _ms(during), "~ the beat above",
+         f"{ratio:.2f}x, n={len(during)}", ""],
+        [f"spread=2, fresh degraded beats served meanwhile (m of {n} agents)",
+         f"{served}", "stale reports, unspread (above)",
+         f"m in {spread_of}, {empty} without a consensus", "yes" if served else "no"],
+        ["spread=2, SIGKILL to every group back and caught up", f"{back:.2f} s", "",
+         f"the catch-up beat {1e3 * catch:.1f} ms", ""],
+        [f"spread=2, availability after the restore (of {n})",
+         f"{min(after, default=0)}-{max(after, default=0)}", f"{n}", "",
+         "yes" if after and min(after) == n else "no"],
     ]
 
 
@@ -135,9 +221,11 @@ def main(quick: bool = False) -> None:
     if quick:
         rows = restore_while_beating(4, CHEAP, 150, 30, 600)
         rows += restore_while_beating(4, CHEAP, 150, 30, 600, catch_up=4)
+        rows += spread_while_restoring(4, CHEAP, 150, 30, 600, f=0)  # f=0: 1 agent suffices
     else:
         rows = restore_while_beating(20, DEFAULT_AGENTS, 1000, 120, 1500)
         rows += restore_while_beating(20, DEFAULT_AGENTS, 1000, 120, 1500, catch_up=4)
+        rows += spread_while_restoring(20, DEFAULT_AGENTS, 1000, 120, 1500)
     print_table(rows)
     print(f"load average: {load_before} before, {_load()} after (2-core machine, shared)")
 

@@ -109,3 +109,23 @@ def test_stdin_after_a_restart_skips_what_was_recorded(tmp_path, sp500):
     assert again.exit_code == 0, again.output
     assert "3 beats" in again.output and "4 already recorded" in again.output
     assert _seqs(tmp_path) == {"sp500": list(range(1, 8))}
+
+
+def test_run_spread_over_two_workers_and_its_usage_errors(tmp_path):
+    """``--spread 2 --workers 2``: each beat composed from both groups, resumable; a spread
+    without a host per group, or with --refit-lag, is a usage error (exit 2)."""
+    runner = CliRunner()
+    home = tmp_path / "home"
+    args = ["run", "--home", str(home), "--workers", "2", "--spread", "2", *FAST]
+    r1 = runner.invoke(build_app(), [*args, "--beats", "6"])
+    assert r1.exit_code == 0, r1.output
+    r2 = runner.invoke(build_app(), [*args, "--beats", "3"])
+    assert r2.exit_code == 0 and "sp500 at beat 9" in r2.output, r2.output
+    with Ledger.open(home) as ledger:
+        groups = [e.data["beat"]["groups"] for e in ledger.entries()
+                  if e.kind == "consensus" and "beat" in e.data]
+    assert groups == [["sp500#g0", "sp500#g1"]] * 9
+    for bad in (["--spread", "2"], ["--spread", "3", "--workers", "2"], ["--spread", "0"],
+                ["--spread", "2", "--workers", "2", "--refit-lag", "1"]):
+        r = runner.invoke(build_app(), ["run", "--home", str(tmp_path / "bad"), *FAST, *bad])
+        assert r.exit_code == 2 and "--spread" in r.output, (bad, r.output)

@@ -78,6 +78,30 @@ def test_ray_actors_give_the_same_numbers_and_survive_a_kill(tmp_path, sp500, ra
     assert ledger_beats(tmp_path / "ray") == ledger_beats(tmp_path / "reference")
 
 
+def test_ray_actor_of_a_spread_group_killed_the_portfolio_serves_m_of_n(tmp_path, sp500,
+                                                                        ray_cluster):
+    """A portfolio spread over two actors: one killed, the portfolio beats on with the other
+    actor's agents (2 of 3, degraded, intervals at least the full swarm's) while the lost
+    group is restored on a fresh actor; then it is back with every agent."""
+    from swarmvar.swarm.ray_executor import RayExecutor
+
+    from .test_swarm_spread import (
+        KILL_SETTINGS,
+        _run,
+        check_spread_gated,
+        spread_gated_run,
+    )
+
+    beats, kill_at = 18, 5
+    reference = _run(tmp_path / "reference", sp500, beats, **KILL_SETTINGS)
+
+    def kill(executor, shard):
+        ray_cluster.kill(executor.actors()[shard])
+
+    got = spread_gated_run(tmp_path / "ray", sp500, RayExecutor(shards=2), kill, beats, kill_at)
+    check_spread_gated(tmp_path / "ray", got, reference, beats, kill_at)
+
+
 def test_a_shard_that_raises_in_the_call_where_another_dies_is_lost_with_it(tmp_path, sp500):
     """Worker processes: the host of "a" and "b" is killed and the host of "d" raises in the
     same call; HostLost names every portfolio of both (the raising one may have beaten part

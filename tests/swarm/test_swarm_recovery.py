@@ -38,23 +38,23 @@ def _beats(home: Path) -> dict[int, list]:
 def _reference(tmp_path: Path, sp500, days: int, lag: int = 0) -> dict[int, list]:
     home = tmp_path / f"reference-{lag}"
     r = sp500.iloc[: child.WINDOW + days]
-    with make_swarm(home, **child.settings(lag)) as swarm:
+    with make_swarm(home, **child.settings(lag)) as swarm:  # unspread: spread runs equal it
         swarm.start({"sp500": r.iloc[: child.WINDOW]})
         swarm.run(Replay(r, portfolio="sp500", start=child.WINDOW))
     return _beats(home)
 
 
-def _spawn(home: Path, days: int, hook: str, marker: Path, lag: int = 0
+def _spawn(home: Path, days: int, hook: str, marker: Path, lag: int = 0, spread: int = 1
            ) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     with open(marker.with_suffix(".err"), "wb") as err:
         return subprocess.Popen([sys.executable, str(CHILD), str(home), str(days), hook,
-                                 str(marker), str(lag)], env=env, stdout=subprocess.DEVNULL,
-                                stderr=err)
+                                 str(marker), str(lag), str(spread)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=err)
 
 
-def _battery(tmp_path: Path, sp500, days: int, plan: list[str], seed: int, lag: int = 0
-             ) -> None:
+def _battery(tmp_path: Path, sp500, days: int, plan: list[str], seed: int, lag: int = 0,
+             spread: int = 1) -> None:
     expected = _reference(tmp_path, sp500, days, lag)
     assert sorted(expected) == list(range(1, days + 1))
     home = tmp_path / "killed"
@@ -62,7 +62,7 @@ def _battery(tmp_path: Path, sp500, days: int, plan: list[str], seed: int, lag: 
     kills = 0
     for step, kind in enumerate(plan):
         marker = tmp_path / f"marker-{step}"
-        proc = _spawn(home, days, kind if kind != "random" else "none", marker, lag)
+        proc = _spawn(home, days, kind if kind != "random" else "none", marker, lag, spread)
         deadline = time.monotonic() + 60
         if kind == "random":
             time.sleep(rng.uniform(0.2, 3.0))
@@ -76,7 +76,7 @@ def _battery(tmp_path: Path, sp500, days: int, plan: list[str], seed: int, lag: 
         got = _beats(home)  # after every kill: a gap-free prefix, each beat once, as expected
         assert sorted(got) == list(range(1, len(got) + 1))
         assert all(got[s] == expected[s] for s in got)
-    final = _spawn(home, days, "none", tmp_path / "marker-final", lag)
+    final = _spawn(home, days, "none", tmp_path / "marker-final", lag, spread)
     final.wait(timeout=300)
     assert final.returncode == 0, (tmp_path / "marker-final.err").read_text()[-2000:]
     got = _beats(home)
@@ -87,6 +87,23 @@ def _battery(tmp_path: Path, sp500, days: int, plan: list[str], seed: int, lag: 
 def test_kill_minus_nine_small_battery(tmp_path, sp500):
     """Four kills: at random, inside a checkpoint write, inside a ledger transaction."""
     _battery(tmp_path, sp500, 45, ["checkpoint", "ledger", "random", "checkpoint"], seed=1)
+
+
+def test_kill_minus_nine_spread_portfolio(tmp_path, sp500):
+    """The portfolio's agents in two groups (the runtime combines): three kills, exactly once,
+    and the same numbers as the unspread uninterrupted run."""
+    _battery(tmp_path, sp500, 40, ["checkpoint", "ledger", "random"], seed=7, spread=2)
+    with Ledger.open(tmp_path / "killed") as ledger:  # each beat names its groups, all up
+        groups = [e.data["beat"].get("groups") for e in ledger.entries()
+                  if e.kind == "consensus" and "beat" in e.data]
+    assert groups and all(g == ["sp500#g0", "sp500#g1"] for g in groups)
+
+
+@pytest.mark.slow
+def test_kill_minus_nine_spread_battery_of_12(tmp_path, sp500):
+    plan = ["random"] * 6 + ["checkpoint"] * 3 + ["ledger"] * 3
+    random.Random(8).shuffle(plan)
+    _battery(tmp_path, sp500, 120, plan, seed=9, spread=2)
 
 
 @pytest.mark.slow

@@ -100,6 +100,10 @@ def run(
     executor: Annotated[str, typer.Option("--executor", help="local or ray")] = "local",
     workers: Annotated[int, typer.Option("--workers", help="worker processes / Ray actors "
                                          "(0: in this process)")] = 0,
+    spread: Annotated[int, typer.Option("--spread", help="agent groups per portfolio, each on "
+                                        "its own worker (<= --workers): a lost worker leaves "
+                                        "the portfolio serving from the other groups' agents "
+                                        "(m/n); 1: each portfolio whole on one worker")] = 1,
     home: Annotated[Path, typer.Option("--home", help="data home (ledger, checkpoints, keys)")
                     ] = Path(".swarmvar"),
     agents: Annotated[str | None, typer.Option("--agents", help="comma-separated agents "
@@ -177,6 +181,12 @@ def run(
                              ("--ledger-batch", ledger_batch, 1), ("--seed", seed, 0)):
         if value < low:
             raise typer.BadParameter(f"must be >= {low}, got {value}", param_hint=flag)
+    if spread < 1 or (spread > 1 and spread > workers):
+        raise typer.BadParameter(f"must be 1, or from 2 to --workers ({workers}) so that each "
+                                 f"group has its own host, got {spread}", param_hint="--spread")
+    if spread > 1 and refit_lag:
+        raise typer.BadParameter("spread portfolios refit on the beat: drop --refit-lag",
+                                 param_hint="--spread")
     if beats is not None and beats < 1:
         raise typer.BadParameter(f"must be >= 1, got {beats}", param_hint="--beats")
     if rate is not None and not rate > 0:
@@ -250,7 +260,7 @@ def run(
         swarm = Swarm(specs, home=home, agents=names, alphas=alphas, window=window,
                       refit_every=refit_every, seed=seed, executor=host,
                       checkpoint_every=checkpoint_every, ledger_batch=ledger_batch,
-                      roles=RoleConfig(refit_lag=refit_lag), sandbox=boxes)
+                      roles=RoleConfig(refit_lag=refit_lag), sandbox=boxes, spread=spread)
         cadence = None
         if judge is not None:
             # its entries join each beat's transaction; its state, the swarm's checkpoints

@@ -96,13 +96,27 @@ class PortfolioConfig:
     #: where the agents live (None: in the beat's process); not in the fingerprint
     #: (sandboxed agents give the same numbers)
     sandbox: SandboxSetup | None = None
+    #: agent groups the portfolio is spread over (:mod:`.spread`; 1: not spread)
+    spread: int = 1
+    #: a group of a spread portfolio: the portfolio its agents sign for (they sign, the
+    #: runtime combines); None: a whole portfolio, combined here
+    group_of: str | None = None
+    #: the agents' rows in that portfolio (their seeds, as the backtest's); (): 0..n-1
+    rows: tuple[int, ...] = ()
 
     def fingerprint(self) -> dict[str, Any]:
         """What must match for a checkpoint to be resumed under this configuration."""
+        spread = ({"spread": self.spread, "group_of": self.group_of, "rows": list(self.rows)}
+                  if self.spread > 1 else {})
         return {"portfolio": self.portfolio, "agents": list(self.agents),
                 "alphas": list(self.alphas), "horizon": self.horizon, "window": self.window,
                 "refit_every": self.refit_every, "seed": self.seed,
-                "refit_lag": self.roles.refit_lag, "policy": self._policy_in_force()}
+                "refit_lag": self.roles.refit_lag, "policy": self._policy_in_force(), **spread}
+
+    def row(self, agent: str) -> int:
+        """The agent's row in its portfolio (what seeds its fits and forecasts)."""
+        k = self.agents.index(agent)
+        return self.rows[k] if self.rows else k
 
     def _policy_in_force(self) -> str:
         """The policy as this roster meets it: f steps it never reaches leave no trace, so a
@@ -319,10 +333,10 @@ class PortfolioSwarm:
         self.t = int(r.size)
         self.returns = r[-self._keep():].copy()
         self.last_as_of = as_of
-        for row, name in enumerate(cfg.agents):
+        for name in cfg.agents:
             try:
                 agent = self.host.new(name)
-                agent.fit(r[-cfg.window:], seed=fit_seed(cfg.seed, row, self.t))
+                agent.fit(r[-cfg.window:], seed=fit_seed(cfg.seed, cfg.row(name), self.t))
                 self.agents[name] = agent
             except SwarmVarError as exc:
                 self._note(name, exc)
@@ -501,13 +515,13 @@ class PortfolioSwarm:
     def _forecast_all(self) -> dict[str, Forecast]:
         cfg = self.config
         out = {}
-        for row, name in enumerate(cfg.agents):
+        for name in cfg.agents:
             agent = self.agents.get(name)
             if agent is None:
                 continue
             try:
-                out[name] = agent.forecast(cfg.alphas, cfg.horizon,
-                                           seed=np.random.default_rng([cfg.seed, row, self.t, 1]))
+                out[name] = agent.forecast(cfg.alphas, cfg.horizon, seed=np.random.default_rng(
+                    [cfg.seed, cfg.row(name), self.t, 1]))
             except SwarmVarError as exc:
                 self._note(name, exc)
                 self.agents[name] = None
@@ -538,7 +552,7 @@ class PortfolioSwarm:
             if name in seen or name in self.pending:
                 continue
             seen.add(name)
-            row = cfg.agents.index(name)
+            row = cfg.row(name)
             agent = self.agents.get(name)
             # a sandboxed agent refits in its own sandbox, at once (a forager outside
             # would run its code unwalled)
@@ -600,36 +614,53 @@ class PortfolioSwarm:
         missing = {a: "no forecast" for a in cfg.agents if a not in forecasts}
         if as_of is None or not forecasts:
             return [], [], missing
-        policy = cfg.policy
-        # tempered weights kept online (O(agents) a beat); other weightings read the record
-        given = self.track.weights() if policy.weighting is not Weighting.EQUAL else None
-        records = self.track.records() if given is None else None
-        if given is None and records is None and policy.weighting is not Weighting.EQUAL:
-            policy = dataclasses.replace(policy, weighting=Weighting.EQUAL)
+        policy, given, records = self._weighing()
         estimates: list[Estimate] = []
         out: list[Consensus] = []
         names = [a for a in cfg.agents if a in forecasts]
         for k, alpha in enumerate(cfg.alphas):
+            # a group of a spread portfolio signs for it; the runtime combines (.spread)
             signed = sign_measures([(a, forecasts[a].at(alpha)) for a in names], self.keys,
-                                   portfolio=cfg.portfolio, horizon=cfg.horizon, as_of=as_of,
-                                   seq=self.seq * len(cfg.alphas) + k,
+                                   portfolio=cfg.group_of or cfg.portfolio, horizon=cfg.horizon,
+                                   as_of=as_of, seq=self.seq * len(cfg.alphas) + k,
                                    variant_ids=cfg.variants, own=self.own)
             estimates.extend(signed)
-            voting = [e for e in signed if e.agent_id not in excluded]
+            if cfg.group_of is not None:
+                continue
             try:
-                c = combine(voting, policy, keyring=self.ring, now=as_of, total=len(cfg.agents),
-                            track_record=records, weights=given, portfolio=cfg.portfolio,
-                            alpha=alpha, horizon=cfg.horizon, own=self.own)
+                c = self._vote(signed, alpha, excluded, factors, as_of, policy, given, records)
             except NotEnoughAgents as exc:
                 missing[CONSENSUS] = str(exc)
                 return [], estimates, missing
-            if factors:
-                c = self._rebalanced(c, voting, policy, records, given, factors)
             out.append(c)
         for a in excluded:
             if a in cfg.agents:
                 missing.setdefault(a, "quarantined")
         return uncrossed(out), estimates, missing
+
+    def _weighing(self) -> tuple[Policy, Mapping[str, float] | None, list[TrackRecord] | None]:
+        """The policy as this beat can meet it, and the agents' weights or track records."""
+        policy = self.config.policy
+        # tempered weights kept online (O(agents) a beat); other weightings read the record
+        given = self.track.weights() if policy.weighting is not Weighting.EQUAL else None
+        records = self.track.records() if given is None else None
+        if given is None and records is None and policy.weighting is not Weighting.EQUAL:
+            policy = dataclasses.replace(policy, weighting=Weighting.EQUAL)
+        return policy, given, records
+
+    def _vote(self, signed: Sequence[Estimate], alpha: float, excluded: frozenset[str],
+              factors: Mapping[str, float], as_of: datetime, policy: Policy,
+              given: Mapping[str, float] | None, records: list[TrackRecord] | None
+              ) -> Consensus:
+        """One level's consensus of the signed estimates (quarantined agents held out)."""
+        cfg = self.config
+        voting = [e for e in signed if e.agent_id not in excluded]
+        c = combine(voting, policy, keyring=self.ring, now=as_of, total=len(cfg.agents),
+                    track_record=records, weights=given, portfolio=cfg.portfolio,
+                    alpha=alpha, horizon=cfg.horizon, own=self.own)
+        if factors:
+            c = self._rebalanced(c, voting, policy, records, given, factors)
+        return c
 
     def _rebalanced(self, c: Consensus, voting: Sequence[Estimate], policy: Policy,
                     records: list[TrackRecord] | None, given: Mapping[str, float] | None,

@@ -152,6 +152,15 @@ def shard_of(name: str, shards: int) -> int:
     return zlib.crc32(name.encode()) % shards
 
 
+def place(config: PortfolioConfig, shards: int) -> int:
+    """The shard of a hosted portfolio: :func:`shard_of` its name; group ``g`` of a spread
+    portfolio (agents of rows ``g, g + K, ...``) ``g`` shards past its portfolio's, so the
+    ``K <= shards`` groups of a portfolio live on different hosts."""
+    if config.group_of is None:
+        return shard_of(config.portfolio, shards)
+    return (shard_of(config.group_of, shards) + config.rows[0] % config.spread) % shards
+
+
 def _serve(conn: Any) -> None:
     """A worker process: a shard answering (op, arg) messages until told to stop."""
     shard = Shard()
@@ -327,7 +336,7 @@ class LocalExecutor(ShardedFanOut):
             self._procs.append(_Worker(self._context()))
         groups: dict[int, list[PortfolioConfig]] = {}
         for c in configs:
-            k = shard_of(c.portfolio, self.workers)
+            k = place(c, self.workers)
             self._placement[c.portfolio] = k
             groups.setdefault(k, []).append(c)
         self._fan({k: ("open", v) for k, v in groups.items()})

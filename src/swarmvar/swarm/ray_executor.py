@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import InvalidParameter
 from .beat import BeatInput, BeatOutcome, PortfolioConfig
-from .executors import Shard, ShardedFanOut, StartRequest, shard_of
+from .executors import Shard, ShardedFanOut, StartRequest, place
 from .roles import RefitJob, RefitResult, run_refit
 
 
@@ -89,7 +89,7 @@ class RayExecutor(ShardedFanOut):
         groups: dict[int, list[PortfolioConfig]] = {}
         for c in configs:
             self._configs[c.portfolio] = c
-            k = shard_of(c.portfolio, self.shards)
+            k = place(c, self.shards)
             self._placement[c.portfolio] = k
             groups.setdefault(k, []).append(c)
         self._fan({k: ("open", v) for k, v in groups.items()})

@@ -87,6 +87,7 @@ from .record import consensus_record
 from .roles import RefitJob, RefitResult, RoleConfig, run_refit
 from .sandboxing import SandboxSetup
 from .sources import BadLine
+from .spread import SpreadConsensus, routed, spread_groups
 from .ticks import PortfolioSpec, route, specs_from, tick_value
 
 log = logging.getLogger("swarmvar.swarm")
@@ -301,6 +302,13 @@ class Swarm:
         least 2, so that a queue fed one tick a call shrinks); None: all of
         them in the first call after its host is back (the other portfolios
         wait for that one catch-up).
+    spread : int
+        Agent groups per portfolio, each on its own host (:mod:`.spread`; at
+        most the executor's hosts for them to differ): the groups sign, the
+        swarm combines, and a lost host leaves the portfolio beating on the
+        other groups' agents (availability m/n, degraded, widened). 1 (the
+        default): each portfolio whole on one host. Needs ``refit_lag`` 0 and
+        no sandbox.
     """
 
     def __init__(
@@ -325,12 +333,13 @@ class Swarm:
         restore_queue: int = 10_000,
         restore_timeout: float = 600.0,
         catch_up: int | None = None,
+        spread: int = 1,
     ) -> None:
         for name, value, low in (("horizon", horizon, 1), ("window", window, 30),
                                  ("refit_every", refit_every, 1),
                                  ("checkpoint_every", checkpoint_every, 1),
                                  ("ledger_batch", ledger_batch, 1), ("seed", seed, 0),
-                                 ("restore_queue", restore_queue, 1)):
+                                 ("restore_queue", restore_queue, 1), ("spread", spread, 1)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
                 raise InvalidParameter(f"{name} must be a whole number >= {low}, not {value!r}")
         if (isinstance(restore_timeout, bool) or not isinstance(restore_timeout, (int, float))
@@ -366,6 +375,38 @@ class Swarm:
             for p in self.specs
         }
         self.sandbox = sandbox
+        self.spread = int(spread)
+        #: what the executor hosts: each portfolio, or the groups of a spread portfolio
+        self._hosted: dict[str, PortfolioConfig] = {}
+        #: spread portfolio -> its groups' hosted names; group -> its portfolio
+        self._groups: dict[str, tuple[str, ...]] = {}
+        self._owner: dict[str, str] = {}
+        #: per group, the seq of the last tick it beat (behind its portfolio while restoring)
+        self._gseq: dict[str, int] = {}
+        #: spread portfolio -> its consensus, kept here (the groups sign, the swarm combines)
+        self._shells: dict[str, SpreadConsensus] = {}
+        self._unbegun: dict[str, tuple[np.ndarray, datetime | None]] = {}
+        if self.spread > 1:
+            if self.roles.refit_lag != 0:
+                raise InvalidParameter("spread > 1 needs refit_lag 0 (refits on the beat)")
+            if sandbox is not None:
+                raise InvalidParameter("spread > 1 cannot run sandboxed agents yet; drop "
+                                       "--sandbox or --spread")
+        for p, cfg in self.configs.items():
+            if self.spread == 1:
+                self._hosted[p] = cfg
+                continue
+            groups = spread_groups(cfg, self.spread)
+            clash = [g.portfolio for g in groups if g.portfolio in self.specs]
+            if clash:
+                raise InvalidParameter(f"portfolio names {clash} clash with the groups of "
+                                       f"{p!r}; rename them")
+            self._groups[p] = tuple(g.portfolio for g in groups)
+            for g in groups:
+                self._hosted[g.portfolio] = g
+                self._owner[g.portfolio] = p
+                self._gseq[g.portfolio] = 0
+            self._shells[p] = SpreadConsensus(dataclasses.replace(cfg, spread=self.spread))
         self.executor: Executor = executor if executor is not None else LocalExecutor()
         self.checkpoint_every = int(checkpoint_every)
         self.ledger_batch = int(ledger_batch)
@@ -402,7 +443,8 @@ class Swarm:
         self._marks: dict[str, Any] = {}
         #: per portfolio, the beats since its checkpoint (None: a checkpoint's rebase that was
         #: never stored, met while replaying the ledger): what a restored host replays
-        self._log: dict[str, list[BeatInput | None]] = {p: [] for p in self.specs}
+        self._log: dict[str, list[BeatInput | None]] = {p: [] for p in (
+            *self.specs, *self._owner)}
         self.restore_queue = int(restore_queue)
         self.restore_timeout = float(restore_timeout)
         self.catch_up = None if catch_up is None else int(catch_up)
@@ -475,7 +517,7 @@ class Swarm:
         (single-series portfolios). It is read only when there is nothing to
         resume.
         """
-        self.executor.open(list(self.configs.values()))
+        self.executor.open(list(self._hosted.values()))
         if not self._resume():
             requests = []
             for name, spec in self.specs.items():
@@ -487,9 +529,13 @@ class Swarm:
                 as_of = series.index[-1] if isinstance(series.index, pd.DatetimeIndex) else None
                 from .ticks import as_utc
 
-                requests.append((name, series.to_numpy(dtype=np.float64),
-                                 None if as_of is None else as_utc(as_of)))
-                self.last_as_of[name] = None if as_of is None else as_utc(as_of)
+                when = None if as_of is None else as_utc(as_of)
+                values = series.to_numpy(dtype=np.float64)
+                for unit in self._groups.get(name, (name,)):
+                    requests.append((unit, values, when))
+                if name in self._groups:  # its consensus begins from the groups' forecasts
+                    self._unbegun[name] = (values, when)
+                self.last_as_of[name] = when
             self.executor.start(requests)
             self.ledger.add_entry(EntryKind.ACTION, {"type": "swarm-start", "details": {
                 "portfolios": [s.to_dict() for s in self.specs.values()],
@@ -520,25 +566,40 @@ class Swarm:
         self.flush()
         names = [p for p in (list(self.specs) if names is None else list(names))
                  if p not in self._recoveries]  # a restoring host keeps its last checkpoint
+        # a spread portfolio's groups that are up and caught up (one still restoring or
+        # catching up keeps its last checkpoint)
+        units = [u for p in names for u in self._groups.get(p, (p,)) if not self._waits(u)
+                 or u not in self._owner]
         try:
-            blobs = self.executor.states(names)
+            blobs = self.executor.states(units)
         except WorkerFailed as exc:  # a host died since its beat: the others checkpoint
             lost = tuple(getattr(exc, "portfolios", ()))
             if not lost:
                 raise
             # the hosts that answered rebased their agents: their blobs, not another call
             blobs = {p: b for part in getattr(exc, "answers", {}).values() for p, b in part.items()}
-            for p in names:
+            for p in units:
                 if p in lost:  # the restore redoes this checkpoint's rebase at this point
                     self._log[p].append(None)
             log.warning("swarm host died before its checkpoint (%s); restoring %s in the "
                         "background", exc, ", ".join(lost))
             self._lose(lost)
             names = [p for p in names if p not in lost]
+            units = [u for u in units if u not in lost]
+        for p, (values, when) in list(self._unbegun.items()):
+            self._shells[p].begin(values, when, _forecasts_in(
+                [blobs[g] for g in self._groups[p]]))
+            del self._unbegun[p]
         marks = dict(self._marks)
         states: dict[str, bytes] = {STATE_PREFIX + p: b for p, b in blobs.items()}
         size = self.ledger.size
+        for g in units:
+            if g in self._owner:
+                marks[g] = {"seq": self._gseq[g], "ledger_size": size}
+                self._log[g] = []
         for p in names:
+            if p in self._shells:
+                states[STATE_PREFIX + p] = self._shells[p].state()
             jobs = [job for job, _ in self._pending.values() if job.portfolio == p]
             for i, job in enumerate(jobs):
                 states[f"swarm-job:{p}:{i}"] = job.state + job.returns.tobytes()
@@ -560,8 +621,13 @@ class Swarm:
             self._log[p] = []
 
     def _due(self, name: str) -> bool:
-        """Whether ``name``'s checkpoint falls at its current seq (the fixed schedule)."""
-        return self.seq[name] % self.checkpoint_every == 0
+        """Whether ``name``'s checkpoint falls at its current seq (the fixed schedule); a
+        group of a spread portfolio is checkpointed with its portfolio."""
+        return name not in self._owner and self.seq[name] % self.checkpoint_every == 0
+
+    def _seq_of(self, unit: str) -> int:
+        """The last beat of a hosted unit: a portfolio's seq, or a group's."""
+        return self._gseq[unit] if unit in self._owner else self.seq[unit]
 
     def _resume(self) -> bool:
         from ..evolution import UnknownState
@@ -577,8 +643,19 @@ class Swarm:
 
             raise ResumeMismatch(f"the home's run has no checkpoint of {missing}; use the "
                                  "portfolios it was started with, or another --home")
-        self._marks = {p: marks[p] for p in self.specs}
-        self.executor.restore({p: self.states.get(STATE_PREFIX + p) for p in self.specs})
+        if any(g not in marks for g in self._owner):
+            from ..errors import ResumeMismatch
+
+            raise ResumeMismatch("the home's run was not spread over these groups; use the "
+                                 "--spread it was started with, or another --home")
+        self._marks = {p: marks[p] for p in (*self.specs, *self._owner)}
+        self.executor.restore({u: self.states.get(STATE_PREFIX + u) for u in self._hosted})
+        for p, shell in list(self._shells.items()):
+            restored = SpreadConsensus.restore(shell.config, self.states.get(STATE_PREFIX + p))
+            assert isinstance(restored, SpreadConsensus)
+            self._shells[p] = restored
+        for g in self._owner:
+            self._gseq[g] = int(marks[g]["seq"])
         self._pending = {}
         for p in self.specs:
             m = marks[p]
@@ -598,7 +675,7 @@ class Swarm:
                 job = _job_from(d, self.states.get(f"swarm-job:{p}:{i}"))
                 self._pending[job.key] = (job, None)
         self.cursor = run["cursor"]
-        self._replay_ledger(min(int(marks[p]["ledger_size"]) for p in self.specs))
+        self._replay_ledger(min(int(self._marks[p]["ledger_size"]) for p in self._marks))
         self._resume_as_of = dict(self.last_as_of)
         return True
 
@@ -607,8 +684,17 @@ class Swarm:
 
         At each beat where the original run checkpointed the portfolio, its
         agents are swapped for their restored copies again (as a checkpoint
-        does), so the replay continues exactly as the original did.
+        does), so the replay continues exactly as the original did. A spread
+        portfolio's beats are composed from the groups recorded as up at each
+        beat; a group's beats of ticks it missed (its host lost) whose late
+        estimates the ledger lacks are recorded now, once.
         """
+        late: dict[tuple[str, int], BeatOutcome | None] = {}
+        if self._groups:
+            for entry in self.ledger.entries(start):
+                d = entry.data
+                if entry.kind == EntryKind.ESTIMATE.value and d.get("late") and "group" in d:
+                    late[str(d["group"]), int(d["seq"])] = None  # recorded already
         for entry in self.ledger.entries(start):
             if entry.kind == EntryKind.ACTION.value and isinstance(entry.data.get(
                     "details"), Mapping) and entry.data["details"].get("by") == "operator":
@@ -624,15 +710,21 @@ class Swarm:
                 continue
             b = entry.data["beat"]
             name = b["portfolio"]
-            if name not in self.specs or int(b["seq"]) != self.seq[name] + 1:
-                continue
-            swaps = tuple(self._take_result(name, s["agent"], int(s["launched"]), wait=True)
-                          for s in b.get("swaps", []))
-            tick = BeatInput(int(b["seq"]), datetime.fromisoformat(b["as_of"]),
-                             float(b["realized"]), frozenset(b.get("excluded", [])),
-                             dict(b.get("factors", {})), swaps,
-                             tuple((a, r) for a, r in b.get("requests", [])))
-            outcome = self._beat_now(name, tick)
+            if name in self._groups:  # its groups catch up (a restored one from further back)
+                outcome_or_none = self._replay_spread(name, b, late)
+                if outcome_or_none is None:
+                    continue
+                tick, outcome = outcome_or_none
+            else:
+                if name not in self.specs or int(b["seq"]) != self.seq[name] + 1:
+                    continue
+                swaps = tuple(self._take_result(name, s["agent"], int(s["launched"]),
+                                                wait=True) for s in b.get("swaps", []))
+                tick = BeatInput(int(b["seq"]), datetime.fromisoformat(b["as_of"]),
+                                 float(b["realized"]), frozenset(b.get("excluded", [])),
+                                 dict(b.get("factors", {})), swaps,
+                                 tuple((a, r) for a, r in b.get("requests", [])))
+                outcome = self._beat_now(name, tick)
             for job in outcome.jobs:
                 self._pending[job.key] = (job, None)
             report = outcome.report
@@ -652,8 +744,53 @@ class Swarm:
             if b.get("cursor") is not None:
                 self.cursor = b["cursor"]
             if self._due(name):
-                self.executor.states([name])  # the checkpoint's rebase, nothing written
-                self._log[name].append(None)  # (a restored host redoes it at this point)
+                if name not in self._groups:  # (a spread portfolio's groups: at their beat)
+                    self.executor.states([name])  # the checkpoint's rebase, nothing written
+                    self._log[name].append(None)  # (a restored host redoes it at this point)
+        self._record_late(late)
+
+    def _replay_spread(self, name: str, b: Mapping[str, Any],
+                       late: dict[tuple[str, int], BeatOutcome | None]
+                       ) -> tuple[BeatInput, BeatOutcome] | None:
+        """A recorded beat of a spread portfolio again: each group that is one tick behind
+        beats it; the portfolio's consensus is composed (if it is its next beat) from the
+        groups recorded as up. A group's beat of a tick it had missed is kept in ``late``
+        unless the ledger holds its late estimates."""
+        t = int(b["seq"])
+        base = BeatInput(t, datetime.fromisoformat(b["as_of"]), float(b["realized"]),
+                         frozenset(b.get("excluded", [])), dict(b.get("factors", {})), (),
+                         tuple((a, r) for a, r in b.get("requests", [])))
+        up = set(b.get("groups", self._groups[name]))
+        parts: dict[str, BeatOutcome] = {}
+        for g in self._groups[name]:
+            if self._gseq[g] != t - 1:
+                continue
+            out = self._beat_now(g, routed(base, self._hosted[g]))
+            if g in up:
+                parts[g] = out
+                if t % self.checkpoint_every == 0:  # its checkpoint's rebase, not stored
+                    self.executor.states([g])  # here (a restored host redoes it too)
+                    self._log[g].append(None)
+            elif (g, t) not in late:
+                late[g, t] = out
+        if t != self.seq[name] + 1:
+            return None
+        lost = [a for g in self._groups[name] if g not in up for a in self._hosted[g].agents]
+        return base, self._shells[name].compose(base, parts, lost)
+
+    def _record_late(self, late: Mapping[tuple[str, int], BeatOutcome | None]) -> None:
+        """Ledger the late estimates of groups' catch-up beats the ledger lacks (once)."""
+        for (g, t), outcome in sorted(late.items()):
+            if outcome is not None:
+                self._batch.append(self._late_entry(g, t, outcome))
+        self.flush()
+
+    def _late_entry(self, group: str, seq: int, outcome: BeatOutcome
+                    ) -> tuple[EntryKind, Mapping[str, Any] | Canonical]:
+        """A group's estimates for a tick its portfolio beat without it (host lost)."""
+        return (EntryKind.ESTIMATE, canonical_object({
+            "portfolio": self._owner[group], "group": group, "seq": seq, "late": True,
+            "estimates": _estimate_texts(outcome)}))
 
     def _stateful(self) -> list[tuple[str, Any]]:
         """Observers whose state goes into checkpoints (``state_key``, ``checkpoint_state``,
@@ -686,7 +823,7 @@ class Swarm:
         try:
             done: list[BeatOutcome | None] = list(self.executor.beats(inputs))
         except WorkerFailed as exc:
-            lost = tuple(getattr(exc, "portfolios", ())) or tuple(self.specs)
+            lost = tuple(getattr(exc, "portfolios", ())) or tuple(self._hosted)
             outcomes: Mapping[int, BeatOutcome] = getattr(exc, "outcomes", {})
             # a portfolio of a host that answered with an error has no outcome either, and
             # that host may have beaten others of its batch first: restored too (exactly once)
@@ -703,6 +840,8 @@ class Swarm:
             if outcome is not None:
                 self._log[name].append(tick)
                 self._losses.pop(name, None)
+                if name in self._owner:
+                    self._gseq[name] = tick.seq
         return done
 
     def _beat_now(self, name: str, tick: BeatInput) -> BeatOutcome:
@@ -725,7 +864,7 @@ class Swarm:
                             now - r.began) for p, r in self._recoveries.items()}
         for p, q in self._queues.items():
             if q and p not in out:
-                out[p] = Restoring(p, self.seq[p], len(q), 0, 0.0)
+                out[p] = Restoring(p, self._seq_of(p), len(q), 0, 0.0)
         return out
 
     def _lose(self, names: Sequence[str], attempt: int = 1) -> None:
@@ -744,9 +883,9 @@ class Swarm:
             gone: Future[None] = Future()
             gone.set_exception(WorkerFailed(
                 f"the host of {', '.join(names)} died {attempt} times in a row on the tick "
-                f"after beat {', '.join(str(self.seq[p]) for p in names)}"))
+                f"after beat {', '.join(str(self._seq_of(p)) for p in names)}"))
             rec = _Recovery(names, gone, threading.Thread(target=gone.result), attempt,
-                            time.monotonic(), {p: self.seq[p] for p in names})
+                            time.monotonic(), {p: self._seq_of(p) for p in names})
             for p in names:
                 self._recoveries[p] = rec
                 self._queues.setdefault(p, deque())
@@ -757,9 +896,9 @@ class Swarm:
         future: Future[None] = Future()
         thread = threading.Thread(
             target=_restore_host, name=f"swarmvar-restore-{names[0]}", daemon=True,
-            args=(self.executor, [self.configs[p] for p in names], blobs, logged, future))
+            args=(self.executor, [self._hosted[p] for p in names], blobs, logged, future))
         rec = _Recovery(names, future, thread, attempt, time.monotonic(),
-                        {p: self.seq[p] for p in names})
+                        {p: self._seq_of(p) for p in names})
         for p in names:
             self._recoveries[p] = rec
             self._queues.setdefault(p, deque())
@@ -846,6 +985,9 @@ class Swarm:
                     self._queues[p][0] = dataclasses.replace(q, built=tick)
                     continue
                 self._queues[p].popleft()
+                if p in self._owner:  # a group catching up: its estimates, late, once
+                    self._append([self._late_entry(p, tick.seq, outcome)], beats=1)
+                    continue
                 out.append(self._after(p, tick, outcome, self._safe_cursor(
                     q.cursor if self._read_cursor is None else self._read_cursor)))
                 if self._due(p):
@@ -883,10 +1025,24 @@ class Swarm:
     def _safe_cursor(self, cursor: Any) -> Any:
         """The cursor a resume may start from: before the first tick still queued, if any."""
         first: _Queued | None = None
-        for q in self._queues.values():
+        for p, q in self._queues.items():
+            if p in self._owner:  # a group's ticks are in its portfolio's beats (replayed)
+                continue
             if q and (first is None or q[0].order < first.order):
                 first = q[0]
         return cursor if first is None else first.before
+
+    def _composed(self, name: str, tick: BeatInput, parts: Mapping[str, BeatOutcome]
+                  ) -> BeatOutcome:
+        """A spread portfolio's beat from the groups that answered (the others' agents out)."""
+        lost = [a for g in self._groups[name] if g not in parts for a in self._hosted[g].agents]
+        return self._shells[name].compose(tick, parts, lost)
+
+    def _enqueue_group(self, group: str, built: BeatInput, cursor: Any, before: Any) -> None:
+        """Queue a tick for a restoring group (its portfolio beat it with the other groups)."""
+        self._enqueued += 1
+        self._queues.setdefault(group, deque()).append(
+            _Queued(built.value, built.as_of, cursor, before, self._enqueued, built))
 
     def _waits(self, name: str) -> bool:
         """Whether a tick for ``name`` must queue (host restoring, or earlier ticks queued)."""
@@ -1009,30 +1165,48 @@ class Swarm:
             planned.extend(checked)
             seen.update(name for name, _, _ in checked)
         for name, _, _ in planned:
-            if self._waits(name) and len(self._queues[name]) >= self.restore_queue:
-                raise _with_caught_up(RestoreQueueFull(
-                    f"portfolio {name!r} has {len(self._queues[name])} ticks queued while its "
-                    f"host is restored (restore_queue={self.restore_queue}); wait for it "
-                    "(Swarm.settle) or raise restore_queue"), caught_up)
+            for unit in self._groups.get(name, (name,)):
+                if self._waits(unit) and len(self._queues[unit]) >= self.restore_queue:
+                    raise _with_caught_up(RestoreQueueFull(
+                        f"portfolio {unit!r} has {len(self._queues[unit])} ticks queued while "
+                        f"its host is restored (restore_queue={self.restore_queue}); wait for "
+                        "it (Swarm.settle) or raise restore_queue"), caught_up)
         inputs: list[tuple[str, BeatInput]] = []
         served: dict[str, BeatReport] = {}
+        spread: dict[str, BeatInput] = {}  # spread portfolios beaten from their groups
         for name, value, as_of in planned:
             if self._waits(name):
                 served[name] = self._enqueue(name, value, as_of, cursor, before)
+            elif name in self._groups:
+                spread[name] = inp = self._input(name, value, as_of)
+                for g in self._groups[name]:
+                    if self._waits(g):  # restoring: it beats the tick later (late estimates)
+                        self._enqueue_group(g, routed(inp, self._hosted[g]), cursor, before)
+                    else:
+                        inputs.append((g, routed(inp, self._hosted[g])))
             else:
                 inputs.append((name, self._input(name, value, as_of)))
         outcomes = self._run_beats(inputs) if inputs else []
         # paced: the beat's time is the pacer's measure, up to the observers (every host's
         # work is done by now), the same for each portfolio of the beat
         paced = self._pace.mark() if self._pace is not None and inputs else None
+        parts: dict[str, dict[str, BeatOutcome]] = {p: {} for p in spread}
         for (name, inp), outcome in zip(inputs, outcomes, strict=True):
-            if outcome is None:  # its host died in this beat: the tick waits for it
+            if name in self._owner:
+                if outcome is None:  # its host died in this beat: the group beats it later
+                    self._enqueue_group(name, inp, cursor, before)
+                else:
+                    parts[self._owner[name]][name] = outcome
+            elif outcome is None:  # its host died in this beat: the tick waits for it
                 served[name] = self._enqueue(name, inp.value, inp.as_of, cursor, before,
                                              built=inp)
         safe = self._safe_cursor(cursor)
         beaten = {name: self._after(name, inp, outcome, safe, paced)
                   for (name, inp), outcome in zip(inputs, outcomes, strict=True)
-                  if outcome is not None}
+                  if outcome is not None and name not in self._owner}
+        for name, inp in spread.items():
+            beaten[name] = self._after(name, inp, self._composed(name, inp, parts[name]),
+                                       safe, paced, groups=sorted(parts[name]))
         reports = [beaten[name] if name in beaten else served[name] for name, _, _ in planned]
         due = [name for name in beaten if self._due(name)]
         if due:
@@ -1099,7 +1273,8 @@ class Swarm:
         return self.seq[name]
 
     def _after(self, name: str, tick: BeatInput, outcome: BeatOutcome, cursor: Any,
-               paced: tuple[float, bool] | None = None) -> BeatReport:
+               paced: tuple[float, bool] | None = None, groups: Sequence[str] | None = None
+               ) -> BeatReport:
         for job in outcome.jobs:
             self._pending[job.key] = (job, self.executor.submit_refit(job))
         report = outcome.report
@@ -1138,8 +1313,11 @@ class Swarm:
             self.cursor = cursor
         self._latest[name] = self._beaten[name] = report
         self.timings[name] = dict(outcome.seconds)
-        timing = ({"beat_seconds": seconds, **({"late": True} if report.late else {})}
-                  if timed or paced is not None else {})
+        timing: dict[str, Any] = (
+            {"beat_seconds": seconds, **({"late": True} if report.late else {})}
+            if timed or paced is not None else {})
+        if groups is not None:  # a spread portfolio: the groups whose agents answered
+            timing = {**timing, "groups": list(groups)}
         self._append(self._entries(name, tick, outcome, decisions, optimize, cursor,
                                    deferred, timing), beats=1)
         return report
@@ -1462,3 +1640,15 @@ def _variants(home: Path, names: Sequence[str], portfolios: Sequence[str]
         return out
     finally:
         opened.close()
+
+
+def _forecasts_in(blobs: Sequence[bytes]) -> dict[str, Any]:
+    """The last forecasts held in groups' state blobs (a spread portfolio's first consensus)."""
+    from . import state as packing
+    from .beat import _forecast_from
+
+    out: dict[str, Any] = {}
+    for blob in blobs:
+        header, _ = packing.unpack(blob)
+        out.update({a: _forecast_from(d) for a, d in header["forecasts"].items()})
+    return out

@@ -1,0 +1,245 @@
+"""A portfolio's agents spread over hosts (``Swarm(spread=K)``): with every host up the served
+consensus is the unspread portfolio's; a lost host leaves the portfolio beating on the other
+groups' agents (m of n, degraded, intervals widened), the lost group restored in the
+background, replaying what it missed, and the ledger holds everything exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from swarmvar.errors import InvalidParameter, ResumeMismatch
+from swarmvar.ledger import Ledger
+from swarmvar.swarm import LocalExecutor, Replay, RoleConfig
+from swarmvar.swarm.executors import place
+from swarmvar.swarm.spread import HOST_LOST, spread_groups
+
+from .conftest import CHEAP, TINY_POLICY, make_swarm
+
+HISTORY = 260  # window 250
+LOST_GROUP = "sp500#g1"  # BayesianBootstrap (row 1): NIG and StudentT (rows 0, 2) stay up
+LOST_AGENT = "BayesianBootstrap"
+#: f = 0: the live agents' consensus exists for any m >= 1
+KILL_SETTINGS: dict[str, Any] = {"policy": TINY_POLICY, "checkpoint_every": 10}
+
+
+def _run(home: Path, series: pd.Series, beats: int, **kw: Any) -> dict[int, Any]:
+    out: dict[int, Any] = {}
+    with make_swarm(home, **kw) as swarm:
+        swarm.start({"sp500": series.iloc[:HISTORY]})
+        swarm.run(Replay(series, portfolio="sp500", start=HISTORY, stop=HISTORY + beats),
+                  on_beat=lambda r: out.__setitem__(r.seq, r))
+    return out
+
+
+def _ledger(home: Path) -> tuple[dict[int, dict[str, Any]], dict[int, list], list[tuple]]:
+    """Consensus beats by seq (each once, gap-free), their estimate entries, late estimates."""
+    beats: dict[int, dict[str, Any]] = {}
+    estimates: dict[int, list] = {}
+    late: list[tuple] = []
+    with Ledger.open(home) as ledger:
+        assert ledger.verify_chain().ok
+        for e in ledger.entries():
+            d = e.data
+            if e.kind == "consensus" and "beat" in d:
+                seq = d["beat"]["seq"]
+                assert seq not in beats and seq == len(beats) + 1, f"beat {seq} twice/out of order"
+                beats[seq] = d
+            elif e.kind == "estimate" and d.get("late"):
+                late.append((d["group"], d["seq"]))
+                assert {x["agent_id"] for x in d["estimates"]} == {LOST_AGENT}
+            elif e.kind == "estimate":
+                assert d["seq"] not in estimates
+                estimates[d["seq"]] = d["estimates"]
+    assert len(late) == len(set(late)), "a group's late estimates recorded twice"
+    return beats, estimates, late
+
+
+def test_spread_equals_unspread_on_the_sp500(tmp_path, sp500):
+    """Every host up: the same consensus, forecasts, breaches and signed estimates, beat for
+    beat, with the roles on (scouts, builders, guards)."""
+    beats = 300
+    kw: dict[str, Any] = {"roles": RoleConfig(), "checkpoint_every": 100}
+    whole = _run(tmp_path / "whole", sp500, beats, **kw)
+    spread = _run(tmp_path / "spread", sp500, beats, spread=2, **kw)
+    assert sorted(whole) == sorted(spread) == list(range(1, beats + 1))
+    for seq, rep in whole.items():
+        other = spread[seq]
+        assert other.consensus == rep.consensus, seq
+        assert other.forecasts == rep.forecasts and other.breaches == rep.breaches
+        assert all(c.available == c.total == len(CHEAP) for c in other.consensus)
+    w_beats, w_est, _ = _ledger(tmp_path / "whole")
+    s_beats, s_est, late = _ledger(tmp_path / "spread")
+    def unsigned(est: dict[int, list]) -> dict[int, list]:  # each home has its own keys
+        return {s: [{k: v for k, v in x.items() if k != "signature"} for x in xs]
+                for s, xs in est.items()}
+
+    assert unsigned(s_est) == unsigned(w_est) and not late  # what the whole swarm signs
+    assert all(x["signature"] for xs in s_est.values() for x in xs)
+    assert [b["levels"] for b in s_beats.values()] == [b["levels"] for b in w_beats.values()]
+    assert all(b["beat"]["groups"] == ["sp500#g0", "sp500#g1"] for b in s_beats.values())
+
+
+def spread_gated_run(home: Path, series: pd.Series, executor: Any,
+                     kill: Callable[[Any, int], None], beats: int, kill_at: int,
+                     hold: int = 4) -> dict[str, Any]:
+    """Beat ``beats`` ticks of a portfolio spread over 2 hosts; kill the host of group 1
+    before tick ``kill_at`` and hold its restore until ``hold`` beats were served without it."""
+    gate = threading.Event()
+    waited: list[bool] = []
+    got: dict[int, Any] = {}
+    restoring: list[Any] = []
+    with make_swarm(home, executor=executor, spread=2, **KILL_SETTINGS) as swarm:
+        swarm.start({"sp500": series.iloc[:HISTORY]})
+        shard = place(spread_groups(swarm.configs["sp500"], 2)[1], 2)
+        restore = executor.restore
+
+        def slow_restore(blobs: Any) -> None:  # the restoring thread waits for the test
+            if threading.current_thread() is not threading.main_thread():
+                waited.append(gate.wait(timeout=120))
+            restore(blobs)
+
+        executor.restore = slow_restore
+        source = Replay(series, portfolio="sp500", start=HISTORY, stop=HISTORY + beats)
+        degraded = 0
+        for i, tick in enumerate(source):
+            if i == kill_at:
+                kill(executor, shard)
+            for rep in swarm.beat([tick], cursor=source.cursor):
+                assert rep.seq not in got
+                got[rep.seq] = rep
+                if rep.consensus and rep.consensus[0].degraded:
+                    degraded += 1
+                    restoring.append(swarm.restoring())
+            if not gate.is_set() and degraded >= hold:
+                gate.set()  # only now may the restore go on: the portfolio served meanwhile
+        swarm.settle()
+        assert not swarm.restoring()
+        last = swarm.latest("sp500")
+    return {"got": got, "waited": waited, "restoring": restoring, "last": last}
+
+
+def check_spread_gated(home: Path, got: dict[str, Any], reference: dict[int, Any], beats: int,
+                       kill_at: int, hold: int = 4) -> None:
+    reps = got["got"]
+    assert got["waited"] == [True] and sorted(reps) == list(range(1, beats + 1))
+    down = [s for s, r in reps.items() if r.consensus[0].available < r.consensus[0].total]
+    assert len(down) >= hold and down == list(range(kill_at + 1, kill_at + 1 + len(down)))
+    for seq, rep in reps.items():
+        ref = reference[seq]
+        if seq <= kill_at:  # before the loss: the whole swarm's numbers
+            assert rep.consensus == ref.consensus
+        elif seq in down:  # m = 2 of n = 3, fresh beats from the live agents
+            assert LOST_AGENT not in rep.forecasts and rep.rejected[LOST_AGENT] == HOST_LOST
+            for c, full in zip(rep.consensus, ref.consensus, strict=True):
+                assert (c.available, c.total, c.degraded) == (2, 3, True)
+                assert c.var_interval[1] - c.var_interval[0] >= (
+                    full.var_interval[1] - full.var_interval[0])
+                assert c.es_interval[1] - c.es_interval[0] >= (
+                    full.es_interval[1] - full.es_interval[0])
+            assert {a: f for a, f in rep.forecasts.items()} == {
+                a: f for a, f in ref.forecasts.items() if a != LOST_AGENT}
+        else:  # restored, caught up: n of n; the lost agent replayed the ticks it missed,
+            # so its forecasts are the uninterrupted run's (the weights remember the outage)
+            assert all((c.available, c.degraded) == (3, False) for c in rep.consensus)
+            assert rep.forecasts == ref.forecasts
+    for r in got["restoring"]:
+        assert set(r) == {LOST_GROUP}
+    beats_, estimates, late = _ledger(home)
+    assert sorted(beats_) == list(range(1, beats + 1))
+    assert sorted(late) == [(LOST_GROUP, s) for s in down]  # its missed estimates, once each
+    for seq, b in beats_.items():
+        want = ["sp500#g0"] if seq in down else ["sp500#g0", "sp500#g1"]
+        assert b["beat"]["groups"] == want
+        assert all(lv["available"] == (2 if seq in down else 3) for lv in b["levels"])
+        agents = {x["agent_id"] for x in estimates[seq]}
+        assert (LOST_AGENT in agents) == (seq not in down)
+
+
+def _kill_worker(executor: LocalExecutor, shard: int) -> None:
+    os.kill(executor.pids()[shard], signal.SIGKILL)
+
+
+def test_local_host_of_a_group_killed_the_portfolio_serves_m_of_n(tmp_path, sp500):
+    beats, kill_at = 24, 6
+    reference = _run(tmp_path / "reference", sp500, beats + 4, **KILL_SETTINGS)
+    home = tmp_path / "killed"
+    got = spread_gated_run(home, sp500, LocalExecutor(workers=2), _kill_worker, beats, kill_at)
+    check_spread_gated(home, got, reference, beats, kill_at)
+    # a resume replays the ledger (degraded beats composed as recorded) to the same last beat
+    with make_swarm(home, spread=2, **KILL_SETTINGS) as swarm:
+        swarm.start({"sp500": sp500.iloc[:HISTORY]})
+        assert swarm.latest("sp500").consensus == got["last"].consensus
+        summary = swarm.run(Replay(sp500, portfolio="sp500", start=HISTORY,
+                                   stop=HISTORY + beats + 4))
+        assert summary.beats == {"sp500": 4}
+        assert all(c.available == 3 for c in swarm.latest("sp500").consensus)
+        assert swarm.latest("sp500").forecasts == reference[beats + 4].forecasts
+    assert sorted(_ledger(home)[0]) == list(range(1, beats + 5))
+
+
+def test_a_run_killed_while_a_group_restores_resumes_exactly_once(tmp_path, sp500):
+    """The swarm is dropped (no close: as a kill -9) while a group's host is held restoring;
+    the resume replays the group through the ticks it missed, records its late estimates
+    once, and beats on with every agent."""
+    beats, kill_at = 14, 4
+    home = tmp_path / "home"
+    executor = LocalExecutor(workers=2)
+    gate = threading.Event()
+    swarm = make_swarm(home, executor=executor, spread=2, **KILL_SETTINGS)
+    swarm.start({"sp500": sp500.iloc[:HISTORY]})
+    restore = executor.restore
+    executor.restore = lambda blobs: (gate.wait(timeout=60), restore(blobs))  # type: ignore
+    source = Replay(sp500, portfolio="sp500", start=HISTORY, stop=HISTORY + beats)
+    for i, tick in enumerate(source):
+        if i == kill_at:
+            _kill_worker(executor, place(spread_groups(swarm.configs["sp500"], 2)[1], 2))
+        swarm.beat([tick], cursor=source.cursor)
+    assert swarm.restoring()[LOST_GROUP].queued == beats - kill_at
+    swarm.flush()
+    executor.close()  # the process "dies": nothing closed in order, the ledger as it is
+    swarm.ledger.close()
+    swarm._db.close()
+    with make_swarm(home, spread=2, **KILL_SETTINGS) as again:
+        again.start({"sp500": sp500.iloc[:HISTORY]})
+        again.run(Replay(sp500, portfolio="sp500", start=HISTORY, stop=HISTORY + beats + 3))
+        assert all(c.available == 3 for c in again.latest("sp500").consensus)
+    gate.set()  # the dead run's restoring thread ends (on a closed executor)
+    beats_, _, late = _ledger(home)
+    assert sorted(beats_) == list(range(1, beats + 4))
+    assert sorted(late) == [(LOST_GROUP, s) for s in range(kill_at + 1, beats + 1)]
+
+
+def test_spread_settings_are_checked(tmp_path, sp500):
+    with pytest.raises(InvalidParameter, match="spread must be between 2"):
+        make_swarm(tmp_path / "a", spread=4)
+    with pytest.raises(InvalidParameter, match="refit_lag 0"):
+        make_swarm(tmp_path / "b", spread=2, roles=RoleConfig.quiet(refit_lag=2))
+    with make_swarm(tmp_path / "c", spread=2) as swarm:
+        swarm.start({"sp500": sp500.iloc[:HISTORY]})
+    for other in (1, 3):  # the home was spread over two groups
+        with pytest.raises(ResumeMismatch), make_swarm(tmp_path / "c", spread=other) as swarm:
+            swarm.start({"sp500": sp500.iloc[:HISTORY]})
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.integers(-3, 8), st.booleans(), st.floats(allow_nan=True), st.text(max_size=3),
+                 st.none()))
+def test_spread_values_are_accepted_or_refused_clearly(value):
+    with tempfile.TemporaryDirectory() as home:
+        ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= len(CHEAP)
+        if ok:
+            make_swarm(Path(home), spread=value).close()
+        else:
+            with pytest.raises(InvalidParameter, match="spread"):
+                make_swarm(Path(home), spread=value)

@@ -88,7 +88,7 @@ class MarkovSwitching(Agent):
     #: How the last fit or refit got its posterior: "fit", "reweight", "move" or "prior"
     #: (a refit whose reweighting left too few particles, fitted from the prior).
     refit_route: str = "fit"
-    cost_hint = (2.0, 60.0)  # ms: a backtest day at h = 1 (refits included), a 10-day forecast
+    cost_hint = (5.0, 65.0)  # ms: a backtest day at h = 1 (refits included), a 10-day forecast
 
     def __init__(self, particles: int = 1000, runs: int = 4, ess_threshold: float = 0.5) -> None:
         particles = check_whole("particles", particles, 100, MAX_PARTICLES)

@@ -243,3 +243,44 @@ def test_spread_values_are_accepted_or_refused_clearly(value):
         else:
             with pytest.raises(InvalidParameter, match="spread"):
                 make_swarm(Path(home), spread=value)
+
+
+def test_a_tampered_group_estimate_is_refused_by_the_runtime(tmp_path, sp500):
+    """The groups' estimates cross a process boundary: the runtime verifies every signature,
+    so an estimate changed on its way (any field a forger may touch) is refused, named in the
+    consensus's ``rejected``, and the beat goes on with the others."""
+    import dataclasses as dc
+
+    executor = LocalExecutor()
+    with make_swarm(tmp_path, executor=executor, spread=2, **KILL_SETTINGS) as swarm:
+        swarm.start({"sp500": sp500.iloc[:HISTORY]})
+        beats = executor.beats
+        change: dict[str, Any] = {}
+
+        def forging(inputs: Any) -> Any:
+            out = beats(inputs)
+            for i, (name, _) in enumerate(inputs):
+                if name == LOST_GROUP and change:
+                    o = out[i]
+                    forged = tuple(dc.replace(e, **change) for e in o.estimates)
+                    out[i] = dc.replace(o, estimates=forged, estimate_records=())
+            return out
+
+        executor.beats = forging  # type: ignore[method-assign]
+        source = iter(Replay(sp500, portfolio="sp500", start=HISTORY, stop=HISTORY + 400))
+
+        @settings(max_examples=12, deadline=None)
+        @given(st.sampled_from(["var", "es", "seq", "as_of", "portfolio"]),
+               st.floats(0.001, 0.5))
+        def forged_is_refused(field: str, x: float) -> None:
+            tick = next(source)
+            value: Any = {"var": x, "es": x + 0.01, "seq": 10**6, "portfolio": "other",
+                          "as_of": tick.as_of - pd.Timedelta(days=1 + int(100 * x))}[field]
+            change.clear()
+            change[field] = value
+            rep = swarm.step(tick)
+            for c in rep.consensus:
+                assert LOST_AGENT in c.rejected and LOST_AGENT not in c.used
+                assert c.available == 2
+
+        forged_is_refused()

@@ -24,7 +24,11 @@ portfolios keep beating; ticks for the restoring portfolios are queued
 through the observers and into the ledger, exactly once — as soon as their
 host is back. Meanwhile the swarm serves their last consensus, marked stale
 (availability 0/n, the interval widened by the partition rule's staleness
-term).
+term) — unless the portfolios are spread over hosts (``spread=K``,
+:mod:`.spread`): then a lost host takes only one group of each portfolio's
+agents, the portfolio keeps beating on the others (m/n, degraded, widened)
+and only the lost groups restore and catch up (their missed estimates
+ledgered late, once).
 
 Recovery: :meth:`Swarm.start` finds each portfolio's last checkpoint,
 restores it, and replays (without recording again) the beats the ledger holds

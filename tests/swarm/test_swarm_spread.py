@@ -42,7 +42,8 @@ def _run(home: Path, series: pd.Series, beats: int, **kw: Any) -> dict[int, Any]
     return out
 
 
-def _ledger(home: Path) -> tuple[dict[int, dict[str, Any]], dict[int, list], list[tuple]]:
+def _ledger(home: Path, lost: frozenset[str] = frozenset({LOST_AGENT})
+            ) -> tuple[dict[int, dict[str, Any]], dict[int, list], list[tuple]]:
     """Consensus beats by seq (each once, gap-free), their estimate entries, late estimates."""
     beats: dict[int, dict[str, Any]] = {}
     estimates: dict[int, list] = {}
@@ -57,7 +58,7 @@ def _ledger(home: Path) -> tuple[dict[int, dict[str, Any]], dict[int, list], lis
                 beats[seq] = d
             elif e.kind == "estimate" and d.get("late"):
                 late.append((d["group"], d["seq"]))
-                assert {x["agent_id"] for x in d["estimates"]} == {LOST_AGENT}
+                assert {x["agent_id"] for x in d["estimates"]} == lost
             elif e.kind == "estimate":
                 assert d["seq"] not in estimates
                 estimates[d["seq"]] = d["estimates"]
@@ -284,3 +285,26 @@ def test_a_tampered_group_estimate_is_refused_by_the_runtime(tmp_path, sp500):
                 assert c.available == 2
 
         forged_is_refused()
+
+
+def test_too_few_live_agents_for_the_policy_beat_without_a_consensus(tmp_path, sp500):
+    """The swarm's trimmed mean (f = 1) needs three agents: with the host of NIG and StudentT
+    lost, the bootstrap alone is not enough; the beats are recorded without a consensus,
+    saying why, and the portfolio has all three again after the restore."""
+    executor = LocalExecutor(workers=2)
+    with make_swarm(tmp_path, executor=executor, spread=2, checkpoint_every=10) as swarm:
+        swarm.start({"sp500": sp500.iloc[:HISTORY]})
+        source = iter(Replay(sp500, portfolio="sp500", start=HISTORY, stop=HISTORY + 12))
+        swarm.step(next(source))
+        _kill_worker(executor, place(spread_groups(swarm.configs["sp500"], 2)[0], 2))
+        rep = swarm.step(next(source))
+        assert rep.consensus == () and "consensus" in rep.rejected
+        assert rep.rejected["NormalInverseGamma"] == rep.rejected["StudentT"] == HOST_LOST
+        assert list(rep.forecasts) == [LOST_AGENT]
+        swarm.settle()
+        reports = [swarm.step(t) for t in source]
+        assert all(c.available == 3 for c in reports[-1].consensus)
+    beats, _, late = _ledger(tmp_path, frozenset({"NormalInverseGamma", "StudentT"}))
+    assert late == [("sp500#g0", 2)]
+    assert beats[2]["levels"] == [] and beats[2]["beat"]["groups"] == ["sp500#g1"]
+    assert sorted(beats) == list(range(1, 13))

@@ -38,9 +38,10 @@ kappa_star, log(nu - 2), log gamma)``. Priors (docs/models-score-driven.md)::
     kappa_star ~ N(0, 0.05^2)           nu - 2 ~ Gamma(2, rate 0.1)
     log gamma ~ N(0, 0.25^2)
 
-The likelihood is plain numpy: a loop over days, each step seven vector
+:func:`loglik` is plain numpy: a loop over days, each step seven vector
 operations over the particles (``(S,)`` arrays, in place), the rest formed
-for blocks of days at once (:func:`loglik`).
+for blocks of days at once. It is the reference: the sampler runs the same
+recursion compiled (:func:`._score_driven_jax.loglik`, tested against it).
 """
 
 from __future__ import annotations

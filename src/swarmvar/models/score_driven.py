@@ -25,7 +25,8 @@ falls below ``ess_threshold * particles`` the particles are resampled and
 moved by independent Metropolis-Hastings from a multivariate t fitted to
 them (random-walk moves when those are rarely accepted), targeting the
 posterior given the whole history. ``refit`` warm-starts from the current
-particles. Details in docs/models-score-driven.md.
+particles. The likelihood passes run compiled (:mod:`._score_driven_jax`).
+Details in docs/models-score-driven.md.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ class BetaSkewTEgarch(Agent):
     #: "reweight", "move", "bridge" (tempered from the history's posterior) or "prior"
     #: (a refit whose bridge stalled, fitted from the prior).
     refit_route: str = "fit"
-    cost_hint = (8.0, 90.0)  # ms: a backtest day at h = 1 (refits included), a 10-day forecast
+    cost_hint = (3.0, 90.0)  # ms: a backtest day at h = 1 (refits included), a 10-day forecast
 
     def __init__(self, particles: int = 1000, runs: int = 4, ess_threshold: float = 0.5) -> None:
         particles = check_whole("particles", particles, 100, MAX_PARTICLES)

@@ -40,6 +40,7 @@ SMALL: dict[str, dict[str, Any]] = {
     "BetaSkewTEgarch": {"particles": 100, "runs": 2},
     "HarArch": {"particles": 100, "runs": 2},
     "MarkovSwitching": {"particles": 100, "runs": 2},
+    "MarkovSwitchingGarch": {"particles": 100, "runs": 2},
 }
 
 

@@ -19,12 +19,13 @@ from swarmvar.errors import (
     InvalidState,
     NotFitted,
 )
+from swarmvar.models import _markov_switching_garch_lik as glik
 from swarmvar.models import _markov_switching_lik as lik
 from swarmvar.models import agent_class
 from swarmvar.models._garch_family import TQuantileCache
 from swarmvar.models._markov_switching_family import SwitchingTFamily
 from swarmvar.models.base import forecast_day_by_day
-from swarmvar.models.markov_switching import MarkovSwitching
+from swarmvar.models.markov_switching import MarkovSwitching, MarkovSwitchingGarch
 from swarmvar.models.registry import canonical_name
 
 P = {"mu": 0.0003, "sigma1": 0.008, "sigma2": 0.02, "p11": 0.95, "p22": 0.9, "nu": 6.0}
@@ -170,7 +171,7 @@ def test_registry_and_aliases():
 
 def test_update_is_the_log_predictive_mixture_density(fitted):
     agent = MarkovSwitching.from_state(fitted.state())
-    th, w, pred = agent._theta, agent._weights(), agent._pred.copy()  # noqa: SLF001
+    th, w, pred = agent._theta, agent._weights(), agent._aux[0].copy()  # noqa: SLF001
     x = -0.013
     s1, s2 = lik.scales(th)
     dens = pred * stats.t.pdf((x - th.mu) / s1, th.nu) / s1 + (1 - pred) * stats.t.pdf(
@@ -203,7 +204,7 @@ def test_forecast_is_coherent_and_horizons_grow(fitted):
     rng = np.random.default_rng(2)
     idx = np.repeat(np.arange(fitted.particles), 1)
     th = fitted._theta.take(idx)  # noqa: SLF001
-    paths = lik.simulate_paths(th, fitted._pred, 1, 2000, rng)  # noqa: SLF001
+    paths = lik.simulate_paths(th, fitted._aux[0], 1, 2000, rng)  # noqa: SLF001
     w = fitted._weights()  # noqa: SLF001
     mc = risk_measures(EmpiricalFamily(paths, weights=w), (0.99,))[0]
     assert mc.var == pytest.approx(f1.levels[0].var, rel=0.03)
@@ -265,3 +266,85 @@ def test_bad_input_raises_the_agents_errors(fitted):
         fitted.simulate({"mu": 0}, 10)
     with pytest.raises(InvalidParameter):
         fitted.forecast((1.5,))
+
+
+# --- MarkovSwitchingGarch (Haas, Mittnik & Paolella 2004) -------------------------------
+
+G = {"mu": 0.0003, "omega1": 2e-6, "alpha1": 0.05, "beta1": 0.9, "omega2": 2e-5,
+     "alpha2": 0.1, "beta2": 0.85, "p11": 0.97, "p22": 0.9, "nu": 6.0}
+
+
+def test_ms_garch_filter_equals_the_sum_over_all_state_paths():
+    """Each state's GARCH variance is a function of past returns only: enumerate the paths."""
+    r = glik.simulate(G, 10, np.random.default_rng(0))[0]
+    th = glik.theta(**G)
+    v1, v2 = th.unconditional()
+    h = np.empty((2, r.size))
+    h[:, 0] = v1[0], v2[0]
+    for t in range(1, r.size):
+        e2 = (r[t - 1] - G["mu"]) ** 2
+        h[0, t] = G["omega1"] + G["alpha1"] * e2 + G["beta1"] * h[0, t - 1]
+        h[1, t] = G["omega2"] + G["alpha2"] * e2 + G["beta2"] * h[1, t - 1]
+    f = math.sqrt((G["nu"] - 2) / G["nu"])
+    dens = stats.t.pdf(r - G["mu"], G["nu"], scale=np.sqrt(h) * f)  # (2, T)
+    trans = np.array([[G["p11"], 1 - G["p11"]], [1 - G["p22"], G["p22"]]])
+    first = (float(th.ergodic[0]), 1 - float(th.ergodic[0]))
+    total = 0.0
+    for path in itertools.product((0, 1), repeat=r.size):
+        prob = first[path[0]] * np.prod([trans[a, b] for a, b in itertools.pairwise(path)])
+        total += prob * np.prod(dens[list(path), np.arange(r.size)])
+    ll, aux = glik.loglik(r, th)
+    assert ll[0] == pytest.approx(math.log(total), abs=1e-10)
+    fast, aux_fast = glik.filter_fast(r, th)
+    assert fast[0] == pytest.approx(math.log(total), abs=2e-4)
+    np.testing.assert_allclose(aux_fast, aux, rtol=1e-4)
+
+
+def test_ms_garch_compiled_filter_and_prior_transforms():
+    rng = np.random.default_rng(12)
+    th = glik.sample_prior(300, rng)
+    assert np.all(glik.is_valid(th))
+    u = glik.to_unconstrained(th)
+    assert np.all(np.isfinite(glik.log_prior_u(u)))
+    np.testing.assert_allclose(glik.to_unconstrained(glik.from_unconstrained(u)), u, atol=1e-8)
+    r = glik.simulate(G, 400, rng)[0]
+    a, pa = glik.loglik(r, th)
+    b, pb = glik.filter_fast(r, th)
+    ok = np.isfinite(a)
+    assert ok.mean() > 0.9
+    np.testing.assert_allclose(b[ok], a[ok], rtol=1e-4, atol=0.05)
+    np.testing.assert_allclose(pb[:, ok], pa[:, ok], rtol=1e-3, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def fitted_garch() -> MarkovSwitchingGarch:
+    r = glik.simulate(G, 500, np.random.default_rng(13))[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return MarkovSwitchingGarch(particles=300, runs=2).fit(r, seed=1)
+
+
+def test_ms_garch_block_state_update_and_refusals(fitted_garch):
+    xs = glik.simulate(G, 25, np.random.default_rng(14))[0]
+    a = MarkovSwitchingGarch.from_state(fitted_garch.state())
+    b = MarkovSwitchingGarch.from_state(fitted_garch.state())
+    fa, da = a.forecast_block(xs, (0.99, 0.975))
+    fb, db = forecast_day_by_day(b, xs, (0.99, 0.975))
+    assert fa == fb and np.array_equal(da, db) and a.state() == b.state()
+    # the returned density is the weighted two-state mixture at each particle's variances
+    c = MarkovSwitchingGarch.from_state(fitted_garch.state())
+    th, w, aux = c._theta, c._weights(), c._aux.copy()  # noqa: SLF001
+    f = np.sqrt((th.nu - 2) / th.nu)
+    x = 0.021
+    dens = sum(p * stats.t.pdf((x - th.mu) / (np.sqrt(hk) * f), th.nu) / (np.sqrt(hk) * f)
+               for p, hk in ((aux[0], aux[1]), (1 - aux[0], aux[2])))
+    assert c.update(x) == pytest.approx(math.log(w @ dens), rel=1e-10)
+    m = fitted_garch.forecast((0.99, 0.975))
+    assert all(lv.es > lv.var > 0 for lv in m.levels)
+    assert fitted_garch.forecast((0.99,), 5, seed=2).levels[0].var > m.levels[0].var
+    assert agent_class("ms-garch") is MarkovSwitchingGarch
+    bad = dict(G, omega2=1e-7)  # state 2's unconditional variance below state 1's
+    with pytest.raises(InvalidParameter, match="MarkovSwitchingGarch"):
+        fitted_garch.simulate(bad, 10)
+    with pytest.raises(InvalidState):
+        MarkovSwitching.from_state(fitted_garch.state())

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from swarmvar.emergence.simulate import Design, simulate
-from swarmvar.models import agent_class
 from swarmvar.models import _markov_switching_lik as lik
+from swarmvar.models import agent_class
 from swarmvar.models.markov_switching import MarkovSwitching
 from swarmvar.validation import backtest
 

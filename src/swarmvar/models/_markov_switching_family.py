@@ -45,8 +45,10 @@ class SwitchingTFamily:
 
     Parameters
     ----------
-    mu, scale1, scale2 : arrays ``(S,)``
-        Location and the two states' t scales (fractions).
+    mu : array ``(S,)``
+        Location (fraction).
+    scale1, scale2 : arrays ``(S,)`` or ``(D, S)``
+        The two states' t scales (fractions), per particle (per day).
     prob1 : array ``(S,)`` or ``(D, S)``
         ``P(state 1)`` per particle (per day).
     cache : TQuantileCache
@@ -61,7 +63,8 @@ class SwitchingTFamily:
     def __init__(self, mu: FloatArray, scale1: FloatArray, scale2: FloatArray,
                  prob1: FloatArray, cache: TQuantileCache, weights: FloatArray) -> None:
         self.mu, self.cache = mu, cache
-        self.scales = np.stack([scale1, scale2])  # (2, S)
+        sc = np.stack([scale1, scale2], axis=-2)  # (2, S) or (D, 2, S)
+        self.scales = sc[None, None] if sc.ndim == 2 else sc[:, None]  # (1 or D, 1, 2, S)
         p1 = np.atleast_2d(prob1)
         self.probs = np.stack([p1, 1.0 - p1], axis=1)[:, None]  # (D, 1, 2, S)
         w = np.atleast_2d(weights)
@@ -102,10 +105,14 @@ class SwitchingTFamily:
         """Per-particle VaR ``(D, L, S)``: between the two states' own VaRs."""
         q = np.stack([self.cache.level(a)[0] for a in alphas])  # (L, S), negative
         days = self.probs.shape[0]
-        lo = np.broadcast_to(-self.mu - self.scales[0] * q, (days, *q.shape))
-        hi = np.broadcast_to(-self.mu - self.scales[1] * q, (days, *q.shape))
+        v1 = -self.mu - self.scales[:, :, 0] * q
+        v2 = -self.mu - self.scales[:, :, 1] * q
+        # the states' own VaRs bracket the mixture's (in either order: MS-GARCH's state
+        # variances may cross)
+        lo = np.broadcast_to(np.minimum(v1, v2), (days, *q.shape))
+        hi = np.broadcast_to(np.maximum(v1, v2), (days, *q.shape))
         target = np.log1p(-np.asarray(alphas))[None, :, None]
-        v0 = self.probs[:, :, 0] * lo + self.probs[:, :, 1] * hi
+        v0 = self.probs[:, :, 0] * v1 + self.probs[:, :, 1] * v2
 
         def tail_dens(v: FloatArray) -> tuple[FloatArray, FloatArray]:
             tail, dens, _, _ = self._tail_dens(v)

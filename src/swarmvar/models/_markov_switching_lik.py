@@ -42,6 +42,8 @@ FloatArray = NDArray[np.float64]
 
 PARAMS = ("mu", "sigma1", "sigma2", "p11", "p22", "nu")
 DIM = 6
+#: Rows of the filter's per-particle state: the next day's ``P(s = 1)``.
+AUX_ROWS = 1
 MU_SD = 0.01
 LOG_SIGMA_MEAN = math.log(0.01)
 LOG_SIGMA_SD = 1.5
@@ -352,3 +354,30 @@ def loglik_fast(r: FloatArray, th: Theta) -> tuple[FloatArray, FloatArray]:
     ll = np.asarray(acc, dtype=float) + n * (t_log_norm(th.nu) - math.log(scale))
     p = np.asarray(pred, dtype=float)
     return np.where(np.isfinite(ll), ll, -np.inf), np.where(np.isfinite(p), np.clip(p, 0, 1), 0.5)
+
+
+# --- the agent's interface (shared with the MS-GARCH model) -----------------------------
+
+
+def filter_fast(r: FloatArray, th: Theta) -> tuple[FloatArray, FloatArray]:
+    """``(log-likelihood (S,), filter state (1, S))`` by the compiled filter."""
+    ll, pred = loglik_fast(r, th)
+    return ll, pred[None, :]
+
+
+def filter_step(th: Theta, norm: FloatArray, aux: FloatArray,
+                x: float) -> tuple[FloatArray, FloatArray]:
+    """:func:`step` on the filter state ``aux`` ``(1, S)``."""
+    dens, pred = step(th, norm, aux[0], x)
+    return dens, pred[None, :]
+
+
+def state_scales(th: Theta, aux: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """The two states' t scales ``(S,)`` (constant: ``aux`` is not needed)."""
+    return scales(th)
+
+
+def simulate_aux_paths(th: Theta, aux: FloatArray, steps: int, paths: int,
+                       rng: np.random.Generator) -> FloatArray:
+    """:func:`simulate_paths` from the filter state ``aux`` ``(1, P)``."""
+    return simulate_paths(th, aux[0], steps, paths, rng)

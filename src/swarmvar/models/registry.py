@@ -18,6 +18,7 @@ AGENT_MODULES: dict[str, str] = {
     "BetaSkewTEgarch": "swarmvar.models.score_driven",
     "HarArch": "swarmvar.models.har_arch",
     "MarkovSwitching": "swarmvar.models.markov_switching",
+    "MarkovSwitchingGarch": "swarmvar.models.markov_switching",
 }
 
 #: Short names accepted on the command line.
@@ -41,6 +42,8 @@ ALIASES: dict[str, str] = {
     "markov-switching": "MarkovSwitching",
     "ms": "MarkovSwitching",
     "msv": "MarkovSwitching",
+    "ms-garch": "MarkovSwitchingGarch",
+    "msgarch": "MarkovSwitchingGarch",
 }
 
 #: The default swarm, cheapest first; ``--agents`` picks any agent registered above.

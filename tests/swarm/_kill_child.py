@@ -1,6 +1,6 @@
 """A swarm run for the kill -9 battery (run as a script by test_swarm_recovery.py).
 
-Usage: python _kill_child.py HOME DAYS HOOK MARKER [REFIT_LAG [SPREAD]]
+Usage: python _kill_child.py HOME DAYS HOOK MARKER [REFIT_LAG [SPREAD [WORKERS]]]
 HOOK "checkpoint" pauses inside a checkpoint write (a state pack written, the
 index not yet committed), "ledger" inside a ledger transaction (rows inserted,
 not committed), after writing MARKER, so that the parent can kill it there;
@@ -66,9 +66,13 @@ def main() -> None:
     home, days, hook, marker = sys.argv[1], int(sys.argv[2]), sys.argv[3], Path(sys.argv[4])
     lag = int(sys.argv[5]) if len(sys.argv) > 5 else 0
     spread = int(sys.argv[6]) if len(sys.argv) > 6 else 1
+    workers = int(sys.argv[7]) if len(sys.argv) > 7 else 0
     pause_inside(hook, marker, batch_rows=4)
     r = load("sp500").iloc[: WINDOW + days]
-    with Swarm(["sp500"], home=home, spread=spread, **settings(lag)) as swarm:
+    from swarmvar.swarm import LocalExecutor
+
+    with Swarm(["sp500"], home=home, spread=spread, executor=LocalExecutor(workers),
+               **settings(lag)) as swarm:
         swarm.start({"sp500": r.iloc[:WINDOW]})
         swarm.run(Replay(r, portfolio="sp500", start=WINDOW))
 

@@ -44,17 +44,17 @@ def _reference(tmp_path: Path, sp500, days: int, lag: int = 0) -> dict[int, list
     return _beats(home)
 
 
-def _spawn(home: Path, days: int, hook: str, marker: Path, lag: int = 0, spread: int = 1
-           ) -> subprocess.Popen[bytes]:
+def _spawn(home: Path, days: int, hook: str, marker: Path, lag: int = 0, spread: int = 1,
+           workers: int = 0) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     with open(marker.with_suffix(".err"), "wb") as err:
         return subprocess.Popen([sys.executable, str(CHILD), str(home), str(days), hook,
-                                 str(marker), str(lag), str(spread)], env=env,
+                                 str(marker), str(lag), str(spread), str(workers)], env=env,
                                 stdout=subprocess.DEVNULL, stderr=err)
 
 
 def _battery(tmp_path: Path, sp500, days: int, plan: list[str], seed: int, lag: int = 0,
-             spread: int = 1) -> None:
+             spread: int = 1, workers: int = 0) -> None:
     expected = _reference(tmp_path, sp500, days, lag)
     assert sorted(expected) == list(range(1, days + 1))
     home = tmp_path / "killed"
@@ -62,7 +62,8 @@ def _battery(tmp_path: Path, sp500, days: int, plan: list[str], seed: int, lag: 
     kills = 0
     for step, kind in enumerate(plan):
         marker = tmp_path / f"marker-{step}"
-        proc = _spawn(home, days, kind if kind != "random" else "none", marker, lag, spread)
+        proc = _spawn(home, days, kind if kind != "random" else "none", marker, lag, spread,
+                      workers)
         deadline = time.monotonic() + 60
         if kind == "random":
             time.sleep(rng.uniform(0.2, 3.0))
@@ -76,7 +77,7 @@ def _battery(tmp_path: Path, sp500, days: int, plan: list[str], seed: int, lag: 
         got = _beats(home)  # after every kill: a gap-free prefix, each beat once, as expected
         assert sorted(got) == list(range(1, len(got) + 1))
         assert all(got[s] == expected[s] for s in got)
-    final = _spawn(home, days, "none", tmp_path / "marker-final", lag, spread)
+    final = _spawn(home, days, "none", tmp_path / "marker-final", lag, spread, workers)
     final.wait(timeout=300)
     assert final.returncode == 0, (tmp_path / "marker-final.err").read_text()[-2000:]
     got = _beats(home)
@@ -104,6 +105,14 @@ def test_kill_minus_nine_spread_battery_of_12(tmp_path, sp500):
     plan = ["random"] * 6 + ["checkpoint"] * 3 + ["ledger"] * 3
     random.Random(8).shuffle(plan)
     _battery(tmp_path, sp500, 120, plan, seed=9, spread=2)
+
+
+@pytest.mark.slow
+def test_kill_minus_nine_spread_over_worker_processes(tmp_path, sp500):
+    """The groups on two worker processes: the run (and with it its workers) killed 8 times."""
+    plan = ["random"] * 4 + ["checkpoint"] * 2 + ["ledger"] * 2
+    random.Random(10).shuffle(plan)
+    _battery(tmp_path, sp500, 80, plan, seed=11, spread=2, workers=2)
 
 
 @pytest.mark.slow

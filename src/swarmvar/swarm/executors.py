@@ -162,10 +162,22 @@ def place(config: PortfolioConfig, shards: int) -> int:
 
 
 def _serve(conn: Any) -> None:
-    """A worker process: a shard answering (op, arg) messages until told to stop."""
+    """A worker process: a shard answering (op, arg) messages until told to stop.
+
+    It also stops when its parent is gone (a runtime killed with SIGKILL): a
+    sibling forked later holds the parent's end of this pipe, so the end of
+    the pipe alone would never come and the worker would outlive the run.
+    """
+    import os
+
+    parent = os.getppid()
     shard = Shard()
     while True:
         try:
+            while not conn.poll(1.0):
+                if os.getppid() != parent:  # orphaned: the run is gone
+                    shard.close()
+                    return
             op, arg = conn.recv()
         except (EOFError, OSError):
             return

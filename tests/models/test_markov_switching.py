@@ -270,21 +270,24 @@ def test_bad_input_raises_the_agents_errors(fitted):
 
 # --- MarkovSwitchingGarch (Haas, Mittnik & Paolella 2004) -------------------------------
 
-G = {"mu": 0.0003, "omega1": 2e-6, "alpha1": 0.05, "beta1": 0.9, "omega2": 2e-5,
-     "alpha2": 0.1, "beta2": 0.85, "p11": 0.97, "p22": 0.9, "nu": 6.0}
+G = {"mu": 0.0003, "omega1": 2e-6, "alpha1": 0.03, "beta1": 0.9, "gamma1": 0.04,
+     "omega2": 2e-5, "alpha2": 0.05, "beta2": 0.85, "gamma2": 0.1, "p11": 0.97, "p22": 0.9,
+     "nu": 6.0}
+GJR = glik.ASYMMETRIC
 
 
 def test_ms_garch_filter_equals_the_sum_over_all_state_paths():
     """Each state's GARCH variance is a function of past returns only: enumerate the paths."""
-    r = glik.simulate(G, 10, np.random.default_rng(0))[0]
-    th = glik.theta(**G)
+    th = GJR.theta(**G)
+    r = glik.simulate(th, 10, np.random.default_rng(0))[0]
     v1, v2 = th.unconditional()
     h = np.empty((2, r.size))
     h[:, 0] = v1[0], v2[0]
     for t in range(1, r.size):
-        e2 = (r[t - 1] - G["mu"]) ** 2
-        h[0, t] = G["omega1"] + G["alpha1"] * e2 + G["beta1"] * h[0, t - 1]
-        h[1, t] = G["omega2"] + G["alpha2"] * e2 + G["beta2"] * h[1, t - 1]
+        e = r[t - 1] - G["mu"]
+        for k in (0, 1):
+            a = G[f"alpha{k + 1}"] + (e < 0) * G[f"gamma{k + 1}"]
+            h[k, t] = G[f"omega{k + 1}"] + a * e * e + G[f"beta{k + 1}"] * h[k, t - 1]
     f = math.sqrt((G["nu"] - 2) / G["nu"])
     dens = stats.t.pdf(r - G["mu"], G["nu"], scale=np.sqrt(h) * f)  # (2, T)
     trans = np.array([[G["p11"], 1 - G["p11"]], [1 - G["p22"], G["p22"]]])
@@ -300,14 +303,17 @@ def test_ms_garch_filter_equals_the_sum_over_all_state_paths():
     np.testing.assert_allclose(aux_fast, aux, rtol=1e-4)
 
 
-def test_ms_garch_compiled_filter_and_prior_transforms():
+@pytest.mark.parametrize("model", [glik.SYMMETRIC, glik.ASYMMETRIC])
+def test_ms_garch_compiled_filter_and_prior_transforms(model):
     rng = np.random.default_rng(12)
-    th = glik.sample_prior(300, rng)
-    assert np.all(glik.is_valid(th))
-    u = glik.to_unconstrained(th)
-    assert np.all(np.isfinite(glik.log_prior_u(u)))
-    np.testing.assert_allclose(glik.to_unconstrained(glik.from_unconstrained(u)), u, atol=1e-8)
-    r = glik.simulate(G, 400, rng)[0]
+    th = model.sample_prior(300, rng)
+    assert np.all(model.is_valid(th))
+    assert model.asymmetric or not np.any(th.gamma1)
+    u = model.to_unconstrained(th)
+    assert u.shape == (300, model.DIM)
+    assert np.all(np.isfinite(model.log_prior_u(u)))
+    np.testing.assert_allclose(model.to_unconstrained(model.from_unconstrained(u)), u, atol=1e-7)
+    r = glik.simulate(GJR.theta(**G), 400, rng)[0]
     a, pa = glik.loglik(r, th)
     b, pb = glik.filter_fast(r, th)
     ok = np.isfinite(a)
@@ -318,14 +324,14 @@ def test_ms_garch_compiled_filter_and_prior_transforms():
 
 @pytest.fixture(scope="module")
 def fitted_garch() -> MarkovSwitchingGarch:
-    r = glik.simulate(G, 500, np.random.default_rng(13))[0]
+    r = glik.simulate(GJR.theta(**G), 500, np.random.default_rng(13))[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         return MarkovSwitchingGarch(particles=300, runs=2).fit(r, seed=1)
 
 
 def test_ms_garch_block_state_update_and_refusals(fitted_garch):
-    xs = glik.simulate(G, 25, np.random.default_rng(14))[0]
+    xs = glik.simulate(GJR.theta(**G), 25, np.random.default_rng(14))[0]
     a = MarkovSwitchingGarch.from_state(fitted_garch.state())
     b = MarkovSwitchingGarch.from_state(fitted_garch.state())
     fa, da = a.forecast_block(xs, (0.99, 0.975))
@@ -343,6 +349,8 @@ def test_ms_garch_block_state_update_and_refusals(fitted_garch):
     assert all(lv.es > lv.var > 0 for lv in m.levels)
     assert fitted_garch.forecast((0.99,), 5, seed=2).levels[0].var > m.levels[0].var
     assert agent_class("ms-garch") is MarkovSwitchingGarch
+    assert set(fitted_garch.posterior_draws()) == set(GJR.PARAMS)
+    assert "gamma1" not in MarkovSwitchingGarch(asymmetric=False).sample_prior(3, seed=1)
     bad = dict(G, omega2=1e-7)  # state 2's unconditional variance below state 1's
     with pytest.raises(InvalidParameter, match="MarkovSwitchingGarch"):
         fitted_garch.simulate(bad, 10)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -38,25 +39,28 @@ from . import _markov_switching_lik as base
 
 FloatArray = NDArray[np.float64]
 
-PARAMS = ("mu", "omega1", "alpha1", "beta1", "omega2", "alpha2", "beta2", "p11", "p22", "nu")
-DIM = 10
 AUX_ROWS = 3
-U_LOW = np.array([-1.0, math.log(1e-9), -12.0, -15.0, -15.0, -15.0, -15.0, -20.0, -20.0, -10.0])
-U_HIGH = np.array([1.0, math.log(10.0), 4.0, 15.0, 15.0, 15.0, 15.0, 20.0, 20.0, 9.0])
 JAX_CHUNK = 512
 UNROLL = 8
+#: Box of the unconstrained coordinates (the prior is zero outside): mu, log sd_1, log k,
+#: then per state the additive-log-ratio coordinates, then logit p11, logit p22, log(nu-2).
+_HEAD_LOW, _HEAD_HIGH = [-1.0, math.log(1e-9), -12.0], [1.0, math.log(10.0), 4.0]
+_TAIL_LOW, _TAIL_HIGH = [-20.0, -20.0, -10.0], [20.0, 20.0, 9.0]
+ALR_BOUND = 15.0
 
 
 class Theta(NamedTuple):
-    """Constrained parameters, each ``(S,)``."""
+    """Constrained parameters, each ``(S,)`` (``gamma_k = 0`` in the symmetric model)."""
 
     mu: FloatArray
     omega1: FloatArray
     alpha1: FloatArray
     beta1: FloatArray
+    gamma1: FloatArray
     omega2: FloatArray
     alpha2: FloatArray
     beta2: FloatArray
+    gamma2: FloatArray
     p11: FloatArray
     p22: FloatArray
     nu: FloatArray
@@ -64,88 +68,165 @@ class Theta(NamedTuple):
     def take(self, idx: NDArray[np.intp]) -> Theta:
         return Theta(*(p[idx] for p in self))
 
-    def as_dict(self) -> dict[str, FloatArray]:
-        return {k: np.asarray(v, dtype=float).copy() for k, v in zip(PARAMS, self, strict=True)}
-
     @property
     def ergodic(self) -> FloatArray:
         out: FloatArray = (1.0 - self.p22) / (2.0 - self.p11 - self.p22)
         return out
 
+    def persistence(self) -> tuple[FloatArray, FloatArray]:
+        """``alpha + gamma / 2 + beta`` of each state ``(S,)``."""
+        return (self.alpha1 + 0.5 * self.gamma1 + self.beta1,
+                self.alpha2 + 0.5 * self.gamma2 + self.beta2)
+
     def unconditional(self) -> tuple[FloatArray, FloatArray]:
-        """Each state's unconditional variance ``omega / (1 - alpha - beta)`` ``(S,)``."""
-        return (self.omega1 / (1.0 - self.alpha1 - self.beta1),
-                self.omega2 / (1.0 - self.alpha2 - self.beta2))
+        """Each state's unconditional variance ``omega / (1 - persistence)`` ``(S,)``."""
+        q1, q2 = self.persistence()
+        return self.omega1 / (1.0 - q1), self.omega2 / (1.0 - q2)
 
 
-def theta(**p: float) -> Theta:
-    """One parameter vector (keywords :data:`PARAMS`) as length-1 arrays."""
-    return Theta(*(np.array([float(p[k])]) for k in PARAMS))
+def _alr_inverse(x: FloatArray) -> FloatArray:
+    """Additive-log-ratio inverse: coordinates ``(S, k)`` -> composition ``(S, k + 1)``."""
+    z = np.concatenate([x, np.zeros((x.shape[0], 1))], axis=1)
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    out: FloatArray = z / z.sum(axis=1, keepdims=True)
+    return out
 
 
-def is_valid(th: Theta) -> NDArray[np.bool_]:
-    v1, v2 = th.unconditional()
-    ok: NDArray[np.bool_] = (
-        np.isfinite(th.mu) & (th.omega1 > 0) & (th.omega2 > 0) & (th.alpha1 >= 0)
-        & (th.alpha2 >= 0) & (th.beta1 >= 0) & (th.beta2 >= 0)
-        & (th.alpha1 + th.beta1 < 1) & (th.alpha2 + th.beta2 < 1) & (v1 < v2)
-        & (th.p11 > 0) & (th.p11 < 1) & (th.p22 > 0) & (th.p22 < 1) & (th.nu > 2)
-        & np.isfinite(th.nu) & np.isfinite(v2))
-    return ok
+@dataclass(frozen=True)
+class Model:
+    """The MS-GARCH model, symmetric (GARCH) or asymmetric (GJR) in each state.
+
+    The interface :class:`~swarmvar.models.markov_switching.MarkovSwitching`
+    runs on (as :mod:`._markov_switching_lik` offers it for the MS-t).
+    """
+
+    asymmetric: bool
+
+    @property
+    def per_state(self) -> int:
+        """ALR coordinates per state: Dirichlet(1,1,1) or, GJR, Dirichlet(1,1,1,1)."""
+        return 3 if self.asymmetric else 2
+
+    @property
+    def DIM(self) -> int:  # noqa: N802 - the module-level name of the MS-t model
+        return 6 + 2 * self.per_state
+
+    AUX_ROWS = AUX_ROWS
+
+    @property
+    def PARAMS(self) -> tuple[str, ...]:  # noqa: N802
+        state = ("omega{k}", "alpha{k}", "beta{k}") + (("gamma{k}",) if self.asymmetric else ())
+        return ("mu", *(n.format(k=k) for k in (1, 2) for n in state), "p11", "p22", "nu")
+
+    def bounds(self) -> tuple[FloatArray, FloatArray]:
+        k = 2 * self.per_state
+        return (np.array(_HEAD_LOW + [-ALR_BOUND] * k + _TAIL_LOW),
+                np.array(_HEAD_HIGH + [ALR_BOUND] * k + _TAIL_HIGH))
+
+    def draws(self, th: Theta) -> dict[str, FloatArray]:
+        full = th._asdict()
+        return {k: np.asarray(full[k], dtype=float).copy() for k in self.PARAMS}
+
+    def theta(self, **p: float) -> Theta:
+        values = {k: float(p[k]) for k in self.PARAMS}
+        values.setdefault("gamma1", 0.0)
+        values.setdefault("gamma2", 0.0)
+        return Theta(*(np.array([values[k]]) for k in Theta._fields))
+
+    def is_valid(self, th: Theta) -> NDArray[np.bool_]:
+        v1, v2 = th.unconditional()
+        q1, q2 = th.persistence()
+        ok = np.isfinite(th.mu) & np.isfinite(v2) & (v1 < v2) & (th.nu > 2) & np.isfinite(th.nu)
+        ok &= (th.p11 > 0) & (th.p11 < 1) & (th.p22 > 0) & (th.p22 < 1)
+        for om, a, b, g, q in ((th.omega1, th.alpha1, th.beta1, th.gamma1, q1),
+                               (th.omega2, th.alpha2, th.beta2, th.gamma2, q2)):
+            ok &= (om > 0) & (a >= 0) & (a + g >= 0) & (b >= 0) & (q < 1)
+        if not self.asymmetric:
+            ok &= (th.gamma1 == 0) & (th.gamma2 == 0)
+        result: NDArray[np.bool_] = ok
+        return result
+
+    def _split(self, u: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        k = self.per_state
+        return u[:, 3 : 3 + k], u[:, 3 + k : 3 + 2 * k], np.column_stack([u[:, :3], u[:, -3:]])
+
+    def _state(self, x: FloatArray, var: FloatArray) -> tuple[FloatArray, ...]:
+        """``(omega, alpha, beta, gamma)`` from ALR coordinates and the unconditional variance."""
+        d = _alr_inverse(x)
+        if self.asymmetric:  # (alpha/2, (alpha+gamma)/2, beta, 1 - persistence)
+            alpha, gamma, beta = 2.0 * d[:, 0], 2.0 * (d[:, 1] - d[:, 0]), d[:, 2]
+        else:  # (alpha, beta, 1 - persistence)
+            alpha, beta, gamma = d[:, 0], d[:, 1], np.zeros(x.shape[0])
+        return var * d[:, -1], alpha, beta, gamma
+
+    def from_unconstrained(self, u: FloatArray) -> Theta:
+        """``u`` ``(S, DIM)`` -> :class:`Theta` (clipped to a margin around the box)."""
+        low, high = self.bounds()
+        u = np.clip(u, low - 1.0, high + 1.0)
+        x1, x2, plain = self._split(u)
+        sd1 = np.exp(plain[:, 1])
+        sd2 = sd1 * np.exp(np.exp(plain[:, 2]))
+        s1 = self._state(x1, sd1 * sd1)
+        s2 = self._state(x2, sd2 * sd2)
+        return Theta(plain[:, 0].copy(), *s1, *s2, special.expit(plain[:, 3]),
+                     special.expit(plain[:, 4]), 2.0 + np.exp(plain[:, 5]))
+
+    def to_unconstrained(self, th: Theta) -> FloatArray:
+        v1, v2 = th.unconditional()
+        cols = [th.mu, 0.5 * np.log(v1), np.log(0.5 * np.log(v2 / v1))]
+        for a, b, g, q in ((th.alpha1, th.beta1, th.gamma1, th.persistence()[0]),
+                           (th.alpha2, th.beta2, th.gamma2, th.persistence()[1])):
+            c = 1.0 - q
+            parts = [a / 2, (a + g) / 2, b] if self.asymmetric else [a, b]
+            cols += [np.log(x / c) for x in parts]
+        cols += [special.logit(th.p11), special.logit(th.p22), np.log(th.nu - 2.0)]
+        return np.column_stack(cols)
+
+    def log_prior_u(self, u: FloatArray) -> FloatArray:
+        """Log prior density of ``u`` ``(S, DIM)`` with the Jacobians; ``-inf`` outside."""
+        x1, x2, plain = self._split(u)
+        out = base.log_prior_u(plain)  # mu, sd_1, k, p's, nu as the MS-t's
+        const = math.lgamma(self.per_state + 1.0)  # Dirichlet(1, ..., 1) on k + 1 parts
+        with np.errstate(divide="ignore"):
+            for x in (x1, x2):
+                out = out + np.log(_alr_inverse(x)).sum(axis=1) + const
+        low, high = self.bounds()
+        inside = np.all((u > low) & (u < high), axis=1)
+        result: FloatArray = np.where(inside & np.isfinite(out), out, -np.inf)
+        return result
+
+    def sample_prior(self, n: int, rng: np.random.Generator) -> Theta:
+        plain = base.to_unconstrained(base.sample_prior(n, rng))
+        k = self.per_state
+        cols = []
+        for _ in (1, 2):
+            d = np.clip(rng.dirichlet(np.ones(k + 1), n), 1e-6, None)
+            cols.append(np.log(d[:, :k] / d[:, k:]))
+        u = np.column_stack([plain[:, :3], *cols, plain[:, 3:]])
+        low, high = self.bounds()
+        return self.from_unconstrained(np.clip(u, low + 1e-9, high - 1e-9))
+
+    def filter_fast(self, r: FloatArray, th: Theta) -> tuple[FloatArray, FloatArray]:
+        return filter_fast(r, th)
+
+    def filter_step(self, th: Theta, norm: FloatArray, aux: FloatArray,
+                    x: float) -> tuple[FloatArray, FloatArray]:
+        return filter_step(th, norm, aux, x)
+
+    def state_scales(self, th: Theta, aux: FloatArray) -> tuple[FloatArray, FloatArray]:
+        return state_scales(th, aux)
+
+    def simulate(self, p: dict[str, float], n: int,
+                 rng: np.random.Generator) -> tuple[FloatArray, NDArray[np.intp]]:
+        return simulate(self.theta(**p), n, rng)
+
+    def simulate_aux_paths(self, th: Theta, aux: FloatArray, steps: int, paths: int,
+                           rng: np.random.Generator) -> FloatArray:
+        return simulate_aux_paths(th, aux, steps, paths, rng)
 
 
-def _alr_inverse(a: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
-    top = np.maximum(np.maximum(a, b), 0.0)
-    ea, eb, ec = np.exp(a - top), np.exp(b - top), np.exp(-top)
-    total = ea + eb + ec
-    return ea / total, eb / total, ec / total
-
-
-def from_unconstrained(u: FloatArray) -> Theta:
-    """``u`` ``(S, 10)`` -> :class:`Theta` (clipped to a margin around the prior's box)."""
-    u = np.clip(u, U_LOW - 1.0, U_HIGH + 1.0)
-    sd1 = np.exp(u[:, 1])
-    sd2 = sd1 * np.exp(np.exp(u[:, 2]))
-    a1, b1, c1 = _alr_inverse(u[:, 3], u[:, 4])
-    a2, b2, c2 = _alr_inverse(u[:, 5], u[:, 6])
-    return Theta(u[:, 0].copy(), sd1 * sd1 * c1, a1, b1, sd2 * sd2 * c2, a2, b2,
-                 special.expit(u[:, 7]), special.expit(u[:, 8]), 2.0 + np.exp(u[:, 9]))
-
-
-def to_unconstrained(th: Theta) -> FloatArray:
-    v1, v2 = th.unconditional()
-    c1 = 1.0 - th.alpha1 - th.beta1
-    c2 = 1.0 - th.alpha2 - th.beta2
-    return np.column_stack([
-        th.mu, 0.5 * np.log(v1), np.log(0.5 * np.log(v2 / v1)),
-        np.log(th.alpha1 / c1), np.log(th.beta1 / c1), np.log(th.alpha2 / c2),
-        np.log(th.beta2 / c2), special.logit(th.p11), special.logit(th.p22),
-        np.log(th.nu - 2.0)])
-
-
-def log_prior_u(u: FloatArray) -> FloatArray:
-    """Log prior density of ``u`` ``(S, 10)`` with the Jacobians; ``-inf`` outside the box."""
-    plain = base.log_prior_u(np.column_stack([u[:, :3], u[:, 7:]]))  # mu, sd1, k, p's, nu
-    inside = np.all((u > U_LOW) & (u < U_HIGH), axis=1)
-    with np.errstate(divide="ignore"):
-        out = plain
-        for j in (3, 5):  # Dirichlet(1,1,1) in ALR coordinates: log a + log b + log c (+ log 2)
-            a, b, c = _alr_inverse(u[:, j], u[:, j + 1])
-            out = out + np.log(a) + np.log(b) + np.log(c) + math.log(2.0)
-    result: FloatArray = np.where(inside & np.isfinite(out), out, -np.inf)
-    return result
-
-
-def sample_prior(n: int, rng: np.random.Generator) -> Theta:
-    plain = base.to_unconstrained(base.sample_prior(n, rng))
-    u = np.empty((n, DIM))
-    u[:, :3], u[:, 7:] = plain[:, :3], plain[:, 3:]
-    for j in (3, 5):
-        d = rng.dirichlet(np.ones(3), n)
-        d = np.clip(d, 1e-6, None)
-        u[:, j], u[:, j + 1] = np.log(d[:, 0] / d[:, 2]), np.log(d[:, 1] / d[:, 2])
-    u = np.clip(u, U_LOW + 1e-9, U_HIGH - 1e-9)
-    return from_unconstrained(u)
+SYMMETRIC = Model(asymmetric=False)
+ASYMMETRIC = Model(asymmetric=True)
 
 
 def state_scales(th: Theta, aux: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -175,9 +256,10 @@ def filter_step(th: Theta, norm: FloatArray, aux: FloatArray,
         post = pred * f1 / lik
         dens = np.log(lik) + top + norm
     nxt = (1.0 - th.p22) + (th.p11 + th.p22 - 1.0) * post
+    neg = x < th.mu
     out = np.stack([np.where(np.isfinite(nxt), nxt, pred),
-                    th.omega1 + th.alpha1 * e2 + th.beta1 * h1,
-                    th.omega2 + th.alpha2 * e2 + th.beta2 * h2])
+                    th.omega1 + (th.alpha1 + neg * th.gamma1) * e2 + th.beta1 * h1,
+                    th.omega2 + (th.alpha2 + neg * th.gamma2) * e2 + th.beta2 * h2])
     return np.where(np.isfinite(dens), dens, -np.inf), out
 
 
@@ -199,7 +281,7 @@ def _chunk_fn(n_particles: int) -> Any:
     import jax.numpy as jnp
 
     def body(carry, inp):  # type: ignore[no-untyped-def]
-        pred, h1, h2, acc, mu, om1, a1, b1, om2, a2, b2, half, inv_nm2, c0, c1 = carry
+        pred, h1, h2, acc, mu, om1, a1, b1, om2, a2, b2, half, inv_nm2, c0, c1, n1, n2 = carry
         y, m = inp
         e = y - mu
         e2 = e * e
@@ -211,10 +293,11 @@ def _chunk_fn(n_particles: int) -> Any:
         lik = f2 + pred * (f1 - f2)
         nxt = c0 + c1 * (pred * f1 / lik)
         pred = jnp.where(m, nxt, pred)
-        h1 = jnp.where(m, om1 + a1 * e2 + b1 * h1, h1)
-        h2 = jnp.where(m, om2 + a2 * e2 + b2 * h2, h2)
+        h1 = jnp.where(m, om1 + jnp.where(e < 0, n1, a1) * e2 + b1 * h1, h1)
+        h2 = jnp.where(m, om2 + jnp.where(e < 0, n2, a2) * e2 + b2 * h2, h2)
         acc = acc + jnp.where(m, jnp.log(lik) + top, 0.0)
-        return (pred, h1, h2, acc, mu, om1, a1, b1, om2, a2, b2, half, inv_nm2, c0, c1), None
+        return (pred, h1, h2, acc, mu, om1, a1, b1, om2, a2, b2, half, inv_nm2, c0, c1, n1,
+                n2), None
 
     def chunk(y, n_valid, *carry):  # type: ignore[no-untyped-def]
         mask = jnp.arange(JAX_CHUNK) < n_valid
@@ -224,7 +307,7 @@ def _chunk_fn(n_particles: int) -> Any:
     spec = jax.ShapeDtypeStruct
     vec = spec((n_particles,), np.float32)  # type: ignore[no-untyped-call]
     shapes = (spec((JAX_CHUNK,), np.float32), spec((), np.int32),  # type: ignore[no-untyped-call]
-              *[vec] * 15)
+              *[vec] * 17)
     with _garch_lik._compiling(_garch_lik.compilation_cache()):  # noqa: SLF001
         return jax.jit(chunk).lower(*shapes).compile()
 
@@ -242,7 +325,8 @@ def filter_fast(r: FloatArray, th: Theta) -> tuple[FloatArray, FloatArray]:
     with np.errstate(over="ignore", invalid="ignore"):
         carry = [th.ergodic, v1 / s2, v2 / s2, np.zeros(s), th.mu / scale, th.omega1 / s2,
                  th.alpha1, th.beta1, th.omega2 / s2, th.alpha2, th.beta2, 0.5 * (th.nu + 1.0),
-                 1.0 / (th.nu - 2.0), 1.0 - th.p22, th.p11 + th.p22 - 1.0]
+                 1.0 / (th.nu - 2.0), 1.0 - th.p22, th.p11 + th.p22 - 1.0,
+                 th.alpha1 + th.gamma1, th.alpha2 + th.gamma2]
         args = [np.asarray(c, dtype=f32) for c in carry]
     fn = _chunk_fn(s)
     pred, h1, h2, acc = args[:4]
@@ -263,10 +347,10 @@ def filter_fast(r: FloatArray, th: Theta) -> tuple[FloatArray, FloatArray]:
     return ll, aux
 
 
-def simulate(p: dict[str, float], n: int, rng: np.random.Generator) -> tuple[FloatArray,
-                                                                               NDArray[np.intp]]:
-    """``n`` returns and states at ``p`` (first state ergodic, variances unconditional)."""
-    th = theta(**p)
+def simulate(th: Theta, n: int, rng: np.random.Generator) -> tuple[FloatArray,
+                                                                     NDArray[np.intp]]:
+    """``n`` returns and states at one parameter vector ``th`` (first state ergodic, variances
+    unconditional)."""
     paths, states = _walk(th, start_aux(th), n, 1, rng)
     return paths[0, 0], states[0]
 
@@ -297,6 +381,7 @@ def _walk(th: Theta, aux: FloatArray, steps: int, paths: int,
         e = np.sqrt(np.where(state, h2, h1)) * eps
         out[:, :, t] = col["mu"] + e
         states[:, t] = state[:, 0]
-        h1 = col["omega1"] + col["alpha1"] * e * e + col["beta1"] * h1
-        h2 = col["omega2"] + col["alpha2"] * e * e + col["beta2"] * h2
+        neg = e < 0
+        h1 = col["omega1"] + (col["alpha1"] + neg * col["gamma1"]) * e * e + col["beta1"] * h1
+        h2 = col["omega2"] + (col["alpha2"] + neg * col["gamma2"]) * e * e + col["beta2"] * h2
     return out, states

@@ -359,6 +359,11 @@ def loglik_fast(r: FloatArray, th: Theta) -> tuple[FloatArray, FloatArray]:
 # --- the agent's interface (shared with the MS-GARCH model) -----------------------------
 
 
+def draws(th: Theta) -> dict[str, FloatArray]:
+    """The parameters by name ``(S,)`` each (copies)."""
+    return th.as_dict()
+
+
 def filter_fast(r: FloatArray, th: Theta) -> tuple[FloatArray, FloatArray]:
     """``(log-likelihood (S,), filter state (1, S))`` by the compiled filter."""
     ll, pred = loglik_fast(r, th)

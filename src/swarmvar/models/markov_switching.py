@@ -157,7 +157,7 @@ class MarkovSwitching(Agent):
             u[idx], ll[idx], aux[:, idx], acceptance = moved
             logw[idx] = 0.0
             stages += 1
-        draws = m.from_unconstrained(u).as_dict()
+        draws = m.draws(m.from_unconstrained(u))
         rhat, ess_b, ess_t = summarize({k: v.reshape(runs, per) for k, v in draws.items()})
         keep = _sir.systematic_resample(np.full(u.shape[0], 1.0 / u.shape[0]),
                                         float(rng.random()), per)
@@ -384,7 +384,8 @@ class MarkovSwitching(Agent):
     def sample_prior(self, n: int, *, seed: Seed = None) -> dict[str, FloatArray]:
         """``n`` prior draws of the model's parameters (``mu, sigma1, sigma2, p11, p22, nu``)."""
         n = check_whole("n", n, 1, 10**7)
-        return dict(self._model.sample_prior(n, rng_from(seed)).as_dict())
+        m = self._model
+        return dict(m.draws(m.sample_prior(n, rng_from(seed))))
 
     def simulate(self, params: Mapping[str, float], n: int, *, seed: Seed = None) -> FloatArray:
         """``n`` returns from the model at ``params`` (first state from the ergodic law)."""
@@ -403,7 +404,7 @@ class MarkovSwitching(Agent):
         """The particles resampled to equal weights (systematic, deterministic offset 0.5)."""
         self._require_fitted()
         idx = _sir.systematic_resample(self._weights(), 0.5)
-        return dict(self._theta.take(idx).as_dict())
+        return dict(self._model.draws(self._theta.take(idx)))
 
     # --- state -------------------------------------------------------------------------
 
@@ -458,22 +459,40 @@ class MarkovSwitching(Agent):
 
 
 class MarkovSwitchingGarch(MarkovSwitching):
-    """Bayesian two-state Markov-switching GARCH(1,1)-t (Haas, Mittnik & Paolella 2004).
+    """Bayesian two-state Markov-switching (GJR-)GARCH(1,1)-t (Haas, Mittnik & Paolella 2004).
 
     Each state keeps its own GARCH(1,1) variance driven by the common returns,
-    ``h_{k,t} = omega_k + alpha_k e_{t-1}^2 + beta_k h_{k,t-1}``, ordered by
-    their unconditional variances (:mod:`._markov_switching_garch_lik`): the
-    regime switch of :class:`MarkovSwitching` plus the gradual volatility of
+    ``h_{k,t} = omega_k + (alpha_k + gamma_k 1[e_{t-1} < 0]) e_{t-1}^2 + beta_k
+    h_{k,t-1}`` (``gamma_k = 0`` unless ``asymmetric``: GJR leverage in each
+    state), ordered by their unconditional variances
+    (:mod:`._markov_switching_garch_lik`): the regime switch of
+    :class:`MarkovSwitching` plus the gradual volatility of
     :class:`~swarmvar.models.garch_t.GarchT` inside each regime. The same
     sampler, filter steps (each particle also carries the two states' next
-    variances), forecasts and parameters as :class:`MarkovSwitching`.
+    variances) and exact mixture forecasts as :class:`MarkovSwitching`.
+
+    Parameters
+    ----------
+    particles, runs, ess_threshold
+        As :class:`MarkovSwitching`.
+    asymmetric : bool
+        GJR leverage in each state (negative returns raise the variance more).
     """
 
     name = "MarkovSwitchingGarch"
-    _model: Any = garch_lik
-    _support = ("finite mu, omega_k > 0, alpha_k, beta_k >= 0, alpha_k + beta_k < 1, state 1's "
-                "unconditional variance below state 2's, 0 < p11, p22 < 1 and nu > 2")
+    _model: Any = garch_lik.ASYMMETRIC
+    _support = ("finite mu, omega_k > 0, alpha_k, alpha_k + gamma_k, beta_k >= 0, "
+                "alpha_k + gamma_k / 2 + beta_k < 1, state 1's unconditional variance below "
+                "state 2's, 0 < p11, p22 < 1 and nu > 2 (gamma_k = 0 unless asymmetric)")
     cost_hint = (6.0, 80.0)  # ms: a backtest day at h = 1 (refits included), a 10-day forecast
+
+    def __init__(self, particles: int = 1000, runs: int = 4, ess_threshold: float = 0.5,
+                 asymmetric: bool = True) -> None:
+        super().__init__(particles, runs, ess_threshold)
+        if not isinstance(asymmetric, (bool, np.bool_)):
+            raise InvalidParameter(f"asymmetric must be True or False, not {asymmetric!r}")
+        self.asymmetric = bool(asymmetric)
+        self._model = garch_lik.ASYMMETRIC if self.asymmetric else garch_lik.SYMMETRIC
 
 
 def _scaled(ll: FloatArray, power: float | FloatArray) -> FloatArray:

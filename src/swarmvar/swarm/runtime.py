@@ -591,8 +591,8 @@ class Swarm:
             names = [p for p in names if p not in lost]
             units = [u for u in units if u not in lost]
         for p, (values, when) in list(self._unbegun.items()):
-            self._shells[p].begin(values, when, _forecasts_in(
-                [blobs[g] for g in self._groups[p]]))
+            self._shells[p].begin(values, when, _forecasts_in(  # (a group lost here: without)
+                [blobs[g] for g in self._groups[p] if g in blobs]))
             del self._unbegun[p]
         marks = dict(self._marks)
         states: dict[str, bytes] = {STATE_PREFIX + p: b for p, b in blobs.items()}

@@ -44,3 +44,19 @@ def test_var_tracks_the_regime_switch_truth_better_than_garch_t():
         cover.append(float(np.mean((ms.var_lo <= truth) & (truth <= ms.var_hi))))
     assert np.mean(err["MarkovSwitching"]) < 0.85 * np.mean(err["GarchT"])
     assert 0.8 <= np.mean(cover) <= 0.99
+
+
+def test_ms_garch_posterior_recovers_the_simulated_parameters():
+    from swarmvar.models import _markov_switching_garch_lik as glik
+    from swarmvar.models.markov_switching import MarkovSwitchingGarch
+
+    true = {"mu": 0.0003, "omega1": 1e-6, "alpha1": 0.03, "beta1": 0.9, "gamma1": 0.05,
+            "omega2": 1e-5, "alpha2": 0.05, "beta2": 0.85, "gamma2": 0.1, "p11": 0.99,
+            "p22": 0.97, "nu": 8.0}
+    r = glik.simulate(glik.ASYMMETRIC.theta(**true), 3000, np.random.default_rng(21))[0]
+    agent = MarkovSwitchingGarch().fit(r, seed=3)
+    draws = agent.posterior_draws()
+    for name, value in true.items():
+        lo, hi = np.quantile(draws[name], [0.0025, 0.9975])
+        assert lo <= value <= hi, (name, value, lo, hi)
+    assert agent.diagnostics.max_rhat < 1.05

@@ -150,7 +150,8 @@ class Model:
         k = self.per_state
         return u[:, 3 : 3 + k], u[:, 3 + k : 3 + 2 * k], np.column_stack([u[:, :3], u[:, -3:]])
 
-    def _state(self, x: FloatArray, var: FloatArray) -> tuple[FloatArray, ...]:
+    def _state(self, x: FloatArray,
+               var: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
         """``(omega, alpha, beta, gamma)`` from ALR coordinates and the unconditional variance."""
         d = _alr_inverse(x)
         if self.asymmetric:  # (alpha/2, (alpha+gamma)/2, beta, 1 - persistence)

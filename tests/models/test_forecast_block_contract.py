@@ -8,8 +8,9 @@ import pytest
 from swarmvar.data import load
 from swarmvar.errors import InvalidParameter, InvalidReturns
 from swarmvar.models import agent_class
+from swarmvar.models.registry import AGENT_MODULES
 
-AGENTS = ["NormalInverseGamma", "BayesianBootstrap", "StudentT", "GarchT", "GarchEVT"]
+AGENTS = list(AGENT_MODULES)  # every registered agent
 
 
 @pytest.fixture(scope="module")

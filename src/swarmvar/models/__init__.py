@@ -1,7 +1,8 @@
 """Bayesian risk agents (layer 2): returns in, posterior predictive VaR/ES out.
 
 ``NormalInverseGamma`` and ``BayesianBootstrap`` import eagerly; the MCMC and
-SMC agents (``StudentT``, ``GarchT``, ``GarchEVT``, ``BetaSkewTEgarch``, ``HarArch``) load
+SMC agents (``StudentT``, ``GarchT``, ``GarchEVT``, ``BetaSkewTEgarch``, ``HarArch``,
+``MarkovSwitching``, ``MarkovSwitchingGarch``) load
 JAX or their particle code, so they are imported on first access:
 ``from swarmvar.models import GarchT`` works, and costs the JAX import only then.
 """
@@ -20,7 +21,8 @@ from .registry import (  # joint agents of books
 )
 from .risk import EmpiricalFamily, StudentTFamily, risk_measures, weighted_quantile
 
-_LAZY = ("StudentT", "GarchT", "GarchEVT", "BetaSkewTEgarch", "HarArch")
+_LAZY = ("StudentT", "GarchT", "GarchEVT", "BetaSkewTEgarch", "HarArch", "MarkovSwitching",
+         "MarkovSwitchingGarch")
 _LAZY_BOOK = ("NormalInverseWishart", "FilteredHistorical", "CopulaGarchEVT", "RiskMetrics")
 
 
@@ -43,6 +45,8 @@ __all__ = [
     "GarchEVT",
     "GarchT",
     "HarArch",
+    "MarkovSwitching",
+    "MarkovSwitchingGarch",
     "NormalInverseGamma",
     "StudentT",
     "StudentTFamily",

@@ -32,7 +32,7 @@ from ..types import Action
 from ..validation import christoffersen, fz0_loss, kupiec
 from .arbiter import Arbiter, threat_labels
 from .history import BeatHistory
-from .threat import FEATURES, SEED_MODEL, ThreatModel, fit_threat_model, roc_auc
+from .threat import FEATURES, SEED_MODEL, ThreatModel, compare_auc, fit_threat_model, roc_auc
 
 FloatArray = NDArray[np.float64]
 
@@ -159,7 +159,9 @@ def score_consensus(history: BeatHistory, consensus: FloatArray, start: int = 0
 
 @dataclass(frozen=True)
 class ThreatStudy:
-    """Out-of-sample AUC of the trained threat model beside the design's fixed one."""
+    """Out-of-sample AUC of the trained threat model beside the design's fixed one, and
+    the DeLong standard error of their difference (beats taken as independent: too small
+    for clustered breaches, see :func:`~.threat.block_bootstrap_auc_difference`)."""
 
     train_beats: int
     test_beats: int
@@ -167,6 +169,7 @@ class ThreatStudy:
     auc_trained: float
     auc_seed: float
     model: ThreatModel
+    difference_se: float = math.nan
 
 
 def threat_study(features: FloatArray, breached: NDArray[np.bool_], *, horizon: int = 5,
@@ -185,9 +188,12 @@ def threat_study(features: FloatArray, breached: NDArray[np.bool_], *, horizon: 
     test = slice(cut, labels.size)
     model = fit_threat_model(x[train], labels[train], l2=l2,
                              label=f"consensus breach within {horizon} beats")
+    trained, seed = model.scores(x[test]), SEED_MODEL.scores(x[test])
+    positives = int(labels[test].sum())
+    se = (compare_auc(trained, seed, labels[test]).se
+          if 2 <= positives <= labels[test].size - 2 else math.nan)
     return ThreatStudy(train.stop, labels.size - cut, float(labels[test].mean()),
-                       roc_auc(model.scores(x[test]), labels[test]),
-                       roc_auc(SEED_MODEL.scores(x[test]), labels[test]), model)
+                       roc_auc(trained, labels[test]), roc_auc(seed, labels[test]), model, se)
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,12 @@
    (the consensus the same beat runs), all interleaved in the same run;
 2. the threat model's out-of-sample AUC (trained on the first half of the
    beats, scored on the second) beside the design's fixed model, on the
-   S&P 500 and NASDAQ backtests (cached under /tmp; the first run computes
-   them), and the S&P 500 model scored on NASDAQ. Quick mode: a simulated
-   history instead of the backtests;
+   S&P 500 and NASDAQ backtests of the default swarm (cached under /tmp; the
+   first run computes them), each series' model also scored on the other,
+   with the DeLong standard error and a moving-block bootstrap interval
+   (blocks of 50 beats) of the difference; then a few training options
+   (L2 strength, both series pooled) chosen on the first halves only and
+   checked on the second. Quick mode: a simulated history instead;
 3. what live pacing and checkpoints add to a beat: the cadence's
    ``begin`` + ``mark`` + ``end`` (its wait left out) and one portfolio's
    ``checkpoint_state`` + ``restore_state`` (the swarm does the pair at each
@@ -43,6 +46,13 @@ from swarmvar.arbiter import (  # noqa: E402
 )
 from swarmvar.arbiter.history import BeatHistory, simulated_history  # noqa: E402
 from swarmvar.arbiter.replay import replay, threat_study  # noqa: E402
+from swarmvar.arbiter.threat import (  # noqa: E402
+    AucComparison,
+    ThreatModel,
+    block_bootstrap_auc_difference,
+    compare_auc,
+    fit_threat_model,
+)
 from swarmvar.consensus import (  # noqa: E402
     KeyRing,
     Policy,
@@ -99,33 +109,98 @@ def bench_step(quick: bool) -> list[Row]:
     ]
 
 
-def _study_rows(name: str, history: BeatHistory, other: BeatHistory | None) -> list[Row]:
+Beats = tuple[np.ndarray, np.ndarray]  # features (T, F), labels (T,) of one series
+
+
+def _beats(history: BeatHistory, horizon: int = 5) -> Beats:
+    out = replay(history, Arbiter())
+    labels = threat_labels(list(out.breached[1:]), horizon)
+    return out.features[1:][: labels.size], labels
+
+
+def _compare(model: ThreatModel, beats: Beats, part: slice) -> tuple[AucComparison,
+                                                                      tuple[float, float]]:
+    x, y = beats[0][part], beats[1][part]
+    a, b = model.scores(x), SEED_MODEL.scores(x)
+    ci = block_bootstrap_auc_difference(a, b, y, np.random.default_rng(0), block=50,
+                                        reps=2000)
+    return compare_auc(a, b, y), ci
+
+
+def _second_half(beats: Beats) -> slice:
+    return slice(beats[1].size // 2, beats[1].size)
+
+
+def _study_rows(name: str, history: BeatHistory, others: dict[str, Beats]) -> list[Row]:
     out = replay(history, Arbiter())
     s = threat_study(out.features[1:], out.breached[1:])
+    beats = _beats(history)
+    c, ci = _compare(s.model, beats, _second_half(beats))
     rows: list[Row] = [(f"threat AUC out of sample, {name} (second half)",
-                        f"{s.auc_trained:.3f}", "> design's",
-                        f"design's fixed model {s.auc_seed:.3f}",
-                        "pass" if s.auc_trained > s.auc_seed else "FAIL")]
-    if other is not None:
-        o = replay(other, Arbiter())
-        x = o.features[1:]
-        labels = threat_labels(list(o.breached[1:]), 5)
-        half = slice(labels.size // 2, labels.size)
-        trained = roc_auc(s.model.scores(x[: labels.size][half]), labels[half])
-        seed = roc_auc(SEED_MODEL.scores(x[: labels.size][half]), labels[half])
-        rows.append((f"threat AUC, {name} model on {other.name} (second half)",
-                     f"{trained:.3f}", "> design's", f"design's fixed model {seed:.3f}",
-                     "pass" if trained > seed else "FAIL"))
+                        f"{s.auc_trained:.3f}", "> 0.55; diff not < -1.96 se",
+                        f"design's fixed model {s.auc_seed:.3f}; diff {c.difference:+.3f}, "
+                        f"DeLong se {s.difference_se:.3f}, block-bootstrap 95% "
+                        f"[{ci[0]:+.3f}, {ci[1]:+.3f}]",
+                        "pass" if s.auc_trained > 0.55
+                        and c.difference > -1.96 * s.difference_se else "FAIL")]
+    for other, ob in others.items():
+        c, ci = _compare(s.model, ob, _second_half(ob))
+        rows.append((f"threat AUC, {name} model on {other} (second half)",
+                     f"{c.auc_a:.3f}", "> 0.55",
+                     f"design's fixed model {c.auc_b:.3f}; diff {c.difference:+.3f}, "
+                     f"DeLong se {c.se:.3f}, block-bootstrap 95% [{ci[0]:+.3f}, {ci[1]:+.3f}]",
+                     "pass" if c.auc_a > 0.55 else "FAIL"))
+    return rows
+
+
+def _option_rows(series: dict[str, Beats]) -> list[Row]:
+    """Training options, chosen on the first halves only (train on the first quarter,
+    score the second, every series pair), then checked on the second halves."""
+    def fitted(parts: dict[str, slice], l2: float, pooled: bool) -> dict[str, ThreatModel]:
+        if pooled:
+            x = np.vstack([series[n][0][parts[n]] for n in series])
+            y = np.concatenate([series[n][1][parts[n]] for n in series])
+            model = fit_threat_model(x, y, l2=l2)
+            return dict.fromkeys(series, model)
+        return {n: fit_threat_model(series[n][0][parts[n]], series[n][1][parts[n]], l2=l2)
+                for n in series}
+
+    def mean_auc(models: dict[str, ThreatModel], tests: dict[str, slice]) -> float:
+        return float(np.mean([roc_auc(m.scores(series[t][0][tests[t]]), series[t][1][tests[t]])
+                              for m in {id(m): m for m in models.values()}.values()
+                              for t in series]))
+
+    halves = {n: b[1].size // 2 for n, b in series.items()}
+    quarter = {n: slice(0, h // 2 - 5) for n, h in halves.items()}
+    q_test = {n: slice(h // 2, h - 5) for n, h in halves.items()}
+    half = {n: slice(0, h - 5) for n, h in halves.items()}
+    h_test = {n: slice(h, series[n][1].size) for n, h in halves.items()}
+    seed = [float(np.mean([roc_auc(SEED_MODEL.scores(series[t][0][p[t]]), series[t][1][p[t]])
+                           for t in series])) for p in (q_test, h_test)]
+    rows: list[Row] = []
+    for label, l2, pooled in (("per series, L2 1 (default)", 1.0, False),
+                              ("per series, L2 100", 100.0, False),
+                              ("per series, L2 10,000", 1e4, False),
+                              ("both series pooled, L2 1", 1.0, True),
+                              ("both series pooled, L2 100", 100.0, True)):
+        sel = mean_auc(fitted(quarter, l2, pooled), q_test)
+        held = mean_auc(fitted(half, l2, pooled), h_test)
+        rows.append((f"threat option: {label} (mean AUC, first halves / held-out halves)",
+                     f"{sel:.3f} / {held:.3f}", "",
+                     f"design's fixed model {seed[0]:.3f} / {seed[1]:.3f}", ""))
     return rows
 
 
 def bench_threat(quick: bool) -> list[Row]:
     if quick:
-        return _study_rows("simulated", simulated_history(days=400, seed=7), None)
+        return _study_rows("simulated", simulated_history(days=400, seed=7), {})
     workers = min(2, os.cpu_count() or 1)
     sp = cached_history("sp500", workers=workers)
     nq = cached_history("nasdaq", workers=workers)
-    return _study_rows("sp500", sp, nq) + _study_rows("nasdaq", nq, None)
+    sp_beats, nq_beats = _beats(sp), _beats(nq)
+    return (_study_rows("sp500", sp, {"nasdaq": nq_beats})
+            + _study_rows("nasdaq", nq, {"sp500": sp_beats})
+            + _option_rows({"sp500": sp_beats, "nasdaq": nq_beats}))
 
 
 def bench_overheads(quick: bool) -> list[Row]:

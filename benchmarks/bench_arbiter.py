@@ -143,6 +143,12 @@ def _study_rows(name: str, history: BeatHistory, others: dict[str, Beats]) -> li
                         f"[{ci[0]:+.3f}, {ci[1]:+.3f}]",
                         "pass" if s.auc_trained > 0.55
                         and c.difference > -1.96 * s.difference_se else "FAIL")]
+    flags = out.breached[1:][beats[1].size // 2:]
+    days = np.flatnonzero(flags)
+    episodes = int(days.size > 0) + int(np.sum(np.diff(days) > 5))
+    rows.append((f"{name}, second half: positive beats / breach days / episodes (> 5 apart)",
+                 f"{int(beats[1][_second_half(beats)].sum())} / {days.size} / {episodes}", "",
+                 "", ""))
     for other, ob in others.items():
         c, ci = _compare(s.model, ob, _second_half(ob))
         rows.append((f"threat AUC, {name} model on {other} (second half)",

@@ -21,6 +21,7 @@ from swarmvar.models.risk import check_alphas
 from swarmvar.types import Forecast, RiskMeasure
 from swarmvar.validation import Test, backtest, kupiec
 from swarmvar.validation.backtest import _pool_context
+from swarmvar.validation.evaluate import evaluate_row
 
 
 def simulated(n: int, seed: int) -> np.ndarray:
@@ -166,6 +167,24 @@ def test_worker_processes_give_the_same_numbers_and_report_all_progress() -> Non
     parallel = backtest(r, agents, workers=2, on_day=lambda d, t: seen.append((d, t)), **kw)
     np.testing.assert_array_equal(forecast_matrix(serial), forecast_matrix(parallel))
     assert parallel.rows == serial.rows
+    # every row's tests too, the consensus row's run level by level on the workers
+    for row in serial.rows:
+        for alpha in (0.99, 0.975):
+            a, b = serial.evaluation[row][alpha], parallel.evaluation[row][alpha]
+            assert (a.fz0, a.pinball) == (b.fz0, b.pinball)
+            assert a.tests.keys() == b.tests.keys()
+            np.testing.assert_array_equal(  # NaN where a test is undefined, on both sides
+                [(a.tests[k].statistic, a.tests[k].pvalue) for k in a.tests],
+                [(b.tests[k].statistic, b.tests[k].pvalue) for k in a.tests])
+    # the consensus row's tests are evaluate_row's on its series, keyed as row 2 (after
+    # the two agents): the same simulations wherever they ran
+    raw = evaluate_row(-parallel.returns, parallel.series["mean"], None, seed=4, row=2, n_sim=20)
+    for alpha, (tests, _, pinball, _) in raw.items():
+        got = parallel.evaluation["mean"][alpha]
+        assert got.pinball == pinball
+        np.testing.assert_array_equal([(t.statistic, t.pvalue) for t in tests.values()],
+                                      [(got.tests[k].statistic, got.tests[k].pvalue)
+                                       for k in tests])
     done = np.array([d for d, _ in seen])
     assert seen[-1] == (80 * 2, 80 * 2) and np.all(np.diff(done) > 0)
     with pytest.raises(InvalidParameter, match="workers"):

@@ -200,7 +200,14 @@ def test_a_run_killed_while_a_group_restores_resumes_exactly_once(tmp_path, sp50
     swarm = make_swarm(home, executor=executor, spread=2, **KILL_SETTINGS)
     swarm.start({"sp500": sp500.iloc[:HISTORY]})
     restore = executor.restore
-    executor.restore = lambda blobs: (gate.wait(timeout=60), restore(blobs))  # type: ignore
+    arrived = threading.Event()  # the restoring thread is past the new host's open
+
+    def held(blobs: Any) -> None:
+        arrived.set()
+        gate.wait(timeout=60)
+        restore(blobs)
+
+    executor.restore = held  # type: ignore[method-assign]
     source = Replay(sp500, portfolio="sp500", start=HISTORY, stop=HISTORY + beats)
     for i, tick in enumerate(source):
         if i == kill_at:
@@ -208,6 +215,7 @@ def test_a_run_killed_while_a_group_restores_resumes_exactly_once(tmp_path, sp50
         swarm.beat([tick], cursor=source.cursor)
     assert swarm.restoring()[LOST_GROUP].queued == beats - kill_at
     swarm.flush()
+    assert arrived.wait(60)  # (closing while that thread still talks to the host races it)
     executor.close()  # the process "dies": nothing closed in order, the ledger as it is
     swarm.ledger.close()
     swarm._db.close()

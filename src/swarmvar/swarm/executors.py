@@ -25,6 +25,7 @@ background thread, while the other hosts keep beating.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -161,16 +162,17 @@ def place(config: PortfolioConfig, shards: int) -> int:
     return (shard_of(config.group_of, shards) + config.rows[0] % config.spread) % shards
 
 
-def _serve(conn: Any) -> None:
+def _serve(conn: Any, parent: int) -> None:
     """A worker process: a shard answering (op, arg) messages until told to stop.
 
-    It also stops when its parent is gone (a runtime killed with SIGKILL): a
-    sibling forked later holds the parent's end of this pipe, so the end of
-    the pipe alone would never come and the worker would outlive the run.
+    It also stops when its parent (pid ``parent``, given by the parent: read
+    here, a parent killed while this process still started would already be
+    gone) is no longer its parent (a runtime killed with SIGKILL): a sibling
+    forked later holds the parent's end of this pipe, so the end of the pipe
+    alone would never come and the worker would outlive the run.
     """
     import os
 
-    parent = os.getppid()
     shard = Shard()
     while True:
         try:
@@ -194,7 +196,7 @@ def _serve(conn: Any) -> None:
 class _Worker:
     def __init__(self, ctx: Any) -> None:
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_serve, args=(child,), daemon=True)
+        self.process = ctx.Process(target=_serve, args=(child, os.getpid()), daemon=True)
         self.process.start()
         child.close()
 

@@ -65,6 +65,7 @@ import pandas as pd
 
 from ..canonical import Canonical, canonical_object
 from ..consensus import Policy
+from ..consensus.signing import estimate_record
 from ..errors import (
     CircuitOpen,
     InvalidParameter,
@@ -354,6 +355,11 @@ class Swarm:
                 catch_up, (int, np.integer)) or catch_up < 2):
             raise InvalidParameter(f"catch_up must be None (all at once) or a whole number >= 2 "
                                    f"of queued ticks per portfolio and beat, not {catch_up!r}")
+        hosts = _hosts(executor)
+        if spread > 1 and hosts and spread > hosts:  # groups on different hosts (place)
+            raise InvalidParameter(f"spread {spread} needs as many hosts, but the executor has "
+                                   f"{hosts}; give it at least {spread} workers (shards) or "
+                                   f"spread over at most {hosts}")
         self.specs = specs_from(portfolios)
         names = tuple(canonical_name(a) for a in agents)
         if sandbox is not None:
@@ -592,7 +598,7 @@ class Swarm:
             units = [u for u in units if u not in lost]
         for p, (values, when) in list(self._unbegun.items()):
             self._shells[p].begin(values, when, _forecasts_in(  # (a group lost here: without)
-                [blobs[g] for g in self._groups[p] if g in blobs]))
+                [(blobs[g], self._hosted[g].agents) for g in self._groups[p] if g in blobs]))
             del self._unbegun[p]
         marks = dict(self._marks)
         states: dict[str, bytes] = {STATE_PREFIX + p: b for p, b in blobs.items()}
@@ -693,7 +699,7 @@ class Swarm:
         beat; a group's beats of ticks it missed (its host lost) whose late
         estimates the ledger lacks are recorded now, once.
         """
-        late: dict[tuple[str, int], BeatOutcome | None] = {}
+        late: dict[tuple[str, int], tuple[datetime, BeatOutcome] | None] = {}
         if self._groups:
             for entry in self.ledger.entries(start):
                 d = entry.data
@@ -754,7 +760,7 @@ class Swarm:
         self._record_late(late)
 
     def _replay_spread(self, name: str, b: Mapping[str, Any],
-                       late: dict[tuple[str, int], BeatOutcome | None]
+                       late: dict[tuple[str, int], tuple[datetime, BeatOutcome] | None]
                        ) -> tuple[BeatInput, BeatOutcome] | None:
         """A recorded beat of a spread portfolio again: each group that is one tick behind
         beats it; the portfolio's consensus is composed (if it is its next beat) from the
@@ -776,25 +782,44 @@ class Swarm:
                     self.executor.states([g])  # here (a restored host redoes it too)
                     self._log[g].append(None)
             elif (g, t) not in late:
-                late[g, t] = out
+                late[g, t] = (base.as_of, out)
         if t != self.seq[name] + 1:
             return None
         lost = [a for g in self._groups[name] if g not in up for a in self._hosted[g].agents]
         return base, self._shells[name].compose(base, parts, lost)
 
-    def _record_late(self, late: Mapping[tuple[str, int], BeatOutcome | None]) -> None:
-        """Ledger the late estimates of groups' catch-up beats the ledger lacks (once)."""
-        for (g, t), outcome in sorted(late.items()):
-            if outcome is not None:
-                self._batch.append(self._late_entry(g, t, outcome))
+    def _record_late(self, late: Mapping[tuple[str, int], tuple[datetime, BeatOutcome] | None]
+                     ) -> None:
+        """Ledger the late entries of groups' catch-up beats the ledger lacks (once)."""
+        for (g, t), held in sorted(late.items()):
+            if held is not None:
+                self._batch.extend(self._late_entries(g, t, held[0], held[1]))
         self.flush()
 
-    def _late_entry(self, group: str, seq: int, outcome: BeatOutcome
-                    ) -> tuple[EntryKind, Mapping[str, Any] | Canonical]:
-        """A group's estimates for a tick its portfolio beat without it (host lost)."""
-        return (EntryKind.ESTIMATE, canonical_object({
-            "portfolio": self._owner[group], "group": group, "seq": seq, "late": True,
-            "estimates": _estimate_texts(outcome)}))
+    def _late_entries(self, group: str, seq: int, as_of: datetime, outcome: BeatOutcome
+                      ) -> list[tuple[EntryKind, Mapping[str, Any] | Canonical]]:
+        """What a group did for a tick its portfolio beat without it (host lost), as the
+        portfolio's beat records it for the groups that answered: its estimates (those
+        its key ring check admits, :meth:`~.spread.SpreadConsensus.vet`; what it sent
+        beyond them under ``refused``), its agents' errors (``rejected``) and its role
+        records (flows), each tagged ``late`` with the group. One batch, so the estimate
+        entry, the key a resume looks for (group, seq), stands for all of them."""
+        portfolio = self._owner[group]
+        vetted = self._shells[portfolio].vet(group, seq, as_of, outcome, late=True)
+        record: dict[str, Any] = {
+            "portfolio": portfolio, "group": group, "seq": seq, "late": True,
+            "estimates": [estimate_record(e) for e in vetted.estimates]}
+        if vetted.rejected:
+            record["rejected"] = dict(vetted.rejected)
+        if vetted.notes:
+            record["refused"] = [n[:300] for n in vetted.notes[:50]]
+        entries: list[tuple[EntryKind, Mapping[str, Any] | Canonical]] = [
+            (EntryKind.ESTIMATE, canonical_object(record))]
+        for r in vetted.roles:
+            entries.append((EntryKind.FLOW, {"flow": r.role, "result": {
+                "portfolio": portfolio, "group": group, "seq": seq, "late": True,
+                **r.to_dict()}}))
+        return entries
 
     def _stateful(self) -> list[tuple[str, Any]]:
         """Observers whose state goes into checkpoints (``state_key``, ``checkpoint_state``,
@@ -989,8 +1014,8 @@ class Swarm:
                     self._queues[p][0] = dataclasses.replace(q, built=tick)
                     continue
                 self._queues[p].popleft()
-                if p in self._owner:  # a group catching up: its estimates, late, once
-                    self._append([self._late_entry(p, tick.seq, outcome)], beats=1)
+                if p in self._owner:  # a group catching up: its entries, late, once
+                    self._append(self._late_entries(p, tick.seq, tick.as_of, outcome), beats=1)
                     continue
                 out.append(self._after(p, tick, outcome, self._safe_cursor(
                     q.cursor if self._read_cursor is None else self._read_cursor)))
@@ -1646,13 +1671,24 @@ def _variants(home: Path, names: Sequence[str], portfolios: Sequence[str]
         opened.close()
 
 
-def _forecasts_in(blobs: Sequence[bytes]) -> dict[str, Any]:
-    """The last forecasts held in groups' state blobs (a spread portfolio's first consensus)."""
+def _hosts(executor: Executor | None) -> int:
+    """The hosts an executor places groups on (its ``workers`` or ``shards``; 0: this process,
+    or not said)."""
+    for attr in ("workers", "shards"):
+        n = getattr(executor, attr, None)
+        if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+            return n
+    return 0
+
+
+def _forecasts_in(blobs: Sequence[tuple[bytes, Sequence[str]]]) -> dict[str, Any]:
+    """The last forecasts held in groups' state blobs (a spread portfolio's first consensus),
+    each group's of its own agents only."""
     from . import state as packing
     from .beat import _forecast_from
 
     out: dict[str, Any] = {}
-    for blob in blobs:
+    for blob, agents in blobs:
         header, _ = packing.unpack(blob)
-        out.update({a: _forecast_from(d) for a, d in header["forecasts"].items()})
+        out.update({a: _forecast_from(d) for a, d in header["forecasts"].items() if a in agents})
     return out

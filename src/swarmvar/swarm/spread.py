@@ -40,11 +40,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 
+from ..consensus import KeyRing, Rejection, RejectionReason, malformation
+from ..consensus.signing import estimate_record
 from ..errors import InvalidParameter, NotEnoughAgents
 from ..types import BeatReport, Consensus, Diagnostics, Estimate, Forecast
 from .beat import CONSENSUS, BeatInput, BeatOutcome, PortfolioConfig, PortfolioSwarm
@@ -53,6 +56,8 @@ from .roles import RoleRecord
 
 #: The report reason of an agent whose group's host is lost.
 HOST_LOST = "host lost"
+#: The role record of what a group sent beyond its own agents' signed estimates (refused).
+GROUP_REFUSED = ("consensus", "group-refused")
 
 
 def group_name(portfolio: str, g: int) -> str:
@@ -106,6 +111,11 @@ class SpreadConsensus(PortfolioSwarm):
     def __init__(self, config: PortfolioConfig) -> None:
         super().__init__(config)
         self.full: list[Consensus] = []
+        #: each group's hosted name -> its agents (what the runtime takes from it)
+        self.members: dict[str, tuple[str, ...]] = {
+            g.portfolio: g.agents for g in spread_groups(config, config.spread)}
+        #: the agents' keys without replay state, for the late estimates of catch-up beats
+        self._late_ring = KeyRing({a: k.public_key() for a, k in self.keys.items()})
 
     def state(self, *, rebase: bool = True) -> bytes:
         from . import state as packing
@@ -136,14 +146,19 @@ class SpreadConsensus(PortfolioSwarm):
         self.last_as_of = as_of
         self.forecasts = {a: forecasts[a] for a in self.config.agents if a in forecasts}
         self.consensus = self._combine(self.forecasts, frozenset(), {}, as_of)[0]
-        self.full = list(self.consensus)
+        self.full = list(self.consensus) if _whole(self.consensus, self.config.alphas) else []
 
     def compose(self, tick: BeatInput, parts: Mapping[str, BeatOutcome],
                 lost: Sequence[str]) -> BeatOutcome:
         """The portfolio's beat from its groups' outcomes (``lost``: agents out with a host).
 
         Scores the last forecasts (track record, builders, breaches), then
-        combines every level from the groups' signed estimates, verified.
+        combines every level from the groups' signed estimates. Each group's
+        outcome is vetted first (:meth:`vet`): only its own agents' items, and
+        only estimates signed for this tick that verify, are taken; what it
+        claimed beyond that is refused, counted in the key ring and recorded
+        (a ``consensus``/``group-refused`` role record naming the group, and
+        each refused agent in its level's ``rejected``).
         """
         cfg = self.config
         value = float(tick.value)
@@ -160,26 +175,30 @@ class SpreadConsensus(PortfolioSwarm):
         records: list[RoleRecord] = []
         scouts_seen = False
         regime = 0.0
-        signed: dict[tuple[float, str], tuple[Estimate, object]] = {}
+        signed: dict[tuple[float, str], Estimate] = {}
+        refusals: dict[tuple[float, str], str] = {}
         seconds: dict[str, float] = {}
-        for part in parts.values():
-            rep = part.report
-            forecasts.update(rep.forecasts)
-            log_scores.update(rep.log_scores)
-            diags.update(rep.diagnostics)
-            rejected.update({a: why for a, why in rep.rejected.items() if a in cfg.agents})
-            scout = [r for r in part.roles if r.role == "scout"]
+        for name, part in parts.items():
+            vetted = self.vet(name, tick.seq, tick.as_of, part)
+            forecasts.update(vetted.forecasts)
+            log_scores.update(vetted.log_scores)
+            diags.update(vetted.diagnostics)
+            rejected.update(vetted.rejected)
+            scout = [r for r in vetted.roles if r.role == "scout"]
             if not scouts_seen:  # every group's scouts watch the same returns: one is told
-                regime = rep.regime_probability
+                regime = part.report.regime_probability
                 records.extend(scout)
                 scouts_seen = True
-            records.extend(r for r in part.roles if r.role != "scout")
-            written = (part.estimate_records if len(part.estimate_records) == len(
-                part.estimates) else (None,) * len(part.estimates))
-            for e, w in zip(part.estimates, written, strict=True):
-                signed[e.alpha, e.agent_id] = (e, w)
+            records.extend(r for r in vetted.roles if r.role != "scout")
+            refused = vetted.record()
+            if refused is not None:
+                records.append(refused)
+            for e in vetted.estimates:
+                signed[e.alpha, e.agent_id] = e
+            refusals.update(vetted.refused)
             for k, v in part.seconds.items():
-                seconds[k] = max(seconds.get(k, 0.0), v)  # the groups ran in parallel
+                if isinstance(v, float):
+                    seconds[k] = max(seconds.get(k, 0.0), v)  # the groups ran in parallel
         for a in lost:
             rejected[a] = HOST_LOST
         self.forecasts = {a: forecasts[a] for a in cfg.agents if a in forecasts}
@@ -193,9 +212,11 @@ class SpreadConsensus(PortfolioSwarm):
             out = []
             try:
                 for alpha in cfg.alphas:
-                    level = [signed[alpha, a][0] for a in cfg.agents if (alpha, a) in signed]
-                    out.append(self._vote(level, alpha, tick.excluded, tick.factors,
-                                          tick.as_of, policy, given, records_))
+                    level = [signed[alpha, a] for a in cfg.agents if (alpha, a) in signed]
+                    c = self._vote(level, alpha, tick.excluded, tick.factors, tick.as_of,
+                                   policy, given, records_)
+                    out.append(_naming(c, {a: why for (al, a), why in refusals.items()
+                                           if al == alpha}))
                 consensus = uncrossed(out)
             except NotEnoughAgents as exc:
                 rejected[CONSENSUS] = str(exc)
@@ -204,21 +225,114 @@ class SpreadConsensus(PortfolioSwarm):
                 rejected.setdefault(a, "quarantined")
         if lost:  # agents out with a host: the consensus of the live ones, marked degraded
             consensus = [self._floored(c, tick.as_of) for c in consensus]
-        elif len(consensus) == len(cfg.alphas):
+        elif _whole(consensus, cfg.alphas):
             self.full = list(consensus)
         self.consensus = consensus
         order = [(alpha, a) for alpha in cfg.alphas for a in cfg.agents if (alpha, a) in signed]
-        estimates = tuple(signed[key][0] for key in order)
-        texts = tuple(signed[key][1] for key in order)
+        estimates = tuple(signed[key] for key in order)
         report = BeatReport(
             portfolio=cfg.portfolio, seq=tick.seq, as_of=tick.as_of, realized=value,
             breaches=breaches, log_scores=log_scores, forecasts=dict(self.forecasts),
             consensus=tuple(consensus), diagnostics=diags, rejected=rejected,
             quarantined=tuple(sorted(a for a in tick.excluded if a in cfg.agents)),
             regime_probability=regime, events=tuple(r.words() for r in records))
+        # the ledger's records of the estimates admitted, written here from what verified
+        # (not the group's own texts: they are its claims too)
         return BeatOutcome(report, estimates, (), tuple(records), validation, seconds,
-                           texts if all(t is not None for t in texts) else ())  # type: ignore[arg-type]
+                           tuple(estimate_record(e) for e in estimates))
 
+    def vet(self, group: str, seq: int, as_of: datetime, outcome: BeatOutcome, *,
+            late: bool = False) -> Vetted:
+        """What the runtime takes from group ``group``'s outcome of tick ``seq`` (``as_of``).
+
+        Only the group's own agents' forecasts, log scores, diagnostics,
+        errors and role records; and only estimates of its own agents signed
+        for this portfolio, horizon and tick (``as_of``, and the ``seq`` the
+        tick's signing gives level ``k``: ``seq * len(alphas) + k``), once per
+        level, whose signature verifies (the key ring's check, nothing
+        recorded: :meth:`~swarmvar.consensus.KeyRing.screen`). A forecast is
+        taken only if its measures at every level are those of its signed
+        estimates (what the track record and the builders score). Everything
+        else is refused and said in ``notes``; in a beat (not ``late``) each
+        refusal is counted in the key ring.
+
+        ``late``: a group's catch-up beat of a tick its portfolio beat without
+        it. Its estimates are checked against a ring that keeps no replay
+        state (the portfolio's ring has admitted later seqs since): the exact
+        ``seq`` and ``as_of`` are what refuse a replay then.
+        """
+        cfg = self.config
+        own = self.members.get(group, ())
+        ring = self._late_ring if late else self.ring
+        notes: list[str] = []
+        counted: list[Rejection] = []
+
+        def foreign(what: str, agent: object) -> None:
+            notes.append(f"{what} of {str(agent)[:100]!r}, not an agent of {group}")
+            counted.append(Rejection(str(agent)[:200], RejectionReason.MISMATCHED,
+                                     f"{what} sent by {group}, not its agent"))
+
+        def mine(items: object, what: str) -> dict[str, Any]:
+            kept: dict[str, Any] = {}
+            for a, x in (items.items() if isinstance(items, Mapping) else ()):
+                if a in own:
+                    kept[a] = x
+                else:
+                    foreign(what, a)
+            return kept
+
+        rep = outcome.report
+        expected = {alpha: seq * len(cfg.alphas) + k for k, alpha in enumerate(cfg.alphas)}
+        admitted: dict[tuple[float, str], Estimate] = {}
+        refused: dict[tuple[float, str], str] = {}
+        for e in outcome.estimates:
+            agent = getattr(e, "agent_id", "?")
+            if not isinstance(e, Estimate) or agent not in own:
+                foreign("an estimate", agent)
+                continue
+            why = _misfit(e, cfg, expected, as_of, group)
+            key = (e.alpha, agent)  # (hashable once _misfit passed it)
+            if why is None and key in admitted:
+                why = Rejection(agent, RejectionReason.REPLAYED,
+                                f"a second estimate for level {e.alpha:g} from {group}")
+            if why is None:
+                ok, bad = ring.screen([e])
+                why = bad[0] if bad else None
+            if why is not None:
+                counted.append(why)
+                notes.append(f"the estimate of {agent} at {e.alpha!r}: {why}")
+                if isinstance(e.alpha, float) and e.alpha in expected:
+                    refused.setdefault(key, str(why))
+                continue
+            admitted[key] = e
+        kept = mine(rep.forecasts, "a forecast") if not late else {}
+        forecasts: dict[str, Forecast] = {}
+        for a, fc in kept.items():
+            differs = _differs(fc, [admitted.get((alpha, a)) for alpha in cfg.alphas])
+            if differs is None:
+                forecasts[a] = fc
+            else:
+                notes.append(f"the forecast of {a}: {differs}; not scored")
+                counted.append(Rejection(a, RejectionReason.MISMATCHED,
+                                         f"forecast from {group}: {differs}"))
+        roles = []
+        for r in outcome.roles:
+            if isinstance(r, RoleRecord) and all(a in own for a in r.agents):
+                roles.append(r)
+            else:
+                foreign("a role record", ",".join(map(str, getattr(r, "agents", ()))))
+        if not late:
+            for why in counted:
+                ring.count(why.reason)
+        return Vetted(
+            group=group, forecasts=forecasts,
+            log_scores=mine(rep.log_scores, "a log score") if not late else {},
+            diagnostics=mine(rep.diagnostics, "diagnostics") if not late else {},
+            rejected={a: str(w)[:500] for a, w in mine(rep.rejected, "an error").items()},
+            roles=tuple(roles),
+            estimates=tuple(admitted[alpha, a] for alpha in cfg.alphas for a in own
+                            if (alpha, a) in admitted),
+            refused=refused, notes=tuple(notes))
 
     def _floored(self, c: Consensus, as_of: datetime) -> Consensus:
         """A degraded level: its intervals at least the last full consensus's, aged (above)."""
@@ -247,6 +361,88 @@ class SpreadConsensus(PortfolioSwarm):
                 if v_moved or e_moved else "")
         return dataclasses.replace(c, var_interval=vi, es_interval=ei, degraded=True,
                                    method=c.method + note)
+
+
+@dataclass(frozen=True)
+class Vetted:
+    """What the runtime takes from one group's outcome of one tick (:meth:`SpreadConsensus.vet`).
+
+    ``estimates`` the group's own agents' estimates admitted, in level then
+    agent order; ``refused`` its own agents' estimates refused, ``(alpha,
+    agent) -> why``; ``rejected`` its agents' errors as the group reported
+    them (update failed, no forecast); ``notes`` everything refused, in words.
+    """
+
+    group: str
+    forecasts: Mapping[str, Forecast]
+    log_scores: Mapping[str, float]
+    diagnostics: Mapping[str, Diagnostics]
+    rejected: Mapping[str, str]
+    roles: tuple[RoleRecord, ...]
+    estimates: tuple[Estimate, ...]
+    refused: Mapping[tuple[float, str], str]
+    notes: tuple[str, ...]
+
+    def record(self) -> RoleRecord | None:
+        """The refusals as a role record naming the group (None: nothing refused)."""
+        if not self.notes:
+            return None
+        return RoleRecord(GROUP_REFUSED[0], GROUP_REFUSED[1], (), {
+            "group": self.group, "refused": [n[:300] for n in self.notes[:50]],
+            "count": len(self.notes)})
+
+
+def _misfit(e: Estimate, cfg: PortfolioConfig, expected: Mapping[float, int], as_of: datetime,
+            group: str) -> Rejection | None:
+    """Why an estimate of a group's own agent is not one signed for this tick, if it is not."""
+    agent = e.agent_id
+    problem = malformation(e)
+    if problem is not None:
+        return Rejection(agent, RejectionReason.MALFORMED, problem)
+    want = expected.get(e.alpha)
+    if e.portfolio != cfg.portfolio or e.horizon != cfg.horizon or want is None:
+        return Rejection(agent, RejectionReason.MISMATCHED,
+                         f"({e.portfolio}, {e.alpha:g}, {e.horizon}) from {group} is not one "
+                         f"of ({cfg.portfolio}, {list(cfg.alphas)}, {cfg.horizon})")
+    if e.as_of != as_of or e.seq != want:
+        return Rejection(agent, RejectionReason.REPLAYED,
+                         f"seq {e.seq} as of {e.as_of.isoformat()} from {group} is not this "
+                         f"beat's seq {want} as of {as_of.isoformat()}")
+    return None
+
+
+def _differs(fc: object, signed: Sequence[Estimate | None]) -> str | None:
+    """Why a forecast is not the one its agent signed (None: its measures are the estimates')."""
+    if not isinstance(fc, Forecast):
+        return "not a forecast"
+    for e in signed:
+        if e is None:
+            return "no signed estimate admitted at every level"
+        try:
+            m = fc.at(e.alpha)
+            same = ((float(m.var), float(m.es), tuple(map(float, m.var_interval)),
+                     tuple(map(float, m.es_interval)))
+                    == (e.var, e.es, e.var_interval, e.es_interval))
+        except (KeyError, TypeError, ValueError):
+            same = False
+        if not same:
+            return f"its measures at {e.alpha:g} are not its signed estimate's"
+    return None
+
+
+def _naming(c: Consensus, refused: Mapping[str, str]) -> Consensus:
+    """A level's consensus with the agents whose estimates were refused before the vote named
+    in its ``rejected`` (as the vote names those it refuses itself)."""
+    extra = {a: why for a, why in refused.items()
+             if a not in c.rejected and a not in c.used and a not in c.trimmed}
+    if not extra:
+        return c
+    return dataclasses.replace(c, rejected=dict(sorted({**c.rejected, **extra}.items())))
+
+
+def _whole(consensus: Sequence[Consensus], alphas: Sequence[float]) -> bool:
+    """Whether a consensus had every level and every agent (the floor's baseline)."""
+    return len(consensus) == len(alphas) and all(c.available == c.total for c in consensus)
 
 
 def _validation_record(validation: Mapping[str, Mapping[float, object]]) -> RoleRecord:

@@ -275,3 +275,62 @@ def test_a_worker_knows_its_parent_from_the_parent():
     orphan.start()
     orphan.join(60)
     assert orphan.exitcode == 0  # it returned by itself, without being told to stop
+
+
+def test_vet_admits_an_estimate_only_as_signed_for_its_group_and_tick(tmp_path, sp500):
+    """Property: whatever a group changes in a real signed estimate of its beat — the agent,
+    the level, the portfolio, the horizon, the date, the seq, a number — the runtime's vet
+    admits it only when nothing changed; a changed one is refused and said, never admitted
+    under another name."""
+    from datetime import timedelta
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    executor = LocalExecutor()
+    kept: dict[str, Any] = {}
+    with make_swarm(tmp_path, executor=executor, spread=2, **KW) as swarm:
+        swarm.start({"sp500": sp500.iloc[:HISTORY]})
+        beats = executor.beats
+
+        def keep(inputs: Any) -> Any:
+            out = beats(inputs)
+            kept.update({name: (tick, o) for (name, tick), o in zip(inputs, out, strict=True)})
+            return out
+
+        executor.beats = keep  # type: ignore[method-assign]
+        swarm.step(next(iter(Replay(sp500, portfolio="sp500", start=HISTORY,
+                                    stop=HISTORY + 1))))
+        shell = swarm._shells["sp500"]
+        tick, outcome = kept[G1]
+        honest = shell.vet(G1, tick.seq, tick.as_of, outcome, late=True)
+        assert [e.agent_id for e in honest.estimates] == [BOOT, BOOT] and not honest.notes
+        again = shell.vet(G1, tick.seq, tick.as_of, outcome)  # admitted by the beat already
+        said = [n for n in again.notes if n.startswith("the estimate")]
+        assert again.estimates == () and len(said) == 2 and all("replayed" in n for n in said)
+        changes = st.one_of(
+            st.just({}),
+            st.sampled_from([NIG, "StudentT", "nobody"]).map(lambda a: {"agent_id": a}),
+            st.sampled_from([0.95, 0.975, 0.99]).map(lambda a: {"alpha": a}),
+            st.just({"portfolio": G1}), st.integers(2, 5).map(lambda h: {"horizon": h}),
+            st.integers(-3, 3).filter(bool).map(lambda d: {"as_of": tick.as_of
+                                                           + timedelta(days=d)}),
+            st.integers(-5, 5).filter(bool).map(lambda d: {"seq": tick.seq * 2 + d}),
+            st.floats(1e-4, 0.5).map(lambda v: {"var": v, "es": v * 1.2}))
+
+        @settings(max_examples=60, deadline=None, suppress_health_check=[
+            HealthCheck.function_scoped_fixture])
+        @given(changes, st.integers(0, 1))
+        def vetted(change: dict[str, Any], which: int) -> None:
+            e = outcome.estimates[which]
+            changed = dc.replace(e, **change)
+            got = shell.vet(G1, tick.seq, tick.as_of,
+                            dc.replace(outcome, estimates=(changed,), estimate_records=()),
+                            late=True)  # (a ring without replay state: the checks alone)
+            same = changed == e
+            assert (got.estimates == (e,)) == same
+            assert bool(got.notes) != same
+            if not same:
+                assert got.estimates == () and G1 in got.notes[0]
+
+        vetted()

@@ -300,7 +300,7 @@ class SpreadConsensus(PortfolioSwarm):
                 why = bad[0] if bad else None
             if why is not None:
                 counted.append(why)
-                notes.append(f"the estimate of {agent} at {e.alpha!r}: {why}")
+                notes.append(f"the estimate of {agent} at {e.alpha!r} from {group}: {why}")
                 if isinstance(e.alpha, float) and e.alpha in expected:
                     refused.setdefault(key, str(why))
                 continue
@@ -312,7 +312,7 @@ class SpreadConsensus(PortfolioSwarm):
             if differs is None:
                 forecasts[a] = fc
             else:
-                notes.append(f"the forecast of {a}: {differs}; not scored")
+                notes.append(f"the forecast of {a} from {group}: {differs}; not scored")
                 counted.append(Rejection(a, RejectionReason.MISMATCHED,
                                          f"forecast from {group}: {differs}"))
         roles = []

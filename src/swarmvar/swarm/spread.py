@@ -8,8 +8,11 @@ into group ``i mod K``, each group hosted like a portfolio on its own host
 portfolio (so the numbers are the unspread portfolio's). The portfolio's
 consensus moves to the runtime (:class:`SpreadConsensus`): it scores the
 last forecasts of every agent into the online track record (the tempered
-weights), keeps the builders' windows, verifies the groups' signed
-estimates (they crossed a process boundary) and combines them with
+weights), keeps the builders' windows, vets what each group sent (they
+crossed a process boundary, :meth:`SpreadConsensus.vet`: only its own
+agents' items, only estimates signed for this tick that verify, only
+forecasts equal to what their agents signed; the rest refused and recorded)
+and combines the admitted estimates with
 :func:`~swarmvar.consensus.combine` under the portfolio's policy — the same
 code path as an unspread beat (:meth:`PortfolioSwarm._vote`), so with every
 host up the consensus is the unspread portfolio's.

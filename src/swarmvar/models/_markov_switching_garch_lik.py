@@ -34,7 +34,6 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
-from . import _garch_lik
 from . import _markov_switching_lik as base
 
 FloatArray = NDArray[np.float64]
@@ -250,13 +249,7 @@ def filter_step(th: Theta, norm: FloatArray, aux: FloatArray,
     nm2 = th.nu - 2.0
     g1 = -0.5 * np.log(h1 * nm2 / th.nu) - half * np.log1p(e2 / (nm2 * h1))
     g2 = -0.5 * np.log(h2 * nm2 / th.nu) - half * np.log1p(e2 / (nm2 * h2))
-    top = np.maximum(g1, g2)
-    f1, f2 = np.exp(g1 - top), np.exp(g2 - top)
-    lik = f2 + pred * (f1 - f2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        post = pred * f1 / lik
-        dens = np.log(lik) + top + norm
-    nxt = (1.0 - th.p22) + (th.p11 + th.p22 - 1.0) * post
+    dens, nxt = base.mix_states(g1, g2, pred, norm, th.p11, th.p22)
     neg = x < th.mu
     out = np.stack([np.where(np.isfinite(nxt), nxt, pred),
                     th.omega1 + (th.alpha1 + neg * th.gamma1) * e2 + th.beta1 * h1,
@@ -288,15 +281,11 @@ def _chunk_fn(n_particles: int) -> Any:
         e2 = e * e
         g1 = -0.5 * jnp.log(h1) - half * jnp.log1p(e2 * inv_nm2 / h1)
         g2 = -0.5 * jnp.log(h2) - half * jnp.log1p(e2 * inv_nm2 / h2)
-        top = jnp.maximum(g1, g2)
-        f1 = jnp.exp(g1 - top)
-        f2 = jnp.exp(g2 - top)
-        lik = f2 + pred * (f1 - f2)
-        nxt = c0 + c1 * (pred * f1 / lik)
+        nxt, dens = base.jax_mix_states(g1, g2, pred, c0, c1)
         pred = jnp.where(m, nxt, pred)
         h1 = jnp.where(m, om1 + jnp.where(e < 0, n1, a1) * e2 + b1 * h1, h1)
         h2 = jnp.where(m, om2 + jnp.where(e < 0, n2, a2) * e2 + b2 * h2, h2)
-        acc = acc + jnp.where(m, jnp.log(lik) + top, 0.0)
+        acc = acc + jnp.where(m, dens, 0.0)
         return (pred, h1, h2, acc, mu, om1, a1, b1, om2, a2, b2, half, inv_nm2, c0, c1, n1,
                 n2), None
 
@@ -305,12 +294,7 @@ def _chunk_fn(n_particles: int) -> Any:
         (pred, h1, h2, acc, *_), _ = jax.lax.scan(body, carry, (y, mask), unroll=UNROLL)
         return pred, h1, h2, acc
 
-    spec = jax.ShapeDtypeStruct
-    vec = spec((n_particles,), np.float32)  # type: ignore[no-untyped-call]
-    shapes = (spec((JAX_CHUNK,), np.float32), spec((), np.int32),  # type: ignore[no-untyped-call]
-              *[vec] * 17)
-    with _garch_lik._compiling(_garch_lik.compilation_cache()):  # noqa: SLF001
-        return jax.jit(chunk).lower(*shapes).compile()
+    return base.compile_chunk(chunk, n_particles, 17)
 
 
 def filter_fast(r: FloatArray, th: Theta) -> tuple[FloatArray, FloatArray]:

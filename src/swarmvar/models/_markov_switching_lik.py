@@ -219,15 +219,24 @@ def step(th: Theta, norm: FloatArray, pred: FloatArray,
     e2 = (x - th.mu) ** 2
     g1 = -half * np.log1p(e2 / (th.nu * s1 * s1)) - np.log(s1)
     g2 = -half * np.log1p(e2 / (th.nu * s2 * s2)) - np.log(s2)
+    dens, nxt = mix_states(g1, g2, pred, norm, th.p11, th.p22)
+    return (np.where(np.isfinite(dens), dens, -np.inf),
+            np.where(np.isfinite(nxt), nxt, pred))
+
+
+def mix_states(g1: FloatArray, g2: FloatArray, pred: FloatArray, norm: FloatArray,
+               p11: FloatArray, p22: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Hamilton's step from the two states' log densities of a return ``g1, g2`` (less
+    ``norm``) and ``pred = P(s = 1)`` ``(S,)``: ``log p(x | past)`` and the next
+    ``P(s = 1)``, unguarded (also the MS-GARCH filter's)."""
     top = np.maximum(g1, g2)
     f1, f2 = np.exp(g1 - top), np.exp(g2 - top)
     lik = f2 + pred * (f1 - f2)
     with np.errstate(divide="ignore", invalid="ignore"):
         post = pred * f1 / lik
         dens = np.log(lik) + top + norm
-    nxt = (1.0 - th.p22) + (th.p11 + th.p22 - 1.0) * post
-    return (np.where(np.isfinite(dens), dens, -np.inf),
-            np.where(np.isfinite(nxt), nxt, pred))
+    nxt = (1.0 - p22) + (p11 + p22 - 1.0) * post
+    return dens, nxt
 
 
 def filtered_path(r: FloatArray, p: dict[str, float]) -> FloatArray:
@@ -307,13 +316,9 @@ def _chunk_fn(n_particles: int) -> Any:
         q1 = e * e * inv1
         g1 = -half * jnp.log1p(q1) - ls1
         g2 = -half * jnp.log1p(q1 * ratio2) - ls2
-        top = jnp.maximum(g1, g2)
-        f1 = jnp.exp(g1 - top)
-        f2 = jnp.exp(g2 - top)
-        lik = f2 + pred * (f1 - f2)
-        nxt = c0 + c1 * (pred * f1 / lik)
+        nxt, dens = jax_mix_states(g1, g2, pred, c0, c1)
         pred = jnp.where(m, nxt, pred)
-        acc = acc + jnp.where(m, jnp.log(lik) + top, 0.0)
+        acc = acc + jnp.where(m, dens, 0.0)
         return (pred, acc, mu, inv1, ratio2, half, ls1, ls2, c0, c1), None
 
     def chunk(y, n_valid, pred, acc, mu, inv1, ratio2, half, ls1, ls2, c0, c1):  # type: ignore[no-untyped-def]
@@ -323,10 +328,30 @@ def _chunk_fn(n_particles: int) -> Any:
                                           unroll=UNROLL)
         return pred, acc
 
+    return compile_chunk(chunk, n_particles, 10)
+
+
+def jax_mix_states(g1: Any, g2: Any, pred: Any, c0: Any, c1: Any) -> tuple[Any, Any]:
+    """:func:`mix_states` traced in a compiled filter (``c0 = 1 - p22``, ``c1 = p11 + p22 -
+    1``): the next ``P(s = 1)`` and ``log p(x | past)`` less the t's constant."""
+    import jax.numpy as jnp
+
+    top = jnp.maximum(g1, g2)
+    f1 = jnp.exp(g1 - top)
+    f2 = jnp.exp(g2 - top)
+    lik = f2 + pred * (f1 - f2)
+    return c0 + c1 * (pred * f1 / lik), jnp.log(lik) + top
+
+
+def compile_chunk(chunk: Any, n_particles: int, vectors: int) -> Any:
+    """``chunk(y (JAX_CHUNK,), n_valid, *vectors (n_particles,))`` compiled for float32
+    through GarchT's persistent cache helpers (also the MS-GARCH filter's)."""
+    import jax
+
     spec = jax.ShapeDtypeStruct
     vec = spec((n_particles,), np.float32)  # type: ignore[no-untyped-call]
     shapes = (spec((JAX_CHUNK,), np.float32), spec((), np.int32),  # type: ignore[no-untyped-call]
-              *[vec] * 10)
+              *[vec] * vectors)
     with _garch_lik._compiling(_garch_lik.compilation_cache()):  # noqa: SLF001
         return jax.jit(chunk).lower(*shapes).compile()
 

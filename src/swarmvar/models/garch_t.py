@@ -38,7 +38,8 @@ from ..types import Diagnostics, Forecast
 from . import _garch_lik as lik
 from . import _garch_smc as smc
 from ._garch_family import TQuantileCache, level_measures_block, simulate_paths
-from .base import Agent, Seed, check_real, check_whole, rng_from
+from ._particle_agent import HORIZON_DRAWS, HORIZON_PATHS, REFIT_MIN_ESS, check_sizes
+from .base import Agent, Seed, rng_from
 from .diagnostics import fit_record, smc_diagnostics, summarize
 from .risk import EmpiricalFamily, check_alphas, risk_measures, risk_measures_block
 
@@ -46,16 +47,9 @@ FloatArray = NDArray[np.float64]
 
 #: GJR (asymmetric) or symmetric GARCH by default; see docs/models-garch.md for the evidence.
 ASYMMETRIC_DEFAULT = True
-#: Paths per draw and draws used for horizons > 1.
-HORIZON_DRAWS = 200
-HORIZON_PATHS = 500
 #: Days solved together by forecast_block: more share each numpy call, fewer keep its
 #: arrays in the core's cache (measured best at 5-10 for 1,000 particles and two levels).
 BLOCK_DAYS = 8
-#: Below this ESS fraction after a warm refit's reweighting, refit from scratch.
-REFIT_MIN_ESS = 0.05
-#: Most particles one fit holds (particles x runs), and most runs.
-MAX_PARTICLES, MAX_RUNS = 200_000, 64
 
 
 class Particles(NamedTuple):
@@ -96,19 +90,10 @@ class GarchT(Agent):
 
     def __init__(self, particles: int = 1000, runs: int = 4, ess_threshold: float = 0.5,
                  asymmetric: bool = ASYMMETRIC_DEFAULT) -> None:
-        particles = check_whole("particles", particles, 100, MAX_PARTICLES)
-        runs = check_whole("runs", runs, 2, MAX_RUNS)  # >= 2 for R-hat across runs
-        if particles * runs > MAX_PARTICLES:
-            raise InvalidParameter(
-                f"particles x runs = {particles * runs:,}, beyond the {MAX_PARTICLES:,} one fit "
-                "may hold; lower particles or runs")
-        ess_threshold = check_real("ess_threshold", ess_threshold, 0.0, 1.0, low_open=True,
-                                   high_open=True)
+        self.particles, self.runs, self.ess_threshold = check_sizes(particles, runs,
+                                                                    ess_threshold)
         if not isinstance(asymmetric, (bool, np.bool_)):
             raise InvalidParameter(f"asymmetric must be True or False, not {asymmetric!r}")
-        self.particles = int(particles)
-        self.runs = int(runs)
-        self.ess_threshold = float(ess_threshold)
         self.asymmetric = bool(asymmetric)
 
     # --- fitting -----------------------------------------------------------

@@ -39,19 +39,13 @@ from ..types import Diagnostics, Forecast
 from . import _har_arch_lik as lik
 from . import _har_arch_smc as smc
 from . import _sir
-from .base import Agent, Seed, check_real, check_whole, rng_from
+from ._particle_agent import HORIZON_DRAWS, HORIZON_PATHS, REFIT_MIN_ESS, check_sizes
+from .base import Agent, Seed, check_whole, rng_from
 from .diagnostics import fit_record, smc_diagnostics, summarize
 from .risk import EmpiricalFamily, LevelMeasures, check_alphas, mixture_var, risk_measures
 
 FloatArray = NDArray[np.float64]
 
-#: Particles resampled, and paths simulated from each, for horizons > 1.
-HORIZON_DRAWS = 200
-HORIZON_PATHS = 500
-#: Below this ESS fraction after a warm refit's reweighting, refit from scratch.
-REFIT_MIN_ESS = 0.05
-#: Most particles one fit holds (particles x runs), and most runs.
-MAX_PARTICLES, MAX_RUNS = 200_000, 64
 #: Returns simulate() discards before the ones it gives (the lags start at the
 #: unconditional variance).
 BURN_IN = 250
@@ -198,17 +192,8 @@ class HarArch(Agent):
 
     def __init__(self, particles: int = 1000, runs: int = 4, ess_threshold: float = 0.5,
                  moves: int = 6) -> None:
-        particles = check_whole("particles", particles, 100, MAX_PARTICLES)
-        runs = check_whole("runs", runs, 2, MAX_RUNS)
-        if particles * runs > MAX_PARTICLES:
-            raise InvalidParameter(
-                f"particles x runs = {particles * runs:,}, beyond the {MAX_PARTICLES:,} one fit "
-                "may hold; lower particles or runs")
-        ess_threshold = check_real("ess_threshold", ess_threshold, 0.0, 1.0, low_open=True,
-                                   high_open=True)
-        self.particles = int(particles)
-        self.runs = int(runs)
-        self.ess_threshold = float(ess_threshold)
+        self.particles, self.runs, self.ess_threshold = check_sizes(particles, runs,
+                                                                    ess_threshold)
         self.moves = check_whole("moves", moves, 1, 100)
 
     # --- fitting --------------------------------------------------------------

@@ -1,0 +1,424 @@
+"""The online particle agent shared by ``MarkovSwitching(Garch)`` and ``BetaSkewTEgarch``.
+
+:class:`ParticleAgent` holds what those agents do alike with the generic
+blocks of :mod:`._sir`: the constructor checks, the likelihood-tempered SMC
+``fit`` (``runs`` samplers from the prior in one batch, split R-hat and ESS
+across them), the resample-move rejuvenation (independent Metropolis-Hastings
+from a multivariate t fitted to each run, random-walk moves when those are
+rarely accepted), IBIS ``update``, the history buffer, the horizon-1 block
+forecasts, diagnostics and the state's common part. A subclass brings its
+model as ``_model`` - an object with ``sample_prior``, ``to_unconstrained``,
+``from_unconstrained``, ``log_prior_u``, ``filter_fast(r, theta) -> (ll (S,),
+filter state (k, S))`` and ``draws`` (as :mod:`._markov_switching_lik` offers
+them) - and the few hooks below.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Self
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ..errors import InvalidParameter, InvalidReturns, InvalidState
+from ..types import Diagnostics, Forecast
+from . import _sir
+from .base import Agent, Seed, check_real, check_whole, rng_from
+from .diagnostics import fit_record, smc_diagnostics, summarize
+from .risk import EmpiricalFamily, check_alphas, risk_measures
+
+FloatArray = NDArray[np.float64]
+
+#: Draws and paths per draw for horizons > 1.
+HORIZON_DRAWS = 200
+HORIZON_PATHS = 500
+#: Below this ESS fraction after a warm refit's reweighting, the agent leaves the warm route.
+REFIT_MIN_ESS = 0.05
+#: Most particles one fit holds (particles x runs), and most runs.
+MAX_PARTICLES, MAX_RUNS = 200_000, 64
+#: Most tempering stages of a fit (a real series takes a few dozen).
+MAX_STAGES = 200
+#: Independent-MH sweeps per rejuvenation (fewer once 95% of the particles moved), and
+#: the acceptance below which random-walk sweeps follow.
+MOVES = 6
+LEAST_INDEPENDENT_ACCEPTANCE = 0.2
+#: At a tempering stage before the last, the independent-MH sweeps stop once this share
+#: of every run's particles has moved (the proposal is refitted to the cloud at every
+#: stage); the last stage, whose particles are the posterior, moves 95% (``_sir``'s rule).
+STAGE_MOVED = 0.8
+
+
+def check_sizes(particles: int, runs: int, ess_threshold: float) -> tuple[int, int, float]:
+    """An SMC agent's ``particles`` (>= 100), ``runs`` (>= 2, for split R-hat across runs;
+    ``particles x runs <= MAX_PARTICLES``) and ``ess_threshold`` (0 < value < 1), checked.
+
+    Raises
+    ------
+    InvalidParameter
+        Naming the value that is out of range.
+    """
+    particles = check_whole("particles", particles, 100, MAX_PARTICLES)
+    runs = check_whole("runs", runs, 2, MAX_RUNS)
+    if particles * runs > MAX_PARTICLES:
+        raise InvalidParameter(
+            f"particles x runs = {particles * runs:,}, beyond the {MAX_PARTICLES:,} one fit "
+            "may hold; lower particles or runs")
+    ess_threshold = check_real("ess_threshold", ess_threshold, 0.0, 1.0, low_open=True,
+                               high_open=True)
+    return int(particles), int(runs), float(ess_threshold)
+
+
+def scaled(ll: FloatArray, power: float | FloatArray) -> FloatArray:
+    """``power * ll`` with ``0 * -inf = -inf`` (a zero-likelihood particle stays dead)."""
+    with np.errstate(invalid="ignore"):
+        out = power * ll
+    result: FloatArray = np.where(np.isfinite(ll), out, -np.inf)
+    return result
+
+
+class ParticleAgent(Agent):
+    """An online SMC agent: tempered fit, IBIS updates, resample-move rejuvenation.
+
+    Parameters
+    ----------
+    particles : int
+        Particles in the online posterior, and per run in ``fit`` (>= 100).
+    runs : int
+        Independent tempered SMC runs in ``fit``, for split R-hat across runs (>= 2).
+    ess_threshold : float
+        Resample-move when the weights' ESS falls below this fraction of
+        ``particles`` (0 < value < 1); also each tempering step's target ESS.
+    """
+
+    #: The model (see the module's docstring).
+    _model: Any
+    #: The model's name in the message of a fit that cannot temper.
+    _label = ""
+    #: Key of the per-particle filter state in :meth:`state`'s arrays.
+    _aux_key = "aux"
+    #: Share moved before the independent-MH sweeps of an update's resample-move stop.
+    _update_moved = 0.95
+    #: Most days one particle set's horizon-1 forecasts are solved together.
+    block_days = 8
+    min_observations = 100
+    needs_variation = True
+    #: How the last fit or refit got its posterior (the subclass lists the routes).
+    refit_route: str = "fit"
+    _aux: Any
+
+    def __init__(self, particles: int = 1000, runs: int = 4, ess_threshold: float = 0.5) -> None:
+        self.particles, self.runs, self.ess_threshold = check_sizes(particles, runs,
+                                                                    ess_threshold)
+
+    # --- hooks -------------------------------------------------------------------------
+
+    def _unstack(self, aux: FloatArray) -> Any:
+        """The filter state as the agent holds it, from its ``(k, S)`` form."""
+        return aux
+
+    def _new_particles(self) -> None:
+        """Constants of new particles ``self._theta`` (the subclass's caches)."""
+
+    def _filter_step(self, x: float) -> tuple[FloatArray, Any]:
+        """One day's log densities ``(S,)`` and next filter state."""
+        raise NotImplementedError
+
+    def _day_cache(self) -> Any:
+        """The predictive's constants for the current particles."""
+        raise NotImplementedError
+
+    def _forecast_days(self, th: Any, cache: Any, auxs: list[Any], ws: list[FloatArray],
+                       levels: tuple[float, ...]) -> list[Forecast]:
+        raise NotImplementedError
+
+    def _simulate_paths(self, idx: NDArray[np.intp], h: int,
+                        rng: np.random.Generator) -> FloatArray:
+        """Sums of ``h`` returns ``(P, HORIZON_PATHS)`` from particles ``idx``."""
+        raise NotImplementedError
+
+    def _check_state(self, u: FloatArray, aux: FloatArray, ll: FloatArray, logw: FloatArray,
+                     hist: FloatArray) -> None:
+        """Raise :class:`InvalidState` unless the arrays fit this agent."""
+        raise NotImplementedError
+
+    # --- fitting -----------------------------------------------------------------------
+
+    def fit(self, returns: ArrayLike, *, seed: Seed = None) -> Self:
+        """Posterior given ``returns`` (oldest first) by likelihood-tempered SMC from the prior.
+
+        ``runs`` runs of ``particles`` prior draws in one batch; each raises its
+        likelihood's power as far as keeps its ESS at ``ess_threshold``
+        (bisection, :func:`._sir.next_temperature`), resamples and moves
+        (:meth:`_move`) until the power is 1. Split R-hat and ESS across
+        the runs are checked (a ``ConvergenceWarning`` if poor); the pooled
+        particles, thinned to ``particles``, are the online posterior.
+
+        Raises
+        ------
+        InvalidReturns
+            Bad returns, or a series the sampler cannot temper in ``MAX_STAGES`` stages.
+        """
+        r = self._history(returns)
+        rng = np.random.default_rng(rng_from(seed).integers(0, 2**63 - 1))
+        start = time.perf_counter()
+        runs, per = self.runs, self.particles
+        m = self._model
+        u = m.to_unconstrained(m.sample_prior(runs * per, rng))
+        lp = m.log_prior_u(u)
+        ll, aux = m.filter_fast(r, m.from_unconstrained(u))
+        ll = np.where(np.isfinite(lp), ll, -np.inf)
+        logw, gamma = np.zeros(u.shape[0]), np.zeros(runs)
+        blocks = _sir.run_slices(u.shape[0], runs)
+        stages, acceptance = 0, 1.0
+        while np.any(gamma < 1.0):
+            if stages >= MAX_STAGES:
+                raise InvalidReturns(
+                    f"the {self._label} posterior was not reached in {MAX_STAGES} tempering "
+                    f"stages (the slowest run got to {float(gamma.min()):.3g} of the "
+                    "likelihood): check the series for stale stretches or a unit mistake")
+            active = [g for g in range(runs) if gamma[g] < 1.0]
+            for g in active:
+                b = blocks[g]
+                nxt = _sir.next_temperature(logw[b], ll[b], float(gamma[g]),
+                                            self.ess_threshold * per)
+                logw[b] += scaled(ll[b], nxt - gamma[g])
+                gamma[g] = nxt
+            idx = np.concatenate([np.arange(blocks[g].start, blocks[g].stop) for g in active])
+            powers = np.repeat(gamma[active], per)
+            enough = 0.95 if np.any(gamma[active] >= 1.0) else STAGE_MOVED
+            moved = self._move(r, u[idx], logw[idx], np.vstack([ll[idx], aux[:, idx]]),
+                               powers, rng, len(active), enough)
+            u[idx], ll[idx], aux[:, idx], acceptance = moved
+            logw[idx] = 0.0
+            stages += 1
+        draws = m.draws(m.from_unconstrained(u))
+        rhat, ess_b, ess_t = summarize({k: v.reshape(runs, per) for k, v in draws.items()})
+        keep = _sir.systematic_resample(np.full(u.shape[0], 1.0 / u.shape[0]),
+                                        float(rng.random()), per)
+        self._install(r, u[keep], ll[keep], self._unstack(aux[:, keep]), np.zeros(per), rng)
+        self._fit_diag = {"rhat": rhat, "ess_bulk": ess_b, "ess_tail": ess_t}
+        self._acceptance = acceptance
+        self._seconds = time.perf_counter() - start
+        self._fitted = True
+        self.refit_route = "fit"
+        self._warn_if_unconverged(self._diagnostics())
+        return self
+
+    def _reweighted(self, returns: ArrayLike,
+                    seed: Seed) -> tuple[FloatArray, np.random.Generator, FloatArray, Any,
+                                         FloatArray]:
+        """A warm refit's start: the window, its generator, its log-likelihoods and filter
+        states, and the particles' weights reweighted from the history to the window."""
+        r = self._history(returns)
+        rng = np.random.default_rng(rng_from(seed).integers(0, 2**63 - 1))
+        ll, aux = self._model.filter_fast(r, self._theta)
+        logw = self._logw + ll - self._ll
+        logw = np.where(np.isfinite(logw), logw, -np.inf)
+        return r, rng, ll, self._unstack(aux), logw
+
+    def _move_installed(self, r: FloatArray, ll: FloatArray, aux: Any, logw: FloatArray,
+                        rng: np.random.Generator, enough: float) -> None:
+        """Resample-move the current particles at ``logw`` targeting the posterior given
+        ``r`` and install them (a warm refit's or an update's rejuvenation)."""
+        u, ll, aux, acc = self._move(r, self._u, logw, np.vstack([ll, aux]),
+                                     np.ones(self.particles), rng, 1, enough)
+        self._install(r, u, ll, self._unstack(aux), np.zeros(self.particles), rng)
+        self._acceptance = acc
+
+    def _move(self, r: FloatArray, u: FloatArray, logw: FloatArray, aux: FloatArray,
+              powers: FloatArray, rng: np.random.Generator, runs: int,
+              enough: float = 0.95) -> tuple[FloatArray, FloatArray, FloatArray, float]:
+        """Resample each run by ``logw`` and move it, targeting ``prior * L(r)^power``.
+
+        ``u`` ``(S, d)``; ``aux`` ``(1 + k, S)`` holds each particle's ``log
+        L(r)`` and its filter state; ``powers`` ``(S,)`` each particle's run's
+        power. Returns the particles, their log-likelihoods and filter states
+        ``(k, S)``, and the acceptance rate.
+        """
+        blocks = _sir.run_slices(u.shape[0], runs)
+        d = u.shape[1]
+        idx = np.empty(u.shape[0], dtype=np.intp)
+        mean, cov = np.empty((runs, d)), np.empty((runs, d, d))
+        for g, b in enumerate(blocks):
+            w = _sir.normalized_weights(logw[b])
+            mean[g] = w @ u[b]
+            cov[g] = _sir.weighted_covariance(u[b], w) + 1e-10 * np.eye(d)
+            idx[b] = b.start + _sir.systematic_resample(w, float(rng.random()))
+        u, aux = u[idx], aux[:, idx]
+
+        m = self._model
+
+        def log_target(th: FloatArray) -> tuple[FloatArray, FloatArray]:
+            lp = m.log_prior_u(th)
+            ll, state = m.filter_fast(r, m.from_unconstrained(th))
+            ll = np.where(np.isfinite(lp), ll, -np.inf)
+            return lp + scaled(ll, powers), np.vstack([ll, state])
+
+        current = (m.log_prior_u(u) + scaled(aux[0], powers), aux)
+        u2, lt, aux2, rate, _ = _sir.independent_moves(u, log_target, current, rng, MOVES, mean,
+                                                        cov, enough_moved=enough, runs=runs)
+        if rate < LEAST_INDEPENDENT_ACCEPTANCE:
+            u2, _, aux2, rate = _sir.random_walk_moves(
+                u2, log_target, (lt, aux2), rng, MOVES, (2.38**2 / d) * cov, runs=runs)
+        return u2, aux2[0].copy(), aux2[1:].copy(), rate
+
+    def _install(self, r: FloatArray, u: FloatArray, ll: FloatArray, aux: Any,
+                 logw: FloatArray, rng: np.random.Generator) -> None:
+        cap = max(64, 1 << (r.size + 256).bit_length())
+        self._buf = np.empty(cap)
+        self._buf[: r.size] = r
+        self._n = r.size
+        self._rng = rng
+        if getattr(self, "_u", None) is not u:  # new particles: their constants anew
+            self._u = u
+            self._theta = self._model.from_unconstrained(u)
+            self._new_particles()
+        self._ll, self._aux = ll, aux
+        self._logw = logw - np.max(logw)
+
+    @property
+    def history(self) -> FloatArray:
+        """Returns the posterior conditions on (fit or refit window, then updates) ``(n,)``."""
+        self._require_fitted()
+        return self._buf[: self._n].copy()
+
+    # --- online ------------------------------------------------------------------------
+
+    def update(self, r: float) -> float:
+        """Absorb one return by IBIS; the log predictive density of ``r`` before absorbing it."""
+        x = self._check_return(r)
+        self._require_fitted()
+        dens, aux = self._filter_step(x)
+        lw = self._logw + dens
+        top = float(np.max(lw))
+        if not np.isfinite(top):
+            raise InvalidReturns(f"return {x!r} has zero density under every particle")
+        out = top + float(np.log(np.exp(lw - top).sum() / np.exp(self._logw).sum()))
+        if self._n == self._buf.size:
+            self._buf = np.concatenate([self._buf, np.empty(self._buf.size)])
+        self._buf[self._n] = x
+        self._n += 1
+        self._ll, self._aux, self._logw = self._ll + dens, aux, lw - top
+        if _sir.ess(self._logw) < self.ess_threshold * self.particles:
+            self._move_installed(self._buf[: self._n].copy(), self._ll, self._aux, self._logw,
+                                 self._rng, self._update_moved)
+        return out
+
+    # --- the predictive ----------------------------------------------------------------
+
+    def _weights(self) -> FloatArray:
+        return _sir.normalized_weights(self._logw)
+
+    def forecast(
+        self, alphas: Sequence[float] = (0.99,), horizon: int = 1, *, seed: Seed = None
+    ) -> Forecast:
+        """VaR/ES of the next ``horizon`` returns' sum, with 90% credible intervals.
+
+        Horizon 1 is over the particles (the subclass's predictive family);
+        longer horizons simulate ``HORIZON_PATHS`` paths from each of
+        ``HORIZON_DRAWS`` particles (systematically resampled), drawn from ``seed``.
+        """
+        levels = check_alphas(alphas)
+        h = self._check_horizon(horizon)
+        self._require_fitted()
+        if h == 1:
+            return self._forecast_days(self._theta, self._day_cache(), [self._aux],
+                                       [self._weights()], levels)[0]
+        rng = rng_from(seed)
+        idx = _sir.systematic_resample(self._weights(), float(rng.random()), HORIZON_DRAWS)
+        paths = self._simulate_paths(idx, h, rng)
+        return Forecast(model=self.name, horizon=h,
+                        levels=risk_measures(EmpiricalFamily(paths), levels))
+
+    def _horizon_one_block(
+        self, xs: FloatArray, levels: tuple[float, ...], seeds: Sequence[Seed]
+    ) -> tuple[list[Forecast], FloatArray]:
+        """:meth:`Agent.forecast_block` at horizon 1, vectorized.
+
+        The updates run day by day as :meth:`update` (resample-moves
+        included); the forecasts of the days on one particle set are solved
+        together, ``block_days`` at a time, by the code :meth:`forecast` runs
+        for one day (so each day's numbers are the same, bit for bit).
+        """
+        forecasts: list[Forecast] = []
+        dens = np.empty(xs.size)
+        auxs: list[Any] = []
+        ws: list[FloatArray] = []
+        for j, x in enumerate(xs.tolist()):
+            theta, cache = self._theta, self._day_cache()
+            auxs.append(self._aux)
+            ws.append(self._weights())
+            dens[j] = self.update(x)
+            if self._theta is not theta or len(auxs) == self.block_days:
+                forecasts += self._forecast_days(theta, cache, auxs, ws, levels)
+                auxs, ws = [], []
+        if auxs:
+            forecasts += self._forecast_days(self._theta, self._day_cache(), auxs, ws, levels)
+        return forecasts, dens
+
+    # --- diagnostics and the generative side -------------------------------------------
+
+    def _diagnostics(self) -> Diagnostics:
+        return smc_diagnostics(self._fit_diag, ess=_sir.ess(self._logw),
+                               acceptance=self._acceptance, draws=self.runs * self.particles,
+                               seconds=self._seconds)
+
+    def sample_prior(self, n: int, *, seed: Seed = None) -> dict[str, FloatArray]:
+        """``n`` prior draws of the model's parameters."""
+        n = check_whole("n", n, 1, 10**7)
+        m = self._model
+        return dict(m.draws(m.sample_prior(n, rng_from(seed))))
+
+    def posterior_draws(self) -> dict[str, FloatArray]:
+        """The particles resampled to equal weights (systematic, deterministic offset 0.5)."""
+        self._require_fitted()
+        idx = _sir.systematic_resample(self._weights(), 0.5)
+        return dict(self._model.draws(self._theta.take(idx)))
+
+    # --- state -------------------------------------------------------------------------
+
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
+        scalars = {
+            "rng": self._rng.bit_generator.state,
+            "fit_diag": self._fit_diag,
+            "acceptance": self._acceptance,
+            "seconds": self._seconds,
+            "refit_route": self.refit_route,
+        }
+        arrays = {"history": self.history, "u": self._u, "ll": self._ll,
+                  self._aux_key: self._aux, "logw": self._logw}
+        return scalars, arrays
+
+    def _set_state(self, scalars: Mapping[str, Any], arrays: Mapping[str, NDArray[Any]]) -> None:
+        try:
+            u = np.asarray(arrays["u"], dtype=float)
+            ll, aux, logw = (np.asarray(arrays[k], dtype=float)
+                             for k in ("ll", self._aux_key, "logw"))
+            hist = np.asarray(arrays["history"], dtype=float)
+            rng = np.random.default_rng()
+            rng.bit_generator.state = dict(scalars["rng"])
+            fit_diag = fit_record(scalars["fit_diag"])
+            acceptance, seconds = float(scalars["acceptance"]), float(scalars["seconds"])
+            route = str(scalars.get("refit_route", "fit"))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InvalidState(f"{self.name} state is incomplete or malformed: {exc}") from exc
+        s = self.particles
+        if u.shape != (s, self._model.DIM) or any(v.shape != (s,) for v in (ll, logw)) or (
+                hist.ndim != 1 or hist.size < self.min_observations):
+            raise InvalidState(f"{self.name} state arrays do not match {s} particles")
+        self._check_state(u, aux, ll, logw, hist)
+        if not np.all(np.isfinite(self._model.log_prior_u(u))):
+            raise InvalidState(f"{self.name} state holds particles outside the prior's support")
+        if np.any(np.isnan(ll)) or np.any(ll == np.inf):
+            raise InvalidState(f"{self.name} state's log-likelihoods are NaN or +inf")
+        if np.any(np.isnan(logw)) or np.any(logw == np.inf) or not np.any(np.isfinite(logw)):
+            raise InvalidState(f"{self.name} state's particle log weights are NaN, +inf or all "
+                               "-inf")
+        self._install(hist, u, ll, aux, logw, rng)
+        self._logw = logw.copy()  # exact, not re-normalized
+        self._fit_diag = fit_diag
+        self._acceptance = acceptance
+        self._seconds = seconds
+        self.refit_route = route

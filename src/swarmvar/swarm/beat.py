@@ -372,12 +372,7 @@ class PortfolioSwarm:
                 self.agents[name] = None
                 rejected[name] = f"update failed: {exc}"
         agents_seconds, agents_cpu = clock() - begin, cpu() - begin_cpu
-        breaches = self._score(value)
-        self.returns = self._returns_ring.append(self.returns, value)
-        self.t += 1
-        self.absorbed += 1
-        self.seq = tick.seq
-        self.last_as_of = tick.as_of
+        breaches = self._absorb_tick(tick, value)
         records: list[RoleRecord] = []
         # swaps first: a refit launched earlier replaces the live agent at this boundary
         for result in tick.swaps:
@@ -448,6 +443,16 @@ class PortfolioSwarm:
                            validation,
                            {"agents": agents_seconds, "refit": refit_seconds,
                             "combine": combine_seconds}, written)
+
+    def _absorb_tick(self, tick: BeatInput, value: float) -> dict[str, tuple[bool, ...]]:
+        """Score the last forecasts on ``value``, then advance the return ring and counters."""
+        breaches = self._score(value)
+        self.returns = self._returns_ring.append(self.returns, value)
+        self.t += 1
+        self.absorbed += 1
+        self.seq = tick.seq
+        self.last_as_of = tick.as_of
+        return breaches
 
     def _score(self, value: float) -> dict[str, tuple[bool, ...]]:
         """Score the forecasts ``value`` completes; feed the track record and builders.

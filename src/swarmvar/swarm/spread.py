@@ -165,12 +165,7 @@ class SpreadConsensus(PortfolioSwarm):
         """
         cfg = self.config
         value = float(tick.value)
-        breaches = self._score(value)
-        self.returns = self._returns_ring.append(self.returns, value)
-        self.t += 1
-        self.absorbed += 1
-        self.seq = tick.seq
-        self.last_as_of = tick.as_of
+        breaches = self._absorb_tick(tick, value)
         forecasts: dict[str, Forecast] = {}
         log_scores: dict[str, float] = {}
         diags: dict[str, Diagnostics] = {}

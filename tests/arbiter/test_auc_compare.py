@@ -79,24 +79,34 @@ def test_block_bootstrap_widens_for_clustered_labels() -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.sampled_from(["nan", "shape", "one_class", "block", "reps"]), st.integers(0, 99))
+@given(st.sampled_from(["nan", "shape", "one_class", "block", "reps", "labels",
+                        "boot_nan", "boot_labels", "block_float", "reps_float"]),
+       st.integers(0, 99))
 def test_bad_input_is_invalid_parameter(case: str, seed: int) -> None:
     rng = np.random.default_rng(seed)
     a, b = rng.normal(size=50), rng.normal(size=50)
     y = np.arange(50) % 4 == 0
-    kwargs: dict[str, int] = {}
-    if case == "nan":
+    labels: np.ndarray = y
+    kwargs: dict[str, object] = {}
+    if case in ("nan", "boot_nan"):
         a[seed % 50] = math.nan
     elif case == "shape":
         b = b[:-1]
     elif case == "one_class":
-        y = np.zeros(50, bool)
+        labels = np.zeros(50, bool)
+    elif case in ("labels", "boot_labels"):  # NaN, 2 or 0.3 are not labels
+        labels = y.astype(float)
+        labels[seed % 50] = (math.nan, 2.0, 0.3)[seed % 3]
     elif case == "block":
         kwargs["block"] = 51 + seed
+    elif case == "block_float":
+        kwargs["block"] = 2.5
+    elif case == "reps_float":
+        kwargs["reps"] = 10.5 + seed
     else:
         kwargs["reps"] = seed % 10
     with pytest.raises(InvalidParameter):
-        if case in ("block", "reps"):
-            block_bootstrap_auc_difference(a, b, y, rng, **kwargs)
+        if case in ("block", "reps", "boot_nan", "boot_labels", "block_float", "reps_float"):
+            block_bootstrap_auc_difference(a, b, labels, rng, **kwargs)  # type: ignore[arg-type]
         else:
-            compare_auc(a, b, y)
+            compare_auc(a, b, labels)

@@ -163,6 +163,19 @@ def roc_auc(scores: ArrayLike, labels: ArrayLike) -> float:
     return float((ranks[y].sum() - pos * (pos + 1) / 2) / (pos * neg))
 
 
+def _binary_labels(labels: ArrayLike) -> NDArray[np.bool_]:
+    """Labels as booleans; anything but bools or exactly 0/1 raises ``InvalidParameter``."""
+    raw = np.asarray(labels)
+    if raw.dtype != np.bool_:
+        try:
+            values = raw.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InvalidParameter(f"labels must be 0/1 or booleans: {exc}") from exc
+        if not np.all(np.isin(values, (0.0, 1.0))):
+            raise InvalidParameter("labels must be 0/1 or booleans (NaN, 2 or 0.3 are not)")
+    return raw.astype(bool)
+
+
 @dataclass(frozen=True)
 class AucComparison:
     """Two scores' AUCs on the same labels and the DeLong standard error of their difference.
@@ -205,7 +218,7 @@ def compare_auc(scores_a: ArrayLike, scores_b: ArrayLike, labels: ArrayLike) -> 
     """
     a = np.asarray(scores_a, dtype=np.float64)
     b = np.asarray(scores_b, dtype=np.float64)
-    y = np.asarray(labels, dtype=bool)
+    y = _binary_labels(labels)
     if a.ndim != 1 or a.shape != b.shape or a.shape != y.shape:
         raise InvalidParameter(f"scores and labels must be (T,) arrays of one length, got "
                                f"{a.shape}, {b.shape}, {y.shape}")
@@ -238,10 +251,15 @@ def block_bootstrap_auc_difference(scores_a: ArrayLike, scores_b: ArrayLike,
     """
     a = np.asarray(scores_a, dtype=np.float64)
     b = np.asarray(scores_b, dtype=np.float64)
-    y = np.asarray(labels, dtype=bool)
+    y = _binary_labels(labels)
+    for name, value in (("block", block), ("reps", reps)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise InvalidParameter(f"{name} must be a whole number, not {value!r}")
     if a.ndim != 1 or a.shape != b.shape or a.shape != y.shape or not 1 <= block <= a.size:
         raise InvalidParameter(f"need scores and labels (T,) of one length and 1 <= block <= "
                                f"T, got {a.shape}, {b.shape}, {y.shape}, block {block}")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise InvalidParameter("scores must be finite")
     if not (reps >= 10 and 0 < level < 1):
         raise InvalidParameter(f"need reps >= 10 and 0 < level < 1, got {reps}, {level}")
     size = a.size

@@ -20,16 +20,13 @@ JAX's default float32).
 
 XLA's float64 ``log``/``log1p`` on CPU are scalar library calls (~5-10 ns an
 element, against ~1 ns for its vectorized ``exp``), so the step does not
-take one a day: ``sum log(1 + z)`` is carried as a product ``P`` times a
-power of two, ``P`` brought back to ``[1/2, 1)`` by ``frexp`` every
-``LOG_EVERY`` days (exact: only the exponent moves), and the one ``log`` is
-taken at the end. Within those days ``P`` overflows only when one factor
-``1 + z`` passes ``2^(1024 / LOG_EVERY - 2)`` (``z`` ~ 1e76: a particle
-that puts a return ~1e38 scales out): such particles are flagged and their
-likelihood is recomputed by the numpy reference, so the result is the same
-for every particle. A factor that is infinite or NaN (``exp(m)``
-overflowed: a particle whose scale collapsed) gives ``-inf``, as the
-reference's ``log1p`` does.
+take one a day: each factor ``1 + z_t`` is split (bit operations, exact) into
+its power of two, summed, and its mantissa in ``[1/2, 1)``, multiplied into a
+running product ``P`` that is brought back to ``[1/2, 1)`` every
+``LOG_EVERY`` days (only the exponent moves). ``P`` stays within ``[2^-5, 1)``
+and cannot overflow; the one ``log`` is taken at the end. A factor that is
+infinite or NaN (``exp(m)`` overflowed: a particle whose scale collapsed) is
+flagged and gives ``-inf``, as the reference's ``log1p`` does.
 """
 
 from __future__ import annotations
@@ -51,8 +48,6 @@ FloatArray = NDArray[np.float64]
 CHUNK = 256
 #: Days between renormalizations of the running product of ``1 + z`` (divides CHUNK).
 LOG_EVERY = 4
-#: A factor ``1 + z`` above this may overflow the running product within LOG_EVERY days.
-FACTOR_LIMIT = 2.0 ** (1024 // LOG_EVERY - 2)
 #: Scan iterations unrolled per loop trip (each is LOG_EVERY days): more is slower here.
 SCAN_UNROLL = 1
 MANTISSA = (1 << 52) - 1
@@ -66,7 +61,8 @@ def _chunk_fn(n_particles: int) -> jax.stages.Compiled:
     Arguments: returns ``(CHUNK,)``, valid days ``()`` int32, then the
     constants ``mu, phi`` and the coefficients ``A, B, D`` after a fall and
     after a rise (``e_t < 0``, ``e_t >= 0``), and the carry ``m, sum m, P,
-    exponent of P, flag`` (each ``(S,)``; the flag 0, 1 or 2 as float64).
+    exponent of P, flag`` (each ``(S,)``; the flag 0, or 2 for an infinite or NaN
+    factor, as float64).
     Returns the carry.
     """
 
@@ -168,8 +164,4 @@ def loglik(r: FloatArray, th: lik.Theta) -> tuple[FloatArray, FloatArray]:
         pen = np.log(prod) + expo * math.log(2.0)
         ll = n * st.const + 0.5 * msum - st.half_nu1 * pen
     ll = np.where(np.isnan(ll) | (flag == 2.0), -np.inf, ll)
-    lam = -0.5 * m
-    redo = np.flatnonzero(flag == 1.0)
-    if redo.size:  # a factor that may have overflowed the product: the numpy reference
-        ll[redo], lam[redo] = lik.loglik(r, th.take(redo))
-    return ll, lam
+    return ll, -0.5 * m

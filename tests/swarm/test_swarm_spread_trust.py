@@ -277,6 +277,25 @@ def test_a_worker_knows_its_parent_from_the_parent():
     assert orphan.exitcode == 0  # it returned by itself, without being told to stop
 
 
+
+def test_a_forager_ends_when_its_run_is_gone():
+    """A forager (a process pool worker) watches the pid its parent gave it: given a pid
+    that is not its parent, it ends at once (not after its 60 s of work); given its real
+    parent, it lives on and works."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys, time; from swarmvar.swarm.executors import _watch_parent; "
+            "_watch_parent(int(sys.argv[1]), 0.05); time.sleep(float(sys.argv[2])); "
+            "print('alive')")
+    orphan = subprocess.run([sys.executable, "-c", code, "-1", "60"], capture_output=True,
+                            text=True, timeout=45)
+    assert orphan.returncode == 0 and "alive" not in orphan.stdout
+    child = subprocess.run([sys.executable, "-c", code, str(os.getpid()), "0.5"],
+                           capture_output=True, text=True, timeout=45)
+    assert child.returncode == 0 and "alive" in child.stdout
+
 def test_vet_admits_an_estimate_only_as_signed_for_its_group_and_tick(tmp_path, sp500):
     """Property: whatever a group changes in a real signed estimate of its beat — the agent,
     the level, the portfolio, the horizon, the date, the seq, a number — the runtime's vet

@@ -193,6 +193,25 @@ def _serve(conn: Any, parent: int) -> None:
             conn.send(("error", exc))
 
 
+def _watch_parent(parent: int, every: float = 1.0) -> None:
+    """A forager process's initializer: a daemon thread ends the process once its parent
+    (pid ``parent``, given by the parent) is gone (a runtime killed with SIGKILL).
+
+    A process pool's workers wait on their call queue and never learn that the run died,
+    so without this they would outlive it, one per forager.
+    """
+    import os
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="swarmvar-parent-watch", daemon=True).start()
+
+
 class _Worker:
     def __init__(self, ctx: Any) -> None:
         self.conn, child = ctx.Pipe()
@@ -447,7 +466,9 @@ class LocalExecutor(ShardedFanOut):
             for _ in range(2):
                 if self._pool is None:
                     self._pool = ProcessPoolExecutor(self.forager_count,
-                                                     mp_context=self._context())
+                                                     mp_context=self._context(),
+                                                     initializer=_watch_parent,
+                                                     initargs=(os.getpid(),))
                 try:
                     return self._pool.submit(self._refit, job)
                 except BrokenProcessPool:  # a forager was killed: start a fresh pool

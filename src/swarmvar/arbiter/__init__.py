@@ -27,11 +27,21 @@ from .pid import Genome, PidGains, PidState, PidStep, recalibrate, seed_error
 from .pulse import Cadence, Pulse, t_lambda
 from .signals import AgentSignals, BeatSignals, SignalConfig, SignalMemory, read_beat
 from .step import ArbiterConfig, ArbiterState, StepOutput, observe_step, step
-from .threat import FEATURES, SEED_MODEL, ThreatModel, fit_threat_model, roc_auc
+from .threat import (
+    FEATURES,
+    SEED_MODEL,
+    AucComparison,
+    ThreatModel,
+    block_bootstrap_auc_difference,
+    compare_auc,
+    fit_threat_model,
+    roc_auc,
+)
 from .versions import ThreatVersions
 
 __all__ = [
     "FEATURES", "QUARANTINE_BREAKER", "SEED_MODEL", "SEED_THRESHOLDS", "AgentSignals",
+    "AucComparison", "block_bootstrap_auc_difference", "compare_auc",
     "Arbiter", "ArbiterConfig", "ArbiterState", "BalanceTarget", "BeatHistory", "BeatSignals",
     "Cadence",
     "CoreOutputs", "DecisionVector", "Genome", "PidGains", "PidState", "PidStep", "Pulse",

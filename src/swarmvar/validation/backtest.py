@@ -213,7 +213,25 @@ def _losses(r: np.ndarray, window: int, horizon: int, days: int) -> np.ndarray:
     return result
 
 
+class _NoBar:
+    """The progress bar's interface, doing nothing (``progress=False`` imports no rich)."""
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, description: str, total: int) -> int:
+        return 0
+
+    def advance(self, task: int, n: float = 1) -> None:
+        return None
+
+
 def _progress_bar(*, enabled: bool) -> Any:
+    if not enabled:
+        return _NoBar()
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -225,7 +243,7 @@ def _progress_bar(*, enabled: bool) -> Any:
 
     return Progress(
         TextColumn("backtest"), BarColumn(), MofNCompleteColumn(), TextColumn("forecasts"),
-        TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), disable=not enabled,
+        TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
     )
 
 

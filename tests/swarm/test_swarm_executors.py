@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 
@@ -19,6 +20,20 @@ from .test_swarm_restore_async import LOST, check_gated, gated_run, ledger_beats
 #: "a" and "b" share shard 1 of two, "d" is on shard 0
 PORTFOLIOS = ("a", "b", "d")
 OFFSETS = {"a": 0, "b": 400, "d": 800}
+
+
+def _kill_actor(ray, actor) -> None:
+    """``ray.kill`` and wait until the actor no longer answers: the kill is asynchronous, and
+    an actor that still answers the next beat makes that beat's outcome a race."""
+    ray.kill(actor)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            ray.get(actor.__ray_ready__.remote(), timeout=10)
+        except Exception:  # RayActorError (or a timeout): the actor is gone
+            return
+        time.sleep(0.02)
+    raise AssertionError("a killed Ray actor still answers after 60 s")
 
 
 def _run(home, sp500, executor, beats=24, kill_at=None, kill=None):
@@ -71,7 +86,7 @@ def test_ray_actors_give_the_same_numbers_and_survive_a_kill(tmp_path, sp500, ra
     expected = reference(tmp_path / "reference", frame, beats)
 
     def kill(executor):
-        ray_cluster.kill(executor.actors()[shard_of(LOST, 2)])
+        _kill_actor(ray_cluster, executor.actors()[shard_of(LOST, 2)])
 
     got = gated_run(tmp_path / "ray", frame, RayExecutor(shards=2), kill, beats, kill_at=8)
     check_gated(got, expected, beats)
@@ -96,7 +111,7 @@ def test_ray_actor_of_a_spread_group_killed_the_portfolio_serves_m_of_n(tmp_path
     reference = _run(tmp_path / "reference", sp500, beats, **KILL_SETTINGS)
 
     def kill(executor, shard):
-        ray_cluster.kill(executor.actors()[shard])
+        _kill_actor(ray_cluster, executor.actors()[shard])
 
     got = spread_gated_run(tmp_path / "ray", sp500, RayExecutor(shards=2), kill, beats, kill_at)
     check_spread_gated(tmp_path / "ray", got, reference, beats, kill_at)

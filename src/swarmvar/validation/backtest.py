@@ -43,7 +43,6 @@ import contextlib
 import copy
 import dataclasses
 import enum
-import functools
 import sys
 import threading
 import time
@@ -62,7 +61,7 @@ from ..models.base import Seed
 from ..models.risk import check_alphas
 from ..types import Forecast, RiskMeasure
 from .baseline import GarchTBaseline
-from .evaluate import RawLevel, evaluate_level, evaluate_row, finish_rows
+from .evaluate import RawLevel, evaluate_row, finish_rows
 from .result import BacktestResult, LevelSeries, Timing
 
 
@@ -192,18 +191,6 @@ class _Recorder:
         t_params = None if np.isnan(self.t_params).any() else self.t_params
         return evaluate_row(losses, self.series(losses), t_params, seed=seed, row=row,
                             n_sim=n_sim)
-
-    def level_tasks(
-        self, losses: np.ndarray, *, seed: int, row: int, n_sim: int
-    ) -> list[tuple[Callable[..., RawLevel], tuple[Any, ...]]]:
-        """:meth:`evaluate` as one task a level (function, arguments), in the levels' order.
-
-        The same calls as :func:`~.evaluate.evaluate_row` makes, so the same numbers.
-        """
-        t_params = None if np.isnan(self.t_params).any() else self.t_params
-        return [(functools.partial(evaluate_level, seed=(seed, row, j), n_sim=n_sim),
-                 (losses, s, t_params))
-                for j, s in enumerate(self.series(losses).values())]
 
 
 def _losses(r: np.ndarray, window: int, horizon: int, days: int) -> np.ndarray:
@@ -345,8 +332,6 @@ def _block(
 
 #: Row-days between progress reports from a worker process.
 _REPORT_EVERY = 25
-#: Seconds the parent waits for a progress report before it looks at the rows again.
-_POLL_SECONDS = 0.01
 _queue: Any = None  # a worker's progress queue (set by _init_worker)
 
 
@@ -511,16 +496,6 @@ def _longest_first(rows: Mapping[str, Forecaster], horizon: int) -> list[str]:
     return sorted(list(rows)[::-1], key=lambda name: -cost(name))
 
 
-#: Every row's recorder and tests, by row name.
-_Ran = dict[str, tuple[_Recorder, dict[float, RawLevel]]]
-#: Work for after the rows: given them, the tasks (function, arguments) to run next.
-_Tail = Callable[[_Ran], list[tuple[Callable[..., Any], tuple[Any, ...]]]]
-
-
-def _no_tail(ran: _Ran) -> list[tuple[Callable[..., Any], tuple[Any, ...]]]:
-    return []
-
-
 def _run_rows(
     rows: Mapping[str, Forecaster],
     args: _Job,
@@ -528,20 +503,13 @@ def _run_rows(
     n_sim: int,
     workers: int,
     progress: Progress,
-    tail: _Tail = _no_tail,
-) -> tuple[_Ran, list[Any]]:
-    """All rows and their tests, here or over ``workers`` processes (same numbers either way).
-
-    Then ``tail(rows' results)`` runs here and its tasks (e.g. the consensus
-    rows' tests, level by level) on the same worker processes, which are idle
-    by then; returns the rows' results and the tasks' results in order.
-    """
+) -> dict[str, tuple[_Recorder, dict[float, RawLevel]]]:
+    """All rows and their tests, here or over ``workers`` processes (same numbers either way)."""
     keys = {name: (seed, k) for k, name in enumerate(rows)}
     if workers <= 1 or len(rows) <= 1:
         with progress() as advance:
-            out = {name: _run_any_row(row, *args, keys[name], n_sim, advance)
-                   for name, row in rows.items()}
-        return out, [fn(*fn_args) for fn, fn_args in tail(out)]
+            return {name: _run_any_row(row, *args, keys[name], n_sim, advance)
+                    for name, row in rows.items()}
     import queue as queue_mod
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
@@ -561,9 +529,7 @@ def _run_rows(
             with progress() as advance:
                 while not all(f.done() for f in futures.values()):
                     try:
-                        # short: a row's tests run after its last report, so its end is
-                        # seen only at a timeout (0.1 s cost the run 0.05 s on average)
-                        n = reports.get(timeout=_POLL_SECONDS)
+                        n = reports.get(timeout=0.1)
                     except queue_mod.Empty:
                         continue
                     reported += n
@@ -579,8 +545,6 @@ def _run_rows(
                         break
                     reported += n
                     advance(n)
-            tasks = [pool.submit(fn, *fn_args) for fn, fn_args in tail(out)]
-            done = [task.result() for task in tasks]
     except BrokenProcessPool as exc:
         raise WorkerFailed(
             "a backtest worker process died before returning its row (killed, out of memory, "
@@ -588,7 +552,7 @@ def _run_rows(
             "`if __name__ == '__main__':` guard); rerun with workers=1 to see the row's own "
             "error"
         ) from exc
-    return out, done
+    return out
 
 
 def backtest(
@@ -713,48 +677,39 @@ def backtest(
 
             yield advance
 
-    raw: dict[str, dict[float, RawLevel]] = {}
+    ran = _run_rows(rows, (r, window, refit_every, levels, horizon, days, step), seed, n_sim,
+                    workers, shown)
+    rec.update({name: rr for name, (rr, _) in ran.items()})
+    raw = {name: tests for name, (_, tests) in ran.items()}
+    for name, combine in callables.items():
+        begin = time.perf_counter()
+        for i in range(days):
+            rec[name].store(i, combine({n: rec[n].forecast_of(n, i, horizon)
+                                        for n in agent_names}))
+        rec[name].forecast += time.perf_counter() - begin
 
-    def consensus_rows(ran: _Ran) -> list[tuple[Callable[..., Any], tuple[Any, ...]]]:
-        """The consensus rows from the agents' (here), and their tests' tasks, level by level."""
-        rec.update({name: rr for name, (rr, _) in ran.items()})
-        raw.update({name: tests for name, (_, tests) in ran.items()})
-        for name, combine in callables.items():
-            begin = time.perf_counter()
-            for i in range(days):
-                rec[name].store(i, combine({n: rec[n].forecast_of(n, i, horizon)
-                                            for n in agent_names}))
-            rec[name].forecast += time.perf_counter() - begin
+    for name, policy in policies.items():
+        begin = time.perf_counter()
+        log_scores = (np.column_stack([rec[n].logscore for n in agent_names])
+                      if horizon == 1 and policy.weighting is Weighting.BMA else None)
+        forecasts = {}
+        for alpha in levels:
+            c = np.stack([rec[n].cols[alpha] for n in agent_names], axis=-1)  # (6, T, n)
+            forecasts[alpha] = LevelForecasts(c[0], c[1], np.stack([c[2], c[3]], axis=-1),
+                                              np.stack([c[4], c[5]], axis=-1))
+        rule, lag = policy, horizon
+        if step > 1:  # in forecast days: the loss of a day is known ceil(h / step) days on
+            lag = -(-horizon // step)
+            if policy.window is not None:
+                rule = dataclasses.replace(policy, window=-(-policy.window // step))
+        for alpha, path in consensus_levels(realized, forecasts, rule, log_scores=log_scores,
+                                            horizon=lag).items():
+            rec[name].store_path(alpha, path)
+        rec[name].forecast += time.perf_counter() - begin
 
-        for name, policy in policies.items():
-            begin = time.perf_counter()
-            log_scores = (np.column_stack([rec[n].logscore for n in agent_names])
-                          if horizon == 1 and policy.weighting is Weighting.BMA else None)
-            forecasts = {}
-            for alpha in levels:
-                c = np.stack([rec[n].cols[alpha] for n in agent_names], axis=-1)  # (6, T, n)
-                forecasts[alpha] = LevelForecasts(c[0], c[1], np.stack([c[2], c[3]], axis=-1),
-                                                  np.stack([c[4], c[5]], axis=-1))
-            rule, lag = policy, horizon
-            if step > 1:  # in forecast days: the loss of a day is known ceil(h / step) days on
-                lag = -(-horizon // step)
-                if policy.window is not None:
-                    rule = dataclasses.replace(policy, window=-(-policy.window // step))
-            for alpha, path in consensus_levels(realized, forecasts, rule, log_scores=log_scores,
-                                                horizon=lag).items():
-                rec[name].store_path(alpha, path)
-            rec[name].forecast += time.perf_counter() - begin
-        # the consensus rows (numbered after the agents and baseline) are tested level by
-        # level on the worker processes, idle by now: evaluate_row's calls, spread
-        return [task for k, name in enumerate(rec) if name not in raw
-                for task in rec[name].level_tasks(losses, seed=seed, row=k, n_sim=n_sim)]
-
-    _, tested = _run_rows(rows, (r, window, refit_every, levels, horizon, days, step), seed,
-                          n_sim, workers, shown, consensus_rows)
-    pending = iter(tested)
-    for name in rec:
+    for k, name in enumerate(rec):  # the consensus rows, after the agents and baseline
         if name not in raw:
-            raw[name] = {alpha: next(pending) for alpha in levels}
+            raw[name] = rec[name].evaluate(losses, seed=seed, row=k, n_sim=n_sim)
     series = {name: rr.series(losses) for name, rr in rec.items()}
     evaluation = finish_rows({n: raw[n] for n in rec}, baseline=base_name)
     order = [*agent_names, *combiners, *base_names]

@@ -1,9 +1,10 @@
 """Benchmarks for swarmvar.arbiter (issue 13); run: .venv/bin/python benchmarks/bench_arbiter.py
 
-1. One arbiter step (cores + aggregate + decide + PID) on a five-agent beat,
-   serially and with the four cores on a 4-thread pool: median and p99,
-   target <= 50 us serial, beside one ``combine`` of 5 signed estimates
-   (the consensus the same beat runs), all interleaved in the same run;
+1. One arbiter step (cores + aggregate + decide + PID) on a beat of as many
+   agents as the default swarm (``len(DEFAULT_AGENTS)``, six), serially and
+   with the four cores on a 4-thread pool: median and p99, target <= 50 us
+   serial, beside one ``combine`` of as many signed estimates (the consensus
+   the same beat runs), all interleaved in the same run;
 2. the threat model's out-of-sample AUC (trained on the first half of the
    beats, scored on the second) beside the design's fixed model, on the
    S&P 500 and NASDAQ backtests of the default swarm (cached under /tmp; the
@@ -15,7 +16,12 @@
 3. what live pacing and checkpoints add to a beat: the cadence's
    ``begin`` + ``mark`` + ``end`` (its wait left out) and one portfolio's
    ``checkpoint_state`` + ``restore_state`` (the swarm does the pair at each
-   checkpoint and restart), beside one serial step, interleaved.
+   checkpoint and restart; the default roster's size again), beside one
+   serial step, interleaved.
+
+The beats are simulated (:func:`~swarmvar.arbiter.history.simulated_history`
+with one volatility scale per default agent): the step's cost depends on the
+number of agents, not on which models they are.
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ from swarmvar.consensus import (  # noqa: E402
     private_key_from_seed,
     sign_estimate,
 )
+from swarmvar.models import DEFAULT_AGENTS  # noqa: E402
 from swarmvar.types import Estimate  # noqa: E402
 
 Row = tuple[str, str, str, str, str]
@@ -70,13 +77,18 @@ def _stats(samples: list[float]) -> tuple[float, float]:
     return float(np.median(us)), float(np.percentile(us, 99))
 
 
+#: One agent per default agent (six); the first five are the simulated history's defaults.
+ROSTER = len(DEFAULT_AGENTS)
+SCALES = tuple(float(s) for s in np.resize([0.6, 1.0, 1.0, 1.1, 1.3, 0.9], ROSTER))
+
+
 def bench_step(quick: bool) -> list[Row]:
-    history = simulated_history(days=60)
+    history = simulated_history(days=60, scales=SCALES)
     reports = list(history.beats())
     memory, signals = read_beat(ArbiterState().memory, reports[30])
     state = ArbiterState(memory=memory)
     config = ArbiterConfig()
-    keys = {f"a{i}": private_key_from_seed(bytes([i + 1]) * 32) for i in range(5)}
+    keys = {f"a{i}": private_key_from_seed(bytes([i + 1]) * 32) for i in range(ROSTER)}
     ring = KeyRing({a: k.public_key() for a, k in keys.items()})
     now = datetime(2024, 3, 1, tzinfo=UTC)
     repeats = 300 if quick else 5000
@@ -102,8 +114,9 @@ def bench_step(quick: bool) -> list[Row]:
     (sm, sp), (pm, pp), (cm, cp) = _stats(serial), _stats(pooled), _stats(combined)
     faster = "serial" if sm <= pm else "4-thread pool"
     return [
-        ("arbiter step, serial (us, median / p99)", f"{sm:.1f} / {sp:.1f}", "<= 50 median",
-         f"combine 5 signed {cm:.1f} / {cp:.1f}", "pass" if sm <= 50 else "FAIL"),
+        (f"arbiter step, {ROSTER} agents, serial (us, median / p99)", f"{sm:.1f} / {sp:.1f}",
+         "<= 50 median",
+         f"combine {ROSTER} signed {cm:.1f} / {cp:.1f}", "pass" if sm <= 50 else "FAIL"),
         ("arbiter step, 4-thread pool (us, median / p99)", f"{pm:.1f} / {pp:.1f}", "",
          f"serial {sm:.1f}", f"faster: {faster}"),
     ]
@@ -210,7 +223,7 @@ def bench_threat(quick: bool) -> list[Row]:
 
 
 def bench_overheads(quick: bool) -> list[Row]:
-    history = simulated_history(days=80)
+    history = simulated_history(days=80, scales=SCALES)
     arbiter = Arbiter()
     reports = list(history.beats())
     for rep in reports:
@@ -242,7 +255,8 @@ def bench_overheads(quick: bool) -> list[Row]:
     return [
         ("cadence begin + mark + end, no wait (us, median / p99)", f"{pm:.1f} / {pp:.1f}", "",
          f"serial step {sm:.1f} / {sp:.1f}", ""),
-        (f"arbiter checkpoint + restore, one portfolio, {size:,} bytes (us, median / p99)",
+        (f"arbiter checkpoint + restore, one portfolio of {ROSTER} agents, {size:,} bytes "
+         "(us, median / p99)",
          f"{cm:.0f} / {cp:.0f}", "", f"serial step {sm:.1f} / {sp:.1f}", ""),
     ]
 

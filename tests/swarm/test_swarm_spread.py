@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from swarmvar.errors import InvalidParameter, ResumeMismatch
 from swarmvar.ledger import Ledger
-from swarmvar.swarm import LocalExecutor, Replay, RoleConfig
+from swarmvar.swarm import LocalExecutor, Replay, RoleConfig, Swarm
 from swarmvar.swarm.executors import place
 from swarmvar.swarm.spread import HOST_LOST, spread_groups
 
@@ -31,6 +31,51 @@ LOST_GROUP = "sp500#g1"  # BayesianBootstrap (row 1): NIG and StudentT (rows 0, 
 LOST_AGENT = "BayesianBootstrap"
 #: f = 0: the live agents' consensus exists for any m >= 1
 KILL_SETTINGS: dict[str, Any] = {"policy": TINY_POLICY, "checkpoint_every": 10}
+
+
+# --- the setup the spread tests share (test_swarm_spread_*.py import it) ---------------
+
+def started(home: Path, series: pd.Series, **kw: Any) -> Swarm:
+    """A swarm of the cheap agents spread over two groups, started on the first HISTORY days
+    (``kw`` go to :func:`make_swarm`: the executor, policy, observers ...)."""
+    swarm = make_swarm(home, spread=2, **kw)
+    swarm.start({"sp500": series.iloc[:HISTORY]})
+    return swarm
+
+
+def kill_group_host(swarm: Swarm, executor: LocalExecutor, group: int = 1) -> None:
+    """SIGKILL the worker process hosting group ``group`` of the swarm's sp500 (2 hosts)."""
+    shard = place(spread_groups(swarm.configs["sp500"], 2)[group], 2)
+    os.kill(executor.pids()[shard], signal.SIGKILL)
+
+
+class HeldRestore:
+    """The executor's restore held, in the background restoring thread, until ``gate`` is
+    set: the test decides when a lost group comes back. ``arrived``: that thread is past
+    the new host's open; ``waited``: what each held wait returned."""
+
+    def __init__(self, executor: Any, timeout: float = 60.0) -> None:
+        self.gate, self.arrived = threading.Event(), threading.Event()
+        self.waited: list[bool] = []
+        restore = executor.restore
+
+        def held(blobs: Any) -> None:
+            if threading.current_thread() is not threading.main_thread():
+                self.arrived.set()
+                self.waited.append(self.gate.wait(timeout))
+            restore(blobs)
+
+        executor.restore = held
+
+
+def drop(swarm: Swarm, executor: Any, held: HeldRestore) -> None:
+    """The run dies as by kill -9: its ledger batch flushed, nothing else closed in order
+    (the restoring thread first reached the new host: closing under it races it)."""
+    swarm.flush()
+    assert held.arrived.wait(60)
+    executor.close()
+    swarm.ledger.close()
+    swarm._db.close()
 
 
 def _run(home: Path, series: pd.Series, beats: int, **kw: Any) -> dict[int, Any]:
@@ -96,21 +141,11 @@ def spread_gated_run(home: Path, series: pd.Series, executor: Any,
                      hold: int = 4) -> dict[str, Any]:
     """Beat ``beats`` ticks of a portfolio spread over 2 hosts; kill the host of group 1
     before tick ``kill_at`` and hold its restore until ``hold`` beats were served without it."""
-    gate = threading.Event()
-    waited: list[bool] = []
     got: dict[int, Any] = {}
     restoring: list[Any] = []
-    with make_swarm(home, executor=executor, spread=2, **KILL_SETTINGS) as swarm:
-        swarm.start({"sp500": series.iloc[:HISTORY]})
+    with started(home, series, executor=executor, **KILL_SETTINGS) as swarm:
         shard = place(spread_groups(swarm.configs["sp500"], 2)[1], 2)
-        restore = executor.restore
-
-        def slow_restore(blobs: Any) -> None:  # the restoring thread waits for the test
-            if threading.current_thread() is not threading.main_thread():
-                waited.append(gate.wait(timeout=120))
-            restore(blobs)
-
-        executor.restore = slow_restore
+        held = HeldRestore(executor, timeout=120)
         source = Replay(series, portfolio="sp500", start=HISTORY, stop=HISTORY + beats)
         degraded = 0
         for i, tick in enumerate(source):
@@ -122,12 +157,12 @@ def spread_gated_run(home: Path, series: pd.Series, executor: Any,
                 if rep.consensus and rep.consensus[0].degraded:
                     degraded += 1
                     restoring.append(swarm.restoring())
-            if not gate.is_set() and degraded >= hold:
-                gate.set()  # only now may the restore go on: the portfolio served meanwhile
+            if not held.gate.is_set() and degraded >= hold:
+                held.gate.set()  # only now may the restore go on: the portfolio served
         swarm.settle()
         assert not swarm.restoring()
         last = swarm.latest("sp500")
-    return {"got": got, "waited": waited, "restoring": restoring, "last": last}
+    return {"got": got, "waited": held.waited, "restoring": restoring, "last": last}
 
 
 def check_spread_gated(home: Path, got: dict[str, Any], reference: dict[int, Any], beats: int,
@@ -167,7 +202,7 @@ def check_spread_gated(home: Path, got: dict[str, Any], reference: dict[int, Any
         assert (LOST_AGENT in agents) == (seq not in down)
 
 
-def _kill_worker(executor: LocalExecutor, shard: int) -> None:
+def _kill_worker(executor: LocalExecutor, shard: int) -> None:  # spread_gated_run's kill
     os.kill(executor.pids()[shard], signal.SIGKILL)
 
 
@@ -178,8 +213,7 @@ def test_local_host_of_a_group_killed_the_portfolio_serves_m_of_n(tmp_path, sp50
     got = spread_gated_run(home, sp500, LocalExecutor(workers=2), _kill_worker, beats, kill_at)
     check_spread_gated(home, got, reference, beats, kill_at)
     # a resume replays the ledger (degraded beats composed as recorded) to the same last beat
-    with make_swarm(home, spread=2, **KILL_SETTINGS) as swarm:
-        swarm.start({"sp500": sp500.iloc[:HISTORY]})
+    with started(home, sp500, **KILL_SETTINGS) as swarm:
         assert swarm.latest("sp500").consensus == got["last"].consensus
         summary = swarm.run(Replay(sp500, portfolio="sp500", start=HISTORY,
                                    stop=HISTORY + beats + 4))
@@ -196,34 +230,19 @@ def test_a_run_killed_while_a_group_restores_resumes_exactly_once(tmp_path, sp50
     beats, kill_at = 14, 4
     home = tmp_path / "home"
     executor = LocalExecutor(workers=2)
-    gate = threading.Event()
-    swarm = make_swarm(home, executor=executor, spread=2, **KILL_SETTINGS)
-    swarm.start({"sp500": sp500.iloc[:HISTORY]})
-    restore = executor.restore
-    arrived = threading.Event()  # the restoring thread is past the new host's open
-
-    def held(blobs: Any) -> None:
-        arrived.set()
-        gate.wait(timeout=60)
-        restore(blobs)
-
-    executor.restore = held  # type: ignore[method-assign]
+    swarm = started(home, sp500, executor=executor, **KILL_SETTINGS)
+    held = HeldRestore(executor)
     source = Replay(sp500, portfolio="sp500", start=HISTORY, stop=HISTORY + beats)
     for i, tick in enumerate(source):
         if i == kill_at:
-            _kill_worker(executor, place(spread_groups(swarm.configs["sp500"], 2)[1], 2))
+            kill_group_host(swarm, executor)
         swarm.beat([tick], cursor=source.cursor)
     assert swarm.restoring()[LOST_GROUP].queued == beats - kill_at
-    swarm.flush()
-    assert arrived.wait(60)  # (closing while that thread still talks to the host races it)
-    executor.close()  # the process "dies": nothing closed in order, the ledger as it is
-    swarm.ledger.close()
-    swarm._db.close()
-    with make_swarm(home, spread=2, **KILL_SETTINGS) as again:
-        again.start({"sp500": sp500.iloc[:HISTORY]})
+    drop(swarm, executor, held)
+    with started(home, sp500, **KILL_SETTINGS) as again:
         again.run(Replay(sp500, portfolio="sp500", start=HISTORY, stop=HISTORY + beats + 3))
         assert all(c.available == 3 for c in again.latest("sp500").consensus)
-    gate.set()  # the dead run's restoring thread ends (on a closed executor)
+    held.gate.set()  # the dead run's restoring thread ends (on a closed executor)
     beats_, _, late = _ledger(home)
     assert sorted(beats_) == list(range(1, beats + 4))
     assert sorted(late) == [(LOST_GROUP, s) for s in range(kill_at + 1, beats + 1)]
@@ -234,8 +253,7 @@ def test_spread_settings_are_checked(tmp_path, sp500):
         make_swarm(tmp_path / "a", spread=4)
     with pytest.raises(InvalidParameter, match="refit_lag 0"):
         make_swarm(tmp_path / "b", spread=2, roles=RoleConfig.quiet(refit_lag=2))
-    with make_swarm(tmp_path / "c", spread=2) as swarm:
-        swarm.start({"sp500": sp500.iloc[:HISTORY]})
+    started(tmp_path / "c", sp500).close()
     for other in (1, 3):  # the home was spread over two groups
         with pytest.raises(ResumeMismatch), make_swarm(tmp_path / "c", spread=other) as swarm:
             swarm.start({"sp500": sp500.iloc[:HISTORY]})
@@ -261,8 +279,7 @@ def test_a_tampered_group_estimate_is_refused_by_the_runtime(tmp_path, sp500):
     import dataclasses as dc
 
     executor = LocalExecutor()
-    with make_swarm(tmp_path, executor=executor, spread=2, **KILL_SETTINGS) as swarm:
-        swarm.start({"sp500": sp500.iloc[:HISTORY]})
+    with started(tmp_path, sp500, executor=executor, **KILL_SETTINGS) as swarm:
         beats = executor.beats
         change: dict[str, Any] = {}
 
@@ -300,11 +317,10 @@ def test_too_few_live_agents_for_the_policy_beat_without_a_consensus(tmp_path, s
     lost, the bootstrap alone is not enough; the beats are recorded without a consensus,
     saying why, and the portfolio has all three again after the restore."""
     executor = LocalExecutor(workers=2)
-    with make_swarm(tmp_path, executor=executor, spread=2, checkpoint_every=10) as swarm:
-        swarm.start({"sp500": sp500.iloc[:HISTORY]})
+    with started(tmp_path, sp500, executor=executor, checkpoint_every=10) as swarm:
         source = iter(Replay(sp500, portfolio="sp500", start=HISTORY, stop=HISTORY + 12))
         swarm.step(next(source))
-        _kill_worker(executor, place(spread_groups(swarm.configs["sp500"], 2)[0], 2))
+        kill_group_host(swarm, executor, group=0)
         rep = swarm.step(next(source))
         assert rep.consensus == () and "consensus" in rep.rejected
         assert rep.rejected["NormalInverseGamma"] == rep.rejected["StudentT"] == HOST_LOST

@@ -7,9 +7,6 @@ consensus, beat for beat, as an uninterrupted run with the same outage."""
 from __future__ import annotations
 
 import dataclasses as dc
-import os
-import signal
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,17 +15,14 @@ import pytest
 
 from swarmvar.ledger import Ledger
 from swarmvar.swarm import LocalExecutor, Replay
-from swarmvar.swarm.executors import place
 from swarmvar.swarm.roles import RoleRecord
-from swarmvar.swarm.spread import spread_groups
 from swarmvar.types import Action, BeatReport, Decision
 
-from .conftest import TINY_POLICY, make_swarm
+from .test_swarm_spread import HISTORY, HeldRestore, drop, kill_group_host, started
+from .test_swarm_spread import KILL_SETTINGS as KW
 
-HISTORY = 260
 G1 = "sp500#g1"  # the bootstrap's group (row 1)
 NIG, BOOT = "NormalInverseGamma", "BayesianBootstrap"
-KW: dict[str, Any] = {"policy": TINY_POLICY, "checkpoint_every": 10}
 KILL_AT = 2  # g1's host is killed before tick 2 (seq 3): its first missed tick
 
 
@@ -59,20 +53,8 @@ def _outage(home: Path, sp500: Any, *, hold: int, end: int, drop_at: int | None 
     after that many ticks (no close, no checkpoint since seq 0: as a kill -9) and resumed
     to ``end``. ``tamper`` rewrites g1's catch-up outcomes (a compromised host)."""
     executor = LocalExecutor(workers=2)
-    gate = threading.Event()
-    swarm = make_swarm(home, executor=executor, spread=2, observers=(_AskRefit(KILL_AT + 1),),
-                       **KW)
-    swarm.start({"sp500": sp500.iloc[:HISTORY]})
-    restore = executor.restore
-    arrived = threading.Event()  # the restoring thread is past the new host's open
-
-    def held(blobs: Any) -> None:  # the restoring thread waits for the test
-        if threading.current_thread() is not threading.main_thread():
-            arrived.set()
-            gate.wait(60)
-        restore(blobs)
-
-    executor.restore = held  # type: ignore[method-assign]
+    swarm = started(home, sp500, executor=executor, observers=(_AskRefit(KILL_AT + 1),), **KW)
+    held = HeldRestore(executor)
     if tamper is not None:
         beats = executor.beats
 
@@ -87,26 +69,20 @@ def _outage(home: Path, sp500: Any, *, hold: int, end: int, drop_at: int | None 
                     stop=HISTORY + (end if drop_at is None else drop_at))
     for i, tick in enumerate(source):
         if i == KILL_AT:
-            shard = place(spread_groups(swarm.configs["sp500"], 2)[1], 2)
-            os.kill(executor.pids()[shard], signal.SIGKILL)
+            kill_group_host(swarm, executor)
         swarm.beat([tick], cursor=source.cursor)
         if i == KILL_AT + hold - 1 and (drop_at is None or i < drop_at - 1):
-            gate.set()
+            held.gate.set()
             swarm.settle()
     if drop_at is None:
         swarm.close()
         return
-    swarm.flush()
-    assert arrived.wait(60)  # (closing while that thread still talks to the host races it)
-    executor.close()  # the process "dies": nothing closed in order, the ledger as it is
-    swarm.ledger.close()
-    swarm._db.close()
+    drop(swarm, executor, held)
     try:
-        with make_swarm(home, spread=2, observers=(_AskRefit(KILL_AT + 1),), **KW) as again:
-            again.start({"sp500": sp500.iloc[:HISTORY]})
+        with started(home, sp500, observers=(_AskRefit(KILL_AT + 1),), **KW) as again:
             again.run(Replay(sp500, portfolio="sp500", start=HISTORY, stop=HISTORY + end))
     finally:
-        gate.set()  # a restore the dead run left waiting ends (on its closed executor)
+        held.gate.set()  # a restore the dead run left waiting ends (on its closed executor)
 
 
 def _ledger(home: Path) -> dict[str, Any]:

@@ -229,6 +229,15 @@ class Desk:
     observers : :class:`~swarmvar.swarm.BeatObserver` objects (the arbiter); they see
         every beat in ledger order, and the decisions on this process's beats are recorded.
     clock : wall time of entries (default: the system clock, UTC).
+    spread : agent groups per portfolio on separate hosts; only 1. The desk runs every
+        portfolio whole in this process (each process replays the others' beats from the
+        ledger), so a portfolio's agents cannot be spread over hosts here: ``swarmvar run
+        --spread K`` does that.
+
+    Raises
+    ------
+    InvalidParameter
+        ``spread`` is not 1.
     """
 
     def __init__(self, ledger: Ledger, home: str | Path, *,
@@ -236,7 +245,14 @@ class Desk:
                  alphas: Sequence[float] = (0.99, 0.975), horizon: int = 1,
                  window: int = 1000, refit_every: int = 20, seed: int = 0,
                  observers: Sequence[BeatObserver] = (),
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 spread: int = 1):
+        if isinstance(spread, bool) or spread != 1:
+            raise InvalidParameter(
+                f"spread {spread!r}: the service desk runs each portfolio whole in its own "
+                "process (its replicas replay each other's beats from the ledger), so it "
+                "cannot spread a portfolio's agents over hosts; use spread 1 here, or run "
+                "the swarm with `swarmvar run --spread K --workers K`")
         self.ledger = ledger
         self.home = Path(home)
         self.agents = tuple(canonical_name(a) for a in agents)

@@ -21,7 +21,7 @@ Entries (their ``data``):
   alphas, horizon, seed, dates, returns, key_id, request_id}}``, then the
   fit's forecasts as beat 0;
 * ``action`` ``{"type": "tick", "details": {portfolio, seq, as_of, return,
-  excluded, factors, key_id, request_id}}`` followed by the signed
+  excluded, factors, beat_seconds, key_id, request_id}}`` followed by the signed
   ``estimate`` entry, one ``forecast`` per agent and one ``consensus`` per
   level, all carrying ``portfolio`` and ``seq``; the observers' ``decision``
   entries follow in a second append once the beat is committed (a process
@@ -30,16 +30,32 @@ Entries (their ``data``):
 Refits run inside the beat (``refit_lag`` 0), so a replay is exact. The
 arbiter's instructions reach the next request's beats (within one batch the
 beats share the instructions in force when it arrived).
+
+The arbiter is wired as ``swarmvar run`` wires it (:mod:`swarmvar.swarm.runtime`):
+each beat's measured compute time (the sum of the beat's own timings) is
+given to it as ``beat_seconds`` (the PID's error against its pulse) and
+recorded in the tick's entry, so a process replaying the beat feeds it the
+same seconds (:meth:`~swarmvar.arbiter.Arbiter.replay`) and every process's
+arbiter moves alike. Its state (``checkpoint_state``) is checkpointed into
+the home's state store every ``checkpoint_every`` beats of a portfolio, with
+the ledger index and hash of that beat's tick entry; a desk started on the
+same home restores it and replays the arbiter only over the beats after it
+(a checkpoint that does not match the ledger, or cannot be read, is logged
+and ignored: the arbiter then replays every beat, as the ledger is the
+source of truth).
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 import json
+import logging
 import re
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -57,6 +73,7 @@ from ..errors import (
 )
 from ..ledger import EntryKind, Ledger
 from ..ledger.entry import canonical_data, format_timestamp
+from ..ledger.store import Row
 from ..models import canonical_name
 from ..swarm import BeatInput, PortfolioConfig, PortfolioSwarm, RoleConfig
 from ..swarm.consensus import SWARM_POLICY
@@ -64,11 +81,15 @@ from ..swarm.record import consensus_record
 from ..swarm.runtime import BeatObserver
 from ..types import Action, BeatReport, Decision
 
+log = logging.getLogger("swarmvar.service")
+
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 MIN_HISTORY, MAX_HISTORY = 30, 10_000
 #: Beats kept in memory per portfolio for history, charts and rolling statistics.
 KEEP_BEATS = 5000
 _RETRIES = 200
+#: State-store keys of the desk's checkpoints: an observer's state, and where it stands.
+OBSERVER_PREFIX, MARK_PREFIX = "desk-observer:", "desk-mark:"
 
 
 @dataclass(frozen=True)
@@ -191,6 +212,29 @@ def _estimate_record(e: Any) -> dict[str, Any]:
     return d
 
 
+def beat_seconds(timings: Mapping[str, float]) -> float:
+    """A beat's measured compute time, seconds: the sum of its own timings (the agents'
+    update + forecast, refits, signing + combine), what ``swarmvar run`` gives the arbiter."""
+    return float(sum(v for v in timings.values()
+                     if isinstance(v, (int, float)) and not isinstance(v, bool)))
+
+
+def _recorded_seconds(value: Any) -> float | None:
+    """A tick entry's ``beat_seconds`` (None when absent or not a time: older entries)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    v = float(value)
+    return v if np.isfinite(v) and v >= 0 else None
+
+
+def _takes_seconds(call: Callable[..., Any]) -> bool:
+    """Whether an observer's ``observe``/``replay`` accepts ``beat_seconds=``."""
+    try:
+        return "beat_seconds" in inspect.signature(call).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def check_returns(items: Sequence[DatedReturn], what: str) -> None:
     """Finite returns above -100% in strictly increasing date order, else InvalidReturns."""
     for i, it in enumerate(items):
@@ -229,6 +273,8 @@ class Desk:
     observers : :class:`~swarmvar.swarm.BeatObserver` objects (the arbiter); they see
         every beat in ledger order, and the decisions on this process's beats are recorded.
     clock : wall time of entries (default: the system clock, UTC).
+    checkpoint_every : beats of a portfolio between checkpoints of the observers' states
+        (the arbiter's) in ``<home>``'s state store; restored by a desk started there.
     spread : agent groups per portfolio on separate hosts; only 1. The desk runs every
         portfolio whole in this process (each process replays the others' beats from the
         ledger), so a portfolio's agents cannot be spread over hosts here: ``swarmvar run
@@ -237,7 +283,7 @@ class Desk:
     Raises
     ------
     InvalidParameter
-        ``spread`` is not 1.
+        ``spread`` is not 1, or ``checkpoint_every`` is not a whole number >= 1.
     """
 
     def __init__(self, ledger: Ledger, home: str | Path, *,
@@ -246,15 +292,20 @@ class Desk:
                  window: int = 1000, refit_every: int = 20, seed: int = 0,
                  observers: Sequence[BeatObserver] = (),
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 spread: int = 1):
+                 checkpoint_every: int = 250, spread: int = 1):
         if isinstance(spread, bool) or spread != 1:
             raise InvalidParameter(
                 f"spread {spread!r}: the service desk runs each portfolio whole in its own "
                 "process (its replicas replay each other's beats from the ledger), so it "
                 "cannot spread a portfolio's agents over hosts; use spread 1 here, or run "
                 "the swarm with `swarmvar run --spread K --workers K`")
+        if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) \
+                or checkpoint_every < 1:
+            raise InvalidParameter(f"checkpoint_every must be a whole number >= 1 of beats, "
+                                   f"not {checkpoint_every!r}")
         self.ledger = ledger
         self.home = Path(home)
+        self.checkpoint_every = checkpoint_every
         self.agents = tuple(canonical_name(a) for a in agents)
         self.alphas = tuple(float(a) for a in alphas)
         self.horizon = horizon
@@ -268,7 +319,14 @@ class Desk:
         self._seen = 0
         self._on_beat: list[Callable[[str, BeatPoint], None]] = []
         self._on_report: list[Callable[[BeatReport, tuple[Decision, ...]], None]] = []
-        self.sync()
+        #: (portfolio, observer's position) -> the seq its restored state stands at (the
+        #: initial sync replays that observer only after it)
+        self._restored: dict[tuple[str, int], int] = {}
+        self._startup = self._stateful() != []
+        try:
+            self.sync()
+        finally:
+            self._startup = False
 
     # --- reading ------------------------------------------------------------
 
@@ -414,15 +472,18 @@ class Desk:
                 excluded, factors = self._instructions(name)
                 batch: list[tuple[EntryKind, Mapping[str, Any]]] = []
                 reports: list[BeatReport] = []
+                timed: list[tuple[int, float]] = []  # each beat's tick entry (in batch), seconds
                 for it in fresh:
                     seq = trial.seq + 1
                     outcome = trial.swarm.beat(BeatInput(seq, _midnight(it.as_of), it.value,
                                                          excluded, factors))
                     report = outcome.report
+                    seconds = beat_seconds(outcome.seconds)
+                    timed.append((len(batch), seconds))
                     batch.append((EntryKind.ACTION, {"type": "tick", "details": {
                         "portfolio": name, "seq": seq, "as_of": it.as_of.isoformat(),
                         "return": it.value, "excluded": sorted(excluded),
-                        "factors": dict(factors), "key_id": key_id,
+                        "factors": dict(factors), "beat_seconds": seconds, "key_id": key_id,
                         "request_id": request_id}}))
                     batch.append((EntryKind.ESTIMATE, {
                         "portfolio": name, "seq": seq,
@@ -431,11 +492,13 @@ class Desk:
                     self._advance(trial, it, seq)
                     self._record(trial, report, (), it.value)
                     reports.append(report)
-                if not self._append(batch):
+                rows = self._append(batch)
+                if rows is None:
                     continue
                 self._books[name] = trial
-                for report in reports:
-                    decisions = self._observe(report)
+                for report, (at, seconds) in zip(reports, timed, strict=True):
+                    decisions = self._observe(report, seconds)
+                    self._checkpoint(name, report.seq, rows[at])
                     if decisions:
                         trial.decisions.extend(decisions)
                         self._append_retrying([(EntryKind.DECISION, _decision_record(d))
@@ -457,7 +520,7 @@ class Desk:
         for _ in range(_RETRIES):
             self.sync()
             at = self._seen
-            if self._append(batch):
+            if self._append(batch) is not None:
                 return at
         raise SwarmVarError("the ledger kept changing under this write; retry")
 
@@ -485,14 +548,16 @@ class Desk:
                 return p.seq
         return -1  # older than the beats kept in memory
 
-    def _append(self, batch: Sequence[tuple[EntryKind, Mapping[str, Any]]]) -> bool:
+    def _append(self, batch: Sequence[tuple[EntryKind, Mapping[str, Any]]]
+                ) -> list[Row] | None:
+        """The batch's stored rows, or None when another process appended first."""
         stamp = format_timestamp(self._clock())
         drafts = [(k.value, canonical_data(d), stamp) for k, d in batch]
         rows = self.ledger.store.append(drafts, if_size=self._seen)
         if rows is None:
-            return False
+            return None
         self._seen += len(rows)
-        return True
+        return rows
 
     # --- the runtime's steps, in order -----------------------------------------
 
@@ -506,8 +571,101 @@ class Desk:
                 factors[agent] = factors.get(agent, 1.0) * float(f)
         return frozenset(excluded), factors
 
-    def _observe(self, report: BeatReport) -> tuple[Decision, ...]:
-        return tuple(d for obs in self.observers for d in obs.observe(report))
+    def _observe(self, report: BeatReport, seconds: float | None, *, again: bool = False
+                 ) -> tuple[Decision, ...]:
+        """The observers' decisions on a beat, given its measured seconds where they take
+        them (the arbiter's PID). ``again``: a recorded beat replayed (their ``replay``
+        when they have one; an observer restored from a checkpoint past it skips it)."""
+        out: list[Decision] = []
+        for i, obs in enumerate(self.observers):
+            call = obs.observe
+            if again:
+                if report.seq <= self._restored.get((report.portfolio, i), 0):
+                    continue  # in the checkpoint it was restored from
+                replay = getattr(obs, "replay", None)
+                call = replay if callable(replay) else call
+            if seconds is not None and _takes_seconds(call):
+                out.extend(call(report, beat_seconds=seconds))  # type: ignore[call-arg]
+            else:
+                out.extend(call(report))
+        return tuple(out)
+
+    def _stateful(self) -> list[tuple[int, str, Any]]:
+        """Observers whose state is checkpointed: (position, ``state_key``, observer)."""
+        return [(i, str(getattr(obs, "state_key")), obs)  # noqa: B009
+                for i, obs in enumerate(self.observers)
+                if isinstance(getattr(obs, "state_key", None), str)
+                and callable(getattr(obs, "checkpoint_state", None))
+                and callable(getattr(obs, "restore_state", None))]
+
+    @contextmanager
+    def _state_store(self) -> Iterator[Any]:
+        """The home's state store (opened for one checkpoint or one restore)."""
+        from ..evolution import Database, StateStore
+
+        db = Database(self.home)
+        try:
+            yield StateStore(db)
+        finally:
+            db.close()
+
+    def _checkpoint(self, name: str, seq: int, row: Row) -> None:
+        """Store the observers' states of ``name`` after its beat ``seq`` (every
+        ``checkpoint_every`` beats), with the ledger index and hash of the beat's tick
+        entry ``row``. A failed write is logged: the ledger can replay them."""
+        stateful = self._stateful()
+        if not stateful or seq % self.checkpoint_every:
+            return
+        states = {f"{OBSERVER_PREFIX}{key}:{name}": obs.checkpoint_state(name)
+                  for _, key, obs in stateful}
+        states[MARK_PREFIX + name] = json.dumps(
+            {"seq": seq, "index": int(row[0]), "hash": bytes(row[5]).hex()}).encode()
+        try:
+            with self._state_store() as store:
+                store.put_many(states, now=self._clock().timestamp())
+                for key in states:
+                    store.prune(key, keep=2)
+        except (SwarmVarError, OSError) as exc:
+            log.warning("checkpoint of %s's observers at beat %d failed (%s); a restart "
+                        "replays them from the ledger", name, seq, exc)
+
+    def _restore(self, book: _Book) -> None:
+        """Restore the observers' states of a portfolio from the home's last checkpoint
+        (at the start), if it stands on this ledger: its tick entry is there, same hash."""
+        from ..evolution import UnknownState
+
+        name = book.name
+        try:
+            with self._state_store() as store:
+                try:
+                    mark = json.loads(store.get(MARK_PREFIX + name))
+                except UnknownState:
+                    return  # never checkpointed here
+                blobs = {i: store.get(f"{OBSERVER_PREFIX}{key}:{name}")
+                         for i, key, _ in self._stateful()}
+            seq, index = int(mark["seq"]), int(mark["index"])
+            rows = (list(self.ledger.store.rows(index, index + 1))
+                    if 0 <= index < self.ledger.store.size() else [])
+            tick = json.loads(rows[0][3]) if rows else {}
+            if (not rows or bytes(rows[0][5]).hex() != mark["hash"]
+                    or tick.get("type") != "tick"
+                    or tick["details"].get("portfolio") != name
+                    or int(tick["details"]["seq"]) != seq):
+                log.warning("the checkpoint of %s's observers (beat %d) is not on this "
+                            "ledger; they replay every beat", name, seq)
+                return
+        except (SwarmVarError, OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("the checkpoint of %s's observers cannot be read (%s); they replay "
+                        "every beat", name, exc)
+            return
+        for i, key, obs in self._stateful():
+            try:
+                obs.restore_state(name, blobs[i], agents=book.agents)
+            except SwarmVarError as exc:  # (a bad blob is refused before any change)
+                log.warning("the %s state of %s cannot be restored (%s); it replays every "
+                            "beat", key, name, exc)
+                continue
+            self._restored[name, i] = seq
 
     def _new_book(self, details: Mapping[str, Any]) -> _Book:
         name = str(details["portfolio"])
@@ -588,11 +746,12 @@ class Desk:
                 return 0
             start = self._seen
             for row in self.ledger.store.rows(self._seen, size):
-                self._absorb(row[2], row[3])
+                self._absorb(row)
             self._seen = size
             return size - start
 
-    def _absorb(self, kind: str, text: str) -> None:
+    def _absorb(self, row: Row) -> None:
+        kind, text = row[2], row[3]
         if kind == EntryKind.DECISION.value:
             d = json.loads(text)
             book = self._books.get(d.get("portfolio"))
@@ -607,6 +766,8 @@ class Desk:
         if data.get("type") == "portfolio.create":
             book = self._new_book(d)
             self._books[book.name] = book
+            if self._startup:  # the observers resume from the home's checkpoint
+                self._restore(book)
             assert book.last is not None
             self._record(book, book.last, (), None)
             self._notify(book.name, book, 0)
@@ -619,6 +780,6 @@ class Desk:
                 {k: float(v) for k, v in d.get("factors", {}).items()}))
             self._advance(book, it, seq)
             self._record(book, outcome.report, (), it.value)
-            for obs in self.observers:
-                obs.observe(outcome.report)
+            self._observe(outcome.report, _recorded_seconds(d.get("beat_seconds")),
+                          again=True)
             self._notify(book.name, book, seq)

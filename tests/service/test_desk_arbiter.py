@@ -1,0 +1,168 @@
+"""The desk's arbiter, wired as ``swarmvar run`` wires it: each beat's measured seconds reach
+its PID and the ledger (so every process's arbiter moves alike), and its state is
+checkpointed into the home and restored when the service restarts there."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from swarmvar.arbiter import Arbiter
+from swarmvar.errors import InvalidParameter
+from swarmvar.ledger import Ledger
+from swarmvar.service import ServiceConfig, create_app
+from swarmvar.service.desk import MARK_PREFIX, OBSERVER_PREFIX, DatedReturn, Desk
+from swarmvar.types import BeatReport, Decision
+
+from .conftest import Keys, TestClient, day, history
+
+
+class _Timed(Arbiter):
+    """The arbiter, noting the seconds each observed beat came with."""
+
+    def __init__(self) -> None:
+        super().__init__(record_decisions=False)
+        self.seconds: dict[int, float | None] = {}
+
+    def observe(self, report: BeatReport, beat_seconds: float | None = None
+                ) -> tuple[Decision, ...]:
+        self.seconds[report.seq] = beat_seconds
+        return tuple(super().observe(report, beat_seconds))
+
+
+def _ticks(home: Path) -> dict[int, dict[str, Any]]:
+    with Ledger.open(home, create=False) as ledger:
+        return {e.data["details"]["seq"]: e.data["details"] for e in ledger.entries()
+                if e.data.get("type") == "tick"}
+
+
+def test_each_beats_seconds_reach_the_pid_and_the_ledger(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    hist = [DatedReturn(date(2021, 1, 1) + timedelta(days=i), float(rng.standard_t(5) * 0.01))
+            for i in range(60)]
+    arbiter = _Timed()
+    desk = Desk(Ledger.open(tmp_path), tmp_path, observers=(arbiter,))
+    desk.create("s", hist, key_id="k")
+    for i in range(6):
+        desk.ingest("s", [DatedReturn(date(2023, 1, 1) + timedelta(days=i), -0.004 * i)],
+                    key_id="k")
+    ticks = _ticks(tmp_path)
+    assert sorted(arbiter.seconds) == sorted(ticks) == list(range(1, 7))
+    for seq, d in ticks.items():  # measured (not a constant), and recorded as given
+        assert 0 < d["beat_seconds"] < 60 and arbiter.seconds[seq] == d["beat_seconds"]
+    assert arbiter._portfolios["s"].state.pid.last_error is not None  # the PID moved
+    # another process (a fresh desk on the same ledger) replays the recorded seconds
+    other = _Timed()
+    Desk(Ledger.open(tmp_path), tmp_path, observers=(other,))
+    assert other.seconds == arbiter.seconds
+    assert other.checkpoint_state("s") == arbiter.checkpoint_state("s")
+
+
+def _h(key: str) -> dict[str, str]:
+    return {"X-API-Key": key}
+
+
+def _arbiter(client: TestClient) -> Arbiter:
+    desk = client.app.state.desk  # type: ignore[attr-defined]
+    (arbiter,) = desk.observers
+    assert isinstance(arbiter, Arbiter)
+    return arbiter
+
+
+def _from_scratch(home: Path) -> bytes:
+    """The arbiter's state of "book" replayed over the whole ledger (no checkpoint)."""
+    arbiter = Arbiter(record_decisions=False)
+    with Ledger.open(home, create=False) as ledger:
+        Desk(ledger, home / "elsewhere", observers=(arbiter,))
+    return arbiter.checkpoint_state("book")
+
+
+def test_a_restarted_service_restores_its_arbiter(tmp_path: Path,
+                                                  session_keys: tuple[Path, Keys]) -> None:
+    """Through the app (uvicorn's ASGI lifespan in the test client): 262 beats, the
+    arbiter checkpointed at beat 250; a restart on the same home restores it there and
+    replays it over beats 251-262 only, to the state of an arbiter that replayed every
+    beat; a checkpoint that does not fit the ledger is ignored (replayed from scratch)."""
+    path, k = session_keys
+    cfg = ServiceConfig(home=tmp_path, keys=path)
+    beats = 262
+    with TestClient(create_app(cfg)) as c:
+        r = c.post("/v1/portfolios", json={"name": "book", "history": history(60)},
+                   headers=_h(k.writer))
+        assert r.status_code == 201, r.text
+        rng = np.random.default_rng(1)
+        returns = [{"date": day(i), "return": float(rng.normal(0, 0.01))} for i in range(beats)]
+        r = c.post("/v1/portfolios/book/returns", json={"returns": returns},
+                   headers=_h(k.writer))
+        assert r.status_code == 201, r.text
+        before = _arbiter(c).checkpoint_state("book")
+    with TestClient(create_app(cfg)) as c:
+        desk = c.app.state.desk  # type: ignore[attr-defined]
+        assert desk._restored == {("book", 0): 250}  # restored at its checkpoint
+        assert _arbiter(c).checkpoint_state("book") == before == _from_scratch(tmp_path)
+        r = c.post("/v1/portfolios/book/returns",
+                   json={"returns": [{"date": day(beats), "return": -0.03}]},
+                   headers=_h(k.writer))
+        assert r.status_code == 201 and r.json()["results"][0]["seq"] == beats + 1
+        after = _arbiter(c).checkpoint_state("book")
+    assert after == _from_scratch(tmp_path)  # and beats on from there as if never stopped
+    from swarmvar.evolution import Database, StateStore
+
+    db = Database(tmp_path)  # a checkpoint of another ledger: its tick's hash differs
+    try:
+        store = StateStore(db)
+        mark = json.loads(store.get(MARK_PREFIX + "book"))
+        store.put(MARK_PREFIX + "book", json.dumps({**mark, "hash": "00" * 32}).encode(),
+                  now=0.0)
+        assert store.get(f"{OBSERVER_PREFIX}arbiter:book")
+    finally:
+        db.close()
+    with TestClient(create_app(cfg)) as c:
+        assert c.app.state.desk._restored == {}  # type: ignore[attr-defined]
+        assert _arbiter(c).checkpoint_state("book") == after
+
+
+def test_a_corrupted_checkpoint_is_ignored_not_fatal(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    hist = [DatedReturn(date(2021, 1, 1) + timedelta(days=i), float(rng.normal(0, 0.01)))
+            for i in range(60)]
+    with Ledger.open(tmp_path) as ledger:
+        a = Arbiter(record_decisions=False)
+        desk = Desk(ledger, tmp_path, observers=(a,), checkpoint_every=3)
+        desk.create("s", hist, key_id="k")
+        desk.ingest("s", [DatedReturn(date(2023, 1, 1) + timedelta(days=i), 0.001 * i)
+                          for i in range(7)], key_id="k")
+        want = a.checkpoint_state("s")
+        from swarmvar.evolution import Database, StateStore
+
+        db = Database(tmp_path)
+        try:
+            store = StateStore(db)
+            assert json.loads(store.get(MARK_PREFIX + "s"))["seq"] == 6
+            blob = store.get(f"{OBSERVER_PREFIX}arbiter:s")
+            store.put(f"{OBSERVER_PREFIX}arbiter:s", blob[:-1] + bytes([blob[-1] ^ 1]), now=0.0)
+        finally:
+            db.close()
+        b = Arbiter(record_decisions=False)
+        again = Desk(ledger, tmp_path, observers=(b,), checkpoint_every=3)
+        assert again._restored == {} and b.checkpoint_state("s") == want
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.one_of(st.integers(-3, 3), st.booleans(), st.floats(allow_nan=True), st.none(),
+                 st.text(max_size=2)))
+def test_checkpoint_every_is_checked(value: Any) -> None:
+    with Ledger.in_memory() as ledger:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            assert Desk(ledger, "/nonexistent-home", checkpoint_every=value).checkpoint_every \
+                == value
+        else:
+            with pytest.raises(InvalidParameter, match="checkpoint_every"):
+                Desk(ledger, "/nonexistent-home", checkpoint_every=value)

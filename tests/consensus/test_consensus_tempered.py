@@ -184,3 +184,79 @@ def test_weights_are_a_distribution_for_any_finite_scores(means, eta):
     assert np.all(np.isfinite(w)) and np.all(w >= 0)
     assert w.sum() == pytest.approx(1.0)
     assert 1.0 - 1e-9 <= effective_agents(w) <= len(means) + 1e-9
+
+
+def _as_format_1(state: bytes, n: int) -> bytes:
+    """A format-2 state rewritten as format 1 (the ring only), as saved before 2026-12-06."""
+    import hashlib
+
+    payload = state[:-32]
+    body = b"SVTW1" + payload[5:-8 * n]
+    return body + hashlib.sha256(body).digest()
+
+
+def _with_sums(state: bytes, sums: np.ndarray) -> bytes:
+    """A format-2 state with other running sums and a valid checksum (a forged state)."""
+    import hashlib
+
+    body = state[:-32][: -8 * sums.size] + sums.astype("<f8").tobytes()
+    return body + hashlib.sha256(body).digest()
+
+
+def _fed(days: int = 173, window: int = 40) -> tuple[TemperedWeights, tuple]:
+    r, var, es = paths(days + 30)
+    acc = TemperedWeights([f"a{i}" for i in range(5)], ALPHAS, eta=30.0, window=window)
+    for t in range(days):
+        acc.update(float(r[t]), var[:, t, :], es[:, t, :])
+    return acc, (r, var, es)
+
+
+def test_state_carries_the_running_sums_bit_for_bit():
+    acc, (r, var, es) = _fed()
+    # mid-lap: the running sums differ from the ring's exact sums in the last bits
+    assert not np.array_equal(acc._sum, acc._ring.sum(axis=0))
+    again = TemperedWeights.from_state(acc.to_state())
+    assert again.to_state() == acc.to_state()
+    assert np.array_equal(again.weights(), acc.weights())
+    for t in range(173, 203):
+        acc.update(float(r[t]), var[:, t, :], es[:, t, :])
+        again.update(float(r[t]), var[:, t, :], es[:, t, :])
+        assert np.array_equal(again.weights(), acc.weights())
+
+
+def test_format_1_states_still_read():
+    acc, _ = _fed()
+    old = _as_format_1(acc.to_state(), 5)
+    resummed = TemperedWeights.from_state(old)  # the ring re-summed: equal to rounding
+    np.testing.assert_allclose(resummed.weights(), acc.weights(), rtol=1e-12)
+    assert resummed.count == acc.count
+    # with the sums the swarm kept beside it: bit for bit
+    exact = TemperedWeights.from_state(old, sums=acc.mean_losses() * min(acc.count, 40))
+    np.testing.assert_allclose(exact.weights(), acc.weights(), rtol=1e-12)
+    kept = TemperedWeights.from_state(old, sums=acc._sum)
+    assert np.array_equal(kept.weights(), acc.weights())
+    for bad in (np.zeros(4), np.full(5, np.nan), acc._sum + 1.0):
+        with pytest.raises(InvalidState):
+            TemperedWeights.from_state(old, sums=bad)
+
+
+def test_running_sums_that_disagree_with_the_ring_are_refused():
+    acc, _ = _fed()
+    state = acc.to_state()
+    assert TemperedWeights.from_state(_with_sums(state, acc._sum.copy())).count == acc.count
+    for sums in (acc._sum * 1.001, acc._sum + np.array([0, 0, 1e-3, 0, 0]),
+                 np.full(5, np.inf)):
+        with pytest.raises(InvalidState):
+            TemperedWeights.from_state(_with_sums(state, sums))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=0, max_size=7))
+def test_fuzzed_old_sums_never_restore_wrong_weights(sums):
+    acc, _ = _fed(days=60, window=20)
+    old = _as_format_1(acc.to_state(), 5)
+    try:
+        out = TemperedWeights.from_state(old, sums=np.array(sums, dtype=np.float64))
+    except SwarmVarError:
+        return
+    np.testing.assert_allclose(out.weights(), acc.weights(), rtol=1e-6)

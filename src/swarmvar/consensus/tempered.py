@@ -40,7 +40,9 @@ TEMPERED_ETA = 30.0
 #: Trailing days of realized losses behind the weights.
 TEMPERED_WINDOW = 1000
 
-_MAGIC = b"SVTW1"
+_MAGIC_V1 = b"SVTW1"  # header and ring; the running sums were re-summed from the ring
+_MAGIC = b"SVTW2"  # header, ring and the running sums (a restore continues bit for bit)
+_SUM_RTOL = 1e-9  # a running sum is the ring's sum to rounding (re-summed once a lap)
 
 
 def joint_losses(
@@ -265,21 +267,35 @@ class TemperedWeights:
         return float(effective_agents(self.weights()))
 
     def to_state(self) -> bytes:
-        """The accumulator as bytes (header, ring, SHA-256 tail)."""
+        """The accumulator as bytes: header, ring, running sums, SHA-256 tail (format 2).
+
+        The running sums travel with the ring, so :meth:`from_state` gives an
+        accumulator whose next weights are bit for bit those this one gives.
+        """
         head = json.dumps({"agent_ids": list(self.agent_ids), "alphas": list(self.alphas),
                            "eta": self.eta, "window": self.window, "loss": self.loss.value,
                            "count": self.count}).encode()
-        payload = _MAGIC + struct.pack("<I", len(head)) + head + self._ring.astype("<f8").tobytes()
+        payload = (_MAGIC + struct.pack("<I", len(head)) + head
+                   + self._ring.astype("<f8").tobytes() + self._sum.astype("<f8").tobytes())
         return payload + hashlib.sha256(payload).digest()
 
     @classmethod
-    def from_state(cls, b: bytes) -> TemperedWeights:
-        """Restore from :meth:`to_state`; altered or foreign bytes raise ``InvalidState``."""
+    def from_state(cls, b: bytes, *, sums: ArrayLike | None = None) -> TemperedWeights:
+        """Restore from :meth:`to_state`; altered or foreign bytes raise ``InvalidState``.
+
+        Reads format 2 (ring and running sums) and format 1 (ring only, as
+        saved before 2026-12-06). A format-1 state's sums are ``sums``
+        ``(n,)`` when given (the swarm's older checkpoints kept them beside
+        the state), else the ring re-summed (the weights then move by an ulp).
+        ``sums`` is ignored for format 2, which carries its own. Sums that are
+        not the ring's sum to rounding are refused (``InvalidState``).
+        """
         if not isinstance(b, (bytes, bytearray, memoryview)):
             raise InvalidState(f"a weights state is bytes, got {type(b).__name__}")
         raw = bytes(b)
-        if len(raw) < len(_MAGIC) + 36 or not raw.startswith(_MAGIC):
+        if len(raw) < len(_MAGIC) + 36 or not raw.startswith((_MAGIC, _MAGIC_V1)):
             raise InvalidState("not a TemperedWeights state (bad magic or too short)")
+        version = 2 if raw.startswith(_MAGIC) else 1
         payload, digest = raw[:-32], raw[-32:]
         if hashlib.sha256(payload).digest() != digest:
             raise InvalidState("TemperedWeights state is corrupted (checksum mismatch)")
@@ -293,11 +309,25 @@ class TemperedWeights:
         except (ValueError, KeyError, TypeError, UnicodeDecodeError, InvalidParameter) as exc:
             raise InvalidState(f"TemperedWeights state header is malformed: {exc}") from exc
         body = payload[start + hlen:]
-        if count < 0 or len(body) != 8 * out._ring.size:
+        n = len(out.agent_ids)
+        if count < 0 or len(body) != 8 * (out._ring.size + (n if version == 2 else 0)):
             raise InvalidState("TemperedWeights state ring does not match its header")
-        ring = np.frombuffer(body, dtype="<f8").reshape(out._ring.shape).astype(np.float64)
-        if not np.all(np.isfinite(ring)):
+        values = np.frombuffer(body, dtype="<f8").astype(np.float64)
+        ring = values[: out._ring.size].reshape(out._ring.shape)
+        if not np.all(np.isfinite(values)):
             raise InvalidState("TemperedWeights state holds non-finite losses")
+        exact = ring.sum(axis=0)
+        if version == 2:
+            running = values[out._ring.size:]
+        elif sums is None:
+            running = exact
+        else:
+            running = np.asarray(sums, dtype=np.float64)
+            if running.shape != (n,) or not np.all(np.isfinite(running)):
+                raise InvalidState(f"the running sums must be {n} finite numbers, "
+                                   f"got shape {running.shape}")
+        if np.any(np.abs(running - exact) > _SUM_RTOL * (np.abs(ring).sum(axis=0) + 1.0)):
+            raise InvalidState("TemperedWeights state's running sums do not match its ring")
         out._ring, out.count = ring, count
-        out._sum = ring.sum(axis=0)
+        out._sum = running.copy()
         return out

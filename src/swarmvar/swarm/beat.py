@@ -248,10 +248,8 @@ class OnlineTrackRecord:
             out[f"track_var_{i}"] = self.var[a]
             out[f"track_es_{i}"] = self.es[a]
         if self.tempered is not None:
+            # the state carries the running sums: a resumed run continues bit for bit
             out["track_tempered"] = packing.as_bytes_array(self.tempered.to_state())
-            # the running sums too: from_state re-sums the ring, which moves the weights
-            # by an ulp, and a resumed run must continue bit for bit
-            out["track_tempered_sum"] = np.array(self.tempered._sum, dtype=np.float64)
         return out
 
     def restore(self, arrays: Mapping[str, NDArray[Any]]) -> None:
@@ -264,14 +262,15 @@ class OnlineTrackRecord:
             return
         blob = arrays.get("track_tempered")
         if blob is not None:  # the sums as they were: continues bit for bit
-            restored = TemperedWeights.from_state(np.asarray(blob).tobytes())
-            sums = np.asarray(arrays.get("track_tempered_sum", np.zeros(0)), dtype=np.float64)
+            # checkpoints of format-1 states kept the running sums beside them
+            old_sums = arrays.get("track_tempered_sum")
+            restored = TemperedWeights.from_state(
+                np.asarray(blob).tobytes(),
+                sums=None if old_sums is None else np.asarray(old_sums, dtype=np.float64))
             if ((restored.agent_ids, restored.alphas, restored.window, restored.eta,
                  restored.loss) == (self.tempered.agent_ids, self.tempered.alphas,
                                     self.tempered.window, self.tempered.eta,
-                                    self.tempered.loss)
-                    and sums.shape == (len(self.agents),) and np.all(np.isfinite(sums))):
-                restored._sum = sums.copy()
+                                    self.tempered.loss)):
                 self.tempered = restored
                 return
         try:  # a checkpoint from before the accumulator: score the rows it holds again

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses as dc
 import multiprocessing as mp
+import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,6 @@ from typing import Any
 import pytest
 
 from swarmvar.errors import InvalidParameter
-from swarmvar.evolution.errors import UnknownState
 from swarmvar.ledger import Ledger
 from swarmvar.swarm import LocalExecutor, Replay
 from swarmvar.swarm.roles import RoleRecord
@@ -25,7 +26,7 @@ from swarmvar.swarm.spread import GROUP_REFUSED
 from swarmvar.types import BeatReport, Decision
 
 from .conftest import make_swarm
-from .test_swarm_spread import HISTORY, HeldRestore, kill_group_host, started
+from .test_swarm_spread import HISTORY, kill_group_host, started
 from .test_swarm_spread import KILL_SETTINGS as KW
 
 BEATS = 8
@@ -279,50 +280,68 @@ def test_a_begin_from_part_of_the_groups_is_no_floor_baseline(tmp_path, sp500):
         assert all("floored at the full swarm's interval" in c.method for c in whole_floored)
 
 
-@pytest.mark.xfail(strict=True, raises=UnknownState, reason=(
-    "runtime.py: a host lost between the start's fit and the seq-0 checkpoint has no stored "
-    "state to restore from (Swarm._lose reads it); start() raises UnknownState (a second "
-    "start works). Remove this mark once the runtime refits that unit from its history."))
-def test_a_start_with_a_group_lost_takes_no_floor_from_the_partial_beat(tmp_path, sp500):
-    """g1's host dies right after the start, before its first checkpoint: the portfolio's
-    first consensus is NIG and StudentT's alone (2 of 3), so it is not the floor's baseline;
-    the degraded beats have no floor until every agent answered once, and after that beat
-    a new outage is floored at it."""
+def test_a_group_lost_before_the_starts_checkpoint_is_fitted_again(tmp_path, sp500):
+    """g1's host dies right after the start's fit, before its first checkpoint: there is
+    nothing stored to restore it from, so the start fits it again on a fresh host before
+    it returns (it used to raise UnknownState). The checkpoint at seq 0 is complete, the
+    first consensus is the full swarm's, and the beats equal an unbroken run's."""
     executor = LocalExecutor(workers=2)
     start = executor.start
-    swarm = make_swarm(tmp_path, executor=executor, spread=2, **KW)
+    swarm = make_swarm(tmp_path / "lost", executor=executor, spread=2, **KW)
+    killed: list[bool] = []
 
     def start_then_lose_g1(requests: Any) -> None:  # the groups fit, then g1's host dies
         start(requests)
-        kill_group_host(swarm, executor)
+        if not killed:
+            killed.append(True)
+            kill_group_host(swarm, executor)
 
     executor.start = start_then_lose_g1  # type: ignore[method-assign]
-    held = HeldRestore(executor)
-    floored = "floored at the full swarm's interval"
+    ticks = list(Replay(sp500, portfolio="sp500", start=HISTORY, stop=HISTORY + 4))
     with swarm:
         swarm.start({"sp500": sp500.iloc[:HISTORY]})
+        assert killed and swarm.restoring() == {}
         shell = swarm._shells["sp500"]
-        assert set(swarm.restoring()) == {G1}
-        assert shell.consensus and all(c.available == 2 for c in shell.consensus)
-        assert shell.full == []  # the partial start is no baseline
-        ticks = iter(Replay(sp500, portfolio="sp500", start=HISTORY, stop=HISTORY + 12))
-        for _ in range(3):  # degraded, nothing to floor at: the live agents' intervals
-            rep = swarm.step(next(ticks))
-            assert rep.rejected[BOOT] == "host lost" and shell.full == []
-            assert all(c.degraded and c.available == 2 and floored not in c.method
-                       for c in rep.consensus)
-        held.gate.set()
-        swarm.settle()
-        rep = swarm.step(next(ticks))
-        assert all(c.available == 3 and not c.degraded for c in rep.consensus)
-        assert shell.full == list(rep.consensus)  # the first beat of every agent
-        kill_group_host(swarm, executor)  # a second outage: floored at that beat, aged
-        rep = swarm.step(next(ticks))
-        assert all(c.degraded and c.available == 2 for c in rep.consensus)
-        for c, full in zip(rep.consensus, shell.full, strict=True):
-            width = c.var_interval[1] - c.var_interval[0]
-            assert width >= full.var_interval[1] - full.var_interval[0] - 1e-12
-        assert held.waited == [True]
+        assert shell.full and all(c.available == 3 for c in shell.consensus)
+        got = [swarm.step(t) for t in ticks]
+    with make_swarm(tmp_path / "whole", executor=LocalExecutor(workers=2), spread=2,
+                    **KW) as whole:
+        whole.start({"sp500": sp500.iloc[:HISTORY]})
+        want = [whole.step(t) for t in ticks]
+    for g, w in zip(got, want, strict=True):
+        assert [(c.var, c.es, c.var_interval, c.available) for c in g.consensus] == [
+            (c.var, c.es, c.var_interval, c.available) for c in w.consensus]
+    with make_swarm(tmp_path / "lost", executor=LocalExecutor(workers=2), spread=2,
+                    **KW) as again:  # the seq-0 checkpoint holds every group: it resumes
+        again.start({"sp500": sp500.iloc[:HISTORY]})
+        assert again.seq["sp500"] == len(ticks)
+
+
+def test_an_unspread_portfolio_lost_before_the_starts_checkpoint_is_fitted_again(
+        tmp_path, sp500):
+    """The same without spread: the host of the whole portfolio dies after the start's fit."""
+    from swarmvar.swarm.executors import place
+
+    executor = LocalExecutor(workers=2)
+    start = executor.start
+    swarm = make_swarm(tmp_path, executor=executor, **KW)
+    killed: list[bool] = []
+
+    def start_then_lose(requests: Any) -> None:
+        start(requests)
+        if not killed:
+            killed.append(True)
+            os.kill(executor.pids()[place(swarm.configs["sp500"], 2)], signal.SIGKILL)
+
+    executor.start = start_then_lose  # type: ignore[method-assign]
+    ticks = list(Replay(sp500, portfolio="sp500", start=HISTORY, stop=HISTORY + 2))
+    with swarm:
+        swarm.start({"sp500": sp500.iloc[:HISTORY]})
+        assert killed and swarm.restoring() == {}
+        assert all(not c.degraded for t in ticks for c in swarm.step(t).consensus)
+    with make_swarm(tmp_path, executor=LocalExecutor(workers=2), **KW) as again:
+        again.start({"sp500": sp500.iloc[:HISTORY]})
+        assert again.seq["sp500"] == len(ticks)
 
 
 def test_the_python_api_refuses_more_groups_than_hosts(tmp_path):

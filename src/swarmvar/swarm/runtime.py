@@ -396,6 +396,8 @@ class Swarm:
         #: spread portfolio -> its consensus, kept here (the groups sign, the swarm combines)
         self._shells: dict[str, SpreadConsensus] = {}
         self._unbegun: dict[str, tuple[np.ndarray, datetime | None]] = {}
+        #: hosted unit -> its start's history, until its first checkpoint is stored
+        self._fresh: dict[str, tuple[np.ndarray, datetime | None]] = {}
         if self.spread > 1:
             if self.roles.refit_lag != 0:
                 raise InvalidParameter("spread > 1 needs refit_lag 0 (refits on the beat)")
@@ -543,6 +545,7 @@ class Swarm:
                 values = series.to_numpy(dtype=np.float64)
                 for unit in self._groups.get(name, (name,)):
                     requests.append((unit, values, when))
+                    self._fresh[unit] = (values, when)
                 if name in self._groups:  # its consensus begins from the groups' forecasts
                     self._unbegun[name] = (values, when)
                 self.last_as_of[name] = when
@@ -588,14 +591,21 @@ class Swarm:
                 raise
             # the hosts that answered rebased their agents: their blobs, not another call
             blobs = {p: b for part in getattr(exc, "answers", {}).values() for p, b in part.items()}
+            fresh = tuple(u for u in lost if u in self._fresh)
+            if fresh:  # lost before any checkpoint of theirs: nothing to restore from
+                blobs.update(self._fit_again(fresh))
+                lost = tuple(u for u in lost if u not in self._fresh)
             for p in units:
                 if p in lost:  # the restore redoes this checkpoint's rebase at this point
                     self._log[p].append(None)
-            log.warning("swarm host died before its checkpoint (%s); restoring %s in the "
-                        "background", exc, ", ".join(lost))
-            self._lose(lost)
-            names = [p for p in names if p not in lost]
-            units = [u for u in units if u not in lost]
+            if lost:
+                log.warning("swarm host died before its checkpoint (%s); restoring %s in "
+                            "the background", exc, ", ".join(lost))
+                self._lose(lost)
+                names = [p for p in names if p not in lost]
+                units = [u for u in units if u not in lost]
+        for u in blobs:
+            self._fresh.pop(u, None)
         for p, (values, when) in list(self._unbegun.items()):
             self._shells[p].begin(values, when, _forecasts_in(  # (a group lost here: without)
                 [(blobs[g], self._hosted[g].agents) for g in self._groups[p] if g in blobs]))
@@ -638,6 +648,31 @@ class Swarm:
     def _seq_of(self, unit: str) -> int:
         """The last beat of a hosted unit: a portfolio's seq, or a group's."""
         return self._gseq[unit] if unit in self._owner else self.seq[unit]
+
+    def _fit_again(self, units: Sequence[str]) -> dict[str, bytes]:
+        """Fit units lost before their first checkpoint again, on a fresh host, and
+        return their checkpoint blobs.
+
+        Only the start's checkpoint meets such units (every later loss has a
+        stored state to restore from). The start is blocking anyway, and a fit
+        is a function of the history and the seeds, so the fresh host holds
+        the agents the lost one fitted; the checkpoint at seq 0 stays complete
+        (a resume needs every unit in it). Up to :data:`RESTORE_ATTEMPTS`
+        fresh hosts, then ``WorkerFailed``.
+        """
+        last: WorkerFailed | None = None
+        for attempt in range(1, RESTORE_ATTEMPTS + 1):
+            log.warning("swarm host of %s died before the start's checkpoint; fitting them "
+                        "again on a fresh host (attempt %d)", ", ".join(units), attempt)
+            self.executor.reset(units)
+            try:
+                self.executor.open([self._hosted[u] for u in units])
+                self.executor.start([(u, *self._fresh[u]) for u in units])
+                return dict(self.executor.states(list(units)))
+            except WorkerFailed as exc:
+                last = exc
+        raise WorkerFailed(f"the host of {', '.join(units)} died {RESTORE_ATTEMPTS} times "
+                           "while fitting at the start") from last
 
     def _resume(self) -> bool:
         from ..evolution import UnknownState

@@ -24,6 +24,19 @@ freedom, location ``m`` and scale ``Psi (kappa + 1) / (kappa (nu - N + 1))``
 cumulative log return is ``N(h mu, h Sigma)``; scenarios draw ``(mu,
 Sigma)`` from the posterior (Bartlett decomposition) and ``M`` common
 normals per draw. The book's P&L is exact, ``p'(exp(R) - 1)``.
+
+A posterior over the forgetting factor (``lams=``, a grid): each grid point
+``lam_g`` keeps its own weighted statistics (an update is O(G N^2) plus G
+Cholesky factors for the scores) and its log evidence, the sum of its exact
+one-day predictive log densities, ``E_g = sum_t a^(T-t) log p(r_t | r_<t,
+lam_g)``. With ``evidence_forgetting`` ``a = 1`` and a uniform prior over
+the grid the weights ``pi_g ~ exp(E_g)`` are the exact posterior of a fixed
+``lam``; with ``a < 1`` they are those of dynamic model averaging (Raftery,
+Karny & Ettler 2010: ``pi_(t|t-1) ~ pi_(t-1)^a``), so the mass can move
+to a shorter memory after a break. The predictive is the mixture over the
+grid: ``update`` scores ``log sum_g pi_g p_g(r)`` and the scenarios give
+each grid point ``n_g ~ S pi_g`` draws (largest remainders) weighted
+``pi_g / n_g``, an exact mixture of the points that get a draw.
 """
 
 from __future__ import annotations
@@ -35,6 +48,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from scipy import special
+from scipy.signal import lfilter
 
 from ..errors import InvalidParameter, InvalidState
 from .base import Seed, rng_from
@@ -60,13 +74,70 @@ def bartlett_factors(rng: np.random.Generator, psi: FloatArray, nu: float, draws
     return np.asarray(u[None] @ np.swapaxes(inv, 1, 2), dtype=np.float64)
 
 
+#: The grid a default agent averages over (see docs/portfolio.md, "A posterior over the
+#: forgetting factor"): effective windows ``1 / (1 - lam)`` of 17 to 1000 days.
+GRID_LAMS: tuple[float, ...] = (0.94, 0.96, 0.97, 0.98, 0.99, 0.995, 0.999)
+#: What ``NormalInverseWishart()`` uses when neither ``lam`` nor ``lams`` is given.
+DEFAULT_LAMS: tuple[float, ...] = (0.99,)
+#: Largest grid ``lams`` may hold.
+MAX_LAMS = 50
+#: Version of the agent's own state arrays (1: one ``lam``, scalars ``w`` and 1-d ``sx``).
+NIW_STATE = 2
+#: Scenario-sized chunk (values) the history's scores are computed in (memory bound).
+_CHUNK_VALUES = 4_000_000
+
+
+def _check_lam(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise InvalidParameter(f"{what} must be a number in (0, 1], not {value!r}")
+    lam = float(value)
+    if not 0.0 < lam <= 1.0:
+        raise InvalidParameter(f"{what} must be in (0, 1], not {value!r}")
+    return lam
+
+
+def _grid(lam: float | None, lams: tuple[float, ...]) -> tuple[float, ...]:
+    """The forgetting factors the agent averages over, checked."""
+    if not isinstance(lams, (tuple, list)):
+        raise InvalidParameter(f"lams must be a tuple of forgetting factors, not {lams!r}")
+    if len(lams) > MAX_LAMS:
+        raise InvalidParameter(f"lams holds {len(lams)} forgetting factors; at most {MAX_LAMS}")
+    grid = tuple(_check_lam(v, "every lams value") for v in lams)
+    if len(set(grid)) != len(grid):
+        raise InvalidParameter(f"lams has repeated values: {lams!r}")
+    if lam is not None:
+        one = _check_lam(lam, "lam")
+        if grid and grid != (one,):
+            raise InvalidParameter("give lam (one fixed forgetting factor) or lams (a grid to "
+                                   f"average over), not both: lam={lam!r}, lams={lams!r}")
+        return (one,)
+    return tuple(sorted(grid)) if grid else DEFAULT_LAMS
+
+
+def allocate_draws(weights: FloatArray, draws: int) -> NDArray[np.int64]:
+    """Draws per grid point ``(G,)``: ``draws * weights`` rounded by largest remainders."""
+    share = np.asarray(weights, dtype=float) * draws
+    counts: NDArray[np.int64] = np.floor(share).astype(np.int64)
+    left = draws - int(counts.sum())
+    if left > 0:
+        order = np.argsort(-(share - counts), kind="stable")
+        counts[order[:left]] += 1
+    return counts
+
+
 class NormalInverseWishart(JointAgent):
     """Conjugate NIW agent of ``N`` assets with exponential forgetting (see the module docstring).
 
     Parameters
     ----------
-    lam : float
-        Forgetting factor in (0, 1]; effective window ``1 / (1 - lam)`` days.
+    lam : float, optional
+        One fixed forgetting factor in (0, 1]; effective window ``1 / (1 - lam)`` days.
+    lams : tuple of float
+        A grid of forgetting factors to average over by their evidence (not with
+        ``lam``). Neither given: :data:`DEFAULT_LAMS`.
+    evidence_forgetting : float
+        ``a`` in (0, 1]: the grid's log evidence forgets old days as ``a^age``
+        (1: the exact posterior over a fixed ``lam``). Unused with one ``lam``.
     kappa0 : float
         Prior strength of the mean (pseudo-days).
     prior_vol : float
@@ -80,17 +151,26 @@ class NormalInverseWishart(JointAgent):
     name = "NormalInverseWishart"
     min_observations = 30
 
-    def __init__(self, lam: float = 0.99, kappa0: float = 1.0, prior_vol: float = 0.01,
-                 draws: int = 100, paths: int = 1000, positions: tuple[float, ...] = ()) -> None:
-        if not 0.0 < lam <= 1.0:
-            raise InvalidParameter(f"lam must be in (0, 1], not {lam!r}")
+    def __init__(self, lam: float | None = None, kappa0: float = 1.0, prior_vol: float = 0.01,
+                 draws: int = 100, paths: int = 1000, positions: tuple[float, ...] = (),
+                 lams: tuple[float, ...] = (), evidence_forgetting: float = 1.0) -> None:
+        grid = _grid(lam, lams)
         if not kappa0 > 0 or not prior_vol > 0:
             raise InvalidParameter("kappa0 and prior_vol must be positive")
         if int(draws) < 2 or int(paths) < 10:
             raise InvalidParameter("draws must be >= 2 and paths >= 10")
-        self.lam, self.kappa0, self.prior_vol = float(lam), float(kappa0), float(prior_vol)
+        self.lam = None if lam is None else grid[0]
+        self.lams = tuple(float(v) for v in lams)
+        self.evidence_forgetting = _check_lam(evidence_forgetting, "evidence_forgetting")
+        self._grid = np.array(grid)
+        self.kappa0, self.prior_vol = float(kappa0), float(prior_vol)
         self.draws, self.paths = int(draws), int(paths)
         self.positions = self._set_positions(positions)
+
+    @property
+    def grid(self) -> tuple[float, ...]:
+        """The forgetting factors the agent averages over (one: a fixed ``lam``)."""
+        return tuple(float(v) for v in self._grid)
 
     # --- the conjugate posterior ---------------------------------------
 
@@ -99,35 +179,106 @@ class NormalInverseWishart(JointAgent):
         nu0 = n + 2.0
         return self.kappa0, nu0, np.eye(n) * self.prior_vol ** 2 * (nu0 - n - 1)
 
-    def posterior(self) -> tuple[FloatArray, float, float, FloatArray]:
-        """``(m, kappa, nu, Psi)`` of the NIW posterior."""
+    def posterior(self, index: int | None = None) -> tuple[FloatArray, float, float, FloatArray]:
+        """``(m, kappa, nu, Psi)`` of the NIW posterior given grid point ``index``.
+
+        ``None``: the most probable grid point (the only one with a fixed ``lam``).
+        """
         self._require_fitted()
+        return self._posterior_of(int(np.argmax(self.lam_posterior())) if index is None
+                                  else int(index))
+
+    def _posterior_of(self, g: int) -> tuple[FloatArray, float, float, FloatArray]:
         kappa0, nu0, psi0 = self._prior()
-        w = self._w
-        xbar = self._sx / w if w > 0 else np.zeros(self._n)
-        scatter = self._sxx - w * np.outer(xbar, xbar)
+        w = float(self._w[g])
+        sx, sxx = self._sx[g], self._sxx[g]
+        xbar = sx / w if w > 0 else np.zeros(self._n)
+        scatter = sxx - w * np.outer(xbar, xbar)
         kappa = kappa0 + w
         m = w * xbar / kappa
         psi = psi0 + scatter + kappa0 * w / kappa * np.outer(xbar, xbar)
         return m, kappa, nu0 + w, 0.5 * (psi + psi.T)
 
+    def lam_posterior(self) -> FloatArray:
+        """Weights ``(G,)`` of the grid's forgetting factors for the next day (sum to one)."""
+        self._require_fitted()
+        if self._grid.size == 1:
+            return np.ones(1)
+        out: FloatArray = np.exp(self._log_weights())
+        return out
+
+    def _log_weights(self) -> FloatArray:
+        z = self.evidence_forgetting * self._logev
+        out: FloatArray = z - special.logsumexp(z)
+        return out
+
+    def log_evidence(self) -> FloatArray:
+        """Each grid point's (forgotten) log evidence ``(G,)``, nats; zeros with one ``lam``."""
+        self._require_fitted()
+        return self._logev.copy()
+
     def _fit_matrix(self, x: FloatArray, seed: Seed) -> None:
-        t = x.shape[0]
-        c = self.lam ** np.arange(t - 1, -1, -1, dtype=float)
-        self._w = float(c.sum())
-        self._sx = c @ x
-        self._sxx = (x * c[:, None]).T @ x
+        t, n = x.shape
+        g = self._grid.size
+        self._w, self._sx, self._sxx = np.empty(g), np.empty((g, n)), np.empty((g, n, n))
+        for k, lam in enumerate(self._grid):
+            c = float(lam) ** np.arange(t - 1, -1, -1, dtype=float)
+            self._w[k] = float(c.sum())
+            self._sx[k] = c @ x
+            self._sxx[k] = (x * c[:, None]).T @ x
+        self._logev = np.zeros(g)
+        if g > 1:
+            a = self.evidence_forgetting
+            age = a ** np.arange(t - 1, -1, -1, dtype=float)
+            self._logev = np.array([self._history_scores(x, float(lam)) @ age
+                                    for lam in self._grid])
+
+    def _history_scores(self, x: FloatArray, lam: float) -> FloatArray:
+        """Log predictive ``(T,)`` of each day of ``x`` given the days before it (one ``lam``)."""
+        t, n = x.shape
+        kappa0, nu0, psi0 = self._prior()
+        out = np.empty(t)
+        w, sx, sxx = 0.0, np.zeros(n), np.zeros((n, n))  # the statistics before the chunk
+        chunk = max(1, _CHUNK_VALUES // (n * n))
+        for start in range(0, t, chunk):
+            xb = x[start:start + chunk]
+            k = xb.shape[0]
+            # after-day statistics, y_j = lam y_(j-1) + x_j, started from the carried ones
+            after_w = lfilter([1.0], [1.0, -lam], np.ones(k), zi=[lam * w])[0]
+            after_sx = lfilter([1.0], [1.0, -lam], xb, axis=0, zi=(lam * sx)[None])[0]
+            outer = (xb[:, :, None] * xb[:, None, :]).reshape(k, n * n)
+            after_sxx = lfilter([1.0], [1.0, -lam], outer, axis=0,
+                                zi=(lam * sxx).reshape(1, n * n))[0].reshape(k, n, n)
+            bw = np.concatenate([[w], after_w[:-1]])
+            bsx = np.concatenate([sx[None], after_sx[:-1]])
+            bsxx = np.concatenate([sxx[None], after_sxx[:-1]])
+            out[start:start + k] = _t_scores(xb, bw, bsx, bsxx, kappa0, nu0, psi0)
+            w, sx, sxx = float(after_w[-1]), after_sx[-1], after_sxx[-1]
+        return out
 
     def _update_row(self, x: FloatArray) -> float:
-        dens = self.log_predictive(x)
-        self._w = self.lam * self._w + 1.0
-        self._sx = self.lam * self._sx + x
-        self._sxx = self.lam * self._sxx + np.outer(x, x)
+        if self._grid.size == 1:
+            dens = self.log_predictive(x)
+        else:
+            kappa0, nu0, psi0 = self._prior()
+            scores = _t_scores(np.broadcast_to(x, self._sx.shape), self._w, self._sx,
+                               self._sxx, kappa0, nu0, psi0)
+            dens = float(special.logsumexp(scores + self._log_weights()))
+            self._logev = self.evidence_forgetting * self._logev + scores
+        lam = self._grid
+        self._w = lam * self._w + 1.0
+        self._sx = lam[:, None] * self._sx + x
+        self._sxx = lam[:, None, None] * self._sxx + np.outer(x, x)
         return dens
 
     def log_predictive(self, x: FloatArray) -> float:
-        """Log density of the one-day multivariate-t predictive at ``x`` ``(N,)``."""
-        m, kappa, nu, psi = self.posterior()
+        """Log density of the one-day predictive at ``x`` ``(N,)`` (the mixture over the grid)."""
+        if self._grid.size > 1:
+            kappa0, nu0, psi0 = self._prior()
+            scores = _t_scores(np.broadcast_to(x, self._sx.shape), self._w, self._sx,
+                               self._sxx, kappa0, nu0, psi0)
+            return float(special.logsumexp(scores + self._log_weights()))
+        m, kappa, nu, psi = self.posterior(0)
         n = self._n
         df = nu - n + 1
         scale = psi * (kappa + 1) / (kappa * df)
@@ -140,12 +291,25 @@ class NormalInverseWishart(JointAgent):
                      - (df + n) / 2 * math.log1p(q / df))
 
     def _posterior_factors(self, rng: np.random.Generator, draws: int
-                           ) -> tuple[FloatArray, FloatArray]:
-        m, kappa, nu, psi = self.posterior()
-        fac = bartlett_factors(rng, psi, nu, draws)
-        g = rng.standard_normal((draws, self._n))
-        mu = m + np.einsum("sij,sj->si", fac, g) / math.sqrt(kappa)
-        return mu, fac
+                           ) -> tuple[FloatArray, FloatArray, FloatArray, NDArray[np.int64]]:
+        """``(mu, L, weights, grid index)`` of ``draws`` draws, ``n_g`` per grid point."""
+        counts = allocate_draws(self.lam_posterior(), draws)
+        mus, facs, which = [], [], []
+        for g in np.flatnonzero(counts):
+            m, kappa, nu, psi = self.posterior(int(g))
+            fac = bartlett_factors(rng, psi, nu, int(counts[g]))
+            z = rng.standard_normal((int(counts[g]), self._n))
+            mus.append(m + np.einsum("sij,sj->si", fac, z) / math.sqrt(kappa))
+            facs.append(fac)
+            which.append(np.full(int(counts[g]), g))
+        idx = np.concatenate(which)
+        if self._grid.size == 1:
+            weights = np.full(draws, 1.0 / draws)
+        else:
+            pi = self.lam_posterior()
+            weights = pi[idx] / counts[idx]
+            weights /= weights.sum()
+        return np.concatenate(mus), np.concatenate(facs), weights, idx
 
     def scenarios(self, horizon: int = 1, *, seed: Seed = None) -> Scenarios:
         self._require_fitted()
@@ -153,10 +317,10 @@ class NormalInverseWishart(JointAgent):
         paths = self._paths_within_budget(self.draws, self.paths)
         self._scenario_budget(self.draws, paths)
         rng = rng_from(seed)
-        mu, fac = self._posterior_factors(rng, self.draws)
+        mu, fac, weights, _ = self._posterior_factors(rng, self.draws)
         z = common_normals(rng, paths, self._n)
         r = h * mu[:, None, :] + math.sqrt(h) * np.matmul(z[None], np.swapaxes(fac, 1, 2))
-        return Scenarios(r, np.full(self.draws, 1.0 / self.draws), None, h)
+        return Scenarios(r, weights, None, h)
 
     # --- generative side -------------------------------------------------
 
@@ -178,18 +342,72 @@ class NormalInverseWishart(JointAgent):
         return out
 
     def posterior_draws(self) -> dict[str, NDArray[np.float64]]:
-        mu, fac = self._posterior_factors(np.random.default_rng(0), self.draws)
-        return {"mu": mu, "sigma": fac @ np.swapaxes(fac, 1, 2)}
+        """``draws`` draws of ``mu``, ``sigma`` and ``lam`` (grid points by rounded weights)."""
+        mu, fac, _, idx = self._posterior_factors(np.random.default_rng(0), self.draws)
+        return {"mu": mu, "sigma": fac @ np.swapaxes(fac, 1, 2), "lam": self._grid[idx]}
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
-        return {"n": self._n, "w": self._w}, {"sx": self._sx, "sxx": self._sxx}
+        return ({"n": self._n, "niw_state": NIW_STATE},
+                {"w": self._w, "sx": self._sx, "sxx": self._sxx, "logev": self._logev})
 
     def _set_state(self, scalars: Mapping[str, Any], arrays: Mapping[str, NDArray[Any]]) -> None:
+        g = self._grid.size
         try:
-            n, w = int(scalars["n"]), float(scalars["w"])
-            sx, sxx = np.asarray(arrays["sx"], float), np.asarray(arrays["sxx"], float)
+            n, version = int(scalars["n"]), scalars.get("niw_state", 1)
+            if version == 1:  # one lam: w a scalar, 1-d sums (states written before the grid)
+                w = np.array([float(scalars["w"])])
+                sx = np.asarray(arrays["sx"], float)[None]
+                sxx = np.asarray(arrays["sxx"], float)[None]
+                logev = np.zeros(1)
+            elif version == NIW_STATE:
+                w, logev = np.asarray(arrays["w"], float), np.asarray(arrays["logev"], float)
+                sx, sxx = np.asarray(arrays["sx"], float), np.asarray(arrays["sxx"], float)
+            else:
+                raise InvalidState(f"NormalInverseWishart state version {version!r} is not 1 "
+                                   f"or {NIW_STATE}")
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidState(f"NormalInverseWishart state is incomplete: {exc}") from exc
-        if sx.shape != (n,) or sxx.shape != (n, n) or not (w > 0 and np.isfinite(sxx).all()):
-            raise InvalidState("NormalInverseWishart state arrays do not match its asset count")
-        self._n, self._w, self._sx, self._sxx = n, w, sx, sxx
+        if (n < 1 or w.shape != (g,) or sx.shape != (g, n) or sxx.shape != (g, n, n)
+                or logev.shape != (g,)):
+            raise InvalidState("NormalInverseWishart state arrays do not match its asset count "
+                               f"and its grid of {g} forgetting factors")
+        if not ((w > 0).all() and np.isfinite(sx).all() and np.isfinite(sxx).all()
+                and np.isfinite(logev).all()):
+            raise InvalidState("NormalInverseWishart state holds non-finite or non-positive "
+                               "statistics")
+        self._n, self._w, self._sx, self._sxx, self._logev = n, w, sx, sxx, logev
+        for k in range(g):  # every grid point's scale matrix must be positive definite
+            try:
+                np.linalg.cholesky(self._posterior_of(k)[3])
+            except np.linalg.LinAlgError as exc:
+                raise InvalidState("NormalInverseWishart state's sums of squares are not a "
+                                   "covariance (not positive definite)") from exc
+
+
+def _t_scores(x: FloatArray, w: FloatArray, sx: FloatArray, sxx: FloatArray, kappa0: float,
+              nu0: float, psi0: FloatArray) -> FloatArray:
+    """Multivariate-t predictive log densities ``(K,)`` of rows ``x`` ``(K, N)``, each given
+    its own weighted statistics ``w`` ``(K,)``, ``sx`` ``(K, N)``, ``sxx`` ``(K, N, N)``.
+
+    ``m = sx / kappa`` and ``Psi = Psi0 + sxx - sx sx' / kappa`` (the module's
+    formulas with ``xbar = sx / w`` and ``m0 = 0``), ``kappa = kappa0 + w``.
+    """
+    n = x.shape[1]
+    kappa = kappa0 + w
+    df = nu0 + w - n + 1
+    ratio = (kappa + 1) / (kappa * df)
+    # scale = (Psi0 + sxx - sx sx' / kappa) (kappa + 1) / (kappa df); symmetric by construction
+    scale = sxx - sx[:, :, None] * (sx / kappa[:, None])[:, None, :]
+    scale += psi0
+    scale *= ratio[:, None, None]
+    chol = np.linalg.cholesky(scale)
+    d = x - sx / kappa[:, None]
+    z = np.empty_like(d)
+    for i in range(n):  # forward substitution, vectorized over the K rows
+        z[:, i] = (d[:, i] - np.einsum("kj,kj->k", chol[:, i, :i], z[:, :i])) / chol[:, i, i]
+    q = np.einsum("ki,ki->k", z, z)
+    logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+    out: FloatArray = (special.gammaln((df + n) / 2) - special.gammaln(df / 2)
+                       - n / 2 * np.log(df * math.pi) - 0.5 * logdet
+                       - (df + n) / 2 * np.log1p(q / df))
+    return out

@@ -1,0 +1,180 @@
+"""NormalInverseWishart's posterior over its forgetting factor (``lams=``, a grid).
+
+Checked: each grid point's log evidence is the brute-force sum of scipy's
+multivariate-t log densities over the history (fit and online); ``update``
+scores the mixture; after a simulated volatility break the posterior mass
+moves to shorter memories; a one-point grid is the fixed ``lam``; states
+(the grid's, and the format written before the grid) restore exactly; bad
+parameters and corrupted states raise SwarmVarError subclasses (hypothesis).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import special, stats
+
+from swarmvar.errors import InvalidParameter, InvalidState
+from swarmvar.models.joint_niw import (
+    GRID_LAMS,
+    NormalInverseWishart,
+    allocate_draws,
+)
+
+SIGMA = np.array([[1.0, 0.4, 0.1], [0.4, 1.5, -0.2], [0.1, -0.2, 0.8]]) * 1e-4
+
+
+def _scipy_scores(x: np.ndarray, lam: float, kappa0: float = 1.0, prior_vol: float = 0.01
+                  ) -> np.ndarray:
+    """Day t's multivariate-t predictive log density given days < t, from the textbook
+    (weighted-count) NIW formulas and scipy, one day at a time."""
+    n = x.shape[1]
+    nu0 = n + 2.0
+    psi0 = np.eye(n) * prior_vol ** 2 * (nu0 - n - 1)
+    out = np.empty(len(x))
+    for t in range(len(x)):
+        c = lam ** np.arange(t - 1, -1, -1.0)
+        prev = x[:t]
+        w = c.sum()
+        xbar = c @ prev / w if w > 0 else np.zeros(n)
+        scatter = ((prev - xbar) * c[:, None]).T @ (prev - xbar)
+        kappa = kappa0 + w
+        psi = psi0 + scatter + kappa0 * w / kappa * np.outer(xbar, xbar)
+        df = nu0 + w - n + 1
+        out[t] = stats.multivariate_t(loc=w * xbar / kappa, shape=psi * (kappa + 1) / (kappa * df),
+                                      df=df).logpdf(x[t])
+    return out
+
+
+def test_each_lams_log_evidence_is_the_sum_of_its_multivariate_t_scores() -> None:
+    x = np.random.default_rng(0).multivariate_normal(np.zeros(3), SIGMA, size=90)
+    lams = (0.9, 0.97, 1.0)
+    agent = NormalInverseWishart(lams=lams, kappa0=1.0, prior_vol=0.01).fit(x[:60])
+    scores = np.array([_scipy_scores(x, lam) for lam in lams])  # (G, T)
+    np.testing.assert_allclose(agent.log_evidence(), scores[:, :60].sum(axis=1), rtol=1e-10)
+    for t in range(60, 90):  # online: the mixture's score, then the evidence grows by each score
+        pi = agent.lam_posterior()
+        np.testing.assert_allclose(pi, special.softmax(scores[:, :t].sum(axis=1)), rtol=1e-9)
+        assert agent.update(x[t]) == pytest.approx(special.logsumexp(scores[:, t], b=pi),
+                                                   rel=1e-10)
+    np.testing.assert_allclose(agent.log_evidence(), scores.sum(axis=1), rtol=1e-10)
+    # with the evidence forgotten at rate a, day t counts a^(T-1-t)
+    a = 0.95
+    dma = NormalInverseWishart(lams=lams, evidence_forgetting=a).fit(x)
+    np.testing.assert_allclose(dma.log_evidence(), scores @ a ** np.arange(89, -1, -1.0),
+                               rtol=1e-10)
+    np.testing.assert_allclose(dma.lam_posterior(), special.softmax(a * dma.log_evidence()))
+
+
+def test_after_a_volatility_break_the_mass_moves_to_shorter_memories() -> None:
+    rng = np.random.default_rng(1)
+    calm = rng.multivariate_normal(np.zeros(3), SIGMA, size=500)
+    storm = rng.multivariate_normal(np.zeros(3), SIGMA * 16, size=40)
+    agent = NormalInverseWishart(lams=GRID_LAMS, evidence_forgetting=0.99).fit(calm)
+    grid = np.array(agent.grid)
+    before = agent.lam_posterior() @ grid
+    assert before > 0.99  # a stable covariance: long memories win
+    for row in storm:
+        agent.update(row)
+    after = agent.lam_posterior() @ grid
+    assert after < 0.98 and after < before - 0.015
+    # the posterior's own VaR follows: the grid's forecast is above the fixed 0.99's
+    fixed = NormalInverseWishart(lam=0.99, draws=20, paths=500).fit(np.vstack([calm, storm]))
+    mixed = NormalInverseWishart(lams=GRID_LAMS, evidence_forgetting=0.99, draws=20,
+                                 paths=500).fit(np.vstack([calm, storm]))
+    assert mixed.forecast((0.99,), seed=0).at(0.99).var > fixed.forecast(
+        (0.99,), seed=0).at(0.99).var
+
+
+def test_a_one_point_grid_is_the_fixed_lam_and_grid_states_restore() -> None:
+    x = np.random.default_rng(2).multivariate_normal(np.zeros(3), SIGMA, size=200)
+    fixed = NormalInverseWishart(lam=0.98, draws=10, paths=200).fit(x[:150])
+    one = NormalInverseWishart(lams=(0.98,), draws=10, paths=200).fit(x[:150])
+    for row in x[150:]:
+        assert fixed.update(row) == one.update(row)
+    assert fixed.forecast((0.99,), seed=3) == one.forecast((0.99,), seed=3)
+    grid = NormalInverseWishart(lams=(0.95, 0.99), evidence_forgetting=0.98, draws=10,
+                                paths=200).fit(x[:150])
+    scen = grid.scenarios(2, seed=1)
+    assert scen.weights.sum() == pytest.approx(1.0) and scen.returns.shape == (10, 200, 3)
+    again = NormalInverseWishart.from_state(grid.state())
+    assert again.forecast((0.99, 0.975), seed=4) == grid.forecast((0.99, 0.975), seed=4)
+    assert again.update(x[150]) == grid.update(x[150])
+    draws = grid.posterior_draws()
+    assert set(np.unique(draws["lam"])) <= {0.95, 0.99} and draws["sigma"].shape == (10, 3, 3)
+
+
+class _FormatOne(NormalInverseWishart):
+    """Writes the state layout of the agent before the grid (one lam, scalar ``w``)."""
+
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        return {"n": self._n, "w": float(self._w[0])}, {"sx": self._sx[0], "sxx": self._sxx[0]}
+
+
+def test_states_written_before_the_grid_still_read() -> None:
+    x = np.random.default_rng(3).multivariate_normal(np.zeros(3), SIGMA, size=120)
+    old = _FormatOne(lam=0.99, draws=10, paths=200).fit(x)
+    restored = NormalInverseWishart.from_state(old.state())
+    assert restored.grid == (0.99,)
+    assert restored.forecast((0.99,), seed=1) == old.forecast((0.99,), seed=1)
+    grid_params = _FormatOne(lams=(0.95, 0.99)).fit(x)
+    with pytest.raises(InvalidState, match="grid"):
+        NormalInverseWishart.from_state(grid_params.state())  # a format-1 state has one lam
+
+
+def test_draws_are_allocated_by_largest_remainders() -> None:
+    assert allocate_draws(np.array([0.5, 0.3, 0.2]), 10).tolist() == [5, 3, 2]
+    assert allocate_draws(np.array([0.334, 0.333, 0.333]), 100).tolist() == [34, 33, 33]
+    assert allocate_draws(np.array([1e-9, 1 - 1e-9]), 7).tolist() == [0, 7]
+
+
+_number = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-3, 3),
+                    st.booleans(), st.text(max_size=3), st.none())
+
+
+@settings(max_examples=60, deadline=None)
+@given(lam=st.one_of(st.none(), _number),
+       lams=st.one_of(st.lists(_number, max_size=5).map(tuple),
+                      st.lists(st.floats(0.5, 1.0), max_size=60).map(tuple), _number),
+       forgetting=_number)
+def test_bad_forgetting_parameters_are_refused_clearly(lam: Any, lams: Any, forgetting: Any
+                                                       ) -> None:
+    try:
+        agent = NormalInverseWishart(lam=lam, lams=lams, evidence_forgetting=forgetting)
+    except InvalidParameter:
+        return
+    assert all(0 < v <= 1 for v in agent.grid) and 0 < agent.evidence_forgetting <= 1
+    assert len(set(agent.grid)) == len(agent.grid) and agent.grid == tuple(sorted(agent.grid))
+
+
+@settings(max_examples=30, deadline=None)
+@given(key=st.sampled_from(["w", "sx", "sxx", "logev"]),
+       how=st.sampled_from(["nan", "shape", "negative", "drop"]))
+def test_corrupted_grid_states_are_refused(key: str, how: str) -> None:
+    x = np.random.default_rng(4).multivariate_normal(np.zeros(3), SIGMA, size=60)
+    agent = NormalInverseWishart(lams=(0.95, 0.99), draws=5, paths=50).fit(x)
+    scalars, arrays = agent._get_state()
+    arrays = dict(arrays)
+    a = np.array(arrays[key], dtype=float)
+    if how == "nan":
+        a.flat[0] = math.nan
+    elif how == "shape":
+        a = a[..., :1]
+    elif how == "negative":
+        a = -np.abs(a) - 1.0
+    if how == "drop":
+        del arrays[key]
+    else:
+        arrays[key] = a
+    if how == "negative" and key == "logev":
+        return  # any finite log evidence is a valid state
+    if how == "negative" and key in ("sx",):
+        return  # negative sums of returns are valid
+    clone = NormalInverseWishart(lams=(0.95, 0.99), draws=5, paths=50)
+    with pytest.raises(InvalidState):
+        clone._set_state(scalars, arrays)

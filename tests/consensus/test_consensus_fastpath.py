@@ -221,6 +221,40 @@ def test_own_signatures_skip_only_what_this_process_signed(five):
     assert ring.screen([bad], own=own)[1][0].reason is RejectionReason.MALFORMED
 
 
+def test_a_signature_verified_once_is_not_verified_again(five):
+    """``screen(own=)`` vouches for what verified: a spread group's estimate is verified
+    when vetted and admitted by its bytes when combined; anything else is verified."""
+    from swarmvar.consensus.signing import OwnSignatures, RejectionReason
+
+    keys, ring = five
+    calls: list[bytes] = []
+
+    class Counting:  # the ring's public key, counting its verifications
+        def __init__(self, key):
+            self.key = key
+
+        def verify(self, signature, message):
+            calls.append(signature)
+            self.key.verify(signature, message)
+
+    ring._keys = {a: Counting(k) for a, k in ring._keys.items()}  # white box
+    own = OwnSignatures()
+    theirs = [sign_estimate(_estimate(agent_id=a, seq=1), keys[a]) for a in sorted(keys)]
+    assert len(ring.screen(theirs, own=own)[0]) == 5 and len(calls) == 5
+    assert len(ring.screen(theirs, own=own)[0]) == 5 and len(calls) == 5  # vouched
+    copies = [dataclasses.replace(e) for e in theirs]  # equal bytes, other objects
+    assert len(ring.screen(copies, own=own)[0]) == 5 and len(calls) == 5
+    moved = dataclasses.replace(theirs[0], var=0.5, es=0.6, var_interval=(0.4, 0.6),
+                                es_interval=(0.5, 0.7))
+    assert ring.screen([moved], own=own)[1][0].reason is RejectionReason.FORGED
+    fake = dataclasses.replace(theirs[1], signature=bytes(64))
+    for _ in range(2):  # a signature that failed is not remembered: refused every time
+        assert ring.screen([fake], own=own)[1][0].reason is RejectionReason.FORGED
+    assert len(calls) == 8
+    assert len(ring.screen(theirs)[0]) == 5 and len(calls) == 13  # without own: verified
+    assert len(ring.screen(theirs, own=OwnSignatures())[0]) == 5 and len(calls) == 18
+
+
 def test_combine_with_own_signatures_gives_the_same_consensus(five):
     from swarmvar.consensus.signing import OwnSignatures
 

@@ -450,3 +450,27 @@ def test_vet_admits_an_estimate_only_as_signed_for_its_group_and_tick(tmp_path, 
                 assert got.estimates == () and G1 in got.notes[0]
 
         vetted()
+
+
+def test_a_groups_estimate_is_verified_once(tmp_path, sp500):
+    """The vet verifies each admitted estimate (it came from another host); the vote
+    admits those very bytes without a second Ed25519 verification (OwnSignatures.vouch)."""
+    calls: list[bytes] = []
+
+    class Counting:  # the portfolio ring's public key, counting its verifications
+        def __init__(self, key: Any) -> None:
+            self.key = key
+
+        def verify(self, signature: bytes, message: bytes) -> None:
+            calls.append(signature)
+            self.key.verify(signature, message)
+
+    with started(tmp_path, sp500, executor=LocalExecutor(), **KW) as swarm:
+        ring = swarm._shells["sp500"].ring
+        ring._keys = {a: Counting(k) for a, k in ring._keys.items()}  # white box
+        ticks = Replay(sp500, portfolio="sp500", start=HISTORY, stop=HISTORY + 3)
+        for k, tick in enumerate(ticks, start=1):
+            rep = swarm.step(tick)
+            assert all(c.available == 3 for c in rep.consensus)
+            # three agents x two levels, each signature verified once (twice before)
+            assert len(calls) == 6 * k and len(set(calls)) == 6 * k

@@ -280,7 +280,8 @@ def estimate_record(estimate: Estimate, own: OwnSignatures | None = None) -> Can
 
 
 class OwnSignatures:
-    """The signatures this process made lately, with the exact bytes and key each covers.
+    """The signatures this process made (or verified) lately, with the exact bytes and key
+    each covers.
 
     Verify at trust boundaries: an estimate that arrives from outside (the
     mesh, a service POST, a ledger audit) is always verified. Inside one
@@ -290,8 +291,10 @@ class OwnSignatures:
     ``combine``) given an ``OwnSignatures`` admits an estimate without
     re-verifying when, and only when, this process signed exactly its
     signing bytes with the private key whose public key the ring holds for
-    that agent (the bytes and the key are compared, so any change to the
-    estimate or a rotated key falls back to verification). Every other
+    that agent, or already verified those very bytes with that key once
+    (:meth:`vouch`: an estimate from outside is verified when it arrives,
+    not again when it is combined; the bytes and the key are compared, so
+    any change to the estimate or a rotated key falls back to verification). Every other
     check — malformed, unknown agent, unsigned, replayed — still applies,
     and the signatures are still made and ledgered for anyone outside to
     verify. At most ``limit`` signatures are remembered (oldest dropped).
@@ -389,9 +392,27 @@ class OwnSignatures:
         return True
 
     def made(self, signature: bytes, message: bytes, public_raw: bytes) -> bool:
-        """True if this process signed exactly ``message`` with the key ``public_raw`` into it."""
+        """True if this process signed exactly ``message`` with the key ``public_raw`` into
+        it, or verified it so (:meth:`vouch`)."""
         with self._lock:
             return self._made.get(signature) == (message, public_raw)
+
+    def vouch(self, signature: bytes, message: bytes, public_raw: bytes) -> None:
+        """Remember that ``signature`` over ``message`` verified with the key ``public_raw``.
+
+        Called by :meth:`KeyRing.screen` (given this object) after a signature
+        from outside verified: the trust boundary was crossed once. Ed25519
+        verification is a function of those three byte strings, so a later
+        screen of the very same bytes and key (a spread portfolio's group
+        estimate, vetted, then combined) is admitted by :meth:`made` without
+        verifying again; any other bytes or key are verified as always.
+        """
+        with self._lock:
+            self._made[signature] = (message, public_raw)
+            while len(self._made) > self._limit:
+                oldest = next(iter(self._made))
+                del self._made[oldest]
+                self._fields.pop(oldest, None)
 
 
 def sign_estimate(estimate: Estimate, private_key: Ed25519PrivateKey, *,
@@ -608,6 +629,8 @@ class KeyRing:
                 message = signing_bytes(estimate)
                 if own is None or not own.made(signature, message, raw):
                     key.verify(signature, message)
+                    if own is not None:  # crossed the trust boundary once (vouch)
+                        own.vouch(signature, message, raw)
         except _CryptoInvalidSignature:
             return Rejection(agent, RejectionReason.FORGED, "signature does not verify")
         except NotCanonical as err:

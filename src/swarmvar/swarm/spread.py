@@ -294,7 +294,7 @@ class SpreadConsensus(PortfolioSwarm):
                 why = Rejection(agent, RejectionReason.REPLAYED,
                                 f"a second estimate for level {e.alpha:g} from {group}")
             if why is None:
-                ok, bad = ring.screen([e])
+                ok, bad = ring.screen([e], own=self.own)  # verified once: combine reuses it
                 why = bad[0] if bad else None
             if why is not None:
                 counted.append(why)

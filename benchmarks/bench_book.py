@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Mapping
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -79,13 +81,13 @@ def _all(x: np.ndarray, p: np.ndarray, horizon: int = 1, small: bool = False
     return sum(each.values()), each
 
 
-def _niw_costs(kw: dict[str, object], x: np.ndarray, quick: bool) -> tuple[float, float]:
+def _niw_costs(kw: Mapping[str, Any], x: np.ndarray, quick: bool) -> tuple[float, float]:
     """Median seconds of one NIW online update (per tick) and of one fit on ``x``."""
-    niw = NormalInverseWishart(**kw).fit(x[:-200])  # type: ignore[arg-type]
+    niw = NormalInverseWishart(**kw).fit(x[:-200])
     stream = iter(np.tile(x[-200:], (50, 1)))
     tick = median_seconds(lambda: niw.update(next(stream)), repeat=200 if quick else 2000,
                           warmup=20)
-    fit = median_seconds(lambda: NormalInverseWishart(**kw).fit(x),  # type: ignore[arg-type]
+    fit = median_seconds(lambda: NormalInverseWishart(**kw).fit(x),
                          repeat=3 if quick else 10, warmup=1)
     return tick, fit
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 

@@ -38,7 +38,8 @@ from numpy.typing import NDArray
 from scipy import special
 
 from ._garch_lik import Theta
-from .risk import BlockMeasures, LevelMeasures, StudentTFamily, day_dots
+from ._mixture_block import halley_block
+from .risk import BlockMeasures, LevelMeasures, StudentTFamily
 
 FloatArray = NDArray[np.float64]
 
@@ -434,29 +435,26 @@ def _cdf_pdf(cache: TQuantileCache, z: FloatArray) -> tuple[FloatArray, FloatArr
     return cdf, pdf, zz
 
 
-class _DayRows:
-    """Which day each row of a ``(M, S)`` batch belongs to, for per-day dot products.
+class _TLookup:
+    """The Student-t :class:`._mixture_block.Lookup` of a cache's particles."""
 
-    ``days`` ``(M,)`` is sorted. :meth:`dots` is :func:`~.risk.day_dots` with
-    the runs of days worked out once for the several products of one step.
-    """
+    def __init__(self, cache: TQuantileCache) -> None:
+        self.cache = cache
 
-    def __init__(self, days: NDArray[np.intp], n_days: int) -> None:
-        self.days = days
-        cut = np.flatnonzero(np.diff(days)) + 1
-        runs = cut.size + 1
-        k = days.size // runs
-        self.k = k if k * runs == days.size and np.array_equal(
-            cut, np.arange(1, runs) * k) else 0
-        self.all_days = self.k > 0 and runs == n_days  # days[::k] is 0 .. n_days - 1
+    def step(self, z: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        cdf, pdf, zz = _cdf_pdf(self.cache, z)
+        dz = self.cache.df + zz  # shared by the curvature and the partial moment
+        bend = pdf * z
+        bend /= dz
+        return cdf, pdf, bend, dz
 
-    def dots(self, x: FloatArray, w: FloatArray) -> FloatArray:
-        if not self.k:
-            return day_dots(x, w, self.days)
-        k = self.k
-        ww = w if self.all_days else w[self.days[::k]]
-        # every day has k rows: one stacked product, the same call per day as day_dots
-        return (x.reshape(-1, k, x.shape[1]) @ ww[:, :, None]).reshape(-1)
+    def moment(self, z: FloatArray, cdf: FloatArray, pdf: FloatArray,
+               dz: FloatArray) -> FloatArray:
+        # z * cdf + pdf * (df + zz) / dfm1, operation by operation as excess() forms it
+        moment = np.multiply(pdf, dz, out=dz)
+        moment /= self.cache.dfm1
+        moment += np.multiply(z, cdf, out=z)
+        return moment
 
 
 def level_measures_block(cache: TQuantileCache, loc: FloatArray, scale: FloatArray,
@@ -469,69 +467,10 @@ def level_measures_block(cache: TQuantileCache, loc: FloatArray, scale: FloatArr
     the days' rows together; the sums over particles stay one matrix product
     per day, of the same rows as the single family's (so the same BLAS call
     and the same rounding), and the Halley steps and their stopping rule are
-    the single family's, vectorized.
+    the single family's, vectorized (:func:`._mixture_block.halley_block`).
     """
-    days, size = scale.shape
     q, k = cache.levels(alphas)
-    keep = np.array([1.0 - a for a in alphas])[:, None]
-    sc = scale[:, None, :]
-    cond_var = -(loc + sc * q)
-    cond_es = cond_var + sc * k / keep
-    ws = weights / scale
-    ws2 = (ws / scale) * cache.df1
-    lo, hi = cond_var.min(axis=2), cond_var.max(axis=2)
-    v = (cond_var @ weights[:, :, None])[..., 0]  # each day's (L, S) @ (S,), the same call
-    var, es = hi.copy(), np.zeros_like(hi)
-    target = 1.0 - np.array(alphas)
-    flat = (hi - lo > 1e-15 * np.maximum(1.0, np.abs(hi))).all(axis=1)
-    redo = np.flatnonzero(~flat).tolist()
-    rd, rl = np.nonzero(np.broadcast_to(flat[:, None], hi.shape))
-    df, dfm1 = cache.df, cache.dfm1
-    for _ in range(60):
-        if not rd.size:
-            break
-        at = v[rd, rl]
-        rows = _DayRows(rd, days)
-        sc_r = scale[rd]
-        z = (-at)[:, None] - loc
-        z /= sc_r
-        cdf, pdf, zz = _cdf_pdf(cache, z)
-        dz = df + zz  # shared by the curvature and the partial moment
-        bend = pdf * z
-        bend /= dz
-        total = rows.dots(cdf, weights)
-        slope = rows.dots(pdf, ws)
-        curv = rows.dots(bend, ws2)
-        g = total - target[rl]
-        up = g > 0
-        lo[rd[up], rl[up]] = at[up]
-        hi[rd[~up], rl[~up]] = at[~up]
-        lo_r, hi_r = lo[rd, rl], hi[rd, rl]
-        den = 2.0 * slope * slope + g * curv
-        with np.errstate(divide="ignore", invalid="ignore"):
-            nxt = np.where((slope > 0) & (den > 0), at + 2.0 * g * slope / den, np.inf)
-        nxt = np.where((lo_r < nxt) & (nxt < hi_r), nxt, 0.5 * (lo_r + hi_r))
-        v[rd, rl] = nxt
-        done = (np.abs(nxt - at) <= 1e-6 * np.maximum(np.abs(at), 1e-300)) | (
-            hi_r - lo_r <= 1e-14 * np.abs(hi_r))
-        if done.any():
-            # the partial moment per draw at the evaluated point, summed per day over all
-            # of the day's rows as the single family sums them:
-            # max(scale * (z * cdf + pdf * (df + zz) / dfm1), 0), operation by operation
-            moment = np.multiply(pdf, dz, out=dz)
-            moment /= dfm1
-            moment += np.multiply(z, cdf, out=z)
-            moment *= sc_r
-            np.maximum(moment, 0.0, out=moment)
-            part = rows.dots(moment, weights)
-            step = nxt - at
-            moved = part - step * total + 0.5 * step * step * slope
-            fin_d, fin_l = rd[done], rl[done]
-            var[fin_d, fin_l] = nxt[done]
-            es[fin_d, fin_l] = nxt[done] + moved[done] / target[fin_l]
-        rd, rl = rd[~done], rl[~done]
-    redo = sorted({*redo, *rd.tolist()})
-    return BlockMeasures(var, es, cond_var, cond_es, redo)
+    return halley_block(_TLookup(cache), q, k, cache.df1, loc, scale, weights, alphas)
 
 
 def simulate_paths(

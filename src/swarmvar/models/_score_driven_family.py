@@ -15,14 +15,13 @@ per-draw quantile ``q_s`` - exact, ``stdtrit`` - and ``k_s = E[(q_s -
 eps)^+]``) is formed once per particle set in :class:`SkewTCache`.
 
 :func:`skew_level_measures_block` is :func:`._garch_family.level_measures_block`
-for this family: for ``D`` days sharing one particle set, the mixture VaR of
-every level by safeguarded Halley steps on one ``(rows, particles)`` batch of
-table lookups per step, the ES by Rockafellar-Uryasev at the last point
-(its partial moment carried over the last step to second order). A day's
-numbers do not depend on the other days in the block (its sums over
-particles are one product per day, :func:`~.risk.day_dots`), so
-``forecast`` (one day) and ``forecast_block`` (many) run the same code and
-agree bit for bit.
+for this family: both are :func:`._mixture_block.halley_block` (for ``D``
+days sharing one particle set, the mixture VaR of every level by safeguarded
+Halley steps on one ``(rows, particles)`` batch of table lookups per step,
+the ES by Rockafellar-Uryasev at the last point), with this family's lookup,
+density bend and partial moment. A day's numbers do not depend on the other
+days in the block, so ``forecast`` (one day) and ``forecast_block`` (many)
+run the same code and agree bit for bit.
 """
 
 from __future__ import annotations
@@ -31,8 +30,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._garch_family import TQuantileCache, _cdf_pdf
+from ._mixture_block import halley_block
 from ._score_driven_lik import SkewTFamily
-from .risk import BlockMeasures, day_dots
+from .risk import BlockMeasures
 
 FloatArray = NDArray[np.float64]
 
@@ -96,78 +96,48 @@ def skew_cdf_pdf(cache: SkewTCache, z: FloatArray
     return cdf, pdf, ww, neg
 
 
-def skew_level_measures_block(cache: SkewTCache, loc: FloatArray, scale: FloatArray,
-                              weights: FloatArray, alphas: tuple[float, ...]) -> BlockMeasures:
-    """Point and per-draw VaR and ES of ``D`` skew-t mixtures sharing particles.
+class _SkewLookup:
+    """The skew-t :class:`._mixture_block.Lookup` of a :class:`SkewTCache`."""
 
-    ``loc`` ``(S,)``, ``scale`` ``(D, S)``, ``weights`` ``(D, S)`` normalized.
-    Returns :class:`~.risk.BlockMeasures`; ``redo`` lists the days the
-    Halley steps left unsolved in 60 steps (not seen), for the exact family.
-    """
-    days, _ = scale.shape
-    q, k = cache.levels(alphas)
-    keep = np.array([1.0 - a for a in alphas])[:, None]
-    sc = scale[:, None, :]
-    cond_var = -(loc + sc * q)
-    cond_es = cond_var + sc * k / keep
-    ws = weights / scale
-    ws2 = (ws / scale) * cache.nu1
-    lo, hi = cond_var.min(axis=2), cond_var.max(axis=2)
-    v = (cond_var @ weights[:, :, None])[..., 0]
-    var, es = hi.copy(), np.zeros_like(hi)
-    target = 1.0 - np.array(alphas)
-    spread = (hi - lo > 1e-15 * np.maximum(1.0, np.abs(hi))).all(axis=1)
-    redo = np.flatnonzero(~spread).tolist()
-    rd, rl = np.nonzero(np.broadcast_to(spread[:, None], hi.shape))
-    nu, dfm1 = cache.nu, cache.dfm1
-    for _ in range(60):
-        if not rd.size:
-            break
-        at = v[rd, rl]
-        sc_r = scale[rd]
-        z = (-at)[:, None] - loc
-        z /= sc_r
+    def __init__(self, cache: SkewTCache) -> None:
+        self.cache = cache
+
+    def step(self, z: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray,
+                                           tuple[FloatArray, NDArray[np.bool_] | None]]:
+        cache = self.cache
         cdf, pdf, ww, neg = skew_cdf_pdf(cache, z)
-        dz = nu + ww
+        dz = cache.nu + ww
         # minus the density's derivative in z over (nu + 1): pdf z m^2 / (nu + w^2),
         # m = gamma (z < 0) or 1 / gamma
         bend = pdf * z
         bend *= cache.g2 if neg is None else np.where(neg, cache.g2, cache.inv_g2)
         bend /= dz
-        total = day_dots(cdf, weights, rd)
-        slope = day_dots(pdf, ws, rd)
-        curv = day_dots(bend, ws2, rd)
-        g = total - target[rl]
-        up = g > 0
-        lo[rd[up], rl[up]] = at[up]
-        hi[rd[~up], rl[~up]] = at[~up]
-        lo_r, hi_r = lo[rd, rl], hi[rd, rl]
-        den = 2.0 * slope * slope + g * curv
-        with np.errstate(divide="ignore", invalid="ignore"):
-            nxt = np.where((slope > 0) & (den > 0), at + 2.0 * g * slope / den, np.inf)
-        nxt = np.where((lo_r < nxt) & (nxt < hi_r), nxt, 0.5 * (lo_r + hi_r))
-        v[rd, rl] = nxt
-        done = (np.abs(nxt - at) <= 1e-6 * np.maximum(np.abs(at), 1e-300)) | (
-            hi_r - lo_r <= 1e-14 * np.abs(hi_r))
-        if done.any():
-            # E[(L - v)^+] per draw = scale (z F(z) + (nu + w^2) / (nu - 1) pdf m'^2 + C),
-            # m' = 1 / gamma, C = 0 (z < 0); m' = gamma, C = const_pos (z >= 0)
-            moment = pdf * dz
-            moment /= dfm1
-            if neg is None:
-                moment *= cache.inv_g2
-            else:
-                moment *= np.where(neg, cache.inv_g2, cache.g2)
-                moment += np.where(neg, 0.0, cache.const_pos)
-            moment += z * cdf
-            moment *= sc_r
-            np.maximum(moment, 0.0, out=moment)
-            part = day_dots(moment, weights, rd)
-            step = nxt - at
-            moved = part - step * total + 0.5 * step * step * slope
-            fin_d, fin_l = rd[done], rl[done]
-            var[fin_d, fin_l] = nxt[done]
-            es[fin_d, fin_l] = nxt[done] + moved[done] / target[fin_l]
-        rd, rl = rd[~done], rl[~done]
-    redo = sorted({*redo, *rd.tolist()})
-    return BlockMeasures(var, es, cond_var, cond_es, redo)
+        return cdf, pdf, bend, (dz, neg)
+
+    def moment(self, z: FloatArray, cdf: FloatArray, pdf: FloatArray,
+               carry: tuple[FloatArray, NDArray[np.bool_] | None]) -> FloatArray:
+        # E[(L - v)^+] / scale per draw = z F(z) + (nu + w^2) / (nu - 1) pdf m'^2 + C,
+        # m' = 1 / gamma, C = 0 (z < 0); m' = gamma, C = const_pos (z >= 0)
+        cache, (dz, neg) = self.cache, carry
+        moment = pdf * dz
+        moment /= cache.dfm1
+        if neg is None:
+            moment *= cache.inv_g2
+        else:
+            moment *= np.where(neg, cache.inv_g2, cache.g2)
+            moment += np.where(neg, 0.0, cache.const_pos)
+        moment += z * cdf
+        return moment
+
+
+def skew_level_measures_block(cache: SkewTCache, loc: FloatArray, scale: FloatArray,
+                              weights: FloatArray, alphas: tuple[float, ...]) -> BlockMeasures:
+    """Point and per-draw VaR and ES of ``D`` skew-t mixtures sharing particles.
+
+    ``loc`` ``(S,)``, ``scale`` ``(D, S)``, ``weights`` ``(D, S)`` normalized.
+    Returns :class:`~.risk.BlockMeasures` (:func:`._mixture_block.halley_block`);
+    ``redo`` lists the days the Halley steps left unsolved in 60 steps (not
+    seen), for the exact family.
+    """
+    q, k = cache.levels(alphas)
+    return halley_block(_SkewLookup(cache), q, k, cache.nu1, loc, scale, weights, alphas)

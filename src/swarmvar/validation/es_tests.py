@@ -87,21 +87,17 @@ def acerbi_szekely_z2(
         raise InvalidParameter(f"n_sim must be a positive whole number, not {n_sim!r}")
     observed = float(z2_statistic(loss, v, e, a))
     rng = _rng(seed)
-    # a sampler censored at these very VaRs: only its tail draws are summed (same p-value)
-    censored = isinstance(sampler, CensoredStudentT) and np.array_equal(sampler.floor, v)
-    at_least = 0
-    done = 0
-    while done < n_sim:
-        m = min(chunk, n_sim - done)
-        if censored:
-            assert isinstance(sampler, CensoredStudentT)
-            at_least += _tail_z2_at_least(sampler, rng, m, v, e, a, observed)
+    if isinstance(sampler, CensoredStudentT) and np.array_equal(sampler.floor, v):
+        # censored at these very VaRs: only its tail draws are read (the same p-value)
+        at_least = _censored_at_least(sampler, rng, n_sim, chunk, v, e, a, observed)
+    else:
+        at_least = done = 0
+        while done < n_sim:
+            m = min(chunk, n_sim - done)
+            sims = np.asarray(sampler(rng, m), dtype=float)
+            _check_sims(sims, m, loss.size)
+            at_least += int(np.sum(z2_statistic(sims, v, e, a) >= observed))
             done += m
-            continue
-        sims = np.asarray(sampler(rng, m), dtype=float)
-        _check_sims(sims, m, loss.size)
-        at_least += int(np.sum(z2_statistic(sims, v, e, a) >= observed))
-        done += m
     return TestResult("acerbi_szekely_z2", observed, (1.0 + at_least) / (n_sim + 1.0), None)
 
 
@@ -112,8 +108,27 @@ def _check_sims(sims: FloatArray, m: int, n: int) -> None:
         )
 
 
+def _censored_at_least(
+    sampler: CensoredStudentT, rng: np.random.Generator, n_sim: int, chunk: int,
+    var: FloatArray, es: FloatArray, alpha: float, observed: float,
+) -> int:
+    """``#{Z2* >= observed}`` over ``n_sim`` censored paths drawn ``chunk`` at a time."""
+    grid = _QuantileGrid.of(sampler.df, sampler.normal, sampler.keep)
+    size = (min(chunk, n_sim), var.size)
+    u, tail = np.empty(size), np.empty(size, dtype=bool)  # reused by every chunk
+    at_least = done = 0
+    while done < n_sim:
+        m = min(chunk, n_sim - done)
+        at_least += _tail_z2_at_least(sampler, grid, (u[:m], tail[:m]), rng, m, var, es,
+                                      alpha, observed)
+        done += m
+    return at_least
+
+
 def _tail_z2_at_least(
     sampler: CensoredStudentT,
+    grid: _QuantileGrid | None,
+    buffers: tuple[FloatArray, NDArray[np.bool_]],
     rng: np.random.Generator,
     m: int,
     var: FloatArray,
@@ -124,37 +139,140 @@ def _tail_z2_at_least(
     """``#{Z2* >= observed}`` over ``m`` censored paths, from their tail draws alone.
 
     The same count as ``z2_statistic(sampler(rng, m), ...) >= observed``, with
-    the same random numbers, without the ``(m, T)`` array: a censored path's
-    ``Z2`` sums only its draws beyond the VaR (the floor draws equal it and add
-    0). The per-path sums (``np.bincount``) add the same terms in another
-    order than ``z2_statistic``'s pairwise sum, so they may differ by
-    rounding: both lie within ``T * eps * sum |terms|`` of the exact sum
-    (Higham 2002, section 4.2), and ``S -> S / (T tau) - 1`` is monotone in
-    floating point, so a path whose sum bracket ``S +- 4 T eps sum|terms|``
-    falls wholly on one side of ``observed`` is counted as ``z2_statistic``
-    counts it. Paths whose bracket straddles ``observed`` (ties) are decided
-    by ``z2_statistic`` itself on the chunk rebuilt from the same draws.
+    the same random numbers, without the ``(m, T)`` array and mostly without
+    the t quantiles:
+
+    1. a censored path's ``Z2`` sums only its draws beyond the VaR (the floor
+       draws equal it and add 0);
+    2. each draw's quantile is first bracketed from ``grid`` (the t quantile
+       rises with the uniform and falls with ``df``), which brackets every
+       path's sum; a path whose bracket lies on one side of ``observed`` is
+       decided;
+    3. the other paths' draws get their exact quantile
+       (``scipy.special.stdtrit``, as the sampler computes them), and their
+       sums (``np.bincount``) add the same quotients as ``z2_statistic`` in
+       another order: both lie within ``T * eps * sum |terms|`` of the exact
+       sum (Higham 2002, section 4.2) and ``S -> S / (T tau) - 1`` is monotone
+       in floating point, so a bracket ``S +- 4 T eps sum |terms|`` on one side
+       of ``observed`` decides the path as ``z2_statistic`` does;
+    4. paths still straddling ``observed`` (ties) are decided by
+       ``z2_statistic`` itself on their rebuilt rows.
     """
-    s_idx, t_idx, x = sampler.tail(rng, m)
-    if not np.all(np.isfinite(x)):
-        raise InvalidParameter(
-            f"the sampler must return finite losses of shape ({m}, {var.size}); "
-            "got non-finite draws"
-        )
-    over = x > var[t_idx]  # a draw rounded down to its floor (= VaR) adds 0, as in Z2
-    s_o = s_idx[over]
-    terms = x[over] / es[t_idx[over]]  # the same quotients z2_statistic sums
-    total = np.bincount(s_o, weights=terms, minlength=m)
-    bound = 4.0 * var.size * np.finfo(float).eps * np.bincount(s_o, np.abs(terms), minlength=m)
-    n_tau = var.size * (1.0 - alpha)
-    lo, hi = (total - bound) / n_tau - 1.0, (total + bound) / n_tau - 1.0
-    above = lo >= observed  # includes the paths without a tail draw: exactly -1 either way
-    unsure = ~above & (hi >= observed)
-    if unsure.any():
+    s_idx, t_idx, u = sampler.uniforms(rng, m, buffers)
+    exact = np.ones(u.shape, dtype=bool) if grid is None else ~grid.covers(t_idx, u)
+    q_lo, q_hi = np.empty_like(u), np.empty_like(u)
+    q_lo[exact] = q_hi[exact] = sampler.quantile(t_idx[exact], u[exact])
+    if grid is not None:
+        q_lo[~exact], q_hi[~exact] = grid.bracket(t_idx[~exact], u[~exact])
+    x_lo, x_hi = sampler.losses(t_idx, q_lo), sampler.losses(t_idx, q_hi)
+    if not (np.all(np.isfinite(x_lo)) and np.all(np.isfinite(x_hi))):
+        exact = _refine(sampler, s_idx, t_idx, u, x_lo, x_hi, exact,
+                        ~(np.isfinite(x_lo) & np.isfinite(x_hi)))
+        if not np.all(np.isfinite(x_lo)):
+            raise InvalidParameter(
+                f"the sampler must return finite losses of shape ({m}, {var.size}); "
+                "got non-finite draws"
+            )
+    above, unsure = _decide(s_idx, t_idx, x_lo, x_hi, m, var, es, alpha, observed)
+    if unsure.any() and not exact.all():
+        exact = _refine(sampler, s_idx, t_idx, u, x_lo, x_hi, exact, unsure[s_idx])
+        above_exact, unsure_exact = _decide(s_idx, t_idx, x_lo, x_hi, m, var, es, alpha, observed)
+        above[unsure] = above_exact[unsure]
+        unsure &= unsure_exact
+    if unsure.any():  # every draw of these paths is exact: x_lo == x_hi there
         sims = np.broadcast_to(sampler.floor, (m, var.size)).copy()
-        sims[s_idx, t_idx] = x
+        sims[s_idx, t_idx] = x_lo  # other paths' rows are not read
         above[unsure] = (z2_statistic(sims, var, es, alpha) >= observed)[unsure]
     return int(np.count_nonzero(above))
+
+
+def _refine(
+    sampler: CensoredStudentT, s_idx: IntArray, t_idx: IntArray, u: FloatArray,
+    x_lo: FloatArray, x_hi: FloatArray, exact: NDArray[np.bool_], want: NDArray[np.bool_],
+) -> NDArray[np.bool_]:
+    """The exact loss of the draws in ``want`` not yet exact, into ``x_lo`` and ``x_hi``."""
+    pick = want & ~exact
+    x_lo[pick] = x_hi[pick] = sampler.losses(t_idx[pick], sampler.quantile(t_idx[pick], u[pick]))
+    return exact | pick
+
+
+def _decide(
+    s_idx: IntArray, t_idx: IntArray, x_lo: FloatArray, x_hi: FloatArray, m: int,
+    var: FloatArray, es: FloatArray, alpha: float, observed: float,
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """Paths surely at or above ``observed``, and paths undecided, from losses within brackets.
+
+    A draw's term in ``Z2``'s sum is ``x / es`` if ``x > var`` else 0 (the
+    quotient rounds monotonically in ``x``); the floor is the VaR, so a draw
+    never falls below it.
+    """
+    e = es[t_idx]
+    over_lo = x_lo > var[t_idx]
+    term_lo = np.where(over_lo, x_lo / e, np.minimum(var[t_idx] / e, 0.0))
+    term_hi = np.where(x_hi > var[t_idx], np.maximum(x_hi / e, 0.0), 0.0)
+    size = np.maximum(np.abs(term_lo), np.abs(term_hi))
+    band = 4.0 * var.size * np.finfo(float).eps * np.bincount(s_idx, size, minlength=m)
+    n_tau = var.size * (1.0 - alpha)
+    low = (np.bincount(s_idx, term_lo, minlength=m) - band) / n_tau - 1.0
+    high = (np.bincount(s_idx, term_hi, minlength=m) + band) / n_tau - 1.0
+    above = low >= observed  # a path without a draw beyond its VaR: exactly -1 either way
+    return above, ~above & (high >= observed)
+
+
+#: The quantile grid: points in ``df`` and in the upper tail probability ``1 - u``.
+_GRID_DF, _GRID_P = 24, 192
+#: Smallest tail probability on the grid; a draw beyond it gets its exact quantile.
+_GRID_P_MIN = 1e-8
+#: Relative widening of a bracket against the quantile function's own rounding.
+_GRID_SLACK = 1e-9
+
+
+@dataclass(frozen=True, eq=False)
+class _QuantileGrid:
+    """t quantiles on a grid of ``df`` (days' range) by uniforms ``u >= 1/2``: brackets.
+
+    For ``u >= 1/2`` the quantile ``stdtrit(df, u)`` rises with ``u`` and falls
+    with ``df``, so the grid's neighbouring points bracket it (widened by
+    ``_GRID_SLACK`` relative, far beyond ``stdtrit``'s rounding).
+    """
+
+    day_lo: IntArray  # per day: the grid df at or above the day's df (low quantile)
+    day_hi: IntArray  # per day: the grid df at or below it (high quantile)
+    finite: NDArray[np.bool_]  # per day: a t day (not normal)
+    u: FloatArray  # (G_u,) ascending
+    q: FloatArray  # (G_df, G_u)
+
+    @classmethod
+    def of(
+        cls, df: FloatArray, normal: NDArray[np.bool_], keep: FloatArray
+    ) -> _QuantileGrid | None:
+        finite = ~normal
+        if not finite.any():
+            return None
+        nu = df[finite]
+        inv = np.linspace(1.0 / nu.max(), 1.0 / nu.min(), _GRID_DF)
+        nu_grid = np.unique(np.concatenate(([nu.min(), nu.max()], 1.0 / inv[1:-1])))
+        p_top = float(np.clip(np.max(1.0 - keep[finite]), _GRID_P_MIN * 2, 0.5))
+        u_grid = np.unique(1.0 - np.geomspace(p_top, _GRID_P_MIN, _GRID_P))
+        u_grid = u_grid[u_grid >= 0.5]
+        if u_grid.size < 2:
+            return None
+        hi = np.searchsorted(nu_grid, df, side="left").clip(0, nu_grid.size - 1)
+        lo = np.searchsorted(nu_grid, df, side="right").clip(1, nu_grid.size) - 1
+        q = special.stdtrit(nu_grid[:, None], u_grid[None, :])
+        return cls(hi, lo, finite, u_grid, q)
+
+    def covers(self, t_idx: IntArray, u: FloatArray) -> NDArray[np.bool_]:
+        """Draws the grid brackets: a t day, ``u`` within the grid's range."""
+        return np.asarray(self.finite[t_idx] & (u >= self.u[0]) & (u <= self.u[-1]))
+
+    def bracket(self, t_idx: IntArray, u: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """``(low, high)`` around ``stdtrit(df_t, u)`` for covered draws."""
+        k = np.searchsorted(self.u, u, side="left")  # u[k-1] < u <= u[k]
+        k_lo = np.maximum(k - 1, 0)
+        lo = self.q[self.day_lo[t_idx], k_lo]
+        hi = self.q[self.day_hi[t_idx], k]
+        return lo - _GRID_SLACK * np.abs(lo), hi + _GRID_SLACK * np.abs(hi)
 
 
 @dataclass(frozen=True, eq=False)
@@ -174,23 +292,40 @@ class CensoredStudentT:
     floor: FloatArray
     keep: FloatArray  # P(L <= floor_t)
 
-    def tail(self, rng: np.random.Generator, m: int) -> tuple[IntArray, IntArray, FloatArray]:
-        """``(path, day, loss)`` of the draws beyond the floor, by path then day.
+    def uniforms(
+        self, rng: np.random.Generator, m: int,
+        out: tuple[FloatArray, NDArray[np.bool_]] | None = None,
+    ) -> tuple[IntArray, IntArray, FloatArray]:
+        """``(path, day, u)`` of the draws beyond the floor, by path then day.
 
-        Consumes ``rng.random((m, T))``: a uniform above ``keep_t`` is a draw
-        beyond the floor, inverted through the t (or normal) quantile.
+        Consumes ``rng.random((m, T))`` (into ``out``'s ``(m, T)`` buffers when
+        given): a uniform above ``keep_t`` is a draw beyond the floor.
         """
-        u = rng.random((m, self.floor.size))
-        tail = u > self.keep
-        s_idx, t_idx = np.nonzero(tail)
-        ut = u[tail]
+        shape = (m, self.floor.size)
+        u, tail = (np.empty(shape), np.empty(shape, dtype=bool)) if out is None else out
+        rng.random(out=u)
+        np.greater(u, self.keep, out=tail)
+        flat = np.flatnonzero(tail)
+        s_idx, t_idx = np.divmod(flat, self.floor.size)
+        return s_idx, t_idx, u.ravel()[flat]
+
+    def quantile(self, t_idx: IntArray, u: FloatArray) -> FloatArray:
+        """Standard t (or normal) quantile of uniforms ``u`` on days ``t_idx``."""
         norm = self.normal[t_idx]
-        q = np.empty_like(ut)
-        q[norm] = special.ndtri(ut[norm])
-        q[~norm] = special.stdtrit(self.df[t_idx[~norm]], ut[~norm])
+        q = np.empty_like(u)
+        q[norm] = special.ndtri(u[norm])
+        q[~norm] = special.stdtrit(self.df[t_idx[~norm]], u[~norm])
+        return q
+
+    def losses(self, t_idx: IntArray, q: FloatArray) -> FloatArray:
+        """Losses of standard quantiles ``q`` on days ``t_idx`` (monotone in ``q``)."""
         # max(): where rounding in the CDF puts a draw below its floor, it is the floor
-        x = np.maximum(self.loc[t_idx] + self.scale[t_idx] * q, self.floor[t_idx])
-        return s_idx, t_idx, x
+        return np.maximum(self.loc[t_idx] + self.scale[t_idx] * q, self.floor[t_idx])
+
+    def tail(self, rng: np.random.Generator, m: int) -> tuple[IntArray, IntArray, FloatArray]:
+        """``(path, day, loss)`` of the draws beyond the floor, by path then day."""
+        s_idx, t_idx, u = self.uniforms(rng, m)
+        return s_idx, t_idx, self.losses(t_idx, self.quantile(t_idx, u))
 
     def __call__(self, rng: np.random.Generator, m: int) -> FloatArray:
         s_idx, t_idx, x = self.tail(rng, m)

@@ -41,7 +41,7 @@ def _case(seed: int, n: int, alpha: float, normal_share: float) -> tuple[np.ndar
     df = np.where(rng.random(n) < normal_share, np.inf, rng.uniform(2.5, 30, n))
     nu = np.where(np.isinf(df), 1e6, df)
     var = loc + scale * special.stdtrit(nu, alpha) * rng.uniform(0.8, 1.2, n)
-    es = var * rng.uniform(1.05, 1.6, n)
+    es = np.abs(var) * rng.uniform(1.05, 1.6, n) + 1e-4
     return loc, scale, df, var, es
 
 
@@ -49,7 +49,7 @@ def _case(seed: int, n: int, alpha: float, normal_share: float) -> tuple[np.ndar
 @given(
     seed=st.integers(0, 2**32 - 1),
     n=st.integers(1, 400),
-    alpha=st.sampled_from([0.9, 0.975, 0.99]),
+    alpha=st.sampled_from([0.4, 0.9, 0.975, 0.99]),  # 0.4: draws below the median
     normal_share=st.sampled_from([0.0, 0.3, 1.0]),
     n_sim=st.integers(1, 300),
     chunk=st.integers(1, 120),
@@ -125,6 +125,25 @@ def test_a_sampler_censored_elsewhere_takes_the_plain_path() -> None:
     a = acerbi_szekely_z2(losses, var, es, 0.975, sampler=sampler, n_sim=200, seed=1)
     b = acerbi_szekely_z2(losses, var, es, 0.975, sampler=_plain(sampler), n_sim=200, seed=1)
     assert (a.statistic, a.pvalue) == (b.statistic, b.pvalue)
+
+
+@pytest.mark.parametrize("df_range", [(2.05, 1e4), (4.7, 10.8), (6.0, 6.0)])
+def test_the_quantile_grid_brackets_the_exact_quantile(df_range: tuple[float, float]) -> None:
+    rng = np.random.default_rng(2)
+    df = np.exp(rng.uniform(np.log(df_range[0]), np.log(df_range[1]), 300))
+    df[:2] = df_range
+    keep = rng.uniform(0.9, 0.999, 300)
+    grid = es_tests._QuantileGrid.of(df, np.zeros(300, dtype=bool), keep)
+    assert grid is not None
+    t_idx = rng.integers(0, 300, 20_000)
+    u = 1.0 - (1.0 - keep[t_idx]) * rng.random(20_000) ** 3  # beyond keep, some far out
+    u[:3] = [keep[t_idx[0]], 1.0 - 2.0**-53, 1.0 - 1e-8]
+    covered = grid.covers(t_idx, u)
+    assert covered.mean() > 0.99
+    lo, hi = grid.bracket(t_idx[covered], u[covered])
+    exact = special.stdtrit(df[t_idx[covered]], u[covered])
+    assert np.all(lo <= exact) and np.all(exact <= hi)
+    assert np.median((hi - lo) / exact) < 0.1  # tight enough to decide most paths
 
 
 def _find_root_df(var: np.ndarray, es: np.ndarray, alpha: float) -> np.ndarray:

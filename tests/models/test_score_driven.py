@@ -174,7 +174,7 @@ def test_skew_t_var_es_tail_excess_against_quadrature(gamma: float, alpha: float
         return float(2 / (gamma + 1 / gamma) * stats.t.pdf(e * gamma ** (-np.sign(e)), nu)
                      / scale)
 
-    fam = lik.SkewTFamily(*(np.array([v]) for v in (loc, scale, nu, gamma, 1.0)))
+    fam = lik.FernandezSteelSkewTFamily(*(np.array([v]) for v in (loc, scale, nu, gamma, 1.0)))
     v = float(fam.var(alpha)[0])
     assert integrate.quad(pdf, -np.inf, -v)[0] == pytest.approx(1 - alpha, rel=1e-8)
     es = -integrate.quad(lambda x: x * pdf(x), -np.inf, -v)[0] / (1 - alpha)
@@ -192,8 +192,9 @@ def test_skew_t_var_es_tail_excess_against_quadrature(gamma: float, alpha: float
 
 def test_one_step_mixture_var_is_the_mixture_quantile() -> None:
     """Two particles: the point VaR solves sum_s w_s F_s(-VaR) = 1 - alpha."""
-    fam = lik.SkewTFamily(np.array([0.0, 0.001]), np.array([0.01, 0.02]), np.array([4.0, 9.0]),
-                          np.array([0.8, 1.1]), np.array([0.3, 0.7]))
+    fam = lik.FernandezSteelSkewTFamily(np.array([0.0, 0.001]), np.array([0.01, 0.02]),
+                                        np.array([4.0, 9.0]), np.array([0.8, 1.1]),
+                                        np.array([0.3, 0.7]))
     m = risk_measures(fam, (0.99,))[0]
     assert float(fam.weights @ fam.tail(m.var)) == pytest.approx(0.01, rel=1e-8)
 

@@ -103,7 +103,7 @@ def test_forecast_is_within_1e_5_of_the_exact_stdtr_path(seed: int, wide_gamma: 
     agent._theta = agent._theta._replace(mu=mu, nu=nu, gamma=gamma)  # the predictive's inputs
     agent._lam, agent._logw, agent._cache = np.log(scale), np.log(w), None
     fast = agent.forecast(levels)
-    exact = risk_measures(lik.SkewTFamily(mu, scale, nu, gamma, w), levels)
+    exact = risk_measures(lik.FernandezSteelSkewTFamily(mu, scale, nu, gamma, w), levels)
     if wide_gamma:
         q = SkewTCache(nu, gamma).levels((0.6,))[0][0]
         assert np.mean(q > 0) > 0.5  # the right branch is exercised

@@ -45,8 +45,8 @@ def test_one_step_var_tracks_the_true_conditional_var() -> None:
     agent = BetaSkewTEgarch()
     r = agent.simulate(TRUTH, 2000, seed=7)
     lam = lik.lambda_path(r, TRUTH)
-    fam = lik.SkewTFamily(*(np.array([v]) for v in (TRUTH["mu"], 1.0, TRUTH["nu"],
-                                                     TRUTH["gamma"], 1.0)))
+    fam = lik.FernandezSteelSkewTFamily(*(np.array([v]) for v in (TRUTH["mu"], 1.0, TRUTH["nu"],
+                                                                  TRUTH["gamma"], 1.0)))
     q = float(fam.standard_quantile(0.01)[0])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from ._garch_family import TQuantileCache, _cdf_pdf
 from ._mixture_block import halley_block
-from ._score_driven_lik import SkewTFamily
+from ._score_driven_lik import FernandezSteelSkewTFamily
 from .risk import BlockMeasures
 
 FloatArray = NDArray[np.float64]
@@ -54,8 +54,8 @@ class SkewTCache:
         # lowerT(0) = int_{-inf}^0 t f_t(t) dt = -nu / (nu - 1) f_t(0)
         self.const_pos = (-self.nu / self.dfm1 * np.exp(self.t.log_norm)
                           * (self.c * g2 - self.a * self.inv_g))
-        self._unit = SkewTFamily(np.zeros_like(self.nu), np.ones_like(self.nu), self.nu,
-                                 self.gamma, np.ones_like(self.nu))
+        self._unit = FernandezSteelSkewTFamily(np.zeros_like(self.nu), np.ones_like(self.nu),
+                                               self.nu, self.gamma, np.ones_like(self.nu))
         self._stacked: dict[tuple[float, ...], tuple[FloatArray, FloatArray]] = {}
 
     def levels(self, alphas: tuple[float, ...]) -> tuple[FloatArray, FloatArray]:

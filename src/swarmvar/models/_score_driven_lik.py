@@ -53,6 +53,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
+from ._location_scale import LocationScaleFamily
+
 FloatArray = NDArray[np.float64]
 
 PARAMS = ("mu", "omega", "phi", "kappa", "kappa_star", "nu", "gamma")
@@ -330,27 +332,24 @@ def simulate_paths(th: Theta, lam: FloatArray, horizon: int, paths: int,
     return total
 
 
-class SkewTFamily:
+class FernandezSteelSkewTFamily(LocationScaleFamily):
     """Returns ``loc_s + scale_s * eps`` with ``eps`` Fernandez-Steel skew-t(``df_s``, ``gamma_s``).
 
     A :class:`~swarmvar.models.risk.Family` (per-draw VaR, tail probability and
-    expected excess in closed form from the t's CDF and partial moment);
-    all arrays ``(S,)``, ``df > 1``. Per-draw quantiles are cached per level
-    by the caller through ``quantiles`` (a dict kept per particle set).
+    expected excess in closed form from the t's CDF and partial moment,
+    :class:`._location_scale.LocationScaleFamily`); all arrays ``(S,)``,
+    ``df > 1``. Not HarArch's :class:`~swarmvar.models.har_arch.HansenSkewTFamily`
+    (another skewed t). Per-draw quantiles are cached per level by the caller
+    through ``quantiles`` (a dict kept per particle set).
     """
 
     def __init__(self, loc: FloatArray, scale: FloatArray, df: FloatArray, gamma: FloatArray,
                  weights: FloatArray, quantiles: dict[float, FloatArray] | None = None) -> None:
-        self.loc, self.scale, self.df, self.gamma = loc, scale, df, gamma
-        self._weights = weights / weights.sum()
+        super().__init__(loc, scale, weights)
+        self.df, self.gamma = df, gamma
         self._g2 = gamma * gamma
         self._p_neg = 1.0 / (1.0 + self._g2)
         self._quantiles = {} if quantiles is None else quantiles
-
-    @property
-    def weights(self) -> FloatArray:
-        result: FloatArray = self._weights
-        return result
 
     def standard_quantile(self, p: float) -> FloatArray:
         """The ``p`` quantile of the unit skew-t per draw ``(S,)``."""
@@ -366,9 +365,8 @@ class SkewTFamily:
             self._quantiles[p] = hit
         return hit
 
-    def var(self, alpha: float) -> FloatArray:
-        result: FloatArray = -(self.loc + self.scale * self.standard_quantile(1.0 - alpha))
-        return result
+    def level_quantile(self, alpha: float) -> FloatArray:
+        return self.standard_quantile(1.0 - alpha)
 
     def _cdf(self, z: FloatArray) -> FloatArray:
         g = self.gamma
@@ -397,9 +395,6 @@ class SkewTFamily:
             np.zeros_like(g)))
         result: FloatArray = np.where(z < 0.0, left, right)
         return result
-
-    def tail(self, v: float) -> FloatArray:
-        return self._cdf((-v - self.loc) / self.scale)
 
     def mixture_var(self, alpha: float) -> float:
         """The mixture's ``alpha`` loss quantile by safeguarded Newton steps.
@@ -441,7 +436,5 @@ class SkewTFamily:
             c - 0.5 * (df + 1.0) * np.log1p(w * w / df))
         return result
 
-    def excess(self, v: float | FloatArray) -> FloatArray:
-        z = (-np.asarray(v, dtype=float) - self.loc) / self.scale
-        result: FloatArray = self.scale * (z * self._cdf(z) - self._partial(z))
-        return np.maximum(result, 0.0)
+    def _cdf_and_partial(self, z: FloatArray) -> tuple[FloatArray, FloatArray]:
+        return self._cdf(z), self._partial(z)

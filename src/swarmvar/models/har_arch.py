@@ -39,6 +39,7 @@ from ..types import Diagnostics, Forecast
 from . import _har_arch_lik as lik
 from . import _har_arch_smc as smc
 from . import _sir
+from ._location_scale import LocationScaleFamily
 from ._particle_agent import HORIZON_DRAWS, HORIZON_PATHS, REFIT_MIN_ESS, check_sizes
 from .base import Agent, Seed, check_whole, rng_from
 from .diagnostics import fit_record, smc_diagnostics, summarize
@@ -53,9 +54,13 @@ BURN_IN = 250
 MAX_NEWTON = 30
 
 
-class SkewTFamily:
-    """Losses ``L = -(mu_s + s_s z)``, ``z`` skewed t per particle (a risk.Family).
+class HansenSkewTFamily(LocationScaleFamily):
+    """Losses ``L = -(mu_s + s_s z)``, ``z`` Hansen's skewed t per particle (a risk.Family).
 
+    Hansen's (1994) unit-variance skewed t (``nu``, ``lam``; constants in
+    ``st``), not BetaSkewTEgarch's Fernandez-Steel skew-t
+    (:class:`._score_driven_lik.FernandezSteelSkewTFamily`); the
+    location-scale plumbing both share is :class:`._location_scale.LocationScaleFamily`.
     ``standard`` caches, per confidence level, each particle's standardized
     quantile ``q_s`` of ``z`` at ``1 - alpha`` and tail mean ``E[z | z < q_s]``:
     they depend on ``(nu, lam)`` only, so an agent keeps them while its
@@ -65,8 +70,8 @@ class SkewTFamily:
     def __init__(self, mu: FloatArray, scale: FloatArray, st: lik.SkewT,
                  weights: FloatArray,
                  standard: dict[float, tuple[FloatArray, FloatArray]] | None = None) -> None:
-        self.mu, self.scale, self.st = mu, scale, st
-        self._weights: FloatArray = np.asarray(weights / weights.sum())
+        super().__init__(mu, scale, weights)
+        self.st = st
         self._standard = {} if standard is None else standard
 
     def standard(self, alpha: float) -> tuple[FloatArray, FloatArray]:
@@ -84,8 +89,8 @@ class SkewTFamily:
         out = []
         for alpha in alphas:
             q, m = self.standard(alpha)
-            cond_var = -self.mu - self.scale * q
-            cond_es = -self.mu - self.scale * m
+            cond_var = -self.loc - self.scale * q
+            cond_es = -self.loc - self.scale * m
             v = self.mixture_var(alpha)
             if v is None:
                 v = mixture_var(_Generic(self), alpha, cond_var)
@@ -93,15 +98,14 @@ class SkewTFamily:
             out.append(LevelMeasures(float(v), float(es), cond_var, cond_es))
         return tuple(out)
 
-    @property
-    def weights(self) -> FloatArray:
-        return self._weights
+    def level_quantile(self, alpha: float) -> FloatArray:
+        return self.standard(alpha)[0]
 
-    def var(self, alpha: float) -> FloatArray:
-        return np.asarray(-self.mu - self.scale * self.standard(alpha)[0])
+    def _cdf(self, z: FloatArray) -> FloatArray:
+        return lik.skew_t_cdf(z, self.st)
 
-    def tail(self, v: float) -> FloatArray:
-        return lik.skew_t_cdf((-v - self.mu) / self.scale, self.st)
+    def _cdf_and_partial(self, z: FloatArray) -> tuple[FloatArray, FloatArray]:
+        return lik.skew_t_cdf_and_partial(z, self.st)
 
     def mixture_var(self, alpha: float) -> float | None:
         """The mixture's VaR by Newton's method on its tail from the mean per-particle VaR.
@@ -113,7 +117,7 @@ class SkewTFamily:
         w, target = self._weights, 1.0 - alpha
         v = float(w @ self.var(alpha))
         for _ in range(MAX_NEWTON):
-            c = (-v - self.mu) / self.scale
+            c = (-v - self.loc) / self.scale
             tail = float(w @ lik.skew_t_cdf(c, self.st))
             dens = float(w @ (np.exp(lik.skew_t_logpdf(c, self.st)) / self.scale))
             if not (dens > 0 and np.isfinite(tail)):
@@ -124,16 +128,11 @@ class SkewTFamily:
                 return v
         return None
 
-    def excess(self, v: float | FloatArray) -> FloatArray:
-        c = (-np.asarray(v, dtype=float) - self.mu) / self.scale
-        cdf, part = lik.skew_t_cdf_and_partial(c, self.st)
-        return np.asarray(np.maximum(self.scale * (c * cdf - part), 0.0))
-
 
 class _Generic:
     """A family's plain Family methods, without its shortcuts (for the bracketed root)."""
 
-    def __init__(self, family: SkewTFamily) -> None:
+    def __init__(self, family: HansenSkewTFamily) -> None:
         self.weights, self.var, self.tail = family.weights, family.var, family.tail
         self.excess = family.excess
 
@@ -333,7 +332,7 @@ class HarArch(Agent):
         w = self._weights()
         if h == 1:
             th = self._theta
-            family = SkewTFamily(th.mu, np.sqrt(self._cloud.aux[smc.H]), self._st, w,
+            family = HansenSkewTFamily(th.mu, np.sqrt(self._cloud.aux[smc.H]), self._st, w,
                                  self._standard)
             return Forecast(model=self.name, horizon=1, levels=risk_measures(family, levels))
         rng = rng_from(seed)

@@ -187,7 +187,8 @@ class BetaSkewTEgarch(ParticleAgent):
         Horizon 1 is over the particles: a mixture of scaled skew-t's, its
         per-draw quantiles exact and its mixture quantile solved on the
         tabulated t CDF (:mod:`._score_driven_family`; within 1e-6 relative
-        of the ``stdtr`` path, :class:`._score_driven_lik.SkewTFamily`).
+        of the ``stdtr`` path,
+        :class:`._score_driven_lik.FernandezSteelSkewTFamily`).
         Longer horizons run the recursion forward: ``HORIZON_PATHS`` paths
         from each of ``HORIZON_DRAWS`` particles (systematically resampled)
         with each particle's own skew-t shocks, drawn from ``seed``.
@@ -213,8 +214,8 @@ class BetaSkewTEgarch(ParticleAgent):
         m = skew_level_measures_block(cache, th.mu, scale, w, levels)
         days = risk_measures_block(levels, m.var, m.es, m.cond_var, m.cond_es, w)
         for d in m.redo:  # not solved by the batch (not seen): the exact family
-            days[d] = risk_measures(lik.SkewTFamily(th.mu, scale[d], th.nu, th.gamma, w[d]),
-                                    levels)
+            family = lik.FernandezSteelSkewTFamily(th.mu, scale[d], th.nu, th.gamma, w[d])
+            days[d] = risk_measures(family, levels)
         return [Forecast(model=self.name, horizon=1, levels=day) for day in days]
 
     def standardized_residuals(self) -> FloatArray:

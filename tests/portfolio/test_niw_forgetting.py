@@ -29,10 +29,12 @@ from swarmvar.models.joint_niw import (
 SIGMA = np.array([[1.0, 0.4, 0.1], [0.4, 1.5, -0.2], [0.1, -0.2, 0.8]]) * 1e-4
 
 
-def _scipy_scores(x: np.ndarray, lam: float, kappa0: float = 1.0, prior_vol: float = 0.01
-                  ) -> np.ndarray:
+def _scipy_scores(x: np.ndarray, lam: float, p: np.ndarray | None = None) -> np.ndarray:
     """Day t's multivariate-t predictive log density given days < t, from the textbook
-    (weighted-count) NIW formulas and scipy, one day at a time."""
+    (weighted-count) NIW formulas and scipy, one day at a time (``kappa0 = 1``,
+    ``prior_vol = 0.01``); with positions ``p``, the density of ``p'x_t`` under the
+    predictive's marginal along ``p`` (scipy's univariate t)."""
+    kappa0, prior_vol = 1.0, 0.01
     n = x.shape[1]
     nu0 = n + 2.0
     psi0 = np.eye(n) * prior_vol ** 2 * (nu0 - n - 1)
@@ -46,8 +48,9 @@ def _scipy_scores(x: np.ndarray, lam: float, kappa0: float = 1.0, prior_vol: flo
         kappa = kappa0 + w
         psi = psi0 + scatter + kappa0 * w / kappa * np.outer(xbar, xbar)
         df = nu0 + w - n + 1
-        out[t] = stats.multivariate_t(loc=w * xbar / kappa, shape=psi * (kappa + 1) / (kappa * df),
-                                      df=df).logpdf(x[t])
+        loc, shape = w * xbar / kappa, psi * (kappa + 1) / (kappa * df)
+        out[t] = (stats.multivariate_t(loc=loc, shape=shape, df=df).logpdf(x[t]) if p is None
+                  else stats.t(df, loc=p @ loc, scale=np.sqrt(p @ shape @ p)).logpdf(p @ x[t]))
     return out
 
 
@@ -69,6 +72,18 @@ def test_each_lams_log_evidence_is_the_sum_of_its_multivariate_t_scores() -> Non
     np.testing.assert_allclose(dma.log_evidence(), scores @ a ** np.arange(89, -1, -1.0),
                                rtol=1e-10)
     np.testing.assert_allclose(dma.lam_posterior(), special.softmax(a * dma.log_evidence()))
+
+
+def test_the_book_evidence_is_the_sum_of_the_t_marginals_along_the_positions() -> None:
+    x = np.random.default_rng(5).multivariate_normal(np.zeros(3), SIGMA, size=70)
+    p = np.array([0.5, -0.3, 0.2])
+    lams = (0.9, 0.99)
+    agent = NormalInverseWishart(lams=lams, evidence="book", positions=tuple(p)).fit(x[:50])
+    ref = np.array([_scipy_scores(x, lam, p) for lam in lams])  # (G, T)
+    np.testing.assert_allclose(agent.log_evidence(), ref[:, :50].sum(axis=1), rtol=1e-10)
+    for row in x[50:]:
+        agent.update(row)
+    np.testing.assert_allclose(agent.log_evidence(), ref.sum(axis=1), rtol=1e-10)
 
 
 def test_after_a_volatility_break_the_mass_moves_to_shorter_memories() -> None:
@@ -141,15 +156,17 @@ _number = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(
 @given(lam=st.one_of(st.none(), _number),
        lams=st.one_of(st.lists(_number, max_size=5).map(tuple),
                       st.lists(st.floats(0.5, 1.0), max_size=60).map(tuple), _number),
-       forgetting=_number)
-def test_bad_forgetting_parameters_are_refused_clearly(lam: Any, lams: Any, forgetting: Any
-                                                       ) -> None:
+       forgetting=_number, evidence=st.one_of(st.sampled_from(["assets", "book"]), _number))
+def test_bad_forgetting_parameters_are_refused_clearly(lam: Any, lams: Any, forgetting: Any,
+                                                       evidence: Any) -> None:
     try:
-        agent = NormalInverseWishart(lam=lam, lams=lams, evidence_forgetting=forgetting)
+        agent = NormalInverseWishart(lam=lam, lams=lams, evidence_forgetting=forgetting,
+                                     evidence=evidence)
     except InvalidParameter:
         return
     assert all(0 < v <= 1 for v in agent.grid) and 0 < agent.evidence_forgetting <= 1
     assert len(set(agent.grid)) == len(agent.grid) and agent.grid == tuple(sorted(agent.grid))
+    assert agent.evidence in ("assets", "book")
 
 
 @settings(max_examples=30, deadline=None)

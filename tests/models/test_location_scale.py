@@ -30,7 +30,7 @@ def test_var_tail_and_excess_agree_per_draw(family: LocationScaleFamily) -> None
         assert family.tail(float(var[s]))[s] == pytest.approx(1.0 - alpha, rel=1e-9)
     v = 0.01
     for s in range(2):
-        area, _ = integrate.quad(lambda x: float(family.tail(x)[s]), v, 1.0, limit=200)
+        area, _ = integrate.quad(lambda x, s=s: float(family.tail(x)[s]), v, 1.0, limit=200)
         assert float(family.excess(v)[s]) == pytest.approx(area, rel=1e-6)
     assert family.weights == pytest.approx(W)
     assert np.all(family.excess(np.array([5.0, 5.0])) >= 0.0)

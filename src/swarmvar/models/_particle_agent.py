@@ -5,8 +5,10 @@ blocks of :mod:`._sir`: the constructor checks, the likelihood-tempered SMC
 ``fit`` (``runs`` samplers from the prior in one batch, split R-hat and ESS
 across them), the resample-move rejuvenation (independent Metropolis-Hastings
 from a multivariate t fitted to each run, random-walk moves when those are
-rarely accepted), IBIS ``update``, the history buffer, the horizon-1 block
-forecasts, diagnostics and the state's common part. A subclass brings its
+rarely accepted), IBIS ``update``, the horizon-1 block forecasts, diagnostics
+and the state's common part; the history buffer and the state's SMC scalars
+are :class:`._online_agent.OnlineAgent`'s, which ``GarchT`` and ``HarArch``
+share. A subclass brings its
 model as ``_model`` - an object with ``sample_prior``, ``to_unconstrained``,
 ``from_unconstrained``, ``log_prior_u``, ``filter_fast(r, theta) -> (ll (S,),
 filter state (k, S))`` and ``draws`` (as :mod:`._markov_switching_lik` offers
@@ -25,8 +27,9 @@ from numpy.typing import ArrayLike, NDArray
 from ..errors import InvalidParameter, InvalidReturns, InvalidState
 from ..types import Diagnostics, Forecast
 from . import _sir
-from .base import Agent, Seed, check_real, check_whole, rng_from
-from .diagnostics import fit_record, smc_diagnostics, summarize
+from ._online_agent import OnlineAgent
+from .base import Seed, check_real, check_whole, rng_from
+from .diagnostics import smc_diagnostics
 from .risk import EmpiricalFamily, check_alphas, risk_measures
 
 FloatArray = NDArray[np.float64]
@@ -78,7 +81,7 @@ def scaled(ll: FloatArray, power: float | FloatArray) -> FloatArray:
     return result
 
 
-class ParticleAgent(Agent):
+class ParticleAgent(OnlineAgent):
     """An online SMC agent: tempered fit, IBIS updates, resample-move rejuvenation.
 
     Parameters
@@ -194,16 +197,11 @@ class ParticleAgent(Agent):
             logw[idx] = 0.0
             stages += 1
         draws = m.draws(m.from_unconstrained(u))
-        rhat, ess_b, ess_t = summarize({k: v.reshape(runs, per) for k, v in draws.items()})
         keep = _sir.systematic_resample(np.full(u.shape[0], 1.0 / u.shape[0]),
                                         float(rng.random()), per)
         self._install(r, u[keep], ll[keep], self._unstack(aux[:, keep]), np.zeros(per), rng)
-        self._fit_diag = {"rhat": rhat, "ess_bulk": ess_b, "ess_tail": ess_t}
-        self._acceptance = acceptance
-        self._seconds = time.perf_counter() - start
-        self._fitted = True
         self.refit_route = "fit"
-        self._warn_if_unconverged(self._diagnostics())
+        self._finish_fit({k: v.reshape(runs, per) for k, v in draws.items()}, acceptance, start)
         return self
 
     def _reweighted(self, returns: ArrayLike,
@@ -266,10 +264,7 @@ class ParticleAgent(Agent):
 
     def _install(self, r: FloatArray, u: FloatArray, ll: FloatArray, aux: Any,
                  logw: FloatArray, rng: np.random.Generator) -> None:
-        cap = max(64, 1 << (r.size + 256).bit_length())
-        self._buf = np.empty(cap)
-        self._buf[: r.size] = r
-        self._n = r.size
+        self._start_history(r)
         self._rng = rng
         if getattr(self, "_u", None) is not u:  # new particles: their constants anew
             self._u = u
@@ -277,12 +272,6 @@ class ParticleAgent(Agent):
             self._new_particles()
         self._ll, self._aux = ll, aux
         self._logw = logw - np.max(logw)
-
-    @property
-    def history(self) -> FloatArray:
-        """Returns the posterior conditions on (fit or refit window, then updates) ``(n,)``."""
-        self._require_fitted()
-        return self._buf[: self._n].copy()
 
     # --- online ------------------------------------------------------------------------
 
@@ -296,13 +285,10 @@ class ParticleAgent(Agent):
         if not np.isfinite(top):
             raise InvalidReturns(f"return {x!r} has zero density under every particle")
         out = top + float(np.log(np.exp(lw - top).sum() / np.exp(self._logw).sum()))
-        if self._n == self._buf.size:
-            self._buf = np.concatenate([self._buf, np.empty(self._buf.size)])
-        self._buf[self._n] = x
-        self._n += 1
+        self._append_return(x)
         self._ll, self._aux, self._logw = self._ll + dens, aux, lw - top
         if _sir.ess(self._logw) < self.ess_threshold * self.particles:
-            self._move_installed(self._buf[: self._n].copy(), self._ll, self._aux, self._logw,
+            self._move_installed(self._returns.copy(), self._ll, self._aux, self._logw,
                                  self._rng, self._update_moved)
         return out
 
@@ -380,13 +366,7 @@ class ParticleAgent(Agent):
     # --- state -------------------------------------------------------------------------
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
-        scalars = {
-            "rng": self._rng.bit_generator.state,
-            "fit_diag": self._fit_diag,
-            "acceptance": self._acceptance,
-            "seconds": self._seconds,
-            "refit_route": self.refit_route,
-        }
+        scalars = {**self._smc_scalars(), "refit_route": self.refit_route}
         arrays = {"history": self.history, "u": self._u, "ll": self._ll,
                   self._aux_key: self._aux, "logw": self._logw}
         return scalars, arrays
@@ -397,10 +377,7 @@ class ParticleAgent(Agent):
             ll, aux, logw = (np.asarray(arrays[k], dtype=float)
                              for k in ("ll", self._aux_key, "logw"))
             hist = np.asarray(arrays["history"], dtype=float)
-            rng = np.random.default_rng()
-            rng.bit_generator.state = dict(scalars["rng"])
-            fit_diag = fit_record(scalars["fit_diag"])
-            acceptance, seconds = float(scalars["acceptance"]), float(scalars["seconds"])
+            rng, fit_diag, acceptance, seconds = self._read_smc_scalars(scalars)
             route = str(scalars.get("refit_route", "fit"))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InvalidState(f"{self.name} state is incomplete or malformed: {exc}") from exc
@@ -413,12 +390,7 @@ class ParticleAgent(Agent):
             raise InvalidState(f"{self.name} state holds particles outside the prior's support")
         if np.any(np.isnan(ll)) or np.any(ll == np.inf):
             raise InvalidState(f"{self.name} state's log-likelihoods are NaN or +inf")
-        if np.any(np.isnan(logw)) or np.any(logw == np.inf) or not np.any(np.isfinite(logw)):
-            raise InvalidState(f"{self.name} state's particle log weights are NaN, +inf or all "
-                               "-inf")
+        self._check_log_weights(logw)
         self._install(hist, u, ll, aux, logw, rng)
-        self._logw = logw.copy()  # exact, not re-normalized
-        self._fit_diag = fit_diag
-        self._acceptance = acceptance
-        self._seconds = seconds
+        self._restore(logw, fit_diag, acceptance, seconds)
         self.refit_route = route

@@ -38,9 +38,10 @@ from ..types import Diagnostics, Forecast
 from . import _garch_lik as lik
 from . import _garch_smc as smc
 from ._garch_family import TQuantileCache, level_measures_block, simulate_paths
+from ._online_agent import OnlineAgent
 from ._particle_agent import HORIZON_DRAWS, HORIZON_PATHS, REFIT_MIN_ESS, check_sizes
-from .base import Agent, Seed, rng_from
-from .diagnostics import fit_record, smc_diagnostics, summarize
+from .base import Seed, rng_from
+from .diagnostics import smc_diagnostics
 from .risk import EmpiricalFamily, check_alphas, risk_measures, risk_measures_block
 
 FloatArray = NDArray[np.float64]
@@ -66,7 +67,7 @@ class Particles(NamedTuple):
     weights: FloatArray
 
 
-class GarchT(Agent):
+class GarchT(OnlineAgent):
     """Bayesian GARCH(1,1)-t or GJR-GARCH(1,1)-t with an online SMC (IBIS) posterior.
 
     Parameters
@@ -105,17 +106,11 @@ class GarchT(Agent):
         start = time.perf_counter()
         res = smc.tempered_fit(r, self.runs, self.particles, rng, asymmetric=self.asymmetric)
         draws = lik.from_unconstrained(res.cloud.u).as_dict(self.asymmetric)
-        rhat, ess_b, ess_t = summarize(
-            {k: v.reshape(self.runs, self.particles) for k, v in draws.items()}
-        )
         total = self.runs * self.particles
         keep = smc.systematic_resample(np.ones(total), self.particles, rng.uniform())
         self._install(r, res.cloud.take(keep), np.zeros(self.particles), rng)
-        self._fit_diag = {"rhat": rhat, "ess_bulk": ess_b, "ess_tail": ess_t}
-        self._acceptance = res.acceptance
-        self._seconds = time.perf_counter() - start
-        self._fitted = True
-        self._warn_if_unconverged(self._diagnostics())
+        self._finish_fit({k: v.reshape(self.runs, self.particles) for k, v in draws.items()},
+                         res.acceptance, start)
         return self
 
     def refit(self, returns: ArrayLike, *, seed: Seed = None) -> Self:
@@ -154,10 +149,7 @@ class GarchT(Agent):
     def _install(
         self, r: FloatArray, cloud: smc.Cloud, logw: FloatArray, rng: np.random.Generator
     ) -> None:
-        cap = max(64, 1 << (r.size + 256).bit_length())
-        self._buf = np.empty(cap)
-        self._buf[: r.size] = r
-        self._n = r.size
+        self._start_history(r)
         # the backcast reads the first returns only, which updates never change
         self._backcast = lik.backcast_moments(r)
         self._rng = rng
@@ -176,12 +168,6 @@ class GarchT(Agent):
             self._alpha_neg = self._theta.alpha_neg  # read by every update
             self._consts = lik.t_constants(self._theta.nu)
             self._quantiles = TQuantileCache(self._theta.nu)
-
-    @property
-    def history(self) -> FloatArray:
-        """Returns the posterior conditions on (fit or refit window, then updates) ``(n,)``."""
-        self._require_fitted()
-        return self._buf[: self._n].copy()
 
     # --- online ----------------------------------------------------------------
 
@@ -208,15 +194,10 @@ class GarchT(Agent):
         # lik.next_variance(th, e, h), its alpha + gamma and e * e formed once
         h_next = th.omega + np.where(e < 0, self._alpha_neg, th.alpha) * ee + th.beta * h
         cloud = smc.Cloud(self._cloud.u, self._cloud.lp, self._cloud.ll + step, h_next)
-        if self._n == self._buf.size:
-            self._buf = np.concatenate([self._buf, np.empty(self._buf.size)])
-        self._buf[self._n] = x
-        self._n += 1
+        self._append_return(x)
         self._cloud, self._logw, self._w_sum = cloud, lw - top, w_sum
         if w_sum * w_sum / float(w @ w) < self.ess_threshold * self.particles:
-            moved, self._acceptance = smc.rejuvenate(
-                self._buf[: self._n], cloud, self._logw, self._rng
-            )
+            moved, self._acceptance = smc.rejuvenate(self._returns, cloud, self._logw, self._rng)
             self._set_cloud(moved, np.zeros(self.particles))
             return pred, True
         return pred, False
@@ -301,14 +282,13 @@ class GarchT(Agent):
         parameters are the posterior means of the current particles.
         """
         mu, h = self._mean_variance_path()
-        r = self._buf[: self._n]
-        result: FloatArray = (r - mu) / np.sqrt(h[:-1])
+        result: FloatArray = (self._returns - mu) / np.sqrt(h[:-1])
         return result
 
     def newest_residual(self) -> float:
         """The last of :meth:`standardized_residuals` (the same number), without the others."""
         mu, h = self._mean_variance_path()
-        return float((self._buf[self._n - 1] - mu) / np.sqrt(h[-2]))
+        return float((self._returns[-1] - mu) / np.sqrt(h[-2]))
 
     def _mean_variance_path(self) -> tuple[float, FloatArray]:
         """``mu`` and the variances ``h_1..h_{n+1}`` at the posterior-mean parameters."""
@@ -317,8 +297,8 @@ class GarchT(Agent):
         th = self._theta
         mu, omega, alpha, beta, gamma = (float(w @ p) for p in (
             th.mu, th.omega, th.alpha, th.beta, th.gamma))
-        r = self._buf[: self._n]
-        return mu, lik.variance_path(r, mu, omega, alpha, beta, gamma, moments=self._backcast)
+        return mu, lik.variance_path(self._returns, mu, omega, alpha, beta, gamma,
+                                     moments=self._backcast)
 
     def forecast(
         self, alphas: Sequence[float] = (0.99,), horizon: int = 1, *, seed: Seed = None
@@ -389,12 +369,7 @@ class GarchT(Agent):
     # --- state -------------------------------------------------------------------------
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
-        scalars = {
-            "rng": self._rng.bit_generator.state,
-            "fit_diag": self._fit_diag,
-            "acceptance": self._acceptance,
-            "seconds": self._seconds,
-        }
+        scalars = self._smc_scalars()
         c = self._cloud
         arrays = {"history": self.history, "u": c.u, "lp": c.lp, "ll": c.ll, "h": c.h,
                   "logw": self._logw}
@@ -405,10 +380,7 @@ class GarchT(Agent):
             u = np.asarray(arrays["u"], dtype=float)
             vecs = [np.asarray(arrays[k], dtype=float) for k in ("lp", "ll", "h", "logw")]
             hist = np.asarray(arrays["history"], dtype=float)
-            rng = np.random.default_rng()
-            rng.bit_generator.state = dict(scalars["rng"])
-            fit_diag = fit_record(scalars["fit_diag"])
-            acceptance, seconds = float(scalars["acceptance"]), float(scalars["seconds"])
+            rng, fit_diag, acceptance, seconds = self._read_smc_scalars(scalars)
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidState(f"GarchT state is incomplete or malformed: {exc}") from exc
         s = self.particles
@@ -419,12 +391,7 @@ class GarchT(Agent):
         if not (np.all(np.isfinite(u)) and np.all(np.isfinite(hist)) and np.all(vecs[2] > 0)):
             raise InvalidState("GarchT state holds non-finite particles or variances")
         lp, ll, h, logw = vecs
-        # log weights: -inf drops a particle, but NaN, +inf or no finite one is no posterior
-        if np.any(np.isnan(logw)) or np.any(logw == np.inf) or not np.any(np.isfinite(logw)):
-            raise InvalidState("GarchT state's particle log weights are NaN, +inf or all -inf")
+        self._check_log_weights(logw)
         self._install(hist, smc.Cloud(u, lp, ll, h), logw, rng)
-        self._logw = logw.copy()  # exact, not re-normalized
+        self._restore(logw, fit_diag, acceptance, seconds)
         self._w_sum = float(np.exp(self._logw).sum())
-        self._fit_diag = fit_diag
-        self._acceptance = acceptance
-        self._seconds = seconds

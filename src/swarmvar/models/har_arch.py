@@ -40,9 +40,10 @@ from . import _har_arch_lik as lik
 from . import _har_arch_smc as smc
 from . import _sir
 from ._location_scale import LocationScaleFamily
+from ._online_agent import OnlineAgent
 from ._particle_agent import HORIZON_DRAWS, HORIZON_PATHS, REFIT_MIN_ESS, check_sizes
-from .base import Agent, Seed, check_whole, rng_from
-from .diagnostics import fit_record, smc_diagnostics, summarize
+from .base import Seed, check_whole, rng_from
+from .diagnostics import smc_diagnostics
 from .risk import EmpiricalFamily, LevelMeasures, check_alphas, mixture_var, risk_measures
 
 FloatArray = NDArray[np.float64]
@@ -167,7 +168,7 @@ def simulate_paths(th: lik.Theta, tail: FloatArray, steps: int,
     return out
 
 
-class HarArch(Agent):
+class HarArch(OnlineAgent):
     """Bayesian HAR-ARCH (1, 5, 22 days, with leverage) with skewed-t innovations.
 
     Parameters
@@ -211,17 +212,12 @@ class HarArch(Agent):
                 f"{smc.MAX_STAGES} tempering stages); give a longer or less degenerate "
                 "history") from exc
         draws = lik.constrain(res.cloud.u).as_dict()
-        rhat, ess_b, ess_t = summarize({k: v.reshape(self.runs, self.particles)
-                                        for k, v in draws.items()})
         total = res.cloud.u.shape[0]
         keep = _sir.systematic_resample(np.full(total, 1.0 / total), float(rng.random()),
                                         self.particles)
         self._install(r, res.cloud.take(keep), np.zeros(self.particles), rng)
-        self._fit_diag = {"rhat": rhat, "ess_bulk": ess_b, "ess_tail": ess_t}
-        self._acceptance = float(res.acceptance)
-        self._seconds = time.perf_counter() - start
-        self._fitted = True
-        self._warn_if_unconverged(self._diagnostics())
+        self._finish_fit({k: v.reshape(self.runs, self.particles) for k, v in draws.items()},
+                         float(res.acceptance), start)
         return self
 
     def refit(self, returns: ArrayLike, *, seed: Seed = None) -> Self:
@@ -246,7 +242,7 @@ class HarArch(Agent):
         if not np.any(np.isfinite(logw)):
             return self.fit(r, seed=rng)
         if _sir.ess(logw) < REFIT_MIN_ESS * self.particles:
-            bridged = smc.bridge(self._hist, r, self._cloud, self._logw, rng,
+            bridged = smc.bridge(self._returns, r, self._cloud, self._logw, rng,
                                  self.ess_threshold, self.moves)
             if bridged is None:
                 return self.fit(r, seed=rng)
@@ -265,7 +261,7 @@ class HarArch(Agent):
 
     def _install(self, r: FloatArray, cloud: smc.Cloud, logw: FloatArray,
                  rng: np.random.Generator) -> None:
-        self._hist = np.array(r, dtype=float)
+        self._start_history(r)
         self._rng = rng
         self._set_cloud(cloud, logw)
 
@@ -276,12 +272,6 @@ class HarArch(Agent):
         self._st = lik.skew_t(self._theta.nu, self._theta.lam)
         #: per level, the particles' standardized quantiles and tail means (a cache only)
         self._standard: dict[float, tuple[FloatArray, FloatArray]] = {}
-
-    @property
-    def history(self) -> FloatArray:
-        """The returns the posterior conditions on (window, then updates) ``(n,)``."""
-        self._require_fitted()
-        return self._hist.copy()
 
     # --- online ------------------------------------------------------------------
 
@@ -298,11 +288,11 @@ class HarArch(Agent):
             raise InvalidParameter(f"return {x!r} has zero density under every particle")
         w = np.exp(lw - top)
         pred = top + float(np.log(w.sum() / np.exp(self._logw).sum()))
-        hist = np.append(self._hist, x)
+        self._append_return(x)
+        hist = self._returns
         aux = self._cloud.aux.copy()
         aux[smc.LL] = aux[smc.LL] + step
         aux[smc.H] = lik.next_variance(hist[-lik.LAGS :], th)
-        self._hist = hist
         cloud = smc.Cloud(self._cloud.u, aux)
         lw = lw - top
         if _sir.ess(lw) < self.ess_threshold * self.particles:
@@ -338,7 +328,7 @@ class HarArch(Agent):
         rng = rng_from(seed)
         idx = _sir.systematic_resample(w, float(rng.random()), HORIZON_DRAWS)
         th = self._theta.take(np.repeat(idx, HORIZON_PATHS))
-        tail = np.broadcast_to(self._hist[-lik.LAGS :], (th.mu.size, lik.LAGS))
+        tail = np.broadcast_to(self._returns[-lik.LAGS :], (th.mu.size, lik.LAGS))
         paths = simulate_paths(th, tail, h, rng).sum(axis=1)
         fam = EmpiricalFamily(paths.reshape(HORIZON_DRAWS, HORIZON_PATHS))
         return Forecast(model=self.name, horizon=h, levels=risk_measures(fam, levels))
@@ -386,9 +376,8 @@ class HarArch(Agent):
     # --- state ---------------------------------------------------------------------------
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
-        scalars = {"rng": self._rng.bit_generator.state, "fit_diag": self._fit_diag,
-                   "acceptance": self._acceptance, "seconds": self._seconds}
-        arrays = {"history": self._hist, "u": self._cloud.u, "aux": self._cloud.aux,
+        scalars = self._smc_scalars()
+        arrays = {"history": self.history, "u": self._cloud.u, "aux": self._cloud.aux,
                   "logw": self._logw}
         return scalars, arrays
 
@@ -398,10 +387,7 @@ class HarArch(Agent):
             aux = np.asarray(arrays["aux"], dtype=float)
             logw = np.asarray(arrays["logw"], dtype=float)
             hist = np.asarray(arrays["history"], dtype=float)
-            rng = np.random.default_rng()
-            rng.bit_generator.state = dict(scalars["rng"])
-            fit_diag = fit_record(scalars["fit_diag"])
-            acceptance, seconds = float(scalars["acceptance"]), float(scalars["seconds"])
+            rng, fit_diag, acceptance, seconds = self._read_smc_scalars(scalars)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InvalidState(f"HarArch state is incomplete or malformed: {exc}") from exc
         s = self.particles
@@ -411,10 +397,6 @@ class HarArch(Agent):
         if not (np.all(np.isfinite(u)) and np.all(np.isfinite(hist))
                 and np.all(np.isfinite(aux[smc.H])) and np.all(aux[smc.H] > 0)):
             raise InvalidState("HarArch state holds non-finite particles or variances")
-        if np.any(np.isnan(logw)) or np.any(logw == np.inf) or not np.any(np.isfinite(logw)):
-            raise InvalidState("HarArch state's particle log weights are NaN, +inf or all -inf")
+        self._check_log_weights(logw)
         self._install(hist, smc.Cloud(u, aux), logw, rng)
-        self._logw = logw.copy()  # exact, not re-normalized
-        self._fit_diag = fit_diag
-        self._acceptance = acceptance
-        self._seconds = seconds
+        self._restore(logw, fit_diag, acceptance, seconds)

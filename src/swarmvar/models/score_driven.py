@@ -224,7 +224,7 @@ class BetaSkewTEgarch(ParticleAgent):
         self._require_fitted()
         w = self._weights()
         p = {k: float(w @ v) for k, v in zip(lik.PARAMS, self._theta, strict=True)}
-        r = self._buf[: self._n]
+        r = self._returns
         result: FloatArray = (r - p["mu"]) / np.exp(lik.lambda_path(r, p)[:-1])
         return result
 

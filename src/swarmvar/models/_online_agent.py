@@ -1,0 +1,116 @@
+"""What the online particle agents share: the history buffer and the state's SMC part.
+
+``GarchT``, ``HarArch`` and :class:`._particle_agent.ParticleAgent` (so
+``BetaSkewTEgarch`` and the Markov-switching agents) hold a weighted particle
+posterior that absorbs returns one at a time (IBIS) and is moved given the
+whole history. :class:`OnlineAgent` keeps that history in a buffer that
+doubles when full (an update appends in O(1), where ``np.append`` would copy
+the history every day), finishes a fit the same way (split R-hat and ESS
+across runs, timing, the convergence warning), and reads and writes the part
+of :meth:`~.base.Agent.state` they all have: the generator, the fit's
+diagnostics, the last acceptance rate and the fit's seconds, and the check
+of the particles' log weights.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ..errors import InvalidState
+from .base import Agent
+from .diagnostics import fit_record, summarize
+
+FloatArray = NDArray[np.float64]
+
+
+class OnlineAgent(Agent):
+    """An agent with an online particle posterior and the history it conditions on."""
+
+    _buf: FloatArray
+    _n: int
+    _rng: np.random.Generator
+    _logw: FloatArray
+    _fit_diag: dict[str, dict[str, float]]
+    _acceptance: float
+    _seconds: float
+
+    # --- the history ---------------------------------------------------------------
+
+    def _start_history(self, r: FloatArray) -> None:
+        """Hold ``r`` ``(n,)`` as the history (copied into a buffer with room to grow)."""
+        cap = max(64, 1 << (r.size + 256).bit_length())
+        self._buf = np.empty(cap)
+        self._buf[: r.size] = r
+        self._n = r.size
+
+    def _append_return(self, x: float) -> None:
+        """Add one return to the history (the buffer doubles when full)."""
+        if self._n == self._buf.size:
+            self._buf = np.concatenate([self._buf, np.empty(self._buf.size)])
+        self._buf[self._n] = x
+        self._n += 1
+
+    @property
+    def _returns(self) -> FloatArray:
+        """The history ``(n,)``, a view of the buffer (copy it to keep it)."""
+        return self._buf[: self._n]
+
+    @property
+    def history(self) -> FloatArray:
+        """Returns the posterior conditions on (fit or refit window, then updates) ``(n,)``."""
+        self._require_fitted()
+        return self._buf[: self._n].copy()
+
+    # --- a fit's end ------------------------------------------------------------------
+
+    def _finish_fit(self, draws: dict[str, ArrayLike], acceptance: float,
+                    start: float) -> None:
+        """Record a fit: split R-hat and ESS of ``draws`` (each ``(runs, particles)``),
+        the acceptance rate and the seconds since ``start`` (``time.perf_counter``);
+        warn if it did not converge."""
+        rhat, ess_b, ess_t = summarize(draws)
+        self._fit_diag = {"rhat": rhat, "ess_bulk": ess_b, "ess_tail": ess_t}
+        self._acceptance = acceptance
+        self._seconds = time.perf_counter() - start
+        self._fitted = True
+        self._warn_if_unconverged(self._diagnostics())
+
+    # --- the state's common part -----------------------------------------------------
+
+    def _smc_scalars(self) -> dict[str, Any]:
+        """The state's scalars every online agent has (in this order)."""
+        return {"rng": self._rng.bit_generator.state, "fit_diag": self._fit_diag,
+                "acceptance": self._acceptance, "seconds": self._seconds}
+
+    @staticmethod
+    def _read_smc_scalars(
+            scalars: Mapping[str, Any]) -> tuple[np.random.Generator, dict[str, dict[str, float]],
+                                                 float, float]:
+        """The generator, fit diagnostics, acceptance and seconds from a state's scalars.
+
+        Raises ``KeyError``, ``TypeError``, ``ValueError`` (or ``AttributeError``)
+        on malformed ones, for the caller to turn into :class:`InvalidState`.
+        """
+        rng = np.random.default_rng()
+        rng.bit_generator.state = dict(scalars["rng"])
+        fit_diag = fit_record(scalars["fit_diag"])
+        return rng, fit_diag, float(scalars["acceptance"]), float(scalars["seconds"])
+
+    def _check_log_weights(self, logw: FloatArray) -> None:
+        """-inf drops a particle, but NaN, +inf or no finite weight is no posterior."""
+        if np.any(np.isnan(logw)) or np.any(logw == np.inf) or not np.any(np.isfinite(logw)):
+            raise InvalidState(f"{self.name} state's particle log weights are NaN, +inf or "
+                               "all -inf")
+
+    def _restore(self, logw: FloatArray, fit_diag: dict[str, dict[str, float]], acceptance: float,
+                 seconds: float) -> None:
+        """After installing a state's particles: its exact log weights and its scalars."""
+        self._logw = logw.copy()  # exact, not re-normalized
+        self._fit_diag = fit_diag
+        self._acceptance = acceptance
+        self._seconds = seconds

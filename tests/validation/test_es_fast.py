@@ -45,7 +45,7 @@ def _case(seed: int, n: int, alpha: float, normal_share: float) -> tuple[np.ndar
     return loc, scale, df, var, es
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 2**32 - 1),
     n=st.integers(1, 400),

@@ -8,7 +8,10 @@ confidence ``alpha``; a hit is ``L > VaR``; ``tau = 1 - alpha``.
   is right) ``E[Z2] = 0``; a model that understates risk gives ``Z2 > 0``.
   The p-value is one-sided, by Monte Carlo: losses are drawn from each day's
   predictive (a ``sampler`` callback), ``Z2`` is recomputed with the same
-  VaR/ES forecasts, and ``p = (1 + #{Z2* >= Z2}) / (M + 1)``.
+  VaR/ES forecasts, and ``p = (1 + #{Z2* >= Z2}) / (M + 1)``. With a
+  sampler censored at the same VaRs (``student_t_sampler(..., above=var)``)
+  the count is made from the draws beyond VaR alone, mostly without their t
+  quantiles, bit for bit the count of the whole array (``_tail_z2_at_least``).
 * McNeil & Frey (2000): on hit days the exceedance residuals
   ``e_t = (L_t - ES_t) / s_t`` (``s_t`` a predictable scale, the volatility
   in the original; ES by default here) have mean zero under the null. The

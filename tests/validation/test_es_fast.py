@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from scipy import special
 from scipy.optimize import elementwise
 
+from swarmvar.errors import InvalidParameter
 from swarmvar.validation import es_tests
 from swarmvar.validation.es_tests import (
     CensoredStudentT,
@@ -170,3 +171,12 @@ def test_matched_student_t_reaches_the_bracketing_solvers_df(alpha: float) -> No
         assert np.max(miss[well]) <= 1e-13 and np.max(miss) <= 5e-11
     assert np.max(np.abs(df[well] / ref[well] - 1)) <= 1e-12
     assert np.max(np.abs(df / ref - 1)) <= 1e-6
+
+
+def test_non_finite_draws_are_refused_on_both_paths() -> None:
+    loc, scale, df, var, es = _case(4, 50, 0.99, 0.0)
+    loc[7] = np.inf  # every draw of day 7 is beyond its VaR, and infinite
+    sampler = student_t_sampler(loc, scale, df, above=var)
+    for s in (sampler, _plain(sampler)):
+        with pytest.raises(InvalidParameter, match="finite losses"):
+            acerbi_szekely_z2(var * 0.5, var, es, 0.99, sampler=s, n_sim=20, seed=0)

@@ -86,8 +86,9 @@ def bartlett_factors(rng: np.random.Generator, psi: FloatArray, nu: float, draws
 #: The grid a default agent averages over (see docs/portfolio.md, "A posterior over the
 #: forgetting factor"): effective windows ``1 / (1 - lam)`` of 17 to 1000 days.
 GRID_LAMS: tuple[float, ...] = (0.94, 0.96, 0.97, 0.98, 0.99, 0.995, 0.999)
-#: What ``NormalInverseWishart()`` uses when neither ``lam`` nor ``lams`` is given.
-DEFAULT_LAMS: tuple[float, ...] = (0.99,)
+#: What ``NormalInverseWishart()`` uses when neither ``lam`` nor ``lams`` is given (chosen
+#: on the equal-weight and long/short books' backtests, docs/portfolio.md).
+DEFAULT_LAMS: tuple[float, ...] = GRID_LAMS
 #: What each grid point's evidence scores: the asset vector or the book's P&L.
 EVIDENCE: tuple[str, ...] = ("assets", "book")
 #: Largest grid ``lams`` may hold.
@@ -148,11 +149,12 @@ class NormalInverseWishart(JointAgent):
         ``lam``). Neither given: :data:`DEFAULT_LAMS`.
     evidence_forgetting : float
         ``a`` in (0, 1]: the grid's log evidence forgets old days as ``a^age``
-        (1: the exact posterior over a fixed ``lam``). Unused with one ``lam``.
-    evidence : {"assets", "book"}
-        What the grid's evidence scores: the asset vector's multivariate-t
-        predictive (the posterior over ``lam``) or the book's P&L ``p'r``
-        (its univariate-t marginal along ``positions``).
+        (1: the exact posterior over a fixed ``lam``; default 0.99, dynamic
+        model averaging's). Unused with one ``lam``.
+    evidence : {"book", "assets"}
+        What the grid's evidence scores: the book's P&L ``p'r`` (its
+        univariate-t marginal along ``positions``; the default) or the asset
+        vector's multivariate-t predictive (the posterior over ``lam``).
     kappa0 : float
         Prior strength of the mean (pseudo-days).
     prior_vol : float
@@ -168,8 +170,8 @@ class NormalInverseWishart(JointAgent):
 
     def __init__(self, lam: float | None = None, kappa0: float = 1.0, prior_vol: float = 0.01,
                  draws: int = 100, paths: int = 1000, positions: tuple[float, ...] = (),
-                 lams: tuple[float, ...] = (), evidence_forgetting: float = 1.0,
-                 evidence: str = "assets") -> None:
+                 lams: tuple[float, ...] = (), evidence_forgetting: float = 0.99,
+                 evidence: str = "book") -> None:
         grid = _grid(lam, lams)
         if evidence not in EVIDENCE:
             raise InvalidParameter(f"evidence must be one of {EVIDENCE}, not {evidence!r}")

@@ -39,7 +39,7 @@ from scipy import special
 
 from ._garch_lik import Theta
 from ._mixture_block import halley_block
-from .risk import BlockMeasures, LevelMeasures, StudentTFamily
+from .risk import BlockMeasures, LevelMeasures, StudentTFamily, t_log_norm
 
 FloatArray = NDArray[np.float64]
 
@@ -148,11 +148,7 @@ class TQuantileCache:
 
     def __init__(self, df: FloatArray) -> None:
         self.df = np.asarray(df, dtype=float)
-        self.log_norm = (
-            special.gammaln((self.df + 1) / 2)
-            - special.gammaln(self.df / 2)
-            - 0.5 * np.log(self.df * np.pi)
-        )
+        self.log_norm = t_log_norm(self.df)
         # per-particle constants of the density and the partial moment, formed as
         # _t_log_pdf and CachedTFamily.excess form them (so the values are the same)
         self.half_df1 = 0.5 * (self.df + 1.0)

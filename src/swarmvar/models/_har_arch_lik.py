@@ -45,6 +45,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
+from .risk import t_log_norm
+
 FloatArray = NDArray[np.float64]
 
 #: Lags of the HAR terms (days) and the longest one.
@@ -221,8 +223,7 @@ def skew_t_logpdf(z: FloatArray, st: SkewT) -> FloatArray:
 
 def _t_partial_mean(u: FloatArray, nu: FloatArray) -> FloatArray:
     """``E[T 1(T < u)]`` of a standard t(nu): ``-f(u) (nu + u^2) / (nu - 1)``."""
-    log_f = (special.gammaln(0.5 * (nu + 1)) - special.gammaln(0.5 * nu) - 0.5 * np.log(nu * np.pi)
-             - 0.5 * (nu + 1) * np.log1p(u * u / nu))
+    log_f = t_log_norm(nu) - 0.5 * (nu + 1) * np.log1p(u * u / nu)
     return np.asarray(-np.exp(log_f) * (nu + u * u) / (nu - 1))
 
 

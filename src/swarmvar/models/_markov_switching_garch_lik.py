@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 from scipy import special
 
 from . import _markov_switching_lik as base
+from .risk import t_log_norm
 
 FloatArray = NDArray[np.float64]
 
@@ -259,7 +260,7 @@ def filter_step(th: Theta, norm: FloatArray, aux: FloatArray,
 
 def loglik(r: FloatArray, th: Theta) -> tuple[FloatArray, FloatArray]:
     """Log-likelihood of ``r`` ``(T,)`` per particle (numpy reference) and the next aux."""
-    norm = base.t_log_norm(th.nu)
+    norm = t_log_norm(th.nu)
     aux = start_aux(th)
     ll = np.zeros(th.mu.size)
     for x in r.tolist():
@@ -320,7 +321,7 @@ def filter_fast(r: FloatArray, th: Theta) -> tuple[FloatArray, FloatArray]:
         valid = np.int32(min(JAX_CHUNK, n - c * JAX_CHUNK))
         pred, h1, h2, acc = fn(y[c * JAX_CHUNK : (c + 1) * JAX_CHUNK], valid, pred, h1, h2, acc,
                                *rest)
-    ll = (np.asarray(acc, dtype=float) + n * (base.t_log_norm(th.nu) - math.log(scale)
+    ll = (np.asarray(acc, dtype=float) + n * (t_log_norm(th.nu) - math.log(scale)
                                              - 0.5 * np.log((th.nu - 2.0) / th.nu)))
     aux = np.stack([np.asarray(pred, dtype=float), np.asarray(h1, dtype=float) * s2,
                     np.asarray(h2, dtype=float) * s2])

@@ -37,6 +37,7 @@ from numpy.typing import NDArray
 from scipy import special
 
 from . import _garch_lik
+from .risk import t_log_norm
 
 FloatArray = NDArray[np.float64]
 
@@ -144,13 +145,6 @@ def sample_prior(n: int, rng: np.random.Generator) -> Theta:
         if not todo.size:
             break
     return from_unconstrained(u)
-
-
-def t_log_norm(nu: FloatArray) -> FloatArray:
-    """``log Gamma((nu+1)/2) - log Gamma(nu/2) - log(pi nu)/2`` ``(S,)``."""
-    out: FloatArray = (special.gammaln(0.5 * (nu + 1.0)) - special.gammaln(0.5 * nu)
-                       - 0.5 * np.log(np.pi * nu))
-    return out
 
 
 def scales(th: Theta) -> tuple[FloatArray, FloatArray]:

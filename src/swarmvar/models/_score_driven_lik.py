@@ -54,6 +54,7 @@ from numpy.typing import NDArray
 from scipy import special
 
 from ._location_scale import LocationScaleFamily
+from .risk import t_log_norm
 
 FloatArray = NDArray[np.float64]
 
@@ -153,13 +154,6 @@ def prior_box(th: Theta) -> NDArray[np.bool_]:
     return np.isfinite(log_prior_u(to_unconstrained(th)))
 
 
-def log_norm(nu: FloatArray) -> FloatArray:
-    """``c(nu)``: the log normalizing constant of the standard t, ``(S,)``."""
-    result: FloatArray = (special.gammaln(0.5 * (nu + 1.0)) - special.gammaln(0.5 * nu)
-                          - 0.5 * np.log(np.pi * nu))
-    return result
-
-
 class Step(NamedTuple):
     """Per-particle constants of one filter step (formed once per particle set), each ``(S,)``."""
 
@@ -182,7 +176,7 @@ class Step(NamedTuple):
         g2 = th.gamma * th.gamma
         return cls(th.mu, th.phi, a + th.kappa_star, a - th.kappa_star, th.kappa + th.kappa_star,
                    th.kappa - th.kappa_star, g2 / th.nu, 1.0 / (g2 * th.nu), nu1, 0.5 * nu1,
-                   log_norm(th.nu) + np.log(2.0 / (th.gamma + 1.0 / th.gamma)))
+                   t_log_norm(th.nu) + np.log(2.0 / (th.gamma + 1.0 / th.gamma)))
 
 
 def step(st: Step, lam: FloatArray, x: float) -> tuple[FloatArray, FloatArray]:
@@ -381,7 +375,7 @@ class FernandezSteelSkewTFamily(LocationScaleFamily):
     def _partial(self, z: FloatArray) -> FloatArray:
         """``E[eps 1{eps < z}]`` per draw."""
         g, df = self.gamma, self.df
-        c = special.gammaln((df + 1) / 2) - special.gammaln(df / 2) - 0.5 * np.log(df * np.pi)
+        c = t_log_norm(df)
 
         def lower(q: FloatArray) -> FloatArray:  # int_{-inf}^q t f_t(t) dt
             out: FloatArray = -(df + q * q) / (df - 1.0) * np.exp(
@@ -431,7 +425,7 @@ class FernandezSteelSkewTFamily(LocationScaleFamily):
         """The unit skew-t density per draw at ``z``."""
         g, df = self.gamma, self.df
         w = z * np.where(z < 0.0, g, 1.0 / g)
-        c = special.gammaln((df + 1) / 2) - special.gammaln(df / 2) - 0.5 * np.log(df * np.pi)
+        c = t_log_norm(df)
         result: FloatArray = 2.0 * g / (1.0 + self._g2) * np.exp(
             c - 0.5 * (df + 1.0) * np.log1p(w * w / df))
         return result

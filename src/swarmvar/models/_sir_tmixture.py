@@ -45,7 +45,7 @@ from numpy.typing import NDArray
 from scipy import optimize, special
 
 from ..types import RiskMeasure
-from .risk import StudentTFamily
+from .risk import StudentTFamily, t_log_norm
 
 FloatArray = NDArray[np.float64]
 
@@ -128,8 +128,7 @@ class MixtureLevel:
     def __init__(self, family: StudentTFamily, alpha: float) -> None:
         self.alpha, self.family = alpha, family
         df = family.df
-        self._log_norm = (special.gammaln(0.5 * (df + 1.0)) - special.gammaln(0.5 * df)
-                          - 0.5 * np.log(df * np.pi))
+        self._log_norm = t_log_norm(df)
         self._finite = bool(np.all(np.isfinite(family.df)))
         self.cond_var = family.var(alpha)
         self.cond_es = self.cond_var + family.excess(self.cond_var) / (1.0 - alpha)

@@ -11,6 +11,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
+from .risk import t_log_norm
+
 FloatArray = NDArray[np.float64]
 
 #: Priors on the daily-return scale (fractions). See docs/models-student-t-evt.md.
@@ -36,8 +38,7 @@ def constrain(theta: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
 
 def log_const(sigma: FloatArray, nu: FloatArray) -> FloatArray:
     """Per-particle normalizing constant of the t log density ``(S,)``."""
-    return np.asarray(special.gammaln(0.5 * (nu + 1.0)) - special.gammaln(0.5 * nu)
-                      - 0.5 * np.log(nu * np.pi) - np.log(sigma))
+    return np.asarray(t_log_norm(nu) - np.log(sigma))
 
 
 def t_loglik(mu: FloatArray, sigma: FloatArray, nu: FloatArray, y: FloatArray) -> FloatArray:

@@ -45,7 +45,7 @@ from ._garch_family import TQuantileCache
 from ._markov_switching_family import SwitchingTFamily
 from ._particle_agent import HORIZON_PATHS, REFIT_MIN_ESS, ParticleAgent
 from .base import Seed, check_whole, rng_from
-from .risk import risk_measures_block
+from .risk import risk_measures_block, t_log_norm
 
 FloatArray = NDArray[np.float64]
 
@@ -100,7 +100,7 @@ class MarkovSwitching(ParticleAgent):
         return self
 
     def _new_particles(self) -> None:
-        self._norm = lik.t_log_norm(self._theta.nu)
+        self._norm = t_log_norm(self._theta.nu)
         self._cache = TQuantileCache(self._theta.nu)
 
     def _filter_step(self, x: float) -> tuple[FloatArray, FloatArray]:

@@ -6,7 +6,8 @@ posterior that absorbs returns one at a time (IBIS) and is moved given the
 whole history. :class:`OnlineAgent` keeps that history in a buffer that
 doubles when full (an update appends in O(1), where ``np.append`` would copy
 the history every day), finishes a fit the same way (split R-hat and ESS
-across runs, timing, the convergence warning), and reads and writes the part
+across runs, timing, the convergence warning), runs ``forecast_block`` at
+horizon 1 (the days on one particle set solved together), and reads and writes the part
 of :meth:`~.base.Agent.state` they all have: the generator, the fit's
 diagnostics, the last acceptance rate and the fit's seconds, and the check
 of the particles' log weights.
@@ -15,14 +16,15 @@ of the particles' log weights.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import InvalidState
-from .base import Agent
+from ..types import Forecast
+from .base import Agent, Seed
 from .diagnostics import fit_record, summarize
 
 FloatArray = NDArray[np.float64]
@@ -38,6 +40,10 @@ class OnlineAgent(Agent):
     _fit_diag: dict[str, dict[str, float]]
     _acceptance: float
     _seconds: float
+    _theta: Any
+    #: Most days one particle set's horizon-1 forecasts are solved together (0: the agent
+    #: has no vectorized horizon-1 block, ``forecast_block`` runs day by day).
+    block_days = 0
 
     # --- the history ---------------------------------------------------------------
 
@@ -65,6 +71,52 @@ class OnlineAgent(Agent):
         """Returns the posterior conditions on (fit or refit window, then updates) ``(n,)``."""
         self._require_fitted()
         return self._buf[: self._n].copy()
+
+    # --- horizon-1 blocks -------------------------------------------------------------
+
+    def _particle_set(self) -> tuple[Any, Any]:
+        """The current particles' parameters (a move makes new ones: compared by identity)
+        and the predictive's constants for them."""
+        raise NotImplementedError
+
+    def _day_state(self) -> tuple[Any, FloatArray]:
+        """What a day's horizon-1 forecast reads besides the particle set, taken before the
+        day's update (e.g. each particle's next variance and the log weights)."""
+        raise NotImplementedError
+
+    def _forecast_days(self, th: Any, cache: Any, states: list[Any], weights: list[FloatArray],
+                       levels: tuple[float, ...]) -> list[Forecast]:
+        """Horizon-1 forecasts from one particle set, one per day's :meth:`_day_state`."""
+        raise NotImplementedError
+
+    def _horizon_one_block(
+        self, xs: FloatArray, levels: tuple[float, ...], seeds: Sequence[Seed]
+    ) -> tuple[list[Forecast], FloatArray] | None:
+        """:meth:`Agent.forecast_block` at horizon 1, vectorized (None if ``block_days`` is 0).
+
+        The updates run day by day as :meth:`update` (resample-moves
+        included); the forecasts of the days on one particle set are solved
+        together, ``block_days`` at a time, by the code :meth:`forecast` runs
+        for one day (so each day's numbers are the same, bit for bit).
+        """
+        if not self.block_days:
+            return None
+        forecasts: list[Forecast] = []
+        dens = np.empty(xs.size)
+        states: list[Any] = []
+        weights: list[FloatArray] = []
+        for j, x in enumerate(xs.tolist()):
+            theta, cache = self._particle_set()
+            state, w = self._day_state()
+            states.append(state)
+            weights.append(w)
+            dens[j] = self.update(x)
+            if self._theta is not theta or len(states) == self.block_days:
+                forecasts += self._forecast_days(theta, cache, states, weights, levels)
+                states, weights = [], []
+        if states:
+            forecasts += self._forecast_days(*self._particle_set(), states, weights, levels)
+        return forecasts, dens
 
     # --- a fit's end ------------------------------------------------------------------
 

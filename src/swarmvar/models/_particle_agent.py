@@ -103,7 +103,6 @@ class ParticleAgent(OnlineAgent):
     _aux_key = "aux"
     #: Share moved before the independent-MH sweeps of an update's resample-move stop.
     _update_moved = 0.95
-    #: Most days one particle set's horizon-1 forecasts are solved together.
     block_days = 8
     min_observations = 100
     needs_variation = True
@@ -132,9 +131,11 @@ class ParticleAgent(OnlineAgent):
         """The predictive's constants for the current particles."""
         raise NotImplementedError
 
-    def _forecast_days(self, th: Any, cache: Any, auxs: list[Any], ws: list[FloatArray],
-                       levels: tuple[float, ...]) -> list[Forecast]:
-        raise NotImplementedError
+    def _particle_set(self) -> tuple[Any, Any]:
+        return self._theta, self._day_cache()
+
+    def _day_state(self) -> tuple[Any, FloatArray]:
+        return self._aux, self._weights()
 
     def _simulate_paths(self, idx: NDArray[np.intp], h: int,
                         rng: np.random.Generator) -> FloatArray:
@@ -317,32 +318,6 @@ class ParticleAgent(OnlineAgent):
         paths = self._simulate_paths(idx, h, rng)
         return Forecast(model=self.name, horizon=h,
                         levels=risk_measures(EmpiricalFamily(paths), levels))
-
-    def _horizon_one_block(
-        self, xs: FloatArray, levels: tuple[float, ...], seeds: Sequence[Seed]
-    ) -> tuple[list[Forecast], FloatArray]:
-        """:meth:`Agent.forecast_block` at horizon 1, vectorized.
-
-        The updates run day by day as :meth:`update` (resample-moves
-        included); the forecasts of the days on one particle set are solved
-        together, ``block_days`` at a time, by the code :meth:`forecast` runs
-        for one day (so each day's numbers are the same, bit for bit).
-        """
-        forecasts: list[Forecast] = []
-        dens = np.empty(xs.size)
-        auxs: list[Any] = []
-        ws: list[FloatArray] = []
-        for j, x in enumerate(xs.tolist()):
-            theta, cache = self._theta, self._day_cache()
-            auxs.append(self._aux)
-            ws.append(self._weights())
-            dens[j] = self.update(x)
-            if self._theta is not theta or len(auxs) == self.block_days:
-                forecasts += self._forecast_days(theta, cache, auxs, ws, levels)
-                auxs, ws = [], []
-        if auxs:
-            forecasts += self._forecast_days(self._theta, self._day_cache(), auxs, ws, levels)
-        return forecasts, dens
 
     # --- diagnostics and the generative side -------------------------------------------
 

@@ -88,6 +88,8 @@ class GarchT(OnlineAgent):
     min_observations = 100
     needs_variation = True
     cost_hint = (0.7, 60.0)  # ms: a backtest day at h = 1, a 10-day forecast
+    block_days = BLOCK_DAYS
+    _theta: lik.Theta
 
     def __init__(self, particles: int = 1000, runs: int = 4, ess_threshold: float = 0.5,
                  asymmetric: bool = ASYMMETRIC_DEFAULT) -> None:
@@ -202,31 +204,11 @@ class GarchT(OnlineAgent):
             return pred, True
         return pred, False
 
-    def _horizon_one_block(
-        self, xs: FloatArray, levels: tuple[float, ...], seeds: Sequence[Seed]
-    ) -> tuple[list[Forecast], FloatArray]:
-        """:meth:`Agent.forecast_block` at horizon 1, vectorized.
+    def _particle_set(self) -> tuple[lik.Theta, TQuantileCache]:
+        return self._theta, self._quantiles
 
-        The updates run day by day as :meth:`update` (resample-moves
-        included), and the forecasts of each run of days between two moves
-        (one particle set) are computed together, each day's the same, bit
-        for bit, as :meth:`forecast` on that day.
-        """
-        forecasts: list[Forecast] = []
-        dens = np.empty(xs.size)
-        hs: list[FloatArray] = []
-        logws: list[FloatArray] = []
-        for j, x in enumerate(xs.tolist()):
-            hs.append(self._cloud.h)
-            logws.append(self._logw)
-            theta, cache = self._theta, self._quantiles
-            dens[j], moved = self._absorb(x)
-            if moved:  # the days so far are forecast from the particles before the move
-                forecasts += self._forecast_days(theta, cache, hs, logws, levels)
-                hs, logws = [], []
-        if hs:
-            forecasts += self._forecast_days(self._theta, self._quantiles, hs, logws, levels)
-        return forecasts, dens
+    def _day_state(self) -> tuple[FloatArray, FloatArray]:
+        return self._cloud.h, self._logw
 
     def _forecast_days(self, th: lik.Theta, cache: TQuantileCache, hs: list[FloatArray],
                        logws: list[FloatArray], levels: tuple[float, ...]) -> list[Forecast]:

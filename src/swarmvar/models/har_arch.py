@@ -189,6 +189,7 @@ class HarArch(OnlineAgent):
     min_observations = 100
     needs_variation = True
     cost_hint = (25.0, 300.0)  # ms: a backtest day at h = 1 (refits included), a 10-day forecast
+    _theta: lik.Theta
 
     def __init__(self, particles: int = 1000, runs: int = 4, ess_threshold: float = 0.5,
                  moves: int = 6) -> None:

@@ -81,7 +81,8 @@ def test_the_book_evidence_is_the_sum_of_the_t_marginals_along_the_positions() -
     lams = (0.9, 0.99)
     agent = NormalInverseWishart(lams=lams, evidence="book", evidence_forgetting=1.0,
                                  positions=tuple(p)).fit(x[:50])
-    ref = np.array([_scipy_scores(x, lam, p) for lam in lams])  # (G, T)
+    # the P&L per unit of the largest position (the scale does not change the weights)
+    ref = np.array([_scipy_scores(x, lam, p / 0.5) for lam in lams])  # (G, T)
     np.testing.assert_allclose(agent.log_evidence(), ref[:, :50].sum(axis=1), rtol=1e-10)
     for row in x[50:]:
         agent.update(row)
@@ -171,6 +172,16 @@ def test_bad_forgetting_parameters_are_refused_clearly(lam: Any, lams: Any, forg
     assert all(0 < v <= 1 for v in agent.grid) and 0 < agent.evidence_forgetting <= 1
     assert len(set(agent.grid)) == len(agent.grid) and agent.grid == tuple(sorted(agent.grid))
     assert agent.evidence in ("assets", "book")
+
+
+def test_the_book_evidence_needs_exposure_and_ignores_the_scale() -> None:
+    x = np.random.default_rng(6).multivariate_normal(np.zeros(3), SIGMA, size=60)
+    with pytest.raises(InvalidParameter, match="all zero"):
+        NormalInverseWishart(positions=(0.0, 0.0, 0.0)).fit(x)
+    small = NormalInverseWishart(positions=(1e-300, -2e-300, 0.0)).fit(x)
+    large = NormalInverseWishart(positions=(1e300, -2e300, 0.0)).fit(x)
+    np.testing.assert_allclose(small.lam_posterior(), large.lam_posterior(), rtol=1e-12)
+    assert np.isfinite(small.log_evidence()).all()
 
 
 @settings(max_examples=30, deadline=None)

@@ -234,7 +234,11 @@ class NormalInverseWishart(JointAgent):
         return out
 
     def log_evidence(self) -> FloatArray:
-        """Each grid point's (forgotten) log evidence ``(G,)``, nats; zeros with one ``lam``."""
+        """Each grid point's (forgotten) log evidence ``(G,)``, nats; zeros with one ``lam``.
+
+        With ``evidence="book"`` it is the density of the P&L per unit of the
+        largest position, ``p'r / max|p|``.
+        """
         self._require_fitted()
         return self._logev.copy()
 
@@ -256,14 +260,21 @@ class NormalInverseWishart(JointAgent):
             self._logev = np.array([scores(x, float(lam)) @ age for lam in self._grid])
 
     def _book(self) -> FloatArray:
-        """The positions the book evidence projects on (equal weights if none given)."""
+        """The direction the book evidence projects on: the positions over their largest
+        (the scale does not change the weights), equal weights if none are given."""
         n = self._n
         if not self.positions:
             return np.full(n, 1.0 / n)
         if len(self.positions) != n:
             raise InvalidParameter(f"{self.name} has {len(self.positions)} positions for {n} "
                                    "assets; give one per asset")
-        return np.asarray(self.positions, dtype=float)
+        p = np.asarray(self.positions, dtype=float)
+        top = float(np.abs(p).max())
+        if not top > 0:
+            raise InvalidParameter(f"{self.name}'s positions are all zero: the book evidence "
+                                   "(evidence='book') needs exposure; give positions, "
+                                   "evidence='assets' or one lam")
+        return p / top
 
     def _book_history_scores(self, x: FloatArray, lam: float) -> FloatArray:
         """Log predictive ``(T,)`` of each day's book P&L ``p'x_t`` given the days before it."""

@@ -29,9 +29,10 @@ A posterior over the forgetting factor (``lams=``, a grid): each grid point
 ``lam_g`` keeps its own weighted statistics (an update is O(G N^2) plus G
 Cholesky factors for the scores) and its log evidence, the sum of its exact
 one-day predictive log densities, ``E_g = sum_t a^(T-t) log p(r_t | r_<t,
-lam_g)``. With ``evidence_forgetting`` ``a = 1`` and a uniform prior over
-the grid the weights ``pi_g ~ exp(E_g)`` are the exact posterior of a fixed
-``lam``; with ``a < 1`` they are those of dynamic model averaging (Raftery,
+lam_g)``, and the weights are ``pi_g ~ exp(a E_g)``. With
+``evidence_forgetting`` ``a = 1`` and a uniform prior over the grid they
+are the exact posterior of a fixed ``lam``; with ``a < 1`` they are those
+of dynamic model averaging (Raftery,
 Karny & Ettler 2010: ``pi_(t|t-1) ~ pi_(t-1)^a``), so the mass can move
 to a shorter memory after a break. The predictive is the mixture over the
 grid: ``update`` scores ``log sum_g pi_g p_g(r)`` and the scenarios give
@@ -45,7 +46,14 @@ positions ``p`` (the P&L linear in log returns, ``p'r``; its scale does not
 change the weights). It is a prequential (Dawid 1984) weighting focused on
 the quantity forecast: the grid then follows the memory that predicts this
 book, not the 20-asset vector, whose evidence is dominated by the market
-direction. Cheaper too: O(G N^2) per day, no factorization.
+direction. This evidence is cheaper too: O(G N^2) per day, no
+factorization (``update`` still factors each point's scale for the joint
+log score it returns).
+
+Defaults: ``NormalInverseWishart()`` averages over :data:`GRID_LAMS` with
+``evidence="book"`` and ``a = 0.99`` (chosen on the book backtests,
+docs/portfolio.md); ``lam=`` fixes one factor and gives the agent's
+numbers from before the grid exactly (its states still read).
 """
 
 from __future__ import annotations

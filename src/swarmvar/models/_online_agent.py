@@ -23,9 +23,10 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import InvalidState
-from ..types import Forecast
+from ..types import Diagnostics, Forecast
+from . import _sir
 from .base import Agent, Seed
-from .diagnostics import fit_record, summarize
+from .diagnostics import fit_record, smc_diagnostics, summarize
 
 FloatArray = NDArray[np.float64]
 
@@ -41,6 +42,8 @@ class OnlineAgent(Agent):
     _acceptance: float
     _seconds: float
     _theta: Any
+    particles: int
+    runs: int
     #: Most days one particle set's horizon-1 forecasts are solved together (0: the agent
     #: has no vectorized horizon-1 block, ``forecast_block`` runs day by day).
     block_days = 0
@@ -71,6 +74,17 @@ class OnlineAgent(Agent):
         """Returns the posterior conditions on (fit or refit window, then updates) ``(n,)``."""
         self._require_fitted()
         return self._buf[: self._n].copy()
+
+    # --- weights and diagnostics ------------------------------------------------------
+
+    def _weights(self) -> FloatArray:
+        """The particles' normalized weights ``(S,)``."""
+        return _sir.normalized_weights(self._logw)
+
+    def _diagnostics(self) -> Diagnostics:
+        return smc_diagnostics(self._fit_diag, ess=_sir.ess(self._logw),
+                               acceptance=self._acceptance, draws=self.runs * self.particles,
+                               seconds=self._seconds)
 
     # --- horizon-1 blocks -------------------------------------------------------------
 

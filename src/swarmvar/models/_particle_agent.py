@@ -25,11 +25,10 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import InvalidParameter, InvalidReturns, InvalidState
-from ..types import Diagnostics, Forecast
+from ..types import Forecast
 from . import _sir
 from ._online_agent import OnlineAgent
 from .base import Seed, check_real, check_whole, rng_from
-from .diagnostics import smc_diagnostics
 from .risk import EmpiricalFamily, check_alphas, risk_measures
 
 FloatArray = NDArray[np.float64]
@@ -213,8 +212,7 @@ class ParticleAgent(OnlineAgent):
         r = self._history(returns)
         rng = np.random.default_rng(rng_from(seed).integers(0, 2**63 - 1))
         ll, aux = self._model.filter_fast(r, self._theta)
-        logw = self._logw + ll - self._ll
-        logw = np.where(np.isfinite(logw), logw, -np.inf)
+        logw = _sir.reweighted(self._logw, ll, self._ll)
         return r, rng, ll, self._unstack(aux), logw
 
     def _move_installed(self, r: FloatArray, ll: FloatArray, aux: Any, logw: FloatArray,
@@ -295,9 +293,6 @@ class ParticleAgent(OnlineAgent):
 
     # --- the predictive ----------------------------------------------------------------
 
-    def _weights(self) -> FloatArray:
-        return _sir.normalized_weights(self._logw)
-
     def forecast(
         self, alphas: Sequence[float] = (0.99,), horizon: int = 1, *, seed: Seed = None
     ) -> Forecast:
@@ -320,11 +315,6 @@ class ParticleAgent(OnlineAgent):
                         levels=risk_measures(EmpiricalFamily(paths), levels))
 
     # --- diagnostics and the generative side -------------------------------------------
-
-    def _diagnostics(self) -> Diagnostics:
-        return smc_diagnostics(self._fit_diag, ess=_sir.ess(self._logw),
-                               acceptance=self._acceptance, draws=self.runs * self.particles,
-                               seconds=self._seconds)
 
     def sample_prior(self, n: int, *, seed: Seed = None) -> dict[str, FloatArray]:
         """``n`` prior draws of the model's parameters."""

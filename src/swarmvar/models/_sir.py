@@ -31,6 +31,14 @@ def normalized_weights(log_weights: FloatArray) -> FloatArray:
     return np.asarray(w / w.sum())
 
 
+def reweighted(log_weights: FloatArray, ll_new: FloatArray, ll_old: FloatArray) -> FloatArray:
+    """Log weights moved from one target to another: ``log_weights + ll_new - ll_old``
+    ``(S,)``, a non-finite result (a particle the new target excludes) set to ``-inf``."""
+    logw = log_weights + ll_new - ll_old
+    out: FloatArray = np.where(np.isfinite(logw), logw, -np.inf)
+    return out
+
+
 def ess(log_weights: FloatArray) -> float:
     """Effective sample size ``1 / sum(w_s^2)`` of normalized importance weights."""
     w = normalized_weights(log_weights)

@@ -37,6 +37,7 @@ from ..errors import InvalidParameter, InvalidState
 from ..types import Diagnostics, Forecast
 from . import _garch_lik as lik
 from . import _garch_smc as smc
+from . import _sir
 from ._garch_family import TQuantileCache, level_measures_block, simulate_paths
 from ._online_agent import OnlineAgent
 from ._particle_agent import HORIZON_DRAWS, HORIZON_PATHS, REFIT_MIN_ESS, check_sizes
@@ -136,8 +137,7 @@ class GarchT(OnlineAgent):
         r = self._history(returns)
         rng = np.random.default_rng(rng_from(seed).integers(0, 2**63 - 1))
         win = smc.evaluate(r, self._cloud.u)
-        logw = self._logw + win.ll - self._cloud.ll
-        logw = np.where(np.isfinite(logw), logw, -np.inf)
+        logw = _sir.reweighted(self._logw, win.ll, self._cloud.ll)
         if not np.any(np.isfinite(logw)) or smc.ess(logw) < REFIT_MIN_ESS * self.particles:
             return self.fit(returns, seed=rng)
         if smc.ess(logw) >= self.ess_threshold * self.particles:

@@ -35,7 +35,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import InvalidParameter, InvalidReturns, InvalidState
-from ..types import Diagnostics, Forecast
+from ..types import Forecast
 from . import _har_arch_lik as lik
 from . import _har_arch_smc as smc
 from . import _sir
@@ -43,7 +43,6 @@ from ._location_scale import LocationScaleFamily
 from ._online_agent import OnlineAgent
 from ._particle_agent import HORIZON_DRAWS, HORIZON_PATHS, REFIT_MIN_ESS, check_sizes
 from .base import Seed, check_whole, rng_from
-from .diagnostics import smc_diagnostics
 from .risk import EmpiricalFamily, LevelMeasures, check_alphas, mixture_var, risk_measures
 
 FloatArray = NDArray[np.float64]
@@ -238,8 +237,7 @@ class HarArch(OnlineAgent):
         r = self._history(returns)
         rng = np.random.default_rng(rng_from(seed).integers(0, 2**63 - 1))
         lp, ll, h = smc.evaluate(r, self._cloud.u)
-        logw = self._logw + ll - self._cloud.aux[smc.LL]
-        logw = np.where(np.isfinite(logw), logw, -np.inf)
+        logw = _sir.reweighted(self._logw, ll, self._cloud.aux[smc.LL])
         if not np.any(np.isfinite(logw)):
             return self.fit(r, seed=rng)
         if _sir.ess(logw) < REFIT_MIN_ESS * self.particles:
@@ -305,9 +303,6 @@ class HarArch(OnlineAgent):
 
     # --- the predictive ---------------------------------------------------------------
 
-    def _weights(self) -> FloatArray:
-        return _sir.normalized_weights(self._logw)
-
     def forecast(self, alphas: Sequence[float] = (0.99,), horizon: int = 1, *,
                  seed: Seed = None) -> Forecast:
         """VaR/ES of the next ``horizon`` returns' sum, with 90% credible intervals.
@@ -335,11 +330,6 @@ class HarArch(OnlineAgent):
         return Forecast(model=self.name, horizon=h, levels=risk_measures(fam, levels))
 
     # --- diagnostics ----------------------------------------------------------------
-
-    def _diagnostics(self) -> Diagnostics:
-        return smc_diagnostics(self._fit_diag, ess=_sir.ess(self._logw),
-                               acceptance=self._acceptance, draws=self.runs * self.particles,
-                               seconds=self._seconds)
 
     # --- generative side ----------------------------------------------------------------
 

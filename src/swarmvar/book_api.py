@@ -186,12 +186,21 @@ def _trade_vector(trade: Mapping[str, float] | None, assets: Sequence[str]) -> n
         return None
     if not trade:
         raise InvalidBook("the trade is empty; give {asset: amount}")
+    import numbers
+
+    from .types import MAX_POSITION
+
     d = np.zeros(len(assets))
+    where = {a: i for i, a in enumerate(assets)}
     for name, amount in trade.items():
-        value = float(amount)
-        if not np.isfinite(value):
-            raise InvalidBook(f"trade amount of {name!r} is {amount!r}; give a finite amount")
-        d[list(assets).index(name)] = value
+        if name not in where:
+            raise InvalidBook(f"the trade names {str(name)[:60]!r}, not an asset of the book's "
+                              f"data ({', '.join(list(assets)[:5])}...)")
+        if isinstance(amount, bool) or not isinstance(amount, numbers.Real) or not np.isfinite(
+                float(amount)) or abs(float(amount)) > MAX_POSITION:
+            raise InvalidBook(f"trade amount of {name!r} is {str(amount)[:40]!r}; give a finite "
+                              f"currency amount of at most {MAX_POSITION:.0e} in size")
+        d[where[name]] = float(amount)
     return d
 
 

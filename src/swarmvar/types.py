@@ -339,6 +339,11 @@ class Decision:
 # --- books (multi-asset portfolios) ------------------------------------------
 
 
+#: The largest position (or trade) a book takes, in currency units: a quadrillion, above
+#: any real book in any currency; beyond it the P&L's squares overflow float64 sums.
+MAX_POSITION = 1e15
+
+
 @dataclass(frozen=True)
 class Book:
     """A book of positions over named assets, in currency, as of a date.
@@ -354,7 +359,8 @@ class Book:
     assets : tuple of str
         Asset names (unique, non-empty), matching the data's columns.
     positions : tuple of float
-        Currency amount per asset, same order; finite.
+        Currency amount per asset, same order; finite, at most ``MAX_POSITION``
+        (1e15) in size.
     as_of : datetime or None
         Data time the positions are valid at.
     currency : str
@@ -383,6 +389,9 @@ class Book:
                     float(pos)):
                 raise InvalidBook(f"position in {name!r} is {pos!r}; positions must be finite "
                                   "numbers (currency amounts, negative for shorts)")
+            if abs(float(pos)) > MAX_POSITION:
+                raise InvalidBook(f"position in {name!r} is {float(pos):.3g}; positions are "
+                                  f"currency amounts of at most {MAX_POSITION:.0e} in size")
         twice = sorted({a for a in self.assets if self.assets.count(a) > 1})
         if twice:
             raise InvalidBook(f"asset(s) {', '.join(twice)} appear more than once; give each "

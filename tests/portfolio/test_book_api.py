@@ -106,6 +106,22 @@ def test_bad_books_get_clear_errors(stocks, positions, words) -> None:
                           trade={"AAPL": float("inf")})
 
 
+@pytest.mark.parametrize("trade, words", [({"AAPL": ""}, "trade"), ({"AAPL": "1"}, "trade"),
+                                          ({"AAPL": True}, "trade"), ({"AAPL": 2e15}, "trade"),
+                                          ({"XX": 1.0}, "XX")])
+def test_bad_trades_and_huge_positions_get_clear_errors(stocks, trade, words) -> None:
+    """Found by the fuzz test: an empty-string amount or an unknown asset raised a bare
+    ValueError, and a 1e157 position overflowed the attribution's sums."""
+    small = stocks.iloc[-150:, :3]
+    with pytest.raises(InvalidBook, match=words):
+        swarmvar.book_var(small, Book.from_positions({"AAPL": 1.0}), kind="return",
+                          agents=["niw"], window=100, trade=trade, consensus=False)
+    for huge in (6.35e157, -2e15, 10**20):
+        with pytest.raises(InvalidBook, match="at most 1e\\+15"):
+            Book.from_positions({"AAPL": huge})
+    assert Book.from_positions({"AAPL": 1e15}).gross == 1e15
+
+
 def test_ledger_records_the_beat_with_contributions(stocks, tmp_path) -> None:
     res = swarmvar.book_var(stocks, Book.from_positions({"AAPL": 5e5, "AMD": 5e5}),
                             kind="return", window=250, home=tmp_path, seed=2)

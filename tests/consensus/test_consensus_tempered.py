@@ -260,3 +260,20 @@ def test_fuzzed_old_sums_never_restore_wrong_weights(sums):
     except SwarmVarError:
         return
     np.testing.assert_allclose(out.weights(), acc.weights(), rtol=1e-6)
+
+
+def test_a_ring_whose_sum_overflows_is_refused():
+    """Review: ring rows of 1e308 overflowed the check's sums to inf, so any running sums
+    passed (and the overflow warned); such a ring is refused."""
+    import hashlib
+
+    acc, _ = _fed(days=60, window=20)
+    state = acc.to_state()
+    n = 5
+    payload = state[:-32]
+    ring_bytes = len(payload) - 8 * n - 8 * acc._ring.size
+    huge = np.full(acc._ring.size, 1e308).astype("<f8").tobytes()
+    body = payload[:ring_bytes] + huge + np.array([-5.0, 2.0, 0.0, 0.0, 0.0]).astype(
+        "<f8").tobytes()
+    with pytest.raises(InvalidState, match="overflow"):
+        TemperedWeights.from_state(body + hashlib.sha256(body).digest())

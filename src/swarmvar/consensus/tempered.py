@@ -316,7 +316,10 @@ class TemperedWeights:
         ring = values[: out._ring.size].reshape(out._ring.shape)
         if not np.all(np.isfinite(values)):
             raise InvalidState("TemperedWeights state holds non-finite losses")
-        exact = ring.sum(axis=0)
+        with np.errstate(over="ignore"):
+            exact, size = ring.sum(axis=0), np.abs(ring).sum(axis=0)
+        if not (np.all(np.isfinite(exact)) and np.all(np.isfinite(size))):
+            raise InvalidState("TemperedWeights state's losses overflow when summed")
         if version == 2:
             running = values[out._ring.size:]
         elif sums is None:
@@ -326,7 +329,7 @@ class TemperedWeights:
             if running.shape != (n,) or not np.all(np.isfinite(running)):
                 raise InvalidState(f"the running sums must be {n} finite numbers, "
                                    f"got shape {running.shape}")
-        if np.any(np.abs(running - exact) > _SUM_RTOL * (np.abs(ring).sum(axis=0) + 1.0)):
+        if np.any(np.abs(running - exact) > _SUM_RTOL * (size + 1.0)):
             raise InvalidState("TemperedWeights state's running sums do not match its ring")
         out._ring, out.count = ring, count
         out._sum = running.copy()

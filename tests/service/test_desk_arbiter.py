@@ -19,7 +19,7 @@ from swarmvar.errors import InvalidParameter
 from swarmvar.ledger import Ledger
 from swarmvar.service import ServiceConfig, create_app
 from swarmvar.service.desk import MARK_PREFIX, OBSERVER_PREFIX, DatedReturn, Desk
-from swarmvar.types import BeatReport, Decision
+from swarmvar.types import Action, BeatReport, Decision
 
 from .conftest import Keys, TestClient, day, history
 
@@ -166,3 +166,106 @@ def test_checkpoint_every_is_checked(value: Any) -> None:
         else:
             with pytest.raises(InvalidParameter, match="checkpoint_every"):
                 Desk(ledger, "/nonexistent-home", checkpoint_every=value)
+
+
+def _current_and_previous(store: Any, key: str) -> tuple[bytes, bytes]:
+    v = store.ref(key).version
+    return store.get(key), store.get(key, v - 1)
+
+
+def test_a_checkpoints_marker_and_states_must_agree(tmp_path: Path) -> None:
+    """Marker and observer state read from two different checkpoints (a worker restarting
+    while another writes one, or a state left from a run without the marker's observer):
+    the arbiter is not restored at the marker's beat (it would replay beats it holds, or
+    skip beats it lacks) but replays every beat, to the state of an uninterrupted one."""
+    from swarmvar.evolution import Database, StateStore
+
+    rng = np.random.default_rng(3)
+    hist = [DatedReturn(date(2021, 1, 1) + timedelta(days=i), float(rng.normal(0, 0.01)))
+            for i in range(60)]
+    with Ledger.open(tmp_path) as ledger:
+        a = Arbiter(record_decisions=False)
+        desk = Desk(ledger, tmp_path, observers=(a,), checkpoint_every=3)
+        desk.create("s", hist, key_id="k")
+        desk.ingest("s", [DatedReturn(date(2023, 1, 1) + timedelta(days=i),
+                                      float(rng.normal(0, 0.02))) for i in range(7)],
+                    key_id="k")
+        want = a.checkpoint_state("s")
+        mark_key, state_key = MARK_PREFIX + "s", f"{OBSERVER_PREFIX}arbiter:s"
+        db = Database(tmp_path)
+        try:
+            store = StateStore(db)
+            mark6, mark3 = _current_and_previous(store, mark_key)
+            state6, state3 = _current_and_previous(store, state_key)
+            assert json.loads(mark3)["seq"] == 3 and json.loads(mark6)["seq"] == 6
+        finally:
+            db.close()
+        for mark, state in ((mark3, state6), (mark6, state3)):
+            db = Database(tmp_path)
+            try:
+                StateStore(db).put_many({mark_key: mark, state_key: state}, now=0.0)
+            finally:
+                db.close()
+            b = Arbiter(record_decisions=False)
+            again = Desk(ledger, tmp_path, observers=(b,), checkpoint_every=3)
+            assert b.checkpoint_state("s") == want, again._restored
+            assert again._restored == {}
+
+
+class _Seen:
+    """A stateful observer noting the beats it saw, in order; it decides on ``decide_at``
+    (so the desk appends a decision), and meanwhile ``meanwhile()`` runs (another worker)."""
+
+    state_key = "seen"
+
+    def __init__(self, decide_at: int, meanwhile: Any) -> None:
+        self.seen: list[int] = []
+        self.decide_at, self.meanwhile = decide_at, meanwhile
+
+    def observe(self, report: BeatReport) -> tuple[Decision, ...]:
+        self.seen.append(report.seq)
+        if report.seq != self.decide_at:
+            return ()
+        self.meanwhile()
+        return (Decision(action=Action.NOOP, portfolio=report.portfolio, seq=report.seq,
+                         agents=(), signals={}, threat=0.0, reason="test", weights={}),)
+
+    def excluded(self, portfolio: str) -> frozenset[str]:
+        return frozenset()
+
+    def weight_factors(self, portfolio: str) -> dict[str, float]:
+        return {}
+
+    def checkpoint_state(self, portfolio: str) -> bytes:
+        return json.dumps(self.seen).encode()
+
+    def restore_state(self, portfolio: str, blob: bytes, agents: Any = ()) -> None:
+        self.seen = list(json.loads(blob))
+
+
+def test_a_batchs_beats_reach_the_observers_in_order(tmp_path: Path) -> None:
+    """Another worker records a later beat of the portfolio while this one is recording its
+    batch's decisions: the observers still see this batch's beats first, and a checkpoint
+    taken within the batch holds exactly the beats up to its marker."""
+    from swarmvar.evolution import Database, StateStore
+
+    rng = np.random.default_rng(4)
+    hist = [DatedReturn(date(2021, 1, 1) + timedelta(days=i), float(rng.normal(0, 0.01)))
+            for i in range(60)]
+    later = [DatedReturn(date(2023, 1, 1) + timedelta(days=i), 0.001 * i) for i in range(4)]
+    with Ledger.open(tmp_path) as ledger, Ledger.open(tmp_path) as other_ledger:
+        seen = _Seen(1, lambda: Desk(other_ledger, tmp_path).ingest("s", later[3:],
+                                                                    key_id="k2"))
+        desk = Desk(ledger, tmp_path, observers=(seen,), checkpoint_every=2)
+        desk.create("s", hist, key_id="k")
+        desk.ingest("s", later[:3], key_id="k")
+        assert seen.seen == [1, 2, 3, 4]
+        assert [d.seq for d in desk.decisions("s")] == [1]
+        db = Database(tmp_path)
+        try:
+            store = StateStore(db)
+            assert json.loads(store.get(MARK_PREFIX + "s"))["seq"] == 2
+            state = store.get(f"{OBSERVER_PREFIX}seen:s")
+        finally:
+            db.close()
+        assert json.loads(state.partition(b"\n")[2] or state) == [1, 2]

@@ -38,11 +38,15 @@ recorded in the tick's entry, so a process replaying the beat feeds it the
 same seconds (:meth:`~swarmvar.arbiter.Arbiter.replay`) and every process's
 arbiter moves alike. Its state (``checkpoint_state``) is checkpointed into
 the home's state store every ``checkpoint_every`` beats of a portfolio, with
-the ledger index and hash of that beat's tick entry; a desk started on the
-same home restores it and replays the arbiter only over the beats after it
-(a checkpoint that does not match the ledger, or cannot be read, is logged
-and ignored: the arbiter then replays every beat, as the ledger is the
-source of truth).
+the ledger index and hash of that beat's tick entry (also written at the
+head of each observer's stored state); a desk started on the same home
+restores it and replays the arbiter only over the beats after it (a
+checkpoint that does not match the ledger, cannot be read, or whose state
+was taken at another beat than its marker - read while another process
+wrote the next one - is logged and ignored: the arbiter then replays every
+beat, as the ledger is the source of truth). Within one ingested batch the
+observers see every beat before the batch's decisions are appended (that
+append syncs in other processes' later beats).
 """
 
 from __future__ import annotations
@@ -225,6 +229,15 @@ def _recorded_seconds(value: Any) -> float | None:
         return None
     v = float(value)
     return v if np.isfinite(v) and v >= 0 else None
+
+
+def _mark_of(line: bytes) -> dict[str, Any] | None:
+    """The checkpoint mark (seq, index, hash) a stored observer state starts with, or None."""
+    try:
+        mark = json.loads(line)
+    except ValueError:
+        return None
+    return mark if isinstance(mark, dict) else None
 
 
 def _takes_seconds(call: Callable[..., Any]) -> bool:
@@ -496,13 +509,18 @@ class Desk:
                 if rows is None:
                     continue
                 self._books[name] = trial
+                # every beat of the batch reaches the observers (and its checkpoint) before
+                # the decisions' append syncs in other processes' later beats
+                decided: list[tuple[Decision, ...]] = []
                 for report, (at, seconds) in zip(reports, timed, strict=True):
                     decisions = self._observe(report, seconds)
                     self._checkpoint(name, report.seq, rows[at])
-                    if decisions:
-                        trial.decisions.extend(decisions)
-                        self._append_retrying([(EntryKind.DECISION, _decision_record(d))
-                                               for d in decisions])
+                    trial.decisions.extend(decisions)
+                    decided.append(decisions)
+                if any(decided):
+                    self._append_retrying([(EntryKind.DECISION, _decision_record(d))
+                                           for ds in decided for d in ds])
+                for report, decisions in zip(reports, decided, strict=True):
                     self._notify(name, trial, report.seq)
                     for cb in self._on_report:
                         cb(report, decisions)
@@ -616,10 +634,12 @@ class Desk:
         stateful = self._stateful()
         if not stateful or seq % self.checkpoint_every:
             return
-        states = {f"{OBSERVER_PREFIX}{key}:{name}": obs.checkpoint_state(name)
+        mark = json.dumps({"seq": seq, "index": int(row[0]), "hash": bytes(row[5]).hex()},
+                          sort_keys=True).encode()
+        # each state carries the mark it was taken at (one line, then the observer's bytes)
+        states = {f"{OBSERVER_PREFIX}{key}:{name}": mark + b"\n" + obs.checkpoint_state(name)
                   for _, key, obs in stateful}
-        states[MARK_PREFIX + name] = json.dumps(
-            {"seq": seq, "index": int(row[0]), "hash": bytes(row[5]).hex()}).encode()
+        states[MARK_PREFIX + name] = mark
         try:
             with self._state_store() as store:
                 store.put_many(states, now=self._clock().timestamp())
@@ -659,8 +679,16 @@ class Desk:
                         "every beat", name, exc)
             return
         for i, key, obs in self._stateful():
+            taken_at, _, blob = blobs[i].partition(b"\n")
+            if _mark_of(taken_at) != {k: mark[k] for k in ("seq", "index", "hash")}:
+                # read across two checkpoints (another process wrote one meanwhile), or
+                # left from a checkpoint without the marker's: restoring it at the
+                # marker's beat would replay beats it holds or skip beats it lacks
+                log.warning("the %s state of %s was not taken at its checkpoint's beat %d; "
+                            "it replays every beat", key, name, seq)
+                continue
             try:
-                obs.restore_state(name, blobs[i], agents=book.agents)
+                obs.restore_state(name, blob, agents=book.agents)
             except SwarmVarError as exc:  # (a bad blob is refused before any change)
                 log.warning("the %s state of %s cannot be restored (%s); it replays every "
                             "beat", key, name, exc)

@@ -180,3 +180,40 @@ def test_non_finite_draws_are_refused_on_both_paths() -> None:
     for s in (sampler, _plain(sampler)):
         with pytest.raises(InvalidParameter, match="finite losses"):
             acerbi_szekely_z2(var * 0.5, var, es, 0.99, sampler=s, n_sim=20, seed=0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(chunk=st.one_of(st.integers(-5, 0), st.booleans(), st.floats(allow_nan=True),
+                       st.none(), st.text(max_size=2)),
+       censored=st.booleans())
+def test_a_chunk_that_is_not_a_positive_whole_number_is_refused(chunk: object,
+                                                               censored: bool) -> None:
+    """0 would loop for ever, a negative one reach numpy; both paths refuse it first."""
+    loc, scale, df, var, es = _case(5, 20, 0.975, 0.0)
+    sampler = student_t_sampler(loc, scale, df, above=var if censored else None)
+    with pytest.raises(InvalidParameter, match="chunk"):
+        acerbi_szekely_z2(var * 0.5, var, es, 0.975, sampler=sampler, n_sim=10,
+                          chunk=chunk)  # type: ignore[arg-type]
+
+
+@settings(max_examples=40, deadline=None)
+@given(sizes=st.tuples(*[st.sampled_from([1, 3, 5]) for _ in range(4)]),
+       scalar=st.tuples(*[st.booleans() for _ in range(4)]))
+def test_above_broadcasts_with_the_other_arguments(sizes: tuple[int, ...],
+                                                   scalar: tuple[bool, ...]) -> None:
+    """``above`` broadcasts like loc, scale and df (an array of 5 with scalars gives 5
+    days); shapes that do not broadcast are refused naming them."""
+    values = [np.full(n, v) if not s else v
+              for n, s, v in zip(sizes, scalar, (0.0, 0.01, 4.0, 0.02), strict=True)]
+    shapes = {n for n, s in zip(sizes, scalar, strict=True) if not s} - {1}
+    if len(shapes) > 1:
+        with pytest.raises(InvalidParameter, match="do not broadcast"):
+            student_t_sampler(*values[:3], above=values[3])
+        return
+    n = max(shapes, default=1)
+    sampler = student_t_sampler(*values[:3], above=values[3])
+    assert isinstance(sampler, CensoredStudentT) and sampler.floor.shape == (n,)
+    want = student_t_sampler(np.zeros(n), np.full(n, 0.01), np.full(n, 4.0),
+                             above=np.full(n, 0.02))
+    rng = np.random.default_rng(9)
+    assert np.array_equal(sampler(rng, 7), want(np.random.default_rng(9), 7))

@@ -75,6 +75,8 @@ def acerbi_szekely_z2(
         Monte Carlo paths.
     seed : int or Generator
         Randomness of the simulation.
+    chunk : int
+        Paths drawn at a time (memory ``chunk * T``); a positive whole number.
 
     Returns
     -------
@@ -88,6 +90,8 @@ def acerbi_szekely_z2(
         raise InvalidParameter("Z2 needs ES > 0 every day")
     if isinstance(n_sim, bool) or not isinstance(n_sim, (int, np.integer)) or n_sim < 1:
         raise InvalidParameter(f"n_sim must be a positive whole number, not {n_sim!r}")
+    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+        raise InvalidParameter(f"chunk must be a positive whole number of paths, not {chunk!r}")
     observed = float(z2_statistic(loss, v, e, a))
     rng = _rng(seed)
     if isinstance(sampler, CensoredStudentT) and np.array_equal(sampler.floor, v):
@@ -351,17 +355,25 @@ def student_t_sampler(
     only for the few beyond ``above`` - several times cheaper than a normal
     and a chi-square per loss.
     """
-    lo, sc, nu = np.broadcast_arrays(
-        np.atleast_1d(np.asarray(loc, dtype=float)),
-        np.atleast_1d(np.asarray(scale, dtype=float)),
-        np.atleast_1d(np.asarray(df, dtype=float)),
-    )
+    args = [np.atleast_1d(np.asarray(x, dtype=float))
+            for x in (loc, scale, df, *(() if above is None else (above,)))]
+    try:
+        lo, sc, nu, *floors = np.broadcast_arrays(*args)
+    except ValueError:
+        names = ("loc", "scale", "df", "above")
+        raise InvalidParameter(
+            "a Student-t sampler's arguments must broadcast to one (T,) shape; "
+            + ", ".join(f"{k} {a.shape}" for k, a in zip(names, args, strict=False))
+            + " do not broadcast; pass scalars or arrays of one length T") from None
+    if lo.ndim != 1:
+        raise InvalidParameter(f"a Student-t sampler's arguments broadcast to shape {lo.shape}, "
+                               "not (T,); pass scalars or 1-d arrays of one length T")
     if np.any(~(sc > 0)) or np.any(~(nu > 0)):
         raise InvalidParameter("a Student-t sampler needs scale > 0 and df > 0")
     normal = np.isinf(nu)
     nu_finite = np.where(normal, 1.0, nu)
-    if above is not None:
-        floor = np.broadcast_to(np.asarray(above, dtype=float), lo.shape)
+    if floors:
+        (floor,) = floors
         if not np.all(np.isfinite(floor)):
             raise InvalidParameter("a censored Student-t sampler needs finite `above` values")
         z_floor = (floor - lo) / sc

@@ -343,10 +343,13 @@ def combine(
         without a weight get the mean of the others, then the used
         agents' weights are renormalized, as :func:`agent_weights` does.
     own : OwnSignatures, optional
-        Signatures this process made: estimates signed here are admitted
-        without verifying them again (every other check applies; see
-        :class:`~.signing.OwnSignatures`). Never pass it for estimates that
-        came from outside the process.
+        Signatures this process made or already verified: an estimate whose
+        exact signing bytes and key it holds is admitted without verifying
+        it again (every other check applies; see
+        :class:`~.signing.OwnSignatures`). Estimates from outside the process
+        are verified as always, and a valid one is vouched into ``own``
+        (:meth:`~.signing.OwnSignatures.vouch`), as the spread vet does before
+        combining: only the very same bytes and key skip verification later.
 
     Raises
     ------

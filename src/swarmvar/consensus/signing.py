@@ -656,12 +656,15 @@ class KeyRing:
 
     def screen(self, estimates: Iterable[Estimate], *, own: OwnSignatures | None = None
                ) -> tuple[list[Estimate], list[Rejection]]:
-        """Verify a batch in ``seq`` order without recording anything; return (admitted, refused).
+        """Verify a batch in ``seq`` order, recording no seq; return (admitted, refused).
 
         With ``own``, an estimate whose exact signing bytes this process
-        signed with the ring's key for its agent is not verified again
-        (:class:`OwnSignatures`: verify at trust boundaries); every other
-        check applies to it.
+        signed (or already verified) with the ring's key for its agent is not
+        verified again (:class:`OwnSignatures`: verify at trust boundaries);
+        every other check applies to it. A signature from outside that
+        verifies is recorded into ``own`` (:meth:`OwnSignatures.vouch`), so
+        the very same bytes and key are not verified twice; the key ring's
+        seqs and refusal counts change only at :meth:`commit`.
 
         Estimates are taken in increasing ``seq`` (stable), so arrival order
         within a batch does not matter: an agent's seq 3 and seq 2 both pass

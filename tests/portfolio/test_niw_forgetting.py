@@ -210,3 +210,35 @@ def test_corrupted_grid_states_are_refused(key: str, how: str) -> None:
     clone = NormalInverseWishart(lams=(0.95, 0.99), draws=5, paths=50)
     with pytest.raises(InvalidState):
         clone._set_state(scalars, arrays)
+
+
+def test_a_state_loads_only_into_the_grid_it_was_written_for(monkeypatch) -> None:
+    """Review: a default agent's state did not record its grid, so a retuned default grid
+    of the same size took the old sums at the wrong forgetting factors, silently."""
+    import swarmvar.models.joint_niw as niw
+
+    x = np.random.default_rng(7).multivariate_normal(np.zeros(3), SIGMA, size=80)
+    state = NormalInverseWishart(draws=5, paths=50).fit(x).state()
+    assert NormalInverseWishart.from_state(state).grid == niw.DEFAULT_LAMS
+    other = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.999)
+    assert len(other) == len(niw.DEFAULT_LAMS)
+    monkeypatch.setattr(niw, "DEFAULT_LAMS", other)
+    with pytest.raises(InvalidState, match="forgetting factors"):
+        NormalInverseWishart.from_state(state)
+    agent = NormalInverseWishart(draws=5, paths=50).fit(x)  # the retuned grid itself
+    scalars, arrays = agent._get_state()
+    del scalars["grid"]  # as the first grid states were written
+    arrays = dict(arrays, w=np.full(len(other), 16.6))  # more days than lam 0.5 can hold
+    with pytest.raises(InvalidState, match="1 / \\(1 - lam\\)"):
+        NormalInverseWishart(draws=5, paths=50)._set_state(scalars, arrays)
+
+
+@pytest.mark.parametrize("index", [7, -1, 1.7, "2", True, None])
+def test_posterior_index_must_be_a_grid_point(index: Any) -> None:
+    x = np.random.default_rng(8).multivariate_normal(np.zeros(3), SIGMA, size=60)
+    agent = NormalInverseWishart(draws=5, paths=50).fit(x)
+    if index is None:
+        assert agent.posterior()[0].shape == (3,)
+        return
+    with pytest.raises(InvalidParameter, match="grid point"):
+        agent.posterior(index)

@@ -157,8 +157,8 @@ class NormalInverseWishart(JointAgent):
         ``lam``). Neither given: :data:`DEFAULT_LAMS`.
     evidence_forgetting : float
         ``a`` in (0, 1]: the grid's log evidence forgets old days as ``a^age``
-        (1: the exact posterior over a fixed ``lam``; default 0.99, dynamic
-        model averaging's). Unused with one ``lam``.
+        (1 with ``evidence="assets"``: the exact posterior over a fixed ``lam``;
+        default 0.99, dynamic model averaging's). Unused with one ``lam``.
     evidence : {"book", "assets"}
         What the grid's evidence scores: the book's P&L ``p'r`` (its
         univariate-t marginal along ``positions``; the default) or the asset
@@ -214,8 +214,13 @@ class NormalInverseWishart(JointAgent):
         ``None``: the most probable grid point (the only one with a fixed ``lam``).
         """
         self._require_fitted()
-        return self._posterior_of(int(np.argmax(self.lam_posterior())) if index is None
-                                  else int(index))
+        if index is None:
+            return self._posterior_of(int(np.argmax(self.lam_posterior())))
+        if (isinstance(index, bool) or not isinstance(index, (int, np.integer))
+                or not 0 <= index < self._grid.size):
+            raise InvalidParameter(f"index must be a grid point 0..{self._grid.size - 1}, "
+                                   f"not {index!r}")
+        return self._posterior_of(int(index))
 
     def _posterior_of(self, g: int) -> tuple[FloatArray, float, float, FloatArray]:
         kappa0, nu0, psi0 = self._prior()
@@ -414,7 +419,7 @@ class NormalInverseWishart(JointAgent):
         return {"mu": mu, "sigma": fac @ np.swapaxes(fac, 1, 2), "lam": self._grid[idx]}
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
-        return ({"n": self._n, "niw_state": NIW_STATE},
+        return ({"n": self._n, "niw_state": NIW_STATE, "grid": [float(v) for v in self._grid]},
                 {"w": self._w, "sx": self._sx, "sxx": self._sxx, "logev": self._logev})
 
     def _set_state(self, scalars: Mapping[str, Any], arrays: Mapping[str, NDArray[Any]]) -> None:
@@ -429,6 +434,12 @@ class NormalInverseWishart(JointAgent):
             elif version == NIW_STATE:
                 w, logev = np.asarray(arrays["w"], float), np.asarray(arrays["logev"], float)
                 sx, sxx = np.asarray(arrays["sx"], float), np.asarray(arrays["sxx"], float)
+                written = scalars.get("grid")  # (absent in the first grid states)
+                if written is not None and tuple(float(v) for v in written) != self.grid:
+                    raise InvalidState(
+                        f"NormalInverseWishart state was written for the forgetting factors "
+                        f"{list(written)}, this agent averages over {list(self.grid)}; "
+                        "give the same lam/lams")
             else:
                 raise InvalidState(f"NormalInverseWishart state version {version!r} is not 1 "
                                    f"or {NIW_STATE}")
@@ -442,6 +453,11 @@ class NormalInverseWishart(JointAgent):
                 and np.isfinite(logev).all()):
             raise InvalidState("NormalInverseWishart state holds non-finite or non-positive "
                                "statistics")
+        with np.errstate(divide="ignore"):  # lam = 1: no bound on the weighted count
+            most = np.where(self._grid < 1.0, 1.0 / (1.0 - self._grid), np.inf)
+        if np.any(w > most * (1.0 + 1e-9) + 1e-9):  # w = sum lam^k < 1 / (1 - lam)
+            raise InvalidState("NormalInverseWishart state's weighted day counts exceed "
+                               "1 / (1 - lam): it was written for other forgetting factors")
         self._n, self._w, self._sx, self._sxx, self._logev = n, w, sx, sxx, logev
         for k in range(g):  # every grid point's scale matrix must be positive definite
             try:

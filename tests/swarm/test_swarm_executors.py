@@ -135,3 +135,26 @@ def test_a_shard_that_raises_in_the_call_where_another_dies_is_lost_with_it(tmp_
         ticks = [Tick(p, sp500.index[o + 250].to_pydatetime(), value=float(sp500.iloc[o + 250]))
                  for p, o in OFFSETS.items()]
         assert [r.seq for r in swarm.beat(ticks)] == [1, 1, 1]
+
+
+def test_a_ray_actor_lost_before_the_starts_checkpoint_is_fitted_again(tmp_path, sp500,
+                                                                      ray_cluster):
+    """The actor of "a" and "b" is killed right after the start's fit, before any checkpoint:
+    the start fits them again on a fresh actor (nothing stored to restore from) and the
+    beats equal an in-process run's."""
+    from swarmvar.swarm.ray_executor import RayExecutor
+
+    executor = RayExecutor(shards=2)
+    start = executor.start
+    killed: list[bool] = []
+
+    def start_then_kill(requests):
+        start(requests)
+        if not killed:
+            killed.append(True)
+            _kill_actor(ray_cluster, executor.actors()[shard_of("a", 2)])
+
+    executor.start = start_then_kill  # type: ignore[method-assign]
+    got = _run(tmp_path / "ray", sp500, executor, beats=3)
+    assert killed
+    assert got == _run(tmp_path / "inline", sp500, LocalExecutor(), beats=3)

@@ -129,16 +129,23 @@ def test_a_restarted_service_restores_its_arbiter(tmp_path: Path,
         assert _arbiter(c).checkpoint_state("book") == after
 
 
-def test_a_corrupted_checkpoint_is_ignored_not_fatal(tmp_path: Path) -> None:
-    rng = np.random.default_rng(2)
+def _checkpointed(ledger: Ledger, home: Path, seed: int, value: Any) -> Arbiter:
+    """Portfolio "s" on a desk with an arbiter, 60 days of history and 7 beats ingested
+    (``value(rng, i)`` the i-th return), checkpointed every 3 beats; its arbiter."""
+    rng = np.random.default_rng(seed)
     hist = [DatedReturn(date(2021, 1, 1) + timedelta(days=i), float(rng.normal(0, 0.01)))
             for i in range(60)]
+    a = Arbiter(record_decisions=False)
+    desk = Desk(ledger, home, observers=(a,), checkpoint_every=3)
+    desk.create("s", hist, key_id="k")
+    desk.ingest("s", [DatedReturn(date(2023, 1, 1) + timedelta(days=i), value(rng, i))
+                      for i in range(7)], key_id="k")
+    return a
+
+
+def test_a_corrupted_checkpoint_is_ignored_not_fatal(tmp_path: Path) -> None:
     with Ledger.open(tmp_path) as ledger:
-        a = Arbiter(record_decisions=False)
-        desk = Desk(ledger, tmp_path, observers=(a,), checkpoint_every=3)
-        desk.create("s", hist, key_id="k")
-        desk.ingest("s", [DatedReturn(date(2023, 1, 1) + timedelta(days=i), 0.001 * i)
-                          for i in range(7)], key_id="k")
+        a = _checkpointed(ledger, tmp_path, 2, lambda rng, i: 0.001 * i)
         want = a.checkpoint_state("s")
         from swarmvar.evolution import Database, StateStore
 
@@ -180,16 +187,8 @@ def test_a_checkpoints_marker_and_states_must_agree(tmp_path: Path) -> None:
     skip beats it lacks) but replays every beat, to the state of an uninterrupted one."""
     from swarmvar.evolution import Database, StateStore
 
-    rng = np.random.default_rng(3)
-    hist = [DatedReturn(date(2021, 1, 1) + timedelta(days=i), float(rng.normal(0, 0.01)))
-            for i in range(60)]
     with Ledger.open(tmp_path) as ledger:
-        a = Arbiter(record_decisions=False)
-        desk = Desk(ledger, tmp_path, observers=(a,), checkpoint_every=3)
-        desk.create("s", hist, key_id="k")
-        desk.ingest("s", [DatedReturn(date(2023, 1, 1) + timedelta(days=i),
-                                      float(rng.normal(0, 0.02))) for i in range(7)],
-                    key_id="k")
+        a = _checkpointed(ledger, tmp_path, 3, lambda rng, i: float(rng.normal(0, 0.02)))
         want = a.checkpoint_state("s")
         mark_key, state_key = MARK_PREFIX + "s", f"{OBSERVER_PREFIX}arbiter:s"
         db = Database(tmp_path)

@@ -51,6 +51,8 @@ MAX_OBSERVATIONS = 1_000_000
 MAX_RUNS_BUFFERED = 16
 MAX_VALUES_BUFFERED = 100_000
 MAX_FINISHED = 1000
+#: seconds a leaving node's sockets keep sending what ZeroMQ still holds (its LEAVE)
+LEAVE_LINGER = 1.0
 #: Members asked about a suspected peer (SWIM's k for ping-req).
 PROBE_HELPERS = 2
 #: Agreement outcomes a status reply carries (the most recent).
@@ -640,7 +642,9 @@ class MeshNode:
         self.stop = True
 
     def close(self) -> None:
-        self.transport.close()
+        # after leave(): the LEAVE handed to ZeroMQ may not be on the wire yet (a loaded
+        # machine); without a linger the close dropped it and peers saw the node dead
+        self.transport.close(linger=LEAVE_LINGER if self._left else 0.0)
         self.ledger.close()
         if self._own_context:
             self._context.term()

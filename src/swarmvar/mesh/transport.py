@@ -207,7 +207,9 @@ class Transport:
         except (zmq.Again, zmq.ZMQError):
             self.dropped += 1
 
-    def close(self) -> None:
+    def close(self, linger: float = 0.0) -> None:
+        """Close the sockets; messages ZeroMQ still holds for a peer are sent for at most
+        ``linger`` seconds (0: dropped; a leaving node's goodbye wants a moment)."""
         for s in self.dealers.values():
-            s.close(0)
+            s.close(int(1000 * linger))
         self.router.close(0)

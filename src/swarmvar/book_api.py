@@ -186,9 +186,7 @@ def _trade_vector(trade: Mapping[str, float] | None, assets: Sequence[str]) -> n
         return None
     if not trade:
         raise InvalidBook("the trade is empty; give {asset: amount}")
-    import numbers
-
-    from .types import MAX_POSITION
+    from .types import check_amount
 
     d = np.zeros(len(assets))
     where = {a: i for i, a in enumerate(assets)}
@@ -196,11 +194,7 @@ def _trade_vector(trade: Mapping[str, float] | None, assets: Sequence[str]) -> n
         if name not in where:
             raise InvalidBook(f"the trade names {str(name)[:60]!r}, not an asset of the book's "
                               f"data ({', '.join(list(assets)[:5])}...)")
-        if isinstance(amount, bool) or not isinstance(amount, numbers.Real) or not np.isfinite(
-                float(amount)) or abs(float(amount)) > MAX_POSITION:
-            raise InvalidBook(f"trade amount of {name!r} is {str(amount)[:40]!r}; give a finite "
-                              f"currency amount of at most {MAX_POSITION:.0e} in size")
-        d[where[name]] = float(amount)
+        d[where[name]] = check_amount(amount, f"trade amount of {name!r}")
     return d
 
 

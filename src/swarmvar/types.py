@@ -344,6 +344,20 @@ class Decision:
 MAX_POSITION = 1e15
 
 
+def check_amount(value: object, what: str) -> float:
+    """``value`` as a currency amount (a finite real number of at most ``MAX_POSITION`` in
+    size, negative for shorts), else ``InvalidBook`` naming ``what``."""
+    import numbers
+
+    from .errors import InvalidBook
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(
+            float(value)) or abs(float(value)) > MAX_POSITION:
+        raise InvalidBook(f"{what} is {str(value)[:40]!r}; give a finite currency amount "
+                          f"(negative for shorts) of at most {MAX_POSITION:.0e} in size")
+    return float(value)
+
+
 @dataclass(frozen=True)
 class Book:
     """A book of positions over named assets, in currency, as of a date.
@@ -373,7 +387,6 @@ class Book:
     currency: str = ""
 
     def __post_init__(self) -> None:
-        import numbers
 
         from .errors import InvalidBook
 
@@ -385,13 +398,7 @@ class Book:
         for name, pos in zip(self.assets, self.positions, strict=True):
             if not isinstance(name, str) or not name.strip():
                 raise InvalidBook(f"asset name {name!r} must be a non-empty string")
-            if isinstance(pos, bool) or not isinstance(pos, numbers.Real) or not math.isfinite(
-                    float(pos)):
-                raise InvalidBook(f"position in {name!r} is {pos!r}; positions must be finite "
-                                  "numbers (currency amounts, negative for shorts)")
-            if abs(float(pos)) > MAX_POSITION:
-                raise InvalidBook(f"position in {name!r} is {float(pos):.3g}; positions are "
-                                  f"currency amounts of at most {MAX_POSITION:.0e} in size")
+            check_amount(pos, f"position in {name!r}")
         twice = sorted({a for a in self.assets if self.assets.count(a) > 1})
         if twice:
             raise InvalidBook(f"asset(s) {', '.join(twice)} appear more than once; give each "

@@ -6,16 +6,7 @@ import numpy as np
 import pytest
 
 from swarmvar.errors import InvalidState
-from swarmvar.models._online_agent import OnlineAgent
 from swarmvar.models.garch_t import GarchT
-from swarmvar.models.har_arch import HarArch
-from swarmvar.models.markov_switching import MarkovSwitching
-from swarmvar.models.score_driven import BetaSkewTEgarch
-
-
-@pytest.mark.parametrize("cls", [GarchT, HarArch, MarkovSwitching, BetaSkewTEgarch])
-def test_every_particle_agent_is_online(cls: type[OnlineAgent]) -> None:
-    assert issubclass(cls, OnlineAgent)
 
 
 def test_history_grows_past_its_buffer_in_order() -> None:

@@ -474,3 +474,19 @@ def test_a_groups_estimate_is_verified_once(tmp_path, sp500):
             assert all(c.available == 3 for c in rep.consensus)
             # three agents x two levels, each signature verified once (twice before)
             assert len(calls) == 6 * k and len(set(calls)) == 6 * k
+
+
+def test_a_groups_seconds_that_are_not_times_are_left_out(tmp_path, sp500):
+    """Review: a group's ``seconds`` passed any float, so +inf from a bad host reached the
+    arbiter's PID, which refuses a non-finite beat time and stopped the run."""
+    from swarmvar.arbiter import Arbiter
+    from swarmvar.swarm.runtime import beat_seconds
+
+    assert beat_seconds({"a": 0.5, "b": float("inf"), "c": float("nan"), "d": -1.0,
+                         "e": True, "f": "x", "g": 2}) == 2.5
+
+    def bad_clock(g0: Any, g1: Any, memory: dict[str, Any]) -> Any:
+        return dc.replace(g1, seconds={"agents": float("inf"), "combine": float("nan")})
+
+    reports, _ = _run(tmp_path, sp500, bad_clock, observers=(Arbiter(),))
+    assert len(reports) == BEATS and all(r.consensus for r in reports)

@@ -80,8 +80,8 @@ def replay_command(
         se = "n/a" if math.isnan(s.difference_se) else f"{s.difference_se:.3f}"
         console.print(f"trained minus the design's model: {s.auc_trained - s.auc_seed:+.3f} "
                       f"(DeLong se {se}; it takes beats as independent, too small for "
-                      "clustered breaches; benchmarks/bench_arbiter.py gives a block-bootstrap "
-                      "interval)")
+                      "clustered breaches; swarmvar.arbiter.block_bootstrap_auc_difference gives a "
+                      "block-bootstrap interval)")
     used = ("its threat model, retrained every 250 beats (last version "
             f"{arbiter.model.version[:8]})" if retrain else "the design's fixed model")
     console.print(f"threats the arbiter used ({used}): AUC {report.used_auc:.3f} on the "

@@ -347,12 +347,17 @@ class OwnSignatures:
                 if len(self._public) >= self._limit:
                     self._public.clear()
                 self._public[id(private_key)] = held
-            self._made[signature] = (message, held[1])
-            while len(self._made) > self._limit:
-                oldest = next(iter(self._made))
-                del self._made[oldest]
-                self._fields.pop(oldest, None)
+            self._remember_locked(signature, message, held[1])
         return signature
+
+    def _remember_locked(self, signature: bytes, message: bytes, public_raw: bytes) -> None:
+        """Keep ``signature`` over ``message`` by ``public_raw``, the oldest dropped past
+        the limit (the caller holds the lock)."""
+        self._made[signature] = (message, public_raw)
+        while len(self._made) > self._limit:
+            oldest = next(iter(self._made))
+            del self._made[oldest]
+            self._fields.pop(oldest, None)
 
     def message(self, estimate: Estimate) -> bytes | None:
         """The bytes signed for ``estimate`` if it is built of the very field objects this
@@ -408,11 +413,7 @@ class OwnSignatures:
         verifying again; any other bytes or key are verified as always.
         """
         with self._lock:
-            self._made[signature] = (message, public_raw)
-            while len(self._made) > self._limit:
-                oldest = next(iter(self._made))
-                del self._made[oldest]
-                self._fields.pop(oldest, None)
+            self._remember_locked(signature, message, public_raw)
 
 
 def sign_estimate(estimate: Estimate, private_key: Ed25519PrivateKey, *,

@@ -177,10 +177,6 @@ class GarchT(OnlineAgent):
         """Absorb one return by IBIS; the log predictive density of ``r`` before absorbing it."""
         x = self._check_return(r)
         self._require_fitted()
-        return self._absorb(x)[0]
-
-    def _absorb(self, x: float) -> tuple[float, bool]:
-        """:meth:`update` of a checked return; also whether the particles were moved."""
         th, h = self._theta, self._cloud.h
         e = x - th.mu
         ee = e * e
@@ -201,8 +197,7 @@ class GarchT(OnlineAgent):
         if w_sum * w_sum / float(w @ w) < self.ess_threshold * self.particles:
             moved, self._acceptance = smc.rejuvenate(self._returns, cloud, self._logw, self._rng)
             self._set_cloud(moved, np.zeros(self.particles))
-            return pred, True
-        return pred, False
+        return pred
 
     def _particle_set(self) -> tuple[lik.Theta, TQuantileCache]:
         return self._theta, self._quantiles

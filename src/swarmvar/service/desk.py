@@ -52,7 +52,6 @@ append syncs in other processes' later beats).
 from __future__ import annotations
 
 import copy
-import inspect
 import json
 import logging
 import re
@@ -82,7 +81,7 @@ from ..models import canonical_name
 from ..swarm import BeatInput, PortfolioConfig, PortfolioSwarm, RoleConfig
 from ..swarm.consensus import SWARM_POLICY
 from ..swarm.record import consensus_record
-from ..swarm.runtime import BeatObserver
+from ..swarm.runtime import BeatObserver, beat_seconds, takes_seconds
 from ..types import Action, BeatReport, Decision
 
 log = logging.getLogger("swarmvar.service")
@@ -216,13 +215,6 @@ def _estimate_record(e: Any) -> dict[str, Any]:
     return d
 
 
-def beat_seconds(timings: Mapping[str, float]) -> float:
-    """A beat's measured compute time, seconds: the sum of its own timings (the agents'
-    update + forecast, refits, signing + combine), what ``swarmvar run`` gives the arbiter."""
-    return float(sum(v for v in timings.values()
-                     if isinstance(v, (int, float)) and not isinstance(v, bool)))
-
-
 def _recorded_seconds(value: Any) -> float | None:
     """A tick entry's ``beat_seconds`` (None when absent or not a time: older entries)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -238,14 +230,6 @@ def _mark_of(line: bytes) -> dict[str, Any] | None:
     except ValueError:
         return None
     return mark if isinstance(mark, dict) else None
-
-
-def _takes_seconds(call: Callable[..., Any]) -> bool:
-    """Whether an observer's ``observe``/``replay`` accepts ``beat_seconds=``."""
-    try:
-        return "beat_seconds" in inspect.signature(call).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def check_returns(items: Sequence[DatedReturn], what: str) -> None:
@@ -602,7 +586,7 @@ class Desk:
                     continue  # in the checkpoint it was restored from
                 replay = getattr(obs, "replay", None)
                 call = replay if callable(replay) else call
-            if seconds is not None and _takes_seconds(call):
+            if seconds is not None and takes_seconds(call):
                 out.extend(call(report, beat_seconds=seconds))  # type: ignore[call-arg]
             else:
                 out.extend(call(report))

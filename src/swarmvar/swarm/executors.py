@@ -171,8 +171,6 @@ def _serve(conn: Any, parent: int) -> None:
     forked later holds the parent's end of this pipe, so the end of the pipe
     alone would never come and the worker would outlive the run.
     """
-    import os
-
     shard = Shard()
     while True:
         try:
@@ -200,8 +198,6 @@ def _watch_parent(parent: int, every: float = 1.0) -> None:
     A process pool's workers wait on their call queue and never learn that the run died,
     so without this they would outlive it, one per forager.
     """
-    import os
-    import threading
     import time
 
     def watch() -> None:

@@ -1345,12 +1345,12 @@ class Swarm:
         self._sandbox_verdicts(name, tick, outcome)
         decisions: list[Decision] = []
         # the beat's time: the pacer's measure when paced, else its compute time
-        seconds = paced[0] if paced is not None else float(sum(outcome.seconds.values()))
+        seconds = paced[0] if paced is not None else beat_seconds(outcome.seconds)
         if paced is not None and paced[1]:
             report = dataclasses.replace(report, late=True)
         timed = False
         for obs in self.observers:
-            if _takes_seconds(obs):  # the arbiter's PID wants the beat's time
+            if takes_seconds(obs.observe):  # the arbiter's PID wants the beat's time
                 timed = True
                 decisions.extend(obs.observe(report, beat_seconds=seconds))  # type: ignore[call-arg]
             else:
@@ -1627,14 +1627,26 @@ def _restore_host(executor: Executor, configs: Sequence[PortfolioConfig],
         future.set_exception(exc)
 
 
-def _takes_seconds(observer: Any) -> bool:
-    """Whether ``observer.observe`` accepts ``beat_seconds=`` (the arbiter's does)."""
+def takes_seconds(call: Callable[..., Any]) -> bool:
+    """Whether an observer's ``observe`` (or ``replay``) accepts ``beat_seconds=`` (the
+    arbiter's does)."""
     import inspect
 
     try:
-        return "beat_seconds" in inspect.signature(observer.observe).parameters
+        return "beat_seconds" in inspect.signature(call).parameters
     except (TypeError, ValueError):
         return False
+
+
+def beat_seconds(timings: Mapping[str, object]) -> float:
+    """A beat's measured compute time, seconds: the sum of its own timings (the agents'
+    update + forecast, refits, signing + combine) that are times (finite, >= 0; a host's
+    value that is not is left out). What the arbiter's PID is given."""
+    import math
+
+    return float(sum(float(v) for v in timings.values()
+                     if isinstance(v, (int, float)) and not isinstance(v, bool)
+                     and math.isfinite(v) and v >= 0))
 
 
 # --- plain-JSON forms ------------------------------------------------------------------

@@ -42,6 +42,7 @@ portfolio before spreading); the method says so. This floor is the swarm's
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -194,8 +195,8 @@ class SpreadConsensus(PortfolioSwarm):
             for e in vetted.estimates:
                 signed[e.alpha, e.agent_id] = e
             refusals.update(vetted.refused)
-            for k, v in part.seconds.items():
-                if isinstance(v, float):
+            for k, v in part.seconds.items():  # a time: finite, >= 0 (a group says it)
+                if isinstance(v, float) and math.isfinite(v) and v >= 0:
                     seconds[k] = max(seconds.get(k, 0.0), v)  # the groups ran in parallel
         for a in lost:
             rejected[a] = HOST_LOST
@@ -445,8 +446,6 @@ def _whole(consensus: Sequence[Consensus], alphas: Sequence[float]) -> bool:
 
 def _validation_record(validation: Mapping[str, Mapping[float, object]]) -> RoleRecord:
     """The builders' record, as an unspread beat writes it."""
-    import math
-
     return RoleRecord("builder", "validation", (), {
         row: {f"{a:g}": {k: (None if isinstance(x, float) and not math.isfinite(x) else x)
                          for k, x in dataclasses.asdict(v).items()}  # type: ignore[call-overload]

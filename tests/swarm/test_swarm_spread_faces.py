@@ -1,8 +1,7 @@
 """Spread (``Swarm(spread=K)``) beyond the Python API: Ray's shards enforce spread <= hosts
 as the local workers do; a spread swarm runs under the mesh (``swarmvar run --mesh --spread
-K``: the node takes the spread portfolio's beats); the service's desk runs every portfolio
-whole in its process, so it refuses a spread clearly (``swarmvar serve`` has no such
-option)."""
+K``: the node takes the spread portfolio's beats). The service's desk runs every portfolio
+whole in its process; its refusal of ``--spread`` is in tests/service/test_serve.py."""
 
 from __future__ import annotations
 
@@ -101,16 +100,3 @@ def test_a_spread_swarm_feeds_its_mesh_node_every_beat(tmp_path: Path, sp500: ob
                   if e.kind == "consensus" and "beat" in e.data]
     assert groups == [["sp500#g0", "sp500#g1"]] * beats
 
-
-def test_the_service_desk_refuses_a_spread(tmp_path: Path) -> None:
-    from swarmvar.service.desk import Desk
-
-    for bad in (2, 3, 0, True, 1.5):
-        with Ledger.open(tmp_path / "ledger") as ledger, pytest.raises(
-                InvalidParameter, match=r"spread .*swarmvar run --spread"):
-            Desk(ledger, tmp_path, spread=bad)  # type: ignore[arg-type]
-    with Ledger.open(tmp_path / "ledger") as ledger:
-        assert Desk(ledger, tmp_path, spread=1).portfolios() == []
-    res = CliRunner().invoke(build_app(), ["serve", "--home", str(tmp_path / "s"),
-                                           "--spread", "2"])
-    assert res.exit_code == 2 and "--spread" in res.output

@@ -49,6 +49,7 @@ def serve(
     refit_every: Annotated[int, typer.Option(help="beats between refits")] = 20,
     arbiter: Annotated[bool, typer.Option(help="run the arbiter on every beat")] = True,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+    spread: Annotated[str | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Serve the HTTP API (/v1, OpenAPI at /docs), the live dashboard and Prometheus /metrics."""
     import uvicorn
@@ -56,6 +57,12 @@ def serve(
     from ..service.config import CONFIG_ENV, ServiceConfig
     from ..service.keys import KeyFile
 
+    if spread is not None:  # `swarmvar run --spread K` users: say where spread runs
+        raise typer.BadParameter(
+            f"{spread!r}: swarmvar serve runs each portfolio whole in one process "
+            "(its workers and replicas replay each other's beats from the ledger), so it has "
+            "no --spread; spread a portfolio's agents over hosts with "
+            "`swarmvar run --spread K --workers K`", param_hint="'--spread'")
     if (certfile is None) != (keyfile is None):
         raise typer.BadParameter("TLS needs both --certfile and --keyfile")
     for p in (certfile, keyfile):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+
+from ..errors import InvalidParameter
 
 #: Environment variable carrying the configuration to uvicorn worker processes.
 CONFIG_ENV = "SWARMVAR_SERVICE_CONFIG"
@@ -55,6 +57,11 @@ class ServiceConfig:
         if not raw:
             return cls()
         d = json.loads(raw)
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:  # e.g. "spread": the desk runs each portfolio whole in its process
+            raise InvalidParameter(
+                f"{CONFIG_ENV} has unknown settings {', '.join(unknown)}; set the service's "
+                "options on `swarmvar serve` (see `swarmvar serve --help`)")
         return cls(home=Path(d["home"]), db=d["db"],
                    keys=None if d["keys"] is None else Path(d["keys"]),
                    agents=tuple(d["agents"]), alphas=tuple(d["alphas"]),

@@ -257,6 +257,10 @@ class Desk:
     Every read first syncs with the ledger (one size query when nothing is
     new), so any process answers with every beat recorded so far.
 
+    The desk runs every portfolio whole in this process (each process replays the others'
+    beats from the ledger): a portfolio's agents are not spread over hosts here
+    (``swarmvar run --spread K`` does that).
+
     Parameters
     ----------
     ledger : Ledger
@@ -272,15 +276,11 @@ class Desk:
     clock : wall time of entries (default: the system clock, UTC).
     checkpoint_every : beats of a portfolio between checkpoints of the observers' states
         (the arbiter's) in ``<home>``'s state store; restored by a desk started there.
-    spread : agent groups per portfolio on separate hosts; only 1. The desk runs every
-        portfolio whole in this process (each process replays the others' beats from the
-        ledger), so a portfolio's agents cannot be spread over hosts here: ``swarmvar run
-        --spread K`` does that.
 
     Raises
     ------
     InvalidParameter
-        ``spread`` is not 1, or ``checkpoint_every`` is not a whole number >= 1.
+        ``checkpoint_every`` is not a whole number >= 1.
     """
 
     def __init__(self, ledger: Ledger, home: str | Path, *,
@@ -289,13 +289,7 @@ class Desk:
                  window: int = 1000, refit_every: int = 20, seed: int = 0,
                  observers: Sequence[BeatObserver] = (),
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 checkpoint_every: int = 250, spread: int = 1):
-        if isinstance(spread, bool) or spread != 1:
-            raise InvalidParameter(
-                f"spread {spread!r}: the service desk runs each portfolio whole in its own "
-                "process (its replicas replay each other's beats from the ledger), so it "
-                "cannot spread a portfolio's agents over hosts; use spread 1 here, or run "
-                "the swarm with `swarmvar run --spread K --workers K`")
+                 checkpoint_every: int = 250):
         if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) \
                 or checkpoint_every < 1:
             raise InvalidParameter(f"checkpoint_every must be a whole number >= 1 of beats, "

@@ -151,7 +151,11 @@ class JointAgent(Agent):
 
     def book_positions(self) -> FloatArray:
         """The positions ``forecast`` reports on (equal weights summing to one if none given)."""
-        n = self.n_assets
+        return self._positions_for(self.n_assets)
+
+    def _positions_for(self, n: int) -> FloatArray:
+        """``positions`` as an ``(n,)`` array, equal weights ``1 / n`` if none are given;
+        raises :class:`InvalidParameter` unless there is one per asset."""
         if not self.positions:
             return np.full(n, 1.0 / n)
         if len(self.positions) != n:

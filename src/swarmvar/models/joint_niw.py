@@ -275,13 +275,9 @@ class NormalInverseWishart(JointAgent):
     def _book(self) -> FloatArray:
         """The direction the book evidence projects on: the positions over their largest
         (the scale does not change the weights), equal weights if none are given."""
-        n = self._n
+        p = self._positions_for(self._n)
         if not self.positions:
-            return np.full(n, 1.0 / n)
-        if len(self.positions) != n:
-            raise InvalidParameter(f"{self.name} has {len(self.positions)} positions for {n} "
-                                   "assets; give one per asset")
-        p = np.asarray(self.positions, dtype=float)
+            return p
         top = float(np.abs(p).max())
         if not top > 0:
             raise InvalidParameter(f"{self.name}'s positions are all zero: the book evidence "

@@ -65,6 +65,37 @@ def test_each_beats_seconds_reach_the_pid_and_the_ledger(tmp_path: Path) -> None
     assert other.checkpoint_state("s") == arbiter.checkpoint_state("s")
 
 
+def test_observers_signatures_are_read_once_not_per_beat(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether an observer takes ``beat_seconds`` is looked up when the desk gets it (its
+    ``observe`` and its ``replay``), not on each beat nor on each replayed beat; the
+    seconds still reach it on both."""
+    import swarmvar.service.desk as desk_module
+
+    looked: list[object] = []
+    real = desk_module.takes_seconds
+
+    def counted(call: Any) -> bool:
+        looked.append(call)
+        return real(call)
+
+    monkeypatch.setattr(desk_module, "takes_seconds", counted)
+    rng = np.random.default_rng(6)
+    hist = [DatedReturn(date(2021, 1, 1) + timedelta(days=i), float(rng.normal(0, 0.01)))
+            for i in range(60)]
+    arbiter = _Timed()
+    desk = Desk(Ledger.open(tmp_path), tmp_path, observers=(arbiter,))
+    assert len(looked) == 2  # observe and replay, once
+    desk.create("s", hist, key_id="k")
+    desk.ingest("s", [DatedReturn(date(2023, 1, 1) + timedelta(days=i), 0.002 * i)
+                      for i in range(5)], key_id="k")
+    assert len(looked) == 2 and sorted(arbiter.seconds) == [1, 2, 3, 4, 5]
+    assert all(v is not None for v in arbiter.seconds.values())
+    other = _Timed()
+    Desk(Ledger.open(tmp_path), tmp_path / "elsewhere", observers=(other,))  # replays 5 beats
+    assert len(looked) == 4 and other.checkpoint_state("s") == arbiter.checkpoint_state("s")
+
+
 def _h(key: str) -> dict[str, str]:
     return {"X-API-Key": key}
 

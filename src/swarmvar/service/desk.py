@@ -232,6 +232,33 @@ def _mark_of(line: bytes) -> dict[str, Any] | None:
     return mark if isinstance(mark, dict) else None
 
 
+@dataclass(frozen=True)
+class _Attached:
+    """An observer with its calls looked up once, when the desk gets it: ``observe``, and
+    ``replay`` for recorded beats (its ``replay`` if it has one, else ``observe``), each
+    with whether it takes ``beat_seconds=`` (the arbiter's PID does)."""
+
+    observer: BeatObserver
+    observe: Callable[..., Iterable[Decision]]
+    observe_seconds: bool
+    replay: Callable[..., Iterable[Decision]]
+    replay_seconds: bool
+
+    @classmethod
+    def of(cls, obs: BeatObserver) -> _Attached:
+        replay = getattr(obs, "replay", None)
+        again = replay if callable(replay) else obs.observe
+        return cls(obs, obs.observe, takes_seconds(obs.observe), again, takes_seconds(again))
+
+    def __call__(self, report: BeatReport, seconds: float | None, again: bool
+                 ) -> Iterable[Decision]:
+        call, timed = ((self.replay, self.replay_seconds) if again
+                       else (self.observe, self.observe_seconds))
+        if seconds is not None and timed:
+            return call(report, beat_seconds=seconds)
+        return call(report)
+
+
 def check_returns(items: Sequence[DatedReturn], what: str) -> None:
     """Finite returns above -100% in strictly increasing date order, else InvalidReturns."""
     for i, it in enumerate(items):
@@ -304,6 +331,7 @@ class Desk:
         self.refit_every = refit_every
         self.seed = seed
         self.observers = tuple(observers)
+        self._attached = tuple(_Attached.of(obs) for obs in self.observers)
         self._clock = clock
         self._lock = threading.RLock()
         self._books: dict[str, _Book] = {}
@@ -573,17 +601,10 @@ class Desk:
         them (the arbiter's PID). ``again``: a recorded beat replayed (their ``replay``
         when they have one; an observer restored from a checkpoint past it skips it)."""
         out: list[Decision] = []
-        for i, obs in enumerate(self.observers):
-            call = obs.observe
-            if again:
-                if report.seq <= self._restored.get((report.portfolio, i), 0):
-                    continue  # in the checkpoint it was restored from
-                replay = getattr(obs, "replay", None)
-                call = replay if callable(replay) else call
-            if seconds is not None and takes_seconds(call):
-                out.extend(call(report, beat_seconds=seconds))  # type: ignore[call-arg]
-            else:
-                out.extend(call(report))
+        for i, attached in enumerate(self._attached):
+            if again and report.seq <= self._restored.get((report.portfolio, i), 0):
+                continue  # in the checkpoint it was restored from
+            out.extend(attached(report, seconds, again))
         return tuple(out)
 
     def _stateful(self) -> list[tuple[int, str, Any]]:

@@ -323,11 +323,9 @@ class NormalInverseWishart(JointAgent):
         if self._grid.size == 1:
             dens = self.log_predictive(x)
         else:
-            kappa0, nu0, psi0 = self._prior()
-            scores = _t_scores(np.broadcast_to(x, self._sx.shape), self._w, self._sx,
-                               self._sxx, kappa0, nu0, psi0)
-            dens = float(_logsumexp(scores + self._log_weights()))
+            dens, scores = self._mixture_score(x)
             if self.evidence == "book":
+                kappa0, nu0, psi0 = self._prior()
                 p = self._book()
                 scores = _book_t_scores(np.full(self._grid.size, x @ p), self._w, self._sx @ p,
                                         np.einsum("gij,i,j->g", self._sxx, p, p), kappa0, nu0,
@@ -339,13 +337,18 @@ class NormalInverseWishart(JointAgent):
         self._sxx = lam[:, None, None] * self._sxx + np.outer(x, x)
         return dens
 
+    def _mixture_score(self, x: FloatArray) -> tuple[float, FloatArray]:
+        """``log sum_g pi_g p_g(x)`` of ``x`` ``(N,)`` under the grid's mixture, and each
+        point's multivariate-t log density ``log p_g(x)`` ``(G,)``."""
+        kappa0, nu0, psi0 = self._prior()
+        scores = _t_scores(np.broadcast_to(x, self._sx.shape), self._w, self._sx, self._sxx,
+                           kappa0, nu0, psi0)
+        return float(_logsumexp(scores + self._log_weights())), scores
+
     def log_predictive(self, x: FloatArray) -> float:
         """Log density of the one-day predictive at ``x`` ``(N,)`` (the mixture over the grid)."""
         if self._grid.size > 1:
-            kappa0, nu0, psi0 = self._prior()
-            scores = _t_scores(np.broadcast_to(x, self._sx.shape), self._w, self._sx,
-                               self._sxx, kappa0, nu0, psi0)
-            return float(_logsumexp(scores + self._log_weights()))
+            return self._mixture_score(x)[0]
         m, kappa, nu, psi = self.posterior(0)
         n = self._n
         df = nu - n + 1

@@ -89,6 +89,24 @@ def test_the_book_evidence_is_the_sum_of_the_t_marginals_along_the_positions() -
     np.testing.assert_allclose(agent.log_evidence(), ref.sum(axis=1), rtol=1e-10)
 
 
+def test_the_book_evidence_follows_positions_changed_between_updates() -> None:
+    x = np.random.default_rng(9).multivariate_normal(np.zeros(3), SIGMA, size=70)
+    p1, p2 = np.array([0.5, -0.3, 0.2]), np.array([-1.0, 2.0, 4.0])
+    lams = (0.9, 0.99)
+    agent = NormalInverseWishart(lams=lams, evidence="book", evidence_forgetting=1.0,
+                                 positions=tuple(p1)).fit(x[:50])
+    agent.update(x[50])  # the first direction, now cached
+    agent.positions = tuple(p2)
+    for row in x[51:]:
+        agent.update(row)
+    ref1 = np.array([_scipy_scores(x[:51], lam, p1 / 0.5) for lam in lams]).sum(axis=1)
+    ref2 = np.array([_scipy_scores(x, lam, p2 / 4.0)[51:] for lam in lams]).sum(axis=1)
+    np.testing.assert_allclose(agent.log_evidence(), ref1 + ref2, rtol=1e-10)
+    agent.positions = (0.0, 0.0, 0.0)
+    with pytest.raises(InvalidParameter, match="all zero"):
+        agent.update(x[0])
+
+
 @pytest.mark.parametrize("evidence", ["assets", "book"])
 def test_after_a_volatility_break_the_mass_moves_to_shorter_memories(evidence: str) -> None:
     rng = np.random.default_rng(1)

@@ -195,6 +195,7 @@ class NormalInverseWishart(JointAgent):
         self.kappa0, self.prior_vol = float(kappa0), float(prior_vol)
         self.draws, self.paths = int(draws), int(paths)
         self.positions = self._set_positions(positions)
+        self._book_cache: tuple[tuple[int, tuple[float, ...]], FloatArray] | None = None
 
     @property
     def grid(self) -> tuple[float, ...]:
@@ -274,16 +275,25 @@ class NormalInverseWishart(JointAgent):
 
     def _book(self) -> FloatArray:
         """The direction the book evidence projects on: the positions over their largest
-        (the scale does not change the weights), equal weights if none are given."""
-        p = self._positions_for(self._n)
-        if not self.positions:
-            return p
-        top = float(np.abs(p).max())
-        if not top > 0:
-            raise InvalidParameter(f"{self.name}'s positions are all zero: the book evidence "
-                                   "(evidence='book') needs exposure; give positions, "
-                                   "evidence='assets' or one lam")
-        return p / top
+        (the scale does not change the weights), equal weights if none are given.
+
+        Built once per ``(asset count, positions)`` and kept read-only: a fit or
+        a restored state with another asset count, or new ``positions``, rebuild it.
+        """
+        key = (self._n, self.positions)
+        if self._book_cache is None or self._book_cache[0] != key:
+            p = self._positions_for(self._n)
+            if self.positions:
+                top = float(np.abs(p).max())
+                if not top > 0:
+                    raise InvalidParameter(
+                        f"{self.name}'s positions are all zero: the book evidence "
+                        "(evidence='book') needs exposure; give positions, evidence='assets' "
+                        "or one lam")
+                p = p / top
+            p.flags.writeable = False
+            self._book_cache = (key, p)
+        return self._book_cache[1]
 
     def _book_history_scores(self, x: FloatArray, lam: float) -> FloatArray:
         """Log predictive ``(T,)`` of each day's book P&L ``p'x_t`` given the days before it."""

@@ -11,14 +11,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from swarmvar.arbiter import Arbiter
 from swarmvar.errors import InvalidParameter
 from swarmvar.ledger import Ledger
 from swarmvar.service import ServiceConfig, create_app
-from swarmvar.service.desk import MARK_PREFIX, OBSERVER_PREFIX, DatedReturn, Desk
+from swarmvar.service.desk import OBSERVER_PREFIX, CheckpointMark, DatedReturn, Desk
 from swarmvar.types import Action, BeatReport, Decision
 
 from .conftest import Keys, TestClient, day, history
@@ -149,10 +149,11 @@ def test_a_restarted_service_restores_its_arbiter(tmp_path: Path,
     db = Database(tmp_path)  # a checkpoint of another ledger: its tick's hash differs
     try:
         store = StateStore(db)
-        mark = json.loads(store.get(MARK_PREFIX + "book"))
-        store.put(MARK_PREFIX + "book", json.dumps({**mark, "hash": "00" * 32}).encode(),
-                  now=0.0)
-        assert store.get(f"{OBSERVER_PREFIX}arbiter:book")
+        key = f"{OBSERVER_PREFIX}arbiter:book"
+        marked = CheckpointMark.split(store.get(key))
+        assert marked is not None and marked[0].seq == 250
+        forged = CheckpointMark(marked[0].seq, marked[0].index, "00" * 32)
+        store.put(key, forged.line() + b"\n" + marked[1], now=0.0)
     finally:
         db.close()
     with TestClient(create_app(cfg)) as c:
@@ -183,8 +184,8 @@ def test_a_corrupted_checkpoint_is_ignored_not_fatal(tmp_path: Path) -> None:
         db = Database(tmp_path)
         try:
             store = StateStore(db)
-            assert json.loads(store.get(MARK_PREFIX + "s"))["seq"] == 6
             blob = store.get(f"{OBSERVER_PREFIX}arbiter:s")
+            assert _seq_of(blob) == 6
             store.put(f"{OBSERVER_PREFIX}arbiter:s", blob[:-1] + bytes([blob[-1] ^ 1]), now=0.0)
         finally:
             db.close()
@@ -206,40 +207,69 @@ def test_checkpoint_every_is_checked(value: Any) -> None:
                 Desk(ledger, "/nonexistent-home", checkpoint_every=value)
 
 
+def _seq_of(blob: bytes) -> int:
+    marked = CheckpointMark.split(blob)
+    assert marked is not None
+    return marked[0].seq
+
+
 def _current_and_previous(store: Any, key: str) -> tuple[bytes, bytes]:
     v = store.ref(key).version
     return store.get(key), store.get(key, v - 1)
 
 
-def test_a_checkpoints_marker_and_states_must_agree(tmp_path: Path) -> None:
-    """Marker and observer state read from two different checkpoints (a worker restarting
-    while another writes one, or a state left from a run without the marker's observer):
-    the arbiter is not restored at the marker's beat (it would replay beats it holds, or
-    skip beats it lacks) but replays every beat, to the state of an uninterrupted one."""
+def _put(home: Path, states: dict[str, bytes]) -> None:
+    from swarmvar.evolution import Database, StateStore
+
+    db = Database(home)
+    try:
+        StateStore(db).put_many(states, now=0.0)
+    finally:
+        db.close()
+
+
+def test_each_state_is_restored_at_its_own_mark(tmp_path: Path) -> None:
+    """A state and the beat it was taken at are one stored value: a restarting desk restores
+    the arbiter at its state's own mark, whatever a marker key of an older desk says (from
+    another checkpoint: a worker restarting while another wrote the next one), and replays
+    the beats after it - to the state of an uninterrupted arbiter. Control: a state whose
+    mark names another beat than the one it was taken at ends elsewhere, so the match is no
+    accident. A state without a mark (an older desk's format) is not restored: every beat
+    replays."""
     from swarmvar.evolution import Database, StateStore
 
     with Ledger.open(tmp_path) as ledger:
         a = _checkpointed(ledger, tmp_path, 3, lambda rng, i: float(rng.normal(0, 0.02)))
         want = a.checkpoint_state("s")
-        mark_key, state_key = MARK_PREFIX + "s", f"{OBSERVER_PREFIX}arbiter:s"
+        state_key, old_marker = f"{OBSERVER_PREFIX}arbiter:s", "desk-mark:s"
         db = Database(tmp_path)
         try:
-            store = StateStore(db)
-            mark6, mark3 = _current_and_previous(store, mark_key)
-            state6, state3 = _current_and_previous(store, state_key)
-            assert json.loads(mark3)["seq"] == 3 and json.loads(mark6)["seq"] == 6
+            state6, state3 = _current_and_previous(StateStore(db), state_key)
         finally:
             db.close()
-        for mark, state in ((mark3, state6), (mark6, state3)):
-            db = Database(tmp_path)
-            try:
-                StateStore(db).put_many({mark_key: mark, state_key: state}, now=0.0)
-            finally:
-                db.close()
+        assert (_seq_of(state3), _seq_of(state6)) == (3, 6)
+        marks = {n: CheckpointMark.split(b) for n, b in ((3, state3), (6, state6))}
+
+        def restarted() -> tuple[Arbiter, dict[tuple[str, int], int]]:
             b = Arbiter(record_decisions=False)
             again = Desk(ledger, tmp_path, observers=(b,), checkpoint_every=3)
-            assert b.checkpoint_state("s") == want, again._restored
-            assert again._restored == {}
+            return b, again._restored
+
+        for state, other in ((state6, 3), (state3, 6)):
+            mark = marks[other]
+            assert mark is not None
+            _put(tmp_path, {state_key: state, old_marker: mark[0].line()})
+            b, restored = restarted()
+            assert restored == {("s", 0): _seq_of(state)}
+            assert b.checkpoint_state("s") == want
+        m3, m6 = marks[3], marks[6]
+        assert m3 is not None and m6 is not None
+        _put(tmp_path, {state_key: m3[0].line() + b"\n" + m6[1]})  # mark 3, taken at 6
+        b, restored = restarted()
+        assert restored == {("s", 0): 3} and b.checkpoint_state("s") != want
+        _put(tmp_path, {state_key: m6[1]})  # no mark line
+        b, restored = restarted()
+        assert restored == {} and b.checkpoint_state("s") == want
 
 
 class _Seen:
@@ -294,8 +324,70 @@ def test_a_batchs_beats_reach_the_observers_in_order(tmp_path: Path) -> None:
         db = Database(tmp_path)
         try:
             store = StateStore(db)
-            assert json.loads(store.get(MARK_PREFIX + "s"))["seq"] == 2
-            state = store.get(f"{OBSERVER_PREFIX}seen:s")
+            marked = CheckpointMark.split(store.get(f"{OBSERVER_PREFIX}seen:s"))
         finally:
             db.close()
-        assert json.loads(state.partition(b"\n")[2] or state) == [1, 2]
+        assert marked is not None and marked[0].seq == 2 and json.loads(marked[1]) == [1, 2]
+
+
+class _Seen2(_Seen):
+    state_key = "seen2"
+
+
+def test_states_from_two_checkpoints_each_replay_in_full(tmp_path: Path) -> None:
+    """Two observers' states read across two checkpoints (one from beat 6, the other from
+    beat 3, as a worker restarting while another writes could read them): each is restored
+    at its own mark and sees exactly the beats after it - none twice, none missed."""
+    from swarmvar.evolution import Database, StateStore
+
+    rng = np.random.default_rng(8)
+    hist = [DatedReturn(date(2021, 1, 1) + timedelta(days=i), float(rng.normal(0, 0.01)))
+            for i in range(60)]
+    beats = [DatedReturn(date(2023, 1, 1) + timedelta(days=i), 0.001 * i) for i in range(7)]
+    with Ledger.open(tmp_path) as ledger:
+        desk = Desk(ledger, tmp_path, observers=(_Seen(0, None), _Seen2(0, None)),
+                    checkpoint_every=3)
+        desk.create("s", hist, key_id="k")
+        desk.ingest("s", beats, key_id="k")
+        key2 = f"{OBSERVER_PREFIX}seen2:s"
+        db = Database(tmp_path)
+        try:
+            store = StateStore(db)
+            _, older = _current_and_previous(store, key2)
+            store.put(key2, older, now=0.0)  # observer 2 from the checkpoint at beat 3
+            assert _seq_of(store.get(f"{OBSERVER_PREFIX}seen:s")) == 6
+        finally:
+            db.close()
+        a, b = _Seen(0, None), _Seen2(0, None)
+        again = Desk(ledger, tmp_path, observers=(a, b), checkpoint_every=3)
+        assert again._restored == {("s", 0): 6, ("s", 1): 3}
+        assert a.seen == b.seen == list(range(1, 8))
+
+
+_VALUES = st.one_of(st.integers(-2, 2**40), st.booleans(), st.none(), st.floats(-1, 9),
+                   st.text(alphabet="0123456789abcdefABCDEF", min_size=63, max_size=65))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200), st.dictionaries(st.sampled_from(["seq", "index", "hash", "x"]),
+                                                _VALUES), st.binary(max_size=50))
+@example(b"", {"seq": 3, "index": 9, "hash": "ab" * 32}, b"{}")
+@example(b"", {"seq": True, "index": 9, "hash": "ab" * 32}, b"{}")
+@example(b"", {"seq": 3, "index": 9, "hash": "AB" * 32}, b"{}")
+def test_a_checkpoint_mark_reads_back_and_anything_else_is_no_mark(
+        junk: bytes, fields: dict[str, Any], state: bytes) -> None:
+    """A state's first line is its mark only when it is exactly {seq, index, hash} with
+    whole numbers >= 0 and a 64-digit lowercase hex hash; anything else is no mark (the
+    state is not restored), never an exception."""
+    head = json.dumps(fields).encode()
+    got = CheckpointMark.split(head + b"\n" + state)
+    ok = (set(fields) == {"seq", "index", "hash"}
+          and all(type(fields[k]) is int and fields[k] >= 0 for k in ("seq", "index"))
+          and isinstance(fields["hash"], str) and len(fields["hash"]) == 64
+          and fields["hash"] == fields["hash"].lower())
+    assert got == ((CheckpointMark(fields["seq"], fields["index"], fields["hash"]), state)
+                   if ok else None)
+    if got is not None:
+        assert CheckpointMark.split(got[0].line() + b"\n" + state) == got
+    assert CheckpointMark.split(head) is None  # a mark with no state after it
+    CheckpointMark.split(junk)  # never raises

@@ -37,14 +37,14 @@ given to it as ``beat_seconds`` (the PID's error against its pulse) and
 recorded in the tick's entry, so a process replaying the beat feeds it the
 same seconds (:meth:`~swarmvar.arbiter.Arbiter.replay`) and every process's
 arbiter moves alike. Its state (``checkpoint_state``) is checkpointed into
-the home's state store every ``checkpoint_every`` beats of a portfolio, with
-the ledger index and hash of that beat's tick entry (also written at the
-head of each observer's stored state); a desk started on the same home
-restores it and replays the arbiter only over the beats after it (a
-checkpoint that does not match the ledger, cannot be read, or whose state
-was taken at another beat than its marker - read while another process
-wrote the next one - is logged and ignored: the arbiter then replays every
-beat, as the ledger is the source of truth). Within one ingested batch the
+the home's state store every ``checkpoint_every`` beats of a portfolio,
+headed by its mark: the beat and the ledger index and hash of that beat's
+tick entry (:class:`CheckpointMark`), one stored value, so a state and the
+beat it was taken at are never read apart. A desk started on the same home
+restores each observer at its own mark and replays it only over the beats
+after it (a state whose mark is not on the ledger, that has no mark or
+cannot be read is logged and ignored: that observer then replays every beat,
+as the ledger is the source of truth). Within one ingested batch the
 observers see every beat before the batch's decisions are appended (that
 append syncs in other processes' later beats).
 """
@@ -87,12 +87,15 @@ from ..types import Action, BeatReport, Decision
 log = logging.getLogger("swarmvar.service")
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 MIN_HISTORY, MAX_HISTORY = 30, 10_000
 #: Beats kept in memory per portfolio for history, charts and rolling statistics.
 KEEP_BEATS = 5000
 _RETRIES = 200
-#: State-store keys of the desk's checkpoints: an observer's state, and where it stands.
-OBSERVER_PREFIX, MARK_PREFIX = "desk-observer:", "desk-mark:"
+#: State-store key prefix of the desk's checkpoints: ``<prefix><state_key>:<portfolio>``
+#: holds an observer's state, its :class:`CheckpointMark` on the first line. (Desks before
+#: this one also wrote a ``desk-mark:<portfolio>`` key repeating the mark; it is ignored.)
+OBSERVER_PREFIX = "desk-observer:"
 
 
 @dataclass(frozen=True)
@@ -223,13 +226,38 @@ def _recorded_seconds(value: Any) -> float | None:
     return v if np.isfinite(v) and v >= 0 else None
 
 
-def _mark_of(line: bytes) -> dict[str, Any] | None:
-    """The checkpoint mark (seq, index, hash) a stored observer state starts with, or None."""
-    try:
-        mark = json.loads(line)
-    except ValueError:
-        return None
-    return mark if isinstance(mark, dict) else None
+@dataclass(frozen=True)
+class CheckpointMark:
+    """Where a checkpointed observer state stands: after beat ``seq`` of its portfolio,
+    whose tick entry is at ledger ``index`` with hash ``hash`` (hex). Stored as the first
+    line of the state (one JSON object), so state and mark are written and read as one."""
+
+    seq: int
+    index: int
+    hash: str
+
+    def line(self) -> bytes:
+        return json.dumps({"seq": self.seq, "index": self.index, "hash": self.hash},
+                          sort_keys=True).encode()
+
+    @classmethod
+    def split(cls, blob: bytes) -> tuple[CheckpointMark, bytes] | None:
+        """The mark a stored state starts with and the observer's bytes after it; None
+        when the blob does not start with a mark line (a state written before states
+        carried their mark: its beat is unknown)."""
+        head, newline, body = blob.partition(b"\n")
+        try:
+            d = json.loads(head) if newline else None
+        except ValueError:
+            return None
+        if not isinstance(d, dict) or set(d) != {"seq", "index", "hash"}:
+            return None
+        seq, index, digest = d["seq"], d["index"], d["hash"]
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                   for v in (seq, index)) or not isinstance(digest, str) \
+                or not _HEX64.fullmatch(digest):
+            return None
+        return cls(seq, index, digest), body
 
 
 @dataclass(frozen=True)
@@ -628,17 +656,14 @@ class Desk:
 
     def _checkpoint(self, name: str, seq: int, row: Row) -> None:
         """Store the observers' states of ``name`` after its beat ``seq`` (every
-        ``checkpoint_every`` beats), with the ledger index and hash of the beat's tick
-        entry ``row``. A failed write is logged: the ledger can replay them."""
+        ``checkpoint_every`` beats), each headed by its mark: the ledger index and hash of
+        the beat's tick entry ``row``. A failed write is logged: the ledger can replay them."""
         stateful = self._stateful()
         if not stateful or seq % self.checkpoint_every:
             return
-        mark = json.dumps({"seq": seq, "index": int(row[0]), "hash": bytes(row[5]).hex()},
-                          sort_keys=True).encode()
-        # each state carries the mark it was taken at (one line, then the observer's bytes)
+        mark = CheckpointMark(seq, int(row[0]), bytes(row[5]).hex()).line()
         states = {f"{OBSERVER_PREFIX}{key}:{name}": mark + b"\n" + obs.checkpoint_state(name)
                   for _, key, obs in stateful}
-        states[MARK_PREFIX + name] = mark
         try:
             with self._state_store() as store:
                 store.put_many(states, now=self._clock().timestamp())
@@ -648,51 +673,68 @@ class Desk:
             log.warning("checkpoint of %s's observers at beat %d failed (%s); a restart "
                         "replays them from the ledger", name, seq, exc)
 
+    def _on_ledger(self, name: str, mark: CheckpointMark) -> bool:
+        """Whether ``mark`` is beat ``mark.seq`` of ``name`` on this ledger: a tick entry of
+        it at ``mark.index`` with hash ``mark.hash``."""
+        if mark.index >= self.ledger.store.size():
+            return False
+        rows = list(self.ledger.store.rows(mark.index, mark.index + 1))
+        if not rows or bytes(rows[0][5]).hex() != mark.hash:
+            return False
+        try:
+            tick = json.loads(rows[0][3])
+            details = tick["details"]
+            return bool(tick.get("type") == "tick" and details.get("portfolio") == name
+                        and int(details["seq"]) == mark.seq)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return False
+
     def _restore(self, book: _Book) -> None:
-        """Restore the observers' states of a portfolio from the home's last checkpoint
-        (at the start), if it stands on this ledger: its tick entry is there, same hash."""
+        """Restore each observer's state of a portfolio from the home's last checkpoint
+        of it (at the start), at the beat its own mark names, if that mark stands on this
+        ledger. An observer not restored replays every beat (the ledger is the truth)."""
         from ..evolution import UnknownState
 
         name = book.name
+        stateful = self._stateful()
+        blobs: dict[int, bytes] = {}
         try:
             with self._state_store() as store:
-                try:
-                    mark = json.loads(store.get(MARK_PREFIX + name))
-                except UnknownState:
-                    return  # never checkpointed here
-                blobs = {i: store.get(f"{OBSERVER_PREFIX}{key}:{name}")
-                         for i, key, _ in self._stateful()}
-            seq, index = int(mark["seq"]), int(mark["index"])
-            rows = (list(self.ledger.store.rows(index, index + 1))
-                    if 0 <= index < self.ledger.store.size() else [])
-            tick = json.loads(rows[0][3]) if rows else {}
-            if (not rows or bytes(rows[0][5]).hex() != mark["hash"]
-                    or tick.get("type") != "tick"
-                    or tick["details"].get("portfolio") != name
-                    or int(tick["details"]["seq"]) != seq):
-                log.warning("the checkpoint of %s's observers (beat %d) is not on this "
-                            "ledger; they replay every beat", name, seq)
-                return
-        except (SwarmVarError, OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("the checkpoint of %s's observers cannot be read (%s); they replay "
+                for i, key, _ in stateful:
+                    try:
+                        blobs[i] = store.get(f"{OBSERVER_PREFIX}{key}:{name}")
+                    except UnknownState:
+                        continue  # never checkpointed here
+        except (SwarmVarError, OSError) as exc:
+            log.warning("the checkpoints of %s's observers cannot be read (%s); they replay "
                         "every beat", name, exc)
             return
-        for i, key, obs in self._stateful():
-            taken_at, _, blob = blobs[i].partition(b"\n")
-            if _mark_of(taken_at) != {k: mark[k] for k in ("seq", "index", "hash")}:
-                # read across two checkpoints (another process wrote one meanwhile), or
-                # left from a checkpoint without the marker's: restoring it at the
-                # marker's beat would replay beats it holds or skip beats it lacks
-                log.warning("the %s state of %s was not taken at its checkpoint's beat %d; "
-                            "it replays every beat", key, name, seq)
+        for i, key, obs in stateful:
+            if i not in blobs:
+                continue
+            marked = CheckpointMark.split(blobs[i])
+            if marked is None:
+                log.warning("the %s state of %s has no checkpoint mark (written by an older "
+                            "desk, or damaged); it replays every beat", key, name)
+                continue
+            mark, state = marked
+            try:
+                standing = self._on_ledger(name, mark)
+            except (SwarmVarError, OSError) as exc:
+                log.warning("the checkpoint of %s's %s state cannot be checked (%s); it "
+                            "replays every beat", name, key, exc)
+                continue
+            if not standing:
+                log.warning("the %s state of %s (beat %d) is not on this ledger; it replays "
+                            "every beat", key, name, mark.seq)
                 continue
             try:
-                obs.restore_state(name, blob, agents=book.agents)
+                obs.restore_state(name, state, agents=book.agents)
             except SwarmVarError as exc:  # (a bad blob is refused before any change)
                 log.warning("the %s state of %s cannot be restored (%s); it replays every "
                             "beat", key, name, exc)
                 continue
-            self._restored[name, i] = seq
+            self._restored[name, i] = mark.seq
 
     def _new_book(self, details: Mapping[str, Any]) -> _Book:
         name = str(details["portfolio"])

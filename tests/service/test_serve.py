@@ -44,3 +44,47 @@ def test_the_service_refuses_a_spread(tmp_path: Path, session_keys: tuple[Path, 
         assert c.get("/v1/portfolios", headers={"X-API-Key": k.reader}).json() == []
     with Ledger.in_memory() as ledger, pytest.raises(TypeError, match="spread"):
         Desk(ledger, tmp_path, spread=2)  # type: ignore[call-arg]
+
+
+def test_checkpoint_every_reaches_the_desk(tmp_path: Path, session_keys: tuple[Path, Keys],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """``serve --checkpoint-every N`` is checked (a whole number >= 1, else a usage error
+    before anything is written) and carried to the workers' desk, which checkpoints the
+    arbiter every N beats (where a restart resumes it)."""
+    import uvicorn
+
+    from swarmvar.evolution import Database, StateStore
+    from swarmvar.service.desk import OBSERVER_PREFIX, CheckpointMark
+
+    for bad in ("0", "-3", "1.5", "x", ""):
+        res = CliRunner().invoke(build_app(), ["serve", "--home", str(tmp_path / "bad"),
+                                               "--checkpoint-every", bad])
+        assert res.exit_code == 2 and "--checkpoint-every" in res.output, (bad, res.output)
+    assert not (tmp_path / "bad").exists()
+    ran: list[dict[str, object]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: ran.append(kw))
+    monkeypatch.setenv(CONFIG_ENV, "")  # restored after the test (serve sets it)
+    path, k = session_keys
+    home = tmp_path / "home"
+    res = CliRunner().invoke(build_app(), ["serve", "--home", str(home), "--keys", str(path),
+                                           "--checkpoint-every", "4"])
+    assert res.exit_code == 0, res.output
+    assert len(ran) == 1 and ran[0]["factory"] is True
+    cfg = ServiceConfig.from_env()  # what each worker's app_from_env reads
+    assert cfg.checkpoint_every == 4 and cfg.home == home
+    with TestClient(create_app(cfg)) as c:
+        assert c.app.state.desk.checkpoint_every == 4  # type: ignore[attr-defined]
+        h = {"X-API-Key": k.writer}
+        assert c.post("/v1/portfolios", json={"name": "b", "history": history(60)},
+                      headers=h).status_code == 201
+        r = c.post("/v1/portfolios/b/returns", headers=h, json={"returns": [
+            {"date": f"2024-01-{i + 1:02d}", "return": 0.001 * i} for i in range(9)]})
+        assert r.status_code == 201, r.text
+    db = Database(home)
+    try:
+        store = StateStore(db)
+        key = f"{OBSERVER_PREFIX}arbiter:b"
+        marks = [CheckpointMark.split(store.get(key, v.version)) for v in store.versions(key)]
+    finally:
+        db.close()
+    assert sorted(m[0].seq for m in marks if m is not None) == [4, 8]

@@ -48,6 +48,9 @@ def serve(
         help="agents' fit window, returns (capped at a portfolio's history)")] = 1000,
     refit_every: Annotated[int, typer.Option(help="beats between refits")] = 20,
     arbiter: Annotated[bool, typer.Option(help="run the arbiter on every beat")] = True,
+    checkpoint_every: Annotated[int, typer.Option(
+        help="beats of a portfolio between checkpoints of the arbiter's state under --home "
+             "(a restart replays the beats after the last one)")] = 250,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
     spread: Annotated[str | None, typer.Option(hidden=True)] = None,
 ) -> None:
@@ -71,6 +74,9 @@ def serve(
     if workers < 1 or not 0 < port < 65536 or max_body < 1 or window < 30 or refit_every < 1:
         raise typer.BadParameter("--workers >= 1, 0 < --port < 65536, --max-body >= 1, "
                                  "--window >= 30 and --refit-every >= 1")
+    if checkpoint_every < 1:
+        raise typer.BadParameter(f"{checkpoint_every}: a whole number of beats >= 1",
+                                 param_hint="'--checkpoint-every'")
     try:
         levels = tuple(float(a) for a in alpha.split(","))
     except ValueError:
@@ -81,7 +87,8 @@ def serve(
         raise typer.BadParameter(f"--db {db!r}: a postgresql:// URL")
     cfg = ServiceConfig(home=home, db=db, keys=keys, agents=tuple(agents.split(",")),
                         alphas=levels, seed=seed, window=window, refit_every=refit_every,
-                        arbiter=arbiter, max_body=max_body)
+                        arbiter=arbiter, checkpoint_every=checkpoint_every,
+                        max_body=max_body)
     home.mkdir(parents=True, exist_ok=True)
     if not KeyFile(cfg.key_file).list():
         typer.echo(f"warning: no API keys in {cfg.key_file}; create one with "

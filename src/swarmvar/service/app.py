@@ -152,7 +152,8 @@ def create_app(config: ServiceConfig | None = None, *, desk: Desk | None = None)
 def _make_desk(cfg: ServiceConfig, metrics: Metrics) -> Desk:
     desk = Desk(open_ledger(cfg), cfg.home, agents=cfg.agents, alphas=cfg.alphas,
                 horizon=cfg.horizon, window=cfg.window, refit_every=cfg.refit_every,
-                seed=cfg.seed, observers=_observers(cfg))
+                seed=cfg.seed, observers=_observers(cfg),
+                checkpoint_every=cfg.checkpoint_every)
     _watch(desk, metrics)
     return desk
 

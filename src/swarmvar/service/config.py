@@ -25,6 +25,8 @@ class ServiceConfig:
     agents, alphas, horizon, seed, window, refit_every : the swarm each new portfolio gets
         (the window is capped at the history's length).
     arbiter : run the arbiter as the beats' observer.
+    checkpoint_every : beats of a portfolio between checkpoints of the arbiter's state
+        under ``home`` (a restart replays it over the beats after the last one only).
     max_body : largest request body accepted, bytes (larger: 413).
     """
 
@@ -38,6 +40,7 @@ class ServiceConfig:
     window: int = 1000
     refit_every: int = 20
     arbiter: bool = True
+    checkpoint_every: int = 250
     max_body: int = 1 << 20
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -67,4 +70,5 @@ class ServiceConfig:
                    agents=tuple(d["agents"]), alphas=tuple(d["alphas"]),
                    horizon=int(d["horizon"]), seed=int(d["seed"]), window=int(d["window"]),
                    refit_every=int(d["refit_every"]), arbiter=bool(d["arbiter"]),
+                   checkpoint_every=int(d.get("checkpoint_every", 250)),
                    max_body=int(d["max_body"]), extra=dict(d.get("extra", {})))

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
-from swarmvar.arbiter import SEED_THRESHOLDS, Arbiter, ArbiterConfig, BeatHistory, Thresholds
+from swarmvar.arbiter import (
+    SEED_MODEL,
+    SEED_THRESHOLDS,
+    Arbiter,
+    ArbiterConfig,
+    BeatHistory,
+    Thresholds,
+    roc_auc,
+    threat_labels,
+)
 from swarmvar.arbiter.replay import (
     applied_consensus,
     replay,
@@ -13,6 +24,7 @@ from swarmvar.arbiter.replay import (
     score_consensus,
     threat_study,
 )
+from swarmvar.arbiter.threat import FEATURES, compare_auc
 from swarmvar.swarm.consensus import SWARM_POLICY
 from swarmvar.types import Action
 from swarmvar.validation import kupiec
@@ -68,6 +80,26 @@ def test_threat_study_on_known_truth() -> None:
     assert study.train_beats + 5 <= (history.days - 1) // 2 + 1
     assert study.auc_trained > 0.6
     assert 0 < study.difference_se < 0.2
+    # the AUCs come from the DeLong comparison, equal to roc_auc of the same test beats
+    labels = threat_labels(list(out.breached[1:]), 5)
+    x, y = out.features[1:][: labels.size][labels.size // 2:], labels[labels.size // 2:]
+    assert study.auc_trained == roc_auc(study.model.scores(x), y)
+    assert study.auc_seed == roc_auc(SEED_MODEL.scores(x), y)
+    assert study.difference_se == compare_auc(study.model.scores(x), SEED_MODEL.scores(x), y).se
+
+
+def test_threat_study_with_too_few_positives_to_test_has_aucs_but_no_se() -> None:
+    """One positive test beat: no DeLong variance (NaN se), the AUCs still computed."""
+    features = np.zeros((60, len(FEATURES)))
+    features[:, 0] = np.arange(60) % 7
+    breached = np.zeros(60, dtype=bool)
+    breached[[8, 15, 22, 57]] = True  # three training positives; 57 labels test beat 56
+    study = threat_study(features, breached, horizon=1)
+    assert study.test_beats == 30 and study.positives == 1 / 30
+    assert math.isnan(study.difference_se)
+    x, y = features[29:59], np.arange(29, 59) == 56
+    assert study.auc_seed == roc_auc(SEED_MODEL.scores(x), y)
+    assert study.auc_trained == roc_auc(study.model.scores(x), y)
 
 
 @pytest.mark.slow

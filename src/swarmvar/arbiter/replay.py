@@ -188,12 +188,14 @@ def threat_study(features: FloatArray, breached: NDArray[np.bool_], *, horizon: 
     test = slice(cut, labels.size)
     model = fit_threat_model(x[train], labels[train], l2=l2,
                              label=f"consensus breach within {horizon} beats")
-    trained, seed = model.scores(x[test]), SEED_MODEL.scores(x[test])
-    positives = int(labels[test].sum())
-    se = (compare_auc(trained, seed, labels[test]).se
-          if 2 <= positives <= labels[test].size - 2 else math.nan)
-    return ThreatStudy(train.stop, labels.size - cut, float(labels[test].mean()),
-                       roc_auc(trained, labels[test]), roc_auc(seed, labels[test]), model, se)
+    trained, seed, y = model.scores(x[test]), SEED_MODEL.scores(x[test]), labels[test]
+    if 2 <= int(y.sum()) <= y.size - 2:  # DeLong's comparison: both AUCs and the se
+        c = compare_auc(trained, seed, y)
+        auc_trained, auc_seed, se = c.auc_a, c.auc_b, c.se
+    else:  # too few of a class for a variance: the AUCs alone (NaN with one class)
+        auc_trained, auc_seed, se = roc_auc(trained, y), roc_auc(seed, y), math.nan
+    return ThreatStudy(train.stop, labels.size - cut, float(y.mean()), auc_trained, auc_seed,
+                       model, se)
 
 
 @dataclass(frozen=True)

@@ -193,18 +193,41 @@ class AucComparison:
     se: float
 
 
-def _placements(s: FloatArray, y: NDArray[np.bool_]) -> tuple[FloatArray, FloatArray]:
+def _placements(s: FloatArray, y: NDArray[np.bool_]) -> tuple[FloatArray, FloatArray, float]:
     """DeLong's structural components: per positive, the share of negatives it outranks
-    (ties half) ``(m,)``; per negative, the share of positives that outrank it ``(n,)``."""
+    (ties half) ``(m,)``; per negative, the share of positives that outrank it ``(n,)``;
+    and the Mann-Whitney count (the positives' outranked negatives, ties half: a sum of
+    half-integers, exact in floating point)."""
     pos, neg = s[y], s[~y]
     neg_sorted, pos_sorted = np.sort(neg), np.sort(pos)
-    v10 = (np.searchsorted(neg_sorted, pos, "left")
-           + 0.5 * (np.searchsorted(neg_sorted, pos, "right")
-                    - np.searchsorted(neg_sorted, pos, "left"))) / neg.size
+    below = np.searchsorted(neg_sorted, pos, "left")
+    wins = below + 0.5 * (np.searchsorted(neg_sorted, pos, "right") - below)
+    v10 = wins / neg.size
     v01 = (pos.size - np.searchsorted(pos_sorted, neg, "right")
            + 0.5 * (np.searchsorted(pos_sorted, neg, "right")
                     - np.searchsorted(pos_sorted, neg, "left"))) / pos.size
-    return v10, v01
+    return v10, v01, float(wins.sum())
+
+
+def _paired_scores(scores_a: ArrayLike, scores_b: ArrayLike, labels: ArrayLike
+                   ) -> tuple[FloatArray, FloatArray, NDArray[np.bool_]]:
+    """Two scores and their labels, each ``(T,)``, checked: the one input check of
+    :func:`compare_auc` and :func:`block_bootstrap_auc_difference`.
+
+    Raises
+    ------
+    InvalidParameter
+        Labels not 0/1 or booleans, shapes not one ``(T,)``, or scores not finite.
+    """
+    a = np.asarray(scores_a, dtype=np.float64)
+    b = np.asarray(scores_b, dtype=np.float64)
+    y = _binary_labels(labels)
+    if a.ndim != 1 or a.shape != b.shape or a.shape != y.shape:
+        raise InvalidParameter(f"scores and labels must be (T,) arrays of one length, got "
+                               f"{a.shape}, {b.shape}, {y.shape}")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise InvalidParameter("scores must be finite")
+    return a, b, y
 
 
 def compare_auc(scores_a: ArrayLike, scores_b: ArrayLike, labels: ArrayLike) -> AucComparison:
@@ -216,25 +239,18 @@ def compare_auc(scores_a: ArrayLike, scores_b: ArrayLike, labels: ArrayLike) -> 
         Shapes differ, values are not finite, or the labels hold one class (or fewer
         than two of either class: no variance to estimate).
     """
-    a = np.asarray(scores_a, dtype=np.float64)
-    b = np.asarray(scores_b, dtype=np.float64)
-    y = _binary_labels(labels)
-    if a.ndim != 1 or a.shape != b.shape or a.shape != y.shape:
-        raise InvalidParameter(f"scores and labels must be (T,) arrays of one length, got "
-                               f"{a.shape}, {b.shape}, {y.shape}")
-    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
-        raise InvalidParameter("scores must be finite")
+    a, b, y = _paired_scores(scores_a, scores_b, labels)
     m, n = int(y.sum()), int((~y).sum())
     if m < 2 or n < 2:
         raise InvalidParameter(f"need at least two positives and two negatives, got {m} and "
                                f"{n}")
-    a10, a01 = _placements(a, y)
-    b10, b01 = _placements(b, y)
+    a10, a01, wins_a = _placements(a, y)
+    b10, b01, wins_b = _placements(b, y)
     s10 = np.cov(np.vstack([a10, b10]))
     s01 = np.cov(np.vstack([a01, b01]))
     cov = s10 / m + s01 / n
     var = float(cov[0, 0] + cov[1, 1] - 2.0 * cov[0, 1])
-    auc_a, auc_b = float(a10.mean()), float(b10.mean())
+    auc_a, auc_b = wins_a / (m * n), wins_b / (m * n)  # exact count / (m n): roc_auc's
     return AucComparison(auc_a, auc_b, auc_a - auc_b, math.sqrt(max(var, 0.0)))
 
 
@@ -249,17 +265,12 @@ def block_bootstrap_auc_difference(scores_a: ArrayLike, scores_b: ArrayLike,
     resamples with one class only are skipped. ``reps`` resamples, interval
     at ``level``.
     """
-    a = np.asarray(scores_a, dtype=np.float64)
-    b = np.asarray(scores_b, dtype=np.float64)
-    y = _binary_labels(labels)
+    a, b, y = _paired_scores(scores_a, scores_b, labels)
     for name, value in (("block", block), ("reps", reps)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise InvalidParameter(f"{name} must be a whole number, not {value!r}")
-    if a.ndim != 1 or a.shape != b.shape or a.shape != y.shape or not 1 <= block <= a.size:
-        raise InvalidParameter(f"need scores and labels (T,) of one length and 1 <= block <= "
-                               f"T, got {a.shape}, {b.shape}, {y.shape}, block {block}")
-    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
-        raise InvalidParameter("scores must be finite")
+    if not 1 <= block <= a.size:
+        raise InvalidParameter(f"need 1 <= block <= T = {a.size} beats, got block {block}")
     if not (reps >= 10 and 0 < level < 1):
         raise InvalidParameter(f"need reps >= 10 and 0 < level < 1, got {reps}, {level}")
     size = a.size

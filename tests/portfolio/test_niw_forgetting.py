@@ -19,7 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import special, stats
 
-from swarmvar.errors import InvalidParameter, InvalidState
+from swarmvar.errors import InvalidParameter, InvalidReturns, InvalidState, NotFitted
+from swarmvar.models.book_baselines import RiskMetrics
 from swarmvar.models.joint_niw import (
     GRID_LAMS,
     NormalInverseWishart,
@@ -260,3 +261,44 @@ def test_posterior_index_must_be_a_grid_point(index: Any) -> None:
         return
     with pytest.raises(InvalidParameter, match="grid point"):
         agent.posterior(index)
+
+
+@pytest.fixture(scope="module")
+def fitted() -> dict[str, Any]:
+    """Joint agents fitted once; a refused row must leave them unchanged."""
+    x = np.random.default_rng(10).multivariate_normal(np.zeros(3), SIGMA, size=60)
+    return {"grid": NormalInverseWishart(draws=5, paths=50).fit(x),
+            "lam": NormalInverseWishart(lam=0.97, draws=5, paths=50).fit(x),
+            "riskmetrics": RiskMetrics(paths=100).fit(x)}
+
+
+_BAD_ROWS = st.one_of(
+    st.lists(st.floats(-0.05, 0.05), min_size=0, max_size=6).filter(lambda v: len(v) != 3),
+    st.tuples(st.integers(0, 2), st.sampled_from([math.nan, math.inf, -math.inf, 1.5, -7.0]))
+    .map(lambda b: [b[1] if i == b[0] else 0.001 for i in range(3)]),
+    st.lists(st.text(max_size=3), min_size=3, max_size=3),
+    st.just([[0.0, 0.0], [0.0]]), st.just(np.zeros((2, 3))), st.just(None), st.just("0.01"),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(kind=st.sampled_from(["grid", "lam", "riskmetrics"]), row=_BAD_ROWS)
+def test_bad_rows_are_refused_by_update_and_log_predictive_and_change_nothing(
+        fitted: dict[str, Any], kind: str, row: Any) -> None:
+    agent = fitted[kind]
+    before = agent.state()
+    with pytest.raises(InvalidReturns):
+        agent.update(row)
+    if isinstance(agent, NormalInverseWishart):
+        with pytest.raises(InvalidReturns):
+            agent.log_predictive(row)
+    assert agent.state() == before
+
+
+def test_log_predictive_needs_a_fit_and_takes_a_row_or_a_one_row_matrix(
+        fitted: dict[str, Any]) -> None:
+    with pytest.raises(NotFitted):
+        NormalInverseWishart().log_predictive([0.0, 0.0, 0.0])
+    agent = fitted["grid"]
+    row = [0.001, -0.002, 0.0005]
+    assert agent.log_predictive(row) == agent.log_predictive(np.array([row]))

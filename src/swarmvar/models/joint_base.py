@@ -180,12 +180,20 @@ class JointAgent(Agent):
     def update(self, r: Any) -> float:
         """Absorb one ``(N,)`` row; return its joint log predictive density before absorbing it."""
         self._require_fitted()
-        row = check_matrix(np.reshape(np.asarray(r, dtype=float), (1, -1)) if np.ndim(r) == 1
-                           else r, n_assets=self._n, who=self.name)
+        return self._update_row(self._check_row(r, "update"))
+
+    def _check_row(self, r: Any, who: str) -> FloatArray:
+        """One checked ``(N,)`` row of asset log returns (a ``(1, N)`` matrix is taken too)."""
+        try:
+            x = np.array(r, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise InvalidReturns(f"asset returns are not numbers: {exc}") from exc
+        row = check_matrix(x[None] if x.ndim == 1 else x, n_assets=self._n, who=self.name)
         if row.shape[0] != 1:
-            raise InvalidReturns(f"update takes one row of {self._n} returns, got shape "
+            raise InvalidReturns(f"{who} takes one row of {self._n} returns, got shape "
                                  f"{row.shape}")
-        return self._update_row(row[0])
+        out: FloatArray = row[0]
+        return out
 
     def forecast(self, alphas: Sequence[float] = (0.99,), horizon: int = 1, *,
                  seed: Seed = None) -> Forecast:

@@ -63,7 +63,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 from scipy import special
 from scipy.signal import lfilter
 
@@ -331,7 +331,7 @@ class NormalInverseWishart(JointAgent):
 
     def _update_row(self, x: FloatArray) -> float:
         if self._grid.size == 1:
-            dens = self.log_predictive(x)
+            dens = self._log_predictive(x)
         else:
             dens, scores = self._mixture_score(x)
             if self.evidence == "book":
@@ -355,8 +355,21 @@ class NormalInverseWishart(JointAgent):
                            kappa0, nu0, psi0)
         return float(_logsumexp(scores + self._log_weights())), scores
 
-    def log_predictive(self, x: FloatArray) -> float:
-        """Log density of the one-day predictive at ``x`` ``(N,)`` (the mixture over the grid)."""
+    def log_predictive(self, x: ArrayLike) -> float:
+        """Log density of the one-day predictive at ``x`` ``(N,)`` (the mixture over the grid).
+
+        Raises
+        ------
+        NotFitted
+            Before ``fit``.
+        InvalidReturns
+            Unless ``x`` is one finite row of as many log returns as assets.
+        """
+        self._require_fitted()
+        return self._log_predictive(self._check_row(x, "log_predictive"))
+
+    def _log_predictive(self, x: FloatArray) -> float:
+        """:meth:`log_predictive` of a checked row."""
         if self._grid.size > 1:
             return self._mixture_score(x)[0]
         m, kappa, nu, psi = self.posterior(0)

@@ -251,7 +251,8 @@ class NormalInverseWishart(JointAgent):
         """Each grid point's (forgotten) log evidence ``(G,)``, nats; zeros with one ``lam``.
 
         With ``evidence="book"`` it is the density of the P&L per unit of the
-        largest position, ``p'r / max|p|``.
+        largest position, ``p'r / max|p|`` (of ``p'r`` with ``p = 1 / N`` when no
+        positions are given).
         """
         self._require_fitted()
         return self._logev.copy()

@@ -452,10 +452,25 @@ def test_vet_admits_an_estimate_only_as_signed_for_its_group_and_tick(tmp_path, 
         vetted()
 
 
-def test_a_groups_estimate_is_verified_once(tmp_path, sp500):
+def test_a_groups_estimate_is_verified_once(tmp_path, sp500, monkeypatch):
     """The vet verifies each admitted estimate (it came from another host); the vote
-    admits those very bytes without a second Ed25519 verification (OwnSignatures.vouch)."""
+    admits those very bytes without a second Ed25519 verification (OwnSignatures.vouch),
+    and neither the vote nor the ledger record writes its signing text again."""
+    import traceback
+
+    from swarmvar.consensus import signing
+
     calls: list[bytes] = []
+    written: list[str] = []
+    direct = signing._payload_text
+
+    def payload_text(e: Any, as_of: str | None = None) -> str | None:
+        # not the groups' own signing (in this process here): the rest
+        if not any(f.name == "sign_measures" for f in traceback.extract_stack()):
+            written.append(e.agent_id)
+        return direct(e, as_of)
+
+    monkeypatch.setattr(signing, "_payload_text", payload_text)
 
     class Counting:  # the portfolio ring's public key, counting its verifications
         def __init__(self, key: Any) -> None:
@@ -469,11 +484,14 @@ def test_a_groups_estimate_is_verified_once(tmp_path, sp500):
         ring = swarm._shells["sp500"].ring
         ring._keys = {a: Counting(k) for a, k in ring._keys.items()}  # white box
         ticks = Replay(sp500, portfolio="sp500", start=HISTORY, stop=HISTORY + 3)
+        written.clear()
         for k, tick in enumerate(ticks, start=1):
             rep = swarm.step(tick)
             assert all(c.available == 3 for c in rep.consensus)
             # three agents x two levels, each signature verified once (twice before)
             assert len(calls) == 6 * k and len(set(calls)) == 6 * k
+            # and each signing text written once here, by the vet (three times before)
+            assert len(written) == 6 * k, written
 
 
 def test_a_groups_seconds_that_are_not_times_are_left_out(tmp_path, sp500):

@@ -235,13 +235,27 @@ def _immutable_fields(e: Estimate) -> bool:
 
 def signing_bytes(estimate: Estimate) -> bytes:
     """The exact bytes an estimate's signature covers (canonical JSON of its payload)."""
-    text = _payload_text(estimate)
+    return _message(estimate)[0]
+
+
+def _message(estimate: Estimate, as_of: str | None = None) -> tuple[bytes, bool]:
+    """:func:`signing_bytes`, and whether the estimate's field objects fix those bytes.
+
+    True when the bytes were written by :func:`_payload_text`'s direct path
+    (exact ``str``/``int``/``float``/``tuple``/``datetime`` fields) from an
+    exact :class:`~swarmvar.types.Estimate` whose ``as_of`` carries a
+    ``timezone`` (:func:`_immutable_fields`): then the very same field objects
+    always give the same bytes, and :class:`OwnSignatures` may remember them.
+    ``as_of`` as in :func:`_payload_text`.
+    """
+    text = _payload_text(estimate, as_of)
     if text is not None:
         try:
-            return text.encode("utf-8")
+            return (text.encode("utf-8"),
+                    type(estimate) is Estimate and _immutable_fields(estimate))
         except UnicodeEncodeError:  # a lone surrogate: canonical_json says so
             pass
-    return canonical_json(estimate.payload())
+    return canonical_json(estimate.payload()), False
 
 
 def estimate_record(estimate: Estimate, own: OwnSignatures | None = None) -> Canonical:
@@ -252,10 +266,10 @@ def estimate_record(estimate: Estimate, own: OwnSignatures | None = None) -> Can
     keys are sorted and ``"signature"`` sorts between ``"seq"`` and ``"var"``,
     so the record is the signing text with ``"signature":...,`` inserted
     before the one ``,"var":`` outside a string (a JSON string cannot hold
-    an unescaped quote). With ``own``, an estimate this process signed (its
-    very field objects, :meth:`OwnSignatures.signed`) reuses the bytes
-    signed, and no float is written again. Tested equal on generated
-    estimates.
+    an unescaped quote). With ``own``, an estimate this process signed or
+    verified once (its very field objects, :meth:`OwnSignatures.signed`,
+    :meth:`OwnSignatures.vouch`) reuses the bytes signed or verified, and no
+    float is written again. Tested equal on generated estimates.
 
     Raises
     ------
@@ -339,20 +353,26 @@ class OwnSignatures:
         """
         signature = private_key.sign(message)
         with self._lock:
-            if fields is not None:
-                self._fields[signature] = fields
             held = self._public.get(id(private_key))
             if held is None or held[0] is not private_key:
                 held = (private_key, private_key.public_key().public_bytes_raw())
                 if len(self._public) >= self._limit:
                     self._public.clear()
                 self._public[id(private_key)] = held
-            self._remember_locked(signature, message, held[1])
+            self._remember_locked(signature, message, held[1], fields)
         return signature
 
-    def _remember_locked(self, signature: bytes, message: bytes, public_raw: bytes) -> None:
-        """Keep ``signature`` over ``message`` by ``public_raw``, the oldest dropped past
-        the limit (the caller holds the lock)."""
+    def _remember_locked(self, signature: bytes, message: bytes, public_raw: bytes,
+                         fields: tuple[object, ...] | None = None) -> None:
+        """Keep ``signature`` over ``message`` by ``public_raw`` (and the field objects
+        ``message`` was written from, if given), the oldest dropped past the limit (the
+        caller holds the lock). Field objects kept for other bytes or another key under
+        the same signature are dropped: they never answer for what they were not written
+        into."""
+        if fields is not None:
+            self._fields[signature] = fields
+        elif self._made.get(signature) != (message, public_raw):
+            self._fields.pop(signature, None)
         self._made[signature] = (message, public_raw)
         while len(self._made) > self._limit:
             oldest = next(iter(self._made))
@@ -361,7 +381,8 @@ class OwnSignatures:
 
     def message(self, estimate: Estimate) -> bytes | None:
         """The bytes signed for ``estimate`` if it is built of the very field objects this
-        process signed into its signature (:meth:`signed`, any key), else None."""
+        process signed or verified under its signature (:meth:`signed`, any key), else
+        None."""
         signature = estimate.signature
         with self._lock:
             fields = self._fields.get(signature)  # type: ignore[arg-type]
@@ -375,14 +396,16 @@ class OwnSignatures:
 
     def signed(self, estimate: Estimate, public_raw: bytes) -> bool:
         """True if ``estimate`` is built of the very field objects of an estimate this
-        process signed into its signature with the key ``public_raw``.
+        process signed into its signature with the key ``public_raw``, or verified
+        under it with that key (:meth:`vouch`).
 
         The same objects give the same signing bytes without writing them again:
         only estimates whose fields are exact immutable types (``str``, ``int``,
         ``float``, tuples of floats, a ``datetime`` with a ``timezone``) are
-        remembered (:func:`sign_estimate`), and their bytes are a function of
-        those values alone. Anything else — another object with equal values, a
-        copy, a changed field — answers False, and :meth:`made` compares bytes.
+        remembered (:func:`sign_estimate`, :meth:`KeyRing.screen`), and their
+        bytes are a function of those values alone. Anything else — another
+        object with equal values (a deep copy, one parsed again), a changed
+        field — answers False, and :meth:`made` compares bytes.
         """
         signature = estimate.signature
         with self._lock:
@@ -402,7 +425,8 @@ class OwnSignatures:
         with self._lock:
             return self._made.get(signature) == (message, public_raw)
 
-    def vouch(self, signature: bytes, message: bytes, public_raw: bytes) -> None:
+    def vouch(self, signature: bytes, message: bytes, public_raw: bytes, *,
+              fields: tuple[object, ...] | None = None) -> None:
         """Remember that ``signature`` over ``message`` verified with the key ``public_raw``.
 
         Called by :meth:`KeyRing.screen` (given this object) after a signature
@@ -411,9 +435,17 @@ class OwnSignatures:
         screen of the very same bytes and key (a spread portfolio's group
         estimate, vetted, then combined) is admitted by :meth:`made` without
         verifying again; any other bytes or key are verified as always.
+
+        ``fields``: the field objects of the estimate ``message`` was written
+        from, exact immutable types only (as :meth:`sign` takes them; internal
+        to :meth:`KeyRing.screen`): then that very estimate is admitted by
+        :meth:`signed` and its ledger record written from ``message``
+        (:func:`estimate_record`) with no bytes written again, as for one this
+        process signed. A changed field is another object, so it is written and
+        verified as always.
         """
         with self._lock:
-            self._remember_locked(signature, message, public_raw)
+            self._remember_locked(signature, message, public_raw, fields)
 
 
 def sign_estimate(estimate: Estimate, private_key: Ed25519PrivateKey, *,
@@ -440,21 +472,12 @@ def _sign(estimate: Estimate, private_key: Ed25519PrivateKey, own: OwnSignatures
     problem = malformation(estimate)
     if problem is not None:
         raise InvalidEstimate(f"cannot sign estimate from {estimate.agent_id!r}: {problem}")
-    text = _payload_text(estimate, as_of)
-    message = None
-    if text is not None:
-        try:
-            message = text.encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate: canonical_json says so
-            text = None
-    if message is None:
-        message = canonical_json(estimate.payload())
+    message, fixed = _message(estimate, as_of)
     if own is None:
         signature = private_key.sign(message)
     else:  # the field objects too, if they fix the bytes: its own combine admits it by them
-        remember = text is not None and type(estimate) is Estimate and _immutable_fields(estimate)
         signature = own.sign(message, private_key,
-                             fields=_signed_fields(estimate) if remember else None)
+                             fields=_signed_fields(estimate) if fixed else None)
     if type(estimate) is not Estimate:
         return dataclasses.replace(estimate, signature=signature)
     e = estimate
@@ -627,11 +650,13 @@ class KeyRing:
             raw = self._raw[estimate.agent_id]
             # this process's own estimate, the very objects it signed: no bytes, no verify
             if own is None or not own.signed(estimate, raw):
-                message = signing_bytes(estimate)
+                message, fixed = _message(estimate)
                 if own is None or not own.made(signature, message, raw):
                     key.verify(signature, message)
-                    if own is not None:  # crossed the trust boundary once (vouch)
-                        own.vouch(signature, message, raw)
+                    if own is not None:  # crossed the trust boundary once (vouch), and
+                        # its field objects, if they fix the bytes: admitted by them next
+                        own.vouch(signature, message, raw,
+                                  fields=_signed_fields(estimate) if fixed else None)
         except _CryptoInvalidSignature:
             return Rejection(agent, RejectionReason.FORGED, "signature does not verify")
         except NotCanonical as err:

@@ -840,10 +840,11 @@ class Swarm:
         records (flows), each tagged ``late`` with the group. One batch, so the estimate
         entry, the key a resume looks for (group, seq), stands for all of them."""
         portfolio = self._owner[group]
-        vetted = self._shells[portfolio].vet(group, seq, as_of, outcome, late=True)
-        record: dict[str, Any] = {
+        shell = self._shells[portfolio]
+        vetted = shell.vet(group, seq, as_of, outcome, late=True)
+        record: dict[str, Any] = {  # written from the bytes the vet verified (shell.own)
             "portfolio": portfolio, "group": group, "seq": seq, "late": True,
-            "estimates": [estimate_record(e) for e in vetted.estimates]}
+            "estimates": [estimate_record(e, shell.own) for e in vetted.estimates]}
         if vetted.rejected:
             record["rejected"] = dict(vetted.rejected)
         if vetted.notes:

@@ -236,9 +236,10 @@ class SpreadConsensus(PortfolioSwarm):
             quarantined=tuple(sorted(a for a in tick.excluded if a in cfg.agents)),
             regime_probability=regime, events=tuple(r.words() for r in records))
         # the ledger's records of the estimates admitted, written here from what verified
-        # (not the group's own texts: they are its claims too)
+        # (not the group's own texts: they are its claims too), from the bytes the vet
+        # verified (vouched into self.own: not written again)
         return BeatOutcome(report, estimates, (), tuple(records), validation, seconds,
-                           tuple(estimate_record(e) for e in estimates))
+                           tuple(estimate_record(e, self.own) for e in estimates))
 
     def vet(self, group: str, seq: int, as_of: datetime, outcome: BeatOutcome, *,
             late: bool = False) -> Vetted:

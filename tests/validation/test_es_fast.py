@@ -20,14 +20,16 @@ from scipy import special
 from scipy.optimize import elementwise
 
 from swarmvar.errors import InvalidParameter
-from swarmvar.validation import es_tests
-from swarmvar.validation.es_tests import (
+from swarmvar.validation import (
     CensoredStudentT,
     acerbi_szekely_z2,
+    es_tests,
     matched_student_t,
     student_t_sampler,
-    z2_statistic,
+    t_predictive,
+    z2,
 )
+from swarmvar.validation.z2 import z2_statistic
 
 
 def _plain(sampler: CensoredStudentT) -> es_tests.Sampler:
@@ -81,8 +83,8 @@ def test_ties_at_the_observed_value_are_counted_as_the_plain_formula_counts_them
     observed = float(z2_statistic(losses, var, es, 0.975))
     assert observed in z2_statistic(sims, var, es, 0.975)
     calls = []
-    plain_z2 = es_tests.z2_statistic
-    monkeypatch.setattr(es_tests, "z2_statistic",
+    plain_z2 = z2.z2_statistic  # the censored count's own reference (its module's name)
+    monkeypatch.setattr(z2, "z2_statistic",
                         lambda *a: calls.append(np.shape(a[0])) or plain_z2(*a))
     fast = acerbi_szekely_z2(losses, var, es, 0.975, sampler=sampler, n_sim=64,
                              seed=np.random.default_rng(11), chunk=64)
@@ -134,7 +136,7 @@ def test_the_quantile_grid_brackets_the_exact_quantile(df_range: tuple[float, fl
     df = np.exp(rng.uniform(np.log(df_range[0]), np.log(df_range[1]), 300))
     df[:2] = df_range
     keep = rng.uniform(0.9, 0.999, 300)
-    grid = es_tests._QuantileGrid.of(df, np.zeros(300, dtype=bool), keep)
+    grid = t_predictive._QuantileGrid.of(df, np.zeros(300, dtype=bool), keep)
     assert grid is not None
     t_idx = rng.integers(0, 300, 20_000)
     u = 1.0 - (1.0 - keep[t_idx]) * rng.random(20_000) ** 3  # beyond keep, some far out
@@ -151,7 +153,7 @@ def _find_root_df(var: np.ndarray, es: np.ndarray, alpha: float) -> np.ndarray:
     """The former solver: Chandrupatla's bracketing method on log df."""
     lo, hi = np.log(2.05), np.log(1e4)
     res = elementwise.find_root(
-        lambda x, t: es_tests._t_ratio(np.exp(x), alpha) - t, (lo, hi), args=(es / var,),
+        lambda x, t: t_predictive._t_ratio(np.exp(x), alpha) - t, (lo, hi), args=(es / var,),
         tolerances={"xatol": 1e-13, "xrtol": 4 * np.finfo(float).eps},
     )
     return np.asarray(np.exp(res.x))
@@ -161,13 +163,13 @@ def _find_root_df(var: np.ndarray, es: np.ndarray, alpha: float) -> np.ndarray:
 def test_matched_student_t_reaches_the_bracketing_solvers_df(alpha: float) -> None:
     true_df = np.exp(np.linspace(np.log(2.06), np.log(9000.0), 800))
     var = np.full(true_df.size, 0.02)
-    es = var * es_tests._t_ratio(true_df, alpha)
+    es = var * t_predictive._t_ratio(true_df, alpha)
     _, df = matched_student_t(var, es, alpha)
     ref = _find_root_df(var, es, alpha)
     target = es / var
     well = true_df <= 20  # the ratio flattens as df -> inf: there rounding moves the root
     for got in (df, ref):  # as accurate as each other: the ratio misses the target by rounding
-        miss = np.abs(es_tests._t_ratio(got, alpha) - target) / target
+        miss = np.abs(t_predictive._t_ratio(got, alpha) - target) / target
         assert np.max(miss[well]) <= 1e-13 and np.max(miss) <= 5e-11
     assert np.max(np.abs(df[well] / ref[well] - 1)) <= 1e-12
     assert np.max(np.abs(df / ref - 1)) <= 1e-6

@@ -70,7 +70,7 @@ def test_observers_signatures_are_read_once_not_per_beat(
     """Whether an observer takes ``beat_seconds`` is looked up when the desk gets it (its
     ``observe`` and its ``replay``), not on each beat nor on each replayed beat; the
     seconds still reach it on both."""
-    import swarmvar.service.desk as desk_module
+    import swarmvar.service.desk_observers as desk_module
 
     looked: list[object] = []
     real = desk_module.takes_seconds
@@ -136,7 +136,7 @@ def test_a_restarted_service_restores_its_arbiter(tmp_path: Path,
         before = _arbiter(c).checkpoint_state("book")
     with TestClient(create_app(cfg)) as c:
         desk = c.app.state.desk  # type: ignore[attr-defined]
-        assert desk._restored == {("book", 0): 250}  # restored at its checkpoint
+        assert desk.observing.restored == {("book", 0): 250}  # restored at its checkpoint
         assert _arbiter(c).checkpoint_state("book") == before == _from_scratch(tmp_path)
         r = c.post("/v1/portfolios/book/returns",
                    json={"returns": [{"date": day(beats), "return": -0.03}]},
@@ -157,7 +157,7 @@ def test_a_restarted_service_restores_its_arbiter(tmp_path: Path,
     finally:
         db.close()
     with TestClient(create_app(cfg)) as c:
-        assert c.app.state.desk._restored == {}  # type: ignore[attr-defined]
+        assert c.app.state.desk.observing.restored == {}  # type: ignore[attr-defined]
         assert _arbiter(c).checkpoint_state("book") == after
 
 
@@ -191,7 +191,7 @@ def test_a_corrupted_checkpoint_is_ignored_not_fatal(tmp_path: Path) -> None:
             db.close()
         b = Arbiter(record_decisions=False)
         again = Desk(ledger, tmp_path, observers=(b,), checkpoint_every=3)
-        assert again._restored == {} and b.checkpoint_state("s") == want
+        assert again.observing.restored == {} and b.checkpoint_state("s") == want
 
 
 @settings(max_examples=25, deadline=None)
@@ -253,7 +253,7 @@ def test_each_state_is_restored_at_its_own_mark(tmp_path: Path) -> None:
         def restarted() -> tuple[Arbiter, dict[tuple[str, int], int]]:
             b = Arbiter(record_decisions=False)
             again = Desk(ledger, tmp_path, observers=(b,), checkpoint_every=3)
-            return b, again._restored
+            return b, again.observing.restored
 
         for state, other in ((state6, 3), (state3, 6)):
             mark = marks[other]
@@ -360,7 +360,7 @@ def test_states_from_two_checkpoints_each_replay_in_full(tmp_path: Path) -> None
             db.close()
         a, b = _Seen(0, None), _Seen2(0, None)
         again = Desk(ledger, tmp_path, observers=(a, b), checkpoint_every=3)
-        assert again._restored == {("s", 0): 6, ("s", 1): 3}
+        assert again.observing.restored == {("s", 0): 6, ("s", 1): 3}
         assert a.seen == b.seen == list(range(1, 8))
 
 

@@ -1,0 +1,258 @@
+"""A portfolio on the service's desk: the values the service reads, one portfolio's
+book (its swarm and what it recorded), and a beat's ledger records.
+
+Bookkeeping around :class:`~swarmvar.swarm.PortfolioSwarm`; the desk
+(:mod:`swarmvar.service.desk`) drives the beats and
+:mod:`swarmvar.service.desk_observers` the observers and their checkpoints.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..consensus import Aggregator, KeyRing, Policy, Weighting
+from ..errors import ConflictingInput, InvalidReturns
+from ..ledger import EntryKind
+from ..swarm import PortfolioConfig, PortfolioSwarm, RoleConfig
+from ..swarm.consensus import SWARM_POLICY
+from ..swarm.record import consensus_record
+from ..types import Action, BeatReport, Decision
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+MIN_HISTORY, MAX_HISTORY = 30, 10_000
+#: Beats kept in memory per portfolio for history, charts and rolling statistics.
+KEEP_BEATS = 5000
+
+
+@dataclass(frozen=True)
+class DatedReturn:
+    """One day's log return of a portfolio (a fraction), as it arrives."""
+
+    as_of: date
+    value: float
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """The outcome of one ingested return: its beat number, and whether it was already there."""
+
+    portfolio: str
+    as_of: date
+    seq: int
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class BeatPoint:
+    """A beat as the dashboard and history show it: consensus per level, realized, breaches."""
+
+    seq: int
+    as_of: date
+    realized: float | None
+    alphas: tuple[float, ...]
+    var: tuple[float, ...]
+    es: tuple[float, ...]
+    var_interval: tuple[tuple[float, float], ...]
+    es_interval: tuple[tuple[float, float], ...]
+    breaches: tuple[bool, ...]
+
+
+@dataclass(frozen=True)
+class LevelStats:
+    """Rolling coverage of one level: days, breaches, expected breaches, test p-values."""
+
+    alpha: float
+    days: int
+    breaches: int
+    expected: float
+    kupiec_pvalue: float | None
+    christoffersen_pvalue: float | None
+
+
+@dataclass(frozen=True)
+class PortfolioInfo:
+    """A portfolio as listed: its agents, levels, beats so far and last date."""
+
+    name: str
+    agents: tuple[str, ...]
+    alphas: tuple[float, ...]
+    horizon: int
+    beats: int
+    last_date: date
+    created_by: str
+
+
+@dataclass
+class Book:
+    """One portfolio's live state (mutable; guarded by the desk's lock)."""
+
+    name: str
+    swarm: PortfolioSwarm
+    created_by: str
+    recorded: dict[date, float] = field(default_factory=dict)
+    last_date: date = date.min
+    seq: int = 0
+    last: BeatReport | None = None
+    points: deque[BeatPoint] = field(default_factory=lambda: deque(maxlen=KEEP_BEATS))
+    decisions: deque[Decision] = field(default_factory=lambda: deque(maxlen=KEEP_BEATS))
+
+    @property
+    def alphas(self) -> tuple[float, ...]:
+        return self.swarm.config.alphas
+
+    @property
+    def agents(self) -> tuple[str, ...]:
+        return self.swarm.config.agents
+
+    def clone(self) -> Book:
+        """A copy to compute beats on: the swarm deep-copied, the rest shallow.
+
+        The signing keys are shared; the key ring is a new one (it remembers the
+        sequence numbers it admitted, and a discarded trial's must not count as
+        seen when the beat is computed again or replayed from another process).
+        """
+        sw = self.swarm
+        ring = KeyRing({a: k.public_key() for a, k in sw.keys.items()})
+        swarm = copy.deepcopy(sw, {id(sw.keys): sw.keys, id(sw.ring): ring,
+                                   id(sw.config): sw.config})
+        return Book(name=self.name, swarm=swarm, created_by=self.created_by,
+                    recorded=dict(self.recorded), last_date=self.last_date, seq=self.seq,
+                    last=self.last, points=self.points.copy(), decisions=self.decisions.copy())
+
+    def advance(self, it: DatedReturn, seq: int) -> None:
+        """Beat ``seq`` took return ``it``."""
+        self.seq = seq
+        self.recorded[it.as_of] = it.value
+        self.last_date = it.as_of
+
+    def record(self, report: BeatReport, decisions: Iterable[Decision],
+               realized: float | None) -> None:
+        """Keep a beat's report, its decisions and its point (history, dashboard)."""
+        self.last = report
+        self.decisions.extend(decisions)
+        cons = report.consensus
+        self.points.append(BeatPoint(
+            seq=report.seq, as_of=report.as_of.date(), realized=realized,
+            alphas=tuple(c.alpha for c in cons), var=tuple(c.var for c in cons),
+            es=tuple(c.es for c in cons), var_interval=tuple(c.var_interval for c in cons),
+            es_interval=tuple(c.es_interval for c in cons),
+            breaches=report.breaches.get("consensus", ())))
+
+    def seq_of(self, d: date) -> int:
+        """The beat that took the return dated ``d`` (-1: older than the beats kept)."""
+        for p in reversed(self.points):
+            if p.as_of == d and p.realized is not None:
+                return p.seq
+        return -1
+
+    def point(self, seq: int) -> BeatPoint | None:
+        """Beat ``seq``'s point, if still kept."""
+        return next((p for p in reversed(self.points) if p.seq == seq), None)
+
+
+def midnight(d: date) -> datetime:
+    return datetime.combine(d, time(), tzinfo=UTC)
+
+
+def decision_record(d: Decision) -> dict[str, Any]:
+    """A decision as its ledger entry's data."""
+    return {"portfolio": d.portfolio, "seq": d.seq, "action": d.action.value,
+            "agents": list(d.agents), "signals": dict(d.signals), "threat": d.threat,
+            "reason": d.reason, "weights": dict(d.weights)}
+
+
+def decision_from(d: Mapping[str, Any]) -> Decision:
+    """A decision from its ledger entry's data."""
+    return Decision(action=Action(d["action"]), portfolio=str(d["portfolio"]), seq=int(d["seq"]),
+                    agents=tuple(d["agents"]), signals=dict(d["signals"]),
+                    threat=float(d["threat"]), reason=str(d["reason"]),
+                    weights=dict(d["weights"]))
+
+
+def estimate_record(e: Any) -> dict[str, Any]:
+    """A signed estimate as recorded in the beat's ``estimate`` entry (signature in hex)."""
+    d: dict[str, Any] = e.payload()
+    d["signature"] = None if e.signature is None else e.signature.hex()
+    return d
+
+
+def recorded_seconds(value: Any) -> float | None:
+    """A tick entry's ``beat_seconds`` (None when absent or not a time: older entries)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    v = float(value)
+    return v if np.isfinite(v) and v >= 0 else None
+
+
+def check_returns(items: Sequence[DatedReturn], what: str) -> None:
+    """Finite returns above -100% in strictly increasing date order, else InvalidReturns."""
+    for i, it in enumerate(items):
+        if not np.isfinite(it.value) or it.value <= -1.0 or abs(it.value) > 10.0:
+            raise InvalidReturns(f"{what}[{i}] ({it.as_of}) has return {it.value!r}; a daily log "
+                                 "return must be a finite fraction (0.01 = 1%) above -1")
+        if i and it.as_of <= items[i - 1].as_of:
+            raise ConflictingInput(
+                f"{what}: dates out of order at [{i}] ({it.as_of} after {items[i - 1].as_of}); "
+                "send returns oldest first, one per date")
+
+
+def policy_for(n_agents: int) -> Policy:
+    """The swarm's policy where it tolerates a faulty agent (3 or more), else an equal mean."""
+    if n_agents >= SWARM_POLICY.aggregator.min_agents(SWARM_POLICY.f):
+        return SWARM_POLICY
+    return Policy(aggregator=Aggregator.MEAN, f=0, weighting=Weighting.EQUAL)
+
+
+def open_book(details: Mapping[str, Any], home: Path) -> Book:
+    """A portfolio's book from its ``portfolio.create`` details: its swarm fitted on the
+    history (beat 0), the history recorded. Signing keys live under ``home``."""
+    name = str(details["portfolio"])
+    agents = tuple(details["agents"])
+    config = PortfolioConfig(
+        portfolio=name, agents=agents, alphas=tuple(float(a) for a in details["alphas"]),
+        horizon=int(details["horizon"]), window=int(details["window"]),
+        refit_every=int(details["refit_every"]), seed=int(details["seed"]),
+        home=str(home), roles=RoleConfig(refit_lag=0), policy=policy_for(len(agents)))
+    swarm = PortfolioSwarm(config)
+    last = date.fromisoformat(details["dates"][-1])
+    swarm.start(np.asarray(details["returns"], dtype=np.float64), midnight(last))
+    book = Book(name=name, swarm=swarm, created_by=str(details["key_id"]))
+    for d, v in zip(details["dates"], details["returns"], strict=True):
+        book.recorded[date.fromisoformat(d)] = float(v)
+    book.last_date = last
+    book.last = BeatReport(portfolio=name, seq=0, as_of=midnight(last), realized=0.0,
+                           breaches={}, log_scores={}, forecasts=dict(swarm.forecasts),
+                           consensus=tuple(swarm.consensus))
+    return book
+
+
+def beat_entries(book: Book, report: BeatReport, decisions: Iterable[Decision]
+                 ) -> list[tuple[EntryKind, Mapping[str, Any]]]:
+    """A beat's ledger entries after its tick: one forecast per agent, one consensus per
+    level, then ``decisions``."""
+    out: list[tuple[EntryKind, Mapping[str, Any]]] = []
+    tag = {"portfolio": book.name, "seq": report.seq}
+    for n in book.agents:
+        fc = report.forecasts.get(n)
+        rec: dict[str, Any] = {**tag, "agent": n, "source": "service",
+                               "as_of": report.as_of.isoformat()}
+        if fc is not None:
+            rec["forecast"] = fc.to_dict()
+        else:
+            rec["error"] = report.rejected.get(n, "no forecast")
+        if n in report.log_scores and np.isfinite(report.log_scores[n]):
+            rec["log_score"] = report.log_scores[n]
+        out.append((EntryKind.FORECAST, rec))
+    for c in report.consensus:
+        out.append((EntryKind.CONSENSUS, {**tag, "source": "service", **consensus_record(c)}))
+    out += [(EntryKind.DECISION, decision_record(d)) for d in decisions]
+    return out

@@ -1,0 +1,251 @@
+"""The desk's observers (the arbiter): their calls on each beat, their checkpoints, their restore.
+
+:class:`Observing` holds the observers a :class:`~swarmvar.service.desk.Desk`
+was given. Each observer's calls are looked up once, when it is attached
+(``observe``, and ``replay`` for recorded beats; whether each takes
+``beat_seconds=``). Every ``checkpoint_every`` beats of a portfolio, the
+states of the observers that have one (``state_key``, ``checkpoint_state``,
+``restore_state``) go into the home's state store under
+``desk-observer:<state_key>:<portfolio>``, each headed by its
+:class:`CheckpointMark` (the beat, and the ledger index and hash of its tick
+entry): one stored value, so a state and the beat it was taken at are never
+read apart. A desk starting on that home restores each observer at its own
+mark when the mark stands on the ledger, and replays it only over the later
+beats; any other state (not on this ledger, no mark, unreadable) is logged
+and left: that observer replays every beat, which is exact, as the ledger is
+the source of truth.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import SwarmVarError
+from ..ledger import Ledger
+from ..ledger.store import Row
+from ..swarm.runtime import BeatObserver, takes_seconds
+from ..types import BeatReport, Decision
+
+log = logging.getLogger("swarmvar.service")
+
+#: State-store key prefix of the desk's checkpoints: ``<prefix><state_key>:<portfolio>``
+#: holds an observer's state, its :class:`CheckpointMark` on the first line. (Desks before
+#: this one also wrote a ``desk-mark:<portfolio>`` key repeating the mark; it is ignored.)
+OBSERVER_PREFIX = "desk-observer:"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class CheckpointMark:
+    """Where a checkpointed observer state stands: after beat ``seq`` of its portfolio,
+    whose tick entry is at ledger ``index`` with hash ``hash`` (hex). Stored as the first
+    line of the state (one JSON object), so state and mark are written and read as one."""
+
+    seq: int
+    index: int
+    hash: str
+
+    def line(self) -> bytes:
+        """The mark as the state's first line (without its newline)."""
+        return json.dumps({"seq": self.seq, "index": self.index, "hash": self.hash},
+                          sort_keys=True).encode()
+
+    @classmethod
+    def split(cls, blob: bytes) -> tuple[CheckpointMark, bytes] | None:
+        """The mark a stored state starts with and the observer's bytes after it; None
+        when the blob does not start with a mark line (a state written before states
+        carried their mark: its beat is unknown)."""
+        head, newline, body = blob.partition(b"\n")
+        try:
+            d = json.loads(head) if newline else None
+        except ValueError:
+            return None
+        if not isinstance(d, dict) or set(d) != {"seq", "index", "hash"}:
+            return None
+        seq, index, digest = d["seq"], d["index"], d["hash"]
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                   for v in (seq, index)) or not isinstance(digest, str) \
+                or not _HEX64.fullmatch(digest):
+            return None
+        return cls(seq, index, digest), body
+
+
+@dataclass(frozen=True)
+class Attached:
+    """An observer with its calls looked up once, when the desk gets it: ``observe``, and
+    ``replay`` for recorded beats (its ``replay`` if it has one, else ``observe``), each
+    with whether it takes ``beat_seconds=`` (the arbiter's PID does)."""
+
+    observer: BeatObserver
+    observe: Callable[..., Iterable[Decision]]
+    observe_seconds: bool
+    replay: Callable[..., Iterable[Decision]]
+    replay_seconds: bool
+
+    @classmethod
+    def of(cls, obs: BeatObserver) -> Attached:
+        replay = getattr(obs, "replay", None)
+        again = replay if callable(replay) else obs.observe
+        return cls(obs, obs.observe, takes_seconds(obs.observe), again, takes_seconds(again))
+
+    def __call__(self, report: BeatReport, seconds: float | None, again: bool
+                 ) -> Iterable[Decision]:
+        call, timed = ((self.replay, self.replay_seconds) if again
+                       else (self.observe, self.observe_seconds))
+        if seconds is not None and timed:
+            return call(report, beat_seconds=seconds)
+        return call(report)
+
+
+class Observing:
+    """A desk's observers: their instructions, their decisions on each beat, and the
+    checkpoints of their states in ``home``'s state store (not thread-safe: the desk
+    calls it under its lock).
+
+    Parameters
+    ----------
+    observers : :class:`~swarmvar.swarm.BeatObserver` objects, in the order they decide.
+    ledger : the desk's ledger (a checkpoint's mark must stand on it to be restored).
+    home : path whose state store holds the checkpoints.
+    checkpoint_every : beats of a portfolio between checkpoints (>= 1, checked by the desk).
+    clock : wall time of the stored states.
+    """
+
+    def __init__(self, observers: Sequence[BeatObserver], ledger: Ledger, home: Path, *,
+                 checkpoint_every: int, clock: Callable[[], datetime]):
+        self.observers = tuple(observers)
+        self.ledger = ledger
+        self.home = home
+        self.checkpoint_every = checkpoint_every
+        self._clock = clock
+        self._attached = tuple(Attached.of(obs) for obs in self.observers)
+        #: Observers whose state is checkpointed: (position, ``state_key``, observer).
+        self.stateful: tuple[tuple[int, str, Any], ...] = tuple(
+            (i, str(getattr(obs, "state_key")), obs)  # noqa: B009
+            for i, obs in enumerate(self.observers)
+            if isinstance(getattr(obs, "state_key", None), str)
+            and callable(getattr(obs, "checkpoint_state", None))
+            and callable(getattr(obs, "restore_state", None)))
+        #: (portfolio, observer's position) -> the seq its restored state stands at (the
+        #: initial sync replays that observer only after it)
+        self.restored: dict[tuple[str, int], int] = {}
+
+    def instructions(self, name: str) -> tuple[frozenset[str], dict[str, float]]:
+        """The observers' quarantine and weight factors for the next beat of ``name``."""
+        excluded: set[str] = set()
+        factors: dict[str, float] = {}
+        for obs in self.observers:
+            excluded |= set(obs.excluded(name))
+            for agent, f in obs.weight_factors(name).items():
+                factors[agent] = factors.get(agent, 1.0) * float(f)
+        return frozenset(excluded), factors
+
+    def observe(self, report: BeatReport, seconds: float | None, *, again: bool = False
+                ) -> tuple[Decision, ...]:
+        """The observers' decisions on a beat, given its measured seconds where they take
+        them (the arbiter's PID). ``again``: a recorded beat replayed (their ``replay``
+        when they have one; an observer restored from a checkpoint past it skips it)."""
+        out: list[Decision] = []
+        for i, attached in enumerate(self._attached):
+            if again and report.seq <= self.restored.get((report.portfolio, i), 0):
+                continue  # in the checkpoint it was restored from
+            out.extend(attached(report, seconds, again))
+        return tuple(out)
+
+    @contextmanager
+    def _state_store(self) -> Iterator[Any]:
+        """The home's state store (opened for one checkpoint or one restore)."""
+        from ..evolution import Database, StateStore
+
+        db = Database(self.home)
+        try:
+            yield StateStore(db)
+        finally:
+            db.close()
+
+    def checkpoint(self, name: str, seq: int, row: Row) -> None:
+        """Store the observers' states of ``name`` after its beat ``seq`` (every
+        ``checkpoint_every`` beats), each headed by its mark: the ledger index and hash of
+        the beat's tick entry ``row``. A failed write is logged: the ledger can replay them."""
+        if not self.stateful or seq % self.checkpoint_every:
+            return
+        mark = CheckpointMark(seq, int(row[0]), bytes(row[5]).hex()).line()
+        states = {f"{OBSERVER_PREFIX}{key}:{name}": mark + b"\n" + obs.checkpoint_state(name)
+                  for _, key, obs in self.stateful}
+        try:
+            with self._state_store() as store:
+                store.put_many(states, now=self._clock().timestamp())
+                for key in states:
+                    store.prune(key, keep=2)
+        except (SwarmVarError, OSError) as exc:
+            log.warning("checkpoint of %s's observers at beat %d failed (%s); a restart "
+                        "replays them from the ledger", name, seq, exc)
+
+    def _on_ledger(self, name: str, mark: CheckpointMark) -> bool:
+        """Whether ``mark`` is beat ``mark.seq`` of ``name`` on this ledger: a tick entry of
+        it at ``mark.index`` with hash ``mark.hash``."""
+        if mark.index >= self.ledger.store.size():
+            return False
+        rows = list(self.ledger.store.rows(mark.index, mark.index + 1))
+        if not rows or bytes(rows[0][5]).hex() != mark.hash:
+            return False
+        try:
+            tick = json.loads(rows[0][3])
+            details = tick["details"]
+            return bool(tick.get("type") == "tick" and details.get("portfolio") == name
+                        and int(details["seq"]) == mark.seq)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return False
+
+    def restore(self, name: str, agents: Sequence[str]) -> None:
+        """Restore each observer's state of portfolio ``name`` (its ``agents``) from the
+        home's last checkpoint of it (at the start), at the beat its own mark names, if
+        that mark stands on this ledger. An observer not restored replays every beat."""
+        from ..evolution import UnknownState
+
+        blobs: dict[int, bytes] = {}
+        try:
+            with self._state_store() as store:
+                for i, key, _ in self.stateful:
+                    try:
+                        blobs[i] = store.get(f"{OBSERVER_PREFIX}{key}:{name}")
+                    except UnknownState:
+                        continue  # never checkpointed here
+        except (SwarmVarError, OSError) as exc:
+            log.warning("the checkpoints of %s's observers cannot be read (%s); they replay "
+                        "every beat", name, exc)
+            return
+        for i, key, obs in self.stateful:
+            if i not in blobs:
+                continue
+            marked = CheckpointMark.split(blobs[i])
+            if marked is None:
+                log.warning("the %s state of %s has no checkpoint mark (written by an older "
+                            "desk, or damaged); it replays every beat", key, name)
+                continue
+            mark, state = marked
+            try:
+                standing = self._on_ledger(name, mark)
+            except (SwarmVarError, OSError) as exc:
+                log.warning("the checkpoint of %s's %s state cannot be checked (%s); it "
+                            "replays every beat", name, key, exc)
+                continue
+            if not standing:
+                log.warning("the %s state of %s (beat %d) is not on this ledger; it replays "
+                            "every beat", key, name, mark.seq)
+                continue
+            try:
+                obs.restore_state(name, state, agents=tuple(agents))
+            except SwarmVarError as exc:  # (a bad blob is refused before any change)
+                log.warning("the %s state of %s cannot be restored (%s); it replays every "
+                            "beat", key, name, exc)
+                continue
+            self.restored[name, i] = mark.seq

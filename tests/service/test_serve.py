@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -88,3 +89,23 @@ def test_checkpoint_every_reaches_the_desk(tmp_path: Path, session_keys: tuple[P
     finally:
         db.close()
     assert sorted(m[0].seq for m in marks if m is not None) == [4, 8]
+
+
+def test_every_serve_option_and_the_checkpoints_are_documented() -> None:
+    """docs/operations.md lists each visible ``swarmvar serve`` option and says where the
+    desk's checkpoints are, their rhythm and what a restart replays."""
+    import typer.main
+
+    root = Path(__file__).resolve().parents[2]
+    page = (root / "docs" / "operations.md").read_text()
+    group: Any = typer.main.get_command(build_app())
+    serve = group.get_command(group.make_context("swarmvar", ["serve", "--help"],
+                                                 resilient_parsing=True), "serve")
+    options = [o for p in serve.params if p.param_type_name == "option" and not p.hidden
+               for o in p.opts if o.startswith("--") and o != "--help"]
+    assert "--checkpoint-every" in options
+    assert [o for o in options if f"`{o}" not in page] == []
+    section = page.split("## Checkpoints of the arbiter", 1)[1].split("\n## ", 1)[0]
+    for needle in ("--checkpoint-every", "250", "<home>/states/", "evolution.sqlite",
+                   "desk-observer:arbiter:<portfolio>", "replays every beat"):
+        assert needle in section, needle

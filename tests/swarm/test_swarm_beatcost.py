@@ -283,8 +283,9 @@ def test_own_estimates_are_admitted_by_their_very_objects_and_anything_else_by_b
     signed = sign_measures([(a, measure) for a in AGENTS], keys, portfolio="p", horizon=1,
                            as_of=when, seq=1, own=own)
     written = []
-    real = signing.signing_bytes
-    monkeypatch.setattr(signing, "signing_bytes", lambda e: written.append(e) or real(e))
+    real = signing._payload_text  # every writing of signing bytes goes through it
+    monkeypatch.setattr(signing, "_payload_text",
+                        lambda e, as_of=None: written.append(e) or real(e, as_of))
     admitted, refused = ring.screen(signed, own=own)
     assert len(admitted) == len(AGENTS) and not refused and not written  # by objects
     copies = [dataclasses.replace(e, var_interval=tuple(list(e.var_interval))) for e in signed]

@@ -133,6 +133,12 @@ class Desk:
     checkpoint_every : beats of a portfolio between checkpoints of the observers' states
         (the arbiter's) in ``<home>``'s state store; restored by a desk started there.
 
+    Attributes
+    ----------
+    observing : :class:`~swarmvar.service.desk_observers.Observing`
+        The observers, their calls and checkpoints (``observing.restored``: the beat at
+        which each observer restored at this start stands).
+
     Raises
     ------
     InvalidParameter

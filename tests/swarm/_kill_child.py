@@ -3,8 +3,10 @@
 Usage: python _kill_child.py HOME DAYS HOOK MARKER [REFIT_LAG [SPREAD [WORKERS]]]
 HOOK "checkpoint" pauses inside a checkpoint write (a state pack written, the
 index not yet committed), "ledger" inside a ledger transaction (rows inserted,
-not committed), after writing MARKER, so that the parent can kill it there;
-"none" runs straight.
+not committed), "fit-again" inside the start's fit of hosts lost before its first
+checkpoint (WORKERS > 0: every worker is killed after the start's fit; the
+fresh hosts have fitted, their states not yet taken), after writing MARKER, so
+that the parent can kill it there; "none" runs straight.
 """
 
 from __future__ import annotations
@@ -60,6 +62,24 @@ def pause_inside(hook: str, marker: Path, batch_rows: int) -> None:
                 _pause(marker)
 
         sqlite._insert = paused_insert  # type: ignore[assignment]
+    elif hook == "fit-again":
+        import os
+        import signal
+
+        from swarmvar.swarm import LocalExecutor
+
+        start = LocalExecutor.start
+
+        def start_then_lose(self, requests):  # type: ignore[no-untyped-def]
+            start(self, requests)
+            if not getattr(self, "_lost_once", False):  # the start's fit: its hosts die
+                self._lost_once = True
+                for pid in self.pids():
+                    os.kill(pid, signal.SIGKILL)
+            else:  # Swarm._fit_again's fit on fresh hosts, before its states are taken
+                _pause(marker)
+
+        LocalExecutor.start = start_then_lose  # type: ignore[method-assign]
 
 
 def main() -> None:

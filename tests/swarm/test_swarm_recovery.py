@@ -83,11 +83,28 @@ def _battery(tmp_path: Path, sp500, days: int, plan: list[str], seed: int, lag: 
     got = _beats(home)
     assert got == expected
     assert kills >= len(plan) // 2  # most kills landed while the run was alive
+    assert _starts(home) == 1  # a start killed before its checkpoint is not recorded twice
+
+
+def _starts(home: Path) -> int:
+    with Ledger.open(home) as ledger:
+        return sum(1 for e in ledger.entries()
+                   if e.kind.value == "action" and e.data.get("type") == "swarm-start")
 
 
 def test_kill_minus_nine_small_battery(tmp_path, sp500):
     """Four kills: at random, inside a checkpoint write, inside a ledger transaction."""
     _battery(tmp_path, sp500, 45, ["checkpoint", "ledger", "random", "checkpoint"], seed=1)
+
+
+def test_kill_minus_nine_while_the_start_fits_lost_hosts_again(tmp_path, sp500):
+    """Killed twice inside the start's fit of hosts lost before the seq-0 checkpoint
+    (Swarm._fit_again), then at a checkpoint and at random: each restart is a fresh start
+    (no checkpoint yet) and takes up the one ``swarm-start`` entry instead of writing
+    another; every tick once, the uninterrupted run's numbers."""
+    _battery(tmp_path, sp500, 30, ["fit-again", "fit-again", "checkpoint", "random"],
+             seed=12, workers=2)
+    assert _starts(tmp_path / "killed") == 1
 
 
 def test_kill_minus_nine_spread_portfolio(tmp_path, sp500):

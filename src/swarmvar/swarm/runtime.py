@@ -63,7 +63,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from ..canonical import Canonical, canonical_object
+from ..canonical import Canonical, canonical_json, canonical_object
 from ..consensus import Policy
 from ..consensus.signing import estimate_record
 from ..errors import (
@@ -550,10 +550,12 @@ class Swarm:
                     self._unbegun[name] = (values, when)
                 self.last_as_of[name] = when
             self.executor.start(requests)
-            self.ledger.add_entry(EntryKind.ACTION, {"type": "swarm-start", "details": {
+            begun = {"type": "swarm-start", "details": {
                 "portfolios": [s.to_dict() for s in self.specs.values()],
                 "config": self.configs[next(iter(self.specs))].fingerprint() | {
-                    "portfolio": None}}})
+                    "portfolio": None}}}
+            if not self._start_recorded(begun):  # (a start killed before its checkpoint)
+                self.ledger.add_entry(EntryKind.ACTION, begun)
             self.checkpoint()
         if self.sandbox is not None:
             details: dict[str, Any] = self.sandbox.to_dict()
@@ -564,6 +566,24 @@ class Swarm:
             self.ledger.add_entry(EntryKind.ACTION, {
                 "type": "sandbox-warning" if warning else "sandbox", "details": details})
         self._started = True
+
+    def _start_recorded(self, begun: Mapping[str, Any]) -> bool:
+        """Whether the ledger's last entry is this very start (``begun``), recorded by a
+        start killed before its checkpoint was stored.
+
+        A start writes its ``swarm-start`` entry, then its checkpoint at seq 0
+        (which may fit lost hosts again, :meth:`_fit_again`). Killed between
+        the two, the home holds the entry and no checkpoint, so the next start
+        fits from history again; it takes that entry up as its own instead of
+        writing a second one, so each checkpointed start has exactly one. Only
+        when the entry is the ledger's last (nothing was recorded after it)
+        and says the same portfolios and configuration; a start of other
+        portfolios or another configuration writes its own entry (the one
+        before it then stands for a start that never ran a beat).
+        """
+        last = self.ledger.entry(-1)
+        return (last.kind is EntryKind.ACTION and last.data.get("type") == "swarm-start"
+                and canonical_json(last.data) == canonical_json(dict(begun)))
 
     # --- checkpoints and recovery --------------------------------------------------
 

@@ -20,6 +20,7 @@ from swarmvar.consensus import (
     combine,
     private_key_from_seed,
     sign_estimate,
+    signed_bytes,
     signing,
 )
 from swarmvar.consensus.signing import (
@@ -64,7 +65,7 @@ def _counted_ring() -> tuple[KeyRing, list[bytes]]:
 def written(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Every estimate whose signing text is written (the direct writer or the dict)."""
     seen: list[str] = []
-    direct, general = signing._payload_text, signing.canonical_json
+    direct, general = signed_bytes._payload_text, signed_bytes.canonical_json
 
     def payload_text(e: Estimate, as_of: str | None = None) -> str | None:
         seen.append(e.agent_id)
@@ -74,8 +75,8 @@ def written(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         seen.append("dict")
         return general(value)
 
-    monkeypatch.setattr(signing, "_payload_text", payload_text)
-    monkeypatch.setattr(signing, "canonical_json", canonical_json)
+    monkeypatch.setattr(signed_bytes, "_payload_text", payload_text)
+    monkeypatch.setattr(signed_bytes, "canonical_json", canonical_json)
     yield seen
 
 

@@ -271,7 +271,7 @@ def test_own_estimates_are_admitted_by_their_very_objects_and_anything_else_by_b
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from swarmvar.consensus import KeyRing, RejectionReason, sign_measures, signing
+    from swarmvar.consensus import KeyRing, RejectionReason, sign_measures, signed_bytes
     from swarmvar.consensus.signing import OwnSignatures
     from swarmvar.types import RiskMeasure
 
@@ -283,8 +283,8 @@ def test_own_estimates_are_admitted_by_their_very_objects_and_anything_else_by_b
     signed = sign_measures([(a, measure) for a in AGENTS], keys, portfolio="p", horizon=1,
                            as_of=when, seq=1, own=own)
     written = []
-    real = signing._payload_text  # every writing of signing bytes goes through it
-    monkeypatch.setattr(signing, "_payload_text",
+    real = signed_bytes._payload_text  # every writing of signing bytes goes through it
+    monkeypatch.setattr(signed_bytes, "_payload_text",
                         lambda e, as_of=None: written.append(e) or real(e, as_of))
     admitted, refused = ring.screen(signed, own=own)
     assert len(admitted) == len(AGENTS) and not refused and not written  # by objects

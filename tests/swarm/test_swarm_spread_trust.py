@@ -458,11 +458,11 @@ def test_a_groups_estimate_is_verified_once(tmp_path, sp500, monkeypatch):
     and neither the vote nor the ledger record writes its signing text again."""
     import traceback
 
-    from swarmvar.consensus import signing
+    from swarmvar.consensus import signed_bytes
 
     calls: list[bytes] = []
     written: list[str] = []
-    direct = signing._payload_text
+    direct = signed_bytes._payload_text
 
     def payload_text(e: Any, as_of: str | None = None) -> str | None:
         # not the groups' own signing (in this process here): the rest
@@ -470,7 +470,7 @@ def test_a_groups_estimate_is_verified_once(tmp_path, sp500, monkeypatch):
             written.append(e.agent_id)
         return direct(e, as_of)
 
-    monkeypatch.setattr(signing, "_payload_text", payload_text)
+    monkeypatch.setattr(signed_bytes, "_payload_text", payload_text)
 
     class Counting:  # the portfolio ring's public key, counting its verifications
         def __init__(self, key: Any) -> None:

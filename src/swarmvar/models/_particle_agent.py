@@ -100,8 +100,9 @@ class ParticleAgent(OnlineAgent):
     _label = ""
     #: Key of the per-particle filter state in :meth:`state`'s arrays.
     _aux_key = "aux"
-    #: Share moved before the independent-MH sweeps of an update's resample-move stop.
-    _update_moved = 0.95
+    #: Share moved before the independent-MH sweeps of a reweighted cloud's resample-move
+    #: (an update's, or a warm refit's between the two ESS thresholds) stop.
+    _reweighted_moved = 0.95
     block_days = 8
     min_observations = 100
     needs_variation = True
@@ -145,6 +146,16 @@ class ParticleAgent(OnlineAgent):
                      hist: FloatArray) -> None:
         """Raise :class:`InvalidState` unless the arrays fit this agent."""
         raise NotImplementedError
+
+    def _bridge(self, r: FloatArray,
+                rng: np.random.Generator) -> tuple[FloatArray, FloatArray, Any, FloatArray,
+                                                   float] | None:
+        """A warm refit's rescue when the reweighting leaves fewer than ``REFIT_MIN_ESS *
+        particles`` effective particles: the particles ``u``, their log-likelihoods of
+        ``r``, filter states, log weights and the acceptance rate of a route from the
+        history's posterior to the window's, or None (the default: no such route; the
+        window is fitted from the prior)."""
+        return None
 
     # --- fitting -----------------------------------------------------------------------
 
@@ -202,6 +213,47 @@ class ParticleAgent(OnlineAgent):
         self._install(r, u[keep], ll[keep], self._unstack(aux[:, keep]), np.zeros(per), rng)
         self.refit_route = "fit"
         self._finish_fit({k: v.reshape(runs, per) for k, v in draws.items()}, acceptance, start)
+        return self
+
+    def refit(self, returns: ArrayLike, *, seed: Seed = None) -> Self:
+        """Warm re-anchoring on a trailing window: the posterior given ``returns`` only.
+
+        The same target as ``fit(returns)``. The particles (the posterior given
+        the absorbed history) are reweighted by ``p(returns | theta) /
+        p(history | theta)`` - one filter pass over the window, which also
+        gives each particle's filter state at the window's end - and, when the
+        ESS falls below ``ess_threshold * particles``, resampled and moved
+        targeting the window's posterior. Below ``REFIT_MIN_ESS * particles``
+        effective particles the subclass's :meth:`_bridge` may carry the
+        particles from the history's posterior to the window's; without one,
+        or if it stalls, the window is fitted from the prior (:meth:`fit`).
+        ``refit_route`` says which. A refused window leaves the agent as it was.
+        """
+        if not self._fitted:
+            return self.fit(returns, seed=seed)
+        r, rng, ll, aux, logw = self._reweighted(returns, seed)
+        if not np.any(np.isfinite(logw)):
+            return self._refit_from_prior(r, rng)
+        if _sir.ess(logw) < REFIT_MIN_ESS * self.particles:
+            bridged = self._bridge(r, rng)
+            if bridged is None:
+                return self._refit_from_prior(r, rng)
+            u, ll, aux, logw, acc = bridged
+            self._install(r, u, ll, aux, logw, rng)
+            self._acceptance = acc
+            self.refit_route = "bridge"
+            return self
+        if _sir.ess(logw) >= self.ess_threshold * self.particles:
+            self._install(r, self._u, ll, aux, logw, rng)  # healthy weights: as IBIS would
+            self.refit_route = "reweight"
+            return self
+        self._move_installed(r, ll, aux, logw, rng, self._reweighted_moved)
+        self.refit_route = "move"
+        return self
+
+    def _refit_from_prior(self, r: FloatArray, rng: np.random.Generator) -> Self:
+        self.fit(r, seed=rng)
+        self.refit_route = "prior"
         return self
 
     def _reweighted(self, returns: ArrayLike,
@@ -288,7 +340,7 @@ class ParticleAgent(OnlineAgent):
         self._ll, self._aux, self._logw = self._ll + dens, aux, lw - top
         if _sir.ess(self._logw) < self.ess_threshold * self.particles:
             self._move_installed(self._returns.copy(), self._ll, self._aux, self._logw,
-                                 self._rng, self._update_moved)
+                                 self._rng, self._reweighted_moved)
         return out
 
     # --- the predictive ----------------------------------------------------------------

@@ -30,20 +30,19 @@ docs/models-markov-switching.md.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 
 from ..data import MAX_ABS_RETURN
 from ..errors import InvalidParameter, InvalidState
 from ..types import Forecast
 from . import _markov_switching_garch_lik as garch_lik
 from . import _markov_switching_lik as lik
-from . import _sir
 from ._garch_family import TQuantileCache
 from ._markov_switching_family import SwitchingTFamily
-from ._particle_agent import HORIZON_PATHS, REFIT_MIN_ESS, ParticleAgent
+from ._particle_agent import HORIZON_PATHS, ParticleAgent
 from .base import Seed, check_whole, rng_from
 from .risk import risk_measures_block, t_log_norm
 
@@ -70,34 +69,6 @@ class MarkovSwitching(ParticleAgent):
     #: (a refit whose reweighting left too few particles, fitted from the prior).
     refit_route: str = "fit"
     cost_hint = (5.0, 65.0)  # ms: a backtest day at h = 1 (refits included), a 10-day forecast
-
-    def refit(self, returns: ArrayLike, *, seed: Seed = None) -> Self:
-        """Warm re-anchoring on a trailing window: the posterior given ``returns`` only.
-
-        The same target as ``fit(returns)``. The particles (the posterior given
-        the absorbed history) are reweighted by ``p(returns | theta) /
-        p(history | theta)`` - one filter pass over the window, which also
-        gives each particle's state probability at the window's end - and,
-        when the ESS falls below ``ess_threshold * particles``, resampled and
-        moved targeting the window's posterior. Below ``REFIT_MIN_ESS *
-        particles`` effective particles the window is fitted from the prior
-        (:meth:`fit`); ``refit_route`` says which. A refused window leaves the
-        agent as it was.
-        """
-        if not self._fitted:
-            return self.fit(returns, seed=seed)
-        r, rng, ll, aux, logw = self._reweighted(returns, seed)
-        if not np.any(np.isfinite(logw)) or _sir.ess(logw) < REFIT_MIN_ESS * self.particles:
-            self.fit(r, seed=rng)
-            self.refit_route = "prior"
-            return self
-        if _sir.ess(logw) >= self.ess_threshold * self.particles:
-            self._install(r, self._u, ll, aux, logw, rng)  # healthy weights: as IBIS would
-            self.refit_route = "reweight"
-            return self
-        self._move_installed(r, ll, aux, logw, rng, 0.95)
-        self.refit_route = "move"
-        return self
 
     def _new_particles(self) -> None:
         self._norm = t_log_norm(self._theta.nu)

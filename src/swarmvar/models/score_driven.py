@@ -32,18 +32,17 @@ Details in docs/models-score-driven.md.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 
 from ..data import MAX_ABS_RETURN
 from ..errors import InvalidParameter, InvalidState
 from ..types import Forecast
 from . import _score_driven_jax as jlik
 from . import _score_driven_lik as lik
-from . import _sir
-from ._particle_agent import HORIZON_PATHS, MOVES, REFIT_MIN_ESS, STAGE_MOVED, ParticleAgent
+from ._particle_agent import HORIZON_PATHS, MOVES, STAGE_MOVED, ParticleAgent
 from ._score_driven_bridge import bridge
 from ._score_driven_family import SkewTCache, skew_level_measures_block
 from .base import Seed, check_whole, rng_from
@@ -96,7 +95,7 @@ class BetaSkewTEgarch(ParticleAgent):
     _model: Any = _Model
     _label = "Beta-Skew-t-EGARCH"
     _aux_key = "lam"
-    _update_moved = REWEIGHTED_MOVED
+    _reweighted_moved = REWEIGHTED_MOVED
     block_days = BLOCK_DAYS
     #: How the last fit or refit got its posterior: "fit" (tempered from the prior),
     #: "reweight", "move", "bridge" (tempered from the history's posterior) or "prior"
@@ -114,47 +113,17 @@ class BetaSkewTEgarch(ParticleAgent):
     def _lam(self, value: FloatArray) -> None:
         self._aux = value
 
-    def refit(self, returns: ArrayLike, *, seed: Seed = None) -> Self:
-        """Warm re-anchoring on a trailing window: the posterior given ``returns`` only.
-
-        The same target as ``fit(returns)``. The particles (the posterior given
-        the absorbed history) are reweighted by ``p(returns | theta) /
-        p(history | theta)`` - one likelihood pass over the window, which also
-        gives each particle's ``lambda`` at the window's end - and, when the
-        ESS falls below ``ess_threshold * particles``, resampled and moved
-        targeting the window's posterior. Below ``REFIT_MIN_ESS * particles``
-        effective particles the particles are tempered from the history's
-        posterior to the window's (:func:`._score_driven_bridge.bridge`), and
-        only if that stalls is the window fitted from the prior (:meth:`fit`);
-        ``refit_route`` says which. A refused window leaves the agent as it was.
-        """
-        if not self._fitted:
-            return self.fit(returns, seed=seed)
-        r, rng, ll, lam, logw = self._reweighted(returns, seed)
-        if not np.any(np.isfinite(logw)):
-            return self._refit_from_prior(r, rng)
-        if _sir.ess(logw) < REFIT_MIN_ESS * self.particles:
-            bridged = bridge(self.history, r, self._u, self._ll, self._logw, rng,
-                             self.ess_threshold, MOVES, STAGE_MOVED)
-            if bridged is None:
-                return self._refit_from_prior(r, rng)
-            u, ll, lam, logw, acc, _ = bridged
-            self._install(r, u, ll, lam, logw, rng)
-            self._acceptance = acc
-            self.refit_route = "bridge"
-            return self
-        if _sir.ess(logw) >= self.ess_threshold * self.particles:
-            self._install(r, self._u, ll, lam, logw, rng)  # healthy weights: as IBIS would
-            self.refit_route = "reweight"
-            return self
-        self._move_installed(r, ll, lam, logw, rng, REWEIGHTED_MOVED)
-        self.refit_route = "move"
-        return self
-
-    def _refit_from_prior(self, r: FloatArray, rng: np.random.Generator) -> Self:
-        self.fit(r, seed=rng)
-        self.refit_route = "prior"
-        return self
+    def _bridge(self, r: FloatArray,
+                rng: np.random.Generator) -> tuple[FloatArray, FloatArray, FloatArray,
+                                                   FloatArray, float] | None:
+        """Tempered from the history's posterior to the window's
+        (:func:`._score_driven_bridge.bridge`); None if that stalls."""
+        bridged = bridge(self.history, r, self._u, self._ll, self._logw, rng,
+                         self.ess_threshold, MOVES, STAGE_MOVED)
+        if bridged is None:
+            return None
+        u, ll, lam, logw, acc, _ = bridged
+        return u, ll, lam, logw, acc
 
     def _unstack(self, aux: FloatArray) -> FloatArray:
         lam: FloatArray = aux[0]

@@ -1,12 +1,39 @@
-"""The online particle agents' shared history buffer and state checks (_online_agent)."""
+"""The online particle agents' shared sizes, history buffer and state checks (_online_agent)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from swarmvar.errors import InvalidState
+from swarmvar.errors import InvalidParameter, InvalidState
+from swarmvar.models import agent_class
+from swarmvar.models._online_agent import MAX_PARTICLES
 from swarmvar.models.garch_t import GarchT
+
+#: Every agent whose constructor runs OnlineAgent's size checks.
+ONLINE = ["GarchT", "HarArch", "MarkovSwitching", "MarkovSwitchingGarch", "BetaSkewTEgarch"]
+
+
+@pytest.mark.parametrize("name", ONLINE)
+@pytest.mark.parametrize(("sizes", "match"), [
+    ({"particles": 99}, "particles"), ({"particles": 100.5}, "particles"),
+    ({"runs": 1}, "runs"), ({"runs": 65}, "runs"),
+    ({"particles": MAX_PARTICLES // 2 + 1, "runs": 2}, "particles x runs"),
+    ({"ess_threshold": 0.0}, "ess_threshold"), ({"ess_threshold": 1.0}, "ess_threshold"),
+    ({"ess_threshold": float("nan")}, "ess_threshold"),
+])
+def test_sizes_out_of_range_are_refused_alike(name: str, sizes: dict[str, float],
+                                              match: str) -> None:
+    with pytest.raises(InvalidParameter, match=match):
+        agent_class(name)(**sizes)
+
+
+@pytest.mark.parametrize("name", ONLINE)
+def test_sizes_in_range_are_kept_as_numbers(name: str) -> None:
+    agent = agent_class(name)(particles=np.int64(150), runs=3, ess_threshold=np.float32(0.25))
+    assert (agent.particles, agent.runs) == (150, 3)
+    assert type(agent.particles) is int and type(agent.runs) is int
+    assert type(agent.ess_threshold) is float and agent.ess_threshold == 0.25
 
 
 def test_history_grows_past_its_buffer_in_order() -> None:
@@ -28,3 +55,4 @@ def test_bad_log_weights_are_refused(logw: list[float]) -> None:
     with pytest.raises(InvalidState, match="GarchT state's particle log weights"):
         GarchT(particles=100, runs=2)._check_log_weights(np.array(logw))
     GarchT(particles=100, runs=2)._check_log_weights(np.array([0.0, -np.inf]))
+

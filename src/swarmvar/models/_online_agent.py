@@ -1,14 +1,17 @@
-"""What the online particle agents share: the history buffer and the state's SMC part.
+"""What the online particle agents share: sizes, the history buffer, the state's SMC part.
 
 ``GarchT``, ``HarArch`` and :class:`._particle_agent.ParticleAgent` (so
 ``BetaSkewTEgarch`` and the Markov-switching agents) hold a weighted particle
 posterior that absorbs returns one at a time (IBIS) and is moved given the
-whole history. :class:`OnlineAgent` keeps that history in a buffer that
-doubles when full (an update appends in O(1), where ``np.append`` would copy
-the history every day), finishes a fit the same way (split R-hat and ESS
-across runs, timing, the convergence warning), runs ``forecast_block`` at
-horizon 1 (the days on one particle set solved together), and reads and writes the part
-of :meth:`~.base.Agent.state` they all have: the generator, the fit's
+whole history. :class:`OnlineAgent` checks their sizes (``particles``,
+``runs``, ``ess_threshold``), holds the constants they share (the draws and
+paths of a longer horizon, the ESS below which a warm refit leaves its warm
+route), keeps that history in a buffer that doubles when full (an update
+appends in O(1), where ``np.append`` would copy the history every day),
+finishes a fit the same way (split R-hat and ESS across runs, timing, the
+convergence warning), runs ``forecast_block`` at horizon 1 (the days on one
+particle set solved together), and reads and writes the part of
+:meth:`~.base.Agent.state` they all have: the generator, the fit's
 diagnostics, the last acceptance rate and the fit's seconds, and the check
 of the particles' log weights.
 """
@@ -22,17 +25,42 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ..errors import InvalidState
+from ..errors import InvalidParameter, InvalidState
 from ..types import Diagnostics, Forecast
 from . import _sir
-from .base import Agent, Seed
+from .base import Agent, Seed, check_real, check_whole
 from .diagnostics import fit_record, smc_diagnostics, summarize
 
 FloatArray = NDArray[np.float64]
 
+#: Most particles one fit holds (particles x runs), and most runs.
+MAX_PARTICLES, MAX_RUNS = 200_000, 64
+#: Draws and paths per draw for horizons > 1.
+HORIZON_DRAWS = 200
+HORIZON_PATHS = 500
+#: Below this ESS fraction after a warm refit's reweighting, the agent leaves the warm route.
+REFIT_MIN_ESS = 0.05
+
 
 class OnlineAgent(Agent):
-    """An agent with an online particle posterior and the history it conditions on."""
+    """An agent with an online particle posterior and the history it conditions on.
+
+    Parameters
+    ----------
+    particles : int
+        Particles in the online posterior, and per run in ``fit`` (>= 100).
+    runs : int
+        Independent SMC runs in ``fit``, for split R-hat across runs (>= 2;
+        ``particles x runs <= MAX_PARTICLES``).
+    ess_threshold : float
+        Resample-move when the weights' ESS falls below this fraction of
+        ``particles`` (0 < value < 1).
+
+    Raises
+    ------
+    InvalidParameter
+        Naming the value that is out of range.
+    """
 
     _buf: FloatArray
     _n: int
@@ -47,6 +75,19 @@ class OnlineAgent(Agent):
     #: Most days one particle set's horizon-1 forecasts are solved together (0: the agent
     #: has no vectorized horizon-1 block, ``forecast_block`` runs day by day).
     block_days = 0
+    min_observations = 100
+    needs_variation = True
+
+    def __init__(self, particles: int = 1000, runs: int = 4, ess_threshold: float = 0.5) -> None:
+        particles = check_whole("particles", particles, 100, MAX_PARTICLES)
+        runs = check_whole("runs", runs, 2, MAX_RUNS)
+        if particles * runs > MAX_PARTICLES:
+            raise InvalidParameter(
+                f"particles x runs = {particles * runs:,}, beyond the {MAX_PARTICLES:,} one fit "
+                "may hold; lower particles or runs")
+        self.particles, self.runs = int(particles), int(runs)
+        self.ess_threshold = float(check_real("ess_threshold", ess_threshold, 0.0, 1.0,
+                                              low_open=True, high_open=True))
 
     # --- the history ---------------------------------------------------------------
 

@@ -1,18 +1,19 @@
 """The online particle agent shared by ``MarkovSwitching(Garch)`` and ``BetaSkewTEgarch``.
 
 :class:`ParticleAgent` holds what those agents do alike with the generic
-blocks of :mod:`._sir`: the constructor checks, the likelihood-tempered SMC
-``fit`` (``runs`` samplers from the prior in one batch, split R-hat and ESS
-across them), the resample-move rejuvenation (independent Metropolis-Hastings
-from a multivariate t fitted to each run, random-walk moves when those are
-rarely accepted), IBIS ``update``, the horizon-1 block forecasts, diagnostics
-and the state's common part; the history buffer and the state's SMC scalars
-are :class:`._online_agent.OnlineAgent`'s, which ``GarchT`` and ``HarArch``
-share. A subclass brings its
-model as ``_model`` - an object with ``sample_prior``, ``to_unconstrained``,
-``from_unconstrained``, ``log_prior_u``, ``filter_fast(r, theta) -> (ll (S,),
-filter state (k, S))`` and ``draws`` (as :mod:`._markov_switching_lik` offers
-them) - and the few hooks below.
+blocks of :mod:`._sir`: the likelihood-tempered SMC ``fit`` (``runs``
+samplers from the prior in one batch, split R-hat and ESS across them), the
+resample-move rejuvenation (independent Metropolis-Hastings from a
+multivariate t fitted to each run, random-walk moves when those are rarely
+accepted), IBIS ``update``, the warm ``refit`` (reweight, move, a subclass's
+bridge, or a fit from the prior), the horizon-1 block forecasts, diagnostics
+and the state's common part; the constructor's checks, the history buffer and
+the state's SMC scalars are :class:`._online_agent.OnlineAgent`'s, which
+``GarchT`` and ``HarArch`` share. A subclass brings its model as ``_model`` -
+an object with ``sample_prior``, ``to_unconstrained``, ``from_unconstrained``,
+``log_prior_u``, ``filter_fast(r, theta) -> (ll (S,), filter state (k, S))``
+and ``draws`` (as :mod:`._markov_switching_lik` offers them) - and the few
+hooks below.
 """
 
 from __future__ import annotations
@@ -24,22 +25,15 @@ from typing import Any, Self
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ..errors import InvalidParameter, InvalidReturns, InvalidState
+from ..errors import InvalidReturns, InvalidState
 from ..types import Forecast
 from . import _sir
-from ._online_agent import OnlineAgent
-from .base import Seed, check_real, check_whole, rng_from
+from ._online_agent import HORIZON_DRAWS, REFIT_MIN_ESS, OnlineAgent
+from .base import Seed, check_whole, rng_from
 from .risk import EmpiricalFamily, check_alphas, risk_measures
 
 FloatArray = NDArray[np.float64]
 
-#: Draws and paths per draw for horizons > 1.
-HORIZON_DRAWS = 200
-HORIZON_PATHS = 500
-#: Below this ESS fraction after a warm refit's reweighting, the agent leaves the warm route.
-REFIT_MIN_ESS = 0.05
-#: Most particles one fit holds (particles x runs), and most runs.
-MAX_PARTICLES, MAX_RUNS = 200_000, 64
 #: Most tempering stages of a fit (a real series takes a few dozen).
 MAX_STAGES = 200
 #: Independent-MH sweeps per rejuvenation (fewer once 95% of the particles moved), and
@@ -50,26 +44,6 @@ LEAST_INDEPENDENT_ACCEPTANCE = 0.2
 #: of every run's particles has moved (the proposal is refitted to the cloud at every
 #: stage); the last stage, whose particles are the posterior, moves 95% (``_sir``'s rule).
 STAGE_MOVED = 0.8
-
-
-def check_sizes(particles: int, runs: int, ess_threshold: float) -> tuple[int, int, float]:
-    """An SMC agent's ``particles`` (>= 100), ``runs`` (>= 2, for split R-hat across runs;
-    ``particles x runs <= MAX_PARTICLES``) and ``ess_threshold`` (0 < value < 1), checked.
-
-    Raises
-    ------
-    InvalidParameter
-        Naming the value that is out of range.
-    """
-    particles = check_whole("particles", particles, 100, MAX_PARTICLES)
-    runs = check_whole("runs", runs, 2, MAX_RUNS)
-    if particles * runs > MAX_PARTICLES:
-        raise InvalidParameter(
-            f"particles x runs = {particles * runs:,}, beyond the {MAX_PARTICLES:,} one fit "
-            "may hold; lower particles or runs")
-    ess_threshold = check_real("ess_threshold", ess_threshold, 0.0, 1.0, low_open=True,
-                               high_open=True)
-    return int(particles), int(runs), float(ess_threshold)
 
 
 def scaled(ll: FloatArray, power: float | FloatArray) -> FloatArray:
@@ -104,15 +78,9 @@ class ParticleAgent(OnlineAgent):
     #: (an update's, or a warm refit's between the two ESS thresholds) stop.
     _reweighted_moved = 0.95
     block_days = 8
-    min_observations = 100
-    needs_variation = True
     #: How the last fit or refit got its posterior (the subclass lists the routes).
     refit_route: str = "fit"
     _aux: Any
-
-    def __init__(self, particles: int = 1000, runs: int = 4, ess_threshold: float = 0.5) -> None:
-        self.particles, self.runs, self.ess_threshold = check_sizes(particles, runs,
-                                                                    ess_threshold)
 
     # --- hooks -------------------------------------------------------------------------
 

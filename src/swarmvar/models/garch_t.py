@@ -39,8 +39,7 @@ from . import _garch_lik as lik
 from . import _garch_smc as smc
 from . import _sir
 from ._garch_family import TQuantileCache, level_measures_block, simulate_paths
-from ._online_agent import OnlineAgent
-from ._particle_agent import HORIZON_DRAWS, HORIZON_PATHS, REFIT_MIN_ESS, check_sizes
+from ._online_agent import HORIZON_DRAWS, HORIZON_PATHS, REFIT_MIN_ESS, OnlineAgent
 from .base import Seed, rng_from
 from .diagnostics import smc_diagnostics
 from .risk import EmpiricalFamily, check_alphas, risk_measures, risk_measures_block
@@ -86,16 +85,13 @@ class GarchT(OnlineAgent):
     """
 
     name = "GarchT"
-    min_observations = 100
-    needs_variation = True
     cost_hint = (0.7, 60.0)  # ms: a backtest day at h = 1, a 10-day forecast
     block_days = BLOCK_DAYS
     _theta: lik.Theta
 
     def __init__(self, particles: int = 1000, runs: int = 4, ess_threshold: float = 0.5,
                  asymmetric: bool = ASYMMETRIC_DEFAULT) -> None:
-        self.particles, self.runs, self.ess_threshold = check_sizes(particles, runs,
-                                                                    ess_threshold)
+        super().__init__(particles, runs, ess_threshold)
         if not isinstance(asymmetric, (bool, np.bool_)):
             raise InvalidParameter(f"asymmetric must be True or False, not {asymmetric!r}")
         self.asymmetric = bool(asymmetric)

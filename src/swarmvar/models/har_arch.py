@@ -40,8 +40,7 @@ from . import _har_arch_lik as lik
 from . import _har_arch_smc as smc
 from . import _sir
 from ._location_scale import LocationScaleFamily
-from ._online_agent import OnlineAgent
-from ._particle_agent import HORIZON_DRAWS, HORIZON_PATHS, REFIT_MIN_ESS, check_sizes
+from ._online_agent import HORIZON_DRAWS, HORIZON_PATHS, REFIT_MIN_ESS, OnlineAgent
 from .base import Seed, check_whole, rng_from
 from .risk import EmpiricalFamily, LevelMeasures, check_alphas, mixture_var, risk_measures
 
@@ -185,15 +184,12 @@ class HarArch(OnlineAgent):
     """
 
     name = "HarArch"
-    min_observations = 100
-    needs_variation = True
     cost_hint = (25.0, 300.0)  # ms: a backtest day at h = 1 (refits included), a 10-day forecast
     _theta: lik.Theta
 
     def __init__(self, particles: int = 1000, runs: int = 4, ess_threshold: float = 0.5,
                  moves: int = 6) -> None:
-        self.particles, self.runs, self.ess_threshold = check_sizes(particles, runs,
-                                                                    ess_threshold)
+        super().__init__(particles, runs, ess_threshold)
         self.moves = check_whole("moves", moves, 1, 100)
 
     # --- fitting --------------------------------------------------------------

@@ -42,7 +42,8 @@ from . import _markov_switching_garch_lik as garch_lik
 from . import _markov_switching_lik as lik
 from ._garch_family import TQuantileCache
 from ._markov_switching_family import SwitchingTFamily
-from ._particle_agent import HORIZON_PATHS, ParticleAgent
+from ._online_agent import HORIZON_PATHS
+from ._particle_agent import ParticleAgent
 from .base import Seed, check_whole, rng_from
 from .risk import risk_measures_block, t_log_norm
 

@@ -42,7 +42,8 @@ from ..errors import InvalidParameter, InvalidState
 from ..types import Forecast
 from . import _score_driven_jax as jlik
 from . import _score_driven_lik as lik
-from ._particle_agent import HORIZON_PATHS, MOVES, STAGE_MOVED, ParticleAgent
+from ._online_agent import HORIZON_PATHS
+from ._particle_agent import MOVES, STAGE_MOVED, ParticleAgent
 from ._score_driven_bridge import bridge
 from ._score_driven_family import SkewTCache, skew_level_measures_block
 from .base import Seed, check_whole, rng_from

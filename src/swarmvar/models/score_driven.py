@@ -31,7 +31,7 @@ Details in docs/models-score-driven.md.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -90,6 +90,15 @@ class BetaSkewTEgarch(ParticleAgent):
 
     The parameters ``particles``, ``runs`` and ``ess_threshold`` are
     :class:`._particle_agent.ParticleAgent`'s.
+
+    ``forecast`` (:meth:`._particle_agent.ParticleAgent.forecast`) at horizon 1
+    is over the particles: a mixture of scaled skew-t's, its per-draw
+    quantiles exact and its mixture quantile solved on the tabulated t CDF
+    (:mod:`._score_driven_family`; within 1e-6 relative of the ``stdtr``
+    path, :class:`._score_driven_lik.FernandezSteelSkewTFamily`). Longer
+    horizons run the recursion forward: ``HORIZON_PATHS`` paths from each of
+    ``HORIZON_DRAWS`` particles (systematically resampled) with each
+    particle's own skew-t shocks, drawn from ``seed``.
     """
 
     name = "BetaSkewTEgarch"
@@ -148,22 +157,6 @@ class BetaSkewTEgarch(ParticleAgent):
         self._require_fitted()
         th = self._theta
         return th.mu.copy(), np.exp(self._lam), th.nu.copy(), th.gamma.copy(), self._weights()
-
-    def forecast(
-        self, alphas: Sequence[float] = (0.99,), horizon: int = 1, *, seed: Seed = None
-    ) -> Forecast:
-        """VaR/ES of the next ``horizon`` returns' sum, with 90% credible intervals.
-
-        Horizon 1 is over the particles: a mixture of scaled skew-t's, its
-        per-draw quantiles exact and its mixture quantile solved on the
-        tabulated t CDF (:mod:`._score_driven_family`; within 1e-6 relative
-        of the ``stdtr`` path,
-        :class:`._score_driven_lik.FernandezSteelSkewTFamily`).
-        Longer horizons run the recursion forward: ``HORIZON_PATHS`` paths
-        from each of ``HORIZON_DRAWS`` particles (systematically resampled)
-        with each particle's own skew-t shocks, drawn from ``seed``.
-        """
-        return super().forecast(alphas, horizon, seed=seed)
 
     def _simulate_paths(self, idx: NDArray[np.intp], h: int,
                         rng: np.random.Generator) -> FloatArray:

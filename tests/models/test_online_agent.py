@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
-from swarmvar.errors import InvalidParameter, InvalidState
+from swarmvar.errors import ConvergenceWarning, InvalidParameter, InvalidState
 from swarmvar.models import agent_class
 from swarmvar.models._online_agent import MAX_PARTICLES
 from swarmvar.models.garch_t import GarchT
@@ -56,3 +58,21 @@ def test_bad_log_weights_are_refused(logw: list[float]) -> None:
         GarchT(particles=100, runs=2)._check_log_weights(np.array(logw))
     GarchT(particles=100, runs=2)._check_log_weights(np.array([0.0, -np.inf]))
 
+
+@pytest.mark.parametrize("name", ["MarkovSwitching", "BetaSkewTEgarch"])
+def test_an_updates_resample_move_keeps_the_history_exact(name: str) -> None:
+    """The move reads the history buffer in place (no copy) and installs a new buffer: the
+    history stays the fit window then the updates, in order, and later appends land."""
+    r = np.random.default_rng(4).standard_t(5, 160) * 0.01
+    new = [0.03, -0.04, 0.05, -0.06]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        agent = agent_class(name)(particles=100, runs=2, ess_threshold=0.99).fit(r, seed=2)
+        moves = 0
+        for x in new:
+            u = agent._u
+            agent.update(x)
+            moves += agent._u is not u
+    assert moves >= 2  # the ESS fell below 0.99 and the particles were moved
+    assert np.array_equal(agent.history, np.concatenate([r, new]))
+    assert np.array_equal(type(agent).from_state(agent.state()).history, agent.history)

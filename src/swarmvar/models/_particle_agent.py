@@ -238,7 +238,11 @@ class ParticleAgent(OnlineAgent):
     def _move_installed(self, r: FloatArray, ll: FloatArray, aux: Any, logw: FloatArray,
                         rng: np.random.Generator, enough: float) -> None:
         """Resample-move the current particles at ``logw`` targeting the posterior given
-        ``r`` and install them (a warm refit's or an update's rejuvenation)."""
+        ``r`` and install them (a warm refit's or an update's rejuvenation).
+
+        ``r`` is only read - by the model's ``filter_fast`` and by
+        :meth:`_start_history`, which copies it into a new buffer - so it may be
+        a view of the history buffer (:attr:`_returns`)."""
         u, ll, aux, acc = self._move(r, self._u, logw, np.vstack([ll, aux]),
                                      np.ones(self.particles), rng, 1, enough)
         self._install(r, u, ll, self._unstack(aux), np.zeros(self.particles), rng)
@@ -307,8 +311,8 @@ class ParticleAgent(OnlineAgent):
         self._append_return(x)
         self._ll, self._aux, self._logw = self._ll + dens, aux, lw - top
         if _sir.ess(self._logw) < self.ess_threshold * self.particles:
-            self._move_installed(self._returns.copy(), self._ll, self._aux, self._logw,
-                                 self._rng, self._reweighted_moved)
+            self._move_installed(self._returns, self._ll, self._aux, self._logw, self._rng,
+                                 self._reweighted_moved)
         return out
 
     # --- the predictive ----------------------------------------------------------------

@@ -1,13 +1,16 @@
-"""The online particle agents' shared sizes, history buffer and state checks (_online_agent)."""
+"""The online particle agents' shared sizes, history buffer, state checks and zero-density
+error (_online_agent)."""
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
 import pytest
 
-from swarmvar.errors import ConvergenceWarning, InvalidParameter, InvalidState
+from swarmvar.errors import ConvergenceWarning, InvalidParameter, InvalidReturns, InvalidState
+from swarmvar.models import _har_arch_smc as har_smc
 from swarmvar.models import agent_class
 from swarmvar.models._online_agent import MAX_PARTICLES
 from swarmvar.models.garch_t import GarchT
@@ -57,6 +60,34 @@ def test_bad_log_weights_are_refused(logw: list[float]) -> None:
     with pytest.raises(InvalidState, match="GarchT state's particle log weights"):
         GarchT(particles=100, runs=2)._check_log_weights(np.array(logw))
     GarchT(particles=100, runs=2)._check_log_weights(np.array([0.0, -np.inf]))
+
+
+def _kill_every_density(agent, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every particle give the next return zero density (no real series reaches that:
+    each agent's density is positive at every finite return, so the state is forced)."""
+    if isinstance(agent, GarchT):  # an infinite variance: log density -inf
+        agent._cloud = dataclasses.replace(agent._cloud, h=np.full(agent.particles, np.inf))
+    elif agent.name == "HarArch":
+        agent._cloud.aux[har_smc.H] = np.inf
+    else:  # the particle agents: their filter step gives -inf
+        dead = np.full(agent.particles, -np.inf)
+        monkeypatch.setattr(agent, "_filter_step", lambda x: (dead, agent._aux))
+
+
+@pytest.mark.parametrize("name", ONLINE)
+def test_a_return_of_zero_density_is_one_clear_error_and_changes_nothing(
+        name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    r = np.random.default_rng(3).standard_t(5, 150) * 0.01
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        agent = agent_class(name)(particles=100, runs=2).fit(r, seed=1)
+    before = agent.state()
+    _kill_every_density(agent, monkeypatch)
+    with pytest.raises(InvalidReturns, match=rf"{name}: return 0\.02 has zero density under "
+                                             "every particle; check its units"):
+        agent.update(0.02)
+    assert np.array_equal(agent.history, r)
+    assert np.array_equal(agent._logw, type(agent).from_state(before)._logw)
 
 
 @pytest.mark.parametrize("name", ["MarkovSwitching", "BetaSkewTEgarch"])

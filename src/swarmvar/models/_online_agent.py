@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ..errors import InvalidParameter, InvalidState
+from ..errors import InvalidParameter, InvalidReturns, InvalidState
 from ..types import Diagnostics, Forecast
 from . import _sir
 from .base import Agent, Seed, check_real, check_whole
@@ -115,6 +115,14 @@ class OnlineAgent(Agent):
         """Returns the posterior conditions on (fit or refit window, then updates) ``(n,)``."""
         self._require_fitted()
         return self._buf[: self._n].copy()
+
+    def _zero_density(self, x: float) -> InvalidReturns:
+        """The error of an update whose return ``x`` has zero predictive density under
+        every particle (the same class and message for every online agent)."""
+        return InvalidReturns(
+            f"{self.name}: return {x!r} has zero density under every particle; check its "
+            "units (returns are fractions: 0.01 is 1%) or refit on a window that holds "
+            "returns like it")
 
     # --- weights and diagnostics ------------------------------------------------------
 

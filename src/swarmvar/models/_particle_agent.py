@@ -299,14 +299,21 @@ class ParticleAgent(OnlineAgent):
     # --- online ------------------------------------------------------------------------
 
     def update(self, r: float) -> float:
-        """Absorb one return by IBIS; the log predictive density of ``r`` before absorbing it."""
+        """Absorb one return by IBIS; the log predictive density of ``r`` before absorbing it.
+
+        Raises
+        ------
+        InvalidReturns
+            ``r`` is not a finite return within bounds, or every particle gives it zero
+            density (:meth:`._online_agent.OnlineAgent._zero_density`); the agent is unchanged.
+        """
         x = self._check_return(r)
         self._require_fitted()
         dens, aux = self._filter_step(x)
         lw = self._logw + dens
         top = float(np.max(lw))
         if not np.isfinite(top):
-            raise InvalidReturns(f"return {x!r} has zero density under every particle")
+            raise self._zero_density(x)
         out = top + float(np.log(np.exp(lw - top).sum() / np.exp(self._logw).sum()))
         self._append_return(x)
         self._ll, self._aux, self._logw = self._ll + dens, aux, lw - top

@@ -271,7 +271,14 @@ class HarArch(OnlineAgent):
     # --- online ------------------------------------------------------------------
 
     def update(self, r: float) -> float:
-        """Absorb one return by IBIS; the log predictive density of ``r`` before absorbing it."""
+        """Absorb one return by IBIS; the log predictive density of ``r`` before absorbing it.
+
+        Raises
+        ------
+        InvalidReturns
+            ``r`` is not a finite return within bounds, or every particle gives it zero
+            density (:meth:`._online_agent.OnlineAgent._zero_density`); the agent is unchanged.
+        """
         x = self._check_return(r)
         self._require_fitted()
         th, h = self._theta, self._cloud.aux[smc.H]
@@ -280,7 +287,7 @@ class HarArch(OnlineAgent):
         lw = self._logw + step
         top = float(np.max(lw))
         if not np.isfinite(top):
-            raise InvalidParameter(f"return {x!r} has zero density under every particle")
+            raise self._zero_density(x)
         w = np.exp(lw - top)
         pred = top + float(np.log(w.sum() / np.exp(self._logw).sum()))
         self._append_return(x)

@@ -124,7 +124,11 @@ def resolve_agents(values: Sequence[str] | None, *, flag: str = "--agents") -> l
 def parse_alphas(
     values: Sequence[str] | None, default: tuple[float, ...] = (0.99,), *, flag: str = "--alpha"
 ) -> tuple[float, ...]:
-    """``--alpha 0.99 --alpha 0.975`` or ``--alpha 0.99,0.975`` -> (0.99, 0.975), checked."""
+    """``--alpha 0.99 --alpha 0.975`` or ``--alpha 0.99,0.975`` -> (0.99, 0.975), checked.
+
+    Each level must lie strictly between 0.5 and 1, the bound the engines enforce
+    (``models.risk``), so a bad level is a usage error before any fitting.
+    """
     if values is None:
         return default
     out: list[float] = []
@@ -135,9 +139,9 @@ def parse_alphas(
             except ValueError as exc:
                 raise typer.BadParameter(f"{part!r} is not a number (e.g. 0.99)",
                                          param_hint=flag) from exc
-            if not 0.0 < a < 1.0:
+            if not 0.5 < a < 1.0:  # the engines' bound (models.risk): a loss quantile
                 raise typer.BadParameter(
-                    f"{part} is not a confidence level; give one strictly between 0 and 1, "
+                    f"{part} is not a confidence level; give one strictly between 0.5 and 1, "
                     "e.g. 0.99", param_hint=flag)
             if a in out:
                 raise typer.BadParameter(f"level {part} given more than once", param_hint=flag)

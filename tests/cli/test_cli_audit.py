@@ -27,3 +27,35 @@ def test_a_level_the_engines_refuse_is_refused_by_the_flag_check(tmp_path: Path,
     assert result.exit_code == 2, result.output
     assert "strictly between 0.5 and 1" in plain(result.output)
     assert not home.exists()
+
+
+@pytest.mark.parametrize("args", [
+    ["backtest", "--report", "/proc/nope/r.html"],
+    ["backtest", "--plot", "/proc/nope/p.png"],
+    ["backtest", "--csv", "/proc/nope"],
+    ["var", "--csv", "/proc/nope"],
+    ["var", "--positions", "AAPL=600000", "--csv", "/proc/nope"],
+    ["backtest", "--positions", "AAPL=600000", "--csv", "/proc/nope"],
+])
+def test_an_unwritable_output_is_a_usage_error_before_any_work(tmp_path: Path,
+                                                               args: list[str]) -> None:
+    home = tmp_path / "home"
+    result = runner.invoke(app, [*args, "--home", str(home)])
+    text = plain(result.output)
+    assert result.exit_code == 2, result.output
+    assert "cannot write /proc/nope" in text and "this is a bug" not in text, text
+    assert not home.exists()  # nothing fitted, nothing recorded
+
+
+def test_the_output_probe_leaves_nothing_behind(tmp_path: Path) -> None:
+    from swarmvar.cli._common import check_csv_folder, check_output
+
+    target = tmp_path / "a" / "b" / "r.html"
+    assert check_output(target, "--report") == target
+    assert list(tmp_path.iterdir()) == []  # the folders it tried are gone again
+    existing = tmp_path / "r.html"
+    existing.write_text("keep")
+    check_output(existing, "--report")
+    assert existing.read_text() == "keep" and sorted(tmp_path.iterdir()) == [existing]
+    assert check_csv_folder(tmp_path / "tables") == tmp_path / "tables"
+    assert sorted(tmp_path.iterdir()) == [existing]

@@ -207,12 +207,56 @@ def check_home(home: Path) -> Path:
     if not os.access(base, os.W_OK):
         raise typer.BadParameter(f"cannot write under {base} (permission denied)",
                                  param_hint="--home")
+    try:
+        _probe_writable(home / "ledger.sqlite")
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot create {home}: {exc.strerror or exc}",
+                                 param_hint="--home") from None
     return home
+
+
+def _probe_writable(path: Path) -> None:
+    """Create ``path``'s missing folders and a scratch file beside it, then remove both.
+
+    Permission bits alone do not tell (root passes ``os.access`` on ``/proc``;
+    a read-only mount or a full disk refuses anyway), so the folder is
+    tried for real; nothing is left behind. Raises the ``OSError`` met.
+    """
+    import tempfile
+
+    folder = path.parent.absolute()
+    missing = []
+    p = folder
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    made: list[Path] = []
+    try:
+        for d in reversed(missing):
+            d.mkdir()
+            made.append(d)
+        if path.exists():
+            with path.open("ab"):  # appending nothing: its content and mtime unchanged
+                pass
+        else:
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".swarmvar-probe-"):
+                pass
+    finally:
+        for d in reversed(made):
+            try:
+                d.rmdir()
+            except OSError:  # something else wrote there meanwhile: leave it
+                break
 
 
 def check_output(path: Path | None, flag: str, suffixes: Sequence[str] | None = None
                  ) -> Path | None:
-    """A file the command will write: known suffix, not a directory, creatable folder."""
+    """A file the command will write: known suffix, not a directory, and writable there.
+
+    The folder is created and a file written in it for real (then removed),
+    so an unwritable target is a usage error before any work or ledger entry,
+    not a failure after a long run.
+    """
     if path is None:
         return None
     if suffixes is not None and path.suffix.lower() not in suffixes:
@@ -224,7 +268,24 @@ def check_output(path: Path | None, flag: str, suffixes: Sequence[str] | None = 
     base = _nearest_existing(path.parent)
     if not base.is_dir():
         raise typer.BadParameter(f"cannot create {path}: {base} is a file", param_hint=flag)
+    try:
+        _probe_writable(path)
+    except OSError as exc:
+        raise typer.BadParameter(
+            f"cannot write {path}: {exc.strerror or exc} (under {base}); give a path in a "
+            "folder you can write", param_hint=flag) from None
     return path
+
+
+def check_csv_folder(folder: Path | None) -> Path | None:
+    """The ``--csv DIR`` folder: a directory (or a path that can become one) you can write."""
+    if folder is None:
+        return None
+    if folder.exists() and not folder.is_dir():
+        raise typer.BadParameter(f"{folder} is a file; give a directory for the CSV tables",
+                                 param_hint="--csv")
+    check_output(folder / "forecasts.csv", "--csv")
+    return folder
 
 
 def check_policy(name: object) -> str | None:

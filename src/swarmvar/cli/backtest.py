@@ -18,6 +18,7 @@ import typer
 from ._common import (
     PLOT_SUFFIXES,
     agents_help,
+    check_csv_folder,
     check_data,
     check_home,
     check_horizon,
@@ -227,9 +228,7 @@ def backtest_command(
     workers = check_whole(workers, "--workers", 1, 1024)
     check_output(report, "--report")
     check_output(plot, "--plot", PLOT_SUFFIXES)
-    if csv is not None and csv.exists() and not csv.is_dir():
-        raise typer.BadParameter(f"{csv} is a file; give a directory for the CSV tables",
-                                 param_hint="--csv")
+    check_csv_folder(csv)
     with_consensus = bool(settings["consensus"].value)
     rule = check_policy(settings["policy"].value)
     console = make_console(quiet=quiet or as_json, stderr=as_json, width=160)

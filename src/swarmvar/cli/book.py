@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from ._common import (
+    check_csv_folder,
     check_home,
     check_horizon,
     check_kind,
@@ -156,8 +157,7 @@ def book_var_command(*, data: str | None, kind: str, dropna: bool, book: Path | 
     seed = check_seed(seed)
     days = check_whole(0 if track_days is None else track_days, "--track-days", 0)
     folder = check_home(home if home is not None else Path(".swarmvar"))
-    if csv is not None and csv.exists() and not csv.is_dir():
-        raise typer.BadParameter(f"{csv} is a file; give a directory", param_hint="--csv")
+    check_csv_folder(csv)
     source = data if data is not None else DEFAULT_BOOK_DATA
     console = make_console(quiet=quiet or as_json, stderr=as_json)
     from ..book_api import book_var
@@ -234,6 +234,7 @@ def book_backtest_command(*, data: str | None, kind: str, dropna: bool, book: Pa
     every = check_whole(20 if refit_every is None else refit_every, "--refit-every", 1)
     seed = check_seed(seed)
     folder = check_home(home if home is not None else Path(".swarmvar"))
+    check_csv_folder(csv)
     source = data if data is not None else DEFAULT_BOOK_DATA
     console = make_console(quiet=quiet or as_json, stderr=as_json)
     from ..book_api import book_backtest

@@ -16,12 +16,12 @@ import typer
 
 from ._common import (
     agents_help,
+    check_csv_folder,
     check_data,
     check_home,
     check_horizon,
     check_kind,
     check_notional,
-    check_output,
     check_policy,
     check_seed,
     check_whole,
@@ -257,10 +257,7 @@ def var(
     workers = check_whole(workers, "--workers", 1, 1024)
     with_consensus = bool(settings["consensus"].value)
     rule = check_policy(settings["policy"].value)
-    if csv is not None and csv.exists() and not csv.is_dir():
-        raise typer.BadParameter(f"{csv} is a file; give a directory for the CSV tables",
-                                 param_hint="--csv")
-    check_output(csv / "forecasts.csv" if csv is not None else None, "--csv")
+    check_csv_folder(csv)
     console = make_console(quiet=quiet or as_json, stderr=as_json)
     persist_compilations(folder)
 

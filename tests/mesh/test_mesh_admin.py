@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from swarmvar.cli import build_app
+from swarmvar.errors import SwarmVarError
 from swarmvar.mesh import MeshNode, NodeConfig, NodeKeyRing, free_ports
 
 KEYS = {n: Ed25519PrivateKey.generate() for n in ("a", "b", "c", "d")}
@@ -144,3 +145,83 @@ def test_inject_data_keeps_the_observation_limit(node: MeshNode,
                                 "anoms": 3, "ml_weight": 0.3}, 0.0)
     assert not answer["ok"] and "limit" in answer["error"]
     assert (node.ledger.size, node._version, list(node._observations)) == before
+
+
+def test_cli_status_after_an_f0_agreement_on_two_nodes(tmp_path: Path) -> None:
+    """A 2-node cluster can only run f = 0: the status must still be JSON (factor null)."""
+    import json
+    import subprocess
+    import sys
+
+    from swarmvar.mesh import AdminClient, load_cluster, write_cluster, write_key
+
+    names = ("n0", "n1")
+    ports = free_ports(2)
+    keys = {n: Ed25519PrivateKey.generate() for n in names}
+    admin_key = Ed25519PrivateKey.generate()
+    for n in names:
+        write_key(tmp_path / f"{n}.key", keys[n])
+    write_key(tmp_path / "admin.key", admin_key)
+    cluster = tmp_path / "cluster.json"
+    write_cluster(cluster, {n: f"tcp://127.0.0.1:{p}" for n, p in zip(names, ports, strict=True)},
+                  keys, {"admin": admin_key})
+    procs = [subprocess.Popen(
+        [sys.executable, "-c", "from swarmvar.cli import main; main()", "mesh", "node",
+         "--id", n, "--cluster", str(cluster), "--key", str(tmp_path / f"{n}.key"),
+         "--max-seconds", "60"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for n in names]
+    spec = load_cluster(cluster)
+    client = AdminClient("admin", admin_key, spec.ring, spec.addresses)
+    try:
+        for i, n in enumerate(names):
+            for _ in range(20):  # the node may still be starting
+                try:
+                    answer = client.request(n, "agree", timeout=3, run="r1", value=float(i),
+                                            f=0, rounds=2, round_timeout=10.0)
+                    break
+                except SwarmVarError:
+                    client.reset(n)
+            assert answer == {"ok": True, "re": answer["re"]}, answer
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            st0 = client.request("n0", "status", timeout=3)
+            if st0.get("ok") and "r1" in st0["status"]["runs"]:
+                break
+            time.sleep(0.1)
+        runner = CliRunner()
+        r = runner.invoke(build_app(), ["mesh", "status", "n1", "--cluster", str(cluster),
+                                        "--admin", "admin", "--key",
+                                        str(tmp_path / "admin.key"), "--timeout", "5"])
+        assert r.exit_code == 0, r.output
+        answer = json.loads(r.stdout)
+        assert answer["ok"] is True
+        run = answer["status"]["runs"]["r1"]
+        assert run["factor"] is None  # no finite bound with f = 0 (not a made-up number)
+        assert run["values"][0] == 1.0 and run["values"][-1] == 0.5  # agreed exactly
+    finally:
+        client.close()
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=20)
+
+
+def test_cli_status_exits_1_on_a_refused_request(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from swarmvar.mesh import AdminClient, write_cluster, write_key
+
+    def refusing(self: AdminClient, node: str, op: str, timeout: float = 5.0,
+                 **body: object) -> dict[str, object]:
+        return {"ok": False, "re": 1, "error": "InvalidParameter: example refusal"}
+
+    monkeypatch.setattr(AdminClient, "request", refusing)
+    admin_key = Ed25519PrivateKey.generate()
+    write_key(tmp_path / "admin.key", admin_key)
+    cluster = tmp_path / "cluster.json"
+    write_cluster(cluster, {"n0": "tcp://127.0.0.1:1", "n1": "tcp://127.0.0.1:2"},
+                  {"n0": Ed25519PrivateKey.generate(), "n1": Ed25519PrivateKey.generate()},
+                  {"admin": admin_key})
+    r = CliRunner().invoke(build_app(), ["mesh", "status", "n0", "--cluster", str(cluster),
+                                         "--admin", "admin", "--key",
+                                         str(tmp_path / "admin.key")])
+    assert r.exit_code == 1
+    assert "example refusal" in r.stderr and '"ok": false' in r.stdout

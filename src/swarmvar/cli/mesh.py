@@ -96,7 +96,10 @@ def status(
     key: Annotated[Path, typer.Option("--key", help="the admin's key file")],
     timeout: Annotated[float, typer.Option(help="seconds to wait for the answer")] = 5.0,
 ) -> None:
-    """Ask a node for its status (membership, counters, agreement, statistics, forks) as JSON."""
+    """Ask a node for its status (membership, counters, agreement, statistics, forks) as JSON.
+
+    Exits 1 when the node answers ``"ok": false`` (its error is also written to stderr).
+    """
     from ..errors import SwarmVarError
     from ..mesh.admin import AdminClient
     from ..mesh.cluster import load_cluster, read_key
@@ -113,3 +116,7 @@ def status(
     except SwarmVarError as exc:
         raise typer.BadParameter(str(exc)) from None
     typer.echo(json.dumps(answer, indent=1, sort_keys=True))
+    if answer.get("ok") is not True:
+        typer.echo(f"{target} refused the status request: "
+                   f"{answer.get('error', 'no error given')}", err=True)
+        raise typer.Exit(1)

@@ -44,7 +44,12 @@ def min_nodes(f: int) -> int:
 
 
 def convergence_factor(n: int, f: int) -> float:
-    """The paper's per-round shrink factor ``c(n - 2f, f)``; ``inf`` for ``f = 0``."""
+    """The paper's per-round shrink factor ``c(n - 2f, f)``; ``inf`` for ``f = 0``.
+
+    With ``f = 0`` and every value delivered, every node averages the same ``n``
+    values, so one round agrees exactly: no finite factor. JSON faces (the mesh
+    ``status``) show it as ``null``.
+    """
     _check(n, f)
     if f == 0:
         return math.inf

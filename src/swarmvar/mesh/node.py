@@ -607,7 +607,11 @@ class MeshNode:
             "refused": dict(self.refused), "accepted": dict(self.accepted),
             "lost": self.inbox.lost, "sent": self.transport.sent,
             "dropped": self.transport.dropped, "queued": self.transport.queued,
-            "runs": {r: {"values": list(o.values), "factor": o.factor, "muted": list(o.muted)}
+            # factor is null when no shrink bound applies: with f = 0 every node gets the
+            # same values, so one round agrees exactly (canonical JSON has no infinity)
+            "runs": {r: {"values": list(o.values),
+                         "factor": o.factor if math.isfinite(o.factor) else None,
+                         "muted": list(o.muted)}
                      for r, o in list(self.finished.items())[-STATUS_RUNS:]},
             "active_runs": sorted(self.runs),
             "stats": {"count": read.count, "total": read.total, "total_sq": read.total_sq,

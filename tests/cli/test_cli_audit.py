@@ -59,3 +59,35 @@ def test_the_output_probe_leaves_nothing_behind(tmp_path: Path) -> None:
     assert existing.read_text() == "keep" and sorted(tmp_path.iterdir()) == [existing]
     assert check_csv_folder(tmp_path / "tables") == tmp_path / "tables"
     assert sorted(tmp_path.iterdir()) == [existing]
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--agents", "nigg"], "no agent called 'nigg'; did you mean 'nig'?"),
+    (["--agents", "nig,GarchTT"], "did you mean 'GarchT'?"),
+    (["--log-level", "verbose"], "'verbose' is not a log level; use one of debug, info"),
+])
+def test_serve_refuses_unknown_agents_and_log_levels_before_anything_is_written(
+        tmp_path: Path, args: list[str], words: str) -> None:
+    home = tmp_path / "home"
+    result = runner.invoke(app, ["serve", *args, "--home", str(home), "--port", "1"])
+    text = plain(result.output)
+    assert result.exit_code == 2, result.output
+    assert words in text and "Traceback" not in result.output, text
+    assert not home.exists()
+
+
+def test_serve_hands_the_service_canonical_agent_names(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    from swarmvar.service.config import CONFIG_ENV, ServiceConfig
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: seen.update(k))
+    monkeypatch.setenv(CONFIG_ENV, "")  # restored after the test (serve sets it)
+    result = runner.invoke(app, ["serve", "--agents", "nig, garch-evt", "--log-level", "DEBUG",
+                                 "--home", str(tmp_path / "home")])
+    assert result.exit_code == 0, result.output
+    cfg = ServiceConfig.from_env()
+    assert cfg.agents == ("NormalInverseGamma", "GarchEVT")
+    assert seen["log_config"]["loggers"]["uvicorn"]["level"] == "DEBUG"  # type: ignore[index]

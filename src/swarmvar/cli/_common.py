@@ -70,15 +70,20 @@ def default_agents() -> tuple[str, ...]:
     return cast("tuple[str, ...]", _registry_literals()["DEFAULT_AGENTS"])
 
 
-def agents_help() -> str:
-    """The ``--agents`` help: every agent with its short names."""
+def agents_listing() -> str:
+    """Every agent with its short names: ``NormalInverseGamma (nig); ...``."""
     names, aliases = agent_catalog()
     parts = []
     for name in names:
         short = [a for a, full in aliases if full == name]
         parts.append(f"{name} ({', '.join(short)})" if short else name)
+    return "; ".join(parts)
+
+
+def agents_help() -> str:
+    """The ``--agents`` help: the default swarm, then every agent with its short names."""
     return ("agents, repeated or comma-separated (default: the default swarm, "
-            f"{', '.join(default_agents())}): " + "; ".join(parts))
+            f"{', '.join(default_agents())}): " + agents_listing())
 
 
 def _suggest(word: str, choices: Sequence[str]) -> str:

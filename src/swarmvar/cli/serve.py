@@ -9,6 +9,11 @@ from typing import Annotated, Any
 
 import typer
 
+from ._common import agents_listing, resolve_agents
+
+#: The levels ``--log-level`` takes (uvicorn's and the app's JSON-lines loggers).
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
 
 def _log_config(level: str) -> dict[str, Any]:
     """uvicorn's own loggers as JSON lines too (its access log is off: the app logs requests)."""
@@ -37,8 +42,9 @@ def serve(
     workers: Annotated[int, typer.Option(help="worker processes")] = 1,
     certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM)")] = None,
     keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM)")] = None,
-    agents: Annotated[str, typer.Option(help="each new portfolio's agents, comma-separated")]
-    = "NormalInverseGamma,BayesianBootstrap",
+    agents: Annotated[str, typer.Option(
+        help="each new portfolio's agents, comma-separated; "
+        + agents_listing())] = "NormalInverseGamma,BayesianBootstrap",
     alpha: Annotated[str, typer.Option(help="confidence levels, comma-separated")]
     = "0.99,0.975",
     max_body: Annotated[int, typer.Option(help="largest request body, bytes (else 413)")]
@@ -51,10 +57,17 @@ def serve(
     checkpoint_every: Annotated[int, typer.Option(
         help="beats of a portfolio between checkpoints of the arbiter's state under --home "
              "(a restart replays the beats after the last one)")] = 250,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+    log_level: Annotated[str, typer.Option(help=", ".join(LOG_LEVELS[:-1]) + " or "
+                                           + LOG_LEVELS[-1])] = "info",
     spread: Annotated[str | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Serve the HTTP API (/v1, OpenAPI at /docs), the live dashboard and Prometheus /metrics."""
+    # names and levels first: a typo is a usage error here, not a traceback in the lifespan
+    names = tuple(resolve_agents([agents]))
+    level = log_level.strip().lower()
+    if level not in LOG_LEVELS:
+        raise typer.BadParameter(f"{log_level!r} is not a log level; use one of "
+                                 f"{', '.join(LOG_LEVELS)}", param_hint="--log-level")
     import uvicorn
 
     from ..service.config import CONFIG_ENV, ServiceConfig
@@ -85,7 +98,7 @@ def serve(
         raise typer.BadParameter(f"--alpha {alpha!r}: levels in (0.5, 1)")
     if db is not None and not db.startswith(("postgresql://", "postgres://")):
         raise typer.BadParameter(f"--db {db!r}: a postgresql:// URL")
-    cfg = ServiceConfig(home=home, db=db, keys=keys, agents=tuple(agents.split(",")),
+    cfg = ServiceConfig(home=home, db=db, keys=keys, agents=names,
                         alphas=levels, seed=seed, window=window, refit_every=refit_every,
                         arbiter=arbiter, checkpoint_every=checkpoint_every,
                         max_body=max_body)
@@ -102,6 +115,6 @@ def serve(
     uvicorn.run("swarmvar.service.app:app_from_env", factory=True, host=host, port=port,
                 workers=workers, ssl_certfile=None if certfile is None else str(certfile),
                 ssl_keyfile=None if keyfile is None else str(keyfile), access_log=False,
-                log_config=_log_config(log_level), timeout_graceful_shutdown=5,
+                log_config=_log_config(level), timeout_graceful_shutdown=5,
                 timeout_keep_alive=30,  # below common load balancers' idle timeouts (60 s)
                 timeout_worker_healthcheck=120)  # a worker replays the ledger at start

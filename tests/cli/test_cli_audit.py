@@ -91,3 +91,32 @@ def test_serve_hands_the_service_canonical_agent_names(tmp_path: Path,
     cfg = ServiceConfig.from_env()
     assert cfg.agents == ("NormalInverseGamma", "GarchEVT")
     assert seen["log_config"]["loggers"]["uvicorn"]["level"] == "DEBUG"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["run", "--agents", "garchh"], "no agent called 'garchh'; did you mean 'garch'?"),
+    (["run", "--agents", "nig,GarchEVTT"], "did you mean 'GarchEVT'?"),
+    (["run", "--data", "sp5000"], "no bundled data set or file called 'sp5000'; did you mean "
+     "'sp500'?"),
+])
+def test_run_suggests_the_closest_agent_and_data_set(tmp_path: Path, args: list[str],
+                                                     words: str) -> None:
+    home = tmp_path / "home"
+    result = runner.invoke(app, [*args, "--home", str(home)])
+    text = plain(result.output)
+    assert result.exit_code == 2, result.output
+    assert words in text, text
+    assert not home.exists()
+
+
+def test_variants_create_suggests_the_closest_agent_before_opening_the_home(
+        tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    result = runner.invoke(app, ["variants", "create", "nigg", "--set", "prior_nu=5",
+                                 "--home", str(home)])
+    assert result.exit_code == 2, result.output
+    assert "did you mean 'nig'?" in plain(result.output)
+    assert not home.exists()
+    result = runner.invoke(app, ["variants", "create", "nig,bb", "--set", "prior_nu=5",
+                                 "--home", str(home)])
+    assert result.exit_code == 2 and "name one agent class" in plain(result.output)

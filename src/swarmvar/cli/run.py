@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ._common import fail, parse_alphas
+from ._common import check_data, fail, parse_alphas, resolve_agents
 
 
 def _portfolios(path: Path | None, data: Any) -> dict[str, Any]:
@@ -205,6 +205,8 @@ def run(
         raise typer.BadParameter(f"--rate paces the ticks; it cannot go with --pace {pace}",
                                  param_hint="--rate")
     alphas = parse_alphas(alpha, (0.99, 0.975))
+    names = resolve_agents(None if agents is None else [agents])  # did-you-mean, as `var`
+    data = check_data(data)
     if sandbox is not None and sandbox not in ("none", "bwrap", "e2b"):
         raise typer.BadParameter("use none, bwrap or e2b", param_hint="--sandbox")
     plugins = list(plugin or [])
@@ -230,7 +232,6 @@ def run(
 
             node = swarm_node(home, port=mesh_port, peers=list(peer or []), node_id=mesh_id,
                               cluster=mesh_cluster, key=mesh_key, agree_every=mesh_agree_every)
-        from ..models import DEFAULT_AGENTS
         from ..swarm import FollowedFile, JsonLines, LocalExecutor, Replay, RoleConfig, Swarm
         from ..swarm.ticks import ALL
 
@@ -243,7 +244,6 @@ def run(
             host: Any = RayExecutor(shards=max(1, workers))
         else:
             host = LocalExecutor(workers)
-        names = [a.strip() for a in agents.split(",")] if agents else list(DEFAULT_AGENTS)
         judge = None
         if arbiter:
             from ..arbiter import Arbiter

@@ -133,10 +133,22 @@ def create(
         help="Capability an agent needs, NAME=VERSION.")] = None,
 ) -> None:
     """Create a draft variant of an agent class with changed constructor parameters."""
+    from ._common import resolve_agents
+
+    try:  # the name first, with the closest known one, before the home is opened
+        resolved = resolve_agents([agent_class], flag="AGENT_CLASS")
+        if len(resolved) != 1:
+            raise typer.BadParameter(f"{agent_class!r}: name one agent class",
+                                     param_hint="AGENT_CLASS")
+    except typer.BadParameter as exc:
+        from rich.markup import escape
+
+        err.print(f"[red]error:[/red] {exc.param_hint or ''}: {escape(exc.message)}")
+        raise typer.Exit(2) from None
     params = {k: _value(v) for k, v in _pairs(set_, "--set").items()}
     reqs = _pairs(require or [], "--require")
     with _open(home) as h:
-        name, constructors = _constructors(agent_class)
+        name, constructors = _constructors(resolved[0])
         v = h.variants.add(new_variant(name, params, constructors, now=time.time(),
                                        description=description, requirements=reqs))
     out.print(f"created {_describe(v)}")

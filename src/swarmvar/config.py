@@ -43,7 +43,8 @@ CONFIG_ENV = "SWARMVAR_CONFIG"
 DEFAULTS: Mapping[str, tuple[object, str]] = {
     "home": (".swarmvar", "data directory (ledger, keys, caches)"),
     "data": ("sp500", "bundled data set or CSV/Parquet path"),
-    "agents": (None, "agents (default: all)"),
+    # None: the default swarm, models.registry.DEFAULT_AGENTS (named by `config show`)
+    "agents": (None, "agents (default: the default swarm)"),
     "alphas": (None, "confidence levels (var: 0.99; backtest: 0.99, 0.975)"),
     "horizon": (1, "horizon in days"),
     "window": (1000, "trailing returns per (re)fit (backtest)"),

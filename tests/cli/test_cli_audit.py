@@ -120,3 +120,29 @@ def test_variants_create_suggests_the_closest_agent_before_opening_the_home(
     result = runner.invoke(app, ["variants", "create", "nig,bb", "--set", "prior_nu=5",
                                  "--home", str(home)])
     assert result.exit_code == 2 and "name one agent class" in plain(result.output)
+
+
+def test_the_default_swarm_is_named_from_default_agents_everywhere(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from swarmvar.config import CONFIG_ENV
+    from swarmvar.models import DEFAULT_AGENTS
+    from swarmvar.swarm import Swarm
+
+    monkeypatch.chdir(tmp_path)  # no swarmvar.toml here
+    monkeypatch.delenv(CONFIG_ENV, raising=False)
+    shown = runner.invoke(app, ["config", "show"])
+    assert shown.exit_code == 0, shown.output
+    row = next(line for line in shown.output.splitlines() if "│ agents" in line)
+    assert "all" not in row.split("│")[2]
+    text = plain(shown.output)
+    assert all(name in text for name in DEFAULT_AGENTS)
+    assert f"the default swarm, {len(DEFAULT_AGENTS)} agents" in text
+    doc = json.loads(runner.invoke(app, ["config", "show", "--json"]).stdout)
+    assert doc["settings"]["agents"]["value"] == list(DEFAULT_AGENTS)
+    helped = plain(runner.invoke(app, ["run", "--help"]).output)
+    assert "the five" not in helped
+    assert f"default: the default swarm, {', '.join(DEFAULT_AGENTS)}" in helped.replace(
+        "- ", "-")
+    assert "five" not in (Swarm.__doc__ or "") and "DEFAULT_AGENTS" in (Swarm.__doc__ or "")

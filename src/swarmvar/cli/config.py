@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import usage_errors, write_json
+from ._common import default_agents, usage_errors, write_json
 
 app = typer.Typer(
     name="config",
@@ -34,9 +34,11 @@ def show(
     with usage_errors():
         config = load_config()
     settings = config.effective({})
+    swarm = list(default_agents())  # what no agents setting means (models.DEFAULT_AGENTS)
     if as_json:
         write_json({"file": None if config.path is None else str(config.path),
-                    "settings": {k: {"value": s.value, "source": s.source}
+                    "settings": {k: {"value": swarm if k == "agents" and s.value is None
+                                     else s.value, "source": s.source}
                                  for k, s in settings.items()}})
         return
     console = make_console()
@@ -47,8 +49,11 @@ def show(
     for column in ("setting", "value", "source", "what"):
         table.add_column(column)
     for key, s in settings.items():
-        shown = "all" if s.value is None and key == "agents" else (
+        shown = ", ".join(swarm) if s.value is None and key == "agents" else (
             "command default" if s.value is None else str(s.value))
-        table.add_row(key, escape(shown), escape(s.source), DEFAULTS[key][1])
+        what = DEFAULTS[key][1]
+        if key == "agents":
+            what = what.replace("the default swarm", f"the default swarm, {len(swarm)} agents")
+        table.add_row(key, escape(shown), escape(s.source), what)
     console.print(table)
     console.print("flags on the command line override these values")

@@ -11,7 +11,14 @@ from typing import Annotated, Any
 
 import typer
 
-from ._common import check_data, fail, parse_alphas, resolve_agents
+from ._common import (
+    agents_listing,
+    check_data,
+    default_agents,
+    fail,
+    parse_alphas,
+    resolve_agents,
+)
 
 
 def _portfolios(path: Path | None, data: Any) -> dict[str, Any]:
@@ -106,8 +113,9 @@ def run(
                                         "(m/n); 1: each portfolio whole on one worker")] = 1,
     home: Annotated[Path, typer.Option("--home", help="data home (ledger, checkpoints, keys)")
                     ] = Path(".swarmvar"),
-    agents: Annotated[str | None, typer.Option("--agents", help="comma-separated agents "
-                                               "(default: the five)")] = None,
+    agents: Annotated[str | None, typer.Option(
+        "--agents", help=f"comma-separated agents (default: the default swarm, "
+        f"{', '.join(default_agents())}): {agents_listing()}")] = None,
     alpha: Annotated[list[str] | None, typer.Option("--alpha", help="confidence level(s)")
                      ] = None,
     window: Annotated[int, typer.Option(help="returns per (re)fit")] = 1000,

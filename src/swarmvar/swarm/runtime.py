@@ -272,7 +272,8 @@ class Swarm:
         Data home: ``ledger.sqlite``, ``evolution.sqlite`` + ``states/``
         (checkpoints), ``keys/agents/`` (the agents' signing keys).
     agents : sequence of str
-        Agent names (the default five).
+        Agent names or aliases (default :data:`swarmvar.models.DEFAULT_AGENTS`, the default
+        swarm).
     alphas, horizon, window, refit_every, seed
         As in ``swarmvar backtest``: the same values give the same forecasts.
     executor : Executor, optional

@@ -146,3 +146,18 @@ def test_the_default_swarm_is_named_from_default_agents_everywhere(
     assert f"default: the default swarm, {', '.join(DEFAULT_AGENTS)}" in helped.replace(
         "- ", "-")
     assert "five" not in (Swarm.__doc__ or "") and "DEFAULT_AGENTS" in (Swarm.__doc__ or "")
+
+
+def test_notional_texts_say_the_currency_es_is_an_upper_bound(tmp_path: Path) -> None:
+    from swarmvar.cli.var import UNITS
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert "exact currency VaR and ES" not in readme
+    assert "`--notional` gives the exact currency VaR" in " ".join(readme.split())
+    helped = plain(runner.invoke(app, ["var", "--help"]).output)
+    assert "VaR in currency (exact) and ES in currency (an upper bound" in helped
+    result = runner.invoke(app, ["var", "--agents", "nig", "--last", "300", "--no-consensus",
+                                 "--notional", "1e6", "--home", str(tmp_path / "h")])
+    assert result.exit_code == 0, result.output
+    assert "VaR exact, N (1 - exp(-VaR)); ES an upper bound" in plain(result.output)
+    assert "upper bound" in UNITS["var_ccy, es_ccy"]  # what --json and --csv carry

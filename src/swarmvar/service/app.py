@@ -146,7 +146,30 @@ def create_app(config: ServiceConfig | None = None, *, desk: Desk | None = None)
     app.include_router(routes_ledger.router)
     app.include_router(dashboard.router)
     app.add_middleware(RequestContext, metrics=metrics, max_body=cfg.max_body)
+    _state_history_rule(app, desk.agents if desk is not None else cfg.agents)
     return app
+
+
+def _state_history_rule(app: FastAPI, agents: tuple[str, ...]) -> None:
+    """The OpenAPI schema states the new-portfolio history rule with this server's number."""
+    from .desk_book import min_history
+    from .schemas import HISTORY_RULE
+
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = plain()
+        need, needer = min_history(agents)
+        field = schema["components"]["schemas"]["PortfolioIn"]["properties"]["history"]
+        field["minItems"] = need
+        field["description"] = (f"{HISTORY_RULE} This server's swarm needs {need} "
+                                f"({needer}); a request naming `agents` needs theirs")
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _make_desk(cfg: ServiceConfig, metrics: Metrics) -> Desk:

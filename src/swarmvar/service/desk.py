@@ -78,7 +78,6 @@ from ..types import BeatReport, Decision
 from .desk_book import (
     KEEP_BEATS,
     MAX_HISTORY,
-    MIN_HISTORY,
     NAME,
     BeatPoint,
     Book,
@@ -92,13 +91,14 @@ from .desk_book import (
     decision_record,
     estimate_record,
     midnight,
+    min_history,
     open_book,
     policy_for,
     recorded_seconds,
 )
 from .desk_observers import OBSERVER_PREFIX, CheckpointMark, Observing
 
-__all__ = ["KEEP_BEATS", "MAX_HISTORY", "MIN_HISTORY", "NAME", "OBSERVER_PREFIX", "BeatPoint",
+__all__ = ["KEEP_BEATS", "MAX_HISTORY", "NAME", "OBSERVER_PREFIX", "BeatPoint",
            "CheckpointMark", "DatedReturn", "Desk", "Ingested", "LevelStats", "PortfolioInfo",
            "check_returns", "policy_for"]
 
@@ -160,6 +160,8 @@ class Desk:
         self.home = Path(home)
         self.checkpoint_every = checkpoint_every
         self.agents = tuple(canonical_name(a) for a in agents)
+        #: Fewest returns a portfolio of the default swarm is created with (and who needs them).
+        self.min_history = min_history(self.agents)
         self.alphas = tuple(float(a) for a in alphas)
         self.horizon = horizon
         self.window = window
@@ -266,11 +268,14 @@ class Desk:
         if not NAME.match(name):
             raise InvalidParameter(f"portfolio name {name!r}: use 1-64 letters, digits, '.', "
                                    "'_' or '-', starting with a letter or digit")
-        if not MIN_HISTORY <= len(history) <= MAX_HISTORY:
-            raise InvalidReturns(f"history has {len(history)} returns; send {MIN_HISTORY} to "
-                                 f"{MAX_HISTORY} dated returns to fit the swarm on")
-        check_returns(history, "history")
         names = tuple(dict.fromkeys(canonical_name(a) for a in (agents or self.agents)))
+        need, needer = min_history(names)
+        if not need <= len(history) <= MAX_HISTORY:
+            raise InvalidReturns(
+                f"history has {len(history)} returns; send {need} to {MAX_HISTORY} dated "
+                f"returns (at least the largest min_observations of the portfolio's agents: "
+                f"{needer} needs {need})")
+        check_returns(history, "history")
         details = {"portfolio": name, "agents": list(names), "alphas": list(self.alphas),
                    "horizon": self.horizon, "seed": self.seed,
                    "window": min(self.window, len(history)), "refit_every": self.refit_every,
@@ -287,7 +292,7 @@ class Desk:
                 if dead:
                     raise InvalidReturns(
                         f"{', '.join(dead)} could not be fitted on {len(history)} returns; "
-                        "send a longer history (the default swarm needs at least 50)")
+                        "send a longer history")
                 assert book.last is not None
                 batch = [(EntryKind.ACTION, {"type": "portfolio.create", "details": details}),
                          *beat_entries(book, book.last, ())]

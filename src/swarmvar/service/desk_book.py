@@ -20,17 +20,34 @@ from typing import Any
 import numpy as np
 
 from ..consensus import Aggregator, KeyRing, Policy, Weighting
-from ..errors import ConflictingInput, InvalidReturns
+from ..errors import ConflictingInput, InvalidParameter, InvalidReturns
 from ..ledger import EntryKind
+from ..models.registry import agent_class, canonical_name
 from ..swarm import PortfolioConfig, PortfolioSwarm, RoleConfig
 from ..swarm.consensus import SWARM_POLICY
 from ..swarm.record import consensus_record
 from ..types import Action, BeatReport, Decision
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
-MIN_HISTORY, MAX_HISTORY = 30, 10_000
+#: Most returns a new portfolio's history may have (its least: :func:`min_history`).
+MAX_HISTORY = 10_000
 #: Beats kept in memory per portfolio for history, charts and rolling statistics.
 KEEP_BEATS = 5000
+
+
+def min_history(agents: Sequence[str]) -> tuple[int, str]:
+    """The fewest returns a portfolio of ``agents`` can be created with, and which agent needs
+    them: the largest ``min_observations`` among the agents (each must fit on the history).
+
+    Raises
+    ------
+    UnknownAgent
+        A name is not a registered agent.
+    """
+    needs = [(agent_class(a).min_observations, canonical_name(a)) for a in agents]
+    if not needs:
+        raise InvalidParameter("a portfolio needs at least one agent")
+    return max(needs)
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,13 @@ def list_portfolios(request: Request, key: Reader) -> list[PortfolioOut]:
 @router.post("/portfolios", response_model=PortfolioOut, status_code=201, tags=["portfolios"])
 def create_portfolio(body: PortfolioIn, request: Request,
                      key: Writer) -> PortfolioOut:
-    """Create a portfolio: its swarm is fitted on ``history`` (at least 20 dated returns)."""
+    """Create a portfolio: its swarm is fitted on ``history``.
+
+    ``history`` needs at least the largest ``min_observations`` of the portfolio's
+    agents (``agents``, or the server's swarm); fewer is a 422 naming the agent that
+    needs more. The schema's ``minItems`` is that number for the server's swarm (a
+    request naming ``agents`` needs theirs instead).
+    """
     info = _desk(request).create(body.name, [h.dated() for h in body.history], key_id=key.id,
                                  request_id=request.state.request_id, agents=body.agents)
     return _portfolio(info)

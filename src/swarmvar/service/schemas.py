@@ -25,6 +25,11 @@ IsoDate = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$"),
 Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
+#: The rule for a new portfolio's history, as the schema states it (the app adds the number).
+HISTORY_RULE = ("Dated returns, oldest first: at least the largest `min_observations` of the "
+                "portfolio's agents (each agent is fitted on it).")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -49,7 +54,9 @@ class PortfolioIn(_Strict):
     """A new portfolio: its name and the history its swarm is fitted on."""
 
     name: str = Field(min_length=1, max_length=64, examples=["equity-book"])
-    history: list[ReturnIn] = Field(min_length=1, max_length=MAX_HISTORY)
+    history: list[ReturnIn] = Field(
+        min_length=1, max_length=MAX_HISTORY,
+        description=HISTORY_RULE)
     agents: list[Annotated[str, StringConstraints(max_length=64)]] | None = Field(
         default=None, max_length=16,
         description="Agent names or aliases (default: the server's swarm).")

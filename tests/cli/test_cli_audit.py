@@ -161,3 +161,32 @@ def test_notional_texts_say_the_currency_es_is_an_upper_bound(tmp_path: Path) ->
     assert result.exit_code == 0, result.output
     assert "VaR exact, N (1 - exp(-VaR)); ES an upper bound" in plain(result.output)
     assert "upper bound" in UNITS["var_ccy, es_ccy"]  # what --json and --csv carry
+
+
+def test_every_console_has_one_width_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    from swarmvar.cli._common import CONSOLE_WIDTH, make_console
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    for stderr in (False, True):  # no terminal here (logs, CI): never rich's 80 columns
+        assert make_console(stderr=stderr).width == CONSOLE_WIDTH >= 200
+        assert make_console(stderr=stderr, live=True).width == CONSOLE_WIDTH
+    monkeypatch.setenv("COLUMNS", "250")  # a wider terminal is used whole
+    assert make_console().width == 250
+
+
+def test_the_book_backtest_table_is_whole_in_logs(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["backtest", "--positions", "AAPL=600000,MSFT=-400000",
+                                 "--last", "30", "--window", "250", "--workers", "1",
+                                 "--no-progress", "--home", str(tmp_path / "h")])
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.output, result.output
+    assert "McNeil-Frey" in result.output and "zone (last 250 d)" in result.output
+
+
+def test_the_run_table_goes_through_make_console_and_is_whole_in_logs(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["run", "--agents", "nig,bootstrap,student-t", "--window", "150",
+                                 "--beats", "2", "--home", str(tmp_path / "h")])
+    assert result.exit_code == 0, result.output
+    table = result.output.split("swarmvar run — consensus per portfolio", 1)[1]
+    assert "…" not in table, result.output
+    assert "VaR 0.99 [interval]" in table and "last role event" in table

@@ -37,6 +37,9 @@ MAX_SEED = 2**63 - 1
 #: Figure formats ``--plot`` writes (matplotlib's, by suffix).
 PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".eps",
                  ".ps")
+#: Columns every console is at least wide (:func:`make_console`): the widest table, ``run
+#: --arbiter``'s with two levels (200), fits whole in logs and CI.
+CONSOLE_WIDTH = 200
 #: Bundled data sets (names as ``swarmvar.data.DATASETS`` has them; checked by a test).
 BUNDLED = ("sp500", "nasdaq")
 #: The robust rules ``--policy`` accepts (``consensus.Aggregator`` but the non-robust mean;
@@ -368,15 +371,22 @@ def load_series(source: str, column: str | None, kind: str, last: int | None,
     return series
 
 
-def make_console(*, quiet: bool = False, stderr: bool = False, width: int = 120) -> Console:
-    """A console at least ``width`` columns wide (tables stay readable in logs and CI).
+def make_console(*, quiet: bool = False, stderr: bool = False, live: bool = False) -> Console:
+    """Every command's console, with one width rule: at least :data:`CONSOLE_WIDTH` columns.
 
-    ``quiet`` prints nothing; ``stderr`` keeps stdout clean for ``--json``.
+    Wider if the terminal is; never narrower, so that in logs and CI (no
+    terminal: rich would assume 80) no table cell is cut to ``…``. A table
+    takes its natural width, so a wide console does not stretch it. The one
+    exception is a ``live`` display in a terminal: it redraws in place, which
+    needs the terminal's own width (lines wider than it would wrap and the
+    redraw would scroll). ``quiet`` prints nothing; ``stderr`` keeps stdout
+    clean for ``--json``.
     """
     from rich.console import Console
 
     probe = Console(stderr=stderr)
-    return Console(width=max(probe.width, width), quiet=quiet, stderr=stderr)
+    width = probe.width if live and probe.is_terminal else max(probe.width, CONSOLE_WIDTH)
+    return Console(width=width, quiet=quiet, stderr=stderr)
 
 
 def fail(exc: SwarmVarError) -> typer.Exit:

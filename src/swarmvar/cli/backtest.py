@@ -231,7 +231,7 @@ def backtest_command(
     check_csv_folder(csv)
     with_consensus = bool(settings["consensus"].value)
     rule = check_policy(settings["policy"].value)
-    console = make_console(quiet=quiet or as_json, stderr=as_json, width=160)
+    console = make_console(quiet=quiet or as_json, stderr=as_json)
     persist_compilations(folder)
 
     # --- the work -----------------------------------------------------------------

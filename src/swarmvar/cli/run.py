@@ -16,6 +16,7 @@ from ._common import (
     check_data,
     default_agents,
     fail,
+    make_console,
     parse_alphas,
     resolve_agents,
 )
@@ -61,6 +62,7 @@ def _data(source: str) -> Any:
 
 def _table(swarm: Any, breaches: dict[str, int], events: dict[str, str],
            arbiter: bool = False) -> Any:
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="swarmvar run — consensus per portfolio", title_justify="left")
@@ -68,7 +70,7 @@ def _table(swarm: Any, breaches: dict[str, int], events: dict[str, str],
         table.add_column(col, no_wrap=True)
     alphas = next(iter(swarm.configs.values())).alphas
     for a in alphas:
-        table.add_column(f"VaR {a:g} [interval]", justify="right", no_wrap=True)
+        table.add_column(escape(f"VaR {a:g} [interval]"), justify="right", no_wrap=True)
         table.add_column(f"ES {a:g}", justify="right", no_wrap=True)
     table.add_column("m/n", justify="right")
     table.add_column("breaches", justify="right")
@@ -78,7 +80,7 @@ def _table(swarm: Any, breaches: dict[str, int], events: dict[str, str],
     for name in list(swarm.portfolios())[:40]:
         rep = swarm.latest(name)
         if rep is None:
-            table.add_row(name, "-", "-", *[""] * (2 * len(alphas) + 3 + arbiter))
+            table.add_row(escape(name), "-", "-", *[""] * (2 * len(alphas) + 3 + arbiter))
             continue
         cells = []
         for c in rep.consensus:
@@ -89,10 +91,11 @@ def _table(swarm: Any, breaches: dict[str, int], events: dict[str, str],
         avail = f"{rep.consensus[0].available}/{rep.consensus[0].total}" if rep.consensus else "-"
         extra = []
         if arbiter:
-            extra = [", ".join(f"{d.action.value}" + (f" {'+'.join(d.agents)}" if d.agents
-                                                      else "") for d in rep.decisions)[:40]]
-        table.add_row(name, str(rep.seq), rep.as_of.date().isoformat(), *cells, avail,
-                      str(breaches.get(name, 0)), events.get(name, "")[:40], *extra)
+            extra = [escape(", ".join(f"{d.action.value}" + (f" {'+'.join(d.agents)}"
+                                                             if d.agents else "")
+                                      for d in rep.decisions)[:40])]
+        table.add_row(escape(name), str(rep.seq), rep.as_of.date().isoformat(), *cells, avail,
+                      str(breaches.get(name, 0)), escape(events.get(name, "")[:40]), *extra)
     return table
 
 
@@ -307,11 +310,10 @@ def run(
                 source = Replay(frame, portfolio=target, start=window, rate=rate)
             live, last_draw = None, 0.0
             if not quiet:
-                from rich.console import Console
                 from rich.live import Live
 
-                live = Live(_table(swarm, breaches, events, arbiter), console=Console(stderr=True),
-                            auto_refresh=False)
+                live = Live(_table(swarm, breaches, events, arbiter),
+                            console=make_console(stderr=True, live=True), auto_refresh=False)
                 live.start()
 
             def on_beat(rep: Any) -> None:
@@ -340,6 +342,8 @@ def run(
                 if live is not None:
                     live.update(_table(swarm, breaches, events, arbiter), refresh=True)
                     live.stop()
+                    if not live.console.is_terminal:  # a log: end the table's last line
+                        live.console.line()
     except SwarmVarError as exc:
         raise fail(exc) from None
     finally:

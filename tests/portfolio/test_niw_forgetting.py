@@ -276,7 +276,7 @@ _BAD_ROWS = st.one_of(
     st.lists(st.floats(-0.05, 0.05), min_size=0, max_size=6).filter(lambda v: len(v) != 3),
     st.tuples(st.integers(0, 2), st.sampled_from([math.nan, math.inf, -math.inf, 1.5, -7.0]))
     .map(lambda b: [b[1] if i == b[0] else 0.001 for i in range(3)]),
-    st.lists(st.text(max_size=3), min_size=3, max_size=3),
+    st.lists(st.sampled_from(["", "a", "x1", "1,0", "nan?"]), min_size=3, max_size=3),
     st.just([[0.0, 0.0], [0.0]]), st.just(np.zeros((2, 3))), st.just(None), st.just("0.01"),
 )
 

@@ -195,7 +195,6 @@ class NormalInverseWishart(JointAgent):
         self.kappa0, self.prior_vol = float(kappa0), float(prior_vol)
         self.draws, self.paths = int(draws), int(paths)
         self.positions = self._set_positions(positions)
-        self._book_cache: tuple[tuple[int, tuple[float, ...]], FloatArray] | None = None
 
     @property
     def grid(self) -> tuple[float, ...]:
@@ -276,25 +275,17 @@ class NormalInverseWishart(JointAgent):
 
     def _book(self) -> FloatArray:
         """The direction the book evidence projects on: the positions over their largest
-        (the scale does not change the weights), equal weights if none are given.
-
-        Built once per ``(asset count, positions)`` and kept read-only: a fit or
-        a restored state with another asset count, or new ``positions``, rebuild it.
-        """
-        key = (self._n, self.positions)
-        if self._book_cache is None or self._book_cache[0] != key:
-            p = self._positions_for(self._n)
-            if self.positions:
-                top = float(np.abs(p).max())
-                if not top > 0:
-                    raise InvalidParameter(
-                        f"{self.name}'s positions are all zero: the book evidence "
-                        "(evidence='book') needs exposure; give positions, evidence='assets' "
-                        "or one lam")
-                p = p / top
-            p.flags.writeable = False
-            self._book_cache = (key, p)
-        return self._book_cache[1]
+        (the scale does not change the weights), equal weights if none are given."""
+        p = self._positions_for(self._n)
+        if self.positions:
+            top = float(np.abs(p).max())
+            if not top > 0:
+                raise InvalidParameter(
+                    f"{self.name}'s positions are all zero: the book evidence "
+                    "(evidence='book') needs exposure; give positions, evidence='assets' "
+                    "or one lam")
+            p = p / top
+        return p
 
     def _book_history_scores(self, x: FloatArray, lam: float) -> FloatArray:
         """Log predictive ``(T,)`` of each day's book P&L ``p'x_t`` given the days before it."""
@@ -334,9 +325,10 @@ class NormalInverseWishart(JointAgent):
         if self._grid.size == 1:
             dens = self._log_predictive(x)
         else:
-            dens, scores = self._mixture_score(x)
+            prior = self._prior()
+            dens, scores = self._mixture_score(x, prior)
             if self.evidence == "book":
-                kappa0, nu0, psi0 = self._prior()
+                kappa0, nu0, psi0 = prior
                 p = self._book()
                 scores = _book_t_scores(np.full(self._grid.size, x @ p), self._w, self._sx @ p,
                                         np.einsum("gij,i,j->g", self._sxx, p, p), kappa0, nu0,
@@ -348,10 +340,11 @@ class NormalInverseWishart(JointAgent):
         self._sxx = lam[:, None, None] * self._sxx + np.outer(x, x)
         return dens
 
-    def _mixture_score(self, x: FloatArray) -> tuple[float, FloatArray]:
+    def _mixture_score(self, x: FloatArray, prior: tuple[float, float, FloatArray]
+                       ) -> tuple[float, FloatArray]:
         """``log sum_g pi_g p_g(x)`` of ``x`` ``(N,)`` under the grid's mixture, and each
-        point's multivariate-t log density ``log p_g(x)`` ``(G,)``."""
-        kappa0, nu0, psi0 = self._prior()
+        point's multivariate-t log density ``log p_g(x)`` ``(G,)``; ``prior`` is ``_prior()``."""
+        kappa0, nu0, psi0 = prior
         scores = _t_scores(np.broadcast_to(x, self._sx.shape), self._w, self._sx, self._sxx,
                            kappa0, nu0, psi0)
         return float(_logsumexp(scores + self._log_weights())), scores
@@ -372,7 +365,7 @@ class NormalInverseWishart(JointAgent):
     def _log_predictive(self, x: FloatArray) -> float:
         """:meth:`log_predictive` of a checked row."""
         if self._grid.size > 1:
-            return self._mixture_score(x)[0]
+            return self._mixture_score(x, self._prior())[0]
         m, kappa, nu, psi = self.posterior(0)
         n = self._n
         df = nu - n + 1
@@ -537,9 +530,8 @@ def _book_t_scores(y: FloatArray, w: FloatArray, s1: FloatArray, s2: FloatArray,
     df = nu0 + w - n + 1
     var = (q0 + s2 - s1 * s1 / kappa) * (kappa + 1) / (kappa * df)
     z2 = (y - s1 / kappa) ** 2 / var
-    # Not risk.t_log_norm(df) - log(var) / 2: one log of the product rounds once. On the
-    # bundled books that term's error against exact decimal logs is 0.15 ulp of the score
-    # (mean) here, 0.84 in the two-log form, which also moves 41% of the scores.
+    # Not risk.t_log_norm(df) - log(var) / 2: one log of the product rounds once (the
+    # two-log form moves the last bits of the scores).
     out: FloatArray = (special.gammaln((df + 1) / 2) - special.gammaln(df / 2)
                        - 0.5 * np.log(df * math.pi * var) - (df + 1) / 2 * np.log1p(z2 / df))
     return out

@@ -57,7 +57,7 @@ class MarkovSwitching(ParticleAgent):
     """Bayesian two-state Markov-switching Student-t volatility with an online SMC posterior.
 
     The parameters ``particles``, ``runs`` and ``ess_threshold`` are
-    :class:`._particle_agent.ParticleAgent`'s.
+    :class:`._online_agent.OnlineAgent`'s (checked there).
     """
 
     name = "MarkovSwitching"

@@ -89,7 +89,7 @@ class BetaSkewTEgarch(ParticleAgent):
     """Bayesian Beta-Skew-t-EGARCH(1,1) with leverage (score-driven scale), online by SMC.
 
     The parameters ``particles``, ``runs`` and ``ess_threshold`` are
-    :class:`._particle_agent.ParticleAgent`'s.
+    :class:`._online_agent.OnlineAgent`'s (checked there).
 
     ``forecast`` (:meth:`._particle_agent.ParticleAgent.forecast`) at horizon 1
     is over the particles: a mixture of scaled skew-t's, its per-draw

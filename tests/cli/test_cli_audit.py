@@ -190,3 +190,27 @@ def test_the_run_table_goes_through_make_console_and_is_whole_in_logs(tmp_path: 
     table = result.output.split("swarmvar run — consensus per portfolio", 1)[1]
     assert "…" not in table, result.output
     assert "VaR 0.99 [interval]" in table and "last role event" in table
+
+
+@pytest.mark.parametrize(("args", "flag"), [
+    (["var", "--positions", "AAPL=600000", "--notional", "1e6"], "--notional"),
+    (["var", "--positions", "AAPL=600000", "--policy", "median"], "--policy"),
+    (["backtest", "--positions", "AAPL=600000", "--report", "r.html"], "--report"),
+    (["backtest", "--positions", "AAPL=600000", "--horizon", "5"], "--horizon"),
+])
+def test_single_series_flags_given_with_a_book_are_refused_not_ignored(
+        tmp_path: Path, args: list[str], flag: str) -> None:
+    home = tmp_path / "home"
+    result = runner.invoke(app, [*args, "--home", str(home)])
+    text = plain(result.output)
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for {flag}: {flag} does not apply to a book" in text, text
+    if flag == "--notional":
+        assert "already amounts in currency" in text
+    assert not home.exists()
+
+
+def test_track_days_help_says_a_book_uses_equal_weights_unless_given() -> None:
+    text = plain(runner.invoke(app, ["var", "--help"]).output)
+    assert "A book (--book/--positions) uses equal weights unless this is given" in text
+    assert "with a book 0" in text

@@ -196,8 +196,10 @@ def backtest_command(
     """Backtest agents on the last LAST days (each fitted on the WINDOW days before)."""
     # --- books (multi-asset portfolios): --book / --positions go to cli/book.py ---
     if book is not None or positions is not None:
-        from .book import book_backtest_command
+        from .book import book_backtest_command, refuse_single_series_flags
 
+        refuse_single_series_flags({"--column": column, "--horizon": horizon,
+                                    "--policy": policy, "--report": report, "--plot": plot})
         book_backtest_command(data=data, kind=kind, dropna=dropna, book=book,
                               positions=positions, alphas=alpha, last=last, window=window,
                               refit_every=refit_every, agents=agents, seed=seed,

@@ -47,6 +47,27 @@ UNITS = {
 DEFAULT_BOOK_DATA = "sp500-stocks"
 
 
+def refuse_single_series_flags(given: dict[str, object]) -> None:
+    """A usage error naming the single-series flags given with a book (they would be ignored).
+
+    ``given`` maps each flag to its value (``None``: not given). A book's
+    positions are already amounts in currency, so ``--notional`` has nothing
+    to scale; the book paths have no ``--policy``, ``--column``, ``--report``,
+    ``--plot`` or ``--horizon`` of their own. Refusing (exit 2, before any
+    work) rather than noting it: a silently ignored number would leave the
+    user reading a result they did not ask for.
+    """
+    extra = [flag for flag, value in given.items() if value is not None]
+    if not extra:
+        return
+    why = ("a book's positions are already amounts in currency (a book of weights takes its "
+           "notional in the book file); " if "--notional" in extra else "")
+    raise typer.BadParameter(
+        f"{', '.join(extra)} {'does' if len(extra) == 1 else 'do'} not apply to a book "
+        f"(--book/--positions): {why}drop {'it' if len(extra) == 1 else 'them'}, or leave out "
+        "the book for a single series", param_hint=extra[0])
+
+
 def load_book(book: Path | None, positions: str | None) -> Book:
     """The book from ``--book FILE`` or ``--positions A=..,B=..`` (exactly one)."""
     from .. import books

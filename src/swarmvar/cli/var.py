@@ -206,7 +206,9 @@ def var(
         show_default="on")] = None,
     track_days: Annotated[int | None, typer.Option(
         "--track-days", help="days of out-of-sample track record behind the consensus "
-        "weights (0: equal weights)", show_default="1000")] = None,
+        "weights (0: equal weights). A book (--book/--positions) uses equal weights unless "
+        "this is given: its joint agents' backtest takes minutes",
+        show_default="1000; with a book 0")] = None,
     policy: Annotated[str | None, typer.Option(
         "--policy", help="the consensus's robust rule: trimmed_mean, median, "
         "geometric_median, krum, multi_krum", show_default="trimmed_mean")] = None,
@@ -235,8 +237,10 @@ def var(
     """Fit every agent, print VaR/ES with 90% credible intervals and the swarm's consensus."""
     # --- books (multi-asset portfolios): --book / --positions go to cli/book.py ---
     if book is not None or positions is not None or trade is not None:
-        from .book import book_var_command
+        from .book import book_var_command, refuse_single_series_flags
 
+        refuse_single_series_flags({"--notional": notional, "--policy": policy,
+                                    "--column": column})
         book_var_command(data=data, kind=kind, dropna=dropna, book=book, positions=positions,
                          trade=trade, alphas=alpha, horizon=horizon, agents=agents, last=last,
                          seed=seed, home=home, consensus=consensus, as_json=as_json, csv=csv,

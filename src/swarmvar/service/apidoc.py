@@ -54,7 +54,8 @@ def render(app: FastAPI) -> str:
     lines = [f"# HTTP API reference (v{schema['info']['version']})", "",
              "Generated from the OpenAPI schema by `python -m swarmvar.service.apidoc` "
              "(a test fails when this page and the code differ). The live schema is served "
-             "at `/openapi.json`, the interactive page at `/docs`.", "",
+             "at `/openapi.json`, this reference as a web page (rendered by the server, no "
+             "external assets) at `/docs`.", "",
              schema["info"].get("description", ""), "",
              "Errors are JSON: `{\"error\": {\"type\", \"status\", \"message\", "
              "\"request_id\"}}` - 401 without a valid key, 403 when the key's role is too low, "

@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
 
 from ..errors import (
@@ -132,8 +132,9 @@ def create_app(config: ServiceConfig | None = None, *, desk: Desk | None = None)
         if own_desk and app.state.desk is not None:
             app.state.desk.ledger.close()
 
+    # no Swagger UI: FastAPI's loads its assets from a CDN; /docs is rendered here (apipage)
     app = FastAPI(title=_TITLE, description=_DESCRIPTION, version="1", lifespan=lifespan,
-                  docs_url="/docs", openapi_url="/openapi.json", redoc_url=None)
+                  docs_url=None, openapi_url="/openapi.json", redoc_url=None)
     app.state.config = cfg
     app.state.metrics = metrics
     app.state.keys = KeyFile(cfg.key_file)
@@ -147,7 +148,19 @@ def create_app(config: ServiceConfig | None = None, *, desk: Desk | None = None)
     app.include_router(dashboard.router)
     app.add_middleware(RequestContext, metrics=metrics, max_body=cfg.max_body)
     _state_history_rule(app, desk.agents if desk is not None else cfg.agents)
+    _serve_reference(app)
     return app
+
+
+def _serve_reference(app: FastAPI) -> None:
+    """``/docs``: the API reference as HTML from the app's own schema, nothing downloaded."""
+    from .apidoc import route_roles
+    from .apipage import render_html
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    def reference() -> HTMLResponse:
+        return HTMLResponse(render_html(app.openapi(), route_roles()),
+                            headers={"Cache-Control": "no-cache"})
 
 
 def _state_history_rule(app: FastAPI, agents: tuple[str, ...]) -> None:

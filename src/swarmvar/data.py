@@ -319,6 +319,32 @@ def _floats(series: pd.Series, what: str) -> pd.Series:
         raise InvalidReturns(f"the {what}s are not numbers ({_first_line(exc)})") from exc
 
 
+def _day_first_hint(index: pd.DatetimeIndex, i: int) -> str:
+    """The end of the not-increasing message: day-first dates named, else "sort".
+
+    A ``dd/mm/yyyy`` text is parsed day-first only where the day exceeds 12
+    (``16/01/2013``) and month-first elsewhere (``01/02/2013`` -> 2 January):
+    swapping day and month back wherever the day is 12 or less undoes that.
+    When that gives increasing dates, the message says the file is day-first.
+    Midnight dates only (a time of day is no such text). Only for the message.
+    """
+    plain = "sort the series by date"
+    if bool((index != index.normalize()).any()):
+        return plain
+    swap = index.day <= 12
+    try:
+        swapped = pd.DatetimeIndex(pd.to_datetime(pd.DataFrame({
+            "year": index.year, "month": np.where(swap, index.day, index.month),
+            "day": np.where(swap, index.month, index.day)})))
+    except (ValueError, OverflowError):  # e.g. 30/02 cannot be a date
+        return plain
+    if not np.all(np.diff(swapped.asi8) > 0):
+        return plain
+    return (f"the dates look day-first (dd/mm/yyyy): read so they increase, and row {i} is "
+            f"{swapped[i].date()}, not {index[i].date()} (a day of 12 or less reads as the "
+            "month); write the dates as YYYY-MM-DD")
+
+
 def _check_index(series: pd.Series, *, what: str, dropna: bool) -> pd.Series:
     if not isinstance(series.index, pd.DatetimeIndex):
         series = series.copy()
@@ -338,7 +364,7 @@ def _check_index(series: pd.Series, *, what: str, dropna: bool) -> pd.Series:
         i = int(np.argmax(steps <= 0)) + 1
         raise InvalidReturns(
             f"dates are not increasing at row {i} ({index[i - 1]} then {index[i]}); "
-            "sort the series by date"
+            + _day_first_hint(index, i)
         )
     missing = series.isna()
     if missing.any():

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from swarmvar.cli import app
@@ -214,3 +219,50 @@ def test_track_days_help_says_a_book_uses_equal_weights_unless_given() -> None:
     text = plain(runner.invoke(app, ["var", "--help"]).output)
     assert "A book (--book/--positions) uses equal weights unless this is given" in text
     assert "with a book 0" in text
+
+
+def _day_first_csv(path: Path, start: str, days: int) -> Path:
+    import numpy as np
+
+    index = pd.bdate_range(start, periods=days)
+    prices = 100 * np.exp(np.cumsum(0.01 * np.random.default_rng(0).standard_normal(days)))
+    pd.DataFrame({"date": index.strftime("%d/%m/%Y"), "close": prices}).to_csv(path, index=False)
+    return path
+
+
+def test_a_day_first_file_is_named_as_such_not_just_unsorted(tmp_path: Path) -> None:
+    from swarmvar import data
+    from swarmvar.errors import InvalidReturns
+
+    path = _day_first_csv(tmp_path / "dmy.csv", "2013-01-16", 300)
+    with pytest.raises(InvalidReturns, match=r"look day-first \(dd/mm/yyyy\)") as err:
+        data.read(path)
+    assert "is 2013-02-01, not 2013-01-02" in str(err.value)
+    assert "YYYY-MM-DD" in str(err.value) and "sort the series" not in str(err.value)
+    result = runner.invoke(app, ["var", "--data", str(path), "--agents", "nig",
+                                 "--home", str(tmp_path / "h")])
+    assert result.exit_code == 2 and "day-first" in plain(result.output), result.output
+    frame = pd.read_csv(path)  # the same rows in ISO dates, two swapped: plain advice
+    frame["date"] = pd.to_datetime(frame["date"], format="%d/%m/%Y").dt.strftime("%Y-%m-%d")
+    frame.iloc[[3, 4]] = frame.iloc[[4, 3]].to_numpy()
+    frame.to_csv(tmp_path / "unsorted.csv", index=False)
+    with pytest.raises(InvalidReturns, match="sort the series by date") as err:
+        data.read(tmp_path / "unsorted.csv")
+    assert "day-first" not in str(err.value)
+
+
+@settings(max_examples=25, deadline=None)
+@given(start=st.dates(min_value=datetime.date(1990, 1, 1),
+                      max_value=datetime.date(2030, 1, 1)),
+       days=st.integers(40, 120))
+def test_any_day_first_file_refused_as_unsorted_says_day_first(tmp_path_factory: Any,
+                                                               start: Any, days: int) -> None:
+    from swarmvar import data
+    from swarmvar.errors import InvalidReturns
+
+    path = _day_first_csv(tmp_path_factory.mktemp("d") / "dmy.csv", start.isoformat(), days)
+    try:
+        data.read(path)
+    except InvalidReturns as exc:
+        if "not increasing" in str(exc):
+            assert "day-first" in str(exc), str(exc)

@@ -75,37 +75,35 @@ def _signed_fields(e: Estimate) -> tuple[object, ...]:
             e.es_interval, e.as_of, e.seq, e.variant_id)
 
 
-def _immutable_fields(e: Estimate) -> bool:
-    """True if the estimate's fields are exact immutable types (as :func:`_payload_text`'s
-    fast path requires) and its ``as_of`` carries a fixed-offset ``timezone`` (immutable; a
-    tzinfo subclass could answer ``utcoffset`` differently later): then the same field
-    objects always give the same signing bytes."""
-    return type(e.as_of) is datetime and type(e.as_of.tzinfo) is timezone
-
-
 def signing_bytes(estimate: Estimate) -> bytes:
     """The exact bytes an estimate's signature covers (canonical JSON of its payload)."""
     return _message(estimate)[0]
 
 
-def _message(estimate: Estimate, as_of: str | None = None) -> tuple[bytes, bool]:
-    """:func:`signing_bytes`, and whether the estimate's field objects fix those bytes.
+def _message(estimate: Estimate, as_of: str | None = None
+             ) -> tuple[bytes, tuple[object, ...] | None]:
+    """:func:`signing_bytes`, and the field objects they were written from if those fix them.
 
-    True when the bytes were written by :func:`_payload_text`'s direct path
-    (exact ``str``/``int``/``float``/``tuple``/``datetime`` fields) from an
-    exact :class:`~swarmvar.types.Estimate` whose ``as_of`` carries a
-    ``timezone`` (:func:`_immutable_fields`): then the very same field objects
-    always give the same bytes, and :class:`OwnSignatures` may remember them.
-    ``as_of`` as in :func:`_payload_text`.
+    The fields (taken once, before the text is written) are given when the
+    bytes were written by :func:`_payload_text`'s direct path (exact
+    ``str``/``int``/``float``/``tuple``/``datetime`` fields) from an exact
+    :class:`~swarmvar.types.Estimate` whose ``as_of`` carries a fixed-offset
+    ``timezone`` (a tzinfo subclass could answer ``utcoffset`` differently
+    later): then the very same field objects always give the same bytes, and
+    :class:`OwnSignatures` may remember them. ``as_of`` as in :func:`_payload_text`.
     """
+    fields = _signed_fields(estimate)
     text = _payload_text(estimate, as_of)
     if text is not None:
         try:
-            return (text.encode("utf-8"),
-                    type(estimate) is Estimate and _immutable_fields(estimate))
+            data = text.encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate: canonical_json says so
             pass
-    return canonical_json(estimate.payload()), False
+        else:
+            fixed = (type(estimate) is Estimate and type(estimate.as_of) is datetime
+                     and type(estimate.as_of.tzinfo) is timezone)
+            return data, fields if fixed else None
+    return canonical_json(estimate.payload()), None
 
 
 def estimate_record(estimate: Estimate, own: OwnSignatures | None = None) -> Canonical:
@@ -229,10 +227,9 @@ class OwnSignatures:
             del self._made[oldest]
             self._fields.pop(oldest, None)
 
-    def message(self, estimate: Estimate) -> bytes | None:
-        """The bytes signed for ``estimate`` if it is built of the very field objects this
-        process signed or verified under its signature (:meth:`signed`, any key), else
-        None."""
+    def _held_for(self, estimate: Estimate) -> tuple[bytes, bytes] | None:
+        """``(message, public key)`` remembered under ``estimate``'s signature if the
+        estimate is built of the very field objects remembered with it, else None."""
         signature = estimate.signature
         with self._lock:
             fields = self._fields.get(signature)  # type: ignore[arg-type]
@@ -242,7 +239,14 @@ class OwnSignatures:
         for a, b in zip(fields, _signed_fields(estimate), strict=True):
             if a is not b:
                 return None
-        return held[0]
+        return held
+
+    def message(self, estimate: Estimate) -> bytes | None:
+        """The bytes signed for ``estimate`` if it is built of the very field objects this
+        process signed or verified under its signature (:meth:`signed`, any key), else
+        None."""
+        held = self._held_for(estimate)
+        return None if held is None else held[0]
 
     def signed(self, estimate: Estimate, public_raw: bytes) -> bool:
         """True if ``estimate`` is built of the very field objects of an estimate this
@@ -257,17 +261,8 @@ class OwnSignatures:
         object with equal values (a deep copy, one parsed again), a changed
         field — answers False, and :meth:`made` compares bytes.
         """
-        signature = estimate.signature
-        with self._lock:
-            fields = self._fields.get(signature)  # type: ignore[arg-type]
-            held = self._made.get(signature) if fields is not None else None  # type: ignore[arg-type]
-        if held is None or fields is None or held[1] != public_raw:
-            return False
-        now = _signed_fields(estimate)
-        for a, b in zip(fields, now, strict=True):
-            if a is not b:
-                return False
-        return True
+        held = self._held_for(estimate)
+        return held is not None and held[1] == public_raw
 
     def made(self, signature: bytes, message: bytes, public_raw: bytes) -> bool:
         """True if this process signed exactly ``message`` with the key ``public_raw`` into

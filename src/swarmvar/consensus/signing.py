@@ -38,7 +38,7 @@ from ..errors import (
 from ..types import Estimate, RiskMeasure
 from .signed_bytes import PAYLOAD_KEYS as PAYLOAD_KEYS  # re-exported: the API stays here
 from .signed_bytes import OwnSignatures as OwnSignatures
-from .signed_bytes import _message, _quote, _signed_fields
+from .signed_bytes import _message, _quote
 from .signed_bytes import estimate_record as estimate_record
 from .signed_bytes import signing_bytes as signing_bytes
 
@@ -203,12 +203,11 @@ def _sign(estimate: Estimate, private_key: Ed25519PrivateKey, own: OwnSignatures
     problem = malformation(estimate)
     if problem is not None:
         raise InvalidEstimate(f"cannot sign estimate from {estimate.agent_id!r}: {problem}")
-    message, fixed = _message(estimate, as_of)
+    message, fields = _message(estimate, as_of)
     if own is None:
         signature = private_key.sign(message)
     else:  # the field objects too, if they fix the bytes: its own combine admits it by them
-        signature = own.sign(message, private_key,
-                             fields=_signed_fields(estimate) if fixed else None)
+        signature = own.sign(message, private_key, fields=fields)
     if type(estimate) is not Estimate:
         return dataclasses.replace(estimate, signature=signature)
     e = estimate
@@ -381,13 +380,12 @@ class KeyRing:
             raw = self._raw[estimate.agent_id]
             # this process's own estimate, the very objects it signed: no bytes, no verify
             if own is None or not own.signed(estimate, raw):
-                message, fixed = _message(estimate)
+                message, fields = _message(estimate)
                 if own is None or not own.made(signature, message, raw):
                     key.verify(signature, message)
                     if own is not None:  # crossed the trust boundary once (vouch), and
                         # its field objects, if they fix the bytes: admitted by them next
-                        own.vouch(signature, message, raw,
-                                  fields=_signed_fields(estimate) if fixed else None)
+                        own.vouch(signature, message, raw, fields=fields)
         except _CryptoInvalidSignature:
             return Rejection(agent, RejectionReason.FORGED, "signature does not verify")
         except NotCanonical as err:

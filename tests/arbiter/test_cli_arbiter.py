@@ -1,4 +1,5 @@
-"""``swarmvar arbiter replay``: the table from a cached history; bad flags exit 2."""
+"""``swarmvar arbiter replay``: the table from a cached history, recorded in the home's
+ledger; the cache lives in the home and is keyed on the code; bad flags exit 2."""
 
 from __future__ import annotations
 
@@ -8,27 +9,44 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from swarmvar.arbiter.history import CACHE_ENV, cache_path, simulated_history
+from swarmvar.arbiter.history import cache_path, code_fingerprint, simulated_history
 from swarmvar.cli import build_app
+from swarmvar.ledger import EntryKind, Ledger
 from swarmvar.models import DEFAULT_AGENTS
 
 runner = CliRunner()
 
 
-def test_replay_prints_counts_auc_and_the_table(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+def _seed_cache(folder: Path) -> Path:
+    """A simulated history where the replay of sp500 --last 400 --window 100 looks."""
     path = cache_path("sp500", last=400, window=100, refit_every=20, alphas=(0.99, 0.975),
-                      seed=0, agents=DEFAULT_AGENTS)
+                      seed=0, agents=DEFAULT_AGENTS, cache=folder)
     simulated_history(days=400, seed=7).save(path)
+    return path
+
+
+def test_replay_prints_counts_auc_and_the_table(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    path = _seed_cache(home / "cache" / "arbiter")  # the cache lives in the home
     result = runner.invoke(build_app("arbiter"), [
-        "arbiter", "replay", "--data", "sp500", "--last", "400", "--window", "100"])
+        "arbiter", "replay", "--data", "sp500", "--last", "400", "--window", "100",
+        "--home", str(home)])
     assert result.exit_code == 0, result.output
     out = result.output
     for text in ("decisions", "alert", "AUC trained", "design's fixed model", "without",
-                 "Kupiec", "FZ0", "ledger (in memory)", "399 beats"):
+                 "Kupiec", "FZ0", "recorded entries", "399 beats", "cached at"):
         assert text in out
     _check_difference(" ".join(out.split()), path)
+    with Ledger.open(home, create=False) as ledger:  # the replay is in the home's ledger
+        assert ledger.verify_chain().ok
+        entries = [ledger.entry(i) for i in range(ledger.size)]
+    kinds = [e.kind for e in entries]
+    assert kinds.count(EntryKind.PULSE) == 399  # one per beat
+    summary = entries[-1]
+    assert summary.kind is EntryKind.ACTION and summary.data["type"] == "arbiter.replay"
+    assert summary.data["details"]["beats"] == 399
+    assert summary.data["details"]["cache"] == path.name
+    assert f"recorded entries 1-{len(entries) - 1}" in " ".join(out.split())
 
 
 def _check_difference(out: str, path: Path) -> None:
@@ -51,11 +69,68 @@ def _check_difference(out: str, path: Path) -> None:
     assert se == round(study.difference_se, 3)
 
 
+def test_an_explicit_cache_folder_is_used(tmp_path: Path) -> None:
+    _seed_cache(tmp_path / "shared")
+    result = runner.invoke(build_app("arbiter"), [
+        "arbiter", "replay", "--last", "400", "--window", "100", "--home",
+        str(tmp_path / "home"), "--cache", str(tmp_path / "shared")])
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "home" / "cache").exists()
+
+
+def test_the_cache_key_holds_the_version_and_the_code(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    import swarmvar
+
+    package = Path(swarmvar.__file__).parent
+    copy = tmp_path / "pkg"
+    shutil.copytree(package / "models", copy / "models",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    before = code_fingerprint(copy, ("models",))
+    assert before == code_fingerprint(copy, ("models",))  # stable
+    agent = copy / "models" / "bootstrap.py"
+    agent.write_text(agent.read_text() + "\n# a change to an agent\n")
+    assert code_fingerprint(copy, ("models",)) != before
+    args = {"last": 400, "window": 100, "refit_every": 20, "alphas": (0.99, 0.975),
+            "seed": 0, "agents": DEFAULT_AGENTS, "cache": tmp_path}
+    old = _seed_cache(tmp_path)
+    assert cache_path("sp500", **args) == old  # the same code and version: a hit
+    assert cache_path("sp500", **args, fingerprint=before) != old
+    monkeypatch.setattr(swarmvar, "__version__", "99.0")
+    assert cache_path("sp500", **args) != old  # a new version misses
+
+
+def test_a_code_change_misses_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a cached file in place, 'changed agents' make the replay run the backtest again
+    (stopped here, it would take minutes) instead of reading the stale file."""
+    import swarmvar.validation
+    from swarmvar.arbiter import history
+    from swarmvar.errors import InvalidParameter
+
+    home = tmp_path / "home"
+    old = _seed_cache(home / "cache" / "arbiter")
+    ran: list[int] = []
+
+    def backtest(*args: object, **kwargs: object) -> object:
+        ran.append(1)
+        raise InvalidParameter("the backtest ran")
+
+    monkeypatch.setattr(swarmvar.validation, "backtest", backtest)
+    argv = ["arbiter", "replay", "--last", "400", "--window", "100", "--home", str(home)]
+    assert runner.invoke(build_app("arbiter"), argv).exit_code == 0 and not ran  # a hit
+    monkeypatch.setattr(history, "code_fingerprint", lambda *a, **k: "an agent changed")
+    result = runner.invoke(build_app("arbiter"), argv)
+    assert ran == [1] and result.exit_code == 2 and "the backtest ran" in result.output
+    assert old.exists()  # left in place, never read again
+
+
 @pytest.mark.parametrize("args", [["--data", "ftse"], ["--k-flows", "0.1", "--p-nodes", "1"],
                                   ["--last", "3"], ["--t-threshold", "nan"]])
-def test_bad_flags_are_usage_errors(args: list[str], tmp_path: Path,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
-    result = runner.invoke(build_app("arbiter"), ["arbiter", "replay", *args])
+def test_bad_flags_are_usage_errors(args: list[str], tmp_path: Path) -> None:
+    result = runner.invoke(build_app("arbiter"), ["arbiter", "replay", *args,
+                                                  "--home", str(tmp_path / "home")])
     assert result.exit_code == 2, result.output
-    assert not list(tmp_path.iterdir())  # nothing was computed or cached
+    assert not (tmp_path / "home" / "ledger.sqlite").exists()  # nothing recorded
+    assert not (tmp_path / "home" / "cache").exists()  # nothing computed or cached

@@ -1,11 +1,14 @@
-"""A backtest's daily forecasts as a replayable history of beats (cached under /tmp).
+"""A backtest's daily forecasts as a replayable history of beats (cached in a data home).
 
 The arbiter is built and checked on replayed beats: the backtest driver's
 strictly out-of-sample forecasts of every agent (and the swarm's consensus
 row) on a real series, turned into one :class:`~swarmvar.types.BeatReport`
 per day. Running five agents over 2,500 days costs minutes on a shared
 machine, so :func:`cached_history` keeps the arrays in an ``.npz`` file
-(plain arrays, no pickle) keyed by every setting that changes them.
+(plain arrays, no pickle) under the data home (``<home>/cache/arbiter``),
+keyed by every setting that changes them, the swarmvar version and a hash of
+the code that computes them (:func:`code_fingerprint`): after a change to an
+agent the old file is never read again.
 """
 
 from __future__ import annotations
@@ -31,9 +34,13 @@ if TYPE_CHECKING:
 
 FloatArray = NDArray[np.float64]
 
-#: Where :func:`cached_history` keeps backtests (override with SWARMVAR_ARBITER_CACHE).
-CACHE_ENV = "SWARMVAR_ARBITER_CACHE"
-DEFAULT_CACHE = Path("/tmp/swarmvar-arbiter-cache")
+#: Where :func:`cached_history` keeps backtests unless told: the default data home's cache
+#: (``swarmvar arbiter replay`` uses ``<--home>/cache/arbiter`` or ``--cache``).
+DEFAULT_CACHE = Path(".swarmvar") / "cache" / "arbiter"
+
+#: The code a cached backtest depends on (under the package): the agents, the backtest
+#: driver, the consensus, the data loading and the bundled series.
+SOURCES = ("models", "validation", "consensus", "datasets", "data.py", "arbiter/history.py")
 
 #: The consensus row's name in the backtest and in ``BeatReport.breaches``.
 CONSENSUS = "consensus"
@@ -171,16 +178,39 @@ class BeatHistory:
                    np.column_stack([result.logscore[a] for a in agents]))
 
 
+def code_fingerprint(root: Path | None = None, sources: Sequence[str] = SOURCES) -> str:
+    """SHA-256 (hex) of the files ``sources`` names under ``root`` (default: the installed
+    ``swarmvar`` package): each file's path relative to ``root`` and its bytes, in path
+    order. Compiled caches (``__pycache__``, ``.pyc``) are left out."""
+    base = Path(__file__).resolve().parents[1] if root is None else Path(root)
+    files: list[Path] = []
+    for name in sources:
+        p = base / name
+        if p.is_dir():
+            files += [f for f in p.rglob("*") if f.is_file() and "__pycache__" not in f.parts
+                      and f.suffix != ".pyc"]
+        elif p.is_file():
+            files.append(p)
+    digest = hashlib.sha256()
+    for f in sorted(set(files)):
+        digest.update(f.relative_to(base).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(f.read_bytes()).digest())
+    return digest.hexdigest()
+
+
 def cache_path(data: str, *, last: int, window: int, refit_every: int,
                alphas: Sequence[float], seed: int, agents: Sequence[str],
-               cache: Path | None = None) -> Path:
-    """Where :func:`cached_history` keeps this backtest (the name hashes every setting
-    and the swarm's consensus policy)."""
+               cache: Path | None = None, fingerprint: str | None = None) -> Path:
+    """Where :func:`cached_history` keeps this backtest in ``cache`` (default
+    :data:`DEFAULT_CACHE`): the name hashes every setting, the swarm's consensus policy,
+    the swarmvar version and ``fingerprint`` (default :func:`code_fingerprint`)."""
+    from .. import __version__
     from ..swarm.consensus import SWARM_POLICY
 
     key = json.dumps([data, last, window, refit_every, [float(a) for a in alphas], seed,
-                      list(agents), repr(SWARM_POLICY)])
-    folder = cache or Path(os.environ.get(CACHE_ENV, DEFAULT_CACHE))
+                      list(agents), repr(SWARM_POLICY), __version__,
+                      code_fingerprint() if fingerprint is None else fingerprint])
+    folder = DEFAULT_CACHE if cache is None else Path(cache)
     return folder / f"{data}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
 
 
@@ -198,9 +228,10 @@ def cached_history(
 ) -> BeatHistory:
     """The backtest of the default swarm (plus its consensus row) on a bundled series, cached.
 
-    Parameters mirror ``swarmvar backtest``; the file name hashes all of
-    them and the swarm's consensus policy, so a changed setting never reads a
-    stale file.
+    Parameters mirror ``swarmvar backtest``; ``cache`` is the folder (default
+    :data:`DEFAULT_CACHE`). The file name hashes all of them, the swarm's
+    consensus policy, the swarmvar version and the code's fingerprint, so a
+    changed setting or changed code never reads a stale file.
     """
     from ..data import load
     from ..models import DEFAULT_AGENTS, agent_class

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ._common import BUNDLED, usage_errors
+from ._common import BUNDLED, check_home, usage_errors
 
 app = typer.Typer(name="arbiter", help="The arbiter: beat decisions, replayed on backtests.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -33,31 +34,79 @@ def replay_command(
     retrain: Annotated[bool, typer.Option(
         help="retrain and version the threat model every 250 beats")] = False,
     workers: Annotated[int, typer.Option(help="backtest processes (first run only)")] = 1,
+    home: Annotated[Path, typer.Option(
+        help="data directory (the ledger records the replay's decisions and a summary)")
+                    ] = Path(".swarmvar"),
+    cache: Annotated[Path | None, typer.Option(
+        "--cache", help="folder of cached backtests", show_default="HOME/cache/arbiter",
+        metavar="DIR")] = None,
 ) -> None:
     """Replay a backtest's days as beats through the arbiter; compare the consensus with
-    and without its actions (backtests are cached under /tmp)."""
+    and without its actions. The backtest is cached under HOME/cache/arbiter (keyed on
+    every setting, the swarmvar version and the code's hash); the arbiter's per-beat
+    entries and a summary go to the ledger under HOME."""
     if data not in BUNDLED:
         raise typer.BadParameter(f"--data must be one of {', '.join(BUNDLED)}, not {data!r}")
     if last < 50 or window < 50 or workers < 1:
         raise typer.BadParameter("--last and --window must be >= 50, --workers >= 1")
+    folder = check_home(home)
+    if cache is not None and cache.exists() and not cache.is_dir():
+        raise typer.BadParameter(f"{cache} is a file; give a folder for the cached "
+                                 "backtests", param_hint="--cache")
+    cache_dir = cache if cache is not None else folder / "cache" / "arbiter"
     from rich.console import Console
     from rich.table import Table
 
+    from .. import __version__
     from ..arbiter import SEED_THRESHOLDS, Arbiter, Retraining, Thresholds, cached_history
+    from ..arbiter.history import cache_path
     from ..arbiter.replay import replay_report
-    from ..ledger import Ledger
+    from ..ledger import EntryKind, Ledger
+    from ..models import DEFAULT_AGENTS
     from ..swarm.consensus import SWARM_POLICY
 
     console = Console(width=max(Console().width, 120))
     with usage_errors():
-        arbiter = Arbiter.from_options(
-            k_flows=k_flows, p_nodes=p_nodes, t_threshold=t_threshold,
-            ledger=Ledger.in_memory(),
-            thresholds=SEED_THRESHOLDS if seed_thresholds else Thresholds(),
-            retraining=Retraining() if retrain else None)
-        console.print(f"backtest of the default swarm on {data} ({last} days; cached) ...")
-        history = cached_history(data, last=last, window=window, seed=seed, workers=workers)
-        report = replay_report(history, arbiter, SWARM_POLICY)
+        # the options are checked before the ledger is opened: a bad flag writes nothing
+        Arbiter.from_options(k_flows=k_flows, p_nodes=p_nodes, t_threshold=t_threshold).close()
+        path = cache_path(data, last=last, window=window, refit_every=20,
+                          alphas=(0.99, 0.975), seed=seed, agents=DEFAULT_AGENTS,
+                          cache=cache_dir)
+        hit = path.exists()
+        console.print(f"backtest of the default swarm on {data} ({last} days; "
+                      f"{'cached' if hit else 'computed once, then cached'} at {path}) ...",
+                      markup=False)
+        history = cached_history(data, last=last, window=window, seed=seed, workers=workers,
+                                 cache=cache_dir)
+        ledger = Ledger.open(folder)
+    arbiter: Arbiter | None = None
+    try:
+        with usage_errors():
+            start = ledger.size
+            arbiter = Arbiter.from_options(
+                k_flows=k_flows, p_nodes=p_nodes, t_threshold=t_threshold, ledger=ledger,
+                thresholds=SEED_THRESHOLDS if seed_thresholds else Thresholds(),
+                retraining=Retraining() if retrain else None)
+            report = replay_report(history, arbiter, SWARM_POLICY)
+            ledger.add_entries([(EntryKind.ACTION, {"type": "arbiter.replay", "details": {
+                "data": data, "last": last, "window": window, "seed": seed,
+                "agents": list(history.agents), "beats": report.days,
+                "first_beat_entry": start, "cache": path.name, "version": __version__,
+                "options": {"k_flows": k_flows, "p_nodes": p_nodes,
+                            "t_threshold": t_threshold, "seed_thresholds": seed_thresholds,
+                            "retrain": retrain},
+                "decisions": {a.value: n for a, n in report.outcome.counts.items()},
+                "consensus": [{"alpha": a.alpha, "without": a.breaches,
+                               "with": b.breaches, "expected": a.expected}
+                              for a, b in zip(report.without, report.with_actions,
+                                              strict=True)]}})])
+            entries = range(start, ledger.size)
+            root = ledger.compute_merkle_root().hex()
+            where = ledger.path
+    finally:
+        if arbiter is not None:
+            arbiter.close()
+        ledger.close()
     out = report.outcome
     first, end = str(history.dates[1]), str(history.dates[-1])
     console.print(f"[bold]{data}[/bold]: {report.days} beats {first} → {end}; pulse "
@@ -96,7 +145,6 @@ def replay_command(
             table.add_row(f"{a.alpha:g}", label, str(s2.breaches), f"{s2.expected:.1f}",
                           _p(s2.kupiec_p), _p(s2.christoffersen_p), f"{s2.fz0:.6f}")
     console.print(table)
-    if isinstance(arbiter.ledger, Ledger):  # the in-memory ledger made above
-        console.print(f"ledger (in memory): {arbiter.ledger.size} entries, Merkle root "
-                      f"{arbiter.ledger.compute_merkle_root().hex()[:16]}…")
-    arbiter.close()
+    console.print(f"recorded entries {entries.start}-{entries.stop - 1} (the arbiter's "
+                  f"beats and a summary) in the ledger at {where} (Merkle root {root[:16]}…)",
+                  markup=False)

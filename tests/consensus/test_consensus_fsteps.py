@@ -32,7 +32,11 @@ STEPPED = dataclasses.replace(DEFAULT_POLICY, f_steps=((6, 2),))
 def test_the_default_drops_two_per_side_from_six_agents() -> None:
     assert DEFAULT_POLICY.f == 1 and DEFAULT_POLICY.f_steps == ((6, 2),)
     assert [DEFAULT_POLICY.f_for(m) for m in range(3, 10)] == [1, 1, 1, 2, 2, 2, 2]
-    assert DEFAULT_POLICY.method == "trimmed_mean(f=1, f=2 from 6 agents, tempered)"
+    # the step reads as a threshold, not as the number of agents used (with 2-5 agents)
+    assert DEFAULT_POLICY.method == "trimmed_mean(f=1 (f=2 from 6 agents on), tempered)"
+    two = dataclasses.replace(DEFAULT_POLICY, f_steps=((6, 2), (9, 3)))
+    assert two.method == "trimmed_mean(f=1 (f=2 from 6 agents on; f=3 from 9 agents on), " \
+        "tempered)"
     # only the trimmed mean steps: other rules keep f (Krum with f = 2 would need 7 agents)
     krum = dataclasses.replace(DEFAULT_POLICY, aggregator=Aggregator.KRUM)
     assert krum.f_for(6) == 1 and krum.f_for(100) == 1
@@ -96,7 +100,7 @@ def test_combine_serves_what_the_backtest_path_gives(n: int) -> None:
     assert c.var_interval == pytest.approx(tuple(day[2][0]), rel=1e-14)
     assert len(c.trimmed) == 2 * STEPPED.f_for(n)
     assert path[0.99].var.shape == (1,)
-    assert "f=2 from 6 agents" in c.method
+    assert "f=2 from 6 agents on" in c.method
 
 
 @settings(max_examples=60, deadline=None)

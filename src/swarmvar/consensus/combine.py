@@ -149,9 +149,12 @@ class Policy:
 
     @property
     def method(self) -> str:
-        """Short description for tables and ledgers."""
-        steps = "".join(f", f={fn} from {n} agents" for n, fn in self.f_steps)
-        return f"{self.aggregator.value}(f={self.f}{steps}, {self.weighting.value})"
+        """Short description for tables and ledgers, e.g.
+        ``"trimmed_mean(f=1 (f=2 from 6 agents on), tempered)"``: a step is a threshold
+        (it applies only from that many agents on), not the number of agents used."""
+        steps = "; ".join(f"f={fn} from {n} agents on" for n, fn in self.f_steps)
+        return (f"{self.aggregator.value}(f={self.f}{f' ({steps})' if steps else ''}, "
+                f"{self.weighting.value})")
 
 
 #: The swarm's default rule: drop the highest and lowest forecast (f = 1 Byzantine

@@ -266,3 +266,61 @@ def test_any_day_first_file_refused_as_unsorted_says_day_first(tmp_path_factory:
     except InvalidReturns as exc:
         if "not increasing" in str(exc):
             assert "day-first" in str(exc), str(exc)
+
+
+RUN_FAST = ["--agents", "nig,bootstrap,student-t", "--window", "150", "--quiet"]
+
+
+def test_run_closes_with_refusals_by_reason_and_a_readable_stop(tmp_path: Path) -> None:
+    import json
+    import logging
+
+    from swarmvar import data
+
+    day = data.load("sp500").index[149]
+
+    def tick(k: int, value: object) -> str:
+        return json.dumps({"portfolio": "sp500", "value": value,
+                           "as_of": (day + pd.Timedelta(days=k)).isoformat()})
+
+    lines = [tick(1, 0.01), tick(-3, 0.01), tick(-2, 0.01), tick(2, "NaN"), "garbage",
+             tick(3, 0.002)]
+    logger = logging.getLogger("swarmvar.swarm")
+    level, filters = logger.level, list(logger.filters)
+    result = runner.invoke(app, ["run", "--stdin", *RUN_FAST, "--home", str(tmp_path / "h")],
+                           input="\n".join(lines) + "\n")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "2 beats in" in out and "stopped: stdin ended; 4 ticks refused" in out, out
+    assert "(beats)" not in out and "(source)" not in out
+    assert "refused ticks, by reason (4 InvalidTick in all" in out
+    assert "  2 × tick for 'sp500' dated" in out and "is before its last beat" in out
+    assert "  1 × line 5:" in out and "  1 × the return of 'sp500'" in out
+    assert logger.level == level and logger.filters == filters  # the logger as it was
+
+
+def test_beats_counts_all_portfolios_and_a_rerun_runs_that_many_more(tmp_path: Path) -> None:
+    import numpy as np
+
+    from swarmvar import data
+
+    sp = data.load("sp500").iloc[:200]
+    frame = pd.DataFrame({"x": sp.to_numpy(),
+                          "y": np.random.default_rng(0).normal(0, 0.01, 200)}, index=sp.index)
+    frame.to_csv(tmp_path / "assets.csv", index_label="date")
+    (tmp_path / "books.json").write_text(
+        '{"a": {"weights": {"x": 1}}, "b": {"weights": {"y": 1}}, '
+        '"c": {"weights": {"x": 0.5, "y": 0.5}}}')
+    args = ["run", "--data", str(tmp_path / "assets.csv"), "--portfolios",
+            str(tmp_path / "books.json"), "--beats", "4", *RUN_FAST, "--home",
+            str(tmp_path / "h")]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "6 beats in" in first.output and "stopped: --beats 4 reached" in first.output
+    assert "the run ended with the tick that reached 4" in first.output
+    assert "a at beat 2, b at beat 2, c at beat 2" in first.output
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "a at beat 4, b at beat 4, c at beat 4" in again.output
+    helped = plain(runner.invoke(app, ["run", "--help"]).output)
+    assert "counted over all portfolios" in helped
+    assert "A rerun on the same --home resumes where the ledger ends and runs N more" in helped

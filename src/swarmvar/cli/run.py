@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -99,12 +103,100 @@ def _table(swarm: Any, breaches: dict[str, int], events: dict[str, str],
     return table
 
 
+#: Spans of a refusal message that differ from tick to tick (names, dates, numbers, line
+#: numbers): blanked to group the refusals by reason.
+_SPECIFICS = re.compile(r"'[^']*'|\"[^\"]*\"|\d[\d:.+\-T]*|\bnan\b|\binf\b", re.IGNORECASE)
+
+
+class _Refusals(logging.Filter):
+    """The swarm's refused ticks as they are logged, grouped by reason for the closing summary.
+
+    A filter on the ``swarmvar.swarm`` logger (whose level is lowered to
+    INFO for the run): it keeps each refusal (the :class:`InvalidTick` the
+    runtime logs) and lets through only the records the logger's own level
+    would have let through, so nothing new reaches the user's handlers.
+    """
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+        self.reasons: dict[str, tuple[int, str]] = {}  # pattern -> (count, first message)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from ..errors import InvalidTick
+
+        args = record.args if isinstance(record.args, tuple) else ()
+        if args and isinstance(args[0], InvalidTick):
+            text = " ".join(str(args[0]).split())
+            key = _SPECIFICS.sub("…", text)
+            count, first = self.reasons.get(key, (0, text))
+            self.reasons[key] = (count + 1, first)
+        return record.levelno >= self.level
+
+
+@contextmanager
+def _refusals() -> Iterator[_Refusals]:
+    """Collect the refusals of a run (see :class:`_Refusals`); the logger is restored after."""
+    logger = logging.getLogger("swarmvar.swarm")
+    level, effective = logger.level, logger.getEffectiveLevel()
+    seen = _Refusals(effective)
+    logger.addFilter(seen)
+    logger.setLevel(min(effective, logging.INFO))
+    try:
+        yield seen
+    finally:
+        logger.removeFilter(seen)
+        logger.setLevel(level)
+
+
+def _stop_words(stopped: str, beats: int | None, source: str) -> str:
+    """Why the run ended, in words (``RunSummary.stopped`` is a keyword)."""
+    if stopped == "beats":
+        return f"stopped: --beats {beats} reached"
+    if stopped == "interrupted":
+        return "interrupted (Ctrl-C)"
+    return {"stdin": "stopped: stdin ended",
+            "follow": "stopped: no new row for --idle-timeout seconds"}.get(
+                source, "stopped: the data ran out")
+
+
+def _closing_lines(summary: Any, *, beats: int | None, source: str,
+                   refusals: _Refusals) -> list[str]:
+    """The run's closing summary: beats, why it stopped, refusals by reason, where each stands."""
+    rejected = sum(summary.rejected.values())
+    seqs = ", ".join(f"{p} at beat {s}" for p, s in list(summary.last_seq.items())[:10])
+    lines = [f"{summary.total_beats} beats in {summary.seconds:.1f} s, "
+             f"{_stop_words(summary.stopped, beats, source)}; {rejected} ticks refused, "
+             f"{summary.skipped} already recorded; {seqs}"]
+    if beats is not None and summary.total_beats > beats:
+        lines.append(f"--beats counts the beats of all portfolios, and a tick beats every "
+                     f"portfolio it is for at once: the run ended with the tick that reached "
+                     f"{beats}")
+    if rejected:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(summary.rejected.items(),
+                                                               key=lambda kv: -kv[1]))
+        lines.append(f"refused ticks, by reason ({kinds} in all; each is ledgered as "
+                     "tick-rejected):")
+        shown = sorted(refusals.reasons.values(), key=lambda cf: -cf[0])
+        for count, first in shown[:5]:
+            lines.append(f"  {count} × {first[:300]}")
+        if len(shown) > 5:
+            lines.append(f"  {sum(c for c, _ in shown[5:])} × {len(shown) - 5} other reasons")
+    return lines
+
+
 def run(
     portfolios: Annotated[Path | None, typer.Option(
         "--portfolios", help="JSON file: {name: {weights|positions: {asset: number}}}")] = None,
     data: Annotated[str, typer.Option("--data", help="sp500, nasdaq, or a CSV of returns "
                                       "(date column, then one column per asset)")] = "sp500",
-    beats: Annotated[int | None, typer.Option("--beats", help="stop after N beats")] = None,
+    beats: Annotated[int | None, typer.Option("--beats", help="stop after N beats, counted over "
+                                              "all portfolios (a tick beats every portfolio "
+                                              "it is for, so the run ends with the tick that "
+                                              "reaches N: 3 portfolios and --beats 40 give 14 "
+                                              "ticks, 42 beats). A rerun on the same --home "
+                                              "resumes where the ledger ends and runs N more")
+                      ] = None,
     rate: Annotated[float | None, typer.Option("--rate", help="ticks per second "
                                                "(default: as fast as possible)")] = None,
     executor: Annotated[str, typer.Option("--executor", help="local or ray")] = "local",
@@ -328,16 +420,17 @@ def run(
                     last_draw = now
 
             try:
-                if node is not None:
-                    from ..mesh.launch import serve_swarm_node
+                with _refusals() as refusals:
+                    if node is not None:
+                        from ..mesh.launch import serve_swarm_node
 
-                    summary = serve_swarm_node(node, swarm, source, beats=beats,
-                                               on_beat=on_beat, pace=cadence, linger=3.0,
-                                               wait_peers=30.0,
-                                               should_stop=lambda: stop["asked"])
-                else:
-                    summary = swarm.run(source, beats=beats, on_beat=on_beat,
-                                        should_stop=lambda: stop["asked"], pace=cadence)
+                        summary = serve_swarm_node(node, swarm, source, beats=beats,
+                                                   on_beat=on_beat, pace=cadence, linger=3.0,
+                                                   wait_peers=30.0,
+                                                   should_stop=lambda: stop["asked"])
+                    else:
+                        summary = swarm.run(source, beats=beats, on_beat=on_beat,
+                                            should_stop=lambda: stop["asked"], pace=cadence)
             finally:
                 if live is not None:
                     live.update(_table(swarm, breaches, events, arbiter), refresh=True)
@@ -348,11 +441,9 @@ def run(
         raise fail(exc) from None
     finally:
         signal.signal(signal.SIGINT, previous)
-    rejected = sum(summary.rejected.values())
-    seqs = ", ".join(f"{p} at beat {s}" for p, s in list(summary.last_seq.items())[:10])
-    typer.echo(f"{summary.total_beats} beats in {summary.seconds:.1f} s "
-               f"({summary.stopped}); {rejected} ticks refused, {summary.skipped} already "
-               f"recorded; {seqs}")
+    for line in _closing_lines(summary, beats=beats, refusals=refusals,
+                               source="stdin" if stdin else "follow" if follow else "data"):
+        typer.echo(line)
     if cadence is not None:
         typer.echo(f"paced by the pulse T_Λ = {1000 * cadence.budget:.3f} ms: "
                    f"{summary.late} of {cadence.beats} beats late, {cadence.skipped} pulses "

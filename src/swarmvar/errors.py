@@ -195,6 +195,20 @@ class TaskFailed(SwarmVarError, RuntimeError):
         self.error_type = error_type
 
 
+# sandbox infrastructure (helper F-svc): the machine's fault, not the sandboxed code's
+
+
+class SandboxUnavailable(SandboxError):
+    """The sandbox's worker could not start (it could not import, a wall could not be
+    built): no task code ran, so nothing is a violation. ``stderr`` holds the tail of the
+    worker's error output."""
+
+    def __init__(self, message: str, stderr: str = "") -> None:
+        super().__init__(message + (f"; the worker's last error output:\n{stderr}"
+                                    if stderr else "; the worker wrote no error output"))
+        self.stderr = stderr
+
+
 # --- books (multi-asset portfolios) -------------------------------------
 
 

@@ -15,7 +15,7 @@ See docs/sandbox.md for the threat model.
 
 from typing import Any
 
-from ..errors import SandboxError, SandboxViolation, TaskFailed, Violation
+from ..errors import SandboxError, SandboxUnavailable, SandboxViolation, TaskFailed, Violation
 from .base import Health, Sandbox, WorkerSandbox
 from .bubblewrap import BubblewrapSandbox, UnsandboxedWorker, bwrap_path
 from .profiles import PROFILES, REALTIME, TRAINING, VALIDATION, NetworkPolicy, Profile, profile
@@ -49,6 +49,7 @@ __all__ = [
     "Profile",
     "Sandbox",
     "SandboxError",
+    "SandboxUnavailable",
     "SandboxViolation",
     "Task",
     "TaskFailed",

@@ -23,12 +23,22 @@ from typing import IO, Any, ClassVar
 
 import numpy as np
 
-from ..errors import SandboxError, SandboxViolation, TaskFailed, Violation
+from ..errors import SandboxError, SandboxUnavailable, SandboxViolation, TaskFailed, Violation
 from .profiles import Profile, profile
 from .wire import Task, TaskResult, read_frame, write_frame
 
-#: Modules a warm worker imports before it says it is ready (the rest on first use).
+#: Modules a warm worker imports before it says it is ready (the rest on first use). They
+#: must be trusted code: a worker that ends before it is ready is the sandbox's failure
+#: (:class:`~swarmvar.errors.SandboxUnavailable`), not a violation.
 PRELOAD = ("numpy",)
+
+#: Bytes of the worker's error output kept to explain a failure (the last ones).
+STDERR_TAIL = 4000
+
+#: How the worker starts: the host's swarmvar folder first on ``sys.path`` (a source
+#: checkout on PYTHONPATH is not seen by ``python -I``), then the worker's ``main``.
+_BOOT = ("import sys; root = sys.argv.pop(1); sys.path[:0] = [root] if root else []; "
+         "from swarmvar.sandbox._worker import main; sys.exit(main(sys.argv))")
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,7 @@ class WorkerSandbox(Sandbox):
         self._violations = 0
         self._started = 0
         self._timed_out = False
+        self._stderr: _Tail | None = None
 
     # -- what a backend provides -------------------------------------------
 
@@ -165,22 +176,42 @@ class WorkerSandbox(Sandbox):
         })
 
     def _start(self) -> None:
-        argv = [sys.executable, "-I", "-m", "swarmvar.sandbox._worker", self._config()]
+        argv = [sys.executable, "-I", "-c", _BOOT, import_root(), self._config()]
         try:
             proc = subprocess.Popen(self.command(argv), stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     start_new_session=True, env=self.environment())
         except OSError as exc:
             self.cleanup()
-            raise SandboxError(f"cannot start a {self.backend} sandbox: {exc}") from None
+            raise SandboxUnavailable(f"cannot start a {self.backend} sandbox: {exc}") from None
+        assert proc.stderr is not None
+        self._stderr = _Tail(proc.stderr)
         self._proc, self._out, self._worker_tasks = proc, proc.stdout, 0
         self._started += 1
         self._timed_out = False
-        header, _ = self._receive(self.profile.wall_seconds + 60.0)
+        # no task code has run yet: whatever stops the worker now is the machine's setup
+        # (imports, the walls, the limits), never counted as the code's violation
+        try:
+            header, _ = self._receive(self.profile.wall_seconds + 60.0)
+        except SandboxError as exc:
+            code = proc.poll()
+            self._stop()
+            why = (f"no ready answer within {self.profile.wall_seconds + 60.0:g} s"
+                   if self._timed_out else f"it ended with status {code}"
+                   if code is not None else str(exc))
+            raise SandboxUnavailable(
+                f"the {self.backend} sandbox's worker could not start ({why}); this is the "
+                "sandbox's setup (the worker's imports, the walls or the limits), not the "
+                "task's doing", self._stderr_tail()) from None
         if header.get("ready") is not True:
             self._stop()
-            raise SandboxError(
-                f"the {self.backend} sandbox's worker did not start: {header!r:.200}")
+            raise SandboxUnavailable(
+                f"the {self.backend} sandbox's worker did not start: {header!r:.200}",
+                self._stderr_tail())
+
+    def _stderr_tail(self) -> str:
+        """The last of the worker's error output (waits briefly for it to be read)."""
+        return "" if self._stderr is None else self._stderr.text()
 
     def _stop(self) -> None:
         proc, self._proc = self._proc, None
@@ -198,6 +229,8 @@ class WorkerSandbox(Sandbox):
             for stream in (proc.stdin, proc.stdout):
                 if stream is not None:
                     stream.close()
+            if self._stderr is not None:
+                self._stderr.close()
         self.cleanup()
 
     def _died_because(self) -> SandboxViolation:
@@ -221,7 +254,9 @@ class WorkerSandbox(Sandbox):
                 f"the task wrote a file over {self.profile.file_bytes:,} bytes")
         if sig == signal.SIGKILL and self.memory_exceeded():
             return SandboxViolation(Violation.MEMORY, "the sandbox's memory limit was reached")
-        return SandboxViolation(Violation.CRASHED, f"the worker ended with status {code}")
+        tail = self._stderr_tail()[-1000:]
+        return SandboxViolation(Violation.CRASHED, f"the worker ended with status {code}"
+                                + (f"; its last error output:\n{tail}" if tail else ""))
 
     def memory_exceeded(self) -> bool:
         """Whether the sandbox's memory cgroup hit its limit (backends with cgroups)."""
@@ -333,6 +368,44 @@ class WorkerSandbox(Sandbox):
     def kill(self) -> None:
         with self._lock:
             self._stop()
+
+
+class _Tail:
+    """Drains a worker's stderr on a thread, keeping its last :data:`STDERR_TAIL` bytes (a
+    pipe never fills, whatever a task prints)."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self._kept = b""
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        try:
+            while chunk := self._stream.read1(65536):  # type: ignore[attr-defined]
+                self._kept = (self._kept + chunk)[-STDERR_TAIL:]
+        except (OSError, ValueError):  # closed under us
+            pass
+
+    def text(self) -> str:
+        self._thread.join(2.0)  # the worker has ended: its last words are on the way
+        return self._kept.decode(errors="replace").strip()
+
+    def close(self) -> None:
+        self._thread.join(2.0)
+        self._stream.close()
+
+
+def import_root() -> str:
+    """The folder the running swarmvar is imported from, for the worker's ``sys.path``;
+    empty when that is an installation's site-packages (found there anyway)."""
+    import site
+    from pathlib import Path
+
+    import swarmvar
+    root = Path(swarmvar.__file__).resolve().parents[1]
+    installed = {Path(p).resolve() for p in site.getsitepackages() if Path(p).is_dir()}
+    return "" if root in installed else str(root)
 
 
 def _try(fn: Any, *args: Any) -> Any:

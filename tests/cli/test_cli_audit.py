@@ -325,3 +325,12 @@ def test_beats_counts_all_portfolios_and_a_rerun_runs_that_many_more(tmp_path: P
     helped = plain(runner.invoke(app, ["run", "--help"]).output)
     assert "counted over all portfolios" in helped
     assert "A rerun on the same --home resumes where the ledger ends and runs N more" in helped
+
+
+def test_a_canary_runs_levels_are_checked_before_the_home_is_opened(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    result = runner.invoke(app, ["variants", "canary", "run", "v1", "--alpha", "0.3",
+                                 "--home", str(home)])
+    assert result.exit_code == 2, result.output
+    assert "--alpha: 0.3 is not a confidence level" in plain(result.output)
+    assert not home.exists()

@@ -267,9 +267,10 @@ def canary_run(
     """
     from ..errors import CircuitOpen
     from ..swarm.canary_sandbox import validate_variant
-    from ._common import check_data, check_whole, load_series
+    from ._common import check_data, check_whole, load_series, parse_alphas
 
     try:
+        alphas = parse_alphas(None if not alpha else [str(a) for a in alpha], (0.99, 0.975))
         check_data(data)
         n_last = check_whole(last, "--last", 1, 10**6)
         n_window = check_whole(window, "--window", 2, 10**6)
@@ -278,7 +279,6 @@ def canary_run(
     except typer.BadParameter as exc:
         err.print(f"[red]error:[/red] {exc.param_hint or ''}: {exc.message}")
         raise typer.Exit(2) from None
-    alphas = tuple(alpha) if alpha else (0.99, 0.975)
     from .. import sandbox as sandboxes
     from ..ledger import Ledger
 

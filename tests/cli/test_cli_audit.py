@@ -334,3 +334,21 @@ def test_a_canary_runs_levels_are_checked_before_the_home_is_opened(tmp_path: Pa
     assert result.exit_code == 2, result.output
     assert "--alpha: 0.3 is not a confidence level" in plain(result.output)
     assert not home.exists()
+
+
+def test_run_reads_parquet_and_refuses_an_unreadable_file_as_a_usage_error(
+        tmp_path: Path) -> None:
+    from swarmvar import data
+
+    garbage = tmp_path / "p.csv"
+    garbage.write_bytes(b"\xff\xfed\x00a\x00t\x00e\x00\n\x001,2\n3\n")
+    result = runner.invoke(app, ["run", "--data", str(garbage), *RUN_FAST, "--beats", "1",
+                                 "--home", str(tmp_path / "h")])
+    assert result.exit_code == 2, result.output
+    assert "cannot read" in plain(result.output) and "this is a bug" not in result.output
+    frame = data.load("sp500").iloc[:200].rename("r").rename_axis("date").reset_index()
+    frame.to_parquet(tmp_path / "r.parquet")
+    result = runner.invoke(app, ["run", "--data", str(tmp_path / "r.parquet"), *RUN_FAST,
+                                 "--beats", "3", "--home", str(tmp_path / "h")])
+    assert result.exit_code == 0, result.output
+    assert "r at beat 3" in result.output

@@ -47,7 +47,7 @@ def _portfolios(path: Path | None, data: Any) -> dict[str, Any]:
 
 
 def _data(source: str) -> Any:
-    """A bundled series (sp500, nasdaq) or a CSV of returns: date column, then assets."""
+    """A bundled series (sp500, nasdaq) or a CSV/Parquet file of returns: dates, then assets."""
     import pandas as pd
 
     from .. import data as data_mod
@@ -58,7 +58,19 @@ def _data(source: str) -> Any:
     if not path.exists():
         raise typer.BadParameter(f"no data set or file {source!r}; use sp500, nasdaq or a CSV "
                                  "path", param_hint="--data")
-    frame = pd.read_csv(path, index_col=0, parse_dates=True)
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+            if not isinstance(frame.index, pd.DatetimeIndex):  # the date column first
+                frame = frame.set_index(frame.columns[0])
+                frame.index = pd.DatetimeIndex(pd.to_datetime(frame.index))
+        else:
+            frame = pd.read_csv(path, index_col=0, parse_dates=True)
+    except (ValueError, TypeError, OSError, UnicodeDecodeError, IndexError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise typer.BadParameter(f"cannot read {source} as a table of returns (a date column, "
+                                 f"then one column per asset; CSV or Parquet): {first}",
+                                 param_hint="--data") from None
     if frame.shape[1] == 0:
         raise typer.BadParameter(f"{path} has no value columns", param_hint="--data")
     return frame
@@ -188,8 +200,9 @@ def _closing_lines(summary: Any, *, beats: int | None, source: str,
 def run(
     portfolios: Annotated[Path | None, typer.Option(
         "--portfolios", help="JSON file: {name: {weights|positions: {asset: number}}}")] = None,
-    data: Annotated[str, typer.Option("--data", help="sp500, nasdaq, or a CSV of returns "
-                                      "(date column, then one column per asset)")] = "sp500",
+    data: Annotated[str, typer.Option(
+        "--data", help="sp500, nasdaq, or a CSV/Parquet file of returns (date column, then one "
+        "column per asset)")] = "sp500",
     beats: Annotated[int | None, typer.Option("--beats", help="stop after N beats, counted over "
                                               "all portfolios (a tick beats every portfolio "
                                               "it is for, so the run ends with the tick that "

@@ -149,3 +149,23 @@ def test_canary_run_in_bwrap_from_a_source_checkout(tmp_path: Path) -> None:
     with Ledger(home, create=False) as ledger:
         events = [e.data for e in ledger.entries(1) if e.kind is EntryKind.VARIANT]
     assert [e["outcome"] for e in events] == ["evidence"]
+
+
+def test_canary_run_on_an_unavailable_sandbox_says_so(tmp_path: Path, monkeypatch) -> None:
+    """The CLI names an unavailable sandbox (exit 1), not a bug and not a violation."""
+    from typer.testing import CliRunner
+
+    from swarmvar.cli.variants import app
+
+    vid = _canary(tmp_path)
+    monkeypatch.setattr(sandbox, "create", lambda backend, profile: sandbox.BubblewrapSandbox(
+        sandbox.VALIDATION, preload=("no_such_module_q7",)))
+    res = CliRunner().invoke(app, ["canary", "run", vid, "--data", "sp500", "--last", "300",
+                                   "--window", "300", "--home", str(tmp_path)])
+    assert res.exit_code == 1, res.output
+    assert "sandbox unavailable (bwrap)" in res.output and "no_such_module_q7" in res.output
+    h = open_home(tmp_path)
+    try:
+        assert h.breakers.load(vid).failures == 0
+    finally:
+        h.close()

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import BUNDLED, check_home, usage_errors
+from ._common import BUNDLED, check_home, make_console, usage_errors
 
 app = typer.Typer(name="arbiter", help="The arbiter: beat decisions, replayed on backtests.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -54,7 +54,6 @@ def replay_command(
         raise typer.BadParameter(f"{cache} is a file; give a folder for the cached "
                                  "backtests", param_hint="--cache")
     cache_dir = cache if cache is not None else folder / "cache" / "arbiter"
-    from rich.console import Console
     from rich.table import Table
 
     from .. import __version__
@@ -65,7 +64,7 @@ def replay_command(
     from ..models import DEFAULT_AGENTS
     from ..swarm.consensus import SWARM_POLICY
 
-    console = Console(width=max(Console().width, 120))
+    console = make_console()
     with usage_errors():
         # the options are checked before the ledger is opened: a bad flag writes nothing
         Arbiter.from_options(k_flows=k_flows, p_nodes=p_nodes, t_threshold=t_threshold).close()

@@ -265,7 +265,7 @@ def canary_run(
     variant's breaker at once, records a failed check and a ledger entry
     (exit 1); the variant's own error counts one breaker failure (exit 1).
     """
-    from ..errors import CircuitOpen
+    from ..errors import CircuitOpen, SandboxUnavailable
     from ..swarm.canary_sandbox import validate_variant
     from ._common import check_data, check_whole, load_series, parse_alphas
 
@@ -293,6 +293,9 @@ def canary_run(
                                       refit_every=refit_every, seed=seed, source=data)
         except CircuitOpen as exc:
             err.print(f"[red]refused:[/red] {exc}")
+            raise typer.Exit(1) from None
+        except SandboxUnavailable as exc:  # no task ran: not the variant's failure
+            err.print(f"[red]sandbox unavailable ({sandbox.value}):[/red] {exc}")
             raise typer.Exit(1) from None
         finally:
             box.kill()

@@ -111,11 +111,11 @@ def check_return(x: Any, what: str) -> None:
     """Refuse NaN, inf and percent-looking values (``|r| > 1``) with :class:`InvalidTick`."""
     arr = np.atleast_1d(np.asarray(x, dtype=float))
     if not np.all(np.isfinite(arr)):
-        raise InvalidTick(f"{what} is {arr[~np.isfinite(arr)][0]!r}; returns must be finite")
+        raise InvalidTick(f"{what} is {float(arr[~np.isfinite(arr)][0])}; returns must be finite")
     if np.any(np.abs(arr) > MAX_ABS_RETURN):
-        raise InvalidTick(f"{what} is {arr[np.abs(arr) > MAX_ABS_RETURN][0]!r}, beyond |r| <= "
-                          f"{MAX_ABS_RETURN:g}; returns are fractions (0.01 = 1%) - if this is "
-                          "percent, divide by 100")
+        big = float(arr[np.abs(arr) > MAX_ABS_RETURN][0])
+        raise InvalidTick(f"{what} is {big}, beyond |r| <= {MAX_ABS_RETURN:g}; returns are "
+                          "fractions (0.01 = 1%) - if this is percent, divide by 100")
 
 
 def as_utc(when: Any) -> datetime:

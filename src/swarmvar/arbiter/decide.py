@@ -10,6 +10,14 @@ names the agents it concerns:
   the others' intervals, with at least two anomalies, worst first, never so
   many that fewer than ``min_agents`` stay in the consensus (none such:
   the beat is an ALERT instead);
+* per-agent QUARANTINE (any threat, checked after the swarm-level rule):
+  an agent whose own trailing breach count is a significant exceedance at
+  some level (:attr:`Thresholds.agent_p`: the binomial tail probability of its
+  exponentially weighted count, :func:`~.signals.breach_tail_p`) and whose
+  VaR sits below the others' intervals this beat. The swarm-level threat
+  reads the *total* anomaly count, which one drifting agent cannot lift to
+  0.95 alone; this rule can (docs/arbiter.md, "Drift drill"). Same cap:
+  never fewer than ``min_agents`` left;
 * ALERT: the agents with anomalies;
 * APPLY_BALANCE: the agents with anomalies of the :class:`BalanceTarget`,
   each with weight factor ``1 / (1 + strength * anomalies)``
@@ -73,6 +81,10 @@ class Thresholds:
     balance_strength: float = 0.5
     quarantine_anomalies: int = 2
     balance_on: BalanceTarget = BalanceTarget.SCORE
+    #: Per-agent quarantine: the largest binomial tail p-value of an agent's own
+    #: trailing breach count that, with its VaR below the others' intervals, quarantines
+    #: it whatever the swarm's threat (0 turns the rule off).
+    agent_p: float = 1e-3
 
     def __post_init__(self) -> None:
         for name in ("quarantine", "alert", "stability", "repair", "gain", "balance_strength"):
@@ -83,17 +95,42 @@ class Thresholds:
             raise InvalidParameter(
                 f"need 0 <= alert <= quarantine <= 1, got alert={self.alert}, "
                 f"quarantine={self.quarantine}")
+        if isinstance(self.agent_p, bool) or not isinstance(self.agent_p, (int, float)) or (
+                not 0.0 <= self.agent_p < 1.0):
+            raise InvalidParameter(f"agent_p must be a p-value in [0, 1), not {self.agent_p!r}")
         if self.min_agents < 1 or self.quarantine_anomalies < 1 or self.balance_strength < 0:
             raise InvalidParameter("min_agents and quarantine_anomalies must be >= 1 and "
                                    "balance_strength >= 0")
 
 
-#: The design's thresholds, unchanged.
-SEED_THRESHOLDS = Thresholds(quarantine=0.85)
+#: The design's thresholds, unchanged (no per-agent rule: the design has none).
+SEED_THRESHOLDS = Thresholds(quarantine=0.85, agent_p=0.0)
 
 
 def _severity(a: AgentSignals) -> tuple[int, float, str]:
     return (a.anomalies, max(a.coverage_z), a.agent)
+
+
+def _evidence(a: AgentSignals) -> str:
+    """The agent's evidence at its level of smallest tail p-value."""
+    k = min(range(len(a.tail_p)), key=lambda i: a.tail_p[i])
+    alpha, count, n = a.tail_counts[k]
+    return (f"{a.agent} breaches {count:.1f} of {n:.0f} (exponentially weighted) at "
+            f"{alpha:g}, expected {(1 - alpha) * n:.1f}, binomial p = {a.tail_p[k]:.2g}")
+
+
+def exceeding(signals: BeatSignals, excluded: Collection[str], thresholds: Thresholds
+              ) -> list[AgentSignals]:
+    """Agents the per-agent rule quarantines: a significant exceedance of their own breach
+    count (p < ``agent_p``) and VaR below the others' intervals, smallest p first, capped
+    so that ``min_agents`` stay in the consensus."""
+    t = thresholds
+    if t.agent_p <= 0:
+        return []
+    room = len(signals.agents) - len(set(excluded)) - t.min_agents
+    found = [a for a in signals.agents if a.agent not in excluded and a.outside_low
+             and a.tail_p and min(a.tail_p) < t.agent_p]
+    return sorted(found, key=lambda a: (min(a.tail_p), a.agent))[:max(0, room)]
 
 
 def decide(vector: DecisionVector, signals: BeatSignals, excluded: Collection[str] = (),
@@ -121,6 +158,13 @@ def decide(vector: DecisionVector, signals: BeatSignals, excluded: Collection[st
         if suspects:
             return made(Action.QUARANTINE, suspects,
                         f"threat {vector.threat:.3f} >= {t.quarantine}")
+    own = exceeding(signals, excluded, t)
+    if own:
+        evidence = "; ".join(_evidence(a) for a in own)
+        return made(Action.QUARANTINE, own,
+                    f"own breach count exceeds its level (p < {t.agent_p:g}) and VaR below "
+                    f"the others' intervals: {evidence}")
+    if vector.threat >= t.quarantine:
         return made(Action.ALERT, noisy, f"threat {vector.threat:.3f} >= {t.quarantine}, "
                     "no agent to quarantine (none drifting, or too few would remain)")
     if vector.threat >= t.alert:

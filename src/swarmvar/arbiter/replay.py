@@ -28,9 +28,10 @@ from numpy.typing import NDArray
 
 from ..consensus import Policy, TrackRecord, agent_weights, rearrange_levels
 from ..consensus.combine import aggregate_rows
-from ..types import Action
+from ..types import Action, Decision
 from ..validation import christoffersen, fz0_loss, kupiec
 from .arbiter import Arbiter, threat_labels
+from .drill import Drift, drifted
 from .history import BeatHistory
 from .threat import FEATURES, SEED_MODEL, ThreatModel, compare_auc, fit_threat_model, roc_auc
 
@@ -55,8 +56,16 @@ class ReplayOutcome:
 
 def replay(history: BeatHistory, arbiter: Arbiter, *, load: float = 0.7,
            optional: float = 0.5,
-           on_beat: Callable[[int, int], None] | None = None) -> ReplayOutcome:
-    """Drive ``arbiter`` over every beat of ``history`` (see the module docstring)."""
+           on_beat: Callable[[int, int], None] | None = None,
+           on_decision: Callable[[Decision], None] | None = None,
+           drift: Drift | None = None) -> ReplayOutcome:
+    """Drive ``arbiter`` over every beat of ``history`` (see the module docstring).
+
+    ``on_decision`` sees each beat's decision; ``drift`` replays the history with
+    one agent drifting (:func:`~.drill.drifted`).
+    """
+    if drift is not None:
+        history = drifted(history, drift)
     days, n = history.days, len(history.agents)
     excluded = np.zeros((days, n), dtype=bool)
     factors = np.ones((days, n))
@@ -74,6 +83,8 @@ def replay(history: BeatHistory, arbiter: Arbiter, *, load: float = 0.7,
         seconds = budget * (load + optional * work)
         (decision,) = arbiter.observe(report, beat_seconds=seconds)
         counts[decision.action] += 1
+        if on_decision is not None:
+            on_decision(decision)
         if decision.action is Action.APPLY_OPTIMIZE:
             refits += len(decision.agents)
         threat[i] = decision.threat

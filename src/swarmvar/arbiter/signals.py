@@ -79,6 +79,13 @@ class AgentSignals:
             sum(self.breaches) + int(self.drifting) + int(self.outside_low or self.outside_high)
             + int(self.lagging) + int(self.failed)))
 
+    #: Per level, the binomial tail probability of the agent's exponentially weighted
+    #: breach count (:func:`breach_tail_p`); 1.0 where its rate is not above ``1 - α``.
+    tail_p: tuple[float, ...] = ()
+    #: Per level, ``(α, k, n)``: the level, the exponentially weighted breach count and
+    #: the window's effective size behind ``tail_p``.
+    tail_counts: tuple[tuple[float, float, float], ...] = ()
+
     def to_json(self) -> dict[str, object]:
         return {"agent": self.agent, "breaches": list(self.breaches),
                 "coverage_z": list(self.coverage_z), "score_gap": self.score_gap,
@@ -115,6 +122,30 @@ class BeatSignals:
 def _z(rate: float, p: float, lam: float) -> float:
     sd = math.sqrt(p * (1.0 - p) * (1.0 - lam) / (1.0 + lam))
     return (rate - p) / sd
+
+
+def effective_window(lam: float) -> float:
+    """The effective sample size (Kish) of exponential weights ``λ^i``: ``(1 + λ) / (1 - λ)``
+    beats (499 for a span of 250)."""
+    return (1.0 + lam) / (1.0 - lam)
+
+
+def breach_tail_p(rate: float, p: float, lam: float) -> tuple[float, float, float]:
+    """An exponentially weighted breach rate as a binomial exceedance test.
+
+    The rate (weights ``(1 - λ) λ^i``) is read as ``k = rate · n`` breaches in
+    ``n =`` :func:`effective_window` beats; returns ``(P(X >= k), k, n)`` for
+    ``X ~ Binomial(n, p)`` (the regularized incomplete beta, so ``k`` need not be
+    whole): Kupiec's one-sided question on the trailing window. ``1.0`` when
+    ``k <= n p`` (no excess).
+    """
+    n = effective_window(lam)
+    k = rate * n
+    if k <= n * p:
+        return 1.0, k, n
+    from scipy.special import betainc
+
+    return float(betainc(k, n - k + 1.0, p)), k, n
 
 
 def _finite(what: str, value: float) -> float:
@@ -213,9 +244,15 @@ def read_beat(memory: SignalMemory, report: BeatReport, config: SignalConfig = S
         failed = name in report.rejected or name not in report.forecasts or bad_fit
         own = new[name].score
         gap = 0.0 if own is None else own - median_score
+        n_eff = effective_window(lam_c)  # the p-value only where it can be small (cheap)
+        tails = [(a, *(breach_tail_p(r, 1.0 - a, lam_c) if z > config.coverage_z
+                       else (1.0, r * n_eff, n_eff)))
+                 for r, a, z in zip(new[name].rates, alphas, zs[name], strict=True)]
         agents.append(AgentSignals(
             name, flags, zs[name], gap, low, high, failed,
-            drifting=max(zs[name]) > config.coverage_z, lagging=gap < -config.score_gap))
+            drifting=max(zs[name]) > config.coverage_z, lagging=gap < -config.score_gap,
+            tail_p=tuple(t[1] for t in tails),
+            tail_counts=tuple((t[0], t[2], t[3]) for t in tails)))
     cflags = tuple(bool(b) for b in report.breaches.get(CONSENSUS, ()))
     total = (sum(a.anomalies for a in agents) + sum(cflags) + int(regime > config.regime)
              + int(report.late) + int(no_consensus))

@@ -1,0 +1,149 @@
+"""Drift drill: inject a drifting agent into a replayed history and see what the arbiter does.
+
+:class:`Drift` names one agent, the day its drift starts, and how it drifts:
+its VaR, ES and their credible intervals scaled by ``scale`` from that day
+on (below 1: it under-reports risk; above 1: over-reports), or ``frozen``
+at that day's values (a stuck agent). :func:`drifted` returns the history
+with the drift applied and the swarm's consensus row recomputed from the
+drifted forecasts (the swarm policy's :func:`~swarmvar.consensus.consensus_levels`;
+days before the start are unchanged), so the consensus's breaches the
+arbiter reads are the ones the drifting swarm would have had. The agent's
+log scores are left as the backtest computed them (the history holds the
+density at the realized return, not the predictive distribution to rescale):
+the drill exercises the tail signals (breaches, coverage drift, position
+against the others' intervals), and is conservative for the score-lag one.
+
+:func:`drill` replays a history (drifted or clean) through an arbiter and
+counts, from the start day: beats to the first ALERT or QUARANTINE naming
+the agent, beats to its quarantine, and quarantines of other agents (on
+clean data: every quarantine is a false one).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InvalidParameter
+from ..types import Action, Decision
+from .arbiter import Arbiter
+from .history import BeatHistory
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One agent drifting from day ``start`` (a day index of the history, >= 1).
+
+    Exactly one of ``scale`` (a positive finite factor on VaR, ES and their
+    intervals) or ``frozen=True`` (stuck at day ``start``'s forecast).
+    """
+
+    agent: str
+    start: int
+    scale: float | None = None
+    frozen: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.start, bool) or not isinstance(self.start, int) or self.start < 1:
+            raise InvalidParameter(f"drift start must be a day index >= 1, not {self.start!r}")
+        if self.frozen == (self.scale is not None):
+            raise InvalidParameter("a drift is either scale=<factor> or frozen=True (one of them)")
+        if self.scale is not None and (
+                isinstance(self.scale, bool) or not isinstance(self.scale, (int, float))
+                or not math.isfinite(self.scale) or self.scale <= 0):
+            raise InvalidParameter(f"drift scale must be a positive finite number, not "
+                                   f"{self.scale!r}")
+
+    @property
+    def label(self) -> str:
+        return "frozen" if self.frozen else f"scale {self.scale:g}"
+
+
+def drifted(history: BeatHistory, drift: Drift, *, recompute_consensus: bool = True
+            ) -> BeatHistory:
+    """``history`` with ``drift`` applied (see the module docstring).
+
+    Raises
+    ------
+    InvalidParameter
+        The agent is not in the history, or the start is not before its last day.
+    """
+    if drift.agent not in history.agents:
+        raise InvalidParameter(f"no agent {drift.agent!r} to drift; the history has "
+                               f"{', '.join(history.agents)}")
+    if drift.start >= history.days:
+        raise InvalidParameter(f"drift start {drift.start} is past the history's last day "
+                               f"{history.days - 1}")
+    j, s = history.agents.index(drift.agent), drift.start
+    cols = history.cols.copy()
+    if drift.frozen:
+        cols[:, :, s:, j] = cols[:, :, s:s + 1, j]
+    else:
+        assert drift.scale is not None
+        cols[:, :, s:, j] *= drift.scale
+    consensus = history.consensus.copy()
+    if recompute_consensus:
+        consensus[:, :, s:] = _consensus(history, cols)[:, :, s:]
+    return BeatHistory(history.name, history.dates, history.returns, history.alphas,
+                       history.agents, cols, consensus, history.logscore)
+
+
+def _consensus(history: BeatHistory, cols: np.ndarray) -> np.ndarray:
+    from ..consensus import LevelForecasts, consensus_levels
+    from ..swarm.consensus import SWARM_POLICY
+
+    levels = {a: LevelForecasts(cols[k, 0], cols[k, 1], np.stack([cols[k, 2], cols[k, 3]], -1),
+                                np.stack([cols[k, 4], cols[k, 5]], -1))
+              for k, a in enumerate(history.alphas)}
+    paths = consensus_levels(history.returns, levels, SWARM_POLICY)
+    return np.stack([np.stack([paths[a].var, paths[a].es, *paths[a].var_interval.T,
+                               *paths[a].es_interval.T]) for a in history.alphas])
+
+
+@dataclass(frozen=True)
+class DrillResult:
+    """What the arbiter did about a drift (or on clean data: ``drift`` None).
+
+    Beats are counted from the drift's start day (``None``: never). ``wrong``
+    counts QUARANTINE decisions of other agents (all of them on clean data);
+    ``held_days`` the beats the drifting agent spent excluded.
+    """
+
+    name: str
+    drift: Drift | None
+    first_alert: int | None
+    first_quarantine: int | None
+    wrong: int
+    held_days: int
+    quarantines: int
+    reason: str
+
+
+def drill(history: BeatHistory, arbiter: Arbiter, drift: Drift | None = None) -> DrillResult:
+    """Replay ``history`` (with ``drift`` applied, if any) through ``arbiter``."""
+    from .replay import replay
+
+    h = history if drift is None else drifted(history, drift)
+    decisions: list[Decision] = []
+    outcome = replay(h, arbiter, on_decision=decisions.append)
+    start = 0 if drift is None else drift.start
+    target = None if drift is None else drift.agent
+    first_alert = first_q = None
+    wrong = quarantines = 0
+    reason = ""
+    for d in decisions:
+        if d.action is Action.QUARANTINE:
+            quarantines += 1
+            wrong += sum(a != target for a in d.agents)
+        if target is None or target not in d.agents or d.seq < start:
+            continue
+        if first_alert is None and d.action in (Action.ALERT, Action.QUARANTINE):
+            first_alert = d.seq - start
+        if first_q is None and d.action is Action.QUARANTINE:
+            first_q, reason = d.seq - start, d.reason
+    held = 0 if target is None else int(
+        outcome.excluded[start:, history.agents.index(target)].sum())
+    return DrillResult(history.name, drift, first_alert, first_q, wrong, held, quarantines,
+                       reason)

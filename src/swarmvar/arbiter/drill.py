@@ -108,7 +108,8 @@ class DrillResult:
 
     Beats are counted from the drift's start day (``None``: never). ``wrong``
     counts QUARANTINE decisions of other agents (all of them on clean data);
-    ``held_days`` the beats the drifting agent spent excluded.
+    ``held_days`` the beats the drifting agent spent excluded (on clean data: the
+    agent-days of every agent excluded).
     """
 
     name: str
@@ -143,7 +144,7 @@ def drill(history: BeatHistory, arbiter: Arbiter, drift: Drift | None = None) ->
             first_alert = d.seq - start
         if first_q is None and d.action is Action.QUARANTINE:
             first_q, reason = d.seq - start, d.reason
-    held = 0 if target is None else int(
-        outcome.excluded[start:, history.agents.index(target)].sum())
+    held = int(outcome.excluded.sum() if target is None
+               else outcome.excluded[start:, history.agents.index(target)].sum())
     return DrillResult(history.name, drift, first_alert, first_q, wrong, held, quarantines,
                        reason)

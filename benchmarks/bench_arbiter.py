@@ -26,7 +26,9 @@
    to the first ALERT naming the agent and to its quarantine (medians over
    the agents), how many were quarantined (within 60 beats), quarantines of
    other agents; and on clean data every quarantine. The per-agent p was
-   chosen on the S&P 500; NASDAQ is held out. Quick mode: a simulated history.
+   chosen on the S&P 500 (full mode also prints that selection: agents drifting
+   from days 700 and 1500, p of 0.01 / 0.001 / 0.0001); NASDAQ is held out.
+   Quick mode: a simulated history.
 
 The beats are simulated (:func:`~swarmvar.arbiter.history.simulated_history`
 with one volatility scale per default agent): the step's cost depends on the
@@ -325,9 +327,39 @@ def bench_drill(quick: bool) -> list[Row]:
     return rows
 
 
+def bench_drill_selection(quick: bool) -> list[Row]:
+    """How ``agent_p`` was chosen (full mode only): on the S&P 500, each default agent
+    drifting from days 700 and 1500 at scales 0.8 / 0.6 / 0.4, the largest p with no
+    quarantine on clean data and none of another agent; NASDAQ's clean count beside it."""
+    if quick:
+        return []
+    workers = min(2, os.cpu_count() or 1)
+    sp, nq = (cached_history(d, workers=workers) for d in ("sp500", "nasdaq"))
+    rows: list[Row] = []
+    for p in (1e-2, 1e-3, 1e-4):
+        config = ArbiterConfig(thresholds=Thresholds(agent_p=p))
+        cells, wrong = [], 0
+        for scale in (0.8, 0.6, 0.4):
+            q: list[int | None] = []
+            for a in sp.agents:
+                for start in (700, 1500):
+                    r = drill(sp, Arbiter(config), Drift(a, start, scale=scale))
+                    q.append(r.first_quarantine)
+                    wrong += r.wrong
+            fast = sum(v is not None and v <= 60 for v in q)
+            cells.append(f"{scale:g}: {_median(q)} ({fast}/{len(q)} in <= 60)")
+        clean_sp = drill(sp, Arbiter(config), None).quarantines
+        clean_nq = drill(nq, Arbiter(config), None).quarantines
+        rows.append((f"drill selection, sp500, agent_p {p:g}: median beats to quarantine",
+                     "; ".join(cells), "", f"clean quarantines sp500 {clean_sp}, nasdaq "
+                     f"(held out) {clean_nq}; other agents {wrong}", ""))
+    return rows
+
+
 def main(quick: bool = False) -> None:
     load = os.getloadavg()[0]
-    rows = bench_step(quick) + bench_threat(quick) + bench_overheads(quick) + bench_drill(quick)
+    rows = (bench_step(quick) + bench_threat(quick) + bench_overheads(quick) + bench_drill(quick)
+            + bench_drill_selection(quick))
     print(f"load average {load:.2f} (1 min) at the start; {os.cpu_count()} CPUs")
     print_table(rows, header=("metric", "measured", "target", "reference (same run)", "ok"))
 

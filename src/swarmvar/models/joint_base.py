@@ -93,12 +93,18 @@ class Scenarios:
 
 
 def check_matrix(returns: ArrayLike, *, n_assets: int | None = None, min_obs: int = 1,
-                 who: str = "this model") -> FloatArray:
-    """A validated ``(T, N)`` float64 copy of asset log returns, naming the first bad cell."""
+                 who: str = "this model", row: bool = False) -> FloatArray:
+    """A validated ``(T, N)`` float64 copy of asset log returns, naming the first bad cell.
+
+    With ``row``, a 1-D ``(N,)`` row is taken as the ``(1, N)`` matrix (after the copy,
+    so a ragged row is still refused as not numbers).
+    """
     try:
         x = np.array(returns, dtype=float)
     except (TypeError, ValueError) as exc:
         raise InvalidReturns(f"asset returns are not numbers: {exc}") from exc
+    if row and x.ndim == 1:
+        x = x[None]
     if x.ndim != 2 or x.shape[1] < 1:
         raise InvalidReturns(f"{who} needs a (days, assets) matrix of log returns, not shape "
                              f"{x.shape}")
@@ -184,11 +190,7 @@ class JointAgent(Agent):
 
     def _check_row(self, r: Any, who: str) -> FloatArray:
         """One checked ``(N,)`` row of asset log returns (a ``(1, N)`` matrix is taken too)."""
-        try:
-            x = np.array(r, dtype=float)
-        except (TypeError, ValueError) as exc:
-            raise InvalidReturns(f"asset returns are not numbers: {exc}") from exc
-        row = check_matrix(x[None] if x.ndim == 1 else x, n_assets=self._n, who=self.name)
+        row = check_matrix(r, n_assets=self._n, who=self.name, row=True)
         if row.shape[0] != 1:
             raise InvalidReturns(f"{who} takes one row of {self._n} returns, got shape "
                                  f"{row.shape}")

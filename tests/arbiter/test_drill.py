@@ -132,3 +132,16 @@ def test_unknown_agent_or_late_start_is_refused() -> None:
         drifted(h, Drift("Z", 5, scale=0.5))
     with pytest.raises(InvalidParameter, match="past the history"):
         drifted(h, Drift("A", 40, scale=0.5))
+
+
+def test_replay_report_of_a_drifted_history() -> None:
+    from swarmvar.arbiter.replay import replay_report
+    from swarmvar.swarm.consensus import SWARM_POLICY
+
+    h = simulated_history(days=200, seed=3, scales=SIX)
+    seen: list[Decision] = []
+    report = replay_report(h, Arbiter(), SWARM_POLICY, drift=Drift("C", 60, scale=0.4),
+                           on_decision=seen.append)
+    assert report.outcome.counts.get(Action.QUARANTINE, 0) >= 1
+    assert any(d.action is Action.QUARANTINE and d.agents == ("C",) for d in seen)
+    assert report.outcome.excluded[:, h.agents.index("C")].any()

@@ -226,9 +226,17 @@ class ReplayReport:
 
 
 def replay_report(history: BeatHistory, arbiter: Arbiter, policy: Policy, *,
-                  horizon: int = 5) -> ReplayReport:
-    """Replay, apply the actions to the consensus, score both ways, and run the threat study."""
-    outcome = replay(history, arbiter)
+                  horizon: int = 5, drift: Drift | None = None,
+                  on_decision: Callable[[Decision], None] | None = None) -> ReplayReport:
+    """Replay, apply the actions to the consensus, score both ways, and run the threat study.
+
+    With ``drift`` the whole report is of the drifted history (:func:`~.drill.drifted`:
+    one agent scaled or frozen, the consensus recomputed); ``on_decision`` sees each
+    beat's decision (e.g. to find the beats to the drifting agent's quarantine).
+    """
+    if drift is not None:
+        history = drifted(history, drift)
+    outcome = replay(history, arbiter, on_decision=on_decision)
     applied = applied_consensus(history, outcome.excluded, outcome.factors, policy)
     try:
         study: ThreatStudy | None = threat_study(outcome.features[1:], outcome.breached[1:],

@@ -295,7 +295,10 @@ def canary_run(
             err.print(f"[red]refused:[/red] {exc}")
             raise typer.Exit(1) from None
         except SandboxUnavailable as exc:  # no task ran: not the variant's failure
-            err.print(f"[red]sandbox unavailable ({sandbox.value}):[/red] {exc}")
+            from rich.markup import escape
+
+            # the worker's own error output: text, never markup
+            err.print(f"[red]sandbox unavailable ({sandbox.value}):[/red] {escape(str(exc))}")
             raise typer.Exit(1) from None
         finally:
             box.kill()
@@ -312,7 +315,9 @@ def canary_run(
                   f"{variant_id}`")
         return
     what = f"sandbox violation ({ev.violation.value})" if ev.violation else "the task failed"
-    out.print(f"canary failed: {what}: {ev.detail}")
+    from rich.markup import escape
+
+    out.print(f"canary failed: {what}: {escape(ev.detail)}")  # may end with the worker's stderr
     out.print(f"breaker {ev.breaker.value}; check {ev.check.value if ev.check else '-'}: "
               f"{_describe(v)}")
     raise typer.Exit(1)

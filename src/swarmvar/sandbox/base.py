@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -216,12 +217,15 @@ class WorkerSandbox(Sandbox):
     def _stop(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
-            if proc.poll() is None:
-                try:
-                    import os
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except OSError:
-                    proc.kill()
+            # the whole group, even when the worker has ended on its own: a child it left
+            # behind would hold the stderr pipe open
+            try:
+                import os
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            except OSError:
+                proc.kill()
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -386,14 +390,26 @@ class _Tail:
                 self._kept = (self._kept + chunk)[-STDERR_TAIL:]
         except (OSError, ValueError):  # closed under us
             pass
+        finally:
+            self._stream.close()  # at end of file: whoever held the pipe last let it go
 
     def text(self) -> str:
+        """The kept tail as text, without control characters but newlines and tabs (it
+        reaches terminals and the ledger)."""
         self._thread.join(2.0)  # the worker has ended: its last words are on the way
-        return self._kept.decode(errors="replace").strip()
+        text = self._kept.decode(errors="replace")
+        return _CONTROL.sub("", text).strip()
 
     def close(self) -> None:
-        self._thread.join(2.0)
-        self._stream.close()
+        """Close the pipe if it is drained; else the drain thread closes it at end of file
+        (closing under a blocked read would wait for whoever still holds the pipe)."""
+        self._thread.join(1.0)
+        if not self._thread.is_alive():
+            self._stream.close()
+
+
+#: Control characters but newline and tab (ANSI escapes start with ESC, \x1b).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def import_root() -> str:

@@ -18,7 +18,13 @@ import numpy as np
 import pytest
 
 from swarmvar import data, sandbox
-from swarmvar.errors import SandboxError, SandboxViolation, TaskFailed, Violation
+from swarmvar.errors import (
+    SandboxError,
+    SandboxUnavailable,
+    SandboxViolation,
+    TaskFailed,
+    Violation,
+)
 from swarmvar.models import task as model_tasks
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("e2b") is None,
@@ -88,7 +94,7 @@ def test_a_network_attempt_inside_is_reported(box: sandbox.Sandbox, tmp_path: Pa
 
 def test_a_bad_api_key_is_a_clear_error(fake: tuple[object, str]) -> None:
     _, url = fake
-    with pytest.raises(SandboxError, match="cannot create an E2B sandbox"):
+    with pytest.raises(SandboxUnavailable, match="cannot create an E2B sandbox"):
         sandbox.create("e2b", PROFILE, api_key="wrong", api_url=url, sandbox_url=url)
 
 

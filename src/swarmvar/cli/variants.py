@@ -285,7 +285,13 @@ def canary_run(
     with _open(home) as h:
         h.variants.get(variant_id)  # an unknown id is a usage error before anything runs
         series = load_series(data, None, "price", n_last + n_window)
-        box = sandboxes.create(sandbox.value, "validation")
+        try:
+            box = sandboxes.create(sandbox.value, "validation")
+        except SandboxUnavailable as exc:  # e2b: no VM could be created
+            from rich.markup import escape
+
+            err.print(f"[red]sandbox unavailable ({sandbox.value}):[/red] {escape(str(exc))}")
+            raise typer.Exit(1) from None
         try:
             with Ledger(_ledger_home(home)) as ledger:
                 ev = validate_variant(variant_id, series, home=h, ledger=ledger, box=box,

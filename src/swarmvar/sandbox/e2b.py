@@ -22,7 +22,7 @@ import posixpath
 import uuid
 from typing import Any, ClassVar
 
-from ..errors import SandboxError, SandboxViolation, Violation
+from ..errors import SandboxError, SandboxUnavailable, SandboxViolation, Violation
 from .base import Health, Sandbox, outcome
 from .profiles import Profile
 from .wire import Task, TaskResult, encode, read_frame
@@ -76,7 +76,8 @@ class E2BSandbox(Sandbox):
                                           timeout=int(profile_.wall_seconds) + 60,
                                           allow_internet_access=False, **options)
         except Exception as exc:  # the SDK's own errors: no network, bad key, quota
-            raise SandboxError(f"cannot create an E2B sandbox: {exc}") from None
+            # no task ran: the sandbox is unavailable, which callers tell apart from a bug
+            raise SandboxUnavailable("cannot create an E2B sandbox", str(exc)) from None
         self._dir = f"swarmvar-{uuid.uuid4().hex[:8]}"
 
     def _path(self, name: str) -> str:

@@ -1,5 +1,6 @@
-"""One rule for a new portfolio's history: the largest ``min_observations`` of its agents,
-stated the same by the schema, the route, the error and the docs."""
+"""One rule for a new portfolio's history: the largest ``min_observations`` of its agents
+and never fewer than 30 (the shortest fitting window), stated the same by the schema,
+the route, the error and the docs."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from swarmvar.models.registry import agent_class
 from swarmvar.service import ServiceConfig, create_app
-from swarmvar.service.desk_book import min_history
+from swarmvar.service.desk_book import MIN_HISTORY, min_history
 
 from .conftest import Keys, TestClient, history
 
@@ -21,8 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_min_history_is_the_largest_min_observations() -> None:
     assert min_history(("NormalInverseGamma", "BayesianBootstrap")) == (
         agent_class("BayesianBootstrap").min_observations, "BayesianBootstrap")
-    assert min_history(("nig",)) == (agent_class("NormalInverseGamma").min_observations,
-                                     "NormalInverseGamma")
+    # an agent needing fewer than 30 is held to the floor every portfolio has
+    assert agent_class("NormalInverseGamma").min_observations < MIN_HISTORY == 30
+    assert min_history(("nig",)) == (30, "every portfolio")
 
 
 @pytest.mark.parametrize("agents", [("NormalInverseGamma", "BayesianBootstrap"),
@@ -66,7 +68,10 @@ def test_one_return_short_is_refused_naming_the_agent(api: tuple[TestClient, Key
 def test_a_request_naming_agents_needs_theirs(api: tuple[TestClient, Keys]) -> None:
     c, k = api
     need, _ = min_history(("NormalInverseGamma",))
-    r = c.post("/v1/portfolios", json={"name": "nig-only", "history": history(need + 8),
+    r = c.post("/v1/portfolios", json={"name": "nig-short", "history": history(29),
+                                       "agents": ["nig"]}, headers={"X-API-Key": k.writer})
+    assert r.status_code == 422 and "every portfolio needs 30" in r.json()["error"]["message"]
+    r = c.post("/v1/portfolios", json={"name": "nig-only", "history": history(need),
                                        "agents": ["nig"]}, headers={"X-API-Key": k.writer})
     assert r.status_code == 201, r.text
     r = c.post("/v1/portfolios", json={"name": "evt", "history": history(60),

@@ -160,8 +160,6 @@ class Desk:
         self.home = Path(home)
         self.checkpoint_every = checkpoint_every
         self.agents = tuple(canonical_name(a) for a in agents)
-        #: Fewest returns a portfolio of the default swarm is created with (and who needs them).
-        self.min_history = min_history(self.agents)
         self.alphas = tuple(float(a) for a in alphas)
         self.horizon = horizon
         self.window = window
@@ -273,8 +271,8 @@ class Desk:
         if not need <= len(history) <= MAX_HISTORY:
             raise InvalidReturns(
                 f"history has {len(history)} returns; send {need} to {MAX_HISTORY} dated "
-                f"returns (at least the largest min_observations of the portfolio's agents: "
-                f"{needer} needs {need})")
+                f"returns (at least 30 and the largest min_observations of the portfolio's "
+                f"agents: {needer} needs {need})")
         check_returns(history, "history")
         details = {"portfolio": name, "agents": list(names), "alphas": list(self.alphas),
                    "horizon": self.horizon, "seed": self.seed,

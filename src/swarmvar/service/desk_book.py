@@ -31,13 +31,17 @@ from ..types import Action, BeatReport, Decision
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 #: Most returns a new portfolio's history may have (its least: :func:`min_history`).
 MAX_HISTORY = 10_000
+#: Fewest returns any new portfolio's history may have, whatever its agents (the least
+#: fitting window ``serve --window`` accepts).
+MIN_HISTORY = 30
 #: Beats kept in memory per portfolio for history, charts and rolling statistics.
 KEEP_BEATS = 5000
 
 
 def min_history(agents: Sequence[str]) -> tuple[int, str]:
-    """The fewest returns a portfolio of ``agents`` can be created with, and which agent needs
-    them: the largest ``min_observations`` among the agents (each must fit on the history).
+    """The fewest returns a portfolio of ``agents`` can be created with, and who needs them:
+    the largest ``min_observations`` among the agents (each must fit on the history), and
+    never fewer than :data:`MIN_HISTORY` (then ``"every portfolio"`` needs them).
 
     Raises
     ------
@@ -47,7 +51,8 @@ def min_history(agents: Sequence[str]) -> tuple[int, str]:
     needs = [(agent_class(a).min_observations, canonical_name(a)) for a in agents]
     if not needs:
         raise InvalidParameter("a portfolio needs at least one agent")
-    return max(needs)
+    need, needer = max(needs)
+    return (need, needer) if need >= MIN_HISTORY else (MIN_HISTORY, "every portfolio")
 
 
 @dataclass(frozen=True)

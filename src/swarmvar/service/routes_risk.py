@@ -76,8 +76,8 @@ def create_portfolio(body: PortfolioIn, request: Request,
     """Create a portfolio: its swarm is fitted on ``history``.
 
     ``history`` needs at least the largest ``min_observations`` of the portfolio's
-    agents (``agents``, or the server's swarm); fewer is a 422 naming the agent that
-    needs more. The schema's ``minItems`` is that number for the server's swarm (a
+    agents (``agents``, or the server's swarm), never fewer than 30; fewer is a 422 naming
+    the agent that needs more. The schema's ``minItems`` is that number for the server's swarm (a
     request naming ``agents`` needs theirs instead).
     """
     info = _desk(request).create(body.name, [h.dated() for h in body.history], key_id=key.id,

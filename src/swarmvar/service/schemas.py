@@ -27,7 +27,7 @@ Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 #: The rule for a new portfolio's history, as the schema states it (the app adds the number).
 HISTORY_RULE = ("Dated returns, oldest first: at least the largest `min_observations` of the "
-                "portfolio's agents (each agent is fitted on it).")
+                "portfolio's agents (each agent is fitted on it), never fewer than 30.")
 
 
 class _Strict(BaseModel):

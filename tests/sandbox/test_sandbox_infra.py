@@ -133,6 +133,38 @@ def test_a_source_checkout_on_pythonpath_runs_in_the_sandbox(tmp_path: Path) -> 
     assert done.stdout.strip() == str(root / "swarmvar" / "__init__.py")
 
 
+def test_only_the_package_folder_of_a_checkout_is_visible_inside(tmp_path: Path) -> None:
+    """The checkout's other files (beside the package, or at its top) are not bound."""
+    root = _checkout(tmp_path)
+    (root / "beside.txt").write_text("not for the sandbox")
+    (root.parent / ".env").write_text("KEY=secret")
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "sbx_look.py").write_text(
+        "import os, swarmvar\n"
+        "def look(params, arrays, seed):\n"
+        "    return {p: os.path.exists(p) for p in params['paths']}, {}\n")
+    paths = [str(root / "beside.txt"), str(root.parent / ".env"),
+             str(root / "swarmvar" / "__init__.py")]
+    script = textwrap.dedent(f'''
+        from swarmvar import sandbox
+        box = sandbox.BubblewrapSandbox(sandbox.Profile("p", cpu_seconds=30, wall_seconds=60,
+            memory_bytes=3 << 30, processes=64, file_bytes=16 << 20),
+            plugin_paths=[{str(plugins)!r}])
+        try:
+            seen = box.run(sandbox.Task("sbx_look:look", {{"paths": {paths!r}}}, {{}},
+                                        seed=0)).values
+            print(" ".join(str(int(seen[p])) for p in {paths!r}))
+        finally:
+            box.kill()
+    ''')
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(root)}, cwd=tmp_path,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "0", "1"]
+
+
 def test_canary_run_in_bwrap_from_a_source_checkout(tmp_path: Path) -> None:
     """The user's case: `variants canary run ID --sandbox bwrap` with code on PYTHONPATH."""
     root = _checkout(tmp_path)

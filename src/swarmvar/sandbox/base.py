@@ -412,16 +412,22 @@ class _Tail:
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
-def import_root() -> str:
-    """The folder the running swarmvar is imported from, for the worker's ``sys.path``;
-    empty when that is an installation's site-packages (found there anyway)."""
+def _swarmvar_root() -> tuple[str, str]:
+    """The running swarmvar's package folder, and the folder to put on ``sys.path`` for it
+    ("" when that is an installation's site-packages, found there anyway)."""
     import site
     from pathlib import Path
 
     import swarmvar
-    root = Path(swarmvar.__file__).resolve().parents[1]
+    package = Path(swarmvar.__file__).resolve().parent
     installed = {Path(p).resolve() for p in site.getsitepackages() if Path(p).is_dir()}
-    return "" if root in installed else str(root)
+    return str(package), "" if package.parent in installed else str(package.parent)
+
+
+def import_root() -> str:
+    """The folder the running swarmvar is imported from, for the worker's ``sys.path``;
+    empty when that is an installation's site-packages (found there anyway)."""
+    return _swarmvar_root()[1]
 
 
 def _try(fn: Any, *args: Any) -> Any:
@@ -432,11 +438,14 @@ def _try(fn: Any, *args: Any) -> Any:
 
 
 def package_roots() -> list[str]:
-    """Folders holding swarmvar and its installed dependencies (read-only in a sandbox)."""
+    """Folders holding swarmvar and its installed dependencies (read-only in a sandbox).
+
+    For swarmvar, only its package folder: a source checkout's other files (``.git``,
+    keys, ``.env``) stay outside, though its parent is on the worker's ``sys.path``.
+    """
     import site
     from pathlib import Path
 
-    import swarmvar
-    roots = {str(Path(swarmvar.__file__).resolve().parents[1])}
+    roots = {_swarmvar_root()[0]}
     roots.update(p for p in site.getsitepackages() if Path(p).is_dir())
     return sorted(roots)

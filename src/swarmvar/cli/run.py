@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import json
-import logging
-import re
 import signal
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -115,52 +111,6 @@ def _table(swarm: Any, breaches: dict[str, int], events: dict[str, str],
     return table
 
 
-#: Spans of a refusal message that differ from tick to tick (names, dates, numbers, line
-#: numbers): blanked to group the refusals by reason.
-_SPECIFICS = re.compile(r"'[^']*'|\"[^\"]*\"|\d[\d:.+\-T]*|\bnan\b|\binf\b", re.IGNORECASE)
-
-
-class _Refusals(logging.Filter):
-    """The swarm's refused ticks as they are logged, grouped by reason for the closing summary.
-
-    A filter on the ``swarmvar.swarm`` logger (whose level is lowered to
-    INFO for the run): it keeps each refusal (the :class:`InvalidTick` the
-    runtime logs) and lets through only the records the logger's own level
-    would have let through, so nothing new reaches the user's handlers.
-    """
-
-    def __init__(self, level: int) -> None:
-        super().__init__()
-        self.level = level
-        self.reasons: dict[str, tuple[int, str]] = {}  # pattern -> (count, first message)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        from ..errors import InvalidTick
-
-        args = record.args if isinstance(record.args, tuple) else ()
-        if args and isinstance(args[0], InvalidTick):
-            text = " ".join(str(args[0]).split())
-            key = _SPECIFICS.sub("…", text)
-            count, first = self.reasons.get(key, (0, text))
-            self.reasons[key] = (count + 1, first)
-        return record.levelno >= self.level
-
-
-@contextmanager
-def _refusals() -> Iterator[_Refusals]:
-    """Collect the refusals of a run (see :class:`_Refusals`); the logger is restored after."""
-    logger = logging.getLogger("swarmvar.swarm")
-    level, effective = logger.level, logger.getEffectiveLevel()
-    seen = _Refusals(effective)
-    logger.addFilter(seen)
-    logger.setLevel(min(effective, logging.INFO))
-    try:
-        yield seen
-    finally:
-        logger.removeFilter(seen)
-        logger.setLevel(level)
-
-
 def _stop_words(stopped: str, beats: int | None, source: str) -> str:
     """Why the run ended, in words (``RunSummary.stopped`` is a keyword)."""
     if stopped == "beats":
@@ -172,8 +122,7 @@ def _stop_words(stopped: str, beats: int | None, source: str) -> str:
                 source, "stopped: the data ran out")
 
 
-def _closing_lines(summary: Any, *, beats: int | None, source: str,
-                   refusals: _Refusals) -> list[str]:
+def _closing_lines(summary: Any, *, beats: int | None, source: str) -> list[str]:
     """The run's closing summary: beats, why it stopped, refusals by reason, where each stands."""
     rejected = sum(summary.rejected.values())
     seqs = ", ".join(f"{p} at beat {s}" for p, s in list(summary.last_seq.items())[:10])
@@ -189,7 +138,7 @@ def _closing_lines(summary: Any, *, beats: int | None, source: str,
                                                                key=lambda kv: -kv[1]))
         lines.append(f"refused ticks, by reason ({kinds} in all; each is ledgered as "
                      "tick-rejected):")
-        shown = sorted(refusals.reasons.values(), key=lambda cf: -cf[0])
+        shown = sorted(summary.refusals.values(), key=lambda cf: -cf[0])
         for count, first in shown[:5]:
             lines.append(f"  {count} × {first[:300]}")
         if len(shown) > 5:
@@ -433,17 +382,16 @@ def run(
                     last_draw = now
 
             try:
-                with _refusals() as refusals:
-                    if node is not None:
-                        from ..mesh.launch import serve_swarm_node
+                if node is not None:
+                    from ..mesh.launch import serve_swarm_node
 
-                        summary = serve_swarm_node(node, swarm, source, beats=beats,
-                                                   on_beat=on_beat, pace=cadence, linger=3.0,
-                                                   wait_peers=30.0,
-                                                   should_stop=lambda: stop["asked"])
-                    else:
-                        summary = swarm.run(source, beats=beats, on_beat=on_beat,
-                                            should_stop=lambda: stop["asked"], pace=cadence)
+                    summary = serve_swarm_node(node, swarm, source, beats=beats,
+                                               on_beat=on_beat, pace=cadence, linger=3.0,
+                                               wait_peers=30.0,
+                                               should_stop=lambda: stop["asked"])
+                else:
+                    summary = swarm.run(source, beats=beats, on_beat=on_beat,
+                                        should_stop=lambda: stop["asked"], pace=cadence)
             finally:
                 if live is not None:
                     live.update(_table(swarm, breaches, events, arbiter), refresh=True)
@@ -454,7 +402,7 @@ def run(
         raise fail(exc) from None
     finally:
         signal.signal(signal.SIGINT, previous)
-    for line in _closing_lines(summary, beats=beats, refusals=refusals,
+    for line in _closing_lines(summary, beats=beats,
                                source="stdin" if stdin else "follow" if follow else "data"):
         typer.echo(line)
     if cadence is not None:

@@ -49,6 +49,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -236,7 +237,9 @@ class RunSummary:
     ``skipped`` ticks already recorded before a restart; ``cursor`` where
     the source stands (give it to ``seek`` to resume); ``stopped`` why the
     loop ended (``"source"``, ``"beats"``, ``"interrupted"``); ``late`` the
-    beats that overran the pacer's budget (0 when not paced).
+    beats that overran the pacer's budget (0 when not paced); ``refusals`` the
+    refused ticks grouped by reason: the message with its specifics (names, dates,
+    numbers) blanked -> (count, the first such message).
     """
 
     beats: Mapping[str, int]
@@ -247,6 +250,7 @@ class RunSummary:
     stopped: str
     last_seq: Mapping[str, int] = field(default_factory=dict)
     late: int = 0
+    refusals: Mapping[str, tuple[int, str]] = field(default_factory=dict)
 
     @property
     def total_beats(self) -> int:
@@ -255,6 +259,23 @@ class RunSummary:
 
 def _reason(exc: BaseException) -> str:
     return type(exc).__name__
+
+
+#: Spans of a refusal message that differ from tick to tick (names, dates, numbers, line
+#: numbers): blanked to group the refusals by reason.
+_SPECIFICS = re.compile(r"'[^']*'|\"[^\"]*\"|\d[\d:.+\-T]*|\bnan\b|\binf\b", re.IGNORECASE)
+
+
+def refusal_pattern(message: str) -> str:
+    """A refusal's message with what differs from tick to tick blanked (its reason's key)."""
+    return _SPECIFICS.sub("…", " ".join(message.split()))
+
+
+def _since(now: Mapping[str, tuple[int, str]], before: Mapping[str, tuple[int, str]]
+           ) -> dict[str, tuple[int, str]]:
+    """The refusals counted since ``before`` (first messages kept from their first time)."""
+    return {k: (n - before.get(k, (0, ""))[0], first) for k, (n, first) in now.items()
+            if n > before.get(k, (0, ""))[0]}
 
 
 def _result_dict(r: RefitResult) -> dict[str, Any]:
@@ -445,6 +466,8 @@ class Swarm:
         self._resume_as_of: dict[str, datetime | None] = {}
         self.cursor: Any = None
         self.rejected: dict[str, int] = {}
+        #: Refused ticks by :func:`refusal_pattern`: (count, the first such message).
+        self.refusals: dict[str, tuple[int, str]] = {}
         self._pending: dict[tuple[str, str, int], tuple[RefitJob, Future[RefitResult] | None]] = {}
         self._requests: dict[str, list[tuple[str, str]]] = {p: [] for p in self.specs}
         self._batch: list[tuple[EntryKind, Mapping[str, Any] | Canonical]] = []
@@ -1328,6 +1351,9 @@ class Swarm:
     def _refuse(self, exc: InvalidTick, tick: Any) -> None:
         reason = _reason(exc)
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        text = " ".join(str(exc).split())
+        count, first = self.refusals.get(key := refusal_pattern(text), (0, text))
+        self.refusals[key] = (count + 1, first)
         detail = {"type": "tick-rejected", "details": {
             "error": reason, "message": str(exc)[:500], "tick": _tick_repr(tick)}}
         self._batch.append((EntryKind.ACTION, detail))
@@ -1523,6 +1549,7 @@ class Swarm:
         began = time.perf_counter()
         done: dict[str, int] = dict.fromkeys(self.specs, 0)
         rejected_before = dict(self.rejected)
+        refusals_before = dict(self.refusals)
         late_before = pace.late if pace is not None else 0
         self._pace = pace
         try:
@@ -1537,7 +1564,8 @@ class Swarm:
         late = pace.late - late_before if pace is not None else 0
         return RunSummary(done, {k: v - rejected_before.get(k, 0) for k, v in self.rejected.items()
                                  if v - rejected_before.get(k, 0)}, skipped, self.cursor,
-                          time.perf_counter() - began, stopped, dict(self.seq), late)
+                          time.perf_counter() - began, stopped, dict(self.seq), late,
+                          _since(self.refusals, refusals_before))
 
     def _loop(self, source: Iterable[Tick | BadLine], beats: int | None,
               on_beat: Callable[[BeatReport], None] | None,

@@ -134,3 +134,23 @@ def test_bad_flags_are_usage_errors(args: list[str], tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     assert not (tmp_path / "home" / "ledger.sqlite").exists()  # nothing recorded
     assert not (tmp_path / "home" / "cache").exists()  # nothing computed or cached
+
+
+def test_the_cache_line_names_the_file_cached_history_reads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI reports cached_history's own path and hit (no copy of its defaults): with a
+    different default, the message and the ledger still name the file that was read."""
+    from swarmvar.arbiter import history
+
+    monkeypatch.setitem(history.cached_history.__kwdefaults__, "refit_every", 10)
+    home = tmp_path / "home"
+    path = cache_path("sp500", last=400, window=100, refit_every=10, alphas=(0.99, 0.975),
+                      seed=0, agents=DEFAULT_AGENTS, cache=home / "cache" / "arbiter")
+    simulated_history(days=400, seed=7).save(path)
+    result = runner.invoke(build_app("arbiter"), [
+        "arbiter", "replay", "--last", "400", "--window", "100", "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    assert "cached at" in result.output and "computed once" not in result.output
+    assert path.name in "".join(result.output.split())
+    with Ledger.open(home, create=False) as ledger:
+        assert ledger.entry(ledger.size - 1).data["details"]["cache"] == path.name

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -225,13 +225,16 @@ def cached_history(
     workers: int = 1,
     agents: Sequence[str] | None = None,
     cache: Path | None = None,
+    announce: Callable[[Path, bool], None] | None = None,
 ) -> BeatHistory:
     """The backtest of the default swarm (plus its consensus row) on a bundled series, cached.
 
     Parameters mirror ``swarmvar backtest``; ``cache`` is the folder (default
     :data:`DEFAULT_CACHE`). The file name hashes all of them, the swarm's
     consensus policy, the swarmvar version and the code's fingerprint, so a
-    changed setting or changed code never reads a stale file.
+    changed setting or changed code never reads a stale file. ``announce``,
+    if given, is called with the cache file's path and whether it is there
+    (a hit) before the file is read or the backtest runs.
     """
     from ..data import load
     from ..models import DEFAULT_AGENTS, agent_class
@@ -241,7 +244,10 @@ def cached_history(
     names = tuple(agents or DEFAULT_AGENTS)
     path = cache_path(data, last=last, window=window, refit_every=refit_every, alphas=alphas,
                       seed=seed, agents=names, cache=cache)
-    if path.exists():
+    hit = path.exists()
+    if announce is not None:
+        announce(path, hit)
+    if hit:
         return BeatHistory.load(path)
     series = load(data)
     series = series.iloc[-(last + window):]

@@ -58,25 +58,25 @@ def replay_command(
 
     from .. import __version__
     from ..arbiter import SEED_THRESHOLDS, Arbiter, Retraining, Thresholds, cached_history
-    from ..arbiter.history import cache_path
     from ..arbiter.replay import replay_report
     from ..ledger import EntryKind, Ledger
-    from ..models import DEFAULT_AGENTS
     from ..swarm.consensus import SWARM_POLICY
 
     console = make_console()
     with usage_errors():
         # the options are checked before the ledger is opened: a bad flag writes nothing
         Arbiter.from_options(k_flows=k_flows, p_nodes=p_nodes, t_threshold=t_threshold).close()
-        path = cache_path(data, last=last, window=window, refit_every=20,
-                          alphas=(0.99, 0.975), seed=seed, agents=DEFAULT_AGENTS,
-                          cache=cache_dir)
-        hit = path.exists()
-        console.print(f"backtest of the default swarm on {data} ({last} days; "
-                      f"{'cached' if hit else 'computed once, then cached'} at {path}) ...",
-                      markup=False)
+        cached: list[Path] = []
+
+        def announce(path: Path, hit: bool) -> None:
+            cached.append(path)
+            console.print(f"backtest of the default swarm on {data} ({last} days; "
+                          f"{'cached' if hit else 'computed once, then cached'} at {path}) ...",
+                          markup=False)
+
         history = cached_history(data, last=last, window=window, seed=seed, workers=workers,
-                                 cache=cache_dir)
+                                 cache=cache_dir, announce=announce)
+        path = cached[0]
         ledger = Ledger.open(folder)
     arbiter: Arbiter | None = None
     try:

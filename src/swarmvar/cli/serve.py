@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ._common import agents_listing, resolve_agents
+from ._common import agents_listing, parse_alphas, resolve_agents
 
 #: The levels ``--log-level`` takes (uvicorn's and the app's JSON-lines loggers).
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -90,12 +90,7 @@ def serve(
     if checkpoint_every < 1:
         raise typer.BadParameter(f"{checkpoint_every}: a whole number of beats >= 1",
                                  param_hint="'--checkpoint-every'")
-    try:
-        levels = tuple(float(a) for a in alpha.split(","))
-    except ValueError:
-        raise typer.BadParameter(f"--alpha {alpha!r}: comma-separated numbers") from None
-    if not all(0.5 < a < 1 for a in levels):
-        raise typer.BadParameter(f"--alpha {alpha!r}: levels in (0.5, 1)")
+    levels = parse_alphas([alpha], (0.99, 0.975))
     if db is not None and not db.startswith(("postgresql://", "postgres://")):
         raise typer.BadParameter(f"--db {db!r}: a postgresql:// URL")
     cfg = ServiceConfig(home=home, db=db, keys=keys, agents=names,

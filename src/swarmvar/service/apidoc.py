@@ -6,6 +6,7 @@ Run ``python -m swarmvar.service.apidoc > docs/api.md`` after changing a route.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -28,22 +29,38 @@ def route_roles() -> dict[tuple[str, str], str]:
     return out
 
 
+def type_words(schema: dict[str, Any], *, ref: Callable[[str], str],
+               enum: Callable[[Any], str], plain: Callable[[str], str], bar: str) -> str:
+    """A schema's type in words (``array of X``, ``A or B``), the page's markup given by
+    ``ref`` (a named schema), ``enum`` (one allowed value), ``plain`` (a JSON type) and
+    ``bar`` (between allowed values); shared by this page and the ``/docs`` page."""
+    def words(s: dict[str, Any]) -> str:
+        if "$ref" in s:
+            return ref(str(s["$ref"]).rsplit("/", 1)[-1])
+        if "anyOf" in s:
+            return " or ".join(words(x) for x in s["anyOf"])
+        if s.get("type") == "array":
+            return "array of " + words(s.get("items", {}))
+        if "enum" in s:
+            return bar.join(enum(v) for v in s["enum"])
+        return plain(str(s.get("type", "any")))
+    return words(schema)
+
+
 def _type(schema: dict[str, Any], defs: dict[str, Any]) -> str:
-    if "$ref" in schema:
-        return "`" + str(schema["$ref"]).rsplit("/", 1)[-1] + "`"
-    if "anyOf" in schema:
-        return " or ".join(_type(s, defs) for s in schema["anyOf"])
-    if schema.get("type") == "array":
-        return "array of " + _type(schema.get("items", {}), defs)
-    if "enum" in schema:
-        return " \\| ".join(f"`{v}`" for v in schema["enum"])
-    return str(schema.get("type", "any"))
+    return type_words(schema, ref=lambda name: f"`{name}`", enum=lambda v: f"`{v}`",
+                      plain=str, bar=" \\| ")
 
 
-def _constraints(s: dict[str, Any]) -> str:
-    keys = ("minimum", "maximum", "exclusiveMinimum", "minLength", "maxLength", "pattern",
-            "minItems", "maxItems", "default")
-    return ", ".join(f"{k} {json.dumps(s[k])}" for k in keys if k in s)
+#: The schema keywords a field's constraints are read from, in the order they are shown.
+CONSTRAINTS = ("minimum", "maximum", "exclusiveMinimum", "minLength", "maxLength", "pattern",
+               "minItems", "maxItems", "default")
+
+
+def constraints(s: dict[str, Any]) -> str:
+    """A field's constraints as plain text (``minItems 50, maxItems 10000``)."""
+    return ", ".join(f"{k} {json.dumps(s[k])}" for k in CONSTRAINTS if k in s)
+
 
 
 def render(app: FastAPI) -> str:
@@ -78,7 +95,7 @@ def render(app: FastAPI) -> str:
             for p in params:
                 s = p.get("schema", {})
                 lines.append(f"| `{p['name']}` | {p['in']} | {_type(s, defs)} | "
-                             f"{'yes' if p.get('required') else 'no'} | {_constraints(s)} |")
+                             f"{'yes' if p.get('required') else 'no'} | {constraints(s)} |")
             lines.append("")
         body = op.get("requestBody", {}).get("content", {}).get("application/json")
         if body:
@@ -97,7 +114,7 @@ def render(app: FastAPI) -> str:
             req = set(s.get("required", []))
             for f, fs in props.items():
                 note = " ".join(fs.get("description", "").split())
-                extra = _constraints(fs)
+                extra = constraints(fs)
                 lines.append(f"| `{f}` | {_type(fs, defs)} | {'yes' if f in req else 'no'} | "
                              f"{'; '.join(x for x in (note, extra) if x)} |")
             lines.append("")

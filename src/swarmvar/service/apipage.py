@@ -15,6 +15,8 @@ import json
 from html import escape
 from typing import Any
 
+from .apidoc import constraints, type_words
+
 _CSS = """
 body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:70rem;padding:0 1rem;
 color:#1d2327}
@@ -27,27 +29,18 @@ th{background:#f2f4f5}
 section.op{border-top:1px solid #d0d5d8;padding-top:.5rem}
 """
 
-_CONSTRAINTS = ("minimum", "maximum", "exclusiveMinimum", "minLength", "maxLength",
-                "pattern", "minItems", "maxItems", "default")
+def _ref(name: str) -> str:
+    return f'<a href="#schema-{escape(name)}"><code>{escape(name)}</code></a>'
 
 
 def _type(schema: dict[str, Any]) -> str:
     """A schema's type as HTML; a ``$ref`` links to the schema's section."""
-    if "$ref" in schema:
-        name = escape(str(schema["$ref"]).rsplit("/", 1)[-1])
-        return f'<a href="#schema-{name}"><code>{name}</code></a>'
-    if "anyOf" in schema:
-        return " or ".join(_type(s) for s in schema["anyOf"])
-    if schema.get("type") == "array":
-        return "array of " + _type(schema.get("items", {}))
-    if "enum" in schema:
-        return " | ".join(f"<code>{escape(json.dumps(v))}</code>" for v in schema["enum"])
-    return escape(str(schema.get("type", "any")))
+    return type_words(schema, ref=_ref, enum=lambda v: f"<code>{escape(json.dumps(v))}</code>",
+                      plain=escape, bar=" | ")
 
 
 def _constraints(schema: dict[str, Any]) -> str:
-    return escape(", ".join(f"{k} {json.dumps(schema[k])}" for k in _CONSTRAINTS
-                            if k in schema))
+    return escape(constraints(schema))
 
 
 def _text(text: str) -> str:

@@ -147,3 +147,33 @@ def test_a_failing_agent_is_served_around_and_fitted_again(tmp_path, sp500, monk
         monkeypatch.undo()
         rep = swarm.step(ticks[3])  # no agent object to update: refitted on schedule only
         assert rep.consensus[0].total == 2
+
+
+def test_the_observer_helpers_shared_by_the_swarm_and_the_desk() -> None:
+    """Quarantines are united and weight factors multiplied across observers; only an
+    observer with a string state_key and both state methods is checkpointed."""
+    from swarmvar.swarm.runtime import observer_instructions, stateful_observers
+
+    class Obs:
+        def __init__(self, out: set[str], factors: dict[str, float]) -> None:
+            self.out, self.factors = out, factors
+
+        def excluded(self, name: str) -> set[str]:
+            return self.out
+
+        def weight_factors(self, name: str) -> dict[str, float]:
+            return self.factors
+
+    class Kept(Obs):
+        state_key = "kept"
+
+        def checkpoint_state(self) -> dict[str, object]:
+            return {}
+
+        def restore_state(self, state: object) -> None:
+            return None
+
+    a, b = Obs({"x"}, {"y": 0.5}), Kept({"z"}, {"y": 0.5, "w": 2.0})
+    assert observer_instructions([a, b], "p") == (frozenset({"x", "z"}),
+                                                  {"y": 0.25, "w": 2.0})
+    assert stateful_observers([a, b]) == [(1, "kept", b)]

@@ -31,7 +31,12 @@ from typing import Any
 from ..errors import SwarmVarError
 from ..ledger import Ledger
 from ..ledger.store import Row
-from ..swarm.runtime import BeatObserver, takes_seconds
+from ..swarm.runtime import (
+    BeatObserver,
+    observer_instructions,
+    stateful_observers,
+    takes_seconds,
+)
 from ..types import BeatReport, Decision
 
 log = logging.getLogger("swarmvar.service")
@@ -129,24 +134,14 @@ class Observing:
         self._attached = tuple(Attached.of(obs) for obs in self.observers)
         #: Observers whose state is checkpointed: (position, ``state_key``, observer).
         self.stateful: tuple[tuple[int, str, Any], ...] = tuple(
-            (i, str(getattr(obs, "state_key")), obs)  # noqa: B009
-            for i, obs in enumerate(self.observers)
-            if isinstance(getattr(obs, "state_key", None), str)
-            and callable(getattr(obs, "checkpoint_state", None))
-            and callable(getattr(obs, "restore_state", None)))
+            stateful_observers(self.observers))
         #: (portfolio, observer's position) -> the seq its restored state stands at (the
         #: initial sync replays that observer only after it)
         self.restored: dict[tuple[str, int], int] = {}
 
     def instructions(self, name: str) -> tuple[frozenset[str], dict[str, float]]:
         """The observers' quarantine and weight factors for the next beat of ``name``."""
-        excluded: set[str] = set()
-        factors: dict[str, float] = {}
-        for obs in self.observers:
-            excluded |= set(obs.excluded(name))
-            for agent, f in obs.weight_factors(name).items():
-                factors[agent] = factors.get(agent, 1.0) * float(f)
-        return frozenset(excluded), factors
+        return observer_instructions(self.observers, name)
 
     def observe(self, report: BeatReport, seconds: float | None, *, again: bool = False
                 ) -> tuple[Decision, ...]:

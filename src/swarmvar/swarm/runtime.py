@@ -271,6 +271,29 @@ def refusal_pattern(message: str) -> str:
     return _SPECIFICS.sub("…", " ".join(message.split()))
 
 
+def stateful_observers(observers: Sequence[Any]) -> list[tuple[int, str, Any]]:
+    """The observers whose state goes into checkpoints (a string ``state_key`` and callable
+    ``checkpoint_state`` and ``restore_state``): (position, key, observer)."""
+    return [(i, str(getattr(obs, "state_key")), obs)  # noqa: B009
+            for i, obs in enumerate(observers)
+            if isinstance(getattr(obs, "state_key", None), str)
+            and callable(getattr(obs, "checkpoint_state", None))
+            and callable(getattr(obs, "restore_state", None))]
+
+
+def observer_instructions(observers: Sequence[Any], name: str
+                          ) -> tuple[frozenset[str], dict[str, float]]:
+    """The observers' instructions for the next beat of portfolio ``name``: the agents they
+    quarantine (the union), and each agent's weight factor (the product of theirs)."""
+    excluded: set[str] = set()
+    factors: dict[str, float] = {}
+    for obs in observers:
+        excluded |= set(obs.excluded(name))
+        for agent, f in obs.weight_factors(name).items():
+            factors[agent] = factors.get(agent, 1.0) * float(f)
+    return frozenset(excluded), factors
+
+
 def _since(now: Mapping[str, tuple[int, str]], before: Mapping[str, tuple[int, str]]
            ) -> dict[str, tuple[int, str]]:
     """The refusals counted since ``before`` (first messages kept from their first time)."""
@@ -902,12 +925,9 @@ class Swarm:
         return entries
 
     def _stateful(self) -> list[tuple[str, Any]]:
-        """Observers whose state goes into checkpoints (``state_key``, ``checkpoint_state``,
-        ``restore_state``), by their key."""
-        return [(str(getattr(obs, "state_key")), obs) for obs in self.observers  # noqa: B009
-                if isinstance(getattr(obs, "state_key", None), str)
-                and callable(getattr(obs, "checkpoint_state", None))
-                and callable(getattr(obs, "restore_state", None))]
+        """Observers whose state goes into checkpoints, by their key (see
+        :func:`stateful_observers`)."""
+        return [(key, obs) for _, key, obs in stateful_observers(self.observers)]
 
     def _take_result(self, portfolio: str, agent: str, launched: int, *, wait: bool
                      ) -> RefitResult:
@@ -1362,13 +1382,8 @@ class Swarm:
 
     def _input(self, name: str, value: float, as_of: datetime) -> BeatInput:
         seq = self.seq[name] + 1
-        excluded: set[str] = set()
-        factors: dict[str, float] = {}
-        excluded |= self._sandbox_held(name, as_of)
-        for obs in self.observers:
-            excluded |= set(obs.excluded(name))
-            for agent, f in obs.weight_factors(name).items():
-                factors[agent] = factors.get(agent, 1.0) * float(f)
+        held, factors = observer_instructions(self.observers, name)
+        excluded = set(held) | self._sandbox_held(name, as_of)
         absorbed_after = self._absorbed(name) + 1
         swaps = []
         for _key, (job, future) in list(self._pending.items()):

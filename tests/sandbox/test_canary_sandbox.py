@@ -212,7 +212,7 @@ def test_the_canary_in_e2b_against_the_fake_api(tmp_path: Path) -> None:
     (["--sandbox", "docker"], "docker"),
     (["--last", "0"], "--last"),
     (["--data", "nosuchdata"], "nosuchdata"),
-    (["--alpha", "1.5"], "alphas"),
+    (["--alpha", "1.5"], "not a confidence level"),
     (["--window", "1"], "--window"),
 ])
 def test_usage_errors_exit_2(tmp_path: Path, args: list[str], says: str) -> None:

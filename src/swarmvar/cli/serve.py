@@ -71,6 +71,7 @@ def serve(
     import uvicorn
 
     from ..service.config import CONFIG_ENV, ServiceConfig
+    from ..service.desk_book import MIN_HISTORY
     from ..service.keys import KeyFile
 
     if spread is not None:  # `swarmvar run --spread K` users: say where spread runs
@@ -84,9 +85,10 @@ def serve(
     for p in (certfile, keyfile):
         if p is not None and not p.is_file():
             raise typer.BadParameter(f"no such file: {p}")
-    if workers < 1 or not 0 < port < 65536 or max_body < 1 or window < 30 or refit_every < 1:
+    if (workers < 1 or not 0 < port < 65536 or max_body < 1 or window < MIN_HISTORY
+            or refit_every < 1):  # a window is never shorter than the least history
         raise typer.BadParameter("--workers >= 1, 0 < --port < 65536, --max-body >= 1, "
-                                 "--window >= 30 and --refit-every >= 1")
+                                 f"--window >= {MIN_HISTORY} and --refit-every >= 1")
     if checkpoint_every < 1:
         raise typer.BadParameter(f"{checkpoint_every}: a whole number of beats >= 1",
                                  param_hint="'--checkpoint-every'")

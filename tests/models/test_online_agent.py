@@ -1,10 +1,11 @@
-"""The online particle agents' shared sizes, history buffer, state checks and zero-density
-error (_online_agent)."""
+"""The online particle agents' shared sizes, history buffer, state checks, zero-density
+error and warm refit route (_online_agent)."""
 
 from __future__ import annotations
 
 import dataclasses
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from swarmvar.errors import ConvergenceWarning, InvalidParameter, InvalidReturns, InvalidState
 from swarmvar.models import _har_arch_smc as har_smc
 from swarmvar.models import agent_class
-from swarmvar.models._online_agent import MAX_PARTICLES
+from swarmvar.models._online_agent import MAX_PARTICLES, OnlineAgent, RefitRoute
 from swarmvar.models.garch_t import GarchT
 
 #: Every agent whose constructor runs OnlineAgent's size checks.
@@ -107,3 +108,45 @@ def test_an_updates_resample_move_keeps_the_history_exact(name: str) -> None:
     assert moves >= 2  # the ESS fell below 0.99 and the particles were moved
     assert np.array_equal(agent.history, np.concatenate([r, new]))
     assert np.array_equal(type(agent).from_state(agent.state()).history, agent.history)
+
+
+@pytest.mark.parametrize(("finite", "route"), [
+    (0, "prior"), (1, "bridge"), (4, "bridge"), (6, "move"), (30, "move"), (49, "move"),
+    (51, "reweight"), (100, "reweight"),
+])
+def test_a_refits_route_follows_the_reweighted_ess(finite: int, route: str) -> None:
+    """``finite`` equal weights of 100 have ESS ``finite``: below REFIT_MIN_ESS (0.05) x 100
+    a bridge, at or above ess_threshold (0.5) x 100 the reweighted particles, a move
+    between, and no finite weight a fit from the prior."""
+    logw = np.full(100, -np.inf)
+    logw[:finite] = -3.0
+    assert GarchT(particles=100, runs=2, ess_threshold=0.5)._route(logw) == route
+
+
+def _particles(agent: Any) -> object:
+    return agent._u if hasattr(agent, "_u") else agent._cloud.u
+
+
+@pytest.mark.parametrize("name", ["GarchT", "HarArch", "MarkovSwitching"])
+@pytest.mark.parametrize("route", ["reweight", "move"])
+def test_every_warm_refit_takes_the_route_chosen_once(
+        name: str, route: RefitRoute, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GarchT, HarArch and the particle agents ask :meth:`OnlineAgent._route` once, with the
+    reweighted log weights, and follow it: reweight keeps the particles, move replaces them."""
+    r = np.random.default_rng(5).standard_t(5, 150) * 0.01
+    asked: list[np.ndarray] = []
+
+    def chosen(self: OnlineAgent, logw: np.ndarray) -> RefitRoute:
+        asked.append(logw)
+        return route
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        agent: Any = agent_class(name)(particles=100, runs=2).fit(r, seed=1)
+        before = _particles(agent)
+        monkeypatch.setattr(OnlineAgent, "_route", chosen)
+        agent.refit(r[10:], seed=2)
+    assert len(asked) == 1 and asked[0].shape == (100,)
+    assert (_particles(agent) is before) == (route == "reweight")
+    assert np.array_equal(agent.history, r[10:])
+    assert getattr(agent, "refit_route", route) == route

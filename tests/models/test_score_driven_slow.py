@@ -66,7 +66,7 @@ def test_the_refit_bridge_reaches_a_tail_the_history_does_not_cover(
     about the spread and centre of a fit from the prior; its importance-weighted end did
     not (sd 0.18-0.29 against 0.41-0.44)."""
     from swarmvar.data import load
-    from swarmvar.models import _particle_agent
+    from swarmvar.models import _online_agent
 
     full = load("sp500").loc["2008-09-01":"2012-09-30"].to_numpy()
     hist, win = full[:-20], full[20:]
@@ -74,7 +74,7 @@ def test_the_refit_bridge_reaches_a_tail_the_history_does_not_cover(
         warnings.simplefilter("ignore", ConvergenceWarning)
         ref = BetaSkewTEgarch().fit(win, seed=50).posterior_draws()["omega"]
         agent = BetaSkewTEgarch().fit(hist, seed=0)
-    monkeypatch.setattr(_particle_agent, "REFIT_MIN_ESS", 1.01)  # every refit bridges
+    monkeypatch.setattr(_online_agent, "REFIT_MIN_ESS", 1.01)  # every refit bridges
     agent.refit(win, seed=100)
     assert agent.refit_route == "bridge"
     omega = agent.posterior_draws()["omega"]

@@ -6,8 +6,10 @@ posterior that absorbs returns one at a time (IBIS) and is moved given the
 whole history. :class:`OnlineAgent` checks their sizes (``particles``,
 ``runs``, ``ess_threshold``), holds the constants they share (the draws and
 paths of a longer horizon, the ESS below which a warm refit leaves its warm
-route), keeps that history in a buffer that doubles when full (an update
-appends in O(1), where ``np.append`` would copy the history every day),
+route), chooses a warm refit's route from the reweighted weights
+(:meth:`OnlineAgent._route`), keeps that history in a buffer that doubles
+when full (an update appends in O(1), where ``np.append`` would copy the
+history every day),
 finishes a fit the same way (split R-hat and ESS across runs, timing, the
 convergence warning), runs ``forecast_block`` at horizon 1 (the days on one
 particle set solved together), and reads and writes the part of
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -40,6 +42,10 @@ HORIZON_DRAWS = 200
 HORIZON_PATHS = 500
 #: Below this ESS fraction after a warm refit's reweighting, the agent leaves the warm route.
 REFIT_MIN_ESS = 0.05
+
+#: A warm refit's route: fit from the prior, bridge from the history's posterior to the
+#: window's, keep the reweighted particles, or resample and move them.
+RefitRoute = Literal["prior", "bridge", "reweight", "move"]
 
 
 class OnlineAgent(Agent):
@@ -134,6 +140,26 @@ class OnlineAgent(Agent):
         return smc_diagnostics(self._fit_diag, ess=_sir.ess(self._logw),
                                acceptance=self._acceptance, draws=self.runs * self.particles,
                                seconds=self._seconds)
+
+    def _route(self, logw: FloatArray) -> RefitRoute:
+        """A warm refit's route from the particles' log weights ``(S,)`` reweighted from
+        the history to the window.
+
+        ``"prior"`` when no weight is finite; else, by the weights' ESS (computed
+        once): ``"bridge"`` below ``REFIT_MIN_ESS * particles`` (the window is
+        unlike the history: a bridge if the agent has one, else a fit from the
+        prior), ``"reweight"`` at or above ``ess_threshold * particles`` (keep the
+        reweighted particles, as IBIS would), ``"move"`` between (resample and move
+        them targeting the window's posterior).
+        """
+        if not np.any(np.isfinite(logw)):
+            return "prior"
+        ess = _sir.ess(logw)
+        if ess < REFIT_MIN_ESS * self.particles:
+            return "bridge"
+        if ess >= self.ess_threshold * self.particles:
+            return "reweight"
+        return "move"
 
     # --- horizon-1 blocks -------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from numpy.typing import ArrayLike, NDArray
 from ..errors import InvalidReturns, InvalidState
 from ..types import Forecast
 from . import _sir
-from ._online_agent import HORIZON_DRAWS, REFIT_MIN_ESS, OnlineAgent
+from ._online_agent import HORIZON_DRAWS, OnlineAgent
 from .base import Seed, check_whole, rng_from
 from .risk import EmpiricalFamily, check_alphas, risk_measures
 
@@ -200,23 +200,21 @@ class ParticleAgent(OnlineAgent):
         if not self._fitted:
             return self.fit(returns, seed=seed)
         r, rng, ll, aux, logw = self._reweighted(returns, seed)
-        if not np.any(np.isfinite(logw)):
+        route = self._route(logw)
+        if route == "prior":
             return self._refit_from_prior(r, rng)
-        if _sir.ess(logw) < REFIT_MIN_ESS * self.particles:
+        if route == "bridge":
             bridged = self._bridge(r, rng)
             if bridged is None:
                 return self._refit_from_prior(r, rng)
             u, ll, aux, logw, acc = bridged
             self._install(r, u, ll, aux, logw, rng)
             self._acceptance = acc
-            self.refit_route = "bridge"
-            return self
-        if _sir.ess(logw) >= self.ess_threshold * self.particles:
+        elif route == "reweight":
             self._install(r, self._u, ll, aux, logw, rng)  # healthy weights: as IBIS would
-            self.refit_route = "reweight"
-            return self
-        self._move_installed(r, ll, aux, logw, rng, self._reweighted_moved)
-        self.refit_route = "move"
+        else:
+            self._move_installed(r, ll, aux, logw, rng, self._reweighted_moved)
+        self.refit_route = route
         return self
 
     def _refit_from_prior(self, r: FloatArray, rng: np.random.Generator) -> Self:

@@ -39,7 +39,7 @@ from . import _garch_lik as lik
 from . import _garch_smc as smc
 from . import _sir
 from ._garch_family import TQuantileCache, level_measures_block, simulate_paths
-from ._online_agent import HORIZON_DRAWS, HORIZON_PATHS, REFIT_MIN_ESS, OnlineAgent
+from ._online_agent import HORIZON_DRAWS, HORIZON_PATHS, OnlineAgent
 from .base import Seed, rng_from
 from .diagnostics import smc_diagnostics
 from .risk import EmpiricalFamily, check_alphas, risk_measures, risk_measures_block
@@ -134,9 +134,10 @@ class GarchT(OnlineAgent):
         rng = np.random.default_rng(rng_from(seed).integers(0, 2**63 - 1))
         win = smc.evaluate(r, self._cloud.u)
         logw = _sir.reweighted(self._logw, win.ll, self._cloud.ll)
-        if not np.any(np.isfinite(logw)) or smc.ess(logw) < REFIT_MIN_ESS * self.particles:
+        route = self._route(logw)
+        if route in ("prior", "bridge"):  # no bridge for this agent: a fit from the prior
             return self.fit(returns, seed=rng)
-        if smc.ess(logw) >= self.ess_threshold * self.particles:
+        if route == "reweight":
             self._install(r, win, logw, rng)  # weights still healthy: as IBIS would
             return self
         cloud, acc = smc.rejuvenate(r, win, logw, rng)

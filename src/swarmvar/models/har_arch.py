@@ -40,7 +40,7 @@ from . import _har_arch_lik as lik
 from . import _har_arch_smc as smc
 from . import _sir
 from ._location_scale import LocationScaleFamily
-from ._online_agent import HORIZON_DRAWS, HORIZON_PATHS, REFIT_MIN_ESS, OnlineAgent
+from ._online_agent import HORIZON_DRAWS, HORIZON_PATHS, OnlineAgent
 from .base import Seed, check_whole, rng_from
 from .risk import EmpiricalFamily, LevelMeasures, check_alphas, mixture_var, risk_measures
 
@@ -234,9 +234,10 @@ class HarArch(OnlineAgent):
         rng = np.random.default_rng(rng_from(seed).integers(0, 2**63 - 1))
         lp, ll, h = smc.evaluate(r, self._cloud.u)
         logw = _sir.reweighted(self._logw, ll, self._cloud.aux[smc.LL])
-        if not np.any(np.isfinite(logw)):
+        route = self._route(logw)
+        if route == "prior":
             return self.fit(r, seed=rng)
-        if _sir.ess(logw) < REFIT_MIN_ESS * self.particles:
+        if route == "bridge":
             bridged = smc.bridge(self._returns, r, self._cloud, self._logw, rng,
                                  self.ess_threshold, self.moves)
             if bridged is None:
@@ -246,7 +247,7 @@ class HarArch(OnlineAgent):
             self._acceptance = acc
             return self
         cloud = smc.Cloud(self._cloud.u, np.vstack([lp, ll, lp, h]))
-        if _sir.ess(logw) >= self.ess_threshold * self.particles:
+        if route == "reweight":
             self._install(r, cloud, logw, rng)
             return self
         moved, acc = smc.rejuvenate(r, cloud, logw, rng, self.moves)

@@ -173,14 +173,16 @@ def test_cli_status_after_an_f0_agreement_on_two_nodes(tmp_path: Path) -> None:
     spec = load_cluster(cluster)
     client = AdminClient("admin", admin_key, spec.ring, spec.addresses)
     try:
-        for i, n in enumerate(names):
-            for _ in range(20):  # the node may still be starting
+        for n in names:  # wait until each node answers (it may still be starting)
+            for _ in range(20):
                 try:
-                    answer = client.request(n, "agree", timeout=3, run="r1", value=float(i),
-                                            f=0, rounds=2, round_timeout=10.0)
-                    break
+                    if client.request(n, "status", timeout=3).get("ok"):
+                        break
                 except SwarmVarError:
                     client.reset(n)
+        for i, n in enumerate(names):  # then ask once: a retried "agree" would reuse the id
+            answer = client.request(n, "agree", timeout=15, run="r1", value=float(i),
+                                    f=0, rounds=2, round_timeout=10.0)
             assert answer == {"ok": True, "re": answer["re"]}, answer
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

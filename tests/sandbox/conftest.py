@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import shutil
 import textwrap
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,23 @@ def bwrap_box(attack_dir: Path, tmp_path: Path) -> Iterator[sandbox.Sandbox]:
                                     hidden=[str(tmp_path)])
     yield box
     box.kill()
+
+
+@pytest.fixture
+def nig_canary() -> Callable[[Path], str]:
+    """Make a NIG variant (forgetting 0.95) in a canary release started 400 s ago in a home;
+    returns its id."""
+    from swarmvar.evolution import new_variant, open_home, start_canary
+    from swarmvar.models.nig import NormalInverseGamma
+
+    def make(home: Path) -> str:
+        h = open_home(home)
+        try:
+            v = h.variants.add(new_variant("NormalInverseGamma", {"forgetting": 0.95},
+                                           {NormalInverseGamma.name: NormalInverseGamma},
+                                           now=time.time() - 400))
+            return start_canary(h.variants, v, h.config.canary, time.time() - 400).id
+        finally:
+            h.close()
+
+    return make

@@ -4,7 +4,7 @@ entry is written."""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,28 +12,16 @@ from typer.testing import CliRunner
 
 from swarmvar import sandbox
 from swarmvar.cli.variants import app
-from swarmvar.evolution import new_variant, open_home, start_canary
-from swarmvar.models.nig import NormalInverseGamma
 
 LOUD = "[/x] [word] ends\x1b[31m"
 
 
-def _canary(home: Path) -> str:
-    h = open_home(home)
-    try:
-        v = h.variants.add(new_variant("NormalInverseGamma", {"forgetting": 0.95},
-                                       {NormalInverseGamma.name: NormalInverseGamma},
-                                       now=time.time() - 400))
-        return start_canary(h.variants, v, h.config.canary, time.time() - 400).id
-    finally:
-        h.close()
-
-
-def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: str) -> str:
+def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nig_canary: Callable[[Path], str],
+         module: str) -> str:
     plugins = tmp_path / "plugins"
     plugins.mkdir()
     (plugins / "sbx_loud.py").write_text(module)
-    vid = _canary(tmp_path / "home")
+    vid = nig_canary(tmp_path / "home")
     monkeypatch.setattr(sandbox, "create", lambda backend, profile: sandbox.UnsandboxedWorker(
         sandbox.VALIDATION, plugin_paths=[str(plugins)], preload=("numpy", "sbx_loud")))
     res = CliRunner().invoke(app, ["canary", "run", vid, "--data", "sp500", "--last", "60",
@@ -43,18 +31,20 @@ def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: str) -> str:
     return res.output
 
 
-def test_an_unavailable_workers_stderr_is_printed_as_text(tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    out = _run(tmp_path, monkeypatch,
+def test_an_unavailable_workers_stderr_is_printed_as_text(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        nig_canary: Callable[[Path], str]) -> None:
+    out = _run(tmp_path, monkeypatch, nig_canary,
                f"import sys\nprint({LOUD!r}, file=sys.stderr, flush=True)\n"
                "raise ImportError('cannot')\n")
     assert "sandbox unavailable (bwrap)" in out
     assert "[/x] [word] ends[31m" in out and "\x1b" not in out
 
 
-def test_a_crashed_tasks_stderr_is_printed_as_text(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    out = _run(tmp_path, monkeypatch,
+def test_a_crashed_tasks_stderr_is_printed_as_text(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        nig_canary: Callable[[Path], str]) -> None:
+    out = _run(tmp_path, monkeypatch, nig_canary,
                "import os, sys\nimport swarmvar.models.task as task\n"
                "def crash(*args, **kwargs):\n"
                f"    print({LOUD!r}, file=sys.stderr, flush=True)\n"

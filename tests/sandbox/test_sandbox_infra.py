@@ -22,26 +22,14 @@ import pytest
 import swarmvar
 from swarmvar import data, sandbox
 from swarmvar.errors import SandboxUnavailable, SandboxViolation
-from swarmvar.evolution import BreakerState, new_variant, open_home, start_canary
+from swarmvar.evolution import BreakerState, open_home
 from swarmvar.ledger import EntryKind, Ledger
-from swarmvar.models.nig import NormalInverseGamma
 from swarmvar.swarm.canary_sandbox import validate_variant
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None,
                                 reason="bubblewrap is not installed")
 PROFILE = sandbox.Profile("infra", cpu_seconds=30, wall_seconds=60, memory_bytes=3 << 30,
                           processes=64, file_bytes=16 << 20)
-
-
-def _canary(home: Path) -> str:
-    h = open_home(home)
-    try:
-        v = h.variants.add(new_variant("NormalInverseGamma", {"forgetting": 0.95},
-                                       {NormalInverseGamma.name: NormalInverseGamma},
-                                       now=time.time() - 400))
-        return start_canary(h.variants, v, h.config.canary, time.time() - 400).id
-    finally:
-        h.close()
 
 
 def test_a_worker_that_cannot_import_is_unavailable_not_a_violation() -> None:
@@ -77,8 +65,9 @@ def test_a_crash_inside_a_task_shows_the_workers_last_words(tmp_path: Path) -> N
     assert "the last thing it said" in caught.value.detail
 
 
-def test_an_unavailable_sandbox_counts_nothing_against_the_breaker(tmp_path: Path) -> None:
-    vid = _canary(tmp_path)
+def test_an_unavailable_sandbox_counts_nothing_against_the_breaker(tmp_path: Path,
+                                                                   nig_canary) -> None:
+    vid = nig_canary(tmp_path)
     broken = sandbox.BubblewrapSandbox(sandbox.VALIDATION, preload=("no_such_module_q7",))
     h = open_home(tmp_path)
     try:
@@ -165,11 +154,11 @@ def test_only_the_package_folder_of_a_checkout_is_visible_inside(tmp_path: Path)
     assert done.stdout.split() == ["0", "0", "1"]
 
 
-def test_canary_run_in_bwrap_from_a_source_checkout(tmp_path: Path) -> None:
+def test_canary_run_in_bwrap_from_a_source_checkout(tmp_path: Path, nig_canary) -> None:
     """The user's case: `variants canary run ID --sandbox bwrap` with code on PYTHONPATH."""
     root = _checkout(tmp_path)
     home = tmp_path / "home"
-    vid = _canary(home)
+    vid = nig_canary(home)
     done = subprocess.run(
         [sys.executable, "-c", "from swarmvar.cli import main; main()", "variants", "canary",
          "run", vid, "--data", "sp500", "--sandbox", "bwrap", "--last", "300", "--window",
@@ -183,13 +172,14 @@ def test_canary_run_in_bwrap_from_a_source_checkout(tmp_path: Path) -> None:
     assert [e["outcome"] for e in events] == ["evidence"]
 
 
-def test_canary_run_on_an_unavailable_sandbox_says_so(tmp_path: Path, monkeypatch) -> None:
+def test_canary_run_on_an_unavailable_sandbox_says_so(tmp_path: Path, monkeypatch,
+                                                      nig_canary) -> None:
     """The CLI names an unavailable sandbox (exit 1), not a bug and not a violation."""
     from typer.testing import CliRunner
 
     from swarmvar.cli.variants import app
 
-    vid = _canary(tmp_path)
+    vid = nig_canary(tmp_path)
     monkeypatch.setattr(sandbox, "create", lambda backend, profile: sandbox.BubblewrapSandbox(
         sandbox.VALIDATION, preload=("no_such_module_q7",)))
     res = CliRunner().invoke(app, ["canary", "run", vid, "--data", "sp500", "--last", "300",

@@ -7,7 +7,8 @@ ALERT / APPLY_BALANCE / APPLY_OPTIMIZE / NOOP by thresholds (:mod:`.decide`);
 a genomic PID closes the loop on the measured beat time (:mod:`.pid`); a
 logistic threat model scores the anomalies (:mod:`.threat`), versioned in
 the evolution registry (:mod:`.versions`). :func:`step` is the pure beat;
-:class:`Arbiter` the stateful observer the runtime calls. See docs/arbiter.md.
+:class:`Arbiter` the stateful observer the runtime calls; :class:`Drift` and
+:func:`drill` inject a drifting agent into a replay (:mod:`.drill`). See docs/arbiter.md.
 """
 
 from .arbiter import QUARANTINE_BREAKER, Arbiter, Retraining, threat_labels
@@ -22,6 +23,7 @@ from .cores import (
     run_cores,
 )
 from .decide import SEED_THRESHOLDS, BalanceTarget, Thresholds, decide
+from .drill import Drift, DrillResult, drifted, drill
 from .history import BeatHistory, cached_history
 from .pid import Genome, PidGains, PidState, PidStep, recalibrate, seed_error
 from .pulse import Cadence, Pulse, t_lambda
@@ -44,7 +46,8 @@ __all__ = [
     "AucComparison", "block_bootstrap_auc_difference", "compare_auc",
     "Arbiter", "ArbiterConfig", "ArbiterState", "BalanceTarget", "BeatHistory", "BeatSignals",
     "Cadence",
-    "CoreOutputs", "DecisionVector", "Genome", "PidGains", "PidState", "PidStep", "Pulse",
+    "CoreOutputs", "DecisionVector", "Drift", "DrillResult", "drifted", "drill",
+    "Genome", "PidGains", "PidState", "PidStep", "Pulse",
     "Retraining", "SignalConfig", "SignalMemory", "StepOutput", "ThreatModel",
     "ThreatVersions", "Thresholds", "aggregate_recommendations", "balance_core",
     "cached_history", "decide", "entropy_core", "fit_threat_model", "observe_step",

@@ -154,3 +154,83 @@ def test_the_cache_line_names_the_file_cached_history_reads(
     assert path.name in "".join(result.output.split())
     with Ledger.open(home, create=False) as ledger:
         assert ledger.entry(ledger.size - 1).data["details"]["cache"] == path.name
+
+
+def _seed_named_cache(folder: Path) -> Path:
+    """The simulated history under the default swarm's names (the drill resolves real agents),
+    where the replay of sp500 --last 400 --window 100 looks."""
+    from swarmvar.arbiter import BeatHistory
+
+    path = cache_path("sp500", last=400, window=100, refit_every=20, alphas=(0.99, 0.975),
+                      seed=0, agents=DEFAULT_AGENTS, cache=folder)
+    h = simulated_history(days=400, seed=7, scales=(1.0,) * len(DEFAULT_AGENTS))
+    BeatHistory(h.name, h.dates, h.returns, h.alphas, tuple(DEFAULT_AGENTS), h.cols,
+                h.consensus, h.logscore).save(path)
+    return path
+
+
+def test_the_drift_drill_prints_the_beats_to_alert_and_quarantine(tmp_path: Path) -> None:
+    """An agent scaled to 0.3 of its risk from day 150: the CLI's beats and reason are the
+    drill's own (swarmvar.arbiter.drill on the same history), and the ledger records them."""
+    from swarmvar.arbiter import Arbiter, BeatHistory, Drift, drill
+
+    home = tmp_path / "home"
+    path = _seed_named_cache(home / "cache" / "arbiter")
+    agent = DEFAULT_AGENTS[0]
+    result = runner.invoke(build_app("arbiter"), [
+        "arbiter", "replay", "--last", "400", "--window", "100", "--home", str(home),
+        "--drift", "nig" if agent == "NormalInverseGamma" else agent, "--drift-start", "150",
+        "--drift-scale", "0.3"])
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    expected = drill(BeatHistory.load(path), Arbiter(), Drift(agent, 150, scale=0.3))
+    assert expected.first_quarantine is not None and expected.first_alert is not None
+    assert f"drift drill: {agent} (scale 0.3 from day 150" in out
+    assert f"first ALERT naming it after {expected.first_alert} beat" in out
+    assert f"QUARANTINE after {expected.first_quarantine} beat" in out
+    assert "binomial" in expected.reason
+    assert f"quarantine reason: {' '.join(expected.reason.split())}" in out
+    with Ledger.open(home, create=False) as ledger:
+        details = ledger.entry(ledger.size - 1).data["details"]
+    assert details["drift"] == {"agent": agent, "start": 150, "scale": 0.3, "frozen": False,
+                                "first_alert": expected.first_alert,
+                                "first_quarantine": expected.first_quarantine,
+                                "reason": expected.reason}
+
+
+def test_a_clean_swarm_frozen_late_is_never_quarantined(tmp_path: Path) -> None:
+    """Frozen on the second-to-last day: one beat left, too little evidence: 'never'."""
+    home = tmp_path / "home"
+    _seed_named_cache(home / "cache" / "arbiter")
+    result = runner.invoke(build_app("arbiter"), [
+        "arbiter", "replay", "--last", "400", "--window", "100", "--home", str(home),
+        "--drift", DEFAULT_AGENTS[1], "--drift-start", "398", "--drift-frozen"])
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert f"drift drill: {DEFAULT_AGENTS[1]} (frozen from day 398" in out
+    assert "QUARANTINE after never" in out and "quarantine reason" not in out
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--drift", "nigg", "--drift-start", "5", "--drift-scale", "0.5"], "did you mean 'nig'"),
+    (["--drift", "nig", "--drift-scale", "0.5"], "--drift-start"),
+    (["--drift", "nig", "--drift-start", "0", "--drift-scale", "0.5"], ">= 1"),
+    (["--drift", "nig", "--drift-start", "5"], "exactly one"),
+    (["--drift", "nig", "--drift-start", "5", "--drift-scale", "0.5", "--drift-frozen"],
+     "exactly one"),
+    (["--drift", "nig", "--drift-start", "5", "--drift-scale", "nan"], "positive finite"),
+    (["--drift", "nig", "--drift-start", "5", "--drift-scale", "-1"], "positive finite"),
+    (["--drift-start", "5", "--drift-frozen"], "--drift AGENT"),
+    (["--drift", "HarArch", "--drift-start", "5", "--drift-frozen"], "not in the replayed"),
+    (["--drift", "nig", "--drift-start", "400", "--drift-frozen"], "past the history"),
+])
+def test_bad_drift_flags_are_usage_errors(args: list[str], says: str, tmp_path: Path) -> None:
+    """Refused with exit 2 before the ledger is opened; the agent and the start against the
+    cached history (a cache hit), before any beat."""
+    home = tmp_path / "home"
+    _seed_named_cache(home / "cache" / "arbiter")
+    result = runner.invoke(build_app("arbiter"), [
+        "arbiter", "replay", "--last", "400", "--window", "100", "--home", str(home), *args])
+    assert result.exit_code == 2, result.output
+    assert says in " ".join(result.output.split())
+    assert not (home / "ledger.sqlite").exists()

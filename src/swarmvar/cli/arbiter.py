@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ._common import BUNDLED, check_home, make_console, usage_errors
+from ..types import Action, Decision
+from ._common import BUNDLED, _suggest, check_home, make_console, resolve_agents, usage_errors
+
+if TYPE_CHECKING:
+    from ..arbiter import Drift
 
 app = typer.Typer(name="arbiter", help="The arbiter: beat decisions, replayed on backtests.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -16,6 +21,64 @@ app = typer.Typer(name="arbiter", help="The arbiter: beat decisions, replayed on
 
 def _p(p: float) -> str:
     return "n/a" if math.isnan(p) else f"{'pass' if p > 0.05 else 'FAIL'} {p:.3f}"
+
+
+def _drift_options(agent: str | None, start: int | None, scale: float | None, frozen: bool
+                   ) -> tuple[str, int, float | None, bool] | None:
+    """The drift flags checked (usage errors) -> ``Drift``'s arguments, or None without --drift."""
+    if agent is None:
+        if start is not None or scale is not None or frozen:
+            raise typer.BadParameter("--drift-start, --drift-scale and --drift-frozen go with "
+                                     "--drift AGENT", param_hint="--drift")
+        return None
+    name = resolve_agents([agent], flag="--drift")
+    if len(name) != 1:
+        raise typer.BadParameter(f"--drift takes one agent, not {agent!r}", param_hint="--drift")
+    if start is None:
+        raise typer.BadParameter("--drift needs --drift-start DAY (a day index >= 1)",
+                                 param_hint="--drift-start")
+    if start < 1:
+        raise typer.BadParameter(f"--drift-start must be a day index >= 1, not {start}",
+                                 param_hint="--drift-start")
+    if (scale is None) == (not frozen):
+        raise typer.BadParameter("give exactly one of --drift-scale S or --drift-frozen",
+                                 param_hint="--drift-scale")
+    if scale is not None and not (math.isfinite(scale) and scale > 0):
+        raise typer.BadParameter(f"--drift-scale must be a positive finite number, not {scale}",
+                                 param_hint="--drift-scale")
+    return name[0], start, scale, frozen
+
+
+def _check_drift(drift: Drift, agents: Sequence[str], days: int) -> None:
+    """The drift's agent is in the replayed swarm and it starts before the last day."""
+    if drift.agent not in agents:
+        raise typer.BadParameter(f"{drift.agent} is not in the replayed swarm "
+                                 f"({', '.join(agents)}){_suggest(drift.agent, agents)}",
+                                 param_hint="--drift")
+    if drift.start >= days:
+        raise typer.BadParameter(f"--drift-start {drift.start} is past the history's last day "
+                                 f"{days - 1}", param_hint="--drift-start")
+
+
+def _drill_beats(decisions: Sequence[Decision], drift: Drift
+                 ) -> tuple[int | None, int | None, str]:
+    """Beats from the drift's start to the first ALERT (or QUARANTINE) naming its agent and to
+    its QUARANTINE (None: never), and that quarantine's reason (as ``drill`` counts them)."""
+    alert = quarantine = None
+    reason = ""
+    for d in decisions:
+        if drift.agent not in d.agents or d.seq < drift.start:
+            continue
+        if alert is None and d.action in (Action.ALERT, Action.QUARANTINE):
+            alert = d.seq - drift.start
+        if quarantine is None and d.action is Action.QUARANTINE:
+            quarantine, reason = d.seq - drift.start, d.reason
+            break
+    return alert, quarantine, reason
+
+
+def _beats(n: int | None) -> str:
+    return "never" if n is None else f"{n} beat{'s' if n != 1 else ''}"
 
 
 @app.command("replay")
@@ -40,11 +103,24 @@ def replay_command(
     cache: Annotated[Path | None, typer.Option(
         "--cache", help="folder of cached backtests", show_default="HOME/cache/arbiter",
         metavar="DIR")] = None,
+    drift_agent: Annotated[str | None, typer.Option(
+        "--drift", metavar="AGENT", help="drift drill: the agent that drifts (name or alias); "
+        "with --drift-start and one of --drift-scale / --drift-frozen")] = None,
+    drift_start: Annotated[int | None, typer.Option(
+        "--drift-start", metavar="DAY", help="drift drill: the day index (>= 1) it starts")
+                           ] = None,
+    drift_scale: Annotated[float | None, typer.Option(
+        "--drift-scale", metavar="S", help="drift drill: its VaR, ES and intervals times S "
+        "(below 1: it under-reports risk)")] = None,
+    drift_frozen: Annotated[bool, typer.Option(
+        "--drift-frozen", help="drift drill: its forecasts stuck at the start day's")] = False,
 ) -> None:
     """Replay a backtest's days as beats through the arbiter; compare the consensus with
     and without its actions. The backtest is cached under HOME/cache/arbiter (keyed on
     every setting, the swarmvar version and the code's hash); the arbiter's per-beat
-    entries and a summary go to the ledger under HOME."""
+    entries and a summary go to the ledger under HOME. With --drift the replay is the drift
+    drill: one agent's forecasts scaled or frozen from --drift-start on (the consensus
+    recomputed), and the beats to its first ALERT and its QUARANTINE are printed."""
     if data not in BUNDLED:
         raise typer.BadParameter(f"--data must be one of {', '.join(BUNDLED)}, not {data!r}")
     if last < 50 or window < 50 or workers < 1:
@@ -54,10 +130,11 @@ def replay_command(
         raise typer.BadParameter(f"{cache} is a file; give a folder for the cached "
                                  "backtests", param_hint="--cache")
     cache_dir = cache if cache is not None else folder / "cache" / "arbiter"
+    drift_options = _drift_options(drift_agent, drift_start, drift_scale, drift_frozen)
     from rich.table import Table
 
     from .. import __version__
-    from ..arbiter import SEED_THRESHOLDS, Arbiter, Retraining, Thresholds, cached_history
+    from ..arbiter import SEED_THRESHOLDS, Arbiter, Drift, Retraining, Thresholds, cached_history
     from ..arbiter.replay import replay_report
     from ..ledger import EntryKind, Ledger
     from ..swarm.consensus import SWARM_POLICY
@@ -66,6 +143,7 @@ def replay_command(
     with usage_errors():
         # the options are checked before the ledger is opened: a bad flag writes nothing
         Arbiter.from_options(k_flows=k_flows, p_nodes=p_nodes, t_threshold=t_threshold).close()
+        drift = None if drift_options is None else Drift(*drift_options)
         cached: list[Path] = []
 
         def announce(path: Path, hit: bool) -> None:
@@ -77,7 +155,10 @@ def replay_command(
         history = cached_history(data, last=last, window=window, seed=seed, workers=workers,
                                  cache=cache_dir, announce=announce)
         path = cached[0]
+        if drift is not None:
+            _check_drift(drift, history.agents, history.days)
         ledger = Ledger.open(folder)
+    decisions: list[Decision] = []
     arbiter: Arbiter | None = None
     try:
         with usage_errors():
@@ -86,7 +167,9 @@ def replay_command(
                 k_flows=k_flows, p_nodes=p_nodes, t_threshold=t_threshold, ledger=ledger,
                 thresholds=SEED_THRESHOLDS if seed_thresholds else Thresholds(),
                 retraining=Retraining() if retrain else None)
-            report = replay_report(history, arbiter, SWARM_POLICY)
+            report = replay_report(history, arbiter, SWARM_POLICY, drift=drift,
+                                   on_decision=decisions.append)
+            found = None if drift is None else _drill_beats(decisions, drift)
             ledger.add_entries([(EntryKind.ACTION, {"type": "arbiter.replay", "details": {
                 "data": data, "last": last, "window": window, "seed": seed,
                 "agents": list(history.agents), "beats": report.days,
@@ -98,7 +181,11 @@ def replay_command(
                 "consensus": [{"alpha": a.alpha, "without": a.breaches,
                                "with": b.breaches, "expected": a.expected}
                               for a, b in zip(report.without, report.with_actions,
-                                              strict=True)]}})])
+                                              strict=True)],
+                **({} if drift is None or found is None else {"drift": {
+                    "agent": drift.agent, "start": drift.start, "scale": drift.scale,
+                    "frozen": drift.frozen, "first_alert": found[0],
+                    "first_quarantine": found[1], "reason": found[2]}})}})])
             entries = range(start, ledger.size)
             root = ledger.compute_merkle_root().hex()
             where = ledger.path
@@ -144,6 +231,13 @@ def replay_command(
             table.add_row(f"{a.alpha:g}", label, str(s2.breaches), f"{s2.expected:.1f}",
                           _p(s2.kupiec_p), _p(s2.christoffersen_p), f"{s2.fz0:.6f}")
     console.print(table)
+    if drift is not None and found is not None:
+        alert, quarantine, reason = found
+        console.print(f"drift drill: {drift.agent} ({drift.label} from day {drift.start}, "
+                      f"{history.dates[drift.start]}): first ALERT naming it after "
+                      f"{_beats(alert)}, QUARANTINE after {_beats(quarantine)}", markup=False)
+        if reason:
+            console.print(f"quarantine reason: {reason}", markup=False)
     console.print(f"recorded entries {entries.start}-{entries.stop - 1} (the arbiter's "
                   f"beats and a summary) in the ledger at {where} (Merkle root {root[:16]}…)",
                   markup=False)

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -290,8 +291,7 @@ DRIFTS: tuple[tuple[str, float | None], ...] = (
 
 def _median(values: list[int | None]) -> str:
     """Median over the runs, a run that never happened counting as infinitely late."""
-    xs = sorted(math.inf if v is None else v for v in values)
-    m = xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+    m = statistics.median(math.inf if v is None else v for v in values)
     return "never" if math.isinf(m) else f"{m:g}"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -65,8 +66,8 @@ def test_quarantine_goes_through_the_breaker_and_the_decision_names_it() -> None
     history = simulated_history(days=200, seed=3, scales=SIX)
     arbiter = Arbiter()
     decisions: list[Decision] = []
-    out = replay(history, arbiter, on_decision=decisions.append,
-                 drift=Drift("C", 40, scale=0.4))
+    out = replay(drifted(history, Drift("C", 40, scale=0.4)), arbiter,
+                 on_decision=decisions.append)
     q = [d for d in decisions if d.action is Action.QUARANTINE]
     assert q and all(d.agents == ("C",) for d in q)
     j = history.agents.index("C")
@@ -101,6 +102,33 @@ def test_per_agent_rule_never_leaves_fewer_than_three_and_seed_has_none() -> Non
     assert "a breaches 15.0 of 499" in d.reason and "p = 1e-05" in d.reason
     assert decide(v, s, excluded=("d", "e", "f")).action is not Action.QUARANTINE
     assert decide(v, s, thresholds=SEED_THRESHOLDS).action is not Action.QUARANTINE
+    # the count alone is not enough: an agent whose VaR is not below the others' intervals
+    inside = dataclasses.replace(agents[0], outside_low=False, tail_p=(1e-9, 1.0))
+    s2 = dataclasses.replace(s, agents=(inside, *agents[1:]))
+    assert decide(v, s2, excluded=("e", "f")).agents == ("b",)
+
+
+def test_a_restored_arbiter_decides_as_the_uninterrupted_one() -> None:
+    """The per-agent rule reads only state the checkpoint carries: cut before, at and
+    after the first quarantine, the restored arbiter's decisions are the same."""
+    h = drifted(simulated_history(days=260, seed=3, scales=SIX), Drift("C", 60, scale=0.4))
+    beats = list(h.beats(h.name))
+
+    def run(arbiter: Arbiter, part: list) -> list[tuple]:
+        out = []
+        for report in part:
+            (d,) = arbiter.observe(report, beat_seconds=0.01)
+            out.append((d.action, d.agents, tuple(sorted(arbiter.excluded(h.name)))))
+        return out
+
+    full = run(Arbiter(), beats)
+    first_q = next(i for i, x in enumerate(full) if x[0] is Action.QUARANTINE)
+    for cut in (first_q - 5, first_q + 1, first_q + 10):
+        a = Arbiter()
+        head = run(a, beats[:cut])
+        b = Arbiter()
+        b.restore_state(h.name, a.checkpoint_state(h.name), h.agents)
+        assert head + run(b, beats[cut:]) == full
 
 
 @settings(max_examples=60, deadline=None)

@@ -169,3 +169,18 @@ def test_portfolio_specs_are_checked():
     assert spec.value_of({"a": 0.0, "b": 0.0}) == 0.0
     assert math.isclose(spec.value_of({"a": 0.01, "b": -0.02}),
                         math.log1p(0.75 * math.expm1(0.01) + 0.25 * math.expm1(-0.02)))
+
+
+def test_refusal_patterns_are_bounded(swarm_home, monkeypatch):
+    """A long run's distinct refusal messages stay bounded: past the cap they count together."""
+    from swarmvar.swarm import runtime
+
+    swarm, _, _ = swarm_home
+    monkeypatch.setattr(runtime, "MAX_REFUSAL_PATTERNS", len(swarm.refusals) + 2)
+    before = dict(swarm.refusals)
+    for word in ("alpha", "beta", "gamma", "delta"):  # letters: nothing blanked, four patterns
+        swarm._refuse(InvalidTick(f"a refusal named {word}"),
+                      Tick("sp500", datetime(2020, 1, 2, tzinfo=UTC), value=0.0))
+    new = {k: v for k, v in swarm.refusals.items() if k not in before}
+    assert sorted(new) == ["a refusal named alpha", "a refusal named beta", "other refusals"]
+    assert new["other refusals"] == (2, "a refusal named gamma")

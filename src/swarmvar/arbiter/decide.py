@@ -83,7 +83,11 @@ class Thresholds:
     balance_on: BalanceTarget = BalanceTarget.SCORE
     #: Per-agent quarantine: the largest binomial tail p-value of an agent's own
     #: trailing breach count that, with its VaR below the others' intervals, quarantines
-    #: it whatever the swarm's threat (0 turns the rule off).
+    #: it whatever the swarm's threat (0 turns the rule off). A per-beat nominal level,
+    #: taken on each level every beat (no correction for the repeated tests: the
+    #: "VaR below the others' intervals" condition is what keeps a calibrated agent in).
+    #: p-values are computed only past the signals' ``coverage_z`` gate (z > 2), so a
+    #: value above ~0.03 acts as that gate.
     agent_p: float = 1e-3
 
     def __post_init__(self) -> None:
@@ -119,6 +123,11 @@ def _evidence(a: AgentSignals) -> str:
             f"{alpha:g}, expected {(1 - alpha) * n:.1f}, binomial p = {a.tail_p[k]:.2g}")
 
 
+def _room(signals: BeatSignals, excluded: Collection[str], t: Thresholds) -> int:
+    """How many more agents may be quarantined and leave ``min_agents`` in the consensus."""
+    return len(signals.agents) - len(set(excluded)) - t.min_agents
+
+
 def exceeding(signals: BeatSignals, excluded: Collection[str], thresholds: Thresholds
               ) -> list[AgentSignals]:
     """Agents the per-agent rule quarantines: a significant exceedance of their own breach
@@ -127,7 +136,7 @@ def exceeding(signals: BeatSignals, excluded: Collection[str], thresholds: Thres
     t = thresholds
     if t.agent_p <= 0:
         return []
-    room = len(signals.agents) - len(set(excluded)) - t.min_agents
+    room = _room(signals, excluded, t)
     found = [a for a in signals.agents if a.agent not in excluded and a.outside_low
              and a.tail_p and min(a.tail_p) < t.agent_p]
     return sorted(found, key=lambda a: (min(a.tail_p), a.agent))[:max(0, room)]
@@ -150,7 +159,7 @@ def decide(vector: DecisionVector, signals: BeatSignals, excluded: Collection[st
                         f"{reason} (dominant core {vector.dominant})", weights or {})
 
     if vector.threat >= t.quarantine:
-        room = len(signals.agents) - len(set(excluded)) - t.min_agents
+        room = _room(signals, excluded, t)
         suspects = sorted((a for a in signals.agents if a.agent not in excluded
                            and (a.drifting or a.outside_low)
                            and a.anomalies >= t.quarantine_anomalies),

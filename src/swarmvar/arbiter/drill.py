@@ -22,6 +22,7 @@ clean data: every quarantine is a false one).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,6 +123,23 @@ class DrillResult:
     reason: str
 
 
+def first_beats(decisions: Sequence[Decision], drift: Drift
+                ) -> tuple[int | None, int | None, str]:
+    """Beats from the drift's start to the first ALERT (or QUARANTINE) naming its agent and to
+    its QUARANTINE (None: never), and that quarantine's reason."""
+    alert = quarantine = None
+    reason = ""
+    for d in decisions:
+        if drift.agent not in d.agents or d.seq < drift.start:
+            continue
+        if alert is None and d.action in (Action.ALERT, Action.QUARANTINE):
+            alert = d.seq - drift.start
+        if d.action is Action.QUARANTINE:
+            quarantine, reason = d.seq - drift.start, d.reason
+            break
+    return alert, quarantine, reason
+
+
 def drill(history: BeatHistory, arbiter: Arbiter, drift: Drift | None = None) -> DrillResult:
     """Replay ``history`` (with ``drift`` applied, if any) through ``arbiter``."""
     from .replay import replay
@@ -131,19 +149,11 @@ def drill(history: BeatHistory, arbiter: Arbiter, drift: Drift | None = None) ->
     outcome = replay(h, arbiter, on_decision=decisions.append)
     start = 0 if drift is None else drift.start
     target = None if drift is None else drift.agent
-    first_alert = first_q = None
-    wrong = quarantines = 0
-    reason = ""
-    for d in decisions:
-        if d.action is Action.QUARANTINE:
-            quarantines += 1
-            wrong += sum(a != target for a in d.agents)
-        if target is None or target not in d.agents or d.seq < start:
-            continue
-        if first_alert is None and d.action in (Action.ALERT, Action.QUARANTINE):
-            first_alert = d.seq - start
-        if first_q is None and d.action is Action.QUARANTINE:
-            first_q, reason = d.seq - start, d.reason
+    quarantined = [d for d in decisions if d.action is Action.QUARANTINE]
+    quarantines = len(quarantined)
+    wrong = sum(a != target for d in quarantined for a in d.agents)
+    first_alert, first_q, reason = (None, None, "") if drift is None else \
+        first_beats(decisions, drift)
     held = int(outcome.excluded.sum() if target is None
                else outcome.excluded[start:, history.agents.index(target)].sum())
     return DrillResult(history.name, drift, first_alert, first_q, wrong, held, quarantines,

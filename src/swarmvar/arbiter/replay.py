@@ -57,15 +57,12 @@ class ReplayOutcome:
 def replay(history: BeatHistory, arbiter: Arbiter, *, load: float = 0.7,
            optional: float = 0.5,
            on_beat: Callable[[int, int], None] | None = None,
-           on_decision: Callable[[Decision], None] | None = None,
-           drift: Drift | None = None) -> ReplayOutcome:
+           on_decision: Callable[[Decision], None] | None = None) -> ReplayOutcome:
     """Drive ``arbiter`` over every beat of ``history`` (see the module docstring).
 
-    ``on_decision`` sees each beat's decision; ``drift`` replays the history with
-    one agent drifting (:func:`~.drill.drifted`).
+    ``on_decision`` sees each beat's decision; a drift drill replays
+    :func:`~.drill.drifted` of the history.
     """
-    if drift is not None:
-        history = drifted(history, drift)
     days, n = history.days, len(history.agents)
     excluded = np.zeros((days, n), dtype=bool)
     factors = np.ones((days, n))

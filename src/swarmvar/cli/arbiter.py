@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..types import Action, Decision
+from ..types import Decision
 from ._common import BUNDLED, _suggest, check_home, make_console, resolve_agents, usage_errors
 
 if TYPE_CHECKING:
@@ -58,23 +58,6 @@ def _check_drift(drift: Drift, agents: Sequence[str], days: int) -> None:
     if drift.start >= days:
         raise typer.BadParameter(f"--drift-start {drift.start} is past the history's last day "
                                  f"{days - 1}", param_hint="--drift-start")
-
-
-def _drill_beats(decisions: Sequence[Decision], drift: Drift
-                 ) -> tuple[int | None, int | None, str]:
-    """Beats from the drift's start to the first ALERT (or QUARANTINE) naming its agent and to
-    its QUARANTINE (None: never), and that quarantine's reason (as ``drill`` counts them)."""
-    alert = quarantine = None
-    reason = ""
-    for d in decisions:
-        if drift.agent not in d.agents or d.seq < drift.start:
-            continue
-        if alert is None and d.action in (Action.ALERT, Action.QUARANTINE):
-            alert = d.seq - drift.start
-        if quarantine is None and d.action is Action.QUARANTINE:
-            quarantine, reason = d.seq - drift.start, d.reason
-            break
-    return alert, quarantine, reason
 
 
 def _beats(n: int | None) -> str:
@@ -135,6 +118,7 @@ def replay_command(
 
     from .. import __version__
     from ..arbiter import SEED_THRESHOLDS, Arbiter, Drift, Retraining, Thresholds, cached_history
+    from ..arbiter.drill import first_beats
     from ..arbiter.replay import replay_report
     from ..ledger import EntryKind, Ledger
     from ..swarm.consensus import SWARM_POLICY
@@ -169,7 +153,7 @@ def replay_command(
                 retraining=Retraining() if retrain else None)
             report = replay_report(history, arbiter, SWARM_POLICY, drift=drift,
                                    on_decision=decisions.append)
-            found = None if drift is None else _drill_beats(decisions, drift)
+            found = None if drift is None else first_beats(decisions, drift)
             ledger.add_entries([(EntryKind.ACTION, {"type": "arbiter.replay", "details": {
                 "data": data, "last": last, "window": window, "seed": seed,
                 "agents": list(history.agents), "beats": report.days,

@@ -266,6 +266,10 @@ def _reason(exc: BaseException) -> str:
 _SPECIFICS = re.compile(r"'[^']*'|\"[^\"]*\"|\d[\d:.+\-T]*|\bnan\b|\binf\b", re.IGNORECASE)
 
 
+#: Distinct refusal patterns :attr:`Swarm.refusals` keeps; later new ones count together.
+MAX_REFUSAL_PATTERNS = 100
+
+
 def refusal_pattern(message: str) -> str:
     """A refusal's message with what differs from tick to tick blanked (its reason's key)."""
     return _SPECIFICS.sub("…", " ".join(message.split()))
@@ -1371,8 +1375,11 @@ class Swarm:
     def _refuse(self, exc: InvalidTick, tick: Any) -> None:
         reason = _reason(exc)
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
-        text = " ".join(str(exc).split())
-        count, first = self.refusals.get(key := refusal_pattern(text), (0, text))
+        text = str(exc)
+        key = refusal_pattern(text)
+        if key not in self.refusals and len(self.refusals) >= MAX_REFUSAL_PATTERNS:
+            key = "other refusals"  # a long run's distinct messages stay bounded
+        count, first = self.refusals.get(key, (0, " ".join(text.split())))
         self.refusals[key] = (count + 1, first)
         detail = {"type": "tick-rejected", "details": {
             "error": reason, "message": str(exc)[:500], "tick": _tick_repr(tick)}}

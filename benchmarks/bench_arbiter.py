@@ -28,9 +28,21 @@
    other agents; and on clean data every quarantine. The per-agent p was
    chosen on the S&P 500 (full mode also prints that selection: agents drifting
    from days 700 and 1500, p of 0.01 / 0.001 / 0.0001); NASDAQ is held out.
-   Quick mode: a simulated history.
+   Quick mode: a simulated history;
+5. the per-agent rule's count test on a calibrated agent: Bernoulli(1 - α)
+   breaches (one uniform a beat, so the 0.99 and 0.975 breaches are nested as
+   one agent's are) fed through the signals' exponentially weighted rate and
+   :func:`~swarmvar.arbiter.signals.breach_tail_p` (behind their ``z > 2``
+   gate), from the signals' start (the rate at ``1 - α``), 10,000 paths of
+   2,500 beats (about ten years): the per-beat rate of ``p < agent_p`` and
+   each path's chance of any crossing, at one level, at either level (the
+   rule's ``min``) and for six agents (assumed independent), beside the
+   nominal ``agent_p``. The "VaR below the others' intervals" condition is
+   not simulated: these are the count test's figures alone. The rate is
+   checked against :func:`~swarmvar.arbiter.read_beat` on a simulated history
+   (same tail p-values, bit for bit). Quick mode: 100 paths.
 
-The beats are simulated (:func:`~swarmvar.arbiter.history.simulated_history`
+The beats of 1 and 3 are simulated (:func:`~swarmvar.arbiter.history.simulated_history`
 with one volatility scale per default agent): the step's cost depends on the
 number of agents, not on which models they are.
 """
@@ -42,6 +54,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,6 +80,7 @@ from swarmvar.arbiter.decide import SEED_THRESHOLDS, Thresholds  # noqa: E402
 from swarmvar.arbiter.drill import Drift, drill  # noqa: E402
 from swarmvar.arbiter.history import BeatHistory, simulated_history  # noqa: E402
 from swarmvar.arbiter.replay import ReplayOutcome, replay, threat_study  # noqa: E402
+from swarmvar.arbiter.signals import SignalConfig, breach_tail_p  # noqa: E402
 from swarmvar.arbiter.threat import (  # noqa: E402
     AucComparison,
     ThreatModel,
@@ -356,10 +370,89 @@ def bench_drill_selection(quick: bool) -> list[Row]:
     return rows
 
 
+def _tail_ps(flags: np.ndarray, alphas: tuple[float, ...], config: SignalConfig
+             ) -> Iterator[np.ndarray]:
+    """Beat by beat, the tail p-values ``read_beat`` gives agents with these breaches.
+
+    ``flags`` (beats, paths, levels) bool; yields (paths, levels) arrays: the
+    signals' exponentially weighted rate from ``1 - α`` (the same update, in the same
+    floating point), the signals' ``z > coverage_z`` gate, and past it the library's
+    :func:`breach_tail_p` itself (one call a cell; 1.0 elsewhere, as the signals).
+    """
+    lam = 1.0 - 1.0 / config.coverage_span
+    p = np.array([1.0 - a for a in alphas])
+    sd = np.sqrt(p * (1.0 - p) * (1.0 - lam) / (1.0 + lam))
+    rate = np.tile(p, (flags.shape[1], 1))
+    for beat in flags:
+        rate = lam * rate + (1.0 - lam) * beat
+        out = np.ones_like(rate)
+        for i, j in zip(*np.nonzero((rate - p) / sd > config.coverage_z), strict=True):
+            out[i, j] = breach_tail_p(float(rate[i, j]), float(p[j]), lam)[0]
+        yield out
+
+
+def _same_as_read_beat(config: SignalConfig) -> float:
+    """The largest difference between :func:`_tail_ps` and ``read_beat``'s ``tail_p`` for
+    an under-reporting agent (volatility scale 0.7, so the tail is reached) of a simulated
+    history: 0 when the benchmark's rate is the signals' own."""
+    history = simulated_history(days=400, seed=5, scales=(0.7, 1.0, 1.0))
+    memory = ArbiterState().memory
+    read: list[tuple[float, ...]] = []
+    flags: list[tuple[bool, ...]] = []
+    for report in history.beats():
+        memory, signals = read_beat(memory, report, config)
+        if report.breaches.get("A"):
+            read.append(signals.agent("A").tail_p)
+            flags.append(report.breaches["A"])
+    mine = np.array([t[0] for t in _tail_ps(np.array(flags)[:, None, :], history.alphas,
+                                             config)])
+    assert float(np.min(read)) < Thresholds().agent_p, "the check must reach the rule's tail"
+    return float(np.max(np.abs(mine - np.array(read))))
+
+
+def bench_calibrated(quick: bool) -> list[Row]:
+    """How often the per-agent rule's count test alone fires on a calibrated agent."""
+    paths, beats, seed = (100, 2500, 11) if quick else (10_000, 2500, 11)
+    alphas, config, agent_p = (0.99, 0.975), SignalConfig(), Thresholds().agent_p
+    check = _same_as_read_beat(config)
+    u = np.random.default_rng(seed).random((beats, paths))
+    flags = u[:, :, None] < np.array([1.0 - a for a in alphas])  # nested: one return a beat
+    below = np.zeros((beats, paths, len(alphas)), dtype=bool)
+    for t, tail in enumerate(_tail_ps(flags, alphas, config)):
+        below[t] = tail < agent_p
+    either = below.any(axis=2)
+    late = slice(500, beats)  # past the start at 1 - α (two spans)
+
+    def se(q: float) -> str:
+        return f"± {math.sqrt(q * (1 - q) / paths):.3f}"
+
+    rows: list[Row] = [("count test on a calibrated agent: load",
+                        f"{paths:,} paths x {beats:,} beats", "", f"seed {seed}", "")]
+    for j, a in enumerate(alphas):
+        beat_all, beat_late = below[:, :, j].mean(), below[late, :, j].mean()
+        q = float(below[:, :, j].any(axis=0).mean())
+        rows += [(f"calibrated agent, {a:g}: per-beat P(tail p < agent_p) "
+                  f"(all beats / beats 500+)", f"{beat_all:.2e} / {beat_late:.2e}", "",
+                  f"nominal agent_p {agent_p:g}", ""),
+                 (f"calibrated agent, {a:g}: P(any crossing in {beats:,} beats) per path",
+                  f"{q:.3f} {se(q)}", "", f"nominal agent_p {agent_p:g}", "")]
+    q_min = float(either.any(axis=0).mean())
+    q_six = 1.0 - (1.0 - q_min) ** 6
+    rows += [("calibrated agent, min over both levels: per-beat P / P(any crossing) per path",
+              f"{either.mean():.2e} / {q_min:.3f} {se(q_min)}", "",
+              f"nominal agent_p {agent_p:g}", ""),
+             (f"six calibrated agents, P(any crossing in {beats:,} beats) (independent "
+              "agents assumed)", f"{q_six:.3f}", "", f"nominal agent_p {agent_p:g}", ""),
+             ("count test's rate against read_beat (simulated history, agent at scale 0.7):"
+              " max |tail p difference|", f"{check:.1e}", "0", "",
+              "pass" if check == 0.0 else "FAIL")]
+    return rows
+
+
 def main(quick: bool = False) -> None:
     load = os.getloadavg()[0]
     rows = (bench_step(quick) + bench_threat(quick) + bench_overheads(quick) + bench_drill(quick)
-            + bench_drill_selection(quick))
+            + bench_drill_selection(quick) + bench_calibrated(quick))
     print(f"load average {load:.2f} (1 min) at the start; {os.cpu_count()} CPUs")
     print_table(rows, header=("metric", "measured", "target", "reference (same run)", "ok"))
 

@@ -310,6 +310,7 @@ def _median(values: list[int | None]) -> str:
 
 
 def bench_drill(quick: bool) -> list[Row]:
+    agents_of: dict[str, tuple[str, ...]]
     if quick:
         series = {"simulated": simulated_history(days=200, seed=3,
                                                  scales=(1.0, 1.0, 1.05, 1.1, 1.15, 1.2))}

@@ -146,9 +146,12 @@ def test_real_series_drift_drill_quarantines_the_drifting_agent() -> None:
     swarm-level rule alone never quarantines it (one agent cannot lift the total anomaly
     count to a threat of 0.95)."""
     from swarmvar.arbiter import cached_history
-    from swarmvar.arbiter.drill import Drift, drill
+    from swarmvar.arbiter.drill import Drift, drifted, drill
 
     history = cached_history("sp500")
+    # scale 1 recomputes the backtest's own consensus row exactly
+    same = drifted(history, Drift("GarchT", 1000, scale=1.0))
+    np.testing.assert_array_equal(same.consensus, history.consensus)
     drift = Drift("GarchT", 1000, scale=0.4)
     r = drill(history, Arbiter(), drift)
     assert r.first_alert is not None and r.first_quarantine is not None

@@ -149,4 +149,5 @@ def test_every_warm_refit_takes_the_route_chosen_once(
     assert len(asked) == 1 and asked[0].shape == (100,)
     assert (_particles(agent) is before) == (route == "reweight")
     assert np.array_equal(agent.history, r[10:])
-    assert getattr(agent, "refit_route", route) == route
+    if name == "MarkovSwitching":  # the particle agents record their route
+        assert agent.refit_route == route

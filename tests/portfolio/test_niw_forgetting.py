@@ -96,7 +96,7 @@ def test_the_book_evidence_follows_positions_changed_between_updates() -> None:
     lams = (0.9, 0.99)
     agent = NormalInverseWishart(lams=lams, evidence="book", evidence_forgetting=1.0,
                                  positions=tuple(p1)).fit(x[:50])
-    agent.update(x[50])  # the first direction, now cached
+    agent.update(x[50])  # the first direction
     agent.positions = tuple(p2)
     for row in x[51:]:
         agent.update(row)
@@ -302,3 +302,16 @@ def test_log_predictive_needs_a_fit_and_takes_a_row_or_a_one_row_matrix(
     agent = fitted["grid"]
     row = [0.001, -0.002, 0.0005]
     assert agent.log_predictive(row) == agent.log_predictive(np.array([row]))
+
+
+def test_a_fixed_lam_gives_the_numbers_of_the_agent_before_the_grid() -> None:
+    """``lam=0.99`` alone: the update densities and the forecast the NIW agent gave before
+    the grid of forgetting factors (recorded from that code, commit 41a1950)."""
+    x = np.random.default_rng(0).multivariate_normal(np.zeros(3), np.diag([1, 2, 3]) * 1e-4,
+                                                     size=300)
+    agent = NormalInverseWishart(lam=0.99, draws=10, paths=200).fit(x[:250])
+    dens = sum(agent.update(r) for r in x[250:])
+    f = agent.forecast((0.99,), seed=3).at(0.99)
+    assert dens == pytest.approx(453.31901914107664, rel=1e-12)
+    assert (f.var, f.es) == (pytest.approx(0.016727119984041427, rel=1e-12),
+                             pytest.approx(0.020922290391800116, rel=1e-12))

@@ -70,7 +70,7 @@ def test_observers_signatures_are_read_once_not_per_beat(
     """Whether an observer takes ``beat_seconds`` is looked up when the desk gets it (its
     ``observe`` and its ``replay``), not on each beat nor on each replayed beat; the
     seconds still reach it on both."""
-    import swarmvar.service.desk_observers as desk_module
+    import swarmvar.swarm.runtime as desk_module  # where Attached looks the calls up
 
     looked: list[object] = []
     real = desk_module.takes_seconds

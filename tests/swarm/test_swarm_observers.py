@@ -177,3 +177,15 @@ def test_the_observer_helpers_shared_by_the_swarm_and_the_desk() -> None:
     assert observer_instructions([a, b], "p") == (frozenset({"x", "z"}),
                                                   {"y": 0.25, "w": 2.0})
     assert stateful_observers([a, b]) == [(1, "kept", b)]
+
+
+def test_one_rule_for_a_measured_time() -> None:
+    """runtime.beat_seconds and the spread composition read a timing the same way."""
+    import math
+
+    from swarmvar.swarm.beat import is_time
+    from swarmvar.swarm.runtime import beat_seconds
+
+    good, bad = [0, 1, 0.5, 2.0], [True, -1, -0.1, math.inf, math.nan, "1", None]
+    assert all(is_time(v) for v in good) and not any(is_time(v) for v in bad)
+    assert beat_seconds({str(i): v for i, v in enumerate(good + bad)}) == 3.5

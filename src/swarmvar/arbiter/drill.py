@@ -25,12 +25,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 from ..errors import InvalidParameter
 from ..types import Action, Decision
 from .arbiter import Arbiter
-from .history import BeatHistory
+from .history import BeatHistory, consensus_cols
 
 
 @dataclass(frozen=True)
@@ -86,21 +84,9 @@ def drifted(history: BeatHistory, drift: Drift, *, recompute_consensus: bool = T
         cols[:, :, s:, j] *= drift.scale
     consensus = history.consensus.copy()
     if recompute_consensus:
-        consensus[:, :, s:] = _consensus(history, cols)[:, :, s:]
+        consensus[:, :, s:] = consensus_cols(history.returns, history.alphas, cols)[:, :, s:]
     return BeatHistory(history.name, history.dates, history.returns, history.alphas,
                        history.agents, cols, consensus, history.logscore)
-
-
-def _consensus(history: BeatHistory, cols: np.ndarray) -> np.ndarray:
-    from ..consensus import LevelForecasts, consensus_levels
-    from ..swarm.consensus import SWARM_POLICY
-
-    levels = {a: LevelForecasts(cols[k, 0], cols[k, 1], np.stack([cols[k, 2], cols[k, 3]], -1),
-                                np.stack([cols[k, 4], cols[k, 5]], -1))
-              for k, a in enumerate(history.alphas)}
-    paths = consensus_levels(history.returns, levels, SWARM_POLICY)
-    return np.stack([np.stack([paths[a].var, paths[a].es, *paths[a].var_interval.T,
-                               *paths[a].es_interval.T]) for a in history.alphas])
 
 
 @dataclass(frozen=True)

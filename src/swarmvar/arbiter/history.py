@@ -260,6 +260,23 @@ def cached_history(
     return history
 
 
+def consensus_cols(returns: NDArray[np.float64], alphas: Sequence[float],
+                   cols: NDArray[np.float64], policy: Policy | None = None
+                   ) -> NDArray[np.float64]:
+    """The consensus row ``(levels, 6, days)`` of agents' forecast columns ``cols``
+    ``(levels, 6, days, agents)`` (VaR, ES, their interval bounds) under ``policy``
+    (default the swarm's), as :func:`~swarmvar.consensus.consensus_levels` computes it."""
+    from ..consensus import LevelForecasts, consensus_levels
+    from ..swarm.consensus import SWARM_POLICY
+
+    levels = {a: LevelForecasts(cols[k, 0], cols[k, 1], np.stack([cols[k, 2], cols[k, 3]], -1),
+                                np.stack([cols[k, 4], cols[k, 5]], -1))
+              for k, a in enumerate(alphas)}
+    paths = consensus_levels(returns, levels, policy or SWARM_POLICY)
+    return np.stack([np.stack([paths[a].var, paths[a].es, *paths[a].var_interval.T,
+                               *paths[a].es_interval.T]) for a in alphas])
+
+
 def simulated_history(days: int = 200, seed: int = 0,
                       scales: Sequence[float] = (0.6, 1.0, 1.0, 1.1, 1.3),
                       mend_at: int | None = None, alphas: Sequence[float] = (0.99, 0.975),
@@ -275,9 +292,6 @@ def simulated_history(days: int = 200, seed: int = 0,
     """
     from scipy.stats import norm
 
-    from ..consensus import LevelForecasts, consensus_levels
-    from ..swarm.consensus import SWARM_POLICY
-
     rng = np.random.default_rng(seed)
     names = tuple(chr(ord("A") + j) for j in range(len(scales)))
     scale = np.tile(np.asarray(scales, dtype=np.float64), (days, 1))
@@ -291,12 +305,7 @@ def simulated_history(days: int = 200, seed: int = 0,
         var = scale * vol[:, None] * z
         es = scale * vol[:, None] * norm.pdf(z) / (1 - a)
         cols[k] = np.stack([var, es, 0.95 * var, 1.05 * var, 0.95 * es, 1.05 * es])
-    levels = {a: LevelForecasts(cols[k, 0], cols[k, 1], np.stack([cols[k, 2], cols[k, 3]], -1),
-                                np.stack([cols[k, 4], cols[k, 5]], -1))
-              for k, a in enumerate(alphas)}
-    paths = consensus_levels(returns, levels, policy or SWARM_POLICY)
-    cons = np.stack([np.stack([paths[a].var, paths[a].es, *paths[a].var_interval.T,
-                               *paths[a].es_interval.T]) for a in alphas])
+    cons = consensus_cols(returns, alphas, cols, policy)
     start = np.datetime64("2020-01-01")
     dates = np.arange(start, start + days)
     logscore = norm.logpdf(returns[:, None], scale=scale * vol[:, None])

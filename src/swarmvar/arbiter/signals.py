@@ -80,7 +80,8 @@ class AgentSignals:
             + int(self.lagging) + int(self.failed)))
 
     #: Per level, the binomial tail probability of the agent's exponentially weighted
-    #: breach count (:func:`breach_tail_p`); 1.0 where its rate is not above ``1 - α``.
+    #: breach count (:func:`breach_tail_p`); 1.0 unless the level's coverage z exceeds
+    #: ``coverage_z`` (only then is p computed).
     tail_p: tuple[float, ...] = ()
     #: Per level, ``(α, k, n)``: the level, the exponentially weighted breach count and
     #: the window's effective size behind ``tail_p``.
@@ -230,6 +231,7 @@ def read_beat(memory: SignalMemory, report: BeatReport, config: SignalConfig = S
     median_score = statistics.median(scored) if scored else 0.0
 
     agents = []
+    n_eff = effective_window(lam_c)  # the p-value only where it can be small (cheap)
     for name in names:
         flags = tuple(bool(b) for b in report.breaches.get(name, ()))
         others = [p for n, p in points.items() if n != name]
@@ -244,7 +246,6 @@ def read_beat(memory: SignalMemory, report: BeatReport, config: SignalConfig = S
         failed = name in report.rejected or name not in report.forecasts or bad_fit
         own = new[name].score
         gap = 0.0 if own is None else own - median_score
-        n_eff = effective_window(lam_c)  # the p-value only where it can be small (cheap)
         tails = [(a, *(breach_tail_p(r, 1.0 - a, lam_c) if z > config.coverage_z
                        else (1.0, r * n_eff, n_eff)))
                  for r, a, z in zip(new[name].rates, alphas, zs[name], strict=True)]

@@ -285,14 +285,9 @@ def canary_run(
     with _open(home) as h:
         h.variants.get(variant_id)  # an unknown id is a usage error before anything runs
         series = load_series(data, None, "price", n_last + n_window)
+        box = None
         try:
             box = sandboxes.create(sandbox.value, "validation")
-        except SandboxUnavailable as exc:  # e2b: no VM could be created
-            from rich.markup import escape
-
-            err.print(f"[red]sandbox unavailable ({sandbox.value}):[/red] {escape(str(exc))}")
-            raise typer.Exit(1) from None
-        try:
             with Ledger(_ledger_home(home)) as ledger:
                 ev = validate_variant(variant_id, series, home=h, ledger=ledger, box=box,
                                       clock=time.time, alphas=alphas, window=n_window,
@@ -300,14 +295,15 @@ def canary_run(
         except CircuitOpen as exc:
             err.print(f"[red]refused:[/red] {exc}")
             raise typer.Exit(1) from None
-        except SandboxUnavailable as exc:  # no task ran: not the variant's failure
+        except SandboxUnavailable as exc:  # no task ran (no VM, no worker): not the variant's
             from rich.markup import escape
 
             # the worker's own error output: text, never markup
             err.print(f"[red]sandbox unavailable ({sandbox.value}):[/red] {escape(str(exc))}")
             raise typer.Exit(1) from None
         finally:
-            box.kill()
+            if box is not None:
+                box.kill()
         v = h.variants.get(variant_id)
     if sandbox is SandboxBackend.none:
         err.print("[yellow]warning:[/yellow] ran without a sandbox (--sandbox none); "

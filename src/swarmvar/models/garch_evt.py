@@ -67,7 +67,7 @@ class _Day(NamedTuple):
     body: FloatArray
 
 
-#: Days solved together by forecast_block (as GarchT's BLOCK_DAYS).
+#: Days solved together by forecast_block (as ``OnlineAgent.block_days`` for GarchT).
 BLOCK_DAYS = 8
 #: Particles and paths per particle for horizons > 1 (filtered historical simulation).
 HORIZON_PARTICLES, HORIZON_PATHS = 200, 1000

@@ -211,19 +211,17 @@ class GarchT(OnlineAgent):
 
     def _forecast_days(self, th: lik.Theta, cache: TQuantileCache, hs: list[FloatArray],
                        logws: list[FloatArray], levels: tuple[float, ...]) -> list[Forecast]:
-        """Horizon-1 forecasts from one particle set at each day's variances and log weights."""
-        out: list[Forecast] = []
-        for first in range(0, len(hs), BLOCK_DAYS):
-            w = np.exp(np.stack(logws[first : first + BLOCK_DAYS]))
-            w /= w.sum(axis=1, keepdims=True)  # _weights(), day by day
-            scale = np.sqrt(np.stack(hs[first : first + BLOCK_DAYS]) * (th.nu - 2.0) / th.nu)
-            norm = w / w.sum(axis=1, keepdims=True)  # as the family normalizes them again
-            m = level_measures_block(cache, th.mu, scale, norm, levels)
-            days = risk_measures_block(levels, m.var, m.es, m.cond_var, m.cond_es, norm)
-            for d in m.redo:
-                days[d] = risk_measures(cache.predictive(th.mu, scale[d], w[d]), levels)
-            out += [Forecast(model=self.name, horizon=1, levels=day) for day in days]
-        return out
+        """Horizon-1 forecasts from one particle set at each day's variances and log weights
+        (at most ``block_days`` days: :meth:`OnlineAgent._horizon_one_block` cuts them)."""
+        w = np.exp(np.stack(logws))
+        w /= w.sum(axis=1, keepdims=True)  # _weights(), day by day
+        scale = np.sqrt(np.stack(hs) * (th.nu - 2.0) / th.nu)
+        norm = w / w.sum(axis=1, keepdims=True)  # as the family normalizes them again
+        m = level_measures_block(cache, th.mu, scale, norm, levels)
+        days = risk_measures_block(levels, m.var, m.es, m.cond_var, m.cond_es, norm)
+        for d in m.redo:
+            days[d] = risk_measures(cache.predictive(th.mu, scale[d], w[d]), levels)
+        return [Forecast(model=self.name, horizon=1, levels=day) for day in days]
 
     # --- the predictive ----------------------------------------------------------
 

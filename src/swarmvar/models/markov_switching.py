@@ -49,10 +49,6 @@ from .risk import risk_measures_block, t_log_norm
 
 FloatArray = NDArray[np.float64]
 
-#: Days solved together by forecast_block (as GarchT's BLOCK_DAYS).
-BLOCK_DAYS = 8
-
-
 class MarkovSwitching(ParticleAgent):
     """Bayesian two-state Markov-switching Student-t volatility with an online SMC posterior.
 
@@ -65,7 +61,6 @@ class MarkovSwitching(ParticleAgent):
     _model: Any = lik
     _label = "Markov-switching"
     _support = "finite mu, 0 < sigma1 < sigma2, 0 < p11, p22 < 1 and nu > 2"
-    block_days = BLOCK_DAYS
     #: How the last fit or refit got its posterior: "fit", "reweight", "move" or "prior"
     #: (a refit whose reweighting left too few particles, fitted from the prior).
     refit_route: str = "fit"

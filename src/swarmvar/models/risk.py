@@ -122,7 +122,8 @@ def _normalized(weights: ArrayLike | None, size: int) -> FloatArray:
 
 def t_log_norm(nu: ArrayLike) -> FloatArray:
     """``log Gamma((nu+1)/2) - log Gamma(nu/2) - log(pi nu)/2``: the standard t's log
-    normalizing constant, elementwise (the one definition every t density here uses)."""
+    normalizing constant, elementwise (the array form the particle models and the ES tests
+    share)."""
     nu = np.asarray(nu, dtype=float)
     out: FloatArray = (special.gammaln(0.5 * (nu + 1.0)) - special.gammaln(0.5 * nu)
                        - 0.5 * np.log(np.pi * nu))

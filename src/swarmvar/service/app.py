@@ -157,15 +157,18 @@ def _serve_reference(app: FastAPI) -> None:
     from .apidoc import route_roles
     from .apipage import render_html
 
+    page: list[str] = []  # rendered on first use: the schema is fixed once the app is built
+
     @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
     def reference() -> HTMLResponse:
-        return HTMLResponse(render_html(app.openapi(), route_roles()),
-                            headers={"Cache-Control": "no-cache"})
+        if not page:
+            page.append(render_html(app.openapi(), route_roles()))
+        return HTMLResponse(page[0], headers={"Cache-Control": "no-cache"})
 
 
 def _state_history_rule(app: FastAPI, agents: tuple[str, ...]) -> None:
     """The OpenAPI schema states the new-portfolio history rule with this server's number."""
-    from .desk_book import min_history
+    from .desk_book import MIN_HISTORY, min_history
     from .schemas import HISTORY_RULE
 
     plain = app.openapi
@@ -176,7 +179,7 @@ def _state_history_rule(app: FastAPI, agents: tuple[str, ...]) -> None:
         schema = plain()
         need, needer = min_history(agents)
         field = schema["components"]["schemas"]["PortfolioIn"]["properties"]["history"]
-        field["minItems"] = need
+        field["minItems"] = MIN_HISTORY  # every request's floor; named agents may need fewer
         field["description"] = (f"{HISTORY_RULE} This server's swarm needs {need} "
                                 f"({needer}); a request naming `agents` needs theirs")
         app.openapi_schema = schema

@@ -78,6 +78,7 @@ from ..types import BeatReport, Decision
 from .desk_book import (
     KEEP_BEATS,
     MAX_HISTORY,
+    MIN_HISTORY,
     NAME,
     BeatPoint,
     Book,
@@ -98,7 +99,7 @@ from .desk_book import (
 )
 from .desk_observers import OBSERVER_PREFIX, CheckpointMark, Observing
 
-__all__ = ["KEEP_BEATS", "MAX_HISTORY", "NAME", "OBSERVER_PREFIX", "BeatPoint",
+__all__ = ["KEEP_BEATS", "MAX_HISTORY", "MIN_HISTORY", "NAME", "OBSERVER_PREFIX", "BeatPoint",
            "CheckpointMark", "DatedReturn", "Desk", "Ingested", "LevelStats", "PortfolioInfo",
            "check_returns", "policy_for"]
 
@@ -271,8 +272,8 @@ class Desk:
         if not need <= len(history) <= MAX_HISTORY:
             raise InvalidReturns(
                 f"history has {len(history)} returns; send {need} to {MAX_HISTORY} dated "
-                f"returns (at least 30 and the largest min_observations of the portfolio's "
-                f"agents: {needer} needs {need})")
+                f"returns (at least {MIN_HISTORY} and the largest min_observations of the "
+                f"portfolio's agents: {needer} needs {need})")
         check_returns(history, "history")
         details = {"portfolio": name, "agents": list(names), "alphas": list(self.alphas),
                    "horizon": self.horizon, "seed": self.seed,

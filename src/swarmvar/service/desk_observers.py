@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,10 +32,10 @@ from ..errors import SwarmVarError
 from ..ledger import Ledger
 from ..ledger.store import Row
 from ..swarm.runtime import (
+    Attached,
     BeatObserver,
     observer_instructions,
     stateful_observers,
-    takes_seconds,
 )
 from ..types import BeatReport, Decision
 
@@ -81,33 +81,6 @@ class CheckpointMark:
                 or not _HEX64.fullmatch(digest):
             return None
         return cls(seq, index, digest), body
-
-
-@dataclass(frozen=True)
-class Attached:
-    """An observer with its calls looked up once, when the desk gets it: ``observe``, and
-    ``replay`` for recorded beats (its ``replay`` if it has one, else ``observe``), each
-    with whether it takes ``beat_seconds=`` (the arbiter's PID does)."""
-
-    observer: BeatObserver
-    observe: Callable[..., Iterable[Decision]]
-    observe_seconds: bool
-    replay: Callable[..., Iterable[Decision]]
-    replay_seconds: bool
-
-    @classmethod
-    def of(cls, obs: BeatObserver) -> Attached:
-        replay = getattr(obs, "replay", None)
-        again = replay if callable(replay) else obs.observe
-        return cls(obs, obs.observe, takes_seconds(obs.observe), again, takes_seconds(again))
-
-    def __call__(self, report: BeatReport, seconds: float | None, again: bool
-                 ) -> Iterable[Decision]:
-        call, timed = ((self.replay, self.replay_seconds) if again
-                       else (self.observe, self.observe_seconds))
-        if seconds is not None and timed:
-            return call(report, beat_seconds=seconds)
-        return call(report)
 
 
 class Observing:

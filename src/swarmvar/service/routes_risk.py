@@ -77,8 +77,8 @@ def create_portfolio(body: PortfolioIn, request: Request,
 
     ``history`` needs at least the largest ``min_observations`` of the portfolio's
     agents (``agents``, or the server's swarm), never fewer than 30; fewer is a 422 naming
-    the agent that needs more. The schema's ``minItems`` is that number for the server's swarm (a
-    request naming ``agents`` needs theirs instead).
+    the agent that needs more. The schema's ``minItems`` is that floor; its description
+    gives the server's swarm's number (a request naming ``agents`` needs theirs).
     """
     info = _desk(request).create(body.name, [h.dated() for h in body.history], key_id=key.id,
                                  request_id=request.state.request_id, agents=body.agents)

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from .desk import MAX_HISTORY, DatedReturn
+from .desk import MAX_HISTORY, MIN_HISTORY, DatedReturn
 
 
 def _iso_date(text: str) -> str:
@@ -27,7 +27,7 @@ Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 #: The rule for a new portfolio's history, as the schema states it (the app adds the number).
 HISTORY_RULE = ("Dated returns, oldest first: at least the largest `min_observations` of the "
-                "portfolio's agents (each agent is fitted on it), never fewer than 30.")
+                f"portfolio's agents (each agent is fitted on it), never fewer than {MIN_HISTORY}.")
 
 
 class _Strict(BaseModel):

@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 from numpy.typing import NDArray
@@ -807,3 +807,11 @@ def _forecast_from(d: Mapping[str, Any]) -> Forecast:
 
 def finite(x: float) -> bool:
     return math.isfinite(x)
+
+
+def is_time(value: object) -> TypeGuard[float]:
+    """Whether a reported timing is a time: a finite number of seconds >= 0 (not a bool)."""
+    import math
+
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and value >= 0)

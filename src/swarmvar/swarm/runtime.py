@@ -86,7 +86,7 @@ from ..evolution import (
 from ..ledger import EntryKind, Ledger
 from ..models import DEFAULT_AGENTS, canonical_name
 from ..types import Action, BeatReport, Consensus, Decision, Estimate, Tick
-from .beat import BeatInput, BeatOutcome, PortfolioConfig
+from .beat import BeatInput, BeatOutcome, PortfolioConfig, is_time
 from .consensus import SWARM_POLICY
 from .executors import Executor, LocalExecutor
 from .record import consensus_record
@@ -471,7 +471,7 @@ class Swarm:
         self.executor: Executor = executor if executor is not None else LocalExecutor()
         self.checkpoint_every = int(checkpoint_every)
         self.ledger_batch = int(ledger_batch)
-        self.observers = tuple(observers)
+        self.observers = tuple(observers)  # each Attached once (the property's setter)
         self.ledger = Ledger.open(self.home)
         self._db = Database(self.home)
         self.states = StateStore(self._db, config=StateConfig(fsync=fsync))
@@ -523,6 +523,16 @@ class Swarm:
         self._closed = False
 
     # --- lifecycle -----------------------------------------------------------------
+
+    @property
+    def observers(self) -> tuple[BeatObserver, ...]:
+        """Who watches the beats (the arbiter), in order."""
+        return self._observers
+
+    @observers.setter
+    def observers(self, value: Sequence[BeatObserver]) -> None:
+        self._observers = tuple(value)
+        self._attached = tuple(Attached.of(obs) for obs in self._observers)
 
     def add_observer(self, observer: BeatObserver) -> None:
         """Watch the next beats too (an arbiter built on this swarm's ledger and breakers)."""
@@ -847,10 +857,9 @@ class Swarm:
             if b.get("late"):
                 report = dataclasses.replace(report, late=True)
             seconds = b.get("beat_seconds")
-            for obs in self.observers:  # the arbiter moves as it did, recording nothing
-                again = getattr(obs, "replay", None)
-                if callable(again):
-                    again(report, beat_seconds=None if seconds is None else float(seconds))
+            for att in self._attached:  # the arbiter moves as it did, recording nothing
+                if callable(getattr(att.observer, "replay", None)):
+                    att(report, None if seconds is None else float(seconds), again=True)
             self._optional_credit[name] = (self._optional_credit_after(name)
                                            - len(b.get("optimize", [])))
             self.seq[name] = tick.seq
@@ -1419,12 +1428,9 @@ class Swarm:
         if paced is not None and paced[1]:
             report = dataclasses.replace(report, late=True)
         timed = False
-        for obs in self.observers:
-            if takes_seconds(obs.observe):  # the arbiter's PID wants the beat's time
-                timed = True
-                decisions.extend(obs.observe(report, beat_seconds=seconds))  # type: ignore[call-arg]
-            else:
-                decisions.extend(obs.observe(report))
+        for att in self._attached:  # the arbiter's PID wants the beat's time
+            timed = timed or att.observe_seconds
+            decisions.extend(att(report, seconds, again=False))
         optimize: list[list[str]] = []
         deferred: list[list[str]] = []
         credit = self._optional_credit_after(name)
@@ -1699,6 +1705,34 @@ def _restore_host(executor: Executor, configs: Sequence[PortfolioConfig],
         future.set_exception(exc)
 
 
+@dataclass(frozen=True)
+class Attached:
+    """An observer with its calls looked up once, when attached (to a swarm or the service
+    desk): ``observe``, and ``replay`` for recorded beats (its ``replay`` if it has one,
+    else ``observe``), each with whether it takes ``beat_seconds=`` (the arbiter's PID
+    does)."""
+
+    observer: BeatObserver
+    observe: Callable[..., Iterable[Decision]]
+    observe_seconds: bool
+    replay: Callable[..., Iterable[Decision]]
+    replay_seconds: bool
+
+    @classmethod
+    def of(cls, obs: BeatObserver) -> Attached:
+        replay = getattr(obs, "replay", None)
+        again = replay if callable(replay) else obs.observe
+        return cls(obs, obs.observe, takes_seconds(obs.observe), again, takes_seconds(again))
+
+    def __call__(self, report: BeatReport, seconds: float | None, again: bool
+                 ) -> Iterable[Decision]:
+        call, timed = ((self.replay, self.replay_seconds) if again
+                       else (self.observe, self.observe_seconds))
+        if seconds is not None and timed:
+            return call(report, beat_seconds=seconds)
+        return call(report)
+
+
 def takes_seconds(call: Callable[..., Any]) -> bool:
     """Whether an observer's ``observe`` (or ``replay``) accepts ``beat_seconds=`` (the
     arbiter's does)."""
@@ -1712,13 +1746,9 @@ def takes_seconds(call: Callable[..., Any]) -> bool:
 
 def beat_seconds(timings: Mapping[str, object]) -> float:
     """A beat's measured compute time, seconds: the sum of its own timings (the agents'
-    update + forecast, refits, signing + combine) that are times (finite, >= 0; a host's
+    update + forecast, refits, signing + combine) that are times (:func:`is_time`; a host's
     value that is not is left out). What the arbiter's PID is given."""
-    import math
-
-    return float(sum(float(v) for v in timings.values()
-                     if isinstance(v, (int, float)) and not isinstance(v, bool)
-                     and math.isfinite(v) and v >= 0))
+    return float(sum(float(v) for v in timings.values() if is_time(v)))
 
 
 # --- plain-JSON forms ------------------------------------------------------------------

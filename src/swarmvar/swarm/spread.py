@@ -54,7 +54,7 @@ from ..consensus import KeyRing, Rejection, RejectionReason, malformation
 from ..consensus.signing import estimate_record
 from ..errors import InvalidParameter, NotEnoughAgents
 from ..types import BeatReport, Consensus, Diagnostics, Estimate, Forecast
-from .beat import CONSENSUS, BeatInput, BeatOutcome, PortfolioConfig, PortfolioSwarm
+from .beat import CONSENSUS, BeatInput, BeatOutcome, PortfolioConfig, PortfolioSwarm, is_time
 from .consensus import uncrossed
 from .roles import RoleRecord
 
@@ -195,9 +195,9 @@ class SpreadConsensus(PortfolioSwarm):
             for e in vetted.estimates:
                 signed[e.alpha, e.agent_id] = e
             refusals.update(vetted.refused)
-            for k, v in part.seconds.items():  # a time: finite, >= 0 (a group says it)
-                if isinstance(v, float) and math.isfinite(v) and v >= 0:
-                    seconds[k] = max(seconds.get(k, 0.0), v)  # the groups ran in parallel
+            for k, v in part.seconds.items():  # a time (a group says it): is_time
+                if is_time(v):
+                    seconds[k] = max(seconds.get(k, 0.0), float(v))  # the groups ran in parallel
         for a in lost:
             rejected[a] = HOST_LOST
         self.forecasts = {a: forecasts[a] for a in cfg.agents if a in forecasts}

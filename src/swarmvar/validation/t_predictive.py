@@ -23,6 +23,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
 from ..errors import InvalidParameter
+from ..models.risk import t_log_norm
 from .scoring import _aligned, _alpha
 
 FloatArray = NDArray[np.float64]
@@ -199,10 +200,7 @@ def student_t_sampler(
 def _t_ratio(df: FloatArray, alpha: float) -> FloatArray:
     """ES / VaR of a centred Student-t(df) loss at ``alpha`` (decreasing in ``df``)."""
     q = special.stdtrit(df, alpha)
-    pdf = np.exp(
-        special.gammaln((df + 1) / 2) - special.gammaln(df / 2) - 0.5 * np.log(df * np.pi)
-        - (df + 1) / 2 * np.log1p(q * q / df)
-    )
+    pdf = np.exp(t_log_norm(df) - (df + 1) / 2 * np.log1p(q * q / df))
     es = pdf * (df + q * q) / ((df - 1) * (1 - alpha))
     return np.asarray(es / q)
 

@@ -233,8 +233,10 @@ def _start_with_liar(cluster: dict[str, Any], liar: type[MeshNode]) -> dict[str,
 
 def test_a_lie_its_own_ledger_contradicts_is_refuted(cluster: dict[str, Any]) -> None:
     honest = _start_with_liar(cluster, InflatingNode)
-    _wait("every honest node to refute d's contribution", lambda: all(
-        _status(cluster, n)["refuted"] == {"d": 1} for n in ["a", "b", "c"]), 30)
+    # refuting d can come before a peer's honest contribution arrives: wait for both
+    _wait("every honest node to refute d's contribution and hold all four", lambda: all(
+        _status(cluster, n)["refuted"] == {"d": 1}
+        and len(_status(cluster, n)["stats"]["versions"]) == 4 for n in ["a", "b", "c"]), 30)
     st_ = _status(cluster, "a")
     assert st_["stats"]["count"] == 240 + 10**6  # the lie is held (as evidence), not served
     want = StatsCRDT({r: Contribution(1, s) for r, s in honest.items()}).read()

@@ -70,12 +70,10 @@ def lossy() -> Iterator[tuple[list[MeshNode], AdminClient]]:
 
 
 def _ask(client: AdminClient, node: str, op: str, **body: object) -> dict[str, object]:
-    for _ in range(5):  # the admin's own messages may be lost too: retry (new seq each time)
-        try:
-            return client.request(node, op, timeout=1.0, **body)
-        except TimeoutError:
-            continue
-    raise AssertionError(f"{node} never answered {op}")
+    # One request, no retry: faults are injected on the nodes' peer links only (the admin's
+    # request and the reply are never dropped), and neither op is idempotent - a retry after
+    # a slow answer on a loaded machine observed the values twice, or re-started the run
+    return client.request(node, op, timeout=20.0, **body)
 
 
 def test_agreement_and_statistics_survive_lossy_links(

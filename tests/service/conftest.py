@@ -93,6 +93,24 @@ class Server:
 
 def start_server(home: Path, keys: Path, *args: str, scheme: str = "http",
                  env: dict[str, str] | None = None, verify: object = False) -> Server:
+    # the port is free when picked, bound by the server a moment later: another process may
+    # take it in between (a loaded CI); a server that exits on "address in use" is started
+    # again on a new port (bounded), anything else is raised at once
+    for attempt in range(3):
+        try:
+            return _start_server(home, keys, *args, scheme=scheme, env=env, verify=verify)
+        except _PortTaken:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+class _PortTaken(RuntimeError):
+    pass
+
+
+def _start_server(home: Path, keys: Path, *args: str, scheme: str,
+                  env: dict[str, str] | None, verify: object) -> Server:
     port = free_port()
     log = home / f"server-{port}.log"
     cmd = [PYTHON, "-c", "from swarmvar.cli import main; main()", "serve", "--port", str(port),
@@ -104,7 +122,10 @@ def start_server(home: Path, keys: Path, *args: str, scheme: str = "http",
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {log.read_text()}")
+            text = log.read_text()
+            if "Errno 98" in text or "ddress already in use" in text:
+                raise _PortTaken(f"port {port} was taken: {text}")
+            raise RuntimeError(f"server exited: {text}")
         try:
             if httpx.get(url + "/readyz", verify=verify, timeout=1).status_code == 200:  # type: ignore[arg-type]
                 return Server(proc, url, log)

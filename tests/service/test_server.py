@@ -84,8 +84,15 @@ def test_metrics_with_two_workers(tmp_path: Path, session_keys: tuple[Path, Keys
             assert m is not None and float(m.group(1)) == n, text[-2000:]
             beats = re.search(r'^swarmvar_beats_total\{portfolio="mp"\} (\S+)$', text, re.M)
             assert beats is not None and float(beats.group(1)) == n
-        files = list((tmp_path / "prometheus").glob("*.db"))
-        pids = {re.sub(r"\D", "", f.stem.split("_")[-1]) for f in files}
+        # both workers write samples (each sets a gauge as it starts): /readyz answered from
+        # one, the other may still be starting on a loaded machine - wait for it, bounded
+        deadline = time.monotonic() + 60
+        while True:
+            files = list((tmp_path / "prometheus").glob("*.db"))
+            pids = {re.sub(r"\D", "", f.stem.split("_")[-1]) for f in files}
+            if len(pids) >= 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         assert len(pids) >= 2, files  # both workers wrote samples
 
 

@@ -21,36 +21,49 @@ from . import _slow_refit
 from .conftest import TINY, TINY_POLICY, make_swarm
 
 
-def test_a_slow_refit_never_blocks_a_beat_and_swaps_at_a_boundary(tmp_path, sp500):
+def test_a_slow_refit_never_blocks_a_beat_and_swaps_at_a_boundary(tmp_path, sp500,
+                                                                 monkeypatch):
+    # the refit is held (in its forager process) until the test opens a gate, HELD beats after
+    # it started: the beats that ran meanwhile prove none waited for it (a latency bound on a
+    # clock failed on a loaded machine; the latencies are printed, not asserted)
+    gate = tmp_path / "refit-gate"
+    monkeypatch.setenv(_slow_refit.GATE_ENV, str(gate))
+    held = 15
     executor = LocalExecutor(refit=_slow_refit.slow_refit)
     roles = RoleConfig.quiet(refit_lag=2, refit_wait=False, scouts=False)
     swarm = make_swarm(tmp_path, agents=TINY, policy=TINY_POLICY, window=100, refit_every=10,
                        roles=roles, executor=executor, checkpoint_every=10**6)
     latencies, reports = [], []
+    released = None
     with swarm:
         swarm.start({"sp500": sp500.iloc[:100]})
-        deadline = time.monotonic() + 60  # a loaded machine slows the forager down
+        deadline = time.monotonic() + 120  # a loaded machine slows the forager down
         for i in range(400):
             tick = Tick("sp500", sp500.index[100 + i].to_pydatetime().replace(tzinfo=UTC),
                         value=float(sp500.iloc[100 + i]))
             begin = time.perf_counter()
             reports.append(swarm.step(tick))
             latencies.append(time.perf_counter() - begin)
+            first = [r.seq for r in reports if any("refit-started" in e for e in r.events)]
+            if released is None and first and reports[-1].seq >= first[0] + held:
+                gate.touch()  # every beat so far ran while the refit was held
+                released = reports[-1].seq
             swapped_yet = any("refit-swapped" in e for r in reports for e in r.events)
             if i >= 44 and (swapped_yet or time.monotonic() > deadline):
                 break
             time.sleep(0.05)  # ticks arrive over time; the refit runs meanwhile
     started = [r.seq for r in reports if any("refit-started" in e for e in r.events)]
     swapped = [r.seq for r in reports if any("refit-swapped" in e for e in r.events)]
+    print(f"beat latency: median {np.median(latencies):.4f} s, max {max(latencies):.4f} s "
+          f"(refit held {held} beats)")
     # on the rhythm, and never a second refit of an agent while its first one runs
     assert started[0] == 10 and all(s % 10 == 0 for s in started)
     assert all(not (a < b < c) for a in started for b in started for c in swapped[:1]
                if a == started[0] and b != a)
     assert swapped, "the refit was never swapped in"
-    # the 1.5 s refit ran beside dozens of beats: none of them waited for it
-    assert max(latencies) < _slow_refit.SECONDS / 2, max(latencies)
-    assert np.median(latencies) < _slow_refit.SECONDS / 10
-    assert swapped[0] >= started[0] + 2 + int(1.0 / 0.1)  # at a boundary well after launch
+    # HELD beats ran beside the held refit (none waited for it), the swap came after it
+    assert released == started[0] + held
+    assert swapped[0] > released  # at a boundary well after launch
     with Ledger.open(tmp_path) as ledger:
         flows = [e.data["result"] for e in ledger.entries() if e.kind == "flow"]
     builders = [f for f in flows if f["action"] == "validation"]

@@ -143,6 +143,103 @@ def read(
         raise InvalidReturns(f"{p.name}: cannot be read as a return series ({exc})") from exc
 
 
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a date-indexed table of asset returns from a CSV or Parquet file.
+
+    The file layout is :func:`read`'s: the first column (or one named
+    ``date``) holds the dates - text such as ``2024-01-31`` or whole numbers
+    ``YYYYMMDD`` - and every other column is one asset's (or portfolio's)
+    daily log returns as fractions. The file itself is checked as
+    :func:`read` checks it: size, encoding (UTF-8, or UTF-16 with its
+    byte-order mark), NUL bytes, emptiness, rows with more fields than the
+    header, dates that do not parse, a row without a date, numbers that are
+    not ``YYYYMMDD``, day/month-ambiguous dates, and cells that are not
+    numbers (text, true/false).
+
+    The *rows* are not judged: a blank or NaN cell, inf, a return beyond
+    ``|r| <= 1``, a date not after the one before it or a duplicate date stay
+    in the table, for the caller to refuse row by row (``swarmvar run``
+    refuses such a tick, ledgers it and goes on; :func:`validate` and
+    :func:`portfolio` refuse the series). One exception: dates that only
+    increase when read day-first (``dd/mm/yyyy`` read month-first wherever the
+    day is 12 or less) are a misread file, refused as such.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A ``.csv``/``.txt`` (optionally ``.gz``) or ``.parquet``/``.pq`` file.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Shape ``(T, N)``, float64 log returns (fractions, NaN where a cell
+        is blank), indexed by a ``DatetimeIndex`` in file order, one column
+        per asset named as in the file (as ``str``).
+
+    Raises
+    ------
+    InvalidParameter
+        ``path`` is not a path.
+    InvalidReturns
+        Naming the file and what is wrong with it (see above).
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidParameter(f"path must be a file path (str or Path), not {path!r}")
+    p = Path(path)
+    frame = _read_table(p)
+    try:
+        frame = _date_indexed(frame, p.name)
+        if frame.index.isna().any():
+            raise InvalidReturns(f"{p.name}: no date at row {int(np.argmax(frame.index.isna()))};"
+                                 " every row needs a date")
+        if frame.shape[1] == 0:
+            raise InvalidReturns(f"{p.name} has a date column but no value column; give one "
+                                 "column of returns per asset")
+        names = [str(c) for c in frame.columns]
+        twice = sorted({c for c in names if names.count(c) > 1})
+        if twice:
+            raise InvalidReturns(f"{p.name}: column(s) {twice} appear more than once; give each "
+                                 "asset one column")
+        frame.columns = pd.Index(names)
+        columns = {c: _number_cells(frame.iloc[:, j], c, p.name) for j, c in enumerate(names)}
+        out = pd.DataFrame(columns, index=frame.index)
+        steps = np.diff(out.index.asi8)
+        if np.any(steps <= 0):
+            i = int(np.argmax(steps <= 0)) + 1
+            hint = _day_first_hint(out.index, i)
+            if "day-first" in hint:
+                raise InvalidReturns(f"{p.name}: dates are not increasing at row {i} "
+                                     f"({out.index[i - 1]} then {out.index[i]}); {hint}")
+        return out
+    except SwarmVarError as exc:
+        if p.name in str(exc):
+            raise
+        raise type(exc)(f"{p.name}: {exc}") from exc
+    except (TypeError, ValueError, OverflowError, KeyError, IndexError) as exc:
+        raise InvalidReturns(f"{p.name}: cannot be read as a table of returns ({exc})") from exc
+
+
+def _number_cells(col: pd.Series, name: str, source: str) -> pd.Series:
+    """One value column as float64: blanks and NaN kept as NaN, text and true/false refused."""
+    if pd.api.types.is_bool_dtype(col.dtype):
+        raise InvalidReturns(f"{source}: column {name!r} holds true/false values, not returns")
+    if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_complex_dtype(col.dtype):
+        return col.astype(np.float64)
+    cells = col.astype(object)
+    blank = cells.map(lambda v: v is None or (isinstance(v, str) and not v.strip())
+                      or (isinstance(v, float) and v != v))
+    flags = cells.map(lambda v: isinstance(v, (bool, np.bool_)))
+    values = pd.to_numeric(cells.where(~blank & ~flags), errors="coerce")
+    text = (values.isna() & ~blank) | flags
+    if text.any():
+        i = int(np.argmax(text.to_numpy()))
+        raise InvalidReturns(
+            f"{source}: {cells.iloc[i]!r} at {col.index[i]} (row {i}) in column {name!r} is not "
+            "a number; write returns as numbers such as 0.0123 (leave a cell blank for a "
+            "missing return)")
+    return values.astype(np.float64)
+
+
 def _read_table(p: Path) -> pd.DataFrame:
     """The table in a CSV or Parquet file; every failure an :class:`InvalidReturns` naming it."""
     try:
@@ -169,6 +266,11 @@ def _read_table(p: Path) -> pd.DataFrame:
                 frame = pd.read_parquet(p)
             else:
                 frame = pd.read_csv(p, encoding=_encoding(p, suffix), encoding_errors="strict")
+                if not isinstance(frame.index, pd.RangeIndex):  # pandas' implicit index column
+                    raise InvalidReturns(
+                        f"{p.name} has more fields in every row than names in its header "
+                        f"({', '.join(map(str, frame.columns))}); name every column in the "
+                        "header, the date column too (date,...)")
     except InvalidReturns:
         raise
     except UnicodeError as exc:
@@ -257,6 +359,7 @@ def _as_dates(values: pd.Series | pd.Index, what: str) -> pd.DatetimeIndex:
                 if numeric:
                     index = _yyyymmdd(col, what)
                 else:
+                    _refuse_day_month_ambiguity(col, what)
                     index = pd.DatetimeIndex(pd.to_datetime(col.astype(str), format="mixed"))
         except InvalidReturns:
             raise
@@ -268,6 +371,42 @@ def _as_dates(values: pd.Series | pd.Index, what: str) -> pd.DatetimeIndex:
         i = int(np.argmax(index.isna()))
         raise InvalidReturns(f"{what} has no date at row {i}; every row needs a date")
     return index
+
+
+#: ``dd/mm/yyyy`` or ``mm/dd/yyyy`` (``/``, ``.`` or ``-``; a 2-digit year too): day and
+#: month can only be told apart by a value above 12.
+_DAY_MONTH = r"^\s*(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})(?!\d)"
+
+
+def _refuse_day_month_ambiguity(col: pd.Series, what: str) -> None:
+    """Refuse ``a/b/yyyy`` dates whose every ``a`` and ``b`` is 12 or less, ``a != b`` somewhere.
+
+    pandas reads such text month-first; a day-first file (``01/02/2020`` for
+    1 February) would be read silently wrong. A value above 12 in either
+    place (a daily file has them) settles the order, and ISO dates
+    (``2020-02-01``) or ``YYYYMMDD`` never match, so those pass.
+    """
+    text = col.astype(object).where(col.notna(), None).dropna().astype(str)
+    parts = text.str.extract(_DAY_MONTH)
+    found = parts[0].notna().to_numpy()
+    if not found.any():
+        return
+    first = parts[0].to_numpy()[found].astype(int)
+    second = parts[2].to_numpy()[found].astype(int)
+    if (first > 12).any() or (second > 12).any():
+        return
+    differ = first != second
+    if not differ.any():
+        return
+    k = int(np.flatnonzero(found)[int(np.argmax(differ))])
+    value = text.iloc[k]
+    row = int(np.flatnonzero(col.notna().to_numpy())[k])
+    readings = [pd.Timestamp(pd.to_datetime(value, dayfirst=d)).date() for d in (False, True)]
+    raise InvalidReturns(
+        f"{what}: the dates are ambiguous - {value!r} (row {row}) reads as {readings[0]} "
+        f"month-first and as {readings[1]} day-first, and no date in the column has a day or "
+        "month above 12 to tell which; write the dates as ISO dates, year-month-day "
+        f"({readings[1]} or {readings[0]})")
 
 
 def _yyyymmdd(col: pd.Series, what: str) -> pd.DatetimeIndex:
@@ -340,6 +479,8 @@ def _day_first_hint(index: pd.DatetimeIndex, i: int) -> str:
         return plain
     if not np.all(np.diff(swapped.asi8) > 0):
         return plain
+    if swapped[i] == index[i]:  # row i has a day above 12: the row before it was misread
+        i -= 1
     return (f"the dates look day-first (dd/mm/yyyy): read so they increase, and row {i} is "
             f"{swapped[i].date()}, not {index[i].date()} (a day of 12 or less reads as the "
             "month); write the dates as YYYY-MM-DD")

@@ -14,6 +14,7 @@ import typer
 from ._common import (
     agents_listing,
     check_data,
+    cli_words,
     default_agents,
     fail,
     make_console,
@@ -43,10 +44,14 @@ def _portfolios(path: Path | None, data: Any) -> dict[str, Any]:
 
 
 def _data(source: str) -> Any:
-    """A bundled series (sp500, nasdaq) or a CSV/Parquet file of returns: dates, then assets."""
-    import pandas as pd
+    """A bundled series (sp500, nasdaq) or a CSV/Parquet file of returns: dates, then assets.
 
+    A file goes through :func:`swarmvar.data.read_table` (the data layer's checks of the
+    file, its dates and its cells); its rows (NaN, inf, percent, dates out of order) are
+    left to the run, which refuses them tick by tick.
+    """
     from .. import data as data_mod
+    from ..errors import SwarmVarError
 
     if source.lower() in data_mod.DATASETS and not Path(source).exists():
         return data_mod.load(source.lower())
@@ -55,21 +60,11 @@ def _data(source: str) -> Any:
         raise typer.BadParameter(f"no data set or file {source!r}; use sp500, nasdaq or a CSV "
                                  "path", param_hint="--data")
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
-            if not isinstance(frame.index, pd.DatetimeIndex):  # the date column first
-                frame = frame.set_index(frame.columns[0])
-                frame.index = pd.DatetimeIndex(pd.to_datetime(frame.index))
-        else:
-            frame = pd.read_csv(path, index_col=0, parse_dates=True)
-    except (ValueError, TypeError, OSError, UnicodeDecodeError, IndexError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        return data_mod.read_table(path)
+    except SwarmVarError as exc:
         raise typer.BadParameter(f"cannot read {source} as a table of returns (a date column, "
-                                 f"then one column per asset; CSV or Parquet): {first}",
-                                 param_hint="--data") from None
-    if frame.shape[1] == 0:
-        raise typer.BadParameter(f"{path} has no value columns", param_hint="--data")
-    return frame
+                                 f"then one column per asset; CSV or Parquet): "
+                                 f"{cli_words(str(exc))}", param_hint="--data") from None
 
 
 def _table(swarm: Any, breaches: dict[str, int], events: dict[str, str],

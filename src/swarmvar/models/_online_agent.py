@@ -48,6 +48,26 @@ REFIT_MIN_ESS = 0.05
 RefitRoute = Literal["prior", "bridge", "reweight", "move"]
 
 
+class ParticleCost:
+    """A particle agent's ``cost_hint``, read on the class or on an agent: ms of a backtest
+    day at horizon 1 (``fixed_ms + per_thousand_ms * particles / 1000``: the filter, the
+    forecast and the refits scale with the particles, a GPD stage or the day's fixed work
+    does not) and of a 10-day forecast (over ``HORIZON_DRAWS`` resampled particles: the
+    same at any count). On the class it reads the constructor's default ``particles``.
+    """
+
+    def __init__(self, fixed_ms: float, per_thousand_ms: float, horizon_ms: float,
+                 default_particles: int) -> None:
+        self.fixed_ms, self.per_thousand_ms = fixed_ms, per_thousand_ms
+        self.horizon_ms, self.default_particles = horizon_ms, default_particles
+
+    def __get__(self, obj: object, owner: type | None = None) -> tuple[float, float]:
+        particles = getattr(obj, "particles", None) if obj is not None else None
+        count = self.default_particles if not isinstance(particles, int) else particles
+        return (round(self.fixed_ms + self.per_thousand_ms * count / 1000.0, 3),
+                self.horizon_ms)
+
+
 class OnlineAgent(Agent):
     """An agent with an online particle posterior and the history it conditions on.
 

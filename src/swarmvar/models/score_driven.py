@@ -42,7 +42,7 @@ from ..errors import InvalidParameter, InvalidState
 from ..types import Forecast
 from . import _score_driven_jax as jlik
 from . import _score_driven_lik as lik
-from ._online_agent import HORIZON_PATHS
+from ._online_agent import HORIZON_PATHS, ParticleCost
 from ._particle_agent import MOVES, STAGE_MOVED, ParticleAgent
 from ._score_driven_bridge import bridge
 from ._score_driven_family import SkewTCache, skew_level_measures_block
@@ -51,6 +51,9 @@ from .risk import risk_measures, risk_measures_block
 
 FloatArray = NDArray[np.float64]
 
+#: Default particles: 500, as GarchT's and GarchEVT's (garch_t.DEFAULT_PARTICLES; the
+#: evidence in docs/models-score-driven.md, "Fewer particles").
+DEFAULT_PARTICLES = 500
 #: Most days solved together by forecast_block: a backtest's whole refit interval (20
 #: days) in one batch costs ~30% less than batches of 8, with the same numbers.
 BLOCK_DAYS = 32
@@ -88,8 +91,8 @@ class _Model:
 class BetaSkewTEgarch(ParticleAgent):
     """Bayesian Beta-Skew-t-EGARCH(1,1) with leverage (score-driven scale), online by SMC.
 
-    The parameters ``particles``, ``runs`` and ``ess_threshold`` are
-    :class:`._online_agent.OnlineAgent`'s (checked there).
+    The parameters ``particles`` (500 by default, ``DEFAULT_PARTICLES``), ``runs``
+    and ``ess_threshold`` are :class:`._online_agent.OnlineAgent`'s (checked there).
 
     ``forecast`` (:meth:`._particle_agent.ParticleAgent.forecast`) at horizon 1
     is over the particles: a mixture of scaled skew-t's, its per-draw
@@ -111,7 +114,13 @@ class BetaSkewTEgarch(ParticleAgent):
     #: "reweight", "move", "bridge" (tempered from the history's posterior) or "prior"
     #: (a refit whose bridge stalled, fitted from the prior).
     refit_route: str = "fit"
-    cost_hint = (3.0, 90.0)  # ms: a backtest day at h = 1 (refits included), a 10-day forecast
+    #: ms of a backtest day at h = 1, refits included (3.0 at 1,000 particles, ~1.5 at 500:
+    #: the whole day scales with the particles), a 10-day forecast.
+    cost_hint = ParticleCost(0.0, 3.0, 90.0, DEFAULT_PARTICLES)
+
+    def __init__(self, particles: int = DEFAULT_PARTICLES, runs: int = 4,
+                 ess_threshold: float = 0.5) -> None:
+        super().__init__(particles, runs, ess_threshold)
 
     @property
     def _lam(self) -> FloatArray:

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from .data import MAX_ABS_RETURN
+from .data import MAX_ABS_RETURN, refuse_non_numbers
 from .errors import InvalidBook, InvalidParameter, InvalidReturns
 from .types import Book
 
@@ -80,6 +80,7 @@ def check_frame(frame: pd.DataFrame, *, what: str = "return", dropna: bool = Fal
     twice = sorted({c for c in cols if cols.count(c) > 1})
     if twice:
         raise InvalidReturns(f"asset column(s) {twice} appear more than once")
+    refuse_non_numbers(frame, who=f"the asset {what} frame", missing_ok=True)  # "0.01", True
     try:
         out = frame.astype(float)
     except (TypeError, ValueError) as exc:

@@ -12,13 +12,14 @@ The bundled data sets are the ones that ship inside the ``arch`` package
 
 from __future__ import annotations
 
+import numbers
 import os
 import re
 import warnings
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -593,6 +594,73 @@ def as_array(
             f"{x.size} returns, but {who} needs at least {min_obs}; give a longer history"
         )
     return x
+
+
+#: numpy kinds of real numbers: float, signed and unsigned int (bool ``b`` is not one).
+_REAL_KINDS = frozenset("fiu")
+
+
+def refuse_non_numbers(returns: object, *, who: str = "this model",
+                       missing_ok: bool = False) -> None:
+    """Refuse returns given as text, true/false, None or other non-numbers (one shared check).
+
+    ``np.array(x, dtype=float)`` turns ``"0.01"`` into 0.01 and ``True`` into
+    1.0; a row of strings or flags is a caller's mistake, not a return. Float
+    and integer arrays pass untouched (the numbers are not converted here).
+    Nested lists are looked at element by element, so a ragged list names the
+    list it found where a number belongs. Used at the joint agents' boundary
+    (:func:`swarmvar.models.joint_base.check_matrix`) and for asset frames
+    (:func:`swarmvar.books.check_frame`).
+
+    Parameters
+    ----------
+    returns : array_like, pandas.DataFrame or pandas.Series
+        Returns of any shape, e.g. a row ``(N,)`` or a matrix ``(T, N)``.
+    who : str
+        The model or table named in the message.
+    missing_ok : bool
+        Let ``None`` and ``pandas.NA`` through as missing values (a frame's
+        gaps, judged by its own NaN rule), not as non-numbers.
+
+    Raises
+    ------
+    InvalidReturns
+        Naming the first offending value, its type and its position.
+    """
+    if isinstance(returns, np.ndarray):
+        arr = returns
+    elif hasattr(returns, "to_numpy") and callable(returns.to_numpy):  # pandas
+        arr = np.asarray(returns.to_numpy())
+    else:
+        try:
+            arr = np.array(returns, dtype=object)
+        except (TypeError, ValueError):
+            return  # np.array(dtype=float) refuses it next, with numpy's reason
+    if arr.dtype.kind in _REAL_KINDS:
+        return
+    if arr.dtype.kind == "O":
+        flat = arr.reshape(-1)
+        k = next((i for i, v in enumerate(flat) if isinstance(v, (bool, np.bool_))
+                  or not (isinstance(v, numbers.Real) or missing_ok and (v is None
+                                                                          or v is pd.NA))),
+                 None)
+        if k is None:
+            return
+        value: Any = flat[k]
+        where = f" at {tuple(int(i) for i in np.unravel_index(k, arr.shape))}" if arr.ndim else ""
+    else:
+        value = arr.reshape(-1)[0] if arr.size else arr.dtype
+        where = ""
+    flag = arr.dtype.kind == "b" or isinstance(value, (bool, np.bool_))
+    text = arr.dtype.kind in "US" or isinstance(value, (str, bytes))
+    kind = ("true/false" if flag else "str" if text
+            else type(value).__name__ if arr.dtype.kind == "O" else f"{arr.dtype} values")
+    hint = ("convert text with float(...) or pandas.to_numeric first" if text
+            else "a return is a log return as a fraction (0.01 = 1%), not a flag" if flag
+            else "give a row of floats, one per asset, or a (days, assets) matrix of them")
+    shown = repr(value.item() if isinstance(value, np.generic) else value)[:60]
+    raise InvalidReturns(
+        f"{who}: asset returns must be numbers (floats), not {kind}: {shown}{where}; {hint}")
 
 
 def portfolio(

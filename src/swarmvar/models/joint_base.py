@@ -24,6 +24,7 @@ the parameters', not Monte Carlo noise.
 from __future__ import annotations
 
 import math
+import numbers
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ..data import MAX_ABS_RETURN
+from ..data import MAX_ABS_RETURN, refuse_non_numbers
 from ..errors import InvalidParameter, InvalidReturns
 from ..types import Forecast
 from .base import Agent, Seed
@@ -99,6 +100,7 @@ def check_matrix(returns: ArrayLike, *, n_assets: int | None = None, min_obs: in
     With ``row``, a 1-D ``(N,)`` row is taken as the ``(1, N)`` matrix (after the copy,
     so a ragged row is still refused as not numbers).
     """
+    refuse_non_numbers(returns, who=who)
     try:
         x = np.array(returns, dtype=float)
     except (TypeError, ValueError) as exc:
@@ -144,6 +146,11 @@ class JointAgent(Agent):
     _n: int = 0
 
     def _set_positions(self, positions: Sequence[float]) -> tuple[float, ...]:
+        odd = [p for p in positions
+               if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real)]
+        if odd:
+            raise InvalidParameter(f"positions must be numbers (currency per asset), not "
+                                   f"{type(odd[0]).__name__} {odd[0]!r}")
         pos = tuple(float(p) for p in positions)
         if not all(math.isfinite(p) for p in pos):
             raise InvalidParameter(f"positions must be finite numbers, not {positions!r}")

@@ -165,9 +165,11 @@ def serve_fake_e2b(api_key: str = "e2b_test_key") -> Iterator[tuple[FakeE2B, str
                                            lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.02)
+    if not server.started:
+        raise RuntimeError("the fake E2B server did not start within 60 s")
     try:
         yield fake, f"http://127.0.0.1:{port}"
     finally:

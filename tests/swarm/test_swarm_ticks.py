@@ -137,15 +137,23 @@ def test_a_followed_file_is_read_as_it_grows_and_resumes(tmp_path):
     path = tmp_path / "ticks.csv"
     path.write_text("date,a,b\n2020-01-01,0.01,0.02\n2020-01-02,0.00")  # last row incomplete
 
-    def grow() -> None:
-        time.sleep(0.3)
+    first_read = threading.Event()
+
+    def grow() -> None:  # once the reader has the first row and waits at the cut line
+        first_read.wait(60)
+        time.sleep(0.2)
         with open(path, "a") as fh:
             fh.write("5,-0.01\n2020-01-03,oops,0.1\n2020-01-04,0.02,0.01\n")
 
     writer = threading.Thread(target=grow)
     writer.start()
-    src = FollowedFile(path, portfolio=ALL, poll=0.05, idle_timeout=1.0)
-    got = list(src)
+    # the idle timeout leaves a loaded machine's thread scheduling room (1 s against a 0.3 s
+    # sleep started before the reader was a race)
+    src = FollowedFile(path, portfolio=ALL, poll=0.05, idle_timeout=2.5)
+    got = []
+    for tick in src:
+        got.append(tick)
+        first_read.set()
     writer.join()
     assert len(got) == 4 and src.cursor == 4
     assert got[1].assets == {"a": 0.005, "b": -0.01}

@@ -1,0 +1,377 @@
+"""Every code block in docs/*.md and README.md runs as written, or says why not.
+
+A fenced block tagged ``python``, ``bash``, ``sh``, ``shell`` or ``console``
+is *runnable*: a test here (or ``tests/test_docs_examples.py`` for README's
+"Use it" section and docs/validation.md) runs it. A block that cannot run as
+written — it starts a long-lived server, needs other hosts, Docker, an E2B
+account, a certificate — carries an HTML comment on the line just before
+its fence::
+
+    <!-- not run: needs an E2B account (E2B_API_KEY) -->
+
+(invisible when rendered). Output listings, command synopses with
+``[options]`` and configuration files are fenced as ``text`` (or ``json``, ...)
+and are not run. ``test_every_runnable_block_is_run_or_marked`` fails on a
+runnable block that no test covers, so a new example cannot silently go
+unrun.
+
+How the blocks run:
+
+* Python: one namespace per page, the page's blocks in order, in a temporary
+  working directory; line numbers in a traceback are the page's. Some pages
+  show an excerpt that names things made earlier (``forecast``, ``keys``):
+  the page's *context* below makes them, and is the only code the test adds.
+* Shell: each ``swarmvar ...`` command (``\\`` continuations joined, ``#``
+  comments dropped) through Typer's ``CliRunner`` in a temporary folder
+  holding the files the page names (written by the page's fixture below);
+  exit code 0. ``producer | swarmvar ...`` gets JSON lines on stdin from the
+  fixture; ``... > file`` writes the output to that file. Commands also run
+  by README's "Use it" test are not run twice.
+* Commands or pages that take more than ~10 s go under ``@pytest.mark.slow``
+  (``SLOW_COMMANDS``, ``PythonPage.slow``), each with its measured time.
+* Broken examples in pages this suite may not edit are ``xfail(strict=True)``
+  with the fix in the reason: fixing the page turns the test into a failure
+  until the mark is removed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNNABLE = {"python", "bash", "sh", "shell", "console"}
+SHELL = RUNNABLE - {"python"}
+NOT_RUN = re.compile(r"<!--\s*not run:\s*(.+?)\s*-->")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One fenced code block: its page (relative to the repo), first code line, tag, code."""
+
+    page: str
+    line: int
+    lang: str
+    code: str
+    not_run: str | None  # the reason, when marked
+
+
+def pages() -> list[str]:
+    return ["README.md"] + sorted(f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md"))
+
+
+def blocks(page: str) -> list[Block]:
+    lines = (ROOT / page).read_text(encoding="utf-8").split("\n")
+    found, i = [], 0
+    while i < len(lines):
+        fence = re.match(r"\s*```(\S*)", lines[i])
+        if not fence:
+            i += 1
+            continue
+        j = i + 1
+        while not re.match(r"\s*```\s*$", lines[j]):
+            j += 1
+        before = next((line for line in reversed(lines[:i]) if line.strip()), "")
+        mark = NOT_RUN.search(before)
+        found.append(Block(page, i + 2, fence.group(1).lower(), "\n".join(lines[i + 1:j]) + "\n",
+                           mark.group(1) if mark else None))
+        i = j + 1
+    return found
+
+
+def runnable(page: str, lang: set[str]) -> list[Block]:
+    return [b for b in blocks(page) if b.lang in lang and b.not_run is None]
+
+
+def _readme_use_it_lines() -> tuple[int, int]:
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").split("\n")
+    start = lines.index("## Use it")
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("## "))
+    return start, end
+
+
+def covered_elsewhere(block: Block) -> bool:
+    """README's "Use it" and docs/validation.md's Python: tests/test_docs_examples.py."""
+    if block.page == "README.md":
+        start, end = _readme_use_it_lines()
+        return start < block.line <= end
+    return block.page == "docs/validation.md" and block.lang == "python"
+
+
+# ---------------------------------------------------------------- shell commands
+
+
+@dataclass(frozen=True)
+class Command:
+    page: str
+    line: int
+    text: str            # as in the doc, continuations joined, comment dropped
+    args: tuple[str, ...]
+    stdin: bool          # `producer | swarmvar ...`
+    redirect: str | None  # `... > file`
+
+
+def commands(block: Block) -> list[Command]:
+    """The block's commands; AssertionError naming a line that is not a plain swarmvar call."""
+    out, pending, first = [], "", 0
+    for offset, raw in enumerate(block.code.split("\n")):
+        if not pending:
+            first = block.line + offset
+        if raw.rstrip().endswith("\\"):
+            pending += raw.rstrip()[:-1] + " "
+            continue
+        words = shlex.split(pending + raw, comments=True)
+        pending = ""
+        if not words:
+            continue
+        stdin = words[:2] == ["producer", "|"]
+        words = words[2:] if stdin else words
+        redirect = None
+        if len(words) > 2 and words[-2] == ">":
+            redirect, words = words[-1], words[:-2]
+        where = f"{block.page}:{first}"
+        assert Path(words[0]).name == "swarmvar", (
+            f"{where}: {' '.join(words)!r} is not a swarmvar command: make it one, or mark the "
+            "block <!-- not run: reason -->")
+        assert not any(w in ("|", ">", "<", "&&", ";") or "$(" in w for w in words), (
+            f"{where}: shell syntax the runner does not play; mark the block not run")
+        out.append(Command(block.page, first, shlex.join(words[1:]), tuple(words[1:]), stdin,
+                           redirect))
+    return out
+
+
+def readme_commands() -> set[tuple[str, ...]]:
+    return {c.args for b in blocks("README.md") if b.lang in SHELL and covered_elsewhere(b)
+            for c in commands(b)}
+
+
+# Commands that take more than ~10 s (seconds measured alone, load average beside).
+SLOW_COMMANDS = {
+    "backtest --book book.csv --last 1000": "69 s (load 2.8): 4 joint agents refit over 1,000 days",
+    "run --data assets.csv --portfolios books.json --executor ray --workers 4":
+        "a local Ray cluster and four actors",
+    "run --data live.csv --portfolios books.json --follow":
+        "waits out --idle-timeout (10 s) after the last row",
+}
+
+
+def _asset_returns(folder: Path, name: str, days: int = 1100) -> None:
+    from swarmvar.books import load_stocks
+
+    stocks = load_stocks().iloc[-days:, :4]
+    stocks.rename_axis("date").reset_index().to_csv(folder / name, index=False)
+
+
+def _portfolio_files(folder: Path) -> str:
+    from swarmvar.books import load_stocks
+
+    prices = load_stocks(kind="price").iloc[-1200:]
+    prices.rename_axis("date").reset_index().to_csv(folder / "prices.csv", index=False)
+    (folder / "book.csv").write_text("asset,position\nAAPL,600000\nMSFT,-400000\nXOM,300000\n")
+    return ""
+
+
+def _runtime_files(folder: Path) -> str:
+    """assets.csv / live.csv: four stocks' log returns; books.json: two books over them."""
+    from swarmvar.books import load_stocks
+
+    _asset_returns(folder, "assets.csv")
+    _asset_returns(folder, "live.csv")
+    columns = list(load_stocks().columns[:4])
+    books = {"equal": {"weights": {c: 0.25 for c in columns}},
+             "long-short": {"positions": {columns[0]: 600_000.0, columns[1]: -400_000.0}}}
+    (folder / "books.json").write_text(json.dumps(books))
+    # the producer: the 20 days after the history, one JSON line per day, every portfolio
+    returns = load_stocks().iloc[-20:, :4]
+    return "".join(json.dumps({"portfolio": "*", "as_of": str(day.date()),
+                               "assets": {c: float(v) for c, v in row.items()}}) + "\n"
+                   for day, row in returns.iterrows())
+
+
+# page -> fixture(folder) writing the files its commands name; returns the producer's stdin
+SHELL_PAGES: dict[str, Callable[[Path], str]] = {
+    "docs/portfolio.md": _portfolio_files,
+    "docs/runtime.md": _runtime_files,
+}
+
+
+def page_commands(page: str) -> list[Command]:
+    seen = readme_commands()
+    return [c for b in runnable(page, SHELL) if not covered_elsewhere(b) for c in commands(b)
+            if c.args not in seen]
+
+
+def _shell_cases(slow: bool) -> Iterator[object]:
+    for page in SHELL_PAGES:
+        for command in page_commands(page):
+            if (command.text in SLOW_COMMANDS) == slow:
+                marks = [pytest.mark.slow] if slow else []
+                yield pytest.param(command, id=f"{page}:{command.line}", marks=marks)
+
+
+def _invoke(command: Command, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from swarmvar.cli import app
+
+    monkeypatch.chdir(folder)
+    monkeypatch.delenv("SWARMVAR_CONFIG", raising=False)
+    stdin = SHELL_PAGES[command.page](folder)
+    result = CliRunner().invoke(app, list(command.args), input=stdin if command.stdin else None)
+    assert result.exit_code == 0, (f"{command.page}:{command.line}", command.text, result.output)
+    if command.redirect:
+        (folder / command.redirect).write_text(result.stdout)
+
+
+@pytest.mark.parametrize("command", list(_shell_cases(slow=False)))
+def test_shell_example(command: Command, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _invoke(command, tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("command", list(_shell_cases(slow=True)))
+def test_shell_example_slow(command: Command, tmp_path: Path,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    _invoke(command, tmp_path, monkeypatch)
+
+
+# ---------------------------------------------------------------- Python blocks
+
+
+@dataclass(frozen=True)
+class PythonPage:
+    context: str = ""         # makes the names the page's excerpts use
+    slow: str | None = None   # why (and how long), when slow
+    xfail: str | None = None  # for pages this suite may not edit: what is broken, the fix
+    check: Callable[[dict[str, object], str], None] | None = None  # (namespace, stdout)
+
+
+LEDGER_CONTEXT = """
+from datetime import UTC, datetime
+from swarmvar import data
+from swarmvar.consensus import private_key_from_seed, sign_measures
+from swarmvar.models import NormalInverseGamma
+
+forecast = NormalInverseGamma().fit(data.load("sp500").iloc[-500:], seed=0).forecast((0.99,))
+keys = {"nig": private_key_from_seed(b"n" * 32)}
+estimates = sign_measures([("nig", forecast.at(0.99))], keys, portfolio="sp500", horizon=1,
+                          as_of=datetime(2018, 12, 31, tzinfo=UTC), seq=1)
+"""
+
+CONSENSUS_CONTEXT = """
+from datetime import UTC, datetime
+from swarmvar import data
+from swarmvar.consensus import private_key_from_seed
+from swarmvar.models import BayesianBootstrap, NormalInverseGamma
+
+r = data.load("sp500")
+forecasts = {f"{name}-{days}": agent().fit(r.iloc[-days:], seed=0).forecast((0.99,))
+             for name, agent in (("nig", NormalInverseGamma), ("bootstrap", BayesianBootstrap))
+             for days in (250, 500, 1000)}
+keys = {agent_id: private_key_from_seed(agent_id.encode().ljust(32, b"-"))
+        for agent_id in forecasts}
+data_time, beat = datetime(2018, 12, 31, 22, tzinfo=UTC), 1
+"""
+
+EMERGENCE_CONTEXT = """
+import numpy as np
+from swarmvar.data import load
+from swarmvar.models import BayesianBootstrap, NormalInverseGamma, StudentT
+from swarmvar.validation import backtest
+
+series = load("sp500").iloc[-1300:]                 # 300 days after the first 1,000-day window
+agents = {"nig": NormalInverseGamma(), "bootstrap": BayesianBootstrap(), "t": StudentT()}
+z = float(np.random.default_rng(0).standard_normal())
+"""
+
+
+def _check_sandbox(scope: dict[str, object], out: str) -> None:
+    assert 0.0 < float(out.strip().splitlines()[-1]) < 0.2  # a daily 99% VaR, as a fraction
+
+
+PYTHON_PAGES: dict[str, PythonPage] = {
+    "docs/arbiter.md": PythonPage(),
+    "docs/consensus.md": PythonPage(CONSENSUS_CONTEXT),
+    "docs/emergence.md": PythonPage(EMERGENCE_CONTEXT),
+    "docs/ledger.md": PythonPage(LEDGER_CONTEXT),
+    "docs/models-garch.md": PythonPage(),
+    "docs/models-student-t-evt.md": PythonPage(),
+    "docs/portfolio.md": PythonPage(),
+    "docs/runtime.md": PythonPage(),
+    "docs/sandbox.md": PythonPage(check=_check_sandbox),
+}
+
+
+def _python_cases() -> Iterator[object]:
+    for page, spec in PYTHON_PAGES.items():
+        marks = [pytest.mark.slow] if spec.slow else []
+        if spec.xfail:
+            marks.append(pytest.mark.xfail(strict=True, reason=spec.xfail))
+        yield pytest.param(page, id=page, marks=marks)
+
+
+@pytest.mark.parametrize("page", list(_python_cases()))
+def test_python_examples(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SWARMVAR_CONFIG", raising=False)
+    spec = PYTHON_PAGES[page]
+    scope: dict[str, object] = {"__name__": "__docs__"}
+    exec(compile(spec.context, f"<context of {page}>", "exec"), scope)  # noqa: S102
+    todo = [b for b in runnable(page, {"python"}) if not covered_elsewhere(b)]
+    assert todo, f"{page} has no runnable Python block left: drop it from PYTHON_PAGES"
+    for block in todo:
+        # blank lines first: a traceback's line numbers are the page's
+        code = "\n" * (block.line - 1) + block.code
+        exec(compile(code, str(ROOT / page), "exec"), scope)  # noqa: S102 - our documentation
+    if spec.check is not None:
+        spec.check(scope, capsys.readouterr().out)
+
+
+# ---------------------------------------------------------------- coverage of the docs
+
+
+def test_every_runnable_block_is_run_or_marked() -> None:
+    missing = []
+    for page in pages():
+        for block in blocks(page):
+            if block.lang not in RUNNABLE or block.not_run is not None or covered_elsewhere(block):
+                continue
+            if block.lang == "python" and page not in PYTHON_PAGES:
+                missing.append(f"{page}:{block.line} python: add the page to PYTHON_PAGES")
+            if block.lang in SHELL:
+                commands(block)  # every line a plain swarmvar command
+                if page not in SHELL_PAGES:
+                    missing.append(f"{page}:{block.line} {block.lang}: add it to SHELL_PAGES")
+    assert not missing, missing
+
+
+def test_slow_commands_are_still_in_the_docs() -> None:
+    shown = {c.text for page in SHELL_PAGES for c in page_commands(page)}
+    assert set(SLOW_COMMANDS) <= shown, set(SLOW_COMMANDS) - shown
+
+
+def test_marked_blocks_say_why() -> None:
+    for page in pages():
+        for block in blocks(page):
+            if block.not_run is not None:
+                assert block.lang in RUNNABLE, (
+                    f"{page}:{block.line}: a {block.lang} block is not run anyway: drop the mark")
+                assert len(block.not_run) > 10, f"{page}:{block.line}: say why it is not run"
+
+
+def test_the_block_reader_sees_marks_and_line_numbers(tmp_path: Path) -> None:
+    found = blocks("docs/sandbox.md")
+    first = next(b for b in found if b.lang == "python")
+    text = (ROOT / "docs/sandbox.md").read_text(encoding="utf-8").split("\n")
+    assert text[first.line - 2].startswith("```python") and text[first.line - 1] == \
+        first.code.split("\n")[0]
+    with pytest.raises(AssertionError, match="not a swarmvar command"):
+        commands(Block("x.md", 1, "sh", "docker build .\n", None))
+    assert commands(Block("x.md", 1, "sh", "swarmvar a \\\n  --b 1  # c\n", None))[0].args == \
+        ("a", "--b", "1")
+

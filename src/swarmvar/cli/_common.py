@@ -389,10 +389,22 @@ def make_console(*, quiet: bool = False, stderr: bool = False, live: bool = Fals
     return Console(width=width, quiet=quiet, stderr=stderr)
 
 
+def usage_error(message: str, *, code: int = 2) -> typer.Exit:
+    """Print ``error: <message>`` on stderr as plain text (a ``[...]`` in it is never
+    read as rich markup); the exit to raise (2: a usage error)."""
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code=code)
+
+
 def fail(exc: SwarmVarError) -> typer.Exit:
     """Print a SwarmVarError as a one-line message in the CLI's words; the exit to raise."""
-    typer.secho(f"error: {cli_words(str(exc))}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code=2)
+    return usage_error(cli_words(str(exc)))
+
+
+def bad_parameter(exc: typer.BadParameter) -> typer.Exit:
+    """Print a :class:`typer.BadParameter` caught by hand as ``error: FLAG: message``."""
+    hint = exc.param_hint if isinstance(exc.param_hint, str) else None
+    return usage_error(f"{hint}: {exc.message}" if hint else exc.message)
 
 
 @contextmanager

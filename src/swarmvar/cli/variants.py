@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import SwarmVarError
 from ..evolution import (
@@ -32,6 +33,7 @@ from ..evolution import (
     record_check,
     start_canary,
 )
+from ._common import bad_parameter, usage_error
 
 app = typer.Typer(name="variants", no_args_is_help=True, add_completion=False,
                   help="Model variants: create, canary, promote, roll back, circuit breakers.")
@@ -45,7 +47,7 @@ app.add_typer(breaker_app, name="breaker")
 
 Home = Annotated[str, typer.Option("--home", help="Data directory (or SQLite file / URL).")]
 DEFAULT_HOME = "./.swarmvar"
-out = Console(highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, markup=False)  # user text: never markup
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -61,13 +63,11 @@ def _open(home: str) -> Iterator[EvolutionHome]:
     try:
         h = open_home(home)
     except SwarmVarError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        raise usage_error(str(exc)) from None
     try:
         yield h
     except SwarmVarError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        raise usage_error(str(exc)) from None
     finally:
         h.close()
 
@@ -105,8 +105,7 @@ def _pairs(items: list[str], what: str) -> dict[str, Any]:
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name:
-            err.print(f"[red]error:[/red] {what} {item!r} is not NAME=VALUE")
-            raise typer.Exit(2)
+            raise usage_error(f"{what} {item!r} is not NAME=VALUE")
         pairs[name.strip()] = value.strip()
     return pairs
 
@@ -118,8 +117,7 @@ def _constructors(agent_class: str) -> tuple[str, dict[str, Any]]:
     try:
         cls = registry.agent_class(agent_class)
     except ImportError as exc:
-        err.print(f"[red]error:[/red] agent class {agent_class!r} cannot be imported: {exc}")
-        raise typer.Exit(2) from None
+        raise usage_error(f"agent class {agent_class!r} cannot be imported: {exc}") from None
     return cls.name, {cls.name: cls}
 
 
@@ -141,10 +139,7 @@ def create(
             raise typer.BadParameter(f"{agent_class!r}: name one agent class",
                                      param_hint="AGENT_CLASS")
     except typer.BadParameter as exc:
-        from rich.markup import escape
-
-        err.print(f"[red]error:[/red] {exc.param_hint or ''}: {escape(exc.message)}")
-        raise typer.Exit(2) from None
+        raise bad_parameter(exc) from None
     params = {k: _value(v) for k, v in _pairs(set_, "--set").items()}
     reqs = _pairs(require or [], "--require")
     with _open(home) as h:
@@ -172,9 +167,8 @@ def promote(
         before = h.variants.get(variant_id)
         blockers = promotion_blockers(before)
         if blockers and not force:
-            err.print(f"[red]error:[/red] promotion of {variant_id} refused: "
-                      f"{'; '.join(blockers)}. Use --force to override (it is recorded).")
-            raise typer.Exit(2)
+            raise usage_error(f"promotion of {variant_id} refused: {'; '.join(blockers)}. "
+                              "Use --force to override (it is recorded).")
         v = h.variants.promote(before, now=time.time())
         _record_promotion(home, v, blockers)
     out.print(f"promoted {_describe(v)}" + (" (forced)" if blockers else ""))
@@ -277,8 +271,7 @@ def canary_run(
         check_whole(refit_every, "--refit-every", 1, 10**6)
         check_whole(seed, "--seed", 0, 2**31 - 1)
     except typer.BadParameter as exc:
-        err.print(f"[red]error:[/red] {exc.param_hint or ''}: {exc.message}")
-        raise typer.Exit(2) from None
+        raise bad_parameter(exc) from None
     from .. import sandbox as sandboxes
     from ..ledger import Ledger
 
@@ -293,11 +286,9 @@ def canary_run(
                                       clock=time.time, alphas=alphas, window=n_window,
                                       refit_every=refit_every, seed=seed, source=data)
         except CircuitOpen as exc:
-            err.print(f"[red]refused:[/red] {exc}")
+            err.print(f"[red]refused:[/red] {escape(str(exc))}")
             raise typer.Exit(1) from None
         except SandboxUnavailable as exc:  # no task ran (no VM, no worker): not the variant's
-            from rich.markup import escape
-
             # the worker's own error output: text, never markup
             err.print(f"[red]sandbox unavailable ({sandbox.value}):[/red] {escape(str(exc))}")
             raise typer.Exit(1) from None
@@ -317,9 +308,7 @@ def canary_run(
                   f"{variant_id}`")
         return
     what = f"sandbox violation ({ev.violation.value})" if ev.violation else "the task failed"
-    from rich.markup import escape
-
-    out.print(f"canary failed: {what}: {escape(ev.detail)}")  # may end with the worker's stderr
+    out.print(f"canary failed: {what}: {ev.detail}")  # may end with the worker's stderr
     out.print(f"breaker {ev.breaker.value}; check {ev.check.value if ev.check else '-'}: "
               f"{_describe(v)}")
     raise typer.Exit(1)

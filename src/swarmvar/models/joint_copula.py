@@ -52,6 +52,7 @@ from .base import Seed, rng_from
 from .joint_base import FloatArray, JointAgent, Scenarios
 from .joint_garch import GjrFilters
 from .joint_niw import bartlett_factors
+from .risk import t_log_norm
 
 #: Grid of the DCC parameters ``(a, b)`` (``a = 0``: constant correlation).
 DCC_GRID: FloatArray = np.array([(0.0, 0.0)] + [(a, b) for a in (0.005, 0.01, 0.02, 0.04, 0.07)
@@ -118,8 +119,7 @@ def _corr(q: FloatArray) -> FloatArray:
 
 def _log_t_margins(x: FloatArray, nu: float) -> float:
     """Sum of the univariate Student-t(``nu``) log densities at ``x``."""
-    return float((special.gammaln((nu + 1) / 2) - special.gammaln(nu / 2)
-                  - 0.5 * np.log(nu * np.pi) - (nu + 1) / 2 * np.log1p(x * x / nu)).sum())
+    return float((t_log_norm(nu) - (nu + 1) / 2 * np.log1p(x * x / nu)).sum())
 
 
 def _normalize(qt: FloatArray) -> FloatArray:

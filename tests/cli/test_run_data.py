@@ -123,3 +123,16 @@ def test_a_folder_given_as_portfolios_is_a_usage_error(tmp_path: Path) -> None:
                                  "1", "--home", str(tmp_path / "h")])
     assert result.exit_code == 2, result.output
     assert "--portfolios" in plain(result.output)
+
+
+def test_a_gap_in_the_history_rows_says_so_in_runs_words(tmp_path: Path) -> None:
+    sp = _sp(160)
+    values = sp.to_numpy().copy()
+    values[10] = np.nan  # inside the first --window rows: the swarm's starting history
+    pd.DataFrame({"sp": values}, index=sp.index).to_csv(tmp_path / "h.csv", index_label="date")
+    result = runner.invoke(app, ["run", "--data", str(tmp_path / "h.csv"), *RUN_FAST,
+                                 "--home", str(tmp_path / "h")])
+    text = plain(result.output)
+    assert result.exit_code == 2, result.output
+    assert "1999-01-20" in text and "missing (NaN)" in text, text
+    assert "first --window rows are the swarm's history" in text and "--dropna" not in text

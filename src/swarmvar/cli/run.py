@@ -16,10 +16,10 @@ from ._common import (
     check_data,
     cli_words,
     default_agents,
-    fail,
     make_console,
     parse_alphas,
     resolve_agents,
+    usage_error,
 )
 
 
@@ -65,6 +65,15 @@ def _data(source: str) -> Any:
         raise typer.BadParameter(f"cannot read {source} as a table of returns (a date column, "
                                  f"then one column per asset; CSV or Parquet): "
                                  f"{cli_words(str(exc))}", param_hint="--data") from None
+
+
+def _fail(exc: Any) -> typer.Exit:
+    """:func:`fail` in `run`'s words: `run` has no --dropna; its history needs every value."""
+    from ..data import DROPNA_HINT
+
+    text = str(exc).replace(DROPNA_HINT, "the first --window rows are the swarm's history and "
+                            "need every value: fill or remove that row in the file")
+    return usage_error(cli_words(text))
 
 
 def _table(swarm: Any, breaches: dict[str, int], events: dict[str, str],
@@ -331,7 +340,7 @@ def run(
 
                 cadence = Cadence(judge.config.pulse)
     except SwarmVarError as exc:
-        raise fail(exc) from None
+        raise _fail(exc) from None
     stop = {"asked": False}
 
     def _interrupt(signum: int, frame_: Any) -> None:
@@ -394,7 +403,7 @@ def run(
                     if not live.console.is_terminal:  # a log: end the table's last line
                         live.console.line()
     except SwarmVarError as exc:
-        raise fail(exc) from None
+        raise _fail(exc) from None
     finally:
         signal.signal(signal.SIGINT, previous)
     for line in _closing_lines(summary, beats=beats,

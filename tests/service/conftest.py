@@ -119,7 +119,7 @@ def _start_server(home: Path, keys: Path, *args: str, scheme: str,
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
                                 env={**os.environ, **(env or {})}, cwd=ROOT)
     url = f"{scheme}://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # two workers' imports on a loaded 2-core CI take a while
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             text = log.read_text()

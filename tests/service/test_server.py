@@ -110,7 +110,8 @@ def test_kill9_during_a_burst_loses_no_acknowledged_return(
     lock = threading.Lock()
 
     def burst(book: str) -> None:
-        with httpx.Client(base_url=srv.url, timeout=10) as c:
+        # a slow answer is not a dead server: only the kill ends a burst (connection errors)
+        with httpx.Client(base_url=srv.url, timeout=60) as c:
             for i in range(400):
                 value = round(0.0001 * (i % 37) - 0.001, 6)
                 try:
@@ -125,7 +126,7 @@ def test_kill9_during_a_burst_loses_no_acknowledged_return(
     threads = [threading.Thread(target=burst, args=(b,)) for b in books]
     for t in threads:
         t.start()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120  # bounded; a loaded machine acknowledges slowly
     while len(acked) < 60 and time.monotonic() < deadline:
         time.sleep(0.01)
     srv.proc.kill()  # SIGKILL, mid-burst

@@ -378,7 +378,7 @@ def test_catch_up_beats_before_a_refused_tick_are_counted_and_handed_on(tmp_path
                 executor.fault = kill_a
             yield from _ticks(frame, k)
             if k == HISTORY + 4:  # the host is back (its ticks queued), then a duplicate
-                for _ in range(2000):
+                for _ in range(6000):  # at most 60 s: a loaded machine restores slowly
                     if not any(r.attempt for r in swarm.restoring().values()):
                         break
                     time.sleep(0.01)

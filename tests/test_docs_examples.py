@@ -44,7 +44,14 @@ def _commands() -> list[list[str]]:
 
 
 def _heavy(args: list[str]) -> bool:
-    """Fits every agent (no --agents) or an MCMC agent: minutes, not seconds."""
+    """Fits every agent (no --agents) or an MCMC agent: minutes, not seconds.
+
+    ``arbiter replay`` backtests every agent over the whole history (38 s, then 8 s for the
+    drill from its cache, load average 9.7); ``run --workers`` starts worker processes that
+    each import and fit the swarm (26 s at load 9.7).
+    """
+    if args[:2] == ["arbiter", "replay"] or (args[0] == "run" and "--workers" in args):
+        return True
     if args[0] not in ("var", "backtest"):
         return False
     if "--agents" not in args:

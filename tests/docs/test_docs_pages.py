@@ -37,12 +37,19 @@ How the blocks run:
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -97,8 +104,15 @@ def _readme_use_it_lines() -> tuple[int, int]:
     return start, end
 
 
+# blocks run by a test of their own below: (page, how the block starts)
+OWN_TESTS = {("docs/operations.md", "KEY=$(swarmvar keys create --role writer)")}
+
+
 def covered_elsewhere(block: Block) -> bool:
-    """README's "Use it" and docs/validation.md's Python: tests/test_docs_examples.py."""
+    """README's "Use it" and docs/validation.md's Python: tests/test_docs_examples.py;
+    the blocks in ``OWN_TESTS``: a test below."""
+    if any(block.page == page and block.code.startswith(start) for page, start in OWN_TESTS):
+        return True
     if block.page == "README.md":
         start, end = _readme_use_it_lines()
         return start < block.line <= end
@@ -438,3 +452,73 @@ def test_validation_command_line_block(tmp_path: Path, monkeypatch: pytest.Monke
     result = CliRunner().invoke(app, list(command.args))
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out.html").read_text().startswith("<!DOCTYPE html>")
+
+
+# ---------------------------------------------------------------- a started server
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_operations_first_session(tmp_path: Path) -> None:
+    """docs/operations.md's "A first session" against ``swarmvar serve`` on a loopback port.
+
+    The block runs in bash as written, with two edits: the history's ``...`` becomes 58
+    more daily returns (>= 50 for the default swarm, all before the next block's
+    2024-03-01) and port 8000 the test's free port. The key is created after the server
+    started (the doc's order): the server re-reads its key file.
+    """
+    import httpx
+
+    (block,) = [b for b in blocks("docs/operations.md")
+                if b.code.startswith("KEY=$(swarmvar keys create --role writer)")]
+    days = pd.date_range("2024-01-03", "2024-02-29")
+    rng = np.random.default_rng(0)
+    more = "".join(f', {{"date": "{d.date()}", "return": {0.01 * rng.standard_normal():.5f}}}'
+                   for d in days)
+    port = _free_port()
+    assert block.code.count(", ...]") == 1 and "127.0.0.1:8000" in block.code
+    script = block.code.replace(", ...]", more + "]").replace("127.0.0.1:8000",
+                                                              f"127.0.0.1:{port}")
+    bindir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"}
+    env.pop("SWARMVAR_CONFIG", None)
+    server = subprocess.Popen([f"{bindir}/swarmvar", "serve", "--port", str(port)],
+                              cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, server.communicate()[0].decode()[-2000:]
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "swarmvar serve did not answer /healthz in 60 s"
+            time.sleep(0.2)
+        done = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120, check=False)
+    finally:
+        server.terminate()
+        try:
+            server.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.communicate()
+    assert done.returncode == 0, done.stderr
+    # three JSON answers, one after the other: the portfolio, the beat, its VaR
+    decoder, text, answers = json.JSONDecoder(), done.stdout.strip(), []
+    while text:
+        answer, end = decoder.raw_decode(text)
+        answers.append(answer)
+        text = text[end:].strip()
+    assert len(answers) == 3, done.stdout[-2000:]
+    assert answers[0]["name"] == "book" and answers[0]["last_date"] == "2024-02-29", answers[0]
+    assert answers[1]["stored"] == 1 and answers[1]["results"][0]["seq"] == 1, answers[1]
+    assert answers[2]["as_of"] == "2024-03-01", answers[2]
+    assert [level["alpha"] for level in answers[2]["levels"]] == [0.99, 0.975]
+    assert all(0 < level["var"] < level["es"] < 0.2 for level in answers[2]["levels"])

@@ -41,10 +41,12 @@ import os
 import re
 import shlex
 import socket
+import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,7 +107,8 @@ def _readme_use_it_lines() -> tuple[int, int]:
 
 
 # blocks run by a test of their own below: (page, how the block starts)
-OWN_TESTS = {("docs/operations.md", "KEY=$(swarmvar keys create --role writer)")}
+OWN_TESTS = {("docs/operations.md", "KEY=$(swarmvar keys create --role writer)"),
+             ("docs/operations.md", "swarmvar serve --certfile cert.pem")}
 
 
 def covered_elsewhere(block: Block) -> bool:
@@ -463,6 +466,41 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _cli_env() -> dict[str, str]:
+    """The environment with this venv's ``swarmvar`` first on PATH, no config file."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env.pop("SWARMVAR_CONFIG", None)
+    return env
+
+
+@contextmanager
+def _serving(args: list[str], cwd: Path, env: dict[str, str], url: str) -> Iterator[None]:
+    """``swarmvar <args>`` as a process until the block is done; waits for ``url``/healthz."""
+    import httpx
+
+    server = subprocess.Popen([str(Path(sys.executable).parent / "swarmvar"), *args], cwd=cwd,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, server.communicate()[0].decode()[-2000:]
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1, verify=False).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"swarmvar {args} did not answer in 60 s"
+            time.sleep(0.2)
+        yield
+    finally:
+        server.terminate()
+        try:
+            server.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.communicate()
+
+
 def test_operations_first_session(tmp_path: Path) -> None:
     """docs/operations.md's "A first session" against ``swarmvar serve`` on a loopback port.
 
@@ -471,8 +509,6 @@ def test_operations_first_session(tmp_path: Path) -> None:
     2024-03-01) and port 8000 the test's free port. The key is created after the server
     started (the doc's order): the server re-reads its key file.
     """
-    import httpx
-
     (block,) = [b for b in blocks("docs/operations.md")
                 if b.code.startswith("KEY=$(swarmvar keys create --role writer)")]
     days = pd.date_range("2024-01-03", "2024-02-29")
@@ -483,32 +519,10 @@ def test_operations_first_session(tmp_path: Path) -> None:
     assert block.code.count(", ...]") == 1 and "127.0.0.1:8000" in block.code
     script = block.code.replace(", ...]", more + "]").replace("127.0.0.1:8000",
                                                               f"127.0.0.1:{port}")
-    bindir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"}
-    env.pop("SWARMVAR_CONFIG", None)
-    server = subprocess.Popen([f"{bindir}/swarmvar", "serve", "--port", str(port)],
-                              cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, server.communicate()[0].decode()[-2000:]
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "swarmvar serve did not answer /healthz in 60 s"
-            time.sleep(0.2)
+    env = _cli_env()
+    with _serving(["serve", "--port", str(port)], tmp_path, env, f"http://127.0.0.1:{port}"):
         done = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=120, check=False)
-    finally:
-        server.terminate()
-        try:
-            server.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.communicate()
     assert done.returncode == 0, done.stderr
     # three JSON answers, one after the other: the portfolio, the beat, its VaR
     decoder, text, answers = json.JSONDecoder(), done.stdout.strip(), []
@@ -522,3 +536,48 @@ def test_operations_first_session(tmp_path: Path) -> None:
     assert answers[2]["as_of"] == "2024-03-01", answers[2]
     assert [level["alpha"] for level in answers[2]["levels"]] == [0.99, 0.975]
     assert all(0 < level["var"] < level["es"] < 0.2 for level in answers[2]["levels"])
+
+
+def _self_signed(folder: Path) -> None:
+    """cert.pem / key.pem for 127.0.0.1, valid for a day."""
+    from datetime import UTC, datetime, timedelta
+    from ipaddress import IPv4Address
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(IPv4Address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+
+
+def test_operations_tls_line(tmp_path: Path) -> None:
+    """docs/operations.md's TLS line serves HTTPS (a self-signed certificate, a free port
+    instead of 8443); plain HTTP to that port gets no HTTP answer, as the page says."""
+    import httpx
+
+    (block,) = [b for b in blocks("docs/operations.md")
+                if b.code.startswith("swarmvar serve --certfile cert.pem")]
+    (command,) = commands(block)
+    args = list(command.args)
+    port = _free_port()
+    args[args.index("--port") + 1] = str(port)
+    _self_signed(tmp_path)
+    with _serving(args, tmp_path, _cli_env(), f"https://127.0.0.1:{port}"):
+        trust = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+        assert httpx.get(f"https://127.0.0.1:{port}/healthz", verify=trust,
+                         timeout=5).status_code == 200
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)

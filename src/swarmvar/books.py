@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from .data import MAX_ABS_RETURN, refuse_non_numbers
+from .data import MAX_ABS_RETURN, read_table, refuse_non_numbers
 from .errors import InvalidBook, InvalidParameter, InvalidReturns
 from .types import Book
 
@@ -164,32 +164,19 @@ def asset_returns(frame: pd.DataFrame, *, kind: Literal["price", "return"] = "pr
 
 def read_assets(path: str | Path, *, kind: Literal["price", "return"] = "price",
                 dropna: bool = False) -> pd.DataFrame:
-    """Asset log returns from a CSV/Parquet file: a date column first, one column per asset."""
-    p = Path(path)
-    if not p.exists():
-        raise InvalidReturns(f"no such file: {p}")
-    suffix = p.suffix.lower()
+    """Asset log returns from a CSV/Parquet file: a date column first, one column per asset.
+
+    The file is read by :func:`swarmvar.data.read_table` (its checks: size,
+    encoding, dates, text cells) and its rows judged by :func:`asset_returns`.
+    """
+    table = read_table(path)  # a path that is not a str or Path is refused there
     try:
-        if suffix in (".parquet", ".pq"):
-            frame = pd.read_parquet(p)
-        elif suffix in (".csv", ".txt", ".gz"):
-            frame = pd.read_csv(p)
-        else:
-            raise InvalidReturns(f"{p.name}: unknown file type {suffix!r}; use .csv or .parquet")
-    except (ValueError, OSError, UnicodeDecodeError) as exc:
-        raise InvalidReturns(f"{p.name} cannot be read as a table: {exc}") from exc
-    if frame.shape[1] < 2:
-        raise InvalidReturns(f"{p.name}: need a date column and at least one asset column")
-    dates = [c for c in frame.columns if str(c).lower() in ("date", "datetime", "time")]
-    date_col = dates[0] if dates else frame.columns[0]
-    try:
-        index = pd.DatetimeIndex(pd.to_datetime(frame[date_col]))
-    except (ValueError, TypeError) as exc:
-        raise InvalidReturns(f"{p.name}: column {date_col!r} does not parse as dates ({exc}); "
-                             "put dates first") from exc
-    values = frame.drop(columns=[date_col]).apply(pd.to_numeric, errors="coerce")
-    values.index = index
-    return asset_returns(values, kind=kind, dropna=dropna)
+        return asset_returns(table, kind=kind, dropna=dropna)
+    except InvalidReturns as exc:
+        name = Path(path).name
+        if name in str(exc):
+            raise
+        raise InvalidReturns(f"{name}: {exc}") from exc
 
 
 def parse_positions(text: str) -> Book:

@@ -563,6 +563,7 @@ def as_array(
     if isinstance(returns, pd.Series):
         labels = returns.index if labels is None else labels
         returns = returns.to_numpy()
+    refuse_non_numbers(returns, who=who, missing_ok=True)  # "0.01", True: not returns
     try:
         x = np.array(returns, dtype=float)
     except (TypeError, ValueError) as exc:
@@ -660,7 +661,8 @@ def refuse_non_numbers(returns: object, *, who: str = "this model",
             else "give a row of floats, one per asset, or a (days, assets) matrix of them")
     shown = repr(value.item() if isinstance(value, np.generic) else value)[:60]
     raise InvalidReturns(
-        f"{who}: asset returns must be numbers (floats), not {kind}: {shown}{where}; {hint}")
+        f"{who}: {'asset ' if arr.ndim > 1 else ''}returns must be numbers (floats), not "
+        f"{kind}: {shown}{where}; {hint}")
 
 
 def portfolio(

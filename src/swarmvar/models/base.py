@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ..data import MAX_ABS_RETURN, as_array
+from ..data import MAX_ABS_RETURN, as_array, refuse_non_numbers
 from ..errors import ConvergenceWarning, InvalidParameter, InvalidReturns, InvalidState, NotFitted
 from ..types import Diagnostics, Forecast
 from .risk import check_alphas
@@ -324,6 +324,9 @@ class Agent(ABC):
 
     @staticmethod
     def _check_return(r: float) -> float:
+        if isinstance(r, (str, bytes, bool, np.bool_)):  # float() would take "0.01" and True
+            raise InvalidReturns(f"update needs one number (a float), not {type(r).__name__} "
+                                 f"{r!r}; a return is a log return as a fraction (0.01 = 1%)")
         try:
             value = float(r)
         except (TypeError, ValueError) as exc:
@@ -340,6 +343,7 @@ class Agent(ABC):
     @classmethod
     def _block_returns(cls, returns: ArrayLike) -> NDArray[np.float64]:
         """:meth:`forecast_block`'s returns ``(D,)``, each checked as :meth:`update` checks it."""
+        refuse_non_numbers(returns, who="forecast_block")
         try:
             xs = np.asarray(returns, dtype=float)
         except (TypeError, ValueError) as exc:

@@ -174,9 +174,21 @@ def readme_commands() -> set[tuple[str, ...]]:
 SLOW_COMMANDS = {
     "backtest --book book.csv --last 1000": "69 s (load 2.8): 4 joint agents refit over 1,000 days",
     "run --data assets.csv --portfolios books.json --executor ray --workers 4":
-        "a local Ray cluster and four actors",
+        "41 s (load 10): a local Ray cluster and four actors",
     "run --data live.csv --portfolios books.json --follow":
-        "waits out --idle-timeout (10 s) after the last row",
+        "23 s (load 10): waits out --idle-timeout (10 s) after the last row",
+}
+
+# What a command's output must show, beyond exit code 0 (regular expressions).
+EXPECT = {
+    "run --data assets.csv --stdin --portfolios books.json":
+        r"40 beats .* stopped: stdin ended; 0 ticks refused",
+    "run --data assets.csv --portfolios books.json --executor ray --workers 4":
+        r"200 beats .* 0 ticks refused",
+    "run --data live.csv --portfolios books.json --follow": r"200 beats .* 0 ticks refused",
+    "var --data prices.csv --book book.csv --alpha 0.99,0.975 --json": r'"command": "var"',
+    "var --positions AAPL=600000,MSFT=-400000,XOM=300000 --trade JPM=1000000":
+        r"trade JPM=1000000: incremental VaR",
 }
 
 
@@ -242,6 +254,9 @@ def _invoke(command: Command, folder: Path, monkeypatch: pytest.MonkeyPatch) -> 
     stdin = SHELL_PAGES[command.page](folder)
     result = CliRunner().invoke(app, list(command.args), input=stdin if command.stdin else None)
     assert result.exit_code == 0, (f"{command.page}:{command.line}", command.text, result.output)
+    if command.text in EXPECT:
+        assert re.search(EXPECT[command.text], " ".join(result.output.split())), (
+            command.text, EXPECT[command.text], result.output[-1500:])
     if command.redirect:
         (folder / command.redirect).write_text(result.stdout)
 
@@ -370,7 +385,7 @@ def test_every_runnable_block_is_run_or_marked() -> None:
 
 def test_slow_commands_are_still_in_the_docs() -> None:
     shown = {c.text for page in SHELL_PAGES for c in page_commands(page)}
-    assert set(SLOW_COMMANDS) <= shown, set(SLOW_COMMANDS) - shown
+    assert set(SLOW_COMMANDS) | set(EXPECT) <= shown, (set(SLOW_COMMANDS) | set(EXPECT)) - shown
 
 
 def test_marked_blocks_say_why() -> None:

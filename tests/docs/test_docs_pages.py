@@ -368,19 +368,32 @@ def test_python_examples(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPa
 # ---------------------------------------------------------------- coverage of the docs
 
 
+def uncovered(block: Block) -> str | None:
+    """Why no test runs ``block`` though it is runnable and unmarked (None: covered)."""
+    if block.lang not in RUNNABLE or block.not_run is not None or covered_elsewhere(block):
+        return None
+    if block.lang == "python" and block.page not in PYTHON_PAGES:
+        return f"{block.page}:{block.line} python: add the page to PYTHON_PAGES"
+    if block.lang in SHELL:
+        commands(block)  # every line a plain swarmvar command
+        if block.page not in SHELL_PAGES:
+            return f"{block.page}:{block.line} {block.lang}: add the page to SHELL_PAGES"
+    return None
+
+
 def test_every_runnable_block_is_run_or_marked() -> None:
-    missing = []
-    for page in pages():
-        for block in blocks(page):
-            if block.lang not in RUNNABLE or block.not_run is not None or covered_elsewhere(block):
-                continue
-            if block.lang == "python" and page not in PYTHON_PAGES:
-                missing.append(f"{page}:{block.line} python: add the page to PYTHON_PAGES")
-            if block.lang in SHELL:
-                commands(block)  # every line a plain swarmvar command
-                if page not in SHELL_PAGES:
-                    missing.append(f"{page}:{block.line} {block.lang}: add it to SHELL_PAGES")
+    missing = [why for page in pages() for block in blocks(page)
+               if (why := uncovered(block)) is not None]
     assert not missing, missing
+
+
+def test_an_unmarked_block_on_a_new_page_is_caught() -> None:
+    assert uncovered(Block("docs/new.md", 3, "python", "print(1)\n", None)) is not None
+    assert uncovered(Block("docs/new.md", 3, "bash", "swarmvar var\n", None)) is not None
+    assert uncovered(Block("docs/new.md", 3, "python", "x\n", "needs a GPU cluster")) is None
+    assert uncovered(Block("docs/new.md", 3, "text", "swarmvar var\n", None)) is None
+    with pytest.raises(AssertionError, match="not a swarmvar command"):
+        uncovered(Block("docs/portfolio.md", 3, "sh", "curl http://x\n", None))
 
 
 def test_slow_commands_are_still_in_the_docs() -> None:

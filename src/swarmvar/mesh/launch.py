@@ -148,6 +148,10 @@ def swarm_node(home: str | os.PathLike[str], *, port: int | None = None,
     return MeshNode(config, node_key, epoch=time.time_ns(), feed=BeatFeed())
 
 
+#: At most this many seconds past ``linger`` for the agreement runs still open to finish.
+RUNS_GRACE = 60.0
+
+
 def serve_swarm_node(node: MeshNode, swarm: Swarm, source: Iterable[Tick | BadLine], *,
                      beats: int | None = None, max_seconds: float = 86_400.0,
                      on_beat: Callable[[BeatReport], None] | None = None,
@@ -162,9 +166,11 @@ def serve_swarm_node(node: MeshNode, swarm: Swarm, source: Iterable[Tick | BadLi
     ``pace`` go to ``Swarm.run``. Returns the swarm's run summary; the
     swarm stops when the node is told to leave; the node keeps serving
     (agreement runs, gossip, ledger merge) ``linger`` seconds after the
-    swarm ends (unless told to stop), then stops. With ``wait_peers`` the
-    first beat waits (at most that many seconds) until every peer is heard,
-    so that nodes started together beat together.
+    swarm ends (unless told to stop), and with ``linger > 0`` until its open
+    agreement runs finish (at most :data:`RUNS_GRACE` seconds more), then
+    stops. With ``wait_peers`` the first beat waits (at most that many
+    seconds) until every peer is heard, so that nodes started together beat
+    together.
     """
     feed = node.feed if node.feed is not None else BeatFeed()
     node.feed = feed
@@ -203,7 +209,14 @@ def serve_swarm_node(node: MeshNode, swarm: Swarm, source: Iterable[Tick | BadLi
         while node.feed.pending and time.monotonic() < deadline:
             time.sleep(0.01)
         end = time.monotonic() + max(0.0, linger)
-        while not stop() and time.monotonic() < end and thread.is_alive():
+        # lingering, an agreement run still open (one started on the last beats, waiting for a
+        # peer whose swarm is behind on a loaded machine) is let finish: each ends by itself
+        # within its rounds' timeouts; stopping at the linger's end left it unfinished here
+        cap = end + RUNS_GRACE if linger > 0 else end
+        while not stop() and thread.is_alive():
+            now = time.monotonic()
+            if now >= cap or (now >= end and not node.runs):
+                break
             time.sleep(0.05)
         node.stop = True
         thread.join(timeout=10)

@@ -443,7 +443,8 @@ def test_arbiter_drill_listing_matches_the_command(tmp_path: Path,
     """docs/arbiter.md's drift drill: breaches, tests, alert/quarantine beats as shown.
 
     26 s (load average 7.7): the default swarm's backtest over 2,500 days, then the replay.
-    The FZ0 column is checked to 0.005 (a model's particle count moves its 4th decimal).
+    All shown figures are checked as printed (seeded: a change to a default agent's
+    numbers fails here until the listing is re-run).
     """
     from swarmvar.cli import app
 
@@ -460,8 +461,7 @@ def test_arbiter_drill_listing_matches_the_command(tmp_path: Path,
     for line in table:
         want = _figures(line)
         got = rows[tuple(want[:2])]
-        assert got[2:6] == want[2:6], (want, got)  # breaches, expected, Kupiec, Christoffersen
-        assert abs(float(got[6]) - float(want[6])) < 0.005, (want, got)
+        assert got[2:] == want[2:], (want, got)  # breaches, expected, Kupiec, Christoffersen, FZ0
     prose = " ".join(" ".join(shown).split())
     output = " ".join(result.output.split())
     for pattern in (r"first ALERT naming it after \d+ beats, QUARANTINE after \d+ beats",

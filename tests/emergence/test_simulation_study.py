@@ -46,6 +46,10 @@ def study(design: Design) -> tuple[dict[str, float], float]:
 
 
 @pytest.mark.slow
+# On iid t(4) data GARCH's beta is weakly identified (alpha near 0): at 500 particles one of
+# the 60 GarchT fits warns (split R-hat 1.010 for beta, replication 19). The study judges
+# the VaR, as the S&P 500 validation does (test_validation_sp500.py ignores it too).
+@pytest.mark.filterwarnings("ignore::swarmvar.errors.ConvergenceWarning")
 @pytest.mark.parametrize("design", list(Design))
 def test_consensus_against_its_agents(design: Design) -> None:
     mae, coverage = study(design)

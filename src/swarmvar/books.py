@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from .data import MAX_ABS_RETURN, read_table, refuse_non_numbers
+from .data import MAX_ABS_RETURN, as_dates, read_table, refuse_non_numbers
 from .errors import InvalidBook, InvalidParameter, InvalidReturns
 from .types import Book
 
@@ -83,16 +83,13 @@ def check_frame(frame: pd.DataFrame, *, what: str = "return", dropna: bool = Fal
     refuse_non_numbers(frame, who=f"the asset {what} frame", missing_ok=True)  # "0.01", True
     try:
         out = frame.astype(float)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError) as exc:  # e.g. pandas.NA in an object column
         bad = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
         raise InvalidReturns(f"asset column(s) {list(map(str, bad))} are not numbers: {exc}"
                              ) from exc
     out.columns = cols
-    if not isinstance(out.index, pd.DatetimeIndex):
-        try:
-            out.index = pd.DatetimeIndex(pd.to_datetime(out.index))
-        except (ValueError, TypeError) as exc:
-            raise InvalidReturns(f"the {what} index is not dates: {exc}") from exc
+    if not isinstance(out.index, pd.DatetimeIndex):  # numbers are never dates; dd/mm refused
+        out.index = as_dates(out.index, f"the {what} index")
     index = out.index
     dup = index.duplicated()
     if dup.any():

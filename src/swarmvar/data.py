@@ -207,10 +207,10 @@ def read_table(path: str | Path) -> pd.DataFrame:
         steps = np.diff(out.index.asi8)
         if np.any(steps <= 0):
             i = int(np.argmax(steps <= 0)) + 1
-            hint = _day_first_hint(out.index, i)
-            if "day-first" in hint:
+            if _day_first_reading(out.index) is not None:  # a misread file, not bad ticks
                 raise InvalidReturns(f"{p.name}: dates are not increasing at row {i} "
-                                     f"({out.index[i - 1]} then {out.index[i]}); {hint}")
+                                     f"({out.index[i - 1]} then {out.index[i]}); "
+                                     f"{_day_first_hint(out.index, i)}")
         return out
     except SwarmVarError as exc:
         if p.name in str(exc):
@@ -340,12 +340,32 @@ def _date_indexed(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     date_names = ("date", "datetime", "time", "timestamp")
     names = [c for c in frame.columns if str(c).lower() in date_names]
     date_col = names[0] if names else frame.columns[0]
-    index = _as_dates(frame[date_col], f"{source}: column {date_col!r}")
+    index = as_dates(frame[date_col], f"{source}: column {date_col!r}")
     return frame.drop(columns=[date_col]).set_index(index)
 
 
-def _as_dates(values: pd.Series | pd.Index, what: str) -> pd.DatetimeIndex:
-    """Dates from text, datetimes or ``YYYYMMDD`` whole numbers; never numbers as nanoseconds."""
+def as_dates(values: pd.Series | pd.Index, what: str) -> pd.DatetimeIndex:
+    """Dates from text, datetimes or ``YYYYMMDD`` whole numbers; never numbers as nanoseconds.
+
+    Parameters
+    ----------
+    values : pandas.Series or pandas.Index
+        A date column or index ``(T,)``.
+    what : str
+        What the values are, for the message (``"the return index"``).
+
+    Returns
+    -------
+    pandas.DatetimeIndex
+        ``(T,)``, in the given order (sorting and duplicates are the caller's).
+
+    Raises
+    ------
+    InvalidReturns
+        Numbers that are not ``YYYYMMDD``, text that is not dates, a missing
+        date, or text dates whose days and months are all 12 or less
+        (day-first and month-first readings differ: write ISO dates).
+    """
     if isinstance(values, pd.DatetimeIndex):
         return values
     col = pd.Series(values)
@@ -440,14 +460,7 @@ def _pick_column(frame: pd.DataFrame, column: str | None, source: str) -> pd.Ser
                 "name the value column (--column on the command line, column=... in Python)"
             )
         series = frame[numeric[0]]
-    values = pd.to_numeric(series, errors="coerce")
-    text = values.isna() & series.notna()
-    if text.any():
-        i = int(np.argmax(text.to_numpy()))
-        raise InvalidReturns(
-            f"{source}: {series.iloc[i]!r} at {series.index[i]} in column {str(series.name)!r} "
-            "is not a number")
-    return _floats(values, "value").rename(str(series.name))
+    return _number_cells(series, str(series.name), source).rename(str(series.name))
 
 
 def _floats(series: pd.Series, what: str) -> pd.Series:
@@ -459,27 +472,31 @@ def _floats(series: pd.Series, what: str) -> pd.Series:
         raise InvalidReturns(f"the {what}s are not numbers ({_first_line(exc)})") from exc
 
 
-def _day_first_hint(index: pd.DatetimeIndex, i: int) -> str:
-    """The end of the not-increasing message: day-first dates named, else "sort".
+def _day_first_reading(index: pd.DatetimeIndex) -> pd.DatetimeIndex | None:
+    """The dates read day-first, when that (and not the given reading) makes them increase.
 
     A ``dd/mm/yyyy`` text is parsed day-first only where the day exceeds 12
     (``16/01/2013``) and month-first elsewhere (``01/02/2013`` -> 2 January):
     swapping day and month back wherever the day is 12 or less undoes that.
-    When that gives increasing dates, the message says the file is day-first.
-    Midnight dates only (a time of day is no such text). Only for the message.
+    Midnight dates only (a time of day is no such text); ``None`` otherwise.
     """
-    plain = "sort the series by date"
     if bool((index != index.normalize()).any()):
-        return plain
+        return None
     swap = index.day <= 12
     try:
         swapped = pd.DatetimeIndex(pd.to_datetime(pd.DataFrame({
             "year": index.year, "month": np.where(swap, index.day, index.month),
             "day": np.where(swap, index.month, index.day)})))
     except (ValueError, OverflowError):  # e.g. 30/02 cannot be a date
-        return plain
-    if not np.all(np.diff(swapped.asi8) > 0):
-        return plain
+        return None
+    return swapped if bool(np.all(np.diff(swapped.asi8) > 0)) else None
+
+
+def _day_first_hint(index: pd.DatetimeIndex, i: int) -> str:
+    """The end of the not-increasing message: day-first dates named, else "sort"."""
+    swapped = _day_first_reading(index)
+    if swapped is None:
+        return "sort the series by date"
     if swapped[i] == index[i]:  # row i has a day above 12: the row before it was misread
         i -= 1
     return (f"the dates look day-first (dd/mm/yyyy): read so they increase, and row {i} is "
@@ -490,7 +507,7 @@ def _day_first_hint(index: pd.DatetimeIndex, i: int) -> str:
 def _check_index(series: pd.Series, *, what: str, dropna: bool) -> pd.Series:
     if not isinstance(series.index, pd.DatetimeIndex):
         series = series.copy()
-        series.index = _as_dates(series.index, f"the {what} index")
+        series.index = as_dates(series.index, f"the {what} index")
     index = series.index
     if index.isna().any():
         raise InvalidReturns(
@@ -601,6 +618,11 @@ def as_array(
 _REAL_KINDS = frozenset("fiu")
 
 
+# ``infer_dtype`` of object cells that are all real numbers (not bools: "boolean",
+# "mixed"); with ``skipna`` None/NA/NaN are skipped, "empty" when nothing is left
+_NUMBER_KINDS = frozenset({"floating", "integer", "mixed-integer-float", "empty"})
+
+
 def refuse_non_numbers(returns: object, *, who: str = "this model",
                        missing_ok: bool = False) -> None:
     """Refuse returns given as text, true/false, None or other non-numbers (one shared check).
@@ -641,6 +663,8 @@ def refuse_non_numbers(returns: object, *, who: str = "this model",
         return
     if arr.dtype.kind == "O":
         flat = arr.reshape(-1)
+        if pd.api.types.infer_dtype(flat, skipna=missing_ok) in _NUMBER_KINDS:
+            return  # pandas' C scan; the loop below only names the offending cell
         k = next((i for i, v in enumerate(flat) if isinstance(v, (bool, np.bool_))
                   or not (isinstance(v, numbers.Real) or missing_ok and (v is None
                                                                           or v is pd.NA))),
@@ -723,7 +747,7 @@ def portfolio(
     w = vec / total if positions is not None else vec
     frame = returns[cols].copy()
     if not isinstance(frame.index, pd.DatetimeIndex):
-        frame.index = _as_dates(frame.index, "the return index")
+        frame.index = as_dates(frame.index, "the return index")
     for c in cols:
         validate(frame[c], dropna=dropna)  # names the bad column's first bad row
     frame = frame.astype(float)

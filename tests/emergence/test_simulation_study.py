@@ -45,12 +45,16 @@ def study(design: Design) -> tuple[dict[str, float], float]:
     return {row: float(np.mean(e)) for row, e in err.items()}, float(np.mean(cover))
 
 
-@pytest.mark.slow
 # On iid t(4) data GARCH's beta is weakly identified (alpha near 0): at 500 particles one of
-# the 60 GarchT fits warns (split R-hat 1.010 for beta, replication 19). The study judges
-# the VaR, as the S&P 500 validation does (test_validation_sp500.py ignores it too).
-@pytest.mark.filterwarnings("ignore::swarmvar.errors.ConvergenceWarning")
-@pytest.mark.parametrize("design", list(Design))
+# the 20 replications' GarchT fits warns (split R-hat 1.010 for beta, replication 19). The
+# study judges the VaR, as the S&P 500 validation does (test_validation_sp500.py ignores it
+# too); on the other designs a warning still fails the test.
+_WEAK_BETA = pytest.mark.filterwarnings("ignore::swarmvar.errors.ConvergenceWarning")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("design", [pytest.param(d, marks=_WEAK_BETA) if d is Design.IID_T4
+                                    else d for d in Design])
 def test_consensus_against_its_agents(design: Design) -> None:
     mae, coverage = study(design)
     agents = [mae[n] for n in DEFAULT_AGENTS]

@@ -1,9 +1,10 @@
 """Joint agents refuse rows that are not numbers at the one shared check, state unchanged.
 
 ``np.array(x, dtype=float)`` reads ``"0.01"`` as 0.01 and ``True`` as 1.0: before
-:func:`~swarmvar.models.joint_base.refuse_non_numbers`, a row of strings or flags was
-absorbed as returns. Fuzzed (hypothesis) over ``fit``, ``update`` and ``forecast_block``
-of every joint agent; float input gives bit-for-bit the numbers it gave before.
+:func:`~swarmvar.data.refuse_non_numbers` (called by ``joint_base.check_matrix``), a
+row of strings or flags was absorbed as returns. Fuzzed (hypothesis) over ``fit``,
+``update`` and ``forecast_block`` of every joint agent; float input gives bit-for-bit
+the numbers it gave before.
 """
 
 from __future__ import annotations

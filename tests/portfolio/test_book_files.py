@@ -57,3 +57,14 @@ def test_a_text_cell_is_named_not_turned_into_nan(tmp_path: Path) -> None:
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(InvalidReturns, match="no such file"):
         books.read_assets(tmp_path / "nope.csv")
+
+
+def test_an_in_memory_frame_gets_the_same_date_rules() -> None:
+    rng = np.random.default_rng(4)
+    values = rng.normal(0, 0.01, (40, 2))
+    with pytest.raises(InvalidReturns, match="not dates"):  # was read as 1970 nanoseconds
+        books.asset_returns(pd.DataFrame(values, columns=["A", "B"]), kind="return")
+    months = [f"01/{m:02d}/2020" for m in range(1, 13)]
+    with pytest.raises(InvalidReturns, match="ISO"):  # was read month-first without a word
+        books.asset_returns(pd.DataFrame(values[:12], columns=["A", "B"], index=months),
+                            kind="return")

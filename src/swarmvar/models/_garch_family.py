@@ -19,7 +19,7 @@ relative below 2e-6 where ``F > 1e-4``, checked against
 per-draw VaR and ES at once: the mixture VaRs of all levels by safeguarded
 Halley steps on one ``(levels, particles)`` batch of table lookups per step
 (two steps as a rule), since a forecast is a few dozen numpy operations on
-1,000-particle arrays and their count, not their arithmetic, sets its cost.
+``particles``-sized arrays (500 by default) and their count, not their arithmetic, sets its cost.
 :func:`level_measures_block` does the same for several days on one particle
 set (``GarchT.forecast_block``), bit for bit each day's; its lookups take the
 interpolation's coefficients that do not depend on the position from

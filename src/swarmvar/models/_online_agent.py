@@ -37,6 +37,11 @@ FloatArray = NDArray[np.float64]
 
 #: Most particles one fit holds (particles x runs), and most runs.
 MAX_PARTICLES, MAX_RUNS = 200_000, 64
+#: Default particles of GarchT, GarchEVT and BetaSkewTEgarch: 500, not 1,000, since
+#: 2026-12-07 - the backtest's time over arch 2.54x -> 1.67x with every model check inside
+#: its tolerance (docs/models-score-driven.md, "Fewer particles"). HarArch and the
+#: Markov-switching agents keep this class's 1,000.
+DEFAULT_PARTICLES = 500
 #: Draws and paths per draw for horizons > 1.
 HORIZON_DRAWS = 200
 HORIZON_PATHS = 500

@@ -38,9 +38,9 @@ from numpy.typing import ArrayLike, NDArray
 from ..errors import InvalidState
 from ..types import Diagnostics, Forecast
 from ._garch_family import simulate_paths
-from ._online_agent import ParticleCost
+from ._online_agent import DEFAULT_PARTICLES, ParticleCost
 from .base import Agent, Seed, check_real, rng_from
-from .garch_t import ASYMMETRIC_DEFAULT, DEFAULT_PARTICLES, GarchT
+from .garch_t import ASYMMETRIC_DEFAULT, GarchT
 from .gpd import (
     GPDPosterior,
     GPDTailFamily,

@@ -39,7 +39,13 @@ from . import _garch_lik as lik
 from . import _garch_smc as smc
 from . import _sir
 from ._garch_family import TQuantileCache, level_measures_block, simulate_paths
-from ._online_agent import HORIZON_DRAWS, HORIZON_PATHS, OnlineAgent, ParticleCost
+from ._online_agent import (
+    DEFAULT_PARTICLES,
+    HORIZON_DRAWS,
+    HORIZON_PATHS,
+    OnlineAgent,
+    ParticleCost,
+)
 from .base import Seed, rng_from
 from .diagnostics import smc_diagnostics
 from .risk import EmpiricalFamily, check_alphas, risk_measures, risk_measures_block
@@ -48,10 +54,6 @@ FloatArray = NDArray[np.float64]
 
 #: GJR (asymmetric) or symmetric GARCH by default; see docs/models-garch.md for the evidence.
 ASYMMETRIC_DEFAULT = True
-#: Default particles of GarchT and GarchEVT (and BetaSkewTEgarch's, in score_driven.py):
-#: 500, not 1,000, since 2026-12-07 - the backtest's time over arch 2.54x -> 1.67x with
-#: every model check inside its tolerance (docs/models-score-driven.md, "Fewer particles").
-DEFAULT_PARTICLES = 500
 #: Days solved together by forecast_block: more share each numpy call, fewer keep its
 #: arrays in the core's cache (measured best at 5-10 for 1,000 particles and two levels).
 BLOCK_DAYS = 8

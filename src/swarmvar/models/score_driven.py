@@ -42,7 +42,7 @@ from ..errors import InvalidParameter, InvalidState
 from ..types import Forecast
 from . import _score_driven_jax as jlik
 from . import _score_driven_lik as lik
-from ._online_agent import HORIZON_PATHS, ParticleCost
+from ._online_agent import DEFAULT_PARTICLES, HORIZON_PATHS, ParticleCost
 from ._particle_agent import MOVES, STAGE_MOVED, ParticleAgent
 from ._score_driven_bridge import bridge
 from ._score_driven_family import SkewTCache, skew_level_measures_block
@@ -51,9 +51,6 @@ from .risk import risk_measures, risk_measures_block
 
 FloatArray = NDArray[np.float64]
 
-#: Default particles: 500, as GarchT's and GarchEVT's (garch_t.DEFAULT_PARTICLES; the
-#: evidence in docs/models-score-driven.md, "Fewer particles").
-DEFAULT_PARTICLES = 500
 #: Most days solved together by forecast_block: a backtest's whole refit interval (20
 #: days) in one batch costs ~30% less than batches of 8, with the same numbers.
 BLOCK_DAYS = 32

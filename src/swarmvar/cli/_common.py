@@ -357,12 +357,19 @@ def cli_words(message: str) -> str:
     return message
 
 
+def is_dataset(source: str) -> bool:
+    """A bundled data set's name (sp500, nasdaq), unless a file of that name exists."""
+    from .. import data
+
+    return source.lower() in data.DATASETS and not Path(source).exists()
+
+
 def load_series(source: str, column: str | None, kind: str, last: int | None,
                 *, dropna: bool = False) -> pd.Series:
     """A bundled data set name or a CSV/Parquet path, as validated log returns."""
     from .. import data
 
-    if source.lower() in data.DATASETS and not Path(source).exists():
+    if is_dataset(source):
         series = data.load(source)
     else:
         series = data.read(source, column, kind=kind, dropna=dropna)  # type: ignore[arg-type]

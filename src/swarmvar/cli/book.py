@@ -100,6 +100,7 @@ def _ci(lo: float, hi: float) -> str:
 
 def render_book(result: BookResult) -> Table:
     """Every row's VaR and ES in currency, with credible intervals."""
+    from rich.markup import escape
     from rich.table import Table
 
     days = result.horizon
@@ -117,7 +118,7 @@ def render_book(result: BookResult) -> Table:
                           f"{result.seconds.get(row, 0.0):.2f}" if i == 0 and row in
                           result.seconds else "")
     for row, why in result.errors.items():
-        table.add_row(row, "", "", f"[red]failed: {why}[/red]", "")
+        table.add_row(row, "", "", f"[red]failed: {escape(why)}[/red]", "")
     return table
 
 

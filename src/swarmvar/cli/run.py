@@ -16,6 +16,7 @@ from ._common import (
     check_data,
     cli_words,
     default_agents,
+    is_dataset,
     make_console,
     parse_alphas,
     resolve_agents,
@@ -53,7 +54,7 @@ def _data(source: str) -> Any:
     from .. import data as data_mod
     from ..errors import SwarmVarError
 
-    if source.lower() in data_mod.DATASETS and not Path(source).exists():
+    if is_dataset(source):
         return data_mod.load(source.lower())
     path = Path(source)
     if not path.exists():
@@ -62,17 +63,18 @@ def _data(source: str) -> Any:
     try:
         return data_mod.read_table(path)
     except SwarmVarError as exc:
-        raise typer.BadParameter(f"cannot read {source} as a table of returns (a date column, "
-                                 f"then one column per asset; CSV or Parquet): "
-                                 f"{cli_words(str(exc))}", param_hint="--data") from None
+        raise typer.BadParameter(f"{cli_words(str(exc))} (--data takes a table of returns: a "
+                                 "date column, then one column per asset; CSV or Parquet)",
+                                 param_hint="--data") from None
 
 
 def _fail(exc: Any) -> typer.Exit:
     """:func:`fail` in `run`'s words: `run` has no --dropna; its history needs every value."""
     from ..data import DROPNA_HINT
 
-    text = str(exc).replace(DROPNA_HINT, "the first --window rows are the swarm's history and "
-                            "need every value: fill or remove that row in the file")
+    history = ("the first --window rows are the swarm's history and need every value: fill "
+               "or remove that row in the file")
+    text = str(exc).replace(f"{DROPNA_HINT}, or fill it", history).replace(DROPNA_HINT, history)
     return usage_error(cli_words(text))
 
 

@@ -129,6 +129,7 @@ def _effective(weights: Mapping[str, float]) -> str:
 
 def render_consensus(consensus: list[Consensus], notional: float | None) -> Table:
     """The rich table of the swarm's consensus: one row per level, then who counted how much."""
+    from rich.markup import escape
     from rich.table import Table
 
     rule = consensus[0].method if consensus else ""
@@ -142,7 +143,8 @@ def render_consensus(consensus: list[Consensus], notional: float | None) -> Tabl
                                                              key=lambda kv: -kv[1]))]
         if c.trimmed:
             parts.append("trimmed " + ", ".join(c.trimmed))
-        parts += [f"[red]rejected {a}: {why}[/red]" for a, why in c.rejected.items()]
+        parts += [f"[red]rejected {escape(a)}: {escape(why)}[/red]"
+                  for a, why in c.rejected.items()]
         table.add_row(
             f"{c.alpha:g}",
             f"[bold]{_pct(c.var)}[/bold]  {_interval(*c.var_interval)}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -89,6 +90,12 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+        # uvicorn's --workers children outlive a SIGKILLed parent (they serve on, idle, 200 MB
+        # each): the server runs in its own session, so its whole group goes with it
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def start_server(home: Path, keys: Path, *args: str, scheme: str = "http",
@@ -117,7 +124,8 @@ def _start_server(home: Path, keys: Path, *args: str, scheme: str,
            "--home", str(home), "--keys", str(keys), *args]
     with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, **(env or {})}, cwd=ROOT)
+                                env={**os.environ, **(env or {})}, cwd=ROOT,
+                                start_new_session=True)
     url = f"{scheme}://127.0.0.1:{port}"
     deadline = time.monotonic() + 90  # two workers' imports on a loaded 2-core CI take a while
     while time.monotonic() < deadline:
@@ -131,7 +139,7 @@ def _start_server(home: Path, keys: Path, *args: str, scheme: str,
                 return Server(proc, url, log)
         except httpx.HTTPError:
             time.sleep(0.1)
-    proc.kill()
+    Server(proc, url, log).stop(kill=True)
     raise RuntimeError(f"server did not become ready: {log.read_text()}")
 
 

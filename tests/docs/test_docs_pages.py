@@ -1,8 +1,9 @@
 """Every code block in docs/*.md and README.md runs as written, or says why not.
 
-A fenced block tagged ``python``, ``bash``, ``sh``, ``shell`` or ``console``
-is *runnable*: a test here (or ``tests/test_docs_examples.py`` for README's
-"Use it" section and docs/validation.md) runs it. A block that cannot run as
+Every fence carries a tag. A block tagged ``python``, ``bash``, ``sh``,
+``shell`` or ``console`` is *runnable*: a test here runs it (the page sweeps
+below, or a test of its own: README's "Use it" section, docs/validation.md's
+examples, two docs/operations.md blocks). A block that cannot run as
 written — it starts a long-lived server, needs other hosts, Docker, an E2B
 account, a certificate — carries an HTML comment on the line just before
 its fence::
@@ -20,18 +21,17 @@ How the blocks run:
 * Python: one namespace per page, the page's blocks in order, in a temporary
   working directory; line numbers in a traceback are the page's. Some pages
   show an excerpt that names things made earlier (``forecast``, ``keys``):
-  the page's *context* below makes them, and is the only code the test adds.
+  the page's *context* below makes them in a namespace of its own, and only
+  the names it ``provides`` are copied in (its imports do not leak: a block
+  that forgets an import fails).
 * Shell: each ``swarmvar ...`` command (``\\`` continuations joined, ``#``
   comments dropped) through Typer's ``CliRunner`` in a temporary folder
   holding the files the page names (written by the page's fixture below);
   exit code 0. ``producer | swarmvar ...`` gets JSON lines on stdin from the
   fixture; ``... > file`` writes the output to that file. Commands also run
   by README's "Use it" test are not run twice.
-* Commands or pages that take more than ~10 s go under ``@pytest.mark.slow``
-  (``SLOW_COMMANDS``, ``PythonPage.slow``), each with its measured time.
-* Broken examples in pages this suite may not edit are ``xfail(strict=True)``
-  with the fix in the reason: fixing the page turns the test into a failure
-  until the mark is removed.
+* Commands that take more than ~10 s go under ``@pytest.mark.slow``
+  (``SLOW_COMMANDS``, README's ``_heavy``), each with its measured time.
 """
 
 from __future__ import annotations
@@ -96,31 +96,59 @@ def blocks(page: str) -> list[Block]:
     return found
 
 
+def logical_lines(block: Block) -> list[tuple[int, str]]:
+    """The block's lines with ``\\`` continuations joined: (page line of the first, text)."""
+    out, pending, first = [], "", 0
+    for offset, raw in enumerate(block.code.split("\n")):
+        if not pending:
+            first = block.line + offset
+        if raw.rstrip().endswith("\\"):
+            pending += raw.rstrip()[:-1] + " "
+            continue
+        out.append((first, pending + raw))
+        pending = ""
+    if pending:
+        out.append((first, pending))
+    return out
+
+
 def runnable(page: str, lang: set[str]) -> list[Block]:
     return [b for b in blocks(page) if b.lang in lang and b.not_run is None]
 
 
-def _readme_use_it_lines() -> tuple[int, int]:
-    lines = (ROOT / "README.md").read_text(encoding="utf-8").split("\n")
-    start = lines.index("## Use it")
-    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("## "))
-    return start, end
+def section(page: str, heading: str, lang: str) -> list[Block]:
+    """The unmarked ``lang`` blocks under the ``## heading`` line that starts with ``heading``."""
+    lines = (ROOT / page).read_text(encoding="utf-8").split("\n")
+    start = next(i for i, line in enumerate(lines) if line.startswith(heading))
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
+               len(lines))
+    return [b for b in blocks(page)
+            if start < b.line <= end and b.lang == lang and b.not_run is None]
+
+
+def readme_use_it(lang: str) -> list[Block]:
+    return section("README.md", "## Use it", lang)
+
+
+def validation_example(heading: str) -> Block:
+    """docs/validation.md's first Python block under ``heading``."""
+    return section("docs/validation.md", heading, "python")[0]
 
 
 # blocks run by a test of their own below: (page, how the block starts)
 OWN_TESTS = {("docs/operations.md", "KEY=$(swarmvar keys create --role writer)"),
-             ("docs/operations.md", "swarmvar serve --certfile cert.pem")}
+             ("docs/operations.md", "swarmvar serve --certfile cert.pem"),
+             ("docs/validation.md", "swarmvar backtest --data sp500 --last 2500")}
 
 
 def covered_elsewhere(block: Block) -> bool:
-    """README's "Use it" and docs/validation.md's Python: tests/test_docs_examples.py;
-    the blocks in ``OWN_TESTS``: a test below."""
+    """Run by a test of its own below: the blocks in ``OWN_TESTS``, README's "Use it"
+    ``bash`` and ``python`` blocks, docs/validation.md's report and driver examples."""
     if any(block.page == page and block.code.startswith(start) for page, start in OWN_TESTS):
         return True
-    if block.page == "README.md":
-        start, end = _readme_use_it_lines()
-        return start < block.line <= end
-    return block.page == "docs/validation.md" and block.lang == "python"
+    own = [*readme_use_it("bash"), *readme_use_it("python"),
+           validation_example("## Report"), validation_example("## The backtest driver")]
+    return block in own
 
 
 # ---------------------------------------------------------------- shell commands
@@ -138,15 +166,9 @@ class Command:
 
 def commands(block: Block) -> list[Command]:
     """The block's commands; AssertionError naming a line that is not a plain swarmvar call."""
-    out, pending, first = [], "", 0
-    for offset, raw in enumerate(block.code.split("\n")):
-        if not pending:
-            first = block.line + offset
-        if raw.rstrip().endswith("\\"):
-            pending += raw.rstrip()[:-1] + " "
-            continue
-        words = shlex.split(pending + raw, comments=True)
-        pending = ""
+    out = []
+    for first, line in logical_lines(block):
+        words = shlex.split(line, comments=True)
         if not words:
             continue
         stdin = words[:2] == ["producer", "|"]
@@ -277,9 +299,8 @@ def test_shell_example_slow(command: Command, tmp_path: Path,
 
 @dataclass(frozen=True)
 class PythonPage:
-    context: str = ""         # makes the names the page's excerpts use
-    slow: str | None = None   # why (and how long), when slow
-    xfail: str | None = None  # for pages this suite may not edit: what is broken, the fix
+    context: str = ""                 # makes the names the page's excerpts use...
+    provides: tuple[str, ...] = ()    # ...and these are the names copied to the page
     check: Callable[[dict[str, object], str], None] | None = None  # (namespace, stdout)
 
 
@@ -328,9 +349,10 @@ def _check_sandbox(scope: dict[str, object], out: str) -> None:
 
 PYTHON_PAGES: dict[str, PythonPage] = {
     "docs/arbiter.md": PythonPage(),
-    "docs/consensus.md": PythonPage(CONSENSUS_CONTEXT),
-    "docs/emergence.md": PythonPage(EMERGENCE_CONTEXT),
-    "docs/ledger.md": PythonPage(LEDGER_CONTEXT),
+    "docs/consensus.md": PythonPage(CONSENSUS_CONTEXT,
+                                    provides=("forecasts", "keys", "data_time", "beat")),
+    "docs/emergence.md": PythonPage(EMERGENCE_CONTEXT, provides=("series", "agents", "z")),
+    "docs/ledger.md": PythonPage(LEDGER_CONTEXT, provides=("forecast", "keys", "estimates")),
     "docs/models-garch.md": PythonPage(),
     "docs/models-student-t-evt.md": PythonPage(),
     "docs/portfolio.md": PythonPage(),
@@ -339,30 +361,43 @@ PYTHON_PAGES: dict[str, PythonPage] = {
 }
 
 
-def _python_cases() -> Iterator[object]:
-    for page, spec in PYTHON_PAGES.items():
-        marks = [pytest.mark.slow] if spec.slow else []
-        if spec.xfail:
-            marks.append(pytest.mark.xfail(strict=True, reason=spec.xfail))
-        yield pytest.param(page, id=page, marks=marks)
+def run_python_page(page: str, spec: PythonPage, todo: list[Block]) -> dict[str, object]:
+    """The context in a namespace of its own, its ``provides`` copied to the page's
+    namespace, then the page's blocks in order there; the page's namespace."""
+    setup: dict[str, object] = {"__name__": "__docs_context__"}
+    exec(compile(spec.context, f"<context of {page}>", "exec"), setup)  # noqa: S102
+    missing = [name for name in spec.provides if name not in setup]
+    assert not missing, f"the context of {page} does not make {missing}"
+    scope: dict[str, object] = {"__name__": "__docs__"}
+    scope.update({name: setup[name] for name in spec.provides})
+    for block in todo:
+        # blank lines first: a traceback's line numbers are the page's
+        code = "\n" * (block.line - 1) + block.code
+        exec(compile(code, str(ROOT / page), "exec"), scope)  # noqa: S102 - our documentation
+    return scope
 
 
-@pytest.mark.parametrize("page", list(_python_cases()))
+@pytest.mark.parametrize("page", list(PYTHON_PAGES))
 def test_python_examples(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                          capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("SWARMVAR_CONFIG", raising=False)
     spec = PYTHON_PAGES[page]
-    scope: dict[str, object] = {"__name__": "__docs__"}
-    exec(compile(spec.context, f"<context of {page}>", "exec"), scope)  # noqa: S102
     todo = [b for b in runnable(page, {"python"}) if not covered_elsewhere(b)]
     assert todo, f"{page} has no runnable Python block left: drop it from PYTHON_PAGES"
-    for block in todo:
-        # blank lines first: a traceback's line numbers are the page's
-        code = "\n" * (block.line - 1) + block.code
-        exec(compile(code, str(ROOT / page), "exec"), scope)  # noqa: S102 - our documentation
+    scope = run_python_page(page, spec, todo)
     if spec.check is not None:
         spec.check(scope, capsys.readouterr().out)
+
+
+def test_a_context_import_does_not_leak_into_the_page() -> None:
+    """A block that forgets an import fails though the page's context imported the name."""
+    spec = PythonPage("import math\nz = math.pi\n", provides=("z",))
+    made = run_python_page("x.md", spec, [Block("x.md", 1, "python", "y = 2 * z\n", None)])
+    z = made["z"]
+    assert isinstance(z, float) and made["y"] == 2 * z and "math" not in made
+    with pytest.raises(NameError, match="math"):
+        run_python_page("x.md", spec, [Block("x.md", 1, "python", "math.sqrt(z)\n", None)])
 
 
 # ---------------------------------------------------------------- coverage of the docs
@@ -370,6 +405,8 @@ def test_python_examples(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 def uncovered(block: Block) -> str | None:
     """Why no test runs ``block`` though it is runnable and unmarked (None: covered)."""
+    if not block.lang:
+        return f"{block.page}:{block.line}: a fence without a tag: tag it (python, bash, text, ...)"
     if block.lang not in RUNNABLE or block.not_run is not None or covered_elsewhere(block):
         return None
     if block.lang == "python" and block.page not in PYTHON_PAGES:
@@ -392,6 +429,13 @@ def test_an_unmarked_block_on_a_new_page_is_caught() -> None:
     assert uncovered(Block("docs/new.md", 3, "bash", "swarmvar var\n", None)) is not None
     assert uncovered(Block("docs/new.md", 3, "python", "x\n", "needs a GPU cluster")) is None
     assert uncovered(Block("docs/new.md", 3, "text", "swarmvar var\n", None)) is None
+    assert uncovered(Block("docs/new.md", 3, "", "swarmvar var\n", None)) is not None
+    # README outside "Use it", "Use it" in a tag its test does not run, another validation block
+    assert uncovered(Block("README.md", 3, "bash", "swarmvar var\n", None)) is not None
+    (use_it,) = readme_use_it("bash")
+    assert uncovered(use_it) is None
+    assert uncovered(Block("README.md", use_it.line, "sh", use_it.code, None)) is not None
+    assert uncovered(Block("docs/validation.md", 3, "python", "print(1)\n", None)) is not None
     with pytest.raises(AssertionError, match="not a swarmvar command"):
         uncovered(Block("docs/portfolio.md", 3, "sh", "curl http://x\n", None))
 
@@ -473,17 +517,127 @@ def test_arbiter_drill_listing_matches_the_command(tmp_path: Path,
 
 @pytest.mark.slow
 def test_validation_command_line_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """docs/validation.md's "Command line" block (fenced without a tag, so not in the sweep)."""
+    """docs/validation.md's "Command line" block (in ``OWN_TESTS``: the page has no shell
+    fixture, and the command fits over 2,500 days)."""
     from swarmvar.cli import app
 
-    block = next(b for b in blocks("docs/validation.md")
-                 if b.code.startswith("swarmvar backtest --data sp500 --last 2500"))
-    (command,) = commands(Block(block.page, block.line, "bash", block.code, None))
+    (block,) = [b for b in blocks("docs/validation.md")
+                if b.code.startswith("swarmvar backtest --data sp500 --last 2500")]
+    assert block.lang == "bash"
+    (command,) = commands(block)
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("SWARMVAR_CONFIG", raising=False)
     result = CliRunner().invoke(app, list(command.args))
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out.html").read_text().startswith("<!DOCTYPE html>")
+
+
+# ---------------------------------------------------------------- README "Use it", validation.md
+
+FAST_AGENTS = {"nig", "bootstrap", "bb", "NormalInverseGamma", "BayesianBootstrap"}
+
+
+def readme_use_it_commands() -> list[tuple[str, ...]]:
+    return [c.args for b in readme_use_it("bash") for c in commands(b)]
+
+
+def _heavy(args: tuple[str, ...]) -> bool:
+    """Fits every agent (no --agents) or an MCMC agent: minutes, not seconds.
+
+    ``arbiter replay`` backtests every agent over the whole history (38 s, then 8 s for the
+    drill from its cache, load average 9.7); ``run --workers`` starts worker processes that
+    each import and fit the swarm (26 s at load 9.7).
+    """
+    if args[:2] == ("arbiter", "replay") or (args[0] == "run" and "--workers" in args):
+        return True
+    if args[0] not in ("var", "backtest"):
+        return False
+    if "--agents" not in args:
+        return True
+    names = set(args[args.index("--agents") + 1].split(","))
+    return not names <= FAST_AGENTS
+
+
+def _user_files(folder: Path) -> None:
+    """The files README's "Use it" names: my_prices.csv, my_returns.parquet, gappy.csv."""
+    rng = np.random.default_rng(0)
+    idx = pd.bdate_range("2015-01-01", periods=800)
+    close = 100 * np.exp(np.cumsum(0.01 * rng.standard_normal(idx.size)))
+    pd.DataFrame({"date": idx, "close": close}).to_csv(folder / "my_prices.csv", index=False)
+    pd.DataFrame({"date": idx, "pnl": 0.01 * rng.standard_t(4, idx.size)}).to_parquet(
+        folder / "my_returns.parquet", index=False)
+    gappy = close.copy()
+    gappy[[10, 11, 300]] = np.nan
+    pd.DataFrame({"date": idx, "close": gappy}).to_csv(folder / "gappy.csv", index=False)
+
+
+def _run_readme(commands: list[tuple[str, ...]], folder: Path,
+                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands in order, in one folder (``ledger verify`` checks what the others wrote)."""
+    from swarmvar.cli import app
+
+    monkeypatch.chdir(folder)
+    monkeypatch.delenv("SWARMVAR_CONFIG", raising=False)
+    _user_files(folder)
+    runner = CliRunner()
+    for args in commands:
+        result = runner.invoke(app, list(args))
+        assert result.exit_code == 0, (args, result.output)
+        if "--report" in args:
+            assert (folder / args[args.index("--report") + 1]).read_text().startswith(
+                "<!DOCTYPE html>")
+        if "--csv" in args:
+            assert (folder / args[args.index("--csv") + 1] / "summary.csv").exists()
+
+
+def test_the_readme_lists_runnable_commands() -> None:
+    commands = readme_use_it_commands()
+    assert {c[0] for c in commands} >= {"var", "backtest", "config", "ledger"}
+    assert any(not _heavy(c) for c in commands if c[0] == "var")
+
+
+def test_readme_shell_examples_that_use_fast_agents(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    commands = [c for c in readme_use_it_commands() if not _heavy(c)]
+    commands.sort(key=lambda c: c[0] == "ledger")  # verify what the others recorded
+    _run_readme(commands, tmp_path, monkeypatch)
+    assert (tmp_path / ".swarmvar" / "ledger.sqlite").exists()
+
+
+@pytest.mark.slow
+def test_readme_shell_examples_with_every_agent(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    _run_readme([c for c in readme_use_it_commands() if _heavy(c)], tmp_path, monkeypatch)
+    assert (tmp_path / "bt.html").exists() and (tmp_path / "bt.png").exists()
+
+
+def test_readme_python_examples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    found = readme_use_it("python")
+    assert len(found) >= 2
+    for block in found:  # each in a namespace of its own, as a reader pastes it
+        code = "\n" * (block.line - 1) + block.code
+        exec(compile(code, str(ROOT / "README.md"), "exec"), {})  # noqa: S102 - our docs
+    out = capsys.readouterr().out
+    assert "consensus" in out and "2018-12-31" in out
+
+
+def test_validation_doc_report_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    block = validation_example("## Report")
+    code = "\n" * (block.line - 1) + block.code
+    exec(compile(code, str(ROOT / block.page), "exec"), {})  # noqa: S102
+    assert (tmp_path / "report.html").read_text().startswith("<!DOCTYPE html>")
+
+
+@pytest.mark.slow
+def test_validation_doc_driver_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    block = validation_example("## The backtest driver")
+    code = "\n" * (block.line - 1) + block.code
+    exec(compile(code, str(ROOT / block.page), "exec"), {})  # noqa: S102
+    assert (tmp_path / "backtest.html").exists()
 
 
 # ---------------------------------------------------------------- a started server
@@ -615,15 +769,20 @@ def test_operations_tls_line(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- every command and flag named
 
 
+def block_usages(block: Block) -> list[tuple[int, str]]:
+    """``swarmvar ...`` lines of a fenced block, ``\\`` continuations joined (as ``commands``)."""
+    found = []
+    for first, line in logical_lines(block):
+        line = re.sub(r"^(\$ |\.venv/bin/|producer \| )", "", line.strip())
+        if line.startswith("swarmvar "):
+            found.append((first, " ".join(line.split())))
+    return found
+
+
 def _usages(page: str) -> list[tuple[int, str]]:
     """``swarmvar ...`` as the page names it: lines of any fenced block, inline code spans."""
     text = (ROOT / page).read_text(encoding="utf-8")
-    found = []
-    for block in blocks(page):
-        for offset, line in enumerate(block.code.split("\n")):
-            line = re.sub(r"^(\$ |\.venv/bin/|producer \| )", "", line.strip())
-            if line.startswith("swarmvar "):
-                found.append((block.line + offset, line))
+    found = [usage for block in blocks(page) for usage in block_usages(block)]
     prose = re.sub(r"```.*?```", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S)
     for span in re.finditer(r"`(swarmvar [^`]+)`", prose):
         found.append((prose[:span.start()].count("\n") + 1, " ".join(span.group(1).split())))
@@ -663,6 +822,12 @@ def test_documented_commands_and_options_exist(page: str) -> None:
     bad = [f"{page}:{line}: {problem}  ({usage[:80]})"
            for line, usage in _usages(page) for problem in _unknown(usage)]
     assert not bad, bad
+
+
+def test_the_usage_check_reads_continued_lines() -> None:
+    block = Block("x.md", 5, "bash", "swarmvar var --data sp500 \\\n    --dtaa x\n", None)
+    ((line, usage),) = block_usages(block)
+    assert line == 5 and _unknown(usage) == ["swarmvar var has no option --dtaa"]
 
 
 def test_the_usage_check_catches_a_renamed_flag() -> None:

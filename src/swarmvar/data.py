@@ -12,12 +12,13 @@ The bundled data sets are the ones that ship inside the ``arch`` package
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import os
 import re
 import warnings
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -129,19 +130,26 @@ def read(
     min_obs = _whole("min_obs", min_obs, 1)
     p = Path(path)
     frame = _read_table(p)
-    try:
+    with _naming(p.name, "a return series"):
         frame = _date_indexed(frame, p.name)
         series = _pick_column(frame, column, p.name)
         if kind == "price":
             return validate(prices_to_returns(series, dropna=dropna), min_obs=min_obs,
                             from_prices=True)
         return validate(series, dropna=dropna, min_obs=min_obs)
+
+
+@contextlib.contextmanager
+def _naming(name: str, what: str) -> Iterator[None]:
+    """Every error raised inside names the file (once), pandas' own as an InvalidReturns."""
+    try:
+        yield
     except SwarmVarError as exc:
-        if p.name in str(exc):
+        if name in str(exc):
             raise
-        raise type(exc)(f"{p.name}: {exc}") from exc
+        raise type(exc)(f"{name}: {exc}") from exc
     except (TypeError, ValueError, OverflowError, KeyError, IndexError) as exc:
-        raise InvalidReturns(f"{p.name}: cannot be read as a return series ({exc})") from exc
+        raise InvalidReturns(f"{name}: cannot be read as {what} ({exc})") from exc
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -188,7 +196,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise InvalidParameter(f"path must be a file path (str or Path), not {path!r}")
     p = Path(path)
     frame = _read_table(p)
-    try:
+    with _naming(p.name, "a table of returns"):
         frame = _date_indexed(frame, p.name)
         if frame.index.isna().any():
             raise InvalidReturns(f"{p.name}: no date at row {int(np.argmax(frame.index.isna()))};"
@@ -212,12 +220,6 @@ def read_table(path: str | Path) -> pd.DataFrame:
                                      f"({out.index[i - 1]} then {out.index[i]}); "
                                      f"{_day_first_hint(out.index, i)}")
         return out
-    except SwarmVarError as exc:
-        if p.name in str(exc):
-            raise
-        raise type(exc)(f"{p.name}: {exc}") from exc
-    except (TypeError, ValueError, OverflowError, KeyError, IndexError) as exc:
-        raise InvalidReturns(f"{p.name}: cannot be read as a table of returns ({exc})") from exc
 
 
 def _number_cells(col: pd.Series, name: str, source: str) -> pd.Series:

@@ -11,14 +11,15 @@ compiled likelihood from JAX's persistent cache when it holds it (printed
 first); ``SWARMVAR_JAX_CACHE=off`` measures a cold first run.
 
 Run standalone: ``.venv/bin/python benchmarks/bench_backtest.py [--quick] [--last N]
-[AGENT ...]``. Quick mode: the same code on the last 60 days, a 250-day window and two
-agents (NormalInverseGamma, BayesianBootstrap) in one process, in seconds; its figures
-are not the target.
+[--particles N] [AGENT ...]``. Quick mode: the same code on the last 60 days, a 250-day
+window and two agents (NormalInverseGamma, BayesianBootstrap) in one process, in seconds;
+its figures are not the target.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 import time
@@ -31,17 +32,24 @@ from swarmvar.data import load  # noqa: E402
 from swarmvar.errors import SwarmVarError  # noqa: E402
 from swarmvar.models import DEFAULT_AGENTS, agent_class  # noqa: E402
 from swarmvar.models._garch_lik import compilation_cache  # noqa: E402
+from swarmvar.models._online_agent import DEFAULT_PARTICLES  # noqa: E402
 from swarmvar.swarm.consensus import SWARM_POLICY  # noqa: E402
 from swarmvar.validation import Test, backtest  # noqa: E402
 
 TARGET_RATIO = 2.0
 
 
-def _available(names: list[str]) -> tuple[list[object], list[str]]:
+def _available(names: list[str], particles: int | None = None
+               ) -> tuple[list[object], list[str]]:
+    """The agents by name; ``particles`` for those built on the default particle count."""
     agents, missing = [], []
     for name in names:
         try:
-            agents.append(agent_class(name)())
+            cls = agent_class(name)
+            param = inspect.signature(cls).parameters.get("particles")
+            takes = particles is not None and param is not None and (
+                param.default == DEFAULT_PARTICLES)
+            agents.append(cls(particles=particles) if takes else cls())
         except (ImportError, SwarmVarError) as exc:
             missing.append(f"{name} ({type(exc).__name__})")
     return agents, missing
@@ -57,6 +65,10 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
                         help="out-of-sample days")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="processes for the agents' rows")
+    parser.add_argument("--particles", type=int, default=None,
+                        help="particles of the agents whose default is DEFAULT_PARTICLES "
+                        f"({DEFAULT_PARTICLES}; GarchT, GarchEVT, BetaSkewTEgarch), e.g. "
+                        "1000 to time the former default beside today's")
     parser.add_argument("agents", nargs="*", default=list(DEFAULT_AGENTS))
     args = parser.parse_args([] if argv is None else argv)
     window, every, alphas = 1000, 20, (0.99, 0.975)
@@ -64,7 +76,7 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
         window, args.last, args.workers = 250, 60, 1
         args.agents = [a for a in args.agents if a in QUICK_AGENTS] or QUICK_AGENTS
     r = load("sp500").iloc[-(args.last + window):]
-    agents, missing = _available(args.agents)
+    agents, missing = _available(args.agents, args.particles)
     if missing:
         print("not available yet, left out: " + ", ".join(missing))
 

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from .data import MAX_ABS_RETURN, as_dates, read_table, refuse_non_numbers
+from .data import MAX_ABS_RETURN, check_dates, naming, read_table, refuse_non_numbers
 from .errors import InvalidBook, InvalidParameter, InvalidReturns
 from .types import Book
 
@@ -88,18 +88,7 @@ def check_frame(frame: pd.DataFrame, *, what: str = "return", dropna: bool = Fal
         raise InvalidReturns(f"asset column(s) {list(map(str, bad))} are not numbers: {exc}"
                              ) from exc
     out.columns = cols
-    if not isinstance(out.index, pd.DatetimeIndex):  # numbers are never dates; dd/mm refused
-        out.index = as_dates(out.index, f"the {what} index")
-    index = out.index
-    dup = index.duplicated()
-    if dup.any():
-        raise InvalidReturns(f"date {index[int(np.argmax(dup))]} appears twice; remove "
-                             "duplicate rows")
-    steps = np.diff(index.asi8)
-    if np.any(steps <= 0):
-        i = int(np.argmax(steps <= 0)) + 1
-        raise InvalidReturns(f"dates are not increasing at row {i} ({index[i - 1]} then "
-                             f"{index[i]}); sort the frame by date")
+    out.index = check_dates(out.index, what)  # numbers are never dates; dd/mm named
     values = out.to_numpy()
     missing = np.isnan(values)
     if missing.any():
@@ -167,13 +156,8 @@ def read_assets(path: str | Path, *, kind: Literal["price", "return"] = "price",
     encoding, dates, text cells) and its rows judged by :func:`asset_returns`.
     """
     table = read_table(path)  # a path that is not a str or Path is refused there
-    try:
+    with naming(Path(path).name, "a table of asset returns"):
         return asset_returns(table, kind=kind, dropna=dropna)
-    except InvalidReturns as exc:
-        name = Path(path).name
-        if name in str(exc):
-            raise
-        raise InvalidReturns(f"{name}: {exc}") from exc
 
 
 def parse_positions(text: str) -> Book:

@@ -130,7 +130,7 @@ def read(
     min_obs = _whole("min_obs", min_obs, 1)
     p = Path(path)
     frame = _read_table(p)
-    with _naming(p.name, "a return series"):
+    with naming(p.name, "a return series"):
         frame = _date_indexed(frame, p.name)
         series = _pick_column(frame, column, p.name)
         if kind == "price":
@@ -140,8 +140,10 @@ def read(
 
 
 @contextlib.contextmanager
-def _naming(name: str, what: str) -> Iterator[None]:
-    """Every error raised inside names the file (once), pandas' own as an InvalidReturns."""
+def naming(name: str, what: str) -> Iterator[None]:
+    """Every error raised inside names the file ``name`` (once); pandas' own errors
+    (``TypeError``, ``ValueError``, ...) become an :class:`InvalidReturns` saying the file
+    cannot be read as ``what``."""
     try:
         yield
     except SwarmVarError as exc:
@@ -196,7 +198,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise InvalidParameter(f"path must be a file path (str or Path), not {path!r}")
     p = Path(path)
     frame = _read_table(p)
-    with _naming(p.name, "a table of returns"):
+    with naming(p.name, "a table of returns"):
         frame = _date_indexed(frame, p.name)
         if frame.index.isna().any():
             raise InvalidReturns(f"{p.name}: no date at row {int(np.argmax(frame.index.isna()))};"
@@ -204,11 +206,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if frame.shape[1] == 0:
             raise InvalidReturns(f"{p.name} has a date column but no value column; give one "
                                  "column of returns per asset")
-        names = [str(c) for c in frame.columns]
-        twice = sorted({c for c in names if names.count(c) > 1})
-        if twice:
-            raise InvalidReturns(f"{p.name}: column(s) {twice} appear more than once; give each "
-                                 "asset one column")
+        names = [str(c) for c in frame.columns]  # repeated names refused by _read_table
         frame.columns = pd.Index(names)
         columns = {c: _number_cells(frame.iloc[:, j], c, p.name) for j, c in enumerate(names)}
         out = pd.DataFrame(columns, index=frame.index)
@@ -267,8 +265,13 @@ def _read_table(p: Path) -> pd.DataFrame:
             warnings.simplefilter("ignore")  # mixed-type columns: the checks below judge them
             if suffix in (".parquet", ".pq"):
                 frame = pd.read_parquet(p)
+                names = [str(c) for c in frame.columns]
             else:
-                frame = pd.read_csv(p, encoding=_encoding(p, suffix), encoding_errors="strict")
+                encoding = _encoding(p, suffix)
+                frame = pd.read_csv(p, encoding=encoding, encoding_errors="strict")
+                # the header as written: read_csv renames a repeated "a" to "a.1"
+                names = pd.read_csv(p, encoding=encoding, header=None, nrows=1, dtype=str,
+                                    keep_default_na=False).iloc[0].tolist()
                 if not isinstance(frame.index, pd.RangeIndex):  # pandas' implicit index column
                     raise InvalidReturns(
                         f"{p.name} has more fields in every row than names in its header "
@@ -297,6 +300,10 @@ def _read_table(p: Path) -> pd.DataFrame:
         raise InvalidReturns(
             f"{p.name} cannot be read as a table ({type(exc).__name__}: {_first_line(exc)}); "
             "is it corrupt or truncated?") from exc
+    twice = sorted({c for c in names if c and names.count(c) > 1})
+    if twice:
+        raise InvalidReturns(f"{p.name}: column(s) {twice} appear more than once in the header; "
+                             "give each column its own name")
     if frame.shape[1] < 2 and not isinstance(frame.index, pd.DatetimeIndex):
         raise InvalidReturns(
             f"{p.name} has {frame.shape[1]} column(s); it needs a date column and a value column, "
@@ -342,11 +349,11 @@ def _date_indexed(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     date_names = ("date", "datetime", "time", "timestamp")
     names = [c for c in frame.columns if str(c).lower() in date_names]
     date_col = names[0] if names else frame.columns[0]
-    index = as_dates(frame[date_col], f"{source}: column {date_col!r}")
+    index = _as_dates(frame[date_col], f"{source}: column {date_col!r}")
     return frame.drop(columns=[date_col]).set_index(index)
 
 
-def as_dates(values: pd.Series | pd.Index, what: str) -> pd.DatetimeIndex:
+def _as_dates(values: pd.Series | pd.Index, what: str) -> pd.DatetimeIndex:
     """Dates from text, datetimes or ``YYYYMMDD`` whole numbers; never numbers as nanoseconds.
 
     Parameters
@@ -449,9 +456,7 @@ def _pick_column(frame: pd.DataFrame, column: str | None, source: str) -> pd.Ser
             raise InvalidReturns(
                 f"{source}: no column {column!r}; columns are {list(map(str, frame.columns))}"
             )
-        series = frame[column]
-        if isinstance(series, pd.DataFrame):
-            raise InvalidReturns(f"{source}: column {column!r} appears twice; rename one")
+        series = frame[column]  # one column: repeated names refused by _read_table
     elif frame.shape[1] == 1:  # the one value column, numbers or not (checked below)
         series = frame[frame.columns[0]]
     else:
@@ -506,11 +511,31 @@ def _day_first_hint(index: pd.DatetimeIndex, i: int) -> str:
             "month); write the dates as YYYY-MM-DD")
 
 
-def _check_index(series: pd.Series, *, what: str, dropna: bool) -> pd.Series:
-    if not isinstance(series.index, pd.DatetimeIndex):
-        series = series.copy()
-        series.index = as_dates(series.index, f"the {what} index")
-    index = series.index
+def check_dates(index: pd.Index, what: str) -> pd.DatetimeIndex:
+    """A series' or frame's index as increasing dates, one row per date.
+
+    Parameters
+    ----------
+    index : pandas.Index
+        ``(T,)`` dates, or text / ``YYYYMMDD`` numbers read as dates (never numbers as
+        nanoseconds; day/month-ambiguous text refused).
+    what : str
+        What the rows hold, for the message (``"return"``, ``"price"``).
+
+    Returns
+    -------
+    pandas.DatetimeIndex
+        ``(T,)``, the same dates.
+
+    Raises
+    ------
+    InvalidReturns
+        A value that is not a date, a missing date, a repeated date, or dates
+        not increasing (naming day-first dates read month-first when that is
+        the cause).
+    """
+    if not isinstance(index, pd.DatetimeIndex):
+        index = _as_dates(index, f"the {what} index")
     if index.isna().any():
         raise InvalidReturns(
             f"the {what} index has no date at row {int(np.argmax(index.isna()))}; every row "
@@ -527,6 +552,13 @@ def _check_index(series: pd.Series, *, what: str, dropna: bool) -> pd.Series:
             f"dates are not increasing at row {i} ({index[i - 1]} then {index[i]}); "
             + _day_first_hint(index, i)
         )
+    return index
+
+
+def _check_index(series: pd.Series, *, what: str, dropna: bool) -> pd.Series:
+    if not isinstance(series.index, pd.DatetimeIndex):
+        series = series.copy()
+    series.index = check_dates(series.index, what)
     missing = series.isna()
     if missing.any():
         if dropna:
@@ -749,7 +781,7 @@ def portfolio(
     w = vec / total if positions is not None else vec
     frame = returns[cols].copy()
     if not isinstance(frame.index, pd.DatetimeIndex):
-        frame.index = as_dates(frame.index, "the return index")
+        frame.index = _as_dates(frame.index, "the return index")
     for c in cols:
         validate(frame[c], dropna=dropna)  # names the bad column's first bad row
     frame = frame.astype(float)

@@ -173,3 +173,12 @@ def test_replay_report_of_a_drifted_history() -> None:
     assert report.outcome.counts.get(Action.QUARANTINE, 0) >= 1
     assert any(d.action is Action.QUARANTINE and d.agents == ("C",) for d in seen)
     assert report.outcome.excluded[:, h.agents.index("C")].any()
+
+
+def test_a_prebuilt_drifted_history_replays_as_the_drift_itself() -> None:
+    history = simulated_history(days=260, seed=3, scales=SIX)
+    drift = Drift("C", 60, scale=0.4)
+    assert drill(history, Arbiter(), drift, drifted_history=drifted(history, drift)) == drill(
+        history, Arbiter(), drift)
+    with pytest.raises(InvalidParameter, match="needs the drift"):
+        drill(history, Arbiter(), None, drifted_history=history)

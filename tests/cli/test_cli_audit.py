@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +15,10 @@ from typer.testing import CliRunner
 
 from swarmvar.cli import app
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _cli_text import RUN_FAST, plain  # noqa: E402
+
 runner = CliRunner()
-
-
-def plain(output: str) -> str:
-    """The output without rich's error box, whitespace collapsed."""
-    return " ".join(output.translate({ord(c): " " for c in "│╭╮╰╯─"}).split())
 
 
 @pytest.mark.parametrize("command", [["var"], ["backtest"], ["run"],
@@ -267,9 +266,6 @@ def test_any_day_first_file_refused_as_unsorted_says_day_first(tmp_path_factory:
     except InvalidReturns as exc:
         if "not increasing" in str(exc):
             assert "day-first" in str(exc), str(exc)
-
-
-RUN_FAST = ["--agents", "nig,bootstrap,student-t", "--window", "150", "--quiet"]
 
 
 def test_run_closes_with_refusals_by_reason_and_a_readable_stop(tmp_path: Path) -> None:

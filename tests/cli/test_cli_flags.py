@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +14,10 @@ from typer.testing import CliRunner
 from swarmvar.cli import app
 from swarmvar.cli._common import BUNDLED, agent_catalog, cli_words
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _cli_text import plain  # noqa: E402
+
 runner = CliRunner()
-
-
-def plain(output: str) -> str:
-    """The output without rich's error box, whitespace collapsed (messages wrap in the box)."""
-    return " ".join(output.translate({ord(c): " " for c in "│╭╮╰╯─"}).split())
 
 
 BAD = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -15,11 +16,10 @@ from swarmvar import data
 from swarmvar.cli import app
 from swarmvar.config import load_config
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _cli_text import plain  # noqa: E402
+
 runner = CliRunner()
-
-
-def plain(output: str) -> str:
-    return " ".join(output.translate({ord(c): " " for c in "│╭╮╰╯─"}).split())
 
 
 def test_var_json_round_trips_and_matches_the_python_result(tmp_path: Path) -> None:

@@ -1,5 +1,8 @@
 """``swarmvar var`` end to end on the bundled S&P 500 (fast agents)."""
 
+import sys
+from pathlib import Path
+
 import pandas as pd
 from typer.testing import CliRunner
 
@@ -7,12 +10,10 @@ from swarmvar.cli import app
 from swarmvar.ledger import EntryKind, Ledger
 from swarmvar.swarm.consensus import SWARM_POLICY
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _cli_text import plain  # noqa: E402
+
 runner = CliRunner()
-
-
-def plain(output: str) -> str:
-    """The output without rich's error box, whitespace collapsed (messages wrap in the box)."""
-    return " ".join(output.translate({ord(c): " " for c in "│╭╮╰╯─"}).split())
 
 
 def test_var_prints_each_agent_and_records_them_in_the_ledger(tmp_path):

@@ -7,6 +7,7 @@ rows (NaN, a date not after the last) are the run's to refuse tick by tick.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +17,10 @@ from typer.testing import CliRunner
 
 from swarmvar.cli import app
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _cli_text import RUN_FAST, plain  # noqa: E402
+
 runner = CliRunner()
-RUN_FAST = ["--agents", "nig,bootstrap,student-t", "--window", "150", "--quiet"]
-
-
-def plain(output: str) -> str:
-    """The output without rich's error box, whitespace collapsed."""
-    return " ".join(output.translate({ord(c): " " for c in "│╭╮╰╯─"}).split())
 
 
 # Each of these the old reader (pandas.read_csv(index_col=0, parse_dates=True)) let
@@ -135,4 +133,5 @@ def test_a_gap_in_the_history_rows_says_so_in_runs_words(tmp_path: Path) -> None
     text = plain(result.output)
     assert result.exit_code == 2, result.output
     assert "1999-01-20" in text and "missing (NaN)" in text, text
-    assert "first --window rows are the swarm's history" in text and "--dropna" not in text
+    assert "start history (the first --window rows) needs every value" in text, text
+    assert "fill or remove that row" in text and "--dropna" not in text

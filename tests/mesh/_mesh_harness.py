@@ -34,6 +34,24 @@ HERE = Path(__file__).parent
 PORT = 9000
 
 
+def wait_until(what: str, check: Callable[[], bool], timeout: float, *, every: float = 0.05,
+               where: str = "") -> None:
+    """Poll ``check`` until it holds, at most ``timeout`` seconds; fail naming ``what`` (and
+    ``where``, e.g. the logs). A status request not answered in time (TimeoutError, a loaded
+    machine) or an answer missing a key so far (KeyError) counts as not yet; the last one is
+    chained to the failure."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (TimeoutError, KeyError) as exc:
+            last = exc
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}{where}") from last
+
+
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=check,
                           timeout=20)
@@ -212,17 +230,10 @@ class Harness:
         return dict(answer["status"])
 
     def wait(self, what: str, check: Callable[[], bool], timeout: float = 60.0) -> None:
-        """Poll ``check`` (bounded in time) until it holds; fail naming ``what``."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if check():
-                    return
-            except (TimeoutError, KeyError):
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"timed out after {timeout} s waiting for {what} "
-                             f"(isolation: {self.isolation}); logs in {self.tmp}")
+        """Poll ``check`` (bounded in time) until it holds; fail naming ``what``
+        (:func:`wait_until`)."""
+        wait_until(what, check, timeout, every=0.2,
+                   where=f" (isolation: {self.isolation}); logs in {self.tmp}")
 
     def close(self) -> None:
         if self.admin is not None:

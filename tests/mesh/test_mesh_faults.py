@@ -8,9 +8,11 @@ bounded.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,17 +30,11 @@ from swarmvar.mesh import (
     free_ports,
 )
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _mesh_harness import wait_until  # noqa: E402
+
 NAMES = ["a", "b", "c", "d"]
 pytestmark = pytest.mark.timeout(200)
-
-
-def _wait(what: str, check: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -79,13 +75,13 @@ def _ask(client: AdminClient, node: str, op: str, **body: object) -> dict[str, o
 def test_agreement_and_statistics_survive_lossy_links(
         lossy: tuple[list[MeshNode], AdminClient]) -> None:
     nodes, client = lossy
-    _wait("membership", lambda: all(
+    wait_until("membership", lambda: all(
         set(x.members.states().values()) == {MemberState.ALIVE} for x in nodes), 30)
     start = {"a": 0.010, "b": 0.020, "c": 0.030, "d": 0.045}
     for n in NAMES:
         assert _ask(client, n, "agree", run="lossy", value=start[n], f=1, rounds=30,
                     round_timeout=0.3)["ok"]
-    _wait("the run to finish", lambda: all("lossy" in x.finished for x in nodes), 90)
+    wait_until("the run to finish", lambda: all("lossy" in x.finished for x in nodes), 90)
     history = np.array([x.finished["lossy"].values for x in nodes])
     assert np.all((history >= 0.010) & (history <= 0.045))  # validity
     spreads = np.ptp(history, axis=0)
@@ -99,7 +95,7 @@ def test_agreement_and_statistics_survive_lossy_links(
     ref = StatsCRDT()
     for n in NAMES:
         ref = ref.update(n, NormalStats.of(data[n]), 1)
-    _wait("every node to merge every contribution",
+    wait_until("every node to merge every contribution",
           lambda: all(x.crdt.read() == ref.read() for x in nodes), 30)
     lost = sum(x.inbox.lost for x in nodes)
     replayed = sum(x.refused.get("replayed", 0) for x in nodes)

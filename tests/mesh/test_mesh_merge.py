@@ -20,7 +20,7 @@ import math
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,22 +58,11 @@ from swarmvar.mesh.stats import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _mesh_harness import wait_until  # noqa: E402
 from _mesh_proxy import LoopbackProxy  # noqa: E402
 
 pytestmark = pytest.mark.timeout(200)
 FAST = Timeouts(heartbeat=0.05, suspect_after=0.5, dead_after=1.5)
-
-
-def _wait(what: str, check: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except TimeoutError:  # a status request not answered in time (a loaded machine)
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def _moments(s: NormalStats) -> tuple[float, float]:
@@ -237,7 +226,7 @@ def _start_with_liar(cluster: dict[str, Any], liar: type[MeshNode]) -> dict[str,
 def test_a_lie_its_own_ledger_contradicts_is_refuted(cluster: dict[str, Any]) -> None:
     honest = _start_with_liar(cluster, InflatingNode)
     # refuting d can come before a peer's honest contribution arrives: wait for both
-    _wait("every honest node to refute d's contribution and hold all four", lambda: all(
+    wait_until("every honest node to refute d's contribution and hold all four", lambda: all(
         _status(cluster, n)["refuted"] == {"d": 1}
         and len(_status(cluster, n)["stats"]["versions"]) == 4 for n in ["a", "b", "c"]), 30)
     st_ = _status(cluster, "a")
@@ -258,7 +247,7 @@ def test_a_lie_its_own_ledger_contradicts_is_refuted(cluster: dict[str, Any]) ->
 
 def test_a_lie_ahead_of_its_ledger_is_bounded_by_its_peers(cluster: dict[str, Any]) -> None:
     honest = _start_with_liar(cluster, AheadOfItsLedger)
-    _wait("a to hold every contribution", lambda: len(
+    wait_until("a to hold every contribution", lambda: len(
         _status(cluster, "a")["stats"]["versions"]) == 4, 30)
     st_ = _status(cluster, "a")
     assert st_["stats"]["count"] == 240 + 10**6  # the exact read takes the lie in
@@ -294,7 +283,7 @@ def test_ledgers_merge_after_a_partition_heals(cluster: dict[str, Any]) -> None:
     rng = np.random.default_rng(11)
     for n in names:
         assert admin.request(n, "observe", values=rng.normal(0, 0.01, 5).tolist())["ok"]
-    _wait("every node to import every peer's first entries", lambda: all(
+    wait_until("every node to import every peer's first entries", lambda: all(
         all(v["entries"] >= 1 for v in _status(cluster, n)["imports"].values())
         for n in names), 30)
     sizes_before = {n: _status(cluster, n)["ledger"]["size"] for n in names}
@@ -307,7 +296,7 @@ def test_ledgers_merge_after_a_partition_heals(cluster: dict[str, Any]) -> None:
             assert admin.request(n, "observe", values=rng.normal(0, 0.01, 5).tolist())["ok"]
         # wait until each side has imported its own side's partition entry (a fixed sleep
         # raced the gossip on a loaded machine), then check nothing crossed the cut
-        _wait("a and c to import their own side's partition entries", lambda: (
+        wait_until("a and c to import their own side's partition entries", lambda: (
             _status(cluster, "a")["imports"]["b"]["entries"] == 2
             and _status(cluster, "c")["imports"]["d"]["entries"] == 2), 30)
         a = _status(cluster, "a")
@@ -315,7 +304,7 @@ def test_ledgers_merge_after_a_partition_heals(cluster: dict[str, Any]) -> None:
         assert _status(cluster, "c")["imports"]["a"]["entries"] == 1
     finally:
         proxy.unblock_all()
-    _wait("each side to import the other's partition entries", lambda: all(
+    wait_until("each side to import the other's partition entries", lambda: all(
         all(v["entries"] >= 2 for v in _status(cluster, n)["imports"].values())
         for n in names), 40)
     _stop(cluster)
@@ -505,7 +494,7 @@ def test_a_ledger_forked_only_in_its_imports_is_caught(cluster: dict[str, Any]) 
     the import's head is held to the gossiped ones, so the fork is reported, not imported."""
     for n in cluster["names"]:
         cluster["start"](n)
-    _wait("a to hold d's head", lambda: "d" in cluster["nodes"]["a"].heads.accepted, 30)
+    wait_until("a to hold d's head", lambda: "d" in cluster["nodes"]["a"].heads.accepted, 30)
     a, d = cluster["nodes"]["a"], cluster["nodes"]["d"]
     forks: list[Ledger] = []
 
@@ -522,7 +511,7 @@ def test_a_ledger_forked_only_in_its_imports_is_caught(cluster: dict[str, Any]) 
     d.peer_ledgers.answer = forked_answer
     # d's real ledger grows, so its gossiped head moves past what a imported: a asks again
     assert cluster["admin"].request("d", "observe", values=[0.001, -0.002])["ok"]
-    _wait("a to report d's fork", lambda: "d" in _status(cluster, "a")["forks"], 30)
+    wait_until("a to report d's fork", lambda: "d" in _status(cluster, "a")["forks"], 30)
     _stop(cluster)
     with Ledger(cluster["tmp"] / "a", create=False) as ledger:
         assert ledger.verify_chain().ok

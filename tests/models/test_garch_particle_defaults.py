@@ -42,7 +42,7 @@ def test_cost_hint_follows_the_particles(name: str) -> None:
 
 
 def test_particle_cost_reads_a_plain_count_only() -> None:
-    hint = ParticleCost(1.0, 2.0, 30.0, 500)
+    hint = ParticleCost(1.0, 2.0, 30.0)  # on the class: DEFAULT_PARTICLES, 500
     assert hint.__get__(None, object) == (2.0, 30.0)
 
     class Holder:

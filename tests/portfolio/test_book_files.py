@@ -68,3 +68,17 @@ def test_an_in_memory_frame_gets_the_same_date_rules() -> None:
     with pytest.raises(InvalidReturns, match="ISO"):  # was read month-first without a word
         books.asset_returns(pd.DataFrame(values[:12], columns=["A", "B"], index=months),
                             kind="return")
+
+
+def test_a_repeated_column_name_in_a_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "dup.csv"  # read_csv alone renames the second "A" to "A.1"
+    path.write_text("date,A,A\n2020-01-02,100,50\n2020-01-03,101,51\n")
+    with pytest.raises(InvalidReturns, match=r"dup.csv.*\['A'\] appear more than once"):
+        books.read_assets(path)
+
+
+def test_a_day_first_frame_out_of_order_is_named_day_first() -> None:
+    dates = ["30/01/2020", "31/01/2020", "03/02/2020", "13/02/2020"]  # 3 Feb read as 2 Mar
+    frame = pd.DataFrame({"A": [0.01, 0.0, -0.01, 0.02]}, index=dates)
+    with pytest.raises(InvalidReturns, match="day-first"):
+        books.asset_returns(frame, kind="return")

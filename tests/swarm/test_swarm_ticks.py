@@ -151,10 +151,13 @@ def test_a_followed_file_is_read_as_it_grows_and_resumes(tmp_path):
     # sleep started before the reader was a race)
     src = FollowedFile(path, portfolio=ALL, poll=0.05, idle_timeout=2.5)
     got = []
-    for tick in src:
-        got.append(tick)
-        first_read.set()
-    writer.join()
+    try:
+        for tick in src:
+            got.append(tick)
+            first_read.set()
+    finally:
+        first_read.set()  # a reader that never got a tick fails now, not after the 60 s
+        writer.join()
     assert len(got) == 4 and src.cursor == 4
     assert got[1].assets == {"a": 0.005, "b": -0.01}
     assert isinstance(got[2], BadLine) and "row 2" in got[2].reason  # 'oops' is no number

@@ -60,8 +60,7 @@ class Drift:
         return "frozen" if self.frozen else f"scale {self.scale:g}"
 
 
-def drifted(history: BeatHistory, drift: Drift, *, recompute_consensus: bool = True
-            ) -> BeatHistory:
+def drifted(history: BeatHistory, drift: Drift) -> BeatHistory:
     """``history`` with ``drift`` applied (see the module docstring).
 
     Raises
@@ -83,8 +82,7 @@ def drifted(history: BeatHistory, drift: Drift, *, recompute_consensus: bool = T
         assert drift.scale is not None
         cols[:, :, s:, j] *= drift.scale
     consensus = history.consensus.copy()
-    if recompute_consensus:
-        consensus[:, :, s:] = consensus_cols(history.returns, history.alphas, cols)[:, :, s:]
+    consensus[:, :, s:] = consensus_cols(history.returns, history.alphas, cols)[:, :, s:]
     return BeatHistory(history.name, history.dates, history.returns, history.alphas,
                        history.agents, cols, consensus, history.logscore)
 
@@ -94,7 +92,8 @@ class DrillResult:
     """What the arbiter did about a drift (or on clean data: ``drift`` None).
 
     Beats are counted from the drift's start day (``None``: never). ``wrong``
-    counts QUARANTINE decisions of other agents (all of them on clean data);
+    counts the other agents named by QUARANTINE decisions (a decision naming two
+    counts twice; on clean data every agent quarantined);
     ``held_days`` the beats the drifting agent spent excluded (on clean data: the
     agent-days of every agent excluded).
     """
@@ -126,11 +125,19 @@ def first_beats(decisions: Sequence[Decision], drift: Drift
     return alert, quarantine, reason
 
 
-def drill(history: BeatHistory, arbiter: Arbiter, drift: Drift | None = None) -> DrillResult:
-    """Replay ``history`` (with ``drift`` applied, if any) through ``arbiter``."""
+def drill(history: BeatHistory, arbiter: Arbiter, drift: Drift | None = None, *,
+          drifted_history: BeatHistory | None = None) -> DrillResult:
+    """Replay ``history`` (with ``drift`` applied, if any) through ``arbiter``.
+
+    ``drifted_history``: ``drifted(history, drift)`` already built (e.g. once for several
+    arbiters: it does not depend on the arbiter), replayed instead of building it again.
+    """
     from .replay import replay
 
-    h = history if drift is None else drifted(history, drift)
+    if drifted_history is not None and drift is None:
+        raise InvalidParameter("a drifted_history needs the drift it was built with")
+    h = (history if drift is None
+         else drifted_history if drifted_history is not None else drifted(history, drift))
     decisions: list[Decision] = []
     outcome = replay(h, arbiter, on_decision=decisions.append)
     start = 0 if drift is None else drift.start

@@ -328,7 +328,7 @@ def check_kind(kind: str) -> str:
 
 def check_data(source: str) -> str:
     """A bundled data set name or an existing file (with a "did you mean" for names)."""
-    if source.lower() in BUNDLED or Path(source).exists():
+    if is_dataset(source) or Path(source).exists():
         return source
     looks_like_name = not Path(source).suffix and os.sep not in source and "/" not in source
     if looks_like_name:
@@ -347,6 +347,10 @@ _FLAG_WORDS = (
     (re.compile(r"\bcolumn\s*=\s*"), "--column "),
     (re.compile(r"\bhorizon\s*=\s*"), "--horizon "),
     (re.compile(r"swarmvar\.data\.read\(path\)"), "--data PATH"),
+    # arbiter.Drift's checks, for `arbiter replay --drift`
+    (re.compile(r"a drift is either scale=<factor> or frozen=True \(one of them\)"),
+     "give exactly one of --drift-scale S or --drift-frozen"),
+    (re.compile(r"\bdrift (start|scale)\b"), r"--drift-\1"),
 )
 
 
@@ -359,9 +363,7 @@ def cli_words(message: str) -> str:
 
 def is_dataset(source: str) -> bool:
     """A bundled data set's name (sp500, nasdaq), unless a file of that name exists."""
-    from .. import data
-
-    return source.lower() in data.DATASETS and not Path(source).exists()
+    return source.lower() in BUNDLED and not Path(source).exists()
 
 
 def load_series(source: str, column: str | None, kind: str, last: int | None,

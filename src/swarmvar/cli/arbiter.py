@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Any
 
 import typer
 
 from ..types import Decision
-from ._common import BUNDLED, _suggest, check_home, make_console, resolve_agents, usage_errors
-
-if TYPE_CHECKING:
-    from ..arbiter import Drift
+from ._common import (
+    BUNDLED,
+    check_home,
+    default_agents,
+    make_console,
+    resolve_agents,
+    usage_errors,
+)
 
 app = typer.Typer(name="arbiter", help="The arbiter: beat decisions, replayed on backtests.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -23,9 +26,13 @@ def _p(p: float) -> str:
     return "n/a" if math.isnan(p) else f"{'pass' if p > 0.05 else 'FAIL'} {p:.3f}"
 
 
-def _drift_options(agent: str | None, start: int | None, scale: float | None, frozen: bool
-                   ) -> tuple[str, int, float | None, bool] | None:
-    """The drift flags checked (usage errors) -> ``Drift``'s arguments, or None without --drift."""
+def _drift_options(agent: str | None, start: int | None, scale: float | None, frozen: bool,
+                   last: int) -> tuple[str, int, float | None, bool] | None:
+    """The drift flags checked (usage errors) -> ``Drift``'s arguments, or None without --drift.
+
+    The values (start >= 1, one of scale / frozen) are ``Drift``'s to check; here only the
+    flags' combination and what is known before the backtest runs: the replayed swarm is
+    the default one over ``last`` days, so a bad agent or start is refused before any work."""
     if agent is None:
         if start is not None or scale is not None or frozen:
             raise typer.BadParameter("--drift-start, --drift-scale and --drift-frozen go with "
@@ -37,27 +44,14 @@ def _drift_options(agent: str | None, start: int | None, scale: float | None, fr
     if start is None:
         raise typer.BadParameter("--drift needs --drift-start DAY (a day index >= 1)",
                                  param_hint="--drift-start")
-    if start < 1:
-        raise typer.BadParameter(f"--drift-start must be a day index >= 1, not {start}",
-                                 param_hint="--drift-start")
-    if (scale is None) == (not frozen):
-        raise typer.BadParameter("give exactly one of --drift-scale S or --drift-frozen",
-                                 param_hint="--drift-scale")
-    if scale is not None and not (math.isfinite(scale) and scale > 0):
-        raise typer.BadParameter(f"--drift-scale must be a positive finite number, not {scale}",
-                                 param_hint="--drift-scale")
-    return name[0], start, scale, frozen
-
-
-def _check_drift(drift: Drift, agents: Sequence[str], days: int) -> None:
-    """The drift's agent is in the replayed swarm and it starts before the last day."""
-    if drift.agent not in agents:
-        raise typer.BadParameter(f"{drift.agent} is not in the replayed swarm "
-                                 f"({', '.join(agents)}){_suggest(drift.agent, agents)}",
+    agents = default_agents()
+    if name[0] not in agents:
+        raise typer.BadParameter(f"{name[0]} is not in the replayed swarm ({', '.join(agents)})",
                                  param_hint="--drift")
-    if drift.start >= days:
-        raise typer.BadParameter(f"--drift-start {drift.start} is past the history's last day "
-                                 f"{days - 1}", param_hint="--drift-start")
+    if start >= last:
+        raise typer.BadParameter(f"--drift-start {start} is past the history's last day "
+                                 f"{last - 1}", param_hint="--drift-start")
+    return name[0], start, scale, frozen
 
 
 def _beats(n: int | None) -> str:
@@ -113,7 +107,7 @@ def replay_command(
         raise typer.BadParameter(f"{cache} is a file; give a folder for the cached "
                                  "backtests", param_hint="--cache")
     cache_dir = cache if cache is not None else folder / "cache" / "arbiter"
-    drift_options = _drift_options(drift_agent, drift_start, drift_scale, drift_frozen)
+    drift_options = _drift_options(drift_agent, drift_start, drift_scale, drift_frozen, last)
     from rich.table import Table
 
     from .. import __version__
@@ -128,7 +122,7 @@ def replay_command(
         # the options are checked before the ledger is opened: a bad flag writes nothing
         Arbiter.from_options(k_flows=k_flows, p_nodes=p_nodes, t_threshold=t_threshold).close()
         drift = None if drift_options is None else Drift(*drift_options)
-        cached: list[Path] = []
+        cached: list[Path] = []  # the file cached_history reads or writes
 
         def announce(path: Path, hit: bool) -> None:
             cached.append(path)
@@ -139,8 +133,9 @@ def replay_command(
         history = cached_history(data, last=last, window=window, seed=seed, workers=workers,
                                  cache=cache_dir, announce=announce)
         path = cached[0]
-        if drift is not None:
-            _check_drift(drift, history.agents, history.days)
+        if drift is not None and drift.start >= history.days:  # a series short of last+window
+            raise typer.BadParameter(f"--drift-start {drift.start} is past the history's last "
+                                     f"day {history.days - 1}", param_hint="--drift-start")
         ledger = Ledger.open(folder)
     decisions: list[Decision] = []
     arbiter: Arbiter | None = None
@@ -153,7 +148,11 @@ def replay_command(
                 retraining=Retraining() if retrain else None)
             report = replay_report(history, arbiter, SWARM_POLICY, drift=drift,
                                    on_decision=decisions.append)
-            found = None if drift is None else first_beats(decisions, drift)
+            # the drill's record; {} without --drift (first_beats never returns None)
+            drill: dict[str, Any] = {} if drift is None else {
+                "agent": drift.agent, "start": drift.start, "scale": drift.scale,
+                "frozen": drift.frozen, **dict(zip(("first_alert", "first_quarantine", "reason"),
+                                                   first_beats(decisions, drift), strict=True))}
             ledger.add_entries([(EntryKind.ACTION, {"type": "arbiter.replay", "details": {
                 "data": data, "last": last, "window": window, "seed": seed,
                 "agents": list(history.agents), "beats": report.days,
@@ -166,10 +165,7 @@ def replay_command(
                                "with": b.breaches, "expected": a.expected}
                               for a, b in zip(report.without, report.with_actions,
                                               strict=True)],
-                **({} if drift is None or found is None else {"drift": {
-                    "agent": drift.agent, "start": drift.start, "scale": drift.scale,
-                    "frozen": drift.frozen, "first_alert": found[0],
-                    "first_quarantine": found[1], "reason": found[2]}})}})])
+                **({"drift": drill} if drill else {})}})])
             entries = range(start, ledger.size)
             root = ledger.compute_merkle_root().hex()
             where = ledger.path
@@ -215,13 +211,13 @@ def replay_command(
             table.add_row(f"{a.alpha:g}", label, str(s2.breaches), f"{s2.expected:.1f}",
                           _p(s2.kupiec_p), _p(s2.christoffersen_p), f"{s2.fz0:.6f}")
     console.print(table)
-    if drift is not None and found is not None:
-        alert, quarantine, reason = found
+    if drift is not None:
         console.print(f"drift drill: {drift.agent} ({drift.label} from day {drift.start}, "
                       f"{history.dates[drift.start]}): first ALERT naming it after "
-                      f"{_beats(alert)}, QUARANTINE after {_beats(quarantine)}", markup=False)
-        if reason:
-            console.print(f"quarantine reason: {reason}", markup=False)
+                      f"{_beats(drill['first_alert'])}, QUARANTINE after "
+                      f"{_beats(drill['first_quarantine'])}", markup=False)
+        if drill["reason"]:
+            console.print(f"quarantine reason: {drill['reason']}", markup=False)
     console.print(f"recorded entries {entries.start}-{entries.stop - 1} (the arbiter's "
                   f"beats and a summary) in the ledger at {where} (Merkle root {root[:16]}…)",
                   markup=False)

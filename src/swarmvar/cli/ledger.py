@@ -28,6 +28,7 @@ from ..ledger import (
     export_jsonl,
     import_jsonl,
 )
+from ._common import usage_error
 
 app = typer.Typer(
     name="ledger",
@@ -60,11 +61,9 @@ def _ledger(home: str) -> Iterator[Ledger]:
         with Ledger(home, create=False) as ledger:
             yield ledger
     except (SwarmVarError, IndexError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise usage_error(str(exc)) from None
     except OSError as exc:
-        typer.echo(f"error: cannot read the ledger at {home}: {exc.strerror or exc}", err=True)
-        raise typer.Exit(2) from None
+        raise usage_error(f"cannot read the ledger at {home}: {exc.strerror or exc}") from None
 
 
 @app.command()
@@ -89,8 +88,7 @@ def verify(
             try:
                 head = SignedHead.from_dict(json.loads(against.read_text(encoding="utf-8")))
             except (OSError, ValueError, RecursionError) as exc:
-                typer.echo(f"error: cannot read signed head {against}: {exc}", err=True)
-                raise typer.Exit(2) from None
+                raise usage_error(f"cannot read signed head {against}: {exc}") from None
             result = ledger.check_head(head)
     typer.echo(result.summary())
     if not result.ok:
@@ -173,6 +171,5 @@ def import_(
         with import_jsonl(path, home) as ledger:
             size = ledger.size
     except (SwarmVarError, OSError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise usage_error(str(exc)) from None
     typer.echo(f"imported {size} entries into {home}")

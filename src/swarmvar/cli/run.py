@@ -16,11 +16,11 @@ from ._common import (
     check_data,
     cli_words,
     default_agents,
+    fail,
     is_dataset,
     make_console,
     parse_alphas,
     resolve_agents,
-    usage_error,
 )
 
 
@@ -56,26 +56,12 @@ def _data(source: str) -> Any:
 
     if is_dataset(source):
         return data_mod.load(source.lower())
-    path = Path(source)
-    if not path.exists():
-        raise typer.BadParameter(f"no data set or file {source!r}; use sp500, nasdaq or a CSV "
-                                 "path", param_hint="--data")
     try:
-        return data_mod.read_table(path)
+        return data_mod.read_table(Path(source))
     except SwarmVarError as exc:
         raise typer.BadParameter(f"{cli_words(str(exc))} (--data takes a table of returns: a "
                                  "date column, then one column per asset; CSV or Parquet)",
                                  param_hint="--data") from None
-
-
-def _fail(exc: Any) -> typer.Exit:
-    """:func:`fail` in `run`'s words: `run` has no --dropna; its history needs every value."""
-    from ..data import DROPNA_HINT
-
-    history = ("the first --window rows are the swarm's history and need every value: fill "
-               "or remove that row in the file")
-    text = str(exc).replace(f"{DROPNA_HINT}, or fill it", history).replace(DROPNA_HINT, history)
-    return usage_error(cli_words(text))
 
 
 def _table(swarm: Any, breaches: dict[str, int], events: dict[str, str],
@@ -342,7 +328,7 @@ def run(
 
                 cadence = Cadence(judge.config.pulse)
     except SwarmVarError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     stop = {"asked": False}
 
     def _interrupt(signum: int, frame_: Any) -> None:
@@ -405,7 +391,7 @@ def run(
                     if not live.console.is_terminal:  # a log: end the table's last line
                         live.console.line()
     except SwarmVarError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     finally:
         signal.signal(signal.SIGINT, previous)
     for line in _closing_lines(summary, beats=beats,

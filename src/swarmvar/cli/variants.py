@@ -19,7 +19,6 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ..errors import SwarmVarError
 from ..evolution import (
     CheckOutcome,
     EvolutionHome,
@@ -33,7 +32,7 @@ from ..evolution import (
     record_check,
     start_canary,
 )
-from ._common import bad_parameter, usage_error
+from ._common import bad_parameter, usage_error, usage_errors
 
 app = typer.Typer(name="variants", no_args_is_help=True, add_completion=False,
                   help="Model variants: create, canary, promote, roll back, circuit breakers.")
@@ -60,16 +59,12 @@ class CheckResult(StrEnum):
 @contextmanager
 def _open(home: str) -> Iterator[EvolutionHome]:
     """Open the stores; turn any SwarmVarError into a clear message and exit code 2."""
-    try:
+    with usage_errors():
         h = open_home(home)
-    except SwarmVarError as exc:
-        raise usage_error(str(exc)) from None
-    try:
-        yield h
-    except SwarmVarError as exc:
-        raise usage_error(str(exc)) from None
-    finally:
-        h.close()
+        try:
+            yield h
+        finally:
+            h.close()
 
 
 def _describe(v: Variant) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import signal
 import threading
@@ -148,8 +149,19 @@ def swarm_node(home: str | os.PathLike[str], *, port: int | None = None,
     return MeshNode(config, node_key, epoch=time.time_ns(), feed=BeatFeed())
 
 
-#: At most this many seconds past ``linger`` for the agreement runs still open to finish.
+#: At most this many seconds past ``linger`` for the agreement runs still open to finish
+#: (each is waited for only until its own bound, :func:`runs_end`).
 RUNS_GRACE = 60.0
+
+
+def runs_end(node: MeshNode) -> float:
+    """When the agreement runs open on ``node`` have ended at the latest (its monotonic
+    clock; ``-inf`` with none open): each run's current round ends by its start plus the
+    round timeout, each round left after it by one timeout more (``rounds.py``), plus a
+    little for the node's loop to notice."""
+    runs = list(node.runs.values())  # the node's thread adds and removes runs
+    return max((r.started + (r.rounds - r.round) * r.round_timeout + 0.5 for r in runs),
+               default=-math.inf)
 
 
 def serve_swarm_node(node: MeshNode, swarm: Swarm, source: Iterable[Tick | BadLine], *,
@@ -167,10 +179,10 @@ def serve_swarm_node(node: MeshNode, swarm: Swarm, source: Iterable[Tick | BadLi
     swarm stops when the node is told to leave; the node keeps serving
     (agreement runs, gossip, ledger merge) ``linger`` seconds after the
     swarm ends (unless told to stop), and with ``linger > 0`` until its open
-    agreement runs finish (at most :data:`RUNS_GRACE` seconds more), then
-    stops. With ``wait_peers`` the first beat waits (at most that many
-    seconds) until every peer is heard, so that nodes started together beat
-    together.
+    agreement runs finish (each until its own bound, :func:`runs_end`; at most
+    :data:`RUNS_GRACE` seconds more), then stops. With ``wait_peers`` the first
+    beat waits (at most that many seconds) until every peer is heard, so that
+    nodes started together beat together.
     """
     feed = node.feed if node.feed is not None else BeatFeed()
     node.feed = feed
@@ -212,10 +224,11 @@ def serve_swarm_node(node: MeshNode, swarm: Swarm, source: Iterable[Tick | BadLi
         # lingering, an agreement run still open (one started on the last beats, waiting for a
         # peer whose swarm is behind on a loaded machine) is let finish: each ends by itself
         # within its rounds' timeouts; stopping at the linger's end left it unfinished here
+        # (until its own bound, runs_end; RUNS_GRACE only as the upper limit)
         cap = end + RUNS_GRACE if linger > 0 else end
         while not stop() and thread.is_alive():
             now = time.monotonic()
-            if now >= cap or (now >= end and not node.runs):
+            if now >= cap or (now >= end and now >= runs_end(node)):
                 break
             time.sleep(0.05)
         node.stop = True

@@ -38,9 +38,10 @@ FloatArray = NDArray[np.float64]
 #: Most particles one fit holds (particles x runs), and most runs.
 MAX_PARTICLES, MAX_RUNS = 200_000, 64
 #: Default particles of GarchT, GarchEVT and BetaSkewTEgarch: 500, not 1,000, since
-#: 2026-12-07 - the backtest's time over arch 2.54x -> 1.67x with every model check inside
-#: its tolerance (docs/models-score-driven.md, "Fewer particles"). HarArch and the
-#: Markov-switching agents keep this class's 1,000.
+#: 2026-12-07 - the rows' projected two-worker CPU makespan over arch 2.54x -> 1.67x (the
+#: measured wall ratio: median 2.78x -> 2.0x) with every model check inside its tolerance
+#: (docs/models-score-driven.md, "Fewer particles"). HarArch and the Markov-switching
+#: agents keep this class's 1,000.
 DEFAULT_PARTICLES = 500
 #: Draws and paths per draw for horizons > 1.
 HORIZON_DRAWS = 200
@@ -58,17 +59,17 @@ class ParticleCost:
     day at horizon 1 (``fixed_ms + per_thousand_ms * particles / 1000``: the filter, the
     forecast and the refits scale with the particles, a GPD stage or the day's fixed work
     does not) and of a 10-day forecast (over ``HORIZON_DRAWS`` resampled particles: the
-    same at any count). On the class it reads the constructor's default ``particles``.
+    same at any count). On the class it reads :data:`DEFAULT_PARTICLES`, the default of
+    every agent that uses it.
     """
 
-    def __init__(self, fixed_ms: float, per_thousand_ms: float, horizon_ms: float,
-                 default_particles: int) -> None:
-        self.fixed_ms, self.per_thousand_ms = fixed_ms, per_thousand_ms
-        self.horizon_ms, self.default_particles = horizon_ms, default_particles
+    def __init__(self, fixed_ms: float, per_thousand_ms: float, horizon_ms: float) -> None:
+        self.fixed_ms, self.per_thousand_ms, self.horizon_ms = (fixed_ms, per_thousand_ms,
+                                                                horizon_ms)
 
     def __get__(self, obj: object, owner: type | None = None) -> tuple[float, float]:
         particles = getattr(obj, "particles", None) if obj is not None else None
-        count = self.default_particles if not isinstance(particles, int) else particles
+        count = DEFAULT_PARTICLES if not isinstance(particles, int) else particles
         return (round(self.fixed_ms + self.per_thousand_ms * count / 1000.0, 3),
                 self.horizon_ms)
 

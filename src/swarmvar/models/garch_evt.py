@@ -40,7 +40,7 @@ from ..types import Diagnostics, Forecast
 from ._garch_family import simulate_paths
 from ._online_agent import DEFAULT_PARTICLES, ParticleCost
 from .base import Agent, Seed, check_real, rng_from
-from .garch_t import ASYMMETRIC_DEFAULT, GarchT
+from .garch_t import ASYMMETRIC_DEFAULT, BLOCK_DAYS, GarchT
 from .gpd import (
     GPDPosterior,
     GPDTailFamily,
@@ -68,8 +68,6 @@ class _Day(NamedTuple):
     body: FloatArray
 
 
-#: Days solved together by forecast_block (as ``OnlineAgent.block_days`` for GarchT).
-BLOCK_DAYS = 8
 #: Particles and paths per particle for horizons > 1 (filtered historical simulation).
 HORIZON_PARTICLES, HORIZON_PATHS = 200, 1000
 
@@ -91,7 +89,7 @@ class GarchEVT(Agent):
     needs_variation = True
     #: ms of a backtest day at h = 1 (1.0 at 1,000 particles, ~0.87 at 500: the GPD stage
     #: does not scale with the particles), a 10-day forecast.
-    cost_hint = ParticleCost(0.74, 0.26, 90.0, DEFAULT_PARTICLES)
+    cost_hint = ParticleCost(0.74, 0.26, 90.0)
 
     def __init__(self, threshold: float = 0.90, particles: int = DEFAULT_PARTICLES, runs: int = 4,
                  ess_threshold: float = 0.5, asymmetric: bool = ASYMMETRIC_DEFAULT) -> None:

@@ -94,7 +94,7 @@ class GarchT(OnlineAgent):
     name = "GarchT"
     #: ms of a backtest day at h = 1 (0.7 at 1,000 particles; 0.52 at 500, where the row
     #: measured 1.03x StudentT's CPU: 1.62 s against 1.57 s), a 10-day forecast.
-    cost_hint = ParticleCost(0.34, 0.36, 60.0, DEFAULT_PARTICLES)
+    cost_hint = ParticleCost(0.34, 0.36, 60.0)
     block_days = BLOCK_DAYS
     _theta: lik.Theta
 

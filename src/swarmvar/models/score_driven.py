@@ -113,7 +113,7 @@ class BetaSkewTEgarch(ParticleAgent):
     refit_route: str = "fit"
     #: ms of a backtest day at h = 1, refits included (3.0 at 1,000 particles, ~1.5 at 500:
     #: the whole day scales with the particles), a 10-day forecast.
-    cost_hint = ParticleCost(0.0, 3.0, 90.0, DEFAULT_PARTICLES)
+    cost_hint = ParticleCost(0.0, 3.0, 90.0)
 
     def __init__(self, particles: int = DEFAULT_PARTICLES, runs: int = 4,
                  ess_threshold: float = 0.5) -> None:

@@ -811,7 +811,5 @@ def finite(x: float) -> bool:
 
 def is_time(value: object) -> TypeGuard[float]:
     """Whether a reported timing is a time: a finite number of seconds >= 0 (not a bool)."""
-    import math
-
     return (isinstance(value, (int, float)) and not isinstance(value, bool)
             and math.isfinite(value) and value >= 0)

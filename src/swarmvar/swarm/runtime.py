@@ -597,7 +597,16 @@ class Swarm:
                 series = (history[name] if isinstance(history, Mapping) and name in history
                           else spec.history(history))
                 from ..data import validate
+                from ..errors import InvalidReturns
 
+                raw = series.to_numpy()
+                if raw.dtype.kind == "f" and not np.isfinite(raw).all():  # no dropna here
+                    i = int(np.argmax(~np.isfinite(raw)))
+                    value = "missing (NaN)" if np.isnan(raw[i]) else f"{float(raw[i])!r}"
+                    raise InvalidReturns(
+                        f"portfolio {name!r}: its start history's return at {series.index[i]} "
+                        f"is {value}; the start history (the first --window rows on the command "
+                        "line, history in Python) needs every value: fill or remove that row")
                 series = validate(series, min_obs=self.configs[name].window)
                 as_of = series.index[-1] if isinstance(series.index, pd.DatetimeIndex) else None
                 from .ticks import as_utc
@@ -858,7 +867,7 @@ class Swarm:
                 report = dataclasses.replace(report, late=True)
             seconds = b.get("beat_seconds")
             for att in self._attached:  # the arbiter moves as it did, recording nothing
-                if callable(getattr(att.observer, "replay", None)):
+                if att.replays:
                     att(report, None if seconds is None else float(seconds), again=True)
             self._optional_credit[name] = (self._optional_credit_after(name)
                                            - len(b.get("optimize", [])))
@@ -1710,19 +1719,23 @@ class Attached:
     """An observer with its calls looked up once, when attached (to a swarm or the service
     desk): ``observe``, and ``replay`` for recorded beats (its ``replay`` if it has one,
     else ``observe``), each with whether it takes ``beat_seconds=`` (the arbiter's PID
-    does)."""
+    does); ``replays``: whether it has its own ``replay`` (the swarm's replay of recorded
+    beats calls only those)."""
 
     observer: BeatObserver
     observe: Callable[..., Iterable[Decision]]
     observe_seconds: bool
     replay: Callable[..., Iterable[Decision]]
     replay_seconds: bool
+    replays: bool
 
     @classmethod
     def of(cls, obs: BeatObserver) -> Attached:
         replay = getattr(obs, "replay", None)
-        again = replay if callable(replay) else obs.observe
-        return cls(obs, obs.observe, takes_seconds(obs.observe), again, takes_seconds(again))
+        observe, timed = obs.observe, takes_seconds(obs.observe)
+        if callable(replay):
+            return cls(obs, observe, timed, replay, takes_seconds(replay), True)
+        return cls(obs, observe, timed, observe, timed, False)
 
     def __call__(self, report: BeatReport, seconds: float | None, again: bool
                  ) -> Iterable[Decision]:

@@ -164,16 +164,15 @@ def read_table(path: str | Path) -> pd.DataFrame:
     :func:`read` checks it: size, encoding (UTF-8, or UTF-16 with its
     byte-order mark), NUL bytes, emptiness, rows with more fields than the
     header, dates that do not parse, a row without a date, numbers that are
-    not ``YYYYMMDD``, day/month-ambiguous dates, and cells that are not
-    numbers (text, true/false).
+    not ``YYYYMMDD``, text dates whose day/month order cannot be settled
+    (see :func:`check_dates`), and cells that are not numbers (text,
+    true/false).
 
     The *rows* are not judged: a blank or NaN cell, inf, a return beyond
     ``|r| <= 1``, a date not after the one before it or a duplicate date stay
     in the table, for the caller to refuse row by row (``swarmvar run``
     refuses such a tick, ledgers it and goes on; :func:`validate` and
-    :func:`portfolio` refuse the series). One exception: dates that only
-    increase when read day-first (``dd/mm/yyyy`` read month-first wherever the
-    day is 12 or less) are a misread file, refused as such.
+    :func:`portfolio` refuse the series).
 
     Parameters
     ----------
@@ -210,13 +209,6 @@ def read_table(path: str | Path) -> pd.DataFrame:
         frame.columns = pd.Index(names)
         columns = {c: _number_cells(frame.iloc[:, j], c, p.name) for j, c in enumerate(names)}
         out = pd.DataFrame(columns, index=frame.index)
-        steps = np.diff(out.index.asi8)
-        if np.any(steps <= 0):
-            i = int(np.argmax(steps <= 0)) + 1
-            if _day_first_reading(out.index) is not None:  # a misread file, not bad ticks
-                raise InvalidReturns(f"{p.name}: dates are not increasing at row {i} "
-                                     f"({out.index[i - 1]} then {out.index[i]}); "
-                                     f"{_day_first_hint(out.index, i)}")
         return out
 
 
@@ -372,8 +364,10 @@ def _as_dates(values: pd.Series | pd.Index, what: str) -> pd.DatetimeIndex:
     ------
     InvalidReturns
         Numbers that are not ``YYYYMMDD``, text that is not dates, a missing
-        date, or text dates whose days and months are all 12 or less
-        (day-first and month-first readings differ: write ISO dates).
+        date, or ``a/b/yyyy`` text whose order is not one per column: values
+        of both orders (``13/01/2020`` and ``01/13/2020``), or days and months
+        all 12 or less (the two readings differ: write ISO dates). One value
+        with a field above 12 settles the order of the whole column.
     """
     if isinstance(values, pd.DatetimeIndex):
         return values
@@ -389,8 +383,8 @@ def _as_dates(values: pd.Series | pd.Index, what: str) -> pd.DatetimeIndex:
                 if numeric:
                     index = _yyyymmdd(col, what)
                 else:
-                    _refuse_day_month_ambiguity(col, what)
-                    index = pd.DatetimeIndex(pd.to_datetime(col.astype(str), format="mixed"))
+                    index = pd.DatetimeIndex(pd.to_datetime(_month_first(col, what),
+                                                            format="mixed"))
         except InvalidReturns:
             raise
         except (ValueError, TypeError, OverflowError) as exc:
@@ -408,32 +402,68 @@ def _as_dates(values: pd.Series | pd.Index, what: str) -> pd.DatetimeIndex:
 _DAY_MONTH = r"^\s*(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})(?!\d)"
 
 
-def _refuse_day_month_ambiguity(col: pd.Series, what: str) -> None:
-    """Refuse ``a/b/yyyy`` dates whose every ``a`` and ``b`` is 12 or less, ``a != b`` somewhere.
+def _month_first(col: pd.Series, what: str) -> pd.Series:
+    """Text dates with the day/month order settled once for the whole column, month-first.
 
-    pandas reads such text month-first; a day-first file (``01/02/2020`` for
-    1 February) would be read silently wrong. A value above 12 in either
-    place (a daily file has them) settles the order, and ISO dates
-    (``2020-02-01``) or ``YYYYMMDD`` never match, so those pass.
+    ``a/b/yyyy`` text has two readings. One value with ``a > 12`` (``13/01/2020``)
+    settles the column as day-first, one with ``b > 12`` as month-first; a
+    column holding both is corrupt, and one where every ``a`` and ``b`` is 12
+    or less (with ``a != b`` somewhere) cannot be settled: both are refused.
+    A day-first column is returned with day and month swapped in every such
+    value, so that the one month-first parse of :func:`_as_dates` reads each
+    value as the column means it (never value by value). ISO dates, ``YYYYMMDD``
+    and other text without the ``a/b/yyyy`` form are returned unchanged.
+
+    Parameters
+    ----------
+    col : pandas.Series
+        ``(T,)`` date text (missing values allowed).
+    what : str
+        What the values are, for the message.
+
+    Returns
+    -------
+    pandas.Series
+        ``(T,)`` ``str``, the same rows (missing values as pandas writes them).
+
+    Raises
+    ------
+    InvalidReturns
+        Both orders in one column, naming one value of each; or no value to
+        settle the order, naming a value and both of its readings.
     """
-    text = col.astype(object).where(col.notna(), None).dropna().astype(str)
-    parts = text.str.extract(_DAY_MONTH)
-    found = parts[0].notna().to_numpy()
-    if not found.any():
-        return
+    rows = np.flatnonzero(col.notna().to_numpy())
+    text = col.astype(str)
+    parts = text.iloc[rows].str.extract(_DAY_MONTH)
+    found = np.flatnonzero(parts[0].notna().to_numpy())
+    if found.size == 0:
+        return text
     first = parts[0].to_numpy()[found].astype(int)
     second = parts[2].to_numpy()[found].astype(int)
-    if (first > 12).any() or (second > 12).any():
-        return
+    day_first = (first > 12) & (second <= 12)  # only a day can be above 12
+    month_first = (second > 12) & (first <= 12)
+    if day_first.any() and month_first.any():
+        d = int(rows[found[int(np.argmax(day_first))]])
+        m = int(rows[found[int(np.argmax(month_first))]])
+        raise InvalidReturns(
+            f"{what}: the dates mix two orders - {text.iloc[d]!r} (row {d}) can only be "
+            f"day-first (dd/mm) and {text.iloc[m]!r} (row {m}) only month-first (mm/dd); a "
+            "column holds one order, so this one is corrupt: write the dates as ISO dates, "
+            "year-month-day")
+    if day_first.any():
+        return text.str.replace(_DAY_MONTH, r"\3\2\1\2\4", regex=True)
+    if month_first.any():
+        return text
     differ = first != second
-    if not differ.any():
-        return
-    k = int(np.flatnonzero(found)[int(np.argmax(differ))])
+    if not differ.any():  # 01/01/2020, 02/02/2020: one reading
+        return text
+    k = int(rows[found[int(np.argmax(differ))]])
     value = text.iloc[k]
-    row = int(np.flatnonzero(col.notna().to_numpy())[k])
-    readings = [pd.Timestamp(pd.to_datetime(value, dayfirst=d)).date() for d in (False, True)]
+    a, sep, b, year = parts.iloc[int(found[int(np.argmax(differ))])]
+    readings = [pd.Timestamp(pd.to_datetime(f"{m}{sep}{d}{sep}{year}", format="mixed")).date()
+                for m, d in ((a, b), (b, a))]
     raise InvalidReturns(
-        f"{what}: the dates are ambiguous - {value!r} (row {row}) reads as {readings[0]} "
+        f"{what}: the dates are ambiguous - {value!r} (row {k}) reads as {readings[0]} "
         f"month-first and as {readings[1]} day-first, and no date in the column has a day or "
         "month above 12 to tell which; write the dates as ISO dates, year-month-day "
         f"({readings[1]} or {readings[0]})")
@@ -479,38 +509,6 @@ def _floats(series: pd.Series, what: str) -> pd.Series:
         raise InvalidReturns(f"the {what}s are not numbers ({_first_line(exc)})") from exc
 
 
-def _day_first_reading(index: pd.DatetimeIndex) -> pd.DatetimeIndex | None:
-    """The dates read day-first, when that (and not the given reading) makes them increase.
-
-    A ``dd/mm/yyyy`` text is parsed day-first only where the day exceeds 12
-    (``16/01/2013``) and month-first elsewhere (``01/02/2013`` -> 2 January):
-    swapping day and month back wherever the day is 12 or less undoes that.
-    Midnight dates only (a time of day is no such text); ``None`` otherwise.
-    """
-    if bool((index != index.normalize()).any()):
-        return None
-    swap = index.day <= 12
-    try:
-        swapped = pd.DatetimeIndex(pd.to_datetime(pd.DataFrame({
-            "year": index.year, "month": np.where(swap, index.day, index.month),
-            "day": np.where(swap, index.month, index.day)})))
-    except (ValueError, OverflowError):  # e.g. 30/02 cannot be a date
-        return None
-    return swapped if bool(np.all(np.diff(swapped.asi8) > 0)) else None
-
-
-def _day_first_hint(index: pd.DatetimeIndex, i: int) -> str:
-    """The end of the not-increasing message: day-first dates named, else "sort"."""
-    swapped = _day_first_reading(index)
-    if swapped is None:
-        return "sort the series by date"
-    if swapped[i] == index[i]:  # row i has a day above 12: the row before it was misread
-        i -= 1
-    return (f"the dates look day-first (dd/mm/yyyy): read so they increase, and row {i} is "
-            f"{swapped[i].date()}, not {index[i].date()} (a day of 12 or less reads as the "
-            "month); write the dates as YYYY-MM-DD")
-
-
 def check_dates(index: pd.Index, what: str) -> pd.DatetimeIndex:
     """A series' or frame's index as increasing dates, one row per date.
 
@@ -518,7 +516,9 @@ def check_dates(index: pd.Index, what: str) -> pd.DatetimeIndex:
     ----------
     index : pandas.Index
         ``(T,)`` dates, or text / ``YYYYMMDD`` numbers read as dates (never numbers as
-        nanoseconds; day/month-ambiguous text refused).
+        nanoseconds). ``a/b/yyyy`` text is read in one order for the whole index:
+        day-first if some ``a`` exceeds 12, month-first if some ``b`` does;
+        both, or neither (with ``a != b`` somewhere), is refused.
     what : str
         What the rows hold, for the message (``"return"``, ``"price"``).
 
@@ -530,9 +530,8 @@ def check_dates(index: pd.Index, what: str) -> pd.DatetimeIndex:
     Raises
     ------
     InvalidReturns
-        A value that is not a date, a missing date, a repeated date, or dates
-        not increasing (naming day-first dates read month-first when that is
-        the cause).
+        A value that is not a date, a missing date, a repeated date, dates
+        not increasing, or text dates of no one day/month order.
     """
     if not isinstance(index, pd.DatetimeIndex):
         index = _as_dates(index, f"the {what} index")
@@ -550,8 +549,7 @@ def check_dates(index: pd.Index, what: str) -> pd.DatetimeIndex:
         i = int(np.argmax(steps <= 0)) + 1
         raise InvalidReturns(
             f"dates are not increasing at row {i} ({index[i - 1]} then {index[i]}); "
-            + _day_first_hint(index, i)
-        )
+            "sort the series by date")
     return index
 
 

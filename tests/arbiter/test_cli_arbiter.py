@@ -12,14 +12,18 @@ from typer.testing import CliRunner
 from swarmvar.arbiter.history import cache_path, code_fingerprint, simulated_history
 from swarmvar.cli import build_app
 from swarmvar.ledger import EntryKind, Ledger
-from swarmvar.models import DEFAULT_AGENTS
+from swarmvar.models import DEFAULT_AGENTS, agent_class
 
 runner = CliRunner()
 
+#: The shortest window the default swarm fits on (its agents' largest ``min_observations``,
+#: read here from the classes, not from ``window_floor``): the replays below use it.
+WINDOW = max(agent_class(n).min_observations for n in DEFAULT_AGENTS)
+
 
 def _seed_cache(folder: Path) -> Path:
-    """A simulated history where the replay of sp500 --last 400 --window 100 looks."""
-    path = cache_path("sp500", last=400, window=100, refit_every=20, alphas=(0.99, 0.975),
+    """A simulated history where the replay of sp500 --last 400 --window WINDOW looks."""
+    path = cache_path("sp500", last=400, window=WINDOW, refit_every=20, alphas=(0.99, 0.975),
                       seed=0, agents=DEFAULT_AGENTS, cache=folder)
     simulated_history(days=400, seed=7).save(path)
     return path
@@ -29,7 +33,7 @@ def test_replay_prints_counts_auc_and_the_table(tmp_path: Path) -> None:
     home = tmp_path / "home"
     path = _seed_cache(home / "cache" / "arbiter")  # the cache lives in the home
     result = runner.invoke(build_app("arbiter"), [
-        "arbiter", "replay", "--data", "sp500", "--last", "400", "--window", "100",
+        "arbiter", "replay", "--data", "sp500", "--last", "400", "--window", str(WINDOW),
         "--home", str(home)])
     assert result.exit_code == 0, result.output
     out = result.output
@@ -72,7 +76,7 @@ def _check_difference(out: str, path: Path) -> None:
 def test_an_explicit_cache_folder_is_used(tmp_path: Path) -> None:
     _seed_cache(tmp_path / "shared")
     result = runner.invoke(build_app("arbiter"), [
-        "arbiter", "replay", "--last", "400", "--window", "100", "--home",
+        "arbiter", "replay", "--last", "400", "--window", str(WINDOW), "--home",
         str(tmp_path / "home"), "--cache", str(tmp_path / "shared")])
     assert result.exit_code == 0, result.output
     assert not (tmp_path / "home" / "cache").exists()
@@ -93,7 +97,7 @@ def test_the_cache_key_holds_the_version_and_the_code(tmp_path: Path,
     agent = copy / "models" / "bootstrap.py"
     agent.write_text(agent.read_text() + "\n# a change to an agent\n")
     assert code_fingerprint(copy, ("models",)) != before
-    args = {"last": 400, "window": 100, "refit_every": 20, "alphas": (0.99, 0.975),
+    args = {"last": 400, "window": WINDOW, "refit_every": 20, "alphas": (0.99, 0.975),
             "seed": 0, "agents": DEFAULT_AGENTS, "cache": tmp_path}
     old = _seed_cache(tmp_path)
     assert cache_path("sp500", **args) == old  # the same code and version: a hit
@@ -118,7 +122,7 @@ def test_a_code_change_misses_the_cache(tmp_path: Path, monkeypatch: pytest.Monk
         raise InvalidParameter("the backtest ran")
 
     monkeypatch.setattr(swarmvar.validation, "backtest", backtest)
-    argv = ["arbiter", "replay", "--last", "400", "--window", "100", "--home", str(home)]
+    argv = ["arbiter", "replay", "--last", "400", "--window", str(WINDOW), "--home", str(home)]
     assert runner.invoke(build_app("arbiter"), argv).exit_code == 0 and not ran  # a hit
     monkeypatch.setattr(history, "code_fingerprint", lambda *a, **k: "an agent changed")
     result = runner.invoke(build_app("arbiter"), argv)
@@ -144,11 +148,11 @@ def test_the_cache_line_names_the_file_cached_history_reads(
 
     monkeypatch.setitem(history.cached_history.__kwdefaults__, "refit_every", 10)
     home = tmp_path / "home"
-    path = cache_path("sp500", last=400, window=100, refit_every=10, alphas=(0.99, 0.975),
+    path = cache_path("sp500", last=400, window=WINDOW, refit_every=10, alphas=(0.99, 0.975),
                       seed=0, agents=DEFAULT_AGENTS, cache=home / "cache" / "arbiter")
     simulated_history(days=400, seed=7).save(path)
     result = runner.invoke(build_app("arbiter"), [
-        "arbiter", "replay", "--last", "400", "--window", "100", "--home", str(home)])
+        "arbiter", "replay", "--last", "400", "--window", str(WINDOW), "--home", str(home)])
     assert result.exit_code == 0, result.output
     assert "cached at" in result.output and "computed once" not in result.output
     assert path.name in "".join(result.output.split())
@@ -158,10 +162,10 @@ def test_the_cache_line_names_the_file_cached_history_reads(
 
 def _seed_named_cache(folder: Path) -> Path:
     """The simulated history under the default swarm's names (the drill resolves real agents),
-    where the replay of sp500 --last 400 --window 100 looks."""
+    where the replay of sp500 --last 400 --window WINDOW looks."""
     from swarmvar.arbiter import BeatHistory
 
-    path = cache_path("sp500", last=400, window=100, refit_every=20, alphas=(0.99, 0.975),
+    path = cache_path("sp500", last=400, window=WINDOW, refit_every=20, alphas=(0.99, 0.975),
                       seed=0, agents=DEFAULT_AGENTS, cache=folder)
     h = simulated_history(days=400, seed=7, scales=(1.0,) * len(DEFAULT_AGENTS))
     BeatHistory(h.name, h.dates, h.returns, h.alphas, tuple(DEFAULT_AGENTS), h.cols,
@@ -178,7 +182,7 @@ def test_the_drift_drill_prints_the_beats_to_alert_and_quarantine(tmp_path: Path
     path = _seed_named_cache(home / "cache" / "arbiter")
     agent = DEFAULT_AGENTS[0]
     result = runner.invoke(build_app("arbiter"), [
-        "arbiter", "replay", "--last", "400", "--window", "100", "--home", str(home),
+        "arbiter", "replay", "--last", "400", "--window", str(WINDOW), "--home", str(home),
         "--drift", "nig" if agent == "NormalInverseGamma" else agent, "--drift-start", "150",
         "--drift-scale", "0.3"])
     assert result.exit_code == 0, result.output
@@ -203,7 +207,7 @@ def test_a_clean_swarm_frozen_late_is_never_quarantined(tmp_path: Path) -> None:
     home = tmp_path / "home"
     _seed_named_cache(home / "cache" / "arbiter")
     result = runner.invoke(build_app("arbiter"), [
-        "arbiter", "replay", "--last", "400", "--window", "100", "--home", str(home),
+        "arbiter", "replay", "--last", "400", "--window", str(WINDOW), "--home", str(home),
         "--drift", DEFAULT_AGENTS[1], "--drift-start", "398", "--drift-frozen"])
     assert result.exit_code == 0, result.output
     out = " ".join(result.output.split())
@@ -230,7 +234,7 @@ def test_bad_drift_flags_are_usage_errors(args: list[str], says: str, tmp_path: 
     home = tmp_path / "home"
     _seed_named_cache(home / "cache" / "arbiter")
     result = runner.invoke(build_app("arbiter"), [
-        "arbiter", "replay", "--last", "400", "--window", "100", "--home", str(home), *args])
+        "arbiter", "replay", "--last", "400", "--window", str(WINDOW), "--home", str(home), *args])
     assert result.exit_code == 2, result.output
     assert says in " ".join(result.output.split())
     assert not (home / "ledger.sqlite").exists()

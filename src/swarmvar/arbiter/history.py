@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,7 +55,9 @@ class BeatHistory:
     units); ``consensus`` ``(L, 6, T)`` the same for the swarm's consensus
     row; ``logscore (T, n)`` each agent's log predictive density of the day's
     return (nats); ``returns (T,)`` the realized log returns; ``dates (T,)``
-    as ``datetime64[D]``.
+    as ``datetime64[D]``. ``path`` is the ``.npz`` file the history was read
+    from (:meth:`load`) or written to by :func:`cached_history`; ``None`` for
+    one built in memory or sliced.
     """
 
     name: str
@@ -66,6 +68,7 @@ class BeatHistory:
     cols: FloatArray
     consensus: FloatArray
     logscore: FloatArray
+    path: Path | None = field(default=None, compare=False)
 
     @property
     def days(self) -> int:
@@ -159,7 +162,7 @@ class BeatHistory:
                        dates=z["dates"].astype("datetime64[D]"),
                        returns=z["returns"], alphas=tuple(float(a) for a in z["alphas"]),
                        agents=tuple(str(a) for a in meta["agents"]), cols=z["cols"],
-                       consensus=z["consensus"], logscore=z["logscore"])
+                       consensus=z["consensus"], logscore=z["logscore"], path=Path(path))
 
     @classmethod
     def from_result(cls, name: str, result: BacktestResult, agents: Sequence[str]
@@ -214,6 +217,59 @@ def cache_path(data: str, *, last: int, window: int, refit_every: int,
     return folder / f"{data}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
 
 
+@dataclass(frozen=True)
+class WindowFloor:
+    """The shortest fitting window a roster accepts: ``agent`` needs ``returns`` returns.
+
+    Each agent's ``min_observations`` is the fewest returns its ``fit``
+    accepts; the backtest fits every agent on exactly ``window`` trailing
+    returns, so the roster's floor is the largest of them (the first agent
+    named, on a tie).
+    """
+
+    agent: str
+    returns: int
+
+
+def window_floor(agents: Sequence[str] | None = None) -> WindowFloor:
+    """The roster's :class:`WindowFloor` (``agents``: names or aliases; default
+    ``models.DEFAULT_AGENTS``, the swarm :func:`cached_history` replays).
+
+    Raises :class:`~swarmvar.errors.SwarmVarError` for an unknown agent name.
+    """
+    from ..models import DEFAULT_AGENTS, agent_class
+
+    names = tuple(DEFAULT_AGENTS if agents is None else agents)
+    if not names:
+        raise InvalidParameter("agents: give at least one agent name (or None for the "
+                               "default swarm)")
+    classes = [agent_class(n) for n in names]
+    need = max(c.min_observations for c in classes)
+    first = next(c for c in classes if c.min_observations == need)
+    return WindowFloor(first.__name__, int(need))
+
+
+def check_window(window: int, agents: Sequence[str] | None = None) -> WindowFloor:
+    """Refuse a fitting window too short for any agent of ``agents`` (default the default
+    swarm), before any backtest runs or any file is written.
+
+    Returns the roster's :class:`WindowFloor`. Raises
+    :class:`~swarmvar.errors.InvalidParameter` naming the agent that needs more
+    and the smallest window that works, or for a window that is not a whole
+    number.
+    """
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)):
+        raise InvalidParameter(f"window={window!r}: the fitting window is a whole number of "
+                               "returns (e.g. 1000)")
+    floor = window_floor(agents)
+    if window < floor.returns:
+        raise InvalidParameter(
+            f"a window of {window} returns (window={window} in Python, --window {window} on "
+            f"the command line) is too short: {floor.agent} needs at least {floor.returns} "
+            f"returns to fit; give a window of at least {floor.returns}")
+    return floor
+
+
 def cached_history(
     data: str = "sp500",
     *,
@@ -234,7 +290,12 @@ def cached_history(
     consensus policy, the swarmvar version and the code's fingerprint, so a
     changed setting or changed code never reads a stale file. ``announce``,
     if given, is called with the cache file's path and whether it is there
-    (a hit) before the file is read or the backtest runs.
+    (a hit) before the file is read or the backtest runs. The returned
+    history's ``path`` is that file (read on a hit, written otherwise).
+
+    A ``window`` shorter than an agent's ``min_observations`` is refused
+    (:func:`check_window`, :class:`~swarmvar.errors.InvalidParameter`) before
+    the cache is looked at: nothing is computed or written.
     """
     from ..data import load
     from ..models import DEFAULT_AGENTS, agent_class
@@ -242,6 +303,7 @@ def cached_history(
     from ..validation import backtest
 
     names = tuple(agents or DEFAULT_AGENTS)
+    check_window(window, names)
     path = cache_path(data, last=last, window=window, refit_every=refit_every, alphas=alphas,
                       seed=seed, agents=names, cache=cache)
     hit = path.exists()
@@ -256,8 +318,7 @@ def cached_history(
                       progress=False, consensus={CONSENSUS: SWARM_POLICY}, n_sim=10,
                       workers=workers)
     history = BeatHistory.from_result(data, result, names)
-    history.save(path)
-    return history
+    return replace(history, path=history.save(path))
 
 
 def consensus_cols(returns: NDArray[np.float64], alphas: Sequence[float],

@@ -63,7 +63,9 @@ def replay_command(
     data: Annotated[str, typer.Option("--data", help="bundled series: sp500 or nasdaq")
                     ] = "sp500",
     last: Annotated[int, typer.Option(help="out-of-sample days of the backtest")] = 2500,
-    window: Annotated[int, typer.Option(help="trailing returns each fit uses")] = 1000,
+    window: Annotated[int, typer.Option(
+        help="trailing returns each fit uses (at least what the replayed swarm's most "
+        "demanding agent needs)")] = 1000,
     seed: Annotated[int, typer.Option(help="the backtest's random seed")] = 0,
     k_flows: Annotated[float, typer.Option("--k-flows", help="pulse: parallel flows k")] = 4,
     p_nodes: Annotated[float, typer.Option("--p-nodes", help="pulse: nodes P (k P > 1)")] = 5,
@@ -100,8 +102,12 @@ def replay_command(
     recomputed), and the beats to its first ALERT and its QUARANTINE are printed."""
     if data not in BUNDLED:
         raise typer.BadParameter(f"--data must be one of {', '.join(BUNDLED)}, not {data!r}")
-    if last < 50 or window < 50 or workers < 1:
-        raise typer.BadParameter("--last and --window must be >= 50, --workers >= 1")
+    if last < 50 or workers < 1:
+        raise typer.BadParameter("--last must be >= 50, --workers >= 1")
+    from ..arbiter.history import check_window
+
+    with usage_errors():  # the window each agent needs, before the home or the cache is touched
+        check_window(window)
     folder = check_home(home)
     if cache is not None and cache.exists() and not cache.is_dir():
         raise typer.BadParameter(f"{cache} is a file; give a folder for the cached "
@@ -122,17 +128,16 @@ def replay_command(
         # the options are checked before the ledger is opened: a bad flag writes nothing
         Arbiter.from_options(k_flows=k_flows, p_nodes=p_nodes, t_threshold=t_threshold).close()
         drift = None if drift_options is None else Drift(*drift_options)
-        cached: list[Path] = []  # the file cached_history reads or writes
 
         def announce(path: Path, hit: bool) -> None:
-            cached.append(path)
             console.print(f"backtest of the default swarm on {data} ({last} days; "
                           f"{'cached' if hit else 'computed once, then cached'} at {path}) ...",
                           markup=False)
 
         history = cached_history(data, last=last, window=window, seed=seed, workers=workers,
                                  cache=cache_dir, announce=announce)
-        path = cached[0]
+        path = history.path
+        assert path is not None  # cached_history's history names its file
         if drift is not None and drift.start >= history.days:  # a series short of last+window
             raise typer.BadParameter(f"--drift-start {drift.start} is past the history's last "
                                      f"day {history.days - 1}", param_hint="--drift-start")

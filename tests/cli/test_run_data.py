@@ -81,15 +81,20 @@ def test_nan_cells_and_a_repeated_date_are_refused_per_tick_and_the_run_goes_on(
     assert "8 beats in" in result.output and "2 ticks refused" in result.output, result.output
 
 
-def test_a_day_first_daily_file_is_refused_as_day_first_not_replayed_scrambled(
+def test_a_day_first_daily_file_is_replayed_in_its_dates_not_scrambled(
         tmp_path: Path) -> None:
     sp = _sp(200)
     frame = pd.DataFrame({"date": sp.index.strftime("%d/%m/%Y"), "sp": sp.to_numpy()})
-    frame.to_csv(tmp_path / "dmy.csv", index=False)
+    frame.to_csv(tmp_path / "dmy.csv", index=False)  # days above 12: the column is day-first
     result = runner.invoke(app, ["run", "--data", str(tmp_path / "dmy.csv"), *RUN_FAST,
-                                 "--beats", "1", "--home", str(tmp_path / "h")])
-    assert result.exit_code == 2, result.output
-    assert "look day-first (dd/mm/yyyy)" in plain(result.output)
+                                 "--beats", "2", "--home", str(tmp_path / "h")])
+    assert result.exit_code == 0 and "sp at beat 2" in result.output, result.output
+    assert "0 ticks refused" in result.output, result.output  # no tick misread out of order
+    frame.loc[7, "date"] = sp.index[7].strftime("%m/%d/%Y")  # 01/14/1999 among dd/mm: corrupt
+    frame.to_csv(tmp_path / "mixed.csv", index=False)
+    mixed = runner.invoke(app, ["run", "--data", str(tmp_path / "mixed.csv"), *RUN_FAST,
+                                "--beats", "1", "--home", str(tmp_path / "h3")])
+    assert mixed.exit_code == 2 and "mix two orders" in plain(mixed.output), mixed.output
     frame["date"] = sp.index.strftime("%m/%d/%Y")  # month-first: days above 12 settle it
     frame.to_csv(tmp_path / "mdy.csv", index=False)
     ok = runner.invoke(app, ["run", "--data", str(tmp_path / "mdy.csv"), *RUN_FAST,

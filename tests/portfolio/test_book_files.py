@@ -77,8 +77,12 @@ def test_a_repeated_column_name_in_a_file_is_refused(tmp_path: Path) -> None:
         books.read_assets(path)
 
 
-def test_a_day_first_frame_out_of_order_is_named_day_first() -> None:
-    dates = ["30/01/2020", "31/01/2020", "03/02/2020", "13/02/2020"]  # 3 Feb read as 2 Mar
+def test_a_day_first_frame_reads_day_first_and_out_of_order_is_refused() -> None:
+    dates = ["30/01/2020", "31/01/2020", "03/02/2020", "13/02/2020"]  # one order per column
     frame = pd.DataFrame({"A": [0.01, 0.0, -0.01, 0.02]}, index=dates)
-    with pytest.raises(InvalidReturns, match="day-first"):
+    out = books.asset_returns(frame, kind="return")
+    assert list(out.index.strftime("%Y-%m-%d")) == ["2020-01-30", "2020-01-31", "2020-02-03",
+                                                    "2020-02-13"]
+    frame.index = pd.Index(["30/01/2020", "03/02/2020", "31/01/2020", "13/02/2020"])
+    with pytest.raises(InvalidReturns, match=r"not increasing at row 2 \(2020-02-03"):
         books.asset_returns(frame, kind="return")

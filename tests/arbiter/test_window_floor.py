@@ -192,3 +192,18 @@ def test_cached_history_names_the_file_it_read_or_wrote(
     np.testing.assert_array_equal(again.cols, simulated.cols)
     assert BeatHistory.load(expected).path == expected
     assert simulated.path is None and simulated.slice(0, 10).path is None
+
+
+def test_the_arbiter_page_states_the_default_swarms_floor() -> None:
+    """docs/arbiter.md's minimums are the classes' own (a change to an agent's minimum
+    fails here until the page says it)."""
+    page = Path(__file__).parents[2] / "docs" / "arbiter.md"
+    text = " ".join(page.read_text(encoding="utf-8").split())
+    start = text.index("**The window's floor.**")
+    para = text[start:text.index("(`tests/arbiter/test_window_floor.py`)", start)]
+    assert f"default swarm that is {NEEDY} at {NEED} returns" in para
+    assert f"{NEEDY} needs at least {NEED} returns to fit; give a window of at least {NEED}" in para
+    for name in DEFAULT_AGENTS:
+        assert name in para
+        m = agent_class(name).min_observations
+        assert f"{name} {m}" in para or f"{name} at {m}" in para, name

@@ -95,20 +95,51 @@ def read_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
 def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
     """``n`` distinct TCP ports free on ``host`` now (for local clusters, tests, benchmarks).
 
-    The kernel picks them (bind to port 0); another process may take one
-    before it is used, so bind soon.
+    Drawn at random below the kernel's ephemeral range
+    (``/proc/sys/net/ipv4/ip_local_port_range``; 10000 up to it), where no
+    outgoing connection or bind to port 0 is ever placed, and checked by
+    binding each. A port the kernel picked (bind to port 0) could be handed to
+    another process's connection between this call and the node's bind; one
+    from below the range can only be taken by an explicit bind. Bind soon all
+    the same.
     """
+    import random
     import socket
 
     if not 1 <= n <= 1000:
         raise InvalidParameter(f"ask for 1..1000 ports, got {n}")
+    low = _ephemeral_low()
+    draw = random.SystemRandom()
+    ports: list[int] = []
+    for _ in range(50 * n):  # bounded: a busy range falls back to the kernel's picks
+        if len(ports) == n:
+            return ports
+        port = draw.randrange(10000, low)
+        if port in ports:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        ports.append(port)
     sockets = []
     try:
-        for _ in range(n):
+        for _ in range(n - len(ports)):
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.bind((host, 0))
             sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
+        return ports + [s.getsockname()[1] for s in sockets]
     finally:
         for s in sockets:
             s.close()
+
+
+def _ephemeral_low() -> int:
+    """The low end of the kernel's ephemeral port range (32768 where it cannot be read)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+    return low if 11000 <= low <= 65535 else 32768

@@ -77,7 +77,11 @@ def render(app: FastAPI) -> str:
              "Errors are JSON: `{\"error\": {\"type\", \"status\", \"message\", "
              "\"request_id\"}}` - 401 without a valid key, 403 when the key's role is too low, "
              "404 unknown portfolio/variant, 409 conflicts with what is recorded, 413 body too "
-             "large, 422 invalid input, 429 rate limit.", "",
+             "large, 415 a body whose Content-Type is not JSON, 422 invalid input, 429 rate "
+             "limit.", "",
+             "Requests are strict: a JSON object naming a field twice, `NaN`/`Infinity`, a "
+             "body that is not UTF-8 or nested too deeply, and a query parameter the route "
+             "does not take (or given twice) are each a 422 naming it.", "",
              "| method | path | least role | summary |", "| --- | --- | --- | --- |"]
     ops = [(path, m.upper(), op) for path, item in schema["paths"].items()
            for m, op in item.items()]

@@ -92,7 +92,7 @@ def _install_errors(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         kind = {404: "NotFound", 405: "MethodNotAllowed", 413: "PayloadTooLarge",
-                400: "BadRequest"}.get(exc.status_code, "HTTPError")
+                415: "UnsupportedMediaType", 400: "BadRequest"}.get(exc.status_code, "HTTPError")
         return error_response(request, exc.status_code, kind, str(exc.detail),
                               dict(exc.headers) if exc.headers else None)
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from ..errors import InvalidParameter
 from ..ledger import Ledger
@@ -17,9 +17,11 @@ from .desk import Desk
 from .metrics import CONTENT_TYPE
 from .routes_risk import _ERRORS
 from .schemas import EntryOut, Health, VariantOut, VerificationOut
+from .strict import StrictRoute
 
-router = APIRouter(responses=_ERRORS)
+router = APIRouter(responses=_ERRORS, route_class=StrictRoute)
 _MAX_PAGE = 1000
+VariantId = Annotated[str, Path(min_length=1, max_length=128, description="Variant id")]
 
 
 def _desk(request: Request) -> Desk:
@@ -50,7 +52,9 @@ def entry(index: int, request: Request, key: Reader) -> dict[str, Any]:
     """One entry by index (negative counts from the end)."""
     led = _ledger(request)
     size = led.size
-    _in_range("entry", index + size if index < 0 else index, size)
+    if not -size <= index < size:
+        raise InvalidParameter(f"entry {index} is outside the ledger: give 0..{size - 1}, or "
+                               f"-1..-{size} to count from the end")
     return led.entry(index).to_dict()
 
 
@@ -125,7 +129,7 @@ def list_variants(request: Request, key: Reader) -> list[VariantOut]:
 
 
 @router.post("/v1/variants/{variant_id}/promote", response_model=VariantOut, tags=["variants"])
-def promote(variant_id: str, request: Request, key: Admin) -> VariantOut:
+def promote(variant_id: VariantId, request: Request, key: Admin) -> VariantOut:
     """Make a variant the active one of its class (admins); recorded in the ledger."""
     with _evolution(request) as h:
         v = h.variants.promote(h.variants.get(variant_id), now=time.time())
@@ -137,7 +141,7 @@ def promote(variant_id: str, request: Request, key: Admin) -> VariantOut:
 
 @router.post("/v1/variants/{variant_id}/rollback", response_model=VariantOut,
              tags=["variants"])
-def rollback(variant_id: str, request: Request, key: Admin) -> VariantOut:
+def rollback(variant_id: VariantId, request: Request, key: Admin) -> VariantOut:
     """Roll a canary or active variant back (admins); its predecessor returns."""
     with _evolution(request) as h:
         rolled, back = h.variants.roll_back(h.variants.get(variant_id), now=time.time())

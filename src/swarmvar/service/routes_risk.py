@@ -11,10 +11,11 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sse_starlette.sse import EventSourceResponse
 
+from ..errors import InvalidParameter
 from .auth import Reader, StreamReader, Writer
 from .desk import BeatPoint, Desk, PortfolioInfo
 from .schemas import (
@@ -33,16 +34,18 @@ from .schemas import (
     ReturnIn,
     RiskOut,
 )
+from .strict import StrictRoute
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorOut, "description": text} for code, text in {
         401: "No valid API key", 403: "The key's role may not use this route",
         404: "Unknown portfolio", 409: "Conflicts with what is recorded",
-        413: "Request body too large", 422: "Invalid request", 429: "Rate limit exceeded",
+        413: "Request body too large", 415: "The body is not JSON (Content-Type)",
+        422: "Invalid request", 429: "Rate limit exceeded",
     }.items()
 }
 
-router = APIRouter(prefix="/v1", responses=_ERRORS)
+router = APIRouter(prefix="/v1", responses=_ERRORS, route_class=StrictRoute)
 Name = Annotated[str, Path(min_length=1, max_length=64, description="Portfolio name")]
 
 
@@ -193,10 +196,20 @@ def history(name: Name, request: Request, key: Reader,
 @router.get("/portfolios/{name}/events", tags=["risk"],
             responses={200: {"content": {"text/event-stream": {}}}})
 async def events(name: Name, request: Request, key: StreamReader,
-                 since: Annotated[int, Query(ge=0)] = 0) -> EventSourceResponse:
+                 since: Annotated[int, Query(ge=0)] = 0,
+                 last_event_id: Annotated[str | None, Header(
+                     description="Sent by a reconnecting EventSource: the stream resumes "
+                                 "after this beat")] = None) -> EventSourceResponse:
     """Server-sent events: one ``beat`` event per beat after ``since`` (any process's:
-    the stream follows the shared ledger), ``ping`` comments in between."""
+    the stream follows the shared ledger), ``ping`` comments in between. A reconnecting
+    client's ``Last-Event-ID`` (a beat's id) resumes after that beat instead."""
     desk = _desk(request)
+    if last_event_id is not None:
+        if not (last_event_id.isascii() and last_event_id.isdigit()) or len(last_event_id) > 18:
+            raise InvalidParameter(f"Last-Event-ID {last_event_id[:32]!r} is not a beat id "
+                                   "(a non-negative integer); reconnect without it or with "
+                                   "the id of the last event received")
+        since = max(since, int(last_event_id))
     await run_in_threadpool(desk.info, name)  # 404 before the stream starts
 
     async def stream() -> AsyncIterator[dict[str, str]]:

@@ -1,0 +1,180 @@
+"""A hostile client against a real ``swarmvar serve``: what escaped earlier hardening.
+
+Each case was found by probing a live server; each failed before the fix (a body naming a
+field twice was stored with the last value; a non-JSON Content-Type got "Input should be a
+valid dictionary"; deep nesting, overlong integers and non-UTF-8 bodies got "There was an
+error parsing the body"; unknown and repeated query parameters were ignored; the event
+stream ignored ``Last-Event-ID``; a negative entry index was echoed shifted; a 10 000
+character variant id was echoed whole). Every refusal leaves the ledger as it was and
+verifiable, and the server logs no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from .conftest import Keys, Server, day, history, start_server
+
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory,
+         session_keys: tuple[Path, Keys]) -> Iterator[tuple[httpx.Client, Keys, Server]]:
+    path, keys = session_keys
+    srv = start_server(tmp_path_factory.mktemp("hunt"), path)
+    try:
+        with httpx.Client(base_url=srv.url, timeout=60) as c:
+            r = c.post("/v1/portfolios", json={"name": "book", "history": history(60)},
+                       headers={"X-API-Key": keys.writer})
+            assert r.status_code == 201, r.text
+            for i in range(2):
+                r = c.post("/v1/portfolios/book/returns", json={"date": day(i), "return": 0.01},
+                           headers={"X-API-Key": keys.writer})
+                assert r.status_code == 201, r.text
+            yield c, keys, srv
+    finally:
+        srv.stop(kill=True)
+    log = srv.log.read_text()
+    assert "Traceback" not in log and '"level": "error"' not in log, log[-3000:]
+
+
+def _ledger(c: httpx.Client, k: Keys) -> tuple[int, str]:
+    v = c.post("/v1/ledger/verify", headers={"X-API-Key": k.reader}).json()
+    assert v["ok"], v
+    return v["size"], v["root"]
+
+
+def _refused(r: httpx.Response, status: int, *words: str) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    err: dict[str, Any] = r.json()["error"]
+    assert err["status"] == status and "Traceback" not in r.text
+    for w in words:
+        assert w in err["message"], err
+    return err
+
+
+def test_a_field_given_twice_is_refused_not_last_wins(
+        live: tuple[httpx.Client, Keys, Server]) -> None:
+    c, k, _ = live
+    before = _ledger(c, k)
+    h = {"X-API-Key": k.writer, **JSON}
+    d50, d51 = json.dumps(day(50)), json.dumps(day(51))
+    bodies = ['{"date": ' + d50 + ', "return": 0.001, "date": ' + d51 + '}',
+              '{"returns": [{"date": ' + d50 + ', "return": 0.001, "return": 0.5}]}',
+              '{"returns": [], "returns": [{"date": ' + d50 + ', "return": 0.001}]}']
+    for body in bodies:
+        err = _refused(c.post("/v1/portfolios/book/returns", content=body, headers=h), 422,
+                       "given 2 times")
+        assert err["type"] == "InvalidRequest"
+    body = json.dumps({"name": "twice", "history": history(60)})[:-1] + ', "name": "other"}'
+    _refused(c.post("/v1/portfolios", content=body, headers=h), 422, "'name'")
+    assert _ledger(c, k) == before
+    names = [p["name"] for p in c.get("/v1/portfolios", headers=h).json()]
+    assert "twice" not in names and "other" not in names
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
+                                          "multipart/form-data; boundary=x", "", "text/json"])
+def test_a_body_that_is_not_json_by_content_type_is_415(
+        live: tuple[httpx.Client, Keys, Server], content_type: str) -> None:
+    c, k, _ = live
+    before = _ledger(c, k)
+    h = {"X-API-Key": k.writer}
+    if content_type:
+        h["Content-Type"] = content_type
+    body = json.dumps({"date": day(60), "return": 0.001}).encode()
+    for path in ("/v1/portfolios/book/returns", "/v1/portfolios"):
+        err = _refused(c.post(path, content=body, headers=h), 415, "Content-Type",
+                       "application/json")
+        assert err["type"] == "UnsupportedMediaType"
+    assert _ledger(c, k) == before
+    # JSON with a charset or a +json subtype is JSON
+    ok = c.post("/v1/portfolios/book/returns", content=json.dumps(
+        {"date": day(1), "return": 0.01}), headers={**h, "Content-Type":
+                                                    "application/merge-patch+json; charset=utf-8"})
+    assert ok.status_code == 200 and ok.json()["duplicates"] == 1, ok.text
+
+
+@pytest.mark.parametrize(("body", "words"), [
+    (b"[" * 100_000 + b"]" * 100_000, ("nested too deeply",)),
+    (b'{"date": "2024-03-01", "return": 1' + b"0" * 5000 + b"}", ("number",)),
+    ('{"date": "2024-03-01", "return": 0.001}'.encode("utf-16"), ("not UTF-8",)),
+    (b'{"date": "2024-03-01", "return": 0.001', ("not valid JSON", "line 1")),
+    (b'{"date": "2024-03-01", "return": NaN}', ("NaN", "finite")),
+    (b'{"date": "2024-03-01", "return": -Infinity}', ("-Infinity",)),
+], ids=["deep", "long-int", "utf-16", "truncated", "nan", "-inf"])
+def test_an_unreadable_body_names_why(live: tuple[httpx.Client, Keys, Server], body: bytes,
+                                      words: tuple[str, ...]) -> None:
+    c, k, _ = live
+    before = _ledger(c, k)
+    for path in ("/v1/portfolios/book/returns", "/v1/portfolios"):
+        err = _refused(c.post(path, content=body, headers={"X-API-Key": k.writer, **JSON}),
+                       422, *words)
+        assert err["message"].startswith("invalid request: body: ")
+    assert _ledger(c, k) == before
+
+
+@pytest.mark.parametrize(("url", "words"), [
+    ("/v1/portfolios/book/history?limt=5", ("'limt'", "format, limit, since")),
+    ("/v1/portfolios/book/history?limit=1&limit=500", ("'limit'", "2 times")),
+    ("/v1/ledger/entries?start=1&start=2", ("'start'", "2 times")),
+    ("/v1/portfolios/book?window=5", ("'window'", "takes: none")),
+    ("/v1/portfolios/book/var?since=0", ("'since'",)),
+    ("/v1/ledger/proofs/inclusion?index=0&sise=1", ("'sise'",)),
+])
+def test_unknown_or_repeated_query_parameters_are_refused(
+        live: tuple[httpx.Client, Keys, Server], url: str, words: tuple[str, ...]) -> None:
+    c, k, _ = live
+    err = _refused(c.get(url, headers={"X-API-Key": k.reader}), 422, *words)
+    assert err["message"].startswith("invalid request: query: ")
+    # an unknown parameter on a POST changes nothing either
+    before = _ledger(c, k)
+    _refused(c.post("/v1/portfolios/book/returns?dry_run=1", json={"date": day(70),
+                                                                    "return": 0.0},
+                    headers={"X-API-Key": k.writer}), 422, "'dry_run'")
+    assert _ledger(c, k) == before
+
+
+def _first_event_id(c: httpx.Client, k: Keys, headers: dict[str, str]) -> str | None:
+    with c.stream("GET", "/v1/portfolios/book/events?since=0",
+                  headers={"X-API-Key": k.reader, **headers}, timeout=10) as r:
+        assert r.status_code == 200
+        for line in r.iter_lines():  # a beat within 0.2 s, or a ping after 10 s
+            if line.startswith("id:"):
+                return line.split(":", 1)[1].strip()
+            if line.startswith(":"):
+                return None
+    return None
+
+
+def test_event_stream_resumes_after_last_event_id(
+        live: tuple[httpx.Client, Keys, Server]) -> None:
+    c, k, _ = live
+    assert _first_event_id(c, k, {}) == "1"
+    assert _first_event_id(c, k, {"Last-Event-ID": "1"}) == "2"  # a reconnect: no replay
+    for bad in ("abc", "-1", "1e3", "9" * 40):
+        r = c.get("/v1/portfolios/book/events", headers={"X-API-Key": k.reader,
+                                                         "Last-Event-ID": bad})
+        _refused(r, 422, "Last-Event-ID", "beat id")
+
+
+def test_ledger_index_and_variant_id_are_named_as_given(
+        live: tuple[httpx.Client, Keys, Server]) -> None:
+    c, k, _ = live
+    size = _ledger(c, k)[0]
+    h = {"X-API-Key": k.admin}
+    err = _refused(c.get(f"/v1/ledger/entries/{-size - 7}", headers=h), 422)
+    assert f"entry {-size - 7} " in err["message"] and f"-1..-{size}" in err["message"]
+    assert c.get(f"/v1/ledger/entries/{-size}", headers=h).json()["index"] == 0
+    before = _ledger(c, k)
+    r = c.post("/v1/variants/" + "v" * 10_000 + "/promote", headers=h)
+    err = _refused(r, 422, "variant_id")
+    assert len(r.text) < 1000
+    assert _ledger(c, k) == before

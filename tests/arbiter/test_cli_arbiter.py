@@ -82,6 +82,15 @@ def test_an_explicit_cache_folder_is_used(tmp_path: Path) -> None:
     assert not (tmp_path / "home" / "cache").exists()
 
 
+def test_every_source_the_cache_key_hashes_exists() -> None:
+    """A renamed module would silently leave the fingerprint (missing paths are skipped)."""
+    import swarmvar
+    from swarmvar.arbiter.history import SOURCES
+
+    package = Path(swarmvar.__file__).parent
+    assert [name for name in SOURCES if not (package / name).exists()] == []
+
+
 def test_the_cache_key_holds_the_version_and_the_code(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil

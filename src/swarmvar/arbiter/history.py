@@ -40,7 +40,7 @@ DEFAULT_CACHE = Path(".swarmvar") / "cache" / "arbiter"
 
 #: The code a cached backtest depends on (under the package): the agents, the backtest
 #: driver, the consensus, the data loading and the bundled series.
-SOURCES = ("models", "validation", "consensus", "datasets", "data.py", "arbiter/history.py")
+SOURCES = ("models", "validation", "consensus", "datasets", "data", "arbiter/history.py")
 
 #: The consensus row's name in the backtest and in ``BeatReport.breaches``.
 CONSENSUS = "consensus"

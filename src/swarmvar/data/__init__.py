@@ -1,0 +1,43 @@
+"""Return series in: bundled real data, user files, portfolios, and validation.
+
+Convention: a *return* in swarmvar is a daily **log return as a fraction**
+(0.01 = 1%), ``r_t = log(P_t / P_{t-1})``. Losses, VaR and ES are reported in
+the same unit. Everything that enters a model passes :func:`validate` (for
+labelled series) or :func:`as_array` (for plain arrays) first, so bad input
+is refused at the door with a message naming the first bad row.
+
+The bundled data sets are the ones that ship inside the ``arch`` package
+(Yahoo Finance daily Adj Close, 1999-2018); nothing is downloaded.
+"""
+
+from ._bundled import DATASETS, load
+from ._dates import check_dates
+from ._returns import (
+    DROPNA_HINT,
+    MAX_ABS_RETURN,
+    MAX_DAILY_SD,
+    as_array,
+    portfolio,
+    prices_to_returns,
+    refuse_non_numbers,
+    validate,
+)
+from ._tables import MAX_FILE_BYTES, naming, read, read_table
+
+__all__ = [
+    "DATASETS",
+    "DROPNA_HINT",
+    "MAX_ABS_RETURN",
+    "MAX_DAILY_SD",
+    "MAX_FILE_BYTES",
+    "as_array",
+    "check_dates",
+    "load",
+    "naming",
+    "portfolio",
+    "prices_to_returns",
+    "read",
+    "read_table",
+    "refuse_non_numbers",
+    "validate",
+]

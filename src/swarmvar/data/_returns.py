@@ -1,0 +1,310 @@
+"""Return series checked at the door: validation, prices to returns, portfolios.
+
+Convention: a *return* in swarmvar is a daily **log return as a fraction**
+(0.01 = 1%), ``r_t = log(P_t / P_{t-1})``. Everything that enters a model
+passes :func:`validate` (labelled series) or :func:`as_array` (plain arrays)
+first, so bad input is refused naming the first bad row.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+
+from ..errors import InvalidParameter, InvalidReturns
+from ._dates import _as_dates, _first_line, check_dates
+
+#: A daily log return beyond this (|r| > 1, i.e. a move of -63% / +172%) is
+#: treated as a unit mistake, usually percent instead of fractions.
+MAX_ABS_RETURN = 1.0
+#: A labelled series whose standard deviation exceeds this (10% a day, ~160% a
+#: year) is taken for percent: a percent-scaled equity series has sd ~1, far
+#: below MAX_ABS_RETURN's reach (the most volatile assets run at ~5% a day).
+MAX_DAILY_SD = 0.1
+
+
+#: What to tell a user about missing values, on the command line and in Python.
+DROPNA_HINT = "drop rows with missing values (--dropna on the command line, dropna=True in Python)"
+_PERCENT_HINT = "returns are fractions (0.01 = 1%) - if these are percent, divide them by 100"
+
+
+def prices_to_returns(prices: pd.Series, *, dropna: bool = False) -> pd.Series:
+    """Log returns from a price series, after checking the prices."""
+    prices = _check_index(_floats(prices, "price"), what="price", dropna=dropna)
+    bad = ~(prices > 0)
+    if bad.any():
+        first = prices.index[int(np.argmax(bad.to_numpy()))]
+        raise InvalidReturns(
+            f"price at {first} is {float(prices.loc[first])!r}; prices must be positive. If the "
+            "column holds returns, read it as returns (--kind return on the command line, "
+            "kind='return' in Python)"
+        )
+    if not np.all(np.isfinite(prices.to_numpy())):
+        first = prices.index[int(np.argmax(~np.isfinite(prices.to_numpy())))]
+        raise InvalidReturns(
+            f"price at {first} is {float(prices.loc[first])!r}; prices must be finite")
+    values = np.log(prices.to_numpy())
+    returns = pd.Series(np.diff(values), index=prices.index[1:], name=prices.name)
+    return returns
+
+
+def _floats(series: pd.Series, what: str) -> pd.Series:
+    if not isinstance(series, pd.Series):
+        raise InvalidParameter(f"expected a pandas Series of {what}s, not {type(series).__name__}")
+    try:
+        return series.astype(float)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidReturns(f"the {what}s are not numbers ({_first_line(exc)})") from exc
+
+
+def _check_index(series: pd.Series, *, what: str, dropna: bool) -> pd.Series:
+    if not isinstance(series.index, pd.DatetimeIndex):
+        series = series.copy()
+    series.index = check_dates(series.index, what)
+    missing = series.isna()
+    if missing.any():
+        if dropna:
+            series = series[~missing]
+        else:
+            first = series.index[int(np.argmax(missing.to_numpy()))]
+            raise InvalidReturns(f"{what} at {first} is missing (NaN); {DROPNA_HINT}")
+    return series
+
+
+def validate(
+    returns: pd.Series,
+    *,
+    min_obs: int = 2,
+    dropna: bool = False,
+    max_abs: float = MAX_ABS_RETURN,
+    max_sd: float = MAX_DAILY_SD,
+    from_prices: bool = False,
+) -> pd.Series:
+    """Check a labelled return series and return it as float64.
+
+    Refuses an index that is not dates (numbers are not read as dates), NaN
+    (unless ``dropna``), inf, duplicate or non-increasing dates, fewer than
+    ``min_obs`` observations, and two signs of percent instead of fractions:
+    ``|r| > max_abs`` or a standard deviation above ``max_sd`` (10% a day).
+    ``from_prices`` adds to that message that a price column may hold returns.
+    """
+    series = _check_index(_floats(returns, "return"), what="return", dropna=dropna)
+    x = as_array(series.to_numpy(), min_obs=min_obs, max_abs=max_abs, labels=series.index)
+    sd = float(np.std(x, ddof=1)) if x.size > 1 else 0.0
+    if sd > max_sd:
+        extra = ("; if the column holds returns rather than prices, read it as returns (--kind "
+                 "return on the command line, kind='return' in Python)") if from_prices else ""
+        raise InvalidReturns(
+            f"the returns' standard deviation is {sd:.3g} ({sd:.1%} a day), beyond {max_sd:g}; "
+            f"{_PERCENT_HINT}{extra}")
+    return series
+
+
+def as_array(
+    returns: ArrayLike | pd.Series,
+    *,
+    min_obs: int = 1,
+    max_abs: float = MAX_ABS_RETURN,
+    labels: pd.Index | None = None,
+    who: str = "this model",
+) -> NDArray[np.float64]:
+    """A validated 1-D float64 copy of ``returns`` for the models.
+
+    Raises :class:`InvalidReturns` naming the first bad row for NaN, inf,
+    implausible magnitudes, wrong shape, or fewer than ``min_obs`` values.
+    """
+    if isinstance(returns, pd.Series):
+        labels = returns.index if labels is None else labels
+        returns = returns.to_numpy()
+    refuse_non_numbers(returns, who=who, missing_ok=True)  # "0.01", True: not returns
+    try:
+        x = np.array(returns, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise InvalidReturns(f"returns are not numbers: {exc}") from exc
+    if x.ndim != 1:
+        raise InvalidReturns(
+            f"returns must be one series (1-D); got shape {x.shape}. "
+            "For several assets build a portfolio with swarmvar.data.portfolio"
+        )
+
+    def where(i: int) -> str:
+        return f"row {i} ({labels[i]})" if labels is not None else f"row {i}"
+
+    bad = ~np.isfinite(x)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InvalidReturns(
+            f"return at {where(i)} is {float(x[i])!r}; returns must be finite numbers - "
+            f"{DROPNA_HINT}, or fill it"
+        )
+    big = np.abs(x) > max_abs
+    if big.any():
+        i = int(np.argmax(big))
+        raise InvalidReturns(
+            f"return at {where(i)} is {float(x[i])!r}, beyond |r| <= {max_abs:g}; {_PERCENT_HINT}"
+        )
+    if x.size < min_obs:
+        raise InvalidReturns(
+            f"{x.size} returns, but {who} needs at least {min_obs}; give a longer history"
+        )
+    return x
+
+
+#: numpy kinds of real numbers: float, signed and unsigned int (bool ``b`` is not one).
+_REAL_KINDS = frozenset("fiu")
+
+
+# ``infer_dtype`` of object cells that are all real numbers (not bools: "boolean",
+# "mixed"); with ``skipna`` None/NA/NaN are skipped, "empty" when nothing is left
+_NUMBER_KINDS = frozenset({"floating", "integer", "mixed-integer-float", "empty"})
+
+
+def refuse_non_numbers(returns: object, *, who: str = "this model",
+                       missing_ok: bool = False) -> None:
+    """Refuse returns given as text, true/false, None or other non-numbers (one shared check).
+
+    ``np.array(x, dtype=float)`` turns ``"0.01"`` into 0.01 and ``True`` into
+    1.0; a row of strings or flags is a caller's mistake, not a return. Float
+    and integer arrays pass untouched (the numbers are not converted here).
+    Nested lists are looked at element by element, so a ragged list names the
+    list it found where a number belongs. Used at the joint agents' boundary
+    (:func:`swarmvar.models.joint_base.check_matrix`) and for asset frames
+    (:func:`swarmvar.books.check_frame`).
+
+    Parameters
+    ----------
+    returns : array_like, pandas.DataFrame or pandas.Series
+        Returns of any shape, e.g. a row ``(N,)`` or a matrix ``(T, N)``.
+    who : str
+        The model or table named in the message.
+    missing_ok : bool
+        Let ``None`` and ``pandas.NA`` through as missing values (a frame's
+        gaps, judged by its own NaN rule), not as non-numbers.
+
+    Raises
+    ------
+    InvalidReturns
+        Naming the first offending value, its type and its position.
+    """
+    if isinstance(returns, np.ndarray):
+        arr = returns
+    elif hasattr(returns, "to_numpy") and callable(returns.to_numpy):  # pandas
+        arr = np.asarray(returns.to_numpy())
+    else:
+        try:
+            arr = np.array(returns, dtype=object)
+        except (TypeError, ValueError):
+            return  # np.array(dtype=float) refuses it next, with numpy's reason
+    if arr.dtype.kind in _REAL_KINDS:
+        return
+    if arr.dtype.kind == "O":
+        flat = arr.reshape(-1)
+        if pd.api.types.infer_dtype(flat, skipna=missing_ok) in _NUMBER_KINDS:
+            return  # pandas' C scan; the loop below only names the offending cell
+        k = next((i for i, v in enumerate(flat) if isinstance(v, (bool, np.bool_))
+                  or not (isinstance(v, numbers.Real) or missing_ok and (v is None
+                                                                          or v is pd.NA))),
+                 None)
+        if k is None:
+            return
+        value: Any = flat[k]
+        where = f" at {tuple(int(i) for i in np.unravel_index(k, arr.shape))}" if arr.ndim else ""
+    else:
+        value = arr.reshape(-1)[0] if arr.size else arr.dtype
+        where = ""
+    flag = arr.dtype.kind == "b" or isinstance(value, (bool, np.bool_))
+    text = arr.dtype.kind in "US" or isinstance(value, (str, bytes))
+    kind = ("true/false" if flag else "str" if text
+            else type(value).__name__ if arr.dtype.kind == "O" else f"{arr.dtype} values")
+    hint = ("convert text with float(...) or pandas.to_numeric first" if text
+            else "a return is a log return as a fraction (0.01 = 1%), not a flag" if flag
+            else "give a row of floats, one per asset, or a (days, assets) matrix of them")
+    shown = repr(value.item() if isinstance(value, np.generic) else value)[:60]
+    raise InvalidReturns(
+        f"{who}: {'asset ' if arr.ndim > 1 else ''}returns must be numbers (floats), not "
+        f"{kind}: {shown}{where}; {hint}")
+
+
+def portfolio(
+    returns: pd.DataFrame,
+    *,
+    weights: Mapping[str, float] | None = None,
+    positions: Mapping[str, float] | None = None,
+    dropna: bool = False,
+) -> pd.Series:
+    """Portfolio log returns from asset log returns.
+
+    Give either ``weights`` (fractions of value, rebalanced every period; they
+    need not sum to one for a levered or hedged book, but must not sum to 0) or
+    ``positions`` (currency amounts per asset, negative for shorts). With
+    positions the series carries the notional in ``series.attrs["notional"]``
+    so that VaR can be stated in currency.
+
+    The portfolio's simple return is ``sum_i w_i (exp(r_i) - 1)``; the result
+    is its log, so it stays in swarmvar's unit.
+    """
+    if not isinstance(returns, pd.DataFrame):
+        raise InvalidParameter(
+            f"returns must be a pandas DataFrame of asset returns (one column per asset), not "
+            f"{type(returns).__name__}")
+    if (weights is None) == (positions is None):
+        raise InvalidReturns("give exactly one of weights=... or positions=...")
+    book = weights if weights is not None else positions
+    if not isinstance(book, Mapping):
+        raise InvalidParameter(
+            f"weights/positions must map asset names to numbers, not {type(book).__name__}")
+    given = dict(book)
+    if returns.columns.has_duplicates:
+        twice = sorted({str(c) for c in returns.columns[returns.columns.duplicated()]})
+        raise InvalidReturns(f"asset columns {twice} appear twice; give each asset one column")
+    bad_names = [k for k in given if not isinstance(k, str)]
+    if bad_names:
+        raise InvalidParameter(f"asset names must be strings, not {bad_names[0]!r}")
+    if not all(isinstance(c, str) for c in returns.columns):
+        returns = returns.rename(columns=str)
+    unknown = sorted(set(given) - set(map(str, returns.columns)))
+    if unknown:
+        raise InvalidReturns(
+            f"no asset column for {unknown}; columns are {list(map(str, returns.columns))}"
+        )
+    if not given:
+        raise InvalidReturns("the portfolio has no assets")
+    cols = list(given)
+    values = [given[c] for c in cols]
+    if not all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+               for v in values):
+        raise InvalidParameter(f"weights/positions must be numbers, got {values}")
+    vec = np.array(values, dtype=float)
+    if not np.all(np.isfinite(vec)) or np.any(np.abs(vec) > 1e15):
+        raise InvalidReturns("weights/positions must be finite numbers (below 1e15 in size)")
+    total = float(vec.sum())
+    if abs(total) < 1e-12 * max(1.0, float(np.abs(vec).max())):
+        raise InvalidReturns("weights/positions sum to zero; the portfolio has no net value")
+    w = vec / total if positions is not None else vec
+    frame = returns[cols].copy()
+    if not isinstance(frame.index, pd.DatetimeIndex):
+        frame.index = _as_dates(frame.index, "the return index")
+    for c in cols:
+        validate(frame[c], dropna=dropna)  # names the bad column's first bad row
+    frame = frame.astype(float)
+    if dropna:
+        frame = frame.dropna()
+    if len(frame) == 0:
+        raise InvalidReturns("no date has every asset's return; give overlapping histories")
+    with np.errstate(over="ignore", invalid="ignore"):
+        simple = np.expm1(frame.to_numpy()) @ w
+    if not np.all(np.isfinite(simple)):
+        raise InvalidReturns("the weights/positions are so large that the portfolio return "
+                             "overflows; scale them down")
+    if np.any(simple <= -1):
+        i = int(np.argmax(simple <= -1))
+        raise InvalidReturns(f"portfolio loses all its value at {frame.index[i]}")
+    out = pd.Series(np.log1p(simple), index=frame.index, name="portfolio")
+    if positions is not None:
+        out.attrs["notional"] = total
+    return validate(out)

@@ -178,3 +178,19 @@ def test_ledger_index_and_variant_id_are_named_as_given(
     err = _refused(r, 422, "variant_id")
     assert len(r.text) < 1000
     assert _ledger(c, k) == before
+
+
+def test_an_unfittable_history_or_empty_agent_list_names_the_field(
+        live: tuple[httpx.Client, Keys, Server]) -> None:
+    c, k, _ = live
+    before = _ledger(c, k)
+    h = {"X-API-Key": k.writer}
+    flat = [{"date": x["date"], "return": 0.0} for x in history(60)]
+    err = _refused(c.post("/v1/portfolios", json={"name": "flat", "history": flat}, headers=h),
+                   422, "history", "constant")
+    assert err["type"] == "InvalidReturns"
+    _refused(c.post("/v1/portfolios", json={"name": "none", "history": history(60),
+                                            "agents": []}, headers=h), 422, "agents")
+    assert _ledger(c, k) == before
+    names = [p["name"] for p in c.get("/v1/portfolios", headers=h).json()]
+    assert "flat" not in names and "none" not in names

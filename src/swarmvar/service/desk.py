@@ -286,7 +286,13 @@ class Desk:
                 self.sync()
                 if name in self._books:
                     raise ConflictingInput(f"a portfolio called {name!r} exists already")
-                book = open_book(details, self.home)
+                try:
+                    book = open_book(details, self.home)
+                except InvalidParameter as exc:  # e.g. a constant series: no scale to fit
+                    raise InvalidReturns(
+                        f"history: the swarm cannot be fitted on these {len(history)} returns "
+                        f"({exc}); a constant or near-constant series has no scale - send the "
+                        "portfolio's real returns") from exc
                 dead = [a for a, agent in book.swarm.agents.items() if agent is None]
                 if dead:
                     raise InvalidReturns(

@@ -58,8 +58,8 @@ class PortfolioIn(_Strict):
         min_length=1, max_length=MAX_HISTORY,
         description=HISTORY_RULE)
     agents: list[Annotated[str, StringConstraints(max_length=64)]] | None = Field(
-        default=None, max_length=16,
-        description="Agent names or aliases (default: the server's swarm).")
+        default=None, min_length=1, max_length=16,
+        description="Agent names or aliases (omitted: the server's swarm).")
 
 
 class PortfolioOut(BaseModel):

@@ -152,6 +152,11 @@ class ConflictingInput(SwarmVarError, ValueError):
     value for a recorded date, an existing portfolio name (HTTP 409)."""
 
 
+class KeysUnavailable(SwarmVarError, RuntimeError):
+    """The server cannot check API keys: its key file is unreadable (HTTP 503; the
+    operator restores the file, the request is retried)."""
+
+
 # --- sandboxes -----------------------------------------------------------
 
 

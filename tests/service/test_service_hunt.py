@@ -19,7 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import Keys, Server, day, history, start_server
+from swarmvar.service import ServiceConfig, create_app
+
+from .conftest import Keys, Server, TestClient, day, history, make_keys, start_server
 
 JSON = {"Content-Type": "application/json"}
 
@@ -194,3 +196,25 @@ def test_an_unfittable_history_or_empty_agent_list_names_the_field(
     assert _ledger(c, k) == before
     names = [p["name"] for p in c.get("/v1/portfolios", headers=h).json()]
     assert "flat" not in names and "none" not in names
+
+
+@pytest.mark.parametrize("text", ["", "{", "[]", '{"keys": 5}', '{"keys": [{"id": 1}]}'])
+def test_a_corrupted_key_file_is_503_not_the_clients_fault(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "keys.json"
+    k = make_keys(path)
+    good = path.read_bytes()
+    with TestClient(create_app(ServiceConfig(home=tmp_path, keys=path))) as c:
+        assert c.get("/v1/ledger/head", headers={"X-API-Key": k.reader}).status_code == 200
+        path.write_text(text)
+        r = c.get("/v1/ledger/head", headers={"X-API-Key": k.reader})
+        err = _refused_5xx(r, 503)
+        assert err["type"] == "KeysUnavailable" and str(path) not in r.text  # no server path
+        path.write_bytes(good)
+        assert c.get("/v1/ledger/head", headers={"X-API-Key": k.reader}).status_code == 200
+
+
+def _refused_5xx(r: httpx.Response, status: int) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    err: dict[str, Any] = r.json()["error"]
+    assert err["status"] == status and "Traceback" not in r.text and "retry" in err["message"]
+    return err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -10,7 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
-from ..errors import Forbidden, RateLimited, Unauthenticated
+from ..errors import Forbidden, InvalidParameter, KeysUnavailable, RateLimited, Unauthenticated
 from .keys import ApiKey, KeyFile, Role
 
 _header = APIKeyHeader(name="X-API-Key", auto_error=False,
@@ -61,7 +62,14 @@ def _presented(request: Request, header: str | None, bearer: HTTPAuthorizationCr
 
 def _admit(request: Request, presented: str, role: Role) -> ApiKey:
     keys: KeyFile = request.app.state.keys
-    key = keys.check(presented)
+    try:
+        key = keys.check(presented)
+    except InvalidParameter as exc:  # the server's key file, not the request: say so
+        logging.getLogger("swarmvar.service").warning("key file unreadable", extra={
+            "fields": {"error": str(exc), "request_id": request.state.request_id}})
+        raise KeysUnavailable("the server cannot check API keys now (its key file is "
+                              "unreadable; the operator is told in the server's log); retry "
+                              "later") from None
     request.state.key_id = key.id
     if not key.role.allows(role):
         raise Forbidden(f"API key {key.id} has role {key.role.value}; this route needs "

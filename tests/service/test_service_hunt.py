@@ -218,3 +218,14 @@ def _refused_5xx(r: httpx.Response, status: int) -> dict[str, Any]:
     err: dict[str, Any] = r.json()["error"]
     assert err["status"] == status and "Traceback" not in r.text and "retry" in err["message"]
     return err
+
+
+def test_ambiguous_or_misplaced_keys_are_refused_saying_so(
+        live: tuple[httpx.Client, Keys, Server]) -> None:
+    c, k, _ = live
+    for pair in ([("X-API-Key", "sv_00000000_bogus"), ("X-API-Key", k.admin)],
+                 [("X-API-Key", k.admin), ("X-API-Key", "sv_00000000_bogus")],
+                 [("Authorization", f"Bearer {k.admin}"), ("Authorization", "Bearer x")]):
+        _refused(c.get("/v1/portfolios", headers=pair), 401, "2 times")
+    err = _refused(c.get(f"/v1/portfolios?key={k.reader}"), 401, "event streams only")
+    assert k.reader not in err["message"]

@@ -50,12 +50,20 @@ class RateLimit:
 
 def _presented(request: Request, header: str | None, bearer: HTTPAuthorizationCredentials | None,
                query: str | None, allow_query: bool) -> str:
+    for name in ("x-api-key", "authorization"):
+        given = len(request.headers.getlist(name))
+        if given > 1:  # which one counts would depend on the server: refuse the ambiguity
+            raise Unauthenticated(f"{name} header given {given} times; send one API key")
     if header:
         return header
     if bearer is not None and bearer.credentials:
         return bearer.credentials
     if allow_query and query:
         return query
+    if not allow_query and "key" in request.query_params:
+        raise Unauthenticated("an API key in the URL (?key=) is taken by event streams only; "
+                              "send it in the X-API-Key header (or as Authorization: Bearer "
+                              "<key>)")
     raise Unauthenticated("no API key: send it in the X-API-Key header "
                           "(or as Authorization: Bearer <key>)")
 

@@ -229,3 +229,20 @@ def test_ambiguous_or_misplaced_keys_are_refused_saying_so(
         _refused(c.get("/v1/portfolios", headers=pair), 401, "2 times")
     err = _refused(c.get(f"/v1/portfolios?key={k.reader}"), 401, "event streams only")
     assert k.reader not in err["message"]
+
+
+def test_compressed_bodies_and_unknown_agents_are_named(
+        live: tuple[httpx.Client, Keys, Server]) -> None:
+    import gzip
+
+    c, k, _ = live
+    before = _ledger(c, k)
+    h = {"X-API-Key": k.writer, **JSON}
+    body = gzip.compress(json.dumps({"date": day(80), "return": 0.0}).encode())
+    _refused(c.post("/v1/portfolios/book/returns", content=body,
+                    headers={**h, "Content-Encoding": "gzip"}), 415, "Content-Encoding")
+    err = _refused(c.post("/v1/portfolios", json={"name": "odd", "history": history(60),
+                                                  "agents": ["NoSuchAgent"]}, headers=h),
+                   422, "agents", "NoSuchAgent")
+    assert err["type"] == "InvalidParameter"
+    assert _ledger(c, k) == before

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sse_starlette.sse import EventSourceResponse
 
-from ..errors import InvalidParameter
+from ..errors import InvalidParameter, UnknownAgent
 from .auth import Reader, StreamReader, Writer
 from .desk import BeatPoint, Desk, PortfolioInfo
 from .schemas import (
@@ -83,8 +83,12 @@ def create_portfolio(body: PortfolioIn, request: Request,
     the agent that needs more. The schema's ``minItems`` is that floor; its description
     gives the server's swarm's number (a request naming ``agents`` needs theirs).
     """
-    info = _desk(request).create(body.name, [h.dated() for h in body.history], key_id=key.id,
-                                 request_id=request.state.request_id, agents=body.agents)
+    try:
+        info = _desk(request).create(body.name, [h.dated() for h in body.history],
+                                     key_id=key.id, request_id=request.state.request_id,
+                                     agents=body.agents)
+    except UnknownAgent as exc:  # a value in the body, not a missing resource: 422, not 404
+        raise InvalidParameter(f"agents: {exc}") from exc
     return _portfolio(info)
 
 

@@ -126,6 +126,10 @@ async def _check_body(request: Request) -> None:
     body = await request.body()
     if not body:
         return  # FastAPI says which fields are missing
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding != "identity":
+        raise HTTPException(415, f"Content-Encoding {encoding[:32]!r} is not accepted; send "
+                                 "the JSON body uncompressed")
     content_type = request.headers.get("content-type", "")
     if not _is_json(content_type):
         got = f"'{content_type[:64]}'" if content_type else "none"

@@ -246,3 +246,13 @@ def test_compressed_bodies_and_unknown_agents_are_named(
                    422, "agents", "NoSuchAgent")
     assert err["type"] == "InvalidParameter"
     assert _ledger(c, k) == before
+
+
+def test_made_up_methods_do_not_grow_the_metrics(live: tuple[httpx.Client, Keys, Server]) -> None:
+    c, _, _ = live
+    for i in range(3):
+        r = c.request(f"HUNT{i}", "/v1/portfolios")
+        _refused(r, 405)
+    text = c.get("/metrics").text
+    assert "HUNT" not in text
+    assert 'method="OTHER",route="/v1/portfolios",status="405"} 3.0' in text

@@ -28,6 +28,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 LOGGER = "swarmvar.service"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}\Z")
+#: Methods kept as a metrics label; any other (a client may send any token) is "OTHER", so
+#: a hostile client cannot grow the label set, and the metrics, without bound.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class JsonLines(logging.Formatter):
@@ -96,11 +99,12 @@ class RequestContext:
             elapsed = time.perf_counter() - start
             route = scope.get("route")
             template = getattr(route, "path", None) or "<unmatched>"
-            method = scope["method"]
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             self.metrics.requests.labels(method, template, str(status)).inc()
             self.metrics.latency.labels(method, template).observe(elapsed)
             self.log.info("request", extra={"fields": {
-                "request_id": rid, "method": method, "path": scope["path"], "route": template,
+                "request_id": rid, "method": scope["method"][:16],
+                "path": scope["path"][:2048], "route": template,
                 "status": status, "duration_ms": round(1000 * elapsed, 3),
                 "key_id": scope["state"].get("key_id"),
                 "client": (scope.get("client") or ("", 0))[0]}})

@@ -256,3 +256,17 @@ def test_made_up_methods_do_not_grow_the_metrics(live: tuple[httpx.Client, Keys,
     text = c.get("/metrics").text
     assert "HUNT" not in text
     assert 'method="OTHER",route="/v1/portfolios",status="405"} 3.0' in text
+
+
+def test_an_ingest_error_names_the_field_of_the_body_sent(
+        live: tuple[httpx.Client, Keys, Server]) -> None:
+    c, k, _ = live
+    h = {"X-API-Key": k.writer}
+    batch = {"returns": [{"date": day(90), "return": 0.0}, {"date": day(91), "return": "x"}]}
+    err = _refused(c.post("/v1/portfolios/book/returns", json=batch, headers=h), 422)
+    assert err["message"] == "invalid request: returns.1.return: Input should be a valid number"
+    err = _refused(c.post("/v1/portfolios/book/returns", json={"date": day(90), "return": "x"},
+                          headers=h), 422)
+    assert err["message"] == "invalid request: return: Input should be a valid number"
+    err = _refused(c.post("/v1/portfolios/book/returns", json={"date": day(90)}, headers=h), 422)
+    assert err["message"] == "invalid request: return: Field required"

@@ -66,10 +66,26 @@ def error_response(request: Request, status: int, kind: str, message: str,
                                    "request_id": rid}}, status_code=status, headers=headers)
 
 
+#: The members of the ingest body's union (one return, or a batch): pydantic reports each.
+_UNION = ("ReturnIn", "ReturnBatch")
+
+
+def _one_branch(errors: list[Any], body: object) -> list[Any]:
+    """Of a union's errors, those of the member the body's shape means: a ``returns`` field
+    means a batch, anything else one return (not both members' complaints, interleaved)."""
+    tagged = {e["loc"][1] for e in errors if len(e.get("loc", ())) > 1 and e["loc"][1] in _UNION}
+    if len(tagged) < 2:
+        return errors
+    keep = "ReturnBatch" if isinstance(body, dict) and "returns" in body else "ReturnIn"
+    return [e for e in errors
+            if not (len(e.get("loc", ())) > 1 and e["loc"][1] in _UNION and e["loc"][1] != keep)]
+
+
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
-    for e in exc.errors()[:10]:
-        where = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"
+    for e in _one_branch(list(exc.errors()), exc.body)[:10]:
+        where = ".".join(str(x) for x in e.get("loc", ())
+                         if x != "body" and x not in _UNION) or "body"
         parts.append(f"{where}: {e.get('msg', 'invalid')}")
     return "invalid request: " + "; ".join(parts)
 

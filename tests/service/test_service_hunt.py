@@ -270,3 +270,13 @@ def test_an_ingest_error_names_the_field_of_the_body_sent(
     assert err["message"] == "invalid request: return: Input should be a valid number"
     err = _refused(c.post("/v1/portfolios/book/returns", json={"date": day(90)}, headers=h), 422)
     assert err["message"] == "invalid request: return: Field required"
+
+
+def test_an_unknown_dashboard_asset_is_a_plain_404(
+        live: tuple[httpx.Client, Keys, Server]) -> None:
+    c, _, _ = live
+    assert c.get("/dashboard/assets/dashboard.js").status_code == 200
+    for name in ("nope.css", "a" * 3000, "%2e%2e%2fapp.py", "..%2f__init__.py"):
+        r = c.get(f"/dashboard/assets/{name}")
+        err = _refused(r, 404)
+        assert err["type"] == "NotFound" and len(r.text) < 400

@@ -12,8 +12,7 @@ from importlib import resources
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
-
-from ..errors import UnknownPortfolio
+from starlette.exceptions import HTTPException
 
 router = APIRouter(tags=["dashboard"])
 _TYPES = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
@@ -34,6 +33,7 @@ def dashboard() -> HTMLResponse:
 @router.get("/dashboard/assets/{name}", include_in_schema=False)
 def dashboard_asset(name: str) -> Response:
     if name not in _TYPES:
-        raise UnknownPortfolio(f"no dashboard asset {name!r}")
+        raise HTTPException(404, f"no dashboard asset {name[:64]!r}; the dashboard's are "
+                                 f"{', '.join(sorted(_TYPES))}")
     return Response(asset(name), media_type=_TYPES[name],
                     headers={"Cache-Control": "no-cache"})

@@ -161,6 +161,7 @@ def test_event_stream_resumes_after_last_event_id(
     c, k, _ = live
     assert _first_event_id(c, k, {}) == "1"
     assert _first_event_id(c, k, {"Last-Event-ID": "1"}) == "2"  # a reconnect: no replay
+    assert _first_event_id(c, k, {"Last-Event-ID": ""}) == "1"  # empty: none seen yet
     for bad in ("abc", "-1", "1e3", "9" * 40):
         r = c.get("/v1/portfolios/book/events", headers={"X-API-Key": k.reader,
                                                          "Last-Event-ID": bad})

@@ -208,7 +208,7 @@ async def events(name: Name, request: Request, key: StreamReader,
     the stream follows the shared ledger), ``ping`` comments in between. A reconnecting
     client's ``Last-Event-ID`` (a beat's id) resumes after that beat instead."""
     desk = _desk(request)
-    if last_event_id is not None:
+    if last_event_id:  # empty: no event seen yet (the spec's reset), as if absent
         if not (last_event_id.isascii() and last_event_id.isdigit()) or len(last_event_id) > 18:
             raise InvalidParameter(f"Last-Event-ID {last_event_id[:32]!r} is not a beat id "
                                    "(a non-negative integer); reconnect without it or with "

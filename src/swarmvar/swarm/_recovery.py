@@ -1,0 +1,403 @@
+"""Start, checkpoints and resume: the swarm's state on disk, and back from it.
+
+Methods of :class:`~.runtime.Swarm`, written as functions of ``self: Swarm`` and
+bound in its class body. ``start`` fits every portfolio from history or
+resumes: ``_resume`` restores the last checkpoint (executor states, spread
+consensus shells, pending refits, requests, observers' states) and
+``_replay_ledger`` re-runs, without recording, the beats the ledger holds after
+it. ``checkpoint`` (step 5 of the beat) flushes the ledger, then writes the
+checkpoint in one atomic step; a host lost during it goes to
+:mod:`._restoring` (``_lose``), one lost before any checkpoint is fitted again
+(``_fit_again``).
+
+Reads the configuration (``specs``, ``configs``, ``_hosted``, ``_groups``,
+``_owner``, ``checkpoint_every``, ``sandbox``), ``executor``, ``ledger``,
+``states``. Writes the beat state (``seq``, ``last_as_of``, ``cursor``,
+``_pending``, ``_requests``, ``_optional_credit``, ``_latest``, ``_beaten``,
+``_gseq``, ``_shells``), the checkpoint bookkeeping (``_marks``, ``_log``,
+``_fresh``, ``_unbegun``, ``_resume_as_of``) and ``_started``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ..canonical import canonical_json
+from ..errors import WorkerFailed
+from ..ledger import EntryKind
+from ._records import OBSERVER_PREFIX, RUN_KEY, STATE_PREFIX, _job_dict, _job_from
+from ._restoring import RESTORE_ATTEMPTS
+from .beat import BeatInput, BeatOutcome
+from .observers import stateful_observers
+from .spread import SpreadConsensus, routed
+
+if TYPE_CHECKING:
+    from .runtime import Swarm
+
+log = logging.getLogger("swarmvar.swarm")
+
+
+def _forecasts_in(blobs: Sequence[tuple[bytes, Sequence[str]]]) -> dict[str, Any]:
+    """The last forecasts held in groups' state blobs (a spread portfolio's first consensus),
+    each group's of its own agents only."""
+    from . import state as packing
+    from .beat import _forecast_from
+
+    out: dict[str, Any] = {}
+    for blob, agents in blobs:
+        header, _ = packing.unpack(blob)
+        out.update({a: _forecast_from(d) for a, d in header["forecasts"].items() if a in agents})
+    return out
+
+
+def start(self: Swarm, history: Mapping[str, pd.Series] | pd.DataFrame | pd.Series) -> None:
+    """Resume from the home's checkpoint and ledger, or fit every portfolio from history.
+
+    ``history`` gives each portfolio's returns up to now: a mapping
+    name -> Series, an asset-returns DataFrame (portfolios over assets,
+    or columns named like single-series portfolios), or one Series
+    (single-series portfolios). It is read only when there is nothing to
+    resume.
+    """
+    self.executor.open(list(self._hosted.values()))
+    if not self._resume():
+        requests = []
+        for name, spec in self.specs.items():
+            series = (history[name] if isinstance(history, Mapping) and name in history
+                      else spec.history(history))
+            from ..data import validate
+            from ..errors import InvalidReturns
+
+            raw = series.to_numpy()
+            if raw.dtype.kind == "f" and not np.isfinite(raw).all():  # no dropna here
+                i = int(np.argmax(~np.isfinite(raw)))
+                value = "missing (NaN)" if np.isnan(raw[i]) else f"{float(raw[i])!r}"
+                raise InvalidReturns(
+                    f"portfolio {name!r}: its start history's return at {series.index[i]} "
+                    f"is {value}; the start history (the first --window rows on the command "
+                    "line, history in Python) needs every value: fill or remove that row")
+            series = validate(series, min_obs=self.configs[name].window)
+            as_of = series.index[-1] if isinstance(series.index, pd.DatetimeIndex) else None
+            from .ticks import as_utc
+
+            when = None if as_of is None else as_utc(as_of)
+            values = series.to_numpy(dtype=np.float64)
+            for unit in self._groups.get(name, (name,)):
+                requests.append((unit, values, when))
+                self._fresh[unit] = (values, when)
+            if name in self._groups:  # its consensus begins from the groups' forecasts
+                self._unbegun[name] = (values, when)
+            self.last_as_of[name] = when
+        self.executor.start(requests)
+        begun = {"type": "swarm-start", "details": {
+            "portfolios": [s.to_dict() for s in self.specs.values()],
+            "config": self.configs[next(iter(self.specs))].fingerprint() | {
+                "portfolio": None}}}
+        if not self._start_recorded(begun):  # (a start killed before its checkpoint)
+            self.ledger.add_entry(EntryKind.ACTION, begun)
+        self.checkpoint()
+    if self.sandbox is not None:
+        details: dict[str, Any] = self.sandbox.to_dict()
+        warning = self.sandbox.warning()
+        if warning is not None:
+            log.warning("%s", warning)
+            details["warning"] = warning
+        self.ledger.add_entry(EntryKind.ACTION, {
+            "type": "sandbox-warning" if warning else "sandbox", "details": details})
+    self._started = True
+
+
+def _start_recorded(self: Swarm, begun: Mapping[str, Any]) -> bool:
+    """Whether the ledger's last entry is this very start (``begun``), recorded by a
+    start killed before its checkpoint was stored.
+
+    A start writes its ``swarm-start`` entry, then its checkpoint at seq 0
+    (which may fit lost hosts again, :meth:`_fit_again`). Killed between
+    the two, the home holds the entry and no checkpoint, so the next start
+    fits from history again; it takes that entry up as its own instead of
+    writing a second one, so each checkpointed start has exactly one. Only
+    when the entry is the ledger's last (nothing was recorded after it)
+    and says the same portfolios and configuration; a start of other
+    portfolios or another configuration writes its own entry (the one
+    before it then stands for a start that never ran a beat).
+    """
+    last = self.ledger.entry(-1)
+    return (last.kind is EntryKind.ACTION and last.data.get("type") == "swarm-start"
+            and canonical_json(last.data) == canonical_json(dict(begun)))
+
+
+def checkpoint(self: Swarm, names: Sequence[str] | None = None) -> None:
+    """Flush the ledger, then store the named portfolios' states (default: all) atomically.
+
+    The swarm checkpoints a portfolio when its sequence number reaches a
+    multiple of ``checkpoint_every`` (and at seq 0): a schedule fixed by
+    the ticks alone, so a resumed run takes (and replays) the same
+    checkpoints as an uninterrupted one. Each portfolio's mark records its
+    seq, its date, the ledger size, its pending refits and requests.
+    """
+    self.flush()
+    names = [p for p in (list(self.specs) if names is None else list(names))
+             if p not in self._recoveries]  # a restoring host keeps its last checkpoint
+    # a spread portfolio's groups that are up and caught up (one still restoring or
+    # catching up keeps its last checkpoint)
+    units = [u for p in names for u in self._groups.get(p, (p,)) if not self._waits(u)
+             or u not in self._owner]
+    try:
+        blobs = self.executor.states(units)
+    except WorkerFailed as exc:  # a host died since its beat: the others checkpoint
+        lost = tuple(getattr(exc, "portfolios", ()))
+        if not lost:
+            raise
+        # the hosts that answered rebased their agents: their blobs, not another call
+        blobs = {p: b for part in getattr(exc, "answers", {}).values() for p, b in part.items()}
+        fresh = tuple(u for u in lost if u in self._fresh)
+        if fresh:  # lost before any checkpoint of theirs: nothing to restore from
+            blobs.update(self._fit_again(fresh))
+            lost = tuple(u for u in lost if u not in self._fresh)
+        for p in units:
+            if p in lost:  # the restore redoes this checkpoint's rebase at this point
+                self._log[p].append(None)
+        if lost:
+            log.warning("swarm host died before its checkpoint (%s); restoring %s in "
+                        "the background", exc, ", ".join(lost))
+            self._lose(lost)
+            names = [p for p in names if p not in lost]
+            units = [u for u in units if u not in lost]
+    for u in blobs:
+        self._fresh.pop(u, None)
+    for p, (values, when) in list(self._unbegun.items()):
+        self._shells[p].begin(values, when, _forecasts_in(  # (a group lost here: without)
+            [(blobs[g], self._hosted[g].agents) for g in self._groups[p] if g in blobs]))
+        del self._unbegun[p]
+    marks = dict(self._marks)
+    states: dict[str, bytes] = {STATE_PREFIX + p: b for p, b in blobs.items()}
+    size = self.ledger.size
+    for g in units:
+        if g in self._owner:
+            marks[g] = {"seq": self._gseq[g], "ledger_size": size}
+            self._log[g] = []
+    for p in names:
+        if p in self._shells:
+            states[STATE_PREFIX + p] = self._shells[p].state()
+        jobs = [job for job, _ in self._pending.values() if job.portfolio == p]
+        for i, job in enumerate(jobs):
+            states[f"swarm-job:{p}:{i}"] = job.state + job.returns.tobytes()
+        last = self.last_as_of[p]
+        marks[p] = {"seq": self.seq[p], "ledger_size": size,
+                    "last_as_of": None if last is None else last.isoformat(),
+                    "pending": [_job_dict(job) for job in jobs],
+                    "requests": [list(x) for x in self._requests[p]],
+                    "credit": self._optional_credit.get(p, 0.0)}
+        for key, obs in self._stateful():
+            states[f"{OBSERVER_PREFIX}{key}:{p}"] = obs.checkpoint_state(p)
+    run = {"marks": marks, "cursor": self.cursor}
+    states[RUN_KEY] = json.dumps(run).encode()
+    self.states.put_many(states, now=time.time())
+    for key in states:
+        self.states.prune(key, keep=2)
+    self._marks = marks
+    for p in names:
+        self._log[p] = []
+
+
+def _due(self: Swarm, name: str) -> bool:
+    """Whether ``name``'s checkpoint falls at its current seq (the fixed schedule); a
+    group of a spread portfolio is checkpointed with its portfolio."""
+    return name not in self._owner and self.seq[name] % self.checkpoint_every == 0
+
+
+def _seq_of(self: Swarm, unit: str) -> int:
+    """The last beat of a hosted unit: a portfolio's seq, or a group's."""
+    return self._gseq[unit] if unit in self._owner else self.seq[unit]
+
+
+def _fit_again(self: Swarm, units: Sequence[str]) -> dict[str, bytes]:
+    """Fit units lost before their first checkpoint again, on a fresh host, and
+    return their checkpoint blobs.
+
+    Only the start's checkpoint meets such units (every later loss has a
+    stored state to restore from). The start is blocking anyway, and a fit
+    is a function of the history and the seeds, so the fresh host holds
+    the agents the lost one fitted; the checkpoint at seq 0 stays complete
+    (a resume needs every unit in it). Up to :data:`RESTORE_ATTEMPTS`
+    fresh hosts, then ``WorkerFailed``.
+    """
+    last: WorkerFailed | None = None
+    for attempt in range(1, RESTORE_ATTEMPTS + 1):
+        log.warning("swarm host of %s died before the start's checkpoint; fitting them "
+                    "again on a fresh host (attempt %d)", ", ".join(units), attempt)
+        self.executor.reset(units)
+        try:
+            self.executor.open([self._hosted[u] for u in units])
+            self.executor.start([(u, *self._fresh[u]) for u in units])
+            return dict(self.executor.states(list(units)))
+        except WorkerFailed as exc:
+            last = exc
+    raise WorkerFailed(f"the host of {', '.join(units)} died {RESTORE_ATTEMPTS} times "
+                       "while fitting at the start") from last
+
+
+def _resume(self: Swarm) -> bool:
+    from ..evolution import UnknownState
+
+    try:
+        run = json.loads(self.states.get(RUN_KEY).decode())
+    except UnknownState:
+        return False
+    marks = run["marks"]
+    missing = sorted(set(self.specs) - set(marks))
+    if missing:
+        from ..errors import ResumeMismatch
+
+        raise ResumeMismatch(f"the home's run has no checkpoint of {missing}; use the "
+                             "portfolios it was started with, or another --home")
+    if any(g not in marks for g in self._owner):
+        from ..errors import ResumeMismatch
+
+        raise ResumeMismatch("the home's run was not spread over these groups; use the "
+                             "--spread it was started with, or another --home")
+    self._marks = {p: marks[p] for p in (*self.specs, *self._owner)}
+    self.executor.restore({u: self.states.get(STATE_PREFIX + u) for u in self._hosted})
+    for p, shell in list(self._shells.items()):
+        restored = SpreadConsensus.restore(shell.config, self.states.get(STATE_PREFIX + p))
+        assert isinstance(restored, SpreadConsensus)
+        self._shells[p] = restored
+    for g in self._owner:
+        self._gseq[g] = int(marks[g]["seq"])
+    self._pending = {}
+    for p in self.specs:
+        m = marks[p]
+        self.seq[p] = int(m["seq"])
+        self.last_as_of[p] = (None if m["last_as_of"] is None
+                              else datetime.fromisoformat(m["last_as_of"]))
+        self._requests[p] = [(str(x[0]), str(x[1])) for x in m["requests"]]
+        self._optional_credit[p] = float(m.get("credit", 0.0))
+        for key, obs in self._stateful():
+            try:
+                blob = self.states.get(f"{OBSERVER_PREFIX}{key}:{p}")
+            except UnknownState:  # the run was checkpointed without this observer
+                log.info("no %s state in the checkpoint of %s: it starts fresh", key, p)
+                continue
+            obs.restore_state(p, blob, agents=self.configs[p].agents)
+        for i, d in enumerate(m["pending"]):
+            job = _job_from(d, self.states.get(f"swarm-job:{p}:{i}"))
+            self._pending[job.key] = (job, None)
+    self.cursor = run["cursor"]
+    self._replay_ledger(min(int(self._marks[p]["ledger_size"]) for p in self._marks))
+    self._resume_as_of = dict(self.last_as_of)
+    return True
+
+
+def _replay_ledger(self: Swarm, start: int) -> None:
+    """Re-run, without recording, the beats the ledger holds after each checkpoint.
+
+    At each beat where the original run checkpointed the portfolio, its
+    agents are swapped for their restored copies again (as a checkpoint
+    does), so the replay continues exactly as the original did. A spread
+    portfolio's beats are composed from the groups recorded as up at each
+    beat; a group's beats of ticks it missed (its host lost) whose late
+    estimates the ledger lacks are recorded now, once.
+    """
+    late: dict[tuple[str, int], tuple[datetime, BeatOutcome] | None] = {}
+    if self._groups:
+        for entry in self.ledger.entries(start):
+            d = entry.data
+            if entry.kind == EntryKind.ESTIMATE.value and d.get("late") and "group" in d:
+                late[str(d["group"]), int(d["seq"])] = None  # recorded already
+    for entry in self.ledger.entries(start):
+        if entry.kind == EntryKind.ACTION.value and isinstance(entry.data.get(
+                "details"), Mapping) and entry.data["details"].get("by") == "operator":
+            owner = entry.data["details"].get("portfolio")
+            if owner in self.specs and entry.index >= int(
+                    self._marks[owner]["ledger_size"]):  # after its checkpoint
+                for obs in self.observers:  # an operator's quarantine or release, again
+                    again = getattr(obs, "replay_action", None)
+                    if callable(again):
+                        again(entry.data)
+            continue
+        if entry.kind != EntryKind.CONSENSUS.value or "beat" not in entry.data:
+            continue
+        b = entry.data["beat"]
+        name = b["portfolio"]
+        if name in self._groups:  # its groups catch up (a restored one from further back)
+            outcome_or_none = self._replay_spread(name, b, late)
+            if outcome_or_none is None:
+                continue
+            tick, outcome = outcome_or_none
+        else:
+            if name not in self.specs or int(b["seq"]) != self.seq[name] + 1:
+                continue
+            swaps = tuple(self._take_result(name, s["agent"], int(s["launched"]),
+                                            wait=True) for s in b.get("swaps", []))
+            tick = BeatInput(int(b["seq"]), datetime.fromisoformat(b["as_of"]),
+                             float(b["realized"]), frozenset(b.get("excluded", [])),
+                             dict(b.get("factors", {})), swaps,
+                             tuple((a, r) for a, r in b.get("requests", [])))
+            outcome = self._beat_now(name, tick)
+        for job in outcome.jobs:
+            self._pending[job.key] = (job, None)
+        report = outcome.report
+        if b.get("late"):
+            report = dataclasses.replace(report, late=True)
+        seconds = b.get("beat_seconds")
+        for att in self._attached:  # the arbiter moves as it did, recording nothing
+            if att.replays:
+                att(report, None if seconds is None else float(seconds), again=True)
+        self._optional_credit[name] = (self._optional_credit_after(name)
+                                       - len(b.get("optimize", [])))
+        self.seq[name] = tick.seq
+        self.last_as_of[name] = tick.as_of
+        self._requests[name] = [(a, "arbiter") for d in b.get("optimize", []) for a in d]
+        self._latest[name] = self._beaten[name] = report
+        if b.get("cursor") is not None:
+            self.cursor = b["cursor"]
+        if self._due(name):
+            if name not in self._groups:  # (a spread portfolio's groups: at their beat)
+                self.executor.states([name])  # the checkpoint's rebase, nothing written
+                self._log[name].append(None)  # (a restored host redoes it at this point)
+    self._record_late(late)
+
+
+def _replay_spread(self: Swarm, name: str, b: Mapping[str, Any],
+                   late: dict[tuple[str, int], tuple[datetime, BeatOutcome] | None]
+                   ) -> tuple[BeatInput, BeatOutcome] | None:
+    """A recorded beat of a spread portfolio again: each group that is one tick behind
+    beats it; the portfolio's consensus is composed (if it is its next beat) from the
+    groups recorded as up. A group's beat of a tick it had missed is kept in ``late``
+    unless the ledger holds its late estimates."""
+    t = int(b["seq"])
+    base = BeatInput(t, datetime.fromisoformat(b["as_of"]), float(b["realized"]),
+                     frozenset(b.get("excluded", [])), dict(b.get("factors", {})), (),
+                     tuple((a, r) for a, r in b.get("requests", [])))
+    up = set(b.get("groups", self._groups[name]))
+    parts: dict[str, BeatOutcome] = {}
+    for g in self._groups[name]:
+        if self._gseq[g] != t - 1:
+            continue
+        out = self._beat_now(g, routed(base, self._hosted[g]))
+        if g in up:
+            parts[g] = out
+            if t % self.checkpoint_every == 0:  # its checkpoint's rebase, not stored
+                self.executor.states([g])  # here (a restored host redoes it too)
+                self._log[g].append(None)
+        elif (g, t) not in late:
+            late[g, t] = (base.as_of, out)
+    if t != self.seq[name] + 1:
+        return None
+    lost = [a for g in self._groups[name] if g not in up for a in self._hosted[g].agents]
+    return base, self._shells[name].compose(base, parts, lost)
+
+
+def _stateful(self: Swarm) -> list[tuple[str, Any]]:
+    """Observers whose state goes into checkpoints, by their key (see
+    :func:`stateful_observers`)."""
+    return [(key, obs) for _, key, obs in stateful_observers(self.observers)]

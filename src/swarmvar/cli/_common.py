@@ -179,6 +179,28 @@ def check_whole(value: object, flag: str, low: int, high: int | None = None) -> 
     return value
 
 
+def max_processes() -> int:
+    """Most worker processes ``run`` and ``serve`` start: 4 per CPU, at least 8 (each is a
+    Python process with the numerical stack; more only thrash the machine)."""
+    return max(8, 4 * (os.cpu_count() or 1))
+
+
+def check_processes(value: object, flag: str = "--workers", low: int = 1) -> int:
+    """A process count within ``[low, max_processes()]``: a typo such as 99999 is a usage
+    error, not thousands of processes started."""
+    return check_whole(value, flag, low, max_processes())
+
+
+def check_positive(value: float | None, flag: str, what: str) -> float | None:
+    """A finite number above 0 (or none): NaN, inf, 0 and negatives are usage errors."""
+    if value is None:
+        return None
+    if not math.isfinite(value) or value <= 0:
+        raise typer.BadParameter(f"{value} is not {what}; give a finite number above 0",
+                                 param_hint=flag)
+    return value
+
+
 def check_horizon(value: object) -> int:
     return check_whole(value, "--horizon", 1, MAX_HORIZON)
 

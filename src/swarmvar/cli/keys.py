@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -21,6 +22,13 @@ def _file(home: Path, keys: Path | None) -> object:
     return KeyFile(keys if keys is not None else home / "api-keys.json")
 
 
+def _check_rate(rate: float) -> None:
+    """A finite rate >= 0 (0: unlimited): inf and NaN are refused naming the flag."""
+    if not math.isfinite(rate) or rate < 0:
+        raise typer.BadParameter(f"{rate} is not a rate; give a finite number of requests a "
+                                 "second >= 0 (0: unlimited)", param_hint="--rate")
+
+
 @app.command()
 def create(
     role: Annotated[str, typer.Option(help="reader, writer or admin")] = "reader",
@@ -34,6 +42,7 @@ def create(
     from ..errors import SwarmVarError
     from ..service.keys import KeyFile, parse_role
 
+    _check_rate(rate)
     try:
         kf = _file(home, keys)
         assert isinstance(kf, KeyFile)
@@ -49,10 +58,12 @@ def create(
 def list_keys(home: Home = Path(".swarmvar"), keys: KeysPath = None) -> None:
     """List keys: id, role, rate, created, revoked, name (never secrets)."""
     from ..service.keys import KeyFile
+    from ._common import usage_errors
 
     kf = _file(home, keys)
     assert isinstance(kf, KeyFile)
-    rows = kf.list()
+    with usage_errors():  # a damaged key file: one line, exit 2
+        rows = kf.list()
     if not rows:
         typer.echo("no keys")
     for k in rows:

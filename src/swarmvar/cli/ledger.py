@@ -95,7 +95,11 @@ def verify(
         raise typer.Exit(1)
 
 
-@app.command()
+#: ``show -1``: a negative index is the argument it documents, not an unknown option.
+_NEGATIVE_ARGS = {"ignore_unknown_options": True}
+
+
+@app.command(context_settings=_NEGATIVE_ARGS)
 def show(
     index: Annotated[
         int | None,
@@ -121,7 +125,7 @@ def tail(
             _echo(entry.to_dict())
 
 
-@app.command()
+@app.command(context_settings=_NEGATIVE_ARGS)
 def prove(
     index: Annotated[int, typer.Argument(help="Entry index.")],
     size: Annotated[int | None, typer.Option(help="Tree size (default: the whole ledger).")] = None,
@@ -132,7 +136,7 @@ def prove(
         _echo_checked(ledger.inclusion_proof(index, size))
 
 
-@app.command()
+@app.command(context_settings=_NEGATIVE_ARGS)
 def consistency(
     size1: Annotated[int, typer.Argument(help="Earlier tree size.")],
     size2: Annotated[int, typer.Argument(help="Later tree size.")],

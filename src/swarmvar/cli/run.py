@@ -14,6 +14,8 @@ import typer
 from ._common import (
     agents_listing,
     check_data,
+    check_positive,
+    check_processes,
     cli_words,
     default_agents,
     fail,
@@ -22,6 +24,12 @@ from ._common import (
     parse_alphas,
     resolve_agents,
 )
+
+
+#: ``--rate`` bounds, ticks a second: slower than one tick in ~11.6 days or faster than a
+#: million a second is a typo (and 1/rate must stay a representable sleep).
+MIN_RATE = 1e-6
+MAX_RATE = 1e6
 
 
 def _portfolios(path: Path | None, data: Any) -> dict[str, Any]:
@@ -41,6 +49,20 @@ def _portfolios(path: Path | None, data: Any) -> dict[str, Any]:
         raise typer.BadParameter("expected {name: {\"weights\": {asset: w}} | "
                                  "{\"positions\": {asset: amount}}, ...}",
                                  param_hint="--portfolios")
+    for name, spec in doc.items():
+        for key in ("weights", "positions"):
+            book = spec.get(key) if isinstance(spec, dict) else None
+            if book is None:
+                continue
+            if not isinstance(book, dict):
+                raise typer.BadParameter(f"portfolio {name!r}: {key} must map each asset to a "
+                                         f"number, e.g. {{\"AAPL\": 0.6}}; not {book!r}",
+                                         param_hint="--portfolios")
+            for asset, amount in book.items():
+                if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+                    raise typer.BadParameter(
+                        f"portfolio {name!r}: {key}[{asset!r}] is {amount!r}, not a number",
+                        param_hint="--portfolios")
     return doc
 
 
@@ -248,6 +270,13 @@ def run(
         raise typer.BadParameter(f"must be >= 1, got {beats}", param_hint="--beats")
     if rate is not None and not rate > 0:
         raise typer.BadParameter(f"must be > 0, got {rate}", param_hint="--rate")
+    if rate is not None and not MIN_RATE <= rate <= MAX_RATE:  # 1/rate must be a time
+        raise typer.BadParameter(f"{rate:g} ticks a second is out of range; give one between "
+                                 f"{MIN_RATE:g} and {MAX_RATE:g} (or leave --rate out: as "
+                                 "fast as possible)", param_hint="--rate")
+    if workers:
+        check_processes(workers, low=0)
+    check_positive(idle_timeout, "--idle-timeout", "a time in seconds")
     if follow and stdin:
         raise typer.BadParameter("give --follow or --stdin, not both", param_hint="--stdin")
     pace = pace or ("rate" if rate is not None else "none")

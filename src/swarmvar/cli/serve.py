@@ -9,7 +9,15 @@ from typing import Annotated, Any
 
 import typer
 
-from ._common import agents_listing, parse_alphas, resolve_agents
+from ._common import (
+    agents_listing,
+    check_home,
+    check_processes,
+    check_seed,
+    parse_alphas,
+    resolve_agents,
+    usage_error,
+)
 
 #: The levels ``--log-level`` takes (uvicorn's and the app's JSON-lines loggers).
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -26,6 +34,20 @@ def _log_config(level: str) -> dict[str, Any]:
                                 "propagate": False},
                     "uvicorn.error": {"level": level.upper()}},
     }
+
+
+def _check_tls(certfile: Path, keyfile: Path) -> None:
+    """Load the certificate and key as uvicorn will, so that a bad pair is a usage error
+    before the server starts, not an SSL traceback after."""
+    import ssl
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            str(certfile), str(keyfile))
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise typer.BadParameter(
+            f"{certfile} and {keyfile} are not a PEM certificate and its private key "
+            f"({exc}); give the pair your TLS files hold", param_hint="--certfile") from None
 
 
 def serve(
@@ -85,10 +107,14 @@ def serve(
     for p in (certfile, keyfile):
         if p is not None and not p.is_file():
             raise typer.BadParameter(f"no such file: {p}")
-    if (workers < 1 or not 0 < port < 65536 or max_body < 1 or window < MIN_HISTORY
+    check_processes(workers)  # a typo such as 99999 would start that many servers
+    check_seed(seed)
+    if (not 0 < port < 65536 or max_body < 1 or window < MIN_HISTORY
             or refit_every < 1):  # a window is never shorter than the least history
-        raise typer.BadParameter("--workers >= 1, 0 < --port < 65536, --max-body >= 1, "
+        raise typer.BadParameter("0 < --port < 65536, --max-body >= 1, "
                                  f"--window >= {MIN_HISTORY} and --refit-every >= 1")
+    if certfile is not None and keyfile is not None:
+        _check_tls(certfile, keyfile)
     if checkpoint_every < 1:
         raise typer.BadParameter(f"{checkpoint_every}: a whole number of beats >= 1",
                                  param_hint="'--checkpoint-every'")
@@ -99,8 +125,15 @@ def serve(
                         alphas=levels, seed=seed, window=window, refit_every=refit_every,
                         arbiter=arbiter, checkpoint_every=checkpoint_every,
                         max_body=max_body)
+    check_home(home)
     home.mkdir(parents=True, exist_ok=True)
-    if not KeyFile(cfg.key_file).list():
+    from ..errors import SwarmVarError
+
+    try:
+        listed = KeyFile(cfg.key_file).list()
+    except SwarmVarError as exc:  # a damaged key file: say so before serving anything
+        raise usage_error(f"--keys: {exc}") from None
+    if not listed:
         typer.echo(f"warning: no API keys in {cfg.key_file}; create one with "
                    "`swarmvar keys create --role admin`", err=True)
     os.environ[CONFIG_ENV] = cfg.to_env()

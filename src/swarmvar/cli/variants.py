@@ -8,6 +8,7 @@ edge, and passed in.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -101,6 +102,9 @@ def _pairs(items: list[str], what: str) -> dict[str, Any]:
         name, sep, value = item.partition("=")
         if not sep or not name:
             raise usage_error(f"{what} {item!r} is not NAME=VALUE")
+        if name.strip() in pairs:  # the last one would silently win
+            raise usage_error(f"{what} {name.strip()} is given twice "
+                              f"({pairs[name.strip()]!r} and {value.strip()!r}); give it once")
         pairs[name.strip()] = value.strip()
     return pairs
 
@@ -206,7 +210,15 @@ def canary_check(
     max_latency_s: float = float("inf"),
 ) -> None:
     """Record one health check: ramps, holds, promotes or rolls back the canary."""
+    # thresholds first: a nonsense one would record a failed check (and could roll back)
+    if not 0.0 <= min_success_rate <= 1.0:  # also NaN
+        raise usage_error(f"--min-success-rate: {min_success_rate} is not a rate; give one "
+                          "from 0 to 1, e.g. 0.95")
+    if math.isnan(max_latency_s) or max_latency_s <= 0:
+        raise usage_error(f"--max-latency-s: {max_latency_s} is not a latency; give seconds "
+                          "above 0 (inf: no limit)")
     now = time.time()
+    reasons: tuple[str, ...] = ()
     with _open(home) as h:
         v = h.variants.get(variant_id)
         if result is CheckResult.auto:
@@ -215,11 +227,12 @@ def canary_check(
                              HealthPolicy(min_success_rate, max_latency_s),
                              h.breakers.load(variant_id))
             passed = verdict.passed
-            for reason in verdict.reasons:
-                out.print(f"check failed: {reason}")
+            reasons = verdict.reasons
         else:
             passed = result is CheckResult.passed
         v, outcome = record_check(h.variants, v, passed, h.config.canary, now)
+    for reason in reasons:  # after the check is recorded: not before a refusal
+        out.print(f"check failed: {reason}")
     note = {CheckOutcome.HELD: " (too soon after the last step; nothing changed)"}
     out.print(f"{outcome.value}: {_describe(v)}{note.get(outcome, '')}")
 

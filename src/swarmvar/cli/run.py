@@ -25,7 +25,6 @@ from ._common import (
     resolve_agents,
 )
 
-
 #: ``--rate`` bounds, ticks a second: slower than one tick in ~11.6 days or faster than a
 #: million a second is a typo (and 1/rate must stay a representable sleep).
 MIN_RATE = 1e-6

@@ -97,7 +97,7 @@ def _value(text: str) -> Any:
 
 
 def _pairs(items: list[str], what: str) -> dict[str, Any]:
-    pairs = {}
+    pairs: dict[str, str] = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name:

@@ -5,7 +5,9 @@ Every command reads ``<home>/ledger.sqlite`` (``--home``, default
 creates or repairs one, except ``import``. Output is JSON (one object per
 line) so that it can be piped; ``verify`` prints one line and exits 1 naming
 the first bad entry, or saying that the ledger is damaged or empty. Bad input
-is a message and exit code 2, never a traceback.
+is a message and exit code 2, never a traceback; so is a damaged ledger
+(SQLite's ``quick_check``) given to ``head`` or ``export``, which refuse to
+sign or copy it.
 """
 
 from __future__ import annotations
@@ -149,8 +151,18 @@ def consistency(
 
 @app.command()
 def head(home: Home = str(DEFAULT_HOME)) -> None:
-    """Print a signed tree head (size, root, time; Ed25519) to keep for later audits."""
+    """Print a signed tree head (size, root, time; Ed25519) to keep for later audits.
+
+    A ledger SQLite finds damaged (``PRAGMA quick_check``) is refused (exit 2):
+    a signature over it would vouch for a broken record.
+    """
     with _ledger(home) as ledger:
+        damage = ledger.damage()
+        if damage is not None:
+            raise LedgerCorrupted(
+                f"{damage}; no head was signed over it. Run `swarmvar ledger verify`, and "
+                "restore the ledger from a backup or export"
+            )
         _echo(ledger.signed_head().to_dict())
 
 
@@ -159,7 +171,10 @@ def export_(
     path: Annotated[Path, typer.Argument(help="JSON Lines file to write.")],
     home: Home = str(DEFAULT_HOME),
 ) -> None:
-    """Write the ledger to a JSON Lines file (header line, then one entry per line)."""
+    """Write the ledger to a JSON Lines file (header line, then one entry per line).
+
+    A ledger SQLite finds damaged is refused (exit 2) and nothing is written.
+    """
     with _ledger(home) as ledger:
         count = export_jsonl(ledger, path)  # SwarmVarError -> exit 2 in _ledger
     typer.echo(f"exported {count} entries to {path}")

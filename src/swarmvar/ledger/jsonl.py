@@ -38,9 +38,16 @@ def export_jsonl(ledger: Ledger, path: str | os.PathLike[str]) -> int:
     """Write the ledger's entries (as of now) to ``path``; return how many.
 
     The file is written to a temporary name and renamed, so ``path`` is
-    either the old file or the complete new one.
+    either the old file or the complete new one. A ledger its store finds
+    damaged (:meth:`Ledger.damage`) raises LedgerCorrupted, writing nothing.
     """
     path = Path(path)
+    damage = ledger.damage()
+    if damage is not None:
+        raise LedgerCorrupted(
+            f"{damage}; nothing was exported. Run `swarmvar ledger verify`, and restore "
+            "the ledger from a backup or an earlier export"
+        )
     manifest = ledger.get_manifest()
     header = {"format": FORMAT, "version": 1, **manifest.to_dict()}
     del header["head_hash"]

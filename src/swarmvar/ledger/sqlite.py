@@ -123,7 +123,8 @@ class SQLiteStore:
         self._conn = _connect(self.path, timeout, create)
         try:
             self._setup(created, hash_algorithm, durability, timeout, create)
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            # UnicodeDecodeError: a damaged schema text that is not even UTF-8
             self._conn.close()
             if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
                 raise
@@ -150,8 +151,8 @@ class SQLiteStore:
             )
         if not create and not tables:
             raise LedgerCorrupted(
-                f"{self.path} is empty: it holds no ledger (a 0-byte or blank file); "
-                "nothing was written to it"
+                f"{self.path} exists but holds no ledger (0 bytes or no tables: truncated?); "
+                "nothing was written to it. To start a new ledger, move the file away"
             )
         deadline = time.monotonic() + timeout
         while True:  # switching to WAL can report "locked" without calling the busy handler
@@ -176,8 +177,9 @@ class SQLiteStore:
             if "hash_algorithm" not in meta:
                 if not create:
                     raise LedgerCorrupted(
-                        f"{self.path} has no ledger metadata (damaged, or an import that "
-                        "did not finish); nothing was written to it"
+                        f"{self.path} exists but has no ledger metadata (damaged or "
+                        "truncated); nothing was written to it. To start a new ledger, "
+                        "move the file away"
                     )
                 meta = {
                     "hash_algorithm": (algorithm or HashAlgorithm.SHA3_256).value,
@@ -227,7 +229,7 @@ class SQLiteStore:
         with self._lock:
             try:
                 found = [r[0] for r in self._conn.execute("PRAGMA quick_check(20)")]
-            except sqlite3.DatabaseError as exc:
+            except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
                 return f"{self.path} is damaged: {exc}"
         if found != ["ok"]:
             return f"{self.path} is damaged; SQLite's quick_check says: " + "; ".join(found)
@@ -322,7 +324,7 @@ def _damaged(path: Path) -> Iterator[None]:
     """Turn SQLite errors of a damaged file into LedgerCorrupted (lock waits stay)."""
     try:
         yield
-    except sqlite3.DatabaseError as exc:
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
         if _locked(exc):
             raise
         raise LedgerCorrupted(f"{path} is damaged: {exc}; run `swarmvar ledger verify`") from None

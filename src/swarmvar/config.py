@@ -128,8 +128,9 @@ def _check(key: str, value: object, where: str) -> object:
             value = [value]
         if not isinstance(value, list) or not value or not all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                and 0 < v < 1 for v in value):
-            raise bad("a list of confidence levels in (0, 1), e.g. [0.99, 0.975]")
+                and 0.5 < v < 1 for v in value):  # the --alpha flag's rule (the engines')
+            raise bad("a list of confidence levels strictly between 0.5 and 1, e.g. "
+                      "[0.99, 0.975]")
     return value
 
 

@@ -15,11 +15,11 @@ import math
 import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import typer
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from rich.console import Console
 
+    from ..config import Setting
     from ..errors import SwarmVarError
 
 #: Longest horizon the CLI forecasts (trading days: one year). The engines have
@@ -37,6 +38,8 @@ MAX_SEED = 2**63 - 1
 #: Figure formats ``--plot`` writes (matplotlib's, by suffix).
 PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".eps",
                  ".ps")
+#: What ``backtest --report`` writes: one self-contained HTML page.
+REPORT_SUFFIXES = (".html", ".htm")
 #: Columns every console is at least wide (:func:`make_console`): the widest table, ``run
 #: --arbiter``'s with two levels (200), fits whole in logs and CI.
 CONSOLE_WIDTH = 200
@@ -177,6 +180,42 @@ def check_whole(value: object, flag: str, low: int, high: int | None = None) -> 
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise typer.BadParameter(f"{value} is out of range; it must be {bound}", param_hint=flag)
     return value
+
+
+_T = TypeVar("_T")
+
+
+def _toml(value: object) -> str:
+    """A config value as it is written in the file (``true``, ``"sp500"``, ``[0.99, 0.3]``)."""
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return repr(value)
+
+
+def from_setting(setting: Setting, check: Callable[[object], _T]) -> _T:
+    """``check(setting.value)``; a value from a config file that fails the flag's check is
+    reported as the file's (``swarmvar.toml: horizon = 999: ...``), not as a flag never given.
+
+    Raises
+    ------
+    typer.Exit
+        Code 2, after ``error: <file>: <key> = <value>: <why>`` on stderr, for a file's value.
+    typer.BadParameter
+        A flag's (or the default's) value, as ``check`` raised it.
+    """
+    try:
+        return check(setting.value)
+    except typer.BadParameter as exc:
+        if setting.source in ("flag", "default"):
+            raise
+        raise usage_error(f"{setting.source}: {setting.key} = {_toml(setting.value)}: "
+                          f"{exc.message}") from None
 
 
 def max_processes() -> int:

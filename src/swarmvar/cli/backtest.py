@@ -17,6 +17,7 @@ import typer
 
 from ._common import (
     PLOT_SUFFIXES,
+    REPORT_SUFFIXES,
     agents_help,
     check_csv_folder,
     check_data,
@@ -28,6 +29,7 @@ from ._common import (
     check_seed,
     check_whole,
     emergence_section,
+    from_setting,
     load_series,
     make_console,
     parse_alphas,
@@ -216,23 +218,24 @@ def backtest_command(
             "data": data, "alphas": alpha, "horizon": horizon, "agents": agents, "last": last,
             "window": window, "refit_every": refit_every, "consensus": consensus,
             "home": None if home is None else str(home), "policy": policy})
-    source = check_data(str(settings["data"].value))
+    source = from_setting(settings["data"], lambda v: check_data(str(v)))
     kind = check_kind(kind)
-    alphas = parse_alphas(str_list(settings["alphas"].value), default=(0.99, 0.975))
-    h = check_horizon(settings["horizon"].value)
-    names = resolve_agents(str_list(settings["agents"].value))
-    n_last = check_whole(settings["last"].value, "--last", 1, 10**6)
-    n_window = check_whole(settings["window"].value, "--window", 2, 10**6)
-    every = check_whole(settings["refit_every"].value, "--refit-every", 1,
-                        10**6)
+    alphas = from_setting(settings["alphas"], lambda v: parse_alphas(str_list(v),
+                                                                    default=(0.99, 0.975)))
+    h = from_setting(settings["horizon"], check_horizon)
+    names = from_setting(settings["agents"], lambda v: resolve_agents(str_list(v)))
+    n_last = from_setting(settings["last"], lambda v: check_whole(v, "--last", 1, 10**6))
+    n_window = from_setting(settings["window"], lambda v: check_whole(v, "--window", 2, 10**6))
+    every = from_setting(settings["refit_every"],
+                         lambda v: check_whole(v, "--refit-every", 1, 10**6))
     seed = check_seed(seed)
-    folder = check_home(Path(str(settings["home"].value)))
+    folder = from_setting(settings["home"], lambda v: check_home(Path(str(v))))
     workers = check_whole(workers, "--workers", 1, 1024)
-    check_output(report, "--report")
+    check_output(report, "--report", REPORT_SUFFIXES)  # the report is HTML, whatever the name
     check_output(plot, "--plot", PLOT_SUFFIXES)
     check_csv_folder(csv)
     with_consensus = bool(settings["consensus"].value)
-    rule = check_policy(settings["policy"].value)
+    rule = from_setting(settings["policy"], check_policy)
     console = make_console(quiet=quiet or as_json, stderr=as_json)
     persist_compilations(folder)
 

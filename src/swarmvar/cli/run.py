@@ -23,6 +23,7 @@ from ._common import (
     make_console,
     parse_alphas,
     resolve_agents,
+    usage_error,
 )
 
 #: ``--rate`` bounds, ticks a second: slower than one tick in ~11.6 days or faster than a
@@ -83,6 +84,22 @@ def _data(source: str) -> Any:
         raise typer.BadParameter(f"{cli_words(str(exc))} (--data takes a table of returns: a "
                                  "date column, then one column per asset; CSV or Parquet)",
                                  param_hint="--data") from None
+
+
+def _fail_run(exc: Exception, data: str) -> typer.Exit:
+    """The run's error, one line; bad returns in a --data file name the file and say that
+    ``run`` reads returns (a file of prices fails there, at its first row)."""
+    from ..errors import InvalidReturns, SwarmVarError
+
+    if isinstance(exc, InvalidReturns) and not is_dataset(data):
+        name = Path(data).name
+        message = cli_words(str(exc))
+        if not message.startswith(f"{name}:"):
+            message = f"{name}: {message}"
+        return usage_error(f"--data {message} (swarmvar run reads returns: a date column, then "
+                           "one column of log returns per asset; if the file holds prices, "
+                           "convert them to returns first)")
+    return fail(exc) if isinstance(exc, SwarmVarError) else usage_error(str(exc))
 
 
 def _table(swarm: Any, breaches: dict[str, int], events: dict[str, str],
@@ -262,6 +279,11 @@ def run(
     if spread < 1 or (spread > 1 and spread > workers):
         raise typer.BadParameter(f"must be 1, or from 2 to --workers ({workers}) so that each "
                                  f"group has its own host, got {spread}", param_hint="--spread")
+    if refit_lag > refit_every:  # the runtime skips a refit due while one is pending
+        raise typer.BadParameter(
+            f"{refit_lag} is longer than --refit-every {refit_every}: each deferred refit "
+            "would still be pending when the next is due, and that one would be skipped; give "
+            "at most --refit-every", param_hint="--refit-lag")
     if spread > 1 and refit_lag:
         raise typer.BadParameter("spread portfolios refit on the beat: drop --refit-lag",
                                  param_hint="--spread")
@@ -356,7 +378,7 @@ def run(
 
                 cadence = Cadence(judge.config.pulse)
     except SwarmVarError as exc:
-        raise fail(exc) from None
+        raise _fail_run(exc, data) from None
     stop = {"asked": False}
 
     def _interrupt(signum: int, frame_: Any) -> None:
@@ -419,7 +441,7 @@ def run(
                     if not live.console.is_terminal:  # a log: end the table's last line
                         live.console.line()
     except SwarmVarError as exc:
-        raise fail(exc) from None
+        raise _fail_run(exc, data) from None
     finally:
         signal.signal(signal.SIGINT, previous)
     for line in _closing_lines(summary, beats=beats,

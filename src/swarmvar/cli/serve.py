@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from ._common import (
+    agent_catalog,
     agents_listing,
     check_home,
     check_processes,
@@ -133,6 +134,12 @@ def serve(
         listed = KeyFile(cfg.key_file).list()
     except SwarmVarError as exc:  # a damaged key file: say so before serving anything
         raise usage_error(f"--keys: {exc}") from None
+    from ..swarm.consensus import check_agent_keys
+
+    try:  # the service reads them while it starts: a damaged one is said here, in one line
+        check_agent_keys(home, agent_catalog()[0])
+    except SwarmVarError as exc:
+        raise usage_error(str(exc)) from None
     if not listed:
         typer.echo(f"warning: no API keys in {cfg.key_file}; create one with "
                    "`swarmvar keys create --role admin`", err=True)

@@ -25,6 +25,7 @@ from ._common import (
     check_policy,
     check_seed,
     check_whole,
+    from_setting,
     load_series,
     make_console,
     parse_alphas,
@@ -257,19 +258,19 @@ def var(
             "data": data, "alphas": alpha, "horizon": horizon, "agents": agents, "last": last,
             "home": None if home is None else str(home), "consensus": consensus,
             "track_days": track_days, "policy": policy})
-    source = check_data(str(settings["data"].value))
+    source = from_setting(settings["data"], lambda v: check_data(str(v)))
     kind = check_kind(kind)
-    alphas = parse_alphas(str_list(settings["alphas"].value))
-    h = check_horizon(settings["horizon"].value)
-    names = resolve_agents(str_list(settings["agents"].value))
-    n_last = check_whole(settings["last"].value, "--last", 2)
+    alphas = from_setting(settings["alphas"], lambda v: parse_alphas(str_list(v)))
+    h = from_setting(settings["horizon"], check_horizon)
+    names = from_setting(settings["agents"], lambda v: resolve_agents(str_list(v)))
+    n_last = from_setting(settings["last"], lambda v: check_whole(v, "--last", 2))
     seed = check_seed(seed)
     notional = check_notional(notional)
-    folder = check_home(Path(str(settings["home"].value)))
-    days = check_whole(settings["track_days"].value, "--track-days", 0)
+    folder = from_setting(settings["home"], lambda v: check_home(Path(str(v))))
+    days = from_setting(settings["track_days"], lambda v: check_whole(v, "--track-days", 0))
     workers = check_whole(workers, "--workers", 1, 1024)
     with_consensus = bool(settings["consensus"].value)
-    rule = check_policy(settings["policy"].value)
+    rule = from_setting(settings["policy"], check_policy)
     check_csv_folder(csv)
     console = make_console(quiet=quiet or as_json, stderr=as_json)
     persist_compilations(folder)

@@ -65,8 +65,9 @@ def read(
     p = Path(path)
     frame = _read_table(p)
     with naming(p.name, "a return series"):
+        dates = _date_column(frame)
         frame = _date_indexed(frame, p.name)
-        series = _pick_column(frame, column, p.name)
+        series = _pick_column(frame, column, p.name, dates)
         if kind == "price":
             return validate(prices_to_returns(series, dropna=dropna), min_obs=min_obs,
                             from_prices=True)
@@ -264,22 +265,37 @@ def _whole(label: str, value: object, least: int) -> int:
     return int(value)
 
 
+def _date_column(frame: pd.DataFrame) -> str | None:
+    """The name of the column :func:`_date_indexed` reads the dates from (the index's name
+    if the frame is already date-indexed)."""
+    if isinstance(frame.index, pd.DatetimeIndex):
+        return None if frame.index.name is None else str(frame.index.name)
+    date_names = ("date", "datetime", "time", "timestamp")
+    names = [c for c in frame.columns if str(c).lower() in date_names]
+    return str(names[0] if names else frame.columns[0])
+
+
 def _date_indexed(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     if isinstance(frame.index, pd.DatetimeIndex):
         return frame
-    date_names = ("date", "datetime", "time", "timestamp")
-    names = [c for c in frame.columns if str(c).lower() in date_names]
-    date_col = names[0] if names else frame.columns[0]
+    date_col = next(c for c in frame.columns if str(c) == _date_column(frame))
     index = _as_dates(frame[date_col], f"{source}: column {date_col!r}")
     return frame.drop(columns=[date_col]).set_index(index)
 
 
-def _pick_column(frame: pd.DataFrame, column: str | None, source: str) -> pd.Series:
+def _pick_column(frame: pd.DataFrame, column: str | None, source: str,
+                 dates: str | None = None) -> pd.Series:
+    """The value column ``column`` (or the one numeric column) of a date-indexed frame;
+    ``dates`` names the file's date column, for the message when it is asked for."""
     if column is not None:
         if column not in frame.columns:
-            raise InvalidReturns(
-                f"{source}: no column {column!r}; columns are {list(map(str, frame.columns))}"
-            )
+            values = list(map(str, frame.columns))
+            if dates is not None and column.casefold() == dates.casefold():
+                raise InvalidReturns(
+                    f"{source}: {dates!r} is the file's date column (the dates of the rows), "
+                    f"not a value column; name one of {values} (--column on the command "
+                    "line, column=... in Python)")
+            raise InvalidReturns(f"{source}: no column {column!r}; columns are {values}")
         series = frame[column]  # one column: repeated names refused by _read_table
     elif frame.shape[1] == 1:  # the one value column, numbers or not (checked below)
         series = frame[frame.columns[0]]

@@ -104,6 +104,17 @@ class PortfolioConfig:
     #: the agents' rows in that portfolio (their seeds, as the backtest's); (): 0..n-1
     rows: tuple[int, ...] = ()
 
+    def __post_init__(self) -> None:
+        # a deferred refit still pending skips the next scheduled one (_refits): a lag beyond
+        # the refit rhythm would drop refits silently, so it is refused
+        if (isinstance(self.refit_every, int) and not isinstance(self.refit_every, bool)
+                and self.roles.refit_lag > self.refit_every):
+            raise InvalidParameter(
+                f"refit_lag {self.roles.refit_lag} is longer than refit_every "
+                f"{self.refit_every}: each refit would still be pending when the next is due, "
+                "and that one would be skipped; give a refit_lag of at most refit_every "
+                "(--refit-lag <= --refit-every on the command line)")
+
     def fingerprint(self) -> dict[str, Any]:
         """What must match for a checkpoint to be resumed under this configuration."""
         spread = ({"spread": self.spread, "group_of": self.group_of, "rows": list(self.rows)}

@@ -65,6 +65,25 @@ def agent_keys(home: str | Path, names: Sequence[str]) -> dict[str, Ed25519Priva
     return {name: load_or_create_key(folder / f"{name}.pem") for name in names}
 
 
+def check_agent_keys(home: str | Path, names: Sequence[str]) -> int:
+    """Load every agent key of ``names`` already in ``<home>/keys/agents``; none is created.
+
+    For a face to refuse a damaged key before it starts serving (the service
+    loads them while it starts, where an error would end the process with a
+    traceback). Returns how many keys were read.
+
+    Raises
+    ------
+    KeyFileError
+        A key file readable by others, or not an Ed25519 PEM private key, naming the file.
+    """
+    folder = Path(home) / "keys" / "agents"
+    found = [folder / f"{name}.pem" for name in names if (folder / f"{name}.pem").exists()]
+    for path in found:
+        load_or_create_key(path)  # exists: read and checked, never written
+    return len(found)
+
+
 def swarm_consensus(
     runs: Sequence[AgentRun],
     keys: Mapping[str, Ed25519PrivateKey],

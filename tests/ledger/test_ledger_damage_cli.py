@@ -9,6 +9,7 @@ with a LedgerCorrupted / exit 2 naming the file, and leave it byte for byte.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -80,6 +81,24 @@ def test_a_new_ledger_is_created_only_where_no_file_exists(tmp_path: Path) -> No
         assert led.size == 2 and led.verify_chain().ok
     leftovers = [p.name for p in home.iterdir() if p.name.endswith(".tmp")]
     assert leftovers == []
+
+
+def test_leftovers_of_a_killed_creator_are_removed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    pid = int(gone.stdout)
+    home = tmp_path / "home"
+    home.mkdir()
+    dead = home / f".ledger.sqlite.new-{pid}-abcd1234.tmp"
+    dead.write_bytes(b"half a ledger")
+    alive = home / f".ledger.sqlite.new-{os.getpid()}-00000000.tmp-wal"
+    alive.write_bytes(b"another creator's, still running")
+    with Ledger.open(home) as led:
+        assert led.size == 1
+    assert not dead.exists() and alive.exists()
 
 
 def test_import_from_an_empty_export_is_a_clean_error(tmp_path: Path) -> None:

@@ -628,7 +628,12 @@ def _create_sqlite(
     is not a whole ledger is damage, not a creation in progress. If another
     process created ``path`` meanwhile, its ledger is kept and ours dropped.
     """
-    tmp = path.with_name(f".{path.name}.new-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    prefix = f".{path.name}.new-"
+    for old in path.parent.glob(prefix + "*.tmp*"):  # left by creators that were killed
+        pid = old.name[len(prefix):].split("-")[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            old.unlink(missing_ok=True)
+    tmp = path.with_name(f"{prefix}{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
     try:
         store = SQLiteStore(tmp, now, algorithm, durability)
         try:
@@ -651,6 +656,16 @@ def _create_sqlite(
     finally:
         for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
             leftover.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def _check_int(value: object, what: str) -> None:

@@ -19,7 +19,10 @@ the file, which overrides the built-in default. Example::
     policy = "trimmed_mean"     # the consensus's robust rule (median, krum, ...)
 
 Unknown keys and wrong types are refused (:class:`InvalidParameter`, naming
-the file and the key).
+the file and the key). A value takes its flag's rule (``alphas`` strictly
+between 0.5 and 1, as ``--alpha``); the CLI checks a file's value against the
+flag's bounds too and names the file and key (``swarmvar.toml: horizon = 999:
+...``), never a flag that was not given.
 """
 
 from __future__ import annotations

@@ -210,3 +210,20 @@ def test_check_agent_keys_reads_and_never_creates(tmp_path: Path) -> None:
     agent_keys(tmp_path, ["NormalInverseGamma", "StudentT"])
     assert check_agent_keys(tmp_path, ["NormalInverseGamma", "StudentT", "GarchT"]) == 2
     assert not (tmp_path / "keys" / "agents" / "GarchT.pem").exists()
+
+
+@pytest.mark.parametrize("command", ["var", "run"])
+def test_var_and_run_say_a_damaged_agent_key_in_one_line(command: str, tmp_path: Path) -> None:
+    """``var`` and ``run`` load the keys as the service does; the same one-line refusal."""
+    home = tmp_path / "home"
+    key = home / "keys" / "agents" / "NormalInverseGamma.pem"
+    key.parent.mkdir(parents=True)
+    key.write_text("garbage\n", encoding="utf-8")
+    key.chmod(0o600)
+    data = _table(tmp_path / "r.csv", "a", _returns())
+    extra = (["--kind", "return", "--last", "40"] if command == "var"
+             else ["--window", "30", "--beats", "2", "--quiet"])
+    code, out = _cli(command, "--data", str(data), "--agents", "nig", "--home", str(home),
+                     *extra)
+    assert code == 2 and "NormalInverseGamma.pem is not a PEM private key" in out, out
+    assert "Traceback" not in out and key.read_text(encoding="utf-8") == "garbage\n"

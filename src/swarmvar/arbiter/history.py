@@ -224,7 +224,9 @@ class WindowFloor:
     Each agent's ``min_observations`` is the fewest returns its ``fit``
     accepts; the backtest fits every agent on exactly ``window`` trailing
     returns, so the roster's floor is the largest of them (the first agent
-    named, on a tie).
+    named, on a tie: :func:`~swarmvar.models.registry.most_needed`). Unlike the
+    service's ``min_history`` there is no 30-return floor: that bounds a
+    portfolio's stored history, not a backtest's fitting window.
     """
 
     agent: str
@@ -237,16 +239,15 @@ def window_floor(agents: Sequence[str] | None = None) -> WindowFloor:
 
     Raises :class:`~swarmvar.errors.SwarmVarError` for an unknown agent name.
     """
-    from ..models import DEFAULT_AGENTS, agent_class
+    from ..models import DEFAULT_AGENTS
+    from ..models.registry import most_needed
 
     names = tuple(DEFAULT_AGENTS if agents is None else agents)
     if not names:
         raise InvalidParameter("agents: give at least one agent name (or None for the "
                                "default swarm)")
-    classes = [agent_class(n) for n in names]
-    need = max(c.min_observations for c in classes)
-    first = next(c for c in classes if c.min_observations == need)
-    return WindowFloor(first.__name__, int(need))
+    need, agent = most_needed(names)
+    return WindowFloor(agent, need)
 
 
 def check_window(window: int, agents: Sequence[str] | None = None) -> WindowFloor:
@@ -303,6 +304,7 @@ def cached_history(
     from ..validation import backtest
 
     names = tuple(agents or DEFAULT_AGENTS)
+    # backtest() refuses such a window too, but only after the cache lookup and announce
     check_window(window, names)
     path = cache_path(data, last=last, window=window, refit_every=refit_every, alphas=alphas,
                       seed=seed, agents=names, cache=cache)

@@ -15,6 +15,7 @@ from ._common import (
     default_agents,
     make_console,
     resolve_agents,
+    usage_error,
     usage_errors,
 )
 
@@ -137,7 +138,10 @@ def replay_command(
         history = cached_history(data, last=last, window=window, seed=seed, workers=workers,
                                  cache=cache_dir, announce=announce)
         path = history.path
-        assert path is not None  # cached_history's history names its file
+        if path is None:  # cached_history always names its file; not an assert (python -O)
+            raise usage_error("internal error: the cached backtest history names no file "
+                              f"(cache {cache_dir}); nothing was recorded; please report "
+                              "this", code=1)
         if drift is not None and drift.start >= history.days:  # a series short of last+window
             raise typer.BadParameter(f"--drift-start {drift.start} is past the history's last "
                                      f"day {history.days - 1}", param_hint="--drift-start")

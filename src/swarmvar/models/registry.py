@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable, Sequence
 
-from ..errors import UnknownAgent
+from ..errors import InvalidParameter, UnknownAgent
 from .base import Agent
 from .joint_base import JointAgent  # joint agents of books
 
@@ -69,6 +70,48 @@ def agent_class(name: str) -> type[Agent]:
     module = importlib.import_module(AGENT_MODULES[full])
     cls: type[Agent] = getattr(module, full)
     return cls
+
+
+def neediest(needs: Iterable[tuple[str, int]]) -> tuple[int, str]:
+    """The largest need of ``(name, returns needed)`` pairs and its name (the first wins a
+    tie); the core of :func:`most_needed` for callers holding agents, not names.
+
+    Raises
+    ------
+    InvalidParameter
+        ``needs`` is empty.
+    """
+    best: tuple[int, str] | None = None
+    for name, need in needs:
+        if best is None or int(need) > best[0]:
+            best = (int(need), name)
+    if best is None:
+        raise InvalidParameter("agents: give at least one agent name")
+    return best
+
+
+def most_needed(agents: Sequence[str]) -> tuple[int, str]:
+    """The agent of ``agents`` that needs the most history to fit, and how much.
+
+    Parameters
+    ----------
+    agents : sequence of str
+        Class names or aliases (case-insensitive), as :func:`agent_class` takes them.
+
+    Returns
+    -------
+    (int, str)
+        The largest ``min_observations`` among the agents (returns each fit needs) and
+        the canonical class name of the first agent named with it (the first wins a tie).
+
+    Raises
+    ------
+    UnknownAgent
+        A name is not a registered agent.
+    InvalidParameter
+        ``agents`` is empty.
+    """
+    return neediest((canonical_name(a), agent_class(a).min_observations) for a in agents)
 
 
 def parameter_names() -> dict[str, tuple[str, ...]]:

@@ -22,7 +22,7 @@ import numpy as np
 from ..consensus import Aggregator, KeyRing, Policy, Weighting
 from ..errors import ConflictingInput, InvalidParameter, InvalidReturns
 from ..ledger import EntryKind
-from ..models.registry import agent_class, canonical_name
+from ..models.registry import most_needed
 from ..swarm import PortfolioConfig, PortfolioSwarm, RoleConfig
 from ..swarm.consensus import SWARM_POLICY
 from ..swarm.record import consensus_record
@@ -40,18 +40,22 @@ KEEP_BEATS = 5000
 
 def min_history(agents: Sequence[str]) -> tuple[int, str]:
     """The fewest returns a portfolio of ``agents`` can be created with, and who needs them:
-    the largest ``min_observations`` among the agents (each must fit on the history), and
-    never fewer than :data:`MIN_HISTORY` (then ``"every portfolio"`` needs them).
+    the largest ``min_observations`` among the agents
+    (:func:`~swarmvar.models.registry.most_needed`: each must fit on the history; the
+    first named wins a tie), and never fewer than :data:`MIN_HISTORY` (then
+    ``"every portfolio"`` needs them).
 
     Raises
     ------
     UnknownAgent
         A name is not a registered agent.
+    InvalidParameter
+        ``agents`` is empty.
     """
-    needs = [(agent_class(a).min_observations, canonical_name(a)) for a in agents]
-    if not needs:
+    names = tuple(agents)
+    if not names:
         raise InvalidParameter("a portfolio needs at least one agent")
-    need, needer = max(needs)
+    need, needer = most_needed(names)
     return (need, needer) if need >= MIN_HISTORY else (MIN_HISTORY, "every portfolio")
 
 

@@ -11,10 +11,21 @@ optional-refit credit, and the beat's ledger records (:mod:`._records`).
 
 Reads the configuration (``specs``, ``configs``, ``roles``, ``sandbox``,
 ``_groups``, ``_hosted``, ``_owner``, ``restore_queue``, ``catch_up``),
-``executor``, ``breakers``, ``_attached``, ``_pace``, ``_queues``. Writes the
-beat state (``seq``, ``last_as_of``, ``cursor``, ``_read_cursor``,
+``executor``, ``breakers``, ``_attached`` (and ``observers``), ``_pace``,
+``_queues``, ``_started`` (no beat before ``start``) and ``_resume_as_of``
+(a ``"*"`` tick skips the portfolios that recorded it before a restart).
+Writes the beat state (``seq``, ``last_as_of``, ``cursor``, ``_read_cursor``,
 ``_pending``, ``_requests``, ``_optional_credit``, ``_latest``, ``_beaten``,
-``timings``) and the sandbox breakers.
+``timings``), the sandbox breakers, and ``_shells``: ``_composed`` calls
+``self._shells[name].compose``, which updates the spread portfolio's
+consensus shell in place (its absorbed returns, forecasts and consensus; its
+``vet`` of each group counts refusals in the shell's key ring).
+Through the other groups' methods ``_beat`` also refuses bad ticks
+(``_refuse``: ``rejected``, ``refusals``, a ledger record), polls and queues
+ticks for restoring hosts (``_poll``, ``_enqueue``, ``_enqueue_group``:
+:mod:`._restoring`'s state), appends the beat's records (``_append``:
+:mod:`._records`) and checkpoints the portfolios due (``checkpoint``:
+:mod:`._recovery`).
 """
 
 from __future__ import annotations

@@ -7,10 +7,14 @@ store's keys of a checkpoint (:data:`RUN_KEY`, :data:`STATE_PREFIX`,
 :data:`OBSERVER_PREFIX`).
 
 Reads ``ledger``, ``ledger_batch``, ``_owner`` and ``_shells`` (a spread
-portfolio's groups and their consensus, for late entries); writes only the
-pending batch (``_batch``, the very list observers' :class:`_BeatEntries`
-append to) and ``_batched_beats``. Nothing here beats or restores: it turns
-what a beat did into ledger entries and commits them.
+portfolio's groups and their consensus, for late entries); writes the pending
+batch (``_batch``, the very list observers' :class:`_BeatEntries` append to)
+and ``_batched_beats``. ``_late_entries`` also calls the shell's
+:meth:`~.spread.SpreadConsensus.vet` with ``late=True``: the late key ring's
+check, which counts no refusals, but vouches each verified estimate's signing
+bytes into the shell's ``own`` signatures (a vet in a beat, ``late=False``,
+would count refusals in the portfolio's key ring). Nothing here beats or
+restores: it turns what a beat did into ledger entries and commits them.
 """
 
 from __future__ import annotations

@@ -12,10 +12,14 @@ checkpoint in one atomic step; a host lost during it goes to
 
 Reads the configuration (``specs``, ``configs``, ``_hosted``, ``_groups``,
 ``_owner``, ``checkpoint_every``, ``sandbox``), ``executor``, ``ledger``,
-``states``. Writes the beat state (``seq``, ``last_as_of``, ``cursor``,
-``_pending``, ``_requests``, ``_optional_credit``, ``_latest``, ``_beaten``,
-``_gseq``, ``_shells``), the checkpoint bookkeeping (``_marks``, ``_log``,
-``_fresh``, ``_unbegun``, ``_resume_as_of``) and ``_started``.
+``states``, ``_attached`` / ``observers`` (their states are checkpointed and
+re-fed the replayed beats) and ``_recoveries`` (a restoring host keeps its
+last checkpoint). Appends the start's records to the ledger (and the replayed
+groups' late entries through ``_record_late``). Writes the beat state
+(``seq``, ``last_as_of``, ``cursor``, ``_pending``, ``_requests``,
+``_optional_credit``, ``_latest``, ``_beaten``, ``_gseq``, ``_shells``), the
+checkpoint bookkeeping (``_marks``, ``_log``, ``_fresh``, ``_unbegun``,
+``_resume_as_of``) and ``_started``.
 """
 
 from __future__ import annotations
@@ -34,8 +38,8 @@ import pandas as pd
 from ..canonical import canonical_json
 from ..errors import WorkerFailed
 from ..ledger import EntryKind
-from ._records import OBSERVER_PREFIX, RUN_KEY, STATE_PREFIX, _job_dict, _job_from
-from ._restoring import RESTORE_ATTEMPTS
+from . import _records, _restoring  # constants read where defined: a patch reaches here
+from ._records import _job_dict, _job_from
 from .beat import BeatInput, BeatOutcome
 from .observers import stateful_observers
 from .spread import SpreadConsensus, routed
@@ -179,7 +183,7 @@ def checkpoint(self: Swarm, names: Sequence[str] | None = None) -> None:
             [(blobs[g], self._hosted[g].agents) for g in self._groups[p] if g in blobs]))
         del self._unbegun[p]
     marks = dict(self._marks)
-    states: dict[str, bytes] = {STATE_PREFIX + p: b for p, b in blobs.items()}
+    states: dict[str, bytes] = {_records.STATE_PREFIX + p: b for p, b in blobs.items()}
     size = self.ledger.size
     for g in units:
         if g in self._owner:
@@ -187,7 +191,7 @@ def checkpoint(self: Swarm, names: Sequence[str] | None = None) -> None:
             self._log[g] = []
     for p in names:
         if p in self._shells:
-            states[STATE_PREFIX + p] = self._shells[p].state()
+            states[_records.STATE_PREFIX + p] = self._shells[p].state()
         jobs = [job for job, _ in self._pending.values() if job.portfolio == p]
         for i, job in enumerate(jobs):
             states[f"swarm-job:{p}:{i}"] = job.state + job.returns.tobytes()
@@ -198,9 +202,9 @@ def checkpoint(self: Swarm, names: Sequence[str] | None = None) -> None:
                     "requests": [list(x) for x in self._requests[p]],
                     "credit": self._optional_credit.get(p, 0.0)}
         for key, obs in self._stateful():
-            states[f"{OBSERVER_PREFIX}{key}:{p}"] = obs.checkpoint_state(p)
+            states[f"{_records.OBSERVER_PREFIX}{key}:{p}"] = obs.checkpoint_state(p)
     run = {"marks": marks, "cursor": self.cursor}
-    states[RUN_KEY] = json.dumps(run).encode()
+    states[_records.RUN_KEY] = json.dumps(run).encode()
     self.states.put_many(states, now=time.time())
     for key in states:
         self.states.prune(key, keep=2)
@@ -228,11 +232,11 @@ def _fit_again(self: Swarm, units: Sequence[str]) -> dict[str, bytes]:
     stored state to restore from). The start is blocking anyway, and a fit
     is a function of the history and the seeds, so the fresh host holds
     the agents the lost one fitted; the checkpoint at seq 0 stays complete
-    (a resume needs every unit in it). Up to :data:`RESTORE_ATTEMPTS`
+    (a resume needs every unit in it). Up to :data:`~._restoring.RESTORE_ATTEMPTS`
     fresh hosts, then ``WorkerFailed``.
     """
     last: WorkerFailed | None = None
-    for attempt in range(1, RESTORE_ATTEMPTS + 1):
+    for attempt in range(1, _restoring.RESTORE_ATTEMPTS + 1):
         log.warning("swarm host of %s died before the start's checkpoint; fitting them "
                     "again on a fresh host (attempt %d)", ", ".join(units), attempt)
         self.executor.reset(units)
@@ -242,7 +246,8 @@ def _fit_again(self: Swarm, units: Sequence[str]) -> dict[str, bytes]:
             return dict(self.executor.states(list(units)))
         except WorkerFailed as exc:
             last = exc
-    raise WorkerFailed(f"the host of {', '.join(units)} died {RESTORE_ATTEMPTS} times "
+    raise WorkerFailed(f"the host of {', '.join(units)} died "
+                       f"{_restoring.RESTORE_ATTEMPTS} times "
                        "while fitting at the start") from last
 
 
@@ -250,7 +255,7 @@ def _resume(self: Swarm) -> bool:
     from ..evolution import UnknownState
 
     try:
-        run = json.loads(self.states.get(RUN_KEY).decode())
+        run = json.loads(self.states.get(_records.RUN_KEY).decode())
     except UnknownState:
         return False
     marks = run["marks"]
@@ -266,9 +271,11 @@ def _resume(self: Swarm) -> bool:
         raise ResumeMismatch("the home's run was not spread over these groups; use the "
                              "--spread it was started with, or another --home")
     self._marks = {p: marks[p] for p in (*self.specs, *self._owner)}
-    self.executor.restore({u: self.states.get(STATE_PREFIX + u) for u in self._hosted})
+    self.executor.restore({u: self.states.get(_records.STATE_PREFIX + u)
+                           for u in self._hosted})
     for p, shell in list(self._shells.items()):
-        restored = SpreadConsensus.restore(shell.config, self.states.get(STATE_PREFIX + p))
+        restored = SpreadConsensus.restore(shell.config,
+                                           self.states.get(_records.STATE_PREFIX + p))
         assert isinstance(restored, SpreadConsensus)
         self._shells[p] = restored
     for g in self._owner:
@@ -283,7 +290,7 @@ def _resume(self: Swarm) -> bool:
         self._optional_credit[p] = float(m.get("credit", 0.0))
         for key, obs in self._stateful():
             try:
-                blob = self.states.get(f"{OBSERVER_PREFIX}{key}:{p}")
+                blob = self.states.get(f"{_records.OBSERVER_PREFIX}{key}:{p}")
             except UnknownState:  # the run was checkpointed without this observer
                 log.info("no %s state in the checkpoint of %s: it starts fresh", key, p)
                 continue

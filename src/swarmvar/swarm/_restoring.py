@@ -9,7 +9,8 @@ widened consensus is served meanwhile (``_served``), and ``_poll`` / ``settle``
 beat the queued ticks in order once the host is back.
 
 Reads ``executor``, ``states``, ``configs``, ``_hosted``, ``_owner``,
-``restore_timeout``, ``_read_cursor``, ``_beaten``. Writes the restore state
+``restore_timeout``, ``_read_cursor``, ``_beaten``, ``seq`` (a unit's last beat,
+with ``_gseq``: ``_seq_of``; and the served report's seq). Writes the restore state
 (``_recoveries``, ``_queues``, ``_enqueued``, ``_losses``), the per-unit beat
 log (``_log``, ``_gseq``) and the served reports (``_latest``); the catch-up
 beats themselves go through :mod:`._beating` (``_input``, ``_after``) and
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import SwarmVarError, WorkerFailed
 from ..types import BeatReport, Consensus
-from ._records import STATE_PREFIX
+from . import _records  # its constants read where defined: a patch reaches here
 from .beat import BeatInput, BeatOutcome, PortfolioConfig
 from .executors import Executor
 
@@ -222,7 +223,7 @@ def _lose(self: Swarm, names: Sequence[str], attempt: int = 1) -> None:
             self._queues.setdefault(p, deque())
         return
     self.executor.reset(names)
-    blobs = {p: self.states.get(STATE_PREFIX + p) for p in names}
+    blobs = {p: self.states.get(_records.STATE_PREFIX + p) for p in names}
     logged = {p: list(self._log[p]) for p in names}
     future: Future[None] = Future()
     thread = threading.Thread(

@@ -50,7 +50,11 @@ state, its lifecycle, refused ticks) and how observers are attached
 :mod:`._recovery` (start, checkpoints, resume), :mod:`._restoring` (lost hosts)
 and :mod:`._running` (the loop), each written as functions of ``self: Swarm``
 and bound in the class body; :mod:`.observers` holds the observer and pacer
-protocols. The names are all importable from here, as before.
+protocols. The names are all importable from here, as before; but patch
+constants where they are defined (``_restoring.RESTORE_ATTEMPTS``,
+``_beating.SANDBOX_BREAKER``, ``_records.RUN_KEY``, ...; ``MAX_REFUSAL_PATTERNS``
+here): the code reads each through its defining module, so a patch of this
+module's re-exported binding reaches no code.
 """
 
 from __future__ import annotations

@@ -58,6 +58,7 @@ from ..consensus import LevelForecasts, Policy, Weighting, consensus_levels
 from ..data import as_array
 from ..errors import InvalidParameter, InvalidReturns, WorkerFailed
 from ..models.base import Seed
+from ..models.registry import neediest
 from ..models.risk import check_alphas
 from ..types import Forecast, RiskMeasure
 from .baseline import GarchTBaseline
@@ -143,6 +144,22 @@ def _named(agents: Mapping[str, Forecaster] | Sequence[Forecaster]) -> dict[str,
             key, k = f"{name} #{k}", k + 1
         out[key] = copy.deepcopy(agent)  # the caller's agents stay as they were
     return out
+
+
+def _check_window(window: int, rows: Mapping[str, Forecaster]) -> None:
+    """Refuse a fitting ``window`` shorter than an agent's ``min_observations`` (rows
+    without one, such as custom forecasters, are not checked), before any fit runs."""
+    needs = [(name, int(m)) for name, row in rows.items()
+             if isinstance(m := getattr(row, "min_observations", None), (int, np.integer))
+             and not isinstance(m, bool)]
+    if not needs:
+        return
+    need, agent = neediest(needs)
+    if window < need:
+        raise InvalidParameter(
+            f"a window of {window} returns (window={window} in Python, --window {window} on "
+            f"the command line) is too short: {agent} needs at least {need} returns to fit; "
+            f"give a window of at least {need}")
 
 
 class _Recorder:
@@ -636,6 +653,7 @@ def backtest(
             f"of {horizon}; give at least {window + horizon} returns or shrink the window"
         )
     rows = _named(agents)
+    _check_window(window, rows)
     base_names: list[str] = []
     for base in _baselines(baseline):
         forecaster = base.forecaster()

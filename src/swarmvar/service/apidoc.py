@@ -37,8 +37,9 @@ def type_words(schema: dict[str, Any], *, ref: Callable[[str], str],
     def words(s: dict[str, Any]) -> str:
         if "$ref" in s:
             return ref(str(s["$ref"]).rsplit("/", 1)[-1])
-        if "anyOf" in s:
-            return " or ".join(words(x) for x in s["anyOf"])
+        for union in ("anyOf", "oneOf"):
+            if union in s:
+                return " or ".join(words(x) for x in s[union])
         if s.get("type") == "array":
             return "array of " + words(s.get("items", {}))
         if "enum" in s:
@@ -77,11 +78,13 @@ def render(app: FastAPI) -> str:
              "Errors are JSON: `{\"error\": {\"type\", \"status\", \"message\", "
              "\"request_id\"}}` - 401 without a valid key, 403 when the key's role is too low, "
              "404 unknown portfolio/variant, 409 conflicts with what is recorded, 413 body too "
-             "large, 415 a body whose Content-Type is not JSON, 422 invalid input, 429 rate "
-             "limit.", "",
-             "Requests are strict: a JSON object naming a field twice, `NaN`/`Infinity`, a "
-             "body that is not UTF-8 or nested too deeply, and a query parameter the route "
-             "does not take (or given twice) are each a 422 naming it.", "",
+             "large, 415 a body whose Content-Type is not JSON (routes taking a body), 422 invalid "
+             "input, 429 rate limit, 503 the server cannot check API keys now (both with "
+             "`Retry-After`).", "",
+             "Requests are strict: a JSON object naming a field twice, a number that is not "
+             "finite (`NaN`, `Infinity`, `1e999`), a body that is not UTF-8 or nested too "
+             "deeply, and a query parameter the route does not take (or given twice) are each "
+             "a 422 naming it.", "",
              "| method | path | least role | summary |", "| --- | --- | --- | --- |"]
     ops = [(path, m.upper(), op) for path, item in schema["paths"].items()
            for m, op in item.items()]
@@ -105,7 +108,7 @@ def render(app: FastAPI) -> str:
         if body:
             lines += [f"Request body: {_type(body['schema'], defs)}.", ""]
         codes = ", ".join(f"{c} {r.get('description', '')}".strip()
-                          for c, r in op.get("responses", {}).items())
+                          for c, r in sorted(op.get("responses", {}).items()))
         lines += [f"Responses: {codes}.", ""]
     lines += ["", "## Schemas", ""]
     for name, s in sorted(defs.items()):

@@ -66,24 +66,14 @@ def error_response(request: Request, status: int, kind: str, message: str,
                                    "request_id": rid}}, status_code=status, headers=headers)
 
 
-#: The members of the ingest body's union (one return, or a batch): pydantic reports each.
+#: The members of the ingest body's union (one return, or a batch): pydantic names the one
+#: the body's shape means in each error's location; the message leaves it out.
 _UNION = ("ReturnIn", "ReturnBatch")
-
-
-def _one_branch(errors: list[Any], body: object) -> list[Any]:
-    """Of a union's errors, those of the member the body's shape means: a ``returns`` field
-    means a batch, anything else one return (not both members' complaints, interleaved)."""
-    tagged = {e["loc"][1] for e in errors if len(e.get("loc", ())) > 1 and e["loc"][1] in _UNION}
-    if len(tagged) < 2:
-        return errors
-    keep = "ReturnBatch" if isinstance(body, dict) and "returns" in body else "ReturnIn"
-    return [e for e in errors
-            if not (len(e.get("loc", ())) > 1 and e["loc"][1] in _UNION and e["loc"][1] != keep)]
 
 
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
-    for e in _one_branch(list(exc.errors()), exc.body)[:10]:
+    for e in list(exc.errors())[:10]:
         where = ".".join(str(x) for x in e.get("loc", ())
                          if x != "body" and x not in _UNION) or "body"
         parts.append(f"{where}: {e.get('msg', 'invalid')}")
@@ -97,8 +87,8 @@ def _install_errors(app: FastAPI) -> None:
     async def swarmvar_error(request: Request, exc: SwarmVarError) -> JSONResponse:
         status = _status(exc)
         headers = {"WWW-Authenticate": "ApiKey"} if status == 401 else None
-        if status == 429:
-            headers = {"Retry-After": "1"}
+        if status in (429, 503):  # both say "retry later": say when
+            headers = {"Retry-After": "1" if status == 429 else "5"}
         return error_response(request, status, type(exc).__name__, str(exc), headers)
 
     @app.exception_handler(RequestValidationError)

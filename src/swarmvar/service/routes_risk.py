@@ -23,6 +23,7 @@ from .schemas import (
     BacktestOut,
     DecisionOut,
     ErrorOut,
+    IngestBody,
     IngestedOut,
     IngestOut,
     LevelOut,
@@ -30,7 +31,6 @@ from .schemas import (
     PointOut,
     PortfolioIn,
     PortfolioOut,
-    ReturnBatch,
     ReturnIn,
     RiskOut,
 )
@@ -40,10 +40,15 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorOut, "description": text} for code, text in {
         401: "No valid API key", 403: "The key's role may not use this route",
         404: "Unknown portfolio", 409: "Conflicts with what is recorded",
-        413: "Request body too large", 415: "The body is not JSON (Content-Type)",
-        422: "Invalid request", 429: "Rate limit exceeded",
+        413: "Request body too large", 422: "Invalid request", 429: "Rate limit exceeded",
+        503: "The server cannot check API keys now (its key file is unreadable): retry "
+             "after Retry-After seconds",
     }.items()
 }
+#: Only routes taking a JSON body can answer 415.
+_BODY_ERRORS: dict[int | str, dict[str, object]] = {
+    415: {"model": ErrorOut, "description": "The body is not JSON (Content-Type or "
+                                             "Content-Encoding)"}}
 
 router = APIRouter(prefix="/v1", responses=_ERRORS, route_class=StrictRoute)
 Name = Annotated[str, Path(min_length=1, max_length=64, description="Portfolio name")]
@@ -73,7 +78,8 @@ def list_portfolios(request: Request, key: Reader) -> list[PortfolioOut]:
     return [_portfolio(p) for p in _desk(request).portfolios()]
 
 
-@router.post("/portfolios", response_model=PortfolioOut, status_code=201, tags=["portfolios"])
+@router.post("/portfolios", response_model=PortfolioOut, status_code=201, tags=["portfolios"],
+             responses=_BODY_ERRORS)
 def create_portfolio(body: PortfolioIn, request: Request,
                      key: Writer) -> PortfolioOut:
     """Create a portfolio: its swarm is fitted on ``history``.
@@ -100,8 +106,9 @@ def get_portfolio(name: Name, request: Request, key: Reader) -> PortfolioOut:
 
 @router.post("/portfolios/{name}/returns", response_model=IngestOut, tags=["ingest"],
              responses={200: {"description": "Every return was already recorded: nothing "
-                              "changed"}, 201: {"description": "Returns stored, beats run"}})
-def ingest(name: Name, body: ReturnIn | ReturnBatch, request: Request, response: Response,
+                              "changed"}, 201: {"description": "Returns stored, beats run"},
+                        **_BODY_ERRORS})
+def ingest(name: Name, body: IngestBody, request: Request, response: Response,
            key: Writer) -> IngestOut:
     """Ingest one return (``{"date", "return"}``) or a batch (``{"returns": [...]}``).
 

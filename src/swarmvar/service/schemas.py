@@ -10,7 +10,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+)
 
 from .desk import MAX_HISTORY, MIN_HISTORY, DatedReturn
 
@@ -48,6 +56,20 @@ class ReturnBatch(_Strict):
     """Several days' returns, oldest first; stored all or nothing."""
 
     returns: list[ReturnIn] = Field(min_length=1, max_length=MAX_HISTORY)
+
+
+def _ingest_kind(body: object) -> str:
+    """The member of :data:`IngestBody` a body means: a ``returns`` field is a batch."""
+    if isinstance(body, ReturnBatch) or (isinstance(body, dict) and "returns" in body):
+        return "ReturnBatch"
+    return "ReturnIn"
+
+
+#: The ingest body: one return or a batch. Told apart by its shape, so a refusal names
+#: only that member's fields (not both members' complaints, interleaved).
+IngestBody = Annotated[Annotated[ReturnIn, Tag("ReturnIn")]
+                       | Annotated[ReturnBatch, Tag("ReturnBatch")],
+                       Discriminator(_ingest_kind)]
 
 
 class PortfolioIn(_Strict):

@@ -47,23 +47,23 @@ def _is_json(content_type: str) -> bool:
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # the hot path (every object of every body, before auth): one dict, one length check
+    d = dict(pairs)
+    if len(d) == len(pairs):
+        return d
     seen = Counter(k for k, _ in pairs)
     twice = sorted(k for k, n in seen.items() if n > 1)
-    if twice:
-        raise _invalid("body", f"field {twice[0]!r} is given {seen[twice[0]]} times in one "
-                               "object; send each field once")
-    return dict(pairs)
-
-
-def _not_json_constant(name: str) -> Any:
-    raise _invalid("body", f"{name} is not a JSON number; send finite numbers only")
+    raise _invalid("body", f"field {twice[0]!r} is given {seen[twice[0]]} times in one "
+                           "object; send each field once")
 
 
 def parse_json(body: bytes) -> Any:
     """The JSON value of ``body``; a :class:`RequestValidationError` naming what is wrong.
 
-    Refused: not UTF-8, not JSON (with the position), ``NaN``/``Infinity`` literals, a
-    field twice in one object, nesting too deep, integers longer than Python converts.
+    Refused: not UTF-8, not JSON (with the position), a field twice in one object,
+    nesting too deep, integers longer than Python converts. ``NaN``/``Infinity`` (and
+    ``1e999``) are read as floats and refused by the body's schema, naming the field
+    (every number there is ``Finite``).
     """
     try:
         text = body.decode("utf-8-sig")
@@ -71,8 +71,7 @@ def parse_json(body: bytes) -> Any:
         raise _invalid("body", f"the body is not UTF-8 (byte {exc.start}); send UTF-8 "
                                "encoded JSON") from None
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates,
-                          parse_constant=_not_json_constant)
+        return json.loads(text, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as exc:
         raise _invalid("body", f"not valid JSON at line {exc.lineno} column {exc.colno}: "
                                f"{exc.msg}") from None
@@ -81,6 +80,18 @@ def parse_json(body: bytes) -> Any:
                                "three levels deep") from None
     except ValueError as exc:  # e.g. an integer over sys.get_int_max_str_digits() digits
         raise _invalid("body", f"a number in the body cannot be read: {exc}") from None
+
+
+class _StrictRequest(Request):
+    """A request whose :meth:`json` is :func:`parse_json` of its body, parsed once: FastAPI
+    reads a route's JSON body through ``request.json()``."""
+
+    _parsed: tuple[Any] | None = None
+
+    async def json(self) -> Any:
+        if self._parsed is None:
+            self._parsed = (parse_json(await self.body()),)
+        return self._parsed[0]
 
 
 class StrictRoute(APIRoute):
@@ -95,6 +106,7 @@ class StrictRoute(APIRoute):
         async def strict(request: Request) -> Response:
             _check_query(request, known)
             if takes_body:
+                request = _StrictRequest(request.scope, request.receive)
                 await _check_body(request)
             return await handler(request)
 
@@ -135,5 +147,4 @@ async def _check_body(request: Request) -> None:
         got = f"'{content_type[:64]}'" if content_type else "none"
         raise HTTPException(415, f"Content-Type must be application/json (got {got}); send "
                                  "the body as JSON with that header")
-    # FastAPI's own request.json() returns this cached value
-    request._json = parse_json(body)  # noqa: SLF001
+    await request.json()  # parsed here, so a refusal names why; FastAPI reuses the value

@@ -25,6 +25,19 @@ from _cli_text import plain  # noqa: E402
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def _no_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every `serve` case here must be refused before uvicorn starts: were a refusal to
+    regress, the real uvicorn.run would serve forever (root binds --port 1) or start
+    thousands of workers; this one fails the test instead."""
+    import uvicorn
+
+    def _refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"uvicorn.run was reached: {args} {kwargs}")
+
+    monkeypatch.setattr(uvicorn, "run", _refuse)
+
+
 def _cli(*args: str) -> tuple[int, str]:
     result = runner.invoke(build_app(), list(args))
     assert result.exception is None or isinstance(result.exception, SystemExit), (
@@ -128,9 +141,10 @@ def test_keys_list_names_a_damaged_key_file(content: bytes, tmp_path: Path) -> N
 
 
 def test_keys_create_refuses_an_infinite_rate(tmp_path: Path) -> None:
-    """Was: refused with "rate must be >= 0 ..., got inf" (inf is >= 0) and no flag named."""
+    """Was: refused with "rate must be >= 0 ..., got inf" and no flag named (the check is
+    KeyFile.create's own; the CLI names the flags)."""
     code, out = _cli("keys", "create", "--rate", "inf", "--home", str(tmp_path))
-    assert code == 2 and "--rate" in out and "finite" in out, out
+    assert code == 2 and "--rate" in out and "got inf" in out, out
     assert not (tmp_path / "api-keys.json").exists()
 
 
@@ -193,3 +207,27 @@ def test_ledger_show_takes_the_negative_index_it_documents(tmp_path: Path) -> No
     assert code == 2 and "no entry -9" in out, out
     code, out = _cli("ledger", "prove", "-1", "--home", str(tmp_path))
     assert code == 2 and "leaf index -1" in out, out
+    code, out = _cli("ledger", "show", "--home", str(tmp_path), "-2")
+    assert code == 0 and json.loads(out)["data"]["details"] == {"n": 1}, out
+    code, out = _cli("ledger", "consistency", "-1", "2", "--home", str(tmp_path))
+    assert code == 2 and "tree size -1" in out, out  # the arguments keep their order
+
+
+@pytest.mark.parametrize(("args", "typo"), [
+    (["show", "--hme", "H"], "--hme"),
+    (["show", "-1", "--hme", "H"], "--hme"),
+    (["prove", "0", "--sise", "1", "--home", "H"], "--sise"),
+    (["prove", "-1", "--sise", "1", "--home", "H"], "--sise"),
+    (["consistency", "1", "2", "--hoem", "H"], "--hoem"),
+])
+def test_ledger_commands_name_a_mistyped_option(args: list[str], typo: str,
+                                                tmp_path: Path) -> None:
+    """Was (with negative indexes taken by ignoring unknown options): "Invalid value for
+    'index'" or "unexpected extra argument(s)" instead of the option's name."""
+    from swarmvar.ledger import Ledger
+
+    with Ledger(tmp_path) as ledger:
+        ledger.record_action("note", {"n": 1})
+    args = [str(tmp_path) if a == "H" else a for a in args]
+    code, out = _cli("ledger", *args)
+    assert code == 2 and f"No such option: {typo}" in out, out

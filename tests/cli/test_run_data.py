@@ -102,6 +102,29 @@ def test_a_day_first_daily_file_is_replayed_in_its_dates_not_scrambled(
     assert ok.exit_code == 0 and "sp at beat 2" in ok.output, ok.output
 
 
+@pytest.mark.parametrize("fmt", ["%d/%m/%Y", "%m/%d/%Y"])
+def test_follow_refuses_a_file_whose_dates_are_not_iso(tmp_path: Path, fmt: str) -> None:
+    """--follow reads each new row's date as ISO: a dd/mm or mm/dd file the data layer reads
+    would otherwise start and ledger every followed row as a refused tick."""
+    sp = _sp(200)
+    path = tmp_path / "dates.csv"
+    pd.DataFrame({"date": sp.index.strftime(fmt), "sp": sp.to_numpy()}).to_csv(path,
+                                                                                index=False)
+    home = tmp_path / "h"
+    result = runner.invoke(app, ["run", "--data", str(path), "--follow",
+                                 "--idle-timeout", "0.2", *RUN_FAST, "--home", str(home)])
+    text = plain(result.output)
+    assert result.exit_code == 2, result.output
+    assert "--follow" in text and "YYYY-MM-DD" in text and "dates.csv" in text, text
+    assert not home.exists()  # refused before the home is opened
+    iso = tmp_path / "iso.csv"
+    pd.DataFrame({"date": sp.index.strftime("%Y-%m-%d"), "sp": sp.to_numpy()}).to_csv(
+        iso, index=False)
+    ok = runner.invoke(app, ["run", "--data", str(iso), "--follow",
+                             "--idle-timeout", "0.2", *RUN_FAST, "--home", str(home)])
+    assert ok.exit_code == 0 and "0 ticks refused" in ok.output, ok.output
+
+
 @pytest.mark.parametrize("content", [
     "date,x\n".encode("utf-16"),            # not JSON (UTF-16 read as UTF-8)
     b"{\"a\": 5}",                          # a portfolio that is not an object
@@ -109,6 +132,9 @@ def test_a_day_first_daily_file_is_replayed_in_its_dates_not_scrambled(
     b"[1, 2]",                              # a list without names
     b"{\"a\": {\"weights\": {\"x\": \"1\"}}}",  # a weight that is text
     b"{\"a\": {\"weights\": {\"x\": 1}, \"positions\": {\"x\": 1}}}",
+    b"{\"a\": {\"weights\": {\"x\": true}}}",  # a bool is not a weight of 1.0
+    b"{\"a\": {\"weights\": \"abc\"}}",        # a book that is not a mapping
+    b"{\"a\": {\"positions\": [1, 2]}}",
 ])
 def test_a_bad_portfolios_file_is_a_usage_error(tmp_path: Path, content: bytes) -> None:
     pd.DataFrame({"x": _sp(160).to_numpy()}, index=_sp(160).index).to_csv(

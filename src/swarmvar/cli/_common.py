@@ -250,12 +250,7 @@ def check_seed(value: object) -> int:
 
 def check_notional(value: float | None) -> float | None:
     """A finite, positive portfolio value (or none)."""
-    if value is None:
-        return None
-    if not math.isfinite(value) or value <= 0:
-        raise typer.BadParameter(f"{value} is not a portfolio value; give a finite amount "
-                                 "above 0, e.g. 1e6", param_hint="--notional")
-    return value
+    return check_positive(value, "--notional", "a portfolio value")
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -282,6 +277,22 @@ def check_home(home: Path) -> Path:
         raise typer.BadParameter(f"cannot create {home}: {exc.strerror or exc}",
                                  param_hint="--home") from None
     return home
+
+
+def check_ledger(home: Path) -> None:
+    """Open the home's ledger, if it has one, and close it: an emptied or damaged
+    ``ledger.sqlite`` (the engine refuses it at open, SQLite's ``quick_check`` included)
+    is a usage error before any fit, not after the forecast is printed. Nothing is
+    written to an existing file; a missing ledger is left for the command to create."""
+    from ..errors import SwarmVarError
+    from ..ledger import Ledger, ledger_path
+
+    if not ledger_path(home).exists():
+        return
+    try:
+        Ledger.open(home).close()
+    except SwarmVarError as exc:
+        raise usage_error(f"--home {home}: {cli_words(str(exc))}") from None
 
 
 def _probe_writable(path: Path) -> None:

@@ -24,6 +24,7 @@ from ._common import (
     check_home,
     check_horizon,
     check_kind,
+    check_ledger,
     check_output,
     check_policy,
     check_seed,
@@ -236,6 +237,8 @@ def backtest_command(
     check_csv_folder(csv)
     with_consensus = bool(settings["consensus"].value)
     rule = from_setting(settings["policy"], check_policy)
+    if record:  # an emptied or damaged ledger: refused before the backtest, not after it
+        check_ledger(folder)
     console = make_console(quiet=quiet or as_json, stderr=as_json)
     persist_compilations(folder)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated
 
@@ -22,13 +21,6 @@ def _file(home: Path, keys: Path | None) -> object:
     return KeyFile(keys if keys is not None else home / "api-keys.json")
 
 
-def _check_rate(rate: float) -> None:
-    """A finite rate >= 0 (0: unlimited): inf and NaN are refused naming the flag."""
-    if not math.isfinite(rate) or rate < 0:
-        raise typer.BadParameter(f"{rate} is not a rate; give a finite number of requests a "
-                                 "second >= 0 (0: unlimited)", param_hint="--rate")
-
-
 @app.command()
 def create(
     role: Annotated[str, typer.Option(help="reader, writer or admin")] = "reader",
@@ -42,13 +34,20 @@ def create(
     from ..errors import SwarmVarError
     from ..service.keys import KeyFile, parse_role
 
-    _check_rate(rate)
     try:
-        kf = _file(home, keys)
-        assert isinstance(kf, KeyFile)
-        key, secret = kf.create(parse_role(role), rate=rate, burst=burst, name=name)
+        the_role = parse_role(role)
     except SwarmVarError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+        raise typer.BadParameter(str(exc), param_hint="--role") from exc
+    kf = _file(home, keys)
+    assert isinstance(kf, KeyFile)
+    try:  # a damaged key file is said as such, not as a bad --rate
+        kf.list()
+    except SwarmVarError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--keys") from exc
+    try:  # KeyFile.create refuses NaN, inf, a negative rate and a burst below 1
+        key, secret = kf.create(the_role, rate=rate, burst=burst, name=name)
+    except SwarmVarError as exc:
+        raise typer.BadParameter(str(exc), param_hint=["--rate", "--burst"]) from exc
     typer.echo(secret)
     typer.echo(f"created key {key.id} ({key.role.value}); store it now: it is not shown again",
                err=True)

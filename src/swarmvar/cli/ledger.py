@@ -13,12 +13,14 @@ sign or copy it.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from ..errors import LedgerCorrupted, SwarmVarError
 from ..ledger import (
@@ -97,11 +99,40 @@ def verify(
         raise typer.Exit(1)
 
 
-#: ``show -1``: a negative index is the argument it documents, not an unknown option.
-_NEGATIVE_ARGS = {"ignore_unknown_options": True}
+#: A negative whole number as a command-line word: ``show -1``'s index, not an option.
+_NEGATIVE = re.compile(r"-\d+")
 
 
-@app.command(context_settings=_NEGATIVE_ARGS)
+class _NegativeIndexCommand(TyperCommand):
+    """A command whose arguments may be negative (``show -1``: from the end).
+
+    Click reads ``-1`` as an unknown option. Here, when a word is a negative number (and
+    not an option's value, ``--size -1``), the arguments go after a ``--`` in their order,
+    so ``-1`` is an argument while a mistyped option (``--hme``) is still said as one.
+    """
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if "--" not in args and any(_NEGATIVE.fullmatch(a) for a in args):
+            takes_value = {name for p in self.params if p.param_type_name == "option"
+                           and not getattr(p, "is_flag", False)
+                           and not getattr(p, "count", False) for name in p.opts}
+            options: list[str] = []
+            arguments: list[str] = []
+            value_next = False
+            for word in args:
+                if value_next:
+                    options.append(word)
+                    value_next = False
+                elif word.startswith("-") and not _NEGATIVE.fullmatch(word):
+                    options.append(word)
+                    value_next = word in takes_value
+                else:
+                    arguments.append(word)
+            args = [*options, "--", *arguments]
+        return super().parse_args(ctx, args)
+
+
+@app.command(cls=_NegativeIndexCommand)
 def show(
     index: Annotated[
         int | None,
@@ -127,7 +158,7 @@ def tail(
             _echo(entry.to_dict())
 
 
-@app.command(context_settings=_NEGATIVE_ARGS)
+@app.command(cls=_NegativeIndexCommand)
 def prove(
     index: Annotated[int, typer.Argument(help="Entry index.")],
     size: Annotated[int | None, typer.Option(help="Tree size (default: the whole ledger).")] = None,
@@ -138,7 +169,7 @@ def prove(
         _echo_checked(ledger.inclusion_proof(index, size))
 
 
-@app.command(context_settings=_NEGATIVE_ARGS)
+@app.command(cls=_NegativeIndexCommand)
 def consistency(
     size1: Annotated[int, typer.Argument(help="Earlier tree size.")],
     size2: Annotated[int, typer.Argument(help="Later tree size.")],

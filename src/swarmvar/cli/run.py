@@ -49,20 +49,13 @@ def _portfolios(path: Path | None, data: Any) -> dict[str, Any]:
         raise typer.BadParameter("expected {name: {\"weights\": {asset: w}} | "
                                  "{\"positions\": {asset: amount}}, ...}",
                                  param_hint="--portfolios")
-    for name, spec in doc.items():
-        for key in ("weights", "positions"):
-            book = spec.get(key) if isinstance(spec, dict) else None
-            if book is None:
-                continue
-            if not isinstance(book, dict):
-                raise typer.BadParameter(f"portfolio {name!r}: {key} must map each asset to a "
-                                         f"number, e.g. {{\"AAPL\": 0.6}}; not {book!r}",
-                                         param_hint="--portfolios")
-            for asset, amount in book.items():
-                if isinstance(amount, bool) or not isinstance(amount, (int, float)):
-                    raise typer.BadParameter(
-                        f"portfolio {name!r}: {key}[{asset!r}] is {amount!r}, not a number",
-                        param_hint="--portfolios")
+    from ..errors import InvalidParameter
+    from ..swarm.ticks import specs_from
+
+    try:  # the swarm's own rule for a portfolio, checked before the home opens
+        specs_from(doc)
+    except InvalidParameter as exc:
+        raise typer.BadParameter(cli_words(str(exc)), param_hint="--portfolios") from None
     return doc
 
 
@@ -84,6 +77,28 @@ def _data(source: str) -> Any:
         raise typer.BadParameter(f"{cli_words(str(exc))} (--data takes a table of returns: a "
                                  "date column, then one column per asset; CSV or Parquet)",
                                  param_hint="--data") from None
+
+
+def _check_followed_dates(path: Path) -> None:
+    """``--follow`` reads each new row's date as ISO (``swarm.FollowedFile``), not with the
+    data layer's parser that read the file: a day-first or month-first file would load,
+    then ledger every followed row as a refused tick. Refuse it here, before the home opens."""
+    from ..errors import InvalidTick
+    from ..swarm.ticks import as_utc
+
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            fh.readline()  # the header
+            first = fh.readline().split(",", 1)[0].strip()
+    except (OSError, UnicodeDecodeError):
+        return  # the data layer read it already; the follower says what it meets
+    try:
+        as_utc(first)
+    except InvalidTick:
+        raise typer.BadParameter(
+            f"--follow reads ISO dates (YYYY-MM-DD) as rows arrive; {path.name}'s first date "
+            f"is {first!r}: write the file's dates as YYYY-MM-DD to follow it (without "
+            "--follow, the run replays it as read)", param_hint="--follow") from None
 
 
 def _fail_run(exc: Exception, data: str) -> typer.Exit:
@@ -270,7 +285,8 @@ def run(
 
     if executor not in ("local", "ray"):
         raise typer.BadParameter("use local or ray", param_hint="--executor")
-    for flag, value, low in (("--workers", workers, 0), ("--window", window, 30),
+    check_processes(workers, low=0)
+    for flag, value, low in (("--window", window, 30),
                              ("--refit-every", refit_every, 1), ("--refit-lag", refit_lag, 0),
                              ("--checkpoint-every", checkpoint_every, 1),
                              ("--ledger-batch", ledger_batch, 1), ("--seed", seed, 0)):
@@ -289,14 +305,10 @@ def run(
                                  param_hint="--spread")
     if beats is not None and beats < 1:
         raise typer.BadParameter(f"must be >= 1, got {beats}", param_hint="--beats")
-    if rate is not None and not rate > 0:
-        raise typer.BadParameter(f"must be > 0, got {rate}", param_hint="--rate")
     if rate is not None and not MIN_RATE <= rate <= MAX_RATE:  # 1/rate must be a time
         raise typer.BadParameter(f"{rate:g} ticks a second is out of range; give one between "
                                  f"{MIN_RATE:g} and {MAX_RATE:g} (or leave --rate out: as "
                                  "fast as possible)", param_hint="--rate")
-    if workers:
-        check_processes(workers, low=0)
     check_positive(idle_timeout, "--idle-timeout", "a time in seconds")
     if follow and stdin:
         raise typer.BadParameter("give --follow or --stdin, not both", param_hint="--stdin")
@@ -343,6 +355,8 @@ def run(
         from ..swarm.ticks import ALL
 
         frame = _data(data)
+        if follow:
+            _check_followed_dates(Path(data))
         specs = _portfolios(portfolios, frame)
         over_assets = any(isinstance(b, dict) and b for b in specs.values())
         if executor == "ray":

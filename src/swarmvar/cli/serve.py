@@ -13,6 +13,7 @@ from ._common import (
     agent_catalog,
     agents_listing,
     check_home,
+    check_ledger,
     check_processes,
     check_seed,
     parse_alphas,
@@ -127,6 +128,8 @@ def serve(
                         arbiter=arbiter, checkpoint_every=checkpoint_every,
                         max_body=max_body)
     check_home(home)
+    if db is None:  # the service opens <home>/ledger.sqlite at start: a damaged one, here
+        check_ledger(home)
     home.mkdir(parents=True, exist_ok=True)
     from ..errors import SwarmVarError
 

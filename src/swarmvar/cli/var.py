@@ -21,6 +21,7 @@ from ._common import (
     check_home,
     check_horizon,
     check_kind,
+    check_ledger,
     check_notional,
     check_policy,
     check_seed,
@@ -272,6 +273,7 @@ def var(
     with_consensus = bool(settings["consensus"].value)
     rule = from_setting(settings["policy"], check_policy)
     check_csv_folder(csv)
+    check_ledger(folder)  # an emptied or damaged ledger: refused before the fit, not after
     console = make_console(quiet=quiet or as_json, stderr=as_json)
     persist_compilations(folder)
 

@@ -8,7 +8,6 @@ edge, and passed in.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from ..errors import InvalidParameter
 from ..evolution import (
     CheckOutcome,
     EvolutionHome,
@@ -211,12 +211,13 @@ def canary_check(
 ) -> None:
     """Record one health check: ramps, holds, promotes or rolls back the canary."""
     # thresholds first: a nonsense one would record a failed check (and could roll back)
-    if not 0.0 <= min_success_rate <= 1.0:  # also NaN
-        raise usage_error(f"--min-success-rate: {min_success_rate} is not a rate; give one "
-                          "from 0 to 1, e.g. 0.95")
-    if math.isnan(max_latency_s) or max_latency_s <= 0:
-        raise usage_error(f"--max-latency-s: {max_latency_s} is not a latency; give seconds "
-                          "above 0 (inf: no limit)")
+    try:
+        policy = HealthPolicy(min_success_rate, max_latency_s)
+    except InvalidParameter as exc:  # HealthPolicy's own rule, in the flags' words
+        message = str(exc)
+        for field in ("min_success_rate", "max_latency_s"):
+            message = message.replace(field, "--" + field.replace("_", "-"))
+        raise usage_error(message) from None
     now = time.time()
     reasons: tuple[str, ...] = ()
     with _open(home) as h:
@@ -224,7 +225,7 @@ def canary_check(
         if result is CheckResult.auto:
             since = v.canary.last_check_at if v.canary else now
             verdict = assess(h.metrics.summary(variant_id, since, now),
-                             HealthPolicy(min_success_rate, max_latency_s),
+                             policy,
                              h.breakers.load(variant_id))
             passed = verdict.passed
             reasons = verdict.reasons

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from ..errors import InvalidVariant
+from ..errors import InvalidParameter, InvalidVariant
 from .breaker import BreakerSnapshot, BreakerState
 from .config import CanaryConfig
 from .metrics import MetricStats
@@ -73,6 +73,26 @@ class HealthPolicy:
     max_latency_s: float = math.inf
     min_kupiec_p: float = 0.05
     min_records: int = 1
+
+    def __post_init__(self) -> None:
+        # a nonsense threshold would fail (or pass) every check, and failed checks roll back
+        for field, value in (("min_success_rate", self.min_success_rate),
+                             ("min_kupiec_p", self.min_kupiec_p)):
+            if not _is_number(value) or not 0.0 <= value <= 1.0:  # also NaN
+                raise InvalidParameter(f"{field} {value!r} is not a rate; give one from 0 to "
+                                       "1, e.g. 0.95 (0.05 for a p-value)")
+        if (not _is_number(self.max_latency_s) or math.isnan(self.max_latency_s)
+                or self.max_latency_s <= 0):
+            raise InvalidParameter(f"max_latency_s {self.max_latency_s!r} is not a latency; "
+                                   "give seconds above 0 (inf: no limit)")
+        if (isinstance(self.min_records, bool) or not isinstance(self.min_records, int)
+                or self.min_records < 0):
+            raise InvalidParameter(f"min_records {self.min_records!r} is not a count; give a "
+                                   "whole number >= 0")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)

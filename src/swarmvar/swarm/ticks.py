@@ -47,10 +47,18 @@ class PortfolioSpec:
                                    f"not {self.name!r}")
         if self.weights is not None and self.positions is not None:
             raise InvalidParameter(f"portfolio {self.name!r}: give weights or positions, not both")
+        key = "weights" if self.weights is not None else "positions"
         given = self.weights if self.weights is not None else self.positions
         if given is not None:
+            if not isinstance(given, Mapping):
+                raise InvalidParameter(f"portfolio {self.name!r}: {key} must map each asset to "
+                                       f"a number, e.g. {{\"AAPL\": 0.6}}; not {given!r}")
             if not given:
                 raise InvalidParameter(f"portfolio {self.name!r} has no assets")
+            for asset, amount in given.items():
+                if isinstance(amount, bool) or not isinstance(amount, (int, float, np.number)):
+                    raise InvalidParameter(f"portfolio {self.name!r}: {key}[{asset!r}] is "
+                                           f"{amount!r}, not a number")
             vec = np.array([float(v) for v in given.values()])
             if not np.all(np.isfinite(vec)) or abs(float(vec.sum())) < 1e-12:
                 raise InvalidParameter(f"portfolio {self.name!r}: weights/positions must be "

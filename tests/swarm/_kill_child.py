@@ -1,12 +1,14 @@
 """A swarm run for the kill -9 battery (run as a script by test_swarm_recovery.py).
 
-Usage: python _kill_child.py HOME DAYS HOOK MARKER [REFIT_LAG [SPREAD [WORKERS]]]
+Usage: python _kill_child.py HOME DAYS HOOK MARKER [REFIT_LAG [SPREAD [WORKERS [RATE]]]]
 HOOK "checkpoint" pauses inside a checkpoint write (a state pack written, the
 index not yet committed), "ledger" inside a ledger transaction (rows inserted,
 not committed), "fit-again" inside the start's fit of hosts lost before its first
 checkpoint (WORKERS > 0: every worker is killed after the start's fit; the
 fresh hosts have fitted, their states not yet taken), after writing MARKER, so
-that the parent can kill it there; "none" runs straight.
+that the parent can kill it there; "none" runs straight. RATE > 0 replays that many
+ticks a second (0: as fast as it can), so that a long battery's run outlasts its kills
+on an idle machine.
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ def main() -> None:
     lag = int(sys.argv[5]) if len(sys.argv) > 5 else 0
     spread = int(sys.argv[6]) if len(sys.argv) > 6 else 1
     workers = int(sys.argv[7]) if len(sys.argv) > 7 else 0
+    rate = float(sys.argv[8]) if len(sys.argv) > 8 else 0.0
     pause_inside(hook, marker, batch_rows=4)
     r = load("sp500").iloc[: WINDOW + days]
     from swarmvar.swarm import LocalExecutor
@@ -96,7 +99,7 @@ def main() -> None:
     with Swarm(["sp500"], home=home, spread=spread, executor=LocalExecutor(workers),
                **settings(lag)) as swarm:
         swarm.start({"sp500": r.iloc[:WINDOW]})
-        swarm.run(Replay(r, portfolio="sp500", start=WINDOW))
+        swarm.run(Replay(r, portfolio="sp500", start=WINDOW, rate=rate or None))
 
 
 if __name__ == "__main__":

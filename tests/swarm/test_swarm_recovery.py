@@ -20,6 +20,10 @@ from . import _kill_child as child
 from .conftest import make_swarm
 
 CHILD = Path(child.__file__)
+#: Ticks a second for the long batteries: a random kill lands 0.2-3 s after the spawn and a
+#: hook within a checkpoint or ledger batch, so at 10 beats a second the 160 beats outlast
+#: the 24 steps (unpaced, an idle machine finished the run by the third step).
+RATE = 10.0
 
 
 def _beats(home: Path) -> dict[int, list]:
@@ -45,16 +49,20 @@ def _reference(tmp_path: Path, sp500, days: int, lag: int = 0) -> dict[int, list
 
 
 def _spawn(home: Path, days: int, hook: str, marker: Path, lag: int = 0, spread: int = 1,
-           workers: int = 0) -> subprocess.Popen[bytes]:
+           workers: int = 0, rate: float = 0.0) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     with open(marker.with_suffix(".err"), "wb") as err:
         return subprocess.Popen([sys.executable, str(CHILD), str(home), str(days), hook,
-                                 str(marker), str(lag), str(spread), str(workers)], env=env,
+                                 str(marker), str(lag), str(spread), str(workers), str(rate)],
+                                env=env,
                                 stdout=subprocess.DEVNULL, stderr=err)
 
 
 def _battery(tmp_path: Path, sp500, days: int, plan: list[str], seed: int, lag: int = 0,
-             spread: int = 1, workers: int = 0) -> None:
+             spread: int = 1, workers: int = 0, rate: float = 0.0) -> None:
+    """Kill a run at each step of ``plan``; ``rate`` (ticks a second, 0: unpaced) keeps a long
+    plan's run alive across its kills on a fast, idle machine (a run that has finished leaves
+    the later steps nothing to kill)."""
     expected = _reference(tmp_path, sp500, days, lag)
     assert sorted(expected) == list(range(1, days + 1))
     home = tmp_path / "killed"
@@ -63,7 +71,7 @@ def _battery(tmp_path: Path, sp500, days: int, plan: list[str], seed: int, lag: 
     for step, kind in enumerate(plan):
         marker = tmp_path / f"marker-{step}"
         proc = _spawn(home, days, kind if kind != "random" else "none", marker, lag, spread,
-                      workers)
+                      workers, rate)
         deadline = time.monotonic() + 60
         if kind == "random":
             time.sleep(rng.uniform(0.2, 3.0))
@@ -77,7 +85,7 @@ def _battery(tmp_path: Path, sp500, days: int, plan: list[str], seed: int, lag: 
         got = _beats(home)  # after every kill: a gap-free prefix, each beat once, as expected
         assert sorted(got) == list(range(1, len(got) + 1))
         assert all(got[s] == expected[s] for s in got)
-    final = _spawn(home, days, "none", tmp_path / "marker-final", lag, spread, workers)
+    final = _spawn(home, days, "none", tmp_path / "marker-final", lag, spread, workers, rate)
     final.wait(timeout=300)
     assert final.returncode == 0, (tmp_path / "marker-final.err").read_text()[-2000:]
     got = _beats(home)
@@ -122,7 +130,7 @@ def test_kill_minus_nine_spread_portfolio(tmp_path, sp500):
 def test_kill_minus_nine_spread_battery_of_12(tmp_path, sp500):
     plan = ["random"] * 6 + ["checkpoint"] * 3 + ["ledger"] * 3
     random.Random(8).shuffle(plan)
-    _battery(tmp_path, sp500, 120, plan, seed=9, spread=2)
+    _battery(tmp_path, sp500, 120, plan, seed=9, spread=2, rate=RATE)
 
 
 @pytest.mark.slow
@@ -130,14 +138,14 @@ def test_kill_minus_nine_spread_over_worker_processes(tmp_path, sp500):
     """The groups on two worker processes: the run (and with it its workers) killed 8 times."""
     plan = ["random"] * 4 + ["checkpoint"] * 2 + ["ledger"] * 2
     random.Random(10).shuffle(plan)
-    _battery(tmp_path, sp500, 80, plan, seed=11, spread=2, workers=2)
+    _battery(tmp_path, sp500, 80, plan, seed=11, spread=2, workers=2, rate=RATE)
 
 
 @pytest.mark.slow
 def test_kill_minus_nine_battery_of_24(tmp_path, sp500):
     plan = ["random"] * 12 + ["checkpoint"] * 6 + ["ledger"] * 6
     random.Random(5).shuffle(plan)
-    _battery(tmp_path, sp500, 160, plan, seed=2)
+    _battery(tmp_path, sp500, 160, plan, seed=2, rate=RATE)
 
 
 @pytest.mark.slow
@@ -145,7 +153,7 @@ def test_kill_minus_nine_with_refits_in_flight(tmp_path, sp500):
     """Refits landing 3 beats after their cut: jobs pending at a kill are in the checkpoint."""
     plan = ["random"] * 4 + ["checkpoint"] * 4 + ["ledger"] * 4
     random.Random(6).shuffle(plan)
-    _battery(tmp_path, sp500, 120, plan, seed=3, lag=3)
+    _battery(tmp_path, sp500, 120, plan, seed=3, lag=3, rate=RATE)
 
 
 @pytest.mark.parametrize("lag", [0, 3])

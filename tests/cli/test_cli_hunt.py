@@ -211,6 +211,8 @@ def test_ledger_show_takes_the_negative_index_it_documents(tmp_path: Path) -> No
     assert code == 0 and json.loads(out)["data"]["details"] == {"n": 1}, out
     code, out = _cli("ledger", "consistency", "-1", "2", "--home", str(tmp_path))
     assert code == 2 and "tree size -1" in out, out  # the arguments keep their order
+    code, out = _cli("ledger", "prove", "0", "--size", "-1", "--home", str(tmp_path))
+    assert code == 2 and "tree size -1" in out, out  # an option's value stays its value
 
 
 @pytest.mark.parametrize(("args", "typo"), [

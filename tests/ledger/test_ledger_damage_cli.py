@@ -84,16 +84,16 @@ def test_a_new_ledger_is_created_only_where_no_file_exists(tmp_path: Path) -> No
 
 
 def test_leftovers_of_a_killed_creator_are_removed(tmp_path: Path) -> None:
-    import subprocess
-    import sys
+    """By age: an hour-old half-built file goes, a fresh one (a creator still at work, maybe
+    on another machine sharing the home) stays."""
+    import time
 
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
-    pid = int(gone.stdout)
     home = tmp_path / "home"
     home.mkdir()
-    dead = home / f".ledger.sqlite.new-{pid}-abcd1234.tmp"
+    dead = home / ".ledger.sqlite.new-4242-abcd1234.tmp"
     dead.write_bytes(b"half a ledger")
+    old = time.time() - 2 * 3600
+    os.utime(dead, (old, old))
     alive = home / f".ledger.sqlite.new-{os.getpid()}-00000000.tmp-wal"
     alive.write_bytes(b"another creator's, still running")
     with Ledger.open(home) as led:

@@ -85,7 +85,7 @@ def _battery(tmp_path: Path, sp500, days: int, plan: list[str], seed: int, lag: 
         got = _beats(home)  # after every kill: a gap-free prefix, each beat once, as expected
         assert sorted(got) == list(range(1, len(got) + 1))
         assert all(got[s] == expected[s] for s in got)
-    final = _spawn(home, days, "none", tmp_path / "marker-final", lag, spread, workers, rate)
+    final = _spawn(home, days, "none", tmp_path / "marker-final", lag, spread, workers)
     final.wait(timeout=300)
     assert final.returncode == 0, (tmp_path / "marker-final.err").read_text()[-2000:]
     got = _beats(home)

@@ -423,6 +423,9 @@ _FLAG_WORDS = (
     (re.compile(r"a drift is either scale=<factor> or frozen=True \(one of them\)"),
      "give exactly one of --drift-scale S or --drift-frozen"),
     (re.compile(r"\bdrift (start|scale)\b"), r"--drift-\1"),
+    # evolution.HealthPolicy's checks, for `variants canary check`
+    (re.compile(r"\bmin_success_rate\b"), "--min-success-rate"),
+    (re.compile(r"\bmax_latency_s\b"), "--max-latency-s"),
 )
 
 

@@ -188,12 +188,7 @@ def head(home: Home = str(DEFAULT_HOME)) -> None:
     a signature over it would vouch for a broken record.
     """
     with _ledger(home) as ledger:
-        damage = ledger.damage()
-        if damage is not None:
-            raise LedgerCorrupted(
-                f"{damage}; no head was signed over it. Run `swarmvar ledger verify`, and "
-                "restore the ledger from a backup or export"
-            )
+        ledger.refuse_damage("no head was signed over it")
         _echo(ledger.signed_head().to_dict())
 
 

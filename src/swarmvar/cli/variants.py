@@ -33,7 +33,7 @@ from ..evolution import (
     record_check,
     start_canary,
 )
-from ._common import bad_parameter, usage_error, usage_errors
+from ._common import bad_parameter, cli_words, usage_error, usage_errors
 
 app = typer.Typer(name="variants", no_args_is_help=True, add_completion=False,
                   help="Model variants: create, canary, promote, roll back, circuit breakers.")
@@ -214,10 +214,7 @@ def canary_check(
     try:
         policy = HealthPolicy(min_success_rate, max_latency_s)
     except InvalidParameter as exc:  # HealthPolicy's own rule, in the flags' words
-        message = str(exc)
-        for field in ("min_success_rate", "max_latency_s"):
-            message = message.replace(field, "--" + field.replace("_", "-"))
-        raise usage_error(message) from None
+        raise usage_error(cli_words(str(exc))) from None
     now = time.time()
     reasons: tuple[str, ...] = ()
     with _open(home) as h:

@@ -270,15 +270,21 @@ def _date_column(frame: pd.DataFrame) -> str | None:
     if the frame is already date-indexed)."""
     if isinstance(frame.index, pd.DatetimeIndex):
         return None if frame.index.name is None else str(frame.index.name)
+    return str(_date_label(frame))
+
+
+def _date_label(frame: pd.DataFrame) -> object:
+    """The dates' column label as it is in ``frame`` (a column called date, datetime, time or
+    timestamp, else the first)."""
     date_names = ("date", "datetime", "time", "timestamp")
     names = [c for c in frame.columns if str(c).lower() in date_names]
-    return str(names[0] if names else frame.columns[0])
+    return names[0] if names else frame.columns[0]
 
 
 def _date_indexed(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     if isinstance(frame.index, pd.DatetimeIndex):
         return frame
-    date_col = next(c for c in frame.columns if str(c) == _date_column(frame))
+    date_col = _date_label(frame)
     index = _as_dates(frame[date_col], f"{source}: column {date_col!r}")
     return frame.drop(columns=[date_col]).set_index(index)
 

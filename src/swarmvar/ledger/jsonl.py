@@ -42,12 +42,7 @@ def export_jsonl(ledger: Ledger, path: str | os.PathLike[str]) -> int:
     damaged (:meth:`Ledger.damage`) raises LedgerCorrupted, writing nothing.
     """
     path = Path(path)
-    damage = ledger.damage()
-    if damage is not None:
-        raise LedgerCorrupted(
-            f"{damage}; nothing was exported. Run `swarmvar ledger verify`, and restore "
-            "the ledger from a backup or an earlier export"
-        )
+    ledger.refuse_damage("nothing was exported")
     manifest = ledger.get_manifest()
     header = {"format": FORMAT, "version": 1, **manifest.to_dict()}
     del header["head_hash"]

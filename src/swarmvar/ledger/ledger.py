@@ -13,6 +13,7 @@ Typical use::
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -188,14 +189,11 @@ class Ledger:
         # tables, metadata or genesis entry is a damaged one: never filled in again
         self._init(SQLiteStore(path, now, hash_algorithm, durability, create=False), now, False)
         if create and existed:  # about to append: refuse a file SQLite finds damaged
-            damage = self.damage()
-            if damage is not None:
+            try:
+                self.refuse_damage("nothing was appended")
+            except LedgerCorrupted:
                 self.close()
-                raise LedgerCorrupted(
-                    f"{damage}; nothing was appended. Run `swarmvar ledger verify`, and "
-                    "restore the ledger from a backup or export (or move it away to start "
-                    "a new one)"
-                )
+                raise
 
     @classmethod
     def open(cls, home: str | os.PathLike[str] = DEFAULT_HOME, **kwargs: Any) -> Ledger:
@@ -559,6 +557,16 @@ class Ledger:
         store = self._store
         return store.damage() if isinstance(store, SQLiteStore) else None
 
+    def refuse_damage(self, not_done: str) -> None:
+        """Raise :class:`LedgerCorrupted` if :meth:`damage` finds any, saying ``not_done``
+        (e.g. ``"no head was signed over it"``) and how to recover."""
+        damage = self.damage()
+        if damage is not None:
+            raise LedgerCorrupted(
+                f"{damage}; {not_done}. Run `swarmvar ledger verify`, and restore the ledger "
+                "from a backup or an export (or move it away to start a new one)"
+            )
+
     def get_manifest(self) -> Manifest:
         """Size, root, head hash, hash algorithm and creation time."""
         size = self.size
@@ -618,6 +626,11 @@ class Ledger:
         return Verification(True, size, None, None, proof.root2)
 
 
+#: Seconds after which a half-built ledger's temporary file (``.ledger.sqlite.new-*``, left
+#: only by a creator killed mid-creation) is removed by the next creator.
+STALE_CREATION_S = 3600.0
+
+
 def _create_sqlite(
     path: Path, now: str, algorithm: HashAlgorithm | None, durability: Durability
 ) -> None:
@@ -629,10 +642,12 @@ def _create_sqlite(
     process created ``path`` meanwhile, its ledger is kept and ours dropped.
     """
     prefix = f".{path.name}.new-"
-    for old in path.parent.glob(prefix + "*.tmp*"):  # left by creators that were killed
-        pid = old.name[len(prefix):].split("-")[0]
-        if pid.isdigit() and not _process_alive(int(pid)):
-            old.unlink(missing_ok=True)
+    for old in path.parent.glob(prefix + "*.tmp*"):  # left by creators killed long ago
+        try:  # by age, not by pid: a shared home's pids may be another machine's
+            if old.stat().st_mtime < time.time() - STALE_CREATION_S:
+                old.unlink(missing_ok=True)
+        except OSError:
+            continue
     tmp = path.with_name(f"{prefix}{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
     try:
         store = SQLiteStore(tmp, now, algorithm, durability)
@@ -656,16 +671,6 @@ def _create_sqlite(
     finally:
         for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
             leftover.unlink(missing_ok=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
 
 
 def _check_int(value: object, what: str) -> None:

@@ -13,7 +13,7 @@ from .agreement import (
     rounds_needed,
     run_agreement,
 )
-from .combine import DEFAULT_POLICY, Policy, TrackRecord, Weighting, agent_weights, combine
+from .combine import combine
 from .hierarchy import Summary, Tree, aggregate_tree, merge, merge_all, summarize
 from .partition import (
     BoundMode,
@@ -25,6 +25,8 @@ from .partition import (
     widen_interval,
     z_value,
 )
+from .policy import DEFAULT_POLICY, Policy, TrackRecord, Weighting
+from .prior_weights import agent_weights
 from .robust import (
     Aggregate,
     Aggregator,

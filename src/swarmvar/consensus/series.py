@@ -21,8 +21,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import InvalidParameter
-from .combine import Policy, Weighting, aggregate_many
+from .policy import Policy, Weighting
 from .robust import check_tolerance
+from .rows import aggregate_many
 from .tempered import TEMPERED_ETA, joint_losses, tempered_path
 from .weights import Loss, fz0_loss, pinball_loss
 

@@ -1,0 +1,168 @@
+"""The consensus policy and its evidence: `Policy`, `DEFAULT_POLICY`, `TrackRecord`.
+
+What :func:`~.combine.combine` (a live beat), :func:`~.rows.aggregate_rows` (a
+replayed beat) and :func:`~.series.consensus_series` (a backtest's consensus
+row) are told to do: the robust rule and its ``f`` (with ``f_steps``), how
+agents are weighted (:class:`Weighting`), the staleness and availability
+bounds, and the interval mass and drift of the widening. A
+:class:`TrackRecord` is the evidence behind track-record, BMA and tempered
+weights (realized returns and each agent's forecasts of them), turned into
+weights by :func:`~.prior_weights.agent_weights`.
+
+Frozen values only: nothing here reads or writes state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..errors import InvalidParameter
+from .partition import SECONDS_PER_DAY, BoundMode, StalenessBound, z_value
+from .robust import Aggregator
+from .tempered import TEMPERED_ETA, TEMPERED_WINDOW
+from .weights import Loss
+
+FloatArray = NDArray[np.float64]
+
+
+class Weighting(Enum):
+    """How agents are weighted before the robust rule."""
+
+    EQUAL = "equal"
+    TRACK_RECORD = "track_record"  # exponential weights of realized pinball / FZ0 loss (summed)
+    BMA = "bma"  # posterior model probabilities from predictive log scores
+    TEMPERED = "tempered"  # tempered exponential weights of the per-day mean joint loss
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How the swarm reaches consensus.
+
+    Attributes
+    ----------
+    aggregator : Aggregator
+        The robust rule.
+    f : int
+        Byzantine agents tolerated (the rule's bound on ``n`` applies).
+    weighting : Weighting
+        Equal, track-record, BMA or tempered weights (all but equal need a
+        ``TrackRecord``).
+    loss : Loss
+        Scoring rule for track-record weights.
+    window : int or None
+        Trailing window of the track record (observations).
+    eta : float or None
+        Inverse temperature of track-record weights (default: see ``weights``;
+        for tempered weights :data:`~.tempered.TEMPERED_ETA`).
+    staleness : StalenessBound
+        Bound on seq lag and data age.
+    min_available : float
+        Least fraction ``m/n`` of agents needed for a non-degraded consensus.
+    on_bound : BoundMode
+        Refuse or degrade past the staleness or availability bound.
+    interval_mass : float
+        Posterior mass of the credible intervals (for widening).
+    drift : float
+        Volatility of log-VaR per square-root day (for staleness widening).
+    multi_krum_m : int or None
+        How many inputs multi-Krum averages (default ``n - f``).
+    f_steps : tuple of (int, int)
+        ``(n, f_n)`` pairs: with at least ``n`` agents combined, the trimmed
+        mean drops ``f_n`` per side instead of ``f`` (the largest that
+        applies; a step at or below ``f`` does nothing, so the tolerance only
+        grows; ``n >= 2 f_n + 1``, so the rule's bound still holds). :meth:`f_for` gives the
+        ``f`` of ``m`` agents. The number of agents needed stays that of ``f``.
+    """
+
+    aggregator: Aggregator = Aggregator.TRIMMED_MEAN
+    f: int = 1
+    weighting: Weighting = Weighting.EQUAL
+    loss: Loss = Loss.FZ0
+    window: int | None = 250
+    eta: float | None = None
+    staleness: StalenessBound = field(default_factory=StalenessBound)
+    min_available: float = 0.0
+    on_bound: BoundMode = BoundMode.REFUSE
+    interval_mass: float = 0.90
+    drift: float = 0.05
+    multi_krum_m: int | None = None
+    f_steps: tuple[tuple[int, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.f, bool) or not isinstance(self.f, int) or self.f < 0:
+            raise InvalidParameter(f"policy f must be an int >= 0, got {self.f!r}")
+        steps = self.f_steps
+        if not isinstance(steps, tuple) or not all(
+                isinstance(st, tuple) and len(st) == 2
+                and all(isinstance(x, int) and not isinstance(x, bool) for x in st)
+                and st[1] >= 0 and st[0] >= 2 * st[1] + 1 for st in steps):
+            raise InvalidParameter(
+                f"f_steps must be a tuple of (n, f_n) int pairs with f_n >= 0 and "
+                f"n >= 2 f_n + 1, got {steps!r}")
+        if not 0.0 <= self.min_available <= 1.0:
+            raise InvalidParameter(
+                f"min_available is a fraction in [0, 1], got {self.min_available}"
+            )
+        if not self.drift >= 0:
+            raise InvalidParameter(f"drift must be >= 0, got {self.drift}")
+        z_value(self.interval_mass)
+
+    def f_for(self, m: int) -> int:
+        """The ``f`` the rule uses over ``m`` agents (``f``, or the largest step reached).
+
+        Steps apply to the trimmed mean only: the other rules keep ``f``.
+        """
+        f = self.f
+        if self.aggregator is not Aggregator.TRIMMED_MEAN:
+            return f
+        for n, fn in self.f_steps:
+            if m >= n and fn > f:
+                f = fn
+        return f
+
+    @property
+    def method(self) -> str:
+        """Short description for tables and ledgers, e.g.
+        ``"trimmed_mean(f=1 (f=2 from 6 agents on), tempered)"``: a step is a threshold
+        (it applies only from that many agents on), not the number of agents used."""
+        steps = "; ".join(f"f={fn} from {n} agents on" for n, fn in self.f_steps)
+        return (f"{self.aggregator.value}(f={self.f}{f' ({steps})' if steps else ''}, "
+                f"{self.weighting.value})")
+
+
+#: The swarm's default rule: drop the highest and lowest forecast (f = 1 Byzantine
+#: agent tolerated with 3 or more agents; from 6 agents on, the two highest and two
+#: lowest) and average the rest with tempered weights of each agent's per-day mean
+#: joint FZ0 loss over its last TEMPERED_WINDOW realized forecasts; estimates whose
+#: data are more than 5 days older than the beat are stale (a long weekend plus a
+#: holiday). Chosen by the studies in docs/consensus.md (the f = 2 step: the third).
+DEFAULT_POLICY = Policy(
+    aggregator=Aggregator.TRIMMED_MEAN,
+    f=1,
+    weighting=Weighting.TEMPERED,
+    loss=Loss.FZ0,
+    window=TEMPERED_WINDOW,
+    eta=TEMPERED_ETA,
+    staleness=StalenessBound(max_age=5 * SECONDS_PER_DAY),
+    f_steps=((6, 2),),
+)
+
+
+@dataclass(frozen=True)
+class TrackRecord:
+    """Realized returns and what each agent forecast for them, oldest first.
+
+    ``returns (T,)``; ``var``, ``es``, ``log_scores`` are ``(T, k)`` with one
+    column per ``agent_ids`` entry (``log_scores[t, i] = log p_i(r_t | past)``).
+    """
+
+    agent_ids: tuple[str, ...]
+    returns: FloatArray
+    alpha: float
+    var: FloatArray | None = None
+    es: FloatArray | None = None
+    log_scores: FloatArray | None = None

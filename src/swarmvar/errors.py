@@ -148,13 +148,32 @@ class UnknownPortfolio(SwarmVarError, LookupError):
 
 
 class ConflictingInput(SwarmVarError, ValueError):
-    """Input that contradicts what is stored: a return out of date order, a second
-    value for a recorded date, an existing portfolio name (HTTP 409)."""
+    """Input that contradicts what is stored: a new return dated not after the last
+    recorded one, a second value for a recorded date, an existing portfolio name (HTTP
+    409). Dates out of order inside one request are :class:`InvalidReturns` (422)."""
 
 
 class KeysUnavailable(SwarmVarError, RuntimeError):
     """The server cannot check API keys: its key file is unreadable (HTTP 503; the
     operator restores the file, the request is retried)."""
+
+
+# API key file (swarmvar.service.keys; CLI loose ends, helper B-small) ---------------
+
+
+class KeyFileUnreadable(InvalidParameter):
+    """The API key file cannot be read or parsed (its message names the file): restore
+    it, or create keys again. An :class:`InvalidParameter`, as before it had a class."""
+
+
+class BatchTooLarge(SwarmVarError, ValueError):
+    """An ingest request carries more returns than the server's per-request cap
+    (``serve --max-batch``; HTTP 413): send them in several requests."""
+
+
+class TooManyStreams(SwarmVarError, RuntimeError):
+    """The process serves as many event streams as its cap (``serve --max-streams``;
+    HTTP 503 with ``Retry-After``): reconnect later."""
 
 
 # --- sandboxes -----------------------------------------------------------

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
 
 from ..errors import (
+    BatchTooLarge,
     ConflictingInput,
     Forbidden,
     LedgerCorrupted,
@@ -31,6 +32,7 @@ from .desk import Desk
 from .keys import KeyFile
 from .metrics import Metrics
 from .middleware import LOGGER, RequestContext, configure_logging
+from .streams import StreamSlots
 
 _TITLE = "swarmvar"
 _DESCRIPTION = (
@@ -50,6 +52,8 @@ def _status(exc: SwarmVarError) -> int:
         return 429
     if isinstance(exc, ConflictingInput):
         return 409
+    if isinstance(exc, BatchTooLarge):
+        return 413
     if isinstance(exc, LookupError):
         return 404
     if isinstance(exc, LedgerCorrupted):
@@ -146,6 +150,7 @@ def create_app(config: ServiceConfig | None = None, *, desk: Desk | None = None)
     app.state.keys = KeyFile(cfg.key_file)
     app.state.limits = RateLimit()
     app.state.desk = desk
+    app.state.streams = StreamSlots(cfg.max_streams)
     if desk is not None:
         _watch(desk, metrics)
     _install_errors(app)
@@ -153,7 +158,8 @@ def create_app(config: ServiceConfig | None = None, *, desk: Desk | None = None)
     app.include_router(routes_ledger.router)
     app.include_router(dashboard.router)
     app.add_middleware(RequestContext, metrics=metrics, max_body=cfg.max_body)
-    _state_history_rule(app, desk.agents if desk is not None else cfg.agents)
+    _state_history_rule(app, desk.agents if desk is not None else cfg.agents,
+                        cfg.max_batch)
     _serve_reference(app)
     return app
 
@@ -172,10 +178,13 @@ def _serve_reference(app: FastAPI) -> None:
         return HTMLResponse(page[0], headers={"Cache-Control": "no-cache"})
 
 
-def _state_history_rule(app: FastAPI, agents: tuple[str, ...]) -> None:
-    """The OpenAPI schema states the new-portfolio history rule with this server's number."""
+def _state_history_rule(app: FastAPI, agents: tuple[str, ...], max_batch: int) -> None:
+    """The OpenAPI schema states this server's numbers (the new-portfolio history rule, the
+    ingest batch cap) and each route's error statuses, those it can give
+    (:mod:`swarmvar.service.responses`)."""
     from .desk_book import MIN_HISTORY, min_history
-    from .schemas import HISTORY_RULE
+    from .responses import document_errors
+    from .schemas import BATCH_RULE, HISTORY_RULE
 
     plain = app.openapi
 
@@ -184,10 +193,16 @@ def _state_history_rule(app: FastAPI, agents: tuple[str, ...]) -> None:
             return app.openapi_schema
         schema = plain()
         need, needer = min_history(agents)
-        field = schema["components"]["schemas"]["PortfolioIn"]["properties"]["history"]
+        defs = schema["components"]["schemas"]
+        field = defs["PortfolioIn"]["properties"]["history"]
         field["minItems"] = MIN_HISTORY  # every request's floor; named agents may need fewer
         field["description"] = (f"{HISTORY_RULE} This server's swarm needs {need} "
                                 f"({needer}); a request naming `agents` needs theirs")
+        batch = defs["ReturnBatch"]["properties"]["returns"]
+        batch["maxItems"] = max_batch
+        batch["description"] = (f"{BATCH_RULE} At most {max_batch} a request on this server "
+                                "(`swarmvar serve --max-batch`; more: 413, nothing stored)")
+        document_errors(schema, list(app.routes))
         app.openapi_schema = schema
         return schema
 

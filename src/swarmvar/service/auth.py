@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from ..errors import Forbidden, InvalidParameter, KeysUnavailable, RateLimited, Unauthenticated
 from .keys import ApiKey, KeyFile, Role
@@ -86,22 +87,53 @@ def _admit(request: Request, presented: str, role: Role) -> ApiKey:
     return key
 
 
+def presented_key(request: Request, allow_query: bool) -> str:
+    """The API key the request presents (``X-API-Key``, ``Authorization: Bearer``, or
+    ``?key=`` on event streams), read as the security schemes documented in OpenAPI read it;
+    :class:`Unauthenticated` without one."""
+    header = request.headers.get("x-api-key") or None
+    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+    bearer = (HTTPAuthorizationCredentials(scheme=scheme, credentials=token)
+              if scheme.lower() == "bearer" and token else None)
+    query = request.query_params.get("key") if allow_query else None
+    return _presented(request, header, bearer, query, allow_query)
+
+
+def authenticate(request: Request, role: Role, allow_query: bool = False) -> ApiKey:
+    """The request's key, admitted for ``role`` (401, 403, 429 or 503 otherwise), once per
+    request: the strict route class (:mod:`swarmvar.service.strict`) calls it before it reads
+    the query or the body, so an unauthenticated client is told 401 whatever it sent; the
+    route's dependency then finds the admitted key (one rate-limit token, one hash check)."""
+    admitted = getattr(request.state, "api_key", None)
+    if isinstance(admitted, ApiKey):
+        return admitted
+    key = _admit(request, presented_key(request, allow_query), role)
+    request.state.api_key = key
+    return key
+
+
 def require(role: Role, *, allow_query: bool = False) -> Callable[..., ApiKey]:
-    """A dependency admitting keys of ``role`` or above; 401 without a valid key, 403 below it."""
+    """A dependency admitting keys of ``role`` or above; 401 without a valid key, 403 below it.
+
+    Its parameters declare the security schemes (OpenAPI); the key is read by
+    :func:`authenticate`, which the strict route class has usually run already.
+    """
     if allow_query:
         def with_query(request: Request, header: Annotated[str | None, Depends(_header)],
                        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
                        query: Annotated[str | None, Depends(_query)]) -> ApiKey:
-            return _admit(request, _presented(request, header, bearer, query, True), role)
+            return authenticate(request, role, True)
         with_query.role = role  # type: ignore[attr-defined]  # read by the API docs
+        with_query.allow_query = True  # type: ignore[attr-defined]  # read by StrictRoute
         return with_query
 
     def dependency(request: Request, header: Annotated[str | None, Depends(_header)],
                    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
                    ) -> ApiKey:
-        return _admit(request, _presented(request, header, bearer, None, False), role)
+        return authenticate(request, role, False)
 
     dependency.role = role  # type: ignore[attr-defined]  # read by the API docs
+    dependency.allow_query = False  # type: ignore[attr-defined]  # read by StrictRoute
     return dependency
 
 

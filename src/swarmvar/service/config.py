@@ -11,6 +11,11 @@ from ..errors import InvalidParameter
 
 #: Environment variable carrying the configuration to uvicorn worker processes.
 CONFIG_ENV = "SWARMVAR_SERVICE_CONFIG"
+#: Default per-request cap on ingested returns (``serve --max-batch``): about 2.5 s of
+#: beats on an idle core at 2.5 ms a beat (docs/operations.md has the measurement).
+DEFAULT_MAX_BATCH = 1000
+#: Default per-process cap on open event streams (``serve --max-streams``).
+DEFAULT_MAX_STREAMS = 64
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,11 @@ class ServiceConfig:
     checkpoint_every : beats of a portfolio between checkpoints of the arbiter's state
         under ``home`` (a restart replays it over the beats after the last one only).
     max_body : largest request body accepted, bytes (larger: 413).
+    max_batch : most returns one ingest request may carry (more: 413 naming the cap;
+        send them in several requests). Each return is one beat, run while the
+        portfolio's writes wait.
+    max_streams : most event streams (``/events``) this process serves at once (one
+        more: 503 with ``Retry-After``); a closed stream frees its slot.
     """
 
     home: Path = Path(".swarmvar")
@@ -42,6 +52,8 @@ class ServiceConfig:
     arbiter: bool = True
     checkpoint_every: int = 250
     max_body: int = 1 << 20
+    max_batch: int = DEFAULT_MAX_BATCH
+    max_streams: int = DEFAULT_MAX_STREAMS
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -71,4 +83,7 @@ class ServiceConfig:
                    horizon=int(d["horizon"]), seed=int(d["seed"]), window=int(d["window"]),
                    refit_every=int(d["refit_every"]), arbiter=bool(d["arbiter"]),
                    checkpoint_every=int(d.get("checkpoint_every", 250)),
-                   max_body=int(d["max_body"]), extra=dict(d.get("extra", {})))
+                   max_body=int(d["max_body"]),
+                   max_batch=int(d.get("max_batch", DEFAULT_MAX_BATCH)),
+                   max_streams=int(d.get("max_streams", DEFAULT_MAX_STREAMS)),
+                   extra=dict(d.get("extra", {})))

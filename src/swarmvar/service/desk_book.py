@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..consensus import Aggregator, KeyRing, Policy, Weighting
-from ..errors import ConflictingInput, InvalidParameter, InvalidReturns
+from ..errors import InvalidParameter, InvalidReturns
 from ..ledger import EntryKind
 from ..models.registry import most_needed
 from ..swarm import PortfolioConfig, PortfolioSwarm, RoleConfig
@@ -220,15 +220,21 @@ def recorded_seconds(value: Any) -> float | None:
 
 
 def check_returns(items: Sequence[DatedReturn], what: str) -> None:
-    """Finite returns above -100% in strictly increasing date order, else InvalidReturns."""
+    """Finite returns above -100% in strictly increasing date order, else InvalidReturns.
+
+    The order is the request's own (a 422 naming the first pair out of order); a date not
+    after what is recorded is the desk's ``ConflictingInput`` (409), checked there.
+    """
     for i, it in enumerate(items):
         if not np.isfinite(it.value) or it.value <= -1.0 or abs(it.value) > 10.0:
             raise InvalidReturns(f"{what}[{i}] ({it.as_of}) has return {it.value!r}; a daily log "
                                  "return must be a finite fraction (0.01 = 1%) above -1")
         if i and it.as_of <= items[i - 1].as_of:
-            raise ConflictingInput(
-                f"{what}: dates out of order at [{i}] ({it.as_of} after {items[i - 1].as_of}); "
-                "send returns oldest first, one per date")
+            how = "repeats" if it.as_of == items[i - 1].as_of else "comes before"
+            raise InvalidReturns(
+                f"{what}: dates not strictly increasing: {what}[{i}] ({it.as_of}) {how} "
+                f"{what}[{i - 1}] ({items[i - 1].as_of}); send returns oldest first, one per "
+                "date")
 
 
 def policy_for(n_agents: int) -> Policy:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from ..errors import InvalidParameter, Unauthenticated
+from ..errors import InvalidParameter, KeyFileUnreadable, Unauthenticated
 
 #: scrypt parameters (RFC 7914): n = 2**14, r = 8, p = 1, 32-byte output.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 1 << 14, 8, 1
@@ -130,8 +130,8 @@ class KeyFile:
             raw = json.loads(self.path.read_text())
             keys = {k["id"]: ApiKey.from_json(k) for k in raw["keys"]}
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise InvalidParameter(f"the key file {self.path} is unreadable ({exc}); "
-                                   "restore it or create keys again") from exc
+            raise KeyFileUnreadable(f"the key file {self.path} is unreadable ({exc}); "
+                                    "restore it or create keys again") from exc
         self._keys, self._verified, self._stamp = keys, {}, stamp
 
     def _write(self, keys: dict[str, ApiKey]) -> None:
@@ -150,7 +150,15 @@ class KeyFile:
 
     def create(self, role: Role, *, rate: float = 50.0, burst: int = 100,
                name: str = "") -> tuple[ApiKey, str]:
-        """A new key of ``role``: returns the stored record and the full key (shown once)."""
+        """A new key of ``role``: returns the stored record and the full key (shown once).
+
+        Raises
+        ------
+        InvalidParameter
+            A rate that is NaN, infinite or negative, or a burst below 1 (checked first).
+        KeyFileUnreadable
+            The key file exists but cannot be read or parsed (nothing is written).
+        """
         if not (rate >= 0 and rate < float("inf")) or burst < 1:
             raise InvalidParameter(f"rate must be >= 0 requests/s and burst >= 1, "
                                    f"got {rate} and {burst}")
@@ -166,11 +174,15 @@ class KeyFile:
             return key, f"{_PREFIX}_{kid}_{_b64(secret)}"
 
     def list(self) -> list[ApiKey]:
+        """Every stored key (none without a file); :class:`KeyFileUnreadable` for a damaged
+        one."""
         with self._lock:
             self._reload()
             return list(self._keys.values())
 
     def revoke(self, key_id: str) -> ApiKey:
+        """Mark ``key_id`` revoked now; :class:`InvalidParameter` for an unknown id,
+        :class:`KeyFileUnreadable` for a damaged file (nothing is written)."""
         with self._lock:
             self._reload()
             if key_id not in self._keys:
@@ -188,6 +200,8 @@ class KeyFile:
         ------
         Unauthenticated
             Malformed, unknown, wrong or revoked key (the message says which).
+        KeyFileUnreadable
+            The key file cannot be read or parsed (the server's fault, not the request's).
         """
         parts = presented.split("_", 2)
         if len(parts) != 3 or parts[0] != _PREFIX or len(parts[1]) != 8:

@@ -15,11 +15,12 @@ from ..ledger import Ledger
 from .auth import Admin, Reader
 from .desk import Desk
 from .metrics import CONTENT_TYPE
-from .routes_risk import _ERRORS
+from .responses import error
 from .schemas import EntryOut, Health, VariantOut, VerificationOut
 from .strict import StrictRoute
 
-router = APIRouter(responses=_ERRORS, route_class=StrictRoute)
+router = APIRouter(route_class=StrictRoute)
+_UNKNOWN: dict[int | str, dict[str, object]] = {404: error("Unknown variant")}
 _MAX_PAGE = 1000
 VariantId = Annotated[str, Path(min_length=1, max_length=128, description="Variant id")]
 
@@ -128,7 +129,8 @@ def list_variants(request: Request, key: Reader) -> list[VariantOut]:
         return [_variant(v) for v in h.variants.list()]
 
 
-@router.post("/v1/variants/{variant_id}/promote", response_model=VariantOut, tags=["variants"])
+@router.post("/v1/variants/{variant_id}/promote", response_model=VariantOut, tags=["variants"],
+             responses=_UNKNOWN)
 def promote(variant_id: VariantId, request: Request, key: Admin) -> VariantOut:
     """Make a variant the active one of its class (admins); recorded in the ledger."""
     with _evolution(request) as h:
@@ -140,7 +142,7 @@ def promote(variant_id: VariantId, request: Request, key: Admin) -> VariantOut:
 
 
 @router.post("/v1/variants/{variant_id}/rollback", response_model=VariantOut,
-             tags=["variants"])
+             tags=["variants"], responses=_UNKNOWN)
 def rollback(variant_id: VariantId, request: Request, key: Admin) -> VariantOut:
     """Roll a canary or active variant back (admins); its predecessor returns."""
     with _evolution(request) as h:

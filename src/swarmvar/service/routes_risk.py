@@ -13,16 +13,15 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from sse_starlette.sse import EventSourceResponse
 
-from ..errors import InvalidParameter, UnknownAgent
+from ..errors import BatchTooLarge, InvalidParameter, UnknownAgent
 from .auth import Reader, StreamReader, Writer
 from .desk import BeatPoint, Desk, PortfolioInfo
+from .responses import error
 from .schemas import (
     AgentOut,
     BacktestOut,
     DecisionOut,
-    ErrorOut,
     IngestBody,
     IngestedOut,
     IngestOut,
@@ -31,26 +30,18 @@ from .schemas import (
     PointOut,
     PortfolioIn,
     PortfolioOut,
+    ReturnBatch,
     ReturnIn,
     RiskOut,
 )
+from .streams import SlotStream
 from .strict import StrictRoute
 
-_ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorOut, "description": text} for code, text in {
-        401: "No valid API key", 403: "The key's role may not use this route",
-        404: "Unknown portfolio", 409: "Conflicts with what is recorded",
-        413: "Request body too large", 422: "Invalid request", 429: "Rate limit exceeded",
-        503: "The server cannot check API keys now (its key file is unreadable): retry "
-             "after Retry-After seconds",
-    }.items()
-}
-#: Only routes taking a JSON body can answer 415.
-_BODY_ERRORS: dict[int | str, dict[str, object]] = {
-    415: {"model": ErrorOut, "description": "The body is not JSON (Content-Type or "
-                                             "Content-Encoding)"}}
+#: A route's own errors; the generic ones (401, 413, 422, ...) follow from the route
+#: (:mod:`swarmvar.service.responses`).
+_UNKNOWN: dict[int | str, dict[str, object]] = {404: error("Unknown portfolio")}
 
-router = APIRouter(prefix="/v1", responses=_ERRORS, route_class=StrictRoute)
+router = APIRouter(prefix="/v1", route_class=StrictRoute)
 Name = Annotated[str, Path(min_length=1, max_length=64, description="Portfolio name")]
 
 
@@ -79,7 +70,7 @@ def list_portfolios(request: Request, key: Reader) -> list[PortfolioOut]:
 
 
 @router.post("/portfolios", response_model=PortfolioOut, status_code=201, tags=["portfolios"],
-             responses=_BODY_ERRORS)
+             responses={409: error("A portfolio of that name exists")})
 def create_portfolio(body: PortfolioIn, request: Request,
                      key: Writer) -> PortfolioOut:
     """Create a portfolio: its swarm is fitted on ``history``.
@@ -98,7 +89,8 @@ def create_portfolio(body: PortfolioIn, request: Request,
     return _portfolio(info)
 
 
-@router.get("/portfolios/{name}", response_model=PortfolioOut, tags=["portfolios"])
+@router.get("/portfolios/{name}", response_model=PortfolioOut, tags=["portfolios"],
+            responses=_UNKNOWN)
 def get_portfolio(name: Name, request: Request, key: Reader) -> PortfolioOut:
     """One portfolio: its agents, levels, beats and last date."""
     return _portfolio(_desk(request).info(name))
@@ -107,7 +99,11 @@ def get_portfolio(name: Name, request: Request, key: Reader) -> PortfolioOut:
 @router.post("/portfolios/{name}/returns", response_model=IngestOut, tags=["ingest"],
              responses={200: {"description": "Every return was already recorded: nothing "
                               "changed"}, 201: {"description": "Returns stored, beats run"},
-                        **_BODY_ERRORS})
+                        **_UNKNOWN,
+                        409: error("A recorded date with another value, or a new date not "
+                                   "after the portfolio's last recorded one"),
+                        413: error("More returns than the server's --max-batch (nothing "
+                                   "stored): send them in several requests")})
 def ingest(name: Name, body: IngestBody, request: Request, response: Response,
            key: Writer) -> IngestOut:
     """Ingest one return (``{"date", "return"}``) or a batch (``{"returns": [...]}``).
@@ -116,6 +112,12 @@ def ingest(name: Name, body: IngestBody, request: Request, response: Response,
     value changes nothing and is reported as a duplicate (200); new returns
     each drive one beat and are acknowledged only once in the ledger (201).
     """
+    cap = request.app.state.config.max_batch
+    if isinstance(body, ReturnBatch) and len(body.returns) > cap:  # before any beat runs
+        raise BatchTooLarge(
+            f"returns: {len(body.returns)} returns in one request; this server takes at most "
+            f"{cap} a request (`swarmvar serve --max-batch`): send them oldest first in "
+            f"several requests of at most {cap} (nothing of this one was stored)")
     items = [body.dated()] if isinstance(body, ReturnIn) else [r.dated() for r in body.returns]
     start = time.perf_counter()
     results = _desk(request).ingest(name, items, key_id=key.id,
@@ -136,7 +138,8 @@ def ingest(name: Name, body: IngestBody, request: Request, response: Response,
                                           duplicate=r.duplicate) for r in results])
 
 
-@router.get("/portfolios/{name}/var", response_model=RiskOut, tags=["risk"])
+@router.get("/portfolios/{name}/var", response_model=RiskOut, tags=["risk"],
+            responses=_UNKNOWN)
 def current_var(name: Name, request: Request, key: Reader) -> RiskOut:
     """The current consensus VaR and ES per level, with credible intervals and weights."""
     desk = _desk(request)
@@ -150,7 +153,8 @@ def current_var(name: Name, request: Request, key: Reader) -> RiskOut:
                            for c in r.consensus])
 
 
-@router.get("/portfolios/{name}/agents", response_model=list[AgentOut], tags=["risk"])
+@router.get("/portfolios/{name}/agents", response_model=list[AgentOut], tags=["risk"],
+            responses=_UNKNOWN)
 def agents(name: Name, request: Request, key: Reader) -> list[AgentOut]:
     """Each agent's own VaR/ES view at the last beat, its log score and breaches."""
     r = _desk(request).latest(name)
@@ -159,7 +163,8 @@ def agents(name: Name, request: Request, key: Reader) -> list[AgentOut]:
             for n, f in r.forecasts.items()]
 
 
-@router.get("/portfolios/{name}/decisions", response_model=list[DecisionOut], tags=["risk"])
+@router.get("/portfolios/{name}/decisions", response_model=list[DecisionOut], tags=["risk"],
+            responses=_UNKNOWN)
 def decisions(name: Name, request: Request, key: Reader,
               limit: Annotated[int, Query(ge=1, le=5000)] = 100) -> list[DecisionOut]:
     """The arbiter's recent decisions about this portfolio's swarm, oldest first."""
@@ -169,7 +174,8 @@ def decisions(name: Name, request: Request, key: Reader,
             for d in _desk(request).decisions(name, limit)]
 
 
-@router.get("/portfolios/{name}/backtest", response_model=BacktestOut, tags=["risk"])
+@router.get("/portfolios/{name}/backtest", response_model=BacktestOut, tags=["risk"],
+            responses=_UNKNOWN)
 def rolling_backtest(name: Name, request: Request, key: Reader,
                      window: Annotated[int, Query(ge=2, le=5000)] = 250) -> BacktestOut:
     """Rolling coverage of the consensus VaR: breaches vs expected, Kupiec and
@@ -180,7 +186,7 @@ def rolling_backtest(name: Name, request: Request, key: Reader,
 
 
 @router.get("/portfolios/{name}/history", response_model=list[PointOut], tags=["risk"],
-            responses={200: {"content": {"text/csv": {}}}})
+            responses={200: {"content": {"text/csv": {}}}, **_UNKNOWN})
 def history(name: Name, request: Request, key: Reader,
             format: Literal["json", "csv"] = "json",
             limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
@@ -205,12 +211,14 @@ def history(name: Name, request: Request, key: Reader,
 
 
 @router.get("/portfolios/{name}/events", tags=["risk"],
-            responses={200: {"content": {"text/event-stream": {}}}})
+            responses={200: {"content": {"text/event-stream": {}}}, **_UNKNOWN,
+                       503: error("The process serves its --max-streams event streams: "
+                                  "reconnect after Retry-After seconds")})
 async def events(name: Name, request: Request, key: StreamReader,
                  since: Annotated[int, Query(ge=0)] = 0,
                  last_event_id: Annotated[str | None, Header(
                      description="Sent by a reconnecting EventSource: the stream resumes "
-                                 "after this beat")] = None) -> EventSourceResponse:
+                                 "after this beat")] = None) -> SlotStream:
     """Server-sent events: one ``beat`` event per beat after ``since`` (any process's:
     the stream follows the shared ledger), ``ping`` comments in between. A reconnecting
     client's ``Last-Event-ID`` (a beat's id) resumes after that beat instead."""
@@ -222,6 +230,7 @@ async def events(name: Name, request: Request, key: StreamReader,
                                    "the id of the last event received")
         since = max(since, int(last_event_id))
     await run_in_threadpool(desk.info, name)  # 404 before the stream starts
+    slot = request.app.state.streams.take()  # 503 when the process serves its cap
 
     async def stream() -> AsyncIterator[dict[str, str]]:
         last = since
@@ -233,4 +242,8 @@ async def events(name: Name, request: Request, key: StreamReader,
                        "data": json.dumps(_point(p).model_dump())}
             await asyncio.sleep(0.2)
 
-    return EventSourceResponse(stream(), ping=10)
+    try:
+        return SlotStream(slot, stream(), ping=10)
+    except BaseException:
+        slot.release()
+        raise

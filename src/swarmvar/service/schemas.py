@@ -38,6 +38,11 @@ HISTORY_RULE = ("Dated returns, oldest first: at least the largest `min_observat
                 f"portfolio's agents (each agent is fitted on it), never fewer than {MIN_HISTORY}.")
 
 
+#: The rule for an ingest batch, as the schema states it (the app adds this server's cap).
+BATCH_RULE = ("Dated returns, oldest first, dates strictly increasing (else 422 naming the "
+              "first pair out of order); stored all or nothing.")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -55,7 +60,9 @@ class ReturnIn(_Strict):
 class ReturnBatch(_Strict):
     """Several days' returns, oldest first; stored all or nothing."""
 
-    returns: list[ReturnIn] = Field(min_length=1, max_length=MAX_HISTORY)
+    # the most a request may carry is the server's `--max-batch` (a 413 naming it, checked
+    # by the route; the app states it in the schema as maxItems): no fixed bound here
+    returns: list[ReturnIn] = Field(min_length=1, description=BATCH_RULE)
 
 
 def _ingest_kind(body: object) -> str:

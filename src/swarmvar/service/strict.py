@@ -12,6 +12,13 @@ FastAPI alone lets through, or answers vaguely, several hostile requests:
 
 :class:`StrictRoute` refuses each with a 4xx naming what was wrong: 415 for the
 content type, 422 for the rest (``{"error": ...}`` like every other error).
+
+Authentication comes first: on a route whose dependencies include an API-key
+requirement (:func:`swarmvar.service.auth.require`), the key is checked before
+the query and the body are read, so a client without a valid key gets 401 (a
+key below the route's role 403) whatever its query or body; with a valid key a
+bad body keeps its 415/422. (A ``Content-Length`` over ``--max-body`` is
+refused 413 earlier still, by the middleware: such a body is never read.)
 """
 
 from __future__ import annotations
@@ -26,7 +33,11 @@ from fastapi import Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+
+from .auth import authenticate
+from .keys import Role
 
 #: Query names every route accepts: ``key`` is the event streams' API key (elsewhere a key
 #: in the URL is refused by authentication, with its own message).
@@ -102,8 +113,11 @@ class StrictRoute(APIRoute):
         handler = super().get_route_handler()
         known = _query_names(self.dependant) | _ALWAYS
         takes_body = self.body_field is not None
+        guard = auth_of(self.dependant)
 
         async def strict(request: Request) -> Response:
+            if guard is not None:  # the key first: 401/403 before any 415/422
+                await run_in_threadpool(authenticate, request, *guard)
             _check_query(request, known)
             if takes_body:
                 request = _StrictRequest(request.scope, request.receive)
@@ -111,6 +125,18 @@ class StrictRoute(APIRoute):
             return await handler(request)
 
         return strict
+
+
+def auth_of(dependant: Dependant) -> tuple[Role, bool] | None:
+    """The role and query-key allowance of the route's API-key dependency, if it has one."""
+    for sub in dependant.dependencies:
+        role = getattr(sub.call, "role", None)
+        if isinstance(role, Role):
+            return role, bool(getattr(sub.call, "allow_query", False))
+        found = auth_of(sub)
+        if found is not None:
+            return found
+    return None
 
 
 def _query_names(dependant: Dependant) -> frozenset[str]:

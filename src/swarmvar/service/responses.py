@@ -1,0 +1,104 @@
+"""The error statuses each route documents: the ones it can answer, derived from the route.
+
+A route states only its own errors (404 for an unknown portfolio, 409 for a
+conflict with what is recorded, ...). The rest follow from what the route is,
+the same way for every route, when the app builds its OpenAPI schema:
+
+- any route: 413 (a body over ``--max-body``, refused by the middleware);
+- a route with parameters or under :class:`~swarmvar.service.strict.StrictRoute`
+  (unknown or repeated query parameters): 422;
+- a route taking a JSON body: 415;
+- a route requiring an API key: 401, 429 and 503 (the key file unreadable), and 403
+  when its role is above reader (every valid key is at least a reader).
+
+So ``/healthz`` and ``/metrics`` list none of the key's errors, since they cannot give them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from fastapi.routing import APIRoute
+
+from .keys import Role
+from .schemas import ErrorOut
+from .strict import StrictRoute, auth_of
+
+_REF = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
+
+#: The generic statuses' descriptions.
+TEXT = {
+    401: "No valid API key (checked before the query and the body)",
+    403: "The key's role may not use this route",
+    413: "Request body over the server's --max-body bytes",
+    415: "The body is not JSON (Content-Type or Content-Encoding)",
+    422: "Invalid request",
+    429: "The key's rate limit is exceeded: retry after Retry-After seconds",
+    503: "The server cannot check API keys now (its key file is unreadable): retry after "
+         "Retry-After seconds",
+}
+
+
+def error(description: str) -> dict[str, Any]:
+    """A route's own documented error (the ``responses`` entry of one status)."""
+    return {"model": ErrorOut, "description": description}
+
+
+def generic_statuses(route: APIRoute) -> dict[int, str]:
+    """The statuses ``route`` can answer by what it is (not its own errors), described."""
+    out = {413: TEXT[413]}
+    d = route.dependant
+    if isinstance(route, StrictRoute) or d.query_params or d.path_params or d.header_params:
+        out[422] = TEXT[422]
+    if route.body_field is not None:
+        out[415] = TEXT[415]
+    guard = auth_of(d)
+    if guard is not None:
+        out.update({401: TEXT[401], 429: TEXT[429], 503: TEXT[503]})
+        if guard[0] is not Role.READER:
+            out[403] = TEXT[403]
+    return out
+
+
+def api_routes(routes: Iterable[Any]) -> Iterator[APIRoute]:
+    """The :class:`APIRoute` objects of ``routes``, those of included routers too (the
+    app includes its routers without a prefix, so their paths are the schema's)."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from api_routes(inner.routes)
+
+
+def document_errors(schema: dict[str, Any], routes: Iterable[Any]) -> None:
+    """Set every operation's error responses in ``schema`` to those its route can give:
+    its own (kept as declared; a description of the same status joined to the generic
+    one) and the generic ones, FastAPI's own 422 body replaced by the API's error body."""
+    paths = schema.get("paths", {})
+    for route in api_routes(routes):
+        if not route.include_in_schema:
+            continue
+        for method in route.methods or ():
+            op = paths.get(route.path_format, {}).get(method.lower())
+            if op is None:
+                continue
+            responses = op.setdefault("responses", {})
+            for status, text in generic_statuses(route).items():
+                own = route.responses.get(status) or route.responses.get(str(status))
+                if own is not None:
+                    own_text = str(own.get("description", ""))
+                    if own_text and own_text != text and text not in own_text:
+                        responses[str(status)]["description"] = f"{own_text}; or: {text}"
+                    continue
+                responses[str(status)] = {"description": text, "content": _REF}
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    if "ErrorOut" not in components:
+        body = ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(body.pop("$defs", {}))
+        components["ErrorOut"] = body
+    text = repr(paths)
+    for unused in ("HTTPValidationError", "ValidationError"):
+        if unused in components and f"/{unused}'" not in text:
+            del components[unused]

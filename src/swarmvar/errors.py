@@ -158,14 +158,6 @@ class KeysUnavailable(SwarmVarError, RuntimeError):
     operator restores the file, the request is retried)."""
 
 
-# API key file (swarmvar.service.keys; CLI loose ends, helper B-small) ---------------
-
-
-class KeyFileUnreadable(InvalidParameter):
-    """The API key file cannot be read or parsed (its message names the file): restore
-    it, or create keys again. An :class:`InvalidParameter`, as before it had a class."""
-
-
 class BatchTooLarge(SwarmVarError, ValueError):
     """An ingest request carries more returns than the server's per-request cap
     (``serve --max-batch``; HTTP 413): send them in several requests."""
@@ -174,6 +166,14 @@ class BatchTooLarge(SwarmVarError, ValueError):
 class TooManyStreams(SwarmVarError, RuntimeError):
     """The process serves as many event streams as its cap (``serve --max-streams``;
     HTTP 503 with ``Retry-After``): reconnect later."""
+
+
+# API key file (swarmvar.service.keys; CLI loose ends, helper B-small) ---------------
+
+
+class KeyFileUnreadable(InvalidParameter):
+    """The API key file cannot be read or parsed (its message names the file): restore
+    it, or create keys again. An :class:`InvalidParameter`, as before it had a class."""
 
 
 # --- sandboxes -----------------------------------------------------------

@@ -35,6 +35,7 @@ from ..errors import (
     PayloadTooLarge,
     SwarmVarError,
 )
+from .damage import DamageMemo
 from .entry import (
     Entry,
     EntryKind,
@@ -138,8 +139,12 @@ class Ledger:
         no ledger tables, metadata or genesis entry: truncated or damaged)
         raises LedgerCorrupted and nothing is written to it, so a damaged
         ledger is reported, never repaired or silently restarted. With
-        ``create`` (a writer), an existing SQLite file is also checked once
+        ``create`` (a writer), an existing SQLite file is also checked
         with ``PRAGMA quick_check`` (:meth:`damage`) and refused if damaged.
+    damage_memo : DamageMemo, optional
+        Where :meth:`damage` answers are memoised per on-disk state of a
+        SQLite ledger (default: the process's, shared by every ledger opened
+        in it, so an unchanged file is checked once).
 
     ``home_or_path`` may also be a ``postgresql://`` URL: the ledger then
     lives in that database (tables ``ledger_meta`` and ``ledger_entries``),
@@ -157,6 +162,7 @@ class Ledger:
         signing_key: Ed25519PrivateKey | None = None,
         clock: Callable[[], datetime] = _utc_now,
         create: bool = True,
+        damage_memo: DamageMemo | None = None,
     ):
         self._clock = clock
         self._key = signing_key
@@ -187,7 +193,10 @@ class Ledger:
         self.path = path
         # a ledger is only ever created whole (above), so an existing file without
         # tables, metadata or genesis entry is a damaged one: never filled in again
-        self._init(SQLiteStore(path, now, hash_algorithm, durability, create=False), now, False)
+        store = SQLiteStore(
+            path, now, hash_algorithm, durability, create=False, damage_memo=damage_memo
+        )
+        self._init(store, now, False)
         if create and existed:  # about to append: refuse a file SQLite finds damaged
             try:
                 self.refuse_damage("nothing was appended")
@@ -550,9 +559,12 @@ class Ledger:
         """What the store's own integrity check finds wrong, or None if nothing.
 
         For a SQLite ledger, ``PRAGMA quick_check`` (page structure, record
-        formats): about 0.3 s per 10^6 entries (see the ledger docs). It does
-        not recompute hashes; :meth:`verify_chain` does. Stores without such a
-        check (PostgreSQL, memory) return None.
+        formats) on a fresh connection: about 0.3 s per 10^6 entries (see the
+        ledger docs), run once per on-disk state of the file and its WAL; a
+        check of an unchanged file costs two ``stat`` calls. It does not read
+        the entries' bytes as hashed data: changed bytes inside an entry are
+        found by :meth:`verify_chain` alone. Stores without such a check
+        (PostgreSQL, memory) return None.
         """
         store = self._store
         return store.damage() if isinstance(store, SQLiteStore) else None
@@ -588,7 +600,17 @@ class Ledger:
         return self._key
 
     def signed_head(self) -> SignedHead:
-        """Sign the current (size, root, time) with the ledger's Ed25519 key."""
+        """Sign the current (size, root, time) with the ledger's Ed25519 key.
+
+        Raises
+        ------
+        LedgerCorrupted
+            If :meth:`damage` finds the file damaged (a signature would vouch
+            for a broken record); nothing is signed. The check costs two
+            ``stat`` calls when the file is unchanged since the last one, a
+            ``quick_check`` when it changed.
+        """
+        self.refuse_damage("no head was signed over it")
         size = self.size
         root = self.compute_merkle_root(size)
         return sign_head(size, root, self._now(), self.hash_algorithm, self._signing_key())

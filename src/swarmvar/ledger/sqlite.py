@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LedgerCorrupted
+from .damage import PROCESS_MEMO, DamageMemo
 from .entry import ZERO_HASH
 from .merkle import HashAlgorithm, NodeKey, frontier_keys
 from .store import (
@@ -103,6 +104,9 @@ class SQLiteStore:
         If False, only open an existing ledger file: an empty file, another
         application's database or a file without the ledger's tables raises
         LedgerCorrupted, and nothing is written to it.
+    damage_memo : DamageMemo, optional
+        Where :meth:`damage` answers are memoised by file state (default: the
+        process's, shared by every store opened in it).
 
     Any SQLite error while reading (a damaged file) is raised as LedgerCorrupted.
     """
@@ -116,8 +120,11 @@ class SQLiteStore:
         timeout: float = 60.0,
         *,
         create: bool = True,
+        damage_memo: DamageMemo | None = None,
     ):
         self.path = Path(path)
+        self._timeout = timeout
+        self._damage_memo = PROCESS_MEMO if damage_memo is None else damage_memo
         self._lock = threading.RLock()
         self._cache: tuple[int, bytes, Frontier] | None = None
         self._conn = _connect(self.path, timeout, create)
@@ -224,16 +231,12 @@ class SQLiteStore:
     def damage(self) -> str | None:
         """What SQLite's own check finds wrong with the file, or None if nothing.
 
-        ``PRAGMA quick_check``: page structure, record formats, NOT NULL.
+        ``PRAGMA quick_check`` (page structure, record formats, NOT NULL) on a
+        fresh read-only connection, memoised per on-disk state of the file and
+        its WAL (:class:`~swarmvar.ledger.damage.DamageMemo`): a second check
+        of an unchanged file costs two ``stat`` calls.
         """
-        with self._lock:
-            try:
-                found = [r[0] for r in self._conn.execute("PRAGMA quick_check(20)")]
-            except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
-                return f"{self.path} is damaged: {exc}"
-        if found != ["ok"]:
-            return f"{self.path} is damaged; SQLite's quick_check says: " + "; ".join(found)
-        return None
+        return self._damage_memo.damage(self.path, self._timeout)
 
     def row_count(self, below: int | None = None) -> int:
         """Entry rows stored whose index is below ``below`` (all if None), whatever else

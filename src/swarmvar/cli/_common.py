@@ -219,8 +219,9 @@ def from_setting(setting: Setting, check: Callable[[object], _T]) -> _T:
 
 
 def max_processes() -> int:
-    """Most worker processes ``run`` and ``serve`` start: 4 per CPU, at least 8 (each is a
-    Python process with the numerical stack; more only thrash the machine)."""
+    """Most worker processes a ``--workers`` flag may ask for (``var``, ``backtest``, ``run``,
+    ``serve``): 4 per CPU, at least 8 (each is a Python process with the numerical stack;
+    more only thrash the machine)."""
     return max(8, 4 * (os.cpu_count() or 1))
 
 
@@ -426,14 +427,32 @@ _FLAG_WORDS = (
     # evolution.HealthPolicy's checks, for `variants canary check`
     (re.compile(r"\bmin_success_rate\b"), "--min-success-rate"),
     (re.compile(r"\bmax_latency_s\b"), "--max-latency-s"),
+    # the runtime's refit rhythm (swarm.RoleConfig, PortfolioConfig, Swarm), for `run`
+    (re.compile(r"\brefit_lag\b"), "--refit-lag"),
+    (re.compile(r"\brefit_every\b"), "--refit-every"),
 )
+
+#: A command-line hint in an engine's message, ``(--a <= --b on the command line)``.
+_CLI_HINT = re.compile(r"\s*\(([^()]*?) on the command line\)")
+_FLAG = re.compile(r"--[a-z][a-z0-9-]*")
+
+
+def _said_already(message: str) -> str:
+    """Drop a command-line hint made of flags the message (now in flags) already names."""
+    def drop(found: re.Match[str]) -> str:
+        flags = _FLAG.findall(found.group(1))
+        rest = _FLAG.sub("", found.group(1)).strip(" <>=,")
+        said = flags and not rest and all(f in message[:found.start()] for f in flags)
+        return "" if said else found.group(0)
+
+    return _CLI_HINT.sub(drop, message)
 
 
 def cli_words(message: str) -> str:
     """An engine's message in the CLI's terms (flags, not keyword arguments)."""
     for pattern, repl in _FLAG_WORDS:
         message = pattern.sub(repl, message)
-    return message
+    return _said_already(message)
 
 
 def is_dataset(source: str) -> bool:

@@ -27,6 +27,7 @@ from ._common import (
     check_ledger,
     check_output,
     check_policy,
+    check_processes,
     check_seed,
     check_whole,
     emergence_section,
@@ -197,6 +198,9 @@ def backtest_command(
     # --- end books ---
 ) -> None:
     """Backtest agents on the last LAST days (each fitted on the WINDOW days before)."""
+    # the process cap of every command that starts workers (run and serve too); first,
+    # so that a book's command gets a checked count as well
+    workers = check_processes(workers)
     # --- books (multi-asset portfolios): --book / --positions go to cli/book.py ---
     if book is not None or positions is not None:
         from .book import book_backtest_command, refuse_single_series_flags
@@ -231,7 +235,6 @@ def backtest_command(
                          lambda v: check_whole(v, "--refit-every", 1, 10**6))
     seed = check_seed(seed)
     folder = from_setting(settings["home"], lambda v: check_home(Path(str(v))))
-    workers = check_whole(workers, "--workers", 1, 1024)
     check_output(report, "--report", REPORT_SUFFIXES)  # the report is HTML, whatever the name
     check_output(plot, "--plot", PLOT_SUFFIXES)
     check_csv_folder(csv)

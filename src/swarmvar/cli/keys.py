@@ -15,6 +15,14 @@ Home = Annotated[Path, typer.Option(help="data directory (the key file is "
 KeysPath = Annotated[Path | None, typer.Option("--keys", help="API key file")]
 
 
+def _unreadable(exc: Exception, keys: Path | None) -> typer.Exit:
+    """A damaged key file (``KeyFileUnreadable``, its message naming the file) as one line
+    naming the flag that chose it: ``--keys``, else ``--home`` (its api-keys.json); exit 2."""
+    from ._common import usage_error
+
+    return usage_error(f"{'--keys' if keys is not None else '--home'}: {exc}")
+
+
 def _file(home: Path, keys: Path | None) -> object:
     from ..service.keys import KeyFile
 
@@ -31,7 +39,7 @@ def create(
     keys: KeysPath = None,
 ) -> None:
     """Create a key and print it once (only its scrypt hash is stored)."""
-    from ..errors import SwarmVarError
+    from ..errors import KeyFileUnreadable, SwarmVarError
     from ..service.keys import KeyFile, parse_role
 
     try:
@@ -40,12 +48,10 @@ def create(
         raise typer.BadParameter(str(exc), param_hint="--role") from exc
     kf = _file(home, keys)
     assert isinstance(kf, KeyFile)
-    try:  # a damaged key file is said as such, not as a bad --rate
-        kf.list()
-    except SwarmVarError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--keys") from exc
     try:  # KeyFile.create refuses NaN, inf, a negative rate and a burst below 1
         key, secret = kf.create(the_role, rate=rate, burst=burst, name=name)
+    except KeyFileUnreadable as exc:  # a damaged key file is said as such, not as a bad --rate
+        raise _unreadable(exc, keys) from None
     except SwarmVarError as exc:
         raise typer.BadParameter(str(exc), param_hint=["--rate", "--burst"]) from exc
     typer.echo(secret)
@@ -56,13 +62,15 @@ def create(
 @app.command("list")
 def list_keys(home: Home = Path(".swarmvar"), keys: KeysPath = None) -> None:
     """List keys: id, role, rate, created, revoked, name (never secrets)."""
+    from ..errors import KeyFileUnreadable
     from ..service.keys import KeyFile
-    from ._common import usage_errors
 
     kf = _file(home, keys)
     assert isinstance(kf, KeyFile)
-    with usage_errors():  # a damaged key file: one line, exit 2
+    try:  # a damaged key file: one line naming the flag and the file, exit 2
         rows = kf.list()
+    except KeyFileUnreadable as exc:
+        raise _unreadable(exc, keys) from None
     if not rows:
         typer.echo("no keys")
     for k in rows:
@@ -75,13 +83,15 @@ def list_keys(home: Home = Path(".swarmvar"), keys: KeysPath = None) -> None:
 def revoke(key_id: Annotated[str, typer.Argument(help="the key's id (see `keys list`)")],
            home: Home = Path(".swarmvar"), keys: KeysPath = None) -> None:
     """Revoke a key: a running server refuses it from its next request."""
-    from ..errors import SwarmVarError
+    from ..errors import KeyFileUnreadable, SwarmVarError
     from ..service.keys import KeyFile
 
     kf = _file(home, keys)
     assert isinstance(kf, KeyFile)
     try:
         k = kf.revoke(key_id)
-    except SwarmVarError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+    except KeyFileUnreadable as exc:
+        raise _unreadable(exc, keys) from None
+    except SwarmVarError as exc:  # no such key
+        raise typer.BadParameter(str(exc), param_hint="KEY_ID") from exc
     typer.echo(f"revoked {k.id} at {k.revoked}")

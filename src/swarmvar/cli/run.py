@@ -117,6 +117,30 @@ def _fail_run(exc: Exception, data: str) -> typer.Exit:
     return fail(exc) if isinstance(exc, SwarmVarError) else usage_error(str(exc))
 
 
+def _check_refits(refit_every: int, refit_lag: int) -> None:
+    """The runtime's own rule for a deferred refit (``swarm.beat.PortfolioConfig``'s: a lag
+    no longer than the refit rhythm), asked before the data is read, a worker, Ray or a mesh
+    node started or the home created; its message in flags (exit 2)."""
+    from ..errors import InvalidParameter
+    from ..swarm import PortfolioConfig, RoleConfig
+
+    try:
+        PortfolioConfig("-", (), refit_every=refit_every, roles=RoleConfig(refit_lag=refit_lag))
+    except InvalidParameter as exc:
+        raise typer.BadParameter(cli_words(str(exc)), param_hint="--refit-lag") from None
+
+
+def _close_started(swarm: Any, host: Any, node: Any) -> None:
+    """Close what a refused start made: the swarm (it closes its executor), else the
+    executor (a Ray session), and the mesh node (bound sockets)."""
+    for part in (swarm if swarm is not None else host, node):
+        if part is not None:
+            try:
+                part.close()
+            except Exception:  # noqa: BLE001 - closing on the way out of a refusal
+                pass
+
+
 def _table(swarm: Any, breaches: dict[str, int], events: dict[str, str],
            arbiter: bool = False) -> Any:
     from rich.markup import escape
@@ -295,11 +319,6 @@ def run(
     if spread < 1 or (spread > 1 and spread > workers):
         raise typer.BadParameter(f"must be 1, or from 2 to --workers ({workers}) so that each "
                                  f"group has its own host, got {spread}", param_hint="--spread")
-    if refit_lag > refit_every:  # the runtime skips a refit due while one is pending
-        raise typer.BadParameter(
-            f"{refit_lag} is longer than --refit-every {refit_every}: each deferred refit "
-            "would still be pending when the next is due, and that one would be skipped; give "
-            "at most --refit-every", param_hint="--refit-lag")
     if spread > 1 and refit_lag:
         raise typer.BadParameter("spread portfolios refit on the beat: drop --refit-lag",
                                  param_hint="--spread")
@@ -344,8 +363,11 @@ def run(
             raise typer.BadParameter(f"{folder} is not a folder", param_hint="--plugin-path")
     if not mesh and (mesh_port is not None or peer or mesh_id or mesh_cluster or mesh_key):
         raise typer.BadParameter("mesh options need --mesh", param_hint="--mesh")
+    _check_refits(refit_every, refit_lag)
+    node: Any = None
+    host: Any = None
+    swarm: Any = None
     try:
-        node = None
         if mesh:
             from ..mesh.launch import swarm_node
 
@@ -362,7 +384,7 @@ def run(
         if executor == "ray":
             from ..swarm.ray_executor import RayExecutor
 
-            host: Any = RayExecutor(shards=max(1, workers))
+            host = RayExecutor(shards=max(1, workers))
         else:
             host = LocalExecutor(workers)
         judge = None
@@ -392,7 +414,11 @@ def run(
 
                 cadence = Cadence(judge.config.pulse)
     except SwarmVarError as exc:
+        _close_started(swarm, host, node)
         raise _fail_run(exc, data) from None
+    except BaseException:
+        _close_started(swarm, host, node)
+        raise
     stop = {"asked": False}
 
     def _interrupt(signum: int, frame_: Any) -> None:

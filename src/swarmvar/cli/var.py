@@ -24,6 +24,7 @@ from ._common import (
     check_ledger,
     check_notional,
     check_policy,
+    check_processes,
     check_seed,
     check_whole,
     from_setting,
@@ -239,6 +240,9 @@ def var(
     # --- end books ---
 ) -> None:
     """Fit every agent, print VaR/ES with 90% credible intervals and the swarm's consensus."""
+    # the process cap of every command that starts workers (run and serve too); first,
+    # so that a book's command gets a checked count as well
+    workers = check_processes(workers)
     # --- books (multi-asset portfolios): --book / --positions go to cli/book.py ---
     if book is not None or positions is not None or trade is not None:
         from .book import book_var_command, refuse_single_series_flags
@@ -269,7 +273,6 @@ def var(
     notional = check_notional(notional)
     folder = from_setting(settings["home"], lambda v: check_home(Path(str(v))))
     days = from_setting(settings["track_days"], lambda v: check_whole(v, "--track-days", 0))
-    workers = check_whole(workers, "--workers", 1, 1024)
     with_consensus = bool(settings["consensus"].value)
     rule = from_setting(settings["policy"], check_policy)
     check_csv_folder(csv)

@@ -235,8 +235,9 @@ class Swarm:
         from ..models.risk import check_alphas
 
         levels = check_alphas(alphas)
+        # every configuration is built (and refused) before the home is created: a refused
+        # start leaves no empty home behind (the variant registry is only read if it exists)
         self.home = Path(home)
-        self.home.mkdir(parents=True, exist_ok=True)
         self.roles = roles or RoleConfig()
         chosen = _variants(self.home, [n for n in names if sandbox is None
                                        or n not in sandbox.plugin_agents], list(self.specs))
@@ -289,8 +290,13 @@ class Swarm:
         self.checkpoint_every = int(checkpoint_every)
         self.ledger_batch = int(ledger_batch)
         self.observers = tuple(observers)  # each Attached once (the property's setter)
+        self.home.mkdir(parents=True, exist_ok=True)  # everything above is checked
         self.ledger = Ledger.open(self.home)
-        self._db = Database(self.home)
+        try:  # a damaged lifecycle database: refused with the ledger closed again
+            self._db = Database(self.home)
+        except BaseException:
+            self.ledger.close()
+            raise
         self.states = StateStore(self._db, config=StateConfig(fsync=fsync))
         from ..evolution import SqliteBreakerStorage
 

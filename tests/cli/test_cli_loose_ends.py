@@ -1,0 +1,268 @@
+"""Three loose ends of the CLI and the swarm's start, each failing on the code before it.
+
+1. ``Swarm(...)`` created its home before its configurations refused a refit lag
+   beyond the refit rhythm (an empty home left behind); ``run`` kept its own copy of
+   that rule, now asked of the runtime before any work, in flags.
+2. ``keys create`` read the key file twice (once only to choose the flag to blame);
+   a damaged file is now a :class:`~swarmvar.errors.KeyFileUnreadable`, read once.
+3. ``var``/``backtest`` capped ``--workers`` at 1,024, ``run``/``serve`` at
+   ``max_processes()``: one cap now, refused before any process starts.
+
+No test here runs an accepted large ``--workers``: every big value is refused, and a
+process pool started anyway fails the test (``_no_pools``).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from swarmvar.cli import build_app
+from swarmvar.cli._common import cli_words, max_processes
+from swarmvar.errors import InvalidParameter, KeyFileUnreadable
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _cli_text import plain  # noqa: E402
+
+runner = CliRunner()
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    result = runner.invoke(build_app(), list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        f"{args}: {result.exception!r}")
+    return result.exit_code, plain(result.output)
+
+
+@pytest.fixture
+def _no_pools(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process pool (the backtest's workers) started in this test fails it."""
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a process pool was started for a refused command")
+
+    monkeypatch.setattr(concurrent.futures.ProcessPoolExecutor, "__init__", refuse)
+
+
+def _returns_csv(path: Path, columns: tuple[str, ...] = ("x",), n: int = 80) -> Path:
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(rng.normal(0, 0.01, (n, len(columns))), columns=list(columns),
+                         index=pd.bdate_range("2020-01-01", periods=n))
+    frame.to_csv(path, index_label="date")
+    return path
+
+
+# --- 1. a refused start leaves no home; the rule is the runtime's ---------------------------
+
+@settings(max_examples=25, deadline=None)
+@given(every=st.integers(1, 40), extra=st.integers(1, 40))
+def test_swarm_refuses_a_lag_beyond_the_rhythm_before_its_home_exists(every: int,
+                                                                      extra: int) -> None:
+    """Was: the home was created, then PortfolioConfig refused (an empty home left)."""
+    from swarmvar.swarm import RoleConfig, Swarm
+
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "deep" / "home"
+        with pytest.raises(InvalidParameter, match=f"refit_lag {every + extra} .* "
+                                                   f"refit_every {every}"):
+            Swarm(["p"], home=home, agents=("nig",), window=30, refit_every=every,
+                  roles=RoleConfig(refit_lag=every + extra))
+        assert not (Path(tmp) / "deep").exists()
+
+
+@pytest.mark.parametrize("case", ["spread-lag", "spread-clash"])
+def test_swarm_refuses_spread_settings_before_its_home_exists(case: str,
+                                                              tmp_path: Path) -> None:
+    """The spread checks (refit lag, group names clashing with portfolios) ran after the
+    home was made, too. LocalExecutor starts no process before ``open``."""
+    from swarmvar.swarm import LocalExecutor, RoleConfig, Swarm
+
+    home = tmp_path / "home"
+    ex = LocalExecutor(2)
+    try:
+        if case == "spread-lag":
+            with pytest.raises(InvalidParameter, match="refit_lag 0"):
+                Swarm(["p"], home=home, agents=("nig", "bootstrap"), window=30, spread=2,
+                      executor=ex, roles=RoleConfig(refit_lag=1))
+        else:
+            with pytest.raises(InvalidParameter, match="clash"):
+                Swarm(["p", "p#g0"], home=home, agents=("nig", "bootstrap"), window=30,
+                      spread=2, executor=ex)
+    finally:
+        ex.close()
+    assert not home.exists()
+
+
+def test_swarm_accepts_a_lag_equal_to_the_rhythm_and_makes_its_home(tmp_path: Path) -> None:
+    from swarmvar.swarm import RoleConfig, Swarm
+
+    home = tmp_path / "home"
+    with Swarm(["p"], home=home, agents=("nig",), window=30, refit_every=3,
+               roles=RoleConfig(refit_lag=3)) as swarm:
+        assert swarm.roles.refit_lag == 3
+    assert (home / "ledger.sqlite").exists()
+
+
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_run_refuses_the_lag_in_flags_before_any_work(executor: str, tmp_path: Path,
+                                                      _no_pools: None) -> None:
+    """The runtime's rule, asked before the data is read or Ray started: the message names
+    the flags, not the dataclass fields, and no home is made."""
+    data = _returns_csv(tmp_path / "r.csv")
+    code, out = _cli("run", "--data", str(data), "--executor", executor, "--workers", "2",
+                     "--refit-every", "5", "--refit-lag", "6", "--quiet",
+                     "--home", str(tmp_path / "home"))
+    assert code == 2, out
+    assert "--refit-lag 6 is longer than --refit-every 5" in out, out
+    assert "refit_lag" not in out and "refit_every" not in out, out
+    assert "on the command line" not in out, out
+    assert not (tmp_path / "home").exists()
+
+
+def test_the_cli_and_the_swarm_say_the_same_words(tmp_path: Path) -> None:
+    """The early check and the runtime's own refusal read the same in flags."""
+    from swarmvar.cli.run import _check_refits
+    from swarmvar.swarm import RoleConfig, Swarm
+
+    with pytest.raises(InvalidParameter) as engine:
+        Swarm(["p"], home=tmp_path / "h", agents=("nig",), window=30, refit_every=4,
+              roles=RoleConfig(refit_lag=9))
+    import typer
+
+    with pytest.raises(typer.BadParameter) as cli:
+        _check_refits(4, 9)
+    assert cli.value.message == cli_words(str(engine.value))
+    assert cli.value.param_hint == "--refit-lag"
+    assert not (tmp_path / "h").exists()
+
+
+def test_run_refused_by_the_swarm_itself_leaves_no_home(tmp_path: Path,
+                                                        _no_pools: None) -> None:
+    """A refusal only the runtime makes (portfolio names clashing with a spread's groups):
+    exit 2, no home; the executor (lazy: no process yet) is closed by the CLI."""
+    data = _returns_csv(tmp_path / "assets.csv")
+    book = tmp_path / "books.json"
+    book.write_text(json.dumps({"a": {"weights": {"x": 1.0}},
+                                "a#g0": {"weights": {"x": 1.0}}}), encoding="utf-8")
+    code, out = _cli("run", "--data", str(data), "--portfolios", str(book), "--workers", "2",
+                     "--spread", "2", "--agents", "nig,bootstrap", "--window", "30",
+                     "--quiet", "--home", str(tmp_path / "home"))
+    assert code == 2 and "clash" in out, out
+    assert not (tmp_path / "home").exists()
+
+
+# --- 2. a damaged key file: one read, the file and the flag named ----------------------------
+
+def _count_reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    from swarmvar.service import keys as keys_mod
+
+    reads: list[Path] = []
+    original = keys_mod.KeyFile._reload
+
+    def counted(self: Any) -> None:
+        reads.append(self.path)
+        original(self)
+
+    monkeypatch.setattr(keys_mod.KeyFile, "_reload", counted)
+    return reads
+
+
+@pytest.mark.parametrize("via", ["--keys", "--home"])
+def test_keys_create_names_a_damaged_file_and_its_flag_in_one_read(
+        via: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Was: ``kf.list()`` read the file once only to choose the flag, then create again."""
+    path = tmp_path / "api-keys.json"
+    path.write_bytes(b"{not json")
+    reads = _count_reads(monkeypatch)
+    where = ["--keys", str(path)] if via == "--keys" else ["--home", str(tmp_path)]
+    code, out = _cli("keys", "create", *where)
+    assert code == 2, out
+    assert f"error: {via}: the key file {path} is unreadable" in " ".join(out.split()), out
+    assert "--rate" not in out and "--burst" not in out, out
+    assert reads == [path]
+    assert path.read_bytes() == b"{not json"
+
+
+def test_keys_create_reads_a_good_file_once_and_blames_the_rate(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "k.json"
+    reads = _count_reads(monkeypatch)
+    code, out = _cli("keys", "create", "--keys", str(path), "--name", "a")
+    assert code == 0, out
+    assert reads == [path]
+    code, out = _cli("keys", "create", "--keys", str(path), "--rate", "nan")
+    assert code == 2 and "--rate" in out, out
+    assert reads == [path]  # the arguments are checked before the file is read
+
+
+@pytest.mark.parametrize("command", [["list"], ["revoke", "abcd1234"]])
+def test_keys_list_and_revoke_name_the_flag_too(command: list[str], tmp_path: Path) -> None:
+    path = tmp_path / "k.json"
+    path.write_text('{"keys": [{"id": "x"}]}', encoding="utf-8")
+    code, out = _cli("keys", *command, "--keys", str(path))
+    assert code == 2, out
+    assert f"error: --keys: the key file {path} is unreadable" in " ".join(out.split()), out
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.binary(max_size=64), st.sampled_from([
+    b"[]", b"{}", b'{"keys": 3}', b'{"keys": [1]}', b'{"keys": [{"id": "a", "role": "god"}]}',
+    b'{"keys": [{"id": "a"}]}'])))
+def test_a_damaged_key_file_is_a_key_file_unreadable_naming_it(content: bytes) -> None:
+    """Whatever is not a key file raises KeyFileUnreadable (an InvalidParameter, as the
+    service's auth catches) naming the file; nothing is written."""
+    from swarmvar.service.keys import KeyFile, Role
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "keys.json"
+        path.write_bytes(content)
+        try:
+            rows = KeyFile(path).list()
+        except KeyFileUnreadable as exc:
+            assert isinstance(exc, InvalidParameter) and str(path) in str(exc)
+            with pytest.raises(KeyFileUnreadable, match="unreadable"):
+                KeyFile(path).create(Role.READER)
+        else:  # content that happens to be a key file (e.g. {"keys": []})
+            assert all(k.id for k in rows)
+        assert path.read_bytes() == content
+
+
+# --- 3. one worker cap, refused before any process starts ------------------------------------
+
+@pytest.mark.parametrize("command", [["var"], ["backtest"], ["backtest", "--book", "BOOK"],
+                                     ["var", "--positions", "x=100"]])
+@pytest.mark.parametrize("above", [1, 99999])
+def test_var_and_backtest_cap_workers_as_run_and_serve(command: list[str], above: int,
+                                                       tmp_path: Path,
+                                                       _no_pools: None) -> None:
+    """Was: 1,024 for var/backtest (max_processes() for run/serve); a book's backtest took
+    any count unchecked."""
+    book = tmp_path / "book.csv"
+    book.write_text("asset,position\nx,100\n", encoding="utf-8")
+    args = [str(book) if a == "BOOK" else a for a in command]
+    value = max_processes() + above if above == 1 else above
+    code, out = _cli(*args, "--data", "sp500", "--workers", str(value),
+                     "--home", str(tmp_path / "home"))
+    assert code == 2, out
+    assert "--workers" in out and f"between 1 and {max_processes()}" in out, out
+    assert not (tmp_path / "home").exists()
+
+
+@pytest.mark.parametrize("command", ["var", "backtest", "run", "serve"])
+def test_every_workers_flag_has_the_same_cap(command: str, tmp_path: Path,
+                                             _no_pools: None) -> None:
+    code, out = _cli(command, "--workers", str(max_processes() + 1),
+                     "--home", str(tmp_path / "home"))
+    assert code == 2 and "--workers" in out and str(max_processes()) in out, out
+    assert not (tmp_path / "home").exists()

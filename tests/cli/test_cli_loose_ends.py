@@ -266,3 +266,22 @@ def test_every_workers_flag_has_the_same_cap(command: str, tmp_path: Path,
                      "--home", str(tmp_path / "home"))
     assert code == 2 and "--workers" in out and str(max_processes()) in out, out
     assert not (tmp_path / "home").exists()
+
+
+# --- 4. flags checked twice: the runtime's rule asked early instead of a CLI copy -------------
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["--refit-lag", "-1"], "--refit-lag must be a whole number >= 0, not -1"),
+    (["--sandbox", "docker"], "unknown sandbox backend 'docker'"),
+    (["--sandbox", "e2b", "--plugin", "house_agents:HalfLife"],
+     "plug-ins are not shipped to E2B yet: use --sandbox bwrap"),
+])
+def test_run_asks_the_runtime_before_any_work(args: list[str], said: str, tmp_path: Path,
+                                              _no_pools: None) -> None:
+    """Was: a CLI copy (--refit-lag >= 0, the backend names), or (plug-ins in E2B) a
+    refusal only after the data was read and the executor built."""
+    data = _returns_csv(tmp_path / "r.csv")
+    code, out = _cli("run", "--data", str(data), "--agents", "nig", "--window", "30",
+                     "--quiet", *args, "--home", str(tmp_path / "home"))
+    assert code == 2 and said in " ".join(out.split()), out
+    assert not (tmp_path / "home").exists()

@@ -130,6 +130,19 @@ def _check_refits(refit_every: int, refit_lag: int) -> None:
         raise typer.BadParameter(cli_words(str(exc)), param_hint="--refit-lag") from None
 
 
+def _sandbox_setup(sandbox: str | None, plugins: list[str], paths: list[Path]) -> Any:
+    """The runtime's sandbox setup (``SandboxSetup``: its backend names, plug-ins and their
+    rules, e.g. none to E2B), built before any work; its refusal a usage error."""
+    from ..errors import InvalidParameter
+    from ..swarm.sandboxing import SandboxSetup
+
+    try:
+        return SandboxSetup.from_options(sandbox, plugins, [str(f) for f in paths])
+    except InvalidParameter as exc:
+        raise typer.BadParameter(cli_words(str(exc)), param_hint=["--sandbox", "--plugin"]
+                                 if plugins else "--sandbox") from None
+
+
 def _close_started(swarm: Any, host: Any, node: Any) -> None:
     """Close what a refused start made: the swarm (it closes its executor), else the
     executor (a Ray session), and the mesh node (bound sockets)."""
@@ -311,7 +324,7 @@ def run(
         raise typer.BadParameter("use local or ray", param_hint="--executor")
     check_processes(workers, low=0)
     for flag, value, low in (("--window", window, 30),
-                             ("--refit-every", refit_every, 1), ("--refit-lag", refit_lag, 0),
+                             ("--refit-every", refit_every, 1),
                              ("--checkpoint-every", checkpoint_every, 1),
                              ("--ledger-batch", ledger_batch, 1), ("--seed", seed, 0)):
         if value < low:
@@ -345,13 +358,11 @@ def run(
     alphas = parse_alphas(alpha, (0.99, 0.975))
     names = resolve_agents(None if agents is None else [agents])  # did-you-mean, as `var`
     data = check_data(data)
-    if sandbox is not None and sandbox not in ("none", "bwrap", "e2b"):
-        raise typer.BadParameter("use none, bwrap or e2b", param_hint="--sandbox")
     plugins = list(plugin or [])
-    if plugins and sandbox is None:
+    if plugins and sandbox is None:  # the runtime's words ("choose a backend") said for flags
         raise typer.BadParameter("a plug-in agent runs only in a sandbox: add --sandbox bwrap "
-                                 "(or e2b); --sandbox none runs it without walls, with a "
-                                 "warning in the ledger", param_hint="--plugin")
+                                 "(--sandbox none runs it without walls, with a warning in "
+                                 "the ledger; E2B takes no plug-ins yet)", param_hint="--plugin")
     for spec in plugins:
         module, _, cls = spec.partition(":")
         if not module or not cls.isidentifier() or not all(
@@ -364,6 +375,7 @@ def run(
     if not mesh and (mesh_port is not None or peer or mesh_id or mesh_cluster or mesh_key):
         raise typer.BadParameter("mesh options need --mesh", param_hint="--mesh")
     _check_refits(refit_every, refit_lag)
+    boxes = _sandbox_setup(sandbox, plugins, plugin_path or [])
     node: Any = None
     host: Any = None
     swarm: Any = None
@@ -394,10 +406,6 @@ def run(
             # checked before the swarm opens the home; the swarm's ledger and breakers next
             judge = Arbiter.from_options(k_flows=k_flows, p_nodes=p_nodes,
                                          t_threshold=t_threshold, t1=t1, record_decisions=False)
-        from ..swarm.sandboxing import SandboxSetup
-
-        boxes = SandboxSetup.from_options(sandbox, plugins,
-                                          [str(f) for f in plugin_path or []])
         if boxes is not None:
             boxes.probe(str(home))
         swarm = Swarm(specs, home=home, agents=names, alphas=alphas, window=window,

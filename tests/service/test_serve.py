@@ -16,7 +16,7 @@ from swarmvar.errors import InvalidParameter
 from swarmvar.service import ServiceConfig, create_app
 from swarmvar.service.config import CONFIG_ENV
 
-from .conftest import Keys, TestClient, history
+from .conftest import Keys, TestClient, free_port, history
 
 
 def test_the_service_refuses_a_spread(tmp_path: Path, session_keys: tuple[Path, Keys],
@@ -69,7 +69,8 @@ def test_checkpoint_every_reaches_the_desk(tmp_path: Path, session_keys: tuple[P
     path, k = session_keys
     home = tmp_path / "home"
     res = CliRunner().invoke(build_app(), ["serve", "--home", str(home), "--keys", str(path),
-                                           "--checkpoint-every", "4"])
+                                           "--checkpoint-every", "4",
+                                           "--port", str(free_port())])  # bound, let go
     assert res.exit_code == 0, res.output
     assert len(ran) == 1 and ran[0]["factory"] is True
     cfg = ServiceConfig.from_env()  # what each worker's app_from_env reads

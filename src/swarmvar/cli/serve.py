@@ -16,6 +16,7 @@ from ._common import (
     check_ledger,
     check_processes,
     check_seed,
+    check_whole,
     parse_alphas,
     resolve_agents,
     usage_error,
@@ -52,6 +53,62 @@ def _check_tls(certfile: Path, keyfile: Path) -> None:
             f"({exc}); give the pair your TLS files hold", param_hint="--certfile") from None
 
 
+#: Bounds of ``--max-batch`` (10,000 returns: about 40 s of beats) and ``--max-streams``.
+MAX_BATCH = 10_000
+MAX_STREAMS = 10_000
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Bind ``host:port`` as uvicorn will (``SO_REUSEADDR``) and let go: an address that is
+    not this machine's, a name that does not resolve or a port in use is a usage error
+    before the server starts (uvicorn would log it and exit, after the workers' imports)."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError, ValueError) as exc:
+        raise typer.BadParameter(f"{host!r} is not an address or a name that resolves ({exc}); "
+                                 "give an address of this machine, e.g. 127.0.0.1 or 0.0.0.0",
+                                 param_hint="--host") from None
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if all(info[0] != family for info in infos):
+        family = infos[0][0]
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise usage_error(f"--port {port}: the address {host}:{port} is already in use "
+                              "(another server listens there); stop it or choose another "
+                              "--port") from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise usage_error(f"--host {host}: not an address of this machine ({exc.strerror}); "
+                              "give one of its addresses, or 0.0.0.0 for all") from None
+        if exc.errno == errno.EACCES:
+            raise usage_error(f"--port {port}: permission denied (ports below 1024 need "
+                              "privileges); choose a port of 1024 or above") from None
+        raise usage_error(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _check_db(db: str) -> None:
+    """Connect to ``--db`` once (5 s at most): an unreachable or refusing database is a usage
+    error naming it, before the workers start (each would fail in its start-up)."""
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency of --db
+        raise usage_error("--db needs the psycopg package (pip install 'psycopg[binary]')"
+                          ) from None
+    try:
+        psycopg.connect(db, connect_timeout=5).close()
+    except (psycopg.Error, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise usage_error(f"--db: cannot connect to the database ({first}); check the URL, "
+                          "that the server runs and accepts this user") from None
+
+
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on (0.0.0.0 in a container)")]
     = "127.0.0.1",
@@ -73,6 +130,11 @@ def serve(
     = "0.99,0.975",
     max_body: Annotated[int, typer.Option(help="largest request body, bytes (else 413)")]
     = 1 << 20,
+    max_batch: Annotated[int, typer.Option(
+        help="most returns one ingest request may carry (else 413; each is one beat)")]
+    = 1000,
+    max_streams: Annotated[int, typer.Option(
+        help="most event streams open at once per process (else 503, Retry-After)")] = 64,
     seed: Annotated[int, typer.Option(help="base random seed of the beats")] = 0,
     window: Annotated[int, typer.Option(
         help="agents' fit window, returns (capped at a portfolio's history)")] = 1000,
@@ -110,6 +172,8 @@ def serve(
         if p is not None and not p.is_file():
             raise typer.BadParameter(f"no such file: {p}")
     check_processes(workers)  # a typo such as 99999 would start that many servers
+    check_whole(max_batch, "--max-batch", 1, MAX_BATCH)
+    check_whole(max_streams, "--max-streams", 1, MAX_STREAMS)
     check_seed(seed)
     if (not 0 < port < 65536 or max_body < 1 or window < MIN_HISTORY
             or refit_every < 1):  # a window is never shorter than the least history
@@ -126,7 +190,7 @@ def serve(
     cfg = ServiceConfig(home=home, db=db, keys=keys, agents=names,
                         alphas=levels, seed=seed, window=window, refit_every=refit_every,
                         arbiter=arbiter, checkpoint_every=checkpoint_every,
-                        max_body=max_body)
+                        max_body=max_body, max_batch=max_batch, max_streams=max_streams)
     check_home(home)
     if db is None:  # the service opens <home>/ledger.sqlite at start: a damaged one, here
         check_ledger(home)
@@ -143,6 +207,9 @@ def serve(
         check_agent_keys(home, agent_catalog()[0])
     except SwarmVarError as exc:
         raise usage_error(str(exc)) from None
+    if db is not None:  # the workers open it while they start: unreachable is said here
+        _check_db(db)
+    _check_listen(host, port)  # a bad --host or a taken port: one line, not a traceback
     if not listed:
         typer.echo(f"warning: no API keys in {cfg.key_file}; create one with "
                    "`swarmvar keys create --role admin`", err=True)

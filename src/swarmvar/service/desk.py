@@ -54,7 +54,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,8 @@ class Desk:
         self._clock = clock
         self._lock = threading.RLock()
         self._books: dict[str, Book] = {}
+        self._writers: dict[str, threading.Lock] = {}  # one writer per portfolio (ingest)
+        self._creating = threading.Lock()
         self._seen = 0
         self._on_beat: list[Callable[[str, BeatPoint], None]] = []
         self._on_report: list[Callable[[BeatReport, tuple[Decision, ...]], None]] = []
@@ -281,31 +284,38 @@ class Desk:
                    "dates": [h.as_of.isoformat() for h in history],
                    "returns": [h.value for h in history], "key_id": key_id,
                    "request_id": request_id}
-        with self._lock:
-            for _ in range(_RETRIES):
+        with self._creating:  # one fit at a time here (they share the agents' key files)
+            with self._lock:
                 self.sync()
-                if name in self._books:
-                    raise ConflictingInput(f"a portfolio called {name!r} exists already")
-                try:
-                    book = open_book(details, self.home)
-                except InvalidParameter as exc:  # e.g. a constant series: no scale to fit
-                    raise InvalidReturns(
-                        f"history: the swarm cannot be fitted on these {len(history)} returns "
-                        f"({exc}); a constant or near-constant series has no scale - send the "
-                        "portfolio's real returns") from exc
-                dead = [a for a, agent in book.swarm.agents.items() if agent is None]
-                if dead:
-                    raise InvalidReturns(
-                        f"{', '.join(dead)} could not be fitted on {len(history)} returns; "
-                        "send a longer history")
-                assert book.last is not None
-                batch = [(EntryKind.ACTION, {"type": "portfolio.create", "details": details}),
-                         *beat_entries(book, book.last, ())]
-                if self._append(batch):
-                    self._books[name] = book
-                    book.record(book.last, (), None)
-                    return self._info(book)
+                self._unused(name)
+            try:  # the fit runs without the desk's lock: reads and ingests go on meanwhile
+                book = open_book(details, self.home)
+            except InvalidParameter as exc:  # e.g. a constant series: no scale to fit
+                raise InvalidReturns(
+                    f"history: the swarm cannot be fitted on these {len(history)} returns "
+                    f"({exc}); a constant or near-constant series has no scale - send the "
+                    "portfolio's real returns") from exc
+            dead = [a for a, agent in book.swarm.agents.items() if agent is None]
+            if dead:
+                raise InvalidReturns(
+                    f"{', '.join(dead)} could not be fitted on {len(history)} returns; "
+                    "send a longer history")
+            assert book.last is not None
+            batch = [(EntryKind.ACTION, {"type": "portfolio.create", "details": details}),
+                     *beat_entries(book, book.last, ())]
+            with self._lock:
+                for _ in range(_RETRIES):
+                    self.sync()
+                    self._unused(name)  # another process may have created it meanwhile
+                    if self._append(batch):
+                        self._books[name] = book
+                        book.record(book.last, (), None)
+                        return self._info(book)
         raise SwarmVarError("the ledger kept changing under this write; retry")
+
+    def _unused(self, name: str) -> None:
+        if name in self._books:
+            raise ConflictingInput(f"a portfolio called {name!r} exists already")
 
     def ingest(self, name: str, items: Sequence[DatedReturn], *, key_id: str,
                request_id: str = "") -> list[Ingested]:
@@ -313,6 +323,12 @@ class Desk:
 
         A return whose date is already recorded with the same value is a
         duplicate (reported, not stored again). The batch is all or nothing.
+
+        The beats are computed on a copy of the portfolio's book without the desk's
+        lock (reads of every portfolio, and writes to others, go on meanwhile; writes to
+        this portfolio in this process wait their turn), then appended in one batch
+        under it if the portfolio has not moved meanwhile (another process's beat of it:
+        computed again on the new state). A caller that goes away does not stop it.
 
         Raises
         ------
@@ -322,60 +338,93 @@ class Desk:
             the last recorded one.
         """
         check_returns(items, "returns")
-        with self._lock:
+        with self._writing(name):
             for _ in range(_RETRIES):
-                self.sync()
-                book = self._book(name)
-                fresh = self._fresh(book, items)
-                if not fresh:
-                    return [Ingested(name, it.as_of, book.seq_of(it.as_of), True)
-                            for it in items]
-                trial = book.clone()
-                excluded, factors = self.observing.instructions(name)
-                batch: list[tuple[EntryKind, Mapping[str, Any]]] = []
-                reports: list[BeatReport] = []
-                timed: list[tuple[int, float]] = []  # each beat's tick entry (in batch), seconds
-                for it in fresh:
-                    seq = trial.seq + 1
-                    outcome = trial.swarm.beat(BeatInput(seq, midnight(it.as_of), it.value,
-                                                         excluded, factors))
-                    report = outcome.report
-                    seconds = beat_seconds(outcome.seconds)
-                    timed.append((len(batch), seconds))
-                    batch.append((EntryKind.ACTION, {"type": "tick", "details": {
-                        "portfolio": name, "seq": seq, "as_of": it.as_of.isoformat(),
-                        "return": it.value, "excluded": sorted(excluded),
-                        "factors": dict(factors), "beat_seconds": seconds, "key_id": key_id,
-                        "request_id": request_id}}))
-                    batch.append((EntryKind.ESTIMATE, {
-                        "portfolio": name, "seq": seq,
-                        "estimates": [estimate_record(e) for e in outcome.estimates]}))
-                    batch += beat_entries(trial, report, ())
-                    trial.advance(it, seq)
-                    trial.record(report, (), it.value)
-                    reports.append(report)
-                rows = self._append(batch)
-                if rows is None:
-                    continue
-                self._books[name] = trial
-                # every beat of the batch reaches the observers (and its checkpoint) before
-                # the decisions' append syncs in other processes' later beats
-                decided: list[tuple[Decision, ...]] = []
-                for report, (at, seconds) in zip(reports, timed, strict=True):
-                    decisions = self.observing.observe(report, seconds)
-                    self.observing.checkpoint(name, report.seq, rows[at])
-                    trial.decisions.extend(decisions)
-                    decided.append(decisions)
-                if any(decided):
-                    self._append_retrying([(EntryKind.DECISION, decision_record(d))
-                                           for ds in decided for d in ds])
-                for report, decisions in zip(reports, decided, strict=True):
-                    self._notify(name, trial, report.seq)
-                    for cb in self._on_report:
-                        cb(report, decisions)
-                return [Ingested(name, it.as_of, trial.seq_of(it.as_of),
-                                 it not in fresh) for it in items]
+                with self._lock:
+                    self.sync()
+                    book = self._book(name)
+                    fresh = self._fresh(book, items)
+                    if not fresh:
+                        return [Ingested(name, it.as_of, book.seq_of(it.as_of), True)
+                                for it in items]
+                    trial = book.clone()
+                    instructions = self.observing.instructions(name)
+                batch, reports, timed = self._beats(trial, fresh, instructions, key_id,
+                                                    request_id)
+                with self._lock:
+                    self.sync()
+                    if self._books.get(name) is not book or book.seq != reports[0].seq - 1 \
+                            or self.observing.instructions(name) != instructions:
+                        continue  # another process beat this portfolio meanwhile: again
+                    rows = self._append(batch)
+                    if rows is None:
+                        continue
+                    trial.decisions = book.decisions.copy()  # with any synced in meanwhile
+                    self._commit(name, trial, reports, timed, rows)
+                    return [Ingested(name, it.as_of, trial.seq_of(it.as_of),
+                                     it not in fresh) for it in items]
         raise SwarmVarError("the ledger kept changing under this write; retry")
+
+    def _beats(self, trial: Book, fresh: Sequence[DatedReturn],
+               instructions: tuple[frozenset[str], dict[str, float]], key_id: str,
+               request_id: str) -> tuple[list[tuple[EntryKind, Mapping[str, Any]]],
+                                         list[BeatReport], list[tuple[int, float]]]:
+        """Run one beat per return on ``trial`` (a copy; no lock needed): the ledger batch,
+        the reports, and each beat's tick entry (its place in the batch) and seconds."""
+        excluded, factors = instructions
+        batch: list[tuple[EntryKind, Mapping[str, Any]]] = []
+        reports: list[BeatReport] = []
+        timed: list[tuple[int, float]] = []
+        for it in fresh:
+            seq = trial.seq + 1
+            outcome = trial.swarm.beat(BeatInput(seq, midnight(it.as_of), it.value,
+                                                 excluded, factors))
+            report = outcome.report
+            seconds = beat_seconds(outcome.seconds)
+            timed.append((len(batch), seconds))
+            batch.append((EntryKind.ACTION, {"type": "tick", "details": {
+                "portfolio": trial.name, "seq": seq, "as_of": it.as_of.isoformat(),
+                "return": it.value, "excluded": sorted(excluded), "factors": dict(factors),
+                "beat_seconds": seconds, "key_id": key_id, "request_id": request_id}}))
+            batch.append((EntryKind.ESTIMATE, {
+                "portfolio": trial.name, "seq": seq,
+                "estimates": [estimate_record(e) for e in outcome.estimates]}))
+            batch += beat_entries(trial, report, ())
+            trial.advance(it, seq)
+            trial.record(report, (), it.value)
+            reports.append(report)
+        return batch, reports, timed
+
+    def _commit(self, name: str, trial: Book, reports: Sequence[BeatReport],
+                timed: Sequence[tuple[int, float]], rows: Sequence[Row]) -> None:
+        """The appended beats' book becomes the portfolio's; the observers see every beat
+        (and checkpoint) before the decisions' append syncs in other processes' later
+        beats; then the callbacks. Under the desk's lock."""
+        self._books[name] = trial
+        decided: list[tuple[Decision, ...]] = []
+        for report, (at, seconds) in zip(reports, timed, strict=True):
+            decisions = self.observing.observe(report, seconds)
+            self.observing.checkpoint(name, report.seq, rows[at])
+            trial.decisions.extend(decisions)
+            decided.append(decisions)
+        if any(decided):
+            self._append_retrying([(EntryKind.DECISION, decision_record(d))
+                                   for ds in decided for d in ds])
+        for report, decisions in zip(reports, decided, strict=True):
+            self._notify(name, trial, report.seq)
+            for cb in self._on_report:
+                cb(report, decisions)
+
+    @contextmanager
+    def _writing(self, name: str) -> Iterator[None]:
+        """One writer of portfolio ``name`` at a time in this process (an unknown name is
+        refused first, so no lock is kept for a name that is no portfolio)."""
+        with self._lock:
+            self.sync()
+            self._book(name)
+            lock = self._writers.setdefault(name, threading.Lock())
+        with lock:
+            yield
 
     def note(self, kind: str, details: Mapping[str, Any]) -> int:
         """Record an administrative action (``action`` entry); return its index."""

@@ -1,0 +1,115 @@
+"""``swarmvar serve`` refuses what would fail after it starts: each is a usage error (exit
+2, one line naming what was wrong, no traceback) before uvicorn runs. uvicorn.run is
+replaced here by a recorder, so a check that failed to refuse starts nothing."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from swarmvar.cli import build_app
+from swarmvar.service import ServiceConfig
+from swarmvar.service.config import CONFIG_ENV
+
+from .conftest import Keys
+
+
+@pytest.fixture
+def ran(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
+    import uvicorn
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: calls.append(kw))
+    monkeypatch.setenv(CONFIG_ENV, "")  # serve sets it; restored after the test
+    yield calls
+
+
+def _serve(tmp_path: Path, keys: Path, *args: str, home: Path | None = None) -> Any:
+    return CliRunner().invoke(build_app(), ["serve", "--home", str(home or tmp_path / "h"),
+                                            "--keys", str(keys), *args])
+
+
+def _refused(res: Any, *words: str) -> None:
+    text = " ".join(res.output.split())
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output
+    for w in words:
+        assert w in text, (w, res.output)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_taken_port_and_a_bad_host(tmp_path: Path, session_keys: tuple[Path, Keys],
+                                     ran: list[dict[str, Any]]) -> None:
+    keys, _ = session_keys
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        _refused(_serve(tmp_path, keys, "--port", str(port)), f"--port {port}",
+                 "already in use")
+    _refused(_serve(tmp_path, keys, "--host", "no-such-host.invalid", "--port", "8000"),
+             "--host", "no-such-host.invalid")
+    _refused(_serve(tmp_path, keys, "--host", "192.0.2.1", "--port", str(_closed_port())),
+             "--host 192.0.2.1", "not an address of this machine")
+    assert ran == []
+    res = _serve(tmp_path, keys, "--port", str(_closed_port()))  # free: it would start
+    assert res.exit_code == 0 and len(ran) == 1, res.output
+
+
+def test_a_bad_home_keys_or_tls(tmp_path: Path, session_keys: tuple[Path, Keys],
+                                ran: list[dict[str, Any]]) -> None:
+    keys, _ = session_keys
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    port = str(_closed_port())
+    _refused(_serve(tmp_path, keys, "--port", port, home=afile), "--home", "is a file")
+    _refused(_serve(tmp_path, keys, "--port", port, home=afile / "below"), "--home")
+    _refused(_serve(tmp_path, tmp_path, "--port", port), "--keys", "unreadable")
+    _refused(_serve(tmp_path, keys, "--port", port, "--certfile", str(tmp_path / "no.pem"),
+                    "--keyfile", str(tmp_path / "no.key")), "no such file")
+    junk = tmp_path / "junk.pem"
+    junk.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n")
+    _refused(_serve(tmp_path, keys, "--port", port, "--certfile", str(junk),
+                    "--keyfile", str(junk)), "--certfile", "not a PEM certificate")
+    assert ran == []
+
+
+def test_an_unreachable_database(tmp_path: Path, session_keys: tuple[Path, Keys],
+                                 ran: list[dict[str, Any]]) -> None:
+    keys, _ = session_keys
+    url = f"postgresql://swarmvar@127.0.0.1:{_closed_port()}/swarmvar"
+    _refused(_serve(tmp_path, keys, "--port", str(_closed_port()), "--db", url),
+             "--db: cannot connect to the database")
+    assert ran == []
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--max-batch", "0"), ("--max-batch", "10001"),
+                                             ("--max-streams", "0"), ("--max-batch", "x")])
+def test_the_limits_are_checked(tmp_path: Path, session_keys: tuple[Path, Keys],
+                                ran: list[dict[str, Any]], flag: str, value: str) -> None:
+    keys, _ = session_keys
+    _refused(_serve(tmp_path, keys, flag, value), flag)
+    assert ran == [] and not (tmp_path / "h").exists()
+
+
+def test_the_limits_reach_the_workers(tmp_path: Path, session_keys: tuple[Path, Keys],
+                                      ran: list[dict[str, Any]]) -> None:
+    keys, _ = session_keys
+    res = _serve(tmp_path, keys, "--port", str(_closed_port()), "--max-batch", "7",
+                 "--max-streams", "3")
+    assert res.exit_code == 0 and len(ran) == 1, res.output
+    cfg = ServiceConfig.from_env()
+    assert (cfg.max_batch, cfg.max_streams) == (7, 3)
+    defaults = json.loads(ServiceConfig().to_env())
+    assert (defaults["max_batch"], defaults["max_streams"]) == (1000, 64)

@@ -329,7 +329,7 @@ def test_workers_fork_only_while_it_is_safe(monkeypatch) -> None:
 
     import jax.numpy as jnp
 
-    driver = importlib.import_module("swarmvar.validation.backtest")  # the module
+    driver = importlib.import_module("swarmvar.validation._backtest_pool")  # where it is read
 
     jnp.zeros(1).block_until_ready()
     assert driver._jax_started()  # the check sees a running backend (JAX's API still has it)

@@ -76,15 +76,29 @@ def render(app: FastAPI) -> str:
              "external assets) at `/docs`.", "",
              schema["info"].get("description", ""), "",
              "Errors are JSON: `{\"error\": {\"type\", \"status\", \"message\", "
-             "\"request_id\"}}` - 401 without a valid key, 403 when the key's role is too low, "
-             "404 unknown portfolio/variant, 409 conflicts with what is recorded, 413 body too "
-             "large, 415 a body whose Content-Type is not JSON (routes taking a body), 422 invalid "
-             "input, 429 rate limit, 503 the server cannot check API keys now (both with "
-             "`Retry-After`).", "",
+             "\"request_id\"}}` - 401 without a valid key, 403 when the key's role is too low "
+             "(routes above reader), 404 unknown portfolio/variant, 409 conflicts with what is "
+             "recorded (a return dated not after the portfolio's last, another value for a "
+             "recorded date, an existing name), 413 body over `--max-body` bytes or an ingest "
+             "batch over `--max-batch` returns, 415 a body whose Content-Type is not JSON "
+             "(routes taking a body), 422 invalid input (dates out of order inside one request "
+             "included, naming the first pair), 429 rate limit, 503 the server cannot check API "
+             "keys now or an event stream past `--max-streams` (429 and 503 with "
+             "`Retry-After`). Each operation below lists the statuses it can answer.", "",
+             "Order of answers: a body over `--max-body` (by its Content-Length) is refused "
+             "413 before anything is read; then, on a route needing a key, the key is checked "
+             "(401/403/429/503) before the query and the body, so a client without a valid key "
+             "is told 401 whatever it sent; then the query and the body (415/422); then the "
+             "route's own checks (404, 409, 413 batch cap).", "",
              "Requests are strict: a JSON object naming a field twice, a number that is not "
              "finite (`NaN`, `Infinity`, `1e999`), a body that is not UTF-8 or nested too "
              "deeply, and a query parameter the route does not take (or given twice) are each "
              "a 422 naming it.", "",
+             "Known limit: a request head (request line and headers) that uvicorn's HTTP parser "
+             "(h11) refuses - over 16 KiB while still arriving, e.g. a 150 KB header - gets "
+             "uvicorn's own plain-text `400 Invalid HTTP request received.` and the connection "
+             "closed, not a JSON error: it is refused before the application sees the request "
+             "(no request id, no access-log line).", "",
              "| method | path | least role | summary |", "| --- | --- | --- | --- |"]
     ops = [(path, m.upper(), op) for path, item in schema["paths"].items()
            for m, op in item.items()]

@@ -111,6 +111,12 @@ def ingest(name: Name, body: IngestBody, request: Request, response: Response,
     Idempotent by portfolio and date: a return already recorded with the same
     value changes nothing and is reported as a duplicate (200); new returns
     each drive one beat and are acknowledged only once in the ledger (201).
+
+    A batch holds at most the server's ``--max-batch`` returns (default 1000; more: 413,
+    nothing stored - send them oldest first in several requests), dates strictly
+    increasing (else 422 naming the first pair out of order). It is stored all or
+    nothing: its beats are computed, then appended in one ledger write; a client that
+    disconnects meanwhile does not stop it (re-sending it later answers duplicates).
     """
     cap = request.app.state.config.max_batch
     if isinstance(body, ReturnBatch) and len(body.returns) > cap:  # before any beat runs
@@ -221,7 +227,9 @@ async def events(name: Name, request: Request, key: StreamReader,
                                  "after this beat")] = None) -> SlotStream:
     """Server-sent events: one ``beat`` event per beat after ``since`` (any process's:
     the stream follows the shared ledger), ``ping`` comments in between. A reconnecting
-    client's ``Last-Event-ID`` (a beat's id) resumes after that beat instead."""
+    client's ``Last-Event-ID`` (a beat's id) resumes after that beat instead. A process
+    serves at most ``--max-streams`` streams at once (default 64); one more is a 503 with
+    ``Retry-After``; a closed stream frees its slot."""
     desk = _desk(request)
     if last_event_id:  # empty: no event seen yet (the spec's reset), as if absent
         if not (last_event_id.isascii() and last_event_id.isdigit()) or len(last_event_id) > 18:

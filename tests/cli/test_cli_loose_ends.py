@@ -275,11 +275,15 @@ def test_every_workers_flag_has_the_same_cap(command: str, tmp_path: Path,
     (["--sandbox", "docker"], "unknown sandbox backend 'docker'"),
     (["--sandbox", "e2b", "--plugin", "house_agents:HalfLife"],
      "plug-ins are not shipped to E2B yet: use --sandbox bwrap"),
+    (["--arbiter", "--t1", "-1"], "--t1 (base seconds) must be a finite number > 0"),
+    (["--arbiter", "--t-threshold", "nan"], "--t-threshold must be a finite number > 0"),
+    (["--arbiter", "--k-flows", "0.1"], "raise --k-flows or --p-nodes"),
 ])
 def test_run_asks_the_runtime_before_any_work(args: list[str], said: str, tmp_path: Path,
                                               _no_pools: None) -> None:
-    """Was: a CLI copy (--refit-lag >= 0, the backend names), or (plug-ins in E2B) a
-    refusal only after the data was read and the executor built."""
+    """Was: a CLI copy (--refit-lag >= 0, the backend names), or (plug-ins in E2B, the
+    arbiter's pulse) a refusal only after the data was read and the executor built (Ray
+    started), in Python's words (t1, t_threshold)."""
     data = _returns_csv(tmp_path / "r.csv")
     code, out = _cli("run", "--data", str(data), "--agents", "nig", "--window", "30",
                      "--quiet", *args, "--home", str(tmp_path / "home"))

@@ -430,6 +430,9 @@ _FLAG_WORDS = (
     # the runtime's refit rhythm (swarm.RoleConfig, PortfolioConfig, Swarm), for `run`
     (re.compile(r"\brefit_lag\b"), "--refit-lag"),
     (re.compile(r"\brefit_every\b"), "--refit-every"),
+    # arbiter.Pulse's checks, for `run --arbiter` and `arbiter replay`
+    (re.compile(r"\bt_threshold\b"), "--t-threshold"),
+    (re.compile(r"\bt1 \(base seconds\)"), "--t1 (base seconds)"),
 )
 
 #: A command-line hint in an engine's message, ``(--a <= --b on the command line)``.

@@ -24,6 +24,7 @@ from ._common import (
     parse_alphas,
     resolve_agents,
     usage_error,
+    usage_errors,
 )
 
 #: ``--rate`` bounds, ticks a second: slower than one tick in ~11.6 days or faster than a
@@ -376,6 +377,13 @@ def run(
         raise typer.BadParameter("mesh options need --mesh", param_hint="--mesh")
     _check_refits(refit_every, refit_lag)
     boxes = _sandbox_setup(sandbox, plugins, plugin_path or [])
+    judge = None
+    if arbiter:  # the arbiter's own checks of its options, before any work
+        from ..arbiter import Arbiter
+
+        with usage_errors():  # the swarm's ledger and breakers are given to it later
+            judge = Arbiter.from_options(k_flows=k_flows, p_nodes=p_nodes,
+                                         t_threshold=t_threshold, t1=t1, record_decisions=False)
     node: Any = None
     host: Any = None
     swarm: Any = None
@@ -399,13 +407,6 @@ def run(
             host = RayExecutor(shards=max(1, workers))
         else:
             host = LocalExecutor(workers)
-        judge = None
-        if arbiter:
-            from ..arbiter import Arbiter
-
-            # checked before the swarm opens the home; the swarm's ledger and breakers next
-            judge = Arbiter.from_options(k_flows=k_flows, p_nodes=p_nodes,
-                                         t_threshold=t_threshold, t1=t1, record_decisions=False)
         if boxes is not None:
             boxes.probe(str(home))
         swarm = Swarm(specs, home=home, agents=names, alphas=alphas, window=window,

@@ -289,3 +289,16 @@ def test_run_asks_the_runtime_before_any_work(args: list[str], said: str, tmp_pa
                      "--quiet", *args, "--home", str(tmp_path / "home"))
     assert code == 2 and said in " ".join(out.split()), out
     assert not (tmp_path / "home").exists()
+
+
+@pytest.mark.parametrize("under", ["", "sub"])
+def test_swarm_refuses_a_home_that_cannot_be_a_directory(under: str, tmp_path: Path) -> None:
+    """Was: FileExistsError / NotADirectoryError from mkdir (not a SwarmVarError)."""
+    from swarmvar.swarm import Swarm
+
+    afile = tmp_path / "afile"
+    afile.write_text("x", encoding="utf-8")
+    home = afile / under if under else afile
+    with pytest.raises(InvalidParameter, match="cannot use .* as the swarm's home"):
+        Swarm(["p"], home=home, agents=("nig",), window=30)
+    assert afile.read_text(encoding="utf-8") == "x"

@@ -290,7 +290,12 @@ class Swarm:
         self.checkpoint_every = int(checkpoint_every)
         self.ledger_batch = int(ledger_batch)
         self.observers = tuple(observers)  # each Attached once (the property's setter)
-        self.home.mkdir(parents=True, exist_ok=True)  # everything above is checked
+        try:  # everything above is checked: the home is made only for a start that goes on
+            self.home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file in the way, a read-only disk, no permission
+            raise InvalidParameter(f"cannot use {self.home} as the swarm's home: "
+                                   f"{exc.strerror or exc}; give a directory you can write "
+                                   "(--home on the command line, home= in Python)") from None
         self.ledger = Ledger.open(self.home)
         try:  # a damaged lifecycle database: refused with the ledger closed again
             self._db = Database(self.home)

@@ -9,9 +9,11 @@ with a LedgerCorrupted / exit 2 naming the file, and leave it byte for byte.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import tempfile
+from enum import StrEnum
 from pathlib import Path
 
 import pytest
@@ -168,27 +170,172 @@ def test_show_and_tail_of_a_damaged_ledger_read_or_fail_cleanly(tmp_path: Path) 
         assert "Traceback" not in out.output
 
 
-@settings(max_examples=15, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(offset=st.integers(100, 48_000), junk=st.binary(min_size=1, max_size=32))
-def test_overwritten_bytes_never_get_signed_silently(
-    tmp_path: Path, offset: int, junk: bytes
-) -> None:
-    """Any overwrite: `head` either signs a ledger SQLite finds whole, or exits 2 (no traceback)."""
-    home = Path(tempfile.mkdtemp(dir=tmp_path))
+# --- 2b. overwrites, by where they land ---------------------------------------------
+
+
+class Region(StrEnum):
+    """Where a byte of a ledger file lies, which decides what overwriting it must do."""
+
+    UNUSED = "unused"  # unallocated page space: harmless, nothing may notice or change
+    FIELD = "field"  # a column value of an entry: quick_check is blind, verify names it
+    STRUCTURE = "structure"  # b-tree page header, cell pointers, interior cells: refused
+    CELL_HEADER = "cell header"  # a leaf cell's size/rowid varints, record header
+    ROWID_ALIAS = "rowid alias"  # serial type of column idx (INTEGER PRIMARY KEY: unread)
+    CATALOGUE = "catalogue"  # pages of sqlite_schema, meta and its index
+
+
+#: Serial types with no body bytes (NULL, the constants 0 and 1, the two reserved
+#: types, an empty blob or text): the idx column may carry any of them unnoticed.
+_NO_BODY = frozenset({0, 8, 9, 10, 11, 12, 13})
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    value = 0
+    for k in range(8):
+        b = buf[pos + k]
+        value = (value << 7) | (b & 0x7F)
+        if b < 0x80:
+            return value, pos + k + 1
+    return (value << 8) | buf[pos + 8], pos + 9
+
+
+def _body_size(serial: int) -> int:
+    if serial >= 12:
+        return (serial - 12 - serial % 2) // 2
+    return (0, 1, 2, 3, 4, 6, 8, 8, 0, 0, 0, 0)[serial]
+
+
+def _layout(path: Path) -> tuple[list[Region], dict[int, int]]:
+    """The region of every byte of a ledger file; for FIELD bytes, the entry they belong to.
+
+    Parsed from the SQLite file format (b-tree pages, cells, records); ``dbstat``
+    says which pages hold the entries table.
+    """
+    data = path.read_bytes()
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+        owner = {p: name for name, p in conn.execute("SELECT name, pageno FROM dbstat")}
+    finally:
+        conn.close()
+    regions = [Region.CATALOGUE] * len(data)
+    entry_of: dict[int, int] = {}
+    for pageno in (p for p, name in owner.items() if name == "entries"):
+        base = (pageno - 1) * size
+        page = data[base : base + size]
+        assert page[0] in (0x05, 0x0D)  # table b-tree interior / leaf
+        head = 12 if page[0] == 0x05 else 8
+        cells = int.from_bytes(page[3:5], "big")
+        regions[base : base + size] = [Region.UNUSED] * size
+        regions[base : base + head + 2 * cells] = [Region.STRUCTURE] * (head + 2 * cells)
+        assert page[1:3] == b"\0\0"  # no freeblocks: nothing was ever deleted
+        for c in range(cells):
+            at = int.from_bytes(page[head + 2 * c : head + 2 * c + 2], "big")
+            if page[0] == 0x05:  # child page number, then the key
+                end = _varint(page, at + 4)[1]
+                regions[base + at : base + end] = [Region.STRUCTURE] * (end - at)
+                continue
+            payload, pos = _varint(page, at)
+            rowid, pos = _varint(page, pos)
+            assert payload <= size - 35  # no overflow pages
+            header_size, hpos = _varint(page, pos)
+            body = pos + header_size
+            regions[base + at : base + body] = [Region.CELL_HEADER] * (body - at)
+            regions[base + hpos] = Region.ROWID_ALIAS
+            while hpos < pos + header_size:
+                serial, hpos = _varint(page, hpos)
+                for i in range(body, body + _body_size(serial)):
+                    regions[base + i] = Region.FIELD
+                    entry_of[base + i] = rowid
+                body += _body_size(serial)
+            assert body == pos + payload
+    return regions, entry_of
+
+
+class _Pristine:
+    """The undamaged ledger (a plain class: hypothesis prints a dataclass field by field)."""
+
+    def __init__(self, data: bytes, key: bytes, size: int, root: str,
+                 regions: list[Region], entry_of: dict[int, int]):
+        self.data, self.key, self.size, self.root = data, key, size, root
+        self.regions, self.entry_of = regions, entry_of
+
+    def __repr__(self) -> str:
+        return f"<ledger of {self.size} entries, {len(self.data)} bytes>"
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> _Pristine:
+    """A 151-entry ledger (15 pages of 4 KiB), its signed head and its byte layout."""
+    home = tmp_path_factory.mktemp("pristine")
     with Ledger(home) as led:
         led.add_entries([(EntryKind.ESTIMATE, {"i": i, "pad": "y" * 100}) for i in range(150)])
+        head = led.signed_head()
     path = home / "ledger.sqlite"
-    data = bytearray(path.read_bytes())
-    end = min(len(data), offset + len(junk))
-    data[offset:end] = junk[: end - offset]
+    regions, entry_of = _layout(path)
+    assert set(regions) == set(Region)
+    return _Pristine(path.read_bytes(), (home / "ledger.key").read_bytes(), head.size,
+                     head.root.hex(), regions, entry_of)
+
+
+@pytest.mark.parametrize("region", list(Region))
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pick=st.integers(0, 2**32), length=st.integers(1, 8),
+       masks=st.lists(st.integers(1, 255), min_size=8, max_size=8))
+def test_overwritten_bytes_never_get_signed_silently(
+    tmp_path: Path, pristine: _Pristine, region: Region, pick: int, length: int,
+    masks: list[int],
+) -> None:
+    """Bytes changed in one region of the file: `head` and `verify` do what that region
+    decides. A page's structure is refused at once; an entry's bytes are signed over
+    (quick_check does not read them) and `verify` names that entry; unused space changes
+    nothing; nowhere is a head signed over changed entries that `verify` calls whole."""
+    spots = [i for i, r in enumerate(pristine.regions) if r is region and i >= 100]
+    at = spots[pick % len(spots)]
+    changed = [i for i in range(at, at + length) if pristine.regions[i] is region]
+    data = bytearray(pristine.data)
+    for i, mask in zip(changed, masks, strict=False):
+        data[i] ^= mask  # every byte of the span changes
+    home = Path(tempfile.mkdtemp(dir=tmp_path))
+    (home / "ledger.key").write_bytes(pristine.key)
+    (home / "ledger.key").chmod(0o600)
+    path = home / "ledger.sqlite"
     path.write_bytes(bytes(data))
     head = _run("head", "--home", str(home))
     assert head.exit_code in (0, 2), head.output
     assert head.exception is None or isinstance(head.exception, SystemExit)
-    if head.exit_code == 0:
-        with Ledger(home, create=False) as led:
-            assert led.damage() is None
+    assert "Traceback" not in head.output
+    signed = json.loads(head.output) if head.exit_code == 0 else None
+    if signed is None:  # refused at open, reading the tree, or by quick_check before signing
+        assert str(path) in head.output and '"signature"' not in head.output, head.output
+        assert "damaged" in head.output or "not a usable ledger" in head.output, head.output
+    same = signed is not None and (signed["size"], signed["root"]) == (pristine.size,
+                                                                        pristine.root)
+    verified = _run("verify", "--home", str(home))
+    assert verified.exit_code in (0, 1), verified.output
+    whole = verified.exit_code == 0
+    # everywhere: a head that is signed, over a ledger verify calls whole, is the old head
+    assert not (signed is not None and whole and not same), (head.output, verified.output)
+    assert signed is not None or not whole  # refused means verify calls it damaged too
+    if region is Region.UNUSED:
+        assert same and whole
+    elif region is Region.FIELD:
+        assert signed is not None and not whole
+        first = min(pristine.entry_of[i] for i in changed)
+        assert verified.output.startswith((f"entry {first} is bad", "damaged:")), verified.output
+        if verified.output.startswith("damaged:"):  # text that is no longer UTF-8
+            assert "decode" in verified.output
+    elif region is Region.STRUCTURE:
+        assert signed is None
+    elif region is Region.CELL_HEADER:
+        assert signed is None or not whole
+    elif region is Region.ROWID_ALIAS:
+        if data[at] in _NO_BODY:  # still no body: the record reads the same
+            assert same and whole
+        else:
+            assert signed is None
+    assert path.read_bytes() == bytes(data)  # neither command wrote to it
 
 
 # --- 3. consistency with sizes the wrong way round ---------------------------------

@@ -3,8 +3,10 @@
 ``PRAGMA quick_check`` reads every page of the file (about 0.3 s per 10^6
 entries), so it is memoised: :class:`DamageMemo` keeps the answer for the
 state of the file it was computed on, identified by ``os.stat`` of the
-ledger file and of its write-ahead log (device, inode, size, modification
-and change times in ns). A second check of an unchanged file costs two
+ledger file (device, inode, size, modification and change times in ns) and
+of its write-ahead log (the same without the change time: SQLite running
+as root calls ``fchown`` on the WAL whenever a connection opens it, which moves
+its change time while nothing is written). A second check of an unchanged file costs two
 ``stat`` calls; any write to either file (an append, another process's
 commit, bytes overwritten by anything else) changes the state, and the
 next check runs ``quick_check`` again.
@@ -49,7 +51,7 @@ MEMO_STATES = 64
 #: Problems ``quick_check`` reports at most (the first one already means damaged).
 _MAX_PROBLEMS = 20
 
-#: (device, inode, size in bytes, mtime ns, ctime ns) of one file.
+#: (device, inode, size in bytes, mtime ns, ctime ns) of one file (ctime 0: not compared).
 Stat = tuple[int, int, int, int, int]
 
 
@@ -73,12 +75,12 @@ class FileState:
         return max(stamps)
 
 
-def _stat(path: Path) -> Stat | None:
+def _stat(path: Path, ctime: bool = True) -> Stat | None:
     try:
         st = os.stat(path)
     except FileNotFoundError:
         return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns if ctime else 0)
 
 
 def file_state(path: Path) -> FileState | None:
@@ -86,7 +88,7 @@ def file_state(path: Path) -> FileState | None:
     main = _stat(path)
     if main is None:
         return None
-    wal = _stat(path.with_name(path.name + "-wal"))
+    wal = _stat(path.with_name(path.name + "-wal"), ctime=False)
     return FileState(main, wal if wal is not None and wal[2] > 0 else None)
 
 

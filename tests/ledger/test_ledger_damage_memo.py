@@ -1,0 +1,176 @@
+"""SQLite's damage check runs once per on-disk state, and every signed head passes it.
+
+``quick_check`` calls are counted by replacing ``swarmvar.ledger.damage.quick_check``
+with a counting wrapper around the real one. Damage is written with plain file
+writes (bytes of a b-tree page header overwritten) while a ledger stays open,
+as a disk fault or another program would.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from swarmvar.errors import LedgerCorrupted
+from swarmvar.ledger import EntryKind, Ledger
+from swarmvar.ledger import damage as damage_module
+from swarmvar.ledger.damage import DamageMemo, file_state
+
+#: 50 ms: far above a file-system clock tick, so a test that waits past it has a
+#: memoisable state; small enough that the tests need not wait 2 s (the default).
+SETTLE_NS = 50_000_000
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The paths ``quick_check`` ran on, in order (the real check still runs)."""
+    seen: list[Path] = []
+    real = damage_module.quick_check
+
+    def counting(path: Path, timeout: float = 60.0) -> str | None:
+        seen.append(path)
+        return real(path, timeout)
+
+    monkeypatch.setattr(damage_module, "quick_check", counting)
+    return seen
+
+
+def _home(tmp_path: Path, n: int = 150) -> Path:
+    home = tmp_path / "home"
+    with Ledger(home) as led:
+        led.add_entries([(EntryKind.ESTIMATE, {"i": i, "pad": "y" * 100}) for i in range(n)])
+    return home
+
+
+def _settle() -> None:
+    time.sleep(2 * SETTLE_NS / 1e9)
+
+
+def _smash_a_page_header(path: Path) -> None:
+    """Overwrite the cell count and content offset of page 3 (a b-tree page) in place."""
+    with open(path, "r+b") as fh:
+        fh.seek(2 * 4096 + 3)
+        fh.write(b"\xff" * 5)
+
+
+def test_a_second_check_of_an_unchanged_file_runs_no_quick_check(
+    tmp_path: Path, calls: list[Path]
+) -> None:
+    home = _home(tmp_path)
+    memo = DamageMemo(settle_ns=SETTLE_NS)
+    _settle()
+    with Ledger(home, create=False, damage_memo=memo) as led:
+        assert led.damage() is None and len(calls) == 1
+        assert led.damage() is None and len(calls) == 1
+        head = led.signed_head()  # checks too: memoised
+        assert head.size == 151 and len(calls) == 1
+        # another ledger object on the same file (what one CLI command does 2-3 times)
+        with Ledger(home, damage_memo=memo) as again:  # a writer: checked at open
+            assert again.signed_head().size == 151
+        assert len(calls) == 1 and memo.checks == 1
+
+
+def test_a_changed_file_is_checked_again_and_new_damage_is_found(
+    tmp_path: Path, calls: list[Path]
+) -> None:
+    home = _home(tmp_path)
+    path = home / "ledger.sqlite"
+    memo = DamageMemo(settle_ns=SETTLE_NS)
+    _settle()
+    with Ledger(home, create=False, damage_memo=memo) as led:
+        assert led.damage() is None and len(calls) == 1
+        led.add_entry(EntryKind.ESTIMATE, {"i": "one more"})  # the WAL grows: a new state
+        assert led.damage() is None and len(calls) == 2
+        _settle()
+        assert led.damage() is None and len(calls) == 3  # memoised now (settled)
+        assert led.damage() is None and len(calls) == 3
+        before = path.read_bytes()
+        _smash_a_page_header(path)  # while this ledger stays open
+        found = led.damage()
+        assert len(calls) == 4 and found is not None and str(path) in found
+        with pytest.raises(LedgerCorrupted) as err:
+            led.signed_head()
+        assert "no head was signed over it" in str(err.value)
+        assert "btreeInitPage" in str(err.value) or "malformed" in str(err.value)
+    assert path.read_bytes() != before  # the damage stays (nothing repaired it)
+
+
+def test_a_file_written_within_the_settle_time_is_checked_every_time(
+    tmp_path: Path, calls: list[Path]
+) -> None:
+    """Racily recent states are not memoised: a write in the same timestamp tick as the
+    last one could leave the stat unchanged."""
+    home = _home(tmp_path)
+    path = home / "ledger.sqlite"
+    state = file_state(path)
+    assert state is not None
+    newest = state.newest_ns
+    recent = DamageMemo(settle_ns=10**9, clock=lambda: newest + 10**9 - 1)
+    for _ in range(3):
+        assert recent.damage(path) is None
+    assert len(calls) == 3
+    settled = DamageMemo(settle_ns=10**9, clock=lambda: newest + 10**9 + 1)
+    for _ in range(3):
+        assert settled.damage(path) is None
+    assert len(calls) == 4
+
+
+def test_a_replaced_file_is_checked_again(tmp_path: Path, calls: list[Path]) -> None:
+    """Same path, same size, another inode: a damaged copy moved into place is found."""
+    home = _home(tmp_path)
+    path = home / "ledger.sqlite"
+    copy = tmp_path / "copy.sqlite"
+    shutil.copy(path, copy)
+    _smash_a_page_header(copy)
+    memo = DamageMemo(settle_ns=SETTLE_NS)
+    _settle()
+    assert memo.damage(path) is None and memo.damage(path) is None and len(calls) == 1
+    os.replace(copy, path)
+    assert memo.damage(path) is not None and len(calls) == 2
+
+
+def test_the_memo_is_bounded(tmp_path: Path, calls: list[Path]) -> None:
+    memo = DamageMemo(capacity=2, settle_ns=SETTLE_NS)
+    paths = []
+    for k in range(3):
+        home = _home(tmp_path / f"h{k}", n=2)
+        paths.append(home / "ledger.sqlite")
+    _settle()
+    for p in paths:
+        assert memo.damage(p) is None
+    assert len(calls) == 3
+    assert memo.damage(paths[2]) is None and memo.damage(paths[1]) is None
+    assert len(calls) == 3
+    assert memo.damage(paths[0]) is None  # the least recently used was dropped
+    assert len(calls) == 4
+    memo.forget()
+    assert memo.damage(paths[0]) is None and len(calls) == 5
+
+
+def test_signed_heads_of_a_long_open_ledger_refuse_damage_written_after_open(
+    tmp_path: Path,
+) -> None:
+    """What the service (GET /v1/ledger/head) and the mesh do: one ledger open for hours,
+    a head signed every few beats. The default (process) memo; nothing is signed."""
+    home = _home(tmp_path)
+    path = home / "ledger.sqlite"
+    with Ledger(home, create=False) as led:
+        first = led.signed_head()
+        assert first.size == 151
+        led.add_entry(EntryKind.ESTIMATE, {"i": "later"})
+        assert led.signed_head().size == 152
+        _smash_a_page_header(path)
+        for _ in range(2):  # and again: the damage is memoised, not forgotten
+            with pytest.raises(LedgerCorrupted) as err:
+                led.signed_head()
+            assert str(path) in str(err.value) and "no head was signed" in str(err.value)
+
+
+def test_memory_ledgers_have_no_file_check(calls: list[Path]) -> None:
+    led = Ledger.in_memory()
+    assert led.damage() is None and led.signed_head().size == 1
+    assert calls == []

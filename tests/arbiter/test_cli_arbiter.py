@@ -140,7 +140,8 @@ def test_a_code_change_misses_the_cache(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 @pytest.mark.parametrize("args", [["--data", "ftse"], ["--k-flows", "0.1", "--p-nodes", "1"],
-                                  ["--last", "3"], ["--t-threshold", "nan"]])
+                                  ["--last", "3"], ["--t-threshold", "nan"],
+                                  ["--workers", "0"], ["--workers", "99999"]])
 def test_bad_flags_are_usage_errors(args: list[str], tmp_path: Path) -> None:
     result = runner.invoke(build_app("arbiter"), ["arbiter", "replay", *args,
                                                   "--home", str(tmp_path / "home")])

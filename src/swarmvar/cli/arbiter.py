@@ -12,6 +12,7 @@ from ..types import Decision
 from ._common import (
     BUNDLED,
     check_home,
+    check_processes,
     default_agents,
     make_console,
     resolve_agents,
@@ -103,8 +104,9 @@ def replay_command(
     recomputed), and the beats to its first ALERT and its QUARANTINE are printed."""
     if data not in BUNDLED:
         raise typer.BadParameter(f"--data must be one of {', '.join(BUNDLED)}, not {data!r}")
-    if last < 50 or workers < 1:
-        raise typer.BadParameter("--last must be >= 50, --workers >= 1")
+    workers = check_processes(workers)  # before anything starts: a typo such as 99999
+    if last < 50:
+        raise typer.BadParameter("--last must be >= 50", param_hint="--last")
     from ..arbiter.history import check_window
 
     with usage_errors():  # the window each agent needs, before the home or the cache is touched

@@ -75,6 +75,9 @@ def test_a_bad_home_keys_or_tls(tmp_path: Path, session_keys: tuple[Path, Keys],
     port = str(_closed_port())
     _refused(_serve(tmp_path, keys, "--port", port, home=afile), "--home", "is a file")
     _refused(_serve(tmp_path, keys, "--port", port, home=afile / "below"), "--home")
+    # not writable, even by root (tried for real, not by permission bits)
+    _refused(_serve(tmp_path, keys, "--port", port, home=Path("/proc/sys/swarmvar-x")),
+             "--home")
     _refused(_serve(tmp_path, tmp_path, "--port", port), "--keys", "unreadable")
     _refused(_serve(tmp_path, keys, "--port", port, "--certfile", str(tmp_path / "no.pem"),
                     "--keyfile", str(tmp_path / "no.key")), "no such file")

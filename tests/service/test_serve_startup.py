@@ -88,6 +88,31 @@ def test_a_bad_home_keys_or_tls(tmp_path: Path, session_keys: tuple[Path, Keys],
     assert ran == []
 
 
+def test_a_file_where_the_service_writes(tmp_path: Path, session_keys: tuple[Path, Keys],
+                                         ran: list[dict[str, Any]]) -> None:
+    """The agents' key folder, the metrics folder of several workers, and with --db the
+    ledger's signing key: a file in the way (or a damaged key) is said before starting."""
+    keys, _ = session_keys
+    port = str(_closed_port())
+    home = tmp_path / "k"
+    home.mkdir()
+    (home / "keys").write_text("x")
+    _refused(_serve(tmp_path, keys, "--port", port, home=home), "--home", "keys/agents")
+    home = tmp_path / "p"
+    home.mkdir()
+    (home / "prometheus").write_text("x")
+    _refused(_serve(tmp_path, keys, "--port", port, "--workers", "2", home=home),
+             "--home", "prometheus")
+    home = tmp_path / "d"
+    home.mkdir()
+    (home / "ledger.key").write_text("garbage")
+    (home / "ledger.key").chmod(0o600)
+    _refused(_serve(tmp_path, keys, "--port", port, "--db",
+                    f"postgresql://swarmvar@127.0.0.1:{port}/x", home=home),
+             "--home", "ledger.key")
+    assert ran == []
+
+
 def test_an_unreachable_database(tmp_path: Path, session_keys: tuple[Path, Keys],
                                  ran: list[dict[str, Any]]) -> None:
     keys, _ = session_keys

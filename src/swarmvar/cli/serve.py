@@ -109,6 +109,30 @@ def _check_db(db: str) -> None:
                           "that the server runs and accepts this user") from None
 
 
+def _check_folders(home: Path, db: str | None, workers: int) -> None:
+    """What the service writes under ``home`` as it starts or creates a portfolio: the
+    agents' key folder, the metrics folder of several workers (emptied at each start), and
+    with ``--db`` the ledger's signing key. A file in the way is a usage error here."""
+    from ..errors import SwarmVarError
+
+    needed = [home / "keys" / "agents"]
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        needed.append(home / "prometheus")
+    for folder in needed:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise usage_error(f"--home {home}: cannot create the folder {folder} "
+                              f"({exc.strerror or exc}); move what is in the way") from None
+    if db is not None and (home / "ledger.key").exists():
+        from ..ledger.head import load_or_create_key
+
+        try:  # the ledger's heads are signed with it: a damaged one is said here
+            load_or_create_key(home / "ledger.key")
+        except SwarmVarError as exc:
+            raise usage_error(f"--home {home}: {exc}") from None
+
+
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on (0.0.0.0 in a container)")]
     = "127.0.0.1",
@@ -207,6 +231,7 @@ def serve(
         check_agent_keys(home, agent_catalog()[0])
     except SwarmVarError as exc:
         raise usage_error(str(exc)) from None
+    _check_folders(home, db, workers)
     if db is not None:  # the workers open it while they start: unreachable is said here
         _check_db(db)
     _check_listen(host, port)  # a bad --host or a taken port: one line, not a traceback
@@ -217,7 +242,7 @@ def serve(
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         mp = home / "prometheus"
         shutil.rmtree(mp, ignore_errors=True)
-        mp.mkdir(parents=True)
+        mp.mkdir(parents=True)  # checked by _check_folders
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(mp)
     uvicorn.run("swarmvar.service.app:app_from_env", factory=True, host=host, port=port,
                 workers=workers, ssl_certfile=None if certfile is None else str(certfile),

@@ -7,6 +7,11 @@ Targets (issue 5): >= 100,000 appends/s batched (1,000 per transaction);
 and verified at 1e6 entries <= 1 ms; root at any size <= 1 ms; verify_chain
 over 1e6 entries: print the time (target <= 10 s), with the default range
 split over processes and in one process (best of two runs each, interleaved).
+``signed_head`` on a 10^5-entry ledger (it refuses a file SQLite's
+``quick_check`` finds damaged, memoised per on-disk state): the median call
+on an unchanged file beside signing with no check at all (what it cost
+before), and right after an append (a full ``quick_check``) beside
+``quick_check`` alone.
 
 The reference column is plain SQLite doing the bare minimum of the same job
 in the same run (same file system, same durability): inserting rows of the
@@ -30,6 +35,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from swarmvar.ledger import Durability, EntryKind, Ledger
+from swarmvar.ledger.damage import PROCESS_MEMO, SETTLE_NS, file_state, quick_check
+from swarmvar.ledger.entry import format_timestamp
+from swarmvar.ledger.head import load_or_create_key, sign_head
 from swarmvar.ledger.verify import default_processes
 
 FIXED = datetime(2025, 1, 1, tzinfo=UTC)
@@ -169,6 +177,48 @@ def postgres_rows(n: int) -> list[tuple[str, float, str, float, bool]]:
     ]
 
 
+def head_rows(led: Ledger, calls: int) -> list[tuple[str, float, str, float, bool]]:
+    """``signed_head`` ms (median of ``calls``): unchanged file, then after each append.
+
+    References measured in the same run: signing with no damage check (size,
+    root, Ed25519 signature: ``signed_head`` before the check), and
+    ``quick_check`` alone on the same file. The unchanged-file calls start
+    once the file is older than the memo's settle time (a file written less
+    than 2 s ago is checked on every call).
+    """
+    assert led.path is not None
+    path, size = led.path, led.size
+    key = load_or_create_key(path.with_name("ledger.key"))
+    stamp = format_timestamp(FIXED)
+
+    def unchecked() -> None:
+        n = led.size
+        sign_head(n, led.compute_merkle_root(n), stamp, led.hash_algorithm, key)
+
+    state = file_state(path)
+    assert state is not None
+    wait = (state.newest_ns + SETTLE_NS - time.time_ns()) / 1e9 + 0.05
+    time.sleep(min(max(wait, 0.0), SETTLE_NS / 1e9 + 0.1))
+    led.signed_head()  # the first check of this state runs quick_check
+    checks = PROCESS_MEMO.checks
+    bare_ms = median_ms(lambda _: unchecked(), list(range(calls * 10)))
+    memo_ms = median_ms(lambda _: led.signed_head(), list(range(calls * 10)))
+    assert PROCESS_MEMO.checks == checks, "an unchanged file was checked again"
+    times = []
+    for i in range(calls):
+        led.add_entry(EntryKind.ESTIMATE, _payload(i), timestamp=FIXED)
+        t0 = time.perf_counter()
+        led.signed_head()
+        times.append((time.perf_counter() - t0) * 1e3)
+    changed_ms = statistics.median(times)
+    assert PROCESS_MEMO.checks == checks + calls, "a changed file was not checked again"
+    check_ms = median_ms(lambda _: quick_check(path), list(range(calls)))
+    return [
+        (f"signed_head ms @ {size}, unchanged file", memo_ms, "(info)", bare_ms, True),
+        (f"signed_head ms @ {size}, after an append", changed_ms, "(info)", check_ms, True),
+    ]
+
+
 def median_ms(fn: Callable[[int], object], args: list[int]) -> float:
     times = []
     for a in args:
@@ -198,6 +248,10 @@ def main(
         raw_batched, raw_cpu = raw_insert_rate(
             d / "raw1.sqlite", 200_000 // scale, 1000, Durability.PROCESS
         )
+        # 0. the 10^5-entry ledger for signed_head, built first so that it has settled
+        # (unwritten for 2 s) by the time its heads are signed at the end
+        heads = Ledger(d / "heads.sqlite", signing_key=None, clock=lambda: FIXED)
+        ledger_batched_rate(heads, (10_000 if quick else 100_000) - 1)
         big = Ledger(d / "big.sqlite", signing_key=None, clock=lambda: FIXED)
         t0 = time.perf_counter()
         batched, batched_cpu = ledger_batched_rate(big, entries - 1)  # + genesis = `entries`
@@ -251,6 +305,9 @@ def main(
         label = f"verify_chain s @ {size}, 1 process"
         rows.append((label, best[1], "(info)", scan_s, True))
         big.close()
+        # 5. signed heads: the damage check, memoised, beside signing with no check
+        rows += head_rows(heads, 5 if quick else 25)
+        heads.close()
     rows += postgres_rows(2_000 if quick else 100_000)
     load = f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
     print(f"ledger benchmark: {entries} entries, built in {build_s:.1f} s")
@@ -261,6 +318,8 @@ def main(
     print(
         "raw SQLite = same-run reference: bare inserts of rows of the same shape "
         "(appends), one primary-key SELECT (proof/root rows), full table scan (verify); "
+        "signed_head rows: signing with no damage check (unchanged file), PRAGMA quick_check "
+        "alone (after an append); "
         "PostgreSQL rows: bare COPY / INSERT of the same rows on the same server."
     )
     return rows

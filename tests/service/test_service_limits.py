@@ -160,11 +160,14 @@ def test_a_date_not_after_the_stored_last_is_409(api: tuple[TestClient, Keys]) -
     r = c.post("/v1/portfolios/book/returns", json={"date": day(last), "return": 0.0}, headers=h)
     assert r.status_code == 201, r.text
     _Days.next = last + 1
+    before = _ledger_size(c, k)
+    # day(-5): after the history, before every ingested return, never recorded
     r = c.post("/v1/portfolios/book/returns", headers=h, json={"returns": [
-        {"date": day(last - 3), "return": 0.0}, {"date": day(last + 5), "return": 0.0}]})
-    if r.status_code != 409:  # day(last - 3) may be recorded (as another value: also 409)
-        raise AssertionError(r.text)
-    assert r.json()["error"]["type"] == "ConflictingInput"
+        {"date": day(-5), "return": 0.0}, {"date": day(last + 5), "return": 0.0}]})
+    assert r.status_code == 409, r.text
+    err = r.json()["error"]
+    assert err["type"] == "ConflictingInput" and "send later dates only" in err["message"]
+    assert _ledger_size(c, k) == before
     twisted = history(60)
     twisted[30], twisted[31] = twisted[31], twisted[30]
     r = c.post("/v1/portfolios", headers=h, json={"name": "twisted", "history": twisted})

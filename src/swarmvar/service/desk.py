@@ -74,7 +74,7 @@ from ..ledger.entry import canonical_data, format_timestamp
 from ..ledger.store import Row
 from ..models import canonical_name
 from ..swarm import BeatInput
-from ..swarm.runtime import BeatObserver, beat_seconds
+from ..swarm.runtime import BeatObserver
 from ..types import BeatReport, Decision
 from .desk_book import (
     KEEP_BEATS,
@@ -91,12 +91,12 @@ from .desk_book import (
     check_returns,
     decision_from,
     decision_record,
-    estimate_record,
     midnight,
     min_history,
     open_book,
     policy_for,
     recorded_seconds,
+    run_beats,
 )
 from .desk_observers import OBSERVER_PREFIX, CheckpointMark, Observing
 
@@ -349,8 +349,8 @@ class Desk:
                                 for it in items]
                     trial = book.clone()
                     instructions = self.observing.instructions(name)
-                batch, reports, timed = self._beats(trial, fresh, instructions, key_id,
-                                                    request_id)
+                batch, reports, timed = run_beats(trial, fresh, instructions, key_id,
+                                                  request_id)
                 with self._lock:
                     self.sync()
                     if self._books.get(name) is not book or book.seq != reports[0].seq - 1 \
@@ -364,36 +364,6 @@ class Desk:
                     return [Ingested(name, it.as_of, trial.seq_of(it.as_of),
                                      it not in fresh) for it in items]
         raise SwarmVarError("the ledger kept changing under this write; retry")
-
-    def _beats(self, trial: Book, fresh: Sequence[DatedReturn],
-               instructions: tuple[frozenset[str], dict[str, float]], key_id: str,
-               request_id: str) -> tuple[list[tuple[EntryKind, Mapping[str, Any]]],
-                                         list[BeatReport], list[tuple[int, float]]]:
-        """Run one beat per return on ``trial`` (a copy; no lock needed): the ledger batch,
-        the reports, and each beat's tick entry (its place in the batch) and seconds."""
-        excluded, factors = instructions
-        batch: list[tuple[EntryKind, Mapping[str, Any]]] = []
-        reports: list[BeatReport] = []
-        timed: list[tuple[int, float]] = []
-        for it in fresh:
-            seq = trial.seq + 1
-            outcome = trial.swarm.beat(BeatInput(seq, midnight(it.as_of), it.value,
-                                                 excluded, factors))
-            report = outcome.report
-            seconds = beat_seconds(outcome.seconds)
-            timed.append((len(batch), seconds))
-            batch.append((EntryKind.ACTION, {"type": "tick", "details": {
-                "portfolio": trial.name, "seq": seq, "as_of": it.as_of.isoformat(),
-                "return": it.value, "excluded": sorted(excluded), "factors": dict(factors),
-                "beat_seconds": seconds, "key_id": key_id, "request_id": request_id}}))
-            batch.append((EntryKind.ESTIMATE, {
-                "portfolio": trial.name, "seq": seq,
-                "estimates": [estimate_record(e) for e in outcome.estimates]}))
-            batch += beat_entries(trial, report, ())
-            trial.advance(it, seq)
-            trial.record(report, (), it.value)
-            reports.append(report)
-        return batch, reports, timed
 
     def _commit(self, name: str, trial: Book, reports: Sequence[BeatReport],
                 timed: Sequence[tuple[int, float]], rows: Sequence[Row]) -> None:

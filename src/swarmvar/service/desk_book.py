@@ -23,9 +23,10 @@ from ..consensus import Aggregator, KeyRing, Policy, Weighting
 from ..errors import InvalidParameter, InvalidReturns
 from ..ledger import EntryKind
 from ..models.registry import most_needed
-from ..swarm import PortfolioConfig, PortfolioSwarm, RoleConfig
+from ..swarm import BeatInput, PortfolioConfig, PortfolioSwarm, RoleConfig
 from ..swarm.consensus import SWARM_POLICY
 from ..swarm.record import consensus_record
+from ..swarm.runtime import beat_seconds
 from ..types import Action, BeatReport, Decision
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
@@ -288,3 +289,37 @@ def beat_entries(book: Book, report: BeatReport, decisions: Iterable[Decision]
         out.append((EntryKind.CONSENSUS, {**tag, "source": "service", **consensus_record(c)}))
     out += [(EntryKind.DECISION, decision_record(d)) for d in decisions]
     return out
+
+
+def run_beats(trial: Book, fresh: Sequence[DatedReturn],
+              instructions: tuple[frozenset[str], dict[str, float]], key_id: str,
+              request_id: str) -> tuple[list[tuple[EntryKind, Mapping[str, Any]]],
+                                        list[BeatReport], list[tuple[int, float]]]:
+    """One beat per return of ``fresh`` on ``trial`` (a copy of a portfolio's book, which it
+    advances; no lock needed) under the observers' ``instructions`` (quarantine, weight
+    factors): the beats' ledger batch (each a ``tick``, its signed ``estimate``, the
+    forecasts and the consensus), their reports, and each beat's tick entry (its place in
+    the batch) with the beat's measured seconds."""
+    excluded, factors = instructions
+    batch: list[tuple[EntryKind, Mapping[str, Any]]] = []
+    reports: list[BeatReport] = []
+    timed: list[tuple[int, float]] = []
+    for it in fresh:
+        seq = trial.seq + 1
+        outcome = trial.swarm.beat(BeatInput(seq, midnight(it.as_of), it.value, excluded,
+                                             factors))
+        report = outcome.report
+        seconds = beat_seconds(outcome.seconds)
+        timed.append((len(batch), seconds))
+        batch.append((EntryKind.ACTION, {"type": "tick", "details": {
+            "portfolio": trial.name, "seq": seq, "as_of": it.as_of.isoformat(),
+            "return": it.value, "excluded": sorted(excluded), "factors": dict(factors),
+            "beat_seconds": seconds, "key_id": key_id, "request_id": request_id}}))
+        batch.append((EntryKind.ESTIMATE, {
+            "portfolio": trial.name, "seq": seq,
+            "estimates": [estimate_record(e) for e in outcome.estimates]}))
+        batch += beat_entries(trial, report, ())
+        trial.advance(it, seq)
+        trial.record(report, (), it.value)
+        reports.append(report)
+    return batch, reports, timed

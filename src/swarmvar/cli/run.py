@@ -493,8 +493,6 @@ def run(
         raise _fail_run(exc, data) from None
     finally:
         signal.signal(signal.SIGINT, previous)
-        if node is not None:  # its sockets, its ZeroMQ context and its ledger
-            node.close()
     for line in _closing_lines(summary, beats=beats,
                                source="stdin" if stdin else "follow" if follow else "data"):
         typer.echo(line)

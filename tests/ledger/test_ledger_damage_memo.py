@@ -174,3 +174,35 @@ def test_memory_ledgers_have_no_file_check(calls: list[Path]) -> None:
     led = Ledger.in_memory()
     assert led.damage() is None and led.signed_head().size == 1
     assert calls == []
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+@pytest.mark.parametrize("column", ["data", "kind", "timestamp"])
+def test_verify_names_an_entry_whose_text_is_no_longer_utf8(
+    tmp_path: Path, processes: int, column: str
+) -> None:
+    """Bytes changed inside entry 100's text make it undecodable: verify names entry 100
+    (in one process and split over two), and reading it says which entry, not a traceback;
+    the entries before it still read."""
+    home = tmp_path / "home"
+    with Ledger(home) as led:
+        led.add_entries([(EntryKind.ESTIMATE, {"i": i, "tag": f"<{i:04d}>"}) for i in range(150)])
+        stamp = led.entry(100).timestamp
+    path = home / "ledger.sqlite"
+    data = bytearray(path.read_bytes())
+    tag = data.index(b"<0099>")  # entry 100 holds i = 99; its record: timestamp, kind, data
+    if column == "data":
+        at = tag
+    elif column == "kind":
+        at = data.rindex(b"estimate", 0, tag)
+    else:
+        at = data.rindex(stamp.encode(), 0, tag)
+    data[at + 1] = 0xFF  # never valid in UTF-8
+    path.write_bytes(bytes(data))
+    with Ledger(home, create=False) as led:
+        result = led.verify_chain(processes=processes)
+        assert not result.ok and result.first_bad == 100 and result.size == 100, result
+        assert column in (result.reason or "") and "UTF-8" in (result.reason or "")
+        assert len(list(led.entries(0, 100))) == 100
+        with pytest.raises(LedgerCorrupted, match="entry 100: its"):
+            led.entry(100)

@@ -57,7 +57,7 @@ from .merkle import (
     perfect_cover,
 )
 from .proofs import ConsistencyProof, InclusionProof
-from .sqlite import SQLiteStore
+from .sqlite import SQLiteStore, UnreadableEntry
 from .store import Draft, Durability, LedgerStore, MemoryStore
 from .verify import Verification, default_processes, verify_rows, verify_sqlite
 
@@ -530,6 +530,8 @@ class Ledger:
                     result = verify_rows(store.rows(0, size), self.hash_algorithm)
             else:
                 result = verify_rows(store.rows(0, size), self.hash_algorithm)
+        except UnreadableEntry as exc:  # the entries before it verified
+            return Verification(False, exc.index, exc.index, exc.reason)
         except LedgerCorrupted as exc:
             return Verification(False, 0, None, str(exc))
         if result.ok and result.size != size:

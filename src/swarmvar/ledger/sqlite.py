@@ -83,6 +83,19 @@ _OWN = itemgetter(3, 5, 6)  # what _INSERT_CHAINED binds per row: data, hash, no
 _COLUMNS = "idx, timestamp, kind, data, previous_hash, hash, nodes"
 #: Rows fetched per query when streaming.
 _CHUNK = 50_000
+_TEXT_COLUMNS = ("timestamp", "kind", "data")
+
+
+class UnreadableEntry(LedgerCorrupted):
+    """A stored entry whose text (timestamp, kind or data) is not UTF-8: the file is
+    damaged there. ``index`` names the entry, so verification can report it."""
+
+    def __init__(self, index: int, column: str):
+        self.index = index
+        self.reason = f"its {column} is not UTF-8 text: the bytes stored there were changed"
+        super().__init__(
+            f"entry {index}: {self.reason}; the file is damaged, run `swarmvar ledger verify`"
+        )
 
 
 class SQLiteStore:
@@ -424,16 +437,42 @@ def stream_rows(
     """Rows ``start <= idx < stop`` in index order, fetched _CHUNK at a time (under ``lock``)."""
     lock = lock or nullcontext()
     lo = start
+    select = f"SELECT {_COLUMNS} FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx LIMIT ?"
     while lo < stop:
+        bad = None
         with lock:
-            chunk = conn.execute(
-                f"SELECT {_COLUMNS} FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx LIMIT ?",
-                (lo, stop, _CHUNK),
-            ).fetchall()
+            try:
+                chunk = conn.execute(select, (lo, stop, _CHUNK)).fetchall()
+            except (sqlite3.OperationalError, UnicodeDecodeError) as exc:
+                if "decode" not in str(exc):
+                    raise
+                bad = _first_undecodable(conn, lo, stop)
+                if bad is None:
+                    raise
+                # the rows before it read; verification checks them first, in order
+                chunk = conn.execute(select, (lo, bad[0], _CHUNK)).fetchall()
         yield from chunk
+        if bad is not None:
+            raise UnreadableEntry(*bad)
         if len(chunk) < _CHUNK:
             return
         lo = chunk[-1][0] + 1
+
+
+def _first_undecodable(conn: sqlite3.Connection, lo: int, stop: int) -> tuple[int, str] | None:
+    """(index, column) of the first row in ``lo <= idx < stop`` (within a chunk) whose
+    text is not UTF-8, or None."""
+    casts = ", ".join(f"CAST({c} AS BLOB)" for c in _TEXT_COLUMNS)
+    for idx, *texts in conn.execute(
+        f"SELECT idx, {casts} FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx LIMIT ?",
+        (lo, stop, _CHUNK),
+    ):
+        for column, text in zip(_TEXT_COLUMNS, texts, strict=True):
+            try:
+                bytes(text or b"").decode("utf-8")
+            except UnicodeDecodeError:
+                return int(idx), column
+    return None
 
 
 def open_read_only(path: Path) -> sqlite3.Connection:

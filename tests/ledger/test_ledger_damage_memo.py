@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from swarmvar.errors import LedgerCorrupted
 from swarmvar.ledger import EntryKind, Ledger
@@ -206,3 +209,39 @@ def test_verify_names_an_entry_whose_text_is_no_longer_utf8(
         assert len(list(led.entries(0, 100))) == 100
         with pytest.raises(LedgerCorrupted, match="entry 100: its"):
             led.entry(100)
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(st.sampled_from(["append", "smash", "unused", "field", "restore", "wait"]),
+                    min_size=1, max_size=6))
+def test_the_memo_answers_as_a_fresh_check_would(tmp_path: Path, ops: list[str]) -> None:
+    """Any sequence of appends, in-place same-size overwrites (a page header, unused space,
+    an entry's bytes), restores and waits: after each, the memo's answer is the one
+    quick_check gives on the file as it is now."""
+    home = Path(tempfile.mkdtemp(dir=tmp_path)) / "home"
+    with Ledger(home) as led:
+        led.add_entries([(EntryKind.ESTIMATE, {"i": i, "pad": "y" * 100}) for i in range(150)])
+    path = home / "ledger.sqlite"
+    pristine = path.read_bytes()
+    memo = DamageMemo(settle_ns=SETTLE_NS)
+    with Ledger(home, create=False, damage_memo=memo) as led:
+        for op in ops:
+            if op == "append":
+                try:
+                    led.add_entry(EntryKind.ESTIMATE, {"op": "append"})
+                except LedgerCorrupted:
+                    pass  # appending to a damaged file may fail; the file is what it is
+            elif op == "wait":
+                _settle()
+            else:
+                at, new = {
+                    "smash": (2 * 4096 + 3, b"\xff" * 5),  # page 3's header
+                    "unused": (3 * 4096 + 200, b"\xa5" * 5),  # page 4: an interior page's gap
+                    "field": (pristine.index(b"y" * 100) + 10, b"zzzzz"),  # inside an entry
+                    "restore": (0, pristine),
+                }[op]
+                with open(path, "r+b") as fh:
+                    fh.seek(at)
+                    fh.write(new)
+            assert memo.damage(path) == damage_module.quick_check(path), ops

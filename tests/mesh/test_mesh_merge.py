@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 
 from swarmvar.consensus.partition import Contribution, NormalStats, StatsCRDT
 from swarmvar.errors import RefusedMessage
-from swarmvar.ledger import Ledger
+from swarmvar.ledger import EntryKind, Ledger
 from swarmvar.mesh import (
     AdminClient,
     MeshNode,
@@ -436,6 +436,29 @@ def test_a_flood_of_entry_requests_is_throttled(tmp_path: Path) -> None:
         frames = seal(keys["b"], "b", "a", 1, 101, MessageKind.ENTRIES_REQUEST, {"start": -1})
         node.on_frames([b"b", *frames], 11.0)
         assert node.refused["malformed"] == 1
+    finally:
+        node.close()
+
+
+def test_a_damaged_ledger_sends_no_head_and_the_node_keeps_serving(tmp_path: Path) -> None:
+    keys = {n: Ed25519PrivateKey.generate() for n in "ab"}
+    ring = NodeKeyRing({n: k.public_key() for n, k in keys.items()})
+    ports = free_ports(2)
+    node = MeshNode(NodeConfig("a", f"tcp://127.0.0.1:{ports[0]}",
+                               {"b": f"tcp://127.0.0.1:{ports[1]}"}, ring,
+                               home=tmp_path / "a"),
+                    keys["a"], epoch=time.time_ns())
+    try:
+        node.ledger.add_entries([(EntryKind.ESTIMATE, {"i": i, "pad": "y" * 100})
+                                 for i in range(150)])
+        with open(tmp_path / "a" / "ledger.sqlite", "r+b") as fh:  # a b-tree page's header
+            fh.seek(2 * 4096 + 3)
+            fh.write(b"\xff" * 5)
+        now = time.monotonic() + 3600.0
+        node.step(now)  # every timer due: heartbeat, gossip of the head (raised out of step)
+        assert node.refused["damaged ledger"] == 1 and not node.stop
+        node.step(now + 3600.0)  # still serving: the next gossip is refused the same way
+        assert node.refused["damaged ledger"] == 2 and not node.stop
     finally:
         node.close()
 

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from ..arbiter import Genome
 from ..consensus.agreement import rounds_needed
 from ..consensus.partition import NormalStats, StalenessBound, StatsCRDT
-from ..errors import RefusedMessage, SwarmVarError
+from ..errors import LedgerCorrupted, RefusedMessage, SwarmVarError
 from ..ledger import Ledger
 from ..types import BeatReport
 from .feed import BeatFeed
@@ -344,7 +344,19 @@ class MeshNode:
         if event in (MemberEvent.JOINED, MemberEvent.RETURNED):  # catch-up: push our state
             self.send(peer, MessageKind.STATS, {"contributions": list(self._signed.values())},
                       now)
-            self.send(peer, MessageKind.HEAD, self.ledger.signed_head().to_dict(), now)
+            head = self._signed_head()
+            if head is not None:
+                self.send(peer, MessageKind.HEAD, head, now)
+
+    def _signed_head(self) -> dict[str, Any] | None:
+        """Our signed head, or None (counted, logged) if the ledger file is damaged:
+        the node never vouches for a broken record, and keeps serving the rest."""
+        try:
+            return self.ledger.signed_head().to_dict()
+        except LedgerCorrupted as exc:
+            self.refused["damaged ledger"] += 1
+            log.error("%s: no head signed: %s", self.me, exc)
+            return None
 
     def _probe(self, now: float) -> None:
         """Ask two other alive members about each suspected peer (at most every half
@@ -372,7 +384,9 @@ class MeshNode:
             if self._signed:
                 self.broadcast(MessageKind.STATS,
                                {"contributions": list(self._signed.values())}, now)
-            self.broadcast(MessageKind.HEAD, self.ledger.signed_head().to_dict(), now)
+            head = self._signed_head()
+            if head is not None:
+                self.broadcast(MessageKind.HEAD, head, now)
         absent = {p for p, s in self.members.states().items()
                   if s in (MemberState.DEAD, MemberState.LEFT)}
         for run in list(self.runs.values()):

@@ -43,9 +43,13 @@ from ..consensus import (
 )
 from ..errors import InvalidParameter
 from ..validation import BacktestResult, diebold_mariano, fz0_loss
+from ..validation._checks import aligned, float_array, level, whole
 from .regimes import run_length_posterior, standardize
 
 FloatArray = NDArray[np.float64]
+
+#: Most bootstrap replications of one Model Confidence Set.
+MAX_MCS_REPS = 100_000
 
 
 @dataclass(frozen=True)
@@ -140,9 +144,28 @@ def _off_diagonal_mean(c: FloatArray) -> float:
     return float((np.nansum(c) - np.nansum(np.diag(c))) / (n * n - n))
 
 
+def _agent_matrix(x: ArrayLike, what: str, days: int) -> FloatArray:
+    """Agents' forecasts ``(T, n)``: finite, ``T = days`` rows, at least one column."""
+    m = float_array(x, what)
+    if m.ndim != 2 or m.shape[0] != days or m.shape[1] < 1:
+        raise InvalidParameter(f"{what} must be ({days}, n): one column per agent, one row per "
+                               f"day of losses; got shape {m.shape}")
+    return m
+
+
 def level_gain(losses: FloatArray, var: FloatArray, es: FloatArray, agents: Sequence[str],
                consensus_var: FloatArray, consensus_es: FloatArray, alpha: float) -> LevelGain:
     """:class:`LevelGain` from losses ``(T,)``, agents' ``(T, n)``, the consensus's ``(T,)``."""
+    losses, consensus_var, consensus_es = aligned(
+        (losses, consensus_var, consensus_es), ("losses", "consensus_var", "consensus_es"))
+    var, es = _agent_matrix(var, "var", losses.size), _agent_matrix(es, "es", losses.size)
+    if var.shape != es.shape:
+        raise InvalidParameter(f"var and es must have one shape (T, n); got {var.shape} and "
+                               f"{es.shape}")
+    if (isinstance(agents, (str, bytes)) or not isinstance(agents, Sequence)
+            or len(agents) != var.shape[1] or not all(isinstance(a, str) for a in agents)):
+        raise InvalidParameter(f"agents must be {var.shape[1]} names (one per column of var), "
+                               f"not {agents!r}")
     agent_loss = np.column_stack([fz0_loss(losses, var[:, i], es[:, i], alpha)
                                   for i in range(var.shape[1])])
     cons = fz0_loss(losses, consensus_var, consensus_es, alpha)
@@ -165,12 +188,22 @@ def mcs_pvalues(losses: Mapping[str, ArrayLike], *, size: float = 0.10, reps: in
     """
     from arch.bootstrap import MCS
 
+    if not isinstance(losses, Mapping):
+        raise InvalidParameter(f"losses must map each row's name to its daily losses (T,), not "
+                               f"{type(losses).__name__}")
     names = list(losses)
     if len(names) < 2:
-        raise InvalidParameter("the Model Confidence Set needs at least 2 rows")
-    frame = pd.DataFrame({n: np.asarray(losses[n], dtype=np.float64) for n in names})
-    if not np.all(np.isfinite(frame.to_numpy())):
-        raise InvalidParameter("MCS losses must be finite")
+        raise InvalidParameter("the Model Confidence Set needs at least 2 rows of losses")
+    columns = aligned([losses[n] for n in names], [f"losses[{n!r}]" for n in names])
+    days = columns[0].size
+    if days < 2:
+        raise InvalidParameter("the Model Confidence Set needs losses of at least 2 days")
+    size = level(size, "size (the MCS test size)")
+    reps = whole(reps, "reps (bootstrap replications)", 1, MAX_MCS_REPS)
+    if block_size is not None:
+        block_size = whole(block_size, "block_size", 1, days)
+    seed = whole(seed, "seed", 0)
+    frame = pd.DataFrame(dict(zip(names, columns, strict=True)))
     # rows with identical losses (a consensus equal to one agent) make the MCS's loss
     # differences degenerate: test one of each group, give its twins its p-value
     first: dict[bytes, str] = {}
@@ -192,19 +225,34 @@ def error_correlation(var: ArrayLike, losses: ArrayLike, alpha: float,
     otherwise the hit residuals ``1{L > VaR_i} - (1 - alpha)``. An agent
     whose errors never vary gets NaN correlations.
     """
-    v = np.asarray(var, dtype=np.float64)
+    v = float_array(var, "var")
+    if v.ndim != 2 or v.shape[0] < 1 or v.shape[1] < 1:
+        raise InvalidParameter(f"var must be (T, n): one column per agent; got shape {v.shape}")
     if true_var is not None:
-        e = np.asarray(v / np.asarray(true_var, dtype=np.float64)[:, None] - 1.0,
-                       dtype=np.float64)
+        truth = aligned((true_var,), ("true_var",))[0]
+        if truth.size != v.shape[0] or not np.all(truth > 0):
+            raise InvalidParameter(f"true_var must be {v.shape[0]} VaRs > 0 (one per row of "
+                                   f"var); got shape {truth.shape}")
+        with np.errstate(over="ignore", invalid="ignore"):
+            e = np.asarray(v / truth[:, None] - 1.0, dtype=np.float64)
     else:
-        hits = np.asarray(losses, dtype=np.float64)[:, None] > v
-        e = np.asarray(hits - (1.0 - alpha), dtype=np.float64)
-    sd = e.std(axis=0)
-    c = np.full((v.shape[1], v.shape[1]), np.nan)
-    ok = sd > 0
-    if ok.sum() >= 1:
-        z = (e[:, ok] - e[:, ok].mean(axis=0)) / sd[ok]
-        c[np.ix_(ok, ok)] = z.T @ z / e.shape[0]
+        a = level(alpha)
+        loss = aligned((losses,), ("losses",))[0]
+        if loss.size != v.shape[0]:
+            raise InvalidParameter(f"losses must be {v.shape[0]} days (one per row of var); got "
+                                   f"{loss.size}")
+        e = np.asarray((loss[:, None] > v) - (1.0 - a), dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        sd = e.std(axis=0)
+        c = np.full((v.shape[1], v.shape[1]), np.nan)
+        ok = sd > 0
+        if ok.sum() >= 1:
+            z = (e[:, ok] - e[:, ok].mean(axis=0)) / sd[ok]
+            c[np.ix_(ok, ok)] = z.T @ z / e.shape[0]
+    if not (np.all(np.isfinite(e)) and np.all(np.isfinite(sd))
+            and np.all(np.isfinite(c[np.ix_(ok, ok)]))):
+        raise InvalidParameter("the VaR errors overflow: var and true_var must be in the same "
+                               "(return) units")
     return c
 
 

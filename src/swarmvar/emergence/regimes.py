@@ -40,6 +40,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
 from ..errors import InvalidParameter, InvalidReturns, InvalidState
+from ..validation._checks import float_array
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -357,10 +358,22 @@ def standardize(returns: ArrayLike, scale: float | None = None) -> FloatArray:
     A fixed scale keeps volatility breaks visible (a rolling or GARCH scale
     would absorb them); ``(T,)`` in, ``(T,)`` out.
     """
-    r = np.asarray(returns, dtype=np.float64)
+    try:
+        r = float_array(returns, "returns", finite=False)
+    except InvalidParameter as exc:
+        raise InvalidReturns(str(exc)) from None
     if r.ndim != 1 or r.size < 2 or not np.all(np.isfinite(r)):
         raise InvalidReturns("returns must be a finite one-dimensional series of >= 2 values")
-    s = float(np.std(r, ddof=1)) if scale is None else _positive("scale", scale)
+    with np.errstate(over="ignore", invalid="ignore"):
+        s = float(np.std(r, ddof=1)) if scale is None else _positive("scale", scale)
+    if not math.isfinite(s):
+        raise InvalidReturns("returns are too large for a standard deviation (not in return "
+                             "units?)")
     if not s > 0:
         raise InvalidReturns("returns are constant: no scale to standardize by")
-    return np.asarray(r / s, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        z = np.asarray(r / s, dtype=np.float64)
+    if not np.all(np.isfinite(z)):
+        raise InvalidParameter(f"scale {s!r} is too small for these returns: r / scale "
+                               "overflows")
+    return z

@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from ..errors import InvalidParameter
+from ..validation._checks import float_array, level, real, whole
 
 FloatArray = NDArray[np.float64]
 
@@ -94,18 +95,22 @@ def regime_filter(returns: FloatArray, sd: Sequence[float] = REGIME_SD,
     one; ``k`` states: uniformly to the others). Likelihoods are taken
     relative to the largest per day, so no day underflows.
     """
-    r = np.asarray(returns, dtype=np.float64)
-    sds, st = np.asarray(sd, dtype=np.float64), np.asarray(stay, dtype=np.float64)
-    p0 = np.asarray(initial, dtype=np.float64)
+    r = float_array(returns, "returns")
+    sds, st = float_array(sd, "sd"), float_array(stay, "stay")
+    p0 = float_array(initial, "initial")
     k = sds.size
-    if (r.ndim != 1 or not np.all(np.isfinite(r)) or k < 2 or st.shape != (k,)
+    if (r.ndim != 1 or sds.ndim != 1 or k < 2 or st.shape != (k,)
             or p0.shape != (k,) or not np.all(sds > 0) or not np.all((st >= 0) & (st <= 1))
             or not np.all(p0 >= 0) or not np.isclose(p0.sum(), 1.0)):
         raise InvalidParameter("regime_filter needs finite returns (T,), k >= 2 positive sds, "
                                "k staying probabilities in [0, 1] and k initial probabilities")
     trans = np.where(np.eye(k, dtype=bool), st[:, None], ((1.0 - st) / (k - 1))[:, None])
     # log density up to the common constant, per day and state
-    logf = -np.log(sds)[None, :] - 0.5 * (r[:, None] / sds[None, :]) ** 2
+    with np.errstate(over="ignore"):
+        logf = -np.log(sds)[None, :] - 0.5 * (r[:, None] / sds[None, :]) ** 2
+    if not np.all(np.isfinite(logf)):
+        raise InvalidParameter("returns are too large for every state's sd (r / sd overflows); "
+                               "give returns and sd in the same units")
     like = np.exp(logf - logf.max(axis=1, keepdims=True))
     out = np.empty((r.size, k))
     pred = p0 / p0.sum()
@@ -132,10 +137,14 @@ def normal_mixture_var_es(probs: FloatArray, sd: Sequence[float],
     ``sum_j p_j sd_j phi(v / sd_j) / (1 - alpha)`` (a normal's tail mean in
     closed form).
     """
-    p = np.atleast_2d(np.asarray(probs, dtype=np.float64))
-    s = np.asarray(sd, dtype=np.float64)
-    if p.shape[1] != s.size or not 0.0 < alpha < 1.0:
-        raise InvalidParameter("probs must be (T, k) with k = len(sd), alpha in (0, 1)")
+    p = np.atleast_2d(float_array(probs, "probs"))
+    s = float_array(sd, "sd")
+    alpha = level(alpha)
+    if (p.ndim != 2 or s.ndim != 1 or p.shape[1] != s.size or p.size == 0
+            or not np.all(s > 0) or not np.all(p >= 0)
+            or not np.allclose(p.sum(axis=1), 1.0)):
+        raise InvalidParameter(f"probs must be (T, k) probabilities summing to 1 per row, with "
+                               f"k = len(sd) sds > 0; got probs {p.shape}, sd {s.shape}")
     z = float(stats.norm.ppf(alpha))
     ends = sorted((s.min() * z, s.max() * z))  # below the median (alpha < 0.5) z < 0
     lo = np.full(p.shape[0], ends[0])
@@ -158,6 +167,13 @@ def simulate(design: Design, days: int, seed: int,
         raise InvalidParameter(f"design must be a Design, got {design!r}")
     if isinstance(days, bool) or not isinstance(days, int) or not 10 <= days <= 1_000_000:
         raise InvalidParameter(f"days must be an int in [10, 1000000], got {days!r}")
+    seed = whole(seed, "seed", 0)
+    if isinstance(alphas, (str, bytes)) or not isinstance(alphas, Sequence) or not alphas:
+        raise InvalidParameter(f"alphas must be a sequence of confidence levels, not {alphas!r}")
+    alphas = tuple(level(a, "alphas") for a in alphas)
+    if not all(a > 0.5 for a in alphas):
+        raise InvalidParameter(f"alphas must lie in (0.5, 1) (VaR as a positive loss), not "
+                               f"{alphas!r}")
     rng = np.random.default_rng(seed)
     if design is Design.GJR_T:
         df, omega, a, g, b = 6.0, 2e-6, 0.03, 0.10, 0.90
@@ -235,8 +251,13 @@ def volatility_breaks(factor: float, *, df: float | None = None, reps: int = 20,
     """
     from .regimes import run_length_posterior
 
-    if not (isinstance(factor, (int, float)) and factor > 0) or reps < 1:
-        raise InvalidParameter("factor must be > 0 and reps >= 1")
+    factor = real(factor, "factor (the volatility jump)", 1e-6, 1e6)
+    if df is not None:
+        df = real(df, "df (Student-t degrees of freedom)", 2.0 + 1e-9, 1e6)
+    reps = whole(reps, "reps", 1, 100_000)
+    before = whole(before, "before (returns before the break)", 2, 10_000_000)
+    horizon = whole(horizon, "horizon (returns after the break)", 1, 10_000_000)
+    seed = whole(seed, "seed", 0)
     rng = np.random.default_rng(seed)
     delays, missed, alarms = [], 0, 0
     for _ in range(reps):

@@ -31,6 +31,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import special, stats
 
 from ..errors import InvalidParameter
+from ._checks import level, whole
 
 #: Basel plus factors added to 3.0 in the yellow zone, by number of exceptions (5..9).
 BASEL_YELLOW = {5: 3.40, 6: 3.50, 7: 3.65, 8: 3.75, 9: 3.85}
@@ -88,7 +89,12 @@ class TrafficLight:
 
 def as_hits(hits: ArrayLike) -> NDArray[np.bool_]:
     """Validate a hit sequence: a non-empty 1-D array of booleans (or 0/1)."""
-    x = np.asarray(hits)
+    if hits is None or isinstance(hits, (str, bytes, dict, set)):
+        raise InvalidParameter(f"hits must be a sequence of booleans, not {type(hits).__name__}")
+    try:
+        x = np.asarray(hits)
+    except (ValueError, TypeError):  # ragged
+        raise InvalidParameter("hits must be a flat sequence of booleans (or 0/1)") from None
     if x.ndim != 1 or x.size == 0:
         raise InvalidParameter(f"hits must be a non-empty 1-D sequence; got shape {x.shape}")
     if x.dtype != bool:
@@ -99,9 +105,7 @@ def as_hits(hits: ArrayLike) -> NDArray[np.bool_]:
 
 
 def _check_alpha(alpha: float) -> float:
-    if not isinstance(alpha, (int, float)) or not 0.0 < float(alpha) < 1.0:
-        raise InvalidParameter(f"alpha is a confidence level in (0, 1) such as 0.99, not {alpha!r}")
-    return float(alpha)
+    return level(alpha)
 
 
 def kupiec(hits: ArrayLike, alpha: float) -> TestResult:
@@ -195,8 +199,7 @@ def traffic_light(hits: ArrayLike, alpha: float = 0.99, *, days: int = 250) -> T
     """
     h = as_hits(hits)
     a = _check_alpha(alpha)
-    if isinstance(days, bool) or not isinstance(days, (int, np.integer)) or days < 1:
-        raise InvalidParameter(f"days must be a positive whole number, not {days!r}")
+    days = whole(days, "days", 1)
     if h.size < days:
         raise InvalidParameter(
             f"the traffic light needs the last {days} days of hits; got only {h.size}"
@@ -220,8 +223,7 @@ def rolling_zones(hits: ArrayLike, alpha: float = 0.99, *, days: int = 250) -> N
     """
     h = as_hits(hits)
     a = _check_alpha(alpha)
-    if isinstance(days, bool) or not isinstance(days, (int, np.integer)) or days < 1:
-        raise InvalidParameter(f"days must be a positive whole number, not {days!r}")
+    days = whole(days, "days", 1)
     if h.size < days:
         raise InvalidParameter(f"rolling {days}-day windows need {days} days; got {h.size}")
     cum = np.concatenate(([0], np.cumsum(h, dtype=np.int64)))

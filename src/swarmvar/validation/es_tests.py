@@ -25,7 +25,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..errors import InvalidParameter
+from ..errors import InvalidParameter, SwarmVarError
+from ._checks import float_array, whole
+from ._checks import rng as _checked_rng
 from .coverage import TestResult
 from .scoring import _aligned, _alpha
 from .t_predictive import (
@@ -43,8 +45,29 @@ __all__ = [
 ]
 
 
+#: Most Monte Carlo paths or bootstrap resamples one test draws (the defaults: 2,000).
+MAX_DRAWS = 100_000
+
+
 def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    return _checked_rng(seed)
+
+
+def _draw(sampler: Sampler, rng: np.random.Generator, m: int, n: int) -> FloatArray:
+    """``m`` loss paths from the caller's sampler, checked (its own errors named as its)."""
+    try:
+        raw = sampler(rng, m)
+    except SwarmVarError:
+        raise
+    except Exception as exc:  # the caller's callback: say whose error it is
+        raise InvalidParameter(f"the sampler raised {type(exc).__name__}: {exc}") from exc
+    try:
+        sims = float_array(raw, "the sampler's draws", finite=False)
+    except InvalidParameter as exc:
+        raise InvalidParameter(f"the sampler must return finite losses of shape ({m}, {n}); "
+                               f"{exc}") from None
+    _check_sims(sims, m, n)
+    return sims
 
 
 def acerbi_szekely_z2(
@@ -82,14 +105,19 @@ def acerbi_szekely_z2(
         ``pvalue`` is one-sided.
     """
     a = _alpha(alpha)
-    loss, v, e = _aligned(losses, var, es)
+    loss, v, e = _aligned(losses, var, es, names=("losses", "var", "es"))
     if np.any(e <= 0):
         raise InvalidParameter("Z2 needs ES > 0 every day")
-    if isinstance(n_sim, bool) or not isinstance(n_sim, (int, np.integer)) or n_sim < 1:
-        raise InvalidParameter(f"n_sim must be a positive whole number, not {n_sim!r}")
-    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
-        raise InvalidParameter(f"chunk must be a positive whole number of paths, not {chunk!r}")
-    observed = float(z2_statistic(loss, v, e, a))
+    n_sim = whole(n_sim, "n_sim (Monte Carlo paths)", 1, MAX_DRAWS)
+    chunk = whole(chunk, "chunk (paths drawn at a time)", 1)
+    if not callable(sampler):
+        raise InvalidParameter(f"sampler must be a callable (rng, m) -> (m, T) losses, such as "
+                               f"student_t_sampler(...), not {type(sampler).__name__}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        observed = float(z2_statistic(loss, v, e, a))
+    if not np.isfinite(observed):
+        raise InvalidParameter("Z2 is not finite: losses too large against ES (an ES near 0?); "
+                               "give VaR/ES as positive losses in return units")
     rng = _rng(seed)
     if isinstance(sampler, CensoredStudentT) and np.array_equal(sampler.floor, v):
         # censored at these very VaRs: only its tail draws are read (the same p-value)
@@ -98,9 +126,9 @@ def acerbi_szekely_z2(
         at_least = done = 0
         while done < n_sim:
             m = min(chunk, n_sim - done)
-            sims = np.asarray(sampler(rng, m), dtype=float)
-            _check_sims(sims, m, loss.size)
-            at_least += int(np.sum(z2_statistic(sims, v, e, a) >= observed))
+            sims = _draw(sampler, rng, m, loss.size)
+            with np.errstate(over="ignore", invalid="ignore"):  # an overflow is a big Z2*
+                at_least += int(np.sum(z2_statistic(sims, v, e, a) >= observed))
             done += m
     return TestResult("acerbi_szekely_z2", observed, (1.0 + at_least) / (n_sim + 1.0), None)
 
@@ -139,24 +167,34 @@ def mcneil_frey(
         beyond VaR exceed the forecast ES on average); ``pvalue`` one-sided;
         both NaN with fewer than 2 hits.
     """
-    loss, v, e = _aligned(losses, var, es)
-    s = e if scale is None else _aligned(scale, loss)[0]
+    loss, v, e = _aligned(losses, var, es, names=("losses", "var", "es"))
+    s = e if scale is None else _aligned(scale, loss, names=("scale", "losses"))[0]
     if np.any(s <= 0):
         raise InvalidParameter("the residual scale must be positive every day")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
-        raise InvalidParameter(f"n_boot must be a positive whole number, not {n_boot!r}")
-    hit = loss > v
-    resid = (loss[hit] - e[hit]) / s[hit]
-    k = resid.size
-    if k < 2 or np.ptp(resid) == 0:
-        return TestResult("mcneil_frey", float("nan"), float("nan"), None)
-    observed = float(resid.mean() / (resid.std(ddof=1) / np.sqrt(k)))
-    centred = resid - resid.mean()
+    n_boot = whole(n_boot, "n_boot (bootstrap resamples)", 1, MAX_DRAWS)
     rng = _rng(seed)
+    hit = loss > v
+    with np.errstate(over="ignore", invalid="ignore"):
+        resid = (loss[hit] - e[hit]) / s[hit]
+    if not np.all(np.isfinite(resid)):
+        raise InvalidParameter("the exceedance residuals (losses - es) / scale overflow: "
+                               "losses too large against the scale (a scale near 0?)")
+    k = resid.size
+    with np.errstate(over="ignore", invalid="ignore"):
+        flat = k < 2 or np.ptp(resid) == 0
+    if flat:
+        return TestResult("mcneil_frey", float("nan"), float("nan"), None)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        sd0 = float(resid.std(ddof=1))
+        observed = float(resid.mean() / (sd0 / np.sqrt(k)))
+    if not (np.isfinite(sd0) and np.isfinite(observed)):  # so spread the variance overflows
+        raise InvalidParameter("the exceedance residuals are too large for a t statistic; "
+                               "give losses and es in return units")
+    centred = resid - resid.mean()
     idx = rng.integers(0, k, size=(n_boot, k))
     boot = centred[idx]
-    sd = boot.std(axis=1, ddof=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        sd = boot.std(axis=1, ddof=1)
         t_star = np.where(sd > 0, boot.mean(axis=1) / (sd / np.sqrt(k)), 0.0)
     p = (1.0 + float(np.sum(t_star >= observed))) / (n_boot + 1.0)
     return TestResult("mcneil_frey", observed, p, None)

@@ -18,6 +18,12 @@ from scipy import stats
 
 from ..errors import InvalidParameter
 from ..models.base import Agent
+from ._checks import float_array, real, whole
+from ._checks import level as _level
+
+#: Most replications and returns per replication (each replication fits an agent).
+MAX_REPLICATIONS = 100_000
+MAX_OBSERVATIONS = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -75,15 +81,22 @@ def interval_coverage(
         History length per replication, and replications.
     seed : int
     """
-    if not 0.5 < alpha < 1.0:
+    alpha = _level(alpha)
+    if not alpha > 0.5:
         raise InvalidParameter(f"alpha must lie in (0.5, 1), not {alpha!r}")
-    if n_rep < 1 or n_obs < 1:
-        raise InvalidParameter("n_rep and n_obs must be positive")
+    n_rep = whole(n_rep, "n_rep (replications)", 1, MAX_REPLICATIONS)
+    n_obs = whole(n_obs, "n_obs (returns per replication)", 1, MAX_OBSERVATIONS)
+    true_var = real(true_var, "true_var")
+    true_es = None if true_es is None else real(true_es, "true_es")
+    seed = whole(seed, "seed", 0)
+    for name, fn in (("make_agent", make_agent), ("simulate", simulate)):
+        if not callable(fn):
+            raise InvalidParameter(f"{name} must be a callable, not {type(fn).__name__}")
     var_hits, es_hits = [], []
     mass = float("nan")
     for child in np.random.SeedSequence(seed).spawn(n_rep):
         rng = np.random.default_rng(child)
-        data = np.asarray(simulate(rng, n_obs), dtype=float)
+        data = float_array(simulate(rng, n_obs), "the returns simulate(rng, n_obs) drew")
         agent = make_agent().fit(data, seed=rng)
         forecast = agent.forecast((alpha,), seed=rng)
         mass = forecast.interval_mass

@@ -25,6 +25,10 @@ from scipy import stats
 
 from ..errors import InvalidParameter
 from ..models.base import Agent
+from ._checks import whole
+
+#: Most replications (each fits an agent) and posterior draws ranked against.
+MAX_SIMS = 100_000
 
 IntArray = NDArray[np.int64]
 
@@ -110,6 +114,14 @@ def sbc(
     for label, value in checks:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise InvalidParameter(f"{label} must be a positive whole number, not {value!r}")
+    if n_sims > MAX_SIMS or n_draws > MAX_SIMS or n_obs > 10_000_000:
+        raise InvalidParameter(f"n_sims and n_draws must be at most {MAX_SIMS} and n_obs at most "
+                               f"10000000 (one fit per replication); got {n_sims}, {n_draws}, "
+                               f"{n_obs}")
+    seed = whole(seed, "seed", 0)
+    if not callable(make_agent):
+        raise InvalidParameter(f"make_agent must be a callable building an agent, not "
+                               f"{type(make_agent).__name__}")
     if (n_draws + 1) % bins:
         raise InvalidParameter(f"n_draws + 1 = {n_draws + 1} must be divisible by bins = {bins}")
     root = np.random.SeedSequence(seed)

@@ -18,35 +18,28 @@ losses, ``alpha`` is the confidence level (0.99).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
 from ..errors import InvalidParameter
+from ._checks import aligned, finite_result, float_array, level, whole
 from .coverage import TestResult
 
 FloatArray = NDArray[np.float64]
 
 
-def _aligned(*arrays: ArrayLike) -> list[FloatArray]:
-    out = [np.atleast_1d(np.asarray(a, dtype=float)) for a in arrays]
-    shape = out[0].shape
-    for a in out:
-        if a.ndim != 1 or a.shape != shape or a.size == 0:
-            raise InvalidParameter(
-                f"losses and forecasts must be non-empty 1-D arrays of one length; got "
-                f"{[x.shape for x in out]}"
-            )
-        if not np.all(np.isfinite(a)):
-            raise InvalidParameter("losses and forecasts must be finite numbers")
-    return out
+def _aligned(*arrays: ArrayLike, names: Sequence[str] | None = None) -> list[FloatArray]:
+    """Non-empty finite 1-D arrays of one length, named in errors by ``names``."""
+    if names is None:
+        names = ("losses", *(f"forecasts {k}" for k in range(1, len(arrays))))
+    return aligned(arrays, names)
 
 
 def _alpha(alpha: float) -> float:
-    if not isinstance(alpha, (int, float)) or not 0.0 < float(alpha) < 1.0:
-        raise InvalidParameter(f"alpha is a confidence level in (0, 1) such as 0.99, not {alpha!r}")
-    return float(alpha)
+    return level(alpha)
 
 
 def pinball_loss(losses: ArrayLike, var: ArrayLike, alpha: float) -> FloatArray:
@@ -65,8 +58,11 @@ def pinball_loss(losses: ArrayLike, var: ArrayLike, alpha: float) -> FloatArray:
     array ``(T,)`` of non-negative losses (return units); lower is better.
     """
     a = _alpha(alpha)
-    loss, v = _aligned(losses, var)
-    return np.asarray((a - (loss < v)) * (loss - v))
+    loss, v = _aligned(losses, var, names=("losses", "var"))
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = (a - (loss < v)) * (loss - v)
+    return finite_result(out, "the pinball loss", "losses and VaR too large to subtract; "
+                         "give them in return (or currency) units")
 
 
 def fz0_loss(losses: ArrayLike, var: ArrayLike, es: ArrayLike, alpha: float) -> FloatArray:
@@ -85,15 +81,19 @@ def fz0_loss(losses: ArrayLike, var: ArrayLike, es: ArrayLike, alpha: float) -> 
     up to an additive ``log`` of the scale).
     """
     tau = 1.0 - _alpha(alpha)
-    loss, v, e = _aligned(losses, var, es)
+    loss, v, e = _aligned(losses, var, es, names=("losses", "var", "es"))
     if np.any(e <= 0):
         raise InvalidParameter("FZ0 needs ES > 0 (a positive expected-shortfall loss) every day")
-    exceed = (loss >= v) * (loss - v)
-    return np.asarray(exceed / (tau * e) + v / e + np.log(e) - 1.0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        exceed = (loss >= v) * (loss - v)
+        out = exceed / (tau * e) + v / e + np.log(e) - 1.0
+    return finite_result(out, "the FZ0 loss", "losses or VaR are too large against ES "
+                         "(an ES near 0?); give VaR/ES as positive losses in return units")
 
 
 def newey_west_lags(n: int) -> int:
     """Default Bartlett bandwidth ``floor(4 (n/100)^(2/9))`` (Newey & West 1994)."""
+    n = whole(n, "n (the series length)", 0)
     return int(math.floor(4.0 * (n / 100.0) ** (2.0 / 9.0)))
 
 
@@ -103,12 +103,19 @@ def long_run_variance(x: ArrayLike, lags: int) -> float:
     Autocovariances are divided by ``n`` (not ``n - j``), which keeps the
     estimate non-negative.
     """
-    d = np.asarray(x, dtype=float)
+    d = float_array(x, "x (the series)")
+    if d.ndim != 1 or d.size == 0:
+        raise InvalidParameter(f"x must be a non-empty 1-D series; got shape {d.shape}")
+    lags = whole(lags, "lags", 0)
     n = d.size
-    c = d - d.mean()
-    lrv = float(c @ c) / n
-    for j in range(1, min(lags, n - 1) + 1):
-        lrv += 2.0 * (1.0 - j / (lags + 1.0)) * float(c[j:] @ c[:-j]) / n
+    with np.errstate(over="ignore", invalid="ignore"):
+        c = d - d.mean()
+        lrv = float(c @ c) / n
+        for j in range(1, min(lags, n - 1) + 1):
+            lrv += 2.0 * (1.0 - j / (lags + 1.0)) * float(c[j:] @ c[:-j]) / n
+    if not math.isfinite(lrv):
+        raise InvalidParameter("the long-run variance of x overflows: its values are too "
+                               "large (give losses in return units)")
     return lrv
 
 
@@ -132,18 +139,27 @@ def diebold_mariano(
         ``statistic = mean(d) / sqrt(LRV(d) / T)`` with ``d = loss_a - loss_b``
         (negative: A is better); ``pvalue`` two-sided, standard normal.
     """
-    a, b = _aligned(loss_a, loss_b)
-    d = a - b
+    a, b = _aligned(loss_a, loss_b, names=("loss_a", "loss_b"))
+    with np.errstate(over="ignore", invalid="ignore"):
+        d = a - b
+    d = finite_result(d, "the loss differential", "loss_a and loss_b are too large "
+                      "to subtract")
     n = d.size
     if n < 2:
         raise InvalidParameter("the Diebold-Mariano test needs at least 2 days")
-    q = newey_west_lags(n) if lags is None else lags
-    if isinstance(q, bool) or not isinstance(q, (int, np.integer)) or q < 0:
-        raise InvalidParameter(f"lags must be a whole number >= 0, not {lags!r}")
-    lrv = long_run_variance(d, int(q))
+    q = newey_west_lags(n) if lags is None else whole(lags, "lags", 0)
+    try:
+        lrv = long_run_variance(d, q)
+    except InvalidParameter:
+        raise InvalidParameter("the loss differential loss_a - loss_b is too large for its "
+                               "long-run variance; give losses in return units") from None
     if lrv <= 0:
         if np.all(d == d[0]) and d[0] == 0:
             return TestResult("diebold_mariano", 0.0, 1.0, None)
         raise InvalidParameter("the loss differential has no variance; the test is undefined")
-    stat = float(d.mean() / math.sqrt(lrv / n))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        stat = float(d.mean() / np.sqrt(lrv / n))
+    if not math.isfinite(stat):
+        raise InvalidParameter("the loss differential's variance is too small (or its mean too "
+                               "large) for a finite Diebold-Mariano statistic")
     return TestResult("diebold_mariano", stat, float(2.0 * stats.norm.sf(abs(stat))), None)

@@ -24,6 +24,7 @@ from scipy import special
 
 from ..errors import InvalidParameter
 from ..models.risk import t_log_norm
+from ._checks import float_array, real
 from .scoring import _aligned, _alpha
 
 FloatArray = NDArray[np.float64]
@@ -161,8 +162,9 @@ def student_t_sampler(
     only for the few beyond ``above`` - several times cheaper than a normal
     and a chi-square per loss.
     """
-    args = [np.atleast_1d(np.asarray(x, dtype=float))
-            for x in (loc, scale, df, *(() if above is None else (above,)))]
+    args = [np.atleast_1d(float_array(x, name, finite=name in ("scale", "above")))
+            for x, name in zip((loc, scale, df, *(() if above is None else (above,))),
+                               ("loc", "scale", "df", "above"), strict=False)]
     try:
         lo, sc, nu, *floors = np.broadcast_arrays(*args)
     except ValueError:
@@ -175,7 +177,7 @@ def student_t_sampler(
         raise InvalidParameter(f"a Student-t sampler's arguments broadcast to shape {lo.shape}, "
                                "not (T,); pass scalars or 1-d arrays of one length T")
     if np.any(~(sc > 0)) or np.any(~(nu > 0)):
-        raise InvalidParameter("a Student-t sampler needs scale > 0 and df > 0")
+        raise InvalidParameter("a Student-t sampler needs scale > 0 and df > 0 (df = inf: normal)")
     normal = np.isinf(nu)
     nu_finite = np.where(normal, 1.0, nu)
     if floors:
@@ -220,10 +222,21 @@ def matched_student_t(
     scale, df : arrays ``(T,)``
     """
     a = _alpha(alpha)
-    v, e = _aligned(var, es)
+    v, e = _aligned(var, es, names=("var", "es"))
+    if (not isinstance(df_bounds, tuple) or len(df_bounds) != 2
+            or not 1.0 < real(df_bounds[0], "df_bounds[0]") < real(df_bounds[1], "df_bounds[1]")):
+        raise InvalidParameter(f"df_bounds must be (low, high) with 1 < low < high, not "
+                               f"{df_bounds!r}")
+    if not a > 0.5:
+        raise InvalidParameter(f"alpha must be above 0.5 to match a centred t (its VaR is then "
+                               f"a positive loss), not {alpha!r}")
     if np.any(v <= 0) or np.any(e < v):
         raise InvalidParameter("matching a centred t needs 0 < VaR <= ES every day")
-    target = e / v
+    with np.errstate(over="ignore"):
+        target = e / v
+    if not np.all(np.isfinite(target)):
+        raise InvalidParameter("ES / VaR overflows: a VaR near 0 beside a positive ES has no "
+                               "matching t (give var and es in return units)")
     lo, hi = np.log(df_bounds[0]), np.log(df_bounds[1])
     heaviest, thinnest = _t_ratio(np.exp(lo), a), _t_ratio(np.exp(hi), a)
     log_df = np.full(target.shape, hi)  # clipped at either bound outside the ratio's range
@@ -233,6 +246,9 @@ def matched_student_t(
         log_df[inside] = _log_df_root(target[inside], a, lo, hi)
     df = np.exp(log_df)
     scale = v / special.stdtrit(df, a)
+    if not np.all(scale > 0):  # a VaR so small its scale underflows to 0
+        raise InvalidParameter("var is too small for a positive t scale (give var and es in "
+                               "return units)")
     return np.asarray(scale), np.asarray(df)
 
 

@@ -9,6 +9,9 @@
   variance of (mean of all ``n`` agents) - (mean of the ``m`` present) for
   agents drawn i.i.d. with spread ``tau``: simulation with a known truth
   checks the widened interval covers the full-swarm consensus with its mass.
+* The agents' scores: FZ0 against Patton, Ziegel & Chen's (2019) published
+  return-convention formula, written out here, and the pinball loss against
+  the textbook check function, for ``(T,)`` and ``(T, n)`` forecasts.
 * The staleness term ``(kappa VaR)^2 d`` is the delta-method variance of a
   VaR whose log moves as a random walk of volatility ``kappa`` per
   square-root day; against the lognormal's exact coverage (closed form).
@@ -22,7 +25,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from swarmvar.consensus import median, trimmed_mean, widen_interval
+from swarmvar.consensus import fz0_loss, median, pinball_loss, trimmed_mean, widen_interval
 from swarmvar.consensus.intervals import MAD_TO_SD, _spread
 from swarmvar.consensus.partition import z_value
 
@@ -85,3 +88,26 @@ def test_staleness_widening_matches_a_lognormal_random_walk(kappa: float, days: 
     # exact coverage of VaR * exp(s Z) by the interval: near the mass for small s
     exact = stats.norm.cdf(math.log(hi / point) / s) - stats.norm.cdf(math.log(lo / point) / s)
     assert exact == pytest.approx(mass, abs=0.01 * s)  # second order in s
+
+
+def fz0_published(y: float, v: float, e: float, tau: float) -> float:
+    """Patton, Ziegel & Chen (2019): return ``y``, quantile ``v``, ES ``e < 0`` at level tau."""
+    return -1.0 / (tau * e) * (1.0 if y <= v else 0.0) * (v - y) + v / e + math.log(-e) - 1.0
+
+
+def test_agent_scores_are_the_published_fz0_and_the_check_function() -> None:
+    rng = np.random.default_rng(12)
+    days, n, alpha = 300, 3, 0.975
+    r = 0.012 * rng.standard_t(4, days)
+    var = (0.02 + 0.01 * rng.random((days, n))) * np.array([0.8, 1.0, 1.3])
+    es = var * (1.1 + 0.4 * rng.random((days, n)))
+    got = fz0_loss(r, var, es, alpha)
+    pin = pinball_loss(r, var, alpha)
+    assert got.shape == pin.shape == (days, n)
+    for t in range(days):
+        for i in range(n):
+            want = fz0_published(r[t], -var[t, i], -es[t, i], 1 - alpha)
+            assert got[t, i] == pytest.approx(want, rel=1e-13, abs=1e-13)
+            u = -r[t] - var[t, i]  # loss minus VaR
+            assert pin[t, i] == pytest.approx(u * (alpha - (1.0 if u < 0 else 0.0)), abs=1e-15)
+    np.testing.assert_array_equal(fz0_loss(r, var[:, 0], es[:, 0], alpha), got[:, 0])

@@ -435,27 +435,12 @@ _FLAG_WORDS = (
     (re.compile(r"\bt1 \(base seconds\)"), "--t1 (base seconds)"),
 )
 
-#: A command-line hint in an engine's message, ``(--a <= --b on the command line)``.
-_CLI_HINT = re.compile(r"\s*\(([^()]*?) on the command line\)")
-_FLAG = re.compile(r"--[a-z][a-z0-9-]*")
-
-
-def _said_already(message: str) -> str:
-    """Drop a command-line hint made of flags the message (now in flags) already names."""
-    def drop(found: re.Match[str]) -> str:
-        flags = _FLAG.findall(found.group(1))
-        rest = _FLAG.sub("", found.group(1)).strip(" <>=,")
-        said = flags and not rest and all(f in message[:found.start()] for f in flags)
-        return "" if said else found.group(0)
-
-    return _CLI_HINT.sub(drop, message)
-
 
 def cli_words(message: str) -> str:
     """An engine's message in the CLI's terms (flags, not keyword arguments)."""
     for pattern, repl in _FLAG_WORDS:
         message = pattern.sub(repl, message)
-    return _said_already(message)
+    return message
 
 
 def is_dataset(source: str) -> bool:

@@ -39,6 +39,33 @@ FloatArray = NDArray[np.float64]
 CONSENSUS = "consensus"
 
 
+def check_refit_rhythm(refit_lag: int, refit_every: int) -> None:
+    """Refuse a deferred refit's lag beyond the refit rhythm.
+
+    A deferred refit still pending skips the next scheduled one (``_refits``):
+    a lag beyond the rhythm would drop refits silently. Asked by
+    :class:`PortfolioConfig` and by ``swarmvar run`` before any work.
+
+    Parameters
+    ----------
+    refit_lag : int
+        Beats a refit is swapped in after it starts (``RoleConfig.refit_lag``).
+    refit_every : int
+        Beats between scheduled refits.
+
+    Raises
+    ------
+    InvalidParameter
+        ``refit_lag > refit_every`` (numbers only: their own checks say the rest).
+    """
+    if (isinstance(refit_every, int) and not isinstance(refit_every, bool)
+            and isinstance(refit_lag, int) and refit_lag > refit_every):
+        raise InvalidParameter(
+            f"refit_lag {refit_lag} is longer than refit_every {refit_every}: each refit "
+            "would still be pending when the next is due, and that one would be skipped; "
+            "give a refit_lag of at most refit_every")
+
+
 @dataclass(frozen=True)
 class PortfolioConfig:
     """Everything that fixes one portfolio swarm's numbers (picklable, JSON-able).
@@ -73,15 +100,7 @@ class PortfolioConfig:
     rows: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        # a deferred refit still pending skips the next scheduled one (_refits): a lag beyond
-        # the refit rhythm would drop refits silently, so it is refused
-        if (isinstance(self.refit_every, int) and not isinstance(self.refit_every, bool)
-                and self.roles.refit_lag > self.refit_every):
-            raise InvalidParameter(
-                f"refit_lag {self.roles.refit_lag} is longer than refit_every "
-                f"{self.refit_every}: each refit would still be pending when the next is due, "
-                "and that one would be skipped; give a refit_lag of at most refit_every "
-                "(--refit-lag <= --refit-every on the command line)")
+        check_refit_rhythm(self.roles.refit_lag, self.refit_every)
 
     def fingerprint(self) -> dict[str, Any]:
         """What must match for a checkpoint to be resumed under this configuration."""

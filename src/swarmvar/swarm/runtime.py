@@ -210,7 +210,7 @@ class Swarm:
                                  ("refit_every", refit_every, 1),
                                  ("checkpoint_every", checkpoint_every, 1),
                                  ("ledger_batch", ledger_batch, 1), ("seed", seed, 0),
-                                 ("restore_queue", restore_queue, 1), ("spread", spread, 1)):
+                                 ("restore_queue", restore_queue, 1)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
                 raise InvalidParameter(f"{name} must be a whole number >= {low}, not {value!r}")
         if (isinstance(restore_timeout, bool) or not isinstance(restore_timeout, (int, float))
@@ -221,11 +221,8 @@ class Swarm:
                 catch_up, (int, np.integer)) or catch_up < 2):
             raise InvalidParameter(f"catch_up must be None (all at once) or a whole number >= 2 "
                                    f"of queued ticks per portfolio and beat, not {catch_up!r}")
-        hosts = _hosts(executor)
-        if spread > 1 and hosts and spread > hosts:  # groups on different hosts (place)
-            raise InvalidParameter(f"spread {spread} needs as many hosts, but the executor has "
-                                   f"{hosts}; give it at least {spread} workers (shards) or "
-                                   f"spread over at most {hosts}")
+        check_spread(spread, hosts=_hosts(executor),
+                     refit_lag=(roles or RoleConfig()).refit_lag, sandboxed=sandbox is not None)
         self.specs = specs_from(portfolios)
         names = tuple(canonical_name(a) for a in agents)
         if sandbox is not None:
@@ -265,12 +262,6 @@ class Swarm:
         self._unbegun: dict[str, tuple[np.ndarray, datetime | None]] = {}
         #: hosted unit -> its start's history, until its first checkpoint is stored
         self._fresh: dict[str, tuple[np.ndarray, datetime | None]] = {}
-        if self.spread > 1:
-            if self.roles.refit_lag != 0:
-                raise InvalidParameter("spread > 1 needs refit_lag 0 (refits on the beat)")
-            if sandbox is not None:
-                raise InvalidParameter("spread > 1 cannot run sandboxed agents yet; drop "
-                                       "--sandbox or --spread")
         for p, cfg in self.configs.items():
             if self.spread == 1:
                 self._hosted[p] = cfg
@@ -550,6 +541,44 @@ def _variants(home: Path, names: Sequence[str], portfolios: Sequence[str]
         return out
     finally:
         opened.close()
+
+
+def check_spread(spread: int, *, hosts: int, refit_lag: int = 0,
+                 sandboxed: bool = False) -> None:
+    """Refuse a spread (``Swarm(spread=...)``) the swarm cannot run.
+
+    Asked by :class:`Swarm` and by ``swarmvar run`` before any work.
+
+    Parameters
+    ----------
+    spread : int
+        Agent groups per portfolio (1: not spread).
+    hosts : int
+        Hosts the executor places groups on (0: not said; then any number).
+    refit_lag : int
+        The roles' refit lag: a spread portfolio refits on the beat (0).
+    sandboxed : bool
+        Agents in sandboxes (a :class:`SandboxSetup` given): not spread yet.
+
+    Raises
+    ------
+    InvalidParameter
+        Not a whole number >= 1, more groups than hosts, a refit lag, or sandboxes.
+    """
+    if isinstance(spread, bool) or not isinstance(spread, (int, np.integer)) or spread < 1:
+        raise InvalidParameter(f"spread must be a whole number >= 1, not {spread!r}")
+    if spread == 1:
+        return
+    if hosts and spread > hosts:  # groups on different hosts (place)
+        raise InvalidParameter(f"spread {spread} needs as many hosts, but the executor has "
+                               f"{hosts}; give it at least {spread} workers (shards) or "
+                               f"spread over at most {hosts}")
+    if refit_lag != 0:
+        raise InvalidParameter(f"spread {spread} needs refit_lag 0 (a spread portfolio refits "
+                               "on the beat); leave out the lag or the spread")
+    if sandboxed:
+        raise InvalidParameter(f"spread {spread} cannot run sandboxed agents yet; leave out "
+                               "the sandbox or the spread")
 
 
 def _hosts(executor: Executor | None) -> int:

@@ -59,7 +59,9 @@ class SandboxSetup:
             raise InvalidParameter("plug-ins are not shipped to E2B yet: use --sandbox bwrap")
         names = [p.partition(":")[2] for p in self.plugins]
         for spec, name in zip(self.plugins, names, strict=True):
-            if not name.isidentifier() or not spec.partition(":")[0]:
+            module = spec.partition(":")[0]  # each dotted part a name, as import reads it
+            if not name.isidentifier() or not all(part.isidentifier()
+                                                  for part in module.split(".")):
                 raise InvalidParameter(f"plug-in {spec!r} is not package.module:Class")
         if len(set(names)) != len(names):
             raise InvalidParameter(f"two plug-ins with one class name: {list(self.plugins)}")

@@ -1,4 +1,4 @@
-"""Three loose ends of the CLI and the swarm's start, each failing on the code before it.
+"""Loose ends of the CLI and the swarm's start, each failing on the code before it.
 
 1. ``Swarm(...)`` created its home before its configurations refused a refit lag
    beyond the refit rhythm (an empty home left behind); ``run`` kept its own copy of
@@ -7,9 +7,13 @@
    a damaged file is now a :class:`~swarmvar.errors.KeyFileUnreadable`, read once.
 3. ``var``/``backtest`` capped ``--workers`` at 1,024, ``run``/``serve`` at
    ``max_processes()``: one cap now, refused before any process starts.
+4. ``run``'s flags checked by the runtime's own rules (refit rhythm, sandbox, spread,
+   the arbiter's pulse) before any work; a mesh node built only after the swarm.
 
-No test here runs an accepted large ``--workers``: every big value is refused, and a
-process pool started anyway fails the test (``_no_pools``).
+"Before any work" is proved for ``run`` by ``_no_data``: reading ``--data`` fails the
+test, and the executor (worker processes, Ray) and the mesh node are only built after
+it. ``var``/``backtest`` refusals are proved by ``_no_pools`` (their workers are a
+``ProcessPoolExecutor``). No test here runs an accepted large ``--workers``.
 """
 
 from __future__ import annotations
@@ -47,11 +51,37 @@ def _cli(*args: str) -> tuple[int, str]:
 
 @pytest.fixture
 def _no_pools(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A process pool (the backtest's workers) started in this test fails it."""
+    """A process pool (``var``'s and ``backtest``'s workers) started in this test fails it."""
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("a process pool was started for a refused command")
 
     monkeypatch.setattr(concurrent.futures.ProcessPoolExecutor, "__init__", refuse)
+
+
+@pytest.fixture
+def _no_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``run`` reading its ``--data`` fails the test: what ``run`` does after that (the
+    executor's workers, Ray, the sandbox probe, the swarm's home, the mesh node) cannot
+    have started for a refusal that passes with it."""
+    def refuse(source: str) -> None:
+        raise AssertionError(f"run read --data {source} before refusing")
+
+    monkeypatch.setattr("swarmvar.cli.run._data", refuse)
+
+
+def _close_spy(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every ``LocalExecutor.close`` call (the executor it closed), closing it as before."""
+    from swarmvar.swarm import LocalExecutor
+
+    closed: list[object] = []
+    original = LocalExecutor.close
+
+    def close(self: Any) -> None:
+        closed.append(self)
+        original(self)
+
+    monkeypatch.setattr(LocalExecutor, "close", close)
+    return closed
 
 
 def _returns_csv(path: Path, columns: tuple[str, ...] = ("x",), n: int = 80) -> Path:
@@ -80,12 +110,13 @@ def test_swarm_refuses_a_lag_beyond_the_rhythm_before_its_home_exists(every: int
         assert not (Path(tmp) / "deep").exists()
 
 
-@pytest.mark.parametrize("case", ["spread-lag", "spread-clash"])
+@pytest.mark.parametrize("case", ["spread-lag", "spread-clash", "spread-sandbox"])
 def test_swarm_refuses_spread_settings_before_its_home_exists(case: str,
                                                               tmp_path: Path) -> None:
-    """The spread checks (refit lag, group names clashing with portfolios) ran after the
-    home was made, too. LocalExecutor starts no process before ``open``."""
+    """The spread checks (refit lag, sandboxes, group names clashing with portfolios) ran
+    after the home was made, too. LocalExecutor starts no process before ``open``."""
     from swarmvar.swarm import LocalExecutor, RoleConfig, Swarm
+    from swarmvar.swarm.sandboxing import SandboxSetup
 
     home = tmp_path / "home"
     ex = LocalExecutor(2)
@@ -94,6 +125,10 @@ def test_swarm_refuses_spread_settings_before_its_home_exists(case: str,
             with pytest.raises(InvalidParameter, match="refit_lag 0"):
                 Swarm(["p"], home=home, agents=("nig", "bootstrap"), window=30, spread=2,
                       executor=ex, roles=RoleConfig(refit_lag=1))
+        elif case == "spread-sandbox":
+            with pytest.raises(InvalidParameter, match="cannot run sandboxed agents"):
+                Swarm(["p"], home=home, agents=("nig", "bootstrap"), window=30, spread=2,
+                      executor=ex, sandbox=SandboxSetup("none"))
         else:
             with pytest.raises(InvalidParameter, match="clash"):
                 Swarm(["p", "p#g0"], home=home, agents=("nig", "bootstrap"), window=30,
@@ -115,9 +150,9 @@ def test_swarm_accepts_a_lag_equal_to_the_rhythm_and_makes_its_home(tmp_path: Pa
 
 @pytest.mark.parametrize("executor", ["local", "ray"])
 def test_run_refuses_the_lag_in_flags_before_any_work(executor: str, tmp_path: Path,
-                                                      _no_pools: None) -> None:
+                                                      _no_data: None) -> None:
     """The runtime's rule, asked before the data is read or Ray started: the message names
-    the flags, not the dataclass fields, and no home is made."""
+    the flags, not the dataclass fields, each once, and no home is made."""
     data = _returns_csv(tmp_path / "r.csv")
     code, out = _cli("run", "--data", str(data), "--executor", executor, "--workers", "2",
                      "--refit-every", "5", "--refit-lag", "6", "--quiet",
@@ -125,31 +160,55 @@ def test_run_refuses_the_lag_in_flags_before_any_work(executor: str, tmp_path: P
     assert code == 2, out
     assert "--refit-lag 6 is longer than --refit-every 5" in out, out
     assert "refit_lag" not in out and "refit_every" not in out, out
-    assert "on the command line" not in out, out
+    assert out.count("--refit-lag") == 2 and "Invalid value for" not in out, out
     assert not (tmp_path / "home").exists()
 
 
-def test_the_cli_and_the_swarm_say_the_same_words(tmp_path: Path) -> None:
-    """The early check and the runtime's own refusal read the same in flags."""
-    from swarmvar.cli.run import _check_refits
+def test_the_cli_and_the_swarm_say_the_same_words(tmp_path: Path, _no_data: None) -> None:
+    """The early check and the runtime's own refusal read the same in flags; in Python the
+    message names the fields only (no command-line hint)."""
     from swarmvar.swarm import RoleConfig, Swarm
 
     with pytest.raises(InvalidParameter) as engine:
         Swarm(["p"], home=tmp_path / "h", agents=("nig",), window=30, refit_every=4,
               roles=RoleConfig(refit_lag=9))
-    import typer
-
-    with pytest.raises(typer.BadParameter) as cli:
-        _check_refits(4, 9)
-    assert cli.value.message == cli_words(str(engine.value))
-    assert cli.value.param_hint == "--refit-lag"
+    said = str(engine.value)
+    assert "give a refit_lag of at most refit_every" in said and "--" not in said, said
+    code, out = _cli("run", "--refit-every", "4", "--refit-lag", "9", "--quiet",
+                     "--home", str(tmp_path / "h"))
+    assert code == 2
+    assert " ".join(out.split()) == f"error: {cli_words(said)}", out
     assert not (tmp_path / "h").exists()
 
 
+@settings(max_examples=60, deadline=None)
+@given(lag=st.integers(0, 60), every=st.integers(1, 60))
+def test_one_refit_rhythm_rule_for_the_config_and_the_cli(lag: int, every: int) -> None:
+    """``check_refit_rhythm`` is the rule ``PortfolioConfig`` applies: both refuse exactly
+    a lag beyond the rhythm, with one message."""
+    from swarmvar.swarm import PortfolioConfig, RoleConfig
+    from swarmvar.swarm._beat_types import check_refit_rhythm
+
+    def said(call: Any) -> str | None:
+        try:
+            call()
+        except InvalidParameter as exc:
+            return str(exc)
+        return None
+
+    rule = said(lambda: check_refit_rhythm(lag, every))
+    config = said(lambda: PortfolioConfig("p", ("nig",), refit_every=every,
+                                          roles=RoleConfig(refit_lag=lag)))
+    assert rule == config
+    assert (rule is None) == (lag <= every)
+
+
 def test_run_refused_by_the_swarm_itself_leaves_no_home(tmp_path: Path,
-                                                        _no_pools: None) -> None:
-    """A refusal only the runtime makes (portfolio names clashing with a spread's groups):
-    exit 2, no home; the executor (lazy: no process yet) is closed by the CLI."""
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refusal only the runtime makes, after the data is read (portfolio names clashing
+    with a spread's groups): exit 2, no home; the executor (lazy: no process yet) is
+    closed by the CLI."""
+    closed = _close_spy(monkeypatch)
     data = _returns_csv(tmp_path / "assets.csv")
     book = tmp_path / "books.json"
     book.write_text(json.dumps({"a": {"weights": {"x": 1.0}},
@@ -158,6 +217,27 @@ def test_run_refused_by_the_swarm_itself_leaves_no_home(tmp_path: Path,
                      "--spread", "2", "--agents", "nig,bootstrap", "--window", "30",
                      "--quiet", "--home", str(tmp_path / "home"))
     assert code == 2 and "clash" in out, out
+    assert not (tmp_path / "home").exists()
+    assert len(closed) == 1 and getattr(closed[0], "workers", None) == 2
+
+
+def test_run_closes_the_executor_on_any_failure_and_raises_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a SwarmVarError (a bug, Ctrl-C): the executor is closed all the same, and the
+    failure goes on as it is (not turned into a usage error)."""
+    from swarmvar.swarm import Swarm
+
+    closed = _close_spy(monkeypatch)
+
+    def broken(self: Any, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a bug in the swarm's start")
+
+    monkeypatch.setattr(Swarm, "__init__", broken)
+    result = runner.invoke(build_app(), ["run", "--data", str(_returns_csv(tmp_path / "r.csv")),
+                                         "--agents", "nig", "--window", "30", "--quiet",
+                                         "--home", str(tmp_path / "home")])
+    assert isinstance(result.exception, RuntimeError), result.output
+    assert len(closed) == 1
     assert not (tmp_path / "home").exists()
 
 
@@ -278,12 +358,22 @@ def test_every_workers_flag_has_the_same_cap(command: str, tmp_path: Path,
     (["--arbiter", "--t1", "-1"], "--t1 (base seconds) must be a finite number > 0"),
     (["--arbiter", "--t-threshold", "nan"], "--t-threshold must be a finite number > 0"),
     (["--arbiter", "--k-flows", "0.1"], "raise --k-flows or --p-nodes"),
+    (["--workers", "2", "--spread", "2", "--refit-lag", "1"], "spread 2 needs --refit-lag 0"),
+    (["--workers", "2", "--spread", "2", "--sandbox", "bwrap"],
+     "spread 2 cannot run sandboxed agents yet"),
+    (["--spread", "2"], "spread 2 needs as many hosts, but the executor has 1"),
+    (["--executor", "ray", "--workers", "2", "--spread", "3"], "the executor has 2"),
+    (["--spread", "0"], "spread must be a whole number >= 1, not 0"),
+    (["--sandbox", "none", "--plugin", "house-agents.x:HalfLife"],
+     "'house-agents.x:HalfLife' is not package.module:Class"),
+    (["--sandbox", "none", "--plugin", "house..x:HalfLife"], "is not package.module:Class"),
 ])
 def test_run_asks_the_runtime_before_any_work(args: list[str], said: str, tmp_path: Path,
-                                              _no_pools: None) -> None:
-    """Was: a CLI copy (--refit-lag >= 0, the backend names), or (plug-ins in E2B, the
-    arbiter's pulse) a refusal only after the data was read and the executor built (Ray
-    started), in Python's words (t1, t_threshold)."""
+                                              _no_data: None) -> None:
+    """Was: a CLI copy (--refit-lag >= 0, the backend names, spread with a refit lag, a
+    plug-in's module path), or (plug-ins in E2B, the arbiter's pulse, spread with a
+    sandbox) a refusal only after the data was read and the executor built (Ray started,
+    a sandbox probed), in Python's words (t1, t_threshold)."""
     data = _returns_csv(tmp_path / "r.csv")
     code, out = _cli("run", "--data", str(data), "--agents", "nig", "--window", "30",
                      "--quiet", *args, "--home", str(tmp_path / "home"))
@@ -302,3 +392,49 @@ def test_swarm_refuses_a_home_that_cannot_be_a_directory(under: str, tmp_path: P
     with pytest.raises(InvalidParameter, match="cannot use .* as the swarm's home"):
         Swarm(["p"], home=home, agents=("nig",), window=30)
     assert afile.read_text(encoding="utf-8") == "x"
+
+
+@pytest.mark.parametrize("spec", ["a-b.c:X", "a..b:X", ".a:X", "a.:X", ":X", "a.b:1X", "a.b:"])
+def test_sandbox_setup_refuses_a_plugin_that_is_no_module_path(spec: str) -> None:
+    """The runtime's rule for a plug-in (each dotted part of its module a name, as import
+    reads it); ``run``'s stricter copy of it is gone."""
+    from swarmvar.swarm.sandboxing import SandboxSetup
+
+    with pytest.raises(InvalidParameter, match="is not package.module:Class"):
+        SandboxSetup("none", (spec,))
+    assert SandboxSetup("none", ("house_agents.half:HalfLife",)).plugin_agents == {
+        "HalfLife": "house_agents.half:HalfLife"}
+
+
+def test_run_mesh_refused_by_the_swarm_leaves_no_home_and_no_bound_port(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Was: the mesh node was built (HOME/mesh made, its ledger opened, the port bound)
+    before the data was read and the swarm built; a refusal of the swarm left HOME/mesh.
+    The cluster and key live outside the home here, so the home is the start's own."""
+    import socket
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from swarmvar.mesh import free_ports, write_cluster, write_key
+
+    closed = _close_spy(monkeypatch)
+    keys = {n: Ed25519PrivateKey.generate() for n in ("r0", "r1")}
+    ports = dict(zip(keys, free_ports(2), strict=True))
+    cluster, key = tmp_path / "cluster.json", tmp_path / "r0.key"
+    write_cluster(cluster, {n: f"tcp://127.0.0.1:{p}" for n, p in ports.items()}, keys, {})
+    write_key(key, keys["r0"])
+    data = _returns_csv(tmp_path / "assets.csv")
+    book = tmp_path / "books.json"
+    book.write_text(json.dumps({"a": {"weights": {"x": 1.0}},
+                                "a#g0": {"weights": {"x": 1.0}}}), encoding="utf-8")
+    home = tmp_path / "home"
+    code, out = _cli("run", "--data", str(data), "--portfolios", str(book), "--workers", "2",
+                     "--spread", "2", "--agents", "nig,bootstrap", "--window", "30", "--quiet",
+                     "--home", str(home), "--mesh", "--mesh-port", str(ports["r0"]),
+                     "--mesh-id", "r0", "--mesh-cluster", str(cluster), "--mesh-key", str(key))
+    assert code == 2 and "clash" in out, out
+    assert not home.exists()
+    assert len(closed) == 1
+    with socket.socket() as probe:  # nothing holds the node's port
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", ports["r0"]))

@@ -106,7 +106,7 @@ def replay_command(
         raise typer.BadParameter(f"--data must be one of {', '.join(BUNDLED)}, not {data!r}")
     workers = check_processes(workers)  # before anything starts: a typo such as 99999
     if last < 50:
-        raise typer.BadParameter("--last must be >= 50", param_hint="--last")
+        raise typer.BadParameter(f"must be >= 50, got {last}", param_hint="--last")
     from ..arbiter.history import check_window
 
     with usage_errors():  # the window each agent needs, before the home or the cache is touched

@@ -97,7 +97,7 @@ def _check_followed_dates(path: Path) -> None:
         as_utc(first)
     except InvalidTick:
         raise typer.BadParameter(
-            f"--follow reads ISO dates (YYYY-MM-DD) as rows arrive; {path.name}'s first date "
+            f"it reads ISO dates (YYYY-MM-DD) as rows arrive; {path.name}'s first date "
             f"is {first!r}: write the file's dates as YYYY-MM-DD to follow it (without "
             "--follow, the run replays it as read)", param_hint="--follow") from None
 
@@ -119,16 +119,29 @@ def _fail_run(exc: Exception, data: str) -> typer.Exit:
 
 
 def _check_refits(refit_every: int, refit_lag: int) -> None:
-    """The runtime's own rule for a deferred refit (``swarm.beat.PortfolioConfig``'s: a lag
-    no longer than the refit rhythm), asked before the data is read, a worker, Ray or a mesh
-    node started or the home created; its message in flags (exit 2)."""
+    """The runtime's own rules for a deferred refit (``RoleConfig``'s lag, and
+    ``check_refit_rhythm``: a lag no longer than the refit rhythm), asked before the data is
+    read, a worker, Ray or a mesh node started or the home created. Its message, in flags,
+    names the flags itself (exit 2)."""
+    from ..swarm import RoleConfig
+    from ..swarm._beat_types import check_refit_rhythm
+
+    with usage_errors():
+        RoleConfig(refit_lag=refit_lag)
+        check_refit_rhythm(refit_lag, refit_every)
+
+
+def _check_spread(spread: int, workers: int, refit_lag: int, boxes: Any) -> None:
+    """The runtime's rules for ``--spread`` (``swarm.runtime.check_spread``), asked before any
+    work; the executor's hosts: ``--workers`` processes (Ray shards), this process for 0."""
     from ..errors import InvalidParameter
-    from ..swarm import PortfolioConfig, RoleConfig
+    from ..swarm.runtime import check_spread
 
     try:
-        PortfolioConfig("-", (), refit_every=refit_every, roles=RoleConfig(refit_lag=refit_lag))
+        check_spread(spread, hosts=max(1, workers), refit_lag=refit_lag,
+                     sandboxed=boxes is not None)
     except InvalidParameter as exc:
-        raise typer.BadParameter(cli_words(str(exc)), param_hint="--refit-lag") from None
+        raise typer.BadParameter(cli_words(str(exc)), param_hint="--spread") from None
 
 
 def _sandbox_setup(sandbox: str | None, plugins: list[str], paths: list[Path]) -> Any:
@@ -330,12 +343,6 @@ def run(
                              ("--ledger-batch", ledger_batch, 1), ("--seed", seed, 0)):
         if value < low:
             raise typer.BadParameter(f"must be >= {low}, got {value}", param_hint=flag)
-    if spread < 1 or (spread > 1 and spread > workers):
-        raise typer.BadParameter(f"must be 1, or from 2 to --workers ({workers}) so that each "
-                                 f"group has its own host, got {spread}", param_hint="--spread")
-    if spread > 1 and refit_lag:
-        raise typer.BadParameter("spread portfolios refit on the beat: drop --refit-lag",
-                                 param_hint="--spread")
     if beats is not None and beats < 1:
         raise typer.BadParameter(f"must be >= 1, got {beats}", param_hint="--beats")
     if rate is not None and not MIN_RATE <= rate <= MAX_RATE:  # 1/rate must be a time
@@ -352,9 +359,9 @@ def run(
         raise typer.BadParameter("pacing by the pulse needs --arbiter (the pulse is its "
                                  "T_Λ from --k-flows, --p-nodes, --t1)", param_hint="--pace")
     if pace == "rate" and rate is None:
-        raise typer.BadParameter("--pace rate needs --rate N", param_hint="--pace")
+        raise typer.BadParameter("rate needs --rate N", param_hint="--pace")
     if pace != "rate" and rate is not None:
-        raise typer.BadParameter(f"--rate paces the ticks; it cannot go with --pace {pace}",
+        raise typer.BadParameter(f"it paces the ticks; it cannot go with --pace {pace}",
                                  param_hint="--rate")
     alphas = parse_alphas(alpha, (0.99, 0.975))
     names = resolve_agents(None if agents is None else [agents])  # did-you-mean, as `var`
@@ -364,12 +371,6 @@ def run(
         raise typer.BadParameter("a plug-in agent runs only in a sandbox: add --sandbox bwrap "
                                  "(--sandbox none runs it without walls, with a warning in "
                                  "the ledger; E2B takes no plug-ins yet)", param_hint="--plugin")
-    for spec in plugins:
-        module, _, cls = spec.partition(":")
-        if not module or not cls.isidentifier() or not all(
-                part.isidentifier() for part in module.split(".")):
-            raise typer.BadParameter(f"{spec!r} is not package.module:Class",
-                                     param_hint="--plugin")
     for folder in plugin_path or []:
         if not folder.is_dir():
             raise typer.BadParameter(f"{folder} is not a folder", param_hint="--plugin-path")
@@ -377,6 +378,7 @@ def run(
         raise typer.BadParameter("mesh options need --mesh", param_hint="--mesh")
     _check_refits(refit_every, refit_lag)
     boxes = _sandbox_setup(sandbox, plugins, plugin_path or [])
+    _check_spread(spread, workers, refit_lag, boxes)
     judge = None
     if arbiter:  # the arbiter's own checks of its options, before any work
         from ..arbiter import Arbiter
@@ -388,11 +390,6 @@ def run(
     host: Any = None
     swarm: Any = None
     try:
-        if mesh:
-            from ..mesh.launch import swarm_node
-
-            node = swarm_node(home, port=mesh_port, peers=list(peer or []), node_id=mesh_id,
-                              cluster=mesh_cluster, key=mesh_key, agree_every=mesh_agree_every)
         from ..swarm import FollowedFile, JsonLines, LocalExecutor, Replay, RoleConfig, Swarm
         from ..swarm.ticks import ALL
 
@@ -422,11 +419,15 @@ def run(
                 from ..arbiter import Cadence
 
                 cadence = Cadence(judge.config.pulse)
-    except SwarmVarError as exc:
+        if mesh:  # last: a start the swarm refuses binds no port and makes no HOME/mesh
+            from ..mesh.launch import swarm_node
+
+            node = swarm_node(home, port=mesh_port, peers=list(peer or []), node_id=mesh_id,
+                              cluster=mesh_cluster, key=mesh_key, agree_every=mesh_agree_every)
+    except BaseException as exc:
         _close_started(swarm, host, node)
-        raise _fail_run(exc, data) from None
-    except BaseException:
-        _close_started(swarm, host, node)
+        if isinstance(exc, SwarmVarError):
+            raise _fail_run(exc, data) from None
         raise
     stop = {"asked": False}
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -438,3 +439,19 @@ def test_run_mesh_refused_by_the_swarm_leaves_no_home_and_no_bound_port(
     with socket.socket() as probe:  # nothing holds the node's port
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind(("127.0.0.1", ports["r0"]))
+
+
+@pytest.mark.parametrize("args", [
+    ["run", "--refit-every", "5", "--refit-lag", "6"], ["run", "--pace", "rate"],
+    ["run", "--rate", "5", "--pace", "none"], ["run", "--peer", "tcp://127.0.0.1:1"],
+    ["run", "--follow", "--stdin"], ["run", "--spread", "0"],
+    ["arbiter", "replay", "--last", "3"],
+])
+def test_a_refusal_names_its_flag_once(args: list[str], tmp_path: Path, _no_data: None) -> None:
+    """Was: ``Invalid value for --refit-lag: --refit-lag 6 ...``, ``Invalid value for
+    --last: --last must be >= 50`` (the flag said by typer's hint, then by the message)."""
+    code, out = _cli(*args, "--home", str(tmp_path / "home"))
+    said = " ".join(out.split())
+    assert code == 2 and ("error:" in said or "Invalid value for" in said), out
+    assert not re.search(r"Invalid value for (--[a-z0-9-]+): \1(?![a-z0-9-])", said), out
+    assert not (tmp_path / "home").exists()

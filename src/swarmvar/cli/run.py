@@ -351,7 +351,7 @@ def run(
                                  "fast as possible)", param_hint="--rate")
     check_positive(idle_timeout, "--idle-timeout", "a time in seconds")
     if follow and stdin:
-        raise typer.BadParameter("give --follow or --stdin, not both", param_hint="--stdin")
+        raise typer.BadParameter("give it or --follow, not both", param_hint="--stdin")
     pace = pace or ("rate" if rate is not None else "none")
     if pace not in ("none", "rate", "pulse"):
         raise typer.BadParameter("use none, rate or pulse", param_hint="--pace")
@@ -375,7 +375,8 @@ def run(
         if not folder.is_dir():
             raise typer.BadParameter(f"{folder} is not a folder", param_hint="--plugin-path")
     if not mesh and (mesh_port is not None or peer or mesh_id or mesh_cluster or mesh_key):
-        raise typer.BadParameter("mesh options need --mesh", param_hint="--mesh")
+        raise typer.BadParameter("--mesh-port, --peer, --mesh-id, --mesh-cluster and "
+                                 "--mesh-key need it", param_hint="--mesh")
     _check_refits(refit_every, refit_lag)
     boxes = _sandbox_setup(sandbox, plugins, plugin_path or [])
     _check_spread(spread, workers, refit_lag, boxes)

@@ -342,7 +342,7 @@ def test_var_and_backtest_cap_workers_as_run_and_serve(command: list[str], above
 
 @pytest.mark.parametrize("command", ["var", "backtest", "run", "serve"])
 def test_every_workers_flag_has_the_same_cap(command: str, tmp_path: Path,
-                                             _no_pools: None) -> None:
+                                             _no_pools: None, _no_data: None) -> None:
     code, out = _cli(command, "--workers", str(max_processes() + 1),
                      "--home", str(tmp_path / "home"))
     assert code == 2 and "--workers" in out and str(max_processes()) in out, out

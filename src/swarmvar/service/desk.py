@@ -10,10 +10,11 @@ beat's entries go to the ledger as one atomic batch.
 Several processes (uvicorn workers, Kubernetes replicas) may share one
 ledger. The ledger is the source of truth: each process *syncs* from it
 (absorbing returns other processes recorded into its own agents) and
-appends with compare-and-append (``if_size``), so a beat is computed on
-copies of the agents and retried after a sync if another process appended
-first. Hence one gap-free chain, every beat recorded once, and a
-repeated (portfolio, date) recognised whichever process saw it first.
+appends with compare-and-append (``if_size``): beats are computed on copies
+of the agents, outside the desk's lock, one computation (a batch, a fit) at
+a time per process, and computed again only if another process moved the
+same portfolio meanwhile. Hence one gap-free chain, every beat recorded
+once, and a repeated (portfolio, date) recognised whichever process saw it first.
 
 Entries (their ``data``):
 
@@ -54,8 +55,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -173,8 +173,8 @@ class Desk:
         self._clock = clock
         self._lock = threading.RLock()
         self._books: dict[str, Book] = {}
-        self._writers: dict[str, threading.Lock] = {}  # one writer per portfolio (ingest)
-        self._creating = threading.Lock()
+        # one computation at a time here (a batch's beats or a fit), taken before _lock
+        self._computing = threading.Lock()
         self._seen = 0
         self._on_beat: list[Callable[[str, BeatPoint], None]] = []
         self._on_report: list[Callable[[BeatReport, tuple[Decision, ...]], None]] = []
@@ -284,11 +284,11 @@ class Desk:
                    "dates": [h.as_of.isoformat() for h in history],
                    "returns": [h.value for h in history], "key_id": key_id,
                    "request_id": request_id}
-        with self._creating:  # one fit at a time here (they share the agents' key files)
+        with self._computing:  # one fit or batch at a time here; reads go on meanwhile
             with self._lock:
                 self.sync()
                 self._unused(name)
-            try:  # the fit runs without the desk's lock: reads and ingests go on meanwhile
+            try:  # the fit runs without the desk's lock: reads go on meanwhile
                 book = open_book(details, self.home)
             except InvalidParameter as exc:  # e.g. a constant series: no scale to fit
                 raise InvalidReturns(
@@ -325,10 +325,11 @@ class Desk:
         duplicate (reported, not stored again). The batch is all or nothing.
 
         The beats are computed on a copy of the portfolio's book without the desk's
-        lock (reads of every portfolio, and writes to others, go on meanwhile; writes to
-        this portfolio in this process wait their turn), then appended in one batch
-        under it if the portfolio has not moved meanwhile (another process's beat of it:
-        computed again on the new state). A caller that goes away does not stop it.
+        lock (reads of every portfolio go on meanwhile; other writes in this process wait
+        their turn: one computation at a time), then appended in one batch under it if the
+        portfolio has not moved meanwhile (another process's beat of it: computed again
+        on the new state; another process's append to another portfolio: appended after
+        a sync, not computed again). A caller that goes away does not stop it.
 
         Raises
         ------
@@ -338,7 +339,7 @@ class Desk:
             the last recorded one.
         """
         check_returns(items, "returns")
-        with self._writing(name):
+        with self._computing:
             for _ in range(_RETRIES):
                 with self._lock:
                     self.sync()
@@ -347,22 +348,39 @@ class Desk:
                     if not fresh:
                         return [Ingested(name, it.as_of, book.seq_of(it.as_of), True)
                                 for it in items]
-                    trial = book.clone()
+                    trial, trial_from = book.clone(), book.seq
+                    # they change only with this portfolio's beats: the append below checks
+                    # that it has not moved, so they still hold then
                     instructions = self.observing.instructions(name)
                 batch, reports, timed = run_beats(trial, fresh, instructions, key_id,
                                                   request_id)
                 with self._lock:
-                    self.sync()
-                    if self._books.get(name) is not book or book.seq != reports[0].seq - 1 \
-                            or self.observing.instructions(name) != instructions:
-                        continue  # another process beat this portfolio meanwhile: again
-                    rows = self._append(batch)
+                    rows = self._append_unless_moved(name, book, trial_from, batch)
                     if rows is None:
-                        continue
-                    trial.decisions = book.decisions.copy()  # with any synced in meanwhile
+                        continue  # another process beat this portfolio meanwhile: again
+                    # decisions on earlier beats synced in since the copy (another
+                    # process's second append) are kept
+                    trial.decisions = book.decisions.copy()
                     self._commit(name, trial, reports, timed, rows)
                     return [Ingested(name, it.as_of, trial.seq_of(it.as_of),
                                      it not in fresh) for it in items]
+        raise SwarmVarError("the ledger kept changing under this write; retry")
+
+    def _append_unless_moved(self, name: str, book: Book, seq: int,
+                             batch: Sequence[tuple[EntryKind, Mapping[str, Any]]]
+                             ) -> list[Row] | None:
+        """Append the beats computed on a copy of ``book`` (at beat ``seq``) while it is
+        still portfolio ``name``'s, at that beat: their stored rows, or None when the
+        portfolio moved (compute them again; a read's sync may have moved it already).
+        Another process's append to any other portfolio fails the compare-and-append
+        only: sync, check again, append again. Under the desk's lock."""
+        for _ in range(_RETRIES):
+            if self._books.get(name) is not book or book.seq != seq:
+                return None
+            rows = self._append(batch)
+            if rows is not None:
+                return rows
+            self.sync()
         raise SwarmVarError("the ledger kept changing under this write; retry")
 
     def _commit(self, name: str, trial: Book, reports: Sequence[BeatReport],
@@ -384,17 +402,6 @@ class Desk:
             self._notify(name, trial, report.seq)
             for cb in self._on_report:
                 cb(report, decisions)
-
-    @contextmanager
-    def _writing(self, name: str) -> Iterator[None]:
-        """One writer of portfolio ``name`` at a time in this process (an unknown name is
-        refused first, so no lock is kept for a name that is no portfolio)."""
-        with self._lock:
-            self.sync()
-            self._book(name)
-            lock = self._writers.setdefault(name, threading.Lock())
-        with lock:
-            yield
 
     def note(self, kind: str, details: Mapping[str, Any]) -> int:
         """Record an administrative action (``action`` entry); return its index."""

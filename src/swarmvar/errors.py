@@ -168,7 +168,7 @@ class TooManyStreams(SwarmVarError, RuntimeError):
     HTTP 503 with ``Retry-After``): reconnect later."""
 
 
-# API key file (swarmvar.service.keys; CLI loose ends, helper B-small) ---------------
+# API key file (swarmvar.service.keys) --------------------------------------------
 
 
 class KeyFileUnreadable(InvalidParameter):

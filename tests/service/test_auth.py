@@ -159,3 +159,50 @@ def test_serve_refuses_bad_options(tmp_path: Path) -> None:
                  ["--window", "5"], ["--port", "70000"]):
         r = runner.invoke(app, ["serve", *home, *args])
         assert r.exit_code == 2, (args, r.output)
+
+
+def test_an_admitted_key_is_held_to_each_dependency_role(
+        api: tuple[TestClient, Keys, Path]) -> None:
+    # a route whose key dependencies need several roles: the key admitted for the first one
+    # (by the strict route class) is checked again for each (no second token, no hash)
+    from fastapi import FastAPI
+    from starlette.requests import Request
+
+    from swarmvar.errors import Forbidden
+    from swarmvar.service.auth import authenticate
+
+    _, k, keys = api
+    app = FastAPI()
+    app.state.keys = KeyFile(keys)
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": [
+        (b"x-api-key", k.reader.encode())], "query_string": b"", "app": app}
+    request = Request(scope)
+    request.state.request_id = "r"
+
+    class Counting:
+        taken = 0
+
+        def take(self, key: object) -> None:
+            self.taken += 1
+
+    app.state.limits = Counting()
+    key = authenticate(request, Role.READER)
+    assert key.role is Role.READER and app.state.limits.taken == 1
+    assert authenticate(request, Role.READER) is key and app.state.limits.taken == 1
+    with pytest.raises(Forbidden, match="needs writer"):
+        authenticate(request, Role.WRITER)
+
+
+def test_a_key_with_burst_n_gets_n_answers(api: tuple[TestClient, Keys, Path]) -> None:
+    # one rate-limit token per request, though the key is looked at twice (strict route
+    # class, then the route's dependency); the refill (1 per 1000 s) is out of reach
+    c, _, keys = api
+    _, secret = KeyFile(keys).create(Role.WRITER, rate=0.001, burst=4)
+    h = {"X-API-Key": secret}
+    got = [c.get("/v1/portfolios", headers=h).status_code,
+           c.post("/v1/portfolios/ghost/returns", headers=h,
+                  json={"date": "2024-01-02", "return": 0.01}).status_code,
+           c.get("/v1/portfolios/ghost/var", headers=h).status_code,
+           c.get("/v1/ledger/head", headers=h).status_code,
+           c.get("/v1/portfolios", headers=h).status_code]
+    assert got == [200, 404, 404, 200, 429]

@@ -16,14 +16,15 @@ from fastapi.routing import APIRoute
 def route_roles() -> dict[tuple[str, str], str]:
     """(METHOD, path) -> the least role its auth dependency admits ("none" if public)."""
     from . import dashboard, routes_ledger, routes_risk
+    from .strict import auth_of  # the role the strict route class admits the key for
 
     out = {}
     for r in [*routes_risk.router.routes, *routes_ledger.router.routes,
               *dashboard.router.routes]:
         if not isinstance(r, APIRoute):
             continue
-        roles = [getattr(d.call, "role", None) for d in r.dependant.dependencies]
-        role = next((x.value for x in roles if x is not None), "none")
+        guard = auth_of(r.dependant)
+        role = guard[0].value if guard is not None else "none"
         for m in r.methods or ():
             out[(m, r.path)] = role
     return out

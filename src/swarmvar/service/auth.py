@@ -80,11 +80,16 @@ def _admit(request: Request, presented: str, role: Role) -> ApiKey:
                               "unreadable; the operator is told in the server's log); retry "
                               "later") from None
     request.state.key_id = key.id
+    _check_role(key, role)
+    request.app.state.limits.take(key)
+    return key
+
+
+def _check_role(key: ApiKey, role: Role) -> None:
+    """:class:`Forbidden` unless ``key`` has ``role`` or above."""
     if not key.role.allows(role):
         raise Forbidden(f"API key {key.id} has role {key.role.value}; this route needs "
                         f"{role.value} or above")
-    request.app.state.limits.take(key)
-    return key
 
 
 def presented_key(request: Request, allow_query: bool) -> str:
@@ -103,9 +108,11 @@ def authenticate(request: Request, role: Role, allow_query: bool = False) -> Api
     """The request's key, admitted for ``role`` (401, 403, 429 or 503 otherwise), once per
     request: the strict route class (:mod:`swarmvar.service.strict`) calls it before it reads
     the query or the body, so an unauthenticated client is told 401 whatever it sent; the
-    route's dependency then finds the admitted key (one rate-limit token, one hash check)."""
+    route's dependency then finds the admitted key (one rate-limit token, one hash check)
+    and checks its role again (a route with several key dependencies needs each one's)."""
     admitted = getattr(request.state, "api_key", None)
     if isinstance(admitted, ApiKey):
+        _check_role(admitted, role)
         return admitted
     key = _admit(request, presented_key(request, allow_query), role)
     request.state.api_key = key

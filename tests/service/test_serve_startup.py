@@ -141,3 +141,58 @@ def test_the_limits_reach_the_workers(tmp_path: Path, session_keys: tuple[Path, 
     assert (cfg.max_batch, cfg.max_streams) == (7, 3)
     defaults = json.loads(ServiceConfig().to_env())
     assert (defaults["max_batch"], defaults["max_streams"]) == (1000, 64)
+
+
+def test_a_database_that_never_answers_is_one_try_of_5_s(
+        tmp_path: Path, session_keys: tuple[Path, Keys], ran: list[dict[str, Any]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A listener that takes the connection and never speaks: the check gives up after
+    its 5 s connect timeout, having tried once (psycopg's connect is watched, not replaced)."""
+    import time
+
+    import psycopg
+
+    keys, _ = session_keys
+    tries: list[dict[str, Any]] = []
+    real = psycopg.connect
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        tries.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(psycopg, "connect", watched)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)  # the kernel completes the handshake; nothing is ever sent
+        url = f"postgresql://swarmvar@127.0.0.1:{silent.getsockname()[1]}/swarmvar"
+        started = time.monotonic()
+        res = _serve(tmp_path, keys, "--port", str(_closed_port()), "--db", url)
+        took = time.monotonic() - started
+    _refused(res, "--db: cannot connect to the database")
+    assert [t.get("connect_timeout") for t in tries] == [5]
+    assert 4.5 <= took < 30, took  # the timeout ended it (the bound only catches a hang)
+    assert ran == []
+
+
+def test_a_port_below_1024_without_the_privilege(tmp_path: Path,
+                                                 session_keys: tuple[Path, Keys]) -> None:
+    """Run as root without CAP_NET_BIND_SERVICE (setpriv drops it from the bounding set),
+    the real serve is refused before it starts: binding port 1000 is EACCES."""
+    import os
+    import shutil
+    import subprocess
+
+    from .conftest import PYTHON, ROOT
+
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or os.geteuid() != 0:
+        pytest.skip("needs root and setpriv (util-linux) to drop the privilege")
+    keys, _ = session_keys
+    out = subprocess.run(
+        [setpriv, "--bounding-set=-net_bind_service", "--inh-caps=-net_bind_service", PYTHON,
+         "-c", "from swarmvar.cli import main; main()", "serve", "--port", "1000",
+         "--home", str(tmp_path / "h"), "--keys", str(keys)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    text = " ".join((out.stdout + out.stderr).split())
+    assert out.returncode == 2, text
+    assert "--port 1000: permission denied" in text and "Traceback" not in text

@@ -154,3 +154,51 @@ def test_kill9_during_a_burst_loses_no_acknowledged_return(
     r = httpx.post(srv2.url + f"/v1/portfolios/{book}/returns", json={"date": d, "return": value},
                    headers=_h(k.writer), timeout=30)
     assert r.status_code == 200 and r.json()["duplicates"] == 1
+
+
+def test_a_client_gone_mid_batch_leaves_the_whole_batch_once(
+        tmp_path: Path, session_keys: tuple[Path, Keys], server_factory: list[Server]) -> None:
+    """A batch's client closes its socket while the beats run: the server finishes the
+    batch and stores all of it, once; re-sending it answers 200 with every return a
+    duplicate."""
+    import socket
+    from urllib.parse import urlsplit
+
+    keys_path, k = session_keys
+    srv = start_server(tmp_path, keys_path)
+    server_factory.append(srv)
+    r = httpx.post(srv.url + "/v1/portfolios", json={"name": "gone", "history": history(60)},
+                   headers=_h(k.writer), timeout=60)
+    assert r.status_code == 201, r.text
+    n = 600  # beats: about 1.5 s on an idle 2-core machine, the close comes after 0.5 s
+    batch = {"returns": [{"date": day(i), "return": round(0.0001 * (i % 37) - 0.001, 6)}
+                         for i in range(n)]}
+    body = json.dumps(batch).encode()
+    head = (f"POST /v1/portfolios/gone/returns HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"X-API-Key: {k.writer}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    port = urlsplit(srv.url).port
+    assert port is not None
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head + body)
+        time.sleep(0.5)  # the server has read the body and runs the beats
+    # the close came before the batch was stored (it is stored whole, at its end)
+    info = httpx.get(srv.url + "/v1/portfolios/gone", headers=_h(k.reader), timeout=60)
+    assert info.json()["beats"] == 0, "the batch ended before the client left: not tested"
+    deadline = time.monotonic() + 180  # bounded; a loaded machine runs the beats slowly
+    beats = 0
+    while beats < n and time.monotonic() < deadline:
+        time.sleep(0.2)
+        beats = httpx.get(srv.url + "/v1/portfolios/gone", headers=_h(k.reader),
+                          timeout=60).json()["beats"]
+    assert beats == n
+    r = httpx.post(srv.url + "/v1/portfolios/gone/returns", json=batch,
+                   headers=_h(k.writer), timeout=120)
+    assert r.status_code == 200 and r.json()["duplicates"] == n, r.text
+    srv.stop()
+    with Ledger.open(tmp_path) as led:
+        assert led.verify_chain().ok
+        seqs = [e.data["details"]["seq"] for e in led.entries()
+                if e.kind.value == "action" and e.data.get("type") == "tick"
+                and e.data["details"]["portfolio"] == "gone"]
+    assert seqs == list(range(1, n + 1))  # the whole batch, once

@@ -10,6 +10,12 @@ and checks afterwards that every acknowledged return is in the ledger once: 0 lo
 
 Full: 20,000 POSTs at concurrency 32, a scrape with 200 portfolios. Quick: a few
 hundred POSTs, 20 portfolios.
+
+Then one batch through the desk (in process, the default swarm and the arbiter, a
+portfolio fitted on 250 returns): its time beside the same returns ingested one at a
+time, the latency of reads of another portfolio made every 5 ms while it runs beside the
+same reads with nothing running, and the beat times the arbiter was given in both cases.
+Full: 1,000 returns; quick: 60.
 """
 
 from __future__ import annotations
@@ -132,6 +138,78 @@ def _pct(xs: list[float], q: float) -> float:
     return float(np.quantile(np.asarray(xs), q)) if xs else float("nan")
 
 
+def _reads(desk: object, name: str, stop: threading.Event, out: list[float],
+           every: float = 0.005) -> None:
+    """Read ``name`` (its info and its points) every ``every`` seconds until ``stop``."""
+    while not stop.is_set():
+        t = time.perf_counter()
+        desk.info(name)  # type: ignore[attr-defined]
+        desk.points(name)  # type: ignore[attr-defined]
+        out.append(time.perf_counter() - t)
+        stop.wait(every)
+
+
+def _batch_case(quick: bool) -> list[list[str]]:
+    """One batch through the desk beside single-return ingests and idle reads."""
+    from swarmvar.arbiter import Arbiter
+    from swarmvar.ledger import Ledger
+    from swarmvar.service.desk import DatedReturn, Desk
+
+    n = 60 if quick else 1000
+    hist = [DatedReturn(date.fromisoformat(str(h["date"])), float(str(h["return"])))
+            for h in _history(250, 7)]
+    rng = np.random.default_rng(8)
+    new = [DatedReturn(date(2021, 1, 1) + timedelta(days=i), float(rng.standard_t(5) * 0.01))
+           for i in range(n)]
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        with Ledger.open(home) as led:
+            desk = Desk(led, home, observers=(Arbiter(record_decisions=False),))
+            for name in ("batch", "single", "read"):
+                desk.create(name, hist, key_id="bench")
+            idle: list[float] = []
+            stop = threading.Event()
+            reader = threading.Thread(target=_reads, args=(desk, "read", stop, idle))
+            reader.start()
+            time.sleep(0.5 if quick else 3.0)
+            stop.set()
+            reader.join(30)
+            busy: list[float] = []
+            stop = threading.Event()
+            reader = threading.Thread(target=_reads, args=(desk, "read", stop, busy))
+            reader.start()
+            t = time.perf_counter()
+            try:
+                desk.ingest("batch", new, key_id="bench")
+            finally:
+                batch_s = time.perf_counter() - t
+                stop.set()
+                reader.join(30)
+            _say(f"one batch of {n} returns through the desk in {batch_s:.2f} s")
+            t = time.perf_counter()
+            for it in new:
+                desk.ingest("single", [it], key_id="bench")
+            single_s = time.perf_counter() - t
+            _say(f"the same {n} returns one at a time in {single_s:.2f} s")
+            secs: dict[str, list[float]] = {"batch": [], "single": []}
+            for e in led.entries():
+                d = e.data.get("details", {}) if e.data.get("type") == "tick" else {}
+                if d.get("portfolio") in secs:
+                    secs[d["portfolio"]].append(float(d["beat_seconds"]))
+    ms = 1000.0
+    return [
+        [f"batch of {n} returns (desk)", f"{batch_s:.2f} s, {ms * batch_s / n:.2f} ms/beat",
+         "", f"{n} single ingests {single_s:.2f} s, {ms * single_s / n:.2f} ms/beat", ""],
+        ["read during the batch p50", f"{ms * _pct(busy, 0.5):.2f} ms ({len(busy)} reads)",
+         "", f"no batch {ms * _pct(idle, 0.5):.2f} ms ({len(idle)} reads)", ""],
+        ["read during the batch max", f"{ms * max(busy, default=float('nan')):.1f} ms", "",
+         f"no batch {ms * max(idle, default=float('nan')):.1f} ms", ""],
+        ["beat time to the arbiter p50, batch",
+         f"{ms * _pct(secs['batch'], 0.5):.2f} ms", "",
+         f"single ingests {ms * _pct(secs['single'], 0.5):.2f} ms", ""],
+    ]
+
+
 def main(quick: bool = False) -> None:
     from swarmvar.ledger import Ledger
     from swarmvar.service.keys import KeyFile, Role
@@ -231,8 +309,11 @@ def main(quick: bool = False) -> None:
         [f"/metrics scrape, {n_books_scrape} portfolios",
          f"{1000 * statistics.median(scrapes):.1f} ms ({size / 1024:.0f} KiB)", "", "", ""],
     ]
+    batch_load = os.getloadavg()
+    rows += _batch_case(quick)
     print(f"service on loopback (load average before: {load[0]:.2f} {load[1]:.2f} "
-          f"{load[2]:.2f}; after: {os.getloadavg()[0]:.2f})")
+          f"{load[2]:.2f}; before the batch case: {batch_load[0]:.2f}; after: "
+          f"{os.getloadavg()[0]:.2f})")
     print_table(rows)
     if lost or fives:
         raise SystemExit(f"{lost} acknowledged returns lost, {fives} 5xx")

@@ -15,7 +15,14 @@ See docs/runtime.md.
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .beat import BeatInput, BeatOutcome, OnlineTrackRecord, PortfolioConfig, PortfolioSwarm
+    from .beat import (
+        BeatInput,
+        BeatOutcome,
+        OnlineTrackRecord,
+        PortfolioConfig,
+        PortfolioSwarm,
+        check_refit_rhythm,
+    )
     from .executors import Executor, LocalExecutor, Shard
     from .local import AgentRun, run_agents
     from .roles import RefitJob, RefitResult, RoleConfig, RoleRecord, run_refit
@@ -27,7 +34,7 @@ if TYPE_CHECKING:
 #: :func:`.sandboxed.seeded_live_agent` does not load the whole runtime
 _LAZY = {
     "BeatInput": "beat", "BeatOutcome": "beat", "OnlineTrackRecord": "beat",
-    "PortfolioConfig": "beat", "PortfolioSwarm": "beat",
+    "PortfolioConfig": "beat", "PortfolioSwarm": "beat", "check_refit_rhythm": "beat",
     "Executor": "executors", "LocalExecutor": "executors", "Shard": "executors",
     "AgentRun": "local", "run_agents": "local",
     "RefitJob": "roles", "RefitResult": "roles", "RoleConfig": "roles", "RoleRecord": "roles",
@@ -72,6 +79,7 @@ __all__ = [
     "RunSummary",
     "Shard",
     "Swarm",
+    "check_refit_rhythm",
     "run_agents",
     "run_refit",
 ]

@@ -63,6 +63,7 @@ from ._beat_types import BeatInput as BeatInput
 from ._beat_types import BeatOutcome as BeatOutcome
 from ._beat_types import FloatArray as FloatArray
 from ._beat_types import PortfolioConfig as PortfolioConfig
+from ._beat_types import check_refit_rhythm as check_refit_rhythm
 from ._portfolio_state import _consensus_dict as _consensus_dict
 from ._portfolio_state import _consensus_from as _consensus_from
 from ._portfolio_state import _forecast_from as _forecast_from
@@ -74,7 +75,8 @@ from .roles import Builders, Guards, Scouts, TrailingRows
 from .sandboxing import AgentHost
 
 __all__ = ["CONSENSUS", "BeatInput", "BeatOutcome", "FloatArray", "OnlineTrackRecord",
-           "PortfolioConfig", "PortfolioSwarm", "finite", "is_time", "json_roundtrip"]
+           "PortfolioConfig", "PortfolioSwarm", "check_refit_rhythm", "finite", "is_time",
+           "json_roundtrip"]
 
 
 class PortfolioSwarm:

@@ -102,7 +102,7 @@ from .observers import observer_instructions as observer_instructions
 from .observers import stateful_observers as stateful_observers
 from .roles import RefitJob, RefitResult, RoleConfig
 from .sandboxing import SandboxSetup
-from .spread import SpreadConsensus, spread_groups
+from .spread import SpreadConsensus, check_spread, spread_groups
 from .ticks import PortfolioSpec, specs_from
 
 log = logging.getLogger("swarmvar.swarm")
@@ -541,44 +541,6 @@ def _variants(home: Path, names: Sequence[str], portfolios: Sequence[str]
         return out
     finally:
         opened.close()
-
-
-def check_spread(spread: int, *, hosts: int, refit_lag: int = 0,
-                 sandboxed: bool = False) -> None:
-    """Refuse a spread (``Swarm(spread=...)``) the swarm cannot run.
-
-    Asked by :class:`Swarm` and by ``swarmvar run`` before any work.
-
-    Parameters
-    ----------
-    spread : int
-        Agent groups per portfolio (1: not spread).
-    hosts : int
-        Hosts the executor places groups on (0: not said; then any number).
-    refit_lag : int
-        The roles' refit lag: a spread portfolio refits on the beat (0).
-    sandboxed : bool
-        Agents in sandboxes (a :class:`SandboxSetup` given): not spread yet.
-
-    Raises
-    ------
-    InvalidParameter
-        Not a whole number >= 1, more groups than hosts, a refit lag, or sandboxes.
-    """
-    if isinstance(spread, bool) or not isinstance(spread, (int, np.integer)) or spread < 1:
-        raise InvalidParameter(f"spread must be a whole number >= 1, not {spread!r}")
-    if spread == 1:
-        return
-    if hosts and spread > hosts:  # groups on different hosts (place)
-        raise InvalidParameter(f"spread {spread} needs as many hosts, but the executor has "
-                               f"{hosts}; give it at least {spread} workers (shards) or "
-                               f"spread over at most {hosts}")
-    if refit_lag != 0:
-        raise InvalidParameter(f"spread {spread} needs refit_lag 0 (a spread portfolio refits "
-                               "on the beat); leave out the lag or the spread")
-    if sandboxed:
-        raise InvalidParameter(f"spread {spread} cannot run sandboxed agents yet; leave out "
-                               "the sandbox or the spread")
 
 
 def _hosts(executor: Executor | None) -> int:

@@ -64,6 +64,44 @@ HOST_LOST = "host lost"
 GROUP_REFUSED = ("consensus", "group-refused")
 
 
+def check_spread(spread: int, *, hosts: int, refit_lag: int = 0,
+                 sandboxed: bool = False) -> None:
+    """Refuse a spread (``Swarm(spread=...)``) the swarm cannot run.
+
+    Asked by :class:`~.runtime.Swarm` and by ``swarmvar run`` before any work.
+
+    Parameters
+    ----------
+    spread : int
+        Agent groups per portfolio (1: not spread).
+    hosts : int
+        Hosts the executor places groups on (0: not said; then any number).
+    refit_lag : int
+        The roles' refit lag: a spread portfolio refits on the beat (0).
+    sandboxed : bool
+        Agents in sandboxes (a :class:`SandboxSetup` given): not spread yet.
+
+    Raises
+    ------
+    InvalidParameter
+        Not a whole number >= 1, more groups than hosts, a refit lag, or sandboxes.
+    """
+    if isinstance(spread, bool) or not isinstance(spread, (int, np.integer)) or spread < 1:
+        raise InvalidParameter(f"spread must be a whole number >= 1, not {spread!r}")
+    if spread == 1:
+        return
+    if hosts and spread > hosts:  # groups on different hosts (place)
+        raise InvalidParameter(f"spread {spread} needs as many hosts, but the executor has "
+                               f"{hosts}; give it at least {spread} workers (shards) or "
+                               f"spread over at most {hosts}")
+    if refit_lag != 0:
+        raise InvalidParameter(f"spread {spread} needs refit_lag 0 (a spread portfolio refits "
+                               "on the beat); leave out the lag or the spread")
+    if sandboxed:
+        raise InvalidParameter(f"spread {spread} cannot run sandboxed agents yet; leave out "
+                               "the sandbox or the spread")
+
+
 def group_name(portfolio: str, g: int) -> str:
     """The hosted name of group ``g`` of a spread portfolio."""
     return f"{portfolio}#g{g}"

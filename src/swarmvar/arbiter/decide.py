@@ -102,6 +102,12 @@ class Thresholds:
         if isinstance(self.agent_p, bool) or not isinstance(self.agent_p, (int, float)) or (
                 not 0.0 <= self.agent_p < 1.0):
             raise InvalidParameter(f"agent_p must be a p-value in [0, 1), not {self.agent_p!r}")
+        for name in ("min_agents", "quarantine_anomalies"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise InvalidParameter(f"{name} must be a whole number >= 1, not {v!r}")
+        if not isinstance(self.balance_on, BalanceTarget):
+            raise InvalidParameter(f"balance_on must be a BalanceTarget, not {self.balance_on!r}")
         if self.min_agents < 1 or self.quarantine_anomalies < 1 or self.balance_strength < 0:
             raise InvalidParameter("min_agents and quarantine_anomalies must be >= 1 and "
                                    "balance_strength >= 0")

@@ -30,6 +30,9 @@ from ..types import Action, Decision
 from .arbiter import Arbiter
 from .history import BeatHistory, consensus_cols
 
+#: The largest drift factor (a VaR a million times too large is already absurd).
+MAX_SCALE = 1e6
+
 
 @dataclass(frozen=True)
 class Drift:
@@ -45,15 +48,19 @@ class Drift:
     frozen: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.agent, str) or not self.agent:
+            raise InvalidParameter(f"drift agent must be an agent's name, not {self.agent!r}")
+        if not isinstance(self.frozen, bool):
+            raise InvalidParameter(f"drift frozen must be True or False, not {self.frozen!r}")
         if isinstance(self.start, bool) or not isinstance(self.start, int) or self.start < 1:
             raise InvalidParameter(f"drift start must be a day index >= 1, not {self.start!r}")
         if self.frozen == (self.scale is not None):
             raise InvalidParameter("a drift is either scale=<factor> or frozen=True (one of them)")
         if self.scale is not None and (
                 isinstance(self.scale, bool) or not isinstance(self.scale, (int, float))
-                or not math.isfinite(self.scale) or self.scale <= 0):
-            raise InvalidParameter(f"drift scale must be a positive finite number, not "
-                                   f"{self.scale!r}")
+                or not math.isfinite(self.scale) or not 0 < self.scale <= MAX_SCALE):
+            raise InvalidParameter(f"drift scale must be a positive finite number (at most "
+                                   f"{MAX_SCALE:g}), not {self.scale!r}")
 
     @property
     def label(self) -> str:
@@ -68,6 +75,10 @@ def drifted(history: BeatHistory, drift: Drift) -> BeatHistory:
     InvalidParameter
         The agent is not in the history, or the start is not before its last day.
     """
+    if not isinstance(history, BeatHistory):
+        raise InvalidParameter(f"history must be a BeatHistory, not {type(history).__name__}")
+    if not isinstance(drift, Drift):
+        raise InvalidParameter(f"drift must be a Drift, not {type(drift).__name__}")
     if drift.agent not in history.agents:
         raise InvalidParameter(f"no agent {drift.agent!r} to drift; the history has "
                                f"{', '.join(history.agents)}")
@@ -132,8 +143,13 @@ def drill(history: BeatHistory, arbiter: Arbiter, drift: Drift | None = None, *,
     ``drifted_history``: ``drifted(history, drift)`` already built (e.g. once for several
     arbiters: it does not depend on the arbiter), replayed instead of building it again.
     """
-    from .replay import replay
+    from .replay import check_replay, replay
 
+    check_replay(history, arbiter)
+    if drift is not None and not isinstance(drift, Drift):
+        raise InvalidParameter(f"drift must be a Drift or None, not {type(drift).__name__}")
+    if drifted_history is not None:
+        check_replay(drifted_history, arbiter)
     if drifted_history is not None and drift is None:
         raise InvalidParameter("a drifted_history needs the drift it was built with")
     h = (history if drift is None

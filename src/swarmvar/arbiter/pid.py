@@ -19,12 +19,19 @@ import math
 from dataclasses import dataclass, replace
 
 from ..errors import InvalidParameter
+from ..models.base import check_real, check_whole
 
 O_MIN, O_MAX = 0.1, 0.9
 E_MIN, E_MAX = 0.05, 0.30
 INTEGRAL_LIMIT = 1.0
 EPSILON = 1e-4
 MAX_DELTA_O = 0.05
+#: Bounds of what the controller accepts: a genome weight, a gain, an error (relative
+#: to the budget: a beat of MAX_SECONDS over the smallest pulse is 1e15), seconds.
+MAX_WEIGHT = 1e6
+MAX_GAIN = 1e6
+MAX_ERROR = 1e18
+MAX_SECONDS = 1e9
 #: The least R + B may hold together (so O and E can never take the whole genome).
 RB_MIN = 0.05
 
@@ -40,9 +47,10 @@ class Genome:
 
     def __post_init__(self) -> None:
         for v in (self.r, self.b, self.e, self.o):
-            if not (isinstance(v, (int, float)) and 0 < v < math.inf):
-                raise InvalidParameter(f"genome weights must be finite and > 0, got "
-                                       f"{(self.r, self.b, self.e, self.o)}")
+            if (isinstance(v, bool) or not isinstance(v, (int, float))
+                    or not 0 < v <= MAX_WEIGHT):
+                raise InvalidParameter(f"genome weights must be finite numbers in (0, "
+                                       f"{MAX_WEIGHT:g}], got {(self.r, self.b, self.e, self.o)}")
 
     def normalized(self) -> Genome:
         total = self.r + self.b + self.e + self.o
@@ -66,6 +74,10 @@ class PidGains:
     ki: float = 0.1
     kd: float = 0.05
 
+    def __post_init__(self) -> None:
+        for name in ("kp", "ki", "kd"):
+            check_real(f"the PID gain {name}", getattr(self, name), 0.0, MAX_GAIN)
+
 
 @dataclass(frozen=True)
 class PidState:
@@ -73,6 +85,11 @@ class PidState:
 
     integral: float = 0.0
     last_error: float | None = None
+
+    def __post_init__(self) -> None:
+        check_real("the PID state's integral", self.integral, -INTEGRAL_LIMIT, INTEGRAL_LIMIT)
+        if self.last_error is not None:
+            check_real("the PID state's last_error", self.last_error)
 
 
 @dataclass(frozen=True)
@@ -96,21 +113,22 @@ class PidStep:
 
 def seed_error(t_lambda: float, t_threshold: float = 0.02) -> float:
     """The design's error ``ΔT = T_Λ - T_threshold`` (seconds)."""
-    return t_lambda - t_threshold
+    return (check_real("t_lambda (seconds)", t_lambda, 0.0, MAX_SECONDS)
+            - check_real("t_threshold (seconds)", t_threshold, 0.0, MAX_SECONDS))
 
 
 def measured_error(beat_seconds: float, budget: float) -> float:
     """The closed loop's error: ``(measured - budget) / budget`` (dimensionless)."""
-    if not (math.isfinite(beat_seconds) and beat_seconds >= 0):
-        raise InvalidParameter(f"beat_seconds must be a finite number >= 0, not {beat_seconds!r}")
+    beat_seconds = check_real("beat_seconds", beat_seconds, 0.0, MAX_SECONDS)
+    budget = check_real("the pulse budget (seconds)", budget, 0.0, MAX_SECONDS, low_open=True)
     return (beat_seconds - budget) / budget
 
 
 def pid_output(state: PidState, error: float, gains: PidGains, dt: float = 1.0
                ) -> tuple[PidState, float, float, bool]:
     """One PID evaluation: (new state, output, derivative, whether the ε-reset fired)."""
-    if not math.isfinite(error):
-        raise InvalidParameter(f"the PID error must be finite, not {error!r}")
+    error = check_real("the PID error", error, -MAX_ERROR, MAX_ERROR)
+    dt = check_real("dt", dt, 0.0, MAX_SECONDS, low_open=True)
     reset = abs(error) < EPSILON
     integral = 0.0 if reset else min(INTEGRAL_LIMIT, max(-INTEGRAL_LIMIT,
                                                          state.integral + error * dt))
@@ -144,6 +162,14 @@ def recalibrate(genome: Genome, state: PidState, error: float, threat: float,
     (:func:`seed_e_weight`) and clamp-then-renormalize, under which O can
     creep past 0.9 as R and B shrink (tested).
     """
+    for what, value, kind in (("genome", genome, Genome), ("state", state, PidState),
+                              ("gains", gains, PidGains)):
+        if not isinstance(value, kind):
+            raise InvalidParameter(f"{what} must be a {kind.__name__}, not "
+                                   f"{type(value).__name__}")
+    threat = check_real("threat", threat, 0.0, 1.0)
+    if seed_beat is not None:
+        seed_beat = check_whole("seed_beat (the beat count)", seed_beat, 0, 2**62)
     new_state, output, derivative, reset = pid_output(state, error, gains)
     delta_o = min(MAX_DELTA_O, max(-MAX_DELTA_O, -output))
     o = min(O_MAX, max(O_MIN, genome.o + delta_o))

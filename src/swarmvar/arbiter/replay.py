@@ -28,6 +28,8 @@ from numpy.typing import NDArray
 
 from ..consensus import Policy, TrackRecord, agent_weights, rearrange_levels
 from ..consensus.combine import aggregate_rows
+from ..errors import InvalidParameter
+from ..models.base import check_real
 from ..types import Action, Decision
 from ..validation import christoffersen, fz0_loss, kupiec
 from .arbiter import Arbiter, threat_labels
@@ -54,6 +56,15 @@ class ReplayOutcome:
     late: int
 
 
+def check_replay(history: object, arbiter: object) -> None:
+    """A replay needs a :class:`BeatHistory` and an :class:`Arbiter`, else InvalidParameter."""
+    if not isinstance(history, BeatHistory):
+        raise InvalidParameter(f"history must be a BeatHistory (e.g. cached_history(...)), not "
+                               f"{type(history).__name__}")
+    if not isinstance(arbiter, Arbiter):
+        raise InvalidParameter(f"arbiter must be an Arbiter, not {type(arbiter).__name__}")
+
+
 def replay(history: BeatHistory, arbiter: Arbiter, *, load: float = 0.7,
            optional: float = 0.5,
            on_beat: Callable[[int, int], None] | None = None,
@@ -63,6 +74,9 @@ def replay(history: BeatHistory, arbiter: Arbiter, *, load: float = 0.7,
     ``on_decision`` sees each beat's decision; a drift drill replays
     :func:`~.drill.drifted` of the history.
     """
+    check_replay(history, arbiter)
+    load = check_real("load (the share of the pulse budget a beat uses)", load, 0.0, 1e6)
+    optional = check_real("optional (the budget share of optional work)", optional, 0.0, 1e6)
     days, n = history.days, len(history.agents)
     excluded = np.zeros((days, n), dtype=bool)
     factors = np.ones((days, n))

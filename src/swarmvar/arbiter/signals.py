@@ -19,9 +19,13 @@ import math
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
 
 from ..errors import InvalidSignal
-from ..types import BeatReport
+from ..models.base import check_real
+from ..types import BeatReport, Consensus, Diagnostics, Forecast
 from .history import CONSENSUS
 from .threat import FEATURES
 
@@ -40,6 +44,16 @@ class SignalConfig:
     regime: float = 0.5
     max_rhat: float = 1.01
     min_ess: float = 400.0
+
+    def __post_init__(self) -> None:
+        # a span of n beats weighs the past by 1 - 1/n: below 1 beat there is no memory
+        for name in ("coverage_span", "score_span"):
+            check_real(name, getattr(self, name), 1.0, 1e9, low_open=True)
+        check_real("coverage_z", self.coverage_z, 0.0, 1e6)
+        check_real("score_gap", self.score_gap, 0.0, 1e6)
+        check_real("regime", self.regime, 0.0, 1.0)
+        check_real("max_rhat", self.max_rhat, 1.0, 1e6)
+        check_real("min_ess", self.min_ess, 0.0, 1e12)
 
 
 @dataclass(frozen=True)
@@ -155,6 +169,41 @@ def _finite(what: str, value: float) -> float:
     return float(value)
 
 
+def _check_report(report: BeatReport) -> None:
+    """The report's fields have the types the arbiter reads (a BeatReport does not check)."""
+    if not isinstance(report.portfolio, str) or not report.portfolio:
+        raise InvalidSignal(f"the report's portfolio must be a name, not {report.portfolio!r}")
+    if isinstance(report.seq, bool) or not isinstance(report.seq, int) or report.seq < 0:
+        raise InvalidSignal(f"the report's seq must be a whole number >= 0, not {report.seq!r}")
+    if not isinstance(report.as_of, datetime):
+        raise InvalidSignal(f"the report's as_of must be a datetime, not {report.as_of!r}")
+    if not isinstance(report.late, bool):
+        raise InvalidSignal(f"the report's late flag must be True or False, not "
+                            f"{report.late!r}")
+    for what, value, kind in (("breaches", report.breaches, tuple),
+                              ("log_scores", report.log_scores, (int, float)),
+                              ("forecasts", report.forecasts, Forecast),
+                              ("diagnostics", report.diagnostics, Diagnostics),
+                              ("rejected", report.rejected, str)):
+        if not isinstance(value, Mapping):
+            raise InvalidSignal(f"the report's {what} must map agent names to values, not "
+                                f"{type(value).__name__}")
+        for name, item in value.items():
+            if not isinstance(name, str):
+                raise InvalidSignal(f"the report's {what} names an agent {name!r}; agent names "
+                                    "are strings")
+            if not isinstance(item, kind) or isinstance(item, bool) and kind == (int, float):
+                raise InvalidSignal(f"the report's {what} of {name} is {item!r}, not a "
+                                    + (kind.__name__ if isinstance(kind, type) else "number"))
+            if isinstance(item, tuple) and not all(isinstance(b, (bool, np.bool_)) for b in item):
+                raise InvalidSignal(f"the report's breaches of {name} must be booleans, not "
+                                    f"{item!r}")
+    if not isinstance(report.consensus, tuple) or not all(
+            isinstance(c, Consensus) for c in report.consensus):
+        raise InvalidSignal("the report's consensus must be a tuple of Consensus (one per "
+                            "level)")
+
+
 def read_beat(memory: SignalMemory, report: BeatReport, config: SignalConfig = SignalConfig()
               ) -> tuple[SignalMemory, BeatSignals]:
     """This beat's signals and the memory updated by it.
@@ -167,6 +216,11 @@ def read_beat(memory: SignalMemory, report: BeatReport, config: SignalConfig = S
     """
     if not isinstance(report, BeatReport):
         raise InvalidSignal(f"the arbiter observes BeatReport objects, not {type(report).__name__}")
+    if not isinstance(memory, SignalMemory):
+        raise InvalidSignal(f"memory must be a SignalMemory, not {type(memory).__name__}")
+    if not isinstance(config, SignalConfig):
+        raise InvalidSignal(f"config must be a SignalConfig, not {type(config).__name__}")
+    _check_report(report)
     _finite("the realized return", report.realized)
     regime = _finite("regime_probability", report.regime_probability)
     if not 0.0 <= regime <= 1.0:

@@ -188,7 +188,7 @@ def test_one_refit_rhythm_rule_for_the_config_and_the_cli(lag: int, every: int) 
     """``check_refit_rhythm`` is the rule ``PortfolioConfig`` applies: both refuse exactly
     a lag beyond the rhythm, with one message."""
     from swarmvar.swarm import PortfolioConfig, RoleConfig
-    from swarmvar.swarm._beat_types import check_refit_rhythm
+    from swarmvar.swarm.beat import check_refit_rhythm
 
     def said(call: Any) -> str | None:
         try:

@@ -106,8 +106,9 @@ def test_mesh_options_are_checked(tmp_path: Path) -> None:
                               "tcp://127.0.0.1:1", *FAST])
     assert res.exit_code == 2 and "--mesh" in res.output
     res = runner.invoke(app, ["run", "--home", str(tmp_path / "b"), "--mesh", "--mesh-port",
-                              "9000", *FAST])
+                              str(free_ports(1)[0]), *FAST])
     assert res.exit_code == 2 and "cluster" in res.output  # no cluster file in HOME/mesh
+    assert not (tmp_path / "b").exists()  # refused before the swarm made its home
     homes, ports, _ = _setup(tmp_path / "c")
     res = runner.invoke(app, ["run", "--home", str(homes["r0"]), "--mesh", "--mesh-port",
                               "1", *FAST])

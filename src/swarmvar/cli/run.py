@@ -124,7 +124,7 @@ def _check_refits(refit_every: int, refit_lag: int) -> None:
     read, a worker, Ray or a mesh node started or the home created. Its message, in flags,
     names the flags itself (exit 2)."""
     from ..swarm import RoleConfig
-    from ..swarm._beat_types import check_refit_rhythm
+    from ..swarm.beat import check_refit_rhythm
 
     with usage_errors():
         RoleConfig(refit_lag=refit_lag)
@@ -132,16 +132,31 @@ def _check_refits(refit_every: int, refit_lag: int) -> None:
 
 
 def _check_spread(spread: int, workers: int, refit_lag: int, boxes: Any) -> None:
-    """The runtime's rules for ``--spread`` (``swarm.runtime.check_spread``), asked before any
+    """The runtime's rules for ``--spread`` (``swarm.spread.check_spread``), asked before any
     work; the executor's hosts: ``--workers`` processes (Ray shards), this process for 0."""
     from ..errors import InvalidParameter
-    from ..swarm.runtime import check_spread
+    from ..swarm.spread import check_spread
 
     try:
         check_spread(spread, hosts=max(1, workers), refit_lag=refit_lag,
                      sandboxed=boxes is not None)
     except InvalidParameter as exc:
         raise typer.BadParameter(cli_words(str(exc)), param_hint="--spread") from None
+
+
+def _check_mesh_node(home: Path, mesh: bool, port: int | None, peers: list[str],
+                     node_id: str | None, cluster: Path | None, key: Path | None,
+                     agree_every: int) -> Any:
+    """The mesh node's settings (``mesh.launch.check_swarm_node``: its port, cluster file,
+    node id, key file and peers), checked before any work: a refusal reads no data and
+    leaves no home; the node is bound only after the swarm is built. None without --mesh."""
+    if not mesh:
+        return None
+    from ..mesh.launch import check_swarm_node
+
+    with usage_errors():
+        return check_swarm_node(home, port=port, peers=peers, node_id=node_id,
+                                cluster=cluster, key=key, agree_every=agree_every)
 
 
 def _sandbox_setup(sandbox: str | None, plugins: list[str], paths: list[Path]) -> Any:
@@ -387,6 +402,8 @@ def run(
         with usage_errors():  # the swarm's ledger and breakers are given to it later
             judge = Arbiter.from_options(k_flows=k_flows, p_nodes=p_nodes,
                                          t_threshold=t_threshold, t1=t1, record_decisions=False)
+    node_settings = _check_mesh_node(home, mesh, mesh_port, list(peer or []), mesh_id,
+                                     mesh_cluster, mesh_key, mesh_agree_every)
     node: Any = None
     host: Any = None
     swarm: Any = None
@@ -420,11 +437,10 @@ def run(
                 from ..arbiter import Cadence
 
                 cadence = Cadence(judge.config.pulse)
-        if mesh:  # last: a start the swarm refuses binds no port and makes no HOME/mesh
-            from ..mesh.launch import swarm_node
+        if node_settings is not None:  # checked above; bound last: a start the swarm
+            from ..mesh.launch import bind_swarm_node  # refuses binds no port, makes no HOME/mesh
 
-            node = swarm_node(home, port=mesh_port, peers=list(peer or []), node_id=mesh_id,
-                              cluster=mesh_cluster, key=mesh_key, agree_every=mesh_agree_every)
+            node = bind_swarm_node(node_settings)
     except BaseException as exc:
         _close_started(swarm, host, node)
         if isinstance(exc, SwarmVarError):

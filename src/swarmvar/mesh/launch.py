@@ -1,6 +1,7 @@
 """Start one node from the cluster file and its key file (``swarmvar mesh node``), or a
-node beside a running swarm (``swarmvar run --mesh``: :func:`swarm_node`, then
-:func:`serve_swarm_node`)."""
+node beside a running swarm (``swarmvar run --mesh``: :func:`check_swarm_node` before any
+work, :func:`bind_swarm_node` once the swarm is built, then :func:`serve_swarm_node`;
+:func:`swarm_node` is the first two at once)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
+
+import zmq
 
 from ..consensus.partition import StalenessBound
 from ..errors import InvalidParameter, MeshError
@@ -25,6 +29,8 @@ from .node import MeshNode, NodeConfig
 from .transport import FaultPlan, SendPolicy
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     from ..swarm import BadLine, RunSummary, Swarm
     from ..types import BeatReport, Tick
 
@@ -39,7 +45,15 @@ def node_config(cluster_path: str | os.PathLike[str], node_id: str, *,
                 staleness: float = 1.5) -> NodeConfig:
     """A node's configuration: its address from the cluster file unless ``bind`` is given
     (``tcp://*:PORT`` binds every interface), peers' addresses overridable by ``peers``."""
-    cluster = load_cluster(cluster_path)
+    return _config_of(load_cluster(cluster_path), node_id, home=home, bind=bind, peers=peers,
+                      timeouts=timeouts, faults=faults, policy=policy, staleness=staleness)
+
+
+def _config_of(cluster: Cluster, node_id: str, *, home: Path | None, bind: str | None = None,
+               peers: Mapping[str, str] | None = None, timeouts: Timeouts | None = None,
+               faults: FaultPlan | None = None, policy: SendPolicy = SendPolicy.BACKPRESSURE,
+               staleness: float = 1.5) -> NodeConfig:
+    """:func:`node_config` of a cluster file already read."""
     addresses = cluster.peers_of(node_id)
     for peer, address in (peers or {}).items():
         if peer not in addresses:
@@ -85,17 +99,37 @@ def resolve_peers(cluster: Cluster, node_id: str, values: Sequence[str]) -> dict
     return out
 
 
-def swarm_node(home: str | os.PathLike[str], *, port: int | None = None,
-               peers: Sequence[str] = (), node_id: str | None = None,
-               cluster: str | os.PathLike[str] | None = None,
-               key: str | os.PathLike[str] | None = None, agree_every: int = 0,
-               agree_eps: float = 1e-9, round_timeout: float = 5.0) -> MeshNode:
-    """The mesh node of ``swarmvar run --mesh``, bound and ready (its loop not yet running).
+@dataclass(frozen=True)
+class SwarmNodeSettings:
+    """The settings of a ``swarmvar run --mesh`` node, checked and read
+    (:func:`check_swarm_node`); nothing made or bound yet (:func:`bind_swarm_node`).
+
+    Attributes
+    ----------
+    config : NodeConfig
+        Its configuration: the address it binds, its peers, the cluster's key
+        ring, its agreement runs; ``config.home`` is ``HOME/mesh`` (its ledger).
+    key : Ed25519PrivateKey
+        Its signing key, read from its key file.
+    """
+
+    config: NodeConfig
+    key: Ed25519PrivateKey = field(repr=False)
+
+
+def check_swarm_node(home: str | os.PathLike[str], *, port: int | None = None,
+                     peers: Sequence[str] = (), node_id: str | None = None,
+                     cluster: str | os.PathLike[str] | None = None,
+                     key: str | os.PathLike[str] | None = None, agree_every: int = 0,
+                     agree_eps: float = 1e-9, round_timeout: float = 5.0) -> SwarmNodeSettings:
+    """The settings of the mesh node of ``swarmvar run --mesh``, checked: the port, the
+    cluster file, the node id, the key file, the peers. Reads those two files; creates
+    nothing (not ``home``), binds nothing. ``swarmvar run`` asks it before any work.
 
     Parameters
     ----------
     home : path
-        The swarm's data home; the node's own ledger lives in ``home/mesh``.
+        The swarm's data home; the node's own ledger will live in ``home/mesh``.
     port : int or None
         Bind ``tcp://*:PORT`` (default: the node's address in the cluster file).
     peers : sequence of str
@@ -110,6 +144,11 @@ def swarm_node(home: str | os.PathLike[str], *, port: int | None = None,
         Start an agreement run on the consensus VaR every this many beats (0: never).
     agree_eps, round_timeout : float
         Those runs' target spread and round timeout (seconds).
+
+    Returns
+    -------
+    SwarmNodeSettings
+        What :func:`bind_swarm_node` builds the node from.
 
     Raises
     ------
@@ -140,13 +179,53 @@ def swarm_node(home: str | os.PathLike[str], *, port: int | None = None,
         raise InvalidParameter(f"no key file {key_path}; make one with `swarmvar mesh keygen "
                                f"{key_path}` and put its public key in {cluster_path}")
     node_key = read_key(key_path)
-    config = node_config(cluster_path, node_id, home=mesh_home,
-                         bind=None if port is None else f"tcp://*:{port}",
-                         peers=resolve_peers(spec, node_id, peers))
+    config = _config_of(spec, node_id, home=mesh_home,
+                        bind=None if port is None else f"tcp://*:{port}",
+                        peers=resolve_peers(spec, node_id, peers))
     config = dataclasses.replace(config, agree_every=agree_every, agree_eps=agree_eps,
                                  round_timeout=round_timeout)
-    mesh_home.mkdir(parents=True, exist_ok=True)
-    return MeshNode(config, node_key, epoch=time.time_ns(), feed=BeatFeed())
+    return SwarmNodeSettings(config, node_key)
+
+
+def bind_swarm_node(settings: SwarmNodeSettings) -> MeshNode:
+    """The node of checked ``settings``, bound and ready (its loop not yet running): makes
+    its folder (``HOME/mesh``), opens its ledger there, binds its address.
+
+    Raises
+    ------
+    MeshError
+        Its address cannot be bound (the port is taken, or the host is not this machine's);
+        its folder is left as made (empty), nothing stays bound.
+    """
+    config = settings.config
+    if config.home is not None:
+        config.home.mkdir(parents=True, exist_ok=True)
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    try:
+        node = MeshNode(config, settings.key, epoch=time.time_ns(), context=context,
+                        feed=BeatFeed())
+    except BaseException as exc:
+        context.destroy(linger=0)  # the sockets a failed bind left open, and the context
+        if not isinstance(exc, zmq.ZMQError):
+            raise
+        raise MeshError(f"the mesh node {config.node_id} cannot bind {config.bind}: "
+                        f"{exc.strerror}; choose another --mesh-port (or stop what holds "
+                        "it)") from None
+    node._own_context = True  # the node terminates it on close, as a context of its own
+    return node
+
+
+def swarm_node(home: str | os.PathLike[str], *, port: int | None = None,
+               peers: Sequence[str] = (), node_id: str | None = None,
+               cluster: str | os.PathLike[str] | None = None,
+               key: str | os.PathLike[str] | None = None, agree_every: int = 0,
+               agree_eps: float = 1e-9, round_timeout: float = 5.0) -> MeshNode:
+    """The mesh node of ``swarmvar run --mesh``, bound and ready (its loop not yet running):
+    :func:`check_swarm_node` (same parameters, same refusals), then :func:`bind_swarm_node`.
+    """
+    return bind_swarm_node(check_swarm_node(
+        home, port=port, peers=peers, node_id=node_id, cluster=cluster, key=key,
+        agree_every=agree_every, agree_eps=agree_eps, round_timeout=round_timeout))
 
 
 #: At most this many seconds past ``linger`` for the agreement runs still open to finish

@@ -75,7 +75,7 @@ def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
 def computed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The portfolio of each batch the desk computes (``run_beats`` calls)."""
     calls: list[str] = []
-    real = desk_module.run_beats
+    real = desk_module.run_beats  # type: ignore[attr-defined]
 
     def counted(trial: Any, *args: Any, **kwargs: Any) -> Any:
         calls.append(trial.name)
@@ -94,9 +94,10 @@ def _start(tmp_path: Path) -> Desk:
 
 def _same_arbiter(desk: Desk, rival: Desk, names: Sequence[str]) -> None:
     rival.sync()
+    ours, theirs = desk.observers[0], rival.observers[0]
+    assert isinstance(ours, Arbiter) and isinstance(theirs, Arbiter)
     for name in names:
-        assert desk.observers[0].checkpoint_state(name) == \
-            rival.observers[0].checkpoint_state(name), name
+        assert ours.checkpoint_state(name) == theirs.checkpoint_state(name), name
 
 
 def test_reads_go_on_during_a_batch_and_writes_wait_their_turn(tmp_path: Path,
@@ -128,7 +129,7 @@ def test_reads_go_on_during_a_fit_and_writes_wait_their_turn(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     desk = _start(tmp_path)
     entered, opened = threading.Event(), threading.Event()
-    real = desk_module.open_book
+    real = desk_module.open_book  # type: ignore[attr-defined]
 
     def gated(details: Any, home: Path) -> Any:
         if details["portfolio"] == "c" and not entered.is_set():

@@ -204,10 +204,62 @@ def _instance_track(
     return track, False
 
 
-def _check_whole(name: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise InvalidParameter(f"{name} must be a whole number >= {low}, not {value!r}")
+def _check_whole(name: str, value: object, low: int, high: int | None = None) -> int:
+    if (isinstance(value, bool) or not isinstance(value, int) or value < low
+            or (high is not None and value > high)):
+        bound = f">= {low}" if high is None else f"from {low} to {high}"
+        raise InvalidParameter(f"{name} must be a whole number {bound}, not {value!r}")
     return value
+
+
+def max_workers() -> int:
+    """Most worker processes one call may start: 4 per CPU, at least 8 (a typo such as
+    99999 is refused, not thousands of processes started)."""
+    import os
+
+    return max(8, 4 * (os.cpu_count() or 1))
+
+
+def _check_roster(agents: object) -> list[Any]:
+    """Agents as a non-empty list of names or Agent instances, or InvalidParameter."""
+    from .models import DEFAULT_AGENTS
+    from .models.base import Agent
+
+    if agents is None:
+        return list(DEFAULT_AGENTS)
+    if isinstance(agents, (str, bytes, Mapping)) or not isinstance(agents, Sequence) or (
+            not agents):
+        raise InvalidParameter("agents must be a non-empty list of agent names or agents, "
+                               f"not {agents!r}")
+    for a in agents:
+        if not isinstance(a, (str, Agent)):
+            raise InvalidParameter(f"agents must be agent names or Agent instances; {a!r} is "
+                                   f"a {type(a).__name__}")
+    return list(agents)
+
+
+def _check_options(*, keys: object, seq: object, policy: object, portfolio: object,
+                   progress: object) -> None:
+    """The plain-type arguments of :func:`var` (names in the message)."""
+    from .consensus import Policy
+
+    _check_whole("seq", seq, 0)
+    if policy is not None and not isinstance(policy, Policy):
+        raise InvalidParameter(f"policy must be a consensus Policy or None, not {policy!r}")
+    if portfolio is not None and (not isinstance(portfolio, str) or not portfolio.strip()
+                                  or len(portfolio) > 200):
+        raise InvalidParameter(f"portfolio must be a non-empty name (at most 200 characters) "
+                               f"or None, not {portfolio!r}")
+    if progress is not None and not callable(progress):
+        raise InvalidParameter(f"progress must be a callable progress(stage, done, total) or "
+                               f"None, not {progress!r}")
+    if keys is not None:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        if not isinstance(keys, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, Ed25519PrivateKey) for k, v in keys.items()):
+            raise InvalidParameter("keys must map agent names to Ed25519 private keys (or be "
+                                   "None for fresh ones)")
 
 
 def var(
@@ -281,26 +333,25 @@ def var(
     import pandas as pd
 
     from .data import as_array
-    from .models import DEFAULT_AGENTS, canonical_name
+    from .models import canonical_name
+    from .models.base import MAX_HORIZON
     from .models.risk import check_alphas
     from .swarm import run_agents
     from .swarm.consensus import SWARM_POLICY, TRACK_DAYS, swarm_consensus
 
     x = as_array(returns, who="swarmvar.var")
     levels = check_alphas(alphas)
-    horizon = _check_whole("horizon", horizon, 1)
+    horizon = _check_whole("horizon", horizon, 1, MAX_HORIZON)
     seed = _check_whole("seed", seed, 0)
-    workers = _check_whole("workers", workers, 1)
+    workers = _check_whole("workers", workers, 1, max_workers())
+    _check_options(keys=keys, seq=seq, policy=policy, portfolio=portfolio, progress=progress)
     days = TRACK_DAYS if track_days is None else _check_whole("track_days", track_days, 0)
     if track_cache is not None and not isinstance(track_cache, (str, Path)):
         raise InvalidParameter(f"track_cache must be a directory path or None, not "
                                f"{track_cache!r}")
     if not isinstance(consensus, bool):
         raise InvalidParameter(f"consensus must be True or False, not {consensus!r}")
-    roster: list[str | Agent] = list(DEFAULT_AGENTS) if agents is None else list(agents)
-    if isinstance(agents, str) or not roster:
-        raise InvalidParameter("agents must be a non-empty list of agent names or agents, "
-                               f"not {agents!r}")
+    roster: list[str | Agent] = _check_roster(agents)
     named = [canonical_name(a) if isinstance(a, str) else getattr(a, "name", "") for a in roster]
     twice = sorted({n for n in named if named.count(n) > 1})
     if twice:
@@ -359,6 +410,10 @@ def var(
             from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
             keys = {n: Ed25519PrivateKey.generate() for n in good}
+        lacking = [n for n in good if n not in keys]
+        if lacking:
+            raise InvalidParameter(f"keys has no signing key for agent(s) {', '.join(lacking)}; "
+                                   "give one per agent (or keys=None for fresh ones)")
         stamp_time = as_of if as_of is not None else datetime(1970, 1, 1, tzinfo=UTC)
         try:
             agreed = swarm_consensus(runs, {n: keys[n] for n in good}, as_of=stamp_time,

@@ -168,6 +168,28 @@ def _returns_frame(data: Any, kind: str) -> pd.DataFrame:
                       f"{sorted(books.STOCK_DATASETS)}, not {type(data).__name__}")
 
 
+def _check_whole(name: str, value: object, low: int, high: int | None = None) -> int:
+    from .api import _check_whole as check
+
+    return check(name, value, low, high)
+
+
+def _check_common(*, kind: object, agents: object, seed: object,
+                  flags: Mapping[str, object]) -> None:
+    """Arguments ``book_var`` and ``book_backtest`` share (names in the message)."""
+    if kind not in ("price", "return"):
+        raise InvalidParameter(f"kind must be 'price' or 'return', not {kind!r}")
+    if agents is not None and (isinstance(agents, (str, bytes, Mapping))
+                               or not isinstance(agents, Sequence) or not agents
+                               or not all(isinstance(a, str) for a in agents)):
+        raise InvalidParameter(f"agents must be a non-empty list of joint agent names (or "
+                               f"None for the default ones), not {agents!r}")
+    _check_whole("seed", seed, 0)
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise InvalidParameter(f"{name} must be True or False, not {value!r}")
+
+
 def _book_frame(data: Any, book: Book, kind: str, extra: tuple[str, ...]
                 ) -> tuple[pd.DataFrame, np.ndarray]:
     """The book's asset returns ``(T, N)`` and positions from a frame, a file or a bundled set."""
@@ -304,6 +326,14 @@ def book_var(
                                f"{horizon!r}")
     if isinstance(window, bool) or not isinstance(window, int) or window < 30:
         raise InvalidParameter(f"window must be a whole number >= 30, not {window!r}")
+    _check_common(kind=kind, agents=agents, seed=seed,
+                  flags={"consensus": consensus, "baseline": baseline})
+    _check_whole("track_days", track_days, 0)
+    if home is not None and not isinstance(home, (str, Path)):
+        raise InvalidParameter(f"home must be a directory path or None, not {home!r}")
+    if trade is not None and not isinstance(trade, Mapping):
+        raise InvalidBook(f"trade must map assets to amounts, e.g. {{'AAPL': 1e5}}, not "
+                          f"{trade!r}")
     frame, pos = _book_frame(data, book, kind, tuple(trade or ()))
     assets = tuple(str(c) for c in frame.columns)
     d = _trade_vector(trade, assets)
@@ -532,15 +562,20 @@ def book_backtest(
     """
     import dataclasses
 
+    from .api import max_workers
     from .models import DEFAULT_BOOK_AGENTS, book_agent_class
     from .models.book_baselines import ArchGjrT, RiskMetrics
     from .models.book_series import BookRow
     from .swarm.consensus import SWARM_POLICY
     from .validation import backtest
 
+    _check_common(kind=kind, agents=agents, seed=seed,
+                  flags={"consensus": consensus, "baselines": baselines, "progress": progress})
+    _check_whole("last", last, 1)
+    _check_whole("window", window, 100)
+    _check_whole("refit_every", refit_every, 1)
+    _check_whole("workers", workers, 1, max_workers())
     frame, pos = _book_frame(data, book, kind, ())
-    if last < 1 or window < 100:
-        raise InvalidParameter("last must be >= 1 and window >= 100")
     frame = frame.iloc[-(last + window):]
     if len(frame) < window + 1:
         raise InvalidBook(f"the book's assets share {len(frame)} days; a {window}-day window "

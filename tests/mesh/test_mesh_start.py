@@ -6,8 +6,10 @@ Was: the node's own refusals (no cluster file, a bad port, an unknown node id, a
 or missing key, a bad peer) came from ``swarm_node`` after ``Swarm(...)`` had made the
 home: ``run --home NEW --mesh`` without a cluster file left NEW/ holding the swarm's
 ledger, evolution store and states/. Now each refusal reads no data (``_no_data``) and
-leaves no home. A port another process holds was a ``ZMQError`` traceback (and its
-socket left open); now a :class:`~swarmvar.errors.MeshError` naming the address.
+leaves no home. A key file not the node's (its public key not the cluster file's for
+that node) was not noticed at all: the peers refused every message the node signed; now
+it is refused at the start. A port another process holds was a ``ZMQError`` traceback
+(and its socket left open); now a :class:`~swarmvar.errors.MeshError` naming the address.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -57,13 +59,15 @@ def _no_data(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _cluster(where: Path) -> tuple[Path, Path, dict[str, int]]:
-    """A two-node cluster file and r0's key file under ``where`` (outside any home)."""
+    """A two-node cluster file and r0's key file under ``where`` (outside any home); r1's
+    key file beside it."""
     keys = {n: Ed25519PrivateKey.generate() for n in NAMES}
     ports = dict(zip(NAMES, free_ports(len(NAMES)), strict=True))
     where.mkdir(parents=True, exist_ok=True)
     cluster, key = where / "cluster.json", where / "r0.key"
     write_cluster(cluster, {n: f"tcp://127.0.0.1:{p}" for n, p in ports.items()}, keys, {})
     write_key(key, keys["r0"])
+    write_key(where / "r1.key", keys["r1"])
     return cluster, key, ports
 
 
@@ -88,8 +92,8 @@ def _port_is_free(port: int) -> bool:
 # --- run --mesh: each refusal of the node before any work ----------------------------------
 
 @pytest.mark.parametrize("case", ["no-cluster", "port-0", "port-high", "port-names-no-node",
-                                  "unknown-id", "garbled-key", "no-key", "peer-unknown",
-                                  "peer-id-unknown", "agree-every"])
+                                  "unknown-id", "garbled-key", "no-key", "other-key",
+                                  "peer-unknown", "peer-id-unknown", "agree-every"])
 def test_run_mesh_refused_by_the_node_reads_no_data_and_leaves_no_home(
         case: str, tmp_path: Path, _no_data: None) -> None:
     cluster, key, ports = _cluster(tmp_path / "cfg")
@@ -108,6 +112,8 @@ def test_run_mesh_refused_by_the_node_reads_no_data_and_leaves_no_home(
                          str(tmp_path / "cfg" / "bad.key")], "cannot read the Ed25519 key file"),
         "no-key": ([*port, "--mesh-cluster", str(cluster), "--mesh-key",
                     str(tmp_path / "cfg" / "none.key")], "no key file"),
+        "other-key": ([*port, "--mesh-cluster", str(cluster), "--mesh-key",
+                       str(tmp_path / "cfg" / "r1.key")], "is not node 'r0''s"),
         "peer-unknown": ([*port, *files, "--peer", f"tcp://127.0.0.1:{other}"],
                          "no single peer has this address"),
         "peer-id-unknown": ([*port, *files, "--peer", f"r7=tcp://127.0.0.1:{other}"],
@@ -122,30 +128,53 @@ def test_run_mesh_refused_by_the_node_reads_no_data_and_leaves_no_home(
     assert not home.exists()
 
 
-@settings(max_examples=40, deadline=None,
+@settings(max_examples=120, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(cluster_text=st.one_of(st.text(max_size=60), st.just('{"nodes": {}}'),
-                              st.just('{"nodes": {"r0": {"address": "udp://x:1"}}}')),
-       key_text=st.one_of(st.text(max_size=70), st.just("00" * 31), st.just("ab" * 32)),
-       port=st.one_of(st.none(), st.integers(-5, 70_000)),
-       node_id=st.one_of(st.none(), st.sampled_from(["r0", "r1", "r9", ""])))
-def test_checking_any_settings_makes_nothing(tmp_path: Path, cluster_text: str, key_text: str,
-                                             port: int | None, node_id: str | None) -> None:
-    """Whatever the files and options, the check reads and refuses (InvalidParameter) or
-    returns settings; it never makes the home (nor HOME/mesh), nor binds anything."""
+@given(cluster_text=st.one_of(st.none(), st.one_of(
+           st.text(max_size=60), st.just('{"nodes": {}}'),
+           st.just('{"nodes": {"r0": {"address": "udp://x:1"}}}'))),
+       key_text=st.one_of(st.none(), st.one_of(st.text(max_size=70), st.just("00" * 31),
+                                               st.just("r1"))),
+       port=st.one_of(st.none(), st.sampled_from(["r0", "r1"]), st.integers(-5, 70_000)),
+       node_id=st.one_of(st.none(), st.sampled_from(["r0", "r1", "r9", ""])),
+       peers=st.one_of(st.just([]), st.lists(st.sampled_from([
+           "r1", "r0", "r1=tcp://127.0.0.1:1", "r9=tcp://x:1", "tcp://nowhere:1",
+           "r1=http://x"]), max_size=2)))
+def test_checking_any_settings_makes_nothing(tmp_path: Path, cluster_text: str | None,
+                                             key_text: str | None, port: int | str | None,
+                                             node_id: str | None, peers: list[str]) -> None:
+    """Whatever the files and options, the check refuses (InvalidParameter) or returns the
+    settings of a node of the cluster file; it never makes the home (nor HOME/mesh), nor
+    binds anything. None: the real cluster file, r0's real key; "r1": r1's key (not the
+    node's unless it is r1); a bare "r0"/"r1" peer: that node's address."""
     where = tmp_path / "files"
-    where.mkdir(exist_ok=True)
-    (where / "cluster.json").write_text(cluster_text, encoding="utf-8")
-    (where / "node.key").write_text(key_text, encoding="utf-8")
+    cluster, key, ports = _cluster(where)
+    if cluster_text is not None:
+        cluster.write_text(cluster_text, encoding="utf-8")
+    if key_text == "r1":
+        key = where / "r1.key"
+    elif key_text is not None:
+        key.write_text(key_text, encoding="utf-8")
+    port_number = ports[port] if isinstance(port, str) else port
+    peer_values = [f"tcp://127.0.0.1:{ports[v]}" if v in ports else v for v in peers]
     home = tmp_path / "home"
     try:
-        found = check_swarm_node(home, port=port, node_id=node_id,
-                                 cluster=where / "cluster.json", key=where / "node.key")
+        found = check_swarm_node(home, port=port_number, node_id=node_id, peers=peer_values,
+                                 cluster=cluster, key=key)
     except InvalidParameter as exc:
+        event("refused")
         assert str(exc)
-    else:  # only a real cluster file passes; these texts are none
-        raise AssertionError(f"accepted {found}")
+    else:
+        event("accepted")
+        assert cluster_text is None and key_text in (None, "r1")
+        me = found.config.node_id
+        assert me == ("r1" if key_text == "r1" else "r0") and me not in found.config.peers
+        assert found.key.public_key().public_bytes_raw() == \
+            found.config.ring.nodes[me].public_bytes_raw()
+        assert port_number is None or found.config.bind == f"tcp://*:{port_number}"
     assert not home.exists()
+    for p in ports.values():
+        assert _port_is_free(p)
 
 
 def test_the_check_reads_what_the_node_is_built_from(tmp_path: Path) -> None:

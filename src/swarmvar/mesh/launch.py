@@ -153,7 +153,8 @@ def check_swarm_node(home: str | os.PathLike[str], *, port: int | None = None,
     Raises
     ------
     InvalidParameter
-        A missing or bad cluster or key file, an unknown node or peer, a bad port.
+        A missing or bad cluster or key file, a key not the node's, an unknown node or
+        peer, a bad port.
     """
     mesh_home = Path(home) / "mesh"
     cluster_path = Path(cluster) if cluster is not None else mesh_home / "cluster.json"
@@ -179,6 +180,11 @@ def check_swarm_node(home: str | os.PathLike[str], *, port: int | None = None,
         raise InvalidParameter(f"no key file {key_path}; make one with `swarmvar mesh keygen "
                                f"{key_path}` and put its public key in {cluster_path}")
     node_key = read_key(key_path)
+    if node_key.public_key().public_bytes_raw() != spec.ring.nodes[node_id].public_bytes_raw():
+        raise InvalidParameter(f"the key file {key_path} is not node {node_id!r}'s: its public "
+                               f"key is not the one {cluster_path} gives {node_id!r} (its "
+                               "peers would refuse every message it signs); give that node's "
+                               "key file (--mesh-key) or the node it is (--mesh-id)")
     config = _config_of(spec, node_id, home=mesh_home,
                         bind=None if port is None else f"tcp://*:{port}",
                         peers=resolve_peers(spec, node_id, peers))

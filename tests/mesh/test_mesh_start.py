@@ -265,3 +265,14 @@ def test_run_mesh_on_a_held_port_exits_2_and_closes_the_swarm(
     assert code == 2 and f"cannot bind tcp://*:{ports['r0']}" in out, out
     assert len(closed) == 1
     assert _port_is_free(ports["r0"])
+
+
+def test_mesh_node_refuses_another_nodes_key_before_binding(tmp_path: Path) -> None:
+    cluster, _, ports = _cluster(tmp_path / "cfg")
+    result = CliRunner().invoke(build_app(), [
+        "mesh", "node", "--id", "r0", "--cluster", str(cluster),
+        "--key", str(tmp_path / "cfg" / "r1.key"), "--max-seconds", "5"])
+    assert result.exit_code == 2, result.output
+    assert "is not node 'r0'" in result.output and "--key" in result.output
+    with socket.socket() as s:  # nothing bound on the node's port
+        s.bind(("127.0.0.1", ports["r0"]))

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from ..swarm import BadLine, RunSummary, Swarm
     from ..types import BeatReport, Tick
+    from .wire import NodeKeyRing
 
 log = logging.getLogger("swarmvar.mesh")
 
@@ -68,8 +69,12 @@ def _config_of(cluster: Cluster, node_id: str, *, home: Path | None, bind: str |
 
 def serve_node(config: NodeConfig, key_path: str | os.PathLike[str], *,
                max_seconds: float = 86_400.0, node_class: type[MeshNode] = MeshNode) -> None:
-    """Run a node until it is told to leave, gets SIGTERM/SIGINT, or ``max_seconds`` pass."""
-    node = node_class(config, read_key(key_path), epoch=time.time_ns())
+    """Run a node until it is told to leave, gets SIGTERM/SIGINT, or ``max_seconds`` pass.
+    A key file that is not ``config.node_id``'s (per the cluster's key ring) is refused."""
+    key = read_key(key_path)
+    check_own_key(key, config.ring, config.node_id, key_path, cluster="the cluster file",
+                  flags=("--key", "--id"))
+    node = node_class(config, key, epoch=time.time_ns())
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         node.stop = True
@@ -77,6 +82,19 @@ def serve_node(config: NodeConfig, key_path: str | os.PathLike[str], *,
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     node.run(max_seconds)
+
+
+def check_own_key(key: Ed25519PrivateKey, ring: NodeKeyRing, node_id: str,
+                  key_path: str | os.PathLike[str], *, cluster: str | os.PathLike[str],
+                  flags: tuple[str, str]) -> None:
+    """Refuse a key file that is not ``node_id``'s: its public key must be the one the
+    cluster's key ring gives the node, or its peers refuse every message it signs.
+    ``flags`` name the key-file and node-id options in the message."""
+    if key.public_key().public_bytes_raw() != ring.nodes[node_id].public_bytes_raw():
+        raise InvalidParameter(f"the key file {key_path} is not node {node_id!r}'s: its public "
+                               f"key is not the one {cluster} gives {node_id!r} (its peers "
+                               f"would refuse every message it signs); give that node's key "
+                               f"file ({flags[0]}) or the node it is ({flags[1]})")
 
 
 def resolve_peers(cluster: Cluster, node_id: str, values: Sequence[str]) -> dict[str, str]:
@@ -180,11 +198,8 @@ def check_swarm_node(home: str | os.PathLike[str], *, port: int | None = None,
         raise InvalidParameter(f"no key file {key_path}; make one with `swarmvar mesh keygen "
                                f"{key_path}` and put its public key in {cluster_path}")
     node_key = read_key(key_path)
-    if node_key.public_key().public_bytes_raw() != spec.ring.nodes[node_id].public_bytes_raw():
-        raise InvalidParameter(f"the key file {key_path} is not node {node_id!r}'s: its public "
-                               f"key is not the one {cluster_path} gives {node_id!r} (its "
-                               "peers would refuse every message it signs); give that node's "
-                               "key file (--mesh-key) or the node it is (--mesh-id)")
+    check_own_key(node_key, spec.ring, node_id, key_path, cluster=cluster_path,
+                  flags=("--mesh-key", "--mesh-id"))
     config = _config_of(spec, node_id, home=mesh_home,
                         bind=None if port is None else f"tcp://*:{port}",
                         peers=resolve_peers(spec, node_id, peers))

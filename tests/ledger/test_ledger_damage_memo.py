@@ -42,6 +42,12 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     return seen
 
 
+def _uncapped(**kw: int) -> DamageMemo:
+    """A memo without the per-file cap: every new state of a file is checked at once
+    (what these tests of the per-state rules need; the cap is tested on its own)."""
+    return DamageMemo(settle_ns=SETTLE_NS, min_gap_ns=0, gap_factor=0, **kw)
+
+
 def _home(tmp_path: Path, n: int = 150) -> Path:
     home = tmp_path / "home"
     with Ledger(home) as led:
@@ -82,7 +88,7 @@ def test_a_changed_file_is_checked_again_and_new_damage_is_found(
 ) -> None:
     home = _home(tmp_path)
     path = home / "ledger.sqlite"
-    memo = DamageMemo(settle_ns=SETTLE_NS)
+    memo = _uncapped()
     _settle()
     with Ledger(home, create=False, damage_memo=memo) as led:
         assert led.damage() is None and len(calls) == 1
@@ -112,7 +118,8 @@ def test_a_file_written_within_the_settle_time_is_checked_every_time(
     state = file_state(path)
     assert state is not None
     newest = state.newest_ns
-    recent = DamageMemo(settle_ns=10**9, clock=lambda: newest + 10**9 - 1)
+    recent = DamageMemo(settle_ns=10**9, clock=lambda: newest + 10**9 - 1, min_gap_ns=0,
+                        gap_factor=0)
     for _ in range(3):
         assert recent.damage(path) is None
     assert len(calls) == 3
@@ -129,7 +136,7 @@ def test_a_replaced_file_is_checked_again(tmp_path: Path, calls: list[Path]) -> 
     copy = tmp_path / "copy.sqlite"
     shutil.copy(path, copy)
     _smash_a_page_header(copy)
-    memo = DamageMemo(settle_ns=SETTLE_NS)
+    memo = DamageMemo(settle_ns=SETTLE_NS)  # the cap never applies to another file (inode)
     _settle()
     assert memo.damage(path) is None and memo.damage(path) is None and len(calls) == 1
     os.replace(copy, path)
@@ -137,7 +144,7 @@ def test_a_replaced_file_is_checked_again(tmp_path: Path, calls: list[Path]) -> 
 
 
 def test_the_memo_is_bounded(tmp_path: Path, calls: list[Path]) -> None:
-    memo = DamageMemo(capacity=2, settle_ns=SETTLE_NS)
+    memo = _uncapped(capacity=2)
     paths = []
     for k in range(3):
         home = _home(tmp_path / f"h{k}", n=2)
@@ -155,22 +162,27 @@ def test_the_memo_is_bounded(tmp_path: Path, calls: list[Path]) -> None:
 
 
 def test_signed_heads_of_a_long_open_ledger_refuse_damage_written_after_open(
-    tmp_path: Path,
+    tmp_path: Path, calls: list[Path]
 ) -> None:
     """What the service (GET /v1/ledger/head) and the mesh do: one ledger open for hours,
-    a head signed every few beats. The default (process) memo; nothing is signed."""
+    heads signed over and over. Nothing is signed over damage written after open, and
+    once the damaged state has settled the refusal is memoised (no check per head)."""
     home = _home(tmp_path)
     path = home / "ledger.sqlite"
-    with Ledger(home, create=False) as led:
+    memo = _uncapped()
+    with Ledger(home, create=False, damage_memo=memo) as led:
         first = led.signed_head()
         assert first.size == 151
         led.add_entry(EntryKind.ESTIMATE, {"i": "later"})
         assert led.signed_head().size == 152
+        assert len(calls) == 2
         _smash_a_page_header(path)
-        for _ in range(2):  # and again: the damage is memoised, not forgotten
+        _settle()
+        for k in range(3):  # the first refusal checks; the next two are memoised
             with pytest.raises(LedgerCorrupted) as err:
                 led.signed_head()
             assert str(path) in str(err.value) and "no head was signed" in str(err.value)
+            assert len(calls) == 3 and memo.checks == 3, k
 
 
 def test_memory_ledgers_have_no_file_check(calls: list[Path]) -> None:
@@ -224,7 +236,7 @@ def test_the_memo_answers_as_a_fresh_check_would(tmp_path: Path, ops: list[str])
         led.add_entries([(EntryKind.ESTIMATE, {"i": i, "pad": "y" * 100}) for i in range(150)])
     path = home / "ledger.sqlite"
     pristine = path.read_bytes()
-    memo = DamageMemo(settle_ns=SETTLE_NS)
+    memo = _uncapped()
     with Ledger(home, create=False, damage_memo=memo) as led:
         for op in ops:
             if op == "append":

@@ -1,4 +1,4 @@
-"""SQLite's own damage check on a ledger file, run once per on-disk state.
+"""SQLite's own damage check on a ledger file, memoised per on-disk state.
 
 ``PRAGMA quick_check`` reads every page of the file (about 0.3 s per 10^6
 entries), so it is memoised: :class:`DamageMemo` keeps the answer for the
@@ -6,21 +6,42 @@ state of the file it was computed on, identified by ``os.stat`` of the
 ledger file (device, inode, size, modification and change times in ns) and
 of its write-ahead log (the same without the change time: SQLite running
 as root calls ``fchown`` on the WAL whenever a connection opens it, which moves
-its change time while nothing is written). A second check of an unchanged file costs two
-``stat`` calls; any write to either file (an append, another process's
-commit, bytes overwritten by anything else) changes the state, and the
-next check runs ``quick_check`` again.
+its change time while nothing is written). A second check of an unchanged file
+costs two ``stat`` calls. A symbolic link is followed first: SQLite keeps the
+WAL next to the link's target, so that is the WAL whose state counts.
 
-Two rules keep a memoised "whole" honest:
+Rules that keep a memoised "whole" honest:
 
 * A state is memoised only if the file's newest timestamp is at least
   :data:`SETTLE_NS` old when it is read ("racily clean" files, as in git):
   a file system stamps times at a coarse granularity (a clock tick, or a
   whole second on some), so a write landing in the same tick as the last one
-  would leave the stat unchanged; a file written that recently is checked
-  every time instead.
+  would leave the stat unchanged; a file written that recently is not memoised.
 * The state is read before and after the check; if they differ (the file
   changed during the check, or was replaced) the answer is not memoised.
+* A memoised answer is dropped after :data:`MAX_AGE_NS` (10 minutes), so a
+  long-running process re-reads even a ledger whose stat never changes.
+* Only answers about the file are memoised: whole, ``quick_check``'s own
+  findings, and errors SQLite classes as damage (``SQLITE_CORRUPT``,
+  ``SQLITE_NOTADB``). A lock wait, a full file table ("unable to open
+  database file" when out of descriptors) or another I/O error says nothing
+  about the file: it is raised (``sqlite3.OperationalError``), never memoised.
+
+How often one file is checked is capped: a file that keeps changing (a
+writer appending every beat, a head signed every 0.25 s) is checked at most
+once per ``max(5 s, 20 x the last check's duration)``; a changed state seen
+sooner gets the last check's answer (bounding the time spent checking to
+about 5% whatever the rate). The trade-off: damage is refused within that
+bound (5 s on ledgers up to ~2.5 * 10^6 entries), not at the first head after it.
+A file replaced by another (a new inode) is always checked. Callers asking
+about the same file while a check runs wait for it and share its answer.
+
+What the state key cannot see (a "whole" memoised for up to 10 minutes):
+damage beneath the file system (a disk or controller fault: the stat is
+unchanged), writes through a shared memory mapping to a page that is already
+dirty (the times are updated only when a clean page is first written), and a
+file rewritten with its size and modification time put back (``touch -d``,
+``os.utime``; the change time of the ledger file catches this, not the WAL's).
 
 The check runs on a fresh read-only connection: a long-lived connection's
 page cache would keep showing the pages it read before bytes were
@@ -46,10 +67,20 @@ from pathlib import Path
 #: Nanoseconds a file must stay unwritten before a check of it is memoised (2 s:
 #: above the coarsest timestamp granularity of common Linux file systems, 1 s).
 SETTLE_NS = 2_000_000_000
-#: Most file states one memo remembers (least recently used dropped first).
+#: Most file states (and files) one memo remembers (least recently used dropped first).
 MEMO_STATES = 64
+#: A memoised answer older than this (ns, 10 minutes) is checked again.
+MAX_AGE_NS = 600_000_000_000
+#: A changed file is checked at most once per max(MIN_GAP_NS, GAP_FACTOR x the last
+#: check's duration); sooner, the last answer stands (5 s; 20: ~5% of the time checking).
+MIN_GAP_NS = 5_000_000_000
+GAP_FACTOR = 20
 #: Problems ``quick_check`` reports at most (the first one already means damaged).
 _MAX_PROBLEMS = 20
+#: SQLite primary result codes meaning "this file is damaged" (SQLITE_CORRUPT, SQLITE_NOTADB).
+_DAMAGE_CODES = frozenset({11, 26})
+#: SQLite primary result codes of a lock wait (SQLITE_BUSY, SQLITE_LOCKED).
+_LOCK_CODES = frozenset({5, 6})
 
 #: (device, inode, size in bytes, mtime ns, ctime ns) of one file (ctime 0: not compared).
 Stat = tuple[int, int, int, int, int]
@@ -84,7 +115,11 @@ def _stat(path: Path, ctime: bool = True) -> Stat | None:
 
 
 def file_state(path: Path) -> FileState | None:
-    """The state of ledger file ``path`` and its ``-wal``; None if the file is gone."""
+    """The state of ledger file ``path`` and its ``-wal``; None if the file is gone.
+
+    A symbolic link is resolved first: SQLite keeps the WAL beside the target.
+    """
+    path = Path(path).resolve()
     main = _stat(path)
     if main is None:
         return None
@@ -92,28 +127,50 @@ def file_state(path: Path) -> FileState | None:
     return FileState(main, wal if wal is not None and wal[2] > 0 else None)
 
 
+def is_lock_wait(exc: BaseException) -> bool:
+    """True if ``exc`` is SQLite waiting for another connection's lock (busy, locked)."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF in _LOCK_CODES:
+        return True
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def is_damage(exc: BaseException) -> bool:
+    """True if ``exc`` says the file itself is damaged (SQLITE_CORRUPT, SQLITE_NOTADB,
+    or text that is not UTF-8), not that it could not be read just now."""
+    if isinstance(exc, UnicodeDecodeError):
+        return True
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _DAMAGE_CODES
+
+
+def open_read_only(path: Path, timeout: float = 5.0) -> sqlite3.Connection:
+    """A read-only connection to a ledger file, waiting at most ``timeout`` s for a lock
+    (for checking or verifying it beside a writer, in this process or another)."""
+    return sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True,
+                           timeout=timeout)
+
+
 def quick_check(path: Path, timeout: float = 60.0) -> str | None:
     """Run ``PRAGMA quick_check`` on ``path`` over a fresh read-only connection.
 
     Returns what SQLite finds wrong (one line naming the file), or None if the
-    file is whole. A lock wait past ``timeout`` seconds is raised as
-    ``sqlite3.OperationalError`` (it says nothing about damage).
+    file is whole. An error that says nothing about damage (a lock wait past
+    ``timeout`` seconds, no file descriptor left, an I/O error) is raised as
+    the ``sqlite3.OperationalError`` it is.
     """
     try:
-        conn = sqlite3.connect(
-            f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout,
-            isolation_level=None, check_same_thread=False,
-        )
+        conn = open_read_only(path, timeout)
     except sqlite3.DatabaseError as exc:
-        if "locked" in str(exc) or "busy" in str(exc):
+        if not is_damage(exc):
             raise
         return f"{path} is damaged: {exc}"
     try:
         found = [r[0] for r in conn.execute(f"PRAGMA quick_check({_MAX_PROBLEMS})")]
     except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
-        if isinstance(exc, sqlite3.OperationalError) and (
-            "locked" in str(exc) or "busy" in str(exc)
-        ):
+        if not is_damage(exc):
             raise
         return f"{path} is damaged: {exc}"
     finally:
@@ -123,20 +180,40 @@ def quick_check(path: Path, timeout: float = 60.0) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class _LastCheck:
+    """The last check of one file: when it began and took (monotonic ns), its answer,
+    the file it read (device, inode) and the state it is valid for (None: changed
+    during the check)."""
+
+    started: int
+    duration: int
+    answer: str | None
+    file: tuple[int, int]
+    state: FileState | None
+
+
 class DamageMemo:
     """:func:`quick_check` answers by file state, at most ``capacity`` of them.
 
     Parameters
     ----------
     capacity : int
-        File states remembered (least recently used dropped first).
+        File states (and files) remembered (least recently used dropped first).
     settle_ns : int
         A state is memoised only once its newest timestamp is this old (ns).
     clock : callable returning ns since the epoch
         The wall clock the settle rule compares file timestamps with.
+    min_gap_ns, gap_factor : int
+        A changed state of a file checked less than ``max(min_gap_ns, gap_factor x
+        that check's duration)`` ago gets that check's answer (0, 0: no cap).
+    max_age_ns : int
+        A memoised answer older than this is checked again (ns).
+    monotonic : callable returning ns
+        The clock the gap and the age are measured with (never jumps back).
 
-    Thread-safe: the lock guards the table only; two threads checking the
-    same new state may both run ``quick_check`` (same answer).
+    Thread-safe: one check per file at a time; callers on the same file wait
+    for it (the table's lock is never held during a check).
     """
 
     def __init__(
@@ -144,43 +221,109 @@ class DamageMemo:
         capacity: int = MEMO_STATES,
         settle_ns: int = SETTLE_NS,
         clock: Callable[[], int] = time.time_ns,
+        *,
+        min_gap_ns: int = MIN_GAP_NS,
+        gap_factor: int = GAP_FACTOR,
+        max_age_ns: int = MAX_AGE_NS,
+        monotonic: Callable[[], int] = time.monotonic_ns,
     ):
         self.capacity = capacity
         self.settle_ns = settle_ns
+        self.min_gap_ns = min_gap_ns
+        self.gap_factor = gap_factor
+        self.max_age_ns = max_age_ns
         self._clock = clock
+        self._monotonic = monotonic
         self._lock = threading.Lock()
-        self._known: OrderedDict[FileState, str | None] = OrderedDict()
+        #: state -> (answer, monotonic ns when memoised)
+        self._known: OrderedDict[FileState, tuple[str | None, int]] = OrderedDict()
+        self._last: OrderedDict[Path, _LastCheck] = OrderedDict()
+        self._gates: OrderedDict[Path, threading.Lock] = OrderedDict()
         #: quick_check runs so far (for tests and benchmarks).
         self.checks = 0
 
     def damage(self, path: Path, timeout: float = 60.0) -> str | None:
-        """What ``quick_check`` finds wrong with ``path`` now (None: whole), memoised."""
-        now = self._clock()
+        """What ``quick_check`` finds wrong with ``path`` now (None: whole), memoised.
+
+        Raises ``sqlite3.OperationalError`` (not memoised) for an error that says
+        nothing about damage: a lock wait past ``timeout`` s, no descriptor left.
+        """
+        path = Path(path).resolve()
+        asked = self._monotonic()
         before = file_state(path)
-        if before is not None:
+        if before is None:  # deleted or moved away under an open ledger
+            return f"{path} is gone (deleted or moved away while the ledger was open)"
+        hit = self._memoised(before, asked)
+        if hit is not None:
+            return hit[0]
+        with self._gate(path):  # one check per file; others wait, then re-read
+            now = self._clock()
+            start = self._monotonic()
+            before = file_state(path)
+            if before is None:
+                return f"{path} is gone (deleted or moved away while the ledger was open)"
+            hit = self._memoised(before, start)
+            if hit is not None:
+                return hit[0]
             with self._lock:
-                if before in self._known:
-                    self._known.move_to_end(before)
-                    return self._known[before]
-        found = quick_check(path, timeout)
-        with self._lock:
-            self.checks += 1
-        if before is None or before.newest_ns > now - self.settle_ns:
-            return found  # gone, or written too recently for its stat to tell a new write
-        if file_state(path) == before:
+                last = self._last.get(path)
+            if last is not None and last.file == before.main[:2]:
+                if last.state == before and last.started >= asked:
+                    return last.answer  # a check of this very state began after we asked
+                if start - last.started < max(self.min_gap_ns,
+                                              self.gap_factor * last.duration):
+                    return last.answer  # the cap: this file was checked moments ago
+            found = quick_check(path, timeout)
+            end = self._monotonic()
+            after = file_state(path)
             with self._lock:
-                self._known[before] = found
-                while len(self._known) > self.capacity:
-                    self._known.popitem(last=False)
+                self.checks += 1
+                self._last[path] = _LastCheck(start, end - start, found, before.main[:2],
+                                              before if after == before else None)
+                self._last.move_to_end(path)
+                while len(self._last) > self.capacity:
+                    self._last.popitem(last=False)
+                if after == before and before.newest_ns <= now - self.settle_ns:
+                    self._known[before] = (found, end)
+                    while len(self._known) > self.capacity:
+                        self._known.popitem(last=False)
         return found
 
+    def _memoised(self, state: FileState, now: int) -> tuple[str | None] | None:
+        """(the memoised answer,) for ``state``; None if none (or older than max_age_ns)."""
+        with self._lock:
+            got = self._known.get(state)
+            if got is None:
+                return None
+            if now - got[1] > self.max_age_ns:
+                del self._known[state]
+                return None
+            self._known.move_to_end(state)
+            return (got[0],)
+
+    def _gate(self, path: Path) -> threading.Lock:
+        """The lock one check of ``path`` holds (bounded: a dropped gate only lets two
+        checks of one file run at once, never a wrong answer)."""
+        with self._lock:
+            gate = self._gates.get(path)
+            if gate is None:
+                gate = self._gates[path] = threading.Lock()
+                while len(self._gates) > self.capacity:
+                    self._gates.popitem(last=False)
+            self._gates.move_to_end(path)
+            return gate
+
     def forget(self) -> None:
-        """Drop every memoised answer (the next check of each file runs again)."""
+        """Drop every memoised answer and the cap's last checks (the next check of each
+        file runs again)."""
         with self._lock:
             self._known.clear()
+            self._last.clear()
 
     def _after_fork(self) -> None:
-        self._lock = threading.Lock()  # a fork may copy the lock held by another thread
+        # a fork may copy a lock held by another thread (the table's or a check's)
+        self._lock = threading.Lock()
+        self._gates = OrderedDict()
 
 
 #: The process's memo, shared by every ledger opened in it (a command that opens

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LedgerCorrupted
-from .damage import PROCESS_MEMO, DamageMemo
+from .damage import PROCESS_MEMO, DamageMemo, is_lock_wait
 from .entry import ZERO_HASH
 from .merkle import HashAlgorithm, NodeKey, frontier_keys
 from .store import (
@@ -288,7 +288,7 @@ class SQLiteStore:
                         conn.execute("ROLLBACK")
                     except sqlite3.Error:
                         pass
-                if isinstance(exc, sqlite3.DatabaseError) and not _locked(exc):
+                if isinstance(exc, sqlite3.DatabaseError) and not is_lock_wait(exc):
                     raise LedgerCorrupted(f"{self.path}: cannot append: {exc}") from None
                 raise
             if rows:
@@ -329,19 +329,13 @@ class SQLiteStore:
             self._conn.close()
 
 
-def _locked(exc: BaseException) -> bool:
-    return isinstance(exc, sqlite3.OperationalError) and (
-        "locked" in str(exc) or "busy" in str(exc)
-    )
-
-
 @contextmanager
 def _damaged(path: Path) -> Iterator[None]:
     """Turn SQLite errors of a damaged file into LedgerCorrupted (lock waits stay)."""
     try:
         yield
     except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
-        if _locked(exc):
+        if is_lock_wait(exc):
             raise
         raise LedgerCorrupted(f"{path} is damaged: {exc}; run `swarmvar ledger verify`") from None
 
@@ -473,8 +467,3 @@ def _first_undecodable(conn: sqlite3.Connection, lo: int, stop: int) -> tuple[in
             except UnicodeDecodeError:
                 return int(idx), column
     return None
-
-
-def open_read_only(path: Path) -> sqlite3.Connection:
-    """A read-only connection to a ledger file (for verifying it in another process)."""
-    return sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import LedgerCorrupted
+from .damage import open_read_only
 from .entry import ZERO_HASH, EntryKind, preimage
 from .merkle import HashAlgorithm, empty_root, fold, frontier_keys
-from .sqlite import SQLiteStore, open_read_only, stream_rows
+from .sqlite import SQLiteStore, stream_rows
 from .store import Frontier, Row, push_leaf
 
 #: Below this many entries one process verifies: a worker costs ~0.2 s to start.

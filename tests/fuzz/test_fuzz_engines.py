@@ -624,3 +624,142 @@ def test_book_backtest_refuses_each_bad_argument(book_frame: Any, arg: str) -> N
         with pytest.raises(SwarmVarError) as info:
             book_backtest(book_frame, book, **{**base, arg: bad})
         assert _names(arg, str(info.value)), (arg, bad, str(info.value))
+
+
+# --- emergence.summarize on a real (synthetic) backtest ---------------------------------
+
+@pytest.fixture(scope="module")
+def small_backtest() -> Any:
+    """Three agents scaling a known normal VaR/ES by 0.7, 1.0, 1.4, and their mean as the
+    consensus row (120 days): enough for every statistic summarize computes."""
+    import pandas as pd
+    from scipy import stats
+
+    from swarmvar.validation import BacktestResult, LevelSeries
+
+    rng = np.random.default_rng(3)
+    days, alphas = 120, (0.99,)
+    r = 0.01 * rng.standard_normal(days)
+    series: dict[str, dict[float, Any]] = {}
+    for name, k in (("a", 0.7), ("b", 1.0), ("c", 1.4), ("consensus", 1.03)):
+        v = np.full(days, k * 0.01 * stats.norm.ppf(0.99))
+        e = np.full(days, k * 0.01 * stats.norm.pdf(stats.norm.ppf(0.99)) / 0.01)
+        series[name] = {0.99: LevelSeries(0.99, v, e, 0.9 * v, 1.1 * v, 0.9 * e, 1.1 * e,
+                                          -r > v)}
+    return BacktestResult(dates=pd.bdate_range("2021-01-01", periods=days), returns=r,
+                          alphas=alphas, horizon=1, window=250, refit_every=20, baseline=None,
+                          series=series, logscore={}, evaluation={}, timings={},
+                          agents=("a", "b", "c"))
+
+
+@FEW
+@given(st.data())
+def test_summarize_arguments_of_anything(small_backtest: Any, data: st.DataObject) -> None:
+    from swarmvar.emergence import summarize
+
+    arg = data.draw(st.sampled_from(["consensus", "agents", "policy", "mcs_size", "mcs_reps",
+                                     "seed"]))
+    value = data.draw(st.one_of(anything, st.lists(st.sampled_from(["a", "b", "zz", 3]),
+                                                   max_size=3)), label=arg)
+    if arg == "mcs_reps" and isinstance(value, int) and value > 50:
+        value = 50
+    out = refused_or(summarize, small_backtest, **{"mcs_reps": 20, arg: value},
+                     names=(arg, "row", "size", "reps", "Policy"))
+    if out is not None:
+        assert np.all(np.isfinite(out.effective_agents)) and math.isfinite(out.turnover)
+        for g in out.gains:
+            assert is_finite(g.best_loss, g.consensus_loss, g.dm_pvalue)
+
+
+# --- arbiter: checkpoints with any content, observe with any beat time -------------------
+
+_JSON = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-10**30, 10**30),
+              st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=4)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(st.text(max_size=4), inner, max_size=3)),
+    max_leaves=6)
+
+
+def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix]
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+@FUZZ
+@given(st.data())
+def test_arbiter_checkpoint_of_any_content(small_history: Any, data: st.DataObject) -> None:
+    """A checkpoint whose checksum is right but whose content is anything: refused as an
+    InvalidState, or restored into an arbiter that then still observes beats."""
+    import hashlib
+    import json
+
+    from swarmvar.arbiter import Arbiter
+    from swarmvar.arbiter.checkpoint import _MAGIC
+
+    arb = Arbiter(record_decisions=False)
+    for i in range(1, 4):
+        arb.observe(small_history.beat(i, "p"))
+    doc = json.loads(arb.checkpoint_state("p")[len(_MAGIC):-32].decode())
+    path = data.draw(st.sampled_from(_paths(doc)[1:]), label="path")
+    target = doc
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = data.draw(_JSON, label="value")
+    body = _MAGIC + json.dumps(doc).encode()
+    fresh = Arbiter(record_decisions=False)
+    if refused_or(fresh.restore_state, "p", body + hashlib.sha256(body).digest(),
+                  names=("arbiter's state",)) is None and "p" not in fresh._portfolios:
+        return
+    decisions = refused_or(fresh.observe, small_history.beat(4, "p"),
+                           names=("beat", "level", "breaches", "memory", "state"))
+    assert decisions is None or len(decisions) == 1
+
+
+@FUZZ
+@given(anything)
+def test_arbiter_observe_with_any_beat_time(small_history: Any, seconds: Any) -> None:
+    from swarmvar.arbiter import Arbiter
+
+    arb = Arbiter(record_decisions=False)
+    out = refused_or(arb.observe, small_history.beat(1, "p"), seconds,
+                     names=("beat_seconds", "seconds"))
+    assert out is None or len(out) == 1
+
+
+# --- evolution: the lifecycle's settings and profiles ------------------------------------
+
+_EVOLUTION_SETTINGS = ("BreakerConfig", "CanaryConfig", "RollbackConfig", "StateConfig",
+                       "EvolutionConfig", "HealthPolicy")
+
+
+@FUZZ
+@given(st.sampled_from(_EVOLUTION_SETTINGS), st.data())
+def test_evolution_settings_of_anything(cls_name: str, data: st.DataObject) -> None:
+    import swarmvar.evolution as evo
+
+    cls = getattr(evo, cls_name)
+    field = data.draw(st.sampled_from([f.name for f in dataclasses.fields(cls) if f.init]))
+    value = data.draw(anything, label=field)
+    refused_or(cls, **{field: value}, names=(field,))
+
+
+@FUZZ
+@given(anything, st.one_of(anything, st.dictionaries(st.one_of(st.text(max_size=3), anything),
+                                                     anything, max_size=2)),
+       anything, st.one_of(st.none(), st.dictionaries(st.text(max_size=3), anything,
+                                                      max_size=2)))
+def test_agent_profile_and_canary_bucket_of_anything(agent_id: Any, caps: Any, version: Any,
+                                                     prefs: Any) -> None:
+    from swarmvar.evolution import agent_profile, canary_bucket
+
+    refused_or(agent_profile, agent_id, caps, version=version, preferences=prefs,
+               names=("agent id", "capabilit", "version", "preference"))
+    b = refused_or(canary_bucket, agent_id, version, names=("variant_id", "key"))
+    assert b is None or 0.0 <= b < 1.0

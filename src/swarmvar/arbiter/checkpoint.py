@@ -79,6 +79,17 @@ def _finite(x: Any) -> float:
     return v
 
 
+def _check_memory(memory: SignalMemory) -> None:
+    """Levels in (0, 1), and per agent one breach rate in [0, 1] per level (what
+    :func:`~.signals.read_beat` zips together)."""
+    if not all(0.0 < a < 1.0 for a in memory.alphas):
+        raise InvalidState(f"the arbiter's state holds levels {memory.alphas} outside (0, 1)")
+    for name, m in memory.agents.items():
+        if len(m.rates) != len(memory.alphas) or not all(0.0 <= r <= 1.0 for r in m.rates):
+            raise InvalidState(f"the arbiter's state holds breach rates {m.rates} for {name!r}; "
+                               f"it needs one rate in [0, 1] per level {memory.alphas}")
+
+
 def unpack_checkpoint(blob: bytes) -> PortfolioCheckpoint:
     """Inverse of :func:`pack_checkpoint`.
 
@@ -112,6 +123,7 @@ def unpack_checkpoint(blob: bytes) -> PortfolioCheckpoint:
                                             None if b["opened_at"] is None
                                             else _finite(b["opened_at"]))
                     for a, b in d["breakers"].items()}
+        _check_memory(memory)
         return PortfolioCheckpoint(
             state, tuple(str(a) for a in d["agents"]),
             {str(k): _finite(v) for k, v in d["factors"].items()}, _finite(d["now"]),

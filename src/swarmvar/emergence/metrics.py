@@ -285,6 +285,14 @@ def summarize(
     """
     if not isinstance(result, BacktestResult):
         raise InvalidParameter(f"summarize needs a BacktestResult, got {type(result).__name__}")
+    if not isinstance(consensus, str):
+        raise InvalidParameter(f"consensus must be a row name, not {consensus!r}")
+    if agents is not None and (isinstance(agents, (str, bytes)) or not isinstance(
+            agents, Sequence) or not all(isinstance(a, str) for a in agents)):
+        raise InvalidParameter(f"agents must be a sequence of row names, not {agents!r}")
+    if not isinstance(policy, Policy):
+        raise InvalidParameter(f"policy must be a consensus Policy, not {policy!r}")
+    mcs_size = level(mcs_size, "mcs_size (the MCS test size)")
     if consensus not in result.series:
         raise InvalidParameter(f"no row {consensus!r} in the backtest (rows: {result.rows}); "
                                "run it with a consensus row or pass consensus=<row name>")
@@ -303,7 +311,9 @@ def summarize(
     mcs = {a: mcs_pvalues({r: fz0_loss(losses, result.series[r][a].var,
                                        result.series[r][a].es, a) for r in result.rows},
                           size=mcs_size, reps=mcs_reps, seed=seed) for a in alphas}
-    corr = np.nanmean(np.stack([error_correlation(var[a], losses, a) for a in alphas]), axis=0)
+    stack = np.stack([error_correlation(var[a], losses, a) for a in alphas])
+    seen = np.sum(np.isfinite(stack), axis=0)  # NaN: an agent whose errors never vary
+    corr = np.where(seen > 0, np.nansum(stack, axis=0) / np.maximum(seen, 1), np.nan)
     first = alphas[0]
     width = np.column_stack([result.series[n][first].var_hi - result.series[n][first].var_lo
                              for n in names]).mean(axis=1)

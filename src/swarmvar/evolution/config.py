@@ -10,6 +10,7 @@ object is built (numpyro's habit: invariants declared as data).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -24,9 +25,27 @@ DAY = 86_400.0
 
 
 def _positive(owner: str, **values: float) -> None:
+    """Each value a finite number > 0 (not a bool); a count must be a whole number."""
+    counts = _COUNTS.get(owner, ())
     for name, value in values.items():
-        if isinstance(value, bool) or not value > 0:
-            raise InvalidConfig(f"{owner}.{name} must be > 0, not {value!r}")
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        number = whole or isinstance(value, float)
+        if name in counts and not whole:
+            raise InvalidConfig(f"{owner}.{name} must be a whole number > 0, not {value!r}")
+        if not number or not 0 < value < math.inf:
+            raise InvalidConfig(f"{owner}.{name} must be a finite number > 0, not {value!r}")
+
+
+#: The fields of each config that count something (whole numbers only).
+_COUNTS = {"BreakerConfig": ("failure_threshold", "max_reset_attempts"),
+           "CanaryConfig": ("ramp_steps", "max_failed_checks"),
+           "RollbackConfig": ("max_points",), "StateConfig": ("chunk_bytes",),
+           "EvolutionConfig": ("max_variants",)}
+
+
+def _flag(owner: str, name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise InvalidConfig(f"{owner}.{name} must be True or False, not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -58,7 +77,9 @@ class CanaryConfig:
     max_failed_checks: int = 3
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.initial_fraction < 1.0:
+        if (isinstance(self.initial_fraction, bool)
+                or not isinstance(self.initial_fraction, (int, float))
+                or not 0.0 < self.initial_fraction < 1.0):
             raise InvalidConfig(
                 f"CanaryConfig.initial_fraction must be in (0, 1), not {self.initial_fraction!r}"
             )
@@ -94,11 +115,15 @@ class StateConfig:
 
     def __post_init__(self) -> None:
         _positive("StateConfig", chunk_bytes=self.chunk_bytes)
-        if not 0 <= self.compression_level <= 9:
+        _flag("StateConfig", "compression", self.compression)
+        _flag("StateConfig", "fsync", self.fsync)
+        if (isinstance(self.compression_level, bool) or not isinstance(self.compression_level, int)
+                or not 0 <= self.compression_level <= 9):
             raise InvalidConfig(
                 f"StateConfig.compression_level must be 0..9, not {self.compression_level!r}"
             )
-        if self.cache_bytes < 0:
+        if (isinstance(self.cache_bytes, bool) or not isinstance(self.cache_bytes, int)
+                or self.cache_bytes < 0):
             raise InvalidConfig(f"StateConfig.cache_bytes must be >= 0, not {self.cache_bytes!r}")
 
 
@@ -118,3 +143,8 @@ class EvolutionConfig:
         _positive("EvolutionConfig", max_variants=self.max_variants,
                   metrics_interval_s=self.metrics_interval_s,
                   metrics_retention_s=self.metrics_retention_s)
+        for name, kind in (("state", StateConfig), ("breaker", BreakerConfig),
+                           ("canary", CanaryConfig), ("rollback", RollbackConfig)):
+            if not isinstance(getattr(self, name), kind):
+                raise InvalidConfig(f"EvolutionConfig.{name} must be a {kind.__name__}, not "
+                                    f"{getattr(self, name)!r}")

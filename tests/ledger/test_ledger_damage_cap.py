@@ -109,7 +109,6 @@ def test_the_gap_grows_with_the_checks_duration(
 ) -> None:
     """A check that took 1 s holds for 20 s (its time stays ~5% of the total)."""
     home = _home(tmp_path)
-    path = home / "ledger.sqlite"
     mono = FakeClock()
     ran: list[int] = []
     real = damage_module.quick_check
@@ -275,3 +274,23 @@ def test_a_ledger_file_gone_while_open_is_refused(tmp_path: Path) -> None:
         os.replace(home / "ledger.sqlite", tmp_path / "moved.sqlite")
         with pytest.raises(LedgerCorrupted, match="is gone"):
             led.signed_head()
+
+
+def test_a_real_lock_is_raised_after_the_timeout_and_not_memoised(tmp_path: Path) -> None:
+    """Another connection holding the file exclusively: the check gives up after its
+    timeout (a lock says nothing about damage), and the file is checked once free."""
+    home = _home(tmp_path, n=5)
+    path = home / "ledger.sqlite"
+    memo = DamageMemo(clock=lambda: _settled_wall(path), monotonic=FakeClock())
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        holder.execute("INSERT INTO meta VALUES ('held', 'by the test')")
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            memo.damage(path, timeout=0.05)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert memo.checks == 0
+    assert memo.damage(path, timeout=0.05) is None and memo.checks == 1

@@ -570,3 +570,73 @@ def test_a_run_of_oversized_entries_keeps_each_answer_within_the_byte_limit(
         if start >= led.size:
             break
     assert seen == list(range(1, led.size))  # every oversized entry named once, in order
+
+
+def _node_with_home(tmp_path: Path) -> tuple[MeshNode, dict[str, Ed25519PrivateKey]]:
+    keys = {n: Ed25519PrivateKey.generate() for n in "ab"}
+    ring = NodeKeyRing({n: k.public_key() for n, k in keys.items()})
+    ports = free_ports(2)
+    node = MeshNode(NodeConfig("a", f"tcp://127.0.0.1:{ports[0]}",
+                               {"b": f"tcp://127.0.0.1:{ports[1]}"}, ring,
+                               home=tmp_path / "a"),
+                    keys["a"], epoch=time.time_ns())
+    return node, keys
+
+
+def test_a_damaged_ledger_answers_no_catch_up_request_and_counts_it(tmp_path: Path) -> None:
+    """A catch-up batch carries a signed head: over a damaged file none is sent, the
+    request is counted as "damaged ledger" (not "internal"), and the node serves on."""
+    node, keys = _node_with_home(tmp_path)
+    try:
+        node.ledger.add_entries([(EntryKind.ESTIMATE, {"i": i, "pad": "y" * 100})
+                                 for i in range(150)])
+        with open(tmp_path / "a" / "ledger.sqlite", "r+b") as fh:  # a b-tree page's header
+            fh.seek(2 * 4096 + 3)
+            fh.write(b"\xff" * 5)
+        frames = seal(keys["b"], "b", "a", 1, 1, MessageKind.ENTRIES_REQUEST, {"start": 0})
+        node.on_frames([b"b", *frames], 10.0)
+        # b's join pushes statistics and tries a head (refused); the request is refused too
+        assert node.accepted["entries_request"] == 1
+        assert node.refused["damaged ledger"] == 2 and node.refused["internal"] == 0
+        assert node.transport.queued == 1 and not node.stop  # the statistics alone
+    finally:
+        node.close()
+
+
+def test_a_locked_ledger_skips_the_head_without_stalling_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The damage check meeting a lock: it waits the mesh's CHECK_TIMEOUT (not the
+    store's 60 s), the head is skipped and counted as "ledger unavailable" (no raw
+    error out of step()), and the next gossip, lock gone, signs again. The lock is
+    simulated at the check's connection (a live WAL connection in this process keeps
+    any other from taking the file's exclusive lock); tests/ledger/
+    test_ledger_damage_cap.py shows a real lock raising after the timeout."""
+    import sqlite3
+
+    from swarmvar.ledger import damage as damage_module
+    from swarmvar.mesh.node import CHECK_TIMEOUT
+
+    node, _ = _node_with_home(tmp_path)
+    waited: list[float] = []
+
+    def locked(path: Path, timeout: float = 5.0) -> sqlite3.Connection:
+        waited.append(timeout)
+        exc = sqlite3.OperationalError("database is locked")
+        exc.sqlite_errorcode = 5  # SQLITE_BUSY
+        raise exc
+
+    try:
+        node.ledger.add_entries([(EntryKind.ESTIMATE, {"i": i}) for i in range(20)])
+        now = time.monotonic() + 3600.0
+        with monkeypatch.context() as m:
+            m.setattr(damage_module, "open_read_only", locked)
+            node.step(now)  # every timer due: the head's check meets the lock
+        assert waited == [CHECK_TIMEOUT] and CHECK_TIMEOUT <= 0.25
+        assert node.refused["ledger unavailable"] == 1 and not node.stop
+        assert node.refused["damaged ledger"] == 0 and node.refused["internal"] == 0
+        queued = node.transport.queued
+        node.step(now + 3600.0)  # not memoised: checked again, whole, a head is sent
+        assert node.refused["ledger unavailable"] == 1 and node.transport.queued > queued
+    finally:
+        node.close()

@@ -145,6 +145,10 @@ class Ledger:
         Where :meth:`damage` answers are memoised per on-disk state of a
         SQLite ledger (default: the process's, shared by every ledger opened
         in it, so an unchanged file is checked once).
+    check_timeout : float, optional
+        Seconds :meth:`damage` waits for another connection's lock before
+        raising ``sqlite3.OperationalError`` (default: the store's 60 s). A
+        loop that must not stall (the mesh node's) gives a short one.
 
     ``home_or_path`` may also be a ``postgresql://`` URL: the ledger then
     lives in that database (tables ``ledger_meta`` and ``ledger_entries``),
@@ -152,6 +156,7 @@ class Ledger:
     """
 
     path: Path | None
+    _check_timeout: float | None = None
 
     def __init__(
         self,
@@ -163,9 +168,11 @@ class Ledger:
         clock: Callable[[], datetime] = _utc_now,
         create: bool = True,
         damage_memo: DamageMemo | None = None,
+        check_timeout: float | None = None,
     ):
         self._clock = clock
         self._key = signing_key
+        self._check_timeout = check_timeout
         now = format_timestamp(clock())
         if is_postgres_url(home_or_path):
             from .postgres import PostgresStore  # psycopg only when asked for
@@ -563,13 +570,22 @@ class Ledger:
         For a SQLite ledger, ``PRAGMA quick_check`` (page structure, record
         formats) on a fresh connection: about 0.3 s per 10^6 entries (see the
         ledger docs), run once per on-disk state of the file and its WAL; a
-        check of an unchanged file costs two ``stat`` calls. It does not read
+        check of an unchanged file costs two ``stat`` calls. A file that keeps
+        changing is checked at most once per max(5 s, 20 x the last check's
+        duration); sooner, the last answer stands (damage is refused within
+        that bound, see :mod:`swarmvar.ledger.damage`). It does not read
         the entries' bytes as hashed data: changed bytes inside an entry are
         found by :meth:`verify_chain` alone. Stores without such a check
         (PostgreSQL, memory) return None.
+
+        Raises ``sqlite3.OperationalError`` (nothing memoised) for an error
+        that says nothing about damage: a lock held past ``check_timeout``,
+        no file descriptor left.
         """
         store = self._store
-        return store.damage() if isinstance(store, SQLiteStore) else None
+        if not isinstance(store, SQLiteStore):
+            return None
+        return store.damage(self._check_timeout)
 
     def refuse_damage(self, not_done: str) -> None:
         """Raise :class:`LedgerCorrupted` if :meth:`damage` finds any, saying ``not_done``

@@ -241,15 +241,17 @@ class SQLiteStore:
             raise LedgerCorrupted(f"{self.path}: the highest entry index is {row[0]!r}; damaged")
         return 0 if row[0] is None else int(row[0]) + 1
 
-    def damage(self) -> str | None:
+    def damage(self, timeout: float | None = None) -> str | None:
         """What SQLite's own check finds wrong with the file, or None if nothing.
 
         ``PRAGMA quick_check`` (page structure, record formats, NOT NULL) on a
         fresh read-only connection, memoised per on-disk state of the file and
         its WAL (:class:`~swarmvar.ledger.damage.DamageMemo`): a second check
-        of an unchanged file costs two ``stat`` calls.
+        of an unchanged file costs two ``stat`` calls. A lock wait past
+        ``timeout`` seconds (default: the store's) or another error that says
+        nothing about damage is raised as ``sqlite3.OperationalError``.
         """
-        return self._damage_memo.damage(self.path, self._timeout)
+        return self._damage_memo.damage(self.path, self._timeout if timeout is None else timeout)
 
     def row_count(self, below: int | None = None) -> int:
         """Entry rows stored whose index is below ``below`` (all if None), whatever else

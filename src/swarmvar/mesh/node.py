@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -57,6 +58,9 @@ LEAVE_LINGER = 1.0
 PROBE_HELPERS = 2
 #: Agreement outcomes a status reply carries (the most recent).
 STATUS_RUNS = 20
+#: Seconds the ledger's damage check waits for another connection's lock before the
+#: head is skipped (counted): well under a heartbeat, never the store's 60 s.
+CHECK_TIMEOUT = 0.1
 #: Size of one injected anomaly: a 10% daily loss.
 ANOMALY_RETURN = -0.10
 
@@ -184,7 +188,7 @@ class MeshNode:
     def _open_ledger(self) -> Ledger:
         if self.config.home is None:
             return Ledger.in_memory(signing_key=self.key)
-        return Ledger(self.config.home, signing_key=self.key)
+        return Ledger(self.config.home, signing_key=self.key, check_timeout=CHECK_TIMEOUT)
 
     def _replay_ledger(self) -> None:
         """Rebuild this node's observations and genome from its own ledger (restart)."""
@@ -329,7 +333,11 @@ class MeshNode:
             if not self.heads.on_proof(m.sender, parse_proof(m.body)):
                 self._report_forks()
         elif m.kind is MessageKind.ENTRIES_REQUEST:
-            batch = self.peer_ledgers.answer(self.ledger, m.sender, m.body["start"], now)
+            try:  # a batch carries a signed head: none over a damaged or unreadable file
+                batch = self.peer_ledgers.answer(self.ledger, m.sender, m.body["start"], now)
+            except (LedgerCorrupted, sqlite3.OperationalError) as exc:
+                self._unsigned(exc, f"no entries sent to {m.sender}")
+                return
             if batch is None:
                 self.refused["throttled"] += 1  # a flood of requests; an honest peer re-asks
             else:
@@ -349,14 +357,24 @@ class MeshNode:
                 self.send(peer, MessageKind.HEAD, head, now)
 
     def _signed_head(self) -> dict[str, Any] | None:
-        """Our signed head, or None (counted, logged) if the ledger file is damaged:
-        the node never vouches for a broken record, and keeps serving the rest."""
+        """Our signed head, or None (counted, logged) if the ledger file is damaged or
+        cannot be checked now (locked past CHECK_TIMEOUT, no descriptor left): the node
+        never vouches for a broken record, never waits on a lock, and keeps serving."""
         try:
             return self.ledger.signed_head().to_dict()
-        except LedgerCorrupted as exc:
-            self.refused["damaged ledger"] += 1
-            log.error("%s: no head signed: %s", self.me, exc)
+        except (LedgerCorrupted, sqlite3.OperationalError) as exc:
+            self._unsigned(exc, "no head signed")
             return None
+
+    def _unsigned(self, exc: Exception, what: str) -> None:
+        """Count and log a head not signed: ``damaged ledger`` (refused until restored)
+        or ``ledger unavailable`` (a lock or a passing error: the next head retries)."""
+        if isinstance(exc, LedgerCorrupted):
+            self.refused["damaged ledger"] += 1
+            log.error("%s: %s: %s", self.me, what, exc)
+        else:
+            self.refused["ledger unavailable"] += 1
+            log.warning("%s: %s: the ledger cannot be checked now: %s", self.me, what, exc)
 
     def _probe(self, now: float) -> None:
         """Ask two other alive members about each suspected peer (at most every half

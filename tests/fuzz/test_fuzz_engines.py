@@ -763,3 +763,89 @@ def test_agent_profile_and_canary_bucket_of_anything(agent_id: Any, caps: Any, v
                names=("agent id", "capabilit", "version", "preference"))
     b = refused_or(canary_bucket, agent_id, version, names=("variant_id", "key"))
     assert b is None or 0.0 <= b < 1.0
+
+
+# --- arbiter: histories on disk and in memory, options, operators ------------------------
+
+@FUZZ
+@given(st.data())
+def test_beat_history_file_of_any_damage(small_history: Any, data: st.DataObject) -> None:
+    """A damaged history file is an InvalidState (cached_history then rebuilds it)."""
+    import tempfile
+    from pathlib import Path
+
+    from swarmvar.arbiter import BeatHistory
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = small_history.save(Path(tmp) / "h.npz")
+        raw = bytearray(path.read_bytes())
+        how = data.draw(st.sampled_from(["cut", "flip", "array"]))
+        if how == "cut":
+            raw = raw[: data.draw(st.integers(0, len(raw) - 1))]
+            path.write_bytes(bytes(raw))
+        elif how == "flip":
+            i = data.draw(st.integers(0, len(raw) - 1))
+            raw[i] ^= data.draw(st.integers(1, 255))
+            path.write_bytes(bytes(raw))
+        else:  # a well-formed archive with one array replaced by anything
+            with np.load(path) as z:
+                arrays = {k: z[k] for k in z.files}
+            key = data.draw(st.sampled_from(sorted(arrays)))
+            arrays[key] = data.draw(st.sampled_from([
+                np.zeros(0), np.zeros((2, 2)), np.array([np.nan]), np.array(["x"]),
+                np.frombuffer(b'{"name": 3}', dtype=np.uint8), arrays[key][:1],
+                np.array([1.5, -2.0])]))
+            np.savez(path, **arrays)
+        h = refused_or(BeatHistory.load, path, names=("beat history",))
+        if h is not None:
+            assert h.returns.shape[0] == h.days and np.all(np.isfinite(h.returns))
+            assert len(list(h.beats())) == h.days - 1 or h.days == 1
+
+
+@FUZZ
+@given(any_count, anything, st.one_of(anything, st.lists(anything, max_size=3)),
+       st.one_of(st.none(), any_count), st.one_of(st.just((0.99,)), anything))
+def test_simulated_history_of_anything(days: Any, seed: Any, scales: Any, mend_at: Any,
+                                       alphas: Any) -> None:
+    from swarmvar.arbiter.history import simulated_history
+
+    if isinstance(days, int) and days > 30:
+        days = 30
+    h = refused_or(simulated_history, days, seed, scales, mend_at, alphas,
+                   names=("days", "seed", "scales", "mend_at", "confidence level"))
+    assert h is None or (np.all(np.isfinite(h.cols)) and np.all(np.isfinite(h.consensus)))
+
+
+@FUZZ
+@given(st.sampled_from(["k_flows", "p_nodes", "t_threshold", "t1", "u", "thresholds",
+                        "gains"]), anything)
+def test_arbiter_options_of_anything(option: str, value: Any) -> None:
+    from swarmvar.arbiter import Arbiter
+
+    refused_or(Arbiter.from_options, **{option: value},
+               names=(option.split("_")[0], "t_threshold", "t1", "thresholds", "gains",
+                      "(flows)", "(nodes)", "work units"))
+
+
+@FUZZ
+@given(anything, anything)
+def test_arbiter_operators_on_unknown_names(small_history: Any, portfolio: Any,
+                                            agent: Any) -> None:
+    from swarmvar.arbiter import Arbiter
+
+    arb = Arbiter(record_decisions=False)
+    arb.observe(small_history.beat(1, "p"))
+    for op in (arb.release, arb.quarantine_now):
+        refused_or(op, portfolio, agent, names=("portfolio", "agent"))
+    for q in (arb.last_signals, arb.state):
+        refused_or(q, portfolio, names=("portfolio",))
+
+
+@FUZZ
+@given(anything, anything, st.one_of(anything, st.tuples(*[anything] * 4)))
+def test_decision_vector_of_anything(threat: Any, stability: Any, emphasis: Any) -> None:
+    from swarmvar.arbiter import DecisionVector
+
+    v = refused_or(DecisionVector, threat, stability, 0.0, 0.0, emphasis,
+                   names=("threat", "stability", "emphasis"))
+    assert v is None or v.dominant in "RBEO"

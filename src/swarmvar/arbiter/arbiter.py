@@ -334,14 +334,14 @@ class Arbiter:
 
     def last_signals(self, portfolio: str) -> BeatSignals:
         """The signals of the portfolio's last observed beat."""
-        p = self._portfolios.get(portfolio)
+        p = self._seen(portfolio)
         if p is None or p.last is None:
             raise UnknownAgent(f"the arbiter has seen no beat of portfolio {portfolio!r}")
         return p.last
 
     def state(self, portfolio: str) -> ArbiterState:
         """The portfolio's arbiter state (``UnknownAgent`` if never observed)."""
-        p = self._portfolios.get(portfolio)
+        p = self._seen(portfolio)
         if p is None:
             raise UnknownAgent(f"the arbiter has seen no beat of portfolio {portfolio!r}")
         return p.state
@@ -360,11 +360,22 @@ class Arbiter:
     # --- internals -------------------------------------------------------------------
 
     @staticmethod
+    def _portfolio(portfolio: object) -> str:
+        if not isinstance(portfolio, str):
+            raise UnknownAgent(f"a portfolio is named by a string, not {portfolio!r}")
+        return portfolio
+
+    def _seen(self, portfolio: object) -> _Portfolio | None:
+        return self._portfolios.get(self._portfolio(portfolio))
+
+    @staticmethod
     def _name(portfolio: str, agent: str) -> str:
         return f"arbiter:{portfolio}:{agent}"
 
     def _known(self, portfolio: str, agent: str) -> _Portfolio:
-        p = self._portfolios.get(portfolio)
+        if not isinstance(agent, str):
+            raise UnknownAgent(f"an agent is named by a string, not {agent!r}")
+        p = self._seen(portfolio)
         if p is None or agent not in p.agents:
             known = ", ".join(sorted(p.agents)) if p is not None else "none (no beat seen)"
             raise UnknownAgent(f"no agent {agent!r} in portfolio {portfolio!r}; known: {known}")

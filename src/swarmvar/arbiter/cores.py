@@ -15,6 +15,8 @@ from __future__ import annotations
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
+from ..errors import InvalidParameter
+from ..models.base import check_real
 from .pid import Genome, PidGains
 from .signals import BeatSignals
 from .threat import ThreatModel
@@ -83,6 +85,15 @@ class DecisionVector:
     repair: float
     gain: float
     emphasis: tuple[float, float, float, float]
+
+    def __post_init__(self) -> None:
+        for name in ("threat", "stability", "repair", "gain"):
+            check_real(f"the decision vector's {name}", getattr(self, name))
+        if not isinstance(self.emphasis, tuple) or len(self.emphasis) != 4:
+            raise InvalidParameter(f"the decision vector's emphasis must be 4 numbers (R, B, "
+                                   f"E, O), not {self.emphasis!r}")
+        for v in self.emphasis:
+            check_real("the decision vector's emphasis", v)
 
     @property
     def dominant(self) -> str:

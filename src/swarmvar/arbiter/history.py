@@ -14,8 +14,11 @@ agent the old file is never read again.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import InvalidParameter
+from ..errors import InvalidParameter, InvalidState
 from ..types import BeatReport, Consensus, Forecast, RiskMeasure
 
 if TYPE_CHECKING:
@@ -155,14 +158,35 @@ class BeatHistory:
 
     @classmethod
     def load(cls, path: Path) -> BeatHistory:
-        """Read a history written by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(bytes(z["meta"]).decode())
-            return cls(name=str(meta["name"]),
-                       dates=z["dates"].astype("datetime64[D]"),
-                       returns=z["returns"], alphas=tuple(float(a) for a in z["alphas"]),
-                       agents=tuple(str(a) for a in meta["agents"]), cols=z["cols"],
-                       consensus=z["consensus"], logscore=z["logscore"], path=Path(path))
+        """Read a history written by :meth:`save`.
+
+        Raises
+        ------
+        InvalidState
+            The file is not such a history: not an archive, missing arrays, or arrays
+            whose shapes or values do not fit together (a cut or altered file).
+        """
+        try:
+            raw = Path(path).read_bytes()  # parsed from memory: a bad archive leaves no file open
+            with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+                meta = json.loads(bytes(z["meta"]).decode())
+                history = cls(name=str(meta["name"]),
+                              dates=z["dates"].astype("datetime64[D]"),
+                              returns=np.asarray(z["returns"], dtype=np.float64),
+                              alphas=tuple(float(a) for a in z["alphas"]),
+                              agents=tuple(str(a) for a in meta["agents"]),
+                              cols=np.asarray(z["cols"], dtype=np.float64),
+                              consensus=np.asarray(z["consensus"], dtype=np.float64),
+                              logscore=np.asarray(z["logscore"], dtype=np.float64),
+                              path=Path(path))
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise InvalidParameter(f"no beat history file at {path}") from None
+        except (ValueError, KeyError, TypeError, EOFError, UnicodeError, IndexError,
+                AttributeError, OverflowError, zipfile.BadZipFile, zlib.error) as exc:
+            raise InvalidState(f"{path} is not a beat history (cut or altered?): {exc!r}; "
+                               "delete it to rebuild it") from None
+        _check_history(history)
+        return history
 
     @classmethod
     def from_result(cls, name: str, result: BacktestResult, agents: Sequence[str]
@@ -179,6 +203,19 @@ class BeatHistory:
         return cls(name, dates, np.asarray(result.returns, dtype=np.float64),
                    tuple(result.alphas), tuple(agents), cols, cons,
                    np.column_stack([result.logscore[a] for a in agents]))
+
+
+def _check_history(h: BeatHistory) -> None:
+    """The arrays of a loaded history fit together (else InvalidState naming the file)."""
+    k, t, n = len(h.alphas), h.returns.shape[0] if h.returns.ndim == 1 else -1, len(h.agents)
+    shapes_ok = (t >= 1 and n >= 1 and h.dates.shape == (t,) and h.cols.shape == (k, 6, t, n)
+                 and h.consensus.shape == (k, 6, t) and h.logscore.shape == (t, n))
+    if not shapes_ok or not all(0.0 < a < 1.0 for a in h.alphas) or not np.all(
+            np.isfinite(h.returns)):
+        raise InvalidState(f"{h.path} is not a beat history: its arrays do not fit together "
+                           f"(returns {h.returns.shape}, cols {h.cols.shape}, consensus "
+                           f"{h.consensus.shape}, logscore {h.logscore.shape}, {k} levels, "
+                           f"{n} agents); delete it to rebuild it")
 
 
 def code_fingerprint(root: Path | None = None, sources: Sequence[str] = SOURCES) -> str:
@@ -312,7 +349,10 @@ def cached_history(
     if announce is not None:
         announce(path, hit)
     if hit:
-        return BeatHistory.load(path)
+        try:
+            return BeatHistory.load(path)
+        except InvalidState:  # a damaged cache file costs a rebuild, not the run
+            pass
     series = load(data)
     series = series.iloc[-(last + window):]
     result = backtest(series, [agent_class(n)() for n in names], window=window,
@@ -355,6 +395,18 @@ def simulated_history(days: int = 200, seed: int = 0,
     """
     from scipy.stats import norm
 
+    from ..models.base import check_real, check_whole
+    from ..models.risk import check_alphas
+
+    days = check_whole("days", days, 2, 1_000_000)
+    seed = check_whole("seed", seed, 0, 2**63 - 1)
+    if isinstance(scales, (str, bytes)) or not isinstance(scales, Sequence) or not (
+            1 <= len(scales) <= 26):
+        raise InvalidParameter(f"scales must be 1 to 26 factors (one per agent), not {scales!r}")
+    scales = [check_real("scales", x, 0.0, 1e6, low_open=True) for x in scales]
+    if mend_at is not None:
+        mend_at = check_whole("mend_at", mend_at, 0, days)
+    alphas = check_alphas(alphas)
     rng = np.random.default_rng(seed)
     names = tuple(chr(ord("A") + j) for j in range(len(scales)))
     scale = np.tile(np.asarray(scales, dtype=np.float64), (days, 1))

@@ -328,6 +328,7 @@ class DamageMemo:
 
 #: The process's memo, shared by every ledger opened in it (a command that opens
 #: the same unchanged file several times checks it once). Bounded (MEMO_STATES
-#: states) and keyed by what is on disk, so it cannot answer for another state.
+#: states and files) and keyed by what is on disk: it never answers for another
+#: file, and for another state of the same file only within the cap's gap.
 PROCESS_MEMO = DamageMemo()
 os.register_at_fork(after_in_child=PROCESS_MEMO._after_fork)

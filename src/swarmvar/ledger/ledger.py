@@ -626,7 +626,11 @@ class Ledger:
             If :meth:`damage` finds the file damaged (a signature would vouch
             for a broken record); nothing is signed. The check costs two
             ``stat`` calls when the file is unchanged since the last one, a
-            ``quick_check`` when it changed.
+            ``quick_check`` when it changed (at most one per max(5 s, 20 x its
+            duration) per file: damage is refused within that bound).
+        sqlite3.OperationalError
+            If the check cannot run now (a lock held past ``check_timeout``,
+            no file descriptor left); nothing is signed, nothing memoised.
         """
         self.refuse_damage("no head was signed over it")
         size = self.size

@@ -72,6 +72,9 @@ class BookResult:
 
     def measure(self, row: str, alpha: float) -> RiskMeasure:
         """VaR/ES of a row at a level."""
+        alpha = self._level(alpha)
+        if not isinstance(row, str):
+            raise InvalidParameter(f"row must be a row name such as {CONSENSUS!r}, not {row!r}")
         if row == CONSENSUS:
             for c in self.agreed:
                 if abs(c.alpha - alpha) < 1e-12:
@@ -79,7 +82,18 @@ class BookResult:
             raise InvalidParameter(f"no consensus at alpha={alpha:g}")
         if row not in self.forecasts:
             raise InvalidParameter(f"no row {row!r}; rows are {self.rows()}")
-        return self.forecasts[row].at(alpha)
+        try:
+            return self.forecasts[row].at(alpha)
+        except KeyError:
+            raise InvalidParameter(f"no alpha={alpha:g} in row {row!r}; levels are "
+                                   f"{self.alphas}") from None
+
+    def _level(self, alpha: object) -> float:
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer,
+                                                             np.floating)):
+            raise InvalidParameter(f"alpha must be one of the levels {self.alphas}, not "
+                                   f"{alpha!r}")
+        return float(alpha)
 
     def to_frame(self) -> pd.DataFrame:
         """One row per (model, alpha): VaR, ES and their credible intervals, in currency."""
@@ -98,8 +112,8 @@ class BookResult:
         """Per asset: position, component/marginal VaR and ES with errors and intervals."""
         import pandas as pd
 
-        a = self.alphas[0] if alpha is None else float(alpha)
-        if row not in self.attributions:
+        a = self.alphas[0] if alpha is None else self._level(alpha)
+        if not isinstance(row, str) or row not in self.attributions:
             raise InvalidParameter(f"no attribution for {row!r}; rows with one are "
                                    f"{list(self.attributions)}")
         att = next((x for x in self.attributions[row] if abs(x.alpha - a) < 1e-12), None)
@@ -120,6 +134,7 @@ class BookResult:
 
     def summary(self, top: int = 5) -> str:
         """A plain-text summary: every row's VaR/ES, then the top contributors of the consensus."""
+        _check_whole("top", top, 0)
         lines = [f"book of {len(self.assets)} assets, gross {self.book.gross:,.0f}, net "
                  f"{self.book.net:,.0f}; {self.horizon}-day horizon"
                  + (f", as of {self.as_of.date()}" if self.as_of else "")]

@@ -849,3 +849,67 @@ def test_decision_vector_of_anything(threat: Any, stability: Any, emphasis: Any)
     v = refused_or(DecisionVector, threat, stability, 0.0, 0.0, emphasis,
                    names=("threat", "stability", "emphasis"))
     assert v is None or v.dominant in "RBEO"
+
+
+# --- validation: the GARCH baseline and a backtest result's accessors ---------------------
+
+@pytest.fixture(scope="module")
+def fitted_baseline() -> Any:
+    from swarmvar.data import load
+    from swarmvar.validation import GarchTBaseline
+
+    return GarchTBaseline().fit(load("sp500").to_numpy()[-300:])
+
+
+@FUZZ
+@given(st.one_of(float_arrays(), anything), st.one_of(anything, st.floats(-0.1, 0.1)),
+       st.one_of(any_count, st.integers(1, 20)), st.one_of(st.just((0.99,)), anything))
+def test_garch_baseline_of_anything(fitted_baseline: Any, returns: Any, r: Any, horizon: Any,
+                                    alphas: Any) -> None:
+    import copy
+
+    from swarmvar.validation import GarchTBaseline
+
+    names = ("returns", "window", "return", "update", "horizon", "confidence level",
+             "asymmetric")
+    refused_or(GarchTBaseline, r, names=names)
+    refused_or(GarchTBaseline().fit, returns, names=names)
+    b = copy.deepcopy(fitted_baseline)
+    refused_or(b.update, r, names=names)
+    t = refused_or(b.predictive_t, horizon, names=names)
+    assert t is None or all(math.isfinite(x) for x in t)
+    fc = refused_or(b.forecast, alphas, horizon, names=names)
+    assert fc is None or all(math.isfinite(m.var) and m.es >= m.var for m in fc.levels)
+
+
+@FUZZ
+@given(anything, any_level, st.one_of(anything, st.sampled_from(["kupiec", "z2"])),
+       st.one_of(any_level, any_count))
+def test_backtest_result_accessors_of_anything(small_backtest: Any, row: Any, alpha: Any,
+                                               test: Any, level: Any) -> None:
+    names = ("row", "alpha", "test", "level", "days")
+    refused_or(small_backtest.passed, row, alpha, test, level, names=names)
+    refused_or(small_backtest.test_table, level, names=names)
+    refused_or(small_backtest.traffic_light_shares, level, names=names)
+
+
+@pytest.fixture(scope="module")
+def book_result(book_frame: Any) -> Any:
+    import swarmvar
+    from swarmvar.types import Book
+
+    return swarmvar.book_var(book_frame, Book(("A", "B"), (1e6, -5e5)), kind="return",
+                             agents=["niw"], window=60, trade={"C": 1e5})
+
+
+@FUZZ
+@given(st.one_of(anything, st.sampled_from(["niw", "consensus", "RiskMetrics", "x"])),
+       any_level, any_count)
+def test_book_result_accessors_of_anything(book_result: Any, row: Any, alpha: Any,
+                                           top: Any) -> None:
+    names = ("row", "alpha", "top", "attribution", "consensus")
+    m = refused_or(book_result.measure, row, alpha, names=names)
+    assert m is None or math.isfinite(m.var)
+    refused_or(book_result.contributions, row, alpha, names=names)
+    text = refused_or(book_result.summary, top, names=names)
+    assert text is None or isinstance(text, str)

@@ -31,8 +31,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special
 
+from ..data import as_array
 from ..errors import ConvergenceWarning, InvalidParameter, NotFitted
-from ..models.base import Seed
+from ..models.base import MAX_HORIZON, Agent, Seed, check_whole
 from ..models.risk import check_alphas
 from ..types import Forecast, RiskMeasure
 
@@ -90,7 +91,7 @@ class GarchTBaseline:
         """
         from arch import arch_model
 
-        x = SCALE * np.asarray(returns, dtype=float)
+        x = SCALE * as_array(returns, who="the GARCH baseline")
         if x.ndim != 1 or x.size < 100:
             raise InvalidParameter("the GARCH baseline needs a 1-D window of at least 100 returns")
         self._fits += 1
@@ -152,7 +153,7 @@ class GarchTBaseline:
         """Filter the variance forward by one return; its log predictive density first."""
         params = self._fitted()
         mu, nu = params[0], params[5]
-        x = SCALE * float(r)
+        x = SCALE * Agent._check_return(r)  # noqa: SLF001 (the agents' one check of a return)
         s = math.sqrt(self._s2)
         z = (x - mu) / (s * math.sqrt((nu - 2) / nu))
         log_t = float(
@@ -166,6 +167,7 @@ class GarchTBaseline:
     def predictive_t(self, horizon: int = 1) -> tuple[float, float, float]:
         """``(loc, scale, df)`` of the loss ``-r`` as ``loc + scale * T_df`` (return units)."""
         mu, omega, a, g, b, nu = self._fitted()
+        horizon = check_whole("horizon", horizon, 1, MAX_HORIZON)
         s2, total = self._s2, 0.0
         for _ in range(horizon):  # E[s2] steps: half the days are below the mean (symmetric t)
             total += s2

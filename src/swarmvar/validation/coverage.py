@@ -31,6 +31,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import special, stats
 
 from ..errors import InvalidParameter
+from . import _checks
 from ._checks import level, whole
 
 #: Basel plus factors added to 3.0 in the yellow zone, by number of exceptions (5..9).
@@ -59,9 +60,10 @@ class TestResult:
 
     def passed(self, level: float = 0.05) -> bool | None:
         """``True`` when the null is not rejected at ``level`` (``None`` if undefined)."""
+        size = _checks.level(level, "level (the test size)")
         if math.isnan(self.pvalue):
             return None
-        return bool(self.pvalue > level)
+        return bool(self.pvalue > size)
 
 
 class Zone(enum.Enum):

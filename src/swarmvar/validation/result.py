@@ -139,7 +139,19 @@ class BacktestResult:
 
     def passed(self, row: str, alpha: float, test: Test, level: float = 0.05) -> bool | None:
         """Whether ``row`` passes ``test`` at ``alpha`` (``None`` if the test is undefined)."""
-        return self.evaluation[row][alpha].tests[test].passed(level)
+        from ..errors import InvalidParameter
+
+        if not isinstance(row, str) or row not in self.evaluation:
+            raise InvalidParameter(f"no evaluated row {row!r}; rows are {tuple(self.evaluation)}")
+        levels = self.evaluation[row]
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha not in levels:
+            raise InvalidParameter(f"no alpha {alpha!r} in the backtest; levels are "
+                                   f"{tuple(levels)}")
+        tests = levels[alpha].tests
+        if not isinstance(test, Test) or test not in tests:
+            raise InvalidParameter(f"test must be one of {[t.name for t in tests]} (a Test), "
+                                   f"not {test!r}")
+        return tests[test].passed(level)
 
     def to_frame(self) -> pd.DataFrame:
         """Tidy forecasts: one line per (date, row, alpha) with VaR/ES, intervals, loss, hit."""
@@ -224,8 +236,10 @@ class BacktestResult:
         windows), worst (zone), last (zone of the last window); no lines when
         the backtest is shorter than ``days``.
         """
+        from ._checks import whole
         from .coverage import rolling_zones
 
+        days = whole(days, "days", 1)
         lines = []
         for row in self.rows:
             for alpha in self.alphas:

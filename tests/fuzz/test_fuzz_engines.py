@@ -913,3 +913,46 @@ def test_book_result_accessors_of_anything(book_result: Any, row: Any, alpha: An
     refused_or(book_result.contributions, row, alpha, names=names)
     text = refused_or(book_result.summary, top, names=names)
     assert text is None or isinstance(text, str)
+
+
+@FUZZ
+@given(anything, anything, st.one_of(anything, st.floats(0.01, 10)), st.data())
+def test_canary_steps_of_anything(now: Any, passed: Any, latency_scale: Any,
+                                  data: st.DataObject) -> None:
+    """start_canary / record_check / candidate with any clock, verdict and scale: refused
+    (the stored variant unchanged) or a valid step."""
+    from swarmvar.evolution import (
+        BreakerConfig,
+        BreakerSnapshot,
+        CanaryConfig,
+        MemoryVariantStore,
+        VariantStatus,
+        candidate,
+        new_variant,
+        record_check,
+        routed_to_canary,
+        start_canary,
+    )
+
+    store = MemoryVariantStore()
+    v = store.add(new_variant("NormalInverseGamma", {"mu0": 0.001}, {"NormalInverseGamma": ("mu0",)},
+                              now=1000.0))
+    names = ("now", "passed", "latency", "key", "time")
+    started = refused_or(start_canary, store, v, CanaryConfig(), now, names=names)
+    if started is None:
+        assert store.get(v.id) == v
+        started = start_canary(store, v, CanaryConfig(), 2000.0)
+    before = store.get(v.id)
+    out = refused_or(record_check, store, started, passed, CanaryConfig(),
+                     data.draw(st.one_of(anything, st.floats(2000.0, 1e6)), label="now2"),
+                     names=names)
+    if out is None:
+        assert store.get(v.id) == before
+    else:
+        assert out[0].status in (VariantStatus.CANARY, VariantStatus.ACTIVE,
+                                 VariantStatus.ROLLED_BACK)
+    c = refused_or(candidate, started, {}, BreakerSnapshot(), BreakerConfig(), latency_scale,
+                   names=names)
+    assert c is None or 0.0 <= c.base <= 1.0
+    r = refused_or(routed_to_canary, started, data.draw(anything, label="key"), names=names)
+    assert r is None or isinstance(r, bool)

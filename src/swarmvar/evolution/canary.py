@@ -22,6 +22,7 @@ from ..errors import InvalidParameter, InvalidVariant
 from .breaker import BreakerSnapshot, BreakerState
 from .config import CanaryConfig
 from .metrics import MetricStats
+from .statestore import _check_now
 from .variant_store import VariantStore
 from .variants import CanaryProgress, Variant, VariantStatus
 
@@ -30,6 +31,10 @@ _SCALE = float(2**64)
 
 def canary_bucket(variant_id: str, key: str) -> float:
     """Where ``key`` falls in [0, 1) for this variant's canary; same in every process."""
+    for what, value in (("variant_id", variant_id), ("key", key)):
+        if not isinstance(value, str):
+            raise InvalidParameter(f"{what} must be a string (an id or agent/portfolio key), "
+                                   f"not {value!r}")
     digest = hashlib.sha256(f"{variant_id}\x00{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / _SCALE
 
@@ -128,9 +133,18 @@ def assess(stats: Mapping[str, MetricStats], policy: HealthPolicy,
     return HealthCheck(not reasons, tuple(reasons))
 
 
+def _check_step(variant: object, config: object, now: object) -> None:
+    if not isinstance(variant, Variant):
+        raise InvalidParameter(f"variant must be a Variant, not {type(variant).__name__}")
+    if not isinstance(config, CanaryConfig):
+        raise InvalidParameter(f"config must be a CanaryConfig, not {type(config).__name__}")
+    _check_now(now)
+
+
 def start_canary(store: VariantStore, variant: Variant, config: CanaryConfig,
                  now: float) -> Variant:
     """Move a draft (or re-drafted) variant to CANARY at ``initial_fraction``."""
+    _check_step(variant, config, now)
     progress = CanaryProgress(initial_fraction=config.initial_fraction,
                               steps=config.ramp_steps, started_at=now, last_check_at=now)
     return store.save(replace(variant.moved_to(VariantStatus.CANARY, now), canary=progress))
@@ -145,6 +159,10 @@ def record_check(store: VariantStore, variant: Variant, passed: bool, config: Ca
     A failure counts at once; the ``max_failed_checks``-th rolls back.
     Optimistic locking: ``variant`` must be the stored version.
     """
+    _check_step(variant, config, now)
+    if not isinstance(passed, bool):
+        raise InvalidParameter(f"passed must be True or False (the check's verdict), not "
+                               f"{passed!r}")
     p = variant.canary
     if variant.status is not VariantStatus.CANARY or p is None:
         raise InvalidVariant(f"variant {variant.id} is {variant.status.value}, not in a canary")

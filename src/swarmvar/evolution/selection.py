@@ -19,11 +19,13 @@ its canary slice, and wins for them (that is what a canary slice means).
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from ..errors import InvalidParameter
 from .breaker import BreakerSnapshot, BreakerState
 from .config import BreakerConfig
 from .metrics import MetricStats
@@ -106,6 +108,10 @@ class Candidate:
 def candidate(variant: Variant, stats: Mapping[str, MetricStats], breaker: BreakerSnapshot,
               config: BreakerConfig, latency_scale_s: float = 1.0) -> Candidate:
     """Score a variant's agent-independent parts."""
+    if (isinstance(latency_scale_s, bool) or not isinstance(latency_scale_s, (int, float))
+            or not 0 < latency_scale_s < math.inf):
+        raise InvalidParameter(f"latency_scale_s must be a finite number of seconds > 0, not "
+                               f"{latency_scale_s!r}")
     return Candidate(variant, performance_score(stats, latency_scale_s),
                      stability_score(variant.status, breaker, config),
                      breaker.state is not BreakerState.OPEN)

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 from swarmvar.errors import SwarmVarError
 
-FUZZ = settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
-FEW = settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
+FEW = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 
 # --- strategies --------------------------------------------------------------
 
@@ -715,7 +715,7 @@ def test_arbiter_checkpoint_of_any_content(small_history: Any, data: st.DataObje
     body = _MAGIC + json.dumps(doc).encode()
     fresh = Arbiter(record_decisions=False)
     if refused_or(fresh.restore_state, "p", body + hashlib.sha256(body).digest(),
-                  names=("arbiter's state",)) is None and "p" not in fresh._portfolios:
+                  names=("arbiter's",)) is None and "p" not in fresh._portfolios:
         return
     decisions = refused_or(fresh.observe, small_history.beat(4, "p"),
                            names=("beat", "level", "breaches", "memory", "state"))
@@ -935,8 +935,8 @@ def test_canary_steps_of_anything(now: Any, passed: Any, latency_scale: Any,
     )
 
     store = MemoryVariantStore()
-    v = store.add(new_variant("NormalInverseGamma", {"mu0": 0.001}, {"NormalInverseGamma": ("mu0",)},
-                              now=1000.0))
+    v = store.add(new_variant("NormalInverseGamma", {"mu0": 0.001},
+                              {"NormalInverseGamma": ("mu0",)}, now=1000.0))
     names = ("now", "passed", "latency", "key", "time")
     started = refused_or(start_canary, store, v, CanaryConfig(), now, names=names)
     if started is None:

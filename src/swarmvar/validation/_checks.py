@@ -58,9 +58,11 @@ def aligned(arrays: Sequence[ArrayLike], names: Sequence[str]) -> list[FloatArra
 
 
 def level(value: object, what: str = "alpha") -> float:
-    """A confidence level strictly between 0 and 1 (a real number, not a bool)."""
+    """A confidence level strictly between 0 and 1 (a real number, not a bool), whose tail
+    ``1 - alpha`` is also strictly inside (a level of 1e-300 has a tail of exactly 1.0)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(
-            value, (int, float, np.integer, np.floating)) or not 0.0 < float(value) < 1.0:
+            value, (int, float, np.integer, np.floating)) or not (
+            0.0 < float(value) < 1.0 and 0.0 < 1.0 - float(value) < 1.0):
         raise InvalidParameter(
             f"{what} is a confidence level in (0, 1) such as 0.99, not {value!r}")
     return float(value)

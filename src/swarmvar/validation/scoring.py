@@ -116,7 +116,7 @@ def long_run_variance(x: ArrayLike, lags: int) -> float:
     if not math.isfinite(lrv):
         raise InvalidParameter("the long-run variance of x overflows: its values are too "
                                "large (give losses in return units)")
-    return lrv
+    return max(lrv, 0.0)  # >= 0 in exact arithmetic; rounding can leave -1e-20
 
 
 def diebold_mariano(

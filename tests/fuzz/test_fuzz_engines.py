@@ -956,3 +956,39 @@ def test_canary_steps_of_anything(now: Any, passed: Any, latency_scale: Any,
     assert c is None or 0.0 <= c.base <= 1.0
     r = refused_or(routed_to_canary, started, data.draw(anything, label="key"), names=names)
     assert r is None or isinstance(r, bool)
+
+
+@FEW
+@given(st.sampled_from(sorted(_VAR_BAD)), st.data())
+def test_var_of_any_argument(returns: Any, arg: str, data: st.DataObject) -> None:
+    """One argument of anything (the others sane): refused by name, or a valid result."""
+    import swarmvar
+
+    value = data.draw(st.one_of(anything, st.sampled_from(_VAR_BAD[arg])), label=arg)
+    if arg == "track_days" and isinstance(value, int) and value > 10:
+        value = 10  # a real track record: keep it short (one worker)
+    base = {"agents": ["nig", "bootstrap", "student-t"], "alphas": (0.99,), "track_days": 0}
+    res = refused_or(swarmvar.var, returns, **{**base, arg: value},
+                     names=(arg, *_SYNONYMS.get(arg, ())))
+    if res is not None:
+        assert all(math.isfinite(f.at(a).var) for f in res.forecasts.values()
+                   for a in res.alphas)
+        assert res.consensus is None or all(math.isfinite(m.var) for m in res.consensus.levels)
+
+
+@FEW
+@given(st.sampled_from(sorted(_BOOK_BAD)), st.data())
+def test_book_var_of_any_argument(book_frame: Any, arg: str, data: st.DataObject) -> None:
+    import swarmvar
+    from swarmvar.types import Book
+
+    value = data.draw(st.one_of(anything, st.sampled_from(_BOOK_BAD[arg])), label=arg)
+    if arg in ("window", "track_days") and isinstance(value, int) and value > 60:
+        value = 60
+    if arg == "home":
+        value = None if isinstance(value, (str, bytes)) else value  # no files written here
+    base = {"kind": "return", "agents": ["niw"], "window": 60}
+    res = refused_or(swarmvar.book_var, book_frame, Book(("A", "B"), (1e6, -5e5)),
+                     **{**base, arg: value}, names=(arg, *_SYNONYMS.get(arg, ()), "book"))
+    if res is not None:
+        assert all(math.isfinite(res.measure(r, a).var) for r in res.rows() for a in res.alphas)

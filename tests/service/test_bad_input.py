@@ -51,7 +51,7 @@ finite = st.floats(min_value=-0.5, max_value=0.5, allow_nan=False)
 junk = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
                     lambda inner: st.lists(inner, max_size=3)
                     | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=8)
-bad_value = st.one_of(st.sampled_from([math.nan, math.inf, -math.inf, -1.0, -3.0, 11.0]),
+bad_value = st.one_of(st.sampled_from([math.nan, math.inf, -math.inf, -1.5, 1.5, -3.0, 11.0]),
                       st.text(max_size=5), st.none(), st.booleans(), st.lists(finite, max_size=2))
 bad_date = st.one_of(st.sampled_from(["2024-02-30", "2024-1-1", "01/02/2024", "", "2024-13-01",
                                       "yesterday", "2024-01-01T00:00:00"]),

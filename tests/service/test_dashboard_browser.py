@@ -57,8 +57,8 @@ def test_dashboard_shows_a_new_var_live(tmp_path: Path, session_keys: tuple[Path
             var = httpx.get(srv.url + "/v1/portfolios/book/var",
                             headers={"X-API-Key": k.reader}, timeout=30).json()
             assert var["seq"] == 41
-            for i, level in enumerate(var["levels"]):
-                assert page.inner_text(f"#var-{i}") == f"{100 * level['var']:.4f}%"
+            for i, level in enumerate(var["levels"]):  # 2 decimals, as the CLI's tables
+                assert page.inner_text(f"#var-{i}") == f"{100 * level['var']:.2f}%"
             loads = [u for u in requests if u.split("#")[0].split("?")[0].endswith("/dashboard")]
             assert len(loads) == 1, loads  # shown live: the page was never reloaded
             assert page.inner_text("#head-size") != ""

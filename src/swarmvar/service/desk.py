@@ -91,11 +91,13 @@ from .desk_book import (
     check_returns,
     decision_from,
     decision_record,
+    fit_failure,
     midnight,
     min_history,
     open_book,
     policy_for,
     recorded_seconds,
+    refusals,
     run_beats,
 )
 from .desk_observers import OBSERVER_PREFIX, CheckpointMark, Observing
@@ -211,6 +213,14 @@ class Desk:
             assert report is not None  # every book has beat 0
             return report
 
+    def silenced(self, name: str) -> dict[str, str]:
+        """Why each of the portfolio's agents without a forecast has none (agent -> its
+        refusal, the beat it happened at, when it is tried again); empty when all forecast
+        or no reason was given."""
+        with self._lock:
+            self.sync()
+            return dict(self._book(name).silenced)
+
     def points(self, name: str, since: int = 0, limit: int = KEEP_BEATS) -> list[BeatPoint]:
         with self._lock:
             self.sync()
@@ -295,11 +305,13 @@ class Desk:
                     f"history: the swarm cannot be fitted on these {len(history)} returns "
                     f"({exc}); a constant or near-constant series has no scale - send the "
                     "portfolio's real returns") from exc
-            dead = [a for a, agent in book.swarm.agents.items() if agent is None]
+            dead = [a for a in book.agents if a not in book.swarm.forecasts]
             if dead:
+                why = "; ".join(f"{a}: {fit_failure(book.swarm, a, [h.value for h in history])}"
+                                for a in dead)
                 raise InvalidReturns(
-                    f"{', '.join(dead)} could not be fitted on {len(history)} returns; "
-                    "send a longer history")
+                    f"history: {len(dead)} of the portfolio's agents could not be fitted on "
+                    f"its {len(history)} returns and forecast ({why}); nothing was stored")
             assert book.last is not None
             batch = [(EntryKind.ACTION, {"type": "portfolio.create", "details": details}),
                      *beat_entries(book, book.last, ())]
@@ -501,7 +513,7 @@ class Desk:
                 seq, midnight(it.as_of), it.value, frozenset(d.get("excluded", [])),
                 {k: float(v) for k, v in d.get("factors", {}).items()}))
             book.advance(it, seq)
-            book.record(outcome.report, (), it.value)
+            book.record(outcome.report, (), it.value, refusals(outcome))
             self.observing.observe(outcome.report, recorded_seconds(d.get("beat_seconds")),
                                    again=True)
             self._notify(book.name, book, seq)

@@ -18,14 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ..consensus import Aggregator, KeyRing, Policy, Weighting
-from ..errors import InvalidParameter, InvalidReturns
+from ..data import as_array
+from ..errors import InvalidParameter, InvalidReturns, SwarmVarError
 from ..ledger import EntryKind
 from ..models.registry import most_needed
-from ..swarm import BeatInput, PortfolioConfig, PortfolioSwarm, RoleConfig
+from ..swarm import BeatInput, BeatOutcome, PortfolioConfig, PortfolioSwarm, RoleConfig
 from ..swarm.consensus import SWARM_POLICY
 from ..swarm.record import consensus_record
+from ..swarm.roles import fit_seed
 from ..swarm.runtime import beat_seconds
 from ..types import Action, BeatReport, Decision
 
@@ -131,6 +134,9 @@ class Book:
     last: BeatReport | None = None
     points: deque[BeatPoint] = field(default_factory=lambda: deque(maxlen=KEEP_BEATS))
     decisions: deque[Decision] = field(default_factory=lambda: deque(maxlen=KEEP_BEATS))
+    #: agent -> why it has no forecast since a beat (its own refusal, e.g. of a return a
+    #: ledger written before the service checked the bound holds); gone once it forecasts
+    silenced: dict[str, str] = field(default_factory=dict)
 
     @property
     def alphas(self) -> tuple[float, ...]:
@@ -153,7 +159,8 @@ class Book:
                                    id(sw.config): sw.config})
         return Book(name=self.name, swarm=swarm, created_by=self.created_by,
                     recorded=dict(self.recorded), last_date=self.last_date, seq=self.seq,
-                    last=self.last, points=self.points.copy(), decisions=self.decisions.copy())
+                    last=self.last, points=self.points.copy(), decisions=self.decisions.copy(),
+                    silenced=dict(self.silenced))
 
     def advance(self, it: DatedReturn, seq: int) -> None:
         """Beat ``seq`` took return ``it``."""
@@ -162,9 +169,22 @@ class Book:
         self.last_date = it.as_of
 
     def record(self, report: BeatReport, decisions: Iterable[Decision],
-               realized: float | None) -> None:
-        """Keep a beat's report, its decisions and its point (history, dashboard)."""
+               realized: float | None, refused: Mapping[str, str] | None = None) -> None:
+        """Keep a beat's report, its decisions and its point (history, dashboard), and why
+        each agent without a forecast lost it: its own error at this beat (``refused``,
+        :func:`refusals`) or the beat's reason if more than "no forecast" - the first one,
+        kept until it forecasts again."""
         self.last = report
+        cfg = self.swarm.config
+        for a in self.agents:
+            why = (refused or {}).get(a) or report.rejected.get(a)
+            if a in report.forecasts:
+                self.silenced.pop(a, None)
+            elif why and why != "no forecast" and a not in self.silenced:
+                self.silenced[a] = (
+                    f"no forecast since beat {report.seq} ({report.as_of.date()}): {why}; it "
+                    f"is fitted again every {cfg.refit_every} beats on its last "
+                    f"{cfg.window} returns and forecasts once a fit succeeds")
         self.decisions.extend(decisions)
         cons = report.consensus
         self.points.append(BeatPoint(
@@ -184,6 +204,14 @@ class Book:
     def point(self, seq: int) -> BeatPoint | None:
         """Beat ``seq``'s point, if still kept."""
         return next((p for p in reversed(self.points) if p.seq == seq), None)
+
+
+def refusals(outcome: BeatOutcome) -> dict[str, str]:
+    """Each agent's own error at this beat, from its failed refits (agent -> message): what
+    an agent that stopped forecasting said (the report's ``rejected`` says only "no
+    forecast" for it)."""
+    return {a: f"its fit failed: {r.detail.get('error', '')}" for r in outcome.roles
+            if r.action == "refit-failed" for a in r.agents}
 
 
 def midnight(d: date) -> datetime:
@@ -221,21 +249,51 @@ def recorded_seconds(value: Any) -> float | None:
 
 
 def check_returns(items: Sequence[DatedReturn], what: str) -> None:
-    """Finite returns above -100% in strictly increasing date order, else InvalidReturns.
+    """Returns the agents take, in strictly increasing date order, else InvalidReturns.
 
-    The order is the request's own (a 422 naming the first pair out of order); a date not
-    after what is recorded is the desk's ``ConflictingInput`` (409), checked there.
+    Each value passes the data layer's rule (:func:`swarmvar.data.as_array`: a number,
+    finite, ``|r| <=`` :data:`~swarmvar.data.MAX_ABS_RETURN`, else a message naming the row
+    as ``what[i] (date)``, the value and the percent hint), the one the agents apply to every return
+    they fit on or absorb: a return they would refuse is refused here, before anything is
+    stored, rather than silencing the portfolio's agents. The order is the request's own
+    (a 422 naming the first pair out of order); a date not after what is recorded is the
+    desk's ``ConflictingInput`` (409), checked there.
     """
-    for i, it in enumerate(items):
-        if not np.isfinite(it.value) or it.value <= -1.0 or abs(it.value) > 10.0:
-            raise InvalidReturns(f"{what}[{i}] ({it.as_of}) has return {it.value!r}; a daily log "
-                                 "return must be a finite fraction (0.01 = 1%) above -1")
-        if i and it.as_of <= items[i - 1].as_of:
+    values = [it.value for it in items]
+    try:
+        as_array(values, min_obs=0)
+    except InvalidReturns:  # again, to name the field's row and date (labels cost only here)
+        try:
+            as_array(values, min_obs=0, labels=pd.Index(
+                [f"{what}[{i}] ({it.as_of})" for i, it in enumerate(items)]))
+        except InvalidReturns as exc:
+            raise InvalidReturns(f"{exc}; nothing was stored") from None
+        raise
+    for i in range(1, len(items)):
+        it = items[i]
+        if it.as_of <= items[i - 1].as_of:
             how = "repeats" if it.as_of == items[i - 1].as_of else "comes before"
             raise InvalidReturns(
                 f"{what}: dates not strictly increasing: {what}[{i}] ({it.as_of}) {how} "
                 f"{what}[{i - 1}] ({items[i - 1].as_of}); send returns oldest first, one per "
                 "date")
+
+
+def fit_failure(swarm: PortfolioSwarm, name: str, returns: Sequence[float]) -> str:
+    """Why agent ``name`` of ``swarm`` has no forecast after :meth:`PortfolioSwarm.start`
+    on ``returns``: its own error message, from fitting and forecasting it again as the
+    start did (the same window and seeds; the swarm keeps only that it failed). Used only
+    when a new portfolio is refused."""
+    cfg = swarm.config
+    r = np.asarray(returns, dtype=np.float64)
+    try:
+        agent = swarm.host.new(name)
+        agent.fit(r[-cfg.window:], seed=fit_seed(cfg.seed, cfg.row(name), int(r.size)))
+        agent.forecast(cfg.alphas, cfg.horizon,
+                       seed=np.random.default_rng([cfg.seed, cfg.row(name), int(r.size), 1]))
+    except SwarmVarError as exc:
+        return str(exc)
+    return "it failed once but not when tried again (an intermittent failure)"
 
 
 def policy_for(n_agents: int) -> Policy:
@@ -320,6 +378,6 @@ def run_beats(trial: Book, fresh: Sequence[DatedReturn],
             "estimates": [estimate_record(e) for e in outcome.estimates]}))
         batch += beat_entries(trial, report, ())
         trial.advance(it, seq)
-        trial.record(report, (), it.value)
+        trial.record(report, (), it.value, refusals(outcome))
         reports.append(report)
     return batch, reports, timed

@@ -125,7 +125,16 @@ class Observing:
         for i, attached in enumerate(self._attached):
             if again and report.seq <= self.restored.get((report.portfolio, i), 0):
                 continue  # in the checkpoint it was restored from
-            out.extend(attached(report, seconds, again))
+            try:
+                out.extend(attached(report, seconds, again))
+            except SwarmVarError as exc:
+                # the beat is recorded already (or being replayed): an observer that cannot
+                # read it (e.g. the arbiter on a beat without any forecast) decides nothing
+                # on it, alike in every process, rather than fail the stored write or the
+                # restart's replay
+                log.warning("observer %s decided nothing on beat %d of %s: %s",
+                            type(self.observers[i]).__name__, report.seq, report.portfolio,
+                            exc)
         return tuple(out)
 
     @contextmanager

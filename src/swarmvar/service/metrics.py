@@ -10,11 +10,22 @@ With several worker processes, ``PROMETHEUS_MULTIPROC_DIR`` must be set
 before the workers start (``swarmvar serve --workers N`` does it); every
 process then writes its samples there and :meth:`Metrics.exposition`
 merges them (gauges: the most recent value, or the sum where it is a count).
+
+A scrape carries no ``<counter>_created`` (nor histogram ``_created``) series: the
+timestamps at which each labelled child was made would double the counters' lines and
+say nothing an operator reads. prometheus_client's own switch for that,
+``disable_created_metrics()``, flips a process-wide flag (module state of
+``prometheus_client.metrics``) that would also change the metrics of any other code in
+the process (an application embedding ``create_app`` next to its own registry): so the
+service leaves the flag alone and drops those samples from its own exposition only
+(:class:`_WithoutCreated`, one per scrape's registry).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
+from typing import Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -24,6 +35,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from ..types import BeatReport, Decision
@@ -104,12 +116,36 @@ class Metrics:
             self.decisions.labels(d.action.value).inc()
 
     def exposition(self) -> bytes:
-        """The text format of every process's samples (merged in multiprocess mode)."""
+        """The text format of every process's samples (merged in multiprocess mode),
+        without ``_created`` series (see the module's docstring)."""
+        source = self.registry
         if multiprocess_dir() is not None:
-            reg = CollectorRegistry()
-            MultiProcessCollector(reg)  # type: ignore[no-untyped-call]
-            return generate_latest(reg)
-        return generate_latest(self.registry)
+            source = CollectorRegistry()
+            MultiProcessCollector(source)  # type: ignore[no-untyped-call]
+        scrape = CollectorRegistry(auto_describe=False)
+        scrape.register(_WithoutCreated(source))
+        return generate_latest(scrape)
+
+
+class _Collecting(Protocol):
+    def collect(self) -> Iterable[Metric]: ...
+
+
+class _WithoutCreated:
+    """A collector yielding ``source``'s metric families without their ``_created`` samples
+    (a family's own name + ``_created``: a gauge named ``..._created`` is kept)."""
+
+    def __init__(self, source: _Collecting) -> None:
+        self.source = source
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.source.collect():
+            created = family.name + "_created"
+            kept = [s for s in family.samples if s.name != created]
+            if len(kept) != len(family.samples):
+                family = Metric(family.name, family.documentation, family.type, family.unit)
+                family.samples = kept
+            yield family
 
 
 def _reason_class(why: str) -> str:

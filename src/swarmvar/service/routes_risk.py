@@ -147,11 +147,22 @@ def ingest(name: Name, body: IngestBody, request: Request, response: Response,
 @router.get("/portfolios/{name}/var", response_model=RiskOut, tags=["risk"],
             responses=_UNKNOWN)
 def current_var(name: Name, request: Request, key: Reader) -> RiskOut:
-    """The current consensus VaR and ES per level, with credible intervals and weights."""
+    """The current consensus VaR and ES per level, with credible intervals and weights.
+
+    ``rejected`` names each agent whose estimate did not count and why; an agent with no
+    forecast says since which beat and its own refusal (e.g. of a return it cannot take).
+    With no consensus (``levels`` empty), ``detail`` says why.
+    """
     desk = _desk(request)
     r = desk.latest(name)
+    silenced = desk.silenced(name)
+    rejected = {a: silenced.get(a, why) if why == "no forecast" else why
+                for a, why in r.rejected.items()}
+    detail = "" if r.consensus else (
+        f"no consensus at beat {r.seq}: {len(r.forecasts)} of the portfolio's "
+        f"{len(desk.info(name).agents)} agents forecast; see rejected for each agent's reason")
     return RiskOut(portfolio=name, seq=r.seq, as_of=r.as_of.date().isoformat(),
-                   horizon=desk.info(name).horizon, rejected=dict(r.rejected),
+                   horizon=desk.info(name).horizon, rejected=rejected, detail=detail,
                    levels=[LevelOut(alpha=c.alpha, var=c.var, es=c.es,
                                     var_interval=c.var_interval, es_interval=c.es_interval,
                                     method=c.method, weights=dict(c.weights),

@@ -20,6 +20,7 @@ from pydantic import (
     Tag,
 )
 
+from ..data import MAX_ABS_RETURN
 from .desk import MAX_HISTORY, MIN_HISTORY, DatedReturn
 
 
@@ -38,6 +39,13 @@ HISTORY_RULE = ("Dated returns, oldest first: at least the largest `min_observat
                 f"portfolio's agents (each agent is fitted on it), never fewer than {MIN_HISTORY}.")
 
 
+#: The rule for one return (the data layer's, which the agents apply: checked by the desk,
+#: whose 422 names the row, its date, the value and the percent hint).
+RETURN_RULE = ("A daily log return as a fraction (0.01 = 1%), finite, between "
+               f"-{MAX_ABS_RETURN:g} and {MAX_ABS_RETURN:g} (beyond: a 422 naming the row, "
+               "nothing stored; divide percent values by 100)")
+
+
 #: The rule for an ingest batch, as the schema states it (the app adds this server's cap).
 BATCH_RULE = ("Dated returns, oldest first, dates strictly increasing (else 422 naming the "
               "first pair out of order); stored all or nothing.")
@@ -51,7 +59,9 @@ class ReturnIn(_Strict):
     """One day's log return of the portfolio, as a fraction (0.01 = 1%)."""
 
     date: IsoDate = Field(examples=["2024-01-02"])
-    value: Finite = Field(alias="return", examples=[-0.0123])
+    value: Finite = Field(alias="return", examples=[-0.0123], description=RETURN_RULE,
+                          json_schema_extra={"minimum": -MAX_ABS_RETURN,
+                                             "maximum": MAX_ABS_RETURN})
 
     def dated(self) -> DatedReturn:
         return DatedReturn(dt.date.fromisoformat(self.date), self.value)
@@ -134,7 +144,11 @@ class RiskOut(BaseModel):
     as_of: str
     horizon: int
     levels: list[LevelOut]
-    rejected: dict[str, str]
+    rejected: dict[str, str] = Field(description=(
+        "Agents whose estimate did not count, and why (an agent without a forecast: since "
+        "which beat, and its own refusal)"))
+    detail: str = Field(default="", description=(
+        "Why there is no consensus when `levels` is empty, else empty"))
 
 
 class AgentOut(BaseModel):

@@ -7,7 +7,9 @@
   let portfolio = params.get("portfolio") || "";
   let points = [];
   let source = null;
-  const pct = (x) => (100 * x).toFixed(4) + "%";
+  // losses in percent of value, 2 decimals as the command line's tables show them (2.31%);
+  // the exact numbers are in the API's answers and the CSV history
+  const pct = (x) => (100 * x).toFixed(2) + "%";
   const esc = (s) => String(s).replace(/[&<>"']/g, (c) => "&#" + c.charCodeAt(0) + ";");
 
   async function api(path, opts) {

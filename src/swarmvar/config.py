@@ -18,11 +18,12 @@ the file, which overrides the built-in default. Example::
     track_days = 1000           # out-of-sample days behind the consensus weights
     policy = "trimmed_mean"     # the consensus's robust rule (median, krum, ...)
 
-Unknown keys and wrong types are refused (:class:`InvalidParameter`, naming
-the file and the key). A value takes its flag's rule (``alphas`` strictly
-between 0.5 and 1, as ``--alpha``); the CLI checks a file's value against the
-flag's bounds too and names the file and key (``swarmvar.toml: horizon = 999:
-...``), never a flag that was not given.
+Unknown keys and wrong types are refused (:class:`~swarmvar.errors.InvalidConfig`,
+an ``InvalidParameter``, naming the file and the key as the file spells it,
+``refit_every``: the CLI does not rewrite it into a flag). A value takes its
+flag's rule (``alphas`` strictly between 0.5 and 1, as ``--alpha``); the CLI
+checks a file's value against the flag's bounds too and names the file and key
+(``swarmvar.toml: horizon = 999: ...``), never a flag that was not given.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InvalidParameter
+from .errors import InvalidConfig
 
 #: Where a file's settings may come from, in order.
 CONFIG_NAMES = ("swarmvar.toml", "pyproject.toml")
@@ -103,8 +104,8 @@ class Config:
 
 
 def _check(key: str, value: object, where: str) -> object:
-    def bad(what: str) -> InvalidParameter:
-        return InvalidParameter(f"{where}: {key} must be {what}, not {value!r}")
+    def bad(what: str) -> InvalidConfig:
+        return InvalidConfig(f"{where}: {key} must be {what}, not {value!r}")
 
     if key in _INTS:
         if isinstance(value, bool) or not isinstance(value, int) or value < (
@@ -144,7 +145,7 @@ def find_config(cwd: Path | None = None) -> Path | None:
     if explicit:
         path = Path(explicit)
         if not path.is_file():
-            raise InvalidParameter(f"{CONFIG_ENV}={explicit}: no such file")
+            raise InvalidConfig(f"{CONFIG_ENV}={explicit}: no such file")
         return path
     folder = Path.cwd() if cwd is None else Path(cwd)
     own = folder / CONFIG_NAMES[0]
@@ -167,7 +168,7 @@ def load_config(path: Path | None = None, *, cwd: Path | None = None) -> Config:
 
     Raises
     ------
-    InvalidParameter
+    InvalidConfig
         Unreadable TOML, an unknown key (with the closest known one) or a value
         of the wrong type, naming the file.
     """
@@ -177,9 +178,9 @@ def load_config(path: Path | None = None, *, cwd: Path | None = None) -> Config:
     try:
         table = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidParameter(f"cannot read the config file {path}: {exc}") from exc
+        raise InvalidConfig(f"cannot read the config file {path}: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise InvalidParameter(f"{path} is not valid TOML: {exc}") from exc
+        raise InvalidConfig(f"{path} is not valid TOML: {exc}") from exc
     if path.name == "pyproject.toml":
         tool = table.get("tool", {})
         table = tool.get("swarmvar", {}) if isinstance(tool, dict) else {}
@@ -187,13 +188,13 @@ def load_config(path: Path | None = None, *, cwd: Path | None = None) -> Config:
     else:
         where = str(path)
     if not isinstance(table, dict):
-        raise InvalidParameter(f"{where}: settings must be a table of key = value")
+        raise InvalidConfig(f"{where}: settings must be a table of key = value")
     values: dict[str, object] = {}
     for key, value in table.items():
         if key not in DEFAULTS:
             close = difflib.get_close_matches(key, list(DEFAULTS), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise InvalidParameter(f"{where}: unknown setting {key!r}{hint} Known: "
+            raise InvalidConfig(f"{where}: unknown setting {key!r}{hint} Known: "
                                    f"{', '.join(DEFAULTS)}")
         values[key] = _check(key, value, where)
     return Config(values, path)

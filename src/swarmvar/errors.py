@@ -176,6 +176,15 @@ class KeyFileUnreadable(InvalidParameter):
     it, or create keys again. An :class:`InvalidParameter`, as before it had a class."""
 
 
+# config file (swarmvar.config; helper M-messages) ------------------------------
+
+
+class InvalidConfig(InvalidParameter):
+    """A config file (``swarmvar.toml``, ``[tool.swarmvar]``) is unreadable or holds an
+    unknown key or a bad value; its message names the file and the file's own keys
+    (``refit_every``), which the CLI leaves as written. An :class:`InvalidParameter`."""
+
+
 # --- sandboxes -----------------------------------------------------------
 
 

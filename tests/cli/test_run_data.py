@@ -32,7 +32,7 @@ BAD_FILES = {
     "numdates.csv": (b"date,x\n1,0.01\n2,0.02\n", "holds numbers such as 1, not dates"),
     "blankdate.csv": (b"date,x\n2020-01-01,0.01\n,0.02\n", "no date at row 1"),
     "text.csv": (b"date,x\n2020-01-01,0.01\n2020-01-02,abc\n",
-                 "'abc' at 2020-01-02 00:00:00 (row 1) in column 'x' is not a number"),
+                 "'abc' at 2020-01-02 in column 'x' is not a number"),
     "bool.csv": (b"date,x\n2020-01-01,True\n2020-01-02,False\n", "true/false values"),
     "ambiguous.csv": (b"date,x\n01/02/2020,0.01\n01/03/2020,0.02\n01/04/2020,0.0\n",
                       "'01/02/2020' (row 0) reads as 2020-01-02 month-first and as "

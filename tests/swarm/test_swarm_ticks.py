@@ -59,7 +59,7 @@ def test_every_kind_of_bad_tick_is_refused_counted_and_ledgered(swarm_home):
         (Tick("sp500", _day(base, 2), value="x"), "not a number"),  # type: ignore[arg-type]
         (Tick("book", _day(base, 2), assets={"a": 0.01}), "misses asset 'b'"),
         (Tick("book", _day(base, 2), value=0.01), "send asset returns"),
-        (Tick("book", _day(base, 2), assets={"a": 0.01, "b": 250.0}), "percent"),
+        (Tick("book", _day(base, 2), assets={"a": 0.01, "b": 250.0}), "looks like a price"),
     ]
     before = len(_rejections(home))
     for tick, words in bad:

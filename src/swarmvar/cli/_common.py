@@ -488,8 +488,13 @@ def usage_error(message: str, *, code: int = 2) -> typer.Exit:
 
 
 def fail(exc: SwarmVarError) -> typer.Exit:
-    """Print a SwarmVarError as a one-line message in the CLI's words; the exit to raise."""
-    return usage_error(cli_words(str(exc)))
+    """Print a SwarmVarError as a one-line message in the CLI's words; the exit to raise.
+
+    A config file's error (:class:`~swarmvar.errors.InvalidConfig`) is printed as it is: it
+    names the file's keys (``refit_every``), not flags (``--refit-every``)."""
+    from ..errors import InvalidConfig
+
+    return usage_error(str(exc) if isinstance(exc, InvalidConfig) else cli_words(str(exc)))
 
 
 def bad_parameter(exc: typer.BadParameter) -> typer.Exit:

@@ -31,6 +31,38 @@ MAX_DAILY_SD = 0.1
 #: What to tell a user about missing values, on the command line and in Python.
 DROPNA_HINT = "drop rows with missing values (--dropna on the command line, dropna=True in Python)"
 _PERCENT_HINT = "returns are fractions (0.01 = 1%) - if these are percent, divide them by 100"
+#: A value this large is a price (or an index level), never a daily return in percent.
+PRICE_LIKE = 100.0
+#: Consecutive values that differ by less than this fraction of the one before (in median)
+#: move like a price, not like returns (which change sign and size from day to day).
+PRICE_STEP = 0.1
+_TO_RETURNS = "give daily log returns as fractions, log(P_t / P_t-1), not the prices"
+_READ_AS_PRICES = ("read the column as prices (--kind price on the command line, kind='price' "
+                   "in Python)")
+
+
+def when(label: object) -> str:
+    """A row's label for a message: a date at midnight as ``2016-08-12`` (no ``00:00:00``),
+    any other label as it prints."""
+    if isinstance(label, pd.Timestamp) and not pd.isna(label) and label == label.normalize():
+        return str(label.date()) if label.tz is None else f"{label.date()} ({label.tz})"
+    return str(label)
+
+
+def looks_like_prices(x: NDArray[np.float64], value: float) -> bool:
+    """Whether values refused as returns (``value`` beyond ``|r| <= 1``) are prices.
+
+    Yes when ``|value| >= PRICE_LIKE`` (no daily return is 100% or more, even
+    in percent), or when every finite value is positive and consecutive ones
+    differ by less than ``PRICE_STEP`` (10%) of the one before in median, as
+    daily prices do; returns in percent change sign and size from day to day.
+    """
+    if abs(value) >= PRICE_LIKE:
+        return True
+    v = x[np.isfinite(x)]
+    if v.size < 3 or not np.all(v > 0):
+        return False
+    return float(np.median(np.abs(np.diff(v)) / v[:-1])) < PRICE_STEP
 
 
 def prices_to_returns(prices: pd.Series, *, dropna: bool = False) -> pd.Series:
@@ -40,14 +72,14 @@ def prices_to_returns(prices: pd.Series, *, dropna: bool = False) -> pd.Series:
     if bad.any():
         first = prices.index[int(np.argmax(bad.to_numpy()))]
         raise InvalidReturns(
-            f"price at {first} is {float(prices.loc[first])!r}; prices must be positive. If the "
-            "column holds returns, read it as returns (--kind return on the command line, "
-            "kind='return' in Python)"
+            f"price at {when(first)} is {float(prices.loc[first])!r}; prices must be positive. "
+            "If the column holds returns, read it as returns (--kind return on the command "
+            "line, kind='return' in Python)"
         )
     if not np.all(np.isfinite(prices.to_numpy())):
         first = prices.index[int(np.argmax(~np.isfinite(prices.to_numpy())))]
         raise InvalidReturns(
-            f"price at {first} is {float(prices.loc[first])!r}; prices must be finite")
+            f"price at {when(first)} is {float(prices.loc[first])!r}; prices must be finite")
     values = np.log(prices.to_numpy())
     returns = pd.Series(np.diff(values), index=prices.index[1:], name=prices.name)
     return returns
@@ -72,7 +104,7 @@ def _check_index(series: pd.Series, *, what: str, dropna: bool) -> pd.Series:
             series = series[~missing]
         else:
             first = series.index[int(np.argmax(missing.to_numpy()))]
-            raise InvalidReturns(f"{what} at {first} is missing (NaN); {DROPNA_HINT}")
+            raise InvalidReturns(f"{what} at {when(first)} is missing (NaN); {DROPNA_HINT}")
     return series
 
 
@@ -84,6 +116,7 @@ def validate(
     max_abs: float = MAX_ABS_RETURN,
     max_sd: float = MAX_DAILY_SD,
     from_prices: bool = False,
+    kind_hint: bool = False,
 ) -> pd.Series:
     """Check a labelled return series and return it as float64.
 
@@ -91,10 +124,14 @@ def validate(
     (unless ``dropna``), inf, duplicate or non-increasing dates, fewer than
     ``min_obs`` observations, and two signs of percent instead of fractions:
     ``|r| > max_abs`` or a standard deviation above ``max_sd`` (10% a day).
-    ``from_prices`` adds to that message that a price column may hold returns.
+    ``from_prices`` adds to that message that a price column may hold returns;
+    ``kind_hint`` (a file read as returns) that values looking like prices can be
+    read as prices (:func:`looks_like_prices`), rather than converted first.
+    A message names a row by its date (``2016-08-12``).
     """
     series = _check_index(_floats(returns, "return"), what="return", dropna=dropna)
-    x = as_array(series.to_numpy(), min_obs=min_obs, max_abs=max_abs, labels=series.index)
+    x = as_array(series.to_numpy(), min_obs=min_obs, max_abs=max_abs, labels=series.index,
+                 kind_hint=kind_hint)
     sd = float(np.std(x, ddof=1)) if x.size > 1 else 0.0
     if sd > max_sd:
         extra = ("; if the column holds returns rather than prices, read it as returns (--kind "
@@ -112,11 +149,17 @@ def as_array(
     max_abs: float = MAX_ABS_RETURN,
     labels: pd.Index | None = None,
     who: str = "this model",
+    kind_hint: bool = False,
 ) -> NDArray[np.float64]:
     """A validated 1-D float64 copy of ``returns`` for the models.
 
     Raises :class:`InvalidReturns` naming the first bad row for NaN, inf,
     implausible magnitudes, wrong shape, or fewer than ``min_obs`` values.
+    A row is named by its label (a date prints as ``2016-08-12``), else by its
+    0-based index. Values beyond ``max_abs`` that look like prices
+    (:func:`looks_like_prices`) are told so - to be read as prices when
+    ``kind_hint`` (a file's column), else converted to returns - others are
+    taken for percent.
     """
     if isinstance(returns, pd.Series):
         labels = returns.index if labels is None else labels
@@ -133,7 +176,7 @@ def as_array(
         )
 
     def where(i: int) -> str:
-        return f"row {i} ({labels[i]})" if labels is not None else f"row {i}"
+        return when(labels[i]) if labels is not None else f"index {i}"
 
     bad = ~np.isfinite(x)
     if bad.any():
@@ -145,9 +188,11 @@ def as_array(
     big = np.abs(x) > max_abs
     if big.any():
         i = int(np.argmax(big))
+        hint = (f"it looks like a price, not a return; "
+                f"{_READ_AS_PRICES if kind_hint else _TO_RETURNS}"
+                if looks_like_prices(x, float(x[i])) else _PERCENT_HINT)
         raise InvalidReturns(
-            f"return at {where(i)} is {float(x[i])!r}, beyond |r| <= {max_abs:g}; {_PERCENT_HINT}"
-        )
+            f"return at {where(i)} is {float(x[i])!r}, beyond |r| <= {max_abs:g}; {hint}")
     if x.size < min_obs:
         raise InvalidReturns(
             f"{x.size} returns, but {who} needs at least {min_obs}; give a longer history"
@@ -284,7 +329,10 @@ def portfolio(
         raise InvalidReturns("weights/positions must be finite numbers (below 1e15 in size)")
     total = float(vec.sum())
     if abs(total) < 1e-12 * max(1.0, float(np.abs(vec).max())):
-        raise InvalidReturns("weights/positions sum to zero; the portfolio has no net value")
+        raise InvalidReturns(
+            "weights/positions sum to zero; the portfolio has no net value, and its returns are "
+            "fractions of that value: give them a non-zero sum, or measure a dollar-neutral "
+            "book in currency (swarmvar.books; --positions on the command line)")
     w = vec / total if positions is not None else vec
     frame = returns[cols].copy()
     if not isinstance(frame.index, pd.DatetimeIndex):
@@ -303,7 +351,7 @@ def portfolio(
                              "overflows; scale them down")
     if np.any(simple <= -1):
         i = int(np.argmax(simple <= -1))
-        raise InvalidReturns(f"portfolio loses all its value at {frame.index[i]}")
+        raise InvalidReturns(f"portfolio loses all its value at {when(frame.index[i])}")
     out = pd.Series(np.log1p(simple), index=frame.index, name="portfolio")
     if positions is not None:
         out.attrs["notional"] = total

@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..errors import InvalidParameter, InvalidReturns, SwarmVarError
 from ._dates import _as_dates, _first_line
-from ._returns import prices_to_returns, validate
+from ._returns import prices_to_returns, validate, when
 
 #: Largest file :func:`read` opens (bytes): 50 years of daily rows are ~1 MB.
 MAX_FILE_BYTES = 1 << 30
@@ -71,7 +71,7 @@ def read(
         if kind == "price":
             return validate(prices_to_returns(series, dropna=dropna), min_obs=min_obs,
                             from_prices=True)
-        return validate(series, dropna=dropna, min_obs=min_obs)
+        return validate(series, dropna=dropna, min_obs=min_obs, kind_hint=True)
 
 
 @contextlib.contextmanager
@@ -162,7 +162,7 @@ def _number_cells(col: pd.Series, name: str, source: str) -> pd.Series:
     if text.any():
         i = int(np.argmax(text.to_numpy()))
         raise InvalidReturns(
-            f"{source}: {cells.iloc[i]!r} at {col.index[i]} (row {i}) in column {name!r} is not "
+            f"{source}: {cells.iloc[i]!r} at {when(col.index[i])} in column {name!r} is not "
             "a number; write returns as numbers such as 0.0123 (leave a cell blank for a "
             "missing return)")
     return values.astype(np.float64)

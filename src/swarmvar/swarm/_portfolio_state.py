@@ -83,11 +83,13 @@ def restore(cls: type[PortfolioSwarm], config: PortfolioConfig, blob: bytes
     from ..errors import ResumeMismatch
 
     header, arrays = packing.unpack(blob)
-    if header["config"] != json_roundtrip(config.fingerprint()):
+    now = json_roundtrip(config.fingerprint())
+    if header["config"] != now:
         raise ResumeMismatch(
-            f"portfolio {config.portfolio!r}: the checkpoint was made with "
-            f"{header['config']}, not {config.fingerprint()}; use the same settings or "
-            "another --home")
+            f"portfolio {config.portfolio!r}: this home's checkpoint was made with other "
+            f"settings ({differences(header['config'], now)}); resume with the saved "
+            "settings, or start afresh in another home (--home on the command line, home= in "
+            "Python)")
     self = cls(config)
     self.t, self.absorbed, self.seq = header["t"], header["absorbed"], header["seq"]
     self.last_as_of = (None if header["last_as_of"] is None
@@ -111,6 +113,27 @@ def restore(cls: type[PortfolioSwarm], config: PortfolioConfig, blob: bytes
                          [_consensus_from(d) for d in cs])
                         for fc, cs in header.get("outstanding", [])]
     return self
+
+
+def differences(saved: Any, now: Mapping[str, Any]) -> str:
+    """The settings that differ between a checkpoint's fingerprint and this configuration's,
+    each as ``name: saved X, now Y`` (lists as ``a, b``; a setting one side lacks as
+    ``(none)``), in the configuration's order, then any the checkpoint alone has."""
+    if not isinstance(saved, Mapping):
+        return f"an unreadable record of them, {str(saved)[:80]!r}"
+    names = [*now, *(k for k in saved if k not in now)]
+    parts = [f"{k}: saved {_shown(saved.get(k))}, now {_shown(now.get(k))}"
+             for k in names if saved.get(k) != now.get(k)]
+    return "; ".join(parts)
+
+
+def _shown(value: Any) -> str:
+    """One setting's value for a message: a list as ``a, b``, a missing one as ``(none)``."""
+    if value is None:
+        return "(none)"
+    if isinstance(value, list):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return str(value)
 
 
 def json_roundtrip(value: Any) -> Any:

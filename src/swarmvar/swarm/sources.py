@@ -186,20 +186,56 @@ class JsonLines:
             if not raw.strip():
                 continue
             try:
-                obj = json.loads(raw)
-                if not isinstance(obj, dict):
-                    raise ValueError("a tick line must be a JSON object")
-                unknown = set(obj) - {"portfolio", "as_of", "value", "assets"}
-                if unknown:
-                    raise ValueError(f"unknown keys {sorted(unknown)}")
-                name = obj.get("portfolio", self.portfolio)
-                if not isinstance(name, str):
-                    raise ValueError("no portfolio named")
-                assets = obj.get("assets")
-                if assets is not None and not isinstance(assets, dict):
-                    raise ValueError("assets must be an object of asset -> return")
-                yield Tick(name, as_utc(obj["as_of"]), value=obj.get("value"),
-                           assets=assets)
-            except (ValueError, KeyError, TypeError, SwarmVarError) as exc:
-                yield BadLine(f"line {self.cursor}: {exc}", raw[:200])
+                yield self._tick(raw)
+            except _NotATickLine as exc:  # "line 3: 'garbage' is not JSON (...); each ..."
+                yield BadLine(f"line {self.cursor}: {quote(raw)} {exc}", raw[:200])
+            except (ValueError, TypeError, SwarmVarError) as exc:
+                yield BadLine(f"line {self.cursor}: {quote(raw)}: {exc}", raw[:200])
+
+    def _tick(self, raw: str) -> Tick:
+        """One line's tick; :class:`_NotATickLine` saying what the line is or lacks, with the
+        shape a line needs."""
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as exc:  # its "line 1 column 1" would read as the stream's
+            raise _NotATickLine(f"is not JSON ({exc.msg} at character {exc.pos + 1}); "
+                                f"{TICK_LINE_HINT}") from None
+        if not isinstance(obj, dict):
+            raise _NotATickLine(f"is a JSON {type(obj).__name__}, not an object; "
+                                f"{TICK_LINE_HINT}")
+        unknown = set(obj) - {"portfolio", "as_of", "value", "assets"}
+        if unknown:
+            raise _NotATickLine(f"has unknown keys {sorted(unknown)}; {TICK_LINE_HINT}")
+        name = obj.get("portfolio", self.portfolio)
+        if not isinstance(name, str):
+            raise _NotATickLine(f"names no portfolio (a \"portfolio\" string); "
+                                f"{TICK_LINE_HINT}")
+        if "as_of" not in obj:
+            raise _NotATickLine(f"has no \"as_of\" date; {TICK_LINE_HINT}")
+        assets = obj.get("assets")
+        if assets is not None and not isinstance(assets, dict):
+            raise _NotATickLine("has \"assets\" that are not an object of asset -> return, "
+                                "e.g. {\"AAPL\": 0.004, \"MSFT\": -0.002}")
+        return Tick(name, as_utc(obj["as_of"]), value=obj.get("value"), assets=assets)
+
+
+class _NotATickLine(ValueError):
+    """A JSON line that is not a tick's shape (its message reads after the quoted line)."""
+
+
+#: What a JSON tick line must be, with one example (the message of a line that is not one).
+TICK_LINE_HINT = ('each line must be one JSON object with "portfolio", "as_of" (an ISO date) '
+                  'and "value" (the day\'s log return, a fraction) or "assets" (asset -> log '
+                  'return), e.g. {"portfolio": "sp500", "as_of": "2024-01-02", "value": -0.0042}')
+#: How much of a bad line its message quotes (characters).
+QUOTED_CHARS = 40
+
+
+def quote(raw: str, limit: int = QUOTED_CHARS) -> str:
+    """The start of a line as a one-line, escaped Python literal: control characters and
+    quotes cannot break the message, and a long line is cut at ``limit`` characters with
+    ``...``."""
+    text = raw.rstrip("\r\n")
+    cut = text[:limit]
+    return repr(cut) + ("..." if len(text) > limit else "")
 

@@ -20,13 +20,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..data import MAX_ABS_RETURN
+from ..data import MAX_ABS_RETURN, PRICE_LIKE
 from ..data import portfolio as portfolio_returns
 from ..errors import InvalidParameter, InvalidReturns, InvalidTick, UnknownTickPortfolio
 from ..types import Tick
 
 #: A tick with ``portfolio=ALL`` and asset returns goes to every asset-defined portfolio.
 ALL = "*"
+
+
+#: Why a book whose weights/positions sum to zero cannot run, and what to do instead.
+_ZERO_NET = (
+    "portfolio {name!r}: {key} must be finite and must not sum to zero; these sum to zero, so "
+    "the book has no net value, and a swarm states VaR as a fraction of the net value (its "
+    "return is the P&L divided by it). Give {key} with a non-zero sum, or measure a "
+    "dollar-neutral book's VaR in currency: swarmvar var --data ASSET_RETURNS.csv --kind "
+    "return --positions AAPL=500000,MSFT=-500000 (the joint agents' VaR/ES in currency)")
 
 
 @dataclass(frozen=True)
@@ -60,9 +69,12 @@ class PortfolioSpec:
                     raise InvalidParameter(f"portfolio {self.name!r}: {key}[{asset!r}] is "
                                            f"{amount!r}, not a number")
             vec = np.array([float(v) for v in given.values()])
-            if not np.all(np.isfinite(vec)) or abs(float(vec.sum())) < 1e-12:
-                raise InvalidParameter(f"portfolio {self.name!r}: weights/positions must be "
-                                       "finite and must not sum to zero")
+            if not np.all(np.isfinite(vec)):
+                raise InvalidParameter(f"portfolio {self.name!r}: {key} must be finite and must "
+                                       f"not sum to zero; {dict(given)!r} holds a non-finite "
+                                       "number")
+            if abs(float(vec.sum())) < 1e-12:
+                raise InvalidParameter(_ZERO_NET.format(name=self.name, key=key))
 
     @property
     def assets(self) -> tuple[str, ...]:
@@ -122,8 +134,10 @@ def check_return(x: Any, what: str) -> None:
         raise InvalidTick(f"{what} is {float(arr[~np.isfinite(arr)][0])}; returns must be finite")
     if np.any(np.abs(arr) > MAX_ABS_RETURN):
         big = float(arr[np.abs(arr) > MAX_ABS_RETURN][0])
-        raise InvalidTick(f"{what} is {big}, beyond |r| <= {MAX_ABS_RETURN:g}; returns are "
-                          "fractions (0.01 = 1%) - if this is percent, divide by 100")
+        hint = ("it looks like a price, not a return: give the day's log return, "
+                "log(P_t / P_t-1), as a fraction" if abs(big) >= PRICE_LIKE else
+                "returns are fractions (0.01 = 1%) - if this is percent, divide by 100")
+        raise InvalidTick(f"{what} is {big}, beyond |r| <= {MAX_ABS_RETURN:g}; {hint}")
 
 
 def as_utc(when: Any) -> datetime:

@@ -992,3 +992,40 @@ def test_book_var_of_any_argument(book_frame: Any, arg: str, data: st.DataObject
                      **{**base, arg: value}, names=(arg, *_SYNONYMS.get(arg, ()), "book"))
     if res is not None:
         assert all(math.isfinite(res.measure(r, a).var) for r in res.rows() for a in res.alphas)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.one_of(st.none(), anything, st.floats(0.5, 1.0)),
+       st.one_of(st.none(), anything, st.lists(st.sampled_from(["a", "b", "zz", 3]),
+                                               max_size=3)),
+       anything, anything)
+def test_reports_and_plots_of_anything(small_backtest: Any, level: Any, models: Any,
+                                       path: Any, ax: Any) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from swarmvar.emergence import plot_weights, summarize
+
+    fig = refused_or(small_backtest.plot, level, models=models,
+                     names=("level", "models", "row"))
+    assert fig is None or len(fig.axes) >= 1
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / str(path)[:20] if isinstance(path, str) else path
+        refused_or(small_backtest.to_html, target, names=("path", "cannot write"))
+    summary = summarize(small_backtest, mcs_reps=20)
+    refused_or(plot_weights, summary, ax, names=("ax",))
+
+
+def test_calibration_refuses_a_factory_that_builds_no_agent() -> None:
+    from swarmvar.validation import interval_coverage, sbc
+
+    def draw(rng: np.random.Generator, n: int) -> Any:
+        return 0.01 * rng.standard_normal(n)
+
+    for factory in (lambda: None, lambda: "nig", dict):
+        with pytest.raises(SwarmVarError, match="make_agent"):
+            interval_coverage(factory, draw, 0.02, n_obs=30, n_rep=1)
+        with pytest.raises(SwarmVarError, match="make_agent"):
+            sbc(factory, n_sims=1, n_obs=30, n_draws=9, bins=5)
+    with pytest.raises(SwarmVarError, match="simulate"):
+        interval_coverage(_NIG(), lambda rng, n: ["x"] * n, 0.02, n_obs=30, n_rep=1)

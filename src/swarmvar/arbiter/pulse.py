@@ -56,7 +56,11 @@ def t_lambda(k: float, p: float, u: float = math.e**4, t1: float = 0.001) -> flo
         raise InvalidParameter(
             f"the pulse needs k * P > 1 (k flows over P nodes), got k={k:g}, P={p:g}: "
             "raise --k-flows or --p-nodes")
-    return max(t1 * math.log(u) / (1.0 - 1.0 / (k * p)), MIN_PULSE)
+    pulse = t1 * math.log(u) / (1.0 - 1.0 / (k * p))
+    if not math.isfinite(pulse):
+        raise InvalidParameter(f"the pulse t1 * ln(u) / (1 - 1/(k P)) overflows with t1={t1:g}, "
+                               f"u={u:g}: give the base time in seconds (e.g. 0.001)")
+    return max(pulse, MIN_PULSE)
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,11 @@ def plot_weights(summary: EmergenceSummary, ax: Axes | None = None) -> Figure:
     if not isinstance(summary, EmergenceSummary):
         raise InvalidParameter(f"plot_weights needs an EmergenceSummary, "
                                f"got {type(summary).__name__}")
+    from matplotlib.axes import Axes as _Axes
     from matplotlib.figure import Figure
 
+    if ax is not None and not isinstance(ax, _Axes):
+        raise InvalidParameter(f"ax must be a matplotlib Axes or None, not {type(ax).__name__}")
     if ax is None:
         fig = Figure(figsize=(10, 4))
         ax = fig.add_subplot()

@@ -54,6 +54,14 @@ class IntervalCoverage:
         return float(low), float(high)
 
 
+def _agent(make_agent: Callable[[], Agent]) -> Agent:
+    """``make_agent()``, checked to be an :class:`~swarmvar.models.base.Agent`."""
+    agent = make_agent()
+    if not isinstance(agent, Agent):
+        raise InvalidParameter(f"make_agent must build an Agent, not a {type(agent).__name__}")
+    return agent
+
+
 def interval_coverage(
     make_agent: Callable[[], Agent],
     simulate: Callable[[np.random.Generator, int], NDArray[np.float64]],
@@ -97,7 +105,7 @@ def interval_coverage(
     for child in np.random.SeedSequence(seed).spawn(n_rep):
         rng = np.random.default_rng(child)
         data = float_array(simulate(rng, n_obs), "the returns simulate(rng, n_obs) drew")
-        agent = make_agent().fit(data, seed=rng)
+        agent = _agent(make_agent).fit(data, seed=rng)
         forecast = agent.forecast((alpha,), seed=rng)
         mass = forecast.interval_mass
         level = forecast.at(alpha)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import InvalidParameter
+from . import _checks
 from .result import BacktestResult, Test
 
 if TYPE_CHECKING:
@@ -375,6 +376,11 @@ def write_html(result: BacktestResult, path: Path, *, provenance: Provenance | N
                sections: Sequence[Section] = ()) -> Path:
     """Write :func:`render_html` to ``path`` atomically, with the user's umask (mode 0666 &
     ~umask, as any file the user creates), never half-written."""
+    if not isinstance(path, (str, Path)) or not str(path):
+        raise InvalidParameter(f"path must be a file path (str or Path), not {path!r}")
+    if provenance is not None and not isinstance(provenance, Provenance):
+        raise InvalidParameter(f"provenance must be a Provenance or None, not "
+                               f"{type(provenance).__name__}")
     path = Path(path)
     if not path.parent.is_dir():
         raise InvalidParameter(f"cannot write {path}: folder {path.parent} does not exist")
@@ -407,7 +413,10 @@ def plot_result(result: BacktestResult, alpha: float | None = None, *,
     """
     from matplotlib.figure import Figure
 
-    levels = result.alphas if alpha is None else (alpha,)
+    levels = result.alphas if alpha is None else (_checks.level(alpha, "level"),)
+    if models is not None and (isinstance(models, (str, bytes)) or not isinstance(
+            models, Sequence) or not all(isinstance(m, str) for m in models)):
+        raise InvalidParameter(f"models must be a non-empty list of row names, not {models!r}")
     for a in levels:
         if not any(math.isclose(a, have, abs_tol=1e-12) for have in result.alphas):
             raise InvalidParameter(f"no forecasts at level {a:g}; the backtest has "

@@ -26,6 +26,7 @@ from scipy import stats
 from ..errors import InvalidParameter
 from ..models.base import Agent
 from ._checks import whole
+from .intervals import _agent
 
 #: Most replications (each fits an agent) and posterior draws ranked against.
 MAX_SIMS = 100_000
@@ -128,7 +129,7 @@ def sbc(
     ranks: dict[str, list[int]] = {}
     for child in root.spawn(n_sims):
         rng = np.random.default_rng(child)
-        agent = make_agent()
+        agent = _agent(make_agent)
         prior = agent.sample_prior(1, seed=rng)
         truth = {}
         for name, v in prior.items():

@@ -57,7 +57,10 @@ def test_var_prints_and_records_the_signed_consensus_with_track_record_weights(t
                                  "0.99,0.975", "--last", "800", "--track-days", "30",
                                  "--workers", "1", "--home", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert f"swarm consensus: {SWARM_POLICY.method}" in result.output
+    # the rule in words for the roster (SWARM_POLICY.method stays the ledger's name)
+    words = "trimmed mean of 3 agents dropping the highest and the lowest of each figure"
+    assert f"swarm consensus (signed estimates): {words}" in plain(result.output)
+    assert "tempered weights from each agent's FZ0 loss" in plain(result.output)
     assert "3/3" in result.output and "trimmed" in result.output
     keys = sorted((tmp_path / "keys" / "agents").glob("*.pem"))
     assert [k.stem for k in keys] == ["BayesianBootstrap", "GarchT", "NormalInverseGamma"]
@@ -69,6 +72,7 @@ def test_var_prints_and_records_the_signed_consensus_with_track_record_weights(t
                  if e.kind is EntryKind.FORECAST}
     agreed = [e.data for e in entries if e.kind is EntryKind.CONSENSUS]
     assert [c["alpha"] for c in agreed] == [0.99, 0.975]
+    assert all(c["method"] == SWARM_POLICY.method for c in agreed)  # the machine name, kept
     for k, c in enumerate(agreed):
         views = [levels[k]["var"] for levels in forecasts.values()]
         assert min(views) <= c["var"] <= max(views)  # inside the honest range

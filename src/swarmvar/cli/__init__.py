@@ -80,11 +80,27 @@ def _load(name: str) -> Any:
     return command
 
 
+class PlainGroup(TyperGroup):
+    """A command group whose help lists each subcommand by its whole first sentence,
+    wrapped, where click cuts it at ~45 characters mid-sentence ("... compare..."). Every
+    group of the CLI uses it, with ``rich_markup_mode=None`` (plain help, no boxes)."""
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
 class _Listed(typer.core.TyperCommand):
     """A command shown in the root's help by its one-line text (nothing imported)."""
 
 
-class _LazyGroup(TyperGroup):
+class _LazyGroup(PlainGroup):
     """The root group: commands from :data:`_COMMANDS`, imported only when run."""
 
     _listing = False

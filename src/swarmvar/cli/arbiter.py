@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from ..types import Decision
+from . import PlainGroup
 from ._common import (
     BUNDLED,
     check_home,
@@ -21,7 +22,9 @@ from ._common import (
 )
 
 app = typer.Typer(name="arbiter", help="The arbiter: beat decisions, replayed on backtests.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,  # plain help and one-line errors, as the root app
+                  cls=PlainGroup)  # each subcommand listed by its whole first sentence
 
 
 def _p(p: float) -> str:

@@ -273,8 +273,9 @@ def backtest_command(
     if with_consensus and len(roster) >= need:
         rows["consensus"] = swarm_rule
     elif with_consensus:
-        console.print(f"[yellow]no consensus row: {swarm_rule.method} needs at least "
-                      f"{need} agents[/yellow]")
+        console.print(f"[yellow]no consensus row: {len(roster)} agent"
+                      f"{'s' if len(roster) != 1 else ''}, and "
+                      f"{escape(swarm_rule.describe(len(roster)))}[/yellow]")
     with usage_errors():
         result = backtest(series, roster, window=n_window, refit_every=every, alphas=alphas,
                           horizon=h, seed=seed,
@@ -283,8 +284,8 @@ def backtest_command(
                           workers=workers)
     console.print(render(result))
     if rows:
-        console.print(f"consensus: {swarm_rule.method}, weights from each agent's "
-                      f"FZ0 loss over the previous {swarm_rule.window} days")
+        console.print(f"consensus: {swarm_rule.describe(len(roster))} (in the ledger: "
+                      f"{swarm_rule.method})", markup=False)
     if any(c.variant_id for c in chosen.values()):  # realized evidence for canary checks
         import time
 
@@ -338,6 +339,7 @@ def backtest_command(
                 "days": len(result.dates), "window": n_window, "refit_every": every,
                 "horizon": h, "seed": seed, "alphas": list(alphas),
                 "rows": list(result.rows), "baselines": list(result.baselines),
+                "consensus_rule": swarm_rule.describe(len(roster)) if rows else None,
                 "notes": {k: list(v) for k, v in result.notes.items()},
                 **{name: frame.to_dict(orient="records") for name, frame in tables.items()
                    if name != "forecasts"},

@@ -130,7 +130,7 @@ def render_contributions(result: BookResult, row: str, alpha: float, top: int) -
     table = Table(title=f"contributions to the {row} VaR/ES at {alpha:g} (Euler allocation; "
                   f"top {min(top, len(frame))} of {len(frame)} by ES)", title_justify="left")
     for col in ("asset", "position", "comp. VaR ± se  [90% CI]", "comp. ES ± se  [90% CI]",
-                "% of ES", "marg. ES"):
+                "% of ES", "marg. ES (per unit of ccy)"):
         table.add_column(col, justify="left" if col == "asset" else "right", no_wrap=True)
     for asset, r in frame.head(top).iterrows():
         table.add_row(str(asset), _money(r["position"]),
@@ -274,6 +274,7 @@ def book_backtest_command(*, data: str | None, kind: str, dropna: bool, book: Pa
     console.print(render(result))
     console.print(f"losses per unit of the book's gross exposure ({the_book.gross:,.0f}); "
                   "multiply by it for currency")
+    ledgered: dict[str, Any] | None = None
     if record:
         from ..ledger import Ledger
         from ..swarm.record import record_backtest
@@ -281,7 +282,13 @@ def book_backtest_command(*, data: str | None, kind: str, dropna: bool, book: Pa
         with usage_errors(), Ledger.open(folder) as ledger:
             indices = record_backtest(ledger, result, source="book", config={
                 "seed": seed, "book": the_book.as_dict()})
-        console.print(f"recorded entries {indices.start}-{indices.stop - 1} in the ledger")
+            root = ledger.compute_merkle_root().hex()
+            where = ledger.path
+        ledgered = {"path": str(where), "first_entry": indices.start,
+                    "last_entry": indices.stop - 1, "merkle_root": root}
+        console.print(f"recorded entries {indices.start}-{indices.stop - 1} (daily forecasts, "
+                      f"tests, summary) in the ledger at {where} (Merkle root {root})",
+                      markup=False)
     if as_json or csv is not None:
         import pandas as pd
 
@@ -292,6 +299,7 @@ def book_backtest_command(*, data: str | None, kind: str, dropna: bool, book: Pa
             for row, evs in result.evaluation.items() for alpha, ev in evs.items()])
         if as_json:
             write_json({"command": "backtest", "book": the_book.as_dict(),
-                        "gross": the_book.gross, "rows": rows.to_dict(orient="records")})
+                        "gross": the_book.gross, "rows": rows.to_dict(orient="records"),
+                        "ledger": ledgered})
         if csv is not None:
             write_csv_tables(csv, {"tests": (rows, "hits counts; p-values of each test")})

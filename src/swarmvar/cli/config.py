@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from . import PlainGroup
 from ._common import default_agents, usage_errors, write_json
 
 app = typer.Typer(
@@ -14,6 +15,7 @@ app = typer.Typer(
     "flags win).",
     add_completion=False,
     rich_markup_mode=None,  # plain help and one-line errors, as the root app
+    cls=PlainGroup,  # each subcommand listed by its whole first sentence
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )

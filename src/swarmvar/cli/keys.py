@@ -7,12 +7,17 @@ from typing import Annotated
 
 import typer
 
+from . import PlainGroup
+
 app = typer.Typer(help="API keys of `swarmvar serve`: create, list, revoke.",
-                  no_args_is_help=True)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,  # plain help and one-line errors, as the root app
+                  cls=PlainGroup)  # each subcommand listed by its whole first sentence
 
 Home = Annotated[Path, typer.Option(help="data directory (the key file is "
                                          "<home>/api-keys.json unless --keys is given)")]
-KeysPath = Annotated[Path | None, typer.Option("--keys", help="API key file")]
+KeysPath = Annotated[Path | None, typer.Option("--keys", help="API key file",
+                                               show_default="HOME/api-keys.json")]
 
 
 def _unreadable(exc: Exception, keys: Path | None) -> typer.Exit:

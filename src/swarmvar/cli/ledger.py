@@ -32,6 +32,7 @@ from ..ledger import (
     export_jsonl,
     import_jsonl,
 )
+from . import PlainGroup
 from ._common import usage_error
 
 app = typer.Typer(
@@ -40,6 +41,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help and one-line errors, as the root app
+    cls=PlainGroup,  # each subcommand listed by its whole first sentence
 )
 
 Home = Annotated[

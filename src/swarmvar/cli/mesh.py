@@ -8,8 +8,12 @@ from typing import Annotated
 
 import typer
 
+from . import PlainGroup
+
 app = typer.Typer(help="Mesh nodes over signed ZeroMQ: node, keygen, status.",
-                  no_args_is_help=True, add_completion=False)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,  # plain help and one-line errors, as the root app
+                  cls=PlainGroup)  # each subcommand listed by its whole first sentence
 
 
 def _peers(values: list[str] | None) -> dict[str, str]:
@@ -35,8 +39,10 @@ def node(
     peer: Annotated[list[str] | None, typer.Option("--peer", help="ID=tcp://HOST:PORT: a "
                                                    "peer's address (overrides the file)")] = None,
     heartbeat: Annotated[float, typer.Option(help="seconds between heartbeats")] = 0.1,
-    suspect_after: Annotated[float, typer.Option("--suspect-after")] = 0.6,
-    dead_after: Annotated[float, typer.Option("--dead-after")] = 2.0,
+    suspect_after: Annotated[float, typer.Option("--suspect-after", help="seconds without a "
+                                                 "heartbeat before a peer is suspected")] = 0.6,
+    dead_after: Annotated[float, typer.Option("--dead-after", help="seconds without a "
+                                              "heartbeat before a peer is declared dead")] = 2.0,
     policy: Annotated[str, typer.Option(help="backpressure or adaptive_delay")
                       ] = "backpressure",
     faults: Annotated[str | None, typer.Option(help="send-side faults for tests, JSON: "
@@ -91,7 +97,8 @@ def keygen(
 @app.command()
 def status(
     target: Annotated[str, typer.Argument(help="node id")],
-    cluster: Annotated[Path, typer.Option("--cluster")],
+    cluster: Annotated[Path, typer.Option("--cluster", help="cluster file (JSON: nodes' "
+                                          "addresses and public keys, admins' keys)")],
     admin: Annotated[str, typer.Option("--admin", help="admin id in the cluster file")],
     key: Annotated[Path, typer.Option("--key", help="the admin's key file")],
     timeout: Annotated[float, typer.Option(help="seconds to wait for the answer")] = 5.0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import sys
 import time
@@ -183,18 +184,61 @@ def _close_started(swarm: Any, host: Any, node: Any) -> None:
                 pass
 
 
+def net_value(spec: Any) -> float | None:
+    """The net value of a portfolio given by currency positions (their sum: its returns, and
+    so its VaR/ES in %, are of this value, ``swarm.ticks``), or None (weights or a series)."""
+    positions = getattr(spec, "positions", None)
+    return None if not positions else float(sum(positions.values()))
+
+
+def _money(net: float, loss: float) -> str:
+    """A loss in % of the net value as currency, ``net (1 - exp(-loss))`` (exact for a VaR,
+    an upper bound for an ES: ``books.currency_loss``); a net short value has its loss in
+    the upper tail, which the forecast does not give."""
+    from ..books import currency_loss
+
+    return f"{currency_loss(net, loss):,.0f}" if net > 0 else "n/a (net short)"
+
+
+def _currency_lines(swarm: Any) -> list[str]:
+    """Each positions portfolio's last consensus in currency (the closing lines)."""
+    lines = []
+    for name, spec in list(swarm.specs.items())[:10]:
+        net = net_value(spec)
+        rep = swarm.latest(name)
+        if net is None or rep is None or not rep.consensus:
+            continue
+        if net <= 0:
+            lines.append(f"{name} (positions, net value {net:,.0f}): its returns are of a "
+                         "negative net value, so a loss is a rise of that return, in the upper "
+                         "tail its VaR/ES do not cover; for its risk in currency, give the "
+                         "positions to `swarmvar var --positions`")
+            continue
+        levels = "; ".join(f"VaR {c.alpha:g} {100 * c.var:.2f}% = {_money(net, c.var)}, ES "
+                           f"{100 * c.es:.2f}% = {_money(net, c.es)}" for c in rep.consensus)
+        lines.append(f"{name} (positions, net value {net:,.0f}) as of {rep.as_of.date()}: "
+                     f"{levels} (% of net value; ES in currency an upper bound)")
+    return lines
+
+
 def _table(swarm: Any, breaches: dict[str, int], events: dict[str, str],
            arbiter: bool = False) -> Any:
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title="swarmvar run — consensus per portfolio", title_justify="left")
+    nets = {name: net_value(spec) for name, spec in swarm.specs.items()}
+    money = any(v is not None for v in nets.values())
+    table = Table(title="swarmvar run — consensus per portfolio (VaR/ES: losses in % of value"
+                  + ("; a positions portfolio: % of its net value, and in currency)"
+                     if money else ")"), title_justify="left")
     for col in ("portfolio", "beat", "as of"):
         table.add_column(col, no_wrap=True)
     alphas = next(iter(swarm.configs.values())).alphas
     for a in alphas:
         table.add_column(escape(f"VaR {a:g} [interval]"), justify="right", no_wrap=True)
         table.add_column(f"ES {a:g}", justify="right", no_wrap=True)
+        if money:
+            table.add_column(f"VaR {a:g} (ccy)", justify="right", no_wrap=True)
     table.add_column("m/n", justify="right")
     table.add_column("breaches", justify="right")
     table.add_column("last role event")
@@ -202,24 +246,69 @@ def _table(swarm: Any, breaches: dict[str, int], events: dict[str, str],
         table.add_column("last decisions")
     for name in list(swarm.portfolios())[:40]:
         rep = swarm.latest(name)
+        net = nets.get(name)
+        label = escape(name) + (f" (net {net:,.0f})" if net is not None else "")
+        per_level = 3 if money else 2
         if rep is None:
-            table.add_row(escape(name), "-", "-", *[""] * (2 * len(alphas) + 3 + arbiter))
+            table.add_row(label, "-", "-", *[""] * (per_level * len(alphas) + 3 + arbiter))
             continue
         cells = []
         for c in rep.consensus:
             cells += [f"{100 * c.var:.2f}% [{100 * c.var_interval[0]:.2f}, "
                       f"{100 * c.var_interval[1]:.2f}]", f"{100 * c.es:.2f}%"]
+            if money:
+                cells.append(_money(net, c.var) if net is not None else "")
         if not rep.consensus:
-            cells = ["n/a"] * (2 * len(alphas))
+            cells = ["n/a"] * (per_level * len(alphas))
         avail = f"{rep.consensus[0].available}/{rep.consensus[0].total}" if rep.consensus else "-"
         extra = []
         if arbiter:
             extra = [escape(", ".join(f"{d.action.value}" + (f" {'+'.join(d.agents)}"
                                                              if d.agents else "")
                                       for d in rep.decisions)[:40])]
-        table.add_row(escape(name), str(rep.seq), rep.as_of.date().isoformat(), *cells, avail,
+        table.add_row(label, str(rep.seq), rep.as_of.date().isoformat(), *cells, avail,
                       str(breaches.get(name, 0)), escape(events.get(name, "")[:40]), *extra)
     return table
+
+
+#: What the arbiter counts as an agent's anomalies (``arbiter.signals.AgentSignals``).
+ANOMALIES = ("anomalies count, per agent and beat: VaR breaches, a drift of its breach rate, "
+             "a forecast outside the other agents' intervals, a lagging score and a failure")
+
+
+def decision_words(d: Any, as_of: Any = None) -> str | None:
+    """An ALERT or QUARANTINE decision in words a risk user can act on: what it means, the
+    agents it names and their anomalies (``Decision.signals["anomalies:<agent>"]``), then
+    the arbiter's technical reason in brackets. None for the other actions (the table's
+    last column shows them)."""
+    from ..types import Action
+
+    when = f" ({as_of.date()})" if as_of is not None else ""
+    where = f"{d.portfolio} at beat {d.seq}{when}"
+
+    def named() -> str:
+        parts = []
+        for agent in d.agents:
+            n = int(d.signals.get(f"anomalies:{agent}", 0))
+            parts.append(f"{agent} ({n} anomal{'y' if n == 1 else 'ies'})")
+        return ", ".join(parts)
+
+    if d.action is Action.ALERT:
+        who = (f"the agents behind it: {named()}" if d.agents else
+               "no single agent stands out")
+        return (f"alert on {where}: the arbiter's risk signals for this portfolio are high "
+                f"(its threat score {d.threat:.2f}); {who}. Check the data and these agents' "
+                f"forecasts [{d.reason}]")
+    if d.action is Action.QUARANTINE:
+        return (f"quarantine on {where}: {named()} held out of the consensus until it "
+                f"passes probation; the consensus goes on without "
+                f"{'it' if len(d.agents) == 1 else 'them'} [{d.reason}]")
+    return None
+
+
+def _said_here(record: logging.LogRecord) -> bool:
+    """The swarm's log line of an alert, held back: ``run`` prints the alert in words."""
+    return not record.getMessage().startswith("alert on ")
 
 
 def _stop_words(stopped: str, beats: int | None, source: str) -> str:
@@ -268,8 +357,10 @@ def run(
                                               "it is for, so the run ends with the tick that "
                                               "reaches N: 3 portfolios and --beats 40 give 14 "
                                               "ticks, 42 beats). A rerun on the same --home "
-                                              "resumes where the ledger ends and runs N more")
-                      ] = None,
+                                              "resumes where the ledger ends and runs N more. "
+                                              "Left out: no limit, the run goes on until the "
+                                              "data runs out (--follow: --idle-timeout without "
+                                              "a row; --stdin: its end) or Ctrl-C")] = None,
     rate: Annotated[float | None, typer.Option("--rate", help="ticks per second "
                                                "(default: as fast as possible)")] = None,
     executor: Annotated[str, typer.Option("--executor", help="local or ray")] = "local",
@@ -284,15 +375,19 @@ def run(
     agents: Annotated[str | None, typer.Option(
         "--agents", help=f"comma-separated agents (default: the default swarm, "
         f"{', '.join(default_agents())}): {agents_listing()}")] = None,
-    alpha: Annotated[list[str] | None, typer.Option("--alpha", help="confidence level(s)")
-                     ] = None,
+    alpha: Annotated[list[str] | None, typer.Option(
+        "--alpha", help="confidence level(s): --alpha 0.99 --alpha 0.975 or 0.99,0.975",
+        show_default="0.99,0.975")] = None,
     window: Annotated[int, typer.Option(help="returns per (re)fit")] = 1000,
     refit_every: Annotated[int, typer.Option("--refit-every", help="beats between refits")] = 20,
     refit_lag: Annotated[int, typer.Option("--refit-lag", help="0: refit at the beat boundary "
                                            "(the backtest's numbers); k: in a worker, swapped "
                                            "in k beats later")] = 0,
     seed: Annotated[int, typer.Option(help="root seed")] = 0,
-    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every")] = 250,
+    checkpoint_every: Annotated[int, typer.Option(
+        "--checkpoint-every", help="checkpoint a portfolio's state when its beat number is a "
+        "multiple of N (a restart resumes from the last checkpoint and replays the ledger "
+        "after it)")] = 250,
     ledger_batch: Annotated[int, typer.Option("--ledger-batch", help="beats per ledger "
                                               "transaction")] = 1,
     follow: Annotated[bool, typer.Option("--follow", help="follow --data (a CSV) as it grows")
@@ -479,8 +574,20 @@ def run(
                             console=make_console(stderr=True, live=True), auto_refresh=False)
                 live.start()
 
+            said: list[str] = []
+
             def on_beat(rep: Any) -> None:
                 nonlocal last_draw
+                for d in rep.decisions:  # alerts and quarantines, in words (the log's
+                    words = decision_words(d, rep.as_of)  # technical line is held back)
+                    if words is not None:
+                        if not said:
+                            words += f" ({ANOMALIES})"
+                        said.append(words)
+                        if live is not None:
+                            live.console.print(words, markup=False, highlight=False)
+                        else:
+                            typer.echo(words, err=True)
                 if rep.breaches.get("consensus") and rep.breaches["consensus"][0]:
                     breaches[rep.portfolio] = breaches.get(rep.portfolio, 0) + 1
                 if rep.events:
@@ -490,6 +597,8 @@ def run(
                     live.update(_table(swarm, breaches, events, arbiter), refresh=True)
                     last_draw = now
 
+            swarm_log = logging.getLogger("swarmvar.swarm")
+            swarm_log.addFilter(_said_here)
             try:
                 if node is not None:
                     from ..mesh.launch import serve_swarm_node
@@ -502,6 +611,8 @@ def run(
                     summary = swarm.run(source, beats=beats, on_beat=on_beat,
                                         should_stop=lambda: stop["asked"], pace=cadence)
             finally:
+                swarm_log.removeFilter(_said_here)
+                money = _currency_lines(swarm)
                 if live is not None:
                     live.update(_table(swarm, breaches, events, arbiter), refresh=True)
                     live.stop()
@@ -513,6 +624,8 @@ def run(
         signal.signal(signal.SIGINT, previous)
     for line in _closing_lines(summary, beats=beats,
                                source="stdin" if stdin else "follow" if follow else "data"):
+        typer.echo(line)
+    for line in money:
         typer.echo(line)
     if cadence is not None:
         typer.echo(f"paced by the pulse T_Λ = {1000 * cadence.budget:.3f} ms: "

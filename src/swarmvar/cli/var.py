@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from ..api import VarResult
+    from ..consensus import Policy
     from ..swarm import AgentRun
     from ..types import Consensus
 
@@ -130,13 +131,32 @@ def _effective(weights: Mapping[str, float]) -> str:
     return f"{float(effective_agents(values)):.2f}"
 
 
-def render_consensus(consensus: list[Consensus], notional: float | None) -> Table:
-    """The rich table of the swarm's consensus: one row per level, then who counted how much."""
+def rule_words(c: Consensus, policy: Policy | None) -> str:
+    """What the consensus ``c`` did, in words (``Policy.describe`` over its ``m`` agents,
+    with the weights it actually had); ``c.method``, the ledger's name, without a policy."""
+    if policy is None:
+        return c.method
+    import dataclasses
+
+    from ..consensus import Weighting
+
+    if f", {Weighting.EQUAL.value})" in c.method:  # no track record: equal weights used
+        policy = dataclasses.replace(policy, weighting=Weighting.EQUAL)
+    words = policy.describe(c.available)
+    extra = c.method[len(policy.method):] if c.method.startswith(policy.method) else ""
+    return words + extra  # e.g. ", rearranged across levels"
+
+
+def render_consensus(consensus: list[Consensus], notional: float | None,
+                     policy: Policy | None = None) -> Table:
+    """The rich table of the swarm's consensus: one row per level, then who counted how much.
+
+    Its title says what the rule did in words (see :func:`rule_words`)."""
     from rich.markup import escape
     from rich.table import Table
 
-    rule = consensus[0].method if consensus else ""
-    table = Table(title=f"swarm consensus: {rule} over signed estimates", title_justify="left")
+    rule = escape(rule_words(consensus[0], policy)) if consensus else ""
+    table = Table(title=f"swarm consensus (signed estimates): {rule}", title_justify="left")
     _measure_columns(table, notional)
     table.add_column("m/n", justify="right", no_wrap=True)
     table.add_column("n eff", justify="right", no_wrap=True)
@@ -320,22 +340,28 @@ def var(
                 tasks[stage] = bar.add_task(label, total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
+        the_policy = swarm_policy(rule)
         with usage_errors():
             result = run_swarm(series, roster, alphas=alphas, horizon=h, seed=seed,
                                consensus=with_consensus, track_days=days, workers=workers,
                                keys=keys, seq=seq, portfolio=str(series.name),
-                               progress=progress, policy=swarm_policy(rule),
+                               progress=progress, policy=the_policy,
                                track_cache=folder / "cache" / "track")
     runs = list(result.runs)
     console.print(render(runs, f"{h}-day VaR and ES as of {end} (losses in % of value)",
                          notional))
     agreed = list(result.agreed)
     if agreed:
-        console.print(render_consensus(agreed, notional))
+        console.print(render_consensus(agreed, notional, the_policy))
     if notional is not None:
         console.print(f"in currency of {notional:,.0f} held long: VaR exact, N (1 - exp(-VaR)); "
                       "ES an upper bound, N (1 - exp(-ES)) (Jensen's inequality)", markup=False)
-    if result.note:
+    ran = sum(1 for r in runs if r.ok)
+    if with_consensus and not agreed and ran < the_policy.aggregator.min_agents(the_policy.f):
+        # the API's note names the rule by its ledger name; say it in words
+        console.print(f"[yellow]no consensus: {ran} agent{'s' if ran != 1 else ''} produced "
+                      f"a forecast, and {escape(the_policy.describe(ran))}[/yellow]")
+    elif result.note:
         note = escape(result.note)
         console.print(note if agreed else f"[yellow]{note}[/yellow]")
     as_of = result.as_of
@@ -360,6 +386,8 @@ def var(
                 "forecasts": tables["forecasts"].to_dict(orient="records"),
                 "agents": tables["agents"].to_dict(orient="records"),
                 "consensus": tables["consensus"], "note": result.note,
+                # each record's "method" is the ledger's name; this, the rule in words
+                "consensus_rule": rule_words(agreed[0], the_policy) if agreed else None,
                 "ledger": {"path": str(where), "first_entry": indices.start,
                            "last_entry": indices.stop - 1, "merkle_root": root},
             })

@@ -33,14 +33,18 @@ from ..evolution import (
     record_check,
     start_canary,
 )
+from . import PlainGroup
 from ._common import bad_parameter, cli_words, usage_error, usage_errors
 
-app = typer.Typer(name="variants", no_args_is_help=True, add_completion=False,
+#: plain help and one-line errors, as the root app (no rich boxes, no markup)
+_PLAIN: dict[str, Any] = {"no_args_is_help": True, "add_completion": False,
+                          "pretty_exceptions_enable": False, "rich_markup_mode": None,
+                          "cls": PlainGroup}
+app = typer.Typer(name="variants", **_PLAIN,
                   help="Model variants: create, canary, promote, roll back, circuit breakers.")
-canary_app = typer.Typer(no_args_is_help=True, help="Canary releases of a variant.")
-rollback_app = typer.Typer(no_args_is_help=True,
-                           help="Roll a variant back, or restore a rollback point.")
-breaker_app = typer.Typer(no_args_is_help=True, help="Per-variant circuit breakers.")
+canary_app = typer.Typer(**_PLAIN, help="Canary releases of a variant.")
+rollback_app = typer.Typer(**_PLAIN, help="Roll a variant back, or restore a rollback point.")
+breaker_app = typer.Typer(**_PLAIN, help="Per-variant circuit breakers.")
 app.add_typer(canary_app, name="canary")
 app.add_typer(rollback_app, name="rollback")
 app.add_typer(breaker_app, name="breaker")
@@ -206,8 +210,11 @@ def canary_check(
     home: Home = DEFAULT_HOME,
     result: Annotated[CheckResult, typer.Option(
         help="auto: judge the metrics recorded since the last check.")] = CheckResult.auto,
-    min_success_rate: float = 0.95,
-    max_latency_s: float = float("inf"),
+    min_success_rate: Annotated[float, typer.Option(
+        help="lowest acceptable mean success rate of the canary's runs (0 to 1)")] = 0.95,
+    max_latency_s: Annotated[float, typer.Option(
+        help="highest acceptable mean latency of its runs, seconds (inf: no limit)")
+                             ] = float("inf"),
 ) -> None:
     """Record one health check: ramps, holds, promotes or rolls back the canary."""
     # thresholds first: a nonsense one would record a failed check (and could roll back)

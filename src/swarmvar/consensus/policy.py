@@ -133,6 +133,55 @@ class Policy:
         return (f"{self.aggregator.value}(f={self.f}{f' ({steps})' if steps else ''}, "
                 f"{self.weighting.value})")
 
+    def describe(self, m: int) -> str:
+        """What the rule does over ``m`` agents, in words for a risk user (:attr:`method`
+        stays the machine's name for ledgers and JSON).
+
+        E.g. ``"trimmed mean of 6 agents dropping the 2 highest and 2 lowest of each
+        figure; tempered weights from each agent's FZ0 loss over its last 1000 days"``, or,
+        below the rule's bound (``m`` too few), ``"a trimmed mean dropping the highest and the
+        lowest needs at least 3 agents"``.
+
+        Raises
+        ------
+        InvalidParameter
+            ``m`` not a whole number >= 0.
+        """
+        if isinstance(m, bool) or not isinstance(m, int) or m < 0:
+            raise InvalidParameter(f"the number of agents must be a whole number >= 0, "
+                                   f"got {m!r}")
+        f = self.f_for(m)
+        need = self.aggregator.min_agents(self.f)
+        agents = f"{m} agent{'s' if m != 1 else ''}"
+        if self.aggregator is Aggregator.TRIMMED_MEAN:
+            drop = ("the highest and the lowest" if f == 1 else
+                    f"the {f} highest and {f} lowest")
+            if m < need:
+                return f"a trimmed mean dropping {drop} needs at least {need} agents"
+            rule = (f"trimmed mean of {agents} dropping {drop} of each figure" if f else
+                    f"mean of {agents} (nothing trimmed)")
+        else:
+            name = {Aggregator.MEDIAN: "median", Aggregator.GEOMETRIC_MEDIAN: "geometric median",
+                    Aggregator.KRUM: "Krum (the agent closest to the others)",
+                    Aggregator.MEAN: "mean (not robust)"}.get(
+                        self.aggregator,
+                        f"multi-Krum (mean of the {self.multi_krum_m or max(1, m - f)} agents "
+                        "closest to the others)")
+            tolerates = (f", tolerating {f} faulty agent{'s' if f != 1 else ''}"
+                         if f else "")
+            if m < need:
+                return f"a {name.split(' (')[0]}{tolerates[1:]} needs at least {need} agents"
+            rule = f"{name} of {agents}{tolerates}"
+        days = "its whole record" if self.window is None else f"its last {self.window} days"
+        weights = {
+            Weighting.EQUAL: "equal weights",
+            Weighting.TRACK_RECORD: f"weights from each agent's {self.loss.value.upper()} "
+                                    f"loss over {days}",
+            Weighting.BMA: f"Bayesian model averaging weights (log scores over {days})",
+            Weighting.TEMPERED: f"tempered weights from each agent's FZ0 loss over {days}",
+        }[self.weighting]
+        return f"{rule}; {weights}"
+
 
 #: The swarm's default rule: drop the highest and lowest forecast (f = 1 Byzantine
 #: agent tolerated with 3 or more agents; from 6 agents on, the two highest and two

@@ -1,0 +1,273 @@
+"""What the CLI shows a risk user: the consensus rule in words for the roster it met, plain
+help of every command (no boxes, every option explained, defaults shown), currency VaR of a
+positions portfolio in ``run``, units and ledger paths, and the arbiter's alerts in words."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from swarmvar.cli import _COMMANDS, _load, app
+from swarmvar.consensus import DEFAULT_POLICY, Aggregator, Weighting
+from swarmvar.errors import InvalidParameter
+from swarmvar.swarm.consensus import SWARM_POLICY
+from swarmvar.types import Action, Decision
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _cli_text import plain  # noqa: E402
+
+runner = CliRunner()
+
+#: The ledger's (machine) name of the default rule: unchanged, only the printed words move.
+LEDGER_NAME = "trimmed_mean(f=1 (f=2 from 6 agents on), tempered)"
+BOXES = set("╭╮╰╯│─━┃┏┓┗┛┡┩╇┳┻")
+
+
+# --- 1. the consensus rule in words --------------------------------------------------------
+
+
+def test_the_rule_in_words_follows_the_roster_and_keeps_the_ledger_name() -> None:
+    assert DEFAULT_POLICY.method == LEDGER_NAME
+    assert SWARM_POLICY.describe(6) == (
+        "trimmed mean of 6 agents dropping the 2 highest and 2 lowest of each figure; "
+        "tempered weights from each agent's FZ0 loss over its last 1000 days")
+    assert SWARM_POLICY.describe(5).startswith(
+        "trimmed mean of 5 agents dropping the highest and the lowest of each figure; ")
+    assert SWARM_POLICY.describe(2) == ("a trimmed mean dropping the highest and the lowest "
+                                        "needs at least 3 agents")
+    equal = dataclasses.replace(SWARM_POLICY, weighting=Weighting.EQUAL, f=0)
+    assert equal.describe(2) == "mean of 2 agents (nothing trimmed); equal weights"
+    krum = dataclasses.replace(SWARM_POLICY, aggregator=Aggregator.KRUM)
+    assert krum.describe(4) == "a Krum tolerating 1 faulty agent needs at least 5 agents"
+    assert krum.describe(5).startswith("Krum (the agent closest to the others) of 5 agents, "
+                                       "tolerating 1 faulty agent; ")
+    multi = dataclasses.replace(SWARM_POLICY, aggregator=Aggregator.MULTI_KRUM)
+    assert "mean of the 6 agents closest" in multi.describe(7)
+    track = dataclasses.replace(SWARM_POLICY, weighting=Weighting.TRACK_RECORD, window=None)
+    assert track.describe(3).endswith("weights from each agent's FZ0 loss over its whole record")
+
+
+@given(aggregator=st.sampled_from(list(Aggregator)), weighting=st.sampled_from(list(Weighting)),
+       f=st.integers(0, 4), m=st.integers(0, 30))
+def test_the_words_never_show_the_machine_name(aggregator: Aggregator, weighting: Weighting,
+                                               f: int, m: int) -> None:
+    if aggregator is Aggregator.MEAN:
+        f = 0
+    policy = dataclasses.replace(SWARM_POLICY, aggregator=aggregator, weighting=weighting, f=f)
+    words = policy.describe(m)
+    assert words and "f=" not in words and "_" not in words
+    assert ("needs at least" in words) == (m < aggregator.min_agents(f))
+
+
+@pytest.mark.parametrize("m", [-1, 2.5, True, "3", None])
+def test_describe_refuses_a_count_that_is_not_one(m: Any) -> None:
+    with pytest.raises(InvalidParameter, match="number of agents"):
+        SWARM_POLICY.describe(m)
+
+
+def test_var_says_the_rule_in_words_for_two_and_three_agents(tmp_path: Path) -> None:
+    two = runner.invoke(app, ["var", "--agents", "nig,bootstrap", "--track-days", "0",
+                              "--last", "500", "--home", str(tmp_path / "a")])
+    assert two.exit_code == 0, two.output
+    assert ("no consensus: 2 agents produced a forecast, and a trimmed mean dropping the "
+            "highest and the lowest needs at least 3 agents") in plain(two.output)
+    assert "trimmed_mean(" not in two.output
+    three = runner.invoke(app, ["var", "--agents", "nig,bootstrap,student-t", "--track-days",
+                                "0", "--last", "500", "--json", "--home", str(tmp_path / "b")])
+    assert three.exit_code == 0, three.output
+    doc = json.loads(three.stdout)
+    words = ("trimmed mean of 3 agents dropping the highest and the lowest of each figure; "
+             "equal weights")
+    assert doc["consensus_rule"] == words  # added beside the records' machine "method"
+    assert {c["method"] for c in doc["consensus"]} == {
+        "trimmed_mean(f=1 (f=2 from 6 agents on), equal)"}
+    shown = runner.invoke(app, ["var", "--agents", "nig,bootstrap,student-t", "--track-days",
+                                "0", "--last", "500", "--home", str(tmp_path / "b")])
+    assert f"swarm consensus (signed estimates): {words}" in plain(shown.output)
+    assert "trimmed_mean(" not in shown.output
+
+
+def test_backtest_says_the_rule_in_words_then_its_ledger_name(tmp_path: Path) -> None:
+    args = ["backtest", "--last", "20", "--window", "300", "--refit-every", "20",
+            "--no-baseline", "--no-progress", "--workers", "1"]
+    three = runner.invoke(app, [*args, "--agents", "nig,bootstrap,student-t", "--home",
+                                str(tmp_path / "a")])
+    assert three.exit_code == 0, three.output
+    assert (f"consensus: {SWARM_POLICY.describe(3)} (in the ledger: {LEDGER_NAME})"
+            in plain(three.output))
+    two = runner.invoke(app, [*args, "--agents", "nig,bootstrap", "--home",
+                              str(tmp_path / "b")])
+    assert two.exit_code == 0, two.output
+    assert ("no consensus row: 2 agents, and a trimmed mean dropping the highest and the "
+            "lowest needs at least 3 agents") in plain(two.output)
+
+
+# --- 2 and 3. help: plain, every option explained, defaults shown ---------------------------
+
+
+def _walk(command: Any, path: list[str]) -> list[tuple[list[str], Any]]:
+    found = [(path, command)]
+    for name, sub in getattr(command, "commands", {}).items():
+        found += _walk(sub, [*path, name])
+    return found
+
+
+COMMANDS = [found for name in _COMMANDS for found in _walk(_load(name), [name])]
+#: Options of files this change does not own (cli/serve.py): reported, kept failing below.
+NOT_OURS = {("serve", "--spread")}
+
+
+def _option_problems(path: list[str], command: Any) -> list[str]:
+    import typer
+
+    ctx = typer.Context(command, info_name=path[-1])
+    problems = []
+    for p in command.params:
+        if p.param_type_name != "option" or (path[0], p.opts[0]) in NOT_OURS:
+            continue
+        record = p.get_help_record(ctx)
+        text = record[1] if record else ""
+        if not text.split("[default:")[0].split("[required]")[0].strip():
+            problems.append(f"{p.opts[0]}: no help")
+        if p.default not in (None, False, "", (), []) and "[default:" not in text:
+            problems.append(f"{p.opts[0]}: default {p.default!r} not shown")
+    return problems
+
+
+@pytest.mark.parametrize(("path", "command"), COMMANDS,
+                         ids=[" ".join(path) for path, _ in COMMANDS])
+def test_every_help_is_plain_and_explains_every_option(path: list[str], command: Any) -> None:
+    result = runner.invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert not BOXES & set(result.output), result.output
+    assert "<bool>" not in result.output
+    listing = result.output.split("\nCommands:\n", 1)
+    if len(listing) == 2:  # a group: each subcommand's first sentence whole, not cut short
+        assert not re.search(r"\.\.\.$", listing[1], re.M), result.output
+    assert _option_problems(path, command) == []
+
+
+@pytest.mark.xfail(strict=True, reason="cli/serve.py's --spread has no help (its owner's "
+                   "file; reported): remove NOT_OURS's entry when this passes")
+def test_serve_explains_spread() -> None:
+    command = dict((tuple(p), c) for p, c in COMMANDS)[("serve",)]
+    option = next(p for p in command.params if "--spread" in p.opts)
+    assert option.help
+
+
+def test_run_help_names_what_a_left_out_option_does() -> None:
+    out = plain(runner.invoke(app, ["run", "--help"]).output)
+    assert "[default: (0.99,0.975)]" in out  # typer brackets a text default
+    assert "Left out: no limit, the run goes on until the data runs out" in out
+    assert re.search(r"--checkpoint-every <int> checkpoint a portfolio's state", out)
+    arbiter = plain(runner.invoke(app, ["arbiter", "--help"]).output)
+    assert "compare the consensus with and without its actions." in arbiter
+
+
+# --- 4. run: positions in currency, % of net value -------------------------------------------
+
+
+def _assets(folder: Path) -> tuple[Path, Path]:
+    from swarmvar.books import load_stocks
+
+    frame = load_stocks().iloc[:215][["AAPL", "MSFT", "XOM"]]
+    frame.index.name = "date"
+    frame.to_csv(folder / "assets.csv")
+    (folder / "books.json").write_text(json.dumps({
+        "hedged": {"positions": {"AAPL": 600_000, "MSFT": -400_000, "XOM": 300_000}},
+        "short": {"positions": {"AAPL": -600_000, "MSFT": 100_000}},
+        "even": {"weights": {"AAPL": 0.5, "MSFT": 0.5}}}), encoding="utf-8")
+    return folder / "assets.csv", folder / "books.json"
+
+
+def test_run_shows_a_positions_portfolio_in_currency_of_its_net_value(tmp_path: Path) -> None:
+    from swarmvar.books import currency_loss
+
+    data, books = _assets(tmp_path)
+    result = runner.invoke(app, ["run", "--data", str(data), "--portfolios", str(books),
+                                 "--agents", "nig,bootstrap,student-t", "--window", "200",
+                                 "--beats", "9", "--home", str(tmp_path / "h")])
+    assert result.exit_code == 0, result.output
+    out = plain(result.output)
+    assert "a positions portfolio: % of its net value, and in currency" in out
+    assert "hedged (net 500,000)" in out and "VaR 0.99 (ccy)" in out
+    line = next(x for x in result.output.splitlines() if x.startswith("hedged (positions"))
+    found = re.search(r"VaR 0\.99 ([\d.]+)% = ([\d,]+), ES", line)
+    assert found, line
+    pct, money = float(found[1]) / 100, float(found[2].replace(",", ""))
+    assert abs(money - currency_loss(500_000, pct)) <= 0.5 + 500_000 * 5e-5  # % shown rounded
+    assert "(% of net value; ES in currency an upper bound)" in line
+    short = next(x for x in result.output.splitlines() if x.startswith("short (positions"))
+    assert "negative net value" in short and "upper tail" in short
+    assert not any(x.startswith("even (") for x in result.output.splitlines())
+
+
+# --- 5. units and the ledger's path ---------------------------------------------------------
+
+
+def test_the_book_backtest_names_its_ledger(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    result = runner.invoke(app, ["backtest", "--positions", "AAPL=600000,MSFT=-400000",
+                                 "--last", "20", "--window", "250", "--workers", "1",
+                                 "--no-progress", "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    found = re.search(r"recorded entries (\d+)-(\d+) \(daily forecasts, tests, summary\) in "
+                      r"the ledger at (\S+) \(Merkle root ([0-9a-f]{64})\)", plain(result.output))
+    assert found, result.output
+    from swarmvar.ledger import Ledger
+
+    with Ledger.open(home, create=False) as ledger:
+        assert Path(found[3]) == Path(str(ledger.path))
+        assert int(found[2]) == ledger.size - 1 and found[4] == ledger.compute_merkle_root().hex()
+
+
+def test_the_book_table_gives_the_marginal_es_its_unit(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["var", "--positions", "AAPL=600000,MSFT=-400000", "--last",
+                                 "300", "--home", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "marg. ES (per unit of ccy)" in result.output
+
+
+# --- 6. the arbiter's alerts in words --------------------------------------------------------
+
+
+def test_decisions_in_words_name_the_agents_and_keep_the_reason() -> None:
+    from swarmvar.cli.run import decision_words
+
+    alert = Decision(Action.ALERT, "sp500", 48, ("NIG", "StudentT"),
+                     {"threat": 0.723, "anomalies:NIG": 2.0, "anomalies:StudentT": 1.0},
+                     0.723, "threat 0.723 >= 0.6 (dominant core E)")
+    words = decision_words(alert)
+    assert words == ("alert on sp500 at beat 48: the arbiter's risk signals for this portfolio "
+                     "are high (its threat score 0.72); the agents behind it: NIG (2 anomalies)"
+                     ", StudentT (1 anomaly). Check the data and these agents' forecasts "
+                     "[threat 0.723 >= 0.6 (dominant core E)]")
+    lone = decision_words(dataclasses.replace(alert, agents=()))
+    assert lone is not None and "no single agent stands out" in lone
+    held = decision_words(dataclasses.replace(alert, action=Action.QUARANTINE,
+                                              agents=("NIG",)))
+    assert held is not None and held.startswith(
+        "quarantine on sp500 at beat 48: NIG (2 anomalies) held out of the consensus")
+    assert held.endswith("[threat 0.723 >= 0.6 (dominant core E)]")
+    assert decision_words(dataclasses.replace(alert, action=Action.NOOP)) is None
+
+
+def test_run_prints_the_arbiters_alerts_in_words(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["run", "--agents", "nig,bootstrap,student-t", "--window",
+                                 "150", "--beats", "60", "--arbiter", "--quiet", "--home",
+                                 str(tmp_path / "h")])
+    assert result.exit_code == 0, result.output
+    alerts = [x for x in result.output.splitlines() if x.startswith("alert on ")]
+    assert alerts, result.output  # the seeded replay alerts at beats 32 and 48 (today)
+    for line in alerts:  # the swarm's technical log line is held back: only the words
+        assert "the arbiter's risk signals" in line and re.search(r"\[threat [\d.]+ >= ", line)
+    assert "anomalies count, per agent and beat: VaR breaches" in alerts[0]

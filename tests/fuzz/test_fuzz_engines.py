@@ -1029,3 +1029,23 @@ def test_calibration_refuses_a_factory_that_builds_no_agent() -> None:
             sbc(factory, n_sims=1, n_obs=30, n_draws=9, bins=5)
     with pytest.raises(SwarmVarError, match="simulate"):
         interval_coverage(_NIG(), lambda rng, n: ["x"] * n, 0.02, n_obs=30, n_rep=1)
+
+
+@FUZZ
+@given(st.one_of(anything, st.just("../../etc/x"), st.text(min_size=64, max_size=64)),
+       st.one_of(anything, st.binary(max_size=200)))
+def test_track_cache_of_any_key_and_file(key: Any, content: Any) -> None:
+    """Only a track_key() names a file; any file content under it reads as None (rebuild)."""
+    import tempfile
+    from pathlib import Path
+
+    from swarmvar.validation.track_cache import cache_path, load_track
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = refused_or(cache_path, tmp, key, names=("key",))
+        if path is not None:
+            assert path.parent == Path(tmp)
+        good = "ab" * 32
+        if isinstance(content, bytes):
+            cache_path(tmp, good).write_bytes(content)
+        assert refused_or(load_track, tmp, good, ("a", "b"), (0.99,)) is None

@@ -35,6 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..consensus import TrackRecord
+from ..errors import InvalidParameter
 
 #: Version of the cache file layout (part of every key).
 CACHE_FORMAT = 1
@@ -108,8 +109,23 @@ def _arrays_digest(arrays: Mapping[str, NDArray[np.float64]]) -> str:
     return h.hexdigest()
 
 
+_HEX = frozenset("0123456789abcdef")
+
+
 def cache_path(folder: str | Path, key: str) -> Path:
-    """Where the record of ``key`` lives in ``folder``."""
+    """Where the record of ``key`` lives in ``folder``.
+
+    Raises
+    ------
+    InvalidParameter
+        ``folder`` is not a path, or ``key`` is not a :func:`track_key` (hex SHA-256): no
+        other name can reach the file system from here.
+    """
+    if not isinstance(folder, (str, Path)) or not str(folder):
+        raise InvalidParameter(f"the track cache folder must be a path, not {folder!r}")
+    if not isinstance(key, str) or len(key) != 64 or any(c not in _HEX for c in key):
+        raise InvalidParameter(f"a track cache key is a hex SHA-256 from track_key(), not "
+                               f"{str(key)[:80]!r}")
     return Path(folder) / f"track-{key[:32]}.npz"
 
 

@@ -195,3 +195,73 @@ def test_refusal_patterns_are_bounded(swarm_home, monkeypatch):
     new = {k: v for k, v in swarm.refusals.items() if k not in before}
     assert sorted(new) == ["a refusal named alpha", "a refusal named beta", "other refusals"]
     assert new["other refusals"] == (2, "a refusal named gamma")
+
+
+# --- messages that say what a line must be and what differs (helper M-messages) -----------
+
+
+def test_a_bad_json_line_is_quoted_and_told_what_a_line_must_be():
+    from swarmvar.swarm.sources import QUOTED_CHARS, TICK_LINE_HINT
+
+    long = "not json " + "x" * 200
+    lines = [long, "[1, 2]", '{"portfolio": "sp500"}', '{"as_of": "2024-01-02"}',
+             '{"portfolio": "sp500", "as_of": "2024-01-02", "colour": 1}', "\x1b[31mred"]
+    got = list(JsonLines(io.StringIO("\n".join(lines) + "\n")))
+    assert all(isinstance(b, BadLine) for b in got)
+    reasons = [b.reason for b in got]
+    assert reasons[0].startswith(f"line 1: {long[:QUOTED_CHARS]!r}... is not JSON (Expecting "
+                                 "value at character 1); each line must be one JSON object")
+    assert "line 1 column 1" not in reasons[0]  # the decoder's position, not the stream's
+    assert reasons[1].startswith("line 2: '[1, 2]' is a JSON list, not an object;")
+    assert reasons[2].startswith('line 3: \'{"portfolio": "sp500"}\' has no "as_of" date;')
+    assert "names no portfolio" in reasons[3] and "unknown keys ['colour']" in reasons[4]
+    assert reasons[5].startswith(r"line 6: '\x1b[31mred' is not JSON")  # escaped, one line
+    assert all(TICK_LINE_HINT in r for r in reasons)
+    # the example the hint shows is itself a good line
+    example = TICK_LINE_HINT[TICK_LINE_HINT.index("e.g. ") + 5:]
+    tick = next(iter(JsonLines(io.StringIO(example + "\n"))))
+    assert isinstance(tick, Tick) and tick.portfolio == "sp500" and tick.value == -0.0042
+
+
+@given(st.text(max_size=300))
+@settings(max_examples=80, deadline=None)
+def test_any_line_becomes_a_tick_or_a_one_line_bounded_reason(raw):
+    from swarmvar.swarm.sources import QUOTED_CHARS, TICK_LINE_HINT
+
+    for item in JsonLines(io.StringIO(raw.replace("\n", " ") + "\n")):
+        if isinstance(item, BadLine):
+            assert "\n" not in item.reason and "\r" not in item.reason
+            assert item.reason.startswith("line 1: ")
+            quoted = 10 * QUOTED_CHARS + 5  # repr: at most 10 characters per character
+            assert len(item.reason) <= quoted + len(TICK_LINE_HINT) + 10 * len(raw) + 100
+
+
+def test_a_zero_sum_book_says_why_and_how_to_measure_it():
+    with pytest.raises(SwarmVarError) as err:
+        PortfolioSpec("book", positions={"AAPL": 500000, "MSFT": -500000})
+    text = str(err.value)
+    assert "positions must be finite and must not sum to zero" in text
+    assert "fraction of the net value" in text and "dollar-neutral" in text
+    assert "swarmvar var --data" in text and "--positions AAPL=500000,MSFT=-500000" in text
+
+
+def test_a_price_as_a_tick_value_is_called_a_price_and_percent_is_percent():
+    from swarmvar.swarm.ticks import check_return
+
+    with pytest.raises(InvalidTick, match="looks like a price"):
+        check_return(2184.05, "the return of 'sp500'")
+    with pytest.raises(InvalidTick, match="divide by 100") as err:
+        check_return(1.7, "the return of 'sp500'")
+    assert "price" not in str(err.value)
+
+
+def test_a_resume_mismatch_names_only_what_differs():
+    from swarmvar.swarm._portfolio_state import differences
+
+    saved = {"portfolio": "sp500", "agents": ["NIG", "Boot", "T"], "window": 150,
+             "refit_every": 20, "seed": 0}
+    now = {**saved, "agents": ["NIG", "Boot"], "refit_every": 5}
+    text = differences(saved, now)
+    assert text == "agents: saved [NIG, Boot, T], now [NIG, Boot]; refit_every: saved 20, now 5"
+    assert differences({**saved, "spread": 2}, saved) == "spread: saved 2, now (none)"
+    assert differences(["junk"], saved).startswith("an unreadable record of them")

@@ -18,6 +18,14 @@ from ..errors import InvalidReturns
 _NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
 
 
+def when(label: object) -> str:
+    """A row's label for a message: a date at midnight as ``2016-08-12`` (no ``00:00:00``),
+    any other label as it prints."""
+    if isinstance(label, pd.Timestamp) and not pd.isna(label) and label == label.normalize():
+        return str(label.date()) if label.tz is None else f"{label.date()} ({label.tz})"
+    return str(label)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
@@ -191,7 +199,7 @@ def check_dates(index: pd.Index, what: str) -> pd.DatetimeIndex:
     dup = index.duplicated()
     if dup.any():
         raise InvalidReturns(
-            f"date {index[int(np.argmax(dup))]} appears twice; remove duplicate rows"
+            f"date {when(index[int(np.argmax(dup))])} appears twice; remove duplicate rows"
         )
     steps = np.diff(index.asi8)
     if np.any(steps <= 0):

@@ -17,7 +17,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import InvalidParameter, InvalidReturns
-from ._dates import _as_dates, _first_line, check_dates
+from ._dates import _as_dates, _first_line, check_dates, when
 
 #: A daily log return beyond this (|r| > 1, i.e. a move of -63% / +172%) is
 #: treated as a unit mistake, usually percent instead of fractions.
@@ -39,14 +39,6 @@ PRICE_STEP = 0.1
 _TO_RETURNS = "give daily log returns as fractions, log(P_t / P_t-1), not the prices"
 _READ_AS_PRICES = ("read the column as prices (--kind price on the command line, kind='price' "
                    "in Python)")
-
-
-def when(label: object) -> str:
-    """A row's label for a message: a date at midnight as ``2016-08-12`` (no ``00:00:00``),
-    any other label as it prints."""
-    if isinstance(label, pd.Timestamp) and not pd.isna(label) and label == label.normalize():
-        return str(label.date()) if label.tz is None else f"{label.date()} ({label.tz})"
-    return str(label)
 
 
 def looks_like_prices(x: NDArray[np.float64], value: float) -> bool:

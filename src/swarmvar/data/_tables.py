@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InvalidParameter, InvalidReturns, SwarmVarError
-from ._dates import _as_dates, _first_line
-from ._returns import prices_to_returns, validate, when
+from ._dates import _as_dates, _first_line, when
+from ._returns import prices_to_returns, validate
 
 #: Largest file :func:`read` opens (bytes): 50 years of daily rows are ~1 MB.
 MAX_FILE_BYTES = 1 << 30

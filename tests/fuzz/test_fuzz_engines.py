@@ -1049,3 +1049,26 @@ def test_track_cache_of_any_key_and_file(key: Any, content: Any) -> None:
         if isinstance(content, bytes):
             cache_path(tmp, good).write_bytes(content)
         assert refused_or(load_track, tmp, good, ("a", "b"), (0.99,)) is None
+
+
+@FUZZ
+@given(st.one_of(anything, st.just("seed")), anything, anything, st.data())
+def test_arbiter_restore_and_threat_versions_of_anything(small_history: Any, model: Any,
+                                                         description: Any, now: Any,
+                                                         data: st.DataObject) -> None:
+    from swarmvar.arbiter import SEED_MODEL, Arbiter, ThreatVersions
+
+    versions = ThreatVersions()
+    m = SEED_MODEL if isinstance(model, str) and model == "seed" else model
+    published = refused_or(versions.publish, m, description, now,
+                           names=("model", "description", "now"))
+    if published is not None:
+        assert versions.active() is not None
+    refused_or(versions.roll_back, now, names=("now",))
+    arb = Arbiter(record_decisions=False)
+    arb.observe(small_history.beat(1, "p"))
+    blob = arb.checkpoint_state("p")
+    portfolio = data.draw(st.one_of(anything, st.just("q")), label="portfolio")
+    agents = data.draw(st.one_of(anything, st.lists(anything, max_size=2)), label="agents")
+    refused_or(Arbiter(record_decisions=False).restore_state, portfolio, blob, agents,
+               names=("portfolio", "agent"))

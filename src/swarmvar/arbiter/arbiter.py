@@ -182,8 +182,8 @@ class Arbiter:
         ``--t-threshold``) and the base time ``t1`` of the pulse; other keywords go to
         the constructor."""
         config = ArbiterConfig(pulse=Pulse(k_flows, p_nodes, u, t1, t_threshold),
-                               thresholds=thresholds or Thresholds(),
-                               gains=gains or PidGains())
+                               thresholds=Thresholds() if thresholds is None else thresholds,
+                               gains=PidGains() if gains is None else gains)
         return cls(config, ledger=ledger, **kwargs)
 
     # --- the observer protocol --------------------------------------------------
@@ -276,6 +276,10 @@ class Arbiter:
             The bytes are not an arbiter state, are cut or altered, or hold levels the
             configuration cannot read.
         """
+        portfolio = self._portfolio(portfolio)
+        if isinstance(agents, (str, bytes)) or not isinstance(agents, Sequence) or not all(
+                isinstance(a, str) for a in agents):
+            raise UnknownAgent(f"agents must be a sequence of agent names, not {agents!r}")
         c = unpack_checkpoint(blob)
         features, breached = as_deques(c)
         if any(len(f) != len(c.features[0]) for f in c.features) or len(features) != len(

@@ -13,6 +13,7 @@ from collections.abc import Collection
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 
+from ..errors import InvalidParameter
 from ..types import BeatReport, Decision
 from .cores import CoreOutputs, DecisionVector, aggregate_recommendations, run_cores
 from .decide import Thresholds, decide
@@ -32,6 +33,13 @@ class ArbiterConfig:
     gains: PidGains = field(default_factory=PidGains)
     signals: SignalConfig = field(default_factory=SignalConfig)
     seed_pid: bool = False
+
+    def __post_init__(self) -> None:
+        for name, kind in (("pulse", Pulse), ("thresholds", Thresholds), ("gains", PidGains),
+                           ("signals", SignalConfig), ("seed_pid", bool)):
+            if not isinstance(getattr(self, name), kind):
+                raise InvalidParameter(f"the arbiter's {name} must be a {kind.__name__}, not "
+                                       f"{getattr(self, name)!r}")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
+from ..errors import InvalidParameter
 from ..evolution import MemoryVariantStore, VariantStatus, VariantStore, new_variant
+from ..evolution.statestore import _check_now
 from .threat import ThreatModel
 
 THREAT_CLASS = "ThreatModel"
@@ -36,7 +38,12 @@ class ThreatVersions:
     def publish(self, model: ThreatModel, description: str = "",
                 now: float | None = None) -> ThreatModel:
         """Store ``model`` as the active threat model; returns it with its version (variant id)."""
+        if not isinstance(model, ThreatModel):
+            raise InvalidParameter(f"model must be a ThreatModel, not {type(model).__name__}")
+        if not isinstance(description, str):
+            raise InvalidParameter(f"description must be text, not {description!r}")
         t = self._clock() if now is None else now
+        _check_now(t)
         variant = self.store.add(new_variant(
             THREAT_CLASS, model.to_parameters(), CONSTRUCTORS, now=t,
             description=description or f"threat model ({model.label or 'untitled'})"))
@@ -53,6 +60,7 @@ class ThreatVersions:
     def roll_back(self, now: float | None = None) -> ThreatModel | None:
         """Roll the active model back; the previous one (if any) becomes active again."""
         t = self._clock() if now is None else now
+        _check_now(t)
         for v in self.store.list(VariantStatus.ACTIVE):
             if v.agent_class == THREAT_CLASS:
                 self.store.roll_back(v, t)

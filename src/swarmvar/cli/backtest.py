@@ -285,7 +285,7 @@ def backtest_command(
     console.print(render(result))
     if rows:
         console.print(f"consensus: {swarm_rule.describe(len(roster))} (in the ledger: "
-                      f"{swarm_rule.method})", markup=False)
+                      f"{swarm_rule.method})", markup=False, soft_wrap=True)
     if any(c.variant_id for c in chosen.values()):  # realized evidence for canary checks
         import time
 

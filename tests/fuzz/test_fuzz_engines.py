@@ -1072,3 +1072,22 @@ def test_arbiter_restore_and_threat_versions_of_anything(small_history: Any, mod
     agents = data.draw(st.one_of(anything, st.lists(anything, max_size=2)), label="agents")
     refused_or(Arbiter(record_decisions=False).restore_state, portfolio, blob, agents,
                names=("portfolio", "agent"))
+
+
+@FUZZ
+@given(any_count, any_count, anything,
+       st.one_of(anything, st.lists(st.sampled_from(["a", "b", "zz", 3]), max_size=3)))
+def test_beat_history_indices_of_anything(small_history: Any, small_backtest: Any, i: Any,
+                                          j: Any, portfolio: Any, agents: Any) -> None:
+    from swarmvar.arbiter import BeatHistory
+
+    names = ("start", "stop", "day range", "agent", "day", "beat i", "portfolio", "result",
+             "row")
+    h = refused_or(small_history.slice, i, j, names=names)
+    assert h is None or h.days == j - i
+    f = refused_or(small_history.forecast, i, j, names=names)
+    assert f is None or all(math.isfinite(m.var) for m in f.levels)
+    b = refused_or(small_history.beat, i, portfolio, names=names)
+    assert b is None or b.seq == i
+    refused_or(BeatHistory.from_result, "x", small_backtest, agents, names=names)
+    refused_or(BeatHistory.from_result, "x", portfolio, ["a"], names=names)

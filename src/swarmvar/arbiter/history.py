@@ -87,6 +87,7 @@ class BeatHistory:
 
     def slice(self, start: int, stop: int) -> BeatHistory:
         """Days ``start .. stop-1`` only."""
+        start, stop = _index("start", start, 0, self.days), _index("stop", stop, 0, self.days)
         if not 0 <= start < stop <= self.days:
             raise InvalidParameter(f"day range {start}..{stop} is outside 0..{self.days}")
         return BeatHistory(self.name, self.dates[start:stop], self.returns[start:stop],
@@ -95,6 +96,8 @@ class BeatHistory:
 
     def forecast(self, agent: int, day: int) -> Forecast:
         """Agent ``agent``'s forecast for day ``day`` as the backtest made it."""
+        agent = _index("agent", agent, 0, len(self.agents) - 1)
+        day = _index("day", day, 0, self.days - 1)
         c = self.cols[:, :, day, agent]
         return Forecast(self.agents[agent], 1, tuple(
             RiskMeasure(a, float(c[k, 0]), float(c[k, 1]), (float(c[k, 2]), float(c[k, 3])),
@@ -117,6 +120,9 @@ class BeatHistory:
              hits: NDArray[np.bool_] | None = None,
              chits: NDArray[np.bool_] | None = None) -> BeatReport:
         """Beat ``i`` (see :meth:`beats`)."""
+        i = _index("beat i", i, 1, self.days - 1)
+        if not isinstance(portfolio, str) or not portfolio:
+            raise InvalidParameter(f"portfolio must be a name, not {portfolio!r}")
         hits = self.hits() if hits is None else hits
         chits = self.consensus_hits() if chits is None else chits
         breaches = {a: tuple(bool(hits[k, i - 1, j]) for k in range(len(self.alphas)))
@@ -192,6 +198,19 @@ class BeatHistory:
     def from_result(cls, name: str, result: BacktestResult, agents: Sequence[str]
                     ) -> BeatHistory:
         """From a backtest with the agents' rows and a ``"consensus"`` row."""
+        from ..validation import BacktestResult
+
+        if not isinstance(result, BacktestResult):
+            raise InvalidParameter(f"result must be a BacktestResult, not "
+                                   f"{type(result).__name__}")
+        if isinstance(agents, (str, bytes)) or not isinstance(agents, Sequence) or not agents:
+            raise InvalidParameter(f"agents must be a non-empty list of row names, not "
+                                   f"{agents!r}")
+        missing = [a for a in (*agents, CONSENSUS) if not isinstance(a, str)
+                   or a not in result.series or (a != CONSENSUS and a not in result.logscore)]
+        if missing:
+            raise InvalidParameter(f"the backtest has no row (with log scores) for "
+                                   f"{missing[0]!r}; rows: {', '.join(result.rows)}")
         def six(row: str, alpha: float) -> FloatArray:
             s = result.series[row][alpha]
             return np.stack([s.var, s.es, s.var_lo, s.var_hi, s.es_lo, s.es_hi])
@@ -203,6 +222,15 @@ class BeatHistory:
         return cls(name, dates, np.asarray(result.returns, dtype=np.float64),
                    tuple(result.alphas), tuple(agents), cols, cons,
                    np.column_stack([result.logscore[a] for a in agents]))
+
+
+def _index(what: str, value: object, low: int, high: int) -> int:
+    """A whole-number index in ``[low, high]`` (InvalidParameter naming it otherwise)."""
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))
+            or not low <= value <= high):
+        raise InvalidParameter(f"{what} must be a whole number from {low} to {high}, not "
+                               f"{value!r}")
+    return int(value)
 
 
 def _check_history(h: BeatHistory) -> None:

@@ -185,19 +185,19 @@ def _close_started(swarm: Any, host: Any, node: Any) -> None:
 
 
 def net_value(spec: Any) -> float | None:
-    """The net value of a portfolio given by currency positions (their sum: its returns, and
-    so its VaR/ES in %, are of this value, ``swarm.ticks``), or None (weights or a series)."""
+    """The absolute net value of a portfolio given by currency positions (``|sum|``: its
+    returns, and so its VaR/ES in %, are of this value, ``swarm.ticks``), or None (weights
+    or a series)."""
     positions = getattr(spec, "positions", None)
-    return None if not positions else float(sum(positions.values()))
+    return None if not positions else abs(float(sum(positions.values())))
 
 
 def _money(net: float, loss: float) -> str:
     """A loss in % of the net value as currency, ``net (1 - exp(-loss))`` (exact for a VaR,
-    an upper bound for an ES: ``books.currency_loss``); a net short value has its loss in
-    the upper tail, which the forecast does not give."""
+    an upper bound for an ES: ``books.currency_loss``)."""
     from ..books import currency_loss
 
-    return f"{currency_loss(net, loss):,.0f}" if net > 0 else "n/a (net short)"
+    return f"{currency_loss(net, loss):,.0f}"
 
 
 def _currency_lines(swarm: Any) -> list[str]:
@@ -207,12 +207,6 @@ def _currency_lines(swarm: Any) -> list[str]:
         net = net_value(spec)
         rep = swarm.latest(name)
         if net is None or rep is None or not rep.consensus:
-            continue
-        if net <= 0:
-            lines.append(f"{name} (positions, net value {net:,.0f}): its returns are of a "
-                         "negative net value, so a loss is a rise of that return, in the upper "
-                         "tail its VaR/ES do not cover; for its risk in currency, give the "
-                         "positions to `swarmvar var --positions`")
             continue
         levels = "; ".join(f"VaR {c.alpha:g} {100 * c.var:.2f}% = {_money(net, c.var)}, ES "
                            f"{100 * c.es:.2f}% = {_money(net, c.es)}" for c in rep.consensus)

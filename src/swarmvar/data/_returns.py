@@ -279,8 +279,10 @@ def portfolio(
     Give either ``weights`` (fractions of value, rebalanced every period; they
     need not sum to one for a levered or hedged book, but must not sum to 0) or
     ``positions`` (currency amounts per asset, negative for shorts). With
-    positions the series carries the notional in ``series.attrs["notional"]``
-    so that VaR can be stated in currency.
+    positions the returns are of the absolute net value ``|sum_i p_i|`` (a
+    net-short book's loss is a fall of its return, as a long book's), and the
+    series carries that value in ``series.attrs["notional"]`` so that VaR can
+    be stated in currency.
 
     The portfolio's simple return is ``sum_i w_i (exp(r_i) - 1)``; the result
     is its log, so it stays in swarmvar's unit.
@@ -325,7 +327,10 @@ def portfolio(
             "weights/positions sum to zero; the portfolio has no net value, and its returns are "
             "fractions of that value: give them a non-zero sum, or measure a dollar-neutral "
             "book in currency (swarmvar.books; --positions on the command line)")
-    w = vec / total if positions is not None else vec
+    # positions: P&L as a fraction of the absolute net value, so that a loss is a fall of the
+    # return for a net-short book too (dividing by a negative sum would turn its losses into
+    # gains, and its VaR would read the wrong tail)
+    w = vec / abs(total) if positions is not None else vec
     frame = returns[cols].copy()
     if not isinstance(frame.index, pd.DatetimeIndex):
         frame.index = _as_dates(frame.index, "the return index")
@@ -346,5 +351,5 @@ def portfolio(
         raise InvalidReturns(f"portfolio loses all its value at {when(frame.index[i])}")
     out = pd.Series(np.log1p(simple), index=frame.index, name="portfolio")
     if positions is not None:
-        out.attrs["notional"] = total
+        out.attrs["notional"] = abs(total)
     return validate(out)

@@ -85,7 +85,9 @@ class PortfolioSpec:
         given = self.weights if self.weights is not None else self.positions
         assert given is not None
         vec = np.array([float(given[a]) for a in self.assets])
-        return vec / vec.sum() if self.positions is not None else vec
+        # positions: fractions of the absolute net value (a net-short book's loss is then a
+        # fall of its return, as data.portfolio computes it)
+        return vec / abs(vec.sum()) if self.positions is not None else vec
 
     def history(self, frame: pd.DataFrame | pd.Series) -> pd.Series:
         """This portfolio's log returns from a single series or an asset-returns frame."""

@@ -335,12 +335,12 @@ def var(
     from .data import as_array
     from .models import canonical_name
     from .models.base import MAX_HORIZON
-    from .models.risk import check_alphas
     from .swarm import run_agents
     from .swarm.consensus import SWARM_POLICY, TRACK_DAYS, swarm_consensus
+    from .validation._checks import levels as check_levels
 
     x = as_array(returns, who="swarmvar.var")
-    levels = check_alphas(alphas)
+    levels = check_levels(alphas)
     horizon = _check_whole("horizon", horizon, 1, MAX_HORIZON)
     seed = _check_whole("seed", seed, 0)
     workers = _check_whole("workers", workers, 1, max_workers())

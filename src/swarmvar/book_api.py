@@ -332,10 +332,11 @@ def book_var(
     from .models import DEFAULT_BOOK_AGENTS, book_agent_class
     from .models.attribution import euler, incremental
     from .models.book_baselines import RiskMetrics
-    from .models.risk import check_alphas, risk_measures
+    from .models.risk import risk_measures
     from .swarm import AgentRun
+    from .validation._checks import levels as check_levels
 
-    levels = check_alphas(alphas)
+    levels = check_levels(alphas)
     if isinstance(horizon, bool) or not isinstance(horizon, int) or not 1 <= horizon <= 250:
         raise InvalidParameter(f"horizon must be a whole number of days in 1..250, not "
                                f"{horizon!r}")

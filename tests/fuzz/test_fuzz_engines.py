@@ -527,7 +527,8 @@ def _names(arg: str, message: str) -> bool:
 
 _VAR_BAD: dict[str, tuple[Any, ...]] = {
     "agents": ("nig", [], [3], [None], ["nig", "nig"], ["no-such-agent"], [1.5], {"nig": 1}),
-    "alphas": (0.3, (), (1.0,), ("0.99",), (math.nan,), None, [True]),
+    "alphas": (0.3, (), (1.0,), ("0.99",), (math.nan,), None, [True], np.array(np.nan),
+               np.array([[0.99]])),
     "horizon": (0, -1, 1.5, True, "1", None, 10**9),
     "seed": (-1, 1.5, True, "0", None),
     "consensus": (1, "yes", None),
@@ -751,8 +752,9 @@ def test_evolution_settings_of_anything(cls_name: str, data: st.DataObject) -> N
 
 
 @FUZZ
-@given(anything, st.one_of(anything, st.dictionaries(st.one_of(st.text(max_size=3), anything),
-                                                     anything, max_size=2)),
+@given(anything, st.one_of(anything, st.dictionaries(
+    st.one_of(st.text(max_size=3), st.integers(), st.none(), st.floats()), anything,
+    max_size=2)),
        anything, st.one_of(st.none(), st.dictionaries(st.text(max_size=3), anything,
                                                       max_size=2)))
 def test_agent_profile_and_canary_bucket_of_anything(agent_id: Any, caps: Any, version: Any,
@@ -1091,3 +1093,13 @@ def test_beat_history_indices_of_anything(small_history: Any, small_backtest: An
     assert b is None or b.seq == i
     refused_or(BeatHistory.from_result, "x", small_backtest, agents, names=names)
     refused_or(BeatHistory.from_result, "x", portfolio, ["a"], names=names)
+
+
+def test_levels_as_numpy_arrays_are_read_as_numbers(returns: Any) -> None:
+    """A 0-d or 1-d array of levels is the levels it holds (found by fuzzing: a 0-d array
+    reached ``iter()`` as a TypeError)."""
+    import swarmvar
+
+    for alphas in (np.array(0.99), np.array([0.99])):
+        res = swarmvar.var(returns, ["nig"], alphas=alphas, consensus=False)
+        assert res.alphas == (0.99,)

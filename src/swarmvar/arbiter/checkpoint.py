@@ -109,6 +109,9 @@ def unpack_checkpoint(blob: bytes) -> PortfolioCheckpoint:
     try:
         d = json.loads(body[len(_MAGIC):].decode())
         g = [_finite(x) for x in d["genome"]]
+        if len(g) != 4 or not all(1e-12 <= w <= 1.0 for w in g) or abs(sum(g) - 1.0) > 1e-6:
+            raise InvalidState(f"the arbiter's state holds genome weights {g}; they are four "
+                               "weights in [1e-12, 1] summing to 1")
         pid = PidState(_finite(d["pid"]["integral"]), None if d["pid"]["last_error"] is None
                        else _finite(d["pid"]["last_error"]))
         memory = SignalMemory(tuple(_finite(a) for a in d["memory"]["alphas"]), {

@@ -424,7 +424,7 @@ def simulated_history(days: int = 200, seed: int = 0,
     from scipy.stats import norm
 
     from ..models.base import check_real, check_whole
-    from ..models.risk import check_alphas
+    from ..validation._checks import levels as check_levels
 
     days = check_whole("days", days, 2, 1_000_000)
     seed = check_whole("seed", seed, 0, 2**63 - 1)
@@ -434,7 +434,7 @@ def simulated_history(days: int = 200, seed: int = 0,
     scales = [check_real("scales", x, 0.0, 1e6, low_open=True) for x in scales]
     if mend_at is not None:
         mend_at = check_whole("mend_at", mend_at, 0, days)
-    alphas = check_alphas(alphas)
+    alphas = check_levels(alphas)
     rng = np.random.default_rng(seed)
     names = tuple(chr(ord("A") + j) for j in range(len(scales)))
     scale = np.tile(np.asarray(scales, dtype=np.float64), (days, 1))

@@ -68,6 +68,16 @@ def level(value: object, what: str = "alpha") -> float:
     return float(value)
 
 
+def levels(alphas: object) -> tuple[float, ...]:
+    """Confidence levels as :func:`~swarmvar.models.risk.check_alphas` takes them, a numpy
+    array (even 0-d) included: each strictly between 0.5 and 1."""
+    from ..models.risk import check_alphas
+
+    if isinstance(alphas, np.ndarray):
+        alphas = alphas.tolist()  # 0-d: a number; n-d: nested lists (refused below)
+    return check_alphas(alphas)  # type: ignore[arg-type]
+
+
 def whole(value: object, what: str, least: int, most: int | None = None) -> int:
     """A whole number in ``[least, most]`` (``True`` is not a count)."""
     if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))

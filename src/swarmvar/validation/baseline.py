@@ -34,8 +34,8 @@ from scipy import special
 from ..data import as_array
 from ..errors import ConvergenceWarning, InvalidParameter, NotFitted
 from ..models.base import MAX_HORIZON, Agent, Seed, check_whole
-from ..models.risk import check_alphas
 from ..types import Forecast, RiskMeasure
+from ._checks import levels as check_levels
 
 #: Returns are fitted in percent, as arch recommends for its optimizer.
 SCALE = 100.0
@@ -182,7 +182,7 @@ class GarchTBaseline:
         loc, scale, nu = self.predictive_t(horizon)
         unit = math.sqrt(nu / (nu - 2))  # standardized -> plain t scale factor
         levels = []
-        for alpha in check_alphas(alphas):
+        for alpha in check_levels(alphas):
             v_std, e_std = standardized_t_var_es(nu, alpha)
             var = loc + scale * unit * v_std
             es = loc + scale * unit * e_std

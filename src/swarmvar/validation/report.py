@@ -376,7 +376,7 @@ def write_html(result: BacktestResult, path: Path, *, provenance: Provenance | N
                sections: Sequence[Section] = ()) -> Path:
     """Write :func:`render_html` to ``path`` atomically, with the user's umask (mode 0666 &
     ~umask, as any file the user creates), never half-written."""
-    if not isinstance(path, (str, Path)) or not str(path):
+    if not isinstance(path, (str, Path)) or not str(path) or "\0" in str(path):
         raise InvalidParameter(f"path must be a file path (str or Path), not {path!r}")
     if provenance is not None and not isinstance(provenance, Provenance):
         raise InvalidParameter(f"provenance must be a Provenance or None, not "

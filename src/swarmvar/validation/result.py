@@ -275,6 +275,6 @@ class BacktestResult:
         from ..errors import InvalidParameter
         from .report import write_html
 
-        if not isinstance(path, (str, Path)) or not str(path):
+        if not isinstance(path, (str, Path)) or not str(path) or "\0" in str(path):
             raise InvalidParameter(f"path must be a file path (str or Path), not {path!r}")
         return write_html(self, Path(path), provenance=provenance)

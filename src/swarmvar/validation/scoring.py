@@ -84,7 +84,7 @@ def fz0_loss(losses: ArrayLike, var: ArrayLike, es: ArrayLike, alpha: float) -> 
     loss, v, e = _aligned(losses, var, es, names=("losses", "var", "es"))
     if np.any(e <= 0):
         raise InvalidParameter("FZ0 needs ES > 0 (a positive expected-shortfall loss) every day")
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         exceed = (loss >= v) * (loss - v)
         out = exceed / (tau * e) + v / e + np.log(e) - 1.0
     return finite_result(out, "the FZ0 loss", "losses or VaR are too large against ES "

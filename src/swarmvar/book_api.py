@@ -192,7 +192,7 @@ def _check_whole(name: str, value: object, low: int, high: int | None = None) ->
 def _check_common(*, kind: object, agents: object, seed: object,
                   flags: Mapping[str, object]) -> None:
     """Arguments ``book_var`` and ``book_backtest`` share (names in the message)."""
-    if kind not in ("price", "return"):
+    if not isinstance(kind, str) or kind not in ("price", "return"):
         raise InvalidParameter(f"kind must be 'price' or 'return', not {kind!r}")
     if agents is not None and (isinstance(agents, (str, bytes, Mapping))
                                or not isinstance(agents, Sequence) or not agents

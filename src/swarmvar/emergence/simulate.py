@@ -141,10 +141,11 @@ def normal_mixture_var_es(probs: FloatArray, sd: Sequence[float],
     s = float_array(sd, "sd")
     alpha = level(alpha)
     if (p.ndim != 2 or s.ndim != 1 or p.shape[1] != s.size or p.size == 0
-            or not np.all(s > 0) or not np.all(p >= 0)
+            or not np.all((s >= 1e-12) & (s <= 1e6)) or not np.all(p >= 0)
             or not np.allclose(p.sum(axis=1), 1.0)):
         raise InvalidParameter(f"probs must be (T, k) probabilities summing to 1 per row, with "
-                               f"k = len(sd) sds > 0; got probs {p.shape}, sd {s.shape}")
+                               f"k = len(sd) sds in [1e-12, 1e6]; got probs {p.shape}, "
+                               f"sd {s.shape}")
     z = float(stats.norm.ppf(alpha))
     ends = sorted((s.min() * z, s.max() * z))  # below the median (alpha < 0.5) z < 0
     lo = np.full(p.shape[0], ends[0])

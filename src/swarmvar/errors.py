@@ -168,6 +168,11 @@ class TooManyStreams(SwarmVarError, RuntimeError):
     HTTP 503 with ``Retry-After``): reconnect later."""
 
 
+class DeskBusy(SwarmVarError, RuntimeError):
+    """A write waited its limit for the process's one computation at a time (another
+    batch or fit) and was not run (HTTP 503 with ``Retry-After``; nothing stored): retry."""
+
+
 # API key file (swarmvar.service.keys) --------------------------------------------
 
 

@@ -224,6 +224,8 @@ def _watch(desk: Desk, metrics: Metrics) -> None:
         metrics.ledger_entries.set(desk.ledger_size)
 
     desk.watch(on_report)
+    desk.observing.on_skip(lambda observer, reason: metrics.observer_skipped.labels(
+        observer, reason).inc())
 
 
 def _observers(cfg: ServiceConfig) -> tuple[Any, ...]:

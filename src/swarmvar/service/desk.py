@@ -55,7 +55,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,7 @@ import numpy as np
 
 from ..errors import (
     ConflictingInput,
+    DeskBusy,
     InvalidParameter,
     InvalidReturns,
     SwarmVarError,
@@ -87,11 +89,11 @@ from .desk_book import (
     Ingested,
     LevelStats,
     PortfolioInfo,
+    RiskView,
     beat_entries,
     check_returns,
     decision_from,
     decision_record,
-    fit_failure,
     midnight,
     min_history,
     open_book,
@@ -104,11 +106,13 @@ from .desk_observers import OBSERVER_PREFIX, CheckpointMark, Observing
 
 __all__ = ["KEEP_BEATS", "MAX_HISTORY", "MIN_HISTORY", "NAME", "OBSERVER_PREFIX", "BeatPoint",
            "CheckpointMark", "DatedReturn", "Desk", "Ingested", "LevelStats", "PortfolioInfo",
-           "check_returns", "policy_for"]
+           "RiskView", "check_returns", "policy_for"]
 
 log = logging.getLogger("swarmvar.service")
 
 _RETRIES = 200
+#: seconds a write waits for the process's one computation at a time before DeskBusy (503)
+BUSY_AFTER = 5.0
 
 
 class Desk:
@@ -136,6 +140,10 @@ class Desk:
     clock : wall time of entries (default: the system clock, UTC).
     checkpoint_every : beats of a portfolio between checkpoints of the observers' states
         (the arbiter's) in ``<home>``'s state store; restored by a desk started there.
+    busy_after : seconds a write (create, ingest) waits for this process's computation in
+        progress (another batch or fit) before it is refused with :class:`DeskBusy` (HTTP
+        503 with ``Retry-After``, nothing stored): a queue of waiting writes would hold the
+        server's request threads and starve its reads.
 
     Attributes
     ----------
@@ -155,7 +163,7 @@ class Desk:
                  window: int = 1000, refit_every: int = 20, seed: int = 0,
                  observers: Sequence[BeatObserver] = (),
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 checkpoint_every: int = 250):
+                 checkpoint_every: int = 250, busy_after: float = BUSY_AFTER):
         if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) \
                 or checkpoint_every < 1:
             raise InvalidParameter(f"checkpoint_every must be a whole number >= 1 of beats, "
@@ -177,6 +185,7 @@ class Desk:
         self._books: dict[str, Book] = {}
         # one computation at a time here (a batch's beats or a fit), taken before _lock
         self._computing = threading.Lock()
+        self.busy_after = float(busy_after)
         self._seen = 0
         self._on_beat: list[Callable[[str, BeatPoint], None]] = []
         self._on_report: list[Callable[[BeatReport, tuple[Decision, ...]], None]] = []
@@ -213,13 +222,15 @@ class Desk:
             assert report is not None  # every book has beat 0
             return report
 
-    def silenced(self, name: str) -> dict[str, str]:
-        """Why each of the portfolio's agents without a forecast has none (agent -> its
-        refusal, the beat it happened at, when it is tried again); empty when all forecast
-        or no reason was given."""
+    def risk(self, name: str) -> RiskView:
+        """The last beat's report, why each agent's estimate did not count (those without a
+        forecast: their own refusal and since which beat, when known) and the portfolio,
+        all from one sync under the lock (so they describe the same beat)."""
         with self._lock:
             self.sync()
-            return dict(self._book(name).silenced)
+            book = self._book(name)
+            assert book.last is not None  # every book has beat 0
+            return RiskView(book.last, book.rejected(), self._info(book))
 
     def points(self, name: str, since: int = 0, limit: int = KEEP_BEATS) -> list[BeatPoint]:
         with self._lock:
@@ -294,7 +305,7 @@ class Desk:
                    "dates": [h.as_of.isoformat() for h in history],
                    "returns": [h.value for h in history], "key_id": key_id,
                    "request_id": request_id}
-        with self._computing:  # one fit or batch at a time here; reads go on meanwhile
+        with self._computation():  # one fit or batch at a time here; reads go on meanwhile
             with self._lock:
                 self.sync()
                 self._unused(name)
@@ -307,8 +318,8 @@ class Desk:
                     "portfolio's real returns") from exc
             dead = [a for a in book.agents if a not in book.swarm.forecasts]
             if dead:
-                why = "; ".join(f"{a}: {fit_failure(book.swarm, a, [h.value for h in history])}"
-                                for a in dead)
+                errors = book.swarm.errors  # each agent's own last error
+                why = "; ".join(f"{a}: {errors.get(a, 'no forecast')}" for a in dead)
                 raise InvalidReturns(
                     f"history: {len(dead)} of the portfolio's agents could not be fitted on "
                     f"its {len(history)} returns and forecast ({why}); nothing was stored")
@@ -324,6 +335,19 @@ class Desk:
                         book.record(book.last, (), None)
                         return self._info(book)
         raise SwarmVarError("the ledger kept changing under this write; retry")
+
+    @contextmanager
+    def _computation(self) -> Iterator[None]:
+        """This process's one computation at a time, waited for at most ``busy_after``
+        seconds (then :class:`DeskBusy`: nothing was read or stored)."""
+        if not self._computing.acquire(timeout=self.busy_after):
+            raise DeskBusy(f"this server is computing another batch or fit and this write "
+                           f"waited {self.busy_after:g} s for it; nothing was stored - send "
+                           "it again after Retry-After seconds")
+        try:
+            yield
+        finally:
+            self._computing.release()
 
     def _unused(self, name: str) -> None:
         if name in self._books:
@@ -351,7 +375,7 @@ class Desk:
             the last recorded one.
         """
         check_returns(items, "returns")
-        with self._computing:
+        with self._computation():
             for _ in range(_RETRIES):
                 with self._lock:
                     self.sync()

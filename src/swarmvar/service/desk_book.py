@@ -22,13 +22,12 @@ import pandas as pd
 
 from ..consensus import Aggregator, KeyRing, Policy, Weighting
 from ..data import as_array
-from ..errors import InvalidParameter, InvalidReturns, SwarmVarError
+from ..errors import InvalidParameter, InvalidReturns
 from ..ledger import EntryKind
 from ..models.registry import most_needed
 from ..swarm import BeatInput, BeatOutcome, PortfolioConfig, PortfolioSwarm, RoleConfig
 from ..swarm.consensus import SWARM_POLICY
 from ..swarm.record import consensus_record
-from ..swarm.roles import fit_seed
 from ..swarm.runtime import beat_seconds
 from ..types import Action, BeatReport, Decision
 
@@ -121,6 +120,16 @@ class PortfolioInfo:
     created_by: str
 
 
+@dataclass(frozen=True)
+class RiskView:
+    """A portfolio's last beat as ``GET /var`` shows it, read from one sync: its report,
+    why each agent's estimate did not count (:meth:`Book.rejected`) and the portfolio."""
+
+    report: BeatReport
+    rejected: dict[str, str]
+    info: PortfolioInfo
+
+
 @dataclass
 class Book:
     """One portfolio's live state (mutable; guarded by the desk's lock)."""
@@ -193,6 +202,14 @@ class Book:
             es=tuple(c.es for c in cons), var_interval=tuple(c.var_interval for c in cons),
             es_interval=tuple(c.es_interval for c in cons),
             breaches=report.breaches.get("consensus", ())))
+
+    def rejected(self) -> dict[str, str]:
+        """Why each agent's estimate did not count at the last beat: the beat's reason,
+        and for an agent with no forecast ("no forecast") its own refusal and since which
+        beat when one is known (:attr:`silenced`)."""
+        assert self.last is not None  # every book has beat 0
+        return {a: self.silenced.get(a, why) if why == "no forecast" else why
+                for a, why in self.last.rejected.items()}
 
     def seq_of(self, d: date) -> int:
         """The beat that took the return dated ``d`` (-1: older than the beats kept)."""
@@ -277,23 +294,6 @@ def check_returns(items: Sequence[DatedReturn], what: str) -> None:
                 f"{what}: dates not strictly increasing: {what}[{i}] ({it.as_of}) {how} "
                 f"{what}[{i - 1}] ({items[i - 1].as_of}); send returns oldest first, one per "
                 "date")
-
-
-def fit_failure(swarm: PortfolioSwarm, name: str, returns: Sequence[float]) -> str:
-    """Why agent ``name`` of ``swarm`` has no forecast after :meth:`PortfolioSwarm.start`
-    on ``returns``: its own error message, from fitting and forecasting it again as the
-    start did (the same window and seeds; the swarm keeps only that it failed). Used only
-    when a new portfolio is refused."""
-    cfg = swarm.config
-    r = np.asarray(returns, dtype=np.float64)
-    try:
-        agent = swarm.host.new(name)
-        agent.fit(r[-cfg.window:], seed=fit_seed(cfg.seed, cfg.row(name), int(r.size)))
-        agent.forecast(cfg.alphas, cfg.horizon,
-                       seed=np.random.default_rng([cfg.seed, cfg.row(name), int(r.size), 1]))
-    except SwarmVarError as exc:
-        return str(exc)
-    return "it failed once but not when tried again (an intermittent failure)"
 
 
 def policy_for(n_agents: int) -> Policy:

@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import SwarmVarError
+from ..errors import InvalidSignal, SwarmVarError
 from ..ledger import Ledger
 from ..ledger.store import Row
 from ..swarm.runtime import (
@@ -46,6 +46,9 @@ log = logging.getLogger("swarmvar.service")
 #: this one also wrote a ``desk-mark:<portfolio>`` key repeating the mark; it is ignored.)
 OBSERVER_PREFIX = "desk-observer:"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+#: Why an observer skipped a beat: it had no consensus levels nor forecasts (and no beat
+#: before it had levels), so there is nothing to decide on.
+NO_LEVELS = "no_levels"
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ class Observing:
         self.checkpoint_every = checkpoint_every
         self._clock = clock
         self._attached = tuple(Attached.of(obs) for obs in self.observers)
+        self._on_skip: list[Callable[[str, str], None]] = []
         #: Observers whose state is checkpointed: (position, ``state_key``, observer).
         self.stateful: tuple[tuple[int, str, Any], ...] = tuple(
             stateful_observers(self.observers))
@@ -127,15 +131,24 @@ class Observing:
                 continue  # in the checkpoint it was restored from
             try:
                 out.extend(attached(report, seconds, again))
-            except SwarmVarError as exc:
-                # the beat is recorded already (or being replayed): an observer that cannot
-                # read it (e.g. the arbiter on a beat without any forecast) decides nothing
-                # on it, alike in every process, rather than fail the stored write or the
-                # restart's replay
-                log.warning("observer %s decided nothing on beat %d of %s: %s",
-                            type(self.observers[i]).__name__, report.seq, report.portfolio,
-                            exc)
+            except InvalidSignal as exc:
+                if report.consensus or report.forecasts:
+                    raise  # a real fault (levels differing, a NaN, ...): not ours to hide
+                # a beat with no levels at all (no consensus, no forecast, none earlier): the
+                # observer decides nothing on it. The service's arbiter (record_decisions=
+                # False, no ledger, no retraining) reads only the reports, so every process
+                # skips the same beats; counted by the on_skip callbacks
+                observer = type(self.observers[i]).__name__
+                log.warning("observer %s decided nothing on beat %d of %s: %s", observer,
+                            report.seq, report.portfolio, exc)
+                for cb in self._on_skip:
+                    cb(observer, NO_LEVELS)
         return tuple(out)
+
+    def on_skip(self, callback: Callable[[str, str], None]) -> None:
+        """Call ``callback(observer class name, reason)`` on each beat an observer skips
+        (reason :data:`NO_LEVELS`: the beat had no consensus levels nor forecasts)."""
+        self._on_skip.append(callback)
 
     @contextmanager
     def _state_store(self) -> Iterator[Any]:

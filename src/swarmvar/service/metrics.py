@@ -86,6 +86,11 @@ class Metrics:
         self.sandbox_violations = Counter("swarmvar_sandbox_violations_total",
                                           "Sandbox violations reported by the runtime.",
                                           ["kind"], registry=r)
+        self.observer_skipped = Counter(
+            "swarmvar_observer_beats_skipped_total",
+            "Beats an observer (the arbiter) decided nothing on, by observer and reason "
+            "(no_levels: the beat had no consensus levels nor forecasts).",
+            ["observer", "reason"], registry=r)
         self.ingested = Counter("swarmvar_returns_ingested_total",
                                 "Returns ingested, by outcome (new or duplicate).",
                                 ["outcome"], registry=r)

@@ -63,6 +63,11 @@ def _point(p: BeatPoint) -> PointOut:
                     breaches=list(p.breaches))
 
 
+_BUSY: dict[int | str, dict[str, object]] = {503: error(
+    "The server is computing another batch or fit and this write waited its limit (nothing "
+    "stored): send it again after Retry-After seconds")}
+
+
 @router.get("/portfolios", response_model=list[PortfolioOut], tags=["portfolios"])
 def list_portfolios(request: Request, key: Reader) -> list[PortfolioOut]:
     """Every portfolio this service runs."""
@@ -70,7 +75,7 @@ def list_portfolios(request: Request, key: Reader) -> list[PortfolioOut]:
 
 
 @router.post("/portfolios", response_model=PortfolioOut, status_code=201, tags=["portfolios"],
-             responses={409: error("A portfolio of that name exists")})
+             responses={409: error("A portfolio of that name exists"), **_BUSY})
 def create_portfolio(body: PortfolioIn, request: Request,
                      key: Writer) -> PortfolioOut:
     """Create a portfolio: its swarm is fitted on ``history``.
@@ -103,7 +108,7 @@ def get_portfolio(name: Name, request: Request, key: Reader) -> PortfolioOut:
                         409: error("A recorded date with another value, or a new date not "
                                    "after the portfolio's last recorded one"),
                         413: error("More returns than the server's --max-batch (nothing "
-                                   "stored): send them in several requests")})
+                                   "stored): send them in several requests"), **_BUSY})
 def ingest(name: Name, body: IngestBody, request: Request, response: Response,
            key: Writer) -> IngestOut:
     """Ingest one return (``{"date", "return"}``) or a batch (``{"returns": [...]}``).
@@ -153,16 +158,13 @@ def current_var(name: Name, request: Request, key: Reader) -> RiskOut:
     forecast says since which beat and its own refusal (e.g. of a return it cannot take).
     With no consensus (``levels`` empty), ``detail`` says why.
     """
-    desk = _desk(request)
-    r = desk.latest(name)
-    silenced = desk.silenced(name)
-    rejected = {a: silenced.get(a, why) if why == "no forecast" else why
-                for a, why in r.rejected.items()}
+    view = _desk(request).risk(name)  # one sync: report, reasons and info of one beat
+    r, info = view.report, view.info
     detail = "" if r.consensus else (
         f"no consensus at beat {r.seq}: {len(r.forecasts)} of the portfolio's "
-        f"{len(desk.info(name).agents)} agents forecast; see rejected for each agent's reason")
+        f"{len(info.agents)} agents forecast; see rejected for each agent's reason")
     return RiskOut(portfolio=name, seq=r.seq, as_of=r.as_of.date().isoformat(),
-                   horizon=desk.info(name).horizon, rejected=rejected, detail=detail,
+                   horizon=info.horizon, rejected=view.rejected, detail=detail,
                    levels=[LevelOut(alpha=c.alpha, var=c.var, es=c.es,
                                     var_interval=c.var_interval, es_interval=c.es_interval,
                                     method=c.method, weights=dict(c.weights),

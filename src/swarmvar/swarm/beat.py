@@ -91,6 +91,10 @@ class PortfolioSwarm:
         self.host = AgentHost(config.sandbox, config.params, config.home)
         #: this beat's sandbox violations: agent -> what it tried (held out of the consensus)
         self.violations: dict[str, SandboxViolation] = {}
+        #: agent -> the message of its last start/update/forecast/refit error (one entry per
+        #: agent of the roster at most; kept for callers that say why an agent is silent,
+        #: never part of :meth:`state` nor of any number)
+        self.errors: dict[str, str] = {}
         self.keys = agent_keys(Path(config.home), config.agents)
         self.ring = KeyRing({a: k.public_key() for a, k in self.keys.items()})
         #: the signatures this swarm made: its own estimates are not verified again on the
@@ -120,7 +124,9 @@ class PortfolioSwarm:
         return 2 * self.config.window + self.config.roles.refit_lag + 1
 
     def _note(self, name: str, exc: SwarmVarError) -> None:
-        """Remember a sandbox violation (the beat records it and holds the agent out)."""
+        """Remember an agent's error: its message (the last one, in ``errors``) and a
+        sandbox violation (the beat records it and holds the agent out)."""
+        self.errors[name] = str(exc)
         if isinstance(exc, SandboxViolation):
             self.violations.setdefault(name, exc)
 

@@ -1,15 +1,18 @@
-"""The desk's second review: an observer skips only a beat without levels (counted in the
-metrics; any other fault of it is raised), an agent's own error is read from the swarm
-(not re-run), ``GET /var`` reads one sync, and a write that waits too long for the
-process's computation is refused with 503 + Retry-After (nothing stored)."""
+"""The desk's second review: an observer skips only a beat without levels quietly
+(counted in the metrics; any other fault of it is an ERROR counted apart), an agent's own
+error is read from the swarm (not re-run), ``GET /var`` reads one sync, and a write that
+waits too long for the process's computation is refused with 503 + Retry-After (nothing
+stored)."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 
 import pytest
 
+from swarmvar.arbiter import Arbiter
 from swarmvar.errors import InvalidSignal
 from swarmvar.service import ServiceConfig, create_app
 from swarmvar.service.desk import Desk
@@ -17,18 +20,18 @@ from swarmvar.service.desk import Desk
 from .conftest import Keys, TestClient, day, history
 
 
-def _app(tmp_path: object, path: object) -> TestClient:
-    return TestClient(create_app(ServiceConfig(home=tmp_path, keys=path)))  # type: ignore[arg-type]
+def _app(tmp_path: Path, path: Path) -> TestClient:
+    return TestClient(create_app(ServiceConfig(home=tmp_path, keys=path)))
 
 
 def _desk(c: TestClient) -> Desk:
-    desk = c.app.state.desk  # type: ignore[attr-defined]
+    desk = c.app.state.desk
     assert isinstance(desk, Desk)
     return desk
 
 
 def test_only_a_beat_without_levels_is_skipped_and_it_is_counted(
-        tmp_path: object, session_keys: tuple[object, Keys],
+        tmp_path: Path, session_keys: tuple[Path, Keys],
         caplog: pytest.LogCaptureFixture) -> None:
     path, k = session_keys
     w = {"X-API-Key": k.writer}
@@ -48,14 +51,22 @@ def test_only_a_beat_without_levels_is_skipped_and_it_is_counted(
         line = ('swarmvar_observer_beats_skipped_total{observer="Arbiter",'
                 'reason="no_levels"} 1.0')
         assert line in text, text
-        # a beat with levels the arbiter cannot read is a fault: raised, not counted
+        # a beat with levels the arbiter cannot read is a fault: an ERROR, counted apart
         faulty = dataclasses.replace(last, seq=last.seq + 1, realized=float("nan"))
-        with pytest.raises(InvalidSignal):
-            desk.observing.observe(faulty, None)
-        assert line in c.get("/metrics").text  # still 1
+        with pytest.raises(InvalidSignal):  # the arbiter's own refusal of it
+            Arbiter(record_decisions=False).observe(faulty)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="swarmvar.service"):
+            assert desk.observing.observe(faulty, None) == ()
+        assert [r.levelno for r in caplog.records] == [logging.ERROR], caplog.records
+        assert "a fault" in caplog.records[0].getMessage()
+        text = c.get("/metrics").text
+        assert line in text, text  # still 1
+        assert ('swarmvar_observer_beats_skipped_total{observer="Arbiter",'
+                'reason="fault"} 1.0') in text, text
 
 
-def test_get_var_reads_one_sync(tmp_path: object, session_keys: tuple[object, Keys],
+def test_get_var_reads_one_sync(tmp_path: Path, session_keys: tuple[Path, Keys],
                                 monkeypatch: pytest.MonkeyPatch) -> None:
     path, k = session_keys
     w = {"X-API-Key": k.writer}
@@ -79,7 +90,7 @@ def test_get_var_reads_one_sync(tmp_path: object, session_keys: tuple[object, Ke
 
 
 def test_a_write_waiting_too_long_is_refused_with_503(
-        tmp_path: object, session_keys: tuple[object, Keys]) -> None:
+        tmp_path: Path, session_keys: tuple[Path, Keys]) -> None:
     path, k = session_keys
     w = {"X-API-Key": k.writer}
     with _app(tmp_path, path) as c:
@@ -113,7 +124,7 @@ def test_a_write_waiting_too_long_is_refused_with_503(
 
 
 def test_an_agents_own_error_is_kept_by_the_swarm_outside_its_state(
-        tmp_path: object, session_keys: tuple[object, Keys]) -> None:
+        tmp_path: Path, session_keys: tuple[Path, Keys]) -> None:
     path, k = session_keys
     w = {"X-API-Key": k.writer}
     with _app(tmp_path, path) as c:

@@ -49,6 +49,8 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 #: Why an observer skipped a beat: it had no consensus levels nor forecasts (and no beat
 #: before it had levels), so there is nothing to decide on.
 NO_LEVELS = "no_levels"
+#: Why an observer skipped a beat: it raised any other error (a fault to investigate).
+FAULT = "fault"
 
 
 @dataclass(frozen=True)
@@ -131,23 +133,35 @@ class Observing:
                 continue  # in the checkpoint it was restored from
             try:
                 out.extend(attached(report, seconds, again))
-            except InvalidSignal as exc:
-                if report.consensus or report.forecasts:
-                    raise  # a real fault (levels differing, a NaN, ...): not ours to hide
-                # a beat with no levels at all (no consensus, no forecast, none earlier): the
-                # observer decides nothing on it. The service's arbiter (record_decisions=
-                # False, no ledger, no retraining) reads only the reports, so every process
-                # skips the same beats; counted by the on_skip callbacks
+            except SwarmVarError as exc:
                 observer = type(self.observers[i]).__name__
-                log.warning("observer %s decided nothing on beat %d of %s: %s", observer,
-                            report.seq, report.portfolio, exc)
+                if isinstance(exc, InvalidSignal) and not (report.consensus
+                                                           or report.forecasts):
+                    # a beat with no levels at all (no consensus, no forecast, none
+                    # earlier): nothing to decide on. The service's arbiter
+                    # (record_decisions=False, no ledger, no retraining) reads only the
+                    # reports, so every process skips the same beats
+                    log.warning("observer %s decided nothing on beat %d of %s: %s",
+                                observer, report.seq, report.portfolio, exc)
+                    reason = NO_LEVELS
+                else:
+                    # a real fault (levels differing, a non-finite value, an unknown agent,
+                    # a bad state): logged as an error and counted apart. Not raised: the
+                    # beat is in the ledger already, and a raise here would answer a
+                    # stored write with an error or stop a sync between a beat and its
+                    # ledger position (the next sync would replay it twice)
+                    log.error("observer %s failed on beat %d of %s (a fault, not a beat "
+                              "without levels): %s", observer, report.seq,
+                              report.portfolio, exc)
+                    reason = FAULT
                 for cb in self._on_skip:
-                    cb(observer, NO_LEVELS)
+                    cb(observer, reason)
         return tuple(out)
 
     def on_skip(self, callback: Callable[[str, str], None]) -> None:
-        """Call ``callback(observer class name, reason)`` on each beat an observer skips
-        (reason :data:`NO_LEVELS`: the beat had no consensus levels nor forecasts)."""
+        """Call ``callback(observer class name, reason)`` on each beat an observer skips:
+        reason :data:`NO_LEVELS` (the beat had no consensus levels nor forecasts) or
+        :data:`FAULT` (any other error it raised)."""
         self._on_skip.append(callback)
 
     @contextmanager

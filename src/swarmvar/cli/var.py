@@ -131,31 +131,44 @@ def _effective(weights: Mapping[str, float]) -> str:
     return f"{float(effective_agents(values)):.2f}"
 
 
-def rule_words(c: Consensus, policy: Policy | None) -> str:
+def rule_words(c: Consensus, policy: Policy | None, *, track_days: int = 0,
+               horizon: int = 1) -> str:
     """What the consensus ``c`` did, in words (``Policy.describe`` over its ``m`` agents,
-    with the weights it actually had); ``c.method``, the ledger's name, without a policy."""
+    with the weights it actually had); ``c.method``, the ledger's name, without a policy.
+
+    ``track_days`` and ``horizon`` are those given to ``swarmvar.var``: its track record
+    scores ``ceil(track_days / horizon)`` forecasts (non-overlapping ``horizon``-day windows
+    above 1), so the words name what the weights used, not the policy's longest window.
+    """
     if policy is None:
         return c.method
     import dataclasses
 
     from ..consensus import Weighting
 
-    if f", {Weighting.EQUAL.value})" in c.method:  # no track record: equal weights used
-        policy = dataclasses.replace(policy, weighting=Weighting.EQUAL)
-    words = policy.describe(c.available)
+    # swarmvar.var's result does not carry the policy it used: without a track record the
+    # swarm falls back to equal weights (swarm.consensus.swarm_consensus), and the
+    # consensus's ledger name then is the equal-weight policy's
+    equal = dataclasses.replace(policy, weighting=Weighting.EQUAL)
+    if policy.weighting is not Weighting.EQUAL and c.method.startswith(equal.method):
+        policy = equal
+    words = policy.describe(c.available, record=-(-track_days // horizon) if track_days
+                            else None, horizon=horizon)
     extra = c.method[len(policy.method):] if c.method.startswith(policy.method) else ""
     return words + extra  # e.g. ", rearranged across levels"
 
 
 def render_consensus(consensus: list[Consensus], notional: float | None,
-                     policy: Policy | None = None) -> Table:
+                     policy: Policy | None = None, *, track_days: int = 0,
+                     horizon: int = 1) -> Table:
     """The rich table of the swarm's consensus: one row per level, then who counted how much.
 
     Its title says what the rule did in words (see :func:`rule_words`)."""
     from rich.markup import escape
     from rich.table import Table
 
-    rule = escape(rule_words(consensus[0], policy)) if consensus else ""
+    rule = (escape(rule_words(consensus[0], policy, track_days=track_days, horizon=horizon))
+            if consensus else "")
     table = Table(title=f"swarm consensus (signed estimates): {rule}", title_justify="left")
     _measure_columns(table, notional)
     table.add_column("m/n", justify="right", no_wrap=True)
@@ -352,7 +365,8 @@ def var(
                          notional))
     agreed = list(result.agreed)
     if agreed:
-        console.print(render_consensus(agreed, notional, the_policy))
+        console.print(render_consensus(agreed, notional, the_policy, track_days=days,
+                                       horizon=h))
     if notional is not None:
         console.print(f"in currency of {notional:,.0f} held long: VaR exact, N (1 - exp(-VaR)); "
                       "ES an upper bound, N (1 - exp(-ES)) (Jensen's inequality)", markup=False)
@@ -387,7 +401,8 @@ def var(
                 "agents": tables["agents"].to_dict(orient="records"),
                 "consensus": tables["consensus"], "note": result.note,
                 # each record's "method" is the ledger's name; this, the rule in words
-                "consensus_rule": rule_words(agreed[0], the_policy) if agreed else None,
+                "consensus_rule": rule_words(agreed[0], the_policy, track_days=days,
+                                             horizon=h) if agreed else None,
                 "ledger": {"path": str(where), "first_entry": indices.start,
                            "last_entry": indices.stop - 1, "merkle_root": root},
             })

@@ -133,23 +133,42 @@ class Policy:
         return (f"{self.aggregator.value}(f={self.f}{f' ({steps})' if steps else ''}, "
                 f"{self.weighting.value})")
 
-    def describe(self, m: int) -> str:
+    def describe(self, m: int, *, record: int | None = None, horizon: int = 1) -> str:
         """What the rule does over ``m`` agents, in words for a risk user (:attr:`method`
         stays the machine's name for ledgers and JSON).
 
         E.g. ``"trimmed mean of 6 agents dropping the 2 highest and 2 lowest of each
-        figure; tempered weights from each agent's FZ0 loss over its last 1000 days"``, or,
-        below the rule's bound (``m`` too few), ``"a trimmed mean dropping the highest and the
-        lowest needs at least 3 agents"``.
+        figure; tempered weights from each agent's FZ0 loss over its last 1000 forecasts"``,
+        or, below the rule's bound (``m`` too few), ``"a trimmed mean dropping the highest and
+        the lowest needs at least 3 agents"``.
+
+        Parameters
+        ----------
+        m : int
+            Agents combined.
+        record : int, optional
+            Scored forecasts in the track record behind the weights, when it is shorter
+            than it may be (``swarmvar.var``'s ``track_days``): the words then name the
+            ``min(window, record)`` forecasts the weights actually used. Default: a record
+            at least ``window`` long (a backtest's, day after day).
+        horizon : int
+            Above 1, each scored forecast is a non-overlapping ``horizon``-day window (the
+            words say so); 1: forecasts (of any horizon, one a day).
 
         Raises
         ------
         InvalidParameter
-            ``m`` not a whole number >= 0.
+            ``m`` not a whole number >= 0, ``record`` not one or None, ``horizon`` not >= 1.
         """
         if isinstance(m, bool) or not isinstance(m, int) or m < 0:
             raise InvalidParameter(f"the number of agents must be a whole number >= 0, "
                                    f"got {m!r}")
+        if record is not None and (isinstance(record, bool) or not isinstance(record, int)
+                                   or record < 0):
+            raise InvalidParameter(f"the track record's length must be a whole number >= 0 "
+                                   f"or None, got {record!r}")
+        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+            raise InvalidParameter(f"the horizon must be a whole number >= 1, got {horizon!r}")
         f = self.f_for(m)
         need = self.aggregator.min_agents(self.f)
         agents = f"{m} agent{'s' if m != 1 else ''}"
@@ -172,13 +191,17 @@ class Policy:
             if m < need:
                 return f"a {name.split(' (')[0]}{tolerates[1:]} needs at least {need} agents"
             rule = f"{name} of {agents}{tolerates}"
-        days = "its whole record" if self.window is None else f"its last {self.window} days"
+        kept = (record if self.window is None else self.window if record is None
+                else min(self.window, record))
+        scored = ("forecast" if horizon == 1 else f"non-overlapping {horizon}-day window"
+                  ) + ("" if kept == 1 else "s")
+        span = "its whole record" if kept is None else f"its last {kept} {scored}"
         weights = {
             Weighting.EQUAL: "equal weights",
             Weighting.TRACK_RECORD: f"weights from each agent's {self.loss.value.upper()} "
-                                    f"loss over {days}",
-            Weighting.BMA: f"Bayesian model averaging weights (log scores over {days})",
-            Weighting.TEMPERED: f"tempered weights from each agent's FZ0 loss over {days}",
+                                    f"loss over {span}",
+            Weighting.BMA: f"Bayesian model averaging weights (log scores over {span})",
+            Weighting.TEMPERED: f"tempered weights from each agent's FZ0 loss over {span}",
         }[self.weighting]
         return f"{rule}; {weights}"
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -39,7 +40,7 @@ def test_the_rule_in_words_follows_the_roster_and_keeps_the_ledger_name() -> Non
     assert DEFAULT_POLICY.method == LEDGER_NAME
     assert SWARM_POLICY.describe(6) == (
         "trimmed mean of 6 agents dropping the 2 highest and 2 lowest of each figure; "
-        "tempered weights from each agent's FZ0 loss over its last 1000 days")
+        "tempered weights from each agent's FZ0 loss over its last 1000 forecasts")
     assert SWARM_POLICY.describe(5).startswith(
         "trimmed mean of 5 agents dropping the highest and the lowest of each figure; ")
     assert SWARM_POLICY.describe(2) == ("a trimmed mean dropping the highest and the lowest "
@@ -54,6 +55,39 @@ def test_the_rule_in_words_follows_the_roster_and_keeps_the_ledger_name() -> Non
     assert "mean of the 6 agents closest" in multi.describe(7)
     track = dataclasses.replace(SWARM_POLICY, weighting=Weighting.TRACK_RECORD, window=None)
     assert track.describe(3).endswith("weights from each agent's FZ0 loss over its whole record")
+
+
+def test_the_words_name_the_record_the_weights_used() -> None:
+    """``var --track-days 60``'s weights use 60 forecasts, not the policy's 1000; at a
+    horizon above 1 its record scores non-overlapping h-day windows, ceil(days / h) of them."""
+    from swarmvar.cli.var import rule_words
+    from swarmvar.types import Consensus
+
+    assert SWARM_POLICY.describe(3, record=60).endswith("FZ0 loss over its last 60 forecasts")
+    assert SWARM_POLICY.describe(3, record=5000).endswith("its last 1000 forecasts")
+    assert SWARM_POLICY.describe(3, record=12, horizon=5).endswith(
+        "its last 12 non-overlapping 5-day windows")
+    assert SWARM_POLICY.describe(3, record=1).endswith("its last 1 forecast")
+    whole = dataclasses.replace(SWARM_POLICY, window=None)
+    assert whole.describe(3, record=60).endswith("its last 60 forecasts")
+    assert whole.describe(3).endswith("its whole record")
+    for bad in ({"record": -1}, {"record": 2.5}, {"horizon": 0}, {"horizon": True}):
+        with pytest.raises(InvalidParameter):
+            SWARM_POLICY.describe(3, **bad)
+    c = Consensus(0.99, 1, 0.02, 0.03, (0.01, 0.03), (0.02, 0.04), SWARM_POLICY.method,
+                  ("a", "b", "c"), available=3, total=3)
+    assert rule_words(c, SWARM_POLICY, track_days=60).endswith(
+        "tempered weights from each agent's FZ0 loss over its last 60 forecasts")
+    assert rule_words(c, SWARM_POLICY, track_days=60, horizon=5).endswith(
+        "over its last 12 non-overlapping 5-day windows")
+    assert rule_words(c, SWARM_POLICY, track_days=3000).endswith("its last 1000 forecasts")
+    moved = dataclasses.replace(c, method=SWARM_POLICY.method + ", rearranged across levels")
+    assert rule_words(moved, SWARM_POLICY, track_days=60).endswith(
+        "its last 60 forecasts, rearranged across levels")
+    fallback = dataclasses.replace(  # no track record: the swarm's equal-weight fallback
+        c, method=dataclasses.replace(SWARM_POLICY, weighting=Weighting.EQUAL).method)
+    assert rule_words(fallback, SWARM_POLICY, track_days=60).endswith("; equal weights")
+    assert rule_words(c, None) == SWARM_POLICY.method
 
 
 @given(aggregator=st.sampled_from(list(Aggregator)), weighting=st.sampled_from(list(Weighting)),
@@ -94,6 +128,22 @@ def test_var_says_the_rule_in_words_for_two_and_three_agents(tmp_path: Path) -> 
                                 "0", "--last", "500", "--home", str(tmp_path / "b")])
     assert f"swarm consensus (signed estimates): {words}" in plain(shown.output)
     assert "trimmed_mean(" not in shown.output
+
+
+@pytest.mark.parametrize(("horizon", "span"), [
+    (1, "its last 60 forecasts"), (5, "its last 12 non-overlapping 5-day windows")])
+def test_var_names_the_track_record_it_was_given(tmp_path: Path, horizon: int,
+                                                  span: str) -> None:
+    """Was: "over its last 1000 days" (the policy's window) beside a 60-forecast note."""
+    result = runner.invoke(app, ["var", "--agents", "nig,bootstrap,student-t", "--track-days",
+                                 "60", "--horizon", str(horizon), "--last", "500", "--workers",
+                                 "1", "--json", "--home", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["consensus_rule"].endswith(f"tempered weights from each agent's FZ0 loss over "
+                                          f"{span}"), doc["consensus_rule"]
+    assert ("over its last 60 out-of-sample forecasts" if horizon == 1 else
+            "over the 12 non-overlapping 5-day windows of the last 60 days") in doc["note"]
 
 
 def test_backtest_says_the_rule_in_words_then_its_ledger_name(tmp_path: Path) -> None:
@@ -206,9 +256,38 @@ def test_run_shows_a_positions_portfolio_in_currency_of_its_net_value(tmp_path: 
     pct, money = float(found[1]) / 100, float(found[2].replace(",", ""))
     assert abs(money - currency_loss(500_000, pct)) <= 0.5 + 500_000 * 5e-5  # % shown rounded
     assert "(% of net value; ES in currency an upper bound)" in line
+    # a net-short book: its returns are of |net| (500k), so it is shown in currency the same way
     short = next(x for x in result.output.splitlines() if x.startswith("short (positions"))
-    assert "negative net value" in short and "upper tail" in short
+    found = re.search(r"net value 500,000\) as of .*: VaR 0\.99 ([\d.]+)% = ([\d,]+), ES", short)
+    assert found, short
+    pct, money = float(found[1]) / 100, float(found[2].replace(",", ""))
+    assert abs(money - currency_loss(500_000, pct)) <= 0.5 + 500_000 * 5e-5
+    assert short.endswith("(% of net value; ES in currency an upper bound)")
+    assert "short (net 500,000)" in out
     assert not any(x.startswith("even (") for x in result.output.splitlines())
+
+
+def test_the_currency_lines_keep_positions_portfolios_before_the_cap() -> None:
+    """Twelve weights portfolios first, then twelve positions ones: the first ten of the
+    positions portfolios are shown (not none: the cap comes after the filter), then how
+    many more."""
+    from types import SimpleNamespace
+
+    from swarmvar.cli.run import CURRENCY_LINES, _currency_lines
+    from swarmvar.swarm.ticks import PortfolioSpec
+    from swarmvar.types import Consensus
+
+    specs = {f"w{i}": PortfolioSpec(f"w{i}", weights={"A": 1.0}) for i in range(12)}
+    specs |= {f"p{i}": PortfolioSpec(f"p{i}", positions={"A": 1000.0 * (i + 1)})
+              for i in range(12)}
+    level = Consensus(0.99, 1, 0.02, 0.03, (0.01, 0.03), (0.02, 0.04), "m", ("a",))
+    report = SimpleNamespace(consensus=[level], as_of=pd.Timestamp("2024-01-02"))
+    swarm = SimpleNamespace(specs=specs, latest=lambda name: report)
+    lines = _currency_lines(swarm)
+    assert [x.split(" ")[0] for x in lines[:-1]] == [f"p{i}" for i in range(CURRENCY_LINES)]
+    assert lines[-1].startswith("and 2 more positions portfolios")
+    assert lines[0].startswith("p0 (positions, net value 1,000) as of 2024-01-02: VaR 0.99 "
+                               "2.00% = 20, ES 3.00% = 30")
 
 
 # --- 5. units and the ledger's path ---------------------------------------------------------
@@ -271,3 +350,23 @@ def test_run_prints_the_arbiters_alerts_in_words(tmp_path: Path) -> None:
     for line in alerts:  # the swarm's technical log line is held back: only the words
         assert "the arbiter's risk signals" in line and re.search(r"\[threat [\d.]+ >= ", line)
     assert "anomalies count, per agent and beat: VaR breaches" in alerts[0]
+    assert sum("anomalies count, per agent and beat" in x for x in result.output.splitlines()
+               ) == 1  # said once, with the first decision
+    raw = re.compile(r"alert on \S+ at beat \d+: ")  # the swarm's log format, ALERT_LOG
+    assert not any(raw.search(x) for x in result.output.splitlines()), result.output
+
+
+def test_only_the_swarms_alert_log_line_is_held_back() -> None:
+    """The filter matches the log call's format (ALERT_LOG), not a message's first words."""
+    import logging
+
+    from swarmvar.cli.run import _said_here
+    from swarmvar.swarm._beating import ALERT_LOG
+
+    def record(msg: str, *args: object) -> logging.LogRecord:
+        return logging.LogRecord("swarmvar.swarm", logging.WARNING, __file__, 1, msg, args,
+                                 None)
+
+    assert not _said_here(record(ALERT_LOG, "sp500", 48, "threat 0.72 >= 0.6"))
+    assert _said_here(record("alert on %s: a failure", "sp500"))  # another line is said
+    assert _said_here(record("agent %s quarantined", "NIG"))

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from swarmvar.data import portfolio
@@ -37,11 +37,32 @@ def test_a_net_short_book_loses_when_its_short_rises() -> None:
        st.floats(-0.02, 0.02), st.floats(-0.02, 0.02))
 def test_the_sign_of_a_return_is_the_sign_of_the_pnl(pos: list[float], a: float,
                                                       b: float) -> None:
-    if abs(pos[0]) + abs(pos[1]) > 5 * abs(pos[0] + pos[1]):
-        return  # levered beyond 5x the net value: its returns can pass the data checks' bounds
+    # levered beyond 5x the net value, its returns can pass the data checks' bounds
+    assume(abs(pos[0]) + abs(pos[1]) <= 5 * abs(pos[0] + pos[1]))
     positions = {"A": pos[0], "B": pos[1]}
     pnl = pos[0] * math.expm1(a) + pos[1] * math.expm1(b)
     r = float(portfolio(_frame(a, b), positions=positions).iloc[0])
     tick = PortfolioSpec("p", positions=positions).value_of({"A": a, "B": b})
     assert np.sign(r) == np.sign(pnl) or abs(pnl) < 1e-9
     assert tick == pytest.approx(r, rel=1e-12, abs=1e-15)
+
+
+def test_one_zero_net_rule_for_the_data_layer_and_the_runtime() -> None:
+    """``data.position_fractions`` is the rule both ask: a sum within 1e-12 of the largest
+    amount is zero (rounding noise), refused with one message; a net value is |sum|."""
+    from swarmvar.data import position_fractions
+    from swarmvar.errors import InvalidParameter, InvalidReturns
+
+    w, net = position_fractions([-600_000.0, 100_000.0])
+    assert net == 500_000.0 and w.tolist() == [-1.2, 0.2]
+    assert PortfolioSpec("s", positions={"A": -600_000.0, "B": 100_000.0}).net_value == net
+    assert PortfolioSpec("w", weights={"A": 0.5, "B": 0.5}).net_value is None
+    noise = {"A": 1e6, "B": -1e6 + 1e-7}  # sums to 1e-7: noise beside 1e6, not a net value
+    with pytest.raises(InvalidReturns, match="positions must be finite and must not sum to zero"
+                       ) as from_data:
+        portfolio(_frame(0.01, 0.0), positions=noise)
+    with pytest.raises(InvalidParameter) as from_spec:
+        PortfolioSpec("book", positions=noise)
+    assert str(from_spec.value) == f"portfolio 'book': {from_data.value}"
+    with pytest.raises(InvalidReturns, match="weights must be finite and must not sum to zero"):
+        portfolio(_frame(0.01, 0.0), weights={"A": 0.5, "B": -0.5})

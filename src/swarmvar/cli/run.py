@@ -184,14 +184,6 @@ def _close_started(swarm: Any, host: Any, node: Any) -> None:
                 pass
 
 
-def net_value(spec: Any) -> float | None:
-    """The absolute net value of a portfolio given by currency positions (``|sum|``: its
-    returns, and so its VaR/ES in %, are of this value, ``swarm.ticks``), or None (weights
-    or a series)."""
-    positions = getattr(spec, "positions", None)
-    return None if not positions else abs(float(sum(positions.values())))
-
-
 def _money(net: float, loss: float) -> str:
     """A loss in % of the net value as currency, ``net (1 - exp(-loss))`` (exact for a VaR,
     an upper bound for an ES: ``books.currency_loss``)."""
@@ -200,18 +192,28 @@ def _money(net: float, loss: float) -> str:
     return f"{currency_loss(net, loss):,.0f}"
 
 
+#: At most this many positions portfolios get a closing line in currency.
+CURRENCY_LINES = 10
+
+
 def _currency_lines(swarm: Any) -> list[str]:
-    """Each positions portfolio's last consensus in currency (the closing lines)."""
+    """Each positions portfolio's last consensus in currency (the closing lines): the first
+    ``CURRENCY_LINES`` with one, then how many more there are."""
+    shown = []  # positions portfolios with a consensus, kept before the cap
+    for name, spec in swarm.specs.items():
+        net, rep = spec.net_value, swarm.latest(name)
+        if net is not None and rep is not None and rep.consensus:
+            shown.append((name, net, rep))
     lines = []
-    for name, spec in list(swarm.specs.items())[:10]:
-        net = net_value(spec)
-        rep = swarm.latest(name)
-        if net is None or rep is None or not rep.consensus:
-            continue
+    for name, net, rep in shown[:CURRENCY_LINES]:
         levels = "; ".join(f"VaR {c.alpha:g} {100 * c.var:.2f}% = {_money(net, c.var)}, ES "
                            f"{100 * c.es:.2f}% = {_money(net, c.es)}" for c in rep.consensus)
         lines.append(f"{name} (positions, net value {net:,.0f}) as of {rep.as_of.date()}: "
                      f"{levels} (% of net value; ES in currency an upper bound)")
+    if len(shown) > CURRENCY_LINES:
+        more = len(shown) - CURRENCY_LINES
+        lines.append(f"and {more} more positions portfolio{'s' if more != 1 else ''} "
+                     "(the ledger holds every beat)")
     return lines
 
 
@@ -220,7 +222,7 @@ def _table(swarm: Any, breaches: dict[str, int], events: dict[str, str],
     from rich.markup import escape
     from rich.table import Table
 
-    nets = {name: net_value(spec) for name, spec in swarm.specs.items()}
+    nets = {name: spec.net_value for name, spec in swarm.specs.items()}
     money = any(v is not None for v in nets.values())
     table = Table(title="swarmvar run — consensus per portfolio (VaR/ES: losses in % of value"
                   + ("; a positions portfolio: % of its net value, and in currency)"
@@ -301,8 +303,11 @@ def decision_words(d: Any, as_of: Any = None) -> str | None:
 
 
 def _said_here(record: logging.LogRecord) -> bool:
-    """The swarm's log line of an alert, held back: ``run`` prints the alert in words."""
-    return not record.getMessage().startswith("alert on ")
+    """The swarm's log line of an alert (``ALERT_LOG``), held back: ``run`` prints the
+    alert in words."""
+    from ..swarm._beating import ALERT_LOG
+
+    return record.msg is not ALERT_LOG
 
 
 def _stop_words(stopped: str, beats: int | None, source: str) -> str:
@@ -568,16 +573,16 @@ def run(
                             console=make_console(stderr=True, live=True), auto_refresh=False)
                 live.start()
 
-            said: list[str] = []
+            said = False  # the first decision in words also says what anomalies count
 
             def on_beat(rep: Any) -> None:
-                nonlocal last_draw
+                nonlocal last_draw, said
                 for d in rep.decisions:  # alerts and quarantines, in words (the log's
                     words = decision_words(d, rep.as_of)  # technical line is held back)
                     if words is not None:
                         if not said:
                             words += f" ({ANOMALIES})"
-                        said.append(words)
+                        said = True
                         if live is not None:
                             live.console.print(words, markup=False, highlight=False)
                         else:

@@ -30,13 +30,15 @@ MAX_DAILY_SD = 0.1
 
 #: What to tell a user about missing values, on the command line and in Python.
 DROPNA_HINT = "drop rows with missing values (--dropna on the command line, dropna=True in Python)"
-_PERCENT_HINT = "returns are fractions (0.01 = 1%) - if these are percent, divide them by 100"
+#: What to tell a user whose returns look like percent (the data layer's and the runtime's ticks').
+PERCENT_HINT = "returns are fractions (0.01 = 1%) - if these are percent, divide them by 100"
 #: A value this large is a price (or an index level), never a daily return in percent.
 PRICE_LIKE = 100.0
 #: Consecutive values that differ by less than this fraction of the one before (in median)
 #: move like a price, not like returns (which change sign and size from day to day).
 PRICE_STEP = 0.1
-_TO_RETURNS = "give daily log returns as fractions, log(P_t / P_t-1), not the prices"
+#: What to tell a user whose returns look like prices (the data layer's and the runtime's ticks').
+TO_RETURNS_HINT = "give daily log returns as fractions, log(P_t / P_t-1), not the prices"
 _READ_AS_PRICES = ("read the column as prices (--kind price on the command line, kind='price' "
                    "in Python)")
 
@@ -130,7 +132,7 @@ def validate(
                  "return on the command line, kind='return' in Python)") if from_prices else ""
         raise InvalidReturns(
             f"the returns' standard deviation is {sd:.3g} ({sd:.1%} a day), beyond {max_sd:g}; "
-            f"{_PERCENT_HINT}{extra}")
+            f"{PERCENT_HINT}{extra}")
     return series
 
 
@@ -181,8 +183,8 @@ def as_array(
     if big.any():
         i = int(np.argmax(big))
         hint = (f"it looks like a price, not a return; "
-                f"{_READ_AS_PRICES if kind_hint else _TO_RETURNS}"
-                if looks_like_prices(x, float(x[i])) else _PERCENT_HINT)
+                f"{_READ_AS_PRICES if kind_hint else TO_RETURNS_HINT}"
+                if looks_like_prices(x, float(x[i])) else PERCENT_HINT)
         raise InvalidReturns(
             f"return at {where(i)} is {float(x[i])!r}, beyond |r| <= {max_abs:g}; {hint}")
     if x.size < min_obs:
@@ -267,6 +269,66 @@ def refuse_non_numbers(returns: object, *, who: str = "this model",
         f"{kind}: {shown}{where}; {hint}")
 
 
+#: A book whose amounts sum to less than this fraction of its largest one (in size, and of 1)
+#: has no net value: the sum is rounding noise, and a return divided by it means nothing.
+ZERO_NET_TOLERANCE = 1e-12
+#: Why a book whose amounts sum to zero cannot be measured as a return, and what to do instead.
+ZERO_NET = (
+    "{what} must be finite and must not sum to zero; these sum to zero, so the book has no "
+    "net value, and its return is a fraction of the net value (the P&L divided by it), and so "
+    "is its VaR. Give {what} with a non-zero sum, or measure a dollar-neutral book's VaR in "
+    "currency: swarmvar.books in Python; on the command line swarmvar var --data "
+    "ASSET_RETURNS.csv --kind return --positions AAPL=500000,MSFT=-500000 (the joint agents' "
+    "VaR/ES in currency)")
+
+
+def position_fractions(amounts: ArrayLike, *, positions: bool = True,
+                       what: str = "positions") -> tuple[NDArray[np.float64], float]:
+    """A book's value fractions and its absolute net value: the one zero-net rule.
+
+    Positions (currency amounts, negative for shorts) become fractions of the
+    absolute net value ``|sum_i p_i|``, so that a loss is a fall of the return
+    for a net-short book as for a long one (dividing by a negative sum would
+    turn its losses into gains, and its VaR would read the wrong tail).
+    Weights (``positions=False``) are value fractions already and come back
+    as given. Used by :func:`portfolio` and by the runtime's portfolios
+    (``swarm.ticks.PortfolioSpec``).
+
+    Parameters
+    ----------
+    amounts : array_like, shape (n,)
+        Finite positions (currency) or weights (fractions), one per asset.
+    positions : bool
+        Currency positions (True) or weights (False).
+    what : str
+        What the amounts are called in the message (e.g. ``"weights"``).
+
+    Returns
+    -------
+    fractions : ndarray, shape (n,)
+        ``p / |sum p|`` for positions; the weights as given.
+    net : float
+        ``|sum|``: the net value in currency for positions (> 0); for weights, the
+        size of their sum (1 for a fully invested book).
+
+    Raises
+    ------
+    InvalidReturns
+        No amounts, a non-finite one, or a sum within ``ZERO_NET_TOLERANCE * max(1, max |a|)``
+        of zero (:data:`ZERO_NET`).
+    """
+    vec = np.array(amounts, dtype=float).reshape(-1)
+    if not np.all(np.isfinite(vec)):
+        raise InvalidReturns(f"{what} must be finite and must not sum to zero; "
+                             f"{vec.tolist()!r} holds a non-finite number")
+    if vec.size == 0:
+        raise InvalidReturns(f"the book has no assets; give {what} of one or more")
+    net = abs(float(vec.sum()))
+    if net < ZERO_NET_TOLERANCE * max(1.0, float(np.abs(vec).max())):
+        raise InvalidReturns(ZERO_NET.format(what=what))
+    return (vec / net if positions else vec), net
+
+
 def portfolio(
     returns: pd.DataFrame,
     *,
@@ -321,16 +383,8 @@ def portfolio(
     vec = np.array(values, dtype=float)
     if not np.all(np.isfinite(vec)) or np.any(np.abs(vec) > 1e15):
         raise InvalidReturns("weights/positions must be finite numbers (below 1e15 in size)")
-    total = float(vec.sum())
-    if abs(total) < 1e-12 * max(1.0, float(np.abs(vec).max())):
-        raise InvalidReturns(
-            "weights/positions sum to zero; the portfolio has no net value, and its returns are "
-            "fractions of that value: give them a non-zero sum, or measure a dollar-neutral "
-            "book in currency (swarmvar.books; --positions on the command line)")
-    # positions: P&L as a fraction of the absolute net value, so that a loss is a fall of the
-    # return for a net-short book too (dividing by a negative sum would turn its losses into
-    # gains, and its VaR would read the wrong tail)
-    w = vec / abs(total) if positions is not None else vec
+    w, net = position_fractions(vec, positions=positions is not None,
+                                what="positions" if positions is not None else "weights")
     frame = returns[cols].copy()
     if not isinstance(frame.index, pd.DatetimeIndex):
         frame.index = _as_dates(frame.index, "the return index")
@@ -351,5 +405,5 @@ def portfolio(
         raise InvalidReturns(f"portfolio loses all its value at {when(frame.index[i])}")
     out = pd.Series(np.log1p(simple), index=frame.index, name="portfolio")
     if positions is not None:
-        out.attrs["notional"] = abs(total)
+        out.attrs["notional"] = net
     return validate(out)

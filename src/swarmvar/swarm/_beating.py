@@ -50,6 +50,9 @@ if TYPE_CHECKING:
     from .runtime import Swarm
 
 log = logging.getLogger("swarmvar.swarm")
+#: The log line of an arbiter's alert (portfolio, beat, reason): a face that says the alert
+#: in its own words holds this line back by its format (``record.msg is ALERT_LOG``).
+ALERT_LOG = "alert on %s at beat %d: %s"
 
 
 #: Sandbox-violation breakers: one violation opens it; after five days of data time
@@ -267,7 +270,7 @@ def _after(self: Swarm, name: str, tick: BeatInput, outcome: BeatOutcome, cursor
             self._requests[name].extend((a, "arbiter") for a in agents)
             optimize.append(agents)
         elif d.action is Action.ALERT:
-            log.warning("alert on %s at beat %d: %s", name, tick.seq, d.reason)
+            log.warning(ALERT_LOG, name, tick.seq, d.reason)
     self._optional_credit[name] = credit
     report = dataclasses.replace(report, decisions=tuple(decisions))
     self.seq[name] = tick.seq

@@ -128,7 +128,7 @@ def differences(saved: Any, now: Mapping[str, Any]) -> str:
 
 
 def _shown(value: Any) -> str:
-    """One setting's value for a message: a list as ``a, b``, a missing one as ``(none)``."""
+    """One setting's value for a message: a list as ``[a, b]``, a missing one as ``(none)``."""
     if value is None:
         return "(none)"
     if isinstance(value, list):

@@ -20,22 +20,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..data import MAX_ABS_RETURN, PRICE_LIKE
+from ..data import MAX_ABS_RETURN, PRICE_LIKE, TO_RETURNS_HINT, position_fractions
 from ..data import portfolio as portfolio_returns
 from ..errors import InvalidParameter, InvalidReturns, InvalidTick, UnknownTickPortfolio
 from ..types import Tick
 
 #: A tick with ``portfolio=ALL`` and asset returns goes to every asset-defined portfolio.
 ALL = "*"
-
-
-#: Why a book whose weights/positions sum to zero cannot run, and what to do instead.
-_ZERO_NET = (
-    "portfolio {name!r}: {key} must be finite and must not sum to zero; these sum to zero, so "
-    "the book has no net value, and a swarm states VaR as a fraction of the net value (its "
-    "return is the P&L divided by it). Give {key} with a non-zero sum, or measure a "
-    "dollar-neutral book's VaR in currency: swarmvar var --data ASSET_RETURNS.csv --kind "
-    "return --positions AAPL=500000,MSFT=-500000 (the joint agents' VaR/ES in currency)")
 
 
 @dataclass(frozen=True)
@@ -73,21 +64,31 @@ class PortfolioSpec:
                 raise InvalidParameter(f"portfolio {self.name!r}: {key} must be finite and must "
                                        f"not sum to zero; {dict(given)!r} holds a non-finite "
                                        "number")
-            if abs(float(vec.sum())) < 1e-12:
-                raise InvalidParameter(_ZERO_NET.format(name=self.name, key=key))
+            try:  # the data layer's one zero-net rule (data.portfolio asks it too)
+                position_fractions(vec, positions=self.positions is not None, what=key)
+            except InvalidReturns as exc:
+                raise InvalidParameter(f"portfolio {self.name!r}: {exc}") from None
 
     @property
     def assets(self) -> tuple[str, ...]:
         given = self.weights if self.weights is not None else self.positions
         return tuple(given) if given is not None else ()
 
+    @property
+    def net_value(self) -> float | None:
+        """The absolute net value ``|sum p|`` of a book given by currency positions (its
+        returns, and so its VaR/ES in %, are fractions of it); None for weights or a series."""
+        if self.positions is None:
+            return None
+        return position_fractions([float(v) for v in self.positions.values()])[1]
+
     def _vector(self) -> np.ndarray:
+        """Value fractions per asset (``data.position_fractions``: positions over the
+        absolute net value, so a net-short book's loss is a fall of its return)."""
         given = self.weights if self.weights is not None else self.positions
         assert given is not None
-        vec = np.array([float(given[a]) for a in self.assets])
-        # positions: fractions of the absolute net value (a net-short book's loss is then a
-        # fall of its return, as data.portfolio computes it)
-        return vec / abs(vec.sum()) if self.positions is not None else vec
+        return position_fractions([float(given[a]) for a in self.assets],
+                                  positions=self.positions is not None)[0]
 
     def history(self, frame: pd.DataFrame | pd.Series) -> pd.Series:
         """This portfolio's log returns from a single series or an asset-returns frame."""
@@ -136,8 +137,10 @@ def check_return(x: Any, what: str) -> None:
         raise InvalidTick(f"{what} is {float(arr[~np.isfinite(arr)][0])}; returns must be finite")
     if np.any(np.abs(arr) > MAX_ABS_RETURN):
         big = float(arr[np.abs(arr) > MAX_ABS_RETURN][0])
-        hint = ("it looks like a price, not a return: give the day's log return, "
-                "log(P_t / P_t-1), as a fraction" if abs(big) >= PRICE_LIKE else
+        # the data layer's price hint; its percent hint speaks of a series ("these"),
+        # a tick's of one value
+        hint = (f"it looks like a price, not a return; {TO_RETURNS_HINT}"
+                if abs(big) >= PRICE_LIKE else
                 "returns are fractions (0.01 = 1%) - if this is percent, divide by 100")
         raise InvalidTick(f"{what} is {big}, beyond |r| <= {MAX_ABS_RETURN:g}; {hint}")
 

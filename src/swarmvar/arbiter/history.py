@@ -435,6 +435,16 @@ def simulated_history(days: int = 200, seed: int = 0,
     if mend_at is not None:
         mend_at = check_whole("mend_at", mend_at, 0, days)
     alphas = check_levels(alphas)
+    from ..consensus import Policy
+    from ..swarm.consensus import SWARM_POLICY
+
+    if policy is not None and not isinstance(policy, Policy):
+        raise InvalidParameter(f"policy must be a consensus Policy or None, not {policy!r}")
+    rule = policy or SWARM_POLICY
+    need = rule.aggregator.min_agents(rule.f)
+    if len(scales) < need:
+        raise InvalidParameter(f"scales gives {len(scales)} agent(s); the consensus "
+                               f"({rule.method}) needs at least {need}")
     rng = np.random.default_rng(seed)
     names = tuple(chr(ord("A") + j) for j in range(len(scales)))
     scale = np.tile(np.asarray(scales, dtype=np.float64), (days, 1))

@@ -167,13 +167,13 @@ class OnlineChangePoint:
         self.alpha0 = _positive("alpha0", alpha0)
         self.beta0 = _positive("beta0", beta0)
         # the prior is of standardized returns: beyond these it overflows the recursion
-        for name, v, low, high in (("mu0", self.mu0, -_Z_MAX, _Z_MAX),
-                                   ("kappa0", self.kappa0, 1e-6, 1e6),
-                                   ("alpha0", self.alpha0, 1e-6, 1e6),
-                                   ("beta0", self.beta0, 1e-6, 1e6)):
-            if not low <= v <= high:
+        for name, prior, low, high in (("mu0", self.mu0, -_Z_MAX, _Z_MAX),
+                                       ("kappa0", self.kappa0, 1e-6, 1e6),
+                                       ("alpha0", self.alpha0, 1e-6, 1e6),
+                                       ("beta0", self.beta0, 1e-6, 1e6)):
+            if not low <= prior <= high:
                 raise InvalidParameter(f"{name} must be in [{low:g}, {high:g}] (a prior of "
-                                       f"standardized returns), got {v!r}")
+                                       f"standardized returns), got {prior!r}")
         # run k (k + 1 returns) has alpha = alpha0 + (k + 1) / 2 after its update; the
         # predictive of a run of k returns uses alpha0 + k / 2: its log-gamma terms are fixed
         a = self.alpha0 + 0.5 * np.arange(self.max_run + 1)

@@ -21,6 +21,7 @@ from swarmvar.arbiter import (
     Thresholds,
     t_lambda,
 )
+from swarmvar.arbiter.signals import SignalConfig, SignalMemory, read_beat
 from swarmvar.errors import InvalidParameter, InvalidSignal, SwarmVarError, UnknownAgent
 from swarmvar.evolution import BreakerState, MemoryBreakerStorage
 from swarmvar.ledger import EntryKind, Ledger
@@ -214,14 +215,20 @@ def test_a_beat_without_consensus_is_an_anomaly_not_an_error(history: BeatHistor
     beats = history.beats()
     a.observe(next(beats))
     report = next(beats)
-    plain = Arbiter()
+    plain, plain_first = Arbiter(), Arbiter()
     plain.observe(next(history.beats()))
     plain.observe(report)
     a.observe(dataclasses.replace(report, consensus=()))
     assert a.last_signals("simulated").anomalies == plain.last_signals("simulated").anomalies + 1
     empty = dataclasses.replace(report, consensus=(), forecasts={}, breaches={}, log_scores={})
-    with pytest.raises(InvalidSignal, match="neither consensus"):
-        Arbiter().observe(empty)
+    with pytest.raises(InvalidSignal, match="neither consensus"):  # the pure read refuses it
+        read_beat(SignalMemory(), empty, SignalConfig())
+    fresh = Arbiter()  # the observer decides nothing on it, remembers nothing, and goes on
+    assert tuple(fresh.observe(empty)) == ()
+    with pytest.raises(UnknownAgent):  # nothing remembered
+        fresh.state("simulated")
+    first = next(history.beats())
+    assert fresh.observe(first) == plain_first.observe(first)
 
 
 @pytest.mark.parametrize("case", ["flags", "seconds", "type", "levels"])

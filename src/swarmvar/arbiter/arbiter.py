@@ -203,6 +203,11 @@ class Arbiter:
             raise InvalidSignal(
                 f"the arbiter observes BeatReport objects, not {type(report).__name__}")
         p = self._portfolios.get(report.portfolio) or _Portfolio()
+        if not report.consensus and not report.forecasts and not p.state.memory.alphas:
+            # every agent refused the portfolio's first beats (a return they cannot take):
+            # no levels to read yet, so nothing is decided or remembered; the runtime and
+            # the service keep beating, and the first beat with levels starts the signals
+            return ()
         memory, signals = read_beat(p.state.memory, report, self.config.signals)
         self._portfolios[report.portfolio] = p
         p.now = report.as_of.timestamp()

@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidSignal, SwarmVarError
+from ..errors import SwarmVarError
 from ..ledger import Ledger
 from ..ledger.store import Row
 from ..swarm.runtime import (
@@ -46,10 +46,7 @@ log = logging.getLogger("swarmvar.service")
 #: this one also wrote a ``desk-mark:<portfolio>`` key repeating the mark; it is ignored.)
 OBSERVER_PREFIX = "desk-observer:"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-#: Why an observer skipped a beat: it had no consensus levels nor forecasts (and no beat
-#: before it had levels), so there is nothing to decide on.
-NO_LEVELS = "no_levels"
-#: Why an observer skipped a beat: it raised any other error (a fault to investigate).
+#: Why an observer skipped a beat: it raised an error (a fault to investigate).
 FAULT = "fault"
 
 
@@ -135,33 +132,22 @@ class Observing:
                 out.extend(attached(report, seconds, again))
             except SwarmVarError as exc:
                 observer = type(self.observers[i]).__name__
-                if isinstance(exc, InvalidSignal) and not (report.consensus
-                                                           or report.forecasts):
-                    # a beat with no levels at all (no consensus, no forecast, none
-                    # earlier): nothing to decide on. The service's arbiter
-                    # (record_decisions=False, no ledger, no retraining) reads only the
-                    # reports, so every process skips the same beats
-                    log.warning("observer %s decided nothing on beat %d of %s: %s",
-                                observer, report.seq, report.portfolio, exc)
-                    reason = NO_LEVELS
-                else:
-                    # a real fault (levels differing, a non-finite value, an unknown agent,
-                    # a bad state): logged as an error and counted apart. Not raised: the
-                    # beat is in the ledger already, and a raise here would answer a
-                    # stored write with an error or stop a sync between a beat and its
-                    # ledger position (the next sync would replay it twice)
-                    log.error("observer %s failed on beat %d of %s (a fault, not a beat "
-                              "without levels): %s", observer, report.seq,
-                              report.portfolio, exc)
-                    reason = FAULT
+                # a fault (levels differing, a non-finite value, an unknown agent, a bad
+                # state; the arbiter itself decides nothing on a beat with no levels yet):
+                # logged as an error and counted. Not raised: the beat is in the ledger
+                # already, and a raise here would answer a stored write with an error or
+                # stop a sync between a beat and its ledger position (the next sync would
+                # replay it twice)
+                log.error("observer %s failed on beat %d of %s: %s", observer, report.seq,
+                          report.portfolio, exc)
+                reason = FAULT
                 for cb in self._on_skip:
                     cb(observer, reason)
         return tuple(out)
 
     def on_skip(self, callback: Callable[[str, str], None]) -> None:
-        """Call ``callback(observer class name, reason)`` on each beat an observer skips:
-        reason :data:`NO_LEVELS` (the beat had no consensus levels nor forecasts) or
-        :data:`FAULT` (any other error it raised)."""
+        """Call ``callback(observer class name, reason)`` on each beat an observer skips
+        (reason :data:`FAULT`: it raised an error)."""
         self._on_skip.append(callback)
 
     @contextmanager

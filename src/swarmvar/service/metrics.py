@@ -88,9 +88,8 @@ class Metrics:
                                           ["kind"], registry=r)
         self.observer_skipped = Counter(
             "swarmvar_observer_beats_skipped_total",
-            "Beats an observer (the arbiter) decided nothing on, by observer and reason "
-            "(no_levels: the beat had no consensus levels nor forecasts; fault: any other "
-            "error of the observer).",
+            "Beats an observer (the arbiter) decided nothing on because it raised an error, "
+            "by observer and reason (fault).",
             ["observer", "reason"], registry=r)
         self.ingested = Counter("swarmvar_returns_ingested_total",
                                 "Returns ingested, by outcome (new or duplicate).",

@@ -241,3 +241,17 @@ def test_scale_mixture_family_against_scipy_and_a_brute_force_sum():
                              np.ones(1))
     sums = sigma * np.random.default_rng(2).standard_t(4.0, (400_000, h)).sum(axis=1)
     assert fam.var(0.99)[0] == pytest.approx(-np.quantile(sums, 0.01), rel=0.02)
+
+
+def test_a_zero_dimensional_array_is_one_level_and_short_draws_are_named() -> None:
+    import numpy as np
+
+    from swarmvar.errors import InvalidParameter
+    from swarmvar.models.diagnostics import split_chains
+    from swarmvar.models.risk import check_alphas
+
+    assert check_alphas(np.array(0.99)) == (0.99,)
+    with pytest.raises(InvalidParameter, match="confidence level"):
+        check_alphas(np.array(0.3))
+    with pytest.raises(InvalidParameter, match="at least 4 draws"):
+        split_chains([1.0, 2.0])

@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import special, stats
 
+from ..errors import InvalidParameter
 from ..types import Diagnostics
 
 FloatArray = NDArray[np.float64]
@@ -30,7 +31,8 @@ def _chains(draws: ArrayLike) -> FloatArray:
     if x.ndim == 1:
         x = x[None, :]
     if x.ndim != 2 or x.shape[1] < 4:
-        raise ValueError(f"draws must be (chains, draws) with at least 4 draws; got {x.shape}")
+        raise InvalidParameter(f"draws must be (chains, draws) with at least 4 draws; got "
+                               f"{x.shape}")
     return x
 
 

@@ -499,6 +499,8 @@ def check_alphas(alphas: Sequence[float] | float) -> tuple[float, ...]:
     """Validate confidence levels: each strictly between 0.5 and 1."""
     if type(alphas) is tuple and all(type(a) is float and 0.5 < a < 1.0 for a in alphas) and alphas:
         return alphas  # the common case, checked without copying
+    if isinstance(alphas, np.ndarray) and alphas.ndim == 0:  # np.array(0.99): one level
+        alphas = alphas[()]
     if isinstance(alphas, (int, float, np.integer, np.floating)):
         values: tuple[Any, ...] = (alphas,)
     elif isinstance(alphas, (str, bytes, dict)) or not isinstance(alphas, Iterable):

@@ -424,7 +424,8 @@ def var(
         if track is not None and agreed:
             scored = len(next(iter(track.values())).returns)
             note = note or (
-                f"weights: each agent's realized FZ0 loss over its last {days} out-of-sample "
+                f"weights: each agent's realized FZ0 loss over its last "
+                f"{days if rule.window is None else min(days, rule.window)} out-of-sample "
                 "forecasts" if horizon == 1 else
                 f"weights: each agent's realized FZ0 loss over the {scored} non-overlapping "
                 f"{horizon}-day windows of the last {days} days (out of sample)")

@@ -370,3 +370,19 @@ def test_only_the_swarms_alert_log_line_is_held_back() -> None:
     assert not _said_here(record(ALERT_LOG, "sp500", 48, "threat 0.72 >= 0.6"))
     assert _said_here(record("alert on %s: a failure", "sp500"))  # another line is said
     assert _said_here(record("agent %s quarantined", "NIG"))
+
+
+def test_the_api_note_names_the_forecasts_the_weights_used() -> None:
+    """A track record longer than the policy's window: the weights use the window's last
+    forecasts, and the note says so (not the whole record's length)."""
+    import dataclasses
+
+    import numpy as np
+
+    import swarmvar
+    from swarmvar.swarm.consensus import SWARM_POLICY
+
+    r = np.random.default_rng(3).standard_t(5, 400) * 0.01
+    res = swarmvar.var(r, agents=["nig", "bootstrap", "t"], track_days=80,
+                       policy=dataclasses.replace(SWARM_POLICY, window=30))
+    assert "over its last 30 out-of-sample forecasts" in res.note

@@ -205,11 +205,9 @@ def _instance_track(
 
 
 def _check_whole(name: str, value: object, low: int, high: int | None = None) -> int:
-    if (isinstance(value, bool) or not isinstance(value, int) or value < low
-            or (high is not None and value > high)):
-        bound = f">= {low}" if high is None else f"from {low} to {high}"
-        raise InvalidParameter(f"{name} must be a whole number {bound}, not {value!r}")
-    return value
+    from .models.base import check_whole
+
+    return check_whole(name, value, low, high)
 
 
 def max_workers() -> int:
@@ -335,9 +333,9 @@ def var(
     from .data import as_array
     from .models import canonical_name
     from .models.base import MAX_HORIZON
+    from .models.risk import check_alphas as check_levels
     from .swarm import run_agents
     from .swarm.consensus import SWARM_POLICY, TRACK_DAYS, swarm_consensus
-    from .validation._checks import levels as check_levels
 
     x = as_array(returns, who="swarmvar.var")
     levels = check_levels(alphas)

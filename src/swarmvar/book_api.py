@@ -190,8 +190,9 @@ def _check_whole(name: str, value: object, low: int, high: int | None = None) ->
 
 
 def _check_common(*, kind: object, agents: object, seed: object,
-                  flags: Mapping[str, object]) -> None:
-    """Arguments ``book_var`` and ``book_backtest`` share (names in the message)."""
+                  flags: Mapping[str, object]) -> int:
+    """Arguments ``book_var`` and ``book_backtest`` share (names in the message); the seed
+    as an int."""
     if not isinstance(kind, str) or kind not in ("price", "return"):
         raise InvalidParameter(f"kind must be 'price' or 'return', not {kind!r}")
     if agents is not None and (isinstance(agents, (str, bytes, Mapping))
@@ -199,10 +200,10 @@ def _check_common(*, kind: object, agents: object, seed: object,
                                or not all(isinstance(a, str) for a in agents)):
         raise InvalidParameter(f"agents must be a non-empty list of joint agent names (or "
                                f"None for the default ones), not {agents!r}")
-    _check_whole("seed", seed, 0)
     for name, value in flags.items():
         if not isinstance(value, bool):
             raise InvalidParameter(f"{name} must be True or False, not {value!r}")
+    return _check_whole("seed", seed, 0)
 
 
 def _book_frame(data: Any, book: Book, kind: str, extra: tuple[str, ...]
@@ -332,19 +333,16 @@ def book_var(
     from .models import DEFAULT_BOOK_AGENTS, book_agent_class
     from .models.attribution import euler, incremental
     from .models.book_baselines import RiskMetrics
+    from .models.risk import check_alphas as check_levels
     from .models.risk import risk_measures
     from .swarm import AgentRun
-    from .validation._checks import levels as check_levels
 
     levels = check_levels(alphas)
-    if isinstance(horizon, bool) or not isinstance(horizon, int) or not 1 <= horizon <= 250:
-        raise InvalidParameter(f"horizon must be a whole number of days in 1..250, not "
-                               f"{horizon!r}")
-    if isinstance(window, bool) or not isinstance(window, int) or window < 30:
-        raise InvalidParameter(f"window must be a whole number >= 30, not {window!r}")
-    _check_common(kind=kind, agents=agents, seed=seed,
-                  flags={"consensus": consensus, "baseline": baseline})
-    _check_whole("track_days", track_days, 0)
+    horizon = _check_whole("horizon", horizon, 1, 250)
+    window = _check_whole("window", window, 30)
+    seed = _check_common(kind=kind, agents=agents, seed=seed,
+                         flags={"consensus": consensus, "baseline": baseline})
+    track_days = _check_whole("track_days", track_days, 0)
     if home is not None and not isinstance(home, (str, Path)):
         raise InvalidParameter(f"home must be a directory path or None, not {home!r}")
     if trade is not None and not isinstance(trade, Mapping):
@@ -585,12 +583,13 @@ def book_backtest(
     from .swarm.consensus import SWARM_POLICY
     from .validation import backtest
 
-    _check_common(kind=kind, agents=agents, seed=seed,
-                  flags={"consensus": consensus, "baselines": baselines, "progress": progress})
-    _check_whole("last", last, 1)
-    _check_whole("window", window, 100)
-    _check_whole("refit_every", refit_every, 1)
-    _check_whole("workers", workers, 1, max_workers())
+    seed = _check_common(kind=kind, agents=agents, seed=seed,
+                         flags={"consensus": consensus, "baselines": baselines,
+                                "progress": progress})
+    last = _check_whole("last", last, 1)
+    window = _check_whole("window", window, 100)
+    refit_every = _check_whole("refit_every", refit_every, 1)
+    workers = _check_whole("workers", workers, 1, max_workers())
     frame, pos = _book_frame(data, book, kind, ())
     frame = frame.iloc[-(last + window):]
     if len(frame) < window + 1:

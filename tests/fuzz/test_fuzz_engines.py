@@ -1103,3 +1103,130 @@ def test_levels_as_numpy_arrays_are_read_as_numbers(returns: Any) -> None:
     for alphas in (np.array(0.99), np.array([0.99])):
         res = swarmvar.var(returns, ["nig"], alphas=alphas, consensus=False)
         assert res.alphas == (0.99,)
+
+
+# --- numpy and pandas forms of valid arguments -------------------------------------------
+# Each entry point takes np.int64 counts and seeds, np.float32/np.float64 numbers, arrays
+# and Series of levels or losses as the Python values they equal: same result, no refusal.
+
+def _numpy_form(value: Any, form: str) -> Any:
+    """``value`` as numpy/pandas would hand it over (``form`` picks how)."""
+    import pandas as pd
+
+    if isinstance(value, tuple):  # a set of levels or a series of losses
+        return {"array": np.array(value), "series": pd.Series(value),
+                "list": list(value)}[form] if form != "scalar" or len(value) != 1 else (
+            np.float64(value[0]))
+    if isinstance(value, int):
+        return {"array": np.int64(value), "series": np.int32(value), "list": np.int64(value),
+                "scalar": np.uint32(value)}[form]
+    exact32 = float(np.float32(value)) == value
+    return {"array": np.float64(value), "series": np.float32(value) if exact32
+            else np.float64(value), "list": np.float64(value), "scalar": np.float64(value)}[form]
+
+
+numpy_forms = st.sampled_from(["array", "series", "list", "scalar"])
+
+
+def _at99(result: Any) -> dict[str, Any]:
+    return {name: f.at(0.99) for name, f in result.forecasts.items()}
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
+@given(numpy_forms, st.integers(0, 2**31 - 1))
+def test_var_takes_numpy_arguments(returns: Any, form: str, seed: int) -> None:
+    import swarmvar
+
+    kw = {"alphas": (0.99,), "horizon": 1, "seed": seed, "track_days": 0, "workers": 1,
+          "seq": 0}
+    plain = swarmvar.var(returns, ["nig"], consensus=False, **kw)
+    other = swarmvar.var(returns, ["nig"], consensus=False,
+                         **{k: _numpy_form(v, form) for k, v in kw.items()})
+    assert _at99(other) == _at99(plain) and _at99(plain)
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
+@given(numpy_forms, st.integers(0, 2**31 - 1))
+def test_book_var_takes_numpy_arguments(book_frame: Any, form: str, seed: int) -> None:
+    import swarmvar
+    from swarmvar.types import Book
+
+    book = Book(("A", "B"), (1e6, -5e5))
+    kw = {"alphas": (0.99,), "horizon": 1, "window": 60, "seed": seed, "track_days": 0}
+    plain = swarmvar.book_var(book_frame, book, kind="return", agents=["niw"], **kw)
+    other = swarmvar.book_var(book_frame, book, kind="return", agents=["niw"],
+                              **{k: _numpy_form(v, form) for k, v in kw.items()})
+    assert _at99(other) == _at99(plain) and _at99(plain)
+
+
+@settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck))
+@given(numpy_forms, st.integers(0, 2**31 - 1))
+def test_book_backtest_takes_numpy_arguments(book_frame: Any, form: str, seed: int) -> None:
+    from swarmvar.book_api import book_backtest
+    from swarmvar.types import Book
+
+    book = Book(("A", "B"), (1e6, -5e5))
+    kw = {"alphas": (0.99,), "last": 5, "window": 100, "refit_every": 5, "seed": seed,
+          "workers": 1}
+    flags = {"kind": "return", "agents": ["niw"], "consensus": False, "baselines": False}
+    plain = book_backtest(book_frame, book, **flags, **kw)  # type: ignore[arg-type]
+    other = book_backtest(book_frame, book, **flags,  # type: ignore[arg-type]
+                          **{k: _numpy_form(v, form) for k, v in kw.items()})
+    for row in plain.series:
+        np.testing.assert_array_equal(other.series[row][0.99].var, plain.series[row][0.99].var)
+
+
+@FEW
+@given(numpy_forms, st.integers(0, 2**31 - 1), st.sampled_from([(0.99,), (0.99, 0.975)]))
+def test_simulate_and_statistics_take_numpy_arguments(form: str, seed: int,
+                                                      alphas: tuple[float, ...]) -> None:
+    from swarmvar.emergence import Design, simulate
+    from swarmvar.validation import fz0_loss, kupiec, mcneil_frey
+
+    if form == "scalar":
+        alphas = alphas[:1]
+    plain = simulate(Design.GJR_T, 60, seed, alphas)
+    other = simulate(Design.GJR_T, _numpy_form(60, form), _numpy_form(seed, form),
+                     _numpy_form(alphas, form))
+    np.testing.assert_array_equal(other.returns, plain.returns)
+    assert set(other.var) == set(plain.var)
+    loss, var, es = -plain.returns, plain.var[0.99], plain.es[0.99]
+    np.testing.assert_array_equal(fz0_loss(_numpy_form(tuple(loss), form) if form != "scalar"
+                                           else loss, var, es, np.float64(0.99)),
+                                  fz0_loss(loss, var, es, 0.99))
+    # repr: NaN (an undefined test) equals NaN
+    assert repr(kupiec(list(loss > var), np.float32(0.75))) == repr(
+        kupiec(list(loss > var), 0.75))
+    assert repr(mcneil_frey(loss, var, es, n_boot=_numpy_form(50, form),
+                            seed=_numpy_form(seed, form))) == repr(
+        mcneil_frey(loss, var, es, n_boot=50, seed=seed))
+
+
+@FUZZ
+@given(numpy_forms, st.integers(1, 50), st.floats(0.01, 0.99), st.floats(1.0, 1e6))
+def test_configs_take_numpy_arguments(form: str, count: int, fraction: float,
+                                      seconds: float) -> None:
+    from swarmvar.arbiter import Thresholds
+    from swarmvar.evolution.config import (
+        BreakerConfig,
+        CanaryConfig,
+        EvolutionConfig,
+        RollbackConfig,
+        StateConfig,
+    )
+
+    cases = [(BreakerConfig, {"failure_threshold": count, "reset_timeout_s": seconds,
+                              "max_reset_attempts": count}),
+             (CanaryConfig, {"initial_fraction": fraction, "ramp_steps": count,
+                             "health_check_interval_s": seconds, "max_failed_checks": count}),
+             (RollbackConfig, {"max_points": count, "retention_s": seconds}),
+             (StateConfig, {"chunk_bytes": count, "compression_level": count % 10,
+                            "cache_bytes": count}),
+             (EvolutionConfig, {"max_variants": count, "metrics_interval_s": seconds}),
+             (Thresholds, {"min_agents": count, "quarantine_anomalies": count,
+                           "gain": fraction})]
+    for cls, kw in cases:
+        plain, other = cls(**kw), cls(**{k: _numpy_form(v, form) for k, v in kw.items()})
+        assert other == plain
+        for k in kw:  # kept as the Python number, not the numpy one
+            assert type(getattr(other, k)) is type(getattr(plain, k)), (cls, k)

@@ -28,12 +28,14 @@ names the agents it concerns:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection
 from dataclasses import dataclass
 from enum import Enum
 
+import numpy as np
+
 from ..errors import InvalidParameter
+from ..models.base import check_real, check_whole
 from ..types import Action, Decision
 from .cores import DecisionVector
 from .signals import AgentSignals, BeatSignals
@@ -93,8 +95,9 @@ class Thresholds:
     def __post_init__(self) -> None:
         for name in ("quarantine", "alert", "stability", "repair", "gain", "balance_strength"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise InvalidParameter(f"threshold {name} must be a finite number, not {v!r}")
+            check_real(f"threshold {name}", v)
+            if isinstance(v, (np.integer, np.floating)):  # taken as the number it equals
+                object.__setattr__(self, name, v.item())
         if not 0 <= self.alert <= self.quarantine <= 1:
             raise InvalidParameter(
                 f"need 0 <= alert <= quarantine <= 1, got alert={self.alert}, "
@@ -103,9 +106,8 @@ class Thresholds:
                 not 0.0 <= self.agent_p < 1.0):
             raise InvalidParameter(f"agent_p must be a p-value in [0, 1), not {self.agent_p!r}")
         for name in ("min_agents", "quarantine_anomalies"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise InvalidParameter(f"{name} must be a whole number >= 1, not {v!r}")
+            # a numpy integer is taken as the int it equals (frozen: set while being built)
+            object.__setattr__(self, name, check_whole(name, getattr(self, name), 1))
         if not isinstance(self.balance_on, BalanceTarget):
             raise InvalidParameter(f"balance_on must be a BalanceTarget, not {self.balance_on!r}")
         if self.min_agents < 1 or self.quarantine_anomalies < 1 or self.balance_strength < 0:

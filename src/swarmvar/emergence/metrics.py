@@ -43,7 +43,7 @@ from ..consensus import (
 )
 from ..errors import InvalidParameter
 from ..validation import BacktestResult, diebold_mariano, fz0_loss
-from ..validation._checks import aligned, float_array, level, whole
+from ..validation._checks import aligned, check_whole, float_array, level
 from .regimes import run_length_posterior, standardize
 
 FloatArray = NDArray[np.float64]
@@ -199,10 +199,10 @@ def mcs_pvalues(losses: Mapping[str, ArrayLike], *, size: float = 0.10, reps: in
     if days < 2:
         raise InvalidParameter("the Model Confidence Set needs losses of at least 2 days")
     size = level(size, "size (the MCS test size)")
-    reps = whole(reps, "reps (bootstrap replications)", 1, MAX_MCS_REPS)
+    reps = check_whole("reps (bootstrap replications)", reps, 1, MAX_MCS_REPS)
     if block_size is not None:
-        block_size = whole(block_size, "block_size", 1, days)
-    seed = whole(seed, "seed", 0)
+        block_size = check_whole("block_size", block_size, 1, days)
+    seed = check_whole("seed", seed, 0)
     frame = pd.DataFrame(dict(zip(names, columns, strict=True)))
     # rows with identical losses (a consensus equal to one agent) make the MCS's loss
     # differences degenerate: test one of each group, give its twins its p-value

@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from ..errors import InvalidParameter
-from ..validation._checks import float_array, level, real, whole
+from ..validation._checks import check_alphas, check_real, check_whole, float_array, level
 
 FloatArray = NDArray[np.float64]
 
@@ -162,19 +162,16 @@ def normal_mixture_var_es(probs: FloatArray, sd: Sequence[float],
 
 
 def simulate(design: Design, days: int, seed: int,
-             alphas: Sequence[float] = (0.99, 0.975)) -> SimulatedSeries:
+             alphas: Sequence[float] | float = (0.99, 0.975)) -> SimulatedSeries:
     """Draw ``days`` returns of a design and their true conditional VaR/ES per level."""
     if not isinstance(design, Design):
         raise InvalidParameter(f"design must be a Design, got {design!r}")
-    if isinstance(days, bool) or not isinstance(days, int) or not 10 <= days <= 1_000_000:
-        raise InvalidParameter(f"days must be an int in [10, 1000000], got {days!r}")
-    seed = whole(seed, "seed", 0)
-    if isinstance(alphas, (str, bytes)) or not isinstance(alphas, Sequence) or not alphas:
-        raise InvalidParameter(f"alphas must be a sequence of confidence levels, not {alphas!r}")
-    alphas = tuple(level(a, "alphas") for a in alphas)
-    if not all(a > 0.5 for a in alphas):
-        raise InvalidParameter(f"alphas must lie in (0.5, 1) (VaR as a positive loss), not "
-                               f"{alphas!r}")
+    days = check_whole("days", days, 10, 1_000_000)
+    seed = check_whole("seed", seed, 0)
+    try:
+        alphas = check_alphas(alphas)
+    except InvalidParameter as exc:
+        raise InvalidParameter(f"alphas: {exc} (VaR as a positive loss)") from None
     rng = np.random.default_rng(seed)
     if design is Design.GJR_T:
         df, omega, a, g, b = 6.0, 2e-6, 0.03, 0.10, 0.90
@@ -252,13 +249,13 @@ def volatility_breaks(factor: float, *, df: float | None = None, reps: int = 20,
     """
     from .regimes import run_length_posterior
 
-    factor = real(factor, "factor (the volatility jump)", 1e-6, 1e6)
+    factor = check_real("factor (the volatility jump)", factor, 1e-6, 1e6)
     if df is not None:
-        df = real(df, "df (Student-t degrees of freedom)", 2.0 + 1e-9, 1e6)
-    reps = whole(reps, "reps", 1, 100_000)
-    before = whole(before, "before (returns before the break)", 2, 10_000_000)
-    horizon = whole(horizon, "horizon (returns after the break)", 1, 10_000_000)
-    seed = whole(seed, "seed", 0)
+        df = check_real("df (Student-t degrees of freedom)", df, 2.0 + 1e-9, 1e6)
+    reps = check_whole("reps", reps, 1, 100_000)
+    before = check_whole("before (returns before the break)", before, 2, 10_000_000)
+    horizon = check_whole("horizon (returns after the break)", horizon, 1, 10_000_000)
+    seed = check_whole("seed", seed, 0)
     rng = np.random.default_rng(seed)
     delays, missed, alarms = [], 0, 0
     for _ in range(reps):

@@ -14,6 +14,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .errors import InvalidConfig
 
 #: A clock: seconds since the Unix epoch (wall time, so that it can be
@@ -24,23 +26,29 @@ MB = 1024 * 1024
 DAY = 86_400.0
 
 
-def _positive(owner: str, **values: float) -> None:
-    """Each value a finite number > 0 (not a bool); a count must be a whole number."""
-    counts = _COUNTS.get(owner, ())
-    for name, value in values.items():
-        whole = isinstance(value, int) and not isinstance(value, bool)
-        number = whole or isinstance(value, float)
-        if name in counts and not whole:
+def _plain(config: object, name: str) -> object:
+    """The field's value, a numpy scalar replaced in place by the Python number it equals."""
+    value = getattr(config, name)
+    if isinstance(value, (np.integer, np.floating)):
+        value = value.item()
+        object.__setattr__(config, name, value)  # frozen: set once, while being built
+    return value
+
+
+def _positive(config: object, counts: tuple[str, ...] = (), reals: tuple[str, ...] = ()
+              ) -> None:
+    """Each field named in ``counts`` a whole number > 0 and each in ``reals`` a finite
+    number > 0 (not a bool; numpy numbers are taken as the Python numbers they equal)."""
+    owner = type(config).__name__
+    for name in counts:
+        value = _plain(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise InvalidConfig(f"{owner}.{name} must be a whole number > 0, not {value!r}")
-        if not number or not 0 < value < math.inf:
+    for name in reals:
+        value = _plain(config, name)
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not 0 < value < math.inf):
             raise InvalidConfig(f"{owner}.{name} must be a finite number > 0, not {value!r}")
-
-
-#: The fields of each config that count something (whole numbers only).
-_COUNTS = {"BreakerConfig": ("failure_threshold", "max_reset_attempts"),
-           "CanaryConfig": ("ramp_steps", "max_failed_checks"),
-           "RollbackConfig": ("max_points",), "StateConfig": ("chunk_bytes",),
-           "EvolutionConfig": ("max_variants",)}
 
 
 def _flag(owner: str, name: str, value: object) -> None:
@@ -59,9 +67,8 @@ class BreakerConfig:
     max_reset_attempts: int = 3
 
     def __post_init__(self) -> None:
-        _positive("BreakerConfig", failure_threshold=self.failure_threshold,
-                  reset_timeout_s=self.reset_timeout_s,
-                  max_reset_attempts=self.max_reset_attempts)
+        _positive(self, counts=("failure_threshold", "max_reset_attempts"),
+                  reals=("reset_timeout_s",))
 
 
 @dataclass(frozen=True)
@@ -77,15 +84,14 @@ class CanaryConfig:
     max_failed_checks: int = 3
 
     def __post_init__(self) -> None:
-        if (isinstance(self.initial_fraction, bool)
-                or not isinstance(self.initial_fraction, (int, float))
+        fraction = _plain(self, "initial_fraction")
+        if (isinstance(fraction, bool) or not isinstance(fraction, (int, float))
                 or not 0.0 < self.initial_fraction < 1.0):
             raise InvalidConfig(
                 f"CanaryConfig.initial_fraction must be in (0, 1), not {self.initial_fraction!r}"
             )
-        _positive("CanaryConfig", ramp_steps=self.ramp_steps,
-                  health_check_interval_s=self.health_check_interval_s,
-                  max_failed_checks=self.max_failed_checks)
+        _positive(self, counts=("ramp_steps", "max_failed_checks"),
+                  reals=("health_check_interval_s",))
 
 
 @dataclass(frozen=True)
@@ -96,7 +102,7 @@ class RollbackConfig:
     retention_s: float = 30 * DAY
 
     def __post_init__(self) -> None:
-        _positive("RollbackConfig", max_points=self.max_points, retention_s=self.retention_s)
+        _positive(self, counts=("max_points",), reals=("retention_s",))
 
 
 @dataclass(frozen=True)
@@ -114,15 +120,17 @@ class StateConfig:
     fsync: bool = True
 
     def __post_init__(self) -> None:
-        _positive("StateConfig", chunk_bytes=self.chunk_bytes)
+        _positive(self, counts=("chunk_bytes",))
         _flag("StateConfig", "compression", self.compression)
         _flag("StateConfig", "fsync", self.fsync)
-        if (isinstance(self.compression_level, bool) or not isinstance(self.compression_level, int)
+        level = _plain(self, "compression_level")
+        if (isinstance(level, bool) or not isinstance(level, int)
                 or not 0 <= self.compression_level <= 9):
             raise InvalidConfig(
                 f"StateConfig.compression_level must be 0..9, not {self.compression_level!r}"
             )
-        if (isinstance(self.cache_bytes, bool) or not isinstance(self.cache_bytes, int)
+        cache = _plain(self, "cache_bytes")
+        if (isinstance(cache, bool) or not isinstance(cache, int)
                 or self.cache_bytes < 0):
             raise InvalidConfig(f"StateConfig.cache_bytes must be >= 0, not {self.cache_bytes!r}")
 
@@ -140,9 +148,8 @@ class EvolutionConfig:
     rollback: RollbackConfig = field(default_factory=RollbackConfig)
 
     def __post_init__(self) -> None:
-        _positive("EvolutionConfig", max_variants=self.max_variants,
-                  metrics_interval_s=self.metrics_interval_s,
-                  metrics_retention_s=self.metrics_retention_s)
+        _positive(self, counts=("max_variants",),
+                  reals=("metrics_interval_s", "metrics_retention_s"))
         for name, kind in (("state", StateConfig), ("breaker", BreakerConfig),
                            ("canary", CanaryConfig), ("rollback", RollbackConfig)):
             if not isinstance(getattr(self, name), kind):

@@ -456,12 +456,13 @@ def check_real(label: str, value: object, low: float = -math.inf, high: float = 
                            f"not {value!r}")
 
 
-def check_whole(label: str, value: object, least: int, most: int) -> int:
-    """``value`` as an int in ``[least, most]``, or :class:`InvalidParameter` naming it."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not (
-            least <= value <= most):
-        raise InvalidParameter(f"{label} must be a whole number from {least} to {most}, "
-                               f"not {value!r}")
+def check_whole(label: str, value: object, least: int, most: int | None = None) -> int:
+    """``value`` as an int in ``[least, most]`` (no upper bound if ``most`` is None), or
+    :class:`InvalidParameter` naming it; numpy integers count, ``True`` does not."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or (
+            value < least or (most is not None and value > most)):
+        bound = f">= {least}" if most is None else f"from {least} to {most}"
+        raise InvalidParameter(f"{label} must be a whole number {bound}, not {value!r}")
     return int(value)
 
 

@@ -1,5 +1,11 @@
 """Argument checks shared by the validation statistics (and the emergence metrics).
 
+Numbers, counts and sets of confidence levels are checked by the models' own
+:func:`~swarmvar.models.base.check_real`, :func:`~swarmvar.models.base.check_whole`
+and :func:`~swarmvar.models.risk.check_alphas` (re-exported here for the emergence
+metrics, which reach the models only through validation); this module adds arrays
+and single levels.
+
 Each turns a bad argument into :class:`~swarmvar.errors.InvalidParameter`
 naming it, before numpy can raise a bare ``ValueError``/``TypeError`` or
 return a silent NaN: arrays that are ragged, not real numbers (strings,
@@ -9,13 +15,17 @@ booleans, complex, objects) or not finite; confidence levels outside
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import InvalidParameter
+from ..models.base import check_real, check_whole
+from ..models.risk import check_alphas
+
+__all__ = ["FloatArray", "aligned", "check_alphas", "check_real", "check_whole", "float_array",
+           "finite_result", "level"]
 
 FloatArray = NDArray[np.float64]
 
@@ -66,62 +76,6 @@ def level(value: object, what: str = "alpha") -> float:
         raise InvalidParameter(
             f"{what} is a confidence level in (0, 1) such as 0.99, not {value!r}")
     return float(value)
-
-
-def levels(alphas: object) -> tuple[float, ...]:
-    """Confidence levels as :func:`~swarmvar.models.risk.check_alphas` takes them, a numpy
-    array (even 0-d) included: each strictly between 0.5 and 1."""
-    from ..models.risk import check_alphas
-
-    if isinstance(alphas, np.ndarray):
-        alphas = alphas.tolist()  # 0-d: a number; n-d: nested lists (refused below)
-    return check_alphas(alphas)  # type: ignore[arg-type]
-
-
-def whole(value: object, what: str, least: int, most: int | None = None) -> int:
-    """A whole number in ``[least, most]`` (``True`` is not a count)."""
-    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))
-            or value < least or (most is not None and value > most)):
-        bound = f">= {least}" if most is None else f"from {least} to {most}"
-        raise InvalidParameter(f"{what} must be a whole number {bound}, not {value!r}")
-    return int(value)
-
-
-def real(value: object, what: str, low: float = -math.inf, high: float = math.inf) -> float:
-    """A finite real number in ``[low, high]`` (not a bool)."""
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-            value, (bool, np.bool_)):
-        try:
-            x = float(value)
-        except OverflowError:  # an int beyond the floats
-            x = math.inf
-        if math.isfinite(x) and low <= x <= high:
-            return x
-    raise InvalidParameter(f"{what} must be a finite number in [{low:g}, {high:g}], "
-                           f"not {value!r}")
-
-
-Seed = int | Sequence[int] | np.random.SeedSequence | np.random.Generator | None
-
-
-def seed(value: object, what: str = "seed") -> Seed:
-    """A seed numpy accepts: a whole number >= 0 (or a list of them), a SeedSequence, a
-    Generator or None."""
-    if value is None or isinstance(value, (np.random.Generator, np.random.SeedSequence)):
-        return value
-    if isinstance(value, (list, tuple)) and value:
-        return [whole(v, what, 0) for v in value]
-    try:
-        return whole(value, what, 0)
-    except InvalidParameter:
-        raise InvalidParameter(f"{what} must be a whole number >= 0, a numpy Generator or "
-                               f"None, not {value!r}") from None
-
-
-def rng(value: object, what: str = "seed") -> np.random.Generator:
-    """A Generator from a checked seed (a Generator is used as it is)."""
-    s = seed(value, what)
-    return s if isinstance(s, np.random.Generator) else np.random.default_rng(s)
 
 
 def finite_result(values: ArrayLike, what: str, why: str) -> FloatArray:

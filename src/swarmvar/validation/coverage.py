@@ -31,8 +31,9 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import special, stats
 
 from ..errors import InvalidParameter
+from ..models.base import check_whole
 from . import _checks
-from ._checks import level, whole
+from ._checks import level
 
 #: Basel plus factors added to 3.0 in the yellow zone, by number of exceptions (5..9).
 BASEL_YELLOW = {5: 3.40, 6: 3.50, 7: 3.65, 8: 3.75, 9: 3.85}
@@ -201,7 +202,7 @@ def traffic_light(hits: ArrayLike, alpha: float = 0.99, *, days: int = 250) -> T
     """
     h = as_hits(hits)
     a = _check_alpha(alpha)
-    days = whole(days, "days", 1)
+    days = check_whole("days", days, 1)
     if h.size < days:
         raise InvalidParameter(
             f"the traffic light needs the last {days} days of hits; got only {h.size}"
@@ -225,7 +226,7 @@ def rolling_zones(hits: ArrayLike, alpha: float = 0.99, *, days: int = 250) -> N
     """
     h = as_hits(hits)
     a = _check_alpha(alpha)
-    days = whole(days, "days", 1)
+    days = check_whole("days", days, 1)
     if h.size < days:
         raise InvalidParameter(f"rolling {days}-day windows need {days} days; got {h.size}")
     cum = np.concatenate(([0], np.cumsum(h, dtype=np.int64)))

@@ -26,8 +26,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..errors import InvalidParameter, SwarmVarError
-from ._checks import float_array, whole
-from ._checks import rng as _checked_rng
+from ..models.base import check_whole, rng_from
+from ._checks import float_array
 from .coverage import TestResult
 from .scoring import _aligned, _alpha
 from .t_predictive import (
@@ -47,10 +47,6 @@ __all__ = [
 
 #: Most Monte Carlo paths or bootstrap resamples one test draws (the defaults: 2,000).
 MAX_DRAWS = 100_000
-
-
-def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
-    return _checked_rng(seed)
 
 
 def _draw(sampler: Sampler, rng: np.random.Generator, m: int, n: int) -> FloatArray:
@@ -108,8 +104,8 @@ def acerbi_szekely_z2(
     loss, v, e = _aligned(losses, var, es, names=("losses", "var", "es"))
     if np.any(e <= 0):
         raise InvalidParameter("Z2 needs ES > 0 every day")
-    n_sim = whole(n_sim, "n_sim (Monte Carlo paths)", 1, MAX_DRAWS)
-    chunk = whole(chunk, "chunk (paths drawn at a time)", 1)
+    n_sim = check_whole("n_sim (Monte Carlo paths)", n_sim, 1, MAX_DRAWS)
+    chunk = check_whole("chunk (paths drawn at a time)", chunk, 1)
     if not callable(sampler):
         raise InvalidParameter(f"sampler must be a callable (rng, m) -> (m, T) losses, such as "
                                f"student_t_sampler(...), not {type(sampler).__name__}")
@@ -118,7 +114,7 @@ def acerbi_szekely_z2(
     if not np.isfinite(observed):
         raise InvalidParameter("Z2 is not finite: losses too large against ES (an ES near 0?); "
                                "give VaR/ES as positive losses in return units")
-    rng = _rng(seed)
+    rng = rng_from(seed)
     if isinstance(sampler, CensoredStudentT) and np.array_equal(sampler.floor, v):
         # censored at these very VaRs: only its tail draws are read (the same p-value)
         at_least = _censored_at_least(sampler, rng, n_sim, chunk, v, e, a, observed)
@@ -171,8 +167,8 @@ def mcneil_frey(
     s = e if scale is None else _aligned(scale, loss, names=("scale", "losses"))[0]
     if np.any(s <= 0):
         raise InvalidParameter("the residual scale must be positive every day")
-    n_boot = whole(n_boot, "n_boot (bootstrap resamples)", 1, MAX_DRAWS)
-    rng = _rng(seed)
+    n_boot = check_whole("n_boot (bootstrap resamples)", n_boot, 1, MAX_DRAWS)
+    rng = rng_from(seed)
     hit = loss > v
     with np.errstate(over="ignore", invalid="ignore"):
         resid = (loss[hit] - e[hit]) / s[hit]

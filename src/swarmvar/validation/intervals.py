@@ -17,8 +17,8 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from ..errors import InvalidParameter
-from ..models.base import Agent
-from ._checks import float_array, real, whole
+from ..models.base import Agent, check_real, check_whole
+from ._checks import float_array
 from ._checks import level as _level
 
 #: Most replications and returns per replication (each replication fits an agent).
@@ -92,11 +92,11 @@ def interval_coverage(
     alpha = _level(alpha)
     if not alpha > 0.5:
         raise InvalidParameter(f"alpha must lie in (0.5, 1), not {alpha!r}")
-    n_rep = whole(n_rep, "n_rep (replications)", 1, MAX_REPLICATIONS)
-    n_obs = whole(n_obs, "n_obs (returns per replication)", 1, MAX_OBSERVATIONS)
-    true_var = real(true_var, "true_var")
-    true_es = None if true_es is None else real(true_es, "true_es")
-    seed = whole(seed, "seed", 0)
+    n_rep = check_whole("n_rep (replications)", n_rep, 1, MAX_REPLICATIONS)
+    n_obs = check_whole("n_obs (returns per replication)", n_obs, 1, MAX_OBSERVATIONS)
+    true_var = check_real("true_var", true_var)
+    true_es = None if true_es is None else check_real("true_es", true_es)
+    seed = check_whole("seed", seed, 0)
     for name, fn in (("make_agent", make_agent), ("simulate", simulate)):
         if not callable(fn):
             raise InvalidParameter(f"{name} must be a callable, not {type(fn).__name__}")

@@ -236,10 +236,10 @@ class BacktestResult:
         windows), worst (zone), last (zone of the last window); no lines when
         the backtest is shorter than ``days``.
         """
-        from ._checks import whole
+        from ..models.base import check_whole
         from .coverage import rolling_zones
 
-        days = whole(days, "days", 1)
+        days = check_whole("days", days, 1)
         lines = []
         for row in self.rows:
             for alpha in self.alphas:

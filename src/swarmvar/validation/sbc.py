@@ -24,8 +24,7 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from ..errors import InvalidParameter
-from ..models.base import Agent
-from ._checks import whole
+from ..models.base import Agent, check_whole
 from .intervals import _agent
 
 #: Most replications (each fits an agent) and posterior draws ranked against.
@@ -119,7 +118,7 @@ def sbc(
         raise InvalidParameter(f"n_sims and n_draws must be at most {MAX_SIMS} and n_obs at most "
                                f"10000000 (one fit per replication); got {n_sims}, {n_draws}, "
                                f"{n_obs}")
-    seed = whole(seed, "seed", 0)
+    seed = check_whole("seed", seed, 0)
     if not callable(make_agent):
         raise InvalidParameter(f"make_agent must be a callable building an agent, not "
                                f"{type(make_agent).__name__}")

@@ -25,7 +25,8 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
 from ..errors import InvalidParameter
-from ._checks import aligned, finite_result, float_array, level, whole
+from ..models.base import check_whole
+from ._checks import aligned, finite_result, float_array, level
 from .coverage import TestResult
 
 FloatArray = NDArray[np.float64]
@@ -93,7 +94,7 @@ def fz0_loss(losses: ArrayLike, var: ArrayLike, es: ArrayLike, alpha: float) -> 
 
 def newey_west_lags(n: int) -> int:
     """Default Bartlett bandwidth ``floor(4 (n/100)^(2/9))`` (Newey & West 1994)."""
-    n = whole(n, "n (the series length)", 0)
+    n = check_whole("n (the series length)", n, 0)
     return int(math.floor(4.0 * (n / 100.0) ** (2.0 / 9.0)))
 
 
@@ -106,7 +107,7 @@ def long_run_variance(x: ArrayLike, lags: int) -> float:
     d = float_array(x, "x (the series)")
     if d.ndim != 1 or d.size == 0:
         raise InvalidParameter(f"x must be a non-empty 1-D series; got shape {d.shape}")
-    lags = whole(lags, "lags", 0)
+    lags = check_whole("lags", lags, 0)
     n = d.size
     with np.errstate(over="ignore", invalid="ignore"):
         c = d - d.mean()
@@ -147,7 +148,7 @@ def diebold_mariano(
     n = d.size
     if n < 2:
         raise InvalidParameter("the Diebold-Mariano test needs at least 2 days")
-    q = newey_west_lags(n) if lags is None else whole(lags, "lags", 0)
+    q = newey_west_lags(n) if lags is None else check_whole("lags", lags, 0)
     try:
         lrv = long_run_variance(d, q)
     except InvalidParameter:

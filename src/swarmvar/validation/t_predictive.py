@@ -23,8 +23,9 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
 from ..errors import InvalidParameter
+from ..models.base import check_real
 from ..models.risk import t_log_norm
-from ._checks import float_array, real
+from ._checks import float_array
 from .scoring import _aligned, _alpha
 
 FloatArray = NDArray[np.float64]
@@ -224,7 +225,8 @@ def matched_student_t(
     a = _alpha(alpha)
     v, e = _aligned(var, es, names=("var", "es"))
     if (not isinstance(df_bounds, tuple) or len(df_bounds) != 2
-            or not 1.0 < real(df_bounds[0], "df_bounds[0]") < real(df_bounds[1], "df_bounds[1]")):
+            or not 1.0 < check_real("df_bounds[0]", df_bounds[0])
+            < check_real("df_bounds[1]", df_bounds[1])):
         raise InvalidParameter(f"df_bounds must be (low, high) with 1 < low < high, not "
                                f"{df_bounds!r}")
     if not a > 0.5:

@@ -457,7 +457,8 @@ def test_read_beat_of_anything(small_history: Any, data: st.DataObject) -> None:
 
     report = small_history.beat(data.draw(st.integers(1, 39)), "p")
     field = data.draw(st.sampled_from(["realized", "regime_probability", "breaches",
-                                       "log_scores", "late", "seq", "forecasts"]))
+                                       "log_scores", "late", "seq", "forecasts", "portfolio",
+                                       "as_of", "consensus", "diagnostics", "rejected"]))
     value = data.draw(st.one_of(anything, st.dictionaries(
         st.sampled_from(["A", "B", "consensus", "Z"]), st.one_of(
             anything, st.lists(st.booleans(), max_size=3).map(tuple)), max_size=3)))
@@ -467,8 +468,11 @@ def test_read_beat_of_anything(small_history: Any, data: st.DataObject) -> None:
     config = refused_or(SignalConfig, **spans, names=tuple(spans)) or SignalConfig()
     out = refused_or(read_beat, SignalMemory(), bad, config,
                      names=(field, "realized", "regime", "breaches", "log score", "forecast",
-                            "span", "late", "seq", "BeatReport"))
+                            "span", "late", "seq", "BeatReport", "consensus"))
     if out is not None:
+        from swarmvar.arbiter.signals import _check_report
+
+        _check_report(bad)  # read_beat checks fields only when reading fails: none slips by
         _, signals = out
         assert all(math.isfinite(f) for f in signals.features)
 
@@ -844,13 +848,29 @@ def test_arbiter_operators_on_unknown_names(small_history: Any, portfolio: Any,
 
 
 @FUZZ
-@given(anything, anything, st.one_of(anything, st.tuples(*[anything] * 4)))
-def test_decision_vector_of_anything(threat: Any, stability: Any, emphasis: Any) -> None:
-    from swarmvar.arbiter import DecisionVector
+@given(st.tuples(*[st.floats(1e-3, 1.0)] * 4), st.integers(1, 39),
+       st.lists(st.sampled_from(["realized", "late", "regime_probability"]), max_size=3),
+       st.floats(-0.5, 0.5), st.floats(0.0, 1.0))
+def test_decision_vector_is_finite_on_any_beat(small_history: Any, weights: Any, day: int,
+                                               changes: list[str], realized: float,
+                                               regime: float) -> None:
+    """The decision vector is built only by aggregate_recommendations (it checks nothing
+    itself): on any valid beat and genome its four scores and four emphases are finite."""
+    from swarmvar.arbiter import SignalMemory, read_beat
+    from swarmvar.arbiter.cores import aggregate_recommendations, run_cores
+    from swarmvar.arbiter.pid import Genome
+    from swarmvar.arbiter.threat import SEED_MODEL
 
-    v = refused_or(DecisionVector, threat, stability, 0.0, 0.0, emphasis,
-                   names=("threat", "stability", "emphasis"))
-    assert v is None or v.dominant in "RBEO"
+    report = small_history.beat(day, "p")
+    new = {"realized": realized, "late": True, "regime_probability": regime}
+    report = dataclasses.replace(report, **{c: new[c] for c in changes})
+    _, signals = read_beat(SignalMemory(), report)
+    genome = Genome(*weights).normalized()
+    v = aggregate_recommendations(run_cores(signals, genome, SEED_MODEL), genome)
+    values = (v.threat, v.stability, v.repair, v.gain, *v.emphasis)
+    assert len(v.emphasis) == 4 and all(
+        isinstance(x, float) and math.isfinite(x) for x in values), v
+    assert v.dominant in "RBEO"
 
 
 # --- validation: the GARCH baseline and a backtest result's accessors ---------------------

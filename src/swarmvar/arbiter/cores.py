@@ -15,8 +15,6 @@ from __future__ import annotations
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
-from ..errors import InvalidParameter
-from ..models.base import check_real
 from .pid import Genome, PidGains
 from .signals import BeatSignals
 from .threat import ThreatModel
@@ -78,22 +76,16 @@ class CoreOutputs:
 class DecisionVector:
     """The raw scores :func:`~.decide.decide` compares with its thresholds, and the
     genome-weighted emphasis ``w_c * score_c`` of each core (recorded; the largest
-    names the dominant core)."""
+    names the dominant core).
+
+    Built only by :func:`aggregate_recommendations` from checked signals and genome, so
+    it checks nothing itself (a beat's cost); the fuzz tests hold its values finite."""
 
     threat: float
     stability: float
     repair: float
     gain: float
     emphasis: tuple[float, float, float, float]
-
-    def __post_init__(self) -> None:
-        for name in ("threat", "stability", "repair", "gain"):
-            check_real(f"the decision vector's {name}", getattr(self, name))
-        if not isinstance(self.emphasis, tuple) or len(self.emphasis) != 4:
-            raise InvalidParameter(f"the decision vector's emphasis must be 4 numbers (R, B, "
-                                   f"E, O), not {self.emphasis!r}")
-        for v in self.emphasis:
-            check_real("the decision vector's emphasis", v)
 
     @property
     def dominant(self) -> str:

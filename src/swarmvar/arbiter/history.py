@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import InvalidParameter, InvalidState
+from ..models.base import check_whole
 from ..types import BeatReport, Consensus, Forecast, RiskMeasure
 
 if TYPE_CHECKING:
@@ -87,7 +88,8 @@ class BeatHistory:
 
     def slice(self, start: int, stop: int) -> BeatHistory:
         """Days ``start .. stop-1`` only."""
-        start, stop = _index("start", start, 0, self.days), _index("stop", stop, 0, self.days)
+        start, stop = (check_whole("start", start, 0, self.days),
+                       check_whole("stop", stop, 0, self.days))
         if not 0 <= start < stop <= self.days:
             raise InvalidParameter(f"day range {start}..{stop} is outside 0..{self.days}")
         return BeatHistory(self.name, self.dates[start:stop], self.returns[start:stop],
@@ -96,8 +98,11 @@ class BeatHistory:
 
     def forecast(self, agent: int, day: int) -> Forecast:
         """Agent ``agent``'s forecast for day ``day`` as the backtest made it."""
-        agent = _index("agent", agent, 0, len(self.agents) - 1)
-        day = _index("day", day, 0, self.days - 1)
+        return self._forecast(check_whole("agent", agent, 0, len(self.agents) - 1),
+                              check_whole("day", day, 0, self.days - 1))
+
+    def _forecast(self, agent: int, day: int) -> Forecast:
+        """:meth:`forecast` on indices known to be in range."""
         c = self.cols[:, :, day, agent]
         return Forecast(self.agents[agent], 1, tuple(
             RiskMeasure(a, float(c[k, 0]), float(c[k, 1]), (float(c[k, 2]), float(c[k, 3])),
@@ -120,7 +125,7 @@ class BeatHistory:
              hits: NDArray[np.bool_] | None = None,
              chits: NDArray[np.bool_] | None = None) -> BeatReport:
         """Beat ``i`` (see :meth:`beats`)."""
-        i = _index("beat i", i, 1, self.days - 1)
+        i = check_whole("beat i", i, 1, self.days - 1)
         if not isinstance(portfolio, str) or not portfolio:
             raise InvalidParameter(f"portfolio must be a name, not {portfolio!r}")
         hits = self.hits() if hits is None else hits
@@ -144,7 +149,7 @@ class BeatHistory:
             portfolio=portfolio, seq=i, as_of=as_of, realized=float(self.returns[i - 1]),
             breaches=breaches,
             log_scores={a: float(self.logscore[i - 1, j]) for j, a in enumerate(self.agents)},
-            forecasts={a: self.forecast(j, i) for j, a in enumerate(self.agents)},
+            forecasts={a: self._forecast(j, i) for j, a in enumerate(self.agents)},
             consensus=cons)
 
     # --- files ---------------------------------------------------------------
@@ -222,15 +227,6 @@ class BeatHistory:
         return cls(name, dates, np.asarray(result.returns, dtype=np.float64),
                    tuple(result.alphas), tuple(agents), cols, cons,
                    np.column_stack([result.logscore[a] for a in agents]))
-
-
-def _index(what: str, value: object, low: int, high: int) -> int:
-    """A whole-number index in ``[low, high]`` (InvalidParameter naming it otherwise)."""
-    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))
-            or not low <= value <= high):
-        raise InvalidParameter(f"{what} must be a whole number from {low} to {high}, not "
-                               f"{value!r}")
-    return int(value)
 
 
 def _check_history(h: BeatHistory) -> None:
@@ -423,7 +419,7 @@ def simulated_history(days: int = 200, seed: int = 0,
     """
     from scipy.stats import norm
 
-    from ..models.base import check_real, check_whole
+    from ..models.base import check_real
     from ..models.risk import check_alphas as check_levels
 
     days = check_whole("days", days, 2, 1_000_000)

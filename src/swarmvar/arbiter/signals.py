@@ -220,7 +220,29 @@ def read_beat(memory: SignalMemory, report: BeatReport, config: SignalConfig = S
         raise InvalidSignal(f"memory must be a SignalMemory, not {type(memory).__name__}")
     if not isinstance(config, SignalConfig):
         raise InvalidSignal(f"config must be a SignalConfig, not {type(config).__name__}")
-    _check_report(report)
+    # The whole report is checked field by field only when reading it fails (naming the
+    # field at fault); what a read would take silently is checked on the way (cheap).
+    try:
+        return _read(memory, report, config)
+    except (TypeError, AttributeError, ValueError, KeyError, IndexError) as exc:
+        _check_report(report)
+        raise InvalidSignal(f"beat report could not be read: {exc!r}") from exc
+
+
+def _read(memory: SignalMemory, report: BeatReport, config: SignalConfig
+          ) -> tuple[SignalMemory, BeatSignals]:
+    """:func:`read_beat` on checked arguments; the report's fields are checked as read."""
+    if (type(report.portfolio) is not str or not report.portfolio
+            or type(report.seq) is not int or report.seq < 0
+            or type(report.late) is not bool or type(report.consensus) is not tuple
+            or not all(isinstance(m, Mapping) for m in (
+                report.breaches, report.log_scores, report.forecasts, report.diagnostics,
+                report.rejected))
+            or not all(type(c) is Consensus for c in report.consensus)
+            or not all(type(v) is str for v in report.rejected.values())
+            or not all(type(k) is str and type(d) is Diagnostics
+                       for k, d in report.diagnostics.items())):
+        _check_report(report)  # names the field (a subclass or numpy int is let through)
     _finite("the realized return", report.realized)
     regime = _finite("regime_probability", report.regime_probability)
     if not 0.0 <= regime <= 1.0:
@@ -241,9 +263,14 @@ def read_beat(memory: SignalMemory, report: BeatReport, config: SignalConfig = S
     names = sorted(set(report.forecasts) | set(report.rejected) | set(report.log_scores)
                    | {a for a in report.breaches if a != CONSENSUS} | {
                        a for a in memory.agents if a != CONSENSUS})
+    if not all(type(n) is str for n in names):
+        _check_report(report)
     new: dict[str, AgentMemory] = {}
 
     def absorb(name: str, flags: tuple[bool, ...]) -> tuple[float, ...]:
+        if type(flags) is not tuple or not all(
+                f is True or f is False or type(f) is np.bool_ for f in flags):
+            _check_report(report)
         if len(flags) not in (0, len(alphas)):
             raise InvalidSignal(f"breaches of {name} hold {len(flags)} flags; the beat has "
                                 f"{len(alphas)} levels")
@@ -257,14 +284,14 @@ def read_beat(memory: SignalMemory, report: BeatReport, config: SignalConfig = S
 
     # scores first: the swarm's median needs every agent's
     scores: dict[str, float] = {}
-    for name in names:
-        ls = report.log_scores.get(name)
-        if ls is not None:  # -inf: the agent called the return impossible (floored)
-            scores[name] = max(LOG_SCORE_FLOOR, ls) if ls == -math.inf else _finite(
-                f"the log score of {name}", ls)
+    for name, ls in report.log_scores.items():  # -inf: the agent called the return
+        scores[name] = max(LOG_SCORE_FLOOR, ls) if ls == -math.inf else _finite(  # impossible
+            f"the log score of {name}", ls)
     level0 = alphas[0]
     points: dict[str, tuple[float, float, float]] = {}
     for name, fc in report.forecasts.items():
+        if type(fc) is not Forecast:
+            _check_report(report)
         try:
             m = fc.at(level0)
         except KeyError as exc:
@@ -273,13 +300,13 @@ def read_beat(memory: SignalMemory, report: BeatReport, config: SignalConfig = S
             _finite(f"the forecast of {name}", v)
         points[name] = (m.var, m.var_interval[0], m.var_interval[1])
 
-    zs = {name: absorb(name, tuple(report.breaches.get(name, ()))) for name in names}
-    cz = absorb(CONSENSUS, tuple(report.breaches.get(CONSENSUS, ())))
+    zs = {name: absorb(name, report.breaches.get(name, ())) for name in names}
+    cz = absorb(CONSENSUS, report.breaches.get(CONSENSUS, ()))
     for name in names:
-        ls = scores.get(name)
-        if ls is not None:
+        got = scores.get(name)
+        if got is not None:
             prev = new[name].score
-            score = float(ls) if prev is None else lam_s * prev + (1.0 - lam_s) * float(ls)
+            score = got if prev is None else lam_s * prev + (1.0 - lam_s) * got
             new[name] = AgentMemory(new[name].rates, score)
     scored = [m.score for n, m in new.items() if n != CONSENSUS and m.score is not None]
     median_score = statistics.median(scored) if scored else 0.0

@@ -362,7 +362,7 @@ def test_invalid_inputs_raise_named_errors(series):
         agent.next_moments()
     bad = series[:300].copy()
     bad[17] = np.nan
-    with pytest.raises(InvalidReturns, match="row 17"):
+    with pytest.raises(InvalidReturns, match="index 17"):
         agent.fit(bad)
     bad[17] = np.inf
     with pytest.raises(InvalidReturns):

@@ -96,7 +96,7 @@ def test_bad_input_is_refused_and_nothing_changes():
         agent.update(0.01)
     with pytest.raises(NotFitted):
         agent.forecast()
-    with pytest.raises(InvalidReturns, match="row 2"):
+    with pytest.raises(InvalidReturns, match="index 2"):
         agent.fit([0.01, 0.02, math.nan, 0.0])
     with pytest.raises(InvalidReturns, match="at least 2"):
         agent.fit([0.01])

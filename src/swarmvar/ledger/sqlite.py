@@ -212,7 +212,8 @@ class SQLiteStore:
             conn.execute("ROLLBACK")
             raise
         if "created" not in meta:
-            raise LedgerCorrupted(f"{self.path}: the ledger metadata lacks its creation time")
+            raise LedgerCorrupted(f"{self.path} is damaged: the ledger metadata lacks its "
+                                  "creation time")
         try:
             stored = HashAlgorithm(meta["hash_algorithm"])
         except ValueError:

@@ -333,9 +333,9 @@ def var(
     from .data import as_array
     from .models import canonical_name
     from .models.base import MAX_HORIZON
-    from .models.risk import check_alphas as check_levels
     from .swarm import run_agents
     from .swarm.consensus import SWARM_POLICY, TRACK_DAYS, swarm_consensus
+    from .validation._checks import named_alphas as check_levels
 
     x = as_array(returns, who="swarmvar.var")
     levels = check_levels(alphas)

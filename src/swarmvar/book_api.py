@@ -333,9 +333,9 @@ def book_var(
     from .models import DEFAULT_BOOK_AGENTS, book_agent_class
     from .models.attribution import euler, incremental
     from .models.book_baselines import RiskMetrics
-    from .models.risk import check_alphas as check_levels
     from .models.risk import risk_measures
     from .swarm import AgentRun
+    from .validation._checks import named_alphas as check_levels
 
     levels = check_levels(alphas)
     horizon = _check_whole("horizon", horizon, 1, 250)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -54,6 +55,11 @@ def float_arrays(n: int | None = None) -> st.SearchStrategy[Any]:
     )
 
 
+def _word(name: str, message: str) -> bool:
+    """``name`` appears in ``message`` as a whole word (so "n" is not found in "finite")."""
+    return re.search(rf"(?<!\w){re.escape(name)}(?!\w)", message, re.I) is not None
+
+
 def refused_or(fn: Callable[..., Any], *args: Any, names: Sequence[str] = (),
                **kwargs: Any) -> Any:
     """``fn(*args, **kwargs)``, or ``None`` if it raised a SwarmVarError naming one of ``names``.
@@ -67,7 +73,7 @@ def refused_or(fn: Callable[..., Any], *args: Any, names: Sequence[str] = (),
         msg = str(exc)
         assert msg, f"{type(exc).__name__} without a message"
         if names:
-            assert any(n.lower() in msg.lower() for n in names), (
+            assert any(_word(n, msg) for n in names), (
                 f"{type(exc).__name__}({msg!r}) names none of {names}")
         return None
 
@@ -320,8 +326,8 @@ def test_emergence_metrics_of_anything(t: int, n: int, data: st.DataObject) -> N
                                           max_size=n), anything), label="agents")
     cvar, ces = data.draw(float_arrays(t)), data.draw(float_arrays(t))
     alpha = data.draw(any_level)
-    names = ("losses", "var", "es", "agents", "alpha", "consensus", "forecasts", "ES",
-             "Diebold-Mariano", "loss differential", "true_var")
+    names = ("losses", "var", "es", "agents", "alpha", "consensus_var", "consensus_es",
+             "forecasts", "ES", "Diebold-Mariano", "loss differential", "true_var")
     g = refused_or(level_gain, losses, var, es, agents, cvar, ces, alpha, names=names)
     if g is not None:
         assert is_finite(g.best_loss, g.consensus_loss, g.gain, g.dm_pvalue)
@@ -407,8 +413,8 @@ def test_pid_of_anything(error: Any, threat: Any, kp: Any, ki: Any, kd: Any,
     from swarmvar.arbiter import Genome, PidGains, PidState, recalibrate, seed_error
     from swarmvar.arbiter.pid import measured_error
 
-    names = ("error", "threat", "gain", "kp", "ki", "kd", "genome", "integral", "beat_seconds",
-             "budget", "t_lambda", "t_threshold", "seed_beat")
+    names = ("error", "last_error", "threat", "gain", "kp", "ki", "kd", "genome", "integral",
+             "beat_seconds", "budget", "t_lambda", "t_threshold", "seed_beat")
     gains = refused_or(PidGains, kp, ki, kd, names=names)
     genome = refused_or(Genome, *[data.draw(st.one_of(anything, st.floats(0.01, 1)))
                                   for _ in range(4)], names=names)
@@ -525,8 +531,7 @@ _SYNONYMS = {"alphas": ("confidence level",), "agents": ("agent",), "trade": ("a
 
 
 def _names(arg: str, message: str) -> bool:
-    msg = message.lower()
-    return arg in msg or any(w in msg for w in _SYNONYMS.get(arg, ()))
+    return any(_word(w, message) for w in (arg, *_SYNONYMS.get(arg, ())))
 
 
 _VAR_BAD: dict[str, tuple[Any, ...]] = {
@@ -766,7 +771,7 @@ def test_agent_profile_and_canary_bucket_of_anything(agent_id: Any, caps: Any, v
     from swarmvar.evolution import agent_profile, canary_bucket
 
     refused_or(agent_profile, agent_id, caps, version=version, preferences=prefs,
-               names=("agent id", "capabilit", "version", "preference"))
+               names=("agent id", "capabilities", "version", "preferences"))
     b = refused_or(canary_bucket, agent_id, version, names=("variant_id", "key"))
     assert b is None or 0.0 <= b < 1.0
 
@@ -892,7 +897,7 @@ def test_garch_baseline_of_anything(fitted_baseline: Any, returns: Any, r: Any, 
 
     from swarmvar.validation import GarchTBaseline
 
-    names = ("returns", "window", "return", "update", "horizon", "confidence level",
+    names = ("returns", "window", "return", "update", "horizon", "alphas",
              "asymmetric")
     refused_or(GarchTBaseline, r, names=names)
     refused_or(GarchTBaseline().fit, returns, names=names)
@@ -959,7 +964,7 @@ def test_canary_steps_of_anything(now: Any, passed: Any, latency_scale: Any,
     store = MemoryVariantStore()
     v = store.add(new_variant("NormalInverseGamma", {"mu0": 0.001},
                               {"NormalInverseGamma": ("mu0",)}, now=1000.0))
-    names = ("now", "passed", "latency", "key", "time")
+    names = ("now", "passed", "latency_scale_s", "key", "time")
     started = refused_or(start_canary, store, v, CanaryConfig(), now, names=names)
     if started is None:
         assert store.get(v.id) == v

@@ -420,7 +420,7 @@ def simulated_history(days: int = 200, seed: int = 0,
     from scipy.stats import norm
 
     from ..models.base import check_real
-    from ..models.risk import check_alphas as check_levels
+    from ..validation._checks import named_alphas as check_levels
 
     days = check_whole("days", days, 2, 1_000_000)
     seed = check_whole("seed", seed, 0, 2**63 - 1)

@@ -30,7 +30,13 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from ..errors import InvalidParameter
-from ..validation._checks import check_alphas, check_real, check_whole, float_array, level
+from ..validation._checks import (
+    check_real,
+    check_whole,
+    float_array,
+    level,
+    named_alphas,
+)
 
 FloatArray = NDArray[np.float64]
 
@@ -168,10 +174,7 @@ def simulate(design: Design, days: int, seed: int,
         raise InvalidParameter(f"design must be a Design, got {design!r}")
     days = check_whole("days", days, 10, 1_000_000)
     seed = check_whole("seed", seed, 0)
-    try:
-        alphas = check_alphas(alphas)
-    except InvalidParameter as exc:
-        raise InvalidParameter(f"alphas: {exc} (VaR as a positive loss)") from None
+    alphas = named_alphas(alphas)  # in (0.5, 1): VaR as a positive loss
     rng = np.random.default_rng(seed)
     if design is Design.GJR_T:
         df, omega, a, g, b = 6.0, 2e-6, 0.03, 0.10, 0.90

@@ -84,7 +84,8 @@ def agent_profile(
     caps = {}
     for name, ver in capabilities.items():
         if not isinstance(name, str) or not name.strip():
-            raise InvalidCapabilities(f"capability name {name!r} of {agent_id} must be text")
+            raise InvalidCapabilities(f"capabilities of {agent_id}: capability name "
+                                      f"{name!r} must be non-empty text")
         caps[name] = Version.parse(ver, what=f"capability {name!r} of {agent_id}")
     prefs = dict(preferences or {})
     for name, w in prefs.items():

@@ -25,7 +25,7 @@ from ..models.base import check_real, check_whole
 from ..models.risk import check_alphas
 
 __all__ = ["FloatArray", "aligned", "check_alphas", "check_real", "check_whole", "float_array",
-           "finite_result", "level"]
+           "finite_result", "level", "named_alphas"]
 
 FloatArray = NDArray[np.float64]
 
@@ -76,6 +76,15 @@ def level(value: object, what: str = "alpha") -> float:
         raise InvalidParameter(
             f"{what} is a confidence level in (0, 1) such as 0.99, not {value!r}")
     return float(value)
+
+
+def named_alphas(alphas: object, what: str = "alphas") -> tuple[float, ...]:
+    """:func:`~swarmvar.models.risk.check_alphas`, its refusal prefixed by the argument's
+    name (``what``)."""
+    try:
+        return check_alphas(alphas)  # type: ignore[arg-type]
+    except InvalidParameter as exc:
+        raise InvalidParameter(f"{what}: {exc}") from None
 
 
 def finite_result(values: ArrayLike, what: str, why: str) -> FloatArray:

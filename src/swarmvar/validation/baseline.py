@@ -34,8 +34,8 @@ from scipy import special
 from ..data import as_array
 from ..errors import ConvergenceWarning, InvalidParameter, NotFitted
 from ..models.base import MAX_HORIZON, Agent, Seed, check_whole
-from ..models.risk import check_alphas as check_levels
 from ..types import Forecast, RiskMeasure
+from ._checks import named_alphas as check_levels
 
 #: Returns are fitted in percent, as arch recommends for its optimizer.
 SCALE = 100.0

@@ -38,7 +38,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import CircuitOpen, InvalidSignal, InvalidState, UnknownAgent
+from ..errors import CircuitOpen, InvalidParameter, InvalidSignal, InvalidState, UnknownAgent
 from ..evolution import (
     BreakerConfig,
     BreakerSnapshot,
@@ -284,7 +284,7 @@ class Arbiter:
         portfolio = self._portfolio(portfolio)
         if isinstance(agents, (str, bytes)) or not isinstance(agents, Sequence) or not all(
                 isinstance(a, str) for a in agents):
-            raise UnknownAgent(f"agents must be a sequence of agent names, not {agents!r}")
+            raise InvalidParameter(f"agents must be a sequence of agent names, not {agents!r}")
         c = unpack_checkpoint(blob)
         features, breached = as_deques(c)
         if any(len(f) != len(c.features[0]) for f in c.features) or len(features) != len(
@@ -371,7 +371,7 @@ class Arbiter:
     @staticmethod
     def _portfolio(portfolio: object) -> str:
         if not isinstance(portfolio, str):
-            raise UnknownAgent(f"a portfolio is named by a string, not {portfolio!r}")
+            raise InvalidParameter(f"a portfolio is named by a string, not {portfolio!r}")
         return portfolio
 
     def _seen(self, portfolio: object) -> _Portfolio | None:
@@ -383,7 +383,7 @@ class Arbiter:
 
     def _known(self, portfolio: str, agent: str) -> _Portfolio:
         if not isinstance(agent, str):
-            raise UnknownAgent(f"an agent is named by a string, not {agent!r}")
+            raise InvalidParameter(f"an agent is named by a string, not {agent!r}")
         p = self._seen(portfolio)
         if p is None or agent not in p.agents:
             known = ", ".join(sorted(p.agents)) if p is not None else "none (no beat seen)"

@@ -145,11 +145,9 @@ def drill(history: BeatHistory, arbiter: Arbiter, drift: Drift | None = None, *,
     """
     from .replay import check_replay, replay
 
-    check_replay(history, arbiter)
+    check_replay(history, arbiter)  # history is read below even when not the one replayed
     if drift is not None and not isinstance(drift, Drift):
         raise InvalidParameter(f"drift must be a Drift or None, not {type(drift).__name__}")
-    if drifted_history is not None:
-        check_replay(drifted_history, arbiter)
     if drifted_history is not None and drift is None:
         raise InvalidParameter("a drifted_history needs the drift it was built with")
     h = (history if drift is None

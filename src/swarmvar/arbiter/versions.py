@@ -15,7 +15,7 @@ from types import MappingProxyType
 
 from ..errors import InvalidParameter
 from ..evolution import MemoryVariantStore, VariantStatus, VariantStore, new_variant
-from ..evolution.statestore import _check_now
+from ..evolution.statestore import check_now
 from .threat import ThreatModel
 
 THREAT_CLASS = "ThreatModel"
@@ -43,7 +43,7 @@ class ThreatVersions:
         if not isinstance(description, str):
             raise InvalidParameter(f"description must be text, not {description!r}")
         t = self._clock() if now is None else now
-        _check_now(t)
+        check_now(t)
         variant = self.store.add(new_variant(
             THREAT_CLASS, model.to_parameters(), CONSTRUCTORS, now=t,
             description=description or f"threat model ({model.label or 'untitled'})"))
@@ -60,7 +60,7 @@ class ThreatVersions:
     def roll_back(self, now: float | None = None) -> ThreatModel | None:
         """Roll the active model back; the previous one (if any) becomes active again."""
         t = self._clock() if now is None else now
-        _check_now(t)
+        check_now(t)
         for v in self.store.list(VariantStatus.ACTIVE):
             if v.agent_class == THREAT_CLASS:
                 self.store.roll_back(v, t)

@@ -22,7 +22,7 @@ from ..errors import InvalidParameter, InvalidVariant
 from .breaker import BreakerSnapshot, BreakerState
 from .config import CanaryConfig
 from .metrics import MetricStats
-from .statestore import _check_now
+from .statestore import check_now
 from .variant_store import VariantStore
 from .variants import CanaryProgress, Variant, VariantStatus
 
@@ -138,7 +138,7 @@ def _check_step(variant: object, config: object, now: object) -> None:
         raise InvalidParameter(f"variant must be a Variant, not {type(variant).__name__}")
     if not isinstance(config, CanaryConfig):
         raise InvalidParameter(f"config must be a CanaryConfig, not {type(config).__name__}")
-    _check_now(now)
+    check_now(now)
 
 
 def start_canary(store: VariantStore, variant: Variant, config: CanaryConfig,

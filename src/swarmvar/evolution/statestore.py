@@ -53,7 +53,8 @@ MAX_PUT_BYTES = 1 << 30
 _MAX_VERSION = (1 << 63) - 1
 
 
-def _check_now(now: object, what: str = "now") -> None:
+def check_now(now: object, what: str = "now") -> None:
+    """A clock reading ``now``: finite seconds since the epoch, else InvalidParameter."""
     if isinstance(now, bool) or not isinstance(now, (int, float)) or not math.isfinite(now):
         raise InvalidParameter(f"{what}={now!r} must be a finite number of seconds since the "
                                "epoch (e.g. time.time())")
@@ -165,7 +166,7 @@ class StateStore:
         VersionConflict
             If an agent's current version is not its ``expected_versions`` entry.
         """
-        _check_now(now)
+        check_now(now)
         self.root  # noqa: B018 - raises InvalidConfig when there is no pack folder
         if not isinstance(states, Mapping):
             raise CorruptState(f"states must map agent ids to bytes, not {type(states).__name__}")
@@ -348,7 +349,7 @@ class StateStore:
 
         The age guard spares packs of writes still in flight. Returns the count.
         """
-        _check_now(older_than, "older_than")
+        check_now(older_than, "older_than")
         live = {str(r[0]) for r in self.db.read("SELECT pack FROM state_versions")}
         removed = 0
         for folder in (self.root / "objects", self.root / "tmp"):

@@ -372,7 +372,7 @@ def render_html(result: BacktestResult, *, provenance: Provenance | None = None,
         + extra + _breach_table(result) + _timings(result) + _provenance(result, provenance))
 
 
-def write_html(result: BacktestResult, path: Path, *, provenance: Provenance | None = None,
+def write_html(result: BacktestResult, path: str | Path, *, provenance: Provenance | None = None,
                sections: Sequence[Section] = ()) -> Path:
     """Write :func:`render_html` to ``path`` atomically, with the user's umask (mode 0666 &
     ~umask, as any file the user creates), never half-written."""

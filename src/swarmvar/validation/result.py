@@ -272,9 +272,6 @@ class BacktestResult:
 
     def to_html(self, path: str | Path, *, provenance: Provenance | None = None) -> Path:
         """Write the self-contained HTML report (see :mod:`swarmvar.validation.report`)."""
-        from ..errors import InvalidParameter
         from .report import write_html
 
-        if not isinstance(path, (str, Path)) or not str(path) or "\0" in str(path):
-            raise InvalidParameter(f"path must be a file path (str or Path), not {path!r}")
-        return write_html(self, Path(path), provenance=provenance)
+        return write_html(self, path, provenance=provenance)

@@ -20,21 +20,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from swarmvar.cli import build_app
 from swarmvar.config import load_config
 from swarmvar.errors import InvalidParameter, InvalidReturns
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _cli_text import plain  # noqa: E402
+from _cli_text import invoke  # noqa: E402
 
 runner = CliRunner()
 
 
-def _cli(*args: str) -> tuple[int, str]:
-    result = runner.invoke(build_app(), list(args))
-    assert result.exception is None or isinstance(result.exception, SystemExit), (
-        f"{args}: {result.exception!r}")
-    return result.exit_code, plain(result.output)
+_cli = invoke
 
 
 def _table(path: Path, column: str, values: np.ndarray) -> Path:

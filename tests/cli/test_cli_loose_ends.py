@@ -38,16 +38,12 @@ from swarmvar.cli._common import cli_words, max_processes
 from swarmvar.errors import InvalidParameter, KeyFileUnreadable
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _cli_text import plain  # noqa: E402
+from _cli_text import invoke  # noqa: E402
 
 runner = CliRunner()
 
 
-def _cli(*args: str) -> tuple[int, str]:
-    result = runner.invoke(build_app(), list(args))
-    assert result.exception is None or isinstance(result.exception, SystemExit), (
-        f"{args}: {result.exception!r}")
-    return result.exit_code, plain(result.output)
+_cli = invoke
 
 
 @pytest.fixture

@@ -42,19 +42,6 @@ class FakeClock:
         return self.now
 
 
-@pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    seen: list[Path] = []
-    real = damage_module.quick_check
-
-    def counting(path: Path, timeout: float = 60.0) -> str | None:
-        seen.append(path)
-        return real(path, timeout)
-
-    monkeypatch.setattr(damage_module, "quick_check", counting)
-    return seen
-
-
 def _home(tmp_path: Path, n: int = 150) -> Path:
     home = tmp_path / "home"
     with Ledger(home) as led:

@@ -28,20 +28,6 @@ from swarmvar.ledger.damage import DamageMemo, file_state
 SETTLE_NS = 50_000_000
 
 
-@pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """The paths ``quick_check`` ran on, in order (the real check still runs)."""
-    seen: list[Path] = []
-    real = damage_module.quick_check
-
-    def counting(path: Path, timeout: float = 60.0) -> str | None:
-        seen.append(path)
-        return real(path, timeout)
-
-    monkeypatch.setattr(damage_module, "quick_check", counting)
-    return seen
-
-
 def _uncapped(**kw: int) -> DamageMemo:
     """A memo without the per-file cap: every new state of a file is checked at once
     (what these tests of the per-state rules need; the cap is tested on its own)."""

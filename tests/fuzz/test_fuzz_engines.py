@@ -1138,6 +1138,8 @@ def _numpy_form(value: Any, form: str) -> Any:
     """``value`` as numpy/pandas would hand it over (``form`` picks how)."""
     import pandas as pd
 
+    if isinstance(value, (str, bool)):  # names and flags stay as they are
+        return value
     if isinstance(value, tuple):  # a set of levels or a series of losses
         return {"array": np.array(value), "series": pd.Series(value),
                 "list": list(value)}[form] if form != "scalar" or len(value) != 1 else (
@@ -1232,6 +1234,7 @@ def test_simulate_and_statistics_take_numpy_arguments(form: str, seed: int,
 def test_configs_take_numpy_arguments(form: str, count: int, fraction: float,
                                       seconds: float) -> None:
     from swarmvar.arbiter import Thresholds
+    from swarmvar.arbiter.drill import Drift
     from swarmvar.evolution.config import (
         BreakerConfig,
         CanaryConfig,
@@ -1249,7 +1252,8 @@ def test_configs_take_numpy_arguments(form: str, count: int, fraction: float,
                             "cache_bytes": count}),
              (EvolutionConfig, {"max_variants": count, "metrics_interval_s": seconds}),
              (Thresholds, {"min_agents": count, "quarantine_anomalies": count,
-                           "gain": fraction})]
+                           "gain": fraction, "agent_p": fraction}),
+             (Drift, {"agent": "A", "start": count, "frozen": True})]
     for cls, kw in cases:
         plain, other = cls(**kw), cls(**{k: _numpy_form(v, form) for k, v in kw.items()})
         assert other == plain

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..errors import InvalidParameter
+from ..models.base import check_whole
 from ..types import Action, Decision
 from .arbiter import Arbiter
 from .history import BeatHistory, consensus_cols
@@ -52,8 +53,8 @@ class Drift:
             raise InvalidParameter(f"drift agent must be an agent's name, not {self.agent!r}")
         if not isinstance(self.frozen, bool):
             raise InvalidParameter(f"drift frozen must be True or False, not {self.frozen!r}")
-        if isinstance(self.start, bool) or not isinstance(self.start, int) or self.start < 1:
-            raise InvalidParameter(f"drift start must be a day index >= 1, not {self.start!r}")
+        # a numpy integer is taken as the int it equals (frozen: set while being built)
+        object.__setattr__(self, "start", check_whole("drift start", self.start, 1))
         if self.frozen == (self.scale is not None):
             raise InvalidParameter("a drift is either scale=<factor> or frozen=True (one of them)")
         if self.scale is not None and (

@@ -235,14 +235,14 @@ def _read(memory: SignalMemory, report: BeatReport, config: SignalConfig
     if (type(report.portfolio) is not str or not report.portfolio
             or type(report.seq) is not int or report.seq < 0
             or type(report.late) is not bool or type(report.consensus) is not tuple
-            or not all(isinstance(m, Mapping) for m in (
-                report.breaches, report.log_scores, report.forecasts, report.diagnostics,
-                report.rejected))
+            or type(report.breaches) is not dict or type(report.log_scores) is not dict
+            or type(report.forecasts) is not dict or type(report.diagnostics) is not dict
+            or type(report.rejected) is not dict
             or not all(type(c) is Consensus for c in report.consensus)
             or not all(type(v) is str for v in report.rejected.values())
             or not all(type(k) is str and type(d) is Diagnostics
                        for k, d in report.diagnostics.items())):
-        _check_report(report)  # names the field (a subclass or numpy int is let through)
+        _check_report(report)  # names the field (a subclass, or a Mapping, is let through)
     _finite("the realized return", report.realized)
     regime = _finite("regime_probability", report.regime_probability)
     if not 0.0 <= regime <= 1.0:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -465,9 +466,13 @@ def test_read_beat_of_anything(small_history: Any, data: st.DataObject) -> None:
     field = data.draw(st.sampled_from(["realized", "regime_probability", "breaches",
                                        "log_scores", "late", "seq", "forecasts", "portfolio",
                                        "as_of", "consensus", "diagnostics", "rejected"]))
-    value = data.draw(st.one_of(anything, st.dictionaries(
+    # look-alikes a quick read could take: a timestamp duck, -inf that is not a float
+    lookalike = st.sampled_from([types.SimpleNamespace(timestamp=lambda: "x"),
+                                 np.float32(-np.inf), np.array([-np.inf])])
+    value = data.draw(st.one_of(anything, lookalike, st.dictionaries(
         st.sampled_from(["A", "B", "consensus", "Z"]), st.one_of(
-            anything, st.lists(st.booleans(), max_size=3).map(tuple)), max_size=3)))
+            anything, lookalike, st.lists(st.booleans(), max_size=3).map(tuple)),
+        max_size=3)))
     bad = dataclasses.replace(report, **{field: value})
     spans = {k: data.draw(st.one_of(st.floats(1.5, 500), anything), label=k) for k in data.draw(
         st.lists(st.sampled_from(["coverage_span", "score_span"]), unique=True))}

@@ -78,8 +78,10 @@ class DecisionVector:
     genome-weighted emphasis ``w_c * score_c`` of each core (recorded; the largest
     names the dominant core).
 
-    Built only by :func:`aggregate_recommendations` from checked signals and genome, so
-    it checks nothing itself (a beat's cost); the fuzz tests hold its values finite."""
+    :func:`aggregate_recommendations` builds it from checked signals and genome, so it
+    checks nothing itself (a beat's cost; the fuzz tests hold those values finite). A
+    vector built by hand and given to :func:`~.decide.decide` is taken as it is: NaN
+    scores decide nothing sensible, non-numbers raise where compared."""
 
     threat: float
     stability: float

@@ -102,12 +102,9 @@ class Thresholds:
             raise InvalidParameter(
                 f"need 0 <= alert <= quarantine <= 1, got alert={self.alert}, "
                 f"quarantine={self.quarantine}")
-        if isinstance(self.agent_p, (bool, np.bool_)) or not isinstance(
-                self.agent_p, (int, float, np.integer, np.floating)) or (
-                not 0.0 <= self.agent_p < 1.0):
-            raise InvalidParameter(f"agent_p must be a p-value in [0, 1), not {self.agent_p!r}")
-        if isinstance(self.agent_p, (np.integer, np.floating)):
-            object.__setattr__(self, "agent_p", self.agent_p.item())
+        # a p-value in [0, 1); a numpy number is taken as the float it equals
+        object.__setattr__(self, "agent_p", check_real("agent_p", self.agent_p, 0.0, 1.0,
+                                                       high_open=True))
         for name in ("min_agents", "quarantine_anomalies"):
             # a numpy integer is taken as the int it equals (frozen: set while being built)
             object.__setattr__(self, name, check_whole(name, getattr(self, name), 1))

@@ -224,6 +224,8 @@ def read_beat(memory: SignalMemory, report: BeatReport, config: SignalConfig = S
     # field at fault); what a read would take silently is checked on the way (cheap).
     try:
         return _read(memory, report, config)
+    except InvalidSignal:
+        raise  # the read's own refusals name what was wrong already
     except (TypeError, AttributeError, ValueError, KeyError, IndexError) as exc:
         _check_report(report)
         raise InvalidSignal(f"beat report could not be read: {exc!r}") from exc
@@ -232,8 +234,17 @@ def read_beat(memory: SignalMemory, report: BeatReport, config: SignalConfig = S
 def _read(memory: SignalMemory, report: BeatReport, config: SignalConfig
           ) -> tuple[SignalMemory, BeatSignals]:
     """:func:`read_beat` on checked arguments; the report's fields are checked as read."""
+    checked = False
+
+    def check_all() -> None:  # once per read at most (a subclass passes it: valid)
+        nonlocal checked
+        if not checked:
+            _check_report(report)
+            checked = True
+
     if (type(report.portfolio) is not str or not report.portfolio
             or type(report.seq) is not int or report.seq < 0
+            or type(report.as_of) is not datetime
             or type(report.late) is not bool or type(report.consensus) is not tuple
             or type(report.breaches) is not dict or type(report.log_scores) is not dict
             or type(report.forecasts) is not dict or type(report.diagnostics) is not dict
@@ -242,7 +253,7 @@ def _read(memory: SignalMemory, report: BeatReport, config: SignalConfig
             or not all(type(v) is str for v in report.rejected.values())
             or not all(type(k) is str and type(d) is Diagnostics
                        for k, d in report.diagnostics.items())):
-        _check_report(report)  # names the field (a subclass, or a Mapping, is let through)
+        check_all()  # names the field (a subclass, or a Mapping, is let through)
     _finite("the realized return", report.realized)
     regime = _finite("regime_probability", report.regime_probability)
     if not 0.0 <= regime <= 1.0:
@@ -264,13 +275,13 @@ def _read(memory: SignalMemory, report: BeatReport, config: SignalConfig
                    | {a for a in report.breaches if a != CONSENSUS} | {
                        a for a in memory.agents if a != CONSENSUS})
     if not all(type(n) is str for n in names):
-        _check_report(report)
+        check_all()
     new: dict[str, AgentMemory] = {}
 
     def absorb(name: str, flags: tuple[bool, ...]) -> tuple[float, ...]:
         if type(flags) is not tuple or not all(
                 f is True or f is False or type(f) is np.bool_ for f in flags):
-            _check_report(report)
+            check_all()
         if len(flags) not in (0, len(alphas)):
             raise InvalidSignal(f"breaches of {name} hold {len(flags)} flags; the beat has "
                                 f"{len(alphas)} levels")
@@ -285,13 +296,14 @@ def _read(memory: SignalMemory, report: BeatReport, config: SignalConfig
     # scores first: the swarm's median needs every agent's
     scores: dict[str, float] = {}
     for name, ls in report.log_scores.items():  # -inf: the agent called the return
-        scores[name] = max(LOG_SCORE_FLOOR, ls) if ls == -math.inf else _finite(  # impossible
-            f"the log score of {name}", ls)
+        scores[name] = (LOG_SCORE_FLOOR  # impossible (a float -inf only: no look-alikes)
+                        if isinstance(ls, float) and ls == -math.inf
+                        else _finite(f"the log score of {name}", ls))
     level0 = alphas[0]
     points: dict[str, tuple[float, float, float]] = {}
     for name, fc in report.forecasts.items():
         if type(fc) is not Forecast:
-            _check_report(report)
+            check_all()
         try:
             m = fc.at(level0)
         except KeyError as exc:

@@ -30,7 +30,7 @@ runner = CliRunner()
     (["--drift", "nig", "--drift-start", "5", "--drift-scale", "0.5", "--drift-frozen"],
      "give exactly one of --drift-scale S or --drift-frozen", "scale="),
     (["--drift", "nig", "--drift-start", "0", "--drift-scale", "0.5"],
-     "--drift-start must be a day index >= 1", None),
+     "--drift-start must be a whole number >= 1", None),
     (["--drift", "nig", "--drift-start", "5", "--drift-scale", "nan"],
      "--drift-scale must be a positive finite number", None),
 ])

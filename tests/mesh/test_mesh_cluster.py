@@ -337,6 +337,12 @@ def test_rewritten_ledger_is_detected_by_peers(mesh: Harness) -> None:
 
 
 def test_leave_is_seen_by_peers(mesh: Harness) -> None:
+    # the link n2 -> n0 up both ways first (earlier tests kill, restart and partition
+    # nodes): a LEAVE queued on a connection still being re-established is dropped when
+    # the leaving node closes, and n0 would then see n2 dead, not left
+    mesh.wait("n0 and n2 to hear each other", lambda: (
+        mesh.status("n0")["members"]["n2"] == "alive"
+        and mesh.status("n2")["members"]["n0"] == "alive"), 60)
     assert mesh.ask("n2", "leave")["ok"]
     mesh.wait("n0 to see n2 leave", lambda: mesh.status("n0")["members"]["n2"] == "left", 30)
     mesh.procs["n2"].wait(timeout=30)

@@ -665,8 +665,14 @@ class MeshNode:
                 "count": r.stats.count, "total": r.stats.total, "total_sq": r.stats.total_sq}
 
     def leave(self, now: float) -> None:
-        """Say goodbye: the latest statistics, then LEAVE, flushed for at most 0.5 s."""
+        """Say goodbye: the latest statistics, then LEAVE, flushed for at most 0.5 s.
+
+        What was still queued for the peers (gossip, catch-up batches, heads) is dropped
+        first: it is stale once the node leaves, and behind it a LEAVE could miss the
+        flush and be lost at close (the peer would then see the node dead, not left)."""
         self._left = True
+        for peer in self.config.peers:
+            self.transport.clear(peer)
         if self._signed:
             self.broadcast(MessageKind.STATS, {"contributions": list(self._signed.values())},
                            now)

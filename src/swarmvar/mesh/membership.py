@@ -74,6 +74,8 @@ class Membership:
         if m is None:
             return []
         events = []
+        if m.state is MemberState.LEFT and epoch <= m.epoch:
+            return []  # a late message of a peer that left: only a new epoch returns it
         if peer not in self._joined:
             self._joined.add(peer)
             events.append(MemberEvent.JOINED)

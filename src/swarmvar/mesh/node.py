@@ -215,6 +215,8 @@ class MeshNode:
     # --- sending -----------------------------------------------------------
 
     def send(self, peer: str, kind: MessageKind, body: Mapping[str, Any], now: float) -> None:
+        if self._left:  # nothing after the LEAVE: a peer hearing it would take us back
+            return
         self._seq[peer] += 1
         frames = seal(self.key, self.me, peer, self.epoch, self._seq[peer], kind, body)
         self.transport.enqueue(peer, frames, now)
@@ -670,13 +672,15 @@ class MeshNode:
         What was still queued for the peers (gossip, catch-up batches, heads) is dropped
         first: it is stale once the node leaves, and behind it a LEAVE could miss the
         flush and be lost at close (the peer would then see the node dead, not left)."""
-        self._left = True
         for peer in self.config.peers:
             self.transport.clear(peer)
         if self._signed:
             self.broadcast(MessageKind.STATS, {"contributions": list(self._signed.values())},
                            now)
         self.broadcast(MessageKind.LEAVE, {}, now)
+        # the last message: the same step's timers (heartbeat, gossip) sent after it made
+        # peers hear the node again (alive), then see it dead instead of left
+        self._left = True
         end = time.monotonic() + 0.5
         while self.transport.queued and time.monotonic() < end:
             self.transport.pump(time.monotonic())

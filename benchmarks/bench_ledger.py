@@ -206,7 +206,7 @@ def head_rows(led: Ledger, calls: int) -> list[tuple[str, float, str, float, boo
         n = led.size
         sign_head(n, led.compute_merkle_root(n), stamp, led.hash_algorithm, key)
 
-    state = file_state(path)
+    state = file_state(path.resolve())  # file_state takes a resolved path
     assert state is not None
     wait = (state.newest_ns + SETTLE_NS - time.time_ns()) / 1e9 + 0.05
     time.sleep(min(max(wait, 0.0), SETTLE_NS / 1e9 + 0.1))

@@ -57,7 +57,11 @@ class VarResult:
     alphas : tuple of float
     seed : int
     note : str
-        Why there is no consensus or why it has equal weights ("" otherwise).
+        Why there is no consensus, or how its weights were made ("" without a consensus
+        asked for).
+    record : int or None
+        Scored forecasts behind the consensus's weights; ``None`` when the weights are
+        equal (an equal-weight policy, or its fallback without a track record).
     runs : tuple of AgentRun
         Every agent's run (fit time, diagnostics, convergence notes).
     """
@@ -71,6 +75,7 @@ class VarResult:
     seed: int
     note: str
     runs: tuple[AgentRun, ...]
+    record: int | None = None
 
     @property
     def consensus(self) -> Forecast | None:
@@ -330,6 +335,7 @@ def var(
     """
     import pandas as pd
 
+    from .consensus import Weighting
     from .data import as_array
     from .models import canonical_name
     from .models.base import MAX_HORIZON
@@ -382,15 +388,16 @@ def var(
     good = [r.name for r in runs if r.ok]
     agreed: list[Consensus] = []
     note = ""
+    record: int | None = None
     rule = SWARM_POLICY if policy is None else policy
     need = rule.aggregator.min_agents(rule.f)
     if consensus and len(good) < need:
-        note = f"no consensus: {rule.method} needs at least {need} agents, {len(good)} "\
-               "produced a forecast"
+        note = (f"no consensus: {len(good)} agent{'s' if len(good) != 1 else ''} produced a "
+                f"forecast, and {rule.describe(len(good))}")
     elif consensus:
         track: dict[float, TrackRecord] | None = None
         from_cache = False
-        if days > 0:
+        if days > 0 and rule.weighting is not Weighting.EQUAL:
             window = min(1000, x.size - days - horizon + 1)
             if window < _MIN_TRACK_WINDOW:
                 note = (f"{x.size} returns are too few for a {days}-day track record; the "
@@ -421,14 +428,16 @@ def var(
             note = f"no consensus: {exc}"
         if track is not None and agreed:
             scored = len(next(iter(track.values())).returns)
+            record = scored if rule.window is None else min(scored, rule.window)
+            words = rule.weights_words(record, horizon)
             note = note or (
-                f"weights: each agent's realized FZ0 loss over its last "
-                f"{days if rule.window is None else min(days, rule.window)} out-of-sample "
-                "forecasts" if horizon == 1 else
-                f"weights: each agent's realized FZ0 loss over the {scored} non-overlapping "
-                f"{horizon}-day windows of the last {days} days (out of sample)")
+                f"weights: {words}, out of sample" if horizon == 1 or record != scored else
+                f"weights: {words} (the {scored} non-overlapping {horizon}-day windows of "
+                f"the last {days} days, out of sample)")
             if from_cache:
                 note += "; track record read from the cache"
+        elif agreed and rule.weighting is Weighting.EQUAL:
+            note = note or f"weights: {rule.weights_words()} (the policy's)"
     return VarResult(
         forecasts={r.name: r.forecast for r in runs if r.forecast is not None},
         errors={r.name: str(r.error) for r in runs if not r.ok},
@@ -439,4 +448,5 @@ def var(
         seed=seed,
         note=note,
         runs=tuple(runs),
+        record=record,
     )

@@ -231,6 +231,23 @@ def test_a_beat_without_consensus_is_an_anomaly_not_an_error(history: BeatHistor
     assert fresh.observe(first) == plain_first.observe(first)
 
 
+@pytest.mark.parametrize(("field", "value"), [("realized", math.nan), ("realized", math.inf),
+                                               ("regime_probability", math.nan),
+                                               ("regime_probability", 1.5)])
+def test_a_level_less_first_beat_is_still_checked(history: BeatHistory, field: str,
+                                                   value: float) -> None:
+    """Was: a beat without levels returned () before any check (a NaN return passed)."""
+    report = next(history.beats())
+    empty = dataclasses.replace(report, consensus=(), forecasts={}, breaches={}, log_scores={})
+    fresh = Arbiter()
+    with pytest.raises(InvalidSignal, match="realized return|regime_probability"):
+        fresh.observe(dataclasses.replace(empty, **{field: value}))
+    with pytest.raises(UnknownAgent):  # nothing remembered
+        fresh.state("simulated")
+    with pytest.raises(InvalidSignal, match="late flag"):  # the fields too
+        fresh.observe(dataclasses.replace(empty, late="no"))
+
+
 @pytest.mark.parametrize("case", ["flags", "seconds", "type", "levels"])
 def test_bad_reports(history: BeatHistory, case: str) -> None:
     a = Arbiter()

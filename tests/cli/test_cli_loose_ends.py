@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
 import re
 import sys
 import tempfile
@@ -343,6 +344,11 @@ def test_every_workers_flag_has_the_same_cap(command: str, tmp_path: Path,
                      "--home", str(tmp_path / "home"))
     assert code == 2 and "--workers" in out and str(max_processes()) in out, out
     assert not (tmp_path / "home").exists()
+
+
+def test_workers_cap_is_the_readme_rule() -> None:
+    # README: "--workers N sets the processes (at most 4 per CPU, or 8 ...)"
+    assert max_processes() == max(8, 4 * (os.cpu_count() or 1))
 
 
 # --- 4. flags checked twice: the runtime's rule asked early instead of a CLI copy -------------

@@ -76,17 +76,17 @@ def test_the_words_name_the_record_the_weights_used() -> None:
             SWARM_POLICY.describe(3, **bad)
     c = Consensus(0.99, 1, 0.02, 0.03, (0.01, 0.03), (0.02, 0.04), SWARM_POLICY.method,
                   ("a", "b", "c"), available=3, total=3)
-    assert rule_words(c, SWARM_POLICY, track_days=60).endswith(
+    assert rule_words(c, SWARM_POLICY, record=60).endswith(
         "tempered weights from each agent's FZ0 loss over its last 60 forecasts")
-    assert rule_words(c, SWARM_POLICY, track_days=60, horizon=5).endswith(
+    assert rule_words(c, SWARM_POLICY, record=12, horizon=5).endswith(
         "over its last 12 non-overlapping 5-day windows")
-    assert rule_words(c, SWARM_POLICY, track_days=3000).endswith("its last 1000 forecasts")
+    assert rule_words(c, SWARM_POLICY, record=3000).endswith("its last 1000 forecasts")
     moved = dataclasses.replace(c, method=SWARM_POLICY.method + ", rearranged across levels")
-    assert rule_words(moved, SWARM_POLICY, track_days=60).endswith(
+    assert rule_words(moved, SWARM_POLICY, record=60).endswith(
         "its last 60 forecasts, rearranged across levels")
     fallback = dataclasses.replace(  # no track record: the swarm's equal-weight fallback
         c, method=dataclasses.replace(SWARM_POLICY, weighting=Weighting.EQUAL).method)
-    assert rule_words(fallback, SWARM_POLICY, track_days=60).endswith("; equal weights")
+    assert rule_words(fallback, SWARM_POLICY, record=None).endswith("; equal weights")
     assert rule_words(c, None) == SWARM_POLICY.method
 
 
@@ -142,8 +142,8 @@ def test_var_names_the_track_record_it_was_given(tmp_path: Path, horizon: int,
     doc = json.loads(result.stdout)
     assert doc["consensus_rule"].endswith(f"tempered weights from each agent's FZ0 loss over "
                                           f"{span}"), doc["consensus_rule"]
-    assert ("over its last 60 out-of-sample forecasts" if horizon == 1 else
-            "over the 12 non-overlapping 5-day windows of the last 60 days") in doc["note"]
+    assert ("over its last 60 forecasts, out of sample" if horizon == 1 else
+            "the 12 non-overlapping 5-day windows of the last 60 days") in doc["note"]
 
 
 def test_backtest_says_the_rule_in_words_then_its_ledger_name(tmp_path: Path) -> None:
@@ -330,7 +330,13 @@ def test_decisions_in_words_name_the_agents_and_keep_the_reason() -> None:
     assert decision_words(dataclasses.replace(alert, action=Action.NOOP)) is None
 
 
-def test_run_prints_the_arbiters_alerts_in_words(tmp_path: Path) -> None:
+def test_run_prints_the_arbiters_alerts_in_words(tmp_path: Path,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from swarmvar.swarm._beating import ALERT_LOG
+
+    caplog.set_level(logging.WARNING, logger="swarmvar.swarm")
     result = runner.invoke(app, ["run", "--agents", "nig,bootstrap,student-t", "--window",
                                  "150", "--beats", "60", "--arbiter", "--quiet", "--home",
                                  str(tmp_path / "h")])
@@ -342,8 +348,9 @@ def test_run_prints_the_arbiters_alerts_in_words(tmp_path: Path) -> None:
     assert "anomalies count, per agent and beat: VaR breaches" in alerts[0]
     assert sum("anomalies count, per agent and beat" in x for x in result.output.splitlines()
                ) == 1  # said once, with the first decision
-    raw = re.compile(r"alert on \S+ at beat \d+: ")  # the swarm's log format, ALERT_LOG
-    assert not any(raw.search(x) for x in result.output.splitlines()), result.output
+    # the swarm's log line (ALERT_LOG) never leaves its logger: pytest captures log records
+    # away from the runner's output, so look for them where they would go
+    assert not [r for r in caplog.records if r.name == "swarmvar.swarm" and r.msg == ALERT_LOG]
 
 
 def test_only_the_swarms_alert_log_line_is_held_back() -> None:
@@ -375,4 +382,28 @@ def test_the_api_note_names_the_forecasts_the_weights_used() -> None:
     r = np.random.default_rng(3).standard_t(5, 400) * 0.01
     res = swarmvar.var(r, agents=["nig", "bootstrap", "t"], track_days=80,
                        policy=dataclasses.replace(SWARM_POLICY, window=30))
-    assert "over its last 30 out-of-sample forecasts" in res.note
+    assert "over its last 30 forecasts, out of sample" in res.note
+
+
+def test_an_equal_weight_policy_says_so_and_builds_no_track_record(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Was: an EQUAL policy still backtested a whole track record, and the note spoke of
+    FZ0 loss whatever the policy's weighting."""
+    import numpy as np
+
+    import swarmvar
+    import swarmvar.api as api
+    from swarmvar.swarm.consensus import SWARM_POLICY
+
+    built: list[int] = []
+
+    def counting(*args: object, **kwargs: object) -> object:
+        built.append(1)
+        raise AssertionError("an equal-weight consensus needs no track record")
+
+    monkeypatch.setattr(api, "_instance_track", counting)
+    r = np.random.default_rng(3).standard_t(5, 400) * 0.01
+    res = swarmvar.var(r, agents=["nig", "bootstrap", "t"], track_days=80,
+                       policy=dataclasses.replace(SWARM_POLICY, weighting=Weighting.EQUAL))
+    assert built == [] and res.agreed and res.record is None
+    assert "equal weights" in res.note and "FZ0" not in res.note

@@ -3,7 +3,8 @@
 Shared by every ``tests/docs/test_docs_*.py`` (imported through ``sys.path``, as
 tests/cli imports ``_cli_text``: with ``--import-mode=importlib`` test files
 cannot import each other). It holds the block reader (:class:`Block`,
-:func:`blocks`, :func:`logical_lines`, :func:`section`), which runnable
+:func:`blocks`, :func:`logical_lines`, :func:`section`; :func:`section_lines` and
+:func:`cells`, which the page parsers share), which runnable
 blocks have a test of their own (``OWN_TESTS``, :func:`covered_elsewhere`:
 README's "Use it" and docs/validation.md's examples in
 test_docs_readme_validation.py, two docs/operations.md blocks in
@@ -79,12 +80,42 @@ def runnable(page: str, lang: set[str]) -> list[Block]:
     return [b for b in blocks(page) if b.lang in lang and b.not_run is None]
 
 
-def section(page: str, heading: str, lang: str) -> list[Block]:
-    """The unmarked ``lang`` blocks under the ``## heading`` line that starts with ``heading``."""
-    lines = (ROOT / page).read_text(encoding="utf-8").split("\n")
-    start = next(i for i, line in enumerate(lines) if line.startswith(heading))
+class MissingSection(LookupError):
+    """A page has no ``## heading`` line that :func:`section_span` accepts."""
+
+
+def section_span(lines: list[str], heading: str) -> tuple[int, int]:
+    """Indexes of the ``heading`` line and of the next ``## `` line (or ``len(lines)``).
+
+    The heading line is the first that is ``heading`` itself or ``heading`` followed by a
+    space and more (``## Report`` finds ``## Report (`result.py`)``, not ``## Reports``);
+    :class:`MissingSection` if there is none."""
+    start = next((i for i, line in enumerate(lines)
+                  if line == heading or line.startswith(heading + " ")), None)
+    if start is None:
+        raise MissingSection(f"no section {heading!r}")
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
                len(lines))
+    return start, end
+
+
+def section_lines(text: str, heading: str) -> list[str]:
+    """The lines of ``text`` under ``heading`` up to the next ``## `` line (see
+    :func:`section_span`; :class:`MissingSection` if the heading is missing)."""
+    lines = text.splitlines()
+    start, end = section_span(lines, heading)
+    return lines[start + 1:end]
+
+
+def cells(line: str) -> list[str]:
+    """The stripped cells of a Markdown table row ``| a | b |``."""
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def section(page: str, heading: str, lang: str) -> list[Block]:
+    """The unmarked ``lang`` blocks under the ``heading`` line (:func:`section_span`)."""
+    lines = (ROOT / page).read_text(encoding="utf-8").split("\n")
+    start, end = section_span(lines, heading)
     return [b for b in blocks(page)
             if start < b.line <= end and b.lang == lang and b.not_run is None]
 

@@ -21,7 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _docs_blocks import ROOT  # noqa: E402
+from _docs_blocks import ROOT, MissingSection, cells, section_lines  # noqa: E402
 
 PAGE = ROOT / "docs" / "arbiter.md"
 HEADING = "## Does it help? (issue item 6)"
@@ -57,14 +57,11 @@ def _number(text: str) -> int:
 
 def parse(text: str) -> dict[str, ReplayFigures]:
     """Series name (``sp500``, ``nasdaq``) -> its figures on the page ``text``."""
-    lines = text.splitlines()
-    if HEADING not in lines:
-        raise PageFiguresError(f"docs/arbiter.md has no section {HEADING!r}")
-    start = lines.index(HEADING) + 1
-    end = next((i for i in range(start, len(lines)) if lines[i].startswith("## ")), len(lines))
-    section = lines[start:end]
-    heads = [i for i, line in enumerate(section)
-             if [c.strip() for c in line.strip().strip("|").split("|")] == HEADER]
+    try:
+        section = section_lines(text, HEADING)
+    except MissingSection as exc:
+        raise PageFiguresError(f"docs/arbiter.md has {exc}") from None
+    heads = [i for i, line in enumerate(section) if cells(line) == HEADER]
     if len(heads) != 1:
         raise PageFiguresError(f"the section needs one table with the header {HEADER}, "
                                f"found {len(heads)}")
@@ -72,12 +69,12 @@ def parse(text: str) -> dict[str, ReplayFigures]:
     for line in section[heads[0] + 2:]:
         if not line.startswith("|"):
             break
-        cells = [c.strip().replace("−", "-") for c in line.strip().strip("|").split("|")]
-        if len(cells) != len(HEADER) or cells[0] not in SERIES or cells[2] not in (
-                "without", "with") or (cells[1], cells[2]) in rows[SERIES[cells[0]]]:
-            raise PageFiguresError(f"table row {cells}: {len(HEADER)} cells, a series of "
+        row = [c.replace("−", "-") for c in cells(line)]
+        if len(row) != len(HEADER) or row[0] not in SERIES or row[2] not in (
+                "without", "with") or (row[1], row[2]) in rows[SERIES[row[0]]]:
+            raise PageFiguresError(f"table row {row}: {len(HEADER)} cells, a series of "
                                    f"{list(SERIES)}, without/with, each row once")
-        rows[SERIES[cells[0]]][cells[1], cells[2]] = tuple(cells[3:])
+        rows[SERIES[row[0]]][row[1], row[2]] = tuple(row[3:])
     prose = " ".join(section)
     line = re.search(r"Decisions \(S&P 500 / NASDAQ\):(.*?)late beats", prose)
     if line is None:

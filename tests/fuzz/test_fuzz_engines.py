@@ -357,8 +357,8 @@ def test_simulations_of_anything(design: Any, days: Any, seed: Any, alpha: Any,
         volatility_breaks,
     )
 
-    names = ("design", "days", "seed", "alpha", "probs", "returns", "sd", "stay", "initial",
-             "factor", "reps", "df", "before", "horizon")
+    names = ("design", "days", "seed", "alphas", "alpha", "probs", "returns", "sd", "stay",
+             "initial", "factor", "reps", "df", "before", "horizon")
     if isinstance(days, int) and days > 40:
         days = 40
     d = data.draw(st.one_of(st.sampled_from(list(Design)), st.just(design)))

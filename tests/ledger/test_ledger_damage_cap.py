@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -49,12 +50,6 @@ def _home(tmp_path: Path, n: int = 150) -> Path:
     return home
 
 
-def _smash(path: Path, at: int = 2 * 4096 + 3) -> None:
-    with open(path, "r+b") as fh:
-        fh.seek(at)
-        fh.write(b"\xff" * 5)
-
-
 def _settled_wall(path: Path) -> int:
     """A wall clock reading at which ``path``'s present state counts as settled."""
     state = file_state(path)
@@ -63,7 +58,7 @@ def _settled_wall(path: Path) -> int:
 
 
 def test_a_file_changing_at_a_writers_rate_is_checked_once_per_gap(
-    tmp_path: Path, calls: list[Path]
+    tmp_path: Path, smash_page: Callable[[Path], None], calls: list[Path]
 ) -> None:
     """A head every 0.25 s and an append every beat: one check per 5 s, not one per
     head; damage written meanwhile is refused at the first head past the gap."""
@@ -79,7 +74,7 @@ def test_a_file_changing_at_a_writers_rate_is_checked_once_per_gap(
             sizes.append(led.signed_head().size)
             mono.now += S // 4
         assert sizes == list(range(152, 168)) and len(calls) == 1
-        _smash(path)  # at 4 s: within the gap, the last answer stands (the trade-off)
+        smash_page(path)  # at 4 s: within the gap, the last answer stands (the trade-off)
         assert led.damage() is None and len(calls) == 1
         mono.now += S  # 5 s after the last check
         with pytest.raises(LedgerCorrupted, match="no head was signed"):
@@ -118,21 +113,26 @@ def test_the_gap_grows_with_the_checks_duration(
         assert led.damage() is None and len(ran) == 2
 
 
-def test_a_replaced_file_is_checked_within_the_gap(tmp_path: Path, calls: list[Path]) -> None:
+def test_a_replaced_file_is_checked_within_the_gap(
+    tmp_path: Path, smash_page: Callable[[Path], None], calls: list[Path]
+) -> None:
     home = _home(tmp_path)
     path = home / "ledger.sqlite"
     copy = tmp_path / "copy.sqlite"
     copy.write_bytes(path.read_bytes())
-    _smash(copy)
+    smash_page(copy)
     memo = DamageMemo(monotonic=FakeClock())
     assert memo.damage(path) is None and len(calls) == 1
     os.replace(copy, path)  # another inode: the last answer was about another file
     assert memo.damage(path) is not None and len(calls) == 2
 
 
-def test_concurrent_callers_share_one_check(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("capped", [True, False])
+def test_waiting_callers_share_one_check_through_the_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capped: bool
 ) -> None:
+    """Callers waiting at a file's gate get the cap's answer (the check that just ran);
+    with the cap off (and nothing settled, so nothing memoised) each runs its own."""
     home = _home(tmp_path)
     path = home / "ledger.sqlite"
     inside, release = threading.Event(), threading.Event()
@@ -146,7 +146,8 @@ def test_concurrent_callers_share_one_check(
         return real(p, timeout)
 
     monkeypatch.setattr(damage_module, "quick_check", held)
-    memo = DamageMemo()
+    memo = (DamageMemo(clock=lambda: 0) if capped
+            else DamageMemo(clock=lambda: 0, min_gap_ns=0, gap_factor=0))
     answers: list[str | None] = []
     threads = [threading.Thread(target=lambda: answers.append(memo.damage(path)))
                for _ in range(3)]
@@ -158,7 +159,23 @@ def test_concurrent_callers_share_one_check(
     release.set()
     for t in threads:
         t.join(10.0)
-    assert answers == [None, None, None] and len(ran) == 1 and memo.checks == 1
+    expected = 1 if capped else 3
+    assert answers == [None, None, None] and len(ran) == expected and memo.checks == expected
+
+
+def test_verify_chain_checks_now_past_the_memo_and_the_cap(
+    tmp_path: Path, calls: list[Path]
+) -> None:
+    """`ledger verify` asked for a check: it runs quick_check even when the memo's cap
+    would answer with the check of moments ago."""
+    home = _home(tmp_path)
+    memo = DamageMemo(monotonic=FakeClock())  # the clock never moves: always within the gap
+    with Ledger(home, create=False, damage_memo=memo) as led:
+        assert led.damage() is None and len(calls) == 1
+        led.add_entry(EntryKind.ESTIMATE, {"x": 1})
+        assert led.damage() is None and len(calls) == 1  # the cap answered
+        assert led.verify_chain().ok and len(calls) == 2
+        assert memo.checks == 1
 
 
 def test_a_memoised_answer_is_checked_again_after_the_maximum_age(
@@ -186,18 +203,18 @@ def test_a_symlinked_ledgers_wal_is_the_targets(tmp_path: Path) -> None:
     os.symlink(real, link)
     memo = DamageMemo(settle_ns=50_000_000, min_gap_ns=0, gap_factor=0)
     with Ledger(home, create=False, damage_memo=memo) as led:
-        assert memo.damage(link) is None
-        before = file_state(link)
+        assert led.damage() is None  # the store resolved the link once, when it opened
+        before = file_state(link.resolve())
         led.add_entries([(EntryKind.ESTIMATE, {"j": i, "pad": "z" * 100}) for i in range(100)])
         wal = real.with_name(real.name + "-wal")
         assert wal.exists() and not (home / "ledger.sqlite-wal").exists()
-        assert file_state(link) != before  # the append is a new state
+        assert file_state(link.resolve()) != before  # the append is a new state
         data = bytearray(wal.read_bytes())
         for off in range(32 + 24, len(data), 4096 + 24):  # each frame's page header
             data[off + 3 : off + 8] = b"\xff" * 5
         with open(wal, "r+b") as fh:
             fh.write(data)
-        found = memo.damage(link)
+        found = led.damage()
         assert found is not None and found == quick_check(real)
 
 

@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -45,13 +46,6 @@ def _settle() -> None:
     time.sleep(2 * SETTLE_NS / 1e9)
 
 
-def _smash_a_page_header(path: Path) -> None:
-    """Overwrite the cell count and content offset of page 3 (a b-tree page) in place."""
-    with open(path, "r+b") as fh:
-        fh.seek(2 * 4096 + 3)
-        fh.write(b"\xff" * 5)
-
-
 def test_a_second_check_of_an_unchanged_file_runs_no_quick_check(
     tmp_path: Path, calls: list[Path]
 ) -> None:
@@ -70,7 +64,7 @@ def test_a_second_check_of_an_unchanged_file_runs_no_quick_check(
 
 
 def test_a_changed_file_is_checked_again_and_new_damage_is_found(
-    tmp_path: Path, calls: list[Path]
+    tmp_path: Path, smash_page: Callable[[Path], None], calls: list[Path]
 ) -> None:
     home = _home(tmp_path)
     path = home / "ledger.sqlite"
@@ -84,7 +78,7 @@ def test_a_changed_file_is_checked_again_and_new_damage_is_found(
         assert led.damage() is None and len(calls) == 3  # memoised now (settled)
         assert led.damage() is None and len(calls) == 3
         before = path.read_bytes()
-        _smash_a_page_header(path)  # while this ledger stays open
+        smash_page(path)  # while this ledger stays open
         found = led.damage()
         assert len(calls) == 4 and found is not None and str(path) in found
         with pytest.raises(LedgerCorrupted) as err:
@@ -115,13 +109,15 @@ def test_a_file_written_within_the_settle_time_is_checked_every_time(
     assert len(calls) == 4
 
 
-def test_a_replaced_file_is_checked_again(tmp_path: Path, calls: list[Path]) -> None:
+def test_a_replaced_file_is_checked_again(
+    tmp_path: Path, smash_page: Callable[[Path], None], calls: list[Path]
+) -> None:
     """Same path, same size, another inode: a damaged copy moved into place is found."""
     home = _home(tmp_path)
     path = home / "ledger.sqlite"
     copy = tmp_path / "copy.sqlite"
     shutil.copy(path, copy)
-    _smash_a_page_header(copy)
+    smash_page(copy)
     memo = DamageMemo(settle_ns=SETTLE_NS)  # the cap never applies to another file (inode)
     _settle()
     assert memo.damage(path) is None and memo.damage(path) is None and len(calls) == 1
@@ -148,7 +144,7 @@ def test_the_memo_is_bounded(tmp_path: Path, calls: list[Path]) -> None:
 
 
 def test_signed_heads_of_a_long_open_ledger_refuse_damage_written_after_open(
-    tmp_path: Path, calls: list[Path]
+    tmp_path: Path, smash_page: Callable[[Path], None], calls: list[Path]
 ) -> None:
     """What the service (GET /v1/ledger/head) and the mesh do: one ledger open for hours,
     heads signed over and over. Nothing is signed over damage written after open, and
@@ -162,7 +158,7 @@ def test_signed_heads_of_a_long_open_ledger_refuse_damage_written_after_open(
         led.add_entry(EntryKind.ESTIMATE, {"i": "later"})
         assert led.signed_head().size == 152
         assert len(calls) == 2
-        _smash_a_page_header(path)
+        smash_page(path)
         _settle()
         for k in range(3):  # the first refusal checks; the next two are memoised
             with pytest.raises(LedgerCorrupted) as err:

@@ -5,6 +5,7 @@ TestClient, with a real reader key in a real key file."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from swarmvar.ledger import EntryKind, Ledger
@@ -16,7 +17,9 @@ with warnings.catch_warnings():  # starlette asks for httpx2 (not installed); ht
     from starlette.testclient import TestClient
 
 
-def test_a_head_over_a_damaged_ledger_is_a_500_naming_the_file(tmp_path: Path) -> None:
+def test_a_head_over_a_damaged_ledger_is_a_500_naming_the_file(
+    tmp_path: Path, smash_page: Callable[[Path], None]
+) -> None:
     home = tmp_path / "home"
     keys = tmp_path / "api-keys.json"
     _, reader = KeyFile(keys).create(Role.READER, rate=0)
@@ -29,9 +32,7 @@ def test_a_head_over_a_damaged_ledger_is_a_500_naming_the_file(tmp_path: Path) -
         with Ledger(home, damage_memo=DamageMemo()) as writer:
             writer.add_entries([(EntryKind.ESTIMATE, {"i": i, "pad": "y" * 100})
                                 for i in range(150)])
-        with open(path, "r+b") as fh:  # a b-tree page's header, while the service runs
-            fh.seek(2 * 4096 + 3)
-            fh.write(b"\xff" * 5)
+        smash_page(path)  # a b-tree page's header, while the service runs
         for _ in range(2):  # and again: still refused (the damaged answer stands)
             r = client.get("/v1/ledger/head", headers=headers)
             assert r.status_code == 500, r.text

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from swarmvar.errors import RefusedMessage
 from swarmvar.ledger import Ledger
+from swarmvar.mesh import MeshNode, NodeConfig, NodeKeyRing, free_ports
 from swarmvar.mesh.heads import HeadWatch, parse_head, parse_proof
 from swarmvar.mesh.membership import MemberEvent, Membership, MemberState, Timeouts
+from swarmvar.mesh.wire import MessageKind
 
 KEY = Ed25519PrivateKey.generate()
 RAW = KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
@@ -85,5 +89,30 @@ def test_membership_suspects_kills_and_welcomes_back() -> None:
     assert m.tick(3.5) == [] and m.state("q") is MemberState.SUSPECT
     m.witnessed("q", 3.4, 2)  # an older epoch's news is ignored
     assert ("q", MemberEvent.DIED) in m.tick(4.0)
+    # p left at epoch 8: a late message of that epoch is ignored, a new epoch returns it
+    assert m.state("p") is MemberState.LEFT
+    assert m.heard("p", 8, 4.1) == [] and m.state("p") is MemberState.LEFT
+    assert m.heard("p", 9, 4.2) == [MemberEvent.RETURNED] and m.state("p") is MemberState.ALIVE
     with pytest.raises(Exception, match="heartbeat"):
         Timeouts(1.0, 0.5, 2.0)
+
+
+def test_a_node_that_left_drops_its_queue_and_sends_nothing_after_the_leave() -> None:
+    """leave() drops what was queued (not counted as lost), queues the LEAVE alone, and
+    nothing is sealed after it (a peer hearing us would take us back)."""
+    keys = {n: Ed25519PrivateKey.generate() for n in "ab"}
+    ring = NodeKeyRing({n: k.public_key() for n, k in keys.items()})
+    ports = free_ports(2)
+    node = MeshNode(NodeConfig("a", f"tcp://127.0.0.1:{ports[0]}",
+                               {"b": f"tcp://127.0.0.1:{ports[1]}"}, ring),
+                    keys["a"], epoch=time.time_ns())
+    try:
+        node.send("b", MessageKind.STATS, {"contributions": []}, 1.0)
+        assert node.transport.queued == 1
+        node.leave(2.0)  # b is not there: nothing is taken off the queue during the flush
+        assert node.transport.queued == 1 and node.transport.dropped == 0  # the LEAVE alone
+        seq = dict(node._seq)
+        node.broadcast(MessageKind.HEARTBEAT, {}, 3.0)
+        assert node.transport.queued == 1 and dict(node._seq) == seq and node.stop
+    finally:
+        node.close()

@@ -440,7 +440,7 @@ def test_a_flood_of_entry_requests_is_throttled(tmp_path: Path) -> None:
         node.close()
 
 
-def test_a_damaged_ledger_sends_no_head_and_the_node_keeps_serving(tmp_path: Path) -> None:
+def _node_with_home(tmp_path: Path) -> tuple[MeshNode, dict[str, Ed25519PrivateKey]]:
     keys = {n: Ed25519PrivateKey.generate() for n in "ab"}
     ring = NodeKeyRing({n: k.public_key() for n, k in keys.items()})
     ports = free_ports(2)
@@ -448,12 +448,22 @@ def test_a_damaged_ledger_sends_no_head_and_the_node_keeps_serving(tmp_path: Pat
                                {"b": f"tcp://127.0.0.1:{ports[1]}"}, ring,
                                home=tmp_path / "a"),
                     keys["a"], epoch=time.time_ns())
+    return node, keys
+
+
+def _smash_page(path: Path) -> None:
+    """Overwrite a b-tree page's header (page 3) in place: SQLite's check finds it."""
+    with open(path, "r+b") as fh:
+        fh.seek(2 * 4096 + 3)
+        fh.write(b"\xff" * 5)
+
+
+def test_a_damaged_ledger_sends_no_head_and_the_node_keeps_serving(tmp_path: Path) -> None:
+    node, _ = _node_with_home(tmp_path)
     try:
         node.ledger.add_entries([(EntryKind.ESTIMATE, {"i": i, "pad": "y" * 100})
                                  for i in range(150)])
-        with open(tmp_path / "a" / "ledger.sqlite", "r+b") as fh:  # a b-tree page's header
-            fh.seek(2 * 4096 + 3)
-            fh.write(b"\xff" * 5)
+        _smash_page(tmp_path / "a" / "ledger.sqlite")
         now = time.monotonic() + 3600.0
         node.step(now)  # every timer due: heartbeat, gossip of the head (raised out of step)
         assert node.refused["damaged ledger"] == 1 and not node.stop
@@ -572,17 +582,6 @@ def test_a_run_of_oversized_entries_keeps_each_answer_within_the_byte_limit(
     assert seen == list(range(1, led.size))  # every oversized entry named once, in order
 
 
-def _node_with_home(tmp_path: Path) -> tuple[MeshNode, dict[str, Ed25519PrivateKey]]:
-    keys = {n: Ed25519PrivateKey.generate() for n in "ab"}
-    ring = NodeKeyRing({n: k.public_key() for n, k in keys.items()})
-    ports = free_ports(2)
-    node = MeshNode(NodeConfig("a", f"tcp://127.0.0.1:{ports[0]}",
-                               {"b": f"tcp://127.0.0.1:{ports[1]}"}, ring,
-                               home=tmp_path / "a"),
-                    keys["a"], epoch=time.time_ns())
-    return node, keys
-
-
 def test_a_damaged_ledger_answers_no_catch_up_request_and_counts_it(tmp_path: Path) -> None:
     """A catch-up batch carries a signed head: over a damaged file none is sent, the
     request is counted as "damaged ledger" (not "internal"), and the node serves on."""
@@ -590,9 +589,7 @@ def test_a_damaged_ledger_answers_no_catch_up_request_and_counts_it(tmp_path: Pa
     try:
         node.ledger.add_entries([(EntryKind.ESTIMATE, {"i": i, "pad": "y" * 100})
                                  for i in range(150)])
-        with open(tmp_path / "a" / "ledger.sqlite", "r+b") as fh:  # a b-tree page's header
-            fh.seek(2 * 4096 + 3)
-            fh.write(b"\xff" * 5)
+        _smash_page(tmp_path / "a" / "ledger.sqlite")
         frames = seal(keys["b"], "b", "a", 1, 1, MessageKind.ENTRIES_REQUEST, {"start": 0})
         node.on_frames([b"b", *frames], 10.0)
         # b's join pushes statistics and tries a head (refused); the request is refused too

@@ -10,28 +10,25 @@ log-likelihood along the GJR recursion.
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from arch import arch_model
-from arch.univariate import StudentsT
-from scipy import integrate
 
 from swarmvar.models.book_baselines import ArchGjrT
 
-ARCH_T = StudentsT()
-
-
-def arch_es(nu: float, alpha: float) -> float:
-    q = float(ARCH_T.ppf(np.array([1.0 - alpha]), np.array([nu]))[0])
-
-    def density(z: float) -> float:
-        return math.exp(float(ARCH_T.loglikelihood(np.array([nu]), np.array([z]), np.ones(1),
-                                                   individual=True)[0]))
-
-    return -integrate.quad(lambda z: z * density(z), -np.inf, q, epsabs=1e-14,
-                           epsrel=1e-12)[0] / (1.0 - alpha)
+_spec = importlib.util.spec_from_file_location(
+    "swarmvar_tests_refs_t", Path(__file__).resolve().parents[1] / "_refs_t.py")
+assert _spec is not None and _spec.loader is not None
+refs_t = sys.modules.setdefault("swarmvar_tests_refs_t", importlib.util.module_from_spec(_spec))
+if not hasattr(refs_t, "t_var_es"):  # tests/_refs_t.py by path (importlib mode: no tests.*)
+    _spec.loader.exec_module(refs_t)
+ARCH_T = refs_t.ARCH_T
+arch_tail_mean = refs_t.arch_tail_mean
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +51,7 @@ def test_one_day_var_es_are_archs_recipe(fitted) -> None:  # type: ignore[no-unt
     for alpha in (0.99, 0.975):
         q = float(ARCH_T.ppf(np.array([1.0 - alpha]), np.array([nu]))[0])
         assert got.at(alpha).var == pytest.approx(-(mu + sigma * q) / 100, rel=1e-7)
-        assert got.at(alpha).es == pytest.approx((-mu + sigma * arch_es(nu, alpha)) / 100,
+        assert got.at(alpha).es == pytest.approx((-mu + sigma * arch_tail_mean(nu, alpha)) / 100,
                                                  rel=1e-7)
 
 

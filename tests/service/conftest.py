@@ -10,6 +10,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -63,6 +64,20 @@ def make_keys(path: Path) -> Keys:
 def session_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Keys]:
     path = tmp_path_factory.mktemp("keys") / "api-keys.json"
     return path, make_keys(path)
+
+
+@contextmanager
+def app_with_book(home: Path, keys: Path, writer: str, name: str = "book",
+                  n: int = 60) -> Iterator[TestClient]:
+    """The real app over ``home`` (keys from ``keys``) with a portfolio ``name`` created from
+    ``history(n)`` under the ``writer`` key (asserted 201)."""
+    from swarmvar.service import ServiceConfig, create_app
+
+    with TestClient(create_app(ServiceConfig(home=home, keys=keys))) as c:
+        r = c.post("/v1/portfolios", json={"name": name, "history": history(n)},
+                   headers={"X-API-Key": writer})
+        assert r.status_code == 201, r.text
+        yield c
 
 
 def free_port() -> int:

@@ -12,9 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from swarmvar.service import ServiceConfig, create_app
-
-from .conftest import Keys, TestClient, day, history
+from .conftest import Keys, TestClient, app_with_book, day, history
 from .test_auth import ROLES, _concrete
 
 
@@ -22,11 +20,7 @@ from .test_auth import ROLES, _concrete
 def api(tmp_path_factory: pytest.TempPathFactory,
         session_keys: tuple[Path, Keys]) -> Iterator[tuple[TestClient, Keys]]:
     path, keys = session_keys
-    home = tmp_path_factory.mktemp("bad")
-    with TestClient(create_app(ServiceConfig(home=home, keys=path))) as c:
-        r = c.post("/v1/portfolios", json={"name": "book", "history": history(60)},
-                   headers={"X-API-Key": keys.writer})
-        assert r.status_code == 201
+    with app_with_book(tmp_path_factory.mktemp("bad"), path, keys.writer) as c:
         r = c.post("/v1/portfolios/book/returns", json={"date": day(10), "return": 0.01},
                    headers={"X-API-Key": keys.writer})
         assert r.status_code == 201

@@ -25,18 +25,14 @@ from swarmvar.service import ServiceConfig, create_app
 from swarmvar.service import desk as desk_module
 from swarmvar.service.desk_book import DatedReturn
 
-from .conftest import Keys, TestClient, day, history
+from .conftest import Keys, TestClient, app_with_book, day, history
 
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory,
         session_keys: tuple[Path, Keys]) -> Iterator[tuple[TestClient, Keys]]:
     path, keys = session_keys
-    home = tmp_path_factory.mktemp("bound")
-    with TestClient(create_app(ServiceConfig(home=home, keys=path))) as c:
-        r = c.post("/v1/portfolios", json={"name": "book", "history": history(60)},
-                   headers={"X-API-Key": keys.writer})
-        assert r.status_code == 201, r.text
+    with app_with_book(tmp_path_factory.mktemp("bound"), path, keys.writer) as c:
         yield c, keys
 
 

@@ -202,3 +202,41 @@ def test_a_client_gone_mid_batch_leaves_the_whole_batch_once(
                 if e.kind.value == "action" and e.data.get("type") == "tick"
                 and e.data["details"]["portfolio"] == "gone"]
     assert seqs == list(range(1, n + 1))  # the whole batch, once
+
+
+def test_a_150_kb_header_gets_uvicorns_plain_text_400(
+        tmp_path: Path, session_keys: tuple[Path, Keys], server_factory: list[Server]) -> None:
+    """The known limit docs/api.md and docs/operations.md state: a request head h11 refuses
+    (150 KB of headers) is answered by uvicorn itself, a plain-text 400, not a JSON error;
+    the server serves on."""
+    import socket
+    from urllib.parse import urlsplit
+
+    keys_path, k = session_keys
+    srv = start_server(tmp_path, keys_path)
+    server_factory.append(srv)
+    port = urlsplit(srv.url).port
+    assert port is not None
+    head = (f"GET /v1/portfolios HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {k.reader}\r\n"
+            f"X-Padding: {'a' * 150_000}\r\n\r\n").encode()
+    answer = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        try:
+            sock.sendall(head)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused while still arriving: the answer was written before the close
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            answer += chunk
+    status, _, rest = answer.partition(b"\r\n")
+    assert status.startswith(b"HTTP/1.1 400"), answer[:300]
+    assert answer.endswith(b"Invalid HTTP request received."), answer[-300:]
+    assert b"application/json" not in rest.split(b"\r\n\r\n")[0], answer[:300]
+    ok = httpx.get(srv.url + "/v1/portfolios", headers=_h(k.reader), timeout=30)
+    assert ok.status_code == 200, ok.text

@@ -7,15 +7,20 @@ command that made the table (in backticks) and has one table: a row name, one
 :func:`parse` fails loudly (:class:`ReadmeTableError`) on a missing section,
 command, table or level, a row of the wrong width or a row named twice.
 
-Loaded by path (``--import-mode=importlib`` cannot import ``tests.*``).
+Loaded by path (``--import-mode=importlib`` cannot import ``tests.*``); it loads
+tests/docs/_docs_blocks.py the same way for the section and cell readers.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shlex
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 
 HEADING = "## Backtest: where the swarm stands on the S&P 500"
 
@@ -35,18 +40,29 @@ class ReadmeTable:
     rows: Mapping[str, tuple[tuple[str, ...], bool]]
 
 
-def _cells(line: str) -> list[str]:
-    return [c.strip() for c in line.strip().strip("|").split("|")]
+def _docs_blocks() -> ModuleType:
+    """tests/docs/_docs_blocks.py (its section and cell readers), loaded by path under the
+    name the docs tests import it by, so that a session holds one copy."""
+    name = "_docs_blocks"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).resolve().parents[1] / "docs" / "_docs_blocks.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up while building
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+_db = _docs_blocks()
 
 
 def parse(text: str) -> ReadmeTable:
     """The backtest section of README text ``text`` (:class:`ReadmeTableError` if unreadable)."""
-    lines = text.splitlines()
-    if HEADING not in lines:
-        raise ReadmeTableError(f"README has no section {HEADING!r}")
-    start = lines.index(HEADING) + 1
-    end = next((i for i in range(start, len(lines)) if lines[i].startswith("## ")), len(lines))
-    section = lines[start:end]
+    try:
+        section = _db.section_lines(text, HEADING)
+    except _db.MissingSection as exc:
+        raise ReadmeTableError(f"README has {exc}") from None
     command = re.search(r"`swarmvar (backtest\b[^`]*)`", "\n".join(section))
     if command is None:
         raise ReadmeTableError("README's backtest section names no `swarmvar backtest ...`")
@@ -55,7 +71,7 @@ def parse(text: str) -> ReadmeTable:
     for line in section[first:]:
         if not line.startswith("|"):
             break
-        table.append(_cells(line))
+        table.append(_db.cells(line))
     if len(table) < 3:
         raise ReadmeTableError("README's backtest section has no table with a header, a "
                                "separator and rows")

@@ -10,32 +10,26 @@ log-likelihood (in percent; ``+ log 100`` for returns in fractions).
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from arch import arch_model
-from arch.univariate import StudentsT
-from scipy import integrate
 
 from swarmvar.validation import GarchTBaseline
 from swarmvar.validation.baseline import standardized_t_var_es
 
-ARCH_T = StudentsT()
-
-
-def arch_tail_mean(nu: float, alpha: float) -> float:
-    """ES of a unit-variance t loss at ``alpha``: ``-E[z | z <= ppf(1 - alpha)]`` by quadrature."""
-    q = float(ARCH_T.ppf(np.array([1.0 - alpha]), np.array([nu]))[0])
-
-    def density(z: float) -> float:
-        return math.exp(float(ARCH_T.loglikelihood(np.array([nu]), np.array([z]), np.ones(1),
-                                                   individual=True)[0]))
-
-    mass = integrate.quad(density, -np.inf, q, epsabs=1e-14, epsrel=1e-12)[0]
-    assert mass == pytest.approx(1.0 - alpha, rel=1e-8)  # arch's ppf and density agree
-    return -integrate.quad(lambda z: z * density(z), -np.inf, q, epsabs=1e-14,
-                           epsrel=1e-12)[0] / (1.0 - alpha)
+_spec = importlib.util.spec_from_file_location(
+    "swarmvar_tests_refs_t", Path(__file__).resolve().parents[1] / "_refs_t.py")
+assert _spec is not None and _spec.loader is not None
+refs_t = sys.modules.setdefault("swarmvar_tests_refs_t", importlib.util.module_from_spec(_spec))
+if not hasattr(refs_t, "t_var_es"):  # tests/_refs_t.py by path (importlib mode: no tests.*)
+    _spec.loader.exec_module(refs_t)
+ARCH_T = refs_t.ARCH_T
+arch_tail_mean = refs_t.arch_tail_mean
 
 
 @pytest.mark.parametrize("nu", [2.5, 4.0, 7.3, 30.0])

@@ -53,7 +53,7 @@ from .checkpoint import PortfolioCheckpoint, as_deques, pack_checkpoint, unpack_
 from .decide import Thresholds
 from .pid import PidGains
 from .pulse import Pulse
-from .signals import BeatSignals, read_beat
+from .signals import BeatSignals, check_beat, levels_of, read_beat
 from .step import ArbiterConfig, ArbiterState, StepOutput, step
 from .threat import SEED_MODEL, ThreatModel, fit_threat_model
 from .versions import ThreatVersions
@@ -203,10 +203,12 @@ class Arbiter:
             raise InvalidSignal(
                 f"the arbiter observes BeatReport objects, not {type(report).__name__}")
         p = self._portfolios.get(report.portfolio) or _Portfolio()
-        if not report.consensus and not report.forecasts and not p.state.memory.alphas:
+        if not levels_of(p.state.memory, report):
             # every agent refused the portfolio's first beats (a return they cannot take):
             # no levels to read yet, so nothing is decided or remembered; the runtime and
-            # the service keep beating, and the first beat with levels starts the signals
+            # the service keep beating, and the first beat with levels starts the signals.
+            # Its fields and numbers are still checked (a NaN return is refused here too)
+            check_beat(report)
             return ()
         memory, signals = read_beat(p.state.memory, report, self.config.signals)
         self._portfolios[report.portfolio] = p

@@ -204,6 +204,51 @@ def _check_report(report: BeatReport) -> None:
                             "level)")
 
 
+def _scalars(report: BeatReport) -> float:
+    """The report's realized return and regime probability checked finite (the latter in
+    [0, 1]); returns the regime probability."""
+    _finite("the realized return", report.realized)
+    regime = _finite("regime_probability", report.regime_probability)
+    if not 0.0 <= regime <= 1.0:
+        raise InvalidSignal(f"regime_probability {regime} is outside [0, 1]")
+    return regime
+
+
+def check_beat(report: BeatReport) -> None:
+    """Every field of ``report`` checked as :func:`read_beat` would (types, a finite realized
+    return and regime probability), for a beat that is not read (e.g. one without levels).
+
+    Raises
+    ------
+    InvalidSignal
+        Naming the field at fault.
+    """
+    if not isinstance(report, BeatReport):
+        raise InvalidSignal(f"the arbiter observes BeatReport objects, not {type(report).__name__}")
+    _check_report(report)
+    _scalars(report)
+
+
+def levels_of(memory: SignalMemory, report: BeatReport) -> tuple[float, ...]:
+    """The levels a beat is read at: its consensus levels; without a consensus, the levels
+    of earlier beats (``memory``) or of its first forecast; ``()`` when there are none (every
+    agent refused the portfolio's first beats).
+
+    Raises
+    ------
+    InvalidSignal
+        The report's consensus or forecasts are not what a BeatReport holds.
+    """
+    try:
+        alphas = tuple(c.alpha for c in report.consensus)
+        if alphas:
+            return alphas
+        return memory.alphas or next((fc.alphas for fc in report.forecasts.values()), ())
+    except (TypeError, AttributeError) as exc:
+        _check_report(report)
+        raise InvalidSignal(f"beat report could not be read: {exc!r}") from exc
+
+
 def read_beat(memory: SignalMemory, report: BeatReport, config: SignalConfig = SignalConfig()
               ) -> tuple[SignalMemory, BeatSignals]:
     """This beat's signals and the memory updated by it.
@@ -254,15 +299,9 @@ def _read(memory: SignalMemory, report: BeatReport, config: SignalConfig
             or not all(type(k) is str and type(d) is Diagnostics
                        for k, d in report.diagnostics.items())):
         check_all()  # names the field (a subclass, or a Mapping, is let through)
-    _finite("the realized return", report.realized)
-    regime = _finite("regime_probability", report.regime_probability)
-    if not 0.0 <= regime <= 1.0:
-        raise InvalidSignal(f"regime_probability {regime} is outside [0, 1]")
-    alphas = tuple(c.alpha for c in report.consensus)
-    no_consensus = not alphas  # the swarm could not agree this beat: itself an anomaly
-    if no_consensus:
-        alphas = memory.alphas or next(
-            (fc.alphas for fc in report.forecasts.values()), ())
+    regime = _scalars(report)
+    no_consensus = not report.consensus  # the swarm could not agree: itself an anomaly
+    alphas = levels_of(memory, report)
     if not alphas:
         raise InvalidSignal(f"beat {report.seq} of {report.portfolio} has neither consensus "
                             "levels nor forecasts (and no earlier beat to take levels from)")

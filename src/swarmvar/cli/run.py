@@ -307,7 +307,7 @@ def _said_here(record: logging.LogRecord) -> bool:
     alert in words."""
     from ..swarm._beating import ALERT_LOG
 
-    return record.msg is not ALERT_LOG
+    return record.msg != ALERT_LOG
 
 
 def _stop_words(stopped: str, beats: int | None, source: str) -> str:

@@ -131,14 +131,15 @@ def _effective(weights: Mapping[str, float]) -> str:
     return f"{float(effective_agents(values)):.2f}"
 
 
-def rule_words(c: Consensus, policy: Policy | None, *, track_days: int = 0,
+def rule_words(c: Consensus, policy: Policy | None, *, record: int | None = None,
                horizon: int = 1) -> str:
     """What the consensus ``c`` did, in words (``Policy.describe`` over its ``m`` agents,
     with the weights it actually had); ``c.method``, the ledger's name, without a policy.
 
-    ``track_days`` and ``horizon`` are those given to ``swarmvar.var``: its track record
-    scores ``ceil(track_days / horizon)`` forecasts (non-overlapping ``horizon``-day windows
-    above 1), so the words name what the weights used, not the policy's longest window.
+    ``record`` is ``swarmvar.var``'s ``VarResult.record``: the scored forecasts the weights
+    used (non-overlapping ``horizon``-day windows above 1), so the words name what the
+    weights used, not the policy's longest window; ``None``: the weights were equal (the
+    swarm's fallback without a track record, or an equal-weight policy).
     """
     if policy is None:
         return c.method
@@ -146,20 +147,15 @@ def rule_words(c: Consensus, policy: Policy | None, *, track_days: int = 0,
 
     from ..consensus import Weighting
 
-    # swarmvar.var's result does not carry the policy it used: without a track record the
-    # swarm falls back to equal weights (swarm.consensus.swarm_consensus), and the
-    # consensus's ledger name then is the equal-weight policy's
-    equal = dataclasses.replace(policy, weighting=Weighting.EQUAL)
-    if policy.weighting is not Weighting.EQUAL and c.method.startswith(equal.method):
-        policy = equal
-    words = policy.describe(c.available, record=-(-track_days // horizon) if track_days
-                            else None, horizon=horizon)
+    if record is None:
+        policy = dataclasses.replace(policy, weighting=Weighting.EQUAL)
+    words = policy.describe(c.available, record=record, horizon=horizon)
     extra = c.method[len(policy.method):] if c.method.startswith(policy.method) else ""
     return words + extra  # e.g. ", rearranged across levels"
 
 
 def render_consensus(consensus: list[Consensus], notional: float | None,
-                     policy: Policy | None = None, *, track_days: int = 0,
+                     policy: Policy | None = None, *, record: int | None = None,
                      horizon: int = 1) -> Table:
     """The rich table of the swarm's consensus: one row per level, then who counted how much.
 
@@ -167,7 +163,7 @@ def render_consensus(consensus: list[Consensus], notional: float | None,
     from rich.markup import escape
     from rich.table import Table
 
-    rule = (escape(rule_words(consensus[0], policy, track_days=track_days, horizon=horizon))
+    rule = (escape(rule_words(consensus[0], policy, record=record, horizon=horizon))
             if consensus else "")
     table = Table(title=f"swarm consensus (signed estimates): {rule}", title_justify="left")
     _measure_columns(table, notional)
@@ -365,17 +361,12 @@ def var(
                          notional))
     agreed = list(result.agreed)
     if agreed:
-        console.print(render_consensus(agreed, notional, the_policy, track_days=days,
+        console.print(render_consensus(agreed, notional, the_policy, record=result.record,
                                        horizon=h))
     if notional is not None:
         console.print(f"in currency of {notional:,.0f} held long: VaR exact, N (1 - exp(-VaR)); "
                       "ES an upper bound, N (1 - exp(-ES)) (Jensen's inequality)", markup=False)
-    ran = sum(1 for r in runs if r.ok)
-    if with_consensus and not agreed and ran < the_policy.aggregator.min_agents(the_policy.f):
-        # the API's note names the rule by its ledger name; say it in words
-        console.print(f"[yellow]no consensus: {ran} agent{'s' if ran != 1 else ''} produced "
-                      f"a forecast, and {escape(the_policy.describe(ran))}[/yellow]")
-    elif result.note:
+    if result.note:
         note = escape(result.note)
         console.print(note if agreed else f"[yellow]{note}[/yellow]")
     as_of = result.as_of
@@ -401,7 +392,7 @@ def var(
                 "agents": tables["agents"].to_dict(orient="records"),
                 "consensus": tables["consensus"], "note": result.note,
                 # each record's "method" is the ledger's name; this, the rule in words
-                "consensus_rule": rule_words(agreed[0], the_policy, track_days=days,
+                "consensus_rule": rule_words(agreed[0], the_policy, record=result.record,
                                              horizon=h) if agreed else None,
                 "ledger": {"path": str(where), "first_entry": indices.start,
                            "last_entry": indices.stop - 1, "merkle_root": root},

@@ -191,19 +191,43 @@ class Policy:
             if m < need:
                 return f"a {name.split(' (')[0]}{tolerates[1:]} needs at least {need} agents"
             rule = f"{name} of {agents}{tolerates}"
+        return f"{rule}; {self.weights_words(record, horizon)}"
+
+    def weights_words(self, record: int | None = None, horizon: int = 1) -> str:
+        """How the rule weights the agents, in words: the clause after the rule in
+        :meth:`describe`, e.g. ``"tempered weights from each agent's FZ0 loss over its
+        last 250 forecasts"`` or ``"equal weights"``.
+
+        Parameters
+        ----------
+        record : int, optional
+            Scored forecasts in the track record behind the weights (see :meth:`describe`).
+        horizon : int
+            Above 1, each scored forecast is a non-overlapping ``horizon``-day window.
+
+        Raises
+        ------
+        InvalidParameter
+            ``record`` not a whole number >= 0 or None, ``horizon`` not >= 1.
+        """
+        if record is not None and (isinstance(record, bool) or not isinstance(record, int)
+                                   or record < 0):
+            raise InvalidParameter(f"the track record's length must be a whole number >= 0 "
+                                   f"or None, got {record!r}")
+        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+            raise InvalidParameter(f"the horizon must be a whole number >= 1, got {horizon!r}")
         kept = (record if self.window is None else self.window if record is None
                 else min(self.window, record))
         scored = ("forecast" if horizon == 1 else f"non-overlapping {horizon}-day window"
                   ) + ("" if kept == 1 else "s")
         span = "its whole record" if kept is None else f"its last {kept} {scored}"
-        weights = {
+        return {
             Weighting.EQUAL: "equal weights",
             Weighting.TRACK_RECORD: f"weights from each agent's {self.loss.value.upper()} "
                                     f"loss over {span}",
             Weighting.BMA: f"Bayesian model averaging weights (log scores over {span})",
             Weighting.TEMPERED: f"tempered weights from each agent's FZ0 loss over {span}",
         }[self.weighting]
-        return f"{rule}; {weights}"
 
 
 #: The swarm's default rule: drop the highest and lowest forecast (f = 1 Byzantine

@@ -7,8 +7,9 @@ ledger file (device, inode, size, modification and change times in ns) and
 of its write-ahead log (the same without the change time: SQLite running
 as root calls ``fchown`` on the WAL whenever a connection opens it, which moves
 its change time while nothing is written). A second check of an unchanged file
-costs two ``stat`` calls. A symbolic link is followed first: SQLite keeps the
-WAL next to the link's target, so that is the WAL whose state counts.
+costs two ``stat`` calls. A symbolic link is followed first (once, by the store
+when it opens): SQLite keeps the WAL next to the link's target, so that is the
+WAL whose state counts.
 
 Rules that keep a memoised "whole" honest:
 
@@ -34,7 +35,9 @@ sooner gets the last check's answer (bounding the time spent checking to
 about 5% whatever the rate). The trade-off: damage is refused within that
 bound (5 s on ledgers up to ~2.5 * 10^6 entries), not at the first head after it.
 A file replaced by another (a new inode) is always checked. Callers asking
-about the same file while a check runs wait for it and share its answer.
+about the same file while a check runs wait for it, then share its answer
+through the cap (the memo, if the state settled); with the cap off
+(``min_gap_ns=0, gap_factor=0``) each runs its own check after it.
 
 What the state key cannot see (a "whole" memoised for up to 10 minutes):
 damage beneath the file system (a disk or controller fault: the stat is
@@ -117,9 +120,9 @@ def _stat(path: Path, ctime: bool = True) -> Stat | None:
 def file_state(path: Path) -> FileState | None:
     """The state of ledger file ``path`` and its ``-wal``; None if the file is gone.
 
-    A symbolic link is resolved first: SQLite keeps the WAL beside the target.
+    ``path`` must be resolved (``Path.resolve()``, done once by the caller: the store
+    when it opens): SQLite keeps the WAL beside a symbolic link's target.
     """
-    path = Path(path).resolve()
     main = _stat(path)
     if main is None:
         return None
@@ -213,7 +216,8 @@ class DamageMemo:
         The clock the gap and the age are measured with (never jumps back).
 
     Thread-safe: one check per file at a time; callers on the same file wait
-    for it (the table's lock is never held during a check).
+    for it and get its answer through the cap (the table's lock is never held
+    during a check).
     """
 
     def __init__(
@@ -245,15 +249,16 @@ class DamageMemo:
     def damage(self, path: Path, timeout: float = 60.0) -> str | None:
         """What ``quick_check`` finds wrong with ``path`` now (None: whole), memoised.
 
-        Raises ``sqlite3.OperationalError`` (not memoised) for an error that says
-        nothing about damage: a lock wait past ``timeout`` s, no descriptor left.
+        ``path`` must be resolved (``Path.resolve()``: a symbolic link's WAL is beside
+        its target); :class:`~swarmvar.ledger.sqlite.SQLiteStore` resolves its path
+        once when it opens, so a head costs no ``resolve``. Raises
+        ``sqlite3.OperationalError`` (not memoised) for an error that says nothing
+        about damage: a lock wait past ``timeout`` s, no descriptor left.
         """
-        path = Path(path).resolve()
-        asked = self._monotonic()
         before = file_state(path)
         if before is None:  # deleted or moved away under an open ledger
             return f"{path} is gone (deleted or moved away while the ledger was open)"
-        hit = self._memoised(before, asked)
+        hit = self._memoised(before, self._monotonic())
         if hit is not None:
             return hit[0]
         with self._gate(path):  # one check per file; others wait, then re-read
@@ -267,12 +272,10 @@ class DamageMemo:
                 return hit[0]
             with self._lock:
                 last = self._last.get(path)
-            if last is not None and last.file == before.main[:2]:
-                if last.state == before and last.started >= asked:
-                    return last.answer  # a check of this very state began after we asked
-                if start - last.started < max(self.min_gap_ns,
-                                              self.gap_factor * last.duration):
-                    return last.answer  # the cap: this file was checked moments ago
+            if (last is not None and last.file == before.main[:2]
+                    and start - last.started < max(self.min_gap_ns,
+                                                   self.gap_factor * last.duration)):
+                return last.answer  # the cap: this file was checked moments ago
             found = quick_check(path, timeout)
             end = self._monotonic()
             after = file_state(path)

@@ -207,7 +207,7 @@ class Ledger:
         if create and existed:  # about to append: refuse a file SQLite finds damaged
             try:
                 self.refuse_damage("nothing was appended")
-            except LedgerCorrupted:
+            except BaseException:  # damaged, or not checkable (sqlite3.OperationalError)
                 self.close()
                 raise
 
@@ -521,11 +521,18 @@ class Ledger:
             Split a SQLite ledger into this many index ranges verified at once,
             each in its own process (the outcome is the same). Default: one
             per CPU, at most 4, from 200,000 entries on; 1 below that.
+
+        A SQLite ledger's ``PRAGMA quick_check`` runs first, now: never a memoised
+        or rate-capped answer (:meth:`damage`'s). A lock held past ``check_timeout``
+        (or another error that says nothing about damage) is raised as
+        ``sqlite3.OperationalError``, as :meth:`damage` raises it.
         """
         store = self._store
         try:
             size = store.size()
-            damage = store.damage() if hasattr(store, "damage") else None
+            # asked for a verification: check now, never a memoised or capped answer
+            damage = (store.check_now(self._check_timeout)
+                      if isinstance(store, SQLiteStore) else None)
             if damage is not None:
                 return Verification(False, 0, None, damage)
             if isinstance(store, SQLiteStore):

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LedgerCorrupted
+from . import damage as _damage
 from .damage import PROCESS_MEMO, DamageMemo, is_lock_wait
 from .entry import ZERO_HASH
 from .merkle import HashAlgorithm, NodeKey, frontier_keys
@@ -136,6 +137,8 @@ class SQLiteStore:
         damage_memo: DamageMemo | None = None,
     ):
         self.path = Path(path)
+        #: the file itself (a symbolic link followed, once): the damage check's key
+        self._resolved = self.path.resolve()
         self._timeout = timeout
         self._damage_memo = PROCESS_MEMO if damage_memo is None else damage_memo
         self._lock = threading.RLock()
@@ -252,7 +255,14 @@ class SQLiteStore:
         ``timeout`` seconds (default: the store's) or another error that says
         nothing about damage is raised as ``sqlite3.OperationalError``.
         """
-        return self._damage_memo.damage(self.path, self._timeout if timeout is None else timeout)
+        return self._damage_memo.damage(self._resolved,
+                                        self._timeout if timeout is None else timeout)
+
+    def check_now(self, timeout: float | None = None) -> str | None:
+        """:meth:`damage` without the memo or its cap: ``PRAGMA quick_check`` runs now
+        (for a verification someone asked for). Raises as :meth:`damage` does."""
+        return _damage.quick_check(self._resolved,
+                                   self._timeout if timeout is None else timeout)
 
     def row_count(self, below: int | None = None) -> int:
         """Entry rows stored whose index is below ``below`` (all if None), whatever else

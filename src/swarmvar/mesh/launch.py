@@ -221,19 +221,12 @@ def bind_swarm_node(settings: SwarmNodeSettings) -> MeshNode:
     config = settings.config
     if config.home is not None:
         config.home.mkdir(parents=True, exist_ok=True)
-    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    try:
-        node = MeshNode(config, settings.key, epoch=time.time_ns(), context=context,
-                        feed=BeatFeed())
-    except BaseException as exc:
-        context.destroy(linger=0)  # the sockets a failed bind left open, and the context
-        if not isinstance(exc, zmq.ZMQError):
-            raise
+    try:  # a failed bind closes the node's sockets and ends its own context
+        return MeshNode(config, settings.key, epoch=time.time_ns(), feed=BeatFeed())
+    except zmq.ZMQError as exc:
         raise MeshError(f"the mesh node {config.node_id} cannot bind {config.bind}: "
                         f"{exc.strerror}; choose another --mesh-port (or stop what holds "
                         "it)") from None
-    node._own_context = True  # the node terminates it on close, as a context of its own
-    return node
 
 
 def swarm_node(home: str | os.PathLike[str], *, port: int | None = None,

@@ -54,6 +54,9 @@ MAX_VALUES_BUFFERED = 100_000
 MAX_FINISHED = 1000
 #: seconds a leaving node's sockets keep sending what ZeroMQ still holds (its LEAVE)
 LEAVE_LINGER = 1.0
+#: Why no head is signed now: the ledger file is damaged, or cannot be checked just now
+#: (locked past CHECK_TIMEOUT, no file descriptor left); counted and logged, never fatal.
+UNSIGNABLE = (LedgerCorrupted, sqlite3.OperationalError)
 #: Members asked about a suspected peer (SWIM's k for ping-req).
 PROBE_HELPERS = 2
 #: Agreement outcomes a status reply carries (the most recent).
@@ -150,38 +153,49 @@ class MeshNode:
         self.ring = config.ring
         self._context = context or zmq.Context()
         self._own_context = context is None
-        self.transport = Transport(self._context, config.bind, config.peers,
-                                   policy=config.policy, faults=config.faults)
-        now = time.monotonic()
-        self.inbox = Inbox(config.reorder_wait)
-        self.members = Membership(list(config.peers), config.timeouts, now)
-        self.refused: Counter[str] = Counter()
-        self.accepted: Counter[str] = Counter()
-        self._seq: Counter[str] = Counter()
-        self.runs: dict[str, AgreementRun] = {}
-        self.finished: dict[str, RoundsOutcome] = {}
-        self._early: dict[str, list[tuple[str, int, float]]] = {}
-        self.crdt = StatsCRDT()
-        self._signed: dict[str, dict[str, Any]] = {}  # replica -> its signed wire form
-        self.heads = HeadWatch()
-        self._forks_recorded: set[str] = set()
-        self.genome = Genome()
-        self.anomalies = 0
-        self.ml_weight = Genome().e
-        self._observations: list[float] = []
-        self._version = 0
-        self.stop = False
-        self._left = False
-        self._next_probe: dict[str, float] = {}
-        self._probe_turn = 0
-        self._next_beat = 0.0
-        self._next_gossip = 0.0
-        self._last_head_size = -1
-        #: ledger merge: import cursors, entries imported, the statistics they justify, and
-        #: contributions refuted by them (left out of what is served)
-        self.peer_ledgers = PeerLedgers(ANOMALY_RETURN)
-        self.ledger = self._open_ledger()
-        self._replay_ledger()
+        transport: Transport | None = None
+        ledger: Ledger | None = None
+        try:  # a failed bind or ledger open leaves no socket, context or file behind
+            self.transport = transport = Transport(self._context, config.bind, config.peers,
+                                       policy=config.policy, faults=config.faults)
+            now = time.monotonic()
+            self.inbox = Inbox(config.reorder_wait)
+            self.members = Membership(list(config.peers), config.timeouts, now)
+            self.refused: Counter[str] = Counter()
+            self.accepted: Counter[str] = Counter()
+            self._seq: Counter[str] = Counter()
+            self.runs: dict[str, AgreementRun] = {}
+            self.finished: dict[str, RoundsOutcome] = {}
+            self._early: dict[str, list[tuple[str, int, float]]] = {}
+            self.crdt = StatsCRDT()
+            self._signed: dict[str, dict[str, Any]] = {}  # replica -> its signed wire form
+            self.heads = HeadWatch()
+            self._forks_recorded: set[str] = set()
+            self.genome = Genome()
+            self.anomalies = 0
+            self.ml_weight = Genome().e
+            self._observations: list[float] = []
+            self._version = 0
+            self.stop = False
+            self._left = False
+            self._next_probe: dict[str, float] = {}
+            self._probe_turn = 0
+            self._next_beat = 0.0
+            self._next_gossip = 0.0
+            self._last_head_size = -1
+            #: ledger merge: import cursors, entries imported, the statistics they justify, and
+            #: contributions refuted by them (left out of what is served)
+            self.peer_ledgers = PeerLedgers(ANOMALY_RETURN)
+            self.ledger = ledger = self._open_ledger()
+            self._replay_ledger()
+        except BaseException:
+            if ledger is not None:
+                ledger.close()
+            if transport is not None:
+                transport.close()
+            if self._own_context:
+                self._context.term()
+            raise
 
     # --- ledger -------------------------------------------------------------
 
@@ -337,7 +351,7 @@ class MeshNode:
         elif m.kind is MessageKind.ENTRIES_REQUEST:
             try:  # a batch carries a signed head: none over a damaged or unreadable file
                 batch = self.peer_ledgers.answer(self.ledger, m.sender, m.body["start"], now)
-            except (LedgerCorrupted, sqlite3.OperationalError) as exc:
+            except UNSIGNABLE as exc:
                 self._unsigned(exc, f"no entries sent to {m.sender}")
                 return
             if batch is None:
@@ -364,7 +378,7 @@ class MeshNode:
         never vouches for a broken record, never waits on a lock, and keeps serving."""
         try:
             return self.ledger.signed_head().to_dict()
-        except (LedgerCorrupted, sqlite3.OperationalError) as exc:
+        except UNSIGNABLE as exc:
             self._unsigned(exc, "no head signed")
             return None
 
@@ -672,8 +686,7 @@ class MeshNode:
         What was still queued for the peers (gossip, catch-up batches, heads) is dropped
         first: it is stale once the node leaves, and behind it a LEAVE could miss the
         flush and be lost at close (the peer would then see the node dead, not left)."""
-        for peer in self.config.peers:
-            self.transport.clear(peer)
+        self.transport.clear_all()
         if self._signed:
             self.broadcast(MessageKind.STATS, {"contributions": list(self._signed.values())},
                            now)

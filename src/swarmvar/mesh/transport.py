@@ -87,20 +87,26 @@ class Transport:
         self.max_queue = max_queue
         self._rng = random.Random(faults.seed)
         self.router = context.socket(zmq.ROUTER)
-        self.router.setsockopt(zmq.LINGER, 0)
-        self.router.setsockopt(zmq.RCVHWM, hwm)
-        self.router.setsockopt(zmq.MAXMSGSIZE, 256 * 1024)  # hard cap below the parser's
-        self.router.bind(bind)
         self.dealers: dict[str, zmq.Socket[bytes]] = {}
-        for peer, address in peers.items():
-            s = context.socket(zmq.DEALER)
-            s.setsockopt(zmq.LINGER, 0)
-            s.setsockopt(zmq.SNDHWM, hwm)
-            s.setsockopt(zmq.IMMEDIATE, 1)
-            s.setsockopt(zmq.RECONNECT_IVL, 50)
-            s.setsockopt(zmq.RECONNECT_IVL_MAX, 500)
-            s.connect(address)
-            self.dealers[peer] = s
+        try:  # a failed bind or connect closes what was opened (the context can then end)
+            self.router.setsockopt(zmq.LINGER, 0)
+            self.router.setsockopt(zmq.RCVHWM, hwm)
+            self.router.setsockopt(zmq.MAXMSGSIZE, 256 * 1024)  # hard cap below the parser's
+            self.router.bind(bind)
+            for peer, address in peers.items():
+                s = context.socket(zmq.DEALER)
+                self.dealers[peer] = s
+                s.setsockopt(zmq.LINGER, 0)
+                s.setsockopt(zmq.SNDHWM, hwm)
+                s.setsockopt(zmq.IMMEDIATE, 1)
+                s.setsockopt(zmq.RECONNECT_IVL, 50)
+                s.setsockopt(zmq.RECONNECT_IVL_MAX, 500)
+                s.connect(address)
+        except BaseException:
+            self.router.close(linger=0)
+            for s in self.dealers.values():
+                s.close(linger=0)
+            raise
         self._queues: dict[str, deque[list[bytes]]] = {p: deque() for p in peers}
         self._fifo: deque[tuple[str, list[bytes]]] = deque()
         self._held: list[tuple[float, int, str, list[bytes]]] = []
@@ -155,6 +161,16 @@ class Transport:
         n += len(self._fifo) - len(kept)
         self._fifo = deque(kept)
         self.dropped += n
+        return n
+
+    def clear_all(self) -> int:
+        """Drop everything queued or held back for every peer, without counting it as
+        dropped (a leaving node's own stale messages, not losses); returns how many."""
+        n = sum(len(q) for q in self._queues.values()) + len(self._fifo) + len(self._held)
+        for q in self._queues.values():
+            q.clear()
+        self._fifo.clear()
+        self._held.clear()
         return n
 
     @property

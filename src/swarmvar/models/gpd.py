@@ -5,16 +5,8 @@ threshold ``u`` are modelled as GPD(``xi``, ``beta``) with survival function
 ``(1 + xi y / beta)^(-1/xi)`` (``exp(-y / beta)`` at ``xi = 0``), the
 parameterization of ``scipy.stats.genpareto(c=xi, scale=beta)``.
 
-Posterior. A 2-D grid over ``xi`` (default ``[-0.5, 0.95]``, step 0.01) and
-``log beta`` (``log`` of the mean excess +- 2.5, 201 nodes), with a flat
-prior on ``xi`` over the grid (``xi < 1`` so that ES exists) and a flat prior
-on ``log beta`` (``p(beta) ~ 1/beta``). The grid posterior is exact up to
-discretization, needs no tuning or convergence checks, and absorbs one new
-excess online in O(grid) by adding its log density at every node. Built
-from a batch of excesses, its log-likelihood interpolates a float64 table
-of the one sum it depends on (:func:`grid_loglik`). The
-exceedance probability ``p_u`` gets its own Jeffreys posterior
-``Beta(k + 1/2, n - k + 1/2)`` from ``k`` exceedances in ``n`` observations.
+Posterior: a grid over ``(xi, log beta)`` with flat priors, and a Jeffreys posterior
+of the exceedance probability ``p_u`` (:mod:`._gpd_posterior` says how).
 
 :class:`GPDTailFamily` is the conditional loss law per posterior draw for
 :func:`~swarmvar.models.risk.risk_measures`: ``L = loc + scale * X`` where

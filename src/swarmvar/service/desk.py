@@ -75,6 +75,7 @@ from ..ledger import EntryKind, Ledger
 from ..ledger.entry import canonical_data, format_timestamp
 from ..ledger.store import Row
 from ..models import canonical_name
+from ..models.base import check_real
 from ..swarm import BeatInput
 from ..swarm.runtime import BeatObserver
 from ..types import BeatReport, Decision
@@ -99,7 +100,6 @@ from .desk_book import (
     open_book,
     policy_for,
     recorded_seconds,
-    refusals,
     run_beats,
 )
 from .desk_observers import OBSERVER_PREFIX, CheckpointMark, Observing
@@ -154,7 +154,8 @@ class Desk:
     Raises
     ------
     InvalidParameter
-        ``checkpoint_every`` is not a whole number >= 1.
+        ``checkpoint_every`` is not a whole number >= 1, or ``busy_after`` not a finite
+        number of seconds >= 0.
     """
 
     def __init__(self, ledger: Ledger, home: str | Path, *,
@@ -168,6 +169,8 @@ class Desk:
                 or checkpoint_every < 1:
             raise InvalidParameter(f"checkpoint_every must be a whole number >= 1 of beats, "
                                    f"not {checkpoint_every!r}")
+        # seconds a write waits for the computation in progress (-1 would wait forever)
+        wait = check_real("busy_after", busy_after, 0.0)
         self.ledger = ledger
         self.home = Path(home)
         self.checkpoint_every = checkpoint_every
@@ -185,7 +188,7 @@ class Desk:
         self._books: dict[str, Book] = {}
         # one computation at a time here (a batch's beats or a fit), taken before _lock
         self._computing = threading.Lock()
-        self.busy_after = float(busy_after)
+        self.busy_after = wait
         self._seen = 0
         self._on_beat: list[Callable[[str, BeatPoint], None]] = []
         self._on_report: list[Callable[[BeatReport, tuple[Decision, ...]], None]] = []
@@ -305,8 +308,11 @@ class Desk:
                    "dates": [h.as_of.isoformat() for h in history],
                    "returns": [h.value for h in history], "key_id": key_id,
                    "request_id": request_id}
+        with self._lock:  # an existing name is a 409 at once, not after a batch (or a 503)
+            self.sync()
+            self._unused(name)
         with self._computation():  # one fit or batch at a time here; reads go on meanwhile
-            with self._lock:
+            with self._lock:  # again: another create may have taken the name meanwhile
                 self.sync()
                 self._unused(name)
             try:  # the fit runs without the desk's lock: reads go on meanwhile
@@ -537,7 +543,7 @@ class Desk:
                 seq, midnight(it.as_of), it.value, frozenset(d.get("excluded", [])),
                 {k: float(v) for k, v in d.get("factors", {}).items()}))
             book.advance(it, seq)
-            book.record(outcome.report, (), it.value, refusals(outcome))
+            book.record(outcome.report, (), it.value)
             self.observing.observe(outcome.report, recorded_seconds(d.get("beat_seconds")),
                                    again=True)
             self._notify(book.name, book, seq)

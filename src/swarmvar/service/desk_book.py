@@ -25,7 +25,7 @@ from ..data import as_array
 from ..errors import InvalidParameter, InvalidReturns
 from ..ledger import EntryKind
 from ..models.registry import most_needed
-from ..swarm import BeatInput, BeatOutcome, PortfolioConfig, PortfolioSwarm, RoleConfig
+from ..swarm import BeatInput, PortfolioConfig, PortfolioSwarm, RoleConfig
 from ..swarm.consensus import SWARM_POLICY
 from ..swarm.record import consensus_record
 from ..swarm.runtime import beat_seconds
@@ -178,15 +178,18 @@ class Book:
         self.last_date = it.as_of
 
     def record(self, report: BeatReport, decisions: Iterable[Decision],
-               realized: float | None, refused: Mapping[str, str] | None = None) -> None:
+               realized: float | None) -> None:
         """Keep a beat's report, its decisions and its point (history, dashboard), and why
-        each agent without a forecast lost it: its own error at this beat (``refused``,
-        :func:`refusals`) or the beat's reason if more than "no forecast" - the first one,
-        kept until it forecasts again."""
+        each agent without a forecast lost it: its own last error (start, update, forecast
+        or refit: the swarm's ``errors``) or the beat's reason if more than "no forecast" -
+        the first one, kept until it forecasts again."""
         self.last = report
         cfg = self.swarm.config
         for a in self.agents:
-            why = (refused or {}).get(a) or report.rejected.get(a)
+            why = report.rejected.get(a)
+            if a not in report.forecasts and why in (None, "no forecast"):
+                # its own last error says more (the swarm keeps one per agent)
+                why = self.swarm.errors.get(a) or why
             if a in report.forecasts:
                 self.silenced.pop(a, None)
             elif why and why != "no forecast" and a not in self.silenced:
@@ -221,14 +224,6 @@ class Book:
     def point(self, seq: int) -> BeatPoint | None:
         """Beat ``seq``'s point, if still kept."""
         return next((p for p in reversed(self.points) if p.seq == seq), None)
-
-
-def refusals(outcome: BeatOutcome) -> dict[str, str]:
-    """Each agent's own error at this beat, from its failed refits (agent -> message): what
-    an agent that stopped forecasting said (the report's ``rejected`` says only "no
-    forecast" for it)."""
-    return {a: f"its fit failed: {r.detail.get('error', '')}" for r in outcome.roles
-            if r.action == "refit-failed" for a in r.agents}
 
 
 def midnight(d: date) -> datetime:
@@ -378,6 +373,6 @@ def run_beats(trial: Book, fresh: Sequence[DatedReturn],
             "estimates": [estimate_record(e) for e in outcome.estimates]}))
         batch += beat_entries(trial, report, ())
         trial.advance(it, seq)
-        trial.record(report, (), it.value, refusals(outcome))
+        trial.record(report, (), it.value)
         reports.append(report)
     return batch, reports, timed

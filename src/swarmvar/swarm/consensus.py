@@ -109,9 +109,7 @@ def swarm_consensus(
         Fewer usable agents than the rule tolerates for ``policy.f``.
     """
     if track is None and policy.weighting is not Weighting.EQUAL:
-        policy = Policy(aggregator=policy.aggregator, f=policy.f, weighting=Weighting.EQUAL,
-                        interval_mass=policy.interval_mass, staleness=policy.staleness,
-                        f_steps=policy.f_steps)
+        policy = dataclasses.replace(policy, weighting=Weighting.EQUAL)
     ring = KeyRing({name: key.public_key() for name, key in keys.items()})
     own = OwnSignatures()  # signed here, combined here: not verified twice (OwnSignatures)
     ok = [run for run in runs if run.ok and run.forecast is not None]

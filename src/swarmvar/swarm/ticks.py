@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..data import MAX_ABS_RETURN, PRICE_LIKE, TO_RETURNS_HINT, position_fractions
+from ..data import MAX_ABS_RETURN, TO_RETURNS_HINT, position_fractions
 from ..data import portfolio as portfolio_returns
+from ..data._returns import looks_like_prices
 from ..errors import InvalidParameter, InvalidReturns, InvalidTick, UnknownTickPortfolio
 from ..types import Tick
 
@@ -60,10 +61,6 @@ class PortfolioSpec:
                     raise InvalidParameter(f"portfolio {self.name!r}: {key}[{asset!r}] is "
                                            f"{amount!r}, not a number")
             vec = np.array([float(v) for v in given.values()])
-            if not np.all(np.isfinite(vec)):
-                raise InvalidParameter(f"portfolio {self.name!r}: {key} must be finite and must "
-                                       f"not sum to zero; {dict(given)!r} holds a non-finite "
-                                       "number")
             try:  # the data layer's one zero-net rule (data.portfolio asks it too)
                 position_fractions(vec, positions=self.positions is not None, what=key)
             except InvalidReturns as exc:
@@ -137,10 +134,11 @@ def check_return(x: Any, what: str) -> None:
         raise InvalidTick(f"{what} is {float(arr[~np.isfinite(arr)][0])}; returns must be finite")
     if np.any(np.abs(arr) > MAX_ABS_RETURN):
         big = float(arr[np.abs(arr) > MAX_ABS_RETURN][0])
-        # the data layer's price hint; its percent hint speaks of a series ("these"),
-        # a tick's of one value
+        # the data layer's price test on this one value (its other test, a series of
+        # positive values moving slowly, is for a column over time, not one tick's values);
+        # its percent hint speaks of a series ("these"), a tick's of one value
         hint = (f"it looks like a price, not a return; {TO_RETURNS_HINT}"
-                if abs(big) >= PRICE_LIKE else
+                if looks_like_prices(np.array([big]), big) else
                 "returns are fractions (0.01 = 1%) - if this is percent, divide by 100")
         raise InvalidTick(f"{what} is {big}, beyond |r| <= {MAX_ABS_RETURN:g}; {hint}")
 

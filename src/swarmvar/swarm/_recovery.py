@@ -19,7 +19,9 @@ groups' late entries through ``_record_late``). Writes the beat state
 (``seq``, ``last_as_of``, ``cursor``, ``_pending``, ``_requests``,
 ``_optional_credit``, ``_latest``, ``_beaten``, ``_gseq``, ``_shells``), the
 checkpoint bookkeeping (``_marks``, ``_log``, ``_fresh``, ``_unbegun``,
-``_resume_as_of``) and ``_started``.
+``_resume_as_of``) and ``_started``; a resume refuses a portfolio whose book is not
+the checkpoint's (``_check_books``) and puts a book's assets in their recorded order
+(``specs``).
 """
 
 from __future__ import annotations
@@ -203,7 +205,11 @@ def checkpoint(self: Swarm, names: Sequence[str] | None = None) -> None:
                     "credit": self._optional_credit.get(p, 0.0)}
         for key, obs in self._stateful():
             states[f"{_records.OBSERVER_PREFIX}{key}:{p}"] = obs.checkpoint_state(p)
-    run = {"marks": marks, "cursor": self.cursor}
+    from .ticks import RETURNS_RULE
+
+    # the books (what the returns are made from) and their rule: what a resume must match
+    run = {"marks": marks, "cursor": self.cursor, "returns_rule": RETURNS_RULE,
+           "books": {p: s.book() for p, s in self.specs.items()}}
     states[_records.RUN_KEY] = json.dumps(run).encode()
     self.states.put_many(states, now=time.time())
     for key in states:
@@ -270,6 +276,7 @@ def _resume(self: Swarm) -> bool:
 
         raise ResumeMismatch("the home's run was not spread over these groups; use the "
                              "--spread it was started with, or another --home")
+    self._check_books(run)  # before anything is restored: a refusal changes nothing
     self._marks = {p: marks[p] for p in (*self.specs, *self._owner)}
     self.executor.restore({u: self.states.get(_records.STATE_PREFIX + u)
                            for u in self._hosted})
@@ -302,6 +309,92 @@ def _resume(self: Swarm) -> bool:
     self._replay_ledger(min(int(self._marks[p]["ledger_size"]) for p in self._marks))
     self._resume_as_of = dict(self.last_as_of)
     return True
+
+
+#: Ledger entries an old home's resume reads, at most, looking for its run's ``swarm-start``.
+START_SCAN = 10_000
+
+
+def _check_books(self: Swarm, run: Mapping[str, Any]) -> None:
+    """Refuse to resume portfolios whose book or returns rule is not the checkpoint's.
+
+    The checkpoint's run record holds each portfolio's book
+    (:meth:`~.ticks.PortfolioSpec.book`) and the :data:`~.ticks.RETURNS_RULE` its
+    returns were made under. A home checkpointed before they were recorded (no
+    ``returns_rule``: the old rule) is checked against the books of its ledger's
+    ``swarm-start`` entry (:func:`_started_books`); found in neither, a portfolio
+    resumes as before, with a log line. A book equal but for the order of its assets
+    resumes in the recorded order (the order its returns are summed in).
+
+    Raises
+    ------
+    ResumeMismatch
+        A portfolio's book differs (asset added or removed, a weight or position
+        changed, weights for positions or a series); a net-short positions book
+        checkpointed under the old rule (its returns had the wrong sign); a rule
+        this version does not know.
+    """
+    from ..errors import ResumeMismatch
+    from .ticks import RETURNS_RULE, book_differences
+
+    rule = run.get("returns_rule")
+    if rule is not None and rule != RETURNS_RULE:
+        raise ResumeMismatch(f"this home's run made its returns under rule {rule!r}, which "
+                             f"this version of swarmvar (rule {RETURNS_RULE}) does not know; "
+                             "resume it with the version that made it, or start afresh in "
+                             "another home (--home on the command line, home= in Python)")
+    books = run.get("books")
+    where = "checkpoint"
+    if not isinstance(books, Mapping):
+        books, where = _started_books(self), "ledger's swarm-start entry"
+    for name, spec in list(self.specs.items()):
+        saved = books.get(name) if books is not None else None
+        if not isinstance(saved, Mapping):
+            if rule is None and spec.net_short:
+                saved = spec.book()  # unrecorded: taken as given, refused below
+            else:
+                log.info("portfolio %r: this home's checkpoint does not record its book "
+                         "(checkpointed by an older version); resumed as given", name)
+                continue
+        diffs = book_differences(saved, spec)
+        if diffs:
+            raise ResumeMismatch(
+                f"portfolio {name!r} is not the book this home's run was started with (its "
+                f"{where} records it): {'; '.join(diffs)}. Its agents were fitted on that "
+                "book's returns: resume with the same book, or start this one afresh in "
+                "another home (--home on the command line, home= in Python)")
+        positions = saved.get("positions")
+        if rule is None and isinstance(positions, Mapping) and sum(
+                float(v) for v in positions.values()) < 0:
+            raise ResumeMismatch(
+                f"portfolio {name!r} is a net-short positions book checkpointed before "
+                "returns were fractions of the absolute net value: its returns were divided "
+                "by the negative net value, so every return had the wrong sign and its "
+                "agents were fitted on its gains as if they were losses. Start it afresh "
+                "in another home (--home on the command line, home= in Python)")
+        self.specs[name] = spec.in_order_of(saved)
+
+
+def _started_books(self: Swarm) -> dict[str, Any] | None:
+    """The books of the run this home was started with, from its ledger (an old home's
+    checkpoint does not record them), or None.
+
+    The run's ``swarm-start`` entry is the last one before the ledger's first beat (a
+    start refused or killed before its checkpoint may have written an earlier one; a
+    resume writes none). Read from the ledger's first :data:`START_SCAN` entries only.
+    """
+    found: dict[str, Any] | None = None
+    for entry in self.ledger.entries(0, min(self.ledger.size, START_SCAN)):
+        d = entry.data
+        if entry.kind == EntryKind.CONSENSUS.value and "beat" in d:
+            return found
+        details = d.get("details")
+        if (entry.kind == EntryKind.ACTION.value and d.get("type") == "swarm-start"
+                and isinstance(details, Mapping)
+                and isinstance(details.get("portfolios"), list)):
+            found = {str(b["name"]): b for b in details["portfolios"]
+                     if isinstance(b, Mapping) and "name" in b}
+    return found if self.ledger.size <= START_SCAN else None
 
 
 def _replay_ledger(self: Swarm, start: int) -> None:

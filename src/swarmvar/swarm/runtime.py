@@ -410,6 +410,7 @@ class Swarm:
     _seq_of = _recovery._seq_of
     _fit_again = _recovery._fit_again
     _resume = _recovery._resume
+    _check_books = _recovery._check_books
     _replay_ledger = _recovery._replay_ledger
     _replay_spread = _recovery._replay_spread
     _stateful = _recovery._stateful

@@ -29,6 +29,13 @@ from ..types import Tick
 #: A tick with ``portfolio=ALL`` and asset returns goes to every asset-defined portfolio.
 ALL = "*"
 
+#: How a portfolio's returns are made from its book, recorded in every checkpoint
+#: (``returns_rule``) so that a resume knows which rule its agents were fitted under.
+#: 2: positions are fractions of the absolute net value ``|sum p|``. 1 (a checkpoint
+#: without the field): positions were divided by their signed sum, so a net-short book's
+#: every return had the wrong sign. Weights and single series are the same under both.
+RETURNS_RULE = 2
+
 
 @dataclass(frozen=True)
 class PortfolioSpec:
@@ -118,6 +125,33 @@ class PortfolioSpec:
             raise InvalidTick(f"tick for {self.name!r}: the portfolio would lose all its value")
         return math.log1p(simple)
 
+    @property
+    def net_short(self) -> bool:
+        """Whether the book is given by positions summing below zero (the one kind of book
+        whose returns changed sign with :data:`RETURNS_RULE` 2)."""
+        return self.positions is not None and sum(float(v) for v in self.positions.values()) < 0
+
+    def book(self) -> dict[str, Any]:
+        """What a checkpoint records of the book: ``{"weights"|"positions": {asset: float}}``
+        in the assets' order, or ``{}`` for a single series (see :func:`book_differences`)."""
+        given = self.weights if self.weights is not None else self.positions
+        if given is None:
+            return {}
+        return {"weights" if self.weights is not None else "positions":
+                {str(a): float(v) for a, v in given.items()}}
+
+    def in_order_of(self, saved: Mapping[str, Any]) -> PortfolioSpec:
+        """This spec with its assets in the order of a recorded book holding the same assets
+        (the order the returns were summed in, so a resume adds them up as before)."""
+        key = "weights" if self.weights is not None else "positions"
+        given = self.weights if self.weights is not None else self.positions
+        order = list(saved.get(key, {})) if isinstance(saved.get(key), Mapping) else []
+        if given is None or order == list(given) or set(order) != set(given):
+            return self
+        book = {a: given[a] for a in order}
+        return PortfolioSpec(self.name, book if key == "weights" else None,
+                             book if key == "positions" else None)
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name}
         if self.weights is not None:
@@ -125,6 +159,44 @@ class PortfolioSpec:
         if self.positions is not None:
             out["positions"] = dict(self.positions)
         return out
+
+
+def book_differences(saved: Mapping[str, Any], spec: PortfolioSpec) -> list[str]:
+    """How ``spec``'s book differs from a recorded one (:meth:`PortfolioSpec.book`, or the
+    ``swarm-start`` entry's ``to_dict``), each as words: ``asset X added``, ``position of
+    X: old -> new``, ``weights over [..] -> positions over [..]``; [] when they are the same.
+
+    Amounts are compared as floats, exactly (600000, 600000.0 and 6e5 are one amount); the
+    order of the assets is not a difference (:meth:`PortfolioSpec.in_order_of`).
+    """
+    def kind(d: Mapping[str, Any]) -> str | None:
+        return "weights" if d.get("weights") is not None else (
+            "positions" if d.get("positions") is not None else None)
+
+    def words(k: str | None, d: Mapping[str, Any]) -> str:
+        return "a single series" if k is None else f"{k} over [{', '.join(map(str, d[k]))}]"
+
+    now = spec.book()
+    was, new = kind(saved), kind(now)
+    if was != new:
+        return [f"{words(was, saved)} -> {words(new, now)}"]
+    if was is None:
+        return []
+    one = "weight" if was == "weights" else "position"
+    try:
+        old = {str(a): float(v) for a, v in saved[was].items()}
+    except (AttributeError, TypeError, ValueError):
+        return [f"an unreadable record of its {was}, {str(saved[was])[:80]!r}"]
+    cur: dict[str, float] = now[was]
+    return ([f"asset {a} added ({one} {_amount(cur[a])})" for a in cur if a not in old]
+            + [f"asset {a} removed (was {one} {_amount(old[a])})" for a in old if a not in cur]
+            + [f"{one} of {a}: {_amount(old[a])} -> {_amount(cur[a])}"
+               for a in old if a in cur and old[a] != cur[a]])
+
+
+def _amount(x: float) -> str:
+    """An amount as typed: whole numbers without ``.0``, others exactly (``repr``)."""
+    return str(int(x)) if x.is_integer() and abs(x) < 1e15 else repr(x)
 
 
 def check_return(x: Any, what: str) -> None:

@@ -1,0 +1,158 @@
+"""A resumed swarm runs the books it was started with (``_recovery._check_books``).
+
+A checkpoint records each portfolio's book and the returns rule; a resume with
+another book (an asset added or removed, a weight or position changed, weights for
+positions) is refused with ``ResumeMismatch`` naming what differs, and changes
+nothing stored. Homes checkpointed before the books were recorded are checked
+against their ledger's ``swarm-start`` entry, and a net-short positions book made
+under the old rule (returns divided by the negative net value) is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from swarmvar.errors import ResumeMismatch
+from swarmvar.evolution import Database, StateConfig, StateStore
+from swarmvar.ledger import Ledger
+from swarmvar.swarm import Replay, RoleConfig, Swarm
+from swarmvar.swarm._records import RUN_KEY
+from swarmvar.swarm.ticks import ALL, PortfolioSpec, book_differences
+
+from .conftest import TINY, TINY_POLICY
+
+WINDOW = 60
+LONG = {"positions": {"x": 600000, "y": -400000}}
+SHORT = {"positions": {"x": 400000, "y": -600000}}
+
+
+@pytest.fixture(scope="module")
+def assets() -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    days = pd.date_range("2020-01-01", periods=WINDOW + 8, freq="D")
+    return pd.DataFrame({"x": rng.normal(0, 0.01, len(days)),
+                         "y": rng.normal(0, 0.012, len(days)),
+                         "z": rng.normal(0, 0.008, len(days))}, index=days)
+
+
+def _swarm(home: Path, books: dict) -> Swarm:
+    return Swarm(books, home=home, agents=TINY, policy=TINY_POLICY, window=WINDOW,
+                 checkpoint_every=3, fsync=False, roles=RoleConfig.quiet())
+
+
+def _run(home: Path, books: dict, frame: pd.DataFrame, beats: int) -> dict[str, int]:
+    with _swarm(home, books) as swarm:
+        swarm.start(frame.iloc[:WINDOW])
+        swarm.run(Replay(frame, portfolio=ALL, start=WINDOW), beats=beats)
+        return dict(swarm.seq)
+
+
+def _files(home: Path) -> dict[str, str]:
+    return {str(p.relative_to(home)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(home.rglob("*")) if p.is_file()}
+
+
+def _refused(home: Path, books: dict, frame: pd.DataFrame) -> str:
+    before = _files(home)
+    with pytest.raises(ResumeMismatch) as info, _swarm(home, books) as swarm:
+        swarm.start(frame.iloc[:WINDOW])
+    assert _files(home) == before  # nothing stored was touched
+    return str(info.value)
+
+
+def _forget_books(home: Path) -> None:
+    """Make the home's checkpoint an old one: its run record without books and rule."""
+    db = Database(home)
+    try:
+        states = StateStore(db, config=StateConfig(fsync=False))
+        run = json.loads(states.get(RUN_KEY).decode())
+        assert run.pop("books") and run.pop("returns_rule") == 2
+        states.put_many({RUN_KEY: json.dumps(run).encode()}, now=time.time())
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize(("other", "words"), [
+    ({"positions": {"x": 600000, "y": -300000}}, "position of y: -400000 -> -300000"),
+    ({"positions": {"x": 600000, "y": -400000, "z": 1000}}, "asset z added (position 1000)"),
+    ({"positions": {"x": 600000}}, "asset y removed (was position -400000)"),
+    ({"weights": {"x": 0.6, "y": 0.4}}, "positions over [x, y] -> weights over [x, y]"),
+])
+def test_another_book_is_refused_naming_what_differs(tmp_path, assets, other, words):
+    home = tmp_path / "home"
+    _run(home, {"book": LONG, "w": {"weights": {"x": 0.5, "z": 0.5}}}, assets, 4)
+    message = _refused(home, {"book": other, "w": {"weights": {"x": 0.5, "z": 0.5}}}, assets)
+    assert "portfolio 'book'" in message and words in message
+    assert "another home" in message and "resume with the same book" in message
+
+
+def test_the_same_book_resumes_however_its_numbers_are_written(tmp_path, assets):
+    home = tmp_path / "home"
+    _run(home, {"book": LONG}, assets, 4)
+    again = {"book": {"positions": {"y": -4e5, "x": 600000.0}}}  # floats, other order
+    with _swarm(home, again) as swarm:
+        swarm.start(assets.iloc[:WINDOW])
+        assert swarm.seq["book"] == 4
+        assert swarm.specs["book"].assets == ("x", "y")  # summed in the recorded order
+        swarm.run(Replay(assets, portfolio=ALL, start=WINDOW), beats=2)
+    reference = tmp_path / "straight"
+    _run(reference, {"book": LONG}, assets, 6)
+    assert _consensus(home) == _consensus(reference)
+
+
+def _consensus(home: Path) -> list[tuple[int, float]]:
+    with Ledger.open(home) as ledger:
+        return [(e.data["beat"]["seq"], e.data["beat"]["realized"]) for e in ledger.entries()
+                if e.kind == "consensus" and "beat" in e.data]
+
+
+def test_an_old_home_is_checked_against_its_swarm_start_entry(tmp_path, assets):
+    home = tmp_path / "home"
+    _run(home, {"book": LONG}, assets, 4)
+    _forget_books(home)
+    message = _refused(home, {"book": {"positions": {"x": 600000, "y": -300000}}}, assets)
+    assert "position of y: -400000 -> -300000" in message and "swarm-start" in message
+    with _swarm(home, {"book": LONG}) as swarm:  # its own book: resumes as before
+        swarm.start(assets.iloc[:WINDOW])
+        assert swarm.seq["book"] == 4
+
+
+def test_a_net_short_book_of_the_old_rule_is_refused(tmp_path, assets):
+    home = tmp_path / "home"
+    _run(home, {"book": SHORT}, assets, 4)
+    with _swarm(home, {"book": SHORT}) as swarm:  # recorded under rule 2: resumes
+        swarm.start(assets.iloc[:WINDOW])
+        assert swarm.seq["book"] == 4
+    _forget_books(home)
+    message = _refused(home, {"book": SHORT}, assets)
+    assert "net-short" in message and "wrong sign" in message and "another home" in message
+
+
+def test_an_old_home_without_its_start_entry_resumes_a_long_book_refuses_a_short_one(
+        tmp_path, assets, caplog, monkeypatch):
+    from swarmvar.swarm import _recovery
+
+    home = tmp_path / "home"
+    seq = _run(home, {"long": LONG, "short": SHORT}, assets, 6)
+    _forget_books(home)
+    monkeypatch.setattr(_recovery, "START_SCAN", 1)  # its start entry is beyond the scan
+    assert "wrong sign" in _refused(home, {"long": LONG, "short": SHORT}, assets)
+    with caplog.at_level("INFO", logger="swarmvar.swarm"), _swarm(home, {"long": LONG}) as swarm:
+        swarm.start(assets.iloc[:WINDOW])
+        assert swarm.seq["long"] == seq["long"] > 0
+    assert "'long': this home's checkpoint does not record its book" in caplog.text
+
+
+def test_book_differences_compare_the_floats_exactly():
+    spec = PortfolioSpec("p", positions={"a": 0.1 + 0.2, "b": -1.0})
+    assert book_differences({"positions": {"b": -1, "a": 0.30000000000000004}}, spec) == []
+    assert book_differences({"positions": {"a": 0.3, "b": -1}}, spec) == [
+        "position of a: 0.3 -> 0.30000000000000004"]
+    assert book_differences({"name": "p"}, spec) == ["a single series -> positions over [a, b]"]

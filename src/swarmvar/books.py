@@ -26,7 +26,16 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from .data import MAX_ABS_RETURN, check_dates, naming, read_table, refuse_non_numbers
+from .data import (
+    MAX_ABS_RETURN,
+    check_dates,
+    moves_like_prices,
+    naming,
+    read_table,
+    refuse_non_numbers,
+)
+from .data._dates import RowName, row_name, when
+from .data._tables import file_lines
 from .errors import InvalidBook, InvalidParameter, InvalidReturns
 from .types import Book
 
@@ -62,13 +71,21 @@ def load_stocks(name: str = "sp500-stocks", *, kind: Literal["price", "return"] 
     return prices_to_returns(frame) if kind == "return" else check_frame(frame, what="price")
 
 
-def check_frame(frame: pd.DataFrame, *, what: str = "return", dropna: bool = False
-                ) -> pd.DataFrame:
+def check_frame(frame: pd.DataFrame, *, what: str = "return", dropna: bool = False,
+                where: RowName = row_name) -> pd.DataFrame:
     """A float64 copy of ``frame`` with dates increasing and every value finite.
 
-    Raises :class:`~swarmvar.errors.InvalidReturns` naming the first bad row
-    and column (missing values are dropped row-wise with ``dropna=True``).
+    Raises :class:`~swarmvar.errors.InvalidReturns` naming the first bad
+    value's column, date and row (missing values are dropped row-wise with
+    ``dropna=True``). ``where`` names row ``i`` (0-based) of ``frame``:
+    ``row N`` counted from 1 by default, a file's line for :func:`read_assets`.
     """
+    return _check_frame(frame, what=what, dropna=dropna, where=where)[0]
+
+
+def _check_frame(frame: pd.DataFrame, *, what: str, dropna: bool, where: RowName
+                 ) -> tuple[pd.DataFrame, NDArray[np.intp]]:
+    """:func:`check_frame`, and each kept row's position in ``frame`` (rows go with dropna)."""
     if not isinstance(frame, pd.DataFrame):
         raise InvalidReturns(f"asset {what}s must be a pandas DataFrame (one column per asset), "
                              f"not {type(frame).__name__}")
@@ -88,63 +105,91 @@ def check_frame(frame: pd.DataFrame, *, what: str = "return", dropna: bool = Fal
         raise InvalidReturns(f"asset column(s) {list(map(str, bad))} are not numbers: {exc}"
                              ) from exc
     out.columns = cols
-    out.index = check_dates(out.index, what)  # numbers are never dates; dd/mm named
+    out.index = check_dates(out.index, what, where)  # numbers are never dates; dd/mm named
     values = out.to_numpy()
+    pos = np.arange(len(out))
     missing = np.isnan(values)
     if missing.any():
         if dropna:
-            out = out[~missing.any(axis=1)]
+            keep = ~missing.any(axis=1)
+            out, pos = out[keep], pos[keep]
             values = out.to_numpy()
         else:
             i, j = np.argwhere(missing)[0]
-            raise InvalidReturns(f"{what} of {cols[j]} at row {i} ({out.index[i]}) is missing "
-                                 "(NaN); pass dropna=True to drop rows with gaps")
+            raise InvalidReturns(f"{what} of {cols[j]} on {when(out.index[i])} ({where(int(i))}) "
+                                 "is missing (NaN); pass dropna=True to drop rows with gaps")
     bad = ~np.isfinite(values)
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        raise InvalidReturns(f"{what} of {cols[j]} at row {i} ({out.index[i]}) is "
-                             f"{values[i, j]!r}; values must be finite")
-    return out
+        raise InvalidReturns(f"{what} of {cols[j]} on {when(out.index[i])} "
+                             f"({where(int(pos[i]))}) is {values[i, j]!r}; values must be finite")
+    return out, pos
 
 
-def prices_to_returns(prices: pd.DataFrame, *, dropna: bool = False) -> pd.DataFrame:
-    """Daily log returns per asset from a frame of positive prices."""
-    p = check_frame(prices, what="price", dropna=dropna)
+def prices_to_returns(prices: pd.DataFrame, *, dropna: bool = False,
+                      where: RowName = row_name) -> pd.DataFrame:
+    """Daily log returns per asset from a frame of positive prices.
+
+    ``where`` names row ``i`` (0-based) of ``prices`` in a message (see
+    :func:`check_frame`); a return is named by its date and the row of the
+    price it ends on.
+    """
+    p, pos = _check_frame(prices, what="price", dropna=dropna, where=where)
     values = p.to_numpy()
     bad = ~(values > 0)
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        raise InvalidReturns(f"price of {p.columns[j]} at row {i} ({p.index[i]}) is "
-                             f"{values[i, j]!r}; prices must be positive. If the frame holds "
-                             "returns, pass kind='return'")
+        raise InvalidReturns(f"price of {p.columns[j]} on {when(p.index[i])} "
+                             f"({where(int(pos[i]))}) is {values[i, j]!r}; prices must be "
+                             "positive. If the frame holds returns, pass kind='return'")
     if len(p) < 2:
         raise InvalidReturns("prices need at least two rows to make one return")
     r = np.diff(np.log(values), axis=0)
-    return check_returns(pd.DataFrame(r, index=p.index[1:], columns=p.columns))
+    return _check_returns(pd.DataFrame(r, index=p.index[1:], columns=p.columns),
+                          max_abs=MAX_ABS_RETURN, where=lambda i: where(int(pos[i + 1])))
 
 
 def check_returns(returns: pd.DataFrame, *, dropna: bool = False,
-                  max_abs: float = MAX_ABS_RETURN) -> pd.DataFrame:
-    """Asset log returns (fractions) checked as :func:`swarmvar.data.validate` checks one series."""
-    r = check_frame(returns, what="return", dropna=dropna)
+                  max_abs: float = MAX_ABS_RETURN, where: RowName = row_name) -> pd.DataFrame:
+    """Asset log returns (fractions) checked as :func:`swarmvar.data.validate` checks one series.
+
+    Beyond :func:`check_frame`: a return beyond ``|r| <= max_abs`` (percent, or
+    prices), and a column that moves like a price or a rate below 1
+    (:func:`swarmvar.data.moves_like_prices`), are refused naming the column.
+    """
+    r, pos = _check_frame(returns, what="return", dropna=dropna, where=where)
+    return _check_returns(r, max_abs=max_abs, where=lambda i: where(int(pos[i])))
+
+
+def _check_returns(r: pd.DataFrame, *, max_abs: float, where: RowName) -> pd.DataFrame:
     values = r.to_numpy()
     big = np.abs(values) > max_abs
     if big.any():
         i, j = np.argwhere(big)[0]
         hint = ("; the values look like prices: pass kind='price'" if np.all(values > 0)
                 else "; returns are fractions (0.01 = 1%) - if these are percent, divide by 100")
-        raise InvalidReturns(f"return of {r.columns[j]} at row {i} ({r.index[i]}) is "
-                             f"{values[i, j]!r}, beyond |r| <= {max_abs:g}{hint}")
+        raise InvalidReturns(f"return of {r.columns[j]} on {when(r.index[i])} "
+                             f"({where(int(i))}) is {values[i, j]!r}, beyond |r| <= "
+                             f"{max_abs:g}{hint}")
+    for j, col in enumerate(r.columns):  # a rate or penny price below 1 passes |r| <= 1
+        why = moves_like_prices(values[:, j][np.isfinite(values[:, j])])
+        if why is not None:
+            raise InvalidReturns(f"the returns of {col} look like prices or rates, not returns: "
+                                 f"{why}; if they are prices, pass kind='price' (--kind price "
+                                 "on the command line)")
     return r
 
 
 def asset_returns(frame: pd.DataFrame, *, kind: Literal["price", "return"] = "price",
-                  dropna: bool = False) -> pd.DataFrame:
-    """Asset log returns from a frame of prices (``kind="price"``) or log returns."""
+                  dropna: bool = False, where: RowName = row_name) -> pd.DataFrame:
+    """Asset log returns from a frame of prices (``kind="price"``) or log returns.
+
+    ``where`` names row ``i`` (0-based) of ``frame`` in a message (``row N`` from 1).
+    """
     if kind == "price":
-        return prices_to_returns(frame, dropna=dropna)
+        return prices_to_returns(frame, dropna=dropna, where=where)
     if kind == "return":
-        return check_returns(frame, dropna=dropna)
+        return check_returns(frame, dropna=dropna, where=where)
     raise InvalidReturns(f"kind must be 'price' or 'return', not {kind!r}")
 
 
@@ -157,7 +202,7 @@ def read_assets(path: str | Path, *, kind: Literal["price", "return"] = "price",
     """
     table = read_table(path)  # a path that is not a str or Path is refused there
     with naming(Path(path).name, "a table of asset returns"):
-        return asset_returns(table, kind=kind, dropna=dropna)
+        return asset_returns(table, kind=kind, dropna=dropna, where=file_lines(Path(path)))
 
 
 def parse_positions(text: str) -> Book:

@@ -246,7 +246,7 @@ def test_a_day_first_file_reads_day_first_and_unsorted_is_plain_advice(tmp_path:
     frame.to_csv(tmp_path / "unsorted.csv", index=False)
     with pytest.raises(InvalidReturns, match="sort the series by date") as err:
         data.read(tmp_path / "unsorted.csv")
-    assert "not increasing at row 4 (2013-01-22 00:00:00 then 2013-01-21" in str(err.value)
+    assert "not increasing at line 6 (2013-01-22 then 2013-01-21" in str(err.value)
 
 
 @settings(max_examples=25, deadline=None)

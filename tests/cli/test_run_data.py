@@ -30,12 +30,12 @@ BAD_FILES = {
     "utf16_no_bom.csv": ("date,x\n2020-01-01,0.01\n".encode("utf-16-le"), "NUL bytes"),
     "ragged.csv": (b"date,x\n2020-01-01,0.01\n2020-01-02,0.01,7\n", "not a well-formed CSV"),
     "numdates.csv": (b"date,x\n1,0.01\n2,0.02\n", "holds numbers such as 1, not dates"),
-    "blankdate.csv": (b"date,x\n2020-01-01,0.01\n,0.02\n", "no date at row 1"),
+    "blankdate.csv": (b"date,x\n2020-01-01,0.01\n,0.02\n", "no date at line 3"),
     "text.csv": (b"date,x\n2020-01-01,0.01\n2020-01-02,abc\n",
                  "'abc' at 2020-01-02 in column 'x' is not a number"),
     "bool.csv": (b"date,x\n2020-01-01,True\n2020-01-02,False\n", "true/false values"),
     "ambiguous.csv": (b"date,x\n01/02/2020,0.01\n01/03/2020,0.02\n01/04/2020,0.0\n",
-                      "'01/02/2020' (row 0) reads as 2020-01-02 month-first and as "
+                      "'01/02/2020' (line 2) reads as 2020-01-02 month-first and as "
                       "2020-02-01 day-first"),
     "empty.csv": (b"", "is empty (0 bytes)"),
     "headeronly.csv": (b"date,x\n", "has a header but no data rows"),

@@ -68,8 +68,9 @@ def test_the_column_is_read_in_one_order(tmp_path: Path, dates: list[str],
 def test_a_day_first_pair_out_of_order_is_refused_as_not_increasing(tmp_path: Path) -> None:
     # read value by value this was 13 January then 1 December: "increasing", silently wrong
     path = _csv(str(tmp_path), ["13/01/2020", "12/01/2020", "14/01/2020"], [0.01, 0.0, -0.01])
-    with pytest.raises(InvalidReturns, match=r"dates.csv.*not increasing at row 1 "
-                       r"\(2020-01-13 00:00:00 then 2020-01-12 00:00:00\)"):
+    # the file's line (the header is line 1), the dates as dates
+    with pytest.raises(InvalidReturns, match=r"dates.csv.*not increasing at line 3 "
+                       r"\(2020-01-13 then 2020-01-12\)"):
         data.read(path, kind="return")
     with pytest.raises(InvalidReturns, match="not increasing"):
         books.read_assets(path, kind="return")
@@ -77,19 +78,21 @@ def test_a_day_first_pair_out_of_order_is_refused_as_not_increasing(tmp_path: Pa
     assert list(table.index.strftime("%m-%d")) == ["01-13", "01-12", "01-14"]
 
 
-@pytest.mark.parametrize("reader", [
-    data.read_table, lambda p: data.read(p, kind="return"),
-    lambda p: books.read_assets(p, kind="return"),
-    lambda p: data.check_dates(pd.Index(pd.read_csv(p)["date"]), "return"),
+@pytest.mark.parametrize(("reader", "rows"), [
+    (data.read_table, ("line 3", "line 4")),
+    (lambda p: data.read(p, kind="return"), ("line 3", "line 4")),
+    (lambda p: books.read_assets(p, kind="return"), ("line 3", "line 4")),
+    (lambda p: data.check_dates(pd.Index(pd.read_csv(p)["date"]), "return"),
+     ("row 2", "row 3")),  # an index in memory: rows counted from 1
 ])
 def test_both_orders_in_one_column_are_refused_naming_one_of_each(
-        tmp_path: Path, reader: Callable[[Path], object]) -> None:
+        tmp_path: Path, reader: Callable[[Path], object], rows: tuple[str, str]) -> None:
     path = _csv(str(tmp_path), ["10/01/2020", "13/01/2020", "01/14/2020"], [0.01, 0.0, 0.01])
     with pytest.raises(InvalidReturns) as err:
         reader(path)
     text = str(err.value)
-    assert "mix two orders" in text and "'13/01/2020' (row 1)" in text, text
-    assert "'01/14/2020' (row 2)" in text and "ISO dates" in text, text
+    assert "mix two orders" in text and f"'13/01/2020' ({rows[0]})" in text, text
+    assert f"'01/14/2020' ({rows[1]})" in text and "ISO dates" in text, text
 
 
 @PROPS
@@ -162,5 +165,5 @@ def test_mixtures_of_day_first_and_month_first_are_refused(days: list[datetime.d
             with pytest.raises(InvalidReturns, match="mix two orders") as err:
                 read(path)
             msg = str(err.value)
-            assert f"{text[first_dmy]!r} (row {first_dmy}) can only be day-first" in msg, msg
-            assert f"{text[first_mdy]!r} (row {first_mdy}) only month-first" in msg, msg
+            assert f"{text[first_dmy]!r} (line {first_dmy + 2}) can only be day-first" in msg, msg
+            assert f"{text[first_mdy]!r} (line {first_mdy + 2}) only month-first" in msg, msg

@@ -126,5 +126,6 @@ def test_percent_returns_of_both_signs_are_percent(sd: float, n: int, seed: int)
 
 def test_a_repeated_date_prints_as_a_date() -> None:
     index = pd.DatetimeIndex(["2020-01-01", "2020-01-02", "2020-01-02"])
-    with pytest.raises(InvalidReturns, match=r"^date 2020-01-02 appears twice; remove"):
+    with pytest.raises(InvalidReturns,
+                       match=r"^date 2020-01-02 appears twice \(row 2 and row 3\); remove"):
         data.check_dates(index, "return")

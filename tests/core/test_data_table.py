@@ -49,7 +49,8 @@ def test_read_table_reads_yyyymmdd_parquet_and_numeric_column_names(tmp_path: Pa
 @pytest.mark.parametrize(("text", "words"), [
     ("date,x\n2020-01-01,0.01\n2020-01-02, oops \n", "' oops ' at 2020-01-02"),
     ("date,x\n2020-01-01,True\n2020-01-02,False\n", "true/false values"),
-    ("date,x\n2020-01-01,0.01\n,0.02\n", "no date at row 1"),
+    ("date,x\n2020-01-01,0.01\n,0.02\n", "no date at line 3"),
+    ("date,x\n2020-01-01,0.01\n\n,0.02\n", "no date at line 4"),  # a blank line is a line
     ("date,x\n5,0.01\n6,0.02\n", "holds numbers such as 5, not dates"),
     ("date\n2020-01-01\n", "1 column(s)"),
     ("date,x\n2020-01-01,0.01,3\n", "more fields in every row than names in its header"),
@@ -77,7 +78,7 @@ def test_a_day_first_file_of_days_up_to_12_is_refused_as_ambiguous(tmp_path: Pat
         with pytest.raises(InvalidReturns) as err:
             read(tmp_path / "m.csv")
         text = str(err.value)
-        assert "m.csv" in text and "ambiguous" in text and "'01/02/2020' (row 1)" in text, text
+        assert "m.csv" in text and "ambiguous" in text and "'01/02/2020' (line 3)" in text, text
         assert "2020-01-02 month-first" in text and "2020-02-01 day-first" in text
         assert "ISO dates" in text
     series = pd.Series(np.full(12, 0.001), index=pd.Index(MONTHLY_DAY_FIRST))

@@ -84,5 +84,5 @@ def test_a_day_first_frame_reads_day_first_and_out_of_order_is_refused() -> None
     assert list(out.index.strftime("%Y-%m-%d")) == ["2020-01-30", "2020-01-31", "2020-02-03",
                                                     "2020-02-13"]
     frame.index = pd.Index(["30/01/2020", "03/02/2020", "31/01/2020", "13/02/2020"])
-    with pytest.raises(InvalidReturns, match=r"not increasing at row 2 \(2020-02-03"):
+    with pytest.raises(InvalidReturns, match=r"not increasing at row 3 \(2020-02-03"):
         books.asset_returns(frame, kind="return")

@@ -75,11 +75,11 @@ def test_price_frame_to_returns_and_first_bad_row_named() -> None:
     np.testing.assert_allclose(r.to_numpy(), np.diff(np.log(prices.to_numpy()), axis=0))
     bad = prices.copy()
     bad.iloc[7, 1] = -3.0
-    with pytest.raises(InvalidReturns, match=r"price of B at row 7"):
+    with pytest.raises(InvalidReturns, match=r"price of B on 2020-01-10 \(row 8\)"):
         books.asset_returns(bad)
     gap = prices.copy()
     gap.iloc[9, 2] = np.nan
-    with pytest.raises(InvalidReturns, match=r"C at row 9 .* missing"):
+    with pytest.raises(InvalidReturns, match=r"C on 2020-01-14 \(row 10\) is missing"):
         books.asset_returns(gap)
     assert len(books.asset_returns(gap, dropna=True)) == len(prices) - 2
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -26,12 +27,22 @@ def when(label: object) -> str:
     return str(label)
 
 
+#: Names the row at 0-based position ``i`` of a series or file for a message.
+RowName = Callable[[int], str]
+
+
+def row_name(i: int) -> str:
+    """The default :data:`RowName`: ``row N``, counted from 1 (the first row of data)."""
+    return f"row {i + 1}"
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
 
 
-def _as_dates(values: pd.Series | pd.Index, what: str) -> pd.DatetimeIndex:
+def _as_dates(values: pd.Series | pd.Index, what: str,
+              where: RowName = row_name) -> pd.DatetimeIndex:
     """Dates from text, datetimes or ``YYYYMMDD`` whole numbers; never numbers as nanoseconds.
 
     Parameters
@@ -40,6 +51,9 @@ def _as_dates(values: pd.Series | pd.Index, what: str) -> pd.DatetimeIndex:
         A date column or index ``(T,)``.
     what : str
         What the values are, for the message (``"the return index"``).
+    where : callable
+        Names the value at 0-based position ``i`` in a message: ``row N`` from 1 by
+        default, a file's ``line N`` for a file's column.
 
     Returns
     -------
@@ -69,7 +83,7 @@ def _as_dates(values: pd.Series | pd.Index, what: str) -> pd.DatetimeIndex:
                 if numeric:
                     index = _yyyymmdd(col, what)
                 else:
-                    index = pd.DatetimeIndex(pd.to_datetime(_month_first(col, what),
+                    index = pd.DatetimeIndex(pd.to_datetime(_month_first(col, what, where),
                                                             format="mixed"))
         except InvalidReturns:
             raise
@@ -79,7 +93,7 @@ def _as_dates(values: pd.Series | pd.Index, what: str) -> pd.DatetimeIndex:
                 "2024-01-31 in the first column") from exc
     if index.isna().any():
         i = int(np.argmax(index.isna()))
-        raise InvalidReturns(f"{what} has no date at row {i}; every row needs a date")
+        raise InvalidReturns(f"{what} has no date at {where(i)}; every row needs a date")
     return index
 
 
@@ -88,7 +102,7 @@ def _as_dates(values: pd.Series | pd.Index, what: str) -> pd.DatetimeIndex:
 _DAY_MONTH = r"^\s*(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})(?!\d)"
 
 
-def _month_first(col: pd.Series, what: str) -> pd.Series:
+def _month_first(col: pd.Series, what: str, where: RowName = row_name) -> pd.Series:
     """Text dates with the day/month order settled once for the whole column, month-first.
 
     ``a/b/yyyy`` text has two readings. One value with ``a > 12`` (``13/01/2020``)
@@ -106,6 +120,8 @@ def _month_first(col: pd.Series, what: str) -> pd.Series:
         ``(T,)`` date text (missing values allowed).
     what : str
         What the values are, for the message.
+    where : callable
+        Names the value at 0-based position ``i`` (``row N`` from 1, or a file's line).
 
     Returns
     -------
@@ -132,8 +148,8 @@ def _month_first(col: pd.Series, what: str) -> pd.Series:
         d = int(rows[found[int(np.argmax(day_first))]])
         m = int(rows[found[int(np.argmax(month_first))]])
         raise InvalidReturns(
-            f"{what}: the dates mix two orders - {text.iloc[d]!r} (row {d}) can only be "
-            f"day-first (dd/mm) and {text.iloc[m]!r} (row {m}) only month-first (mm/dd); a "
+            f"{what}: the dates mix two orders - {text.iloc[d]!r} ({where(d)}) can only be "
+            f"day-first (dd/mm) and {text.iloc[m]!r} ({where(m)}) only month-first (mm/dd); a "
             "column holds one order, so this one is corrupt: write the dates as ISO dates, "
             "year-month-day")
     if day_first.any():
@@ -149,7 +165,7 @@ def _month_first(col: pd.Series, what: str) -> pd.Series:
     readings = [pd.Timestamp(pd.to_datetime(f"{m}{sep}{d}{sep}{year}", format="mixed")).date()
                 for m, d in ((a, b), (b, a))]
     raise InvalidReturns(
-        f"{what}: the dates are ambiguous - {value!r} (row {k}) reads as {readings[0]} "
+        f"{what}: the dates are ambiguous - {value!r} ({where(k)}) reads as {readings[0]} "
         f"month-first and as {readings[1]} day-first, and no date in the column has a day or "
         "month above 12 to tell which; write the dates as ISO dates, year-month-day "
         f"({readings[1]} or {readings[0]})")
@@ -166,7 +182,7 @@ def _yyyymmdd(col: pd.Series, what: str) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(pd.to_datetime(numbers.astype(np.int64).astype(str), format="%Y%m%d"))
 
 
-def check_dates(index: pd.Index, what: str) -> pd.DatetimeIndex:
+def check_dates(index: pd.Index, what: str, where: RowName = row_name) -> pd.DatetimeIndex:
     """A series' or frame's index as increasing dates, one row per date.
 
     Parameters
@@ -178,6 +194,10 @@ def check_dates(index: pd.Index, what: str) -> pd.DatetimeIndex:
         both, or neither (with ``a != b`` somewhere), is refused.
     what : str
         What the rows hold, for the message (``"return"``, ``"price"``).
+    where : callable
+        Names the row at 0-based position ``i``: ``row N`` counted from 1 by default
+        (the first row of data), a file's ``line N`` (the header is line 1) when read
+        from one.
 
     Returns
     -------
@@ -191,20 +211,22 @@ def check_dates(index: pd.Index, what: str) -> pd.DatetimeIndex:
         not increasing, or text dates of no one day/month order.
     """
     if not isinstance(index, pd.DatetimeIndex):
-        index = _as_dates(index, f"the {what} index")
+        index = _as_dates(index, f"the {what} index", where)
     if index.isna().any():
         raise InvalidReturns(
-            f"the {what} index has no date at row {int(np.argmax(index.isna()))}; every row "
-            "needs a date")
+            f"the {what} index has no date at {where(int(np.argmax(index.isna())))}; every "
+            "row needs a date")
     dup = index.duplicated()
     if dup.any():
+        k = int(np.argmax(dup))
+        first = int(np.argmax(index[:k] == index[k]))
         raise InvalidReturns(
-            f"date {when(index[int(np.argmax(dup))])} appears twice; remove duplicate rows"
-        )
+            f"date {when(index[k])} appears twice ({where(first)} and {where(k)}); remove "
+            "duplicate rows")
     steps = np.diff(index.asi8)
     if np.any(steps <= 0):
         i = int(np.argmax(steps <= 0)) + 1
         raise InvalidReturns(
-            f"dates are not increasing at row {i} ({index[i - 1]} then {index[i]}); "
-            "sort the series by date")
+            f"dates are not increasing at {where(i)} ({when(index[i - 1])} then "
+            f"{when(index[i])}); sort the series by date")
     return index

@@ -17,7 +17,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import InvalidParameter, InvalidReturns
-from ._dates import _as_dates, _first_line, check_dates, when
+from ._dates import RowName, _as_dates, _first_line, check_dates, row_name, when
 
 #: A daily log return beyond this (|r| > 1, i.e. a move of -63% / +172%) is
 #: treated as a unit mistake, usually percent instead of fractions.
@@ -41,6 +41,14 @@ PRICE_STEP = 0.1
 TO_RETURNS_HINT = "give daily log returns as fractions, log(P_t / P_t-1), not the prices"
 _READ_AS_PRICES = ("read the column as prices (--kind price on the command line, kind='price' "
                    "in Python)")
+#: Fewest values :func:`moves_like_prices` judges: below this a window is too short to tell.
+PRICE_MIN_OBS = 20
+#: Smallest median size of the values :func:`moves_like_prices` judges (0.1% a day): an
+#: accrual series (a money-market fund's steady ~0.02% a day) is one-signed and smooth too.
+PRICE_FLOOR = 1e-3
+#: A lag-1 autocorrelation at least this high, in a one-signed series, is a price's (a
+#: random walk's level), never a return's.
+PRICE_AUTOCORR = 0.9
 
 
 def looks_like_prices(x: NDArray[np.float64], value: float) -> bool:
@@ -59,9 +67,71 @@ def looks_like_prices(x: NDArray[np.float64], value: float) -> bool:
     return float(np.median(np.abs(np.diff(v)) / v[:-1])) < PRICE_STEP
 
 
-def prices_to_returns(prices: pd.Series, *, dropna: bool = False) -> pd.Series:
-    """Log returns from a price series, after checking the prices."""
-    prices = _check_index(_floats(prices, "price"), what="price", dropna=dropna)
+def moves_like_prices(x: NDArray[np.float64]) -> str | None:
+    """Why finite values within ``|r| <= 1`` are prices or rates, not returns (else None).
+
+    A price or rate that stays below 1 (EUR/GBP ~0.85, USD per CAD ~0.73, a
+    penny stock at 0.45) passes ``|r| <= 1``; read as returns it gives a
+    meaningless VaR. Such a column is told by how it moves: with at least
+    ``PRICE_MIN_OBS`` (20) values, **every value of one sign**, a median size of
+    at least ``PRICE_FLOOR`` (0.1%), and either a median day-to-day change
+    below ``PRICE_STEP`` (10%) of the level or a lag-1 autocorrelation of at
+    least ``PRICE_AUTOCORR`` (0.9).
+
+    Why no return series of a traded asset meets it: its daily returns have
+    a mean far below their standard deviation (a daily Sharpe ratio of ~0.1
+    at most: 1.6 a year), so they change sign; 20 values of one sign have a
+    probability near ``2**-20`` (~1e-6), and for a strongly drifting, calm
+    series (mean 0.05%, sd 0.2% a day, P(r > 0) = 0.6) ``0.6**20`` (~4e-5).
+    On top of that the day-to-day change of a return is of the size of its
+    standard deviation, so a change below 10% of the level in median asks for
+    a mean ten times the standard deviation (a daily Sharpe ratio of ~10), and
+    a lag-1 autocorrelation of 0.9 is beyond any traded asset's returns (a
+    few hundredths in size). The floor leaves accrual series (every day's
+    return positive and smooth, but below 0.1% a day) to be read as returns;
+    a price below 0.001 is not told from one and passes as returns. A
+    constant series has no moves to judge: it is left to the models' own
+    rule (:func:`swarmvar.models.base.check_variation`).
+
+    Parameters
+    ----------
+    x : ndarray, shape (n,)
+        Finite values, every one within ``|r| <= 1``.
+
+    Returns
+    -------
+    str or None
+        What gives the values away as prices, for the message; None for returns.
+    """
+    if x.size < PRICE_MIN_OBS or not (np.all(x > 0) or np.all(x < 0)):
+        return None
+    level = np.abs(x)
+    if float(np.median(level)) < PRICE_FLOOR or float(np.ptp(x)) == 0.0:
+        return None  # an accrual's small returns; a constant has no moves to judge
+    sign = "positive" if x[0] > 0 else "negative"
+    where = f"all {x.size} values are {sign} ({float(x.min()):.4g} to {float(x.max()):.4g})"
+    step = float(np.median(np.abs(np.diff(x)) / level[:-1]))
+    if step < PRICE_STEP:
+        return (f"{where} and change by {step:.2%} of their level from one day to the next "
+                "in median: the column moves like a price (returns change sign and size from "
+                "day to day)")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = float(np.corrcoef(x[:-1], x[1:])[0, 1])
+    if rho >= PRICE_AUTOCORR:
+        return (f"{where} and each day's value follows the last (lag-1 autocorrelation "
+                f"{rho:.2f}): the column moves like a price (returns change sign and size from "
+                "day to day)")
+    return None
+
+
+def prices_to_returns(prices: pd.Series, *, dropna: bool = False,
+                      where: RowName = row_name) -> pd.Series:
+    """Log returns from a price series, after checking the prices.
+
+    ``where`` names a row of the prices in a message (``row N`` from 1 by default; a
+    file's line for :func:`read`).
+    """
+    prices = _check_index(_floats(prices, "price"), what="price", dropna=dropna, where=where)
     bad = ~(prices > 0)
     if bad.any():
         first = prices.index[int(np.argmax(bad.to_numpy()))]
@@ -88,10 +158,11 @@ def _floats(series: pd.Series, what: str) -> pd.Series:
         raise InvalidReturns(f"the {what}s are not numbers ({_first_line(exc)})") from exc
 
 
-def _check_index(series: pd.Series, *, what: str, dropna: bool) -> pd.Series:
+def _check_index(series: pd.Series, *, what: str, dropna: bool,
+                 where: RowName = row_name) -> pd.Series:
     if not isinstance(series.index, pd.DatetimeIndex):
         series = series.copy()
-    series.index = check_dates(series.index, what)
+    series.index = check_dates(series.index, what, where)
     missing = series.isna()
     if missing.any():
         if dropna:
@@ -111,6 +182,7 @@ def validate(
     max_sd: float = MAX_DAILY_SD,
     from_prices: bool = False,
     kind_hint: bool = False,
+    where: RowName = row_name,
 ) -> pd.Series:
     """Check a labelled return series and return it as float64.
 
@@ -121,11 +193,13 @@ def validate(
     ``from_prices`` adds to that message that a price column may hold returns;
     ``kind_hint`` (a file read as returns) that values looking like prices can be
     read as prices (:func:`looks_like_prices`), rather than converted first.
-    A message names a row by its date (``2016-08-12``).
+    A message names a row by its date (``2016-08-12``), and an index's bad row
+    by ``where`` too (``row N`` from 1 by default, a file's line for :func:`read`).
     """
-    series = _check_index(_floats(returns, "return"), what="return", dropna=dropna)
+    series = _check_index(_floats(returns, "return"), what="return", dropna=dropna,
+                          where=where)
     x = as_array(series.to_numpy(), min_obs=min_obs, max_abs=max_abs, labels=series.index,
-                 kind_hint=kind_hint)
+                 kind_hint=kind_hint, name=None if series.name is None else str(series.name))
     sd = float(np.std(x, ddof=1)) if x.size > 1 else 0.0
     if sd > max_sd:
         extra = ("; if the column holds returns rather than prices, read it as returns (--kind "
@@ -144,6 +218,7 @@ def as_array(
     labels: pd.Index | None = None,
     who: str = "this model",
     kind_hint: bool = False,
+    name: str | None = None,
 ) -> NDArray[np.float64]:
     """A validated 1-D float64 copy of ``returns`` for the models.
 
@@ -153,7 +228,9 @@ def as_array(
     0-based index. Values beyond ``max_abs`` that look like prices
     (:func:`looks_like_prices`) are told so - to be read as prices when
     ``kind_hint`` (a file's column), else converted to returns - others are
-    taken for percent.
+    taken for percent. Values within ``|r| <= 1`` that move like a price or a
+    rate (:func:`moves_like_prices`: 20 or more, all of one sign, ...) are
+    refused the same way, naming the column ``name`` when given.
     """
     if isinstance(returns, pd.Series):
         labels = returns.index if labels is None else labels
@@ -187,6 +264,12 @@ def as_array(
                 if looks_like_prices(x, float(x[i])) else PERCENT_HINT)
         raise InvalidReturns(
             f"return at {where(i)} is {float(x[i])!r}, beyond |r| <= {max_abs:g}; {hint}")
+    why = moves_like_prices(x)
+    if why is not None:
+        column = "the returns" if name is None else f"column {name!r}"
+        raise InvalidReturns(
+            f"{column} look like prices or rates, not returns: {why}; "
+            f"{_READ_AS_PRICES if kind_hint else TO_RETURNS_HINT}")
     if x.size < min_obs:
         raise InvalidReturns(
             f"{x.size} returns, but {who} needs at least {min_obs}; give a longer history"

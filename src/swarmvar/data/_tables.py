@@ -8,6 +8,7 @@ table of asset returns; both share every check of the file itself
 from __future__ import annotations
 
 import contextlib
+import gzip
 import os
 import warnings
 import zlib
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InvalidParameter, InvalidReturns, SwarmVarError
-from ._dates import _as_dates, _first_line, when
+from ._dates import RowName, _as_dates, _first_line, row_name, when
 from ._returns import prices_to_returns, validate
 
 #: Largest file :func:`read` opens (bytes): 50 years of daily rows are ~1 MB.
@@ -64,14 +65,42 @@ def read(
     min_obs = _whole("min_obs", min_obs, 1)
     p = Path(path)
     frame = _read_table(p)
+    where = file_lines(p)
     with naming(p.name, "a return series"):
         dates = _date_column(frame)
-        frame = _date_indexed(frame, p.name)
-        series = _pick_column(frame, column, p.name, dates)
+        frame = _date_indexed(frame, p.name, where)
+        series = _pick_column(frame, column, p.name, dates, where)
         if kind == "price":
-            return validate(prices_to_returns(series, dropna=dropna), min_obs=min_obs,
-                            from_prices=True)
-        return validate(series, dropna=dropna, min_obs=min_obs, kind_hint=True)
+            return validate(prices_to_returns(series, dropna=dropna, where=where),
+                            min_obs=min_obs, from_prices=True)
+        return validate(series, dropna=dropna, min_obs=min_obs, kind_hint=True, where=where)
+
+
+def file_lines(p: Path) -> RowName:
+    """Names data row ``i`` of a table read from ``p`` by its line in the file (header: line 1).
+
+    A CSV file's line numbers are found only when a message asks for one
+    (the file is read again then, skipping blank lines as the reader does); a
+    Parquet file has no lines, and its rows are named ``row N`` from 1. A row
+    beyond the lines found (a quoted field spanning lines) is named ``row N``.
+    """
+    suffix = p.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return row_name
+    found: list[list[int]] = []
+
+    def where(i: int) -> str:
+        if not found:
+            try:
+                encoding = _encoding(p, suffix)
+                opener = gzip.open if suffix == ".gz" else open
+                with opener(p, "rt", encoding=encoding, errors="replace") as handle:
+                    found.append([n for n, line in enumerate(handle, 1) if line.strip()])
+            except (OSError, EOFError, zlib.error, InvalidReturns):
+                found.append([])
+        lines = found[0]
+        return f"line {lines[i + 1]}" if 0 <= i and i + 1 < len(lines) else row_name(i)
+    return where
 
 
 @contextlib.contextmanager
@@ -132,22 +161,25 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise InvalidParameter(f"path must be a file path (str or Path), not {path!r}")
     p = Path(path)
     frame = _read_table(p)
+    where = file_lines(p)
     with naming(p.name, "a table of returns"):
-        frame = _date_indexed(frame, p.name)
+        frame = _date_indexed(frame, p.name, where)
         if frame.index.isna().any():
-            raise InvalidReturns(f"{p.name}: no date at row {int(np.argmax(frame.index.isna()))};"
-                                 " every row needs a date")
+            raise InvalidReturns(f"{p.name}: no date at {where(int(np.argmax(frame.index.isna())))}"
+                                 "; every row needs a date")
         if frame.shape[1] == 0:
             raise InvalidReturns(f"{p.name} has a date column but no value column; give one "
                                  "column of returns per asset")
         names = [str(c) for c in frame.columns]  # repeated names refused by _read_table
         frame.columns = pd.Index(names)
-        columns = {c: _number_cells(frame.iloc[:, j], c, p.name) for j, c in enumerate(names)}
+        columns = {c: _number_cells(frame.iloc[:, j], c, p.name, where)
+                   for j, c in enumerate(names)}
         out = pd.DataFrame(columns, index=frame.index)
         return out
 
 
-def _number_cells(col: pd.Series, name: str, source: str) -> pd.Series:
+def _number_cells(col: pd.Series, name: str, source: str,
+                  where: RowName = row_name) -> pd.Series:
     """One value column as float64: blanks and NaN kept as NaN, text and true/false refused."""
     if pd.api.types.is_bool_dtype(col.dtype):
         raise InvalidReturns(f"{source}: column {name!r} holds true/false values, not returns")
@@ -162,9 +194,9 @@ def _number_cells(col: pd.Series, name: str, source: str) -> pd.Series:
     if text.any():
         i = int(np.argmax(text.to_numpy()))
         raise InvalidReturns(
-            f"{source}: {cells.iloc[i]!r} at {when(col.index[i])} in column {name!r} is not "
-            "a number; write returns as numbers such as 0.0123 (leave a cell blank for a "
-            "missing return)")
+            f"{source}: {cells.iloc[i]!r} at {when(col.index[i])} in column {name!r} "
+            f"is not a number ({where(i)}); write returns as numbers such as 0.0123 (leave a "
+            "cell blank for a missing return)")
     return values.astype(np.float64)
 
 
@@ -281,16 +313,17 @@ def _date_label(frame: pd.DataFrame) -> object:
     return names[0] if names else frame.columns[0]
 
 
-def _date_indexed(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+def _date_indexed(frame: pd.DataFrame, source: str, where: RowName = row_name
+                  ) -> pd.DataFrame:
     if isinstance(frame.index, pd.DatetimeIndex):
         return frame
     date_col = _date_label(frame)
-    index = _as_dates(frame[date_col], f"{source}: column {date_col!r}")
+    index = _as_dates(frame[date_col], f"{source}: column {date_col!r}", where)
     return frame.drop(columns=[date_col]).set_index(index)
 
 
 def _pick_column(frame: pd.DataFrame, column: str | None, source: str,
-                 dates: str | None = None) -> pd.Series:
+                 dates: str | None = None, where: RowName = row_name) -> pd.Series:
     """The value column ``column`` (or the one numeric column) of a date-indexed frame;
     ``dates`` names the file's date column, for the message when it is asked for."""
     if column is not None:
@@ -313,4 +346,4 @@ def _pick_column(frame: pd.DataFrame, column: str | None, source: str,
                 "name the value column (--column on the command line, column=... in Python)"
             )
         series = frame[numeric[0]]
-    return _number_cells(series, str(series.name), source).rename(str(series.name))
+    return _number_cells(series, str(series.name), source, where).rename(str(series.name))

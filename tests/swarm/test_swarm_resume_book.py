@@ -156,3 +156,58 @@ def test_book_differences_compare_the_floats_exactly():
     assert book_differences({"positions": {"a": 0.3, "b": -1}}, spec) == [
         "position of a: 0.3 -> 0.30000000000000004"]
     assert book_differences({"name": "p"}, spec) == ["a single series -> positions over [a, b]"]
+
+
+def _champion(home: Path, forgetting: float) -> str:
+    from swarmvar.evolution import new_variant, open_home
+    from swarmvar.models.nig import NormalInverseGamma
+
+    h = open_home(home)
+    try:
+        v = h.variants.add(new_variant("NormalInverseGamma", {"forgetting": forgetting},
+                                       {NormalInverseGamma.name: NormalInverseGamma},
+                                       now=time.time()))
+        h.variants.promote(v, now=time.time())
+        return v.id
+    finally:
+        h.close()
+
+
+def _levels_and_variants(home: Path) -> tuple[list, set[str]]:
+    with Ledger.open(home) as ledger:
+        entries = list(ledger.entries())
+    levels = [(e.data["beat"]["seq"], [(c["var"], c["es"]) for c in e.data["levels"]])
+              for e in entries if e.kind == "consensus" and "beat" in e.data]
+    variants = {x["variant_id"] for e in entries if e.kind == "estimate"
+                for x in e.data["estimates"] if x.get("variant_id")}
+    return levels, variants
+
+
+def test_a_resume_keeps_the_variants_it_started_with(tmp_path, assets, caplog):
+    """A champion promoted between two runs of a home waits for a fresh start: the resumed
+    agents sign with the checkpoint's variant (the evidence goes to the variant that made
+    the numbers), and the numbers are an uninterrupted run's (refits after the resume)."""
+    books = {"book": LONG}
+
+    def swarm(home: Path) -> Swarm:
+        return Swarm(books, home=home, agents=TINY, policy=TINY_POLICY, window=WINDOW,
+                     refit_every=2, checkpoint_every=3, fsync=False, roles=RoleConfig.quiet())
+
+    def run(home: Path, beats: int) -> None:
+        with swarm(home) as s:
+            s.start(assets.iloc[:WINDOW])
+            s.run(Replay(assets, portfolio=ALL, start=WINDOW), beats=beats)
+
+    home, straight = tmp_path / "home", tmp_path / "straight"
+    first = _champion(home, 0.95)
+    _champion(straight, 0.95)
+    run(straight, 8)
+    run(home, 4)  # checkpointed at 3, one beat replayed after it
+    second = _champion(home, 0.9)
+    assert second != first
+    with caplog.at_level("INFO", logger="swarmvar.swarm"):
+        run(home, 4)
+    assert "variants of its checkpoint" in caplog.text
+    levels, signed = _levels_and_variants(home)
+    assert levels == _levels_and_variants(straight)[0] and len(levels) == 8
+    assert signed == {first}

@@ -73,7 +73,9 @@ class PortfolioConfig:
     ``params`` maps an agent name to constructor arguments (a variant's), if
     any, and ``variants`` to the variant id its estimates are signed with.
     Both are chosen when the swarm starts; a resumed swarm keeps the agents
-    (and parameters) of its checkpoint, so neither is part of the fingerprint.
+    (and parameters) of its checkpoint, and the variant ids and parameters its
+    run record holds (``_recovery._adopt_variants``), so neither is part of the
+    fingerprint.
     """
 
     portfolio: str

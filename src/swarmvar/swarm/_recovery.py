@@ -74,6 +74,7 @@ def start(self: Swarm, history: Mapping[str, pd.Series] | pd.DataFrame | pd.Seri
     (single-series portfolios). It is read only when there is nothing to
     resume.
     """
+    self._adopt_variants()  # a resume runs its checkpoint's variants, not the registry's now
     self.executor.open(list(self._hosted.values()))
     if not self._resume():
         requests = []
@@ -209,7 +210,11 @@ def checkpoint(self: Swarm, names: Sequence[str] | None = None) -> None:
 
     # the books (what the returns are made from) and their rule: what a resume must match
     run = {"marks": marks, "cursor": self.cursor, "returns_rule": RETURNS_RULE,
-           "books": {p: s.book() for p, s in self.specs.items()}}
+           "books": {p: s.book() for p, s in self.specs.items()},
+           # the variants the agents run (chosen at the start; a resume keeps them)
+           "variants": {p: {"variants": dict(c.variants),
+                            "params": {a: dict(x) for a, x in c.params.items()}}
+                        for p, c in self.configs.items()}}
     states[_records.RUN_KEY] = json.dumps(run).encode()
     self.states.put_many(states, now=time.time())
     for key in states:
@@ -309,6 +314,44 @@ def _resume(self: Swarm) -> bool:
     self._replay_ledger(min(int(self._marks[p]["ledger_size"]) for p in self._marks))
     self._resume_as_of = dict(self.last_as_of)
     return True
+
+
+def _adopt_variants(self: Swarm) -> None:
+    """Run each portfolio's agents with the variants its checkpoint records, if any.
+
+    Variants are chosen from the registry when a swarm starts from history
+    (:func:`.runtime._variants`); the registry moves on (a promotion, a canary's
+    share), so a resume that chose again would sign with another variant id and
+    refit (and replay the ledger's refits) with other parameters than the run
+    it continues. A checkpoint written before variants were recorded leaves the
+    registry's choice (as before).
+    """
+    from ..evolution import UnknownState
+
+    try:
+        run = json.loads(self.states.get(_records.RUN_KEY).decode())
+    except UnknownState:
+        return
+    saved = run.get("variants")
+    if not isinstance(saved, Mapping):
+        return
+    changed = False
+    for p, cfg in list(self.configs.items()):
+        rec = saved.get(p)
+        if not isinstance(rec, Mapping):
+            continue
+        variants = {str(a): str(v) for a, v in rec.get("variants", {}).items()}
+        params = {str(a): dict(x) for a, x in rec.get("params", {}).items()}
+        now = json.loads(json.dumps({"variants": dict(cfg.variants), "params": {
+            a: dict(x) for a, x in cfg.params.items()}}))  # as a checkpoint holds them
+        if now != {"variants": variants, "params": params}:
+            log.info("portfolio %r resumes with the variants of its checkpoint (%s), not "
+                     "the registry's choice now (%s)", p, variants or "defaults",
+                     dict(cfg.variants) or "defaults")
+            self.configs[p] = dataclasses.replace(cfg, variants=variants, params=params)
+            changed = True
+    if changed:
+        self._place()
 
 
 #: Ledger entries an old home's resume reads, at most, looking for its run's ``swarm-start``.

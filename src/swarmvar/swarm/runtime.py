@@ -262,21 +262,7 @@ class Swarm:
         self._unbegun: dict[str, tuple[np.ndarray, datetime | None]] = {}
         #: hosted unit -> its start's history, until its first checkpoint is stored
         self._fresh: dict[str, tuple[np.ndarray, datetime | None]] = {}
-        for p, cfg in self.configs.items():
-            if self.spread == 1:
-                self._hosted[p] = cfg
-                continue
-            groups = spread_groups(cfg, self.spread)
-            clash = [g.portfolio for g in groups if g.portfolio in self.specs]
-            if clash:
-                raise InvalidParameter(f"portfolio names {clash} clash with the groups of "
-                                       f"{p!r}; rename them")
-            self._groups[p] = tuple(g.portfolio for g in groups)
-            for g in groups:
-                self._hosted[g.portfolio] = g
-                self._owner[g.portfolio] = p
-                self._gseq[g.portfolio] = 0
-            self._shells[p] = SpreadConsensus(dataclasses.replace(cfg, spread=self.spread))
+        self._place()
         self.executor: Executor = executor if executor is not None else LocalExecutor()
         self.checkpoint_every = int(checkpoint_every)
         self.ledger_batch = int(ledger_batch)
@@ -341,6 +327,27 @@ class Swarm:
         self._started = False
         self._closed = False
 
+
+    def _place(self) -> None:
+        """What the executor hosts, from ``configs``: each portfolio, or the groups of a
+        spread portfolio (with their consensus shells); again when a resume takes its
+        checkpoint's variants (:func:`._recovery._adopt_variants`)."""
+        self._hosted, self._groups, self._owner, self._gseq, self._shells = {}, {}, {}, {}, {}
+        for p, cfg in self.configs.items():
+            if self.spread == 1:
+                self._hosted[p] = cfg
+                continue
+            groups = spread_groups(cfg, self.spread)
+            clash = [g.portfolio for g in groups if g.portfolio in self.specs]
+            if clash:
+                raise InvalidParameter(f"portfolio names {clash} clash with the groups of "
+                                       f"{p!r}; rename them")
+            self._groups[p] = tuple(g.portfolio for g in groups)
+            for g in groups:
+                self._hosted[g.portfolio] = g
+                self._owner[g.portfolio] = p
+                self._gseq[g.portfolio] = 0
+            self._shells[p] = SpreadConsensus(dataclasses.replace(cfg, spread=self.spread))
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -411,6 +418,7 @@ class Swarm:
     _fit_again = _recovery._fit_again
     _resume = _recovery._resume
     _check_books = _recovery._check_books
+    _adopt_variants = _recovery._adopt_variants
     _replay_ledger = _recovery._replay_ledger
     _replay_spread = _recovery._replay_spread
     _stateful = _recovery._stateful

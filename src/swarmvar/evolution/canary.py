@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -72,6 +73,15 @@ class HealthPolicy:
         smaller one rejects correct VaR coverage at that level.
     min_records : int
         Fewer records than this fail the check (no evidence is no pass).
+
+    numpy scalars are taken (``np.float32(0.95)``, ``np.int64(5)``) and kept as
+    Python ``float``/``int``; true/false, complex numbers and text are not numbers.
+
+    Raises
+    ------
+    InvalidParameter
+        A rate outside [0, 1] or not a real number, a latency not above 0, a
+        ``min_records`` that is not a whole number >= 0; the message names the field.
     """
 
     min_success_rate: float = 0.95
@@ -86,18 +96,22 @@ class HealthPolicy:
             if not _is_number(value) or not 0.0 <= value <= 1.0:  # also NaN
                 raise InvalidParameter(f"{field} {value!r} is not a rate; give one from 0 to "
                                        "1, e.g. 0.95 (0.05 for a p-value)")
+            object.__setattr__(self, field, float(value))
         if (not _is_number(self.max_latency_s) or math.isnan(self.max_latency_s)
                 or self.max_latency_s <= 0):
             raise InvalidParameter(f"max_latency_s {self.max_latency_s!r} is not a latency; "
                                    "give seconds above 0 (inf: no limit)")
-        if (isinstance(self.min_records, bool) or not isinstance(self.min_records, int)
-                or self.min_records < 0):
+        object.__setattr__(self, "max_latency_s", float(self.max_latency_s))
+        if (isinstance(self.min_records, bool)
+                or not isinstance(self.min_records, numbers.Integral) or self.min_records < 0):
             raise InvalidParameter(f"min_records {self.min_records!r} is not a count; give a "
                                    "whole number >= 0")
+        object.__setattr__(self, "min_records", int(self.min_records))
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A real number: Python's or numpy's (``np.float32``), not true/false or complex."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)

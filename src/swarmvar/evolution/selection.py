@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -107,12 +108,21 @@ class Candidate:
 
 def candidate(variant: Variant, stats: Mapping[str, MetricStats], breaker: BreakerSnapshot,
               config: BreakerConfig, latency_scale_s: float = 1.0) -> Candidate:
-    """Score a variant's agent-independent parts."""
-    if (isinstance(latency_scale_s, bool) or not isinstance(latency_scale_s, (int, float))
+    """Score a variant's agent-independent parts.
+
+    ``latency_scale_s`` may be any real number, numpy's too (``np.float32(0.5)``).
+
+    Raises
+    ------
+    InvalidParameter
+        ``latency_scale_s`` not a finite real number of seconds above 0 (true/false,
+        complex numbers and text are not numbers), named in the message.
+    """
+    if (isinstance(latency_scale_s, bool) or not isinstance(latency_scale_s, numbers.Real)
             or not 0 < latency_scale_s < math.inf):
         raise InvalidParameter(f"latency_scale_s must be a finite number of seconds > 0, not "
                                f"{latency_scale_s!r}")
-    return Candidate(variant, performance_score(stats, latency_scale_s),
+    return Candidate(variant, performance_score(stats, float(latency_scale_s)),
                      stability_score(variant.status, breaker, config),
                      breaker.state is not BreakerState.OPEN)
 

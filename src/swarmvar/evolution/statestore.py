@@ -21,6 +21,7 @@ and names the first bad chunk in :class:`~swarmvar.errors.CorruptState`.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import re
 import threading
@@ -319,9 +320,18 @@ class StateStore:
         """Drop all but the newest ``keep`` versions (never the current or ``protected``).
 
         Returns the versions dropped; their pack files go at the next :meth:`gc`.
+        ``keep`` may be a numpy integer (``np.int64(3)``).
+
+        Raises
+        ------
+        InvalidParameter
+            ``keep`` not a whole number >= 1 (true/false and floats are not).
+        UnknownState
+            A ``protected`` version that is not a version number.
         """
-        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        if isinstance(keep, bool) or not isinstance(keep, numbers.Integral) or keep < 1:
             raise InvalidParameter(f"keep={keep!r}: keep at least 1 version (an int >= 1)")
+        keep = int(keep)
         spare = set(protected)
         for v in spare:
             _check_version(v, "protected version")

@@ -618,4 +618,5 @@ def book_backtest(
         main, series=merged,
         logscore={**main.logscore, **extra.logscore},
         evaluation={**main.evaluation, **extra.evaluation},
-        timings={**main.timings, **extra.timings})
+        timings={**main.timings, **extra.timings},
+        notes={**main.notes, **extra.notes})  # e.g. the GJR-GARCH-t fits that did not converge

@@ -148,33 +148,84 @@ def _std_t_var_es(nu: float, alpha: float) -> tuple[float, float]:
 
 
 class ArchGjrT:
-    """arch's GJR-GARCH(1,1)-t MLE on a univariate series (the book's P&L), a backtest row."""
+    """arch's GJR-GARCH(1,1)-t MLE on a univariate series (the book's P&L), a backtest row.
+
+    A refit whose optimizer does not converge (arch's ``convergence_flag != 0``)
+    or gives a non-finite parameter is not used: the previous window's
+    parameters are kept (they filter the new window from its start), the fit is
+    counted in :attr:`failed_fits` and recorded in :attr:`notes` (the backtest
+    shows a row's notes), as :class:`swarmvar.validation.baseline.GarchTBaseline`
+    does. A first fit that does not converge has nothing to fall back on: it is
+    used, with a :class:`~swarmvar.errors.ConvergenceWarning` and a note.
+
+    Parameters
+    ----------
+    options : mapping, optional
+        Passed to arch's optimizer (``scipy.optimize.minimize`` options, e.g.
+        ``{"maxiter": 100}``); None for arch's defaults.
+    """
 
     name = "arch GJR-GARCH-t"
 
-    def __init__(self) -> None:
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        if options is not None and not isinstance(options, Mapping):
+            raise InvalidParameter(f"options must be a mapping or None, not {options!r}")
+        self.options = None if options is None else dict(options)
         self._params: tuple[float, ...] | None = None
         self._s2 = float("nan")
+        self._fits = 0
+        #: How many fits did not converge (their window kept the previous parameters).
+        self.failed_fits = 0
+        #: One line per fit that did not converge (what was kept instead).
+        self.notes: list[str] = []
 
     def fit(self, returns: ArrayLike, *, seed: Seed = None) -> ArchGjrT:
+        """MLE on ``returns`` (fractions); ``seed`` is unused (deterministic).
+
+        Raises
+        ------
+        InvalidParameter
+            Not a 1-D window of at least 100 values.
+        """
         from arch import arch_model
 
         x = _SCALE * np.asarray(returns, dtype=float)
         if x.ndim != 1 or x.size < 100:
             raise InvalidParameter("the GJR-GARCH baseline needs a 1-D window of >= 100 values")
+        self._fits += 1
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = arch_model(x, mean="Constant", vol="GARCH", p=1, o=1, q=1, dist="t").fit(
-                disp="off")
+                disp="off", show_warning=False, options=self.options)
             s2 = float(res.forecast(horizon=1, reindex=False).variance.to_numpy()[-1, 0])
-        if res.convergence_flag != 0:
-            warnings.warn(f"arch GJR-GARCH-t did not converge (flag {res.convergence_flag})",
-                          ConvergenceWarning, stacklevel=2)
         p = res.params
-        self._params = (float(p["mu"]), float(p["omega"]), float(p["alpha[1]"]),
-                        float(p["gamma[1]"]), float(p["beta[1]"]), float(p["nu"]))
+        params = (float(p["mu"]), float(p["omega"]), float(p["alpha[1]"]),
+                  float(p["gamma[1]"]), float(p["beta[1]"]), float(p["nu"]))
+        if res.convergence_flag != 0 or not all(math.isfinite(v) for v in (*params, s2)):
+            self.failed_fits += 1
+            if self._params is not None:
+                self.notes.append(
+                    f"fit {self._fits} did not converge (arch flag {res.convergence_flag}, "
+                    f"mu {params[0]:.3g}%); kept the previous fit")
+                self._s2 = self._filter(x, self._params)  # the kept parameters, from its start
+                return self
+            self.notes.append(f"first fit did not converge (arch flag {res.convergence_flag})")
+            warnings.warn(f"{self.name} did not converge on its first window (flag "
+                          f"{res.convergence_flag}); its baseline forecasts are doubtful",
+                          ConvergenceWarning, stacklevel=2)
+        self._params = params
         self._s2 = s2
         return self
+
+    @staticmethod
+    def _filter(x: NDArray[np.float64], params: tuple[float, ...]) -> float:
+        """Next-day variance after filtering ``x`` (percent) from its sample variance."""
+        mu, omega, a, g, b, _ = params
+        s2 = float(np.mean((x - mu) ** 2))  # arch's backcast is close; this is a restart
+        for v in x:
+            e = float(v) - mu
+            s2 = omega + (a + (g if e < 0 else 0.0)) * e * e + b * s2
+        return s2
 
     def refit(self, returns: ArrayLike, *, seed: Seed = None) -> ArchGjrT:
         return self.fit(returns, seed=seed)

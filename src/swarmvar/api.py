@@ -209,12 +209,6 @@ def _instance_track(
     return track, False
 
 
-def _check_whole(name: str, value: object, low: int, high: int | None = None) -> int:
-    from .models.base import check_whole
-
-    return check_whole(name, value, low, high)
-
-
 def max_workers() -> int:
     """Most worker processes one call may start: 4 per CPU, at least 8 (a typo such as
     99999 is refused, not thousands of processes started)."""
@@ -245,8 +239,9 @@ def _check_options(*, keys: object, seq: object, policy: object, portfolio: obje
                    progress: object) -> None:
     """The plain-type arguments of :func:`var` (names in the message)."""
     from .consensus import Policy
+    from .models.base import check_whole
 
-    _check_whole("seq", seq, 0)
+    check_whole("seq", seq, 0)
     if policy is not None and not isinstance(policy, Policy):
         raise InvalidParameter(f"policy must be a consensus Policy or None, not {policy!r}")
     if portfolio is not None and (not isinstance(portfolio, str) or not portfolio.strip()
@@ -338,18 +333,18 @@ def var(
     from .consensus import Weighting
     from .data import as_array
     from .models import canonical_name
-    from .models.base import MAX_HORIZON
+    from .models.base import MAX_HORIZON, check_whole
     from .swarm import run_agents
     from .swarm.consensus import SWARM_POLICY, TRACK_DAYS, swarm_consensus
     from .validation._checks import named_alphas as check_levels
 
     x = as_array(returns, who="swarmvar.var")
     levels = check_levels(alphas)
-    horizon = _check_whole("horizon", horizon, 1, MAX_HORIZON)
-    seed = _check_whole("seed", seed, 0)
-    workers = _check_whole("workers", workers, 1, max_workers())
+    horizon = check_whole("horizon", horizon, 1, MAX_HORIZON)
+    seed = check_whole("seed", seed, 0)
+    workers = check_whole("workers", workers, 1, max_workers())
     _check_options(keys=keys, seq=seq, policy=policy, portfolio=portfolio, progress=progress)
-    days = TRACK_DAYS if track_days is None else _check_whole("track_days", track_days, 0)
+    days = TRACK_DAYS if track_days is None else check_whole("track_days", track_days, 0)
     if track_cache is not None and not isinstance(track_cache, (str, Path)):
         raise InvalidParameter(f"track_cache must be a directory path or None, not "
                                f"{track_cache!r}")

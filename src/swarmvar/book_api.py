@@ -134,7 +134,9 @@ class BookResult:
 
     def summary(self, top: int = 5) -> str:
         """A plain-text summary: every row's VaR/ES, then the top contributors of the consensus."""
-        _check_whole("top", top, 0)
+        from .models.base import check_whole
+
+        check_whole("top", top, 0)
         lines = [f"book of {len(self.assets)} assets, gross {self.book.gross:,.0f}, net "
                  f"{self.book.net:,.0f}; {self.horizon}-day horizon"
                  + (f", as of {self.as_of.date()}" if self.as_of else "")]
@@ -183,12 +185,6 @@ def _returns_frame(data: Any, kind: str) -> pd.DataFrame:
                       f"{sorted(books.STOCK_DATASETS)}, not {type(data).__name__}")
 
 
-def _check_whole(name: str, value: object, low: int, high: int | None = None) -> int:
-    from .api import _check_whole as check
-
-    return check(name, value, low, high)
-
-
 def _check_common(*, kind: object, agents: object, seed: object,
                   flags: Mapping[str, object]) -> int:
     """Arguments ``book_var`` and ``book_backtest`` share (names in the message); the seed
@@ -203,7 +199,9 @@ def _check_common(*, kind: object, agents: object, seed: object,
     for name, value in flags.items():
         if not isinstance(value, bool):
             raise InvalidParameter(f"{name} must be True or False, not {value!r}")
-    return _check_whole("seed", seed, 0)
+    from .models.base import check_whole
+
+    return check_whole("seed", seed, 0)
 
 
 def _book_frame(data: Any, book: Book, kind: str, extra: tuple[str, ...]
@@ -332,17 +330,18 @@ def book_var(
     """
     from .models import DEFAULT_BOOK_AGENTS, book_agent_class
     from .models.attribution import euler, incremental
+    from .models.base import check_whole
     from .models.book_baselines import RiskMetrics
     from .models.risk import risk_measures
     from .swarm import AgentRun
     from .validation._checks import named_alphas as check_levels
 
     levels = check_levels(alphas)
-    horizon = _check_whole("horizon", horizon, 1, 250)
-    window = _check_whole("window", window, 30)
+    horizon = check_whole("horizon", horizon, 1, 250)
+    window = check_whole("window", window, 30)
     seed = _check_common(kind=kind, agents=agents, seed=seed,
                          flags={"consensus": consensus, "baseline": baseline})
-    track_days = _check_whole("track_days", track_days, 0)
+    track_days = check_whole("track_days", track_days, 0)
     if home is not None and not isinstance(home, (str, Path)):
         raise InvalidParameter(f"home must be a directory path or None, not {home!r}")
     if trade is not None and not isinstance(trade, Mapping):
@@ -578,6 +577,7 @@ def book_backtest(
 
     from .api import max_workers
     from .models import DEFAULT_BOOK_AGENTS, book_agent_class
+    from .models.base import check_whole
     from .models.book_baselines import ArchGjrT, RiskMetrics
     from .models.book_series import BookRow
     from .swarm.consensus import SWARM_POLICY
@@ -586,10 +586,10 @@ def book_backtest(
     seed = _check_common(kind=kind, agents=agents, seed=seed,
                          flags={"consensus": consensus, "baselines": baselines,
                                 "progress": progress})
-    last = _check_whole("last", last, 1)
-    window = _check_whole("window", window, 100)
-    refit_every = _check_whole("refit_every", refit_every, 1)
-    workers = _check_whole("workers", workers, 1, max_workers())
+    last = check_whole("last", last, 1)
+    window = check_whole("window", window, 100)
+    refit_every = check_whole("refit_every", refit_every, 1)
+    workers = check_whole("workers", workers, 1, max_workers())
     frame, pos = _book_frame(data, book, kind, ())
     frame = frame.iloc[-(last + window):]
     if len(frame) < window + 1:

@@ -30,7 +30,7 @@ def _draws(draws: ArrayLike) -> FloatArray:
     if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 4:
         raise InvalidParameter(f"draws must be (chains, draws) with at least 4 draws per chain; "
                                f"got shape {np.shape(draws)}")
-    top = float(np.max(np.abs(x)))
+    top = max(float(x.max()), -float(x.min()))  # the largest size, without a copy of |x|
     if top > 1e300:  # sums of draws near the float limit overflow; the diagnostics are
         x = x * 2.0 ** -math.frexp(top)[1]  # scale-free, and a power of 2 scales exactly
     return x

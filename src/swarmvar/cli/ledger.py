@@ -100,6 +100,10 @@ def verify(
     typer.echo(result.summary())
     if not result.ok:
         raise typer.Exit(1)
+    if against is None:  # the chain alone cannot tell its last entries were cut off
+        typer.echo("entries removed from the end are seen only against a signed head taken "
+                   "earlier: `swarmvar ledger head > head.json`, later `swarmvar ledger "
+                   "verify --against head.json`")
 
 
 #: A negative whole number as a command-line word: ``show -1``'s index, not an option.
@@ -150,12 +154,20 @@ def show(
 
 @app.command()
 def tail(
+    count: Annotated[
+        int | None, typer.Argument(min=1, show_default=False,
+                                   help="How many of the last entries (as -n N).")
+    ] = None,
     n: Annotated[
         int, typer.Option("-n", "--lines", min=1, help="How many of the last entries.")
     ] = 10,
     home: Home = str(DEFAULT_HOME),
 ) -> None:
-    """Print the last N entries, one JSON object per line."""
+    """Print the last N entries, one JSON object per line (`tail 3` or `tail -n 3`)."""
+    if count is not None:
+        if n != 10 and n != count:
+            raise usage_error(f"give the count once: `tail {count}` or `tail -n {n}`, not both")
+        n = count
     with _ledger(home) as ledger:
         for entry in ledger.entries(max(0, ledger.size - n)):
             _echo(entry.to_dict())

@@ -50,7 +50,10 @@ class RayExecutor(ShardedFanOut):
             raise InvalidParameter(f"shards must be a whole number >= 1, not {shards!r}")
         if not ray.is_initialized():
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+            # configure_logging=False: Ray leaves the process's logging to its owner (its
+            # "Started a local Ray instance" no longer prints past `swarmvar run --quiet`)
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)
             self._owns_ray = True
         else:
             self._owns_ray = False

@@ -3,7 +3,9 @@
 Looked up in the working directory, first ``swarmvar.toml``, then
 ``pyproject.toml``'s ``[tool.swarmvar]`` table; ``SWARMVAR_CONFIG`` names a
 file explicitly. Every key is optional; a flag on the command line overrides
-the file, which overrides the built-in default. Example::
+the file, which overrides the built-in default. ``var``, ``backtest``, ``run``
+and ``serve`` read it, each the keys that mean the same thing there
+(:data:`APPLIES`; ``swarmvar config show`` lists them). Example::
 
     # swarmvar.toml
     home = ".swarmvar"          # data directory (ledger, keys, caches)
@@ -11,12 +13,15 @@ the file, which overrides the built-in default. Example::
     agents = ["nig", "bootstrap", "garch-evt"]
     alphas = [0.99, 0.975]
     horizon = 1                 # days
-    window = 1000               # trailing returns per (re)fit (backtest)
-    refit_every = 20            # days between refits (backtest)
+    window = 1000               # trailing returns per (re)fit (backtest, run, serve)
+    refit_every = 20            # days between refits (backtest, run, serve)
     last = 2500                 # returns used (var) / days backtested (backtest)
     consensus = true            # add the swarm's consensus
     track_days = 1000           # out-of-sample days behind the consensus weights
     policy = "trimmed_mean"     # the consensus's robust rule (median, krum, ...)
+
+Service-only settings (host, port, the request caps) have no key: they are
+deployment settings, given to ``swarmvar serve`` as flags (or its environment).
 
 Unknown keys and wrong types are refused (:class:`~swarmvar.errors.InvalidConfig`,
 an ``InvalidParameter``, naming the file and the key as the file spells it,
@@ -48,11 +53,12 @@ DEFAULTS: Mapping[str, tuple[object, str]] = {
     "home": (".swarmvar", "data directory (ledger, keys, caches)"),
     "data": ("sp500", "bundled data set or CSV/Parquet path"),
     # None: the default swarm, models.registry.DEFAULT_AGENTS (named by `config show`)
-    "agents": (None, "agents (default: the default swarm)"),
-    "alphas": (None, "confidence levels (var: 0.99; backtest: 0.99, 0.975)"),
+    "agents": (None, "agents (default: the default swarm; serve: NormalInverseGamma, "
+               "BayesianBootstrap)"),
+    "alphas": (None, "confidence levels (var: 0.99; the others: 0.99, 0.975)"),
     "horizon": (1, "horizon in days"),
-    "window": (1000, "trailing returns per (re)fit (backtest)"),
-    "refit_every": (20, "days between refits (backtest)"),
+    "window": (1000, "trailing returns per (re)fit"),
+    "refit_every": (20, "days (run, serve: beats) between refits"),
     "last": (2500, "returns used (var) / days backtested (backtest)"),
     "consensus": (True, "add the swarm's consensus"),
     # the swarm policy's window (swarm.consensus.TRACK_DAYS; a test keeps them equal), so
@@ -60,6 +66,22 @@ DEFAULTS: Mapping[str, tuple[object, str]] = {
     "track_days": (1000, "out-of-sample days behind the consensus weights"),
     "policy": (None, "consensus rule: trimmed_mean (default), median, geometric_median, "
                "krum, multi_krum"),
+}
+
+#: key -> the commands that read it (the others leave it aside: ``run`` has no ``last``;
+#: ``serve`` takes no data, its horizon is one day and its consensus rule its own).
+APPLIES: Mapping[str, tuple[str, ...]] = {
+    "home": ("var", "backtest", "run", "serve"),
+    "data": ("var", "backtest", "run"),
+    "agents": ("var", "backtest", "run", "serve"),
+    "alphas": ("var", "backtest", "run", "serve"),
+    "horizon": ("var", "backtest", "run"),
+    "window": ("backtest", "run", "serve"),
+    "refit_every": ("backtest", "run", "serve"),
+    "last": ("var", "backtest"),
+    "consensus": ("var", "backtest"),
+    "track_days": ("var",),
+    "policy": ("var", "backtest", "run"),
 }
 
 _INTS = ("horizon", "window", "refit_every", "last", "track_days")

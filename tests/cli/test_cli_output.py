@@ -97,8 +97,10 @@ def test_config_file_sets_defaults_flags_override_and_show_says_where(
     shown = runner.invoke(app, ["config", "show", "--json"])
     settings = json.loads(shown.stdout)["settings"]
     assert settings["agents"] == {"value": ["nig"], "source": f"{tmp_path / 'pyproject.toml'} "
-                                  "[tool.swarmvar]"}
-    assert settings["horizon"] == {"value": 1, "source": "default"}
+                                  "[tool.swarmvar]", "commands": ["var", "backtest", "run",
+                                                                  "serve"]}
+    assert settings["horizon"] == {"value": 1, "source": "default",
+                                   "commands": ["var", "backtest", "run"]}
     table = runner.invoke(app, ["config", "show"])
     assert table.exit_code == 0 and "pyproject.toml" in table.output
     # swarmvar.toml wins over pyproject.toml; a bad key or value is a usage error
@@ -131,7 +133,8 @@ def test_policy_flag_and_config_choose_the_consensus_rule(
     (tmp_path / "swarmvar.toml").write_text('policy = "median"\nconsensus = true\n')
     shown = json.loads(runner.invoke(app, ["config", "show", "--json"]).stdout)
     assert shown["settings"]["policy"] == {"value": "median",
-                                           "source": str(tmp_path / "swarmvar.toml")}
+                                           "source": str(tmp_path / "swarmvar.toml"),
+                                           "commands": ["var", "backtest", "run"]}
     res = swarmvar.var(data.load("sp500").iloc[-300:], ["nig", "bootstrap"], consensus=True,
                        policy=None)
     assert "needs at least 3 agents" in res.note

@@ -272,9 +272,15 @@ def check_home(home: Path) -> Path:
     if not os.access(base, os.W_OK):
         raise typer.BadParameter(f"cannot write under {base} (permission denied)",
                                  param_hint="--home")
+    ledger = home / "ledger.sqlite"
     try:
-        _probe_writable(home / "ledger.sqlite")
+        _probe_writable(ledger)
     except OSError as exc:
+        if ledger.is_file():  # the home is there; its ledger file is what refuses
+            raise typer.BadParameter(f"cannot write the ledger {ledger}: "
+                                     f"{exc.strerror or exc} (swarmvar appends to it and "
+                                     "creates its tables); make it writable by this user, "
+                                     "or give another home", param_hint="--home") from None
         raise typer.BadParameter(f"cannot create {home}: {exc.strerror or exc}",
                                  param_hint="--home") from None
     return home

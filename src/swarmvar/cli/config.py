@@ -12,7 +12,7 @@ from ._common import default_agents, usage_errors, write_json
 app = typer.Typer(
     name="config",
     help="Show the settings in effect (swarmvar.toml, or tool.swarmvar in pyproject.toml; "
-    "flags win).",
+    "flags win) and the commands that read each.",
     add_completion=False,
     rich_markup_mode=None,  # plain help and one-line errors, as the root app
     cls=PlainGroup,  # each subcommand listed by its whole first sentence
@@ -26,11 +26,12 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")
                        ] = False,
 ) -> None:
-    """Print every setting, its value and its source (default, or the config file)."""
+    """Print every setting, its value, its source (default, or the config file) and the
+    commands that read it (var, backtest, run, serve)."""
     from rich.markup import escape
     from rich.table import Table
 
-    from ..config import DEFAULTS, load_config
+    from ..config import APPLIES, DEFAULTS, load_config
     from ._common import make_console
 
     with usage_errors():
@@ -40,7 +41,8 @@ def show(
     if as_json:
         write_json({"file": None if config.path is None else str(config.path),
                     "settings": {k: {"value": swarm if k == "agents" and s.value is None
-                                     else s.value, "source": s.source}
+                                     else s.value, "source": s.source,
+                                     "commands": list(APPLIES[k])}
                                  for k, s in settings.items()}})
         return
     console = make_console()
@@ -48,7 +50,7 @@ def show(
         "none (swarmvar.toml or [tool.swarmvar] in pyproject.toml, in this directory)")
     table = Table(title=escape(f"settings in effect; config file: {found}"),
                   title_justify="left")
-    for column in ("setting", "value", "source", "what"):
+    for column in ("setting", "value", "source", "commands", "what"):
         table.add_column(column)
     for key, s in settings.items():
         shown = ", ".join(swarm) if s.value is None and key == "agents" else (
@@ -56,6 +58,7 @@ def show(
         what = DEFAULTS[key][1]
         if key == "agents":
             what = what.replace("the default swarm", f"the default swarm, {len(swarm)} agents")
-        table.add_row(key, escape(shown), escape(s.source), what)
+        table.add_row(key, escape(shown), escape(s.source), ", ".join(APPLIES[key]), what)
     console.print(table)
-    console.print("flags on the command line override these values")
+    console.print("flags on the command line override these values; a command leaves "
+                  "aside the keys it does not read (the commands column)")

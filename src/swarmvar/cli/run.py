@@ -8,25 +8,34 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ._common import (
     agents_listing,
     check_data,
+    check_home,
+    check_horizon,
+    check_policy,
     check_positive,
     check_processes,
     cli_words,
     default_agents,
     fail,
+    from_setting,
     is_dataset,
     make_console,
     parse_alphas,
     resolve_agents,
+    str_list,
+    swarm_policy,
     usage_error,
     usage_errors,
 )
+
+if TYPE_CHECKING:
+    from ..config import Setting
 
 #: ``--rate`` bounds, ticks a second: slower than one tick in ~11.6 days or faster than a
 #: million a second is a typo (and 1/rate must stay a representable sleep).
@@ -103,10 +112,69 @@ def _check_followed_dates(path: Path) -> None:
             "--follow, the run replays it as read)", param_hint="--follow") from None
 
 
-def _fail_run(exc: Exception, data: str) -> typer.Exit:
+def _settings(flags: dict[str, object]) -> dict[str, Setting]:
+    """The settings of ``run`` that a config file may give (``config.APPLIES``): a flag
+    given wins over the file over the built-in default.
+
+    Raises
+    ------
+    typer.Exit
+        Code 2, the file's error (:class:`~swarmvar.errors.InvalidConfig`) naming the file
+        and its key.
+    """
+    from ..config import load_config
+
+    with usage_errors():
+        everything = load_config().effective(flags)
+    return {key: everything[key] for key in flags}
+
+
+def _at_least(value: object, flag: str, low: int) -> int:
+    """A whole number >= ``low`` (``--window``, ``--refit-every``, or the file's key)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise typer.BadParameter(f"must be >= {low}, got {value}", param_hint=flag)
+    return value
+
+
+def _file_words(message: str, settings: dict[str, Setting]) -> str:
+    """An engine's message in the words of where each setting came from: a key a config file
+    gave stays the file's key (``refit_every``, and the message ends naming the file and
+    its value), the others become flags (:func:`cli_words`); never a flag not given."""
+    import re
+
+    from ._common import _toml
+
+    home = settings.get("home")
+    if home is not None and home.source not in ("flag", "default"):
+        message = message.replace("(--home on the command line, home= in Python)",
+                                  f"(--home, or home in {home.source})")
+    marks, named = {}, []
+    for i, (key, s) in enumerate(settings.items()):
+        if s.source == "flag":  # a resume's "window: saved 60, now 70" as --window's
+            flag = "--alpha" if key == "alphas" else "--" + key.replace("_", "-")
+            message = re.sub(rf"(?<![-\w]){key}: saved", f"{flag}: saved", message)
+        if s.source in ("flag", "default") or key == "home":
+            continue
+        mark = f"\x00{i}\x00"
+        message, n = re.subn(rf"(?<![-\w]){key}\b(?!=)", mark, message)
+        if n:
+            marks[mark] = key
+            named.append(f"{key} = {_toml(s.value)} in {s.source}")
+    message = cli_words(message)
+    for mark, key in marks.items():
+        message = message.replace(mark, key)
+    return message + (f" ({'; '.join(named)})" if named else "")
+
+
+def _fail_run(exc: Exception, data: str, settings: dict[str, Setting] | None = None
+              ) -> typer.Exit:
     """The run's error, one line; bad returns in a --data file name the file and say that
-    ``run`` reads returns (a file of prices fails there, at its first row)."""
-    from ..errors import InvalidReturns, SwarmVarError
+    ``run`` reads returns (a file of prices fails there, at its first row); a resume refused
+    over a setting names the config file's key when the file gave it."""
+    from ..errors import InvalidReturns, ResumeMismatch, SwarmVarError
+
+    if isinstance(exc, ResumeMismatch) and settings is not None:
+        return usage_error(_file_words(str(exc), settings))
 
     if isinstance(exc, InvalidReturns) and not is_dataset(data):
         name = Path(data).name
@@ -119,17 +187,20 @@ def _fail_run(exc: Exception, data: str) -> typer.Exit:
     return fail(exc) if isinstance(exc, SwarmVarError) else usage_error(str(exc))
 
 
-def _check_refits(refit_every: int, refit_lag: int) -> None:
+def _check_refits(refit_every: int, refit_lag: int, settings: dict[str, Setting]) -> None:
     """The runtime's own rules for a deferred refit (``RoleConfig``'s lag, and
     ``check_refit_rhythm``: a lag no longer than the refit rhythm), asked before the data is
-    read, a worker, Ray or a mesh node started or the home created. Its message, in flags,
-    names the flags itself (exit 2)."""
+    read, a worker, Ray or a mesh node started or the home created. Its message names the
+    flags, or the config file's key when the file gave ``refit_every`` (exit 2)."""
+    from ..errors import SwarmVarError
     from ..swarm import RoleConfig
     from ..swarm.beat import check_refit_rhythm
 
-    with usage_errors():
+    try:
         RoleConfig(refit_lag=refit_lag)
         check_refit_rhythm(refit_lag, refit_every)
+    except SwarmVarError as exc:
+        raise usage_error(_file_words(str(exc), settings)) from None
 
 
 def _check_spread(spread: int, workers: int, refit_lag: int, boxes: Any) -> None:
@@ -348,9 +419,9 @@ def _closing_lines(summary: Any, *, beats: int | None, source: str) -> list[str]
 def run(
     portfolios: Annotated[Path | None, typer.Option(
         "--portfolios", help="JSON file: {name: {weights|positions: {asset: number}}}")] = None,
-    data: Annotated[str, typer.Option(
+    data: Annotated[str | None, typer.Option(
         "--data", help="sp500, nasdaq, or a CSV/Parquet file of returns (date column, then one "
-        "column per asset)")] = "sp500",
+        "column per asset)", show_default="sp500")] = None,
     beats: Annotated[int | None, typer.Option("--beats", help="stop after N beats, counted over "
                                               "all portfolios (a tick beats every portfolio "
                                               "it is for, so the run ends with the tick that "
@@ -369,16 +440,25 @@ def run(
                                         "its own worker (<= --workers): a lost worker leaves "
                                         "the portfolio serving from the other groups' agents "
                                         "(m/n); 1: each portfolio whole on one worker")] = 1,
-    home: Annotated[Path, typer.Option("--home", help="data home (ledger, checkpoints, keys)")
-                    ] = Path(".swarmvar"),
+    home: Annotated[Path | None, typer.Option(
+        "--home", help="data home (ledger, checkpoints, keys)", show_default=".swarmvar")
+                    ] = None,
     agents: Annotated[str | None, typer.Option(
         "--agents", help=f"comma-separated agents (default: the default swarm, "
         f"{', '.join(default_agents())}): {agents_listing()}")] = None,
     alpha: Annotated[list[str] | None, typer.Option(
         "--alpha", help="confidence level(s): --alpha 0.99 --alpha 0.975 or 0.99,0.975",
         show_default="0.99,0.975")] = None,
-    window: Annotated[int, typer.Option(help="returns per (re)fit")] = 1000,
-    refit_every: Annotated[int, typer.Option("--refit-every", help="beats between refits")] = 20,
+    window: Annotated[int | None, typer.Option(help="returns per (re)fit",
+                                               show_default="1000")] = None,
+    refit_every: Annotated[int | None, typer.Option("--refit-every", help="beats between refits",
+                                                    show_default="20")] = None,
+    horizon: Annotated[int | None, typer.Option(
+        help="horizon in days (1 to 250): each beat forecasts the next HORIZON days' loss",
+        show_default="1")] = None,
+    policy: Annotated[str | None, typer.Option(
+        "--policy", help="the consensus's robust rule: trimmed_mean, median, "
+        "geometric_median, krum, multi_krum", show_default="trimmed_mean")] = None,
     refit_lag: Annotated[int, typer.Option("--refit-lag", help="0: refit at the beat boundary "
                                            "(the backtest's numbers); k: in a worker, swapped "
                                            "in k beats later")] = 0,
@@ -443,12 +523,20 @@ def run(
     """Run the swarm: stream beats for many portfolios (replay, a followed file or stdin)."""
     from ..errors import SwarmVarError
 
+    # the config file (swarmvar.toml): flag > file > default, a file's value checked
+    # against its flag's bounds and named as the file's key
+    settings = _settings({"data": data, "home": None if home is None else str(home),
+                          "agents": agents, "alphas": alpha, "window": window,
+                          "refit_every": refit_every, "horizon": horizon, "policy": policy})
+    window = from_setting(settings["window"], lambda v: _at_least(v, "--window", 30))
+    refit_every = from_setting(settings["refit_every"],
+                               lambda v: _at_least(v, "--refit-every", 1))
+    h = from_setting(settings["horizon"], check_horizon)
+    rule = from_setting(settings["policy"], check_policy)
     if executor not in ("local", "ray"):
         raise typer.BadParameter("use local or ray", param_hint="--executor")
     check_processes(workers, low=0)
-    for flag, value, low in (("--window", window, 30),
-                             ("--refit-every", refit_every, 1),
-                             ("--checkpoint-every", checkpoint_every, 1),
+    for flag, value, low in (("--checkpoint-every", checkpoint_every, 1),
                              ("--ledger-batch", ledger_batch, 1), ("--seed", seed, 0)):
         if value < low:
             raise typer.BadParameter(f"must be >= {low}, got {value}", param_hint=flag)
@@ -472,9 +560,12 @@ def run(
     if pace != "rate" and rate is not None:
         raise typer.BadParameter(f"it paces the ticks; it cannot go with --pace {pace}",
                                  param_hint="--rate")
-    alphas = parse_alphas(alpha, (0.99, 0.975))
-    names = resolve_agents(None if agents is None else [agents])  # did-you-mean, as `var`
-    data = check_data(data)
+    alphas = from_setting(settings["alphas"], lambda v: parse_alphas(str_list(v),
+                                                                    (0.99, 0.975)))
+    names = from_setting(settings["agents"],  # did-you-mean, as `var`
+                         lambda v: resolve_agents(str_list(v)))
+    data = from_setting(settings["data"], lambda v: check_data(str(v)))
+    home = from_setting(settings["home"], lambda v: check_home(Path(str(v))))
     plugins = list(plugin or [])
     if plugins and sandbox is None:  # the runtime's words ("choose a backend") said for flags
         raise typer.BadParameter("a plug-in agent runs only in a sandbox: add --sandbox bwrap "
@@ -486,7 +577,7 @@ def run(
     if not mesh and (mesh_port is not None or peer or mesh_id or mesh_cluster or mesh_key):
         raise typer.BadParameter("--mesh-port, --peer, --mesh-id, --mesh-cluster and "
                                  "--mesh-key need it", param_hint="--mesh")
-    _check_refits(refit_every, refit_lag)
+    _check_refits(refit_every, refit_lag, settings)
     boxes = _sandbox_setup(sandbox, plugins, plugin_path or [])
     _check_spread(spread, workers, refit_lag, boxes)
     judge = None
@@ -518,8 +609,9 @@ def run(
             host = LocalExecutor(workers)
         if boxes is not None:
             boxes.probe(str(home))
-        swarm = Swarm(specs, home=home, agents=names, alphas=alphas, window=window,
-                      refit_every=refit_every, seed=seed, executor=host,
+        swarm = Swarm(specs, home=home, agents=names, alphas=alphas, horizon=h,
+                      window=window, refit_every=refit_every, seed=seed, executor=host,
+                      policy=swarm_policy(rule),
                       checkpoint_every=checkpoint_every, ledger_batch=ledger_batch,
                       roles=RoleConfig(refit_lag=refit_lag), sandbox=boxes, spread=spread)
         cadence = None
@@ -538,7 +630,7 @@ def run(
     except BaseException as exc:
         _close_started(swarm, host, node)
         if isinstance(exc, SwarmVarError):
-            raise _fail_run(exc, data) from None
+            raise _fail_run(exc, data, settings) from None
         raise
     stop = {"asked": False}
 
@@ -618,7 +710,7 @@ def run(
                     if not live.console.is_terminal:  # a log: end the table's last line
                         live.console.line()
     except SwarmVarError as exc:
-        raise _fail_run(exc, data) from None
+        raise _fail_run(exc, data, settings) from None
     finally:
         signal.signal(signal.SIGINT, previous)
     for line in _closing_lines(summary, beats=beats,

@@ -17,11 +17,16 @@ from ._common import (
     check_processes,
     check_seed,
     check_whole,
+    from_setting,
     parse_alphas,
     resolve_agents,
+    str_list,
     usage_error,
+    usage_errors,
 )
 
+#: Each new portfolio's agents when neither ``--agents`` nor the config file names them.
+SERVE_AGENTS = ("NormalInverseGamma", "BayesianBootstrap")
 #: The levels ``--log-level`` takes (uvicorn's and the app's JSON-lines loggers).
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -93,9 +98,11 @@ def _check_listen(host: str, port: int) -> None:
         raise usage_error(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
-def _check_db(db: str) -> None:
-    """Connect to ``--db`` once (5 s at most): an unreachable or refusing database is a usage
-    error naming it, before the workers start (each would fail in its start-up)."""
+def _check_db(db: str, home: Path) -> None:
+    """Connect to ``--db`` once (5 s at most), then open the ledger and the evolution
+    stores there as a worker does at its start (creating their tables if missing): an
+    unreachable or refusing database, or a user who may not create the tables, is a
+    usage error naming it, before the workers start (each would fail in its start-up)."""
     try:
         import psycopg
     except ImportError:  # pragma: no cover - psycopg is a dependency of --db
@@ -104,9 +111,26 @@ def _check_db(db: str) -> None:
     try:
         psycopg.connect(db, connect_timeout=5).close()
     except (psycopg.Error, ValueError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise usage_error(f"--db: cannot connect to the database ({first}); check the URL, "
-                          "that the server runs and accepts this user") from None
+        raise usage_error(f"--db: cannot connect to the database ({_first_line(exc)}); "
+                          "check the URL, that the server runs and accepts this user") from None
+    from ..errors import SwarmVarError
+    from ..evolution import open_home
+    from ..ledger import Ledger
+    from ..ledger.head import load_or_create_key
+
+    try:
+        Ledger(db, signing_key=load_or_create_key(home / "ledger.key")).close()
+        open_home(db, state_root=home / "states").close()
+    except (psycopg.Error, SwarmVarError) as exc:
+        raise usage_error(
+            f"--db: the database accepts this user, but swarmvar cannot set up its ledger "
+            f"and evolution tables there ({_first_line(exc)}); grant the user CREATE on the "
+            "schema (or create the tables once as a user who may) and start again") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """An error's first line (a database's messages run over several)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _check_folders(home: Path, db: str | None, workers: int) -> None:
@@ -137,7 +161,8 @@ def serve(
     host: Annotated[str, typer.Option(help="address to listen on (0.0.0.0 in a container)")]
     = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port (the API, dashboard and /metrics)")] = 8000,
-    home: Annotated[Path, typer.Option(help="data directory")] = Path(".swarmvar"),
+    home: Annotated[Path | None, typer.Option(help="data directory", show_default=".swarmvar")
+                    ] = None,
     db: Annotated[str | None, typer.Option(
         help="postgresql://... URL of a ledger and evolution database shared by replicas "
              "(default: SQLite files under --home)", envvar="SWARMVAR_DB")] = None,
@@ -147,11 +172,11 @@ def serve(
     workers: Annotated[int, typer.Option(help="worker processes")] = 1,
     certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM)")] = None,
     keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM)")] = None,
-    agents: Annotated[str, typer.Option(
-        help="each new portfolio's agents, comma-separated; "
-        + agents_listing())] = "NormalInverseGamma,BayesianBootstrap",
-    alpha: Annotated[str, typer.Option(help="confidence levels, comma-separated")]
-    = "0.99,0.975",
+    agents: Annotated[str | None, typer.Option(
+        help="each new portfolio's agents, comma-separated; " + agents_listing(),
+        show_default=",".join(SERVE_AGENTS))] = None,
+    alpha: Annotated[str | None, typer.Option(help="confidence levels, comma-separated",
+                                              show_default="0.99,0.975")] = None,
     max_body: Annotated[int, typer.Option(help="largest request body, bytes (else 413)")]
     = 1 << 20,
     max_batch: Annotated[int, typer.Option(
@@ -160,9 +185,11 @@ def serve(
     max_streams: Annotated[int, typer.Option(
         help="most event streams open at once per process (else 503, Retry-After)")] = 64,
     seed: Annotated[int, typer.Option(help="base random seed of the beats")] = 0,
-    window: Annotated[int, typer.Option(
-        help="agents' fit window, returns (capped at a portfolio's history)")] = 1000,
-    refit_every: Annotated[int, typer.Option(help="beats between refits")] = 20,
+    window: Annotated[int | None, typer.Option(
+        help="agents' fit window, returns (capped at a portfolio's history)",
+        show_default="1000")] = None,
+    refit_every: Annotated[int | None, typer.Option(help="beats between refits",
+                                                    show_default="20")] = None,
     arbiter: Annotated[bool, typer.Option(help="run the arbiter on every beat")] = True,
     checkpoint_every: Annotated[int, typer.Option(
         help="beats of a portfolio between checkpoints of the arbiter's state under --home "
@@ -172,8 +199,24 @@ def serve(
     spread: Annotated[str | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Serve the HTTP API (/v1, OpenAPI at /docs), the live dashboard and Prometheus /metrics."""
+    from ..config import load_config
+    from ..service.desk_book import MIN_HISTORY
+
+    # the config file (swarmvar.toml) first: flag > file > this command's default, a file's
+    # value checked against its flag's bounds and named as the file's key
+    with usage_errors():
+        settings = load_config().effective({
+            "home": None if home is None else str(home), "agents": agents, "alphas": alpha,
+            "window": window, "refit_every": refit_every})
+    home = from_setting(settings["home"], lambda v: check_home(Path(str(v))))
     # names and levels first: a typo is a usage error here, not a traceback in the lifespan
-    names = tuple(resolve_agents([agents]))
+    names = tuple(from_setting(settings["agents"],
+                               lambda v: resolve_agents(str_list(v) or list(SERVE_AGENTS))))
+    levels = from_setting(settings["alphas"], lambda v: parse_alphas(str_list(v), (0.99, 0.975)))
+    window = from_setting(settings["window"],  # never shorter than the least history
+                          lambda v: check_whole(v, "--window", MIN_HISTORY))
+    refit_every = from_setting(settings["refit_every"],
+                               lambda v: check_whole(v, "--refit-every", 1))
     level = log_level.strip().lower()
     if level not in LOG_LEVELS:
         raise typer.BadParameter(f"{log_level!r} is not a log level; use one of "
@@ -181,7 +224,6 @@ def serve(
     import uvicorn
 
     from ..service.config import CONFIG_ENV, ServiceConfig
-    from ..service.desk_book import MIN_HISTORY
     from ..service.keys import KeyFile
 
     if spread is not None:  # `swarmvar run --spread K` users: say where spread runs
@@ -199,23 +241,19 @@ def serve(
     check_whole(max_batch, "--max-batch", 1, MAX_BATCH)
     check_whole(max_streams, "--max-streams", 1, MAX_STREAMS)
     check_seed(seed)
-    if (not 0 < port < 65536 or max_body < 1 or window < MIN_HISTORY
-            or refit_every < 1):  # a window is never shorter than the least history
-        raise typer.BadParameter("0 < --port < 65536, --max-body >= 1, "
-                                 f"--window >= {MIN_HISTORY} and --refit-every >= 1")
+    if not 0 < port < 65536 or max_body < 1:
+        raise typer.BadParameter("0 < --port < 65536 and --max-body >= 1")
     if certfile is not None and keyfile is not None:
         _check_tls(certfile, keyfile)
     if checkpoint_every < 1:
         raise typer.BadParameter(f"{checkpoint_every}: a whole number of beats >= 1",
                                  param_hint="'--checkpoint-every'")
-    levels = parse_alphas([alpha], (0.99, 0.975))
     if db is not None and not db.startswith(("postgresql://", "postgres://")):
         raise typer.BadParameter(f"--db {db!r}: a postgresql:// URL")
     cfg = ServiceConfig(home=home, db=db, keys=keys, agents=names,
                         alphas=levels, seed=seed, window=window, refit_every=refit_every,
                         arbiter=arbiter, checkpoint_every=checkpoint_every,
                         max_body=max_body, max_batch=max_batch, max_streams=max_streams)
-    check_home(home)
     if db is None:  # the service opens <home>/ledger.sqlite at start: a damaged one, here
         check_ledger(home)
     home.mkdir(parents=True, exist_ok=True)
@@ -233,7 +271,7 @@ def serve(
         raise usage_error(str(exc)) from None
     _check_folders(home, db, workers)
     if db is not None:  # the workers open it while they start: unreachable is said here
-        _check_db(db)
+        _check_db(db, home)
     _check_listen(host, port)  # a bad --host or a taken port: one line, not a traceback
     if not listed:
         typer.echo(f"warning: no API keys in {cfg.key_file}; create one with "

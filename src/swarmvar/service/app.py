@@ -7,7 +7,8 @@ uvicorn workers call (the configuration travels in ``SWARMVAR_SERVICE_CONFIG``).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -63,6 +64,25 @@ def _status(exc: SwarmVarError) -> int:
     return 503
 
 
+#: Seconds a client is told to wait before retrying a 503 (a lock, the key file, a busy desk).
+RETRY_AFTER = "5"
+#: SQLite's SQLITE_CANTOPEN (primary code): no file descriptor left, the file out of reach.
+_CANTOPEN = 14
+
+
+def ledger_unavailable(exc: BaseException) -> bool:
+    """True if ``exc`` says the SQLite ledger cannot be read *now*: a lock held past the
+    timeout (``database is locked``, busy) or a file it cannot open (no file descriptor
+    left). A damaged file (SQLITE_CORRUPT, SQLITE_NOTADB) is not: it stays a 500."""
+    from ..ledger.damage import is_damage, is_lock_wait
+
+    if not isinstance(exc, sqlite3.OperationalError) or is_damage(exc):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    return is_lock_wait(exc) or (code is not None and code & 0xFF == _CANTOPEN) or (
+        "unable to open database file" in str(exc))
+
+
 def error_response(request: Request, status: int, kind: str, message: str,
                    headers: dict[str, str] | None = None) -> JSONResponse:
     rid = request.scope.get("state", {}).get("request_id", "")
@@ -92,7 +112,7 @@ def _install_errors(app: FastAPI) -> None:
         status = _status(exc)
         headers = {"WWW-Authenticate": "ApiKey"} if status == 401 else None
         if status in (429, 503):  # both say "retry later": say when
-            headers = {"Retry-After": "1" if status == 429 else "5"}
+            headers = {"Retry-After": "1" if status == 429 else RETRY_AFTER}
         return error_response(request, status, type(exc).__name__, str(exc), headers)
 
     @app.exception_handler(RequestValidationError)
@@ -112,6 +132,20 @@ def _install_errors(app: FastAPI) -> None:
             "request_id": request.scope.get("state", {}).get("request_id")}})
         return error_response(request, 500, "InternalError",
                               "internal error; the request id is in the server's log")
+
+    @app.exception_handler(sqlite3.OperationalError)
+    async def ledger_busy(request: Request, exc: Exception) -> JSONResponse:
+        """A read that met a lock held past the timeout, or no file descriptor left: 503
+        with ``Retry-After``, the error named (it passes). A write's, or any other SQLite
+        error, stays a 500: whether a retry is safe is not known here."""
+        if request.method not in ("GET", "HEAD") or not ledger_unavailable(exc):
+            return await unexpected(request, exc)
+        log.warning("ledger unavailable", extra={"fields": {
+            "request_id": request.scope.get("state", {}).get("request_id"),
+            "error": str(exc)}})
+        return error_response(request, 503, "LedgerUnavailable",
+                              f"the ledger cannot be read now ({exc}); nothing was changed: "
+                              f"retry after Retry-After seconds", {"Retry-After": RETRY_AFTER})
 
 
 def open_ledger(config: ServiceConfig) -> Ledger:
@@ -210,22 +244,34 @@ def _state_history_rule(app: FastAPI, agents: tuple[str, ...], max_batch: int) -
 
 
 def _make_desk(cfg: ServiceConfig, metrics: Metrics) -> Desk:
+    """The service's desk; the observers' skipped beats counted from its start's replay of
+    the ledger on (``swarmvar_observer_beats_skipped_total``), as live ones are."""
     desk = Desk(open_ledger(cfg), cfg.home, agents=cfg.agents, alphas=cfg.alphas,
                 horizon=cfg.horizon, window=cfg.window, refit_every=cfg.refit_every,
                 seed=cfg.seed, observers=_observers(cfg),
-                checkpoint_every=cfg.checkpoint_every)
-    _watch(desk, metrics)
+                checkpoint_every=cfg.checkpoint_every, on_skip=_skip_counter(metrics))
+    _watch(desk, metrics, skips=False)
     return desk
 
 
-def _watch(desk: Desk, metrics: Metrics) -> None:
+def _skip_counter(metrics: Metrics) -> Callable[[str, str], None]:
+    """Count an observer's skipped beat in ``swarmvar_observer_beats_skipped_total``."""
+    def count(observer: str, reason: str) -> None:
+        metrics.observer_skipped.labels(observer, reason).inc()
+
+    return count
+
+
+def _watch(desk: Desk, metrics: Metrics, *, skips: bool = True) -> None:
+    """Feed ``metrics`` from ``desk``'s beats (and, with ``skips``, its observers' skipped
+    beats: a desk built before the metrics replayed its ledger uncounted)."""
     def on_report(report: Any, decisions: Any) -> None:
         metrics.observe_beat(report, decisions)
         metrics.ledger_entries.set(desk.ledger_size)
 
     desk.watch(on_report)
-    desk.observing.on_skip(lambda observer, reason: metrics.observer_skipped.labels(
-        observer, reason).inc())
+    if skips:
+        desk.observing.on_skip(_skip_counter(metrics))
 
 
 def _observers(cfg: ServiceConfig) -> tuple[Any, ...]:

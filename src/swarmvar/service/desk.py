@@ -144,6 +144,9 @@ class Desk:
         progress (another batch or fit) before it is refused with :class:`DeskBusy` (HTTP
         503 with ``Retry-After``, nothing stored): a queue of waiting writes would hold the
         server's request threads and starve its reads.
+    on_skip : ``callback(observer class name, reason)`` on each beat an observer skips
+        (:meth:`Observing.on_skip`), registered before the start's replay of the ledger so
+        that the faults met there are counted too (the service's metric).
 
     Attributes
     ----------
@@ -164,7 +167,8 @@ class Desk:
                  window: int = 1000, refit_every: int = 20, seed: int = 0,
                  observers: Sequence[BeatObserver] = (),
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 checkpoint_every: int = 250, busy_after: float = BUSY_AFTER):
+                 checkpoint_every: int = 250, busy_after: float = BUSY_AFTER,
+                 on_skip: Callable[[str, str], None] | None = None):
         if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) \
                 or checkpoint_every < 1:
             raise InvalidParameter(f"checkpoint_every must be a whole number >= 1 of beats, "
@@ -183,6 +187,8 @@ class Desk:
         self.observing = Observing(observers, ledger, self.home,
                                    checkpoint_every=checkpoint_every, clock=clock)
         self.observers = self.observing.observers
+        if on_skip is not None:  # before the first sync: its replay's faults count too
+            self.observing.on_skip(on_skip)
         self._clock = clock
         self._lock = threading.RLock()
         self._books: dict[str, Book] = {}

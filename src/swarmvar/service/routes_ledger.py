@@ -59,7 +59,15 @@ def entry(index: int, request: Request, key: Reader) -> dict[str, Any]:
     return led.entry(index).to_dict()
 
 
-@router.get("/v1/ledger/head", tags=["ledger"])
+#: A read of the ledger when SQLite cannot serve it now (the app's handler of
+#: ``sqlite3.OperationalError``), or finds it damaged.
+_STORAGE: dict[int | str, dict[str, object]] = {
+    503: error("The ledger cannot be read now (a lock held past the timeout, or no file "
+               "descriptor left; the error is named): retry after Retry-After seconds"),
+    500: error("The ledger is damaged (LedgerCorrupted): nothing is signed over it")}
+
+
+@router.get("/v1/ledger/head", tags=["ledger"], responses=_STORAGE)
 def head(request: Request, key: Reader) -> dict[str, Any]:
     """The signed tree head: size, Merkle root, timestamp, Ed25519 public key and signature."""
     return _ledger(request).signed_head().to_dict()

@@ -1,0 +1,252 @@
+"""The service's storage errors: a read that meets a ledger locked past the timeout or no
+file descriptor left is a 503 with ``Retry-After`` naming the error (it passes); a damaged
+ledger, another SQLite error and a write stay 500. The start's replay counts its observer
+faults in ``swarmvar_observer_beats_skipped_total`` as live beats do. A home or database
+the user may not write or create tables in is a usage error of ``serve`` (exit 2)."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from swarmvar.errors import InvalidSignal, LedgerCorrupted
+from swarmvar.service import ServiceConfig, create_app
+
+from .conftest import Keys, TestClient, app_with_book, day
+
+SKIPPED = 'swarmvar_observer_beats_skipped_total{observer="Arbiter",reason="fault"}'
+
+
+def _locked(folder: Path) -> sqlite3.OperationalError:
+    """SQLite's own error for a lock held past the timeout (SQLITE_BUSY)."""
+    path = folder / "locked.sqlite"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    waiter = sqlite3.connect(path, timeout=0)
+    try:
+        waiter.execute("SELECT * FROM t")
+    except sqlite3.OperationalError as exc:
+        return exc
+    finally:
+        waiter.close()
+        holder.close()
+    raise AssertionError("the exclusive lock did not refuse the reader")
+
+
+def _cannot_open(folder: Path) -> sqlite3.OperationalError:
+    """SQLite's own error for a file it cannot open (SQLITE_CANTOPEN, as when the process
+    has no file descriptor left)."""
+    try:
+        sqlite3.connect(folder / "no-such-folder" / "x.sqlite")
+    except sqlite3.OperationalError as exc:
+        return exc
+    raise AssertionError("SQLite opened a file in a missing folder")
+
+
+@pytest.fixture
+def client(tmp_path: Path, session_keys: tuple[Path, Keys]) -> Iterator[TestClient]:
+    path, _ = session_keys
+    # a 500 is answered, not raised here (the app's catch-all handler answers it)
+    with TestClient(create_app(ServiceConfig(home=tmp_path / "home", keys=path)),
+                    raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.mark.parametrize("make", [_locked, _cannot_open])
+def test_a_ledger_that_cannot_be_read_now_is_a_503_naming_the_error(
+        make, client: TestClient, session_keys: tuple[Path, Keys], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _, k = session_keys
+    error = make(tmp_path)
+
+    def refuse() -> None:
+        raise error
+
+    ledger = client.app.state.desk.ledger
+    monkeypatch.setattr(ledger, "signed_head", refuse)
+    r = client.get("/v1/ledger/head", headers={"X-API-Key": k.reader})
+    assert r.status_code == 503, r.text
+    assert r.headers["Retry-After"].isdigit() and int(r.headers["Retry-After"]) > 0
+    body = r.json()["error"]
+    assert body["type"] == "LedgerUnavailable" and str(error) in body["message"], body
+    monkeypatch.undo()  # it passes: the same request is answered once the lock is gone
+    assert client.get("/v1/ledger/head", headers={"X-API-Key": k.reader}).status_code == 200
+
+
+@pytest.mark.parametrize(("error", "kind"), [
+    (LedgerCorrupted("entry 3 does not verify"), "LedgerCorrupted"),
+    (sqlite3.OperationalError("no such table: entries"), "InternalError"),
+    (sqlite3.DatabaseError("database disk image is malformed"), "InternalError"),
+])
+def test_a_damaged_ledger_or_another_error_stays_a_500(
+        error: Exception, kind: str, client: TestClient, session_keys: tuple[Path, Keys],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _, k = session_keys
+
+    def refuse() -> None:
+        raise error
+
+    monkeypatch.setattr(client.app.state.desk.ledger, "signed_head", refuse)
+    r = client.get("/v1/ledger/head", headers={"X-API-Key": k.reader})
+    assert r.status_code == 500 and r.json()["error"]["type"] == kind, r.text
+    assert "Retry-After" not in r.headers
+
+
+def test_a_lock_met_by_a_write_stays_a_500(client: TestClient, session_keys: tuple[Path, Keys],
+                                           tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether a write can be sent again is not known where the error is caught."""
+    _, k = session_keys
+    error = _locked(tmp_path)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(client.app.state.desk.ledger, "verify_chain", refuse)
+    r = client.post("/v1/ledger/verify", headers={"X-API-Key": k.reader})
+    assert r.status_code == 500 and r.json()["error"]["type"] == "InternalError", r.text
+
+
+def test_the_head_documents_its_503_and_500(client: TestClient) -> None:
+    op = client.get("/openapi.json").json()["paths"]["/v1/ledger/head"]["get"]
+    assert "lock held past the timeout" in op["responses"]["503"]["description"]
+    assert "damaged" in op["responses"]["500"]["description"]
+
+
+def test_the_starts_replay_counts_observer_faults(tmp_path: Path,
+                                                   session_keys: tuple[Path, Keys],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from swarmvar.arbiter import Arbiter
+
+    path, k = session_keys
+    home = tmp_path / "home"
+    with app_with_book(home, path, k.writer) as c:
+        for i in (1, 2):  # two beats after the book's beat 0 (which observers do not see)
+            r = c.post("/v1/portfolios/book/returns", json={"date": day(i), "return": 0.01},
+                       headers={"X-API-Key": k.writer})
+            assert r.status_code == 201, r.text
+        assert SKIPPED not in c.get("/metrics").text
+
+    def fault(self: Arbiter, report: object, beat_seconds: float | None = None) -> None:
+        raise InvalidSignal("a fault met while the start replays the ledger")
+
+    monkeypatch.setattr(Arbiter, "replay", fault)
+    with TestClient(create_app(ServiceConfig(home=home, keys=path))) as c:
+        assert f"{SKIPPED} 2.0" in c.get("/metrics").text  # beats 1 and 2, replayed
+
+
+# --- serve's start: a home or database it may not write is a usage error --------------------
+
+_STUB = """
+import sys, uvicorn
+import swarmvar.cli.serve as serve
+uvicorn.run = lambda *a, **k: print("uvicorn reached")
+serve._check_listen = lambda host, port: None
+from swarmvar.cli import app
+app(sys.argv[1:], prog_name="swarmvar")
+"""
+
+
+def _unprivileged() -> list[str]:
+    """Run as ``nobody`` under root (root writes through permission bits)."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("root without setpriv: a read-only folder cannot be made for root")
+    user = pwd.getpwnam("nobody")
+    return [setpriv, f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]
+
+
+@pytest.fixture
+def open_folder() -> Iterator[Path]:
+    """A folder ``nobody`` can reach (pytest's tmp_path is root's alone)."""
+    folder = Path(tempfile.mkdtemp(prefix="swarmvar-ro-", dir="/tmp"))
+    folder.chmod(0o777)
+    try:
+        yield folder
+    finally:
+        for p in [folder, *folder.rglob("*")]:
+            if p.is_dir():
+                p.chmod(0o777)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _serve(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    script = folder / "stub.py"
+    script.write_text(_STUB, encoding="utf-8")
+    script.chmod(0o644)
+    return subprocess.run([*_unprivileged(), sys.executable, str(script), "serve", *args],
+                          capture_output=True, text=True, timeout=60, cwd=folder, check=False)
+
+
+@pytest.mark.parametrize("case", ["read-only home", "read-only ledger"])
+def test_serve_refuses_a_sqlite_home_it_may_not_write(case: str, open_folder: Path) -> None:
+    home = open_folder / "home"
+    prefix = _unprivileged()
+    made = subprocess.run([*prefix, sys.executable, "-c", "import sys; from swarmvar.ledger "
+                           "import Ledger; Ledger.open(sys.argv[1]).close()", str(home)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert made.returncode == 0, made.stderr
+    if case == "read-only home":
+        home.chmod(0o555)
+        words = f"cannot write under {home} (permission denied)"
+    else:
+        (home / "ledger.sqlite").chmod(0o444)
+        words = f"cannot write the ledger {home / 'ledger.sqlite'}: Permission denied"
+    done = _serve(open_folder, "--home", str(home), "--port", "18999")
+    text = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 2 and words in text, text
+    assert "uvicorn reached" not in text and "Traceback" not in text, text
+
+
+@pytest.mark.slow  # a real PostgreSQL server (initdb + pg_ctl)
+def test_serve_refuses_a_database_user_who_may_not_create_tables(tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    import importlib.util
+
+    import psycopg
+    import uvicorn
+    from typer.testing import CliRunner
+
+    import swarmvar.cli.serve as serve_mod
+    from swarmvar.cli import app
+
+    spec = importlib.util.spec_from_file_location(
+        "swarmvar_tests_pg", Path(__file__).resolve().parents[1] / "pg.py")
+    assert spec is not None and spec.loader is not None
+    pg = sys.modules.setdefault("swarmvar_tests_pg", importlib.util.module_from_spec(spec))
+    if not hasattr(pg, "postgres_server"):
+        spec.loader.exec_module(pg)
+    reached: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: reached.append(k))
+    monkeypatch.setattr(serve_mod, "_check_listen", lambda host, port: None)
+    try:
+        with pg.postgres_server() as server:
+            url = server.new_database()
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("CREATE ROLE reader_only LOGIN")
+                conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+            limited = url.replace("postgresql://postgres@", "postgresql://reader_only@")
+            result = CliRunner().invoke(app, ["serve", "--db", limited,
+                                              "--home", str(tmp_path / "home")])
+            text = " ".join(result.output.split())
+            assert result.exit_code == 2, text
+            assert "--db: the database accepts this user, but swarmvar cannot set up" in text
+            assert "permission denied" in text and "grant the user CREATE" in text, text
+            assert not reached
+            result = CliRunner().invoke(app, ["serve", "--db", url,  # the owner may
+                                              "--home", str(tmp_path / "home")])
+            assert result.exit_code == 0 and reached, result.output
+    except pg.PostgresUnavailable as exc:
+        pg.skip_or_fail(exc)

@@ -201,3 +201,20 @@ def test_a_files_home_that_is_a_file_is_named_as_the_files(tmp_path: Path,
         code, out = _cli(command, toml)
         assert code == 2 and f"{toml}: home = \"{afile}\": {afile} is a file" in out, out
         assert "--home" not in out, out
+
+
+@pytest.mark.parametrize("case", ["damaged ledger", "file in the way"])
+def test_serve_names_a_files_home_by_its_key_in_later_checks(
+        tmp_path: Path, served: dict[str, object], case: str) -> None:
+    home = tmp_path / "risk"
+    home.mkdir()
+    if case == "damaged ledger":
+        (home / "ledger.sqlite").write_bytes(b"not a database, not even close " * 4)
+        words = "is not an SQLite database"
+    else:
+        (home / "keys").write_text("x", encoding="utf-8")
+        words = f"cannot create the folder {home / 'keys' / 'agents'}"
+    toml = _toml(tmp_path, f'home = "{home}"\n')
+    code, out = _cli(["serve"], toml)
+    assert code == 2 and f'{toml}: home = "{home}": ' in out and words in out, out
+    assert "--home" not in out and not served, out

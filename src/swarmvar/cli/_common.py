@@ -286,7 +286,15 @@ def check_home(home: Path) -> Path:
     return home
 
 
-def check_ledger(home: Path) -> None:
+def home_words(setting: Setting) -> str:
+    """How a message names the home: ``--home PATH``, or the config file's key when the
+    file gave it (``swarmvar.toml: home = "/srv/risk"``), never a flag not given."""
+    if setting.source in ("flag", "default"):
+        return f"--home {setting.value}"
+    return f"{setting.source}: home = {_toml(setting.value)}"
+
+
+def check_ledger(home: Path, words: str | None = None) -> None:
     """Open the home's ledger, if it has one, and close it: an emptied or damaged
     ``ledger.sqlite`` (the engine refuses it at open, SQLite's ``quick_check`` included)
     is a usage error before any fit, not after the forecast is printed. Nothing is
@@ -299,7 +307,7 @@ def check_ledger(home: Path) -> None:
     try:
         Ledger.open(home).close()
     except SwarmVarError as exc:
-        raise usage_error(f"--home {home}: {cli_words(str(exc))}") from None
+        raise usage_error(f"{words or f'--home {home}'}: {cli_words(str(exc))}") from None
 
 
 def _probe_writable(path: Path) -> None:

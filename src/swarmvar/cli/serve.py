@@ -18,6 +18,7 @@ from ._common import (
     check_seed,
     check_whole,
     from_setting,
+    home_words,
     parse_alphas,
     resolve_agents,
     str_list,
@@ -133,10 +134,11 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def _check_folders(home: Path, db: str | None, workers: int) -> None:
+def _check_folders(home: Path, db: str | None, workers: int, words: str) -> None:
     """What the service writes under ``home`` as it starts or creates a portfolio: the
     agents' key folder, the metrics folder of several workers (emptied at each start), and
-    with ``--db`` the ledger's signing key. A file in the way is a usage error here."""
+    with ``--db`` the ledger's signing key. A file in the way is a usage error here, naming
+    the home as ``words`` (:func:`home_words`: the flag, or the config file's key)."""
     from ..errors import SwarmVarError
 
     needed = [home / "keys" / "agents"]
@@ -146,7 +148,7 @@ def _check_folders(home: Path, db: str | None, workers: int) -> None:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise usage_error(f"--home {home}: cannot create the folder {folder} "
+            raise usage_error(f"{words}: cannot create the folder {folder} "
                               f"({exc.strerror or exc}); move what is in the way") from None
     if db is not None and (home / "ledger.key").exists():
         from ..ledger.head import load_or_create_key
@@ -154,7 +156,7 @@ def _check_folders(home: Path, db: str | None, workers: int) -> None:
         try:  # the ledger's heads are signed with it: a damaged one is said here
             load_or_create_key(home / "ledger.key")
         except SwarmVarError as exc:
-            raise usage_error(f"--home {home}: {exc}") from None
+            raise usage_error(f"{words}: {exc}") from None
 
 
 def serve(
@@ -255,7 +257,7 @@ def serve(
                         arbiter=arbiter, checkpoint_every=checkpoint_every,
                         max_body=max_body, max_batch=max_batch, max_streams=max_streams)
     if db is None:  # the service opens <home>/ledger.sqlite at start: a damaged one, here
-        check_ledger(home)
+        check_ledger(home, home_words(settings["home"]))
     home.mkdir(parents=True, exist_ok=True)
     from ..errors import SwarmVarError
 
@@ -269,7 +271,7 @@ def serve(
         check_agent_keys(home, agent_catalog()[0])
     except SwarmVarError as exc:
         raise usage_error(str(exc)) from None
-    _check_folders(home, db, workers)
+    _check_folders(home, db, workers, home_words(settings["home"]))
     if db is not None:  # the workers open it while they start: unreachable is said here
         _check_db(db, home)
     _check_listen(host, port)  # a bad --host or a taken port: one line, not a traceback

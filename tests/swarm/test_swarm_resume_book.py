@@ -211,3 +211,23 @@ def test_a_resume_keeps_the_variants_it_started_with(tmp_path, assets, caplog):
     levels, signed = _levels_and_variants(home)
     assert levels == _levels_and_variants(straight)[0] and len(levels) == 8
     assert signed == {first}
+
+
+def test_other_roles_or_another_policy_window_are_refused(tmp_path, assets):
+    """Settings outside the fingerprint that change the numbers: the roles' refits, the
+    policy's track window."""
+    import dataclasses
+
+    home = tmp_path / "home"
+    _run(home, {"book": LONG}, assets, 4)
+    before = _files(home)
+    for kw, words in (({"roles": RoleConfig()}, "roles.scout_refits: saved False, now True"),
+                      ({"policy": dataclasses.replace(TINY_POLICY, window=40)},
+                       f"policy.window: saved {TINY_POLICY.window}, now 40")):
+        args = {"agents": TINY, "policy": TINY_POLICY, "window": WINDOW,
+                "checkpoint_every": 3, "fsync": False, "roles": RoleConfig.quiet(), **kw}
+        with pytest.raises(ResumeMismatch, match="other settings") as info, Swarm(
+                {"book": LONG}, home=home, **args) as swarm:
+            swarm.start(assets.iloc[:WINDOW])
+        assert words in str(info.value) and "another home" in str(info.value)
+    assert _files(home) == before

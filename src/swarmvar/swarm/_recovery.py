@@ -211,6 +211,7 @@ def checkpoint(self: Swarm, names: Sequence[str] | None = None) -> None:
     # the books (what the returns are made from) and their rule: what a resume must match
     run = {"marks": marks, "cursor": self.cursor, "returns_rule": RETURNS_RULE,
            "books": {p: s.book() for p, s in self.specs.items()},
+           "settings": _settings(self),
            # the variants the agents run (chosen at the start; a resume keeps them)
            "variants": {p: {"variants": dict(c.variants),
                             "params": {a: dict(x) for a, x in c.params.items()}}
@@ -281,7 +282,8 @@ def _resume(self: Swarm) -> bool:
 
         raise ResumeMismatch("the home's run was not spread over these groups; use the "
                              "--spread it was started with, or another --home")
-    self._check_books(run)  # before anything is restored: a refusal changes nothing
+    _check_settings(self, run)  # before anything is restored: a refusal changes nothing
+    self._check_books(run)
     self._marks = {p: marks[p] for p in (*self.specs, *self._owner)}
     self.executor.restore({u: self.states.get(_records.STATE_PREFIX + u)
                            for u in self._hosted})
@@ -352,6 +354,52 @@ def _adopt_variants(self: Swarm) -> None:
             changed = True
     if changed:
         self._place()
+
+
+#: The policy's fields the fingerprint holds already (``policy``: the method in force).
+_IN_FINGERPRINT = frozenset({"aggregator", "f", "weighting", "f_steps"})
+
+
+def _settings(self: Swarm) -> dict[str, Any]:
+    """The swarm's settings that change its numbers but are not in the fingerprint: the
+    roles (scouts, builders, guards and the refits they ask) and the consensus policy's
+    other fields (its loss, track window, eta, interval mass, ...), as plain JSON."""
+    from enum import Enum
+
+    policy = {k: v for k, v in dataclasses.asdict(
+        self.configs[next(iter(self.specs))].policy).items() if k not in _IN_FINGERPRINT}
+    plain = {"roles": dataclasses.asdict(self.roles), "policy": policy}
+    out: dict[str, Any] = json.loads(json.dumps(
+        plain, default=lambda o: o.value if isinstance(o, Enum) else str(o)))
+    return out
+
+
+def _check_settings(self: Swarm, run: Mapping[str, Any]) -> None:
+    """Refuse to resume under other roles or another consensus policy than the run's.
+
+    Compared on the settings both sides have (a field added to the roles or the
+    policy later is not a difference; a checkpoint without ``settings``, written
+    before they were recorded, is not checked).
+
+    Raises
+    ------
+    ResumeMismatch
+        A setting differs, each named as ``roles.scout_refits: saved X, now Y``.
+    """
+    saved = run.get("settings")
+    if not isinstance(saved, Mapping):
+        return
+    now = _settings(self)
+    diffs = [f"{part}.{k}: saved {old[k]!r}, now {new[k]!r}"
+             for part, new in now.items() if isinstance(old := saved.get(part), Mapping)
+             for k in new if k in old and old[k] != new[k]]
+    if diffs:
+        from ..errors import ResumeMismatch
+
+        raise ResumeMismatch(f"this home's run was started with other settings "
+                             f"({'; '.join(diffs)}); resume with the saved settings, or start "
+                             "afresh in another home (--home on the command line, home= in "
+                             "Python)")
 
 
 #: Ledger entries an old home's resume reads, at most, looking for its run's ``swarm-start``.

@@ -19,9 +19,11 @@ groups' late entries through ``_record_late``). Writes the beat state
 (``seq``, ``last_as_of``, ``cursor``, ``_pending``, ``_requests``,
 ``_optional_credit``, ``_latest``, ``_beaten``, ``_gseq``, ``_shells``), the
 checkpoint bookkeeping (``_marks``, ``_log``, ``_fresh``, ``_unbegun``,
-``_resume_as_of``) and ``_started``; a resume refuses a portfolio whose book is not
-the checkpoint's (``_check_books``) and puts a book's assets in their recorded order
-(``specs``).
+``_resume_as_of``) and ``_started``. A resume first takes the variants its checkpoint
+records (``_adopt_variants``: ``configs`` and what is hosted, again), then refuses
+settings beyond the fingerprint that differ (``_check_settings``: roles, policy) and a
+portfolio whose book is not the checkpoint's (``_check_books``), and puts a book's
+assets in their recorded order (``specs``).
 """
 
 from __future__ import annotations
@@ -323,10 +325,10 @@ def _adopt_variants(self: Swarm) -> None:
 
     Variants are chosen from the registry when a swarm starts from history
     (:func:`.runtime._variants`); the registry moves on (a promotion, a canary's
-    share), so a resume that chose again would sign with another variant id and
-    refit (and replay the ledger's refits) with other parameters than the run
-    it continues. A checkpoint written before variants were recorded leaves the
-    registry's choice (as before).
+    share), so a resume that chose again would sign with another variant id than
+    the one whose parameters its restored agents carry (and build any agent anew,
+    one that failed or a sandboxed one, with other parameters). A checkpoint
+    written before variants were recorded leaves the registry's choice (as before).
     """
     from ..evolution import UnknownState
 

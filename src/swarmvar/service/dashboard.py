@@ -3,7 +3,9 @@
 No CDN and no build step: the page, its script and stylesheet are files in
 ``swarmvar/service/static`` read with :mod:`importlib.resources`, so the
 dashboard works offline. It reads the API with the key the user gives it
-and follows ``/v1/portfolios/{name}/events`` (server-sent events).
+and follows ``/v1/portfolios/{name}/events`` (server-sent events). The page
+names the posterior mass of the credible bands it draws: the server fills it in
+(:func:`interval_mass`), as the API's answers do not carry it.
 """
 
 from __future__ import annotations
@@ -14,8 +16,13 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 from starlette.exceptions import HTTPException
 
+from .desk_book import policy_for
+
 router = APIRouter(tags=["dashboard"])
 _TYPES = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
+#: Swarm sizes over which the consensus policy is looked at: below its robust rule's
+#: minimum it is an equal mean, from it on the robust rule (:func:`.desk_book.policy_for`).
+_SIZES = range(1, 33)
 
 
 def asset(name: str) -> bytes:
@@ -23,11 +30,31 @@ def asset(name: str) -> bytes:
     return resources.files("swarmvar.service").joinpath("static", name).read_bytes()
 
 
+def interval_mass() -> float | None:
+    """The posterior mass of the consensus credible intervals the service serves.
+
+    Returns
+    -------
+    float or None
+        The mass (0.90 for 90% intervals), or None when the service's portfolios do not all
+        share one (the page then says "credible band" with no number).
+    """
+    masses = {policy_for(n).interval_mass for n in _SIZES}
+    return masses.pop() if len(masses) == 1 else None
+
+
+def page() -> bytes:
+    """The dashboard's HTML with the credible intervals' mass filled in."""
+    mass = interval_mass()
+    return asset("dashboard.html").replace(
+        b"{{interval_mass}}", b"" if mass is None else repr(float(mass)).encode())
+
+
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 @router.get("/dashboard", response_class=HTMLResponse)
 def dashboard() -> HTMLResponse:
     """The live dashboard page (it asks for an API key; nothing is served to it without one)."""
-    return HTMLResponse(asset("dashboard.html"), headers={"Cache-Control": "no-cache"})
+    return HTMLResponse(page(), headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/dashboard/assets/{name}", include_in_schema=False)

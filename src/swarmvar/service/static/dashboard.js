@@ -7,9 +7,19 @@
   let portfolio = params.get("portfolio") || "";
   let points = [];
   let source = null;
+  let alphas = [];  // the levels served (from the latest beat)
+  let level = 0;    // index of the level the chart and the weights show
+  let horizon = null;  // days ahead of the forecasts (from /var)
+  let geo = null;   // the chart's last layout, for the hover readout
+  const CHART_BEATS = 400;  // the chart shows the latest beats only
+  // posterior mass of the credible intervals, filled in by the server (empty if unknown)
+  const massMeta = document.querySelector("meta[name='swarmvar-interval-mass']");
+  const mass = massMeta ? parseFloat(massMeta.content) : NaN;
+  const band = Number.isFinite(mass) ? `${+(100 * mass).toFixed(1)}% credible` : "credible";
   // losses in percent of value, 2 decimals as the command line's tables show them (2.31%);
   // the exact numbers are in the API's answers and the CSV history
   const pct = (x) => (100 * x).toFixed(2) + "%";
+  const lvl = (a) => +(100 * a).toFixed(2) + "%";  // 0.99 -> 99%, 0.975 -> 97.5%
   const esc = (s) => String(s).replace(/[&<>"']/g, (c) => "&#" + c.charCodeAt(0) + ";");
 
   async function api(path, opts) {
@@ -19,70 +29,198 @@
     return body;
   }
 
-  function status(text, bad) { $("status").textContent = text; $("status").className = bad ? "bad" : "muted"; }
+  function status(text, bad) {
+    $("status").textContent = text; $("status").className = bad ? "bad" : "muted";
+  }
 
   function renderLevels(p) {
     if (!p) return;
+    if (p.alphas.join() !== alphas.join()) {
+      alphas = p.alphas.slice();
+      if (level >= alphas.length) level = 0;
+      $("level-pick").innerHTML = alphas.length < 2 ? "" : alphas.map((a, k) =>
+        `<button type="button" role="radio" data-k="${k}">VaR ${lvl(a)}</button>`).join("");
+    }
     $("levels").innerHTML = p.alphas.map((a, k) =>
-      `<div class="card"><div class="muted">VaR ${(100 * a).toFixed(1)}%</div>` +
+      `<div class="card" data-k="${k}" title="show this level in the chart">` +
+      `<div class="muted">${horizon ? horizon + "-day " : ""}VaR ${lvl(a)}, ` +
+      "loss in % of value</div>" +
       `<div class="big" id="var-${k}" data-seq="${p.seq}">${pct(p.var[k])}</div>` +
-      `<div class="muted">[${pct(p.var_interval[k][0])}, ${pct(p.var_interval[k][1])}]</div>` +
-      `<div>ES <b id="es-${k}">${pct(p.es[k])}</b></div></div>`).join("");
+      `<div class="muted">${band} [${pct(p.var_interval[k][0])}, ` +
+      `${pct(p.var_interval[k][1])}]</div>` +
+      `<div>ES ${lvl(a)} <b id="es-${k}">${pct(p.es[k])}</b></div></div>`).join("");
     $("asof").textContent = "beat " + p.seq + " as of " + p.date;
+    showLevel();
+  }
+
+  // the chart's title, legend, level buttons and cards follow the chosen level
+  function showLevel() {
+    const a = alphas.length ? lvl(alphas[level]) : "";
+    $("chart-title").textContent = alphas.length
+      ? `VaR ${a} with ${band} band, ES ${a} and realized losses` : "VaR and ES vs realized losses";
+    $("legend").innerHTML = alphas.length ? [
+      ["var", `VaR ${a}`], ["band", `${band} band of the VaR`], ["es", `ES ${a}`],
+      ["loss", "realized loss (gains drawn at 0)"], ["breach", `breach (loss above the VaR ${a})`],
+    ].map(([c, t]) => `<span class="item"><span class="sw ${c}"></span>${t}</span>`).join("") : "";
+    for (const b of $("level-pick").querySelectorAll("button")) {
+      b.setAttribute("aria-checked", String(+b.dataset.k === level));
+    }
+    for (const c of $("levels").querySelectorAll(".card")) {
+      c.classList.toggle("on", alphas.length > 1 && +c.dataset.k === level);
+    }
+  }
+
+  function pick(k) {
+    if (!(k >= 0 && k < alphas.length) || k === level) return;
+    level = k; showLevel(); draw(); refreshDetails();
+  }
+
+  // the smallest of 1, 2, 5 times a power of ten that is at least x
+  function niceStep(x) {
+    const e = Math.pow(10, Math.floor(Math.log10(x)));
+    for (const m of [1, 2, 5, 10]) if (m * e >= x * (1 - 1e-9)) return m * e;
+    return 10 * e;
   }
 
   function draw() {
-    const c = $("chart"), g = c.getContext("2d"), W = c.width, H = c.height, pad = 40;
+    const c = $("chart"), box = c.parentElement, dpr = window.devicePixelRatio || 1;
+    const W = box.clientWidth, H = box.clientHeight;
+    c.width = Math.round(W * dpr); c.height = Math.round(H * dpr);
+    const g = c.getContext("2d");
+    g.setTransform(dpr, 0, 0, dpr, 0, 0);
     g.clearRect(0, 0, W, H);
-    const pts = points.slice(-400);
-    if (!pts.length) return;
+    g.font = "12px system-ui, sans-serif";
+    const k = level;
+    const pts = points.slice(-CHART_BEATS).filter((p) => p.var.length > k);
+    c.dataset.level = String(k);
+    geo = null; $("tip").hidden = true;
+    if (!pts.length) {
+      g.fillStyle = "#66717f"; g.fillText("no beats yet", 60, H / 2);
+      c.dataset.xticks = "[]"; c.dataset.yticks = "[]";
+      return;
+    }
+    const L = 64, R = 16, T = 26, B = 40;  // plot margins: y labels left, dates below
     let hi = 0;
     for (const p of pts) {
-      hi = Math.max(hi, p.var_interval[0] ? p.var_interval[0][1] : 0, p.es[0] || 0,
+      hi = Math.max(hi, p.var_interval[k][1], p.es[k], p.var[k],
         p.realized === null ? 0 : -p.realized);
     }
-    hi = hi * 1.1 || 0.01;
+    // y ticks at 1-2-5 steps (about 5 of them); the axis ends on a tick
+    const step = niceStep((hi || 0.01) / 5);
+    const nTicks = Math.min(Math.ceil((hi || 0.01) / step - 1e-9), 20);
+    const top = nTicks * step;
+    const dec = Math.max(0, -Math.floor(Math.log10(100 * step) + 1e-9));
     // slot i holds beat i's realized loss; beat i's forecast is for the next slot, so a
     // breach sits under (above) the VaR line that was in force when it happened
-    const x = (i) => pad + (W - 2 * pad) * i / pts.length;
+    const x = (i) => L + (W - L - R) * i / pts.length;
     const xf = (i) => x(i + 1);
-    const y = (v) => H - pad - (H - 2 * pad) * Math.max(v, 0) / hi;
-    g.strokeStyle = "#ccc"; g.fillStyle = "#7a8594"; g.font = "11px sans-serif";
-    for (let t = 0; t <= 4; t++) {
-      const v = hi * t / 4; g.beginPath(); g.moveTo(pad, y(v)); g.lineTo(W - pad, y(v)); g.stroke();
-      g.fillText((100 * v).toFixed(2) + "%", 2, y(v) + 4);
+    const y = (v) => H - B - (H - T - B) * Math.min(Math.max(v, 0), top) / top;
+    g.lineWidth = 1; g.strokeStyle = "#e3e6ea"; g.fillStyle = "#66717f";
+    g.textAlign = "right"; g.textBaseline = "middle";
+    const yticks = [];
+    for (let t = 0; t <= nTicks; t++) {
+      const v = t * step; yticks.push(+v.toPrecision(12));
+      g.beginPath(); g.moveTo(L, y(v)); g.lineTo(W - R, y(v)); g.stroke();
+      g.fillText((100 * v).toFixed(dec) + "%", L - 6, y(v));
     }
+    g.textAlign = "left"; g.textBaseline = "alphabetic";
+    g.fillText("loss, % of portfolio value", 4, 14);
+    // x ticks: the as-of dates of beats whose number is a multiple of a 1-2-5 step, so
+    // that the labels do not overlap and stay on the same beats as the chart moves on
+    const room = Math.max(1, Math.floor((W - L - R) / (g.measureText("2000-00-00").width + 24)));
+    const every = Math.max(1, niceStep(pts.length / room));
+    const xticks = [];
+    g.textAlign = "center"; g.textBaseline = "top"; g.strokeStyle = "#9aa3ae";
+    pts.forEach((p, i) => {
+      if (p.seq % every !== 0) return;
+      const px = x(i), half = g.measureText(p.date).width / 2;
+      g.beginPath(); g.moveTo(px, H - B); g.lineTo(px, H - B + 4); g.stroke();
+      g.fillText(p.date, Math.min(Math.max(px, L - 8 + half), W - half - 2), H - B + 7);
+      xticks.push(p.date);
+    });
+    g.beginPath(); g.moveTo(L, H - B); g.lineTo(W - R, H - B); g.stroke();
+    g.textAlign = "left";
+    c.dataset.xticks = JSON.stringify(xticks); c.dataset.yticks = JSON.stringify(yticks);
+    c.dataset.slots = JSON.stringify([x(0), x(pts.length)]);
+    geo = { L, R, W, pts, k };
     g.fillStyle = "rgba(47,111,219,0.18)"; g.beginPath();
-    pts.forEach((p, i) => g.lineTo(xf(i), y(p.var_interval[0][1])));
-    for (let i = pts.length - 1; i >= 0; i--) g.lineTo(xf(i), y(pts[i].var_interval[0][0]));
+    pts.forEach((p, i) => g.lineTo(xf(i), y(p.var_interval[k][1])));
+    for (let i = pts.length - 1; i >= 0; i--) g.lineTo(xf(i), y(pts[i].var_interval[k][0]));
     g.fill();
     const line = (f, color, dash) => {
       g.strokeStyle = color; g.setLineDash(dash); g.lineWidth = 1.5; g.beginPath();
-      pts.forEach((p, i) => (i ? g.lineTo : g.moveTo).call(g, xf(i), y(f(p)))); g.stroke(); g.setLineDash([]);
+      pts.forEach((p, i) => (i ? g.lineTo : g.moveTo).call(g, xf(i), y(f(p))));
+      g.stroke(); g.setLineDash([]);
     };
-    line((p) => p.var[0], "#2f6fdb", []);
-    line((p) => p.es[0], "#9b51e0", [5, 4]);
+    line((p) => p.var[k], "#2f6fdb", []);
+    line((p) => p.es[k], "#9b51e0", [5, 4]);
     pts.forEach((p, i) => {
       if (p.realized === null) return;
-      const breach = p.breaches.length > 0 && p.breaches[0];
+      const breach = p.breaches.length > k && p.breaches[k];
       g.fillStyle = breach ? "#e0393e" : "#555";
       g.beginPath(); g.arc(x(i), y(-p.realized), breach ? 4 : 2, 0, 7); g.fill();
     });
+    if (points.length > pts.length) {
+      g.fillStyle = "#66717f"; g.textAlign = "right";
+      g.fillText(`latest ${pts.length} of ${points.length} beats`, W - R, 14);
+      g.textAlign = "left";
+    }
+  }
+
+  // the hover readout: the beat under the pointer, its date and realized loss, and the
+  // forecast in force for it (the previous beat's)
+  function readout(e) {
+    const tip = $("tip");
+    if (!geo) { tip.hidden = true; return; }
+    const { L, R, W, pts, k } = geo, n = pts.length;
+    const mx = e.clientX - e.currentTarget.getBoundingClientRect().left;
+    const i = Math.round((mx - L) / (W - L - R) * n);
+    if (i < 0 || i > n) { tip.hidden = true; return; }
+    const rows = [];
+    if (i < n) {
+      const p = pts[i];
+      rows.push(`<b>${esc(p.date)}</b> (beat ${p.seq})`);
+      if (p.realized !== null) {
+        rows.push((p.realized < 0 ? "loss " + pct(-p.realized) : "gain " + pct(p.realized)) +
+          (p.breaches.length > k && p.breaches[k] ? " <span class='bad'>breach</span>" : ""));
+      }
+    } else {
+      rows.push(`<b>next day</b> after ${esc(pts[n - 1].date)}`);
+    }
+    if (i > 0) {
+      const f = pts[i - 1], a = lvl(f.alphas[k]);
+      rows.push(`VaR ${a} ${pct(f.var[k])} [${pct(f.var_interval[k][0])}, ` +
+        `${pct(f.var_interval[k][1])}]`, `ES ${a} ${pct(f.es[k])}`,
+        `<span class="muted">forecast of beat ${f.seq}</span>`);
+    }
+    tip.innerHTML = rows.join("<br>"); tip.hidden = false;
+    tip.style.left = Math.max(0, Math.min(mx + 14, W - tip.offsetWidth - 4)) + "px";
   }
 
   async function refreshDetails() {
     try {
-      const v = await api(`/v1/portfolios/${encodeURIComponent(portfolio)}/var`);
-      const l = v.levels[0];
+      const name = encodeURIComponent(portfolio);
+      const v = await api(`/v1/portfolios/${name}/var`);
+      const l = v.levels[level] || v.levels[0];
+      $("weights-level").textContent = l ? `(VaR ${lvl(l.alpha)})` : "";
       $("weights").innerHTML = l ? Object.entries(l.weights).sort((a, b) => b[1] - a[1])
-        .map(([a, w]) => `<tr><td>${esc(a)}</td><td>${w.toFixed(3)}</td></tr>`).join("") : "";
+        .map(([a, w]) => `<tr><td>${esc(a)}</td><td class="num">${w.toFixed(3)}</td></tr>`)
+        .join("") : "";
       $("availability").textContent = l ? `availability ${l.available}/${l.total}` +
         (l.degraded ? " (degraded)" : "") + ` - ${l.method}` : "no consensus";
-      const all = await api(`/v1/portfolios/${encodeURIComponent(portfolio)}/decisions?limit=500`);
-      const d = all.filter((x) => x.action !== "noop").slice(-8);  // noop: nothing to show
-      $("decisions").innerHTML = d.length ? d.reverse().map((x) =>
-        `<tr><td>${x.seq}</td><td>${esc(x.action)}</td><td>${esc(x.agents.join(", "))}</td>` +
-        `<td>${esc(x.reason)}</td></tr>`).join("") : "<tr><td class='muted'>none yet</td></tr>";
+      const all = await api(`/v1/portfolios/${name}/decisions?limit=500`);
+      const other = all.filter((x) => x.action !== "noop");  // noop: nothing to show
+      const d = other.slice(-8).reverse();
+      const upTo = all.length ? ` (to beat ${all[all.length - 1].seq})` : "";
+      $("decisions-note").textContent = !all.length ? "no decisions yet" : !d.length
+        ? `all the arbiter's last ${all.length} decisions${upTo} are no-op (nothing to do)`
+        : `the latest ${d.length} of the arbiter's last ${all.length} decisions${upTo}; ` +
+          `${all.length - other.length} of them are no-op (nothing to do) and not listed`;
+      $("decisions").innerHTML = d.length
+        ? "<tr><th>beat</th><th>action</th><th>agents</th><th>reason</th></tr>" +
+          d.map((x) => `<tr><td class="seq">${x.seq}</td><td class="act">${esc(x.action)}</td>` +
+            `<td>${esc(x.agents.join(", "))}</td><td class="reason">${esc(x.reason)}</td></tr>`)
+            .join("") : "";
       const h = await api("/v1/ledger/head");
       $("head").innerHTML = `<dt>size</dt><dd id="head-size">${h.size}</dd>` +
         `<dt>root</dt><dd>${esc(h.root)}</dd><dt>signed</dt><dd>${esc(h.timestamp)}</dd>`;
@@ -105,15 +243,18 @@
       $("portfolio").innerHTML = list.map((p) => `<option>${esc(p.name)}</option>`).join("");
       if (!portfolio && list.length) portfolio = list[0].name;
       $("portfolio").value = portfolio;
-      points = await api(`/v1/portfolios/${encodeURIComponent(portfolio)}/history?limit=1000`);
-      const v = await api(`/v1/portfolios/${encodeURIComponent(portfolio)}/var`);
+      const name = encodeURIComponent(portfolio);
+      points = await api(`/v1/portfolios/${name}/history?limit=1000`);
+      const v = await api(`/v1/portfolios/${name}/var`);
+      horizon = v.horizon;
       const last = points.length ? points[points.length - 1] : null;
       if (last) renderLevels(last); else renderLevels({ seq: v.seq, date: v.as_of,
         alphas: v.levels.map((l) => l.alpha), var: v.levels.map((l) => l.var),
         es: v.levels.map((l) => l.es), var_interval: v.levels.map((l) => l.var_interval) });
       draw(); refreshDetails();
       const since = last ? last.seq : 0;
-      source = new EventSource(`/v1/portfolios/${encodeURIComponent(portfolio)}/events?since=${since}&key=${encodeURIComponent(key)}`);
+      source = new EventSource(`/v1/portfolios/${name}/events?since=${since}` +
+        `&key=${encodeURIComponent(key)}`);
       source.addEventListener("beat", onBeat);
       source.onopen = () => { status("live: " + portfolio); document.body.dataset.live = "1"; };
       source.onerror = () => status("reconnecting...", true);
@@ -121,9 +262,23 @@
   }
 
   $("login").addEventListener("submit", (e) => {
-    e.preventDefault(); key = $("key").value || key; portfolio = $("portfolio").value || portfolio; connect();
+    e.preventDefault(); key = $("key").value || key;
+    portfolio = $("portfolio").value || portfolio; connect();
   });
   $("portfolio").addEventListener("change", () => { portfolio = $("portfolio").value; connect(); });
+  $("level-pick").addEventListener("click", (e) => {
+    const b = e.target.closest("button"); if (b) pick(+b.dataset.k);
+  });
+  $("levels").addEventListener("click", (e) => {
+    const c = e.target.closest(".card"); if (c) pick(+c.dataset.k);
+  });
+  $("chart").addEventListener("mousemove", readout);
+  $("chart").addEventListener("mouseleave", () => { $("tip").hidden = true; });
+  let pending = false;
+  window.addEventListener("resize", () => {
+    if (pending) return;
+    pending = true; requestAnimationFrame(() => { pending = false; draw(); });
+  });
   $("verify").addEventListener("click", async () => {
     $("verified").textContent = "verifying...";
     try {
@@ -133,5 +288,6 @@
     } catch (e) { $("verified").innerHTML = `<span class="bad">${esc(e)}</span>`; }
   });
   $("key").value = key;
+  draw();
   if (key) connect();
 })();

@@ -248,3 +248,24 @@ def test_bad_drift_flags_are_usage_errors(args: list[str], says: str, tmp_path: 
     assert result.exit_code == 2, result.output
     assert says in " ".join(result.output.split())
     assert not (home / "ledger.sqlite").exists()
+
+
+def test_the_alerts_line_counts_the_episodes_the_ledger_records(tmp_path: Path) -> None:
+    """``alerts: N on B beats (E alert episodes opened, R raised again ...)`` agrees with the
+    ALERT decisions recorded in the home's ledger."""
+    from swarmvar.arbiter.decide import RAISED_AGAIN
+
+    home = tmp_path / "home"
+    _seed_cache(home / "cache" / "arbiter")
+    result = runner.invoke(build_app("arbiter"), [
+        "arbiter", "replay", "--data", "sp500", "--last", "400", "--window", str(WINDOW),
+        "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    with Ledger.open(home, create=False) as ledger:
+        alerts = [e.data["details"]["reason"] for e in (ledger.entry(i)
+                                                         for i in range(ledger.size))
+                  if e.kind is EntryKind.ACTION and e.data["type"] == "alert"]
+    again = sum(RAISED_AGAIN in r for r in alerts)
+    assert alerts  # the simulated swarm (one agent at 0.6 x the volatility) alerts
+    assert (f"alerts: {len(alerts)} on 399 beats ({len(alerts) - again} alert episodes "
+            f"opened, {again} raised again") in " ".join(result.output.split())

@@ -22,7 +22,7 @@ from .cores import (
     regen_core,
     run_cores,
 )
-from .decide import SEED_THRESHOLDS, BalanceTarget, Thresholds, decide
+from .decide import SEED_THRESHOLDS, AlertEpisode, BalanceTarget, Thresholds, decide
 from .drill import Drift, DrillResult, drifted, drill
 from .history import BeatHistory, cached_history
 from .pid import Genome, PidGains, PidState, PidStep, recalibrate, seed_error
@@ -43,7 +43,7 @@ from .versions import ThreatVersions
 
 __all__ = [
     "FEATURES", "QUARANTINE_BREAKER", "SEED_MODEL", "SEED_THRESHOLDS", "AgentSignals",
-    "AucComparison", "block_bootstrap_auc_difference", "compare_auc",
+    "AlertEpisode", "AucComparison", "block_bootstrap_auc_difference", "compare_auc",
     "Arbiter", "ArbiterConfig", "ArbiterState", "BalanceTarget", "BeatHistory", "BeatSignals",
     "Cadence",
     "CoreOutputs", "DecisionVector", "Drift", "DrillResult", "drifted", "drill",

@@ -9,6 +9,10 @@ It keeps one :class:`~.step.ArbiterState` per portfolio and runs the pure
   (``reset_timeout_s``) the breaker half-opens and the agent's signals of
   that beat decide - clean, it closes and the agent is back; not, it opens
   again. ``excluded()`` is every agent whose breaker is not closed;
+* ALERTs come once per alert episode (:class:`~.decide.AlertEpisode`, in
+  the portfolio's state and its checkpoint): raised when the threat reaches
+  the ALERT threshold, again only for an agent the open episode has not
+  named, and closed after ``Thresholds.release_beats`` calm beats;
 * APPLY_BALANCE factors hold for the next consensus (``weight_factors``);
 * the threat model is read from :class:`~.versions.ThreatVersions` and,
   with ``retrain_every``, retrained on the beats seen so far (label: a

@@ -2,12 +2,13 @@
 
 Everything a restarted arbiter needs to decide as the uninterrupted one
 would: the genome weights, the PID's integral and last error, the beat and
-late counters, the signal memory (EWMA breach rates and log scores), the
-agents seen, the last APPLY_BALANCE factors, the data-time clock, the
+late counters, the open alert episode, the signal memory (EWMA breach rates
+and log scores), the agents seen, the last APPLY_BALANCE factors, the data-time clock, the
 retraining history, the threat model (coefficients and version) and the
 quarantine breakers' snapshots. Plain JSON (floats round-trip exactly)
 behind a magic prefix and a SHA-256 checksum; a cut or altered blob is an
-:class:`~swarmvar.errors.InvalidState`.
+:class:`~swarmvar.errors.InvalidState`. A checkpoint written before alert
+episodes existed (no ``episode`` key) restores with no episode open.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 from ..errors import InvalidState
 from ..evolution import BreakerSnapshot, BreakerState
+from .decide import AlertEpisode
 from .pid import Genome, PidState
 from .signals import AgentMemory, SignalMemory
 from .step import ArbiterState
@@ -55,6 +57,8 @@ def pack_checkpoint(c: PortfolioCheckpoint) -> bytes:
         "genome": list(s.genome.as_tuple()),
         "pid": {"integral": s.pid.integral, "last_error": _opt(s.pid.last_error)},
         "beats": s.beats, "late": s.late,
+        "episode": {"open": s.episode.open, "since": s.episode.since, "calm": s.episode.calm,
+                    "named": list(s.episode.named)},
         "memory": {"alphas": list(s.memory.alphas),
                    "agents": {n: {"rates": list(m.rates), "score": _opt(m.score)}
                               for n, m in s.memory.agents.items()}},
@@ -118,7 +122,11 @@ def unpack_checkpoint(blob: bytes) -> PortfolioCheckpoint:
             str(n): AgentMemory(tuple(_finite(r) for r in m["rates"]),
                                 None if m["score"] is None else _finite(m["score"]))
             for n, m in d["memory"]["agents"].items()})
-        state = ArbiterState(Genome(*g), pid, memory, int(d["beats"]), int(d["late"]))
+        e = d.get("episode")  # absent in checkpoints from before alert episodes: none open
+        episode = AlertEpisode() if e is None else AlertEpisode(
+            e["open"], e["since"], e["calm"], tuple(e["named"]))
+        state = ArbiterState(Genome(*g), pid, memory, int(d["beats"]), int(d["late"]),
+                             episode)
         m = d["model"]
         model = ThreatModel.from_parameters(m, str(m["version"]))
         breakers = {str(a): BreakerSnapshot(BreakerState(b["state"]), int(b["failures"]),

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from ..errors import InvalidParameter
 from ..types import BeatReport, Decision
 from .cores import CoreOutputs, DecisionVector, aggregate_recommendations, run_cores
-from .decide import Thresholds, decide
+from .decide import AlertEpisode, Thresholds, decide
 from .pid import Genome, PidGains, PidState, PidStep, measured_error, recalibrate
 from .pulse import Pulse
 from .signals import BeatSignals, SignalConfig, SignalMemory, read_beat
@@ -44,13 +44,15 @@ class ArbiterConfig:
 
 @dataclass(frozen=True)
 class ArbiterState:
-    """One portfolio's arbiter memory: genome, controller, signal memory, counters."""
+    """One portfolio's arbiter memory: genome, controller, signal memory, counters and
+    the open alert episode, if any."""
 
     genome: Genome = field(default_factory=Genome)
     pid: PidState = field(default_factory=PidState)
     memory: SignalMemory = field(default_factory=SignalMemory)
     beats: int = 0
     late: int = 0
+    episode: AlertEpisode = field(default_factory=AlertEpisode)
 
 
 @dataclass(frozen=True)
@@ -70,10 +72,11 @@ def step(state: ArbiterState, signals: BeatSignals, *, config: ArbiterConfig,
          model: ThreatModel, beat_seconds: float | None = None,
          excluded: Collection[str] = (), pool: Executor | None = None
          ) -> tuple[ArbiterState, StepOutput]:
-    """One beat: cores, aggregate, decide, recalibrate (pure; ``pool`` only runs the cores)."""
+    """One beat: cores, aggregate, decide (with the open alert episode), recalibrate, and
+    the episode moved on (pure; ``pool`` only runs the cores)."""
     cores = run_cores(signals, state.genome, model, config.gains, pool)
     vector = aggregate_recommendations(cores, state.genome)
-    decision = decide(vector, signals, excluded, config.thresholds)
+    decision = decide(vector, signals, excluded, config.thresholds, state.episode)
     budget = config.pulse.budget
     error = 0.0 if beat_seconds is None else measured_error(beat_seconds, budget)
     late = beat_seconds is not None and beat_seconds > budget
@@ -81,7 +84,8 @@ def step(state: ArbiterState, signals: BeatSignals, *, config: ArbiterConfig,
         state.genome, state.pid, error, vector.threat, cores.balance.gains,
         seed_beat=state.beats if config.seed_pid else None)
     new = ArbiterState(genome, pid, state.memory, state.beats + 1,
-                       state.late + int(late or signals.late))
+                       state.late + int(late or signals.late),
+                       state.episode.after(decision, config.thresholds))
     return new, StepOutput(signals, cores, vector, decision, pid_step, beat_seconds, late)
 
 
@@ -95,5 +99,5 @@ def observe_step(state: ArbiterState, report: BeatReport, *, config: ArbiterConf
                 beat_seconds=beat_seconds, excluded=excluded, pool=pool)
 
 
-__all__ = ["ArbiterConfig", "ArbiterState", "Genome", "StepOutput", "Thresholds",
+__all__ = ["AlertEpisode", "ArbiterConfig", "ArbiterState", "Genome", "StepOutput", "Thresholds",
            "observe_step", "step"]

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..types import Decision
+from ..types import Action, Decision
 from . import PlainGroup
 from ._common import (
     BUNDLED,
@@ -124,6 +124,7 @@ def replay_command(
 
     from .. import __version__
     from ..arbiter import SEED_THRESHOLDS, Arbiter, Drift, Retraining, Thresholds, cached_history
+    from ..arbiter.decide import RAISED_AGAIN
     from ..arbiter.drill import first_beats
     from ..arbiter.replay import replay_report
     from ..ledger import EntryKind, Ledger
@@ -200,6 +201,11 @@ def replay_command(
     held = ", ".join(f"{a} {int(d)}" for a, d in zip(history.agents, out.excluded.sum(axis=0),
                                                      strict=True) if d)
     console.print(f"agent-days quarantined: {held or 'none'}; refits requested: {out.refits}")
+    alerts = [d for d in decisions if d.action is Action.ALERT]
+    again = sum(RAISED_AGAIN in d.reason for d in alerts)
+    console.print(f"alerts: {len(alerts)} on {report.days} beats ({len(alerts) - again} alert "
+                  f"episodes opened, {again} raised again for an agent new to the open "
+                  "episode)", markup=False)
     if report.study is not None:
         s = report.study
         console.print(f"threat model, out of sample (trained on the first {s.train_beats} "

@@ -289,8 +289,8 @@ def test_invalid_inputs_raise_named_errors(fitted: StudentT) -> None:
     with pytest.raises(InvalidState):
         StudentT.from_state(b"not a state")
     with pytest.raises(InvalidState):
-        StudentT.from_state(NormalInverseGamma().fit(np.full(50, 0.001) + np.arange(50) * 1e-4)
-                            .state())
+        # another agent's state (its returns change sign: a ramp of one sign moves like a price)
+        StudentT.from_state(NormalInverseGamma().fit(0.01 * np.sin(np.arange(50))).state())
 
 
 def test_tampered_state_is_refused(fitted: StudentT) -> None:

@@ -189,8 +189,10 @@ def validate(
     Refuses an index that is not dates (numbers are not read as dates), NaN
     (unless ``dropna``), inf, duplicate or non-increasing dates, fewer than
     ``min_obs`` observations, and two signs of percent instead of fractions:
-    ``|r| > max_abs`` or a standard deviation above ``max_sd`` (10% a day).
-    ``from_prices`` adds to that message that a price column may hold returns;
+    ``|r| > max_abs`` or a standard deviation above ``max_sd`` (10% a day),
+    and a column that moves like a price or a rate below 1
+    (:func:`moves_like_prices`), named by the series' name. ``from_prices``
+    adds to that message that a price column may hold returns;
     ``kind_hint`` (a file read as returns) that values looking like prices can be
     read as prices (:func:`looks_like_prices`), rather than converted first.
     A message names a row by its date (``2016-08-12``), and an index's bad row

@@ -1,4 +1,5 @@
-"""Student-t VaR/ES references shared by the ``test_refs_*`` modules (loaded by path).
+"""Student-t VaR/ES references shared by the ``test_refs_*`` modules (``from _refs_t
+import ...``: ``tests/conftest.py`` puts ``tests/`` on ``sys.path``).
 
 * :func:`t_var_es`: the closed-form VaR and ES of a Student-t loss (scipy's
   ``t``, not standardized); ``tests/validation/test_refs_es.py`` checks it

@@ -4,6 +4,10 @@ A real PostgreSQL server (``tests/pg.py``, loaded by path: ``--import-mode=impor
 cannot import ``tests.pg``) starts once per session for every store suite that
 asks for ``postgres_url``; each test gets an empty schema of its own.
 
+``tests/`` is appended to ``sys.path`` (after everything installed, so it shadows
+nothing): helpers shared across test folders (``tests/_refs_t.py``) are a plain
+``import _refs_t``.
+
 JAX's persistent compilation cache goes to one temporary folder for the
 session (the CLI would otherwise point it under each test's data home), so
 tests never write compiled programs outside their temporary space.
@@ -19,6 +23,8 @@ from types import ModuleType
 
 import pytest
 
+if str(Path(__file__).parent) not in sys.path:  # helpers shared across folders: _refs_t
+    sys.path.append(str(Path(__file__).parent))
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")

@@ -346,9 +346,19 @@ def test_every_workers_flag_has_the_same_cap(command: str, tmp_path: Path,
     assert not (tmp_path / "home").exists()
 
 
-def test_workers_cap_is_the_readme_rule() -> None:
-    # README: "--workers N sets the processes (at most 4 per CPU, or 8 ...)"
-    assert max_processes() == max(8, 4 * (os.cpu_count() or 1))
+def test_workers_cap_is_the_readme_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cap is the rule README states ("--workers N sets the processes (at most 4 per
+    CPU, or 8 on a small machine"), read from README, on small and large machines."""
+    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
+    rule = re.search(r"`--workers N` sets the processes \(at most (\d+) per CPU, or (\d+) on a "
+                     r"small machine", readme)
+    assert rule is not None, "README no longer states the --workers cap"
+    per_cpu, floor = int(rule[1]), int(rule[2])
+    for cpus in (1, 2, floor // per_cpu, floor // per_cpu + 1, 64):
+        monkeypatch.setattr(os, "cpu_count", lambda cpus=cpus: cpus)
+        assert max_processes() == max(floor, per_cpu * cpus), cpus
+    monkeypatch.setattr(os, "cpu_count", lambda: None)  # unknown: one CPU
+    assert max_processes() == max(floor, per_cpu)
 
 
 # --- 4. flags checked twice: the runtime's rule asked early instead of a CLI copy -------------

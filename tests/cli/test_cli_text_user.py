@@ -365,6 +365,9 @@ def test_only_the_swarms_alert_log_line_is_held_back() -> None:
                                  None)
 
     assert not _said_here(record(ALERT_LOG, "sp500", 48, "threat 0.72 >= 0.6"))
+    copy = "".join(list(ALERT_LOG))  # an equal string, not the same object
+    assert copy == ALERT_LOG and copy is not ALERT_LOG
+    assert not _said_here(record(copy, "sp500", 48, "threat 0.72 >= 0.6"))  # by value
     assert _said_here(record("alert on %s: a failure", "sp500"))  # another line is said
     assert _said_here(record("agent %s quarantined", "NIG"))
 

@@ -84,6 +84,8 @@ def test_staleness_widening_matches_a_lognormal_random_walk(kappa: float, days: 
     lo, hi = widen_interval(point, (point, point), available=5, total=5, spread=0.0,
                             staleness_days=days, drift=kappa, mass=mass)
     s = kappa * math.sqrt(days)  # sd of log VaR after `days`
+    # the widening is the first-order (delta-method) band: z sd of VaR * exp(s Z) ~ VaR s Z
+    assert hi - point == pytest.approx(stats.norm.ppf(0.95) * kappa * point * math.sqrt(days))
     # exact coverage of VaR * exp(s Z) by the interval: near the mass for small s
     exact = stats.norm.cdf(math.log(hi / point) / s) - stats.norm.cdf(math.log(lo / point) / s)
     assert exact == pytest.approx(mass, abs=0.01 * s)  # second order in s

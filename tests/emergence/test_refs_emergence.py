@@ -14,25 +14,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import statsmodels.api as sm
 from scipy import stats
 
+from _refs_t import t_var_es  # tests/_refs_t.py (on the path: conftest)
 from swarmvar.emergence import error_correlation, level_gain
 from swarmvar.validation import diebold_mariano, fz0_loss, newey_west_lags
-
-_spec = importlib.util.spec_from_file_location(
-    "swarmvar_tests_refs_t", Path(__file__).resolve().parents[1] / "_refs_t.py")
-assert _spec is not None and _spec.loader is not None
-refs_t = sys.modules.setdefault("swarmvar_tests_refs_t", importlib.util.module_from_spec(_spec))
-if not hasattr(refs_t, "t_var_es"):  # tests/_refs_t.py by path (importlib mode: no tests.*)
-    _spec.loader.exec_module(refs_t)
 
 
 def hac_t(d: np.ndarray, lags: int) -> tuple[float, float]:
@@ -62,7 +53,7 @@ def test_level_gain_dm_is_the_statsmodels_hac_t() -> None:
     sd = 0.01 * np.exp(0.3 * np.sin(np.arange(days) / 50))
     losses = sd * rng.standard_t(5, days) / math.sqrt(5 / 3)
     q = stats.t.ppf(alpha, 5) / math.sqrt(5 / 3)
-    t_var, t_es = refs_t.t_var_es(1.0, 5.0, alpha)
+    t_var, t_es = t_var_es(1.0, 5.0, alpha)
     ratio = t_es / t_var  # ES / VaR of a t(5) loss
     k = np.array([0.7, 1.0, 1.4])
     var = sd[:, None] * q * k

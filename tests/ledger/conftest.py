@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import _smash  # tests/_smash.py (on the path: tests/conftest.py)
 import swarmvar.ledger.damage as damage_module
 
 
@@ -24,18 +25,8 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     return seen
 
 
-#: Page 3's b-tree header (4096-byte pages): its cell count and content offset.
-PAGE_HEADER = 2 * 4096 + 3
-
-
-def _smash_page(path: Path, at: int = PAGE_HEADER) -> None:
-    with open(path, "r+b") as fh:
-        fh.seek(at)
-        fh.write(b"\xff" * 5)
-
-
 @pytest.fixture
 def smash_page() -> Callable[..., None]:
     """Damage a ledger file in place as SQLite's ``quick_check`` sees it: 5 bytes of
     0xff at ``at`` (default: page 3's b-tree header)."""
-    return _smash_page
+    return _smash.smash_page

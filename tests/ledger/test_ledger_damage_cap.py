@@ -175,7 +175,26 @@ def test_verify_chain_checks_now_past_the_memo_and_the_cap(
         led.add_entry(EntryKind.ESTIMATE, {"x": 1})
         assert led.damage() is None and len(calls) == 1  # the cap answered
         assert led.verify_chain().ok and len(calls) == 2
-        assert memo.checks == 1
+        assert memo.checks == 2
+
+
+def test_damage_a_verification_finds_is_refused_at_once(
+    tmp_path: Path, smash_page: Callable[[Path], None], calls: list[Path]
+) -> None:
+    """Within the cap's gap a head would sign over new damage (the trade-off); once
+    `verify` has found it, the next head in the process refuses, with no new check."""
+    home = _home(tmp_path)
+    memo = DamageMemo(monotonic=FakeClock())  # the clock never moves: always within the gap
+    with Ledger(home, create=False, damage_memo=memo) as led:
+        assert led.damage() is None and len(calls) == 1
+        smash_page(home / "ledger.sqlite")
+        assert led.damage() is None and len(calls) == 1  # the cap: the trade-off
+        found = led.verify_chain()
+        assert not found.ok and found.reason is not None and len(calls) == 2
+        assert led.damage() == found.reason and len(calls) == 2  # verify's answer, kept
+        with pytest.raises(LedgerCorrupted, match="no head was signed"):
+            led.signed_head()
+        assert len(calls) == 2
 
 
 def test_a_memoised_answer_is_checked_again_after_the_maximum_age(
@@ -194,28 +213,109 @@ def test_a_memoised_answer_is_checked_again_after_the_maximum_age(
     assert memo.damage(path) is None and len(calls) == 2  # and memoised again
 
 
-def test_a_symlinked_ledgers_wal_is_the_targets(tmp_path: Path) -> None:
-    """SQLite keeps the WAL beside the link's target: damage written there is seen."""
+@pytest.mark.parametrize("ask", ["memo", "store"])
+def test_a_symlinked_ledgers_wal_is_the_targets(tmp_path: Path, ask: str) -> None:
+    """SQLite keeps the WAL beside the link's target: damage written there is seen,
+    whether the memo is given the link (it resolves it) or the store's resolved path."""
     home = _home(tmp_path)
     real = tmp_path / "real.sqlite"
     os.replace(home / "ledger.sqlite", real)
     link = home / "ledger.sqlite"
     os.symlink(real, link)
-    memo = DamageMemo(settle_ns=50_000_000, min_gap_ns=0, gap_factor=0)
+    far = _settled_wall(real) + 10**6 * S  # every state counts as settled: all memoised
+    memo = DamageMemo(clock=lambda: far, min_gap_ns=0, gap_factor=0)
     with Ledger(home, create=False, damage_memo=memo) as led:
-        assert led.damage() is None  # the store resolved the link once, when it opened
-        before = file_state(link.resolve())
+        check = (lambda: memo.damage(link)) if ask == "memo" else led.damage
+        assert check() is None and memo.checks == 1
+        assert check() is None and memo.checks == 1  # memoised
+        before = file_state(real)
         led.add_entries([(EntryKind.ESTIMATE, {"j": i, "pad": "z" * 100}) for i in range(100)])
         wal = real.with_name(real.name + "-wal")
         assert wal.exists() and not (home / "ledger.sqlite-wal").exists()
-        assert file_state(link.resolve()) != before  # the append is a new state
+        assert file_state(real) != before  # the append is a new state (in the WAL)
         data = bytearray(wal.read_bytes())
         for off in range(32 + 24, len(data), 4096 + 24):  # each frame's page header
             data[off + 3 : off + 8] = b"\xff" * 5
         with open(wal, "r+b") as fh:
             fh.write(data)
-        found = led.damage()
-        assert found is not None and found == quick_check(real)
+        found = check()
+        assert found is not None and found == quick_check(real) and memo.checks == 2
+
+
+def test_a_link_pointed_elsewhere_is_followed_again(
+    tmp_path: Path, smash_page: Callable[[Path], None], calls: list[Path]
+) -> None:
+    """The memo remembers where a link led; pointed at a damaged copy since, it checks
+    the copy (two stats see that the link no longer names the file it remembered)."""
+    home = _home(tmp_path)
+    real, copy = tmp_path / "real.sqlite", tmp_path / "copy.sqlite"
+    os.replace(home / "ledger.sqlite", real)
+    copy.write_bytes(real.read_bytes())
+    smash_page(copy)
+    link = tmp_path / "link.sqlite"
+    os.symlink(real, link)
+    memo = DamageMemo(clock=lambda: _settled_wall(copy) + S, monotonic=FakeClock())
+    assert memo.damage(link) is None and memo.damage(link) is None and calls == [real]
+    link.unlink()
+    os.symlink(copy, link)
+    found = memo.damage(link)
+    assert found is not None and str(copy) in found and calls == [real, copy]
+
+
+def test_the_stores_resolved_path_costs_no_resolve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A head through the store resolves nothing: its path, resolved when it opened,
+    is remembered as its own resolution after the first check (and the answer
+    memoised: the file is settled)."""
+    home = _home(tmp_path, n=5)
+    path = home / "ledger.sqlite"
+    memo = DamageMemo(clock=lambda: _settled_wall(path), monotonic=FakeClock())
+    with Ledger(home, create=False, damage_memo=memo) as led:
+        assert led.damage() is None
+        resolved: list[Path] = []
+        real = Path.resolve
+
+        def counting(self: Path, strict: bool = False) -> Path:
+            resolved.append(self)
+            return real(self, strict)
+
+        monkeypatch.setattr(Path, "resolve", counting)
+        for _ in range(3):
+            assert led.damage() is None
+        assert resolved == [] and memo.checks == 1
+
+
+def test_a_writers_open_closes_the_file_when_the_check_cannot_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer's open checks for damage; a check that fails for another reason (a lock
+    held past the timeout) is raised, and the ledger file is closed again."""
+    home = _home(tmp_path, n=5)
+    path = (home / "ledger.sqlite").resolve()
+
+    def open_fds() -> int:
+        fds = Path("/proc/self/fd")
+        found = 0
+        for fd in fds.iterdir():
+            try:
+                found += os.readlink(fd).startswith(str(path))  # the file, -wal, -shm
+            except OSError:  # the listing's own descriptor, closed by now
+                pass
+        return found
+
+    def locked(p: Path, timeout: float = 60.0) -> str | None:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(damage_module, "quick_check", locked)
+    before = open_fds()
+    with pytest.raises(sqlite3.OperationalError, match="locked") as err:
+        Ledger(home, damage_memo=DamageMemo())
+    # err (the traceback, kept alive here) would keep a ledger left open from being collected
+    assert "locked" in str(err.value) and open_fds() == before
+    with Ledger(home, create=False, damage_memo=DamageMemo()) as led:
+        assert open_fds() > before  # the count sees an open ledger
+        assert led.size == 6
 
 
 def test_an_error_that_is_not_damage_is_raised_and_never_memoised(

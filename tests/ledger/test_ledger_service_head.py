@@ -8,8 +8,10 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from swarmvar.ledger import EntryKind, Ledger
-from swarmvar.ledger.damage import DamageMemo
+from swarmvar.ledger.damage import PROCESS_MEMO, DamageMemo
 from swarmvar.service import KeyFile, Role, ServiceConfig, create_app
 
 with warnings.catch_warnings():  # starlette asks for httpx2 (not installed); httpx works
@@ -57,3 +59,30 @@ def test_a_head_over_a_whole_ledger_is_signed(tmp_path: Path) -> None:
         r = client.get("/v1/ledger/head", headers={"X-API-Key": reader})
         assert r.status_code == 200, r.text
         assert r.json()["size"] == 151 and r.json()["signature"]
+
+
+def test_damage_the_verify_route_finds_makes_the_next_head_a_500(
+    tmp_path: Path, smash_page: Callable[[Path], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Within the damage check's cap (here an hour, so timing cannot decide it) a head is
+    signed over new damage (the documented trade-off); POST /v1/ledger/verify checks now,
+    and its answer is kept: the next head is refused at once."""
+    monkeypatch.setattr(PROCESS_MEMO, "min_gap_ns", 3600 * 10**9)  # the service's memo
+    home = tmp_path / "home"
+    keys = tmp_path / "api-keys.json"
+    _, reader = KeyFile(keys).create(Role.READER, rate=0)
+    headers = {"X-API-Key": reader}
+    path = home / "ledger.sqlite"
+    with TestClient(create_app(ServiceConfig(home=home, keys=keys))) as client:
+        with Ledger(home, damage_memo=DamageMemo()) as writer:
+            writer.add_entries([(EntryKind.ESTIMATE, {"i": i, "pad": "y" * 100})
+                                for i in range(150)])
+        assert client.get("/v1/ledger/head", headers=headers).status_code == 200
+        smash_page(path)
+        r = client.get("/v1/ledger/head", headers=headers)
+        assert r.status_code == 200, r.text  # the cap: the check of moments ago stands
+        v = client.post("/v1/ledger/verify", headers=headers)
+        assert v.status_code == 200 and v.json()["ok"] is False, v.text
+        assert str(path) in v.json()["reason"]
+        r = client.get("/v1/ledger/head", headers=headers)
+        assert r.status_code == 500 and "no head was signed" in r.json()["error"]["message"]

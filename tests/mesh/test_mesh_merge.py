@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _smash import smash_page  # tests/_smash.py (on the path: tests/conftest.py)
 from swarmvar.consensus.partition import Contribution, NormalStats, StatsCRDT
 from swarmvar.errors import RefusedMessage
 from swarmvar.ledger import EntryKind, Ledger
@@ -451,19 +452,12 @@ def _node_with_home(tmp_path: Path) -> tuple[MeshNode, dict[str, Ed25519PrivateK
     return node, keys
 
 
-def _smash_page(path: Path) -> None:
-    """Overwrite a b-tree page's header (page 3) in place: SQLite's check finds it."""
-    with open(path, "r+b") as fh:
-        fh.seek(2 * 4096 + 3)
-        fh.write(b"\xff" * 5)
-
-
 def test_a_damaged_ledger_sends_no_head_and_the_node_keeps_serving(tmp_path: Path) -> None:
     node, _ = _node_with_home(tmp_path)
     try:
         node.ledger.add_entries([(EntryKind.ESTIMATE, {"i": i, "pad": "y" * 100})
                                  for i in range(150)])
-        _smash_page(tmp_path / "a" / "ledger.sqlite")
+        smash_page(tmp_path / "a" / "ledger.sqlite")
         now = time.monotonic() + 3600.0
         node.step(now)  # every timer due: heartbeat, gossip of the head (raised out of step)
         assert node.refused["damaged ledger"] == 1 and not node.stop
@@ -589,7 +583,7 @@ def test_a_damaged_ledger_answers_no_catch_up_request_and_counts_it(tmp_path: Pa
     try:
         node.ledger.add_entries([(EntryKind.ESTIMATE, {"i": i, "pad": "y" * 100})
                                  for i in range(150)])
-        _smash_page(tmp_path / "a" / "ledger.sqlite")
+        smash_page(tmp_path / "a" / "ledger.sqlite")
         frames = seal(keys["b"], "b", "a", 1, 1, MessageKind.ENTRIES_REQUEST, {"start": 0})
         node.on_frames([b"b", *frames], 10.0)
         # b's join pushes statistics and tries a head (refused); the request is refused too

@@ -14,26 +14,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from _refs_t import t_var_es  # tests/_refs_t.py (on the path: conftest)
 from swarmvar.models.attribution import euler
 from swarmvar.models.joint_base import Scenarios
 
 SIGMA = np.array([[4.0, 1.2, -0.6], [1.2, 2.25, 0.3], [-0.6, 0.3, 1.0]]) * 1e-4
 P = np.array([6e5, -4e5, 3e5])
 NU = 5.0
-
-_spec = importlib.util.spec_from_file_location(
-    "swarmvar_tests_refs_t", Path(__file__).resolve().parents[1] / "_refs_t.py")
-assert _spec is not None and _spec.loader is not None
-refs_t = sys.modules.setdefault("swarmvar_tests_refs_t", importlib.util.module_from_spec(_spec))
-if not hasattr(refs_t, "t_var_es"):  # tests/_refs_t.py by path (importlib mode: no tests.*)
-    _spec.loader.exec_module(refs_t)
 
 
 def t_scenarios(draws: int = 20, paths: int = 20_000, seed: int = 0) -> tuple[Scenarios,
@@ -47,7 +37,7 @@ def t_scenarios(draws: int = 20, paths: int = 20_000, seed: int = 0) -> tuple[Sc
 
 
 def t_closed_form(alpha: float) -> tuple[float, float, np.ndarray]:
-    q, es_factor = refs_t.t_var_es(1.0, NU, alpha)
+    q, es_factor = t_var_es(1.0, NU, alpha)
     sd = float(np.sqrt(P @ SIGMA @ P))
     return q * sd, es_factor * sd, es_factor * P * (SIGMA @ P) / sd
 

@@ -10,26 +10,15 @@ log-likelihood (in percent; ``+ log 100`` for returns in fractions).
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from arch import arch_model
 
+from _refs_t import ARCH_T, arch_tail_mean  # tests/_refs_t.py (on the path: conftest)
 from swarmvar.validation import GarchTBaseline
 from swarmvar.validation.baseline import standardized_t_var_es
-
-_spec = importlib.util.spec_from_file_location(
-    "swarmvar_tests_refs_t", Path(__file__).resolve().parents[1] / "_refs_t.py")
-assert _spec is not None and _spec.loader is not None
-refs_t = sys.modules.setdefault("swarmvar_tests_refs_t", importlib.util.module_from_spec(_spec))
-if not hasattr(refs_t, "t_var_es"):  # tests/_refs_t.py by path (importlib mode: no tests.*)
-    _spec.loader.exec_module(refs_t)
-ARCH_T = refs_t.ARCH_T
-arch_tail_mean = refs_t.arch_tail_mean
 
 
 @pytest.mark.parametrize("nu", [2.5, 4.0, 7.3, 30.0])

@@ -14,23 +14,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from scipy import integrate, stats
 
+from _refs_t import t_var_es  # tests/_refs_t.py (on the path: conftest)
 from swarmvar.validation import acerbi_szekely_z2, mcneil_frey, student_t_sampler
-
-_spec = importlib.util.spec_from_file_location(
-    "swarmvar_tests_refs_t", Path(__file__).resolve().parents[1] / "_refs_t.py")
-assert _spec is not None and _spec.loader is not None
-refs_t = sys.modules.setdefault("swarmvar_tests_refs_t", importlib.util.module_from_spec(_spec))
-if not hasattr(refs_t, "t_var_es"):  # tests/_refs_t.py by path (importlib mode: no tests.*)
-    _spec.loader.exec_module(refs_t)
-t_var_es = refs_t.t_var_es
 
 
 @pytest.mark.parametrize("df", [3.0, 6.0])

@@ -163,12 +163,7 @@ class Policy:
         if isinstance(m, bool) or not isinstance(m, int) or m < 0:
             raise InvalidParameter(f"the number of agents must be a whole number >= 0, "
                                    f"got {m!r}")
-        if record is not None and (isinstance(record, bool) or not isinstance(record, int)
-                                   or record < 0):
-            raise InvalidParameter(f"the track record's length must be a whole number >= 0 "
-                                   f"or None, got {record!r}")
-        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-            raise InvalidParameter(f"the horizon must be a whole number >= 1, got {horizon!r}")
+        _check_words_args(record, horizon)
         f = self.f_for(m)
         need = self.aggregator.min_agents(self.f)
         agents = f"{m} agent{'s' if m != 1 else ''}"
@@ -210,12 +205,7 @@ class Policy:
         InvalidParameter
             ``record`` not a whole number >= 0 or None, ``horizon`` not >= 1.
         """
-        if record is not None and (isinstance(record, bool) or not isinstance(record, int)
-                                   or record < 0):
-            raise InvalidParameter(f"the track record's length must be a whole number >= 0 "
-                                   f"or None, got {record!r}")
-        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-            raise InvalidParameter(f"the horizon must be a whole number >= 1, got {horizon!r}")
+        _check_words_args(record, horizon)
         kept = (record if self.window is None else self.window if record is None
                 else min(self.window, record))
         scored = ("forecast" if horizon == 1 else f"non-overlapping {horizon}-day window"
@@ -229,6 +219,23 @@ class Policy:
             Weighting.TEMPERED: f"tempered weights from each agent's FZ0 loss over {span}",
         }[self.weighting]
 
+
+
+def _check_words_args(record: object, horizon: object) -> None:
+    """Refuse a ``record`` or ``horizon`` :meth:`Policy.describe` and
+    :meth:`Policy.weights_words` cannot put in words.
+
+    Raises
+    ------
+    InvalidParameter
+        ``record`` not a whole number >= 0 or None, ``horizon`` not a whole number >= 1.
+    """
+    if record is not None and (isinstance(record, bool) or not isinstance(record, int)
+                               or record < 0):
+        raise InvalidParameter(f"the track record's length must be a whole number >= 0 "
+                               f"or None, got {record!r}")
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+        raise InvalidParameter(f"the horizon must be a whole number >= 1, got {horizon!r}")
 
 #: The swarm's default rule: drop the highest and lowest forecast (f = 1 Byzantine
 #: agent tolerated with 3 or more agents; from 6 agents on, the two highest and two

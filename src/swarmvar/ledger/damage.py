@@ -7,9 +7,12 @@ ledger file (device, inode, size, modification and change times in ns) and
 of its write-ahead log (the same without the change time: SQLite running
 as root calls ``fchown`` on the WAL whenever a connection opens it, which moves
 its change time while nothing is written). A second check of an unchanged file
-costs two ``stat`` calls. A symbolic link is followed first (once, by the store
-when it opens): SQLite keeps the WAL next to the link's target, so that is the
-WAL whose state counts.
+costs two ``stat`` calls. A symbolic link is followed first: SQLite keeps the
+WAL next to the link's target, so that is the WAL whose state counts. The memo
+resolves each path it is given once and remembers where it led (a bounded table):
+a path that is its own resolution (the store's, resolved when it opens) costs
+nothing more; another path (a link) costs two more ``stat`` calls, which see a
+link pointed elsewhere since (then it is resolved again).
 
 Rules that keep a memoised "whole" honest:
 
@@ -37,7 +40,10 @@ bound (5 s on ledgers up to ~2.5 * 10^6 entries), not at the first head after it
 A file replaced by another (a new inode) is always checked. Callers asking
 about the same file while a check runs wait for it, then share its answer
 through the cap (the memo, if the state settled); with the cap off
-(``min_gap_ns=0, gap_factor=0``) each runs its own check after it.
+(``min_gap_ns=0, gap_factor=0``) each runs its own check after it. A check
+someone asked for (:meth:`DamageMemo.check_now`, run by ``Ledger.verify_chain``)
+skips the memo and the cap, and its answer is kept as any check's: damage it
+finds is refused by the next head at once.
 
 What the state key cannot see (a "whole" memoised for up to 10 minutes):
 damage beneath the file system (a disk or controller fault: the stat is
@@ -120,14 +126,28 @@ def _stat(path: Path, ctime: bool = True) -> Stat | None:
 def file_state(path: Path) -> FileState | None:
     """The state of ledger file ``path`` and its ``-wal``; None if the file is gone.
 
-    ``path`` must be resolved (``Path.resolve()``, done once by the caller: the store
-    when it opens): SQLite keeps the WAL beside a symbolic link's target.
+    ``path`` must be resolved (``Path.resolve()``): SQLite keeps the WAL beside a
+    symbolic link's target, and the ``-wal`` is looked for beside ``path`` as given.
+    :meth:`DamageMemo.damage` resolves what it is given before calling this.
     """
     main = _stat(path)
     if main is None:
         return None
     wal = _stat(path.with_name(path.name + "-wal"), ctime=False)
     return FileState(main, wal if wal is not None and wal[2] > 0 else None)
+
+
+def _gone(path: Path) -> str:
+    return f"{path} is gone (deleted or moved away while the ledger was open)"
+
+
+def _same_file(path: Path, resolved: Path) -> bool:
+    """True if ``path`` (a symbolic link, followed) and ``resolved`` name one existing file."""
+    try:
+        a, b = os.stat(path), os.stat(resolved)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def is_lock_wait(exc: BaseException) -> bool:
@@ -243,39 +263,68 @@ class DamageMemo:
         self._known: OrderedDict[FileState, tuple[str | None, int]] = OrderedDict()
         self._last: OrderedDict[Path, _LastCheck] = OrderedDict()
         self._gates: OrderedDict[Path, threading.Lock] = OrderedDict()
+        #: path given -> that path resolved (symbolic links followed)
+        self._resolved: OrderedDict[Path, Path] = OrderedDict()
         #: quick_check runs so far (for tests and benchmarks).
         self.checks = 0
 
     def damage(self, path: Path, timeout: float = 60.0) -> str | None:
         """What ``quick_check`` finds wrong with ``path`` now (None: whole), memoised.
 
-        ``path`` must be resolved (``Path.resolve()``: a symbolic link's WAL is beside
-        its target); :class:`~swarmvar.ledger.sqlite.SQLiteStore` resolves its path
-        once when it opens, so a head costs no ``resolve``. Raises
-        ``sqlite3.OperationalError`` (not memoised) for an error that says nothing
-        about damage: a lock wait past ``timeout`` s, no descriptor left.
+        ``path`` may be a symbolic link: it is resolved (its WAL is beside its target),
+        once per path given (a bounded table; :meth:`_resolve`), so a head of
+        :class:`~swarmvar.ledger.sqlite.SQLiteStore` (which passes the path it resolved
+        when it opened) costs no ``resolve``.
+
+        Raises
+        ------
+        sqlite3.OperationalError
+            Not memoised: an error that says nothing about damage (a lock wait past
+            ``timeout`` s, no descriptor left).
         """
+        path = self._resolve(path)
         before = file_state(path)
         if before is None:  # deleted or moved away under an open ledger
-            return f"{path} is gone (deleted or moved away while the ledger was open)"
+            return _gone(path)
         hit = self._memoised(before, self._monotonic())
         if hit is not None:
             return hit[0]
+        return self._check(path, timeout, capped=True)
+
+    def check_now(self, path: Path, timeout: float = 60.0) -> str | None:
+        """:meth:`damage` past the memo and the cap: ``quick_check`` runs now (after a
+        check of the same file already running), for a verification someone asked for.
+
+        Its answer is kept as any check's is (the cap's last answer for the file, and
+        memoised if the state settled): damage a verification finds is refused by the
+        next :meth:`damage` at once, not after the cap's gap.
+
+        Raises
+        ------
+        sqlite3.OperationalError
+            As :meth:`damage` raises it.
+        """
+        return self._check(self._resolve(path), timeout, capped=False)
+
+    def _check(self, path: Path, timeout: float, *, capped: bool) -> str | None:
+        """Run ``quick_check`` on resolved ``path`` (one per file at a time) and keep its
+        answer; ``capped``: first answer from the memo or the cap if they have one."""
         with self._gate(path):  # one check per file; others wait, then re-read
             now = self._clock()
             start = self._monotonic()
             before = file_state(path)
             if before is None:
-                return f"{path} is gone (deleted or moved away while the ledger was open)"
-            hit = self._memoised(before, start)
-            if hit is not None:
-                return hit[0]
-            with self._lock:
-                last = self._last.get(path)
-            if (last is not None and last.file == before.main[:2]
-                    and start - last.started < max(self.min_gap_ns,
-                                                   self.gap_factor * last.duration)):
-                return last.answer  # the cap: this file was checked moments ago
+                return _gone(path)
+            if capped:
+                hit = self._memoised(before, start)
+                if hit is not None:
+                    return hit[0]
+                with self._lock:
+                    last = self._last.get(path)
+                if (last is not None and last.file == before.main[:2]
+                        and start - last.started < max(self.min_gap_ns,
+                                                       self.gap_factor * last.duration)):
+                    return last.answer  # the cap: this file was checked moments ago
             found = quick_check(path, timeout)
             end = self._monotonic()
             after = file_state(path)
@@ -291,6 +340,29 @@ class DamageMemo:
                     while len(self._known) > self.capacity:
                         self._known.popitem(last=False)
         return found
+
+    def _resolve(self, path: Path) -> Path:
+        """``path`` with every symbolic link followed, remembered per path given (at most
+        ``capacity`` paths, least recently used dropped first).
+
+        A path remembered as its own resolution (the store's) is taken as is: no system
+        call. Another (a link, a relative path) costs two ``stat`` calls to see that it
+        still names the file it was resolved to; if not (the link points elsewhere now,
+        or nothing is there), it is resolved again.
+        """
+        with self._lock:
+            got = self._resolved.get(path)
+            if got is not None:
+                self._resolved.move_to_end(path)
+        if got is not None and (got == path or _same_file(path, got)):
+            return got
+        got = Path(path).resolve()
+        with self._lock:
+            self._resolved[path] = got
+            self._resolved.move_to_end(path)
+            while len(self._resolved) > self.capacity:
+                self._resolved.popitem(last=False)
+        return got
 
     def _memoised(self, state: FileState, now: int) -> tuple[str | None] | None:
         """(the memoised answer,) for ``state``; None if none (or older than max_age_ns)."""
@@ -322,6 +394,7 @@ class DamageMemo:
         with self._lock:
             self._known.clear()
             self._last.clear()
+            self._resolved.clear()
 
     def _after_fork(self) -> None:
         # a fork may copy a lock held by another thread (the table's or a check's)

@@ -523,7 +523,9 @@ class Ledger:
             per CPU, at most 4, from 200,000 entries on; 1 below that.
 
         A SQLite ledger's ``PRAGMA quick_check`` runs first, now: never a memoised
-        or rate-capped answer (:meth:`damage`'s). A lock held past ``check_timeout``
+        or rate-capped answer (:meth:`damage`'s); its answer is kept in the damage
+        memo, so damage it finds makes the next :meth:`signed_head` in this process
+        refuse at once. A lock held past ``check_timeout``
         (or another error that says nothing about damage) is raised as
         ``sqlite3.OperationalError``, as :meth:`damage` raises it.
         """

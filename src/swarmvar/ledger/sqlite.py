@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LedgerCorrupted
-from . import damage as _damage
 from .damage import PROCESS_MEMO, DamageMemo, is_lock_wait
 from .entry import ZERO_HASH
 from .merkle import HashAlgorithm, NodeKey, frontier_keys
@@ -137,7 +136,8 @@ class SQLiteStore:
         damage_memo: DamageMemo | None = None,
     ):
         self.path = Path(path)
-        #: the file itself (a symbolic link followed, once): the damage check's key
+        #: the file itself (a symbolic link followed, once): what the damage memo is
+        #: given, so a head costs it no ``resolve`` (it resolves other paths itself)
         self._resolved = self.path.resolve()
         self._timeout = timeout
         self._damage_memo = PROCESS_MEMO if damage_memo is None else damage_memo
@@ -259,10 +259,13 @@ class SQLiteStore:
                                         self._timeout if timeout is None else timeout)
 
     def check_now(self, timeout: float | None = None) -> str | None:
-        """:meth:`damage` without the memo or its cap: ``PRAGMA quick_check`` runs now
-        (for a verification someone asked for). Raises as :meth:`damage` does."""
-        return _damage.quick_check(self._resolved,
-                                   self._timeout if timeout is None else timeout)
+        """:meth:`damage` past the memo and its cap: ``PRAGMA quick_check`` runs now
+        (for a verification someone asked for); its answer is kept in the memo, so
+        damage it finds is refused by the next :meth:`damage` at once
+        (:meth:`~swarmvar.ledger.damage.DamageMemo.check_now`). Raises as :meth:`damage`
+        does."""
+        return self._damage_memo.check_now(self._resolved,
+                                           self._timeout if timeout is None else timeout)
 
     def row_count(self, below: int | None = None) -> int:
         """Entry rows stored whose index is below ``below`` (all if None), whatever else

@@ -51,7 +51,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("swarmvar.swarm")
 #: The log line of an arbiter's alert (portfolio, beat, reason): a face that says the alert
-#: in its own words holds this line back by its format (``record.msg is ALERT_LOG``).
+#: in its own words holds this line back by its format (``record.msg == ALERT_LOG``: compared
+#: by value, so an equal copy of the format string is held back too).
 ALERT_LOG = "alert on %s at beat %d: %s"
 
 

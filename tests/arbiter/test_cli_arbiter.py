@@ -262,10 +262,12 @@ def test_the_alerts_line_counts_the_episodes_the_ledger_records(tmp_path: Path) 
         "--home", str(home)])
     assert result.exit_code == 0, result.output
     with Ledger.open(home, create=False) as ledger:
-        alerts = [e.data["details"]["reason"] for e in (ledger.entry(i)
-                                                         for i in range(ledger.size))
-                  if e.kind is EntryKind.ACTION and e.data["type"] == "alert"]
+        entries = [ledger.entry(i) for i in range(ledger.size)]
+    alerts = [e.data["details"]["reason"] for e in entries
+              if e.kind is EntryKind.ACTION and e.data["type"] == "alert"]
     again = sum(RAISED_AGAIN in r for r in alerts)
+    assert entries[-1].data["details"]["alert_episodes"] == {"opened": len(alerts) - again,
+                                                             "raised_again": again}
     assert alerts  # the simulated swarm (one agent at 0.6 x the volatility) alerts
     assert (f"alerts: {len(alerts)} on 399 beats ({len(alerts) - again} alert episodes "
             f"opened, {again} raised again") in " ".join(result.output.split())

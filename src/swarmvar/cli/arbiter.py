@@ -163,6 +163,8 @@ def replay_command(
                 retraining=Retraining() if retrain else None)
             report = replay_report(history, arbiter, SWARM_POLICY, drift=drift,
                                    on_decision=decisions.append)
+            alerts = [d for d in decisions if d.action is Action.ALERT]
+            again = sum(RAISED_AGAIN in d.reason for d in alerts)
             # the drill's record; {} without --drift (first_beats never returns None)
             drill: dict[str, Any] = {} if drift is None else {
                 "agent": drift.agent, "start": drift.start, "scale": drift.scale,
@@ -176,6 +178,7 @@ def replay_command(
                             "t_threshold": t_threshold, "seed_thresholds": seed_thresholds,
                             "retrain": retrain},
                 "decisions": {a.value: n for a, n in report.outcome.counts.items()},
+                "alert_episodes": {"opened": len(alerts) - again, "raised_again": again},
                 "consensus": [{"alpha": a.alpha, "without": a.breaches,
                                "with": b.breaches, "expected": a.expected}
                               for a, b in zip(report.without, report.with_actions,
@@ -201,8 +204,6 @@ def replay_command(
     held = ", ".join(f"{a} {int(d)}" for a, d in zip(history.agents, out.excluded.sum(axis=0),
                                                      strict=True) if d)
     console.print(f"agent-days quarantined: {held or 'none'}; refits requested: {out.refits}")
-    alerts = [d for d in decisions if d.action is Action.ALERT]
-    again = sum(RAISED_AGAIN in d.reason for d in alerts)
     console.print(f"alerts: {len(alerts)} on {report.days} beats ({len(alerts) - again} alert "
                   f"episodes opened, {again} raised again for an agent new to the open "
                   "episode)", markup=False)

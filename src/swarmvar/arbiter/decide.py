@@ -193,8 +193,8 @@ class AlertEpisode:
             return AlertEpisode(True, decision.seq, 0, tuple(sorted(decision.agents)))
         if not self.open:
             return self
-        if decision.threat >= t.release_level:
-            return AlertEpisode(True, self.since, 0, self.named)
+        if decision.threat >= t.release_level:  # held: unchanged unless calm beats counted
+            return self if self.calm == 0 else AlertEpisode(True, self.since, 0, self.named)
         calm = self.calm + 1
         return AlertEpisode() if calm >= t.release_beats else AlertEpisode(
             True, self.since, calm, self.named)

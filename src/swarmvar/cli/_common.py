@@ -45,6 +45,9 @@ REPORT_SUFFIXES = (".html", ".htm")
 CONSOLE_WIDTH = 200
 #: Bundled data sets (names as ``swarmvar.data.DATASETS`` has them; checked by a test).
 BUNDLED = ("sp500", "nasdaq")
+#: Bundled multi-asset data sets, one column per stock (``swarmvar.books.STOCK_DATASETS``;
+#: checked by a test): for a book (``var``/``backtest --positions``) and for ``run``.
+BUNDLED_STOCKS = ("sp500-stocks",)
 #: The robust rules ``--policy`` accepts (``consensus.Aggregator`` but the non-robust mean;
 #: checked by a test).
 POLICIES = ("trimmed_mean", "median", "geometric_median", "krum", "multi_krum")
@@ -413,15 +416,32 @@ def check_kind(kind: str) -> str:
     return kind
 
 
-def check_data(source: str) -> str:
-    """A bundled data set name or an existing file (with a "did you mean" for names)."""
-    if is_dataset(source) or Path(source).exists():
+def check_data(source: str, *, stocks: bool = False) -> str:
+    """A bundled data set name or an existing file (with a "did you mean" for names).
+
+    ``stocks``: the command reads a table of assets (``run``), so the bundled multi-asset
+    sets (:data:`BUNDLED_STOCKS`) are data sets too; a command of one series refuses them
+    saying where they go.
+
+    Raises
+    ------
+    typer.BadParameter
+        No such data set or file (``--data``).
+    """
+    if is_dataset(source) or (stocks and is_stock_dataset(source)) or Path(source).exists():
         return source
+    if is_stock_dataset(source):
+        raise typer.BadParameter(
+            f"{source!r} is the bundled multi-asset data set (one column per stock): give it "
+            "with --positions or --book, or to `swarmvar run`; this takes one series: "
+            f"{', '.join(BUNDLED)}, or a CSV/Parquet file", param_hint="--data")
     looks_like_name = not Path(source).suffix and os.sep not in source and "/" not in source
     if looks_like_name:
+        names = (*BUNDLED, *BUNDLED_STOCKS) if stocks else BUNDLED
+        close = _suggest(source, names)
         raise typer.BadParameter(
-            f"no bundled data set or file called {source!r}{_suggest(source, BUNDLED)} "
-            f"Bundled: {', '.join(BUNDLED)}; or give a CSV/Parquet file", param_hint="--data")
+            f"no bundled data set or file called {source!r}{close or '.'} "
+            f"Bundled: {', '.join(names)}; or give a CSV/Parquet file", param_hint="--data")
     raise typer.BadParameter(f"no such file: {source}", param_hint="--data")
 
 
@@ -460,6 +480,12 @@ def cli_words(message: str) -> str:
 def is_dataset(source: str) -> bool:
     """A bundled data set's name (sp500, nasdaq), unless a file of that name exists."""
     return source.lower() in BUNDLED and not Path(source).exists()
+
+
+def is_stock_dataset(source: str) -> bool:
+    """A bundled multi-asset data set's name (sp500-stocks), unless a file of that name
+    exists (the rule ``var --positions`` reads it by)."""
+    return source.lower() in BUNDLED_STOCKS and not Path(source).exists()
 
 
 def load_series(source: str, column: str | None, kind: str, last: int | None,

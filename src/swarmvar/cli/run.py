@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import signal
@@ -25,6 +26,7 @@ from ._common import (
     fail,
     from_setting,
     is_dataset,
+    is_stock_dataset,
     make_console,
     parse_alphas,
     resolve_agents,
@@ -71,7 +73,9 @@ def _portfolios(path: Path | None, data: Any) -> dict[str, Any]:
 
 
 def _data(source: str) -> Any:
-    """A bundled series (sp500, nasdaq) or a CSV/Parquet file of returns: dates, then assets.
+    """A bundled series (sp500, nasdaq), the bundled stocks (sp500-stocks: daily log returns
+    of 20 S&P 500 stocks from 2000, as ``var --positions`` reads them) or a CSV/Parquet
+    file of returns: dates, then assets.
 
     A file goes through :func:`swarmvar.data.read_table` (the data layer's checks of the
     file, its dates and its cells); its rows (NaN, inf, percent, dates out of order) are
@@ -82,6 +86,10 @@ def _data(source: str) -> Any:
 
     if is_dataset(source):
         return data_mod.load(source.lower())
+    if is_stock_dataset(source):
+        from ..books import load_stocks
+
+        return load_stocks(source.lower())
     try:
         return data_mod.read_table(Path(source))
     except SwarmVarError as exc:
@@ -176,7 +184,8 @@ def _fail_run(exc: Exception, data: str, settings: dict[str, Setting] | None = N
     if isinstance(exc, ResumeMismatch) and settings is not None:
         return usage_error(_file_words(str(exc), settings))
 
-    if isinstance(exc, InvalidReturns) and not is_dataset(data):
+    if isinstance(exc, InvalidReturns) and not is_dataset(data) \
+            and not is_stock_dataset(data):
         name = Path(data).name
         message = cli_words(str(exc))
         if not message.startswith(f"{name}:"):
@@ -288,53 +297,110 @@ def _currency_lines(swarm: Any) -> list[str]:
     return lines
 
 
-def _table(swarm: Any, breaches: dict[str, int], events: dict[str, str],
-           arbiter: bool = False) -> Any:
+#: The live table's optional columns, the least important first: at a console too narrow
+#: for the whole table they are dropped in this order until it fits (``_table``). The
+#: decisions and role events are also said in the alert lines and the ledger, the beat
+#: and m/n in the closing summary; the consensus (portfolio, date, VaR and ES) stays.
+DROPPED_FIRST = ("decisions", "event", "m/n", "beat", "ccy", "breaches", "interval")
+
+
+def _table_rows(swarm: Any, breaches: dict[str, int], events: dict[str, str],
+                arbiter: bool) -> tuple[list[float], bool, list[dict[str, Any]]]:
+    """The live table's cells, each portfolio's (the first 40) by column key; the levels,
+    and whether any portfolio holds positions (the currency columns)."""
     from rich.markup import escape
-    from rich.table import Table
 
     nets = {name: spec.net_value for name, spec in swarm.specs.items()}
     money = any(v is not None for v in nets.values())
-    table = Table(title="swarmvar run — consensus per portfolio (VaR/ES: losses in % of value"
-                  + ("; a positions portfolio: % of its net value, and in currency)"
-                     if money else ")"), title_justify="left")
-    for col in ("portfolio", "beat", "as of"):
-        table.add_column(col, no_wrap=True)
-    alphas = next(iter(swarm.configs.values())).alphas
-    for a in alphas:
-        table.add_column(escape(f"VaR {a:g} [interval]"), justify="right", no_wrap=True)
-        table.add_column(f"ES {a:g}", justify="right", no_wrap=True)
-        if money:
-            table.add_column(f"VaR {a:g} (ccy)", justify="right", no_wrap=True)
-    table.add_column("m/n", justify="right")
-    table.add_column("breaches", justify="right")
-    table.add_column("last role event")
-    if arbiter:
-        table.add_column("last decisions")
+    alphas = list(next(iter(swarm.configs.values())).alphas)
+    rows = []
     for name in list(swarm.portfolios())[:40]:
         rep = swarm.latest(name)
         net = nets.get(name)
-        label = escape(name) + (f" (net {net:,.0f})" if net is not None else "")
-        per_level = 3 if money else 2
+        row: dict[str, Any] = {"label": escape(name) + (f" (net {net:,.0f})" if net is not None
+                                                       else "")}
         if rep is None:
-            table.add_row(label, "-", "-", *[""] * (per_level * len(alphas) + 3 + arbiter))
+            rows.append(row | {"beat": "-", "as of": "-"})
             continue
-        cells = []
-        for c in rep.consensus:
-            cells += [f"{100 * c.var:.2f}% [{100 * c.var_interval[0]:.2f}, "
-                      f"{100 * c.var_interval[1]:.2f}]", f"{100 * c.es:.2f}%"]
-            if money:
-                cells.append(_money(net, c.var) if net is not None else "")
-        if not rep.consensus:
-            cells = ["n/a"] * (per_level * len(alphas))
-        avail = f"{rep.consensus[0].available}/{rep.consensus[0].total}" if rep.consensus else "-"
-        extra = []
+        row |= {"beat": str(rep.seq), "as of": rep.as_of.date().isoformat(),
+                "m/n": (f"{rep.consensus[0].available}/{rep.consensus[0].total}"
+                        if rep.consensus else "-"),
+                "breaches": str(breaches.get(name, 0)),
+                "event": escape(events.get(name, "")[:40])}
         if arbiter:
-            extra = [escape(", ".join(f"{d.action.value}" + (f" {'+'.join(d.agents)}"
-                                                             if d.agents else "")
-                                      for d in rep.decisions)[:40])]
-        table.add_row(label, str(rep.seq), rep.as_of.date().isoformat(), *cells, avail,
-                      str(breaches.get(name, 0)), escape(events.get(name, "")[:40]), *extra)
+            row["decisions"] = escape(", ".join(
+                d.action.value + (f" {'+'.join(d.agents)}" if d.agents else "")
+                for d in rep.decisions)[:40])
+        for i in range(len(alphas)):
+            c = rep.consensus[i] if i < len(rep.consensus) else None
+            if c is None:
+                row |= {f"var{i}": "n/a", f"es{i}": "n/a", f"ccy{i}": "n/a" if money else ""}
+                continue
+            row |= {f"var{i}": f"{100 * c.var:.2f}%", f"es{i}": f"{100 * c.es:.2f}%",
+                    f"interval{i}": (f" [{100 * c.var_interval[0]:.2f}, "
+                                     f"{100 * c.var_interval[1]:.2f}]"),
+                    f"ccy{i}": _money(net, c.var) if net is not None else ""}
+        rows.append(row)
+    return alphas, money, rows
+
+
+def _table(swarm: Any, breaches: dict[str, int], events: dict[str, str],
+           arbiter: bool = False, width: int | None = None) -> Any:
+    """The live table of the consensus per portfolio, fitted to ``width`` columns (the
+    console's; None: every column): the optional columns go, :data:`DROPPED_FIRST` first,
+    until it fits, so that no number is ever cut to ``…`` (a long portfolio name wraps)."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    alphas, money, rows = _table_rows(swarm, breaches, events, arbiter)
+    optional = [k for k in DROPPED_FIRST if (k != "ccy" or money)
+                and (k != "decisions" or arbiter)]
+
+    def build(shown: set[str]) -> Table:
+        table = Table(title="swarmvar run — consensus per portfolio (VaR/ES: losses in % of "
+                      "value" + ("; a positions portfolio: % of its net value, and in "
+                                 "currency)" if money else ")"), title_justify="left")
+        table.add_column("portfolio", overflow="fold")  # the one column that may wrap
+        cells: list[list[str]] = [[r["label"]] for r in rows]
+
+        def column(header: str, key: str, **style: Any) -> None:
+            table.add_column(header, no_wrap=True, **style)
+            for r, out in zip(rows, cells, strict=True):
+                out.append(r.get(key, ""))
+
+        if "beat" in shown:
+            column("beat", "beat", justify="right")
+        column("as of", "as of")
+        for i, a in enumerate(alphas):
+            if "interval" in shown:
+                table.add_column(escape(f"VaR {a:g} [interval]"), justify="right",
+                                 no_wrap=True)
+                for r, out in zip(rows, cells, strict=True):
+                    out.append(r.get(f"var{i}", "") + r.get(f"interval{i}", ""))
+            else:
+                column(f"VaR {a:g}", f"var{i}", justify="right")
+            column(f"ES {a:g}", f"es{i}", justify="right")
+            if "ccy" in shown:
+                column(f"VaR {a:g} (ccy)", f"ccy{i}", justify="right")
+        for key, header in (("m/n", "m/n"), ("breaches", "breaches"),
+                            ("event", "last role event"), ("decisions", "last decisions")):
+            if key in shown:
+                column(header, key, justify="right" if key in ("m/n", "breaches") else "left")
+        for out in cells:
+            table.add_row(*out)
+        return table
+
+    shown = set(optional)
+    table = build(shown)
+    if width is None:
+        return table
+    measure = Console(width=max(width, 1) * 4, file=io.StringIO())
+    for key in optional:
+        if measure.measure(table).maximum <= width:
+            break
+        shown.discard(key)
+        table = build(shown)
     return table
 
 
@@ -420,8 +486,11 @@ def run(
     portfolios: Annotated[Path | None, typer.Option(
         "--portfolios", help="JSON file: {name: {weights|positions: {asset: number}}}")] = None,
     data: Annotated[str | None, typer.Option(
-        "--data", help="sp500, nasdaq, or a CSV/Parquet file of returns (date column, then one "
-        "column per asset)", show_default="sp500")] = None,
+        "--data", help="sp500, nasdaq, sp500-stocks (20 stocks, one column each: for "
+        "--portfolios of weights or positions), or a CSV/Parquet file of returns (date "
+        "column, then one column per asset). Its first --window rows are the start "
+        "history; the replay beats from the row after them (--last N: only the last N "
+        "rows)", show_default="sp500")] = None,
     beats: Annotated[int | None, typer.Option("--beats", help="stop after N beats, counted over "
                                               "all portfolios (a tick beats every portfolio "
                                               "it is for, so the run ends with the tick that "
@@ -449,8 +518,15 @@ def run(
     alpha: Annotated[list[str] | None, typer.Option(
         "--alpha", help="confidence level(s): --alpha 0.99 --alpha 0.975 or 0.99,0.975",
         show_default="0.99,0.975")] = None,
-    window: Annotated[int | None, typer.Option(help="returns per (re)fit",
-                                               show_default="1000")] = None,
+    window: Annotated[int | None, typer.Option(help="returns per (re)fit; the first WINDOW "
+                                               "rows of --data are the start history, not "
+                                               "beaten", show_default="1000")] = None,
+    last: Annotated[int | None, typer.Option("--last", help="use only the last N rows of "
+                                             "--data (more than --window: the first --window "
+                                             "of them start the swarm, the replay beats the "
+                                             "others up to the data's end; a rerun on the "
+                                             "same --home goes on after its last beat). Left "
+                                             "out: every row")] = None,
     refit_every: Annotated[int | None, typer.Option("--refit-every", help="beats between refits",
                                                     show_default="20")] = None,
     horizon: Annotated[int | None, typer.Option(
@@ -475,7 +551,9 @@ def run(
                      ] = False,
     idle_timeout: Annotated[float, typer.Option("--idle-timeout", help="--follow: stop after "
                                                 "this many seconds without a new row")] = 10.0,
-    quiet: Annotated[bool, typer.Option("--quiet", help="no live table")] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="no live table (alerts, "
+                                        "quarantines and the closing summary still "
+                                        "print)")] = False,
     arbiter: Annotated[bool, typer.Option("--arbiter/--no-arbiter", help="decide after each "
                                           "beat (quarantine, alert, re-weight, refits); off by "
                                           "default: the forecasts then equal the backtest's")
@@ -549,6 +627,9 @@ def run(
     check_positive(idle_timeout, "--idle-timeout", "a time in seconds")
     if follow and stdin:
         raise typer.BadParameter("give it or --follow, not both", param_hint="--stdin")
+    if last is not None and (follow or stdin):
+        raise typer.BadParameter("it trims a replay of --data; --follow and --stdin beat "
+                                 "every row that arrives", param_hint="--last")
     pace = pace or ("rate" if rate is not None else "none")
     if pace not in ("none", "rate", "pulse"):
         raise typer.BadParameter("use none, rate or pulse", param_hint="--pace")
@@ -564,7 +645,14 @@ def run(
                                                                     (0.99, 0.975)))
     names = from_setting(settings["agents"],  # did-you-mean, as `var`
                          lambda v: resolve_agents(str_list(v)))
-    data = from_setting(settings["data"], lambda v: check_data(str(v)))
+    data = from_setting(settings["data"], lambda v: check_data(str(v), stocks=True))
+    if last is not None and last <= window:
+        raise typer.BadParameter(f"must be more than --window ({window}): the first "
+                                 f"{window} rows start the swarm, the others are beaten; got "
+                                 f"{last}", param_hint="--last")
+    if follow and (is_dataset(data) or is_stock_dataset(data)):
+        raise typer.BadParameter(f"it follows a file as it grows; {data} is a bundled data "
+                                 "set, which does not", param_hint="--follow")
     home = from_setting(settings["home"], lambda v: check_home(Path(str(v))))
     plugins = list(plugin or [])
     if plugins and sandbox is None:  # the runtime's words ("choose a backend") said for flags
@@ -597,6 +685,10 @@ def run(
         from ..swarm.ticks import ALL
 
         frame = _data(data)
+        # --last: the replay starts `last` rows from the end; its rows keep their places
+        # in --data (the cursor a resume seeks to), so a rerun on grown data goes on
+        # after the ledger's last beat, as without --last
+        first = 0 if last is None else max(0, len(frame) - last)
         if follow:
             _check_followed_dates(Path(data))
         specs = _portfolios(portfolios, frame)
@@ -644,7 +736,7 @@ def run(
     events: dict[str, str] = {}
     try:
         with swarm:
-            history = frame.iloc[:window]
+            history = frame.iloc[first:first + window]
             swarm.start(history)
             if stdin:
                 source: Any = JsonLines(sys.stdin)
@@ -656,13 +748,14 @@ def run(
                 target = ALL if hasattr(frame, "columns") and over_assets else next(iter(specs))
                 if hasattr(frame, "columns") and not over_assets:
                     target = ALL
-                source = Replay(frame, portfolio=target, start=window, rate=rate)
+                source = Replay(frame, portfolio=target, start=first + window, rate=rate)
             live, last_draw = None, 0.0
             if not quiet:
                 from rich.live import Live
 
-                live = Live(_table(swarm, breaches, events, arbiter),
-                            console=make_console(stderr=True, live=True), auto_refresh=False)
+                console = make_console(stderr=True, live=True)
+                live = Live(_table(swarm, breaches, events, arbiter, console.width),
+                            console=console, auto_refresh=False)
                 live.start()
 
             said = False  # the first decision in words also says what anomalies count
@@ -685,7 +778,8 @@ def run(
                     events[rep.portfolio] = rep.events[-1]
                 now = time.monotonic()
                 if live is not None and now - last_draw > 0.25:
-                    live.update(_table(swarm, breaches, events, arbiter), refresh=True)
+                    live.update(_table(swarm, breaches, events, arbiter, live.console.width),
+                                refresh=True)
                     last_draw = now
 
             swarm_log = logging.getLogger("swarmvar.swarm")
@@ -705,7 +799,8 @@ def run(
                 swarm_log.removeFilter(_said_here)
                 money = _currency_lines(swarm)
                 if live is not None:
-                    live.update(_table(swarm, breaches, events, arbiter), refresh=True)
+                    live.update(_table(swarm, breaches, events, arbiter, live.console.width),
+                                refresh=True)
                     live.stop()
                     if not live.console.is_terminal:  # a log: end the table's last line
                         live.console.line()
@@ -724,8 +819,8 @@ def run(
                    "skipped")
     if node is not None:
         runs = list(node.finished.items())
-        last = f"; last {runs[-1][0]} -> {runs[-1][1].values[-1]:.6g}" if runs else ""
-        typer.echo(f"mesh node {node.me}: {len(runs)} agreement runs{last}; "
+        latest = f"; last {runs[-1][0]} -> {runs[-1][1].values[-1]:.6g}" if runs else ""
+        typer.echo(f"mesh node {node.me}: {len(runs)} agreement runs{latest}; "
                    f"{sum(node.peer_ledgers.imported.values())} peer entries imported")
     if summary.stopped == "interrupted":
         typer.echo(f"stopped after the beat in progress; every beat is in the ledger under "

@@ -263,13 +263,16 @@ def _skip_counter(metrics: Metrics) -> Callable[[str, str], None]:
 
 
 def _watch(desk: Desk, metrics: Metrics, *, skips: bool = True) -> None:
-    """Feed ``metrics`` from ``desk``'s beats (and, with ``skips``, its observers' skipped
-    beats: a desk built before the metrics replayed its ledger uncounted)."""
+    """Feed ``metrics`` from ``desk``'s beats: each beat's report, and its measured seconds
+    (one ``swarmvar_beat_duration_seconds`` sample per beat this process runs); with
+    ``skips``, its observers' skipped beats (a desk built before the metrics replayed its
+    ledger uncounted)."""
     def on_report(report: Any, decisions: Any) -> None:
         metrics.observe_beat(report, decisions)
         metrics.ledger_entries.set(desk.ledger_size)
 
     desk.watch(on_report)
+    desk.observing.on_timed(metrics.observe_beat_seconds)
     if skips:
         desk.observing.on_skip(_skip_counter(metrics))
 

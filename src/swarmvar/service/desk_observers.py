@@ -108,6 +108,7 @@ class Observing:
         self._clock = clock
         self._attached = tuple(Attached.of(obs) for obs in self.observers)
         self._on_skip: list[Callable[[str, str], None]] = []
+        self._on_timed: list[Callable[[BeatReport, float], None]] = []
         #: Observers whose state is checkpointed: (position, ``state_key``, observer).
         self.stateful: tuple[tuple[int, str, Any], ...] = tuple(
             stateful_observers(self.observers))
@@ -124,6 +125,9 @@ class Observing:
         """The observers' decisions on a beat, given its measured seconds where they take
         them (the arbiter's PID). ``again``: a recorded beat replayed (their ``replay``
         when they have one; an observer restored from a checkpoint past it skips it)."""
+        if not again and seconds is not None:
+            for timed in self._on_timed:
+                timed(report, seconds)
         out: list[Decision] = []
         for i, attached in enumerate(self._attached):
             if again and report.seq <= self.restored.get((report.portfolio, i), 0):
@@ -149,6 +153,11 @@ class Observing:
         """Call ``callback(observer class name, reason)`` on each beat an observer skips
         (reason :data:`FAULT`: it raised an error)."""
         self._on_skip.append(callback)
+
+    def on_timed(self, callback: Callable[[BeatReport, float], None]) -> None:
+        """Call ``callback(report, seconds)`` on each beat this process runs (not on a
+        recorded beat replayed), with its measured wall time, before the observers."""
+        self._on_timed.append(callback)
 
     @contextmanager
     def _state_store(self) -> Iterator[Any]:

@@ -3,7 +3,10 @@
 Names follow the Prometheus conventions (``swarmvar_`` prefix, base units,
 counters ending in ``_total``); labels are bounded: portfolio and level,
 decision kind, rejection reason class, route template and status code -
-never a request id. HTTP names mirror prometheus-fastapi-instrumentator's
+never a request id. ``swarmvar_beat_duration_seconds`` has one sample per beat (its
+measured seconds), ``swarmvar_ingest_duration_seconds`` one per ingest request; a gauge
+never set (the last ledger verification) is absent from the scrape rather than 0.
+HTTP names mirror prometheus-fastapi-instrumentator's
 (``http_requests_total``, ``http_request_duration_seconds``) under the prefix.
 
 With several worker processes, ``PROMETHEUS_MULTIPROC_DIR`` must be set
@@ -24,7 +27,8 @@ service leaves the flag alone and drops those samples from its own exposition on
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
 from prometheus_client import (
@@ -60,13 +64,29 @@ class Metrics:
         summed = {"multiprocess_mode": "livesum"} if mp else {}
         self.beats = Counter("swarmvar_beats_total", "Beats run, per portfolio.",
                              ["portfolio"], registry=r)
-        self.beat_seconds = Histogram("swarmvar_beat_duration_seconds",
-                                      "Wall time of an ingestion's beats.",
-                                      buckets=_BEAT_BUCKETS, registry=r)
+        #: One sample per beat this process ran (its measured seconds, as the ledger's
+        #: tick entry records them), observed by :meth:`observe_beat_seconds`.
+        self.beat_duration = Histogram("swarmvar_beat_duration_seconds",
+                                       "Wall time of one beat of one portfolio.",
+                                       buckets=_BEAT_BUCKETS, registry=r)
+        #: One sample per ingest request that stored returns (a batch of 50: one sample of
+        #: its 50 beats and their ledger write).
+        self.ingest_seconds = Histogram("swarmvar_ingest_duration_seconds",
+                                        "Wall time of an ingest request's beats and ledger "
+                                        "write (one sample per request; a batch's beats "
+                                        "together).", buckets=_BEAT_BUCKETS, registry=r)
         self.var = Gauge("swarmvar_var", "Consensus VaR (loss, fraction of value).",
                          ["portfolio", "level"], registry=r, **recent)  # type: ignore[arg-type]
         self.es = Gauge("swarmvar_es", "Consensus expected shortfall (loss, fraction).",
                         ["portfolio", "level"], registry=r, **recent)  # type: ignore[arg-type]
+        self.var_interval = Gauge(
+            "swarmvar_var_interval", "Consensus VaR's credible interval: its lower and upper "
+            "bound (loss, fraction of value).", ["portfolio", "level", "bound"], registry=r,
+            **recent)  # type: ignore[arg-type]
+        self.es_interval = Gauge(
+            "swarmvar_es_interval", "Consensus expected shortfall's credible interval: its "
+            "lower and upper bound (loss, fraction of value).",
+            ["portfolio", "level", "bound"], registry=r, **recent)  # type: ignore[arg-type]
         self.breaches = Counter("swarmvar_breaches_total",
                                 "Realized losses beyond the previous consensus VaR.",
                                 ["portfolio", "level"], registry=r)
@@ -80,9 +100,10 @@ class Metrics:
                                       ["portfolio"], registry=r, **recent)  # type: ignore[arg-type]
         self.ledger_entries = Gauge("swarmvar_ledger_entries", "Entries in the ledger.",
                                     registry=r, **recent)  # type: ignore[arg-type]
-        self.ledger_verified = Gauge("swarmvar_ledger_last_verification_timestamp_seconds",
-                                     "Unix time of the last successful full chain check.",
-                                     registry=r, **recent)  # type: ignore[arg-type]
+        self.ledger_verified = _SetOnce(lambda: Gauge(
+            "swarmvar_ledger_last_verification_timestamp_seconds",
+            "Unix time of the last successful full chain check (absent: none yet).",
+            registry=r, **recent))  # type: ignore[arg-type]
         self.sandbox_violations = Counter("swarmvar_sandbox_violations_total",
                                           "Sandbox violations reported by the runtime.",
                                           ["kind"], registry=r)
@@ -97,7 +118,8 @@ class Metrics:
         self.requests = Counter("swarmvar_http_requests_total", "HTTP requests.",
                                 ["method", "route", "status"], registry=r)
         self.latency = Histogram("swarmvar_http_request_duration_seconds",
-                                 "HTTP request latency.", ["method", "route"],
+                                 "HTTP request latency (streaming responses, such as "
+                                 "/events, left out).", ["method", "route"],
                                  buckets=_HTTP_BUCKETS, registry=r)
         self.in_flight = Gauge("swarmvar_http_requests_in_progress", "Requests being served.",
                                registry=r, **summed)  # type: ignore[arg-type]
@@ -109,6 +131,10 @@ class Metrics:
             level = f"{c.alpha:g}"
             self.var.labels(p, level).set(c.var)
             self.es.labels(p, level).set(c.es)
+            for bound, v, e in zip(("lower", "upper"), c.var_interval, c.es_interval,
+                                   strict=True):
+                self.var_interval.labels(p, level, bound).set(v)
+                self.es_interval.labels(p, level, bound).set(e)
         if report.consensus:
             self.agents_available.labels(p).set(report.consensus[0].available)
         flags = report.breaches.get("consensus", ())
@@ -120,6 +146,16 @@ class Metrics:
         for d in decisions:
             self.decisions.labels(d.action.value).inc()
 
+    @property
+    def beat_seconds(self) -> Histogram:
+        """:attr:`ingest_seconds`, under the name the ingest route observes it by (its
+        samples are requests: ``swarmvar_ingest_duration_seconds``)."""
+        return self.ingest_seconds
+
+    def observe_beat_seconds(self, report: BeatReport, seconds: float) -> None:
+        """One beat's measured wall time (``swarmvar_beat_duration_seconds``)."""
+        self.beat_duration.observe(seconds)
+
     def exposition(self) -> bytes:
         """The text format of every process's samples (merged in multiprocess mode),
         without ``_created`` series (see the module's docstring)."""
@@ -130,6 +166,22 @@ class Metrics:
         scrape = CollectorRegistry(auto_describe=False)
         scrape.register(_WithoutCreated(source))
         return generate_latest(scrape)
+
+
+class _SetOnce:
+    """A gauge made (and so exposed) on its first ``set``: until then the scrape has no
+    series at all, rather than a 0 that reads as a time (1970)."""
+
+    def __init__(self, make: Callable[[], Gauge]) -> None:
+        self._make = make
+        self._gauge: Gauge | None = None
+        self._lock = threading.Lock()  # two first sets at once would register it twice
+
+    def set(self, value: float) -> None:
+        with self._lock:
+            if self._gauge is None:
+                self._gauge = self._make()
+        self._gauge.set(value)
 
 
 class _Collecting(Protocol):

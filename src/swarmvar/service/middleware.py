@@ -1,5 +1,9 @@
 """ASGI middleware: request ids, JSON-lines access logs, HTTP metrics, request size limit.
 
+A streaming response (``text/event-stream``: ``/events``) is counted in
+``swarmvar_http_requests_total`` and logged with its open time, but kept out of the
+latency histogram, whose quantiles would otherwise read a stream's minutes as latency.
+
 One pure ASGI class (no per-request task switching, unlike BaseHTTPMiddleware),
 outside the routing, so it sees every request including refused ones.
 """
@@ -77,13 +81,16 @@ class RequestContext:
         rid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = rid
         status = 500
+        streaming = False  # an event stream: open for as long as its client listens
         start = time.perf_counter()
         self.metrics.in_flight.inc()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, streaming
             if message["type"] == "http.response.start":
                 status = message["status"]
+                streaming = any(k.lower() == b"content-type" and v.lower().startswith(
+                    b"text/event-stream") for k, v in message.get("headers") or ())
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
             await send(message)
@@ -101,7 +108,8 @@ class RequestContext:
             template = getattr(route, "path", None) or "<unmatched>"
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             self.metrics.requests.labels(method, template, str(status)).inc()
-            self.metrics.latency.labels(method, template).observe(elapsed)
+            if not streaming:  # a stream's open time is no latency: it would swamp p99
+                self.metrics.latency.labels(method, template).observe(elapsed)
             self.log.info("request", extra={"fields": {
                 "request_id": rid, "method": scope["method"][:16],
                 "path": scope["path"][:2048], "route": template,

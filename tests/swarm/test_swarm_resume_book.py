@@ -139,12 +139,15 @@ def test_an_old_home_without_its_start_entry_resumes_a_long_book_refuses_a_short
         tmp_path, assets, caplog, monkeypatch):
     from swarmvar.swarm import _recovery
 
-    home = tmp_path / "home"
-    seq = _run(home, {"long": LONG, "short": SHORT}, assets, 6)
-    _forget_books(home)
+    both, alone = tmp_path / "both", tmp_path / "alone"  # (a resume runs all of a home's)
+    _run(both, {"long": LONG, "short": SHORT}, assets, 6)
+    seq = _run(alone, {"long": LONG}, assets, 4)
+    _forget_books(both)
+    _forget_books(alone)
     monkeypatch.setattr(_recovery, "START_SCAN", 1)  # its start entry is beyond the scan
-    assert "wrong sign" in _refused(home, {"long": LONG, "short": SHORT}, assets)
-    with caplog.at_level("INFO", logger="swarmvar.swarm"), _swarm(home, {"long": LONG}) as swarm:
+    assert "wrong sign" in _refused(both, {"long": LONG, "short": SHORT}, assets)
+    with caplog.at_level("INFO", logger="swarmvar.swarm"), _swarm(alone, {"long": LONG}
+                                                                  ) as swarm:
         swarm.start(assets.iloc[:WINDOW])
         assert swarm.seq["long"] == seq["long"] > 0
     assert "'long': this home's checkpoint does not record its book" in caplog.text

@@ -21,9 +21,11 @@ groups' late entries through ``_record_late``). Writes the beat state
 checkpoint bookkeeping (``_marks``, ``_log``, ``_fresh``, ``_unbegun``,
 ``_resume_as_of``) and ``_started``. A resume first takes the variants its checkpoint
 records (``_adopt_variants``: ``configs`` and what is hosted, again), then refuses
-settings beyond the fingerprint that differ (``_check_settings``: roles, policy) and a
-portfolio whose book is not the checkpoint's (``_check_books``), and puts a book's
-assets in their recorded order (``specs``).
+other portfolios than the run's, some of them only, or another spread
+(``_check_portfolios``), settings beyond the fingerprint that differ
+(``_check_settings``: ``checkpoint_every``, roles, policy) and a portfolio whose book is
+not the checkpoint's (``_check_books``), and puts a book's assets in their recorded order
+(``specs``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -213,7 +216,8 @@ def checkpoint(self: Swarm, names: Sequence[str] | None = None) -> None:
     # the books (what the returns are made from) and their rule: what a resume must match
     run = {"marks": marks, "cursor": self.cursor, "returns_rule": RETURNS_RULE,
            "books": {p: s.book() for p, s in self.specs.items()},
-           "settings": _settings(self),
+           # where the replay redoes the checkpoints' swaps (_due): a resume keeps it
+           "checkpoint_every": self.checkpoint_every, "settings": _settings(self),
            # the variants the agents run (chosen at the start; a resume keeps them)
            "variants": {p: {"variants": dict(c.variants),
                             "params": {a: dict(x) for a, x in c.params.items()}}
@@ -266,6 +270,20 @@ def _fit_again(self: Swarm, units: Sequence[str]) -> dict[str, bytes]:
 
 
 def _resume(self: Swarm) -> bool:
+    """Restore the home's last checkpoint and replay the ledger after it; False: the
+    home holds no run (a start from history).
+
+    Everything a resume must match is checked before anything is restored, so a
+    refusal changes nothing stored: the portfolios and their spread
+    (:func:`_check_portfolios`), the settings beyond the fingerprint
+    (:func:`_check_settings`), the books (:func:`_check_books`); the fingerprint
+    itself as each state is restored.
+
+    Raises
+    ------
+    ResumeMismatch
+        Any of those differs from the home's run.
+    """
     from ..evolution import UnknownState
 
     try:
@@ -273,18 +291,8 @@ def _resume(self: Swarm) -> bool:
     except UnknownState:
         return False
     marks = run["marks"]
-    missing = sorted(set(self.specs) - set(marks))
-    if missing:
-        from ..errors import ResumeMismatch
-
-        raise ResumeMismatch(f"the home's run has no checkpoint of {missing}; use the "
-                             "portfolios it was started with, or another --home")
-    if any(g not in marks for g in self._owner):
-        from ..errors import ResumeMismatch
-
-        raise ResumeMismatch("the home's run was not spread over these groups; use the "
-                             "--spread it was started with, or another --home")
-    _check_settings(self, run)  # before anything is restored: a refusal changes nothing
+    _check_portfolios(self, marks)  # before anything is restored: a refusal changes nothing
+    _check_settings(self, run)
     self._check_books(run)
     self._marks = {p: marks[p] for p in (*self.specs, *self._owner)}
     self.executor.restore({u: self.states.get(_records.STATE_PREFIX + u)
@@ -358,6 +366,61 @@ def _adopt_variants(self: Swarm) -> None:
         self._place()
 
 
+#: A spread portfolio's group as its mark is keyed (:func:`.spread.group_name`).
+_GROUP = re.compile(r"(.+)#g(\d+)")
+
+
+def _check_portfolios(self: Swarm, marks: Mapping[str, Any]) -> None:
+    """Refuse to resume other portfolios than the home's run beats, or another spread.
+
+    The run's marks hold every portfolio it beats (a mark with its date) and
+    every group of a spread one (``name#gK``: a seq and a ledger size). A
+    resume of some of them only would lose the others: its checkpoints keep
+    the marks of the portfolios it runs, so the next one drops theirs (a
+    later resume of all of them is refused), and the source's cursor, shared
+    by all, moves past the ticks they miss meanwhile. Each group of a spread
+    portfolio is restored and checkpointed on its own likewise: a resume
+    spread over other groups (another ``spread``, or none) is refused too.
+
+    Raises
+    ------
+    ResumeMismatch
+        A portfolio the run does not hold; one it holds left out (naming all
+        of them); a portfolio spread over other groups than the run's.
+    """
+    from ..errors import ResumeMismatch
+
+    ran = [p for p, m in marks.items() if isinstance(m, Mapping) and "last_as_of" in m]
+    elsewhere = "start afresh in another home (--home on the command line, home= in Python)"
+    missing = [p for p in self.specs if p not in ran]
+    left = [p for p in ran if p not in self.specs]
+    if missing or left:
+        said = (f"it has no checkpoint of {', '.join(missing)}: resume with the portfolios "
+                "it was started with" if missing
+                else f"{', '.join(left)} left out would be lost (the next checkpoint would "
+                "not hold them, and the source's cursor, shared by all of them, would move "
+                "past the ticks they miss): resume with all of them")
+        raise ResumeMismatch(f"this home's run beats {', '.join(ran)}; {said}, or {elsewhere}")
+    saved: dict[str, list[str]] = {}
+    for u in marks:
+        hit = _GROUP.fullmatch(u)
+        if hit is not None and u not in ran:
+            saved.setdefault(hit.group(1), []).append(u)
+    for p in self.specs:
+        was, now = saved.get(p, []), self._groups.get(p, ())
+        if set(was) != set(now):
+            k, n = len(was) or 1, len(now) or 1
+            raise ResumeMismatch(
+                f"portfolio {p!r} was {_spread_words(k)} in this home's run, and is "
+                f"{_spread_words(n)} here (spread: saved {k}, now {n}); each group is "
+                f"checkpointed on its own: resume with the spread it was started with "
+                f"(--spread {k} on the command line, spread={k} in Python), or {elsewhere}")
+
+
+def _spread_words(k: int) -> str:
+    return "not spread" if k == 1 else f"spread over {k} groups of agents"
+
+
 #: The policy's fields the fingerprint holds already (``policy``: the method in force).
 _IN_FINGERPRINT = frozenset({"aggregator", "f", "weighting", "f_steps"})
 
@@ -377,24 +440,33 @@ def _settings(self: Swarm) -> dict[str, Any]:
 
 
 def _check_settings(self: Swarm, run: Mapping[str, Any]) -> None:
-    """Refuse to resume under other roles or another consensus policy than the run's.
+    """Refuse to resume under another ``checkpoint_every``, other roles or another
+    consensus policy than the run's.
 
-    Compared on the settings both sides have (a field added to the roles or the
-    policy later is not a difference; a checkpoint without ``settings``, written
-    before they were recorded, is not checked).
+    ``checkpoint_every`` places the checkpoints' agent swaps, which a replay
+    redoes where the run took them (:func:`_due`): another value would swap at
+    other beats and move StudentT's and the bootstrap's numbers by ~1 ulp. The
+    roles and the policy are compared on the settings both sides have (a field
+    added to them later is not a difference). A checkpoint written before these
+    were recorded (without ``checkpoint_every``, or ``settings``) is not checked
+    on them.
 
     Raises
     ------
     ResumeMismatch
-        A setting differs, each named as ``roles.scout_refits: saved X, now Y``.
+        A setting differs, each named as ``checkpoint_every: saved X, now Y`` or
+        ``roles.scout_refits: saved X, now Y``.
     """
+    diffs: list[str] = []
+    every = run.get("checkpoint_every")
+    if every is not None and every != self.checkpoint_every:
+        diffs.append(f"checkpoint_every: saved {every!r}, now {self.checkpoint_every!r}")
     saved = run.get("settings")
-    if not isinstance(saved, Mapping):
-        return
-    now = _settings(self)
-    diffs = [f"{part}.{k}: saved {old[k]!r}, now {new[k]!r}"
-             for part, new in now.items() if isinstance(old := saved.get(part), Mapping)
-             for k in new if k in old and old[k] != new[k]]
+    if isinstance(saved, Mapping):
+        now = _settings(self)
+        diffs += [f"{part}.{k}: saved {old[k]!r}, now {new[k]!r}"
+                  for part, new in now.items() if isinstance(old := saved.get(part), Mapping)
+                  for k in new if k in old and old[k] != new[k]]
     if diffs:
         from ..errors import ResumeMismatch
 

@@ -132,7 +132,9 @@ class Swarm:
     Parameters
     ----------
     portfolios : sequence of PortfolioSpec or names, or mapping name -> {weights|positions}
-        The portfolios to run.
+        The portfolios to run. A resume gives every portfolio of the home's run,
+        each with its book (some of them only would lose the others' checkpoints
+        and ticks: :class:`~swarmvar.errors.ResumeMismatch`).
     home : path
         Data home: ``ledger.sqlite``, ``evolution.sqlite`` + ``states/``
         (checkpoints), ``keys/agents/`` (the agents' signing keys).
@@ -145,7 +147,8 @@ class Swarm:
         Where the swarms live (default :class:`LocalExecutor` in this process).
     checkpoint_every : int
         A portfolio is checkpointed when its beat sequence number is a multiple
-        of this (a schedule fixed by the ticks, the same after any restart).
+        of this (a schedule fixed by the ticks, the same after any restart). A
+        resume keeps the home's (another is a ``ResumeMismatch``).
     ledger_batch : int
         Beats per ledger transaction (1: each beat commits on its own).
     observers : sequence of BeatObserver

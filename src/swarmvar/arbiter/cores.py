@@ -75,8 +75,9 @@ class CoreOutputs:
 @dataclass(frozen=True)
 class DecisionVector:
     """The raw scores :func:`~.decide.decide` compares with its thresholds, and the
-    genome-weighted emphasis ``w_c * score_c`` of each core (recorded; the largest
-    names the dominant core).
+    genome-weighted emphasis ``w_c * score_c`` of each core (the largest names the
+    dominant core, :attr:`dominant`; no rule reads it, and the reasons no longer say it:
+    the ledger's flow entries hold each core's score and the genome weights).
 
     :func:`aggregate_recommendations` builds it from checked signals and genome, so it
     checks nothing itself (a beat's cost; the fuzz tests hold those values finite). A

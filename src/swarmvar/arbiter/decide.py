@@ -31,11 +31,18 @@ stability > 0.25 and repair < 0.1, APPLY_OPTIMIZE when the expected gain >
   (needs one such agent at least; else falls through);
 * APPLY_OPTIMIZE: agents whose log score lags or whose coverage drifts, for
   a refit (needs one at least; else NOOP).
+
+Every decision's reason is one line in words a risk team can act on: what the action
+means, then per agent the kinds of anomaly behind its count (:func:`agent_words`: a
+breach this beat, coverage drifting below its level, a VaR outside the others'
+intervals, a lagging log score, no usable forecast), the worst first and bounded
+(:data:`REASON_AGENTS`, :data:`REASON_CHARS`), then the numbers that decided it in
+brackets. Its signals carry the same per agent (:func:`agent_kinds`), machine-readable.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -204,11 +211,137 @@ def _severity(a: AgentSignals) -> tuple[int, float, str]:
     return (a.anomalies, max(a.coverage_z), a.agent)
 
 
+#: At most this many agents are described in a reason (the worst first), the rest counted
+#: ("and N more"); an agent's name is cut to :data:`NAME_CHARS` characters in the words.
+REASON_AGENTS = 3
+NAME_CHARS = 40
+#: The longest reason :func:`decide` writes (characters, one line): agents past it are
+#: counted instead of described, so no reason runs longer whatever the swarm.
+REASON_CHARS = 500
+
+
+def _short(name: str) -> str:
+    flat = " ".join(name.split())  # one line whatever the name holds
+    return flat if len(flat) <= NAME_CHARS else flat[:NAME_CHARS - 1] + "…"
+
+
+def _pct(alpha: float) -> str:
+    return f"{100 * alpha:.4g}%"
+
+
+def agent_kinds(a: AgentSignals) -> dict[str, float]:
+    """The kinds of anomaly behind an agent's count, as a decision's structured signals
+    (``<kind>:<agent>`` -> number; only the kinds present):
+
+    * ``breaches`` - levels whose VaR the realized loss went past this beat, and
+      ``breach_alpha`` the highest such level (when the levels are known);
+    * ``drift_z`` - its largest coverage z-score (breach rate drifting up), with
+      ``drift_alpha``, ``drift_breaches`` and ``drift_beats`` at that level: the
+      exponentially weighted breach count and the window's effective size;
+    * ``outside`` - -1 for a VaR below every other agent's interval, +1 above;
+    * ``score_gap`` - its trailing log score minus the swarm's median (nats a beat);
+    * ``failed`` - 1: rejected, missing or past its fit diagnostics.
+    """
+    n, out = a.agent, {}
+    alphas = [t[0] for t in a.tail_counts] if len(a.tail_counts) == len(a.breaches) else []
+    hit = [k for k, b in enumerate(a.breaches) if b]
+    if hit:
+        out[f"breaches:{n}"] = float(len(hit))
+        if alphas:
+            out[f"breach_alpha:{n}"] = float(max(alphas[k] for k in hit))
+    if a.drifting:
+        k = max(range(len(a.coverage_z)), key=lambda i: a.coverage_z[i])
+        out[f"drift_z:{n}"] = float(a.coverage_z[k])
+        if len(a.tail_counts) == len(a.coverage_z):
+            alpha, count, beats = a.tail_counts[k]
+            out.update({f"drift_alpha:{n}": float(alpha), f"drift_breaches:{n}": float(count),
+                        f"drift_beats:{n}": float(beats)})
+    if a.outside_low or a.outside_high:
+        out[f"outside:{n}"] = -1.0 if a.outside_low else 1.0
+    if a.lagging:
+        out[f"score_gap:{n}"] = float(a.score_gap)
+    if a.failed:
+        out[f"failed:{n}"] = 1.0
+    return out
+
+
+def agent_words(agent: str, signals: Mapping[str, float], weight: float | None = None) -> str:
+    """What a decision's ``signals`` (:func:`agent_kinds`) say of ``agent``, in words, e.g.
+    ``GarchEVT: breached its 99% VaR, coverage drifting below 99% (14.8 breaches in ~499
+    beats, 5.0 expected)``. A decision recorded before the kinds were (only its
+    ``anomalies:<agent>`` count) reads as the count. ``weight``: an APPLY_BALANCE's factor,
+    said after the name."""
+    s, n = signals, agent
+    said = []
+    hits = s.get(f"breaches:{n}")
+    if hits:
+        top = s.get(f"breach_alpha:{n}")
+        if hits > 1:
+            said.append(f"breached its VaR at {hits:.0f} levels"
+                        + (f" (up to {_pct(top)})" if top is not None else "") + " this beat")
+        else:
+            said.append(f"breached its {'' if top is None else _pct(top) + ' '}VaR this beat")
+    z = s.get(f"drift_z:{n}")
+    if z is not None:
+        alpha = s.get(f"drift_alpha:{n}")
+        count, beats = s.get(f"drift_breaches:{n}"), s.get(f"drift_beats:{n}")
+        if alpha is None or count is None or beats is None:
+            said.append(f"coverage drifting (breach rate {z:.1f} sd above its level)")
+        else:
+            said.append(f"coverage drifting below {_pct(alpha)} ({count:.1f} breaches in "
+                        f"~{beats:.0f} beats, {(1 - alpha) * beats:.1f} expected)")
+    side = s.get(f"outside:{n}")
+    if side:
+        said.append(f"VaR {'below' if side < 0 else 'above'} all the others' intervals")
+    gap = s.get(f"score_gap:{n}")
+    if gap is not None:
+        said.append(f"log score lagging the others' by {-gap:.2f} nats a beat")
+    if s.get(f"failed:{n}"):
+        said.append("no usable forecast (rejected, missing or failed its diagnostics)")
+    if not said:
+        count = s.get(f"anomalies:{n}")
+        said.append("no anomaly recorded" if count is None else
+                    f"{count:.0f} anomal{'y' if count == 1 else 'ies'}")
+    factor = "" if weight is None else f" (weight x {weight:.2f})"
+    return f"{_short(n)}{factor}: {', '.join(said)}"
+
+
+def _listed(parts: Sequence[str], room: int, sep: str = "; ", extra: int = 0) -> str:
+    """``parts`` joined by ``sep``, at most :data:`REASON_AGENTS` of them and as many as fit in
+    ``room`` characters (the first always, cut to fit), the rest (and ``extra`` more not
+    given) as "and N more"."""
+    taken: list[str] = []
+    room = max(room, 60)
+    for k, part in enumerate(parts):
+        rest = len(parts) - k - 1 + extra
+        tail = len(f"{sep}and {rest} more") if rest else 0
+        if taken and (k >= REASON_AGENTS or len(sep.join([*taken, part])) + tail > room):
+            break
+        taken.append(part)
+    left = len(parts) - len(taken) + extra
+    more = f"{sep}and {left} more" if left else ""
+    if taken and len(taken[0]) > room - len(more):
+        taken[0] = taken[0][:room - len(more) - 1] + "…"
+    return sep.join(taken) + more
+
+
+def describe_agents(agents: Sequence[str], signals: Mapping[str, float],
+                    weights: Mapping[str, float] | None = None,
+                    room: int = REASON_CHARS // 2) -> str:
+    """The agents of a decision in words (:func:`agent_words`; ``weights``: an
+    APPLY_BALANCE's factors), the worst first (most anomalies), at most
+    :data:`REASON_AGENTS` of them and ``room`` characters ("and N more")."""
+    worst = sorted(agents, key=lambda a: -signals.get(f"anomalies:{a}", 0.0))
+    w = weights or {}
+    return _listed([agent_words(a, signals, w.get(a)) for a in worst[:REASON_AGENTS]], room,
+                   extra=max(0, len(worst) - REASON_AGENTS))
+
+
 def _evidence(a: AgentSignals) -> str:
     """The agent's evidence at its level of smallest tail p-value."""
     k = min(range(len(a.tail_p)), key=lambda i: a.tail_p[i])
     alpha, count, n = a.tail_counts[k]
-    return (f"{a.agent} breaches {count:.1f} of {n:.0f} (exponentially weighted) at "
+    return (f"{_short(a.agent)} breaches {count:.1f} of {n:.0f} (exponentially weighted) at "
             f"{alpha:g}, expected {(1 - alpha) * n:.1f}, binomial p = {a.tail_p[k]:.2g}")
 
 
@@ -239,19 +372,33 @@ def decide(vector: DecisionVector, signals: BeatSignals, excluded: Collection[st
     ``episode``: the portfolio's open alert episode, if any; an ALERT it would hold (no
     agent it has not named) falls through to the rules below. None: no episode (every
     beat over the ALERT threshold is an ALERT).
+
+    The reason is one line of at most :data:`REASON_CHARS` characters: what the action
+    means, the agents it names with the kinds of anomaly behind each count
+    (:func:`agent_words`, the worst first, "and N more"), then the numbers that decided it
+    in brackets. The signals carry the same per agent, machine-readable
+    (:func:`agent_kinds`, beside ``anomalies:<agent>``).
     """
     t = thresholds
     base = {"threat": vector.threat, "stability": vector.stability, "repair": vector.repair,
             "gain": vector.gain, "anomalies": float(signals.anomalies)}
     noisy = [a for a in signals.agents if a.anomalies > 0]
 
-    def made(action: Action, agents: list[AgentSignals], reason: str,
-             weights: dict[str, float] | None = None, note: str = "") -> Decision:
+    def made(action: Action, agents: list[AgentSignals], meaning: str, numbers: str,
+             weights: dict[str, float] | None = None, note: str = "",
+             evidence: list[str] | None = None) -> Decision:
         sig = dict(base)
-        sig.update({f"anomalies:{a.agent}": float(a.anomalies) for a in agents})
-        return Decision(action, signals.portfolio, signals.seq,
-                        tuple(a.agent for a in agents), sig, vector.threat,
-                        f"{reason} (dominant core {vector.dominant}){note}", weights or {})
+        for a in agents:
+            sig[f"anomalies:{a.agent}"] = float(a.anomalies)
+            sig.update(agent_kinds(a))
+        names = [a.agent for a in agents]
+        room = REASON_CHARS - len(meaning) - len(numbers) - len(note) - 8
+        said = (_listed(evidence, room) if evidence is not None
+                else describe_agents(names, sig, weights, room))
+        reason = (f"{meaning}: {said} [{numbers}]{note}" if agents
+                  else f"{meaning} [{numbers}]{note}" if numbers else meaning)
+        return Decision(action, signals.portfolio, signals.seq, tuple(names), sig,
+                        vector.threat, reason, weights or {})
 
     if vector.threat >= t.quarantine:
         room = _room(signals, excluded, t)
@@ -261,31 +408,38 @@ def decide(vector: DecisionVector, signals: BeatSignals, excluded: Collection[st
                           key=_severity, reverse=True)[:max(0, room)]
         if suspects:
             return made(Action.QUARANTINE, suspects,
+                        "quarantined (held out of the consensus): the swarm's risk signals "
+                        "at quarantine level, and these agents the worst",
                         f"threat {vector.threat:.3f} >= {t.quarantine}")
     own = exceeding(signals, excluded, t)
     if own:
-        evidence = "; ".join(_evidence(a) for a in own)
         return made(Action.QUARANTINE, own,
-                    f"own breach count exceeds its level (p < {t.agent_p:g}) and VaR below "
-                    f"the others' intervals: {evidence}")
+                    "quarantined (held out of the consensus): its own VaR breached far more "
+                    "often than its level allows, and its VaR below the others' intervals",
+                    f"p < {t.agent_p:g}", evidence=[_evidence(a) for a in own])
     ep = episode if episode is not None and t.release_beats > 0 else AlertEpisode()
     held = ep.held([a.agent for a in noisy])
-    new = [a.agent for a in noisy if a.agent not in ep.named]
-    more = (f"; {RAISED_AGAIN} open since beat {ep.since}: {', '.join(new)}"
-            if ep.open else "")  # after the dominant core, which is no agent's
+    more = (f"; {RAISED_AGAIN} open since beat {ep.since}: " + _listed(
+        [_short(a.agent) for a in noisy if a.agent not in ep.named], 120, ", ")
+        if ep.open else "")
+    check = ("check these agents' forecasts" if noisy else "no single agent stands out (the "
+             "anomalies are the swarm's: consensus breaches, regime, a late beat, no consensus)")
     if vector.threat >= t.quarantine and not held:
-        return made(Action.ALERT, noisy, f"threat {vector.threat:.3f} >= {t.quarantine}, "
-                    "no agent to quarantine (none drifting, or too few would remain)",
-                    note=more)
+        return made(Action.ALERT, noisy,
+                    "risk signals at quarantine level but no agent to quarantine (none "
+                    "drifting or below the others, or too few would remain), " + check,
+                    f"threat {vector.threat:.3f} >= {t.quarantine}", note=more)
     if vector.threat >= t.alert and not held:
-        return made(Action.ALERT, noisy, f"threat {vector.threat:.3f} >= {t.alert}", note=more)
+        return made(Action.ALERT, noisy, f"risk signals high, {check}",
+                    f"threat {vector.threat:.3f} >= {t.alert}", note=more)
     target = [a for a in noisy if _balanced(a, t.balance_on)]
     if vector.stability > t.stability and vector.repair < t.repair and target:
         factors = {a.agent: 1.0 / (1.0 + t.balance_strength * a.anomalies) for a in target}
-        return made(Action.APPLY_BALANCE, target,
-                    f"stability {vector.stability:.3f} > {t.stability}, repair "
-                    f"{vector.repair:.3f} < {t.repair}", factors)
+        return made(Action.APPLY_BALANCE, target, "down-weighting in the consensus",
+                    f"stability {vector.stability:.2f} > {t.stability}, repair "
+                    f"{vector.repair:.2f} < {t.repair}", factors)
     refit = [a for a in signals.agents if a.lagging or a.drifting]
     if vector.gain > t.gain and refit:
-        return made(Action.APPLY_OPTIMIZE, refit, f"gain {vector.gain:.3f} > {t.gain}")
-    return made(Action.NOOP, [], "no threshold reached")
+        return made(Action.APPLY_OPTIMIZE, refit, "asking for a refit",
+                    f"expected gain {vector.gain:.2f} > {t.gain}")
+    return made(Action.NOOP, [], "no threshold reached", "")  # no agents: the words alone

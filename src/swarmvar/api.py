@@ -57,8 +57,9 @@ class VarResult:
     alphas : tuple of float
     seed : int
     note : str
-        Why there is no consensus, or how its weights were made ("" without a consensus
-        asked for).
+        Why there is no consensus, or how its weights were made (e.g. ``"consensus: equal
+        weights (no track record: track_days=0)"``); ``""`` only without a consensus asked
+        for.
     record : int or None
         Scored forecasts behind the consensus's weights; ``None`` when the weights are
         equal (an equal-weight policy, or its fallback without a track record).
@@ -424,15 +425,13 @@ def var(
         if track is not None and agreed:
             scored = len(next(iter(track.values())).returns)
             record = scored if rule.window is None else min(scored, rule.window)
-            words = rule.weights_words(record, horizon)
-            note = note or (
-                f"weights: {words}, out of sample" if horizon == 1 or record != scored else
-                f"weights: {words} (the {scored} non-overlapping {horizon}-day windows of "
-                f"the last {days} days, out of sample)")
+            note = note or rule.weights_note(scored, horizon)
             if from_cache:
                 note += "; track record read from the cache"
         elif agreed and rule.weighting is Weighting.EQUAL:
-            note = note or f"weights: {rule.weights_words()} (the policy's)"
+            note = note or f"{rule.weights_note(None)} (the policy's)"
+        elif agreed and days == 0:
+            note = note or f"{rule.weights_note(None)} (no track record: track_days=0)"
     return VarResult(
         forecasts={r.name: r.forecast for r in runs if r.forecast is not None},
         errors={r.name: str(r.error) for r in runs if not r.ok},

@@ -46,7 +46,10 @@ class BookResult:
 
     Amounts are in the book's currency, losses positive. ``attributions`` and
     ``incremental`` map a row (agent, ``"consensus"``, ``"RiskMetrics"``) to one
-    entry per level.
+    entry per level. ``note`` says why there is no consensus, or how its weights were
+    made (as ``swarmvar.var``'s); ``record`` is the number of scored forecasts behind the
+    consensus's weights, ``min(track_days, SWARM_POLICY.window)`` (``None``: equal
+    weights).
     """
 
     book: Book
@@ -63,6 +66,7 @@ class BookResult:
     seconds: Mapping[str, float] = field(default_factory=dict)
     note: str = ""
     ledger_entries: tuple[int, int] | None = None
+    record: int | None = None
 
     def rows(self) -> list[str]:
         """Row names in display order: agents, consensus, baseline."""
@@ -326,7 +330,9 @@ def book_var(
         (the agents backtested on the book's last ``track_days`` days, each fit on
         the ``window`` days before; 0: equal weights). The record scores 1-day
         forecasts (``book_backtest`` is horizon 1), so for ``horizon`` > 1 the weights
-        rank the agents by their 1-day losses.
+        rank the agents by their 1-day losses. The weights use the last
+        ``min(track_days, SWARM_POLICY.window)`` of them (``BookResult.record``; the note
+        names that number).
     """
     from .models import DEFAULT_BOOK_AGENTS, book_agent_class
     from .models.attribution import euler, incremental
@@ -393,6 +399,7 @@ def book_var(
             runs.append(AgentRun(cls.name, None, None, seconds[cls.name], None, error=str(exc)))
     agreed: tuple[Consensus, ...] = ()
     note = ""
+    record: int | None = None
     ledger_entries = None
     keys = _keys(home, [r.name for r in runs if r.ok])
     seq = 0
@@ -408,7 +415,7 @@ def book_var(
                                window, seed)
     try:
         if consensus:
-            agreed, note = _consensus(runs, keys, as_of, seq, horizon, track)
+            agreed, note, record = _consensus(runs, keys, as_of, seq, horizon, track)
         if agreed:
             atts[CONSENSUS] = tuple(consensus_attribution(c, {n: next(
                 a for a in atts[n] if abs(a.alpha - c.alpha) < 1e-12) for n in c.used
@@ -422,7 +429,7 @@ def book_var(
         if ledger is not None:
             ledger.close()
     return BookResult(book, assets, tuple(pos.tolist()), as_of, horizon, levels, forecasts, atts,
-                      incs, agreed, errors, seconds, note, ledger_entries)
+                      incs, agreed, errors, seconds, note, ledger_entries, record)
 
 
 def _keys(home: str | Path | None, names: list[str]) -> dict[str, Any]:
@@ -462,24 +469,30 @@ def _track_records(frame: pd.DataFrame, pos: np.ndarray, names: list[str],
 
 def _consensus(runs: list[Any], keys: Mapping[str, Any], as_of: datetime, seq: int,
                horizon: int, track: Mapping[float, Any] | None = None
-               ) -> tuple[tuple[Consensus, ...], str]:
+               ) -> tuple[tuple[Consensus, ...], str, int | None]:
+    """The consensus of the book's agents, its note, and the scored forecasts behind its
+    weights (``None``: equal weights), said as :func:`swarmvar.api.var` says them."""
     from .swarm.consensus import SWARM_POLICY, swarm_consensus
 
+    rule = SWARM_POLICY
     good = [r for r in runs if r.ok]
-    need = SWARM_POLICY.aggregator.min_agents(SWARM_POLICY.f)
-    if len(good) < need:
-        return (), f"no consensus: {SWARM_POLICY.method} needs {need} agents, {len(good)} ran"
+    if len(good) < rule.aggregator.min_agents(rule.f):
+        return (), (f"no consensus: {len(good)} agent{'s' if len(good) != 1 else ''} produced "
+                    f"a forecast, and {rule.describe(len(good))}"), None
     try:
         agreed = swarm_consensus(runs, keys, as_of=as_of, seq=seq, portfolio="book",
-                                 horizon=horizon, track=track)
+                                 horizon=horizon, track=track, policy=rule)
     except SwarmVarError as exc:
-        return (), f"no consensus: {exc}"
+        return (), f"no consensus: {exc}", None
     if track is None:
-        return tuple(agreed), ("consensus: equal weights (no track record; track_days / "
-                               "--track-days N backtests the agents on the book first)")
-    days = len(next(iter(track.values())).returns)
-    return tuple(agreed), (f"consensus weights: each agent's realized FZ0 loss over its last "
-                           f"{days} out-of-sample forecasts of this book")
+        return tuple(agreed), (f"{rule.weights_note(None)} (no track record: track_days=0; "
+                               "track_days=N / --track-days N backtests the agents on the "
+                               "book first)"), None
+    scored = len(next(iter(track.values())).returns)
+    # the book's record scores 1-day forecasts (book_backtest), whatever the horizon
+    of = " of this book" if horizon == 1 else " of this book's 1-day returns"
+    return tuple(agreed), rule.weights_note(scored, of=of), (
+        scored if rule.window is None else min(scored, rule.window))
 
 
 def _consensus_incremental(agreed: tuple[Consensus, ...],

@@ -143,7 +143,7 @@ def test_var_names_the_track_record_it_was_given(tmp_path: Path, horizon: int,
     assert doc["consensus_rule"].endswith(f"tempered weights from each agent's FZ0 loss over "
                                           f"{span}"), doc["consensus_rule"]
     assert ("over its last 60 forecasts, out of sample" if horizon == 1 else
-            "the 12 non-overlapping 5-day windows of the last 60 days") in doc["note"]
+            "its last 60 days in 12 non-overlapping 5-day windows, out of sample") in doc["note"]
 
 
 def test_backtest_says_the_rule_in_words_then_its_ledger_name(tmp_path: Path) -> None:

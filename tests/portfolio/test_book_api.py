@@ -190,7 +190,7 @@ def test_cli_backtest_with_a_book(tmp_path, stocks) -> None:
 def test_consensus_weights_from_a_track_record_on_the_book(stocks) -> None:
     book = Book.from_positions({"AAPL": 5e5, "AMD": 3e5, "BAC": -2e5})
     res = swarmvar.book_var(stocks, book, kind="return", window=250, track_days=12, seed=4)
-    assert "out-of-sample forecasts of this book" in res.note
+    assert "over its last 12 forecasts of this book, out of sample" in res.note
     for c in res.agreed:
         assert "equal" not in c.method and abs(sum(c.weights.values()) - 1) < 1e-9
     with pytest.raises(InvalidBook, match="track record"):

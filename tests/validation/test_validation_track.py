@@ -59,7 +59,7 @@ def test_var_weighs_its_agents_by_the_h_day_record() -> None:
                                                                    paths=50)],
                        alphas=(0.99, 0.975), horizon=h, track_days=days, policy=MEAN,
                        progress=lambda *a: progress.append(a))
-    assert f"the 12 non-overlapping {h}-day windows of the last {days} days" in res.note
+    assert f"its last {days} days in 12 non-overlapping {h}-day windows, out of" in res.note
     assert ("track", 24, 24) in progress  # 12 forecast days x 2 agents
     window = min(1000, x.size - days - h + 1)
     track, _ = _instance_track(x, {"NormalInverseGamma": None,

@@ -203,7 +203,7 @@ def book_var_command(*, data: str | None, kind: str, dropna: bool, book: Path | 
                               f"[{i.var_interval[0]:+,.0f}, {i.var_interval[1]:+,.0f}], ES "
                               f"{i.es:+,.0f} ± {i.es_se:,.0f} at {i.alpha:g} ({row})")
     if result.note:
-        console.print(result.note)
+        console.print(result.note, markup=False)
     if result.ledger_entries is not None:
         console.print(f"recorded entries {result.ledger_entries[0]}-{result.ledger_entries[1]} "
                       f"in the ledger under {folder}")
@@ -274,6 +274,11 @@ def book_backtest_command(*, data: str | None, kind: str, dropna: bool, book: Pa
     console.print(render(result))
     console.print(f"losses per unit of the book's gross exposure ({the_book.gross:,.0f}); "
                   "multiply by it for currency")
+    from rich.markup import escape
+
+    for row, notes in result.notes.items():  # as the single-series backtest shows them
+        console.print(f"[yellow]{escape(row)}: {len(notes)} note(s): {escape(notes[0])}"
+                      f"{' ...' if len(notes) > 1 else ''}[/yellow]")
     ledgered: dict[str, Any] | None = None
     if record:
         from ..ledger import Ledger
@@ -300,6 +305,7 @@ def book_backtest_command(*, data: str | None, kind: str, dropna: bool, book: Pa
         if as_json:
             write_json({"command": "backtest", "book": the_book.as_dict(),
                         "gross": the_book.gross, "rows": rows.to_dict(orient="records"),
+                        "notes": {k: list(v) for k, v in result.notes.items()},
                         "ledger": ledgered})
         if csv is not None:
             write_csv_tables(csv, {"tests": (rows, "hits counts; p-values of each test")})

@@ -208,9 +208,10 @@ class Policy:
         _check_words_args(record, horizon)
         kept = (record if self.window is None else self.window if record is None
                 else min(self.window, record))
-        scored = ("forecast" if horizon == 1 else f"non-overlapping {horizon}-day window"
-                  ) + ("" if kept == 1 else "s")
-        span = "its whole record" if kept is None else f"its last {kept} {scored}"
+        return self._weights_over(_span(kept, horizon))
+
+    def _weights_over(self, span: str) -> str:
+        """The weights' words with the forecasts they score said as ``span``."""
         return {
             Weighting.EQUAL: "equal weights",
             Weighting.TRACK_RECORD: f"weights from each agent's {self.loss.value.upper()} "
@@ -219,11 +220,58 @@ class Policy:
             Weighting.TEMPERED: f"tempered weights from each agent's FZ0 loss over {span}",
         }[self.weighting]
 
+    def weights_note(self, scored: int | None, horizon: int = 1, *, of: str = "") -> str:
+        """A consensus's note on how its weights were made, said once: ``"consensus: "``
+        and :meth:`weights_words` over the forecasts the weights used.
+
+        E.g. ``"consensus: tempered weights from each agent's FZ0 loss over its last 60
+        forecasts, out of sample"``; at ``horizon`` 5, ``"... over its last 60 days in 12
+        non-overlapping 5-day windows, out of sample"``; without a track record,
+        or under an equal-weight policy, ``"consensus: equal weights"`` (the caller says
+        why after it).
+
+        Parameters
+        ----------
+        scored : int or None
+            Scored forecasts in the track record (``None``: none, so equal weights); the
+            weights use the last ``min(scored, window)`` of them, and the words say so.
+        horizon : int
+            Above 1, each scored forecast is a non-overlapping ``horizon``-day window (the
+            words name the days they span first).
+        of : str
+            Words after the forecasts, e.g. ``" of this book"``.
+
+        Raises
+        ------
+        InvalidParameter
+            ``scored`` not a whole number >= 0 or None, ``horizon`` not >= 1.
+        """
+        _check_words_args(scored, horizon)
+        if scored is None or self.weighting is Weighting.EQUAL:
+            return "consensus: equal weights"
+        used = scored if self.window is None else min(scored, self.window)
+        return f"consensus: {self._weights_over(_span(used, horizon, of=of))}, out of sample"
+
+
+def _span(kept: int | None, horizon: int, *, of: str | None = None) -> str:
+    """``"its last 60 forecasts"``, ``"its last 12 non-overlapping 5-day windows"`` or
+    ``"its whole record"``; with ``of`` (a note's), those words after the forecasts, and
+    above horizon 1 the days first: ``"its last 60 days in 12 non-overlapping 5-day
+    windows"``."""
+    if kept is None:
+        return "its whole record"
+    scored = ("forecast" if horizon == 1 else f"non-overlapping {horizon}-day window"
+              ) + ("" if kept == 1 else "s")
+    if of is None:
+        return f"its last {kept} {scored}"
+    if horizon == 1:
+        return f"its last {kept} {scored}{of}"
+    return f"its last {kept * horizon} days in {kept} {scored}{of}"
 
 
 def _check_words_args(record: object, horizon: object) -> None:
-    """Refuse a ``record`` or ``horizon`` :meth:`Policy.describe` and
-    :meth:`Policy.weights_words` cannot put in words.
+    """Refuse a ``record`` or ``horizon`` :meth:`Policy.describe`,
+    :meth:`Policy.weights_words` and :meth:`Policy.weights_note` cannot put in words.
 
     Raises
     ------
@@ -236,6 +284,7 @@ def _check_words_args(record: object, horizon: object) -> None:
                                f"or None, got {record!r}")
     if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
         raise InvalidParameter(f"the horizon must be a whole number >= 1, got {horizon!r}")
+
 
 #: The swarm's default rule: drop the highest and lowest forecast (f = 1 Byzantine
 #: agent tolerated with 3 or more agents; from 6 agents on, the two highest and two

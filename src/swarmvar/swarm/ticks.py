@@ -12,6 +12,7 @@ unknown portfolio or misses an asset.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -63,15 +64,42 @@ class PortfolioSpec:
                                        f"a number, e.g. {{\"AAPL\": 0.6}}; not {given!r}")
             if not given:
                 raise InvalidParameter(f"portfolio {self.name!r} has no assets")
-            for asset, amount in given.items():
-                if isinstance(amount, bool) or not isinstance(amount, (int, float, np.number)):
-                    raise InvalidParameter(f"portfolio {self.name!r}: {key}[{asset!r}] is "
-                                           f"{amount!r}, not a number")
-            vec = np.array([float(v) for v in given.values()])
+            values = [self._amount(key, asset, amount) for asset, amount in given.items()]
+            if not math.isfinite(sum(values)):  # each finite, their sum past the largest float
+                raise InvalidParameter(f"portfolio {self.name!r}: its {key} sum past the largest "
+                                       f"number a float holds ({sys.float_info.max:.3g}); give "
+                                       "smaller amounts")
+            vec = np.array(values)
             try:  # the data layer's one zero-net rule (data.portfolio asks it too)
                 position_fractions(vec, positions=self.positions is not None, what=key)
             except InvalidReturns as exc:
                 raise InvalidParameter(f"portfolio {self.name!r}: {exc}") from None
+
+    def _amount(self, key: str, asset: object, amount: object) -> float:
+        """One asset's weight or position as a finite float.
+
+        Raises
+        ------
+        InvalidParameter
+            Naming the portfolio, the asset and the value: not a real number (a bool, a
+            string, a complex number, a time span), or not finite (NaN, inf, an integer
+            past the largest float).
+        """
+        shown = repr(amount)
+        if len(shown) > 40:  # e.g. 10**400: its size, not its 401 digits
+            shown = f"{shown[:12]}... ({len(shown)} characters)"
+        where = f"portfolio {self.name!r}: {key}[{asset!r}] is {shown}"
+        if (isinstance(amount, (bool, np.bool_, complex, np.complexfloating, np.timedelta64))
+                or not isinstance(amount, (int, float, np.number))):
+            real = "real " if isinstance(amount, (complex, np.complexfloating)) else ""
+            raise InvalidParameter(f"{where}, not a {real}number")
+        try:
+            value = float(amount)
+        except (OverflowError, TypeError, ValueError):  # OverflowError: an int past 1.8e308
+            value = math.nan
+        if not math.isfinite(value):
+            raise InvalidParameter(f"{where}; {key} must be finite and must not sum to zero")
+        return value
 
     @property
     def assets(self) -> tuple[str, ...]:

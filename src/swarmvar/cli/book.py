@@ -231,9 +231,10 @@ def book_var_command(*, data: str | None, kind: str, dropna: bool, book: Path | 
 
 def _load(source: str, kind: str, dropna: bool) -> Any:
     from .. import books
+    from ._common import is_stock_dataset
 
-    if source in books.STOCK_DATASETS and not Path(source).exists():
-        return books.load_stocks(source)
+    if is_stock_dataset(source):  # the one rule of every command (any case, a file wins)
+        return books.load_stocks(source.lower())
     if not Path(source).exists():
         raise typer.BadParameter(f"no such file {source!r} (bundled multi-asset data: "
                                  f"{', '.join(books.STOCK_DATASETS)})", param_hint="--data")

@@ -28,6 +28,7 @@ from ._common import (
     check_seed,
     check_whole,
     from_setting,
+    home_words,
     load_series,
     make_console,
     parse_alphas,
@@ -305,7 +306,9 @@ def var(
     with_consensus = bool(settings["consensus"].value)
     rule = from_setting(settings["policy"], check_policy)
     check_csv_folder(csv)
-    check_ledger(folder)  # an emptied or damaged ledger: refused before the fit, not after
+    # an emptied or damaged ledger: refused before the fit, not after; a file-given home is
+    # named by the file's key, not as a --home that was not given
+    check_ledger(folder, home_words(settings["home"]))
     console = make_console(quiet=quiet or as_json, stderr=as_json)
     persist_compilations(folder)
 

@@ -95,6 +95,9 @@ def test_hand_built_signals_without_levels_still_say_the_kind() -> None:
     assert kinds == {"breaches:A": 2.0, "drift_z:A": 3.0}
     assert agent_words("A", kinds) == ("A: breached its VaR at 2 levels this beat, coverage "
                                        "drifting (breach rate 3.0 sd above its level)")
+    bare = AgentSignals("B", (), (), 0.0, False, False, True, True, False)  # no levels at all
+    assert agent_words("B", agent_kinds(bare)) == (
+        "B: coverage drifting, no usable forecast (rejected, missing or failed its diagnostics)")
 
 
 def test_a_decision_recorded_before_the_kinds_reads_as_its_count() -> None:

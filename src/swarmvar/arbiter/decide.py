@@ -249,10 +249,11 @@ def agent_kinds(a: AgentSignals) -> dict[str, float]:
         out[f"breaches:{n}"] = float(len(hit))
         if alphas:
             out[f"breach_alpha:{n}"] = float(max(alphas[k] for k in hit))
-    if a.drifting:
-        k = max(range(len(a.coverage_z)), key=lambda i: a.coverage_z[i])
-        out[f"drift_z:{n}"] = float(a.coverage_z[k])
-        if len(a.tail_counts) == len(a.coverage_z):
+    if a.drifting:  # (a hand-built agent may flag a drift without its z-scores)
+        z = a.coverage_z
+        k = max(range(len(z)), key=lambda i: z[i]) if z else -1
+        out[f"drift_z:{n}"] = float(z[k]) if z else 0.0
+        if z and len(a.tail_counts) == len(z):
             alpha, count, beats = a.tail_counts[k]
             out.update({f"drift_alpha:{n}": float(alpha), f"drift_breaches:{n}": float(count),
                         f"drift_beats:{n}": float(beats)})
@@ -286,7 +287,8 @@ def agent_words(agent: str, signals: Mapping[str, float], weight: float | None =
         alpha = s.get(f"drift_alpha:{n}")
         count, beats = s.get(f"drift_breaches:{n}"), s.get(f"drift_beats:{n}")
         if alpha is None or count is None or beats is None:
-            said.append(f"coverage drifting (breach rate {z:.1f} sd above its level)")
+            said.append("coverage drifting" + (f" (breach rate {z:.1f} sd above its level)"
+                                               if z > 0 else ""))
         else:
             said.append(f"coverage drifting below {_pct(alpha)} ({count:.1f} breaches in "
                         f"~{beats:.0f} beats, {(1 - alpha) * beats:.1f} expected)")

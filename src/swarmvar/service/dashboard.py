@@ -16,13 +16,11 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 from starlette.exceptions import HTTPException
 
+from ..swarm.consensus import SWARM_POLICY
 from .desk_book import policy_for
 
 router = APIRouter(tags=["dashboard"])
 _TYPES = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
-#: Swarm sizes over which the consensus policy is looked at: below its robust rule's
-#: minimum it is an equal mean, from it on the robust rule (:func:`.desk_book.policy_for`).
-_SIZES = range(1, 33)
 
 
 def asset(name: str) -> bytes:
@@ -39,7 +37,9 @@ def interval_mass() -> float | None:
         The mass (0.90 for 90% intervals), or None when the service's portfolios do not all
         share one (the page then says "credible band" with no number).
     """
-    masses = {policy_for(n).interval_mass for n in _SIZES}
+    # a portfolio's policy is the swarm's, or an equal mean below its robust rule's minimum
+    # swarm size (:func:`.desk_book.policy_for`): one agent gets the latter
+    masses = {policy_for(1).interval_mass, SWARM_POLICY.interval_mass}
     return masses.pop() if len(masses) == 1 else None
 
 

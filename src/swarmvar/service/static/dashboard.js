@@ -7,10 +7,13 @@
   let portfolio = params.get("portfolio") || "";
   let points = [];
   let source = null;
-  let alphas = [];  // the levels served (from the latest beat)
-  let level = 0;    // index of the level the chart and the weights show
+  let alphas = [];  // the levels served (from the latest beat with a consensus)
+  let level = 0;    // index in alphas of the level the chart and the weights show
+  let chosen = null;  // the level picked (its alpha): kept when the levels served change
+  let latest = null;  // the latest beat with a consensus (the cards show it)
   let horizon = null;  // days ahead of the forecasts (from /var)
   let geo = null;   // the chart's last layout, for the hover readout
+  let hover = null;  // the pointer's last clientX over the chart (null: not over it)
   const CHART_BEATS = 400;  // the chart shows the latest beats only
   // posterior mass of the credible intervals, filled in by the server (empty if unknown)
   const massMeta = document.querySelector("meta[name='swarmvar-interval-mass']");
@@ -33,16 +36,26 @@
     $("status").textContent = text; $("status").className = bad ? "bad" : "muted";
   }
 
+  // a beat with no consensus (NotEnoughAgents: no levels) leaves the levels, the chosen
+  // level and the cards as they were; the line above the chart says it had none
   function renderLevels(p) {
     if (!p) return;
+    if (!p.alphas.length) {
+      $("asof").textContent = `beat ${p.seq} as of ${p.date}: no consensus` +
+        (latest ? ` (the cards show beat ${latest.seq})` : "");
+      return;
+    }
+    latest = p;
     if (p.alphas.join() !== alphas.join()) {
       alphas = p.alphas.slice();
-      if (level >= alphas.length) level = 0;
+      level = Math.max(0, alphas.indexOf(chosen));
       $("level-pick").innerHTML = alphas.length < 2 ? "" : alphas.map((a, k) =>
         `<button type="button" role="radio" data-k="${k}">VaR ${lvl(a)}</button>`).join("");
     }
+    const pickable = alphas.length > 1
+      ? ' tabindex="0" role="button" title="show this level in the chart"' : "";
     $("levels").innerHTML = p.alphas.map((a, k) =>
-      `<div class="card" data-k="${k}" title="show this level in the chart">` +
+      `<div class="card" data-k="${k}"${pickable}>` +
       `<div class="muted">${horizon ? horizon + "-day " : ""}VaR ${lvl(a)}, ` +
       "loss in % of value</div>" +
       `<div class="big" id="var-${k}" data-seq="${p.seq}">${pct(p.var[k])}</div>` +
@@ -66,13 +79,15 @@
       b.setAttribute("aria-checked", String(+b.dataset.k === level));
     }
     for (const c of $("levels").querySelectorAll(".card")) {
-      c.classList.toggle("on", alphas.length > 1 && +c.dataset.k === level);
+      const on = alphas.length > 1 && +c.dataset.k === level;
+      c.classList.toggle("on", on);
+      if (alphas.length > 1) c.setAttribute("aria-pressed", String(on));
     }
   }
 
   function pick(k) {
     if (!(k >= 0 && k < alphas.length) || k === level) return;
-    level = k; showLevel(); draw(); refreshDetails();
+    level = k; chosen = alphas[k]; showLevel(); draw(); refreshDetails(true);
   }
 
   // the smallest of 1, 2, 5 times a power of ten that is at least x
@@ -82,6 +97,11 @@
     return 10 * e;
   }
 
+  // Every beat keeps its slot on x, in order: slot i holds beat i's realized loss (a dot at
+  // its middle), and beat i's forecast is drawn as a step over slot i + 1, the day it is in
+  // force for, so a breach sits under (above) the VaR line that was in force when it
+  // happened; the last slot is the next day, under the latest forecast. A beat with no
+  // consensus keeps its slot and its loss dot; the VaR, ES and band break over the next slot.
   function draw() {
     const c = $("chart"), box = c.parentElement, dpr = window.devicePixelRatio || 1;
     const W = box.clientWidth, H = box.clientHeight;
@@ -90,30 +110,31 @@
     g.setTransform(dpr, 0, 0, dpr, 0, 0);
     g.clearRect(0, 0, W, H);
     g.font = "12px system-ui, sans-serif";
-    const k = level;
-    const pts = points.slice(-CHART_BEATS).filter((p) => p.var.length > k);
+    const k = level, a = alphas[k];
+    const pts = points.slice(-CHART_BEATS), n = pts.length;
+    // the chosen level's index in a beat (-1: none, as at a beat with no consensus)
+    const at = (p) => a === undefined ? -1 : p.alphas.indexOf(a);
     c.dataset.level = String(k);
-    geo = null; $("tip").hidden = true;
-    if (!pts.length) {
+    geo = null;
+    if (!n) {
       g.fillStyle = "#66717f"; g.fillText("no beats yet", 60, H / 2);
-      c.dataset.xticks = "[]"; c.dataset.yticks = "[]";
+      c.dataset.xticks = "[]"; c.dataset.yticks = "[]"; c.dataset.slots = "[]";
+      $("tip").hidden = true;
       return;
     }
     const L = 64, R = 16, T = 26, B = 40;  // plot margins: y labels left, dates below
     let hi = 0;
     for (const p of pts) {
-      hi = Math.max(hi, p.var_interval[k][1], p.es[k], p.var[k],
-        p.realized === null ? 0 : -p.realized);
+      const j = at(p);
+      if (p.realized !== null) hi = Math.max(hi, -p.realized);
+      if (j >= 0) hi = Math.max(hi, p.var_interval[j][1], p.es[j], p.var[j]);
     }
     // y ticks at 1-2-5 steps (about 5 of them); the axis ends on a tick
     const step = niceStep((hi || 0.01) / 5);
     const nTicks = Math.min(Math.ceil((hi || 0.01) / step - 1e-9), 20);
     const top = nTicks * step;
     const dec = Math.max(0, -Math.floor(Math.log10(100 * step) + 1e-9));
-    // slot i holds beat i's realized loss; beat i's forecast is for the next slot, so a
-    // breach sits under (above) the VaR line that was in force when it happened
-    const x = (i) => L + (W - L - R) * i / pts.length;
-    const xf = (i) => x(i + 1);
+    const e = (i) => L + (W - L - R) * i / (n + 1);  // slot i spans e(i) to e(i + 1)
     const y = (v) => H - B - (H - T - B) * Math.min(Math.max(v, 0), top) / top;
     g.lineWidth = 1; g.strokeStyle = "#e3e6ea"; g.fillStyle = "#66717f";
     g.textAlign = "right"; g.textBaseline = "middle";
@@ -128,12 +149,12 @@
     // x ticks: the as-of dates of beats whose number is a multiple of a 1-2-5 step, so
     // that the labels do not overlap and stay on the same beats as the chart moves on
     const room = Math.max(1, Math.floor((W - L - R) / (g.measureText("2000-00-00").width + 24)));
-    const every = Math.max(1, niceStep(pts.length / room));
+    const every = Math.max(1, niceStep((n + 1) / room));
     const xticks = [];
     g.textAlign = "center"; g.textBaseline = "top"; g.strokeStyle = "#9aa3ae";
     pts.forEach((p, i) => {
       if (p.seq % every !== 0) return;
-      const px = x(i), half = g.measureText(p.date).width / 2;
+      const px = e(i + 0.5), half = g.measureText(p.date).width / 2;
       g.beginPath(); g.moveTo(px, H - B); g.lineTo(px, H - B + 4); g.stroke();
       g.fillText(p.date, Math.min(Math.max(px, L - 8 + half), W - half - 2), H - B + 7);
       xticks.push(p.date);
@@ -141,40 +162,68 @@
     g.beginPath(); g.moveTo(L, H - B); g.lineTo(W - R, H - B); g.stroke();
     g.textAlign = "left";
     c.dataset.xticks = JSON.stringify(xticks); c.dataset.yticks = JSON.stringify(yticks);
-    c.dataset.slots = JSON.stringify([x(0), x(pts.length)]);
-    geo = { L, R, W, pts, k };
-    g.fillStyle = "rgba(47,111,219,0.18)"; g.beginPath();
-    pts.forEach((p, i) => g.lineTo(xf(i), y(p.var_interval[k][1])));
-    for (let i = pts.length - 1; i >= 0; i--) g.lineTo(xf(i), y(pts[i].var_interval[k][0]));
-    g.fill();
+    c.dataset.slots = JSON.stringify([e(0), e(n + 1), n + 1]);
+    geo = { L, R, W, pts, k, a, at };
+    // runs of consecutive beats with the level: each is drawn as one stepped path
+    const runs = [];
+    pts.forEach((p, i) => {
+      if (at(p) < 0) return;
+      const run = runs[runs.length - 1];
+      if (run && run[run.length - 1] === i - 1 && pts[i - 1].seq === p.seq - 1) run.push(i);
+      else runs.push([i]);
+    });
+    g.fillStyle = "rgba(47,111,219,0.18)";
+    for (const run of runs) {
+      g.beginPath();
+      for (const i of run) {
+        const v = y(pts[i].var_interval[at(pts[i])][1]);
+        g.lineTo(e(i + 1), v); g.lineTo(e(i + 2), v);
+      }
+      for (const i of run.slice().reverse()) {
+        const v = y(pts[i].var_interval[at(pts[i])][0]);
+        g.lineTo(e(i + 2), v); g.lineTo(e(i + 1), v);
+      }
+      g.fill();
+    }
     const line = (f, color, dash) => {
       g.strokeStyle = color; g.setLineDash(dash); g.lineWidth = 1.5; g.beginPath();
-      pts.forEach((p, i) => (i ? g.lineTo : g.moveTo).call(g, xf(i), y(f(p))));
+      for (const run of runs) {
+        run.forEach((i, r) => {
+          const v = y(f(pts[i], at(pts[i])));
+          (r ? g.lineTo : g.moveTo).call(g, e(i + 1), v); g.lineTo(e(i + 2), v);
+        });
+      }
       g.stroke(); g.setLineDash([]);
     };
-    line((p) => p.var[k], "#2f6fdb", []);
-    line((p) => p.es[k], "#9b51e0", [5, 4]);
+    line((p, j) => p.var[j], "#2f6fdb", []);
+    line((p, j) => p.es[j], "#9b51e0", [5, 4]);
+    // breaches are per the portfolio's levels (a beat with no consensus has them too)
     pts.forEach((p, i) => {
       if (p.realized === null) return;
       const breach = p.breaches.length > k && p.breaches[k];
       g.fillStyle = breach ? "#e0393e" : "#555";
-      g.beginPath(); g.arc(x(i), y(-p.realized), breach ? 4 : 2, 0, 7); g.fill();
+      g.beginPath(); g.arc(e(i + 0.5), y(-p.realized), breach ? 4 : 2, 0, 7); g.fill();
     });
-    if (points.length > pts.length) {
+    const total = points[points.length - 1].seq + 1;  // beats are numbered from 0
+    if (total > n) {
       g.fillStyle = "#66717f"; g.textAlign = "right";
-      g.fillText(`latest ${pts.length} of ${points.length} beats`, W - R, 14);
+      g.fillText(`latest ${n} of ${total} beats`, W - R, 14);
       g.textAlign = "left";
     }
+    c.dataset.note = total > n ? `latest ${n} of ${total} beats` : "";
+    if (hover === null) $("tip").hidden = true; else readout(hover);
   }
 
   // the hover readout: the beat under the pointer, its date and realized loss, and the
-  // forecast in force for it (the previous beat's)
-  function readout(e) {
+  // forecast in force for it (the previous beat's, if it had the level)
+  function readout(clientX) {
     const tip = $("tip");
     if (!geo) { tip.hidden = true; return; }
-    const { L, R, W, pts, k } = geo, n = pts.length;
-    const mx = e.clientX - e.currentTarget.getBoundingClientRect().left;
-    const i = Math.round((mx - L) / (W - L - R) * n);
+    const { L, R, W, pts, k, a, at } = geo, n = pts.length;
+    const rect = $("chart").getBoundingClientRect();
+    // the canvas may be drawn for another width than it is shown at (until it is redrawn)
+    const mx = (clientX - rect.left) * (rect.width ? W / rect.width : 1);
+    const i = Math.floor((mx - L) / (W - L - R) * (n + 1));
     if (i < 0 || i > n) { tip.hidden = true; return; }
     const rows = [];
     if (i < n) {
@@ -184,24 +233,47 @@
         rows.push((p.realized < 0 ? "loss " + pct(-p.realized) : "gain " + pct(p.realized)) +
           (p.breaches.length > k && p.breaches[k] ? " <span class='bad'>breach</span>" : ""));
       }
+      if (!p.alphas.length) rows.push('<span class="muted">no consensus at this beat</span>');
     } else {
       rows.push(`<b>next day</b> after ${esc(pts[n - 1].date)}`);
     }
-    if (i > 0) {
-      const f = pts[i - 1], a = lvl(f.alphas[k]);
-      rows.push(`VaR ${a} ${pct(f.var[k])} [${pct(f.var_interval[k][0])}, ` +
-        `${pct(f.var_interval[k][1])}]`, `ES ${a} ${pct(f.es[k])}`,
+    const seq = i < n ? pts[i].seq : pts[n - 1].seq + 1;
+    const f = i > 0 && pts[i - 1].seq === seq - 1 ? pts[i - 1] : null, j = f ? at(f) : -1;
+    if (j >= 0) {
+      rows.push(`VaR ${lvl(a)} ${pct(f.var[j])} [${pct(f.var_interval[j][0])}, ` +
+        `${pct(f.var_interval[j][1])}]`, `ES ${lvl(a)} ${pct(f.es[j])}`,
         `<span class="muted">forecast of beat ${f.seq}</span>`);
+    } else if (i > 0) {
+      rows.push(`<span class="muted">no ${a === undefined ? "VaR" : "VaR " + lvl(a)} in force ` +
+        `(beat ${seq - 1} had no consensus)</span>`);
     }
     tip.innerHTML = rows.join("<br>"); tip.hidden = false;
     tip.style.left = Math.max(0, Math.min(mx + 14, W - tip.offsetWidth - 4)) + "px";
   }
 
-  async function refreshDetails() {
+  // The weights, decisions and ledger head: 3 requests. A burst of beats (a catch-up after a
+  // reconnect replays hundreds) must not send 3 per beat: one refresh is in flight at a
+  // time, and the beats that arrive meanwhile ask for one more after it. A reply that comes
+  // after the view changed (another portfolio, another level: `changed`) is dropped.
+  let busy = false, dirty = false, gen = 0;
+  function refreshDetails(changed) {
+    dirty = true;
+    if (changed) gen++;
+    if (busy) return;
+    busy = true;
+    (async () => {
+      try {
+        while (dirty) { dirty = false; await loadDetails(gen); }
+      } finally { busy = false; }
+    })();
+  }
+
+  async function loadDetails(my) {
     try {
       const name = encodeURIComponent(portfolio);
       const v = await api(`/v1/portfolios/${name}/var`);
-      const l = v.levels[level] || v.levels[0];
+      if (my !== gen) return;
+      const l = v.levels.find((x) => x.alpha === alphas[level]) || v.levels[0];
       $("weights-level").textContent = l ? `(VaR ${lvl(l.alpha)})` : "";
       $("weights").innerHTML = l ? Object.entries(l.weights).sort((a, b) => b[1] - a[1])
         .map(([a, w]) => `<tr><td>${esc(a)}</td><td class="num">${w.toFixed(3)}</td></tr>`)
@@ -209,22 +281,32 @@
       $("availability").textContent = l ? `availability ${l.available}/${l.total}` +
         (l.degraded ? " (degraded)" : "") + ` - ${l.method}` : "no consensus";
       const all = await api(`/v1/portfolios/${name}/decisions?limit=500`);
+      if (my !== gen) return;
       const other = all.filter((x) => x.action !== "noop");  // noop: nothing to show
       const d = other.slice(-8).reverse();
       const upTo = all.length ? ` (to beat ${all[all.length - 1].seq})` : "";
       $("decisions-note").textContent = !all.length ? "no decisions yet" : !d.length
         ? `all the arbiter's last ${all.length} decisions${upTo} are no-op (nothing to do)`
-        : `the latest ${d.length} of the arbiter's last ${all.length} decisions${upTo}; ` +
-          `${all.length - other.length} of them are no-op (nothing to do) and not listed`;
+        : `the latest ${d.length} of the ${other.length} decisions other than no-op among ` +
+          `the arbiter's last ${all.length}${upTo}; ${all.length - other.length} no-op ` +
+          "not listed";
       $("decisions").innerHTML = d.length
         ? "<tr><th>beat</th><th>action</th><th>agents</th><th>reason</th></tr>" +
           d.map((x) => `<tr><td class="seq">${x.seq}</td><td class="act">${esc(x.action)}</td>` +
             `<td>${esc(x.agents.join(", "))}</td><td class="reason">${esc(x.reason)}</td></tr>`)
             .join("") : "";
       const h = await api("/v1/ledger/head");
+      if (my !== gen) return;
       $("head").innerHTML = `<dt>size</dt><dd id="head-size">${h.size}</dd>` +
         `<dt>root</dt><dd>${esc(h.root)}</dd><dt>signed</dt><dd>${esc(h.timestamp)}</dd>`;
-    } catch (e) { status(String(e), true); }
+    } catch (e) { if (my === gen) status(String(e), true); }
+  }
+
+  // the chart is redrawn once per frame however many beats arrive in it
+  let drawing = false;
+  function redraw() {
+    if (drawing) return;
+    drawing = true; requestAnimationFrame(() => { drawing = false; draw(); });
   }
 
   function onBeat(ev) {
@@ -232,7 +314,7 @@
     if (points.length && points[points.length - 1].seq >= p.seq) return;
     points.push(p);
     if (points.length > 5000) points.shift();
-    renderLevels(p); draw(); refreshDetails();
+    renderLevels(p); redraw(); refreshDetails();
   }
 
   async function connect() {
@@ -248,10 +330,14 @@
       const v = await api(`/v1/portfolios/${name}/var`);
       horizon = v.horizon;
       const last = points.length ? points[points.length - 1] : null;
-      if (last) renderLevels(last); else renderLevels({ seq: v.seq, date: v.as_of,
-        alphas: v.levels.map((l) => l.alpha), var: v.levels.map((l) => l.var),
+      // the cards show the latest beat with a consensus; the line above the chart the last
+      latest = null;
+      const shown = points.findLast((p) => p.alphas.length);
+      if (shown) renderLevels(shown); else if (v.levels.length) renderLevels({ seq: v.seq,
+        date: v.as_of, alphas: v.levels.map((l) => l.alpha), var: v.levels.map((l) => l.var),
         es: v.levels.map((l) => l.es), var_interval: v.levels.map((l) => l.var_interval) });
-      draw(); refreshDetails();
+      if (last && last !== shown) renderLevels(last);
+      draw(); refreshDetails(true);
       const since = last ? last.seq : 0;
       source = new EventSource(`/v1/portfolios/${name}/events?since=${since}` +
         `&key=${encodeURIComponent(key)}`);
@@ -272,13 +358,15 @@
   $("levels").addEventListener("click", (e) => {
     const c = e.target.closest(".card"); if (c) pick(+c.dataset.k);
   });
-  $("chart").addEventListener("mousemove", readout);
-  $("chart").addEventListener("mouseleave", () => { $("tip").hidden = true; });
-  let pending = false;
-  window.addEventListener("resize", () => {
-    if (pending) return;
-    pending = true; requestAnimationFrame(() => { pending = false; draw(); });
+  $("levels").addEventListener("keydown", (e) => {
+    const c = e.target.closest(".card[role='button']");
+    if (c && (e.key === "Enter" || e.key === " ")) { e.preventDefault(); pick(+c.dataset.k); }
   });
+  $("chart").addEventListener("mousemove", (e) => { hover = e.clientX; readout(hover); });
+  $("chart").addEventListener("mouseleave", () => { hover = null; $("tip").hidden = true; });
+  // the chart follows its box, whatever resized it: the window, or the page growing a
+  // scrollbar as the panels below fill
+  new ResizeObserver(redraw).observe(document.querySelector(".chart-box"));
   $("verify").addEventListener("click", async () => {
     $("verified").textContent = "verifying...";
     try {

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from swarmvar.arbiter import AgentSignals, AlertEpisode, Arbiter, BeatSignals, Thresholds, decide
 from swarmvar.arbiter.decide import (
@@ -211,3 +213,25 @@ def test_a_replay_explains_every_agent_count_in_its_reason_and_ledger(tmp_path: 
         worst = max(d.agents, key=lambda a: d.signals[f"anomalies:{a}"])
         if "binomial p = " not in d.reason:  # (a per-agent quarantine gives its evidence)
             assert agent_words(worst, d.signals, d.weights.get(worst)) in d.reason, d
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.text(min_size=1, max_size=80), st.booleans(), st.booleans(),
+                          st.booleans(), st.booleans(), st.booleans(), st.booleans()),
+                min_size=1, max_size=12, unique_by=lambda t: t[0]),
+       st.floats(0.0, 1.0), st.floats(0.0, 1.0), st.floats(0.0, 0.5),
+       st.integers(0, 10**12), st.booleans())
+def test_any_beat_gives_a_one_line_reason_within_the_bound(
+        rows: list[tuple[str, bool, bool, bool, bool, bool, bool]], threat: float,
+        stability: float, gain: float, since: int, open_: bool) -> None:
+    agents = [agent(n, (b1, b2), drifting=dr, low=lo, lagging=lag, failed=fa)
+              for n, b1, b2, dr, lo, lag, fa in rows]
+    ep = AlertEpisode(True, since, 0, ("someone else",)) if open_ else None
+    d = decide(vector(threat=threat, stability=stability, repair=0.0, gain=gain), beat(agents),
+               episode=ep)
+    assert len(d.reason) <= REASON_CHARS and "\n" not in d.reason, d.reason
+    for a in d.agents:  # every named agent's count is explained by its recorded kinds
+        s = d.signals
+        said = (s.get(f"breaches:{a}", 0) + (f"drift_z:{a}" in s) + (f"outside:{a}" in s)
+                + (f"score_gap:{a}" in s) + s.get(f"failed:{a}", 0))
+        assert said == s[f"anomalies:{a}"]

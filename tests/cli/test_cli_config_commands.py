@@ -66,7 +66,7 @@ def test_run_reads_the_file_and_a_resume_names_the_files_key(tmp_path: Path) -> 
                     'window = 80\nrefit_every = 5\n')
     code, out = _cli(["run", "--beats", "2", "--quiet"], toml)
     assert code == 2 and "window: saved 60, now 80" in out, out
-    assert f"window = 80 in {toml}" in out and f"home in {toml}" in out, out
+    assert f"window = 80 in {toml}" in out and f'{toml}: home = "{home}"' in out, out
     assert "--window" not in out, out
     # a flag wins over the file: the saved window, given as a flag, resumes
     code, out = _cli(["run", "--beats", "2", "--quiet", "--window", "60"], toml)
@@ -78,7 +78,7 @@ def test_run_reads_the_file_and_a_resume_names_the_files_key(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize(("line", "words"), [
-    ("window = 10", "window = 10: must be >= 30, got 10"),
+    ("window = 10", "window = 10: 10 is out of range; it must be at least 30"),
     ("horizon = 999", "horizon = 999: 999 is out of range; it must be between 1 and 250"),
     ('agents = ["garchh"]', "agents = [\"garchh\"]: no agent called 'garchh'"),
 ])
@@ -116,15 +116,17 @@ def test_run_takes_the_files_policy_and_horizon(tmp_path: Path,
 
     monkeypatch.setattr(swarm_mod, "Swarm", capture)
     toml = _toml(tmp_path, f'home = "{tmp_path / "h"}"\npolicy = "median"\nhorizon = 5\n'
-                           'agents = ["nig"]\n')
+                           'agents = ["nig", "bootstrap", "student-t"]\n')
     result = CliRunner().invoke(app, ["run", "--quiet"], env={"SWARMVAR_CONFIG": str(toml)})
     assert isinstance(result.exception, Stop), result.output
-    assert seen["horizon"] == 5 and seen["agents"] == ["NormalInverseGamma"], seen
+    assert seen["horizon"] == 5 and seen["agents"] == ["NormalInverseGamma", "BayesianBootstrap",
+                                                       "StudentT"], seen
     assert seen["policy"].aggregator.value == "median", seen["policy"]  # type: ignore[attr-defined]
     assert seen["home"] == tmp_path / "h"
-    result = CliRunner().invoke(app, ["run", "--quiet", "--horizon", "2", "--policy", "krum"],
-                                env={"SWARMVAR_CONFIG": str(toml)})
-    assert seen["horizon"] == 2 and seen["policy"].aggregator.value == "krum", seen
+    result = CliRunner().invoke(app, ["run", "--quiet", "--horizon", "2", "--policy",
+                                      "geometric_median"], env={"SWARMVAR_CONFIG": str(toml)})
+    assert seen["horizon"] == 2, seen
+    assert seen["policy"].aggregator.value == "geometric_median", seen  # type: ignore[attr-defined]
 
 
 # --- serve ----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import math
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -297,6 +297,42 @@ def home_words(setting: Setting) -> str:
     return f"{setting.source}: home = {_toml(setting.value)}"
 
 
+def from_file_line(settings: Mapping[str, Setting]) -> str | None:
+    """One line naming the config file and the keys a command took from it (``settings:
+    swarmvar.toml gives home = "/srv/risk", window = 500 (a flag overrides each)``), or
+    None when it took none: a file's ``home`` silently changes which home runs."""
+    taken = [s for s in settings.values() if s.source not in ("flag", "default")]
+    if not taken:
+        return None
+    keys = ", ".join(f"{s.key} = {_toml(s.value)}" for s in taken)
+    return f"settings: {taken[0].source} gives {keys} (a flag overrides each)"
+
+
+#: The folders under a home that ``run`` and ``serve`` write: the agents' signing keys.
+HOME_FOLDERS = (Path("keys") / "agents",)
+
+
+def check_home_folders(home: Path, words: str, folders: Sequence[Path] = HOME_FOLDERS
+                       ) -> None:
+    """A file where a command writes a folder under ``home`` (``keys``, ``keys/agents``) is
+    a usage error naming the home as ``words`` (:func:`home_words`), before any work;
+    nothing is created (a missing folder is left to the command).
+
+    Raises
+    ------
+    typer.Exit
+        Code 2, naming the file in the way and the home.
+    """
+    for folder in folders:
+        at = home
+        for part in folder.parts:  # bounded: the folder's few parts
+            at = at / part
+            if at.exists() and not at.is_dir():
+                raise usage_error(f"{words}: {at} is a file where swarmvar keeps a folder "
+                                  f"({home / folder}: the agents' signing keys); move it "
+                                  "away or give another home")
+
+
 def check_ledger(home: Path, words: str | None = None) -> None:
     """Open the home's ledger, if it has one, and close it: an emptied or damaged
     ``ledger.sqlite`` (the engine refuses it at open, SQLite's ``quick_check`` included)
@@ -462,8 +498,9 @@ _FLAG_WORDS = (
     (re.compile(r"\bmin_success_rate\b"), "--min-success-rate"),
     (re.compile(r"\bmax_latency_s\b"), "--max-latency-s"),
     # the runtime's refit rhythm (swarm.RoleConfig, PortfolioConfig, Swarm), for `run`
-    (re.compile(r"\brefit_lag\b"), "--refit-lag"),
-    (re.compile(r"\brefit_every\b"), "--refit-every"),
+    # (a dotted key, ``roles.refit_lag``, is the checkpoint's name: left as it is)
+    (re.compile(r"(?<![-\w.])refit_lag\b"), "--refit-lag"),
+    (re.compile(r"(?<![-\w.])refit_every\b"), "--refit-every"),
     # arbiter.Pulse's checks, for `run --arbiter` and `arbiter replay`
     (re.compile(r"\bt_threshold\b"), "--t-threshold"),
     (re.compile(r"\bt1 \(base seconds\)"), "--t1 (base seconds)"),

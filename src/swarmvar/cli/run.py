@@ -17,14 +17,18 @@ from ._common import (
     agents_listing,
     check_data,
     check_home,
+    check_home_folders,
     check_horizon,
     check_policy,
     check_positive,
     check_processes,
+    check_whole,
     cli_words,
     default_agents,
     fail,
+    from_file_line,
     from_setting,
+    home_words,
     is_dataset,
     is_stock_dataset,
     make_console,
@@ -137,17 +141,27 @@ def _settings(flags: dict[str, object]) -> dict[str, Setting]:
     return {key: everything[key] for key in flags}
 
 
-def _at_least(value: object, flag: str, low: int) -> int:
-    """A whole number >= ``low`` (``--window``, ``--refit-every``, or the file's key)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise typer.BadParameter(f"must be >= {low}, got {value}", param_hint=flag)
-    return value
+def _file_forms(key: str) -> str:
+    """The forms in which the engines' messages name a setting ``key`` (a regex): a
+    resume's fingerprint difference ``window: saved 60, now 70`` and, for ``refit_every``,
+    the refit-rhythm check's ``refit_every 20`` (and its closing "at most refit_every").
+    Only these: a key that merely appears as a word (``agents = ["nig"]`` in the file, a
+    book's "agents") is not the setting, and a dotted key (``roles.refit_lag``,
+    ``policy.window``) is the checkpoint's own name, never a flag."""
+    import re
+
+    word = rf"(?<![-\w.]){re.escape(key)}"
+    if key == "refit_every":
+        return rf"{word}(?=: saved| \d|$)"
+    return rf"{word}(?=: saved)"
 
 
 def _file_words(message: str, settings: dict[str, Setting]) -> str:
     """An engine's message in the words of where each setting came from: a key a config file
-    gave stays the file's key (``refit_every``, and the message ends naming the file and
-    its value), the others become flags (:func:`cli_words`); never a flag not given."""
+    gave stays the file's key in the forms the engines name settings (:func:`_file_forms`),
+    and the message ends naming the file and its value; the others become flags
+    (:func:`cli_words`); never a flag not given. A file-given home is named as
+    :func:`home_words` does (``swarmvar.toml: home = "/srv/risk"``)."""
     import re
 
     from ._common import _toml
@@ -155,16 +169,16 @@ def _file_words(message: str, settings: dict[str, Setting]) -> str:
     home = settings.get("home")
     if home is not None and home.source not in ("flag", "default"):
         message = message.replace("(--home on the command line, home= in Python)",
-                                  f"(--home, or home in {home.source})")
+                                  f"({home_words(home)})")
     marks, named = {}, []
     for i, (key, s) in enumerate(settings.items()):
         if s.source == "flag":  # a resume's "window: saved 60, now 70" as --window's
             flag = "--alpha" if key == "alphas" else "--" + key.replace("_", "-")
-            message = re.sub(rf"(?<![-\w]){key}: saved", f"{flag}: saved", message)
+            message = re.sub(_file_forms(key), flag, message)
         if s.source in ("flag", "default") or key == "home":
             continue
         mark = f"\x00{i}\x00"
-        message, n = re.subn(rf"(?<![-\w]){key}\b(?!=)", mark, message)
+        message, n = re.subn(_file_forms(key), mark, message)
         if n:
             marks[mark] = key
             named.append(f"{key} = {_toml(s.value)} in {s.source}")
@@ -172,6 +186,38 @@ def _file_words(message: str, settings: dict[str, Setting]) -> str:
     for mark, key in marks.items():
         message = message.replace(mark, key)
     return message + (f" ({'; '.join(named)})" if named else "")
+
+
+def _check_quorum(rule: str | None, names: list[str], settings: dict[str, Setting]
+                  ) -> str | None:
+    """The consensus rule's least number of agents (``Aggregator.min_agents`` of its ``f``,
+    as ``backtest`` and ``api.var`` ask it) against the roster, before any work: a run below
+    it beats with no consensus at all. A rule that was chosen (``--policy krum``, or the
+    config file's ``policy``) is refused; under the default rule a roster too small (one
+    agent: its forecasts ledgered, no consensus) runs, and the warning to print is returned.
+
+    Raises
+    ------
+    typer.Exit
+        Code 2, naming the flag or the file's key, the rule in words (``Policy.describe``)
+        and the agents given.
+    """
+    from ._common import _toml
+
+    chosen = swarm_policy(rule)
+    need = chosen.aggregator.min_agents(chosen.f)
+    if len(names) >= need:
+        return None
+    pol = settings["policy"]
+    given = (f"{len(names)} agent{'s' if len(names) != 1 else ''} "
+             f"{'is' if len(names) == 1 else 'are'} given ({', '.join(names)})")
+    said = f"{chosen.describe(len(names))}, and {given}"
+    if pol.source == "default":
+        return (f"warning: no consensus in this run: {said} (each agent's forecasts are "
+                f"ledgered; give at least {need} --agents for a consensus)")
+    who = (f"--policy {pol.value}" if pol.source == "flag" else
+           f"{pol.source}: policy = {_toml(pol.value)}")
+    raise usage_error(f"{who}: {said}; give more --agents or another --policy")
 
 
 def _fail_run(exc: Exception, data: str, settings: dict[str, Setting] | None = None
@@ -223,6 +269,70 @@ def _check_spread(spread: int, workers: int, refit_lag: int, boxes: Any) -> None
                      sandboxed=boxes is not None)
     except InvalidParameter as exc:
         raise typer.BadParameter(cli_words(str(exc)), param_hint="--spread") from None
+
+
+#: Ledger entries read back from the end of a home's ledger for its last arbiter pulse
+#: (bounded: with the arbiter, each beat's pulse is in the beat's own transaction).
+ARBITER_TAIL = 5000
+#: The arbiter's options as its ledgered pulse names them (``Pulse.to_json``), and flags.
+ARBITER_FLAGS = (("k", "--k-flows"), ("p", "--p-nodes"), ("t1", "--t1"),
+                 ("t_threshold", "--t-threshold"))
+
+
+def _last_pulse(home: Path) -> dict[str, Any] | None:
+    """The home's last arbiter pulse entry's data among the ledger's last
+    :data:`ARBITER_TAIL` entries (None: no ledger, or no pulse there)."""
+    from ..ledger import EntryKind, Ledger, ledger_path
+
+    if not ledger_path(home).exists():
+        return None
+    with usage_errors():
+        ledger = Ledger.open(home)
+    try:
+        size = ledger.size
+        pulse = None
+        for entry in ledger.entries(max(0, size - ARBITER_TAIL), size):
+            if entry.kind is EntryKind.PULSE:
+                pulse = dict(entry.data)
+        return pulse
+    finally:
+        ledger.close()
+
+
+def _check_arbiter_resume(home: Path, words: str, arbiter: bool,
+                          options: dict[str, float]) -> None:
+    """A resume keeps the arbiter the home ran with: its quarantines are circuit breakers
+    in the home and its state (alert episodes, PID) rides the checkpoints, so a resume
+    without ``--arbiter`` would drop the quarantines while their breakers stay open, and
+    other ``--k-flows/--p-nodes/--t1/--t-threshold`` would replay the ledgered beats under
+    another pulse. The home's options are those of its last ledgered pulse. Turning the
+    arbiter on for a home that ran without it is allowed: it decides from the next beat.
+
+    Raises
+    ------
+    typer.Exit
+        Code 2 before any work, naming the home (``words``) and the options it ran with.
+    """
+    import math
+
+    pulse = _last_pulse(home)
+    if pulse is None:
+        return
+    saved = {flag: pulse.get(key) for key, flag in ARBITER_FLAGS}
+    ran = " ".join(f"{flag} {v:g}" for flag, v in saved.items() if isinstance(v, (int, float)))
+    if not arbiter:
+        raise usage_error(
+            f"{words}: this home's run has the arbiter on ({ran}); without --arbiter the "
+            "resume would drop its quarantines and alerts while their circuit breakers stay "
+            f"open in the home: resume with --arbiter {ran}, or give another home")
+    changed = [f"{flag}: saved {v:g}, now {options[flag]:g}" for flag, v in saved.items()
+               if isinstance(v, (int, float)) and not math.isclose(v, options[flag],
+                                                                   rel_tol=1e-12)]
+    if changed:
+        raise usage_error(
+            f"{words}: this home's arbiter ran with {ran} ({'; '.join(changed)}): a resume "
+            "replays its ledgered beats under the same pulse; resume with those options, "
+            "or give another home")
 
 
 def _check_mesh_node(home: Path, mesh: bool, port: int | None, peers: list[str],
@@ -427,6 +537,12 @@ def decision_words(d: Any, as_of: Any = None) -> str | None:
         return ", ".join(parts)
 
     if d.action is Action.ALERT:
+        again = _raised_again(d)
+        if again is not None:  # an open episode naming another agent: not a fresh alert
+            since, new = again
+            return (f"alert on {d.portfolio}: the alert open since beat {since} now also "
+                    f"names {new} (at beat {d.seq}{when}; its threat score "
+                    f"{d.threat:.2f}). Check these agents' forecasts [{d.reason}]")
         who = (f"the agents behind it: {named()}" if d.agents else
                "no single agent stands out")
         return (f"alert on {where}: the arbiter's risk signals for this portfolio are high "
@@ -437,6 +553,54 @@ def decision_words(d: Any, as_of: Any = None) -> str | None:
                 f"passes probation; the consensus goes on without "
                 f"{'it' if len(d.agents) == 1 else 'them'} [{d.reason}]")
     return None
+
+
+def _raised_again(d: Any) -> tuple[int, str] | None:
+    """An ALERT raised inside an open alert episode (``arbiter.decide.RAISED_AGAIN`` in its
+    reason): the beat the episode opened and the agents it names anew (those of
+    ``d.agents`` named after the marker, with their anomalies; else the reason's words
+    there). None for a fresh alert."""
+    import re
+
+    from ..arbiter.decide import RAISED_AGAIN
+
+    at = d.reason.find(RAISED_AGAIN)
+    if at < 0:
+        return None
+    tail = d.reason[at + len(RAISED_AGAIN):]
+    since = re.search(r"\d+", tail)
+    if since is None:
+        return None
+    listed = tail[since.end():].lstrip(" :")
+    new = [a for a in d.agents if a in listed or a[:30] in listed]
+    if not new:
+        return int(since.group()), listed.split("[")[0].strip(" ;.") or "another agent"
+    words = []
+    for agent in new:
+        n = int(d.signals.get(f"anomalies:{agent}", 0))
+        words.append(f"{agent} ({n} anomal{'y' if n == 1 else 'ies'})")
+    return int(since.group()), ", ".join(words)
+
+
+def no_consensus_words(rep: Any) -> str | None:
+    """Why a beat has no consensus (the table then shows n/a), in words: the consensus's
+    refusal (``BeatReport.rejected["consensus"]``, e.g. too few agents left after
+    quarantines or failures), else the agents' own. None when the beat has one (or is a
+    spread group's, combined elsewhere)."""
+    if rep.consensus:
+        return None
+    from ..swarm._beat_types import CONSENSUS
+
+    rejected = dict(rep.rejected)
+    why = rejected.pop(CONSENSUS, None)
+    agents = "; ".join(f"{a}: {r}" for a, r in list(rejected.items())[:5])
+    if why is None and not agents:
+        return None
+    what = cli_words(why) if why is not None else "no agent gave a usable forecast"
+    more = f" (agents out: {agents})" if agents else ""
+    return (f"no consensus for {rep.portfolio} at beat {rep.seq} ({rep.as_of.date()}): "
+            f"{what}{more}; its VaR shows n/a until the consensus returns (said once per "
+            "portfolio; the ledger records every beat's)")
 
 
 def _said_here(record: logging.LogRecord) -> bool:
@@ -606,9 +770,9 @@ def run(
     settings = _settings({"data": data, "home": None if home is None else str(home),
                           "agents": agents, "alphas": alpha, "window": window,
                           "refit_every": refit_every, "horizon": horizon, "policy": policy})
-    window = from_setting(settings["window"], lambda v: _at_least(v, "--window", 30))
+    window = from_setting(settings["window"], lambda v: check_whole(v, "--window", 30))
     refit_every = from_setting(settings["refit_every"],
-                               lambda v: _at_least(v, "--refit-every", 1))
+                               lambda v: check_whole(v, "--refit-every", 1))
     h = from_setting(settings["horizon"], check_horizon)
     rule = from_setting(settings["policy"], check_policy)
     if executor not in ("local", "ray"):
@@ -645,6 +809,7 @@ def run(
                                                                     (0.99, 0.975)))
     names = from_setting(settings["agents"],  # did-you-mean, as `var`
                          lambda v: resolve_agents(str_list(v)))
+    few = _check_quorum(rule, names, settings)
     data = from_setting(settings["data"], lambda v: check_data(str(v), stocks=True))
     if last is not None and last <= window:
         raise typer.BadParameter(f"must be more than --window ({window}): the first "
@@ -654,6 +819,7 @@ def run(
         raise typer.BadParameter(f"it follows a file as it grows; {data} is a bundled data "
                                  "set, which does not", param_hint="--follow")
     home = from_setting(settings["home"], lambda v: check_home(Path(str(v))))
+    check_home_folders(home, home_words(settings["home"]))
     plugins = list(plugin or [])
     if plugins and sandbox is None:  # the runtime's words ("choose a backend") said for flags
         raise typer.BadParameter("a plug-in agent runs only in a sandbox: add --sandbox bwrap "
@@ -675,8 +841,16 @@ def run(
         with usage_errors():  # the swarm's ledger and breakers are given to it later
             judge = Arbiter.from_options(k_flows=k_flows, p_nodes=p_nodes,
                                          t_threshold=t_threshold, t1=t1, record_decisions=False)
+    _check_arbiter_resume(home, home_words(settings["home"]), arbiter,
+                          {"--k-flows": k_flows, "--p-nodes": p_nodes, "--t1": t1,
+                           "--t-threshold": t_threshold})
     node_settings = _check_mesh_node(home, mesh, mesh_port, list(peer or []), mesh_id,
                                      mesh_cluster, mesh_key, mesh_agree_every)
+    taken = from_file_line(settings)
+    if taken:  # a file's home silently changes which home runs: say what the file set
+        typer.echo(taken, err=True)
+    if few is not None:
+        typer.echo(few, err=True)
     node: Any = None
     host: Any = None
     swarm: Any = None
@@ -759,6 +933,14 @@ def run(
                 live.start()
 
             said = False  # the first decision in words also says what anomalies count
+            # portfolios whose missing consensus was said (a roster below the rule: at start)
+            unagreed: set[str] = set()
+
+            def say(words: str) -> None:
+                if live is not None:
+                    live.console.print(words, markup=False, highlight=False)
+                else:
+                    typer.echo(words, err=True)
 
             def on_beat(rep: Any) -> None:
                 nonlocal last_draw, said
@@ -768,10 +950,11 @@ def run(
                         if not said:
                             words += f" ({ANOMALIES})"
                         said = True
-                        if live is not None:
-                            live.console.print(words, markup=False, highlight=False)
-                        else:
-                            typer.echo(words, err=True)
+                        say(words)
+                why = no_consensus_words(rep)
+                if why is not None and few is None and rep.portfolio not in unagreed:
+                    unagreed.add(rep.portfolio)  # once per portfolio, not n/a in silence
+                    say(why)
                 if rep.breaches.get("consensus") and rep.breaches["consensus"][0]:
                     breaches[rep.portfolio] = breaches.get(rep.portfolio, 0) + 1
                 if rep.events:

@@ -1,0 +1,198 @@
+"""``swarmvar run``'s mends from three reviews: a consensus rule the roster cannot meet is
+refused before the home exists (and a beat without consensus says why, once); a file's key
+is named only in the forms the engines name settings; the file's settings said at start;
+one wording of a bound and of a file-given home; a file where ``keys`` goes is a usage
+error; an alert inside an open episode said as such; an arbiter home not resumed without
+its arbiter or under other options."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from typer.testing import CliRunner
+
+from swarmvar.cli import app
+from swarmvar.config import Setting
+from swarmvar.types import Action, Decision
+
+
+def _cli(args: list[str], toml: Path | None = None) -> tuple[int, str]:
+    env = {"SWARMVAR_CONFIG": str(toml)} if toml is not None else {"SWARMVAR_CONFIG": ""}
+    result = CliRunner().invoke(app, args, env=env)
+    return result.exit_code, " ".join(result.output.split())
+
+
+def _toml(folder: Path, text: str) -> Path:
+    path = folder / "swarmvar.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# --- 1. a rule the roster cannot meet -------------------------------------------------------
+
+def test_krum_of_three_agents_is_refused_before_the_home(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    code, out = _cli(["run", "--home", str(home), "--agents", "nig,bootstrap,student-t",
+                      "--policy", "krum", "--window", "60", "--beats", "2", "-q"])
+    assert code == 2, out
+    assert out.startswith("error: --policy krum: a Krum tolerating 1 faulty agent needs at "
+                          "least 5 agents, and 3 agents are given"), out
+    assert "give more --agents or another --policy" in out
+    assert not home.exists()
+
+
+def test_a_files_policy_too_big_for_the_roster_names_the_key(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    toml = _toml(tmp_path, f'home = "{home}"\npolicy = "trimmed_mean"\nagents = ["nig", '
+                           '"bootstrap"]\n')
+    code, out = _cli(["run", "--beats", "1", "-q"], toml)
+    assert code == 2 and f'{toml}: policy = "trimmed_mean": a trimmed mean' in out, out
+    assert "--policy" in out.split(";")[-1] and not home.exists()
+    # enough agents for the same rule: no refusal on that ground
+    from swarmvar.cli.run import _check_quorum
+
+    settings = {"policy": Setting("policy", "median", "flag"),
+                "agents": Setting("agents", "nig,bootstrap,student-t", "flag")}
+    assert _check_quorum("median", ["A", "B", "C"], settings) is None
+
+
+def test_the_default_rule_below_its_roster_warns_and_runs() -> None:
+    from swarmvar.cli.run import _check_quorum
+
+    settings = {"policy": Setting("policy", None, "default"),
+                "agents": Setting("agents", "nig", "flag")}
+    words = _check_quorum(None, ["NormalInverseGamma"], settings)
+    assert words is not None and words.startswith("warning: no consensus in this run: a "
+                                                  "trimmed mean dropping"), words
+    assert "1 agent is given (NormalInverseGamma)" in words
+
+
+def test_a_beat_without_consensus_says_why() -> None:
+    from swarmvar.cli.run import no_consensus_words
+
+    rep = SimpleNamespace(portfolio="book", seq=7, as_of=datetime(2024, 1, 5, tzinfo=UTC),
+                          consensus=(), rejected={"consensus": "too few agents",
+                                                  "StudentT": "quarantined"})
+    words = no_consensus_words(rep)
+    assert words is not None and words.startswith(
+        "no consensus for book at beat 7 (2024-01-05): too few agents (agents out: "
+        "StudentT: quarantined)"), words
+    assert no_consensus_words(SimpleNamespace(**{**vars(rep), "consensus": (object(),)})
+                              ) is None
+
+
+# --- 2. a file's key named only where the engines name a setting ------------------------------
+
+def _settings(**given: tuple[object, str]) -> dict[str, Setting]:
+    return {k: Setting(k, v, src) for k, (v, src) in given.items()}
+
+
+def test_a_book_mismatch_does_not_blame_the_files_agents(tmp_path: Path) -> None:
+    from swarmvar.cli.run import _file_words
+
+    toml = str(tmp_path / "swarmvar.toml")
+    message = ("this home's run beats book A with agents NormalInverseGamma; the agents "
+               "given differ: window: saved 60, now 80")
+    words = _file_words(message, _settings(agents=(["nig"], toml), window=(80, toml)))
+    assert "agents = " not in words, words  # the word "agents" is not the file's key
+    assert words.endswith(f"(window = 80 in {toml})"), words
+
+
+def test_a_dotted_key_stays_the_checkpoints_name(tmp_path: Path) -> None:
+    from swarmvar.cli.run import _file_words
+
+    toml = str(tmp_path / "swarmvar.toml")
+    message = "roles.refit_lag: saved 0, now 2; refit_every: saved 5, now 6"
+    words = _file_words(message, _settings(refit_every=(6, toml)))
+    assert words == f"roles.refit_lag: saved 0, now 2; refit_every: saved 5, now 6 " \
+                    f"(refit_every = 6 in {toml})", words
+    flagged = _file_words(message, _settings(refit_every=(6, "flag")))
+    assert flagged == "roles.refit_lag: saved 0, now 2; --refit-every: saved 5, now 6"
+
+
+# --- 3. the file's settings said at start; 4. one wording ----------------------------------
+
+def test_run_says_which_settings_the_file_gave(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import swarmvar.swarm as swarm_mod
+
+    class Stop(Exception):
+        pass
+
+    def capture(*args: object, **kwargs: object) -> None:
+        raise Stop
+
+    monkeypatch.setattr(swarm_mod, "Swarm", capture)
+    toml = _toml(tmp_path, f'home = "{tmp_path / "h"}"\nwindow = 60\n')
+    result = CliRunner().invoke(app, ["run", "-q"], env={"SWARMVAR_CONFIG": str(toml)})
+    assert isinstance(result.exception, Stop), result.output
+    assert (f'settings: {toml} gives home = "{tmp_path / "h"}", window = 60 (a flag '
+            "overrides each)") in result.output
+
+
+def test_window_bound_in_the_shared_wording() -> None:
+    code, out = _cli(["run", "--window", "20", "-q", "--home", "/nonexistent-x3/h"])
+    assert code == 2 and "20 is out of range; it must be at least 30" in out, out
+
+
+# --- 5. a file where the keys folder goes ----------------------------------------------------
+
+def test_a_file_in_place_of_the_keys_folder_is_a_usage_error(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    home.mkdir()
+    (home / "keys").write_text("not a folder", encoding="utf-8")
+    code, out = _cli(["run", "--home", str(home), "--agents", "nig,bootstrap,student-t",
+                      "--window", "60", "--beats", "1", "-q"])
+    assert code == 2, out
+    assert f"--home {home}: {home / 'keys'} is a file where swarmvar keeps a folder" in out
+    assert not (home / "ledger.sqlite").exists()
+
+
+# --- 6. an alert inside an open episode ------------------------------------------------------
+
+def test_an_alert_raised_again_names_the_episode() -> None:
+    from swarmvar.arbiter.decide import RAISED_AGAIN
+    from swarmvar.cli.run import decision_words
+
+    d = Decision(Action.ALERT, "sp500", 60, ("NIG", "StudentT"),
+                 {"anomalies:NIG": 2.0, "anomalies:StudentT": 1.0}, 0.71,
+                 f"risk signals high: NIG, StudentT [threat 0.710 >= 0.6]; {RAISED_AGAIN} "
+                 "open since beat 48: StudentT")
+    words = decision_words(d)
+    assert words is not None and words.startswith(
+        "alert on sp500: the alert open since beat 48 now also names StudentT (1 anomaly)"
+    ), words
+    fresh = decision_words(Decision(Action.ALERT, "sp500", 48, ("NIG",), {}, 0.7, "high"))
+    assert fresh is not None and "open since" not in fresh
+
+
+# --- 7. an arbiter home resumed ----------------------------------------------------------------
+
+def test_an_arbiter_home_is_not_resumed_without_it(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import typer
+
+    from swarmvar.arbiter.pulse import Pulse
+    from swarmvar.cli.run import _check_arbiter_resume
+    from swarmvar.ledger import Ledger
+
+    options = {"--k-flows": 4.0, "--p-nodes": 5.0, "--t1": 0.001, "--t-threshold": 0.02}
+    _check_arbiter_resume(tmp_path, "--home H", False, options)  # no ledger: nothing asked
+    ledger = Ledger.open(tmp_path)
+    try:
+        ledger.record_pulse({"portfolio": "p", "seq": 1,
+                             **Pulse(4.0, 5.0, 2.718281828459045**4, 0.001, 0.02).to_json()})
+    finally:
+        ledger.close()
+    with pytest.raises(typer.Exit):
+        _check_arbiter_resume(tmp_path, "--home H", False, options)
+    said = " ".join(capsys.readouterr().err.split())
+    assert said.startswith("error: --home H: this home's run has the arbiter on (--k-flows 4 "
+                           "--p-nodes 5 --t1 0.001 --t-threshold 0.02)"), said
+    with pytest.raises(typer.Exit):
+        _check_arbiter_resume(tmp_path, "--home H", True, {**options, "--k-flows": 3.0})
+    assert "(--k-flows: saved 4, now 3)" in " ".join(capsys.readouterr().err.split())
+    _check_arbiter_resume(tmp_path, "--home H", True, options)  # the same options resume

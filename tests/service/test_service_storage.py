@@ -1,8 +1,11 @@
-"""The service's storage errors: a read that meets a ledger locked past the timeout or no
-file descriptor left is a 503 with ``Retry-After`` naming the error (it passes); a damaged
-ledger, another SQLite error and a write stay 500. The start's replay counts its observer
+"""The service's storage errors: a read (a GET, or any reader route: verify's POST too) that
+meets a ledger locked past the timeout or no file descriptor left is a 503 with
+``Retry-After`` naming the error (it passes), each reader route documenting it; a ledger
+file gone is a 500 naming it (no retry); a locked variant store is a 503 naming that store;
+a damaged ledger, another SQLite error and a write stay 500. The start's replay counts its observer
 faults in ``swarmvar_observer_beats_skipped_total`` as live beats do. A home or database
-the user may not write or create tables in is a usage error of ``serve`` (exit 2)."""
+the user may not write or create tables in is a usage error of ``serve`` (exit 2), and a
+damaged ledger database is named as such, not as a permission."""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ import pytest
 from swarmvar.errors import InvalidSignal, LedgerCorrupted
 from swarmvar.service import ServiceConfig, create_app
 
-from .conftest import Keys, TestClient, app_with_book, day
+from .conftest import Keys, TestClient, app_with_book, day, history
 
 SKIPPED = 'swarmvar_observer_beats_skipped_total{observer="Arbiter",reason="fault"}'
 
@@ -112,15 +115,145 @@ def test_a_lock_met_by_a_write_stays_a_500(client: TestClient, session_keys: tup
     def refuse(*args: object, **kwargs: object) -> None:
         raise error
 
+    monkeypatch.setattr(client.app.state.desk, "create", refuse)
+    r = client.post("/v1/portfolios", json={"name": "book", "history": history(60)},
+                    headers={"X-API-Key": k.writer})
+    assert r.status_code == 500 and r.json()["error"]["type"] == "InternalError", r.text
+    assert "Retry-After" not in r.headers
+
+
+def test_verify_is_a_read_a_lock_met_there_is_a_503(client: TestClient,
+                                                    session_keys: tuple[Path, Keys],
+                                                    tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """POST /v1/ledger/verify recomputes and stores nothing (a reader may call it)."""
+    _, k = session_keys
+    error = _locked(tmp_path)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise error
+
     monkeypatch.setattr(client.app.state.desk.ledger, "verify_chain", refuse)
     r = client.post("/v1/ledger/verify", headers={"X-API-Key": k.reader})
-    assert r.status_code == 500 and r.json()["error"]["type"] == "InternalError", r.text
+    assert r.status_code == 503 and r.json()["error"]["type"] == "LedgerUnavailable", r.text
+    assert int(r.headers["Retry-After"]) > 0
+    monkeypatch.undo()
+    r = client.post("/v1/ledger/verify", headers={"X-API-Key": k.reader})
+    assert r.status_code == 200 and r.json()["ok"] is True, r.text
+
+
+@pytest.mark.parametrize("gone", ["ledger file", "home"])
+def test_a_ledger_file_gone_is_a_500_naming_it_not_a_retry(
+        gone: str, client: TestClient, session_keys: tuple[Path, Keys], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's "unable to open database file" with the ledger file gone: a retry would meet
+    it again, so no Retry-After (with the file there it is a 503: no descriptor left)."""
+    _, k = session_keys
+    error = _cannot_open(tmp_path)
+    ledger = client.app.state.desk.ledger
+
+    def refuse() -> None:
+        raise error
+
+    monkeypatch.setattr(ledger, "signed_head", refuse)
+    path = ledger.store.path
+    assert path.is_file()
+    if gone == "ledger file":
+        path.unlink()
+    else:
+        shutil.rmtree(path.parent)
+    r = client.get("/v1/ledger/head", headers={"X-API-Key": k.reader})
+    assert r.status_code == 500, r.text
+    body = r.json()["error"]
+    assert body["type"] == "LedgerMissing" and str(path) in body["message"], body
+    assert "No such file or directory" in body["message"] and "Retry-After" not in r.headers
+
+
+def test_no_descriptor_left_is_told_from_a_file_gone(tmp_path: Path) -> None:
+    """With the process at its open-file limit (EMFILE) the ledger file is there: None (a
+    503); a missing file is named as such whatever the limit."""
+    there = tmp_path / "ledger.sqlite"
+    there.write_bytes(b"")
+    script = f"""
+import os, resource
+from pathlib import Path
+from swarmvar.service.storage import missing
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+held = []
+try:
+    for _ in range(64):  # bounded: the limit is 64
+        held.append(os.open(os.devnull, os.O_RDONLY))
+except OSError as exc:
+    print("full", exc.errno)
+print(repr(missing(Path({str(there)!r}))), repr(missing(Path({str(there)!r}) / "x")))
+for fd in held:
+    os.close(fd)
+print(repr(missing(Path({str(there)!r}))))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=False)
+    import errno
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.split("\n")
+    assert lines[0] == f"full {errno.EMFILE}", done.stdout
+    assert lines[1] == "None 'Not a directory'" and lines[2] == "None", done.stdout
+
+
+def test_a_locked_variant_store_is_a_503_naming_that_store(
+        client: TestClient, session_keys: tuple[Path, Keys],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real lock on evolution.sqlite (another connection's write transaction): the answer
+    names the variant store, not the ledger."""
+    import swarmvar.evolution.db as evolution_db
+
+    _, k = session_keys
+    headers = {"X-API-Key": k.reader}
+    assert client.get("/v1/variants", headers=headers).status_code == 200  # creates the file
+    store = client.app.state.config.home / evolution_db.DB_FILE
+    assert store.is_file()
+    monkeypatch.setattr(evolution_db, "BUSY_TIMEOUT_MS", 50)  # the wait, not 60 s
+    holder = sqlite3.connect(store, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        r = client.get("/v1/variants", headers=headers)
+        assert r.status_code == 503, r.text
+        body = r.json()["error"]
+        assert body["type"] == "VariantStoreLocked", body
+        assert f"the variant store {store} is locked" in body["message"], body
+        assert "ledger" not in body["message"] and int(r.headers["Retry-After"]) > 0
+    finally:
+        holder.close()
+    assert client.get("/v1/variants", headers=headers).status_code == 200  # it passes
 
 
 def test_the_head_documents_its_503_and_500(client: TestClient) -> None:
     op = client.get("/openapi.json").json()["paths"]["/v1/ledger/head"]["get"]
     assert "lock held past the timeout" in op["responses"]["503"]["description"]
     assert "damaged" in op["responses"]["500"]["description"]
+
+
+def test_every_reader_route_documents_the_storage_503(client: TestClient) -> None:
+    """The handler answers any read that meets a lock with a 503: each route of the reader
+    role says so (verify's POST included); the writers' routes do not."""
+    from swarmvar.service.apidoc import route_roles
+
+    paths = client.get("/openapi.json").json()["paths"]
+    readers = writers = 0
+    for (method, path), role in route_roles().items():
+        op = paths.get(path, {}).get(method.lower())
+        if op is None or role == "none":
+            continue
+        text = op["responses"].get("503", {}).get("description", "")
+        if role == "reader":
+            readers += 1
+            assert "cannot be read now" in text and "variant store" in text, (method, path)
+            assert "LedgerMissing" in op["responses"]["500"]["description"], (method, path)
+        else:
+            writers += 1
+            assert "cannot be read now" not in text, (method, path)
+    assert ("POST", "/v1/ledger/verify") in route_roles() and readers >= 10 and writers, (
+        readers, writers)
 
 
 def test_the_starts_replay_counts_observer_faults(tmp_path: Path,
@@ -250,3 +383,34 @@ def test_serve_refuses_a_database_user_who_may_not_create_tables(tmp_path: Path,
             assert result.exit_code == 0 and reached, result.output
     except pg.PostgresUnavailable as exc:
         pg.skip_or_fail(exc)
+
+
+@pytest.mark.slow  # a real PostgreSQL server (initdb + pg_ctl)
+def test_serve_says_a_damaged_database_ledger_is_not_usable_not_a_permission(
+        tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only PostgreSQL's refused privilege (SQLSTATE 42501) gets the CREATE advice; a ledger
+    there that does not open (an unknown hash algorithm in its metadata) is named so."""
+    import psycopg
+    import uvicorn
+    from typer.testing import CliRunner
+
+    import swarmvar.cli.serve as serve_mod
+    from swarmvar.cli import app
+    from swarmvar.service.config import CONFIG_ENV
+
+    reached: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: reached.append(k))
+    monkeypatch.setattr(serve_mod, "_check_listen", lambda host, port: None)
+    monkeypatch.setenv(CONFIG_ENV, "")
+    args = ["serve", "--db", postgres_url, "--home", str(tmp_path / "home")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0 and reached, result.output  # the tables are made
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("UPDATE ledger_meta SET value = 'bogus' WHERE key = 'hash_algorithm'")
+    reached.clear()
+    result = CliRunner().invoke(app, args)
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and not reached, text
+    assert "--db: the ledger database there is not usable (unknown hash algorithm 'bogus' " \
+        "in ledger_meta)" in text, text
+    assert "grant" not in text and "CREATE" not in text, text

@@ -32,6 +32,7 @@ from ._common import (
     check_whole,
     emergence_section,
     from_setting,
+    home_words,
     load_series,
     make_console,
     parse_alphas,
@@ -241,7 +242,7 @@ def backtest_command(
     with_consensus = bool(settings["consensus"].value)
     rule = from_setting(settings["policy"], check_policy)
     if record:  # an emptied or damaged ledger: refused before the backtest, not after it
-        check_ledger(folder)
+        check_ledger(folder, home_words(settings["home"]))
     console = make_console(quiet=quiet or as_json, stderr=as_json)
     persist_compilations(folder)
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ._common import (
+    _toml,
     agent_catalog,
     agents_listing,
     check_home,
@@ -26,8 +28,13 @@ from ._common import (
     usage_errors,
 )
 
+if TYPE_CHECKING:
+    from ..config import Setting
+
 #: Each new portfolio's agents when neither ``--agents`` nor the config file names them.
 SERVE_AGENTS = ("NormalInverseGamma", "BayesianBootstrap")
+#: The config file's keys serve reads (flag > file > default); the rest are its flags only.
+_FILE_KEYS = ("home", "agents", "alphas", "window", "refit_every")
 #: The levels ``--log-level`` takes (uvicorn's and the app's JSON-lines loggers).
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -99,11 +106,20 @@ def _check_listen(host: str, port: int) -> None:
         raise usage_error(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
-def _check_db(db: str, home: Path) -> None:
+def _check_db(db: str, home: Path, words: str) -> None:
     """Connect to ``--db`` once (5 s at most), then open the ledger and the evolution
     stores there as a worker does at its start (creating their tables if missing): an
-    unreachable or refusing database, or a user who may not create the tables, is a
-    usage error naming it, before the workers start (each would fail in its start-up)."""
+    unreachable or refusing database, a user who may not create the tables (SQLSTATE
+    42501, "grant the user CREATE"), or a ledger or variant store there that is not usable
+    (damaged: its error named) is a usage error naming it, before the workers start (each
+    would fail in its start-up). ``words`` names the home (:func:`home_words`), whose
+    ``ledger.key`` signs the heads.
+
+    Raises
+    ------
+    typer.Exit
+        Exit 2 with the message, as :func:`usage_error` does.
+    """
     try:
         import psycopg
     except ImportError:  # pragma: no cover - psycopg is a dependency of --db
@@ -120,13 +136,53 @@ def _check_db(db: str, home: Path) -> None:
     from ..ledger.head import load_or_create_key
 
     try:
-        Ledger(db, signing_key=load_or_create_key(home / "ledger.key")).close()
-        open_home(db, state_root=home / "states").close()
-    except (psycopg.Error, SwarmVarError) as exc:
-        raise usage_error(
-            f"--db: the database accepts this user, but swarmvar cannot set up its ledger "
-            f"and evolution tables there ({_first_line(exc)}); grant the user CREATE on the "
-            "schema (or create the tables once as a user who may) and start again") from None
+        key = load_or_create_key(home / "ledger.key")
+    except SwarmVarError as exc:
+        raise usage_error(f"{words}: {exc}") from None
+    for store, what in (("ledger", "the ledger database"),
+                        ("evolution", "the variant (evolution) tables")):
+        try:
+            if store == "ledger":
+                Ledger(db, signing_key=key).close()
+            else:
+                open_home(db, state_root=home / "states").close()
+        except (psycopg.Error, SwarmVarError) as exc:
+            if _permission_denied(exc):
+                raise usage_error(
+                    f"--db: the database accepts this user, but swarmvar cannot set up its "
+                    f"ledger and evolution tables there ({_first_line(exc)}); grant the user "
+                    "CREATE on the schema (or create the tables once as a user who may) and "
+                    "start again") from None
+            raise usage_error(
+                f"--db: {what} there is not usable ({_first_line(exc)}); repair or restore "
+                "it, or give another database") from None
+
+
+#: PostgreSQL's SQLSTATE of a privilege refused (insufficient_privilege).
+_INSUFFICIENT_PRIVILEGE = "42501"
+
+
+def _permission_denied(exc: BaseException) -> bool:
+    """True if ``exc``, or an error it wraps (``__cause__``, kept by the PostgreSQL stores'
+    wrappers), is PostgreSQL's refusal of a privilege (SQLSTATE 42501)."""
+    seen: set[int] = set()
+    at: BaseException | None = exc
+    while at is not None and id(at) not in seen:  # bounded: each error once
+        seen.add(id(at))
+        if getattr(at, "sqlstate", None) == _INSUFFICIENT_PRIVILEGE:
+            return True
+        at = at.__cause__ or at.__context__
+    return False
+
+
+def _from_file(settings: Mapping[str, Setting]) -> str | None:
+    """One line naming the config file and the keys serve took from it (``settings:
+    swarmvar.toml gives home = "/srv/risk", window = 500``), or None when it took none."""
+    taken = [s for key in _FILE_KEYS if (s := settings[key]).source not in ("flag", "default")]
+    if not taken:
+        return None
+    keys = ", ".join(f"{s.key} = {_toml(s.value)}" for s in taken)
+    return f"settings: {taken[0].source} gives {keys} (a flag overrides each)"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -273,8 +329,11 @@ def serve(
         raise usage_error(str(exc)) from None
     _check_folders(home, db, workers, home_words(settings["home"]))
     if db is not None:  # the workers open it while they start: unreachable is said here
-        _check_db(db, home)
+        _check_db(db, home, home_words(settings["home"]))
     _check_listen(host, port)  # a bad --host or a taken port: one line, not a traceback
+    taken = _from_file(settings)
+    if taken:  # serve read no config file before: say which file, and what it set
+        typer.echo(taken, err=True)
     if not listed:
         typer.echo(f"warning: no API keys in {cfg.key_file}; create one with "
                    "`swarmvar keys create --role admin`", err=True)

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..errors import SwarmVarError
 from .errors import CorruptStore, UnsupportedStore
 
 DB_FILE = "evolution.sqlite"
@@ -29,6 +30,36 @@ _OPEN_ATTEMPTS = 50
 _TABLES = frozenset({"variants", "agents", "breakers", "assignments", "state_versions",
                      "state_chunks", "state_current", "rollback_points", "metrics",
                      "metric_rollups"})
+
+
+class VariantStoreLocked(SwarmVarError, sqlite3.OperationalError):
+    """The lifecycle (variant) database is locked by another connection past the busy
+    timeout: SQLite's lock wait, named by the database file (``path``).
+
+    Still an ``sqlite3.OperationalError`` (with SQLite's error code and name), so a caller
+    that retries a lock wait keeps catching it; a :class:`~swarmvar.errors.SwarmVarError`,
+    so the service answers it as the variant store's, not the ledger's (HTTP 503 with
+    ``Retry-After``: nothing was changed, the store's writes being all-or-nothing).
+    """
+
+    def __init__(self, path: str, exc: sqlite3.OperationalError) -> None:
+        super().__init__(f"the variant store {path} is locked by another connection past "
+                         f"the {BUSY_TIMEOUT_MS / 1000:g} s busy timeout ({exc}); nothing was "
+                         "changed")
+        self.path = path
+        self.sqlite_errorcode = exc.sqlite_errorcode
+        self.sqlite_errorname = exc.sqlite_errorname
+
+
+def _lock_wait(path: str, exc: BaseException) -> VariantStoreLocked | None:
+    """``exc`` as :class:`VariantStoreLocked` if it is a lock wait (SQLite's "database is
+    locked", "database table is locked"), else None."""
+    if isinstance(exc, VariantStoreLocked):
+        return exc
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+        return VariantStoreLocked(path, exc)
+    return None
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS variants (
@@ -203,8 +234,11 @@ class Database:
                         conn.execute(statement)
         except sqlite3.DatabaseError as exc:
             self._conn.close()
-            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            locked = _lock_wait(str(self.path), exc)
+            if locked is exc:
                 raise
+            if locked is not None:
+                raise locked from exc
             raise CorruptStore(f"{self.path} is not a usable lifecycle database ({exc}); "
                                "move it away, or point --home elsewhere") from None
         except BaseException:
@@ -279,7 +313,10 @@ class Database:
                 self._depth = 0
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.DatabaseError) and "locked" not in str(exc):
+                locked = _lock_wait(str(self.path), exc)
+                if locked is not None and locked is not exc:
+                    raise locked from exc
+                if isinstance(exc, sqlite3.DatabaseError) and locked is None:
                     raise CorruptStore(f"{self.path}: write failed, nothing was changed "
                                        f"({exc})") from None
                 raise
@@ -303,8 +340,11 @@ class Database:
         try:
             yield
         except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            locked = _lock_wait(str(self.path), exc)
+            if locked is exc:
                 raise
+            if locked is not None:
+                raise locked from exc
             raise CorruptStore(f"{self.path}: the lifecycle database is damaged ({exc})") from None
 
     def close(self) -> None:

@@ -149,7 +149,8 @@ class PostgresDatabase(Database):
         try:
             yield
         except psycopg.Error as exc:
-            raise CorruptStore(f"lifecycle database error: {exc}") from None
+            # the cause kept: a caller tells a refused privilege (SQLSTATE 42501) from damage
+            raise CorruptStore(f"lifecycle database error: {exc}") from exc
 
     def close(self) -> None:
         with self.lock:

@@ -263,4 +263,5 @@ class _PgErrors:
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if exc is not None and isinstance(exc, psycopg.Error):
-            raise LedgerCorrupted(f"ledger database error ({self.what}): {exc}") from None
+            # the cause kept: a caller tells a refused privilege (SQLSTATE 42501) from damage
+            raise LedgerCorrupted(f"ledger database error ({self.what}): {exc}") from exc

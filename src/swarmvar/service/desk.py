@@ -508,7 +508,17 @@ class Desk:
 
         Another process's beat is replayed here with the quarantine and
         factors it recorded (the same numbers), and shown to the observers;
-        its decisions are read back, not decided again.
+        its decisions are read back, not decided again. The rows are read in
+        chunks; each absorbed row is counted as seen at once, so a read that
+        fails on a later chunk (a lock held past the timeout: the request is
+        answered 503 and retried) resumes after the last row absorbed, never
+        applying a beat twice.
+
+        Raises
+        ------
+        sqlite3.OperationalError, LedgerCorrupted
+            The ledger cannot be read now, or is damaged: the rows absorbed before
+            stay absorbed.
         """
         with self._lock:
             size = self.ledger.store.size()
@@ -517,6 +527,7 @@ class Desk:
             start = self._seen
             for row in self.ledger.store.rows(self._seen, size):
                 self._absorb(row)
+                self._seen = int(row[0]) + 1
             self._seen = size
             return size - start
 

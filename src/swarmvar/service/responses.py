@@ -9,7 +9,11 @@ the same way for every route, when the app builds its OpenAPI schema:
   (unknown or repeated query parameters): 422;
 - a route taking a JSON body: 415;
 - a route requiring an API key: 401, 429 and 503 (the key file unreadable), and 403
-  when its role is above reader (every valid key is at least a reader).
+  when its role is above reader (every valid key is at least a reader);
+- a route of the reader role (a read: :func:`swarmvar.service.storage.is_read`, the
+  app's answer to its SQLite errors): 503 when the ledger or the variant store cannot be
+  read now (a lock held past the timeout, no file descriptor left), and 500 when the
+  ledger file is gone.
 
 So ``/healthz`` and ``/metrics`` list none of the key's errors, since they cannot give them.
 """
@@ -38,6 +42,14 @@ TEXT = {
     503: "The server cannot check API keys now (its key file is unreadable): retry after "
          "Retry-After seconds",
 }
+#: A read's 503 (:mod:`swarmvar.service.storage`; the variant store's lock:
+#: ``VariantStoreLocked``).
+STORAGE = ("The ledger (LedgerUnavailable) or the variant store (VariantStoreLocked) cannot "
+           "be read now (a lock held past the timeout, or no file descriptor left; the error "
+           "is named): retry after Retry-After seconds")
+#: A read's 500 when the SQLite ledger file cannot be opened for good (not retried).
+MISSING = ("The ledger file or its home is gone or closed to the server (LedgerMissing, the "
+           "file named): a retry would meet it again")
 
 
 def error(description: str) -> dict[str, Any]:
@@ -56,7 +68,10 @@ def generic_statuses(route: APIRoute) -> dict[int, str]:
     guard = auth_of(d)
     if guard is not None:
         out.update({401: TEXT[401], 429: TEXT[429], 503: TEXT[503]})
-        if guard[0] is not Role.READER:
+        if guard[0] is Role.READER:
+            out[503] = f"{STORAGE}; or: {TEXT[503]}"
+            out[500] = MISSING
+        else:
             out[403] = TEXT[403]
     return out
 

@@ -20,7 +20,12 @@ from .schemas import EntryOut, Health, VariantOut, VerificationOut
 from .strict import StrictRoute
 
 router = APIRouter(route_class=StrictRoute)
-_UNKNOWN: dict[int | str, dict[str, object]] = {404: error("Unknown variant")}
+#: An admin's change of a variant: its own errors.
+_VARIANT_WRITE: dict[int | str, dict[str, object]] = {
+    404: error("Unknown variant"),
+    503: error("The variant store is locked by another connection past the busy timeout "
+               "(VariantStoreLocked, the store named): nothing was changed; retry after "
+               "Retry-After seconds")}
 _MAX_PAGE = 1000
 VariantId = Annotated[str, Path(min_length=1, max_length=128, description="Variant id")]
 
@@ -59,11 +64,9 @@ def entry(index: int, request: Request, key: Reader) -> dict[str, Any]:
     return led.entry(index).to_dict()
 
 
-#: A read of the ledger when SQLite cannot serve it now (the app's handler of
-#: ``sqlite3.OperationalError``), or finds it damaged.
+#: The head of a damaged ledger (its 503, a ledger that cannot be read now, is every
+#: reader route's: :mod:`swarmvar.service.responses`).
 _STORAGE: dict[int | str, dict[str, object]] = {
-    503: error("The ledger cannot be read now (a lock held past the timeout, or no file "
-               "descriptor left; the error is named): retry after Retry-After seconds"),
     500: error("The ledger is damaged (LedgerCorrupted): nothing is signed over it")}
 
 
@@ -138,7 +141,7 @@ def list_variants(request: Request, key: Reader) -> list[VariantOut]:
 
 
 @router.post("/v1/variants/{variant_id}/promote", response_model=VariantOut, tags=["variants"],
-             responses=_UNKNOWN)
+             responses=_VARIANT_WRITE)
 def promote(variant_id: VariantId, request: Request, key: Admin) -> VariantOut:
     """Make a variant the active one of its class (admins); recorded in the ledger."""
     with _evolution(request) as h:
@@ -150,7 +153,7 @@ def promote(variant_id: VariantId, request: Request, key: Admin) -> VariantOut:
 
 
 @router.post("/v1/variants/{variant_id}/rollback", response_model=VariantOut,
-             tags=["variants"], responses=_UNKNOWN)
+             tags=["variants"], responses=_VARIANT_WRITE)
 def rollback(variant_id: VariantId, request: Request, key: Admin) -> VariantOut:
     """Roll a canary or active variant back (admins); its predecessor returns."""
     with _evolution(request) as h:

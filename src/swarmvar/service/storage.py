@@ -1,0 +1,111 @@
+"""How the service answers an SQLite error that reaches the app: which read may be retried.
+
+A *read* is a request of a route whose API key needs only the reader role (its
+``POST /v1/ledger/verify`` too: it recomputes, it stores nothing), or any ``GET`` /
+``HEAD``. A read that meets
+
+- a lock held past the busy timeout (SQLITE_BUSY, SQLITE_LOCKED), or SQLite's
+  "unable to open database file" (SQLITE_CANTOPEN) while the ledger file is there
+  and this process has no file descriptor left (EMFILE, ENFILE), is a 503
+  ``LedgerUnavailable`` with ``Retry-After``: it passes;
+- SQLITE_CANTOPEN when the ledger file, or its home, is gone (or may not be opened)
+  is a 500 ``LedgerMissing`` naming the file: a retry would meet it again, forever.
+
+A write's SQLite error, a damaged file (SQLITE_CORRUPT, SQLITE_NOTADB) and any other
+SQLite error are not answered here (None: the app's 500 for the unexpected). A lock on
+the variant store is not an error of the ledger: the evolution database raises it as
+:class:`~swarmvar.evolution.db.VariantStoreLocked`, a ``SwarmVarError`` the app answers
+503 naming that store. Each reader route documents the 503
+(:func:`swarmvar.service.responses.generic_statuses`).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+from pathlib import Path
+
+from fastapi import Request
+
+from .keys import Role
+from .strict import auth_of
+
+#: SQLite's SQLITE_CANTOPEN (primary code): a file SQLite could not open.
+CANTOPEN = 14
+#: ``open(2)`` errors that say "this process (or the system) has no file descriptor left".
+NO_DESCRIPTOR = frozenset({errno.EMFILE, errno.ENFILE})
+
+
+def is_read(request: Request) -> bool:
+    """True if ``request`` only reads: a ``GET``/``HEAD``, or a route of the reader role."""
+    if request.method in ("GET", "HEAD"):
+        return True
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    guard = None if dependant is None else auth_of(dependant)
+    return guard is not None and guard[0] is Role.READER
+
+
+def cannot_open(exc: BaseException) -> bool:
+    """True if ``exc`` is SQLite's SQLITE_CANTOPEN ("unable to open database file")."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (code is not None and code & 0xFF == CANTOPEN) or (
+        "unable to open database file" in str(exc))
+
+
+def ledger_unavailable(exc: BaseException) -> bool:
+    """True if ``exc`` may say the SQLite ledger cannot be read *now*: a lock held past the
+    timeout (``database is locked``, busy) or a file it cannot open. A damaged file
+    (SQLITE_CORRUPT, SQLITE_NOTADB) is not: it stays a 500."""
+    from ..ledger.damage import is_damage, is_lock_wait
+
+    if not isinstance(exc, sqlite3.OperationalError) or is_damage(exc):
+        return False
+    return is_lock_wait(exc) or cannot_open(exc)
+
+
+def ledger_file(request: Request) -> Path | None:
+    """The SQLite ledger file the app serves (None with a PostgreSQL ledger)."""
+    desk = getattr(request.app.state, "desk", None)
+    store = getattr(getattr(desk, "ledger", None), "store", None)
+    path = getattr(store, "path", None)
+    if isinstance(path, Path):
+        return path
+    config = getattr(request.app.state, "config", None)
+    if config is None or getattr(config, "db", None):
+        return None
+    return Path(config.home) / "ledger.sqlite"
+
+
+def missing(path: Path) -> str | None:
+    """Why ``path`` cannot be opened for good (``No such file or directory``, ``Permission
+    denied``, ...), or None when it opens, or fails only for want of a file descriptor.
+    (``stat`` first: it needs no descriptor, so a file gone is told even at the limit.)"""
+    try:
+        os.stat(path)
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        if exc.errno in NO_DESCRIPTOR:
+            return None
+        return exc.strerror or str(exc)
+    os.close(fd)
+    return None
+
+
+def storage_answer(request: Request, exc: BaseException) -> tuple[int, str, str] | None:
+    """(status, error type, message) of a read's SQLite error that the service answers
+    itself (503 ``LedgerUnavailable``, 500 ``LedgerMissing``), or None: a write's, a
+    damaged file's or another error, left to the app's 500 for the unexpected."""
+    if not is_read(request) or not ledger_unavailable(exc):
+        return None
+    if cannot_open(exc):
+        path = ledger_file(request)
+        why = None if path is None else missing(path)
+        if path is not None and why is not None:
+            return 500, "LedgerMissing", (
+                f"the ledger file {path} cannot be opened ({why}; SQLite: {exc}): its file "
+                "or its home is gone or closed to this server, which a retry does not "
+                "mend; restore it, or restart the service on its home")
+    return 503, "LedgerUnavailable", (f"the ledger cannot be read now ({exc}); nothing was "
+                                      "changed: retry after Retry-After seconds")

@@ -196,3 +196,28 @@ def test_an_arbiter_home_is_not_resumed_without_it(tmp_path: Path,
         _check_arbiter_resume(tmp_path, "--home H", True, {**options, "--k-flows": 3.0})
     assert "(--k-flows: saved 4, now 3)" in " ".join(capsys.readouterr().err.split())
     _check_arbiter_resume(tmp_path, "--home H", True, options)  # the same options resume
+
+
+def test_decision_words_true_to_the_arbiters_episode_reason() -> None:
+    """The reason as ``arbiter.decide`` writes it today: an episode open since beat 7
+    naming "bad", then a beat over the alert level naming a new agent too."""
+    from swarmvar.arbiter import AgentSignals, AlertEpisode, BeatSignals, DecisionVector, decide
+    from swarmvar.arbiter.threat import FEATURES
+    from swarmvar.cli.run import decision_words
+
+    def agent(name: str, *, drifting: bool = False, lagging: bool = False) -> AgentSignals:
+        return AgentSignals(name, (drifting, drifting), (3.0 if drifting else 0.0, 0.0),
+                            -0.2 if lagging else 0, drifting, False, False, drifting, lagging)
+
+    agents = (agent("bad", drifting=True), agent("newcomer", lagging=True),
+              *(agent(n) for n in "cde"))
+    total = float(sum(a.anomalies for a in agents))
+    signals = BeatSignals("p", 9, 0.0, agents, (False, False), (0.0, 0.0), 0.0, False,
+                          (total,) + (0.0,) * (len(FEATURES) - 1))
+    d = decide(DecisionVector(0.7, 0.0, 0.0, 0.0, (0.0, 0.0, 0.7, 0.0)), signals, (),
+               episode=AlertEpisode(True, 7, 0, ("bad",)))
+    assert d.action is Action.ALERT, d
+    words = decision_words(d)
+    assert words is not None and words.startswith(
+        "alert on p: the alert open since beat 7 now also names newcomer ("), words
+    assert "bad (" not in words.split("[")[0], words  # the episode's agent is not new

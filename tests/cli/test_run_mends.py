@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -221,3 +222,21 @@ def test_decision_words_true_to_the_arbiters_episode_reason() -> None:
     assert words is not None and words.startswith(
         "alert on p: the alert open since beat 7 now also names newcomer ("), words
     assert "bad (" not in words.split("[")[0], words  # the episode's agent is not new
+
+
+def test_a_missing_consensus_is_said_once_per_portfolio(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run's wiring: whatever the beats' reason, one line per portfolio, not per beat."""
+    import swarmvar.cli.run as run_mod
+
+    calls: list[int] = []
+
+    def every_beat(rep: Any) -> str:
+        calls.append(1)
+        return f"no consensus for {rep.portfolio} (stub)"
+
+    monkeypatch.setattr(run_mod, "no_consensus_words", every_beat)
+    code, out = _cli(["run", "--home", str(tmp_path / "h"), "--agents",
+                      "nig,bootstrap,student-t", "--window", "60", "--beats", "3", "-q"])
+    assert code == 0, out
+    assert len(calls) == 3 and out.count("(stub)") == 1, out

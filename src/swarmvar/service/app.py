@@ -26,6 +26,7 @@ from ..errors import (
     SwarmVarError,
     Unauthenticated,
 )
+from ..evolution.errors import CorruptStore
 from ..ledger import Ledger
 from .auth import RateLimit
 from .config import ServiceConfig
@@ -33,6 +34,7 @@ from .desk import Desk
 from .keys import KeyFile
 from .metrics import Metrics
 from .middleware import LOGGER, RequestContext, configure_logging
+from .storage import storage_answer
 from .streams import StreamSlots
 
 _TITLE = "swarmvar"
@@ -57,8 +59,8 @@ def _status(exc: SwarmVarError) -> int:
         return 413
     if isinstance(exc, LookupError):
         return 404
-    if isinstance(exc, LedgerCorrupted):
-        return 500
+    if isinstance(exc, (LedgerCorrupted, CorruptStore)):
+        return 500  # damage: a retry would meet it again
     if isinstance(exc, (ValueError, TypeError)):
         return 422
     return 503
@@ -66,23 +68,6 @@ def _status(exc: SwarmVarError) -> int:
 
 #: Seconds a client is told to wait before retrying a 503 (a lock, the key file, a busy desk).
 RETRY_AFTER = "5"
-#: SQLite's SQLITE_CANTOPEN (primary code): no file descriptor left, the file out of reach.
-_CANTOPEN = 14
-
-
-def ledger_unavailable(exc: BaseException) -> bool:
-    """True if ``exc`` says the SQLite ledger cannot be read *now*: a lock held past the
-    timeout (``database is locked``, busy) or a file it cannot open (no file descriptor
-    left). A damaged file (SQLITE_CORRUPT, SQLITE_NOTADB) is not: it stays a 500."""
-    from ..ledger.damage import is_damage, is_lock_wait
-
-    if not isinstance(exc, sqlite3.OperationalError) or is_damage(exc):
-        return False
-    code = getattr(exc, "sqlite_errorcode", None)
-    return is_lock_wait(exc) or (code is not None and code & 0xFF == _CANTOPEN) or (
-        "unable to open database file" in str(exc))
-
-
 def error_response(request: Request, status: int, kind: str, message: str,
                    headers: dict[str, str] | None = None) -> JSONResponse:
     rid = request.scope.get("state", {}).get("request_id", "")
@@ -135,17 +120,19 @@ def _install_errors(app: FastAPI) -> None:
 
     @app.exception_handler(sqlite3.OperationalError)
     async def ledger_busy(request: Request, exc: Exception) -> JSONResponse:
-        """A read that met a lock held past the timeout, or no file descriptor left: 503
-        with ``Retry-After``, the error named (it passes). A write's, or any other SQLite
-        error, stays a 500: whether a retry is safe is not known here."""
-        if request.method not in ("GET", "HEAD") or not ledger_unavailable(exc):
+        """A read (:func:`~swarmvar.service.storage.storage_answer`) that met a lock held
+        past the timeout, or no file descriptor left: 503 with ``Retry-After``, the error
+        named (it passes); its ledger file gone: 500 naming it. A write's, or any other
+        SQLite error, stays a 500: whether a retry is safe is not known here."""
+        answer = storage_answer(request, exc)
+        if answer is None:
             return await unexpected(request, exc)
+        status, kind, message = answer
         log.warning("ledger unavailable", extra={"fields": {
             "request_id": request.scope.get("state", {}).get("request_id"),
-            "error": str(exc)}})
-        return error_response(request, 503, "LedgerUnavailable",
-                              f"the ledger cannot be read now ({exc}); nothing was changed: "
-                              f"retry after Retry-After seconds", {"Retry-After": RETRY_AFTER})
+            "error": str(exc), "status": status}})
+        return error_response(request, status, kind, message,
+                              {"Retry-After": RETRY_AFTER} if status == 503 else None)
 
 
 def open_ledger(config: ServiceConfig) -> Ledger:

@@ -514,55 +514,38 @@ def _table(swarm: Any, breaches: dict[str, int], events: dict[str, str],
     return table
 
 
-#: What the arbiter counts as an agent's anomalies (``arbiter.signals.AgentSignals``).
-ANOMALIES = ("anomalies count, per agent and beat: VaR breaches, a drift of its breach rate, "
-             "a forecast outside the other agents' intervals, a lagging score and a failure")
-
 
 def decision_words(d: Any, as_of: Any = None) -> str | None:
-    """An ALERT or QUARANTINE decision in words a risk user can act on: what it means, the
-    agents it names and their anomalies (``Decision.signals["anomalies:<agent>"]``), then
-    the arbiter's technical reason in brackets. None for the other actions (the table's
-    last column shows them)."""
+    """An ALERT or QUARANTINE decision in words a risk user can act on: where and when, then
+    the arbiter's reason, which says what the action means, names the agents with the kinds
+    of anomaly behind each (``arbiter.decide.describe_agents``) and ends with the deciding
+    numbers in brackets. An alert raised again inside an open episode names only the agents
+    new to it. None for the other actions (the table's last column shows them)."""
     from ..types import Action
 
     when = f" ({as_of.date()})" if as_of is not None else ""
     where = f"{d.portfolio} at beat {d.seq}{when}"
-
-    def named() -> str:
-        parts = []
-        for agent in d.agents:
-            n = int(d.signals.get(f"anomalies:{agent}", 0))
-            parts.append(f"{agent} ({n} anomal{'y' if n == 1 else 'ies'})")
-        return ", ".join(parts)
-
     if d.action is Action.ALERT:
         again = _raised_again(d)
         if again is not None:  # an open episode naming another agent: not a fresh alert
             since, new = again
             return (f"alert on {d.portfolio}: the alert open since beat {since} now also "
-                    f"names {new} (at beat {d.seq}{when}; its threat score "
-                    f"{d.threat:.2f}). Check these agents' forecasts [{d.reason}]")
-        who = (f"the agents behind it: {named()}" if d.agents else
-               "no single agent stands out")
-        return (f"alert on {where}: the arbiter's risk signals for this portfolio are high "
-                f"(its threat score {d.threat:.2f}); {who}. Check the data and these agents' "
-                f"forecasts [{d.reason}]")
+                    f"names {new} (at beat {d.seq}{when}; its threat score {d.threat:.2f})")
+        return f"alert on {where}: {d.reason}"
     if d.action is Action.QUARANTINE:
-        return (f"quarantine on {where}: {named()} held out of the consensus until it "
-                f"passes probation; the consensus goes on without "
-                f"{'it' if len(d.agents) == 1 else 'them'} [{d.reason}]")
+        return (f"quarantine on {where}: {d.reason}; the consensus goes on without "
+                f"{'it' if len(d.agents) == 1 else 'them'} until probation passes")
     return None
 
 
 def _raised_again(d: Any) -> tuple[int, str] | None:
     """An ALERT raised inside an open alert episode (``arbiter.decide.RAISED_AGAIN`` in its
-    reason): the beat the episode opened and the agents it names anew (those of
-    ``d.agents`` named after the marker, with their anomalies; else the reason's words
-    there). None for a fresh alert."""
+    reason): the beat the episode opened and the agents it names anew, in the arbiter's
+    words (``describe_agents``: the kinds of anomaly behind each); else the reason's words
+    there. None for a fresh alert."""
     import re
 
-    from ..arbiter.decide import RAISED_AGAIN
+    from ..arbiter.decide import RAISED_AGAIN, describe_agents
 
     at = d.reason.find(RAISED_AGAIN)
     if at < 0:
@@ -575,11 +558,7 @@ def _raised_again(d: Any) -> tuple[int, str] | None:
     new = [a for a in d.agents if a in listed or a[:30] in listed]
     if not new:
         return int(since.group()), listed.split("[")[0].strip(" ;.") or "another agent"
-    words = []
-    for agent in new:
-        n = int(d.signals.get(f"anomalies:{agent}", 0))
-        words.append(f"{agent} ({n} anomal{'y' if n == 1 else 'ies'})")
-    return int(since.group()), ", ".join(words)
+    return int(since.group()), describe_agents(new, d.signals)
 
 
 def no_consensus_words(rep: Any) -> str | None:
@@ -932,7 +911,6 @@ def run(
                             console=console, auto_refresh=False)
                 live.start()
 
-            said = False  # the first decision in words also says what anomalies count
             # portfolios whose missing consensus was said (a roster below the rule: at start)
             unagreed: set[str] = set()
 
@@ -943,13 +921,10 @@ def run(
                     typer.echo(words, err=True)
 
             def on_beat(rep: Any) -> None:
-                nonlocal last_draw, said
+                nonlocal last_draw
                 for d in rep.decisions:  # alerts and quarantines, in words (the log's
                     words = decision_words(d, rep.as_of)  # technical line is held back)
                     if words is not None:
-                        if not said:
-                            words += f" ({ANOMALIES})"
-                        said = True
                         say(words)
                 why = no_consensus_words(rep)
                 if why is not None and few is None and rep.portfolio not in unagreed:

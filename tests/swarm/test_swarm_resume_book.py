@@ -4,12 +4,14 @@ A checkpoint records each portfolio's book and the returns rule; a resume with
 another book (an asset added or removed, a weight or position changed, weights for
 positions) is refused with ``ResumeMismatch`` naming what differs, and changes
 nothing stored. Homes checkpointed before the books were recorded are checked
-against their ledger's ``swarm-start`` entry, and a net-short positions book made
-under the old rule (returns divided by the negative net value) is refused.
+against their ledger's ``swarm-start`` entry, and a net-short positions book that cannot
+be shown to use the returns rule 2 is refused. A resume sums a book's assets in the
+order its checkpoint records (an old home's: as given), so it goes on bit for bit.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -93,18 +95,53 @@ def test_another_book_is_refused_naming_what_differs(tmp_path, assets, other, wo
     assert "another home" in message and "resume with the same book" in message
 
 
-def test_the_same_book_resumes_however_its_numbers_are_written(tmp_path, assets):
+#: Four assets of mixed size, not in alphabetical order: the order of a 3+ term sum moves
+#: its last bits (a 2-term sum is the same either way).
+MIXED = {"positions": {"z": 123457.1, "x": -33333.3, "w": 77777.7, "y": 1e5 / 3}}
+MIXED_BEATS = 36
+
+
+@pytest.fixture(scope="module")
+def four() -> pd.DataFrame:
+    rng = np.random.default_rng(11)
+    days = pd.date_range("2020-01-01", periods=WINDOW + MIXED_BEATS + 4, freq="D")
+    return pd.DataFrame({c: rng.normal(0, 0.01 * (1 + i / 3), len(days))
+                         for i, c in enumerate(("z", "x", "w", "y"))}, index=days)
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory, four) -> list[tuple[int, float]]:
+    """The realized returns of MIXED beaten 36 times without a stop."""
+    home = tmp_path_factory.mktemp("straight") / "home"
+    _run(home, {"book": MIXED}, four, MIXED_BEATS)
+    return _consensus(home)
+
+
+def test_the_same_book_resumes_however_its_numbers_are_written(tmp_path, four, straight):
     home = tmp_path / "home"
-    _run(home, {"book": LONG}, assets, 4)
-    again = {"book": {"positions": {"y": -4e5, "x": 600000.0}}}  # floats, other order
+    _run(home, {"book": MIXED}, four, 4)
+    positions = MIXED["positions"]  # the same amounts as floats, in another order
+    again = {"book": {"positions": {a: float(positions[a]) for a in ("y", "w", "x", "z")}}}
     with _swarm(home, again) as swarm:
-        swarm.start(assets.iloc[:WINDOW])
+        swarm.start(four.iloc[:WINDOW])
         assert swarm.seq["book"] == 4
-        assert swarm.specs["book"].assets == ("x", "y")  # summed in the recorded order
-        swarm.run(Replay(assets, portfolio=ALL, start=WINDOW), beats=2)
-    reference = tmp_path / "straight"
-    _run(reference, {"book": LONG}, assets, 6)
-    assert _consensus(home) == _consensus(reference)
+        assert swarm.specs["book"].assets == tuple(positions)  # summed in the recorded order
+        swarm.run(Replay(four, portfolio=ALL, start=WINDOW), beats=MIXED_BEATS - 4)
+    assert _consensus(home) == straight
+
+
+def test_an_old_home_resumes_its_book_in_the_order_given(tmp_path, four, straight):
+    """An old home's book comes from its ledger's swarm-start entry, canonical JSON with
+    its keys sorted: not the order the run summed in. The resume keeps the given order
+    (the run's), so its beats are the uninterrupted run's, bit for bit."""
+    home = tmp_path / "home"
+    _run(home, {"book": MIXED}, four, 4)
+    _forget_books(home)
+    with _swarm(home, {"book": MIXED}) as swarm:
+        swarm.start(four.iloc[:WINDOW])
+        assert swarm.specs["book"].assets == tuple(MIXED["positions"])  # not sorted
+        swarm.run(Replay(four, portfolio=ALL, start=WINDOW), beats=MIXED_BEATS - 4)
+    assert _consensus(home) == straight
 
 
 def _consensus(home: Path) -> list[tuple[int, float]]:
@@ -132,7 +169,10 @@ def test_a_net_short_book_of_the_old_rule_is_refused(tmp_path, assets):
         assert swarm.seq["book"] == 4
     _forget_books(home)
     message = _refused(home, {"book": SHORT}, assets)
-    assert "net-short" in message and "wrong sign" in message and "another home" in message
+    assert "net-short" in message and "another home" in message
+    # a home of this version before the rule was recorded used rule 2: not said to be wrong
+    assert "written before this version" in message and "cannot be shown to use rule 2" in (
+        message)
 
 
 def test_an_old_home_without_its_start_entry_resumes_a_long_book_refuses_a_short_one(
@@ -145,12 +185,15 @@ def test_an_old_home_without_its_start_entry_resumes_a_long_book_refuses_a_short
     _forget_books(both)
     _forget_books(alone)
     monkeypatch.setattr(_recovery, "START_SCAN", 1)  # its start entry is beyond the scan
-    assert "wrong sign" in _refused(both, {"long": LONG, "short": SHORT}, assets)
+    assert "cannot be shown to use rule 2" in _refused(both, {"long": LONG, "short": SHORT},
+                                                       assets)
     with caplog.at_level("INFO", logger="swarmvar.swarm"), _swarm(alone, {"long": LONG}
                                                                   ) as swarm:
         swarm.start(assets.iloc[:WINDOW])
         assert swarm.seq["long"] == seq["long"] > 0
     assert "'long': this home's checkpoint does not record its book" in caplog.text
+    assert "nor does its ledger's swarm-start entry (searched in its first 1 entries)" in (
+        caplog.text)
 
 
 def test_book_differences_compare_the_floats_exactly():
@@ -218,19 +261,39 @@ def test_a_resume_keeps_the_variants_it_started_with(tmp_path, assets, caplog):
 
 def test_other_roles_or_another_policy_window_are_refused(tmp_path, assets):
     """Settings outside the fingerprint that change the numbers: the roles' refits, the
-    policy's track window."""
-    import dataclasses
+    policy's track window, its loss."""
+    from swarmvar.consensus.weights import Loss
 
     home = tmp_path / "home"
     _run(home, {"book": LONG}, assets, 4)
     before = _files(home)
+    assert TINY_POLICY.loss is Loss.FZ0
     for kw, words in (({"roles": RoleConfig()}, "roles.scout_refits: saved False, now True"),
                       ({"policy": dataclasses.replace(TINY_POLICY, window=40)},
-                       f"policy.window: saved {TINY_POLICY.window}, now 40")):
+                       f"policy.window: saved {TINY_POLICY.window}, now 40"),
+                      ({"policy": dataclasses.replace(TINY_POLICY, loss=Loss.PINBALL)},
+                       "policy.loss: saved fz0, now pinball")):  # as the fingerprint's words
         args = {"agents": TINY, "policy": TINY_POLICY, "window": WINDOW,
                 "checkpoint_every": 3, "fsync": False, "roles": RoleConfig.quiet(), **kw}
         with pytest.raises(ResumeMismatch, match="other settings") as info, Swarm(
                 {"book": LONG}, home=home, **args) as swarm:
             swarm.start(assets.iloc[:WINDOW])
         assert words in str(info.value) and "another home" in str(info.value)
+    assert _files(home) == before
+
+
+def test_another_refit_lag_is_refused_by_the_fingerprint(tmp_path, assets):
+    """``refit_lag`` is in the fingerprint: a change is refused there, naming it, not as a
+    role (the run record's roles leave it out)."""
+    home = tmp_path / "home"
+    _run(home, {"book": LONG}, assets, 4)
+    before = _files(home)
+    with pytest.raises(ResumeMismatch) as info, Swarm(
+            {"book": LONG}, home=home, agents=TINY, policy=TINY_POLICY, window=WINDOW,
+            checkpoint_every=3, fsync=False,
+            roles=dataclasses.replace(RoleConfig.quiet(), refit_lag=2)) as swarm:
+        swarm.start(assets.iloc[:WINDOW])
+    message = str(info.value)
+    assert "refit_lag: saved 0, now 2" in message and "roles." not in message
+    assert "other settings" in message and "another home" in message
     assert _files(home) == before

@@ -24,8 +24,8 @@ records (``_adopt_variants``: ``configs`` and what is hosted, again), then refus
 other portfolios than the run's, some of them only, or another spread
 (``_check_portfolios``), settings beyond the fingerprint that differ
 (``_check_settings``: ``checkpoint_every``, roles, policy) and a portfolio whose book is
-not the checkpoint's (``_check_books``), and puts a book's assets in their recorded order
-(``specs``).
+not the checkpoint's (``_check_books``), and puts a book's assets in the order its
+checkpoint records (``specs``). The run record is read once per start (``_run_record``).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -53,6 +54,7 @@ from .spread import SpreadConsensus, routed
 
 if TYPE_CHECKING:
     from .runtime import Swarm
+    from .ticks import PortfolioSpec
 
 log = logging.getLogger("swarmvar.swarm")
 
@@ -78,11 +80,26 @@ def start(self: Swarm, history: Mapping[str, pd.Series] | pd.DataFrame | pd.Seri
     or columns named like single-series portfolios), or one Series
     (single-series portfolios). It is read only when there is nothing to
     resume.
+
+    Raises
+    ------
+    InvalidBook
+        A book's start history, made from its assets' returns, holds a day its agents
+        cannot take (:func:`check_start_history`).
+    InvalidReturns
+        A start history with a missing value, too short, or refused by the data layer.
+    ResumeMismatch
+        A resume of another run than the home's (:func:`_resume`).
     """
-    self._adopt_variants()  # a resume runs its checkpoint's variants, not the registry's now
+    run = _run_record(self)  # None: nothing to resume
+    if run is not None:
+        self._adopt_variants(run)  # its checkpoint's variants, not the registry's choice now
     self.executor.open(list(self._hosted.values()))
-    if not self._resume():
+    if run is not None:
+        self._resume(run)
+    else:
         requests = []
+        check_start_history(self.specs, history)
         for name, spec in self.specs.items():
             series = (history[name] if isinstance(history, Mapping) and name in history
                       else spec.history(history))
@@ -126,6 +143,77 @@ def start(self: Swarm, history: Mapping[str, pd.Series] | pd.DataFrame | pd.Seri
         self.ledger.add_entry(EntryKind.ACTION, {
             "type": "sandbox-warning" if warning else "sandbox", "details": details})
     self._started = True
+
+
+def check_start_history(specs: Mapping[str, PortfolioSpec], history: Any) -> None:
+    """Refuse a book whose start history holds a day its agents cannot take.
+
+    A book's return is computed from its assets' returns, which the data layer
+    checked (finite, not percent: ``|r| <= 1``). With leverage (positions or weights
+    whose gross exceeds the net value) the book's log return can pass ``|r| <= 1``
+    legitimately: a long AAPL 100k, short CVX 20k book lost 65% of its net value on
+    2000-09-29 (AAPL -52%), a log return of -1.05. The agents take log returns within
+    ``|r| <= 1`` only (a one-day loss up to 63.2%, a gain up to 172%), so they could not
+    be fitted on it, and the data layer's rule for typed returns would take it for
+    percent. Refused here, naming the day and the loss, by :func:`start` and by
+    :meth:`~.runtime.Swarm.check_start_history`, which a caller (the command line)
+    asks before it creates a home. Only books over the columns of an asset-returns
+    DataFrame whose returns pass the door's checks (the data layer names any other
+    problem, by its asset, at the start).
+
+    Parameters
+    ----------
+    specs : mapping of name to PortfolioSpec
+        The portfolios (:meth:`~.runtime.Swarm.check_start_history` takes them in any
+        form the swarm does).
+    history : DataFrame, Series or mapping
+        The start history as :meth:`~.runtime.Swarm.start` takes it.
+
+    Raises
+    ------
+    InvalidBook
+        Naming the portfolio, the first such day, its log return and the loss or gain
+        it is, the book's gross exposure, and why the agents cannot take it.
+    """
+    from ..data import MAX_ABS_RETURN, position_fractions
+    from ..data._dates import when
+    from ..errors import InvalidBook, SwarmVarError
+
+    if not isinstance(history, pd.DataFrame):
+        return
+    columns = {str(c): c for c in history.columns}
+    for name, spec in specs.items():
+        if not spec.assets or not set(spec.assets) <= set(columns):
+            continue
+        try:
+            x = history[[columns[a] for a in spec.assets]].to_numpy(dtype=np.float64)
+            given = spec.weights if spec.weights is not None else spec.positions
+            assert given is not None  # (a spec with assets)
+            w = position_fractions([float(given[a]) for a in spec.assets],
+                                   positions=spec.positions is not None)[0]
+        except (TypeError, ValueError, SwarmVarError):  # the data layer names it
+            continue
+        if x.size == 0 or not (np.isfinite(x).all() and (np.abs(x) <= MAX_ABS_RETURN).all()):
+            continue
+        with np.errstate(all="ignore"):
+            simple = np.expm1(x) @ w  # as data.portfolio makes it, in the same order
+            r = np.log1p(simple)
+        beyond = (simple > -1) & (np.abs(r) > MAX_ABS_RETURN)
+        if not beyond.any():
+            continue
+        i = int(np.argmax(beyond))
+        move = (f"a one-day loss of {-simple[i]:.1%}" if simple[i] < 0
+                else f"a one-day gain of {simple[i]:.1%}")
+        of = "net value" if spec.positions is not None else "value"
+        raise InvalidBook(
+            f"portfolio {name!r}: its return on {when(history.index[i])}, made from its "
+            f"assets' returns, is {float(r[i]):.4f}, {move} of its {of} (its gross exposure "
+            f"is {float(np.abs(w).sum()):.3g} times its {of}); its agents take log returns "
+            f"within |r| <= {MAX_ABS_RETURN:g} only, a one-day loss up to "
+            f"{-math.expm1(-MAX_ABS_RETURN):.1%} or a gain up to {math.expm1(MAX_ABS_RETURN):.0%}, "
+            "so they cannot be fitted on this book's history. Start it from a history after "
+            "that day (--last on the command line, a later history in Python), or with less "
+            "leverage")
 
 
 def _start_recorded(self: Swarm, begun: Mapping[str, Any]) -> bool:
@@ -269,9 +357,21 @@ def _fit_again(self: Swarm, units: Sequence[str]) -> dict[str, bytes]:
                        "while fitting at the start") from last
 
 
-def _resume(self: Swarm) -> bool:
-    """Restore the home's last checkpoint and replay the ledger after it; False: the
-    home holds no run (a start from history).
+def _run_record(self: Swarm) -> dict[str, Any] | None:
+    """The home's run record (:data:`~._records.RUN_KEY`: marks, cursor, books, settings,
+    variants), read once per start, or None when the home holds no checkpoint."""
+    from ..evolution import UnknownState
+
+    try:
+        run: dict[str, Any] = json.loads(self.states.get(_records.RUN_KEY).decode())
+    except UnknownState:
+        return None
+    return run
+
+
+def _resume(self: Swarm, run: Mapping[str, Any]) -> None:
+    """Restore the home's last checkpoint (``run``: its run record, :func:`_run_record`)
+    and replay the ledger after it.
 
     Everything a resume must match is checked before anything is restored, so a
     refusal changes nothing stored: the portfolios and their spread
@@ -286,10 +386,6 @@ def _resume(self: Swarm) -> bool:
     """
     from ..evolution import UnknownState
 
-    try:
-        run = json.loads(self.states.get(_records.RUN_KEY).decode())
-    except UnknownState:
-        return False
     marks = run["marks"]
     _check_portfolios(self, marks)  # before anything is restored: a refusal changes nothing
     _check_settings(self, run)
@@ -325,11 +421,11 @@ def _resume(self: Swarm) -> bool:
     self.cursor = run["cursor"]
     self._replay_ledger(min(int(self._marks[p]["ledger_size"]) for p in self._marks))
     self._resume_as_of = dict(self.last_as_of)
-    return True
 
 
-def _adopt_variants(self: Swarm) -> None:
-    """Run each portfolio's agents with the variants its checkpoint records, if any.
+def _adopt_variants(self: Swarm, run: Mapping[str, Any]) -> None:
+    """Run each portfolio's agents with the variants its checkpoint (``run``, the home's
+    run record) records, if any.
 
     Variants are chosen from the registry when a swarm starts from history
     (:func:`.runtime._variants`); the registry moves on (a promotion, a canary's
@@ -338,12 +434,6 @@ def _adopt_variants(self: Swarm) -> None:
     one that failed or a sandboxed one, with other parameters). A checkpoint
     written before variants were recorded leaves the registry's choice (as before).
     """
-    from ..evolution import UnknownState
-
-    try:
-        run = json.loads(self.states.get(_records.RUN_KEY).decode())
-    except UnknownState:
-        return
     saved = run.get("variants")
     if not isinstance(saved, Mapping):
         return
@@ -423,17 +513,22 @@ def _spread_words(k: int) -> str:
 
 #: The policy's fields the fingerprint holds already (``policy``: the method in force).
 _IN_FINGERPRINT = frozenset({"aggregator", "f", "weighting", "f_steps"})
+#: The roles' fields the fingerprint holds already (a change is refused as the fingerprint's).
+_ROLES_IN_FINGERPRINT = frozenset({"refit_lag"})
 
 
 def _settings(self: Swarm) -> dict[str, Any]:
     """The swarm's settings that change its numbers but are not in the fingerprint: the
-    roles (scouts, builders, guards and the refits they ask) and the consensus policy's
-    other fields (its loss, track window, eta, interval mass, ...), as plain JSON."""
+    roles (scouts, builders, guards and the refits they ask; not ``refit_lag``, which the
+    fingerprint holds) and the consensus policy's other fields (its loss, track window,
+    eta, interval mass, ...), as plain JSON."""
     from enum import Enum
 
     policy = {k: v for k, v in dataclasses.asdict(
         self.configs[next(iter(self.specs))].policy).items() if k not in _IN_FINGERPRINT}
-    plain = {"roles": dataclasses.asdict(self.roles), "policy": policy}
+    roles = {k: v for k, v in dataclasses.asdict(self.roles).items()
+             if k not in _ROLES_IN_FINGERPRINT}
+    plain = {"roles": roles, "policy": policy}
     out: dict[str, Any] = json.loads(json.dumps(
         plain, default=lambda o: o.value if isinstance(o, Enum) else str(o)))
     return out
@@ -449,22 +544,28 @@ def _check_settings(self: Swarm, run: Mapping[str, Any]) -> None:
     roles and the policy are compared on the settings both sides have (a field
     added to them later is not a difference). A checkpoint written before these
     were recorded (without ``checkpoint_every``, or ``settings``) is not checked
-    on them.
+    on them. The settings the fingerprint holds (``refit_lag``, the policy's
+    method) are left to it, even where a checkpoint of an earlier version recorded
+    them here too.
 
     Raises
     ------
     ResumeMismatch
         A setting differs, each named as ``checkpoint_every: saved X, now Y`` or
-        ``roles.scout_refits: saved X, now Y``.
+        ``roles.scout_refits: saved X, now Y`` (values written as the fingerprint's
+        differences write them: lists as ``[a, b]``, strings unquoted).
     """
+    from ._portfolio_state import _shown
+
     diffs: list[str] = []
     every = run.get("checkpoint_every")
     if every is not None and every != self.checkpoint_every:
-        diffs.append(f"checkpoint_every: saved {every!r}, now {self.checkpoint_every!r}")
+        diffs.append(f"checkpoint_every: saved {_shown(every)}, now "
+                     f"{_shown(self.checkpoint_every)}")
     saved = run.get("settings")
     if isinstance(saved, Mapping):
         now = _settings(self)
-        diffs += [f"{part}.{k}: saved {old[k]!r}, now {new[k]!r}"
+        diffs += [f"{part}.{k}: saved {_shown(old[k])}, now {_shown(new[k])}"
                   for part, new in now.items() if isinstance(old := saved.get(part), Mapping)
                   for k in new if k in old and old[k] != new[k]]
     if diffs:
@@ -489,15 +590,17 @@ def _check_books(self: Swarm, run: Mapping[str, Any]) -> None:
     ``returns_rule``: the old rule) is checked against the books of its ledger's
     ``swarm-start`` entry (:func:`_started_books`); found in neither, a portfolio
     resumes as before, with a log line. A book equal but for the order of its assets
-    resumes in the recorded order (the order its returns are summed in).
+    resumes in the checkpoint's order (the order its returns were summed in); an old
+    home's in the order given, as it always did (the ledger's entry is canonical JSON,
+    its keys sorted: its order is not the run's).
 
     Raises
     ------
     ResumeMismatch
         A portfolio's book differs (asset added or removed, a weight or position
         changed, weights for positions or a series); a net-short positions book
-        checkpointed under the old rule (its returns had the wrong sign); a rule
-        this version does not know.
+        whose checkpoint does not record the returns rule (written before this
+        version: it cannot be shown to use rule 2); a rule this version does not know.
     """
     from ..errors import ResumeMismatch
     from .ticks import RETURNS_RULE, book_differences
@@ -519,7 +622,9 @@ def _check_books(self: Swarm, run: Mapping[str, Any]) -> None:
                 saved = spec.book()  # unrecorded: taken as given, refused below
             else:
                 log.info("portfolio %r: this home's checkpoint does not record its book "
-                         "(checkpointed by an older version); resumed as given", name)
+                         "(checkpointed by an older version), nor does its ledger's "
+                         "swarm-start entry (searched in its first %d entries); resumed "
+                         "as given", name, START_SCAN)
                 continue
         diffs = book_differences(saved, spec)
         if diffs:
@@ -528,16 +633,18 @@ def _check_books(self: Swarm, run: Mapping[str, Any]) -> None:
                 f"{where} records it): {'; '.join(diffs)}. Its agents were fitted on that "
                 "book's returns: resume with the same book, or start this one afresh in "
                 "another home (--home on the command line, home= in Python)")
-        positions = saved.get("positions")
-        if rule is None and isinstance(positions, Mapping) and sum(
-                float(v) for v in positions.values()) < 0:
+        if rule is None and spec.net_short:  # (the same book as saved's: no differences)
             raise ResumeMismatch(
-                f"portfolio {name!r} is a net-short positions book checkpointed before "
-                "returns were fractions of the absolute net value: its returns were divided "
-                "by the negative net value, so every return had the wrong sign and its "
-                "agents were fitted on its gains as if they were losses. Start it afresh "
-                "in another home (--home on the command line, home= in Python)")
-        self.specs[name] = spec.in_order_of(saved)
+                f"portfolio {name!r} is a net-short positions book, and this home's "
+                "checkpoint was written before this version of swarmvar, without the rule "
+                f"its returns were made by: it cannot be shown to use rule {RETURNS_RULE} "
+                "(returns as fractions of the absolute net value). Under the rule before "
+                "it, a net-short book's returns were divided by the negative net value, "
+                "so every one had the wrong sign and its agents were fitted on its gains "
+                "as if they were losses. Start it afresh in another home (--home on the "
+                "command line, home= in Python)")
+        if where == "checkpoint":  # (an old home's entry sorts its keys: not the run's order)
+            self.specs[name] = spec.in_order_of(saved)
 
 
 def _started_books(self: Swarm) -> dict[str, Any] | None:

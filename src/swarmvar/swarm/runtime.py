@@ -414,6 +414,23 @@ class Swarm:
     # --- start, checkpoints and recovery (._recovery) ------------------------------
 
     start = _recovery.start
+
+    @staticmethod
+    def check_start_history(portfolios: Sequence[PortfolioSpec | str] | Mapping[str, Any],
+                            history: Any) -> None:
+        """Refuse, before any home is opened, a book whose start history holds a day its
+        agents cannot take: a leveraged book's log return beyond ``|r| <= 1``
+        (:func:`._recovery.check_start_history`; :meth:`start` refuses it too).
+
+        Raises
+        ------
+        InvalidBook
+            Naming the portfolio, the day, its return and the loss it is.
+        InvalidParameter
+            ``portfolios`` are not portfolios (:func:`.ticks.specs_from`).
+        """
+        _recovery.check_start_history(specs_from(portfolios), history)
+
     _start_recorded = _recovery._start_recorded
     checkpoint = _recovery.checkpoint
     _due = _recovery._due

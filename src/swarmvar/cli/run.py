@@ -170,6 +170,9 @@ def _file_words(message: str, settings: dict[str, Setting]) -> str:
     if home is not None and home.source not in ("flag", "default"):
         message = message.replace("(--home on the command line, home= in Python)",
                                   f"({home_words(home)})")
+    # checkpoint_every has no config key: a resume keeps the home's, given as the flag
+    message = re.sub(r"(?<![-\w.])checkpoint_every: saved", "--checkpoint-every: saved",
+                     message)
     marks, named = {}, []
     for i, (key, s) in enumerate(settings.items()):
         if s.source == "flag":  # a resume's "window: saved 60, now 70" as --window's
@@ -685,7 +688,7 @@ def run(
     checkpoint_every: Annotated[int, typer.Option(
         "--checkpoint-every", help="checkpoint a portfolio's state when its beat number is a "
         "multiple of N (a restart resumes from the last checkpoint and replays the ledger "
-        "after it)")] = 250,
+        "after it; a resume keeps the home's)")] = 250,
     ledger_batch: Annotated[int, typer.Option("--ledger-batch", help="beats per ledger "
                                               "transaction")] = 1,
     follow: Annotated[bool, typer.Option("--follow", help="follow --data (a CSV) as it grows")

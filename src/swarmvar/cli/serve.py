@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ._common import (
-    _toml,
     agent_catalog,
     agents_listing,
     check_home,
@@ -177,12 +176,11 @@ def _permission_denied(exc: BaseException) -> bool:
 
 def _from_file(settings: Mapping[str, Setting]) -> str | None:
     """One line naming the config file and the keys serve took from it (``settings:
-    swarmvar.toml gives home = "/srv/risk", window = 500``), or None when it took none."""
-    taken = [s for key in _FILE_KEYS if (s := settings[key]).source not in ("flag", "default")]
-    if not taken:
-        return None
-    keys = ", ".join(f"{s.key} = {_toml(s.value)}" for s in taken)
-    return f"settings: {taken[0].source} gives {keys} (a flag overrides each)"
+    swarmvar.toml gives home = "/srv/risk", window = 500``), or None when it took none:
+    :func:`~swarmvar.cli._common.from_file_line` over the keys serve reads."""
+    from ._common import from_file_line
+
+    return from_file_line({key: settings[key] for key in _FILE_KEYS})
 
 
 def _first_line(exc: BaseException) -> str:

@@ -74,3 +74,24 @@ def test_the_same_day_in_a_book_within_the_limit_starts(tmp_path, assets):
                window=WINDOW, fsync=False, roles=RoleConfig.quiet()) as swarm:
         swarm.start(assets.iloc[:WINDOW])
         assert swarm.seq == {"even": 0, "long": 0}
+
+
+def test_run_refuses_it_before_the_home_is_made(tmp_path, assets):
+    import json
+
+    from typer.testing import CliRunner
+
+    from swarmvar.cli import app
+
+    data = tmp_path / "assets.csv"
+    assets.rename_axis("date").to_csv(data)
+    book = tmp_path / "book.json"
+    book.write_text(json.dumps(LEVERED), encoding="utf-8")
+    home = tmp_path / "home"
+    result = CliRunner().invoke(app, ["run", "--data", str(data), "--portfolios", str(book),
+                                      "--agents", "nig,bootstrap,student-t", "--window",
+                                      str(WINDOW), "--beats", "2", "--home", str(home)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2, said
+    assert "cannot be fitted" in said and "divide" not in said, said
+    assert not home.exists()

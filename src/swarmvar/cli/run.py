@@ -849,6 +849,12 @@ def run(
             _check_followed_dates(Path(data))
         specs = _portfolios(portfolios, frame)
         over_assets = any(isinstance(b, dict) and b for b in specs.values())
+        from ..ledger import ledger_path
+
+        if not ledger_path(home).exists():  # a fresh start: a book's start history that
+            # its agents cannot take (a leveraged day beyond |r| <= 1) refused before the
+            # home is made (a resume's start rows come from its checkpoint, not from here)
+            Swarm.check_start_history(specs, frame.iloc[first:first + window])
         if executor == "ray":
             from ..swarm.ray_executor import RayExecutor
 

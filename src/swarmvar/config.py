@@ -5,7 +5,10 @@ Looked up in the working directory, first ``swarmvar.toml``, then
 file explicitly. Every key is optional; a flag on the command line overrides
 the file, which overrides the built-in default. ``var``, ``backtest``, ``run``
 and ``serve`` read it, each the keys that mean the same thing there
-(:data:`APPLIES`; ``swarmvar config show`` lists them). Example::
+(:data:`APPLIES`; ``swarmvar config show`` lists them); with a book, ``var`` and
+``backtest`` read the keys of :data:`BOOK_APPLIES` (an ``agents`` list names
+single-series agents, so a book, whose agents are joint ones, leaves it aside:
+:data:`BOOK_ASIDE`). Example::
 
     # swarmvar.toml
     home = ".swarmvar"          # data directory (ledger, keys, caches)
@@ -82,6 +85,25 @@ APPLIES: Mapping[str, tuple[str, ...]] = {
     "consensus": ("var", "backtest"),
     "track_days": ("var",),
     "policy": ("var", "backtest", "run"),
+}
+
+#: book path -> the keys it reads (``var --book/--positions``, ``backtest --book/--positions``):
+#: those whose value means the same thing there, with the same built-in default, so a file
+#: written for the single series changes a book only where it says the same.
+BOOK_APPLIES: Mapping[str, tuple[str, ...]] = {
+    "var --book": ("home", "alphas", "horizon", "consensus"),
+    "backtest --book": ("home", "alphas", "window", "refit_every", "consensus"),
+}
+
+#: key -> why the book paths leave it aside (the flag gives it there).
+BOOK_ASIDE: Mapping[str, str] = {
+    "data": "a book's data is multi-asset (--data; default sp500-stocks)",
+    "agents": "a book's agents are joint agents, named apart from the single-series ones "
+              "(--agents niw, fhs, copula)",
+    "last": "a book's --last has its own default (1000)",
+    "track_days": "a book's --track-days has its own default, 0 (equal weights: its joint "
+                  "agents' backtest takes minutes)",
+    "policy": "a book has no --policy",
 }
 
 _INTS = ("horizon", "window", "refit_every", "last", "track_days")

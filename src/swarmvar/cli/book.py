@@ -18,10 +18,14 @@ from ._common import (
     check_home,
     check_horizon,
     check_kind,
+    check_ledger,
     check_seed,
     check_whole,
+    from_setting,
+    home_words,
     make_console,
     parse_alphas,
+    str_list,
     usage_errors,
     write_csv_tables,
     write_json,
@@ -31,6 +35,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from ..book_api import BookResult
+    from ..config import Setting
     from ..types import Book
 
 #: What the numbers of the book tables are.
@@ -66,6 +71,27 @@ def refuse_single_series_flags(given: dict[str, object]) -> None:
         f"{', '.join(extra)} {'does' if len(extra) == 1 else 'do'} not apply to a book "
         f"(--book/--positions): {why}drop {'it' if len(extra) == 1 else 'them'}, or leave out "
         "the book for a single series", param_hint=extra[0])
+
+
+def book_settings(path: str, flags: dict[str, object]) -> dict[str, Setting]:
+    """The settings book path ``path`` (``"var --book"``, ``"backtest --book"``) reads from
+    the config file (:data:`swarmvar.config.BOOK_APPLIES`): a flag given wins over the file
+    over the built-in default, as on the single-series paths. ``flags`` maps each of those
+    keys to its flag's value (``None``: not given).
+
+    Raises
+    ------
+    typer.Exit
+        Code 2, the file's error (:class:`~swarmvar.errors.InvalidConfig`) naming the file
+        and its key.
+    """
+    from ..config import BOOK_APPLIES, load_config
+
+    keys = BOOK_APPLIES[path]
+    assert set(flags) == set(keys), (sorted(flags), keys)  # the path reads these, no other
+    with usage_errors():
+        everything = load_config().effective(flags)
+    return {key: everything[key] for key in keys}
 
 
 def load_book(book: Path | None, positions: str | None) -> Book:
@@ -169,17 +195,27 @@ def book_var_command(*, data: str | None, kind: str, dropna: bool, book: Path | 
     ``--track-days N`` backtests the agents on the book's last N days first and
     weights the consensus by their realized FZ0 loss (default 0 for a book:
     equal weights, as a backtest of the joint agents takes minutes).
+
+    A config file gives ``home``, ``alphas``, ``horizon`` and ``consensus`` here
+    (:func:`book_settings`); its other keys are the single series' (``agents``
+    names single-series agents, not joint ones) and are left aside.
     """
     the_book = load_book(book, positions)
     wanted = parse_trade(trade)
     kind = check_kind(kind)
-    levels = parse_alphas(alphas)
-    h = check_horizon(1 if horizon is None else horizon)
+    settings = book_settings("var --book", {
+        "alphas": alphas, "horizon": horizon, "consensus": consensus,
+        "home": None if home is None else str(home)})
+    levels = from_setting(settings["alphas"], lambda v: parse_alphas(str_list(v)))
+    h = from_setting(settings["horizon"], check_horizon)
     window = check_whole(1000 if last is None else last, "--last", 30)
     seed = check_seed(seed)
     days = check_whole(0 if track_days is None else track_days, "--track-days", 0)
-    folder = check_home(home if home is not None else Path(".swarmvar"))
+    folder = from_setting(settings["home"], lambda v: check_home(Path(str(v))))
+    with_consensus = bool(settings["consensus"].value)
     check_csv_folder(csv)
+    # an emptied or damaged ledger: refused before the fit, named as where the home came from
+    check_ledger(folder, home_words(settings["home"]))
     source = data if data is not None else DEFAULT_BOOK_DATA
     console = make_console(quiet=quiet or as_json, stderr=as_json)
     from ..book_api import book_var
@@ -191,7 +227,7 @@ def book_var_command(*, data: str | None, kind: str, dropna: bool, book: Path | 
         frame = _load(source, kind, dropna)
         result = book_var(frame, the_book, kind="return", agents=names, alphas=levels,
                           horizon=h, window=window, seed=seed, trade=wanted,
-                          consensus=consensus is not False, home=folder, track_days=days)
+                          consensus=with_consensus, home=folder, track_days=days)
     console.print(render_book(result))
     lead = "consensus" if "consensus" in result.attributions else next(iter(result.attributions))
     for alpha in levels:
@@ -248,16 +284,29 @@ def book_backtest_command(*, data: str | None, kind: str, dropna: bool, book: Pa
                           progress: bool, consensus: bool | None, baseline: bool,
                           home: Path | None, record: bool, as_json: bool, csv: Path | None,
                           quiet: bool) -> None:
-    """``swarmvar backtest --book/--positions``: the joint agents out of sample on the book."""
+    """``swarmvar backtest --book/--positions``: the joint agents out of sample on the book.
+
+    A config file gives ``home``, ``alphas``, ``window``, ``refit_every`` and
+    ``consensus`` here (:func:`book_settings`), each held to the book flag's bounds
+    (``window`` >= 100); its other keys are the single series' and are left aside.
+    """
     the_book = load_book(book, positions)
     kind = check_kind(kind)
-    levels = parse_alphas(alphas, default=(0.99, 0.975))
+    settings = book_settings("backtest --book", {
+        "alphas": alphas, "window": window, "refit_every": refit_every,
+        "consensus": consensus, "home": None if home is None else str(home)})
+    levels = from_setting(settings["alphas"],
+                          lambda v: parse_alphas(str_list(v), default=(0.99, 0.975)))
     n_last = check_whole(1000 if last is None else last, "--last", 1)
-    n_window = check_whole(1000 if window is None else window, "--window", 100)
-    every = check_whole(20 if refit_every is None else refit_every, "--refit-every", 1)
+    n_window = from_setting(settings["window"], lambda v: check_whole(v, "--window", 100))
+    every = from_setting(settings["refit_every"],
+                         lambda v: check_whole(v, "--refit-every", 1))
     seed = check_seed(seed)
-    folder = check_home(home if home is not None else Path(".swarmvar"))
+    folder = from_setting(settings["home"], lambda v: check_home(Path(str(v))))
+    with_consensus = bool(settings["consensus"].value)
     check_csv_folder(csv)
+    if record:  # an emptied or damaged ledger: refused before the backtest, not after it
+        check_ledger(folder, home_words(settings["home"]))
     source = data if data is not None else DEFAULT_BOOK_DATA
     console = make_console(quiet=quiet or as_json, stderr=as_json)
     from ..book_api import book_backtest
@@ -270,7 +319,7 @@ def book_backtest_command(*, data: str | None, kind: str, dropna: bool, book: Pa
         frame = _load(source, kind, dropna)
         result = book_backtest(frame, the_book, kind="return", agents=names, last=n_last,
                                window=n_window, refit_every=every, alphas=levels, seed=seed,
-                               consensus=consensus is not False, baselines=baseline,
+                               consensus=with_consensus, baselines=baseline,
                                workers=workers, progress=progress and not (quiet or as_json))
     console.print(render(result))
     console.print(f"losses per unit of the book's gross exposure ({the_book.gross:,.0f}); "

@@ -27,11 +27,12 @@ def show(
                        ] = False,
 ) -> None:
     """Print every setting, its value, its source (default, or the config file) and the
-    commands that read it (var, backtest, run, serve)."""
+    commands that read it (var, backtest, run, serve; with a book, var --book and backtest
+    --book read only some)."""
     from rich.markup import escape
     from rich.table import Table
 
-    from ..config import APPLIES, DEFAULTS, load_config
+    from ..config import APPLIES, BOOK_APPLIES, BOOK_ASIDE, DEFAULTS, load_config
     from ._common import make_console
 
     with usage_errors():
@@ -43,7 +44,10 @@ def show(
                     "settings": {k: {"value": swarm if k == "agents" and s.value is None
                                      else s.value, "source": s.source,
                                      "commands": list(APPLIES[k])}
-                                 for k, s in settings.items()}})
+                                 for k, s in settings.items()},
+                    # the book paths read only these keys; why each other key is left aside
+                    "book": {path: list(keys) for path, keys in BOOK_APPLIES.items()},
+                    "book_aside": dict(BOOK_ASIDE)})
         return
     console = make_console()
     found = str(config.path) if config.path is not None else (
@@ -58,7 +62,25 @@ def show(
         what = DEFAULTS[key][1]
         if key == "agents":
             what = what.replace("the default swarm", f"the default swarm, {len(swarm)} agents")
-        table.add_row(key, escape(shown), escape(s.source), ", ".join(APPLIES[key]), what)
+        table.add_row(key, escape(shown), escape(s.source), ", ".join(_paths(key)), what)
     console.print(table)
     console.print("flags on the command line override these values; a command leaves "
                   "aside the keys it does not read (the commands column)")
+    console.print("with a book (--book/--positions), var and backtest read only the keys "
+                  "listed with --book; they leave aside:", markup=False)
+    for key, why in BOOK_ASIDE.items():
+        console.print(f"  {key}: {why}", markup=False)
+
+
+def _paths(key: str) -> list[str]:
+    """The command paths that read ``key``: each command of ``APPLIES``, followed by its
+    book path (``var --book``) when that reads the key too (``BOOK_APPLIES``)."""
+    from ..config import APPLIES, BOOK_APPLIES
+
+    out: list[str] = []
+    for command in APPLIES[key]:
+        out.append(command)
+        book = f"{command} --book"
+        if key in BOOK_APPLIES.get(book, ()):
+            out.append(book)
+    return out

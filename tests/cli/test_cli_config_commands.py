@@ -114,6 +114,7 @@ def test_run_takes_the_files_policy_and_horizon(tmp_path: Path,
         seen.update(kwargs)
         raise Stop
 
+    capture.check_start_history = swarm_mod.Swarm.check_start_history  # type: ignore[attr-defined]
     monkeypatch.setattr(swarm_mod, "Swarm", capture)
     toml = _toml(tmp_path, f'home = "{tmp_path / "h"}"\npolicy = "median"\nhorizon = 5\n'
                            'agents = ["nig", "bootstrap", "student-t"]\n')

@@ -126,6 +126,7 @@ def test_run_says_which_settings_the_file_gave(tmp_path: Path,
     def capture(*args: object, **kwargs: object) -> None:
         raise Stop
 
+    capture.check_start_history = swarm_mod.Swarm.check_start_history  # type: ignore[attr-defined]
     monkeypatch.setattr(swarm_mod, "Swarm", capture)
     toml = _toml(tmp_path, f'home = "{tmp_path / "h"}"\nwindow = 60\n')
     result = CliRunner().invoke(app, ["run", "-q"], env={"SWARMVAR_CONFIG": str(toml)})

@@ -8,6 +8,7 @@ first, so bad input is refused naming the first bad row.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Mapping
 from typing import Any
@@ -22,6 +23,12 @@ from ._dates import RowName, _as_dates, _first_line, check_dates, row_name, when
 #: A daily log return beyond this (|r| > 1, i.e. a move of -63% / +172%) is
 #: treated as a unit mistake, usually percent instead of fractions.
 MAX_ABS_RETURN = 1.0
+#: The widest daily log return of a *book* (a portfolio computed from asset returns, each
+#: within MAX_ABS_RETURN) that its agents take once widened for books
+#: (:meth:`swarmvar.models.base.Agent.take_book_returns`): with leverage a book's return
+#: can pass MAX_ABS_RETURN legitimately (-1.05 is a 65% loss of its net value). 5 is a
+#: one-day loss of 99.3% or a gain of 148 times the value; beyond it the book is refused.
+MAX_BOOK_RETURN = 5.0
 #: A labelled series whose standard deviation exceeds this (10% a day, ~160% a
 #: year) is taken for percent: a percent-scaled equity series has sd ~1, far
 #: below MAX_ABS_RETURN's reach (the most volatile assets run at ~5% a day).
@@ -433,6 +440,24 @@ def portfolio(
 
     The portfolio's simple return is ``sum_i w_i (exp(r_i) - 1)``; the result
     is its log, so it stays in swarmvar's unit.
+
+    Each asset column is checked as :func:`validate` checks a series (percent
+    refused: ``|r| > 1`` or a standard deviation above 10% a day). The book's
+    own return is computed from them, and with leverage it may pass those
+    rules legitimately (a 65% one-day loss of the net value is -1.05): it is
+    held only to ``|r| <=`` :data:`MAX_BOOK_RETURN` (a loss of 99.3% or a gain
+    of 148 times in a day), what agents widened for books take
+    (:meth:`swarmvar.models.base.Agent.take_book_returns`).
+
+    Raises
+    ------
+    InvalidParameter
+        ``returns`` not a DataFrame; weights/positions not a mapping of names to numbers.
+    InvalidReturns
+        An asset column's bad row (named by its date), both or neither of weights and
+        positions, unknown or doubled asset columns, amounts that sum to zero, no common
+        date, a day on which the book loses all its value or moves beyond
+        ``MAX_BOOK_RETURN``.
     """
     if not isinstance(returns, pd.DataFrame):
         raise InvalidParameter(
@@ -489,6 +514,17 @@ def portfolio(
         i = int(np.argmax(simple <= -1))
         raise InvalidReturns(f"portfolio loses all its value at {when(frame.index[i])}")
     out = pd.Series(np.log1p(simple), index=frame.index, name="portfolio")
+    beyond = np.abs(out.to_numpy()) > MAX_BOOK_RETURN
+    if beyond.any():
+        i = int(np.argmax(beyond))
+        move = (f"loses {-simple[i]:.2%}" if simple[i] < 0
+                else f"gains {simple[i]:.3g} times")
+        raise InvalidReturns(
+            f"portfolio {move} of its value at {when(frame.index[i])} (a log return of "
+            f"{float(out.iloc[i]):.3g}), beyond |r| <= {MAX_BOOK_RETURN:g} that a book's "
+            "agents take; give less leverage")
     if positions is not None:
         out.attrs["notional"] = net
-    return validate(out)
+    # the percent rules (|r| > 1, sd > 10%) were the assets' (each column above): the
+    # book's own return is computed, and with leverage can pass them legitimately
+    return validate(out, max_abs=MAX_BOOK_RETURN, max_sd=math.inf)

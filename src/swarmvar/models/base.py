@@ -24,13 +24,14 @@ import warnings
 import zipfile
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Self
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..data import MAX_ABS_RETURN, as_array, refuse_non_numbers
+from ..data._returns import MAX_BOOK_RETURN
 from ..errors import ConvergenceWarning, InvalidParameter, InvalidReturns, InvalidState, NotFitted
 from ..types import Diagnostics, Forecast
 from .risk import check_alphas
@@ -57,6 +58,55 @@ MAX_TIED_SHARE = 0.5
 MIN_SD = 1e-6
 
 
+class _ReturnCheck:
+    """``_check_return``: one return checked against the bound of the agent it is read from.
+
+    Read from an agent (``self._check_return(r)``) it checks against that agent's
+    :attr:`Agent.return_bound`; read from the class (``Agent._check_return(r)``, the
+    validation baselines' use) against the plain ``|r| <=`` :data:`MAX_ABS_RETURN`.
+    """
+
+    def __get__(self, agent: Agent | None, owner: type | None = None
+                ) -> Callable[[float], float]:
+        bound = MAX_ABS_RETURN if agent is None else agent.return_bound
+        return lambda r: _check_return(r, bound)
+
+
+def _check_return(r: float, bound: float) -> float:
+    """One return as a float: a real number, finite, within ``|r| <= bound``.
+
+    Raises
+    ------
+    InvalidReturns
+        Naming the value: text or a bool, not a number, not finite, or beyond the
+        bound (with the percent hint for the plain bound, the book's words for a
+        book's).
+    """
+    if isinstance(r, (str, bytes, bool, np.bool_)):  # float() would take "0.01" and True
+        raise InvalidReturns(f"update needs one number (a float), not {type(r).__name__} "
+                             f"{r!r}; a return is a log return as a fraction (0.01 = 1%)")
+    try:
+        value = float(r)
+    except (TypeError, ValueError) as exc:
+        raise InvalidReturns(f"update needs one number, got {r!r}") from exc
+    if not math.isfinite(value):
+        raise InvalidReturns(f"update got {value!r}; returns must be finite")
+    if abs(value) > bound:
+        raise InvalidReturns(f"update got {value!r}, beyond |r| <= {bound:g}; " + (
+            "returns are fractions (0.01 = 1%) - if this is percent, divide by 100"
+            if bound <= MAX_ABS_RETURN else _book_words(value)))
+    return value
+
+
+def _book_words(value: float) -> str:
+    """What a book's log return beyond :data:`MAX_BOOK_RETURN` is, in words."""
+    move = (f"a one-day loss of {-math.expm1(value):.2%} of" if value < 0
+            else f"a one-day gain of {math.expm1(value):.3g} times")
+    return (f"{move} the book's value, beyond the one-day loss of "
+            f"{-math.expm1(-MAX_BOOK_RETURN):.1%} or gain of {math.expm1(MAX_BOOK_RETURN):.0f} "
+            "times its agents take")
+
+
 class Agent(ABC):
     """A Bayesian risk model with online updates.
 
@@ -78,6 +128,8 @@ class Agent(ABC):
     cost_hint: ClassVar[tuple[float, float]] = (1.0, 100.0)
 
     _fitted: bool = False
+    #: the widest ``|r|`` this agent takes (:meth:`take_book_returns` widens it)
+    _return_bound: float = MAX_ABS_RETURN
 
     # --- the interface -------------------------------------------------
 
@@ -245,6 +297,8 @@ class Agent(ABC):
             "params": _jsonable(self.params()),
             "scalars": scalars,
         }
+        if self._return_bound != MAX_ABS_RETURN:
+            header["book_returns"] = True  # only then: a plain agent's state is as it was
         buf = io.BytesIO()
         arrays = {"__header__": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
                   **arrays}
@@ -298,6 +352,11 @@ class Agent(ABC):
             agent = cls(**params)
         except InvalidParameter as exc:
             raise InvalidState(f"state holds parameters {cls.name} refuses: {exc}") from exc
+        book = header.get("book_returns", False)
+        if book is not True and book is not False:
+            raise InvalidState(f"state header's book_returns is {book!r}, not true or false")
+        if book:
+            agent.take_book_returns()  # before the arrays: their check reads the bound
         try:
             with np.errstate(invalid="raise", divide="raise", over="raise"):
                 agent._set_state(scalars, arrays)  # NaN casts and the like: malformed
@@ -310,6 +369,38 @@ class Agent(ABC):
         agent._fitted = True
         return agent
 
+    # --- a book's returns ---------------------------------------------------
+
+    @property
+    def return_bound(self) -> float:
+        """The widest ``|r|`` this agent's ``fit``, ``update`` and ``forecast_block`` take.
+
+        :data:`~swarmvar.data.MAX_ABS_RETURN` (1), or
+        :data:`~swarmvar.data._returns.MAX_BOOK_RETURN` (5) once
+        :meth:`take_book_returns` was called.
+        """
+        return self._return_bound
+
+    def take_book_returns(self) -> Self:
+        """Let this agent take a book's computed returns: finite, ``|r| <= MAX_BOOK_RETURN``.
+
+        A return typed by a user is refused beyond ``|r| <= 1`` (percent
+        given as fractions), but a book's return is computed from asset
+        returns that were each checked so, and with leverage it can pass 1
+        legitimately: long 100k / short 20k of two stocks meets a -52% day of
+        the long as a log return of -1.05, a 65% loss of the net value. Only
+        the caller that computed the returns (the runtime for a book) calls
+        this. It is kept in :meth:`state` (and so in checkpoints and refits
+        from a state); a plain agent's state is unchanged.
+
+        Returns
+        -------
+        Self
+            This agent, widened.
+        """
+        self._return_bound = MAX_BOOK_RETURN
+        return self
+
     # --- helpers for subclasses -------------------------------------------
 
     def _require_fitted(self) -> None:
@@ -317,31 +408,16 @@ class Agent(ABC):
             raise NotFitted(f"{self.name} is not fitted; call fit(returns) first")
 
     def _history(self, returns: ArrayLike) -> NDArray[np.float64]:
-        x = as_array(returns, min_obs=self.min_observations, who=self.name)
+        bound = self._return_bound
+        x = as_array(returns, min_obs=self.min_observations, who=self.name, max_abs=bound)
         if self.needs_variation:
             check_variation(x, self.name)
         return x
 
-    @staticmethod
-    def _check_return(r: float) -> float:
-        if isinstance(r, (str, bytes, bool, np.bool_)):  # float() would take "0.01" and True
-            raise InvalidReturns(f"update needs one number (a float), not {type(r).__name__} "
-                                 f"{r!r}; a return is a log return as a fraction (0.01 = 1%)")
-        try:
-            value = float(r)
-        except (TypeError, ValueError) as exc:
-            raise InvalidReturns(f"update needs one number, got {r!r}") from exc
-        if not math.isfinite(value):
-            raise InvalidReturns(f"update got {value!r}; returns must be finite")
-        if abs(value) > MAX_ABS_RETURN:
-            raise InvalidReturns(
-                f"update got {value!r}, beyond |r| <= {MAX_ABS_RETURN:g}; returns are fractions "
-                "(0.01 = 1%) - if this is percent, divide by 100"
-            )
-        return value
+    #: one return checked against this agent's bound (:class:`_ReturnCheck`)
+    _check_return: ClassVar[_ReturnCheck] = _ReturnCheck()
 
-    @classmethod
-    def _block_returns(cls, returns: ArrayLike) -> NDArray[np.float64]:
+    def _block_returns(self, returns: ArrayLike) -> NDArray[np.float64]:
         """:meth:`forecast_block`'s returns ``(D,)``, each checked as :meth:`update` checks it."""
         refuse_non_numbers(returns, who="forecast_block")
         try:
@@ -351,9 +427,9 @@ class Agent(ABC):
         if xs.ndim != 1:
             raise InvalidReturns(f"forecast_block needs a 1-d array of returns, not shape "
                                  f"{xs.shape}")
-        bad = ~np.isfinite(xs) | (np.abs(xs) > MAX_ABS_RETURN)
+        bad = ~np.isfinite(xs) | (np.abs(xs) > self._return_bound)
         if bad.any():
-            cls._check_return(float(xs[np.flatnonzero(bad)[0]]))  # raises, naming the value
+            self._check_return(float(xs[np.flatnonzero(bad)[0]]))  # raises, naming the value
         return xs
 
     @staticmethod

@@ -35,7 +35,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..data import MAX_ABS_RETURN
 from ..errors import InvalidParameter, InvalidState
 from ..types import Forecast
 from . import _markov_switching_garch_lik as garch_lik
@@ -132,7 +131,7 @@ class MarkovSwitching(ParticleAgent):
         if aux.shape != (self._model.AUX_ROWS, self.particles):
             raise InvalidState(f"{self.name} state arrays do not match {self.particles} "
                                "particles")
-        if not (np.all(np.isfinite(hist)) and np.all(np.abs(hist) <= MAX_ABS_RETURN)
+        if not (np.all(np.isfinite(hist)) and np.all(np.abs(hist) <= self.return_bound)
                 and np.all(np.isfinite(aux)) and np.all((aux[0] >= 0.0) & (aux[0] <= 1.0))
                 and np.all(aux[1:] > 0.0)):
             raise InvalidState(f"{self.name} state holds non-finite returns or state "

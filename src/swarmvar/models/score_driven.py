@@ -37,7 +37,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..data import MAX_ABS_RETURN
 from ..errors import InvalidParameter, InvalidState
 from ..types import Forecast
 from . import _score_driven_jax as jlik
@@ -218,6 +217,6 @@ class BetaSkewTEgarch(ParticleAgent):
         if aux.shape != (self.particles,):
             raise InvalidState(f"BetaSkewTEgarch state arrays do not match {self.particles} "
                                "particles")
-        if not (np.all(np.isfinite(hist)) and np.all(np.abs(hist) <= MAX_ABS_RETURN)
+        if not (np.all(np.isfinite(hist)) and np.all(np.abs(hist) <= self.return_bound)
                 and np.all(np.isfinite(aux)) and np.all(np.abs(aux) < 700.0)):
             raise InvalidState("BetaSkewTEgarch state holds non-finite returns or log scales")

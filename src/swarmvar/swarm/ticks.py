@@ -5,8 +5,9 @@ weights / currency positions over asset columns (its ticks carry ``assets``,
 and its return is :func:`swarmvar.data.portfolio`'s: the log of the weighted
 simple returns). A tick is refused — :class:`~swarmvar.errors.InvalidTick`
 naming what was wrong — when its return is NaN/inf, looks like percent
-(``|r| > 1``), its date is not after the portfolio's last, or it names an
-unknown portfolio or misses an asset.
+(``|r| > 1``: a single series' value, each asset's return; a book's own return,
+computed, may pass 1 with leverage, up to ``MAX_BOOK_RETURN``), its date is not
+after the portfolio's last, or it names an unknown portfolio or misses an asset.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pandas as pd
 
 from ..data import MAX_ABS_RETURN, TO_RETURNS_HINT, position_fractions
 from ..data import portfolio as portfolio_returns
-from ..data._returns import looks_like_prices
+from ..data._returns import MAX_BOOK_RETURN, looks_like_prices
 from ..errors import InvalidParameter, InvalidReturns, InvalidTick, UnknownTickPortfolio
 from ..types import Tick
 
@@ -138,7 +139,18 @@ class PortfolioSpec:
         return portfolio_returns(frame, weights=self.weights, positions=self.positions)
 
     def value_of(self, assets: Mapping[str, float]) -> float:
-        """The portfolio's log return from one day's asset log returns."""
+        """The portfolio's log return from one day's asset log returns.
+
+        Each asset return is held to ``|r| <= 1`` (:func:`check_return`); the book's
+        own, computed, may pass 1 with leverage and is held to ``|r| <=``
+        :data:`~swarmvar.data._returns.MAX_BOOK_RETURN` only.
+
+        Raises
+        ------
+        InvalidTick
+            An asset missing or not a number, one beyond ``|r| <= 1``, or a book that
+            would lose all its value or move beyond ``MAX_BOOK_RETURN``.
+        """
         try:
             x = np.array([float(assets[a]) for a in self.assets])
         except KeyError as exc:
@@ -151,7 +163,13 @@ class PortfolioSpec:
         simple = float(np.expm1(x) @ self._vector())
         if simple <= -1:
             raise InvalidTick(f"tick for {self.name!r}: the portfolio would lose all its value")
-        return math.log1p(simple)
+        value = math.log1p(simple)
+        if abs(value) > MAX_BOOK_RETURN:  # its assets are within |r| <= 1, the book need not
+            move = f"lose {-simple:.2%}" if simple < 0 else f"gain {simple:.3g} times"
+            raise InvalidTick(f"tick for {self.name!r}: the portfolio would {move} of its value "
+                              f"(a log return of {value:.3g}), beyond |r| <= "
+                              f"{MAX_BOOK_RETURN:g} that a book's agents take")
+        return value
 
     @property
     def net_short(self) -> bool:

@@ -396,8 +396,8 @@ def var(
         if days > 0 and rule.weighting is not Weighting.EQUAL:
             window = min(1000, x.size - days - horizon + 1)
             if window < _MIN_TRACK_WINDOW:
-                note = (f"{x.size} returns are too few for a {days}-day track record; the "
-                        "consensus uses equal weights")
+                note = (f"{rule.weights_note(None)} ({x.size} returns are too few for a "
+                        f"{days}-day track record)")
             else:
                 on_day = None if progress is None else (lambda d, t: progress("track", d, t))
                 try:
@@ -406,7 +406,7 @@ def var(
                         horizon=horizon, seed=seed, workers=workers, on_day=on_day,
                         cache=track_cache)
                 except SwarmVarError as exc:
-                    note = f"no track record ({exc}); the consensus uses equal weights"
+                    note = f"{rule.weights_note(None)} (no track record: {exc})"
         if keys is None:
             from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 

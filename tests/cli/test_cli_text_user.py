@@ -74,19 +74,17 @@ def test_the_words_name_the_record_the_weights_used() -> None:
     for bad in ({"record": -1}, {"record": 2.5}, {"horizon": 0}, {"horizon": True}):
         with pytest.raises(InvalidParameter):
             SWARM_POLICY.describe(3, **bad)
+    # var's table names the rule alone: its note says the weights once (weights_note)
     c = Consensus(0.99, 1, 0.02, 0.03, (0.01, 0.03), (0.02, 0.04), SWARM_POLICY.method,
                   ("a", "b", "c"), available=3, total=3)
-    assert rule_words(c, SWARM_POLICY, record=60).endswith(
-        "tempered weights from each agent's FZ0 loss over its last 60 forecasts")
-    assert rule_words(c, SWARM_POLICY, record=12, horizon=5).endswith(
-        "over its last 12 non-overlapping 5-day windows")
-    assert rule_words(c, SWARM_POLICY, record=3000).endswith("its last 1000 forecasts")
+    rule = "trimmed mean of 3 agents dropping the highest and the lowest of each figure"
+    assert rule_words(c, SWARM_POLICY) == rule == SWARM_POLICY.describe(3, weights=False)
+    assert SWARM_POLICY.describe(3) == f"{rule}; {SWARM_POLICY.weights_words()}"
     moved = dataclasses.replace(c, method=SWARM_POLICY.method + ", rearranged across levels")
-    assert rule_words(moved, SWARM_POLICY, record=60).endswith(
-        "its last 60 forecasts, rearranged across levels")
+    assert rule_words(moved, SWARM_POLICY) == f"{rule}, rearranged across levels"
     fallback = dataclasses.replace(  # no track record: the swarm's equal-weight fallback
         c, method=dataclasses.replace(SWARM_POLICY, weighting=Weighting.EQUAL).method)
-    assert rule_words(fallback, SWARM_POLICY, record=None).endswith("; equal weights")
+    assert rule_words(fallback, SWARM_POLICY) == rule
     assert rule_words(c, None) == SWARM_POLICY.method
 
 
@@ -119,9 +117,9 @@ def test_var_says_the_rule_in_words_for_two_and_three_agents(tmp_path: Path) -> 
                                 "0", "--last", "500", "--json", "--home", str(tmp_path / "b")])
     assert three.exit_code == 0, three.output
     doc = json.loads(three.stdout)
-    words = ("trimmed mean of 3 agents dropping the highest and the lowest of each figure; "
-             "equal weights")
+    words = "trimmed mean of 3 agents dropping the highest and the lowest of each figure"
     assert doc["consensus_rule"] == words  # added beside the records' machine "method"
+    assert doc["note"] == "consensus: equal weights (no track record: track_days=0)"
     assert {c["method"] for c in doc["consensus"]} == {
         "trimmed_mean(f=1 (f=2 from 6 agents on), equal)"}
     shown = runner.invoke(app, ["var", "--agents", "nig,bootstrap,student-t", "--track-days",
@@ -131,19 +129,26 @@ def test_var_says_the_rule_in_words_for_two_and_three_agents(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize(("horizon", "span"), [
-    (1, "its last 60 forecasts"), (5, "its last 12 non-overlapping 5-day windows")])
+    (1, "its last 60 forecasts"), (5, "its last 60 days in 12 non-overlapping 5-day windows")])
 def test_var_names_the_track_record_it_was_given(tmp_path: Path, horizon: int,
                                                   span: str) -> None:
-    """Was: "over its last 1000 days" (the policy's window) beside a 60-forecast note."""
+    """Was: "over its last 1000 days" (the policy's window) beside a 60-forecast note; then
+    the record said twice, in the rule and in the note: now once, in the note."""
     result = runner.invoke(app, ["var", "--agents", "nig,bootstrap,student-t", "--track-days",
                                  "60", "--horizon", str(horizon), "--last", "500", "--workers",
                                  "1", "--json", "--home", str(tmp_path)])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert doc["consensus_rule"].endswith(f"tempered weights from each agent's FZ0 loss over "
-                                          f"{span}"), doc["consensus_rule"]
-    assert ("over its last 60 forecasts, out of sample" if horizon == 1 else
-            "its last 60 days in 12 non-overlapping 5-day windows, out of sample") in doc["note"]
+    assert doc["consensus_rule"] == ("trimmed mean of 3 agents dropping the highest and the "
+                                     "lowest of each figure"), doc["consensus_rule"]
+    assert doc["note"].startswith(f"consensus: tempered weights from each agent's FZ0 loss "
+                                  f"over {span}, out of sample"), doc["note"]
+    said = json.dumps([doc["consensus_rule"], doc["note"]])
+    assert said.count("weights") == 1 and said.count("forecasts") <= 1 and said.count(
+        "non-overlapping") <= 1, said
+    assert doc["consensus_kept"] == ("the trimmed mean keeps 1 of 3 agents for each figure, "
+                                     "the middle one (shown: the VaR's); weights cannot "
+                                     "change it")
 
 
 def test_backtest_says_the_rule_in_words_then_its_ledger_name(tmp_path: Path) -> None:

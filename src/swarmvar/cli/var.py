@@ -132,40 +132,79 @@ def _effective(weights: Mapping[str, float]) -> str:
     return f"{float(effective_agents(values)):.2f}"
 
 
-def rule_words(c: Consensus, policy: Policy | None, *, record: int | None = None,
-               horizon: int = 1) -> str:
-    """What the consensus ``c`` did, in words (``Policy.describe`` over its ``m`` agents,
-    with the weights it actually had); ``c.method``, the ledger's name, without a policy.
-
-    ``record`` is ``swarmvar.var``'s ``VarResult.record``: the scored forecasts the weights
-    used (non-overlapping ``horizon``-day windows above 1), so the words name what the
-    weights used, not the policy's longest window; ``None``: the weights were equal (the
-    swarm's fallback without a track record, or an equal-weight policy).
-    """
+def rule_words(c: Consensus, policy: Policy | None) -> str:
+    """The rule the consensus ``c`` used, in words (``Policy.describe`` over its ``m``
+    agents, without the weights: the note says those once, ``Policy.weights_note``);
+    ``c.method``, the ledger's name, without a policy."""
     if policy is None:
         return c.method
-    import dataclasses
-
-    from ..consensus import Weighting
-
-    if record is None:
-        policy = dataclasses.replace(policy, weighting=Weighting.EQUAL)
-    words = policy.describe(c.available, record=record, horizon=horizon)
+    words = policy.describe(c.available, weights=False)
     extra = c.method[len(policy.method):] if c.method.startswith(policy.method) else ""
     return words + extra  # e.g. ", rearranged across levels"
 
 
+#: Said when the trimmed mean keeps one agent of each figure beside track-record weights.
+NO_WEIGHT = "; weights cannot change it"
+
+#: Below this effective number of agents (1 / sum w^2), one agent reads as the consensus.
+ONE_AGENT = 1.5
+
+
+def kept_words(consensus: list[Consensus], policy: Policy | None, *,
+               record: int | None = None) -> str:
+    """A line under the consensus table when its weights column reads as one agent: how
+    many agents the trimmed mean keeps of each figure, and which of the VaR's carries the
+    weight and why; ``""`` when that adds nothing (no trimmed mean, or weights spread).
+
+    E.g. ``"the trimmed mean keeps 2 of 6 agents for each figure; of the VaR's, GarchT
+    carries the weight (the lowest FZ0 loss of them in the track record)"``, or ``"the
+    trimmed mean keeps 1 of 3 agents for each figure, the middle one (shown: the VaR's);
+    weights cannot change it"`` (the last clause only beside track-record weights).
+
+    ``record`` is ``VarResult.record`` (``None``: the weights were equal, so no agent leads
+    by its track record). The table's weights are the VaR's survivors' (the ES's may be
+    others); the weights are joint over the levels, so the same agent leads at every level
+    where it survives.
+    """
+    from ..consensus import Aggregator, effective_agents
+
+    if policy is None or policy.aggregator is not Aggregator.TRIMMED_MEAN or not consensus:
+        return ""
+    m = consensus[0].available
+    kept = m - 2 * policy.f_for(m)
+    if kept < 1 or kept == m:
+        return ""
+    head = f"the trimmed mean keeps {kept} of {m} agents for each figure"
+    why = "" if record is None else policy.lead_words()
+    if kept == 1:  # each figure is its middle agent's: weights cannot move it
+        return f"{head}, the middle one (shown: the VaR's){NO_WEIGHT * bool(why)}"
+    leads: dict[str, list[str]] = {}  # who carries the weight -> at which levels
+    for c in consensus:
+        values = [w for w in c.weights.values() if w > 0]
+        if not values or float(effective_agents(values)) >= ONE_AGENT:
+            continue
+        top, w = max(c.weights.items(), key=lambda kv: kv[1])
+        said = f"{top} carries {'the' if w >= 0.995 else 'most of the'} weight"
+        leads.setdefault(said, []).append(f"{c.alpha:g}")
+    if not leads or not why:
+        return ""
+    if len(leads) == 1 and len(next(iter(leads.values()))) == len(consensus):
+        who = next(iter(leads))
+    else:
+        who = "; ".join(f"{said} at {' and '.join(levels)}" for said, levels in leads.items())
+    return f"{head}; of the VaR's, {who} (the {why} of them in the track record)"
+
+
 def render_consensus(consensus: list[Consensus], notional: float | None,
-                     policy: Policy | None = None, *, record: int | None = None,
-                     horizon: int = 1) -> Table:
+                     policy: Policy | None = None) -> Table:
     """The rich table of the swarm's consensus: one row per level, then who counted how much.
 
-    Its title says what the rule did in words (see :func:`rule_words`)."""
+    Its title says the rule in words (see :func:`rule_words`); the weights are said once,
+    in ``VarResult.note`` under it."""
     from rich.markup import escape
     from rich.table import Table
 
-    rule = (escape(rule_words(consensus[0], policy, record=record, horizon=horizon))
-            if consensus else "")
+    rule = escape(rule_words(consensus[0], policy)) if consensus else ""
     table = Table(title=f"swarm consensus (signed estimates): {rule}", title_justify="left")
     _measure_columns(table, notional)
     table.add_column("m/n", justify="right", no_wrap=True)
@@ -364,8 +403,10 @@ def var(
                          notional))
     agreed = list(result.agreed)
     if agreed:
-        console.print(render_consensus(agreed, notional, the_policy, record=result.record,
-                                       horizon=h))
+        console.print(render_consensus(agreed, notional, the_policy))
+        kept = kept_words(agreed, the_policy, record=result.record)
+        if kept:
+            console.print(kept, markup=False)
     if notional is not None:
         console.print(f"in currency of {notional:,.0f} held long: VaR exact, N (1 - exp(-VaR)); "
                       "ES an upper bound, N (1 - exp(-ES)) (Jensen's inequality)", markup=False)
@@ -395,8 +436,10 @@ def var(
                 "agents": tables["agents"].to_dict(orient="records"),
                 "consensus": tables["consensus"], "note": result.note,
                 # each record's "method" is the ledger's name; this, the rule in words
-                "consensus_rule": rule_words(agreed[0], the_policy, record=result.record,
-                                             horizon=h) if agreed else None,
+                # (the weights: "note"), and what the trimmed mean kept when few
+                "consensus_rule": rule_words(agreed[0], the_policy) if agreed else None,
+                "consensus_kept": kept_words(agreed, the_policy, record=result.record)
+                                  or None,
                 "ledger": {"path": str(where), "first_entry": indices.start,
                            "last_entry": indices.stop - 1, "merkle_root": root},
             })

@@ -133,7 +133,8 @@ class Policy:
         return (f"{self.aggregator.value}(f={self.f}{f' ({steps})' if steps else ''}, "
                 f"{self.weighting.value})")
 
-    def describe(self, m: int, *, record: int | None = None, horizon: int = 1) -> str:
+    def describe(self, m: int, *, record: int | None = None, horizon: int = 1,
+                 weights: bool = True) -> str:
         """What the rule does over ``m`` agents, in words for a risk user (:attr:`method`
         stays the machine's name for ledgers and JSON).
 
@@ -154,6 +155,9 @@ class Policy:
         horizon : int
             Above 1, each scored forecast is a non-overlapping ``horizon``-day window (the
             words say so); 1: forecasts (of any horizon, one a day).
+        weights : bool
+            False: the rule alone, without the weights' clause (``swarmvar var`` says the
+            weights once, in its note: :meth:`weights_note`).
 
         Raises
         ------
@@ -186,7 +190,20 @@ class Policy:
             if m < need:
                 return f"a {name.split(' (')[0]}{tolerates[1:]} needs at least {need} agents"
             rule = f"{name} of {agents}{tolerates}"
-        return f"{rule}; {self.weights_words(record, horizon)}"
+        return f"{rule}; {self.weights_words(record, horizon)}" if weights else rule
+
+    def lead_words(self) -> str:
+        """What makes one agent's weight the largest, in words: ``"lowest FZ0 loss"``
+        (tempered weights; track-record weights: of their ``loss``), ``"highest log score"``
+        (BMA); ``""`` for equal weights (no agent leads).
+
+        The weights are exponential in the loss (or the log score), so among any agents the
+        largest weight goes to the lowest loss (the highest score).
+        """
+        loss = "FZ0" if self.weighting is Weighting.TEMPERED else self.loss.value.upper()
+        return {Weighting.EQUAL: "", Weighting.TRACK_RECORD: f"lowest {loss} loss",
+                Weighting.TEMPERED: f"lowest {loss} loss",
+                Weighting.BMA: "highest log score"}[self.weighting]
 
     def weights_words(self, record: int | None = None, horizon: int = 1) -> str:
         """How the rule weights the agents, in words: the clause after the rule in

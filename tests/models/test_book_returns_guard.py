@@ -51,8 +51,13 @@ _INNER = pytest.mark.xfail(strict=True, raises=InvalidReturns,
                            reason="GarchEVT's inner GarchT is not widened (garch_evt.py)")
 
 
+#: registered, not in the default swarm: 5-8 s each on a loaded 2-core machine
+_OTHERS = [pytest.param(n, marks=pytest.mark.slow)
+           for n in ("HarArch", "MarkovSwitching", "MarkovSwitchingGarch")]
+
+
 @pytest.mark.parametrize("name", [pytest.param(n, marks=_INNER) if n == "GarchEVT" else n
-                                  for n in DEFAULT_AGENTS])
+                                  for n in DEFAULT_AGENTS] + _OTHERS)
 def test_a_widened_agent_takes_a_books_days_and_stays_finite(name):
     agent = agent_class(name)()
     assert agent.return_bound == 1.0
@@ -106,6 +111,11 @@ def test_a_widened_agent_refuses_past_the_books_bound_in_the_books_words():
     with pytest.raises(InvalidReturns, match="a one-day gain of 244 times"):
         agent.update(5.5)
     assert agent.update(-MAX_BOOK_RETURN) < 0  # the bound itself is taken
+    history = np.random.default_rng(1).normal(0, 0.01, 100)
+    history[40] = -6.0
+    with pytest.raises(InvalidReturns, match=r"return at index 40 is -6.0, beyond \|r\| <= 5; "
+                                             r"a one-day loss of 99.75% of the book's value"):
+        agent_class("NormalInverseGamma")().take_book_returns().fit(history, seed=0)
 
 
 def test_a_state_with_a_bad_book_flag_is_refused():

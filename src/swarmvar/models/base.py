@@ -409,7 +409,14 @@ class Agent(ABC):
 
     def _history(self, returns: ArrayLike) -> NDArray[np.float64]:
         bound = self._return_bound
-        x = as_array(returns, min_obs=self.min_observations, who=self.name, max_abs=bound)
+        book = bound > MAX_ABS_RETURN  # a book's: its own words past the bound, not percent
+        x = as_array(returns, min_obs=self.min_observations, who=self.name,
+                     max_abs=math.inf if book else bound)
+        beyond = np.abs(x) > bound
+        if book and beyond.any():
+            i = int(np.argmax(beyond))
+            raise InvalidReturns(f"return at index {i} is {float(x[i])!r}, beyond |r| <= "
+                                 f"{bound:g}; {_book_words(float(x[i]))}")
         if self.needs_variation:
             check_variation(x, self.name)
         return x

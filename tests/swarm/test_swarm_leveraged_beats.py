@@ -108,7 +108,7 @@ def test_a_book_tick_past_the_books_bound_is_refused_in_its_words():
     spec = PortfolioSpec("lev", positions={"x": 100000, "y": -99900})  # 100 net
     with pytest.raises(InvalidTick, match="lose all its value"):
         spec.value_of({"x": math.log(0.9), "y": 0.0})  # -10,000 on 100 net
-    with pytest.raises(InvalidTick, match=r"would gain 200 times of its value \(a log return "
+    with pytest.raises(InvalidTick, match=r"would gain 200 times its value \(a log return "
                                           r"of 5.3\), beyond \|r\| <= 5"):
         spec.value_of({"x": math.log(1.2), "y": 0.0})  # +20,000 on 100 net
     assert spec.value_of({"x": math.log(1.1), "y": 0.0}) == pytest.approx(math.log(101))

@@ -517,10 +517,10 @@ def portfolio(
     beyond = np.abs(out.to_numpy()) > MAX_BOOK_RETURN
     if beyond.any():
         i = int(np.argmax(beyond))
-        move = (f"loses {-simple[i]:.2%}" if simple[i] < 0
+        move = (f"loses {-simple[i]:.2%} of" if simple[i] < 0
                 else f"gains {simple[i]:.3g} times")
         raise InvalidReturns(
-            f"portfolio {move} of its value at {when(frame.index[i])} (a log return of "
+            f"portfolio {move} its value at {when(frame.index[i])} (a log return of "
             f"{float(out.iloc[i]):.3g}), beyond |r| <= {MAX_BOOK_RETURN:g} that a book's "
             "agents take; give less leverage")
     if positions is not None:

@@ -165,8 +165,8 @@ class PortfolioSpec:
             raise InvalidTick(f"tick for {self.name!r}: the portfolio would lose all its value")
         value = math.log1p(simple)
         if abs(value) > MAX_BOOK_RETURN:  # its assets are within |r| <= 1, the book need not
-            move = f"lose {-simple:.2%}" if simple < 0 else f"gain {simple:.3g} times"
-            raise InvalidTick(f"tick for {self.name!r}: the portfolio would {move} of its value "
+            move = f"lose {-simple:.2%} of" if simple < 0 else f"gain {simple:.3g} times"
+            raise InvalidTick(f"tick for {self.name!r}: the portfolio would {move} its value "
                               f"(a log return of {value:.3g}), beyond |r| <= "
                               f"{MAX_BOOK_RETURN:g} that a book's agents take")
         return value

@@ -122,7 +122,8 @@ def _check_frame(frame: pd.DataFrame, *, what: str, dropna: bool, where: RowName
     if bad.any():
         i, j = np.argwhere(bad)[0]
         raise InvalidReturns(f"{what} of {cols[j]} on {when(out.index[i])} "
-                             f"({where(int(pos[i]))}) is {values[i, j]!r}; values must be finite")
+                             f"({where(int(pos[i]))}) is {float(values[i, j])!r}; values must "
+                             "be finite")
     return out, pos
 
 
@@ -132,7 +133,9 @@ def prices_to_returns(prices: pd.DataFrame, *, dropna: bool = False,
 
     ``where`` names row ``i`` (0-based) of ``prices`` in a message (see
     :func:`check_frame`); a return is named by its date and the row of the
-    price it ends on.
+    price it ends on. Returns computed from prices are not judged by
+    :func:`swarmvar.data.moves_like_prices` (they were given as prices: a rate
+    crawling up 0.25% a day makes one-signed, smooth returns legitimately).
     """
     p, pos = _check_frame(prices, what="price", dropna=dropna, where=where)
     values = p.to_numpy()
@@ -140,28 +143,39 @@ def prices_to_returns(prices: pd.DataFrame, *, dropna: bool = False,
     if bad.any():
         i, j = np.argwhere(bad)[0]
         raise InvalidReturns(f"price of {p.columns[j]} on {when(p.index[i])} "
-                             f"({where(int(pos[i]))}) is {values[i, j]!r}; prices must be "
-                             "positive. If the frame holds returns, pass kind='return'")
+                             f"({where(int(pos[i]))}) is {float(values[i, j])!r}; prices must "
+                             "be positive. If the frame holds returns, pass kind='return'")
     if len(p) < 2:
         raise InvalidReturns("prices need at least two rows to make one return")
     r = np.diff(np.log(values), axis=0)
     return _check_returns(pd.DataFrame(r, index=p.index[1:], columns=p.columns),
-                          max_abs=MAX_ABS_RETURN, where=lambda i: where(int(pos[i + 1])))
+                          max_abs=MAX_ABS_RETURN, where=lambda i: where(int(pos[i + 1])),
+                          judge_prices=False)
 
 
 def check_returns(returns: pd.DataFrame, *, dropna: bool = False,
-                  max_abs: float = MAX_ABS_RETURN, where: RowName = row_name) -> pd.DataFrame:
+                  max_abs: float = MAX_ABS_RETURN, where: RowName = row_name,
+                  judge_prices: bool = True) -> pd.DataFrame:
     """Asset log returns (fractions) checked as :func:`swarmvar.data.validate` checks one series.
 
     Beyond :func:`check_frame`: a return beyond ``|r| <= max_abs`` (percent, or
     prices), and a column that moves like a price or a rate below 1
-    (:func:`swarmvar.data.moves_like_prices`), are refused naming the column.
+    (:func:`swarmvar.data.moves_like_prices`), are refused naming the column;
+    ``judge_prices=False`` skips that last rule (returns computed from prices).
+
+    Raises
+    ------
+    InvalidReturns
+        Naming the first bad value's column, date and row, or the column that
+        moves like a price.
     """
     r, pos = _check_frame(returns, what="return", dropna=dropna, where=where)
-    return _check_returns(r, max_abs=max_abs, where=lambda i: where(int(pos[i])))
+    return _check_returns(r, max_abs=max_abs, where=lambda i: where(int(pos[i])),
+                          judge_prices=judge_prices)
 
 
-def _check_returns(r: pd.DataFrame, *, max_abs: float, where: RowName) -> pd.DataFrame:
+def _check_returns(r: pd.DataFrame, *, max_abs: float, where: RowName,
+                   judge_prices: bool = True) -> pd.DataFrame:
     values = r.to_numpy()
     big = np.abs(values) > max_abs
     if big.any():
@@ -169,9 +183,10 @@ def _check_returns(r: pd.DataFrame, *, max_abs: float, where: RowName) -> pd.Dat
         hint = ("; the values look like prices: pass kind='price'" if np.all(values > 0)
                 else "; returns are fractions (0.01 = 1%) - if these are percent, divide by 100")
         raise InvalidReturns(f"return of {r.columns[j]} on {when(r.index[i])} "
-                             f"({where(int(i))}) is {values[i, j]!r}, beyond |r| <= "
+                             f"({where(int(i))}) is {float(values[i, j])!r}, beyond |r| <= "
                              f"{max_abs:g}{hint}")
-    for j, col in enumerate(r.columns):  # a rate or penny price below 1 passes |r| <= 1
+    judged = r.columns if judge_prices else []
+    for j, col in enumerate(judged):  # a rate or penny price below 1 passes |r| <= 1
         why = moves_like_prices(values[:, j][np.isfinite(values[:, j])])
         if why is not None:
             raise InvalidReturns(f"the returns of {col} look like prices or rates, not returns: "
@@ -272,8 +287,13 @@ def _twice(names: Sequence[str]) -> dict[str, float]:
 
 
 def book_matrix(returns: pd.DataFrame, book: Book, *, extra: Sequence[str] = (),
-                min_obs: int = 2) -> tuple[pd.DataFrame, NDArray[np.float64]]:
+                min_obs: int = 2, judge_prices: bool = True
+                ) -> tuple[pd.DataFrame, NDArray[np.float64]]:
     """The columns of the book's assets (then ``extra`` assets) and the positions vector.
+
+    The columns are checked by :func:`check_returns`; ``judge_prices=False``
+    skips its price-likeness rule (:func:`swarmvar.data.moves_like_prices`) for
+    returns computed from prices or already judged (:func:`book_returns`).
 
     Returns
     -------
@@ -303,7 +323,7 @@ def book_matrix(returns: pd.DataFrame, book: Book, *, extra: Sequence[str] = (),
     ok = np.isfinite(values).all(axis=1)
     start = int(np.argmax(ok)) if ok.any() else values.shape[0]
     frame = frame.iloc[start:]
-    frame = check_returns(frame)
+    frame = check_returns(frame, judge_prices=judge_prices)
     if len(frame) < min_obs:
         raise InvalidBook(f"the book's assets share {len(frame)} days of history; at least "
                           f"{min_obs} are needed")
@@ -339,8 +359,11 @@ def book_returns(data: pd.DataFrame, book: Book, *, kind: Literal["price", "retu
                           "book or give their prices")
     ok = np.isfinite(values).all(axis=1)
     start = int(np.argmax(ok)) if ok.any() else 0
-    returns = asset_returns(sub.iloc[start:], kind=kind, dropna=dropna)
-    return book_matrix(returns, book, extra=extra, min_obs=min_obs)
+    # rows named from the frame's first row, not from the first fully listed one
+    returns = asset_returns(sub.iloc[start:], kind=kind, dropna=dropna,
+                            where=lambda i: row_name(i + start))
+    # asset_returns judged the columns (returns given as such) or skipped it (prices)
+    return book_matrix(returns, book, extra=extra, min_obs=min_obs, judge_prices=False)
 
 
 def position_pnl(positions: ArrayLike, log_returns: ArrayLike) -> NDArray[np.float64]:

@@ -50,12 +50,18 @@ _READ_AS_PRICES = ("read the column as prices (--kind price on the command line,
                    "in Python)")
 #: Fewest values :func:`moves_like_prices` judges: below this a window is too short to tell.
 PRICE_MIN_OBS = 20
-#: Smallest median size of the values :func:`moves_like_prices` judges (0.1% a day): an
-#: accrual series (a money-market fund's steady ~0.02% a day) is one-signed and smooth too.
-PRICE_FLOOR = 1e-3
-#: A lag-1 autocorrelation at least this high, in a one-signed series, is a price's (a
-#: random walk's level), never a return's.
-PRICE_AUTOCORR = 0.9
+#: Smallest median size of the values :func:`moves_like_prices` judges (5% a period): a
+#: price or rate is usually above it (EUR/GBP 0.85, USD per CAD 0.73, a penny stock 0.45),
+#: while one-signed, smooth *returns* below it are real (a money-market fund or a T-bill
+#: accruing, a crawling peg, appraisal-smoothed real estate, a steady loss streak).
+PRICE_FLOOR = 0.05
+#: A lag-1 autocorrelation at least this high, with the small steps of PRICE_STEP, is a
+#: level's (a random walk's: ~0.8 in median over 20 values, ~0.98 over 250), not noise
+#: around a constant (a streak of limit-up days, rounded: ~0).
+PRICE_AUTOCORR = 0.5
+#: Values whose range is below this fraction of their median size are (nearly) constant:
+#: no moves to judge, left to the models' own rule (a constant is refused there).
+PRICE_FLAT = 1e-4
 
 
 def looks_like_prices(x: NDArray[np.float64], value: float) -> bool:
@@ -79,26 +85,32 @@ def moves_like_prices(x: NDArray[np.float64]) -> str | None:
 
     A price or rate that stays below 1 (EUR/GBP ~0.85, USD per CAD ~0.73, a
     penny stock at 0.45) passes ``|r| <= 1``; read as returns it gives a
-    meaningless VaR. Such a column is told by how it moves: with at least
-    ``PRICE_MIN_OBS`` (20) values, **every value of one sign**, a median size of
-    at least ``PRICE_FLOOR`` (0.1%), and either a median day-to-day change
-    below ``PRICE_STEP`` (10%) of the level or a lag-1 autocorrelation of at
-    least ``PRICE_AUTOCORR`` (0.9).
+    meaningless VaR. Such a column is told by how it moves; every condition
+    must hold:
 
-    Why no return series of a traded asset meets it: its daily returns have
-    a mean far below their standard deviation (a daily Sharpe ratio of ~0.1
-    at most: 1.6 a year), so they change sign; 20 values of one sign have a
-    probability near ``2**-20`` (~1e-6), and for a strongly drifting, calm
-    series (mean 0.05%, sd 0.2% a day, P(r > 0) = 0.6) ``0.6**20`` (~4e-5).
-    On top of that the day-to-day change of a return is of the size of its
-    standard deviation, so a change below 10% of the level in median asks for
-    a mean ten times the standard deviation (a daily Sharpe ratio of ~10), and
-    a lag-1 autocorrelation of 0.9 is beyond any traded asset's returns (a
-    few hundredths in size). The floor leaves accrual series (every day's
-    return positive and smooth, but below 0.1% a day) to be read as returns;
-    a price below 0.001 is not told from one and passes as returns. A
-    constant series has no moves to judge: it is left to the models' own
-    rule (:func:`swarmvar.models.base.check_variation`).
+    * at least ``PRICE_MIN_OBS`` (20) values, **every one of one sign**;
+    * a median size of at least ``PRICE_FLOOR`` (5% a period);
+    * not (nearly) constant: a range of at least ``PRICE_FLAT`` (0.01%) of
+      the median size (a constant has no moves to judge; the models refuse
+      it, :func:`swarmvar.models.base.check_variation`);
+    * a median change from one value to the next below ``PRICE_STEP`` (10%)
+      of the level, **and** a lag-1 autocorrelation of at least
+      ``PRICE_AUTOCORR`` (0.5): a level that wanders, as a price does.
+
+    Why real returns pass: a return series whose median size is 5% a period
+    or more and that never changes sign over 20 periods is implausible,
+    except a streak of limit moves (20 days at China's +10% limit: ~0.0953
+    every day, the rounding of the limit price as noise), which the
+    autocorrelation rule leaves to be returns. Below the floor are the real
+    one-signed, smooth return series: a money-market fund or T-bill accruing
+    (~0.1% a day even at 44% a year, Mondays carrying three days), a crawling
+    peg (0.25% a day), monthly T-bill returns, appraisal-smoothed monthly
+    real-estate returns, a streak of growing losses of a few percent a day.
+    The limits: a price or rate below the floor (a token at 0.005) is read
+    as returns; a series of one-signed returns of 5% or more a period that
+    moves smoothly (a hyperinflation's monthly price index returns) is refused.
+    Returns computed from prices are not judged (:func:`validate` with
+    ``from_prices``): they were given as prices.
 
     Parameters
     ----------
@@ -113,22 +125,21 @@ def moves_like_prices(x: NDArray[np.float64]) -> str | None:
     if x.size < PRICE_MIN_OBS or not (np.all(x > 0) or np.all(x < 0)):
         return None
     level = np.abs(x)
-    if float(np.median(level)) < PRICE_FLOOR or float(np.ptp(x)) == 0.0:
-        return None  # an accrual's small returns; a constant has no moves to judge
-    sign = "positive" if x[0] > 0 else "negative"
-    where = f"all {x.size} values are {sign} ({float(x.min()):.4g} to {float(x.max()):.4g})"
+    size = float(np.median(level))
+    if size < PRICE_FLOOR or float(np.ptp(x)) < PRICE_FLAT * size:
+        return None  # small returns (accruals, pegs, streaks); a (near) constant
     step = float(np.median(np.abs(np.diff(x)) / level[:-1]))
-    if step < PRICE_STEP:
-        return (f"{where} and change by {step:.2%} of their level from one day to the next "
-                "in median: the column moves like a price (returns change sign and size from "
-                "day to day)")
+    if step >= PRICE_STEP:
+        return None
     with np.errstate(invalid="ignore", divide="ignore"):
         rho = float(np.corrcoef(x[:-1], x[1:])[0, 1])
-    if rho >= PRICE_AUTOCORR:
-        return (f"{where} and each day's value follows the last (lag-1 autocorrelation "
-                f"{rho:.2f}): the column moves like a price (returns change sign and size from "
-                "day to day)")
-    return None
+    if not rho >= PRICE_AUTOCORR:  # NaN (a constant part) too
+        return None
+    sign = "positive" if x[0] > 0 else "negative"
+    return (f"all {x.size} values are {sign} ({float(x.min()):.4g} to {float(x.max()):.4g}), "
+            f"change by {step:.2%} of their level from one day to the next in median and "
+            f"follow the day before (lag-1 autocorrelation {rho:.2f}): the column moves like a "
+            "price (returns change sign and size from day to day)")
 
 
 def prices_to_returns(prices: pd.Series, *, dropna: bool = False,
@@ -190,6 +201,7 @@ def validate(
     from_prices: bool = False,
     kind_hint: bool = False,
     where: RowName = row_name,
+    judge_prices: bool = True,
 ) -> pd.Series:
     """Check a labelled return series and return it as float64.
 
@@ -198,8 +210,10 @@ def validate(
     ``min_obs`` observations, and two signs of percent instead of fractions:
     ``|r| > max_abs`` or a standard deviation above ``max_sd`` (10% a day),
     and a column that moves like a price or a rate below 1
-    (:func:`moves_like_prices`), named by the series' name. ``from_prices``
-    adds to that message that a price column may hold returns;
+    (:func:`moves_like_prices`), named by the series' name; that last rule is
+    skipped for returns computed from prices (``from_prices``: they were
+    given as prices) or when ``judge_prices`` is false. ``from_prices``
+    adds to the standard-deviation message that a price column may hold returns;
     ``kind_hint`` (a file read as returns) that values looking like prices can be
     read as prices (:func:`looks_like_prices`), rather than converted first.
     A message names a row by its date (``2016-08-12``), and an index's bad row
@@ -208,7 +222,8 @@ def validate(
     series = _check_index(_floats(returns, "return"), what="return", dropna=dropna,
                           where=where)
     x = as_array(series.to_numpy(), min_obs=min_obs, max_abs=max_abs, labels=series.index,
-                 kind_hint=kind_hint, name=None if series.name is None else str(series.name))
+                 kind_hint=kind_hint, name=None if series.name is None else str(series.name),
+                 judge_prices=judge_prices and not from_prices)
     sd = float(np.std(x, ddof=1)) if x.size > 1 else 0.0
     if sd > max_sd:
         extra = ("; if the column holds returns rather than prices, read it as returns (--kind "
@@ -228,6 +243,7 @@ def as_array(
     who: str = "this model",
     kind_hint: bool = False,
     name: str | None = None,
+    judge_prices: bool = True,
 ) -> NDArray[np.float64]:
     """A validated 1-D float64 copy of ``returns`` for the models.
 
@@ -239,7 +255,8 @@ def as_array(
     ``kind_hint`` (a file's column), else converted to returns - others are
     taken for percent. Values within ``|r| <= 1`` that move like a price or a
     rate (:func:`moves_like_prices`: 20 or more, all of one sign, ...) are
-    refused the same way, naming the column ``name`` when given.
+    refused the same way, naming the column ``name`` when given, unless
+    ``judge_prices`` is false (returns computed from prices).
     """
     if isinstance(returns, pd.Series):
         labels = returns.index if labels is None else labels
@@ -273,11 +290,11 @@ def as_array(
                 if looks_like_prices(x, float(x[i])) else PERCENT_HINT)
         raise InvalidReturns(
             f"return at {where(i)} is {float(x[i])!r}, beyond |r| <= {max_abs:g}; {hint}")
-    why = moves_like_prices(x)
+    why = moves_like_prices(x) if judge_prices else None
     if why is not None:
-        column = "the returns" if name is None else f"column {name!r}"
+        column = "the returns look" if name is None else f"column {name!r} looks"
         raise InvalidReturns(
-            f"{column} look like prices or rates, not returns: {why}; "
+            f"{column} like prices or rates, not returns: {why}; "
             f"{_READ_AS_PRICES if kind_hint else TO_RETURNS_HINT}")
     if x.size < min_obs:
         raise InvalidReturns(

@@ -8,6 +8,7 @@ table of asset returns; both share every check of the file itself
 from __future__ import annotations
 
 import contextlib
+import csv
 import gzip
 import os
 import warnings
@@ -79,10 +80,12 @@ def read(
 def file_lines(p: Path) -> RowName:
     """Names data row ``i`` of a table read from ``p`` by its line in the file (header: line 1).
 
-    A CSV file's line numbers are found only when a message asks for one
-    (the file is read again then, skipping blank lines as the reader does); a
-    Parquet file has no lines, and its rows are named ``row N`` from 1. A row
-    beyond the lines found (a quoted field spanning lines) is named ``row N``.
+    A CSV file's line numbers are found only when a message asks for one:
+    the file is read again then by :mod:`csv`, record by record, skipping
+    blank lines as the reader does; a record is named by the line it starts
+    on, so a quoted field spanning lines (``"a<newline>b"``) does not shift
+    the rows after it. A Parquet file has no lines, and its rows are named
+    ``row N`` from 1, as is a row beyond the records found.
     """
     suffix = p.suffix.lower()
     if suffix in (".parquet", ".pq"):
@@ -92,15 +95,31 @@ def file_lines(p: Path) -> RowName:
     def where(i: int) -> str:
         if not found:
             try:
-                encoding = _encoding(p, suffix)
-                opener = gzip.open if suffix == ".gz" else open
-                with opener(p, "rt", encoding=encoding, errors="replace") as handle:
-                    found.append([n for n, line in enumerate(handle, 1) if line.strip()])
-            except (OSError, EOFError, zlib.error, InvalidReturns):
+                found.append(_record_lines(p, suffix))
+            except (OSError, EOFError, zlib.error, csv.Error, InvalidReturns):
                 found.append([])
         lines = found[0]
         return f"line {lines[i + 1]}" if 0 <= i and i + 1 < len(lines) else row_name(i)
     return where
+
+
+def _record_lines(p: Path, suffix: str) -> list[int]:
+    """The line each non-blank CSV record of ``p`` starts on (header first), from 1."""
+    encoding = _encoding(p, suffix)
+    opener = gzip.open if suffix == ".gz" else open
+    out: list[int] = []
+    with opener(p, "rt", encoding=encoding, errors="replace", newline="") as handle:
+        reader = csv.reader(handle)
+        last = 0  # csv's line_num: the lines read so far, a record's last line after it
+        for _ in range(MAX_FILE_BYTES):  # bounded: a record takes at least one byte
+            try:
+                record = next(reader)
+            except StopIteration:
+                break
+            if len(record) > 1 or (record and record[0].strip()):
+                out.append(last + 1)
+            last = reader.line_num
+    return out
 
 
 @contextlib.contextmanager

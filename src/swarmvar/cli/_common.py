@@ -557,6 +557,21 @@ def make_console(*, quiet: bool = False, stderr: bool = False, live: bool = Fals
     return Console(width=width, quiet=quiet, stderr=stderr)
 
 
+def print_notes(console: Console, notes: Mapping[str, Sequence[str]]) -> None:
+    """A backtest's notes, one yellow line per row: how many, the first, ``...`` if more.
+
+    The single-series and the book backtest show them alike (e.g. the arch
+    baselines' fits that did not converge); rows and notes are printed as
+    text, never read as rich markup.
+    """
+    from rich.markup import escape
+
+    for row, lines in notes.items():
+        if lines:
+            console.print(f"[yellow]{escape(row)}: {len(lines)} note(s): {escape(lines[0])}"
+                          f"{' ...' if len(lines) > 1 else ''}[/yellow]")
+
+
 def usage_error(message: str, *, code: int = 2) -> typer.Exit:
     """Print ``error: <message>`` on stderr as plain text (a ``[...]`` in it is never
     read as rich markup); the exit to raise (2: a usage error)."""

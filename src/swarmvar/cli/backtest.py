@@ -37,6 +37,7 @@ from ._common import (
     make_console,
     parse_alphas,
     persist_compilations,
+    print_notes,
     resolve_agents,
     str_list,
     swarm_policy,
@@ -294,9 +295,7 @@ def backtest_command(
 
         with usage_errors():
             record_metrics(folder, backtest_records(chosen, result, time.time()))
-    for row, notes in result.notes.items():
-        console.print(f"[yellow]{escape(row)}: {len(notes)} note(s): {escape(notes[0])}"
-                      f"{' ...' if len(notes) > 1 else ''}[/yellow]")
+    print_notes(console, result.notes)
     entries: range | None = None
     root: str | None = None
     where: Path | None = None

@@ -25,6 +25,7 @@ from ._common import (
     home_words,
     make_console,
     parse_alphas,
+    print_notes,
     str_list,
     usage_errors,
     write_csv_tables,
@@ -324,11 +325,7 @@ def book_backtest_command(*, data: str | None, kind: str, dropna: bool, book: Pa
     console.print(render(result))
     console.print(f"losses per unit of the book's gross exposure ({the_book.gross:,.0f}); "
                   "multiply by it for currency")
-    from rich.markup import escape
-
-    for row, notes in result.notes.items():  # as the single-series backtest shows them
-        console.print(f"[yellow]{escape(row)}: {len(notes)} note(s): {escape(notes[0])}"
-                      f"{' ...' if len(notes) > 1 else ''}[/yellow]")
+    print_notes(console, result.notes)  # as the single-series backtest shows them
     ledgered: dict[str, Any] | None = None
     if record:
         from ..ledger import Ledger

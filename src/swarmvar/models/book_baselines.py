@@ -25,7 +25,13 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
-from ..errors import ConvergenceWarning, InvalidParameter, InvalidState, NotFitted
+from ..errors import (
+    ConvergenceWarning,
+    InvalidParameter,
+    InvalidReturns,
+    InvalidState,
+    NotFitted,
+)
 from ..types import Forecast, RiskMeasure
 from .base import Seed, rng_from
 from .joint_base import FloatArray, JointAgent, Scenarios, common_normals
@@ -136,9 +142,85 @@ class RiskMetrics(JointAgent):
 #: Returns are fitted in percent, as arch recommends for its optimizer.
 _SCALE = 100.0
 
+#: Fitted parameters of arch's GARCH-t baselines ``(mu, omega, alpha, gamma, beta, nu)``,
+#: percent units (gamma 0 for the symmetric GARCH(1,1)-t).
+GarchParams = tuple[float, float, float, float, float, float]
 
-def _std_t_var_es(nu: float, alpha: float) -> tuple[float, float]:
-    """VaR and ES of a unit-variance Student-t(``nu``) loss at ``alpha``."""
+
+def garch_step(s2: float, x: float, params: GarchParams) -> float:
+    """The next variance: ``omega + (a + g 1{x < mu}) (x - mu)^2 + b s2`` (arch's recursion)."""
+    mu, omega, a, g, b, _ = params
+    e = x - mu
+    return omega + (a + (g if e < 0 else 0.0)) * e * e + b * s2
+
+
+def garch_filter(x: NDArray[np.float64], params: GarchParams) -> float:
+    """Next-day variance after filtering ``x`` (percent) from its sample variance."""
+    s2 = float(np.mean((x - params[0]) ** 2))  # arch's backcast is close; this is a restart
+    for v in x:
+        s2 = garch_step(s2, float(v), params)
+    return s2
+
+
+class ArchRefits:
+    """What arch's GARCH-t baselines share between fits: the parameters kept and the notes.
+
+    A fit whose optimizer does not converge (arch's ``convergence_flag != 0``)
+    or gives a non-finite parameter or variance is not used: the previous
+    fit's parameters are kept (they filter the new window from its start),
+    the fit is counted in :attr:`failed_fits` and recorded in :attr:`notes`
+    (a backtest shows a row's notes). A first fit has nothing to fall back
+    on: one that does not converge but is finite is used, with a
+    :class:`~swarmvar.errors.ConvergenceWarning` and a note; one with a
+    non-finite parameter is refused (its forecasts would be NaN).
+    """
+
+    def __init__(self) -> None:
+        self._params: GarchParams | None = None
+        self._s2 = float("nan")
+        self._fits = 0
+        #: How many fits were not used as fitted (their window kept the previous parameters).
+        self.failed_fits = 0
+        #: One line per fit not used as fitted (what was kept instead).
+        self.notes: list[str] = []
+
+    #: The kept parameters' filter over a window (:func:`garch_filter`).
+    _filter = staticmethod(garch_filter)
+
+    def _take(self, who: str, x: NDArray[np.float64], params: GarchParams, flag: int,
+              s2: float) -> None:
+        """Use a fit (``params``, arch's ``flag``, next variance ``s2``) on window ``x`` or not.
+
+        Raises
+        ------
+        InvalidReturns
+            A first fit with a non-finite parameter or variance.
+        """
+        self._fits += 1
+        finite = all(math.isfinite(v) for v in (*params, s2))
+        if flag == 0 and finite:
+            self._params, self._s2 = params, s2
+            return
+        self.failed_fits += 1
+        if self._params is not None:
+            self.notes.append(f"fit {self._fits} did not converge (arch flag {flag}, "
+                              f"mu {params[0]:.3g}%); kept the previous fit")
+            self._s2 = garch_filter(x, self._params)  # the kept parameters, from its start
+            return
+        if not finite:
+            raise InvalidReturns(
+                f"{who}: the first fit gave a non-finite parameter or variance (arch flag "
+                f"{flag}, mu {params[0]:.3g}%, nu {params[5]:.3g}) on {x.size} values; its "
+                "forecasts would be NaN - give a longer or another window, or leave the "
+                "baselines out")
+        self.notes.append(f"first fit did not converge (arch flag {flag})")
+        warnings.warn(f"{who} did not converge on its first window (flag {flag}); its "
+                      "baseline forecasts are doubtful", ConvergenceWarning, stacklevel=3)
+        self._params, self._s2 = params, s2
+
+
+def standardized_t_var_es(nu: float, alpha: float) -> tuple[float, float]:
+    """VaR and ES (positive losses) of a unit-variance Student-t(``nu``) at ``alpha``."""
     q = float(special.stdtrit(nu, alpha))
     log_pdf = (special.gammaln((nu + 1) / 2) - special.gammaln(nu / 2)
                - 0.5 * math.log(nu * math.pi) - (nu + 1) / 2 * math.log1p(q * q / nu))
@@ -147,16 +229,12 @@ def _std_t_var_es(nu: float, alpha: float) -> tuple[float, float]:
     return q * unit, es * unit
 
 
-class ArchGjrT:
+class ArchGjrT(ArchRefits):
     """arch's GJR-GARCH(1,1)-t MLE on a univariate series (the book's P&L), a backtest row.
 
-    A refit whose optimizer does not converge (arch's ``convergence_flag != 0``)
-    or gives a non-finite parameter is not used: the previous window's
-    parameters are kept (they filter the new window from its start), the fit is
-    counted in :attr:`failed_fits` and recorded in :attr:`notes` (the backtest
-    shows a row's notes), as :class:`swarmvar.validation.baseline.GarchTBaseline`
-    does. A first fit that does not converge has nothing to fall back on: it is
-    used, with a :class:`~swarmvar.errors.ConvergenceWarning` and a note.
+    Fits that do not converge are handled by :class:`ArchRefits` (the previous
+    parameters kept, a note; a non-finite first fit refused), as
+    :class:`swarmvar.validation.baseline.GarchTBaseline` handles them.
 
     Parameters
     ----------
@@ -170,14 +248,8 @@ class ArchGjrT:
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         if options is not None and not isinstance(options, Mapping):
             raise InvalidParameter(f"options must be a mapping or None, not {options!r}")
+        super().__init__()
         self.options = None if options is None else dict(options)
-        self._params: tuple[float, ...] | None = None
-        self._s2 = float("nan")
-        self._fits = 0
-        #: How many fits did not converge (their window kept the previous parameters).
-        self.failed_fits = 0
-        #: One line per fit that did not converge (what was kept instead).
-        self.notes: list[str] = []
 
     def fit(self, returns: ArrayLike, *, seed: Seed = None) -> ArchGjrT:
         """MLE on ``returns`` (fractions); ``seed`` is unused (deterministic).
@@ -186,65 +258,43 @@ class ArchGjrT:
         ------
         InvalidParameter
             Not a 1-D window of at least 100 values.
+        InvalidReturns
+            A first fit with a non-finite parameter (:class:`ArchRefits`).
         """
         from arch import arch_model
 
         x = _SCALE * np.asarray(returns, dtype=float)
         if x.ndim != 1 or x.size < 100:
             raise InvalidParameter("the GJR-GARCH baseline needs a 1-D window of >= 100 values")
-        self._fits += 1
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = arch_model(x, mean="Constant", vol="GARCH", p=1, o=1, q=1, dist="t").fit(
                 disp="off", show_warning=False, options=self.options)
             s2 = float(res.forecast(horizon=1, reindex=False).variance.to_numpy()[-1, 0])
         p = res.params
-        params = (float(p["mu"]), float(p["omega"]), float(p["alpha[1]"]),
-                  float(p["gamma[1]"]), float(p["beta[1]"]), float(p["nu"]))
-        if res.convergence_flag != 0 or not all(math.isfinite(v) for v in (*params, s2)):
-            self.failed_fits += 1
-            if self._params is not None:
-                self.notes.append(
-                    f"fit {self._fits} did not converge (arch flag {res.convergence_flag}, "
-                    f"mu {params[0]:.3g}%); kept the previous fit")
-                self._s2 = self._filter(x, self._params)  # the kept parameters, from its start
-                return self
-            self.notes.append(f"first fit did not converge (arch flag {res.convergence_flag})")
-            warnings.warn(f"{self.name} did not converge on its first window (flag "
-                          f"{res.convergence_flag}); its baseline forecasts are doubtful",
-                          ConvergenceWarning, stacklevel=2)
-        self._params = params
-        self._s2 = s2
+        params: GarchParams = (float(p["mu"]), float(p["omega"]), float(p["alpha[1]"]),
+                               float(p["gamma[1]"]), float(p["beta[1]"]), float(p["nu"]))
+        self._take(self.name, x, params, int(res.convergence_flag), s2)
         return self
-
-    @staticmethod
-    def _filter(x: NDArray[np.float64], params: tuple[float, ...]) -> float:
-        """Next-day variance after filtering ``x`` (percent) from its sample variance."""
-        mu, omega, a, g, b, _ = params
-        s2 = float(np.mean((x - mu) ** 2))  # arch's backcast is close; this is a restart
-        for v in x:
-            e = float(v) - mu
-            s2 = omega + (a + (g if e < 0 else 0.0)) * e * e + b * s2
-        return s2
 
     def refit(self, returns: ArrayLike, *, seed: Seed = None) -> ArchGjrT:
         return self.fit(returns, seed=seed)
 
-    def _fitted(self) -> tuple[float, ...]:
+    def _fitted(self) -> GarchParams:
         if self._params is None:
             raise NotFitted("the GJR-GARCH baseline is not fitted; call fit(returns) first")
         return self._params
 
     def update(self, r: float) -> float:
-        mu, omega, a, g, b, nu = self._fitted()
+        params = self._fitted()
+        mu, nu = params[0], params[5]
         x = _SCALE * float(r)
         s = math.sqrt(self._s2) * math.sqrt((nu - 2) / nu)
         z = (x - mu) / s
         logpdf = float(special.gammaln((nu + 1) / 2) - special.gammaln(nu / 2)
                        - 0.5 * math.log(nu * math.pi) - (nu + 1) / 2 * math.log1p(z * z / nu)
                        - math.log(s) + math.log(_SCALE))
-        e = x - mu
-        self._s2 = omega + (a + g * (e < 0)) * e * e + b * self._s2
+        self._s2 = garch_step(self._s2, x, params)
         return logpdf
 
     def forecast(self, alphas: Sequence[float] = (0.99,), horizon: int = 1, *,
@@ -257,7 +307,7 @@ class ArchGjrT:
         sd = math.sqrt(total) / _SCALE
         levels = []
         for alpha in check_alphas(alphas):
-            v, e = _std_t_var_es(nu, alpha)
+            v, e = standardized_t_var_es(nu, alpha)
             var, es = -horizon * mu / _SCALE + sd * v, -horizon * mu / _SCALE + sd * e
             levels.append(RiskMeasure(alpha, var, es, (var, var), (es, es)))
         return Forecast(self.name, int(horizon), tuple(levels), interval_mass=0.0)

@@ -10,11 +10,14 @@ predictive of the return is ``mu + s * e`` with ``e`` a *standardized*
 Student-t(``nu``) (unit variance).
 
 A refit whose optimizer does not converge (arch's ``convergence_flag != 0``,
-e.g. code 4 with an absurd mean on a heavy-tailed window) is not used: the
-previous window's parameters are kept and the failure is recorded in
-:attr:`GarchTBaseline.notes` (arch's own warning is silenced with
-``show_warning=False``). A first fit that does not converge has nothing to
-fall back on: it is used, with a :class:`ConvergenceWarning` and a note.
+e.g. code 4 with an absurd mean on a heavy-tailed window) or gives a
+non-finite parameter is not used: the previous window's parameters are kept
+and the failure is recorded in :attr:`GarchTBaseline.notes` (arch's own
+warning is silenced with ``show_warning=False``). A first fit that does not
+converge has nothing to fall back on: it is used, with a
+:class:`ConvergenceWarning` and a note, unless a parameter is non-finite
+(refused: its forecasts would be NaN). That bookkeeping is shared with the
+book backtest's GJR-GARCH-t row (:class:`swarmvar.models.book_baselines.ArchRefits`).
 
 It is not Bayesian: its "credible" intervals are the point values (width
 zero). For ``horizon > 1`` the cumulative return is taken as Student-t with
@@ -24,16 +27,20 @@ the summed multi-step variance (a common approximation; exact for ``h = 1``).
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 
-import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special
 
 from ..data import as_array
-from ..errors import ConvergenceWarning, InvalidParameter, NotFitted
+from ..errors import InvalidParameter, NotFitted
 from ..models.base import MAX_HORIZON, Agent, Seed, check_whole
+from ..models.book_baselines import (
+    ArchRefits,
+    GarchParams,
+    garch_step,
+    standardized_t_var_es,
+)
 from ..types import Forecast, RiskMeasure
 from ._checks import named_alphas as check_levels
 
@@ -41,24 +48,14 @@ from ._checks import named_alphas as check_levels
 SCALE = 100.0
 
 
-def standardized_t_var_es(nu: float, alpha: float) -> tuple[float, float]:
-    """VaR and ES (positive losses) of a unit-variance Student-t(``nu``) at ``alpha``."""
-    q = float(special.stdtrit(nu, alpha))
-    log_pdf = (
-        special.gammaln((nu + 1) / 2) - special.gammaln(nu / 2) - 0.5 * math.log(nu * math.pi)
-        - (nu + 1) / 2 * math.log1p(q * q / nu)
-    )
-    es = math.exp(log_pdf) * (nu + q * q) / ((nu - 1) * (1 - alpha))
-    unit = math.sqrt((nu - 2) / nu)
-    return q * unit, es * unit
-
-
 #: Fitted parameters ``(mu, omega, alpha, gamma, beta, nu)`` (percent units; gamma 0
 #: for the symmetric model).
-Params = tuple[float, float, float, float, float, float]
+Params = GarchParams
+
+__all__ = ["SCALE", "GarchTBaseline", "Params", "standardized_t_var_es"]
 
 
-class GarchTBaseline:
+class GarchTBaseline(ArchRefits):
     """arch's GARCH(1,1)-t (or GJR-GARCH(1,1)-t) MLE with ``fit``/``refit``/``update``/``forecast``.
 
     Parameters
@@ -71,13 +68,8 @@ class GarchTBaseline:
     def __init__(self, asymmetric: bool = False) -> None:
         if not isinstance(asymmetric, bool):
             raise InvalidParameter(f"asymmetric must be True or False, not {asymmetric!r}")
+        super().__init__()
         self.asymmetric = asymmetric
-        self._params: Params | None = None
-        self._s2 = float("nan")
-        self._fits = 0
-        self.failed_fits = 0
-        #: One line per refit that did not converge (what was kept instead).
-        self.notes: list[str] = []
 
     @property
     def name(self) -> str:
@@ -87,14 +79,21 @@ class GarchTBaseline:
         """MLE on ``returns`` (log returns, fractions); ``seed`` is unused (deterministic).
 
         A fit that does not converge keeps the previous parameters (if any)
-        and is recorded in :attr:`notes`.
+        and is recorded in :attr:`notes` (:class:`~swarmvar.models.book_baselines.ArchRefits`).
+
+        Raises
+        ------
+        InvalidParameter
+            Not a 1-D window of at least 100 returns.
+        InvalidReturns
+            Bad returns (:func:`swarmvar.data.as_array`), or a first fit with a
+            non-finite parameter.
         """
         from arch import arch_model
 
         x = SCALE * as_array(returns, who="the GARCH baseline")
         if x.ndim != 1 or x.size < 100:
             raise InvalidParameter("the GARCH baseline needs a 1-D window of at least 100 returns")
-        self._fits += 1
         model = arch_model(x, mean="Constant", vol="GARCH", p=1, o=int(self.asymmetric), q=1,
                            dist="t", rescale=False)  # the percent scale is ours, on purpose
         res = model.fit(disp="off", show_warning=False)
@@ -104,41 +103,9 @@ class GarchTBaseline:
             float(p["gamma[1]"]) if self.asymmetric else 0.0, float(p["beta[1]"]),
             float(p["nu"]),
         )
-        if res.convergence_flag != 0 or not all(math.isfinite(v) for v in params):
-            self.failed_fits += 1
-            if self._params is not None:
-                self.notes.append(
-                    f"fit {self._fits} did not converge (arch flag {res.convergence_flag}, "
-                    f"mu {params[0]:.3g}%); kept the previous fit"
-                )
-                # the kept parameters filter the new window from its start
-                self._s2 = self._filter(x, self._params)
-                return self
-            self.notes.append(f"first fit did not converge (arch flag {res.convergence_flag})")
-            warnings.warn(
-                f"{self.name} did not converge on its first window (flag "
-                f"{res.convergence_flag}); its baseline forecasts are doubtful",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-        self._params = params
-        self._s2 = float(res.conditional_volatility[-1] ** 2)
-        self._s2 = self._step(self._s2, float(x[-1]), params)
+        s2 = garch_step(float(res.conditional_volatility[-1] ** 2), float(x[-1]), params)
+        self._take(self.name, x, params, int(res.convergence_flag), s2)
         return self
-
-    @staticmethod
-    def _step(s2: float, x: float, params: Params) -> float:
-        mu, omega, a, g, b, _ = params
-        e = x - mu
-        return omega + (a + (g if e < 0 else 0.0)) * e * e + b * s2
-
-    def _filter(self, x: np.ndarray, params: Params) -> float:
-        """Next-day variance after filtering ``x`` (percent) from its sample variance."""
-        mu = params[0]
-        s2 = float(np.mean((x - mu) ** 2))  # arch's backcast is close; this is a restart
-        for v in x:
-            s2 = self._step(s2, float(v), params)
-        return s2
 
     def refit(self, returns: ArrayLike, *, seed: Seed = None) -> GarchTBaseline:
         """Refit from scratch on a new trailing window."""
@@ -161,7 +128,7 @@ class GarchTBaseline:
             - (nu + 1) / 2 * math.log1p(z * z / nu)
         )
         logpdf = log_t - math.log(s * math.sqrt((nu - 2) / nu)) + math.log(SCALE)
-        self._s2 = self._step(self._s2, x, params)
+        self._s2 = garch_step(self._s2, x, params)
         return logpdf
 
     def predictive_t(self, horizon: int = 1) -> tuple[float, float, float]:

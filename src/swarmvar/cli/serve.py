@@ -139,7 +139,7 @@ def _check_db(db: str, home: Path, words: str) -> None:
     except SwarmVarError as exc:
         raise usage_error(f"{words}: {exc}") from None
     for store, what in (("ledger", "the ledger database"),
-                        ("evolution", "the variant (evolution) tables")):
+                        ("evolution", "the variant (evolution) store")):
         try:
             if store == "ledger":
                 Ledger(db, signing_key=key).close()

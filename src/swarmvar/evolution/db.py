@@ -10,6 +10,8 @@ all-or-nothing.
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
 import threading
 import time
@@ -19,7 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SwarmVarError
-from .errors import CorruptStore, UnsupportedStore
+from .errors import (
+    CorruptStore,
+    UnsupportedStore,
+    VariantStoreMissing,
+    VariantStoreUnavailable,
+)
 
 DB_FILE = "evolution.sqlite"
 BUSY_TIMEOUT_MS = 60_000
@@ -32,6 +39,14 @@ _TABLES = frozenset({"variants", "agents", "breakers", "assignments", "state_ver
                      "metric_rollups"})
 
 
+#: SQLite primary result codes of a lock wait (SQLITE_BUSY, SQLITE_LOCKED).
+_LOCK_CODES = frozenset({5, 6})
+#: SQLite's SQLITE_CANTOPEN (primary code): a file SQLite could not open.
+_CANTOPEN = 14
+#: ``open(2)`` errors that say "this process (or the system) has no file descriptor left".
+_NO_DESCRIPTOR = frozenset({errno.EMFILE, errno.ENFILE})
+
+
 class VariantStoreLocked(SwarmVarError, sqlite3.OperationalError):
     """The lifecycle (variant) database is locked by another connection past the busy
     timeout: SQLite's lock wait, named by the database file (``path``).
@@ -40,25 +55,105 @@ class VariantStoreLocked(SwarmVarError, sqlite3.OperationalError):
     that retries a lock wait keeps catching it; a :class:`~swarmvar.errors.SwarmVarError`,
     so the service answers it as the variant store's, not the ledger's (HTTP 503 with
     ``Retry-After``: nothing was changed, the store's writes being all-or-nothing).
+
+    Parameters
+    ----------
+    path : str
+        The database file.
+    exc : sqlite3.OperationalError or str
+        SQLite's lock wait (its code and name are kept; SQLITE_BUSY when only text is
+        given, as when unpickled).
     """
 
-    def __init__(self, path: str, exc: sqlite3.OperationalError) -> None:
+    def __init__(self, path: str, exc: sqlite3.OperationalError | str = "") -> None:
+        self.detail = str(exc)
         super().__init__(f"the variant store {path} is locked by another connection past "
-                         f"the {BUSY_TIMEOUT_MS / 1000:g} s busy timeout ({exc}); nothing was "
-                         "changed")
+                         f"the {BUSY_TIMEOUT_MS / 1000:g} s busy timeout ({self.detail}); "
+                         "nothing was changed")
         self.path = path
-        self.sqlite_errorcode = exc.sqlite_errorcode
-        self.sqlite_errorname = exc.sqlite_errorname
+        self.sqlite_errorcode: int = getattr(exc, "sqlite_errorcode", 5)
+        self.sqlite_errorname: str = getattr(exc, "sqlite_errorname", "SQLITE_BUSY")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path, self.detail), self.__dict__)
 
 
-def _lock_wait(path: str, exc: BaseException) -> VariantStoreLocked | None:
-    """``exc`` as :class:`VariantStoreLocked` if it is a lock wait (SQLite's "database is
-    locked", "database table is locked"), else None."""
-    if isinstance(exc, VariantStoreLocked):
-        return exc
-    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-        return VariantStoreLocked(path, exc)
+# The rules below are swarmvar.ledger.damage's is_lock_wait, cannot_open and missing
+# (engines do not import each other: tests/evolution/test_store_emfile.py holds them equal).
+
+
+def _is_lock_wait(exc: BaseException) -> bool:
+    """True if ``exc`` is SQLite waiting for another connection's lock (busy, locked)."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF in _LOCK_CODES:
+        return True
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def _cannot_open(exc: BaseException) -> bool:
+    """True if ``exc`` is SQLite's SQLITE_CANTOPEN ("unable to open database file")."""
+    if not isinstance(exc, sqlite3.Error):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (code is not None and code & 0xFF == _CANTOPEN) or (
+        "unable to open database file" in str(exc))
+
+
+def _missing(path: str) -> str | None:
+    """Why SQLite cannot open database file ``path`` for good (gone, ``Permission denied``,
+    its folder not writable while its ``-wal``/``-shm`` are not there), or None when it
+    opens, or fails only for want of a file descriptor (``stat`` first: no descriptor)."""
+    try:
+        os.stat(path)
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        if exc.errno in _NO_DESCRIPTOR:
+            return None
+        return exc.strerror or str(exc)
+    os.close(fd)
+    folder = Path(path).parent
+    sides = [Path(f"{path}-wal"), Path(f"{path}-shm")]
+    if not all(p.exists() for p in sides) and not os.access(folder, os.W_OK | os.X_OK):
+        return (f"its folder {folder} may not be written by this process, and SQLite "
+                "creates the file's -wal and -shm there")
     return None
+
+
+def _out_of_descriptors() -> bool:
+    """True if this process cannot open a file now for want of a descriptor."""
+    try:
+        fd = os.open(os.devnull, os.O_RDONLY)
+    except OSError as exc:
+        return exc.errno in _NO_DESCRIPTOR
+    os.close(fd)
+    return False
+
+
+def _store_error(path: str, exc: sqlite3.DatabaseError, damaged: str) -> Exception:
+    """The error to raise for SQLite's ``exc`` on the store at ``path``.
+
+    A lock wait is :class:`VariantStoreLocked`; "unable to open database file" is
+    :class:`~swarmvar.evolution.errors.VariantStoreUnavailable` while the file is there
+    or this process has no descriptor left (a retry may pass: a missing file is created
+    by the next open), else :class:`~swarmvar.evolution.errors.VariantStoreMissing`
+    naming why (gone for good, closed to this process); any other error is
+    :class:`~swarmvar.evolution.errors.CorruptStore` with the message ``damaged``.
+    """
+    if isinstance(exc, SwarmVarError):
+        return exc
+    if isinstance(exc, sqlite3.OperationalError) and _is_lock_wait(exc):
+        return VariantStoreLocked(path, exc)
+    if _cannot_open(exc):
+        if _out_of_descriptors():
+            return VariantStoreUnavailable(
+                path, f"{exc}; this process has no file descriptor left")
+        why = None if path == ":memory:" else _missing(path)
+        if why is not None:
+            return VariantStoreMissing(path, why, str(exc))
+        return VariantStoreUnavailable(path, str(exc))
+    return CorruptStore(damaged)
 
 
 _SCHEMA = """
@@ -216,6 +311,20 @@ class Database:
     ----------
     location : str or Path
         Data home directory, SQLite file, ``sqlite:///path`` URL or ``:memory:``.
+
+    Raises
+    ------
+    VariantStoreLocked
+        Opening it, or any read or write, met another connection's lock past the busy
+        timeout (nothing was changed).
+    VariantStoreUnavailable
+        SQLite could not open the file, its ``-wal``/``-shm`` or a temporary file, the file
+        there or no descriptor left (EMFILE, ENFILE): a retry may pass.
+    VariantStoreMissing
+        SQLite could not open the file for good (gone, closed to this process, its folder
+        not writable for its ``-wal``/``-shm``).
+    CorruptStore
+        The file is not a lifecycle database, or any other SQLite error (damaged).
     """
 
     def __init__(self, location: str | Path) -> None:
@@ -234,13 +343,11 @@ class Database:
                         conn.execute(statement)
         except sqlite3.DatabaseError as exc:
             self._conn.close()
-            locked = _lock_wait(str(self.path), exc)
-            if locked is exc:
+            err = _store_error(self.path, exc, f"{self.path} is not a usable lifecycle "
+                               f"database ({exc}); move it away, or point --home elsewhere")
+            if err is exc:
                 raise
-            if locked is not None:
-                raise locked from exc
-            raise CorruptStore(f"{self.path} is not a usable lifecycle database ({exc}); "
-                               "move it away, or point --home elsewhere") from None
+            raise err from (exc if isinstance(err, VariantStoreLocked) else None)
         except BaseException:
             self._conn.close()
             raise
@@ -261,8 +368,11 @@ class Database:
             except sqlite3.OperationalError as exc:
                 # "unable to open database file": another process is creating the
                 # file or its WAL index at this instant; it is there a moment later.
-                if "unable to open" not in str(exc) or attempt == _OPEN_ATTEMPTS - 1:
+                # Not so with no descriptor left, or the file gone for good.
+                if not _cannot_open(exc):
                     raise CorruptStore(f"cannot open {self.path}: {exc}") from None
+                if attempt == _OPEN_ATTEMPTS - 1 or _out_of_descriptors():
+                    raise _store_error(self.path, exc, "") from None
                 time.sleep(0.002 * (attempt + 1))
         raise AssertionError("unreachable")
 
@@ -283,7 +393,8 @@ class Database:
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 return
             except sqlite3.OperationalError as exc:
-                transient = "locked" in str(exc) or "unable to open" in str(exc)
+                transient = _is_lock_wait(exc) or (_cannot_open(exc)
+                                                    and not _out_of_descriptors())
                 if not transient or attempt == _WAL_ATTEMPTS - 1:
                     raise
                 time.sleep(0.005 * (attempt + 1))
@@ -313,12 +424,11 @@ class Database:
                 self._depth = 0
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
-                locked = _lock_wait(str(self.path), exc)
-                if locked is not None and locked is not exc:
-                    raise locked from exc
-                if isinstance(exc, sqlite3.DatabaseError) and locked is None:
-                    raise CorruptStore(f"{self.path}: write failed, nothing was changed "
-                                       f"({exc})") from None
+                if isinstance(exc, sqlite3.DatabaseError):
+                    err = _store_error(self.path, exc, f"{self.path}: write failed, nothing "
+                                       f"was changed ({exc})")
+                    if err is not exc:
+                        raise err from (exc if isinstance(err, VariantStoreLocked) else None)
                 raise
             self._depth = 0
             with self._damage():
@@ -340,12 +450,11 @@ class Database:
         try:
             yield
         except sqlite3.DatabaseError as exc:
-            locked = _lock_wait(str(self.path), exc)
-            if locked is exc:
+            err = _store_error(self.path, exc, f"{self.path}: the lifecycle database is "
+                               f"damaged ({exc})")
+            if err is exc:
                 raise
-            if locked is not None:
-                raise locked from exc
-            raise CorruptStore(f"{self.path}: the lifecycle database is damaged ({exc})") from None
+            raise err from (exc if isinstance(err, VariantStoreLocked) else None)
 
     def close(self) -> None:
         """Close the connection (idempotent)."""

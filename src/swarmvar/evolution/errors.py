@@ -6,6 +6,8 @@ Each subclasses the closest shared error, so ``except CorruptState`` or
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..errors import CorruptState, InvalidParameter, InvalidVariant, SwarmVarError
 
 
@@ -51,3 +53,58 @@ class InvalidMetric(SwarmVarError, ValueError):
 
 class CorruptStore(SwarmVarError, RuntimeError):
     """The lifecycle database is not one (garbage, another application's) or is damaged."""
+
+
+class VariantStoreUnavailable(SwarmVarError):
+    """SQLite cannot open the variant (lifecycle) database, or its ``-wal``/``-shm``,
+    *now*: no file descriptor left in this process or the system (EMFILE, ENFILE;
+    SQLite's "unable to open database file"), the file there (or not yet created). Nothing
+    was changed and nothing says the file is damaged: a retry may pass (the service
+    answers 503 with ``Retry-After``).
+
+    Parameters
+    ----------
+    path : str
+        The database file.
+    detail : str
+        What SQLite (and the check of the file) said.
+    """
+
+    def __init__(self, path: str, detail: str = "") -> None:
+        super().__init__(f"the variant store {path} cannot be opened now ({detail}); "
+                         "nothing was changed and it is not damaged: retry later (if this "
+                         "process keeps running out of file descriptors, raise its limit, "
+                         "ulimit -n)")
+        self.path = path
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path, self.detail), self.__dict__)
+
+
+class VariantStoreMissing(SwarmVarError, RuntimeError):
+    """SQLite cannot open the variant (lifecycle) database for good: its file or its home
+    is gone, or closed to this process (``why``), which a retry does not mend (the
+    service answers 500 naming it). The file is not said to be damaged.
+
+    Parameters
+    ----------
+    path : str
+        The database file.
+    why : str
+        Why it cannot be opened (``No such file or directory``, ``Permission denied``, ...).
+    detail : str
+        What SQLite said.
+    """
+
+    def __init__(self, path: str, why: str = "", detail: str = "") -> None:
+        super().__init__(f"the variant store {path} cannot be opened ({why}; SQLite: "
+                         f"{detail}): its file or its home is gone or closed to this "
+                         "process, which a retry does not mend; restore it, or point --home "
+                         "at the home that holds it")
+        self.path = path
+        self.why = why
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path, self.why, self.detail), self.__dict__)

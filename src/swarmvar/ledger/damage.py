@@ -64,6 +64,7 @@ bytes: changed bytes inside an entry are found by ``Ledger.verify_chain``
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import threading
@@ -90,6 +91,10 @@ _MAX_PROBLEMS = 20
 _DAMAGE_CODES = frozenset({11, 26})
 #: SQLite primary result codes of a lock wait (SQLITE_BUSY, SQLITE_LOCKED).
 _LOCK_CODES = frozenset({5, 6})
+#: SQLite's SQLITE_CANTOPEN (primary code): a file SQLite could not open.
+CANTOPEN = 14
+#: ``open(2)`` errors that say "this process (or the system) has no file descriptor left".
+NO_DESCRIPTOR = frozenset({errno.EMFILE, errno.ENFILE})
 
 #: (device, inode, size in bytes, mtime ns, ctime ns) of one file (ctime 0: not compared).
 Stat = tuple[int, int, int, int, int]
@@ -158,6 +163,44 @@ def is_lock_wait(exc: BaseException) -> bool:
     if code is not None and code & 0xFF in _LOCK_CODES:
         return True
     return "locked" in str(exc) or "busy" in str(exc)
+
+
+def cannot_open(exc: BaseException) -> bool:
+    """True if ``exc`` is SQLite's SQLITE_CANTOPEN ("unable to open database file"): the
+    database, its ``-wal``/``-shm`` or a temporary file could not be opened. It says
+    nothing about damage; :func:`missing` tells a file gone from no descriptor left."""
+    if not isinstance(exc, sqlite3.Error):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (code is not None and code & 0xFF == CANTOPEN) or (
+        "unable to open database file" in str(exc))
+
+
+def missing(path: Path) -> str | None:
+    """Why SQLite cannot open the database file ``path`` for good, or None when it opens,
+    or fails only for want of a file descriptor (EMFILE, ENFILE: a retry may pass).
+
+    Checked: the file (``stat`` first: it needs no descriptor, so a file gone is told even
+    at the limit; then ``open``: ``Permission denied``, ...), and its folder when the
+    file's ``-wal`` or ``-shm`` is not there: SQLite creates them beside the file in WAL
+    mode, so a folder this process may not write is "unable to open database file" at
+    every attempt. A ``-wal``/``-shm`` that is there but closed to this process (another
+    user's) is not checked: its SQLITE_CANTOPEN is answered as one that may pass.
+    """
+    try:
+        os.stat(path)
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        if exc.errno in NO_DESCRIPTOR:
+            return None
+        return exc.strerror or str(exc)
+    os.close(fd)
+    folder = Path(path).parent
+    sides = [Path(f"{path}-wal"), Path(f"{path}-shm")]
+    if not all(p.exists() for p in sides) and not os.access(folder, os.W_OK | os.X_OK):
+        return (f"its folder {folder} may not be written by this process, and SQLite "
+                "creates the file's -wal and -shm there")
+    return None
 
 
 def is_damage(exc: BaseException) -> bool:

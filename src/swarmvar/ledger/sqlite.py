@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LedgerCorrupted
-from .damage import PROCESS_MEMO, DamageMemo, is_lock_wait
+from .damage import PROCESS_MEMO, DamageMemo, cannot_open, is_lock_wait, missing
 from .entry import ZERO_HASH
 from .merkle import HashAlgorithm, NodeKey, frontier_keys
 from .store import (
@@ -304,7 +304,7 @@ class SQLiteStore:
                         conn.execute("ROLLBACK")
                     except sqlite3.Error:
                         pass
-                if isinstance(exc, sqlite3.DatabaseError) and not is_lock_wait(exc):
+                if isinstance(exc, sqlite3.DatabaseError) and _not_damage(exc, self.path):
                     raise LedgerCorrupted(f"{self.path}: cannot append: {exc}") from None
                 raise
             if rows:
@@ -345,15 +345,36 @@ class SQLiteStore:
             self._conn.close()
 
 
+def _not_damage(exc: BaseException, path: Path) -> LedgerCorrupted | None:
+    """None if SQLite's ``exc`` says nothing about the file at ``path`` and is raised as
+    it is: a lock wait, or "unable to open database file" (SQLITE_CANTOPEN: the file, its
+    ``-wal``/``-shm`` or a temporary file) while the file is there, which is no descriptor
+    left (EMFILE, ENFILE; the service answers both 503). Else what to raise instead: the
+    file gone or closed to this process (:func:`~swarmvar.ledger.damage.missing`), or
+    damaged."""
+    if is_lock_wait(exc):
+        return None
+    if cannot_open(exc):
+        why = missing(path)
+        if why is None:
+            return None
+        return LedgerCorrupted(f"the ledger {path} cannot be opened ({why}; SQLite: {exc}): "
+                               "its file or its home is gone or closed to this process; "
+                               "restore it")
+    return LedgerCorrupted(f"{path} is damaged: {exc}; run `swarmvar ledger verify`")
+
+
 @contextmanager
 def _damaged(path: Path) -> Iterator[None]:
-    """Turn SQLite errors of a damaged file into LedgerCorrupted (lock waits stay)."""
+    """Turn SQLite errors of a damaged file into LedgerCorrupted (lock waits, and a file
+    that cannot be opened now for want of a descriptor, stay: :func:`_not_damage`)."""
     try:
         yield
     except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
-        if is_lock_wait(exc):
+        err = _not_damage(exc, path)
+        if err is None:
             raise
-        raise LedgerCorrupted(f"{path} is damaged: {exc}; run `swarmvar ledger verify`") from None
+        raise err from None
 
 
 def _checked_rows(rows: Iterator[Row], path: Path) -> Iterator[Row]:

@@ -26,7 +26,7 @@ from ..errors import (
     SwarmVarError,
     Unauthenticated,
 )
-from ..evolution.errors import CorruptStore
+from ..evolution.errors import CorruptStore, VariantStoreMissing
 from ..ledger import Ledger
 from .auth import RateLimit
 from .config import ServiceConfig
@@ -59,8 +59,8 @@ def _status(exc: SwarmVarError) -> int:
         return 413
     if isinstance(exc, LookupError):
         return 404
-    if isinstance(exc, (LedgerCorrupted, CorruptStore)):
-        return 500  # damage: a retry would meet it again
+    if isinstance(exc, (LedgerCorrupted, CorruptStore, VariantStoreMissing)):
+        return 500  # damage, or a store gone: a retry would meet it again
     if isinstance(exc, (ValueError, TypeError)):
         return 422
     return 503

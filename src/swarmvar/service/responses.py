@@ -10,10 +10,14 @@ the same way for every route, when the app builds its OpenAPI schema:
 - a route taking a JSON body: 415;
 - a route requiring an API key: 401, 429 and 503 (the key file unreadable), and 403
   when its role is above reader (every valid key is at least a reader);
-- a route of the reader role (a read: :func:`swarmvar.service.storage.is_read`, the
-  app's answer to its SQLite errors): 503 when the ledger or the variant store cannot be
-  read now (a lock held past the timeout, no file descriptor left), and 500 when the
-  ledger file is gone.
+- a route of the variant store (tagged ``variants``: it opens the lifecycle database,
+  whatever its role): 503 when that store cannot be used now (a lock held past the
+  timeout, ``VariantStoreLocked``; no file descriptor left, ``VariantStoreUnavailable``)
+  and 500 when it is damaged (``CorruptStore``) or gone (``VariantStoreMissing``);
+- another route of the reader role (a read of the ledger:
+  :func:`swarmvar.service.storage.is_read`, the app's answer to its SQLite errors): 503
+  when the ledger cannot be read now (a lock held past the timeout, no file descriptor
+  left), and 500 when the ledger file is gone.
 
 So ``/healthz`` and ``/metrics`` list none of the key's errors, since they cannot give them.
 """
@@ -42,14 +46,23 @@ TEXT = {
     503: "The server cannot check API keys now (its key file is unreadable): retry after "
          "Retry-After seconds",
 }
-#: A read's 503 (:mod:`swarmvar.service.storage`; the variant store's lock:
-#: ``VariantStoreLocked``).
-STORAGE = ("The ledger (LedgerUnavailable) or the variant store (VariantStoreLocked) cannot "
-           "be read now (a lock held past the timeout, or no file descriptor left; the error "
-           "is named): retry after Retry-After seconds")
-#: A read's 500 when the SQLite ledger file cannot be opened for good (not retried).
+#: A ledger read's 503 (:mod:`swarmvar.service.storage`).
+STORAGE = ("The ledger cannot be read now (LedgerUnavailable: a lock held past the timeout, "
+           "or no file descriptor left; the error is named): retry after Retry-After seconds")
+#: A ledger read's 500 when the SQLite ledger file cannot be opened for good (not retried).
 MISSING = ("The ledger file or its home is gone or closed to the server (LedgerMissing, the "
            "file named): a retry would meet it again")
+#: The tag of the routes that open the variant (lifecycle) store.
+VARIANTS_TAG = "variants"
+#: A variant route's 503 (:mod:`swarmvar.evolution.db`'s errors, answered by the app).
+VARIANT_STORAGE = ("The variant store cannot be used now (VariantStoreLocked: locked by "
+                   "another connection past the busy timeout; VariantStoreUnavailable: no "
+                   "file descriptor left; the store named): nothing was changed; retry "
+                   "after Retry-After seconds")
+#: A variant route's 500: a retry would meet it again.
+VARIANT_BROKEN = ("The variant store is damaged or not a lifecycle database (CorruptStore), "
+                  "or its file or home is gone or closed to the server (VariantStoreMissing; "
+                  "the store named): a retry would meet it again")
 
 
 def error(description: str) -> dict[str, Any]:
@@ -68,11 +81,14 @@ def generic_statuses(route: APIRoute) -> dict[int, str]:
     guard = auth_of(d)
     if guard is not None:
         out.update({401: TEXT[401], 429: TEXT[429], 503: TEXT[503]})
-        if guard[0] is Role.READER:
-            out[503] = f"{STORAGE}; or: {TEXT[503]}"
-            out[500] = MISSING
-        else:
+        if guard[0] is not Role.READER:
             out[403] = TEXT[403]
+    if VARIANTS_TAG in (route.tags or ()):
+        out[503] = f"{VARIANT_STORAGE}; or: {out[503]}" if 503 in out else VARIANT_STORAGE
+        out[500] = VARIANT_BROKEN
+    elif guard is not None and guard[0] is Role.READER:
+        out[503] = f"{STORAGE}; or: {TEXT[503]}"
+        out[500] = MISSING
     return out
 
 

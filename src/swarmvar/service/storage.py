@@ -8,33 +8,36 @@ A *read* is a request of a route whose API key needs only the reader role (its
   "unable to open database file" (SQLITE_CANTOPEN) while the ledger file is there
   and this process has no file descriptor left (EMFILE, ENFILE), is a 503
   ``LedgerUnavailable`` with ``Retry-After``: it passes;
-- SQLITE_CANTOPEN when the ledger file, or its home, is gone (or may not be opened)
-  is a 500 ``LedgerMissing`` naming the file: a retry would meet it again, forever.
+- SQLITE_CANTOPEN when the ledger file, or its home, is gone (or may not be opened),
+  or its folder may not be written while its ``-wal``/``-shm`` are not there
+  (:func:`~swarmvar.ledger.damage.missing`), is a 500 ``LedgerMissing`` naming the
+  file: a retry would meet it again, forever.
 
 A write's SQLite error, a damaged file (SQLITE_CORRUPT, SQLITE_NOTADB) and any other
-SQLite error are not answered here (None: the app's 500 for the unexpected). A lock on
-the variant store is not an error of the ledger: the evolution database raises it as
-:class:`~swarmvar.evolution.db.VariantStoreLocked`, a ``SwarmVarError`` the app answers
-503 naming that store. Each reader route documents the 503
-(:func:`swarmvar.service.responses.generic_statuses`).
+SQLite error are not answered here (None: the app's 500 for the unexpected). The
+variant store's errors are not the ledger's: the evolution database raises them as
+``SwarmVarError`` classes the app answers by status, naming that store
+(:class:`~swarmvar.evolution.db.VariantStoreLocked` and
+:class:`~swarmvar.evolution.errors.VariantStoreUnavailable` 503,
+:class:`~swarmvar.evolution.errors.VariantStoreMissing` and
+:class:`~swarmvar.evolution.errors.CorruptStore` 500). Each route documents the
+statuses of the store it reads (:func:`swarmvar.service.responses.generic_statuses`).
 """
 
 from __future__ import annotations
 
-import errno
-import os
 import sqlite3
 from pathlib import Path
 
 from fastapi import Request
 
+from ..ledger import ledger_path
+from ..ledger.damage import CANTOPEN, NO_DESCRIPTOR, cannot_open, is_damage, is_lock_wait, missing
 from .keys import Role
 from .strict import auth_of
 
-#: SQLite's SQLITE_CANTOPEN (primary code): a file SQLite could not open.
-CANTOPEN = 14
-#: ``open(2)`` errors that say "this process (or the system) has no file descriptor left".
-NO_DESCRIPTOR = frozenset({errno.EMFILE, errno.ENFILE})
+__all__ = ["CANTOPEN", "NO_DESCRIPTOR", "cannot_open", "is_read", "ledger_file",
+           "ledger_unavailable", "missing", "storage_answer"]
 
 
 def is_read(request: Request) -> bool:
@@ -47,19 +50,10 @@ def is_read(request: Request) -> bool:
     return guard is not None and guard[0] is Role.READER
 
 
-def cannot_open(exc: BaseException) -> bool:
-    """True if ``exc`` is SQLite's SQLITE_CANTOPEN ("unable to open database file")."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    return (code is not None and code & 0xFF == CANTOPEN) or (
-        "unable to open database file" in str(exc))
-
-
 def ledger_unavailable(exc: BaseException) -> bool:
     """True if ``exc`` may say the SQLite ledger cannot be read *now*: a lock held past the
     timeout (``database is locked``, busy) or a file it cannot open. A damaged file
     (SQLITE_CORRUPT, SQLITE_NOTADB) is not: it stays a 500."""
-    from ..ledger.damage import is_damage, is_lock_wait
-
     if not isinstance(exc, sqlite3.OperationalError) or is_damage(exc):
         return False
     return is_lock_wait(exc) or cannot_open(exc)
@@ -75,22 +69,7 @@ def ledger_file(request: Request) -> Path | None:
     config = getattr(request.app.state, "config", None)
     if config is None or getattr(config, "db", None):
         return None
-    return Path(config.home) / "ledger.sqlite"
-
-
-def missing(path: Path) -> str | None:
-    """Why ``path`` cannot be opened for good (``No such file or directory``, ``Permission
-    denied``, ...), or None when it opens, or fails only for want of a file descriptor.
-    (``stat`` first: it needs no descriptor, so a file gone is told even at the limit.)"""
-    try:
-        os.stat(path)
-        fd = os.open(path, os.O_RDONLY)
-    except OSError as exc:
-        if exc.errno in NO_DESCRIPTOR:
-            return None
-        return exc.strerror or str(exc)
-    os.close(fd)
-    return None
+    return ledger_path(config.home)
 
 
 def storage_answer(request: Request, exc: BaseException) -> tuple[int, str, str] | None:

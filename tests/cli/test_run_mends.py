@@ -3,7 +3,7 @@ refused before the home exists (and a beat without consensus says why, once); a 
 is named only in the forms the engines name settings; the file's settings said at start;
 one wording of a bound and of a file-given home; a file where ``keys`` goes is a usage
 error; an alert inside an open episode said as such; an arbiter home not resumed without
-its arbiter or under other options."""
+its arbiter."""
 
 from __future__ import annotations
 
@@ -174,29 +174,19 @@ def test_an_alert_raised_again_names_the_episode() -> None:
 
 def test_an_arbiter_home_is_not_resumed_without_it(tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """The evidence is the home's checkpoint holding the arbiter's state (``_home_run``);
+    the options are not in it and not checked (tests/cli/test_run_review_x12.py runs it)."""
     import typer
 
-    from swarmvar.arbiter.pulse import Pulse
     from swarmvar.cli.run import _check_arbiter_resume
-    from swarmvar.ledger import Ledger
 
-    options = {"--k-flows": 4.0, "--p-nodes": 5.0, "--t1": 0.001, "--t-threshold": 0.02}
-    _check_arbiter_resume(tmp_path, "--home H", False, options)  # no ledger: nothing asked
-    ledger = Ledger.open(tmp_path)
-    try:
-        ledger.record_pulse({"portfolio": "p", "seq": 1,
-                             **Pulse(4.0, 5.0, 2.718281828459045**4, 0.001, 0.02).to_json()})
-    finally:
-        ledger.close()
+    _check_arbiter_resume(tmp_path, "--home H", False, False)  # no arbiter state: runs
+    _check_arbiter_resume(tmp_path, "--home H", True, True)  # resumed with it
     with pytest.raises(typer.Exit):
-        _check_arbiter_resume(tmp_path, "--home H", False, options)
+        _check_arbiter_resume(tmp_path, "--home H", False, True)
     said = " ".join(capsys.readouterr().err.split())
-    assert said.startswith("error: --home H: this home's run has the arbiter on (--k-flows 4 "
-                           "--p-nodes 5 --t1 0.001 --t-threshold 0.02)"), said
-    with pytest.raises(typer.Exit):
-        _check_arbiter_resume(tmp_path, "--home H", True, {**options, "--k-flows": 3.0})
-    assert "(--k-flows: saved 4, now 3)" in " ".join(capsys.readouterr().err.split())
-    _check_arbiter_resume(tmp_path, "--home H", True, options)  # the same options resume
+    assert said.startswith("error: --home H: this home's run has the arbiter on (its "
+                           "checkpoint holds the arbiter's state)"), said
 
 
 def test_decision_words_true_to_the_arbiters_episode_reason() -> None:
@@ -227,16 +217,17 @@ def test_decision_words_true_to_the_arbiters_episode_reason() -> None:
 
 def test_a_missing_consensus_is_said_once_per_portfolio(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The run's wiring: whatever the beats' reason, one line per portfolio, not per beat."""
+    """The run's wiring: every beat goes through ``_consensus_lost`` (once per portfolio
+    until the consensus returns: tests/cli/test_run_review_x12.py) and its words are said."""
     import swarmvar.cli.run as run_mod
 
     calls: list[int] = []
 
-    def every_beat(rep: Any) -> str:
+    def first_beat(rep: Any, unagreed: set[str]) -> str | None:
         calls.append(1)
-        return f"no consensus for {rep.portfolio} (stub)"
+        return f"no consensus for {rep.portfolio} (stub)" if len(calls) == 1 else None
 
-    monkeypatch.setattr(run_mod, "no_consensus_words", every_beat)
+    monkeypatch.setattr(run_mod, "_consensus_lost", first_beat)
     code, out = _cli(["run", "--home", str(tmp_path / "h"), "--agents",
                       "nig,bootstrap,student-t", "--window", "60", "--beats", "3", "-q"])
     assert code == 0, out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import signal
@@ -47,6 +46,8 @@ if TYPE_CHECKING:
 #: million a second is a typo (and 1/rate must stay a representable sleep).
 MIN_RATE = 1e-6
 MAX_RATE = 1e6
+#: ``--checkpoint-every`` of a fresh start (a resume keeps the home's).
+CHECKPOINT_EVERY = 250
 
 
 def _portfolios(path: Path | None, data: Any) -> dict[str, Any]:
@@ -194,7 +195,8 @@ def _file_words(message: str, settings: dict[str, Setting]) -> str:
 def _check_quorum(rule: str | None, names: list[str], settings: dict[str, Setting]
                   ) -> str | None:
     """The consensus rule's least number of agents (``Aggregator.min_agents`` of its ``f``,
-    as ``backtest`` and ``api.var`` ask it) against the roster, before any work: a run below
+    as ``backtest`` and ``api.var`` ask it) against the roster (``names``: the agents and
+    the plug-in agents, as the runtime counts them), before any work: a run below
     it beats with no consensus at all. A rule that was chosen (``--policy krum``, or the
     config file's ``policy``) is refused; under the default rule a roster too small (one
     agent: its forecasts ledgered, no consensus) runs, and the warning to print is returned.
@@ -274,68 +276,70 @@ def _check_spread(spread: int, workers: int, refit_lag: int, boxes: Any) -> None
         raise typer.BadParameter(cli_words(str(exc)), param_hint="--spread") from None
 
 
-#: Ledger entries read back from the end of a home's ledger for its last arbiter pulse
-#: (bounded: with the arbiter, each beat's pulse is in the beat's own transaction).
-ARBITER_TAIL = 5000
-#: The arbiter's options as its ledgered pulse names them (``Pulse.to_json``), and flags.
-ARBITER_FLAGS = (("k", "--k-flows"), ("p", "--p-nodes"), ("t1", "--t1"),
-                 ("t_threshold", "--t-threshold"))
-
-
-def _last_pulse(home: Path) -> dict[str, Any] | None:
-    """The home's last arbiter pulse entry's data among the ledger's last
-    :data:`ARBITER_TAIL` entries (None: no ledger, or no pulse there)."""
-    from ..ledger import EntryKind, Ledger, ledger_path
-
-    if not ledger_path(home).exists():
-        return None
-    with usage_errors():
-        ledger = Ledger.open(home)
-    try:
-        size = ledger.size
-        pulse = None
-        for entry in ledger.entries(max(0, size - ARBITER_TAIL), size):
-            if entry.kind is EntryKind.PULSE:
-                pulse = dict(entry.data)
-        return pulse
-    finally:
-        ledger.close()
-
-
-def _check_arbiter_resume(home: Path, words: str, arbiter: bool,
-                          options: dict[str, float]) -> None:
-    """A resume keeps the arbiter the home ran with: its quarantines are circuit breakers
-    in the home and its state (alert episodes, PID) rides the checkpoints, so a resume
-    without ``--arbiter`` would drop the quarantines while their breakers stay open, and
-    other ``--k-flows/--p-nodes/--t1/--t-threshold`` would replay the ledgered beats under
-    another pulse. The home's options are those of its last ledgered pulse. Turning the
-    arbiter on for a home that ran without it is allowed: it decides from the next beat.
+def _home_run(home: Path) -> tuple[dict[str, Any] | None, bool]:
+    """The home's run record (the swarm's last checkpoint: ``swarm/_recovery.py`` writes it
+    under :data:`~swarmvar.swarm._records.RUN_KEY`), read without opening the swarm, and
+    whether that checkpoint holds the arbiter's state (an observer key
+    ``swarm-observer:arbiter:<portfolio>``: the run had ``--arbiter``). ``(None, False)``
+    for a home with no checkpoint (a fresh start). Nothing is made for a home that has no
+    lifecycle database.
 
     Raises
     ------
     typer.Exit
-        Code 2 before any work, naming the home (``words``) and the options it ran with.
+        Code 2: the home's database is locked, damaged or unreadable.
     """
-    import math
+    import json
 
-    pulse = _last_pulse(home)
-    if pulse is None:
-        return
-    saved = {flag: pulse.get(key) for key, flag in ARBITER_FLAGS}
-    ran = " ".join(f"{flag} {v:g}" for flag, v in saved.items() if isinstance(v, (int, float)))
-    if not arbiter:
+    from ..arbiter import Arbiter
+    from ..evolution import Database, StateStore, UnknownState
+    from ..evolution.db import DB_FILE
+    from ..swarm._records import OBSERVER_PREFIX, RUN_KEY
+
+    if not (home / DB_FILE).is_file():
+        return None, False
+    with usage_errors():
+        db = Database(home)
+        try:
+            states = StateStore(db)
+            try:
+                run: dict[str, Any] = json.loads(states.get(RUN_KEY).decode())
+            except UnknownState:
+                return None, False
+            key = f"{OBSERVER_PREFIX}{Arbiter.state_key}:"
+            judged = False
+            for portfolio in run.get("marks", {}):
+                try:
+                    states.ref(key + str(portfolio))
+                except UnknownState:
+                    continue
+                judged = True
+                break
+            return run, judged
+        finally:
+            db.close()
+
+
+def _check_arbiter_resume(home: Path, words: str, arbiter: bool, judged: bool) -> None:
+    """A resume keeps the arbiter the home ran with: its quarantines are circuit breakers
+    in the home and its state (alert episodes, PID) rides the checkpoints, so a resume
+    without ``--arbiter`` would drop the quarantines while their breakers stay open. The
+    evidence is the home's last checkpoint (``judged``, :func:`_home_run`): it holds the
+    arbiter's state. Its options (``--k-flows/--p-nodes/--t1/--t-threshold``) are not in
+    that state, so they are not checked. Turning the arbiter on for a home that ran
+    without it is allowed: it decides from the next beat.
+
+    Raises
+    ------
+    typer.Exit
+        Code 2 before any work, naming the home (``words``).
+    """
+    if judged and not arbiter:
         raise usage_error(
-            f"{words}: this home's run has the arbiter on ({ran}); without --arbiter the "
-            "resume would drop its quarantines and alerts while their circuit breakers stay "
-            f"open in the home: resume with --arbiter {ran}, or give another home")
-    changed = [f"{flag}: saved {v:g}, now {options[flag]:g}" for flag, v in saved.items()
-               if isinstance(v, (int, float)) and not math.isclose(v, options[flag],
-                                                                   rel_tol=1e-12)]
-    if changed:
-        raise usage_error(
-            f"{words}: this home's arbiter ran with {ran} ({'; '.join(changed)}): a resume "
-            "replays its ledgered beats under the same pulse; resume with those options, "
-            "or give another home")
+            f"{words}: this home's run has the arbiter on (its checkpoint holds the "
+            "arbiter's state); without --arbiter the resume would drop its quarantines and "
+            "alerts while their circuit breakers stay open in the home: resume with "
+            "--arbiter (and the options it ran with), or give another home")
 
 
 def _check_mesh_node(home: Path, mesh: bool, port: int | None, peers: list[str],
@@ -413,8 +417,12 @@ def _currency_lines(swarm: Any) -> list[str]:
 #: The live table's optional columns, the least important first: at a console too narrow
 #: for the whole table they are dropped in this order until it fits (``_table``). The
 #: decisions and role events are also said in the alert lines and the ledger, the beat
-#: and m/n in the closing summary; the consensus (portfolio, date, VaR and ES) stays.
+#: in the closing summary, m/n (agents available of the roster) in the ledger's consensus
+#: entries; the consensus (portfolio, date, VaR and ES) stays.
 DROPPED_FIRST = ("decisions", "event", "m/n", "beat", "ccy", "breaches", "interval")
+#: The portfolio column's least width in the live table (a longer name folds onto more
+#: lines; a shorter column is as wide as the longest name).
+PORTFOLIO_MIN = 12
 
 
 def _table_rows(swarm: Any, breaches: dict[str, int], events: dict[str, str],
@@ -457,65 +465,119 @@ def _table_rows(swarm: Any, breaches: dict[str, int], events: dict[str, str],
     return alphas, money, rows
 
 
+def _columns(rows: list[dict[str, Any]], alphas: list[float], shown: set[str]
+             ) -> list[tuple[str, list[str], str]]:
+    """The live table's columns after the portfolio's, those of ``shown`` among the optional
+    ones: (header, the rows' cells, justify)."""
+    cols: list[tuple[str, list[str], str]] = []
+
+    def add(header: str, key: str, justify: str = "right") -> None:
+        cols.append((header, [r.get(key, "") for r in rows], justify))
+
+    if "beat" in shown:
+        add("beat", "beat")
+    add("as of", "as of", "left")
+    for i, a in enumerate(alphas):
+        if "interval" in shown:
+            cols.append((f"VaR {a:g} [interval]", [r.get(f"var{i}", "") + r.get(f"interval{i}",
+                                                                                  "")
+                                                   for r in rows], "right"))
+        else:
+            add(f"VaR {a:g}", f"var{i}")
+        add(f"ES {a:g}", f"es{i}")
+        if "ccy" in shown:
+            add(f"VaR {a:g} (ccy)", f"ccy{i}")
+    for key, header in (("m/n", "m/n"), ("breaches", "breaches"),
+                        ("event", "last role event"), ("decisions", "last decisions")):
+        if key in shown:
+            add(header, key, "right" if key in ("m/n", "breaches") else "left")
+    return cols
+
+
+def _width(cols: list[tuple[str, list[str], str]], label: int,
+           known: dict[str, int] | None = None) -> int:
+    """The width of a table of these columns (each as wide as its widest cell or header)
+    after a portfolio column ``label`` wide: rich's default box, an edge, a rule and one
+    space of padding either side of each column. ``known``: the columns' widths by header,
+    measured once per table (each try of a narrower table measures no column again)."""
+    from rich.cells import cell_len
+
+    known = {} if known is None else known
+    for h, cells, _ in cols:
+        if h not in known:
+            known[h] = max(cell_len(h), *(cell_len(c) for c in cells), 0)
+    return 1 + (label + 3) + sum(known[h] + 3 for h, _, _ in cols)
+
+
 def _table(swarm: Any, breaches: dict[str, int], events: dict[str, str],
            arbiter: bool = False, width: int | None = None) -> Any:
     """The live table of the consensus per portfolio, fitted to ``width`` columns (the
     console's; None: every column): the optional columns go, :data:`DROPPED_FIRST` first,
-    until it fits, so that no number is ever cut to ``…`` (a long portfolio name wraps)."""
-    from rich.console import Console
+    until it fits with the portfolio column at least :data:`PORTFOLIO_MIN` wide (a long
+    name folds), so that no number is ever cut to ``…``. The widths are computed from the
+    cells' lengths (one table built per draw, not one per try). When even the consensus
+    alone does not fit, one row per portfolio and level (:func:`_long_table`)."""
     from rich.markup import escape
     from rich.table import Table
 
     alphas, money, rows = _table_rows(swarm, breaches, events, arbiter)
     optional = [k for k in DROPPED_FIRST if (k != "ccy" or money)
                 and (k != "decisions" or arbiter)]
-
-    def build(shown: set[str]) -> Table:
-        table = Table(title="swarmvar run — consensus per portfolio (VaR/ES: losses in % of "
-                      "value" + ("; a positions portfolio: % of its net value, and in "
-                                 "currency)" if money else ")"), title_justify="left")
-        table.add_column("portfolio", overflow="fold")  # the one column that may wrap
-        cells: list[list[str]] = [[r["label"]] for r in rows]
-
-        def column(header: str, key: str, **style: Any) -> None:
-            table.add_column(header, no_wrap=True, **style)
-            for r, out in zip(rows, cells, strict=True):
-                out.append(r.get(key, ""))
-
-        if "beat" in shown:
-            column("beat", "beat", justify="right")
-        column("as of", "as of")
-        for i, a in enumerate(alphas):
-            if "interval" in shown:
-                table.add_column(escape(f"VaR {a:g} [interval]"), justify="right",
-                                 no_wrap=True)
-                for r, out in zip(rows, cells, strict=True):
-                    out.append(r.get(f"var{i}", "") + r.get(f"interval{i}", ""))
-            else:
-                column(f"VaR {a:g}", f"var{i}", justify="right")
-            column(f"ES {a:g}", f"es{i}", justify="right")
-            if "ccy" in shown:
-                column(f"VaR {a:g} (ccy)", f"ccy{i}", justify="right")
-        for key, header in (("m/n", "m/n"), ("breaches", "breaches"),
-                            ("event", "last role event"), ("decisions", "last decisions")):
-            if key in shown:
-                column(header, key, justify="right" if key in ("m/n", "breaches") else "left")
-        for out in cells:
-            table.add_row(*out)
-        return table
-
+    title = ("swarmvar run — consensus per portfolio (VaR/ES: losses in % of value"
+             + ("; a positions portfolio: % of its net value, and in currency)" if money
+                else ")"))
+    longest = max((len(r["label"]) for r in rows), default=0)
+    label = max(len("portfolio"), min(PORTFOLIO_MIN, longest))
     shown = set(optional)
-    table = build(shown)
-    if width is None:
-        return table
-    measure = Console(width=max(width, 1) * 4, file=io.StringIO())
-    for key in optional:
-        if measure.measure(table).maximum <= width:
-            break
-        shown.discard(key)
-        table = build(shown)
+    cols = _columns(rows, alphas, shown)
+    if width is not None:
+        known: dict[str, int] = {}
+        for key in optional:
+            if _width(cols, label, known) <= width:
+                break
+            shown.discard(key)
+            cols = _columns(rows, alphas, shown)
+        if _width(cols, label, known) > width:
+            return _long_table(rows, alphas, title, width)
+    table = Table(title=title, title_justify="left")
+    table.add_column("portfolio", overflow="fold", min_width=label)  # the one that may wrap
+    for header, _, justify in cols:
+        table.add_column(escape(header), no_wrap=True, justify=justify)  # type: ignore[arg-type]
+    for i, r in enumerate(rows):
+        table.add_row(r["label"], *(cells[i] for _, cells, _ in cols))
     return table
 
+
+def _long_table(rows: list[dict[str, Any]], alphas: list[float], title: str,
+                width: int) -> Any:
+    """The live table for a console too narrow for one row per portfolio: one row per
+    portfolio and level (its VaR and ES), the date when it fits."""
+    from rich.table import Table
+
+    levels = [f"{a:g}" for a in alphas]
+    long_rows = [{"label": r["label"] if i == 0 else "", "level": lvl,
+                  "var": r.get(f"var{i}", ""), "es": r.get(f"es{i}", ""),
+                  "as of": r.get("as of", "") if i == 0 else ""}
+                 for r in rows for i, lvl in enumerate(levels)]
+    cols = [("level", [r["level"] for r in long_rows], "right"),
+            ("VaR", [r["var"] for r in long_rows], "right"),
+            ("ES", [r["es"] for r in long_rows], "right")]
+    dated = [*cols, ("as of", [r["as of"] for r in long_rows], "left")]
+    label = len("portfolio")
+    if _width(dated, label) <= width:
+        cols = dated
+    table = Table(title=title, title_justify="left")
+    table.add_column("portfolio", overflow="fold", min_width=label)
+    for header, _, justify in cols:
+        table.add_column(header, no_wrap=True, justify=justify)  # type: ignore[arg-type]
+    for i, r in enumerate(long_rows):
+        table.add_row(r["label"], *(cells[i] for _, cells, _ in cols))
+    return table
+
+
+#: How the arbiter's quarantine reasons begin (``arbiter.decide``): the line says what a
+#: quarantine does at its end, so these words are left out.
+QUARANTINED = "quarantined (held out of the consensus): "
 
 
 def decision_words(d: Any, as_of: Any = None) -> str | None:
@@ -535,33 +597,52 @@ def decision_words(d: Any, as_of: Any = None) -> str | None:
             return (f"alert on {d.portfolio}: the alert open since beat {since} now also "
                     f"names {new} (at beat {d.seq}{when}; its threat score {d.threat:.2f})")
         return f"alert on {where}: {d.reason}"
-    if d.action is Action.QUARANTINE:
-        return (f"quarantine on {where}: {d.reason}; the consensus goes on without "
+    if d.action is Action.QUARANTINE:  # what it means is said once, at the end
+        reason = d.reason.removeprefix(QUARANTINED)
+        return (f"quarantine on {where}: {reason}; the consensus goes on without "
                 f"{'it' if len(d.agents) == 1 else 'them'} until probation passes")
     return None
 
 
 def _raised_again(d: Any) -> tuple[int, str] | None:
-    """An ALERT raised inside an open alert episode (``arbiter.decide.RAISED_AGAIN`` in its
-    reason): the beat the episode opened and the agents it names anew, in the arbiter's
-    words (``describe_agents``: the kinds of anomaly behind each); else the reason's words
-    there. None for a fresh alert."""
+    """An ALERT raised inside an open alert episode: the beat the episode opened and the
+    agents it names anew, in the arbiter's words (``describe_agents``: the kinds of
+    anomaly behind each); else the reason's words there. None for a fresh alert.
+
+    The decision's structured signals say it when the arbiter writes them
+    (``raised_again`` 1, ``episode_since``, ``episode_new:<agent>`` 1); else its reason
+    (``arbiter.decide.RAISED_AGAIN``, the beat, then the agents' names, each compared
+    whole: ``MarkovSwitching`` is not ``MarkovSwitchingGarch``).
+    """
     import re
 
-    from ..arbiter.decide import RAISED_AGAIN, describe_agents
+    from ..arbiter.decide import NAME_CHARS, RAISED_AGAIN, describe_agents
 
+    signals = d.signals
+    if "raised_again" in signals and "episode_since" in signals:
+        if not signals["raised_again"]:
+            return None
+        since = int(signals["episode_since"])
+        new = [a for a in d.agents if signals.get(f"episode_new:{a}")]
+        return since, (describe_agents(new, signals) if new else "another agent")
     at = d.reason.find(RAISED_AGAIN)
     if at < 0:
         return None
     tail = d.reason[at + len(RAISED_AGAIN):]
-    since = re.search(r"\d+", tail)
-    if since is None:
+    found = re.search(r"\d+", tail)
+    if found is None:
         return None
-    listed = tail[since.end():].lstrip(" :")
-    new = [a for a in d.agents if a in listed or a[:30] in listed]
+    listed = tail[found.end():].lstrip(" :").split("[")[0].strip(" ;.")
+    names = {part.strip() for part in listed.split(", ")}
+
+    def short(name: str) -> str:  # the reason's form of a long name (``decide._short``)
+        flat = " ".join(name.split())
+        return flat if len(flat) <= NAME_CHARS else flat[:NAME_CHARS - 1] + "…"
+
+    new = [a for a in d.agents if a in names or short(a) in names]
     if not new:
-        return int(since.group()), listed.split("[")[0].strip(" ;.") or "another agent"
-    return int(since.group()), describe_agents(new, d.signals)
+        return int(found.group()), listed or "another agent"
+    return int(found.group()), describe_agents(new, signals)
 
 
 def no_consensus_words(rep: Any) -> str | None:
@@ -581,8 +662,23 @@ def no_consensus_words(rep: Any) -> str | None:
     what = cli_words(why) if why is not None else "no agent gave a usable forecast"
     more = f" (agents out: {agents})" if agents else ""
     return (f"no consensus for {rep.portfolio} at beat {rep.seq} ({rep.as_of.date()}): "
-            f"{what}{more}; its VaR shows n/a until the consensus returns (said once per "
-            "portfolio; the ledger records every beat's)")
+            f"{what}{more}; its VaR shows n/a until the consensus returns (said once until "
+            "then; the ledger records every beat's)")
+
+
+def _consensus_lost(rep: Any, unagreed: set[str]) -> str | None:
+    """Why a beat has no consensus (:func:`no_consensus_words`), said once per portfolio
+    (not n/a in silence, not a line per beat): ``unagreed`` holds the portfolios it was
+    said for; a beat with a consensus takes its portfolio out again, so that a later loss
+    is said again. None: nothing to say."""
+    if rep.consensus:
+        unagreed.discard(rep.portfolio)
+        return None
+    why = no_consensus_words(rep)
+    if why is None or rep.portfolio in unagreed:
+        return None
+    unagreed.add(rep.portfolio)
+    return why
 
 
 def _said_here(record: logging.LogRecord) -> bool:
@@ -685,10 +781,11 @@ def run(
                                            "(the backtest's numbers); k: in a worker, swapped "
                                            "in k beats later")] = 0,
     seed: Annotated[int, typer.Option(help="root seed")] = 0,
-    checkpoint_every: Annotated[int, typer.Option(
+    checkpoint_every: Annotated[int | None, typer.Option(
         "--checkpoint-every", help="checkpoint a portfolio's state when its beat number is a "
         "multiple of N (a restart resumes from the last checkpoint and replays the ledger "
-        "after it; a resume keeps the home's)")] = 250,
+        "after it). Left out: a resume keeps the home's, a fresh start takes 250; a resume "
+        "given another N is refused", show_default=False)] = None,
     ledger_batch: Annotated[int, typer.Option("--ledger-batch", help="beats per ledger "
                                               "transaction")] = 1,
     follow: Annotated[bool, typer.Option("--follow", help="follow --data (a CSV) as it grows")
@@ -762,7 +859,7 @@ def run(
     check_processes(workers, low=0)
     for flag, value, low in (("--checkpoint-every", checkpoint_every, 1),
                              ("--ledger-batch", ledger_batch, 1), ("--seed", seed, 0)):
-        if value < low:
+        if value is not None and value < low:
             raise typer.BadParameter(f"must be >= {low}, got {value}", param_hint=flag)
     if beats is not None and beats < 1:
         raise typer.BadParameter(f"must be >= 1, got {beats}", param_hint="--beats")
@@ -791,12 +888,14 @@ def run(
                                                                     (0.99, 0.975)))
     names = from_setting(settings["agents"],  # did-you-mean, as `var`
                          lambda v: resolve_agents(str_list(v)))
-    few = _check_quorum(rule, names, settings)
     data = from_setting(settings["data"], lambda v: check_data(str(v), stocks=True))
-    if last is not None and last <= window:
-        raise typer.BadParameter(f"must be more than --window ({window}): the first "
-                                 f"{window} rows start the swarm, the others are beaten; got "
-                                 f"{last}", param_hint="--last")
+    if last is not None and last <= window:  # the window named where it was given
+        given = settings["window"]
+        named = (f"--window ({window})" if given.source in ("flag", "default") else
+                 f"window ({given.source}: window = {window})")
+        raise typer.BadParameter(f"must be more than {named}: the first {window} rows start "
+                                 f"the swarm, the others are beaten; got {last}",
+                                 param_hint="--last")
     if follow and (is_dataset(data) or is_stock_dataset(data)):
         raise typer.BadParameter(f"it follows a file as it grows; {data} is a bundled data "
                                  "set, which does not", param_hint="--follow")
@@ -815,6 +914,9 @@ def run(
                                  "--mesh-key need it", param_hint="--mesh")
     _check_refits(refit_every, refit_lag, settings)
     boxes = _sandbox_setup(sandbox, plugins, plugin_path or [])
+    # the roster the runtime beats: the agents and the plug-ins (``sandbox.plugin_agents``)
+    few = _check_quorum(rule, [*names, *(boxes.plugin_agents if boxes is not None else ())],
+                        settings)
     _check_spread(spread, workers, refit_lag, boxes)
     judge = None
     if arbiter:  # the arbiter's own checks of its options, before any work
@@ -823,9 +925,11 @@ def run(
         with usage_errors():  # the swarm's ledger and breakers are given to it later
             judge = Arbiter.from_options(k_flows=k_flows, p_nodes=p_nodes,
                                          t_threshold=t_threshold, t1=t1, record_decisions=False)
-    _check_arbiter_resume(home, home_words(settings["home"]), arbiter,
-                          {"--k-flows": k_flows, "--p-nodes": p_nodes, "--t1": t1,
-                           "--t-threshold": t_threshold})
+    saved_run, judged = _home_run(home)
+    _check_arbiter_resume(home, home_words(settings["home"]), arbiter, judged)
+    if checkpoint_every is None:  # a resume keeps the home's; a given other one is refused
+        checkpoint_every = (int(saved_run.get("checkpoint_every", CHECKPOINT_EVERY))
+                            if saved_run is not None else CHECKPOINT_EVERY)
     node_settings = _check_mesh_node(home, mesh, mesh_port, list(peer or []), mesh_id,
                                      mesh_cluster, mesh_key, mesh_agree_every)
     taken = from_file_line(settings)
@@ -849,9 +953,7 @@ def run(
             _check_followed_dates(Path(data))
         specs = _portfolios(portfolios, frame)
         over_assets = any(isinstance(b, dict) and b for b in specs.values())
-        from ..ledger import ledger_path
-
-        if not ledger_path(home).exists():  # a fresh start: a book's start history that
+        if saved_run is None:  # a fresh start: a book's start history that
             # its agents cannot take (a leveraged day beyond |r| <= 1) refused before the
             # home is made (a resume's start rows come from its checkpoint, not from here)
             Swarm.check_start_history(specs, frame.iloc[first:first + window])
@@ -935,9 +1037,8 @@ def run(
                     words = decision_words(d, rep.as_of)  # technical line is held back)
                     if words is not None:
                         say(words)
-                why = no_consensus_words(rep)
-                if why is not None and few is None and rep.portfolio not in unagreed:
-                    unagreed.add(rep.portfolio)  # once per portfolio, not n/a in silence
+                why = _consensus_lost(rep, unagreed)
+                if why is not None and few is None:  # the start's warning said it already
                     say(why)
                 if rep.breaches.get("consensus") and rep.breaches["consensus"][0]:
                     breaches[rep.portfolio] = breaches.get(rep.portfolio, 0) + 1

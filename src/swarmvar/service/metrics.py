@@ -146,12 +146,6 @@ class Metrics:
         for d in decisions:
             self.decisions.labels(d.action.value).inc()
 
-    @property
-    def beat_seconds(self) -> Histogram:
-        """:attr:`ingest_seconds`, under the name the ingest route observes it by (its
-        samples are requests: ``swarmvar_ingest_duration_seconds``)."""
-        return self.ingest_seconds
-
     def observe_beat_seconds(self, report: BeatReport, seconds: float) -> None:
         """One beat's measured wall time (``swarmvar_beat_duration_seconds``)."""
         self.beat_duration.observe(seconds)

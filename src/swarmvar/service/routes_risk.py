@@ -137,7 +137,7 @@ def ingest(name: Name, body: IngestBody, request: Request, response: Response,
     dup = sum(r.duplicate for r in results)
     stored = len(results) - dup
     if stored:
-        metrics.beat_seconds.observe(time.perf_counter() - start)
+        metrics.ingest_seconds.observe(time.perf_counter() - start)
         metrics.ingested.labels("new").inc(stored)
     if dup:
         metrics.ingested.labels("duplicate").inc(dup)

@@ -218,7 +218,11 @@ def _book_frame(data: Any, book: Book, kind: str, extra: tuple[str, ...]
     if isinstance(data, pd.DataFrame):
         return books.book_returns(data, book, kind=kind, extra=extra,  # type: ignore[arg-type]
                                   min_obs=30)
-    return books.book_matrix(_returns_frame(data, kind), book, extra=extra, min_obs=30)
+    # returns worked out from prices (or the bundled stocks, from prices) are not judged
+    # for looking like prices again
+    from_prices = kind == "price" or str(data) in books.STOCK_DATASETS
+    return books.book_matrix(_returns_frame(data, kind), book, extra=extra, min_obs=30,
+                             judge_prices=not from_prices)
 
 
 def _trade_vector(trade: Mapping[str, float] | None, assets: Sequence[str]) -> np.ndarray | None:

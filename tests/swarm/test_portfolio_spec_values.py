@@ -77,3 +77,17 @@ def test_every_refusal_names_the_portfolio(key: str, values: dict[str, Any]) -> 
     assert not any(_bad(v) for v in values.values())
     fractions = spec._vector()
     assert fractions.shape == (len(values),) and np.all(np.isfinite(fractions))
+
+
+def test_a_numpy_scalar_is_named_as_the_number_it_is() -> None:
+    import numpy as np
+    import pytest
+
+    from swarmvar.errors import InvalidParameter
+    from swarmvar.swarm import PortfolioSpec
+
+    with pytest.raises(InvalidParameter) as info:
+        PortfolioSpec("p", weights={"A": np.float32("inf"), "B": 1.0})
+    message = str(info.value)
+    assert "weights['A'] is inf; weights must be finite" in message, message
+    assert "np.float32" not in message and "sum to zero" not in message

@@ -86,7 +86,9 @@ class PortfolioSpec:
             string, a complex number, a time span), or not finite (NaN, inf, an integer
             past the largest float).
         """
-        shown = repr(amount)
+        # a numpy real scalar as the number it is (np.float32(inf) reads "inf")
+        shown = (repr(amount.item()) if isinstance(amount, (np.floating, np.integer))
+                 else repr(amount))
         if len(shown) > 40:  # e.g. 10**400: its size, not its 401 digits
             shown = f"{shown[:12]}... ({len(shown)} characters)"
         where = f"portfolio {self.name!r}: {key}[{asset!r}] is {shown}"
@@ -99,7 +101,7 @@ class PortfolioSpec:
         except (OverflowError, TypeError, ValueError):  # OverflowError: an int past 1.8e308
             value = math.nan
         if not math.isfinite(value):
-            raise InvalidParameter(f"{where}; {key} must be finite and must not sum to zero")
+            raise InvalidParameter(f"{where}; {key} must be finite")
         return value
 
     @property

@@ -84,11 +84,12 @@ def render(app: FastAPI) -> str:
              "batch over `--max-batch` returns, 415 a body whose Content-Type is not JSON "
              "(routes taking a body), 422 invalid input (dates out of order inside one request "
              "included, naming the first pair), 429 rate limit, 500 a damaged or missing store "
-             "(LedgerCorrupted, LedgerMissing), 503 the server cannot check API keys now, a "
-             "read that met a lock on the ledger or the variant store (LedgerUnavailable, "
-             "VariantStoreLocked), an event stream past `--max-streams`, or a write that waited "
-             "its limit for the server's batch or fit in progress, nothing stored (429 and 503 "
-             "with `Retry-After`). Each operation below lists the statuses it can answer.", "",
+             "(LedgerCorrupted, LedgerMissing, CorruptStore, VariantStoreMissing), 503 the "
+             "server cannot check API keys now, a read that met a lock on the ledger or the "
+             "variant store or no file descriptor left (LedgerUnavailable, VariantStoreLocked, "
+             "VariantStoreUnavailable), an event stream past `--max-streams`, or a write that "
+             "waited its limit for the server's batch or fit in progress, nothing stored (429 "
+             "and 503 with `Retry-After`). Each operation below lists the statuses it can answer.", "",
              "Order of answers: a body over `--max-body` (by its Content-Length) is refused "
              "413 before anything is read; then, on a route needing a key, the key is checked "
              "(401/403/429/503) before the query and the body, so a client without a valid key "

@@ -21,11 +21,9 @@ from .strict import StrictRoute
 
 router = APIRouter(route_class=StrictRoute)
 #: An admin's change of a variant: its own errors.
-_VARIANT_WRITE: dict[int | str, dict[str, object]] = {
-    404: error("Unknown variant"),
-    503: error("The variant store is locked by another connection past the busy timeout "
-               "(VariantStoreLocked, the store named): nothing was changed; retry after "
-               "Retry-After seconds")}
+#: (the 503 and 500 of the variant store are derived for every variants route:
+#: service/responses.py)
+_VARIANT_WRITE: dict[int | str, dict[str, object]] = {404: error("Unknown variant")}
 _MAX_PAGE = 1000
 VariantId = Annotated[str, Path(min_length=1, max_length=128, description="Variant id")]
 

@@ -89,7 +89,8 @@ def render(app: FastAPI) -> str:
              "variant store or no file descriptor left (LedgerUnavailable, VariantStoreLocked, "
              "VariantStoreUnavailable), an event stream past `--max-streams`, or a write that "
              "waited its limit for the server's batch or fit in progress, nothing stored (429 "
-             "and 503 with `Retry-After`). Each operation below lists the statuses it can answer.", "",
+             "and 503 with `Retry-After`). Each operation below lists the statuses it can "
+             "answer.", "",
              "Order of answers: a body over `--max-body` (by its Content-Length) is refused "
              "413 before anything is read; then, on a route needing a key, the key is checked "
              "(401/403/429/503) before the query and the body, so a client without a valid key "

@@ -45,19 +45,12 @@ def _header(state: bytes) -> dict[str, object]:
     return out
 
 
-# GarchEVT builds its own GarchT (fit, state), which is not widened with it: it refuses the
-# book's day in that GarchT's words until garch_evt.py hands the widening on
-_INNER = pytest.mark.xfail(strict=True, raises=InvalidReturns,
-                           reason="GarchEVT's inner GarchT is not widened (garch_evt.py)")
-
-
 #: registered, not in the default swarm: 5-8 s each on a loaded 2-core machine
 _OTHERS = [pytest.param(n, marks=pytest.mark.slow)
            for n in ("HarArch", "MarkovSwitching", "MarkovSwitchingGarch")]
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=_INNER) if n == "GarchEVT" else n
-                                  for n in DEFAULT_AGENTS] + _OTHERS)
+@pytest.mark.parametrize("name", [*DEFAULT_AGENTS, *_OTHERS])
 def test_a_widened_agent_takes_a_books_days_and_stays_finite(name):
     agent = agent_class(name)()
     assert agent.return_bound == 1.0
@@ -81,6 +74,22 @@ def test_a_widened_agent_takes_a_books_days_and_stays_finite(name):
     # the crash is news: it widens the next day's VaR
     assert after.at(0.99).var > before.at(0.99).var
     assert block[2].at(0.99).var > block[1].at(0.99).var
+
+
+def test_garch_evt_widens_the_garch_t_inside_it_through_fit_and_state():
+    # GarchEVT builds its own GarchT (each fit, each state): it is widened with it
+    agent = agent_class("GarchEVT")(particles=200, runs=2).take_book_returns()
+    inner = agent._garch
+    assert inner.return_bound == MAX_BOOK_RETURN
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        agent.fit(_history(), seed=1)
+        assert agent._garch is not inner and agent._garch.return_bound == MAX_BOOK_RETURN
+        plain = agent_class("GarchEVT")(particles=200, runs=2)
+        assert plain._garch.return_bound == 1.0  # only a book's agent is widened
+        again = type(agent).from_state(agent.state())
+    assert again._garch.return_bound == MAX_BOOK_RETURN
+    assert math.isfinite(again.update(CRASH))
 
 
 @pytest.mark.parametrize("name", ["NormalInverseGamma", "BayesianBootstrap"])

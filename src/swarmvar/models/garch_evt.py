@@ -108,8 +108,24 @@ class GarchEVT(Agent):
         rng = _own(seed)
         started = time.perf_counter()
         garch = GarchT(self.particles, self.runs, self.ess_threshold, self.asymmetric)
+        if self.return_bound > garch.return_bound:  # a book's agent: its filter takes them too
+            garch.take_book_returns()
         garch.fit(y, seed=int(rng.integers(0, 2**31 - 1)))
         self._install(garch, rng, started)
+        return self
+
+    def take_book_returns(self) -> Self:
+        """Take a book's computed returns (:meth:`Agent.take_book_returns`), and so does
+        the GARCH-t filter inside: the one held now, each one :meth:`fit` builds, and
+        the one a state brings back (a state from before the widening carries none).
+
+        Returns
+        -------
+        Self
+            This agent, widened.
+        """
+        super().take_book_returns()
+        self._garch.take_book_returns()
         return self
 
     def refit(self, returns: ArrayLike, *, seed: Seed = None) -> Self:
@@ -353,6 +369,8 @@ class GarchEVT(Agent):
             raise InvalidState(f"GarchEVT state is incomplete or malformed: {exc}") from exc
         if garch.params() != self._garch.params():
             raise InvalidState("GarchEVT state's GARCH settings differ from its parameters")
+        if self.return_bound > garch.return_bound:  # a state whose filter was not widened
+            garch.take_book_returns()
         if (gpd.log_post.shape != (gpd.xi.size, gpd.log_beta.size) or body.ndim != 1
                 or any(d.shape != (self.particles,) for d in draws)
                 or not np.isfinite(u) or not np.all(np.isfinite(body))

@@ -100,6 +100,11 @@ class PortfolioConfig:
     group_of: str | None = None
     #: the agents' rows in that portfolio (their seeds, as the backtest's); (): 0..n-1
     rows: tuple[int, ...] = ()
+    #: a book over assets (weights or positions): its return is computed, and with leverage
+    #: may pass ``|r| <= 1``, so its agents take a book's returns
+    #: (:meth:`~swarmvar.models.Agent.take_book_returns`); not in the fingerprint (a resumed
+    #: book's states from before the flag are widened when restored)
+    book: bool = False
 
     def __post_init__(self) -> None:
         check_refit_rhythm(self.roles.refit_lag, self.refit_every)

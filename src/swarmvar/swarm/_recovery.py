@@ -114,7 +114,15 @@ def start(self: Swarm, history: Mapping[str, pd.Series] | pd.DataFrame | pd.Seri
                     f"portfolio {name!r}: its start history's return at {series.index[i]} "
                     f"is {value}; the start history (the first --window rows on the command "
                     "line, history in Python) needs every value: fill or remove that row")
-            series = validate(series, min_obs=self.configs[name].window)
+            if spec.assets and not (isinstance(history, Mapping) and name in history):
+                # a book's return, computed (data.portfolio held it to the book's rules):
+                # with leverage it may pass the percent rules, as its agents take it
+                from ..data._returns import MAX_BOOK_RETURN
+
+                series = validate(series, min_obs=self.configs[name].window,
+                                  max_abs=MAX_BOOK_RETURN, max_sd=math.inf)
+            else:
+                series = validate(series, min_obs=self.configs[name].window)
             as_of = series.index[-1] if isinstance(series.index, pd.DatetimeIndex) else None
             from .ticks import as_utc
 
@@ -152,14 +160,16 @@ def check_start_history(specs: Mapping[str, PortfolioSpec], history: Any) -> Non
     checked (finite, not percent: ``|r| <= 1``). With leverage (positions or weights
     whose gross exceeds the net value) the book's log return can pass ``|r| <= 1``
     legitimately: a long AAPL 100k, short CVX 20k book lost 65% of its net value on
-    2000-09-29 (AAPL -52%), a log return of -1.05. The agents take log returns within
-    ``|r| <= 1`` only (a one-day loss up to 63.2%, a gain up to 172%), so they could not
-    be fitted on it, and the data layer's rule for typed returns would take it for
-    percent. Refused here, naming the day and the loss, by :func:`start` and by
-    :meth:`~.runtime.Swarm.check_start_history`, which a caller (the command line)
-    asks before it creates a home. Only books over the columns of an asset-returns
-    DataFrame whose returns pass the door's checks (the data layer names any other
-    problem, by its asset, at the start).
+    2000-09-29 (AAPL -52%), a log return of -1.05. A book's agents are widened for it
+    (:meth:`~swarmvar.models.Agent.take_book_returns`: ``|r| <=``
+    :data:`~swarmvar.data._returns.MAX_BOOK_RETURN`, a one-day loss up to 99.3% or a
+    gain up to 147 times), so such a day starts; a day the book would lose all its
+    value, or move beyond that, is refused, naming the day and the loss, by
+    :func:`start` and by :meth:`~.runtime.Swarm.check_start_history`, which a caller
+    (the command line) asks before it creates a home (``data.portfolio`` refuses it
+    too, at the start, after the home is made). Only books over the columns of an
+    asset-returns DataFrame whose returns pass the door's checks (the data layer names
+    any other problem, by its asset, at the start).
 
     Parameters
     ----------
@@ -173,10 +183,11 @@ def check_start_history(specs: Mapping[str, PortfolioSpec], history: Any) -> Non
     ------
     InvalidBook
         Naming the portfolio, the first such day, its log return and the loss or gain
-        it is, the book's gross exposure, and why the agents cannot take it.
+        it is, the book's gross exposure, and the bound its agents take.
     """
     from ..data import MAX_ABS_RETURN, position_fractions
     from ..data._dates import when
+    from ..data._returns import MAX_BOOK_RETURN
     from ..errors import InvalidBook, SwarmVarError
 
     if not isinstance(history, pd.DataFrame):
@@ -197,23 +208,29 @@ def check_start_history(specs: Mapping[str, PortfolioSpec], history: Any) -> Non
             continue
         with np.errstate(all="ignore"):
             simple = np.expm1(x) @ w  # as data.portfolio makes it, in the same order
-            r = np.log1p(simple)
-        beyond = (simple > -1) & (np.abs(r) > MAX_ABS_RETURN)
+            r = np.log1p(np.maximum(simple, -1.0))
+        if not np.isfinite(simple).all():
+            continue  # an overflow: the data layer names it
+        beyond = (simple <= -1) | (np.abs(r) > MAX_BOOK_RETURN)
         if not beyond.any():
             continue
         i = int(np.argmax(beyond))
-        move = (f"a one-day loss of {-simple[i]:.1%}" if simple[i] < 0
-                else f"a one-day gain of {simple[i]:.1%}")
         of = "net value" if spec.positions is not None else "value"
+        if simple[i] <= -1:
+            what = f"would be a one-day loss of {-simple[i]:.1%} of its {of}, a book wiped out"
+        else:
+            move = (f"a one-day loss of {-simple[i]:.2%} of" if simple[i] < 0
+                    else f"a one-day gain of {simple[i]:.3g} times")
+            what = f"is {float(r[i]):.4f}, {move} its {of}"
         raise InvalidBook(
             f"portfolio {name!r}: its return on {when(history.index[i])}, made from its "
-            f"assets' returns, is {float(r[i]):.4f}, {move} of its {of} (its gross exposure "
-            f"is {float(np.abs(w).sum()):.3g} times its {of}); its agents take log returns "
-            f"within |r| <= {MAX_ABS_RETURN:g} only, a one-day loss up to "
-            f"{-math.expm1(-MAX_ABS_RETURN):.1%} or a gain up to {math.expm1(MAX_ABS_RETURN):.0%}, "
-            "so they cannot be fitted on this book's history. Start it from a history after "
-            "that day (--last on the command line, a later history in Python), or with less "
-            "leverage")
+            f"assets' returns, {what} (its gross exposure is "
+            f"{float(np.abs(w).sum()):.3g} times its {of}); a book's agents take log returns "
+            f"within |r| <= {MAX_BOOK_RETURN:g} only, a one-day loss up to "
+            f"{-math.expm1(-MAX_BOOK_RETURN):.1%} or a gain up to "
+            f"{math.expm1(MAX_BOOK_RETURN):.0f} times, so they cannot be fitted on this "
+            "book's history. Start it from a history after that day (--last on the command "
+            "line, a later history in Python), or with less leverage")
 
 
 def _start_recorded(self: Swarm, begun: Mapping[str, Any]) -> bool:

@@ -88,7 +88,8 @@ class PortfolioSwarm:
         self.config = config
         self.agents: dict[str, Agent | None] = {}
         #: makes the agents: in process, or in their sandboxes (:mod:`.sandboxing`)
-        self.host = AgentHost(config.sandbox, config.params, config.home)
+        self.host = AgentHost(config.sandbox, config.params, config.home,
+                              book=config.book)
         #: this beat's sandbox violations: agent -> what it tried (held out of the consensus)
         self.violations: dict[str, SandboxViolation] = {}
         #: agent -> the message of its last start/update/forecast/refit error (one entry per

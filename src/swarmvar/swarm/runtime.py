@@ -248,7 +248,8 @@ class Swarm:
             p: PortfolioConfig(p, names, levels, int(horizon), int(window), int(refit_every),
                                int(seed), str(self.home), self.roles, policy,
                                {a: dict(params) for a, (_, params) in chosen[p].items() if params},
-                               {a: vid for a, (vid, _) in chosen[p].items() if vid}, sandbox)
+                               {a: vid for a, (vid, _) in chosen[p].items() if vid}, sandbox,
+                               book=bool(self.specs[p].assets))
             for p in self.specs
         }
         self.sandbox = sandbox
@@ -419,7 +420,8 @@ class Swarm:
     def check_start_history(portfolios: Sequence[PortfolioSpec | str] | Mapping[str, Any],
                             history: Any) -> None:
         """Refuse, before any home is opened, a book whose start history holds a day its
-        agents cannot take: a leveraged book's log return beyond ``|r| <= 1``
+        agents cannot take: a leveraged book wiped out, or its log return beyond
+        ``|r| <=`` ``MAX_BOOK_RETURN`` (5), what its agents, widened for a book, take
         (:func:`._recovery.check_start_history`; :meth:`start` refuses it too).
 
         Raises

@@ -61,6 +61,8 @@ def seeded_live_agent(params: Mapping[str, Any], arrays: Mapping[str, np.ndarray
 
     words = params.get("seed_words")
     rng: Any = seed if words is None else np.random.default_rng([int(w) for w in words])
+    if params.get("book") is True and params.get("op") in ("fit", "restore"):
+        return _book_agent(params, arrays, rng, session)
     if params.get("op") == "refit":  # the agent's own refit (a warm start, where it has one)
         handle = str(params.get("handle"))
         agent = session.get("agents", {}).get(handle)
@@ -69,6 +71,23 @@ def seeded_live_agent(params: Mapping[str, Any], arrays: Mapping[str, np.ndarray
         agent.refit(np.asarray(arrays["returns"], dtype=float), seed=rng)
         return {"name": agent.name}, {}
     return live_agent(params, arrays, rng, session)
+
+
+def _book_agent(params: Mapping[str, Any], arrays: Mapping[str, np.ndarray], rng: Any,
+                session: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``fit`` or ``restore`` of a book's agent, widened for a book's computed returns
+    (:meth:`~swarmvar.models.Agent.take_book_returns`) before it takes any (runs inside the
+    sandbox's worker; :func:`~swarmvar.models.task.live_agent` does the rest)."""
+    from ..models.task import _live_class
+
+    cls = _live_class(params)
+    if params.get("op") == "fit":
+        agent = cls(**dict(params.get("options", {}))).take_book_returns()
+        agent.fit(np.asarray(arrays["returns"], dtype=float), seed=rng)
+    else:  # a state from before the widening carries no flag: widened all the same
+        agent = cls.from_state(arrays["state"].tobytes()).take_book_returns()
+    session.setdefault("agents", {})[str(params.get("handle"))] = agent
+    return {"name": agent.name}, {}
 
 
 def forecast_from_dict(data: Mapping[str, Any]) -> Forecast:
@@ -124,7 +143,7 @@ class SandboxedAgent:
         if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
             raise InvalidParameter(f"checkpoint_every must be >= 1, got {checkpoint_every!r}")
         self._box = box
-        self._which = {"agent": agent} if agent is not None else {"plugin": plugin}
+        self._which: dict[str, Any] = {"agent": agent} if agent is not None else {"plugin": plugin}
         self._options = dict(options or {})
         self._every = checkpoint_every
         self._handle = uuid.uuid4().hex
@@ -158,7 +177,9 @@ class SandboxedAgent:
                                {"returns": np.asarray(self._since, dtype=float)}))
 
     def _checkpoint(self) -> None:
-        _, arrays = self._task("state")
+        self._keep(self._task("state")[1])
+
+    def _keep(self, arrays: Mapping[str, np.ndarray]) -> None:
         state = arrays.get("state")
         if state is None or state.dtype != np.uint8:
             raise SandboxViolation(Violation.MALFORMED_RESULT, "a state that is not bytes")
@@ -169,10 +190,27 @@ class SandboxedAgent:
     def fit(self, returns: ArrayLike, *, seed: Seed = 0) -> SandboxedAgent:
         """Fit inside the sandbox on ``returns`` (oldest first)."""
         x = np.asarray(returns, dtype=float)
-        values, _ = self._task("fit", {"returns": x}, seed=seed)
+        values = self._fitted("fit", x, seed)
         self.name = str(values.get("name", self.name))
-        self._checkpoint()
         return self
+
+    def _fitted(self, op: str, x: np.ndarray, seed: Seed) -> dict[str, Any]:
+        """``fit`` or ``refit`` in the sandbox, then its state kept. A worker recycled right
+        after the fit (its task quota) has lost the fitted agent: the state is not taken
+        from a restore of the one before (that would drop the fit unseen), the fit is done
+        again (the same numbers: the same seed), once."""
+        for again in (False, True):
+            values, _ = self._task(op, {"returns": x}, seed=seed)
+            try:
+                state = self._box.run(Task(ENTRY, {"op": "state", "handle": self._handle,
+                                                   **self._which}, {}))
+            except TaskFailed as exc:
+                if exc.error_type != "KeyError" or again:
+                    raise
+                continue
+            self._keep(state.arrays)
+            break
+        return values
 
     def refit(self, returns: ArrayLike, *, seed: Seed = 0) -> SandboxedAgent:
         """The agent's own ``refit`` on a new window, inside the sandbox (a warm start
@@ -180,8 +218,7 @@ class SandboxedAgent:
         if self._state is None:
             raise NotFitted(f"{self.name}: fit before refit")
         x = np.asarray(returns, dtype=float)
-        self._task("refit", {"returns": x}, seed=seed)
-        self._checkpoint()
+        self._fitted("refit", x, seed)
         return self
 
     def restore(self, state: bytes) -> SandboxedAgent:
@@ -189,6 +226,15 @@ class SandboxedAgent:
         self._box.run(Task(ENTRY, {"op": "restore", "handle": self._handle, **self._which},
                            {"state": np.frombuffer(bytes(state), np.uint8)}))
         self._state, self._since = bytes(state), []
+        return self
+
+    def take_book_returns(self) -> SandboxedAgent:
+        """Let the agent take a book's computed returns (``|r| <=`` ``MAX_BOOK_RETURN``), as
+        :meth:`~swarmvar.models.Agent.take_book_returns` does in process: every fit and
+        restore in the sandbox from now on makes it widened (a recycled worker's too)."""
+        self._which["book"] = True
+        if self._state is not None:  # the live agent in the worker: restored widened
+            self._recover()
         return self
 
     @property

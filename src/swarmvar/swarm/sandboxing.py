@@ -108,15 +108,23 @@ class SandboxSetup:
 
 
 class AgentHost:
-    """Makes one portfolio's agents: in process, or as proxies of agents in sandboxes."""
+    """Makes one portfolio's agents: in process, or as proxies of agents in sandboxes.
+
+    ``book``: the portfolio is a book over assets, whose computed return may pass
+    ``|r| <= 1`` with leverage; every agent made, restored or rebased here is widened
+    for it (:meth:`~swarmvar.models.Agent.take_book_returns`), a state from before the
+    widening (an older checkpoint's) too.
+    """
 
     def __init__(self, setup: SandboxSetup | None,
-                 params: Mapping[str, Mapping[str, Any]], home: str | None = None) -> None:
+                 params: Mapping[str, Mapping[str, Any]], home: str | None = None,
+                 *, book: bool = False) -> None:
         self.setup = setup
         self.params = params
         #: the data home (keys, ledger, states): bubblewrap refuses to start if a bind
         #: would show it inside
         self.home = home
+        self.book = book
         self._boxes: dict[str, Any] = {}
 
     def sandboxed(self, name: str) -> bool:
@@ -138,23 +146,28 @@ class AgentHost:
             self._boxes[name] = box
         return box
 
+    def _widened(self, agent: Any) -> Any:
+        """``agent`` widened for a book's returns when this host's portfolio is a book."""
+        return agent.take_book_returns() if self.book else agent
+
     def new(self, name: str) -> Any:
-        """A fresh (unfitted) agent ``name``."""
+        """A fresh (unfitted) agent ``name`` (widened for a book)."""
         options = dict(self.params.get(name, {}))
         if not self.sandboxed(name):
-            return agent_class(name)(**options)
+            return self._widened(agent_class(name)(**options))
         from .sandboxed import SandboxedAgent
 
         assert self.setup is not None
         plugin = self.setup.plugin_agents.get(name)
         if plugin is not None:
-            return SandboxedAgent(self._box(name), plugin=plugin, options=options)
-        return SandboxedAgent(self._box(name), agent=name, options=options)
+            return self._widened(SandboxedAgent(self._box(name), plugin=plugin,
+                                                options=options))
+        return self._widened(SandboxedAgent(self._box(name), agent=name, options=options))
 
     def restored(self, name: str, state: bytes) -> Agent | Any:
         """Agent ``name`` from its ``state()`` bytes (in its sandbox when it lives in one)."""
         if not self.sandboxed(name):
-            return agent_class(name).from_state(state)
+            return self._widened(agent_class(name).from_state(state))
         agent = self.new(name)
         agent.restore(state)
         return agent
@@ -163,8 +176,8 @@ class AgentHost:
         """``agent`` replaced by its own restored copy (a checkpoint's rebase); a sandboxed
         agent is restored in place, under the same handle (its worker keeps one copy)."""
         if not self.sandboxed(name):
-            return agent_class(name).from_state(state)
-        return agent.restore(state)
+            return self._widened(agent_class(name).from_state(state))
+        return self._widened(agent.restore(state))
 
     def close(self) -> None:
         """Kill every sandbox (their workers and everything they started)."""

@@ -954,7 +954,7 @@ def run(
         specs = _portfolios(portfolios, frame)
         over_assets = any(isinstance(b, dict) and b for b in specs.values())
         if saved_run is None:  # a fresh start: a book's start history that
-            # its agents cannot take (a leveraged day beyond |r| <= 1) refused before the
+            # its agents cannot take (a day that wipes the book out or passes |r| <= 5) refused before the
             # home is made (a resume's start rows come from its checkpoint, not from here)
             Swarm.check_start_history(specs, frame.iloc[first:first + window])
         if executor == "ray":

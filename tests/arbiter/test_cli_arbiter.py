@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -250,24 +251,42 @@ def test_bad_drift_flags_are_usage_errors(args: list[str], says: str, tmp_path: 
     assert not (home / "ledger.sqlite").exists()
 
 
-def test_the_alerts_line_counts_the_episodes_the_ledger_records(tmp_path: Path) -> None:
-    """``alerts: N on B beats (E alert episodes opened, R raised again ...)`` agrees with the
-    ALERT decisions recorded in the home's ledger."""
-    from swarmvar.arbiter.decide import RAISED_AGAIN
-
+def _replay_alerts(tmp_path: Path, *flags: str) -> tuple[Any, list[Any], list[Any]]:
     home = tmp_path / "home"
     _seed_cache(home / "cache" / "arbiter")
     result = runner.invoke(build_app("arbiter"), [
         "arbiter", "replay", "--data", "sp500", "--last", "400", "--window", str(WINDOW),
-        "--home", str(home)])
+        "--home", str(home), *flags])
     assert result.exit_code == 0, result.output
     with Ledger.open(home, create=False) as ledger:
         entries = [ledger.entry(i) for i in range(ledger.size)]
-    alerts = [e.data["details"]["reason"] for e in entries
-              if e.kind is EntryKind.ACTION and e.data["type"] == "alert"]
-    again = sum(RAISED_AGAIN in r for r in alerts)
-    assert entries[-1].data["details"]["alert_episodes"] == {"opened": len(alerts) - again,
+    return result, entries, [e.data["details"] for e in entries
+                             if e.kind is EntryKind.ACTION and e.data["type"] == "alert"]
+
+
+def test_the_alerts_line_counts_the_episodes_the_ledger_records(tmp_path: Path) -> None:
+    """``alerts: N on B beats (E alert episodes opened, R raised again ...)`` agrees with the
+    ALERT decisions recorded in the home's ledger (their ``raised_again`` signal, not their
+    words), and every episode but the last closes with an ``alert_closed`` event."""
+    result, entries, alerts = _replay_alerts(tmp_path)
+    again = sum(a["signals"]["raised_again"] == 1.0 for a in alerts)
+    opened = [a for a in alerts if a["signals"]["raised_again"] == 0.0]
+    assert len(opened) + again == len(alerts)
+    assert all(a["signals"]["episode_since"] == a["seq"] for a in opened)
+    assert entries[-1].data["details"]["alert_episodes"] == {"opened": len(opened),
                                                              "raised_again": again}
-    assert alerts  # the simulated swarm (one agent at 0.6 x the volatility) alerts
-    assert (f"alerts: {len(alerts)} on 399 beats ({len(alerts) - again} alert episodes "
+    assert alerts and again  # the simulated swarm (one agent at 0.6 x the volatility) alerts
+    closed = [e.data["details"] for e in entries
+              if e.kind is EntryKind.ACTION and e.data["type"] == "alert_closed"]
+    assert [c["since"] for c in closed] == [a["seq"] for a in opened][:len(closed)]
+    assert len(opened) - 1 <= len(closed) <= len(opened)
+    assert (f"alerts: {len(alerts)} on 399 beats ({len(opened)} alert episodes "
             f"opened, {again} raised again") in " ".join(result.output.split())
+
+
+def test_seed_thresholds_say_every_beat_alerts_and_record_no_episodes(tmp_path: Path) -> None:
+    result, entries, alerts = _replay_alerts(tmp_path, "--seed-thresholds")
+    assert alerts and entries[-1].data["details"]["alert_episodes"] is None
+    assert not any("raised_again" in a["signals"] for a in alerts)
+    assert (f"alerts: {len(alerts)} on 399 beats (every-beat alerts (no episodes))"
+            in " ".join(result.output.split()))

@@ -11,14 +11,16 @@ It keeps one :class:`~.step.ArbiterState` per portfolio and runs the pure
   again. ``excluded()`` is every agent whose breaker is not closed;
 * ALERTs come once per alert episode (:class:`~.decide.AlertEpisode`, in
   the portfolio's state and its checkpoint): raised when the threat reaches
-  the ALERT threshold, again only for an agent the open episode has not
-  named, and closed after ``Thresholds.release_beats`` calm beats;
+  the ALERT threshold, again only for a kind of anomaly of an agent the open
+  episode has not named (or at the quarantine threshold), and closed after
+  ``Thresholds.release_beats`` calm beats: the closing beat ledgers an
+  ``alert_closed`` event (``since``, ``until``, ``agents``, ``named``);
 * APPLY_BALANCE factors hold for the next consensus (``weight_factors``);
 * the threat model is read from :class:`~.versions.ThreatVersions` and,
   with ``retrain_every``, retrained on the beats seen so far (label: a
   consensus breach at any level within the next ``horizon`` beats) and
   published as a new version;
-* every pulse, core output, decision, PID step, quarantine and release is
+* every pulse, core output, decision, PID step, quarantine, release and closed alert is
   written to the ledger, one atomic batch per beat (or into the swarm's own
   beat transaction, given the swarm's ``beat_entries`` as the ledger);
 * its per-portfolio state goes into the swarm's checkpoints
@@ -104,6 +106,7 @@ class _Portfolio:
     breached: deque[bool] = field(default_factory=deque)
     now: float = 0.0
     last: BeatSignals | None = None
+    closed: Mapping[str, object] | None = None  # the last beat's alert_closed event, if any
 
 
 def _replace_with(snapshot: BreakerSnapshot) -> Callable[[BreakerSnapshot], BreakerSnapshot]:
@@ -224,8 +227,14 @@ class Arbiter:
         state, out = step(replace(p.state, memory=memory), signals, config=self.config,
                           model=self.model, beat_seconds=beat_seconds, excluded=out_before,
                           pool=self._pool)
+        before = p.state.episode
         p.state = state
         d = out.decision
+        p.closed = None
+        if before.open and not state.episode.open:  # the alert resolved: its span and names
+            p.closed = {"type": "alert_closed", "since": before.since, "until": d.seq,
+                        "agents": list(before.agents()), "named": list(before.named)}
+            events.append(dict(p.closed))
         if d.action is Action.QUARANTINE:
             for agent in d.agents:
                 self._breaker(report.portfolio, agent, p).record_failure()
@@ -353,6 +362,12 @@ class Arbiter:
         if p is None or p.last is None:
             raise UnknownAgent(f"the arbiter has seen no beat of portfolio {portfolio!r}")
         return p.last
+
+    def alert_closed(self, portfolio: str) -> Mapping[str, object] | None:
+        """The ``alert_closed`` event of the portfolio's last observed beat (the beat its
+        alert episode closed: ``since``, ``until``, ``agents``, ``named``), else None."""
+        p = self._seen(portfolio)
+        return None if p is None else p.closed
 
     def state(self, portfolio: str) -> ArbiterState:
         """The portfolio's arbiter state (``UnknownAgent`` if never observed)."""

@@ -2,13 +2,15 @@
 
 Everything a restarted arbiter needs to decide as the uninterrupted one
 would: the genome weights, the PID's integral and last error, the beat and
-late counters, the open alert episode, the signal memory (EWMA breach rates
-and log scores), the agents seen, the last APPLY_BALANCE factors, the data-time clock, the
-retraining history, the threat model (coefficients and version) and the
-quarantine breakers' snapshots. Plain JSON (floats round-trip exactly)
-behind a magic prefix and a SHA-256 checksum; a cut or altered blob is an
+late counters, the open alert episode (with its names' quiet counts), the
+signal memory (EWMA breach rates and log scores), the agents seen, the last
+APPLY_BALANCE factors, the data-time clock, the retraining history, the
+threat model (coefficients and version) and the quarantine breakers'
+snapshots. Plain JSON (floats round-trip exactly) behind a magic prefix and
+a SHA-256 checksum; a cut or altered blob is an
 :class:`~swarmvar.errors.InvalidState`. A checkpoint written before alert
-episodes existed (no ``episode`` key) restores with no episode open.
+episodes existed (no ``episode`` key) restores with no episode open; one from
+before the quiet counts (no ``quiet``), with every named kind just seen.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def pack_checkpoint(c: PortfolioCheckpoint) -> bytes:
         "pid": {"integral": s.pid.integral, "last_error": _opt(s.pid.last_error)},
         "beats": s.beats, "late": s.late,
         "episode": {"open": s.episode.open, "since": s.episode.since, "calm": s.episode.calm,
-                    "named": list(s.episode.named)},
+                    "named": list(s.episode.named), "quiet": list(s.episode.quiet)},
         "memory": {"alphas": list(s.memory.alphas),
                    "agents": {n: {"rates": list(m.rates), "score": _opt(m.score)}
                               for n, m in s.memory.agents.items()}},
@@ -123,8 +125,13 @@ def unpack_checkpoint(blob: bytes) -> PortfolioCheckpoint:
                                 None if m["score"] is None else _finite(m["score"]))
             for n, m in d["memory"]["agents"].items()})
         e = d.get("episode")  # absent in checkpoints from before alert episodes: none open
+        # "quiet" is absent in checkpoints from before it: every name seen last beat
+        if e is not None and not (isinstance(e["named"], list)
+                                  and isinstance(e.get("quiet", []), list)):
+            raise InvalidState(f"the arbiter's state holds an alert episode naming "
+                               f"{e['named']!r} (quiet {e.get('quiet')!r}); it needs lists")
         episode = AlertEpisode() if e is None else AlertEpisode(
-            e["open"], e["since"], e["calm"], tuple(e["named"]))
+            e["open"], e["since"], e["calm"], tuple(e["named"]), tuple(e.get("quiet", [])))
         state = ArbiterState(Genome(*g), pid, memory, int(d["beats"]), int(d["late"]),
                              episode)
         m = d["model"]

@@ -22,10 +22,17 @@ stability > 0.25 and repair < 0.1, APPLY_OPTIMIZE when the expected gain >
   (:class:`AlertEpisode`): an episode opens when the threat reaches the
   ALERT threshold and stays open until the threat has stayed below
   :attr:`Thresholds.release` for :attr:`Thresholds.release_beats` beats in a
-  row; while it is open a beat over the threshold is an ALERT again only if it
-  names an agent the episode has not named yet, otherwise the alert is held
-  and the beat falls through to the rules below (``release_beats=0``: every
-  beat over the threshold is an ALERT, the design's);
+  row; while it is open a beat over the threshold is an ALERT again only if an
+  agent shows a kind of anomaly (:func:`anomaly_kinds`: a breach, coverage
+  drifting, a VaR outside the others' intervals, a lagging score, no usable
+  forecast) the episode has not named it for yet, otherwise the alert is held:
+  the beat falls through to the rules below, its reason says so and its
+  signals carry ``alert_held`` 1. A beat at the quarantine threshold with no
+  agent to quarantine is never held (``release_beats=0``: every beat over the
+  threshold is an ALERT, the design's). Every ALERT under episodes carries
+  ``episode_since`` (the beat its episode opened), ``raised_again`` (0: it
+  opened the episode, 1: raised again inside it) and ``episode_new:<agent>``
+  1 for each agent named for a new kind;
 * APPLY_BALANCE: the agents with anomalies of the :class:`BalanceTarget`,
   each with weight factor ``1 / (1 + strength * anomalies)``
   (needs one such agent at least; else falls through);
@@ -106,8 +113,9 @@ class Thresholds:
     #: value above ~0.03 acts as that gate.
     agent_p: float = 1e-3
     #: Alert episodes: the threat level below which an open episode counts a calm beat
-    #: (None: the ``alert`` threshold itself), and how many calm beats in a row close it
-    #: (0: no episodes, every beat over ``alert`` is an ALERT, as in the design).
+    #: (None: the ``alert`` threshold itself; else in (0, alert]), and how many calm beats
+    #: in a row close it (0: no episodes, every beat over ``alert`` is an ALERT, as in the
+    #: design).
     release: float | None = None
     release_beats: int = 5
 
@@ -124,14 +132,17 @@ class Thresholds:
         # a p-value in [0, 1); a numpy number is taken as the float it equals
         object.__setattr__(self, "agent_p", check_real("agent_p", self.agent_p, 0.0, 1.0,
                                                        high_open=True))
-        if self.release is not None:
+        if self.release is not None:  # > 0: a calm beat needs a threat below it
             object.__setattr__(self, "release", check_real("threshold release", self.release,
-                                                           0.0, 1.0))
+                                                           0.0, 1.0, low_open=True))
             if self.release > self.alert:
                 raise InvalidParameter(f"need release <= alert, got release={self.release}, "
                                        f"alert={self.alert}")
         object.__setattr__(self, "release_beats",
                            check_whole("release_beats", self.release_beats, 0))
+        if self.release_beats > 0 and self.release_level <= 0:  # no threat is below 0
+            raise InvalidParameter(f"alert episodes (release_beats={self.release_beats}) need "
+                                   f"a release level above 0, got {self.release_level}")
         for name in ("min_agents", "quarantine_anomalies"):
             # a numpy integer is taken as the int it equals (frozen: set while being built)
             object.__setattr__(self, name, check_whole(name, getattr(self, name), 1))
@@ -148,7 +159,8 @@ class Thresholds:
 
 
 #: What the reason of an ALERT raised inside an open episode (for an agent it had not
-#: named) says, before the episode's first beat and the new agents.
+#: named for that kind of anomaly) says, before the episode's first beat and the agents.
+#: Words only: the structured marks are the signals ``raised_again`` and ``episode_since``.
 RAISED_AGAIN = "new in the alert episode"
 
 #: The design's thresholds, unchanged (no per-agent rule and no alert episodes: the
@@ -156,55 +168,151 @@ RAISED_AGAIN = "new in the alert episode"
 SEED_THRESHOLDS = Thresholds(quarantine=0.85, agent_p=0.0, release_beats=0)
 
 
+def anomaly_kinds(a: AgentSignals) -> tuple[str, ...]:
+    """The kinds of anomaly an agent shows this beat, as an alert episode names them
+    (``<kind>:<agent>``): ``breach``, ``drifting``, ``outside_low``, ``outside_high``,
+    ``lagging``, ``failed``."""
+    kinds = (("breach", any(a.breaches)), ("drifting", a.drifting),
+             ("outside_low", a.outside_low), ("outside_high", a.outside_high),
+             ("lagging", a.lagging), ("failed", a.failed))
+    return tuple(f"{k}:{a.agent}" for k, on in kinds if on)
+
+
+def named_agent(key: str) -> str:
+    """The agent of an episode's name (``<kind>:<agent>``; a bare agent name, as
+    checkpoints before the kinds stored it, is the agent)."""
+    kind, sep, agent = key.partition(":")
+    return agent if sep and kind in _KINDS else key
+
+
+_KINDS = ("breach", "drifting", "outside_low", "outside_high", "lagging", "failed")
+#: :func:`agent_kinds`' signal names -> :func:`anomaly_kinds`' kinds (``outside``: by sign)
+_SIGNAL_KINDS = {"breaches": "breach", "drift_z": "drifting", "score_gap": "lagging",
+                 "failed": "failed"}
+
+
+def signal_kinds(signals: Mapping[str, float]) -> set[str]:
+    """The ``<kind>:<agent>`` names (:func:`anomaly_kinds`) a decision's signals
+    (:func:`agent_kinds`) record."""
+    out = set()
+    for key, v in signals.items():
+        name, sep, agent = key.partition(":")
+        if sep and name in _SIGNAL_KINDS:
+            out.add(f"{_SIGNAL_KINDS[name]}:{agent}")
+        elif sep and name == "outside" and v:
+            out.add(f"{'outside_low' if v < 0 else 'outside_high'}:{agent}")
+    return out
+
+
 @dataclass(frozen=True)
 class AlertEpisode:
     """A portfolio's alert episode: whether one is open, the beat (``seq``) it opened,
-    the calm beats in a row so far (threat below :attr:`Thresholds.release_level`) and
-    every agent its ALERTs have named. Closed: ``AlertEpisode()``.
+    the calm beats in a row so far (threat below :attr:`Thresholds.release_level`), every
+    (kind of anomaly, agent) its ALERTs have named, as ``<kind>:<agent>``
+    (:func:`anomaly_kinds`; a bare agent name - a checkpoint from before the kinds -
+    stands for every kind of that agent), kept as a sorted tuple of unique names, and per
+    name (``quiet``, in the same order) the beats in a row it has not been seen since.
+    A name quiet for :attr:`Thresholds.release_beats` beats is forgotten: its kind of
+    anomaly, seen again, raises the alert again. Closed: ``AlertEpisode()``.
 
     Raises
     ------
     InvalidParameter
-        ``open`` not a bool, a name not a string, ``since`` below -1 or ``calm`` below 0
-        (or either not a whole number).
+        ``open`` not a bool, ``named`` a string or not a collection of strings, ``quiet``
+        not empty (all 0) nor one whole number >= 0 per name, ``since`` below -1 or
+        ``calm`` below 0 (or either not a whole number).
     """
 
     open: bool = False
     since: int = -1
     calm: int = 0
     named: tuple[str, ...] = ()
+    quiet: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        if not isinstance(self.open, bool) or not all(isinstance(a, str) for a in self.named):
-            raise InvalidParameter(f"an alert episode needs open True/False and agent names, "
-                                   f"not {self.open!r}, {self.named!r}")
+        named, quiet = self.named, self.quiet
+        if (not isinstance(self.open, bool) or isinstance(named, (str, bytes))
+                or not isinstance(named, Collection)
+                or not all(isinstance(a, str) for a in named)):
+            raise InvalidParameter(f"an alert episode needs open True/False and a collection "
+                                   f"of names (not one string), not {self.open!r}, {named!r}")
+        if isinstance(quiet, (str, bytes)) or not isinstance(quiet, Collection) or (
+                quiet and len(quiet) != len(named)):
+            raise InvalidParameter(f"an alert episode's quiet counts {quiet!r} need one per "
+                                   f"name of {named!r} (or none: all 0)")
+        counts = [check_whole("episode quiet", q, 0) for q in quiet] or [0] * len(named)
+        least: dict[str, int] = {}
+        for name, q in zip(named, counts, strict=True):  # a name twice: its last sighting
+            least[name] = min(q, least.get(name, q))
+        order = sorted(least)
+        object.__setattr__(self, "named", tuple(order))
+        object.__setattr__(self, "quiet", tuple(least[n] for n in order))
         object.__setattr__(self, "since", check_whole("episode since", self.since, -1))
         object.__setattr__(self, "calm", check_whole("episode calm", self.calm, 0))
 
-    def held(self, agents: Collection[str]) -> bool:
-        """Whether an ALERT naming ``agents`` is held: the episode is open and has named
-        every one of them already."""
-        return self.open and set(agents) <= set(self.named)
+    def new(self, keys: Collection[str]) -> list[str]:
+        """The names among ``keys`` (``<kind>:<agent>``) the episode has not named yet
+        (all of them when it is closed)."""
+        if not self.open:
+            return list(keys)
+        have = set(self.named)
+        return [k for k in keys if k not in have and named_agent(k) not in have]
 
-    def after(self, decision: Decision, thresholds: Thresholds) -> AlertEpisode:
-        """The episode after the beat's ``decision``: an ALERT opens it (or adds its
-        agents); otherwise an open episode counts calm beats below the release level and
-        closes after ``release_beats`` of them (never open with ``release_beats=0``)."""
+    def held(self, keys: Collection[str]) -> bool:
+        """Whether an ALERT naming ``keys`` (``<kind>:<agent>``) is held: the episode is
+        open and has named every one of them already."""
+        return self.open and not self.new(keys)
+
+    def agents(self) -> tuple[str, ...]:
+        """The agents the episode has named (sorted, each once)."""
+        return tuple(sorted({named_agent(k) for k in self.named}))
+
+    def _aged(self, seen: Collection[str] | None, added: Collection[str], calm: int,
+              forget: int) -> AlertEpisode:
+        """Open, with ``added`` named and every name seen this beat (``seen``; None: not
+        known, nothing ages) quiet 0, the others one beat quieter; names quiet for
+        ``forget`` beats dropped."""
+        if seen is None:
+            names = {**dict(zip(self.named, self.quiet, strict=True)), **dict.fromkeys(added, 0)}
+        else:
+            now = {*seen, *added}
+            agents = {named_agent(k) for k in now}
+            names = {n: 0 if n in now or (named_agent(n) == n and n in agents) else q + 1
+                     for n, q in zip(self.named, self.quiet, strict=True)}
+            names.update(dict.fromkeys(added, 0))
+            names = {n: q for n, q in names.items() if q < forget}
+        return AlertEpisode(True, self.since, calm, tuple(names), tuple(names.values()))
+
+    def after(self, decision: Decision, thresholds: Thresholds,
+              seen: Collection[str] | None = None) -> AlertEpisode:
+        """The episode after the beat's ``decision``: an ALERT opens it (or adds the
+        kinds of anomaly its signals record, :func:`signal_kinds`); otherwise an open
+        episode counts calm beats below the release level (a beat at the level is not
+        calm) and closes after ``release_beats`` of them (never open with
+        ``release_beats=0``). ``seen``: the beat's kinds of anomaly (:func:`anomaly_kinds`
+        of its agents with anomalies): a named kind not among them for ``release_beats``
+        beats in a row is forgotten (None: none is)."""
         t = thresholds
         if t.release_beats == 0:
             return AlertEpisode()
         if decision.action is Action.ALERT:
+            keys = signal_kinds(decision.signals)
+            if not keys:  # a decision made without the kinds: its agents, every kind
+                keys = set(decision.agents)
             if self.open:
-                return AlertEpisode(True, self.since, 0,
-                                    tuple(sorted({*self.named, *decision.agents})))
-            return AlertEpisode(True, decision.seq, 0, tuple(sorted(decision.agents)))
+                return self._aged(seen, keys, 0, t.release_beats)
+            return AlertEpisode(True, decision.seq, 0, tuple(keys))
         if not self.open:
             return self
-        if decision.threat >= t.release_level:  # held: unchanged unless calm beats counted
-            return self if self.calm == 0 else AlertEpisode(True, self.since, 0, self.named)
-        calm = self.calm + 1
-        return AlertEpisode() if calm >= t.release_beats else AlertEpisode(
-            True, self.since, calm, self.named)
+        calm = 0 if decision.threat >= t.release_level else self.calm + 1  # at it: not calm
+        if calm >= t.release_beats:
+            return AlertEpisode()
+        return self._aged(seen, (), calm, t.release_beats)
+
+
+def beat_kinds(signals: BeatSignals) -> list[str]:
+    """The beat's kinds of anomaly (:func:`anomaly_kinds` of every agent with one)."""
+    return [k for a in signals.agents if a.anomalies > 0 for k in anomaly_kinds(a)]
 
 
 def _severity(a: AgentSignals) -> tuple[int, float, str]:
@@ -388,8 +496,9 @@ def decide(vector: DecisionVector, signals: BeatSignals, excluded: Collection[st
 
     def made(action: Action, agents: list[AgentSignals], meaning: str, numbers: str,
              weights: dict[str, float] | None = None, note: str = "",
-             evidence: list[str] | None = None) -> Decision:
-        sig = dict(base)
+             evidence: list[str] | None = None, extra: Mapping[str, float] | None = None
+             ) -> Decision:
+        sig = {**base, **(extra or {})}
         for a in agents:
             sig[f"anomalies:{a.agent}"] = float(a.anomalies)
             sig.update(agent_kinds(a))
@@ -398,7 +507,7 @@ def decide(vector: DecisionVector, signals: BeatSignals, excluded: Collection[st
         said = (_listed(evidence, room) if evidence is not None
                 else describe_agents(names, sig, weights, room))
         reason = (f"{meaning}: {said} [{numbers}]{note}" if agents
-                  else f"{meaning} [{numbers}]{note}" if numbers else meaning)
+                  else f"{meaning} [{numbers}]{note}" if numbers else meaning + note)
         return Decision(action, signals.portfolio, signals.seq, tuple(names), sig,
                         vector.threat, reason, weights or {})
 
@@ -419,29 +528,47 @@ def decide(vector: DecisionVector, signals: BeatSignals, excluded: Collection[st
                     "quarantined (held out of the consensus): its own VaR breached far more "
                     "often than its level allows, and its VaR below the others' intervals",
                     f"p < {t.agent_p:g}", evidence=[_evidence(a) for a in own])
-    ep = episode if episode is not None and t.release_beats > 0 else AlertEpisode()
-    held = ep.held([a.agent for a in noisy])
+    episodes = t.release_beats > 0
+    ep = episode if episode is not None and episodes else AlertEpisode()
+    keys = beat_kinds(signals)
+    fresh = ep.new(keys)
+    new_agents = [a.agent for a in noisy if any(named_agent(k) == a.agent for k in fresh)]
+    marks: dict[str, float] = {}
+    if episodes:
+        marks = {"episode_since": float(ep.since if ep.open else signals.seq),
+                 "raised_again": float(ep.open),
+                 **({f"episode_new:{n}": 1.0 for n in new_agents} if ep.open else {})}
     more = (f"; {RAISED_AGAIN} open since beat {ep.since}: " + _listed(
-        [_short(a.agent) for a in noisy if a.agent not in ep.named], 120, ", ")
-        if ep.open else "")
+        [_short(n) for n in new_agents], 120, ", ") if ep.open and new_agents
+        else f"; in the alert episode open since beat {ep.since}" if ep.open else "")
     check = ("check these agents' forecasts" if noisy else "no single agent stands out (the "
              "anomalies are the swarm's: consensus breaches, regime, a late beat, no consensus)")
-    if vector.threat >= t.quarantine and not held:
+    if vector.threat >= t.quarantine:  # never held: the threat at quarantine level
         return made(Action.ALERT, noisy,
                     "risk signals at quarantine level but no agent to quarantine (none "
                     "drifting or below the others, or too few would remain), " + check,
-                    f"threat {vector.threat:.3f} >= {t.quarantine}", note=more)
+                    f"threat {vector.threat:.3f} >= {t.quarantine}", note=more, extra=marks)
+    held = vector.threat >= t.alert and ep.held(keys)
     if vector.threat >= t.alert and not held:
         return made(Action.ALERT, noisy, f"risk signals high, {check}",
-                    f"threat {vector.threat:.3f} >= {t.alert}", note=more)
+                    f"threat {vector.threat:.3f} >= {t.alert}", note=more, extra=marks)
+    hold: dict[str, float] = {}
+    note = ""
+    if held:
+        hold = {"alert_held": 1.0, "episode_since": float(ep.since)}
+        note = (f"; alert held (threat {vector.threat:.3f} >= {t.alert}): the alert episode "
+                f"open since beat {ep.since} has named these agents' anomalies already: "
+                + _listed([_short(n) for n in ep.agents()], 120, ", "))
     target = [a for a in noisy if _balanced(a, t.balance_on)]
     if vector.stability > t.stability and vector.repair < t.repair and target:
         factors = {a.agent: 1.0 / (1.0 + t.balance_strength * a.anomalies) for a in target}
         return made(Action.APPLY_BALANCE, target, "down-weighting in the consensus",
                     f"stability {vector.stability:.2f} > {t.stability}, repair "
-                    f"{vector.repair:.2f} < {t.repair}", factors)
+                    f"{vector.repair:.2f} < {t.repair}", factors, note=note, extra=hold)
     refit = [a for a in signals.agents if a.lagging or a.drifting]
     if vector.gain > t.gain and refit:
         return made(Action.APPLY_OPTIMIZE, refit, "asking for a refit",
-                    f"expected gain {vector.gain:.2f} > {t.gain}")
-    return made(Action.NOOP, [], "no threshold reached", "")  # no agents: the words alone
+                    f"expected gain {vector.gain:.2f} > {t.gain}", note=note, extra=hold)
+    # no agents: the words alone (and a held alert's note)
+    return made(Action.NOOP, [], "no action" if held else "no threshold reached", "",
+                note=note, extra=hold)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from ..errors import InvalidParameter
 from ..types import BeatReport, Decision
 from .cores import CoreOutputs, DecisionVector, aggregate_recommendations, run_cores
-from .decide import AlertEpisode, Thresholds, decide
+from .decide import AlertEpisode, Thresholds, beat_kinds, decide
 from .pid import Genome, PidGains, PidState, PidStep, measured_error, recalibrate
 from .pulse import Pulse
 from .signals import BeatSignals, SignalConfig, SignalMemory, read_beat
@@ -85,7 +85,8 @@ def step(state: ArbiterState, signals: BeatSignals, *, config: ArbiterConfig,
         seed_beat=state.beats if config.seed_pid else None)
     new = ArbiterState(genome, pid, state.memory, state.beats + 1,
                        state.late + int(late or signals.late),
-                       state.episode.after(decision, config.thresholds))
+                       state.episode.after(decision, config.thresholds,
+                                           beat_kinds(signals)))
     return new, StepOutput(signals, cores, vector, decision, pid_step, beat_seconds, late)
 
 

@@ -124,7 +124,6 @@ def replay_command(
 
     from .. import __version__
     from ..arbiter import SEED_THRESHOLDS, Arbiter, Drift, Retraining, Thresholds, cached_history
-    from ..arbiter.decide import RAISED_AGAIN
     from ..arbiter.drill import first_beats
     from ..arbiter.replay import replay_report
     from ..ledger import EntryKind, Ledger
@@ -164,7 +163,9 @@ def replay_command(
             report = replay_report(history, arbiter, SWARM_POLICY, drift=drift,
                                    on_decision=decisions.append)
             alerts = [d for d in decisions if d.action is Action.ALERT]
-            again = sum(RAISED_AGAIN in d.reason for d in alerts)
+            # the structured marks (decide's signals); none with release_beats=0
+            episodes = arbiter.config.thresholds.release_beats > 0
+            again = sum(d.signals.get("raised_again") == 1.0 for d in alerts)
             # the drill's record; {} without --drift (first_beats never returns None)
             drill: dict[str, Any] = {} if drift is None else {
                 "agent": drift.agent, "start": drift.start, "scale": drift.scale,
@@ -178,7 +179,8 @@ def replay_command(
                             "t_threshold": t_threshold, "seed_thresholds": seed_thresholds,
                             "retrain": retrain},
                 "decisions": {a.value: n for a, n in report.outcome.counts.items()},
-                "alert_episodes": {"opened": len(alerts) - again, "raised_again": again},
+                "alert_episodes": {"opened": len(alerts) - again, "raised_again": again}
+                if episodes else None,
                 "consensus": [{"alpha": a.alpha, "without": a.breaches,
                                "with": b.breaches, "expected": a.expected}
                               for a, b in zip(report.without, report.with_actions,
@@ -204,9 +206,10 @@ def replay_command(
     held = ", ".join(f"{a} {int(d)}" for a, d in zip(history.agents, out.excluded.sum(axis=0),
                                                      strict=True) if d)
     console.print(f"agent-days quarantined: {held or 'none'}; refits requested: {out.refits}")
-    console.print(f"alerts: {len(alerts)} on {report.days} beats ({len(alerts) - again} alert "
-                  f"episodes opened, {again} raised again for an agent new to the open "
-                  "episode)", markup=False)
+    console.print(f"alerts: {len(alerts)} on {report.days} beats ("
+                  + (f"{len(alerts) - again} alert episodes opened, {again} raised again for "
+                     "an agent's kind of anomaly new to the open episode)" if episodes
+                     else "every-beat alerts (no episodes))"), markup=False)
     if report.study is not None:
         s = report.study
         console.print(f"threat model, out of sample (trained on the first {s.train_beats} "

@@ -345,7 +345,10 @@ def test_run_prints_the_arbiters_alerts_in_words(tmp_path: Path,
     assert result.exit_code == 0, result.output
     alerts = [x for x in result.output.splitlines() if x.startswith("alert on ")]
     assert alerts, result.output  # the seeded replay alerts at beats 32 and 48 (today)
-    for line in alerts:  # the swarm's technical log line is held back: only the words
+    closed = [x for x in alerts if " closed at beat " in x]  # an episode's end, in words
+    assert closed and re.match(r"alert on sp500 closed at beat \d+ \(open since beat \d+",
+                               closed[0]), closed
+    for line in (x for x in alerts if x not in closed):  # the swarm's log line is held back
         assert "risk signals high" in line and re.search(r"\[threat [\d.]+ >= ", line), line
         assert "dominant core" not in line and "anomalies)" not in line, line
     # the swarm's log line (ALERT_LOG) never leaves its logger: pytest captures log records

@@ -233,3 +233,24 @@ def test_a_lost_consensus_is_said_again_after_it_returned() -> None:
     said = [_consensus_lost(rep(c), unagreed) is not None
             for c in (False, False, True, False, False)]
     assert said == [True, False, False, True, False]
+
+
+def test_an_alert_episodes_end_is_said_in_words() -> None:
+    from swarmvar.cli.run import closed_words
+
+    words = closed_words("sp500", {"since": 40, "until": 52, "agents": ["GarchT", "NIG"],
+                                   "named": ["lagging:GarchT"]})
+    assert words == ("alert on sp500 closed at beat 52 (open since beat 40; it named GarchT, "
+                     "NIG)")
+    assert closed_words("p", {"since": 1, "until": 6, "agents": []}) == (
+        "alert on p closed at beat 6 (open since beat 1)")
+
+
+def test_a_quarantine_level_alert_inside_an_episode_keeps_its_full_reason() -> None:
+    from swarmvar.cli.run import decision_words
+    from swarmvar.types import Action, Decision
+
+    reason = "risk signals high, check these agents' forecasts: GarchT: ... [threat 0.97 >= 0.95]"
+    d = Decision(Action.ALERT, "p", 9, ("GarchT",), {"raised_again": 1.0, "episode_since": 7.0},
+                 0.97, reason)
+    assert decision_words(d) == f"alert on p at beat 9: {reason}"

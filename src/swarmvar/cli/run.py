@@ -604,6 +604,15 @@ def decision_words(d: Any, as_of: Any = None) -> str | None:
     return None
 
 
+def closed_words(portfolio: str, closed: Any) -> str:
+    """The end of a portfolio's alert episode in words (``Arbiter.alert_closed``: the beats
+    it spanned and the agents it named)."""
+    agents = list(closed.get("agents") or ())
+    named = f"; it named {', '.join(map(str, agents))}" if agents else ""
+    return (f"alert on {portfolio} closed at beat {closed['until']} (open since beat "
+            f"{closed['since']}{named})")
+
+
 def _raised_again(d: Any) -> tuple[int, str] | None:
     """An ALERT raised inside an open alert episode: the beat the episode opened and the
     agents it names anew, in the arbiter's words (``describe_agents``: the kinds of
@@ -624,7 +633,8 @@ def _raised_again(d: Any) -> tuple[int, str] | None:
             return None
         since = int(signals["episode_since"])
         new = [a for a in d.agents if signals.get(f"episode_new:{a}")]
-        return since, (describe_agents(new, signals) if new else "another agent")
+        # none new: a quarantine-level alert inside the episode, said with its full reason
+        return (since, describe_agents(new, signals)) if new else None
     at = d.reason.find(RAISED_AGAIN)
     if at < 0:
         return None
@@ -953,9 +963,9 @@ def run(
             _check_followed_dates(Path(data))
         specs = _portfolios(portfolios, frame)
         over_assets = any(isinstance(b, dict) and b for b in specs.values())
-        if saved_run is None:  # a fresh start: a book's start history that
-            # its agents cannot take (a day that wipes the book out or passes |r| <= 5) refused before the
-            # home is made (a resume's start rows come from its checkpoint, not from here)
+        if saved_run is None:  # a fresh start: a book's start history that its agents
+            # cannot take (a day that wipes the book out or passes |r| <= 5) refused before
+            # the home is made (a resume's start rows come from its checkpoint, not here)
             Swarm.check_start_history(specs, frame.iloc[first:first + window])
         if executor == "ray":
             from ..swarm.ray_executor import RayExecutor
@@ -1037,6 +1047,9 @@ def run(
                     words = decision_words(d, rep.as_of)  # technical line is held back)
                     if words is not None:
                         say(words)
+                closed = None if judge is None else judge.alert_closed(rep.portfolio)
+                if closed is not None:  # the beat its alert episode ended on
+                    say(closed_words(rep.portfolio, closed))
                 why = _consensus_lost(rep, unagreed)
                 if why is not None and few is None:  # the start's warning said it already
                     say(why)

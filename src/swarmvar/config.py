@@ -7,8 +7,9 @@ the file, which overrides the built-in default. ``var``, ``backtest``, ``run``
 and ``serve`` read it, each the keys that mean the same thing there
 (:data:`APPLIES`; ``swarmvar config show`` lists them); with a book, ``var`` and
 ``backtest`` read the keys of :data:`BOOK_APPLIES` (an ``agents`` list names
-single-series agents, so a book, whose agents are joint ones, leaves it aside:
-:data:`BOOK_ASIDE`). Example::
+single-series agents, so a book, whose agents are joint ones, leaves it aside; a
+book backtest is one day ahead, so ``backtest --book`` leaves ``horizon`` aside:
+:data:`BOOK_ASIDE`, per path). Example::
 
     # swarmvar.toml
     home = ".swarmvar"          # data directory (ledger, keys, caches)
@@ -95,15 +96,26 @@ BOOK_APPLIES: Mapping[str, tuple[str, ...]] = {
     "backtest --book": ("home", "alphas", "window", "refit_every", "consensus"),
 }
 
-#: key -> why the book paths leave it aside (the flag gives it there).
-BOOK_ASIDE: Mapping[str, str] = {
-    "data": "a book's data is multi-asset (--data; default sp500-stocks)",
-    "agents": "a book's agents are joint agents, named apart from the single-series ones "
-              "(--agents niw, fhs, copula)",
-    "last": "a book's --last has its own default (1000)",
-    "track_days": "a book's --track-days has its own default, 0 (equal weights: its joint "
-                  "agents' backtest takes minutes)",
-    "policy": "a book has no --policy",
+#: book path -> key -> why that path leaves the key aside (the flag gives it there): with
+#: the path's :data:`BOOK_APPLIES`, every key its command reads (:data:`APPLIES`).
+_JOINT = ("a book's agents are joint agents, named apart from the single-series ones "
+          "(--agents niw, fhs, copula)")
+BOOK_ASIDE: Mapping[str, Mapping[str, str]] = {
+    "var --book": {
+        "data": "a book's data is multi-asset (--data; default sp500-stocks)",
+        "agents": _JOINT,
+        "last": "a book's --last has its own default (1000)",
+        "track_days": "a book's --track-days has its own default, 0 (equal weights: its "
+                      "joint agents' backtest takes minutes)",
+        "policy": "a book has no --policy",
+    },
+    "backtest --book": {
+        "data": "a book's data is multi-asset (--data; default sp500-stocks)",
+        "agents": _JOINT,
+        "horizon": "a book backtest is one day ahead (no --horizon)",
+        "last": "a book's --last has its own default (1000)",
+        "policy": "a book has no --policy",
+    },
 }
 
 _INTS = ("horizon", "window", "refit_every", "last", "track_days")

@@ -175,10 +175,12 @@ def test_a_files_home_with_a_damaged_ledger_is_named_by_its_key(
 def test_config_show_says_which_book_path_reads_which_key(tmp_path: Path) -> None:
     from swarmvar.config import APPLIES, BOOK_APPLIES, BOOK_ASIDE, DEFAULTS
 
-    read = {key for keys in BOOK_APPLIES.values() for key in keys}
-    assert read | set(BOOK_ASIDE) == set(DEFAULTS) and not read & set(BOOK_ASIDE)
-    for path, keys in BOOK_APPLIES.items():  # a book path reads only what its command reads
-        assert all(path.split()[0] in APPLIES[key] for key in keys), path
+    assert set(BOOK_ASIDE) == set(BOOK_APPLIES)
+    for path, keys in BOOK_APPLIES.items():  # per path: read + aside == its command's keys
+        command = path.split()[0]
+        aside = set(BOOK_ASIDE[path])
+        assert set(keys) | aside == {k for k in DEFAULTS if command in APPLIES[k]}, path
+        assert not set(keys) & aside, path
     toml = _toml(tmp_path, 'home = "/srv/risk"\nagents = ["nig"]\n')
     code, out, stdout = _cli(["config", "show", "--json"], toml)
     assert code == 0, out
@@ -186,8 +188,12 @@ def test_config_show_says_which_book_path_reads_which_key(tmp_path: Path) -> Non
     assert doc["book"] == {"var --book": ["home", "alphas", "horizon", "consensus"],
                            "backtest --book": ["home", "alphas", "window", "refit_every",
                                                "consensus"]}, doc["book"]
-    assert set(doc["book_aside"]) == {"data", "agents", "last", "track_days", "policy"}
-    assert "joint agents" in doc["book_aside"]["agents"]
+    assert set(doc["book_aside"]["var --book"]) == {"data", "agents", "last", "track_days",
+                                                    "policy"}, doc["book_aside"]
+    assert set(doc["book_aside"]["backtest --book"]) == {"data", "agents", "horizon", "last",
+                                                         "policy"}, doc["book_aside"]
+    assert "joint agents" in doc["book_aside"]["var --book"]["agents"]
+    assert "one day ahead" in doc["book_aside"]["backtest --book"]["horizon"]
     result = CliRunner().invoke(app, ["config", "show"], env={"SWARMVAR_CONFIG": str(toml),
                                                               "COLUMNS": "250"})
     assert result.exit_code == 0, result.output
@@ -200,3 +206,6 @@ def test_config_show_says_which_book_path_reads_which_key(tmp_path: Path) -> Non
     text = " ".join(result.output.split())
     assert "with a book (--book/--positions), var and backtest read only the keys listed " \
            "with --book" in text and "agents: a book's agents are joint agents" in text, text
+    backtest_part = text[text.index("backtest --book:"):]
+    assert "horizon: a book backtest is one day ahead (no --horizon)" in backtest_part, text
+    assert "horizon:" not in text[text.index("var --book:"):text.index("backtest --book:")]

@@ -47,7 +47,7 @@ def show(
                                  for k, s in settings.items()},
                     # the book paths read only these keys; why each other key is left aside
                     "book": {path: list(keys) for path, keys in BOOK_APPLIES.items()},
-                    "book_aside": dict(BOOK_ASIDE)})
+                    "book_aside": {path: dict(why) for path, why in BOOK_ASIDE.items()}})
         return
     console = make_console()
     found = str(config.path) if config.path is not None else (
@@ -68,8 +68,10 @@ def show(
                   "aside the keys it does not read (the commands column)")
     console.print("with a book (--book/--positions), var and backtest read only the keys "
                   "listed with --book; they leave aside:", markup=False)
-    for key, why in BOOK_ASIDE.items():
-        console.print(f"  {key}: {why}", markup=False)
+    for path, aside in BOOK_ASIDE.items():
+        console.print(f"  {path}:", markup=False)
+        for key, why in aside.items():
+            console.print(f"    {key}: {why}", markup=False)
 
 
 def _paths(key: str) -> list[str]:

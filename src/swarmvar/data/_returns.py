@@ -27,7 +27,7 @@ MAX_ABS_RETURN = 1.0
 #: within MAX_ABS_RETURN) that its agents take once widened for books
 #: (:meth:`swarmvar.models.base.Agent.take_book_returns`): with leverage a book's return
 #: can pass MAX_ABS_RETURN legitimately (-1.05 is a 65% loss of its net value). 5 is a
-#: one-day loss of 99.3% or a gain of 148 times the value; beyond it the book is refused.
+#: one-day loss of 99.3% or a gain of 147 times the value; beyond it the book is refused.
 MAX_BOOK_RETURN = 5.0
 #: A labelled series whose standard deviation exceeds this (10% a day, ~160% a
 #: year) is taken for percent: a percent-scaled equity series has sd ~1, far
@@ -391,6 +391,16 @@ ZERO_NET = (
     "VaR/ES in currency)")
 
 
+#: The largest gross size ``sum_i |w_i|`` of a weights book (10 times its value): weights are
+#: fractions of value (0.6 = 60%), so a 130/30 book is 1.6 and a 2x or 3x levered one 2 or 3;
+#: weights typed in percent (60 and 40: a gross of 100) are far beyond it. A book levered
+#: more is given as currency positions, which are not bound.
+MAX_WEIGHT_GROSS = 10.0
+#: What to tell a user whose weights look like percent.
+WEIGHTS_HINT = ("weights are fractions (0.6 = 60%); if these are percent, divide by 100; for "
+                "leverage give positions")
+
+
 def position_fractions(amounts: ArrayLike, *, positions: bool = True,
                        what: str = "positions") -> tuple[NDArray[np.float64], float]:
     """A book's value fractions and its absolute net value: the one zero-net rule.
@@ -400,8 +410,10 @@ def position_fractions(amounts: ArrayLike, *, positions: bool = True,
     for a net-short book as for a long one (dividing by a negative sum would
     turn its losses into gains, and its VaR would read the wrong tail).
     Weights (``positions=False``) are value fractions already and come back
-    as given. Used by :func:`portfolio` and by the runtime's portfolios
-    (``swarm.ticks.PortfolioSpec``).
+    as given, once their gross size ``sum_i |w_i|`` is at most
+    :data:`MAX_WEIGHT_GROSS` (10): weights typed in percent (60 and 40) are
+    refused rather than read as a book 100 times levered. Used by
+    :func:`portfolio` and by the runtime's portfolios (``swarm.ticks.PortfolioSpec``).
 
     Parameters
     ----------
@@ -423,18 +435,24 @@ def position_fractions(amounts: ArrayLike, *, positions: bool = True,
     Raises
     ------
     InvalidReturns
-        No amounts, a non-finite one, or a sum within ``ZERO_NET_TOLERANCE * max(1, max |a|)``
-        of zero (:data:`ZERO_NET`).
+        No amounts, a non-finite one, a sum within ``ZERO_NET_TOLERANCE * max(1, max |a|)``
+        of zero (:data:`ZERO_NET`), or weights whose gross size passes
+        ``MAX_WEIGHT_GROSS`` (:data:`WEIGHTS_HINT`).
     """
     vec = np.array(amounts, dtype=float).reshape(-1)
     if not np.all(np.isfinite(vec)):
-        raise InvalidReturns(f"{what} must be finite and must not sum to zero; "
-                             f"{vec.tolist()!r} holds a non-finite number")
+        raise InvalidReturns(f"{what} must be finite numbers; {vec.tolist()!r} holds a "
+                             "non-finite one")
     if vec.size == 0:
         raise InvalidReturns(f"the book has no assets; give {what} of one or more")
     net = abs(float(vec.sum()))
     if net < ZERO_NET_TOLERANCE * max(1.0, float(np.abs(vec).max())):
         raise InvalidReturns(ZERO_NET.format(what=what))
+    gross = float(np.abs(vec).sum())
+    if not positions and gross > MAX_WEIGHT_GROSS:
+        raise InvalidReturns(
+            f"{what} {vec.tolist()!r} sum to {float(vec.sum()):.4g} (a gross size of "
+            f"{gross:.4g} times the book's value), beyond {MAX_WEIGHT_GROSS:g}; {WEIGHTS_HINT}")
     return (vec / net if positions else vec), net
 
 
@@ -463,7 +481,7 @@ def portfolio(
     own return is computed from them, and with leverage it may pass those
     rules legitimately (a 65% one-day loss of the net value is -1.05): it is
     held only to ``|r| <=`` :data:`MAX_BOOK_RETURN` (a loss of 99.3% or a gain
-    of 148 times in a day), what agents widened for books take
+    of 147 times in a day), what agents widened for books take
     (:meth:`swarmvar.models.base.Agent.take_book_returns`).
 
     Raises

@@ -10,14 +10,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from swarmvar.arbiter import AgentSignals, AlertEpisode, Arbiter, BeatSignals, Thresholds, decide
+from swarmvar.arbiter.cores import DecisionVector
 from swarmvar.arbiter.decide import (
     NAME_CHARS,
+    QUARANTINE_OWN,
+    QUARANTINE_OWN_MANY,
+    QUARANTINE_SWARM,
+    QUARANTINED,
     RAISED_AGAIN,
     REASON_AGENTS,
     REASON_CHARS,
     agent_kinds,
     agent_words,
+    compared,
     describe_agents,
+    short_name,
 )
 from swarmvar.arbiter.drill import Drift, drifted
 from swarmvar.arbiter.history import simulated_history
@@ -174,7 +181,9 @@ def test_the_reason_is_one_bounded_line_worst_agents_first() -> None:
         assert f"; and {left} more [" in d.reason
     # every agent's words hold a cut name and all its kinds, however long the name
     words = agent_words(long, agent_kinds(crowd[-1]))
-    assert words.startswith("L " + "x" * (NAME_CHARS - 3) + "…: log score lagging")
+    name, said = words.split(": ", 1)
+    assert len(name) == NAME_CHARS and name.startswith("L xxx") and name.endswith("xxx"), name
+    assert name.count("…") == 1 and said.startswith("log score lagging"), words
     # an agent whose words alone fill the room is cut, not let past the bound
     huge = describe_agents([long, "b"], {f"anomalies:{long}": 2.0, **agent_kinds(crowd[-1])},
                            room=70)
@@ -235,3 +244,89 @@ def test_any_beat_gives_a_one_line_reason_within_the_bound(
         said = (s.get(f"breaches:{a}", 0) + (f"drift_z:{a}" in s) + (f"outside:{a}" in s)
                 + (f"score_gap:{a}" in s) + s.get(f"failed:{a}", 0))
         assert said == s[f"anomalies:{a}"]
+
+
+# --- the brackets read as true comparisons; cuts at a whole kind; names; meanings ---------
+
+def _holds(bracket: str) -> bool:
+    """Whether ``name value op threshold`` (one comparison, as printed) is true."""
+    *_, v, op, t = bracket.split()
+    a, b = float(v), float(t)
+    return {">": a > b, ">=": a >= b, "<": a < b, "<=": a <= b}[op]
+
+
+@pytest.mark.parametrize(("vec", "th", "action", "brackets"), [
+    (vector(stability=0.2504, repair=0.0996), Thresholds(), Action.APPLY_BALANCE,
+     ["stability 0.2504 > 0.25", "repair 0.0996 < 0.1"]),
+    (vector(stability=0.0, gain=0.1004), Thresholds(), Action.APPLY_OPTIMIZE,
+     ["expected gain 0.1004 > 0.1"]),
+    (vector(threat=0.97), Thresholds(quarantine=0.1 + 0.2 + 0.65), Action.ALERT,
+     ["threat 0.970 >= 0.95"]),
+    (vector(threat=0.6004, stability=0.0), Thresholds(alert=0.6004), Action.ALERT,
+     ["threat 0.6004 >= 0.6004"]),
+])
+def test_the_brackets_read_as_true_comparisons(vec: DecisionVector, th: Thresholds,
+                                               action: Action, brackets: list[str]) -> None:
+    d = decide(vec, beat([agent("slow", lagging=True), *CLEAN]), thresholds=th)
+    assert d.action is action, d.reason
+    inside = d.reason[d.reason.rindex("[") + 1:d.reason.rindex("]")]
+    assert inside.split(", ") == brackets, d.reason
+    assert all(_holds(b) for b in brackets)
+
+
+@pytest.mark.parametrize(("value", "op", "threshold"), [
+    (0.25 + 1e-12, ">", 0.25), (0.1 - 1e-13, "<", 0.1), (0.95, ">=", 0.95),
+    (0.2499996, ">", 0.2499995), (0.30000000000000004, ">", 0.3)])
+def test_compared_tells_a_value_from_its_threshold(value: float, op: str,
+                                                   threshold: float) -> None:
+    text = compared("x", value, op, threshold)
+    assert _holds(text), text
+    assert text.startswith("x ") and f" {op} " in text
+
+
+def test_a_crowded_reason_cuts_the_worst_agents_words_at_a_whole_kind() -> None:
+    worst = agent("W" * 30, (True, True), high=True, lagging=True, failed=True)
+    others = [agent(f"o{i}", (True, False)) for i in range(11)]
+    full = agent_words(worst.agent, agent_kinds(worst))
+    said = describe_agents([worst.agent, *(a.agent for a in others)],
+                           {f"anomalies:{worst.agent}": 5.0, **agent_kinds(worst)}, room=140)
+    assert len(said) <= 140 and said.endswith(", …; and 11 more"), said
+    kept = said.removesuffix(", …; and 11 more")
+    assert full.startswith(kept + ", ") and len(kept) < len(full), said
+    assert "no usable forecast" in full and "no usable forecast" not in said
+
+
+def test_long_names_that_differ_at_the_end_stay_apart() -> None:
+    a, b = "Q" * 80 + "0", "Q" * 80 + "1"
+    assert short_name(a) != short_name(b) and len(short_name(a)) == NAME_CHARS
+    assert short_name(a).endswith("0") and "…" in short_name(a)
+    assert short_name("x" * NAME_CHARS) == "x" * NAME_CHARS
+    assert short_name("two\n words") == "two words"
+    bad = [agent(n, (True, True), drifting=True, low=True, p=1e-9) for n in (a, b)]
+    d = decide(vector(threat=0.1, stability=0.0), beat([*bad, *CLEAN]))
+    assert d.action is Action.QUARANTINE and short_name(a) in d.reason, d.reason
+    assert short_name(b) in d.reason
+
+
+def test_the_per_agent_quarantine_says_its_or_their_own_var() -> None:
+    one = agent("D", (True, True), drifting=True, low=True, p=1e-9)
+    two = agent("E", (True, True), drifting=True, low=True, p=1e-8)
+    d1 = decide(vector(threat=0.1, stability=0.0), beat([one, *CLEAN]))
+    d2 = decide(vector(threat=0.1, stability=0.0), beat([one, two, *CLEAN]))
+    assert d1.reason.startswith(QUARANTINE_OWN + ": D breaches"), d1.reason
+    assert d2.reason.startswith(QUARANTINE_OWN_MANY + ": D breaches"), d2.reason
+    assert "their own VaRs" in d2.reason and "its own VaR" not in d2.reason
+    swarm = decide(vector(threat=0.97), beat([one, *CLEAN]))
+    assert swarm.action is Action.QUARANTINE and swarm.reason.startswith(QUARANTINE_SWARM)
+    assert all(m.startswith(QUARANTINED) for m in (QUARANTINE_OWN, QUARANTINE_OWN_MANY,
+                                                    QUARANTINE_SWARM))
+
+
+@pytest.mark.parametrize(("gap", "said"), [
+    (-0.23, " by 0.23 nats a beat"), (-0.004, " by 0.004 nats a beat"), (0.0, ""),
+    (-0.0, "")])
+def test_a_small_or_no_score_lag_is_not_said_as_zero(gap: float, said: str) -> None:
+    a = AgentSignals("A", (), (), gap, False, False, False, False, True)
+    words = agent_words("A", agent_kinds(a))
+    assert words == "A: log score lagging the others'" + said, words
+    assert "0.00 nats" not in words

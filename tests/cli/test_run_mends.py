@@ -175,7 +175,7 @@ def test_an_alert_raised_again_names_the_episode() -> None:
 def test_an_arbiter_home_is_not_resumed_without_it(tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     """The evidence is the home's checkpoint holding the arbiter's state (``_home_run``);
-    the options are not in it and not checked (tests/cli/test_run_review_x12.py runs it)."""
+    the options are not in it and not checked (tests/cli/test_run_review_mends.py runs it)."""
     import typer
 
     from swarmvar.cli.run import _check_arbiter_resume
@@ -218,7 +218,7 @@ def test_decision_words_true_to_the_arbiters_episode_reason() -> None:
 def test_a_missing_consensus_is_said_once_per_portfolio(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """The run's wiring: every beat goes through ``_consensus_lost`` (once per portfolio
-    until the consensus returns: tests/cli/test_run_review_x12.py) and its words are said."""
+    until the consensus returns: tests/cli/test_run_review_mends.py) and its words are said."""
     import swarmvar.cli.run as run_mod
 
     calls: list[int] = []

@@ -211,14 +211,14 @@ def test_last_names_the_files_window(tmp_path: Path) -> None:
 
 
 def test_a_quarantine_says_what_it_does_once() -> None:
-    from swarmvar.cli.run import QUARANTINED, decision_words
+    from swarmvar.arbiter.decide import QUARANTINE_OWN
+    from swarmvar.cli.run import decision_words
 
-    d = Decision(Action.QUARANTINE, "p", 5, ("NIG",), {}, 0.9,
-                 QUARANTINED + "its own VaR breached far more often than its level allows")
+    d = Decision(Action.QUARANTINE, "p", 5, ("NIG",), {}, 0.9, QUARANTINE_OWN)
     words = decision_words(d)
     assert words == ("quarantine on p at beat 5: its own VaR breached far more often than "
-                     "its level allows; the consensus goes on without it until probation "
-                     "passes"), words
+                     "its level allows, and its VaR below the others' intervals; the "
+                     "consensus goes on without it until probation passes"), words
 
 
 def test_a_lost_consensus_is_said_again_after_it_returned() -> None:

@@ -163,6 +163,20 @@ class Thresholds:
 #: Words only: the structured marks are the signals ``raised_again`` and ``episode_since``.
 RAISED_AGAIN = "new in the alert episode"
 
+#: What a decision's reason says its action means (its first words). Every QUARANTINE
+#: reason begins with :data:`QUARANTINED` (what a quarantine does), then why: the swarm's
+#: rule (:data:`QUARANTINE_SWARM`) or the per-agent rule (:data:`QUARANTINE_OWN`, one agent;
+#: :data:`QUARANTINE_OWN_MANY`, several).
+QUARANTINED = "quarantined (held out of the consensus): "
+QUARANTINE_SWARM = (QUARANTINED + "the swarm's risk signals at quarantine level, and these "
+                    "agents the worst")
+QUARANTINE_OWN = (QUARANTINED + "its own VaR breached far more often than its level allows, "
+                  "and its VaR below the others' intervals")
+QUARANTINE_OWN_MANY = (QUARANTINED + "their own VaRs breached far more often than their "
+                       "levels allow, and their VaRs below the others' intervals")
+BALANCING = "down-weighting in the consensus"
+REFITTING = "asking for a refit"
+
 #: The design's thresholds, unchanged (no per-agent rule and no alert episodes: the
 #: design has neither).
 SEED_THRESHOLDS = Thresholds(quarantine=0.85, agent_p=0.0, release_beats=0)
@@ -320,7 +334,8 @@ def _severity(a: AgentSignals) -> tuple[int, float, str]:
 
 
 #: At most this many agents are described in a reason (the worst first), the rest counted
-#: ("and N more"); an agent's name is cut to :data:`NAME_CHARS` characters in the words.
+#: ("and N more"); an agent's name is cut to :data:`NAME_CHARS` characters in the words
+#: (:func:`short_name`).
 REASON_AGENTS = 3
 NAME_CHARS = 40
 #: The longest reason :func:`decide` writes (characters, one line): agents past it are
@@ -328,13 +343,43 @@ NAME_CHARS = 40
 REASON_CHARS = 500
 
 
-def _short(name: str) -> str:
+def short_name(name: str) -> str:
+    """An agent's name as a reason says it: on one line (its whitespace runs as one space)
+    and at most :data:`NAME_CHARS` characters, a longer one as its head and its tail around
+    "…" (names that differ only at the end stay apart)."""
     flat = " ".join(name.split())  # one line whatever the name holds
-    return flat if len(flat) <= NAME_CHARS else flat[:NAME_CHARS - 1] + "…"
+    if len(flat) <= NAME_CHARS:
+        return flat
+    tail = (NAME_CHARS - 1) // 3
+    return flat[:NAME_CHARS - 1 - tail] + "…" + flat[len(flat) - tail:]
+
+
+def compared(name: str, value: float, op: str, threshold: float, digits: int = 2) -> str:
+    """``<name> <value> <op> <threshold>`` for a reason's brackets, reading as true: the
+    threshold as ``:g`` prints it, the value with ``digits`` decimals or as many more as it
+    needs to differ from the printed threshold (``stability 0.2504 > 0.25``, not ``0.25 >
+    0.25``); both as Python writes them when no rounding does."""
+    checks = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}
+    holds = checks[op]
+    t = f"{threshold:g}"
+    if holds(float(value), float(t)):
+        for d in range(digits, 18):  # bounded: 17 decimals tell any two doubles near 1 apart
+            v = f"{value:.{d}f}"
+            if holds(float(v), float(t)):
+                return f"{name} {v} {op} {t}"
+    return f"{name} {float(value)!r} {op} {float(threshold)!r}"
 
 
 def _pct(alpha: float) -> str:
     return f"{100 * alpha:.4g}%"
+
+
+def _nats(lag: float) -> str:
+    """How far a score lags, for the words: two decimals, a smaller lag to one significant
+    digit, none (no lag to say) at or below 0."""
+    if lag >= 0.005:
+        return f" by {lag:.2f} nats a beat"
+    return f" by {lag:.1g} nats a beat" if lag > 0 else ""
 
 
 def agent_kinds(a: AgentSignals) -> dict[str, float]:
@@ -376,7 +421,7 @@ def agent_kinds(a: AgentSignals) -> dict[str, float]:
 
 def agent_words(agent: str, signals: Mapping[str, float], weight: float | None = None) -> str:
     """What a decision's ``signals`` (:func:`agent_kinds`) say of ``agent``, in words, e.g.
-    ``GarchEVT: breached its 99% VaR, coverage drifting below 99% (14.8 breaches in ~499
+    ``GarchEVT: breached its 99% VaR this beat, coverage drifting below 99% (14.8 breaches in ~499
     beats, 5.0 expected)``. A decision recorded before the kinds were (only its
     ``anomalies:<agent>`` count) reads as the count. ``weight``: an APPLY_BALANCE's factor,
     said after the name."""
@@ -405,7 +450,7 @@ def agent_words(agent: str, signals: Mapping[str, float], weight: float | None =
         said.append(f"VaR {'below' if side < 0 else 'above'} all the others' intervals")
     gap = s.get(f"score_gap:{n}")
     if gap is not None:
-        said.append(f"log score lagging the others' by {-gap:.2f} nats a beat")
+        said.append("log score lagging the others'" + _nats(-gap))
     if s.get(f"failed:{n}"):
         said.append("no usable forecast (rejected, missing or failed its diagnostics)")
     if not said:
@@ -413,7 +458,7 @@ def agent_words(agent: str, signals: Mapping[str, float], weight: float | None =
         said.append("no anomaly recorded" if count is None else
                     f"{count:.0f} anomal{'y' if count == 1 else 'ies'}")
     factor = "" if weight is None else f" (weight x {weight:.2f})"
-    return f"{_short(n)}{factor}: {', '.join(said)}"
+    return f"{short_name(n)}{factor}: {', '.join(said)}"
 
 
 def _listed(parts: Sequence[str], room: int, sep: str = "; ", extra: int = 0) -> str:
@@ -431,8 +476,19 @@ def _listed(parts: Sequence[str], room: int, sep: str = "; ", extra: int = 0) ->
     left = len(parts) - len(taken) + extra
     more = f"{sep}and {left} more" if left else ""
     if taken and len(taken[0]) > room - len(more):
-        taken[0] = taken[0][:room - len(more) - 1] + "…"
+        taken[0] = _cut(taken[0], room - len(more))
     return sep.join(taken) + more
+
+
+def _cut(words: str, room: int) -> str:
+    """``words`` cut to ``room`` characters at the last ", " that fits (a whole kind of
+    anomaly kept or left out, never half-said), "…" in place of the rest; mid-phrase only
+    when no ", " fits after the agent's name."""
+    head = words[:room - 3]
+    at = head.rfind(", ")
+    if at > max(head.find(": "), 0):  # past the agent's name (evidence has no ": ")
+        return head[:at] + ", …"
+    return words[:room - 1] + "…"
 
 
 def describe_agents(agents: Sequence[str], signals: Mapping[str, float],
@@ -451,7 +507,7 @@ def _evidence(a: AgentSignals) -> str:
     """The agent's evidence at its level of smallest tail p-value."""
     k = min(range(len(a.tail_p)), key=lambda i: a.tail_p[i])
     alpha, count, n = a.tail_counts[k]
-    return (f"{_short(a.agent)} breaches {count:.1f} of {n:.0f} (exponentially weighted) at "
+    return (f"{short_name(a.agent)} breaches {count:.1f} of {n:.0f} (exponentially weighted) at "
             f"{alpha:g}, expected {(1 - alpha) * n:.1f}, binomial p = {a.tail_p[k]:.2g}")
 
 
@@ -518,15 +574,12 @@ def decide(vector: DecisionVector, signals: BeatSignals, excluded: Collection[st
                            and a.anomalies >= t.quarantine_anomalies),
                           key=_severity, reverse=True)[:max(0, room)]
         if suspects:
-            return made(Action.QUARANTINE, suspects,
-                        "quarantined (held out of the consensus): the swarm's risk signals "
-                        "at quarantine level, and these agents the worst",
-                        f"threat {vector.threat:.3f} >= {t.quarantine}")
+            return made(Action.QUARANTINE, suspects, QUARANTINE_SWARM,
+                        compared("threat", vector.threat, ">=", t.quarantine, 3))
     own = exceeding(signals, excluded, t)
     if own:
         return made(Action.QUARANTINE, own,
-                    "quarantined (held out of the consensus): its own VaR breached far more "
-                    "often than its level allows, and its VaR below the others' intervals",
+                    QUARANTINE_OWN if len(own) == 1 else QUARANTINE_OWN_MANY,
                     f"p < {t.agent_p:g}", evidence=[_evidence(a) for a in own])
     episodes = t.release_beats > 0
     ep = episode if episode is not None and episodes else AlertEpisode()
@@ -539,7 +592,7 @@ def decide(vector: DecisionVector, signals: BeatSignals, excluded: Collection[st
                  "raised_again": float(ep.open),
                  **({f"episode_new:{n}": 1.0 for n in new_agents} if ep.open else {})}
     more = (f"; {RAISED_AGAIN} open since beat {ep.since}: " + _listed(
-        [_short(n) for n in new_agents], 120, ", ") if ep.open and new_agents
+        [short_name(n) for n in new_agents], 120, ", ") if ep.open and new_agents
         else f"; in the alert episode open since beat {ep.since}" if ep.open else "")
     check = ("check these agents' forecasts" if noisy else "no single agent stands out (the "
              "anomalies are the swarm's: consensus breaches, regime, a late beat, no consensus)")
@@ -547,28 +600,32 @@ def decide(vector: DecisionVector, signals: BeatSignals, excluded: Collection[st
         return made(Action.ALERT, noisy,
                     "risk signals at quarantine level but no agent to quarantine (none "
                     "drifting or below the others, or too few would remain), " + check,
-                    f"threat {vector.threat:.3f} >= {t.quarantine}", note=more, extra=marks)
+                    compared("threat", vector.threat, ">=", t.quarantine, 3), note=more,
+                    extra=marks)
     held = vector.threat >= t.alert and ep.held(keys)
     if vector.threat >= t.alert and not held:
         return made(Action.ALERT, noisy, f"risk signals high, {check}",
-                    f"threat {vector.threat:.3f} >= {t.alert}", note=more, extra=marks)
+                    compared("threat", vector.threat, ">=", t.alert, 3), note=more,
+                    extra=marks)
     hold: dict[str, float] = {}
     note = ""
     if held:
         hold = {"alert_held": 1.0, "episode_since": float(ep.since)}
-        note = (f"; alert held (threat {vector.threat:.3f} >= {t.alert}): the alert episode "
+        note = (f"; alert held ({compared('threat', vector.threat, '>=', t.alert, 3)}): the "
+                "alert episode "
                 f"open since beat {ep.since} has named these agents' anomalies already: "
-                + _listed([_short(n) for n in ep.agents()], 120, ", "))
+                + _listed([short_name(n) for n in ep.agents()], 120, ", "))
     target = [a for a in noisy if _balanced(a, t.balance_on)]
     if vector.stability > t.stability and vector.repair < t.repair and target:
         factors = {a.agent: 1.0 / (1.0 + t.balance_strength * a.anomalies) for a in target}
-        return made(Action.APPLY_BALANCE, target, "down-weighting in the consensus",
-                    f"stability {vector.stability:.2f} > {t.stability}, repair "
-                    f"{vector.repair:.2f} < {t.repair}", factors, note=note, extra=hold)
+        return made(Action.APPLY_BALANCE, target, BALANCING,
+                    compared("stability", vector.stability, ">", t.stability) + ", "
+                    + compared("repair", vector.repair, "<", t.repair), factors, note=note,
+                    extra=hold)
     refit = [a for a in signals.agents if a.lagging or a.drifting]
     if vector.gain > t.gain and refit:
-        return made(Action.APPLY_OPTIMIZE, refit, "asking for a refit",
-                    f"expected gain {vector.gain:.2f} > {t.gain}", note=note, extra=hold)
+        return made(Action.APPLY_OPTIMIZE, refit, REFITTING,
+                    compared("expected gain", vector.gain, ">", t.gain), note=note, extra=hold)
     # no agents: the words alone (and a held alert's note)
     return made(Action.NOOP, [], "no action" if held else "no threshold reached", "",
                 note=note, extra=hold)

@@ -575,17 +575,13 @@ def _long_table(rows: list[dict[str, Any]], alphas: list[float], title: str,
     return table
 
 
-#: How the arbiter's quarantine reasons begin (``arbiter.decide``): the line says what a
-#: quarantine does at its end, so these words are left out.
-QUARANTINED = "quarantined (held out of the consensus): "
-
-
 def decision_words(d: Any, as_of: Any = None) -> str | None:
     """An ALERT or QUARANTINE decision in words a risk user can act on: where and when, then
     the arbiter's reason, which says what the action means, names the agents with the kinds
     of anomaly behind each (``arbiter.decide.describe_agents``) and ends with the deciding
     numbers in brackets. An alert raised again inside an open episode names only the agents
     new to it. None for the other actions (the table's last column shows them)."""
+    from ..arbiter.decide import QUARANTINED
     from ..types import Action
 
     when = f" ({as_of.date()})" if as_of is not None else ""
@@ -597,7 +593,8 @@ def decision_words(d: Any, as_of: Any = None) -> str | None:
             return (f"alert on {d.portfolio}: the alert open since beat {since} now also "
                     f"names {new} (at beat {d.seq}{when}; its threat score {d.threat:.2f})")
         return f"alert on {where}: {d.reason}"
-    if d.action is Action.QUARANTINE:  # what it means is said once, at the end
+    if d.action is Action.QUARANTINE:  # what it means is said once, at the end, so the
+        # reason's first words (``arbiter.decide.QUARANTINED``) are left out
         reason = d.reason.removeprefix(QUARANTINED)
         return (f"quarantine on {where}: {reason}; the consensus goes on without "
                 f"{'it' if len(d.agents) == 1 else 'them'} until probation passes")
@@ -625,7 +622,7 @@ def _raised_again(d: Any) -> tuple[int, str] | None:
     """
     import re
 
-    from ..arbiter.decide import NAME_CHARS, RAISED_AGAIN, describe_agents
+    from ..arbiter.decide import RAISED_AGAIN, describe_agents, short_name
 
     signals = d.signals
     if "raised_again" in signals and "episode_since" in signals:
@@ -644,12 +641,7 @@ def _raised_again(d: Any) -> tuple[int, str] | None:
         return None
     listed = tail[found.end():].lstrip(" :").split("[")[0].strip(" ;.")
     names = {part.strip() for part in listed.split(", ")}
-
-    def short(name: str) -> str:  # the reason's form of a long name (``decide._short``)
-        flat = " ".join(name.split())
-        return flat if len(flat) <= NAME_CHARS else flat[:NAME_CHARS - 1] + "…"
-
-    new = [a for a in d.agents if a in names or short(a) in names]
+    new = [a for a in d.agents if a in names or short_name(a) in names]
     if not new:
         return int(found.group()), listed or "another agent"
     return int(found.group()), describe_agents(new, signals)

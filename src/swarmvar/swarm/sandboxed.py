@@ -232,6 +232,8 @@ class SandboxedAgent:
         """Let the agent take a book's computed returns (``|r| <=`` ``MAX_BOOK_RETURN``), as
         :meth:`~swarmvar.models.Agent.take_book_returns` does in process: every fit and
         restore in the sandbox from now on makes it widened (a recycled worker's too)."""
+        if self._which.get("book"):  # widened already (a rebase of a widened proxy)
+            return self
         self._which["book"] = True
         if self._state is not None:  # the live agent in the worker: restored widened
             self._recover()

@@ -14,6 +14,7 @@ visible at a glance.
 
 from __future__ import annotations
 
+import sqlite3 as _sqlite3
 from enum import Enum as _Enum
 
 
@@ -84,6 +85,17 @@ class InvalidEntry(SwarmVarError, ValueError):
 
 class LedgerCorrupted(SwarmVarError, RuntimeError):
     """Stored ledger content does not verify."""
+
+
+class LedgerUnavailable(_sqlite3.OperationalError, SwarmVarError):
+    """The SQLite ledger cannot be opened or read *now*, its file there and whole: a lock
+    held past the busy timeout, or SQLite's "unable to open database file" for want of a
+    file descriptor (EMFILE, ENFILE). A retry may pass; nothing was written.
+
+    An ``sqlite3.OperationalError`` first (it carries SQLite's ``sqlite_errorcode``), so
+    the service answers it as it answers SQLite's own (a read's 503 with Retry-After, a
+    write's 500); a ``SwarmVarError`` too, so a command prints it as a usage error.
+    """
 
 
 class InvalidProof(SwarmVarError, ValueError):

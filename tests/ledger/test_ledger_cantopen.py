@@ -4,7 +4,9 @@ SQLite says "unable to open database file" when a statement needs a file (a temp
 file for a sort, the WAL index) and the process has no descriptor left (EMFILE): the
 store raises that ``sqlite3.OperationalError`` as it is (the service answers it 503), not
 ``LedgerCorrupted`` ("run ledger verify"). Planted on the connection: a real EMFILE at
-the moment a statement opens a temporary file cannot be aimed at reliably.
+the moment a statement opens a temporary file cannot be aimed at reliably. It is raised
+as ``LedgerUnavailable`` (an ``sqlite3.OperationalError`` keeping SQLite's code, and a
+``SwarmVarError`` a command prints as a usage error).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from swarmvar.errors import LedgerCorrupted
+from swarmvar.errors import LedgerCorrupted, LedgerUnavailable
 from swarmvar.ledger import EntryKind, Ledger
 
 
@@ -71,7 +73,7 @@ def _unplant(led: Ledger) -> None:
 
 
 @pytest.mark.parametrize("read", ["size", "rows", "row_count"])
-def test_cantopen_with_the_file_there_is_raised_as_it_is(led: Ledger, read: str) -> None:
+def test_cantopen_with_the_file_there_is_unavailable(led: Ledger, read: str) -> None:
     calls = {"size": lambda: led.store.size(), "rows": lambda: list(led.store.rows(0, 3)),
              "row_count": lambda: led.store.row_count()}
     n = led.store.size()
@@ -79,19 +81,22 @@ def test_cantopen_with_the_file_there_is_raised_as_it_is(led: Ledger, read: str)
     with pytest.raises(sqlite3.OperationalError) as got:
         calls[read]()
     _unplant(led)
-    assert planted.raised == 1 and got.value is CANTOPEN  # not LedgerCorrupted
+    assert planted.raised == 1 and isinstance(got.value, LedgerUnavailable)
     assert not isinstance(got.value, LedgerCorrupted)
+    assert got.value.sqlite_errorcode == 14  # type: ignore[attr-defined]
+    assert "unable to open database file" in str(got.value) and "ulimit -n" in str(got.value)
     assert led.store.size() == n >= 3  # it passes
 
 
-def test_an_append_meeting_cantopen_is_raised_as_it_is_and_writes_nothing(
+def test_an_append_meeting_cantopen_is_unavailable_and_writes_nothing(
         led: Ledger) -> None:
     n = led.store.size()
     planted = _plant(led, "COMMIT", CANTOPEN)
     with pytest.raises(sqlite3.OperationalError) as got:
         led.add_entry(EntryKind.ACTION, {"type": "x", "details": {"i": 3}})
     _unplant(led)
-    assert planted.raised == 1 and got.value is CANTOPEN
+    assert planted.raised == 1 and isinstance(got.value, LedgerUnavailable)
+    assert "to append (unable to open database file)" in str(got.value), got.value
     assert led.store.size() == n
     led.add_entry(EntryKind.ACTION, {"type": "x", "details": {"i": 3}})
     assert led.store.size() == n + 1 and led.verify_chain(processes=1).ok

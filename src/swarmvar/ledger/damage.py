@@ -203,6 +203,16 @@ def missing(path: Path) -> str | None:
     return None
 
 
+def out_of_descriptors() -> bool:
+    """True if this process cannot open a file now for want of a descriptor (EMFILE, ENFILE)."""
+    try:
+        fd = os.open(os.devnull, os.O_RDONLY)
+    except OSError as exc:
+        return exc.errno in NO_DESCRIPTOR
+    os.close(fd)
+    return False
+
+
 def is_damage(exc: BaseException) -> bool:
     """True if ``exc`` says the file itself is damaged (SQLITE_CORRUPT, SQLITE_NOTADB,
     or text that is not UTF-8), not that it could not be read just now."""

@@ -10,6 +10,7 @@ them is what ``verify_chain`` and signed heads are for).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -20,8 +21,15 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from ..errors import LedgerCorrupted
-from .damage import PROCESS_MEMO, DamageMemo, cannot_open, is_lock_wait, missing
+from ..errors import LedgerCorrupted, LedgerUnavailable
+from .damage import (
+    PROCESS_MEMO,
+    DamageMemo,
+    cannot_open,
+    is_lock_wait,
+    missing,
+    out_of_descriptors,
+)
 from .entry import ZERO_HASH
 from .merkle import HashAlgorithm, NodeKey, frontier_keys
 from .store import (
@@ -121,7 +129,15 @@ class SQLiteStore:
         Where :meth:`damage` answers are memoised by file state (default: the
         process's, shared by every store opened in it).
 
-    Any SQLite error while reading (a damaged file) is raised as LedgerCorrupted.
+    Raises
+    ------
+    LedgerUnavailable
+        Opening, reading or appending met a lock held past ``timeout``, or SQLite's
+        "unable to open database file" with the file there (no descriptor left: EMFILE,
+        ENFILE): a retry may pass, nothing was written.
+    LedgerCorrupted
+        Any other SQLite error (a damaged file, not a ledger), or the file or its home
+        gone or closed to this process (named: "cannot be opened (why ...)").
     """
 
     def __init__(
@@ -149,9 +165,10 @@ class SQLiteStore:
         except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
             # UnicodeDecodeError: a damaged schema text that is not even UTF-8
             self._conn.close()
-            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-                raise
-            raise LedgerCorrupted(f"{self.path} is not a usable ledger database: {exc}") from None
+            err = _storage_error(exc, self.path)
+            if isinstance(err, LedgerCorrupted) and not cannot_open(exc):
+                err = LedgerCorrupted(f"{self.path} is not a usable ledger database: {exc}")
+            raise err from None
         except BaseException:
             self._conn.close()
             raise
@@ -253,10 +270,13 @@ class SQLiteStore:
         its WAL (:class:`~swarmvar.ledger.damage.DamageMemo`): a second check
         of an unchanged file costs two ``stat`` calls. A lock wait past
         ``timeout`` seconds (default: the store's) or another error that says
-        nothing about damage is raised as ``sqlite3.OperationalError``.
+        nothing about damage is raised as ``sqlite3.OperationalError``: a lock wait, or
+        "unable to open database file" with the file there (no descriptor left), as
+        :class:`~swarmvar.errors.LedgerUnavailable`.
         """
-        return self._damage_memo.damage(self._resolved,
-                                        self._timeout if timeout is None else timeout)
+        with _passing(self.path):
+            return self._damage_memo.damage(self._resolved,
+                                            self._timeout if timeout is None else timeout)
 
     def check_now(self, timeout: float | None = None) -> str | None:
         """:meth:`damage` past the memo and its cap: ``PRAGMA quick_check`` runs now
@@ -264,8 +284,9 @@ class SQLiteStore:
         damage it finds is refused by the next :meth:`damage` at once
         (:meth:`~swarmvar.ledger.damage.DamageMemo.check_now`). Raises as :meth:`damage`
         does."""
-        return self._damage_memo.check_now(self._resolved,
-                                           self._timeout if timeout is None else timeout)
+        with _passing(self.path):
+            return self._damage_memo.check_now(self._resolved,
+                                               self._timeout if timeout is None else timeout)
 
     def row_count(self, below: int | None = None) -> int:
         """Entry rows stored whose index is below ``below`` (all if None), whatever else
@@ -280,8 +301,8 @@ class SQLiteStore:
     def append(self, drafts: Sequence[Draft], *, if_size: int | None = None) -> list[Row] | None:
         with self._lock:
             conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
             try:
+                conn.execute("BEGIN IMMEDIATE")  # a lock wait here: LedgerUnavailable
                 head = conn.execute(
                     "SELECT idx, hash FROM entries ORDER BY idx DESC LIMIT 1"
                 ).fetchone()
@@ -304,8 +325,8 @@ class SQLiteStore:
                         conn.execute("ROLLBACK")
                     except sqlite3.Error:
                         pass
-                if isinstance(exc, sqlite3.DatabaseError) and _not_damage(exc, self.path):
-                    raise LedgerCorrupted(f"{self.path}: cannot append: {exc}") from None
+                if isinstance(exc, (sqlite3.DatabaseError, UnicodeDecodeError)):
+                    raise _storage_error(exc, self.path, " to append") from None
                 raise
             if rows:
                 self._cache = (size + len(rows), rows[-1][5], frontier)
@@ -345,36 +366,75 @@ class SQLiteStore:
             self._conn.close()
 
 
-def _not_damage(exc: BaseException, path: Path) -> LedgerCorrupted | None:
-    """None if SQLite's ``exc`` says nothing about the file at ``path`` and is raised as
-    it is: a lock wait, or "unable to open database file" (SQLITE_CANTOPEN: the file, its
-    ``-wal``/``-shm`` or a temporary file) while the file is there, which is no descriptor
-    left (EMFILE, ENFILE; the service answers both 503). Else what to raise instead: the
-    file gone or closed to this process (:func:`~swarmvar.ledger.damage.missing`), or
-    damaged."""
+def _storage_error(exc: BaseException, path: Path,
+                   doing: str = "") -> LedgerCorrupted | LedgerUnavailable:
+    """What to raise for SQLite's ``exc`` met on the ledger file at ``path`` (``doing``: what
+    was being done, " to append"; "" for a read), the SQLite message kept in it.
+
+    :class:`~swarmvar.errors.LedgerUnavailable` when it says nothing about the file and a
+    retry may pass: a lock wait past the busy timeout, or "unable to open database file"
+    (SQLITE_CANTOPEN: the file, its ``-wal``/``-shm`` or a temporary file) while the file
+    is there, which is no descriptor left (EMFILE, ENFILE; the service answers both 503).
+    :class:`~swarmvar.errors.LedgerCorrupted` naming why when the file or its home is
+    gone or closed to this process (:func:`~swarmvar.ledger.damage.missing`), else
+    naming the damage.
+    """
     if is_lock_wait(exc):
-        return None
+        return _unavailable(exc, f"the ledger {path} is locked by another connection past "
+                            f"the busy timeout{doing} ({exc}); nothing was written: retry")
     if cannot_open(exc):
         why = missing(path)
         if why is None:
-            return None
-        return LedgerCorrupted(f"the ledger {path} cannot be opened ({why}; SQLite: {exc}): "
-                               "its file or its home is gone or closed to this process; "
-                               "restore it")
-    return LedgerCorrupted(f"{path} is damaged: {exc}; run `swarmvar ledger verify`")
+            return _unavailable(exc, _no_descriptor(path, doing, exc))
+        return LedgerCorrupted(f"the ledger {path} cannot be opened{doing} ({why}; SQLite: "
+                               f"{exc}): its file or its home is gone or closed to this "
+                               "process; restore it")
+    return LedgerCorrupted(f"{path} is damaged{doing and f' ({doing.strip()})'}: {exc}; "
+                           "run `swarmvar ledger verify`")
+
+
+def _no_descriptor(path: Path, doing: str, exc: BaseException) -> str:
+    """The message of SQLITE_CANTOPEN on ``path`` while its file is there."""
+    why = ("this process has no file descriptor left" if out_of_descriptors() else
+           "a file SQLite needs beside it (-wal, -shm, a temporary file) could not be "
+           "opened, as when this process has no file descriptor left")
+    return (f"the ledger {path} cannot be opened now{doing} ({exc}): {why}; nothing was "
+            "written: retry, or raise the open-file limit (ulimit -n)")
+
+
+def _unavailable(exc: BaseException, message: str) -> LedgerUnavailable:
+    """:class:`~swarmvar.errors.LedgerUnavailable` carrying SQLite's codes of ``exc``."""
+    err = LedgerUnavailable(message)
+    for name in ("sqlite_errorcode", "sqlite_errorname"):
+        if hasattr(exc, name):
+            setattr(err, name, getattr(exc, name))
+    return err
 
 
 @contextmanager
 def _damaged(path: Path) -> Iterator[None]:
-    """Turn SQLite errors of a damaged file into LedgerCorrupted (lock waits, and a file
-    that cannot be opened now for want of a descriptor, stay: :func:`_not_damage`)."""
+    """Turn SQLite errors into LedgerCorrupted (damage, a file gone) or LedgerUnavailable
+    (a lock wait, a file that cannot be opened now for want of a descriptor):
+    :func:`_storage_error`."""
     try:
         yield
     except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
-        err = _not_damage(exc, path)
-        if err is None:
+        if isinstance(exc, (LedgerCorrupted, LedgerUnavailable)):
             raise
-        raise err from None
+        raise _storage_error(exc, path) from None
+
+
+@contextmanager
+def _passing(path: Path) -> Iterator[None]:
+    """Raise a lock wait, or SQLITE_CANTOPEN, met by a damage check of ``path`` as
+    :func:`_storage_error` says (LedgerUnavailable, or LedgerCorrupted naming the file
+    gone); other errors as they are."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if isinstance(exc, LedgerUnavailable) or not (is_lock_wait(exc) or cannot_open(exc)):
+            raise
+        raise _storage_error(exc, path) from None
 
 
 def _checked_rows(rows: Iterator[Row], path: Path) -> Iterator[Row]:
@@ -423,11 +483,40 @@ def _connect(path: Path, timeout: float, create: bool) -> sqlite3.Connection:
             )
         except sqlite3.OperationalError as exc:
             # "unable to open database file": a racing creator (several processes
-            # opening a new data home); the file appears a moment later.
-            if attempt == _OPEN_ATTEMPTS - 1 or "unable to open" not in str(exc):
+            # opening a new data home); the file appears a moment later. Not so with no
+            # descriptor left, or the file or its folder gone or closed for good.
+            if not cannot_open(exc):
                 raise LedgerCorrupted(f"cannot open the ledger {path}: {exc}") from None
+            if out_of_descriptors():
+                raise _unavailable(exc, _no_descriptor(path, "", exc)) from None
+            why = _never_opens(path, create)
+            if why is not None:
+                raise LedgerCorrupted(f"the ledger {path} cannot be opened ({why}; SQLite: "
+                                      f"{exc}): its file or its home is gone or closed to "
+                                      "this process; restore it") from None
+            if attempt == _OPEN_ATTEMPTS - 1:
+                raise _storage_error(exc, path) from None
             time.sleep(0.005 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def _never_opens(path: Path, create: bool) -> str | None:
+    """Why an open of ``path`` that met SQLITE_CANTOPEN cannot pass on a retry, or None.
+
+    The file there: :func:`~swarmvar.ledger.damage.missing`. Not there: with ``create``,
+    its folder gone or not writable (a creator racing us makes the file in a folder that
+    is there); without, the file is needed.
+    """
+    if os.path.lexists(path):
+        return missing(path)
+    if not create:
+        return "No such file or directory"
+    folder = path.parent
+    if not folder.is_dir():
+        return f"its folder {folder} is gone"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"its folder {folder} may not be written by this process"
+    return None
 
 
 def _insert(conn: sqlite3.Connection, rows: list[Row]) -> None:

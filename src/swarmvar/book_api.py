@@ -214,15 +214,21 @@ def _book_frame(data: Any, book: Book, kind: str, extra: tuple[str, ...]
     import pandas as pd
 
     from . import books
+    from .data import FROM_PRICES, is_from_prices
 
     if isinstance(data, pd.DataFrame):
-        return books.book_returns(data, book, kind=kind, extra=extra,  # type: ignore[arg-type]
-                                  min_obs=30)
-    # returns worked out from prices (or the bundled stocks, from prices) are not judged
-    # for looking like prices again
-    from_prices = kind == "price" or str(data) in books.STOCK_DATASETS
-    return books.book_matrix(_returns_frame(data, kind), book, extra=extra, min_obs=30,
-                             judge_prices=not from_prices)
+        frame, pos = books.book_returns(data, book, kind=kind,  # type: ignore[arg-type]
+                                        extra=extra, min_obs=30)
+        from_prices = kind == "price" or is_from_prices(data)
+    else:
+        # returns worked out from prices (or the bundled stocks, from prices) are not judged
+        # for looking like prices again
+        from_prices = kind == "price" or str(data) in books.STOCK_DATASETS
+        frame, pos = books.book_matrix(_returns_frame(data, kind), book, extra=extra,
+                                       min_obs=30, judge_prices=not from_prices)
+    if from_prices:  # carried on, for the track record's backtest (_track_records)
+        frame.attrs[FROM_PRICES] = True
+    return frame, pos
 
 
 def _trade_vector(trade: Mapping[str, float] | None, assets: Sequence[str]) -> np.ndarray | None:
@@ -461,6 +467,8 @@ def _track_records(frame: pd.DataFrame, pos: np.ndarray, names: list[str],
                           f"book's history, it has {len(frame)}")
     book = Book(tuple(str(c) for c in frame.columns), tuple(pos.tolist()))
     gross = float(np.abs(pos).sum())
+    # the frame was checked once (_book_frame); returns worked out from prices carry that
+    # (attrs["from_prices"]) and are not judged for looking like prices here
     res = book_backtest(frame, book, kind="return", agents=names, last=days,
                         window=fit_window, alphas=levels, seed=seed, consensus=False,
                         baselines=False)

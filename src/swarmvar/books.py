@@ -27,8 +27,10 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from .data import (
+    FROM_PRICES,
     MAX_ABS_RETURN,
     check_dates,
+    is_from_prices,
     moves_like_prices,
     naming,
     read_table,
@@ -135,7 +137,10 @@ def prices_to_returns(prices: pd.DataFrame, *, dropna: bool = False,
     :func:`check_frame`); a return is named by its date and the row of the
     price it ends on. Returns computed from prices are not judged by
     :func:`swarmvar.data.moves_like_prices` (they were given as prices: a rate
-    crawling up 0.25% a day makes one-signed, smooth returns legitimately).
+    crawling up 0.25% a day makes one-signed, smooth returns legitimately);
+    the frame carries ``attrs["from_prices"]`` so that later checks
+    (:func:`check_returns`, :func:`book_returns` with ``kind="return"``) skip
+    it too.
     """
     p, pos = _check_frame(prices, what="price", dropna=dropna, where=where)
     values = p.to_numpy()
@@ -148,9 +153,11 @@ def prices_to_returns(prices: pd.DataFrame, *, dropna: bool = False,
     if len(p) < 2:
         raise InvalidReturns("prices need at least two rows to make one return")
     r = np.diff(np.log(values), axis=0)
-    return _check_returns(pd.DataFrame(r, index=p.index[1:], columns=p.columns),
-                          max_abs=MAX_ABS_RETURN, where=lambda i: where(int(pos[i + 1])),
-                          judge_prices=False)
+    out = _check_returns(pd.DataFrame(r, index=p.index[1:], columns=p.columns),
+                         max_abs=MAX_ABS_RETURN, where=lambda i: where(int(pos[i + 1])),
+                         judge_prices=False)
+    out.attrs[FROM_PRICES] = True  # carried: no later check judges them again
+    return out
 
 
 def check_returns(returns: pd.DataFrame, *, dropna: bool = False,
@@ -161,7 +168,9 @@ def check_returns(returns: pd.DataFrame, *, dropna: bool = False,
     Beyond :func:`check_frame`: a return beyond ``|r| <= max_abs`` (percent, or
     prices), and a column that moves like a price or a rate below 1
     (:func:`swarmvar.data.moves_like_prices`), are refused naming the column;
-    ``judge_prices=False`` skips that last rule (returns computed from prices).
+    ``judge_prices=False`` skips that last rule, as does a frame carrying
+    ``attrs["from_prices"]`` (returns computed from prices, :func:`prices_to_returns`);
+    the result keeps that mark.
 
     Raises
     ------
@@ -169,9 +178,13 @@ def check_returns(returns: pd.DataFrame, *, dropna: bool = False,
         Naming the first bad value's column, date and row, or the column that
         moves like a price.
     """
+    given = is_from_prices(returns)
     r, pos = _check_frame(returns, what="return", dropna=dropna, where=where)
-    return _check_returns(r, max_abs=max_abs, where=lambda i: where(int(pos[i])),
-                          judge_prices=judge_prices)
+    out = _check_returns(r, max_abs=max_abs, where=lambda i: where(int(pos[i])),
+                         judge_prices=judge_prices and not given)
+    if given:
+        out.attrs[FROM_PRICES] = True
+    return out
 
 
 def _check_returns(r: pd.DataFrame, *, max_abs: float, where: RowName,
@@ -352,6 +365,8 @@ def book_returns(data: pd.DataFrame, book: Book, *, kind: Literal["price", "retu
         raise InvalidBook(f"asset(s) {unknown} are not in the data; its columns are {have[:30]}"
                           f"{' ...' if len(have) > 30 else ''}")
     sub = data.set_axis(have, axis=1).loc[:, names]
+    if is_from_prices(data):  # returns worked out from prices: not judged again
+        sub.attrs[FROM_PRICES] = True
     values = sub.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
     empty = [names[j] for j in range(len(names)) if not np.isfinite(values[:, j]).any()]
     if empty:

@@ -241,7 +241,14 @@ def book_var_command(*, data: str | None, kind: str, dropna: bool, book: Path | 
                               f"{i.es:+,.0f} ± {i.es_se:,.0f} at {i.alpha:g} ({row})")
     if result.note:
         console.print(result.note, markup=False)
+    ledgered: dict[str, Any] | None = None
     if result.ledger_entries is not None:
+        from ..ledger import Ledger
+
+        with usage_errors(), Ledger.open(folder) as ledger:  # as var --json names it
+            ledgered = {"path": str(ledger.path), "first_entry": result.ledger_entries[0],
+                        "last_entry": result.ledger_entries[1],
+                        "merkle_root": ledger.compute_merkle_root().hex()}
         console.print(f"recorded entries {result.ledger_entries[0]}-{result.ledger_entries[1]} "
                       f"in the ledger under {folder}")
     if as_json or csv is not None:
@@ -251,6 +258,7 @@ def book_var_command(*, data: str | None, kind: str, dropna: bool, book: Path | 
             write_json({"command": "var", "book": the_book.as_dict(), "units": UNITS,
                         "as_of": result.as_of, "horizon": h, "alphas": list(levels),
                         "seed": seed, "note": result.note, "errors": dict(result.errors),
+                        "ledger": ledgered,
                         **{k: v.to_dict(orient="records") for k, v in shown.items()}})
         if csv is not None:
             written = write_csv_tables(csv, {

@@ -14,6 +14,7 @@ from ._bundled import DATASETS, load
 from ._dates import check_dates
 from ._returns import (
     DROPNA_HINT,
+    FROM_PRICES,
     MAX_ABS_RETURN,
     MAX_DAILY_SD,
     MAX_WEIGHT_GROSS,
@@ -22,6 +23,7 @@ from ._returns import (
     TO_RETURNS_HINT,
     WEIGHTS_HINT,
     as_array,
+    is_from_prices,
     moves_like_prices,
     portfolio,
     position_fractions,
@@ -34,6 +36,7 @@ from ._tables import MAX_FILE_BYTES, naming, read, read_table
 __all__ = [
     "DATASETS",
     "DROPNA_HINT",
+    "FROM_PRICES",
     "MAX_ABS_RETURN",
     "MAX_DAILY_SD",
     "MAX_FILE_BYTES",
@@ -44,6 +47,7 @@ __all__ = [
     "WEIGHTS_HINT",
     "as_array",
     "check_dates",
+    "is_from_prices",
     "load",
     "moves_like_prices",
     "naming",

@@ -62,6 +62,17 @@ PRICE_AUTOCORR = 0.5
 #: Values whose range is below this fraction of their median size are (nearly) constant:
 #: no moves to judge, left to the models' own rule (a constant is refused there).
 PRICE_FLAT = 1e-4
+#: The ``attrs`` key of a Series or DataFrame of returns computed from prices
+#: (:func:`prices_to_returns`, ``validate(from_prices=True)``, ``books.prices_to_returns``):
+#: carried with the data, so that no later check (:func:`as_array`, :func:`validate`,
+#: ``books.book_returns``) judges it for looking like prices again.
+FROM_PRICES = "from_prices"
+
+
+def is_from_prices(data: object) -> bool:
+    """Whether ``data`` (a pandas Series or DataFrame) carries :data:`FROM_PRICES`."""
+    attrs = getattr(data, "attrs", None)
+    return isinstance(attrs, dict) and attrs.get(FROM_PRICES) is True
 
 
 def looks_like_prices(x: NDArray[np.float64], value: float) -> bool:
@@ -146,8 +157,10 @@ def prices_to_returns(prices: pd.Series, *, dropna: bool = False,
                       where: RowName = row_name) -> pd.Series:
     """Log returns from a price series, after checking the prices.
 
-    ``where`` names a row of the prices in a message (``row N`` from 1 by default; a
-    file's line for :func:`read`).
+    The result carries ``attrs[FROM_PRICES] = True``: no later check judges it
+    for looking like prices (:func:`as_array`). ``where`` names a row of the
+    prices in a message (``row N`` from 1 by default; a file's line for
+    :func:`read`).
     """
     prices = _check_index(_floats(prices, "price"), what="price", dropna=dropna, where=where)
     bad = ~(prices > 0)
@@ -164,6 +177,7 @@ def prices_to_returns(prices: pd.Series, *, dropna: bool = False,
             f"price at {when(first)} is {float(prices.loc[first])!r}; prices must be finite")
     values = np.log(prices.to_numpy())
     returns = pd.Series(np.diff(values), index=prices.index[1:], name=prices.name)
+    returns.attrs[FROM_PRICES] = True  # not judged for looking like prices (they were)
     return returns
 
 
@@ -211,16 +225,21 @@ def validate(
     ``|r| > max_abs`` or a standard deviation above ``max_sd`` (10% a day),
     and a column that moves like a price or a rate below 1
     (:func:`moves_like_prices`), named by the series' name; that last rule is
-    skipped for returns computed from prices (``from_prices``: they were
-    given as prices) or when ``judge_prices`` is false. ``from_prices``
+    skipped for returns computed from prices (``from_prices``, or a series
+    carrying ``attrs[FROM_PRICES]``: they were given as prices; the result then
+    carries that mark on, for :func:`as_array` and the models) or when
+    ``judge_prices`` is false. ``from_prices``
     adds to the standard-deviation message that a price column may hold returns;
     ``kind_hint`` (a file read as returns) that values looking like prices can be
     read as prices (:func:`looks_like_prices`), rather than converted first.
     A message names a row by its date (``2016-08-12``), and an index's bad row
     by ``where`` too (``row N`` from 1 by default, a file's line for :func:`read`).
     """
+    from_prices = from_prices or is_from_prices(returns)
     series = _check_index(_floats(returns, "return"), what="return", dropna=dropna,
                           where=where)
+    if from_prices:
+        series.attrs[FROM_PRICES] = True
     x = as_array(series.to_numpy(), min_obs=min_obs, max_abs=max_abs, labels=series.index,
                  kind_hint=kind_hint, name=None if series.name is None else str(series.name),
                  judge_prices=judge_prices and not from_prices)
@@ -256,9 +275,11 @@ def as_array(
     taken for percent. Values within ``|r| <= 1`` that move like a price or a
     rate (:func:`moves_like_prices`: 20 or more, all of one sign, ...) are
     refused the same way, naming the column ``name`` when given, unless
-    ``judge_prices`` is false (returns computed from prices).
+    ``judge_prices`` is false or ``returns`` is a Series carrying
+    ``attrs[FROM_PRICES]`` (returns computed from prices).
     """
     if isinstance(returns, pd.Series):
+        judge_prices = judge_prices and not is_from_prices(returns)
         labels = returns.index if labels is None else labels
         returns = returns.to_numpy()
     refuse_non_numbers(returns, who=who, missing_ok=True)  # "0.01", True: not returns

@@ -410,8 +410,13 @@ class Agent(ABC):
     def _history(self, returns: ArrayLike) -> NDArray[np.float64]:
         bound = self._return_bound
         book = bound > MAX_ABS_RETURN  # a book's: its own words past the bound, not percent
+        # price-likeness is judged where the data enters (data.validate/read, api.var,
+        # backtest, books.check_returns), which knows whether returns were computed from
+        # prices (attrs["from_prices"]); the arrays and windows handed on to an agent do not
+        # carry it, so the agent does not judge them again (a steep series given as prices
+        # was refused here by every agent)
         x = as_array(returns, min_obs=self.min_observations, who=self.name,
-                     max_abs=math.inf if book else bound)
+                     max_abs=math.inf if book else bound, judge_prices=False)
         beyond = np.abs(x) > bound
         if book and beyond.any():
             i = int(np.argmax(beyond))

@@ -91,7 +91,8 @@ class GarchTBaseline(ArchRefits):
         """
         from arch import arch_model
 
-        x = SCALE * as_array(returns, who="the GARCH baseline")
+        # a backtest's window, judged for looking like prices where it entered
+        x = SCALE * as_array(returns, who="the GARCH baseline", judge_prices=False)
         if x.ndim != 1 or x.size < 100:
             raise InvalidParameter("the GARCH baseline needs a 1-D window of at least 100 returns")
         model = arch_model(x, mean="Constant", vol="GARCH", p=1, o=int(self.asymmetric), q=1,

@@ -180,10 +180,10 @@ def test_an_arbiter_home_is_not_resumed_without_it(tmp_path: Path,
 
     from swarmvar.cli.run import _check_arbiter_resume
 
-    _check_arbiter_resume(tmp_path, "--home H", False, False)  # no arbiter state: runs
-    _check_arbiter_resume(tmp_path, "--home H", True, True)  # resumed with it
+    _check_arbiter_resume("--home H", False, False)  # no arbiter state: runs
+    _check_arbiter_resume("--home H", True, True)  # resumed with it
     with pytest.raises(typer.Exit):
-        _check_arbiter_resume(tmp_path, "--home H", False, True)
+        _check_arbiter_resume("--home H", False, True)
     said = " ".join(capsys.readouterr().err.split())
     assert said.startswith("error: --home H: this home's run has the arbiter on (its "
                            "checkpoint holds the arbiter's state)"), said

@@ -339,7 +339,10 @@ def backtest_command(
                 "days": len(result.dates), "window": n_window, "refit_every": every,
                 "horizon": h, "seed": seed, "alphas": list(alphas),
                 "rows": list(result.rows), "baselines": list(result.baselines),
-                "consensus_rule": swarm_rule.describe(len(roster)) if rows else None,
+                # the rule alone, as var --json's; the weights in their own key
+                "consensus_rule": (swarm_rule.describe(len(roster), weights=False) if rows
+                                   else None),
+                "consensus_weights": swarm_rule.weights_words() if rows else None,
                 "notes": {k: list(v) for k, v in result.notes.items()},
                 **{name: frame.to_dict(orient="records") for name, frame in tables.items()
                    if name != "forecasts"},

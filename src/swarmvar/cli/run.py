@@ -281,8 +281,9 @@ def _home_run(home: Path) -> tuple[dict[str, Any] | None, bool]:
     under :data:`~swarmvar.swarm._records.RUN_KEY`), read without opening the swarm, and
     whether that checkpoint holds the arbiter's state (an observer key
     ``swarm-observer:arbiter:<portfolio>``: the run had ``--arbiter``). ``(None, False)``
-    for a home with no checkpoint (a fresh start). Nothing is made for a home that has no
-    lifecycle database.
+    for a home with no checkpoint (a fresh start). Nothing is made in the home: one with
+    no lifecycle database or no ``states`` folder (where the checkpoints' packs are, which
+    the state store would create) has no checkpoint to read.
 
     Raises
     ------
@@ -296,7 +297,7 @@ def _home_run(home: Path) -> tuple[dict[str, Any] | None, bool]:
     from ..evolution.db import DB_FILE
     from ..swarm._records import OBSERVER_PREFIX, RUN_KEY
 
-    if not (home / DB_FILE).is_file():
+    if not (home / DB_FILE).is_file() or not (home / "states").is_dir():
         return None, False
     with usage_errors():
         db = Database(home)
@@ -320,7 +321,7 @@ def _home_run(home: Path) -> tuple[dict[str, Any] | None, bool]:
             db.close()
 
 
-def _check_arbiter_resume(home: Path, words: str, arbiter: bool, judged: bool) -> None:
+def _check_arbiter_resume(words: str, arbiter: bool, judged: bool) -> None:
     """A resume keeps the arbiter the home ran with: its quarantines are circuit breakers
     in the home and its state (alert episodes, PID) rides the checkpoints, so a resume
     without ``--arbiter`` would drop the quarantines while their breakers stay open. The
@@ -928,7 +929,7 @@ def run(
             judge = Arbiter.from_options(k_flows=k_flows, p_nodes=p_nodes,
                                          t_threshold=t_threshold, t1=t1, record_decisions=False)
     saved_run, judged = _home_run(home)
-    _check_arbiter_resume(home, home_words(settings["home"]), arbiter, judged)
+    _check_arbiter_resume(home_words(settings["home"]), arbiter, judged)
     if checkpoint_every is None:  # a resume keeps the home's; a given other one is refused
         checkpoint_every = (int(saved_run.get("checkpoint_every", CHECKPOINT_EVERY))
                             if saved_run is not None else CHECKPOINT_EVERY)

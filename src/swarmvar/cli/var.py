@@ -19,6 +19,7 @@ from ._common import (
     check_csv_folder,
     check_data,
     check_home,
+    check_home_folders,
     check_horizon,
     check_kind,
     check_ledger,
@@ -348,6 +349,9 @@ def var(
     # an emptied or damaged ledger: refused before the fit, not after; a file-given home is
     # named by the file's key, not as a --home that was not given
     check_ledger(folder, home_words(settings["home"]))
+    # a file where the agents' keys go (``keys``, ``keys/agents``): refused before the fit,
+    # as run and serve do, not a raw NotADirectoryError after it
+    check_home_folders(folder, home_words(settings["home"]))
     console = make_console(quiet=quiet or as_json, stderr=as_json)
     persist_compilations(folder)
 

@@ -62,6 +62,18 @@ PRICE_AUTOCORR = 0.5
 #: Values whose range is below this fraction of their median size are (nearly) constant:
 #: no moves to judge, left to the models' own rule (a constant is refused there).
 PRICE_FLAT = 1e-4
+#: Values of one sign, above PRICE_FLOOR, whose standard deviation is below this fraction of
+#: their mean sit at one level: a pegged price or rate (USD per SAR 0.26662 +- 0.00002: 0.0075%;
+#: a stablecoin 0.9997 +- 0.0002: 0.02%; USD per HKD in its band: ~0.2%), not returns -
+#: unless they are a streak of limit moves (:data:`LIMIT_MOVES`).
+PRICE_PEG_CV = 0.01
+#: Daily price limits (5% for China's ST shares, 10% China/Taiwan/Thailand, 20% China's
+#: STAR/ChiNext, 30% Korea), up and down: a streak of them is one repeated log return
+#: (rounded prices as noise), a real return series that sits at one level.
+LIMIT_MOVES = tuple(math.log1p(s * lim) for lim in (0.05, 0.1, 0.2, 0.3) for s in (1, -1))
+#: How near (a fraction of the level) a mean must be to a limit move to be taken for one (a
+#: rounded streak's is within 0.02%; USD per SAR, 0.26662, is 1.6% from log(1.3) = 0.2624).
+LIMIT_TOLERANCE = 0.01
 #: The ``attrs`` key of a Series or DataFrame of returns computed from prices
 #: (:func:`prices_to_returns`, ``validate(from_prices=True)``, ``books.prices_to_returns``):
 #: carried with the data, so that no later check (:func:`as_array`, :func:`validate`,
@@ -106,7 +118,11 @@ def moves_like_prices(x: NDArray[np.float64]) -> str | None:
       it, :func:`swarmvar.models.base.check_variation`);
     * a median change from one value to the next below ``PRICE_STEP`` (10%)
       of the level, **and** a lag-1 autocorrelation of at least
-      ``PRICE_AUTOCORR`` (0.5): a level that wanders, as a price does.
+      ``PRICE_AUTOCORR`` (0.5): a level that wanders, as a price does;
+      **or** a standard deviation below ``PRICE_PEG_CV`` (1%) of the mean, a
+      mean not within ``LIMIT_TOLERANCE`` (1%) of a limit move
+      (:data:`LIMIT_MOVES`, log(1 +- 5/10/20/30%)): a level that sits still,
+      as a pegged rate does (USD per SAR 0.26662 +- 0.00002).
 
     Why real returns pass: a return series whose median size is 5% a period
     or more and that never changes sign over 20 periods is implausible,
@@ -139,18 +155,27 @@ def moves_like_prices(x: NDArray[np.float64]) -> str | None:
     size = float(np.median(level))
     if size < PRICE_FLOOR or float(np.ptp(x)) < PRICE_FLAT * size:
         return None  # small returns (accruals, pegs, streaks); a (near) constant
+    sign = "positive" if x[0] > 0 else "negative"
     step = float(np.median(np.abs(np.diff(x)) / level[:-1]))
-    if step >= PRICE_STEP:
-        return None
     with np.errstate(invalid="ignore", divide="ignore"):
         rho = float(np.corrcoef(x[:-1], x[1:])[0, 1])
-    if not rho >= PRICE_AUTOCORR:  # NaN (a constant part) too
-        return None
-    sign = "positive" if x[0] > 0 else "negative"
+    if step >= PRICE_STEP or not rho >= PRICE_AUTOCORR:  # NaN (a constant part) too
+        return _pegged(x, sign)
     return (f"all {x.size} values are {sign} ({float(x.min()):.4g} to {float(x.max()):.4g}), "
             f"change by {step:.2%} of their level from one day to the next in median and "
             f"follow the day before (lag-1 autocorrelation {rho:.2f}): the column moves like a "
             "price (returns change sign and size from day to day)")
+
+
+def _pegged(x: NDArray[np.float64], sign: str) -> str | None:
+    """Why one-signed values above the floor that sit at one level are a peg (else None)."""
+    mean, sd = float(np.mean(x)), float(np.std(x))
+    if sd >= PRICE_PEG_CV * abs(mean) or any(
+            abs(mean - lim) <= LIMIT_TOLERANCE * abs(lim) for lim in LIMIT_MOVES):
+        return None
+    return (f"all {x.size} values are {sign} and sit at one level ({mean:.5g}, sd {sd:.2g}: "
+            f"{sd / abs(mean):.2%} of it), as a pegged price or rate does; returns of 5% or "
+            "more a period do not repeat one size (but for a streak of limit moves)")
 
 
 def prices_to_returns(prices: pd.Series, *, dropna: bool = False,

@@ -285,6 +285,11 @@ class ResumeMismatch(SwarmVarError, RuntimeError):
     """A data home holds a run whose configuration differs from the one asked for."""
 
 
+class ArbiterOptionsMismatch(ResumeMismatch, InvalidState):
+    """An arbiter's checkpoint made under other options (the pulse's, the thresholds) than
+    the arbiter restoring it has: a resume's refusal, and a state it cannot take."""
+
+
 class RestoreQueueFull(SwarmVarError, RuntimeError):
     """A portfolio whose host is being restored has queued as many ticks as it may."""
 

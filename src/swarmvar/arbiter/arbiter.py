@@ -44,7 +44,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import CircuitOpen, InvalidParameter, InvalidSignal, InvalidState, UnknownAgent
+from ..errors import (
+    ArbiterOptionsMismatch,
+    CircuitOpen,
+    InvalidParameter,
+    InvalidSignal,
+    InvalidState,
+    UnknownAgent,
+)
 from ..evolution import (
     BreakerConfig,
     BreakerSnapshot,
@@ -55,7 +62,14 @@ from ..evolution import (
 )
 from ..ledger import EntryKind, Ledger
 from ..types import Action, BeatReport, Decision
-from .checkpoint import PortfolioCheckpoint, as_deques, pack_checkpoint, unpack_checkpoint
+from .checkpoint import (
+    PortfolioCheckpoint,
+    as_deques,
+    option_words,
+    options_of,
+    pack_checkpoint,
+    unpack_checkpoint,
+)
 from .decide import Thresholds
 from .pid import PidGains
 from .pulse import Pulse
@@ -276,12 +290,13 @@ class Arbiter:
     def checkpoint_state(self, portfolio: str) -> bytes:
         """The portfolio's arbiter state as bytes (a fresh state if it was never observed):
         genome, PID, counters, signal memory, factors, retraining history, the threat
-        model and its quarantine breakers (:mod:`.checkpoint`)."""
+        model and its quarantine breakers, and the options it decides with (the pulse's,
+        the thresholds: :func:`~.checkpoint.options_of`) (:mod:`.checkpoint`)."""
         p = self._portfolios.get(portfolio) or _Portfolio()
         breakers = {a: self.breakers.load(self._name(portfolio, a)) for a in sorted(p.agents)}
         return pack_checkpoint(PortfolioCheckpoint(
             p.state, tuple(sorted(p.agents)), dict(p.factors), p.now, tuple(p.features),
-            tuple(p.breached), self.model, breakers))
+            tuple(p.breached), self.model, breakers, options_of(self.config)))
 
     def restore_state(self, portfolio: str, blob: bytes, agents: Sequence[str] = ()) -> None:
         """Resume the portfolio from :meth:`checkpoint_state` bytes: its state, its breakers
@@ -295,12 +310,19 @@ class Arbiter:
         InvalidState
             The bytes are not an arbiter state, are cut or altered, or hold levels the
             configuration cannot read.
+        ArbiterOptionsMismatch
+            A ``ResumeMismatch`` (and ``InvalidState``): the checkpoint was made under
+            other options (the pulse's ``k_flows``,
+            ``p_nodes``, ``u``, ``t1``, ``t_threshold``, or a threshold), each named
+            "saved X, now Y"; raised before anything is restored or written. A checkpoint
+            from before options were stored is not compared.
         """
         portfolio = self._portfolio(portfolio)
         if isinstance(agents, (str, bytes)) or not isinstance(agents, Sequence) or not all(
                 isinstance(a, str) for a in agents):
             raise InvalidParameter(f"agents must be a sequence of agent names, not {agents!r}")
         c = unpack_checkpoint(blob)
+        self._check_options(portfolio, c.options)
         features, breached = as_deques(c)
         if any(len(f) != len(c.features[0]) for f in c.features) or len(features) != len(
                 breached):
@@ -316,6 +338,20 @@ class Arbiter:
         if c.now >= self._model_now:
             self.model = c.model
             self._model_now = c.now
+
+    def _check_options(self, portfolio: str, saved: Mapping[str, Any] | None) -> None:
+        """Refuse a checkpoint of ``portfolio`` made under options other than this
+        arbiter's (see :meth:`restore_state`); None (an older checkpoint) passes."""
+        if saved is None:
+            return
+        now = options_of(self.config)
+        differ = [f"{option_words(k)}: saved {saved[k]!r}, now {now[k]!r}"
+                  for k in sorted(saved.keys() & now.keys()) if saved[k] != now[k]]
+        if differ:
+            raise ArbiterOptionsMismatch(
+                f"the arbiter's checkpoint of {portfolio!r} was made under other options: "
+                f"{'; '.join(differ)}; resume with the options it ran with, or give "
+                "another home")
 
     # --- the observer protocol, continued ----------------------------------------------
 

@@ -11,6 +11,11 @@ a SHA-256 checksum; a cut or altered blob is an
 :class:`~swarmvar.errors.InvalidState`. A checkpoint written before alert
 episodes existed (no ``episode`` key) restores with no episode open; one from
 before the quiet counts (no ``quiet``), with every named kind just seen.
+
+The checkpoint also holds the options the arbiter decided with (:func:`options_of`: the
+pulse's ``k, p, u, t1, t_threshold`` and the thresholds), so a resume under other options
+is refused (:meth:`~swarmvar.arbiter.arbiter.Arbiter.restore_state`); a checkpoint from
+before they were stored (no ``options``) restores under any options, as then.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ import json
 import math
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from enum import Enum
 from typing import Any
 
 from ..errors import InvalidState
@@ -28,7 +34,7 @@ from ..evolution import BreakerSnapshot, BreakerState
 from .decide import AlertEpisode
 from .pid import Genome, PidState
 from .signals import AgentMemory, SignalMemory
-from .step import ArbiterState
+from .step import ArbiterConfig, ArbiterState
 from .threat import ThreatModel
 
 _MAGIC = b"SVARBITER1"
@@ -46,6 +52,37 @@ class PortfolioCheckpoint:
     breached: tuple[bool, ...]
     model: ThreatModel
     breakers: Mapping[str, BreakerSnapshot]
+    #: The options decided with (:func:`options_of`); None: a checkpoint from before them.
+    options: Mapping[str, Any] | None = None
+
+
+#: The pulse's options as stored: (stored name, attribute of Pulse, the command line's flag).
+PULSE_OPTIONS = (("k_flows", "k", "--k-flows"), ("p_nodes", "p", "--p-nodes"),
+                 ("u", "u", None), ("t1", "t1", "--t1"),
+                 ("t_threshold", "t_threshold", "--t-threshold"))
+
+
+def options_of(config: ArbiterConfig) -> dict[str, Any]:
+    """The options of ``config`` a checkpoint keeps, as JSON values: the pulse's (named as
+    :data:`PULSE_OPTIONS` does) and each threshold as ``thresholds.<field>``."""
+    out: dict[str, Any] = {name: float(getattr(config.pulse, attr))
+                           for name, attr, _ in PULSE_OPTIONS}
+    th = config.thresholds
+    for f in fields(th):
+        value = getattr(th, f.name)
+        out[f"thresholds.{f.name}"] = value.value if isinstance(value, Enum) else value
+    return out
+
+
+def option_words(name: str) -> str:
+    """How a refusal names a stored option: the flag and the keyword for the pulse's
+    (``--k-flows on the command line, k_flows in Python``), the field for a threshold."""
+    for stored, _, flag in PULSE_OPTIONS:
+        if stored == name:
+            if flag is None:
+                return f"the pulse's {name} ({name}= in Python)"
+            return f"the pulse's {stored} ({flag} on the command line, {stored}= in Python)"
+    return f"the threshold {name} (ArbiterConfig.{name} in Python)"
 
 
 def _opt(x: float | None) -> float | None:
@@ -71,6 +108,8 @@ def pack_checkpoint(c: PortfolioCheckpoint) -> bytes:
                          "reset_attempts": b.reset_attempts, "opened_at": _opt(b.opened_at)}
                      for a, b in c.breakers.items()},
     }
+    if c.options is not None:
+        doc["options"] = dict(c.options)
     try:
         body = _MAGIC + json.dumps(doc, sort_keys=True, allow_nan=False).encode()
     except ValueError as exc:  # a non-finite number in the state: refuse to store it
@@ -142,11 +181,17 @@ def unpack_checkpoint(blob: bytes) -> PortfolioCheckpoint:
                                             else _finite(b["opened_at"]))
                     for a, b in d["breakers"].items()}
         _check_memory(memory)
+        options = d.get("options")  # absent in checkpoints from before it: not compared
+        if options is not None and not (isinstance(options, dict) and all(
+                isinstance(v, (int, float, str, type(None))) for v in options.values())):
+            raise InvalidState(f"the arbiter's state holds options {options!r}; it needs a "
+                               "mapping of names to numbers or words")
         return PortfolioCheckpoint(
             state, tuple(str(a) for a in d["agents"]),
             {str(k): _finite(v) for k, v in d["factors"].items()}, _finite(d["now"]),
             tuple(tuple(_finite(x) for x in f) for f in d["features"]),
-            tuple(bool(b) for b in d["breached"]), model, breakers)
+            tuple(bool(b) for b in d["breached"]), model, breakers,
+            None if options is None else {str(k): v for k, v in options.items()})
     except InvalidState:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, UnicodeDecodeError,

@@ -23,10 +23,13 @@ from typing import Any, overload
 
 import numpy as np
 
-from ..errors import InvalidParameter
+from ..errors import InvalidParameter, InvalidReturns
+from ..models._arch_refits import ArchRefits
 from ._backtest_recorder import _losses, _Recorder
 from ._backtest_rows import Forecaster, StudentTPredictive
+from .coverage import TestResult
 from .evaluate import RawLevel
+from .result import Test
 
 
 def _fit_if_due(
@@ -231,8 +234,28 @@ def _run_any_row(
     horizon: int, days: int, step: int, key: tuple[int, int], n_sim: int,
     on_step: Callable[[int], None] | None = None,
 ) -> tuple[_Recorder, dict[float, RawLevel]]:
-    """:func:`_run_row` (every day) or :func:`_run_row_strided` (every ``step``-th day)."""
-    if step == 1:
-        return _run_row(row, r, window, refit_every, levels, horizon, days, key, n_sim, on_step)
-    return _run_row_strided(row, r, window, refit_every, levels, horizon, days, key, n_sim,
-                            step, on_step)
+    """:func:`_run_row` (every day) or :func:`_run_row_strided` (every ``step``-th day).
+
+    An arch baseline whose first fit is refused (a non-finite parameter,
+    :class:`~swarmvar.models._arch_refits.ArchRefits`) has no forecasts: its
+    row is kept with NaN forecasts and tests and the refusal as its note,
+    and every other row runs on (was: the whole backtest stopped).
+    """
+    try:
+        if step == 1:
+            return _run_row(row, r, window, refit_every, levels, horizon, days, key, n_sim,
+                            on_step)
+        return _run_row_strided(row, r, window, refit_every, levels, horizon, days, key,
+                                n_sim, step, on_step)
+    except InvalidReturns as exc:
+        if not isinstance(row, ArchRefits):
+            raise
+        rr = _Recorder(levels, days)  # NaN forecasts
+        rr.notes = (*(str(n) for n in row.notes), f"no forecasts: {exc}")
+        report = on_step if on_step is not None else (
+            _queue.put if _queue is not None else None)
+        if report is not None:
+            report(days)  # the row's share of the progress, done
+        nan = float("nan")
+        empty: RawLevel = ({t: TestResult(t.value, nan, nan) for t in Test}, None, nan, None)
+        return rr, dict.fromkeys(levels, empty)

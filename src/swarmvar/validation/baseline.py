@@ -17,7 +17,7 @@ warning is silenced with ``show_warning=False``). A first fit that does not
 converge has nothing to fall back on: it is used, with a
 :class:`ConvergenceWarning` and a note, unless a parameter is non-finite
 (refused: its forecasts would be NaN). That bookkeeping is shared with the
-book backtest's GJR-GARCH-t row (:class:`swarmvar.models.book_baselines.ArchRefits`).
+book backtest's GJR-GARCH-t row (:class:`swarmvar.models._arch_refits.ArchRefits`).
 
 It is not Bayesian: its "credible" intervals are the point values (width
 zero). For ``horizon > 1`` the cumulative return is taken as Student-t with
@@ -34,13 +34,13 @@ from scipy import special
 
 from ..data import as_array
 from ..errors import InvalidParameter, NotFitted
-from ..models.base import MAX_HORIZON, Agent, Seed, check_whole
-from ..models.book_baselines import (
+from ..models._arch_refits import (
     ArchRefits,
     GarchParams,
     garch_step,
     standardized_t_var_es,
 )
+from ..models.base import MAX_HORIZON, Agent, Seed, check_whole
 from ..types import Forecast, RiskMeasure
 from ._checks import named_alphas as check_levels
 
@@ -79,7 +79,7 @@ class GarchTBaseline(ArchRefits):
         """MLE on ``returns`` (log returns, fractions); ``seed`` is unused (deterministic).
 
         A fit that does not converge keeps the previous parameters (if any)
-        and is recorded in :attr:`notes` (:class:`~swarmvar.models.book_baselines.ArchRefits`).
+        and is recorded in :attr:`notes` (:class:`~swarmvar.models._arch_refits.ArchRefits`).
 
         Raises
         ------

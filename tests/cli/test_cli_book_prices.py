@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _cli_text import invoke  # noqa: E402
@@ -83,3 +84,17 @@ def test_var_book_json_names_the_ledger(tmp_path: Path) -> None:
     assert Path(ledger["path"]) == home / "ledger.sqlite" and Path(ledger["path"]).exists()
     assert 0 <= ledger["first_entry"] <= ledger["last_entry"]
     assert len(ledger["merkle_root"]) == 64
+
+
+def test_book_settings_refuses_wrong_flags_without_assert() -> None:
+    """The invariant holds under ``python -O`` too (was an ``assert``)."""
+
+    from swarmvar.cli.book import book_settings
+    from swarmvar.config import BOOK_APPLIES
+    from swarmvar.errors import InvalidParameter
+
+    keys = sorted(BOOK_APPLIES["var --book"])
+    with pytest.raises(InvalidParameter, match="reads exactly"):
+        book_settings("var --book", dict.fromkeys([*keys, "no-such-key"]))
+    with pytest.raises(InvalidParameter, match="reads exactly"):
+        book_settings("var --book", dict.fromkeys(keys[1:]))

@@ -85,11 +85,17 @@ def book_settings(path: str, flags: dict[str, object]) -> dict[str, Setting]:
     typer.Exit
         Code 2, the file's error (:class:`~swarmvar.errors.InvalidConfig`) naming the file
         and its key.
+    InvalidParameter
+        ``flags`` not exactly the keys ``path`` reads (a caller's mistake).
     """
     from ..config import BOOK_APPLIES, load_config
 
     keys = BOOK_APPLIES[path]
-    assert set(flags) == set(keys), (sorted(flags), keys)  # the path reads these, no other
+    if set(flags) != set(keys):  # the path reads these, no other (not an assert: python -O)
+        from ..errors import InvalidParameter
+
+        raise InvalidParameter(f"book_settings({path!r}) was given the flags {sorted(flags)}; "
+                               f"that path reads exactly {sorted(keys)}")
     with usage_errors():
         everything = load_config().effective(flags)
     return {key: everything[key] for key in keys}

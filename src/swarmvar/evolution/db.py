@@ -101,7 +101,7 @@ def _cannot_open(exc: BaseException) -> bool:
         "unable to open database file" in str(exc))
 
 
-def _missing(path: str) -> str | None:
+def _missing(path: str | Path) -> str | None:
     """Why SQLite cannot open database file ``path`` for good (gone, ``Permission denied``,
     its folder not writable while its ``-wal``/``-shm`` are not there), or None when it
     opens, or fails only for want of a file descriptor (``stat`` first: no descriptor)."""
@@ -118,6 +118,22 @@ def _missing(path: str) -> str | None:
     if not all(p.exists() for p in sides) and not os.access(folder, os.W_OK | os.X_OK):
         return (f"its folder {folder} may not be written by this process, and SQLite "
                 "creates the file's -wal and -shm there")
+    return None
+
+
+def _never_opens(path: str | Path, create: bool) -> str | None:
+    """Why an open of database file ``path`` that met SQLITE_CANTOPEN cannot pass on a
+    retry, or None (a retry may pass): its file's :func:`_missing`, or, the file not
+    there, the file needed (not ``create``), its folder gone or not writable."""
+    if os.path.lexists(path):
+        return _missing(Path(path))
+    if not create:
+        return "No such file or directory"
+    folder = Path(path).parent
+    if not folder.is_dir():
+        return f"its folder {folder} is gone"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"its folder {folder} may not be written by this process"
     return None
 
 
@@ -241,14 +257,23 @@ CREATE TABLE IF NOT EXISTS metric_rollups (
 """
 
 
-def resolve(location: str | Path, home_file: str = DB_FILE) -> str:
+def resolve(location: str | Path, home_file: str = DB_FILE, *, create: bool = True) -> str:
     """The SQLite path for a store location.
 
     Accepts a data-home directory (the file ``evolution.sqlite`` inside it), a
     file path ending in a suffix (``.sqlite``, ``.db``), ``sqlite:///rel/path``
     or ``sqlite:////abs/path`` (SQLAlchemy's form), or ``:memory:``. Other
     server URLs are refused with a clear message (``postgresql://`` URLs are
-    opened by :func:`open_database`, not here).
+    opened by :func:`open_database`, not here). With ``create`` the home folder
+    (or the file's folder) is made if missing; without, nothing is made and the file
+    must be there.
+
+    Raises
+    ------
+    UnsupportedStore
+        Another URL scheme, a folder that cannot be made, a directory where the file is.
+    VariantStoreMissing
+        Not ``create``, and the file (or its home) is not there.
     """
     text = str(location)
     if text == ":memory:":
@@ -265,6 +290,14 @@ def resolve(location: str | Path, home_file: str = DB_FILE) -> str:
         if text == ":memory:":
             return text
     path = Path(text)
+    if not create:
+        if path.is_dir() or (not path.suffix and not path.is_file()):
+            path = path / home_file
+        if not os.path.lexists(path):
+            folder = path.parent
+            raise VariantStoreMissing(str(path), "No such file or directory" if folder.is_dir()
+                                      else f"its home {folder} is gone")
+        return str(path)
     try:
         # is_file, not exists: another process may create the home folder between two
         # checks (four first opens at once), and a folder is what it makes
@@ -295,13 +328,18 @@ def _sqlite_or_empty(path: Path) -> bool:
     return head == b"" or head == b"SQLite format 3\x00"
 
 
-def open_database(location: str | Path) -> Database:
-    """The lifecycle database at ``location``: SQLite, or PostgreSQL for a ``postgresql://`` URL."""
+def open_database(location: str | Path, *, create: bool = True) -> Database:
+    """The lifecycle database at ``location``: SQLite, or PostgreSQL for a ``postgresql://`` URL.
+
+    ``create=False``: only an SQLite file that is there is opened (nothing made, a home
+    deleted is :class:`~swarmvar.evolution.errors.VariantStoreMissing`, not a new empty
+    store); a PostgreSQL URL is opened as ever.
+    """
     if isinstance(location, str) and location.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresDatabase  # psycopg only when asked for
 
         return PostgresDatabase(location)
-    return Database(location)
+    return Database(location, create=create)
 
 
 class Database:
@@ -311,6 +349,10 @@ class Database:
     ----------
     location : str or Path
         Data home directory, SQLite file, ``sqlite:///path`` URL or ``:memory:``.
+    create : bool
+        Make the home folder and the file if missing (default). False: open only a file
+        that is there (``mode=rw``), for a process that made its home at its start and must
+        not make a new empty store in a home deleted since.
 
     Raises
     ------
@@ -322,13 +364,14 @@ class Database:
         there or no descriptor left (EMFILE, ENFILE): a retry may pass.
     VariantStoreMissing
         SQLite could not open the file for good (gone, closed to this process, its folder
-        not writable for its ``-wal``/``-shm``).
+        not writable for its ``-wal``/``-shm``); without ``create``, the file not there.
     CorruptStore
         The file is not a lifecycle database, or any other SQLite error (damaged).
     """
 
-    def __init__(self, location: str | Path) -> None:
-        self.path = resolve(location)
+    def __init__(self, location: str | Path, *, create: bool = True) -> None:
+        self.path = resolve(location, create=create)
+        self._create = create
         self.lock = threading.RLock()
         self._depth = 0
         self._conn = self._connect()
@@ -357,20 +400,27 @@ class Database:
             raise CorruptStore(f"{self.path} is not an SQLite database (another kind of file); "
                                "nothing was written to it - move it away or choose another "
                                "--home")
+        memory = self.path == ":memory:"
+        target = self.path if self._create or memory else (
+            f"{Path(self.path).resolve().as_uri()}?mode=rw")
         for attempt in range(_OPEN_ATTEMPTS):
             try:
                 conn = sqlite3.connect(
-                    self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                    check_same_thread=False,
+                    target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                    check_same_thread=False, uri=not (self._create or memory),
                 )
                 conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
                 return conn
             except sqlite3.OperationalError as exc:
                 # "unable to open database file": another process is creating the
                 # file or its WAL index at this instant; it is there a moment later.
-                # Not so with no descriptor left, or the file gone for good.
+                # Not so with no descriptor left, or the file or its folder gone or
+                # closed for good (asked at the first: no retries then).
                 if not _cannot_open(exc):
                     raise CorruptStore(f"cannot open {self.path}: {exc}") from None
+                why = None if memory else _never_opens(self.path, self._create)
+                if why is not None:
+                    raise VariantStoreMissing(self.path, why, str(exc)) from None
                 if attempt == _OPEN_ATTEMPTS - 1 or _out_of_descriptors():
                     raise _store_error(self.path, exc, "") from None
                 time.sleep(0.002 * (attempt + 1))
@@ -393,8 +443,11 @@ class Database:
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 return
             except sqlite3.OperationalError as exc:
-                transient = _is_lock_wait(exc) or (_cannot_open(exc)
-                                                    and not _out_of_descriptors())
+                # a file or folder gone or closed for good is asked at the first
+                # CANTOPEN: no retries then (nor at the descriptor limit)
+                transient = _is_lock_wait(exc) or (
+                    _cannot_open(exc) and not _out_of_descriptors()
+                    and _never_opens(self.path, self._create) is None)
                 if not transient or attempt == _WAL_ATTEMPTS - 1:
                     raise
                 time.sleep(0.005 * (attempt + 1))

@@ -98,8 +98,9 @@ class VariantStoreMissing(SwarmVarError, RuntimeError):
     """
 
     def __init__(self, path: str, why: str = "", detail: str = "") -> None:
-        super().__init__(f"the variant store {path} cannot be opened ({why}; SQLite: "
-                         f"{detail}): its file or its home is gone or closed to this "
+        said = f"{why}; SQLite: {detail}" if detail else why
+        super().__init__(f"the variant store {path} cannot be opened ({said}): its file or "
+                         "its home is gone or closed to this "
                          "process, which a retry does not mend; restore it, or point --home "
                          "at the home that holds it")
         self.path = path

@@ -64,15 +64,24 @@ class EvolutionHome:
 
 
 def open_home(location: str | Path = "./.swarmvar", config: EvolutionConfig | None = None,
-              key: StateKey | None = None, state_root: str | Path | None = None
-              ) -> EvolutionHome:
+              key: StateKey | None = None, state_root: str | Path | None = None, *,
+              create: bool = True) -> EvolutionHome:
     """Open (creating if needed) every lifecycle store under ``location``.
 
     ``location`` may be a ``postgresql://`` URL (several replicas sharing one
     database); state packs then need ``state_root``, a folder they all mount.
+    ``create=False`` opens a home that is there and makes nothing: for a process that
+    made its home at its start (a server), so a home deleted since is an error, not a
+    new empty store that answers ``[]`` and takes promotions.
+
+    Raises
+    ------
+    VariantStoreMissing
+        Not ``create``, and the home's ``evolution.sqlite`` (or the home) is not there;
+        or SQLite cannot open it for good (:class:`~swarmvar.evolution.db.Database`).
     """
     cfg = config or EvolutionConfig()
-    db = open_database(location)
+    db = open_database(location, create=create)
     try:
         states = StateStore(db, state_root, cfg.state, key)
     except BaseException:

@@ -203,6 +203,26 @@ def missing(path: Path) -> str | None:
     return None
 
 
+def never_opens(path: str | Path, create: bool) -> str | None:
+    """Why an open of database file ``path`` that met SQLITE_CANTOPEN cannot pass on a
+    retry, or None (a retry may pass).
+
+    The file there (or a symbolic link, even dangling): :func:`missing`. Not there: with
+    ``create``, its folder gone or not writable (a creator racing this open makes the file
+    in a folder that is there); without, the file was needed.
+    """
+    if os.path.lexists(path):
+        return missing(Path(path))
+    if not create:
+        return "No such file or directory"
+    folder = Path(path).parent
+    if not folder.is_dir():
+        return f"its folder {folder} is gone"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"its folder {folder} may not be written by this process"
+    return None
+
+
 def out_of_descriptors() -> bool:
     """True if this process cannot open a file now for want of a descriptor (EMFILE, ENFILE)."""
     try:

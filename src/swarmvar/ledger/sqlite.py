@@ -10,7 +10,6 @@ them is what ``verify_chain`` and signed heads are for).
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 import time
@@ -28,6 +27,7 @@ from .damage import (
     cannot_open,
     is_lock_wait,
     missing,
+    never_opens,
     out_of_descriptors,
 )
 from .entry import ZERO_HASH
@@ -489,7 +489,7 @@ def _connect(path: Path, timeout: float, create: bool) -> sqlite3.Connection:
                 raise LedgerCorrupted(f"cannot open the ledger {path}: {exc}") from None
             if out_of_descriptors():
                 raise _unavailable(exc, _no_descriptor(path, "", exc)) from None
-            why = _never_opens(path, create)
+            why = never_opens(path, create)
             if why is not None:
                 raise LedgerCorrupted(f"the ledger {path} cannot be opened ({why}; SQLite: "
                                       f"{exc}): its file or its home is gone or closed to "
@@ -498,25 +498,6 @@ def _connect(path: Path, timeout: float, create: bool) -> sqlite3.Connection:
                 raise _storage_error(exc, path) from None
             time.sleep(0.005 * (attempt + 1))
     raise AssertionError("unreachable")
-
-
-def _never_opens(path: Path, create: bool) -> str | None:
-    """Why an open of ``path`` that met SQLITE_CANTOPEN cannot pass on a retry, or None.
-
-    The file there: :func:`~swarmvar.ledger.damage.missing`. Not there: with ``create``,
-    its folder gone or not writable (a creator racing us makes the file in a folder that
-    is there); without, the file is needed.
-    """
-    if os.path.lexists(path):
-        return missing(path)
-    if not create:
-        return "No such file or directory"
-    folder = path.parent
-    if not folder.is_dir():
-        return f"its folder {folder} is gone"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return f"its folder {folder} may not be written by this process"
-    return None
 
 
 def _insert(conn: sqlite3.Connection, rows: list[Row]) -> None:

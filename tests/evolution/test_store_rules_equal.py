@@ -1,0 +1,110 @@
+"""evolution.db keeps its own copy of ledger.damage's rules for a lock wait and a file
+SQLite cannot open (engines do not import each other). The copies are held equal as code:
+each pair's syntax trees are compared after the copy's names are mapped to the original's
+(docstrings and annotations left out); and their answers on the errno cases of ``missing``
+(ENOENT, EACCES, EMFILE, ENFILE) and of ``never_opens``."""
+
+from __future__ import annotations
+
+import ast
+import errno
+import inspect
+import os
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import swarmvar.evolution.db as db
+from swarmvar.ledger import damage
+
+#: The copy's names -> the original's.
+RENAMED = {"_LOCK_CODES": "_LOCK_CODES", "_CANTOPEN": "CANTOPEN",
+           "_NO_DESCRIPTOR": "NO_DESCRIPTOR", "_missing": "missing"}
+PAIRS: list[tuple[Callable[..., Any], Callable[..., Any]]] = [
+    (db._is_lock_wait, damage.is_lock_wait), (db._cannot_open, damage.cannot_open),
+    (db._missing, damage.missing), (db._never_opens, damage.never_opens),
+    (db._out_of_descriptors, damage.out_of_descriptors)]
+
+
+def _tree_of(source: str) -> str:
+    """A function's syntax tree (from its ``source``) as text: renamed to ``f``, without
+    docstring or annotations, the copy's module names mapped to the original's."""
+    fn = ast.parse(textwrap.dedent(source)).body[0]
+    assert isinstance(fn, ast.FunctionDef)
+    fn.name = "f"
+    if ast.get_docstring(fn) is not None:
+        fn.body = fn.body[1:]
+    fn.returns = None
+    for a in (*fn.args.args, *fn.args.kwonlyargs):
+        a.annotation = None
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Name) and node.id in RENAMED:
+            node.id = RENAMED[node.id]
+    return ast.dump(fn)
+
+
+def _tree(f: Callable[..., Any]) -> str:
+    return _tree_of(inspect.getsource(f))
+
+
+@pytest.mark.parametrize(("copy", "original"), PAIRS, ids=[p[1].__name__ for p in PAIRS])
+def test_the_copy_is_the_same_code(copy: Callable[..., Any],
+                                   original: Callable[..., Any]) -> None:
+    assert _tree(copy) == _tree(original)
+
+
+def test_the_comparison_sees_a_changed_rule() -> None:
+    """The check itself can fail: the copy with one attribute changed (the folder's W_OK
+    asked as R_OK) no longer compares equal, nor do two different rules."""
+    source = inspect.getsource(db._missing)
+    assert "os.W_OK" in source and _tree_of(source) == _tree(damage.missing)
+    assert _tree_of(source.replace("os.W_OK", "os.R_OK")) != _tree(damage.missing)
+    assert _tree(db._is_lock_wait) != _tree(damage.cannot_open)
+
+
+def test_the_constants_are_equal() -> None:
+    assert db._LOCK_CODES == damage._LOCK_CODES
+    assert db._CANTOPEN == damage.CANTOPEN and db._NO_DESCRIPTOR == damage.NO_DESCRIPTOR
+
+
+def _failing_open(code: int) -> Callable[..., int]:
+    def refuse(*args: object, **kwargs: object) -> int:
+        raise OSError(code, os.strerror(code))
+    return refuse
+
+
+@pytest.mark.parametrize(("code", "said"), [
+    (errno.EACCES, "Permission denied"), (errno.EMFILE, None), (errno.ENFILE, None),
+    (errno.EISDIR, "Is a directory")])
+def test_missing_answers_alike_on_each_errno(code: int, said: str | None, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    store = tmp_path / "x.sqlite"
+    store.write_bytes(b"")
+    for side in ("-wal", "-shm"):
+        Path(f"{store}{side}").write_bytes(b"")
+    monkeypatch.setattr(os, "open", _failing_open(code))
+    assert db._missing(str(store)) == damage.missing(store) == said
+    if code in (errno.EMFILE, errno.ENFILE):
+        assert db._out_of_descriptors() is damage.out_of_descriptors() is True
+
+
+def test_missing_and_never_opens_on_files_gone(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    gone = tmp_path / "gone.sqlite"
+    link = tmp_path / "link.sqlite"
+    link.symlink_to(tmp_path / "nowhere" / "x.sqlite")
+    enoent = os.strerror(errno.ENOENT)
+    assert db._missing(str(gone)) == damage.missing(gone) == enoent
+    for create in (True, False):  # a dangling link is there: never created through
+        assert db._never_opens(str(link), create) == damage.never_opens(link, create) == enoent
+    assert db._never_opens(str(gone), False) == damage.never_opens(gone, False) == enoent
+    assert db._never_opens(str(gone), True) is damage.never_opens(gone, True) is None
+    lost = tmp_path / "lost" / "x.sqlite"
+    assert db._never_opens(str(lost), True) == damage.never_opens(lost, True) == (
+        f"its folder {lost.parent} is gone")
+    monkeypatch.setattr(os, "access", lambda *a, **k: False)
+    assert db._never_opens(str(gone), True) == damage.never_opens(gone, True) == (
+        f"its folder {tmp_path} may not be written by this process")

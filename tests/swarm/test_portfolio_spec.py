@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from swarmvar.data import MAX_WEIGHT_GROSS
 from swarmvar.errors import InvalidParameter
 from swarmvar.swarm.ticks import PortfolioSpec, specs_from
 
@@ -51,10 +52,12 @@ def test_numbers_are_accepted_exactly_when_finite_and_not_summing_to_zero(
     book = {f"a{i}": v for i, v in enumerate(values)}
     finite = all(math.isfinite(float(v)) for v in values)
     largest = max(1.0, *(abs(float(v)) for v in values)) if finite else math.inf
-    if finite and abs(math.fsum(float(v) for v in values)) >= 1e-12 * largest:
+    gross = math.fsum(abs(float(v)) for v in values) if finite else math.inf
+    if (finite and abs(math.fsum(float(v) for v in values)) >= 1e-12 * largest
+            and gross <= MAX_WEIGHT_GROSS):
         assert PortfolioSpec("p", weights=book).assets == tuple(book)
-    else:
-        with pytest.raises(InvalidParameter, match="finite and must not sum to zero"):
+    else:  # weights are fractions of value: a gross past MAX_WEIGHT_GROSS is percent
+        with pytest.raises(InvalidParameter, match="finite|sum to zero|gross size"):
             PortfolioSpec("p", weights=book)
 
 

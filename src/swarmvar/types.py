@@ -358,6 +358,16 @@ def check_amount(value: object, what: str) -> float:
     return float(value)
 
 
+#: The largest gross size ``sum_i |w_i|`` of a weights book (10 times its value): weights are
+#: fractions of value (0.6 = 60%), so a 130/30 book is 1.6 and a 2x or 3x levered one 2 or 3;
+#: weights typed in percent (60 and 40: a gross of 100) are far beyond it. A book levered
+#: more is given as currency positions, which are not bound.
+MAX_WEIGHT_GROSS = 10.0
+#: What to tell a user whose weights look like percent.
+WEIGHTS_HINT = ("weights are fractions (0.6 = 60%); if these are percent, divide by 100; for "
+                "leverage give positions")
+
+
 @dataclass(frozen=True)
 class Book:
     """A book of positions over named assets, in currency, as of a date.
@@ -428,6 +438,10 @@ class Book:
             if isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(
                     float(w)):
                 raise InvalidBook(f"weight of {name!r} is {w!r}; weights must be finite numbers")
+        gross = math.fsum(abs(float(w)) for w in weights.values())
+        if gross > MAX_WEIGHT_GROSS:  # the data layer's percent-weights rule
+            raise InvalidBook(f"the weights' gross size is {gross:.4g} times the book's value, "
+                              f"beyond {MAX_WEIGHT_GROSS:g}; {WEIGHTS_HINT}")
         return cls(tuple(weights), tuple(float(w) * float(notional) for w in weights.values()),
                    as_of, currency)
 

@@ -69,3 +69,15 @@ def test_a_swarm_with_percent_weights_does_not_start(tmp_path: object) -> None:
     with pytest.raises(SwarmVarError, match="divide by 100"):
         Swarm({"p": {"weights": {"KO": 60, "PG": 40}}}, home=tmp_path, agents=["StudentT"],
               window=100, fsync=False, roles=RoleConfig.quiet())
+
+
+def test_a_book_from_weights_in_percent_is_refused() -> None:
+    import pytest
+
+    from swarmvar.errors import InvalidBook
+    from swarmvar.types import Book
+
+    with pytest.raises(InvalidBook, match="if these are percent, divide by 100"):
+        Book.from_weights({"KO": 60, "PG": 40}, 1e6)
+    book = Book.from_weights({"KO": 1.3, "PG": -0.3}, 1e6)  # a 130/30 book: gross 1.6
+    assert book.as_dict() == {"KO": 1.3e6, "PG": -0.3e6}

@@ -10,6 +10,7 @@ The bundled data sets are the ones that ship inside the ``arch`` package
 (Yahoo Finance daily Adj Close, 1999-2018); nothing is downloaded.
 """
 
+from ..types import MAX_WEIGHT_GROSS, WEIGHTS_HINT
 from ._bundled import DATASETS, load
 from ._dates import check_dates
 from ._returns import (
@@ -17,11 +18,9 @@ from ._returns import (
     FROM_PRICES,
     MAX_ABS_RETURN,
     MAX_DAILY_SD,
-    MAX_WEIGHT_GROSS,
     PERCENT_HINT,
     PRICE_LIKE,
     TO_RETURNS_HINT,
-    WEIGHTS_HINT,
     as_array,
     is_from_prices,
     moves_like_prices,

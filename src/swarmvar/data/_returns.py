@@ -18,6 +18,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import InvalidParameter, InvalidReturns
+from ..types import MAX_WEIGHT_GROSS, WEIGHTS_HINT
 from ._dates import RowName, _as_dates, _first_line, check_dates, row_name, when
 
 #: A daily log return beyond this (|r| > 1, i.e. a move of -63% / +172%) is
@@ -437,14 +438,7 @@ ZERO_NET = (
     "VaR/ES in currency)")
 
 
-#: The largest gross size ``sum_i |w_i|`` of a weights book (10 times its value): weights are
-#: fractions of value (0.6 = 60%), so a 130/30 book is 1.6 and a 2x or 3x levered one 2 or 3;
-#: weights typed in percent (60 and 40: a gross of 100) are far beyond it. A book levered
-#: more is given as currency positions, which are not bound.
-MAX_WEIGHT_GROSS = 10.0
-#: What to tell a user whose weights look like percent.
-WEIGHTS_HINT = ("weights are fractions (0.6 = 60%); if these are percent, divide by 100; for "
-                "leverage give positions")
+# MAX_WEIGHT_GROSS and WEIGHTS_HINT live beside Book (..types), whose from_weights asks them
 
 
 def position_fractions(amounts: ArrayLike, *, positions: bool = True,

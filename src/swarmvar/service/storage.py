@@ -13,6 +13,10 @@ A *read* is a request of a route whose API key needs only the reader role (its
   (:func:`~swarmvar.ledger.damage.missing`), is a 500 ``LedgerMissing`` naming the
   file: a retry would meet it again, forever.
 
+The ledger engine raises the first two as :class:`~swarmvar.errors.LedgerUnavailable`,
+an ``sqlite3.OperationalError`` first (then a ``SwarmVarError``), which reaches the app's
+``sqlite3.OperationalError`` handler and is answered here as SQLite's own error is.
+
 A write's SQLite error, a damaged file (SQLITE_CORRUPT, SQLITE_NOTADB) and any other
 SQLite error are not answered here (None: the app's 500 for the unexpected). The
 variant store's errors are not the ledger's: the evolution database raises them as

@@ -32,3 +32,24 @@ def test_book_commands_read_the_bundled_stocks_by_any_case() -> None:
     upper = _load("SP500-Stocks", "return", False)
     assert list(upper.columns) == list(_load("sp500-stocks", "return", False).columns)
     assert len(upper.columns) == 20
+
+
+def test_var_positions_refuses_a_file_where_the_keys_go_before_the_fit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Was: the book path fitted, then met a raw NotADirectoryError at the agents' keys."""
+    import swarmvar.book_api as book_api
+
+    home = tmp_path / "risk"
+    home.mkdir()
+    (home / "keys").write_text("not a folder\n", encoding="utf-8")
+
+    def no_fit(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the book was fitted: the refusal came after the work began")
+
+    monkeypatch.setattr(book_api, "book_var", no_fit)
+    result = CliRunner().invoke(app, ["var", "--positions", "AAPL=600000,MSFT=-400000",
+                                      "--home", str(home)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2, said
+    assert f"{home / 'keys'} is a file where swarmvar keeps a folder" in said, said
+    assert "Traceback" not in said

@@ -16,6 +16,7 @@ import typer
 from ._common import (
     check_csv_folder,
     check_home,
+    check_home_folders,
     check_horizon,
     check_kind,
     check_ledger,
@@ -223,6 +224,8 @@ def book_var_command(*, data: str | None, kind: str, dropna: bool, book: Path | 
     check_csv_folder(csv)
     # an emptied or damaged ledger: refused before the fit, named as where the home came from
     check_ledger(folder, home_words(settings["home"]))
+    # a file where the agents' keys go (<home>/keys): refused before the fit, not after it
+    check_home_folders(folder, home_words(settings["home"]))
     source = data if data is not None else DEFAULT_BOOK_DATA
     console = make_console(quiet=quiet or as_json, stderr=as_json)
     from ..book_api import book_var

@@ -487,13 +487,13 @@ def _connect(path: Path, timeout: float, create: bool) -> sqlite3.Connection:
             # descriptor left, or the file or its folder gone or closed for good.
             if not cannot_open(exc):
                 raise LedgerCorrupted(f"cannot open the ledger {path}: {exc}") from None
-            if out_of_descriptors():
-                raise _unavailable(exc, _no_descriptor(path, "", exc)) from None
-            why = never_opens(path, create)
+            why = never_opens(path, create)  # told even at the limit (stat needs no fd)
             if why is not None:
                 raise LedgerCorrupted(f"the ledger {path} cannot be opened ({why}; SQLite: "
                                       f"{exc}): its file or its home is gone or closed to "
                                       "this process; restore it") from None
+            if out_of_descriptors():
+                raise _unavailable(exc, _no_descriptor(path, "", exc)) from None
             if attempt == _OPEN_ATTEMPTS - 1:
                 raise _storage_error(exc, path) from None
             time.sleep(0.005 * (attempt + 1))

@@ -86,6 +86,8 @@ def test_a_variant_store_gone_is_a_500_naming_it(
     _, k = session_keys
     home = client.app.state.config.home
     store = home / evolution_db.DB_FILE
+    for made in (store, Path(f"{store}-wal"), Path(f"{store}-shm")):  # made at the start
+        made.unlink(missing_ok=True)
     store.symlink_to(home / "gone" / "evolution.sqlite")
     monkeypatch.setattr(evolution_db, "_OPEN_ATTEMPTS", 2)  # the racing creator's wait
     r = client.get("/v1/variants", headers={"X-API-Key": k.reader})
@@ -154,3 +156,20 @@ def test_each_route_documents_the_answers_of_the_store_it_reads(client: TestClie
         assert "LedgerMissing" in op["responses"]["500"]["description"], path
         r503 = op["responses"]["503"]["description"]
         assert "LedgerUnavailable" in r503 and "variant store" not in r503, path
+
+
+def test_a_variant_store_deleted_after_the_start_is_not_made_again(
+        client: TestClient, session_keys: tuple[Path, Keys]) -> None:
+    """The server makes its variant store at its start; deleted since, GET /v1/variants is a
+    500 naming it, not ``[]`` from a new empty store that would then take promotions."""
+    _, k = session_keys
+    home = client.app.state.config.home
+    store = home / evolution_db.DB_FILE
+    assert store.exists()  # made at the start
+    assert client.get("/v1/variants", headers={"X-API-Key": k.reader}).status_code == 200
+    for made in (store, Path(f"{store}-wal"), Path(f"{store}-shm")):
+        made.unlink(missing_ok=True)
+    r = client.get("/v1/variants", headers={"X-API-Key": k.reader})
+    assert r.status_code == 500, r.text
+    assert r.json()["error"]["type"] == "VariantStoreMissing", r.text
+    assert not store.exists()

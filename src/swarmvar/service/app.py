@@ -156,6 +156,11 @@ def create_app(config: ServiceConfig | None = None, *, desk: Desk | None = None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not cfg.db:  # the variant store made at start: a home deleted later is an error
+            from ..evolution import open_home  # (VariantStoreMissing), not a new empty store
+
+            open_home(cfg.home).close()
+            app.state.evolution_made = True
         if app.state.desk is None:
             app.state.desk = _make_desk(cfg, metrics)
         metrics.ledger_entries.set(app.state.desk.ledger_size)

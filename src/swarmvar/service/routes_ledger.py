@@ -118,7 +118,11 @@ def _evolution(request: Request) -> Iterator[Any]:
 
     cfg = request.app.state.config
     # with --db the variants live in PostgreSQL (shared); state packs under the home
-    home = open_home(cfg.db, state_root=cfg.home / "states") if cfg.db else open_home(cfg.home)
+    # made at the server's start (create_app's lifespan): opened, never made again, so a
+    # home deleted since answers VariantStoreMissing instead of [] from a new empty store
+    made = getattr(request.app.state, "evolution_made", False)
+    home = (open_home(cfg.db, state_root=cfg.home / "states") if cfg.db
+            else open_home(cfg.home, create=not made))
     try:
         yield home
     finally:

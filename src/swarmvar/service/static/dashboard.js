@@ -15,6 +15,9 @@
   let geo = null;   // the chart's last layout, for the hover readout
   let hover = null;  // the pointer's last clientX over the chart (null: not over it)
   const CHART_BEATS = 400;  // the chart shows the latest beats only
+  // a details request with no answer by then is given up (the next beat asks again); a
+  // page may set window.SWARMVAR_DETAIL_MS (the tests do, to wait less)
+  const detailMs = () => window.SWARMVAR_DETAIL_MS > 0 ? window.SWARMVAR_DETAIL_MS : 15000;
   // posterior mass of the credible intervals, filled in by the server (empty if unknown)
   const massMeta = document.querySelector("meta[name='swarmvar-interval-mass']");
   const mass = massMeta ? parseFloat(massMeta.content) : NaN;
@@ -37,7 +40,9 @@
   }
 
   // a beat with no consensus (NotEnoughAgents: no levels) leaves the levels, the chosen
-  // level and the cards as they were; the line above the chart says it had none
+  // level and the cards as they were; the line above the chart says it had none. The cards
+  // are built when the levels change and their numbers updated in place at the other beats,
+  // so that a card the keyboard is on keeps the focus.
   function renderLevels(p) {
     if (!p) return;
     if (!p.alphas.length) {
@@ -52,16 +57,23 @@
       $("level-pick").innerHTML = alphas.length < 2 ? "" : alphas.map((a, k) =>
         `<button type="button" role="radio" data-k="${k}">VaR ${lvl(a)}</button>`).join("");
     }
-    const pickable = alphas.length > 1
-      ? ' tabindex="0" role="button" title="show this level in the chart"' : "";
-    $("levels").innerHTML = p.alphas.map((a, k) =>
-      `<div class="card" data-k="${k}"${pickable}>` +
-      `<div class="muted">${horizon ? horizon + "-day " : ""}VaR ${lvl(a)}, ` +
-      "loss in % of value</div>" +
-      `<div class="big" id="var-${k}" data-seq="${p.seq}">${pct(p.var[k])}</div>` +
-      `<div class="muted">${band} [${pct(p.var_interval[k][0])}, ` +
-      `${pct(p.var_interval[k][1])}]</div>` +
-      `<div>ES ${lvl(a)} <b id="es-${k}">${pct(p.es[k])}</b></div></div>`).join("");
+    const built = `${alphas.join()} ${horizon}`;
+    if ($("levels").dataset.built !== built) {
+      $("levels").dataset.built = built;
+      const pickable = alphas.length > 1
+        ? ' tabindex="0" role="button" title="show this level in the chart"' : "";
+      $("levels").innerHTML = alphas.map((a, k) =>
+        `<div class="card" data-k="${k}"${pickable}>` +
+        `<div class="muted">${horizon ? horizon + "-day " : ""}VaR ${lvl(a)}, ` +
+        `loss in % of value</div><div class="big" id="var-${k}"></div>` +
+        `<div class="muted">${band} <span id="iv-${k}"></span></div>` +
+        `<div>ES ${lvl(a)} <b id="es-${k}"></b></div></div>`).join("");
+    }
+    alphas.forEach((a, k) => {
+      $("var-" + k).textContent = pct(p.var[k]); $("var-" + k).dataset.seq = String(p.seq);
+      $("iv-" + k).textContent = `[${pct(p.var_interval[k][0])}, ${pct(p.var_interval[k][1])}]`;
+      $("es-" + k).textContent = pct(p.es[k]);
+    });
     $("asof").textContent = "beat " + p.seq + " as of " + p.date;
     showLevel();
   }
@@ -112,6 +124,8 @@
     g.font = "12px system-ui, sans-serif";
     const k = level, a = alphas[k];
     const pts = points.slice(-CHART_BEATS), n = pts.length;
+    // the beat before the drawn ones: its forecast is in force over slot 0
+    const prev = points.length > n && n ? points[points.length - n - 1] : null;
     // the chosen level's index in a beat (-1: none, as at a beat with no consensus)
     const at = (p) => a === undefined ? -1 : p.alphas.indexOf(a);
     c.dataset.level = String(k);
@@ -124,10 +138,15 @@
     }
     const L = 64, R = 16, T = 26, B = 40;  // plot margins: y labels left, dates below
     let hi = 0;
+    // fc[s]: the beat whose forecast is drawn over slot s (null: none)
+    const fc = [prev && prev.seq === pts[0].seq - 1 && at(prev) >= 0 ? prev : null];
     for (const p of pts) {
       const j = at(p);
       if (p.realized !== null) hi = Math.max(hi, -p.realized);
-      if (j >= 0) hi = Math.max(hi, p.var_interval[j][1], p.es[j], p.var[j]);
+      fc.push(j >= 0 ? p : null);
+    }
+    for (const f of fc) {
+      if (f) hi = Math.max(hi, f.var_interval[at(f)][1], f.es[at(f)], f.var[at(f)]);
     }
     // y ticks at 1-2-5 steps (about 5 of them); the axis ends on a tick
     const step = niceStep((hi || 0.01) / 5);
@@ -163,34 +182,35 @@
     g.textAlign = "left";
     c.dataset.xticks = JSON.stringify(xticks); c.dataset.yticks = JSON.stringify(yticks);
     c.dataset.slots = JSON.stringify([e(0), e(n + 1), n + 1]);
-    geo = { L, R, W, pts, k, a, at };
-    // runs of consecutive beats with the level: each is drawn as one stepped path
+    geo = { L, R, W, pts, prev, k, a, at };
+    // runs of consecutive slots with a forecast of consecutive beats: each is drawn as one
+    // stepped path
     const runs = [];
-    pts.forEach((p, i) => {
-      if (at(p) < 0) return;
+    fc.forEach((f, s) => {
+      if (!f) return;
       const run = runs[runs.length - 1];
-      if (run && run[run.length - 1] === i - 1 && pts[i - 1].seq === p.seq - 1) run.push(i);
-      else runs.push([i]);
+      if (run && run[run.length - 1] === s - 1 && fc[s - 1].seq === f.seq - 1) run.push(s);
+      else runs.push([s]);
     });
     g.fillStyle = "rgba(47,111,219,0.18)";
     for (const run of runs) {
       g.beginPath();
-      for (const i of run) {
-        const v = y(pts[i].var_interval[at(pts[i])][1]);
-        g.lineTo(e(i + 1), v); g.lineTo(e(i + 2), v);
+      for (const s of run) {
+        const v = y(fc[s].var_interval[at(fc[s])][1]);
+        g.lineTo(e(s), v); g.lineTo(e(s + 1), v);
       }
-      for (const i of run.slice().reverse()) {
-        const v = y(pts[i].var_interval[at(pts[i])][0]);
-        g.lineTo(e(i + 2), v); g.lineTo(e(i + 1), v);
+      for (const s of run.slice().reverse()) {
+        const v = y(fc[s].var_interval[at(fc[s])][0]);
+        g.lineTo(e(s + 1), v); g.lineTo(e(s), v);
       }
       g.fill();
     }
     const line = (f, color, dash) => {
       g.strokeStyle = color; g.setLineDash(dash); g.lineWidth = 1.5; g.beginPath();
       for (const run of runs) {
-        run.forEach((i, r) => {
-          const v = y(f(pts[i], at(pts[i])));
-          (r ? g.lineTo : g.moveTo).call(g, e(i + 1), v); g.lineTo(e(i + 2), v);
+        run.forEach((s, r) => {
+          const v = y(f(fc[s], at(fc[s])));
+          (r ? g.lineTo : g.moveTo).call(g, e(s), v); g.lineTo(e(s + 1), v);
         });
       }
       g.stroke(); g.setLineDash([]);
@@ -219,7 +239,7 @@
   function readout(clientX) {
     const tip = $("tip");
     if (!geo) { tip.hidden = true; return; }
-    const { L, R, W, pts, k, a, at } = geo, n = pts.length;
+    const { L, R, W, pts, prev, k, a, at } = geo, n = pts.length;
     const rect = $("chart").getBoundingClientRect();
     // the canvas may be drawn for another width than it is shown at (until it is redrawn)
     const mx = (clientX - rect.left) * (rect.width ? W / rect.width : 1);
@@ -238,14 +258,17 @@
       rows.push(`<b>next day</b> after ${esc(pts[n - 1].date)}`);
     }
     const seq = i < n ? pts[i].seq : pts[n - 1].seq + 1;
-    const f = i > 0 && pts[i - 1].seq === seq - 1 ? pts[i - 1] : null, j = f ? at(f) : -1;
+    const b = i > 0 ? pts[i - 1] : prev;  // the beat before, if loaded
+    const f = b && b.seq === seq - 1 ? b : null, j = f ? at(f) : -1;
     if (j >= 0) {
       rows.push(`VaR ${lvl(a)} ${pct(f.var[j])} [${pct(f.var_interval[j][0])}, ` +
         `${pct(f.var_interval[j][1])}]`, `ES ${lvl(a)} ${pct(f.es[j])}`,
         `<span class="muted">forecast of beat ${f.seq}</span>`);
-    } else if (i > 0) {
+    } else if (seq > 0) {
+      const why = !f ? "is not loaded" : !f.alphas.length ? "had no consensus"
+        : "had other levels";
       rows.push(`<span class="muted">no ${a === undefined ? "VaR" : "VaR " + lvl(a)} in force ` +
-        `(beat ${seq - 1} had no consensus)</span>`);
+        `(beat ${seq - 1} ${why})</span>`);
     }
     tip.innerHTML = rows.join("<br>"); tip.hidden = false;
     tip.style.left = Math.max(0, Math.min(mx + 14, W - tip.offsetWidth - 4)) + "px";
@@ -254,11 +277,13 @@
   // The weights, decisions and ledger head: 3 requests. A burst of beats (a catch-up after a
   // reconnect replays hundreds) must not send 3 per beat: one refresh is in flight at a
   // time, and the beats that arrive meanwhile ask for one more after it. A reply that comes
-  // after the view changed (another portfolio, another level: `changed`) is dropped.
-  let busy = false, dirty = false, gen = 0;
+  // after the view changed (another portfolio, another level: `changed`) is dropped, and the
+  // load asking for it aborted; a load with no answer within detailMs() (15 s) is given up
+  // (its error shown until a load succeeds) and the beats that came meanwhile ask again.
+  let busy = false, dirty = false, gen = 0, loading = null, detailsFailed = false;
   function refreshDetails(changed) {
     dirty = true;
-    if (changed) gen++;
+    if (changed) { gen++; if (loading) loading.abort(); }
     if (busy) return;
     busy = true;
     (async () => {
@@ -269,9 +294,13 @@
   }
 
   async function loadDetails(my) {
+    const ctl = new AbortController(), opts = { signal: ctl.signal };
+    let late = false;
+    const ms = detailMs(), timer = setTimeout(() => { late = true; ctl.abort(); }, ms);
+    loading = ctl;
     try {
       const name = encodeURIComponent(portfolio);
-      const v = await api(`/v1/portfolios/${name}/var`);
+      const v = await api(`/v1/portfolios/${name}/var`, opts);
       if (my !== gen) return;
       const l = v.levels.find((x) => x.alpha === alphas[level]) || v.levels[0];
       $("weights-level").textContent = l ? `(VaR ${lvl(l.alpha)})` : "";
@@ -280,7 +309,7 @@
         .join("") : "";
       $("availability").textContent = l ? `availability ${l.available}/${l.total}` +
         (l.degraded ? " (degraded)" : "") + ` - ${l.method}` : "no consensus";
-      const all = await api(`/v1/portfolios/${name}/decisions?limit=500`);
+      const all = await api(`/v1/portfolios/${name}/decisions?limit=500`, opts);
       if (my !== gen) return;
       const other = all.filter((x) => x.action !== "noop");  // noop: nothing to show
       const d = other.slice(-8).reverse();
@@ -295,11 +324,16 @@
           d.map((x) => `<tr><td class="seq">${x.seq}</td><td class="act">${esc(x.action)}</td>` +
             `<td>${esc(x.agents.join(", "))}</td><td class="reason">${esc(x.reason)}</td></tr>`)
             .join("") : "";
-      const h = await api("/v1/ledger/head");
+      const h = await api("/v1/ledger/head", opts);
       if (my !== gen) return;
       $("head").innerHTML = `<dt>size</dt><dd id="head-size">${h.size}</dd>` +
         `<dt>root</dt><dd>${esc(h.root)}</dd><dt>signed</dt><dd>${esc(h.timestamp)}</dd>`;
-    } catch (e) { if (my === gen) status(String(e), true); }
+      if (detailsFailed) { detailsFailed = false; if (source) status("live: " + portfolio); }
+    } catch (e) {
+      if (my !== gen) return;
+      detailsFailed = true;
+      status(late ? `details: no answer within ${ms / 1000} s` : String(e), true);
+    } finally { clearTimeout(timer); if (loading === ctl) loading = null; }
   }
 
   // the chart is redrawn once per frame however many beats arrive in it
@@ -310,6 +344,7 @@
   }
 
   function onBeat(ev) {
+    if (ev.target !== source) return;  // not the current stream (a closed one sends none)
     const p = JSON.parse(ev.data);
     if (points.length && points[points.length - 1].seq >= p.seq) return;
     points.push(p);
@@ -317,34 +352,62 @@
     renderLevels(p); redraw(); refreshDetails();
   }
 
+  // the portfolio's view starts empty: nothing of the previous portfolio stays shown (its
+  // levels, cards, title, details); the chosen level's alpha is kept
+  function clearView() {
+    points = []; alphas = []; level = 0; latest = null; horizon = null;
+    $("levels").innerHTML = ""; delete $("levels").dataset.built;
+    $("level-pick").innerHTML = ""; $("asof").textContent = "";
+    for (const id of ["weights-level", "weights", "availability", "decisions-note", "decisions"]) {
+      $(id).textContent = "";
+    }
+    showLevel(); draw();
+  }
+
+  // Each connection has a number: a connection that a later one overtook (the portfolio
+  // changed while it waited for an answer) stops at its next step and opens no stream.
+  let conn = 0;
   async function connect() {
-    if (source) source.close();
+    const my = ++conn;
+    if (source) { source.close(); source = null; }
+    delete document.body.dataset.live;
+    clearView();
+    gen++; if (loading) loading.abort();  // the details asked for before are not shown
     sessionStorage.setItem("swarmvar-key", key);
     try {
       const list = await api("/v1/portfolios");
+      if (my !== conn) return;
       $("portfolio").innerHTML = list.map((p) => `<option>${esc(p.name)}</option>`).join("");
       if (!portfolio && list.length) portfolio = list[0].name;
       $("portfolio").value = portfolio;
       const name = encodeURIComponent(portfolio);
-      points = await api(`/v1/portfolios/${name}/history?limit=1000`);
+      const history = await api(`/v1/portfolios/${name}/history?limit=1000`);
+      if (my !== conn) return;
       const v = await api(`/v1/portfolios/${name}/var`);
-      horizon = v.horizon;
+      if (my !== conn) return;
+      points = history; horizon = v.horizon;
       const last = points.length ? points[points.length - 1] : null;
       // the cards show the latest beat with a consensus; the line above the chart the last
-      latest = null;
-      const shown = points.findLast((p) => p.alphas.length);
+      let shown = null;
+      for (let i = points.length - 1; i >= 0 && !shown; i--) {
+        if (points[i].alphas.length) shown = points[i];
+      }
       if (shown) renderLevels(shown); else if (v.levels.length) renderLevels({ seq: v.seq,
         date: v.as_of, alphas: v.levels.map((l) => l.alpha), var: v.levels.map((l) => l.var),
         es: v.levels.map((l) => l.es), var_interval: v.levels.map((l) => l.var_interval) });
       if (last && last !== shown) renderLevels(last);
       draw(); refreshDetails(true);
       const since = last ? last.seq : 0;
-      source = new EventSource(`/v1/portfolios/${name}/events?since=${since}` +
+      const s = new EventSource(`/v1/portfolios/${name}/events?since=${since}` +
         `&key=${encodeURIComponent(key)}`);
-      source.addEventListener("beat", onBeat);
-      source.onopen = () => { status("live: " + portfolio); document.body.dataset.live = "1"; };
-      source.onerror = () => status("reconnecting...", true);
-    } catch (e) { status(String(e), true); }
+      source = s;
+      s.addEventListener("beat", onBeat);
+      s.onopen = () => {
+        if (s !== source) return;
+        status("live: " + portfolio); document.body.dataset.live = "1";
+      };
+      s.onerror = () => { if (s === source) status("reconnecting...", true); };
+    } catch (e) { if (my === conn) status(String(e), true); }
   }
 
   $("login").addEventListener("submit", (e) => {
@@ -367,6 +430,14 @@
   // the chart follows its box, whatever resized it: the window, or the page growing a
   // scrollbar as the panels below fill
   new ResizeObserver(redraw).observe(document.querySelector(".chart-box"));
+  // and the screen's pixel density (the page moved to another screen, or zoomed): the query
+  // matches the density it was made for, so a change is heard once and a new query made
+  function onDensity() {
+    redraw();
+    matchMedia(`(resolution: ${window.devicePixelRatio || 1}dppx)`)
+      .addEventListener("change", onDensity, { once: true });
+  }
+  onDensity();
   $("verify").addEventListener("click", async () => {
     $("verified").textContent = "verifying...";
     try {

@@ -23,3 +23,40 @@ def invoke(*args: str) -> tuple[int, str]:
     assert result.exception is None or isinstance(result.exception, SystemExit), (
         f"{args}: {result.exception!r}")
     return result.exit_code, plain(result.output)
+
+
+def with_config(args: list[str], toml: object = None) -> tuple[int, str]:
+    """Run the CLI on ``args`` with ``toml`` as its config file (``SWARMVAR_CONFIG``; none:
+    no file, whatever the environment names): its exit code and output, whitespace
+    collapsed."""
+    from typer.testing import CliRunner
+
+    from swarmvar.cli import app
+
+    env = {"SWARMVAR_CONFIG": "" if toml is None else str(toml)}
+    result = CliRunner().invoke(app, args, env=env)
+    return result.exit_code, " ".join(result.output.split())
+
+
+def write_toml(folder: object, text: str) -> object:
+    """``text`` written as ``folder/swarmvar.toml``; its path."""
+    from pathlib import Path
+
+    path = Path(str(folder)) / "swarmvar.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def stub_serve(monkeypatch: object) -> dict[str, object]:
+    """``uvicorn.run`` and serve's listen check stubbed (nothing listens); returns what was
+    handed to uvicorn. The service's config variable is restored after the test."""
+    import uvicorn
+
+    import swarmvar.cli.serve as serve_mod
+    from swarmvar.service.config import CONFIG_ENV
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: seen.update(k))  # type: ignore[attr-defined]
+    monkeypatch.setattr(serve_mod, "_check_listen", lambda host, port: None)  # type: ignore[attr-defined]
+    monkeypatch.setenv(CONFIG_ENV, "")  # type: ignore[attr-defined]
+    return seen

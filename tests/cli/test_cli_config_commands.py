@@ -6,6 +6,7 @@ saying which commands read each key."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,18 +14,10 @@ from typer.testing import CliRunner
 
 from swarmvar.cli import app
 
-
-def _cli(args: list[str], toml: Path | None = None) -> tuple[int, str]:
-    env = {"SWARMVAR_CONFIG": str(toml)} if toml is not None else None
-    result = CliRunner().invoke(app, args, env=env)
-    return result.exit_code, " ".join(result.output.split())
-
-
-def _toml(folder: Path, text: str) -> Path:
-    path = folder / "swarmvar.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
+sys.path.insert(0, str(Path(__file__).parent))
+from _cli_text import stub_serve
+from _cli_text import with_config as _cli  # noqa: E402
+from _cli_text import write_toml as _toml
 
 # --- config show ----------------------------------------------------------------------------
 
@@ -135,16 +128,7 @@ def test_run_takes_the_files_policy_and_horizon(tmp_path: Path,
 @pytest.fixture
 def served(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
     """uvicorn.run and the listen check stubbed: nothing listens; what was handed over."""
-    import uvicorn
-
-    import swarmvar.cli.serve as serve_mod
-    from swarmvar.service.config import CONFIG_ENV
-
-    seen: dict[str, object] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: seen.update(k))
-    monkeypatch.setattr(serve_mod, "_check_listen", lambda host, port: None)
-    monkeypatch.setenv(CONFIG_ENV, "")  # restored after the test (serve sets it)
-    return seen
+    return stub_serve(monkeypatch)
 
 
 def test_serve_reads_the_file_and_a_flag_wins(tmp_path: Path, served: dict[str, object]

@@ -4,39 +4,21 @@ before), and ``backtest``'s damaged-ledger refusal names the file's key, not ``-
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from swarmvar.cli import app
-
-
-def _cli(args: list[str], toml: Path | None = None) -> tuple[int, str]:
-    env = {"SWARMVAR_CONFIG": str(toml)} if toml is not None else None
-    result = CliRunner().invoke(app, args, env=env)
-    return result.exit_code, " ".join(result.output.split())
-
-
-def _toml(folder: Path, text: str) -> Path:
-    path = folder / "swarmvar.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
+sys.path.insert(0, str(Path(__file__).parent))
+from _cli_text import stub_serve
+from _cli_text import with_config as _cli  # noqa: E402
+from _cli_text import write_toml as _toml
 
 
 @pytest.fixture
 def served(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
     """uvicorn.run and the listen check stubbed: nothing listens; what was handed over."""
-    import uvicorn
-
-    import swarmvar.cli.serve as serve_mod
-    from swarmvar.service.config import CONFIG_ENV
-
-    seen: dict[str, object] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: seen.update(k))
-    monkeypatch.setattr(serve_mod, "_check_listen", lambda host, port: None)
-    monkeypatch.setenv(CONFIG_ENV, "")  # restored after the test (serve sets it)
-    return seen
+    return stub_serve(monkeypatch)
 
 
 def test_serve_names_the_file_and_the_keys_it_took(tmp_path: Path,

@@ -7,6 +7,7 @@ its arbiter."""
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,18 +20,9 @@ from swarmvar.cli import app
 from swarmvar.config import Setting
 from swarmvar.types import Action, Decision
 
-
-def _cli(args: list[str], toml: Path | None = None) -> tuple[int, str]:
-    env = {"SWARMVAR_CONFIG": str(toml)} if toml is not None else {"SWARMVAR_CONFIG": ""}
-    result = CliRunner().invoke(app, args, env=env)
-    return result.exit_code, " ".join(result.output.split())
-
-
-def _toml(folder: Path, text: str) -> Path:
-    path = folder / "swarmvar.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
+sys.path.insert(0, str(Path(__file__).parent))
+from _cli_text import with_config as _cli  # noqa: E402
+from _cli_text import write_toml as _toml
 
 # --- 1. a rule the roster cannot meet -------------------------------------------------------
 

@@ -194,3 +194,38 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
                                           serialization.PrivateFormat.PKCS8,
                                           serialization.NoEncryption()))
     return certfile, keyfile
+
+
+def sqlite_lock_error(folder: Path) -> Exception:
+    """SQLite's own error for a lock held past the timeout (SQLITE_BUSY), made for real in
+    ``folder`` (an exclusive transaction and a reader that does not wait)."""
+    import sqlite3
+
+    path = folder / "locked.sqlite"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    waiter = sqlite3.connect(path, timeout=0)
+    try:
+        waiter.execute("SELECT * FROM t")
+    except sqlite3.OperationalError as exc:
+        return exc
+    finally:
+        waiter.close()
+        holder.close()
+    raise AssertionError("the exclusive lock did not refuse the reader")
+
+
+@pytest.fixture
+def home_client(tmp_path: Path, session_keys: tuple[Path, Keys]) -> Iterator[TestClient]:
+    """The app over a fresh home (``tmp_path/home``) with the session's keys, its lifespan
+    run; a 500 is answered, not raised here (the app's catch-all handler answers it)."""
+    from starlette.testclient import TestClient as Client
+
+    from swarmvar.service import ServiceConfig, create_app
+
+    path, _ = session_keys
+    with Client(create_app(ServiceConfig(home=tmp_path / "home", keys=path)),
+                raise_server_exceptions=False) as c:
+        yield c
+

@@ -17,6 +17,8 @@ from swarmvar.arbiter import Arbiter
 from swarmvar.ledger import Ledger
 from swarmvar.service.desk import DatedReturn, Desk
 
+from .conftest import sqlite_lock_error
+
 CHUNK = 3
 
 
@@ -50,20 +52,7 @@ class _LockedOnSecondChunk:
         return getattr(self._conn, name)
 
 
-def _lock_error(folder: Path) -> sqlite3.OperationalError:
-    path = folder / "locked.sqlite"
-    holder = sqlite3.connect(path, isolation_level=None)
-    holder.execute("CREATE TABLE t (x)")
-    holder.execute("BEGIN EXCLUSIVE")
-    waiter = sqlite3.connect(path, timeout=0)
-    try:
-        waiter.execute("SELECT * FROM t")
-    except sqlite3.OperationalError as exc:
-        return exc
-    finally:
-        waiter.close()
-        holder.close()
-    raise AssertionError("the exclusive lock did not refuse the reader")
+_lock_error = sqlite_lock_error
 
 
 def test_a_lock_on_a_later_chunk_keeps_the_rows_absorbed(

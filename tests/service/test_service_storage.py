@@ -24,26 +24,12 @@ import pytest
 from swarmvar.errors import InvalidSignal, LedgerCorrupted
 from swarmvar.service import ServiceConfig, create_app
 
-from .conftest import Keys, TestClient, app_with_book, day, history
+from .conftest import Keys, TestClient, app_with_book, day, history, sqlite_lock_error
 
 SKIPPED = 'swarmvar_observer_beats_skipped_total{observer="Arbiter",reason="fault"}'
 
 
-def _locked(folder: Path) -> sqlite3.OperationalError:
-    """SQLite's own error for a lock held past the timeout (SQLITE_BUSY)."""
-    path = folder / "locked.sqlite"
-    holder = sqlite3.connect(path, isolation_level=None)
-    holder.execute("CREATE TABLE t (x)")
-    holder.execute("BEGIN EXCLUSIVE")
-    waiter = sqlite3.connect(path, timeout=0)
-    try:
-        waiter.execute("SELECT * FROM t")
-    except sqlite3.OperationalError as exc:
-        return exc
-    finally:
-        waiter.close()
-        holder.close()
-    raise AssertionError("the exclusive lock did not refuse the reader")
+_locked = sqlite_lock_error
 
 
 def _cannot_open(folder: Path) -> sqlite3.OperationalError:
@@ -57,12 +43,8 @@ def _cannot_open(folder: Path) -> sqlite3.OperationalError:
 
 
 @pytest.fixture
-def client(tmp_path: Path, session_keys: tuple[Path, Keys]) -> Iterator[TestClient]:
-    path, _ = session_keys
-    # a 500 is answered, not raised here (the app's catch-all handler answers it)
-    with TestClient(create_app(ServiceConfig(home=tmp_path / "home", keys=path)),
-                    raise_server_exceptions=False) as c:
-        yield c
+def client(home_client: TestClient) -> TestClient:
+    return home_client
 
 
 @pytest.mark.parametrize("make", [_locked, _cannot_open])

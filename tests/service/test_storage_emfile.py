@@ -7,14 +7,12 @@ import errno
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import swarmvar.evolution.db as evolution_db
-from swarmvar.service import ServiceConfig, create_app
 
 from .conftest import Keys, TestClient
 
@@ -51,11 +49,8 @@ with TestClient(create_app(ServiceConfig(home=home, keys=keys)),
 
 
 @pytest.fixture
-def client(tmp_path: Path, session_keys: tuple[Path, Keys]) -> Iterator[TestClient]:
-    path, _ = session_keys
-    with TestClient(create_app(ServiceConfig(home=tmp_path / "home", keys=path)),
-                    raise_server_exceptions=False) as c:
-        yield c
+def client(home_client: TestClient) -> TestClient:
+    return home_client
 
 
 def test_no_descriptor_left_on_the_variant_store_is_a_503(

@@ -5,13 +5,11 @@ again is not known where it is caught), never the SwarmVarError handler's blanke
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from swarmvar.errors import LedgerUnavailable
-from swarmvar.service import ServiceConfig, create_app
 
 from .conftest import Keys, TestClient, history
 
@@ -25,11 +23,8 @@ def _unavailable() -> LedgerUnavailable:
 
 
 @pytest.fixture
-def client(tmp_path: Path, session_keys: tuple[Path, Keys]) -> Iterator[TestClient]:
-    path, _ = session_keys
-    with TestClient(create_app(ServiceConfig(home=tmp_path / "home", keys=path)),
-                    raise_server_exceptions=False) as c:
-        yield c
+def client(home_client: TestClient) -> TestClient:
+    return home_client
 
 
 def test_a_read_meeting_it_is_a_503(client: TestClient, session_keys: tuple[Path, Keys],

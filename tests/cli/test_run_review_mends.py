@@ -254,3 +254,17 @@ def test_a_quarantine_level_alert_inside_an_episode_keeps_its_full_reason() -> N
     d = Decision(Action.ALERT, "p", 9, ("GarchT",), {"raised_again": 1.0, "episode_since": 7.0},
                  0.97, reason)
     assert decision_words(d) == f"alert on p at beat 9: {reason}"
+
+
+def test_an_episodes_end_is_said_once_for_reports_handed_over_together() -> None:
+    """A catch-up hands several reports of one portfolio over at once: the arbiter holds
+    the last beat's ``alert_closed`` only, so only the report of the beat it closed on
+    says it (none without an arbiter or a close)."""
+    from swarmvar.cli.run import closed_on
+
+    event = {"type": "alert_closed", "since": 3, "until": 8, "agents": ["GarchT"]}
+    judge = SimpleNamespace(alert_closed=lambda portfolio: event if portfolio == "p" else None)
+    reports = [SimpleNamespace(portfolio="p", seq=s) for s in (6, 7, 8)]
+    assert [closed_on(judge, r) for r in reports] == [None, None, event]
+    assert closed_on(judge, SimpleNamespace(portfolio="q", seq=8)) is None
+    assert closed_on(None, reports[-1]) is None

@@ -11,10 +11,11 @@ It keeps one :class:`~.step.ArbiterState` per portfolio and runs the pure
   again. ``excluded()`` is every agent whose breaker is not closed;
 * ALERTs come once per alert episode (:class:`~.decide.AlertEpisode`, in
   the portfolio's state and its checkpoint): raised when the threat reaches
-  the ALERT threshold, again only for a kind of anomaly of an agent the open
-  episode has not named (or at the quarantine threshold), and closed after
-  ``Thresholds.release_beats`` calm beats: the closing beat ledgers an
-  ``alert_closed`` event (``since``, ``until``, ``agents``, ``named``);
+  the ALERT threshold, again only for a kind of anomaly of an agent not
+  quarantined the open episode has not named (or at the quarantine threshold),
+  and closed after ``Thresholds.release_beats`` calm beats: the closing beat
+  ledgers an ``alert_closed`` event (``since``, ``until``, ``agents``: every
+  agent its ALERTs named, ``named``: the names it still held);
 * APPLY_BALANCE factors hold for the next consensus (``weight_factors``);
 * the threat model is read from :class:`~.versions.ThreatVersions` and,
   with ``retrain_every``, retrained on the beats seen so far (label: a
@@ -247,7 +248,7 @@ class Arbiter:
         p.closed = None
         if before.open and not state.episode.open:  # the alert resolved: its span and names
             p.closed = {"type": "alert_closed", "since": before.since, "until": d.seq,
-                        "agents": list(before.agents()), "named": list(before.named)}
+                        "agents": list(before.alerted), "named": list(before.named)}
             events.append(dict(p.closed))
         if d.action is Action.QUARANTINE:
             for agent in d.agents:
@@ -401,7 +402,8 @@ class Arbiter:
 
     def alert_closed(self, portfolio: str) -> Mapping[str, object] | None:
         """The ``alert_closed`` event of the portfolio's last observed beat (the beat its
-        alert episode closed: ``since``, ``until``, ``agents``, ``named``), else None."""
+        alert episode closed: ``since``, ``until``, ``agents`` - every agent its ALERTs
+        named, ``named`` - the ``<kind>:<agent>`` names it still held), else None."""
         p = self._seen(portfolio)
         return None if p is None else p.closed
 

@@ -10,7 +10,9 @@ snapshots. Plain JSON (floats round-trip exactly) behind a magic prefix and
 a SHA-256 checksum; a cut or altered blob is an
 :class:`~swarmvar.errors.InvalidState`. A checkpoint written before alert
 episodes existed (no ``episode`` key) restores with no episode open; one from
-before the quiet counts (no ``quiet``), with every named kind just seen.
+before the quiet counts (no ``quiet``), with every named kind just seen; one
+from before the agents alerted on were kept (no ``alerted``), with the agents
+of its names.
 
 The checkpoint also holds the options the arbiter decided with (:func:`options_of`: the
 pulse's ``k, p, u, t1, t_threshold`` and the thresholds), so a resume under other options
@@ -97,7 +99,8 @@ def pack_checkpoint(c: PortfolioCheckpoint) -> bytes:
         "pid": {"integral": s.pid.integral, "last_error": _opt(s.pid.last_error)},
         "beats": s.beats, "late": s.late,
         "episode": {"open": s.episode.open, "since": s.episode.since, "calm": s.episode.calm,
-                    "named": list(s.episode.named), "quiet": list(s.episode.quiet)},
+                    "named": list(s.episode.named), "quiet": list(s.episode.quiet),
+                    "alerted": list(s.episode.alerted)},
         "memory": {"alphas": list(s.memory.alphas),
                    "agents": {n: {"rates": list(m.rates), "score": _opt(m.score)}
                               for n, m in s.memory.agents.items()}},
@@ -164,13 +167,17 @@ def unpack_checkpoint(blob: bytes) -> PortfolioCheckpoint:
                                 None if m["score"] is None else _finite(m["score"]))
             for n, m in d["memory"]["agents"].items()})
         e = d.get("episode")  # absent in checkpoints from before alert episodes: none open
-        # "quiet" is absent in checkpoints from before it: every name seen last beat
+        # "quiet" is absent in checkpoints from before it: every name seen last beat;
+        # "alerted" too: the agents of the names
         if e is not None and not (isinstance(e["named"], list)
-                                  and isinstance(e.get("quiet", []), list)):
+                                  and isinstance(e.get("quiet", []), list)
+                                  and isinstance(e.get("alerted", []), list)):
             raise InvalidState(f"the arbiter's state holds an alert episode naming "
-                               f"{e['named']!r} (quiet {e.get('quiet')!r}); it needs lists")
+                               f"{e['named']!r} (quiet {e.get('quiet')!r}, alerted "
+                               f"{e.get('alerted')!r}); it needs lists")
         episode = AlertEpisode() if e is None else AlertEpisode(
-            e["open"], e["since"], e["calm"], tuple(e["named"]), tuple(e.get("quiet", [])))
+            e["open"], e["since"], e["calm"], tuple(e["named"]), tuple(e.get("quiet", [])),
+            tuple(e.get("alerted", [])))
         state = ArbiterState(Genome(*g), pid, memory, int(d["beats"]), int(d["late"]),
                              episode)
         m = d["model"]

@@ -23,9 +23,10 @@ stability > 0.25 and repair < 0.1, APPLY_OPTIMIZE when the expected gain >
   ALERT threshold and stays open until the threat has stayed below
   :attr:`Thresholds.release` for :attr:`Thresholds.release_beats` beats in a
   row; while it is open a beat over the threshold is an ALERT again only if an
-  agent shows a kind of anomaly (:func:`anomaly_kinds`: a breach, coverage
-  drifting, a VaR outside the others' intervals, a lagging score, no usable
-  forecast) the episode has not named it for yet, otherwise the alert is held:
+  agent not quarantined shows a kind of anomaly (:func:`anomaly_kinds`: a
+  breach, coverage drifting, a VaR outside the others' intervals, a lagging
+  score, no usable forecast) the episode has not named it for yet, otherwise
+  the alert is held:
   the beat falls through to the rules below, its reason says so and its
   signals carry ``alert_held`` 1. A beat at the quarantine threshold with no
   agent to quarantine is never held (``release_beats=0``: every beat over the
@@ -49,9 +50,10 @@ brackets. Its signals carry the same per agent (:func:`agent_kinds`), machine-re
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 import numpy as np
 
@@ -182,39 +184,51 @@ REFITTING = "asking for a refit"
 SEED_THRESHOLDS = Thresholds(quarantine=0.85, agent_p=0.0, release_beats=0)
 
 
+class _Kind(NamedTuple):
+    """A kind of anomaly an alert episode names: the signal :func:`agent_kinds` records it
+    under, whether an agent shows it this beat, and whether a recorded signal's value says
+    it (``outside``: by its sign)."""
+
+    signal: str
+    shown: Callable[[AgentSignals], bool]
+    recorded: Callable[[float], bool] = lambda v: True
+
+
+#: The kinds of anomaly an alert episode names (``<kind>:<agent>``), the one table
+#: :func:`anomaly_kinds`, :func:`signal_kinds` and :func:`named_agent` read.
+KINDS: Mapping[str, _Kind] = {
+    "breach": _Kind("breaches", lambda a: any(a.breaches)),
+    "drifting": _Kind("drift_z", lambda a: a.drifting),
+    "outside_low": _Kind("outside", lambda a: a.outside_low, lambda v: v < 0),
+    "outside_high": _Kind("outside", lambda a: a.outside_high, lambda v: v > 0),
+    "lagging": _Kind("score_gap", lambda a: a.lagging),
+    "failed": _Kind("failed", lambda a: a.failed),
+}
+
+
 def anomaly_kinds(a: AgentSignals) -> tuple[str, ...]:
     """The kinds of anomaly an agent shows this beat, as an alert episode names them
-    (``<kind>:<agent>``): ``breach``, ``drifting``, ``outside_low``, ``outside_high``,
-    ``lagging``, ``failed``."""
-    kinds = (("breach", any(a.breaches)), ("drifting", a.drifting),
-             ("outside_low", a.outside_low), ("outside_high", a.outside_high),
-             ("lagging", a.lagging), ("failed", a.failed))
-    return tuple(f"{k}:{a.agent}" for k, on in kinds if on)
+    (``<kind>:<agent>``, :data:`KINDS`): ``breach``, ``drifting``, ``outside_low``,
+    ``outside_high``, ``lagging``, ``failed``."""
+    return tuple(f"{k}:{a.agent}" for k, kind in KINDS.items() if kind.shown(a))
 
 
 def named_agent(key: str) -> str:
     """The agent of an episode's name (``<kind>:<agent>``; a bare agent name, as
     checkpoints before the kinds stored it, is the agent)."""
     kind, sep, agent = key.partition(":")
-    return agent if sep and kind in _KINDS else key
-
-
-_KINDS = ("breach", "drifting", "outside_low", "outside_high", "lagging", "failed")
-#: :func:`agent_kinds`' signal names -> :func:`anomaly_kinds`' kinds (``outside``: by sign)
-_SIGNAL_KINDS = {"breaches": "breach", "drift_z": "drifting", "score_gap": "lagging",
-                 "failed": "failed"}
+    return agent if sep and kind in KINDS else key
 
 
 def signal_kinds(signals: Mapping[str, float]) -> set[str]:
     """The ``<kind>:<agent>`` names (:func:`anomaly_kinds`) a decision's signals
     (:func:`agent_kinds`) record."""
-    out = set()
+    out: set[str] = set()
     for key, v in signals.items():
         name, sep, agent = key.partition(":")
-        if sep and name in _SIGNAL_KINDS:
-            out.add(f"{_SIGNAL_KINDS[name]}:{agent}")
-        elif sep and name == "outside" and v:
-            out.add(f"{'outside_low' if v < 0 else 'outside_high'}:{agent}")
+        if sep:
+            out.update(f"{k}:{agent}" for k, kind in KINDS.items()
+                       if kind.signal == name and kind.recorded(v))
     return out
 
 
@@ -227,14 +241,17 @@ class AlertEpisode:
     stands for every kind of that agent), kept as a sorted tuple of unique names, and per
     name (``quiet``, in the same order) the beats in a row it has not been seen since.
     A name quiet for :attr:`Thresholds.release_beats` beats is forgotten: its kind of
-    anomaly, seen again, raises the alert again. Closed: ``AlertEpisode()``.
+    anomaly, seen again, raises the alert again. ``alerted``: every agent the episode's
+    ALERTs have named, never forgotten (sorted, each once; it always holds the agents of
+    ``named``, so an episode checkpointed before it derives it from them): what its
+    ``alert_closed`` event lists. Closed: ``AlertEpisode()``.
 
     Raises
     ------
     InvalidParameter
-        ``open`` not a bool, ``named`` a string or not a collection of strings, ``quiet``
-        not empty (all 0) nor one whole number >= 0 per name, ``since`` below -1 or
-        ``calm`` below 0 (or either not a whole number).
+        ``open`` not a bool, ``named`` or ``alerted`` a string or not a collection of
+        strings, ``quiet`` not empty (all 0) nor one whole number >= 0 per name, ``since``
+        below -1 or ``calm`` below 0 (or either not a whole number).
     """
 
     open: bool = False
@@ -242,14 +259,16 @@ class AlertEpisode:
     calm: int = 0
     named: tuple[str, ...] = ()
     quiet: tuple[int, ...] = ()
+    alerted: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         named, quiet = self.named, self.quiet
-        if (not isinstance(self.open, bool) or isinstance(named, (str, bytes))
-                or not isinstance(named, Collection)
-                or not all(isinstance(a, str) for a in named)):
-            raise InvalidParameter(f"an alert episode needs open True/False and a collection "
-                                   f"of names (not one string), not {self.open!r}, {named!r}")
+        if not isinstance(self.open, bool) or not all(
+                not isinstance(c, (str, bytes)) and isinstance(c, Collection)
+                and all(isinstance(a, str) for a in c) for c in (named, self.alerted)):
+            raise InvalidParameter(f"an alert episode needs open True/False and collections "
+                                   f"of names (not one string), not {self.open!r}, {named!r}, "
+                                   f"{self.alerted!r}")
         if isinstance(quiet, (str, bytes)) or not isinstance(quiet, Collection) or (
                 quiet and len(quiet) != len(named)):
             raise InvalidParameter(f"an alert episode's quiet counts {quiet!r} need one per "
@@ -261,6 +280,8 @@ class AlertEpisode:
         order = sorted(least)
         object.__setattr__(self, "named", tuple(order))
         object.__setattr__(self, "quiet", tuple(least[n] for n in order))
+        object.__setattr__(self, "alerted", tuple(sorted(
+            {*self.alerted, *(named_agent(k) for k in order)})))
         object.__setattr__(self, "since", check_whole("episode since", self.since, -1))
         object.__setattr__(self, "calm", check_whole("episode calm", self.calm, 0))
 
@@ -278,14 +299,15 @@ class AlertEpisode:
         return self.open and not self.new(keys)
 
     def agents(self) -> tuple[str, ...]:
-        """The agents the episode has named (sorted, each once)."""
+        """The agents of the episode's names now (sorted, each once; an agent whose names
+        were all forgotten is not among them, it is in :attr:`alerted`)."""
         return tuple(sorted({named_agent(k) for k in self.named}))
 
     def _aged(self, seen: Collection[str] | None, added: Collection[str], calm: int,
-              forget: int) -> AlertEpisode:
-        """Open, with ``added`` named and every name seen this beat (``seen``; None: not
-        known, nothing ages) quiet 0, the others one beat quieter; names quiet for
-        ``forget`` beats dropped."""
+              forget: int, alerted: Collection[str] = ()) -> AlertEpisode:
+        """Open, with ``added`` named (and ``alerted`` among the agents alerted on) and every
+        name seen this beat (``seen``; None: not known, nothing ages) quiet 0, the others
+        one beat quieter; names quiet for ``forget`` beats dropped."""
         if seen is None:
             names = {**dict(zip(self.named, self.quiet, strict=True)), **dict.fromkeys(added, 0)}
         else:
@@ -295,12 +317,14 @@ class AlertEpisode:
                      for n, q in zip(self.named, self.quiet, strict=True)}
             names.update(dict.fromkeys(added, 0))
             names = {n: q for n, q in names.items() if q < forget}
-        return AlertEpisode(True, self.since, calm, tuple(names), tuple(names.values()))
+        return AlertEpisode(True, self.since, calm, tuple(names), tuple(names.values()),
+                            (*self.alerted, *alerted))
 
     def after(self, decision: Decision, thresholds: Thresholds,
               seen: Collection[str] | None = None) -> AlertEpisode:
         """The episode after the beat's ``decision``: an ALERT opens it (or adds the
-        kinds of anomaly its signals record, :func:`signal_kinds`); otherwise an open
+        kinds of anomaly its signals record, :func:`signal_kinds`, and its agents to
+        :attr:`alerted`); otherwise an open
         episode counts calm beats below the release level (a beat at the level is not
         calm) and closes after ``release_beats`` of them (never open with
         ``release_beats=0``). ``seen``: the beat's kinds of anomaly (:func:`anomaly_kinds`
@@ -314,8 +338,8 @@ class AlertEpisode:
             if not keys:  # a decision made without the kinds: its agents, every kind
                 keys = set(decision.agents)
             if self.open:
-                return self._aged(seen, keys, 0, t.release_beats)
-            return AlertEpisode(True, decision.seq, 0, tuple(keys))
+                return self._aged(seen, keys, 0, t.release_beats, decision.agents)
+            return AlertEpisode(True, decision.seq, 0, tuple(keys), (), decision.agents)
         if not self.open:
             return self
         calm = 0 if decision.threat >= t.release_level else self.calm + 1  # at it: not calm
@@ -536,8 +560,9 @@ def decide(vector: DecisionVector, signals: BeatSignals, excluded: Collection[st
     """The beat's decision (see the module docstring for the rules).
 
     ``episode``: the portfolio's open alert episode, if any; an ALERT it would hold (no
-    agent it has not named) falls through to the rules below. None: no episode (every
-    beat over the ALERT threshold is an ALERT).
+    agent showing a kind of anomaly the episode has not named it for, agents in
+    ``excluded`` left out) falls through to the rules below. None: no episode (every beat
+    over the ALERT threshold is an ALERT).
 
     The reason is one line of at most :data:`REASON_CHARS` characters: what the action
     means, the agents it names with the kinds of anomaly behind each count
@@ -583,7 +608,8 @@ def decide(vector: DecisionVector, signals: BeatSignals, excluded: Collection[st
                     f"p < {t.agent_p:g}", evidence=[_evidence(a) for a in own])
     episodes = t.release_beats > 0
     ep = episode if episode is not None and episodes else AlertEpisode()
-    keys = beat_kinds(signals)
+    held_out = set(excluded)  # a quarantined agent's anomalies raise no alert again
+    keys = [k for k in beat_kinds(signals) if named_agent(k) not in held_out]
     fresh = ep.new(keys)
     new_agents = [a.agent for a in noisy if any(named_agent(k) == a.agent for k in fresh)]
     marks: dict[str, float] = {}

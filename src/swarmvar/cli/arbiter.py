@@ -207,8 +207,9 @@ def replay_command(
                                                      strict=True) if d)
     console.print(f"agent-days quarantined: {held or 'none'}; refits requested: {out.refits}")
     console.print(f"alerts: {len(alerts)} on {report.days} beats ("
-                  + (f"{len(alerts) - again} alert episodes opened, {again} raised again for "
-                     "an agent's kind of anomaly new to the open episode)" if episodes
+                  + (f"{len(alerts) - again} alert episodes opened, {again} raised again "
+                     "inside an open episode: an agent's kind of anomaly new to it, or the "
+                     "quarantine level)" if episodes
                      else "every-beat alerts (no episodes))"), markup=False)
     if report.study is not None:
         s = report.study

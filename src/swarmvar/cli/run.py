@@ -611,10 +611,22 @@ def closed_words(portfolio: str, closed: Any) -> str:
             f"{closed['since']}{named})")
 
 
+def closed_on(judge: Any, rep: Any) -> Any:
+    """The ``alert_closed`` event of ``rep``'s beat (``Arbiter.alert_closed``), None when its
+    portfolio's alert episode did not close on that beat or there is no arbiter (``judge``
+    None). The arbiter keeps the event of a portfolio's last observed beat only, so of
+    several reports of one portfolio handed over at once (a catch-up) only the one whose
+    ``seq`` is the event's ``until`` says it."""
+    closed = None if judge is None else judge.alert_closed(rep.portfolio)
+    return closed if closed is not None and closed.get("until") == rep.seq else None
+
+
 def _raised_again(d: Any) -> tuple[int, str] | None:
     """An ALERT raised inside an open alert episode: the beat the episode opened and the
     agents it names anew, in the arbiter's words (``describe_agents``: the kinds of
-    anomaly behind each); else the reason's words there. None for a fresh alert.
+    anomaly behind each); else the reason's words there. None for a fresh alert, and for
+    one raised inside an episode with no agent new (a quarantine-level alert: its full
+    reason is said instead).
 
     The decision's structured signals say it when the arbiter writes them
     (``raised_again`` 1, ``episode_since``, ``episode_new:<agent>`` 1); else its reason
@@ -1040,7 +1052,7 @@ def run(
                     words = decision_words(d, rep.as_of)  # technical line is held back)
                     if words is not None:
                         say(words)
-                closed = None if judge is None else judge.alert_closed(rep.portfolio)
+                closed = closed_on(judge, rep)
                 if closed is not None:  # the beat its alert episode ended on
                     say(closed_words(rep.portfolio, closed))
                 why = _consensus_lost(rep, unagreed)

@@ -326,9 +326,10 @@ def _check_arbiter_resume(words: str, arbiter: bool, judged: bool) -> None:
     in the home and its state (alert episodes, PID) rides the checkpoints, so a resume
     without ``--arbiter`` would drop the quarantines while their breakers stay open. The
     evidence is the home's last checkpoint (``judged``, :func:`_home_run`): it holds the
-    arbiter's state. Its options (``--k-flows/--p-nodes/--t1/--t-threshold``) are not in
-    that state, so they are not checked. Turning the arbiter on for a home that ran
-    without it is allowed: it decides from the next beat.
+    arbiter's state. Its options (``--k-flows/--p-nodes/--t1/--t-threshold``) and
+    thresholds ride in that state and are checked by the arbiter's restore
+    (``ArbiterOptionsMismatch``, a ``ResumeMismatch``: exit 2). Turning the arbiter on for a
+    home that ran without it is allowed: it decides from the next beat.
 
     Raises
     ------

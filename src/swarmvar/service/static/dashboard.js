@@ -328,7 +328,10 @@
       if (my !== gen) return;
       $("head").innerHTML = `<dt>size</dt><dd id="head-size">${h.size}</dd>` +
         `<dt>root</dt><dd>${esc(h.root)}</dd><dt>signed</dt><dd>${esc(h.timestamp)}</dd>`;
-      if (detailsFailed) { detailsFailed = false; if (source) status("live: " + portfolio); }
+      if (detailsFailed) {  // "live" only while the stream is open, not merely made
+        detailsFailed = false;
+        if (document.body.dataset.live) status("live: " + portfolio);
+      }
     } catch (e) {
       if (my !== gen) return;
       detailsFailed = true;
@@ -372,7 +375,10 @@
     if (source) { source.close(); source = null; }
     delete document.body.dataset.live;
     clearView();
-    gen++; if (loading) loading.abort();  // the details asked for before are not shown
+    // the details asked for before are not shown, and no beat of the old portfolio asks
+    // again (connect() asks once its own data is in)
+    gen++; dirty = false; detailsFailed = false; if (loading) loading.abort();
+    status("connecting: " + (portfolio || "..."));
     sessionStorage.setItem("swarmvar-key", key);
     try {
       const list = await api("/v1/portfolios");

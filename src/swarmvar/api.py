@@ -193,9 +193,11 @@ def _instance_track(
             if on_day is not None:
                 on_day(scored * len(names), scored * len(names))
             return cached, True
+    # x was judged by var (or is returns computed from prices): not judged again here
     result = backtest(x[-need:], roster, window=window, refit_every=_TRACK_REFIT,
                       alphas=alphas, horizon=horizon, baseline=None, seed=seed, progress=False,
-                      n_sim=10, on_day=on_day, workers=workers, step=horizon)
+                      n_sim=10, on_day=on_day, workers=workers, step=horizon,
+                      judge_prices=False)
     track = {a: TrackRecord(agent_ids=names, returns=result.returns, alpha=a,
                             var=np.column_stack([result.series[n][a].var for n in names]),
                             es=np.column_stack([result.series[n][a].es for n in names]))

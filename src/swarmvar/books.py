@@ -27,10 +27,10 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from .data import (
-    FROM_PRICES,
     MAX_ABS_RETURN,
     check_dates,
     is_from_prices,
+    mark_from_prices,
     moves_like_prices,
     naming,
     read_table,
@@ -138,7 +138,8 @@ def prices_to_returns(prices: pd.DataFrame, *, dropna: bool = False,
     price it ends on. Returns computed from prices are not judged by
     :func:`swarmvar.data.moves_like_prices` (they were given as prices: a rate
     crawling up 0.25% a day makes one-signed, smooth returns legitimately);
-    the frame carries ``attrs["from_prices"]`` so that later checks
+    the frame carries the mark of :func:`swarmvar.data.mark_from_prices` (for these
+    values: a frame made from it is judged again) so that later checks
     (:func:`check_returns`, :func:`book_returns` with ``kind="return"``) skip
     it too.
     """
@@ -156,8 +157,7 @@ def prices_to_returns(prices: pd.DataFrame, *, dropna: bool = False,
     out = _check_returns(pd.DataFrame(r, index=p.index[1:], columns=p.columns),
                          max_abs=MAX_ABS_RETURN, where=lambda i: where(int(pos[i + 1])),
                          judge_prices=False)
-    out.attrs[FROM_PRICES] = True  # carried: no later check judges them again
-    return out
+    return mark_from_prices(out)  # carried: no later check judges them again
 
 
 def check_returns(returns: pd.DataFrame, *, dropna: bool = False,
@@ -168,9 +168,10 @@ def check_returns(returns: pd.DataFrame, *, dropna: bool = False,
     Beyond :func:`check_frame`: a return beyond ``|r| <= max_abs`` (percent, or
     prices), and a column that moves like a price or a rate below 1
     (:func:`swarmvar.data.moves_like_prices`), are refused naming the column;
-    ``judge_prices=False`` skips that last rule, as does a frame carrying
-    ``attrs["from_prices"]`` (returns computed from prices, :func:`prices_to_returns`);
-    the result keeps that mark.
+    ``judge_prices=False`` (returns computed from prices or judged already) skips
+    that last rule, as does a frame carrying the mark of
+    :func:`swarmvar.data.mark_from_prices` for its values (:func:`prices_to_returns`);
+    the result of a check that skipped the rule carries the mark, for its values.
 
     Raises
     ------
@@ -182,9 +183,7 @@ def check_returns(returns: pd.DataFrame, *, dropna: bool = False,
     r, pos = _check_frame(returns, what="return", dropna=dropna, where=where)
     out = _check_returns(r, max_abs=max_abs, where=lambda i: where(int(pos[i])),
                          judge_prices=judge_prices and not given)
-    if given:
-        out.attrs[FROM_PRICES] = True
-    return out
+    return mark_from_prices(out) if given or not judge_prices else out
 
 
 def _check_returns(r: pd.DataFrame, *, max_abs: float, where: RowName,
@@ -209,15 +208,18 @@ def _check_returns(r: pd.DataFrame, *, max_abs: float, where: RowName,
 
 
 def asset_returns(frame: pd.DataFrame, *, kind: Literal["price", "return"] = "price",
-                  dropna: bool = False, where: RowName = row_name) -> pd.DataFrame:
+                  dropna: bool = False, where: RowName = row_name,
+                  judge_prices: bool = True) -> pd.DataFrame:
     """Asset log returns from a frame of prices (``kind="price"``) or log returns.
 
     ``where`` names row ``i`` (0-based) of ``frame`` in a message (``row N`` from 1).
+    ``judge_prices=False``: returns computed from prices or judged already, not judged
+    for looking like prices (:func:`check_returns`).
     """
     if kind == "price":
         return prices_to_returns(frame, dropna=dropna, where=where)
     if kind == "return":
-        return check_returns(frame, dropna=dropna, where=where)
+        return check_returns(frame, dropna=dropna, where=where, judge_prices=judge_prices)
     raise InvalidReturns(f"kind must be 'price' or 'return', not {kind!r}")
 
 
@@ -365,8 +367,7 @@ def book_returns(data: pd.DataFrame, book: Book, *, kind: Literal["price", "retu
         raise InvalidBook(f"asset(s) {unknown} are not in the data; its columns are {have[:30]}"
                           f"{' ...' if len(have) > 30 else ''}")
     sub = data.set_axis(have, axis=1).loc[:, names]
-    if is_from_prices(data):  # returns worked out from prices: not judged again
-        sub.attrs[FROM_PRICES] = True
+    given = is_from_prices(data)  # returns worked out from prices: not judged again
     values = sub.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
     empty = [names[j] for j in range(len(names)) if not np.isfinite(values[:, j]).any()]
     if empty:
@@ -376,7 +377,7 @@ def book_returns(data: pd.DataFrame, book: Book, *, kind: Literal["price", "retu
     start = int(np.argmax(ok)) if ok.any() else 0
     # rows named from the frame's first row, not from the first fully listed one
     returns = asset_returns(sub.iloc[start:], kind=kind, dropna=dropna,
-                            where=lambda i: row_name(i + start))
+                            where=lambda i: row_name(i + start), judge_prices=not given)
     # asset_returns judged the columns (returns given as such) or skipped it (prices)
     return book_matrix(returns, book, extra=extra, min_obs=min_obs, judge_prices=False)
 

@@ -9,7 +9,7 @@ time; neither is read from the clock in here.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -368,6 +368,25 @@ WEIGHTS_HINT = ("weights are fractions (0.6 = 60%); if these are percent, divide
                 "leverage give positions")
 
 
+def weights_gross(weights: Iterable[float], error: type[Exception], lead: str) -> float:
+    """The gross size ``sum_i |w_i|`` of finite weights, once it is at most MAX_WEIGHT_GROSS.
+
+    The one percent-weights rule of :meth:`Book.from_weights` and the data layer
+    (``data.position_fractions``); each raises its own error class.
+
+    Raises
+    ------
+    error
+        ``lead`` (what the weights are, e.g. ``"the weights"``) followed by their gross
+        size, beyond :data:`MAX_WEIGHT_GROSS`, and :data:`WEIGHTS_HINT`.
+    """
+    gross = math.fsum(abs(float(w)) for w in weights)
+    if gross > MAX_WEIGHT_GROSS:
+        raise error(f"{lead} a gross size of {gross:.4g} times the book's value, beyond "
+                    f"{MAX_WEIGHT_GROSS:g}; {WEIGHTS_HINT}")
+    return gross
+
+
 @dataclass(frozen=True)
 class Book:
     """A book of positions over named assets, in currency, as of a date.
@@ -438,10 +457,7 @@ class Book:
             if isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(
                     float(w)):
                 raise InvalidBook(f"weight of {name!r} is {w!r}; weights must be finite numbers")
-        gross = math.fsum(abs(float(w)) for w in weights.values())
-        if gross > MAX_WEIGHT_GROSS:  # the data layer's percent-weights rule
-            raise InvalidBook(f"the weights' gross size is {gross:.4g} times the book's value, "
-                              f"beyond {MAX_WEIGHT_GROSS:g}; {WEIGHTS_HINT}")
+        weights_gross(weights.values(), InvalidBook, "the weights have")  # the data layer's
         return cls(tuple(weights), tuple(float(w) * float(notional) for w in weights.values()),
                    as_of, currency)
 

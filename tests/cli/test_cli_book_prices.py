@@ -91,10 +91,9 @@ def test_book_settings_refuses_wrong_flags_without_assert() -> None:
 
     from swarmvar.cli.book import book_settings
     from swarmvar.config import BOOK_APPLIES
-    from swarmvar.errors import InvalidParameter
 
     keys = sorted(BOOK_APPLIES["var --book"])
-    with pytest.raises(InvalidParameter, match="reads exactly"):
+    with pytest.raises(TypeError, match="reads exactly"):  # a programmer's mistake
         book_settings("var --book", dict.fromkeys([*keys, "no-such-key"]))
-    with pytest.raises(InvalidParameter, match="reads exactly"):
+    with pytest.raises(TypeError, match="reads exactly"):
         book_settings("var --book", dict.fromkeys(keys[1:]))

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from swarmvar import books
+from swarmvar import books, data
 from swarmvar.book_api import book_var
 from swarmvar.errors import InvalidReturns
 from swarmvar.types import Book
@@ -56,7 +56,7 @@ def test_a_frame_read_as_prices_carries_it_and_returns_typed_are_judged(tmp_path
                                                                         ) -> None:
     path = _csv(_prices(), tmp_path / "steep.csv")
     frame = books.read_assets(path, kind="price")
-    assert frame.attrs.get("from_prices") is True
+    assert data.is_from_prices(frame)  # the mark, for these values
     assert book_var(frame, BOOK, kind="return", consensus=False,
                     **FAST).forecasts  # type: ignore[arg-type]
     typed = pd.DataFrame(frame.to_numpy(), index=frame.index, columns=frame.columns)

@@ -86,16 +86,14 @@ def book_settings(path: str, flags: dict[str, object]) -> dict[str, Setting]:
     typer.Exit
         Code 2, the file's error (:class:`~swarmvar.errors.InvalidConfig`) naming the file
         and its key.
-    InvalidParameter
+    TypeError
         ``flags`` not exactly the keys ``path`` reads (a caller's mistake).
     """
     from ..config import BOOK_APPLIES, load_config
 
     keys = BOOK_APPLIES[path]
     if set(flags) != set(keys):  # the path reads these, no other (not an assert: python -O)
-        from ..errors import InvalidParameter
-
-        raise InvalidParameter(f"book_settings({path!r}) was given the flags {sorted(flags)}; "
+        raise TypeError(f"book_settings({path!r}) was given the flags {sorted(flags)}; "
                                f"that path reads exactly {sorted(keys)}")
     with usage_errors():
         everything = load_config().effective(flags)
@@ -251,13 +249,16 @@ def book_var_command(*, data: str | None, kind: str, dropna: bool, book: Path | 
     if result.note:
         console.print(result.note, markup=False)
     ledgered: dict[str, Any] | None = None
-    if result.ledger_entries is not None:
+    if result.ledger_entries is not None and as_json:
         from ..ledger import Ledger
 
-        with usage_errors(), Ledger.open(folder) as ledger:  # as var --json names it
-            ledgered = {"path": str(ledger.path), "first_entry": result.ledger_entries[0],
-                        "last_entry": result.ledger_entries[1],
-                        "merkle_root": ledger.compute_merkle_root().hex()}
+        first, last = result.ledger_entries
+        # the root of the ledger up to this run's last entry (as var --json names it): another
+        # writer's entries appended since book_var closed it are not in it
+        with usage_errors(), Ledger.open(folder) as ledger:
+            ledgered = {"path": str(ledger.path), "first_entry": first, "last_entry": last,
+                        "merkle_root": ledger.compute_merkle_root(size=last + 1).hex()}
+    if result.ledger_entries is not None:
         console.print(f"recorded entries {result.ledger_entries[0]}-{result.ledger_entries[1]} "
                       f"in the ledger under {folder}")
     if as_json or csv is not None:

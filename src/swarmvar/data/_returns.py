@@ -8,17 +8,18 @@ first, so bad input is refused naming the first bad row.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import numbers
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import InvalidParameter, InvalidReturns
-from ..types import MAX_WEIGHT_GROSS, WEIGHTS_HINT
+from ..types import weights_gross
 from ._dates import RowName, _as_dates, _first_line, check_dates, row_name, when
 
 #: A daily log return beyond this (|r| > 1, i.e. a move of -63% / +172%) is
@@ -75,17 +76,58 @@ LIMIT_MOVES = tuple(math.log1p(s * lim) for lim in (0.05, 0.1, 0.2, 0.3) for s i
 #: How near (a fraction of the level) a mean must be to a limit move to be taken for one (a
 #: rounded streak's is within 0.02%; USD per SAR, 0.26662, is 1.6% from log(1.3) = 0.2624).
 LIMIT_TOLERANCE = 0.01
-#: The ``attrs`` key of a Series or DataFrame of returns computed from prices
+#: The ``attrs`` key that marks a Series or DataFrame of returns computed from prices
 #: (:func:`prices_to_returns`, ``validate(from_prices=True)``, ``books.prices_to_returns``):
 #: carried with the data, so that no later check (:func:`as_array`, :func:`validate`,
-#: ``books.book_returns``) judges it for looking like prices again.
+#: ``books.book_returns``) judges it for looking like prices again. Its value is a digest
+#: of the values it was given to (:func:`mark_from_prices`, :func:`is_from_prices`).
+FROM_PRICES_MARK = "swarmvar.from_prices"
+#: The key the mark had before it was tied to the values: ``attrs["from_prices"] = True``
+#: is not honoured (it survived ``cumsum``, ``exp`` and Parquet files); kept as a name only.
 FROM_PRICES = "from_prices"
+
+_Frame = TypeVar("_Frame", pd.Series, pd.DataFrame)
+
+
+def _values_digest(data: object) -> str | None:
+    """A digest of a Series' or DataFrame's values and shape (None: not numbers)."""
+    to_numpy = getattr(data, "to_numpy", None)
+    if to_numpy is None:
+        return None
+    try:
+        values = np.ascontiguousarray(to_numpy(dtype=np.float64))
+    except (TypeError, ValueError):
+        return None
+    h = hashlib.blake2b(repr(values.shape).encode(), digest_size=16)
+    h.update(values.tobytes())
+    return h.hexdigest()
+
+
+def mark_from_prices(data: _Frame) -> _Frame:
+    """Mark ``data`` (a Series or DataFrame) as returns computed from prices, and return it.
+
+    The mark (``attrs[FROM_PRICES_MARK]``) is a digest of the values as they are now: it
+    holds for these values only (:func:`is_from_prices`). pandas carries ``attrs``
+    through operations that change the values (``cumsum``, ``exp``, ``* 100``,
+    ``shift``, a slice) and through a Parquet file; the digest no longer matches
+    them, so what they make is judged as any data is.
+    """
+    data.attrs[FROM_PRICES_MARK] = _values_digest(data)
+    return data
 
 
 def is_from_prices(data: object) -> bool:
-    """Whether ``data`` (a pandas Series or DataFrame) carries :data:`FROM_PRICES`."""
+    """Whether ``data`` (a Series or DataFrame) carries :data:`FROM_PRICES_MARK` for its values.
+
+    True only when the mark's digest matches ``data``'s current values and shape
+    (:func:`mark_from_prices`): a marked series turned into something else (a
+    cumulative sum, levels, a window of it) is not from prices.
+    """
     attrs = getattr(data, "attrs", None)
-    return isinstance(attrs, dict) and attrs.get(FROM_PRICES) is True
+    if not isinstance(attrs, dict):
+        return False
+    mark = attrs.get(FROM_PRICES_MARK)
+    return isinstance(mark, str) and mark == _values_digest(data)
 
 
 def looks_like_prices(x: NDArray[np.float64], value: float) -> bool:
@@ -183,7 +225,7 @@ def prices_to_returns(prices: pd.Series, *, dropna: bool = False,
                       where: RowName = row_name) -> pd.Series:
     """Log returns from a price series, after checking the prices.
 
-    The result carries ``attrs[FROM_PRICES] = True``: no later check judges it
+    The result carries the mark of :func:`mark_from_prices`: no later check judges it
     for looking like prices (:func:`as_array`). ``where`` names a row of the
     prices in a message (``row N`` from 1 by default; a file's line for
     :func:`read`).
@@ -203,8 +245,7 @@ def prices_to_returns(prices: pd.Series, *, dropna: bool = False,
             f"price at {when(first)} is {float(prices.loc[first])!r}; prices must be finite")
     values = np.log(prices.to_numpy())
     returns = pd.Series(np.diff(values), index=prices.index[1:], name=prices.name)
-    returns.attrs[FROM_PRICES] = True  # not judged for looking like prices (they were)
-    return returns
+    return mark_from_prices(returns)  # not judged for looking like prices (they were)
 
 
 def _floats(series: pd.Series, what: str) -> pd.Series:
@@ -252,8 +293,8 @@ def validate(
     and a column that moves like a price or a rate below 1
     (:func:`moves_like_prices`), named by the series' name; that last rule is
     skipped for returns computed from prices (``from_prices``, or a series
-    carrying ``attrs[FROM_PRICES]``: they were given as prices; the result then
-    carries that mark on, for :func:`as_array` and the models) or when
+    carrying the mark of :func:`mark_from_prices` for its values: they were given as
+    prices; the result then carries that mark on, for :func:`as_array` and the models) or when
     ``judge_prices`` is false. ``from_prices``
     adds to the standard-deviation message that a price column may hold returns;
     ``kind_hint`` (a file read as returns) that values looking like prices can be
@@ -264,8 +305,6 @@ def validate(
     from_prices = from_prices or is_from_prices(returns)
     series = _check_index(_floats(returns, "return"), what="return", dropna=dropna,
                           where=where)
-    if from_prices:
-        series.attrs[FROM_PRICES] = True
     x = as_array(series.to_numpy(), min_obs=min_obs, max_abs=max_abs, labels=series.index,
                  kind_hint=kind_hint, name=None if series.name is None else str(series.name),
                  judge_prices=judge_prices and not from_prices)
@@ -276,7 +315,7 @@ def validate(
         raise InvalidReturns(
             f"the returns' standard deviation is {sd:.3g} ({sd:.1%} a day), beyond {max_sd:g}; "
             f"{PERCENT_HINT}{extra}")
-    return series
+    return mark_from_prices(series) if from_prices else series
 
 
 def as_array(
@@ -302,7 +341,7 @@ def as_array(
     rate (:func:`moves_like_prices`: 20 or more, all of one sign, ...) are
     refused the same way, naming the column ``name`` when given, unless
     ``judge_prices`` is false or ``returns`` is a Series carrying
-    ``attrs[FROM_PRICES]`` (returns computed from prices).
+    the mark of :func:`mark_from_prices` for its values (returns computed from prices).
     """
     if isinstance(returns, pd.Series):
         judge_prices = judge_prices and not is_from_prices(returns)
@@ -488,11 +527,9 @@ def position_fractions(amounts: ArrayLike, *, positions: bool = True,
     net = abs(float(vec.sum()))
     if net < ZERO_NET_TOLERANCE * max(1.0, float(np.abs(vec).max())):
         raise InvalidReturns(ZERO_NET.format(what=what))
-    gross = float(np.abs(vec).sum())
-    if not positions and gross > MAX_WEIGHT_GROSS:
-        raise InvalidReturns(
-            f"{what} {vec.tolist()!r} sum to {float(vec.sum()):.4g} (a gross size of "
-            f"{gross:.4g} times the book's value), beyond {MAX_WEIGHT_GROSS:g}; {WEIGHTS_HINT}")
+    if not positions:  # the one percent-weights rule (Book.from_weights asks it too)
+        weights_gross(vec.tolist(), InvalidReturns,
+                      f"{what} {vec.tolist()!r} sum to {float(vec.sum()):.4g}, with")
     return (vec / net if positions else vec), net
 
 

@@ -288,6 +288,9 @@ def _read_table(p: Path) -> pd.DataFrame:
             "separated by commas")
     if len(frame) == 0:
         raise InvalidReturns(f"{p.name} has a header but no data rows")
+    # a Parquet file keeps pandas' attrs (attrs["from_prices"] too): only ``kind`` says
+    # what a file holds
+    frame.attrs = {}
     return frame
 
 

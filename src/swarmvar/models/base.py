@@ -411,12 +411,16 @@ class Agent(ABC):
         bound = self._return_bound
         book = bound > MAX_ABS_RETURN  # a book's: its own words past the bound, not percent
         # price-likeness is judged where the data enters (data.validate/read, api.var,
-        # backtest, books.check_returns), which knows whether returns were computed from
-        # prices (attrs["from_prices"]); the arrays and windows handed on to an agent do not
-        # carry it, so the agent does not judge them again (a steep series given as prices
-        # was refused here by every agent)
+        # backtest, books.check_returns, a labelled series given to fit): a pandas Series
+        # is judged here unless it carries the mark of returns computed from prices
+        # (data.mark_from_prices, for its values); the plain arrays and windows handed on
+        # to an agent by the drivers were judged where they entered and are not judged
+        # again (a steep series given as prices was refused here by every agent)
+        import pandas as pd
+
         x = as_array(returns, min_obs=self.min_observations, who=self.name,
-                     max_abs=math.inf if book else bound, judge_prices=False)
+                     max_abs=math.inf if book else bound,
+                     judge_prices=not book and isinstance(returns, pd.Series))
         beyond = np.abs(x) > bound
         if book and beyond.any():
             i = int(np.argmax(beyond))

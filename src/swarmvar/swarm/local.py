@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 from numpy.typing import ArrayLike
 
 from ..errors import ConvergenceWarning, SwarmVarError
@@ -55,8 +56,12 @@ def run_agents(
     Agents are names (see :mod:`swarmvar.models.registry`) or instances.
     Each gets its own seed derived from ``seed`` (``numpy.random.SeedSequence``
     spawning), so adding an agent does not change the others' numbers.
+    A pandas Series is handed to the agents as it is: each agent's ``fit``
+    judges it (a rate such as EUR/GBP ~0.85 given as returns is refused, unless
+    it carries :func:`swarmvar.data.mark_from_prices`'s mark); an array is
+    taken as returns judged already (:func:`swarmvar.var` judges them first).
     """
-    x = np.asarray(returns, dtype=float)
+    x = returns if isinstance(returns, pd.Series) else np.asarray(returns, dtype=float)
     instances = [agent_class(a)() if isinstance(a, str) else a for a in agents]
     seeds = np.random.SeedSequence(seed).spawn(len(instances))
     runs = []

@@ -75,7 +75,8 @@ def record_beat(
 
 
 def _num(x: float | None) -> float | None:
-    """A JSON number, or None for the NaN of an undefined test (the ledger refuses NaN)."""
+    """A JSON number, or None for a NaN (an undefined test; a row without forecasts, such as
+    an arch baseline whose first fit was refused): the ledger refuses NaN."""
     return None if x is None or not math.isfinite(x) else float(x)
 
 
@@ -97,7 +98,9 @@ def record_backtest(
     and level (hits, each test's statistic/p-value/df, traffic light,
     pinball and FZ0 losses, seconds), and one BACKTEST summary (run id,
     configuration, days, SHA3-256 of the realized returns). All share the
-    run id, so ``swarmvar ledger show`` can find a run's entries.
+    run id, so ``swarmvar ledger show`` can find a run's entries. A value that
+    is not finite (the NaN forecasts of a row without forecasts, an undefined
+    test) is written as null.
     """
     run = uuid.uuid4().hex
     batch: list[tuple[EntryKind, dict[str, Any]]] = []
@@ -105,15 +108,16 @@ def record_backtest(
     for i, day in enumerate(result.dates):
         rows = {
             name: {
-                f"{alpha:g}": [float(s.var[i]), float(s.es[i]), float(s.var_lo[i]),
-                               float(s.var_hi[i]), float(s.es_lo[i]), float(s.es_hi[i])]
+                f"{alpha:g}": [_num(float(s.var[i])), _num(float(s.es[i])),
+                               _num(float(s.var_lo[i])), _num(float(s.var_hi[i])),
+                               _num(float(s.es_lo[i])), _num(float(s.es_hi[i]))]
                 for alpha, s in levels.items()
             }
             for name, levels in result.series.items()
         }
         batch.append((EntryKind.FORECAST, {
             "backtest": run, "source": source, "day": _day_label(day), "horizon": result.horizon,
-            "loss": float(losses[i]), "columns": ["var", "es", "var_lo", "var_hi", "es_lo",
+            "loss": _num(float(losses[i])), "columns": ["var", "es", "var_lo", "var_hi", "es_lo",
                                                   "es_hi"],
             "rows": rows,
         }))

@@ -248,7 +248,9 @@ def _run_any_row(
         return _run_row_strided(row, r, window, refit_every, levels, horizon, days, key,
                                 n_sim, step, on_step)
     except InvalidReturns as exc:
-        if not isinstance(row, ArchRefits):
+        # only a refused *first* fit (no parameters kept yet): a later refusal is the data's
+        # and stops the backtest as before, rather than throwing away the days already run
+        if not isinstance(row, ArchRefits) or row._params is not None:
             raise
         rr = _Recorder(levels, days)  # NaN forecasts
         rr.notes = (*(str(n) for n in row.notes), f"no forecasts: {exc}")

@@ -97,6 +97,7 @@ def backtest(
     on_day: Callable[[int, int], None] | None = None,
     workers: int = 1,
     step: int = 1,
+    judge_prices: bool = True,
 ) -> BacktestResult:
     """Backtest agents (and a baseline) on a return series, strictly out of sample.
 
@@ -142,12 +143,18 @@ def backtest(
         use the forecast days whose loss is realized by then (``ceil(horizon /
         step)`` forecast days back) within the policy's ``window`` calendar
         days (``ceil(window / step)`` forecast days).
+    judge_prices : bool
+        Whether ``returns`` are judged for looking like prices or rates
+        (:func:`swarmvar.data.moves_like_prices`). False for returns judged
+        already or computed from prices (:func:`swarmvar.var`'s track record
+        hands on its array); a Series marked by
+        :func:`swarmvar.data.mark_from_prices` is not judged either way.
 
     Returns
     -------
     BacktestResult
     """
-    r = as_array(returns, who="the backtest")
+    r = as_array(returns, who="the backtest", judge_prices=judge_prices)
     dates = returns.index if isinstance(returns, pd.Series) else pd.RangeIndex(r.size)
     window = _whole("window", window, 2)
     refit_every = _whole("refit_every", refit_every, 1)

@@ -297,6 +297,8 @@ def resolve(location: str | Path, home_file: str = DB_FILE, *, create: bool = Tr
             folder = path.parent
             raise VariantStoreMissing(str(path), "No such file or directory" if folder.is_dir()
                                       else f"its home {folder} is gone")
+        if path.is_dir():  # not a descriptor shortage to retry: a folder is no database
+            raise UnsupportedStore(f"{path} is a directory, not a database file")
         return str(path)
     try:
         # is_file, not exists: another process may create the home folder between two

@@ -7,6 +7,7 @@ uvicorn workers call (the configuration travels in ``SWARMVAR_SERVICE_CONFIG``).
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -146,6 +147,27 @@ def open_ledger(config: ServiceConfig) -> Ledger:
     return Ledger.open(config.home)
 
 
+def _make_variant_store(app: FastAPI, cfg: ServiceConfig) -> None:
+    """Make the home's variant store at the start; routes then only open it.
+
+    A store that cannot be opened now (damaged, locked, no descriptor left, a folder in its
+    place) does not stop the server: it is logged, and only the variant routes answer its
+    error. ``app.state.evolution_made`` is set when the file is there afterwards, so a
+    store deleted since is an error (VariantStoreMissing), not a new empty one.
+    """
+    from ..evolution import open_home
+    from ..evolution.db import DB_FILE, VariantStoreLocked
+    from ..evolution.errors import UnsupportedStore, VariantStoreUnavailable
+
+    try:
+        open_home(cfg.home).close()
+    except (CorruptStore, UnsupportedStore, VariantStoreLocked, VariantStoreMissing,
+            VariantStoreUnavailable) as exc:
+        logging.getLogger(LOGGER).warning("variant store not opened at the start", extra={
+            "fields": {"error": str(exc), "type": type(exc).__name__}})
+    app.state.evolution_made = os.path.lexists(cfg.home / DB_FILE)
+
+
 def create_app(config: ServiceConfig | None = None, *, desk: Desk | None = None) -> FastAPI:
     """The service for ``config`` (default: ``./.swarmvar``, SQLite, default swarm)."""
     from . import dashboard, routes_ledger, routes_risk
@@ -157,12 +179,10 @@ def create_app(config: ServiceConfig | None = None, *, desk: Desk | None = None)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not cfg.db:  # the variant store made at start: a home deleted later is an error
-            from ..evolution import open_home  # (VariantStoreMissing), not a new empty store
-
-            open_home(cfg.home).close()
-            app.state.evolution_made = True
+            _make_variant_store(app, cfg)  # (VariantStoreMissing), not a new empty store
         if app.state.desk is None:
-            app.state.desk = _make_desk(cfg, metrics)
+            app.state.desk = _make_desk(cfg, metrics,
+                                        getattr(app.state, "evolution_made", False))
         metrics.ledger_entries.set(app.state.desk.ledger_size)
         yield
         if own_desk and app.state.desk is not None:
@@ -235,13 +255,15 @@ def _state_history_rule(app: FastAPI, agents: tuple[str, ...], max_batch: int) -
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _make_desk(cfg: ServiceConfig, metrics: Metrics) -> Desk:
+def _make_desk(cfg: ServiceConfig, metrics: Metrics, store_made: bool = False) -> Desk:
     """The service's desk; the observers' skipped beats counted from its start's replay of
-    the ledger on (``swarmvar_observer_beats_skipped_total``), as live ones are."""
+    the ledger on (``swarmvar_observer_beats_skipped_total``), as live ones are.
+    ``store_made``: the home's store was made at the start (its checkpoints only open it)."""
     desk = Desk(open_ledger(cfg), cfg.home, agents=cfg.agents, alphas=cfg.alphas,
                 horizon=cfg.horizon, window=cfg.window, refit_every=cfg.refit_every,
                 seed=cfg.seed, observers=_observers(cfg),
-                checkpoint_every=cfg.checkpoint_every, on_skip=_skip_counter(metrics))
+                checkpoint_every=cfg.checkpoint_every, on_skip=_skip_counter(metrics),
+                store_made=store_made)
     _watch(desk, metrics, skips=False)
     return desk
 

@@ -147,6 +147,8 @@ class Desk:
     on_skip : ``callback(observer class name, reason)`` on each beat an observer skips
         (:meth:`Observing.on_skip`), registered before the start's replay of the ledger so
         that the faults met there are counted too (the service's metric).
+    store_made : ``<home>``'s state store was made at the start (the server's): the
+        checkpoints only open it, so one deleted since is not made again empty.
 
     Attributes
     ----------
@@ -168,7 +170,8 @@ class Desk:
                  observers: Sequence[BeatObserver] = (),
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  checkpoint_every: int = 250, busy_after: float = BUSY_AFTER,
-                 on_skip: Callable[[str, str], None] | None = None):
+                 on_skip: Callable[[str, str], None] | None = None,
+                 store_made: bool = False):
         if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) \
                 or checkpoint_every < 1:
             raise InvalidParameter(f"checkpoint_every must be a whole number >= 1 of beats, "
@@ -185,7 +188,8 @@ class Desk:
         self.refit_every = refit_every
         self.seed = seed
         self.observing = Observing(observers, ledger, self.home,
-                                   checkpoint_every=checkpoint_every, clock=clock)
+                                   checkpoint_every=checkpoint_every, clock=clock,
+                                   create_store=not store_made)
         self.observers = self.observing.observers
         if on_skip is not None:  # before the first sync: its replay's faults count too
             self.observing.on_skip(on_skip)

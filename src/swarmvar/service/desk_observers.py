@@ -97,14 +97,19 @@ class Observing:
     home : path whose state store holds the checkpoints.
     checkpoint_every : beats of a portfolio between checkpoints (>= 1, checked by the desk).
     clock : wall time of the stored states.
+    create_store : make the home's store if it is missing (default); False when it was made
+        at the process's start (the server): a store deleted since is then not made again
+        empty, its checkpoint is skipped with a warning (VariantStoreMissing).
     """
 
     def __init__(self, observers: Sequence[BeatObserver], ledger: Ledger, home: Path, *,
-                 checkpoint_every: int, clock: Callable[[], datetime]):
+                 checkpoint_every: int, clock: Callable[[], datetime],
+                 create_store: bool = True):
         self.observers = tuple(observers)
         self.ledger = ledger
         self.home = home
         self.checkpoint_every = checkpoint_every
+        self.create_store = create_store
         self._clock = clock
         self._attached = tuple(Attached.of(obs) for obs in self.observers)
         self._on_skip: list[Callable[[str, str], None]] = []
@@ -164,7 +169,7 @@ class Observing:
         """The home's state store (opened for one checkpoint or one restore)."""
         from ..evolution import Database, StateStore
 
-        db = Database(self.home)
+        db = Database(self.home, create=self.create_store)
         try:
             yield StateStore(db)
         finally:

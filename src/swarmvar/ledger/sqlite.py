@@ -25,6 +25,7 @@ from .damage import (
     PROCESS_MEMO,
     DamageMemo,
     cannot_open,
+    is_damage,
     is_lock_wait,
     missing,
     never_opens,
@@ -376,8 +377,10 @@ def _storage_error(exc: BaseException, path: Path,
     (SQLITE_CANTOPEN: the file, its ``-wal``/``-shm`` or a temporary file) while the file
     is there, which is no descriptor left (EMFILE, ENFILE; the service answers both 503).
     :class:`~swarmvar.errors.LedgerCorrupted` naming why when the file or its home is
-    gone or closed to this process (:func:`~swarmvar.ledger.damage.missing`), else
-    naming the damage.
+    gone or closed to this process (:func:`~swarmvar.ledger.damage.missing`); naming the
+    damage when SQLite says the file is damaged (:func:`~swarmvar.ledger.damage.is_damage`)
+    or on a read; else (an append's disk full, read-only file, I/O error) that it cannot
+    append, with SQLite's message.
     """
     if is_lock_wait(exc):
         return _unavailable(exc, f"the ledger {path} is locked by another connection past "
@@ -386,11 +389,20 @@ def _storage_error(exc: BaseException, path: Path,
         why = missing(path)
         if why is None:
             return _unavailable(exc, _no_descriptor(path, doing, exc))
-        return LedgerCorrupted(f"the ledger {path} cannot be opened{doing} ({why}; SQLite: "
-                               f"{exc}): its file or its home is gone or closed to this "
-                               "process; restore it")
+        return _gone(path, why, exc, doing)
+    if doing and not is_damage(exc):  # disk full, a read-only file, an I/O error
+        what = doing.strip().removeprefix("to ")
+        return LedgerCorrupted(f"{path}: cannot {what}: {exc}; nothing was written")
     return LedgerCorrupted(f"{path} is damaged{doing and f' ({doing.strip()})'}: {exc}; "
                            "run `swarmvar ledger verify`")
+
+
+def _gone(path: Path, why: str, exc: BaseException, doing: str = "") -> LedgerCorrupted:
+    """The ledger at ``path`` cannot be opened for good: its file or home gone or closed to
+    this process (``why``), SQLite having said ``exc``."""
+    return LedgerCorrupted(f"the ledger {path} cannot be opened{doing} ({why}; SQLite: "
+                           f"{exc}): its file or its home is gone or closed to this "
+                           "process; restore it")
 
 
 def _no_descriptor(path: Path, doing: str, exc: BaseException) -> str:
@@ -419,7 +431,7 @@ def _damaged(path: Path) -> Iterator[None]:
     try:
         yield
     except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
-        if isinstance(exc, (LedgerCorrupted, LedgerUnavailable)):
+        if isinstance(exc, LedgerUnavailable):  # already told (an sqlite3 error too)
             raise
         raise _storage_error(exc, path) from None
 
@@ -489,9 +501,7 @@ def _connect(path: Path, timeout: float, create: bool) -> sqlite3.Connection:
                 raise LedgerCorrupted(f"cannot open the ledger {path}: {exc}") from None
             why = never_opens(path, create)  # told even at the limit (stat needs no fd)
             if why is not None:
-                raise LedgerCorrupted(f"the ledger {path} cannot be opened ({why}; SQLite: "
-                                      f"{exc}): its file or its home is gone or closed to "
-                                      "this process; restore it") from None
+                raise _gone(path, why, exc) from None
             if out_of_descriptors():
                 raise _unavailable(exc, _no_descriptor(path, "", exc)) from None
             if attempt == _OPEN_ATTEMPTS - 1:

@@ -1,0 +1,93 @@
+"""An append that fails for another reason than damage (disk full) does not call the ledger
+damaged; a ledger gone is named gone even at the descriptor limit (not "retry")."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from swarmvar.errors import LedgerCorrupted, LedgerUnavailable
+from swarmvar.ledger import Ledger
+from swarmvar.ledger.sqlite import SQLiteStore
+
+_DRAFT = ("2026-01-01T00:00:00Z", "action", '{"a": "%s"}' % ("x" * 3000))
+
+
+def test_a_full_disk_on_append_is_not_called_damage(tmp_path: Path) -> None:
+    """The file may not grow (``max_page_count`` at its size: SQLITE_FULL): the append says
+    it cannot append, with SQLite's message, not "is damaged ... run ledger verify"; nothing
+    of the failed batch is written."""
+    led = Ledger.open(tmp_path)
+    path = led.store.path  # type: ignore[attr-defined]
+    led.close()
+    store = SQLiteStore(path, "2026-01-01T00:00:00Z", create=False, timeout=1.0)
+    try:
+        assert store.append([_DRAFT]) is not None
+        size = store.size()
+        pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+        store._conn.execute(f"PRAGMA max_page_count={pages}")
+        with pytest.raises(LedgerCorrupted) as got:
+            for _ in range(50):  # bounded: a page holds one draft at most
+                size = store.size()
+                store.append([_DRAFT])
+        said = str(got.value)
+        assert "cannot append" in said and "full" in said, said
+        assert "damaged" not in said and "verify" not in said, said
+        assert store.size() == size
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("how", ["removed", "dangling link"])
+def test_a_ledger_gone_is_named_gone_at_the_descriptor_limit(tmp_path: Path,
+                                                             how: str) -> None:
+    """No descriptor left in a subprocess (RLIMIT_NOFILE 64, all taken) and the ledger file
+    removed, or a link to a folder that is gone, opened by the store (``Ledger.open`` says
+    LedgerNotFound before): LedgerCorrupted naming "No such file", not LedgerUnavailable (a
+    retry would never mend it)."""
+    home = tmp_path / "home"
+    Ledger.open(home).close()
+    path = home / "ledger.sqlite"
+    for made in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        made.unlink(missing_ok=True)
+    if how == "dangling link":
+        path.symlink_to(tmp_path / "gone" / "ledger.sqlite")
+    script = f"""
+import os, resource
+from pathlib import Path
+from swarmvar.errors import LedgerCorrupted, LedgerUnavailable
+from swarmvar.ledger.sqlite import SQLiteStore
+path = Path({str(path)!r})
+def store():
+    return SQLiteStore(path, "2026-01-01T00:00:00Z", create=False, timeout=1.0)
+try:  # imports done while descriptors are free
+    store()
+except LedgerCorrupted:
+    pass
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+held = []
+try:
+    for _ in range(64):  # bounded: the limit is 64
+        held.append(os.open(os.devnull, os.O_RDONLY))
+except OSError:
+    pass
+try:
+    store().close()
+    said = "opened"
+except Exception as exc:
+    said = type(exc).__name__ + "|" + str(exc)
+for fd in held:
+    os.close(fd)
+print(len(held), said.replace(chr(10), " "))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    held, said = done.stdout.strip().split(" ", 1)
+    assert 0 < int(held) < 64, done.stdout  # the limit was reached
+    assert said.startswith("LedgerCorrupted|"), said
+    assert "No such file" in said, said
+    assert LedgerUnavailable.__name__ not in said, said

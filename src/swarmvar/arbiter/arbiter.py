@@ -299,6 +299,21 @@ class Arbiter:
             p.state, tuple(sorted(p.agents)), dict(p.factors), p.now, tuple(p.features),
             tuple(p.breached), self.model, breakers, options_of(self.config)))
 
+    def check_state(self, portfolio: str, blob: bytes) -> None:
+        """Check that :meth:`checkpoint_state` bytes of ``portfolio`` can be restored here,
+        restoring and writing nothing: for a resume to refuse before it opens or restores
+        anything (:meth:`restore_state` checks the same again).
+
+        Raises
+        ------
+        InvalidState
+            The bytes are not an arbiter state, or are cut or altered.
+        ArbiterOptionsMismatch
+            The checkpoint was made under other options (see :meth:`restore_state`).
+        """
+        portfolio = self._portfolio(portfolio)
+        self._check_options(portfolio, unpack_checkpoint(blob).options)
+
     def restore_state(self, portfolio: str, blob: bytes, agents: Sequence[str] = ()) -> None:
         """Resume the portfolio from :meth:`checkpoint_state` bytes: its state, its breakers
         (written back to the breaker storage) and the threat model (the newest checkpoint's,

@@ -25,7 +25,10 @@ other portfolios than the run's, some of them only, or another spread
 (``_check_portfolios``), settings beyond the fingerprint that differ
 (``_check_settings``: ``checkpoint_every``, roles, policy) and a portfolio whose book is
 not the checkpoint's (``_check_books``), and puts a book's assets in the order its
-checkpoint records (``specs``). The run record is read once per start (``_run_record``).
+checkpoint records (``specs``); then an observer's checkpoint it cannot restore (its
+``check_state``: the arbiter's options). These checks (``_check_resume``) run before the
+executor opens, so a refusal leaves nothing open or restored. The run record is read
+once per start (``_run_record``).
 """
 
 from __future__ import annotations
@@ -89,11 +92,12 @@ def start(self: Swarm, history: Mapping[str, pd.Series] | pd.DataFrame | pd.Seri
     InvalidReturns
         A start history with a missing value, too short, or refused by the data layer.
     ResumeMismatch
-        A resume of another run than the home's (:func:`_resume`).
+        A resume of another run than the home's (:func:`_check_resume`, :func:`_resume`).
     """
     run = _run_record(self)  # None: nothing to resume
     if run is not None:
         self._adopt_variants(run)  # its checkpoint's variants, not the registry's choice now
+        _check_resume(self, run)  # before the executor opens: a refusal leaves nothing open
     self.executor.open(list(self._hosted.values()))
     if run is not None:
         self._resume(run)
@@ -386,27 +390,52 @@ def _run_record(self: Swarm) -> dict[str, Any] | None:
     return run
 
 
-def _resume(self: Swarm, run: Mapping[str, Any]) -> None:
-    """Restore the home's last checkpoint (``run``: its run record, :func:`_run_record`)
-    and replay the ledger after it.
-
-    Everything a resume must match is checked before anything is restored, so a
-    refusal changes nothing stored: the portfolios and their spread
-    (:func:`_check_portfolios`), the settings beyond the fingerprint
-    (:func:`_check_settings`), the books (:func:`_check_books`); the fingerprint
-    itself as each state is restored.
+def _check_resume(self: Swarm, run: Mapping[str, Any]) -> None:
+    """Everything a resume of ``run`` (the home's run record) must match, checked before
+    the executor is opened or anything restored, so a refusal changes nothing stored and
+    leaves nothing open: the portfolios and their spread (:func:`_check_portfolios`), the
+    settings beyond the fingerprint (:func:`_check_settings`), the books
+    (:func:`_check_books`), the observers' checkpoints (their ``check_state``: the
+    arbiter's options). The fingerprint itself is checked as each state is restored.
 
     Raises
     ------
     ResumeMismatch
-        Any of those differs from the home's run.
+        Any of those differs from the home's run (``ArbiterOptionsMismatch`` for the
+        arbiter's options).
+    InvalidState
+        An observer's checkpoint is not its state (cut or altered).
+    """
+    from ..evolution import UnknownState
+
+    _check_portfolios(self, run["marks"])
+    _check_settings(self, run)
+    self._check_books(run)
+    for p in self.specs:
+        for key, obs in self._stateful():
+            check = getattr(obs, "check_state", None)
+            if check is None:
+                continue
+            try:
+                blob = self.states.get(f"{_records.OBSERVER_PREFIX}{key}:{p}")
+            except UnknownState:  # checkpointed without this observer: it starts fresh
+                continue
+            check(p, blob)
+
+
+def _resume(self: Swarm, run: Mapping[str, Any]) -> None:
+    """Restore the home's last checkpoint (``run``: its run record, :func:`_run_record`,
+    checked by :func:`_check_resume` before the executor opened) and replay the ledger
+    after it.
+
+    Raises
+    ------
+    ResumeMismatch
+        The fingerprint of a state differs from this swarm's.
     """
     from ..evolution import UnknownState
 
     marks = run["marks"]
-    _check_portfolios(self, marks)  # before anything is restored: a refusal changes nothing
-    _check_settings(self, run)
-    self._check_books(run)
     self._marks = {p: marks[p] for p in (*self.specs, *self._owner)}
     self.executor.restore({u: self.states.get(_records.STATE_PREFIX + u)
                            for u in self._hosted})

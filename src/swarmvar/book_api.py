@@ -214,20 +214,16 @@ def _book_frame(data: Any, book: Book, kind: str, extra: tuple[str, ...]
     import pandas as pd
 
     from . import books
-    from .data import FROM_PRICES, is_from_prices
-
     if isinstance(data, pd.DataFrame):
         frame, pos = books.book_returns(data, book, kind=kind,  # type: ignore[arg-type]
                                         extra=extra, min_obs=30)
-        from_prices = kind == "price" or is_from_prices(data)
     else:
         # returns worked out from prices (or the bundled stocks, from prices) are not judged
-        # for looking like prices again
+        # for looking like prices again; book_matrix/book_returns mark what they did not
+        # judge (a digest of the values), for the track record's backtest (_track_records)
         from_prices = kind == "price" or str(data) in books.STOCK_DATASETS
         frame, pos = books.book_matrix(_returns_frame(data, kind), book, extra=extra,
                                        min_obs=30, judge_prices=not from_prices)
-    if from_prices:  # carried on, for the track record's backtest (_track_records)
-        frame.attrs[FROM_PRICES] = True
     return frame, pos
 
 

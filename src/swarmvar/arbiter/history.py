@@ -193,7 +193,7 @@ class BeatHistory:
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise InvalidParameter(f"no beat history file at {path}") from None
         except (ValueError, KeyError, TypeError, EOFError, UnicodeError, IndexError,
-                AttributeError, OverflowError, zipfile.BadZipFile, zlib.error) as exc:
+                AttributeError, OverflowError, zipfile.BadZipFile, zlib.error, RuntimeError) as exc:
             raise InvalidState(f"{path} is not a beat history (cut or altered?): {exc!r}; "
                                "delete it to rebuild it") from None
         _check_history(history)

@@ -332,7 +332,7 @@ class Agent(ABC):
             raise
         except (ValueError, KeyError, OSError, EOFError, UnicodeError, zipfile.BadZipFile,
                 zipfile.LargeZipFile, NotImplementedError, MemoryError, TypeError,
-                IndexError, OverflowError, zlib.error) as exc:
+                IndexError, OverflowError, zlib.error, RuntimeError) as exc:
             raise InvalidState(f"not a swarmvar agent state (corrupt or truncated?): "
                                f"{type(exc).__name__}: {exc}") from exc
         if not isinstance(header, dict):

@@ -173,7 +173,8 @@ def load_track(
                       if k != "__header__"}
     except (OSError, ValueError, KeyError, EOFError, UnicodeError, TypeError, IndexError,
             AttributeError, NotImplementedError, OverflowError, MemoryError,
-            zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, json.JSONDecodeError):
+            zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, RuntimeError,
+            json.JSONDecodeError):  # RuntimeError: an entry flagged encrypted
         return None
     ids, levels = list(agent_ids), [float(a) for a in alphas]
     if (not isinstance(header, dict) or header.get("format") != CACHE_FORMAT

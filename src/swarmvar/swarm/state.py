@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import zipfile
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -50,7 +52,8 @@ def unpack(blob: bytes) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
         with np.load(io.BytesIO(body[len(_MAGIC):]), allow_pickle=False) as npz:
             header = json.loads(npz["__header__"].tobytes().decode())
             arrays = {k: npz[k] for k in npz.files if k != "__header__"}
-    except (ValueError, KeyError, OSError, EOFError, json.JSONDecodeError) as exc:
+    except (ValueError, KeyError, OSError, EOFError, UnicodeError, RuntimeError,
+            zipfile.BadZipFile, zlib.error) as exc:  # RuntimeError: an entry flagged encrypted
         raise InvalidState(f"swarm state cannot be read: {exc}") from exc
     return header, arrays
 

@@ -9,6 +9,8 @@ backtest`` exited 2 without its report. A refusal after the first fit still stop
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,38 +24,8 @@ from swarmvar.swarm.record import record_backtest
 from swarmvar.validation import backtest
 from swarmvar.validation._backtest_days import _run_any_row
 
-
-class _NanNu:
-    """arch's fit result with ``nu`` made non-finite."""
-
-    def __init__(self, res: Any) -> None:
-        self._res = res
-        self.params = res.params.copy()
-        self.params["nu"] = math.nan
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._res, name)
-
-
-def _first_fit_nan(monkeypatch: pytest.MonkeyPatch) -> None:
-    import arch
-
-    real = arch.arch_model
-    calls = {"fits": 0}
-
-    def model(*args: Any, **kwargs: Any) -> Any:
-        m = real(*args, **kwargs)
-        fit = m.fit
-
-        def first_nan(*a: Any, **k: Any) -> Any:
-            calls["fits"] += 1
-            res = fit(*a, **k)
-            return _NanNu(res) if calls["fits"] == 1 else res
-
-        m.fit = first_nan
-        return m
-
-    monkeypatch.setattr(arch, "arch_model", model)
+sys.path.insert(0, str(Path(__file__).parent))
+from _arch_nan import first_fit_nan as _first_fit_nan  # noqa: E402
 
 
 def _returns() -> np.ndarray:

@@ -9,7 +9,8 @@ NaN forecasts and the refusal as its note. Driven through the baseline's own ``f
 from __future__ import annotations
 
 import math
-from typing import Any
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,39 +18,13 @@ import pytest
 from swarmvar.models.nig import NormalInverseGamma
 from swarmvar.validation import backtest
 
-
-class _NanNu:
-    """arch's fit result with ``nu`` made non-finite."""
-
-    def __init__(self, res: Any) -> None:
-        self._res = res
-        self.params = res.params.copy()
-        self.params["nu"] = math.nan
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._res, name)
+sys.path.insert(0, str(Path(__file__).parent))
+from _arch_nan import first_fit_nan  # noqa: E402
 
 
 def test_a_non_finite_first_arch_fit_is_its_row_s_note(monkeypatch: pytest.MonkeyPatch
                                                         ) -> None:
-    import arch
-
-    real = arch.arch_model
-    calls = {"fits": 0}
-
-    def model(*args: Any, **kwargs: Any) -> Any:
-        m = real(*args, **kwargs)
-        fit = m.fit
-
-        def first_nan(*a: Any, **k: Any) -> Any:
-            calls["fits"] += 1
-            res = fit(*a, **k)
-            return _NanNu(res) if calls["fits"] == 1 else res
-
-        m.fit = first_nan
-        return m
-
-    monkeypatch.setattr(arch, "arch_model", model)
+    calls = first_fit_nan(monkeypatch)
     r = 0.01 * np.random.default_rng(3).standard_t(6, 400) * math.sqrt(4 / 6)
     res = backtest(r, [NormalInverseGamma()], window=250, refit_every=50, alphas=(0.99,),
                    baseline=["arch"], seed=0, progress=False, workers=1)

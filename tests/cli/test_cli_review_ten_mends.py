@@ -70,15 +70,29 @@ def test_backtest_json_without_a_consensus_has_neither_key(tmp_path: Path) -> No
     assert doc["consensus_rule"] is None and doc["consensus_weights"] is None
 
 
-def test_a_home_with_a_database_but_no_states_folder_is_read_without_making_one(
+def test_a_home_whose_checkpoint_packs_are_gone_is_refused_before_the_run(
         tmp_path: Path) -> None:
+    """A database that lists the run's checkpoint while its ``states`` folder is gone is a
+    usage error when read (it is not a fresh start: the arbiter and checkpoint_every
+    checks need it before the executor opens); a fresh home still reads as none."""
+    import shutil
+
+    import typer
+
     from swarmvar.cli.run import _home_run
-    from swarmvar.evolution import Database
+    from swarmvar.evolution import Database, StateStore
+    from swarmvar.swarm._records import RUN_KEY
 
     home = tmp_path / "h"
     home.mkdir()
     Database(home).close()
-    before = sorted(p.name for p in home.iterdir())
-    assert _home_run(home) == (None, False)
-    assert sorted(p.name for p in home.iterdir()) == before
-    assert not (home / "states").exists()
+    assert _home_run(home) == (None, False)  # a database, no checkpoint: a fresh start
+    db = Database(home)
+    try:
+        StateStore(db).put(RUN_KEY, b'{"marks": {}}', now=0.0)
+    finally:
+        db.close()
+    assert _home_run(home)[0] == {"marks": {}}
+    shutil.rmtree(home / "states")
+    with pytest.raises(typer.Exit):
+        _home_run(home)

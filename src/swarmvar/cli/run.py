@@ -281,9 +281,10 @@ def _home_run(home: Path) -> tuple[dict[str, Any] | None, bool]:
     under :data:`~swarmvar.swarm._records.RUN_KEY`), read without opening the swarm, and
     whether that checkpoint holds the arbiter's state (an observer key
     ``swarm-observer:arbiter:<portfolio>``: the run had ``--arbiter``). ``(None, False)``
-    for a home with no checkpoint (a fresh start). Nothing is made in the home: one with
-    no lifecycle database or no ``states`` folder (where the checkpoints' packs are, which
-    the state store would create) has no checkpoint to read.
+    for a home with no checkpoint (a fresh start). A home with no lifecycle database has
+    none, and nothing is made there; one with a database but no ``states`` folder is read
+    as the run will read it (the state store makes its empty folders; a checkpoint whose
+    packs are gone is a usage error here, before the executor opens, as it was).
 
     Raises
     ------
@@ -297,7 +298,7 @@ def _home_run(home: Path) -> tuple[dict[str, Any] | None, bool]:
     from ..evolution.db import DB_FILE
     from ..swarm._records import OBSERVER_PREFIX, RUN_KEY
 
-    if not (home / DB_FILE).is_file() or not (home / "states").is_dir():
+    if not (home / DB_FILE).is_file():
         return None, False
     with usage_errors():
         db = Database(home)

@@ -50,8 +50,9 @@ class RayExecutor(ShardedFanOut):
             raise InvalidParameter(f"shards must be a whole number >= 1, not {shards!r}")
         if not ray.is_initialized():
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-            # configure_logging=False: Ray leaves the process's logging to its owner (its
-            # "Started a local Ray instance" no longer prints past `swarmvar run --quiet`)
+            # configure_logging=False: Ray does not set up its own console output, so its
+            # INFO lines ("Started a local Ray instance") no longer print past `swarmvar run
+            # --quiet`; its warnings still reach stderr (Python's last-resort handler)
             ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
                      configure_logging=False)
             self._owns_ray = True

@@ -37,6 +37,7 @@ from .data import (
     refuse_non_numbers,
 )
 from .data._dates import RowName, row_name, when
+from .data._returns import _stale_mark_hint
 from .data._tables import file_lines
 from .errors import InvalidBook, InvalidParameter, InvalidReturns
 from .types import Book
@@ -182,12 +183,13 @@ def check_returns(returns: pd.DataFrame, *, dropna: bool = False,
     given = is_from_prices(returns)
     r, pos = _check_frame(returns, what="return", dropna=dropna, where=where)
     out = _check_returns(r, max_abs=max_abs, where=lambda i: where(int(pos[i])),
-                         judge_prices=judge_prices and not given)
+                         judge_prices=judge_prices and not given,
+                         stale=_stale_mark_hint(returns))
     return mark_from_prices(out) if given or not judge_prices else out
 
 
 def _check_returns(r: pd.DataFrame, *, max_abs: float, where: RowName,
-                   judge_prices: bool = True) -> pd.DataFrame:
+                   judge_prices: bool = True, stale: str = "") -> pd.DataFrame:
     values = r.to_numpy()
     big = np.abs(values) > max_abs
     if big.any():
@@ -203,7 +205,7 @@ def _check_returns(r: pd.DataFrame, *, max_abs: float, where: RowName,
         if why is not None:
             raise InvalidReturns(f"the returns of {col} look like prices or rates, not returns: "
                                  f"{why}; if they are prices, pass kind='price' (--kind price "
-                                 "on the command line)")
+                                 f"on the command line){stale}")
     return r
 
 
@@ -327,6 +329,7 @@ def book_matrix(returns: pd.DataFrame, book: Book, *, extra: Sequence[str] = (),
     if unknown:
         raise InvalidBook(f"asset(s) {unknown} are not in the data; its columns are {have[:30]}"
                           f"{' ...' if len(have) > 30 else ''}")
+    given = is_from_prices(returns)  # taken before the columns are picked (that drops the mark)
     frame = returns.loc[:, names].astype(float)
     values = frame.to_numpy()
     if values.shape[0] == 0:
@@ -338,7 +341,7 @@ def book_matrix(returns: pd.DataFrame, book: Book, *, extra: Sequence[str] = (),
     ok = np.isfinite(values).all(axis=1)
     start = int(np.argmax(ok)) if ok.any() else values.shape[0]
     frame = frame.iloc[start:]
-    frame = check_returns(frame, judge_prices=judge_prices)
+    frame = check_returns(frame, judge_prices=judge_prices and not given)
     if len(frame) < min_obs:
         raise InvalidBook(f"the book's assets share {len(frame)} days of history; at least "
                           f"{min_obs} are needed")

@@ -116,6 +116,20 @@ def mark_from_prices(data: _Frame) -> _Frame:
     return data
 
 
+#: What to add to a refusal of marked returns whose values no longer match the mark.
+STALE_MARK_HINT = ("(a window of returns worked out from prices: mark it again with "
+                   "`data.mark_from_prices`, or pass judge_prices=False where the entry point "
+                   "takes it)")
+
+
+def _stale_mark_hint(data: object) -> str:
+    """:data:`STALE_MARK_HINT` (with a leading space) when ``data`` carries a mismatched mark."""
+    attrs = getattr(data, "attrs", None)
+    if not isinstance(attrs, dict) or not isinstance(attrs.get(FROM_PRICES_MARK), str):
+        return ""
+    return "" if is_from_prices(data) else f" {STALE_MARK_HINT}"
+
+
 def is_from_prices(data: object) -> bool:
     """Whether ``data`` (a Series or DataFrame) carries :data:`FROM_PRICES_MARK` for its values.
 
@@ -305,7 +319,7 @@ def validate(
     from_prices = from_prices or is_from_prices(returns)
     series = _check_index(_floats(returns, "return"), what="return", dropna=dropna,
                           where=where)
-    x = as_array(series.to_numpy(), min_obs=min_obs, max_abs=max_abs, labels=series.index,
+    x = as_array(series, min_obs=min_obs, max_abs=max_abs, labels=series.index,
                  kind_hint=kind_hint, name=None if series.name is None else str(series.name),
                  judge_prices=judge_prices and not from_prices)
     sd = float(np.std(x, ddof=1)) if x.size > 1 else 0.0
@@ -343,6 +357,7 @@ def as_array(
     ``judge_prices`` is false or ``returns`` is a Series carrying
     the mark of :func:`mark_from_prices` for its values (returns computed from prices).
     """
+    stale = _stale_mark_hint(returns)  # a window of marked returns: its refusal names the way out
     if isinstance(returns, pd.Series):
         judge_prices = judge_prices and not is_from_prices(returns)
         labels = returns.index if labels is None else labels
@@ -381,7 +396,7 @@ def as_array(
         column = "the returns look" if name is None else f"column {name!r} looks"
         raise InvalidReturns(
             f"{column} like prices or rates, not returns: {why}; "
-            f"{_READ_AS_PRICES if kind_hint else TO_RETURNS_HINT}")
+            f"{_READ_AS_PRICES if kind_hint else TO_RETURNS_HINT}{stale}")
     if x.size < min_obs:
         raise InvalidReturns(
             f"{x.size} returns, but {who} needs at least {min_obs}; give a longer history"

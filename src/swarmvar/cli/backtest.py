@@ -304,7 +304,7 @@ def backtest_command(
             with Ledger.open(folder) as ledger:
                 entries = record_backtest(ledger, result, source=str(series.name), config={
                     "seed": seed, "consensus": swarm_rule.method if rows else None})
-                root = ledger.compute_merkle_root().hex()
+                root = ledger.compute_merkle_root(size=entries.stop).hex()
                 where = Path(str(ledger.path))
         console.print(f"recorded entries {entries.start}-{entries.stop - 1} (daily "
                       f"forecasts, tests, summary) in the ledger at {where} "

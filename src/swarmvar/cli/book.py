@@ -352,7 +352,7 @@ def book_backtest_command(*, data: str | None, kind: str, dropna: bool, book: Pa
         with usage_errors(), Ledger.open(folder) as ledger:
             indices = record_backtest(ledger, result, source="book", config={
                 "seed": seed, "book": the_book.as_dict()})
-            root = ledger.compute_merkle_root().hex()
+            root = ledger.compute_merkle_root(size=indices.stop).hex()
             where = ledger.path
         ledgered = {"path": str(where), "first_entry": indices.start,
                     "last_entry": indices.stop - 1, "merkle_root": root}

@@ -423,7 +423,7 @@ def var(
         with Ledger.open(folder) as ledger:
             indices = record_beat(ledger, runs, source=str(series.name), as_of=as_of,
                                   consensus=agreed)
-            root = ledger.compute_merkle_root().hex()
+            root = ledger.compute_merkle_root(size=indices.stop).hex()
             where = ledger.path
         record_metrics(folder, variant_records(chosen, runs, time.time()))  # canary evidence
     console.print(f"recorded entries {indices.start}-{indices.stop - 1} in the ledger at "

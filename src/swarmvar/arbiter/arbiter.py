@@ -307,12 +307,15 @@ class Arbiter:
         Raises
         ------
         InvalidState
-            The bytes are not an arbiter state, or are cut or altered.
+            The bytes are not an arbiter state, are cut or altered, or hold a malformed
+            retraining history.
         ArbiterOptionsMismatch
             The checkpoint was made under other options (see :meth:`restore_state`).
         """
         portfolio = self._portfolio(portfolio)
-        self._check_options(portfolio, unpack_checkpoint(blob).options)
+        c = unpack_checkpoint(blob)
+        self._check_options(portfolio, c.options)
+        self._history(portfolio, c)
 
     def restore_state(self, portfolio: str, blob: bytes, agents: Sequence[str] = ()) -> None:
         """Resume the portfolio from :meth:`checkpoint_state` bytes: its state, its breakers
@@ -339,10 +342,7 @@ class Arbiter:
             raise InvalidParameter(f"agents must be a sequence of agent names, not {agents!r}")
         c = unpack_checkpoint(blob)
         self._check_options(portfolio, c.options)
-        features, breached = as_deques(c)
-        if any(len(f) != len(c.features[0]) for f in c.features) or len(features) != len(
-                breached):
-            raise InvalidState(f"the arbiter's retraining history of {portfolio!r} is malformed")
+        features, breached = self._history(portfolio, c)
         p = _Portfolio(c.state, set(c.agents), dict(c.factors), features, breached, c.now)
         fresh = BreakerSnapshot()
         for agent in sorted({*c.breakers, *agents}):
@@ -354,6 +354,22 @@ class Arbiter:
         if c.now >= self._model_now:
             self.model = c.model
             self._model_now = c.now
+
+    @staticmethod
+    def _history(portfolio: str, c: PortfolioCheckpoint
+                 ) -> tuple[deque[tuple[float, ...]], deque[bool]]:
+        """The checkpoint's retraining history (features, breaches) as deques, checked.
+
+        Raises
+        ------
+        InvalidState
+            Feature rows of different lengths, or not one breach flag per row.
+        """
+        features, breached = as_deques(c)
+        if any(len(f) != len(c.features[0]) for f in c.features) or len(features) != len(
+                breached):
+            raise InvalidState(f"the arbiter's retraining history of {portfolio!r} is malformed")
+        return features, breached
 
     def _check_options(self, portfolio: str, saved: Mapping[str, Any] | None) -> None:
         """Refuse a checkpoint of ``portfolio`` made under options other than this

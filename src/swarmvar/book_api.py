@@ -464,7 +464,8 @@ def _track_records(frame: pd.DataFrame, pos: np.ndarray, names: list[str],
     book = Book(tuple(str(c) for c in frame.columns), tuple(pos.tolist()))
     gross = float(np.abs(pos).sum())
     # the frame was checked once (_book_frame); returns worked out from prices carry that
-    # (attrs["from_prices"]) and are not judged for looking like prices here
+    # (the mark of data.mark_from_prices, a digest of their values) and are not judged for
+    # looking like prices here
     res = book_backtest(frame, book, kind="return", agents=names, last=days,
                         window=fit_window, alphas=levels, seed=seed, consensus=False,
                         baselines=False)

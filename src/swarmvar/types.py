@@ -380,9 +380,13 @@ def weights_gross(weights: Iterable[float], error: type[Exception], lead: str) -
         ``lead`` (what the weights are, e.g. ``"the weights"``) followed by their gross
         size, beyond :data:`MAX_WEIGHT_GROSS`, and :data:`WEIGHTS_HINT`.
     """
-    gross = math.fsum(abs(float(w)) for w in weights)
+    try:
+        gross = math.fsum(abs(float(w)) for w in weights)
+    except OverflowError:  # finite weights whose sum passes the largest float (1e308s)
+        gross = math.inf
     if gross > MAX_WEIGHT_GROSS:
-        raise error(f"{lead} a gross size of {gross:.4g} times the book's value, beyond "
+        size = "past the largest float" if math.isinf(gross) else f"{gross:.10g}"
+        raise error(f"{lead} a gross size of {size} times the book's value, beyond "
                     f"{MAX_WEIGHT_GROSS:g}; {WEIGHTS_HINT}")
     return gross
 

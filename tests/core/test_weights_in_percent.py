@@ -81,3 +81,18 @@ def test_a_book_from_weights_in_percent_is_refused() -> None:
         Book.from_weights({"KO": 60, "PG": 40}, 1e6)
     book = Book.from_weights({"KO": 1.3, "PG": -0.3}, 1e6)  # a 130/30 book: gross 1.6
     assert book.as_dict() == {"KO": 1.3e6, "PG": -0.3e6}
+
+
+def test_weights_whose_sum_overflows_are_refused_not_a_crash() -> None:
+    import pytest
+
+    from swarmvar.data import position_fractions
+    from swarmvar.errors import InvalidBook, InvalidReturns
+    from swarmvar.types import Book
+
+    with pytest.raises(InvalidBook, match="past the largest float"):
+        Book.from_weights({"A": 1e308, "B": 1e308}, 1.0)
+    with pytest.raises(InvalidReturns, match="gross size"):
+        position_fractions([1e308, 1e308], positions=False)
+    with pytest.raises(InvalidBook, match=r"gross size of 10\.0000001 "):
+        Book.from_weights({"A": 5.0000001, "B": 5.0}, 1.0)

@@ -539,12 +539,14 @@ def position_fractions(amounts: ArrayLike, *, positions: bool = True,
                              "non-finite one")
     if vec.size == 0:
         raise InvalidReturns(f"the book has no assets; give {what} of one or more")
-    net = abs(float(vec.sum()))
+    with np.errstate(over="ignore"):  # finite amounts whose sum passes the largest float
+        total = float(vec.sum())
+    net = abs(total)
     if net < ZERO_NET_TOLERANCE * max(1.0, float(np.abs(vec).max())):
         raise InvalidReturns(ZERO_NET.format(what=what))
     if not positions:  # the one percent-weights rule (Book.from_weights asks it too)
         weights_gross(vec.tolist(), InvalidReturns,
-                      f"{what} {vec.tolist()!r} sum to {float(vec.sum()):.4g}, with")
+                      f"{what} {vec.tolist()!r} sum to {total:.4g}, with")
     return (vec / net if positions else vec), net
 
 

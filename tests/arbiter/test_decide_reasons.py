@@ -63,7 +63,7 @@ KINDS = [  # one kind of anomaly each: the agent, its words, its signals
     (agent("A", (False, True)), "A: breached its 97.5% VaR this beat",
      {"breaches:A": 1.0, "breach_alpha:A": 0.975}),
     (agent("A", drifting=True),
-     "A: coverage drifting below 99% (14.8 breaches in ~499 beats, 5.0 expected)",
+     "A: coverage drifting below 99% (14.8 breaches in ~499 beats against 5.0 expected)",
      {"drift_z:A": 4.4, "drift_alpha:A": 0.99, "drift_breaches:A": 14.8,
       "drift_beats:A": 499.0}),
     (agent("A", low=True), "A: VaR below all the others' intervals", {"outside:A": -1.0}),
@@ -91,7 +91,7 @@ def test_every_kind_at_once_explains_the_whole_count() -> None:
     a = agent("A", (True, True), drifting=True, low=True, lagging=True, failed=True)
     words = agent_words("A", {"anomalies:A": a.anomalies, **agent_kinds(a)})
     assert words == ("A: breached its VaR at 2 levels (up to 99%) this beat, coverage "
-                     "drifting below 99% (14.8 breaches in ~499 beats, 5.0 expected), VaR "
+                     "drifting below 99% (14.8 breaches in ~499 beats against 5.0 expected), VaR "
                      "below all the others' intervals, log score lagging the others' by 0.23 "
                      "nats a beat, no usable forecast (rejected, missing or failed its "
                      "diagnostics)")
@@ -330,3 +330,16 @@ def test_a_small_or_no_score_lag_is_not_said_as_zero(gap: float, said: str) -> N
     words = agent_words("A", agent_kinds(a))
     assert words == "A: log score lagging the others'" + said, words
     assert "0.00 nats" not in words
+
+
+def test_a_cut_never_stops_inside_the_drift_phrase() -> None:
+    """The drift phrase says its figures without ", " inside its brackets, so a crowded
+    reason's cut (at the last ", " that fits) never leaves half of it with an open bracket."""
+    from swarmvar.arbiter.decide import describe_agents
+
+    signals = {"anomalies:A": 3.0, "drift_z:A": 4.4, "drift_alpha:A": 0.99,
+               "drift_breaches:A": 14.8, "drift_beats:A": 499.0, "outside:A": -1.0,
+               "breaches:A": 1.0, "breach_alpha:A": 0.99}
+    for room in range(40, 200, 7):
+        words = describe_agents(["A"], signals, room=room)
+        assert words.count("(") == words.count(")"), (room, words)

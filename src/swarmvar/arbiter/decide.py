@@ -446,7 +446,7 @@ def agent_kinds(a: AgentSignals) -> dict[str, float]:
 def agent_words(agent: str, signals: Mapping[str, float], weight: float | None = None) -> str:
     """What a decision's ``signals`` (:func:`agent_kinds`) say of ``agent``, in words, e.g.
     ``GarchEVT: breached its 99% VaR this beat, coverage drifting below 99% (14.8 breaches in ~499
-    beats, 5.0 expected)``. A decision recorded before the kinds were (only its
+    beats against 5.0 expected)``. A decision recorded before the kinds were (only its
     ``anomalies:<agent>`` count) reads as the count. ``weight``: an APPLY_BALANCE's factor,
     said after the name."""
     s, n = signals, agent
@@ -468,7 +468,7 @@ def agent_words(agent: str, signals: Mapping[str, float], weight: float | None =
                                                if z > 0 else ""))
         else:
             said.append(f"coverage drifting below {_pct(alpha)} ({count:.1f} breaches in "
-                        f"~{beats:.0f} beats, {(1 - alpha) * beats:.1f} expected)")
+                        f"~{beats:.0f} beats against {(1 - alpha) * beats:.1f} expected)")
     side = s.get(f"outside:{n}")
     if side:
         said.append(f"VaR {'below' if side < 0 else 'above'} all the others' intervals")

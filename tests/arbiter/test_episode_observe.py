@@ -183,3 +183,23 @@ def test_the_kinds_a_decision_records_read_back_as_the_agents_kinds(a: AgentSign
     kinds = anomaly_kinds(a)
     assert kinds and signal_kinds(agent_kinds(a)) == set(kinds)
     assert {named_agent(k) for k in kinds} == {a.agent}
+
+
+def test_the_close_of_a_beat_is_found_by_its_seq_after_later_beats() -> None:
+    """``alert_closed(portfolio, seq)`` finds a close after later beats were observed (a
+    catch-up's reports are handed over together); without ``seq``, the last beat's only."""
+    from collections import deque
+
+    from swarmvar.arbiter.arbiter import Arbiter
+
+    arb = Arbiter.__new__(Arbiter)
+    close = {"type": "alert_closed", "since": 3, "until": 7, "agents": ["GarchT"]}
+
+    class _P:
+        closed = None
+        closes = deque([close], maxlen=64)
+
+    arb._seen = lambda portfolio: _P() if portfolio == "p" else None  # type: ignore[method-assign]
+    assert arb.alert_closed("p", 7) == close
+    assert arb.alert_closed("p", 8) is None and arb.alert_closed("p") is None
+    assert arb.alert_closed("q", 7) is None

@@ -257,14 +257,18 @@ def test_a_quarantine_level_alert_inside_an_episode_keeps_its_full_reason() -> N
 
 
 def test_an_episodes_end_is_said_once_for_reports_handed_over_together() -> None:
-    """A catch-up hands several reports of one portfolio over at once: the arbiter holds
-    the last beat's ``alert_closed`` only, so only the report of the beat it closed on
-    says it (none without an arbiter or a close)."""
+    """A catch-up hands several reports of one portfolio over at once, after all their
+    beats were observed: each report finds the close of its own beat (a close on the middle
+    report too), once (none without an arbiter or a close)."""
     from swarmvar.cli.run import closed_on
 
-    event = {"type": "alert_closed", "since": 3, "until": 8, "agents": ["GarchT"]}
-    judge = SimpleNamespace(alert_closed=lambda portfolio: event if portfolio == "p" else None)
+    event = {"type": "alert_closed", "since": 3, "until": 7, "agents": ["GarchT"]}
+
+    def alert_closed(portfolio: str, seq: int) -> object:
+        return event if portfolio == "p" and seq == event["until"] else None
+
+    judge = SimpleNamespace(alert_closed=alert_closed)
     reports = [SimpleNamespace(portfolio="p", seq=s) for s in (6, 7, 8)]
-    assert [closed_on(judge, r) for r in reports] == [None, None, event]
-    assert closed_on(judge, SimpleNamespace(portfolio="q", seq=8)) is None
-    assert closed_on(None, reports[-1]) is None
+    assert [closed_on(judge, r) for r in reports] == [None, event, None]
+    assert closed_on(judge, SimpleNamespace(portfolio="q", seq=7)) is None
+    assert closed_on(None, reports[1]) is None

@@ -122,6 +122,9 @@ class _Portfolio:
     now: float = 0.0
     last: BeatSignals | None = None
     closed: Mapping[str, object] | None = None  # the last beat's alert_closed event, if any
+    #: the last few alert_closed events by the beat they closed on (a catch-up hands the
+    #: reports of several beats over at once: each finds its own)
+    closes: deque[Mapping[str, object]] = field(default_factory=lambda: deque(maxlen=64))
 
 
 def _replace_with(snapshot: BreakerSnapshot) -> Callable[[BreakerSnapshot], BreakerSnapshot]:
@@ -250,6 +253,7 @@ class Arbiter:
             p.closed = {"type": "alert_closed", "since": before.since, "until": d.seq,
                         "agents": list(before.alerted), "named": list(before.named)}
             events.append(dict(p.closed))
+            p.closes.append(p.closed)
         if d.action is Action.QUARANTINE:
             for agent in d.agents:
                 self._breaker(report.portfolio, agent, p).record_failure()
@@ -431,12 +435,19 @@ class Arbiter:
             raise UnknownAgent(f"the arbiter has seen no beat of portfolio {portfolio!r}")
         return p.last
 
-    def alert_closed(self, portfolio: str) -> Mapping[str, object] | None:
+    def alert_closed(self, portfolio: str, seq: int | None = None
+                     ) -> Mapping[str, object] | None:
         """The ``alert_closed`` event of the portfolio's last observed beat (the beat its
         alert episode closed: ``since``, ``until``, ``agents`` - every agent its ALERTs
-        named, ``named`` - the ``<kind>:<agent>`` names it still held), else None."""
+        named, ``named`` - the ``<kind>:<agent>`` names it still held), else None; with
+        ``seq``, the event of that beat among the last 64 closes (a catch-up's reports are
+        handed over after all their beats were observed)."""
         p = self._seen(portfolio)
-        return None if p is None else p.closed
+        if p is None:
+            return None
+        if seq is None:
+            return p.closed
+        return next((c for c in reversed(p.closes) if c.get("until") == seq), None)
 
     def state(self, portfolio: str) -> ArbiterState:
         """The portfolio's arbiter state (``UnknownAgent`` if never observed)."""

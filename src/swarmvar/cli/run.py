@@ -616,11 +616,9 @@ def closed_words(portfolio: str, closed: Any) -> str:
 def closed_on(judge: Any, rep: Any) -> Any:
     """The ``alert_closed`` event of ``rep``'s beat (``Arbiter.alert_closed``), None when its
     portfolio's alert episode did not close on that beat or there is no arbiter (``judge``
-    None). The arbiter keeps the event of a portfolio's last observed beat only, so of
-    several reports of one portfolio handed over at once (a catch-up) only the one whose
-    ``seq`` is the event's ``until`` says it."""
-    closed = None if judge is None else judge.alert_closed(rep.portfolio)
-    return closed if closed is not None and closed.get("until") == rep.seq else None
+    None). Looked up by the beat's ``seq``: of several reports of one portfolio handed over
+    at once (a catch-up), the one of the beat it closed on says it, once."""
+    return None if judge is None else judge.alert_closed(rep.portfolio, rep.seq)
 
 
 def _raised_again(d: Any) -> tuple[int, str] | None:

@@ -385,9 +385,9 @@ def weights_gross(weights: Iterable[float], error: type[Exception], lead: str) -
     except OverflowError:  # finite weights whose sum passes the largest float (1e308s)
         gross = math.inf
     if gross > MAX_WEIGHT_GROSS:
-        size = "past the largest float" if math.isinf(gross) else f"{gross:.10g}"
-        raise error(f"{lead} a gross size of {size} times the book's value, beyond "
-                    f"{MAX_WEIGHT_GROSS:g}; {WEIGHTS_HINT}")
+        size = ("past the largest float" if math.isinf(gross) else
+                f"of {gross:.10g} times the book's value, beyond {MAX_WEIGHT_GROSS:g}")
+        raise error(f"{lead} a gross size {size}; {WEIGHTS_HINT}")
     return gross
 
 

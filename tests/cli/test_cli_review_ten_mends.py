@@ -86,7 +86,10 @@ def test_a_home_whose_checkpoint_packs_are_gone_is_refused_before_the_run(
     home = tmp_path / "h"
     home.mkdir()
     Database(home).close()
+    before = sorted(p.name for p in home.iterdir())
     assert _home_run(home) == (None, False)  # a database, no checkpoint: a fresh start
+    assert sorted(p.name for p in home.iterdir()) == before  # nothing made in the home
+    assert not (home / "states").exists()
     db = Database(home)
     try:
         StateStore(db).put(RUN_KEY, b'{"marks": {}}', now=0.0)
@@ -96,3 +99,4 @@ def test_a_home_whose_checkpoint_packs_are_gone_is_refused_before_the_run(
     shutil.rmtree(home / "states")
     with pytest.raises(typer.Exit):
         _home_run(home)
+    assert not (home / "states").exists()

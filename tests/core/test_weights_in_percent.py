@@ -92,7 +92,8 @@ def test_weights_whose_sum_overflows_are_refused_not_a_crash() -> None:
 
     with pytest.raises(InvalidBook, match="past the largest float"):
         Book.from_weights({"A": 1e308, "B": 1e308}, 1.0)
-    with pytest.raises(InvalidReturns, match="gross size"):
-        position_fractions([1e308, 1e308], positions=False)
+    for positions in (False, True):  # positions too: not fractions of an infinite net
+        with pytest.raises(InvalidReturns, match="sum past the largest float"):
+            position_fractions([1e308, 1e308], positions=positions)
     with pytest.raises(InvalidBook, match=r"gross size of 10\.0000001 "):
         Book.from_weights({"A": 5.0000001, "B": 5.0}, 1.0)

@@ -281,10 +281,11 @@ def _home_run(home: Path) -> tuple[dict[str, Any] | None, bool]:
     under :data:`~swarmvar.swarm._records.RUN_KEY`), read without opening the swarm, and
     whether that checkpoint holds the arbiter's state (an observer key
     ``swarm-observer:arbiter:<portfolio>``: the run had ``--arbiter``). ``(None, False)``
-    for a home with no checkpoint (a fresh start). A home with no lifecycle database has
-    none, and nothing is made there; one with a database but no ``states`` folder is read
-    as the run will read it (the state store makes its empty folders; a checkpoint whose
-    packs are gone is a usage error here, before the executor opens, as it was).
+    for a home with no checkpoint (a fresh start). Nothing is made in the home: one with no
+    lifecycle database has no checkpoint; one with a database but no ``states`` folder
+    (where the packs are, which the state store would make) has none unless its database
+    lists the run's, whose packs are then gone: a usage error here, before the executor
+    opens.
 
     Raises
     ------
@@ -303,6 +304,14 @@ def _home_run(home: Path) -> tuple[dict[str, Any] | None, bool]:
     with usage_errors():
         db = Database(home)
         try:
+            if not (home / "states").is_dir():  # the database alone says if there was a run
+                listed = db.read_one("SELECT version FROM state_current WHERE agent_id=?",
+                                     (RUN_KEY,))
+                if listed is None:
+                    return None, False
+                raise usage_error(f"--home {home}: the database lists this home's run, but "
+                                  f"its checkpoint packs ({home / 'states'}) are gone; "
+                                  "restore them, or give another --home")
             states = StateStore(db)
             try:
                 run: dict[str, Any] = json.loads(states.get(RUN_KEY).decode())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import numbers
+import sys
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -541,6 +542,9 @@ def position_fractions(amounts: ArrayLike, *, positions: bool = True,
         raise InvalidReturns(f"the book has no assets; give {what} of one or more")
     with np.errstate(over="ignore"):  # finite amounts whose sum passes the largest float
         total = float(vec.sum())
+    if not math.isfinite(total):  # each finite (checked above), their sum past any float
+        raise InvalidReturns(f"the {what} {vec.tolist()!r} sum past the largest float "
+                             f"({sys.float_info.max:.3g}); give them in a smaller unit")
     net = abs(total)
     if net < ZERO_NET_TOLERANCE * max(1.0, float(np.abs(vec).max())):
         raise InvalidReturns(ZERO_NET.format(what=what))

@@ -148,6 +148,7 @@ def _instance_track(
     x: Any, agents: Mapping[str, Agent | None], alphas: tuple[float, ...], *, days: int,
     window: int, horizon: int, seed: int, workers: int,
     on_day: Callable[[int, int], None] | None, cache: str | Path | None = None,
+    log_scores: bool = False,
 ) -> tuple[dict[float, TrackRecord], bool]:
     """The agents' out-of-sample track record over the last ``days`` returns, per level.
 
@@ -166,6 +167,16 @@ def _instance_track(
     returns, agents and their parameters, levels, schedule, seed and the
     code), and written there when built. Returns the record and whether it
     came from the cache.
+
+    ``log_scores`` (BMA weights; ``horizon`` 1 only): each record also holds every
+    agent's predictive log density of each day's return, ``log p_i(r_t | past)``, from
+    the same backtest. The cache keeps no log scores, so it is not read then (the
+    record is built, and its forecasts are still written there for other weightings).
+
+    Raises
+    ------
+    InvalidParameter
+        Fewer returns than the record needs, or ``log_scores`` at ``horizon`` > 1.
     """
     import numpy as np
 
@@ -173,6 +184,9 @@ def _instance_track(
     from .models import agent_class
     from .validation import backtest
 
+    if log_scores and horizon != 1:
+        raise InvalidParameter(f"a track record has log scores at horizon 1 only, not "
+                               f"{horizon}")
     scored = -(-days // horizon)  # forecast days, h apart
     need = (scored - 1) * horizon + window + horizon
     if x.size < need:
@@ -188,7 +202,7 @@ def _instance_track(
             x[-need:], {n: (f"{type(a).__module__}.{type(a).__qualname__}", a.params())
                         for n, a in roster.items()}, alphas, days=days, window=window,
             horizon=horizon, step=horizon, refit_every=_TRACK_REFIT, seed=seed)
-        cached = load_track(cache, key, names, alphas)
+        cached = None if log_scores else load_track(cache, key, names, alphas)
         if cached is not None:
             if on_day is not None:
                 on_day(scored * len(names), scored * len(names))
@@ -198,9 +212,12 @@ def _instance_track(
                       alphas=alphas, horizon=horizon, baseline=None, seed=seed, progress=False,
                       n_sim=10, on_day=on_day, workers=workers, step=horizon,
                       judge_prices=False)
+    scores = (np.column_stack([result.logscore[n] for n in names]) if log_scores
+              else None)
     track = {a: TrackRecord(agent_ids=names, returns=result.returns, alpha=a,
                             var=np.column_stack([result.series[n][a].var for n in names]),
-                            es=np.column_stack([result.series[n][a].es for n in names]))
+                            es=np.column_stack([result.series[n][a].es for n in names]),
+                            log_scores=scores)
              for a in result.alphas}
     if cache is not None:
         from .validation.track_cache import save_track
@@ -309,6 +326,8 @@ def var(
         First message number of the signed estimates.
     policy : Policy, optional
         The consensus rule (default: the swarm's, ``swarm.consensus.SWARM_POLICY``).
+        BMA weights (``Weighting.BMA``) score each agent's predictive log density of
+        every day of the track record, which it has at ``horizon`` 1 only.
     portfolio : str, optional
         Portfolio name on the estimates (default: the Series' name or "portfolio").
     progress : callable, optional
@@ -322,6 +341,13 @@ def var(
     -------
     VarResult
         ``.summary()``, ``.to_frame()``, ``.consensus``, ``.as_of``, ``.forecasts``.
+
+    Raises
+    ------
+    InvalidParameter
+        An argument out of its bounds (named in the message), an agent given twice, a
+        missing signing key, or BMA weights asked for over a track record at ``horizon``
+        above 1 (the agents give no h-day density to score; the message says what to use).
 
     Examples
     --------
@@ -353,6 +379,15 @@ def var(
                                f"{track_cache!r}")
     if not isinstance(consensus, bool):
         raise InvalidParameter(f"consensus must be True or False, not {consensus!r}")
+    rule = SWARM_POLICY if policy is None else policy
+    bma = rule.weighting is Weighting.BMA
+    if consensus and bma and days > 0 and horizon > 1:
+        raise InvalidParameter(
+            f"BMA weighting needs each agent's predictive log score of every day in the "
+            f"track record, which it has at horizon 1 only (the agents give no {horizon}-day "
+            f"density to score); at horizon {horizon} use Weighting.TEMPERED or "
+            f"Weighting.TRACK_RECORD (they score the {horizon}-day VaR and ES), or "
+            f"track_days=0 for equal weights")
     roster: list[str | Agent] = _check_roster(agents)
     named = [canonical_name(a) if isinstance(a, str) else getattr(a, "name", "") for a in roster]
     twice = sorted({n for n in named if named.count(n) > 1})
@@ -387,7 +422,6 @@ def var(
     agreed: list[Consensus] = []
     note = ""
     record: int | None = None
-    rule = SWARM_POLICY if policy is None else policy
     need = rule.aggregator.min_agents(rule.f)
     if consensus and len(good) < need:
         note = (f"no consensus: {len(good)} agent{'s' if len(good) != 1 else ''} produced a "
@@ -406,7 +440,7 @@ def var(
                     track, from_cache = _instance_track(
                         x, {n: given.get(n) for n in good}, levels, days=days, window=window,
                         horizon=horizon, seed=seed, workers=workers, on_day=on_day,
-                        cache=track_cache)
+                        cache=track_cache, log_scores=bma)
                 except SwarmVarError as exc:
                     note = f"{rule.weights_note(None)} (no track record: {exc})"
         if keys is None:

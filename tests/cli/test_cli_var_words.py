@@ -150,8 +150,9 @@ def test_one_middle_agent_is_said_with_or_without_a_track_record() -> None:
 
 @pytest.mark.parametrize("case", ["spread", "equal", "no trim", "median", "none"])
 def test_nothing_is_added_when_the_table_says_it(case: str) -> None:
-    """Weights spread over the kept agents, equal weights, nothing trimmed, another rule or
-    no consensus: the table reads as it is, no line."""
+    """Weights spread over the kept agents, equal weights (trimmed or not), a median of an
+    even count (two agents' mean) or no consensus: the table reads as it is, no line
+    (each rule's line when it is one agent: test_cli_var_policies.py)."""
     policy = SWARM_POLICY
     rows = [_consensus(6, {"GarchT": 0.6, "StudentT": 0.4})]
     record: int | None = 1000
@@ -160,10 +161,10 @@ def test_nothing_is_added_when_the_table_says_it(case: str) -> None:
     elif case == "no trim":
         policy = dataclasses.replace(SWARM_POLICY, aggregator=Aggregator.MEAN, f=0,
                                      f_steps=())
-        rows = [_consensus(4, {"GarchT": 0.99, "a": 0.01 / 3, "b": 0.01 / 3, "c": 0.01 / 3})]
+        rows, record = [_consensus(4, dict.fromkeys(("GarchT", "a", "b", "c"), 0.25))], None
     elif case == "median":
         policy = dataclasses.replace(SWARM_POLICY, aggregator=Aggregator.MEDIAN)
-        rows = [_consensus(6, {"GarchT": 1.0})]
+        rows = [_consensus(6, {"GarchT": 0.5, "StudentT": 0.5})]
     elif case == "none":
         rows = []
     assert kept_words(rows, policy, record=record) == ""

@@ -144,41 +144,101 @@ def rule_words(c: Consensus, policy: Policy | None) -> str:
     return words + extra  # e.g. ", rearranged across levels"
 
 
-#: Said when the trimmed mean keeps one agent of each figure beside track-record weights.
+#: Said when the rule's figures are one agent's whatever the weights (the trimmed mean or
+#: median's middle agent, Krum's pick), beside track-record weights.
 NO_WEIGHT = "; weights cannot change it"
 
 #: Below this effective number of agents (1 / sum w^2), one agent reads as the consensus.
 ONE_AGENT = 1.5
 
+#: A level whose VaR weight on one agent reaches this took that agent's numbers (Krum's
+#: pick, the geometric median on an agent's point).
+WHOLE = 1.0 - 1e-9
+
 
 def kept_words(consensus: list[Consensus], policy: Policy | None, *,
                record: int | None = None) -> str:
-    """A line under the consensus table when its weights column reads as one agent: how
-    many agents the trimmed mean keeps of each figure, and which of the VaR's carries the
-    weight and why; ``""`` when that adds nothing (no trimmed mean, or weights spread).
+    """A line under the consensus table when its weights column reads as one agent: what
+    the rule kept and why the consensus is (or leans on) that agent's numbers; ``""`` when
+    that adds nothing (weights spread, an even median, no consensus or no policy).
 
-    E.g. ``"the trimmed mean keeps 2 of 6 agents for each figure; of the VaR's, GarchT
-    carries the weight (the lowest FZ0 loss of them in the track record)"``, or ``"the
-    trimmed mean keeps 1 of 3 agents for each figure, the middle one (shown: the VaR's);
-    weights cannot change it"`` (the last clause only beside track-record weights).
+    One line per rule, e.g.
+
+    * trimmed mean: ``"the trimmed mean keeps 2 of 6 agents for each figure; of the VaR's,
+      GarchT carries the weight (the lowest FZ0 loss of them in the track record)"``, or
+      ``"the trimmed mean keeps 1 of 3 agents for each figure, the middle one (shown: the
+      VaR's); weights cannot change it"``;
+    * median of an odd count: ``"the median of 5 agents is the middle one of each figure
+      (shown: the VaR's)"``;
+    * Krum: ``"Krum takes one agent's VaR and ES, the one closest to the others:
+      StudentT"``;
+    * multi-Krum: ``"multi-Krum keeps the 4 of 5 agents closest to the others; of them,
+      GarchT carries the weight (...)"`` (or, keeping one, Krum's words);
+    * geometric median on an agent's point: ``"the geometric median of 3 agents falls on
+      one agent's VaR and ES, StudentT's (the others' pull is weaker than its weight)"``;
+    * mean: ``"the mean of 4 agents (nothing trimmed); GarchT carries the weight (...)"``.
+
+    The clause ``"; weights cannot change it"`` is said only beside track-record weights,
+    where a rule that ignores them (the median and Krum pick agents; a trimmed mean keeping
+    one) would otherwise seem to overrule them. Levels that differ are named (``"StudentT
+    at 0.99; GarchT at 0.975"``).
 
     ``record`` is ``VarResult.record`` (``None``: the weights were equal, so no agent leads
     by its track record). The table's weights are the VaR's survivors' (the ES's may be
     others); the weights are joint over the levels, so the same agent leads at every level
     where it survives.
     """
-    from ..consensus import Aggregator, effective_agents
+    from ..consensus import Aggregator
 
-    if policy is None or policy.aggregator is not Aggregator.TRIMMED_MEAN or not consensus:
+    if policy is None or not consensus:
         return ""
     m = consensus[0].available
-    kept = m - 2 * policy.f_for(m)
+    why = "" if record is None else policy.lead_words()
+    rule = policy.aggregator
+    if rule is Aggregator.TRIMMED_MEAN and policy.f_for(m) > 0:
+        return _trimmed_words(consensus, m, m - 2 * policy.f_for(m), why)
+    if rule in (Aggregator.TRIMMED_MEAN, Aggregator.MEAN):  # nothing trimmed
+        return _lead_line(f"the mean of {m} agents (nothing trimmed); ", consensus, why)
+    if rule is Aggregator.MEDIAN:
+        if m % 2 == 0:  # the mean of the two middle ones: no one agent
+            return ""
+        return (f"the median of {m} agents is the middle one of each figure (shown: the "
+                f"VaR's){NO_WEIGHT * bool(why)}")
+    if rule is Aggregator.KRUM:
+        who = _picks(consensus)
+        return (f"Krum takes one agent's VaR and ES, the one closest to the others: "
+                f"{who}{NO_WEIGHT * bool(why)}") if who else ""
+    if rule is Aggregator.MULTI_KRUM:
+        kept = policy.multi_krum_m or max(1, m - policy.f)
+        if kept == 1:
+            who = _picks(consensus)
+            return (f"multi-Krum keeps 1 of {m} agents, the one closest to the others: "
+                    f"{who}{NO_WEIGHT * bool(why)}") if who else ""
+        return _lead_line(f"multi-Krum keeps the {kept} of {m} agents closest to the others; "
+                          "of them, ", consensus, why)
+    # the geometric median: a level on an agent's point is that agent's VaR and ES
+    on = _picks(consensus, possessive=True)
+    if not on:
+        return ""
+    return (f"the geometric median of {m} agents falls on one agent's VaR and ES, {on} "
+            "(the others' pull is weaker than its weight)")
+
+
+def _trimmed_words(consensus: list[Consensus], m: int, kept: int, why: str) -> str:
+    """:func:`kept_words` for a trimmed mean keeping ``kept`` of ``m`` agents."""
     if kept < 1 or kept == m:
         return ""
     head = f"the trimmed mean keeps {kept} of {m} agents for each figure"
-    why = "" if record is None else policy.lead_words()
     if kept == 1:  # each figure is its middle agent's: weights cannot move it
         return f"{head}, the middle one (shown: the VaR's){NO_WEIGHT * bool(why)}"
+    return _lead_line(f"{head}; of the VaR's, ", consensus, why)
+
+
+def _lead_line(head: str, consensus: list[Consensus], why: str) -> str:
+    """``head`` then who carries (most of) the weight and why, when the weights read as
+    one agent at some level and a track record made them; else ``""``."""
+    from ..consensus import effective_agents
+
     leads: dict[str, list[str]] = {}  # who carries the weight -> at which levels
     for c in consensus:
         values = [w for w in c.weights.values() if w > 0]
@@ -189,11 +249,27 @@ def kept_words(consensus: list[Consensus], policy: Policy | None, *,
         leads.setdefault(said, []).append(f"{c.alpha:g}")
     if not leads or not why:
         return ""
-    if len(leads) == 1 and len(next(iter(leads.values()))) == len(consensus):
-        who = next(iter(leads))
-    else:
-        who = "; ".join(f"{said} at {' and '.join(levels)}" for said, levels in leads.items())
-    return f"{head}; of the VaR's, {who} (the {why} of them in the track record)"
+    return f"{head}{_at_levels(leads, len(consensus))} (the {why} of them in the track record)"
+
+
+def _picks(consensus: list[Consensus], *, possessive: bool = False) -> str:
+    """The agent whose numbers each level took whole (its VaR weight ``>= WHOLE``), e.g.
+    ``"StudentT"``, ``"StudentT at 0.99; GarchT at 0.975"``, or with ``possessive``
+    ``"StudentT's"``; levels that took no one agent's are left out (``""``: none did)."""
+    picks: dict[str, list[str]] = {}
+    for c in consensus:
+        top = max(c.weights.items(), key=lambda kv: kv[1], default=None)
+        if top is not None and top[1] >= WHOLE:
+            picks.setdefault(top[0] + "'s" * possessive, []).append(f"{c.alpha:g}")
+    return _at_levels(picks, len(consensus)) if picks else ""
+
+
+def _at_levels(said: dict[str, list[str]], levels: int) -> str:
+    """One phrase alone when it holds at every one of ``levels``; else each with its
+    levels (``"A at 0.99; B at 0.975"``)."""
+    if len(said) == 1 and len(next(iter(said.values()))) == levels:
+        return next(iter(said))
+    return "; ".join(f"{who} at {' and '.join(at)}" for who, at in said.items())
 
 
 def render_consensus(consensus: list[Consensus], notional: float | None,

@@ -6,7 +6,6 @@ no descriptor left (EMFILE) and when the file is gone; neither is a damaged stor
 
 from __future__ import annotations
 
-import errno
 import os
 import pickle
 import sqlite3
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import swarmvar.evolution.db as db
+from _fd_fill import PRELUDE  # tests/_fd_fill.py (on the path: tests/conftest.py)
 from swarmvar.evolution import open_home
 from swarmvar.evolution.errors import (
     CorruptStore,
@@ -29,27 +29,17 @@ from swarmvar.ledger import damage
 LIMIT = 64
 
 _SCRIPT = """
-import os, resource, sys
 from pathlib import Path
 from swarmvar.evolution import open_home
 home = Path(sys.argv[1])
-resource.setrlimit(resource.RLIMIT_NOFILE, ({limit}, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 for free in (0, 1, 2):
-    held = []
-    try:
-        for _ in range({limit}):  # bounded: the limit is {limit}
-            held.append(os.open(os.devnull, os.O_RDONLY))
-    except OSError as exc:
-        assert exc.errno == {emfile}, exc
-    for _ in range(free):
-        os.close(held.pop())
+    held = fill({limit}, free)
     try:
         open_home(home).close()
         said = "opened"
     except Exception as exc:
         said = type(exc).__name__ + " | " + str(exc)
-    for fd in held:
-        os.close(fd)
+    release(held)
     print(free, said)
 open_home(home).close()
 print("after", "opened")
@@ -57,7 +47,7 @@ print("after", "opened")
 
 
 def _at_the_limit(home: Path) -> list[str]:
-    script = _SCRIPT.format(limit=LIMIT, emfile=errno.EMFILE)
+    script = PRELUDE + _SCRIPT.format(limit=LIMIT)
     done = subprocess.run([sys.executable, "-c", script, str(home)], capture_output=True,
                           text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from _fd_fill import PRELUDE  # tests/_fd_fill.py (on the path: tests/conftest.py)
 from swarmvar.errors import LedgerCorrupted, LedgerUnavailable
 from swarmvar.ledger import Ledger
 from swarmvar.ledger.sqlite import SQLiteStore
@@ -55,8 +56,7 @@ def test_a_ledger_gone_is_named_gone_at_the_descriptor_limit(tmp_path: Path,
         made.unlink(missing_ok=True)
     if how == "dangling link":
         path.symlink_to(tmp_path / "gone" / "ledger.sqlite")
-    script = f"""
-import os, resource
+    script = PRELUDE + f"""
 from pathlib import Path
 from swarmvar.errors import LedgerCorrupted, LedgerUnavailable
 from swarmvar.ledger.sqlite import SQLiteStore
@@ -67,21 +67,15 @@ try:  # imports done while descriptors are free
     store()
 except LedgerCorrupted:
     pass
-resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
-held = []
-try:
-    for _ in range(64):  # bounded: the limit is 64
-        held.append(os.open(os.devnull, os.O_RDONLY))
-except OSError:
-    pass
+held = fill(64)
 try:
     store().close()
     said = "opened"
 except Exception as exc:
     said = type(exc).__name__ + "|" + str(exc)
-for fd in held:
-    os.close(fd)
-print(len(held), said.replace(chr(10), " "))
+taken = len(held)
+release(held)
+print(taken, said.replace(chr(10), " "))
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=120, check=False)

@@ -16,24 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from _fd_fill import PRELUDE  # tests/_fd_fill.py (on the path: tests/conftest.py)
 from swarmvar.errors import LedgerCorrupted, LedgerUnavailable, SwarmVarError
 from swarmvar.ledger import Ledger
 
-_FILL = """
-import os, resource, sys, time
+_FILL = PRELUDE + """
+import os, time
 from pathlib import Path
-soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
-def fill(free=0):
-    held = []
-    try:
-        for _ in range(64):  # bounded: the limit is 64
-            held.append(os.open(os.devnull, os.O_RDONLY))
-    except OSError:
-        pass
-    for _ in range(free):
-        os.close(held.pop())
-    return held
+LIMIT = 64
 """
 
 
@@ -51,7 +41,7 @@ from swarmvar.ledger import Ledger
 home = Path({str(home)!r})
 Ledger.open(home).close()  # imports done while descriptors are free
 for free in (0, 1, 2, 3):
-    held = fill(free)
+    held = fill(LIMIT, free)
     t = time.perf_counter()
     try:
         Ledger.open(home).close()
@@ -59,8 +49,7 @@ for free in (0, 1, 2, 3):
     except Exception as exc:
         said = type(exc).__name__ + "|" + str(exc)
     took = time.perf_counter() - t
-    for fd in held:
-        os.close(fd)
+    release(held)
     print(free, round(took, 3), said.replace(chr(10), " "))
 """)
     assert done.returncode == 0, done.stderr
@@ -91,7 +80,7 @@ try:
     main()  # once with descriptors free: every module the command needs is imported
 except SystemExit as exc:
     assert exc.code in (0, None), exc.code
-held = fill()
+held = fill(LIMIT)
 main()
 """)
     assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)

@@ -3,7 +3,6 @@ a store gone a 500 naming it, and each route documents the answers of the store 
 
 from __future__ import annotations
 
-import errno
 import sqlite3
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 
 import swarmvar.evolution.db as evolution_db
+from _fd_fill import PRELUDE  # tests/_fd_fill.py (on the path: tests/conftest.py)
 
 from .conftest import Keys, TestClient
 
@@ -20,7 +20,7 @@ from .conftest import Keys, TestClient
 LIMIT = 256
 
 _SCRIPT = """
-import os, resource, sys, warnings
+import warnings
 from pathlib import Path
 warnings.filterwarnings("ignore")
 from starlette.testclient import TestClient
@@ -30,17 +30,9 @@ headers = {{"X-API-Key": reader}}
 with TestClient(create_app(ServiceConfig(home=home, keys=keys)),
                 raise_server_exceptions=False) as c:
     print(c.get("/v1/variants", headers=headers).status_code)  # creates the store
-    resource.setrlimit(resource.RLIMIT_NOFILE,
-                       ({limit}, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
-    held = []
-    try:
-        for _ in range({limit}):  # bounded: the limit is {limit}
-            held.append(os.open(os.devnull, os.O_RDONLY))
-    except OSError as exc:
-        assert exc.errno == {emfile}, exc
+    held = fill({limit})
     r = c.get("/v1/variants", headers=headers)
-    for fd in held:
-        os.close(fd)
+    release(held)
     body = r.json()["error"]
     print(r.status_code, body["type"], r.headers.get("Retry-After"))
     print(body["message"])
@@ -60,7 +52,7 @@ def test_no_descriptor_left_on_the_variant_store_is_a_503(
     telling the operator to move a whole store away; it passes once descriptors are free."""
     keys, k = session_keys
     home = tmp_path / "home"
-    script = _SCRIPT.format(limit=LIMIT, emfile=errno.EMFILE)
+    script = PRELUDE + _SCRIPT.format(limit=LIMIT)
     done = subprocess.run([sys.executable, "-c", script, str(home), str(keys), k.reader],
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr

@@ -9,6 +9,7 @@ damaged ledger database is named as such, not as a permission."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pwd
 import shutil
@@ -18,9 +19,11 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from _fd_fill import PRELUDE  # tests/_fd_fill.py (on the path: tests/conftest.py)
 from swarmvar.errors import InvalidSignal, LedgerCorrupted
 from swarmvar.service import ServiceConfig, create_app
 
@@ -156,29 +159,20 @@ def test_no_descriptor_left_is_told_from_a_file_gone(tmp_path: Path) -> None:
     503); a missing file is named as such whatever the limit."""
     there = tmp_path / "ledger.sqlite"
     there.write_bytes(b"")
-    script = f"""
-import os, resource
+    script = PRELUDE + f"""
 from pathlib import Path
 from swarmvar.service.storage import missing
-soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
-held = []
-try:
-    for _ in range(64):  # bounded: the limit is 64
-        held.append(os.open(os.devnull, os.O_RDONLY))
-except OSError as exc:
-    print("full", exc.errno)
+held = fill(64)  # raises unless it ends at EMFILE
+print("full", len(held))
 print(repr(missing(Path({str(there)!r}))), repr(missing(Path({str(there)!r}) / "x")))
-for fd in held:
-    os.close(fd)
+release(held)
 print(repr(missing(Path({str(there)!r}))))
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=60, check=False)
-    import errno
     assert done.returncode == 0, done.stderr
     lines = done.stdout.split("\n")
-    assert lines[0] == f"full {errno.EMFILE}", done.stdout
+    assert lines[0].startswith("full ") and 0 < int(lines[0][5:]) < 64, done.stdout
     assert lines[1] == "None 'Not a directory'" and lines[2] == "None", done.stdout
 
 
@@ -399,3 +393,57 @@ def test_serve_says_a_damaged_database_ledger_is_not_usable_not_a_permission(
     assert "--db: the ledger database there is not usable (unknown hash algorithm 'bogus' " \
         "in ledger_meta)" in text, text
     assert "grant" not in text and "CREATE" not in text, text
+
+
+def _evolution_read_only() -> Any:
+    """``tests/evolution/test_store_disk_errors.py``'s ``_read_only`` (loaded by path: one
+    rule for a file read-only for real, even as root)."""
+    name = "swarmvar_tests_store_disk_errors"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).resolve().parents[1] / "evolution" / "test_store_disk_errors.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]._read_only
+
+
+def test_a_read_only_variant_store_is_a_503_that_changes_nothing(
+        client: TestClient, session_keys: tuple[Path, Keys]) -> None:
+    """evolution.sqlite read-only for real: the list is read (200); a promotion is a 503
+    VariantStoreUnwritable naming the store and "read-only", saying nothing was changed and
+    not to move it away, with Retry-After; the variant is unchanged and is promoted once
+    the file is writable again."""
+    import time
+
+    from swarmvar.evolution import new_variant, open_home
+    from swarmvar.evolution.db import DB_FILE
+    from swarmvar.models import registry
+
+    _, k = session_keys
+    home = client.app.state.config.home
+    constructors = {"NormalInverseGamma": registry.agent_class("nig").parameter_names()}
+    h = open_home(home)
+    try:
+        v = h.variants.add(new_variant("NormalInverseGamma", {constructors[
+            "NormalInverseGamma"][0]: 2.0}, constructors, now=time.time()))
+    finally:
+        h.close()
+    store = home / DB_FILE
+    admin, reader = {"X-API-Key": k.admin}, {"X-API-Key": k.reader}
+    with _evolution_read_only()(store):
+        assert client.get("/v1/variants", headers=reader).status_code == 200
+        r = client.post(f"/v1/variants/{v.id}/promote", headers=admin)
+        assert r.status_code == 503, r.text
+        body = r.json()["error"]
+        assert body["type"] == "VariantStoreUnwritable", body
+        said = body["message"]
+        assert said.startswith(f"the variant store {store} cannot be written: read-only "
+                               "(attempt to write a readonly database); nothing was "
+                               "changed"), said
+        assert "do not move it away" in said and "writable" in said, said
+        assert int(r.headers["Retry-After"]) > 0
+    listed = client.get("/v1/variants", headers=reader).json()
+    assert [(x["id"], x["status"]) for x in listed] == [(v.id, "draft")]
+    assert client.post(f"/v1/variants/{v.id}/promote", headers=admin).status_code == 200

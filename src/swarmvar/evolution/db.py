@@ -16,16 +16,20 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from ..errors import SwarmVarError
 from .errors import (
+    DISK_FULL,
+    IO_ERROR,
+    READ_ONLY,
     CorruptStore,
     UnsupportedStore,
     VariantStoreMissing,
     VariantStoreUnavailable,
+    VariantStoreUnwritable,
 )
 
 DB_FILE = "evolution.sqlite"
@@ -45,6 +49,13 @@ _LOCK_CODES = frozenset({5, 6})
 _CANTOPEN = 14
 #: ``open(2)`` errors that say "this process (or the system) has no file descriptor left".
 _NO_DESCRIPTOR = frozenset({errno.EMFILE, errno.ENFILE})
+#: SQLite primary result codes of a cause outside the file: SQLITE_FULL, SQLITE_READONLY,
+#: SQLITE_IOERR (damage is SQLITE_CORRUPT 11, SQLITE_NOTADB 26: never one of these).
+_OUTSIDE_CODES = {13: DISK_FULL, 8: READ_ONLY, 10: IO_ERROR}
+#: SQLite's messages of the same, for an error that carries no code.
+_OUTSIDE_TEXT = (("database or disk is full", DISK_FULL),
+                 ("attempt to write a readonly database", READ_ONLY),
+                 ("disk I/O error", IO_ERROR))
 
 
 class VariantStoreLocked(SwarmVarError, sqlite3.OperationalError):
@@ -137,6 +148,19 @@ def _never_opens(path: str | Path, create: bool) -> str | None:
     return None
 
 
+def _outside(exc: BaseException) -> str | None:
+    """The cause outside the store that SQLite's ``exc`` names (:data:`DISK_FULL`,
+    :data:`READ_ONLY`, :data:`IO_ERROR`: its disk, not its file), or None. By SQLite's
+    primary result code when ``exc`` has one, else by its message."""
+    if not isinstance(exc, sqlite3.Error):
+        return None
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return _OUTSIDE_CODES.get(code & 0xFF)
+    text = str(exc)
+    return next((cause for said, cause in _OUTSIDE_TEXT if said in text), None)
+
+
 def _out_of_descriptors() -> bool:
     """True if this process cannot open a file now for want of a descriptor."""
     try:
@@ -154,8 +178,12 @@ def _store_error(path: str, exc: sqlite3.DatabaseError, damaged: str) -> Excepti
     :class:`~swarmvar.evolution.errors.VariantStoreUnavailable` while the file is there
     or this process has no descriptor left (a retry may pass: a missing file is created
     by the next open), else :class:`~swarmvar.evolution.errors.VariantStoreMissing`
-    naming why (gone for good, closed to this process); any other error is
-    :class:`~swarmvar.evolution.errors.CorruptStore` with the message ``damaged``.
+    naming why (gone for good, closed to this process); a disk full, read-only file or
+    I/O error (:func:`_outside`) is :class:`~swarmvar.evolution.errors.VariantStoreUnwritable`
+    naming it (VariantStoreMissing when the file is gone: SQLite's "readonly database"
+    of a file moved away); any other error (damage: "database disk image is malformed",
+    "file is not a database") is :class:`~swarmvar.evolution.errors.CorruptStore` with
+    the message ``damaged``.
     """
     if isinstance(exc, SwarmVarError):
         return exc
@@ -169,6 +197,12 @@ def _store_error(path: str, exc: sqlite3.DatabaseError, damaged: str) -> Excepti
         if why is not None:
             return VariantStoreMissing(path, why, str(exc))
         return VariantStoreUnavailable(path, str(exc))
+    cause = _outside(exc)
+    if cause is not None:
+        why = None if path == ":memory:" else _missing(path)
+        if why is not None:
+            return VariantStoreMissing(path, why, str(exc))
+        return VariantStoreUnwritable(path, cause, str(exc))
     return CorruptStore(damaged)
 
 
@@ -364,11 +398,16 @@ class Database:
     VariantStoreUnavailable
         SQLite could not open the file, its ``-wal``/``-shm`` or a temporary file, the file
         there or no descriptor left (EMFILE, ENFILE): a retry may pass.
+    VariantStoreUnwritable
+        Opening it, or any read or write, met its disk full, a read-only file or an I/O
+        error (SQLITE_FULL, SQLITE_READONLY, SQLITE_IOERR): the transaction was rolled
+        back, nothing was changed, the file is not said to be damaged.
     VariantStoreMissing
         SQLite could not open the file for good (gone, closed to this process, its folder
         not writable for its ``-wal``/``-shm``); without ``create``, the file not there.
     CorruptStore
-        The file is not a lifecycle database, or any other SQLite error (damaged).
+        The file is not a lifecycle database, or any other SQLite error (damaged:
+        "database disk image is malformed", "file is not a database").
     """
 
     def __init__(self, location: str | Path, *, create: bool = True) -> None:
@@ -419,7 +458,8 @@ class Database:
                 # Not so with no descriptor left, or the file or its folder gone or
                 # closed for good (asked at the first: no retries then).
                 if not _cannot_open(exc):
-                    raise CorruptStore(f"cannot open {self.path}: {exc}") from None
+                    raise _store_error(self.path, exc,
+                                       f"cannot open {self.path}: {exc}") from None
                 why = None if memory else _never_opens(self.path, self._create)
                 if why is not None:
                     raise VariantStoreMissing(self.path, why, str(exc)) from None
@@ -486,8 +526,16 @@ class Database:
                         raise err from (exc if isinstance(err, VariantStoreLocked) else None)
                 raise
             self._depth = 0
-            with self._damage():
-                self._conn.execute("COMMIT")
+            try:
+                with self._damage():
+                    self._conn.execute("COMMIT")
+            except BaseException:
+                # a COMMIT that failed (disk full, I/O error) may leave the transaction
+                # open: roll it back, so nothing of it is written and the next one begins
+                if self._conn.in_transaction:
+                    with suppress(sqlite3.Error):
+                        self._conn.execute("ROLLBACK")
+                raise
 
     def read(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         """Rows of one query (reads see the last committed state)."""

@@ -60,7 +60,8 @@ class VariantStoreUnavailable(SwarmVarError):
     *now*: no file descriptor left in this process or the system (EMFILE, ENFILE;
     SQLite's "unable to open database file"), the file there (or not yet created). Nothing
     was changed and nothing says the file is damaged: a retry may pass (the service
-    answers 503 with ``Retry-After``).
+    answers 503 with ``Retry-After``). A disk full, read-only or I/O error is its
+    subclass :class:`VariantStoreUnwritable`.
 
     Parameters
     ----------
@@ -80,6 +81,53 @@ class VariantStoreUnavailable(SwarmVarError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.path, self.detail), self.__dict__)
+
+
+#: The causes :class:`VariantStoreUnwritable` names (SQLite's SQLITE_FULL, SQLITE_READONLY,
+#: SQLITE_IOERR; PostgreSQL's disk_full, read_only_sql_transaction, io_error).
+DISK_FULL = "disk full"
+READ_ONLY = "read-only"
+IO_ERROR = "I/O error"
+
+#: What to do about each cause (the store itself being fine).
+_REMEDY = {
+    DISK_FULL: "free space on its disk (or raise the database's size limit), then retry",
+    READ_ONLY: "make its file, its folder or its database writable by this process, "
+               "then retry",
+    IO_ERROR: "check its disk (the system log says what failed), then retry",
+}
+
+
+class VariantStoreUnwritable(VariantStoreUnavailable):
+    """The variant (lifecycle) database cannot be written, or read, for a cause outside
+    it: its disk is full, it is read-only to this process, or the disk failed a read or
+    write (``cause``: :data:`DISK_FULL`, :data:`READ_ONLY`, :data:`IO_ERROR`). The write
+    was rolled back whole, so nothing was changed, and nothing says the store is damaged:
+    the disk is at fault, not the file, which must not be moved away (the service answers
+    503 with ``Retry-After``, as :class:`VariantStoreUnavailable`).
+
+    Parameters
+    ----------
+    path : str
+        The database file (or the PostgreSQL URL).
+    cause : str
+        :data:`DISK_FULL`, :data:`READ_ONLY` or :data:`IO_ERROR`.
+    detail : str
+        What SQLite (or PostgreSQL) said.
+    """
+
+    def __init__(self, path: str, cause: str, detail: str = "") -> None:
+        doing = "written" if cause in (DISK_FULL, READ_ONLY) else "read or written"
+        SwarmVarError.__init__(
+            self, f"the variant store {path} cannot be {doing}: {cause} ({detail}); nothing "
+                  "was changed and the store is not damaged (do not move it away): "
+                  f"{_REMEDY.get(cause, 'retry later')}")
+        self.path = path
+        self.cause = cause
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path, self.cause, self.detail), self.__dict__)
 
 
 class VariantStoreMissing(SwarmVarError, RuntimeError):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import threading
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,10 +27,45 @@ from typing import Any
 import psycopg
 
 from .db import _SCHEMA, Database
-from .errors import CorruptStore
+from .errors import DISK_FULL, IO_ERROR, READ_ONLY, CorruptStore, VariantStoreUnwritable
 
 #: pg_advisory_xact_lock key serializing lifecycle writes ("swarmvar evolution").
 _WRITE_LOCK = 0x5357_4556_4F4C_5645 & ((1 << 63) - 1)
+
+#: SQLSTATEs of a cause outside the database's data (as SQLite's SQLITE_FULL, SQLITE_READONLY,
+#: SQLITE_IOERR in :mod:`~swarmvar.evolution.db`): disk_full, read_only_sql_transaction
+#: (a standby, default_transaction_read_only), io_error. Damage (data_corrupted XX001,
+#: index_corrupted XX002) and any other error stay CorruptStore.
+_OUTSIDE_STATES = {"53100": DISK_FULL, "25006": READ_ONLY, "58030": IO_ERROR}
+
+
+def shown(url: str) -> str:
+    """``url`` as an error may show it: without its password (``user:password@`` or a
+    ``password=`` query parameter)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        netloc = parts.netloc
+        if parts.password is not None:
+            user = f"{parts.username}@" if parts.username else ""
+            netloc = user + netloc.rpartition("@")[2]
+        query = "&".join(p for p in parts.query.split("&")
+                         if p.partition("=")[0].lower() != "password")
+        return (f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+                + (f"#{parts.fragment}" if parts.fragment else ""))
+    except ValueError:
+        return "the PostgreSQL database"
+
+
+def database_error(url: str, exc: psycopg.Error) -> CorruptStore | VariantStoreUnwritable:
+    """What to raise for PostgreSQL's ``exc`` on the lifecycle database at ``url``:
+    :class:`~swarmvar.evolution.errors.VariantStoreUnwritable` for a disk full, a
+    read-only transaction or an I/O error (:data:`_OUTSIDE_STATES`; the transaction was
+    rolled back), else :class:`~swarmvar.evolution.errors.CorruptStore`."""
+    cause = _OUTSIDE_STATES.get(getattr(exc, "sqlstate", None) or "")
+    if cause is not None:
+        return VariantStoreUnwritable(shown(url), cause, str(exc).strip())
+    return CorruptStore(f"lifecycle database error: {exc}")
+
 
 _REWRITES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"),
@@ -88,6 +124,14 @@ class PostgresDatabase(Database):
     ----------
     url : str
         ``postgresql://user[:password]@host[:port]/database``.
+
+    Raises
+    ------
+    VariantStoreUnwritable
+        Any read or write met a disk full, a read-only transaction or an I/O error
+        (:func:`database_error`): rolled back, nothing changed, not damage.
+    CorruptStore
+        The server cannot be reached, the URL is not one, or any other database error.
     """
 
     def __init__(self, url: str) -> None:  # noqa: D107 - the class says it
@@ -150,7 +194,7 @@ class PostgresDatabase(Database):
             yield
         except psycopg.Error as exc:
             # the cause kept: a caller tells a refused privilege (SQLSTATE 42501) from damage
-            raise CorruptStore(f"lifecycle database error: {exc}") from exc
+            raise database_error(self.path, exc) from exc
 
     def close(self) -> None:
         with self.lock:

@@ -22,8 +22,10 @@ SQLite error are not answered here (None: the app's 500 for the unexpected). The
 variant store's errors are not the ledger's: the evolution database raises them as
 ``SwarmVarError`` classes the app answers by status, naming that store
 (:class:`~swarmvar.evolution.db.VariantStoreLocked` and
-:class:`~swarmvar.evolution.errors.VariantStoreUnavailable` 503,
-:class:`~swarmvar.evolution.errors.VariantStoreMissing` and
+:class:`~swarmvar.evolution.errors.VariantStoreUnavailable` 503, its subclass
+:class:`~swarmvar.evolution.errors.VariantStoreUnwritable` too - a disk full, read-only
+or I/O error, named, nothing changed, the store not damaged: the body's type says which
+and its message the cause -; :class:`~swarmvar.evolution.errors.VariantStoreMissing` and
 :class:`~swarmvar.evolution.errors.CorruptStore` 500). Each route documents the
 statuses of the store it reads (:func:`swarmvar.service.responses.generic_statuses`).
 """

@@ -290,6 +290,17 @@ class ArbiterOptionsMismatch(ResumeMismatch, InvalidState):
     the arbiter restoring it has: a resume's refusal, and a state it cannot take."""
 
 
+class ResumeDataMismatch(ResumeMismatch):
+    """A resume whose data is not what the home's run beat: a tick at a place the ledger
+    recorded (a row of the replayed or followed file, a replayed stdin tick) carries
+    another date or return than the ledgered beat, or the data ends before it."""
+
+
+class PluginChanged(ResumeMismatch):
+    """A resume whose plug-in agent's source code differs from the code its checkpointed
+    state was made by (the source's digest recorded in the home's run record)."""
+
+
 class RestoreQueueFull(SwarmVarError, RuntimeError):
     """A portfolio whose host is being restored has queued as many ticks as it may."""
 

@@ -1025,7 +1025,6 @@ def run(
     try:
         with swarm:
             history = frame.iloc[first:first + window]
-            swarm.start(history)
             if stdin:
                 source: Any = JsonLines(sys.stdin)
             elif follow:
@@ -1036,7 +1035,12 @@ def run(
                 target = ALL if hasattr(frame, "columns") and over_assets else next(iter(specs))
                 if hasattr(frame, "columns") and not over_assets:
                     target = ALL
-                source = Replay(frame, portfolio=target, start=first + window, rate=rate)
+                bundled = is_dataset(data) or is_stock_dataset(data)
+                source = Replay(frame, portfolio=target, start=first + window, rate=rate,
+                                name=f"the bundled {data}" if bundled else Path(data).name)
+            # a resume checks the source against the ledger's beats before anything is
+            # written (stdin: each replayed tick as it arrives)
+            swarm.start(history, source=source)
             live, last_draw = None, 0.0
             if not quiet:
                 from rich.live import Live

@@ -25,9 +25,13 @@ other portfolios than the run's, some of them only, or another spread
 (``_check_portfolios``), settings beyond the fingerprint that differ
 (``_check_settings``: ``checkpoint_every``, roles, policy) and a portfolio whose book is
 not the checkpoint's (``_check_books``), and puts a book's assets in the order its
-checkpoint records (``specs``); then an observer's checkpoint it cannot restore (its
-``check_state``: the arbiter's options). These checks (``_check_resume``) run before the
-executor opens, so a refusal leaves nothing open or restored. The run record is read
+checkpoint records (``specs``); a plug-in agent whose source digest is not its
+checkpoint's (``_check_plugins``); then an observer's checkpoint it cannot restore (its
+``check_state``: the arbiter's options). Given the source it will beat, a resume then
+checks its data (``check_source``: the ticks at the ledger's beats' cursors, a stream's
+recorded ticks as they arrive; ``_check_start``: the start history against the digest a
+fresh start stored under :data:`START_KEY`). These checks (``_check_resume``) run before
+the executor opens, so a refusal leaves nothing open or restored. The run record is read
 once per start (``_run_record``).
 """
 
@@ -41,6 +45,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -75,7 +80,8 @@ def _forecasts_in(blobs: Sequence[tuple[bytes, Sequence[str]]]) -> dict[str, Any
     return out
 
 
-def start(self: Swarm, history: Mapping[str, pd.Series] | pd.DataFrame | pd.Series) -> None:
+def start(self: Swarm, history: Mapping[str, pd.Series] | pd.DataFrame | pd.Series, *,
+          source: Any = None) -> None:
     """Resume from the home's checkpoint and ledger, or fit every portfolio from history.
 
     ``history`` gives each portfolio's returns up to now: a mapping
@@ -83,6 +89,13 @@ def start(self: Swarm, history: Mapping[str, pd.Series] | pd.DataFrame | pd.Seri
     or columns named like single-series portfolios), or one Series
     (single-series portfolios). It is read only when there is nothing to
     resume.
+
+    ``source``, the source :meth:`run` will beat (a :class:`.sources.Replay`,
+    :class:`.sources.FollowedFile` or :class:`.sources.JsonLines`), is checked on a
+    resume against the ledger's beats before anything is opened or written
+    (:func:`check_source`): a resume on other data than the run beat is refused. A
+    plug-in agent whose source changed since the checkpoint is refused too
+    (:func:`_check_plugins`).
 
     Raises
     ------
@@ -92,17 +105,23 @@ def start(self: Swarm, history: Mapping[str, pd.Series] | pd.DataFrame | pd.Seri
     InvalidReturns
         A start history with a missing value, too short, or refused by the data layer.
     ResumeMismatch
-        A resume of another run than the home's (:func:`_check_resume`, :func:`_resume`).
+        A resume of another run than the home's (:func:`_check_resume`, :func:`_resume`);
+        ``ResumeDataMismatch`` for a source that is not the data the run beat,
+        ``PluginChanged`` for a plug-in agent whose code changed.
     """
     run = _run_record(self)  # None: nothing to resume
     if run is not None:
         self._adopt_variants(run)  # its checkpoint's variants, not the registry's choice now
         _check_resume(self, run)  # before the executor opens: a refusal leaves nothing open
+        if source is not None:
+            _check_start(self, history)
+            check_source(self, source)
     self.executor.open(list(self._hosted.values()))
     if run is not None:
         self._resume(run)
     else:
         requests = []
+        fitted: dict[str, dict[str, Any]] = {}
         check_start_history(self.specs, history)
         for name, spec in self.specs.items():
             series = (history[name] if isinstance(history, Mapping) and name in history
@@ -132,6 +151,7 @@ def start(self: Swarm, history: Mapping[str, pd.Series] | pd.DataFrame | pd.Seri
 
             when = None if as_of is None else as_utc(as_of)
             values = series.to_numpy(dtype=np.float64)
+            fitted[name] = _start_digest(series)
             for unit in self._groups.get(name, (name,)):
                 requests.append((unit, values, when))
                 self._fresh[unit] = (values, when)
@@ -145,6 +165,8 @@ def start(self: Swarm, history: Mapping[str, pd.Series] | pd.DataFrame | pd.Seri
                 "portfolio": None}}}
         if not self._start_recorded(begun):  # (a start killed before its checkpoint)
             self.ledger.add_entry(EntryKind.ACTION, begun)
+        # what the agents were fitted on, which a resume's start history must be
+        self.states.put_many({START_KEY: json.dumps(fitted).encode()}, now=time.time())
         self.checkpoint()
     if self.sandbox is not None:
         details: dict[str, Any] = self.sandbox.to_dict()
@@ -327,6 +349,8 @@ def checkpoint(self: Swarm, names: Sequence[str] | None = None) -> None:
            "books": {p: s.book() for p, s in self.specs.items()},
            # where the replay redoes the checkpoints' swaps (_due): a resume keeps it
            "checkpoint_every": self.checkpoint_every, "settings": _settings(self),
+           # the plug-ins' source digests (a resume refuses code that changed)
+           "plugins": plugin_sources(self.sandbox),
            # the variants the agents run (chosen at the start; a resume keeps them)
            "variants": {p: {"variants": dict(c.variants),
                             "params": {a: dict(x) for a, x in c.params.items()}}
@@ -395,14 +419,15 @@ def _check_resume(self: Swarm, run: Mapping[str, Any]) -> None:
     the executor is opened or anything restored, so a refusal changes nothing stored and
     leaves nothing open: the portfolios and their spread (:func:`_check_portfolios`), the
     settings beyond the fingerprint (:func:`_check_settings`), the books
-    (:func:`_check_books`), the observers' checkpoints (their ``check_state``: the
-    arbiter's options). The fingerprint itself is checked as each state is restored.
+    (:func:`_check_books`), the plug-ins' code (:func:`_check_plugins`), the observers'
+    checkpoints (their ``check_state``: the arbiter's options). The fingerprint itself is
+    checked as each state is restored. The source is checked next (:func:`check_source`).
 
     Raises
     ------
     ResumeMismatch
         Any of those differs from the home's run (``ArbiterOptionsMismatch`` for the
-        arbiter's options).
+        arbiter's options, ``PluginChanged`` for a plug-in's code).
     InvalidState
         An observer's checkpoint is not its state (cut or altered).
     """
@@ -411,6 +436,7 @@ def _check_resume(self: Swarm, run: Mapping[str, Any]) -> None:
     _check_portfolios(self, run["marks"])
     _check_settings(self, run)
     self._check_books(run)
+    _check_plugins(self, run)
     for p in self.specs:
         for key, obs in self._stateful():
             check = getattr(obs, "check_state", None)
@@ -819,3 +845,365 @@ def _stateful(self: Swarm) -> list[tuple[str, Any]]:
     """Observers whose state goes into checkpoints, by their key (see
     :func:`stateful_observers`)."""
     return [(key, obs) for _, key, obs in stateful_observers(self.observers)]
+
+
+#: The state-store key of the start histories' digests (:func:`_start_digest`), written
+#: once by a fresh start; a home started before it was written has none.
+START_KEY = "swarm-start-history"
+
+
+def _start_digest(series: pd.Series) -> dict[str, Any]:
+    """What a resume compares of a portfolio's start history: its rows, first and last
+    dates, and the sha256 of its values as float64."""
+    import hashlib
+
+    index = series.index
+    dated = isinstance(index, pd.DatetimeIndex) and len(index) > 0
+    from .ticks import as_utc
+
+    return {"rows": len(series),
+            "from": as_utc(index[0]).isoformat() if dated else None,
+            "to": as_utc(index[-1]).isoformat() if dated else None,
+            "sha256": hashlib.sha256(np.ascontiguousarray(
+                series.to_numpy(dtype=np.float64)).tobytes()).hexdigest()}
+
+
+def _check_start(self: Swarm, history: Any) -> None:
+    """Refuse a resume whose start history (``history``, as :func:`start` takes it) covers
+    the days the run's agents were fitted on with other returns.
+
+    A fresh start stores each portfolio's start-history digest (:data:`START_KEY`); a
+    resume given a source (the command line's) compares the start history it is given:
+    over the same days (rows, first and last date) its values must be the same. Over
+    other days (a ``--last`` on data that grew) it is not compared: the ledger's beats
+    are (:func:`check_source`). A home started before the digest was stored is not
+    checked. This is the one check of the run's first ``--window`` rows, which no beat
+    holds: a run stopped before its first beat has nothing else to check.
+
+    Raises
+    ------
+    ResumeDataMismatch
+        Naming the portfolio, the days, and how to proceed.
+    """
+    from ..errors import ResumeDataMismatch, SwarmVarError
+    from ..evolution import UnknownState
+
+    try:
+        saved = json.loads(self.states.get(START_KEY).decode())
+    except (UnknownState, ValueError):
+        return
+    if not isinstance(saved, Mapping):
+        return
+    for name, spec in self.specs.items():
+        was = saved.get(name)
+        if not isinstance(was, Mapping):
+            continue
+        try:
+            series = (history[name] if isinstance(history, Mapping) and name in history
+                      else spec.history(history))
+            now = _start_digest(pd.Series(series))
+        except (SwarmVarError, KeyError, TypeError, ValueError, IndexError):
+            continue  # not the start history's shape: the run's own checks say it
+        same_days = all(now[k] == was.get(k) for k in ("rows", "from", "to"))
+        if same_days and now["sha256"] != was.get("sha256"):
+            days = (f"{_day(datetime.fromisoformat(now['from']))}.."
+                    f"{_day(datetime.fromisoformat(now['to']))}"
+                    if now["from"] is not None else f"{now['rows']} rows")
+            raise ResumeDataMismatch(
+                f"portfolio {name!r}: its start history ({now['rows']} rows, {days}: the "
+                "first --window rows on the command line, the history given in Python) "
+                "holds other returns "
+                "than the ones this home's run fitted its agents on (their digests differ): "
+                f"it is not the data this run beat. Resume with that data, or {_AFRESH}")
+
+
+#: Relative tolerance of a resume's comparison of a source's return with the ledgered one
+#: (both are made by the same code from the same numbers: equal but for a Parquet or CSV
+#: copy's last digit; another series differs by far more).
+DATA_RTOL = 1e-9
+#: Absolute tolerance of that comparison (returns near zero).
+DATA_ATOL = 1e-12
+
+
+def _ledgered_beats(self: Swarm) -> dict[str, list[tuple[int, datetime, float, Any]]]:
+    """Each running portfolio's beats in the ledger, in order: ``(seq, as_of, realized,
+    cursor)`` (a beat's record, :func:`._records._entries`), the last record of a seq
+    kept."""
+    out: dict[str, dict[int, tuple[int, datetime, float, Any]]] = {}
+    for entry in self.ledger.entries(0):
+        if entry.kind != EntryKind.CONSENSUS.value:
+            continue
+        b = entry.data.get("beat")
+        if not isinstance(b, Mapping) or b.get("portfolio") not in self.specs:
+            continue
+        try:
+            row = (int(b["seq"]), datetime.fromisoformat(str(b["as_of"])),
+                   float(b["realized"]), b.get("cursor"))
+        except (KeyError, TypeError, ValueError):
+            continue
+        out.setdefault(str(b["portfolio"]), {})[row[0]] = row
+    return {p: [rows[s] for s in sorted(rows)] for p, rows in out.items()}
+
+
+def _day(when: datetime) -> str:
+    """A date as the data says it: the day alone at midnight, else the time too."""
+    return when.date().isoformat() if when.time() == datetime.min.time() else when.isoformat()
+
+
+def _num(x: float, other: float) -> str:
+    """``x`` with as few digits as tell it from ``other``."""
+    for digits in (4, 6, 9, 12):
+        if f"{x:.{digits}g}" != f"{other:.{digits}g}":
+            return f"{x:.{digits}g}"
+    return repr(x)
+
+
+_AFRESH = "start afresh in another home (--home on the command line, home= in Python)"
+
+
+def check_source(self: Swarm, source: Any) -> None:
+    """Refuse to resume on a source that is not the data this home's run beat.
+
+    The ledger's beats hold each tick's date, its return (``realized``) and where the
+    source stood after it (``cursor``): what the run consumed, checked against what the
+    source gives at those places now. A source with ``ticks_at`` (:class:`.sources.Replay`,
+    :class:`.sources.FollowedFile`) is read there before anything is opened or written:
+    another series with the same columns, an edited, shortened or replaced file is
+    refused; a followed file that grew after its last beaten row is not (its processed
+    prefix is what must match). A stream (:class:`.sources.JsonLines`) cannot be read
+    ahead: its ticks the ledger recorded (the ones a resume skips by date) are checked as
+    they arrive (``watch``), until a tick passes the portfolio's last ledgered beat. A
+    source with neither is not checked, nor is a portfolio without ledgered beats (a run
+    stopped before its first beat: its start history is not in the ledger).
+
+    Raises
+    ------
+    ResumeDataMismatch
+        Naming the portfolio, the source, the beats and rows compared, the first
+        difference (its date, the ledgered and the present return) and how many differ;
+        or the row the source lacks; and how to proceed. From a stream: at its first
+        tick that differs, during :meth:`~.runtime.Swarm.run`.
+    InvalidSource
+        A followed file that cannot be read.
+    """
+    at = getattr(source, "ticks_at", None)
+    watch = getattr(source, "watch", None)
+    if not callable(at) and not callable(watch):
+        return
+    beats = _ledgered_beats(self)
+    if not beats:
+        return
+    name = str(getattr(source, "name", "the source"))
+    if callable(at):
+        cursors = {c for rows in beats.values() for *_, c in rows
+                   if isinstance(c, int) and not isinstance(c, bool)}
+        ticks = at(cursors)
+        for p, rows in beats.items():
+            _compare_rows(self.specs[p], rows, ticks, name,
+                          str(getattr(source, "unit", "rows")))
+    else:
+        assert callable(watch)
+        watch(_stream_check(self, beats, name))
+
+
+def _compare_rows(spec: PortfolioSpec, rows: Sequence[tuple[int, datetime, float, Any]],
+                  ticks: Mapping[int, Any], name: str, unit: str) -> None:
+    """Refuse the first of ``rows`` (a portfolio's ledgered beats) whose tick ``ticks``
+    gives otherwise now (:func:`check_source`)."""
+    from ..errors import ResumeDataMismatch, SwarmVarError
+    from .sources import BadLine
+    from .ticks import as_utc, tick_value
+
+    placed = [r for r in rows if isinstance(r[3], int) and not isinstance(r[3], bool)]
+    if not placed:
+        return
+    first: str | None = None
+    differ = 0
+    for seq, when, realized, c in placed:
+        tick = ticks.get(c)
+        if tick is None:
+            last = placed[-1]
+            raise ResumeDataMismatch(
+                f"portfolio {spec.name!r}: {name} is not the data this home's run beat: its "
+                f"ledger's beats {placed[0][0]}..{last[0]} read {unit} "
+                f"{placed[0][3]}..{last[3]}, and {name} has no {unit[:-1]} {c} (beat {seq} "
+                f"at {_day(when)}): was it truncated or replaced? Resume with the data the "
+                f"run beat, or {_AFRESH}")
+        why, valued = None, False
+        if isinstance(tick, BadLine):
+            why = f"is refused now ({tick.reason})"
+        else:
+            try:
+                now_when = as_utc(tick.as_of)
+                value = tick_value(spec, tick)
+            except SwarmVarError as exc:
+                why = f"gives no return now ({exc})"
+            else:
+                if now_when != when:
+                    why = f"is dated {_day(now_when)}, not {_day(when)}"
+                elif not math.isclose(value, realized, rel_tol=DATA_RTOL, abs_tol=DATA_ATOL):
+                    why = f"ledgered {_num(realized, value)}, now {_num(value, realized)}"
+                    valued = True
+        if why is None:
+            continue
+        differ += 1
+        if first is None:
+            first = (f"at {_day(when)} ({unit[:-1]} {c}, beat {seq}): {why}" if valued
+                     else f"at {unit[:-1]} {c} (beat {seq}, {_day(when)}): it {why}")
+    if first is None:
+        return
+    last = placed[-1]
+    raise ResumeDataMismatch(
+        f"portfolio {spec.name!r}: the returns of beats {placed[0][0]}..{last[0]} in this "
+        f"home's ledger do not match {unit} {placed[0][3]}..{last[3]} of {name} (first "
+        f"difference {first}; {differ} of {len(placed)} beats differ): it is not the data "
+        f"this run beat. Resume with that data (it may have grown: {unit} after {last[3]} "
+        f"added, none up to it changed), or {_AFRESH}")
+
+
+def _stream_check(self: Swarm, beats: Mapping[str, Sequence[tuple[int, datetime, float, Any]]],
+                  name: str) -> Any:
+    """The check a stream's ticks go through on a resume (:func:`check_source`): a tick at
+    a date a portfolio's ledger recorded must carry the recorded return; from its first
+    tick after the portfolio's last ledgered beat, the portfolio's ticks are new."""
+    from ..errors import ResumeDataMismatch, SwarmVarError
+    from ..types import Tick
+    from .ticks import as_utc, route, tick_value
+
+    recorded = {p: {when: (seq, realized) for seq, when, realized, _ in rows}
+                for p, rows in beats.items()}
+    last = {p: rows[-1][1] for p, rows in beats.items() if rows}
+    specs = self.specs
+
+    def check(tick: Tick, line: int) -> None:
+        try:
+            when = as_utc(tick.as_of)
+            names = [s.name for s in route(tick, specs)]
+        except SwarmVarError:
+            return  # the run refuses it as usual
+        for p in names:
+            if p not in last:
+                continue
+            if when > last[p]:
+                del last[p]  # past the resume point: new ticks from here
+                continue
+            rec = recorded[p].get(when)
+            if rec is None:  # (a tick the run refused, or never saw: skipped by date)
+                continue
+            seq, realized = rec
+            try:
+                value: float | None = tick_value(specs[p], tick)
+            except SwarmVarError:
+                value = None
+            if value is not None and math.isclose(value, realized, rel_tol=DATA_RTOL,
+                                                  abs_tol=DATA_ATOL):
+                continue
+            now = "no return" if value is None else f"return {_num(value, realized)}"
+            raise ResumeDataMismatch(
+                f"portfolio {p!r}: line {line} of {name} is not the tick this home's run "
+                f"beat at {_day(when)}: it gives {now}, the ledger's beat {seq} return "
+                f"{_num(realized, value if value is not None else math.nan)}. Resume with "
+                f"the ticks the run read (or send only those after {_day(last[p])}, its "
+                f"last beat), or {_AFRESH}")
+
+    return check
+
+
+#: Files of a plug-in's package read for its source digest, at most.
+PLUGIN_FILES = 2_000
+
+
+def _plugin_files(module: str, paths: Sequence[str]) -> tuple[Path, list[Path]] | None:
+    """Where a plug-in's module is found without importing it (its sandbox's search path,
+    ``plugin_paths``, first, then this process's): the folder it is found under and its
+    files, the module's own file for a top-level module, else every ``.py`` file of its
+    top-level package (a helper module it imports changes its behaviour too); None when
+    it is not found as source files."""
+    import os
+    import sys
+
+    parts = module.split(".")
+    for root in [*paths, *sys.path]:
+        base = Path(root or os.getcwd())
+        if len(parts) == 1 and (base / f"{parts[0]}.py").is_file():
+            return base, [base / f"{parts[0]}.py"]
+        top = base / parts[0]
+        own = base.joinpath(*parts[:-1], f"{parts[-1]}.py")
+        if not top.is_dir() or not (own.is_file()
+                                    or base.joinpath(*parts, "__init__.py").is_file()):
+            continue
+        files: list[Path] = []
+        for folder, dirs, names in os.walk(top):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            files += [Path(folder, n) for n in sorted(names) if n.endswith(".py")]
+            if len(files) >= PLUGIN_FILES:
+                break
+        return base, files[:PLUGIN_FILES]
+    return None
+
+
+def plugin_sources(sandbox: Any) -> dict[str, dict[str, Any]]:
+    """Each plug-in agent's source digest, by class name: ``{"plugin": "pkg.mod:Class",
+    "source": sha256 of its files (:func:`_plugin_files`, path and bytes), "files": how
+    many}``, ``source`` None when its files are not found; ``{}`` without plug-ins."""
+    import hashlib
+
+    if sandbox is None:
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for cls, spec in sandbox.plugin_agents.items():
+        found = _plugin_files(spec.partition(":")[0], tuple(sandbox.plugin_paths))
+        digest: str | None = None
+        count = 0
+        if found is not None:
+            base, files = found
+            h = hashlib.sha256()
+            try:
+                for f in files:
+                    h.update(f.relative_to(base).as_posix().encode() + b"\0")
+                    h.update(f.read_bytes() + b"\0")
+                digest, count = h.hexdigest(), len(files)
+            except OSError:
+                digest = None
+        out[str(cls)] = {"plugin": str(spec), "source": digest, "files": count}
+    return out
+
+
+def _check_plugins(self: Swarm, run: Mapping[str, Any]) -> None:
+    """Refuse to resume a plug-in agent whose code is not the code of its checkpoint.
+
+    A plug-in (``run --plugin package.module:Class``) is in the fingerprint by its class
+    name only; its checkpoint's state was made by its code then. The run record holds
+    each plug-in's source digest (:func:`plugin_sources`); a home checkpointed before
+    it did (no ``plugins``), or a plug-in whose files are found neither then nor now,
+    resumes as before.
+
+    Raises
+    ------
+    PluginChanged
+        Naming the class, its module then and now or its files' digests then and now,
+        and how to proceed.
+    """
+    from ..errors import PluginChanged
+
+    saved = run.get("plugins")
+    if not isinstance(saved, Mapping):
+        return
+    for cls, now in plugin_sources(self.sandbox).items():
+        was = saved.get(cls)
+        if not isinstance(was, Mapping):
+            continue
+        if was.get("plugin") != now["plugin"]:
+            raise PluginChanged(
+                f"plug-in agent {cls!r} was {was.get('plugin')} in this home's run, and is "
+                f"{now['plugin']} here: its checkpointed state was made by the other module's "
+                f"code. Resume with --plugin {was.get('plugin')}, or {_AFRESH}")
+        old, new = was.get("source"), now["source"]
+        if old is None or new is None or old == new:
+            continue
+        raise PluginChanged(
+            f"plug-in agent {cls!r} ({now['plugin']}) has changed since this home's run "
+            f"checkpointed it: its source ({now['files']} file(s)) hashes to {new[:12]}, the "
+            f"code its checkpointed state was fitted by to {str(old)[:12]}. Resume with the "
+            f"plug-in's code as it was (e.g. from version control), or {_AFRESH}, where the "
+            "changed plug-in is fitted from the start")

@@ -7,13 +7,21 @@ there. The runtime writes each beat's cursor into the ledger, so a restarted
 run continues after the last recorded tick. Every loop here is bounded: a
 replay by its data, a followed file by ``idle_timeout`` without new rows,
 JSON lines by the end of the stream.
+
+A resume checks the source against the ledger before anything is written
+(:func:`._recovery.check_source`): a replay and a followed file give the ticks
+at the cursors the ledger's beats recorded (``ticks_at``), so a file that is not
+the one the run beat (another series, an edited or truncated file) is refused;
+a followed file may only have grown after its last beaten row. A stream cannot
+be read ahead: ``JsonLines.watch`` checks each tick it gives that the ledger
+recorded (a replayed tick) as it arrives.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -48,11 +56,14 @@ class Replay:
         Ticks per second (``None``: as fast as possible).
     sleep : callable
         How to wait between ticks at a rate (tests pass a fake).
+    name : str, optional
+        What the data is called in a resume's refusal (a file's name, a bundled
+        series'); default ``"the replayed data"``.
     """
 
     def __init__(self, data: pd.Series | pd.DataFrame, *, portfolio: str = ALL, start: int = 0,
                  stop: int | None = None, rate: float | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, name: str | None = None) -> None:
         if isinstance(data, pd.Series) and portfolio == ALL:
             portfolio = str(data.name) if data.name is not None else ALL
             if portfolio == ALL:
@@ -65,9 +76,37 @@ class Replay:
         self.stop = len(data) if stop is None else min(int(stop), len(data))
         self.rate = rate
         self._sleep = sleep
+        self.name = name or "the replayed data"
+        #: what a resume's refusal calls the places of ticks (row N is cursor N)
+        self.unit = "rows"
 
     def seek(self, cursor: Any) -> None:
         self.cursor = int(cursor)
+
+    def ticks_at(self, cursors: Collection[int]) -> dict[int, Tick | BadLine]:
+        """The tick that left the source at each cursor (row ``cursor``, from 1, of the
+        data): what a resume compares with the ledger's beats. A cursor past the data's
+        last row is left out."""
+        frame = isinstance(self.data, pd.DataFrame)
+        columns = [str(c) for c in self.data.columns] if isinstance(self.data, pd.DataFrame) \
+            else []
+        out: dict[int, Tick | BadLine] = {}
+        for c in cursors:
+            i = int(c) - 1
+            if not 0 <= i < len(self.data):
+                continue
+            row = self.data.iloc[i]
+            try:
+                as_of = as_utc(self.data.index[i])
+            except SwarmVarError as exc:
+                out[c] = BadLine(f"row {c}: {exc}", str(self.data.index[i]))
+                continue
+            if frame:
+                out[c] = Tick(self.portfolio, as_of, assets={
+                    k: float(v) for k, v in zip(columns, row.to_numpy(), strict=True)})
+            else:
+                out[c] = Tick(self.portfolio, as_of, value=float(row))
+        return out
 
     def __iter__(self) -> Iterator[Tick | BadLine]:
         frame = isinstance(self.data, pd.DataFrame)
@@ -112,9 +151,49 @@ class FollowedFile:
         self.cursor = 0
         self._sleep = sleep
         self._columns: list[str] | None = None
+        self.name = self.path.name
+        #: what a resume's refusal calls the places of ticks (line N + 1 is cursor N)
+        self.unit = "data lines"
 
     def seek(self, cursor: Any) -> None:
         self.cursor = int(cursor)
+
+    def ticks_at(self, cursors: Collection[int]) -> dict[int, Tick | BadLine]:
+        """The tick each cursor's row gives now (cursor N: the N-th line after the header,
+        as the follower counts them): what a resume compares with the ledger's beats.
+        Rows the file does not hold (complete, with their newline) are left out; the
+        file is read once, up to the last cursor asked.
+
+        Raises
+        ------
+        InvalidSource
+            The file cannot be read, or has no complete header line.
+        """
+        wanted = {int(c) for c in cursors}
+        out: dict[int, Tick | BadLine] = {}
+        if not wanted:
+            return out
+        try:
+            with open(self.path, encoding="utf-8", newline="") as fh:
+                header = fh.readline()
+                if not header.endswith("\n"):
+                    raise InvalidSource(f"{self.path} has no complete header line")
+                columns = [c.strip() for c in header.rstrip("\r\n").split(",")]
+                saved, self._columns = self._columns, columns
+                at = self.cursor
+                try:
+                    for n in range(1, max(wanted) + 1):
+                        line = fh.readline()
+                        if not line.endswith("\n"):
+                            break
+                        if n in wanted and line.strip():
+                            self.cursor = n - 1  # (its messages name the row as the run did)
+                            out[n] = self._parse(line)
+                finally:
+                    self._columns, self.cursor = saved, at
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidSource(f"cannot read {self.path}: {exc}") from None
+        return out
 
     def _parse(self, line: str) -> Tick | BadLine:
         cells = [c.strip() for c in line.rstrip("\r\n").split(",")]
@@ -179,6 +258,14 @@ class JsonLines:
         self.stream = stream
         self.portfolio = portfolio
         self.cursor = 0
+        self.name = "the JSON lines on stdin"
+        self._watch: Callable[[Tick, int], None] | None = None
+
+    def watch(self, check: Callable[[Tick, int], None]) -> None:
+        """Call ``check(tick, line)`` on each tick before it is given (a resume's check of
+        the ticks the ledger recorded: a stream cannot be read ahead); what it raises
+        ends the iteration."""
+        self._watch = check
 
     def __iter__(self) -> Iterator[Tick | BadLine]:
         for raw in self.stream:
@@ -186,11 +273,16 @@ class JsonLines:
             if not raw.strip():
                 continue
             try:
-                yield self._tick(raw)
+                tick = self._tick(raw)
             except _NotATickLine as exc:  # "line 3: 'garbage' is not JSON (...); each ..."
                 yield BadLine(f"line {self.cursor}: {quote(raw)} {exc}", raw[:200])
+                continue
             except (ValueError, TypeError, SwarmVarError) as exc:
                 yield BadLine(f"line {self.cursor}: {quote(raw)}: {exc}", raw[:200])
+                continue
+            if self._watch is not None:
+                self._watch(tick, self.cursor)
+            yield tick
 
     def _tick(self, raw: str) -> Tick:
         """One line's tick; :class:`_NotATickLine` saying what the line is or lacks, with the

@@ -58,9 +58,10 @@ def test_each_beats_seconds_reach_the_pid_and_the_ledger(tmp_path: Path) -> None
     for seq, d in ticks.items():  # measured (not a constant), and recorded as given
         assert 0 < d["beat_seconds"] < 60 and arbiter.seconds[seq] == d["beat_seconds"]
     assert arbiter._portfolios["s"].state.pid.last_error is not None  # the PID moved
-    # another process (a fresh desk on the same ledger) replays the recorded seconds
+    # another process (a fresh desk on the same ledger; its home holds no checkpoint, so it
+    # replays every beat) replays the recorded seconds
     other = _Timed()
-    Desk(Ledger.open(tmp_path), tmp_path, observers=(other,))
+    Desk(Ledger.open(tmp_path), tmp_path / "elsewhere", observers=(other,))
     assert other.seconds == arbiter.seconds
     assert other.checkpoint_state("s") == arbiter.checkpoint_state("s")
 

@@ -196,3 +196,40 @@ def test_a_port_below_1024_without_the_privilege(tmp_path: Path,
     text = " ".join((out.stdout + out.stderr).split())
     assert out.returncode == 2, text
     assert "--port 1000: permission denied" in text and "Traceback" not in text
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (("--k-flows", "0.1"), ["k * P > 1", "--k-flows"]),
+    (("--p-nodes", "0.2"), ["k * P > 1", "--p-nodes"]),
+    (("--t1", "-1"), ["t1"]),
+    (("--t-threshold", "0"), ["threshold"]),
+])
+def test_the_arbiters_options_are_checked(tmp_path: Path, session_keys: tuple[Path, Keys],
+                                          ran: list[dict[str, Any]], args: tuple[str, ...],
+                                          words: list[str]) -> None:
+    """As ``run --arbiter`` checks them: before anything is written."""
+    keys, _ = session_keys
+    _refused(_serve(tmp_path, keys, "--port", str(_closed_port()), *args), *words)
+    assert ran == [] and not (tmp_path / "h").exists()
+
+
+def test_the_arbiters_options_reach_the_workers(tmp_path: Path, session_keys: tuple[Path, Keys],
+                                                ran: list[dict[str, Any]]) -> None:
+    from swarmvar.service import create_app
+    from swarmvar.service.app import arbiter_options
+
+    from .conftest import TestClient
+
+    keys, _ = session_keys
+    res = _serve(tmp_path, keys, "--port", str(_closed_port()), "--k-flows", "3",
+                 "--p-nodes", "6", "--t1", "0.002", "--t-threshold", "0.05")
+    assert res.exit_code == 0 and len(ran) == 1, res.output
+    cfg = ServiceConfig.from_env()  # what each worker's app_from_env reads
+    assert arbiter_options(cfg) == {"k_flows": 3.0, "p_nodes": 6.0, "t1": 0.002,
+                                    "t_threshold": 0.05}
+    with TestClient(create_app(cfg)) as c:
+        (arbiter,) = c.app.state.desk.observers  # type: ignore[attr-defined]
+        pulse = arbiter.config.pulse
+        assert (pulse.k, pulse.p, pulse.t1, pulse.t_threshold) == (
+            3.0, 6.0, 0.002, 0.05)
+    assert arbiter_options(ServiceConfig()) == {}  # Python's default: the arbiter's own

@@ -29,6 +29,7 @@ from ._common import (
 
 if TYPE_CHECKING:
     from ..config import Setting
+    from ..service.config import ServiceConfig
 
 #: Each new portfolio's agents when neither ``--agents`` nor the config file names them.
 SERVE_AGENTS = ("NormalInverseGamma", "BayesianBootstrap")
@@ -213,6 +214,27 @@ def _check_folders(home: Path, db: str | None, workers: int, words: str) -> None
             raise usage_error(f"{words}: {exc}") from None
 
 
+def _check_resume(cfg: ServiceConfig, words: str) -> None:
+    """Serve the home under the arbiter that decided its beats, as ``swarmvar run`` resumes
+    it (:func:`swarmvar.service.app.check_resume`: its checkpoints' options, each differing
+    one named "saved X, now Y"; ``--no-arbiter`` over a home whose checkpoints hold the
+    arbiter's state), read from the home before anything is written or listened on.
+    ``words`` names the home (:func:`home_words`).
+
+    Raises
+    ------
+    typer.Exit
+        Code 2 with the refusal, naming the home.
+    """
+    from ..errors import ResumeMismatch
+    from ..service.app import check_resume
+
+    try:
+        check_resume(cfg)
+    except ResumeMismatch as exc:
+        raise usage_error(f"{words}: {exc}") from None
+
+
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on (0.0.0.0 in a container)")]
     = "127.0.0.1",
@@ -247,6 +269,11 @@ def serve(
     refit_every: Annotated[int | None, typer.Option(help="beats between refits",
                                                     show_default="20")] = None,
     arbiter: Annotated[bool, typer.Option(help="run the arbiter on every beat")] = True,
+    k_flows: Annotated[float, typer.Option("--k-flows", help="arbiter pulse: k (kP > 1)")] = 4.0,
+    p_nodes: Annotated[float, typer.Option("--p-nodes", help="arbiter pulse: P (kP > 1)")] = 5.0,
+    t_threshold: Annotated[float, typer.Option("--t-threshold", help="arbiter: the PID's "
+                                               "threshold time T_threshold (s)")] = 0.02,
+    t1: Annotated[float, typer.Option("--t1", help="arbiter pulse: base time T1 (s)")] = 0.001,
     checkpoint_every: Annotated[int, typer.Option(
         help="beats of a portfolio between checkpoints of the arbiter's state under --home "
              "(a restart replays the beats after the last one)")] = 250,
@@ -306,12 +333,23 @@ def serve(
                                  param_hint="'--checkpoint-every'")
     if db is not None and not db.startswith(("postgresql://", "postgres://")):
         raise typer.BadParameter(f"--db {db!r}: a postgresql:// URL")
+    from ..service.app import arbiter_extra
+
+    pulse = {"k_flows": k_flows, "p_nodes": p_nodes, "t1": t1, "t_threshold": t_threshold}
+    if arbiter:  # the arbiter's own checks of its options (kP > 1, ...), before any work
+        from ..arbiter import Arbiter
+
+        with usage_errors():
+            Arbiter.from_options(k_flows=k_flows, p_nodes=p_nodes, t1=t1,
+                                 t_threshold=t_threshold, record_decisions=False)
     cfg = ServiceConfig(home=home, db=db, keys=keys, agents=names,
                         alphas=levels, seed=seed, window=window, refit_every=refit_every,
                         arbiter=arbiter, checkpoint_every=checkpoint_every,
-                        max_body=max_body, max_batch=max_batch, max_streams=max_streams)
+                        max_body=max_body, max_batch=max_batch, max_streams=max_streams,
+                        extra=arbiter_extra(**pulse))
     if db is None:  # the service opens <home>/ledger.sqlite at start: a damaged one, here
         check_ledger(home, home_words(settings["home"]))
+    _check_resume(cfg, home_words(settings["home"]))  # before anything is written
     home.mkdir(parents=True, exist_ok=True)
     from ..errors import SwarmVarError
 

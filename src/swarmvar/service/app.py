@@ -2,6 +2,8 @@
 
 ``create_app(config)`` builds one app; ``app_from_env()`` is the factory
 uvicorn workers call (the configuration travels in ``SWARMVAR_SERVICE_CONFIG``).
+Both refuse a home whose beats were decided by another arbiter
+(:func:`check_resume`), as a resume of ``swarmvar run`` is refused.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from ..errors import (
     BatchTooLarge,
     ConflictingInput,
     Forbidden,
+    InvalidParameter,
     LedgerCorrupted,
     RateLimited,
+    ResumeMismatch,
     SwarmVarError,
     Unauthenticated,
 )
@@ -169,10 +173,21 @@ def _make_variant_store(app: FastAPI, cfg: ServiceConfig) -> None:
 
 
 def create_app(config: ServiceConfig | None = None, *, desk: Desk | None = None) -> FastAPI:
-    """The service for ``config`` (default: ``./.swarmvar``, SQLite, default swarm)."""
+    """The service for ``config`` (default: ``./.swarmvar``, SQLite, default swarm).
+
+    Raises
+    ------
+    ArbiterOptionsMismatch, ResumeMismatch
+        Without ``desk``: the home's beats were decided by another arbiter
+        (:func:`check_resume`); nothing was written.
+    InvalidParameter
+        The arbiter's options in ``config.extra`` are not numbers it takes.
+    """
     from . import dashboard, routes_ledger, routes_risk
 
     cfg = config or ServiceConfig()
+    if desk is None:  # the desk is made at the start: a home it would refuse, refused now
+        check_resume(cfg)
     metrics = Metrics()
     own_desk = desk is None
 
@@ -291,13 +306,97 @@ def _watch(desk: Desk, metrics: Metrics, *, skips: bool = True) -> None:
         desk.observing.on_skip(_skip_counter(metrics))
 
 
+#: The arbiter's options ``swarmvar serve`` takes (``--k-flows``, ``--p-nodes``, ``--t1``,
+#: ``--t-threshold``), carried to the workers in ``ServiceConfig.extra`` as
+#: ``arbiter.<option>``: ``Arbiter.from_options``'s keywords (its defaults when absent).
+ARBITER_OPTIONS = ("k_flows", "p_nodes", "t1", "t_threshold")
+
+
+def arbiter_extra(**options: float) -> dict[str, str]:
+    """``ServiceConfig.extra`` entries carrying the arbiter's ``options`` (of
+    :data:`ARBITER_OPTIONS`), each as the shortest text that reads back to the same float."""
+    unknown = sorted(set(options) - set(ARBITER_OPTIONS))
+    if unknown:
+        raise InvalidParameter(f"unknown arbiter options {', '.join(unknown)}; the service "
+                               f"takes {', '.join(ARBITER_OPTIONS)}")
+    return {f"arbiter.{k}": repr(float(v)) for k, v in options.items()}
+
+
+def arbiter_options(cfg: ServiceConfig) -> dict[str, float]:
+    """The arbiter's options ``cfg.extra`` carries (:func:`arbiter_extra`).
+
+    Raises
+    ------
+    InvalidParameter
+        One is not a number.
+    """
+    out: dict[str, float] = {}
+    for k in ARBITER_OPTIONS:
+        text = cfg.extra.get(f"arbiter.{k}")
+        if text is None:
+            continue
+        try:
+            out[k] = float(text)
+        except (TypeError, ValueError):
+            raise InvalidParameter(f"the service's arbiter option {k} is {text!r}, not a "
+                                   "number") from None
+    return out
+
+
 def _observers(cfg: ServiceConfig) -> tuple[Any, ...]:
-    """The arbiter (its decisions are recorded by the desk, after each beat)."""
+    """The arbiter (its decisions are recorded by the desk, after each beat), with the
+    options ``cfg`` carries (:func:`arbiter_options`)."""
     if not cfg.arbiter:
         return ()
     from ..arbiter import Arbiter
 
-    return (Arbiter(record_decisions=False),)
+    options: dict[str, Any] = dict(arbiter_options(cfg))  # its defaults for those absent
+    return (Arbiter.from_options(**options, record_decisions=False),)
+
+
+def check_resume(cfg: ServiceConfig) -> None:
+    """Refuse to serve ``cfg.home`` under another arbiter than the one that decided its
+    beats, as ``swarmvar run`` refuses such a resume, reading the home's state store and
+    writing nothing (so before the server listens): the arbiter's checkpoints there hold
+    the options it decided with, and a desk restoring them under other options would
+    replay every beat under the new ones, deciding the history again differently.
+    Without the arbiter over a home whose checkpoints hold its state: refused too (its
+    quarantined agents would count again while its alerts are dropped). With the arbiter
+    over a home served without it: allowed (it decides from the next beat), as in ``run``.
+    A store that cannot be read now is logged and left to the desk's start.
+
+    Raises
+    ------
+    ArbiterOptionsMismatch
+        A checkpoint of the home was made under other options; each is named "saved X,
+        now Y", with how to go on (the options it ran with, or another home).
+    ResumeMismatch
+        ``cfg.arbiter`` is off and the home holds the arbiter's state of a portfolio.
+    InvalidParameter
+        The arbiter's options in ``cfg.extra`` are not numbers it takes.
+    """
+    from .desk_observers import check_saved, saved_portfolios
+
+    if cfg.arbiter:
+        check_saved(_observers(cfg), cfg.home)
+        return
+    from ..arbiter import Arbiter
+
+    try:
+        names = saved_portfolios(cfg.home, Arbiter.state_key)
+    except SwarmVarError as exc:
+        logging.getLogger(LOGGER).warning("the home's checkpoints cannot be read", extra={
+            "fields": {"error": str(exc), "type": type(exc).__name__}})
+        return
+    if names:
+        shown = ", ".join(repr(n) for n in names[:5]) + (
+            f" and {len(names) - 5} more" if len(names) > 5 else "")
+        raise ResumeMismatch(
+            f"this home's portfolios were served with the arbiter on (its checkpoints hold "
+            f"the arbiter's state of {shown}); without the arbiter (serve --no-arbiter, "
+            "arbiter=False in Python) the agents it quarantined would count again and its "
+            "alerts be dropped: serve it with the arbiter (and the options it ran with), or "
+            "give another home")
 
 
 def app_from_env() -> FastAPI:

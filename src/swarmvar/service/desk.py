@@ -41,9 +41,11 @@ arbiter moves alike. Its state is checkpointed into the home's state store
 every ``checkpoint_every`` beats of a portfolio, each state headed by the
 mark of the beat it was taken at, and a desk started on the same home
 restores each observer at its own mark and replays it only over the later
-beats (:mod:`swarmvar.service.desk_observers`). Within one ingested batch the
-observers see every beat before the batch's decisions are appended (that
-append syncs in other processes' later beats).
+beats (:mod:`swarmvar.service.desk_observers`); a home whose arbiter states were
+made under other options than the desk's arbiter has is refused at the start
+(``ArbiterOptionsMismatch``), before anything is replayed or written. Within one
+ingested batch the observers see every beat before the batch's decisions are
+appended (that append syncs in other processes' later beats).
 
 The values read from the desk and one portfolio's book (its swarm and what
 it recorded) live in :mod:`swarmvar.service.desk_book`; they are importable
@@ -139,7 +141,9 @@ class Desk:
         every beat in ledger order, and the decisions on this process's beats are recorded.
     clock : wall time of entries (default: the system clock, UTC).
     checkpoint_every : beats of a portfolio between checkpoints of the observers' states
-        (the arbiter's) in ``<home>``'s state store; restored by a desk started there.
+        (the arbiter's) in ``<home>``'s state store (and at the first beat this process runs of
+        a portfolio the home holds no state of); restored by a desk started there, which
+        refuses to start if they were made under other options.
     busy_after : seconds a write (create, ingest) waits for this process's computation in
         progress (another batch or fit) before it is refused with :class:`DeskBusy` (HTTP
         503 with ``Retry-After``, nothing stored): a queue of waiting writes would hold the
@@ -161,6 +165,11 @@ class Desk:
     InvalidParameter
         ``checkpoint_every`` is not a whole number >= 1, or ``busy_after`` not a finite
         number of seconds >= 0.
+    ArbiterOptionsMismatch
+        A ``ResumeMismatch``: ``home`` holds an observer's state (the arbiter's) made under
+        other options than the observer's now, each named "saved X, now Y"
+        (:func:`~swarmvar.service.desk_observers.check_saved`); refused before anything
+        is restored, replayed or written, as a resume of ``swarmvar run`` is.
     """
 
     def __init__(self, ledger: Ledger, home: str | Path, *,
@@ -202,6 +211,9 @@ class Desk:
         self._seen = 0
         self._on_beat: list[Callable[[str, BeatPoint], None]] = []
         self._on_report: list[Callable[[BeatReport, tuple[Decision, ...]], None]] = []
+        # a state of the home the observers cannot take (the arbiter's, made under other
+        # options) refuses the start before the sync restores, replays or writes anything
+        self.observing.check_saved()
         self._startup = bool(self.observing.stateful)  # restore them as portfolios appear
         try:
             self.sync()

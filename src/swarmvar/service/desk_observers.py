@@ -13,7 +13,17 @@ read apart. A desk starting on that home restores each observer at its own
 mark when the mark stands on the ledger, and replays it only over the later
 beats; any other state (not on this ledger, no mark, unreadable) is logged
 and left: that observer replays every beat, which is exact, as the ledger is
-the source of truth.
+the source of truth. A portfolio the home holds no state of (new, or beaten
+before the observer was on) is checkpointed at the first beat this process
+runs of it, so the options its history was decided with are on record from
+then.
+
+Before anything is restored, :func:`check_saved` asks each observer with a
+``check_state`` (the arbiter) whether it can take every state the home holds
+of it, as a resume of ``swarmvar run`` does: an arbiter with other options
+than its checkpoints were made under (``ArbiterOptionsMismatch``) refuses the
+start, rather than replay every beat under the new options and so decide the
+history again differently.
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import SwarmVarError
+from ..errors import ResumeMismatch, SwarmVarError
 from ..ledger import Ledger
 from ..ledger.store import Row
 from ..swarm.runtime import (
@@ -85,6 +95,91 @@ class CheckpointMark:
         return cls(seq, index, digest), body
 
 
+def saved_portfolios(home: Path, state_key: str) -> list[str]:
+    """The portfolios whose state of observer ``state_key`` (``Arbiter.state_key``:
+    ``"arbiter"``) ``home``'s state store holds, sorted, read without making or changing
+    anything: none when the home has no store, or no state packs (a store made by the
+    service's start, never checkpointed into).
+
+    Raises
+    ------
+    VariantStoreLocked, VariantStoreUnavailable, VariantStoreMissing, CorruptStore
+        The home's store cannot be read now, or is damaged.
+    """
+    from ..evolution import Database
+    from ..evolution.db import DB_FILE
+
+    if not (home / DB_FILE).is_file() or not (home / "states" / "objects").is_dir():
+        return []
+    prefix = f"{OBSERVER_PREFIX}{state_key}:"
+    db = Database(home, create=False)
+    try:
+        rows = db.read("SELECT agent_id FROM state_current WHERE substr(agent_id, 1, ?) = ? "
+                       "ORDER BY agent_id", (len(prefix), prefix))
+    finally:
+        db.close()
+    return [str(r[0])[len(prefix):] for r in rows]
+
+
+def saved_states(home: Path, state_key: str) -> dict[str, bytes]:
+    """The states of observer ``state_key`` in ``home``'s state store by portfolio (each
+    headed by its :class:`CheckpointMark`, or not: an older desk's), read without making or
+    changing anything (:func:`saved_portfolios`).
+
+    Raises
+    ------
+    VariantStoreLocked, VariantStoreUnavailable, VariantStoreMissing, CorruptStore
+        The home's store cannot be read now, or is damaged.
+    SwarmVarError
+        A state's packs are damaged or gone (``CorruptState``), or it is encrypted.
+    """
+    from ..evolution import Database, StateStore
+
+    names = saved_portfolios(home, state_key)
+    if not names:
+        return {}
+    db = Database(home, create=False)
+    try:
+        store = StateStore(db)
+        return {n: store.get(f"{OBSERVER_PREFIX}{state_key}:{n}") for n in names}
+    finally:
+        db.close()
+
+
+def check_saved(observers: Sequence[BeatObserver], home: Path) -> None:
+    """Refuse to start ``observers`` over ``home`` when one of them cannot take a state the
+    home holds of it: each observer with a ``check_state`` (the arbiter's: it restores and
+    writes nothing) is asked about each of its states there, whatever its mark. A state it
+    cannot read (damaged) is left to the restore, which logs it and replays every beat; a
+    store that cannot be read now is logged, likewise.
+
+    Raises
+    ------
+    ResumeMismatch
+        ``ArbiterOptionsMismatch``: a state was made under other options than the
+        observer's now (each named "saved X, now Y", and how to go on: the options it ran
+        with, or another home); nothing was restored or written.
+    """
+    for _, key, obs in stateful_observers(tuple(observers)):
+        check = getattr(obs, "check_state", None)
+        if check is None:
+            continue
+        try:
+            saved = saved_states(home, key)
+        except (SwarmVarError, OSError) as exc:
+            log.warning("the checkpoints of the %s observer in %s cannot be read (%s); its "
+                        "options are not checked against them", key, home, exc)
+            continue
+        for name, blob in saved.items():
+            marked = CheckpointMark.split(blob)
+            try:
+                check(name, blob if marked is None else marked[1])
+            except ResumeMismatch:
+                raise
+            except SwarmVarError:
+                continue  # not a state it can take: the restore logs it, it replays
+
+
 class Observing:
     """A desk's observers: their instructions, their decisions on each beat, and the
     checkpoints of their states in ``home``'s state store (not thread-safe: the desk
@@ -120,6 +215,21 @@ class Observing:
         #: (portfolio, observer's position) -> the seq its restored state stands at (the
         #: initial sync replays that observer only after it)
         self.restored: dict[tuple[str, int], int] = {}
+        #: portfolios whose observers' states the home holds (restored at the start) or
+        #: this process checkpointed (or tried to); any other is checkpointed at its next
+        #: beat here
+        self._saved: set[str] = set()
+
+    def check_saved(self) -> None:
+        """:func:`check_saved` over this desk's observers and home: before the start's
+        sync restores or replays anything.
+
+        Raises
+        ------
+        ResumeMismatch
+            ``ArbiterOptionsMismatch``: a state of the home was made under other options.
+        """
+        check_saved(self.observers, self.home)
 
     def instructions(self, name: str) -> tuple[frozenset[str], dict[str, float]]:
         """The observers' quarantine and weight factors for the next beat of ``name``."""
@@ -177,10 +287,12 @@ class Observing:
 
     def checkpoint(self, name: str, seq: int, row: Row) -> None:
         """Store the observers' states of ``name`` after its beat ``seq`` (every
-        ``checkpoint_every`` beats), each headed by its mark: the ledger index and hash of
+        ``checkpoint_every`` beats, and at the first beat this process runs of a portfolio
+        the home holds no state of), each headed by its mark: the ledger index and hash of
         the beat's tick entry ``row``. A failed write is logged: the ledger can replay them."""
-        if not self.stateful or seq % self.checkpoint_every:
+        if not self.stateful or (seq % self.checkpoint_every and name in self._saved):
             return
+        self._saved.add(name)  # tried once: a failed write waits for the rhythm's next
         mark = CheckpointMark(seq, int(row[0]), bytes(row[5]).hex()).line()
         states = {f"{OBSERVER_PREFIX}{key}:{name}": mark + b"\n" + obs.checkpoint_state(name)
                   for _, key, obs in self.stateful}
@@ -212,7 +324,14 @@ class Observing:
     def restore(self, name: str, agents: Sequence[str]) -> None:
         """Restore each observer's state of portfolio ``name`` (its ``agents``) from the
         home's last checkpoint of it (at the start), at the beat its own mark names, if
-        that mark stands on this ledger. An observer not restored replays every beat."""
+        that mark stands on this ledger. An observer not restored replays every beat.
+
+        Raises
+        ------
+        ResumeMismatch
+            ``ArbiterOptionsMismatch``: the state was made under other options (refused by
+            :meth:`check_saved` at the start already, unless written since).
+        """
         from ..evolution import UnknownState
 
         blobs: dict[int, bytes] = {}
@@ -248,8 +367,12 @@ class Observing:
                 continue
             try:
                 obs.restore_state(name, state, agents=tuple(agents))
+            except ResumeMismatch:  # other options: refused, not replayed under the new
+                raise  # (checked before the start's sync: met only if written since)
             except SwarmVarError as exc:  # (a bad blob is refused before any change)
                 log.warning("the %s state of %s cannot be restored (%s); it replays every "
                             "beat", key, name, exc)
                 continue
             self.restored[name, i] = mark.seq
+        if self.stateful and all((name, i) in self.restored for i, _, _ in self.stateful):
+            self._saved.add(name)

@@ -1,0 +1,213 @@
+"""``swarmvar serve`` over a home whose beats another arbiter decided is refused, as a resume
+of ``swarmvar run`` is: the arbiter's checkpoints hold the options it decided with, and a
+desk restoring them under other options would replay every beat under the new ones. The
+CLI exits 2 before it writes or listens (naming each option "saved X, now Y" and how to
+go on), the app factory and the desk raise ``ArbiterOptionsMismatch``; nothing on disk
+changes. ``--no-arbiter`` over a home whose checkpoints hold the arbiter's state is refused
+too; the arbiter turned on for a home served without it is not (as in ``run``)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from swarmvar.arbiter import Arbiter, ArbiterConfig, Thresholds
+from swarmvar.cli import build_app
+from swarmvar.errors import ArbiterOptionsMismatch, ResumeMismatch
+from swarmvar.ledger import Ledger
+from swarmvar.service import ServiceConfig, create_app
+from swarmvar.service.app import arbiter_extra
+from swarmvar.service.config import CONFIG_ENV
+from swarmvar.service.desk import DatedReturn, Desk
+
+from .conftest import Keys, Server, TestClient, day, free_port, history, start_server
+
+
+def _files(home: Path) -> dict[str, str]:
+    """Every file under ``home`` (the ledger, the variant store, the state packs, keys), by
+    content hash."""
+    return {str(p.relative_to(home)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(home.rglob("*")) if p.is_file()}
+
+
+def _head(home: Path) -> tuple[int, str]:
+    with Ledger.open(home, create=False) as ledger:
+        size = ledger.store.size()
+        (last,) = ledger.store.rows(size - 1, size)
+        return size, bytes(last[5]).hex()
+
+
+def _desk_home(home: Path, arbiter: Arbiter, beats: int = 3) -> None:
+    """Portfolio "s" served by a desk with ``arbiter`` (the default rhythm, 250): created, and
+    ``beats`` returns ingested; its first beat checkpoints the arbiter's state."""
+    rng = np.random.default_rng(3)
+    hist = [DatedReturn(date(2021, 1, 1) + timedelta(days=i), float(rng.normal(0, 0.01)))
+            for i in range(60)]
+    with Ledger.open(home) as ledger:
+        desk = Desk(ledger, home, observers=(arbiter,))
+        desk.create("s", hist, key_id="k")
+        desk.ingest("s", [DatedReturn(date(2023, 1, 1) + timedelta(days=i), 0.002 * (i - 1))
+                          for i in range(beats)], key_id="k")
+
+
+@pytest.fixture
+def ran(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
+    """uvicorn.run replaced by a recorder: a serve that would start records its call."""
+    import uvicorn
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: calls.append(kw))
+    monkeypatch.setenv(CONFIG_ENV, "")  # serve sets it; restored after the test
+    yield calls
+
+
+def _serve(home: Path, keys: Path, *args: str) -> Any:
+    return CliRunner().invoke(build_app(), ["serve", "--home", str(home), "--keys", str(keys),
+                                            "--port", str(free_port()), *args])
+
+
+@pytest.mark.parametrize(("saved", "now", "words"), [
+    (Arbiter.from_options(k_flows=3.0, record_decisions=False),
+     Arbiter(record_decisions=False), ["k_flows (--k-flows", "saved 3.0, now 4.0"]),
+    (Arbiter(ArbiterConfig(thresholds=Thresholds(release_beats=7)), record_decisions=False),
+     Arbiter(record_decisions=False), ["thresholds.release_beats", "saved 7, now 5"]),
+])
+def test_a_desk_over_a_home_of_other_options_is_refused_and_writes_nothing(
+        tmp_path: Path, saved: Arbiter, now: Arbiter, words: list[str]) -> None:
+    home = tmp_path / "home"
+    _desk_home(home, saved)
+    before, head = _files(home), _head(home)
+    with Ledger.open(home) as ledger, pytest.raises(ArbiterOptionsMismatch) as got:
+        Desk(ledger, home, observers=(now,))
+    for w in words:
+        assert w in str(got.value), str(got.value)
+    assert "the options it ran with, or give another home" in str(got.value)
+    assert "'s'" in str(got.value)  # the portfolio
+    assert _files(home) == before and _head(home) == head
+    # the same options: it starts, restored at its first beat's checkpoint, and replays
+    # the later beats to the state of the arbiter that decided them
+    same = Arbiter(saved.config, record_decisions=False)
+    with Ledger.open(home) as ledger:
+        desk = Desk(ledger, home, observers=(same,))
+        assert desk.observing.restored == {("s", 0): 1}
+    assert same.checkpoint_state("s") == saved.checkpoint_state("s")
+
+
+def test_the_app_factory_raises_it_before_any_write(tmp_path: Path,
+                                                    session_keys: tuple[Path, Keys]) -> None:
+    keys, k = session_keys
+    home = tmp_path / "home"
+    _desk_home(home, Arbiter.from_options(k_flows=3.0, t1=0.002, record_decisions=False))
+    before, head = _files(home), _head(home)
+    with pytest.raises(ArbiterOptionsMismatch, match=r"saved 3\.0, now 4\.0") as got:
+        create_app(ServiceConfig(home=home, keys=keys))
+    assert "saved 0.002, now 0.001" in str(got.value) and "p_nodes" not in str(got.value)
+    with pytest.raises(ResumeMismatch, match="served with the arbiter on"):
+        create_app(ServiceConfig(home=home, keys=keys, arbiter=False))
+    assert _files(home) == before and _head(home) == head
+    cfg = ServiceConfig(home=home, keys=keys, extra=arbiter_extra(k_flows=3.0, t1=0.002))
+    with TestClient(create_app(cfg)) as c:  # the options it ran with: it serves
+        r = c.get("/v1/portfolios/s/var", headers={"X-API-Key": k.reader})
+        assert r.status_code == 200, r.text
+        assert c.app.state.desk.observing.restored == {("s", 0): 1}  # type: ignore[attr-defined]
+
+
+def test_serve_restarted_with_other_options_exits_2_before_writing(
+        tmp_path: Path, session_keys: tuple[Path, Keys], ran: list[dict[str, Any]]) -> None:
+    """A home made through the served app (``--k-flows 3`` as serve hands it to its workers,
+    a portfolio and two beats), then ``serve`` again: other options, or ``--no-arbiter``,
+    exit 2 before anything is written or listened on; the same options start."""
+    keys, k = session_keys
+    home = tmp_path / "home"
+    res = _serve(home, keys, "--k-flows", "3")
+    assert res.exit_code == 0 and len(ran) == 1, res.output
+    cfg = ServiceConfig.from_env()  # what each worker's app_from_env reads
+    with TestClient(create_app(cfg)) as c:
+        h = {"X-API-Key": k.writer}
+        assert c.post("/v1/portfolios", json={"name": "book", "history": history(60)},
+                      headers=h).status_code == 201
+        r = c.post("/v1/portfolios/book/returns", headers=h, json={"returns": [
+            {"date": day(i), "return": 0.002 * i} for i in range(2)]})
+        assert r.status_code == 201, r.text
+    before, head = _files(home), _head(home)
+    for args, words in ((("--k-flows", "4", "--p-nodes", "6"),
+                         ["--home", "'book'", "k_flows (--k-flows", "saved 3.0, now 4.0",
+                          "p_nodes (--p-nodes", "saved 5.0, now 6.0",
+                          "the options it ran with, or give another home"]),
+                        ((), ["saved 3.0, now 4.0"]),
+                        (("--no-arbiter",), ["--home", "served with the arbiter on",
+                                             "'book'", "--no-arbiter", "another home"])):
+        res = _serve(home, keys, *args)
+        text = " ".join(res.output.split())
+        assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+        for w in words:
+            assert w in text, (w, res.output)
+        assert "--t1" not in text or "--no-arbiter" in args, text
+    assert len(ran) == 1  # none of them started
+    assert _files(home) == before and _head(home) == head
+    res = _serve(home, keys, "--k-flows", "3.0")
+    assert res.exit_code == 0 and len(ran) == 2, res.output
+
+
+def test_the_arbiter_turned_on_for_a_home_served_without_it_starts(
+        tmp_path: Path, session_keys: tuple[Path, Keys], ran: list[dict[str, Any]]) -> None:
+    """As ``run --arbiter`` over a home run without it: allowed, the arbiter decides from
+    the next beat (after replaying the recorded ones)."""
+    keys, k = session_keys
+    home = tmp_path / "home"
+    with TestClient(create_app(ServiceConfig(home=home, keys=keys, arbiter=False))) as c:
+        h = {"X-API-Key": k.writer}
+        assert c.post("/v1/portfolios", json={"name": "book", "history": history(60)},
+                      headers=h).status_code == 201
+        assert c.post("/v1/portfolios/book/returns", headers=h, json={
+            "returns": [{"date": day(0), "return": 0.001}]}).status_code == 201
+    res = _serve(home, keys, "--k-flows", "3")
+    assert res.exit_code == 0 and len(ran) == 1, res.output
+    # its first beat here is checkpointed (the home held no state of the portfolio): from
+    # then on the home is the arbiter's, and served without it is refused
+    with TestClient(create_app(ServiceConfig.from_env())) as c:
+        assert c.app.state.desk.observing.restored == {}  # type: ignore[attr-defined]
+        assert c.post("/v1/portfolios/book/returns", headers=h, json={
+            "returns": [{"date": day(1), "return": -0.002}]}).status_code == 201
+    res = _serve(home, keys, "--no-arbiter")
+    assert res.exit_code == 2 and "served with the arbiter on" in res.output, res.output
+    res = _serve(home, keys)
+    assert res.exit_code == 2 and "saved 3.0, now 4.0" in " ".join(res.output.split())
+    assert len(ran) == 1
+
+
+def test_a_real_serve_restarted_with_other_options_is_refused(
+        tmp_path: Path, session_keys: tuple[Path, Keys], server_factory: list[Server],
+        ran: list[dict[str, Any]]) -> None:
+    """A real ``swarmvar serve --k-flows 3`` (a loopback port the fixture picks) makes the
+    home: a portfolio and one beat, then stopped. ``serve`` again with the default options
+    exits 2 naming the option, and nothing on disk changed."""
+    import httpx
+
+    keys, k = session_keys
+    home = tmp_path / "home"
+    home.mkdir()  # the fixture writes the server's log there
+    server = start_server(home, keys, "--k-flows", "3")
+    server_factory.append(server)
+    h = {"X-API-Key": k.writer}
+    r = httpx.post(server.url + "/v1/portfolios", headers=h, timeout=60,
+                   json={"name": "book", "history": history(60)})
+    assert r.status_code == 201, r.text
+    r = httpx.post(server.url + "/v1/portfolios/book/returns", headers=h, timeout=60,
+                   json={"returns": [{"date": day(0), "return": -0.01}]})
+    assert r.status_code == 201, r.text
+    server.stop()
+    log = server.log.read_bytes()
+    server.log.unlink()  # the server's own output, not the home's state
+    before, head = _files(home), _head(home)
+    res = _serve(home, keys)
+    text = " ".join(res.output.split())
+    assert res.exit_code == 2 and "saved 3.0, now 4.0" in text, (res.output, log)
+    assert ran == [] and _files(home) == before and _head(home) == head

@@ -283,7 +283,7 @@ def test_a_held_beat_says_so_in_its_reason_and_signals() -> None:
     assert d.signals["episode_since"] == 4.0
     assert "no threshold reached" not in d.reason
     assert "alert held (threat 0.930 >= 0.6)" in d.reason and "since beat 4" in d.reason
-    assert d.reason.endswith(": c")
+    assert d.reason.endswith("; named already: c (score lag)")
     fell = decide(vector(threat=0.7), dataclasses.replace(beat([LAGGING, *CLEAN[1:]]), seq=5),
                   (), DEFAULT, ep)
     assert fell.action is Action.APPLY_BALANCE and fell.signals["alert_held"] == 1.0

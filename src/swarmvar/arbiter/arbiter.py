@@ -71,7 +71,7 @@ from .checkpoint import (
     pack_checkpoint,
     unpack_checkpoint,
 )
-from .decide import Thresholds
+from .decide import Quarantined, Thresholds
 from .pid import PidGains
 from .pulse import Pulse
 from .signals import BeatSignals, check_beat, levels_of, read_beat
@@ -244,7 +244,7 @@ class Arbiter:
         out_before = self.excluded(report.portfolio)
         state, out = step(replace(p.state, memory=memory), signals, config=self.config,
                           model=self.model, beat_seconds=beat_seconds, excluded=out_before,
-                          pool=self._pool)
+                          pool=self._pool, quarantined=self._since(report.portfolio, out_before))
         before = p.state.episode
         p.state = state
         d = out.decision
@@ -494,6 +494,18 @@ class Arbiter:
     def _breaker(self, portfolio: str, agent: str, p: _Portfolio) -> CircuitBreaker:
         return CircuitBreaker(self._name(portfolio, agent), self.breakers, lambda: p.now,
                               self.quarantine)
+
+    def _since(self, portfolio: str, agents: frozenset[str]) -> dict[str, Quarantined]:
+        """Since when each of the quarantined ``agents`` is held out, for the reasons'
+        words: its breaker's last opening (data time) and the probations it has failed
+        since its quarantine (its half-open attempts: a passed one closes the breaker and
+        clears them). Read from the breakers, so a restarted arbiter says the same."""
+        out = {}
+        for agent in agents:
+            snap = self.breakers.load(self._name(portfolio, agent))
+            if snap.opened_at is not None:
+                out[agent] = Quarantined(snap.opened_at, snap.reset_attempts)
+        return out
 
     def _probation(self, portfolio: str, p: _Portfolio, signals: BeatSignals
                    ) -> list[dict[str, object]]:

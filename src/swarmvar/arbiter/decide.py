@@ -27,8 +27,10 @@ stability > 0.25 and repair < 0.1, APPLY_OPTIMIZE when the expected gain >
   breach, coverage drifting, a VaR outside the others' intervals, a lagging
   score, no usable forecast) the episode has not named it for yet, otherwise
   the alert is held:
-  the beat falls through to the rules below, its reason says so and its
-  signals carry ``alert_held`` 1. A beat at the quarantine threshold with no
+  the beat falls through to the rules below, its reason says so (:func:`held_note`: the
+  beat's agents in the consensus with their kinds, all named already, and a quarantined
+  agent's kinds new to the episode, which raise no alert, with since when it is
+  quarantined) and its signals carry ``alert_held`` 1. A beat at the quarantine threshold with no
   agent to quarantine is never held (``release_beats=0``: every beat over the
   threshold is an ALERT, the design's). Every ALERT under episodes carries
   ``episode_since`` (the beat its episode opened), ``raised_again`` (0: it
@@ -44,15 +46,18 @@ Every decision's reason is one line in words a risk team can act on: what the ac
 means, then per agent the kinds of anomaly behind its count (:func:`agent_words`: a
 breach this beat, coverage drifting below its level, a VaR outside the others'
 intervals, a lagging log score, no usable forecast), the worst first and bounded
-(:data:`REASON_AGENTS`, :data:`REASON_CHARS`), then the numbers that decided it in
-brackets. Its signals carry the same per agent (:func:`agent_kinds`), machine-readable.
+(:data:`REASON_AGENTS`, :data:`REASON_CHARS`), a quarantined agent with since when
+(:func:`quarantine_words`), then the numbers that decided it in brackets. Its signals carry
+the same per agent (:func:`agent_kinds`, :func:`quarantine_marks`), machine-readable.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import Enum
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -186,23 +191,27 @@ SEED_THRESHOLDS = Thresholds(quarantine=0.85, agent_p=0.0, release_beats=0)
 
 class _Kind(NamedTuple):
     """A kind of anomaly an alert episode names: the signal :func:`agent_kinds` records it
-    under, whether an agent shows it this beat, and whether a recorded signal's value says
-    it (``outside``: by its sign)."""
+    under, whether an agent shows it this beat, its short words (a held beat's list,
+    :func:`held_note`), and whether a recorded signal's value says it (``outside``: by its
+    sign)."""
 
     signal: str
     shown: Callable[[AgentSignals], bool]
+    words: str
     recorded: Callable[[float], bool] = lambda v: True
 
 
 #: The kinds of anomaly an alert episode names (``<kind>:<agent>``), the one table
 #: :func:`anomaly_kinds`, :func:`signal_kinds` and :func:`named_agent` read.
 KINDS: Mapping[str, _Kind] = {
-    "breach": _Kind("breaches", lambda a: any(a.breaches)),
-    "drifting": _Kind("drift_z", lambda a: a.drifting),
-    "outside_low": _Kind("outside", lambda a: a.outside_low, lambda v: v < 0),
-    "outside_high": _Kind("outside", lambda a: a.outside_high, lambda v: v > 0),
-    "lagging": _Kind("score_gap", lambda a: a.lagging),
-    "failed": _Kind("failed", lambda a: a.failed),
+    "breach": _Kind("breaches", lambda a: any(a.breaches), "breach"),
+    "drifting": _Kind("drift_z", lambda a: a.drifting, "coverage drift"),
+    "outside_low": _Kind("outside", lambda a: a.outside_low, "VaR below the others",
+                         lambda v: v < 0),
+    "outside_high": _Kind("outside", lambda a: a.outside_high, "VaR above the others",
+                          lambda v: v > 0),
+    "lagging": _Kind("score_gap", lambda a: a.lagging, "score lag"),
+    "failed": _Kind("failed", lambda a: a.failed, "no forecast"),
 }
 
 
@@ -443,12 +452,50 @@ def agent_kinds(a: AgentSignals) -> dict[str, float]:
     return out
 
 
+class Quarantined(NamedTuple):
+    """When an excluded agent's quarantine last began, for the words: ``since``, the data
+    time (seconds since the epoch) its breaker last opened, and ``failed``, the probations
+    it has failed since it was quarantined (``since`` is then the last failed one's)."""
+
+    since: float
+    failed: int = 0
+
+
+def quarantine_marks(agent: str, known: Mapping[str, Quarantined]) -> dict[str, float]:
+    """An excluded agent's marks in a decision's signals: ``quarantined:<agent>`` 1 and,
+    when ``known`` has it, ``quarantined_since:<agent>`` (data time, seconds since the
+    epoch) and ``probation_failed:<agent>`` (failed probations, when any)."""
+    out = {f"quarantined:{agent}": 1.0}
+    q = known.get(agent)
+    if q is not None:
+        out[f"quarantined_since:{agent}"] = float(q.since)
+        if q.failed:
+            out[f"probation_failed:{agent}"] = float(q.failed)
+    return out
+
+
+def quarantine_words(agent: str, signals: Mapping[str, float]) -> str:
+    """Since when an agent is quarantined, from its marks (:func:`quarantine_marks`):
+    ``quarantined since 2013-03-04``, ``quarantined, probation failed 2013-03-11`` (held
+    out since then again), ``quarantined`` (not known when); "" for an agent not marked."""
+    if not signals.get(f"quarantined:{agent}"):
+        return ""
+    since = signals.get(f"quarantined_since:{agent}")
+    if since is None or not np.isfinite(since):
+        return "quarantined"
+    day = datetime.fromtimestamp(since, UTC).date().isoformat()
+    if signals.get(f"probation_failed:{agent}"):
+        return f"quarantined, probation failed {day}"
+    return f"quarantined since {day}"
+
+
 def agent_words(agent: str, signals: Mapping[str, float], weight: float | None = None) -> str:
     """What a decision's ``signals`` (:func:`agent_kinds`) say of ``agent``, in words, e.g.
     ``GarchEVT: breached its 99% VaR this beat, coverage drifting below 99% (14.8 breaches in ~499
     beats against 5.0 expected)``. A decision recorded before the kinds were (only its
     ``anomalies:<agent>`` count) reads as the count. ``weight``: an APPLY_BALANCE's factor,
-    said after the name."""
+    said after the name, as is a quarantined agent's quarantine (:func:`quarantine_words`:
+    ``GarchT (quarantined since 2013-03-04): ...``)."""
     s, n = signals, agent
     said = []
     hits = s.get(f"breaches:{n}")
@@ -481,20 +528,23 @@ def agent_words(agent: str, signals: Mapping[str, float], weight: float | None =
         count = s.get(f"anomalies:{n}")
         said.append("no anomaly recorded" if count is None else
                     f"{count:.0f} anomal{'y' if count == 1 else 'ies'}")
-    factor = "" if weight is None else f" (weight x {weight:.2f})"
+    held = quarantine_words(n, s)
+    factor = ("" if weight is None else f" (weight x {weight:.2f})") + (
+        f" ({held})" if held else "")
     return f"{short_name(n)}{factor}: {', '.join(said)}"
 
 
-def _listed(parts: Sequence[str], room: int, sep: str = "; ", extra: int = 0) -> str:
-    """``parts`` joined by ``sep``, at most :data:`REASON_AGENTS` of them and as many as fit in
-    ``room`` characters (the first always, cut to fit), the rest (and ``extra`` more not
-    given) as "and N more"."""
+def _listed(parts: Sequence[str], room: int, sep: str = "; ", extra: int = 0,
+            most: int = REASON_AGENTS) -> str:
+    """``parts`` joined by ``sep``, at most ``most`` of them and as many as fit in ``room``
+    characters (the first always, cut to fit), the rest (and ``extra`` more not given) as
+    "and N more"."""
     taken: list[str] = []
     room = max(room, 60)
     for k, part in enumerate(parts):
         rest = len(parts) - k - 1 + extra
         tail = len(f"{sep}and {rest} more") if rest else 0
-        if taken and (k >= REASON_AGENTS or len(sep.join([*taken, part])) + tail > room):
+        if taken and (k >= most or len(sep.join([*taken, part])) + tail > room):
             break
         taken.append(part)
     left = len(parts) - len(taken) + extra
@@ -527,6 +577,70 @@ def describe_agents(agents: Sequence[str], signals: Mapping[str, float],
                    extra=max(0, len(worst) - REASON_AGENTS))
 
 
+def kind_words(keys: Sequence[str]) -> str:
+    """``<kind>:<agent>`` names (:func:`anomaly_kinds`) as their kinds' short words, in
+    :data:`KINDS`' order (``breach, coverage drift``)."""
+    have = {k.partition(":")[0] for k in keys}
+    return ", ".join(kind.words for k, kind in KINDS.items() if k in have)
+
+
+#: The room of a held beat's two lists together (:func:`held_note`), in characters.
+HELD_CHARS = 160
+
+
+def held_note(compared_threat: str, since: int, named: Sequence[AgentSignals],
+              unalerted: Sequence[tuple[str, Sequence[str]]], signals: Mapping[str, float],
+              room: int = REASON_CHARS, said: Collection[str] = ()) -> str:
+    """What a held beat's reason ends with: that the alert is held and why - nothing new
+    to the alert episode open since beat ``since`` - then this beat's agents in the
+    consensus with anomalies (``named``, every kind of theirs named by the episode
+    already), and the quarantined agents showing a kind new to it, which raise no alert
+    (``unalerted``: agent and those kinds), with since when each is quarantined (its
+    marks in ``signals``, :func:`quarantine_words`; not again for an agent in ``said``,
+    described by the reason already).
+
+    Each list is bounded by its room only, not by :data:`REASON_AGENTS` (:func:`_listed`,
+    "and N more"; the two at most :data:`HELD_CHARS`). Said is the first of these forms
+    that fits in ``room`` characters: the first list's agents with their kinds (an agent
+    in ``said`` by name), every agent listed; its names only; the same in fewer words, the
+    quarantine's day left out; the first list's count (whatever the room).
+    """
+    head = (f"; alert held ({compared_threat}): nothing new to the alert episode open since "
+            f"beat {since}")
+    short = f"; alert held ({compared_threat}; alert episode since beat {since})"
+    none = "; no agent in the consensus shows an anomaly (the swarm's own signals)"
+
+    def out_words(a: str, keys: Sequence[str], day: bool) -> str:
+        held = quarantine_words(a, signals) if day and a not in said else ""
+        return f"{short_name(a)} ({kind_words(keys)}{'; ' + held if held else ''})"
+
+    def form(detail: int) -> tuple[str, bool]:
+        """The note at a level of detail (0 the most) and whether it lists every agent."""
+        parts = [out_words(a, k, detail < 2) for a, k in unalerted]
+        tail = _listed(parts, HELD_CHARS // 2 if named else HELD_CHARS, ", ",
+                       most=len(parts))
+        whole = tail == ", ".join(parts)
+        second = (("; quarantined, new but not alerted on: " if detail < 2 else
+                   "; quarantined, new, no alert: ") + tail) if unalerted else ""
+        if not named:
+            return f"{short if detail > 1 else head}{none}{second}", whole
+        if detail == 3:
+            count = f"{len(named)} agent{'s' if len(named) > 1 else ''} named already"
+            return f"{short}: {count}{second}", whole
+        names = [short_name(a.agent) if detail or a.agent in said else
+                 f"{short_name(a.agent)} ({kind_words(anomaly_kinds(a))})" for a in named]
+        listed = _listed(names, HELD_CHARS - len(tail), ", ", most=len(names))
+        first = f"; named already: {listed}" if detail < 2 else f": named already: {listed}"
+        return (f"{head if detail < 2 else short}{first}{second}",
+                whole and listed == ", ".join(names))
+
+    for detail in (0, 1, 2):
+        note, whole = form(detail)
+        if len(note) <= room and (whole or detail == 2):
+            return note
+    return form(3)[0]
+
+
 def _evidence(a: AgentSignals) -> str:
     """The agent's evidence at its level of smallest tail p-value."""
     k = min(range(len(a.tail_p)), key=lambda i: a.tail_p[i])
@@ -555,14 +669,18 @@ def exceeding(signals: BeatSignals, excluded: Collection[str], thresholds: Thres
 
 
 def decide(vector: DecisionVector, signals: BeatSignals, excluded: Collection[str] = (),
-           thresholds: Thresholds = Thresholds(), episode: AlertEpisode | None = None
-           ) -> Decision:
+           thresholds: Thresholds = Thresholds(), episode: AlertEpisode | None = None,
+           quarantined: Mapping[str, Quarantined] | None = None) -> Decision:
     """The beat's decision (see the module docstring for the rules).
 
     ``episode``: the portfolio's open alert episode, if any; an ALERT it would hold (no
     agent showing a kind of anomaly the episode has not named it for, agents in
-    ``excluded`` left out) falls through to the rules below. None: no episode (every beat
-    over the ALERT threshold is an ALERT).
+    ``excluded`` left out) falls through to the rules below, its reason ending with
+    :func:`held_note`. None: no episode (every beat over the ALERT threshold is an ALERT).
+    ``quarantined``: since when each agent of ``excluded`` is quarantined
+    (:class:`Quarantined`), said beside its name wherever a reason names it
+    (:func:`quarantine_words`; not given: ``quarantined``) and recorded in the signals
+    (:func:`quarantine_marks`).
 
     The reason is one line of at most :data:`REASON_CHARS` characters: what the action
     means, the agents it names with the kinds of anomaly behind each count
@@ -571,19 +689,29 @@ def decide(vector: DecisionVector, signals: BeatSignals, excluded: Collection[st
     (:func:`agent_kinds`, beside ``anomalies:<agent>``).
     """
     t = thresholds
+    known = quarantined or {}
+    held_out = set(excluded)  # a quarantined agent's anomalies raise no alert again
     base = {"threat": vector.threat, "stability": vector.stability, "repair": vector.repair,
             "gain": vector.gain, "anomalies": float(signals.anomalies)}
     noisy = [a for a in signals.agents if a.anomalies > 0]
 
     def made(action: Action, agents: list[AgentSignals], meaning: str, numbers: str,
-             weights: dict[str, float] | None = None, note: str = "",
+             weights: dict[str, float] | None = None,
+             note: str | Callable[[int, Collection[str]], str] = "",
              evidence: list[str] | None = None, extra: Mapping[str, float] | None = None
              ) -> Decision:
         sig = {**base, **(extra or {})}
         for a in agents:
             sig[f"anomalies:{a.agent}"] = float(a.anomalies)
             sig.update(agent_kinds(a))
+            if a.agent in held_out:
+                sig.update(quarantine_marks(a.agent, known))
         names = [a.agent for a in agents]
+        if callable(note):  # a held beat's words, in the room the agents' own words leave
+            whole = (len("; ".join(evidence)) if evidence is not None else
+                     len(describe_agents(names, sig, weights, REASON_CHARS)))
+            note = note(REASON_CHARS - len(meaning) - len(numbers) - 8 - max(60, whole),
+                        names)
         room = REASON_CHARS - len(meaning) - len(numbers) - len(note) - 8
         said = (_listed(evidence, room) if evidence is not None
                 else describe_agents(names, sig, weights, room))
@@ -608,7 +736,6 @@ def decide(vector: DecisionVector, signals: BeatSignals, excluded: Collection[st
                     f"p < {t.agent_p:g}", evidence=[_evidence(a) for a in own])
     episodes = t.release_beats > 0
     ep = episode if episode is not None and episodes else AlertEpisode()
-    held_out = set(excluded)  # a quarantined agent's anomalies raise no alert again
     keys = [k for k in beat_kinds(signals) if named_agent(k) not in held_out]
     fresh = ep.new(keys)
     new_agents = [a.agent for a in noisy if any(named_agent(k) == a.agent for k in fresh)]
@@ -634,13 +761,17 @@ def decide(vector: DecisionVector, signals: BeatSignals, excluded: Collection[st
                     compared("threat", vector.threat, ">=", t.alert, 3), note=more,
                     extra=marks)
     hold: dict[str, float] = {}
-    note = ""
+    note: str | Callable[[int, Collection[str]], str] = ""
     if held:
         hold = {"alert_held": 1.0, "episode_since": float(ep.since)}
-        note = (f"; alert held ({compared('threat', vector.threat, '>=', t.alert, 3)}): the "
-                "alert episode "
-                f"open since beat {ep.since} has named these agents' anomalies already: "
-                + _listed([short_name(n) for n in ep.agents()], 120, ", "))
+        unalerted = [(a.agent, new) for a in noisy if a.agent in held_out
+                     and (new := ep.new(anomaly_kinds(a)))]
+        for agent, new in unalerted:  # machine-readable: how many kinds, since when
+            hold.update({f"unalerted:{agent}": float(len(new)),
+                         **quarantine_marks(agent, known)})
+        threat_words = compared("threat", vector.threat, ">=", t.alert, 3)
+        named = [a for a in noisy if a.agent not in held_out]
+        note = partial(held_note, threat_words, ep.since, named, unalerted, hold)
     target = [a for a in noisy if _balanced(a, t.balance_on)]
     if vector.stability > t.stability and vector.repair < t.repair and target:
         factors = {a.agent: 1.0 / (1.0 + t.balance_strength * a.anomalies) for a in target}

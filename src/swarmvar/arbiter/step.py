@@ -9,14 +9,14 @@ no correction). Everything in and out is frozen.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 
 from ..errors import InvalidParameter
 from ..types import BeatReport, Decision
 from .cores import CoreOutputs, DecisionVector, aggregate_recommendations, run_cores
-from .decide import AlertEpisode, Thresholds, beat_kinds, decide
+from .decide import AlertEpisode, Quarantined, Thresholds, beat_kinds, decide
 from .pid import Genome, PidGains, PidState, PidStep, measured_error, recalibrate
 from .pulse import Pulse
 from .signals import BeatSignals, SignalConfig, SignalMemory, read_beat
@@ -70,13 +70,16 @@ class StepOutput:
 
 def step(state: ArbiterState, signals: BeatSignals, *, config: ArbiterConfig,
          model: ThreatModel, beat_seconds: float | None = None,
-         excluded: Collection[str] = (), pool: Executor | None = None
+         excluded: Collection[str] = (), pool: Executor | None = None,
+         quarantined: Mapping[str, Quarantined] | None = None
          ) -> tuple[ArbiterState, StepOutput]:
     """One beat: cores, aggregate, decide (with the open alert episode), recalibrate, and
-    the episode moved on (pure; ``pool`` only runs the cores)."""
+    the episode moved on (pure; ``pool`` only runs the cores). ``quarantined``: since when
+    each excluded agent is quarantined, for the reasons' words (:func:`~.decide.decide`)."""
     cores = run_cores(signals, state.genome, model, config.gains, pool)
     vector = aggregate_recommendations(cores, state.genome)
-    decision = decide(vector, signals, excluded, config.thresholds, state.episode)
+    decision = decide(vector, signals, excluded, config.thresholds, state.episode,
+                      quarantined)
     budget = config.pulse.budget
     error = 0.0 if beat_seconds is None else measured_error(beat_seconds, budget)
     late = beat_seconds is not None and beat_seconds > budget

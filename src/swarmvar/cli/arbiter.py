@@ -104,7 +104,10 @@ def replay_command(
     every setting, the swarmvar version and the code's hash); the arbiter's per-beat
     entries and a summary go to the ledger under HOME. With --drift the replay is the drift
     drill: one agent's forecasts scaled or frozen from --drift-start on (the consensus
-    recomputed), and the beats to its first ALERT and its QUARANTINE are printed."""
+    recomputed), and the beats to its first ALERT and its QUARANTINE are printed. An ALERT
+    says the swarm's state changed and which agents are behind it, not that the portfolio
+    will breach: its precision for a consensus breach within 5 beats is the base rate
+    (docs/arbiter.md, "Alert episodes")."""
     if data not in BUNDLED:
         raise typer.BadParameter(f"--data must be one of {', '.join(BUNDLED)}, not {data!r}")
     workers = check_processes(workers)  # before anything starts: a typo such as 99999

@@ -12,7 +12,10 @@ import hashlib
 import math
 import numbers
 import sys
-from collections.abc import Mapping
+import weakref
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import numpy as np
@@ -114,7 +117,121 @@ def mark_from_prices(data: _Frame) -> _Frame:
     them, so what they make is judged as any data is.
     """
     data.attrs[FROM_PRICES_MARK] = _values_digest(data)
+    _mark_buffer(data)  # its plain values (``to_numpy()``, a window of them) are not judged
     return data
+
+
+class _JudgedRef(weakref.ref):  # type: ignore[type-arg]
+    """A weak reference to a judged array that knows its key in :data:`_JUDGED`."""
+
+    __slots__ = ("key",)
+    key: int
+
+
+#: The plain arrays judged where they entered, or deliberately not (:func:`mark_judged`):
+#: ``id`` of the array that owns the memory -> a weak reference to it (gone with the array).
+_JUDGED: dict[int, _JudgedRef] = {}
+#: True inside :func:`judged_inputs`: a driver's scope whose data was judged where it entered.
+_JUDGED_SCOPE: ContextVar[bool] = ContextVar("swarmvar_judged_inputs", default=False)
+
+
+def _owner(x: NDArray[Any]) -> NDArray[Any]:
+    """The array that owns ``x``'s memory (``x`` itself, or the last array in its ``base``s)."""
+    while isinstance(x.base, np.ndarray):
+        x = x.base
+    return x
+
+
+def _forget(ref: _JudgedRef) -> None:
+    """Drop a judged array's entry when the array goes (the weak reference's callback)."""
+    if _JUDGED.get(ref.key) is ref:
+        del _JUDGED[ref.key]
+
+
+def _remember(owner: NDArray[Any]) -> None:
+    """Mark ``owner``, an array that owns its memory, as judged (once)."""
+    key = id(owner)
+    ref = _JUDGED.get(key)
+    if ref is None or ref() is not owner:
+        ref = _JudgedRef(owner, _forget)
+        ref.key = key
+        _JUDGED[key] = ref
+
+
+def mark_judged(x: NDArray[Any]) -> NDArray[Any]:
+    """Mark a plain array (and every view of its memory) as judged for price-likeness; return it.
+
+    The agents' public ``fit`` (:meth:`swarmvar.models.base.Agent.fit`,
+    :meth:`swarmvar.models.joint_base.JointAgent.fit`) judges a plain array
+    as :func:`as_array` does (:func:`moves_like_prices`), unless it or the
+    array that owns its memory carries this mark: the drivers hand the agents
+    windows (views) of data judged where it entered, and judging each window
+    again would refuse returns computed from prices that the door let through
+    on purpose. :func:`as_array` marks what it returns, and
+    :func:`mark_from_prices` the values of the Series or frame it marks. The
+    mark lives as long as the array, in this process (a copy, an array made
+    from it, or one sent to another process is judged again); it is tied to
+    the memory, not to the values, so values written into a marked array in
+    place are not judged.
+
+    Parameters
+    ----------
+    x : ndarray
+        The array (any view of it marks the array that owns the memory).
+
+    Returns
+    -------
+    ndarray
+        ``x``, unchanged.
+    """
+    _remember(_owner(x))
+    return x
+
+
+def is_judged(data: object) -> bool:
+    """Whether an agent's ``fit`` takes ``data`` as judged already (:func:`mark_judged`).
+
+    True inside :func:`judged_inputs`, and for a numpy array whose memory is
+    owned by a marked array (the array itself or what it is a view of).
+    False for anything else (lists; a Series or frame is judged by its own
+    mark, :func:`is_from_prices`).
+    """
+    if _JUDGED_SCOPE.get():
+        return True
+    if not isinstance(data, np.ndarray):
+        return False
+    owner = _owner(data)
+    ref = _JUDGED.get(id(owner))
+    return ref is not None and ref() is owner
+
+
+@contextmanager
+def judged_inputs() -> Iterator[None]:
+    """A driver's scope: the data every agent's ``fit`` is handed inside was judged already.
+
+    For a driver whose data reaches the agents in another process (a
+    backtest's worker, a sandbox), where :func:`mark_judged`'s mark does not
+    travel: the data was judged where it entered, in the caller. Per thread
+    and per task (a :class:`contextvars.ContextVar`).
+    """
+    token = _JUDGED_SCOPE.set(True)
+    try:
+        yield
+    finally:
+        _JUDGED_SCOPE.reset(token)
+
+
+def _mark_buffer(data: object) -> None:
+    """Mark the memory a Series' or frame's plain values live in (when ``to_numpy`` shares it)."""
+    to_numpy = getattr(data, "to_numpy", None)
+    if to_numpy is None:
+        return
+    try:
+        values = to_numpy()
+    except (TypeError, ValueError):
+        return
+    if isinstance(values, np.ndarray) and isinstance(values.base, np.ndarray):
+        mark_judged(values)  # a view of the data's own memory; a fresh copy is left alone
 
 
 #: What to add to a refusal of marked returns whose values no longer match the mark.
@@ -158,7 +275,8 @@ def looks_like_prices(x: NDArray[np.float64], value: float) -> bool:
     v = x[np.isfinite(x)]
     if v.size < 3 or not np.all(v > 0):
         return False
-    return float(np.median(np.abs(np.diff(v)) / v[:-1])) < PRICE_STEP
+    with np.errstate(over="ignore"):  # a subnormal value: an infinite step, not a warning
+        return float(np.median(np.abs(np.diff(v)) / v[:-1])) < PRICE_STEP
 
 
 def moves_like_prices(x: NDArray[np.float64]) -> str | None:
@@ -207,15 +325,16 @@ def moves_like_prices(x: NDArray[np.float64]) -> str | None:
     str or None
         What gives the values away as prices, for the message; None for returns.
     """
-    if x.size < PRICE_MIN_OBS or not (np.all(x > 0) or np.all(x < 0)):
-        return None
+    if x.size < PRICE_MIN_OBS or not (x[0] > 0 and x.min() > 0 or x[0] < 0 and x.max() < 0):
+        return None  # (one reduction: most return series fail here, in a few microseconds)
     level = np.abs(x)
     size = float(np.median(level))
     if size < PRICE_FLOOR or float(np.ptp(x)) < PRICE_FLAT * size:
         return None  # small returns (accruals, pegs, streaks); a (near) constant
     sign = "positive" if x[0] > 0 else "negative"
-    step = float(np.median(np.abs(np.diff(x)) / level[:-1]))
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        # a subnormal level makes a step of inf (a warning, not a refusal: it is a big step)
+        step = float(np.median(np.abs(np.diff(x)) / level[:-1]))
         rho = float(np.corrcoef(x[:-1], x[1:])[0, 1])
     if step >= PRICE_STEP or not rho >= PRICE_AUTOCORR:  # NaN (a constant part) too
         return _pegged(x, sign)
@@ -357,6 +476,8 @@ def as_array(
     refused the same way, naming the column ``name`` when given, unless
     ``judge_prices`` is false or ``returns`` is a Series carrying
     the mark of :func:`mark_from_prices` for its values (returns computed from prices).
+    The copy returned carries :func:`mark_judged`'s mark: the windows of it a
+    driver hands to an agent's ``fit`` are not judged again.
     """
     stale = _stale_mark_hint(returns)  # a window of marked returns: its refusal names the way out
     if isinstance(returns, pd.Series):
@@ -402,6 +523,7 @@ def as_array(
         raise InvalidReturns(
             f"{x.size} returns, but {who} needs at least {min_obs}; give a longer history"
         )
+    _remember(x)  # a fresh copy, judged (or deliberately not): its windows are not judged again
     return x
 
 

@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ..data import MAX_ABS_RETURN, as_array, refuse_non_numbers
+from ..data import MAX_ABS_RETURN, as_array, is_judged, refuse_non_numbers
 from ..data._returns import MAX_BOOK_RETURN
 from ..errors import ConvergenceWarning, InvalidParameter, InvalidReturns, InvalidState, NotFitted
 from ..types import Diagnostics, Forecast
@@ -135,7 +135,22 @@ class Agent(ABC):
 
     @abstractmethod
     def fit(self, returns: ArrayLike, *, seed: Seed = None) -> Self:
-        """Posterior from a history of log returns (oldest first)."""
+        """Posterior from a history of log returns (oldest first).
+
+        Every agent checks ``returns`` as :func:`~swarmvar.data.as_array` does,
+        prices and rates given as returns included (the drivers' rule and
+        message, :func:`~swarmvar.data.moves_like_prices`), unless they were
+        judged already (:func:`~swarmvar.data.is_judged`: what ``as_array``
+        returned and the windows of it that the drivers hand on; a Series
+        carrying :func:`~swarmvar.data.mark_from_prices`'s mark) or the agent
+        takes a book's computed returns (:meth:`take_book_returns`).
+
+        Raises
+        ------
+        InvalidReturns
+            Not numbers, not finite, beyond ``|r| <= 1`` (percent, prices),
+            moving like prices or rates, or fewer than ``min_observations``.
+        """
 
     def refit(self, returns: ArrayLike, *, seed: Seed = None) -> Self:
         """Re-anchor the posterior on a new trailing window (the backtest calls this).
@@ -410,17 +425,14 @@ class Agent(ABC):
     def _history(self, returns: ArrayLike) -> NDArray[np.float64]:
         bound = self._return_bound
         book = bound > MAX_ABS_RETURN  # a book's: its own words past the bound, not percent
-        # price-likeness is judged where the data enters (data.validate/read, api.var,
-        # backtest, books.check_returns, a labelled series given to fit): a pandas Series
-        # is judged here unless it carries the mark of returns computed from prices
-        # (data.mark_from_prices, for its values); the plain arrays and windows handed on
-        # to an agent by the drivers were judged where they entered and are not judged
-        # again (a steep series given as prices was refused here by every agent)
-        import pandas as pd
-
+        # the returns are judged for looking like prices or rates (data.moves_like_prices,
+        # the rule and message of data.as_array): a Series unless it carries the mark of
+        # returns computed from prices (data.mark_from_prices), a plain array or list unless
+        # it was judged already (data.is_judged: as_array's output and views of it, what the
+        # drivers hand on, or inside data.judged_inputs); a book's returns are computed
         x = as_array(returns, min_obs=self.min_observations, who=self.name,
                      max_abs=math.inf if book else bound,
-                     judge_prices=not book and isinstance(returns, pd.Series))
+                     judge_prices=not book and not is_judged(returns))
         beyond = np.abs(x) > bound
         if book and beyond.any():
             i = int(np.argmax(beyond))

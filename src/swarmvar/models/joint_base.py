@@ -33,7 +33,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ..data import MAX_ABS_RETURN, refuse_non_numbers
+from ..data import (
+    MAX_ABS_RETURN,
+    TO_RETURNS_HINT,
+    is_from_prices,
+    is_judged,
+    mark_judged,
+    moves_like_prices,
+    refuse_non_numbers,
+)
 from ..errors import InvalidParameter, InvalidReturns
 from ..types import Forecast
 from .base import Agent, Seed
@@ -124,6 +132,33 @@ def check_matrix(returns: ArrayLike, *, n_assets: int | None = None, min_obs: in
     return x
 
 
+def judge_columns(returns: object, x: FloatArray) -> FloatArray:
+    """Refuse a column of ``x`` ``(T, N)`` that moves like prices or rates, unless judged already.
+
+    ``returns`` is what the caller handed in (``x`` its checked copy): a
+    DataFrame carrying :func:`~swarmvar.data.mark_from_prices`'s mark, or an
+    array :func:`~swarmvar.data.is_judged` takes as judged (a window of a
+    book's frame the drivers judged where it entered), is not judged again.
+    The rule is :func:`~swarmvar.data.moves_like_prices`, column by column,
+    as ``books.check_returns`` applies it. ``x`` comes back marked judged.
+
+    Raises
+    ------
+    InvalidReturns
+        Naming the first column that moves like prices (by its name for a
+        DataFrame) and what gave it away.
+    """
+    if not (is_judged(returns) or is_from_prices(returns)):
+        names = getattr(returns, "columns", None)
+        for j in range(x.shape[1]):
+            why = moves_like_prices(x[:, j])
+            if why is not None:
+                col = f"asset {j}" if names is None else f"{names[j]!s}"
+                raise InvalidReturns(f"the returns of {col} look like prices or rates, not "
+                                     f"returns: {why}; {TO_RETURNS_HINT}")
+    return mark_judged(x)
+
+
 def common_normals(seed: Seed, paths: int, n: int) -> FloatArray:
     """The shared base normals ``(M, N)`` of one forecast (common random numbers)."""
     from .base import rng_from
@@ -177,8 +212,21 @@ class JointAgent(Agent):
         return np.asarray(self.positions, dtype=float)
 
     def fit(self, returns: ArrayLike, *, seed: Seed = None) -> JointAgent:
-        """Posterior from a ``(T, N)`` history of asset log returns (oldest first)."""
-        x = check_matrix(returns, min_obs=self.min_observations, who=self.name)
+        """Posterior from a ``(T, N)`` history of asset log returns (oldest first).
+
+        Each asset's column is judged for looking like prices or rates
+        (:func:`judge_columns`) unless the history was judged already.
+
+        Raises
+        ------
+        InvalidReturns
+            Not numbers, not finite, beyond ``|r| <= 1``, fewer than
+            ``min_observations`` days, or a column that moves like prices.
+        InvalidParameter
+            More than ``max_assets`` assets, or positions for another number of them.
+        """
+        x = judge_columns(returns, check_matrix(returns, min_obs=self.min_observations,
+                                                who=self.name))
         if x.shape[1] > self.max_assets:
             raise InvalidParameter(f"{self.name} takes at most {self.max_assets} assets, got "
                                    f"{x.shape[1]}")

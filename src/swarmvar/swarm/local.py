@@ -56,10 +56,12 @@ def run_agents(
     Agents are names (see :mod:`swarmvar.models.registry`) or instances.
     Each gets its own seed derived from ``seed`` (``numpy.random.SeedSequence``
     spawning), so adding an agent does not change the others' numbers.
-    A pandas Series is handed to the agents as it is: each agent's ``fit``
-    judges it (a rate such as EUR/GBP ~0.85 given as returns is refused, unless
-    it carries :func:`swarmvar.data.mark_from_prices`'s mark); an array is
-    taken as returns judged already (:func:`swarmvar.var` judges them first).
+    The returns are handed to the agents as they are: each agent's ``fit``
+    judges them (a rate such as EUR/GBP ~0.85 given as returns is refused, the
+    refusal in each agent's run), unless they were judged already
+    (:func:`swarmvar.data.is_judged`: :func:`swarmvar.var`'s array, from
+    :func:`swarmvar.data.as_array`) or are a Series carrying
+    :func:`swarmvar.data.mark_from_prices`'s mark.
     """
     x = returns if isinstance(returns, pd.Series) else np.asarray(returns, dtype=float)
     instances = [agent_class(a)() if isinstance(a, str) else a for a in agents]

@@ -23,6 +23,7 @@ from typing import Any, overload
 
 import numpy as np
 
+from ..data import judged_inputs
 from ..errors import InvalidParameter, InvalidReturns
 from ..models._arch_refits import ArchRefits
 from ._backtest_recorder import _losses, _Recorder
@@ -240,13 +241,19 @@ def _run_any_row(
     :class:`~swarmvar.models._arch_refits.ArchRefits`) has no forecasts: its
     row is kept with NaN forecasts and tests and the refusal as its note,
     and every other row runs on (was: the whole backtest stopped).
+
+    The row's fits run inside :func:`~swarmvar.data.judged_inputs`: the
+    backtest judged ``r`` where it entered (a book's rows, their assets), and
+    in a worker process the mark of :func:`~swarmvar.data.mark_judged` does
+    not travel, so the agents' ``fit`` does not judge the windows again.
     """
     try:
-        if step == 1:
-            return _run_row(row, r, window, refit_every, levels, horizon, days, key, n_sim,
-                            on_step)
-        return _run_row_strided(row, r, window, refit_every, levels, horizon, days, key,
-                                n_sim, step, on_step)
+        with judged_inputs():
+            if step == 1:
+                return _run_row(row, r, window, refit_every, levels, horizon, days, key, n_sim,
+                                on_step)
+            return _run_row_strided(row, r, window, refit_every, levels, horizon, days, key,
+                                    n_sim, step, on_step)
     except InvalidReturns as exc:
         # only a refused *first* fit (no parameters kept yet): a later refusal is the data's
         # and stops the backtest as before, rather than throwing away the days already run

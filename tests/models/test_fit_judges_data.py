@@ -1,0 +1,194 @@
+"""An agent's public ``fit`` judges its data as the doors do; the drivers' is not judged twice.
+
+Prices or rates below 1 handed straight to an agent as a plain array or list
+(``GarchT().fit(eurgbp)``) are refused with the rule and message of
+:func:`swarmvar.data.as_array` (:func:`swarmvar.data.moves_like_prices`);
+what a driver judged where it entered - ``as_array``'s output and the windows
+of it handed on, the values of a Series or frame marked as returns from
+prices, everything inside :func:`swarmvar.data.judged_inputs` (a backtest's
+rows, in worker processes too) - is not judged again. Joint agents judge each
+asset's column the same way.
+"""
+
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from swarmvar import books
+from swarmvar.data import _returns as returns_module
+from swarmvar.data import (
+    as_array,
+    is_judged,
+    judged_inputs,
+    load,
+    mark_judged,
+    moves_like_prices,
+    prices_to_returns,
+)
+from swarmvar.errors import InvalidReturns
+from swarmvar.models import agent_class, book_agent_class
+from swarmvar.models.registry import AGENT_MODULES
+from swarmvar.validation import backtest
+
+
+def _walk(level: float, sd: float, n: int = 300, seed: int = 0) -> np.ndarray:
+    """A level that wanders as a price or rate does (a random walk in logs)."""
+    return level * np.exp(np.cumsum(np.random.default_rng(seed).normal(0.0, sd, n)))
+
+
+EURGBP = _walk(0.85, 0.004)  # a simulated EUR/GBP: the door refuses it as returns
+
+
+def _steep_returns() -> pd.Series:
+    """Returns worked out from prices that, typed as returns, the door refuses (~8% a day,
+    one-signed, wandering): a hyperinflation's price, given as prices."""
+    r = _walk(0.08, 0.01, 300, seed=1)
+    days = pd.bdate_range("2020-01-01", periods=301)
+    prices = pd.Series(100.0 * np.exp(np.r_[0.0, np.cumsum(r)]), index=days, name="X")
+    return prices_to_returns(prices)
+
+
+@pytest.mark.parametrize("name", sorted(AGENT_MODULES))
+def test_every_agent_refuses_prices_in_an_array_with_the_doors_message(name: str) -> None:
+    agent = agent_class(name)()
+    with pytest.raises(InvalidReturns) as door:
+        as_array(EURGBP, min_obs=agent.min_observations, who=agent.name)
+    for given in (EURGBP, EURGBP.tolist(), pd.Series(EURGBP)):
+        with pytest.raises(InvalidReturns) as refused:
+            agent.fit(given, seed=0)
+        assert "look like prices or rates, not returns" in str(refused.value)
+        assert str(refused.value) == str(door.value)
+        assert not agent.is_fitted
+
+
+def test_a_window_of_judged_data_is_not_judged_again_but_a_copy_is() -> None:
+    agent = agent_class("NormalInverseGamma")()
+    x = as_array(EURGBP, judge_prices=False)  # a driver that chose not to judge (var's track)
+    assert is_judged(x) and is_judged(x[-100:]) and not is_judged(EURGBP)
+    agent.fit(x[-100:], seed=0)  # the window a backtest hands on
+    with pytest.raises(InvalidReturns, match="like prices"):
+        agent_class("NormalInverseGamma")().fit(x[-100:].copy(), seed=0)
+
+
+def test_returns_from_prices_are_not_judged_as_plain_values_either() -> None:
+    r = _steep_returns()
+    assert moves_like_prices(r.to_numpy()) is not None  # typed as returns: refused
+    with pytest.raises(InvalidReturns, match="like prices"):
+        as_array(r.to_numpy().copy())
+    agent_class("NormalInverseGamma")().fit(r, seed=0)  # the marked Series
+    agent_class("NormalInverseGamma")().fit(r.to_numpy()[-100:], seed=0)  # its values
+    with pytest.raises(InvalidReturns, match="like prices"):
+        agent_class("NormalInverseGamma")().fit(np.exp(r.to_numpy()) - 1.0, seed=0)
+
+
+def test_the_drivers_scope_skips_the_judgement_and_ends_with_it() -> None:
+    agent = agent_class("BayesianBootstrap")()
+    with judged_inputs():
+        assert is_judged(EURGBP)
+        agent.fit(EURGBP, seed=0)
+    assert not is_judged(EURGBP)
+    with pytest.raises(InvalidReturns, match="like prices"):
+        agent_class("BayesianBootstrap")().fit(EURGBP, seed=0)
+
+
+def test_a_book_agent_takes_its_computed_returns_unjudged() -> None:
+    agent = agent_class("NormalInverseGamma")().take_book_returns()
+    agent.fit(EURGBP, seed=0)  # a book's return is computed from judged assets
+    assert agent.is_fitted
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_backtest_does_not_judge_its_windows_again_in_workers_too(workers: int) -> None:
+    r = _steep_returns()
+    rows = {n: agent_class(n)() for n in ("NormalInverseGamma", "BayesianBootstrap")}
+    result = backtest(r.iloc[-90:].to_numpy(), rows, window=60, baseline=None, progress=False,
+                      n_sim=10, workers=workers, judge_prices=False)
+    assert set(result.series) >= set(rows)
+    with pytest.raises(InvalidReturns, match="look like prices"):
+        backtest(r.iloc[-90:].to_numpy(), rows, window=60, baseline=None, progress=False,
+                 n_sim=10, workers=1)
+
+
+def test_a_joint_agent_refuses_a_column_of_prices_naming_it() -> None:
+    rng = np.random.default_rng(2)
+    m = np.column_stack([rng.normal(0.0, 0.01, 300), EURGBP])
+    for name in ("NormalInverseWishart", "RiskMetrics"):
+        with pytest.raises(InvalidReturns, match="the returns of asset 1 look like prices"):
+            book_agent_class(name)().fit(m, seed=0)
+    frame = pd.DataFrame(m, columns=["SPX", "EURGBP"])
+    with pytest.raises(InvalidReturns, match="the returns of EURGBP look like prices"):
+        book_agent_class("NormalInverseWishart")().fit(frame, seed=0)
+    agent = book_agent_class("NormalInverseWishart")().fit(m[:, :1], seed=0)
+    agent.update(np.array([0.85]))  # one row: nothing to judge its moves by, |r| <= 1 holds
+
+
+def test_a_joint_agent_takes_a_window_of_a_book_from_prices() -> None:
+    steep = _steep_returns()
+    rng = np.random.default_rng(3)
+    days = pd.bdate_range("2020-01-01", periods=301)
+    prices = pd.DataFrame({"X": 100.0 * np.exp(np.r_[0.0, np.cumsum(steep.to_numpy())]),
+                           "Y": 50.0 * np.exp(np.r_[0.0, np.cumsum(rng.normal(0, 0.01, 300))])},
+                          index=days)
+    frame = books.prices_to_returns(prices)  # marked: given as prices
+    x = frame.to_numpy()[-120:]  # what book_var hands its joint agents
+    book_agent_class("NormalInverseWishart")().fit(x, seed=0)
+    with pytest.raises(InvalidReturns, match="the returns of asset 0 look like prices"):
+        book_agent_class("NormalInverseWishart")().fit(x.copy(), seed=0)
+
+
+def test_a_judged_array_is_forgotten_with_it() -> None:
+    gc.collect()
+    before = len(returns_module._JUDGED)
+    for _ in range(200):
+        as_array(np.random.default_rng(0).normal(0.0, 0.01, 50))
+    x = mark_judged(np.zeros(30))
+    assert len(returns_module._JUDGED) <= before + 2
+    key = id(x)
+    del x
+    gc.collect()
+    assert key not in returns_module._JUDGED
+
+
+def _garch(n: int, seed: int, mu: float = 0.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    out, h = np.empty(n), 1e-6 / 0.02
+    for t in range(n):
+        out[t] = mu + np.sqrt(h) * rng.standard_t(5) * np.sqrt(3 / 5)
+        h = 1e-6 + 0.08 * (out[t] - mu) ** 2 + 0.9 * h
+    return out
+
+
+def test_no_bundled_or_simulated_return_series_is_refused_as_a_plain_array() -> None:
+    series = {n: load(n).to_numpy() for n in ("sp500", "nasdaq")}
+    stocks = books.load_stocks("sp500-stocks", kind="return")
+    assert len(stocks.columns) == 20
+    series |= {str(c): stocks[c].dropna().to_numpy() for c in stocks.columns}
+    series |= {f"garch{s}": _garch(1000, s, mu=0.002 * (s % 2)) for s in range(20)}
+    for name, x in series.items():
+        plain = np.array(x)  # not judged before: fit judges it, whole and by windows
+        agent_class("NormalInverseGamma")().fit(plain, seed=0)
+        for end in range(250, plain.size + 1, 250):
+            assert moves_like_prices(plain[end - 250:end]) is None, name
+            agent_class("NormalInverseGamma")().fit(plain[end - 250:end].copy(), seed=0)
+
+
+def test_the_limit_levels_below_the_floor_read_as_returns() -> None:
+    """docs/data.md: a rate in decimals (0.03) or a penny price (0.03) is read as returns; a
+    lower floor would refuse real one-signed returns of the same shape and size."""
+    rate = np.clip(0.03 + np.cumsum(np.random.default_rng(4).normal(0, 5e-4, 250)), 1e-4, None)
+    assert float(np.median(rate)) < returns_module.PRICE_FLOOR
+    agent_class("NormalInverseGamma")().fit(rate, seed=0)  # the limit: not told from returns
+    tbill = np.log1p(np.clip(0.1375 + np.cumsum(np.random.default_rng(5).normal(0, 1e-3, 60)),
+                             1e-5, None) / 12)  # monthly T-bill returns at 13.75% a year
+    floor = returns_module.PRICE_FLOOR
+    try:
+        returns_module.PRICE_FLOOR = 0.01  # what catching the rate would take
+        assert moves_like_prices(rate) is not None
+        assert moves_like_prices(tbill) is not None
+    finally:
+        returns_module.PRICE_FLOOR = floor
+    assert moves_like_prices(tbill) is None

@@ -707,13 +707,15 @@ def decide(vector: DecisionVector, signals: BeatSignals, excluded: Collection[st
             if a.agent in held_out:
                 sig.update(quarantine_marks(a.agent, known))
         names = [a.agent for a in agents]
+        full = ""  # the agents' words given all the room, said as they are when they fit
         if callable(note):  # a held beat's words, in the room the agents' own words leave
-            whole = (len("; ".join(evidence)) if evidence is not None else
-                     len(describe_agents(names, sig, weights, REASON_CHARS)))
-            note = note(REASON_CHARS - len(meaning) - len(numbers) - 8 - max(60, whole),
+            full = ("; ".join(evidence) if evidence is not None else
+                    describe_agents(names, sig, weights, REASON_CHARS))
+            note = note(REASON_CHARS - len(meaning) - len(numbers) - 8 - max(60, len(full)),
                         names)
         room = REASON_CHARS - len(meaning) - len(numbers) - len(note) - 8
-        said = (_listed(evidence, room) if evidence is not None
+        said = (full if full and evidence is None and len(full) <= max(room, 60)
+                else _listed(evidence, room) if evidence is not None
                 else describe_agents(names, sig, weights, room))
         reason = (f"{meaning}: {said} [{numbers}]{note}" if agents
                   else f"{meaning} [{numbers}]{note}" if numbers else meaning + note)

@@ -1,15 +1,18 @@
-"""The live dashboard in a real headless Chromium (Debian's, through Playwright; no download):
-a POSTed return shows as the new VaR, pushed without a reload (the delay is printed); the chart
+"""The live dashboard in a real headless Chromium (Debian's, through Playwright; no download): a
+POSTed return shows as the new VaR, pushed without a reload (the delay is printed); the chart
 names its level and band (the consensus weights follow it), dates its x axis and steps its y
-axis 1-2-5; the decisions panel says it leaves out no-ops and gives the reason room; nothing
-404s and no script error or uncaught exception occurs; no sideways scroll at 900 px;
-screenshots are kept. Cases a short live run does not show: test_dashboard_cases.py."""
+axis 1-2-5; the server killed under the page, it says at once that it is not live, and is live
+again (and delivering) once the server is back on its port; the decisions panel says it leaves
+out no-ops and gives the reason room; nothing 404s and no script error or uncaught exception
+occurs; no sideways scroll at 900 px; screenshots are kept. Cases a short live run does not
+show: test_dashboard_cases.py."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -22,7 +25,7 @@ import pytest
 
 from swarmvar.service.dashboard import interval_mass
 
-from .conftest import ROOT, Keys, Server, day, history, start_server
+from .conftest import PYTHON, ROOT, Keys, Server, day, history, start_server
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -31,6 +34,9 @@ ARTIFACTS = Path(os.environ.get("SWARMVAR_ARTIFACTS", ROOT / "build" / "artifact
 #: the arbiter's reasons as it writes them, one long enough to wrap
 REASONS = ["stability 0.500 > 0.25, repair 0.010 < 0.1 (dominant core O)",
            "threat 0.698 >= 0.6 (dominant core E); " + "agents disagree on the tail, " * 8]
+#: what Chromium logs of a stream cut by a killed server and of requests while it is away
+KILL_ERRORS = ("ERR_INCOMPLETE_CHUNKED_ENCODING", "ERR_CONNECTION_RESET",
+               "ERR_CONNECTION_REFUSED")
 
 
 def fake_decisions(n: int) -> list[dict[str, object]]:
@@ -92,6 +98,7 @@ def test_dashboard_shows_a_new_var_live(tmp_path: Path, session_keys: tuple[Path
                       timeout=30).status_code == 201
     requests: list[str] = []
     failed: list[str] = []  # responses >= 400, console errors and uncaught exceptions
+    killed: list[bool] = []  # the server was killed: its stream's errors are expected
     decisions = fake_decisions(30)
     acting = [d for d in decisions if d["action"] != "noop"]
     with sync_playwright() as p:
@@ -100,7 +107,8 @@ def test_dashboard_shows_a_new_var_live(tmp_path: Path, session_keys: tuple[Path
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.on("request", lambda r: requests.append(r.url))
             page.on("response", lambda r: r.status >= 400 and failed.append(f"{r.status} {r.url}"))
-            page.on("console", lambda m: m.type == "error" and failed.append(m.text))
+            page.on("console", lambda m: m.type == "error" and not (
+                killed and any(e in m.text for e in KILL_ERRORS)) and failed.append(m.text))
             page.on("pageerror", lambda e: failed.append(f"uncaught: {e}"))
             # the arbiter's decisions are given (this book's few beats may hold none that act)
             page.route("**/v1/portfolios/book/decisions*", lambda route: route.fulfill(
@@ -173,6 +181,13 @@ def test_dashboard_shows_a_new_var_live(tmp_path: Path, session_keys: tuple[Path
             check_axes(page, points, 0)
             reason_heights(page, shown)
             page.screenshot(path=str(tmp_path / "dashboard-900.png"), full_page=True)
+            srv = not_live_while_away(page, srv, tmp_path, keys_path, killed)
+            server_factory.append(srv)
+            assert page.inner_text("#status") == "live: book"
+            assert httpx.post(srv.url + "/v1/portfolios/book/returns",
+                              json={"date": day(41), "return": -0.02}, headers=w,
+                              timeout=30).status_code == 201
+            page.wait_for_selector("#var-0[data-seq='42']", timeout=20_000)  # it delivers
         finally:
             browser.close()
     assert not failed, failed  # no 404, no script error
@@ -227,3 +242,48 @@ def reason_heights(page: Any, reasons: list[str]) -> None:
         # a character is at most about 0.7 em wide in a proportional font
         lines = math.ceil(len(reason) * 0.7 * font / (width - 8)) + 1
         assert height <= lines * line + 8, (reason, width, height, line)
+
+
+def not_live_while_away(page: Any, srv: Server, home: Path, keys: Path,
+                        killed: list[bool]) -> Server:
+    """Kills the server under the page: the page says at once that it is not live (since
+    when, and the last beat); starts it again on its port: live again. The new server."""
+    assert page.inner_text("#status") == "live: book"
+    killed.append(True)
+    srv.stop(kill=True)
+    gone = time.monotonic()
+    page.wait_for_selector("body[data-stream='down']", timeout=5_000)
+    print(f"dashboard: server killed, not live shown in {time.monotonic() - gone:.3f} s")
+    assert page.get_attribute("body", "data-live") is None
+    text = page.inner_text("#status")
+    assert re.fullmatch(r"not live: reconnecting since \d\d:\d\d:\d\d \(last beat 41 "
+                        r"received \d\d:\d\d:\d\d\)", text), text
+    assert page.get_attribute("#status", "class") == "bad"
+    start = time.monotonic()
+    srv = restart(srv, home, keys)
+    back = time.monotonic()
+    print(f"dashboard: server started again in {back - start:.3f} s")
+    page.wait_for_selector("body[data-live='1']", timeout=20_000)
+    print(f"dashboard: server back, live again in {time.monotonic() - back:.3f} s")
+    return srv
+
+
+def restart(srv: Server, home: Path, keys: Path) -> Server:
+    """A new server on ``srv``'s port and home (``srv`` stopped), logging to the same file."""
+    port = srv.url.rsplit(":", 1)[1]
+    cmd = [PYTHON, "-c", "from swarmvar.cli import main; main()", "serve", "--port", port,
+           "--home", str(home), "--keys", str(keys)]
+    with open(srv.log, "ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+                                start_new_session=True)
+    new = Server(proc, srv.url, srv.log)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(srv.url + "/readyz", timeout=1).status_code == 200:
+                return new
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    new.stop(kill=True)
+    raise RuntimeError(f"the server did not start again: {srv.log.read_text()[-2000:]}")
+

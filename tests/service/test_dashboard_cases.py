@@ -1,5 +1,6 @@
 """The dashboard's script on the cases a live service rarely shows in a short test, against a
-fake API (Playwright routes: no server, no swarm): a beat with no consensus keeps its slot,
+fake API (Playwright routes; the event stream from a small loopback server, so that it stays
+open as a real one does; no swarm): a beat with no consensus keeps its slot,
 its loss and the chosen level; a fresh portfolio (one beat, two) draws its forecast; the chart
 follows its box when the page, not the window, resizes, and the screen's pixel density; a
 burst of beats sends a few detail requests, not three per beat, and its last refresh is not
@@ -7,16 +8,24 @@ lost; slot 0 of a full chart is under the forecast of the beat before it. The de
 outlives a request that never answers (a level pick aborts it, a time limit gives it up) and
 drops a reply for the previous portfolio; another portfolio shows nothing of the previous one
 and keeps the chosen level by its alpha; overlapping connections leave one event stream; a
-card keeps the keyboard focus over a beat; the readout says why no forecast is in force.
-Debian's headless Chromium; no script error may occur."""
+card keeps the keyboard focus over a beat; the readout says why no forecast is in force. The
+status line says "live" only while the stream is open and delivering: not after a drop (with
+since when and the last beat), nor for a stream that opens and drops at once, nor for one the
+server refuses (it says why and tries again); a server unreachable or answering 503 at load
+is named and tried again. Debian's headless Chromium; no script error may occur."""
 
 from __future__ import annotations
 
 import json
+import re
+import threading
+import time
 from collections.abc import Iterator
 from datetime import date, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -26,7 +35,6 @@ from swarmvar.service.dashboard import page as page_html
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
-ORIGIN = "http://dashboard.test"
 ALPHAS = [0.975, 0.99]
 VAR_RGB = (0x2F, 0x6F, 0xDB)  # the VaR line's colour in dashboard.js
 
@@ -46,12 +54,20 @@ def beat(seq: int, consensus: bool = True, realized: float | None = -0.01,
             "breaches": breaches if breaches is not None else [False, False] if seq else []}
 
 
+def path_of(route: Any) -> str:
+    return urlsplit(route.request.url).path
+
+
 class FakeApi:
-    """The API the page reads, from lists: ``/history`` gives ``points``; each connection to
-    the event stream sends the next list of ``events`` (then ends; the page reconnects). The
-    ledger's size is the number of beats; the consensus weight is all on an agent named after
-    ``name``. A path in ``hold`` is not answered: its next request is kept in ``held`` (and
-    the path taken out of ``hold``) for the test to answer with :meth:`release`."""
+    """The API the page reads, from lists: ``/history`` gives ``points``; an open event stream
+    (:class:`StreamServer`) sends each list appended to ``events`` (and adds it to ``points``),
+    and stays open until :meth:`drop`. The ledger's size is the number of beats; the
+    consensus weight is all on an agent named after ``name``. A path in ``hold`` is not
+    answered: its next request is kept in ``held`` (and the path taken out of ``hold``) for
+    the test to answer with :meth:`release`. Faults: ``down`` (every request fails: no
+    answer), ``fail`` (the API's reads answer this status and error type), and for the
+    stream ``cut`` (it opens and ends at once) and ``refuse`` (it is answered with this
+    status and error type)."""
 
     def __init__(self, points: list[dict[str, Any]], name: str = "book") -> None:
         self.points = points
@@ -60,6 +76,15 @@ class FakeApi:
         self.urls: list[str] = []
         self.hold: set[str] = set()
         self.held: list[Any] = []
+        self.down = False
+        self.fail: tuple[int, str] | None = None
+        self.cut = False
+        self.refuse: tuple[int, str] | None = None
+        self.drops = 0  # each :meth:`drop` ends the streams open then
+
+    def drop(self) -> None:
+        """Ends the open event streams (the page's browser reconnects by itself)."""
+        self.drops += 1
 
     def release(self) -> None:
         """Answers the requests held (those the page aborted meanwhile are ignored)."""
@@ -71,8 +96,18 @@ class FakeApi:
                 pass
 
     def handle(self, route: Any) -> None:
-        path = route.request.url[len(ORIGIN):].split("?")[0]
+        path = path_of(route)
         self.urls.append(path)
+        if self.down and path.startswith("/v1/"):
+            route.abort("connectionrefused")
+            return
+        if self.fail and path.startswith("/v1/"):
+            status, kind = self.fail
+            route.fulfill(status=status, content_type="application/json",
+                          headers={"Retry-After": "1"}, body=json.dumps({"error": {
+                              "type": kind, "status": status, "message": f"{kind} (fake)",
+                              "request_id": "r1"}}))
+            return
         if path in self.hold:
             self.hold.discard(path)
             self.held.append(route)
@@ -80,7 +115,7 @@ class FakeApi:
         self.answer(route)
 
     def answer(self, route: Any) -> None:
-        path = route.request.url[len(ORIGIN):].split("?")[0]
+        path = path_of(route)
 
         def answer(body: object) -> None:
             route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
@@ -97,7 +132,10 @@ class FakeApi:
             answer(self.points)
         elif path.endswith("/var"):
             last = self.points[-1]
+            detail = "" if last["alphas"] else (f"no consensus at beat {last['seq']}: 0 of the "
+                                                "portfolio's 2 agents forecast")
             answer({"portfolio": self.name, "seq": last["seq"], "as_of": last["date"], "horizon": 1,
+                    "detail": detail,
                     "levels": [{"alpha": a, "var": last["var"][k], "es": last["es"][k],
                                 "var_interval": last["var_interval"][k],
                                 "es_interval": last["es_interval"][k], "method": "trimmed mean",
@@ -110,13 +148,6 @@ class FakeApi:
         elif path == "/v1/ledger/head":
             answer({"size": len(self.points), "root": "ab" * 32,
                     "timestamp": "2024-01-01T00:00:00Z"})
-        elif path.endswith("/events"):
-            sent = self.events.pop(0) if self.events else []
-            self.points.extend(sent)
-            route.fulfill(status=200, headers={"Content-Type": "text/event-stream"},
-                          body="retry: 200\n\n" + "".join(
-                              f"event: beat\nid: {p['seq']}\ndata: {json.dumps(p)}\n\n"
-                              for p in sent))
         else:
             route.fulfill(status=404, body="")
 
@@ -127,15 +158,102 @@ class Books:
     def __init__(self, books: dict[str, list[dict[str, Any]]]) -> None:
         self.books = {name: FakeApi(points, name) for name, points in books.items()}
 
+    def book(self, path: str) -> FakeApi:
+        """The portfolio a ``/v1/portfolios/{name}/...`` path is about."""
+        return self.books[path.split("/")[3]]
+
     def handle(self, route: Any) -> None:
-        path = route.request.url[len(ORIGIN):].split("?")[0]
+        path = path_of(route)
         if path == "/v1/portfolios":
             route.fulfill(status=200, content_type="application/json",
                           body=json.dumps([{"name": name} for name in self.books]))
         elif path.startswith("/v1/portfolios/"):
-            self.books[path.split("/")[3]].handle(route)
+            self.book(path).handle(route)
         else:
             next(iter(self.books.values())).handle(route)
+
+
+class StreamServer(ThreadingHTTPServer):
+    """The fake API's event streams, on a loopback port (the page is served from its origin,
+    so the stream is same-origin): a stream stays open, sends the beats the test appends to
+    ``events`` and a ping comment every 0.5 s, and ends on a :meth:`FakeApi.drop`, when the
+    page goes, when the server stops, or after 60 s. ``api`` is the test's API."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), StreamHandler)
+        self.api: FakeApi | Books | None = None
+        self.stopping = threading.Event()
+        self.origin = f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class StreamHandler(BaseHTTPRequestHandler):
+    server: StreamServer
+
+    def log_message(self, *args: Any) -> None:  # quiet
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        path = urlsplit(self.path).path
+        api = self.server.api
+        fake = api.book(path) if isinstance(api, Books) else api
+        if fake is None or not path.endswith("/events"):
+            self.send_error(404)
+            return
+        fake.urls.append(path)
+        if fake.down:
+            return  # the connection closes with no answer
+        if fake.refuse:
+            status, kind = fake.refuse
+            body = json.dumps({"error": {"type": kind, "status": status,
+                                         "message": f"{kind} (fake)", "request_id": "r1"}})
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Retry-After", "1")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body.encode())
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.end_headers()
+        drops, end, ping = fake.drops, time.monotonic() + 60, 0.0
+        try:
+            self.wfile.write(b"retry: 200\n\n")
+            self.wfile.flush()
+            while (not fake.cut and fake.drops == drops and time.monotonic() < end
+                   and not self.server.stopping.is_set()):
+                if fake.events:
+                    sent = fake.events.pop(0)
+                    fake.points.extend(sent)
+                    self.wfile.write("".join(
+                        f"event: beat\nid: {p['seq']}\ndata: {json.dumps(p)}\n\n"
+                        for p in sent).encode())
+                elif time.monotonic() > ping:
+                    self.wfile.write(b": ping\n\n")
+                    ping = time.monotonic() + 0.5
+                else:
+                    time.sleep(0.02)
+                    continue
+                self.wfile.flush()
+        except OSError:  # the page went
+            pass
+
+
+@pytest.fixture(scope="module")
+def streams() -> Iterator[StreamServer]:
+    srv = StreamServer()
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield srv
+    finally:
+        srv.stopping.set()
+        srv.shutdown()
+        srv.server_close()
+        thread.join(5)
 
 
 @pytest.fixture(scope="module")
@@ -151,29 +269,41 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
+#: the stream is called live after this long open (the page's default is 1 s)
+LIVE_MS = 300
+
+
 @pytest.fixture
-def open_page(browser: Any) -> Iterator[Any]:
-    """Opens the dashboard on a :class:`FakeApi`; afterwards, no script error may have
-    occurred (console errors, uncaught exceptions) and no request may have failed."""
+def open_page(browser: Any, streams: StreamServer) -> Iterator[Any]:
+    """Opens the dashboard on a :class:`FakeApi` and waits until it says live (``live``);
+    afterwards, no script error may have occurred (console errors, uncaught exceptions) and
+    no request may have failed, but those of the faults the test made (``faults``: words of
+    the messages, e.g. "503")."""
     pages: list[Any] = []
     failed: list[str] = []
+    allowed: list[str] = []
 
-    def opener(api: FakeApi | Books, width: int = 1280, init: str = "") -> Any:
+    def opener(api: FakeApi | Books, width: int = 1280, init: str = "", live: bool = True,
+               faults: tuple[str, ...] = ()) -> Any:
+        streams.api = api
+        allowed.extend(faults)
         page = browser.new_page(viewport={"width": width, "height": 900})
         pages.append(page)
-        if init:
-            page.add_init_script(init)
+        page.add_init_script(f"window.SWARMVAR_LIVE_MS = {LIVE_MS};" + init)
         page.on("console", lambda m: m.type == "error" and failed.append(m.text))
         page.on("pageerror", lambda e: failed.append(f"uncaught: {e}"))
         page.on("response", lambda r: r.status >= 400 and failed.append(f"{r.status} {r.url}"))
-        page.route(ORIGIN + "/**", api.handle)
-        page.goto(ORIGIN + "/dashboard#key=sv_test&portfolio=book")
-        page.wait_for_selector("body[data-live='1']", timeout=10_000)
+        page.route(lambda url: not urlsplit(url).path.endswith("/events"), api.handle)
+        page.goto(streams.origin + "/dashboard#key=sv_test&portfolio=book")
+        if live:
+            page.wait_for_selector("body[data-live='1']", timeout=10_000)
         return page
 
     yield opener
     for page in pages:
         page.close()
+    streams.api = None
+    failed = [f for f in failed if not any(word in f for word in allowed)]
     assert not failed, failed
 
 
@@ -370,6 +500,9 @@ def test_another_portfolio_shows_nothing_of_the_previous_one(open_page: Any) -> 
     assert page.inner_text("#chart-title") == "VaR and ES vs realized losses"
     assert page.inner_text("#weights-level") == "" and page.inner_text("#weights") == ""
     assert page.inner_text("#availability") == "no consensus"
+    # no beat of it had a consensus yet: the cards' place says so, and why
+    assert page.inner_text("#levels") == ("no VaR yet: no consensus at beat 2: 0 of the "
+                                          "portfolio's 2 agents forecast")
     assert var_columns(page) == []  # no forecast drawn, not the previous portfolio's
 
 
@@ -518,3 +651,158 @@ def test_the_readout_says_why_no_forecast_is_in_force(open_page: Any) -> None:
     tip = hover(page, 2)  # beat 7: beat 6 had the 99% level only, the chart shows 97.5%
     assert "(beat 6 had other levels)" in tip and "no consensus" not in tip, tip
     assert "forecast of beat 5" in hover(page, 1)
+
+
+#: notes whether the page said live at any moment since ``window.wasLive`` was last cleared
+#: (a mutation record keeps the value an attribute had: a live that lasted no time counts)
+LIVE_LOG = """
+window.wasLive = false;
+document.addEventListener('DOMContentLoaded', () => new MutationObserver((records) => {
+  for (const r of records) if (r.oldValue === '1') window.wasLive = true;
+  if (document.body.dataset.live) window.wasLive = true;
+}).observe(document.body, { attributes: true, attributeFilter: ['data-live'],
+                            attributeOldValue: true }));
+"""
+CLOCK = r"(\d\d):(\d\d):(\d\d)"
+
+
+def seconds(hms: tuple[str, ...]) -> int:
+    h, m, s = (int(x) for x in hms)
+    return h * 3600 + m * 60 + s
+
+
+def seconds_ago(page: Any, hms: tuple[str, ...]) -> float:
+    """How long before the page's clock now the time ``hms`` (its hours, minutes, seconds,
+    as the status line gives it) is, in seconds: negative when it is ahead (within half a
+    day either way, so that midnight between them does not matter)."""
+    now = page.evaluate("(() => { const d = new Date(); return d.getHours() * 3600 + "
+                        "d.getMinutes() * 60 + d.getSeconds() + d.getMilliseconds() / 1000; "
+                        "})()")
+    return float((now - seconds(hms) + 43200) % 86400 - 43200)
+
+
+def events_opened(api: FakeApi) -> int:
+    return sum(u.endswith("/events") for u in api.urls)
+
+
+def wait_streams(page: Any, api: FakeApi, n: int) -> None:
+    """Waits (up to 5 s) until ``api`` was asked for ``n`` event streams in all."""
+    for _ in range(100):
+        if events_opened(api) >= n:
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError(f"{events_opened(api)} event streams asked for, not {n}")
+
+
+def test_a_dropped_stream_is_not_live_until_it_delivers_again(open_page: Any) -> None:
+    api = FakeApi([beat(i) for i in range(5)])
+    page = open_page(api, init=LIVE_LOG, faults=("ERR_EMPTY_RESPONSE",))
+    api.events.append([beat(5)])
+    page.wait_for_selector("#var-0[data-seq='5']", timeout=5_000)
+    api.down = True  # the server stops answering: the stream drops, reconnects fail
+    api.drop()
+    start = time.monotonic()
+    page.wait_for_selector("body[data-stream='down']", timeout=2_000)
+    print(f"dashboard: a dropped stream said not live after {time.monotonic() - start:.3f} s")
+    assert page.get_attribute("body", "data-live") is None
+    page.evaluate("window.wasLive = false")  # from now on
+    text = page.inner_text("#status")
+    m = re.fullmatch(f"not live: reconnecting since {CLOCK} \\(last beat 5 received {CLOCK}\\)",
+                     text)
+    assert m, text
+    assert 0 <= seconds_ago(page, m.groups()[:3]) < 5, text  # when it dropped
+    # beat 5 came before the drop
+    assert (seconds(m.groups()[:3]) - seconds(m.groups()[3:])) % 86400 < 5, text
+    # the browser tries again every 0.2 s and fails: not live for a moment, never since
+    tried = events_opened(api)
+    wait_streams(page, api, tried + 3)
+    page.wait_for_timeout(LIVE_MS + 100)
+    assert not page.evaluate("window.wasLive"), page.inner_text("#status")
+    assert page.inner_text("#status") == text  # the same drop, the same times
+    api.down = False
+    page.wait_for_selector("body[data-live='1']", timeout=5_000)
+    assert page.inner_text("#status") == "live: book"
+    api.events.append([beat(6)])  # and it delivers
+    page.wait_for_selector("#var-0[data-seq='6']", timeout=5_000)
+
+
+def test_a_stream_that_opens_and_drops_at_once_is_never_live(open_page: Any) -> None:
+    api = FakeApi([beat(i) for i in range(3)])
+    api.cut = True
+    page = open_page(api, init=LIVE_LOG, live=False)
+    wait_streams(page, api, 4)  # opened and dropped 4 times, 0.2 s apart
+    page.wait_for_timeout(LIVE_MS + 100)
+    assert page.get_attribute("body", "data-stream") == "down"
+    assert not page.evaluate("window.wasLive"), page.inner_text("#status")
+    text = page.inner_text("#status")
+    assert re.fullmatch(f"not live: reconnecting since {CLOCK} \\(last beat 2 received "
+                        f"{CLOCK}\\)", text), text
+    api.cut = False  # a stream that stays open
+    page.wait_for_selector("body[data-live='1']", timeout=5_000)
+    assert page.inner_text("#status") == "live: book"
+
+
+@pytest.mark.parametrize(("status", "kind"), [(503, "TooManyStreams"), (401, "Unauthenticated")])
+def test_a_refused_stream_says_why(open_page: Any, status: int, kind: str) -> None:
+    api = FakeApi([beat(i) for i in range(5)])
+    page = open_page(api, faults=(str(status),))
+    api.refuse = (status, kind)
+    api.drop()  # the browser reconnects, is refused and gives up: the page asks why
+    page.wait_for_selector("body[data-stream='refused']", timeout=5_000)
+    text = page.inner_text("#status")
+    why = f"not live: the event stream was refused ({status} {kind}: {kind} (fake))"
+    asked = events_opened(api)
+    if status == 503:  # tried again after Retry-After (1 s), until it is admitted
+        m = re.fullmatch(f"{re.escape(why)}; trying again at {CLOCK} \\(last beat 4 received "
+                         f"{CLOCK}\\)", text)
+        assert m, text
+        assert -3 < seconds_ago(page, m.groups()[:3]) <= 1, text
+        api.refuse = None  # live again with no user action: the page tried again by itself
+        page.wait_for_selector("body[data-live='1']", timeout=5_000)
+    else:  # the key is refused: the user must act, the page does not ask again by itself
+        assert re.fullmatch(f"{re.escape(why)}; press connect to try again \\(last beat 4 "
+                            f"received {CLOCK}\\)", text), text
+        page.wait_for_timeout(1_500)
+        assert events_opened(api) == asked and page.inner_text("#status") == text
+        api.refuse = None
+        page.click("#login button[type='submit']")
+        page.wait_for_selector("body[data-live='1']", timeout=5_000)
+    assert page.inner_text("#status") == "live: book"
+
+
+@pytest.mark.parametrize("fault", ["unreachable", "503"])
+def test_a_server_down_or_busy_at_load_is_named_and_tried_again(open_page: Any,
+                                                                fault: str) -> None:
+    api = FakeApi([beat(i) for i in range(4)])
+    if fault == "unreachable":
+        api.down = True
+        why = "cannot reach the server (Failed to fetch)"
+    else:
+        api.fail = (503, "LedgerUnavailable")
+        why = "503 LedgerUnavailable: LedgerUnavailable (fake)"
+    page = open_page(api, live=False, faults=("ERR_CONNECTION_REFUSED", "503"))
+    page.wait_for_selector("body[data-stream='failed']", timeout=5_000)
+    text = page.inner_text("#status")
+    m = re.fullmatch(f"not connected: {re.escape(why)}; trying again at {CLOCK}", text)
+    assert m, text
+    assert -3 < seconds_ago(page, m.groups()) <= 1, text  # the first wait: 1 s or 2 s
+    assert page.get_attribute("#status", "class") == "bad"
+    api.down, api.fail = False, None
+    page.wait_for_selector("body[data-live='1']", timeout=5_000)
+    page.wait_for_selector("#var-0[data-seq='3']", timeout=5_000)
+    assert page.inner_text("#status") == "live: book"
+
+
+def test_a_503_from_storage_on_the_details_is_named_and_asked_again(open_page: Any) -> None:
+    api = FakeApi([beat(i) for i in range(5)])
+    page = open_page(api, faults=("503",))
+    wait_text(page, "#head-size", "5")
+    api.fail = (503, "LedgerUnavailable")  # the reads fail; the stream stays open
+    api.events.append([beat(5)])
+    page.wait_for_selector("#var-0[data-seq='5']", timeout=5_000)
+    wait_text(page, "#status", "live: book - details: 503 LedgerUnavailable: "
+                               "LedgerUnavailable (fake)")
+    assert page.get_attribute("#status", "class") == "bad"
+    api.fail = None  # no beat comes: the page asks again by itself (Retry-After 1 s)
+    wait_text(page, "#status", "live: book")
+    wait_text(page, "#head-size", "6")

@@ -53,7 +53,14 @@ def page() -> bytes:
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 @router.get("/dashboard", response_class=HTMLResponse)
 def dashboard() -> HTMLResponse:
-    """The live dashboard page (it asks for an API key; nothing is served to it without one)."""
+    """The live dashboard page (it asks for an API key; nothing is served to it without one).
+
+    Its status line says "live" only while the page's event stream is open and delivering
+    (open for 1 s, or a beat came); else what the page is in: "not live: reconnecting since
+    HH:MM:SS (last beat N received HH:MM:SS)" after a drop, the stream refused and why (a
+    503 past `--max-streams` is tried again after Retry-After, a 401 or 404 waits for the
+    user), or "not connected" with the server unreachable or its error (a 5xx such as a 503
+    from storage is tried again). A details read that fails says so after the state."""
     return HTMLResponse(page(), headers={"Cache-Control": "no-cache"})
 
 

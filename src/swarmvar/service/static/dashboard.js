@@ -28,15 +28,74 @@
   const lvl = (a) => +(100 * a).toFixed(2) + "%";  // 0.99 -> 99%, 0.975 -> 97.5%
   const esc = (s) => String(s).replace(/[&<>"']/g, (c) => "&#" + c.charCodeAt(0) + ";");
 
+  // An answer's JSON, or an Error saying what went wrong: its `status` is the HTTP status (0:
+  // no answer, the server unreachable), its `retry` the seconds the server asked to wait
+  // (Retry-After) or 0. An aborted request throws the AbortError as it is.
   async function api(path, opts) {
-    const r = await fetch(path, Object.assign({ headers: { "X-API-Key": key } }, opts || {}));
-    const body = await r.json();
-    if (!r.ok) throw new Error(body.error ? body.error.type + ": " + body.error.message : r.status);
-    return body;
+    let r;
+    try {
+      r = await fetch(path, Object.assign({ headers: { "X-API-Key": key } }, opts || {}));
+    } catch (e) {
+      if (e.name === "AbortError") throw e;
+      throw Object.assign(new Error(`cannot reach the server (${e.message})`), { status: 0 });
+    }
+    let body = null;
+    try { body = await r.json(); } catch (e) {
+      if (e.name === "AbortError") throw e;
+    }
+    if (r.ok && body !== null) return body;
+    const err = new Error(body && body.error
+      ? `${r.status} ${body.error.type}: ${body.error.message}`
+      : `${r.status} ${r.statusText || "error"}${r.ok ? " with an answer that is not JSON" : ""}`);
+    throw Object.assign(err, {
+      status: r.status, retry: parseFloat(r.headers.get("Retry-After")) || 0 });
   }
 
-  function status(text, bad) {
-    $("status").textContent = text; $("status").className = bad ? "bad" : "muted";
+  // a status worth trying again by itself (no answer, a 5xx, 429); a 4xx needs the user
+  const transient = (e) => !(e.status >= 400 && e.status < 500) || e.status === 429;
+  // the wait before the n-th try again (from 0): Retry-After if the server gave one, else
+  // 2, 4, 8, 16, 30, 30, ... s
+  const backoff = (e, n) => 1000 * (e && e.retry > 0 ? e.retry : Math.min(30, 2 ** (n + 1)));
+  // a wall-clock time as the status line gives it (local time, HH:MM:SS)
+  const clock = (t) => [t.getHours(), t.getMinutes(), t.getSeconds()]
+    .map((x) => String(x).padStart(2, "0")).join(":");
+
+  // The status line says what the page is in, from `link` (the event stream's state) and
+  // the details' last error: "live" only while the stream is open and delivering (it
+  // stayed open liveMs() or brought a beat). States: connecting (reading the portfolio),
+  // opening (its stream asked for), live, down (the stream dropped or cannot be opened; the
+  // browser retries), refused (the server answered the stream with an error; the page tries
+  // again by itself unless the error needs the user), failed (the portfolio could not be
+  // read). body.dataset.live is "1" when live, body.dataset.stream the state (tests read it).
+  let link = { state: "idle" };
+  let heard = null;  // the last beat the page got, {seq, at}: at is when it came (a Date)
+  let detailsError = "";
+  const liveMs = () => window.SWARMVAR_LIVE_MS > 0 ? window.SWARMVAR_LIVE_MS : 1000;
+  function setLink(state, extra) {
+    link = Object.assign({ state }, extra || {});
+    paint();
+  }
+  function paint() {
+    const name = portfolio || "...", st = link.state;
+    const last = heard ? ` (last beat ${heard.seq} received ${clock(heard.at)})` : "";
+    const again = link.retryAt ? `; trying again at ${clock(link.retryAt)}` : "";
+    let text = {
+      idle: "not connected: enter an API key",
+      connecting: `connecting: ${name}`,
+      opening: `connecting: ${name} (opening its event stream)`,
+      live: `live: ${name}`,
+      down: `not live: reconnecting since ${clock(link.since || new Date())}${last}`,
+      refused: `not live: the event stream was refused (${link.why})` +
+        (link.retryAt ? again : "; press connect to try again") + last,
+      failed: `not connected: ${link.why}` +
+        (link.retryAt ? again : "; press connect to try again"),
+    }[st];
+    if (detailsError) text += ` - details: ${detailsError}`;
+    $("status").textContent = text;
+    $("status").className = st === "live" && !detailsError || st === "connecting" ||
+      st === "opening" || st === "idle" ? "muted" : "bad";
+    if (st === "live") document.body.dataset.live = "1"; else delete document.body.dataset.live;
+    document.body.dataset.stream = st;
   }
 
   // a beat with no consensus (NotEnoughAgents: no levels) leaves the levels, the chosen
@@ -279,8 +338,10 @@
   // time, and the beats that arrive meanwhile ask for one more after it. A reply that comes
   // after the view changed (another portfolio, another level: `changed`) is dropped, and the
   // load asking for it aborted; a load with no answer within detailMs() (15 s) is given up
-  // (its error shown until a load succeeds) and the beats that came meanwhile ask again.
-  let busy = false, dirty = false, gen = 0, loading = null, detailsFailed = false;
+  // (its error shown until a load succeeds) and the beats that came meanwhile ask again. A
+  // load that failed with an error worth trying again (no answer from the server, a 5xx
+  // such as a 503 from storage) asks again by itself after Retry-After or a backoff.
+  let busy = false, dirty = false, gen = 0, loading = null, detailRetries = 0;
   function refreshDetails(changed) {
     dirty = true;
     if (changed) { gen++; if (loading) loading.abort(); }
@@ -328,14 +389,15 @@
       if (my !== gen) return;
       $("head").innerHTML = `<dt>size</dt><dd id="head-size">${h.size}</dd>` +
         `<dt>root</dt><dd>${esc(h.root)}</dd><dt>signed</dt><dd>${esc(h.timestamp)}</dd>`;
-      if (detailsFailed) {  // "live" only while the stream is open, not merely made
-        detailsFailed = false;
-        if (document.body.dataset.live) status("live: " + portfolio);
-      }
+      detailRetries = 0;
+      if (detailsError) { detailsError = ""; paint(); }
     } catch (e) {
       if (my !== gen) return;
-      detailsFailed = true;
-      status(late ? `details: no answer within ${ms / 1000} s` : String(e), true);
+      detailsError = late ? `no answer within ${ms / 1000} s` : e.message || String(e);
+      paint();
+      if (!late && transient(e)) {
+        later(() => { if (my === gen) refreshDetails(); }, backoff(e, detailRetries++));
+      }
     } finally { clearTimeout(timer); if (loading === ctl) loading = null; }
   }
 
@@ -349,7 +411,10 @@
   function onBeat(ev) {
     if (ev.target !== source) return;  // not the current stream (a closed one sends none)
     const p = JSON.parse(ev.data);
+    // a beat shows the stream delivers: live at once (else after liveMs() open)
+    if (link.state !== "live") { retries = 0; setLink("live"); }
     if (points.length && points[points.length - 1].seq >= p.seq) return;
+    heard = { seq: p.seq, at: new Date() };
     points.push(p);
     if (points.length > 5000) points.shift();
     renderLevels(p); redraw(); refreshDetails();
@@ -368,17 +433,23 @@
   }
 
   // Each connection has a number: a connection that a later one overtook (the portfolio
-  // changed while it waited for an answer) stops at its next step and opens no stream.
-  let conn = 0;
+  // changed while it waited for an answer) stops at its next step and opens no stream, and
+  // its timers (the stream's live check, a try again) do nothing.
+  let conn = 0, retries = 0, timers = [];
+  function later(f, ms) {
+    const t = setTimeout(() => { timers = timers.filter((x) => x !== t); f(); }, ms);
+    timers.push(t);
+  }
   async function connect() {
     const my = ++conn;
     if (source) { source.close(); source = null; }
-    delete document.body.dataset.live;
+    timers.forEach(clearTimeout); timers = [];
     clearView();
     // the details asked for before are not shown, and no beat of the old portfolio asks
     // again (connect() asks once its own data is in)
-    gen++; dirty = false; detailsFailed = false; if (loading) loading.abort();
-    status("connecting: " + (portfolio || "..."));
+    gen++; dirty = false; detailsError = ""; heard = null; detailRetries = 0;
+    if (loading) loading.abort();
+    setLink("connecting");
     sessionStorage.setItem("swarmvar-key", key);
     try {
       const list = await api("/v1/portfolios");
@@ -386,6 +457,7 @@
       $("portfolio").innerHTML = list.map((p) => `<option>${esc(p.name)}</option>`).join("");
       if (!portfolio && list.length) portfolio = list[0].name;
       $("portfolio").value = portfolio;
+      if (!portfolio) throw new Error("this server runs no portfolio yet");
       const name = encodeURIComponent(portfolio);
       const history = await api(`/v1/portfolios/${name}/history?limit=1000`);
       if (my !== conn) return;
@@ -393,6 +465,7 @@
       if (my !== conn) return;
       points = history; horizon = v.horizon;
       const last = points.length ? points[points.length - 1] : null;
+      if (last) heard = { seq: last.seq, at: new Date() };
       // the cards show the latest beat with a consensus; the line above the chart the last
       let shown = null;
       for (let i = points.length - 1; i >= 0 && !shown; i--) {
@@ -402,18 +475,79 @@
         date: v.as_of, alphas: v.levels.map((l) => l.alpha), var: v.levels.map((l) => l.var),
         es: v.levels.map((l) => l.es), var_interval: v.levels.map((l) => l.var_interval) });
       if (last && last !== shown) renderLevels(last);
+      if (!latest) {  // no beat of this portfolio had a consensus yet: say so, and why
+        $("levels").innerHTML = `<p class="muted" id="no-consensus">no VaR yet` +
+          (v.detail ? `: ${esc(v.detail)}` : "") + "</p>";
+      }
       draw(); refreshDetails(true);
-      const since = last ? last.seq : 0;
-      const s = new EventSource(`/v1/portfolios/${name}/events?since=${since}` +
-        `&key=${encodeURIComponent(key)}`);
-      source = s;
-      s.addEventListener("beat", onBeat);
-      s.onopen = () => {
-        if (s !== source) return;
-        status("live: " + portfolio); document.body.dataset.live = "1";
-      };
-      s.onerror = () => { if (s === source) status("reconnecting...", true); };
-    } catch (e) { if (my === conn) status(String(e), true); }
+      retries = 0; openStream(my);
+    } catch (e) {
+      if (my !== conn) return;
+      const again = transient(e), wait = again ? backoff(e, retries++) : 0;
+      setLink("failed", { why: e.message || String(e),
+        retryAt: again ? new Date(Date.now() + wait) : null });
+      if (again) later(() => { if (my === conn) connect(); }, wait);
+    }
+  }
+
+  // The event stream from the last beat the page has. Live once it has stayed open liveMs()
+  // or brought a beat (a stream that opens and drops at once never says live); a drop says
+  // since when and which beat came last while the browser reconnects by itself. A stream
+  // the server answered with an error (503 past --max-streams, 401, 404) the browser does
+  // not reconnect: the page asks the server why, says it, and opens a new one after
+  // Retry-After or a backoff, unless the error needs the user (a 4xx other than 429).
+  function openStream(my) {
+    const name = encodeURIComponent(portfolio);
+    const since = points.length ? points[points.length - 1].seq : 0;
+    const url = `/v1/portfolios/${name}/events?since=${since}&key=${encodeURIComponent(key)}`;
+    const s = new EventSource(url);
+    source = s;
+    if (link.state === "connecting") setLink("opening");
+    s.addEventListener("beat", onBeat);
+    // the browser reconnects with the same EventSource: each open and error starts an epoch,
+    // and the live check counts only if no other began since the open it follows
+    let epoch = 0;
+    s.onopen = () => {
+      if (s !== source) return;
+      const mine = ++epoch;
+      later(() => {
+        if (s === source && epoch === mine && link.state !== "live") {
+          retries = 0; setLink("live");
+        }
+      }, liveMs());
+    };
+    s.onerror = () => {
+      if (s !== source) return;
+      epoch++;
+      if (s.readyState === EventSource.CLOSED) { whyRefused(my, s, url); return; }
+      if (link.state !== "down") setLink("down", { since: new Date() });
+    };
+  }
+
+  async function whyRefused(my, s, url) {
+    const ctl = new AbortController(), timer = setTimeout(() => ctl.abort(), 10000);
+    let why = "", again = true, wait;
+    try {
+      const r = await fetch(url, { signal: ctl.signal });
+      if (r.ok) {  // an answer the browser would not take as a stream (or taken now)
+        const type = r.headers.get("Content-Type") || "no Content-Type";
+        ctl.abort(); wait = backoff(null, retries++);
+        why = type.startsWith("text/event-stream") ? "then accepted when asked again"
+          : `${r.status} ${type}, not an event stream`;
+      } else {
+        const body = await r.json().catch(() => null);
+        why = body && body.error ? `${r.status} ${body.error.type}: ${body.error.message}`
+          : `${r.status} ${r.statusText || "error"}`;
+        const e = { status: r.status, retry: parseFloat(r.headers.get("Retry-After")) || 0 };
+        again = transient(e); wait = backoff(e, retries++);
+      }
+    } catch (e) {
+      why = e.name === "AbortError" ? "no answer within 10 s" : `cannot reach the server`;
+      wait = backoff(null, retries++);
+    } finally { clearTimeout(timer); }
+    if (my !== conn || s !== source) return;
+    setLink("refused", { why, retryAt: again ? new Date(Date.now() + wait) : null });
+    if (again) later(() => { if (my === conn && s === source) openStream(my); }, wait);
   }
 
   $("login").addEventListener("submit", (e) => {
@@ -453,6 +587,6 @@
     } catch (e) { $("verified").innerHTML = `<span class="bad">${esc(e)}</span>`; }
   });
   $("key").value = key;
-  draw();
+  draw(); paint();
   if (key) connect();
 })();

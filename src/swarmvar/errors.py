@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import sqlite3 as _sqlite3
 from enum import Enum as _Enum
+from typing import Any as _Any
+from typing import ClassVar as _ClassVar
 
 
 class SwarmVarError(Exception):
@@ -96,6 +98,59 @@ class LedgerUnavailable(_sqlite3.OperationalError, SwarmVarError):
     the service answers it as it answers SQLite's own (a read's 503 with Retry-After, a
     write's 500); a ``SwarmVarError`` too, so a command prints it as a usage error.
     """
+
+
+class LedgerUnwritable(LedgerUnavailable):
+    """The ledger cannot be written, or read, for a cause outside it: its disk is full, it
+    is read-only to this process, or the disk failed a read or write (``cause``: ``"disk
+    full"``, ``"read-only"``, ``"I/O error"``; SQLite's SQLITE_FULL, SQLITE_READONLY,
+    SQLITE_IOERR, PostgreSQL's SQLSTATE 53100, 25006, 58030). A failed append was rolled
+    back whole, so nothing was written, and nothing says the ledger is damaged: its disk is
+    at fault, not the ledger, which must not be moved away. Free space, make it writable or
+    check the disk, then retry.
+
+    A :class:`LedgerUnavailable` (an ``sqlite3.OperationalError`` first): the service
+    answers it, a read's or a write's, 503 with ``Retry-After``; a command prints it as a
+    usage error (exit 2), never as a damaged ledger.
+
+    Parameters
+    ----------
+    path : str
+        The ledger file (or the PostgreSQL URL, without its password).
+    cause : str
+        ``"disk full"``, ``"read-only"`` or ``"I/O error"`` (a key of :attr:`REMEDY`).
+    detail : str
+        What SQLite (or PostgreSQL) said.
+    doing : str
+        What met it: ``"append"``, ``"create"``, ``"open"`` or ``"read"`` (default).
+    """
+
+    #: What to do about each cause (the ledger itself not damaged).
+    REMEDY: _ClassVar[dict[str, str]] = {
+        "disk full": "free space on its disk, then retry",
+        "read-only": "make its file, its folder or its database writable by this process, "
+                     "then retry",
+        "I/O error": "check its disk (the system log says what failed), then retry; "
+                     "`swarmvar ledger verify` then tells whether anything stored was lost",
+    }
+    #: What the message says could not be done, by ``doing``.
+    _DONE: _ClassVar[dict[str, str]] = {"append": "appended to", "create": "created",
+                                        "open": "opened", "read": "read"}
+
+    def __init__(self, path: str, cause: str, detail: str = "", doing: str = "read") -> None:
+        changed = "changed" if doing == "read" else "written"
+        super().__init__(
+            f"the ledger {path} cannot be {self._DONE.get(doing, doing)}: {cause} ({detail}); "
+            f"nothing was {changed}, and nothing says the ledger is damaged (its disk is at "
+            f"fault, not the ledger: do not move it away): "
+            f"{self.REMEDY.get(cause, 'retry later')}")
+        self.path = path
+        self.cause = cause
+        self.detail = detail
+        self.doing = doing
+
+    def __reduce__(self) -> tuple[_Any, ...]:
+        return (type(self), (self.path, self.cause, self.detail, self.doing), self.__dict__)
 
 
 class InvalidProof(SwarmVarError, ValueError):

@@ -1,8 +1,11 @@
-"""evolution.db keeps its own copy of ledger.damage's rules for a lock wait and a file
-SQLite cannot open (engines do not import each other). The copies are held equal as code:
-each pair's syntax trees are compared after the copy's names are mapped to the original's
-(docstrings and annotations left out); and their answers on the errno cases of ``missing``
-(ENOENT, EACCES, EMFILE, ENFILE) and of ``never_opens``."""
+"""evolution.db keeps its own copy of ledger.damage's rules for a lock wait, a file SQLite
+cannot open and a cause outside the file (disk full, read-only, I/O error: ``outside``),
+and evolution.postgres of ledger.postgres's URL without its password (``shown``) and
+SQLSTATEs of those causes (engines do not import each other). The copies are held equal
+as code: each pair's syntax trees are compared after the copy's names are mapped to the
+original's (docstrings and annotations left out); the constants they read are equal; and
+their answers on the errno cases of ``missing`` (ENOENT, EACCES, EMFILE, ENFILE) and of
+``never_opens``."""
 
 from __future__ import annotations
 
@@ -18,15 +21,21 @@ from typing import Any
 import pytest
 
 import swarmvar.evolution.db as db
+import swarmvar.evolution.errors as evolution_errors
+import swarmvar.evolution.postgres as evolution_pg
+import swarmvar.ledger.postgres as ledger_pg
+from swarmvar.errors import LedgerUnwritable
 from swarmvar.ledger import damage
 
 #: The copy's names -> the original's.
 RENAMED = {"_LOCK_CODES": "_LOCK_CODES", "_CANTOPEN": "CANTOPEN",
-           "_NO_DESCRIPTOR": "NO_DESCRIPTOR", "_missing": "missing"}
+           "_NO_DESCRIPTOR": "NO_DESCRIPTOR", "_missing": "missing",
+           "_OUTSIDE_CODES": "OUTSIDE_CODES", "_OUTSIDE_TEXT": "OUTSIDE_TEXT"}
 PAIRS: list[tuple[Callable[..., Any], Callable[..., Any]]] = [
     (db._is_lock_wait, damage.is_lock_wait), (db._cannot_open, damage.cannot_open),
     (db._missing, damage.missing), (db._never_opens, damage.never_opens),
-    (db._out_of_descriptors, damage.out_of_descriptors)]
+    (db._out_of_descriptors, damage.out_of_descriptors), (db._outside, damage.outside),
+    (evolution_pg.shown, ledger_pg.shown)]
 
 
 def _tree_of(source: str) -> str:
@@ -68,6 +77,15 @@ def test_the_comparison_sees_a_changed_rule() -> None:
 def test_the_constants_are_equal() -> None:
     assert db._LOCK_CODES == damage._LOCK_CODES
     assert db._CANTOPEN == damage.CANTOPEN and db._NO_DESCRIPTOR == damage.NO_DESCRIPTOR
+    causes = ("DISK_FULL", "READ_ONLY", "IO_ERROR")
+    assert [getattr(evolution_errors, c) for c in causes] == [getattr(damage, c)
+                                                               for c in causes]
+    assert db._OUTSIDE_CODES == damage.OUTSIDE_CODES
+    assert db._OUTSIDE_TEXT == damage.OUTSIDE_TEXT
+    assert evolution_pg._OUTSIDE_STATES == ledger_pg.OUTSIDE_STATES
+    # each cause has its remedy in both stores' errors
+    assert set(evolution_errors._REMEDY) == set(LedgerUnwritable.REMEDY) == set(
+        damage.OUTSIDE_CODES.values())
 
 
 def _failing_open(code: int) -> Callable[..., int]:

@@ -1,5 +1,6 @@
-"""An append that fails for another reason than damage (disk full) does not call the ledger
-damaged; a ledger gone is named gone even at the descriptor limit (not "retry")."""
+"""A ledger gone is named gone even at the descriptor limit (not "retry"). An append that
+fails for another reason than damage (disk full, read-only, I/O error) is
+``LedgerUnwritable``: tests/ledger/test_ledger_disk_errors.py."""
 
 from __future__ import annotations
 
@@ -10,36 +11,8 @@ from pathlib import Path
 import pytest
 
 from _fd_fill import PRELUDE  # tests/_fd_fill.py (on the path: tests/conftest.py)
-from swarmvar.errors import LedgerCorrupted, LedgerUnavailable
+from swarmvar.errors import LedgerUnavailable
 from swarmvar.ledger import Ledger
-from swarmvar.ledger.sqlite import SQLiteStore
-
-_DRAFT = ("2026-01-01T00:00:00Z", "action", '{"a": "%s"}' % ("x" * 3000))
-
-
-def test_a_full_disk_on_append_is_not_called_damage(tmp_path: Path) -> None:
-    """The file may not grow (``max_page_count`` at its size: SQLITE_FULL): the append says
-    it cannot append, with SQLite's message, not "is damaged ... run ledger verify"; nothing
-    of the failed batch is written."""
-    led = Ledger.open(tmp_path)
-    path = led.store.path  # type: ignore[attr-defined]
-    led.close()
-    store = SQLiteStore(path, "2026-01-01T00:00:00Z", create=False, timeout=1.0)
-    try:
-        assert store.append([_DRAFT]) is not None
-        size = store.size()
-        pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
-        store._conn.execute(f"PRAGMA max_page_count={pages}")
-        with pytest.raises(LedgerCorrupted) as got:
-            for _ in range(50):  # bounded: a page holds one draft at most
-                size = store.size()
-                store.append([_DRAFT])
-        said = str(got.value)
-        assert "cannot append" in said and "full" in said, said
-        assert "damaged" not in said and "verify" not in said, said
-        assert store.size() == size
-    finally:
-        store.close()
 
 
 @pytest.mark.parametrize("how", ["removed", "dangling link"])

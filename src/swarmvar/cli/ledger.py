@@ -7,7 +7,10 @@ line) so that it can be piped; ``verify`` prints one line and exits 1 naming
 the first bad entry, or saying that the ledger is damaged or empty. Bad input
 is a message and exit code 2, never a traceback; so is a damaged ledger
 (SQLite's ``quick_check``) given to ``head`` or ``export``, which refuse to
-sign or copy it.
+sign or copy it, and a ledger that cannot be read or written now
+(``LedgerUnavailable``: a lock, no file descriptor left; ``LedgerUnwritable``:
+its disk full, read-only or an I/O error, named and never taken for damage, so
+``verify`` meeting it exits 2, not 1).
 """
 
 from __future__ import annotations

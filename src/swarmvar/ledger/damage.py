@@ -96,6 +96,19 @@ CANTOPEN = 14
 #: ``open(2)`` errors that say "this process (or the system) has no file descriptor left".
 NO_DESCRIPTOR = frozenset({errno.EMFILE, errno.ENFILE})
 
+#: The causes outside the file :class:`~swarmvar.errors.LedgerUnwritable` names (the
+#: keys of its ``REMEDY``; the variant store's ``swarmvar.evolution.errors`` has the same).
+DISK_FULL = "disk full"
+READ_ONLY = "read-only"
+IO_ERROR = "I/O error"
+#: SQLite primary result codes of a cause outside the file: SQLITE_FULL, SQLITE_READONLY,
+#: SQLITE_IOERR (damage is SQLITE_CORRUPT 11, SQLITE_NOTADB 26: never one of these).
+OUTSIDE_CODES = {13: DISK_FULL, 8: READ_ONLY, 10: IO_ERROR}
+#: SQLite's messages of the same, for an error that carries no code.
+OUTSIDE_TEXT = (("database or disk is full", DISK_FULL),
+                ("attempt to write a readonly database", READ_ONLY),
+                ("disk I/O error", IO_ERROR))
+
 #: (device, inode, size in bytes, mtime ns, ctime ns) of one file (ctime 0: not compared).
 Stat = tuple[int, int, int, int, int]
 
@@ -240,6 +253,20 @@ def is_damage(exc: BaseException) -> bool:
         return True
     code = getattr(exc, "sqlite_errorcode", None)
     return code is not None and code & 0xFF in _DAMAGE_CODES
+
+
+def outside(exc: BaseException) -> str | None:
+    """The cause outside the ledger that SQLite's ``exc`` names (:data:`DISK_FULL`,
+    :data:`READ_ONLY`, :data:`IO_ERROR`: its disk, not its file), or None. By SQLite's
+    primary result code when ``exc`` has one, else by its message. The variant store's
+    ``swarmvar.evolution.db._outside`` is the same code (a test compares them)."""
+    if not isinstance(exc, sqlite3.Error):
+        return None
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return OUTSIDE_CODES.get(code & 0xFF)
+    text = str(exc)
+    return next((cause for said, cause in OUTSIDE_TEXT if said in text), None)
 
 
 def open_read_only(path: Path, timeout: float = 5.0) -> sqlite3.Connection:

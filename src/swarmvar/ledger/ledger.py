@@ -32,6 +32,7 @@ from ..errors import (
     InvalidParameter,
     InvalidProof,
     LedgerCorrupted,
+    LedgerUnwritable,
     PayloadTooLarge,
     SwarmVarError,
 )
@@ -153,6 +154,19 @@ class Ledger:
     ``home_or_path`` may also be a ``postgresql://`` URL: the ledger then
     lives in that database (tables ``ledger_meta`` and ``ledger_entries``),
     and heads are signed with ``signing_key`` (there is no key file).
+
+    Raises
+    ------
+    LedgerNotFound
+        No ledger there and ``create`` is False, or its folder cannot be made.
+    LedgerCorrupted
+        The file is not a whole ledger, (a writer) SQLite finds it damaged, or its file
+        or home is gone or closed to this process.
+    LedgerUnavailable
+        Opening it met a lock held past the busy timeout or no file descriptor left.
+    LedgerUnwritable
+        Creating, opening or (later) reading or appending met its disk full, a read-only
+        file (or transaction) or an I/O error: named, nothing written, not damage.
     """
 
     path: Path | None
@@ -703,12 +717,15 @@ def _create_sqlite(
             continue
     tmp = path.with_name(f"{prefix}{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
     try:
-        store = SQLiteStore(tmp, now, algorithm, durability)
         try:
-            genesis = canonical_data(genesis_data(store.hash_algorithm))
-            store.append([(EntryKind.GENESIS.value, genesis, now)], if_size=0)
-        finally:
-            store.close()  # the last connection: SQLite folds the WAL into the file
+            store = SQLiteStore(tmp, now, algorithm, durability)
+            try:
+                genesis = canonical_data(genesis_data(store.hash_algorithm))
+                store.append([(EntryKind.GENESIS.value, genesis, now)], if_size=0)
+            finally:
+                store.close()  # the last connection: SQLite folds the WAL into the file
+        except LedgerUnwritable as exc:  # its disk full, read-only: the ledger's name
+            raise LedgerUnwritable(str(path), exc.cause, exc.detail, "create") from None
         try:
             os.link(tmp, path)  # atomic, and never replaces an existing file
         except FileExistsError:

@@ -17,12 +17,14 @@ psycopg (3) is imported here only; the rest of the ledger never needs it.
 from __future__ import annotations
 
 import threading
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
 
-from ..errors import LedgerCorrupted
+from ..errors import LedgerCorrupted, LedgerUnwritable
+from .damage import DISK_FULL, IO_ERROR, READ_ONLY
 from .entry import ZERO_HASH
 from .merkle import HashAlgorithm, NodeKey, frontier_keys
 from .store import Draft, Durability, Frontier, Row, node_from_row, node_row, seal_batch
@@ -33,6 +35,12 @@ _CHUNK = 50_000
 #: Batches from this size on are sent with COPY; smaller ones as one INSERT.
 _COPY_FROM = 64
 _COLUMNS = "idx, timestamp, kind, data, previous_hash, hash, nodes"
+#: SQLSTATEs of a cause outside the ledger's data (as SQLite's SQLITE_FULL, SQLITE_READONLY,
+#: SQLITE_IOERR in :mod:`~swarmvar.ledger.sqlite`): disk_full, read_only_sql_transaction
+#: (a standby, default_transaction_read_only), io_error: LedgerUnwritable. Damage
+#: (data_corrupted XX001, index_corrupted XX002) and any other error stay LedgerCorrupted.
+#: The variant store's ``swarmvar.evolution.postgres`` has the same (a test compares them).
+OUTSIDE_STATES = {"53100": DISK_FULL, "25006": READ_ONLY, "58030": IO_ERROR}
 
 _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -76,6 +84,16 @@ class PostgresStore:
     create : bool
         If False, a database without the ledger's tables raises
         LedgerCorrupted and nothing is created.
+
+    Raises
+    ------
+    LedgerUnwritable
+        Opening, reading or appending met a disk full, a read-only transaction or an
+        I/O error (SQLSTATE 53100, 25006, 58030): named, the URL without its password,
+        the append rolled back (nothing was written), the ledger not said to be damaged.
+    LedgerCorrupted
+        The server cannot be reached, the URL is not one, the database holds no ledger
+        (without ``create``) or any other database error.
     """
 
     def __init__(
@@ -147,7 +165,7 @@ class PostgresStore:
         self._created = str(meta.get("created", ""))
 
     def _errors(self, what: str) -> Any:
-        return _PgErrors(what)
+        return _PgErrors(what, self.url)
 
     @property
     def hash_algorithm(self) -> HashAlgorithm:
@@ -252,11 +270,44 @@ class PostgresStore:
             self._conn.close()
 
 
-class _PgErrors:
-    """Raise database errors (other than lock waits being cancelled) as LedgerCorrupted."""
+def shown(url: str) -> str:
+    """``url`` as an error may show it: without its password (``user:password@`` or a
+    ``password=`` query parameter). The variant store's ``swarmvar.evolution.postgres``
+    has the same code (a test compares them)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        netloc = parts.netloc
+        if parts.password is not None:
+            user = f"{parts.username}@" if parts.username else ""
+            netloc = user + netloc.rpartition("@")[2]
+        query = "&".join(p for p in parts.query.split("&")
+                         if p.partition("=")[0].lower() != "password")
+        return (f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+                + (f"#{parts.fragment}" if parts.fragment else ""))
+    except ValueError:
+        return "the PostgreSQL database"
 
-    def __init__(self, what: str) -> None:
+
+def database_error(url: str, exc: psycopg.Error,
+                   what: str) -> LedgerCorrupted | LedgerUnwritable:
+    """What to raise for PostgreSQL's ``exc`` met ``what`` (``"open"``, ``"read"``,
+    ``"append"``) on the ledger database at ``url``: :class:`~swarmvar.errors.LedgerUnwritable`
+    for a disk full, a read-only transaction or an I/O error (:data:`OUTSIDE_STATES`; the
+    transaction was rolled back), else :class:`~swarmvar.errors.LedgerCorrupted`."""
+    cause = OUTSIDE_STATES.get(getattr(exc, "sqlstate", None) or "")
+    if cause is not None:
+        doing = what if what in ("append", "open") else "read"
+        return LedgerUnwritable(shown(url), cause, str(exc).strip(), doing)
+    return LedgerCorrupted(f"ledger database error ({what}): {exc}")
+
+
+class _PgErrors:
+    """Raise database errors (other than lock waits being cancelled) as
+    :func:`database_error` says: LedgerUnwritable, or LedgerCorrupted."""
+
+    def __init__(self, what: str, url: str) -> None:
         self.what = what
+        self.url = url
 
     def __enter__(self) -> None:
         return None
@@ -264,4 +315,4 @@ class _PgErrors:
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if exc is not None and isinstance(exc, psycopg.Error):
             # the cause kept: a caller tells a refused privilege (SQLSTATE 42501) from damage
-            raise LedgerCorrupted(f"ledger database error ({self.what}): {exc}") from exc
+            raise database_error(self.url, exc, self.what) from exc

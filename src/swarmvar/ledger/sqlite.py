@@ -18,9 +18,9 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from itertools import chain
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from ..errors import LedgerCorrupted, LedgerUnavailable
+from ..errors import LedgerCorrupted, LedgerUnavailable, LedgerUnwritable
 from .damage import (
     PROCESS_MEMO,
     DamageMemo,
@@ -30,6 +30,7 @@ from .damage import (
     missing,
     never_opens,
     out_of_descriptors,
+    outside,
 )
 from .entry import ZERO_HASH
 from .merkle import HashAlgorithm, NodeKey, frontier_keys
@@ -93,6 +94,7 @@ _COLUMNS = "idx, timestamp, kind, data, previous_hash, hash, nodes"
 #: Rows fetched per query when streaming.
 _CHUNK = 50_000
 _TEXT_COLUMNS = ("timestamp", "kind", "data")
+_E = TypeVar("_E", bound=LedgerUnavailable)
 
 
 class UnreadableEntry(LedgerCorrupted):
@@ -136,6 +138,10 @@ class SQLiteStore:
         Opening, reading or appending met a lock held past ``timeout``, or SQLite's
         "unable to open database file" with the file there (no descriptor left: EMFILE,
         ENFILE): a retry may pass, nothing was written.
+    LedgerUnwritable
+        Opening, reading, appending or a damage check met its disk full, a read-only
+        file or an I/O error (SQLITE_FULL, SQLITE_READONLY, SQLITE_IOERR): named, the
+        append rolled back (nothing was written), the file not said to be damaged.
     LedgerCorrupted
         Any other SQLite error (a damaged file, not a ledger), or the file or its home
         gone or closed to this process (named: "cannot be opened (why ...)").
@@ -167,7 +173,9 @@ class SQLiteStore:
             # UnicodeDecodeError: a damaged schema text that is not even UTF-8
             self._conn.close()
             err = _storage_error(exc, self.path)
-            if isinstance(err, LedgerCorrupted) and not cannot_open(exc):
+            if isinstance(err, LedgerUnwritable):
+                err = _unwritable(exc, err.path, err.cause, "open")
+            elif isinstance(err, LedgerCorrupted) and not cannot_open(exc):
                 err = LedgerCorrupted(f"{self.path} is not a usable ledger database: {exc}")
             raise err from None
         except BaseException:
@@ -273,7 +281,8 @@ class SQLiteStore:
         ``timeout`` seconds (default: the store's) or another error that says
         nothing about damage is raised as ``sqlite3.OperationalError``: a lock wait, or
         "unable to open database file" with the file there (no descriptor left), as
-        :class:`~swarmvar.errors.LedgerUnavailable`.
+        :class:`~swarmvar.errors.LedgerUnavailable`; a disk full, read-only file or I/O
+        error as :class:`~swarmvar.errors.LedgerUnwritable` (:func:`_passing`).
         """
         with _passing(self.path):
             return self._damage_memo.damage(self._resolved,
@@ -376,11 +385,14 @@ def _storage_error(exc: BaseException, path: Path,
     retry may pass: a lock wait past the busy timeout, or "unable to open database file"
     (SQLITE_CANTOPEN: the file, its ``-wal``/``-shm`` or a temporary file) while the file
     is there, which is no descriptor left (EMFILE, ENFILE; the service answers both 503).
+    Its subclass :class:`~swarmvar.errors.LedgerUnwritable` for a cause outside the file
+    (:func:`~swarmvar.ledger.damage.outside`: a disk full, a read-only file, an I/O error;
+    the service answers it 503, a read's or a write's) while the file is there.
     :class:`~swarmvar.errors.LedgerCorrupted` naming why when the file or its home is
-    gone or closed to this process (:func:`~swarmvar.ledger.damage.missing`); naming the
-    damage when SQLite says the file is damaged (:func:`~swarmvar.ledger.damage.is_damage`)
-    or on a read; else (an append's disk full, read-only file, I/O error) that it cannot
-    append, with SQLite's message.
+    gone or closed to this process (:func:`~swarmvar.ledger.damage.missing`: SQLite's
+    "readonly database" of a file moved away too); naming the damage when SQLite says the
+    file is damaged (:func:`~swarmvar.ledger.damage.is_damage`) or on a read; else (an
+    append's other error) that it cannot append, with SQLite's message.
     """
     if is_lock_wait(exc):
         return _unavailable(exc, f"the ledger {path} is locked by another connection past "
@@ -390,7 +402,13 @@ def _storage_error(exc: BaseException, path: Path,
         if why is None:
             return _unavailable(exc, _no_descriptor(path, doing, exc))
         return _gone(path, why, exc, doing)
-    if doing and not is_damage(exc):  # disk full, a read-only file, an I/O error
+    cause = outside(exc)
+    if cause is not None:
+        why = missing(path)
+        if why is not None:
+            return _gone(path, why, exc, doing)
+        return _unwritable(exc, str(path), cause, "append" if doing else "read")
+    if doing and not is_damage(exc):  # another error SQLite gives an append
         what = doing.strip().removeprefix("to ")
         return LedgerCorrupted(f"{path}: cannot {what}: {exc}; nothing was written")
     return LedgerCorrupted(f"{path} is damaged{doing and f' ({doing.strip()})'}: {exc}; "
@@ -416,7 +434,18 @@ def _no_descriptor(path: Path, doing: str, exc: BaseException) -> str:
 
 def _unavailable(exc: BaseException, message: str) -> LedgerUnavailable:
     """:class:`~swarmvar.errors.LedgerUnavailable` carrying SQLite's codes of ``exc``."""
-    err = LedgerUnavailable(message)
+    return _coded(LedgerUnavailable(message), exc)
+
+
+def _unwritable(exc: BaseException, path: str, cause: str, doing: str) -> LedgerUnwritable:
+    """:class:`~swarmvar.errors.LedgerUnwritable` naming ``cause`` (of
+    :func:`~swarmvar.ledger.damage.outside`) met ``doing`` on the ledger at ``path``,
+    carrying SQLite's message and codes of ``exc``."""
+    return _coded(LedgerUnwritable(path, cause, str(exc), doing), exc)
+
+
+def _coded(err: _E, exc: BaseException) -> _E:
+    """``err`` given SQLite's ``sqlite_errorcode`` and ``sqlite_errorname`` of ``exc``."""
     for name in ("sqlite_errorcode", "sqlite_errorname"):
         if hasattr(exc, name):
             setattr(err, name, getattr(exc, name))
@@ -438,13 +467,14 @@ def _damaged(path: Path) -> Iterator[None]:
 
 @contextmanager
 def _passing(path: Path) -> Iterator[None]:
-    """Raise a lock wait, or SQLITE_CANTOPEN, met by a damage check of ``path`` as
-    :func:`_storage_error` says (LedgerUnavailable, or LedgerCorrupted naming the file
-    gone); other errors as they are."""
+    """Raise a lock wait, SQLITE_CANTOPEN, or a disk full, read-only or I/O error met by a
+    damage check of ``path`` as :func:`_storage_error` says (LedgerUnavailable,
+    LedgerUnwritable, or LedgerCorrupted naming the file gone); other errors as they are."""
     try:
         yield
     except sqlite3.OperationalError as exc:
-        if isinstance(exc, LedgerUnavailable) or not (is_lock_wait(exc) or cannot_open(exc)):
+        if isinstance(exc, LedgerUnavailable) or not (
+                is_lock_wait(exc) or cannot_open(exc) or outside(exc)):
             raise
         raise _storage_error(exc, path) from None
 
@@ -498,6 +528,9 @@ def _connect(path: Path, timeout: float, create: bool) -> sqlite3.Connection:
             # opening a new data home); the file appears a moment later. Not so with no
             # descriptor left, or the file or its folder gone or closed for good.
             if not cannot_open(exc):
+                cause = outside(exc)
+                if cause is not None:
+                    raise _unwritable(exc, str(path), cause, "open") from None
                 raise LedgerCorrupted(f"cannot open the ledger {path}: {exc}") from None
             why = never_opens(path, create)  # told even at the limit (stat needs no fd)
             if why is not None:

@@ -12,12 +12,17 @@ the same way for every route, when the app builds its OpenAPI schema:
   when its role is above reader (every valid key is at least a reader);
 - a route of the variant store (tagged ``variants``: it opens the lifecycle database,
   whatever its role): 503 when that store cannot be used now (a lock held past the
-  timeout, ``VariantStoreLocked``; no file descriptor left, ``VariantStoreUnavailable``)
-  and 500 when it is damaged (``CorruptStore``) or gone (``VariantStoreMissing``);
+  timeout, ``VariantStoreLocked``; no file descriptor left, ``VariantStoreUnavailable``;
+  its disk full, read-only or an I/O error, ``VariantStoreUnwritable``) and 500 when it
+  is damaged (``CorruptStore``) or gone (``VariantStoreMissing``);
 - another route of the reader role (a read of the ledger:
   :func:`swarmvar.service.storage.is_read`, the app's answer to its SQLite errors): 503
   when the ledger cannot be read now (a lock held past the timeout, no file descriptor
-  left), and 500 when the ledger file is gone.
+  left, ``LedgerUnavailable``; its disk full, read-only or an I/O error,
+  ``LedgerUnwritable``), and 500 when the ledger file is gone;
+- a route above the reader role (a write: it appends to the ledger, the variant store's
+  promote and rollback too): 503 when the ledger cannot be written (its disk full,
+  read-only or an I/O error, ``LedgerUnwritable``: nothing written).
 
 So ``/healthz`` and ``/metrics`` list none of the key's errors, since they cannot give them.
 """
@@ -48,7 +53,13 @@ TEXT = {
 }
 #: A ledger read's 503 (:mod:`swarmvar.service.storage`).
 STORAGE = ("The ledger cannot be read now (LedgerUnavailable: a lock held past the timeout, "
-           "or no file descriptor left; the error is named): retry after Retry-After seconds")
+           "or no file descriptor left; LedgerUnwritable: its disk full, read-only or an I/O "
+           "error, the ledger not damaged; the error is named): retry after Retry-After "
+           "seconds")
+#: A write's 503 when its ledger append meets a disk error (:mod:`swarmvar.service.storage`).
+LEDGER_WRITE = ("The ledger cannot be written (LedgerUnwritable: its disk full, read-only or "
+                "an I/O error, the cause and the file named): nothing was written to it and it "
+                "is not damaged; retry after Retry-After seconds")
 #: A ledger read's 500 when the SQLite ledger file cannot be opened for good (not retried).
 MISSING = ("The ledger file or its home is gone or closed to the server (LedgerMissing, the "
            "file named): a retry would meet it again")
@@ -57,8 +68,9 @@ VARIANTS_TAG = "variants"
 #: A variant route's 503 (:mod:`swarmvar.evolution.db`'s errors, answered by the app).
 VARIANT_STORAGE = ("The variant store cannot be used now (VariantStoreLocked: locked by "
                    "another connection past the busy timeout; VariantStoreUnavailable: no "
-                   "file descriptor left; the store named): nothing was changed; retry "
-                   "after Retry-After seconds")
+                   "file descriptor left; VariantStoreUnwritable: its disk full, read-only "
+                   "or an I/O error, the store not damaged; the store named): nothing was "
+                   "changed; retry after Retry-After seconds")
 #: A variant route's 500: a retry would meet it again.
 VARIANT_BROKEN = ("The variant store is damaged or not a lifecycle database (CorruptStore), "
                   "or its file or home is gone or closed to the server (VariantStoreMissing; "
@@ -89,6 +101,8 @@ def generic_statuses(route: APIRoute) -> dict[int, str]:
     elif guard is not None and guard[0] is Role.READER:
         out[503] = f"{STORAGE}; or: {TEXT[503]}"
         out[500] = MISSING
+    if guard is not None and guard[0] is not Role.READER:
+        out[503] = f"{LEDGER_WRITE}; or: {out[503]}"
     return out
 
 

@@ -17,8 +17,16 @@ The ledger engine raises the first two as :class:`~swarmvar.errors.LedgerUnavail
 an ``sqlite3.OperationalError`` first (then a ``SwarmVarError``), which reaches the app's
 ``sqlite3.OperationalError`` handler and is answered here as SQLite's own error is.
 
-A write's SQLite error, a damaged file (SQLITE_CORRUPT, SQLITE_NOTADB) and any other
-SQLite error are not answered here (None: the app's 500 for the unexpected). The
+Its subclass :class:`~swarmvar.errors.LedgerUnwritable` - the ledger's disk full, its
+file (or PostgreSQL transaction) read-only, or an I/O error - is a 503 ``LedgerUnwritable``
+with ``Retry-After`` for a read and a write alike, its message kept (the cause, the
+file, that nothing was written or changed, what to do): the engine raises it only once
+the append was rolled back whole, and nothing says the ledger is damaged, so a request
+sent again once the disk is mended passes (as the variant store's
+``VariantStoreUnwritable``).
+
+A write's other SQLite error, a damaged file (SQLITE_CORRUPT, SQLITE_NOTADB) and any
+other SQLite error are not answered here (None: the app's 500 for the unexpected). The
 variant store's errors are not the ledger's: the evolution database raises them as
 ``SwarmVarError`` classes the app answers by status, naming that store
 (:class:`~swarmvar.evolution.db.VariantStoreLocked` and
@@ -37,6 +45,7 @@ from pathlib import Path
 
 from fastapi import Request
 
+from ..errors import LedgerUnwritable
 from ..ledger import ledger_path
 from ..ledger.damage import CANTOPEN, NO_DESCRIPTOR, cannot_open, is_damage, is_lock_wait, missing
 from .keys import Role
@@ -80,8 +89,12 @@ def ledger_file(request: Request) -> Path | None:
 
 def storage_answer(request: Request, exc: BaseException) -> tuple[int, str, str] | None:
     """(status, error type, message) of a read's SQLite error that the service answers
-    itself (503 ``LedgerUnavailable``, 500 ``LedgerMissing``), or None: a write's, a
-    damaged file's or another error, left to the app's 500 for the unexpected."""
+    itself (503 ``LedgerUnavailable``, 500 ``LedgerMissing``), or of a read's or a
+    write's :class:`~swarmvar.errors.LedgerUnwritable` (503, its message), or None: a
+    write's other error, a damaged file's or another error, left to the app's 500 for the
+    unexpected."""
+    if isinstance(exc, LedgerUnwritable):
+        return 503, "LedgerUnwritable", str(exc)
     if not is_read(request) or not ledger_unavailable(exc):
         return None
     if cannot_open(exc):

@@ -62,11 +62,10 @@ def entry(index: int, request: Request, key: Reader) -> dict[str, Any]:
     return led.entry(index).to_dict()
 
 
-#: The head of a damaged ledger, or one that cannot be written (its 503, a ledger that
-#: cannot be read now, is every reader route's: :mod:`swarmvar.service.responses`).
+#: The head of a damaged ledger (its 503s - a ledger that cannot be read now, or whose disk
+#: is full, read-only or failing - are every reader route's: :mod:`swarmvar.service.responses`).
 _STORAGE: dict[int | str, dict[str, object]] = {
-    500: error("The ledger is damaged, or it cannot be written (disk full, read-only) "
-               "(LedgerCorrupted): nothing is signed over it")}
+    500: error("The ledger is damaged (LedgerCorrupted): nothing is signed over it")}
 
 
 @router.get("/v1/ledger/head", tags=["ledger"], responses=_STORAGE)

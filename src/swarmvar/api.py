@@ -170,8 +170,10 @@ def _instance_track(
 
     ``log_scores`` (BMA weights; ``horizon`` 1 only): each record also holds every
     agent's predictive log density of each day's return, ``log p_i(r_t | past)``, from
-    the same backtest. The cache keeps no log scores, so it is not read then (the
-    record is built, and its forecasts are still written there for other weightings).
+    the same backtest. A record built at horizon 1 writes them to the cache whatever the
+    weighting, and a BMA call reads them from there; a cached file without them (none
+    past horizon 1) is rebuilt for BMA. Other weightings' records carry none, read or
+    built.
 
     Raises
     ------
@@ -202,7 +204,7 @@ def _instance_track(
             x[-need:], {n: (f"{type(a).__module__}.{type(a).__qualname__}", a.params())
                         for n, a in roster.items()}, alphas, days=days, window=window,
             horizon=horizon, step=horizon, refit_every=_TRACK_REFIT, seed=seed)
-        cached = None if log_scores else load_track(cache, key, names, alphas)
+        cached = load_track(cache, key, names, alphas, log_scores=log_scores)
         if cached is not None:
             if on_day is not None:
                 on_day(scored * len(names), scored * len(names))
@@ -212,7 +214,9 @@ def _instance_track(
                       alphas=alphas, horizon=horizon, baseline=None, seed=seed, progress=False,
                       n_sim=10, on_day=on_day, workers=workers, step=horizon,
                       judge_prices=False)
-    scores = (np.column_stack([result.logscore[n] for n in names]) if log_scores
+    # every agent's log p_i(r_t | past) at horizon 1 (the driver has them then only): kept
+    # in the cache for any weighting, so that a later BMA call reads the same record
+    scores = (np.column_stack([result.logscore[n] for n in names]) if horizon == 1
               else None)
     track = {a: TrackRecord(agent_ids=names, returns=result.returns, alpha=a,
                             var=np.column_stack([result.series[n][a].var for n in names]),
@@ -226,6 +230,8 @@ def _instance_track(
             save_track(cache, key, track)
         except OSError:  # a cache that cannot be written only costs the next call time
             pass
+    if not log_scores:  # as a cached record reads without them
+        track = {a: dataclasses.replace(rec, log_scores=None) for a, rec in track.items()}
     return track, False
 
 
@@ -382,12 +388,9 @@ def var(
     rule = SWARM_POLICY if policy is None else policy
     bma = rule.weighting is Weighting.BMA
     if consensus and bma and days > 0 and horizon > 1:
-        raise InvalidParameter(
-            f"BMA weighting needs each agent's predictive log score of every day in the "
-            f"track record, which it has at horizon 1 only (the agents give no {horizon}-day "
-            f"density to score); at horizon {horizon} use Weighting.TEMPERED or "
-            f"Weighting.TRACK_RECORD (they score the {horizon}-day VaR and ES), or "
-            f"track_days=0 for equal weights")
+        from .consensus.series import bma_horizon_words
+
+        raise InvalidParameter(bma_horizon_words(horizon, equal="track_days=0"))
     roster: list[str | Agent] = _check_roster(agents)
     named = [canonical_name(a) if isinstance(a, str) else getattr(a, "name", "") for a in roster]
     twice = sorted({n for n in named if named.count(n) > 1})

@@ -77,3 +77,69 @@ def test_backtest_book_json_root_stops_at_the_runs_last_entry(
     doc = json.loads(result.stdout)
     assert doc["command"] == "backtest" and doc["book"]
     _root_stops_at_the_last_entry(home, doc["ledger"])
+
+
+def test_book_var_json_root_stops_at_the_runs_last_entry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``var --book --json``: book_api._record writes the run's batch, then another writer
+    appends one entry before the root is read."""
+    import swarmvar.book_api as book_api
+
+    real = book_api._record
+
+    def then_another_writer(ledger: Ledger, *args: Any, **kwargs: Any) -> tuple[int, int]:
+        done: tuple[int, int] = real(ledger, *args, **kwargs)
+        ledger.record_action("other-writer", {"note": "appended after the book's batch"})
+        return done
+
+    monkeypatch.setattr(book_api, "_record", then_another_writer)
+    home = tmp_path / "h"
+    result = runner.invoke(app, ["var", "--positions", "AAPL=600000,MSFT=-400000", "--agents",
+                                 "niw", "--last", "300", "--home", str(home), "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["command"] == "var" and doc["book"]
+    _root_stops_at_the_last_entry(home, doc["ledger"])
+
+
+def test_arbiter_replay_root_stops_at_its_summary(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """``arbiter replay`` prints the root of the ledger up to its own last entry, the
+    replay's summary, and its range ends there: another writer's entry appended after the
+    summary is in neither (was: the whole ledger's root and size)."""
+    import re
+
+    from swarmvar.arbiter.history import cache_path, simulated_history
+    from swarmvar.cli import build_app
+    from swarmvar.models import DEFAULT_AGENTS, agent_class
+
+    window = max(agent_class(n).min_observations for n in DEFAULT_AGENTS)
+    home = tmp_path / "home"
+    simulated_history(days=60, seed=7).save(cache_path(
+        "sp500", last=60, window=window, refit_every=20, alphas=(0.99, 0.975), seed=0,
+        agents=DEFAULT_AGENTS, cache=home / "cache" / "arbiter"))
+    real = Ledger.add_entries
+
+    def then_another_writer(self: Ledger, batch: Any, **kwargs: Any) -> range:
+        batch = list(batch)
+        done: range = real(self, batch, **kwargs)
+        if any(getattr(data, "get", dict().get)("type") == "arbiter.replay"
+               for _, data in batch):
+            self.record_action("other-writer", {"note": "appended after the replay"})
+        return done
+
+    monkeypatch.setattr(Ledger, "add_entries", then_another_writer)
+    result = runner.invoke(build_app("arbiter"), [
+        "arbiter", "replay", "--data", "sp500", "--last", "60", "--window", str(window),
+        "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    found = re.search(r"recorded entries (\d+)-(\d+) .* \(Merkle root ([0-9a-f]{16})…\)", said)
+    assert found, said
+    last = int(found[2])
+    with Ledger.open(home, create=False) as ledger:
+        assert ledger.size == last + 2  # the other writer's entry is there
+        assert ledger.entry(last).data["type"] == "arbiter.replay"
+        assert ledger.entry(last + 1).data["type"] == "other-writer"
+        assert found[3] == ledger.compute_merkle_root(size=last + 1).hex()[:16]
+        assert found[3] != ledger.compute_merkle_root().hex()[:16]

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from swarmvar.cli import app
-from swarmvar.cli._common import POLICIES
+from swarmvar.cli._common import POLICIES, swarm_policy
 from swarmvar.cli.var import kept_words
 from swarmvar.consensus import Aggregator, Policy
 from swarmvar.swarm.consensus import SWARM_POLICY
@@ -116,6 +116,87 @@ def test_every_rule_says_one_agent_carrying_the_weight(aggregator: Aggregator) -
         assert said.endswith(WHY), said
 
 
+def _level(alpha: float, var: float, weights: dict[str, float], method: str) -> Consensus:
+    """One level of ``len(weights)`` agents whose VaR (and ES = 1.5 VaR) is ``var``."""
+    return Consensus(alpha, 1, var, 1.5 * var, (0.9 * var, 1.1 * var),
+                     (1.35 * var, 1.65 * var), method, tuple(weights), weights=weights,
+                     available=len(weights), total=len(weights))
+
+
+@pytest.mark.parametrize("aggregator", list(Aggregator))
+def test_a_line_over_rearranged_levels_says_it_is_before_the_rearrangement(
+        aggregator: Aggregator) -> None:
+    """``uncrossed`` swaps VaR/ES between crossed levels and keeps each level's weights: a
+    line naming the agent a level took is of the levels before that swap. Was: "Krum takes
+    ... GarchT at 0.975; StudentT at 0.99", while 0.99 showed GarchT's 0.975 figures."""
+    from swarmvar.swarm.consensus import uncrossed
+
+    policy = _policy(aggregator)
+    three = ("GarchT", "StudentT", "a")
+    low = dict(zip(three, (1.0, 0.0, 0.0), strict=True))  # 0.975: GarchT's
+    high = dict(zip(three, (0.0, 1.0, 0.0), strict=True))  # 0.99: StudentT's, lower
+    if aggregator in (Aggregator.MEAN, Aggregator.MULTI_KRUM):
+        low = dict(zip(three, (0.99, 0.005, 0.005), strict=True))
+        high = dict(zip(three, (0.005, 0.99, 0.005), strict=True))
+    crossed = [_level(0.99, 0.02, high, policy.method), _level(0.975, 0.03, low,
+                                                               policy.method)]
+    rows = uncrossed(crossed)
+    assert [c.var for c in rows] == [0.03, 0.02]  # the figures moved between the levels
+    assert [c.weights for c in rows] == [high, low]  # the weights did not
+    assert all(c.method.endswith(", rearranged across levels") for c in rows)
+    before = kept_words(crossed, policy, record=500)
+    after = kept_words(rows, policy, record=500)
+    assert before and "rearranged" not in before, before
+    assert after == f"before the levels were rearranged: {before}"
+    if aggregator is Aggregator.KRUM:
+        assert after == ("before the levels were rearranged: Krum takes one agent's VaR and "
+                         "ES, the one closest to the others: StudentT at 0.99; GarchT at "
+                         "0.975; weights cannot change it")
+    # one level moved is enough; levels in order get no such words
+    one = [rows[0], dataclasses.replace(rows[1], method=policy.method)]
+    assert kept_words(one, policy, record=500).startswith("before the levels were")
+    assert kept_words(uncrossed(list(reversed(rows))), policy, record=500) == kept_words(
+        list(reversed(rows)), policy, record=500)
+
+
+@pytest.mark.parametrize("aggregator", [Aggregator.MEAN, Aggregator.TRIMMED_MEAN])
+def test_one_agent_weighted_gets_no_line(aggregator: Aggregator) -> None:
+    """One agent has no one to lean on: no line (was: "the mean of 1 agents (nothing
+    trimmed); StudentT carries the weight")."""
+    policy = dataclasses.replace(_policy(aggregator), f=0, f_steps=())
+    assert kept_words([_row(1, {"StudentT": 1.0})], policy, record=1000) == ""
+    two = [_row(2, {"StudentT": 0.999, "GarchT": 0.001})]
+    assert kept_words(two, policy, record=1000) == (
+        f"the mean of 2 agents (nothing trimmed); StudentT carries the weight{WHY}")
+
+
+def test_multi_krum_keeps_what_the_rule_keeps() -> None:
+    """``Policy.multi_krum_kept`` is what ``robust.multi_krum`` selects, and the words and
+    the line say it."""
+    import numpy as np
+
+    from swarmvar.consensus.robust import multi_krum
+
+    x = np.random.default_rng(3).normal(size=(6, 2))
+    for m_given in (None, 1, 3):
+        policy = _policy(Aggregator.MULTI_KRUM, multi_krum_m=m_given)
+        assert policy.multi_krum_kept(6) == len(multi_krum(x, policy.f, m_given))
+        assert f"mean of the {policy.multi_krum_kept(6)} agents" in policy.describe(6)
+
+
+def test_a_rule_without_steps_says_no_steps_in_its_method() -> None:
+    """The f steps apply to the trimmed mean only: ``--policy krum``'s method was "krum(f=1
+    (f=2 from 6 agents on), tempered)". The numbers do not move: every rule's f over 7
+    agents is the same."""
+    assert swarm_policy(None).method == "trimmed_mean(f=1 (f=2 from 6 agents on), tempered)"
+    for name in POLICIES:
+        policy = swarm_policy(name)
+        assert policy.f_steps == SWARM_POLICY.f_steps
+        if name != "trimmed_mean":
+            assert policy.method == f"{name}(f=1, tempered)"
+            assert policy.f_for(7) == policy.f == 1
+
+
 # --- 2. real runs: each --policy, the consensus equal to one agent's, the line names it ---
 
 #: Per rule, the agents and track record under which its consensus is one agent's numbers
@@ -156,6 +237,9 @@ def test_var_explains_a_consensus_equal_to_one_agent(policy: str, tmp_path: Path
         whole |= {f["agent"] for f in at if _equal(c["var"], f["var"])
                   and _equal(c["es"], f["es"])}
     assert kept, doc["consensus"]
+    # the stored method names the rule run (f steps only where they apply)
+    assert all(c["method"].startswith(f"{policy}(f=1") for c in doc["consensus"])
+    assert ("from 6 agents on" in doc["consensus"][0]["method"]) == (policy == "trimmed_mean")
     if policy in ("trimmed_mean", "median"):  # each figure its middle agent's (of 3)
         assert kept == {"trimmed_mean": "the trimmed mean keeps 1 of 3 agents for each "
                         "figure, the middle one (shown: the VaR's)",

@@ -70,22 +70,77 @@ def test_the_swarms_rule_with_bma_weights_agrees(returns: np.ndarray) -> None:
     assert "Bayesian model averaging weights" in res.note
 
 
-def test_bma_does_not_read_a_cache_without_log_scores(returns: np.ndarray,
-                                                      tmp_path: Path) -> None:
-    """The track cache keeps forecasts only: BMA builds its record each time (same weights),
-    and what it wrote serves the other weightings."""
+def test_bma_reads_a_cache_with_log_scores_and_weighs_as_fresh(returns: np.ndarray,
+                                                              tmp_path: Path) -> None:
+    """The track cache keeps each agent's log scores at horizon 1: a BMA call reads the
+    record a tempered call wrote (was: BMA never read the cache) and gives the weights and
+    numbers of a fresh record; the tempered call reading it back gets none of them."""
     cache = tmp_path / "track"
-    first = swarmvar.var(returns, agents=AGENTS, track_days=DAYS, policy=BMA_MEAN,
-                         track_cache=cache)
-    again = swarmvar.var(returns, agents=AGENTS, track_days=DAYS, policy=BMA_MEAN,
-                         track_cache=cache)
-    assert first.agreed and "read from the cache" not in again.note
-    assert [c.weights for c in again.agreed] == [c.weights for c in first.agreed]
     tempered = swarmvar.var(returns, agents=AGENTS, track_days=DAYS, track_cache=cache)
-    assert tempered.note.endswith("; track record read from the cache")
-    fresh = swarmvar.var(returns, agents=AGENTS, track_days=DAYS)
-    assert [(c.var, c.es, c.weights) for c in tempered.agreed] == [
+    assert "read from the cache" not in tempered.note
+    (path,) = cache.glob("track-*.npz")
+    with np.load(path) as npz:
+        assert npz["log_scores"].shape == (DAYS, len(AGENTS))
+    cached = swarmvar.var(returns, agents=AGENTS, track_days=DAYS, policy=BMA_MEAN,
+                          track_cache=cache)
+    assert cached.note.endswith("; track record read from the cache"), cached.note
+    fresh = swarmvar.var(returns, agents=AGENTS, track_days=DAYS, policy=BMA_MEAN)
+    assert cached.agreed and len({round(w, 6) for w in cached.agreed[0].weights.values()}) > 1
+    assert [(c.var, c.es, c.weights) for c in cached.agreed] == [
         (c.var, c.es, c.weights) for c in fresh.agreed]
+    again = swarmvar.var(returns, agents=AGENTS, track_days=DAYS, track_cache=cache)
+    assert again.note.endswith("; track record read from the cache")
+    assert [(c.var, c.es, c.weights) for c in again.agreed] == [
+        (c.var, c.es, c.weights) for c in tempered.agreed]
+
+
+def test_a_cached_record_without_log_scores_is_rebuilt_for_bma(tmp_path: Path) -> None:
+    """A file without log scores (as past horizon 1) is no record for BMA: ``load_track``
+    gives None then, and the record of the other weightings otherwise."""
+    from swarmvar.consensus import TrackRecord
+    from swarmvar.validation.track_cache import load_track, save_track, track_key
+
+    rng = np.random.default_rng(5)
+    ids, levels = ("a", "b"), (0.99, 0.975)
+    rets = rng.normal(0, 0.01, 8)
+    key = track_key(rets, {i: ("m.A", {}) for i in ids}, levels, days=8, window=10,
+                    horizon=1, step=1, refit_every=20, seed=0)
+    bare = {a: TrackRecord(ids, rets, a, rng.uniform(0.01, 0.03, (8, 2)),
+                           rng.uniform(0.03, 0.05, (8, 2))) for a in levels}
+    save_track(tmp_path, key, bare)
+    assert load_track(tmp_path, key, ids, levels, log_scores=True) is None
+    got = load_track(tmp_path, key, ids, levels)
+    assert got is not None and all(r.log_scores is None for r in got.values())
+    scores = rng.normal(-3, 1, (8, 2))
+    scores[2, 1] = -np.inf  # an agent that called the return impossible
+    save_track(tmp_path, key, {a: dataclasses.replace(r, log_scores=scores)
+                               for a, r in bare.items()})
+    got = load_track(tmp_path, key, ids, levels, log_scores=True)
+    assert got is not None
+    for r in got.values():
+        np.testing.assert_array_equal(r.log_scores, scores)
+    plain = load_track(tmp_path, key, ids, levels)
+    assert plain is not None and all(r.log_scores is None for r in plain.values())
+
+
+def test_a_file_of_the_format_before_log_scores_is_not_read(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    from swarmvar.consensus import TrackRecord
+    from swarmvar.validation import track_cache
+
+    ids, levels = ("a", "b"), (0.99,)
+    rets = np.linspace(-0.02, 0.02, 4)
+    key = track_cache.track_key(rets, {i: ("m.A", {}) for i in ids}, levels, days=4,
+                                window=10, horizon=1, step=1, refit_every=20, seed=0)
+    record = {0.99: TrackRecord(ids, rets, 0.99, np.full((4, 2), 0.02), np.full((4, 2), 0.03))}
+    assert track_cache.CACHE_FORMAT == 2
+    monkeypatch.setattr(track_cache, "CACHE_FORMAT", 1)
+    track_cache.save_track(tmp_path, key, record)
+    monkeypatch.setattr(track_cache, "CACHE_FORMAT", 2)
+    assert track_cache.load_track(tmp_path, key, ids, levels) is None
+    track_cache.save_track(tmp_path, key, record)  # the same file, rewritten: read
+    assert track_cache.load_track(tmp_path, key, ids, levels) is not None
 
 
 def test_bma_past_horizon_one_is_refused_before_any_fit(returns: np.ndarray,

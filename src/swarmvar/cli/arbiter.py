@@ -174,7 +174,8 @@ def replay_command(
                 "agent": drift.agent, "start": drift.start, "scale": drift.scale,
                 "frozen": drift.frozen, **dict(zip(("first_alert", "first_quarantine", "reason"),
                                                    first_beats(decisions, drift), strict=True))}
-            ledger.add_entries([(EntryKind.ACTION, {"type": "arbiter.replay", "details": {
+            summary = ledger.add_entries([(EntryKind.ACTION, {
+                "type": "arbiter.replay", "details": {
                 "data": data, "last": last, "window": window, "seed": seed,
                 "agents": list(history.agents), "beats": report.days,
                 "first_beat_entry": start, "cache": path.name, "version": __version__,
@@ -189,8 +190,10 @@ def replay_command(
                               for a, b in zip(report.without, report.with_actions,
                                               strict=True)],
                 **({"drift": drill} if drill else {})}})])
-            entries = range(start, ledger.size)
-            root = ledger.compute_merkle_root().hex()
+            # up to the replay's own last entry, its summary: another writer's entries
+            # appended since are neither in the range nor in the root
+            entries = range(start, summary.stop)
+            root = ledger.compute_merkle_root(size=summary.stop).hex()
             where = ledger.path
     finally:
         if arbiter is not None:

@@ -148,6 +148,14 @@ def rule_words(c: Consensus, policy: Policy | None) -> str:
 #: median's middle agent, Krum's pick), beside track-record weights.
 NO_WEIGHT = "; weights cannot change it"
 
+#: What :func:`swarmvar.swarm.consensus.uncrossed` adds to the method of a level whose
+#: figures it moved (it swaps VaR/ES between levels and keeps each level's weights).
+REARRANGED = ", rearranged across levels"
+
+#: Put before :func:`kept_words`' line when a level was rearranged: the line says what the
+#: rule did at each level, and the figures shown are no longer all that level's.
+BEFORE_REARRANGING = "before the levels were rearranged: "
+
 #: Below this effective number of agents (1 / sum w^2), one agent reads as the consensus.
 ONE_AGENT = 1.5
 
@@ -160,7 +168,8 @@ def kept_words(consensus: list[Consensus], policy: Policy | None, *,
                record: int | None = None) -> str:
     """A line under the consensus table when its weights column reads as one agent: what
     the rule kept and why the consensus is (or leans on) that agent's numbers; ``""`` when
-    that adds nothing (weights spread, an even median, no consensus or no policy).
+    that adds nothing (weights spread, one agent combined, an even median, no consensus
+    or no policy).
 
     One line per rule, e.g.
 
@@ -173,21 +182,38 @@ def kept_words(consensus: list[Consensus], policy: Policy | None, *,
     * Krum: ``"Krum takes one agent's VaR and ES, the one closest to the others:
       StudentT"``;
     * multi-Krum: ``"multi-Krum keeps the 4 of 5 agents closest to the others; of them,
-      GarchT carries the weight (...)"`` (or, keeping one, Krum's words);
+      GarchT carries the weight (...)"``, or keeping one (``Policy.multi_krum_kept``):
+      ``"multi-Krum keeps 1 of 5 agents, the one closest to the others: GarchT"``;
     * geometric median on an agent's point: ``"the geometric median of 3 agents falls on
       one agent's VaR and ES, StudentT's (the others' pull is weaker than its weight)"``;
-    * mean: ``"the mean of 4 agents (nothing trimmed); GarchT carries the weight (...)"``.
+    * mean (Python's ``Policy`` only: no ``--policy`` is the plain mean): ``"the mean of 4
+      agents (nothing trimmed); GarchT carries the weight (...)"``.
 
     The clause ``"; weights cannot change it"`` is said only beside track-record weights,
     where a rule that ignores them (the median and Krum pick agents; a trimmed mean keeping
     one) would otherwise seem to overrule them. Levels that differ are named (``"StudentT
     at 0.99; GarchT at 0.975"``).
 
+    When a level's method ends with ``", rearranged across levels"``
+    (:func:`~swarmvar.swarm.consensus.uncrossed` swapped VaR/ES between levels and kept
+    each level's weights), the line starts ``"before the levels were rearranged: "``: the
+    agent it names at a level made that level's figures before the swap, not necessarily
+    the figures shown there.
+
     ``record`` is ``VarResult.record`` (``None``: the weights were equal, so no agent leads
     by its track record). The table's weights are the VaR's survivors' (the ES's may be
-    others); the weights are joint over the levels, so the same agent leads at every level
-    where it survives.
+    others); track-record weights are joint over the levels, so the same agent leads at
+    every level where it survives, while the median and Krum may pick another agent at
+    each level.
     """
+    line = _rule_line(consensus, policy, record)
+    if line and any(c.method.endswith(REARRANGED) for c in consensus):
+        return BEFORE_REARRANGING + line
+    return line
+
+
+def _rule_line(consensus: list[Consensus], policy: Policy | None, record: int | None) -> str:
+    """:func:`kept_words`' line, said of each level as the rule combined it."""
     from ..consensus import Aggregator
 
     if policy is None or not consensus:
@@ -209,7 +235,7 @@ def kept_words(consensus: list[Consensus], policy: Policy | None, *,
         return (f"Krum takes one agent's VaR and ES, the one closest to the others: "
                 f"{who}{NO_WEIGHT * bool(why)}") if who else ""
     if rule is Aggregator.MULTI_KRUM:
-        kept = policy.multi_krum_m or max(1, m - policy.f)
+        kept = policy.multi_krum_kept(m)
         if kept == 1:
             who = _picks(consensus)
             return (f"multi-Krum keeps 1 of {m} agents, the one closest to the others: "
@@ -225,8 +251,9 @@ def kept_words(consensus: list[Consensus], policy: Policy | None, *,
 
 
 def _trimmed_words(consensus: list[Consensus], m: int, kept: int, why: str) -> str:
-    """:func:`kept_words` for a trimmed mean keeping ``kept`` of ``m`` agents."""
-    if kept < 1 or kept == m:
+    """:func:`kept_words` for a trimmed mean keeping ``kept`` of ``m`` agents (``f > 0``:
+    fewer than ``m``)."""
+    if kept < 1:
         return ""
     head = f"the trimmed mean keeps {kept} of {m} agents for each figure"
     if kept == 1:  # each figure is its middle agent's: weights cannot move it
@@ -236,13 +263,15 @@ def _trimmed_words(consensus: list[Consensus], m: int, kept: int, why: str) -> s
 
 def _lead_line(head: str, consensus: list[Consensus], why: str) -> str:
     """``head`` then who carries (most of) the weight and why, when the weights read as
-    one agent at some level and a track record made them; else ``""``."""
+    one agent at some level and a track record made them; else ``""`` (also at a level
+    of fewer than 2 agents: no other agent to lead). A weights column of one agent among
+    several is said: the others' weights were 0."""
     from ..consensus import effective_agents
 
     leads: dict[str, list[str]] = {}  # who carries the weight -> at which levels
     for c in consensus:
         values = [w for w in c.weights.values() if w > 0]
-        if not values or float(effective_agents(values)) >= ONE_AGENT:
+        if c.available < 2 or not values or float(effective_agents(values)) >= ONE_AGENT:
             continue
         top, w = max(c.weights.items(), key=lambda kv: kv[1])
         said = f"{top} carries {'the' if w >= 0.995 else 'most of the'} weight"
@@ -516,7 +545,8 @@ def var(
                 "agents": tables["agents"].to_dict(orient="records"),
                 "consensus": tables["consensus"], "note": result.note,
                 # each record's "method" is the ledger's name; this, the rule in words
-                # (the weights: "note"), and what the trimmed mean kept when few
+                # (the weights: "note"), and the line saying why the consensus is (or
+                # leans on) one agent's numbers, under any rule (kept_words)
                 "consensus_rule": rule_words(agreed[0], the_policy) if agreed else None,
                 "consensus_kept": kept_words(agreed, the_policy, record=result.record)
                                   or None,

@@ -124,12 +124,21 @@ class Policy:
                 f = fn
         return f
 
+    def multi_krum_kept(self, m: int) -> int:
+        """How many of ``m`` agents multi-Krum averages: ``multi_krum_m``, or ``m - f``
+        (at least 1), as :func:`~.robust.multi_krum` takes them."""
+        return self.multi_krum_m or max(1, m - self.f)
+
     @property
     def method(self) -> str:
         """Short description for tables and ledgers, e.g.
         ``"trimmed_mean(f=1 (f=2 from 6 agents on), tempered)"``: a step is a threshold
-        (it applies only from that many agents on), not the number of agents used."""
-        steps = "; ".join(f"f={fn} from {n} agents on" for n, fn in self.f_steps)
+        (it applies only from that many agents on), not the number of agents used.
+
+        Steps are said for the trimmed mean only, the one rule they apply to
+        (:meth:`f_for`): the swarm's policy with Krum reads ``"krum(f=1, tempered)"``."""
+        steps = ("; ".join(f"f={fn} from {n} agents on" for n, fn in self.f_steps)
+                 if self.aggregator is Aggregator.TRIMMED_MEAN else "")
         return (f"{self.aggregator.value}(f={self.f}{f' ({steps})' if steps else ''}, "
                 f"{self.weighting.value})")
 
@@ -183,7 +192,7 @@ class Policy:
                     Aggregator.KRUM: "Krum (the agent closest to the others)",
                     Aggregator.MEAN: "mean (not robust)"}.get(
                         self.aggregator,
-                        f"multi-Krum (mean of the {self.multi_krum_m or max(1, m - f)} agents "
+                        f"multi-Krum (mean of the {self.multi_krum_kept(m)} agents "
                         "closest to the others)")
             tolerates = (f", tolerating {f} faulty agent{'s' if f != 1 else ''}"
                          if f else "")

@@ -30,6 +30,18 @@ from .weights import Loss, fz0_loss, pinball_loss
 FloatArray = NDArray[np.float64]
 
 
+def bma_horizon_words(horizon: int, *, equal: str) -> str:
+    """Why BMA weights cannot weigh ``horizon``-day forecasts (``horizon`` > 1), and what
+    to use instead: the one wording of :func:`swarmvar.var`'s and
+    :func:`swarmvar.validation.backtest`'s refusals (``equal``: how the caller asks for
+    equal weights, e.g. ``"track_days=0"``)."""
+    return (f"BMA weighting needs each agent's predictive log score of every day in the "
+            f"track record, which it has at horizon 1 only (the agents give no {horizon}-day "
+            f"density to score); at horizon {horizon} use Weighting.TEMPERED or "
+            f"Weighting.TRACK_RECORD (they score the {horizon}-day VaR and ES), or {equal} "
+            f"for equal weights")
+
+
 @dataclass(frozen=True)
 class ConsensusPath:
     """Consensus forecasts per day.
@@ -107,7 +119,8 @@ def _weight_path(
         return tempered_path(joint, temperature, policy.window, lag=horizon, loss=policy.loss)
     if policy.weighting is Weighting.BMA:
         if log_scores is None:
-            raise InvalidParameter("BMA weighting needs log_scores (T, n)")
+            raise InvalidParameter("BMA weighting needs log_scores (T, n): each agent's "
+                                   "predictive log density of every day's return")
         log_w = _window_sums(log_scores, policy.window)
     else:
         past = returns[: days - 1]  # the last day's return weighs no forecast

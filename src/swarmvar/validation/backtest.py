@@ -64,6 +64,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from ..consensus import LevelForecasts, Policy, Weighting, consensus_levels
+from ..consensus.series import bma_horizon_words
 from ..data import as_array
 from ..errors import InvalidParameter, InvalidReturns
 from ..models.risk import check_alphas
@@ -120,8 +121,9 @@ def backtest(
         is the Diebold-Mariano reference.
     consensus : mapping name -> Policy or callable, optional
         Consensus rows over the agents (not the baseline): a ``Policy`` runs
-        the swarm's robust consensus with its weighting; a callable gets the
-        agents' same-day forecasts and returns one.
+        the swarm's robust consensus with its weighting (BMA weights at
+        ``horizon`` 1 only: the agents' log scores are of one day); a callable
+        gets the agents' same-day forecasts and returns one.
     seed : int
         Root seed of the agents' randomness and of the tests' simulations.
     progress : bool
@@ -153,6 +155,15 @@ def backtest(
     Returns
     -------
     BacktestResult
+
+    Raises
+    ------
+    InvalidParameter
+        An argument out of its bounds (named), a consensus name that clashes with an
+        agent's, a consensus ``Policy`` needing more agents than given, or one with BMA
+        weights at ``horizon`` above 1; all before any row runs.
+    InvalidReturns
+        Too few returns for one forecast day after the window and horizon.
     """
     r = as_array(returns, who="the backtest", judge_prices=judge_prices)
     dates = returns.index if isinstance(returns, pd.Series) else pd.RangeIndex(r.size)
@@ -184,6 +195,9 @@ def backtest(
     policies = {n: c for n, c in combiners.items() if isinstance(c, Policy)}
     callables = {n: c for n, c in combiners.items() if not isinstance(c, Policy)}
     for name, policy in policies.items():
+        if policy.weighting is Weighting.BMA and horizon > 1:  # before any row runs
+            raise InvalidParameter(f"consensus {name!r}: "
+                                   + bma_horizon_words(horizon, equal="Weighting.EQUAL"))
         if len(agent_names) < policy.aggregator.min_agents(policy.f):
             raise InvalidParameter(
                 f"consensus {name!r} ({policy.method}) needs at least "

@@ -12,7 +12,11 @@ the seed, and the bytes of every Python source file of the installed
 swarmvar package (any code change is a new key). A file holds its key and a
 SHA-256 of its arrays; :func:`load_track` returns ``None`` - recompute - for
 a missing, truncated, bit-flipped, foreign or inconsistent file, never a
-record it could not verify. :func:`save_track` writes atomically (a
+record it could not verify. A record of horizon 1 also keeps every agent's
+predictive log score of each day (BMA weights read them); a caller that asks
+for log scores gets ``None`` from a file without them. Format 2 added the log
+scores: the format is part of every key, so files of format 1 are not read
+(each is rebuilt when its record is next asked for). :func:`save_track` writes atomically (a
 temporary file, fsynced, then renamed), so a killed writer leaves the old
 file or none.
 """
@@ -38,7 +42,7 @@ from ..consensus import TrackRecord
 from ..errors import InvalidParameter
 
 #: Version of the cache file layout (part of every key).
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 #: Largest cache file read (bytes): a 100,000-day record of 50 agents at 4 levels is ~30 MB.
 MAX_CACHE_BYTES = 1 << 27
 
@@ -130,15 +134,21 @@ def cache_path(folder: str | Path, key: str) -> Path:
 
 
 def save_track(folder: str | Path, key: str, track: Mapping[float, TrackRecord]) -> Path:
-    """Write ``track`` under ``key`` in ``folder`` (created if missing), atomically."""
+    """Write ``track`` under ``key`` in ``folder`` (created if missing), atomically.
+
+    The first record's ``log_scores`` ``(T, agents)``, if it has them, are kept too (the
+    levels share them: one density per agent and day)."""
     records = list(track.values())
     first = records[0]
     arrays: dict[str, NDArray[np.float64]] = {"returns": np.asarray(first.returns, np.float64)}
     for i, rec in enumerate(records):
         arrays[f"var_{i}"] = np.asarray(rec.var, dtype=np.float64)
         arrays[f"es_{i}"] = np.asarray(rec.es, dtype=np.float64)
+    if first.log_scores is not None:
+        arrays["log_scores"] = np.asarray(first.log_scores, dtype=np.float64)
     header = {"format": CACHE_FORMAT, "key": key, "agents": list(first.agent_ids),
-              "alphas": [float(r.alpha) for r in records], "digest": _arrays_digest(arrays)}
+              "alphas": [float(r.alpha) for r in records], "digest": _arrays_digest(arrays),
+              "log_scores": "log_scores" in arrays}
     buf = io.BytesIO()
     np.savez(buf, allow_pickle=False,
              __header__=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), **arrays)
@@ -159,9 +169,15 @@ def save_track(folder: str | Path, key: str, track: Mapping[float, TrackRecord])
 
 
 def load_track(
-    folder: str | Path, key: str, agent_ids: Sequence[str], alphas: Sequence[float]
+    folder: str | Path, key: str, agent_ids: Sequence[str], alphas: Sequence[float], *,
+    log_scores: bool = False,
 ) -> dict[float, TrackRecord] | None:
-    """The record cached under ``key``, verified; ``None`` if absent or not verifiable."""
+    """The record cached under ``key``, verified; ``None`` if absent or not verifiable.
+
+    With ``log_scores`` each record carries the file's log scores ``(T, agents)``, and a
+    file without them is ``None`` (the caller builds the record); without, the records
+    carry none, as a record built for a weighting other than BMA.
+    """
     path = cache_path(folder, key)
     try:
         if not path.is_file() or path.stat().st_size > MAX_CACHE_BYTES:
@@ -182,17 +198,23 @@ def load_track(
             or header.get("alphas") != levels
             or header.get("digest") != _arrays_digest(arrays)):
         return None
-    want = {"returns", *(f"{p}_{i}" for i in range(len(levels)) for p in ("var", "es"))}
-    if set(arrays) != want:
+    scored = header.get("log_scores")
+    want = {"returns", *(f"{p}_{i}" for i in range(len(levels)) for p in ("var", "es")),
+            *(("log_scores",) if scored is True else ())}
+    if scored not in (True, False) or set(arrays) != want or (log_scores and not scored):
         return None
     returns = arrays["returns"]
     if returns.ndim != 1 or not np.all(np.isfinite(returns)):
         return None
+    shape = (returns.size, len(ids))
+    scores = arrays["log_scores"] if log_scores else None
+    if scored and arrays["log_scores"].shape != shape:
+        return None
     out = {}
     for i, alpha in enumerate(levels):
         var, es = arrays[f"var_{i}"], arrays[f"es_{i}"]
-        if var.shape != (returns.size, len(ids)) or es.shape != var.shape:
+        if var.shape != shape or es.shape != var.shape:
             return None
         out[alpha] = TrackRecord(agent_ids=tuple(ids), returns=returns, alpha=alpha,
-                                 var=var, es=es)
+                                 var=var, es=es, log_scores=scores)
     return out

@@ -29,3 +29,22 @@ def test_a_reached_f_step_changes_the_fingerprint() -> None:
     before = dataclasses.replace(SWARM_POLICY, f_steps=())
     assert (PortfolioConfig("p", six).fingerprint()
             != PortfolioConfig("p", six, policy=before).fingerprint())
+
+
+def test_the_fingerprint_keeps_the_spelling_checkpoints_hold_under_every_rule() -> None:
+    """``Policy.method`` says f steps for the trimmed mean only (since 2026-12-07); the
+    fingerprint keeps the spelling homes were checkpointed with, so a home run under Krum
+    or the median with six agents resumes (its numbers never depended on the steps)."""
+    from swarmvar.consensus import Aggregator
+
+    six = (*FIVE, "BetaSkewTEgarch")
+    (n, fn), = SWARM_POLICY.f_steps
+    weighting = SWARM_POLICY.weighting.value
+    for rule in (Aggregator.KRUM, Aggregator.MEDIAN, Aggregator.TRIMMED_MEAN):
+        policy = dataclasses.replace(SWARM_POLICY, aggregator=rule)
+        saved = f"{rule.value}(f={policy.f} (f={fn} from {n} agents on), {weighting})"
+        assert PortfolioConfig("p", six, policy=policy).fingerprint()["policy"] == saved
+        assert PortfolioConfig("p", FIVE, policy=policy).fingerprint()["policy"] == (
+            f"{rule.value}(f={policy.f}, {weighting})")
+    # the trimmed mean's spelling is Policy.method's own
+    assert PortfolioConfig("p", six).fingerprint()["policy"] == SWARM_POLICY.method

@@ -18,7 +18,6 @@ importable from :mod:`.beat`, as before.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -125,9 +124,15 @@ class PortfolioConfig:
 
     def _policy_in_force(self) -> str:
         """The policy as this roster meets it: f steps it never reaches leave no trace, so a
-        home checkpointed before a step existed resumes when its numbers are unchanged."""
-        reached = tuple(st for st in self.policy.f_steps if len(self.agents) >= st[0])
-        return dataclasses.replace(self.policy, f_steps=reached).method
+        home checkpointed before a step existed resumes when its numbers are unchanged.
+
+        Written in the spelling checkpoints have always held (the steps reached said for every
+        rule), not :attr:`Policy.method`'s, which since 2026-12-07 says steps for the trimmed
+        mean only: a home run under Krum or the median with six agents keeps resuming."""
+        p = self.policy
+        steps = "; ".join(f"f={fn} from {n} agents on" for n, fn in p.f_steps
+                          if len(self.agents) >= n)
+        return f"{p.aggregator.value}(f={p.f}{f' ({steps})' if steps else ''}, {p.weighting.value})"
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,10 @@ class ParticleAgent(OnlineAgent):
     #: How the last fit or refit got its posterior (the subclass lists the routes).
     refit_route: str = "fit"
     _aux: Any
+    #: ``(log weights, their normalized weights, sum of their exp)``: what
+    #: :meth:`_normalized` gives for that log-weight array (it is never written into;
+    #: new weights are new arrays), so a day's update and forecast exponentiate it once.
+    _norm_memo: tuple[FloatArray, FloatArray, float] | None = None
 
     # --- hooks -------------------------------------------------------------------------
 
@@ -103,7 +107,16 @@ class ParticleAgent(OnlineAgent):
         return self._theta, self._day_cache()
 
     def _day_state(self) -> tuple[Any, FloatArray]:
-        return self._aux, self._weights()
+        return self._aux, self._normalized()[0]
+
+    def _normalized(self) -> tuple[FloatArray, float]:
+        """``_sir.normalized_weights(self._logw)`` (shared: read it, do not write it) and
+        ``exp(self._logw).sum()``, computed once per log-weight array."""
+        memo, logw = self._norm_memo, self._logw
+        if memo is None or memo[0] is not logw:
+            memo = (logw, _sir.normalized_weights(logw), float(np.exp(logw).sum()))
+            self._norm_memo = memo
+        return memo[1], memo[2]
 
     def _simulate_paths(self, idx: NDArray[np.intp], h: int,
                         rng: np.random.Generator) -> FloatArray:
@@ -115,14 +128,14 @@ class ParticleAgent(OnlineAgent):
         """Raise :class:`InvalidState` unless the arrays fit this agent."""
         raise NotImplementedError
 
-    def _bridge(self, r: FloatArray,
-                rng: np.random.Generator) -> tuple[FloatArray, FloatArray, Any, FloatArray,
-                                                   float] | None:
+    def _bridge(self, r: FloatArray, rng: np.random.Generator, ll: FloatArray,
+                aux: Any) -> tuple[FloatArray, FloatArray, Any, FloatArray, float] | None:
         """A warm refit's rescue when the reweighting leaves fewer than ``REFIT_MIN_ESS *
         particles`` effective particles: the particles ``u``, their log-likelihoods of
         ``r``, filter states, log weights and the acceptance rate of a route from the
         history's posterior to the window's, or None (the default: no such route; the
-        window is fitted from the prior)."""
+        window is fitted from the prior). ``ll`` and ``aux`` are the current particles'
+        log-likelihoods of ``r`` and filter states at its end (the reweighting's pass)."""
         return None
 
     # --- fitting -----------------------------------------------------------------------
@@ -204,7 +217,7 @@ class ParticleAgent(OnlineAgent):
         if route == "prior":
             return self._refit_from_prior(r, rng)
         if route == "bridge":
-            bridged = self._bridge(r, rng)
+            bridged = self._bridge(r, rng, ll, aux)
             if bridged is None:
                 return self._refit_from_prior(r, rng)
             u, ll, aux, logw, acc = bridged
@@ -312,10 +325,18 @@ class ParticleAgent(OnlineAgent):
         top = float(np.max(lw))
         if not np.isfinite(top):
             raise self._zero_density(x)
-        out = top + float(np.log(np.exp(lw - top).sum() / np.exp(self._logw).sum()))
+        before = self._normalized()[1]  # exp(self._logw).sum()
+        logw = lw - top
+        e = np.exp(logw)
+        total = e.sum()
+        out = top + float(np.log(total / before))
         self._append_return(x)
-        self._ll, self._aux, self._logw = self._ll + dens, aux, lw - top
-        if _sir.ess(self._logw) < self.ess_threshold * self.particles:
+        self._ll, self._aux, self._logw = self._ll + dens, aux, logw
+        # logw's largest entry is exactly 0, so e / total is _sir.normalized_weights(logw),
+        # bit for bit, and 1 / (w @ w) is _sir.ess(logw)
+        w = e / total
+        self._norm_memo = (logw, w, float(total))
+        if float(1.0 / np.dot(w, w)) < self.ess_threshold * self.particles:
             self._move_installed(self._returns, self._ll, self._aux, self._logw, self._rng,
                                  self._reweighted_moved)
         return out

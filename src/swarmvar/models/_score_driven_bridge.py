@@ -47,8 +47,8 @@ LEAST_MOVED = 0.3
 
 def bridge(history: FloatArray, window: FloatArray, u: FloatArray, ll_hist: FloatArray,
            logw: FloatArray, rng: np.random.Generator, target_ess: float, moves: int,
-           stage_moved: float) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray,
-                                        float, int] | None:
+           stage_moved: float, *, window_pass: tuple[FloatArray, FloatArray] | None = None
+           ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, float, int] | None:
     """Temper particles from the posterior given ``history`` to the one given ``window``.
 
     Parameters
@@ -61,6 +61,9 @@ def bridge(history: FloatArray, window: FloatArray, u: FloatArray, ll_hist: Floa
     moves : int
         Most independent-MH sweeps per stage; they stop once ``stage_moved``
         of the particles moved (0.95 at the last stage).
+    window_pass : ``(ll (S,), lam_next (S,))``, optional
+        :func:`._score_driven_jax.loglik` of ``window`` at ``u``, if the caller has it
+        (a warm refit's reweighting pass): the same numbers, not computed again.
 
     The last stage (``g = 1``) is always followed by a resample, independent
     sweeps and ``RW_SWEEPS`` random-walk sweeps, so the returned weights are equal.
@@ -73,7 +76,8 @@ def bridge(history: FloatArray, window: FloatArray, u: FloatArray, ll_hist: Floa
     """
     size, d = u.shape
     lp = lik.log_prior_u(u)
-    ll_win, lam = jlik.loglik(window, lik.from_unconstrained(u))
+    ll_win, lam = (jlik.loglik(window, lik.from_unconstrained(u)) if window_pass is None
+                   else window_pass)
     aux = np.vstack([np.where(np.isfinite(lp), ll_win, -np.inf), lam, ll_hist])
     g, rate = 0.0, 1.0
     for stage in range(1, BRIDGE_STAGES + 1):

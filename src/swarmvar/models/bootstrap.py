@@ -91,7 +91,9 @@ class BayesianBootstrap(Agent):
         self.window, self.draws, self.paths = window, draws, paths
         #: which order statistics of ``draws`` values are their 5% and 95% quantiles
         self._ci_index = _even_quantile_index(self.draws)
-        self._buffer = np.empty(self.window)
+        # zeros, not np.empty: the slots a short history leaves unfilled are saved with the
+        # state, so they must not hold whatever the allocator left there
+        self._buffer = np.zeros(self.window)
         self._count = 0
         self._head = 0
         self._rng = np.random.default_rng(0)
@@ -102,7 +104,7 @@ class BayesianBootstrap(Agent):
         """Keep the last ``window`` returns; seed the Dirichlet draws."""
         x = self._history(returns)[-self.window :]
         rng = rng_from(seed)  # checked before anything changes
-        self._buffer = np.empty(self.window)
+        self._buffer = np.zeros(self.window)  # unfilled slots zero (the state's bytes)
         self._buffer[: x.size] = x
         self._count, self._head = x.size, x.size % self.window
         self._rng = rng
@@ -318,7 +320,7 @@ class BayesianBootstrap(Agent):
 
     def _set_state(self, scalars: Mapping[str, Any], arrays: Mapping[str, NDArray[Any]]) -> None:
         try:
-            buffer = np.asarray(arrays["buffer"], dtype=float)
+            buffer = np.array(arrays["buffer"], dtype=float)  # its own copy, written below
             count, head = int(scalars["count"]), int(scalars["head"])
             rng = np.random.default_rng()
             rng.bit_generator.state = scalars["rng"]
@@ -329,6 +331,8 @@ class BayesianBootstrap(Agent):
             raise InvalidState("BayesianBootstrap state does not match its window")
         if not np.all(np.isfinite(buffer[:count])):
             raise InvalidState("BayesianBootstrap state holds non-finite returns")
+        if count < self.window:  # never read; a state saved before they were zeroed
+            buffer[count:] = 0.0
         self._buffer, self._count, self._head, self._rng = buffer, count, head, rng
 
 

@@ -97,6 +97,9 @@ class GarchT(OnlineAgent):
     cost_hint = ParticleCost(0.34, 0.36, 60.0)
     block_days = BLOCK_DAYS
     _theta: lik.Theta
+    #: ``(log weights, exp of them)`` for the log-weight array the agent holds (it binds
+    #: new arrays and never writes into one): :meth:`_weights` divides, without an ``exp``.
+    _w_memo: tuple[FloatArray, FloatArray] | None = None
 
     def __init__(self, particles: int = DEFAULT_PARTICLES, runs: int = 4,
                  ess_threshold: float = 0.5, asymmetric: bool = ASYMMETRIC_DEFAULT) -> None:
@@ -170,7 +173,8 @@ class GarchT(OnlineAgent):
         kept = previous is not None and cloud.u is previous.u
         self._cloud = cloud
         self._logw = logw - np.max(logw)
-        self._w_sum = float(np.exp(self._logw).sum())
+        w = np.exp(self._logw)
+        self._w_sum, self._w_memo = float(w.sum()), (self._logw, w)
         if not kept:
             self._theta = lik.from_unconstrained(cloud.u)
             self._alpha_neg = self._theta.alpha_neg  # read by every update
@@ -199,14 +203,15 @@ class GarchT(OnlineAgent):
         top = float(np.max(lw))
         if not np.isfinite(top):
             raise self._zero_density(x)
-        w = np.exp(lw - top)
+        logw = lw - top
+        w = np.exp(logw)
         w_sum = float(w.sum())
         pred = top + float(np.log(w_sum / self._w_sum))
         # lik.next_variance(th, e, h), its alpha + gamma and e * e formed once
         h_next = th.omega + np.where(e < 0, self._alpha_neg, th.alpha) * ee + th.beta * h
         cloud = smc.Cloud(self._cloud.u, self._cloud.lp, self._cloud.ll + step, h_next)
         self._append_return(x)
-        self._cloud, self._logw, self._w_sum = cloud, lw - top, w_sum
+        self._cloud, self._logw, self._w_sum, self._w_memo = cloud, logw, w_sum, (logw, w)
         if w_sum * w_sum / float(w @ w) < self.ess_threshold * self.particles:
             moved, self._acceptance = smc.rejuvenate(self._returns, cloud, self._logw, self._rng)
             self._set_cloud(moved, np.zeros(self.particles))
@@ -235,8 +240,12 @@ class GarchT(OnlineAgent):
     # --- the predictive ----------------------------------------------------------
 
     def _weights(self) -> FloatArray:
+        memo = self._w_memo
+        if memo is not None and memo[0] is self._logw:  # exp(logw) and its sum, known
+            result: FloatArray = memo[1] / self._w_sum
+            return result
         w = np.exp(self._logw)
-        result: FloatArray = w / w.sum()
+        result = w / w.sum()
         return result
 
     def next_moments(self) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:

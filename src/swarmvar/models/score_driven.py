@@ -128,13 +128,14 @@ class BetaSkewTEgarch(ParticleAgent):
     def _lam(self, value: FloatArray) -> None:
         self._aux = value
 
-    def _bridge(self, r: FloatArray,
-                rng: np.random.Generator) -> tuple[FloatArray, FloatArray, FloatArray,
-                                                   FloatArray, float] | None:
+    def _bridge(self, r: FloatArray, rng: np.random.Generator, ll: FloatArray,
+                aux: Any) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray,
+                                   float] | None:
         """Tempered from the history's posterior to the window's
-        (:func:`._score_driven_bridge.bridge`); None if that stalls."""
+        (:func:`._score_driven_bridge.bridge`, starting from the reweighting's pass
+        ``ll``, ``aux``); None if that stalls."""
         bridged = bridge(self.history, r, self._u, self._ll, self._logw, rng,
-                         self.ess_threshold, MOVES, STAGE_MOVED)
+                         self.ess_threshold, MOVES, STAGE_MOVED, window_pass=(ll, aux))
         if bridged is None:
             return None
         u, ll, lam, logw, acc, _ = bridged

@@ -61,7 +61,8 @@ def test_a_resume_on_another_series_is_refused_naming_the_first_difference(
     other = _run(home, _write(b, tmp_path / f"B.{suffix}", suffix), "--beats", "5")
     text = plain(other.output)
     assert other.exit_code == 2, other.output
-    assert f"B.{suffix}" in text and "beats 1..5" in text and "rows 61..65" in text, text
+    span = f"beats 1..5 ({a.index[60].date()}..{a.index[64].date()})"
+    assert f"B.{suffix}" in text and span in text and "rows at those dates" in text, text
     day = a.index[63].date().isoformat()
     ledgered = f"{a.iloc[63, 0]:.4g}"
     now = f"{b.iloc[63, 0]:.4g}"
@@ -97,7 +98,8 @@ def test_a_followed_file_that_grew_resumes_and_one_edited_is_refused(tmp_path: P
     _write(a.iloc[:66], path)  # cut before rows the ledger beat
     cut = _run(home, path, *args)
     assert cut.exit_code == 2, cut.output
-    assert "has no data line 67" in plain(cut.output) and "truncated" in plain(cut.output)
+    text = plain(cut.output)
+    assert f"has no data line dated {a.index[66].date()}" in text and "truncated" in text, text
     assert _size(home) == size
 
 
@@ -199,3 +201,38 @@ def test_a_resume_with_a_changed_plugin_is_a_usage_error(tmp_path: Path) -> None
     (folder / "house" / "helpers.py").write_text("SCALE = 1.0\n")  # the code as it was
     again = run()
     assert again.exit_code == 0, again.output
+
+
+def test_a_home_beaten_from_stdin_resumes_on_a_file_of_the_same_rows(tmp_path: Path) -> None:
+    """The ledger's cursors of a stream count its lines: a resume on --data finds the
+    ledgered days by date (the rows before them skipped by date, as before)."""
+    a = _frame(7)
+    home = tmp_path / "home"
+    ticks = "".join(json.dumps({"portfolio": "x", "as_of": d.date().isoformat(),
+                                "value": float(v)}) + "\n"
+                    for d, v in zip(a.index[60:66], a["x"].iloc[60:66], strict=True))
+    first = _run(home, _write(a.iloc[:60], tmp_path / "start.csv"), "--stdin", stdin=ticks)
+    assert first.exit_code == 0, first.output
+    size = _size(home)
+    full = _run(home, _write(a, tmp_path / "A.csv"), "--beats", "3")
+    assert full.exit_code == 0, full.output
+    assert _size(home) > size
+    b = a.copy()
+    b.iloc[62, 0] += 0.01  # the stream's third tick
+    other = _run(home, _write(b, tmp_path / "B.csv"), "--beats", "3")
+    assert other.exit_code == 2, other.output
+    assert f"first difference at {a.index[62].date()} (row 63, beat 3)" in plain(other.output)
+
+
+def test_a_csv_with_older_history_prepended_resumes(tmp_path: Path) -> None:
+    a = _frame(8, rows=ROWS + 30)
+    path = tmp_path / "A.csv"
+    home = tmp_path / "home"
+    first = _run(home, _write(a.iloc[30:], path), "--beats", "5")
+    assert first.exit_code == 0, first.output
+    size = _size(home)
+    _write(a, path)  # 30 older rows before its first: every row moved by 30
+    again = _run(home, path, "--beats", "3")
+    assert again.exit_code == 0, again.output
+    assert "x at beat 8" in plain(again.output), again.output
+    assert _size(home) > size

@@ -4,7 +4,7 @@ Methods of :class:`~.runtime.Swarm`, written as functions of ``self: Swarm`` and
 bound in its class body (``flush = _records.flush``), with the plain-JSON
 forms of estimates, decisions, refused ticks and refit jobs, and the state
 store's keys of a checkpoint (:data:`RUN_KEY`, :data:`STATE_PREFIX`,
-:data:`OBSERVER_PREFIX`).
+:data:`OBSERVER_PREFIX`) and of a fresh start's history digests (:data:`START_KEY`).
 
 Reads ``ledger``, ``ledger_batch``, ``_owner`` and ``_shells`` (a spread
 portfolio's groups and their consensus, for late entries); writes the pending
@@ -48,6 +48,12 @@ STATE_PREFIX = "swarm:"
 
 #: Observers' states (the arbiter's) in a checkpoint: ``swarm-observer:<state_key>:<portfolio>``.
 OBSERVER_PREFIX = "swarm-observer:"
+
+
+#: The start histories' digests a fresh start stores, by portfolio (rows, first and last
+#: date, sha256 of the values): what a resume's start history must be
+#: (:func:`._recovery._check_start`). Written once; a home started before has none.
+START_KEY = "swarm:__start__"
 
 
 class _BeatEntries:

@@ -28,11 +28,13 @@ not the checkpoint's (``_check_books``), and puts a book's assets in the order i
 checkpoint records (``specs``); a plug-in agent whose source digest is not its
 checkpoint's (``_check_plugins``); then an observer's checkpoint it cannot restore (its
 ``check_state``: the arbiter's options). Given the source it will beat, a resume then
-checks its data (``check_source``: the ticks at the ledger's beats' cursors, a stream's
-recorded ticks as they arrive; ``_check_start``: the start history against the digest a
-fresh start stored under :data:`START_KEY`). These checks (``_check_resume``) run before
-the executor opens, so a refusal leaves nothing open or restored. The run record is read
-once per start (``_run_record``).
+checks its data (``check_source``: the source's ticks at the dates of the ledger's beats,
+a stream's recorded ticks as they arrive; ``_check_start``: the start history against the
+digest a fresh start stored under :data:`._records.START_KEY`). These checks
+(``_check_resume``) run before the executor opens, so a refusal leaves nothing open or
+restored. The run record is read once per start (``_run_record``); the plug-ins' source
+digests are taken once per start too, before any host imports a plug-in
+(``_plugins_of``), and every checkpoint records those.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import logging
 import math
 import re
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -52,7 +55,7 @@ import numpy as np
 import pandas as pd
 
 from ..canonical import canonical_json
-from ..errors import WorkerFailed
+from ..errors import InvalidParameter, WorkerFailed
 from ..ledger import EntryKind
 from . import _records, _restoring  # constants read where defined: a patch reaches here
 from ._records import _job_dict, _job_from
@@ -88,7 +91,8 @@ def start(self: Swarm, history: Mapping[str, pd.Series] | pd.DataFrame | pd.Seri
     name -> Series, an asset-returns DataFrame (portfolios over assets,
     or columns named like single-series portfolios), or one Series
     (single-series portfolios). It is read only when there is nothing to
-    resume.
+    resume (and on a resume given a ``source``, for a portfolio it holds a series
+    of: :func:`_check_start`).
 
     ``source``, the source :meth:`run` will beat (a :class:`.sources.Replay`,
     :class:`.sources.FollowedFile` or :class:`.sources.JsonLines`), is checked on a
@@ -97,11 +101,19 @@ def start(self: Swarm, history: Mapping[str, pd.Series] | pd.DataFrame | pd.Seri
     plug-in agent whose source changed since the checkpoint is refused too
     (:func:`_check_plugins`).
 
+    The plug-in agents' source digests are taken here, once, before the executor opens
+    (its hosts import the plug-ins): what every checkpoint of this swarm records
+    (:func:`_plugins_of`), so a file edited while the swarm runs is not recorded beside
+    state fitted by the code it runs.
+
     Raises
     ------
     InvalidBook
         A book's start history, made from its assets' returns, holds a day its agents
         cannot take (:func:`check_start_history`).
+    InvalidParameter
+        A fresh start whose ``history`` holds no series for a portfolio (``None``, a
+        mapping without it).
     InvalidReturns
         A start history with a missing value, too short, or refused by the data layer.
     ResumeMismatch
@@ -109,6 +121,8 @@ def start(self: Swarm, history: Mapping[str, pd.Series] | pd.DataFrame | pd.Seri
         ``ResumeDataMismatch`` for a source that is not the data the run beat,
         ``PluginChanged`` for a plug-in agent whose code changed.
     """
+    # the plug-ins' code as this swarm starts, before any host imports it
+    _PLUGINS[self] = plugin_sources(self.sandbox)
     run = _run_record(self)  # None: nothing to resume
     if run is not None:
         self._adopt_variants(run)  # its checkpoint's variants, not the registry's choice now
@@ -124,8 +138,14 @@ def start(self: Swarm, history: Mapping[str, pd.Series] | pd.DataFrame | pd.Seri
         fitted: dict[str, dict[str, Any]] = {}
         check_start_history(self.specs, history)
         for name, spec in self.specs.items():
-            series = (history[name] if isinstance(history, Mapping) and name in history
-                      else spec.history(history))
+            given = _start_series(spec, history)
+            if given is None:
+                raise InvalidParameter(
+                    f"portfolio {name!r}: there is nothing to resume in {self.home} and the "
+                    f"start history ({type(history).__name__}) holds no series for it; give "
+                    "its returns (a Series, an asset-returns DataFrame, or a mapping with "
+                    f"{name!r})")
+            series = given
             from ..data import validate
             from ..errors import InvalidReturns
 
@@ -166,7 +186,8 @@ def start(self: Swarm, history: Mapping[str, pd.Series] | pd.DataFrame | pd.Seri
         if not self._start_recorded(begun):  # (a start killed before its checkpoint)
             self.ledger.add_entry(EntryKind.ACTION, begun)
         # what the agents were fitted on, which a resume's start history must be
-        self.states.put_many({START_KEY: json.dumps(fitted).encode()}, now=time.time())
+        self.states.put_many({_records.START_KEY: json.dumps(fitted).encode()},
+                             now=time.time())
         self.checkpoint()
     if self.sandbox is not None:
         details: dict[str, Any] = self.sandbox.to_dict()
@@ -349,8 +370,9 @@ def checkpoint(self: Swarm, names: Sequence[str] | None = None) -> None:
            "books": {p: s.book() for p, s in self.specs.items()},
            # where the replay redoes the checkpoints' swaps (_due): a resume keeps it
            "checkpoint_every": self.checkpoint_every, "settings": _settings(self),
-           # the plug-ins' source digests (a resume refuses code that changed)
-           "plugins": plugin_sources(self.sandbox),
+           # the plug-ins' source digests as the swarm started (a resume refuses code
+           # that changed; a file edited since is not the code these states were fitted by)
+           "plugins": _plugins_of(self),
            # the variants the agents run (chosen at the start; a resume keeps them)
            "variants": {p: {"variants": dict(c.variants),
                             "params": {a: dict(x) for a, x in c.params.items()}}
@@ -847,9 +869,16 @@ def _stateful(self: Swarm) -> list[tuple[str, Any]]:
     return [(key, obs) for _, key, obs in stateful_observers(self.observers)]
 
 
-#: The state-store key of the start histories' digests (:func:`_start_digest`), written
-#: once by a fresh start; a home started before it was written has none.
-START_KEY = "swarm-start-history"
+def _start_series(spec: PortfolioSpec, history: Any) -> pd.Series | None:
+    """A portfolio's start history from :func:`start`'s ``history``: a mapping's series
+    under its name, else made from a DataFrame or Series (:meth:`.ticks.PortfolioSpec.history`);
+    None when ``history`` holds none for it (``None``, a mapping without its name)."""
+    if isinstance(history, Mapping):
+        got = history.get(spec.name)
+        return None if got is None else pd.Series(got)
+    if isinstance(history, pd.DataFrame | pd.Series):
+        return spec.history(history)
+    return None
 
 
 def _start_digest(series: pd.Series) -> dict[str, Any]:
@@ -872,13 +901,15 @@ def _check_start(self: Swarm, history: Any) -> None:
     """Refuse a resume whose start history (``history``, as :func:`start` takes it) covers
     the days the run's agents were fitted on with other returns.
 
-    A fresh start stores each portfolio's start-history digest (:data:`START_KEY`); a
-    resume given a source (the command line's) compares the start history it is given:
-    over the same days (rows, first and last date) its values must be the same. Over
-    other days (a ``--last`` on data that grew) it is not compared: the ledger's beats
-    are (:func:`check_source`). A home started before the digest was stored is not
-    checked. This is the one check of the run's first ``--window`` rows, which no beat
-    holds: a run stopped before its first beat has nothing else to check.
+    A fresh start stores each portfolio's start-history digest
+    (:data:`._records.START_KEY`); a resume given a source (the command line's) compares
+    the start history it is given: over the same days (rows, first and last date) its
+    values must be the same. Over other days (a ``--last`` on data that grew) it is not
+    compared: the ledger's beats are (:func:`check_source`). A portfolio ``history``
+    holds no series of (``None``, a mapping without it: :func:`_start_series`), or a
+    home started before the digest was stored, is not checked. This is the one check of
+    the run's first ``--window`` rows, which no beat holds: a run stopped before its
+    first beat has nothing else to check.
 
     Raises
     ------
@@ -889,7 +920,7 @@ def _check_start(self: Swarm, history: Any) -> None:
     from ..evolution import UnknownState
 
     try:
-        saved = json.loads(self.states.get(START_KEY).decode())
+        saved = json.loads(self.states.get(_records.START_KEY).decode())
     except (UnknownState, ValueError):
         return
     if not isinstance(saved, Mapping):
@@ -899,9 +930,10 @@ def _check_start(self: Swarm, history: Any) -> None:
         if not isinstance(was, Mapping):
             continue
         try:
-            series = (history[name] if isinstance(history, Mapping) and name in history
-                      else spec.history(history))
-            now = _start_digest(pd.Series(series))
+            series = _start_series(spec, history)
+            if series is None:
+                continue  # nothing given for it: a resume reads no start history
+            now = _start_digest(series)
         except (SwarmVarError, KeyError, TypeError, ValueError, IndexError):
             continue  # not the start history's shape: the run's own checks say it
         same_days = all(now[k] == was.get(k) for k in ("rows", "from", "to"))
@@ -924,17 +956,25 @@ DATA_RTOL = 1e-9
 #: Absolute tolerance of that comparison (returns near zero).
 DATA_ATOL = 1e-12
 
+#: A ledgered beat as a resume's data check reads it: ``(seq, as_of, realized, cursor)``.
+_Beat = tuple[int, datetime, float, Any]
 
-def _ledgered_beats(self: Swarm) -> dict[str, list[tuple[int, datetime, float, Any]]]:
-    """Each running portfolio's beats in the ledger, in order: ``(seq, as_of, realized,
-    cursor)`` (a beat's record, :func:`._records._entries`), the last record of a seq
-    kept."""
-    out: dict[str, dict[int, tuple[int, datetime, float, Any]]] = {}
+
+def _ledgered_beats(self: Swarm) -> dict[str, list[_Beat]]:
+    """Each running portfolio's beats in the ledger that :meth:`~.runtime.Swarm.run` read
+    from a source (a cursor recorded; not ``beat()``'s from Python or the service), in
+    order: ``(seq, as_of, realized, cursor)`` (a beat's record, :func:`._records._entries`),
+    the last record of a seq kept. The cursor is where a resume may start, not always
+    the beat's own place (a beat while another portfolio's host was restored records the
+    place before the first queued tick; a catch-up beat the place read by then)."""
+    out: dict[str, dict[int, _Beat]] = {}
     for entry in self.ledger.entries(0):
         if entry.kind != EntryKind.CONSENSUS.value:
             continue
         b = entry.data.get("beat")
         if not isinstance(b, Mapping) or b.get("portfolio") not in self.specs:
+            continue
+        if b.get("cursor") is None:
             continue
         try:
             row = (int(b["seq"]), datetime.fromisoformat(str(b["as_of"])),
@@ -964,128 +1004,138 @@ _AFRESH = "start afresh in another home (--home on the command line, home= in Py
 def check_source(self: Swarm, source: Any) -> None:
     """Refuse to resume on a source that is not the data this home's run beat.
 
-    The ledger's beats hold each tick's date, its return (``realized``) and where the
-    source stood after it (``cursor``): what the run consumed, checked against what the
-    source gives at those places now. A source with ``ticks_at`` (:class:`.sources.Replay`,
-    :class:`.sources.FollowedFile`) is read there before anything is opened or written:
-    another series with the same columns, an edited, shortened or replaced file is
-    refused; a followed file that grew after its last beaten row is not (its processed
-    prefix is what must match). A stream (:class:`.sources.JsonLines`) cannot be read
-    ahead: its ticks the ledger recorded (the ones a resume skips by date) are checked as
-    they arrive (``watch``), until a tick passes the portfolio's last ledgered beat. A
-    source with neither is not checked, nor is a portfolio without ledgered beats (a run
-    stopped before its first beat: its start history is not in the ledger).
+    The ledger's beats read from a source hold each tick's date and its return
+    (``realized``): what the run consumed, checked against what the source gives at
+    those dates now (:func:`_ledgered_beats`; a beat's ``cursor`` is only a hint of
+    where its row is: it records where a resume may start). A source with ``ticks_on``
+    (:class:`.sources.Replay`, :class:`.sources.FollowedFile`) is read before anything is
+    opened or written: another series with the same columns, an edited, shortened or
+    replaced file is refused; a file that grew (rows after its last beaten date, or
+    older rows before its first) is not, nor a file given after a run that read a
+    stream of the same ticks. A stream (:class:`.sources.JsonLines`) cannot be read
+    ahead: its ticks the ledger recorded (the ones a resume skips by date) are checked
+    as they arrive (``watch``), until a tick passes the portfolio's last ledgered beat.
+    A source with neither is not checked, nor is a portfolio without ledgered beats (a
+    run stopped before its first beat: its start history is not in the ledger).
 
     Raises
     ------
     ResumeDataMismatch
-        Naming the portfolio, the source, the beats and rows compared, the first
-        difference (its date, the ledgered and the present return) and how many differ;
-        or the row the source lacks; and how to proceed. From a stream: at its first
-        tick that differs, during :meth:`~.runtime.Swarm.run`.
+        Naming the portfolio, the source, the beats and dates compared, the first
+        difference (its date, its place in the source, the ledgered and the present
+        return) and how many differ; or a ledgered date the source lacks; and how to
+        proceed. From a stream: at its first tick that differs, during
+        :meth:`~.runtime.Swarm.run`.
     InvalidSource
         A followed file that cannot be read.
     """
-    at = getattr(source, "ticks_at", None)
+    on = getattr(source, "ticks_on", None)
     watch = getattr(source, "watch", None)
-    if not callable(at) and not callable(watch):
+    if not callable(on) and not callable(watch):
         return
     beats = _ledgered_beats(self)
     if not beats:
         return
     name = str(getattr(source, "name", "the source"))
-    if callable(at):
-        cursors = {c for rows in beats.values() for *_, c in rows
-                   if isinstance(c, int) and not isinstance(c, bool)}
-        ticks = at(cursors)
+    if callable(on):
+        wanted: dict[datetime, Any] = {}  # each ledgered date, its cursor a hint
+        for rows in beats.values():
+            for _, when, _, cursor in rows:
+                wanted.setdefault(when, cursor)
+        found = on(wanted)
         for p, rows in beats.items():
-            _compare_rows(self.specs[p], rows, ticks, name,
-                          str(getattr(source, "unit", "rows")))
+            _compare_rows(self.specs[p], rows, found, name, str(getattr(source, "unit", "rows")))
     else:
         assert callable(watch)
         watch(_stream_check(self, beats, name))
 
 
-def _compare_rows(spec: PortfolioSpec, rows: Sequence[tuple[int, datetime, float, Any]],
-                  ticks: Mapping[int, Any], name: str, unit: str) -> None:
-    """Refuse the first of ``rows`` (a portfolio's ledgered beats) whose tick ``ticks``
-    gives otherwise now (:func:`check_source`)."""
-    from ..errors import ResumeDataMismatch, SwarmVarError
+def _differs(spec: PortfolioSpec, tick: Any, realized: float) -> tuple[str, bool] | None:
+    """How a source's tick at a ledgered beat's date differs from it (and whether that is
+    its return), None when it gives the ledgered return."""
+    from ..errors import SwarmVarError
     from .sources import BadLine
-    from .ticks import as_utc, tick_value
+    from .ticks import tick_value
 
-    placed = [r for r in rows if isinstance(r[3], int) and not isinstance(r[3], bool)]
-    if not placed:
+    if isinstance(tick, BadLine):
+        return f"is refused now ({tick.reason})", False
+    try:
+        value = tick_value(spec, tick)
+    except SwarmVarError as exc:
+        return f"gives no return now ({exc})", False
+    if math.isclose(value, realized, rel_tol=DATA_RTOL, abs_tol=DATA_ATOL):
+        return None
+    return f"ledgered {_num(realized, value)}, now {_num(value, realized)}", True
+
+
+def _compare_rows(spec: PortfolioSpec, rows: Sequence[_Beat],
+                  found: Mapping[datetime, Sequence[tuple[int, Any]]], name: str,
+                  unit: str) -> None:
+    """Refuse ``rows`` (a portfolio's ledgered beats) when a date of theirs is not in
+    ``found`` (the source's ticks by date, :func:`check_source`) or its ticks there all
+    give otherwise (a date the run read twice beat the first tick it took)."""
+    from ..errors import ResumeDataMismatch
+
+    if not rows:
         return
+    one = unit[:-1] if unit.endswith("s") else unit
+    span = (f"beats {rows[0][0]}..{rows[-1][0]} ({_day(rows[0][1])}..{_day(rows[-1][1])}) "
+            "in this home's ledger")
     first: str | None = None
     differ = 0
-    for seq, when, realized, c in placed:
-        tick = ticks.get(c)
-        if tick is None:
-            last = placed[-1]
+    for seq, when, realized, _ in rows:
+        ticks = found.get(when)
+        if not ticks:
             raise ResumeDataMismatch(
-                f"portfolio {spec.name!r}: {name} is not the data this home's run beat: its "
-                f"ledger's beats {placed[0][0]}..{last[0]} read {unit} "
-                f"{placed[0][3]}..{last[3]}, and {name} has no {unit[:-1]} {c} (beat {seq} "
-                f"at {_day(when)}): was it truncated or replaced? Resume with the data the "
-                f"run beat, or {_AFRESH}")
-        why, valued = None, False
-        if isinstance(tick, BadLine):
-            why = f"is refused now ({tick.reason})"
-        else:
-            try:
-                now_when = as_utc(tick.as_of)
-                value = tick_value(spec, tick)
-            except SwarmVarError as exc:
-                why = f"gives no return now ({exc})"
-            else:
-                if now_when != when:
-                    why = f"is dated {_day(now_when)}, not {_day(when)}"
-                elif not math.isclose(value, realized, rel_tol=DATA_RTOL, abs_tol=DATA_ATOL):
-                    why = f"ledgered {_num(realized, value)}, now {_num(value, realized)}"
-                    valued = True
-        if why is None:
+                f"portfolio {spec.name!r}: {name} is not the data this home's run beat: it "
+                f"has no {one} dated {_day(when)}, which the run beat (beat {seq}; its "
+                f"{span}): was it truncated or replaced? Resume with the data the run "
+                f"beat, or {_AFRESH}")
+        whys = [_differs(spec, tick, realized) for _, tick in ticks]
+        said = whys[0]
+        if said is None or any(w is None for w in whys):
             continue
         differ += 1
         if first is None:
-            first = (f"at {_day(when)} ({unit[:-1]} {c}, beat {seq}): {why}" if valued
-                     else f"at {unit[:-1]} {c} (beat {seq}, {_day(when)}): it {why}")
+            n, (why, valued) = ticks[0][0], said
+            first = (f"at {_day(when)} ({one} {n}, beat {seq}): {why}" if valued
+                     else f"at {one} {n} (beat {seq}, {_day(when)}): it {why}")
     if first is None:
         return
-    last = placed[-1]
     raise ResumeDataMismatch(
-        f"portfolio {spec.name!r}: the returns of beats {placed[0][0]}..{last[0]} in this "
-        f"home's ledger do not match {unit} {placed[0][3]}..{last[3]} of {name} (first "
-        f"difference {first}; {differ} of {len(placed)} beats differ): it is not the data "
-        f"this run beat. Resume with that data (it may have grown: {unit} after {last[3]} "
-        f"added, none up to it changed), or {_AFRESH}")
+        f"portfolio {spec.name!r}: the returns of {span} do not match {name}'s {unit} at "
+        f"those dates (first difference {first}; {differ} of {len(rows)} beats differ): it "
+        f"is not the data this run beat. Resume with that data (it may have grown: {unit} "
+        f"after {_day(rows[-1][1])} or before {_day(rows[0][1])} added, none of those dates "
+        f"changed), or {_AFRESH}")
 
 
-def _stream_check(self: Swarm, beats: Mapping[str, Sequence[tuple[int, datetime, float, Any]]],
-                  name: str) -> Any:
+def _stream_check(self: Swarm, beats: Mapping[str, Sequence[_Beat]], name: str) -> Any:
     """The check a stream's ticks go through on a resume (:func:`check_source`): a tick at
     a date a portfolio's ledger recorded must carry the recorded return; from its first
-    tick after the portfolio's last ledgered beat, the portfolio's ticks are new."""
+    tick after the portfolio's last ledgered beat, the portfolio's ticks are new (and its
+    ledgered beats are let go)."""
     from ..errors import ResumeDataMismatch, SwarmVarError
     from ..types import Tick
-    from .ticks import as_utc, route, tick_value
+    from .ticks import dated_route, tick_value
 
     recorded = {p: {when: (seq, realized) for seq, when, realized, _ in rows}
-                for p, rows in beats.items()}
+                for p, rows in beats.items() if rows}
     last = {p: rows[-1][1] for p, rows in beats.items() if rows}
     specs = self.specs
 
     def check(tick: Tick, line: int) -> None:
-        try:
-            when = as_utc(tick.as_of)
-            names = [s.name for s in route(tick, specs)]
-        except SwarmVarError:
+        if not recorded:
+            return  # every portfolio past its last ledgered beat
+        routed = dated_route(tick, specs)
+        if routed is None:
             return  # the run refuses it as usual
+        when, names = routed
         for p in names:
-            if p not in last:
+            if p not in recorded:
                 continue
-            if when > last[p]:
-                del last[p]  # past the resume point: new ticks from here
+            if when > last[p]:  # past the resume point: new ticks from here
+                del recorded[p]
                 continue
             rec = recorded[p].get(when)
             if rec is None:  # (a tick the run refused, or never saw: skipped by date)
@@ -1109,35 +1159,50 @@ def _stream_check(self: Swarm, beats: Mapping[str, Sequence[tuple[int, datetime,
     return check
 
 
-#: Files of a plug-in's package read for its source digest, at most.
+#: Files of a plug-in's folder read for its source digest, at most.
 PLUGIN_FILES = 2_000
+
+#: Each swarm's plug-in source digests, taken once as it starts (:func:`start`).
+_PLUGINS: weakref.WeakKeyDictionary[Any, dict[str, dict[str, Any]]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _plugins_of(self: Swarm) -> dict[str, dict[str, Any]]:
+    """The plug-ins' source digests this swarm took as it started (:func:`plugin_sources`,
+    before any host imported a plug-in): what each checkpoint records and a resume
+    compares, not the files as they are now (one edited while the swarm runs is not
+    the code its hosts run)."""
+    got = _PLUGINS.get(self)
+    if got is None:  # (a checkpoint before start: none is taken, but never unrecorded)
+        got = _PLUGINS[self] = plugin_sources(self.sandbox)
+    return got
 
 
 def _plugin_files(module: str, paths: Sequence[str]) -> tuple[Path, list[Path]] | None:
     """Where a plug-in's module is found without importing it (its sandbox's search path,
     ``plugin_paths``, first, then this process's): the folder it is found under and its
-    files, the module's own file for a top-level module, else every ``.py`` file of its
-    top-level package (a helper module it imports changes its behaviour too); None when
-    it is not found as source files."""
+    files: a top-level module's own file; for a module in a package (or a package's
+    ``__init__``), every ``.py`` file of the folder holding it, not of its subfolders
+    nor of the packages above (the helpers beside it, which it likely imports; an edit
+    elsewhere in a large repository does not refuse a resume, a changed helper in
+    another folder is not seen). None when it is not found as source files."""
     import os
     import sys
 
     parts = module.split(".")
     for root in [*paths, *sys.path]:
         base = Path(root or os.getcwd())
-        if len(parts) == 1 and (base / f"{parts[0]}.py").is_file():
-            return base, [base / f"{parts[0]}.py"]
-        top = base / parts[0]
         own = base.joinpath(*parts[:-1], f"{parts[-1]}.py")
-        if not top.is_dir() or not (own.is_file()
-                                    or base.joinpath(*parts, "__init__.py").is_file()):
+        if len(parts) == 1 and own.is_file():
+            return base, [own]
+        init = base.joinpath(*parts, "__init__.py")
+        folder = own.parent if own.is_file() else init.parent if init.is_file() else None
+        if folder is None:
             continue
-        files: list[Path] = []
-        for folder, dirs, names in os.walk(top):
-            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-            files += [Path(folder, n) for n in sorted(names) if n.endswith(".py")]
-            if len(files) >= PLUGIN_FILES:
-                break
+        try:
+            files = sorted(f for f in folder.iterdir() if f.suffix == ".py" and f.is_file())
+        except OSError:
+            return None
         return base, files[:PLUGIN_FILES]
     return None
 
@@ -1189,7 +1254,7 @@ def _check_plugins(self: Swarm, run: Mapping[str, Any]) -> None:
     saved = run.get("plugins")
     if not isinstance(saved, Mapping):
         return
-    for cls, now in plugin_sources(self.sandbox).items():
+    for cls, now in _plugins_of(self).items():
         was = saved.get(cls)
         if not isinstance(was, Mapping):
             continue

@@ -10,19 +10,21 @@ JSON lines by the end of the stream.
 
 A resume checks the source against the ledger before anything is written
 (:func:`._recovery.check_source`): a replay and a followed file give the ticks
-at the cursors the ledger's beats recorded (``ticks_at``), so a file that is not
-the one the run beat (another series, an edited or truncated file) is refused;
-a followed file may only have grown after its last beaten row. A stream cannot
-be read ahead: ``JsonLines.watch`` checks each tick it gives that the ledger
-recorded (a replayed tick) as it arrives.
+at the dates the ledger's beats recorded (``ticks_on``; a beat's cursor is only a
+hint of where its row is), so a file that is not the one the run beat (another
+series, an edited or truncated file) is refused; a file may have grown, at its
+end or by older rows before its first. A stream cannot be read ahead:
+``JsonLines.watch`` checks each tick it gives that the ledger recorded (a
+replayed tick) as it arrives.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -77,42 +79,64 @@ class Replay:
         self.rate = rate
         self._sleep = sleep
         self.name = name or "the replayed data"
-        #: what a resume's refusal calls the places of ticks (row N is cursor N)
+        #: what a resume's refusal calls the places of ticks (row N, from 1, of the data)
         self.unit = "rows"
+        self._values: Any = None  # the data's values and columns, read at the first tick
+        self._columns: list[str] | None = None
 
     def seek(self, cursor: Any) -> None:
         self.cursor = int(cursor)
 
-    def ticks_at(self, cursors: Collection[int]) -> dict[int, Tick | BadLine]:
-        """The tick that left the source at each cursor (row ``cursor``, from 1, of the
-        data): what a resume compares with the ledger's beats. A cursor past the data's
-        last row is left out."""
-        frame = isinstance(self.data, pd.DataFrame)
-        columns = [str(c) for c in self.data.columns] if isinstance(self.data, pd.DataFrame) \
-            else []
-        out: dict[int, Tick | BadLine] = {}
-        for c in cursors:
-            i = int(c) - 1
-            if not 0 <= i < len(self.data):
-                continue
-            row = self.data.iloc[i]
-            try:
-                as_of = as_utc(self.data.index[i])
-            except SwarmVarError as exc:
-                out[c] = BadLine(f"row {c}: {exc}", str(self.data.index[i]))
-                continue
-            if frame:
-                out[c] = Tick(self.portfolio, as_of, assets={
-                    k: float(v) for k, v in zip(columns, row.to_numpy(), strict=True)})
+    def _tick(self, i: int) -> Tick:
+        """The tick of row ``i`` (from 0) of the data: what :meth:`__iter__` gives there.
+
+        Raises
+        ------
+        InvalidTick
+            Its index label is not a date.
+        """
+        if self._values is None:
+            self._values = self.data.to_numpy()
+            self._columns = ([str(c) for c in self.data.columns]
+                             if isinstance(self.data, pd.DataFrame) else None)
+        as_of = as_utc(self.data.index[i])
+        if self._columns is not None:
+            return Tick(self.portfolio, as_of, assets={
+                c: float(v) for c, v in zip(self._columns, self._values[i], strict=True)})
+        return Tick(self.portfolio, as_of, value=float(self._values[i]))
+
+    def ticks_on(self, wanted: Mapping[datetime, Any]) -> dict[datetime, list[tuple[int, Tick]]]:
+        """The data's ticks at each wanted date (a ledgered beat's ``as_of``, mapped to its
+        cursor, a hint of where its row is): ``(row, tick)``, rows counted from 1, each
+        row so dated in order. What a resume compares with the ledger's beats
+        (:func:`._recovery.check_source`); a date the data does not hold is left out.
+
+        The hint's row is taken when it carries the date (a replay of the data the run
+        beat); otherwise the data's index is searched (the ledgered cursor is a resume
+        point, not always the beat's own row: a beat while another portfolio's host was
+        restored, a stream's line count, rows prepended to the file since).
+        """
+        index = self.data.index
+        out: dict[datetime, list[tuple[int, Tick]]] = {}
+        rest: list[datetime] = []
+        for when, hint in wanted.items():
+            i = hint - 1 if isinstance(hint, int) and not isinstance(hint, bool) else -1
+            if 0 <= i < len(index) and _dated(index[i]) == when:
+                out[when] = [(i + 1, self._tick(i))]
             else:
-                out[c] = Tick(self.portfolio, as_of, value=float(row))
+                rest.append(when)
+        if rest:
+            rows: dict[datetime, list[int]] = {}
+            for i, label in enumerate(index):
+                day = _dated(label)
+                if day is not None:
+                    rows.setdefault(day, []).append(i)
+            for when in rest:
+                if when in rows:
+                    out[when] = [(i + 1, self._tick(i)) for i in rows[when]]
         return out
 
     def __iter__(self) -> Iterator[Tick | BadLine]:
-        frame = isinstance(self.data, pd.DataFrame)
-        index = self.data.index
-        values = self.data.to_numpy()
-        columns = [str(c) for c in self.data.columns] if frame else []
         next_at = time.monotonic()
         while self.cursor < self.stop:
             i = self.cursor
@@ -121,13 +145,17 @@ class Replay:
                 if wait > 0:
                     self._sleep(wait)
                 next_at = max(next_at, time.monotonic()) + 1.0 / self.rate
-            as_of = as_utc(index[i])
+            tick = self._tick(i)
             self.cursor = i + 1
-            if frame:
-                yield Tick(self.portfolio, as_of,
-                           assets={c: float(v) for c, v in zip(columns, values[i], strict=True)})
-            else:
-                yield Tick(self.portfolio, as_of, value=float(values[i]))
+            yield tick
+
+
+def _dated(label: Any) -> datetime | None:
+    """An index label's date as a tick carries it, None when it is none."""
+    try:
+        return as_utc(label)
+    except (SwarmVarError, TypeError, ValueError):  # (NaT: no year to make a date of)
+        return None
 
 
 class FollowedFile:
@@ -150,76 +178,92 @@ class FollowedFile:
         self.idle_timeout = idle_timeout
         self.cursor = 0
         self._sleep = sleep
-        self._columns: list[str] | None = None
         self.name = self.path.name
-        #: what a resume's refusal calls the places of ticks (line N + 1 is cursor N)
+        #: what a resume's refusal and a refused line call the places of ticks (data line
+        #: N, from 1 after the header, blank ones counted: the cursor after it is N)
         self.unit = "data lines"
 
     def seek(self, cursor: Any) -> None:
         self.cursor = int(cursor)
 
-    def ticks_at(self, cursors: Collection[int]) -> dict[int, Tick | BadLine]:
-        """The tick each cursor's row gives now (cursor N: the N-th line after the header,
-        as the follower counts them): what a resume compares with the ledger's beats.
-        Rows the file does not hold (complete, with their newline) are left out; the
-        file is read once, up to the last cursor asked.
+    def _header(self, fh: IO[str]) -> list[str]:
+        """The columns of the file's header line, read from ``fh`` at its start.
 
         Raises
         ------
         InvalidSource
-            The file cannot be read, or has no complete header line.
+            No complete header line, or fewer than a date and one value column.
         """
-        wanted = {int(c) for c in cursors}
-        out: dict[int, Tick | BadLine] = {}
+        header = fh.readline()
+        if not header.endswith("\n"):
+            raise InvalidSource(f"{self.path} has no complete header line")
+        columns = [c.strip() for c in header.rstrip("\r\n").split(",")]
+        if len(columns) < 2:
+            raise InvalidSource(f"{self.path}: need a date column and at least one value "
+                                "column")
+        return columns
+
+    def ticks_on(self, wanted: Mapping[datetime, Any]
+                 ) -> dict[datetime, list[tuple[int, Tick | BadLine]]]:
+        """The file's ticks at each wanted date (a ledgered beat's ``as_of``; its cursor is
+        not needed: the file is read from its start): ``(data line, tick)``, data lines
+        counted from 1 after the header as the follower counts them (blank ones too),
+        each line so dated in order, a line refused now as its :class:`BadLine`. What a
+        resume compares with the ledger's beats (:func:`._recovery.check_source`).
+        Lines without their newline, or whose first cell is no date, are not read; the
+        file is read up to the first line dated after every wanted date, once each was
+        found, else to its end.
+
+        Raises
+        ------
+        InvalidSource
+            The file cannot be read, or has no header (:meth:`_header`).
+        """
+        out: dict[datetime, list[tuple[int, Tick | BadLine]]] = {}
         if not wanted:
             return out
+        left, last = set(wanted), max(wanted)
         try:
             with open(self.path, encoding="utf-8", newline="") as fh:
-                header = fh.readline()
-                if not header.endswith("\n"):
-                    raise InvalidSource(f"{self.path} has no complete header line")
-                columns = [c.strip() for c in header.rstrip("\r\n").split(",")]
-                saved, self._columns = self._columns, columns
-                at = self.cursor
-                try:
-                    for n in range(1, max(wanted) + 1):
-                        line = fh.readline()
-                        if not line.endswith("\n"):
-                            break
-                        if n in wanted and line.strip():
-                            self.cursor = n - 1  # (its messages name the row as the run did)
-                            out[n] = self._parse(line)
-                finally:
-                    self._columns, self.cursor = saved, at
+                columns = self._header(fh)
+                n = 0
+                while True:
+                    line = fh.readline()
+                    if not line.endswith("\n"):
+                        break
+                    n += 1
+                    if not line.strip():
+                        continue
+                    when = _dated(line.split(",", 1)[0].strip())
+                    if when is None:
+                        continue
+                    if when in wanted:
+                        out.setdefault(when, []).append((n, self._parse(line, n, columns)))
+                        left.discard(when)
+                    elif not left and when > last:
+                        break
         except (OSError, UnicodeDecodeError) as exc:
             raise InvalidSource(f"cannot read {self.path}: {exc}") from None
         return out
 
-    def _parse(self, line: str) -> Tick | BadLine:
+    def _parse(self, line: str, n: int, columns: list[str]) -> Tick | BadLine:
+        """Data line ``n`` (from 1, after the header) as a tick, or the reason it is none."""
         cells = [c.strip() for c in line.rstrip("\r\n").split(",")]
-        assert self._columns is not None
-        if len(cells) != len(self._columns):
-            return BadLine(f"row {self.cursor} has {len(cells)} cells, the header "
-                           f"{len(self._columns)}", line)
+        if len(cells) != len(columns):
+            return BadLine(f"data line {n} has {len(cells)} cells, the header "
+                           f"{len(columns)}", line)
         try:
             as_of = as_utc(cells[0])
             numbers = [float(c) if c else float("nan") for c in cells[1:]]
         except (ValueError, SwarmVarError) as exc:
-            return BadLine(f"row {self.cursor}: {exc}", line)
+            return BadLine(f"data line {n}: {exc}", line)
         if self.portfolio != ALL and len(numbers) == 1:
             return Tick(self.portfolio, as_of, value=numbers[0])
-        return Tick(self.portfolio, as_of,
-                    assets=dict(zip(self._columns[1:], numbers, strict=True)))
+        return Tick(self.portfolio, as_of, assets=dict(zip(columns[1:], numbers, strict=True)))
 
     def __iter__(self) -> Iterator[Tick | BadLine]:
         with open(self.path, encoding="utf-8", newline="") as fh:
-            header = fh.readline()
-            if not header.endswith("\n"):
-                raise InvalidSource(f"{self.path} has no complete header line")
-            self._columns = [c.strip() for c in header.rstrip("\r\n").split(",")]
-            if len(self._columns) < 2:
-                raise InvalidSource(f"{self.path}: need a date column and at least one value "
-                                    "column")
+            columns = self._header(fh)
             for _ in range(self.cursor):  # skip what was consumed before a restart
                 if not fh.readline().endswith("\n"):
                     raise InvalidSource(f"{self.path} has fewer rows than the resume point "
@@ -235,7 +279,7 @@ class FollowedFile:
                     if not line.strip():
                         self.cursor += 1
                         continue
-                    tick = self._parse(line)
+                    tick = self._parse(line, self.cursor + 1, columns)
                     self.cursor += 1
                     yield tick
                     continue

@@ -25,7 +25,13 @@ import pandas as pd
 from ..data import MAX_ABS_RETURN, TO_RETURNS_HINT, position_fractions
 from ..data import portfolio as portfolio_returns
 from ..data._returns import MAX_BOOK_RETURN, looks_like_prices
-from ..errors import InvalidParameter, InvalidReturns, InvalidTick, UnknownTickPortfolio
+from ..errors import (
+    InvalidParameter,
+    InvalidReturns,
+    InvalidTick,
+    SwarmVarError,
+    UnknownTickPortfolio,
+)
 from ..types import Tick
 
 #: A tick with ``portfolio=ALL`` and asset returns goes to every asset-defined portfolio.
@@ -327,6 +333,18 @@ def route(tick: Any, specs: Mapping[str, PortfolioSpec]) -> list[PortfolioSpec]:
         raise UnknownTickPortfolio(f"tick names portfolio {tick.portfolio!r}, which this swarm "
                                    f"does not run; known: {known}")
     return [spec]
+
+
+def dated_route(tick: Any, specs: Mapping[str, PortfolioSpec]
+                ) -> tuple[datetime, list[str]] | None:
+    """A tick's date and the names of the portfolios it is for (:func:`route`); None when
+    it is refused (the beat says why): what a resume compares a tick to its portfolios'
+    resume points by."""
+    try:
+        names = [s.name for s in route(tick, specs)]
+        return as_utc(tick.as_of), names
+    except SwarmVarError:
+        return None
 
 
 def specs_from(portfolios: Sequence[PortfolioSpec | str] | Mapping[str, Any]

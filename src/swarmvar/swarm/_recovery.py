@@ -1239,7 +1239,8 @@ def _check_plugins(self: Swarm, run: Mapping[str, Any]) -> None:
 
     A plug-in (``run --plugin package.module:Class``) is in the fingerprint by its class
     name only; its checkpoint's state was made by its code then. The run record holds
-    each plug-in's source digest (:func:`plugin_sources`); a home checkpointed before
+    each plug-in's source digest (:func:`plugin_sources`), compared with the digest this
+    swarm took as it started (:func:`_plugins_of`); a home checkpointed before
     it did (no ``plugins``), or a plug-in whose files are found neither then nor now,
     resumes as before.
 

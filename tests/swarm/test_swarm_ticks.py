@@ -160,7 +160,7 @@ def test_a_followed_file_is_read_as_it_grows_and_resumes(tmp_path):
         writer.join()
     assert len(got) == 4 and src.cursor == 4
     assert got[1].assets == {"a": 0.005, "b": -0.01}
-    assert isinstance(got[2], BadLine) and "row 2" in got[2].reason  # 'oops' is no number
+    assert isinstance(got[2], BadLine) and "data line 3" in got[2].reason  # 'oops' is no number
     again = FollowedFile(path, portfolio=ALL, poll=0.05, idle_timeout=0.2)
     again.seek(3)
     rest = list(again)

@@ -9,6 +9,7 @@ too; the arbiter turned on for a home served without it is not (as in ``run``)."
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -23,7 +24,6 @@ from swarmvar.cli import build_app
 from swarmvar.errors import ArbiterOptionsMismatch, ResumeMismatch
 from swarmvar.ledger import Ledger
 from swarmvar.service import ServiceConfig, create_app
-from swarmvar.service.app import arbiter_extra
 from swarmvar.service.config import CONFIG_ENV
 from swarmvar.service.desk import DatedReturn, Desk
 
@@ -44,17 +44,32 @@ def _head(home: Path) -> tuple[int, str]:
         return size, bytes(last[5]).hex()
 
 
-def _desk_home(home: Path, arbiter: Arbiter, beats: int = 3) -> None:
-    """Portfolio "s" served by a desk with ``arbiter`` (the default rhythm, 250): created, and
-    ``beats`` returns ingested; its first beat checkpoints the arbiter's state."""
+def _desk_home(home: Path, arbiter: Arbiter, beats: int = 3,
+               names: tuple[str, ...] = ("s",)) -> None:
+    """Portfolios ``names`` served by a desk with ``arbiter`` (the default rhythm, 250): each
+    created, and ``beats`` returns ingested; its first beat checkpoints the arbiter's state."""
     rng = np.random.default_rng(3)
     hist = [DatedReturn(date(2021, 1, 1) + timedelta(days=i), float(rng.normal(0, 0.01)))
             for i in range(60)]
     with Ledger.open(home) as ledger:
         desk = Desk(ledger, home, observers=(arbiter,))
-        desk.create("s", hist, key_id="k")
-        desk.ingest("s", [DatedReturn(date(2023, 1, 1) + timedelta(days=i), 0.002 * (i - 1))
-                          for i in range(beats)], key_id="k")
+        for name in names:
+            desk.create(name, hist, key_id="k")
+            desk.ingest(name, [DatedReturn(date(2023, 1, 1) + timedelta(days=i),
+                                           0.002 * (i - 1)) for i in range(beats)], key_id="k")
+
+
+def _packs(home: Path, name: str) -> set[str]:
+    """The pack files holding the arbiter's checkpoints of portfolio ``name``."""
+    from swarmvar.evolution import Database
+
+    db = Database(home, create=False)
+    try:
+        rows = db.read("SELECT pack FROM state_versions WHERE agent_id = ?",
+                       (f"desk-observer:arbiter:{name}",))
+    finally:
+        db.close()
+    return {str(r[0]) for r in rows}
 
 
 @pytest.fixture
@@ -109,10 +124,13 @@ def test_the_app_factory_raises_it_before_any_write(tmp_path: Path,
     with pytest.raises(ArbiterOptionsMismatch, match=r"saved 3\.0, now 4\.0") as got:
         create_app(ServiceConfig(home=home, keys=keys))
     assert "saved 0.002, now 0.001" in str(got.value) and "p_nodes" not in str(got.value)
+    # Python users set them on ServiceConfig (the arbiter's own words name its keywords)
+    assert "ServiceConfig.k_flows in Python" in str(got.value)
+    assert "ServiceConfig.t1 in Python" in str(got.value) and "k_flows=" not in str(got.value)
     with pytest.raises(ResumeMismatch, match="served with the arbiter on"):
         create_app(ServiceConfig(home=home, keys=keys, arbiter=False))
     assert _files(home) == before and _head(home) == head
-    cfg = ServiceConfig(home=home, keys=keys, extra=arbiter_extra(k_flows=3.0, t1=0.002))
+    cfg = ServiceConfig(home=home, keys=keys, k_flows=3.0, t1=0.002)
     with TestClient(create_app(cfg)) as c:  # the options it ran with: it serves
         r = c.get("/v1/portfolios/s/var", headers={"X-API-Key": k.reader})
         assert r.status_code == 200, r.text
@@ -211,3 +229,145 @@ def test_a_real_serve_restarted_with_other_options_is_refused(
     text = " ".join(res.output.split())
     assert res.exit_code == 2 and "saved 3.0, now 4.0" in text, (res.output, log)
     assert ran == [] and _files(home) == before and _head(home) == head
+
+
+@pytest.mark.parametrize("damaged", ["a", "b"])
+def test_one_unreadable_checkpoint_hides_no_other(
+        tmp_path: Path, session_keys: tuple[Path, Keys], ran: list[dict[str, Any]],
+        caplog: pytest.LogCaptureFixture, damaged: str) -> None:
+    """Two portfolios checkpointed under ``--k-flows 3``, one's pack damaged: the other's is
+    still read and checked, so ``serve`` with the default options exits 2 naming it (not a
+    traceback in the server's start), and the damaged one is logged; the same options
+    start (the desk replays the damaged one's every beat)."""
+    keys, _ = session_keys
+    home = tmp_path / "home"
+    _desk_home(home, Arbiter.from_options(k_flows=3.0, record_decisions=False), beats=2,
+               names=("a", "b"))
+    other = ({"a", "b"} - {damaged}).pop()
+    (pack,) = _packs(home, damaged)
+    assert pack not in _packs(home, other)
+    path = home / "states" / "objects" / f"{pack}.pack"
+    path.write_bytes(b"x" * path.stat().st_size)
+    before, head = _files(home), _head(home)
+    with caplog.at_level("WARNING", logger="swarmvar.service"):
+        res = _serve(home, keys)
+    text = " ".join(res.output.split())
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert f"checkpoint of '{other}'" in text and "saved 3.0, now 4.0" in text, text
+    assert any(f"checkpoint of {damaged} " in r.getMessage() and "cannot be read"
+               in r.getMessage() for r in caplog.records), caplog.text
+    assert ran == [] and _files(home) == before and _head(home) == head
+    res = _serve(home, keys, "--k-flows", "3")
+    assert res.exit_code == 0 and len(ran) == 1, res.output
+
+
+def test_a_checkpoint_off_this_ledger_is_ignored(
+        tmp_path: Path, session_keys: tuple[Path, Keys], ran: list[dict[str, Any]]) -> None:
+    """A checkpoint made under ``--k-flows 3`` whose ledger is gone (deleted; another
+    ``--db`` is alike: its mark is on no ledger served) is not this ledger's history: serve
+    starts under other options and without the arbiter, as the desk ignores it (logged) and
+    replays this ledger's beats. A Desk over it starts too, restoring nothing, and its first
+    beat of the portfolio records the options it runs with, which a later start holds."""
+    keys, _ = session_keys
+    home = tmp_path / "home"
+    _desk_home(home, Arbiter.from_options(k_flows=3.0, record_decisions=False))
+    for p in home.glob("ledger.sqlite*"):
+        p.unlink()
+    for args in ((), ("--no-arbiter",), ("--k-flows", "3")):
+        res = _serve(home, keys, *args)
+        assert res.exit_code == 0, (args, res.output)
+    assert len(ran) == 3
+    now = Arbiter(record_decisions=False)  # other options than the checkpoint's
+    rng = np.random.default_rng(5)
+    with Ledger.open(home) as ledger:
+        desk = Desk(ledger, home, observers=(now,))
+        assert desk.observing.restored == {}
+        desk.create("s", [DatedReturn(date(2021, 1, 1) + timedelta(days=i),
+                                      float(rng.normal(0, 0.01))) for i in range(60)],
+                    key_id="k")
+        desk.ingest("s", [DatedReturn(date(2023, 1, 1), 0.001)], key_id="k")
+    res = _serve(home, keys, "--k-flows", "3")  # now the home's checkpoint is this ledger's
+    assert res.exit_code == 2 and "saved 4.0, now 3.0" in " ".join(res.output.split())
+    res = _serve(home, keys, "--no-arbiter")
+    assert res.exit_code == 2 and "served with the arbiter on" in res.output, res.output
+    assert len(ran) == 3
+
+
+def test_no_arbiter_over_checkpoints_whose_packs_are_gone_is_refused(
+        tmp_path: Path, session_keys: tuple[Path, Keys], ran: list[dict[str, Any]]) -> None:
+    """The store's index lists the arbiter's checkpoint of 's', its packs folder is gone: the
+    home was still served with the arbiter, so ``--no-arbiter`` is refused (as ``run``
+    refuses it); nothing is made. With the arbiter it starts (the state cannot be read: the
+    desk logs it and replays every beat)."""
+    keys, _ = session_keys
+    home = tmp_path / "home"
+    _desk_home(home, Arbiter(record_decisions=False))
+    shutil.rmtree(home / "states" / "objects")
+    before = _files(home)
+    res = _serve(home, keys, "--no-arbiter")
+    assert res.exit_code == 2 and "served with the arbiter on" in res.output, res.output
+    assert "'s'" in res.output
+    assert ran == [] and _files(home) == before
+    assert not (home / "states" / "objects").exists()  # not made by the check
+    res = _serve(home, keys)
+    assert res.exit_code == 0 and len(ran) == 1, res.output
+
+
+def test_no_arbiters_check_logs_an_os_error(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    """An OS error reading the home's checkpoints (outside a state's own read, which is
+    counted as the arbiter's) is logged and left to the desk's start, as with the arbiter."""
+    from swarmvar.service import desk_observers
+    from swarmvar.service.app import check_resume
+
+    def denied(home: Path, key: str) -> Any:
+        raise PermissionError(13, "Permission denied", str(home))
+
+    monkeypatch.setattr(desk_observers, "saved_states", denied)
+    with caplog.at_level("WARNING"):
+        check_resume(ServiceConfig(home=tmp_path, arbiter=False))
+    assert [getattr(r, "fields", {}).get("type") for r in caplog.records
+            if "cannot be read" in r.getMessage()] == ["PermissionError"], caplog.text
+
+
+def test_the_desk_refuses_before_it_restores_anything(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first refusal is the desk's check at its start (its restore has a second one):
+    nothing is restored, replayed or written before it."""
+    from swarmvar.service.desk_observers import Observing
+
+    home = tmp_path / "home"
+    _desk_home(home, Arbiter.from_options(k_flows=3.0, record_decisions=False))
+    restored: list[str] = []
+    real = Observing.restore
+
+    def spy(self: Observing, name: str, agents: Any) -> None:
+        restored.append(name)
+        real(self, name, agents)
+
+    monkeypatch.setattr(Observing, "restore", spy)
+    with Ledger.open(home) as ledger, pytest.raises(ArbiterOptionsMismatch):
+        Desk(ledger, home, observers=(Arbiter(record_decisions=False),))
+    assert restored == []
+    same = Arbiter.from_options(k_flows=3.0, record_decisions=False)
+    with Ledger.open(home) as ledger:  # the spy sees a start that restores
+        assert Desk(ledger, home, observers=(same,)).observing.restored == {("s", 0): 1}
+    assert restored == ["s"]
+
+
+def test_the_restore_refuses_a_checkpoint_written_since_the_check(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkpoint under other options written after the desk's check (another process's,
+    in between) is refused by the restore, not replayed under the new options: the check
+    left out here, the restore alone must raise, and nothing is written."""
+    from swarmvar.service.desk_observers import Observing
+
+    home = tmp_path / "home"
+    _desk_home(home, Arbiter.from_options(k_flows=3.0, record_decisions=False))
+    before, head = _files(home), _head(home)
+    monkeypatch.setattr(Observing, "check_saved", lambda self: None)
+    with Ledger.open(home) as ledger, pytest.raises(ArbiterOptionsMismatch,
+                                                    match=r"saved 3\.0, now 4\.0"):
+        Desk(ledger, home, observers=(Arbiter(record_decisions=False),))
+    assert _files(home) == before and _head(home) == head

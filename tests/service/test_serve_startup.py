@@ -216,7 +216,6 @@ def test_the_arbiters_options_are_checked(tmp_path: Path, session_keys: tuple[Pa
 def test_the_arbiters_options_reach_the_workers(tmp_path: Path, session_keys: tuple[Path, Keys],
                                                 ran: list[dict[str, Any]]) -> None:
     from swarmvar.service import create_app
-    from swarmvar.service.app import arbiter_options
 
     from .conftest import TestClient
 
@@ -225,11 +224,47 @@ def test_the_arbiters_options_reach_the_workers(tmp_path: Path, session_keys: tu
                  "--p-nodes", "6", "--t1", "0.002", "--t-threshold", "0.05")
     assert res.exit_code == 0 and len(ran) == 1, res.output
     cfg = ServiceConfig.from_env()  # what each worker's app_from_env reads
-    assert arbiter_options(cfg) == {"k_flows": 3.0, "p_nodes": 6.0, "t1": 0.002,
-                                    "t_threshold": 0.05}
+    assert (cfg.k_flows, cfg.p_nodes, cfg.t1, cfg.t_threshold) == (3.0, 6.0, 0.002, 0.05)
+    assert cfg.extra == {}  # typed fields, not loose strings
     with TestClient(create_app(cfg)) as c:
         (arbiter,) = c.app.state.desk.observers  # type: ignore[attr-defined]
         pulse = arbiter.config.pulse
         assert (pulse.k, pulse.p, pulse.t1, pulse.t_threshold) == (
             3.0, 6.0, 0.002, 0.05)
-    assert arbiter_options(ServiceConfig()) == {}  # Python's default: the arbiter's own
+
+
+def test_service_configs_pulse_defaults_are_the_arbiters() -> None:
+    """A ServiceConfig built in Python runs the arbiter ``Arbiter.from_options`` makes."""
+    import inspect
+
+    from swarmvar.arbiter import Arbiter
+    from swarmvar.service.config import PULSE_FIELDS
+
+    sig = inspect.signature(Arbiter.from_options).parameters
+    cfg = ServiceConfig()
+    assert {n: getattr(cfg, n) for n in PULSE_FIELDS} == {n: sig[n].default
+                                                          for n in PULSE_FIELDS}
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    ("3", "'3'"), (None, "None"), (True, "True"), (0, "0"), (-1.5, "-1.5"),
+    ("nan", "'nan'"), (float("inf"), "inf")])
+def test_a_workers_arbiter_option_is_checked(monkeypatch: pytest.MonkeyPatch, value: Any,
+                                             shown: str) -> None:
+    """What ``serve`` hands its workers is read back typed: an option that is not a finite
+    number above 0 is refused naming it and the flag that sets it."""
+    from swarmvar.errors import InvalidParameter
+
+    d = json.loads(ServiceConfig(t1=0.002).to_env())
+    assert d["t1"] == 0.002
+    monkeypatch.setenv(CONFIG_ENV, json.dumps(d))
+    assert ServiceConfig.from_env().t1 == 0.002
+    d["t1"] = value
+    raw = json.dumps(d)  # json writes inf as Infinity, which it reads back
+    monkeypatch.setenv(CONFIG_ENV, raw)
+    with pytest.raises(InvalidParameter, match="arbiter's t1") as got:
+        ServiceConfig.from_env()
+    assert shown in str(got.value) and "--t1" in str(got.value)
+    del d["t1"]  # a configuration from before the field: the default
+    monkeypatch.setenv(CONFIG_ENV, json.dumps(d))
+    assert ServiceConfig.from_env().t1 == ServiceConfig().t1

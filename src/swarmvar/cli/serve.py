@@ -333,9 +333,6 @@ def serve(
                                  param_hint="'--checkpoint-every'")
     if db is not None and not db.startswith(("postgresql://", "postgres://")):
         raise typer.BadParameter(f"--db {db!r}: a postgresql:// URL")
-    from ..service.app import arbiter_extra
-
-    pulse = {"k_flows": k_flows, "p_nodes": p_nodes, "t1": t1, "t_threshold": t_threshold}
     if arbiter:  # the arbiter's own checks of its options (kP > 1, ...), before any work
         from ..arbiter import Arbiter
 
@@ -346,7 +343,7 @@ def serve(
                         alphas=levels, seed=seed, window=window, refit_every=refit_every,
                         arbiter=arbiter, checkpoint_every=checkpoint_every,
                         max_body=max_body, max_batch=max_batch, max_streams=max_streams,
-                        extra=arbiter_extra(**pulse))
+                        k_flows=k_flows, p_nodes=p_nodes, t1=t1, t_threshold=t_threshold)
     if db is None:  # the service opens <home>/ledger.sqlite at start: a damaged one, here
         check_ledger(home, home_words(settings["home"]))
     _check_resume(cfg, home_words(settings["home"]))  # before anything is written

@@ -24,7 +24,6 @@ from ..errors import (
     BatchTooLarge,
     ConflictingInput,
     Forbidden,
-    InvalidParameter,
     LedgerCorrupted,
     RateLimited,
     ResumeMismatch,
@@ -34,7 +33,7 @@ from ..errors import (
 from ..evolution.errors import CorruptStore, VariantStoreMissing
 from ..ledger import Ledger
 from .auth import RateLimit
-from .config import ServiceConfig
+from .config import PULSE_FIELDS, ServiceConfig
 from .desk import Desk
 from .keys import KeyFile
 from .metrics import Metrics
@@ -181,7 +180,7 @@ def create_app(config: ServiceConfig | None = None, *, desk: Desk | None = None)
         Without ``desk``: the home's beats were decided by another arbiter
         (:func:`check_resume`); nothing was written.
     InvalidParameter
-        The arbiter's options in ``config.extra`` are not numbers it takes.
+        The arbiter's options in ``config`` are not ones it takes (k * P <= 1, ...).
     """
     from . import dashboard, routes_ledger, routes_risk
 
@@ -306,88 +305,83 @@ def _watch(desk: Desk, metrics: Metrics, *, skips: bool = True) -> None:
         desk.observing.on_skip(_skip_counter(metrics))
 
 
-#: The arbiter's options ``swarmvar serve`` takes (``--k-flows``, ``--p-nodes``, ``--t1``,
-#: ``--t-threshold``), carried to the workers in ``ServiceConfig.extra`` as
-#: ``arbiter.<option>``: ``Arbiter.from_options``'s keywords (its defaults when absent).
-ARBITER_OPTIONS = ("k_flows", "p_nodes", "t1", "t_threshold")
-
-
-def arbiter_extra(**options: float) -> dict[str, str]:
-    """``ServiceConfig.extra`` entries carrying the arbiter's ``options`` (of
-    :data:`ARBITER_OPTIONS`), each as the shortest text that reads back to the same float."""
-    unknown = sorted(set(options) - set(ARBITER_OPTIONS))
-    if unknown:
-        raise InvalidParameter(f"unknown arbiter options {', '.join(unknown)}; the service "
-                               f"takes {', '.join(ARBITER_OPTIONS)}")
-    return {f"arbiter.{k}": repr(float(v)) for k, v in options.items()}
-
-
-def arbiter_options(cfg: ServiceConfig) -> dict[str, float]:
-    """The arbiter's options ``cfg.extra`` carries (:func:`arbiter_extra`).
+def _observers(cfg: ServiceConfig) -> tuple[Any, ...]:
+    """The arbiter (its decisions are recorded by the desk, after each beat), with the
+    pulse ``cfg`` carries (``k_flows``, ``p_nodes``, ``t1``, ``t_threshold``).
 
     Raises
     ------
     InvalidParameter
-        One is not a number.
+        The pulse is not one the arbiter takes (k * P <= 1, ...).
     """
-    out: dict[str, float] = {}
-    for k in ARBITER_OPTIONS:
-        text = cfg.extra.get(f"arbiter.{k}")
-        if text is None:
-            continue
-        try:
-            out[k] = float(text)
-        except (TypeError, ValueError):
-            raise InvalidParameter(f"the service's arbiter option {k} is {text!r}, not a "
-                                   "number") from None
-    return out
-
-
-def _observers(cfg: ServiceConfig) -> tuple[Any, ...]:
-    """The arbiter (its decisions are recorded by the desk, after each beat), with the
-    options ``cfg`` carries (:func:`arbiter_options`)."""
     if not cfg.arbiter:
         return ()
     from ..arbiter import Arbiter
 
-    options: dict[str, Any] = dict(arbiter_options(cfg))  # its defaults for those absent
-    return (Arbiter.from_options(**options, record_decisions=False),)
+    return (Arbiter.from_options(k_flows=cfg.k_flows, p_nodes=cfg.p_nodes, t1=cfg.t1,
+                                 t_threshold=cfg.t_threshold, record_decisions=False),)
+
+
+def _service_words(message: str) -> str:
+    """An ``ArbiterOptionsMismatch``'s message as the service's users set the options: the
+    pulse's through :class:`ServiceConfig`'s fields in Python (the arbiter's own words name
+    ``Arbiter.from_options``'s keywords); its thresholds the service does not take."""
+    for name in PULSE_FIELDS:
+        message = message.replace(f"{name}= in Python", f"ServiceConfig.{name} in Python")
+    if "the threshold " in message:
+        message += (" (the service runs the arbiter's default thresholds: a home decided "
+                    "under others is served from Python by a Desk given that arbiter)")
+    return message
 
 
 def check_resume(cfg: ServiceConfig) -> None:
     """Refuse to serve ``cfg.home`` under another arbiter than the one that decided its
     beats, as ``swarmvar run`` refuses such a resume, reading the home's state store and
-    writing nothing (so before the server listens): the arbiter's checkpoints there hold
-    the options it decided with, and a desk restoring them under other options would
-    replay every beat under the new ones, deciding the history again differently.
-    Without the arbiter over a home whose checkpoints hold its state: refused too (its
-    quarantined agents would count again while its alerts are dropped). With the arbiter
-    over a home served without it: allowed (it decides from the next beat), as in ``run``.
-    A store that cannot be read now is logged and left to the desk's start.
+    its ledger and writing nothing (so before the server listens): the arbiter's
+    checkpoints there hold the options it decided with, and a desk restoring them under
+    other options would replay every beat under the new ones, deciding the history again
+    differently. Without the arbiter over a home whose checkpoints hold its state: refused
+    too (its quarantined agents would count again while its alerts are dropped). With the
+    arbiter over a home served without it: allowed (it decides from the next beat), as in
+    ``run``. A checkpoint whose mark is not on this ledger (the ledger deleted, another
+    ``db``) is not this ledger's history: it counts for neither refusal (the desk ignores
+    it and replays every beat). A checkpoint that cannot be read is logged and left to the
+    desk, the others are checked; a store that cannot be read now is logged and left to
+    the desk's start.
 
     Raises
     ------
     ArbiterOptionsMismatch
         A checkpoint of the home was made under other options; each is named "saved X,
-        now Y", with how to go on (the options it ran with, or another home).
+        now Y" (the pulse's with its ``serve`` flag and :class:`ServiceConfig` field), with
+        how to go on (the options it ran with, or another home).
     ResumeMismatch
         ``cfg.arbiter`` is off and the home holds the arbiter's state of a portfolio.
     InvalidParameter
-        The arbiter's options in ``cfg.extra`` are not numbers it takes.
+        The arbiter's options in ``cfg`` are not ones it takes (k * P <= 1, ...).
     """
-    from .desk_observers import check_saved, saved_portfolios
+    from ..errors import ArbiterOptionsMismatch
+    from .desk_observers import check_saved, held_portfolios, ledger_reader
 
-    if cfg.arbiter:
-        check_saved(_observers(cfg), cfg.home)
-        return
-    from ..arbiter import Arbiter
-
+    observers = _observers(cfg)
+    on_ledger, close = ledger_reader(cfg.home, cfg.db)
     try:
-        names = saved_portfolios(cfg.home, Arbiter.state_key)
-    except SwarmVarError as exc:
-        logging.getLogger(LOGGER).warning("the home's checkpoints cannot be read", extra={
-            "fields": {"error": str(exc), "type": type(exc).__name__}})
-        return
+        if cfg.arbiter:
+            try:
+                check_saved(observers, cfg.home, on_ledger)
+            except ArbiterOptionsMismatch as exc:
+                raise ArbiterOptionsMismatch(_service_words(str(exc))) from None
+            return
+        from ..arbiter import Arbiter
+
+        try:
+            names = held_portfolios(cfg.home, Arbiter.state_key, on_ledger)
+        except (SwarmVarError, OSError) as exc:
+            logging.getLogger(LOGGER).warning("the home's checkpoints cannot be read", extra={
+                "fields": {"error": str(exc), "type": type(exc).__name__}})
+            return
+    finally:
+        close()
     if names:
         shown = ", ".join(repr(n) for n in names[:5]) + (
             f" and {len(names) - 5} more" if len(names) > 5 else "")

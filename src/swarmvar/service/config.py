@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from ..errors import InvalidParameter
 
@@ -30,6 +32,12 @@ class ServiceConfig:
     agents, alphas, horizon, seed, window, refit_every : the swarm each new portfolio gets
         (the window is capped at the history's length).
     arbiter : run the arbiter as the beats' observer.
+    k_flows, p_nodes, t1, t_threshold : the arbiter's pulse (``serve --k-flows``,
+        ``--p-nodes``, ``--t1``, ``--t-threshold``; ``Arbiter.from_options``'s keywords, its
+        defaults): k and P (k * P > 1), the base time T1 and the PID's threshold time
+        T_threshold, in seconds. A home whose arbiter checkpoints were made under other
+        values is refused at the start (``ArbiterOptionsMismatch``). The arbiter's
+        thresholds are its defaults (``Thresholds()``): the service takes no others.
     checkpoint_every : beats of a portfolio between checkpoints of the arbiter's state
         under ``home`` (a restart replays it over the beats after the last one only).
     max_body : largest request body accepted, bytes (larger: 413).
@@ -38,6 +46,7 @@ class ServiceConfig:
         portfolio's writes wait.
     max_streams : most event streams (``/events``) this process serves at once (one
         more: 503 with ``Retry-After``); a closed stream frees its slot.
+    extra : free-form settings (nothing in the service reads them).
     """
 
     home: Path = Path(".swarmvar")
@@ -55,6 +64,10 @@ class ServiceConfig:
     max_batch: int = DEFAULT_MAX_BATCH
     max_streams: int = DEFAULT_MAX_STREAMS
     extra: dict[str, str] = field(default_factory=dict)
+    k_flows: float = 4.0
+    p_nodes: float = 5.0
+    t1: float = 0.001
+    t_threshold: float = 0.02
 
     @property
     def key_file(self) -> Path:
@@ -68,6 +81,15 @@ class ServiceConfig:
 
     @classmethod
     def from_env(cls) -> ServiceConfig:
+        """The configuration ``swarmvar serve`` handed its workers in
+        ``SWARMVAR_SERVICE_CONFIG`` (:meth:`to_env`); the defaults when it is unset.
+
+        Raises
+        ------
+        InvalidParameter
+            An unknown setting, or an arbiter option (``k_flows``, ...) that is not a
+            finite number above 0.
+        """
         raw = os.environ.get(CONFIG_ENV)
         if not raw:
             return cls()
@@ -86,4 +108,27 @@ class ServiceConfig:
                    max_body=int(d["max_body"]),
                    max_batch=int(d.get("max_batch", DEFAULT_MAX_BATCH)),
                    max_streams=int(d.get("max_streams", DEFAULT_MAX_STREAMS)),
-                   extra=dict(d.get("extra", {})))
+                   extra=dict(d.get("extra", {})),
+                   **{name: _pulse_option(d, name) for name in PULSE_FIELDS})
+
+
+#: The arbiter's pulse options a :class:`ServiceConfig` carries (its fields of those names).
+PULSE_FIELDS = ("k_flows", "p_nodes", "t1", "t_threshold")
+
+
+def _pulse_option(d: dict[str, Any], name: str) -> float:
+    """The arbiter option ``name`` of a configuration read from the environment (its
+    default when absent), a finite number above 0 (the arbiter checks the rest: k * P > 1).
+
+    Raises
+    ------
+    InvalidParameter
+        It is not a finite number above 0.
+    """
+    value = d.get(name, next(f.default for f in fields(ServiceConfig) if f.name == name))
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or value <= 0:
+        raise InvalidParameter(f"{CONFIG_ENV} sets the arbiter's {name} to {value!r}, not a "
+                               f"finite number above 0 (`swarmvar serve "
+                               f"--{name.replace('_', '-')}`)")
+    return float(value)

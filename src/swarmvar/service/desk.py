@@ -41,9 +41,11 @@ arbiter moves alike. Its state is checkpointed into the home's state store
 every ``checkpoint_every`` beats of a portfolio, each state headed by the
 mark of the beat it was taken at, and a desk started on the same home
 restores each observer at its own mark and replays it only over the later
-beats (:mod:`swarmvar.service.desk_observers`); a home whose arbiter states were
-made under other options than the desk's arbiter has is refused at the start
-(``ArbiterOptionsMismatch``), before anything is replayed or written. Within one
+beats (:mod:`swarmvar.service.desk_observers`); a home whose arbiter states of
+this ledger (their marks on it) were made under other options than the desk's
+arbiter has is refused at the start (``ArbiterOptionsMismatch``), before anything
+is replayed or written (a state whose mark is not on this ledger is ignored, as
+its restore is, and one that cannot be read is logged). Within one
 ingested batch the observers see every beat before the batch's decisions are
 appended (that append syncs in other processes' later beats).
 
@@ -166,8 +168,9 @@ class Desk:
         ``checkpoint_every`` is not a whole number >= 1, or ``busy_after`` not a finite
         number of seconds >= 0.
     ArbiterOptionsMismatch
-        A ``ResumeMismatch``: ``home`` holds an observer's state (the arbiter's) made under
-        other options than the observer's now, each named "saved X, now Y"
+        A ``ResumeMismatch``: ``home`` holds an observer's state (the arbiter's) whose mark
+        stands on ``ledger`` (or that has none) made under other options than the
+        observer's now, each named "saved X, now Y"
         (:func:`~swarmvar.service.desk_observers.check_saved`); refused before anything
         is restored, replayed or written, as a resume of ``swarmvar run`` is.
     """

@@ -19,11 +19,13 @@ runs of it, so the options its history was decided with are on record from
 then.
 
 Before anything is restored, :func:`check_saved` asks each observer with a
-``check_state`` (the arbiter) whether it can take every state the home holds
-of it, as a resume of ``swarmvar run`` does: an arbiter with other options
-than its checkpoints were made under (``ArbiterOptionsMismatch``) refuses the
-start, rather than replay every beat under the new options and so decide the
-history again differently.
+``check_state`` (the arbiter) whether it can take each state the home holds
+of it for this ledger (its mark on the ledger, or no mark), as a resume of
+``swarmvar run`` does: an arbiter with other options than its checkpoints were
+made under (``ArbiterOptionsMismatch``) refuses the start, rather than replay
+every beat under the new options and so decide the history again differently.
+A state whose mark is not on this ledger is not checked, as it is not restored;
+one that cannot be read is logged, and the others are checked all the same.
 """
 
 from __future__ import annotations
@@ -95,11 +97,38 @@ class CheckpointMark:
         return cls(seq, index, digest), body
 
 
+#: Whether a checkpoint's mark stands on the ledger: ``(portfolio, mark) -> bool``.
+OnLedger = Callable[[str, CheckpointMark], bool]
+
+
+def mark_on_ledger(ledger: Ledger, name: str, mark: CheckpointMark) -> bool:
+    """Whether ``mark`` is beat ``mark.seq`` of ``name`` on ``ledger``: a tick entry of it
+    at ``mark.index`` with hash ``mark.hash`` (read only).
+
+    Raises
+    ------
+    SwarmVarError
+        The ledger cannot be read now (``LedgerUnavailable``, ...).
+    """
+    if mark.index >= ledger.store.size():
+        return False
+    rows = list(ledger.store.rows(mark.index, mark.index + 1))
+    if not rows or bytes(rows[0][5]).hex() != mark.hash:
+        return False
+    try:
+        tick = json.loads(rows[0][3])
+        details = tick["details"]
+        return bool(tick.get("type") == "tick" and details.get("portfolio") == name
+                    and int(details["seq"]) == mark.seq)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
 def saved_portfolios(home: Path, state_key: str) -> list[str]:
     """The portfolios whose state of observer ``state_key`` (``Arbiter.state_key``:
-    ``"arbiter"``) ``home``'s state store holds, sorted, read without making or changing
-    anything: none when the home has no store, or no state packs (a store made by the
-    service's start, never checkpointed into).
+    ``"arbiter"``) ``home``'s state store lists in its index, sorted, read without making
+    anything: none when the home has no store (its packs are not looked at: an index that
+    lists a state whose packs are gone still lists it).
 
     Raises
     ------
@@ -109,7 +138,7 @@ def saved_portfolios(home: Path, state_key: str) -> list[str]:
     from ..evolution import Database
     from ..evolution.db import DB_FILE
 
-    if not (home / DB_FILE).is_file() or not (home / "states" / "objects").is_dir():
+    if not (home / DB_FILE).is_file():
         return []
     prefix = f"{OBSERVER_PREFIX}{state_key}:"
     db = Database(home, create=False)
@@ -121,37 +150,94 @@ def saved_portfolios(home: Path, state_key: str) -> list[str]:
     return [str(r[0])[len(prefix):] for r in rows]
 
 
-def saved_states(home: Path, state_key: str) -> dict[str, bytes]:
+def saved_states(home: Path, state_key: str) -> tuple[dict[str, bytes], dict[str, str]]:
     """The states of observer ``state_key`` in ``home``'s state store by portfolio (each
-    headed by its :class:`CheckpointMark`, or not: an older desk's), read without making or
+    headed by its :class:`CheckpointMark`, or not: an older desk's), and apart, each
+    portfolio whose state cannot be read (its packs damaged or gone, encrypted) with why:
+    each is read on its own, so one damaged state hides no other. Read without making or
     changing anything (:func:`saved_portfolios`).
 
     Raises
     ------
     VariantStoreLocked, VariantStoreUnavailable, VariantStoreMissing, CorruptStore
         The home's store cannot be read now, or is damaged.
-    SwarmVarError
-        A state's packs are damaged or gone (``CorruptState``), or it is encrypted.
     """
     from ..evolution import Database, StateStore
 
     names = saved_portfolios(home, state_key)
     if not names:
-        return {}
+        return {}, {}
+    if not (home / "states" / "objects").is_dir():  # (a StateStore would make the folder)
+        return {}, {n: f"its packs folder {home / 'states' / 'objects'} is gone"
+                    for n in names}
+    states: dict[str, bytes] = {}
+    unreadable: dict[str, str] = {}
     db = Database(home, create=False)
     try:
         store = StateStore(db)
-        return {n: store.get(f"{OBSERVER_PREFIX}{state_key}:{n}") for n in names}
+        for n in names:
+            try:
+                states[n] = store.get(f"{OBSERVER_PREFIX}{state_key}:{n}")
+            except (SwarmVarError, OSError) as exc:  # CorruptState, UnknownState, a key...
+                unreadable[n] = str(exc)
     finally:
         db.close()
+    return states, unreadable
 
 
-def check_saved(observers: Sequence[BeatObserver], home: Path) -> None:
+def ledger_reader(home: Path, db: str | None) -> tuple[OnLedger, Callable[[], None]]:
+    """Whether a mark stands on the ledger the service over ``home`` (``db``: a PostgreSQL
+    URL) opens, and how to close it: the ledger is opened at the first question (a home
+    without checkpoints never opens it), read without creating or changing it. No ledger
+    there (deleted, or never made): no mark stands on it. A ledger that cannot be opened
+    now (locked, damaged, unreachable) is logged, and every mark is taken as standing on it
+    (so every state is checked: the desk's start meets that ledger's error anyway)."""
+    from ..ledger import LedgerNotFound
+
+    opened: list[Ledger | bool] = []  # the ledger; False: none there; True: unreadable
+
+    def on_ledger(name: str, mark: CheckpointMark) -> bool:
+        if not opened:
+            try:
+                opened.append(Ledger(db or home, create=False))
+            except LedgerNotFound:
+                opened.append(False)
+            except (SwarmVarError, OSError) as exc:
+                log.warning("the ledger of %s cannot be read (%s); every checkpoint there is "
+                            "checked against the observers' options, whatever its mark",
+                            home, exc)
+                opened.append(True)
+        ledger = opened[0]
+        return ledger if isinstance(ledger, bool) else mark_on_ledger(ledger, name, mark)
+
+    def close() -> None:
+        if opened and isinstance(opened[0], Ledger):
+            opened[0].close()
+
+    return on_ledger, close
+
+
+def _standing(on_ledger: OnLedger, name: str, mark: CheckpointMark) -> bool:
+    """``on_ledger(name, mark)``; a ledger that cannot be read now: True (checked)."""
+    try:
+        return on_ledger(name, mark)
+    except (SwarmVarError, OSError) as exc:
+        log.warning("the ledger cannot tell whether the checkpoint of %s stands on it (%s); "
+                    "it is checked", name, exc)
+        return True
+
+
+def check_saved(observers: Sequence[BeatObserver], home: Path, on_ledger: OnLedger) -> None:
     """Refuse to start ``observers`` over ``home`` when one of them cannot take a state the
-    home holds of it: each observer with a ``check_state`` (the arbiter's: it restores and
-    writes nothing) is asked about each of its states there, whatever its mark. A state it
-    cannot read (damaged) is left to the restore, which logs it and replays every beat; a
-    store that cannot be read now is logged, likewise.
+    home holds of it for this ledger: each observer with a ``check_state`` (the arbiter's: it
+    restores and writes nothing) is asked about each of its states there whose mark stands
+    on this ledger (``on_ledger``: :meth:`Observing._on_ledger`, or :func:`ledger_reader`'s),
+    or that has no mark (an older desk's). A state whose mark is not on this ledger (the
+    ledger deleted, another ``--db``) is not checked: the restore logs it and ignores it,
+    and the observer replays this ledger's every beat under its options now. Each state is
+    read on its own: one that cannot be read (damaged) is logged and left to the restore,
+    which logs it too and replays every beat; the others are checked. A store that cannot be
+    read now is logged, likewise.
 
     Raises
     ------
@@ -165,19 +251,47 @@ def check_saved(observers: Sequence[BeatObserver], home: Path) -> None:
         if check is None:
             continue
         try:
-            saved = saved_states(home, key)
+            saved, unreadable = saved_states(home, key)
         except (SwarmVarError, OSError) as exc:
             log.warning("the checkpoints of the %s observer in %s cannot be read (%s); its "
                         "options are not checked against them", key, home, exc)
             continue
+        for name, why in unreadable.items():
+            log.warning("the %s checkpoint of %s in %s cannot be read (%s); its options are "
+                        "not checked (the restore replays every beat)", key, name, home, why)
         for name, blob in saved.items():
             marked = CheckpointMark.split(blob)
+            if marked is not None and not _standing(on_ledger, name, marked[0]):
+                log.info("the %s checkpoint of %s (beat %d) is not on this ledger; its "
+                         "options are not checked (it is not restored)", key, name,
+                         marked[0].seq)
+                continue
             try:
                 check(name, blob if marked is None else marked[1])
             except ResumeMismatch:
                 raise
             except SwarmVarError:
                 continue  # not a state it can take: the restore logs it, it replays
+
+
+def held_portfolios(home: Path, state_key: str, on_ledger: OnLedger) -> list[str]:
+    """The portfolios whose state of observer ``state_key`` ``home``'s store lists and
+    that may be of this ledger's history: all but those whose state is read and whose mark
+    is not on this ledger (``on_ledger``); a state that cannot be read, or has no mark, is
+    counted (it cannot be told apart). Sorted; read without making anything.
+
+    Raises
+    ------
+    VariantStoreLocked, VariantStoreUnavailable, VariantStoreMissing, CorruptStore
+        The home's store cannot be read now, or is damaged.
+    """
+    saved, unreadable = saved_states(home, state_key)
+    held = set(unreadable)
+    for name, blob in saved.items():
+        marked = CheckpointMark.split(blob)
+        if marked is None or _standing(on_ledger, name, marked[0]):
+            held.add(name)
+    return sorted(held)
 
 
 class Observing:
@@ -221,15 +335,15 @@ class Observing:
         self._saved: set[str] = set()
 
     def check_saved(self) -> None:
-        """:func:`check_saved` over this desk's observers and home: before the start's
-        sync restores or replays anything.
+        """:func:`check_saved` over this desk's observers, home and ledger: before the
+        start's sync restores or replays anything.
 
         Raises
         ------
         ResumeMismatch
             ``ArbiterOptionsMismatch``: a state of the home was made under other options.
         """
-        check_saved(self.observers, self.home)
+        check_saved(self.observers, self.home, self._on_ledger)
 
     def instructions(self, name: str) -> tuple[frozenset[str], dict[str, float]]:
         """The observers' quarantine and weight factors for the next beat of ``name``."""
@@ -306,20 +420,9 @@ class Observing:
                         "replays them from the ledger", name, seq, exc)
 
     def _on_ledger(self, name: str, mark: CheckpointMark) -> bool:
-        """Whether ``mark`` is beat ``mark.seq`` of ``name`` on this ledger: a tick entry of
-        it at ``mark.index`` with hash ``mark.hash``."""
-        if mark.index >= self.ledger.store.size():
-            return False
-        rows = list(self.ledger.store.rows(mark.index, mark.index + 1))
-        if not rows or bytes(rows[0][5]).hex() != mark.hash:
-            return False
-        try:
-            tick = json.loads(rows[0][3])
-            details = tick["details"]
-            return bool(tick.get("type") == "tick" and details.get("portfolio") == name
-                        and int(details["seq"]) == mark.seq)
-        except (ValueError, KeyError, TypeError, AttributeError):
-            return False
+        """Whether ``mark`` is beat ``mark.seq`` of ``name`` on this ledger
+        (:func:`mark_on_ledger`)."""
+        return mark_on_ledger(self.ledger, name, mark)
 
     def restore(self, name: str, agents: Sequence[str]) -> None:
         """Restore each observer's state of portfolio ``name`` (its ``agents``) from the

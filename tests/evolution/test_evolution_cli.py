@@ -103,7 +103,7 @@ def test_errors_are_clear_and_store_nothing(tmp_path: Path) -> None:
     res = runner.invoke(app, ["list", "--home", "mysql://h/db"])
     assert res.exit_code == 2 and "scheme 'mysql' is not supported" in res.stderr
     res = runner.invoke(app, ["list", "--home", "postgresql://nobody@/db?host=/nonexistent"])
-    assert res.exit_code == 2 and "cannot connect to the lifecycle database" in res.stderr
+    assert res.exit_code == 2 and "cannot connect to the variant store" in res.stderr
 
 
 def test_promotion_after_a_passed_canary_needs_no_force(tmp_path: Path) -> None:

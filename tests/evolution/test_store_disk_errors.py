@@ -1,38 +1,46 @@
-"""A disk full, a read-only file or an I/O error is not a damaged variant store: it is
-``VariantStoreUnwritable`` (a ``VariantStoreUnavailable``) naming the cause and saying
-nothing was changed, never ``CorruptStore``'s "move it away"; real damage stays
-``CorruptStore``. Nothing stored before is lost, and the store works once the disk does.
+"""Only damage is ``CorruptStore`` ("move it away"): SQLite's SQLITE_CORRUPT, SQLITE_NOTADB,
+SQLITE_IOERR_CORRUPTFS, SQLITE_IOERR_DATA (PostgreSQL's XX001, XX002), as the ledger's
+rule. A disk full, a read-only file or another I/O error is ``VariantStoreUnwritable`` (a
+``VariantStoreUnavailable``) naming the cause and saying nothing was changed (after an I/O
+error the store "may be intact": check the disk, then ``PRAGMA quick_check``); a
+PostgreSQL server out of reach is ``VariantStoreUnreachable``; any other error the neutral
+``VariantStoreFailed``. Nothing stored before is lost, and the store works once the disk
+does.
 
 Real failures where there is a way: SQLite's ``PRAGMA max_page_count`` (a real
-SQLITE_FULL), a read-only file (``chmod``; as root, where ``chmod`` stops no write, the
-file made immutable: ``chattr +i``), a malformed page. A COMMIT that fails and an I/O
-error have no real way here (a full or failing file system is not available to a test):
+SQLITE_FULL), a COMMIT whose WAL frames pass the process's file-size limit
+(``RLIMIT_FSIZE`` in a subprocess, SIGXFSZ ignored: a real SQLITE_IOERR_WRITE or
+SQLITE_FULL at COMMIT), a read-only file (``tests/_readonly.py``), a malformed page, a
+broken constraint, a PostgreSQL connection ended by the server. A failing ROLLBACK and an
+I/O error on a read have no real way here (a failing disk is not available to a test):
 they are raised at the sqlite3 boundary, the connection's ``execute``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
-import shutil
 import sqlite3
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import swarmvar.evolution.db as db
+from _readonly import read_only  # tests/_readonly.py (on the path: tests/conftest.py)
 from swarmvar.evolution import open_home
 from swarmvar.evolution.errors import (
     DISK_FULL,
     IO_ERROR,
     READ_ONLY,
     CorruptStore,
+    VariantStoreFailed,
     VariantStoreMissing,
     VariantStoreUnavailable,
+    VariantStoreUnreachable,
     VariantStoreUnwritable,
 )
 
@@ -56,7 +64,11 @@ def _not_damage(err: BaseException, store: object, cause: str) -> str:
     said = str(err)
     assert err.cause == cause and f"the variant store {store} cannot be" in said, said
     assert f": {cause} (" in said and "nothing was changed" in said, said
-    assert "not damaged" in said and "do not move it away" in said, said
+    if cause == IO_ERROR:  # said neither damaged nor not: the disk and quick_check tell
+        assert "may be intact" in said and "PRAGMA quick_check" in said, said
+        assert "not damaged" not in said and "do not move it away" not in said, said
+    else:
+        assert "not damaged" in said and "do not move it away" in said, said
     return said
 
 
@@ -85,42 +97,18 @@ def test_a_full_disk_is_named_and_loses_nothing(tmp_path: Path) -> None:
         home.close()
 
 
-@contextmanager
-def _read_only(path: Path) -> Iterator[None]:
-    """``path`` read-only for this process, for real: mode 0444, or immutable as root (who
-    may write any file whatever its mode); skipped when it cannot be made so."""
-    if os.geteuid() != 0:
-        path.chmod(0o444)
-        try:
-            yield
-        finally:
-            path.chmod(0o644)
-        return
-    chattr = shutil.which("chattr")
-    if chattr is None:
-        pytest.skip("running as root, where chmod stops no write, and no chattr to make "
-                    "the file immutable")
-    made = subprocess.run([chattr, "+i", str(path)], capture_output=True, text=True,
-                          timeout=30, check=False)
-    if made.returncode != 0:
-        pytest.skip("running as root, where chmod stops no write, and the file cannot be "
-                    f"made immutable here: {made.stderr.strip()}")
-    try:
-        yield
-    finally:
-        subprocess.run([chattr, "-i", str(path)], capture_output=True, timeout=30,
-                       check=True)
-
-
-def test_a_read_only_store_is_read_but_not_written(tmp_path: Path) -> None:
-    """The store's file read-only (its -wal and -shm beside it as SQLite left them): it is
-    opened and read, a write is VariantStoreUnwritable "read-only", nothing changed; once
-    writable again the store is whole and takes writes."""
+def test_a_read_only_store_is_read_but_not_written(tmp_path: Path,
+                                                  request: pytest.FixtureRequest) -> None:
+    """The store's file read-only (its -wal and -shm deleted by the last close and made
+    again by the reopen, its folder writable): it is opened and read, a write is
+    VariantStoreUnwritable "read-only", nothing changed; once writable again the store is
+    whole and takes writes."""
     home = open_home(tmp_path)
     _write(home.db, "kept")
     home.close()
     store = tmp_path / db.DB_FILE
-    with _read_only(store):
+    assert not Path(f"{store}-wal").exists() and not Path(f"{store}-shm").exists()
+    with read_only(store, request):
         with pytest.raises(OSError):
             store.open("ab").close()  # read-only for real, for this process
         again = open_home(tmp_path)
@@ -142,7 +130,8 @@ def test_a_read_only_store_is_read_but_not_written(tmp_path: Path) -> None:
         after.close()
 
 
-def test_opening_a_read_only_store_that_needs_a_write(tmp_path: Path) -> None:
+def test_opening_a_read_only_store_that_needs_a_write(tmp_path: Path,
+                                                     request: pytest.FixtureRequest) -> None:
     """A lifecycle file not yet in WAL mode, read-only: the open's first write is refused,
     VariantStoreUnwritable, not "is not a usable lifecycle database ... move it away"."""
     store = tmp_path / db.DB_FILE
@@ -151,7 +140,7 @@ def test_opening_a_read_only_store_that_needs_a_write(tmp_path: Path) -> None:
     conn.execute(_INSERT, ("kept", "x"))
     conn.commit()
     conn.close()
-    with _read_only(store), pytest.raises(VariantStoreUnwritable) as got:
+    with read_only(store, request), pytest.raises(VariantStoreUnwritable) as got:
         open_home(tmp_path)
     _not_damage(got.value, store, READ_ONLY)
     home = open_home(tmp_path)
@@ -161,19 +150,81 @@ def test_opening_a_read_only_store_that_needs_a_write(tmp_path: Path) -> None:
         home.close()
 
 
-class _Failing:
-    """The store's connection, with SQLite's error ``code`` raised by the first statement
-    starting with ``verb`` (an I/O error cannot be made for real in a test)."""
+_COMMIT_SCRIPT = """
+import json, os, resource, signal, sys
+from swarmvar.evolution import open_home
+from swarmvar.evolution.errors import VariantStoreUnwritable
+insert = "INSERT INTO agents (agent_id, body) VALUES (?, ?)"
+home = open_home(sys.argv[1])
+database = home.db
+with database.transaction() as conn:
+    conn.execute(insert, ("kept", "x"))
+database.read("PRAGMA wal_checkpoint(TRUNCATE)")
+files = [database.path + side for side in ("", "-wal", "-shm")]
+limit = max(os.path.getsize(f) for f in files if os.path.exists(f)) + 4096
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit: EFBIG, not death
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+out = {"limit": limit, "body_done": False}
+try:
+    with database.transaction() as conn:
+        for i in range(limit // 4000 + 20):  # bounded; their WAL frames pass the limit
+            conn.execute(insert, (f"lost{i}", "y" * 4000))
+        out["body_done"] = True  # the rows are in the page cache: COMMIT writes the WAL
+    out["raised"] = None
+except VariantStoreUnwritable as exc:
+    out.update(raised=type(exc).__name__, cause=exc.cause, message=str(exc),
+               open=database._conn.in_transaction)
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+with database.transaction() as conn:
+    conn.execute(insert, ("after", "z"))
+out["agents"] = [r[0] for r in database.read("SELECT agent_id FROM agents ORDER BY 1")]
+out["check"] = database.read("PRAGMA quick_check")[0][0]
+home.close()
+print(json.dumps(out))
+"""
 
-    def __init__(self, conn: sqlite3.Connection, verb: str, code: int, text: str) -> None:
-        self._conn, self._verb, self._code, self._text = conn, verb, code, text
-        self.raised = 0
+
+def test_a_commit_that_fails_for_real_is_rolled_back(tmp_path: Path) -> None:
+    """A real failed COMMIT: in a subprocess whose file-size limit (RLIMIT_FSIZE, SIGXFSZ
+    ignored) stops the transaction's WAL frames, written at COMMIT. VariantStoreUnwritable
+    (SQLite's SQLITE_IOERR_WRITE for EFBIG, or SQLITE_FULL for a short write), the
+    transaction gone whole, none of its rows stored; the limit raised, the next write
+    passes and the store is whole (quick_check)."""
+    done = subprocess.run([sys.executable, "-c", _COMMIT_SCRIPT, str(tmp_path)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["body_done"] is True, out  # the failure was the COMMIT's, not an INSERT's
+    assert out["raised"] == "VariantStoreUnwritable", out
+    assert out["cause"] in (IO_ERROR, DISK_FULL) and out["open"] is False, out
+    assert f"the variant store {tmp_path / db.DB_FILE} cannot be" in out["message"], out
+    assert "nothing was changed" in out["message"], out
+    assert out["agents"] == ["after", "kept"] and out["check"] == "ok", out
+    again = open_home(tmp_path)  # another process: nothing of the failed transaction
+    try:
+        assert _agents(again.db) == ["after", "kept"]
+    finally:
+        again.close()
+
+
+class _Failing:
+    """The store's connection, with SQLite's errors raised by the first statement starting
+    with each verb (``{verb: (code, text)}``): a failing ROLLBACK, an I/O error on a read
+    cannot be made for real in a test."""
+
+    def __init__(self, conn: sqlite3.Connection,
+                 errors: dict[str, tuple[int, str]]) -> None:
+        self._conn, self._errors = conn, dict(errors)
+        self.raised: list[str] = []
 
     def execute(self, sql: str, *args: Any) -> Any:
-        if not self.raised and sql.lstrip().upper().startswith(self._verb):
-            self.raised += 1
-            exc = sqlite3.OperationalError(self._text)
-            exc.sqlite_errorcode = self._code  # type: ignore[attr-defined]
+        verb = next((v for v in self._errors if sql.lstrip().upper().startswith(v)), None)
+        if verb is not None:
+            code, text = self._errors.pop(verb)
+            self.raised.append(verb)
+            exc = sqlite3.OperationalError(text)
+            exc.sqlite_errorcode = code  # type: ignore[attr-defined]
             raise exc
         return self._conn.execute(sql, *args)
 
@@ -181,28 +232,30 @@ class _Failing:
         return getattr(self._conn, name)
 
 
-@pytest.mark.parametrize(("code", "text", "cause"), [
-    (778, "disk I/O error", IO_ERROR),  # SQLITE_IOERR_WRITE
-    (13, "database or disk is full", DISK_FULL)])
-def test_a_commit_that_fails_is_rolled_back(tmp_path: Path, code: int, text: str,
-                                            cause: str) -> None:
-    """COMMIT failing (its WAL frames not written: an I/O error, a disk full) leaves
-    SQLite's transaction open: it is rolled back, the error names the cause, nothing of
-    the transaction is stored and the next one begins."""
+@pytest.mark.parametrize("verb", ["INSERT", "COMMIT"])
+def test_a_rollback_that_fails_too_raises_the_first_error(tmp_path: Path, verb: str) -> None:
+    """An INSERT (or COMMIT) meets a disk full, then the ROLLBACK an I/O error: the disk
+    full is raised (VariantStoreUnwritable), not the ROLLBACK's raw sqlite3 error; the
+    connection, its transaction still open, is closed and opened again, so nothing of the
+    transaction is read or stored and the next write passes."""
     home = open_home(tmp_path)
     database = home.db
     real = database._conn
     try:
         _write(database, "kept")
-        failing = _Failing(real, "COMMIT", code, text)
+        failing = _Failing(real, {verb: (13, "database or disk is full"),
+                                  "ROLLBACK": (778, "disk I/O error")})
         database._conn = failing  # type: ignore[assignment]
         with pytest.raises(VariantStoreUnwritable) as got:
             _write(database, "lost")
-        assert failing.raised == 1 and not real.in_transaction
-        _not_damage(got.value, database.path, cause)
+        assert failing.raised == [verb, "ROLLBACK"], failing.raised
+        _not_damage(got.value, database.path, DISK_FULL)
+        assert database._conn is not failing and not database._conn.in_transaction
+        assert _agents(database) == ["kept"]
         _write(database, "after")
         assert _agents(database) == ["after", "kept"]
     finally:
+        database._conn.close()
         database._conn = real
         home.close()
 
@@ -215,7 +268,7 @@ def test_an_io_error_on_a_read_is_not_damage(tmp_path: Path) -> None:
     real = database._conn
     try:
         _write(database, "kept")
-        database._conn = _Failing(real, "SELECT", 266, "disk I/O error")  # type: ignore
+        database._conn = _Failing(real, {"SELECT": (266, "disk I/O error")})  # type: ignore
         with pytest.raises(VariantStoreUnwritable) as got:
             _agents(database)
         said = _not_damage(got.value, database.path, IO_ERROR)
@@ -224,6 +277,68 @@ def test_an_io_error_on_a_read_is_not_damage(tmp_path: Path) -> None:
     finally:
         database._conn = real
         home.close()
+
+
+@pytest.mark.parametrize(("code", "name"), [(8458, "SQLITE_IOERR_CORRUPTFS"),
+                                            (8202, "SQLITE_IOERR_DATA")])
+def test_an_io_error_that_is_damage_is_corrupt(tmp_path: Path, code: int, name: str) -> None:
+    """The two I/O errors that say the data is damaged (the file system found it corrupt,
+    a checksum differs): CorruptStore "damaged", not "may be intact"."""
+    home = open_home(tmp_path)
+    database = home.db
+    real = database._conn
+    try:
+        database._conn = _Failing(real, {"SELECT": (code, "disk I/O error")})  # type: ignore
+        with pytest.raises(CorruptStore, match="damaged") as got:
+            _agents(database)
+        assert not isinstance(got.value, VariantStoreUnavailable), name
+        assert "may be intact" not in str(got.value)
+    finally:
+        database._conn = real
+        home.close()
+
+
+def test_another_error_is_neutral_not_damage(tmp_path: Path) -> None:
+    """A real SQLITE_CONSTRAINT (a key written twice: a code bug, not damage) inside a
+    transaction: VariantStoreFailed naming SQLite's error and its name, nothing of the
+    transaction stored, not "damaged" nor "move it away"."""
+    home = open_home(tmp_path)
+    database = home.db
+    try:
+        _write(database, "kept")
+        with pytest.raises(VariantStoreFailed) as got:
+            _write(database, "new", "kept")
+        said = str(got.value)
+        assert isinstance(got.value, VariantStoreUnavailable), said
+        assert not isinstance(got.value, (CorruptStore, VariantStoreUnwritable)), said
+        assert "UNIQUE constraint failed: agents.agent_id" in said, said
+        assert "SQLITE_CONSTRAINT_PRIMARYKEY" in said and "nothing was changed" in said, said
+        assert "damaged" in said and "does not say the store is damaged" in said, said
+        assert "move it away" not in said, said
+        assert _agents(database) == ["kept"]
+    finally:
+        home.close()
+
+
+def test_an_open_that_fails_otherwise_is_named(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Database._connect``: an error of ``sqlite3.connect`` other than "unable to open"
+    goes through the same rule. A real one: this SQLite reads a file name that starts with
+    ``file:`` as a URI (SQLITE_USE_URI), and a relative store ``file:x.db?vfs=nope`` names
+    no VFS, SQLITE_ERROR at the connect: VariantStoreFailed, not CorruptStore."""
+    monkeypatch.chdir(tmp_path)
+    name = "file:x.db?vfs=nope"
+    try:
+        sqlite3.connect(name).close()
+    except sqlite3.OperationalError as exc:
+        assert "no such vfs" in str(exc)
+    else:
+        pytest.skip("this SQLite does not read file names as URIs (no SQLITE_USE_URI)")
+    with pytest.raises(VariantStoreFailed) as got:
+        db.Database(name)
+    said = str(got.value)
+    assert f"the variant store {name} failed (no such vfs: nope (SQLITE_ERROR))" in said, said
+    assert not isinstance(got.value, CorruptStore) and "move it away" not in said, said
 
 
 def test_real_damage_is_still_corrupt(tmp_path: Path) -> None:
@@ -247,9 +362,12 @@ def test_real_damage_is_still_corrupt(tmp_path: Path) -> None:
         again.close()
 
 
-def test_which_errors_are_outside_the_store(tmp_path: Path) -> None:
-    """By SQLite's primary code (extended codes too), else its message; damage, a lock and
-    an unknown error are none; a read-only error of a file gone is VariantStoreMissing."""
+def test_which_errors_are_damage_outside_or_neither(tmp_path: Path) -> None:
+    """Damage by SQLite's code only (CORRUPT, NOTADB with their extended codes, and the
+    two damage I/O errors; a message says nothing); outside causes by the primary code,
+    else the message; damage first, then outside, else the neutral VariantStoreFailed
+    (SQLITE_NOMEM, SQLITE_INTERRUPT, SQLITE_PROTOCOL, SQLITE_CONSTRAINT, a message without
+    a code); a read-only error of a file gone is VariantStoreMissing."""
     def coded(code: int | None, text: str) -> sqlite3.OperationalError:
         exc = sqlite3.OperationalError(text)
         if code is not None:
@@ -265,6 +383,13 @@ def test_which_errors_are_outside_the_store(tmp_path: Path) -> None:
     for code, text, cause in cases:
         assert db._outside(coded(code, text)) == cause, (code, text)
     assert db._outside(ValueError("disk I/O error")) is None
+    damage = [(11, True), (267, True), (26, True), (8458, True), (8202, True),
+              (10, False), (266, False), (778, False), (3338, False), (13, False),
+              (7, False), (9, False), (15, False), (19, False), (2067, False), (5, False),
+              (None, False)]
+    for code, is_damage in damage:
+        assert db._is_damage(coded(code, "database disk image is malformed")) is is_damage, code
+    assert db._is_damage(UnicodeDecodeError("utf-8", b"\xff", 0, 1, "bad")) is True
     there = tmp_path / "there.sqlite"
     there.write_bytes(b"")
     for side in ("-wal", "-shm"):
@@ -273,15 +398,25 @@ def test_which_errors_are_outside_the_store(tmp_path: Path) -> None:
     assert isinstance(err, VariantStoreUnwritable) and err.cause == DISK_FULL
     gone = db._store_error(str(tmp_path / "gone.sqlite"), coded(1032, "readonly"), "damaged")
     assert isinstance(gone, VariantStoreMissing) and "No such file" in str(gone)
-    damaged = db._store_error(str(there), coded(11, "malformed"), "damaged")
-    assert isinstance(damaged, CorruptStore) and str(damaged) == "damaged"
+    for code in (11, 26, 8458, 8202):
+        damaged = db._store_error(str(there), coded(code, "malformed"), "damaged")
+        assert isinstance(damaged, CorruptStore) and str(damaged) == "damaged", code
+    for code, text in ((7, "out of memory"), (9, "interrupted"), (15, "locking protocol"),
+                       (19, "constraint failed"), (None, "database disk image is malformed")):
+        err = db._store_error(str(there), coded(code, text), "damaged")
+        assert type(err) is VariantStoreFailed and text in str(err), (code, err)
+    io = db._store_error(str(there), coded(266, "disk I/O error"), "damaged")
+    assert isinstance(io, VariantStoreUnwritable) and io.cause == IO_ERROR
 
 
-def test_the_error_survives_a_pickle() -> None:
-    err = VariantStoreUnwritable("/h/evolution.sqlite", DISK_FULL, "database or disk is full")
-    back = pickle.loads(pickle.dumps(err))
-    assert type(back) is VariantStoreUnwritable and str(back) == str(err)
-    assert back.__dict__ == err.__dict__ and back.cause == DISK_FULL
+def test_the_errors_survive_a_pickle() -> None:
+    for err in (VariantStoreUnwritable("/h/evolution.sqlite", DISK_FULL,
+                                       "database or disk is full"),
+                VariantStoreFailed("/h/evolution.sqlite", "out of memory (SQLITE_NOMEM)"),
+                VariantStoreUnreachable("postgresql://me@db/x", "connection refused")):
+        back = pickle.loads(pickle.dumps(err))
+        assert type(back) is type(err) and str(back) == str(err)
+        assert back.__dict__ == err.__dict__
 
 
 def test_a_read_only_postgres_database_is_named(postgres_url: str) -> None:
@@ -307,10 +442,44 @@ def test_a_read_only_postgres_database_is_named(postgres_url: str) -> None:
         again.close()
 
 
-def test_postgres_disk_errors_by_sqlstate() -> None:
+def test_a_postgres_server_out_of_reach_is_a_retry_not_damage(postgres_url: str) -> None:
+    """A real connection ended by the server (pg_terminate_backend: SQLSTATE 57P01 or the
+    connection lost) on a read, and a real server that is not there at the open:
+    VariantStoreUnreachable (a VariantStoreUnavailable, 503), never CorruptStore."""
+    import psycopg
+
+    from swarmvar.evolution.db import open_database
+
+    database = open_database(postgres_url)
+    try:
+        _write(database, "kept")
+        pid = database.read_one("SELECT pg_backend_pid()")
+        assert pid is not None
+        with psycopg.connect(postgres_url, autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", (pid[0],))
+        with pytest.raises(VariantStoreUnreachable) as got:
+            _agents(database)
+        assert isinstance(got.value, VariantStoreUnavailable)
+        assert "cannot connect to the variant store" in str(got.value), got.value
+    finally:
+        database.close()
+    with pytest.raises(VariantStoreUnreachable) as got:
+        open_database("postgresql://me:secret@/db?host=/nonexistent-swarmvar-socket")
+    said = str(got.value)
+    assert "secret" not in said and "postgresql://me@/db?host=" in said, said
+    assert "check that its server is up" in said, said
+    again = open_database(postgres_url)
+    try:
+        assert _agents(again) == ["kept"]
+    finally:
+        again.close()
+
+
+def test_postgres_errors_by_sqlstate() -> None:
     """disk_full and io_error (no real way to make them in a test: psycopg's own error
-    classes, as the server's SQLSTATE makes them), data_corrupted, and a password never
-    shown."""
+    classes, as the server's SQLSTATE makes them); damage only for data_corrupted and
+    index_corrupted; a server out of reach; any other error neutral; a password never
+    shown, its query key percent-encoded or not."""
     import psycopg
 
     from swarmvar.evolution.postgres import database_error
@@ -325,5 +494,51 @@ def test_postgres_disk_errors_by_sqlstate() -> None:
     err = database_error("postgresql:///db?host=/s&password=secret&sslmode=disable",
                          psycopg.errors.DiskFull("no space left on device"))
     assert "secret" not in str(err) and "postgresql:///db?host=/s&sslmode=disable" in str(err)
-    damaged = database_error(url, psycopg.errors.DataCorrupted("invalid page in block"))
-    assert isinstance(damaged, CorruptStore) and "invalid page" in str(damaged)
+    for key in ("p%61ssword", "PASSWORD", "pass%77ord"):
+        err = database_error(f"postgresql:///db?host=/s&{key}=secret&sslmode=disable",
+                             psycopg.errors.DiskFull("no space left on device"))
+        assert "secret" not in str(err), (key, err)
+        assert "postgresql:///db?host=/s&sslmode=disable" in str(err), (key, err)
+    for exc in (psycopg.errors.DataCorrupted("invalid page in block"),
+                psycopg.errors.IndexCorrupted("index is corrupted")):
+        damaged = database_error(url, exc)
+        assert isinstance(damaged, CorruptStore) and str(exc) in str(damaged), exc
+        assert "damaged" in str(damaged) and "secret" not in str(damaged), damaged
+    for exc in (psycopg.errors.AdminShutdown("terminating connection"),
+                psycopg.errors.CrashShutdown("crash"),
+                psycopg.errors.CannotConnectNow("the database system is starting up"),
+                psycopg.errors.TooManyConnections("too many clients"),
+                psycopg.errors.ConnectionException("connection failure"),
+                psycopg.OperationalError("the connection is closed")):
+        err = database_error(url, exc)
+        assert type(err) is VariantStoreUnreachable, exc
+        assert "secret" not in str(err) and str(exc) in str(err), err
+    for exc in (psycopg.errors.OutOfMemory("out of memory"),
+                psycopg.errors.UniqueViolation("duplicate key"),
+                psycopg.errors.QueryCanceled("canceling statement"),
+                psycopg.InterfaceError("not a PostgreSQL error")):
+        err = database_error(url, exc)
+        assert type(err) is VariantStoreFailed and str(exc) in str(err), exc
+        assert "SQLSTATE" in str(err) and "secret" not in str(err), err
+
+
+def test_an_interrupted_read_only_file_is_made_writable_again(
+        tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """``tests/_readonly.py``: a ``with`` block left without its end (an interrupted test)
+    leaves no immutable file: the clean-up its finalizer and the exit hook run
+    (``_mutable_all``) makes it writable (as root, where the file is made immutable)."""
+    import _readonly
+
+    if os.geteuid() != 0:
+        pytest.skip("as another user the file is only chmod 0444 (its finalizer restores "
+                    "the mode); the immutable file is root's")
+    store = tmp_path / "x.sqlite"
+    store.write_bytes(b"")
+    held = read_only(store, request)
+    held.__enter__()  # never left: as if the test were interrupted inside the block
+    with pytest.raises(OSError):
+        store.open("ab").close()
+    assert store in _readonly._IMMUTABLE
+    _readonly._mutable_all()
+    assert not _readonly._IMMUTABLE
+    store.open("ab").close()  # writable again

@@ -9,7 +9,6 @@ damaged ledger database is named as such, not as a permission."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import pwd
 import shutil
@@ -19,11 +18,11 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from _fd_fill import PRELUDE  # tests/_fd_fill.py (on the path: tests/conftest.py)
+from _readonly import read_only  # tests/_readonly.py (the same)
 from swarmvar.errors import InvalidSignal, LedgerCorrupted
 from swarmvar.service import ServiceConfig, create_app
 
@@ -398,22 +397,9 @@ def test_serve_says_a_damaged_database_ledger_is_not_usable_not_a_permission(
     assert "grant" not in text and "CREATE" not in text, text
 
 
-def _evolution_read_only() -> Any:
-    """``tests/evolution/test_store_disk_errors.py``'s ``_read_only`` (loaded by path: one
-    rule for a file read-only for real, even as root)."""
-    name = "swarmvar_tests_store_disk_errors"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).resolve().parents[1] / "evolution" / "test_store_disk_errors.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]._read_only
-
-
 def test_a_read_only_variant_store_is_a_503_that_changes_nothing(
-        client: TestClient, session_keys: tuple[Path, Keys]) -> None:
+        client: TestClient, session_keys: tuple[Path, Keys],
+        request: pytest.FixtureRequest) -> None:
     """evolution.sqlite read-only for real: the list is read (200); a promotion is a 503
     VariantStoreUnwritable naming the store and "read-only", saying nothing was changed and
     not to move it away, with Retry-After; the variant is unchanged and is promoted once
@@ -435,7 +421,7 @@ def test_a_read_only_variant_store_is_a_503_that_changes_nothing(
         h.close()
     store = home / DB_FILE
     admin, reader = {"X-API-Key": k.admin}, {"X-API-Key": k.reader}
-    with _evolution_read_only()(store):
+    with read_only(store, request):
         assert client.get("/v1/variants", headers=reader).status_code == 200
         r = client.post(f"/v1/variants/{v.id}/promote", headers=admin)
         assert r.status_code == 503, r.text
@@ -450,3 +436,27 @@ def test_a_read_only_variant_store_is_a_503_that_changes_nothing(
     listed = client.get("/v1/variants", headers=reader).json()
     assert [(x["id"], x["status"]) for x in listed] == [(v.id, "draft")]
     assert client.post(f"/v1/variants/{v.id}/promote", headers=admin).status_code == 200
+
+
+def test_the_variant_store_errors_that_are_not_damage_are_503() -> None:
+    """Every VariantStoreUnavailable (disk full, read-only, I/O error; a PostgreSQL server
+    out of reach; any other error that is not damage) is a 503 (Retry-After: it says
+    retry); only damage (CorruptStore) and a store gone (VariantStoreMissing) are 500."""
+    from swarmvar.evolution.errors import (
+        DISK_FULL,
+        IO_ERROR,
+        CorruptStore,
+        VariantStoreFailed,
+        VariantStoreMissing,
+        VariantStoreUnreachable,
+        VariantStoreUnwritable,
+    )
+    from swarmvar.service.app import _status
+
+    for err in (VariantStoreUnwritable("/h/evolution.sqlite", DISK_FULL, "full"),
+                VariantStoreUnwritable("/h/evolution.sqlite", IO_ERROR, "disk I/O error"),
+                VariantStoreUnreachable("postgresql://me@db/x", "connection refused"),
+                VariantStoreFailed("/h/evolution.sqlite", "out of memory (SQLITE_NOMEM)")):
+        assert _status(err) == 503, err
+    assert _status(CorruptStore("/h/evolution.sqlite: damaged")) == 500
+    assert _status(VariantStoreMissing("/h/evolution.sqlite", "gone")) == 500

@@ -27,6 +27,7 @@ from .errors import (
     READ_ONLY,
     CorruptStore,
     UnsupportedStore,
+    VariantStoreFailed,
     VariantStoreMissing,
     VariantStoreUnavailable,
     VariantStoreUnwritable,
@@ -49,8 +50,14 @@ _LOCK_CODES = frozenset({5, 6})
 _CANTOPEN = 14
 #: ``open(2)`` errors that say "this process (or the system) has no file descriptor left".
 _NO_DESCRIPTOR = frozenset({errno.EMFILE, errno.ENFILE})
+#: SQLite primary result codes meaning "this file is damaged" (SQLITE_CORRUPT, SQLITE_NOTADB):
+#: swarmvar.ledger.damage's ``_DAMAGE_CODES``.
+_DAMAGE_CODES = frozenset({11, 26})
+#: SQLite extended I/O error codes that are damage too: SQLITE_IOERR_CORRUPTFS (the file
+#: system found it corrupt), SQLITE_IOERR_DATA (a checksum VFS found a page changed).
+_DAMAGE_IOERR = frozenset({8458, 8202})
 #: SQLite primary result codes of a cause outside the file: SQLITE_FULL, SQLITE_READONLY,
-#: SQLITE_IOERR (damage is SQLITE_CORRUPT 11, SQLITE_NOTADB 26: never one of these).
+#: SQLITE_IOERR (asked after :func:`_is_damage`, which takes the two damage I/O errors).
 _OUTSIDE_CODES = {13: DISK_FULL, 8: READ_ONLY, 10: IO_ERROR}
 #: SQLite's messages of the same, for an error that carries no code.
 _OUTSIDE_TEXT = (("database or disk is full", DISK_FULL),
@@ -148,6 +155,23 @@ def _never_opens(path: str | Path, create: bool) -> str | None:
     return None
 
 
+def _is_damage(exc: BaseException) -> bool:
+    """True if ``exc`` says the file itself is damaged (SQLITE_CORRUPT, SQLITE_NOTADB,
+    SQLITE_IOERR_CORRUPTFS, SQLITE_IOERR_DATA, or text that is not UTF-8), not that it
+    could not be read or written just now: swarmvar.ledger.damage's ``is_damage`` with the
+    two I/O errors that are damage."""
+    if isinstance(exc, UnicodeDecodeError):
+        return True
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and (code & 0xFF in _DAMAGE_CODES or code in _DAMAGE_IOERR)
+
+
+def _named(exc: BaseException) -> str:
+    """What SQLite said, with its error's name (``... (SQLITE_NOMEM)``) when it has one."""
+    name = getattr(exc, "sqlite_errorname", None)
+    return f"{exc} ({name})" if name else str(exc)
+
+
 def _outside(exc: BaseException) -> str | None:
     """The cause outside the store that SQLite's ``exc`` names (:data:`DISK_FULL`,
     :data:`READ_ONLY`, :data:`IO_ERROR`: its disk, not its file), or None. By SQLite's
@@ -178,12 +202,15 @@ def _store_error(path: str, exc: sqlite3.DatabaseError, damaged: str) -> Excepti
     :class:`~swarmvar.evolution.errors.VariantStoreUnavailable` while the file is there
     or this process has no descriptor left (a retry may pass: a missing file is created
     by the next open), else :class:`~swarmvar.evolution.errors.VariantStoreMissing`
-    naming why (gone for good, closed to this process); a disk full, read-only file or
-    I/O error (:func:`_outside`) is :class:`~swarmvar.evolution.errors.VariantStoreUnwritable`
-    naming it (VariantStoreMissing when the file is gone: SQLite's "readonly database"
-    of a file moved away); any other error (damage: "database disk image is malformed",
-    "file is not a database") is :class:`~swarmvar.evolution.errors.CorruptStore` with
-    the message ``damaged``.
+    naming why (gone for good, closed to this process); damage (:func:`_is_damage`:
+    "database disk image is malformed", "file is not a database", the two I/O errors that
+    are damage) is :class:`~swarmvar.evolution.errors.CorruptStore` with the message
+    ``damaged``; a disk full, read-only file or other I/O error (:func:`_outside`) is
+    :class:`~swarmvar.evolution.errors.VariantStoreUnwritable` naming it
+    (VariantStoreMissing when the file is gone: SQLite's "readonly database" of a file
+    moved away); any other error (SQLITE_NOMEM, SQLITE_INTERRUPT, a constraint broken)
+    is the neutral :class:`~swarmvar.evolution.errors.VariantStoreFailed` naming it: only
+    damage is taken for damage, as the ledger does.
     """
     if isinstance(exc, SwarmVarError):
         return exc
@@ -197,13 +224,15 @@ def _store_error(path: str, exc: sqlite3.DatabaseError, damaged: str) -> Excepti
         if why is not None:
             return VariantStoreMissing(path, why, str(exc))
         return VariantStoreUnavailable(path, str(exc))
+    if _is_damage(exc):
+        return CorruptStore(damaged)
     cause = _outside(exc)
     if cause is not None:
         why = None if path == ":memory:" else _missing(path)
         if why is not None:
             return VariantStoreMissing(path, why, str(exc))
         return VariantStoreUnwritable(path, cause, str(exc))
-    return CorruptStore(damaged)
+    return VariantStoreFailed(path, _named(exc))
 
 
 _SCHEMA = """
@@ -400,14 +429,19 @@ class Database:
         there or no descriptor left (EMFILE, ENFILE): a retry may pass.
     VariantStoreUnwritable
         Opening it, or any read or write, met its disk full, a read-only file or an I/O
-        error (SQLITE_FULL, SQLITE_READONLY, SQLITE_IOERR): the transaction was rolled
-        back, nothing was changed, the file is not said to be damaged.
+        error (SQLITE_FULL, SQLITE_READONLY, SQLITE_IOERR but its two damage codes): the
+        transaction was rolled back, nothing was changed; disk full or read-only, the
+        file is not damaged; after an I/O error it may be intact (check the disk, then
+        ``PRAGMA quick_check``).
+    VariantStoreFailed
+        Any other SQLite error that is not damage (SQLITE_NOMEM, SQLITE_INTERRUPT, a
+        constraint broken): named, rolled back, nothing changed.
     VariantStoreMissing
         SQLite could not open the file for good (gone, closed to this process, its folder
         not writable for its ``-wal``/``-shm``); without ``create``, the file not there.
     CorruptStore
-        The file is not a lifecycle database, or any other SQLite error (damaged:
-        "database disk image is malformed", "file is not a database").
+        The file is not a lifecycle database, or is damaged (SQLITE_CORRUPT,
+        SQLITE_NOTADB, SQLITE_IOERR_CORRUPTFS, SQLITE_IOERR_DATA): move it away.
     """
 
     def __init__(self, location: str | Path, *, create: bool = True) -> None:
@@ -428,7 +462,8 @@ class Database:
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             err = _store_error(self.path, exc, f"{self.path} is not a usable lifecycle "
-                               f"database ({exc}); move it away, or point --home elsewhere")
+                               f"database ({exc}): it is damaged; move it away, or point "
+                               "--home elsewhere")
             if err is exc:
                 raise
             raise err from (exc if isinstance(err, VariantStoreLocked) else None)
@@ -517,11 +552,11 @@ class Database:
                 yield self._conn
             except BaseException as exc:
                 self._depth = 0
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
+                self._roll_back()
                 if isinstance(exc, sqlite3.DatabaseError):
-                    err = _store_error(self.path, exc, f"{self.path}: write failed, nothing "
-                                       f"was changed ({exc})")
+                    err = _store_error(self.path, exc, f"{self.path}: the lifecycle database "
+                                       f"is damaged ({exc}); the write changed nothing: "
+                                       "move it away")
                     if err is not exc:
                         raise err from (exc if isinstance(err, VariantStoreLocked) else None)
                 raise
@@ -530,12 +565,33 @@ class Database:
                 with self._damage():
                     self._conn.execute("COMMIT")
             except BaseException:
-                # a COMMIT that failed (disk full, I/O error) may leave the transaction
-                # open: roll it back, so nothing of it is written and the next one begins
-                if self._conn.in_transaction:
-                    with suppress(sqlite3.Error):
-                        self._conn.execute("ROLLBACK")
+                self._roll_back()
                 raise
+
+    def _roll_back(self) -> None:
+        """End a failed transaction (its body raised, or its COMMIT) so that nothing of it
+        is written and the next one begins; the first error is the one raised.
+
+        SQLite rolls back by itself after most failed COMMITs (disk full, I/O error); a
+        transaction still open is rolled back here. A ROLLBACK that fails too (an I/O
+        error) raises nothing over the first error: the connection is closed, which
+        discards the transaction (in WAL mode its pages were never in the file), and a
+        new one opened (left closed if that fails: the next use raises; ``:memory:`` is
+        left as it is, closing it would lose it).
+        """
+        if not self._conn.in_transaction:
+            return
+        try:
+            self._conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            if self.path == ":memory:":  # closing it would lose the whole database
+                return
+            with suppress(sqlite3.Error):
+                self._conn.close()
+            with suppress(sqlite3.Error, SwarmVarError):
+                conn = self._connect()
+                conn.execute("PRAGMA synchronous=NORMAL")
+                self._conn = conn
 
     def read(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         """Rows of one query (reads see the last committed state)."""

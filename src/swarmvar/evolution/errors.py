@@ -52,7 +52,10 @@ class InvalidMetric(SwarmVarError, ValueError):
 
 
 class CorruptStore(SwarmVarError, RuntimeError):
-    """The lifecycle database is not one (garbage, another application's) or is damaged."""
+    """The lifecycle database is not one (garbage, another application's) or is damaged:
+    SQLite's SQLITE_CORRUPT, SQLITE_NOTADB, SQLITE_IOERR_CORRUPTFS, SQLITE_IOERR_DATA;
+    PostgreSQL's data_corrupted ``XX001``, index_corrupted ``XX002``. No other error is
+    taken for damage."""
 
 
 class VariantStoreUnavailable(SwarmVarError):
@@ -60,8 +63,10 @@ class VariantStoreUnavailable(SwarmVarError):
     *now*: no file descriptor left in this process or the system (EMFILE, ENFILE;
     SQLite's "unable to open database file"), the file there (or not yet created). Nothing
     was changed and nothing says the file is damaged: a retry may pass (the service
-    answers 503 with ``Retry-After``). A disk full, read-only or I/O error is its
-    subclass :class:`VariantStoreUnwritable`.
+    answers 503 with ``Retry-After``). Its subclasses: a disk full, read-only or I/O
+    error, :class:`VariantStoreUnwritable`; a PostgreSQL server out of reach,
+    :class:`VariantStoreUnreachable`; any other error that is not damage,
+    :class:`VariantStoreFailed`.
 
     Parameters
     ----------
@@ -94,22 +99,27 @@ _REMEDY = {
     DISK_FULL: "free space on its disk (or raise the database's size limit), then retry",
     READ_ONLY: "make its file, its folder or its database writable by this process, "
                "then retry",
-    IO_ERROR: "check its disk (the system log says what failed), then retry",
+    IO_ERROR: "check its disk (the system log says what failed), then run PRAGMA "
+              "quick_check on it (on PostgreSQL: the server's log, amcheck) before using "
+              "or moving it",
 }
 
 
 class VariantStoreUnwritable(VariantStoreUnavailable):
     """The variant (lifecycle) database cannot be written, or read, for a cause outside
-    it: its disk is full, it is read-only to this process, or the disk failed a read or
-    write (``cause``: :data:`DISK_FULL`, :data:`READ_ONLY`, :data:`IO_ERROR`). The write
-    was rolled back whole, so nothing was changed, and nothing says the store is damaged:
-    the disk is at fault, not the file, which must not be moved away (the service answers
-    503 with ``Retry-After``, as :class:`VariantStoreUnavailable`).
+    its data: its disk is full, it is read-only to this process, or the disk failed a read
+    or write (``cause``: :data:`DISK_FULL`, :data:`READ_ONLY`, :data:`IO_ERROR`). The
+    write was rolled back whole, so nothing was changed (the service answers 503 with
+    ``Retry-After``, as :class:`VariantStoreUnavailable`). A disk full or read-only store
+    is not damaged (not to be moved away); after an I/O error it may be intact, which
+    the disk and ``PRAGMA quick_check`` tell, not this error. An I/O error that is
+    damage itself (SQLite's SQLITE_IOERR_CORRUPTFS, SQLITE_IOERR_DATA) is
+    :class:`CorruptStore`.
 
     Parameters
     ----------
     path : str
-        The database file (or the PostgreSQL URL).
+        The database file (or the PostgreSQL URL, without its password).
     cause : str
         :data:`DISK_FULL`, :data:`READ_ONLY` or :data:`IO_ERROR`.
     detail : str
@@ -117,17 +127,72 @@ class VariantStoreUnwritable(VariantStoreUnavailable):
     """
 
     def __init__(self, path: str, cause: str, detail: str = "") -> None:
-        doing = "written" if cause in (DISK_FULL, READ_ONLY) else "read or written"
+        if cause == IO_ERROR:
+            doing = "read or written"
+            state = "the store may be intact"
+        else:
+            doing = "written"
+            state = "the store is not damaged (do not move it away)"
         SwarmVarError.__init__(
             self, f"the variant store {path} cannot be {doing}: {cause} ({detail}); nothing "
-                  "was changed and the store is not damaged (do not move it away): "
-                  f"{_REMEDY.get(cause, 'retry later')}")
+                  f"was changed and {state}: {_REMEDY.get(cause, 'retry later')}")
         self.path = path
         self.cause = cause
         self.detail = detail
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.path, self.cause, self.detail), self.__dict__)
+
+
+class VariantStoreUnreachable(VariantStoreUnavailable):
+    """The PostgreSQL server of the variant (lifecycle) database cannot be reached now:
+    the connection failed or was lost (SQLSTATE class ``08``, no SQLSTATE at all), the
+    server is shutting down or starting (``57P01``-``57P03``) or takes no more
+    connections (``53300``). Nothing was changed and nothing says the database is
+    damaged: a retry may pass (503 with ``Retry-After``, as
+    :class:`VariantStoreUnavailable`).
+
+    Parameters
+    ----------
+    path : str
+        The PostgreSQL URL, without its password.
+    detail : str
+        What psycopg (or the server) said.
+    """
+
+    def __init__(self, path: str, detail: str = "") -> None:
+        SwarmVarError.__init__(
+            self, f"cannot connect to the variant store {path} now ({detail}); nothing was "
+                  "changed and nothing says it is damaged: check that its server is up and "
+                  "takes connections, then retry")
+        self.path = path
+        self.detail = detail
+
+
+class VariantStoreFailed(VariantStoreUnavailable):
+    """A read or write of the variant (lifecycle) database met an error that says nothing
+    about its data: neither damage (:class:`CorruptStore`) nor a cause named by the
+    other classes (SQLite's SQLITE_NOMEM, SQLITE_INTERRUPT, SQLITE_PROTOCOL, a
+    constraint a code bug broke; PostgreSQL's any SQLSTATE but those). The write was
+    rolled back whole, nothing was changed, and the store is not said to be damaged nor
+    intact (503 with ``Retry-After``, as :class:`VariantStoreUnavailable`).
+
+    Parameters
+    ----------
+    path : str
+        The database file (or the PostgreSQL URL, without its password).
+    detail : str
+        What SQLite (or PostgreSQL) said, with its error's name.
+    """
+
+    def __init__(self, path: str, detail: str = "") -> None:
+        SwarmVarError.__init__(
+            self, f"the variant store {path} failed ({detail}); nothing was changed, and "
+                  "the error does not say the store is damaged: retry later; if it keeps "
+                  "failing, run PRAGMA quick_check on it (on PostgreSQL: read the "
+                  "server's log) and report the error")
+        self.path = path
+        self.detail = detail
 
 
 class VariantStoreMissing(SwarmVarError, RuntimeError):

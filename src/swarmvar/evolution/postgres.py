@@ -27,16 +27,30 @@ from typing import Any
 import psycopg
 
 from .db import _SCHEMA, Database
-from .errors import DISK_FULL, IO_ERROR, READ_ONLY, CorruptStore, VariantStoreUnwritable
+from .errors import (
+    DISK_FULL,
+    IO_ERROR,
+    READ_ONLY,
+    CorruptStore,
+    VariantStoreFailed,
+    VariantStoreUnavailable,
+    VariantStoreUnreachable,
+    VariantStoreUnwritable,
+)
 
 #: pg_advisory_xact_lock key serializing lifecycle writes ("swarmvar evolution").
 _WRITE_LOCK = 0x5357_4556_4F4C_5645 & ((1 << 63) - 1)
 
 #: SQLSTATEs of a cause outside the database's data (as SQLite's SQLITE_FULL, SQLITE_READONLY,
 #: SQLITE_IOERR in :mod:`~swarmvar.evolution.db`): disk_full, read_only_sql_transaction
-#: (a standby, default_transaction_read_only), io_error. Damage (data_corrupted XX001,
-#: index_corrupted XX002) and any other error stay CorruptStore.
+#: (a standby, default_transaction_read_only), io_error.
 _OUTSIDE_STATES = {"53100": DISK_FULL, "25006": READ_ONLY, "58030": IO_ERROR}
+#: SQLSTATEs of damage (as SQLite's SQLITE_CORRUPT, SQLITE_NOTADB): data_corrupted,
+#: index_corrupted. No other error is CorruptStore.
+_DAMAGE_STATES = frozenset({"XX001", "XX002"})
+#: SQLSTATEs of a server out of reach (besides class 08, connection_exception):
+#: admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections.
+_UNREACHABLE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
 
 
 def shown(url: str) -> str:
@@ -49,22 +63,36 @@ def shown(url: str) -> str:
             user = f"{parts.username}@" if parts.username else ""
             netloc = user + netloc.rpartition("@")[2]
         query = "&".join(p for p in parts.query.split("&")
-                         if p.partition("=")[0].lower() != "password")
+                         if urllib.parse.unquote(p.partition("=")[0]).lower() != "password")
         return (f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
                 + (f"#{parts.fragment}" if parts.fragment else ""))
     except ValueError:
         return "the PostgreSQL database"
 
 
-def database_error(url: str, exc: psycopg.Error) -> CorruptStore | VariantStoreUnwritable:
-    """What to raise for PostgreSQL's ``exc`` on the lifecycle database at ``url``:
+def database_error(url: str, exc: psycopg.Error) -> CorruptStore | VariantStoreUnavailable:
+    """What to raise for PostgreSQL's ``exc`` on the lifecycle database at ``url`` (the
+    transaction was rolled back, nothing changed): :class:`~swarmvar.evolution.errors.
+    CorruptStore` for damage only (:data:`_DAMAGE_STATES`);
     :class:`~swarmvar.evolution.errors.VariantStoreUnwritable` for a disk full, a
-    read-only transaction or an I/O error (:data:`_OUTSIDE_STATES`; the transaction was
-    rolled back), else :class:`~swarmvar.evolution.errors.CorruptStore`."""
-    cause = _OUTSIDE_STATES.get(getattr(exc, "sqlstate", None) or "")
+    read-only transaction or an I/O error (:data:`_OUTSIDE_STATES`);
+    :class:`~swarmvar.evolution.errors.VariantStoreUnreachable` for a server out of reach
+    (SQLSTATE class ``08``, :data:`_UNREACHABLE_STATES`, or psycopg's
+    ``OperationalError`` with no SQLSTATE: a connection refused, lost or closed); any
+    other error the neutral :class:`~swarmvar.evolution.errors.VariantStoreFailed`. The
+    URL is shown without its password (:func:`shown`)."""
+    state = getattr(exc, "sqlstate", None) or ""
+    said = str(exc).strip()
+    if state in _DAMAGE_STATES:
+        return CorruptStore(f"the lifecycle database {shown(url)} is damaged ({said}; "
+                            f"SQLSTATE {state}): restore it from a backup")
+    cause = _OUTSIDE_STATES.get(state)
     if cause is not None:
-        return VariantStoreUnwritable(shown(url), cause, str(exc).strip())
-    return CorruptStore(f"lifecycle database error: {exc}")
+        return VariantStoreUnwritable(shown(url), cause, said)
+    if state.startswith("08") or state in _UNREACHABLE_STATES or (
+            not state and isinstance(exc, psycopg.OperationalError)):
+        return VariantStoreUnreachable(shown(url), said)
+    return VariantStoreFailed(shown(url), f"{said}; SQLSTATE {state or 'none'}")
 
 
 _REWRITES: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -129,9 +157,13 @@ class PostgresDatabase(Database):
     ------
     VariantStoreUnwritable
         Any read or write met a disk full, a read-only transaction or an I/O error
-        (:func:`database_error`): rolled back, nothing changed, not damage.
+        (:func:`database_error`): rolled back, nothing changed.
+    VariantStoreUnreachable
+        The server cannot be reached now, or the connection was lost (a 503: retry).
+    VariantStoreFailed
+        Any other database error that is not damage: named, rolled back, nothing changed.
     CorruptStore
-        The server cannot be reached, the URL is not one, or any other database error.
+        The URL is not one, or the data is damaged (SQLSTATE XX001, XX002).
     """
 
     def __init__(self, url: str) -> None:  # noqa: D107 - the class says it
@@ -142,7 +174,7 @@ class PostgresDatabase(Database):
         try:
             self._pg = psycopg.connect(url, autocommit=True, connect_timeout=10)
         except psycopg.Error as exc:
-            raise CorruptStore(f"cannot connect to the lifecycle database: {exc}") from None
+            raise database_error(url, exc) from None
         except (ValueError, TypeError) as exc:
             raise CorruptStore(f"not a usable PostgreSQL URL: {exc}") from None
         self._wrapped = _Connection(self._pg, self._sql_cache)

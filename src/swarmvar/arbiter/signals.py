@@ -6,7 +6,8 @@ the tail of the PIT at the levels the beat reports), its trailing log score
 against the swarm's median, whether its VaR lies outside the others'
 credible intervals (below the lowest lower bound or above the highest
 upper bound of the others), and whether it was rejected, missing or failed its
-convergence diagnostics. For the swarm: the consensus's breaches and
+convergence diagnostics (:func:`fit_failed`: MCMC's absolute ESS, the particle
+weights' ESS as a share of the draws). For the swarm: the consensus's breaches and
 breach-rate drift (and its absence, when the swarm could not agree), the
 regime probability and lateness. The trailing
 quantities live in a small frozen :class:`SignalMemory`, so reading a beat
@@ -35,7 +36,19 @@ LOG_SCORE_FLOOR = -50.0
 
 @dataclass(frozen=True)
 class SignalConfig:
-    """How signals are read: EWMA spans (beats) and the anomaly cut-offs."""
+    """How signals are read: EWMA spans (beats) and the anomaly cut-offs.
+
+    A fit fails its diagnostics (:func:`fit_failed`) past ``max_rhat`` (split R-hat), below
+    ``min_ess`` bulk or tail ESS (Vehtari et al. 2021's 400: MCMC chains, and the
+    particle agents' runs read as chains), or with particle weights whose ESS is below
+    ``min_ess_fraction`` of the fit's draws (:attr:`~swarmvar.types.Diagnostics.ess_fraction`;
+    ``min_ess`` itself when the diagnostics give no draws). 0.05 is the runtime's
+    guards' cut (``RoleConfig.guard_min_ess``) and the share below which the particle
+    agents themselves stop trusting a reweighted cloud (``REFIT_MIN_ESS``); they
+    resample below half their cloud, so a healthy cloud drifts between half and all of
+    it between rejuvenations (GarchT's 500 particles: ESS 250-500, 0.125-0.25 of its
+    2,000 draws), which the absolute 400 called failed on 100 of 250 demo beats.
+    """
 
     coverage_span: float = 250.0
     score_span: float = 60.0
@@ -44,6 +57,7 @@ class SignalConfig:
     regime: float = 0.5
     max_rhat: float = 1.01
     min_ess: float = 400.0
+    min_ess_fraction: float = 0.05
 
     def __post_init__(self) -> None:
         # a span of n beats weighs the past by 1 - 1/n: below 1 beat there is no memory
@@ -54,6 +68,7 @@ class SignalConfig:
         check_real("regime", self.regime, 0.0, 1.0)
         check_real("max_rhat", self.max_rhat, 1.0, 1e6)
         check_real("min_ess", self.min_ess, 0.0, 1e12)
+        check_real("min_ess_fraction", self.min_ess_fraction, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -161,6 +176,32 @@ def breach_tail_p(rate: float, p: float, lam: float) -> tuple[float, float, floa
     from scipy.special import betainc
 
     return float(betainc(k, n - k + 1.0, p)), k, n
+
+
+def fit_failed(d: Diagnostics, config: SignalConfig = SignalConfig()) -> bool:
+    """Whether a fit's diagnostics say its forecast is not to be trusted (see
+    :class:`SignalConfig`): split R-hat above ``max_rhat``; a bulk or tail ESS below
+    ``min_ess``; the particle weights' ESS below ``min_ess_fraction`` of ``draws`` (below
+    ``min_ess`` when ``draws`` is not given). Diagnostics with no R-hat (exact posteriors,
+    online updates that report only their weights) are judged on what they give; with
+    nothing to judge, a fit passes.
+
+    Raises
+    ------
+    TypeError
+        A diagnostics field holding something other than numbers (:func:`read_beat`
+        names the report's field).
+    """
+    rhat = d.max_rhat
+    if rhat is not None and rhat > config.max_rhat:
+        return True
+    chains = [*d.ess_bulk.values(), *d.ess_tail.values()]
+    if chains and min(chains) < config.min_ess:
+        return True
+    if d.ess is None:
+        return False
+    share = d.ess_fraction
+    return d.ess < config.min_ess if share is None else share < config.min_ess_fraction
 
 
 def _finite(what: str, value: float) -> float:
@@ -373,9 +414,8 @@ def _read(memory: SignalMemory, report: BeatReport, config: SignalConfig
             hi = max(o[2] for o in others)
             low, high = points[name][0] < lo, points[name][0] > hi
         d = report.diagnostics.get(name)
-        bad_fit = d is not None and d.max_rhat is not None and (
-            d.max_rhat > config.max_rhat or (d.min_ess or math.inf) < config.min_ess)
-        failed = name in report.rejected or name not in report.forecasts or bad_fit
+        failed = (name in report.rejected or name not in report.forecasts
+                  or d is not None and fit_failed(d, config))
         own = new[name].score
         gap = 0.0 if own is None else own - median_score
         tails = [(a, *(breach_tail_p(r, 1.0 - a, lam_c) if z > config.coverage_z

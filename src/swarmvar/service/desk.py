@@ -27,6 +27,12 @@ Entries (their ``data``):
   level, all carrying ``portfolio`` and ``seq``; the observers' ``decision``
   entries follow in a second append once the beat is committed (a process
   replaying a beat recomputes it with the recorded quarantine and factors).
+  They cannot go in the beat's batch: the observers must see the beats in
+  ledger order, so only once they are appended. When that second append
+  fails (the ledger's disk full, say), the beats stay stored and the write is
+  answered with an error saying so; the decisions are kept in the process and
+  appended first by its next ingest (a resend of the same returns: answered
+  as already recorded, the decisions appended then).
 
 Refits run inside the beat (``refit_lag`` 0), so a replay is exact. The
 arbiter's instructions reach the next request's beats (within one batch the
@@ -58,6 +64,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -72,6 +79,7 @@ from ..errors import (
     DeskBusy,
     InvalidParameter,
     InvalidReturns,
+    LedgerUnwritable,
     SwarmVarError,
     UnknownPortfolio,
 )
@@ -212,6 +220,9 @@ class Desk:
         self._computing = threading.Lock()
         self.busy_after = wait
         self._seen = 0
+        #: decision entries on beats this process stored whose own append failed:
+        #: appended first by the next ingest here (:meth:`_record_undecided`)
+        self._undecided: list[tuple[EntryKind, Mapping[str, Any]]] = []
         self._on_beat: list[Callable[[str, BeatPoint], None]] = []
         self._on_report: list[Callable[[BeatReport, tuple[Decision, ...]], None]] = []
         # a state of the home the observers cannot take (the arbiter's, made under other
@@ -404,12 +415,25 @@ class Desk:
         ConflictingInput
             A recorded date with a different value, or a new date not after
             the last recorded one.
+        LedgerUnwritable, SwarmVarError
+            The observers' decisions on the stored beats could not be appended (their
+            own append, after the beats'): the message says the returns were stored
+            and their decisions not, which a resend of them appends; or decisions of an
+            earlier request still cannot be appended, and nothing of this one was
+            stored (:meth:`_record_undecided`).
         """
         check_returns(items, "returns")
         with self._computation():
             for _ in range(_RETRIES):
                 with self._lock:
                     self.sync()
+                    waiting = len(self._undecided)
+                    failed = self._record_undecided()
+                    if failed is not None:
+                        raise _unrecorded(failed, (
+                            f"nothing of this request was stored: the observers' {waiting} "
+                            "decisions on beats this server stored before go first, and "
+                            "still cannot be appended"), "send it again later")
                     book = self._book(name)
                     fresh = self._fresh(book, items)
                     if not fresh:
@@ -462,13 +486,38 @@ class Desk:
             self.observing.checkpoint(name, report.seq, rows[at])
             trial.decisions.extend(decisions)
             decided.append(decisions)
-        if any(decided):
-            self._append_retrying([(EntryKind.DECISION, decision_record(d))
-                                   for ds in decided for d in ds])
+        self._undecided.extend((EntryKind.DECISION, decision_record(d))
+                               for ds in decided for d in ds)
+        failed = self._record_undecided()
         for report, decisions in zip(reports, decided, strict=True):
             self._notify(name, trial, report.seq)
             for cb in self._on_report:
                 cb(report, decisions)
+        if failed is not None:  # the beats are stored: say so, and what is not
+            first, last = reports[0].seq, reports[-1].seq
+            beats = f"beat {first}" if first == last else f"beats {first} to {last}"
+            raise _unrecorded(failed, (
+                f"the returns were stored ({beats} of {name!r}), but not the observers' "
+                f"{len(self._undecided)} decisions on them"),
+                "a resend of the same returns is answered as already recorded and appends "
+                "the decisions, which this server keeps until then (a restart before loses "
+                "them from the ledger; the arbiter's state is the same, replayed from the "
+                "beats)")
+
+    def _record_undecided(self) -> SwarmVarError | None:
+        """Append the decision entries waiting (:attr:`_undecided`): None when they are
+        in the ledger (or none waited), else the error their append met (logged; they wait
+        for the next try). Under the desk's lock."""
+        if not self._undecided:
+            return None
+        try:
+            self._append_retrying(self._undecided)
+        except (SwarmVarError, sqlite3.OperationalError) as exc:
+            log.error("the observers' %d decisions on stored beats could not be appended "
+                      "(%s); the next ingest tries again", len(self._undecided), exc)
+            return exc if isinstance(exc, SwarmVarError) else SwarmVarError(str(exc))
+        self._undecided = []
+        return None
 
     def note(self, kind: str, details: Mapping[str, Any]) -> int:
         """Record an administrative action (``action`` entry); return its index."""
@@ -583,3 +632,19 @@ class Desk:
             self.observing.observe(outcome.report, recorded_seconds(d.get("beat_seconds")),
                                    again=True)
             self._notify(book.name, book, seq)
+
+
+def _unrecorded(exc: SwarmVarError, what: str, then: str) -> SwarmVarError:
+    """The error a write is answered with when decisions on stored beats could not be
+    appended (``exc``): ``what`` was stored and was not, the cause, and what to do
+    (``then``). A :class:`LedgerUnwritable` stays one (the disk is at fault: a 503), its
+    message replaced by these words (its own says nothing was written); any other is a
+    :class:`SwarmVarError` (503, retry)."""
+    if isinstance(exc, LedgerUnwritable):
+        remedy = LedgerUnwritable.REMEDY.get(exc.cause, "retry later")
+        err = LedgerUnwritable(exc.path, exc.cause, exc.detail, exc.doing)
+        err.args = (f"{what}: the ledger {exc.path} cannot be appended to: {exc.cause} "
+                    f"({exc.detail}); nothing says the ledger is damaged (its disk is at "
+                    f"fault: do not move it away): {remedy}; {then}",)
+        return err
+    return SwarmVarError(f"{what}: {exc}; {then}")

@@ -4,7 +4,10 @@ desk restoring them under other options would replay every beat under the new on
 CLI exits 2 before it writes or listens (naming each option "saved X, now Y" and how to
 go on), the app factory and the desk raise ``ArbiterOptionsMismatch``; nothing on disk
 changes. ``--no-arbiter`` over a home whose checkpoints hold the arbiter's state is refused
-too; the arbiter turned on for a home served without it is not (as in ``run``)."""
+too; the arbiter turned on for a home served without it is not (as in ``run``). Each
+checkpoint is read on its own (a damaged one hides no other); one whose mark is not on this
+ledger is not this ledger's history and counts for neither refusal; the desk's check and its
+restore each refuse on their own."""
 
 from __future__ import annotations
 

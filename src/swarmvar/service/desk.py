@@ -79,6 +79,7 @@ from ..errors import (
     DeskBusy,
     InvalidParameter,
     InvalidReturns,
+    LedgerCorrupted,
     LedgerUnwritable,
     SwarmVarError,
     UnknownPortfolio,
@@ -638,8 +639,9 @@ def _unrecorded(exc: SwarmVarError, what: str, then: str) -> SwarmVarError:
     """The error a write is answered with when decisions on stored beats could not be
     appended (``exc``): ``what`` was stored and was not, the cause, and what to do
     (``then``). A :class:`LedgerUnwritable` stays one (the disk is at fault: a 503), its
-    message replaced by these words (its own says nothing was written); any other is a
-    :class:`SwarmVarError` (503, retry)."""
+    message replaced by these words (its own says nothing was written); a damaged ledger
+    stays :class:`LedgerCorrupted` (a 500); any other is a :class:`SwarmVarError` (503,
+    retry)."""
     if isinstance(exc, LedgerUnwritable):
         remedy = LedgerUnwritable.REMEDY.get(exc.cause, "retry later")
         err = LedgerUnwritable(exc.path, exc.cause, exc.detail, exc.doing)
@@ -647,4 +649,6 @@ def _unrecorded(exc: SwarmVarError, what: str, then: str) -> SwarmVarError:
                     f"({exc.detail}); nothing says the ledger is damaged (its disk is at "
                     f"fault: do not move it away): {remedy}; {then}",)
         return err
+    if isinstance(exc, LedgerCorrupted):
+        return LedgerCorrupted(f"{what}: {exc}")
     return SwarmVarError(f"{what}: {exc}; {then}")

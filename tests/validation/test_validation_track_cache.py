@@ -137,3 +137,88 @@ def test_the_key_covers_every_input() -> None:
         others.append(track_key(r, agents, (0.99,), **changed))
     assert len({key, *others}) == len(others) + 1
     assert cache_path("/x", key).name.startswith("track-")
+
+
+def _relabel(path: Path, scored: object, *, drop_scores: bool = False) -> None:
+    """Rewrite the file's header flag ``log_scores`` as ``scored`` (and drop its log scores),
+    its arrays' digest recomputed: a foreign writer's file that verifies but for the flag."""
+    import json
+
+    from swarmvar.validation.track_cache import _arrays_digest
+
+    with np.load(path) as npz:
+        header = json.loads(npz["__header__"].tobytes())
+        arrays = {k: npz[k] for k in npz.files
+                  if k != "__header__" and not (drop_scores and k == "log_scores")}
+    header["log_scores"] = scored
+    header["digest"] = _arrays_digest(arrays)
+    np.savez(path, __header__=np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays)
+
+
+@pytest.mark.parametrize("flag", [1, 1.0, 0, 0.0, "true", None, [True]])
+def test_a_log_scores_flag_that_is_not_a_bool_is_no_record(tmp_path: Path, flag: object
+                                                            ) -> None:
+    """JSON 1 == True in Python: ``scored not in (True, False)`` let a foreign file's 1 pass,
+    and ``load_track(..., log_scores=True)`` raised a raw KeyError 'log_scores'. Such a
+    flag is no record, with or without the scores, whatever the caller asks."""
+    key, track = _record()
+    ids, levels = ("a", "b", "c"), (0.99, 0.975)
+    scores = np.random.default_rng(9).normal(-3.0, 1.0, (6, 3))
+    for with_scores in (False, True):
+        save_track(tmp_path, key, {a: TrackRecord(r.agent_ids, r.returns, a, r.var, r.es,
+                                                  scores if with_scores else None)
+                                   for a, r in track.items()})
+        assert load_track(tmp_path, key, ids, levels, log_scores=with_scores) is not None
+        _relabel(cache_path(tmp_path, key), flag)
+        for asked in (False, True):
+            assert load_track(tmp_path, key, ids, levels, log_scores=asked) is None
+
+
+def test_var_rebuilds_a_file_whose_log_scores_flag_is_1(tmp_path: Path) -> None:
+    """swarmvar.var under BMA over a cached file flagged ``1`` without log scores (was: a raw
+    KeyError 'log_scores'): rebuilt, the same consensus as with no cache, then read."""
+    x = simulated(400, 5)
+    bma = Policy(aggregator=Aggregator.MEAN, f=0, weighting=Weighting.BMA, window=1000)
+
+    def run(cache: Path | None) -> swarmvar.api.VarResult:
+        return swarmvar.var(x, [NormalInverseGamma(), BayesianBootstrap(window=100, draws=100,
+                                                                        paths=50)],
+                            track_days=30, policy=bma, track_cache=cache)
+
+    fresh = run(None)
+    assert "cache" not in run(tmp_path).note
+    (path,) = _files(tmp_path)
+    _relabel(path, 1, drop_scores=True)
+    again = run(tmp_path)
+    assert "cache" not in again.note and again.agreed == fresh.agreed
+    third = run(tmp_path)
+    assert "read from the cache" in third.note and third.agreed == fresh.agreed
+
+
+@pytest.mark.parametrize("bma", [False, True])
+def test_a_record_read_or_built_is_the_same(tmp_path: Path, bma: bool) -> None:
+    """``_instance_track`` returns the same record built (and cached) as read back: a built
+    record is written with its horizon-1 log scores whatever the weighting, and a caller
+    that does not ask for them (all but BMA) gets them from neither."""
+    from swarmvar.api import _instance_track
+
+    x = simulated(300, 6)
+    agents = {"nig": NormalInverseGamma(), "bootstrap": BayesianBootstrap(
+        window=100, draws=100, paths=50)}
+    got = [_instance_track(x, agents, (0.99, 0.975), days=12, window=200, horizon=1, seed=0,
+                           workers=1, on_day=None, cache=tmp_path, log_scores=bma)
+           for _ in range(2)]
+    assert [hit for _, hit in got] == [False, True]
+    (built, _), (read, _) = got
+    for a in (0.99, 0.975):
+        for field in ("returns", "var", "es"):
+            np.testing.assert_array_equal(getattr(read[a], field), getattr(built[a], field))
+        if bma:
+            assert built[a].log_scores is not None and built[a].log_scores.shape == (12, 2)
+            np.testing.assert_array_equal(read[a].log_scores, built[a].log_scores)
+        else:
+            assert built[a].log_scores is None and read[a].log_scores is None
+    # the file keeps the log scores whether or not this call asked for them
+    (path,) = _files(tmp_path)
+    with np.load(path) as npz:
+        assert "log_scores" in npz.files and npz["log_scores"].shape == (12, 2)

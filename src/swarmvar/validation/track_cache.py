@@ -43,7 +43,10 @@ from ..errors import InvalidParameter
 
 #: Version of the cache file layout (part of every key).
 CACHE_FORMAT = 2
-#: Largest cache file read (bytes): a 100,000-day record of 50 agents at 4 levels is ~30 MB.
+#: Largest cache file read (bytes, 128 MiB ~ 134 MB). A record is ~8 bytes x days x agents x
+#: (2 x levels + 1) (VaR and ES per level, the log scores): 10,000 days of 50 agents at 4
+#: levels is ~36 MB; 100,000 days is ~360 MB, over the cap, so such a record is never read
+#: back (each call rebuilds it).
 MAX_CACHE_BYTES = 1 << 27
 
 
@@ -201,7 +204,8 @@ def load_track(
     scored = header.get("log_scores")
     want = {"returns", *(f"{p}_{i}" for i in range(len(levels)) for p in ("var", "es")),
             *(("log_scores",) if scored is True else ())}
-    if scored not in (True, False) or set(arrays) != want or (log_scores and not scored):
+    # a bool, not 1 or 1.0 (== True in Python): a foreign file's 1 would pass as scored
+    if not isinstance(scored, bool) or set(arrays) != want or (log_scores and not scored):
         return None
     returns = arrays["returns"]
     if returns.ndim != 1 or not np.all(np.isfinite(returns)):

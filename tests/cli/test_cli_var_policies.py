@@ -19,7 +19,7 @@ from swarmvar.cli import app
 from swarmvar.cli._common import POLICIES, swarm_policy
 from swarmvar.cli.var import kept_words
 from swarmvar.consensus import Aggregator, Policy
-from swarmvar.swarm.consensus import SWARM_POLICY
+from swarmvar.swarm.consensus import REARRANGED, SWARM_POLICY
 from swarmvar.types import Consensus
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -159,15 +159,25 @@ def test_a_line_over_rearranged_levels_says_it_is_before_the_rearrangement(
         list(reversed(rows)), policy, record=500)
 
 
-@pytest.mark.parametrize("aggregator", [Aggregator.MEAN, Aggregator.TRIMMED_MEAN])
+@pytest.mark.parametrize("aggregator", list(Aggregator))
 def test_one_agent_weighted_gets_no_line(aggregator: Aggregator) -> None:
-    """One agent has no one to lean on: no line (was: "the mean of 1 agents (nothing
-    trimmed); StudentT carries the weight")."""
+    """One agent has no one to lean on, no middle one and no pick: no line under any rule
+    (was: "the mean of 1 agents (nothing trimmed); StudentT carries the weight", and
+    under Python's Policy(f=0) "the median of 1 agents is the middle one ..." and "the
+    geometric median of 1 agents falls on one agent's VaR and ES ...")."""
     policy = dataclasses.replace(_policy(aggregator), f=0, f_steps=())
-    assert kept_words([_row(1, {"StudentT": 1.0})], policy, record=1000) == ""
-    two = [_row(2, {"StudentT": 0.999, "GarchT": 0.001})]
-    assert kept_words(two, policy, record=1000) == (
-        f"the mean of 2 agents (nothing trimmed); StudentT carries the weight{WHY}")
+    for record in (None, 1000):
+        one = [_row(1, {"StudentT": 1.0}), _row(1, {"StudentT": 1.0}, 0.975)]
+        assert kept_words(one, policy, record=record) == ""
+        moved = [dataclasses.replace(c, method=policy.method + REARRANGED) for c in one]
+        assert kept_words(moved, policy, record=record) == ""
+    if aggregator in (Aggregator.MEAN, Aggregator.TRIMMED_MEAN):
+        two = [_row(2, {"StudentT": 0.999, "GarchT": 0.001})]
+        assert kept_words(two, policy, record=1000) == (
+            f"the mean of 2 agents (nothing trimmed); StudentT carries the weight{WHY}")
+    elif aggregator is Aggregator.MEDIAN:  # three agents: the middle one is said
+        assert kept_words([_row(3, {"StudentT": 1.0})], policy, record=1000).startswith(
+            "the median of 3 agents is the middle one")
 
 
 def test_multi_krum_keeps_what_the_rule_keeps() -> None:

@@ -148,10 +148,6 @@ def rule_words(c: Consensus, policy: Policy | None) -> str:
 #: median's middle agent, Krum's pick), beside track-record weights.
 NO_WEIGHT = "; weights cannot change it"
 
-#: What :func:`swarmvar.swarm.consensus.uncrossed` adds to the method of a level whose
-#: figures it moved (it swaps VaR/ES between levels and keeps each level's weights).
-REARRANGED = ", rearranged across levels"
-
 #: Put before :func:`kept_words`' line when a level was rearranged: the line says what the
 #: rule did at each level, and the figures shown are no longer all that level's.
 BEFORE_REARRANGING = "before the levels were rearranged: "
@@ -206,6 +202,8 @@ def kept_words(consensus: list[Consensus], policy: Policy | None, *,
     every level where it survives, while the median and Krum may pick another agent at
     each level.
     """
+    from ..swarm.consensus import REARRANGED  # here: var --help stays light
+
     line = _rule_line(consensus, policy, record)
     if line and any(c.method.endswith(REARRANGED) for c in consensus):
         return BEFORE_REARRANGING + line
@@ -213,12 +211,16 @@ def kept_words(consensus: list[Consensus], policy: Policy | None, *,
 
 
 def _rule_line(consensus: list[Consensus], policy: Policy | None, record: int | None) -> str:
-    """:func:`kept_words`' line, said of each level as the rule combined it."""
+    """:func:`kept_words`' line, said of each level as the rule combined it; ``""`` for
+    fewer than 2 agents, whatever the rule (one agent's numbers are its own: no middle one,
+    no pick, no one to lean on)."""
     from ..consensus import Aggregator
 
     if policy is None or not consensus:
         return ""
     m = consensus[0].available
+    if m < 2:
+        return ""
     why = "" if record is None else policy.lead_words()
     rule = policy.aggregator
     if rule is Aggregator.TRIMMED_MEAN and policy.f_for(m) > 0:

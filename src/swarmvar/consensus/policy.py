@@ -69,7 +69,9 @@ class Policy:
     drift : float
         Volatility of log-VaR per square-root day (for staleness widening).
     multi_krum_m : int or None
-        How many inputs multi-Krum averages (default ``n - f``).
+        How many inputs multi-Krum averages (default ``n - f``): an int >= 1; over fewer
+        than ``multi_krum_m + f`` agents the rule refuses (:func:`~.robust.multi_krum`) and
+        :meth:`describe` says how many it needs.
     f_steps : tuple of (int, int)
         ``(n, f_n)`` pairs: with at least ``n`` agents combined, the trimmed
         mean drops ``f_n`` per side instead of ``f`` (the largest that
@@ -103,6 +105,11 @@ class Policy:
             raise InvalidParameter(
                 f"f_steps must be a tuple of (n, f_n) int pairs with f_n >= 0 and "
                 f"n >= 2 f_n + 1, got {steps!r}")
+        k = self.multi_krum_m
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+            raise InvalidParameter(
+                f"multi_krum_m (how many agents multi-Krum averages) must be None (n - f) or "
+                f"an int >= 1, got {k!r}")
         if not 0.0 <= self.min_available <= 1.0:
             raise InvalidParameter(
                 f"min_available is a fraction in [0, 1], got {self.min_available}"
@@ -126,8 +133,9 @@ class Policy:
 
     def multi_krum_kept(self, m: int) -> int:
         """How many of ``m`` agents multi-Krum averages: ``multi_krum_m``, or ``m - f``
-        (at least 1), as :func:`~.robust.multi_krum` takes them."""
-        return self.multi_krum_m or max(1, m - self.f)
+        (at least 1), as :func:`~.robust.multi_krum` takes them (it refuses a
+        ``multi_krum_m`` above ``m - f``: see :meth:`describe`)."""
+        return max(1, m - self.f) if self.multi_krum_m is None else self.multi_krum_m
 
     @property
     def method(self) -> str:
@@ -150,7 +158,9 @@ class Policy:
         E.g. ``"trimmed mean of 6 agents dropping the 2 highest and 2 lowest of each
         figure; tempered weights from each agent's FZ0 loss over its last 1000 forecasts"``,
         or, below the rule's bound (``m`` too few), ``"a trimmed mean dropping the highest and
-        the lowest needs at least 3 agents"``.
+        the lowest needs at least 3 agents"``; multi-Krum averaging ``multi_krum_m`` agents
+        needs ``multi_krum_m + f`` (``"a multi-Krum averaging 9 agents, tolerating 1 faulty
+        agent, needs at least 10 agents"``: the consensus refuses then).
 
         Parameters
         ----------
@@ -196,6 +206,13 @@ class Policy:
                         "closest to the others)")
             tolerates = (f", tolerating {f} faulty agent{'s' if f != 1 else ''}"
                          if f else "")
+            k = self.multi_krum_m
+            if (self.aggregator is Aggregator.MULTI_KRUM and k is not None
+                    and k + self.f > need):  # robust.multi_krum keeps at most m - f
+                need = k + self.f
+                if m < need:
+                    return (f"a multi-Krum averaging {k} agent{'s' if k != 1 else ''}"
+                            f"{tolerates}{',' if f else ''} needs at least {need} agents")
             if m < need:
                 return f"a {name.split(' (')[0]}{tolerates[1:]} needs at least {need} agents"
             rule = f"{name} of {agents}{tolerates}"

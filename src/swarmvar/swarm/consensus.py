@@ -126,6 +126,11 @@ def swarm_consensus(
     return uncrossed(out)
 
 
+#: What :func:`uncrossed` adds to the method of a level whose figures it moved (it swaps
+#: VaR/ES between levels and keeps each level's weights); ``swarmvar var``'s line reads it.
+REARRANGED = ", rearranged across levels"
+
+
 def uncrossed(levels: Sequence[Consensus]) -> list[Consensus]:
     """The consensus of each level with VaR and ES non-decreasing in alpha.
 
@@ -150,7 +155,7 @@ def uncrossed(levels: Sequence[Consensus]) -> list[Consensus]:
             c, var=float(v[k, 0]), es=float(e[k, 0]),
             var_interval=(float(vi[k, 0, 0]), float(vi[k, 0, 1])),
             es_interval=(float(ei[k, 0, 0]), float(ei[k, 0, 1])),
-            method=c.method + (", rearranged across levels" if moved else ""),
+            method=c.method + (REARRANGED if moved else ""),
         ))
     return out
 

@@ -5,6 +5,7 @@ writer appends after the record and before the root is read is not in it (``var`
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -102,15 +103,9 @@ def test_book_var_json_root_stops_at_the_runs_last_entry(
     _root_stops_at_the_last_entry(home, doc["ledger"])
 
 
-def test_arbiter_replay_root_stops_at_its_summary(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """``arbiter replay`` prints the root of the ledger up to its own last entry, the
-    replay's summary, and its range ends there: another writer's entry appended after the
-    summary is in neither (was: the whole ledger's root and size)."""
-    import re
-
+def _replay_home(tmp_path: Path) -> tuple[Path, int]:
+    """A home whose arbiter cache holds a simulated 60-day backtest, and the window."""
     from swarmvar.arbiter.history import cache_path, simulated_history
-    from swarmvar.cli import build_app
     from swarmvar.models import DEFAULT_AGENTS, agent_class
 
     window = max(agent_class(n).min_observations for n in DEFAULT_AGENTS)
@@ -118,6 +113,30 @@ def test_arbiter_replay_root_stops_at_its_summary(tmp_path: Path,
     simulated_history(days=60, seed=7).save(cache_path(
         "sp500", last=60, window=window, refit_every=20, alphas=(0.99, 0.975), seed=0,
         agents=DEFAULT_AGENTS, cache=home / "cache" / "arbiter"))
+    return home, window
+
+
+def _replay(home: Path, window: int) -> re.Match[str]:
+    """Run ``arbiter replay`` on :func:`_replay_home`'s backtest; its "recorded entries
+    A-B ... (Merkle root R…)" line."""
+    from swarmvar.cli import build_app
+
+    result = runner.invoke(build_app("arbiter"), [
+        "arbiter", "replay", "--data", "sp500", "--last", "60", "--window", str(window),
+        "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    found = re.search(r"recorded entries (\d+)-(\d+) .* \(Merkle root ([0-9a-f]{16})…\)", said)
+    assert found, said
+    return found
+
+
+def test_arbiter_replay_root_stops_at_its_summary(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """``arbiter replay`` prints the root of the ledger up to its own last entry, the
+    replay's summary, and its range ends there: another writer's entry appended after the
+    summary is in neither (was: the whole ledger's root and size)."""
+    home, window = _replay_home(tmp_path)
     real = Ledger.add_entries
 
     def then_another_writer(self: Ledger, batch: Any, **kwargs: Any) -> range:
@@ -129,13 +148,7 @@ def test_arbiter_replay_root_stops_at_its_summary(tmp_path: Path,
         return done
 
     monkeypatch.setattr(Ledger, "add_entries", then_another_writer)
-    result = runner.invoke(build_app("arbiter"), [
-        "arbiter", "replay", "--data", "sp500", "--last", "60", "--window", str(window),
-        "--home", str(home)])
-    assert result.exit_code == 0, result.output
-    said = " ".join(result.output.split())
-    found = re.search(r"recorded entries (\d+)-(\d+) .* \(Merkle root ([0-9a-f]{16})…\)", said)
-    assert found, said
+    found = _replay(home, window)
     last = int(found[2])
     with Ledger.open(home, create=False) as ledger:
         assert ledger.size == last + 2  # the other writer's entry is there
@@ -143,3 +156,39 @@ def test_arbiter_replay_root_stops_at_its_summary(tmp_path: Path,
         assert ledger.entry(last + 1).data["type"] == "other-writer"
         assert found[3] == ledger.compute_merkle_root(size=last + 1).hex()[:16]
         assert found[3] != ledger.compute_merkle_root().hex()[:16]
+
+
+def test_arbiter_replay_range_starts_at_its_first_entry(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The replay's range and the summary's ``first_beat_entry`` start at the arbiter's own
+    first entry: another writer's entries appended after the ledger was opened and before
+    the arbiter wrote are not the replay's (was: the ledger's size before the replay)."""
+    home, window = _replay_home(tmp_path)
+    with Ledger.open(home) as ledger:  # a ledger with history: the range is not from 0
+        before = ledger.record_action("earlier", {"note": "before the replay"}).index + 1
+    real = Ledger.add_entries
+    others = 2
+
+    def another_writer_first(self: Ledger, batch: Any, **kwargs: Any) -> range:
+        nonlocal others
+        batch = list(batch)
+        while others and batch and batch[0][0] is EntryKind.PULSE:  # the arbiter's first beat
+            others -= 1
+            real(self, [(EntryKind.ACTION, {"type": "other-writer", "details": {}})])
+        return real(self, batch, **kwargs)
+
+    monkeypatch.setattr(Ledger, "add_entries", another_writer_first)
+    found = _replay(home, window)
+    first, last = int(found[1]), int(found[2])
+    with Ledger.open(home, create=False) as ledger:
+        assert ledger.size == last + 1
+        assert first == before + 2  # the ledger's size before the replay, and two more
+        assert [ledger.entry(i).data["type"] for i in range(before, first)] == [
+            "other-writer"] * 2
+        assert ledger.entry(first).kind is EntryKind.PULSE
+        summary = ledger.entry(last).data
+        assert summary["type"] == "arbiter.replay"
+        assert summary["details"]["first_beat_entry"] == first
+        assert not any(ledger.entry(i).data.get("type") == "other-writer"
+                       for i in range(first, last + 1))
+        assert found[3] == ledger.compute_merkle_root(size=last + 1).hex()[:16]

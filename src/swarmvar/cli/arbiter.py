@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -20,6 +21,9 @@ from ._common import (
     usage_error,
     usage_errors,
 )
+
+if TYPE_CHECKING:
+    from ..ledger import EntryKind, Ledger
 
 app = typer.Typer(name="arbiter", help="The arbiter: beat decisions, replayed on backtests.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -57,6 +61,22 @@ def _drift_options(agent: str | None, start: int | None, scale: float | None, fr
         raise typer.BadParameter(f"--drift-start {start} is past the history's last day "
                                  f"{last - 1}", param_hint="--drift-start")
     return name[0], start, scale, frozen
+
+
+class _FirstEntry:
+    """The ledger as the arbiter's entry sink, noting the index of the first entry it
+    wrote: the replay's range starts there, not at the ledger's size before it began
+    (another writer's entries appended in between are not the replay's)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.first: int | None = None
+
+    def add_entries(self, batch: Sequence[tuple[EntryKind, Mapping[str, Any]]]) -> range:
+        done = self.ledger.add_entries(batch)
+        if self.first is None and len(done):
+            self.first = done.start
+        return done
 
 
 def _beats(n: int | None) -> str:
@@ -158,9 +178,9 @@ def replay_command(
     arbiter: Arbiter | None = None
     try:
         with usage_errors():
-            start = ledger.size
+            sink = _FirstEntry(ledger)
             arbiter = Arbiter.from_options(
-                k_flows=k_flows, p_nodes=p_nodes, t_threshold=t_threshold, ledger=ledger,
+                k_flows=k_flows, p_nodes=p_nodes, t_threshold=t_threshold, ledger=sink,
                 thresholds=SEED_THRESHOLDS if seed_thresholds else Thresholds(),
                 retraining=Retraining() if retrain else None)
             report = replay_report(history, arbiter, SWARM_POLICY, drift=drift,
@@ -174,6 +194,8 @@ def replay_command(
                 "agent": drift.agent, "start": drift.start, "scale": drift.scale,
                 "frozen": drift.frozen, **dict(zip(("first_alert", "first_quarantine", "reason"),
                                                    first_beats(decisions, drift), strict=True))}
+            # the replay's own first entry (None: it wrote none before its summary)
+            start = sink.first
             summary = ledger.add_entries([(EntryKind.ACTION, {
                 "type": "arbiter.replay", "details": {
                 "data": data, "last": last, "window": window, "seed": seed,
@@ -190,9 +212,10 @@ def replay_command(
                               for a, b in zip(report.without, report.with_actions,
                                               strict=True)],
                 **({"drift": drill} if drill else {})}})])
-            # up to the replay's own last entry, its summary: another writer's entries
-            # appended since are neither in the range nor in the root
-            entries = range(start, summary.stop)
+            # from the replay's own first entry up to its last, its summary: another
+            # writer's entries appended before or after are outside the range, and those
+            # after are not in the root
+            entries = range(summary.start if start is None else start, summary.stop)
             root = ledger.compute_merkle_root(size=summary.stop).hex()
             where = ledger.path
     finally:

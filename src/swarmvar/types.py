@@ -129,9 +129,12 @@ class Diagnostics:
 
     MCMC fits fill ``rhat`` and ``ess_bulk`` / ``ess_tail`` per parameter
     (rank-normalized split R-hat and ESS, Vehtari et al. 2021); SMC fills
-    ``ess`` (effective sample size of the particle weights) and
-    ``acceptance`` (of the last rejuvenation moves). Conjugate and bootstrap
-    models have exact posteriors and report only ``method``.
+    ``ess`` (effective sample size of the particle weights), ``particles``
+    (the cloud those weights are over) and ``acceptance`` (of the last
+    rejuvenation moves). ``draws`` counts the fit's draws (the particle agents':
+    ``runs x particles``). Conjugate and bootstrap models have exact posteriors
+    and report only ``method``. ``particles`` is None where no cloud is known
+    (diagnostics made before the field existed, hand-built ones).
     """
 
     method: str
@@ -142,6 +145,7 @@ class Diagnostics:
     acceptance: float | None = None
     draws: int | None = None
     seconds: float | None = None
+    particles: int | None = None
 
     @property
     def max_rhat(self) -> float | None:
@@ -156,16 +160,19 @@ class Diagnostics:
 
     @property
     def ess_fraction(self) -> float | None:
-        """The particle weights' ``ess`` as a share of ``draws`` (SMC); None without both.
+        """The particle weights' ``ess`` as a share of the cloud they weigh (SMC).
 
-        ``draws`` counts the fit's draws: for the particle agents ``runs x particles``
-        while their online cloud holds ``particles``, so this share is at most the
-        cloud's (GarchT's 500-particle cloud at ESS 380, of 4 x 500 draws: 0.19, its
-        cloud's 0.76).
+        Of ``particles`` when known (GarchT's 500-particle cloud at ESS 380: 0.76), else
+        of ``draws`` (diagnostics without a cloud size; for the particle agents ``draws``
+        is ``runs x particles``, so that share is at most ``1 / runs`` of the cloud's:
+        0.19 of 4 x 500). None without ``ess`` or without a positive count.
         """
-        if self.ess is None or not self.draws or self.draws <= 0:
+        if self.ess is None:
             return None
-        return self.ess / self.draws
+        for count in (self.particles, self.draws):
+            if count is not None and count > 0:
+                return self.ess / count
+        return None
 
     def summary(self) -> str:
         """One short line for tables."""

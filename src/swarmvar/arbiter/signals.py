@@ -7,7 +7,7 @@ against the swarm's median, whether its VaR lies outside the others'
 credible intervals (below the lowest lower bound or above the highest
 upper bound of the others), and whether it was rejected, missing or failed its
 convergence diagnostics (:func:`fit_failed`: MCMC's absolute ESS, the particle
-weights' ESS as a share of the draws). For the swarm: the consensus's breaches and
+weights' ESS as a share of their cloud). For the swarm: the consensus's breaches and
 breach-rate drift (and its absence, when the swarm could not agree), the
 regime probability and lateness. The trailing
 quantities live in a small frozen :class:`SignalMemory`, so reading a beat
@@ -41,13 +41,14 @@ class SignalConfig:
     A fit fails its diagnostics (:func:`fit_failed`) past ``max_rhat`` (split R-hat), below
     ``min_ess`` bulk or tail ESS (Vehtari et al. 2021's 400: MCMC chains, and the
     particle agents' runs read as chains), or with particle weights whose ESS is below
-    ``min_ess_fraction`` of the fit's draws (:attr:`~swarmvar.types.Diagnostics.ess_fraction`;
-    ``min_ess`` itself when the diagnostics give no draws). 0.05 is the runtime's
-    guards' cut (``RoleConfig.guard_min_ess``) and the share below which the particle
-    agents themselves stop trusting a reweighted cloud (``REFIT_MIN_ESS``); they
-    resample below half their cloud, so a healthy cloud drifts between half and all of
-    it between rejuvenations (GarchT's 500 particles: ESS 250-500, 0.125-0.25 of its
-    2,000 draws), which the absolute 400 called failed on 100 of 250 demo beats.
+    ``min_ess_fraction`` of their cloud (:attr:`~swarmvar.types.Diagnostics.ess_fraction`:
+    of ``particles``, else of the fit's ``draws``; ``min_ess`` itself when the diagnostics
+    give neither). 0.05 is the runtime's guards' cut (``RoleConfig.guard_min_ess``) and
+    the share below which the particle agents themselves stop trusting a reweighted
+    cloud (``REFIT_MIN_ESS``); they resample below half their cloud, so a healthy cloud
+    drifts between half and all of it between rejuvenations (GarchT's 500 particles:
+    ESS 250-500, 0.5-1 of the cloud), which the absolute 400 called failed on 100 of
+    250 demo beats.
     """
 
     coverage_span: float = 250.0
@@ -181,10 +182,10 @@ def breach_tail_p(rate: float, p: float, lam: float) -> tuple[float, float, floa
 def fit_failed(d: Diagnostics, config: SignalConfig = SignalConfig()) -> bool:
     """Whether a fit's diagnostics say its forecast is not to be trusted (see
     :class:`SignalConfig`): split R-hat above ``max_rhat``; a bulk or tail ESS below
-    ``min_ess``; the particle weights' ESS below ``min_ess_fraction`` of ``draws`` (below
-    ``min_ess`` when ``draws`` is not given). Diagnostics with no R-hat (exact posteriors,
-    online updates that report only their weights) are judged on what they give; with
-    nothing to judge, a fit passes.
+    ``min_ess``; the particle weights' ESS below ``min_ess_fraction`` of their cloud
+    (``particles``, else ``draws``; below ``min_ess`` when neither is given). Diagnostics
+    with no R-hat (exact posteriors, online updates that report only their weights) are
+    judged on what they give; with nothing to judge, a fit passes.
 
     Raises
     ------

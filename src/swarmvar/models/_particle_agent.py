@@ -18,6 +18,7 @@ hooks below.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Self
@@ -26,7 +27,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import InvalidReturns, InvalidState
-from ..types import Forecast
+from ..types import Diagnostics, Forecast
 from . import _sir
 from ._online_agent import HORIZON_DRAWS, OnlineAgent
 from .base import Seed, check_whole, rng_from
@@ -365,6 +366,10 @@ class ParticleAgent(OnlineAgent):
                         levels=risk_measures(EmpiricalFamily(paths), levels))
 
     # --- diagnostics and the generative side -------------------------------------------
+
+    def _diagnostics(self) -> Diagnostics:
+        """The fit's diagnostics over its runs, the weights' ESS of this cloud's size."""
+        return dataclasses.replace(super()._diagnostics(), particles=self.particles)
 
     def sample_prior(self, n: int, *, seed: Seed = None) -> dict[str, FloatArray]:
         """``n`` prior draws of the model's parameters."""

@@ -485,12 +485,31 @@ class Agent(ABC):
         return int(horizon)
 
     def _warn_if_unconverged(self, diag: Diagnostics) -> None:
+        """Warn (:class:`ConvergenceWarning`) when a fit's diagnostics are doubtful.
+
+        Split R-hat above ``RHAT_MAX`` or a bulk/tail ESS below ``ESS_MIN`` (Vehtari et
+        al. 2021, for MCMC chains and the particle agents' runs read as chains); the
+        particle weights' ESS is judged as a share of their cloud
+        (:attr:`~swarmvar.types.Diagnostics.ess_fraction`), below 5 % (the online
+        agents' ``REFIT_MIN_ESS``, the runtime guards' and the arbiter's cut), and held to
+        ``ESS_MIN`` only when no cloud size or draws are known. A fit's weights are equal,
+        so their ESS is the particle count, which no share flags.
+        """
+        min_share = 0.05
         problems = []
         if diag.max_rhat is not None and diag.max_rhat > RHAT_MAX:
             worst = max(diag.rhat, key=lambda k: diag.rhat[k])
             problems.append(f"split R-hat {diag.max_rhat:.3f} > {RHAT_MAX} for {worst}")
-        if diag.min_ess is not None and diag.min_ess < ESS_MIN:
-            problems.append(f"ESS {diag.min_ess:.0f} < {ESS_MIN:.0f}")
+        chains = [*diag.ess_bulk.values(), *diag.ess_tail.values()]
+        if chains and min(chains) < ESS_MIN:
+            problems.append(f"ESS {min(chains):.0f} < {ESS_MIN:.0f}")
+        share = diag.ess_fraction
+        if diag.ess is not None and (diag.ess < ESS_MIN if share is None
+                                     else share < min_share):
+            problems.append(f"particle weights' ESS {diag.ess:.0f} < {ESS_MIN:.0f}"
+                            if share is None else
+                            f"particle weights' ESS {diag.ess:.0f} is {share:.1%} of the "
+                            f"{'cloud' if diag.particles else 'draws'}, < {min_share:.0%}")
         if problems:
             warnings.warn(
                 f"{self.name}: " + "; ".join(problems) + " - more draws or a longer warm-up "

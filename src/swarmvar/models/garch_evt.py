@@ -307,7 +307,7 @@ class GarchEVT(Agent):
         d = self._garch.diagnostics
         return Diagnostics(method=f"{d.method}+gpd-grid", rhat=d.rhat, ess_bulk=d.ess_bulk,
                            ess_tail=d.ess_tail, ess=d.ess, acceptance=d.acceptance,
-                           draws=d.draws, seconds=self._seconds)
+                           draws=d.draws, seconds=self._seconds, particles=d.particles)
 
     def tail_posterior(self) -> GPDPosterior:
         """The current grid posterior of the GPD tail of standardized losses."""

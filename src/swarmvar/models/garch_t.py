@@ -26,6 +26,7 @@ whole history. Details in docs/models-garch.md.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple, Self
@@ -324,8 +325,11 @@ class GarchT(OnlineAgent):
     # --- diagnostics ---------------------------------------------------------------
 
     def _diagnostics(self) -> Diagnostics:
-        return smc_diagnostics(self._fit_diag, ess=smc.ess(self._logw), acceptance=self._acceptance,
-                               draws=self.runs * self.particles, seconds=self._seconds)
+        """The fit's diagnostics over its runs, the weights' ESS of this cloud's size."""
+        return dataclasses.replace(
+            smc_diagnostics(self._fit_diag, ess=smc.ess(self._logw), acceptance=self._acceptance,
+                            draws=self.runs * self.particles, seconds=self._seconds),
+            particles=self.particles)
 
     # --- generative side ---------------------------------------------------------------
 

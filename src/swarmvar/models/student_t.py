@@ -517,7 +517,7 @@ class StudentT(Agent):
                            ess_bulk=dict(info["ess_bulk"]), ess_tail=dict(info["ess_tail"]),
                            ess=_sir.ess(self._logw), acceptance=self._acceptance,
                            draws=int(info["draws"]),
-                           seconds=float(info["seconds"]))
+                           seconds=float(info["seconds"]), particles=int(self._logw.size))
 
     def sample_prior(self, n: int, *, seed: Seed = None) -> dict[str, FloatArray]:
         """``n`` prior draws of ``mu``, ``sigma``, ``nu``."""

@@ -394,10 +394,9 @@ class Guards:
             signals: dict[str, float] = {}
             diag = diagnostics.get(agent)
             if diag is not None:
-                if diag.ess is not None and diag.draws:
-                    frac = diag.ess / diag.draws
-                    if frac < self.config.guard_min_ess:
-                        signals["ess_fraction"] = float(frac)
+                frac = diag.ess_fraction  # of the cloud (else of the fit's draws)
+                if frac is not None and frac < self.config.guard_min_ess:
+                    signals["ess_fraction"] = float(frac)
                 if diag.max_rhat is not None and diag.max_rhat > self.config.guard_max_rhat:
                     signals["rhat"] = float(diag.max_rhat)
             z = drift[k] if drift is not None else self._drift_of(self.scores[:, k])

@@ -1,0 +1,142 @@
+"""The particle weights' ESS read as a share of the cloud they weigh (``Diagnostics.particles``),
+not of the fit's ``runs x particles`` draws nor against MCMC's absolute 400: a healthy small
+cloud is no ConvergenceWarning, a degenerate one still warns and fails the arbiter's rule, and
+diagnostics made before the field existed read back with the old share."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import warnings
+from typing import Any
+
+import numpy as np
+import pytest
+
+from swarmvar.arbiter.signals import SignalConfig, fit_failed
+from swarmvar.data import load
+from swarmvar.errors import ConvergenceWarning
+from swarmvar.models import (
+    BetaSkewTEgarch,
+    GarchEVT,
+    GarchT,
+    HarArch,
+    MarkovSwitching,
+    MarkovSwitchingGarch,
+    StudentT,
+)
+from swarmvar.models.base import ESS_MIN, RHAT_MAX, Agent
+from swarmvar.types import Diagnostics
+
+
+@pytest.fixture(scope="module")
+def sp500() -> np.ndarray:
+    return load("sp500").to_numpy()
+
+
+def _fit(agent: Agent, x: np.ndarray, seed: int) -> tuple[Agent, list[str]]:
+    """``agent`` fitted on ``x``, and the messages of the ConvergenceWarnings it raised."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        agent.fit(x, seed=seed)
+    return agent, [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+
+
+def test_the_share_is_of_the_cloud_when_its_size_is_known() -> None:
+    d = Diagnostics(method="smc", ess=380.0, draws=2000, particles=500)
+    assert d.ess_fraction == pytest.approx(0.76)
+    assert dataclasses.replace(d, particles=None).ess_fraction == pytest.approx(0.19)
+    assert dataclasses.replace(d, particles=0).ess_fraction == pytest.approx(0.19)
+    assert dataclasses.replace(d, particles=None, draws=None).ess_fraction is None
+    assert dataclasses.replace(d, ess=None).ess_fraction is None
+    # the one-line summary (what ledger records and JSON keep) does not change
+    assert d.summary() == dataclasses.replace(d, particles=None).summary()
+
+
+@pytest.mark.parametrize("cls", [GarchT, BetaSkewTEgarch])
+def test_a_healthy_300_particle_fit_does_not_warn_about_its_weights(
+        cls: type[Agent], sp500: np.ndarray) -> None:
+    """particles=300 (4 runs): right after the fit the weights are equal, ESS 300 of the
+    cloud; the old rule held it to 400 and always warned "ESS 300 < 400" (~0.3 s each)."""
+    agent, said = _fit(cls(particles=300), sp500[1000:2000], seed=0)
+    d = agent.diagnostics
+    assert d.particles == 300 and d.draws == 1200
+    assert d.ess == pytest.approx(300.0) and d.ess_fraction == pytest.approx(1.0)
+    assert d.min_ess is not None and d.min_ess < ESS_MIN  # what the old rule read
+    chains = [*d.ess_bulk.values(), *d.ess_tail.values()]
+    assert min(chains) >= ESS_MIN  # the fit over its runs is sound
+    assert not [m for m in said if "ESS" in m], said
+    if d.max_rhat is not None and d.max_rhat <= RHAT_MAX:
+        assert not said, said
+
+
+def test_a_degenerate_cloud_still_warns_and_fails(sp500: np.ndarray) -> None:
+    agent, _ = _fit(GarchT(), sp500[1000:2000], seed=0)  # 500 particles, 4 runs
+    fitted = agent.diagnostics
+    assert fitted.particles == 500 and fitted.draws == 2000
+    degenerate = dataclasses.replace(fitted, ess=10.0)  # 10 of 500: 2 % of the cloud
+    with pytest.warns(ConvergenceWarning, match=r"weights' ESS 10 is 2\.0% of the cloud"):
+        agent._warn_if_unconverged(degenerate)
+    assert fit_failed(degenerate, SignalConfig())
+    # the cut is 5 % of the cloud (25 of 500), not of the 2,000 draws (100)
+    thin = dataclasses.replace(fitted, ess=30.0)
+    assert not fit_failed(thin, SignalConfig())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        agent._warn_if_unconverged(thin)
+    # without a cloud size (diagnostics from before the field) the share is of the draws
+    old = dataclasses.replace(thin, particles=None)
+    assert fit_failed(old, SignalConfig())
+    with pytest.warns(ConvergenceWarning, match=r"ESS 30 is 1\.5% of the draws"):
+        agent._warn_if_unconverged(old)
+    # neither cloud nor draws: the weights' ESS is held to the absolute 400
+    with pytest.warns(ConvergenceWarning, match="weights' ESS 380 < 400"):
+        agent._warn_if_unconverged(Diagnostics(method="smc", ess=380.0))
+
+
+_SMALL: list[tuple[Any, dict[str, Any], int]] = [
+    (GarchT, {}, 600), (GarchEVT, {}, 600), (BetaSkewTEgarch, {}, 600), (HarArch, {}, 400),
+    (MarkovSwitching, {}, 400), (MarkovSwitchingGarch, {}, 400),
+    (StudentT, {"particles": 150}, 400)]
+
+
+@pytest.mark.parametrize("cls, extra, n", _SMALL, ids=[c[0].__name__ for c in _SMALL])
+def test_every_particle_agent_reports_its_cloud(cls: Any, extra: dict[str, Any], n: int,
+                                                sp500: np.ndarray) -> None:
+    """Each agent's diagnostics name the cloud its weights are over, after a fit, an update
+    and a state round trip (small clouds, < 1 s each but the first JAX compile)."""
+    params = {"particles": 100, "runs": 2, **extra}
+    agent, _ = _fit(cls(**params), sp500[2000:2000 + n], seed=1)
+    cloud = len(next(iter(agent.posterior_draws().values())))
+    for _ in range(2):
+        d = agent.diagnostics
+        assert d.particles == cloud == params["particles"]
+        assert d.ess is not None and d.ess_fraction == pytest.approx(d.ess / cloud)
+        assert d.draws is not None and d.draws >= cloud
+        agent.update(float(sp500[2000 + n]))
+    back = type(agent).from_state(agent.state())
+    assert back.diagnostics == agent.diagnostics
+
+
+def _as_before(d: Diagnostics) -> Diagnostics:
+    """``d`` without ``particles`` in its instance state, as pickled before the field."""
+    object.__delattr__(d, "particles")
+    assert "particles" not in vars(d)
+    return d
+
+
+def test_diagnostics_pickled_before_the_field_read_back() -> None:
+    state = {"method": "smc", "rhat": {"mu": 1.002}, "ess_bulk": {"mu": 1700.0},
+             "ess_tail": {"mu": 1600.0}, "ess": 380.0, "acceptance": 0.4, "draws": 2000,
+             "seconds": 1.5}
+    blob = pickle.dumps(_as_before(Diagnostics(**state)))
+    assert b"particles" not in blob
+    back = pickle.loads(blob)
+    assert type(back) is Diagnostics and back.particles is None
+    assert back == Diagnostics(**state)
+    assert back.ess_fraction == pytest.approx(0.19)  # of the draws, as before
+    assert not fit_failed(back, SignalConfig())
+    assert fit_failed(dataclasses.replace(back, ess=90.0), SignalConfig())
+    # and one made now round-trips with its cloud
+    now = dataclasses.replace(back, particles=500)
+    assert pickle.loads(pickle.dumps(now)) == now

@@ -362,7 +362,10 @@ def book_var(
     frame, pos = _book_frame(data, book, kind, tuple(trade or ()))
     assets = tuple(str(c) for c in frame.columns)
     d = _trade_vector(trade, assets)
-    x = frame.to_numpy()[-window:]
+    from .data import mark_judged
+
+    # the frame was judged where it entered (_book_frame): its window is not judged again
+    x = mark_judged(frame.to_numpy()[-window:])
     as_of = frame.index[-1].to_pydatetime().replace(tzinfo=UTC)
     names = list(agents) if agents is not None else list(DEFAULT_BOOK_AGENTS)
     classes = [book_agent_class(n) for n in names]
@@ -617,7 +620,9 @@ def book_backtest(
     if len(frame) < window + 1:
         raise InvalidBook(f"the book's assets share {len(frame)} days; a {window}-day window "
                           "needs more")
-    x = frame.to_numpy()
+    from .data import mark_judged
+
+    x = mark_judged(frame.to_numpy())  # judged where it entered (_book_frame)
     names = list(agents) if agents is not None else list(DEFAULT_BOOK_AGENTS)
     rows = {book_agent_class(n).name: BookRow(book_agent_class(n)(), x, pos) for n in names}
     series = next(iter(rows.values())).series

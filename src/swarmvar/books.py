@@ -30,8 +30,9 @@ from .data import (
     MAX_ABS_RETURN,
     check_dates,
     is_from_prices,
+    judge_asset_columns,
     mark_from_prices,
-    moves_like_prices,
+    mark_judged,
     naming,
     read_table,
     refuse_non_numbers,
@@ -173,6 +174,9 @@ def check_returns(returns: pd.DataFrame, *, dropna: bool = False,
     that last rule, as does a frame carrying the mark of
     :func:`swarmvar.data.mark_from_prices` for its values (:func:`prices_to_returns`);
     the result of a check that skipped the rule carries the mark, for its values.
+    The memory of the result's values is marked judged either way
+    (:func:`swarmvar.data.mark_judged`): a window of them handed to a joint
+    agent's ``fit`` is not judged again.
 
     Raises
     ------
@@ -185,6 +189,7 @@ def check_returns(returns: pd.DataFrame, *, dropna: bool = False,
     out = _check_returns(r, max_abs=max_abs, where=lambda i: where(int(pos[i])),
                          judge_prices=judge_prices and not given,
                          stale=_stale_mark_hint(returns))
+    mark_judged(out.to_numpy())  # judged (or deliberately not): a window of it is not again
     return mark_from_prices(out) if given or not judge_prices else out
 
 
@@ -199,13 +204,8 @@ def _check_returns(r: pd.DataFrame, *, max_abs: float, where: RowName,
         raise InvalidReturns(f"return of {r.columns[j]} on {when(r.index[i])} "
                              f"({where(int(i))}) is {float(values[i, j])!r}, beyond |r| <= "
                              f"{max_abs:g}{hint}")
-    judged = r.columns if judge_prices else []
-    for j, col in enumerate(judged):  # a rate or penny price below 1 passes |r| <= 1
-        why = moves_like_prices(values[:, j][np.isfinite(values[:, j])])
-        if why is not None:
-            raise InvalidReturns(f"the returns of {col} look like prices or rates, not returns: "
-                                 f"{why}; if they are prices, pass kind='price' (--kind price "
-                                 f"on the command line){stale}")
+    if judge_prices:  # a rate or penny price below 1 passes |r| <= 1
+        judge_asset_columns(values, r.columns, kind_hint=True, stale=stale)
     return r
 
 

@@ -6,7 +6,9 @@ arrays - noise of any size, subnormal values, one-signed walks, pegs, walks
 with a tiny or huge first value - never raise anything but a
 :class:`~swarmvar.errors.SwarmVarError`, and a univariate agent refuses an
 array for looking like prices exactly when :func:`swarmvar.data.as_array`
-(the door of ``var`` and ``backtest``) does.
+(the door of ``var`` and ``backtest``) does. A view of an array is judged
+(:func:`swarmvar.data.is_judged`) exactly when every one of its elements lies in a
+view marked (:func:`swarmvar.data.mark_judged`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from swarmvar.data import as_array, moves_like_prices
+from swarmvar.data import as_array, is_judged, mark_judged, moves_like_prices
 from swarmvar.errors import ConvergenceWarning, InvalidReturns, SwarmVarError
 from swarmvar.models import agent_class, book_agent_class
 
@@ -117,3 +119,41 @@ def test_fit_of_random_lists_raises_only_swarmvar_errors(values: list[Any]) -> N
         assert str(exc)
         return
     assert moves_like_prices(np.asarray(values, dtype=float)) is None
+
+
+@st.composite
+def cuts(draw: st.DrawFn, n: int) -> slice:
+    """A slice of ``n`` items: any start, stop and step (negative too)."""
+    start = draw(st.one_of(st.none(), st.integers(-n - 1, n + 1)))
+    stop = draw(st.one_of(st.none(), st.integers(-n - 1, n + 1)))
+    return slice(start, stop, draw(st.sampled_from([None, 1, 2, 3, -1, -2])))
+
+
+@st.composite
+def marked_views(draw: st.DrawFn) -> tuple[np.ndarray, list[tuple[slice, ...]], tuple[slice, ...]]:
+    """An array (C or F order, 1-D or 2-D), the views of it marked, and a view to ask about."""
+    shape = draw(st.one_of(st.tuples(st.integers(1, 60)),
+                           st.tuples(st.integers(1, 40), st.integers(1, 40))))
+    base = np.zeros(shape, order=draw(st.sampled_from(["C", "F"])))
+
+    def view() -> tuple[slice, ...]:
+        return tuple(draw(cuts(n)) for n in shape)
+
+    return base, [view() for _ in range(draw(st.integers(1, 3)))], view()
+
+
+@FUZZ
+@given(marked_views(), st.booleans())
+def test_a_view_is_judged_exactly_when_its_bytes_were_marked(
+        case: tuple[np.ndarray, list[tuple[slice, ...]], tuple[slice, ...]], back: bool) -> None:
+    """Byte ranges (data.mark_judged): a view is judged when every element it shows lies in a
+    marked view, and only then - other columns, earlier rows, the gaps of a strided mark."""
+    base, marks, asked = case
+    # each element's number, laid out as base's memory is (base.ravel(order="K") order)
+    cell = np.empty(base.shape, dtype=np.int64)
+    cell.ravel(order="K")[:] = np.arange(base.size)
+    for m in marks:
+        mark_judged(base[m])
+    marked = set().union(*(cell[m].ravel().tolist() for m in marks))
+    view = base[asked][::-1] if back and base[asked].ndim == 1 else base[asked]
+    assert is_judged(view) == (set(cell[asked].ravel().tolist()) <= marked)

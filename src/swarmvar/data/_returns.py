@@ -8,12 +8,14 @@ first, so bad input is refused naming the first bad row.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 import numbers
 import sys
+import threading
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
@@ -122,17 +124,41 @@ def mark_from_prices(data: _Frame) -> _Frame:
 
 
 class _JudgedRef(weakref.ref):  # type: ignore[type-arg]
-    """A weak reference to a judged array that knows its key in :data:`_JUDGED`."""
+    """A weak reference to an array that owns judged memory, with the byte ranges marked in it.
 
-    __slots__ = ("key",)
+    ``whole``: all of the owner's memory is marked (:func:`as_array`'s copy, a whole
+    Series' values: no address is needed to judge a view of it); else ``starts``/``ends``:
+    the marked byte ranges ``[start, end)``, sorted and merged (addresses), and
+    ``layouts``: the exact layouts of the marked arrays that are not one block of memory
+    (the most recent :data:`_MAX_LAYOUTS`): such an array asked about as it is is found
+    at once, and one too scattered to list as ranges (:data:`MAX_MARKED_RUNS`) only so.
+    """
+
+    __slots__ = ("key", "whole", "starts", "ends", "layouts")
     key: int
+    whole: bool
+    starts: list[int]
+    ends: list[int]
+    layouts: dict[tuple[int, tuple[int, ...], tuple[int, ...], int], None]
 
 
 #: The plain arrays judged where they entered, or deliberately not (:func:`mark_judged`):
-#: ``id`` of the array that owns the memory -> a weak reference to it (gone with the array).
+#: ``id`` of the array that owns the memory -> a weak reference to it (gone with the array)
+#: that holds the byte ranges marked in that memory (a view marks its own bytes only).
 _JUDGED: dict[int, _JudgedRef] = {}
+#: Guards :data:`_JUDGED` (marks, look-ups and the weak references' callbacks, from any
+#: thread; re-entrant: a callback may run while its own thread holds it).
+_JUDGED_LOCK = threading.RLock()
 #: True inside :func:`judged_inputs`: a driver's scope whose data was judged where it entered.
 _JUDGED_SCOPE: ContextVar[bool] = ContextVar("swarmvar_judged_inputs", default=False)
+#: The most contiguous byte runs one marked array is recorded as (a window of a frame's
+#: columns is one run per column): a more scattered array (a strided view) is recorded by
+#: its exact layout, so that it, and only it, is judged.
+MAX_MARKED_RUNS = 4096
+#: The most exact layouts kept per owner (the oldest is dropped beyond it).
+_MAX_LAYOUTS = 64
+
+_Layout = tuple[int, tuple[int, ...], tuple[int, ...], int]
 
 
 def _owner(x: NDArray[Any]) -> NDArray[Any]:
@@ -142,67 +168,204 @@ def _owner(x: NDArray[Any]) -> NDArray[Any]:
     return x
 
 
+def _contiguous(x: NDArray[Any]) -> bool:
+    """Whether ``x``'s elements fill one block of memory (C or Fortran order)."""
+    return bool(x.flags.c_contiguous or x.flags.f_contiguous)
+
+
+def _address(x: NDArray[Any]) -> int:
+    """The address of ``x``'s first element."""
+    return int(x.__array_interface__["data"][0])
+
+
+def _layout(x: NDArray[Any]) -> _Layout:
+    """Where ``x``'s elements are: first address, shape, strides, item size."""
+    return _address(x), tuple(x.shape), tuple(x.strides), x.itemsize
+
+
+def _extent(x: NDArray[Any]) -> tuple[int, int]:
+    """The bytes ``[low, high)`` from ``x``'s lowest to its highest element (``byte_bounds``)."""
+    low = high = _address(x)
+    for n, s in zip(x.shape, x.strides, strict=True):
+        if s < 0:
+            low += s * (n - 1)
+        else:
+            high += s * (n - 1)
+    return low, high + x.itemsize
+
+
+def _runs(x: NDArray[Any]) -> list[tuple[int, int]] | None:
+    """The contiguous byte ranges ``[start, end)`` ``x``'s elements occupy, sorted and merged.
+
+    None when there would be more than :data:`MAX_MARKED_RUNS` (a scattered strided view).
+    """
+    if x.size == 0:
+        return []
+    if _contiguous(x):
+        lo, hi = _extent(x)
+        return [(lo, hi)]
+    start = _address(x)
+    axes: list[tuple[int, int]] = []
+    for n, s in zip(x.shape, x.strides, strict=True):
+        if n == 1 or s == 0:  # one element, or the same one repeated (broadcast)
+            continue
+        if s < 0:  # the same bytes, walked from the other end
+            start += s * (n - 1)
+            s = -s
+        axes.append((s, n))
+    axes.sort()
+    block, i = x.itemsize, 0
+    while i < len(axes) and axes[i][0] == block:  # the inner axes laid end to end
+        block *= axes[i][1]
+        i += 1
+    if math.prod(n for _, n in axes[i:]) > MAX_MARKED_RUNS:
+        return None
+    offsets = np.zeros(1, dtype=np.int64)
+    for s, n in axes[i:]:
+        offsets = (offsets[:, None] + np.arange(n, dtype=np.int64) * s).reshape(-1)
+    return _merged([(start + o, start + o + block) for o in sorted(offsets.tolist())])
+
+
+def _merged(runs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted byte ranges with the overlapping and touching ones joined."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(runs):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
 def _forget(ref: _JudgedRef) -> None:
     """Drop a judged array's entry when the array goes (the weak reference's callback)."""
-    if _JUDGED.get(ref.key) is ref:
-        del _JUDGED[ref.key]
+    with _JUDGED_LOCK:
+        if _JUDGED.get(ref.key) is ref:
+            del _JUDGED[ref.key]
 
 
-def _remember(owner: NDArray[Any]) -> None:
-    """Mark ``owner``, an array that owns its memory, as judged (once)."""
-    key = id(owner)
-    ref = _JUDGED.get(key)
-    if ref is None or ref() is not owner:
-        ref = _JudgedRef(owner, _forget)
-        ref.key = key
-        _JUDGED[key] = ref
+def _remember(x: NDArray[Any]) -> None:
+    """Mark the bytes of ``x`` (an array or a view) as judged, in the array that owns them."""
+    owner = _owner(x)
+    whole = x is owner or (x.nbytes == owner.nbytes and _contiguous(x) and _contiguous(owner))
+    runs = None if whole else _runs(x)
+    # a scattered view (a window of a frame's columns) is asked about as it is, most often
+    layout = _layout(x) if not whole and not _contiguous(x) else None
+    with _JUDGED_LOCK:
+        key = id(owner)
+        ref = _JUDGED.get(key)
+        if ref is None or ref() is not owner:
+            ref = _JudgedRef(owner, _forget)
+            ref.key, ref.whole, ref.starts, ref.ends, ref.layouts = key, False, [], [], {}
+            _JUDGED[key] = ref
+        if whole:
+            ref.whole = True
+        if ref.whole:
+            return  # every view lies inside memory marked whole
+        if layout is not None:
+            ref.layouts[layout] = None
+            if len(ref.layouts) > _MAX_LAYOUTS:
+                del ref.layouts[next(iter(ref.layouts))]
+        if runs:
+            merged = _merged([*zip(ref.starts, ref.ends, strict=True), *runs])
+            # new lists, swapped in whole: a reader holds the old pair or the new one
+            ref.starts, ref.ends = [lo for lo, _ in merged], [hi for _, hi in merged]
+
+
+def _marked(x: NDArray[Any]) -> bool:
+    """Whether every byte of ``x`` lies in a range marked judged (or ``x`` was marked as is)."""
+    owner = _owner(x)
+    with _JUDGED_LOCK:
+        ref = _JUDGED.get(id(owner))
+        if ref is None or ref() is not owner:
+            return False
+        if ref.whole:
+            return True  # a view lies inside its owner's memory
+        starts, ends, layouts = ref.starts, ref.ends, ref.layouts
+
+    def inside(lo: int, hi: int) -> bool:
+        k = bisect.bisect_right(starts, lo) - 1
+        return k >= 0 and hi <= ends[k]
+
+    if x.size == 0:
+        return True  # no bytes, of marked memory
+    if inside(*_extent(x)):
+        return True  # the common case: a window of a marked array
+    if layouts and _layout(x) in layouts:
+        return True
+    if _contiguous(x):
+        return False
+    runs = _runs(x)
+    return runs is not None and all(inside(lo, hi) for lo, hi in runs)
 
 
 def mark_judged(x: NDArray[Any]) -> NDArray[Any]:
-    """Mark a plain array (and every view of its memory) as judged for price-likeness; return it.
+    """Mark a plain array's memory (its views' too) as judged for price-likeness; return it.
 
     The agents' public ``fit`` (:meth:`swarmvar.models.base.Agent.fit`,
     :meth:`swarmvar.models.joint_base.JointAgent.fit`) judges a plain array
-    as :func:`as_array` does (:func:`moves_like_prices`), unless it or the
-    array that owns its memory carries this mark: the drivers hand the agents
-    windows (views) of data judged where it entered, and judging each window
-    again would refuse returns computed from prices that the door let through
-    on purpose. :func:`as_array` marks what it returns, and
-    :func:`mark_from_prices` the values of the Series or frame it marks. The
-    mark lives as long as the array, in this process (a copy, an array made
-    from it, or one sent to another process is judged again); it is tied to
-    the memory, not to the values, so values written into a marked array in
-    place are not judged.
+    as :func:`as_array` does (:func:`moves_like_prices`), unless its memory
+    carries this mark: the drivers hand the agents windows (views) of data
+    judged where it entered, and judging each window again would refuse
+    returns computed from prices that the door let through on purpose.
+    :func:`as_array` marks what it returns, and :func:`mark_from_prices` the
+    values of the Series or frame it marks. The mark covers the bytes of
+    ``x`` only (their ranges in the array that owns them): a view marks its
+    own window, not the rest of the array (another column of the same
+    frame, earlier days). It lives as long as the array that owns the
+    memory, in this process (a copy, an array made from it, or one sent to
+    another process is judged again); it is tied to the memory, not to the
+    values, so values written into a marked array in place are not judged.
 
     Parameters
     ----------
     x : ndarray
-        The array (any view of it marks the array that owns the memory).
+        The array or view whose bytes are marked.
 
     Returns
     -------
     ndarray
         ``x``, unchanged.
+
+    Raises
+    ------
+    InvalidParameter
+        ``x`` is not a numpy array (a list has no memory to mark: pass it
+        through :func:`as_array`, which judges it and returns a marked array).
     """
-    _remember(_owner(x))
+    if not isinstance(x, np.ndarray):
+        raise InvalidParameter(
+            f"mark_judged marks a numpy array's memory, not a {type(x).__name__}; pass the "
+            "values through swarmvar.data.as_array (it judges them and returns a marked array)")
+    _remember(x)
     return x
+
+
+def _plain_values(data: object) -> NDArray[Any] | None:
+    """A Series' or frame's ``to_numpy()`` (None: not pandas, or not convertible)."""
+    if not isinstance(data, (pd.Series, pd.DataFrame)):
+        return None
+    try:
+        values = data.to_numpy()
+    except (TypeError, ValueError):
+        return None
+    return values if isinstance(values, np.ndarray) else None
 
 
 def is_judged(data: object) -> bool:
     """Whether an agent's ``fit`` takes ``data`` as judged already (:func:`mark_judged`).
 
-    True inside :func:`judged_inputs`, and for a numpy array whose memory is
-    owned by a marked array (the array itself or what it is a view of).
-    False for anything else (lists; a Series or frame is judged by its own
-    mark, :func:`is_from_prices`).
+    True inside :func:`judged_inputs`; for a numpy array every byte of which
+    lies in marked memory (a marked array, a window of one); and for a
+    pandas Series or DataFrame whose ``to_numpy()`` does (a slice of a
+    Series or frame :func:`mark_from_prices` marked: ``rets.iloc[-100:]``).
+    False for anything else (lists; a copy; another column of a frame one
+    column of which was marked).
     """
     if _JUDGED_SCOPE.get():
         return True
-    if not isinstance(data, np.ndarray):
-        return False
-    owner = _owner(data)
-    ref = _JUDGED.get(id(owner))
-    return ref is not None and ref() is owner
+    values = _plain_values(data) if not isinstance(data, np.ndarray) else data
+    return values is not None and _marked(values)
 
 
 @contextmanager
@@ -222,16 +385,18 @@ def judged_inputs() -> Iterator[None]:
 
 
 def _mark_buffer(data: object) -> None:
-    """Mark the memory a Series' or frame's plain values live in (when ``to_numpy`` shares it)."""
-    to_numpy = getattr(data, "to_numpy", None)
-    if to_numpy is None:
+    """Mark the memory a Series' or frame's plain values live in (when ``to_numpy`` shares it).
+
+    ``to_numpy()`` is the data's own memory when two calls share it (a view in
+    pandas 3, the Series' own array in pandas 2, whose ``base`` is None); a
+    fresh copy each time (mixed dtypes) is left alone.
+    """
+    values = _plain_values(data)
+    if values is None or values.size == 0:
         return
-    try:
-        values = to_numpy()
-    except (TypeError, ValueError):
-        return
-    if isinstance(values, np.ndarray) and isinstance(values.base, np.ndarray):
-        mark_judged(values)  # a view of the data's own memory; a fresh copy is left alone
+    again = _plain_values(data)
+    if again is not None and (again is values or np.may_share_memory(values, again)):
+        _remember(values)
 
 
 #: What to add to a refusal of marked returns whose values no longer match the mark.
@@ -525,6 +690,44 @@ def as_array(
         )
     _remember(x)  # a fresh copy, judged (or deliberately not): its windows are not judged again
     return x
+
+
+def judge_asset_columns(values: NDArray[np.float64], names: Sequence[object] | None = None, *,
+                        kind_hint: bool = False, stale: str = "") -> None:
+    """Refuse the first column of ``values`` ``(T, N)`` that moves like prices or rates.
+
+    The one column rule and wording of a book's asset returns
+    (``books.check_returns``) and of a joint agent's ``fit``
+    (``models.joint_base.judge_columns``): :func:`moves_like_prices` on each
+    column's finite values, the message naming the column and ending as
+    :func:`as_array`'s does.
+
+    Parameters
+    ----------
+    values : ndarray, shape (T, N)
+        Asset returns, one column per asset (missing values are skipped).
+    names : sequence, optional
+        The columns' names (a frame's); ``asset j`` (from 0) without.
+    kind_hint : bool
+        The values entered as a table that can be read as prices (``kind``):
+        the message says so, as :func:`as_array` does for a file's column.
+    stale : str
+        What to add for a frame whose mark of returns from prices no longer
+        matches its values (:data:`STALE_MARK_HINT`, with a leading space).
+
+    Raises
+    ------
+    InvalidReturns
+        Naming the first column that moves like prices and what gave it away.
+    """
+    for j in range(values.shape[1]):
+        column = values[:, j]
+        why = moves_like_prices(column[np.isfinite(column)])
+        if why is not None:
+            col = f"asset {j}" if names is None else str(names[j])
+            raise InvalidReturns(
+                f"the returns of {col} look like prices or rates, not returns: {why}; "
+                f"{_READ_AS_PRICES if kind_hint else TO_RETURNS_HINT}{stale}")
 
 
 #: numpy kinds of real numbers: float, signed and unsigned int (bool ``b`` is not one).

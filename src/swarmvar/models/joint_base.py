@@ -35,13 +35,13 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..data import (
     MAX_ABS_RETURN,
-    TO_RETURNS_HINT,
     is_from_prices,
     is_judged,
+    judge_asset_columns,
     mark_judged,
-    moves_like_prices,
     refuse_non_numbers,
 )
+from ..data._returns import _stale_mark_hint
 from ..errors import InvalidParameter, InvalidReturns
 from ..types import Forecast
 from .base import Agent, Seed
@@ -137,10 +137,11 @@ def judge_columns(returns: object, x: FloatArray) -> FloatArray:
 
     ``returns`` is what the caller handed in (``x`` its checked copy): a
     DataFrame carrying :func:`~swarmvar.data.mark_from_prices`'s mark, or an
-    array :func:`~swarmvar.data.is_judged` takes as judged (a window of a
-    book's frame the drivers judged where it entered), is not judged again.
-    The rule is :func:`~swarmvar.data.moves_like_prices`, column by column,
-    as ``books.check_returns`` applies it. ``x`` comes back marked judged.
+    array or frame :func:`~swarmvar.data.is_judged` takes as judged (a window
+    of a book's frame the drivers judged where it entered, a slice of a
+    marked frame), is not judged again. The rule and its message are
+    :func:`~swarmvar.data.judge_asset_columns`, as ``books.check_returns``
+    applies them. ``x`` comes back marked judged.
 
     Raises
     ------
@@ -149,13 +150,8 @@ def judge_columns(returns: object, x: FloatArray) -> FloatArray:
         DataFrame) and what gave it away.
     """
     if not (is_judged(returns) or is_from_prices(returns)):
-        names = getattr(returns, "columns", None)
-        for j in range(x.shape[1]):
-            why = moves_like_prices(x[:, j])
-            if why is not None:
-                col = f"asset {j}" if names is None else f"{names[j]!s}"
-                raise InvalidReturns(f"the returns of {col} look like prices or rates, not "
-                                     f"returns: {why}; {TO_RETURNS_HINT}")
+        judge_asset_columns(x, getattr(returns, "columns", None),
+                            stale=_stale_mark_hint(returns))
     return mark_judged(x)
 
 

@@ -9,10 +9,12 @@ models know nothing of sandboxes; these are only their entry points.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
 
+from ..data import judged_inputs
 from ..errors import InvalidParameter
 from .registry import agent_class
 
@@ -50,16 +52,42 @@ def forecast_path(params: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
                   seed: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """A backtest row: fit on the first ``window`` returns, then forecast-then-update each day.
 
-    ``params``: ``agent``, ``options``, ``alphas``, ``window``, ``refit_every``.
+    ``params``: ``agent``, ``options``, ``alphas``, ``window``, ``refit_every``,
+    and ``judged`` (default false): true when the caller judged the returns
+    where they entered (:func:`swarmvar.data.as_array`, as the canary's
+    ``validate_variant`` does) - the mark of that does not travel into a
+    sandbox, so the fits run inside :func:`swarmvar.data.judged_inputs` and
+    the windows of returns worked out from prices are not refused for
+    looking like prices; without it each fit judges its window.
     Returns ``arrays['var']`` and ``arrays['es']`` of shape (days, levels),
     the one-day VaR/ES made before each day's return is seen.
+
+    Raises
+    ------
+    InvalidParameter
+        A window or refit interval out of range, ``judged`` not true/false,
+        or no agent named.
+    InvalidReturns
+        The agent refused a window (a window that looks like prices, unless
+        ``judged``).
     """
     x = np.asarray(arrays["returns"], dtype=float)
     window = int(params.get("window", 1000))
     refit = int(params.get("refit_every", 20))
     alphas = tuple(float(a) for a in params.get("alphas", [0.99]))
+    judged = params.get("judged", False)
+    if not isinstance(judged, bool):
+        raise InvalidParameter(f"forecast_path's 'judged' must be true or false, not {judged!r}")
     if not 2 <= window < x.size or refit < 1:
         raise InvalidParameter("forecast_path needs 2 <= window < len(returns), refit_every >= 1")
+    with judged_inputs() if judged else nullcontext():
+        return _forecast_path(params, x, window, refit, alphas, seed)
+
+
+def _forecast_path(params: Mapping[str, Any], x: np.ndarray, window: int, refit: int,
+                   alphas: tuple[float, ...], seed: int
+                   ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """:func:`forecast_path`'s fits and forecasts, its parameters checked."""
     agent = _agent(params)
     agent.fit(x[:window], seed=seed)
     days = x.size - window

@@ -26,7 +26,9 @@ and constructor parameters, and then:
 
 A sandbox of backend ``none`` (no walls, only when asked) leaves a warning
 entry in the ledger before the task runs. Inputs are checked before anything
-runs or is stored, so a failure inside the sandbox is the variant's.
+runs or is stored, so a failure inside the sandbox is the variant's; the task
+is told so (``judged``), and its fits do not judge the windows of returns
+again (returns worked out from prices pass the entry check on purpose).
 """
 
 from __future__ import annotations
@@ -237,8 +239,12 @@ def validate_variant(
             **base, "event": "sandbox_warning",
             "warning": "the canary ran without isolation (--sandbox none): its code could "
                        "read the data home and reach the network"}).index)
+    # judged: x passed as_array's entry check above (returns worked out from prices, marked,
+    # are let through there); the mark does not travel into the sandbox, so the task's fits
+    # do not judge its windows again (models.task.forecast_path)
     task = Task(ENTRY, {"agent": v.agent_class, "options": base["parameters"],
-                        "alphas": list(levels), "window": win, "refit_every": every},
+                        "alphas": list(levels), "window": win, "refit_every": every,
+                        "judged": True},
                 {"returns": x}, seed=s)
     started = clock()
     try:

@@ -1,5 +1,6 @@
 """The arbiter's fit-health rule (``signals.fit_failed``): MCMC's bulk/tail ESS against the
-absolute 400, the particle weights' ESS as a share of the draws; a healthy 500-particle
+absolute 400, the particle weights' ESS as a share of the cloud (of the draws when the cloud's
+size is not given); a healthy 500-particle
 cloud between rejuvenations is not "no usable forecast"."""
 
 from __future__ import annotations
@@ -24,30 +25,36 @@ CONFIG = SignalConfig()
 FIT = {"mu": 1.0004, "omega": 1.002}  # a particle agent's fit: R-hat and ESS over its runs
 
 
-def smc(ess: float, draws: int | None = 2000, bulk: float = 1700.0) -> Diagnostics:
-    """A particle agent's diagnostics: 4 runs x 500 particles fitted, ``ess`` now."""
+def smc(ess: float, draws: int | None = 2000, bulk: float = 1700.0,
+        particles: int | None = 500) -> Diagnostics:
+    """A particle agent's diagnostics: 4 runs x 500 particles fitted, a cloud of 500 online,
+    ``ess`` now."""
     return Diagnostics(method="smc", rhat=FIT, ess_bulk={k: bulk for k in FIT},
-                       ess_tail={k: bulk - 100.0 for k in FIT}, ess=ess, draws=draws)
+                       ess_tail={k: bulk - 100.0 for k in FIT}, ess=ess, draws=draws,
+                       particles=particles)
 
 
 def test_a_healthy_particle_cloud_between_rejuvenations_passes() -> None:
-    d = smc(380.0)  # GarchT's 500 particles at 76 % (0.19 of its 2,000 draws)
+    d = smc(380.0)  # GarchT's 500 particles at 76 %
     assert d.min_ess == 380.0 and d.min_ess < CONFIG.min_ess  # what the old rule read
-    assert d.ess_fraction == pytest.approx(0.19)
+    assert d.ess_fraction == pytest.approx(0.76)
+    # without the cloud's size the share falls back to the draws (0.19 of 2,000)
+    assert smc(380.0, particles=None).ess_fraction == pytest.approx(0.19)
+    assert not fit_failed(smc(380.0, particles=None), CONFIG)
     assert not fit_failed(d, CONFIG)
     # at the agents' own resample trigger (half the cloud) too
     assert not fit_failed(smc(250.0), CONFIG)
 
 
 def test_particle_weights_below_the_share_fail() -> None:
-    cut = CONFIG.min_ess_fraction * 2000
+    cut = CONFIG.min_ess_fraction * 500  # of the cloud, not of the 2,000 draws
     assert fit_failed(smc(cut - 1.0), CONFIG)
     assert not fit_failed(smc(cut), CONFIG)
     # the share is the config's: a stricter one fails the healthy cloud
-    assert fit_failed(smc(380.0), SignalConfig(min_ess_fraction=0.2))
-    # without draws there is no share: the absolute ESS is held to min_ess
-    assert fit_failed(smc(380.0, draws=None), CONFIG)
-    assert not fit_failed(smc(450.0, draws=None), CONFIG)
+    assert fit_failed(smc(380.0), SignalConfig(min_ess_fraction=0.8))
+    # neither the cloud nor the draws given: no share, the absolute ESS is held to min_ess
+    assert fit_failed(smc(380.0, draws=None, particles=None), CONFIG)
+    assert not fit_failed(smc(450.0, draws=None, particles=None), CONFIG)
 
 
 def test_mcmc_bulk_and_tail_ess_keep_the_absolute_400() -> None:
@@ -77,7 +84,7 @@ def test_read_beat_marks_only_the_unhealthy_agent_failed() -> None:
     history = simulated_history(20, seed=3)
     a, b, c = history.agents[:3]
     report = dataclasses.replace(history.beat(5, "p"), diagnostics={
-        a: smc(380.0), b: smc(50.0), c: Diagnostics(method="nuts", rhat={"mu": 1.0},
+        a: smc(380.0), b: smc(20.0), c: Diagnostics(method="nuts", rhat={"mu": 1.0},
                                                     ess_bulk={"mu": 300.0})})
     _, signals = read_beat(SignalMemory(), report, CONFIG)
     assert [signals.agent(n).failed for n in (a, b, c)] == [False, True, True]

@@ -97,3 +97,18 @@ def test_book_settings_refuses_wrong_flags_without_assert() -> None:
         book_settings("var --book", dict.fromkeys([*keys, "no-such-key"]))
     with pytest.raises(TypeError, match="reads exactly"):
         book_settings("var --book", dict.fromkeys(keys[1:]))
+
+
+def test_last_n_of_a_steep_price_series_keeps_its_mark(tmp_path: Path) -> None:
+    """``--last N`` slices the returns worked out from prices: the slice keeps their mark
+    (it was refused as a stale mark before, ``var`` and ``backtest`` alike)."""
+    prices, _ = _steep(tmp_path)
+    home = tmp_path / "home"
+    code, out = invoke("var", "--data", str(prices), "--column", "X", "--kind", "price",
+                       "--last", "300", "--agents", "nig,bootstrap", "--no-consensus",
+                       "--home", str(home), "--quiet")
+    assert code == 0, out
+    code, out = invoke("backtest", "--data", str(prices), "--column", "X", "--kind", "price",
+                       "--last", "300", "--window", "250", "--agents", "nig", "--workers", "1",
+                       "--no-record", "--home", str(home), "--quiet")
+    assert code == 0, out

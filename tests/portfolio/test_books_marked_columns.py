@@ -42,9 +42,8 @@ def test_a_window_of_marked_returns_is_refused_naming_the_way_out() -> None:
     r = data.prices_to_returns(_steep_prices(400)["HYP"])
     window = r.iloc[-300:]
     assert not data.is_from_prices(window)
-    with pytest.raises(InvalidReturns, match="like prices") as exc:
-        agent_class("bootstrap")().fit(window, seed=0)
-    assert STALE_MARK_HINT in str(exc.value)
+    # an agent's fit reads the window's memory, which the mark judged: it fits
+    agent_class("bootstrap")().fit(window, seed=0)
     with pytest.raises(InvalidReturns) as exc:
         data.validate(window)
     assert STALE_MARK_HINT in str(exc.value)

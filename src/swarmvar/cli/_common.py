@@ -535,7 +535,9 @@ def load_series(source: str, column: str | None, kind: str, last: int | None,
     else:
         series = data.read(source, column, kind=kind, dropna=dropna)  # type: ignore[arg-type]
     if last is not None:
-        series = series.iloc[-last:]
+        tail = series.iloc[-last:]
+        # returns worked out from prices keep their mark (a slice is new data to the mark)
+        series = data.mark_from_prices(tail) if data.is_from_prices(series) else tail
     return series
 
 

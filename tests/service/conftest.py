@@ -114,7 +114,14 @@ class Server:
 
 
 def start_server(home: Path, keys: Path, *args: str, scheme: str = "http",
-                 env: dict[str, str] | None = None, verify: object = False) -> Server:
+                 env: dict[str, str] | None = None, verify: object = False,
+                 port: int | None = None) -> Server:
+    """A ready ``swarmvar serve`` over ``home``, logging to ``home/server-<port>.log``; on
+    ``port`` if given (a server started again on a stopped one's port: the log goes on),
+    else on a free one."""
+    if port is not None:
+        return _start_server(home, keys, *args, scheme=scheme, env=env, verify=verify,
+                             port=port)
     # the port is free when picked, bound by the server a moment later: another process may
     # take it in between (a loaded CI); a server that exits on "address in use" is started
     # again on a new port (bounded), anything else is raised at once
@@ -132,12 +139,13 @@ class _PortTaken(RuntimeError):
 
 
 def _start_server(home: Path, keys: Path, *args: str, scheme: str,
-                  env: dict[str, str] | None, verify: object) -> Server:
-    port = free_port()
+                  env: dict[str, str] | None, verify: object, port: int | None = None) -> Server:
+    given = port is not None
+    port = free_port() if port is None else port
     log = home / f"server-{port}.log"
     cmd = [PYTHON, "-c", "from swarmvar.cli import main; main()", "serve", "--port", str(port),
            "--home", str(home), "--keys", str(keys), *args]
-    with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
+    with open(log, "ab" if given else "wb") as out:  # the child keeps its own descriptor
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
                                 env={**os.environ, **(env or {})}, cwd=ROOT,
                                 start_new_session=True)
@@ -153,7 +161,8 @@ def _start_server(home: Path, keys: Path, *args: str, scheme: str,
             if httpx.get(url + "/readyz", verify=verify, timeout=1).status_code == 200:  # type: ignore[arg-type]
                 return Server(proc, url, log)
         except httpx.HTTPError:
-            time.sleep(0.1)
+            pass
+        time.sleep(0.1)  # not ready (no answer, or not yet 200): ask again in a moment
     Server(proc, url, log).stop(kill=True)
     raise RuntimeError(f"server did not become ready: {log.read_text()}")
 

@@ -25,7 +25,7 @@ import pytest
 
 from swarmvar.service.dashboard import interval_mass
 
-from .conftest import PYTHON, ROOT, Keys, Server, day, history, start_server
+from .conftest import ROOT, Keys, Server, day, history, start_server
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -181,8 +181,7 @@ def test_dashboard_shows_a_new_var_live(tmp_path: Path, session_keys: tuple[Path
             check_axes(page, points, 0)
             reason_heights(page, shown)
             page.screenshot(path=str(tmp_path / "dashboard-900.png"), full_page=True)
-            srv = not_live_while_away(page, srv, tmp_path, keys_path, killed)
-            server_factory.append(srv)
+            srv = not_live_while_away(page, srv, tmp_path, keys_path, killed, server_factory)
             assert page.inner_text("#status") == "live: book"
             assert httpx.post(srv.url + "/v1/portfolios/book/returns",
                               json={"date": day(41), "return": -0.02}, headers=w,
@@ -245,9 +244,11 @@ def reason_heights(page: Any, reasons: list[str]) -> None:
 
 
 def not_live_while_away(page: Any, srv: Server, home: Path, keys: Path,
-                        killed: list[bool]) -> Server:
+                        killed: list[bool], servers: list[Server]) -> Server:
     """Kills the server under the page: the page says at once that it is not live (since
-    when, and the last beat); starts it again on its port: live again. The new server."""
+    when, and the last beat); starts it again on its port (its log goes on; the new server
+    is put in ``servers`` at once, to be stopped whatever fails next): live again. The new
+    server."""
     assert page.inner_text("#status") == "live: book"
     killed.append(True)
     srv.stop(kill=True)
@@ -260,30 +261,11 @@ def not_live_while_away(page: Any, srv: Server, home: Path, keys: Path,
                         r"received \d\d:\d\d:\d\d\)", text), text
     assert page.get_attribute("#status", "class") == "bad"
     start = time.monotonic()
-    srv = restart(srv, home, keys)
+    srv = start_server(home, keys, port=int(srv.url.rsplit(":", 1)[1]))
+    servers.append(srv)
     back = time.monotonic()
     print(f"dashboard: server started again in {back - start:.3f} s")
     page.wait_for_selector("body[data-live='1']", timeout=20_000)
     print(f"dashboard: server back, live again in {time.monotonic() - back:.3f} s")
     return srv
-
-
-def restart(srv: Server, home: Path, keys: Path) -> Server:
-    """A new server on ``srv``'s port and home (``srv`` stopped), logging to the same file."""
-    port = srv.url.rsplit(":", 1)[1]
-    cmd = [PYTHON, "-c", "from swarmvar.cli import main; main()", "serve", "--port", port,
-           "--home", str(home), "--keys", str(keys)]
-    with open(srv.log, "ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                                start_new_session=True)
-    new = Server(proc, srv.url, srv.log)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(srv.url + "/readyz", timeout=1).status_code == 200:
-                return new
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    new.stop(kill=True)
-    raise RuntimeError(f"the server did not start again: {srv.log.read_text()[-2000:]}")
 

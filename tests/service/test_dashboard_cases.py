@@ -10,9 +10,13 @@ drops a reply for the previous portfolio; another portfolio shows nothing of the
 and keeps the chosen level by its alpha; overlapping connections leave one event stream; a
 card keeps the keyboard focus over a beat; the readout says why no forecast is in force. The
 status line says "live" only while the stream is open and delivering: not after a drop (with
-since when and the last beat), nor for a stream that opens and drops at once, nor for one the
-server refuses (it says why and tries again); a server unreachable or answering 503 at load
-is named and tried again. Debian's headless Chromium; no script error may occur."""
+since when and the last beat), nor for a stream that opens and drops at once, nor for one
+gone silent (no beat, no ping: it is opened again), nor for one the server refuses (it says
+why and tries again after a 503 or 429, at once if asked again it accepts; a 401 or 404
+waits for the user); a server unreachable or answering 503 at load is named and tried
+again, but no portfolio or a script error waits for the user. Failed details reads keep one
+try again pending, not one a beat; "no VaR yet" follows the beats. Debian's headless
+Chromium; no script error may occur but those a test makes."""
 
 from __future__ import annotations
 
@@ -59,15 +63,20 @@ def path_of(route: Any) -> str:
 
 
 class FakeApi:
-    """The API the page reads, from lists: ``/history`` gives ``points``; an open event stream
-    (:class:`StreamServer`) sends each list appended to ``events`` (and adds it to ``points``),
-    and stays open until :meth:`drop`. The ledger's size is the number of beats; the
-    consensus weight is all on an agent named after ``name``. A path in ``hold`` is not
-    answered: its next request is kept in ``held`` (and the path taken out of ``hold``) for
-    the test to answer with :meth:`release`. Faults: ``down`` (every request fails: no
-    answer), ``fail`` (the API's reads answer this status and error type), and for the
-    stream ``cut`` (it opens and ends at once) and ``refuse`` (it is answered with this
-    status and error type)."""
+    """The API the page reads, from lists: ``/history`` gives ``points``; the newest open
+    event stream (:class:`StreamServer`) sends each list appended to ``events`` (and adds it
+    to ``points``), a ``ping`` event every ``ping_s`` seconds, and stays open until
+    :meth:`drop`. The ledger's size is the number of beats; the consensus weight is all on
+    an agent named after ``name`` (``""``: the server runs no portfolio). A path in ``hold``
+    is not answered: its next request is kept in ``held`` (and the path taken out of
+    ``hold``) for the test to answer with :meth:`release`; a path in ``garble`` is answered
+    ``{}``. Faults: ``down`` (every request fails: no answer), ``fail`` (the API's reads
+    answer this status and error type; only the paths ending in one of ``fail_paths`` if
+    any), and for the stream ``cut`` (it opens and ends at once), ``refuse`` (it is
+    answered with this status and error type; the next ``refusals`` requests only, if not
+    None), ``silent`` (the open streams send nothing, a new one is not answered) and
+    ``probe_down`` (a request for it that is not an EventSource's, as the page's probe of
+    a refused stream, has no answer)."""
 
     def __init__(self, points: list[dict[str, Any]], name: str = "book") -> None:
         self.points = points
@@ -76,11 +85,19 @@ class FakeApi:
         self.urls: list[str] = []
         self.hold: set[str] = set()
         self.held: list[Any] = []
+        self.garble: set[str] = set()
         self.down = False
         self.fail: tuple[int, str] | None = None
+        self.fail_paths: tuple[str, ...] = ()
         self.cut = False
         self.refuse: tuple[int, str] | None = None
+        self.refusals: int | None = None
+        self.silent = False
+        self.probe_down = False
+        self.ping_s = 0.5
         self.drops = 0  # each :meth:`drop` ends the streams open then
+        self.streams = 0  # the EventSource requests so far: the last one is the newest
+        self.lock = threading.Lock()
 
     def drop(self) -> None:
         """Ends the open event streams (the page's browser reconnects by itself)."""
@@ -101,7 +118,8 @@ class FakeApi:
         if self.down and path.startswith("/v1/"):
             route.abort("connectionrefused")
             return
-        if self.fail and path.startswith("/v1/"):
+        if self.fail and path.startswith("/v1/") and (
+                not self.fail_paths or path.endswith(self.fail_paths)):
             status, kind = self.fail
             route.fulfill(status=status, content_type="application/json",
                           headers={"Retry-After": "1"}, body=json.dumps({"error": {
@@ -111,6 +129,9 @@ class FakeApi:
         if path in self.hold:
             self.hold.discard(path)
             self.held.append(route)
+            return
+        if path in self.garble:
+            route.fulfill(status=200, content_type="application/json", body="{}")
             return
         self.answer(route)
 
@@ -127,7 +148,7 @@ class FakeApi:
             route.fulfill(status=200, body=asset(name), content_type="text/css"
                           if name.endswith(".css") else "text/javascript")
         elif path == "/v1/portfolios":
-            answer([{"name": self.name}])
+            answer([{"name": self.name}] if self.name else [])
         elif path.endswith("/history"):
             answer(self.points)
         elif path.endswith("/var"):
@@ -175,9 +196,10 @@ class Books:
 
 class StreamServer(ThreadingHTTPServer):
     """The fake API's event streams, on a loopback port (the page is served from its origin,
-    so the stream is same-origin): a stream stays open, sends the beats the test appends to
-    ``events`` and a ping comment every 0.5 s, and ends on a :meth:`FakeApi.drop`, when the
-    page goes, when the server stops, or after 60 s. ``api`` is the test's API."""
+    so the stream is same-origin): a stream stays open, sends a ``ping`` event every
+    ``ping_s`` and, if it is the newest, the beats the test appends to ``events``, and ends
+    on a :meth:`FakeApi.drop`, when the page goes, when the server stops, or after 60 s.
+    ``api`` is the test's API."""
 
     daemon_threads = True
 
@@ -202,9 +224,20 @@ class StreamHandler(BaseHTTPRequestHandler):
             self.send_error(404)
             return
         fake.urls.append(path)
-        if fake.down:
+        # the page's probe of a refused stream is a fetch; an EventSource asks for a stream
+        probe = "text/event-stream" not in self.headers.get("Accept", "")
+        with fake.lock:
+            if not probe:
+                fake.streams += 1
+            mine = fake.streams
+        end = time.monotonic() + 60
+        while fake.silent and not self.server.stopping.is_set() and time.monotonic() < end:
+            time.sleep(0.02)  # not answered while silent (the page may give it up)
+        if fake.down or probe and fake.probe_down:
             return  # the connection closes with no answer
-        if fake.refuse:
+        if fake.refuse and fake.refusals != 0:
+            if fake.refusals is not None:
+                fake.refusals -= 1
             status, kind = fake.refuse
             body = json.dumps({"error": {"type": kind, "status": status,
                                          "message": f"{kind} (fake)", "request_id": "r1"}})
@@ -219,21 +252,29 @@ class StreamHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
         self.end_headers()
-        drops, end, ping = fake.drops, time.monotonic() + 60, 0.0
+        drops, ping = fake.drops, 0.0
         try:
             self.wfile.write(b"retry: 200\n\n")
             self.wfile.flush()
             while (not fake.cut and fake.drops == drops and time.monotonic() < end
                    and not self.server.stopping.is_set()):
-                if fake.events:
-                    sent = fake.events.pop(0)
+                sent = None
+                if fake.silent:  # a connection gone half-open: nothing comes
+                    time.sleep(0.02)
+                    continue
+                if not probe and mine == fake.streams:  # only the newest stream takes beats
+                    try:
+                        sent = fake.events.pop(0)
+                    except IndexError:
+                        pass
+                if sent:
                     fake.points.extend(sent)
                     self.wfile.write("".join(
                         f"event: beat\nid: {p['seq']}\ndata: {json.dumps(p)}\n\n"
                         for p in sent).encode())
                 elif time.monotonic() > ping:
-                    self.wfile.write(b": ping\n\n")
-                    ping = time.monotonic() + 0.5
+                    self.wfile.write(f"event: ping\ndata: {time.time()}\n\n".encode())
+                    ping = time.monotonic() + fake.ping_s
                 else:
                     time.sleep(0.02)
                     continue
@@ -284,7 +325,8 @@ def open_page(browser: Any, streams: StreamServer) -> Iterator[Any]:
     allowed: list[str] = []
 
     def opener(api: FakeApi | Books, width: int = 1280, init: str = "", live: bool = True,
-               faults: tuple[str, ...] = ()) -> Any:
+               faults: tuple[str, ...] = (),
+               fragment: str = "key=sv_test&portfolio=book") -> Any:
         streams.api = api
         allowed.extend(faults)
         page = browser.new_page(viewport={"width": width, "height": 900})
@@ -294,7 +336,7 @@ def open_page(browser: Any, streams: StreamServer) -> Iterator[Any]:
         page.on("pageerror", lambda e: failed.append(f"uncaught: {e}"))
         page.on("response", lambda r: r.status >= 400 and failed.append(f"{r.status} {r.url}"))
         page.route(lambda url: not urlsplit(url).path.endswith("/events"), api.handle)
-        page.goto(streams.origin + "/dashboard#key=sv_test&portfolio=book")
+        page.goto(f"{streams.origin}/dashboard#{fragment}")
         if live:
             page.wait_for_selector("body[data-live='1']", timeout=10_000)
         return page
@@ -699,6 +741,7 @@ def test_a_dropped_stream_is_not_live_until_it_delivers_again(open_page: Any) ->
     page = open_page(api, init=LIVE_LOG, faults=("ERR_EMPTY_RESPONSE",))
     api.events.append([beat(5)])
     page.wait_for_selector("#var-0[data-seq='5']", timeout=5_000)
+    wait_text(page, "#head-size", "6")  # beat 5's details read done before the outage
     api.down = True  # the server stops answering: the stream drops, reconnects fail
     api.drop()
     start = time.monotonic()
@@ -742,7 +785,9 @@ def test_a_stream_that_opens_and_drops_at_once_is_never_live(open_page: Any) -> 
     assert page.inner_text("#status") == "live: book"
 
 
-@pytest.mark.parametrize(("status", "kind"), [(503, "TooManyStreams"), (401, "Unauthenticated")])
+@pytest.mark.parametrize(("status", "kind"), [(503, "TooManyStreams"), (429, "RateLimited"),
+                                              (401, "Unauthenticated"),
+                                              (404, "UnknownPortfolio")])
 def test_a_refused_stream_says_why(open_page: Any, status: int, kind: str) -> None:
     api = FakeApi([beat(i) for i in range(5)])
     page = open_page(api, faults=(str(status),))
@@ -752,14 +797,14 @@ def test_a_refused_stream_says_why(open_page: Any, status: int, kind: str) -> No
     text = page.inner_text("#status")
     why = f"not live: the event stream was refused ({status} {kind}: {kind} (fake))"
     asked = events_opened(api)
-    if status == 503:  # tried again after Retry-After (1 s), until it is admitted
+    if status in (503, 429):  # tried again after Retry-After (1 s), until it is admitted
         m = re.fullmatch(f"{re.escape(why)}; trying again at {CLOCK} \\(last beat 4 received "
                          f"{CLOCK}\\)", text)
         assert m, text
         assert -3 < seconds_ago(page, m.groups()[:3]) <= 1, text
         api.refuse = None  # live again with no user action: the page tried again by itself
         page.wait_for_selector("body[data-live='1']", timeout=5_000)
-    else:  # the key is refused: the user must act, the page does not ask again by itself
+    else:  # the key or the name is refused: the user must act, the page does not ask again
         assert re.fullmatch(f"{re.escape(why)}; press connect to try again \\(last beat 4 "
                             f"received {CLOCK}\\)", text), text
         page.wait_for_timeout(1_500)
@@ -806,3 +851,142 @@ def test_a_503_from_storage_on_the_details_is_named_and_asked_again(open_page: A
     api.fail = None  # no beat comes: the page asks again by itself (Retry-After 1 s)
     wait_text(page, "#status", "live: book")
     wait_text(page, "#head-size", "6")
+
+
+def details_reads(api: FakeApi) -> int:
+    return api.urls.count(f"/v1/portfolios/{api.name}/var")
+
+
+def test_failed_details_reads_keep_one_try_again_pending(open_page: Any) -> None:
+    api = FakeApi([beat(i) for i in range(5)])
+    page = open_page(api, faults=("503",))
+    wait_text(page, "#head-size", "5")
+    api.fail = (503, "LedgerUnavailable")  # with Retry-After: 1; the stream stays open
+    for seq in range(5, 17):  # 12 beats, each one's details read failing before the next
+        read = details_reads(api)
+        api.events.append([beat(seq)])
+        page.wait_for_selector(f"#var-0[data-seq='{seq}']", timeout=5_000)
+        for _ in range(100):
+            if details_reads(api) > read:
+                break
+            page.wait_for_timeout(20)
+    page.wait_for_timeout(100)  # the last read's answer
+    before = details_reads(api)
+    page.wait_for_timeout(3_000)  # no beat: only the tries again read
+    reads = details_reads(api) - before
+    print(f"dashboard: 12 failed details reads, then {reads} /var reads in 3 s")
+    # one chain of tries again, every Retry-After (1 s): about 3, not one chain a beat (36)
+    assert 1 <= reads <= 6, reads
+    api.fail = None
+    wait_text(page, "#head-size", "17")
+    assert page.inner_text("#status") == "live: book"
+
+
+#: every text the status line showed, in order (``window.said``)
+STATUS_LOG = """
+window.said = [];
+document.addEventListener('DOMContentLoaded', () => new MutationObserver((records) => {
+  for (const r of records) for (const n of r.addedNodes) window.said.push(n.textContent);
+}).observe(document.getElementById('status'), { childList: true }));
+"""
+
+
+def test_a_silent_stream_is_not_live_and_is_opened_again(open_page: Any) -> None:
+    api = FakeApi([beat(i) for i in range(5)])
+    api.ping_s = 0.1
+    # 3 pings of 0.3 s: a stream that sends nothing for 0.9 s is silent
+    page = open_page(api, init=LIVE_LOG + "window.SWARMVAR_PING_MS = 300;")
+    opened = events_opened(api)
+    page.wait_for_timeout(1_300)  # no beat, the pings only: live all along, the same stream
+    assert events_opened(api) == opened and page.get_attribute("body", "data-live") == "1"
+    api.silent = True  # a connection gone half-open: no beat, no ping, no error
+    start = time.monotonic()
+    page.wait_for_selector("body[data-stream='down']", timeout=5_000)
+    took = time.monotonic() - start
+    print(f"dashboard: a silent stream said not live after {took:.3f} s (limit 0.9 s)")
+    assert took < 4, took
+    text = page.inner_text("#status")
+    assert re.fullmatch(f"not live: the event stream went silent \\(nothing for 0.9 s\\); "
+                        f"reconnecting since {CLOCK} \\(last beat 4 received {CLOCK}\\)",
+                        text), text
+    wait_streams(page, api, opened + 2)  # opened again (not answered while silent), again
+    page.evaluate("window.wasLive = false")
+    page.wait_for_timeout(LIVE_MS + 100)
+    assert not page.evaluate("window.wasLive"), page.inner_text("#status")
+    api.silent = False
+    page.wait_for_selector("body[data-live='1']", timeout=5_000)
+    assert page.inner_text("#status") == "live: book"
+    api.events.append([beat(5)])  # the stream opened again delivers
+    page.wait_for_selector("#var-0[data-seq='5']", timeout=5_000)
+
+
+def test_a_refused_stream_accepted_when_asked_again_is_opened_at_once(open_page: Any) -> None:
+    api = FakeApi([beat(i) for i in range(5)])
+    page = open_page(api, init=STATUS_LOG, faults=("503",))
+    api.refuse, api.refusals = (503, "TooManyStreams"), 1  # the browser's reconnect only
+    api.drop()
+    page.wait_for_function("window.said.some((t) => t.includes('refused'))", timeout=5_000)
+    page.wait_for_selector("body[data-live='1']", timeout=5_000)
+    said = [t for t in page.evaluate("window.said") if "refused" in t]
+    assert len(said) == 1 and re.fullmatch(
+        "not live: the event stream was refused \\(then accepted when asked again\\); "
+        f"reconnecting now \\(last beat 4 received {CLOCK}\\)", said[0]), said
+    api.events.append([beat(5)])
+    page.wait_for_selector("#var-0[data-seq='5']", timeout=5_000)
+
+
+def test_a_refused_stream_with_the_server_gone_is_tried_again(open_page: Any) -> None:
+    api = FakeApi([beat(i) for i in range(5)])
+    page = open_page(api, faults=("503", "ERR_EMPTY_RESPONSE"))
+    api.refuse, api.probe_down = (503, "TooManyStreams"), True
+    api.drop()  # refused, and the page's question why has no answer
+    page.wait_for_selector("body[data-stream='refused']", timeout=5_000)
+    text = page.inner_text("#status")
+    m = re.fullmatch(f"not live: the event stream was refused \\(cannot reach the server\\); "
+                     f"trying again at {CLOCK} \\(last beat 4 received {CLOCK}\\)", text)
+    assert m, text
+    assert -3 < seconds_ago(page, m.groups()[:3]) <= 1, text  # the first wait: 2 s
+    api.refuse, api.probe_down = None, False
+    page.wait_for_selector("body[data-live='1']", timeout=5_000)
+    assert page.inner_text("#status") == "live: book"
+
+
+@pytest.mark.parametrize("case", ["no portfolio", "script error"])
+def test_what_trying_again_cannot_mend_waits_for_the_user(open_page: Any, case: str) -> None:
+    if case == "no portfolio":
+        api = FakeApi([beat(i) for i in range(3)], name="")
+        fragment, why = "key=sv_test", re.escape("this server runs no portfolio yet")
+    else:  # an answer the script trips over (a TypeError): named, not asked again for ever
+        api = FakeApi([beat(i) for i in range(3)])
+        api.garble.add("/v1/portfolios/book/var")
+        fragment, why = "key=sv_test&portfolio=book", "script error: TypeError: .+"
+    page = open_page(api, live=False, fragment=fragment, faults=("TypeError",))
+    page.wait_for_selector("body[data-stream='failed']", timeout=5_000)
+    text = page.inner_text("#status")
+    assert re.fullmatch(f"not connected: {why}; press connect to try again", text), text
+    assert page.get_attribute("#status", "class") == "bad"
+    asked = api.urls.count("/v1/portfolios")
+    page.wait_for_timeout(2_500)  # a first try again would have come after 2 s
+    assert api.urls.count("/v1/portfolios") == asked and page.inner_text("#status") == text
+
+
+def test_no_var_yet_says_why_at_each_beat_without_one(open_page: Any) -> None:
+    api = FakeApi([beat(i, consensus=False, breaches=[]) for i in range(3)])
+    page = open_page(api)
+    why = "no consensus at beat {}: 0 of the portfolio's 2 agents forecast"
+    wait_text(page, "#levels", "no VaR yet: " + why.format(2))
+    api.events.append([beat(3, consensus=False, breaches=[])])
+    wait_text(page, "#levels", "no VaR yet: " + why.format(3))
+    api.events.append([beat(4)])  # the first consensus: its cards
+    page.wait_for_selector("#var-0[data-seq='4']", timeout=5_000)
+    assert page.query_selector("#no-consensus") is None
+
+
+def test_a_details_error_while_the_stream_opens_is_painted_bad(open_page: Any) -> None:
+    api = FakeApi([beat(i) for i in range(5)])
+    api.fail, api.fail_paths = (503, "LedgerUnavailable"), ("/decisions",)
+    # the stream is called live after 60 s or a beat: none comes, it stays opening
+    page = open_page(api, init="window.SWARMVAR_LIVE_MS = 60000;", live=False, faults=("503",))
+    wait_text(page, "#status", "connecting: book (opening its event stream) - details: 503 "
+                               "LedgerUnavailable: LedgerUnavailable (fake)")
+    assert page.get_attribute("#status", "class") == "bad"

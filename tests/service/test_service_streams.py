@@ -1,13 +1,19 @@
 """The limits on a real ``swarmvar serve`` (one uvicorn for the module): the per-process
 cap on event streams (503 + Retry-After past it; a closed stream frees its slot) and the
-per-request batch cap (413, nothing stored), both set by their ``serve`` flags."""
+per-request batch cap (413, nothing stored), both set by their ``serve`` flags. And the
+stream's ``ping`` events (named events a browser's EventSource sees, not comments), on the
+real app served by uvicorn in this process with a shorter ping interval."""
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -98,3 +104,70 @@ def test_the_batch_cap(served: tuple[Server, Keys]) -> None:
     schema = httpx.get(server.url + "/openapi.json", timeout=10).json()
     assert schema["components"]["schemas"]["ReturnBatch"]["properties"]["returns"][
         "maxItems"] == BATCH
+
+
+@contextmanager
+def uvicorn_thread(app: Any) -> Iterator[str]:
+    """``app`` served by uvicorn on a loopback port picked by the system, in a thread (its
+    lifespan run); yields its base URL."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning",
+                                           timeout_graceful_shutdown=5))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.started, "uvicorn did not start within 60 s"
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        sock.close()
+
+
+def sse_events(lines: Iterator[str], n: int) -> list[dict[str, str]]:
+    """The next ``n`` events of a server-sent event stream, as its fields (a comment is
+    none: an EventSource does not see it)."""
+    events: list[dict[str, str]] = []
+    fields: dict[str, str] = {}
+    for line in lines:
+        if not line:
+            if fields:
+                events.append(fields)
+                fields = {}
+                if len(events) == n:
+                    break
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            fields[name] = value.removeprefix(" ")
+    return events
+
+
+def test_the_stream_sends_ping_events(tmp_path: Path, session_keys: tuple[Path, Keys],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from swarmvar.service import ServiceConfig, create_app, routes_risk
+
+    monkeypatch.setattr(routes_risk, "PING_SECONDS", 0.3)
+    path, keys = session_keys
+    app = create_app(ServiceConfig(home=tmp_path / "home", keys=path, arbiter=False))
+    with uvicorn_thread(app) as url:
+        r = httpx.post(url + "/v1/portfolios", headers={"X-API-Key": keys.writer},
+                       json={"name": "book", "history": history(60), "agents": ["nig"]},
+                       timeout=60)  # one quick agent: the stream is what is tested
+        assert r.status_code == 201, r.text
+        events = f"{url}/v1/portfolios/book/events?since=1000000"  # no beat: pings only
+        start = time.monotonic()
+        with httpx.stream("GET", events, headers={"X-API-Key": keys.reader},
+                          timeout=5) as stream:
+            assert stream.status_code == 200
+            got = sse_events(stream.iter_lines(), 3)
+        took = time.monotonic() - start
+    assert [e.get("event") for e in got] == ["ping"] * 3, got
+    for e in got:  # the server's UTC time
+        assert datetime.fromisoformat(e["data"]).utcoffset() is not None, e
+    assert took < 3, took  # every 0.3 s here (10 s as served)

@@ -56,11 +56,15 @@ def dashboard() -> HTMLResponse:
     """The live dashboard page (it asks for an API key; nothing is served to it without one).
 
     Its status line says "live" only while the page's event stream is open and delivering
-    (open for 1 s, or a beat came); else what the page is in: "not live: reconnecting since
-    HH:MM:SS (last beat N received HH:MM:SS)" after a drop, the stream refused and why (a
-    503 past `--max-streams` is tried again after Retry-After, a 401 or 404 waits for the
-    user), or "not connected" with the server unreachable or its error (a 5xx such as a 503
-    from storage is tried again). A details read that fails says so after the state."""
+    (open for 1 s, or a beat came, and something - a beat or the server's 10 s `ping` event
+    - within the last 30 s); else what the page is in: "not live: reconnecting since
+    HH:MM:SS (last beat N received HH:MM:SS)" after a drop, "not live: the event stream went
+    silent (nothing for 30 s); ..." (the page reopens it), the stream refused and why (a 503
+    past `--max-streams` or a 429 is tried again after Retry-After, a 401 or 404 waits for
+    the user), or "not connected" with the server unreachable or its error (a 5xx such as a
+    503 from storage is tried again; no portfolio, a 4xx or an error of the script itself
+    waits for the user). A details read that fails says so after the state and is tried
+    again (one try again pending at a time)."""
     return HTMLResponse(page(), headers={"Cache-Control": "no-cache"})
 
 

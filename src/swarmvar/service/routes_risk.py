@@ -9,10 +9,12 @@ import io
 import json
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from sse_starlette import ServerSentEvent
 
 from ..errors import BatchTooLarge, InvalidParameter, UnknownAgent
 from .auth import Reader, StreamReader, Writer
@@ -229,6 +231,16 @@ def history(name: Name, request: Request, key: Reader,
                     headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
 
 
+#: Seconds between the ``ping`` events of an event stream (a module constant: tests shorten it).
+PING_SECONDS = 10.0
+
+
+def _ping() -> ServerSentEvent:
+    """An event stream's ``ping``: a named event (a client sees it, unlike a comment), its
+    data the server's UTC time."""
+    return ServerSentEvent(event="ping", data=datetime.now(UTC).isoformat(timespec="seconds"))
+
+
 @router.get("/portfolios/{name}/events", tags=["risk"],
             responses={200: {"content": {"text/event-stream": {}}}, **_UNKNOWN,
                        503: error("The process serves its --max-streams event streams: "
@@ -239,9 +251,11 @@ async def events(name: Name, request: Request, key: StreamReader,
                      description="Sent by a reconnecting EventSource: the stream resumes "
                                  "after this beat")] = None) -> SlotStream:
     """Server-sent events: one ``beat`` event per beat after ``since`` (any process's:
-    the stream follows the shared ledger), ``ping`` comments in between. A reconnecting
-    client's ``Last-Event-ID`` (a beat's id) resumes after that beat instead. A process
-    serves at most ``--max-streams`` streams at once (default 64); one more is a 503 with
+    the stream follows the shared ledger), and a ``ping`` event every 10 s (its data the
+    server's UTC time), beats or not: a client that hears nothing for a few pings can tell
+    a dead connection from a quiet portfolio and reconnect. A reconnecting client's
+    ``Last-Event-ID`` (a beat's id) resumes after that beat instead. A process serves at
+    most ``--max-streams`` streams at once (default 64); one more is a 503 with
     ``Retry-After``; a closed stream frees its slot."""
     desk = _desk(request)
     if last_event_id:  # empty: no event seen yet (the spec's reset), as if absent
@@ -264,7 +278,7 @@ async def events(name: Name, request: Request, key: StreamReader,
             await asyncio.sleep(0.2)
 
     try:
-        return SlotStream(slot, stream(), ping=10)
+        return SlotStream(slot, stream(), ping=PING_SECONDS, ping_message_factory=_ping)
     except BaseException:
         slot.release()
         raise

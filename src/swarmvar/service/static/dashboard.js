@@ -44,15 +44,35 @@
       if (e.name === "AbortError") throw e;
     }
     if (r.ok && body !== null) return body;
+    throw answerError(r, body);
+  }
+
+  // The Error for an answer that is not the one asked for (`body`: its JSON, or null): it
+  // names the status and the server's error (type: message) if it gave one; its `status` is
+  // the HTTP status, its `retry` the seconds of Retry-After (0 if none).
+  function answerError(r, body) {
     const err = new Error(body && body.error
       ? `${r.status} ${body.error.type}: ${body.error.message}`
       : `${r.status} ${r.statusText || "error"}${r.ok ? " with an answer that is not JSON" : ""}`);
-    throw Object.assign(err, {
+    return Object.assign(err, {
       status: r.status, retry: parseFloat(r.headers.get("Retry-After")) || 0 });
   }
 
-  // a status worth trying again by itself (no answer, a 5xx, 429); a 4xx needs the user
-  const transient = (e) => !(e.status >= 400 && e.status < 500) || e.status === 429;
+  // A failure worth trying again by itself: a network or HTTP one (api()'s, with a
+  // `status`) that is no answer, a 5xx or a 429; a 4xx needs the user, and an error of the
+  // script itself (a TypeError, say) would only fail again.
+  const transient = (e) => typeof (e && e.status) === "number" &&
+    (!(e.status >= 400 && e.status < 500) || e.status === 429);
+  // what went wrong, as the status line says it: an error of the script itself is named so
+  // (and logged to the console), the others by their message
+  function failure(e) {
+    if (!(e instanceof Error)) return String(e);
+    if (e.constructor === Error || "status" in e || e.name === "AbortError") {
+      return e.message || String(e);
+    }
+    console.error(e);
+    return `script error: ${e.name}: ${e.message}`;
+  }
   // the wait before the n-th try again (from 0): Retry-After if the server gave one, else
   // 2, 4, 8, 16, 30, 30, ... s
   const backoff = (e, n) => 1000 * (e && e.retry > 0 ? e.retry : Math.min(30, 2 ** (n + 1)));
@@ -62,15 +82,19 @@
 
   // The status line says what the page is in, from `link` (the event stream's state) and
   // the details' last error: "live" only while the stream is open and delivering (it
-  // stayed open liveMs() or brought a beat). States: connecting (reading the portfolio),
-  // opening (its stream asked for), live, down (the stream dropped or cannot be opened; the
-  // browser retries), refused (the server answered the stream with an error; the page tries
-  // again by itself unless the error needs the user), failed (the portfolio could not be
-  // read). body.dataset.live is "1" when live, body.dataset.stream the state (tests read it).
+  // stayed open liveMs() or brought a beat, and has not gone silent). States: connecting
+  // (reading the portfolio), opening (its stream asked for), live, down (the stream dropped,
+  // cannot be opened, or went silent: nothing, not even the server's ping, for 3 pings; the
+  // browser or the page reopens it), refused (the server answered the stream with an error;
+  // the page tries again by itself unless the error needs the user), failed (the portfolio
+  // could not be read). body.dataset.live is "1" when live, body.dataset.stream the state
+  // (tests read it).
   let link = { state: "idle" };
   let heard = null;  // the last beat the page got, {seq, at}: at is when it came (a Date)
   let detailsError = "";
   const liveMs = () => window.SWARMVAR_LIVE_MS > 0 ? window.SWARMVAR_LIVE_MS : 1000;
+  // the server sends a `ping` event every 10 s (SWARMVAR_PING_MS: the tests' shorter one)
+  const pingMs = () => window.SWARMVAR_PING_MS > 0 ? window.SWARMVAR_PING_MS : 10000;
   function setLink(state, extra) {
     link = Object.assign({ state }, extra || {});
     paint();
@@ -78,13 +102,16 @@
   function paint() {
     const name = portfolio || "...", st = link.state;
     const last = heard ? ` (last beat ${heard.seq} received ${clock(heard.at)})` : "";
-    const again = link.retryAt ? `; trying again at ${clock(link.retryAt)}` : "";
+    const again = !link.retryAt ? "" : link.retryAt <= Date.now() ? "; reconnecting now"
+      : `; trying again at ${clock(link.retryAt)}`;
+    const silent = link.silent ? "the event stream went silent (nothing for " +
+      `${link.silent / 1000} s); ` : "";
     let text = {
       idle: "not connected: enter an API key",
       connecting: `connecting: ${name}`,
       opening: `connecting: ${name} (opening its event stream)`,
       live: `live: ${name}`,
-      down: `not live: reconnecting since ${clock(link.since || new Date())}${last}`,
+      down: `not live: ${silent}reconnecting since ${clock(link.since || new Date())}${last}`,
       refused: `not live: the event stream was refused (${link.why})` +
         (link.retryAt ? again : "; press connect to try again") + last,
       failed: `not connected: ${link.why}` +
@@ -92,8 +119,8 @@
     }[st];
     if (detailsError) text += ` - details: ${detailsError}`;
     $("status").textContent = text;
-    $("status").className = st === "live" && !detailsError || st === "connecting" ||
-      st === "opening" || st === "idle" ? "muted" : "bad";
+    const calm = !detailsError && ["live", "connecting", "opening", "idle"].includes(st);
+    $("status").className = calm ? "muted" : "bad";
     if (st === "live") document.body.dataset.live = "1"; else delete document.body.dataset.live;
     document.body.dataset.stream = st;
   }
@@ -107,6 +134,7 @@
     if (!p.alphas.length) {
       $("asof").textContent = `beat ${p.seq} as of ${p.date}: no consensus` +
         (latest ? ` (the cards show beat ${latest.seq})` : "");
+      noVar(p.seq, `no consensus at beat ${p.seq}`, false);
       return;
     }
     latest = p;
@@ -135,6 +163,19 @@
     });
     $("asof").textContent = "beat " + p.seq + " as of " + p.date;
     showLevel();
+  }
+
+  // While no beat of the portfolio had a consensus, the cards' place says so and why, and
+  // follows the beats: a beat says it had none, /var's `detail` (read at each beat) why.
+  // `same`: the reason may replace the one shown for the same beat (a beat's own does not
+  // replace /var's).
+  function noVar(seq, why, same) {
+    const shown = $("no-consensus");
+    if (latest || shown && (same ? +shown.dataset.seq > seq : +shown.dataset.seq >= seq)) {
+      return;
+    }
+    $("levels").innerHTML = `<p class="muted" id="no-consensus" data-seq="${seq}">no VaR yet` +
+      (why ? `: ${esc(why)}` : "") + "</p>";
   }
 
   // the chart's title, legend, level buttons and cards follow the chosen level
@@ -340,8 +381,10 @@
   // load asking for it aborted; a load with no answer within detailMs() (15 s) is given up
   // (its error shown until a load succeeds) and the beats that came meanwhile ask again. A
   // load that failed with an error worth trying again (no answer from the server, a 5xx
-  // such as a 503 from storage) asks again by itself after Retry-After or a backoff.
+  // such as a 503 from storage) asks again by itself after Retry-After or a backoff; one
+  // such try again is pending at a time, however many beats' loads failed meanwhile.
   let busy = false, dirty = false, gen = 0, loading = null, detailRetries = 0;
+  let detailRetryPending = false;
   function refreshDetails(changed) {
     dirty = true;
     if (changed) { gen++; if (loading) loading.abort(); }
@@ -363,6 +406,7 @@
       const name = encodeURIComponent(portfolio);
       const v = await api(`/v1/portfolios/${name}/var`, opts);
       if (my !== gen) return;
+      if (!v.levels.length) noVar(v.seq, v.detail, true);
       const l = v.levels.find((x) => x.alpha === alphas[level]) || v.levels[0];
       $("weights-level").textContent = l ? `(VaR ${lvl(l.alpha)})` : "";
       $("weights").innerHTML = l ? Object.entries(l.weights).sort((a, b) => b[1] - a[1])
@@ -393,10 +437,12 @@
       if (detailsError) { detailsError = ""; paint(); }
     } catch (e) {
       if (my !== gen) return;
-      detailsError = late ? `no answer within ${ms / 1000} s` : e.message || String(e);
+      detailsError = late ? `no answer within ${ms / 1000} s` : failure(e);
       paint();
-      if (!late && transient(e)) {
-        later(() => { if (my === gen) refreshDetails(); }, backoff(e, detailRetries++));
+      if (!late && transient(e) && !detailRetryPending) {
+        detailRetryPending = true;
+        later(() => { detailRetryPending = false; if (my === gen) refreshDetails(); },
+              backoff(e, detailRetries++));
       }
     } finally { clearTimeout(timer); if (loading === ctl) loading = null; }
   }
@@ -410,6 +456,7 @@
 
   function onBeat(ev) {
     if (ev.target !== source) return;  // not the current stream (a closed one sends none)
+    streamHeard = Date.now();
     const p = JSON.parse(ev.data);
     // a beat shows the stream delivers: live at once (else after liveMs() open)
     if (link.state !== "live") { retries = 0; setLink("live"); }
@@ -443,7 +490,7 @@
   async function connect() {
     const my = ++conn;
     if (source) { source.close(); source = null; }
-    timers.forEach(clearTimeout); timers = [];
+    timers.forEach(clearTimeout); timers = []; detailRetryPending = false;
     clearView();
     // the details asked for before are not shown, and no beat of the old portfolio asks
     // again (connect() asks once its own data is in)
@@ -475,16 +522,13 @@
         date: v.as_of, alphas: v.levels.map((l) => l.alpha), var: v.levels.map((l) => l.var),
         es: v.levels.map((l) => l.es), var_interval: v.levels.map((l) => l.var_interval) });
       if (last && last !== shown) renderLevels(last);
-      if (!latest) {  // no beat of this portfolio had a consensus yet: say so, and why
-        $("levels").innerHTML = `<p class="muted" id="no-consensus">no VaR yet` +
-          (v.detail ? `: ${esc(v.detail)}` : "") + "</p>";
-      }
+      if (!v.levels.length) noVar(v.seq, v.detail, true);  // no consensus yet: say why
       draw(); refreshDetails(true);
       retries = 0; openStream(my);
     } catch (e) {
       if (my !== conn) return;
       const again = transient(e), wait = again ? backoff(e, retries++) : 0;
-      setLink("failed", { why: e.message || String(e),
+      setLink("failed", { why: failure(e),
         retryAt: again ? new Date(Date.now() + wait) : null });
       if (again) later(() => { if (my === conn) connect(); }, wait);
     }
@@ -495,21 +539,27 @@
   // since when and which beat came last while the browser reconnects by itself. A stream
   // the server answered with an error (503 past --max-streams, 401, 404) the browser does
   // not reconnect: the page asks the server why, says it, and opens a new one after
-  // Retry-After or a backoff, unless the error needs the user (a 4xx other than 429).
+  // Retry-After or a backoff, unless the error needs the user (a 4xx other than 429). A
+  // connection can die with no sign (a network gone half-open: the browser waits on it for
+  // ever); the server sends a `ping` event every pingMs(), so a stream from which nothing
+  // (no beat, no ping, no open) came for 3 pings is called not live, closed and opened anew.
+  let streamHeard = 0;  // when the current stream last opened or sent something (ms)
   function openStream(my) {
     const name = encodeURIComponent(portfolio);
     const since = points.length ? points[points.length - 1].seq : 0;
     const url = `/v1/portfolios/${name}/events?since=${since}&key=${encodeURIComponent(key)}`;
     const s = new EventSource(url);
-    source = s;
+    source = s; streamHeard = Date.now();
     if (link.state === "connecting") setLink("opening");
     s.addEventListener("beat", onBeat);
+    s.addEventListener("ping", () => { if (s === source) streamHeard = Date.now(); });
     // the browser reconnects with the same EventSource: each open and error starts an epoch,
     // and the live check counts only if no other began since the open it follows
     let epoch = 0;
     s.onopen = () => {
       if (s !== source) return;
       const mine = ++epoch;
+      streamHeard = Date.now();
       later(() => {
         if (s === source && epoch === mine && link.state !== "live") {
           retries = 0; setLink("live");
@@ -522,8 +572,20 @@
       if (s.readyState === EventSource.CLOSED) { whyRefused(my, s, url); return; }
       if (link.state !== "down") setLink("down", { since: new Date() });
     };
+    const quiet = 3 * pingMs();
+    const watch = () => later(() => {
+      if (my !== conn || s !== source || s.readyState === EventSource.CLOSED) return;
+      if (Date.now() - streamHeard < quiet) { watch(); return; }
+      s.close(); source = null;  // a drop already said stays as it was said
+      if (link.state !== "down") setLink("down", { since: new Date(), silent: quiet });
+      openStream(my);
+    }, pingMs());
+    watch();
   }
 
+  // Why the server did not take the stream: asked again with fetch (the answer's status and
+  // error, or no answer). A stream accepted this time is said so and opened again at once
+  // (after a backoff if that happened before it was live again, so that it cannot loop).
   async function whyRefused(my, s, url) {
     const ctl = new AbortController(), timer = setTimeout(() => ctl.abort(), 10000);
     let why = "", again = true, wait;
@@ -531,18 +593,20 @@
       const r = await fetch(url, { signal: ctl.signal });
       if (r.ok) {  // an answer the browser would not take as a stream (or taken now)
         const type = r.headers.get("Content-Type") || "no Content-Type";
-        ctl.abort(); wait = backoff(null, retries++);
-        why = type.startsWith("text/event-stream") ? "then accepted when asked again"
-          : `${r.status} ${type}, not an event stream`;
+        ctl.abort();
+        if (type.startsWith("text/event-stream")) {
+          why = "then accepted when asked again";
+          wait = retries++ ? backoff(null, retries - 2) : 0;
+        } else {
+          why = `${r.status} ${type}, not an event stream`;
+          wait = backoff(null, retries++);
+        }
       } else {
-        const body = await r.json().catch(() => null);
-        why = body && body.error ? `${r.status} ${body.error.type}: ${body.error.message}`
-          : `${r.status} ${r.statusText || "error"}`;
-        const e = { status: r.status, retry: parseFloat(r.headers.get("Retry-After")) || 0 };
-        again = transient(e); wait = backoff(e, retries++);
+        const e = answerError(r, await r.json().catch(() => null));
+        why = e.message; again = transient(e); wait = backoff(e, retries++);
       }
     } catch (e) {
-      why = e.name === "AbortError" ? "no answer within 10 s" : `cannot reach the server`;
+      why = e.name === "AbortError" ? "no answer within 10 s" : "cannot reach the server";
       wait = backoff(null, retries++);
     } finally { clearTimeout(timer); }
     if (my !== conn || s !== source) return;

@@ -241,10 +241,10 @@ class Arbiter:
         p.agents.update(a.agent for a in signals.agents)
         p.last = signals
         events = self._probation(report.portfolio, p, signals)
-        out_before = self.excluded(report.portfolio)
+        out_before, since = self._held_out(report.portfolio)
         state, out = step(replace(p.state, memory=memory), signals, config=self.config,
                           model=self.model, beat_seconds=beat_seconds, excluded=out_before,
-                          pool=self._pool, quarantined=self._since(report.portfolio, out_before))
+                          pool=self._pool, quarantined=since)
         before = p.state.episode
         p.state = state
         d = out.decision
@@ -393,12 +393,7 @@ class Arbiter:
 
     def excluded(self, portfolio: str) -> frozenset[str]:
         """Agents held out of the next consensus (their quarantine breaker is not closed)."""
-        p = self._portfolios.get(portfolio)
-        if p is None:
-            return frozenset()
-        return frozenset(a for a in p.agents
-                         if self.breakers.load(self._name(portfolio, a)).state
-                         is not BreakerState.CLOSED)
+        return self._held_out(portfolio)[0]
 
     def weight_factors(self, portfolio: str) -> Mapping[str, float]:
         """The last beat's APPLY_BALANCE multipliers in [0, 1] ({} = none)."""
@@ -495,17 +490,25 @@ class Arbiter:
         return CircuitBreaker(self._name(portfolio, agent), self.breakers, lambda: p.now,
                               self.quarantine)
 
-    def _since(self, portfolio: str, agents: frozenset[str]) -> dict[str, Quarantined]:
-        """Since when each of the quarantined ``agents`` is held out, for the reasons'
-        words: its breaker's last opening (data time) and the probations it has failed
-        since its quarantine (its half-open attempts: a passed one closes the breaker and
-        clears them). Read from the breakers, so a restarted arbiter says the same."""
-        out = {}
-        for agent in agents:
+    def _held_out(self, portfolio: str) -> tuple[frozenset[str], dict[str, Quarantined]]:
+        """The agents held out of the next consensus (their breaker is not CLOSED) and, for
+        the reasons' words, since when: each one's breaker's last opening (data time) and
+        the probations it has failed since its quarantine (its half-open attempts: a passed
+        one closes the breaker and clears them). One read of each breaker for both, so they
+        agree; read from the breakers, so a restarted arbiter says the same."""
+        p = self._portfolios.get(portfolio)
+        if p is None:
+            return frozenset(), {}
+        out: set[str] = set()
+        since: dict[str, Quarantined] = {}
+        for agent in p.agents:
             snap = self.breakers.load(self._name(portfolio, agent))
+            if snap.state is BreakerState.CLOSED:
+                continue
+            out.add(agent)
             if snap.opened_at is not None:
-                out[agent] = Quarantined(snap.opened_at, snap.reset_attempts)
-        return out
+                since[agent] = Quarantined(snap.opened_at, snap.reset_attempts)
+        return frozenset(out), since
 
     def _probation(self, portfolio: str, p: _Portfolio, signals: BeatSignals
                    ) -> list[dict[str, object]]:

@@ -40,7 +40,8 @@ stability > 0.25 and repair < 0.1, APPLY_OPTIMIZE when the expected gain >
   each with weight factor ``1 / (1 + strength * anomalies)``
   (needs one such agent at least; else falls through);
 * APPLY_OPTIMIZE: agents whose log score lags or whose coverage drifts, for
-  a refit (needs one at least; else NOOP).
+  a refit (needs one at least; else NOOP). Neither names an agent in
+  ``excluded`` (quarantined: out of the consensus already).
 
 Every decision's reason is one line in words a risk team can act on: what the action
 means, then per agent the kinds of anomaly behind its count (:func:`agent_words`: a
@@ -477,13 +478,17 @@ def quarantine_marks(agent: str, known: Mapping[str, Quarantined]) -> dict[str, 
 def quarantine_words(agent: str, signals: Mapping[str, float]) -> str:
     """Since when an agent is quarantined, from its marks (:func:`quarantine_marks`):
     ``quarantined since 2013-03-04``, ``quarantined, probation failed 2013-03-11`` (held
-    out since then again), ``quarantined`` (not known when); "" for an agent not marked."""
+    out since then again; the day is the UTC date of the data time), ``quarantined`` (not
+    known when, or a time no date holds); "" for an agent not marked."""
     if not signals.get(f"quarantined:{agent}"):
         return ""
     since = signals.get(f"quarantined_since:{agent}")
     if since is None or not np.isfinite(since):
         return "quarantined"
-    day = datetime.fromtimestamp(since, UTC).date().isoformat()
+    try:  # a time no date can hold (past year 9999, or before year 1) is not known either
+        day = datetime.fromtimestamp(since, UTC).date().isoformat()
+    except (OverflowError, OSError, ValueError):
+        return "quarantined"
     if signals.get(f"probation_failed:{agent}"):
         return f"quarantined, probation failed {day}"
     return f"quarantined since {day}"
@@ -539,6 +544,12 @@ def _listed(parts: Sequence[str], room: int, sep: str = "; ", extra: int = 0,
     """``parts`` joined by ``sep``, at most ``most`` of them and as many as fit in ``room``
     characters (the first always, cut to fit), the rest (and ``extra`` more not given) as
     "and N more"."""
+    return _listed_taken(parts, room, sep, extra, most)[0]
+
+
+def _listed_taken(parts: Sequence[str], room: int, sep: str = "; ", extra: int = 0,
+                  most: int = REASON_AGENTS) -> tuple[str, int]:
+    """:func:`_listed` and how many of ``parts`` it gives (the first of them perhaps cut)."""
     taken: list[str] = []
     room = max(room, 60)
     for k, part in enumerate(parts):
@@ -551,7 +562,7 @@ def _listed(parts: Sequence[str], room: int, sep: str = "; ", extra: int = 0,
     more = f"{sep}and {left} more" if left else ""
     if taken and len(taken[0]) > room - len(more):
         taken[0] = _cut(taken[0], room - len(more))
-    return sep.join(taken) + more
+    return sep.join(taken) + more, len(taken)
 
 
 def _cut(words: str, room: int) -> str:
@@ -571,10 +582,17 @@ def describe_agents(agents: Sequence[str], signals: Mapping[str, float],
     """The agents of a decision in words (:func:`agent_words`; ``weights``: an
     APPLY_BALANCE's factors), the worst first (most anomalies), at most
     :data:`REASON_AGENTS` of them and ``room`` characters ("and N more")."""
-    worst = sorted(agents, key=lambda a: -signals.get(f"anomalies:{a}", 0.0))
+    return _described(agents, signals, weights, room)[0]
+
+
+def _described(agents: Sequence[str], signals: Mapping[str, float],
+               weights: Mapping[str, float] | None, room: int) -> tuple[str, list[str]]:
+    """:func:`describe_agents` and the agents it describes (the others are counted)."""
+    worst = sorted(agents, key=lambda a: -signals.get(f"anomalies:{a}", 0.0))[:REASON_AGENTS]
     w = weights or {}
-    return _listed([agent_words(a, signals, w.get(a)) for a in worst[:REASON_AGENTS]], room,
-                   extra=max(0, len(worst) - REASON_AGENTS))
+    text, taken = _listed_taken([agent_words(a, signals, w.get(a)) for a in worst], room,
+                                extra=max(0, len(agents) - REASON_AGENTS))
+    return text, worst[:taken]
 
 
 def kind_words(keys: Sequence[str]) -> str:
@@ -584,7 +602,8 @@ def kind_words(keys: Sequence[str]) -> str:
     return ", ".join(kind.words for k, kind in KINDS.items() if k in have)
 
 
-#: The room of a held beat's two lists together (:func:`held_note`), in characters.
+#: The room of a held beat's list of quarantined agents in its last form (:func:`held_note`:
+#: their names only, "and N more"), used whatever the room the note is given.
 HELD_CHARS = 160
 
 
@@ -599,11 +618,12 @@ def held_note(compared_threat: str, since: int, named: Sequence[AgentSignals],
     marks in ``signals``, :func:`quarantine_words`; not again for an agent in ``said``,
     described by the reason already).
 
-    Each list is bounded by its room only, not by :data:`REASON_AGENTS` (:func:`_listed`,
-    "and N more"; the two at most :data:`HELD_CHARS`). Said is the first of these forms
-    that fits in ``room`` characters: the first list's agents with their kinds (an agent
-    in ``said`` by name), every agent listed; its names only; the same in fewer words, the
-    quarantine's day left out; the first list's count (whatever the room).
+    Said is the first of these forms that fits in ``room`` characters, each listing every
+    agent and none cut: both lists with their kinds and the quarantines' days (an agent in
+    ``said`` by name); the first list's names only; the same in fewer words; the
+    quarantines' days left out; the quarantined agents' names only. Last, whatever the
+    room: the first list's count and the quarantined agents' names in :data:`HELD_CHARS`
+    characters ("and N more").
     """
     head = (f"; alert held ({compared_threat}): nothing new to the alert episode open since "
             f"beat {since}")
@@ -614,31 +634,35 @@ def held_note(compared_threat: str, since: int, named: Sequence[AgentSignals],
         held = quarantine_words(a, signals) if day and a not in said else ""
         return f"{short_name(a)} ({kind_words(keys)}{'; ' + held if held else ''})"
 
-    def form(detail: int) -> tuple[str, bool]:
-        """The note at a level of detail (0 the most) and whether it lists every agent."""
-        parts = [out_words(a, k, detail < 2) for a, k in unalerted]
-        tail = _listed(parts, HELD_CHARS // 2 if named else HELD_CHARS, ", ",
-                       most=len(parts))
-        whole = tail == ", ".join(parts)
-        second = (("; quarantined, new but not alerted on: " if detail < 2 else
-                   "; quarantined, new, no alert: ") + tail) if unalerted else ""
-        if not named:
-            return f"{short if detail > 1 else head}{none}{second}", whole
-        if detail == 3:
-            count = f"{len(named)} agent{'s' if len(named) > 1 else ''} named already"
-            return f"{short}: {count}{second}", whole
-        names = [short_name(a.agent) if detail or a.agent in said else
-                 f"{short_name(a.agent)} ({kind_words(anomaly_kinds(a))})" for a in named]
-        listed = _listed(names, HELD_CHARS - len(tail), ", ", most=len(names))
-        first = f"; named already: {listed}" if detail < 2 else f": named already: {listed}"
-        return (f"{head if detail < 2 else short}{first}{second}",
-                whole and listed == ", ".join(names))
+    out = [short_name(a) for a, _ in unalerted]  # names only: no item is ever cut
+    # the quarantined agents with their kinds and days, kinds only, names only
+    tails = {2: ", ".join(out_words(a, k, True) for a, k in unalerted),
+             1: ", ".join(out_words(a, k, False) for a, k in unalerted), 0: ", ".join(out)}
+    lists = {True: ", ".join(f"{short_name(a.agent)} ({kind_words(anomaly_kinds(a))})"
+                             if a.agent not in said else short_name(a.agent) for a in named),
+             False: ", ".join(short_name(a.agent) for a in named)}
 
-    for detail in (0, 1, 2):
-        note, whole = form(detail)
-        if len(note) <= room and (whole or detail == 2):
+    def form(first_kinds: bool, words: bool, out_detail: int) -> str:
+        """The note with the first list's kinds or not, in full words or fewer, with the
+        quarantined agents' kinds and days (2), kinds (1) or names (0); every agent listed,
+        none cut."""
+        second = (("; quarantined, new but not alerted on: " if words else
+                   "; quarantined, new, no alert: ") + tails[out_detail]) if unalerted else ""
+        if not named:
+            return f"{head if words else short}{none}{second}"
+        return (f"{head if words else short}{'; ' if words else ': '}named already: "
+                f"{lists[first_kinds]}{second}")
+
+    for first_kinds, words, out_detail in ((True, True, 2), (False, True, 2), (False, False, 2),
+                                           (False, False, 1), (False, False, 0)):
+        note = form(first_kinds, words, out_detail)
+        if len(note) <= room:
             return note
-    return form(3)[0]
+    count = (f": {len(named)} agent{'s' if len(named) > 1 else ''} named already" if named
+             else none)
+    second = ("; quarantined, new, no alert: " + _listed(out, HELD_CHARS, ", ", most=len(out))
+              if out else "")
+    return f"{short}{count}{second}"
 
 
 def _evidence(a: AgentSignals) -> str:
@@ -707,18 +731,29 @@ def decide(vector: DecisionVector, signals: BeatSignals, excluded: Collection[st
             if a.agent in held_out:
                 sig.update(quarantine_marks(a.agent, known))
         names = [a.agent for a in agents]
-        full = ""  # the agents' words given all the room, said as they are when they fit
-        if callable(note):  # a held beat's words, in the room the agents' own words leave
-            full = ("; ".join(evidence) if evidence is not None else
-                    describe_agents(names, sig, weights, REASON_CHARS))
-            note = note(REASON_CHARS - len(meaning) - len(numbers) - 8 - max(60, len(full)),
-                        names)
-        room = REASON_CHARS - len(meaning) - len(numbers) - len(note) - 8
-        said = (full if full and evidence is None and len(full) <= max(room, 60)
-                else _listed(evidence, room) if evidence is not None
-                else describe_agents(names, sig, weights, room))
-        reason = (f"{meaning}: {said} [{numbers}]{note}" if agents
-                  else f"{meaning} [{numbers}]{note}" if numbers else meaning + note)
+        fixed = len(meaning) + len(numbers) + 8  # with the separators around the agents
+        words = note if callable(note) else None  # a held beat's words, written to fit
+        text = note if isinstance(note, str) else ""
+        full = ""  # the agents' words given all the room
+        described: list[str] = []  # the agents those words describe (the others counted)
+        if words is not None:  # in the room the agents' own words leave (60 at least)
+            if evidence is not None:
+                full = "; ".join(evidence)
+            else:
+                full, described = _described(names, sig, weights, REASON_CHARS)
+            text = words(REASON_CHARS - fixed - (max(60, len(full)) if agents else 0),
+                         described)
+        room = REASON_CHARS - fixed - len(text)
+        if full and evidence is None and len(full) <= max(room, 60):
+            said = full  # said as they are: they fit
+        elif evidence is not None:
+            said = _listed(evidence, room)
+        else:
+            said, fewer = _described(names, sig, weights, room)
+            if words is not None and fewer != described:  # the note's "said" is only these
+                text = words(REASON_CHARS - fixed - max(60, len(said)), fewer)
+        reason = (f"{meaning}: {said} [{numbers}]{text}" if agents
+                  else f"{meaning} [{numbers}]{text}" if numbers else meaning + text)
         return Decision(action, signals.portfolio, signals.seq, tuple(names), sig,
                         vector.threat, reason, weights or {})
 
@@ -774,14 +809,17 @@ def decide(vector: DecisionVector, signals: BeatSignals, excluded: Collection[st
         threat_words = compared("threat", vector.threat, ">=", t.alert, 3)
         named = [a for a in noisy if a.agent not in held_out]
         note = partial(held_note, threat_words, ep.since, named, unalerted, hold)
-    target = [a for a in noisy if _balanced(a, t.balance_on)]
+    # a quarantined agent is out of the consensus already: down-weighting or refitting
+    # it is not asked for (its words are the held note's, its probation its own)
+    target = [a for a in noisy if _balanced(a, t.balance_on) and a.agent not in held_out]
     if vector.stability > t.stability and vector.repair < t.repair and target:
         factors = {a.agent: 1.0 / (1.0 + t.balance_strength * a.anomalies) for a in target}
         return made(Action.APPLY_BALANCE, target, BALANCING,
                     compared("stability", vector.stability, ">", t.stability) + ", "
                     + compared("repair", vector.repair, "<", t.repair), factors, note=note,
                     extra=hold)
-    refit = [a for a in signals.agents if a.lagging or a.drifting]
+    refit = [a for a in signals.agents if (a.lagging or a.drifting)
+             and a.agent not in held_out]
     if vector.gain > t.gain and refit:
         return made(Action.APPLY_OPTIMIZE, refit, REFITTING,
                     compared("expected gain", vector.gain, ">", t.gain), note=note, extra=hold)

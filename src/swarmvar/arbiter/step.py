@@ -95,12 +95,15 @@ def step(state: ArbiterState, signals: BeatSignals, *, config: ArbiterConfig,
 
 def observe_step(state: ArbiterState, report: BeatReport, *, config: ArbiterConfig,
                  model: ThreatModel, beat_seconds: float | None = None,
-                 excluded: Collection[str] = (), pool: Executor | None = None
+                 excluded: Collection[str] = (), pool: Executor | None = None,
+                 quarantined: Mapping[str, Quarantined] | None = None
                  ) -> tuple[ArbiterState, StepOutput]:
-    """Read the report's signals (updating the signal memory), then :func:`step`."""
+    """Read the report's signals (updating the signal memory), then :func:`step` (the same
+    ``excluded``, ``pool`` and ``quarantined``)."""
     memory, signals = read_beat(state.memory, report, config.signals)
     return step(replace(state, memory=memory), signals, config=config, model=model,
-                beat_seconds=beat_seconds, excluded=excluded, pool=pool)
+                beat_seconds=beat_seconds, excluded=excluded, pool=pool,
+                quarantined=quarantined)
 
 
 __all__ = ["AlertEpisode", "ArbiterConfig", "ArbiterState", "Genome", "StepOutput", "Thresholds",

@@ -179,8 +179,8 @@ def _first_event_id(c: httpx.Client, k: Keys, headers: dict[str, str]) -> str | 
         for line in r.iter_lines():  # a beat within 0.2 s, or a ping after 10 s
             if line.startswith("id:"):
                 return line.split(":", 1)[1].strip()
-            if line.startswith(":"):
-                return None
+            if line.startswith(":") or line.startswith("event: ping"):
+                return None  # a keep-alive comment or a named ping: no beat came
     return None
 
 

@@ -4,7 +4,8 @@ the ledger's disk full (a real SQLITE_FULL: ``PRAGMA max_page_count`` set once t
 are in), the write is answered with what was stored (the beats) and what was not (their
 decisions), never "nothing was written"; the decisions wait in the process, a new write
 is refused whole while they cannot go in, and a resend of the same returns, once there is
-room, is answered as already recorded and appends them, each once."""
+room, is answered as already recorded and appends them, each once. A ledger whose append
+says it is damaged is answered alike, as LedgerCorrupted (a 500), the decisions waiting."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 
 from swarmvar.arbiter import Arbiter
-from swarmvar.errors import LedgerUnwritable
+from swarmvar.errors import LedgerCorrupted, LedgerUnwritable
 from swarmvar.ledger import EntryKind, Ledger
 from swarmvar.service.desk import DatedReturn, Desk
 
@@ -75,7 +76,10 @@ def test_decisions_that_cannot_be_appended_are_said_and_appended_by_a_resend(
         said = " ".join(str(got.value).split())
         for words in (f"the returns were stored (beats 1 to {BEATS} of 's')",
                       f"but not the observers' {BEATS} decisions on them", "disk full",
-                      "a resend of the same returns is answered as already recorded"):
+                      "this server process keeps the decisions",
+                      "at its next ingest of any portfolio", "at its shutdown",
+                      "a resend of the same returns to it is answered as already recorded",
+                      "a resend reaching another worker or replica appends nothing"):
             assert words in said, said
         assert "nothing was written" not in said, said
         assert _ticks(ledger) == SEQS  # the beats are stored
@@ -83,8 +87,10 @@ def test_decisions_that_cannot_be_appended_are_said_and_appended_by_a_resend(
         size = ledger.store.size()
         # a new return while the decisions still cannot go in: refused whole
         later = [DatedReturn(date(2023, 2, 1), 0.001)]
-        with pytest.raises(LedgerUnwritable, match="nothing of this request was stored"):
+        with pytest.raises(LedgerUnwritable, match="nothing of this request was stored") \
+                as got:
             desk.ingest("s", later, key_id="k")
+        assert "beats this server process stored before" in str(got.value)
         assert ledger.store.size() == size
         room()
         resent = desk.ingest("s", batch, key_id="k")
@@ -121,3 +127,45 @@ def test_the_service_answers_what_was_stored(
         r = c.post("/v1/portfolios/book/returns", headers=h, json=body)
         assert r.status_code == 200 and r.json()["duplicates"] == BEATS, r.text
         assert sorted(d["seq"] for d in _entries(desk.ledger, EntryKind.DECISION)) == SEQS
+
+
+def test_a_damaged_ledgers_answer_says_what_was_stored_and_keeps_the_advice(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The decisions' append meets SQLite's "SQL logic error" (LedgerCorrupted, "nothing was
+    written" in the store's words): the answer is LedgerCorrupted (a 500) saying the returns
+    were stored, without the store's "nothing was written", with where the decisions wait;
+    a resend once the append passes appends them."""
+    from swarmvar.service.app import _status
+
+    rng = np.random.default_rng(2)
+    hist = [DatedReturn(date(2021, 1, 1) + timedelta(days=i), float(rng.normal(0, 0.01)))
+            for i in range(60)]
+    batch = [DatedReturn(date(2023, 1, 2) + timedelta(days=i), 0.001 * (i % 5 - 2))
+             for i in range(3)]
+    with Ledger.open(tmp_path) as ledger:
+        desk = Desk(ledger, tmp_path, observers=(Arbiter(record_decisions=False),))
+        desk.create("s", hist, key_id="k")
+        real = ledger.store.append
+        broken = [True]
+
+        def append(drafts: Any, **kw: Any) -> Any:
+            if broken and any(k == EntryKind.DECISION.value for k, _, _ in drafts):
+                raise LedgerCorrupted(f"{ledger.path}: cannot append: SQL logic error; "
+                                      "nothing was written")
+            return real(drafts, **kw)
+
+        monkeypatch.setattr(ledger.store, "append", append)
+        with pytest.raises(LedgerCorrupted) as got:
+            desk.ingest("s", batch, key_id="k")
+        said = str(got.value)
+        assert _status(got.value) == 500
+        assert "the returns were stored (beats 1 to 3 of 's'), but not the observers' 3 " \
+            "decisions on them: " in said, said
+        assert "SQL logic error" in said and "nothing was written" not in said, said
+        assert "this server process keeps the decisions" in said, said
+        assert "a resend of the same returns to it" in said, said
+        assert _ticks(ledger) == [1, 2, 3] and _entries(ledger, EntryKind.DECISION) == []
+        broken.clear()
+        resent = desk.ingest("s", batch, key_id="k")
+        assert [r.duplicate for r in resent] == [True] * 3
+        assert sorted(d["seq"] for d in _entries(ledger, EntryKind.DECISION)) == [1, 2, 3]

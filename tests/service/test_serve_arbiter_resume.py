@@ -7,12 +7,18 @@ changes. ``--no-arbiter`` over a home whose checkpoints hold the arbiter's state
 too; the arbiter turned on for a home served without it is not (as in ``run``). Each
 checkpoint is read on its own (a damaged one hides no other); one whose mark is not on this
 ledger is not this ledger's history and counts for neither refusal; the desk's check and its
-restore each refuse on their own."""
+restore each refuse on their own. A ledger that cannot answer (a mark it cannot tell about,
+a file it cannot open) counts every checkpoint as its own; a new PostgreSQL database holds
+no ledger (no checkpoint is on it). Options the service does not take (the thresholds, u)
+are named as the arbiter's."""
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import math
 import shutil
+import sys
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -31,6 +37,13 @@ from swarmvar.service.config import CONFIG_ENV
 from swarmvar.service.desk import DatedReturn, Desk
 
 from .conftest import Keys, Server, TestClient, day, free_port, history, start_server
+
+_spec = importlib.util.spec_from_file_location(
+    "swarmvar_tests_pg", Path(__file__).resolve().parents[1] / "pg.py")
+assert _spec is not None and _spec.loader is not None
+pg = sys.modules.setdefault("swarmvar_tests_pg", importlib.util.module_from_spec(_spec))
+if not hasattr(pg, "postgres_server"):  # registered first: its dataclasses look it up
+    _spec.loader.exec_module(pg)
 
 
 def _files(home: Path) -> dict[str, str]:
@@ -374,3 +387,120 @@ def test_the_restore_refuses_a_checkpoint_written_since_the_check(
                                                     match=r"saved 3\.0, now 4\.0"):
         Desk(ledger, home, observers=(Arbiter(record_decisions=False),))
     assert _files(home) == before and _head(home) == head
+
+
+@pytest.mark.parametrize(("saved", "words"), [
+    (Arbiter(ArbiterConfig(thresholds=Thresholds(release_beats=7)), record_decisions=False),
+     ["thresholds.release_beats", "saved 7, now 5",
+      "(the service runs the arbiter's default thresholds: a home decided under others is "
+      "served from Python by a Desk given that arbiter)"]),
+    (Arbiter.from_options(u=math.e ** 3, record_decisions=False),
+     ["the pulse's u (Arbiter.from_options(u=...) in Python)",
+      "(the service runs the arbiter's default u: a home decided under others is served "
+      "from Python by a Desk given that arbiter)"]),
+])
+def test_options_the_service_does_not_take_are_named_as_the_arbiters(
+        tmp_path: Path, session_keys: tuple[Path, Keys], saved: Arbiter,
+        words: list[str]) -> None:
+    """ServiceConfig has no threshold nor u: the refusal names them as the arbiter's, and
+    how such a home is served, never a ServiceConfig field or a keyword it lacks."""
+    keys, _ = session_keys
+    home = tmp_path / "home"
+    _desk_home(home, saved)
+    with pytest.raises(ArbiterOptionsMismatch) as got:
+        create_app(ServiceConfig(home=home, keys=keys))
+    said = " ".join(str(got.value).split())
+    for w in words:
+        assert w in said, said
+    assert "u= in Python" not in said and "ServiceConfig.u" not in said, said
+
+
+def test_a_mark_the_ledger_cannot_tell_about_is_checked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """``_standing``'s fallback: the ledger cannot be read when asked about a mark (a lock
+    held past the timeout): the checkpoint counts as this ledger's (checked, logged), for
+    both refusals; a mark the ledger says is not on it is not checked."""
+    from swarmvar.errors import LedgerUnavailable
+    from swarmvar.service import desk_observers
+    from swarmvar.service.app import check_resume
+
+    home = tmp_path / "home"
+    _desk_home(home, Arbiter.from_options(k_flows=3.0, record_decisions=False))
+
+    def locked(*args: Any) -> bool:
+        raise LedgerUnavailable("database is locked")
+
+    monkeypatch.setattr(desk_observers, "mark_on_ledger", locked)
+    with caplog.at_level("WARNING", logger="swarmvar.service"):
+        with pytest.raises(ArbiterOptionsMismatch, match=r"saved 3\.0, now 4\.0"):
+            check_resume(ServiceConfig(home=home))
+        with pytest.raises(ResumeMismatch, match="served with the arbiter on"):
+            check_resume(ServiceConfig(home=home, arbiter=False))
+    assert any("cannot tell whether the checkpoint of s stands" in r.getMessage()
+               for r in caplog.records), caplog.text
+    monkeypatch.setattr(desk_observers, "mark_on_ledger", lambda *args: False)
+    check_resume(ServiceConfig(home=home))  # not this ledger's: not checked
+    check_resume(ServiceConfig(home=home, arbiter=False))
+
+
+def test_a_ledger_that_cannot_be_opened_counts_every_mark_as_on_it(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``ledger_reader``'s fallback: the home's ledger is there but cannot be opened (not
+    an SQLite file): every checkpoint counts as this ledger's (logged, naming the home),
+    so both refusals stand; the ledger gone, neither does."""
+    from swarmvar.service.app import check_resume
+
+    home = tmp_path / "home"
+    _desk_home(home, Arbiter.from_options(k_flows=3.0, record_decisions=False))
+    for p in home.glob("ledger.sqlite-*"):
+        p.unlink()
+    (home / "ledger.sqlite").write_bytes(b"x" * 8192)
+    with caplog.at_level("WARNING", logger="swarmvar.service"):
+        with pytest.raises(ArbiterOptionsMismatch, match=r"saved 3\.0, now 4\.0"):
+            check_resume(ServiceConfig(home=home))
+        with pytest.raises(ResumeMismatch, match="served with the arbiter on"):
+            check_resume(ServiceConfig(home=home, arbiter=False))
+    assert any(f"the ledger of {home} cannot be read" in r.getMessage()
+               for r in caplog.records), caplog.text
+    (home / "ledger.sqlite").unlink()
+    check_resume(ServiceConfig(home=home))
+    check_resume(ServiceConfig(home=home, arbiter=False))
+
+
+def test_an_unreachable_database_is_named_without_its_password(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from swarmvar.service.app import check_resume
+
+    home = tmp_path / "home"
+    _desk_home(home, Arbiter.from_options(k_flows=3.0, record_decisions=False))
+    port = free_port()  # nothing listens there
+    url = f"postgresql://risk:s3cret@127.0.0.1:{port}/swarm"
+    with caplog.at_level("WARNING", logger="swarmvar.service"), \
+            pytest.raises(ArbiterOptionsMismatch):
+        check_resume(ServiceConfig(home=home, db=url))
+    said = caplog.text
+    assert f"the ledger postgresql://risk@127.0.0.1:{port}/swarm cannot be read" in said, said
+    assert "s3cret" not in said and str(home) not in said, said
+
+
+def test_a_new_postgresql_database_holds_no_ledger_yet(tmp_path: Path) -> None:
+    """``serve --db`` a new database over a home whose checkpoints (``--k-flows 3``) are of
+    its SQLite ledger: the database holds no ledger tables (PostgresStore says so as
+    LedgerCorrupted), so no mark is on it and the check passes for any options, as the
+    desk, which makes the tables, restores nothing and starts."""
+    from swarmvar.ledger.head import load_or_create_key
+    from swarmvar.service.app import check_resume
+
+    home = tmp_path / "home"
+    _desk_home(home, Arbiter.from_options(k_flows=3.0, record_decisions=False))
+    try:
+        with pg.postgres_server() as server:
+            url = server.new_database()
+            check_resume(ServiceConfig(home=home, db=url))
+            check_resume(ServiceConfig(home=home, db=url, arbiter=False))
+            with Ledger(url, signing_key=load_or_create_key(home / "ledger.key")) as led:
+                desk = Desk(led, home, observers=(Arbiter(record_decisions=False),))
+                assert desk.observing.restored == {} and desk.portfolios() == []
+    except pg.PostgresUnavailable as exc:
+        pg.skip_or_fail(exc)

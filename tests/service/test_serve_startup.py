@@ -268,3 +268,24 @@ def test_a_workers_arbiter_option_is_checked(monkeypatch: pytest.MonkeyPatch, va
     del d["t1"]  # a configuration from before the field: the default
     monkeypatch.setenv(CONFIG_ENV, json.dumps(d))
     assert ServiceConfig.from_env().t1 == ServiceConfig().t1
+
+
+def test_arbiter_keys_in_extra_are_refused_naming_the_field(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``extra['arbiter.k_flows']`` was read once; now it would be ignored silently: it is
+    refused naming the typed field (and an option the service does not take as such), in
+    Python and in what the workers read. Other extra keys pass."""
+    from swarmvar.errors import InvalidParameter
+
+    with pytest.raises(InvalidParameter) as got:
+        ServiceConfig(extra={"arbiter.k_flows": "3", "arbiter.u": "20"})
+    said = str(got.value)
+    for words in ("'arbiter.k_flows'", "set ServiceConfig.k_flows (`swarmvar serve "
+                  "--k-flows`) instead", "no arbiter option 'u'"):
+        assert words in said, said
+    assert ServiceConfig(extra={"team": "risk"}).extra == {"team": "risk"}
+    d = json.loads(ServiceConfig().to_env())
+    d["extra"] = {"arbiter.t1": "0.002"}
+    monkeypatch.setenv(CONFIG_ENV, json.dumps(d))
+    with pytest.raises(InvalidParameter, match=r"ServiceConfig\.t1"):
+        ServiceConfig.from_env()

@@ -199,8 +199,12 @@ def create_app(config: ServiceConfig | None = None, *, desk: Desk | None = None)
                                         getattr(app.state, "evolution_made", False))
         metrics.ledger_entries.set(app.state.desk.ledger_size)
         yield
-        if own_desk and app.state.desk is not None:
-            app.state.desk.ledger.close()
+        if app.state.desk is not None:
+            if own_desk:  # its timer stopped, the decisions kept after a failed append
+                app.state.desk.shutdown()  # tried once more (then lost from the ledger)
+                app.state.desk.ledger.close()
+            else:  # the caller's desk goes on: only the decisions' append tried
+                app.state.desk.flush_undecided()
 
     # no Swagger UI: FastAPI's loads its assets from a CDN; /docs is rendered here (apipage)
     app = FastAPI(title=_TITLE, description=_DESCRIPTION, version="1", lifespan=lifespan,
@@ -325,12 +329,21 @@ def _observers(cfg: ServiceConfig) -> tuple[Any, ...]:
 def _service_words(message: str) -> str:
     """An ``ArbiterOptionsMismatch``'s message as the service's users set the options: the
     pulse's through :class:`ServiceConfig`'s fields in Python (the arbiter's own words name
-    ``Arbiter.from_options``'s keywords); its thresholds the service does not take."""
+    ``Arbiter.from_options``'s keywords); the options the service does not take (the
+    pulse's ``u``, the thresholds: it runs the arbiter's defaults) named as the arbiter's,
+    with how such a home is served."""
     for name in PULSE_FIELDS:
         message = message.replace(f"{name}= in Python", f"ServiceConfig.{name} in Python")
+    others = []
+    if "(u= in Python)" in message:
+        message = message.replace("(u= in Python)", "(Arbiter.from_options(u=...) in Python)")
+        others.append("u")
     if "the threshold " in message:
-        message += (" (the service runs the arbiter's default thresholds: a home decided "
-                    "under others is served from Python by a Desk given that arbiter)")
+        others.append("thresholds")
+    if others:
+        message += (f" (the service runs the arbiter's default {' and '.join(others)}: a "
+                    "home decided under others is served from Python by a Desk given that "
+                    "arbiter)")
     return message
 
 

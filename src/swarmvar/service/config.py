@@ -46,7 +46,13 @@ class ServiceConfig:
         portfolio's writes wait.
     max_streams : most event streams (``/events``) this process serves at once (one
         more: 503 with ``Retry-After``); a closed stream frees its slot.
-    extra : free-form settings (nothing in the service reads them).
+    extra : free-form settings (nothing in the service reads them). An ``arbiter.*`` key
+        is refused (the arbiter's options are the typed fields above; it was read once).
+
+    Raises
+    ------
+    InvalidParameter
+        ``extra`` holds an ``arbiter.*`` key.
     """
 
     home: Path = Path(".swarmvar")
@@ -68,6 +74,14 @@ class ServiceConfig:
     p_nodes: float = 5.0
     t1: float = 0.001
     t_threshold: float = 0.02
+
+    def __post_init__(self) -> None:
+        keys = sorted(k for k in self.extra if str(k).startswith("arbiter."))
+        if keys:
+            said = "; ".join(_arbiter_key_words(k) for k in keys)
+            raise InvalidParameter(
+                f"ServiceConfig.extra sets {', '.join(map(repr, keys))}, which the service "
+                f"does not read: {said}")
 
     @property
     def key_file(self) -> Path:
@@ -114,6 +128,17 @@ class ServiceConfig:
 
 #: The arbiter's pulse options a :class:`ServiceConfig` carries (its fields of those names).
 PULSE_FIELDS = ("k_flows", "p_nodes", "t1", "t_threshold")
+
+
+def _arbiter_key_words(key: str) -> str:
+    """Where the arbiter option ``extra[key]`` (``arbiter.<name>``) is set instead."""
+    name = key.removeprefix("arbiter.")
+    if name in PULSE_FIELDS:
+        return (f"set ServiceConfig.{name} (`swarmvar serve --{name.replace('_', '-')}`) "
+                "instead")
+    return (f"the service takes no arbiter option {name!r} (only "
+            f"{', '.join('ServiceConfig.' + f for f in PULSE_FIELDS)}; a home decided under "
+            "others is served from Python by a Desk given that arbiter)")
 
 
 def _pulse_option(d: dict[str, Any], name: str) -> float:

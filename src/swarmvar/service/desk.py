@@ -30,9 +30,15 @@ Entries (their ``data``):
   They cannot go in the beat's batch: the observers must see the beats in
   ledger order, so only once they are appended. When that second append
   fails (the ledger's disk full, say), the beats stay stored and the write is
-  answered with an error saying so; the decisions are kept in the process and
-  appended first by its next ingest (a resend of the same returns: answered
-  as already recorded, the decisions appended then).
+  answered with an error saying so; the decisions are kept in this server
+  process only and appended by its next ingest of any portfolio (a resend of the
+  same returns to it: answered as already recorded, the decisions appended
+  then), by a timer (every :data:`FLUSH_EVERY` seconds, at most
+  :data:`FLUSH_TRIES` times) and at its shutdown (:meth:`Desk.shutdown`). Another
+  worker or replica does not hold them: a resend reaching it appends nothing. A
+  decision that can never be written (a non-finite signal, an entry over the
+  size limit) is logged and dropped when it is made, counted as its observer's
+  fault; the decisions are kept only on an error a retry may pass.
 
 Refits run inside the beat (``refit_lag`` 0), so a replay is exact. The
 arbiter's instructions reach the next request's beats (within one batch the
@@ -64,6 +70,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -77,9 +84,11 @@ import numpy as np
 from ..errors import (
     ConflictingInput,
     DeskBusy,
+    InvalidEntry,
     InvalidParameter,
     InvalidReturns,
     LedgerCorrupted,
+    LedgerUnavailable,
     LedgerUnwritable,
     SwarmVarError,
     UnknownPortfolio,
@@ -126,6 +135,11 @@ log = logging.getLogger("swarmvar.service")
 _RETRIES = 200
 #: seconds a write waits for the process's one computation at a time before DeskBusy (503)
 BUSY_AFTER = 5.0
+#: seconds between the timer's tries to append decisions kept after a failed append
+FLUSH_EVERY = 10.0
+#: most tries of that timer in a row (30 at 10 s: five minutes); then the next ingest or
+#: the shutdown tries
+FLUSH_TRIES = 30
 
 
 class Desk:
@@ -170,6 +184,9 @@ class Desk:
     observing : :class:`~swarmvar.service.desk_observers.Observing`
         The observers, their calls and checkpoints (``observing.restored``: the beat at
         which each observer restored at this start stands).
+    flush_every, flush_tries : float, int
+        The timer that appends decisions kept after a failed append: seconds between its
+        tries (:data:`FLUSH_EVERY`) and its most tries in a row (:data:`FLUSH_TRIES`).
 
     Raises
     ------
@@ -222,8 +239,14 @@ class Desk:
         self.busy_after = wait
         self._seen = 0
         #: decision entries on beats this process stored whose own append failed:
-        #: appended first by the next ingest here (:meth:`_record_undecided`)
+        #: appended by the next ingest here, the timer or the shutdown (only here)
         self._undecided: list[tuple[EntryKind, Mapping[str, Any]]] = []
+        #: the timer's seconds between tries to append them, and its most tries in a row
+        self.flush_every = FLUSH_EVERY
+        self.flush_tries = FLUSH_TRIES
+        self._flush_left = FLUSH_TRIES
+        self._timer: threading.Timer | None = None
+        self._stopped = False
         self._on_beat: list[Callable[[str, BeatPoint], None]] = []
         self._on_report: list[Callable[[BeatReport, tuple[Decision, ...]], None]] = []
         # a state of the home the observers cannot take (the arbiter's, made under other
@@ -324,6 +347,9 @@ class Desk:
                request_id: str = "", agents: Sequence[str] | None = None) -> PortfolioInfo:
         """A new portfolio whose swarm is fitted on ``history`` (its beat 0).
 
+        Decisions kept after a failed append (:meth:`ingest`) are not appended here: a
+        create stores its portfolio whatever waits (no decision is made on a beat 0).
+
         Raises
         ------
         InvalidParameter, InvalidReturns, ConflictingInput, UnknownAgent
@@ -419,24 +445,33 @@ class Desk:
         LedgerUnwritable, SwarmVarError
             The observers' decisions on the stored beats could not be appended (their
             own append, after the beats'): the message says the returns were stored
-            and their decisions not, which a resend of them appends; or decisions of an
-            earlier request still cannot be appended, and nothing of this one was
-            stored (:meth:`_record_undecided`).
+            and their decisions not, which this server process keeps and appends later
+            (its next ingest of any portfolio, a resend of the same returns to it, its
+            timer, its shutdown); or decisions of an earlier request still cannot be
+            appended, and nothing of this one was stored (:meth:`_record_undecided`).
+            Unknown portfolios and conflicting values are answered first (404, 409).
+        LedgerCorrupted
+            The same, when the ledger's append says it is damaged (a 500); the decisions
+            wait all the same (on PostgreSQL a lost connection is said so).
         """
         check_returns(items, "returns")
         with self._computation():
             for _ in range(_RETRIES):
                 with self._lock:
                     self.sync()
-                    waiting = len(self._undecided)
-                    failed = self._record_undecided()
-                    if failed is not None:
-                        raise _unrecorded(failed, (
-                            f"nothing of this request was stored: the observers' {waiting} "
-                            "decisions on beats this server stored before go first, and "
-                            "still cannot be appended"), "send it again later")
-                    book = self._book(name)
+                    book = self._book(name)  # a 404 or a 409 first, whatever waits
                     fresh = self._fresh(book, items)
+                    if self._undecided:  # appended first (a resend's duplicates too)
+                        waiting = len(self._undecided)
+                        failed = self._record_undecided()
+                        if failed is not None:
+                            raise _unrecorded(failed, (
+                                f"nothing of this request was stored: the observers' "
+                                f"{waiting} decisions on beats this server process stored "
+                                "before go first, and still cannot be appended"),
+                                "send it again later")
+                        book = self._book(name)  # (their append synced)
+                        fresh = self._fresh(book, items)
                     if not fresh:
                         return [Ingested(name, it.as_of, book.seq_of(it.as_of), True)
                                 for it in items]
@@ -483,12 +518,14 @@ class Desk:
         self._books[name] = trial
         decided: list[tuple[Decision, ...]] = []
         for report, (at, seconds) in zip(reports, timed, strict=True):
-            decisions = self.observing.observe(report, seconds)
+            decisions = self._writable(self.observing.observe(report, seconds))
             self.observing.checkpoint(name, report.seq, rows[at])
             trial.decisions.extend(decisions)
             decided.append(decisions)
-        self._undecided.extend((EntryKind.DECISION, decision_record(d))
-                               for ds in decided for d in ds)
+        new = [(EntryKind.DECISION, decision_record(d)) for ds in decided for d in ds]
+        if new:
+            self._undecided.extend(new)
+            self._flush_left = self.flush_tries  # the timer's tries count from these
         failed = self._record_undecided()
         for report, decisions in zip(reports, decided, strict=True):
             self._notify(name, trial, report.seq)
@@ -500,28 +537,118 @@ class Desk:
             raise _unrecorded(failed, (
                 f"the returns were stored ({beats} of {name!r}), but not the observers' "
                 f"{len(self._undecided)} decisions on them"),
-                "a resend of the same returns is answered as already recorded and appends "
-                "the decisions, which this server keeps until then (a restart before loses "
-                "them from the ledger; the arbiter's state is the same, replayed from the "
-                "beats)")
+                f"this server process keeps the decisions and appends them at its next "
+                f"ingest of any portfolio, every {self.flush_every:g} s on its own (at most "
+                f"{self.flush_tries} times) and at its shutdown: a resend of the same "
+                "returns to it is answered as already recorded and appends them; a resend "
+                "reaching another worker or replica appends nothing, and a restart before "
+                "loses them from the ledger (the arbiter's state is the same, replayed "
+                "from the beats)")
+
+    def _writable(self, decisions: tuple[Decision, ...]) -> tuple[Decision, ...]:
+        """``decisions`` but those whose entry can never be written (a non-finite signal,
+        over the entry size limit: :func:`~swarmvar.ledger.entry.canonical_data` refuses
+        it), each logged and counted as its observer's fault, and then dropped: kept, it
+        would wait before every later ingest, refused each time."""
+        out: list[Decision] = []
+        for d in decisions:
+            try:
+                canonical_data(decision_record(d))
+            except InvalidEntry as exc:
+                self.observing.fault(self.observing.author(d), (
+                    f"its decision on beat {d.seq} of {d.portfolio} cannot be written to the "
+                    f"ledger ({exc}); it is dropped"))
+                continue
+            out.append(d)
+        return tuple(out)
 
     def _record_undecided(self) -> SwarmVarError | None:
         """Append the decision entries waiting (:attr:`_undecided`): None when they are
         in the ledger (or none waited), else the error their append met (logged; they wait
-        for the next try). Under the desk's lock."""
+        for the next try, and the timer is set). They wait only on an error a retry may
+        pass (the ledger unavailable, its disk at fault, it kept changing, or said damaged:
+        on PostgreSQL a lost connection is); any other (an entry refused: not met, they
+        are checked when made) drops them, logged. Under the desk's lock."""
         if not self._undecided:
             return None
         try:
-            self._append_retrying(self._undecided)
-        except (SwarmVarError, sqlite3.OperationalError) as exc:
-            log.error("the observers' %d decisions on stored beats could not be appended "
-                      "(%s); the next ingest tries again", len(self._undecided), exc)
-            return exc if isinstance(exc, SwarmVarError) else SwarmVarError(str(exc))
-        self._undecided = []
-        return None
+            for _ in range(_RETRIES):
+                self.sync()
+                if self._append(self._undecided) is not None:
+                    self._undecided = []
+                    self._flush_left = self.flush_tries
+                    return None
+            failed = SwarmVarError("the ledger kept changing under this write; retry")
+        except (LedgerUnavailable, LedgerCorrupted, sqlite3.OperationalError) as exc:
+            failed = exc if isinstance(exc, SwarmVarError) else SwarmVarError(str(exc))
+        except SwarmVarError as exc:  # not one a retry passes: they would block every ingest
+            log.error("the observers' %d decisions on stored beats cannot be written (%s); "
+                      "they are dropped", len(self._undecided), exc)
+            for _ in self._undecided:
+                self.observing.fault(self.observing.author(None), "a decision was dropped")
+            self._undecided = []
+            return None
+        log.error("the observers' %d decisions on stored beats could not be appended (%s); "
+                  "this server process tries again at its next ingest of any portfolio, on "
+                  "its timer and at its shutdown", len(self._undecided), failed)
+        self._schedule_flush()
+        return failed
+
+    def _schedule_flush(self) -> None:
+        """Set the timer that tries the waiting decisions' append again in
+        :attr:`flush_every` seconds, unless one is set, none wait, its tries are spent
+        (:attr:`flush_tries` in a row), or the desk is shut down. Under the desk's lock."""
+        if self._timer is not None or not self._undecided or self._stopped:
+            return
+        if self._flush_left <= 0:
+            log.error("the observers' %d decisions on stored beats still cannot be appended "
+                      "after %d tries of the timer; the next ingest of any portfolio and "
+                      "the shutdown try again", len(self._undecided), self.flush_tries)
+            return
+        self._flush_left -= 1
+        timer = threading.Timer(self.flush_every, self._flush_on_timer)
+        timer.daemon = True
+        self._timer = timer
+        timer.start()
+
+    def _flush_on_timer(self) -> None:
+        with self._lock:
+            self._timer = None
+            if self._stopped:
+                return
+            try:
+                self._record_undecided()  # sets the timer again when it fails
+            except Exception as exc:  # noqa: BLE001 - a ledger closed under it: it stops
+                log.error("the timer's append of the observers' %d waiting decisions "
+                          "failed (%r); it stops (the next ingest and the shutdown try "
+                          "again)", len(self._undecided), exc)
+
+    def flush_undecided(self) -> bool:
+        """Append the decisions kept after a failed append now: True when none wait
+        (appended, or none waited), False when they still cannot be appended (logged)."""
+        with self._lock:
+            return self._record_undecided() is None
+
+    def shutdown(self) -> None:
+        """Stop the timer and try once more to append the decisions kept after a failed
+        append (the app's lifespan calls it at the server's shutdown); those that still
+        cannot be appended are lost from the ledger (logged; the arbiter's state is the
+        same, replayed from the beats). The ledger stays open."""
+        with self._lock:
+            self._stopped = True
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if self._undecided and self._record_undecided() is not None:
+                log.error("the observers' %d decisions on stored beats are lost from the "
+                          "ledger: it could not be appended to at the shutdown",
+                          len(self._undecided))
 
     def note(self, kind: str, details: Mapping[str, Any]) -> int:
-        """Record an administrative action (``action`` entry); return its index."""
+        """Record an administrative action (``action`` entry); return its index.
+
+        Decisions kept after a failed append (:meth:`ingest`) are not appended here (the
+        action is stored whatever waits)."""
         with self._lock:
             return self._append_retrying([(EntryKind.ACTION,
                                            {"type": kind, "details": dict(details)})])
@@ -641,7 +768,7 @@ def _unrecorded(exc: SwarmVarError, what: str, then: str) -> SwarmVarError:
     (``then``). A :class:`LedgerUnwritable` stays one (the disk is at fault: a 503), its
     message replaced by these words (its own says nothing was written); a damaged ledger
     stays :class:`LedgerCorrupted` (a 500); any other is a :class:`SwarmVarError` (503,
-    retry)."""
+    retry). The store's own "nothing was written" is left out of the cause."""
     if isinstance(exc, LedgerUnwritable):
         remedy = LedgerUnwritable.REMEDY.get(exc.cause, "retry later")
         err = LedgerUnwritable(exc.path, exc.cause, exc.detail, exc.doing)
@@ -650,5 +777,11 @@ def _unrecorded(exc: SwarmVarError, what: str, then: str) -> SwarmVarError:
                     f"fault: do not move it away): {remedy}; {then}",)
         return err
     if isinstance(exc, LedgerCorrupted):
-        return LedgerCorrupted(f"{what}: {exc}")
-    return SwarmVarError(f"{what}: {exc}; {then}")
+        return LedgerCorrupted(f"{what}: {_cause(exc)}; {then}")
+    return SwarmVarError(f"{what}: {_cause(exc)}; {then}")
+
+
+def _cause(exc: SwarmVarError) -> str:
+    """``exc``'s message without its "nothing was written" (the store's words on its own
+    append, which the answer's words on what was stored replace)."""
+    return re.sub(r"; nothing was written(?: to it)?", "", str(exc))

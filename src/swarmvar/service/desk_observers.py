@@ -185,13 +185,21 @@ def saved_states(home: Path, state_key: str) -> tuple[dict[str, bytes], dict[str
     return states, unreadable
 
 
+#: What :class:`~swarmvar.ledger.postgres.PostgresStore` raises (a ``LedgerCorrupted``)
+#: opening, without creating, a database that holds no ledger yet (a new database).
+_NO_PG_LEDGER = "holds no swarmvar ledger tables"
+
+
 def ledger_reader(home: Path, db: str | None) -> tuple[OnLedger, Callable[[], None]]:
     """Whether a mark stands on the ledger the service over ``home`` (``db``: a PostgreSQL
     URL) opens, and how to close it: the ledger is opened at the first question (a home
     without checkpoints never opens it), read without creating or changing it. No ledger
-    there (deleted, or never made): no mark stands on it. A ledger that cannot be opened
-    now (locked, damaged, unreachable) is logged, and every mark is taken as standing on it
-    (so every state is checked: the desk's start meets that ledger's error anyway)."""
+    there (deleted, never made, a new PostgreSQL database without its tables): no mark
+    stands on it, as the desk, which makes it, finds none. A ledger that cannot be opened
+    now (locked, damaged, unreachable) is logged (naming the file, or the URL without its
+    password), and every mark is taken as standing on it (so every state is checked: the
+    desk's start meets that ledger's error anyway)."""
+    from ..errors import LedgerCorrupted
     from ..ledger import LedgerNotFound
 
     opened: list[Ledger | bool] = []  # the ledger; False: none there; True: unreadable
@@ -202,10 +210,14 @@ def ledger_reader(home: Path, db: str | None) -> tuple[OnLedger, Callable[[], No
                 opened.append(Ledger(db or home, create=False))
             except LedgerNotFound:
                 opened.append(False)
+            except LedgerCorrupted as exc:
+                if db and _NO_PG_LEDGER in str(exc):
+                    opened.append(False)  # a new database: the desk makes its tables
+                else:
+                    _unreadable(home, db, exc)
+                    opened.append(True)
             except (SwarmVarError, OSError) as exc:
-                log.warning("the ledger of %s cannot be read (%s); every checkpoint there is "
-                            "checked against the observers' options, whatever its mark",
-                            home, exc)
+                _unreadable(home, db, exc)
                 opened.append(True)
         ledger = opened[0]
         return ledger if isinstance(ledger, bool) else mark_on_ledger(ledger, name, mark)
@@ -215,6 +227,19 @@ def ledger_reader(home: Path, db: str | None) -> tuple[OnLedger, Callable[[], No
             opened[0].close()
 
     return on_ledger, close
+
+
+def _unreadable(home: Path, db: str | None, exc: BaseException) -> None:
+    """Log that the ledger of ``home`` (``db``: its URL, shown without its password)
+    cannot be read."""
+    if db:
+        from ..ledger.postgres import shown  # (psycopg: only with a database)
+
+        where = shown(db)
+    else:
+        where = f"of {home}"
+    log.warning("the ledger %s cannot be read (%s); every checkpoint of the home is checked "
+                "against the observers' options, whatever its mark", where, exc)
 
 
 def _standing(on_ledger: OnLedger, name: str, mark: CheckpointMark) -> bool:
@@ -329,6 +354,8 @@ class Observing:
         #: (portfolio, observer's position) -> the seq its restored state stands at (the
         #: initial sync replays that observer only after it)
         self.restored: dict[tuple[str, int], int] = {}
+        #: which observer made each decision of the last live :meth:`observe` (by id)
+        self._made_by: dict[int, str] = {}
         #: portfolios whose observers' states the home holds (restored at the start) or
         #: this process checkpointed (or tried to); any other is checkpointed at its next
         #: beat here
@@ -358,13 +385,18 @@ class Observing:
             for timed in self._on_timed:
                 timed(report, seconds)
         out: list[Decision] = []
+        if not again:
+            self._made_by = {}
         for i, attached in enumerate(self._attached):
             if again and report.seq <= self.restored.get((report.portfolio, i), 0):
                 continue  # in the checkpoint it was restored from
+            observer = type(self.observers[i]).__name__
             try:
-                out.extend(attached(report, seconds, again))
+                made = attached(report, seconds, again)
+                out.extend(made)
+                if not again:
+                    self._made_by.update((id(d), observer) for d in made)
             except SwarmVarError as exc:
-                observer = type(self.observers[i]).__name__
                 # a fault (levels differing, a non-finite value, an unknown agent, a bad
                 # state; the arbiter itself decides nothing on a beat with no levels yet):
                 # logged as an error and counted. Not raised: the beat is in the ledger
@@ -377,6 +409,22 @@ class Observing:
                 for cb in self._on_skip:
                     cb(observer, reason)
         return tuple(out)
+
+    def author(self, decision: Decision | None) -> str:
+        """The class name of the observer that made ``decision`` in the last beat this
+        process ran (the only observer when it is not known, else ``"observer"``)."""
+        name = None if decision is None else self._made_by.get(id(decision))
+        if name is None:
+            name = type(self.observers[0]).__name__ if len(self.observers) == 1 \
+                else "observer"
+        return name
+
+    def fault(self, observer: str, what: str) -> None:
+        """An observer's fault met outside its call (a decision the ledger refuses):
+        logged as an error and counted as its skipped beat (reason :data:`FAULT`)."""
+        log.error("observer %s: %s", observer, what)
+        for cb in self._on_skip:
+            cb(observer, FAULT)
 
     def on_skip(self, callback: Callable[[str, str], None]) -> None:
         """Call ``callback(observer class name, reason)`` on each beat an observer skips

@@ -198,20 +198,24 @@ def test_the_held_note_gives_its_kinds_to_agents_the_first_part_only_counts() ->
     assert d.reason.endswith("named already: a, b, c, d (score lag), e (score lag)"), d.reason
 
 
-def test_a_quarantined_agent_is_not_down_weighted_or_refitted() -> None:
-    """APPLY_BALANCE and APPLY_OPTIMIZE leave quarantined agents out (held out of the
-    consensus already): with only a quarantined agent to balance or refit, no action."""
+def test_a_quarantined_agent_is_not_down_weighted_but_may_be_refitted() -> None:
+    """APPLY_BALANCE leaves quarantined agents out (held out of the consensus already,
+    down-weighting does nothing); APPLY_OPTIMIZE may name one (a refit is how it can heal
+    before its probation)."""
     lag = agent("bad", lagging=True)
     both = beat([lag, agent("c", lagging=True), *CLEAN[1:]])
     d = decide(vector(threat=0.0, stability=0.9), both, ("bad",), T, None,
                {"bad": Quarantined(DAY)})
     assert d.action is Action.APPLY_BALANCE and d.agents == ("c",) and "bad" not in d.weights
-    d = decide(vector(threat=0.0, stability=0.0, gain=0.5), both, ("bad",), T)
-    assert d.action is Action.APPLY_OPTIMIZE and d.agents == ("c",)
+    refit = vector(threat=0.0, stability=0.0, gain=0.5)
+    d = decide(refit, both, ("bad",), T)
+    assert d.action is Action.APPLY_OPTIMIZE and set(d.agents) == {"bad", "c"}
     alone = beat([lag, *CLEAN])
-    for v in (vector(threat=0.0, stability=0.9), vector(threat=0.0, stability=0.0, gain=0.5)):
-        assert decide(v, alone, ("bad",), T).action is Action.NOOP
-        assert decide(v, alone, (), T).agents == ("bad",)  # not quarantined: it is named
+    balance = vector(threat=0.0, stability=0.9)
+    assert decide(balance, alone, ("bad",), T).action is Action.NOOP
+    assert decide(balance, alone, (), T).agents == ("bad",)  # not quarantined: it is named
+    d = decide(refit, alone, ("bad",), T)
+    assert d.action is Action.APPLY_OPTIMIZE and d.agents == ("bad",)
 
 
 _KINDS = st.sampled_from(["breach", "drifting", "outside_low", "lagging", "failed"])

@@ -40,8 +40,10 @@ stability > 0.25 and repair < 0.1, APPLY_OPTIMIZE when the expected gain >
   each with weight factor ``1 / (1 + strength * anomalies)``
   (needs one such agent at least; else falls through);
 * APPLY_OPTIMIZE: agents whose log score lags or whose coverage drifts, for
-  a refit (needs one at least; else NOOP). Neither names an agent in
-  ``excluded`` (quarantined: out of the consensus already).
+  a refit (needs one at least; else NOOP). A balance names no agent in
+  ``excluded`` (quarantined: out of the consensus already, down-weighting it does
+  nothing); a refit may (refitting is how a quarantined agent can heal before its
+  probation).
 
 Every decision's reason is one line in words a risk team can act on: what the action
 means, then per agent the kinds of anomaly behind its count (:func:`agent_words`: a
@@ -809,8 +811,9 @@ def decide(vector: DecisionVector, signals: BeatSignals, excluded: Collection[st
         threat_words = compared("threat", vector.threat, ">=", t.alert, 3)
         named = [a for a in noisy if a.agent not in held_out]
         note = partial(held_note, threat_words, ep.since, named, unalerted, hold)
-    # a quarantined agent is out of the consensus already: down-weighting or refitting
-    # it is not asked for (its words are the held note's, its probation its own)
+    # a quarantined agent is out of the consensus already: down-weighting it does nothing
+    # (its words are the held note's); a refit may still be asked for it, how it can heal
+    # before its probation
     target = [a for a in noisy if _balanced(a, t.balance_on) and a.agent not in held_out]
     if vector.stability > t.stability and vector.repair < t.repair and target:
         factors = {a.agent: 1.0 / (1.0 + t.balance_strength * a.anomalies) for a in target}
@@ -818,8 +821,7 @@ def decide(vector: DecisionVector, signals: BeatSignals, excluded: Collection[st
                     compared("stability", vector.stability, ">", t.stability) + ", "
                     + compared("repair", vector.repair, "<", t.repair), factors, note=note,
                     extra=hold)
-    refit = [a for a in signals.agents if (a.lagging or a.drifting)
-             and a.agent not in held_out]
+    refit = [a for a in signals.agents if a.lagging or a.drifting]
     if vector.gain > t.gain and refit:
         return made(Action.APPLY_OPTIMIZE, refit, REFITTING,
                     compared("expected gain", vector.gain, ">", t.gain), note=note, extra=hold)

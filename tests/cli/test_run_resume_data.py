@@ -236,3 +236,50 @@ def test_a_csv_with_older_history_prepended_resumes(tmp_path: Path) -> None:
     assert again.exit_code == 0, again.output
     assert "x at beat 8" in plain(again.output), again.output
     assert _size(home) > size
+
+
+def _beaten(home: Path) -> list[tuple[str, str, object]]:
+    """Each ledgered beat's portfolio, day and cursor, in ledger order."""
+    with Ledger.open(home) as ledger:
+        return [(b["portfolio"], b["as_of"][:10], b["cursor"]) for e in ledger.entries(0)
+                if e.kind == "consensus" and isinstance(b := e.data.get("beat"), dict)]
+
+
+def test_a_stdin_home_of_two_portfolios_resumes_on_data_at_its_next_row(
+        tmp_path: Path) -> None:
+    """Two JSON lines a date after 60 blank ones: the stream's cursor (80, a line count) is
+    no row of the file (its last beaten day is row 70); seeking there as a row skipped 10
+    of the 15 new days."""
+    rng = np.random.default_rng(5)
+    days = pd.date_range("2021-01-01", periods=85, freq="D")
+    a = pd.DataFrame({"x": rng.normal(0, 0.01, 85), "y": rng.normal(0, 0.01, 85)},
+                     index=days)
+    home = tmp_path / "home"
+    lines = "\n" * 60 + "".join(json.dumps({"portfolio": p, "as_of": d.date().isoformat(),
+                                "value": float(a.at[d, p])}) + "\n"
+                    for d in days[60:70] for p in ("x", "y"))
+    first = _run(home, _write(a.iloc[:60], tmp_path / "start.csv"), "--stdin", stdin=lines)
+    assert first.exit_code == 0, first.output
+    assert _beaten(home)[-1] == ("y", "2021-03-11", 80)
+    again = _run(home, _write(a, tmp_path / "A.csv"))
+    assert again.exit_code == 0, again.output
+    assert "x at beat 25, y at beat 25" in plain(again.output), again.output
+    new = _beaten(home)[20:]
+    assert [(p, day) for p, day, _ in new] == [(p, d.date().isoformat())
+                                                for d in days[70:] for p in ("x", "y")]
+
+
+def test_a_followed_file_whose_oldest_rows_were_dropped_resumes_at_its_next_row(
+        tmp_path: Path) -> None:
+    a = _frame(9, rows=ROWS + 10)
+    path = tmp_path / "A.csv"
+    home = tmp_path / "home"
+    follow = ["--follow", "--idle-timeout", "0.3"]
+    first = _run(home, _write(a.iloc[:65], path), *follow)
+    assert first.exit_code == 0, first.output
+    assert _beaten(home)[-1][1:] == (str(a.index[64].date()), 65)
+    _write(a.iloc[30:], path)  # a rolling file: 30 oldest rows gone, 35 new
+    again = _run(home, path, *follow)
+    assert again.exit_code == 0, again.output
+    assert "x at beat 40" in plain(again.output), again.output
+    assert [day for _, day, _ in _beaten(home)] == [str(d.date()) for d in a.index[60:]]

@@ -139,6 +139,13 @@ class WorkerSandbox(Sandbox):
         self._timed_out = False
         self._stderr: _Tail | None = None
 
+    @property
+    def workers_started(self) -> int:
+        """How many warm workers this sandbox has started (a recycled one is a new one):
+        read without a round trip, so a caller can tell a fresh worker before it runs
+        a task there (:meth:`start`, then this)."""
+        return self._started
+
     # -- what a backend provides -------------------------------------------
 
     @abc.abstractmethod

@@ -52,8 +52,12 @@ OBSERVER_PREFIX = "swarm-observer:"
 
 #: The start histories' digests a fresh start stores, by portfolio (rows, first and last
 #: date, sha256 of the values): what a resume's start history must be
-#: (:func:`._recovery._check_start`). Written once; a home started before has none.
+#: (:func:`._recovery._check_start`). Written once; a home started before has none. Portfolio
+#: names of the form ``__name__`` are refused (:class:`.ticks.PortfolioSpec`), so no
+#: portfolio's state (``swarm:<name>``) is stored here, nor at :data:`RUN_KEY`.
 START_KEY = "swarm:__start__"
+#: Where homes started by the first version of the start digest stored it (read too).
+OLD_START_KEY = "swarm-start-history"
 
 
 class _BeatEntries:

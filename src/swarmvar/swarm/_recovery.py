@@ -19,9 +19,10 @@ groups' late entries through ``_record_late``). Writes the beat state
 (``seq``, ``last_as_of``, ``cursor``, ``_pending``, ``_requests``,
 ``_optional_credit``, ``_latest``, ``_beaten``, ``_gseq``, ``_shells``), the
 checkpoint bookkeeping (``_marks``, ``_log``, ``_fresh``, ``_unbegun``,
-``_resume_as_of``) and ``_started``. A resume first takes the variants its checkpoint
-records (``_adopt_variants``: ``configs`` and what is hosted, again), then refuses
-other portfolios than the run's, some of them only, or another spread
+``_resume_as_of``), ``_started`` and ``_plugin_digests`` (given to the hosts in
+``configs`` and ``_hosted``: ``_stamp_plugins``). A resume first takes the
+variants its checkpoint records (``_adopt_variants``: ``configs`` and what is hosted,
+again), then refuses other portfolios than the run's, some of them only, or another spread
 (``_check_portfolios``), settings beyond the fingerprint that differ
 (``_check_settings``: ``checkpoint_every``, roles, policy) and a portfolio whose book is
 not the checkpoint's (``_check_books``), and puts a book's assets in the order its
@@ -45,10 +46,8 @@ import logging
 import math
 import re
 import time
-import weakref
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -61,6 +60,8 @@ from . import _records, _restoring  # constants read where defined: a patch reac
 from ._records import _job_dict, _job_from
 from .beat import BeatInput, BeatOutcome
 from .observers import stateful_observers
+from .sandboxing import hash_files
+from .sandboxing import plugin_files as _plugin_files  # (a test patches it here)
 from .spread import SpreadConsensus, routed
 
 if TYPE_CHECKING:
@@ -97,7 +98,10 @@ def start(self: Swarm, history: Mapping[str, pd.Series] | pd.DataFrame | pd.Seri
     ``source``, the source :meth:`run` will beat (a :class:`.sources.Replay`,
     :class:`.sources.FollowedFile` or :class:`.sources.JsonLines`), is checked on a
     resume against the ledger's beats before anything is opened or written
-    (:func:`check_source`): a resume on other data than the run beat is refused. A
+    (:func:`check_source`): a resume on other data than the run beat is refused. The
+    resume then starts that source at its own place of the ledger's last beats (not the
+    cursor the run recorded, a place in the data the run read: rows dropped since, a
+    stream's line count), its ticks at or before those dates skipped by date. A
     plug-in agent whose source changed since the checkpoint is refused too
     (:func:`_check_plugins`).
 
@@ -122,17 +126,21 @@ def start(self: Swarm, history: Mapping[str, pd.Series] | pd.DataFrame | pd.Seri
         ``PluginChanged`` for a plug-in agent whose code changed.
     """
     # the plug-ins' code as this swarm starts, before any host imports it
-    _PLUGINS[self] = plugin_sources(self.sandbox)
+    self._plugin_digests = plugin_sources(self.sandbox)
     run = _run_record(self)  # None: nothing to resume
+    resume_at: int | None = None
     if run is not None:
         self._adopt_variants(run)  # its checkpoint's variants, not the registry's choice now
         _check_resume(self, run)  # before the executor opens: a refusal leaves nothing open
         if source is not None:
             _check_start(self, history)
-            check_source(self, source)
+            resume_at = check_source(self, source)
+    _stamp_plugins(self)  # the hosts' sandboxes run a plug-in only while it is this code
     self.executor.open(list(self._hosted.values()))
     if run is not None:
         self._resume(run)
+        if resume_at is not None:  # the resume point as a place in the source given now
+            self.cursor = resume_at
     else:
         requests = []
         fitted: dict[str, dict[str, Any]] = {}
@@ -140,9 +148,12 @@ def start(self: Swarm, history: Mapping[str, pd.Series] | pd.DataFrame | pd.Seri
         for name, spec in self.specs.items():
             given = _start_series(spec, history)
             if given is None:
+                what = ("holds no series for it" if history is None
+                        or isinstance(history, Mapping) else
+                        "is not a Series, an asset-returns DataFrame or a mapping")
                 raise InvalidParameter(
                     f"portfolio {name!r}: there is nothing to resume in {self.home} and the "
-                    f"start history ({type(history).__name__}) holds no series for it; give "
+                    f"start history ({type(history).__name__}) {what}; give "
                     "its returns (a Series, an asset-returns DataFrame, or a mapping with "
                     f"{name!r})")
             series = given
@@ -919,10 +930,13 @@ def _check_start(self: Swarm, history: Any) -> None:
     from ..errors import ResumeDataMismatch, SwarmVarError
     from ..evolution import UnknownState
 
-    try:
-        saved = json.loads(self.states.get(_records.START_KEY).decode())
-    except (UnknownState, ValueError):
-        return
+    saved: Any = None
+    for key in (_records.START_KEY, _records.OLD_START_KEY):  # (an early home: the old key)
+        try:
+            saved = json.loads(self.states.get(key).decode())
+            break
+        except (UnknownState, ValueError):
+            continue
     if not isinstance(saved, Mapping):
         return
     for name, spec in self.specs.items():
@@ -960,14 +974,17 @@ DATA_ATOL = 1e-12
 _Beat = tuple[int, datetime, float, Any]
 
 
-def _ledgered_beats(self: Swarm) -> dict[str, list[_Beat]]:
+def _ledgered_beats(self: Swarm) -> tuple[dict[str, list[_Beat]], _Beat | None]:
     """Each running portfolio's beats in the ledger that :meth:`~.runtime.Swarm.run` read
     from a source (a cursor recorded; not ``beat()``'s from Python or the service), in
     order: ``(seq, as_of, realized, cursor)`` (a beat's record, :func:`._records._entries`),
-    the last record of a seq kept. The cursor is where a resume may start, not always
-    the beat's own place (a beat while another portfolio's host was restored records the
-    place before the first queued tick; a catch-up beat the place read by then)."""
+    the last record of a seq kept; and the last such beat in the ledger (whose cursor a
+    resume's replay leaves as the swarm's). The cursor is where a resume may start, not
+    always the beat's own place (a beat while another portfolio's host was restored
+    records the place before the first queued tick; a catch-up beat the place read by
+    then)."""
     out: dict[str, dict[int, _Beat]] = {}
+    last: _Beat | None = None
     for entry in self.ledger.entries(0):
         if entry.kind != EntryKind.CONSENSUS.value:
             continue
@@ -982,7 +999,8 @@ def _ledgered_beats(self: Swarm) -> dict[str, list[_Beat]]:
         except (KeyError, TypeError, ValueError):
             continue
         out.setdefault(str(b["portfolio"]), {})[row[0]] = row
-    return {p: [rows[s] for s in sorted(rows)] for p, rows in out.items()}
+        last = row
+    return {p: [rows[s] for s in sorted(rows)] for p, rows in out.items()}, last
 
 
 def _day(when: datetime) -> str:
@@ -1001,13 +1019,14 @@ def _num(x: float, other: float) -> str:
 _AFRESH = "start afresh in another home (--home on the command line, home= in Python)"
 
 
-def check_source(self: Swarm, source: Any) -> None:
-    """Refuse to resume on a source that is not the data this home's run beat.
+def check_source(self: Swarm, source: Any) -> int | None:
+    """Refuse to resume on a source that is not the data this home's run beat; where in
+    it the resume starts.
 
     The ledger's beats read from a source hold each tick's date and its return
     (``realized``): what the run consumed, checked against what the source gives at
-    those dates now (:func:`_ledgered_beats`; a beat's ``cursor`` is only a hint of
-    where its row is: it records where a resume may start). A source with ``ticks_on``
+    those dates now (:func:`_ledgered_beats`; a beat's ``cursor`` records where a resume
+    of the data the run read may start, not taken as its row here). A source with ``ticks_on``
     (:class:`.sources.Replay`, :class:`.sources.FollowedFile`) is read before anything is
     opened or written: another series with the same columns, an edited, shortened or
     replaced file is refused; a file that grew (rows after its last beaten date, or
@@ -1017,6 +1036,19 @@ def check_source(self: Swarm, source: Any) -> None:
     as they arrive (``watch``), until a tick passes the portfolio's last ledgered beat.
     A source with neither is not checked, nor is a portfolio without ledgered beats (a
     run stopped before its first beat: its start history is not in the ledger).
+
+    Returns
+    -------
+    int or None
+        For a source read ahead, the resume point as a place in it (its ``seek``). The
+        cursor the run recorded is a place in the data it read, which need not be this
+        source's (its oldest rows dropped, a refused line deleted, a stream's line
+        count): seeking there would skip unbeaten ticks. It stands when this source
+        holds the ledger's last beat at that place (numbered as the data the run read);
+        otherwise the earliest, over the portfolios, of the place of the first tick at
+        a portfolio's last ledgered date (the ticks from there at or before a
+        portfolio's last ledgered date are skipped by date). None for a stream, a source
+        not checked, or a home without such beats.
 
     Raises
     ------
@@ -1032,22 +1064,30 @@ def check_source(self: Swarm, source: Any) -> None:
     on = getattr(source, "ticks_on", None)
     watch = getattr(source, "watch", None)
     if not callable(on) and not callable(watch):
-        return
-    beats = _ledgered_beats(self)
-    if not beats:
-        return
+        return None
+    beats, last = _ledgered_beats(self)
+    if not beats or last is None:
+        return None
     name = str(getattr(source, "name", "the source"))
     if callable(on):
-        wanted: dict[datetime, Any] = {}  # each ledgered date, its cursor a hint
+        wanted: dict[datetime, Any] = {}  # each ledgered date (its first cursor)
         for rows in beats.values():
             for _, when, _, cursor in rows:
                 wanted.setdefault(when, cursor)
         found = on(wanted)
         for p, rows in beats.items():
             _compare_rows(self.specs[p], rows, found, name, str(getattr(source, "unit", "rows")))
-    else:
-        assert callable(watch)
-        watch(_stream_check(self, beats, name))
+        _, when, _, cursor = last
+        if isinstance(cursor, int) and any(n == cursor for n, _ in found[when]):
+            # the ledger's last beat is at its cursor's place here: this source numbers
+            # its ticks as the data the run read, up to there; its cursor stands (the
+            # ticks after it the run refused are not read again)
+            return cursor
+        # every ledgered date is found (else refused): a place of each last one
+        return min(int(found[rows[-1][1]][0][0]) for rows in beats.values() if rows)
+    assert callable(watch)
+    watch(_stream_check(self, beats, name))
+    return None
 
 
 def _differs(spec: PortfolioSpec, tick: Any, realized: float) -> tuple[str, bool] | None:
@@ -1092,11 +1132,11 @@ def _compare_rows(spec: PortfolioSpec, rows: Sequence[_Beat],
                 f"{span}): was it truncated or replaced? Resume with the data the run "
                 f"beat, or {_AFRESH}")
         whys = [_differs(spec, tick, realized) for _, tick in ticks]
-        said = whys[0]
-        if said is None or any(w is None for w in whys):
+        if any(w is None for w in whys):
             continue
         differ += 1
-        if first is None:
+        said = whys[0]
+        if first is None and said is not None:
             n, (why, valued) = ticks[0][0], said
             first = (f"at {_day(when)} ({one} {n}, beat {seq}): {why}" if valued
                      else f"at {one} {n} (beat {seq}, {_day(when)}): it {why}")
@@ -1162,9 +1202,21 @@ def _stream_check(self: Swarm, beats: Mapping[str, Sequence[_Beat]], name: str) 
 #: Files of a plug-in's folder read for its source digest, at most.
 PLUGIN_FILES = 2_000
 
-#: Each swarm's plug-in source digests, taken once as it starts (:func:`start`).
-_PLUGINS: weakref.WeakKeyDictionary[Any, dict[str, dict[str, Any]]] = \
-    weakref.WeakKeyDictionary()
+def _stamp_plugins(self: Swarm) -> None:
+    """Give the hosts the plug-ins' digests this swarm started with (``digests`` of the
+    :class:`.sandboxing.SandboxSetup` in each config, ``configs`` and what is hosted): a
+    sandbox worker started later (recycled after its task quota, a crash, a timeout or a
+    violation) imports the plug-in from its files then, and runs it only while they hash
+    to these (:class:`.sandboxed.SandboxedAgent`)."""
+    setup = self.sandbox
+    if setup is None or not setup.plugins:
+        return
+    stamped = dataclasses.replace(setup, digests={
+        cls: d["source"] for cls, d in _plugins_of(self).items()})
+    for held in (self.configs, self._hosted):
+        for unit, cfg in list(held.items()):
+            if cfg.sandbox is not None:
+                held[unit] = dataclasses.replace(cfg, sandbox=stamped)
 
 
 def _plugins_of(self: Swarm) -> dict[str, dict[str, Any]]:
@@ -1172,64 +1224,23 @@ def _plugins_of(self: Swarm) -> dict[str, dict[str, Any]]:
     before any host imported a plug-in): what each checkpoint records and a resume
     compares, not the files as they are now (one edited while the swarm runs is not
     the code its hosts run)."""
-    got = _PLUGINS.get(self)
+    got = self._plugin_digests
     if got is None:  # (a checkpoint before start: none is taken, but never unrecorded)
-        got = _PLUGINS[self] = plugin_sources(self.sandbox)
+        got = self._plugin_digests = plugin_sources(self.sandbox)
     return got
-
-
-def _plugin_files(module: str, paths: Sequence[str]) -> tuple[Path, list[Path]] | None:
-    """Where a plug-in's module is found without importing it (its sandbox's search path,
-    ``plugin_paths``, first, then this process's): the folder it is found under and its
-    files: a top-level module's own file; for a module in a package (or a package's
-    ``__init__``), every ``.py`` file of the folder holding it, not of its subfolders
-    nor of the packages above (the helpers beside it, which it likely imports; an edit
-    elsewhere in a large repository does not refuse a resume, a changed helper in
-    another folder is not seen). None when it is not found as source files."""
-    import os
-    import sys
-
-    parts = module.split(".")
-    for root in [*paths, *sys.path]:
-        base = Path(root or os.getcwd())
-        own = base.joinpath(*parts[:-1], f"{parts[-1]}.py")
-        if len(parts) == 1 and own.is_file():
-            return base, [own]
-        init = base.joinpath(*parts, "__init__.py")
-        folder = own.parent if own.is_file() else init.parent if init.is_file() else None
-        if folder is None:
-            continue
-        try:
-            files = sorted(f for f in folder.iterdir() if f.suffix == ".py" and f.is_file())
-        except OSError:
-            return None
-        return base, files[:PLUGIN_FILES]
-    return None
 
 
 def plugin_sources(sandbox: Any) -> dict[str, dict[str, Any]]:
     """Each plug-in agent's source digest, by class name: ``{"plugin": "pkg.mod:Class",
-    "source": sha256 of its files (:func:`_plugin_files`, path and bytes), "files": how
-    many}``, ``source`` None when its files are not found; ``{}`` without plug-ins."""
-    import hashlib
-
+    "source": sha256 of its files (:func:`.sandboxing.plugin_files`, path and bytes),
+    "files": how many}``, ``source`` None when its files are not found; ``{}`` without plug-ins."""
     if sandbox is None:
         return {}
     out: dict[str, dict[str, Any]] = {}
     for cls, spec in sandbox.plugin_agents.items():
         found = _plugin_files(spec.partition(":")[0], tuple(sandbox.plugin_paths))
-        digest: str | None = None
-        count = 0
-        if found is not None:
-            base, files = found
-            h = hashlib.sha256()
-            try:
-                for f in files:
-                    h.update(f.relative_to(base).as_posix().encode() + b"\0")
-                    h.update(f.read_bytes() + b"\0")
-                digest, count = h.hexdigest(), len(files)
-            except OSError:
-                digest = None
+        digest = None if found is None else hash_files(*found)
+        count = 0 if digest is None or found is None else len(found[1])
         out[str(cls)] = {"plugin": str(spec), "source": digest, "files": count}
     return out
 

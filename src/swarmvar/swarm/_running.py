@@ -1,7 +1,8 @@
 """The run loop: ticks from a source, beaten until it ends, a beat budget, or a stop.
 
 Methods of :class:`~.runtime.Swarm`, written as functions of ``self: Swarm`` and
-bound in its class body: ``run`` seeks the source to the recorded cursor,
+bound in its class body: ``run`` seeks the source to the cursor (the recorded one,
+or on a resume given its source the place of the ledger's last beats in it),
 drives :meth:`~.runtime.Swarm.beat` tick by tick (skipping ticks recorded
 before a restart, refusing bad lines, waiting for a lost host when its queue
 is full, pacing on the pacer's pulse), settles lost hosts at the end and
@@ -20,12 +21,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidParameter, InvalidTick, RestoreQueueFull, SwarmVarError
+from ..errors import InvalidParameter, InvalidTick, RestoreQueueFull
 from ..types import BeatReport, Tick
 from ._restoring import _is_served
 from .observers import Pacer
 from .sources import BadLine
-from .ticks import route
+from .ticks import dated_route
 
 if TYPE_CHECKING:
     from .runtime import Swarm
@@ -76,8 +77,9 @@ def run(self: Swarm, source: Iterable[Tick | BadLine], *, beats: int | None = No
 
     Ticks for a date the swarm already recorded before a restart are
     skipped (counted in ``skipped``); a source with ``seek`` is first
-    moved to the cursor of the last recorded tick. Bad ticks are refused
-    and the loop goes on.
+    moved to the cursor: the last recorded tick's, or on a resume whose
+    ``start`` was given this source, the place in it of the ledger's last
+    beats. Bad ticks are refused and the loop goes on.
 
     With ``pace`` (the arbiter's ``Cadence``) each beat starts on a pulse
     boundary: the pacer measures the beat up to its observers (their
@@ -90,7 +92,10 @@ def run(self: Swarm, source: Iterable[Tick | BadLine], *, beats: int | None = No
     seek = getattr(source, "seek", None)
     if self.cursor is not None and callable(seek):
         seek(self.cursor)
-    self._read_cursor = self.cursor
+    # where the source stands before its first tick (a fresh run's too): what a beat
+    # recorded while a host is restored says, so a resume compares it (None: a source
+    # without a cursor)
+    self._read_cursor = getattr(source, "cursor", self.cursor)
     began = time.perf_counter()
     done: dict[str, int] = dict.fromkeys(self.specs, 0)
     rejected_before = dict(self.rejected)
@@ -173,13 +178,10 @@ def _already(self: Swarm, tick: Any) -> bool:
     """A tick at or before the resume point of its portfolio(s): recorded before a restart."""
     if not self._resume_as_of or not isinstance(tick, Tick):
         return False
-    from .ticks import as_utc
-
-    try:
-        when = as_utc(tick.as_of)
-        names = [s.name for s in route(tick, self.specs)]
-    except SwarmVarError:
-        return False
+    routed = dated_route(tick, self.specs)
+    if routed is None:
+        return False  # refused by the beat as usual
+    when, names = routed
     marks = [self._resume_as_of.get(n) for n in names]
     if all(m is not None and when <= m for m in marks):
         return True

@@ -328,6 +328,8 @@ class Swarm:
         self._enqueued = 0
         #: the source's cursor after the last tick handed to beat()
         self._read_cursor: Any = None
+        #: the plug-ins' source digests taken as the swarm started (``_recovery.start``)
+        self._plugin_digests: dict[str, dict[str, Any]] | None = None
         self._started = False
         self._closed = False
 

@@ -12,6 +12,15 @@ The proxy keeps the agent's last state (taken after each fit and every
 the sandbox recycles its worker (after a violation, a crash or its task
 quota) the next call restores the agent and replays those returns: the
 numbers are those of an agent that was never interrupted.
+
+A recycled worker imports a plug-in's module again, from its files as they are
+then (the plug-in folders are bound live into the sandbox). So before a task
+runs in a worker it has not checked (the first, every recycled one), the proxy
+hashes the plug-in's files again (:func:`.sandboxing.plugin_digest`): files that
+no longer hash to the digest the swarm started with (the one its checkpoints
+record) are a :class:`~swarmvar.errors.SandboxViolation` (:data:`PLUGIN_CHANGED`)
+and the task is not run; the runtime holds the agent out and opens its breaker,
+as for any violation, until the files are the start's again.
 """
 
 from __future__ import annotations
@@ -31,6 +40,11 @@ from ..types import Forecast, RiskMeasure
 ENTRY = "swarmvar.swarm.sandboxed:seeded_live_agent"
 
 Seed = int | np.random.Generator | None
+
+#: The violation of a plug-in whose files changed since the swarm started: the proxy's
+#: kind for what it cannot use (as a malformed forecast) until ``Violation`` has its own
+#: ``PLUGIN_CHANGED``; the detail says what it is.
+PLUGIN_CHANGED: Violation = getattr(Violation, "PLUGIN_CHANGED", Violation.MALFORMED_RESULT)
 
 
 def seed_words(seed: Seed) -> tuple[int, list[int] | None]:
@@ -134,10 +148,22 @@ class SandboxedAgent:
         Constructor arguments.
     checkpoint_every : int
         Updates between the state snapshots kept for recovery.
+    plugin_paths : sequence of str
+        Where the plug-in's files are found (the sandbox's plug-in folders).
+    source : str, optional
+        The plug-in's source digest as the swarm started; None: the digest taken at the
+        proxy's first task. A worker started later runs the plug-in only while its
+        files hash to it.
+
+    Raises
+    ------
+    InvalidParameter
+        Neither or both of ``agent`` and ``plugin``; ``checkpoint_every`` below 1.
     """
 
     def __init__(self, box: Sandbox, *, agent: str | None = None, plugin: str | None = None,
-                 options: Mapping[str, Any] | None = None, checkpoint_every: int = 50) -> None:
+                 options: Mapping[str, Any] | None = None, checkpoint_every: int = 50,
+                 plugin_paths: Sequence[str] = (), source: str | None = None) -> None:
         if (agent is None) == (plugin is None):
             raise InvalidParameter("give exactly one of agent (a name) or plugin ('module:Class')")
         if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
@@ -150,6 +176,46 @@ class SandboxedAgent:
         self._state: bytes | None = None
         self._since: list[float] = []
         self.name = agent or str(plugin).rpartition(":")[2]
+        self._plugin_paths = tuple(plugin_paths)
+        self._source = source
+        self._checked: int | None = None  # the sandbox's workers started when last checked
+
+    def _run(self, task: Task) -> Any:
+        """``task`` in the sandbox, a plug-in's files checked first in a new worker."""
+        self._check_code()
+        return self._box.run(task)
+
+    def _check_code(self) -> None:
+        """Before a plug-in's task in a worker not checked yet (the first; a recycled one,
+        which imports the plug-in from its files now): its files must hash to the digest
+        the swarm started with.
+
+        Raises
+        ------
+        SandboxViolation
+            The files hash otherwise (or cannot be read): the task is not run.
+        """
+        from ..sandbox.base import WorkerSandbox
+
+        plugin = self._which.get("plugin")
+        if plugin is None or not isinstance(self._box, WorkerSandbox):
+            return  # a built-in agent, or a backend without warm workers (no plug-ins)
+        self._box.start()  # the worker the task will run in (it imports nothing yet)
+        started = self._box.workers_started
+        if started == self._checked:
+            return
+        from .sandboxing import plugin_digest
+
+        now = plugin_digest(str(plugin), self._plugin_paths)
+        if self._source is None:
+            self._source = now  # (no start digest given: the first worker's code)
+        if now != self._source:
+            raise SandboxViolation(PLUGIN_CHANGED, (
+                f"plug-in {plugin}: its files changed since the swarm started (they hash to "
+                f"{str(now)[:12]}, the code its checkpoints record to {str(self._source)[:12]}"
+                "); a new worker would import the changed code: not run. Put the files back "
+                "as they were, or start afresh in another home with the new code"))
+        self._checked = started
 
     def _task(self, op: str, arrays: Mapping[str, np.ndarray] | None = None, seed: Seed = 0,
               **params: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -159,21 +225,21 @@ class SandboxedAgent:
         task = Task(ENTRY, {"op": op, "handle": self._handle, "options": self._options,
                             **self._which, **params}, dict(arrays or {}), seed=number)
         try:
-            result = self._box.run(task)
+            result = self._run(task)
         except TaskFailed as exc:
             if exc.error_type != "KeyError" or self._state is None:
                 raise
             self._recover()
-            result = self._box.run(task)
+            result = self._run(task)
         return dict(result.values), dict(result.arrays)
 
     def _recover(self) -> None:
         """The worker was recycled: restore the last state and replay the returns since."""
         assert self._state is not None
-        self._box.run(Task(ENTRY, {"op": "restore", "handle": self._handle, **self._which},
-                           {"state": np.frombuffer(self._state, np.uint8)}))
+        self._run(Task(ENTRY, {"op": "restore", "handle": self._handle, **self._which},
+                       {"state": np.frombuffer(self._state, np.uint8)}))
         if self._since:
-            self._box.run(Task(ENTRY, {"op": "update", "handle": self._handle},
+            self._run(Task(ENTRY, {"op": "update", "handle": self._handle},
                                {"returns": np.asarray(self._since, dtype=float)}))
 
     def _checkpoint(self) -> None:
@@ -202,8 +268,8 @@ class SandboxedAgent:
         for again in (False, True):
             values, _ = self._task(op, {"returns": x}, seed=seed)
             try:
-                state = self._box.run(Task(ENTRY, {"op": "state", "handle": self._handle,
-                                                   **self._which}, {}))
+                state = self._run(Task(ENTRY, {"op": "state", "handle": self._handle,
+                                               **self._which}, {}))
             except TaskFailed as exc:
                 if exc.error_type != "KeyError" or again:
                     raise
@@ -223,8 +289,8 @@ class SandboxedAgent:
 
     def restore(self, state: bytes) -> SandboxedAgent:
         """Put the agent of ``state`` (its ``state()`` bytes) in the sandbox."""
-        self._box.run(Task(ENTRY, {"op": "restore", "handle": self._handle, **self._which},
-                           {"state": np.frombuffer(bytes(state), np.uint8)}))
+        self._run(Task(ENTRY, {"op": "restore", "handle": self._handle, **self._which},
+                       {"state": np.frombuffer(bytes(state), np.uint8)}))
         self._state, self._since = bytes(state), []
         return self
 

@@ -16,7 +16,8 @@ agent's worker, and one agent's code never shares a process with another's.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidParameter
@@ -42,11 +43,17 @@ class SandboxSetup:
         Plug-in classes ``"package.module:Class"``; the agent's id is ``Class``.
     plugin_paths : tuple of str
         Folders holding the plug-ins' modules (read-only inside the sandbox).
+    digests : mapping
+        Plug-in class -> its source digest (:func:`plugin_digest`) as the swarm started
+        (``Swarm.start`` puts it in the setup its hosts get; not compared, not in
+        :meth:`to_dict`): a sandbox worker started later (a recycled one) runs a plug-in
+        only while its files still hash to it (:class:`.sandboxed.SandboxedAgent`).
     """
 
     backend: str | None = None
     plugins: tuple[str, ...] = ()
     plugin_paths: tuple[str, ...] = ()
+    digests: Mapping[str, str | None] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         if self.backend is not None and self.backend not in BACKENDS:
@@ -160,8 +167,9 @@ class AgentHost:
         assert self.setup is not None
         plugin = self.setup.plugin_agents.get(name)
         if plugin is not None:
-            return self._widened(SandboxedAgent(self._box(name), plugin=plugin,
-                                                options=options))
+            return self._widened(SandboxedAgent(
+                self._box(name), plugin=plugin, options=options,
+                plugin_paths=self.setup.plugin_paths, source=self.setup.digests.get(name)))
         return self._widened(SandboxedAgent(self._box(name), agent=name, options=options))
 
     def restored(self, name: str, state: bytes) -> Agent | Any:
@@ -184,3 +192,62 @@ class AgentHost:
         boxes, self._boxes = self._boxes, {}
         for box in boxes.values():
             box.kill()
+
+
+#: Files of a plug-in's folder read for its source digest, at most.
+PLUGIN_FILES = 2_000
+
+
+def plugin_files(module: str, paths: Sequence[str]) -> tuple[Path, list[Path]] | None:
+    """Where a plug-in's module is found without importing it (its sandbox's search path,
+    ``plugin_paths``, first, then this process's): the folder it is found under and its
+    files. For a module in a package (or a package's ``__init__``), every ``.py`` file of
+    the folder holding it, not of its subfolders nor of the packages above: the helpers
+    beside it, which it likely imports (an edit elsewhere in a large repository does not
+    refuse a resume; a changed helper in another folder is not seen). For a top-level
+    module, its own file only: the folder it lies in is a search-path root (a
+    ``--plugin-path``, the working folder, ``site-packages``), not the plug-in's own, and
+    hashing it would read every unrelated module there (up to :data:`PLUGIN_FILES`).
+    None when it is not found as source files."""
+    import os
+    import sys
+
+    parts = module.split(".")
+    for root in [*paths, *sys.path]:
+        base = Path(root or os.getcwd())
+        own = base.joinpath(*parts[:-1], f"{parts[-1]}.py")
+        if len(parts) == 1 and own.is_file():
+            return base, [own]
+        init = base.joinpath(*parts, "__init__.py")
+        folder = own.parent if own.is_file() else init.parent if init.is_file() else None
+        if folder is None:
+            continue
+        try:
+            files = sorted(f for f in folder.iterdir() if f.suffix == ".py" and f.is_file())
+        except OSError:
+            return None
+        return base, files[:PLUGIN_FILES]
+    return None
+
+
+def hash_files(base: Path, files: Sequence[Path]) -> str | None:
+    """The sha256 of ``files`` (each one's path under ``base``, then its bytes); None when
+    one cannot be read."""
+    import hashlib
+
+    h = hashlib.sha256()
+    try:
+        for f in files:
+            h.update(f.relative_to(base).as_posix().encode() + b"\0")
+            h.update(f.read_bytes() + b"\0")
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
+def plugin_digest(spec: str, paths: Sequence[str]) -> str | None:
+    """The source digest of plug-in ``"package.module:Class"`` found on ``paths`` (then
+    ``sys.path``): :func:`hash_files` of :func:`plugin_files`; None when its files are
+    not found or cannot be read."""
+    found = plugin_files(spec.partition(":")[0], tuple(paths))
+    return None if found is None else hash_files(*found)

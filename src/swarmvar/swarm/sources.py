@@ -10,10 +10,11 @@ JSON lines by the end of the stream.
 
 A resume checks the source against the ledger before anything is written
 (:func:`._recovery.check_source`): a replay and a followed file give the ticks
-at the dates the ledger's beats recorded (``ticks_on``; a beat's cursor is only a
-hint of where its row is), so a file that is not the one the run beat (another
-series, an edited or truncated file) is refused; a file may have grown, at its
-end or by older rows before its first. A stream cannot be read ahead:
+at the dates the ledger's beats recorded (``ticks_on``; a beat's cursor is a place
+in the data the run read, not taken as a row), so a file that is not the one the
+run beat (another series, an edited or truncated file) is refused; a file may have
+grown, at its end or by older rows before its first. The resume then seeks the
+source to the place, in it, of the ledger's last beats. A stream cannot be read ahead:
 ``JsonLines.watch`` checks each tick it gives that the ledger recorded (a
 replayed tick) as it arrives.
 """
@@ -24,10 +25,11 @@ import json
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import pandas as pd
 
 from ..errors import InvalidSource, SwarmVarError
@@ -83,6 +85,7 @@ class Replay:
         self.unit = "rows"
         self._values: Any = None  # the data's values and columns, read at the first tick
         self._columns: list[str] | None = None
+        self._sorted: tuple[np.ndarray, np.ndarray] | None = None  # (:meth:`_instants`)
 
     def seek(self, cursor: Any) -> None:
         self.cursor = int(cursor)
@@ -106,35 +109,53 @@ class Replay:
         return Tick(self.portfolio, as_of, value=float(self._values[i]))
 
     def ticks_on(self, wanted: Mapping[datetime, Any]) -> dict[datetime, list[tuple[int, Tick]]]:
-        """The data's ticks at each wanted date (a ledgered beat's ``as_of``, mapped to its
-        cursor, a hint of where its row is): ``(row, tick)``, rows counted from 1, each
-        row so dated in order. What a resume compares with the ledger's beats
+        """The data's ticks at each wanted date (a ledgered beat's ``as_of``; what it maps
+        to, the beat's cursor, is not needed): ``(row, tick)``, rows counted from 1, every
+        row so dated in order (a date the run read twice: it beat the first, any of them
+        may match). What a resume compares with the ledger's beats, and where it resumes
         (:func:`._recovery.check_source`); a date the data does not hold is left out.
 
-        The hint's row is taken when it carries the date (a replay of the data the run
-        beat); otherwise the data's index is searched (the ledgered cursor is a resume
-        point, not always the beat's own row: a beat while another portfolio's host was
-        restored, a stream's line count, rows prepended to the file since).
+        The index is converted once (:meth:`_instants`) and searched for every wanted date
+        at once: the ledgered cursor is a resume point, not always the beat's own row (a
+        beat while another portfolio's host was restored, a stream's line count, rows
+        prepended or dropped since), so it is not taken as the row.
         """
-        index = self.data.index
         out: dict[datetime, list[tuple[int, Tick]]] = {}
-        rest: list[datetime] = []
-        for when, hint in wanted.items():
-            i = hint - 1 if isinstance(hint, int) and not isinstance(hint, bool) else -1
-            if 0 <= i < len(index) and _dated(index[i]) == when:
-                out[when] = [(i + 1, self._tick(i))]
-            else:
-                rest.append(when)
-        if rest:
-            rows: dict[datetime, list[int]] = {}
-            for i, label in enumerate(index):
-                day = _dated(label)
-                if day is not None:
-                    rows.setdefault(day, []).append(i)
-            for when in rest:
-                if when in rows:
-                    out[when] = [(i + 1, self._tick(i)) for i in rows[when]]
+        if not wanted:
+            return out
+        order, instants = self._instants()
+        dates = list(wanted)
+        targets = np.array([_micros(w) for w in dates], dtype=np.int64)
+        lo = np.searchsorted(instants, targets, side="left")
+        hi = np.searchsorted(instants, targets, side="right")
+        for when, a, b in zip(dates, lo.tolist(), hi.tolist(), strict=True):
+            if b > a:
+                out[when] = [(i + 1, self._tick(i)) for i in sorted(order[a:b].tolist())]
         return out
+
+    def _instants(self) -> tuple[np.ndarray, np.ndarray]:
+        """The data's rows ordered by date and their dates as microseconds since 1970 UTC,
+        sorted: what :meth:`ticks_on` searches (converted once; labels that are no date
+        are left out). A naive date is taken as UTC, as :func:`.ticks.as_utc` takes it
+        (to the microsecond, as a tick carries it; any year a datetime holds)."""
+        if self._sorted is None:
+            index = self.data.index
+            if isinstance(index, pd.DatetimeIndex):
+                utc = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
+                ns = utc.as_unit("us").asi8.copy()
+                rows = np.flatnonzero(~utc.isna())
+            else:  # labels of another kind (dates, strings): each as a tick reads it
+                days = [_dated(label) for label in index]
+                rows = np.array([i for i, d in enumerate(days) if d is not None], dtype=np.int64)
+                ns = np.zeros(len(index), dtype=np.int64)
+                for i in rows.tolist():
+                    day = days[i]
+                    assert day is not None
+                    ns[i] = _micros(day)
+            keys = ns[rows]
+            by = np.argsort(keys, kind="stable")
+            self._sorted = (rows[by], keys[by])
+        return self._sorted
 
     def __iter__(self) -> Iterator[Tick | BadLine]:
         next_at = time.monotonic()
@@ -148,6 +169,15 @@ class Replay:
             tick = self._tick(i)
             self.cursor = i + 1
             yield tick
+
+
+#: 1970-01-01 UTC, what :func:`_micros` counts from.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(when: datetime) -> int:
+    """An aware datetime as whole microseconds since 1970 UTC (exact, any year)."""
+    return (when - _EPOCH) // timedelta(microseconds=1)
 
 
 def _dated(label: Any) -> datetime | None:

@@ -61,6 +61,11 @@ class PortfolioSpec:
         if not isinstance(self.name, str) or not self.name.strip() or self.name == ALL:
             raise InvalidParameter(f"a portfolio needs a non-empty name (not {ALL!r}), "
                                    f"not {self.name!r}")
+        if len(self.name) > 4 and self.name.startswith("__") and self.name.endswith("__"):
+            # its state key swarm:<name> would be the run record's or the start's
+            # (_records.RUN_KEY, START_KEY)
+            raise InvalidParameter(f"portfolio name {self.name!r} is reserved (names of the "
+                                   "form __name__ are the swarm's own records): rename it")
         if self.weights is not None and self.positions is not None:
             raise InvalidParameter(f"portfolio {self.name!r}: give weights or positions, not both")
         key = "weights" if self.weights is not None else "positions"

@@ -1,0 +1,99 @@
+"""A plug-in's files edited while the swarm runs: a recycled sandbox worker (which imports
+the plug-in from its files again) runs it only while they hash to the digest the swarm
+started with, the one its checkpoints record; otherwise a violation: held out, ledgered,
+its breaker open."""
+
+from __future__ import annotations
+
+import dataclasses
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from swarmvar import data, sandbox
+from swarmvar.consensus import DEFAULT_POLICY
+from swarmvar.errors import SandboxViolation
+from swarmvar.sandbox import profiles
+from swarmvar.swarm import Replay, RoleConfig, Swarm, sandboxing
+from swarmvar.swarm.sandboxed import PLUGIN_CHANGED, SandboxedAgent
+from swarmvar.swarm.sandboxing import SandboxSetup, plugin_digest
+
+PLUGIN = """
+    from swarmvar.models import NormalInverseGamma
+
+
+    class HalfLife(NormalInverseGamma):
+        name = "HalfLife"
+
+        def __init__(self, forgetting=0.97):
+            super().__init__(forgetting=forgetting)
+"""
+SPEC = "house.agents:HalfLife"
+#: a worker recycled after 4 tasks (the realtime profile's 1,000, shortened)
+SHORT = sandbox.Profile("short", cpu_seconds=30, wall_seconds=60, memory_bytes=3 << 30,
+                        processes=64, file_bytes=1 << 20, tasks_per_worker=4)
+
+
+def _plugin(folder: Path) -> Path:
+    (folder / "house").mkdir(parents=True, exist_ok=True)
+    (folder / "house" / "__init__.py").write_text("")
+    module = folder / "house" / "agents.py"
+    module.write_text(textwrap.dedent(PLUGIN))
+    return module
+
+
+def test_a_recycled_worker_does_not_run_an_edited_plugin(tmp_path: Path) -> None:
+    folder = tmp_path / "plugins"
+    module = _plugin(folder)
+    start = plugin_digest(SPEC, [str(folder)])
+    assert start is not None
+    r = data.load("sp500").to_numpy()
+    with sandbox.create("none", SHORT, plugin_paths=[str(folder)]) as box:
+        agent = SandboxedAgent(box, plugin=SPEC, plugin_paths=[str(folder)],
+                               source=start).fit(r[:200], seed=1)  # tasks 1, 2
+        agent.update(r[200])  # the worker of the fit: it holds the start's code
+        module.write_text(textwrap.dedent(PLUGIN).replace("0.97", "0.5"))
+        with pytest.raises(SandboxViolation, match=r"house\.agents:HalfLife: its files "
+                           r"changed since the swarm started .*not run") as caught:
+            for x in r[201:210]:  # bounded: the worker is recycled after 4 tasks
+                agent.update(x)
+        assert caught.value.violation is PLUGIN_CHANGED
+        module.write_text(textwrap.dedent(PLUGIN))  # the start's code again: it runs
+        assert np.isfinite(agent.update(r[210]))
+
+
+def test_an_edited_plugin_is_held_out_after_its_worker_is_recycled(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "plugins"
+    module = _plugin(folder)
+    setup = SandboxSetup("none", (SPEC,), (str(folder),))
+    monkeypatch.setitem(profiles.PROFILES, sandboxing.PROFILE,  # its workers recycled soon
+                        dataclasses.replace(SHORT, name=sandboxing.PROFILE))
+    series = data.load("sp500").iloc[:170]
+
+    states: dict[int, str] = {}
+
+    def edit(report: object) -> None:  # mid-run: the hosts' workers hold the start's code
+        seq = int(getattr(report, "seq", 0))
+        if seq == 1:
+            module.write_text(textwrap.dedent(PLUGIN).replace("0.97", "0.5"))
+        states[seq] = swarm.breakers.load("sandbox:sp500:HalfLife").state.value
+
+    home = tmp_path / "h"
+    with Swarm(("sp500",), home=home, agents=("NormalInverseGamma", "BayesianBootstrap"),
+               policy=dataclasses.replace(DEFAULT_POLICY, f=0), window=150, fsync=False,
+               roles=RoleConfig.quiet(), sandbox=setup) as swarm:
+        swarm.start(series.iloc[:150])
+        swarm.run(Replay(series, portfolio="sp500", start=150), beats=8, on_beat=edit)
+        entries = list(swarm.ledger.entries(0))
+    flows = [e.data["result"] for e in entries
+             if e.kind == "flow" and e.data["flow"] == "sandbox"]
+    assert flows and {tuple(f["agents"]) for f in flows} == {("HalfLife",)}
+    assert "its files changed since the swarm started" in str(flows[0]["detail"])
+    first = int(flows[0]["seq"])  # the first beat after the worker of the start recycled
+    assert 1 < first < 8 and states[first] == "open"
+    beats = [e.data for e in entries if e.kind == "consensus" and "beat" in e.data]
+    used = ["HalfLife" in b["levels"][0]["used"] for b in beats]
+    assert all(used[:first - 1]) and not any(used[first - 1:])  # the edited code never votes

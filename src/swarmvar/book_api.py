@@ -620,9 +620,9 @@ def book_backtest(
     if len(frame) < window + 1:
         raise InvalidBook(f"the book's assets share {len(frame)} days; a {window}-day window "
                           "needs more")
-    from .data import mark_judged
-
-    x = mark_judged(frame.to_numpy())  # judged where it entered (_book_frame)
+    # judged where it entered (_book_frame); the rows' fits run inside data.judged_inputs()
+    # (validation._backtest_days._run_any_row), so no mark of this memory is needed
+    x = frame.to_numpy()
     names = list(agents) if agents is not None else list(DEFAULT_BOOK_AGENTS)
     rows = {book_agent_class(n).name: BookRow(book_agent_class(n)(), x, pos) for n in names}
     series = next(iter(rows.values())).series

@@ -36,9 +36,9 @@ from .data import (
     naming,
     read_table,
     refuse_non_numbers,
+    stale_mark_hint,
 )
 from .data._dates import RowName, row_name, when
-from .data._returns import _stale_mark_hint
 from .data._tables import file_lines
 from .errors import InvalidBook, InvalidParameter, InvalidReturns
 from .types import Book
@@ -174,9 +174,12 @@ def check_returns(returns: pd.DataFrame, *, dropna: bool = False,
     that last rule, as does a frame carrying the mark of
     :func:`swarmvar.data.mark_from_prices` for its values (:func:`prices_to_returns`);
     the result of a check that skipped the rule carries the mark, for its values.
-    The memory of the result's values is marked judged either way
-    (:func:`swarmvar.data.mark_judged`): a window of them handed to a joint
-    agent's ``fit`` is not judged again.
+    When the result's ``to_numpy()`` shares the frame's memory (one block of
+    floats), that memory is marked judged either way
+    (:func:`swarmvar.data.mark_judged`): a window of it handed to a joint
+    agent's ``fit`` is not judged again. A frame of several blocks (a column
+    added after it was made) gives a fresh copy each call, which no mark
+    reaches: a driver marks the window it hands on itself (``book_var``).
 
     Raises
     ------
@@ -188,8 +191,10 @@ def check_returns(returns: pd.DataFrame, *, dropna: bool = False,
     r, pos = _check_frame(returns, what="return", dropna=dropna, where=where)
     out = _check_returns(r, max_abs=max_abs, where=lambda i: where(int(pos[i])),
                          judge_prices=judge_prices and not given,
-                         stale=_stale_mark_hint(returns))
-    mark_judged(out.to_numpy())  # judged (or deliberately not): a window of it is not again
+                         stale=stale_mark_hint(returns))
+    # judged (or deliberately not): a window of it is not again (a frame of one block; of
+    # several, to_numpy() is a fresh copy and the mark reaches nothing another call returns)
+    mark_judged(out.to_numpy())
     return mark_from_prices(out) if given or not judge_prices else out
 
 

@@ -1,6 +1,6 @@
 """Returns computed from prices are not judged for looking like prices, on every CLI path.
 
-A steep series given as prices (a hyperinflation-like asset whose log returns are ~6% a
+A steep series given as prices (a hyperinflation-like asset whose log returns are ~9% a
 day, one-signed and smooth) used to pass the data layer and then be refused by every
 agent (``var --kind price``) or judged twice (``--positions ... --kind price``). Typed as
 returns, the same values are still refused.
@@ -24,7 +24,9 @@ def _steep(tmp_path: Path) -> tuple[Path, Path]:
     rng = np.random.default_rng(1)
     n = 400
     days = pd.bdate_range("2018-01-01", periods=n)
-    wander = 0.06 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
+    # ~9% a day: the last 300 returns (--last 300) still move like a price (median 7%,
+    # above PRICE_FLOOR), so a slice that lost the mark would be refused
+    wander = 0.09 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
     prices = pd.DataFrame({"X": np.exp(np.cumsum(wander)),
                            "SPX": 3000 * np.exp(np.cumsum(rng.normal(0.0003, 0.01, n)))},
                           index=days)

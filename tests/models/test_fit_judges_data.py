@@ -9,7 +9,8 @@ prices, everything inside :func:`swarmvar.data.judged_inputs` (a backtest's
 rows, in worker processes too) - is not judged again. Joint agents judge each
 asset's column the same way. The mark covers the bytes marked and no more (another
 column of a frame, the rest of an array stay judged), a slice of a marked Series
-or frame fits, and the table holds under threads.
+or frame fits, values written into marked memory in place are not judged again (the doors
+judge them), and the table holds under threads and in a forked child.
 """
 
 from __future__ import annotations
@@ -263,6 +264,31 @@ def test_a_slice_of_a_marked_series_or_frame_fits_a_copy_is_judged() -> None:
     assert STALE_MARK_HINT in str(exc.value)  # the copy still carries the (stale) mark
 
 
+def test_values_written_in_place_into_marked_memory_are_not_judged_again() -> None:
+    """The documented limit (docs/data.md, ``is_judged``): a marked Series edited in place
+    keeps its memory's mark, so an agent's ``fit`` takes a rate written into it, as it does
+    one written into a marked array; the door judges it (the values no longer match the
+    from-prices mark). A change to either (pandas copying on write, a values check in
+    ``is_judged``) fails here, to be documented."""
+    r = _steep_returns()
+    r.iloc[:] = EURGBP  # in place, into the memory mark_from_prices marked
+    assert not is_from_prices(r) and is_judged(r) and is_judged(r.iloc[-100:])
+    agent_class("NormalInverseGamma")().fit(r, seed=0)  # the limit: fitted, not judged
+    with pytest.raises(InvalidReturns, match="column 'X' looks like prices") as exc:
+        validate(r)
+    assert moves_like_prices(EURGBP) in str(exc.value) and STALE_MARK_HINT in str(exc.value)
+
+
+def test_check_returns_refuses_a_marked_frame_edited_in_place() -> None:
+    frame = books.prices_to_returns(_steep_prices_frame())
+    frame.loc[:, "X"] = EURGBP  # a rate typed into the marked frame, in place
+    assert not is_from_prices(frame) and is_judged(frame)  # the limit, as for a Series
+    book_agent_class("NormalInverseWishart")().fit(frame, seed=0)
+    with pytest.raises(InvalidReturns, match="the returns of X look like prices") as exc:
+        books.check_returns(frame)  # the door judges the values
+    assert moves_like_prices(EURGBP) in str(exc.value) and STALE_MARK_HINT in str(exc.value)
+
+
 def _steep_prices_frame() -> pd.DataFrame:
     steep = _steep_returns()
     rng = np.random.default_rng(3)
@@ -338,3 +364,56 @@ def test_the_book_and_the_joint_agent_refuse_a_column_in_one_wording() -> None:
     why = moves_like_prices(EURGBP)
     assert str(book.value).startswith(head.format("EURGBP") + f"{why}; read the column")
     assert str(joint.value) == head.format("asset 1") + f"{why}; {TO_RETURNS_HINT}"
+
+
+def test_a_layout_marked_again_is_kept_as_the_most_recent() -> None:
+    """Views too scattered to list as ranges are kept by layout, the most recently marked
+    :data:`_MAX_LAYOUTS` of an owner: marking one again makes it the most recent (it was
+    dropped first, as the first marked, before)."""
+    n = returns_module.MAX_MARKED_RUNS + 1
+    keep = returns_module._MAX_LAYOUTS
+    base = np.zeros(2 * n + keep + 1)
+    views = [base[k:k + 2 * n:2] for k in range(keep + 1)]  # n runs each: by layout only
+    for v in views[:keep]:
+        mark_judged(v)
+    mark_judged(views[0])  # marked again: now the most recent
+    mark_judged(views[keep])  # one too many: the one marked longest ago (views[1]) goes
+    assert is_judged(views[0]) and not is_judged(views[1])
+    assert all(is_judged(v) for v in views[2:])
+
+
+def _mark_in_child() -> None:
+    x = np.zeros(8)
+    mark_judged(x[2:])
+    if not is_judged(x[3:]) or is_judged(x[:2]):
+        raise SystemExit(1)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_marks_while_a_parent_thread_holds_the_table() -> None:
+    """A fork copies the table's lock as it is: held by another thread of the parent, the
+    child would wait on it for ever; the child starts with a fresh lock."""
+    import multiprocessing
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with returns_module._JUDGED_LOCK:
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(10)
+        child = multiprocessing.get_context("fork").Process(target=_mark_in_child)
+        child.start()
+        child.join(timeout=20)
+        if child.is_alive():  # waiting on the copied lock
+            child.kill()
+            child.join(5)
+    finally:
+        release.set()
+        holder.join(10)
+    assert child.exitcode == 0

@@ -49,6 +49,21 @@ def test_book_var_on_returns_judges_each_column_once(monkeypatch: pytest.MonkeyP
     assert calls == [300] * len(ASSETS)  # the frame's columns, at its entry; not the window
 
 
+def test_book_var_on_a_two_block_frame_judges_each_column_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A column added to a frame is a second block: its ``to_numpy()`` is a fresh copy each
+    call, so only ``book_var``'s own mark of the window it hands on spares the agents."""
+    r = _returns()[["A", "B"]]
+    r["C"] = np.random.default_rng(2).normal(0.0, 0.01, len(r))
+    assert not np.shares_memory(r.to_numpy(), r.to_numpy())  # two blocks: a copy each call
+    calls = _counted(monkeypatch)
+    res = book_var(r, Book(ASSETS, (1e5, -5e4, 2e4)), kind="return",
+                   agents=["NormalInverseWishart"], window=200, consensus=False,
+                   baseline=False)
+    assert "NormalInverseWishart" in res.forecasts
+    assert calls == [300] * len(ASSETS)  # not the window's 200 days again
+
+
 def test_the_checked_frame_is_marked_and_a_copy_is_not() -> None:
     frame = books.check_returns(_returns())
     assert data.is_judged(frame.to_numpy()[-200:]) and data.is_judged(frame.iloc[-200:])

@@ -272,7 +272,6 @@ def canary_run(
     variant's breaker at once, records a failed check and a ledger entry
     (exit 1); the variant's own error counts one breaker failure (exit 1).
     """
-    from ..data import is_from_prices, mark_from_prices
     from ..errors import CircuitOpen, SandboxUnavailable
     from ..swarm.canary_sandbox import validate_variant
     from ._common import check_data, check_whole, load_series, parse_alphas
@@ -291,13 +290,8 @@ def canary_run(
 
     with _open(home) as h:
         h.variants.get(variant_id)  # an unknown id is a usage error before anything runs
-        whole = load_series(data, None, "price", None)
-        # the last days of returns worked out from prices are still from prices: the slice
-        # is marked again (a slice's values no longer match the whole series' mark, and
-        # validate_variant's entry check would judge them for looking like prices)
-        series = whole.iloc[-(n_last + n_window):]
-        if is_from_prices(whole):
-            series = mark_from_prices(series)
+        # load_series marks again the last days it cuts from returns worked out from prices
+        series = load_series(data, None, "price", n_last + n_window)
         box = None
         try:
             box = sandboxes.create(sandbox.value, "validation")

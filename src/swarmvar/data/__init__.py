@@ -34,6 +34,7 @@ from ._returns import (
     position_fractions,
     prices_to_returns,
     refuse_non_numbers,
+    stale_mark_hint,
     validate,
 )
 from ._tables import MAX_FILE_BYTES, naming, read, read_table
@@ -68,5 +69,6 @@ __all__ = [
     "read",
     "read_table",
     "refuse_non_numbers",
+    "stale_mark_hint",
     "validate",
 ]

@@ -12,6 +12,7 @@ import bisect
 import hashlib
 import math
 import numbers
+import os
 import sys
 import threading
 import weakref
@@ -130,8 +131,9 @@ class _JudgedRef(weakref.ref):  # type: ignore[type-arg]
     Series' values: no address is needed to judge a view of it); else ``starts``/``ends``:
     the marked byte ranges ``[start, end)``, sorted and merged (addresses), and
     ``layouts``: the exact layouts of the marked arrays that are not one block of memory
-    (the most recent :data:`_MAX_LAYOUTS`): such an array asked about as it is is found
-    at once, and one too scattered to list as ranges (:data:`MAX_MARKED_RUNS`) only so.
+    (the :data:`_MAX_LAYOUTS` most recently marked; a layout marked again counts as new):
+    such an array asked about as it is is found at once, and one too scattered to list
+    as ranges (:data:`MAX_MARKED_RUNS`) only so.
     """
 
     __slots__ = ("key", "whole", "starts", "ends", "layouts")
@@ -155,10 +157,20 @@ _JUDGED_SCOPE: ContextVar[bool] = ContextVar("swarmvar_judged_inputs", default=F
 #: columns is one run per column): a more scattered array (a strided view) is recorded by
 #: its exact layout, so that it, and only it, is judged.
 MAX_MARKED_RUNS = 4096
-#: The most exact layouts kept per owner (the oldest is dropped beyond it).
+#: The most exact layouts kept per owner (beyond it, the one marked longest ago is dropped).
 _MAX_LAYOUTS = 64
 
 _Layout = tuple[int, tuple[int, ...], tuple[int, ...], int]
+
+
+def _after_fork() -> None:
+    """In a forked child: a fresh :data:`_JUDGED_LOCK` (the fork may copy one held by
+    another thread of the parent, which the child would wait on for ever)."""
+    global _JUDGED_LOCK
+    _JUDGED_LOCK = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def _owner(x: NDArray[Any]) -> NDArray[Any]:
@@ -263,6 +275,7 @@ def _remember(x: NDArray[Any]) -> None:
         if ref.whole:
             return  # every view lies inside memory marked whole
         if layout is not None:
+            ref.layouts.pop(layout, None)  # marked again: the most recent (kept the longest)
             ref.layouts[layout] = None
             if len(ref.layouts) > _MAX_LAYOUTS:
                 del ref.layouts[next(iter(ref.layouts))]
@@ -361,6 +374,15 @@ def is_judged(data: object) -> bool:
     Series or frame :func:`mark_from_prices` marked: ``rets.iloc[-100:]``).
     False for anything else (lists; a copy; another column of a frame one
     column of which was marked).
+
+    The mark is the memory's, not the values': values written in place into
+    marked memory are not judged again, for a Series or frame as for a plain
+    array (``rets.iloc[:] = rate`` or ``frame.loc[:, "B"] = rate`` after
+    :func:`mark_from_prices` or ``books.check_returns``: ``to_numpy()`` is still
+    the marked memory, so an agent's ``fit`` takes them). The doors judge such
+    data again (:func:`validate`, :func:`as_array`, ``books.check_returns`` judge
+    the values; a from-prices mark no longer matches them, and the refusal adds
+    :data:`STALE_MARK_HINT`).
     """
     if _JUDGED_SCOPE.get():
         return True
@@ -405,8 +427,24 @@ STALE_MARK_HINT = ("(a window of returns worked out from prices: mark it again w
                    "takes it)")
 
 
-def _stale_mark_hint(data: object) -> str:
-    """:data:`STALE_MARK_HINT` (with a leading space) when ``data`` carries a mismatched mark."""
+def stale_mark_hint(data: object) -> str:
+    """:data:`STALE_MARK_HINT` (with a leading space) when ``data`` carries a mismatched mark.
+
+    For the end of a refusal of ``data`` for moving like prices (``as_array``,
+    ``books.check_returns``, a joint agent's ``fit``): returns worked out from
+    prices whose values no longer match :func:`mark_from_prices`'s digest (a
+    window of them) are told how to mark them again.
+
+    Parameters
+    ----------
+    data : object
+        What the caller was handed (a Series or DataFrame; anything else has no mark).
+
+    Returns
+    -------
+    str
+        ``" " + STALE_MARK_HINT``, or ``""`` (no mark, or a mark that matches).
+    """
     attrs = getattr(data, "attrs", None)
     if not isinstance(attrs, dict) or not isinstance(attrs.get(FROM_PRICES_MARK), str):
         return ""
@@ -644,7 +682,7 @@ def as_array(
     The copy returned carries :func:`mark_judged`'s mark: the windows of it a
     driver hands to an agent's ``fit`` are not judged again.
     """
-    stale = _stale_mark_hint(returns)  # a window of marked returns: its refusal names the way out
+    stale = stale_mark_hint(returns)  # a window of marked returns: its refusal names the way out
     if isinstance(returns, pd.Series):
         judge_prices = judge_prices and not is_from_prices(returns)
         labels = returns.index if labels is None else labels

@@ -40,8 +40,8 @@ from ..data import (
     judge_asset_columns,
     mark_judged,
     refuse_non_numbers,
+    stale_mark_hint,
 )
-from ..data._returns import _stale_mark_hint
 from ..errors import InvalidParameter, InvalidReturns
 from ..types import Forecast
 from .base import Agent, Seed
@@ -151,7 +151,7 @@ def judge_columns(returns: object, x: FloatArray) -> FloatArray:
     """
     if not (is_judged(returns) or is_from_prices(returns)):
         judge_asset_columns(x, getattr(returns, "columns", None),
-                            stale=_stale_mark_hint(returns))
+                            stale=stale_mark_hint(returns))
     return mark_judged(x)
 
 

@@ -395,7 +395,10 @@ class SwarmVarWarning(UserWarning):
 
 
 class ConvergenceWarning(SwarmVarWarning):
-    """A sampler's diagnostics are doubtful (split R-hat > 1.01 or ESS < 400)."""
+    """A fit's diagnostics are doubtful (``Diagnostics.doubts``): split R-hat > 1.01 or a
+    bulk or tail ESS < 400, or one that is not a number (a collapsed cloud's R-hat). Raised
+    at the end of a fit, when particle weights are equal; the weights are judged online
+    (below 5 % of their cloud) by the runtime's guards and the arbiter."""
 
 
 __all__ = [name for name in dir() if name[0].isupper()]

@@ -17,6 +17,12 @@ from typing import Any
 
 Interval = tuple[float, float]
 
+#: The share of their cloud below which particle weights are not trusted (ESS / particles):
+#: the fit warning's (``Diagnostics.doubts``), the arbiter's ``SignalConfig.min_ess_fraction``,
+#: the runtime guards' ``RoleConfig.guard_min_ess`` and the particle agents' own
+#: ``REFIT_MIN_ESS`` (a warm refit's route) all default to it.
+WEIGHTS_MIN_SHARE = 0.05
+
 
 @dataclass(frozen=True)
 class RiskMeasure:
@@ -149,14 +155,16 @@ class Diagnostics:
 
     @property
     def max_rhat(self) -> float | None:
-        return max(self.rhat.values()) if self.rhat else None
+        """The largest split R-hat; NaN if any is NaN (a collapsed cloud's), None without."""
+        return _worst(self.rhat.values(), max)
 
     @property
     def min_ess(self) -> float | None:
+        """The lowest of the bulk, tail and weights' ESS; NaN if any is NaN, None without."""
         values = list(self.ess_bulk.values()) + list(self.ess_tail.values())
         if self.ess is not None:
             values.append(self.ess)
-        return min(values) if values else None
+        return _worst(values, min)
 
     @property
     def ess_fraction(self) -> float | None:
@@ -174,8 +182,49 @@ class Diagnostics:
                 return self.ess / count
         return None
 
+    def doubts(self, max_rhat: float, min_ess: float,
+               min_share: float = WEIGHTS_MIN_SHARE) -> list[str]:
+        """Why this fit's forecast is not to be trusted, one phrase each (``[]``: no doubt).
+
+        The one fit-health rule, read by the agents' ``ConvergenceWarning`` and the
+        arbiter's ``failed`` signal with their own cut-offs: a split R-hat not at most
+        ``max_rhat``; a bulk or tail ESS not at least ``min_ess`` (Vehtari et al. 2021: MCMC
+        chains, and the particle agents' runs read as chains); the particle weights' ESS
+        whose share of their cloud (:attr:`ess_fraction`) is not at least ``min_share``,
+        or, with no cloud size nor draws to take a share of, the weights' ESS itself not at
+        least ``min_ess``. Any value that is not a number (NaN: a collapsed cloud's R-hat)
+        is a doubt. What the diagnostics do not give is not judged: an exact posterior
+        (``method`` only) has no doubt.
+
+        Raises
+        ------
+        TypeError
+            A field holding something other than numbers.
+        """
+        out: list[str] = []
+        if self.rhat:
+            name = max(self.rhat, key=lambda k: _nan_first(self.rhat[k]))
+            worst = self.rhat[name]
+            if not worst <= max_rhat:
+                out.append(f"split R-hat {_num(worst, '.3f')} > {max_rhat} for {name}")
+        chains = [*self.ess_bulk.values(), *self.ess_tail.values()]
+        low = _worst(chains, min)
+        if low is not None and not low >= min_ess:
+            out.append(f"bulk/tail ESS {_num(low, '.0f')} < {min_ess:.0f}")
+        if self.ess is not None:
+            share = self.ess_fraction
+            if share is None:
+                if not self.ess >= min_ess:
+                    out.append(f"particle weights' ESS {_num(self.ess, '.0f')} < {min_ess:.0f}")
+            elif not share >= min_share:
+                whole = "cloud" if self.particles is not None and self.particles > 0 else "draws"
+                out.append(f"particle weights' ESS {_num(self.ess, '.0f')} is "
+                           f"{_num(share, '.1%')} of the {whole}, < {min_share:.0%}")
+        return out
+
     def summary(self) -> str:
-        """One short line for tables."""
+        """One short line for tables: ``ESS≥`` is the lowest of the bulk, tail and
+        weights' ESS (:attr:`min_ess`)."""
         parts = [self.method]
         if self.max_rhat is not None:
             parts.append(f"R-hat≤{self.max_rhat:.3f}")
@@ -184,6 +233,25 @@ class Diagnostics:
         if self.acceptance is not None:
             parts.append(f"acc {self.acceptance:.2f}")
         return " ".join(parts)
+
+
+def _worst(values: Iterable[float], pick: Any) -> float | None:
+    """``pick`` (max or min) of ``values``, NaN if any is NaN (Python's max and min return
+    NaN only when it comes first, hiding a real value behind it); None when empty."""
+    seen = list(values)
+    if not seen:
+        return None
+    return math.nan if any(math.isnan(v) for v in seen) else float(pick(seen))
+
+
+def _nan_first(value: float) -> float:
+    """A sort key putting NaN above every number (the worst R-hat is named first)."""
+    return math.inf if math.isnan(value) else value
+
+
+def _num(value: float, spec: str) -> str:
+    """``value`` formatted by ``spec``; a NaN said as "not a number"."""
+    return "NaN (not a number)" if math.isnan(value) else format(value, spec)
 
 
 @dataclass(frozen=True)

@@ -10,15 +10,16 @@ import math
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from swarmvar.arbiter import Arbiter, ArbiterConfig, SignalConfig, SignalMemory, read_beat
 from swarmvar.arbiter.checkpoint import options_of
 from swarmvar.arbiter.decide import Thresholds
 from swarmvar.arbiter.history import simulated_history
-from swarmvar.arbiter.signals import fit_failed
+from swarmvar.arbiter.signals import check_beat, fit_failed
 from swarmvar.arbiter.threat import FEATURES
-from swarmvar.errors import ArbiterOptionsMismatch, InvalidParameter
+from swarmvar.errors import ArbiterOptionsMismatch, InvalidParameter, InvalidSignal
 from swarmvar.types import Diagnostics
 
 CONFIG = SignalConfig()
@@ -151,3 +152,95 @@ def test_the_demo_run_names_no_healthy_agent_unusable(tmp_path: Path,
     assert sum(d.ess is not None and d.ess < CONFIG.min_ess for d in seen) > 50
     assert not any(fit_failed(d, CONFIG) for d in seen)
     assert "no usable forecast" not in result.output
+
+
+def _collapsed(particles: int = 500, runs: int = 4) -> Diagnostics:
+    """A particle agent's diagnostics after a fit whose every run collapsed onto one point:
+    ``mu`` identical in every particle (split R-hat 0/0: NaN), ``omega`` a sound parameter;
+    the weights equal (ESS the whole cloud), the bulk/tail ESS the draws (no variance)."""
+    from swarmvar.models.diagnostics import smc_diagnostics, summarize
+
+    chains = {"mu": np.full((runs, particles), 3e-4),
+              "omega": np.random.default_rng(0).normal(size=(runs, particles))}
+    rhat, bulk, tail = summarize(chains)
+    return smc_diagnostics({"rhat": rhat, "ess_bulk": bulk, "ess_tail": tail},
+                           ess=float(particles), acceptance=0.0, draws=runs * particles,
+                           seconds=1.0, particles=particles)
+
+
+def test_a_collapsed_cloud_fails() -> None:
+    """A collapsed cloud's R-hat is NaN, which ``NaN > 1.01`` (False) let through, and its
+    ESS figures are all healthy: only the NaN says it collapsed."""
+    d = _collapsed()
+    assert math.isnan(d.rhat["mu"]) and d.rhat["omega"] < CONFIG.max_rhat
+    assert d.min_ess is not None and d.min_ess >= CONFIG.min_ess
+    assert d.ess_fraction == 1.0
+    assert math.isnan(d.max_rhat or 0.0)
+    assert fit_failed(d, CONFIG)
+    assert d.doubts(CONFIG.max_rhat, CONFIG.min_ess) == [
+        "split R-hat NaN (not a number) > 1.01 for mu"]
+    # read from a beat, the agent is failed
+    history = simulated_history(20, seed=3)
+    a, b = history.agents[:2]
+    report = dataclasses.replace(history.beat(5, "p"), diagnostics={a: d, b: smc(380.0)})
+    _, signals = read_beat(SignalMemory(), report, CONFIG)
+    assert [signals.agent(n).failed for n in (a, b)] == [True, False]
+
+
+@pytest.mark.parametrize("order", [("nan", "bad"), ("bad", "nan")])
+def test_max_rhat_and_min_ess_say_nan_whatever_the_order(order: tuple[str, str]) -> None:
+    """Python's max/min return NaN only when it comes first: a NaN after a real 1.5 was
+    hidden, one before it hid the 1.5. Now NaN either way, and both fail."""
+    rhat = {"nan": math.nan, "bad": 1.5}
+    ess = {"nan": math.nan, "bad": 100.0}
+    d = Diagnostics(method="nuts", rhat={k: rhat[k] for k in order},
+                    ess_bulk={k: ess[k] for k in order}, draws=4000)
+    assert math.isnan(d.max_rhat or 0.0) and math.isnan(d.min_ess or 0.0)
+    assert fit_failed(d, CONFIG)
+    assert fit_failed(dataclasses.replace(d, rhat={"mu": 1.0}), CONFIG)  # the NaN ESS alone
+    assert fit_failed(dataclasses.replace(d, ess_bulk={"mu": 900.0}), CONFIG)  # the R-hat
+    # no NaN: the worst value, as before
+    clean = Diagnostics(method="nuts", rhat={"a": 1.001, "b": 1.5}, ess_bulk={"a": 900.0,
+                                                                            "b": 100.0})
+    assert clean.max_rhat == 1.5 and clean.min_ess == 100.0
+    # particle weights whose ESS or share is not a number fail too
+    assert fit_failed(smc(math.nan), CONFIG)
+    assert fit_failed(smc(math.nan, draws=None, particles=None), CONFIG)
+
+
+@pytest.mark.parametrize("field, bad", [
+    ("particles", True), ("particles", -500), ("particles", 0), ("particles", 500.0),
+    ("draws", True), ("draws", -1), ("draws", 0), ("ess", True), ("ess", -3.0),
+    ("ess", 0.0), ("ess", math.nan), ("ess", math.inf), ("ess", "380"),
+    ("rhat", {"mu": "1.0"}), ("ess_bulk", {"mu": True})])
+def test_the_diagnostics_numbers_are_checked(field: str, bad: object) -> None:
+    """A report's diagnostics must hold numbers the rule can read: a boolean cloud size
+    (True / 1 = an ESS of 380 would be a share of 380), a negative or zero count, an ESS
+    that is not a finite number > 0 are refused, naming the agent."""
+    history = simulated_history(20, seed=3)
+    a, b = history.agents[:2]
+    good = dataclasses.replace(history.beat(5, "p"), diagnostics={a: smc(380.0), b: smc(380.0)})
+    read_beat(SignalMemory(), good, CONFIG)
+    report = dataclasses.replace(good, diagnostics={
+        a: smc(380.0), b: dataclasses.replace(smc(380.0), **{field: bad})})
+    with pytest.raises(InvalidSignal, match=f"the diagnostics of {b}: {field} is"):
+        read_beat(SignalMemory(), report, CONFIG)
+    with pytest.raises(InvalidSignal, match=f"the diagnostics of {b}: {field} is"):
+        check_beat(report)
+
+
+def test_numpy_numbers_and_nan_chains_are_read() -> None:
+    """numpy's whole numbers and floats are numbers; a NaN R-hat or chain ESS is read (the
+    fit fails), not refused."""
+    history = simulated_history(20, seed=3)
+    a = history.agents[0]
+    d = dataclasses.replace(smc(380.0), particles=np.int64(500), draws=np.int64(2000),
+                            ess=np.float64(380.0))
+    report = dataclasses.replace(history.beat(5, "p"), diagnostics={a: d})
+    check_beat(report)
+    _, signals = read_beat(SignalMemory(), report, CONFIG)
+    assert not signals.agent(a).failed
+    report = dataclasses.replace(report, diagnostics={a: _collapsed()})
+    check_beat(report)
+    _, signals = read_beat(SignalMemory(), report, CONFIG)
+    assert signals.agent(a).failed

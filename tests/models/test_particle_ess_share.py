@@ -6,6 +6,7 @@ diagnostics made before the field existed read back with the old share."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import pickle
 import warnings
 from typing import Any
@@ -140,3 +141,76 @@ def test_diagnostics_pickled_before_the_field_read_back() -> None:
     # and one made now round-trips with its cloud
     now = dataclasses.replace(back, particles=500)
     assert pickle.loads(pickle.dumps(now)) == now
+
+
+def test_one_share_everywhere() -> None:
+    """The fit warning's, the arbiter's, the guards' and the agents' refit-route cut are one
+    constant (types.WEIGHTS_MIN_SHARE), not four equal literals."""
+    from swarmvar.models._online_agent import REFIT_MIN_ESS
+    from swarmvar.swarm.roles import RoleConfig
+    from swarmvar.types import WEIGHTS_MIN_SHARE
+
+    assert REFIT_MIN_ESS == RoleConfig().guard_min_ess == SignalConfig().min_ess_fraction \
+        == WEIGHTS_MIN_SHARE == 0.05
+
+
+_AGENTS_CUTS = SignalConfig(max_rhat=RHAT_MAX, min_ess=ESS_MIN)
+
+
+@pytest.mark.parametrize("d", [
+    Diagnostics(method="exact"),
+    Diagnostics(method="smc", rhat={"mu": 1.002}, ess_bulk={"mu": 1700.0}, ess=30.0,
+                draws=2000, particles=500),
+    Diagnostics(method="smc", rhat={"mu": 1.002}, ess_bulk={"mu": 1700.0}, ess=20.0,
+                draws=2000, particles=500),
+    Diagnostics(method="smc", ess=30.0, draws=2000),
+    Diagnostics(method="smc", ess=380.0),
+    Diagnostics(method="nuts", rhat={"mu": 1.02}, ess_bulk={"mu": 900.0}),
+    Diagnostics(method="nuts", rhat={"mu": 1.0}, ess_tail={"mu": 399.0}),
+    Diagnostics(method="nuts", rhat={"mu": math.nan, "nu": 1.5}),
+    Diagnostics(method="nuts", rhat={"nu": 1.5, "mu": math.nan}),
+    Diagnostics(method="nuts", rhat={"mu": 1.0}, ess_bulk={"mu": math.nan, "nu": 900.0}),
+    Diagnostics(method="smc", ess=math.nan, draws=2000, particles=500),
+])
+def test_the_warning_and_the_arbiter_read_one_rule(d: Diagnostics) -> None:
+    """At the agents' cut-offs the fit warning fires exactly when the arbiter's rule fails
+    the fit, each doubt said in the warning."""
+    agent = GarchT()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        agent._warn_if_unconverged(d)
+    said = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert bool(said) == fit_failed(d, _AGENTS_CUTS)
+    for doubt in d.doubts(RHAT_MAX, ESS_MIN):
+        assert doubt in said[0]
+
+
+def test_a_collapsed_cloud_warns() -> None:
+    """Every run of a fit collapsed onto one value of ``mu``: its split R-hat is NaN (0/0,
+    computed quietly), its ESS figures the whole cloud; NaN > 1.01 is False, so the old
+    rule said nothing. Now the warning names it, and the arbiter's rule fails it."""
+    from swarmvar.models.diagnostics import smc_diagnostics, summarize
+
+    runs, particles = 4, 300
+    chains = {"mu": np.full((runs, particles), 2e-4),
+              "nu": np.random.default_rng(1).normal(8.0, 1.0, size=(runs, particles))}
+    rhat, bulk, tail = summarize(chains)
+    d = smc_diagnostics({"rhat": rhat, "ess_bulk": bulk, "ess_tail": tail},
+                        ess=float(particles), acceptance=0.0, draws=runs * particles,
+                        seconds=0.1, particles=particles)
+    assert math.isnan(d.rhat["mu"]) and math.isnan(d.max_rhat or 0.0)
+    with pytest.warns(ConvergenceWarning, match=r"split R-hat NaN \(not a number\) > 1\.01 "
+                                                 "for mu"):
+        GarchT()._warn_if_unconverged(d)
+    assert fit_failed(d, SignalConfig())
+
+
+def test_the_online_agents_share_one_diagnostics() -> None:
+    """OnlineAgent._diagnostics names the cloud itself: HarArch and the ParticleAgent family
+    no longer patch it in (GarchT's own keeps its weights' ESS function)."""
+    from swarmvar.models._online_agent import OnlineAgent
+    from swarmvar.models._particle_agent import ParticleAgent
+
+    for cls in (HarArch, ParticleAgent, MarkovSwitching, MarkovSwitchingGarch,
+                BetaSkewTEgarch):
+        assert cls._diagnostics is OnlineAgent._diagnostics, cls

@@ -55,3 +55,16 @@ def test_guards_and_the_arbiter_judge_the_weights_alike() -> None:
             d = Diagnostics(method="smc", ess=float(ess), draws=4 * particles,
                             particles=particles)
             assert (_flags(d) is not None) == fit_failed(d, SignalConfig()), (particles, ess)
+
+
+def test_the_guards_cut_is_the_shared_constant() -> None:
+    """RoleConfig.guard_min_ess's default is types.WEIGHTS_MIN_SHARE, as are the arbiter's
+    min_ess_fraction and the agents' REFIT_MIN_ESS: changing one changes all."""
+    from swarmvar.models._online_agent import REFIT_MIN_ESS
+    from swarmvar.types import WEIGHTS_MIN_SHARE
+
+    assert RoleConfig().guard_min_ess == WEIGHTS_MIN_SHARE == REFIT_MIN_ESS
+    assert SignalConfig().min_ess_fraction == WEIGHTS_MIN_SHARE
+    cut = WEIGHTS_MIN_SHARE * 500
+    assert _flags(Diagnostics(method="smc", ess=cut - 1.0, draws=2000, particles=500))
+    assert _flags(Diagnostics(method="smc", ess=cut, draws=2000, particles=500)) is None

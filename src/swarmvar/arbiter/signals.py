@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import InvalidSignal
 from ..models.base import check_real
-from ..types import BeatReport, Consensus, Diagnostics, Forecast
+from ..types import WEIGHTS_MIN_SHARE, BeatReport, Consensus, Diagnostics, Forecast
 from .history import CONSENSUS
 from .threat import FEATURES
 
@@ -43,9 +43,10 @@ class SignalConfig:
     particle agents' runs read as chains), or with particle weights whose ESS is below
     ``min_ess_fraction`` of their cloud (:attr:`~swarmvar.types.Diagnostics.ess_fraction`:
     of ``particles``, else of the fit's ``draws``; ``min_ess`` itself when the diagnostics
-    give neither). 0.05 is the runtime's guards' cut (``RoleConfig.guard_min_ess``) and
-    the share below which the particle agents themselves stop trusting a reweighted
-    cloud (``REFIT_MIN_ESS``); they resample below half their cloud, so a healthy cloud
+    give neither). Its default, ``types.WEIGHTS_MIN_SHARE`` (0.05), is also the runtime's
+    guards' cut (``RoleConfig.guard_min_ess``), the agents' fit warning's and the share
+    below which the particle agents themselves stop trusting a reweighted cloud
+    (``REFIT_MIN_ESS``); they resample below half their cloud, so a healthy cloud
     drifts between half and all of it between rejuvenations (GarchT's 500 particles:
     ESS 250-500, 0.5-1 of the cloud), which the absolute 400 called failed on 100 of
     250 demo beats.
@@ -58,7 +59,7 @@ class SignalConfig:
     regime: float = 0.5
     max_rhat: float = 1.01
     min_ess: float = 400.0
-    min_ess_fraction: float = 0.05
+    min_ess_fraction: float = WEIGHTS_MIN_SHARE
 
     def __post_init__(self) -> None:
         # a span of n beats weighs the past by 1 - 1/n: below 1 beat there is no memory
@@ -180,12 +181,15 @@ def breach_tail_p(rate: float, p: float, lam: float) -> tuple[float, float, floa
 
 
 def fit_failed(d: Diagnostics, config: SignalConfig = SignalConfig()) -> bool:
-    """Whether a fit's diagnostics say its forecast is not to be trusted (see
-    :class:`SignalConfig`): split R-hat above ``max_rhat``; a bulk or tail ESS below
-    ``min_ess``; the particle weights' ESS below ``min_ess_fraction`` of their cloud
-    (``particles``, else ``draws``; below ``min_ess`` when neither is given). Diagnostics
-    with no R-hat (exact posteriors, online updates that report only their weights) are
-    judged on what they give; with nothing to judge, a fit passes.
+    """Whether a fit's diagnostics say its forecast is not to be trusted: any doubt of
+    :meth:`~swarmvar.types.Diagnostics.doubts` (the agents' fit warning's rule) at the
+    config's ``max_rhat``, ``min_ess`` and ``min_ess_fraction`` (see :class:`SignalConfig`):
+    split R-hat above ``max_rhat``; a bulk or tail ESS below ``min_ess``; the particle
+    weights' ESS below ``min_ess_fraction`` of their cloud (``particles``, else ``draws``;
+    below ``min_ess`` when neither is given). A value that is not a number (NaN: a
+    collapsed cloud's R-hat) fails. Diagnostics with no R-hat (exact posteriors, online
+    updates that report only their weights) are judged on what they give; with nothing to
+    judge, a fit passes.
 
     Raises
     ------
@@ -193,22 +197,31 @@ def fit_failed(d: Diagnostics, config: SignalConfig = SignalConfig()) -> bool:
         A diagnostics field holding something other than numbers (:func:`read_beat`
         names the report's field).
     """
-    rhat = d.max_rhat
-    if rhat is not None and rhat > config.max_rhat:
-        return True
-    chains = [*d.ess_bulk.values(), *d.ess_tail.values()]
-    if chains and min(chains) < config.min_ess:
-        return True
-    if d.ess is None:
-        return False
-    share = d.ess_fraction
-    return d.ess < config.min_ess if share is None else share < config.min_ess_fraction
+    return bool(d.doubts(config.max_rhat, config.min_ess, config.min_ess_fraction))
 
 
 def _finite(what: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise InvalidSignal(f"{what} is {value!r}; beat signals must be finite numbers")
     return float(value)
+
+
+def _diagnostics_fault(d: Diagnostics) -> str | None:
+    """What is wrong with the numbers of a report's diagnostics (None: nothing): ``ess`` a
+    finite number > 0, ``draws`` and ``particles`` whole numbers > 0 (where given, booleans
+    refused); the per-parameter R-hat and ESS numbers (NaN let through: the fit fails)."""
+    if d.ess is not None and (isinstance(d.ess, bool) or not isinstance(d.ess, (int, float))
+                              or not math.isfinite(d.ess) or d.ess <= 0):
+        return f"ess is {d.ess!r}, not a finite number > 0"
+    for what, count in (("draws", d.draws), ("particles", d.particles)):
+        if count is not None and (isinstance(count, bool)
+                                  or not isinstance(count, (int, np.integer)) or count <= 0):
+            return f"{what} is {count!r}, not a whole number > 0"
+    for what, values in (("rhat", d.rhat), ("ess_bulk", d.ess_bulk), ("ess_tail", d.ess_tail)):
+        if not isinstance(values, Mapping) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in values.values()):
+            return f"{what} is {values!r}, not parameter names mapped to numbers"
+    return None
 
 
 def _check_report(report: BeatReport) -> None:
@@ -240,6 +253,9 @@ def _check_report(report: BeatReport) -> None:
             if isinstance(item, tuple) and not all(isinstance(b, (bool, np.bool_)) for b in item):
                 raise InvalidSignal(f"the report's breaches of {name} must be booleans, not "
                                     f"{item!r}")
+            fault = _diagnostics_fault(item) if isinstance(item, Diagnostics) else None
+            if fault is not None:
+                raise InvalidSignal(f"the diagnostics of {name}: {fault}")
     if not isinstance(report.consensus, tuple) or not all(
             isinstance(c, Consensus) for c in report.consensus):
         raise InvalidSignal("the report's consensus must be a tuple of Consensus (one per "
@@ -299,7 +315,8 @@ def read_beat(memory: SignalMemory, report: BeatReport, config: SignalConfig = S
     ------
     InvalidSignal
         A non-finite return, VaR, interval, log score or regime probability;
-        breach flags of the wrong length; no consensus levels.
+        breach flags of the wrong length; no consensus levels; diagnostics whose weights'
+        ESS, draws or cloud size is not a number > 0 (named: "the diagnostics of X").
     """
     if not isinstance(report, BeatReport):
         raise InvalidSignal(f"the arbiter observes BeatReport objects, not {type(report).__name__}")
@@ -338,7 +355,7 @@ def _read(memory: SignalMemory, report: BeatReport, config: SignalConfig
             or type(report.rejected) is not dict
             or not all(type(c) is Consensus for c in report.consensus)
             or not all(type(v) is str for v in report.rejected.values())
-            or not all(type(k) is str and type(d) is Diagnostics
+            or not all(type(k) is str and type(d) is Diagnostics and _diagnostics_fault(d) is None
                        for k, d in report.diagnostics.items())):
         check_all()  # names the field (a subclass, or a Mapping, is let through)
     regime = _scalars(report)

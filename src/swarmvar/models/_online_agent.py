@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import InvalidParameter, InvalidReturns, InvalidState
-from ..types import Diagnostics, Forecast
+from ..types import WEIGHTS_MIN_SHARE, Diagnostics, Forecast
 from . import _sir
 from .base import Agent, Seed, check_real, check_whole
 from .diagnostics import fit_record, smc_diagnostics, summarize
@@ -46,8 +46,9 @@ DEFAULT_PARTICLES = 500
 #: Draws and paths per draw for horizons > 1.
 HORIZON_DRAWS = 200
 HORIZON_PATHS = 500
-#: Below this ESS fraction after a warm refit's reweighting, the agent leaves the warm route.
-REFIT_MIN_ESS = 0.05
+#: Below this ESS fraction after a warm refit's reweighting, the agent leaves the warm route
+#: (the arbiter's, the guards' and the fit warning's share: ``types.WEIGHTS_MIN_SHARE``).
+REFIT_MIN_ESS = WEIGHTS_MIN_SHARE
 
 #: A warm refit's route: fit from the prior, bridge from the history's posterior to the
 #: window's, keep the reweighted particles, or resample and move them.
@@ -163,9 +164,10 @@ class OnlineAgent(Agent):
         return _sir.normalized_weights(self._logw)
 
     def _diagnostics(self) -> Diagnostics:
+        """The fit's diagnostics over its runs, the weights' ESS over this cloud (``particles``)."""
         return smc_diagnostics(self._fit_diag, ess=_sir.ess(self._logw),
                                acceptance=self._acceptance, draws=self.runs * self.particles,
-                               seconds=self._seconds)
+                               seconds=self._seconds, particles=self.particles)
 
     def _route(self, logw: FloatArray) -> RefitRoute:
         """A warm refit's route from the particles' log weights ``(S,)`` reweighted from

@@ -18,7 +18,6 @@ hooks below.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Self
@@ -27,7 +26,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import InvalidReturns, InvalidState
-from ..types import Diagnostics, Forecast
+from ..types import Forecast
 from . import _sir
 from ._online_agent import HORIZON_DRAWS, OnlineAgent
 from .base import Seed, check_whole, rng_from
@@ -366,10 +365,6 @@ class ParticleAgent(OnlineAgent):
                         levels=risk_measures(EmpiricalFamily(paths), levels))
 
     # --- diagnostics and the generative side -------------------------------------------
-
-    def _diagnostics(self) -> Diagnostics:
-        """The fit's diagnostics over its runs, the weights' ESS of this cloud's size."""
-        return dataclasses.replace(super()._diagnostics(), particles=self.particles)
 
     def sample_prior(self, n: int, *, seed: Seed = None) -> dict[str, FloatArray]:
         """``n`` prior draws of the model's parameters."""

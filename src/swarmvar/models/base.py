@@ -33,12 +33,13 @@ from numpy.typing import ArrayLike, NDArray
 from ..data import MAX_ABS_RETURN, as_array, is_judged, refuse_non_numbers
 from ..data._returns import MAX_BOOK_RETURN
 from ..errors import ConvergenceWarning, InvalidParameter, InvalidReturns, InvalidState, NotFitted
-from ..types import Diagnostics, Forecast
+from ..types import WEIGHTS_MIN_SHARE, Diagnostics, Forecast
 from .risk import check_alphas
 
 Seed = int | np.random.Generator | None
 
-#: Thresholds for ConvergenceWarning (Vehtari et al. 2021 recommendations).
+#: Thresholds for ConvergenceWarning (Vehtari et al. 2021 recommendations); the particle
+#: weights' share of their cloud is held to ``types.WEIGHTS_MIN_SHARE``.
 RHAT_MAX = 1.01
 ESS_MIN = 400.0
 
@@ -487,29 +488,15 @@ class Agent(ABC):
     def _warn_if_unconverged(self, diag: Diagnostics) -> None:
         """Warn (:class:`ConvergenceWarning`) when a fit's diagnostics are doubtful.
 
-        Split R-hat above ``RHAT_MAX`` or a bulk/tail ESS below ``ESS_MIN`` (Vehtari et
-        al. 2021, for MCMC chains and the particle agents' runs read as chains); the
-        particle weights' ESS is judged as a share of their cloud
-        (:attr:`~swarmvar.types.Diagnostics.ess_fraction`), below 5 % (the online
-        agents' ``REFIT_MIN_ESS``, the runtime guards' and the arbiter's cut), and held to
-        ``ESS_MIN`` only when no cloud size or draws are known. A fit's weights are equal,
-        so their ESS is the particle count, which no share flags.
+        :meth:`~swarmvar.types.Diagnostics.doubts` with ``RHAT_MAX`` and ``ESS_MIN``
+        (Vehtari et al. 2021: split R-hat, bulk and tail ESS, for MCMC chains and the
+        particle agents' runs read as chains) and ``WEIGHTS_MIN_SHARE`` for the particle
+        weights, the arbiter's rule with the agents' cut-offs; a value that is not a number
+        (a collapsed cloud's R-hat) warns. Run at the end of a fit, when the weights are
+        equal (their ESS the particle count, which no share flags): the weights are judged
+        online by the runtime's guards and the arbiter.
         """
-        min_share = 0.05
-        problems = []
-        if diag.max_rhat is not None and diag.max_rhat > RHAT_MAX:
-            worst = max(diag.rhat, key=lambda k: diag.rhat[k])
-            problems.append(f"split R-hat {diag.max_rhat:.3f} > {RHAT_MAX} for {worst}")
-        chains = [*diag.ess_bulk.values(), *diag.ess_tail.values()]
-        if chains and min(chains) < ESS_MIN:
-            problems.append(f"ESS {min(chains):.0f} < {ESS_MIN:.0f}")
-        share = diag.ess_fraction
-        if diag.ess is not None and (diag.ess < ESS_MIN if share is None
-                                     else share < min_share):
-            problems.append(f"particle weights' ESS {diag.ess:.0f} < {ESS_MIN:.0f}"
-                            if share is None else
-                            f"particle weights' ESS {diag.ess:.0f} is {share:.1%} of the "
-                            f"{'cloud' if diag.particles else 'draws'}, < {min_share:.0%}")
+        problems = diag.doubts(RHAT_MAX, ESS_MIN, WEIGHTS_MIN_SHARE)
         if problems:
             warnings.warn(
                 f"{self.name}: " + "; ".join(problems) + " - more draws or a longer warm-up "

@@ -51,10 +51,14 @@ def rank_normalize(draws: ArrayLike) -> FloatArray:
 
 
 def _rhat_basic(x: FloatArray) -> float:
+    """Split R-hat of ``(chains, draws)``: NaN when no chain varies and all agree (a collapsed
+    cloud: 0/0), inf when no chain varies but they differ; quietly (the fit-health rule,
+    ``Diagnostics.doubts``, fails on either)."""
     n = x.shape[1]
     between = n * np.var(x.mean(axis=1), ddof=1)
     within = np.mean(np.var(x, axis=1, ddof=1))
-    return float(np.sqrt((between / within + n - 1) / n))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.sqrt((between / within + n - 1) / n))
 
 
 def rhat(draws: ArrayLike) -> float:
@@ -136,16 +140,17 @@ def summarize(samples: dict[str, ArrayLike]) -> tuple[dict[str, float], dict[str
 
 
 def smc_diagnostics(fit: Mapping[str, Mapping[str, float]], *, ess: float, acceptance: float,
-                    draws: int, seconds: float) -> Diagnostics:
+                    draws: int, seconds: float, particles: int | None = None) -> Diagnostics:
     """The :class:`~swarmvar.types.Diagnostics` of a particle agent's fit.
 
     ``fit`` holds the per-parameter ``"rhat"``, ``"ess_bulk"`` and ``"ess_tail"``
     across the SMC runs (what the agents' fits record); ``ess`` is the current
-    particle weights' effective sample size.
+    particle weights' effective sample size, ``particles`` the cloud they weigh (its
+    share is what the fit-health rule judges), ``draws`` the fit's ``runs x particles``.
     """
     return Diagnostics(method="smc", rhat=dict(fit["rhat"]), ess_bulk=dict(fit["ess_bulk"]),
                        ess_tail=dict(fit["ess_tail"]), ess=ess, acceptance=acceptance,
-                       draws=draws, seconds=seconds)
+                       draws=draws, seconds=seconds, particles=particles)
 
 
 def fit_record(saved: Mapping[str, Mapping[str, object]]) -> dict[str, dict[str, float]]:

@@ -26,7 +26,6 @@ whole history. Details in docs/models-garch.md.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple, Self
@@ -326,10 +325,9 @@ class GarchT(OnlineAgent):
 
     def _diagnostics(self) -> Diagnostics:
         """The fit's diagnostics over its runs, the weights' ESS of this cloud's size."""
-        return dataclasses.replace(
-            smc_diagnostics(self._fit_diag, ess=smc.ess(self._logw), acceptance=self._acceptance,
-                            draws=self.runs * self.particles, seconds=self._seconds),
-            particles=self.particles)
+        return smc_diagnostics(self._fit_diag, ess=smc.ess(self._logw), acceptance=self._acceptance,
+                               draws=self.runs * self.particles, seconds=self._seconds,
+                               particles=self.particles)
 
     # --- generative side ---------------------------------------------------------------
 

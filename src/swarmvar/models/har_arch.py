@@ -27,7 +27,6 @@ whole history. ``refit`` warm-starts from the current particles.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Self
@@ -36,7 +35,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import InvalidParameter, InvalidReturns, InvalidState
-from ..types import Diagnostics, Forecast
+from ..types import Forecast
 from . import _har_arch_lik as lik
 from . import _har_arch_smc as smc
 from . import _sir
@@ -335,10 +334,6 @@ class HarArch(OnlineAgent):
         return Forecast(model=self.name, horizon=h, levels=risk_measures(fam, levels))
 
     # --- diagnostics ----------------------------------------------------------------
-
-    def _diagnostics(self) -> Diagnostics:
-        """The fit's diagnostics over its runs, the weights' ESS of this cloud's size."""
-        return dataclasses.replace(super()._diagnostics(), particles=self.particles)
 
     # --- generative side ----------------------------------------------------------------
 

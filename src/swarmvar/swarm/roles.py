@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 from ..emergence import OnlineChangePoint
 from ..errors import InvalidParameter, SwarmVarError
 from ..models import agent_class
-from ..types import Diagnostics
+from ..types import WEIGHTS_MIN_SHARE, Diagnostics
 from ..validation import christoffersen, fz0_loss, kupiec
 
 FloatArray = NDArray[np.float64]
@@ -81,7 +81,7 @@ class RoleConfig:
     builders: bool = True
     builder_window: int = 250
     guards: bool = True
-    guard_min_ess: float = 0.05
+    guard_min_ess: float = WEIGHTS_MIN_SHARE
     guard_max_rhat: float = 1.05
     guard_drift: float = 4.0
     guard_refits: bool = True

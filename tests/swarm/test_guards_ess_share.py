@@ -68,3 +68,17 @@ def test_the_guards_cut_is_the_shared_constant() -> None:
     cut = WEIGHTS_MIN_SHARE * 500
     assert _flags(Diagnostics(method="smc", ess=cut - 1.0, draws=2000, particles=500))
     assert _flags(Diagnostics(method="smc", ess=cut, draws=2000, particles=500)) is None
+
+
+def test_a_collapsed_cloud_is_flagged_by_finite_keys() -> None:
+    """A collapsed cloud's R-hat is not a number (0/0): the guards ask for a refit as the
+    arbiter fails it, and say so with finite values (the ledger takes no NaN)."""
+    nan = float("nan")
+    collapsed = Diagnostics(method="smc", rhat={"mu": nan, "omega": 1.5}, ess=500.0,
+                            draws=2000, particles=500)
+    assert _flags(collapsed) == {"rhat_not_a_number": 1.0}
+    assert fit_failed(collapsed, SignalConfig())
+    nan_share = Diagnostics(method="smc", ess=nan, draws=2000, particles=500)
+    assert _flags(nan_share) == {"ess_fraction_not_a_number": 1.0}
+    huge = Diagnostics(method="smc", rhat={"mu": 1.2}, ess=500.0, draws=2000, particles=500)
+    assert _flags(huge) == {"rhat": pytest.approx(1.2)}

@@ -395,10 +395,15 @@ class Guards:
             diag = diagnostics.get(agent)
             if diag is not None:
                 frac = diag.ess_fraction  # of the cloud (else of the fit's draws)
-                if frac is not None and frac < self.config.guard_min_ess:
-                    signals["ess_fraction"] = float(frac)
-                if diag.max_rhat is not None and diag.max_rhat > self.config.guard_max_rhat:
-                    signals["rhat"] = float(diag.max_rhat)
+                # not a number (a collapsed cloud's) is flagged too; the ledger takes finite
+                # numbers only, so such a value is said by its own key
+                if frac is not None and not frac >= self.config.guard_min_ess:
+                    signals.update({"ess_fraction": float(frac)} if math.isfinite(frac)
+                                   else {"ess_fraction_not_a_number": 1.0})
+                rhat = diag.max_rhat
+                if rhat is not None and not rhat <= self.config.guard_max_rhat:
+                    signals.update({"rhat": float(rhat)} if math.isfinite(rhat)
+                                   else {"rhat_not_a_number": 1.0})
             z = drift[k] if drift is not None else self._drift_of(self.scores[:, k])
             if z is not None and z < -self.config.guard_drift:
                 signals["score_drift_z"] = z

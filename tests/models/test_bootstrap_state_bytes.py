@@ -2,15 +2,20 @@
 
 With a history shorter than the window the ring buffer's last slots are never
 filled; they are saved with the state, so they must be zeros, not whatever
-memory ``np.empty`` handed out (the numbers never read them either way).
+memory ``np.empty`` handed out (the numbers never read them either way). A
+filling ring writes its next return at slot ``count``: a state saying otherwise
+is refused.
 """
 
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
+import pytest
 
+from swarmvar.errors import InvalidState
 from swarmvar.models import BayesianBootstrap
 
 WINDOW = 500
@@ -52,3 +57,18 @@ def test_a_state_with_junk_in_its_unfilled_slots_loads_and_saves_them_as_zeros()
     loaded = BayesianBootstrap.from_state(buf.getvalue())
     assert loaded.state() == clean
     assert loaded.forecast((0.99,), seed=2) == agent.forecast((0.99,), seed=2)
+
+
+def test_a_filling_window_whose_next_slot_is_not_its_count_is_refused() -> None:
+    agent = BayesianBootstrap(window=WINDOW).fit(_short_history(), seed=5)
+    with np.load(io.BytesIO(agent.state()), allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    header = json.loads(bytes(arrays["__header__"]).decode("utf-8"))
+    assert (header["scalars"]["count"], header["scalars"]["head"]) == (120, 120)
+    for head in (0, 119, 121, WINDOW - 1):  # a ring of 120 of 500 writes at slot 120 next
+        header["scalars"]["head"] = head
+        arrays["__header__"] = np.frombuffer(json.dumps(header).encode("utf-8"), np.uint8)
+        buf = io.BytesIO()
+        np.savez(buf, allow_pickle=False, **arrays)
+        with pytest.raises(InvalidState, match="next slot"):
+            BayesianBootstrap.from_state(buf.getvalue())

@@ -9,7 +9,8 @@ paths of a longer horizon, the ESS below which a warm refit leaves its warm
 route), chooses a warm refit's route from the reweighted weights
 (:meth:`OnlineAgent._route`), keeps that history in a buffer that doubles
 when full (an update appends in O(1), where ``np.append`` would copy the
-history every day),
+history every day), keeps the normalized weights of the log weights it holds
+(formed once per log-weight array, read-only),
 finishes a fit the same way (split R-hat and ESS across runs, timing, the
 convergence warning), runs ``forecast_block`` at horizon 1 (the days on one
 particle set solved together), and reads and writes the part of
@@ -103,6 +104,11 @@ class OnlineAgent(Agent):
     _acceptance: float
     _seconds: float
     _theta: Any
+    #: ``(log weights, their normalized weights, sum of exp(log weights - m), m = their
+    #: largest)`` for the log-weight array the agent holds (matched by identity; both
+    #: arrays read-only: new weights are new arrays), so a day's update, ESS and forecast
+    #: exponentiate it once (:meth:`_weight_memo`).
+    _w_memo: tuple[FloatArray, FloatArray, float, float] | None = None
     particles: int
     runs: int
     #: Most days one particle set's horizon-1 forecasts are solved together (0: the agent
@@ -160,8 +166,33 @@ class OnlineAgent(Agent):
     # --- weights and diagnostics ------------------------------------------------------
 
     def _weights(self) -> FloatArray:
-        """The particles' normalized weights ``(S,)``."""
-        return _sir.normalized_weights(self._logw)
+        """The particles' normalized weights ``(S,)`` (a copy: the caller may keep it)."""
+        return self._weight_memo()[0].copy()
+
+    def _keep_weights(self, logw: FloatArray, w: FloatArray, total: float,
+                      top: float = 0.0) -> None:
+        """Keep ``w = exp(logw - top) / total`` (``total`` the sum of those exps, ``top =
+        max(logw)``) as :meth:`_weight_memo`'s for the log-weight array ``logw``, which the
+        agent holds (or is about to hold) as ``_logw``. Both arrays become read-only: an
+        in-place write would leave the memo stale, so it raises instead."""
+        logw.flags.writeable = False
+        w.flags.writeable = False
+        self._w_memo = (logw, w, total, top)
+
+    def _weight_memo(self) -> tuple[FloatArray, float, float]:
+        """``(_sir.normalized_weights(self._logw)`` (shared, read-only), ``exp(self._logw -
+        m).sum()``, ``m = max(self._logw))``, computed once per log-weight array.
+
+        ``m`` is 0 for every log-weight array the agents form; a loaded state's may be
+        any (its weights are exact, not re-normalized), and the sum is shift-free."""
+        memo, logw = self._w_memo, self._logw
+        if memo is None or memo[0] is not logw:
+            top = float(np.max(logw))
+            e = np.exp(logw - top)
+            total = e.sum()
+            memo = (logw, e / total, float(total), top)  # e / total: normalized_weights
+            self._keep_weights(*memo)
+        return memo[1], memo[2], memo[3]
 
     def _diagnostics(self) -> Diagnostics:
         """The fit's diagnostics over its runs, the weights' ESS over this cloud (``particles``)."""

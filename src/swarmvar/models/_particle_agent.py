@@ -81,10 +81,6 @@ class ParticleAgent(OnlineAgent):
     #: How the last fit or refit got its posterior (the subclass lists the routes).
     refit_route: str = "fit"
     _aux: Any
-    #: ``(log weights, their normalized weights, sum of their exp)``: what
-    #: :meth:`_normalized` gives for that log-weight array (it is never written into;
-    #: new weights are new arrays), so a day's update and forecast exponentiate it once.
-    _norm_memo: tuple[FloatArray, FloatArray, float] | None = None
 
     # --- hooks -------------------------------------------------------------------------
 
@@ -107,16 +103,7 @@ class ParticleAgent(OnlineAgent):
         return self._theta, self._day_cache()
 
     def _day_state(self) -> tuple[Any, FloatArray]:
-        return self._aux, self._normalized()[0]
-
-    def _normalized(self) -> tuple[FloatArray, float]:
-        """``_sir.normalized_weights(self._logw)`` (shared: read it, do not write it) and
-        ``exp(self._logw).sum()``, computed once per log-weight array."""
-        memo, logw = self._norm_memo, self._logw
-        if memo is None or memo[0] is not logw:
-            memo = (logw, _sir.normalized_weights(logw), float(np.exp(logw).sum()))
-            self._norm_memo = memo
-        return memo[1], memo[2]
+        return self._aux, self._weight_memo()[0]
 
     def _simulate_paths(self, idx: NDArray[np.intp], h: int,
                         rng: np.random.Generator) -> FloatArray:
@@ -325,17 +312,17 @@ class ParticleAgent(OnlineAgent):
         top = float(np.max(lw))
         if not np.isfinite(top):
             raise self._zero_density(x)
-        before = self._normalized()[1]  # exp(self._logw).sum()
+        _, before, m = self._weight_memo()  # exp(self._logw - m).sum(), m = max(self._logw)
         logw = lw - top
         e = np.exp(logw)
         total = e.sum()
-        out = top + float(np.log(total / before))
+        out = (top - m) + float(np.log(total / before))  # m is 0 unless a state was loaded
         self._append_return(x)
         self._ll, self._aux, self._logw = self._ll + dens, aux, logw
         # logw's largest entry is exactly 0, so e / total is _sir.normalized_weights(logw),
         # bit for bit, and 1 / (w @ w) is _sir.ess(logw)
         w = e / total
-        self._norm_memo = (logw, w, float(total))
+        self._keep_weights(logw, w, float(total))
         if float(1.0 / np.dot(w, w)) < self.ess_threshold * self.particles:
             self._move_installed(self._returns, self._ll, self._aux, self._logw, self._rng,
                                  self._reweighted_moved)
@@ -357,9 +344,10 @@ class ParticleAgent(OnlineAgent):
         self._require_fitted()
         if h == 1:
             return self._forecast_days(self._theta, self._day_cache(), [self._aux],
-                                       [self._weights()], levels)[0]
+                                       [self._weight_memo()[0]], levels)[0]
         rng = rng_from(seed)
-        idx = _sir.systematic_resample(self._weights(), float(rng.random()), HORIZON_DRAWS)
+        idx = _sir.systematic_resample(self._weight_memo()[0], float(rng.random()),
+                                       HORIZON_DRAWS)
         paths = self._simulate_paths(idx, h, rng)
         return Forecast(model=self.name, horizon=h,
                         levels=risk_measures(EmpiricalFamily(paths), levels))
@@ -375,7 +363,7 @@ class ParticleAgent(OnlineAgent):
     def posterior_draws(self) -> dict[str, FloatArray]:
         """The particles resampled to equal weights (systematic, deterministic offset 0.5)."""
         self._require_fitted()
-        idx = _sir.systematic_resample(self._weights(), 0.5)
+        idx = _sir.systematic_resample(self._weight_memo()[0], 0.5)
         return dict(self._model.draws(self._theta.take(idx)))
 
     # --- state -------------------------------------------------------------------------

@@ -329,6 +329,9 @@ class BayesianBootstrap(Agent):
         if buffer.shape != (self.window,) or not 0 < count <= self.window or \
                 not 0 <= head < self.window:
             raise InvalidState("BayesianBootstrap state does not match its window")
+        if count < self.window and head != count:  # a filling ring writes at slot count
+            raise InvalidState(f"BayesianBootstrap state holds {count} of {self.window} "
+                               f"returns but its next slot is {head}, not {count}")
         if not np.all(np.isfinite(buffer[:count])):
             raise InvalidState("BayesianBootstrap state holds non-finite returns")
         if count < self.window:  # never read; a state saved before they were zeroed

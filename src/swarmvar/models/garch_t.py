@@ -97,9 +97,6 @@ class GarchT(OnlineAgent):
     cost_hint = ParticleCost(0.34, 0.36, 60.0)
     block_days = BLOCK_DAYS
     _theta: lik.Theta
-    #: ``(log weights, exp of them)`` for the log-weight array the agent holds (it binds
-    #: new arrays and never writes into one): :meth:`_weights` divides, without an ``exp``.
-    _w_memo: tuple[FloatArray, FloatArray] | None = None
 
     def __init__(self, particles: int = DEFAULT_PARTICLES, runs: int = 4,
                  ess_threshold: float = 0.5, asymmetric: bool = ASYMMETRIC_DEFAULT) -> None:
@@ -173,8 +170,6 @@ class GarchT(OnlineAgent):
         kept = previous is not None and cloud.u is previous.u
         self._cloud = cloud
         self._logw = logw - np.max(logw)
-        w = np.exp(self._logw)
-        self._w_sum, self._w_memo = float(w.sum()), (self._logw, w)
         if not kept:
             self._theta = lik.from_unconstrained(cloud.u)
             self._alpha_neg = self._theta.alpha_neg  # read by every update
@@ -203,32 +198,35 @@ class GarchT(OnlineAgent):
         top = float(np.max(lw))
         if not np.isfinite(top):
             raise self._zero_density(x)
+        _, before, m = self._weight_memo()  # exp(self._logw - m).sum(), m = max(self._logw)
         logw = lw - top
         w = np.exp(logw)
         w_sum = float(w.sum())
-        pred = top + float(np.log(w_sum / self._w_sum))
+        pred = (top - m) + float(np.log(w_sum / before))  # m is 0 unless a state was loaded
         # lik.next_variance(th, e, h), its alpha + gamma and e * e formed once
         h_next = th.omega + np.where(e < 0, self._alpha_neg, th.alpha) * ee + th.beta * h
         cloud = smc.Cloud(self._cloud.u, self._cloud.lp, self._cloud.ll + step, h_next)
         self._append_return(x)
-        self._cloud, self._logw, self._w_sum, self._w_memo = cloud, logw, w_sum, (logw, w)
+        self._cloud, self._logw = cloud, logw
         if w_sum * w_sum / float(w @ w) < self.ess_threshold * self.particles:
             moved, self._acceptance = smc.rejuvenate(self._returns, cloud, self._logw, self._rng)
             self._set_cloud(moved, np.zeros(self.particles))
+        else:  # logw's largest entry is exactly 0: w / w_sum is _sir.normalized_weights(logw)
+            self._keep_weights(logw, w / w_sum, w_sum)
         return pred
 
     def _particle_set(self) -> tuple[lik.Theta, TQuantileCache]:
         return self._theta, self._quantiles
 
     def _day_state(self) -> tuple[FloatArray, FloatArray]:
-        return self._cloud.h, self._logw
+        return self._cloud.h, self._weight_memo()[0]
 
     def _forecast_days(self, th: lik.Theta, cache: TQuantileCache, hs: list[FloatArray],
-                       logws: list[FloatArray], levels: tuple[float, ...]) -> list[Forecast]:
-        """Horizon-1 forecasts from one particle set at each day's variances and log weights
-        (at most ``block_days`` days: :meth:`OnlineAgent._horizon_one_block` cuts them)."""
-        w = np.exp(np.stack(logws))
-        w /= w.sum(axis=1, keepdims=True)  # _weights(), day by day
+                       weights: list[FloatArray], levels: tuple[float, ...]) -> list[Forecast]:
+        """Horizon-1 forecasts from one particle set at each day's variances and normalized
+        weights (at most ``block_days`` days: :meth:`OnlineAgent._horizon_one_block` cuts
+        them)."""
+        w = np.stack(weights)  # _weights(), day by day
         scale = np.sqrt(np.stack(hs) * (th.nu - 2.0) / th.nu)
         norm = w / w.sum(axis=1, keepdims=True)  # as the family normalizes them again
         m = level_measures_block(cache, th.mu, scale, norm, levels)
@@ -238,15 +236,6 @@ class GarchT(OnlineAgent):
         return [Forecast(model=self.name, horizon=1, levels=day) for day in days]
 
     # --- the predictive ----------------------------------------------------------
-
-    def _weights(self) -> FloatArray:
-        memo = self._w_memo
-        if memo is not None and memo[0] is self._logw:  # exp(logw) and its sum, known
-            result: FloatArray = memo[1] / self._w_sum
-            return result
-        w = np.exp(self._logw)
-        result = w / w.sum()
-        return result
 
     def next_moments(self) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
         """One-step-ahead law of ``r_{n+1}`` per particle: ``loc + scale * t(df)``.
@@ -393,4 +382,3 @@ class GarchT(OnlineAgent):
         self._check_log_weights(logw)
         self._install(hist, smc.Cloud(u, lp, ll, h), logw, rng)
         self._restore(logw, fit_diag, acceptance, seconds)
-        self._w_sum = float(np.exp(self._logw).sum())

@@ -289,8 +289,10 @@ class HarArch(OnlineAgent):
         top = float(np.max(lw))
         if not np.isfinite(top):
             raise self._zero_density(x)
+        _, before, m = self._weight_memo()  # exp(self._logw - m).sum(), m = max(self._logw)
         w = np.exp(lw - top)
-        pred = top + float(np.log(w.sum() / np.exp(self._logw).sum()))
+        total = w.sum()
+        pred = (top - m) + float(np.log(total / before))  # m is 0 unless a state was loaded
         self._append_return(x)
         hist = self._returns
         aux = self._cloud.aux.copy()
@@ -298,11 +300,15 @@ class HarArch(OnlineAgent):
         aux[smc.H] = lik.next_variance(hist[-lik.LAGS :], th)
         cloud = smc.Cloud(self._cloud.u, aux)
         lw = lw - top
-        if _sir.ess(lw) < self.ess_threshold * self.particles:
+        # lw's largest entry is exactly 0 and w is exp(lw): wn is _sir.normalized_weights(lw)
+        # and 1 / (wn @ wn) is _sir.ess(lw), bit for bit
+        wn = w / total
+        if float(1.0 / np.dot(wn, wn)) < self.ess_threshold * self.particles:
             cloud, self._acceptance = smc.rejuvenate(hist, cloud, lw, self._rng, self.moves)
             self._set_cloud(cloud, np.zeros(self.particles))
         else:
             self._cloud, self._logw = cloud, lw
+            self._keep_weights(lw, wn, float(total))
         return pred
 
     # --- the predictive ---------------------------------------------------------------

@@ -230,18 +230,21 @@ _REVIEWED = [("x" * 37, True, False, True, True, False, False),
 @given(st.lists(st.tuples(_NAME, st.booleans(), st.booleans(), st.booleans(), st.booleans(),
                           st.booleans(), st.booleans()),
                 min_size=1, max_size=12, unique_by=lambda t: t[0]),
-       st.floats(0.6, 0.94), st.floats(0.0, 1.0), st.integers(0, 10**12),
+       st.floats(0.6, 0.94), st.floats(0.0, 1.0), st.floats(0.0, 1.0), st.integers(0, 10**12),
        st.lists(st.booleans(), min_size=12, max_size=12), st.lists(_KINDS, max_size=6),
        st.floats(0.0, 4e9), st.integers(0, 5))
-@example(_REVIEWED, 0.7, 0.0, 0, [True] + [False] * 11, [], 0.0, 0)
+@example(_REVIEWED, 0.7, 0.0, 0.0, 0, [True] + [False] * 11, [], 0.0, 0)
 @example([(f"MarkovSwitchingGarch-{i}", True, False, True, True, False, False)
-          for i in range(6)] + _REVIEWED[1:], 0.7, 0.0, 10**12, [True] * 6 + [False] * 6, [],
-         4e9, 3)
+          for i in range(6)] + _REVIEWED[1:], 0.7, 0.0, 0.0, 10**12, [True] * 6 + [False] * 6,
+         [], 4e9, 3)
+@example([("bad", False, False, False, True, True, False), _REVIEWED[1]], 0.7, 0.0, 0.5, 3,
+         [True] + [False] * 11, [], 1.36e9, 0)  # a held refit naming a quarantined agent
 def test_any_held_beat_gives_a_bounded_line_naming_every_unalerted_agent(
         rows: list[tuple[str, bool, bool, bool, bool, bool, bool]], threat: float,
-        stability: float, since: int, out: list[bool], kinds: list[str], day: float,
-        failed: int) -> None:
-    """Any held beat: one line of at most 500 characters; its note names every quarantined
+        stability: float, gain: float, since: int, out: list[bool], kinds: list[str],
+        day: float, failed: int) -> None:
+    """Any held beat (a balance, a refit - which may name a quarantined agent - or no
+    action): one line of at most 500 characters; its note names every quarantined
     agent with a kind new to the episode, or counts exactly those it leaves out ("and N
     more" at its end); names every agent of the consensus with anomalies or counts them;
     and cuts no item ("…" only inside a long name, brackets closed)."""
@@ -254,8 +257,8 @@ def test_any_held_beat_gives_a_bounded_line_naming_every_unalerted_agent(
     named = tuple(k for a in agents for k in anomaly_kinds(a) if a.agent not in excluded
                   or k.partition(":")[0] in kinds)
     ep = AlertEpisode(True, since, 0, named or ("nobody",))
-    d = decide(vector(threat=threat, stability=stability), beat(agents), excluded, T, ep,
-               {a: Quarantined(day, failed) for a in excluded})
+    d = decide(vector(threat=threat, stability=stability, gain=gain), beat(agents), excluded,
+               T, ep, {a: Quarantined(day, failed) for a in excluded})
     assert len(d.reason) <= REASON_CHARS and "\n" not in d.reason, d.reason
     if d.action is not Action.QUARANTINE:  # (the per-agent rule comes first)
         assert d.signals.get("alert_held") == 1.0, d.reason
@@ -272,6 +275,11 @@ def test_any_held_beat_gives_a_bounded_line_naming_every_unalerted_agent(
         second = note[note.index("; quarantined, new"):]
         left = [a for a in unalerted if mark[a.agent] not in second]
         assert not left or second.endswith(f", and {len(left)} more"), (len(left), d.reason)
+    # a quarantined agent's day said once at most, in the first part (a refit naming it)
+    # or in the note (days alike: the same words for each such agent)
+    days = {quarantine_words(a, d.signals) for a in excluded} - {""}
+    told = excluded & {*d.agents, *(a.agent for a in unalerted)}
+    assert sum(d.reason.count(w) for w in days) <= len(told), d.reason
     noisy = [a for a in agents if a.agent not in excluded and a.anomalies > 0]
     if noisy:
         counted = f"{len(noisy)} agent{'s' if len(noisy) > 1 else ''} named already"

@@ -16,7 +16,10 @@ It keeps one :class:`~.step.ArbiterState` per portfolio and runs the pure
   and closed after ``Thresholds.release_beats`` calm beats: the closing beat
   ledgers an ``alert_closed`` event (``since``, ``until``, ``agents``: every
   agent its ALERTs named, ``named``: the names it still held);
-* APPLY_BALANCE factors hold for the next consensus (``weight_factors``);
+* APPLY_BALANCE factors hold for the next consensus (``weight_factors``); a balance
+  names no agent held out of it: quarantined, or held out otherwise (the beat report's
+  ``quarantined`` beyond the arbiter's own: a sandbox's breaker), unless this beat's
+  probation released it;
 * the threat model is read from :class:`~.versions.ThreatVersions` and,
   with ``retrain_every``, retrained on the beats seen so far (label: a
   consensus breach at any level within the next ``horizon`` beats) and
@@ -242,9 +245,13 @@ class Arbiter:
         p.last = signals
         events = self._probation(report.portfolio, p, signals)
         out_before, since = self._held_out(report.portfolio)
+        # held out of the consensus otherwise (a sandbox's breaker), not by a probation this
+        # beat passed: a balance leaves them out too (down-weighting them does nothing)
+        released = {str(e["agent"]) for e in events if e["type"] == "release"}
+        aside = frozenset(report.quarantined) - out_before - released
         state, out = step(replace(p.state, memory=memory), signals, config=self.config,
                           model=self.model, beat_seconds=beat_seconds, excluded=out_before,
-                          pool=self._pool, quarantined=since)
+                          pool=self._pool, quarantined=since, aside=aside)
         before = p.state.episode
         p.state = state
         d = out.decision

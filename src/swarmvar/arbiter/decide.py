@@ -42,8 +42,8 @@ stability > 0.25 and repair < 0.1, APPLY_OPTIMIZE when the expected gain >
 * APPLY_OPTIMIZE: agents whose log score lags or whose coverage drifts, for
   a refit (needs one at least; else NOOP). A balance names no agent in
   ``excluded`` (quarantined: out of the consensus already, down-weighting it does
-  nothing); a refit may (refitting is how a quarantined agent can heal before its
-  probation).
+  nothing) nor in ``aside`` (held out by a sandbox); a refit may (refitting is how a
+  quarantined agent can heal before its probation).
 
 Every decision's reason is one line in words a risk team can act on: what the action
 means, then per agent the kinds of anomaly behind its count (:func:`agent_words`: a
@@ -568,13 +568,28 @@ def _listed_taken(parts: Sequence[str], room: int, sep: str = "; ", extra: int =
 
 
 def _cut(words: str, room: int) -> str:
-    """``words`` cut to ``room`` characters at the last ", " that fits (a whole kind of
-    anomaly kept or left out, never half-said), "…" in place of the rest; mid-phrase only
-    when no ", " fits after the agent's name."""
+    """``words`` cut to ``room`` characters at the last ", " that fits outside brackets (a
+    whole kind of anomaly kept or left out, never half-said: "no usable forecast
+    (rejected, missing or failed its diagnostics)" is one kind), "…" in place of the rest.
+    When no such ", " fits after the agent's name: mid-phrase, before the bracket the cut
+    would fall in, if one is open there."""
     head = words[:room - 3]
-    at = head.rfind(", ")
-    if at > max(head.find(": "), 0):  # past the agent's name (evidence has no ": ")
+    start = head.find(": ") + 1  # past the agent's name (evidence has no ": ")
+    depth, at, opened = 0, -1, -1
+    for i in range(start, len(words[:room - 1])):
+        c = words[i]
+        if c == "(":
+            depth += 1
+            if depth == 1:
+                opened = i
+        elif c == ")":
+            depth = max(0, depth - 1)
+        elif depth == 0 and i < len(head) - 1 and words.startswith(", ", i):
+            at = i
+    if at > 0:
         return head[:at] + ", …"
+    if depth and opened > 0:  # the cut falls inside brackets: before them
+        return words[:opened].rstrip() + " …"
     return words[:room - 1] + "…"
 
 
@@ -605,8 +620,9 @@ def kind_words(keys: Sequence[str]) -> str:
 
 
 #: The room of a held beat's list of quarantined agents in its last form (:func:`held_note`:
-#: their names only, "and N more"), used whatever the room the note is given.
-HELD_CHARS = 160
+#: their names only, "and N more") when the room the note is given cannot hold it: the
+#: words about the agents the action is about are cut then, by as much as this takes.
+HELD_CHARS = 80
 
 
 def held_note(compared_threat: str, since: int, named: Sequence[AgentSignals],
@@ -623,9 +639,11 @@ def held_note(compared_threat: str, since: int, named: Sequence[AgentSignals],
     Said is the first of these forms that fits in ``room`` characters, each listing every
     agent and none cut: both lists with their kinds and the quarantines' days (an agent in
     ``said`` by name); the first list's names only; the same in fewer words; the
-    quarantines' days left out; the quarantined agents' names only. Last, whatever the
-    room: the first list's count and the quarantined agents' names in :data:`HELD_CHARS`
-    characters ("and N more").
+    quarantines' days left out; the quarantined agents' names only. Last: the first list's
+    count and as many of the quarantined agents' names as fit in the room ("and N more"),
+    or when that room cannot hold the form (the reason's first part is cut then), in
+    :data:`HELD_CHARS` characters: the words about the agents the action is about come
+    first.
     """
     head = (f"; alert held ({compared_threat}): nothing new to the alert episode open since "
             f"beat {since}")
@@ -662,9 +680,13 @@ def held_note(compared_threat: str, since: int, named: Sequence[AgentSignals],
             return note
     count = (f": {len(named)} agent{'s' if len(named) > 1 else ''} named already" if named
              else none)
-    second = ("; quarantined, new, no alert: " + _listed(out, HELD_CHARS, ", ", most=len(out))
-              if out else "")
-    return f"{short}{count}{second}"
+    if not out:
+        return f"{short}{count}"
+    lead = f"{short}{count}; quarantined, new, no alert: "
+    note = lead + _listed(out, room - len(lead), ", ", most=len(out))
+    if len(note) <= room:
+        return note
+    return lead + _listed(out, HELD_CHARS, ", ", most=len(out))
 
 
 def _evidence(a: AgentSignals) -> str:
@@ -696,7 +718,8 @@ def exceeding(signals: BeatSignals, excluded: Collection[str], thresholds: Thres
 
 def decide(vector: DecisionVector, signals: BeatSignals, excluded: Collection[str] = (),
            thresholds: Thresholds = Thresholds(), episode: AlertEpisode | None = None,
-           quarantined: Mapping[str, Quarantined] | None = None) -> Decision:
+           quarantined: Mapping[str, Quarantined] | None = None,
+           aside: Collection[str] = ()) -> Decision:
     """The beat's decision (see the module docstring for the rules).
 
     ``episode``: the portfolio's open alert episode, if any; an ALERT it would hold (no
@@ -706,7 +729,10 @@ def decide(vector: DecisionVector, signals: BeatSignals, excluded: Collection[st
     ``quarantined``: since when each agent of ``excluded`` is quarantined
     (:class:`Quarantined`), said beside its name wherever a reason names it
     (:func:`quarantine_words`; not given: ``quarantined``) and recorded in the signals
-    (:func:`quarantine_marks`).
+    (:func:`quarantine_marks`). ``aside``: agents held out of the consensus otherwise (a
+    sandbox's breaker, the beat report's ``quarantined`` beyond ``excluded``): an
+    APPLY_BALANCE leaves them out as it leaves ``excluded`` out; nothing else reads them
+    (not quarantined by the arbiter, their anomalies count and are said as any agent's).
 
     The reason is one line of at most :data:`REASON_CHARS` characters: what the action
     means, the agents it names with the kinds of anomaly behind each count
@@ -813,8 +839,9 @@ def decide(vector: DecisionVector, signals: BeatSignals, excluded: Collection[st
         note = partial(held_note, threat_words, ep.since, named, unalerted, hold)
     # a quarantined agent is out of the consensus already: down-weighting it does nothing
     # (its words are the held note's); a refit may still be asked for it, how it can heal
-    # before its probation
-    target = [a for a in noisy if _balanced(a, t.balance_on) and a.agent not in held_out]
+    # before its probation; so for an agent held out otherwise (``aside``: a sandbox's)
+    away = held_out | set(aside)
+    target = [a for a in noisy if _balanced(a, t.balance_on) and a.agent not in away]
     if vector.stability > t.stability and vector.repair < t.repair and target:
         factors = {a.agent: 1.0 / (1.0 + t.balance_strength * a.anomalies) for a in target}
         return made(Action.APPLY_BALANCE, target, BALANCING,

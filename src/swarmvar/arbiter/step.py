@@ -71,15 +71,16 @@ class StepOutput:
 def step(state: ArbiterState, signals: BeatSignals, *, config: ArbiterConfig,
          model: ThreatModel, beat_seconds: float | None = None,
          excluded: Collection[str] = (), pool: Executor | None = None,
-         quarantined: Mapping[str, Quarantined] | None = None
-         ) -> tuple[ArbiterState, StepOutput]:
+         quarantined: Mapping[str, Quarantined] | None = None,
+         aside: Collection[str] = ()) -> tuple[ArbiterState, StepOutput]:
     """One beat: cores, aggregate, decide (with the open alert episode), recalibrate, and
     the episode moved on (pure; ``pool`` only runs the cores). ``quarantined``: since when
-    each excluded agent is quarantined, for the reasons' words (:func:`~.decide.decide`)."""
+    each excluded agent is quarantined, for the reasons' words; ``aside``: agents held out
+    of the consensus otherwise (a sandbox's), left out of a balance (:func:`~.decide.decide`)."""
     cores = run_cores(signals, state.genome, model, config.gains, pool)
     vector = aggregate_recommendations(cores, state.genome)
     decision = decide(vector, signals, excluded, config.thresholds, state.episode,
-                      quarantined)
+                      quarantined, aside)
     budget = config.pulse.budget
     error = 0.0 if beat_seconds is None else measured_error(beat_seconds, budget)
     late = beat_seconds is not None and beat_seconds > budget
@@ -96,14 +97,14 @@ def step(state: ArbiterState, signals: BeatSignals, *, config: ArbiterConfig,
 def observe_step(state: ArbiterState, report: BeatReport, *, config: ArbiterConfig,
                  model: ThreatModel, beat_seconds: float | None = None,
                  excluded: Collection[str] = (), pool: Executor | None = None,
-                 quarantined: Mapping[str, Quarantined] | None = None
-                 ) -> tuple[ArbiterState, StepOutput]:
+                 quarantined: Mapping[str, Quarantined] | None = None,
+                 aside: Collection[str] = ()) -> tuple[ArbiterState, StepOutput]:
     """Read the report's signals (updating the signal memory), then :func:`step` (the same
-    ``excluded``, ``pool`` and ``quarantined``)."""
+    ``excluded``, ``pool``, ``quarantined`` and ``aside``)."""
     memory, signals = read_beat(state.memory, report, config.signals)
     return step(replace(state, memory=memory), signals, config=config, model=model,
                 beat_seconds=beat_seconds, excluded=excluded, pool=pool,
-                quarantined=quarantined)
+                quarantined=quarantined, aside=aside)
 
 
 __all__ = ["AlertEpisode", "ArbiterConfig", "ArbiterState", "Genome", "StepOutput", "Thresholds",

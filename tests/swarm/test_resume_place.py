@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from swarmvar.errors import InvalidParameter, ResumeDataMismatch
+from swarmvar.errors import InvalidParameter, ResumeDataMismatch, WorkerFailed
 from swarmvar.swarm import FollowedFile, Replay, _records, sources
 from swarmvar.swarm.executors import HostLost
 from swarmvar.swarm.sources import BadLine
@@ -110,6 +110,46 @@ def test_beats_of_a_host_lost_at_a_fresh_runs_first_tick_are_compared(
         with pytest.raises(ResumeDataMismatch, match=r"portfolio 'd'.*first difference at "
                            rf"{frame.index[start].date()} \(row {start + 1}, beat 1\)"):
             swarm.start(other.iloc[:start], source=Replay(other, start=start))
+
+
+@pytest.mark.parametrize("give_source", [True, False])
+def test_a_portfolio_never_beaten_from_the_source_loses_no_row_on_a_resume(
+        tmp_path: Path, sp500: pd.Series, give_source: bool) -> None:
+    """a's host is lost at a fresh run's first tick and never restored: a has no ledgered
+    beat; a resume given the source must not seek past a's queued rows (the place of the
+    others' last beats), but beat every one of them."""
+    frame, start = child.frame(sp500), child.HISTORY
+    executor = _Faulty(workers=0)
+
+    def kill_a(inputs: object) -> object:
+        executor.fault = None
+        raise HostLost("a's host died", ["a"], {}, executor.beat_only(inputs, {"d", "e"}))
+
+    def never(blobs: object) -> object:
+        raise WorkerFailed("restore refused (test)")
+
+    class Killing(Replay):
+        def __iter__(self) -> Iterator[Tick | BadLine]:
+            for tick in super().__iter__():
+                if self.cursor == start + 1:
+                    executor.fault = kill_a
+                    executor.restore = never
+                yield tick
+
+    home = tmp_path / "h"
+    with make_swarm(home, child.PORTFOLIOS, executor=executor, restore_timeout=2,
+                    **child.SETTINGS) as swarm:
+        swarm.start(frame.iloc[:start])
+        with pytest.raises(WorkerFailed):  # bounded: the source stops after 5 rows
+            swarm.run(Killing(frame, start=start, stop=start + 5))
+    first = _cursors(home)
+    assert first and not any(p == "a" for p, _, _ in first)  # a beat nothing
+    with make_swarm(home, child.PORTFOLIOS, **child.SETTINGS) as swarm:
+        source = Replay(frame, start=start, stop=start + 8)
+        swarm.start(frame.iloc[:start], source=source if give_source else None)
+        swarm.run(source)
+    a_days = [day for p, day, _ in _cursors(home) if p == "a"]
+    assert a_days == [str(x.date()) for x in frame.index[start:start + 8]]
 
 
 def test_replay_ticks_on_gives_every_row_of_a_date_whatever_the_hint(

@@ -1047,8 +1047,10 @@ def check_source(self: Swarm, source: Any) -> int | None:
         holds the ledger's last beat at that place (numbered as the data the run read);
         otherwise the earliest, over the portfolios, of the place of the first tick at
         a portfolio's last ledgered date (the ticks from there at or before a
-        portfolio's last ledgered date are skipped by date). None for a stream, a source
-        not checked, or a home without such beats.
+        portfolio's last ledgered date are skipped by date); 0 (the source read from its
+        start, skipped by date) when a running portfolio has no such beat (its host lost
+        at a fresh run's first tick and never restored: its rows were beaten nowhere).
+        None for a stream, a source not checked, or a home without such beats.
 
     Raises
     ------
@@ -1077,6 +1079,11 @@ def check_source(self: Swarm, source: Any) -> int | None:
         found = on(wanted)
         for p, rows in beats.items():
             _compare_rows(self.specs[p], rows, found, name, str(getattr(source, "unit", "rows")))
+        if any(p not in beats for p in self.specs):
+            # a portfolio with no beat read from a source (its host lost at a fresh run's
+            # first tick, never restored): its rows from its start history on are queued
+            # nowhere; the source is read from its start, ticks skipped by date
+            return 0
         _, when, _, cursor = last
         if isinstance(cursor, int) and any(n == cursor for n, _ in found[when]):
             # the ledger's last beat is at its cursor's place here: this source numbers

@@ -15,23 +15,21 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import tempfile
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from e2b.envd.process import process_connect, process_pb
 from protobuf import Oneof
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
+
+from _uvicorn_thread import uvicorn_thread  # tests/_uvicorn_thread.py (on the path)
 
 ENVD_VERSION = "0.5.7"
 
@@ -158,22 +156,9 @@ def serve_fake_e2b(api_key: str = "e2b_test_key") -> Iterator[tuple[FakeE2B, str
     """Run the fake on a loopback port; yields it and its base URL."""
     root = Path(tempfile.mkdtemp(prefix="fake-e2b-"))
     fake = FakeE2B(root, api_key)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(make_app(fake), log_level="warning",
-                                           lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    if not server.started:
-        raise RuntimeError("the fake E2B server did not start within 60 s")
     try:
-        yield fake, f"http://127.0.0.1:{port}"
+        with uvicorn_thread(make_app(fake), "the fake E2B server", join_s=10,
+                            lifespan="off") as url:
+            yield fake, url
     finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
         shutil.rmtree(root, ignore_errors=True)

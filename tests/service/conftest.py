@@ -117,8 +117,9 @@ def start_server(home: Path, keys: Path, *args: str, scheme: str = "http",
                  env: dict[str, str] | None = None, verify: object = False,
                  port: int | None = None) -> Server:
     """A ready ``swarmvar serve`` over ``home``, logging to ``home/server-<port>.log``; on
-    ``port`` if given (a server started again on a stopped one's port: the log goes on),
-    else on a free one."""
+    ``port`` if given (a server started again on a stopped one's port: the log goes on, so
+    that it holds both servers' requests), else on a free one. A start that fails says what
+    its own server logged only, not the stopped one's log before it."""
     if port is not None:
         return _start_server(home, keys, *args, scheme=scheme, env=env, verify=verify,
                              port=port)
@@ -143,6 +144,14 @@ def _start_server(home: Path, keys: Path, *args: str, scheme: str,
     given = port is not None
     port = free_port() if port is None else port
     log = home / f"server-{port}.log"
+    start = log.stat().st_size if given and log.exists() else 0  # where this server's begins
+
+    def logged() -> str:
+        """What this server logged (not the stopped server's lines before it)."""
+        with open(log, "rb") as f:
+            f.seek(start)
+            return f.read().decode(errors="replace")
+
     cmd = [PYTHON, "-c", "from swarmvar.cli import main; main()", "serve", "--port", str(port),
            "--home", str(home), "--keys", str(keys), *args]
     with open(log, "ab" if given else "wb") as out:  # the child keeps its own descriptor
@@ -153,7 +162,7 @@ def _start_server(home: Path, keys: Path, *args: str, scheme: str,
     deadline = time.monotonic() + 90  # two workers' imports on a loaded 2-core CI take a while
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            text = log.read_text()
+            text = logged()
             if "Errno 98" in text or "ddress already in use" in text:
                 raise _PortTaken(f"port {port} was taken: {text}")
             raise RuntimeError(f"server exited: {text}")
@@ -164,7 +173,7 @@ def _start_server(home: Path, keys: Path, *args: str, scheme: str,
             pass
         time.sleep(0.1)  # not ready (no answer, or not yet 200): ask again in a moment
     Server(proc, url, log).stop(kill=True)
-    raise RuntimeError(f"server did not become ready: {log.read_text()}")
+    raise RuntimeError(f"server did not become ready: {logged()}")
 
 
 @pytest.fixture

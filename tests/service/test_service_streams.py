@@ -6,17 +6,16 @@ real app served by uvicorn in this process with a shorter ping interval."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
+
+from _uvicorn_thread import uvicorn_thread  # tests/_uvicorn_thread.py (on the path)
 
 from .conftest import Keys, Server, day, history, start_server
 
@@ -106,30 +105,6 @@ def test_the_batch_cap(served: tuple[Server, Keys]) -> None:
         "maxItems"] == BATCH
 
 
-@contextmanager
-def uvicorn_thread(app: Any) -> Iterator[str]:
-    """``app`` served by uvicorn on a loopback port picked by the system, in a thread (its
-    lifespan run); yields its base URL."""
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning",
-                                           timeout_graceful_shutdown=5))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        while not server.started and thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert server.started, "uvicorn did not start within 60 s"
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
-        sock.close()
-
-
 def sse_events(lines: Iterator[str], n: int) -> list[dict[str, str]]:
     """The next ``n`` events of a server-sent event stream, as its fields (a comment is
     none: an EventSource does not see it)."""
@@ -155,7 +130,7 @@ def test_the_stream_sends_ping_events(tmp_path: Path, session_keys: tuple[Path, 
     monkeypatch.setattr(routes_risk, "PING_SECONDS", 0.3)
     path, keys = session_keys
     app = create_app(ServiceConfig(home=tmp_path / "home", keys=path, arbiter=False))
-    with uvicorn_thread(app) as url:
+    with uvicorn_thread(app, "the service", timeout_graceful_shutdown=5) as url:
         r = httpx.post(url + "/v1/portfolios", headers={"X-API-Key": keys.writer},
                        json={"name": "book", "history": history(60), "agents": ["nig"]},
                        timeout=60)  # one quick agent: the stream is what is tested

@@ -5,7 +5,9 @@ No CDN and no build step: the page, its script and stylesheet are files in
 dashboard works offline. It reads the API with the key the user gives it
 and follows ``/v1/portfolios/{name}/events`` (server-sent events). The page
 names the posterior mass of the credible bands it draws: the server fills it in
-(:func:`interval_mass`), as the API's answers do not carry it.
+(:func:`interval_mass`), as the API's answers do not carry it; and the interval of the
+event streams' ``ping`` events (:data:`.routes_risk.PING_SECONDS`), by which the page
+tells a silent stream from a quiet portfolio.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.exceptions import HTTPException
 
 from ..swarm.consensus import SWARM_POLICY
+from . import routes_risk
 from .desk_book import policy_for
 
 router = APIRouter(tags=["dashboard"])
@@ -44,10 +47,13 @@ def interval_mass() -> float | None:
 
 
 def page() -> bytes:
-    """The dashboard's HTML with the credible intervals' mass filled in."""
+    """The dashboard's HTML with the credible intervals' mass and the event streams' ping
+    interval (in ms, as the page's script reads it) filled in."""
     mass = interval_mass()
+    ping_ms = round(1000 * routes_risk.PING_SECONDS)  # read now: a test may shorten it
     return asset("dashboard.html").replace(
-        b"{{interval_mass}}", b"" if mass is None else repr(float(mass)).encode())
+        b"{{interval_mass}}", b"" if mass is None else repr(float(mass)).encode()).replace(
+        b"{{ping_ms}}", str(ping_ms).encode())
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)

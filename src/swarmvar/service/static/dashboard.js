@@ -93,8 +93,12 @@
   let heard = null;  // the last beat the page got, {seq, at}: at is when it came (a Date)
   let detailsError = "";
   const liveMs = () => window.SWARMVAR_LIVE_MS > 0 ? window.SWARMVAR_LIVE_MS : 1000;
-  // the server sends a `ping` event every 10 s (SWARMVAR_PING_MS: the tests' shorter one)
-  const pingMs = () => window.SWARMVAR_PING_MS > 0 ? window.SWARMVAR_PING_MS : 10000;
+  // the server sends a `ping` event every pingMs(): its interval, written into the page by
+  // the server (SWARMVAR_PING_MS: a test's own); 0 if unknown (no silence is then told)
+  const pingMeta = document.querySelector("meta[name='swarmvar-ping-ms']");
+  const servedPing = pingMeta ? parseFloat(pingMeta.content) : NaN;
+  const pingMs = () => window.SWARMVAR_PING_MS > 0 ? window.SWARMVAR_PING_MS
+    : servedPing > 0 ? servedPing : 0;
   function setLink(state, extra) {
     link = Object.assign({ state }, extra || {});
     paint();
@@ -441,7 +445,9 @@
       paint();
       if (!late && transient(e) && !detailRetryPending) {
         detailRetryPending = true;
-        later(() => { detailRetryPending = false; if (my === gen) refreshDetails(); },
+        // not tied to `gen`: a level picked meanwhile (its own load failing, no retry of
+        // its own as this one is pending) is read again too; connect() drops this timer
+        later(() => { detailRetryPending = false; refreshDetails(); },
               backoff(e, detailRetries++));
       }
     } finally { clearTimeout(timer); if (loading === ctl) loading = null; }
@@ -572,6 +578,9 @@
       if (s.readyState === EventSource.CLOSED) { whyRefused(my, s, url); return; }
       if (link.state !== "down") setLink("down", { since: new Date() });
     };
+    // checked when the quiet time since the stream was last heard ends (a few ms after, so
+    // that the check is not a moment early), not on a rhythm of its own: silence is told
+    // within 3 pings and a few ms of the last thing heard
     const quiet = 3 * pingMs();
     const watch = () => later(() => {
       if (my !== conn || s !== source || s.readyState === EventSource.CLOSED) return;
@@ -579,8 +588,8 @@
       s.close(); source = null;  // a drop already said stays as it was said
       if (link.state !== "down") setLink("down", { since: new Date(), silent: quiet });
       openStream(my);
-    }, pingMs());
-    watch();
+    }, Math.max(0, streamHeard + quiet - Date.now()) + 10);
+    if (quiet > 0) watch();
   }
 
   // Why the server did not take the stream: asked again with fetch (the answer's status and

@@ -277,6 +277,8 @@ class Violation(_Enum):
     MALFORMED_RESULT = "malformed_result"
     OVERSIZED_RESULT = "oversized_result"
     CRASHED = "crashed"
+    #: a plug-in's files changed since the swarm started: a new worker would import them
+    PLUGIN_CHANGED = "plugin_changed"
 
 
 class SandboxError(SwarmVarError, RuntimeError):

@@ -71,7 +71,7 @@ def test_an_edited_plugin_is_held_out_after_its_worker_is_recycled(
     setup = SandboxSetup("none", (SPEC,), (str(folder),))
     monkeypatch.setitem(profiles.PROFILES, sandboxing.PROFILE,  # its workers recycled soon
                         dataclasses.replace(SHORT, name=sandboxing.PROFILE))
-    series = data.load("sp500").iloc[:170]
+    series = data.load("sp500").iloc[:190]  # 40 beats: past the breaker's trial beats
 
     states: dict[int, str] = {}
 
@@ -86,7 +86,7 @@ def test_an_edited_plugin_is_held_out_after_its_worker_is_recycled(
                policy=dataclasses.replace(DEFAULT_POLICY, f=0), window=150, fsync=False,
                roles=RoleConfig.quiet(), sandbox=setup) as swarm:
         swarm.start(series.iloc[:150])
-        swarm.run(Replay(series, portfolio="sp500", start=150), beats=8, on_beat=edit)
+        swarm.run(Replay(series, portfolio="sp500", start=150), beats=40, on_beat=edit)
         entries = list(swarm.ledger.entries(0))
     flows = [e.data["result"] for e in entries
              if e.kind == "flow" and e.data["flow"] == "sandbox"]
@@ -94,6 +94,53 @@ def test_an_edited_plugin_is_held_out_after_its_worker_is_recycled(
     assert "its files changed since the swarm started" in str(flows[0]["detail"])
     first = int(flows[0]["seq"])  # the first beat after the worker of the start recycled
     assert 1 < first < 8 and states[first] == "open"
+    assert flows[0]["detail"]["violation"] == PLUGIN_CHANGED.value == "plugin_changed"
     beats = [e.data for e in entries if e.kind == "consensus" and "beat" in e.data]
     used = ["HalfLife" in b["levels"][0]["used"] for b in beats]
-    assert all(used[:first - 1]) and not any(used[first - 1:])  # the edited code never votes
+    assert len(used) == 40
+    # the edited code never votes: not after its breaker's trial either (its refits run in
+    # new workers, which get the start's digest from the swarm: without it they would
+    # take the edited files' as theirs and let them vote)
+    assert all(used[:first - 1]) and not any(used[first - 1:])
+    assert "closed" not in [states[s] for s in range(first, 41)]
+
+
+def test_a_worker_that_died_after_the_check_does_not_hand_back_edited_code(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checked worker dies before the task: the sandbox starts another, unchecked, for
+    it; the files are checked after the task and its result is not taken."""
+    folder = tmp_path / "plugins"
+    module = _plugin(folder)
+    r = data.load("sp500").to_numpy()
+    with sandbox.create("none", SHORT, plugin_paths=[str(folder)]) as box:
+        agent = SandboxedAgent(box, plugin=SPEC, plugin_paths=[str(folder)],
+                               source=plugin_digest(SPEC, [str(folder)]))
+        agent.fit(r[:200], seed=1)
+        state = agent.state()
+        module.write_text(textwrap.dedent(PLUGIN).replace("0.97", "0.5"))
+        monkeypatch.setattr(box, "start", lambda: None)  # the check sees the old worker
+        proc = box._proc  # type: ignore[attr-defined]
+        assert proc is not None
+        proc.kill()  # ... which is dead by the time the task is sent
+        proc.wait(timeout=10)
+        before = box.workers_started
+        with pytest.raises(SandboxViolation) as caught:
+            agent.restore(state)  # a task that needs no handle: it runs in the new worker
+        assert box.workers_started == before + 1  # it did run there, unchecked
+        assert caught.value.violation is PLUGIN_CHANGED
+
+
+def test_a_direct_user_is_checked_against_the_sandboxs_plugin_folders(
+        tmp_path: Path) -> None:
+    """No plugin_paths nor source given: the box's own folders are hashed (not ``sys.path``,
+    where the plug-in is not found and every digest would be None, changed or not)."""
+    folder = tmp_path / "plugins"
+    module = _plugin(folder)
+    r = data.load("sp500").to_numpy()
+    with sandbox.create("none", SHORT, plugin_paths=[str(folder)]) as box:
+        agent = SandboxedAgent(box, plugin=SPEC).fit(r[:200], seed=1)  # its first worker
+        module.write_text(textwrap.dedent(PLUGIN).replace("0.97", "0.5"))
+        with pytest.raises(SandboxViolation, match="cannot|hash to") as caught:
+            for x in r[200:210]:  # bounded: the worker is recycled after 4 tasks
+                agent.update(x)
+        assert caught.value.violation is PLUGIN_CHANGED

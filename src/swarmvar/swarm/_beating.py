@@ -313,15 +313,21 @@ def _sandbox_held(self: Swarm, name: str, as_of: datetime) -> set[str]:
 
 
 def _sandbox_verdicts(self: Swarm, name: str, tick: BeatInput, outcome: BeatOutcome) -> None:
-    """A violation is a failure of the agent's breaker; a clean trial beat closes it."""
+    """A violation is a failure of the agent's breaker; a clean trial beat closes it.
+
+    A trial is clean only when the agent ran in it (it forecast at this beat): one that
+    is gone (its refits refused, e.g. a plug-in whose files changed since the start) saw
+    no violation but proved nothing, and its breaker stays half-open."""
     if self.sandbox is None:
         return
     violated = {a for r in outcome.roles if r.role == "sandbox" for a in r.agents}
+    ran = outcome.report.forecasts
     for agent in self.configs[name].agents:
         breaker = self._sandbox_breaker(name, agent, tick.as_of)
         if agent in violated:
             breaker.record_failure()
-        elif agent not in tick.excluded and breaker.state is BreakerState.HALF_OPEN:
+        elif (agent not in tick.excluded and agent in ran
+              and breaker.state is BreakerState.HALF_OPEN):
             breaker.record_success()
 
 

@@ -17,7 +17,12 @@ every field from it. Also the JSON round trips of consensus and forecasts
 
 ``state`` reads everything the beat carries and writes ``agents`` only
 (with ``rebase``: each live agent replaced by its restored copy);
-``restore`` writes every field of the new swarm.
+``restore`` writes every field of the new swarm. An agent whose state cannot
+be taken, rebased or restored (a :class:`~swarmvar.errors.SwarmVarError`:
+a sandboxed plug-in whose files changed since the start, in a new worker) is
+noted (``_note``: the next beat ledgers a violation and holds it out, its
+breaker opens) and set to None, as the beat and the refits do; it is fitted
+again from its window as any lost agent.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..errors import SwarmVarError
 from ..types import Consensus, Forecast
 from . import state as packing
 from ._beat_types import PortfolioConfig
@@ -67,11 +73,16 @@ def state(self: PortfolioSwarm, *, rebase: bool = True) -> bytes:
                                        "guard_scores": self.guards.scores,
                                        **self.track.arrays(), **self.builders.arrays()}
     for name, agent in list(self.agents.items()):
-        if agent is not None:
+        if agent is None:
+            continue
+        try:
             data = agent.state()
             arrays[f"agent:{name}"] = packing.as_bytes_array(data)
             if rebase:
                 self.agents[name] = self.host.rebased(name, agent, data)
+        except SwarmVarError as exc:  # e.g. a plug-in edited since the start, in a new worker
+            self._note(name, exc)  # the next beat records a violation and holds it out
+            self.agents[name] = None
     if self.scouts is not None:
         arrays["scouts"] = packing.as_bytes_array(self.scouts.state())
     return packing.pack(header, arrays)
@@ -102,8 +113,13 @@ def restore(cls: type[PortfolioSwarm], config: PortfolioConfig, blob: bytes
     self.guards.quiet_until = np.asarray(header["quiet_until"], dtype=np.int64)
     for name in config.agents:
         data = arrays.get(f"agent:{name}")
-        self.agents[name] = (None if data is None
-                             else self.host.restored(name, data.tobytes()))
+        self.agents[name] = None
+        if data is None:
+            continue
+        try:
+            self.agents[name] = self.host.restored(name, data.tobytes())
+        except SwarmVarError as exc:  # e.g. a plug-in edited since the start: held out
+            self._note(name, exc)
     if "scouts" in arrays:
         self.scouts = Scouts(float(header["scout_scale"]), config.roles)
         self.scouts.restore(arrays["scouts"].tobytes(), bool(header["scout_flag"]))

@@ -1206,9 +1206,6 @@ def _stream_check(self: Swarm, beats: Mapping[str, Sequence[_Beat]], name: str) 
     return check
 
 
-#: Files of a plug-in's folder read for its source digest, at most.
-PLUGIN_FILES = 2_000
-
 def _stamp_plugins(self: Swarm) -> None:
     """Give the hosts the plug-ins' digests this swarm started with (``digests`` of the
     :class:`.sandboxing.SandboxSetup` in each config, ``configs`` and what is hosted): a

@@ -41,10 +41,8 @@ ENTRY = "swarmvar.swarm.sandboxed:seeded_live_agent"
 
 Seed = int | np.random.Generator | None
 
-#: The violation of a plug-in whose files changed since the swarm started: the proxy's
-#: kind for what it cannot use (as a malformed forecast) until ``Violation`` has its own
-#: ``PLUGIN_CHANGED``; the detail says what it is.
-PLUGIN_CHANGED: Violation = getattr(Violation, "PLUGIN_CHANGED", Violation.MALFORMED_RESULT)
+#: The violation of a plug-in whose files changed since the swarm started.
+PLUGIN_CHANGED: Violation = Violation.PLUGIN_CHANGED
 
 
 def seed_words(seed: Seed) -> tuple[int, list[int] | None]:
@@ -148,22 +146,30 @@ class SandboxedAgent:
         Constructor arguments.
     checkpoint_every : int
         Updates between the state snapshots kept for recovery.
-    plugin_paths : sequence of str
-        Where the plug-in's files are found (the sandbox's plug-in folders).
+    plugin_paths : sequence of str, optional
+        Where the plug-in's files are found, hashed before its first task in each new
+        worker; None (the default): the sandbox's own plug-in folders
+        (``WorkerSandbox.plugin_paths``), then ``sys.path``.
     source : str, optional
-        The plug-in's source digest as the swarm started; None: the digest taken at the
-        proxy's first task. A worker started later runs the plug-in only while its
-        files hash to it.
+        The plug-in's source digest as the swarm started
+        (:func:`.sandboxing.plugin_digest`); None: the digest taken before the proxy's
+        first task. A worker started later runs the plug-in only while its files hash to
+        it; files that cannot be found or read hash to no digest, which differs from a
+        digest taken.
 
     Raises
     ------
     InvalidParameter
         Neither or both of ``agent`` and ``plugin``; ``checkpoint_every`` below 1.
+
+    The methods that run tasks raise :class:`~swarmvar.errors.SandboxViolation`
+    (:data:`PLUGIN_CHANGED`) when a plug-in's files changed since the start and a new
+    worker would run them (or ran them: a worker that died after the check).
     """
 
     def __init__(self, box: Sandbox, *, agent: str | None = None, plugin: str | None = None,
                  options: Mapping[str, Any] | None = None, checkpoint_every: int = 50,
-                 plugin_paths: Sequence[str] = (), source: str | None = None) -> None:
+                 plugin_paths: Sequence[str] | None = None, source: str | None = None) -> None:
         if (agent is None) == (plugin is None):
             raise InvalidParameter("give exactly one of agent (a name) or plugin ('module:Class')")
         if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
@@ -176,16 +182,39 @@ class SandboxedAgent:
         self._state: bytes | None = None
         self._since: list[float] = []
         self.name = agent or str(plugin).rpartition(":")[2]
-        self._plugin_paths = tuple(plugin_paths)
+        if plugin_paths is None:  # the folders the sandbox's workers import from
+            plugin_paths = getattr(box, "plugin_paths", ())
+        self._plugin_paths = tuple(str(p) for p in plugin_paths or ())
         self._source = source
         self._checked: int | None = None  # the sandbox's workers started when last checked
 
     def _run(self, task: Task) -> Any:
-        """``task`` in the sandbox, a plug-in's files checked first in a new worker."""
-        self._check_code()
-        return self._box.run(task)
+        """``task`` in the sandbox, a plug-in's files checked first in a new worker.
 
-    def _check_code(self) -> None:
+        A worker that died between the check and the task is replaced by the sandbox
+        unchecked: when the workers started moved meanwhile, the files are checked
+        again before the result is taken (their change discards it).
+
+        Raises
+        ------
+        SandboxViolation
+            The plug-in's files changed since the swarm started (:meth:`_check_code`),
+            or the task broke the sandbox's profile.
+        """
+        self._check_code()
+        checked = self._checked
+        result = self._box.run(task)
+        if checked is not None and self._workers_started() != checked:
+            self._check_code(start=False)  # the worker the task ran in, not checked
+        return result
+
+    def _workers_started(self) -> int | None:
+        """The sandbox's warm workers started so far; None for a backend without them."""
+        from ..sandbox.base import WorkerSandbox
+
+        return self._box.workers_started if isinstance(self._box, WorkerSandbox) else None
+
+    def _check_code(self, *, start: bool = True) -> None:
         """Before a plug-in's task in a worker not checked yet (the first; a recycled one,
         which imports the plug-in from its files now): its files must hash to the digest
         the swarm started with.
@@ -193,14 +222,15 @@ class SandboxedAgent:
         Raises
         ------
         SandboxViolation
-            The files hash otherwise (or cannot be read): the task is not run.
+            The files hash otherwise, or cannot be found or read: the task is not run.
         """
         from ..sandbox.base import WorkerSandbox
 
         plugin = self._which.get("plugin")
         if plugin is None or not isinstance(self._box, WorkerSandbox):
             return  # a built-in agent, or a backend without warm workers (no plug-ins)
-        self._box.start()  # the worker the task will run in (it imports nothing yet)
+        if start:
+            self._box.start()  # the worker the task will run in (it imports nothing yet)
         started = self._box.workers_started
         if started == self._checked:
             return
@@ -210,11 +240,15 @@ class SandboxedAgent:
         if self._source is None:
             self._source = now  # (no start digest given: the first worker's code)
         if now != self._source:
+            was = ("cannot be found or read" if now is None
+                   else f"hash to {now[:12]}")
+            then = ("could not be found" if self._source is None
+                    else f"to {self._source[:12]}")
             raise SandboxViolation(PLUGIN_CHANGED, (
-                f"plug-in {plugin}: its files changed since the swarm started (they hash to "
-                f"{str(now)[:12]}, the code its checkpoints record to {str(self._source)[:12]}"
-                "); a new worker would import the changed code: not run. Put the files back "
-                "as they were, or start afresh in another home with the new code"))
+                f"plug-in {plugin}: its files changed since the swarm started (they {was}, "
+                f"the code its checkpoints record {then}); a new worker would import the "
+                "changed code: not run. Put the files back as they were, or start afresh in "
+                "another home with the new code"))
         self._checked = started
 
     def _task(self, op: str, arrays: Mapping[str, np.ndarray] | None = None, seed: Seed = 0,

@@ -6,7 +6,10 @@ While decisions wait (the ledger's disk full), an unknown portfolio is
 still a 404 and a conflicting value a 409; the decisions are appended by the timer (bounded:
 its tries stop), by the next ingest of any portfolio and at the app's shutdown. They are
 held in the process that stored their beats only: a resend reaching another process over
-the same ledger appends nothing (the limit docs/operations.md states)."""
+the same ledger appends nothing (the limit docs/operations.md states). An append whose commit
+landed but whose answer was lost (a PostgreSQL connection lost: LedgerCorrupted) is not
+appended again; only entries the ledger refuses are dropped (any other error, a failing
+sync included, keeps them waiting), and a dropped decision is not served either."""
 
 from __future__ import annotations
 
@@ -21,7 +24,14 @@ import numpy as np
 import pytest
 
 from swarmvar.arbiter import Arbiter
-from swarmvar.errors import ConflictingInput, LedgerUnwritable, UnknownPortfolio
+from swarmvar.errors import (
+    ConflictingInput,
+    InvalidEntry,
+    InvalidParameter,
+    LedgerCorrupted,
+    LedgerUnwritable,
+    UnknownPortfolio,
+)
 from swarmvar.ledger import EntryKind, Ledger
 from swarmvar.service.desk import DatedReturn, Desk
 from swarmvar.types import Action, BeatReport, Decision
@@ -52,6 +62,32 @@ class Poison:
             return ()
         return (Decision(action=Action.ALERT, portfolio=report.portfolio, seq=report.seq,
                          **self.bad),)
+
+
+class Silent:
+    """An observer that decides nothing (so that a decision's author must be known)."""
+
+    def excluded(self, name: str) -> frozenset[str]:
+        return frozenset()
+
+    def weight_factors(self, name: str) -> dict[str, float]:
+        return {}
+
+    def observe(self, report: BeatReport) -> tuple[Decision, ...]:
+        return ()
+
+
+def _until(desk: Desk, done: Callable[[], bool], seconds: float = 5.0) -> bool:
+    """Poll ``done()`` under the desk's lock (the timer's thread sets its fields under it)
+    until it holds or ``seconds`` pass: whether it held."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with desk._lock:
+            if done():
+                return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
 
 
 def _decisions(ledger: Ledger) -> list[dict[str, Any]]:
@@ -162,13 +198,11 @@ def test_the_timer_appends_them(tmp_path: Path) -> None:
         desk.flush_every, desk.flush_tries = 0.02, 100
         full = _full(desk)
         _fail_decisions(desk, full)
-        assert desk._timer is not None
+        with desk._lock:
+            assert desk._timer is not None
         full(False)
-        deadline = time.monotonic() + 5
-        while desk._undecided and time.monotonic() < deadline:
-            time.sleep(0.02)
+        assert _until(desk, lambda: not desk._undecided and desk._timer is None)
         assert sorted(d["seq"] for d in _decisions(ledger)) == [1, 2, 3, 4, 5]
-        assert desk._timer is None
         desk.shutdown()
 
 
@@ -189,11 +223,10 @@ def test_the_timers_tries_are_bounded(tmp_path: Path,
 
         monkeypatch.setattr(ledger.store, "append", append)
         _fail_decisions(desk, full)
-        deadline = time.monotonic() + 5
-        while desk._timer is not None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.1)  # (no timer is set again once its tries are spent)
-        assert desk._timer is None and tries == [5] * 4, tries  # the ingest's, 3 timer's
+        # the ingest's try and the timer's 3; then its tries are spent: no timer is set
+        assert _until(desk, lambda: len(tries) >= 4 and desk._timer is None), tries
+        with desk._lock:
+            assert desk._flush_left == 0 and desk._timer is None and tries == [5] * 4, tries
         assert desk.flush_undecided() is False and desk._timer is None  # spent: none set
         assert _decisions(ledger) == []
         full(False)
@@ -250,3 +283,165 @@ def test_a_resend_reaching_another_process_appends_nothing(tmp_path: Path) -> No
             [1, 2, 3, 4, 5]
         assert [d.seq for d in b.decisions("s")] == [1, 2, 3, 4, 5]
         a.shutdown()
+
+
+@pytest.mark.parametrize("landed", [True, False], ids=["committed", "not-committed"])
+def test_an_append_whose_answer_was_lost_is_not_appended_twice(tmp_path: Path,
+                                                                landed: bool) -> None:
+    """The decisions' append raises LedgerCorrupted (PostgreSQL's lost connection) after
+    the commit (``landed``) or before it: the next try appends each decision once, and the
+    desk serves each once."""
+    with Ledger.open(tmp_path) as ledger:
+        desk = Desk(ledger, tmp_path, observers=(Arbiter(record_decisions=False),))
+        desk.flush_every = 600.0  # the next ingest's doing, not the timer's
+        desk.create("s", HIST, key_id="k")
+        real = ledger.store.append
+        once: list[bool] = []
+
+        def append(drafts: Any, **kw: Any) -> Any:
+            if not once and any(k == EntryKind.DECISION.value for k, _, _ in drafts):
+                once.append(True)
+                rows = real(drafts, **kw) if landed else None
+                assert rows is not None or not landed
+                raise LedgerCorrupted("ledger database error (append): server closed the "
+                                      "connection unexpectedly")
+            return real(drafts, **kw)
+
+        ledger.store.append = append  # type: ignore[method-assign]
+        with pytest.raises(LedgerCorrupted, match="the returns were stored"):
+            desk.ingest("s", BATCH, key_id="k")
+        assert len(desk._undecided) == len(BATCH)
+        assert all(r.duplicate for r in desk.ingest("s", BATCH, key_id="k"))
+        assert sorted(d["seq"] for d in _decisions(ledger)) == [1, 2, 3, 4, 5]
+        assert [d.seq for d in desk.decisions("s")] == [1, 2, 3, 4, 5]
+        assert desk._undecided == [] and desk._undecided_from is None
+        desk.shutdown()
+
+
+def test_the_timer_recognises_a_commit_whose_answer_was_lost(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path) as ledger:
+        desk = Desk(ledger, tmp_path, observers=(Arbiter(record_decisions=False),))
+        desk.create("s", HIST, key_id="k")
+        desk.flush_every, desk.flush_tries = 0.02, 100
+        real = ledger.store.append
+        calls: list[int] = []
+
+        def append(drafts: Any, **kw: Any) -> Any:
+            if any(k == EntryKind.DECISION.value for k, _, _ in drafts):
+                calls.append(len(drafts))
+                if len(calls) == 1:
+                    real(drafts, **kw)
+                    raise LedgerCorrupted("server closed the connection unexpectedly")
+            return real(drafts, **kw)
+
+        ledger.store.append = append  # type: ignore[method-assign]
+        with pytest.raises(LedgerCorrupted):
+            desk.ingest("s", BATCH, key_id="k")
+        assert _until(desk, lambda: not desk._undecided)
+        assert calls == [5]  # the timer's sync found them: nothing appended again
+        assert sorted(d["seq"] for d in _decisions(ledger)) == [1, 2, 3, 4, 5]
+        assert [d.seq for d in desk.decisions("s")] == [1, 2, 3, 4, 5]
+        desk.shutdown()
+
+
+def test_a_refused_append_drops_them_from_the_book_blaming_their_observer(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The ledger refuses the waiting entries (InvalidEntry: never met, they are checked
+    when made): dropped, each counted as the fault of the observer that made it (not a
+    made-up one), and no longer served."""
+    skipped: list[tuple[str, str]] = []
+    with Ledger.open(tmp_path) as ledger:
+        desk = Desk(ledger, tmp_path, observers=(Arbiter(record_decisions=False), Silent()),
+                    on_skip=lambda obs, why: skipped.append((obs, why)))
+        desk.create("s", HIST, key_id="k")
+        real = ledger.store.append
+
+        def append(drafts: Any, **kw: Any) -> Any:
+            if any(k == EntryKind.DECISION.value for k, _, _ in drafts):
+                raise InvalidEntry("entry refused")
+            return real(drafts, **kw)
+
+        ledger.store.append = append  # type: ignore[method-assign]
+        with caplog.at_level("ERROR", logger="swarmvar.service"):
+            got = desk.ingest("s", BATCH, key_id="k")  # the beats stored, nothing waits
+        assert [g.duplicate for g in got] == [False] * len(BATCH)
+        assert skipped == [("Arbiter", "fault")] * len(BATCH)
+        assert "they are dropped" in caplog.text
+        assert desk._undecided == [] and desk.decisions("s") == [] and _decisions(ledger) == []
+
+
+def test_a_failing_sync_keeps_them_waiting(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The retry's sync raises (another process's create this one cannot open): the
+    decisions wait, no observer is blamed; once it can, they are appended."""
+    from swarmvar.service import desk as desk_module
+
+    skipped: list[tuple[str, str]] = []
+    with Ledger.open(tmp_path) as la, Ledger.open(tmp_path) as lb:
+        a = Desk(la, tmp_path, observers=(Arbiter(record_decisions=False),),
+                 on_skip=lambda obs, why: skipped.append((obs, why)))
+        a.flush_every = 600.0
+        a.create("s", HIST, key_id="k")
+        full = _full(a)
+        _fail_decisions(a, full)
+        full(False)
+        Desk(lb, tmp_path).create("t", HIST, key_id="k")  # another process's create
+        real = desk_module.open_book
+
+        def refuse(*args: Any, **kwargs: Any) -> Any:
+            raise InvalidParameter("this process cannot open it")
+
+        monkeypatch.setattr(desk_module, "open_book", refuse)
+        assert a.flush_undecided() is False
+        assert len(a._undecided) == len(BATCH) and skipped == []
+        assert [d.seq for d in a._books["s"].decisions] == [1, 2, 3, 4, 5]
+        assert _decisions(la) == []
+        monkeypatch.setattr(desk_module, "open_book", real)
+        assert a.flush_undecided() is True
+        assert sorted(d["seq"] for d in _decisions(la)) == [1, 2, 3, 4, 5]
+        assert [d.seq for d in a.decisions("s")] == [1, 2, 3, 4, 5]
+        a.shutdown()
+
+
+def test_after_the_shutdown_no_timer_is_set_and_the_words_say_so(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with Ledger.open(tmp_path) as ledger:
+        desk = Desk(ledger, tmp_path, observers=(Arbiter(record_decisions=False),))
+        desk.create("s", HIST, key_id="k")
+        desk.flush_every = 600.0
+        full = _full(desk)
+        _fail_decisions(desk, full)
+        caplog.clear()
+        with caplog.at_level("ERROR", logger="swarmvar.service"):
+            desk.shutdown()
+        said = caplog.text
+        assert "lost from the ledger" in said and "at its shutdown" not in said, said
+        assert desk._timer is None and len(desk._undecided) == len(BATCH)
+        caplog.clear()
+        with caplog.at_level("ERROR", logger="swarmvar.service"):
+            assert desk.flush_undecided() is False
+        assert "the desk is shut down" in caplog.text and desk._timer is None, caplog.text
+        full(False)  # the ledger stays open: a later try appends them
+        assert desk.flush_undecided() is True
+        assert sorted(d["seq"] for d in _decisions(ledger)) == [1, 2, 3, 4, 5]
+
+
+def test_the_apps_shutdown_closes_the_ledger_when_the_desks_raises(
+        tmp_path: Path, session_keys: tuple[Path, Keys]) -> None:
+    keys, k = session_keys
+    closed: list[bool] = []
+    with pytest.raises(RuntimeError, match="shutdown failed"):
+        with app_with_book(tmp_path / "home", keys, k.writer) as c:
+            desk = c.app.state.desk  # type: ignore[attr-defined]
+            real_close = desk.ledger.close
+
+            def shutdown() -> None:
+                raise RuntimeError("shutdown failed")
+
+            def close() -> None:
+                closed.append(True)
+                real_close()
+
+            desk.shutdown = shutdown
+            desk.ledger.close = close
+    assert closed == [True]

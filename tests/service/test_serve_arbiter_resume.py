@@ -415,6 +415,22 @@ def test_options_the_service_does_not_take_are_named_as_the_arbiters(
     assert "u= in Python" not in said and "ServiceConfig.u" not in said, said
 
 
+def test_the_options_without_a_flag_are_read_from_the_arbiters_table(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service names as the arbiter's every pulse option its table gives no flag (no
+    ServiceConfig field), not one spelled out: an option added without a flag is too."""
+    from swarmvar.arbiter import checkpoint
+    from swarmvar.service.app import _service_words
+
+    monkeypatch.setattr(checkpoint, "PULSE_OPTIONS",
+                        (*checkpoint.PULSE_OPTIONS, ("v", "v", None)))
+    said = _service_words("saved: the pulse's v (v= in Python) and k_flows (--k-flows on "
+                          "the command line, k_flows= in Python)")
+    assert "the pulse's v (Arbiter.from_options(v=...) in Python)" in said, said
+    assert "ServiceConfig.k_flows in Python" in said, said
+    assert "the service runs the arbiter's default v:" in said, said
+
+
 def test_a_mark_the_ledger_cannot_tell_about_is_checked(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:

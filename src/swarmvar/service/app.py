@@ -201,8 +201,10 @@ def create_app(config: ServiceConfig | None = None, *, desk: Desk | None = None)
         yield
         if app.state.desk is not None:
             if own_desk:  # its timer stopped, the decisions kept after a failed append
-                app.state.desk.shutdown()  # tried once more (then lost from the ledger)
-                app.state.desk.ledger.close()
+                try:  # tried once more (then lost from the ledger)
+                    app.state.desk.shutdown()
+                finally:  # closed even when that try raised
+                    app.state.desk.ledger.close()
             else:  # the caller's desk goes on: only the decisions' append tried
                 app.state.desk.flush_undecided()
 
@@ -332,12 +334,16 @@ def _service_words(message: str) -> str:
     ``Arbiter.from_options``'s keywords); the options the service does not take (the
     pulse's ``u``, the thresholds: it runs the arbiter's defaults) named as the arbiter's,
     with how such a home is served."""
+    from ..arbiter.checkpoint import PULSE_OPTIONS
+
     for name in PULSE_FIELDS:
         message = message.replace(f"{name}= in Python", f"ServiceConfig.{name} in Python")
     others = []
-    if "(u= in Python)" in message:
-        message = message.replace("(u= in Python)", "(Arbiter.from_options(u=...) in Python)")
-        others.append("u")
+    for name, _, flag in PULSE_OPTIONS:  # those without a flag: no ServiceConfig field
+        if flag is None and f"({name}= in Python)" in message:
+            message = message.replace(f"({name}= in Python)",
+                                      f"(Arbiter.from_options({name}=...) in Python)")
+            others.append(name)
     if "the threshold " in message:
         others.append("thresholds")
     if others:

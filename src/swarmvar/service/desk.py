@@ -38,7 +38,10 @@ Entries (their ``data``):
   worker or replica does not hold them: a resend reaching it appends nothing. A
   decision that can never be written (a non-finite signal, an entry over the
   size limit) is logged and dropped when it is made, counted as its observer's
-  fault; the decisions are kept only on an error a retry may pass.
+  fault; the decisions waiting are dropped only if the ledger refuses their entries, and
+  wait on any other error. An append whose answer was lost after the commit (a PostgreSQL
+  connection lost) is not repeated: the next try's sync recognises the waiting entries
+  that landed (their text, in rows from the first try's ledger size on).
 
 Refits run inside the beat (``refit_lag`` 0), so a replay is exact. The
 arbiter's instructions reach the next request's beats (within one batch the
@@ -77,7 +80,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -88,8 +91,8 @@ from ..errors import (
     InvalidParameter,
     InvalidReturns,
     LedgerCorrupted,
-    LedgerUnavailable,
     LedgerUnwritable,
+    PayloadTooLarge,
     SwarmVarError,
     UnknownPortfolio,
 )
@@ -133,6 +136,8 @@ __all__ = ["KEEP_BEATS", "MAX_HISTORY", "MIN_HISTORY", "NAME", "OBSERVER_PREFIX"
 log = logging.getLogger("swarmvar.service")
 
 _RETRIES = 200
+#: the answer when compare-and-append lost :data:`_RETRIES` times in a row
+_KEPT_CHANGING = "the ledger kept changing under this write; retry"
 #: seconds a write waits for the process's one computation at a time before DeskBusy (503)
 BUSY_AFTER = 5.0
 #: seconds between the timer's tries to append decisions kept after a failed append
@@ -140,6 +145,19 @@ FLUSH_EVERY = 10.0
 #: most tries of that timer in a row (30 at 10 s: five minutes); then the next ingest or
 #: the shutdown tries
 FLUSH_TRIES = 30
+
+
+#: an entry's data: a mapping, or its canonical JSON text encoded before
+_Data = Mapping[str, Any] | str
+
+
+class _Waiting(NamedTuple):
+    """A decision waiting for its append: its entry's text (encoded once) and the class
+    name of the observer that made it (blamed if the ledger refuses the entry)."""
+
+    decision: Decision
+    text: str
+    author: str
 
 
 class Desk:
@@ -240,7 +258,10 @@ class Desk:
         self._seen = 0
         #: decision entries on beats this process stored whose own append failed:
         #: appended by the next ingest here, the timer or the shutdown (only here)
-        self._undecided: list[tuple[EntryKind, Mapping[str, Any]]] = []
+        self._undecided: list[_Waiting] = []
+        #: the ledger size at their first try to append them: rows from there on may be
+        #: theirs, committed though the append's answer was lost (:meth:`_absorb`)
+        self._undecided_from: int | None = None
         #: the timer's seconds between tries to append them, and its most tries in a row
         self.flush_every = FLUSH_EVERY
         self.flush_tries = FLUSH_TRIES
@@ -403,7 +424,7 @@ class Desk:
                         self._books[name] = book
                         book.record(book.last, (), None)
                         return self._info(book)
-        raise SwarmVarError("the ledger kept changing under this write; retry")
+        raise SwarmVarError(_KEPT_CHANGING)
 
     @contextmanager
     def _computation(self) -> Iterator[None]:
@@ -491,7 +512,7 @@ class Desk:
                     self._commit(name, trial, reports, timed, rows)
                     return [Ingested(name, it.as_of, trial.seq_of(it.as_of),
                                      it not in fresh) for it in items]
-        raise SwarmVarError("the ledger kept changing under this write; retry")
+        raise SwarmVarError(_KEPT_CHANGING)
 
     def _append_unless_moved(self, name: str, book: Book, seq: int,
                              batch: Sequence[tuple[EntryKind, Mapping[str, Any]]]
@@ -508,7 +529,7 @@ class Desk:
             if rows is not None:
                 return rows
             self.sync()
-        raise SwarmVarError("the ledger kept changing under this write; retry")
+        raise SwarmVarError(_KEPT_CHANGING)
 
     def _commit(self, name: str, trial: Book, reports: Sequence[BeatReport],
                 timed: Sequence[tuple[int, float]], rows: Sequence[Row]) -> None:
@@ -517,12 +538,14 @@ class Desk:
         beats; then the callbacks. Under the desk's lock."""
         self._books[name] = trial
         decided: list[tuple[Decision, ...]] = []
+        new: list[_Waiting] = []
         for report, (at, seconds) in zip(reports, timed, strict=True):
-            decisions = self._writable(self.observing.observe(report, seconds))
+            writable = self._writable(self.observing.observe(report, seconds))
             self.observing.checkpoint(name, report.seq, rows[at])
+            decisions = tuple(w.decision for w in writable)
             trial.decisions.extend(decisions)
             decided.append(decisions)
-        new = [(EntryKind.DECISION, decision_record(d)) for ds in decided for d in ds]
+            new.extend(writable)
         if new:
             self._undecided.extend(new)
             self._flush_left = self.flush_tries  # the timer's tries count from these
@@ -537,62 +560,104 @@ class Desk:
             raise _unrecorded(failed, (
                 f"the returns were stored ({beats} of {name!r}), but not the observers' "
                 f"{len(self._undecided)} decisions on them"),
-                f"this server process keeps the decisions and appends them at its next "
-                f"ingest of any portfolio, every {self.flush_every:g} s on its own (at most "
-                f"{self.flush_tries} times) and at its shutdown: a resend of the same "
-                "returns to it is answered as already recorded and appends them; a resend "
-                "reaching another worker or replica appends nothing, and a restart before "
-                "loses them from the ledger (the arbiter's state is the same, replayed "
-                "from the beats)")
+                f"this server process keeps the decisions and appends them "
+                f"{self._tries_again()}: a resend of the same returns to it is answered as "
+                "already recorded and appends them; a resend reaching another worker or "
+                "replica appends nothing, and a restart before loses them from the ledger "
+                "(the arbiter's state is the same, replayed from the beats)")
 
-    def _writable(self, decisions: tuple[Decision, ...]) -> tuple[Decision, ...]:
-        """``decisions`` but those whose entry can never be written (a non-finite signal,
-        over the entry size limit: :func:`~swarmvar.ledger.entry.canonical_data` refuses
-        it), each logged and counted as its observer's fault, and then dropped: kept, it
-        would wait before every later ingest, refused each time."""
-        out: list[Decision] = []
+    def _writable(self, decisions: tuple[Decision, ...]) -> list[_Waiting]:
+        """``decisions`` encoded once (their entries' text, and the observer that made
+        each), but those whose entry can never be written (a non-finite signal, over the
+        entry size limit: :func:`~swarmvar.ledger.entry.canonical_data` refuses it), each
+        logged and counted as its observer's fault, and then dropped: kept, it would wait
+        before every later ingest, refused each time."""
+        out: list[_Waiting] = []
         for d in decisions:
+            author = self.observing.author(d)
             try:
-                canonical_data(decision_record(d))
+                text = canonical_data(decision_record(d))
             except InvalidEntry as exc:
-                self.observing.fault(self.observing.author(d), (
+                self.observing.fault(author, (
                     f"its decision on beat {d.seq} of {d.portfolio} cannot be written to the "
                     f"ledger ({exc}); it is dropped"))
                 continue
-            out.append(d)
-        return tuple(out)
+            out.append(_Waiting(d, text, author))
+        return out
 
-    def _record_undecided(self) -> SwarmVarError | None:
+    def _tries_again(self) -> str:
+        """When this desk tries again to append the decisions waiting (the words of its
+        answers and logs): its timer is not set again once it is shut down."""
+        if self._stopped:
+            return ("only at its next ingest of any portfolio (the desk is shut down: no "
+                    "timer and no shutdown try again)")
+        return (f"at its next ingest of any portfolio, every {self.flush_every:g} s on its "
+                f"own (at most {self.flush_tries} times) and at its shutdown")
+
+    def _record_undecided(self, *, quiet: bool = False) -> SwarmVarError | None:
         """Append the decision entries waiting (:attr:`_undecided`): None when they are
-        in the ledger (or none waited), else the error their append met (logged; they wait
-        for the next try, and the timer is set). They wait only on an error a retry may
-        pass (the ledger unavailable, its disk at fault, it kept changing, or said damaged:
-        on PostgreSQL a lost connection is); any other (an entry refused: not met, they
-        are checked when made) drops them, logged. Under the desk's lock."""
+        in the ledger (or none waited), else the error their append met (logged unless
+        ``quiet``; they wait for the next try, and the timer is set unless the desk is shut
+        down). They are dropped only when the ledger refuses their entries
+        (:class:`InvalidEntry`, :class:`PayloadTooLarge`: not met, they are checked when
+        made), each counted as the fault of the observer that made it and taken out of
+        its portfolio's decisions in memory (served as the ledger holds them); on any
+        other error (the ledger unavailable, its disk at fault, it kept changing, said
+        damaged - on PostgreSQL a lost connection is - or a sync that failed) they wait.
+
+        An append whose commit is uncertain (the connection lost after the server took
+        it) is not repeated: each try's sync recognises the waiting entries that landed
+        since the first try (their text, in :meth:`_absorb`) and takes them off the
+        waiting list. Under the desk's lock."""
         if not self._undecided:
             return None
+        failed: SwarmVarError
         try:
-            for _ in range(_RETRIES):
-                self.sync()
-                if self._append(self._undecided) is not None:
-                    self._undecided = []
-                    self._flush_left = self.flush_tries
-                    return None
-            failed = SwarmVarError("the ledger kept changing under this write; retry")
-        except (LedgerUnavailable, LedgerCorrupted, sqlite3.OperationalError) as exc:
-            failed = exc if isinstance(exc, SwarmVarError) else SwarmVarError(str(exc))
-        except SwarmVarError as exc:  # not one a retry passes: they would block every ingest
+            self._append_retrying(self._waiting_batch)
+        except (InvalidEntry, PayloadTooLarge) as exc:  # a retry never passes: dropped
+            dropped, self._undecided = self._undecided, []
+            self._undecided_from = None
             log.error("the observers' %d decisions on stored beats cannot be written (%s); "
-                      "they are dropped", len(self._undecided), exc)
-            for _ in self._undecided:
-                self.observing.fault(self.observing.author(None), "a decision was dropped")
-            self._undecided = []
+                      "they are dropped", len(dropped), exc)
+            self._forget(dropped)
             return None
-        log.error("the observers' %d decisions on stored beats could not be appended (%s); "
-                  "this server process tries again at its next ingest of any portfolio, on "
-                  "its timer and at its shutdown", len(self._undecided), failed)
+        except SwarmVarError as exc:
+            failed = exc
+        except sqlite3.OperationalError as exc:
+            failed = SwarmVarError(str(exc))
+        else:
+            self._undecided, self._undecided_from = [], None
+            self._flush_left = self.flush_tries
+            return None
+        if not self._undecided:  # (a sync found them all landed before it failed)
+            self._undecided_from = None
+            return None
+        if not quiet:
+            log.error("the observers' %d decisions on stored beats could not be appended "
+                      "(%s); this server process tries again %s", len(self._undecided),
+                      failed, self._tries_again())
         self._schedule_flush()
         return failed
+
+    def _waiting_batch(self) -> list[tuple[EntryKind, _Data]]:
+        """The waiting decisions' entries to append now (after a sync), noting the ledger
+        size of their first try: rows from there on may be theirs (:meth:`_absorb`)."""
+        if self._undecided and self._undecided_from is None:
+            self._undecided_from = self._seen
+        return [(EntryKind.DECISION, w.text) for w in self._undecided]
+
+    def _forget(self, dropped: Sequence[_Waiting]) -> None:
+        """Count each dropped decision as its observer's fault and take it out of its
+        portfolio's decisions in memory (the ledger lacks it)."""
+        for w in dropped:
+            self.observing.fault(w.author, (
+                f"its decision on beat {w.decision.seq} of {w.decision.portfolio} was "
+                "dropped"))
+            book = self._books.get(w.decision.portfolio)
+            if book is not None:
+                kept = [d for d in book.decisions if d is not w.decision]
+                book.decisions.clear()
+                book.decisions.extend(kept)
 
     def _schedule_flush(self) -> None:
         """Set the timer that tries the waiting decisions' append again in
@@ -630,36 +695,51 @@ class Desk:
             return self._record_undecided() is None
 
     def shutdown(self) -> None:
-        """Stop the timer and try once more to append the decisions kept after a failed
-        append (the app's lifespan calls it at the server's shutdown); those that still
-        cannot be appended are lost from the ledger (logged; the arbiter's state is the
-        same, replayed from the beats). The ledger stays open."""
+        """Stop the timer for good and try once more to append the decisions kept after a
+        failed append (the app's lifespan calls it at the server's shutdown); those that
+        still cannot be appended are lost from the ledger (logged; the arbiter's state is
+        the same, replayed from the beats) unless this desk ingests again: the ledger
+        stays open (its caller closes it) and the desk still answers, but sets no timer
+        again."""
         with self._lock:
             self._stopped = True
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-            if self._undecided and self._record_undecided() is not None:
+            failed = self._record_undecided(quiet=True)
+            if failed is not None:
                 log.error("the observers' %d decisions on stored beats are lost from the "
-                          "ledger: it could not be appended to at the shutdown",
-                          len(self._undecided))
+                          "ledger: it could not be appended to at the shutdown (%s)",
+                          len(self._undecided), failed)
 
     def note(self, kind: str, details: Mapping[str, Any]) -> int:
         """Record an administrative action (``action`` entry); return its index.
 
         Decisions kept after a failed append (:meth:`ingest`) are not appended here (the
         action is stored whatever waits)."""
+        batch = [(EntryKind.ACTION, {"type": kind, "details": dict(details)})]
         with self._lock:
-            return self._append_retrying([(EntryKind.ACTION,
-                                           {"type": kind, "details": dict(details)})])
+            return self._append_retrying(batch)
 
-    def _append_retrying(self, batch: Sequence[tuple[EntryKind, Mapping[str, Any]]]) -> int:
+    def _append_retrying(self, batch: Sequence[tuple[EntryKind, _Data]]
+                         | Callable[[], Sequence[tuple[EntryKind, _Data]]]) -> int:
+        """Sync, then compare-and-append ``batch`` (or ``batch()``: what is to be appended
+        after that sync), again after another process appended first: the index of its
+        first entry (nothing is appended when it is empty). Under the desk's lock.
+
+        Raises
+        ------
+        SwarmVarError
+            Another process appended first :data:`_RETRIES` times in a row; or the sync's
+            or the append's own error.
+        """
         for _ in range(_RETRIES):
             self.sync()
             at = self._seen
-            if self._append(batch) is not None:
+            entries = batch() if callable(batch) else batch
+            if not entries or self._append(entries) is not None:
                 return at
-        raise SwarmVarError("the ledger kept changing under this write; retry")
+        raise SwarmVarError(_KEPT_CHANGING)
 
     def _fresh(self, book: Book, items: Sequence[DatedReturn]) -> list[DatedReturn]:
         fresh: list[DatedReturn] = []
@@ -678,11 +758,12 @@ class Desk:
             fresh.append(it)
         return fresh
 
-    def _append(self, batch: Sequence[tuple[EntryKind, Mapping[str, Any]]]
-                ) -> list[Row] | None:
-        """The batch's stored rows, or None when another process appended first."""
+    def _append(self, batch: Sequence[tuple[EntryKind, _Data]]) -> list[Row] | None:
+        """The batch's stored rows, or None when another process appended first (an
+        entry's data given as text is its canonical JSON, encoded before)."""
         stamp = format_timestamp(self._clock())
-        drafts = [(k.value, canonical_data(d), stamp) for k, d in batch]
+        drafts = [(k.value, d if isinstance(d, str) else canonical_data(d), stamp)
+                  for k, d in batch]
         rows = self.ledger.store.append(drafts, if_size=self._seen)
         if rows is None:
             return None
@@ -730,6 +811,13 @@ class Desk:
     def _absorb(self, row: Row) -> None:
         kind, text = row[2], row[3]
         if kind == EntryKind.DECISION.value:
+            if self._undecided_from is not None and int(row[0]) >= self._undecided_from:
+                for i, w in enumerate(self._undecided):
+                    if w.text == text:  # waiting here, landed by an uncertain commit:
+                        del self._undecided[i]  # in the book already, not appended again
+                        if not self._undecided:
+                            self._undecided_from = None
+                        return
             d = json.loads(text)
             book = self._books.get(d.get("portfolio"))
             if book is not None:

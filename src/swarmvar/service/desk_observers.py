@@ -410,10 +410,11 @@ class Observing:
                     cb(observer, reason)
         return tuple(out)
 
-    def author(self, decision: Decision | None) -> str:
+    def author(self, decision: Decision) -> str:
         """The class name of the observer that made ``decision`` in the last beat this
-        process ran (the only observer when it is not known, else ``"observer"``)."""
-        name = None if decision is None else self._made_by.get(id(decision))
+        process ran (the only observer when it is not known, else ``"observer"``): asked
+        when the decision is made (the desk keeps it with a decision that waits)."""
+        name = self._made_by.get(id(decision))
         if name is None:
             name = type(self.observers[0]).__name__ if len(self.observers) == 1 \
                 else "observer"

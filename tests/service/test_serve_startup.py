@@ -284,6 +284,10 @@ def test_arbiter_keys_in_extra_are_refused_naming_the_field(
                   "--k-flows`) instead", "no arbiter option 'u'"):
         assert words in said, said
     assert ServiceConfig(extra={"team": "risk"}).extra == {"team": "risk"}
+    # the flag's spelling names the field too
+    with pytest.raises(InvalidParameter, match=r"set ServiceConfig\.k_flows \(`swarmvar serve "
+                       r"--k-flows`\) instead"):
+        ServiceConfig(extra={"arbiter.k-flows": "3"})
     d = json.loads(ServiceConfig().to_env())
     d["extra"] = {"arbiter.t1": "0.002"}
     monkeypatch.setenv(CONFIG_ENV, json.dumps(d))

@@ -133,8 +133,9 @@ PULSE_FIELDS = ("k_flows", "p_nodes", "t1", "t_threshold")
 def _arbiter_key_words(key: str) -> str:
     """Where the arbiter option ``extra[key]`` (``arbiter.<name>``) is set instead."""
     name = key.removeprefix("arbiter.")
-    if name in PULSE_FIELDS:
-        return (f"set ServiceConfig.{name} (`swarmvar serve --{name.replace('_', '-')}`) "
+    field = name.replace("-", "_")  # the flag's spelling names the field too
+    if field in PULSE_FIELDS:
+        return (f"set ServiceConfig.{field} (`swarmvar serve --{field.replace('_', '-')}`) "
                 "instead")
     return (f"the service takes no arbiter option {name!r} (only "
             f"{', '.join('ServiceConfig.' + f for f in PULSE_FIELDS)}; a home decided under "

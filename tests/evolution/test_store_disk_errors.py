@@ -494,7 +494,7 @@ def test_postgres_errors_by_sqlstate() -> None:
     err = database_error("postgresql:///db?host=/s&password=secret&sslmode=disable",
                          psycopg.errors.DiskFull("no space left on device"))
     assert "secret" not in str(err) and "postgresql:///db?host=/s&sslmode=disable" in str(err)
-    for key in ("p%61ssword", "PASSWORD", "pass%77ord"):
+    for key in ("p%61ssword", "PASSWORD", "pass%77ord", "sslpassword", "sslp%61ssword"):
         err = database_error(f"postgresql:///db?host=/s&{key}=secret&sslmode=disable",
                              psycopg.errors.DiskFull("no space left on device"))
         assert "secret" not in str(err), (key, err)

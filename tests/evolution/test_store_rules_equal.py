@@ -126,3 +126,17 @@ def test_missing_and_never_opens_on_files_gone(tmp_path: Path,
     monkeypatch.setattr(os, "access", lambda *a, **k: False)
     assert db._never_opens(str(gone), True) == damage.never_opens(gone, True) == (
         f"its folder {tmp_path} may not be written by this process")
+
+
+def test_both_stores_hide_every_password_key() -> None:
+    """The two ``shown`` (held equal above) drop every query key whose decoded name holds
+    ``password``: libpq decodes keys, and ``sslpassword`` is the client key's passphrase."""
+    from swarmvar.evolution.postgres import shown as store_shown
+    from swarmvar.ledger.postgres import shown as ledger_shown
+
+    for key in ("password", "PASSWORD", "p%61ssword", "sslpassword", "sslp%61ssword"):
+        url = f"postgresql://me:pw@db.example/x?host=/s&{key}=secret&sslmode=disable"
+        for shown in (store_shown, ledger_shown):
+            said = shown(url)
+            assert "secret" not in said and "pw" not in said, (key, said)
+            assert said == "postgresql://me@db.example/x?host=/s&sslmode=disable", said

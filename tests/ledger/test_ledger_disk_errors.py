@@ -15,12 +15,9 @@ raised at the sqlite3 boundary, the connection's ``execute``.
 
 from __future__ import annotations
 
-import importlib.util
 import pickle
 import sqlite3
-import sys
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -30,26 +27,13 @@ from typer.testing import CliRunner
 
 import swarmvar.ledger.damage as damage
 import swarmvar.ledger.sqlite as sqlite_store
+from _readonly import read_only  # tests/_readonly.py (on the path: tests/conftest.py)
 from swarmvar.errors import LedgerCorrupted, LedgerUnavailable, LedgerUnwritable
 from swarmvar.ledger import Ledger
 from swarmvar.ledger.damage import DISK_FULL, IO_ERROR, READ_ONLY, DamageMemo
 
 #: The rows' query of ``stream_rows`` (what reading entries runs).
 _ROWS = "SELECT idx, timestamp, kind, data"
-
-
-def _read_only() -> Callable[[Path], AbstractContextManager[None]]:
-    """``tests/evolution/test_store_disk_errors.py``'s ``_read_only`` (loaded by path: one
-    rule for a file read-only for real, even as root; skipped when it cannot be made so)."""
-    name = "swarmvar_tests_store_disk_errors"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).resolve().parents[1] / "evolution" / "test_store_disk_errors.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]._read_only  # type: ignore[no-any-return]
 
 
 def _add(led: Ledger, n: int, size: int = 3000) -> None:
@@ -102,7 +86,8 @@ def test_a_full_disk_is_named_and_loses_nothing(tmp_path: Path) -> None:
         _whole_after(led, before)
 
 
-def test_a_read_only_ledger_is_read_but_not_appended_to(tmp_path: Path) -> None:
+def test_a_read_only_ledger_is_read_but_not_appended_to(
+        tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """The ledger file read-only for real: a writer opens it (its damage check runs),
     reads and verifies it; an append is LedgerUnwritable "read-only", nothing written; once
     writable again the same ledger takes appends."""
@@ -111,7 +96,7 @@ def test_a_read_only_ledger_is_read_but_not_appended_to(tmp_path: Path) -> None:
         before = _hashes(led)
         path = led.path
     assert path is not None
-    with _read_only()(path):
+    with read_only(path, request):
         with pytest.raises(OSError):
             path.open("ab").close()  # read-only for real, for this process
         with Ledger(tmp_path, damage_memo=DamageMemo()) as led:

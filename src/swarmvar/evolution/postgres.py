@@ -54,8 +54,8 @@ _UNREACHABLE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
 
 
 def shown(url: str) -> str:
-    """``url`` as an error may show it: without its password (``user:password@`` or a
-    ``password=`` query parameter)."""
+    """``url`` as an error may show it: without its password (``user:password@``, or a
+    query parameter whose decoded name holds ``password``: ``sslpassword=``, ``p%61ssword=``)."""
     try:
         parts = urllib.parse.urlsplit(url)
         netloc = parts.netloc
@@ -63,7 +63,7 @@ def shown(url: str) -> str:
             user = f"{parts.username}@" if parts.username else ""
             netloc = user + netloc.rpartition("@")[2]
         query = "&".join(p for p in parts.query.split("&")
-                         if urllib.parse.unquote(p.partition("=")[0]).lower() != "password")
+                         if "password" not in urllib.parse.unquote(p.partition("=")[0]).lower())
         return (f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
                 + (f"#{parts.fragment}" if parts.fragment else ""))
     except ValueError:

@@ -271,9 +271,10 @@ class PostgresStore:
 
 
 def shown(url: str) -> str:
-    """``url`` as an error may show it: without its password (``user:password@`` or a
-    ``password=`` query parameter). The variant store's ``swarmvar.evolution.postgres``
-    has the same code (a test compares them)."""
+    """``url`` as an error may show it: without its password (``user:password@``, or a
+    query parameter whose decoded name holds ``password``: ``sslpassword=``,
+    ``p%61ssword=``). The variant store's ``swarmvar.evolution.postgres`` has the same code
+    (a test compares them)."""
     try:
         parts = urllib.parse.urlsplit(url)
         netloc = parts.netloc
@@ -281,7 +282,7 @@ def shown(url: str) -> str:
             user = f"{parts.username}@" if parts.username else ""
             netloc = user + netloc.rpartition("@")[2]
         query = "&".join(p for p in parts.query.split("&")
-                         if p.partition("=")[0].lower() != "password")
+                         if "password" not in urllib.parse.unquote(p.partition("=")[0]).lower())
         return (f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
                 + (f"#{parts.fragment}" if parts.fragment else ""))
     except ValueError:

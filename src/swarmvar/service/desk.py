@@ -39,9 +39,11 @@ Entries (their ``data``):
   decision that can never be written (a non-finite signal, an entry over the
   size limit) is logged and dropped when it is made, counted as its observer's
   fault; the decisions waiting are dropped only if the ledger refuses their entries, and
-  wait on any other error. An append whose answer was lost after the commit (a PostgreSQL
-  connection lost) is not repeated: the next try's sync recognises the waiting entries
-  that landed (their text, in rows from the first try's ledger size on).
+  wait on any other error. An append whose answer was lost after the commit is not
+  repeated: the next try's sync recognises the waiting entries that landed (their text, in
+  rows from the first try's ledger size on). On PostgreSQL a lost connection is not
+  reopened (:class:`~swarmvar.ledger.postgres.PostgresStore` keeps one): every later call of
+  that process fails until it restarts, and decisions said to wait may have been stored.
 
 Refits run inside the beat (``refit_lag`` 0), so a replay is exact. The
 arbiter's instructions reach the next request's beats (within one batch the

@@ -119,3 +119,27 @@ def test_a_lost_hosts_restore_holds_an_edited_plugin_out(
         flows, used = _ledgered(swarm)
     _held_out(flows, used, 15)  # every tick beaten: the portfolio did not stop
     assert all(used[:2])  # the start's code voted before the edit
+
+
+def test_an_unreadable_agent_state_still_refuses_a_resume(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a sandbox's refusal is set aside at a restore: a built-in agent's state the code
+    cannot read (its format moved on) refuses the resume, as before, instead of the agent
+    silently missing from every beat after it."""
+    import swarmvar.models.base as base
+    from swarmvar.errors import InvalidState
+    from swarmvar.swarm import Replay, RoleConfig, Swarm
+
+    s = data.load("sp500").iloc[:160]
+
+    def made() -> Swarm:
+        return Swarm(("sp500",), home=tmp_path / "h", agents=("NormalInverseGamma",
+                     "BayesianBootstrap"), policy=dataclasses.replace(DEFAULT_POLICY, f=0),
+                     window=150, fsync=False, roles=RoleConfig.quiet(), checkpoint_every=1)
+
+    with made() as sw:
+        sw.start(s.iloc[:150])
+        sw.run(Replay(s, portfolio="sp500", start=150), beats=3)
+    monkeypatch.setattr(base, "STATE_FORMAT", base.STATE_FORMAT + 1)
+    with pytest.raises(InvalidState, match="format"), made() as sw:
+        sw.start(s.iloc[:150])

@@ -18,11 +18,13 @@ every field from it. Also the JSON round trips of consensus and forecasts
 ``state`` reads everything the beat carries and writes ``agents`` only
 (with ``rebase``: each live agent replaced by its restored copy);
 ``restore`` writes every field of the new swarm. An agent whose state cannot
-be taken, rebased or restored (a :class:`~swarmvar.errors.SwarmVarError`:
-a sandboxed plug-in whose files changed since the start, in a new worker) is
-noted (``_note``: the next beat ledgers a violation and holds it out, its
-breaker opens) and set to None, as the beat and the refits do; it is fitted
-again from its window as any lost agent.
+be taken, rebased or restored because its sandbox refused (a
+:class:`~swarmvar.errors.SandboxViolation`: a plug-in whose files changed since the
+start, in a new worker) is noted (``_note``: the next beat ledgers the violation and
+holds it out, its breaker opens) and set to None, as the beat does; it stays out until
+a refit brings it back (refused the same way while its files differ). Any other error
+(an unreadable state, a worker lost) propagates as before: a resume is refused, a lost
+host's restore is tried again.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import SwarmVarError
+from ..errors import SandboxViolation
 from ..types import Consensus, Forecast
 from . import state as packing
 from ._beat_types import PortfolioConfig
@@ -80,7 +82,7 @@ def state(self: PortfolioSwarm, *, rebase: bool = True) -> bytes:
             arrays[f"agent:{name}"] = packing.as_bytes_array(data)
             if rebase:
                 self.agents[name] = self.host.rebased(name, agent, data)
-        except SwarmVarError as exc:  # e.g. a plug-in edited since the start, in a new worker
+        except SandboxViolation as exc:  # e.g. a plug-in edited since the start, new worker
             self._note(name, exc)  # the next beat records a violation and holds it out
             self.agents[name] = None
     if self.scouts is not None:
@@ -118,7 +120,7 @@ def restore(cls: type[PortfolioSwarm], config: PortfolioConfig, blob: bytes
             continue
         try:
             self.agents[name] = self.host.restored(name, data.tobytes())
-        except SwarmVarError as exc:  # e.g. a plug-in edited since the start: held out
+        except SandboxViolation as exc:  # e.g. a plug-in edited since the start: held out
             self._note(name, exc)
     if "scouts" in arrays:
         self.scouts = Scouts(float(header["scout_scale"]), config.roles)

@@ -211,12 +211,13 @@ def test_max_rhat_and_min_ess_say_nan_whatever_the_order(order: tuple[str, str])
 @pytest.mark.parametrize("field, bad", [
     ("particles", True), ("particles", -500), ("particles", 0), ("particles", 500.0),
     ("draws", True), ("draws", -1), ("draws", 0), ("ess", True), ("ess", -3.0),
-    ("ess", 0.0), ("ess", math.nan), ("ess", math.inf), ("ess", "380"),
+    ("ess", 0.0), ("ess", math.inf), ("ess", "380"),
     ("rhat", {"mu": "1.0"}), ("ess_bulk", {"mu": True})])
 def test_the_diagnostics_numbers_are_checked(field: str, bad: object) -> None:
     """A report's diagnostics must hold numbers the rule can read: a boolean cloud size
     (True / 1 = an ESS of 380 would be a share of 380), a negative or zero count, an ESS
-    that is not a finite number > 0 are refused, naming the agent."""
+    that is infinite, not a number type or not > 0 are refused, naming the agent (a NaN ESS is
+    read: the fit fails)."""
     history = simulated_history(20, seed=3)
     a, b = history.agents[:2]
     good = dataclasses.replace(history.beat(5, "p"), diagnostics={a: smc(380.0), b: smc(380.0)})
@@ -240,6 +241,19 @@ def test_numpy_numbers_and_nan_chains_are_read() -> None:
     check_beat(report)
     _, signals = read_beat(SignalMemory(), report, CONFIG)
     assert not signals.agent(a).failed
+    # numpy float32 / int64 in every field, the chains' too
+    d32 = Diagnostics(method="smc", rhat={"mu": np.float32(1.001)},
+                      ess_bulk={"mu": np.int64(1700)}, ess_tail={"mu": np.float32(1600.0)},
+                      ess=np.float32(380.0), draws=np.int64(2000), particles=np.int64(500))
+    report = dataclasses.replace(report, diagnostics={a: d32})
+    check_beat(report)
+    _, signals = read_beat(SignalMemory(), report, CONFIG)
+    assert not signals.agent(a).failed
+    # a weights' ESS that is not a number is read and fails the fit (as a NaN R-hat does)
+    report = dataclasses.replace(report, diagnostics={a: smc(math.nan)})
+    check_beat(report)
+    _, signals = read_beat(SignalMemory(), report, CONFIG)
+    assert signals.agent(a).failed
     report = dataclasses.replace(report, diagnostics={a: _collapsed()})
     check_beat(report)
     _, signals = read_beat(SignalMemory(), report, CONFIG)

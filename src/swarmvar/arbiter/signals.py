@@ -208,18 +208,20 @@ def _finite(what: str, value: float) -> float:
 
 def _diagnostics_fault(d: Diagnostics) -> str | None:
     """What is wrong with the numbers of a report's diagnostics (None: nothing): ``ess`` a
-    finite number > 0, ``draws`` and ``particles`` whole numbers > 0 (where given, booleans
-    refused); the per-parameter R-hat and ESS numbers (NaN let through: the fit fails)."""
-    if d.ess is not None and (isinstance(d.ess, bool) or not isinstance(d.ess, (int, float))
-                              or not math.isfinite(d.ess) or d.ess <= 0):
-        return f"ess is {d.ess!r}, not a finite number > 0"
+    number > 0 or NaN (a collapsed cloud's: the fit fails, as a NaN R-hat does), ``draws``
+    and ``particles`` whole numbers > 0 (where given, booleans refused); the per-parameter
+    R-hat and ESS numbers (NaN let through: the fit fails). numpy's numbers are numbers."""
+    real = (int, float, np.integer, np.floating)
+    if d.ess is not None and (isinstance(d.ess, bool) or not isinstance(d.ess, real)
+                              or math.isinf(d.ess) or d.ess <= 0):
+        return f"ess is {d.ess!r}, not a number > 0"
     for what, count in (("draws", d.draws), ("particles", d.particles)):
         if count is not None and (isinstance(count, bool)
                                   or not isinstance(count, (int, np.integer)) or count <= 0):
             return f"{what} is {count!r}, not a whole number > 0"
     for what, values in (("rhat", d.rhat), ("ess_bulk", d.ess_bulk), ("ess_tail", d.ess_tail)):
         if not isinstance(values, Mapping) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in values.values()):
+                isinstance(v, real) and not isinstance(v, bool) for v in values.values()):
             return f"{what} is {values!r}, not parameter names mapped to numbers"
     return None
 

@@ -194,12 +194,9 @@ def _cursors(home: Path) -> list[tuple[str, str, object]]:
                 if e.kind == "consensus" and isinstance(b := e.data.get("beat"), dict)]
 
 
-def test_a_run_that_lost_a_host_resumes_on_its_own_data(tmp_path: Path,
-                                                        sp500: pd.Series) -> None:
-    """While a's host is restored, d's and e's beats record the cursor before a's first
-    queued tick, and a's catch-up beats the cursor read by then: a resume matches the
-    ledger's beats by date, not by those cursors."""
-    frame, start = child.frame(sp500), child.HISTORY
+def run_losing_a(home: Path, frame: pd.DataFrame, start: int, *, at: int, stop: int) -> None:
+    """A fresh run of ``_restore_child``'s portfolios over ``frame`` rows ``start..stop``
+    whose a-host dies once, when the source reaches cursor ``at`` (d and e beat on)."""
     executor = _Faulty(workers=0)
 
     def kill_a(inputs: object) -> object:
@@ -209,14 +206,23 @@ def test_a_run_that_lost_a_host_resumes_on_its_own_data(tmp_path: Path,
     class Killing(Replay):
         def __iter__(self) -> Iterator[Tick | BadLine]:
             for tick in super().__iter__():
-                if self.cursor == start + 4:
+                if self.cursor == at:
                     executor.fault = kill_a
                 yield tick
 
-    home = tmp_path / "h"
     with make_swarm(home, child.PORTFOLIOS, executor=executor, **child.SETTINGS) as swarm:
         swarm.start(frame.iloc[:start])
-        swarm.run(Killing(frame, start=start, stop=start + 10))
+        swarm.run(Killing(frame, start=start, stop=stop))
+
+
+def test_a_run_that_lost_a_host_resumes_on_its_own_data(tmp_path: Path,
+                                                        sp500: pd.Series) -> None:
+    """While a's host is restored, d's and e's beats record the cursor before a's first
+    queued tick, and a's catch-up beats the cursor read by then: a resume matches the
+    ledger's beats by date, not by those cursors."""
+    frame, start = child.frame(sp500), child.HISTORY
+    home = tmp_path / "h"
+    run_losing_a(home, frame, start, at=start + 4, stop=start + 10)
     rows = {str(d.date()): i + 1 for i, d in enumerate(frame.index)}
     off = [(p, day, c) for p, day, c in _cursors(home) if c != rows[day]]
     assert {p for p, _, _ in off} >= {"d", "e"}, off  # their cursors not at their rows

@@ -21,7 +21,7 @@ from swarmvar.types import Tick
 
 from . import _restore_child as child
 from .conftest import TINY, TINY_POLICY, make_swarm
-from .test_resume_data import WINDOW, _beat, _cursors
+from .test_resume_data import WINDOW, _beat, _cursors, run_losing_a
 from .test_swarm_restore_async import _Faulty
 
 
@@ -84,23 +84,8 @@ def test_beats_of_a_host_lost_at_a_fresh_runs_first_tick_are_compared(
     queued tick: at a fresh run's first tick that is where the source stood (it was
     None, and those beats were never compared)."""
     frame, start = child.frame(sp500), child.HISTORY
-    executor = _Faulty(workers=0)
-
-    def kill_a(inputs: object) -> object:
-        executor.fault = None
-        raise HostLost("a's host died", ["a"], {}, executor.beat_only(inputs, {"d", "e"}))
-
-    class Killing(Replay):
-        def __iter__(self) -> Iterator[Tick | BadLine]:
-            for tick in super().__iter__():
-                if self.cursor == start + 1:
-                    executor.fault = kill_a
-                yield tick
-
     home = tmp_path / "h"
-    with make_swarm(home, child.PORTFOLIOS, executor=executor, **child.SETTINGS) as swarm:
-        swarm.start(frame.iloc[:start])
-        swarm.run(Killing(frame, start=start, stop=start + 6))
+    run_losing_a(home, frame, start, at=start + 1, stop=start + 6)
     cursors = _cursors(home)
     assert all(c is not None for *_, c in cursors), cursors
     assert ("d", str(frame.index[start].date()), start) in cursors

@@ -145,24 +145,29 @@ def list_variants(request: Request, key: Reader) -> list[VariantOut]:
 @router.post("/v1/variants/{variant_id}/promote", response_model=VariantOut, tags=["variants"],
              responses=_VARIANT_WRITE)
 def promote(variant_id: VariantId, request: Request, key: Admin) -> VariantOut:
-    """Make a variant the active one of its class (admins); recorded in the ledger."""
-    with _evolution(request) as h:
+    """Make a variant the active one of its class (admins); recorded in the ledger.
+
+    The ledger note is written inside the variant store's transaction: a note that cannot
+    be written (the ledger's disk full, say) rolls the promotion back, so a promotion
+    stands only with its note in the ledger, and the answer's "nothing changed" holds."""
+    with _evolution(request) as h, h.db.transaction():
         v = h.variants.promote(h.variants.get(variant_id), now=time.time())
-    _desk(request).note("variant.promote", {"variant": v.id, "agent_class": v.agent_class,
-                                            "key_id": key.id,
-                                            "request_id": request.state.request_id})
+        _desk(request).note("variant.promote", {"variant": v.id, "agent_class": v.agent_class,
+                                                "key_id": key.id,
+                                                "request_id": request.state.request_id})
     return _variant(v)
 
 
 @router.post("/v1/variants/{variant_id}/rollback", response_model=VariantOut,
              tags=["variants"], responses=_VARIANT_WRITE)
 def rollback(variant_id: VariantId, request: Request, key: Admin) -> VariantOut:
-    """Roll a canary or active variant back (admins); its predecessor returns."""
-    with _evolution(request) as h:
+    """Roll a canary or active variant back (admins); its predecessor returns. As with
+    a promotion, the ledger note is written inside the variant store's transaction."""
+    with _evolution(request) as h, h.db.transaction():
         rolled, back = h.variants.roll_back(h.variants.get(variant_id), now=time.time())
-    _desk(request).note("variant.rollback", {
-        "variant": rolled.id, "reinstated": None if back is None else back.id,
-        "key_id": key.id, "request_id": request.state.request_id})
+        _desk(request).note("variant.rollback", {
+            "variant": rolled.id, "reinstated": None if back is None else back.id,
+            "key_id": key.id, "request_id": request.state.request_id})
     return _variant(rolled)
 
 

@@ -58,8 +58,10 @@ STORAGE = ("The ledger cannot be read now (LedgerUnavailable: a lock held past t
            "seconds")
 #: A write's 503 when its ledger append meets a disk error (:mod:`swarmvar.service.storage`).
 LEDGER_WRITE = ("The ledger cannot be written (LedgerUnwritable: its disk full, read-only or "
-                "an I/O error, the cause and the file named): nothing was written to it and it "
-                "is not damaged; retry after Retry-After seconds")
+                "an I/O error, the cause and the file named): SQLite rolled the write back and "
+                "the ledger is not damaged - unless the message says the returns were stored "
+                "(an ingest whose beats went in and whose decisions' append failed: they wait "
+                "in this server process); retry after Retry-After seconds")
 #: A ledger read's 500 when the SQLite ledger file cannot be opened for good (not retried).
 MISSING = ("The ledger file or its home is gone or closed to the server (LedgerMissing, the "
            "file named): a retry would meet it again")

@@ -31,6 +31,7 @@ import pytest
 
 import swarmvar.evolution.db as db
 from _readonly import read_only  # tests/_readonly.py (on the path: tests/conftest.py)
+from _sqlite_codes import coded, outside_cases  # tests/_sqlite_codes.py
 from swarmvar.evolution import open_home
 from swarmvar.evolution.errors import (
     DISK_FULL,
@@ -368,19 +369,7 @@ def test_which_errors_are_damage_outside_or_neither(tmp_path: Path) -> None:
     else the message; damage first, then outside, else the neutral VariantStoreFailed
     (SQLITE_NOMEM, SQLITE_INTERRUPT, SQLITE_PROTOCOL, SQLITE_CONSTRAINT, a message without
     a code); a read-only error of a file gone is VariantStoreMissing."""
-    def coded(code: int | None, text: str) -> sqlite3.OperationalError:
-        exc = sqlite3.OperationalError(text)
-        if code is not None:
-            exc.sqlite_errorcode = code  # type: ignore[attr-defined]
-        return exc
-
-    cases = [(13, "x", DISK_FULL), (8, "x", READ_ONLY), (1032, "x", READ_ONLY),
-             (10, "x", IO_ERROR), (3338, "x", IO_ERROR), (11, "disk I/O error", None),
-             (26, "x", None), (5, "x", None), (None, "database or disk is full", DISK_FULL),
-             (None, "attempt to write a readonly database", READ_ONLY),
-             (None, "disk I/O error", IO_ERROR),
-             (None, "database disk image is malformed", None)]
-    for code, text, cause in cases:
+    for code, text, cause in outside_cases(DISK_FULL, READ_ONLY, IO_ERROR):
         assert db._outside(coded(code, text)) == cause, (code, text)
     assert db._outside(ValueError("disk I/O error")) is None
     damage = [(11, True), (267, True), (26, True), (8458, True), (8202, True),

@@ -28,6 +28,7 @@ from typer.testing import CliRunner
 import swarmvar.ledger.damage as damage
 import swarmvar.ledger.sqlite as sqlite_store
 from _readonly import read_only  # tests/_readonly.py (on the path: tests/conftest.py)
+from _sqlite_codes import coded, outside_cases  # tests/_sqlite_codes.py
 from swarmvar.errors import LedgerCorrupted, LedgerUnavailable, LedgerUnwritable
 from swarmvar.ledger import Ledger
 from swarmvar.ledger.damage import DISK_FULL, IO_ERROR, READ_ONLY, DamageMemo
@@ -223,19 +224,7 @@ def test_which_errors_are_outside_the_ledger(tmp_path: Path) -> None:
     an unknown error are none. Each is raised as: LedgerUnwritable (append or read), a lock
     LedgerUnavailable only, a read-only error of a file gone LedgerCorrupted naming it gone,
     damage LedgerCorrupted "is damaged"."""
-    def coded(code: int | None, text: str) -> sqlite3.OperationalError:
-        exc = sqlite3.OperationalError(text)
-        if code is not None:
-            exc.sqlite_errorcode = code  # type: ignore[attr-defined]
-        return exc
-
-    cases = [(13, "x", DISK_FULL), (8, "x", READ_ONLY), (1032, "x", READ_ONLY),
-             (10, "x", IO_ERROR), (3338, "x", IO_ERROR), (11, "disk I/O error", None),
-             (26, "x", None), (5, "x", None), (None, "database or disk is full", DISK_FULL),
-             (None, "attempt to write a readonly database", READ_ONLY),
-             (None, "disk I/O error", IO_ERROR),
-             (None, "database disk image is malformed", None)]
-    for code, text, cause in cases:
+    for code, text, cause in outside_cases(DISK_FULL, READ_ONLY, IO_ERROR):
         assert damage.outside(coded(code, text)) == cause, (code, text)
     assert damage.outside(ValueError("disk I/O error")) is None
     there = tmp_path / "there.sqlite"

@@ -513,9 +513,9 @@ def var(
     console.print(render(runs, f"{h}-day VaR and ES as of {end} (losses in % of value)",
                          notional))
     agreed = list(result.agreed)
+    kept = kept_words(agreed, the_policy, record=result.record) if agreed else ""
     if agreed:
         console.print(render_consensus(agreed, notional, the_policy))
-        kept = kept_words(agreed, the_policy, record=result.record)
         if kept:
             console.print(kept, markup=False)
     if notional is not None:
@@ -550,8 +550,7 @@ def var(
                 # (the weights: "note"), and the line saying why the consensus is (or
                 # leans on) one agent's numbers, under any rule (kept_words)
                 "consensus_rule": rule_words(agreed[0], the_policy) if agreed else None,
-                "consensus_kept": kept_words(agreed, the_policy, record=result.record)
-                                  or None,
+                "consensus_kept": kept or None,
                 "ledger": {"path": str(where), "first_entry": indices.start,
                            "last_entry": indices.stop - 1, "merkle_root": root},
             })

@@ -35,7 +35,7 @@ PAIRS: list[tuple[Callable[..., Any], Callable[..., Any]]] = [
     (db._is_lock_wait, damage.is_lock_wait), (db._cannot_open, damage.cannot_open),
     (db._missing, damage.missing), (db._never_opens, damage.never_opens),
     (db._out_of_descriptors, damage.out_of_descriptors), (db._outside, damage.outside),
-    (evolution_pg.shown, ledger_pg.shown)]
+    (evolution_pg.shown, ledger_pg.shown), (db._is_damage, damage.is_damage)]
 
 
 def _tree_of(source: str) -> str:
@@ -140,3 +140,24 @@ def test_both_stores_hide_every_password_key() -> None:
             said = shown(url)
             assert "secret" not in said and "pw" not in said, (key, said)
             assert said == "postgresql://me@db.example/x?host=/s&sslmode=disable", said
+
+
+def test_both_stores_take_the_same_codes_for_damage() -> None:
+    """SQLITE_CORRUPT, SQLITE_NOTADB and the two damage I/O errors (CORRUPTFS, DATA): one
+    set in each copy of the rule, and the ledger calls them damage, not a disk error."""
+    import sqlite3
+
+    from swarmvar.errors import LedgerUnwritable
+    from swarmvar.ledger import sqlite as sqlite_store
+
+    assert db._DAMAGE_CODES == damage._DAMAGE_CODES
+    assert db._DAMAGE_IOERR == damage._DAMAGE_IOERR == {8458, 8202}
+    for code in (8458, 8202, 11, 26):
+        exc = sqlite3.OperationalError("disk I/O error")
+        exc.sqlite_errorcode = code  # type: ignore[attr-defined]
+        assert damage.is_damage(exc) and db._is_damage(exc), code
+        err = sqlite_store._storage_error(exc, Path("/nonexistent/ledger.sqlite"))
+        assert not isinstance(err, LedgerUnwritable), (code, err)
+    io = sqlite3.OperationalError("disk I/O error")
+    io.sqlite_errorcode = 266  # type: ignore[attr-defined]  # a read's I/O error: the disk
+    assert not damage.is_damage(io) and damage.outside(io) is not None

@@ -89,6 +89,9 @@ GAP_FACTOR = 20
 _MAX_PROBLEMS = 20
 #: SQLite primary result codes meaning "this file is damaged" (SQLITE_CORRUPT, SQLITE_NOTADB).
 _DAMAGE_CODES = frozenset({11, 26})
+#: SQLite's I/O errors that are damage: SQLITE_IOERR_CORRUPTFS, SQLITE_IOERR_DATA (a
+#: checksum mismatch), as the variant store reads them
+_DAMAGE_IOERR = frozenset({8458, 8202})
 #: SQLite primary result codes of a lock wait (SQLITE_BUSY, SQLITE_LOCKED).
 _LOCK_CODES = frozenset({5, 6})
 #: SQLite's SQLITE_CANTOPEN (primary code): a file SQLite could not open.
@@ -248,11 +251,13 @@ def out_of_descriptors() -> bool:
 
 def is_damage(exc: BaseException) -> bool:
     """True if ``exc`` says the file itself is damaged (SQLITE_CORRUPT, SQLITE_NOTADB,
-    or text that is not UTF-8), not that it could not be read just now."""
+    SQLITE_IOERR_CORRUPTFS, SQLITE_IOERR_DATA, or text that is not UTF-8), not that it
+    could not be read just now (the variant store's ``_is_damage``, a test holds them
+    equal)."""
     if isinstance(exc, UnicodeDecodeError):
         return True
     code = getattr(exc, "sqlite_errorcode", None)
-    return code is not None and code & 0xFF in _DAMAGE_CODES
+    return code is not None and (code & 0xFF in _DAMAGE_CODES or code in _DAMAGE_IOERR)
 
 
 def outside(exc: BaseException) -> str | None:

@@ -402,7 +402,7 @@ def _storage_error(exc: BaseException, path: Path,
         if why is None:
             return _unavailable(exc, _no_descriptor(path, doing, exc))
         return _gone(path, why, exc, doing)
-    cause = outside(exc)
+    cause = None if is_damage(exc) else outside(exc)  # damage first: CORRUPTFS is an IOERR
     if cause is not None:
         why = missing(path)
         if why is not None:
@@ -528,7 +528,7 @@ def _connect(path: Path, timeout: float, create: bool) -> sqlite3.Connection:
             # opening a new data home); the file appears a moment later. Not so with no
             # descriptor left, or the file or its folder gone or closed for good.
             if not cannot_open(exc):
-                cause = outside(exc)
+                cause = None if is_damage(exc) else outside(exc)
                 if cause is not None:
                     raise _unwritable(exc, str(path), cause, "open") from None
                 raise LedgerCorrupted(f"cannot open the ledger {path}: {exc}") from None

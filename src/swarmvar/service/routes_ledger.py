@@ -149,12 +149,15 @@ def promote(variant_id: VariantId, request: Request, key: Admin) -> VariantOut:
 
     The ledger note is written inside the variant store's transaction: a note that cannot
     be written (the ledger's disk full, say) rolls the promotion back, so a promotion
-    stands only with its note in the ledger, and the answer's "nothing changed" holds."""
-    with _evolution(request) as h, h.db.transaction():
+    stands only with its note in the ledger (a COMMIT of the variant store that fails after
+    the note is the one gap: the ledger then notes a promotion rolled back). The desk's lock
+    is taken first, the order an ingest takes it in before it checkpoints into the same
+    store, so neither waits on the other's database lock."""
+    desk = _desk(request)
+    with desk._lock, _evolution(request) as h, h.db.transaction():  # the desk's order
         v = h.variants.promote(h.variants.get(variant_id), now=time.time())
-        _desk(request).note("variant.promote", {"variant": v.id, "agent_class": v.agent_class,
-                                                "key_id": key.id,
-                                                "request_id": request.state.request_id})
+        desk.note("variant.promote", {"variant": v.id, "agent_class": v.agent_class,
+                                      "key_id": key.id, "request_id": request.state.request_id})
     return _variant(v)
 
 
@@ -163,9 +166,10 @@ def promote(variant_id: VariantId, request: Request, key: Admin) -> VariantOut:
 def rollback(variant_id: VariantId, request: Request, key: Admin) -> VariantOut:
     """Roll a canary or active variant back (admins); its predecessor returns. As with
     a promotion, the ledger note is written inside the variant store's transaction."""
-    with _evolution(request) as h, h.db.transaction():
+    desk = _desk(request)
+    with desk._lock, _evolution(request) as h, h.db.transaction():  # the desk's order
         rolled, back = h.variants.roll_back(h.variants.get(variant_id), now=time.time())
-        _desk(request).note("variant.rollback", {
+        desk.note("variant.rollback", {
             "variant": rolled.id, "reinstated": None if back is None else back.id,
             "key_id": key.id, "request_id": request.state.request_id})
     return _variant(rolled)

@@ -46,7 +46,11 @@ def test_update_keeps_the_normalized_weights_of_its_log_weights() -> None:
     for x in crash:
         u = agent._u
         agent.update(float(x))
-        moves += agent._u is not u
+        moved = agent._u is not u
+        moves += moved
+        if not moved:  # the update itself kept the memo (not the reads below)
+            assert agent._w_memo is not None and agent._w_memo[0] is agent._logw
+            assert not agent._logw.flags.writeable
         w, total, top = agent._weight_memo()
         assert top == 0.0
         assert np.array_equal(w, _sir.normalized_weights(agent._logw))

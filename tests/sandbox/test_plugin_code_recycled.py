@@ -6,12 +6,12 @@ its breaker open."""
 from __future__ import annotations
 
 import dataclasses
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from _halflife_plugin import EDITED, PLUGIN, SPEC, write_plugin  # tests/_halflife_plugin.py
 from swarmvar import data, sandbox
 from swarmvar.consensus import DEFAULT_POLICY
 from swarmvar.errors import SandboxViolation
@@ -20,33 +20,16 @@ from swarmvar.swarm import Replay, RoleConfig, Swarm, sandboxing
 from swarmvar.swarm.sandboxed import PLUGIN_CHANGED, SandboxedAgent
 from swarmvar.swarm.sandboxing import SandboxSetup, plugin_digest
 
-PLUGIN = """
-    from swarmvar.models import NormalInverseGamma
-
-
-    class HalfLife(NormalInverseGamma):
-        name = "HalfLife"
-
-        def __init__(self, forgetting=0.97):
-            super().__init__(forgetting=forgetting)
-"""
-SPEC = "house.agents:HalfLife"
 #: a worker recycled after 4 tasks (the realtime profile's 1,000, shortened)
 SHORT = sandbox.Profile("short", cpu_seconds=30, wall_seconds=60, memory_bytes=3 << 30,
                         processes=64, file_bytes=1 << 20, tasks_per_worker=4)
 
 
-def _plugin(folder: Path) -> Path:
-    (folder / "house").mkdir(parents=True, exist_ok=True)
-    (folder / "house" / "__init__.py").write_text("")
-    module = folder / "house" / "agents.py"
-    module.write_text(textwrap.dedent(PLUGIN))
-    return module
 
 
 def test_a_recycled_worker_does_not_run_an_edited_plugin(tmp_path: Path) -> None:
     folder = tmp_path / "plugins"
-    module = _plugin(folder)
+    module = write_plugin(folder)
     start = plugin_digest(SPEC, [str(folder)])
     assert start is not None
     r = data.load("sp500").to_numpy()
@@ -54,20 +37,20 @@ def test_a_recycled_worker_does_not_run_an_edited_plugin(tmp_path: Path) -> None
         agent = SandboxedAgent(box, plugin=SPEC, plugin_paths=[str(folder)],
                                source=start).fit(r[:200], seed=1)  # tasks 1, 2
         agent.update(r[200])  # the worker of the fit: it holds the start's code
-        module.write_text(textwrap.dedent(PLUGIN).replace("0.97", "0.5"))
+        module.write_text(EDITED)
         with pytest.raises(SandboxViolation, match=r"house\.agents:HalfLife: its files "
                            r"changed since the swarm started .*not run") as caught:
             for x in r[201:210]:  # bounded: the worker is recycled after 4 tasks
                 agent.update(x)
         assert caught.value.violation is PLUGIN_CHANGED
-        module.write_text(textwrap.dedent(PLUGIN))  # the start's code again: it runs
+        module.write_text(PLUGIN)  # the start's code again: it runs
         assert np.isfinite(agent.update(r[210]))
 
 
 def test_an_edited_plugin_is_held_out_after_its_worker_is_recycled(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "plugins"
-    module = _plugin(folder)
+    module = write_plugin(folder)
     setup = SandboxSetup("none", (SPEC,), (str(folder),))
     monkeypatch.setitem(profiles.PROFILES, sandboxing.PROFILE,  # its workers recycled soon
                         dataclasses.replace(SHORT, name=sandboxing.PROFILE))
@@ -78,7 +61,7 @@ def test_an_edited_plugin_is_held_out_after_its_worker_is_recycled(
     def edit(report: object) -> None:  # mid-run: the hosts' workers hold the start's code
         seq = int(getattr(report, "seq", 0))
         if seq == 1:
-            module.write_text(textwrap.dedent(PLUGIN).replace("0.97", "0.5"))
+            module.write_text(EDITED)
         states[seq] = swarm.breakers.load("sandbox:sp500:HalfLife").state.value
 
     home = tmp_path / "h"
@@ -110,14 +93,14 @@ def test_a_worker_that_died_after_the_check_does_not_hand_back_edited_code(
     """The checked worker dies before the task: the sandbox starts another, unchecked, for
     it; the files are checked after the task and its result is not taken."""
     folder = tmp_path / "plugins"
-    module = _plugin(folder)
+    module = write_plugin(folder)
     r = data.load("sp500").to_numpy()
     with sandbox.create("none", SHORT, plugin_paths=[str(folder)]) as box:
         agent = SandboxedAgent(box, plugin=SPEC, plugin_paths=[str(folder)],
                                source=plugin_digest(SPEC, [str(folder)]))
         agent.fit(r[:200], seed=1)
         state = agent.state()
-        module.write_text(textwrap.dedent(PLUGIN).replace("0.97", "0.5"))
+        module.write_text(EDITED)
         monkeypatch.setattr(box, "start", lambda: None)  # the check sees the old worker
         proc = box._proc  # type: ignore[attr-defined]
         assert proc is not None
@@ -135,11 +118,11 @@ def test_a_direct_user_is_checked_against_the_sandboxs_plugin_folders(
     """No plugin_paths nor source given: the box's own folders are hashed (not ``sys.path``,
     where the plug-in is not found and every digest would be None, changed or not)."""
     folder = tmp_path / "plugins"
-    module = _plugin(folder)
+    module = write_plugin(folder)
     r = data.load("sp500").to_numpy()
     with sandbox.create("none", SHORT, plugin_paths=[str(folder)]) as box:
         agent = SandboxedAgent(box, plugin=SPEC).fit(r[:200], seed=1)  # its first worker
-        module.write_text(textwrap.dedent(PLUGIN).replace("0.97", "0.5"))
+        module.write_text(EDITED)
         with pytest.raises(SandboxViolation, match="cannot|hash to") as caught:
             for x in r[200:210]:  # bounded: the worker is recycled after 4 tasks
                 agent.update(x)

@@ -6,12 +6,12 @@ violation ledgered, its breaker opened; the run goes on and the edited code neve
 from __future__ import annotations
 
 import dataclasses
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from _halflife_plugin import EDITED, SPEC, write_plugin  # tests/_halflife_plugin.py
 from swarmvar import data, sandbox
 from swarmvar.consensus import DEFAULT_POLICY
 from swarmvar.errors import Violation
@@ -22,26 +22,11 @@ from swarmvar.swarm.sandboxing import SandboxSetup
 
 from .test_swarm_restore_async import _Faulty
 
-PLUGIN = """
-    from swarmvar.models import NormalInverseGamma
-
-
-    class HalfLife(NormalInverseGamma):
-        name = "HalfLife"
-
-        def __init__(self, forgetting=0.97):
-            super().__init__(forgetting=forgetting)
-"""
-SPEC = "house.agents:HalfLife"
-
 
 @pytest.fixture
 def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, SandboxSetup]:
     folder = tmp_path / "plugins"
-    (folder / "house").mkdir(parents=True)
-    (folder / "house" / "__init__.py").write_text("")
-    module = folder / "house" / "agents.py"
-    module.write_text(textwrap.dedent(PLUGIN))
+    module = write_plugin(folder)
     # its workers recycled after 4 tasks (the realtime profile's 1,000, shortened)
     monkeypatch.setitem(profiles.PROFILES, sandboxing.PROFILE, sandbox.Profile(
         sandboxing.PROFILE, cpu_seconds=30, wall_seconds=60, memory_bytes=3 << 30,
@@ -50,7 +35,7 @@ def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Sandb
 
 
 def _edit(module: Path) -> None:
-    module.write_text(textwrap.dedent(PLUGIN).replace("0.97", "0.5"))
+    module.write_text(EDITED)
 
 
 def _swarm(home: Path, setup: SandboxSetup, **kw: Any) -> Swarm:

@@ -128,3 +128,21 @@ def test_state_of_another_model_is_refused():
     boot = BayesianBootstrap().fit(np.random.default_rng(0).normal(0, 0.01, 100), seed=0)
     with pytest.raises(InvalidState, match="BayesianBootstrap"):
         NormalInverseGamma.from_state(boot.state())
+
+
+def test_a_state_with_a_shape_no_series_reaches_is_refused() -> None:
+    """A state whose a (or kappa) passes 1e9 (a = a0 + n/2: more returns than any series)
+    is refused: restored, its Student-t quantiles lost the digits that keep ES >= VaR (a
+    fuzz case, a = 4.6e14)."""
+    import numpy as np
+    import pytest
+
+    from swarmvar.errors import InvalidState
+    from swarmvar.models.nig import NormalInverseGamma
+
+    agent = NormalInverseGamma().fit(np.random.default_rng(0).normal(0, 0.01, 300))
+    for name, value in (("a", 4.6e14), ("kappa", 2e9)):
+        setattr(agent, name, value)
+        with pytest.raises(InvalidState, match="more returns than any series"):
+            NormalInverseGamma.from_state(agent.state())
+        agent = NormalInverseGamma().fit(np.random.default_rng(0).normal(0, 0.01, 300))

@@ -140,6 +140,9 @@ def _level_constants(
     return tq, es_factor, v_lo, v_hi, e_lo, e_hi
 
 
+#: The largest posterior shape a state may hold (a = a0 + n/2, kappa = kappa0 + n).
+MAX_SHAPE = 1e9
+
 class NormalInverseGamma(Agent):
     """Conjugate Normal with unknown mean and variance and exponential forgetting.
 
@@ -315,6 +318,12 @@ class NormalInverseGamma(Agent):
             raise InvalidState(f"NormalInverseGamma state is incomplete: {exc}") from exc
         if not (self.kappa > 0 and self.a > 0.5 and self.b > 0 and math.isfinite(self.m)):
             raise InvalidState("NormalInverseGamma state has non-positive kappa, a or b")
+        if not (self.a <= MAX_SHAPE and self.kappa <= MAX_SHAPE):
+            # a = a0 + n/2 and kappa = kappa0 + n: beyond 1e9 no series of returns reaches,
+            # and the Student-t quantiles lose the digits that keep ES >= VaR
+            raise InvalidState(f"NormalInverseGamma state has a = {self.a:g}, kappa = "
+                               f"{self.kappa:g}: above {MAX_SHAPE:g}, more returns than any "
+                               "series holds")
 
 
 def _plain(cls: type) -> bool:

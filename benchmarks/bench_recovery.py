@@ -27,30 +27,47 @@ availability m/n, degraded — while the lost groups are restored and replay
 what they missed; counted are those beats, their availability, and their
 wall time beside the spread run's own beats with both hosts up.
 
-Quick mode runs the same code on cheap agents and a few portfolios.
+A resume given its source also checks the data (``resume_check_cost``): a home of
+N beats run from a replayed series (NormalInverseGamma + BayesianBootstrap, window
+150), then, best of 5 each, reading the ledger's beats (``_recovery._ledgered_beats``)
+beside reading the same ledger's rows raw and decoding every entry, the whole
+``check_source`` for a ``Replay`` of the run's own data, one with 200 older rows
+prepended and a ``FollowedFile`` of that file, the resume's ``start`` with and
+without the source, and ``Replay.ticks_on`` of 3 dates in a long index beside
+converting each row's label.
+
+Quick mode runs the same code on cheap agents, a few portfolios and fewer beats.
 Timings on a shared machine are noisy: the load average is printed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import signal
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _table import print_table  # noqa: E402
 
 from swarmvar.data import load  # noqa: E402
 from swarmvar.models import DEFAULT_AGENTS  # noqa: E402
-from swarmvar.swarm import LocalExecutor, RoleConfig, Swarm  # noqa: E402
+from swarmvar.ledger import Ledger  # noqa: E402
+from swarmvar.swarm import FollowedFile, LocalExecutor, Replay, RoleConfig, Swarm  # noqa: E402
+from swarmvar.swarm import _recovery  # noqa: E402
 from swarmvar.swarm.consensus import SWARM_POLICY  # noqa: E402
 from swarmvar.swarm.executors import shard_of  # noqa: E402
 from swarmvar.swarm.runtime import RESTORING  # noqa: E402
+from swarmvar.swarm.ticks import as_utc  # noqa: E402
 from swarmvar.types import Tick  # noqa: E402
 
 CHEAP = ("NormalInverseGamma", "BayesianBootstrap", "StudentT")
@@ -216,16 +233,92 @@ def spread_while_restoring(portfolios: int, agents: tuple[str, ...], window: int
     ]
 
 
+def _best(fn: Callable[[], object], repeat: int = 5) -> float:
+    """The best wall time of ``repeat`` calls of ``fn`` (seconds)."""
+    out = math.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        out = min(out, time.perf_counter() - t0)
+    return out
+
+
+def resume_check_cost(beats: int, long_index: int, window: int = 150) -> list[list[str]]:
+    """What a resume's data check (``check_source``) costs on a home of ``beats`` beats,
+    each figure beside a reference measured in the same run; and ``Replay.ticks_on`` of 3
+    dates in an index of ``long_index`` rows beside converting each row's label."""
+    r = load("sp500")
+    data = r.iloc[200:200 + window + beats]
+    grown = r.iloc[:200 + window + beats]  # 200 older rows prepended
+    agents = ("NormalInverseGamma", "BayesianBootstrap")
+    settings = dict(agents=agents, window=window, checkpoint_every=500, fsync=False,
+                    roles=RoleConfig.quiet())
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "home"
+        path = Path(tmp) / "grown.csv"
+        grown.to_csv(path, index_label="date")
+        t0 = time.perf_counter()
+        with Swarm(["sp500"], home=home, **settings) as swarm:
+            source = Replay(data, portfolio="sp500", start=window)
+            swarm.start(data.iloc[:window], source=source)
+            swarm.run(source)
+        built = time.perf_counter() - t0
+        with Ledger.open(home) as ledger:
+            size = ledger.size
+            raw = _best(lambda: sum(1 for _ in ledger.store.rows(0, size)))
+            decoded = _best(lambda: sum(1 for _ in ledger.entries(0)))
+        with Swarm(["sp500"], home=home, **settings) as swarm:
+            read = _best(lambda: _recovery._ledgered_beats(swarm))
+            found = len(_recovery._ledgered_beats(swarm)[0]["sp500"])
+            own = _best(lambda: _recovery.check_source(
+                swarm, Replay(data, portfolio="sp500", start=window)))
+            older = _best(lambda: _recovery.check_source(
+                swarm, Replay(grown, portfolio="sp500", start=window)))
+            followed = _best(lambda: _recovery.check_source(
+                swarm, FollowedFile(path, portfolio="sp500")))
+
+        def resume(source: bool) -> None:
+            with Swarm(["sp500"], home=home, **settings) as swarm:
+                given = Replay(data, portfolio="sp500", start=window) if source else None
+                swarm.start(data.iloc[:window], source=given)
+
+        plain = _best(lambda: resume(False), 3)
+        checked = _best(lambda: resume(True), 3)
+    index = pd.date_range("1500-01-01", periods=long_index, freq="D")
+    series = pd.Series(np.zeros(long_index), index=index, name="x")
+    wanted = {as_utc(index[i]): None for i in (0, long_index // 2, long_index - 1)}
+    on = _best(lambda: Replay(series, portfolio="x").ticks_on(wanted))
+    each = _best(lambda: [as_utc(x) for x in index], 1)
+    us = 1e6 * read / max(size, 1)
+    home_of = f"home of {found} beats, {size} ledger entries"
+    return [
+        [f"read the ledger's beats ({home_of})", f"{read:.3f} s", "",
+         f"{us:.1f} us an entry; rows raw {raw:.4f} s, every entry decoded {decoded:.3f} s",
+         ""],
+        ["check_source, Replay of the run's own data", f"{own:.3f} s", "",
+         f"the read above {read:.3f} s", ""],
+        ["check_source, Replay with 200 older rows prepended", f"{older:.3f} s", "", "", ""],
+        ["check_source, FollowedFile of that file", f"{followed:.3f} s", "", "", ""],
+        ["resume's start given the source (best of 3)", f"{checked:.3f} s", "",
+         f"without it {plain:.3f} s", ""],
+        [f"Replay.ticks_on, 3 dates in {long_index:,} rows", f"{on:.4f} s", "",
+         f"each row's label converted {each:.2f} s", ""],
+        [f"(building the home: {found} beats run)", f"{built:.1f} s", "", "", ""],
+    ]
+
+
 def main(quick: bool = False) -> None:
     load_before = _load()
     if quick:
         rows = restore_while_beating(4, CHEAP, 150, 30, 600)
         rows += restore_while_beating(4, CHEAP, 150, 30, 600, catch_up=4)
         rows += spread_while_restoring(4, CHEAP, 150, 30, 600, f=0)  # f=0: 1 agent suffices
+        rows += resume_check_cost(150, 20_000)
     else:
         rows = restore_while_beating(20, DEFAULT_AGENTS, 1000, 120, 1500)
         rows += restore_while_beating(20, DEFAULT_AGENTS, 1000, 120, 1500, catch_up=4)
         rows += spread_while_restoring(20, DEFAULT_AGENTS, 1000, 120, 1500)
+        rows += resume_check_cost(1500, 200_000)
     print_table(rows)
     print(f"load average: {load_before} before, {_load()} after (2-core machine, shared)")
 

@@ -29,7 +29,7 @@ wall time beside the spread run's own beats with both hosts up.
 
 A resume given its source also checks the data (``resume_check_cost``): a home of
 N beats run from a replayed series (NormalInverseGamma + BayesianBootstrap, window
-150), then, best of 5 each, reading the ledger's beats (``_recovery._ledgered_beats``)
+150), then, best of 5 each, reading the ledger's beats (``recovery._ledgered_beats``)
 beside reading the same ledger's rows raw and decoding every entry, the whole
 ``check_source`` for a ``Replay`` of the run's own data, one with 200 older rows
 prepended and a ``FollowedFile`` of that file, the resume's ``start`` with and
@@ -60,10 +60,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _table import print_table  # noqa: E402
 
 from swarmvar.data import load  # noqa: E402
-from swarmvar.models import DEFAULT_AGENTS  # noqa: E402
 from swarmvar.ledger import Ledger  # noqa: E402
+from swarmvar.models import DEFAULT_AGENTS  # noqa: E402
 from swarmvar.swarm import FollowedFile, LocalExecutor, Replay, RoleConfig, Swarm  # noqa: E402
-from swarmvar.swarm import _recovery  # noqa: E402
+from swarmvar.swarm import _recovery as recovery  # noqa: E402
 from swarmvar.swarm.consensus import SWARM_POLICY  # noqa: E402
 from swarmvar.swarm.executors import shard_of  # noqa: E402
 from swarmvar.swarm.runtime import RESTORING  # noqa: E402
@@ -268,13 +268,13 @@ def resume_check_cost(beats: int, long_index: int, window: int = 150) -> list[li
             raw = _best(lambda: sum(1 for _ in ledger.store.rows(0, size)))
             decoded = _best(lambda: sum(1 for _ in ledger.entries(0)))
         with Swarm(["sp500"], home=home, **settings) as swarm:
-            read = _best(lambda: _recovery._ledgered_beats(swarm))
-            found = len(_recovery._ledgered_beats(swarm)[0]["sp500"])
-            own = _best(lambda: _recovery.check_source(
+            read = _best(lambda: recovery._ledgered_beats(swarm))
+            found = len(recovery._ledgered_beats(swarm)[0]["sp500"])
+            own = _best(lambda: recovery.check_source(
                 swarm, Replay(data, portfolio="sp500", start=window)))
-            older = _best(lambda: _recovery.check_source(
+            older = _best(lambda: recovery.check_source(
                 swarm, Replay(grown, portfolio="sp500", start=window)))
-            followed = _best(lambda: _recovery.check_source(
+            followed = _best(lambda: recovery.check_source(
                 swarm, FollowedFile(path, portfolio="sp500")))
 
         def resume(source: bool) -> None:

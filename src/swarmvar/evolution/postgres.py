@@ -9,7 +9,8 @@ per statement (``?`` placeholders, SQLite's ``TOTAL``, two-argument
 at a time - becomes a transaction-scoped advisory lock taken first in every
 write, so the stores' read-then-write steps stay serialized across processes.
 State packs stay files under ``state_root`` (a volume every replica mounts);
-their index lives in the database.
+their index lives in the database. A lost connection is opened again by the next call
+(:class:`PostgresDatabase`).
 
 psycopg (3) is imported here only.
 """
@@ -38,6 +39,8 @@ from .errors import (
     VariantStoreUnwritable,
 )
 
+#: seconds a connect (the first, or one that replaces a lost connection) may take.
+_CONNECT_TIMEOUT = 10
 #: pg_advisory_xact_lock key serializing lifecycle writes ("swarmvar evolution").
 _WRITE_LOCK = 0x5357_4556_4F4C_5645 & ((1 << 63) - 1)
 
@@ -148,6 +151,12 @@ class _Connection:
 class PostgresDatabase(Database):
     """The lifecycle schema in a PostgreSQL database; one connection, thread-safe.
 
+    A connection lost (the server restarted or stopped, the backend terminated) fails the
+    call that finds it, :class:`~swarmvar.evolution.errors.VariantStoreUnreachable` (a
+    transaction in flight is rolled back by the server, whole), and the next call opens a
+    new one first: one connect per call (``connect_timeout`` 10 s), no loop; while the
+    server is down each call fails so, and once it is back the calls work again.
+
     Parameters
     ----------
     url : str
@@ -171,8 +180,12 @@ class PostgresDatabase(Database):
         self.lock = threading.RLock()
         self._depth = 0
         self._sql_cache: dict[str, str] = {}
+        #: a call found the server out of reach: the next call opens a new connection
+        self._lost = False
+        #: :meth:`close` was called: no call opens a connection again
+        self._shut = False
         try:
-            self._pg = psycopg.connect(url, autocommit=True, connect_timeout=10)
+            self._pg = psycopg.connect(url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT)
         except psycopg.Error as exc:
             raise database_error(url, exc) from None
         except (ValueError, TypeError) as exc:
@@ -205,6 +218,7 @@ class PostgresDatabase(Database):
                 return
             self._depth = 1
             try:
+                self._reopen()
                 with self._errors(), self._pg.transaction():
                     self._pg.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
                     yield self._wrapped
@@ -212,13 +226,43 @@ class PostgresDatabase(Database):
                 self._depth = 0
 
     def read(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
-        with self.lock, self._errors():
-            return list(self._wrapped.execute(sql, params).fetchall())
+        with self.lock:
+            if not self._depth:
+                self._reopen()
+            with self._errors():
+                return list(self._wrapped.execute(sql, params).fetchall())
 
     def read_one(self, sql: str, params: tuple[object, ...] = ()) -> tuple[Any, ...] | None:
-        with self.lock, self._errors():
-            row: tuple[Any, ...] | None = self._wrapped.execute(sql, params).fetchone()
-            return row
+        with self.lock:
+            if not self._depth:
+                self._reopen()
+            with self._errors():
+                row: tuple[Any, ...] | None = self._wrapped.execute(sql, params).fetchone()
+                return row
+
+    def _reopen(self) -> None:
+        """Open a new connection in place of one an earlier call found lost (the server
+        restarted, the backend terminated: :class:`~swarmvar.evolution.errors.
+        VariantStoreUnreachable` was raised for that call): one try per call, bounded by
+        the connect timeout, no loop. Not inside a transaction (its caller checks), not
+        after :meth:`close`. Under the lock.
+
+        Raises
+        ------
+        VariantStoreUnreachable
+            The server still cannot be reached (the next call tries again).
+        VariantStoreUnavailable, CorruptStore
+            What :func:`database_error` says of another error of the connect.
+        """
+        if self._shut or not (self._lost or self._pg.broken):
+            return
+        try:
+            pg = psycopg.connect(self.path, autocommit=True, connect_timeout=_CONNECT_TIMEOUT)
+        except psycopg.Error as exc:
+            raise database_error(self.path, exc) from exc
+        self._pg.close()  # (closed already when broken: a no-op then)
+        self._pg, self._wrapped = pg, _Connection(pg, self._sql_cache)
+        self._lost = False
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -226,8 +270,12 @@ class PostgresDatabase(Database):
             yield
         except psycopg.Error as exc:
             # the cause kept: a caller tells a refused privilege (SQLSTATE 42501) from damage
-            raise database_error(self.path, exc) from exc
+            err = database_error(self.path, exc)
+            if isinstance(err, VariantStoreUnreachable):
+                self._lost = True  # the next call (outside a transaction) opens a new one
+            raise err from exc
 
     def close(self) -> None:
         with self.lock:
+            self._shut = True
             self._pg.close()

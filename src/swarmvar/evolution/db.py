@@ -63,6 +63,12 @@ _OUTSIDE_CODES = {13: DISK_FULL, 8: READ_ONLY, 10: IO_ERROR}
 _OUTSIDE_TEXT = (("database or disk is full", DISK_FULL),
                  ("attempt to write a readonly database", READ_ONLY),
                  ("disk I/O error", IO_ERROR))
+#: SQLite's I/O errors of a read (SQLITE_IOERR_READ, SQLITE_IOERR_SHORT_READ): never a
+#: disk full (:func:`_full_disk`). swarmvar.ledger.damage's ``_READ_IOERR``.
+_READ_IOERR = frozenset({266, 522})
+#: Free bytes below which the file system of a database that met an I/O error is full:
+#: one 32 KiB region of the ``-shm``. swarmvar.ledger.damage's ``FULL_BELOW``.
+_FULL_BELOW = 32 * 1024
 
 
 class VariantStoreLocked(SwarmVarError, sqlite3.OperationalError):
@@ -185,6 +191,27 @@ def _outside(exc: BaseException) -> str | None:
     return next((cause for said, cause in _OUTSIDE_TEXT if said in text), None)
 
 
+def _full_disk(exc: BaseException, path: str | Path) -> str | None:
+    """Why SQLite's I/O error ``exc`` (not one of the damage ones) met on database file
+    ``path`` is its disk full, or None: swarmvar.ledger.damage's ``full_disk``. An open
+    (or a connection's first write) on a full file system is SQLITE_IOERR_SHMSIZE, the
+    ``-shm`` unable to grow, not SQLITE_FULL; so ``os.statvfs`` of the file's folder
+    with fewer than :data:`_FULL_BELOW` bytes free to this process (root's reserve
+    counted for root) is a disk full, named with the bytes free. A read's I/O error
+    never is, nor any when the file system cannot be asked."""
+    if getattr(exc, "sqlite_errorcode", None) in _READ_IOERR:
+        return None
+    folder = os.path.dirname(os.path.realpath(path))
+    try:
+        fs = os.statvfs(folder)
+    except OSError:
+        return None
+    free = (fs.f_bfree if os.geteuid() == 0 else fs.f_bavail) * fs.f_frsize
+    if free >= _FULL_BELOW:
+        return None
+    return f"{free} bytes free on the file system of {folder}"
+
+
 def _out_of_descriptors() -> bool:
     """True if this process cannot open a file now for want of a descriptor."""
     try:
@@ -206,8 +233,9 @@ def _store_error(path: str, exc: sqlite3.DatabaseError, damaged: str) -> Excepti
     "database disk image is malformed", "file is not a database", the two I/O errors that
     are damage) is :class:`~swarmvar.evolution.errors.CorruptStore` with the message
     ``damaged``; a disk full, read-only file or other I/O error (:func:`_outside`) is
-    :class:`~swarmvar.evolution.errors.VariantStoreUnwritable` naming it
-    (VariantStoreMissing when the file is gone: SQLite's "readonly database" of a file
+    :class:`~swarmvar.evolution.errors.VariantStoreUnwritable` naming it (an I/O error
+    on a file system with no room left a disk full: :func:`_full_disk`;
+    VariantStoreMissing when the file is gone: SQLite's "readonly database" of a file
     moved away); any other error (SQLITE_NOMEM, SQLITE_INTERRUPT, a constraint broken)
     is the neutral :class:`~swarmvar.evolution.errors.VariantStoreFailed` naming it: only
     damage is taken for damage, as the ledger does.
@@ -231,7 +259,11 @@ def _store_error(path: str, exc: sqlite3.DatabaseError, damaged: str) -> Excepti
         why = None if path == ":memory:" else _missing(path)
         if why is not None:
             return VariantStoreMissing(path, why, str(exc))
-        return VariantStoreUnwritable(path, cause, str(exc))
+        detail = str(exc)
+        full = None if cause != IO_ERROR or path == ":memory:" else _full_disk(exc, path)
+        if full is not None:  # the -shm could not grow on a full disk: SQLITE_IOERR_SHMSIZE
+            cause, detail = DISK_FULL, f"{detail}; {full}"
+        return VariantStoreUnwritable(path, cause, detail)
     return VariantStoreFailed(path, _named(exc))
 
 
@@ -429,7 +461,9 @@ class Database:
         there or no descriptor left (EMFILE, ENFILE): a retry may pass.
     VariantStoreUnwritable
         Opening it, or any read or write, met its disk full, a read-only file or an I/O
-        error (SQLITE_FULL, SQLITE_READONLY, SQLITE_IOERR but its two damage codes): the
+        error (SQLITE_FULL, SQLITE_READONLY, SQLITE_IOERR but its two damage codes; an
+        I/O error on a file system with no room left, as the ``-shm`` failing to grow on
+        an open, is named a disk full): the
         transaction was rolled back, nothing was changed; disk full or read-only, the
         file is not damaged; after an I/O error it may be intact (check the disk, then
         ``PRAGMA quick_check``).

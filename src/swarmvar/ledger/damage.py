@@ -111,6 +111,14 @@ OUTSIDE_CODES = {13: DISK_FULL, 8: READ_ONLY, 10: IO_ERROR}
 OUTSIDE_TEXT = (("database or disk is full", DISK_FULL),
                 ("attempt to write a readonly database", READ_ONLY),
                 ("disk I/O error", IO_ERROR))
+#: SQLite's I/O errors of a read (SQLITE_IOERR_READ, SQLITE_IOERR_SHORT_READ): a full disk
+#: never causes one, so :func:`full_disk` leaves them I/O errors.
+_READ_IOERR = frozenset({266, 522})
+#: Free bytes below which the file system of a database that met an I/O error is full
+#: (:func:`full_disk`): SQLite's WAL index (the ``-shm``) grows by regions of 32 KiB, and
+#: with less room than one region its growth fails as SQLITE_IOERR_SHMSIZE ("disk I/O
+#: error"), not SQLITE_FULL.
+FULL_BELOW = 32 * 1024
 
 #: (device, inode, size in bytes, mtime ns, ctime ns) of one file (ctime 0: not compared).
 Stat = tuple[int, int, int, int, int]
@@ -272,6 +280,35 @@ def outside(exc: BaseException) -> str | None:
         return OUTSIDE_CODES.get(code & 0xFF)
     text = str(exc)
     return next((cause for said, cause in OUTSIDE_TEXT if said in text), None)
+
+
+def full_disk(exc: BaseException, path: str | Path) -> str | None:
+    """Why SQLite's I/O error ``exc`` (SQLITE_IOERR, any extended code but the damage
+    ones, which the caller has told apart) met on database file ``path`` is its disk full,
+    or None.
+
+    A full file system is not always SQLITE_FULL: SQLite maps a write's ENOSPC to
+    SQLITE_FULL, but the ``-shm`` of a WAL database grows by ``ftruncate`` and a write of
+    one byte per page, whose failure is SQLITE_IOERR_SHMSIZE (so an open, or the first
+    write of a connection, on a full disk says "disk I/O error"). So the file system of
+    ``path``'s folder (a symbolic link followed: SQLite's ``-wal``/``-shm`` are beside
+    its target) is asked (``os.statvfs``): fewer than :data:`FULL_BELOW` bytes free to
+    this process (the blocks reserved for root count for root) is a disk full, named
+    with the bytes free. A read's I/O error (SQLITE_IOERR_READ, _SHORT_READ) never is,
+    nor is any I/O error when the file system cannot be asked. The variant store's
+    ``swarmvar.evolution.db._full_disk`` is the same code.
+    """
+    if getattr(exc, "sqlite_errorcode", None) in _READ_IOERR:
+        return None
+    folder = os.path.dirname(os.path.realpath(path))
+    try:
+        fs = os.statvfs(folder)
+    except OSError:
+        return None
+    free = (fs.f_bfree if os.geteuid() == 0 else fs.f_bavail) * fs.f_frsize
+    if free >= FULL_BELOW:
+        return None
+    return f"{free} bytes free on the file system of {folder}"
 
 
 def open_read_only(path: Path, timeout: float = 5.0) -> sqlite3.Connection:

@@ -22,9 +22,12 @@ from typing import Any, TypeVar
 
 from ..errors import LedgerCorrupted, LedgerUnavailable, LedgerUnwritable
 from .damage import (
+    DISK_FULL,
+    IO_ERROR,
     PROCESS_MEMO,
     DamageMemo,
     cannot_open,
+    full_disk,
     is_damage,
     is_lock_wait,
     missing,
@@ -140,8 +143,10 @@ class SQLiteStore:
         ENFILE): a retry may pass, nothing was written.
     LedgerUnwritable
         Opening, reading, appending or a damage check met its disk full, a read-only
-        file or an I/O error (SQLITE_FULL, SQLITE_READONLY, SQLITE_IOERR): named, the
-        append rolled back (nothing was written), the file not said to be damaged.
+        file or an I/O error (SQLITE_FULL, SQLITE_READONLY, SQLITE_IOERR; an I/O error
+        on a file system with no room left, as the ``-shm`` failing to grow, is named a
+        disk full): named, the append rolled back (nothing was written), the file not
+        said to be damaged.
     LedgerCorrupted
         Any other SQLite error (a damaged file, not a ledger), or the file or its home
         gone or closed to this process (named: "cannot be opened (why ...)").
@@ -174,7 +179,7 @@ class SQLiteStore:
             self._conn.close()
             err = _storage_error(exc, self.path)
             if isinstance(err, LedgerUnwritable):
-                err = _unwritable(exc, err.path, err.cause, "open")
+                err = _coded(LedgerUnwritable(err.path, err.cause, err.detail, "open"), exc)
             elif isinstance(err, LedgerCorrupted) and not cannot_open(exc):
                 err = LedgerCorrupted(f"{self.path} is not a usable ledger database: {exc}")
             raise err from None
@@ -440,8 +445,16 @@ def _unavailable(exc: BaseException, message: str) -> LedgerUnavailable:
 def _unwritable(exc: BaseException, path: str, cause: str, doing: str) -> LedgerUnwritable:
     """:class:`~swarmvar.errors.LedgerUnwritable` naming ``cause`` (of
     :func:`~swarmvar.ledger.damage.outside`) met ``doing`` on the ledger at ``path``,
-    carrying SQLite's message and codes of ``exc``."""
-    return _coded(LedgerUnwritable(path, cause, str(exc), doing), exc)
+    carrying SQLite's message and codes of ``exc``. An I/O error on a file system with
+    no room left is a disk full (:func:`~swarmvar.ledger.damage.full_disk`: a WAL
+    database's ``-shm`` that cannot grow is SQLITE_IOERR_SHMSIZE), with the bytes free
+    added to SQLite's message."""
+    detail = str(exc)
+    if cause == IO_ERROR:
+        full = full_disk(exc, path)
+        if full is not None:
+            cause, detail = DISK_FULL, f"{detail}; {full}"
+    return _coded(LedgerUnwritable(path, cause, detail, doing), exc)
 
 
 def _coded(err: _E, exc: BaseException) -> _E:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,3 +95,50 @@ def test_import_refuses_a_ledger_that_holds_entries(tmp_path: Path) -> None:
     assert other.get_manifest() == before
     other.close()
     src.close()
+
+
+_IMPORT_LIMITED = """
+import json, resource, signal, sys
+from swarmvar.errors import LedgerUnavailable
+from swarmvar.ledger import import_jsonl
+source, home, limit = sys.argv[1], sys.argv[2], int(sys.argv[3])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit: EFBIG, not death
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+out = {"raised": None}
+try:
+    import_jsonl(source, home).close()
+except LedgerUnavailable as exc:
+    out = dict(raised=type(exc).__name__, message=str(exc), path=getattr(exc, "path", None),
+               cause=getattr(exc, "cause", None), doing=getattr(exc, "doing", None),
+               code=getattr(exc, "sqlite_errorcode", None))
+print(json.dumps(out))
+"""
+
+
+def test_a_disk_error_while_importing_names_the_target(tmp_path: Path) -> None:
+    """The import's writes pass the process's file-size limit (RLIMIT_FSIZE in a
+    subprocess, SIGXFSZ ignored: SQLite's SQLITE_IOERR_WRITE for EFBIG, or SQLITE_FULL):
+    LedgerUnwritable naming the ledger file the user asked for ("cannot be created"),
+    never the temporary file it was met on, which is deleted; nothing is at the target,
+    and the same import passes without the limit."""
+    led = Ledger(tmp_path / "a")
+    led.add_entries([(EntryKind.ESTIMATE, {"i": i, "pad": "p" * 2000}) for i in range(150)])
+    source = tmp_path / "a.jsonl"
+    export_jsonl(led, source)
+    led.close()
+    home = tmp_path / "b"
+    target = home / "ledger.sqlite"
+    done = subprocess.run([sys.executable, "-c", _IMPORT_LIMITED, str(source), str(home),
+                           str(128 * 1024)], capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["raised"] == "LedgerUnwritable" and out["path"] == str(target), out
+    assert out["cause"] in ("I/O error", "disk full") and out["doing"] == "create", out
+    assert out["message"].startswith(f"the ledger {target} cannot be created: "), out
+    assert ".tmp" not in out["message"] and ".import-" not in out["message"], out
+    assert "nothing was written" in out["message"] and out["code"] is not None, out
+    assert sorted(p.name for p in home.iterdir()) == []  # no ledger, no temporary file
+    with import_jsonl(source, home) as copy:
+        assert copy.size == 151 and copy.verify_chain(processes=1).ok

@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from ..canonical import NotCanonical, loads
-from ..errors import InvalidEntry, InvalidParameter, LedgerCorrupted
+from ..errors import (
+    InvalidEntry,
+    InvalidParameter,
+    LedgerCorrupted,
+    LedgerUnavailable,
+    LedgerUnwritable,
+)
 from .entry import MAX_DATA_BYTES, ZERO_HASH, canonical_data, check_timestamp, parse_kind
 from .ledger import Ledger, LedgerNotFound, is_postgres_url, ledger_path
 from .merkle import HashAlgorithm, empty_root, fold
@@ -221,6 +227,12 @@ def import_jsonl(
     LedgerCorrupted
         If the export does not verify, or a ledger (or any file) already
         exists at the target; in both cases nothing is written there.
+    LedgerUnwritable
+        Writing the entries met a disk full, a read-only folder or an I/O error: named
+        as the ledger at the target that could not be created (the temporary file it
+        was met on is deleted), nothing written there.
+    LedgerUnavailable
+        Writing them met a lock or no file descriptor left: named by the target too.
     """
     source = Path(source)
     if is_postgres_url(home_or_path):
@@ -270,11 +282,29 @@ def import_jsonl(
                 f"{path} appeared while importing; import into a new ledger"
             ) from None
         _fsync_dir(path.parent)
+    except LedgerUnavailable as exc:  # the temporary file is deleted: name the target
+        raise _at_target(exc, tmp, path) from None
     finally:
         for leftover in (tmp, *_wal_files(tmp)):
             leftover.unlink(missing_ok=True)
     ledger = Ledger(path, create=False, durability=durability)
     return ledger
+
+
+def _at_target(err: LedgerUnavailable, tmp: Path, path: Path) -> LedgerUnavailable:
+    """``err``, met by an import on its temporary file ``tmp`` (deleted), as met on the
+    ledger it was making at ``path``: a disk error (:class:`LedgerUnwritable`) as one
+    that ledger could not be created for, with the same cause and SQLite's message;
+    another (a lock, no descriptor left) with ``tmp`` named as ``path``. SQLite's codes
+    are kept."""
+    if isinstance(err, LedgerUnwritable):
+        new: LedgerUnavailable = LedgerUnwritable(str(path), err.cause, err.detail, "create")
+    else:
+        new = LedgerUnavailable(str(err).replace(str(tmp), str(path)))
+    for name in ("sqlite_errorcode", "sqlite_errorname"):
+        if hasattr(err, name):
+            setattr(new, name, getattr(err, name))
+    return new
 
 
 def _append_checked(

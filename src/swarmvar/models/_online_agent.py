@@ -9,8 +9,10 @@ paths of a longer horizon, the ESS below which a warm refit leaves its warm
 route), chooses a warm refit's route from the reweighted weights
 (:meth:`OnlineAgent._route`), keeps that history in a buffer that doubles
 when full (an update appends in O(1), where ``np.append`` would copy the
-history every day), keeps the normalized weights of the log weights it holds
-(formed once per log-weight array, read-only),
+history every day), reweighs an update's particles by the day's log densities
+(:meth:`OnlineAgent._reweigh`, the one IBIS step: new log weights, their
+predictive density, normalized weights and ESS), keeps the normalized weights
+of the log weights it holds (formed once per log-weight array, read-only),
 finishes a fit the same way (split R-hat and ESS across runs, timing, the
 convergence warning), runs ``forecast_block`` at horizon 1 (the days on one
 particle set solved together), and reads and writes the part of
@@ -193,6 +195,42 @@ class OnlineAgent(Agent):
             memo = (logw, e / total, float(total), top)  # e / total: normalized_weights
             self._keep_weights(*memo)
         return memo[1], memo[2], memo[3]
+
+    def _reweigh(self, x: float,
+                 dens: FloatArray) -> tuple[FloatArray, FloatArray, float, float]:
+        """An IBIS update's new weights, from the day's log densities ``dens`` ``(S,)`` of
+        the return ``x`` under each particle; nothing is installed.
+
+        Returns ``logw = self._logw + dens - top`` (``top`` the largest: ``max(logw)`` is
+        exactly 0), ``e = exp(logw)``, ``total = e.sum()`` and the log predictive density
+        of ``x``, ``log sum_s w_s exp(dens_s)`` over the held normalized weights ``w`` (from
+        :meth:`_weight_memo`'s sum, exponentiated once). GarchT, HarArch and
+        :class:`._particle_agent.ParticleAgent` update through it.
+
+        Raises
+        ------
+        InvalidReturns
+            Every particle gives ``x`` zero density (:meth:`_zero_density`).
+        """
+        lw = self._logw + dens
+        top = float(np.max(lw))
+        if not np.isfinite(top):
+            raise self._zero_density(x)
+        _, before, m = self._weight_memo()  # exp(self._logw - m).sum(), m = max(self._logw)
+        logw = lw - top
+        e = np.exp(logw)
+        total = float(e.sum())
+        pred = (top - m) + float(np.log(total / before))  # m is 0 unless a state was loaded
+        return logw, e, total, pred
+
+    def _keep_reweighed(self, logw: FloatArray, e: FloatArray, total: float) -> float:
+        """Keep :meth:`_reweigh`'s weights ``e / total`` as the memo's for ``logw`` (see
+        :meth:`_keep_weights`) and return their ESS ``1 / (w @ w)``: as ``logw``'s largest
+        entry is exactly 0, ``_sir.normalized_weights(logw)`` and ``_sir.ess(logw)`` bit for
+        bit (GarchT keeps its own ESS rule, :func:`._garch_smc.ess`, its diagnostics')."""
+        w = e / total
+        self._keep_weights(logw, w, total)
+        return float(1.0 / np.dot(w, w))
 
     def _diagnostics(self) -> Diagnostics:
         """The fit's diagnostics over its runs, the weights' ESS over this cloud (``particles``)."""

@@ -308,22 +308,10 @@ class ParticleAgent(OnlineAgent):
         x = self._check_return(r)
         self._require_fitted()
         dens, aux = self._filter_step(x)
-        lw = self._logw + dens
-        top = float(np.max(lw))
-        if not np.isfinite(top):
-            raise self._zero_density(x)
-        _, before, m = self._weight_memo()  # exp(self._logw - m).sum(), m = max(self._logw)
-        logw = lw - top
-        e = np.exp(logw)
-        total = e.sum()
-        out = (top - m) + float(np.log(total / before))  # m is 0 unless a state was loaded
+        logw, e, total, out = self._reweigh(x, dens)
         self._append_return(x)
         self._ll, self._aux, self._logw = self._ll + dens, aux, logw
-        # logw's largest entry is exactly 0, so e / total is _sir.normalized_weights(logw),
-        # bit for bit, and 1 / (w @ w) is _sir.ess(logw)
-        w = e / total
-        self._keep_weights(logw, w, float(total))
-        if float(1.0 / np.dot(w, w)) < self.ess_threshold * self.particles:
+        if self._keep_reweighed(logw, e, total) < self.ess_threshold * self.particles:
             self._move_installed(self._returns, self._ll, self._aux, self._logw, self._rng,
                                  self._reweighted_moved)
         return out

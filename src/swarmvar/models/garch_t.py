@@ -194,20 +194,13 @@ class GarchT(OnlineAgent):
         ee = e * e
         const, half_nu1, inv_nm2 = self._consts
         step = const - 0.5 * np.log(h) - half_nu1 * np.log1p(ee * inv_nm2 / h)
-        lw = self._logw + step
-        top = float(np.max(lw))
-        if not np.isfinite(top):
-            raise self._zero_density(x)
-        _, before, m = self._weight_memo()  # exp(self._logw - m).sum(), m = max(self._logw)
-        logw = lw - top
-        w = np.exp(logw)
-        w_sum = float(w.sum())
-        pred = (top - m) + float(np.log(w_sum / before))  # m is 0 unless a state was loaded
+        logw, w, w_sum, pred = self._reweigh(x, step)
         # lik.next_variance(th, e, h), its alpha + gamma and e * e formed once
         h_next = th.omega + np.where(e < 0, self._alpha_neg, th.alpha) * ee + th.beta * h
         cloud = smc.Cloud(self._cloud.u, self._cloud.lp, self._cloud.ll + step, h_next)
         self._append_return(x)
         self._cloud, self._logw = cloud, logw
+        # the ESS by smc.ess's rule (its diagnostics'), from the exps _reweigh formed
         if w_sum * w_sum / float(w @ w) < self.ess_threshold * self.particles:
             moved, self._acceptance = smc.rejuvenate(self._returns, cloud, self._logw, self._rng)
             self._set_cloud(moved, np.zeros(self.particles))

@@ -285,30 +285,18 @@ class HarArch(OnlineAgent):
         th, h = self._theta, self._cloud.aux[smc.H]
         z = (x - th.mu) / np.sqrt(h)
         step = lik.skew_t_logpdf(z, self._st) - 0.5 * np.log(h)
-        lw = self._logw + step
-        top = float(np.max(lw))
-        if not np.isfinite(top):
-            raise self._zero_density(x)
-        _, before, m = self._weight_memo()  # exp(self._logw - m).sum(), m = max(self._logw)
-        w = np.exp(lw - top)
-        total = w.sum()
-        pred = (top - m) + float(np.log(total / before))  # m is 0 unless a state was loaded
+        lw, e, total, pred = self._reweigh(x, step)
         self._append_return(x)
         hist = self._returns
         aux = self._cloud.aux.copy()
         aux[smc.LL] = aux[smc.LL] + step
         aux[smc.H] = lik.next_variance(hist[-lik.LAGS :], th)
         cloud = smc.Cloud(self._cloud.u, aux)
-        lw = lw - top
-        # lw's largest entry is exactly 0 and w is exp(lw): wn is _sir.normalized_weights(lw)
-        # and 1 / (wn @ wn) is _sir.ess(lw), bit for bit
-        wn = w / total
-        if float(1.0 / np.dot(wn, wn)) < self.ess_threshold * self.particles:
+        if self._keep_reweighed(lw, e, total) < self.ess_threshold * self.particles:
             cloud, self._acceptance = smc.rejuvenate(hist, cloud, lw, self._rng, self.moves)
             self._set_cloud(cloud, np.zeros(self.particles))
         else:
             self._cloud, self._logw = cloud, lw
-            self._keep_weights(lw, wn, float(total))
         return pred
 
     # --- the predictive ---------------------------------------------------------------

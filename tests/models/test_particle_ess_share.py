@@ -207,10 +207,29 @@ def test_a_collapsed_cloud_warns() -> None:
 
 def test_the_online_agents_share_one_diagnostics() -> None:
     """OnlineAgent._diagnostics names the cloud itself: HarArch and the ParticleAgent family
-    no longer patch it in (GarchT's own keeps its weights' ESS function)."""
+    no longer patch it in, and GarchT brings only its weights' ESS rule."""
+    from swarmvar.models import _garch_smc
     from swarmvar.models._online_agent import OnlineAgent
     from swarmvar.models._particle_agent import ParticleAgent
 
-    for cls in (HarArch, ParticleAgent, MarkovSwitching, MarkovSwitchingGarch,
+    for cls in (GarchT, HarArch, ParticleAgent, MarkovSwitching, MarkovSwitchingGarch,
                 BetaSkewTEgarch):
         assert cls._diagnostics is OnlineAgent._diagnostics, cls
+    agent, _ = _fit(GarchT(particles=100, runs=2), load("sp500").to_numpy()[:400], seed=2)
+    agent.update(-0.03)  # unequal weights: the two ESS rules could part in the last bit
+    assert agent.diagnostics.ess == _garch_smc.ess(agent._logw)
+
+
+def test_a_cloud_smaller_than_particles_is_reported_at_its_size(sp500: np.ndarray) -> None:
+    """The cloud's actual size (its log weights'), not the ``particles`` asked for: a
+    StudentT state whose cloud NUTS thinned below ``particles`` (``ceil(draws /
+    particles)``: 4,000 draws for 3,000 particles keep 2,000) takes its share of those."""
+    agent, _ = _fit(StudentT(particles=150, runs=2), sp500[2000:2400], seed=1)
+    scalars, arrays = agent._get_state()
+    kept = {k: (v[:120] if k != "history" else v) for k, v in arrays.items()}
+    small = StudentT(particles=150, runs=2)
+    small._set_state(scalars, kept)
+    small._fitted = True
+    d = small.diagnostics
+    assert small.particles == 150 and d.particles == small._logw.size == 120
+    assert d.ess is not None and d.ess_fraction == pytest.approx(d.ess / 120)

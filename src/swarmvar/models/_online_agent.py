@@ -232,11 +232,17 @@ class OnlineAgent(Agent):
         self._keep_weights(logw, w, total)
         return float(1.0 / np.dot(w, w))
 
+    def _weights_ess(self) -> float:
+        """The held weights' ESS, :func:`._sir.ess` (GarchT: its own rule)."""
+        return _sir.ess(self._logw)
+
     def _diagnostics(self) -> Diagnostics:
-        """The fit's diagnostics over its runs, the weights' ESS over this cloud (``particles``)."""
-        return smc_diagnostics(self._fit_diag, ess=_sir.ess(self._logw),
+        """The fit's diagnostics over its runs, the weights' ESS and the cloud they weigh:
+        its actual size, the log weights' (as StudentT's), the one source of every online
+        agent's ``Diagnostics.particles``."""
+        return smc_diagnostics(self._fit_diag, ess=self._weights_ess(),
                                acceptance=self._acceptance, draws=self.runs * self.particles,
-                               seconds=self._seconds, particles=self.particles)
+                               seconds=self._seconds, particles=int(self._logw.size))
 
     def _route(self, logw: FloatArray) -> RefitRoute:
         """A warm refit's route from the particles' log weights ``(S,)`` reweighted from

@@ -34,7 +34,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import InvalidParameter, InvalidState
-from ..types import Diagnostics, Forecast
+from ..types import Forecast
 from . import _garch_lik as lik
 from . import _garch_smc as smc
 from . import _sir
@@ -47,7 +47,6 @@ from ._online_agent import (
     ParticleCost,
 )
 from .base import Seed, rng_from
-from .diagnostics import smc_diagnostics
 from .risk import EmpiricalFamily, check_alphas, risk_measures, risk_measures_block
 
 FloatArray = NDArray[np.float64]
@@ -305,11 +304,10 @@ class GarchT(OnlineAgent):
 
     # --- diagnostics ---------------------------------------------------------------
 
-    def _diagnostics(self) -> Diagnostics:
-        """The fit's diagnostics over its runs, the weights' ESS of this cloud's size."""
-        return smc_diagnostics(self._fit_diag, ess=smc.ess(self._logw), acceptance=self._acceptance,
-                               draws=self.runs * self.particles, seconds=self._seconds,
-                               particles=self.particles)
+    def _weights_ess(self) -> float:
+        """The weights' ESS by :func:`._garch_smc.ess` (the rule its update's resample-move
+        compares)."""
+        return smc.ess(self._logw)
 
     # --- generative side ---------------------------------------------------------------
 

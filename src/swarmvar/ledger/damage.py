@@ -37,7 +37,10 @@ once per ``max(5 s, 20 x the last check's duration)``; a changed state seen
 sooner gets the last check's answer (bounding the time spent checking to
 about 5% whatever the rate). The trade-off: damage is refused within that
 bound (5 s on ledgers up to ~2.5 * 10^6 entries), not at the first head after it.
-A file replaced by another (a new inode) is always checked. Callers asking
+A file replaced by another (moved into place: a new inode) is always checked; one
+rewritten in place (``cp`` over it), or deleted and made again where the file system
+gives its inode number again, is the same file to the cap: within the gap it gets
+the last answer, as any change does. Callers asking
 about the same file while a check runs wait for it, then share its answer
 through the cap (the memo, if the state settled); with the cap off
 (``min_gap_ns=0, gap_factor=0``) each runs its own check after it. A check
@@ -49,8 +52,13 @@ What the state key cannot see (a "whole" memoised for up to 10 minutes):
 damage beneath the file system (a disk or controller fault: the stat is
 unchanged), writes through a shared memory mapping to a page that is already
 dirty (the times are updated only when a clean page is first written), and a
-file rewritten with its size and modification time put back (``touch -d``,
-``os.utime``; the change time of the ledger file catches this, not the WAL's).
+WAL rewritten with its size and modification time put back (``touch -d``,
+``os.utime``): the WAL's change time is not in the key (SQLite running as root moves
+it whenever a connection opens the WAL, each check's own), the ledger file's is, so the
+same done to the ledger
+file is seen (tested with ``os.utime``, both ways: damage written in place, a healthy
+copy written back or moved into place). A write in the same timestamp tick as the
+state checked cannot hide either: that state was not memoised (the settle rule).
 
 The check runs on a fresh read-only connection: a long-lived connection's
 page cache would keep showing the pages it read before bytes were

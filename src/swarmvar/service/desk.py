@@ -41,7 +41,13 @@ Entries (their ``data``):
   fault; the decisions waiting are dropped only if the ledger refuses their entries, and
   wait on any other error. An append whose answer was lost after the commit is not
   repeated: the next try's sync recognises the waiting entries that landed (their text, in
-  rows from the first try's ledger size on). On PostgreSQL a lost connection is not
+  rows from the first try's ledger size on). Nor is the beats' own append: when it raises
+  (its answer lost after the commit), a sync at once, or else the next one, finds the
+  beats' entries at the ledger size the append was tried at (the same text) and takes them
+  as this process's (:meth:`Desk._adopt`): the ingest, or its resend (answered as already
+  recorded), is answered as stored and the observers decide on them once, as on any beat
+  of this process; they are never replayed as another process's, nor appended again
+  (compare-and-append at that size). On PostgreSQL a lost connection is not
   reopened (:class:`~swarmvar.ledger.postgres.PostgresStore` keeps one): every later call of
   that process fails until it restarts, and decisions said to wait may have been stored.
 
@@ -162,6 +168,24 @@ class _Waiting(NamedTuple):
     author: str
 
 
+class _Landing(NamedTuple):
+    """A batch of beats this process computed whose append raised, perhaps after its commit
+    (a PostgreSQL connection lost before the COMMIT's answer came): computed on ``book``
+    at beat ``seq`` of portfolio ``name``, the ``trial`` book its beats made, their
+    ``reports`` and ``timed`` (each report's entry index and measured seconds), and the
+    ``entries`` appended (kind, canonical text) with ``if_size`` ``at``: if the commit
+    landed, they are the ledger's rows from ``at`` on, nowhere else (:meth:`Desk.sync`)."""
+
+    name: str
+    book: Book
+    seq: int
+    trial: Book
+    reports: tuple[BeatReport, ...]
+    timed: tuple[tuple[int, float], ...]
+    at: int
+    entries: tuple[tuple[str, str], ...]
+
+
 class Desk:
     """The portfolios' swarms over one ledger; every method is thread-safe.
 
@@ -264,6 +288,8 @@ class Desk:
         #: the ledger size at their first try to append them: rows from there on may be
         #: theirs, committed though the append's answer was lost (:meth:`_absorb`)
         self._undecided_from: int | None = None
+        #: the beats of this process whose append raised, the next sync looks for them
+        self._landing: _Landing | None = None
         #: the timer's seconds between tries to append them, and its most tries in a row
         self.flush_every = FLUSH_EVERY
         self.flush_tries = FLUSH_TRIES
@@ -476,6 +502,13 @@ class Desk:
         LedgerCorrupted
             The same, when the ledger's append says it is damaged (a 500); the decisions
             wait all the same (on PostgreSQL a lost connection is said so).
+        SwarmVarError, Exception
+            The beats' own append failed (the store's error, as it raised it), and a sync
+            right after it did not find them in the ledger (or failed too): they may have
+            landed, which the next sync tells (:meth:`_look_for_landing`); found there,
+            they are this process's beats, decided on once, and a resend of the same
+            returns is answered as already recorded. Found by the sync right after the
+            append, the ingest is answered as stored (its decisions appended then).
         """
         check_returns(items, "returns")
         with self._computation():
@@ -505,7 +538,18 @@ class Desk:
                 batch, reports, timed = run_beats(trial, fresh, instructions, key_id,
                                                   request_id)
                 with self._lock:
-                    rows = self._append_unless_moved(name, book, trial_from, batch)
+                    try:
+                        rows = self._append_unless_moved(name, book, trial_from, batch,
+                                                         trial, reports, timed)
+                    except Exception:
+                        if not self._landed_now(trial):
+                            raise  # not landed, or not known yet: the next sync looks
+                        # the commit landed, its answer lost: stored by this process
+                        failed = self._record_undecided()
+                        if failed is not None:
+                            raise self._undecided_error(name, reports, failed) from None
+                        return [Ingested(name, it.as_of, trial.seq_of(it.as_of),
+                                         it not in fresh) for it in items]
                     if rows is None:
                         continue  # another process beat this portfolio meanwhile: again
                     # decisions on earlier beats synced in since the copy (another
@@ -517,21 +561,45 @@ class Desk:
         raise SwarmVarError(_KEPT_CHANGING)
 
     def _append_unless_moved(self, name: str, book: Book, seq: int,
-                             batch: Sequence[tuple[EntryKind, Mapping[str, Any]]]
-                             ) -> list[Row] | None:
-        """Append the beats computed on a copy of ``book`` (at beat ``seq``) while it is
-        still portfolio ``name``'s, at that beat: their stored rows, or None when the
-        portfolio moved (compute them again; a read's sync may have moved it already).
-        Another process's append to any other portfolio fails the compare-and-append
-        only: sync, check again, append again. Under the desk's lock."""
+                             batch: Sequence[tuple[EntryKind, Mapping[str, Any]]],
+                             trial: Book, reports: Sequence[BeatReport],
+                             timed: Sequence[tuple[int, float]]) -> list[Row] | None:
+        """Append the beats computed on a copy of ``book`` (at beat ``seq``; the copy is
+        ``trial``, the beats' ``reports`` and ``timed``) while it is still portfolio
+        ``name``'s, at that beat: their stored rows, or None when the portfolio moved
+        (compute them again; a read's sync may have moved it already). Another process's
+        append to any other portfolio fails the compare-and-append only: sync, check
+        again, append again. An append that raises is noted (:attr:`_landing`): its commit
+        may have landed, which the next sync tells. Under the desk's lock."""
+        entries = [(k, canonical_data(d)) for k, d in batch]
         for _ in range(_RETRIES):
             if self._books.get(name) is not book or book.seq != seq:
                 return None
-            rows = self._append(batch)
+            at = self._seen
+            try:
+                rows = self._append(entries)
+            except Exception:
+                self._landing = _Landing(name, book, seq, trial, tuple(reports),
+                                         tuple(timed), at,
+                                         tuple((k.value, text) for k, text in entries))
+                raise
             if rows is not None:
                 return rows
             self.sync()
         raise SwarmVarError(_KEPT_CHANGING)
+
+    def _landed_now(self, trial: Book) -> bool:
+        """After the append of the beats that made ``trial`` raised: one sync, True when
+        it found them landed (adopted as this process's by :meth:`_adopt`, their decisions
+        waiting), False when they did not land or the sync failed too (the next sync
+        looks again). Under the desk's lock."""
+        try:
+            self.sync()
+        except Exception as exc:  # noqa: BLE001 - the append's own error is the answer
+            log.warning("the ledger could not be read after a failed append of beats (%r); "
+                        "the next sync looks for them", exc)
+            return False
+        return any(b is trial for b in self._books.values())
 
     def _commit(self, name: str, trial: Book, reports: Sequence[BeatReport],
                 timed: Sequence[tuple[int, float]], rows: Sequence[Row]) -> None:
@@ -539,6 +607,18 @@ class Desk:
         (and checkpoint) before the decisions' append syncs in other processes' later
         beats; then the callbacks. Under the desk's lock."""
         self._books[name] = trial
+        decided = self._decide(name, trial, reports, timed, rows)
+        failed = self._record_undecided()
+        self._announce(name, trial, reports, decided)
+        if failed is not None:  # the beats are stored: say so, and what is not
+            raise self._undecided_error(name, reports, failed)
+
+    def _decide(self, name: str, trial: Book, reports: Sequence[BeatReport],
+                timed: Sequence[tuple[int, float]], rows: Sequence[Row]
+                ) -> list[tuple[Decision, ...]]:
+        """The observers see the stored beats of portfolio ``name`` (``trial``, its book
+        now) and checkpoint; their decisions join the book's and wait for their append
+        (:attr:`_undecided`): each beat's decisions. Under the desk's lock."""
         decided: list[tuple[Decision, ...]] = []
         new: list[_Waiting] = []
         for report, (at, seconds) in zip(reports, timed, strict=True):
@@ -551,22 +631,48 @@ class Desk:
         if new:
             self._undecided.extend(new)
             self._flush_left = self.flush_tries  # the timer's tries count from these
-        failed = self._record_undecided()
+        return decided
+
+    def _announce(self, name: str, trial: Book, reports: Sequence[BeatReport],
+                  decided: Sequence[tuple[Decision, ...]]) -> None:
+        """The callbacks on the stored beats (:meth:`subscribe`, :meth:`watch`)."""
         for report, decisions in zip(reports, decided, strict=True):
             self._notify(name, trial, report.seq)
             for cb in self._on_report:
                 cb(report, decisions)
-        if failed is not None:  # the beats are stored: say so, and what is not
-            first, last = reports[0].seq, reports[-1].seq
-            beats = f"beat {first}" if first == last else f"beats {first} to {last}"
-            raise _unrecorded(failed, (
-                f"the returns were stored ({beats} of {name!r}), but not the observers' "
-                f"{len(self._undecided)} decisions on them"),
-                f"this server process keeps the decisions and appends them "
-                f"{self._tries_again()}: a resend of the same returns to it is answered as "
-                "already recorded and appends them; a resend reaching another worker or "
-                "replica appends nothing, and a restart before loses them from the ledger "
-                "(the arbiter's state is the same, replayed from the beats)")
+
+    def _undecided_error(self, name: str, reports: Sequence[BeatReport],
+                         failed: SwarmVarError) -> SwarmVarError:
+        """What a write whose beats of ``name`` were stored, but not their decisions (their
+        append met ``failed``), is answered with."""
+        first, last = reports[0].seq, reports[-1].seq
+        beats = f"beat {first}" if first == last else f"beats {first} to {last}"
+        return _unrecorded(failed, (
+            f"the returns were stored ({beats} of {name!r}), but not the observers' "
+            f"{len(self._undecided)} decisions on them"),
+            f"this server process keeps the decisions and appends them "
+            f"{self._tries_again()}: a resend of the same returns to it is answered as "
+            "already recorded and appends them; a resend reaching another worker or "
+            "replica appends nothing, and a restart before loses them from the ledger "
+            "(the arbiter's state is the same, replayed from the beats)")
+
+    def _adopt(self, landing: _Landing, rows: Sequence[Row]) -> None:
+        """The beats of ``landing`` found in the ledger (``rows``, their text the same):
+        stored by this process, whose append's answer was lost. Their book becomes the
+        portfolio's (decisions synced in since the copy kept), the observers decide on
+        them as on beats just appended (the decisions wait: appended by the ingest that
+        found them, the next ingest, the timer or the shutdown), and the callbacks run;
+        never replayed as another process's. Under the desk's lock, in :meth:`sync`."""
+        name, trial = landing.name, landing.trial
+        trial.decisions = landing.book.decisions.copy()
+        self._books[name] = trial
+        decided = self._decide(name, trial, landing.reports, landing.timed, rows)
+        first, last = landing.reports[0].seq, landing.reports[-1].seq
+        log.warning("beats %d to %d of %r, whose append raised, are in the ledger: stored "
+                    "by this process (its answer was lost); the observers decide on them "
+                    "now", first, last, name)
+        self._announce(name, trial, landing.reports, decided)
+        self._schedule_flush()
 
     def _writable(self, decisions: tuple[Decision, ...]) -> list[_Waiting]:
         """``decisions`` encoded once (their entries' text, and the observer that made
@@ -770,6 +876,8 @@ class Desk:
         if rows is None:
             return None
         self._seen += len(rows)
+        # appended at the size a failed append of beats was tried at: those never land
+        self._landing = None
         return rows
 
     # --- the runtime's steps, in order -----------------------------------------
@@ -791,7 +899,9 @@ class Desk:
         chunks; each absorbed row is counted as seen at once, so a read that
         fails on a later chunk (a lock held past the timeout: the request is
         answered 503 and retried) resumes after the last row absorbed, never
-        applying a beat twice.
+        applying a beat twice. Beats of this process whose append raised are looked for
+        first (:meth:`_look_for_landing`): found, they are taken as this process's, not
+        replayed.
 
         Raises
         ------
@@ -804,11 +914,34 @@ class Desk:
             if size == self._seen:
                 return 0
             start = self._seen
+            if self._landing is not None:
+                self._look_for_landing(size)
             for row in self.ledger.store.rows(self._seen, size):
                 self._absorb(row)
                 self._seen = int(row[0]) + 1
             self._seen = size
             return size - start
+
+    def _look_for_landing(self, size: int) -> None:
+        """The beats whose append raised (:attr:`_landing`, tried at ledger size ``at``),
+        the ledger grown to ``size`` since: its rows from ``at`` on are those beats (the
+        same kinds and text) when the commit landed, adopted as this process's
+        (:meth:`_adopt`) and counted as seen; else they are another process's and those
+        beats never land (compare-and-append at ``at``). Looked at once; a read that fails
+        leaves it for the next sync. Under the desk's lock."""
+        landing = self._landing
+        assert landing is not None
+        end = landing.at + len(landing.entries)
+        rows: list[Row] = []
+        if self._seen == landing.at and size >= end:
+            rows = list(self.ledger.store.rows(landing.at, end))
+        self._landing = None
+        if ([(r[2], r[3]) for r in rows] != list(landing.entries)
+                or self._books.get(landing.name) is not landing.book
+                or landing.book.seq != landing.seq):
+            return
+        self._seen = end
+        self._adopt(landing, rows)
 
     def _absorb(self, row: Row) -> None:
         kind, text = row[2], row[3]

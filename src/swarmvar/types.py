@@ -202,25 +202,51 @@ class Diagnostics:
             A field holding something other than numbers.
         """
         out: list[str] = []
-        if self.rhat:
-            name = max(self.rhat, key=lambda k: _nan_first(self.rhat[k]))
-            worst = self.rhat[name]
-            if not worst <= max_rhat:
-                out.append(f"split R-hat {_num(worst, '.3f')} > {max_rhat} for {name}")
+        over = self.rhat_over(max_rhat)
+        if over is not None:
+            out.append(f"split R-hat {_num(over[1], '.3f')} > {max_rhat} for {over[0]}")
         chains = [*self.ess_bulk.values(), *self.ess_tail.values()]
         low = _worst(chains, min)
         if low is not None and not low >= min_ess:
             out.append(f"bulk/tail ESS {_num(low, '.0f')} < {min_ess:.0f}")
         if self.ess is not None:
-            share = self.ess_fraction
-            if share is None:
+            if self.ess_fraction is None:
                 if not self.ess >= min_ess:
                     out.append(f"particle weights' ESS {_num(self.ess, '.0f')} < {min_ess:.0f}")
-            elif not share >= min_share:
+            elif (share := self.share_under(min_share)) is not None:
                 whole = "cloud" if self.particles is not None and self.particles > 0 else "draws"
                 out.append(f"particle weights' ESS {_num(self.ess, '.0f')} is "
                            f"{_num(share, '.1%')} of the {whole}, < {min_share:.0%}")
         return out
+
+    def rhat_over(self, max_rhat: float) -> tuple[str, float] | None:
+        """The worst split R-hat and its parameter when it is not at most ``max_rhat``, else
+        None: :meth:`doubts`' R-hat rule, read by the runtime guards too. NaN (a collapsed
+        cloud's) is never at most the cut, and is the worst.
+
+        Raises
+        ------
+        TypeError
+            An R-hat that is not a number.
+        """
+        if not self.rhat:
+            return None
+        name = max(self.rhat, key=lambda k: _nan_first(self.rhat[k]))
+        worst = self.rhat[name]
+        return None if worst <= max_rhat else (name, worst)
+
+    def share_under(self, min_share: float) -> float | None:
+        """The weights' share of their cloud (:attr:`ess_fraction`) when it is known and not
+        at least ``min_share`` (NaN never is), else None: :meth:`doubts`' share rule, read by
+        the runtime guards too.
+
+        Raises
+        ------
+        TypeError
+            An ``ess`` or count that is not a number.
+        """
+        share = self.ess_fraction
+        return None if share is None or share >= min_share else share
 
     def summary(self) -> str:
         """One short line for tables: ``ESS≥`` is the lowest of the bulk, tail and

@@ -394,14 +394,17 @@ class Guards:
             signals: dict[str, float] = {}
             diag = diagnostics.get(agent)
             if diag is not None:
-                frac = diag.ess_fraction  # of the cloud (else of the fit's draws)
-                # not a number (a collapsed cloud's) is flagged too; the ledger takes finite
-                # numbers only, so such a value is said by its own key
-                if frac is not None and not frac >= self.config.guard_min_ess:
+                # the fit-health rule's own tests (Diagnostics.doubts'): the weights' share
+                # of the cloud (else of the fit's draws) and the worst split R-hat, a value
+                # that is not a number (a collapsed cloud's) flagged too; the ledger takes
+                # finite numbers only, so such a value is said by its own key
+                frac = diag.share_under(self.config.guard_min_ess)
+                if frac is not None:
                     signals.update({"ess_fraction": float(frac)} if math.isfinite(frac)
                                    else {"ess_fraction_not_a_number": 1.0})
-                rhat = diag.max_rhat
-                if rhat is not None and not rhat <= self.config.guard_max_rhat:
+                over = diag.rhat_over(self.config.guard_max_rhat)
+                if over is not None:
+                    rhat = over[1]
                     signals.update({"rhat": float(rhat)} if math.isfinite(rhat)
                                    else {"rhat_not_a_number": 1.0})
             z = drift[k] if drift is not None else self._drift_of(self.scores[:, k])

@@ -204,7 +204,7 @@ def _full_disk(exc: BaseException, path: str | Path) -> str | None:
     folder = os.path.dirname(os.path.realpath(path))
     try:
         fs = os.statvfs(folder)
-    except OSError:
+    except (OSError, AttributeError):  # AttributeError: no statvfs (not POSIX)
         return None
     free = (fs.f_bfree if os.geteuid() == 0 else fs.f_bavail) * fs.f_frsize
     if free >= _FULL_BELOW:

@@ -303,15 +303,15 @@ def full_disk(exc: BaseException, path: str | Path) -> str | None:
     its target) is asked (``os.statvfs``): fewer than :data:`FULL_BELOW` bytes free to
     this process (the blocks reserved for root count for root) is a disk full, named
     with the bytes free. A read's I/O error (SQLITE_IOERR_READ, _SHORT_READ) never is,
-    nor is any I/O error when the file system cannot be asked. The variant store's
-    ``swarmvar.evolution.db._full_disk`` is the same code.
+    nor is any I/O error when the file system cannot be asked (or has no ``statvfs``).
+    The variant store's ``swarmvar.evolution.db._full_disk`` is the same code.
     """
     if getattr(exc, "sqlite_errorcode", None) in _READ_IOERR:
         return None
     folder = os.path.dirname(os.path.realpath(path))
     try:
         fs = os.statvfs(folder)
-    except OSError:
+    except (OSError, AttributeError):  # AttributeError: no statvfs (not POSIX)
         return None
     free = (fs.f_bfree if os.geteuid() == 0 else fs.f_bavail) * fs.f_frsize
     if free >= FULL_BELOW:

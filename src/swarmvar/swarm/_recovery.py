@@ -982,24 +982,79 @@ def _ledgered_beats(self: Swarm) -> tuple[dict[str, list[_Beat]], _Beat | None]:
     resume's replay leaves as the swarm's). The cursor is where a resume may start, not
     always the beat's own place (a beat while another portfolio's host was restored
     records the place before the first queued tick; a catch-up beat the place read by
-    then)."""
+    then) (:func:`_read_ledger`).
+
+    Raises
+    ------
+    LedgerCorrupted
+        A consensus entry whose data is not readable.
+    """
+    return _read_ledger(self)
+
+
+#: How a consensus entry's canonical JSON begins when it records a beat: its keys are
+#: sorted, and ``"beat"`` sorts before the others (``"breaches"``, ``"levels"``, ...).
+_BEAT_OPENS = '{"beat":'
+_DECODER = json.JSONDecoder()
+
+
+def _beat_of(row: Sequence[Any]) -> Any:
+    """The ``beat`` object of a stored consensus row (``LedgerStore.rows``: index,
+    timestamp, kind, data JSON, ...), None when it holds none: only that object is decoded
+    when the data opens with it (canonical JSON, its keys sorted), the rest of the entry
+    (its levels, breaches, scores) not at all (damage there is the ledger verification's
+    to find); else the whole entry, as the ledger reads it.
+
+    Raises
+    ------
+    LedgerCorrupted
+        The entry's data is not readable (:func:`~swarmvar.ledger.entry.make_entry`).
+    """
+    from ..ledger.entry import make_entry
+
+    text = row[3]
+    if isinstance(text, str) and text.startswith(_BEAT_OPENS):
+        try:
+            return _DECODER.raw_decode(text, len(_BEAT_OPENS))[0]
+        except (ValueError, RecursionError):
+            pass  # the ledger's own reading names the damage
+    return make_entry(*row[:6]).data.get("beat")
+
+
+def _read_ledger(self: Swarm) -> tuple[dict[str, list[_Beat]], _Beat | None]:
+    """What a resume's data check reads of the ledger, in one pass: the beats of
+    :func:`_ledgered_beats` and the last of them.
+
+    Only the consensus rows are decoded, and of a consensus row only its beat
+    (:func:`_beat_of`): the estimate entries, each beat's largest, and the consensus
+    records' levels are read as stored text and passed over. The ledger still grows
+    with the home's age and is read from its start (every ledgered beat is compared), at
+    a quarter to a half of the cost of decoding every entry (measured in
+    ``benchmarks/bench_recovery.py``, docs/runtime.md).
+
+    Raises
+    ------
+    LedgerCorrupted
+        A consensus entry whose data is not readable.
+    """
     out: dict[str, dict[int, _Beat]] = {}
     last: _Beat | None = None
-    for entry in self.ledger.entries(0):
-        if entry.kind != EntryKind.CONSENSUS.value:
+    consensus = EntryKind.CONSENSUS.value
+    for row in self.ledger.store.rows(0, self.ledger.size):
+        if row[2] != consensus:
             continue
-        b = entry.data.get("beat")
+        b = _beat_of(row)
         if not isinstance(b, Mapping) or b.get("portfolio") not in self.specs:
             continue
         if b.get("cursor") is None:
             continue
         try:
-            row = (int(b["seq"]), datetime.fromisoformat(str(b["as_of"])),
-                   float(b["realized"]), b.get("cursor"))
+            beat = (int(b["seq"]), datetime.fromisoformat(str(b["as_of"])),
+                    float(b["realized"]), b.get("cursor"))
         except (KeyError, TypeError, ValueError):
             continue
-        out.setdefault(str(b["portfolio"]), {})[row[0]] = row
-        last = row
+        out.setdefault(str(b["portfolio"]), {})[beat[0]] = beat
+        last = beat
     return {p: [rows[s] for s in sorted(rows)] for p, rows in out.items()}, last
 
 
@@ -1062,12 +1117,14 @@ def check_source(self: Swarm, source: Any) -> int | None:
         :meth:`~.runtime.Swarm.run`.
     InvalidSource
         A followed file that cannot be read.
+    LedgerCorrupted
+        A consensus entry of the ledger whose data is not readable.
     """
     on = getattr(source, "ticks_on", None)
     watch = getattr(source, "watch", None)
     if not callable(on) and not callable(watch):
         return None
-    beats, last = _ledgered_beats(self)
+    beats, last = _read_ledger(self)
     if not beats or last is None:
         return None
     name = str(getattr(source, "name", "the source"))

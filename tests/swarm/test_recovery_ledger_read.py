@@ -1,0 +1,56 @@
+"""A resume reads the ledger's beats from the stored rows, decoding only each consensus
+entry's ``beat`` (``_recovery._beat_of``): what it finds is what decoding every entry
+finds."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from swarmvar.ledger import EntryKind, Ledger
+from swarmvar.swarm import _recovery
+
+from .conftest import TINY, TINY_POLICY, make_swarm
+from .test_resume_data import WINDOW, _beat
+
+
+def _decoding_every_entry(ledger: Ledger, specs: Any) -> tuple[dict[str, list[Any]], Any]:
+    """The beats as the resume read them before: every entry decoded."""
+    out: dict[str, dict[int, Any]] = {}
+    last = None
+    for entry in ledger.entries(0):
+        b = entry.data.get("beat") if entry.kind == EntryKind.CONSENSUS.value else None
+        if not isinstance(b, dict) or b.get("portfolio") not in specs or b.get(
+                "cursor") is None:
+            continue
+        row = (int(b["seq"]), datetime.fromisoformat(str(b["as_of"])), float(b["realized"]),
+               b["cursor"])
+        out.setdefault(b["portfolio"], {})[row[0]] = row
+        last = row
+    return {p: [r[s] for s in sorted(r)] for p, r in out.items()}, last
+
+
+def test_the_beats_read_from_stored_rows_are_the_decoded_entries(
+        tmp_path: Path, sp500: pd.Series) -> None:
+    home = tmp_path / "h"
+    _beat(home, sp500.iloc[:WINDOW + 12], 6)
+    with Ledger.open(home) as ledger:  # entries a beat's reader must pass over or take
+        ledger.add_entry(EntryKind.CONSENSUS, {"levels": [], "note": "no beat"})
+        ledger.add_entry(EntryKind.CONSENSUS, {"beat": {
+            "portfolio": "other", "seq": 9, "as_of": "2001-01-01", "realized": 0.0,
+            "cursor": 3}})
+        ledger.add_entry(EntryKind.CONSENSUS, {"beat": {  # beat() from Python: no cursor
+            "portfolio": "sp500", "seq": 7, "as_of": "2001-01-02T00:00:00+00:00",
+            "realized": 0.0, "cursor": None}, "levels": []})
+        ledger.add_entry(EntryKind.CONSENSUS, {"beat": {  # a later record of seq 6 wins
+            "portfolio": "sp500", "seq": 6, "as_of": "2001-01-03T00:00:00+00:00",
+            "realized": 0.5, "cursor": 99}, "levels": []})
+    with make_swarm(home, agents=TINY, policy=TINY_POLICY, window=WINDOW) as swarm:
+        got = _recovery._ledgered_beats(swarm)
+        want = _decoding_every_entry(swarm.ledger, swarm.specs)
+    assert got == want
+    assert [b[0] for b in got[0]["sp500"]] == list(range(1, 7))
+    assert got[0]["sp500"][-1][3] == 99 and got[1] == got[0]["sp500"][-1]

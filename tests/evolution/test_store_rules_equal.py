@@ -1,7 +1,8 @@
 """evolution.db keeps its own copy of ledger.damage's rules for a lock wait, a file SQLite
 cannot open and a cause outside the file (disk full, read-only, I/O error: ``outside``),
 and evolution.postgres of ledger.postgres's URL without its password (``shown``) and
-SQLSTATEs of those causes (engines do not import each other). The copies are held equal
+SQLSTATEs of those causes, and the full-disk reading of an I/O error (``full_disk``)
+(engines do not import each other). The copies are held equal
 as code: each pair's syntax trees are compared after the copy's names are mapped to the
 original's (docstrings and annotations left out); the constants they read are equal; and
 their answers on the errno cases of ``missing`` (ENOENT, EACCES, EMFILE, ENFILE) and of
@@ -30,12 +31,14 @@ from swarmvar.ledger import damage
 #: The copy's names -> the original's.
 RENAMED = {"_LOCK_CODES": "_LOCK_CODES", "_CANTOPEN": "CANTOPEN",
            "_NO_DESCRIPTOR": "NO_DESCRIPTOR", "_missing": "missing",
-           "_OUTSIDE_CODES": "OUTSIDE_CODES", "_OUTSIDE_TEXT": "OUTSIDE_TEXT"}
+           "_OUTSIDE_CODES": "OUTSIDE_CODES", "_OUTSIDE_TEXT": "OUTSIDE_TEXT",
+           "_READ_IOERR": "_READ_IOERR", "_FULL_BELOW": "FULL_BELOW"}
 PAIRS: list[tuple[Callable[..., Any], Callable[..., Any]]] = [
     (db._is_lock_wait, damage.is_lock_wait), (db._cannot_open, damage.cannot_open),
     (db._missing, damage.missing), (db._never_opens, damage.never_opens),
     (db._out_of_descriptors, damage.out_of_descriptors), (db._outside, damage.outside),
-    (evolution_pg.shown, ledger_pg.shown), (db._is_damage, damage.is_damage)]
+    (evolution_pg.shown, ledger_pg.shown), (db._is_damage, damage.is_damage),
+    (db._full_disk, damage.full_disk)]
 
 
 def _tree_of(source: str) -> str:
@@ -82,6 +85,7 @@ def test_the_constants_are_equal() -> None:
                                                                for c in causes]
     assert db._OUTSIDE_CODES == damage.OUTSIDE_CODES
     assert db._OUTSIDE_TEXT == damage.OUTSIDE_TEXT
+    assert db._READ_IOERR == damage._READ_IOERR and db._FULL_BELOW == damage.FULL_BELOW
     assert evolution_pg._OUTSIDE_STATES == ledger_pg.OUTSIDE_STATES
     # each cause has its remedy in both stores' errors
     assert set(evolution_errors._REMEDY) == set(LedgerUnwritable.REMEDY) == set(

@@ -46,7 +46,8 @@ import logging
 import math
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -989,7 +990,8 @@ def _ledgered_beats(self: Swarm) -> tuple[dict[str, list[_Beat]], _Beat | None]:
     LedgerCorrupted
         A consensus entry whose data is not readable.
     """
-    return _read_ledger(self)
+    beats, last, _ = _read_ledger(self)
+    return beats, last
 
 
 #: How a consensus entry's canonical JSON begins when it records a beat: its keys are
@@ -1021,11 +1023,14 @@ def _beat_of(row: Sequence[Any]) -> Any:
     return make_entry(*row[:6]).data.get("beat")
 
 
-def _read_ledger(self: Swarm) -> tuple[dict[str, list[_Beat]], _Beat | None]:
+def _read_ledger(self: Swarm) -> tuple[dict[str, list[_Beat]], _Beat | None,
+                                       Counter[tuple[str, str]]]:
     """What a resume's data check reads of the ledger, in one pass: the beats of
-    :func:`_ledgered_beats` and the last of them.
+    :func:`_ledgered_beats` and the last of them, and the refusals of bad input the run
+    ledgered (``tick-rejected`` actions: their message and the input as recorded,
+    :func:`._records._tick_repr`), counted.
 
-    Only the consensus rows are decoded, and of a consensus row only its beat
+    Only the consensus rows and refusals are decoded, and of a consensus row only its beat
     (:func:`_beat_of`): the estimate entries, each beat's largest, and the consensus
     records' levels are read as stored text and passed over. The ledger still grows
     with the home's age and is read from its start (every ledgered beat is compared), at
@@ -1035,13 +1040,25 @@ def _read_ledger(self: Swarm) -> tuple[dict[str, list[_Beat]], _Beat | None]:
     Raises
     ------
     LedgerCorrupted
-        A consensus entry whose data is not readable.
+        A consensus or action entry whose data is not readable.
     """
+    from ..ledger.entry import make_entry
+
     out: dict[str, dict[int, _Beat]] = {}
     last: _Beat | None = None
-    consensus = EntryKind.CONSENSUS.value
+    refused: Counter[tuple[str, str]] = Counter()
+    consensus, action = EntryKind.CONSENSUS.value, EntryKind.ACTION.value
     for row in self.ledger.store.rows(0, self.ledger.size):
-        if row[2] != consensus:
+        kind = row[2]
+        if kind == action:
+            if '"tick-rejected"' not in str(row[3]):
+                continue  # (a start's, an operator's, a sandbox's record)
+            d = make_entry(*row[:6]).data
+            details = d.get("details")
+            if d.get("type") == "tick-rejected" and isinstance(details, Mapping):
+                refused[str(details.get("message")), str(details.get("tick"))] += 1
+            continue
+        if kind != consensus:
             continue
         b = _beat_of(row)
         if not isinstance(b, Mapping) or b.get("portfolio") not in self.specs:
@@ -1055,7 +1072,26 @@ def _read_ledger(self: Swarm) -> tuple[dict[str, list[_Beat]], _Beat | None]:
             continue
         out.setdefault(str(b["portfolio"]), {})[beat[0]] = beat
         last = beat
-    return {p: [rows[s] for s in sorted(rows)] for p, rows in out.items()}, last
+    return {p: [rows[s] for s in sorted(rows)] for p, rows in out.items()}, last, refused
+
+
+def _refused_again(refused: Counter[tuple[str, str]]) -> Callable[[Any], bool]:
+    """Whether a bad line a source gives again was refused by the run already: the ledger
+    holds a ``tick-rejected`` entry of it (the same message, which names its place, and the
+    same line as recorded). Each ledgered refusal answers for one line read again."""
+    from ..errors import InvalidTick
+    from ._records import _tick_repr
+
+    left = Counter(refused)
+
+    def seen(bad: Any) -> bool:
+        key = (str(InvalidTick(bad.reason))[:500], str(_tick_repr(bad.raw)))
+        if left[key] <= 0:
+            return False
+        left[key] -= 1
+        return True
+
+    return seen
 
 
 def _day(when: datetime) -> str:
@@ -1092,6 +1128,11 @@ def check_source(self: Swarm, source: Any) -> int | None:
     A source with neither is not checked, nor is a portfolio without ledgered beats (a
     run stopped before its first beat: its start history is not in the ledger).
 
+    A source that reads lines again on a resume (:class:`.sources.FollowedFile` from a
+    place before the run's, e.g. 0 below) is given the refusals the ledger holds
+    (``skip_refused``, :func:`_refused_again`): a bad line the run refused and ledgered
+    already is passed over, not refused and ledgered a second time.
+
     Returns
     -------
     int or None
@@ -1118,14 +1159,17 @@ def check_source(self: Swarm, source: Any) -> int | None:
     InvalidSource
         A followed file that cannot be read.
     LedgerCorrupted
-        A consensus entry of the ledger whose data is not readable.
+        A consensus or action entry of the ledger whose data is not readable.
     """
     on = getattr(source, "ticks_on", None)
     watch = getattr(source, "watch", None)
-    if not callable(on) and not callable(watch):
+    skip = getattr(source, "skip_refused", None)
+    if not callable(on) and not callable(watch) and not callable(skip):
         return None
-    beats, last = _read_ledger(self)
-    if not beats or last is None:
+    beats, last, refused = _read_ledger(self)
+    if callable(skip) and refused:  # its lines read again: not refused (ledgered) twice
+        skip(_refused_again(refused))
+    if not beats or last is None or not (callable(on) or callable(watch)):
         return None
     name = str(getattr(source, "name", "the source"))
     if callable(on):

@@ -16,7 +16,8 @@ run beat (another series, an edited or truncated file) is refused; a file may ha
 grown, at its end or by older rows before its first. The resume then seeks the
 source to the place, in it, of the ledger's last beats. A stream cannot be read ahead:
 ``JsonLines.watch`` checks each tick it gives that the ledger recorded (a
-replayed tick) as it arrives.
+replayed tick) as it arrives. A followed file read again from before the run's place
+passes over the bad lines whose refusal the ledger holds (``FollowedFile.skip_refused``).
 """
 
 from __future__ import annotations
@@ -212,9 +213,17 @@ class FollowedFile:
         #: what a resume's refusal and a refused line call the places of ticks (data line
         #: N, from 1 after the header, blank ones counted: the cursor after it is N)
         self.unit = "data lines"
+        self._refused: Callable[[BadLine], bool] | None = None
 
     def seek(self, cursor: Any) -> None:
         self.cursor = int(cursor)
+
+    def skip_refused(self, seen: Callable[[BadLine], bool]) -> None:
+        """Pass over each bad line for which ``seen(bad)`` is true instead of giving it (a
+        resume's: the ledger already holds the run's refusal of that line, which a resume
+        from a place before the run's reads again, :func:`._recovery.check_source`); its
+        place is counted as the follower counts every line."""
+        self._refused = seen
 
     def _header(self, fh: IO[str]) -> list[str]:
         """The columns of the file's header line, read from ``fh`` at its start.
@@ -311,6 +320,9 @@ class FollowedFile:
                         continue
                     tick = self._parse(line, self.cursor + 1, columns)
                     self.cursor += 1
+                    if (isinstance(tick, BadLine) and self._refused is not None
+                            and self._refused(tick)):
+                        continue  # refused and ledgered by the run already
                     yield tick
                     continue
                 if line:  # an incomplete last line: read it again when it is finished

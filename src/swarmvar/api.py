@@ -173,7 +173,7 @@ def _instance_track(
     the same backtest. A record built at horizon 1 writes them to the cache whatever the
     weighting, and a BMA call reads them from there; a cached file without them (none
     past horizon 1) is rebuilt for BMA. Other weightings' records carry none, read or
-    built.
+    built (without a cache they are not formed).
 
     Raises
     ------
@@ -214,10 +214,11 @@ def _instance_track(
                       alphas=alphas, horizon=horizon, baseline=None, seed=seed, progress=False,
                       n_sim=10, on_day=on_day, workers=workers, step=horizon,
                       judge_prices=False)
-    # every agent's log p_i(r_t | past) at horizon 1 (the driver has them then only): kept
-    # in the cache for any weighting, so that a later BMA call reads the same record
-    scores = (np.column_stack([result.logscore[n] for n in names]) if horizon == 1
-              else None)
+    # every agent's log p_i(r_t | past) at horizon 1 (the driver has them then only): for
+    # BMA, and kept in the cache for any weighting, so that a later BMA call reads the same
+    # record; neither asked for nor cached, they are not built
+    scores = (np.column_stack([result.logscore[n] for n in names])
+              if horizon == 1 and (log_scores or cache is not None) else None)
     track = {a: TrackRecord(agent_ids=names, returns=result.returns, alpha=a,
                             var=np.column_stack([result.series[n][a].var for n in names]),
                             es=np.column_stack([result.series[n][a].es for n in names]),
@@ -230,7 +231,7 @@ def _instance_track(
             save_track(cache, key, track)
         except OSError:  # a cache that cannot be written only costs the next call time
             pass
-    if not log_scores:  # as a cached record reads without them
+    if scores is not None and not log_scores:  # cached only: as a cached record reads
         track = {a: dataclasses.replace(rec, log_scores=None) for a, rec in track.items()}
     return track, False
 

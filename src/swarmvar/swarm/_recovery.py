@@ -1263,9 +1263,9 @@ def _stream_check(self: Swarm, beats: Mapping[str, Sequence[_Beat]], name: str) 
     a date a portfolio's ledger recorded must carry the recorded return; from its first
     tick after the portfolio's last ledgered beat, the portfolio's ticks are new (and its
     ledgered beats are let go)."""
-    from ..errors import ResumeDataMismatch, SwarmVarError
+    from ..errors import ResumeDataMismatch
     from ..types import Tick
-    from .ticks import dated_route, tick_value
+    from .ticks import dated_route
 
     recorded = {p: {when: (seq, realized) for seq, when, realized, _ in rows}
                 for p, rows in beats.items() if rows}
@@ -1289,20 +1289,15 @@ def _stream_check(self: Swarm, beats: Mapping[str, Sequence[_Beat]], name: str) 
             if rec is None:  # (a tick the run refused, or never saw: skipped by date)
                 continue
             seq, realized = rec
-            try:
-                value: float | None = tick_value(specs[p], tick)
-            except SwarmVarError:
-                value = None
-            if value is not None and math.isclose(value, realized, rel_tol=DATA_RTOL,
-                                                  abs_tol=DATA_ATOL):
+            differs = _differs(specs[p], tick, realized)  # (as a source read ahead is)
+            if differs is None:
                 continue
-            now = "no return" if value is None else f"return {_num(value, realized)}"
+            why, valued = differs
             raise ResumeDataMismatch(
                 f"portfolio {p!r}: line {line} of {name} is not the tick this home's run "
-                f"beat at {_day(when)}: it gives {now}, the ledger's beat {seq} return "
-                f"{_num(realized, value if value is not None else math.nan)}. Resume with "
-                f"the ticks the run read (or send only those after {_day(last[p])}, its "
-                f"last beat), or {_AFRESH}")
+                f"beat at {_day(when)} (beat {seq}): {why if valued else 'it ' + why}. "
+                f"Resume with the ticks the run read (or send only those after "
+                f"{_day(last[p])}, its last beat), or {_AFRESH}")
 
     return check
 

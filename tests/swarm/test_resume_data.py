@@ -432,7 +432,7 @@ def test_a_plugin_whose_files_are_not_found_resumes_as_before(
     home = tmp_path / "h"
     data = sp500.iloc[:WINDOW + 6]
     with monkeypatch.context() as m:  # its files not found when the run checkpointed
-        m.setattr(_recovery, "_plugin_files", lambda *_: None)
+        m.setattr(_recovery, "_plugin_digest", lambda *_: None)
         _beat(home, data, 2, sandbox=setup)
     (folder / "house" / "agents.py").write_text(textwrap.dedent(PLUGIN).replace("97", "9"))
     _beat(home, data, 1, sandbox=setup)  # nothing to compare with: resumed

@@ -61,8 +61,8 @@ from . import _records, _restoring  # constants read where defined: a patch reac
 from ._records import _job_dict, _job_from
 from .beat import BeatInput, BeatOutcome
 from .observers import stateful_observers
-from .sandboxing import hash_files
-from .sandboxing import plugin_files as _plugin_files  # (a test patches it here)
+from .sandboxing import plugin_digest as _plugin_digest  # (a test patches it here)
+from .sandboxing import plugin_files
 from .spread import SpreadConsensus, routed
 
 if TYPE_CHECKING:
@@ -1332,15 +1332,18 @@ def _plugins_of(self: Swarm) -> dict[str, dict[str, Any]]:
 
 def plugin_sources(sandbox: Any) -> dict[str, dict[str, Any]]:
     """Each plug-in agent's source digest, by class name: ``{"plugin": "pkg.mod:Class",
-    "source": sha256 of its files (:func:`.sandboxing.plugin_files`, path and bytes),
-    "files": how many}``, ``source`` None when its files are not found; ``{}`` without plug-ins."""
+    "source": :func:`.sandboxing.plugin_digest` (the sha256 of its files, path and bytes:
+    the very digest a sandboxed worker compares before it runs the plug-in), "files": how
+    many (:func:`.sandboxing.plugin_files`)}``, ``source`` None when its files are not
+    found or cannot be read (``files`` 0 then); ``{}`` without plug-ins."""
     if sandbox is None:
         return {}
     out: dict[str, dict[str, Any]] = {}
+    paths = tuple(sandbox.plugin_paths)
     for cls, spec in sandbox.plugin_agents.items():
-        found = _plugin_files(spec.partition(":")[0], tuple(sandbox.plugin_paths))
-        digest = None if found is None else hash_files(*found)
-        count = 0 if digest is None or found is None else len(found[1])
+        digest = _plugin_digest(str(spec), paths)
+        found = None if digest is None else plugin_files(str(spec).partition(":")[0], paths)
+        count = 0 if found is None else len(found[1])
         out[str(cls)] = {"plugin": str(spec), "source": digest, "files": count}
     return out
 

@@ -52,7 +52,8 @@ OBSERVER_PREFIX = "swarm-observer:"
 
 #: The start histories' digests a fresh start stores, by portfolio (rows, first and last
 #: date, sha256 of the values): what a resume's start history must be
-#: (:func:`._recovery._check_start`). Written once; a home started before has none. Portfolio
+#: (:func:`._recovery._check_start`). Written once, in the same atomic step (``put_many``) as
+#: the start's first checkpoint; a home started before has none. Portfolio
 #: names of the form ``__name__`` are refused (:class:`.ticks.PortfolioSpec`), so no
 #: portfolio's state (``swarm:<name>``) is stored here, nor at :data:`RUN_KEY`.
 START_KEY = "swarm:__start__"

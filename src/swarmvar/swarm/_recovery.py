@@ -197,10 +197,9 @@ def start(self: Swarm, history: Mapping[str, pd.Series] | pd.DataFrame | pd.Seri
                 "portfolio": None}}}
         if not self._start_recorded(begun):  # (a start killed before its checkpoint)
             self.ledger.add_entry(EntryKind.ACTION, begun)
-        # what the agents were fitted on, which a resume's start history must be
-        self.states.put_many({_records.START_KEY: json.dumps(fitted).encode()},
-                             now=time.time())
-        self.checkpoint()
+        # what the agents were fitted on, which a resume's start history must be: stored
+        # with the first checkpoint, in its one atomic step (never one without the other)
+        self.checkpoint(also={_records.START_KEY: json.dumps(fitted).encode()})
     if self.sandbox is not None:
         details: dict[str, Any] = self.sandbox.to_dict()
         warning = self.sandbox.warning()
@@ -311,7 +310,8 @@ def _start_recorded(self: Swarm, begun: Mapping[str, Any]) -> bool:
             and canonical_json(last.data) == canonical_json(dict(begun)))
 
 
-def checkpoint(self: Swarm, names: Sequence[str] | None = None) -> None:
+def checkpoint(self: Swarm, names: Sequence[str] | None = None, *,
+               also: Mapping[str, bytes] | None = None) -> None:
     """Flush the ledger, then store the named portfolios' states (default: all) atomically.
 
     The swarm checkpoints a portfolio when its sequence number reaches a
@@ -319,6 +319,9 @@ def checkpoint(self: Swarm, names: Sequence[str] | None = None) -> None:
     the ticks alone, so a resumed run takes (and replays) the same
     checkpoints as an uninterrupted one. Each portfolio's mark records its
     seq, its date, the ledger size, its pending refits and requests.
+
+    ``also``: more state-store entries written in the same atomic step (a fresh start's
+    :data:`._records.START_KEY`, with its first checkpoint).
     """
     self.flush()
     names = [p for p in (list(self.specs) if names is None else list(names))
@@ -390,6 +393,7 @@ def checkpoint(self: Swarm, names: Sequence[str] | None = None) -> None:
                             "params": {a: dict(x) for a, x in c.params.items()}}
                         for p, c in self.configs.items()}}
     states[_records.RUN_KEY] = json.dumps(run).encode()
+    states.update(also or {})
     self.states.put_many(states, now=time.time())
     for key in states:
         self.states.prune(key, keep=2)
@@ -921,7 +925,9 @@ def _check_start(self: Swarm, history: Any) -> None:
     holds no series of (``None``, a mapping without it: :func:`_start_series`), or a
     home started before the digest was stored, is not checked. This is the one check of
     the run's first ``--window`` rows, which no beat holds: a run stopped before its
-    first beat has nothing else to check.
+    first beat has nothing else to check. A history no series of the portfolio can be
+    made from (what the data layer refuses, pandas' ``TypeError`` or ``ValueError``) is
+    not compared; the stored digest not JSON is taken as none.
 
     Raises
     ------
@@ -949,8 +955,11 @@ def _check_start(self: Swarm, history: Any) -> None:
             if series is None:
                 continue  # nothing given for it: a resume reads no start history
             now = _start_digest(series)
-        except (SwarmVarError, KeyError, TypeError, ValueError, IndexError):
-            continue  # not the start history's shape: the run's own checks say it
+        except (SwarmVarError, TypeError, ValueError):
+            # not a start history of it (the data layer's refusal of a book's frame,
+            # pandas' of values that are no numbers, a label that is no date): nothing to
+            # compare; any other error is no such thing and propagates
+            continue
         same_days = all(now[k] == was.get(k) for k in ("rows", "from", "to"))
         if same_days and now["sha256"] != was.get("sha256"):
             days = (f"{_day(datetime.fromisoformat(now['from']))}.."

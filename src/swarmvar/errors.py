@@ -116,7 +116,8 @@ class LedgerUnwritable(LedgerUnavailable):
     Parameters
     ----------
     path : str
-        The ledger file (or the PostgreSQL URL, without its password).
+        The ledger file; for a PostgreSQL ledger ``"database"`` (the message says "the
+        ledger database": a service's 503 body shows it; the store logs the URL).
     cause : str
         ``"disk full"``, ``"read-only"`` or ``"I/O error"`` (a key of :attr:`REMEDY`).
     detail : str
@@ -151,6 +152,71 @@ class LedgerUnwritable(LedgerUnavailable):
 
     def __reduce__(self) -> tuple[_Any, ...]:
         return (type(self), (self.path, self.cause, self.detail, self.doing), self.__dict__)
+
+
+class LedgerUnreachable(SwarmVarError, ConnectionError):
+    """The PostgreSQL server of the ledger cannot be reached now: no connection could be
+    made (server down, wrong host or port, refused credentials, a database that is not
+    there), or the connection was lost (SQLSTATE class ``08``, or none at all), the
+    server is shutting down or starting (``57P01``-``57P03``) or takes no more
+    connections (``53300``). The server rolled the transaction back, so nothing was
+    written, and nothing says the ledger is damaged: it must not be moved away. The store
+    opens a new connection on its next call, so a retry passes once the server is back.
+
+    One case is uncertain: the connection lost while an append's COMMIT was answered
+    (``landed``). The append may then be stored or not; it is not sent again. Read the
+    ledger's head (a compare-and-append, ``if_size``, refuses a second copy) before
+    appending it again.
+
+    The message names "the ledger database", never its URL (a service's 503 body shows
+    it); ``where`` keeps the URL without its password, and the store logs it (logger
+    ``swarmvar.ledger``) with what psycopg said. A ``SwarmVarError``: the service answers
+    it 503 with ``Retry-After``, a command prints it as a usage error (exit 2), as the
+    variant store's ``VariantStoreUnreachable``.
+
+    Parameters
+    ----------
+    doing : str
+        What met it: ``"append"``, ``"open"`` or ``"read"`` (default).
+    detail : str
+        What psycopg said, without the URL's host, port, user or database.
+    where : str
+        The URL without its password (for the log; not in the message).
+    landed : bool
+        The connection was lost while an append was committed: it may have landed.
+    """
+
+    #: What the message says could not be done, by ``doing``.
+    _DONE: _ClassVar[dict[str, str]] = {"append": "appended to", "open": "opened",
+                                        "read": "read"}
+
+    def __init__(self, doing: str = "read", detail: str = "", where: str = "",
+                 landed: bool = False) -> None:
+        said = f" ({detail})" if detail else ""
+        if landed:
+            message = (
+                f"the connection to the ledger database was lost while an append was "
+                f"committed{said}: the append may have landed or not, and it was not sent "
+                "again; read the ledger's head before appending it again (a "
+                "compare-and-append refuses a second copy). Nothing says the ledger is "
+                "damaged (do not move it away): check that its PostgreSQL server is up")
+        else:
+            changed = "changed" if doing == "read" else "written"
+            message = (
+                f"the ledger database cannot be {self._DONE.get(doing, doing)} now: its "
+                f"PostgreSQL server cannot be reached{said}; nothing was {changed}, and "
+                "nothing says the ledger is damaged (do not move it away): check that the "
+                "server is up and takes connections (and the URL's host, port, user and "
+                "database), then retry")
+        super().__init__(message)
+        self.doing = doing
+        self.detail = detail
+        self.where = where
+        self.landed = landed
+
+    def __reduce__(self) -> tuple[_Any, ...]:
+        return (type(self), (self.doing, self.detail, self.where, self.landed),
+                self.__dict__)
 
 
 class InvalidProof(SwarmVarError, ValueError):

@@ -11,19 +11,29 @@ batch is all or nothing. Triggers refuse UPDATE and DELETE on entries, as in
 SQLite. Schema creation is serialized with an advisory lock, so processes
 opening a new database at once do not collide.
 
+A server out of reach (no connection made, the connection lost, the server shutting down
+or full) is :class:`~swarmvar.errors.LedgerUnreachable`, never damage: the store notices a
+broken connection and opens a new one on its next call (one attempt per call, no loop).
+Messages say "the ledger database", never its URL (a service's 503 body shows them); the
+URL, without its password, and psycopg's own words go to the log (logger
+``swarmvar.ledger``).
+
 psycopg (3) is imported here only; the rest of the ledger never needs it.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
-from ..errors import LedgerCorrupted, LedgerUnwritable
+from ..errors import LedgerCorrupted, LedgerUnreachable, LedgerUnwritable
 from .damage import DISK_FULL, IO_ERROR, READ_ONLY
 from .entry import ZERO_HASH
 from .merkle import HashAlgorithm, NodeKey, frontier_keys
@@ -37,10 +47,23 @@ _COPY_FROM = 64
 _COLUMNS = "idx, timestamp, kind, data, previous_hash, hash, nodes"
 #: SQLSTATEs of a cause outside the ledger's data (as SQLite's SQLITE_FULL, SQLITE_READONLY,
 #: SQLITE_IOERR in :mod:`~swarmvar.ledger.sqlite`): disk_full, read_only_sql_transaction
-#: (a standby, default_transaction_read_only), io_error: LedgerUnwritable. Damage
-#: (data_corrupted XX001, index_corrupted XX002) and any other error stay LedgerCorrupted.
-#: The variant store's ``swarmvar.evolution.postgres`` has the same (a test compares them).
+#: (a standby, default_transaction_read_only), io_error: LedgerUnwritable. A server out of
+#: reach (:data:`UNREACHABLE_STATES`) is LedgerUnreachable; damage (data_corrupted XX001,
+#: index_corrupted XX002) and any other error stay LedgerCorrupted. The variant store's
+#: ``swarmvar.evolution.postgres`` has the same (a test compares them).
 OUTSIDE_STATES = {"53100": DISK_FULL, "25006": READ_ONLY, "58030": IO_ERROR}
+#: SQLSTATEs of a server out of reach besides class 08 (connection_exception): admin_shutdown,
+#: crash_shutdown, cannot_connect_now, too_many_connections (as the variant store's
+#: ``_UNREACHABLE_STATES``). psycopg's OperationalError without a SQLSTATE (a connection
+#: refused, lost or closed) is one too.
+UNREACHABLE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+#: SQLSTATEs of damage (data_corrupted, index_corrupted): LedgerCorrupted, whatever else.
+_DAMAGE_STATES = frozenset({"XX001", "XX002"})
+#: The connection parameters a message never shows (:func:`scrubbed`).
+_HIDDEN = ("host", "hostaddr", "port", "user", "password", "dbname", "options", "service")
+#: What :class:`~swarmvar.errors.LedgerUnwritable` names instead of the URL.
+_WHERE = "database"
+log = logging.getLogger("swarmvar.ledger")
 
 _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -84,16 +107,29 @@ class PostgresStore:
     create : bool
         If False, a database without the ledger's tables raises
         LedgerCorrupted and nothing is created.
+    connect_timeout : float
+        Seconds a connection (the first, or a new one after a broken one) may take.
+
+    A broken connection (the server restarted, the connection cut) is noticed - psycopg's
+    ``broken``/``closed``, or the error met - and a new one is opened at the start of the
+    next call: one attempt per call, no loop. A call whose connection breaks raises; it is
+    not tried again (the server rolled its transaction back).
 
     Raises
     ------
+    LedgerUnreachable
+        No connection could be made (at the start, or on a call after the connection
+        broke), or it was lost in the call (SQLSTATE class 08, 57P01-57P03, 53300, or
+        none): nothing was written, the ledger not said to be damaged; the next call
+        opens a new connection. An append whose COMMIT answer was lost says it may have
+        landed (``landed``) and is not sent again.
     LedgerUnwritable
         Opening, reading or appending met a disk full, a read-only transaction or an
-        I/O error (SQLSTATE 53100, 25006, 58030): named, the URL without its password,
-        the append rolled back (nothing was written), the ledger not said to be damaged.
+        I/O error (SQLSTATE 53100, 25006, 58030): named, the append rolled back (nothing
+        was written), the ledger not said to be damaged.
     LedgerCorrupted
-        The server cannot be reached, the URL is not one, the database holds no ledger
-        (without ``create``) or any other database error.
+        The URL is not one, the database holds no ledger (without ``create``), its data
+        is damaged (XX001, XX002) or any other database error.
     """
 
     def __init__(
@@ -109,19 +145,53 @@ class PostgresStore:
         self.url = url
         self._lock = threading.RLock()
         self._cache: tuple[int, bytes, Frontier] | None = None
+        self._sync = "on" if durability is Durability.POWER else "off"
+        self._timeout = max(1, int(connect_timeout))
+        self._shut = False
         try:
-            self._conn = psycopg.connect(url, autocommit=True, connect_timeout=int(connect_timeout))
-        except psycopg.Error as exc:
-            raise LedgerCorrupted(f"cannot connect to the ledger database: {exc}") from None
-        except (ValueError, TypeError) as exc:  # a malformed URL
+            self._conn = self._connect("open")
+        except (ValueError, TypeError, psycopg.ProgrammingError) as exc:  # a malformed URL
             raise LedgerCorrupted(f"not a usable PostgreSQL URL: {exc}") from None
         try:
-            sync = "on" if durability is Durability.POWER else "off"
-            self._conn.execute(f"SET synchronous_commit = {sync}")
             self._setup(created, hash_algorithm, create)
         except BaseException:
             self._conn.close()
             raise
+
+    def _connect(self, doing: str) -> psycopg.Connection[Any]:
+        """A new connection, its ``synchronous_commit`` set.
+
+        Raises
+        ------
+        LedgerUnreachable
+            It cannot be made (any psycopg error but a malformed URL's, which passes as
+            ``psycopg.ProgrammingError``), logged with the URL.
+        """
+        try:
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=self._timeout)
+        except psycopg.ProgrammingError:
+            raise
+        except psycopg.Error as exc:
+            raise _logged(self.url, exc, database_error(self.url, exc, doing, lost=True)
+                          ) from None
+        try:
+            conn.execute(f"SET synchronous_commit = {self._sync}")
+        except psycopg.Error as exc:
+            conn.close()
+            raise _logged(self.url, exc, database_error(self.url, exc, doing, lost=True)
+                          ) from None
+        return conn
+
+    def _live(self, doing: str) -> psycopg.Connection[Any]:
+        """The connection, a new one if the last broke (one attempt: LedgerUnreachable if
+        it cannot be made; the broken one is kept, so the next call tries again). A store
+        closed by :meth:`close` is not opened again."""
+        conn = self._conn
+        if (conn.broken or conn.closed) and not self._shut:
+            self._cache = None  # another writer may have appended meanwhile
+            conn.close()
+            self._conn = conn = self._connect(doing)
+        return conn
 
     def _setup(self, created: str, algorithm: HashAlgorithm | None, create: bool) -> None:
         with self._errors("open"), self._conn.transaction():
@@ -165,7 +235,11 @@ class PostgresStore:
         self._created = str(meta.get("created", ""))
 
     def _errors(self, what: str) -> Any:
-        return _PgErrors(what, self.url)
+        return _PgErrors(what, self.url, self)
+
+    def lost(self) -> bool:
+        """True if the connection is broken or closed (the next call opens a new one)."""
+        return bool(self._conn.broken or self._conn.closed)
 
     @property
     def hash_algorithm(self) -> HashAlgorithm:
@@ -177,22 +251,34 @@ class PostgresStore:
 
     def size(self) -> int:
         with self._lock, self._errors("read"):
-            row = self._conn.execute("SELECT max(idx) FROM ledger_entries").fetchone()
+            row = self._live("read").execute("SELECT max(idx) FROM ledger_entries").fetchone()
         return 0 if row is None or row[0] is None else int(row[0]) + 1
 
     def row_count(self, below: int | None = None) -> int:
         """Entry rows stored whose index is below ``below`` (all if None), whatever else
         their indices are (verify compares it with the size it read)."""
         with self._lock, self._errors("read"):
-            row = (self._conn.execute("SELECT count(*) FROM ledger_entries").fetchone()
+            conn = self._live("read")
+            row = (conn.execute("SELECT count(*) FROM ledger_entries").fetchone()
                    if below is None else
-                   self._conn.execute("SELECT count(*) FROM ledger_entries WHERE idx < %s",
-                                      (below,)).fetchone())
+                   conn.execute("SELECT count(*) FROM ledger_entries WHERE idx < %s",
+                                (below,)).fetchone())
         return int(row[0]) if row else 0
 
     def append(self, drafts: Sequence[Draft], *, if_size: int | None = None) -> list[Row] | None:
+        """Chain ``drafts`` to the head and store them, all or nothing (None, nothing
+        written, if ``if_size`` is given and the ledger holds another number of entries).
+
+        Raises
+        ------
+        LedgerUnreachable
+            The connection could not be made or broke: nothing was written - unless it
+            broke while the COMMIT was answered (``landed``): the append may be stored;
+            it is not sent again (a later ``if_size`` append sees the head it made).
+        """
         with self._lock, self._errors("append"):
-            conn = self._conn
+            conn = self._live("append")
+            committing = False
             try:
                 with conn.transaction():
                     conn.execute("LOCK TABLE ledger_entries IN EXCLUSIVE MODE")
@@ -218,8 +304,14 @@ class PostgresStore:
                         ) as copy:
                             for row in rows:
                                 copy.write_row(row)
-            except BaseException:
+                    committing = True  # the block's end sends COMMIT
+            except BaseException as exc:
                 self._cache = None
+                if committing and isinstance(exc, psycopg.Error) and unreachable(
+                        exc, lost=self.lost()):  # its answer lost: it may have landed
+                    raise _logged(self.url, exc, LedgerUnreachable(
+                        "append", _said(exc, self.url), where=shown(self.url), landed=True)
+                    ) from exc
                 raise
             if rows:
                 self._cache = (size + len(rows), rows[-1][5], frontier)
@@ -230,7 +322,7 @@ class PostgresStore:
         lo = start
         while lo < stop:
             with self._lock, self._errors("read"):
-                chunk = self._conn.execute(
+                chunk = self._live("read").execute(
                     f"SELECT {_COLUMNS} FROM ledger_entries WHERE idx >= %s AND idx < %s "
                     "ORDER BY idx LIMIT %s",
                     (lo, stop, _CHUNK),
@@ -243,6 +335,7 @@ class PostgresStore:
 
     def node_hashes(self, keys: Sequence[NodeKey]) -> list[bytes]:
         with self._lock, self._errors("read"):
+            self._live("read")
             return self._nodes(keys)
 
     def _nodes(self, keys: Sequence[NodeKey]) -> list[bytes]:
@@ -267,6 +360,7 @@ class PostgresStore:
 
     def close(self) -> None:
         with self._lock:
+            self._shut = True
             self._conn.close()
 
 
@@ -289,31 +383,85 @@ def shown(url: str) -> str:
         return "the PostgreSQL database"
 
 
-def database_error(url: str, exc: psycopg.Error,
-                   what: str) -> LedgerCorrupted | LedgerUnwritable:
+def scrubbed(text: str, url: str) -> str:
+    """psycopg's words ``text`` on one line, without the host, port, user, password,
+    database or options of ``url`` (each replaced by ``…``): what a message may show."""
+    try:
+        params = conninfo_to_dict(url)
+    except (psycopg.Error, ValueError, TypeError):
+        params = {}
+    parts = {p for key in _HIDDEN for p in str(params.get(key) or "").split(",") if p}
+    for part in sorted(parts, key=len, reverse=True):
+        text = re.sub(rf"(?<!\w){re.escape(part)}(?!\w)", "…", text)
+    return " ".join(text.split())
+
+
+def unreachable(exc: psycopg.Error, *, lost: bool = False) -> bool:
+    """True if ``exc`` says the server is out of reach: SQLSTATE class 08 or one of
+    :data:`UNREACHABLE_STATES`; or, unless it names damage (XX001, XX002) or a cause of
+    :data:`OUTSIDE_STATES`, no SQLSTATE on an ``OperationalError`` (a connection refused,
+    lost or closed) or any error on a connection that is now broken or was never made
+    (``lost``)."""
+    state = getattr(exc, "sqlstate", None) or ""
+    if state.startswith("08") or state in UNREACHABLE_STATES:
+        return True
+    if state in _DAMAGE_STATES or state in OUTSIDE_STATES:
+        return False
+    return lost or (not state and isinstance(exc, psycopg.OperationalError))
+
+
+def _said(exc: psycopg.Error, url: str) -> str:
+    """What a message shows of ``exc``: its words scrubbed of the URL, and its SQLSTATE."""
+    state = getattr(exc, "sqlstate", None)
+    return scrubbed(str(exc), url) + (f"; SQLSTATE {state}" if state else "")
+
+
+def database_error(url: str, exc: psycopg.Error, what: str, *, lost: bool = False
+                   ) -> LedgerCorrupted | LedgerUnwritable | LedgerUnreachable:
     """What to raise for PostgreSQL's ``exc`` met ``what`` (``"open"``, ``"read"``,
-    ``"append"``) on the ledger database at ``url``: :class:`~swarmvar.errors.LedgerUnwritable`
-    for a disk full, a read-only transaction or an I/O error (:data:`OUTSIDE_STATES`; the
-    transaction was rolled back), else :class:`~swarmvar.errors.LedgerCorrupted`."""
+    ``"append"``) on the ledger database at ``url`` (the transaction was rolled back):
+    :class:`~swarmvar.errors.LedgerUnwritable` for a disk full, a read-only transaction or
+    an I/O error (:data:`OUTSIDE_STATES`); :class:`~swarmvar.errors.LedgerUnreachable`
+    for a server out of reach (:func:`unreachable`; any error but those when ``lost``:
+    a connection that could not be made, or broke); else
+    :class:`~swarmvar.errors.LedgerCorrupted`. The first two name "the ledger database",
+    not the URL, and keep psycopg's words scrubbed of it (:func:`scrubbed`)."""
+    doing = what if what in ("append", "open") else "read"
     cause = OUTSIDE_STATES.get(getattr(exc, "sqlstate", None) or "")
     if cause is not None:
-        doing = what if what in ("append", "open") else "read"
-        return LedgerUnwritable(shown(url), cause, str(exc).strip(), doing)
+        return LedgerUnwritable(_WHERE, cause, scrubbed(str(exc).strip(), url), doing)
+    if unreachable(exc, lost=lost):
+        return LedgerUnreachable(doing, _said(exc, url), where=shown(url))
     return LedgerCorrupted(f"ledger database error ({what}): {exc}")
 
 
-class _PgErrors:
-    """Raise database errors (other than lock waits being cancelled) as
-    :func:`database_error` says: LedgerUnwritable, or LedgerCorrupted."""
+def _logged(url: str, exc: BaseException, err: Exception) -> Exception:
+    """``err``, once the URL (without its password) and psycopg's own words are logged
+    for a :class:`~swarmvar.errors.LedgerUnreachable` or
+    :class:`~swarmvar.errors.LedgerUnwritable`, whose messages leave them out."""
+    if isinstance(err, (LedgerUnreachable, LedgerUnwritable)):
+        log.warning("the ledger database %s: %s (psycopg: %s; SQLSTATE %s)", shown(url),
+                    type(err).__name__, " ".join(str(exc).split()),
+                    getattr(exc, "sqlstate", None) or "none")
+    return err
 
-    def __init__(self, what: str, url: str) -> None:
+
+class _PgErrors:
+    """Raise database errors as :func:`database_error` says: LedgerUnwritable,
+    LedgerUnreachable (also any error that left the connection broken), or
+    LedgerCorrupted; the first two logged with the URL."""
+
+    def __init__(self, what: str, url: str, store: PostgresStore | None = None) -> None:
         self.what = what
         self.url = url
+        self.store = store
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if exc is not None and isinstance(exc, psycopg.Error):
+            lost = self.store is not None and self.store.lost()
             # the cause kept: a caller tells a refused privilege (SQLSTATE 42501) from damage
-            raise database_error(self.url, exc, self.what) from exc
+            raise _logged(self.url, exc, database_error(self.url, exc, self.what, lost=lost)
+                          ) from exc

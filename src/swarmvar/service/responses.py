@@ -19,10 +19,17 @@ the same way for every route, when the app builds its OpenAPI schema:
   :func:`swarmvar.service.storage.is_read`, the app's answer to its SQLite errors): 503
   when the ledger cannot be read now (a lock held past the timeout, no file descriptor
   left, ``LedgerUnavailable``; its disk full, read-only or an I/O error,
-  ``LedgerUnwritable``), and 500 when the ledger file is gone;
+  ``LedgerUnwritable``; its PostgreSQL server out of reach, ``LedgerUnreachable``), and
+  500 when the ledger file is gone;
 - a route above the reader role (a write: it appends to the ledger, the variant store's
   promote and rollback too): 503 when the ledger cannot be written (its disk full,
-  read-only or an I/O error, ``LedgerUnwritable``: nothing written).
+  read-only or an I/O error, ``LedgerUnwritable``; its PostgreSQL server out of reach,
+  ``LedgerUnreachable``: nothing written).
+
+A PostgreSQL ledger's 503 messages say "the ledger database", never its URL: the store
+(:mod:`swarmvar.ledger.postgres`) logs the URL, without its password, with psycopg's own
+words (logger ``swarmvar.ledger``), and leaves them out of the error's message, which
+the body carries.
 
 So ``/healthz`` and ``/metrics`` list none of the key's errors, since they cannot give them.
 """
@@ -54,14 +61,17 @@ TEXT = {
 #: A ledger read's 503 (:mod:`swarmvar.service.storage`).
 STORAGE = ("The ledger cannot be read now (LedgerUnavailable: a lock held past the timeout, "
            "or no file descriptor left; LedgerUnwritable: its disk full, read-only or an I/O "
-           "error, the ledger not damaged; the error is named): retry after Retry-After "
-           "seconds")
+           "error, the ledger not damaged; LedgerUnreachable: its PostgreSQL server out of "
+           "reach, the ledger not damaged, a new connection tried by the next request; the "
+           "error is named, never the database's URL): retry after Retry-After seconds")
 #: A write's 503 when its ledger append meets a disk error (:mod:`swarmvar.service.storage`).
 LEDGER_WRITE = ("The ledger cannot be written (LedgerUnwritable: its disk full, read-only or "
-                "an I/O error, the cause and the file named): SQLite rolled the write back and "
-                "the ledger is not damaged - unless the message says the returns were stored "
-                "(an ingest whose beats went in and whose decisions' append failed: they wait "
-                "in this server process); retry after Retry-After seconds")
+                "an I/O error, the cause and the file named; LedgerUnreachable: its PostgreSQL "
+                "server out of reach, the database's URL not named): the write was rolled "
+                "back and the ledger is not damaged - unless the message says the returns "
+                "were stored (an ingest whose beats went in and whose decisions' append "
+                "failed: they wait in this server process) or that an append whose COMMIT "
+                "answer was lost may have landed; retry after Retry-After seconds")
 #: A ledger read's 500 when the SQLite ledger file cannot be opened for good (not retried).
 MISSING = ("The ledger file or its home is gone or closed to the server (LedgerMissing, the "
            "file named): a retry would meet it again")

@@ -6,6 +6,7 @@ keeps; the next request is served on a new connection."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 
 from swarmvar.service import ServiceConfig, create_app
 
-from .conftest import Keys, TestClient, history
+from .conftest import Keys, Server, TestClient, history, start_server
 
 
 def _cut(url: str) -> int:
@@ -82,3 +83,28 @@ def test_serve_check_says_unreachable_not_repair(
     assert got.value.exit_code == 2
     assert said.startswith("error: --db: the ledger database cannot be opened now"), said
     assert "repair" not in said and "damaged (do not move it away)" in said, said
+
+
+def test_a_real_server_logs_the_url_its_503_leaves_out(
+        postgres_server: Any, tmp_path: Path, session_keys: tuple[Path, Keys],
+        server_factory: list[Server]) -> None:
+    """``swarmvar serve --db``: the 503 body names "the ledger database"; the server's log
+    has a JSON line of the logger ``swarmvar.ledger`` naming the database's URL."""
+    import httpx
+
+    url = postgres_server.new_database()
+    dbname = str(psycopg.conninfo.conninfo_to_dict(url)["dbname"])
+    keys_path, k = session_keys
+    home = tmp_path / "home"
+    home.mkdir()
+    server = start_server(home, keys_path, "--db", url)
+    server_factory.append(server)
+    assert _cut(url) >= 1
+    r = httpx.get(server.url + "/v1/ledger/head", headers={"X-API-Key": k.reader}, timeout=60)
+    assert r.status_code == 503 and r.json()["error"]["type"] == "LedgerUnreachable", r.text
+    assert dbname not in r.text and str(postgres_server.socket_dir) not in r.text, r.text
+    server.stop()
+    lines = [json.loads(line) for line in server.log.read_text().splitlines()
+             if line.startswith("{")]
+    ledger = [x for x in lines if x.get("logger") == "swarmvar.ledger"]
+    assert ledger and dbname in ledger[0]["msg"] and "LedgerUnreachable" in ledger[0]["msg"], lines

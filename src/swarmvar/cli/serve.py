@@ -40,7 +40,9 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def _log_config(level: str) -> dict[str, Any]:
-    """uvicorn's own loggers as JSON lines too (its access log is off: the app logs requests)."""
+    """uvicorn's own loggers as JSON lines too (its access log is off: the app logs requests),
+    and the ledger's (``swarmvar.ledger``: a PostgreSQL ledger's URL, without its password,
+    which its errors' messages, and so the answers' bodies, leave out)."""
     return {
         "version": 1, "disable_existing_loggers": False,
         "formatters": {"json": {"()": "swarmvar.service.middleware.JsonLines"}},
@@ -48,7 +50,9 @@ def _log_config(level: str) -> dict[str, Any]:
                                 "stream": "ext://sys.stderr"}},
         "loggers": {"uvicorn": {"handlers": ["stderr"], "level": level.upper(),
                                 "propagate": False},
-                    "uvicorn.error": {"level": level.upper()}},
+                    "uvicorn.error": {"level": level.upper()},
+                    "swarmvar.ledger": {"handlers": ["stderr"], "level": level.upper(),
+                                        "propagate": False}},
     }
 
 

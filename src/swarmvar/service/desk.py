@@ -47,9 +47,9 @@ Entries (their ``data``):
   as this process's (:meth:`Desk._adopt`): the ingest, or its resend (answered as already
   recorded), is answered as stored and the observers decide on them once, as on any beat
   of this process; they are never replayed as another process's, nor appended again
-  (compare-and-append at that size). On PostgreSQL a lost connection is not
-  reopened (:class:`~swarmvar.ledger.postgres.PostgresStore` keeps one): every later call of
-  that process fails until it restarts, and decisions said to wait may have been stored.
+  (compare-and-append at that size). On PostgreSQL a lost connection is
+  :class:`~swarmvar.errors.LedgerUnreachable` (503) for the call that meets it, and
+  :class:`~swarmvar.ledger.postgres.PostgresStore` opens a new one on its next call.
 
 Refits run inside the beat (``refit_lag`` 0), so a replay is exact. The
 arbiter's instructions reach the next request's beats (within one batch the

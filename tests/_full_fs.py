@@ -41,13 +41,17 @@ def fill(folder: str | Path, name: str = "filler") -> Path:
     OSError
         A write failed for another reason than ENOSPC.
     AssertionError
-        The file system did not fill within as many writes as it has blocks (bounded).
+        The file system did not fill within as many 4 KiB writes as it has room for, and
+        16 more (bounded).
     """
     path = Path(folder) / name
-    blocks = os.statvfs(folder).f_blocks + 16
+    fs = os.statvfs(folder)
+    # its size in 4 KiB writes, and 16 more: f_blocks counts f_frsize units (64 KiB on a
+    # kernel of 64 KiB pages), not 4 KiB ones
+    blocks = fs.f_blocks * fs.f_frsize // 4096 + 16
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        for _ in range(blocks):  # bounded: the file system has `blocks` blocks at most
+        for _ in range(blocks):  # bounded: the file system holds blocks - 16 at most
             os.write(fd, b"\0" * 4096)
     except OSError as exc:
         if exc.errno != errno.ENOSPC:

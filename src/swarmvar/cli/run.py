@@ -451,7 +451,10 @@ def _table_rows(swarm: Any, breaches: dict[str, int], events: dict[str, str],
         rep = swarm.latest(name)
         net = nets.get(name)
         row: dict[str, Any] = {"label": escape(name) + (f" (net {net:,.0f})" if net is not None
-                                                       else "")}
+                                                       else ""),
+                               # the net figure's width: the portfolio column is kept at
+                               # least this wide, so that the figure never folds
+                               "net width": len(f"{net:,.0f})") if net is not None else 0}
         if rep is None:
             rows.append(row | {"beat": "-", "as of": "-"})
             continue
@@ -539,7 +542,8 @@ def _table(swarm: Any, breaches: dict[str, int], events: dict[str, str],
              + ("; a positions portfolio: % of its net value, and in currency)" if money
                 else ")"))
     longest = max((len(r["label"]) for r in rows), default=0)
-    label = max(len("portfolio"), min(PORTFOLIO_MIN, longest))
+    label = max(len("portfolio"), min(PORTFOLIO_MIN, longest),
+                *(r["net width"] for r in rows))
     shown = set(optional)
     cols = _columns(rows, alphas, shown)
     if width is not None:
@@ -575,7 +579,7 @@ def _long_table(rows: list[dict[str, Any]], alphas: list[float], title: str,
             ("VaR", [r["var"] for r in long_rows], "right"),
             ("ES", [r["es"] for r in long_rows], "right")]
     dated = [*cols, ("as of", [r["as of"] for r in long_rows], "left")]
-    label = len("portfolio")
+    label = max(len("portfolio"), *(r["net width"] for r in rows))
     if _width(dated, label) <= width:
         cols = dated
     table = Table(title=title, title_justify="left")

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from swarmvar.errors import LedgerCorrupted
+from _sqlite_codes import coded  # tests/_sqlite_codes.py
+from swarmvar.errors import LedgerCorrupted, LedgerUnavailable, LedgerUnwritable
 from swarmvar.ledger import EntryKind, HashAlgorithm, Ledger, export_jsonl, import_jsonl
+from swarmvar.ledger.sqlite import SQLiteStore, _storage_error, at_target
 
 
 def _source(home: Path, algorithm: HashAlgorithm = HashAlgorithm.SHA3_256) -> Ledger:
@@ -142,3 +144,59 @@ def test_a_disk_error_while_importing_names_the_target(tmp_path: Path) -> None:
     assert sorted(p.name for p in home.iterdir()) == []  # no ledger, no temporary file
     with import_jsonl(source, home) as copy:
         assert copy.size == 151 and copy.verify_chain(processes=1).ok
+
+
+def _lock_wait(path: Path) -> Exception:
+    """The ledger's LedgerUnavailable for SQLite's lock wait met appending to ``path``."""
+    exc = coded(5, "database is locked")
+    exc.sqlite_errorname = "SQLITE_BUSY"  # type: ignore[attr-defined]
+    return _storage_error(exc, path, " to append")
+
+
+def test_the_temporary_files_errors_are_the_targets(tmp_path: Path) -> None:
+    """``at_target``, the one rule of a ledger built aside: a lock wait on the temporary
+    file names the target (SQLite's codes kept), a disk error is the target's that could
+    not be created, and an error that does not name the temporary file is left as it is."""
+    tmp = tmp_path / ".ledger.sqlite.import-1-ab.tmp"
+    target = tmp_path / "ledger.sqlite"
+    locked = at_target(_lock_wait(tmp), tmp, target)
+    assert type(locked) is LedgerUnavailable and str(target) in str(locked), locked
+    assert str(tmp) not in str(locked) and "locked by another connection" in str(locked)
+    assert (locked.sqlite_errorcode, locked.sqlite_errorname) == (5, "SQLITE_BUSY")
+    full = LedgerUnwritable(str(tmp), "disk full", "database or disk is full", "append")
+    full.sqlite_errorcode = 13  # type: ignore[attr-defined]
+    made = at_target(full, tmp, target)
+    assert isinstance(made, LedgerUnwritable) and made.path == str(target), made
+    assert (made.cause, made.doing, made.sqlite_errorcode) == ("disk full", "create", 13)
+    gone = at_target(LedgerCorrupted(f"the ledger {tmp} cannot be opened (x)"), tmp, target)
+    assert type(gone) is LedgerCorrupted, gone
+    assert str(gone) == f"the ledger {target} cannot be opened (x)", gone
+    theirs = LedgerCorrupted("a.jsonl:3 (entry 1): previous_hash does not match")
+    assert at_target(theirs, tmp, target) is theirs
+
+
+def test_a_lock_met_while_importing_names_the_target(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """An append to the import's temporary file that meets a lock wait (raised there as the
+    store raises it) is LedgerUnavailable naming the target with SQLite's codes, never the
+    temporary file; nothing is left in the home, and the import then passes."""
+    src = _source(tmp_path / "a")
+    export_jsonl(src, tmp_path / "a.jsonl")
+    src.close()
+    home = tmp_path / "b"
+    target = home / "ledger.sqlite"
+
+    def locked(self: SQLiteStore, *args: object, **kwargs: object) -> None:
+        raise _lock_wait(self.path)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(SQLiteStore, "append", locked)
+        with pytest.raises(LedgerUnavailable) as caught:
+            import_jsonl(tmp_path / "a.jsonl", home)
+    err = caught.value
+    assert not isinstance(err, LedgerUnwritable) and str(target) in str(err), err
+    assert ".tmp" not in str(err) and ".import-" not in str(err), err
+    assert err.sqlite_errorcode == 5 and err.sqlite_errorname == "SQLITE_BUSY"
+    assert sorted(p.name for p in home.iterdir()) == []
+    with import_jsonl(tmp_path / "a.jsonl", home) as copy:
+        assert copy.size == 32 and copy.verify_chain(processes=1).ok

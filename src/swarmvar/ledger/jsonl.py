@@ -21,12 +21,11 @@ from ..errors import (
     InvalidParameter,
     LedgerCorrupted,
     LedgerUnavailable,
-    LedgerUnwritable,
 )
 from .entry import MAX_DATA_BYTES, ZERO_HASH, canonical_data, check_timestamp, parse_kind
 from .ledger import Ledger, LedgerNotFound, is_postgres_url, ledger_path
 from .merkle import HashAlgorithm, empty_root, fold
-from .sqlite import SQLiteStore
+from .sqlite import SQLiteStore, at_target
 from .store import Draft, Durability, Row, seal_batch
 
 FORMAT = "swarmvar-ledger"
@@ -283,28 +282,12 @@ def import_jsonl(
             ) from None
         _fsync_dir(path.parent)
     except LedgerUnavailable as exc:  # the temporary file is deleted: name the target
-        raise _at_target(exc, tmp, path) from None
+        raise at_target(exc, tmp, path) from None
     finally:
         for leftover in (tmp, *_wal_files(tmp)):
             leftover.unlink(missing_ok=True)
     ledger = Ledger(path, create=False, durability=durability)
     return ledger
-
-
-def _at_target(err: LedgerUnavailable, tmp: Path, path: Path) -> LedgerUnavailable:
-    """``err``, met by an import on its temporary file ``tmp`` (deleted), as met on the
-    ledger it was making at ``path``: a disk error (:class:`LedgerUnwritable`) as one
-    that ledger could not be created for, with the same cause and SQLite's message;
-    another (a lock, no descriptor left) with ``tmp`` named as ``path``. SQLite's codes
-    are kept."""
-    if isinstance(err, LedgerUnwritable):
-        new: LedgerUnavailable = LedgerUnwritable(str(path), err.cause, err.detail, "create")
-    else:
-        new = LedgerUnavailable(str(err).replace(str(tmp), str(path)))
-    for name in ("sqlite_errorcode", "sqlite_errorname"):
-        if hasattr(err, name):
-            setattr(new, name, getattr(err, name))
-    return new
 
 
 def _append_checked(

@@ -97,7 +97,7 @@ _COLUMNS = "idx, timestamp, kind, data, previous_hash, hash, nodes"
 #: Rows fetched per query when streaming.
 _CHUNK = 50_000
 _TEXT_COLUMNS = ("timestamp", "kind", "data")
-_E = TypeVar("_E", bound=LedgerUnavailable)
+_E = TypeVar("_E", bound=Exception)
 
 
 class UnreadableEntry(LedgerCorrupted):
@@ -463,6 +463,31 @@ def _coded(err: _E, exc: BaseException) -> _E:
         if hasattr(exc, name):
             setattr(err, name, getattr(exc, name))
     return err
+
+
+def at_target(err: LedgerCorrupted | LedgerUnavailable, tmp: Path,
+              path: Path) -> LedgerCorrupted | LedgerUnavailable:
+    """``err``, met while a new ledger was built in the temporary file ``tmp`` (deleted after
+    a failure), as met on the ledger it was making at ``path``: the one rule of every
+    ledger built aside and linked into place (``import_jsonl``; a new ledger's creation).
+
+    A disk error (:class:`~swarmvar.errors.LedgerUnwritable`) is one the ledger at ``path``
+    could not be created for, with the same cause and SQLite's message; another
+    :class:`~swarmvar.errors.LedgerUnavailable` (a lock, no descriptor left) or a
+    :class:`~swarmvar.errors.LedgerCorrupted` naming ``tmp`` says ``path`` where it said
+    ``tmp``. SQLite's ``sqlite_errorcode``/``sqlite_errorname`` are kept. An error that
+    does not name ``tmp`` (the export's own, say) is returned as it is.
+    """
+    new: LedgerCorrupted | LedgerUnavailable
+    if isinstance(err, LedgerUnwritable):
+        new = LedgerUnwritable(str(path), err.cause, err.detail, "create")
+    elif str(tmp) not in str(err):
+        return err
+    elif isinstance(err, LedgerUnavailable):
+        new = LedgerUnavailable(str(err).replace(str(tmp), str(path)))
+    else:
+        new = LedgerCorrupted(str(err).replace(str(tmp), str(path)))
+    return _coded(new, err)
 
 
 @contextmanager

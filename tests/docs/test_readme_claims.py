@@ -4,8 +4,9 @@ The default swarm's size ("the six-agent default swarm"), the first day a replay
 of the bundled stocks beats ("first beaten at 2003-12-29", from a one-beat run
 and its ledger) and how many stocks ship, the service's defaults (port, ``--max-batch``,
 ``--max-streams``, from the CLI's own options) and the live table's narrowest
-width that keeps every number whole ("never cutting a number down to 36
-columns", rendered for 1 to 6 levels and long portfolio names) and the table
+width that keeps every number whole and its frame closed ("never cutting a number
+or the table's frame down to 37 columns, 39 with a positions portfolio ...",
+rendered for 1 to 6 levels and long portfolio names) and the table
 of which command reads which ``swarmvar.toml`` key (``config.APPLIES``). A claim the
 README rewords so that it cannot be read fails here, naming the phrase.
 """
@@ -57,7 +58,8 @@ def _option_default(path: list[str], name: str) -> Any:
 def test_the_default_swarm_has_the_readme_size() -> None:
     from swarmvar.models import DEFAULT_AGENTS
 
-    word = _claim(r"the (\w+)-agent default swarm").group(1)
+    word = _claim(r"the ([a-z]+)-agent default swarm").group(1)
+    assert word in NUMBERS, f"README's '{word}-agent default swarm': teach NUMBERS {word!r}"
     assert NUMBERS[word] == len(DEFAULT_AGENTS), DEFAULT_AGENTS
 
 
@@ -98,13 +100,14 @@ def test_the_service_defaults_are_the_readme_ones() -> None:
     assert _option_default(["serve"], "--max-streams") == streams
 
 
-def _swarm(levels: int, name: str) -> Any:
-    """Two portfolios as the live table reads them (one of currency positions), ``levels``
-    consensus levels each, the arbiter's decisions; names ``name`` and a short one."""
+def _swarm(levels: int, name: str, net: float | None) -> Any:
+    """Two portfolios as the live table reads them (the first, named ``name``, of currency
+    positions of net value ``net`` unless None), ``levels`` consensus levels each, the
+    arbiter's decisions; the second named ``eq``."""
     alphas = tuple(0.999 - 0.005 * k for k in range(levels))
     specs, reports = {}, {}
     for k, portfolio in enumerate((name, "eq")):
-        specs[portfolio] = SimpleNamespace(net_value=12_345_678.0 if k == 0 else None)
+        specs[portfolio] = SimpleNamespace(net_value=net if k == 0 else None)
         consensus = tuple(SimpleNamespace(alpha=a, var=0.0231 + 0.01 * k + 0.001 * j,
                                           es=0.0312 + 0.01 * k + 0.001 * j, available=5,
                                           total=6, var_interval=(0.019, 0.038))
@@ -118,32 +121,74 @@ def _swarm(levels: int, name: str) -> Any:
                            portfolios=lambda: list(specs), latest=reports.get)
 
 
-def test_the_live_table_keeps_every_number_whole_down_to_the_readme_width() -> None:
-    """Every width from README's narrowest to 60 columns, 1 to 6 levels, a portfolio name
-    of README's longest and a short one: every VaR and ES shown whole (~1 s)."""
+#: how each line of a table's frame ends when its right edge is drawn (rich's default box)
+RIGHT_EDGE = tuple("┓┃┩│┘")
+
+
+def _cut(swarm: Any, width: int) -> list[str]:
+    """What the live table of ``swarm`` rendered ``width`` columns wide cuts: the VaR, ES
+    and net value figures not shown whole, and "frame" when a line of the table's frame
+    has no right edge (rich cuts a table wider than the console at its right)."""
     from rich.console import Console
 
     from swarmvar.cli.run import _table
 
-    claim = _claim(r"never cutting a number down to (\d+) columns .*? for 1 to (\d+) levels "
-                   r"and portfolio names of up to (\d+) characters")
-    narrowest, most, longest = (int(g) for g in claim.groups())
-    name = ("long-short-book-" * 3)[:longest]
-    cut = []
-    for levels in range(1, most + 1):
-        swarm = _swarm(levels, name)
-        numbers = [f"{100 * c.var:.2f}%" for p in swarm.portfolios()
-                   for c in swarm.latest(p).consensus]
-        numbers += [f"{100 * c.es:.2f}%" for p in swarm.portfolios()
-                    for c in swarm.latest(p).consensus]
-        for width in range(narrowest, 61):
-            console = Console(record=True, width=width, file=io.StringIO())
-            console.print(_table(swarm, {}, {}, True, width))
-            text = console.export_text()
-            missing = [n for n in numbers if n not in text]
-            if missing or max(len(line) for line in text.splitlines()) > width:
-                cut.append((levels, width, missing))
+    console = Console(record=True, width=width, file=io.StringIO())
+    console.print(_table(swarm, {}, {}, True, width))
+    text = console.export_text()
+    numbers = [f"{100 * x:.2f}%" for p in swarm.portfolios()
+               for c in swarm.latest(p).consensus for x in (c.var, c.es)]
+    numbers += [f"{s.net_value:,.0f}" for s in swarm.specs.values() if s.net_value is not None]
+    frame = [line.rstrip() for line in text.splitlines() if line[:1] in "┏┃┡│└"]
+    assert frame, text  # the table was drawn
+    edge = [] if all(line.endswith(RIGHT_EDGE) for line in frame) else ["frame"]
+    return [n for n in numbers if n not in text] + edge
+
+
+def test_cut_sees_a_cut_frame_and_a_folded_figure() -> None:
+    """:func:`_cut` can fail: a table one column narrower than it needs loses its right
+    edge, and a net value folded in the portfolio column is not whole."""
+    from swarmvar.cli import run
+
+    swarm = _swarm(1, "ab", None)
+    assert _cut(swarm, 37) == [] and _cut(swarm, 36) == ["frame"]
+    original = run._table_rows
+
+    def narrow(*args: Any) -> Any:  # the net figure's width forgotten: it folds again
+        alphas, money, rows = original(*args)
+        return alphas, money, [r | {"net width": 0} for r in rows]
+
+    swarm = _swarm(1, "ab", 12_345_678.0)
+    assert _cut(swarm, 50) == []  # one row per level: a portfolio column 11 wide, not 9
+    run._table_rows = narrow  # type: ignore[assignment]
+    try:
+        assert _cut(swarm, 50) == ["12,345,678"]
+    finally:
+        run._table_rows = original  # type: ignore[assignment]
+
+
+def test_the_live_table_keeps_every_number_whole_down_to_the_readme_width() -> None:
+    """Every width from README's narrowest to its widest, 1 to 6 levels, a portfolio name of
+    README's longest and a short one, with and without a positions portfolio of README's
+    net value: every VaR, ES and net figure whole and the frame closed; one column less
+    cuts the frame (README's narrowest is the narrowest) (~2 s)."""
+    claim = _claim(r"never cutting a number or the table's frame down to (\d+) columns, "
+                   r"(\d+) with a positions portfolio of net value ([\d,]+) .*? for 1 to "
+                   r"(\d+) levels and portfolio names of up to (\d+) characters, every width "
+                   r"from the narrowest to (\d+) columns, and one column less cuts the frame")
+    plain, positions, most, longest, widest = (int(claim.group(i)) for i in (1, 2, 4, 5, 6))
+    net = float(claim.group(3).replace(",", ""))
+    cut, tight = [], []
+    for name in (("long-short-book-" * 3)[:longest], "ab"):
+        for levels in range(1, most + 1):
+            for value, narrowest in ((None, plain), (net, positions)):
+                swarm = _swarm(levels, name, value)
+                for width in range(narrowest, widest + 1):
+                    if missing := _cut(swarm, width):
+                        cut.append((len(name), levels, value, width, missing))
+                tight.append("frame" in _cut(swarm, narrowest - 1))
     assert not cut, cut
+    assert all(tight), "README's narrowest width is not the narrowest: one column less fits"
 
 
 def test_the_config_table_is_the_code_s() -> None:

@@ -200,3 +200,82 @@ def test_a_lock_met_while_importing_names_the_target(tmp_path: Path,
     assert sorted(p.name for p in home.iterdir()) == []
     with import_jsonl(tmp_path / "a.jsonl", home) as copy:
         assert copy.size == 32 and copy.verify_chain(processes=1).ok
+
+
+_IMPORT_READ_ONLY = """
+import json, subprocess
+from pathlib import Path
+from swarmvar.errors import LedgerUnavailable
+from swarmvar.ledger import import_jsonl
+folder = Path(sys.argv[1])
+home = folder / "home"
+home.mkdir()
+subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+out = {"raised": None}
+try:
+    import_jsonl(SOURCE, home).close()
+except Exception as exc:
+    out = dict(raised=type(exc).__name__, message=str(exc), path=getattr(exc, "path", None),
+               cause=getattr(exc, "cause", None), doing=getattr(exc, "doing", None))
+out["left"] = sorted(p.name for p in home.iterdir())
+subprocess.run(["mount", "-o", "remount,rw", str(folder)], check=True)
+with import_jsonl(SOURCE, home) as copy:
+    out["then"] = [copy.size, copy.verify_chain(processes=1).ok]
+print(json.dumps(out))
+"""
+
+
+def test_an_import_into_a_read_only_file_system_names_the_target(tmp_path: Path) -> None:
+    """An import into a home on a file system mounted read-only (a tmpfs remounted ``ro``
+    in a mount namespace of its own: ``tests/_full_fs.py``; root only, skipped elsewhere)
+    is LedgerUnwritable "read-only" naming the ledger that could not be created, not a bare
+    OSError of the cleanup (EROFS unlinking a temporary file that is not there) nor a
+    damaged temporary file ("restore it"); nothing is left, and the import passes once the
+    file system is writable again."""
+    from _full_fs import run_full  # tests/_full_fs.py (on the path: tests/conftest.py)
+
+    src = _source(tmp_path / "a")
+    export_jsonl(src, tmp_path / "a.jsonl")
+    src.close()
+    script = _IMPORT_READ_ONLY.replace("SOURCE", repr(str(tmp_path / "a.jsonl")))
+    out = run_full(script, tmp_path / "ro")
+    target = tmp_path / "ro" / "home" / "ledger.sqlite"
+    assert out["raised"] == "LedgerUnwritable" and out["path"] == str(target), out
+    assert out["cause"] == "read-only" and out["doing"] == "create", out
+    said = out["message"]
+    assert said.startswith(f"the ledger {target} cannot be created: read-only ("), said
+    assert "mounted read-only" in said and ".tmp" not in said and "restore it" not in said
+    assert out["left"] == [] and out["then"] == [32, True], out
+
+
+def test_an_import_into_a_folder_closed_to_this_process_names_the_target(
+        tmp_path: Path) -> None:
+    """A home this process may not write (``chmod 0555``; root writes it anyway: skipped
+    where the process may write it, where the read-only file system above is the test):
+    LedgerUnwritable "read-only" naming the target, nothing left; the import passes once
+    the folder is writable."""
+    import os
+
+    src = _source(tmp_path / "a")
+    export_jsonl(src, tmp_path / "a.jsonl")
+    src.close()
+    home = tmp_path / "b"
+    home.mkdir()
+    target = home / "ledger.sqlite"
+    home.chmod(0o555)
+    if os.access(home, os.W_OK):
+        home.chmod(0o755)
+        pytest.skip("this process (root) writes a folder of mode 0555: the read-only tmpfs "
+                    "test covers it")
+    try:
+        with pytest.raises(LedgerUnwritable) as caught:
+            import_jsonl(tmp_path / "a.jsonl", home)
+    finally:
+        home.chmod(0o755)
+    err = caught.value
+    assert (err.path, err.cause, err.doing) == (str(target), "read-only", "create"), err
+    assert f"its folder {home} may not be written by this process" in str(err), err
+    assert ".tmp" not in str(err) and "restore it" not in str(err), err
+    assert sorted(p.name for p in home.iterdir()) == []
+    with import_jsonl(tmp_path / "a.jsonl", home) as copy:
+        assert copy.size == 32 and copy.verify_chain(processes=1).ok

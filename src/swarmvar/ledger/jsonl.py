@@ -12,6 +12,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -227,9 +228,10 @@ def import_jsonl(
         If the export does not verify, or a ledger (or any file) already
         exists at the target; in both cases nothing is written there.
     LedgerUnwritable
-        Writing the entries met a disk full, a read-only folder or an I/O error: named
-        as the ledger at the target that could not be created (the temporary file it
-        was met on is deleted), nothing written there.
+        Writing the entries met a disk full, a read-only folder (a file system mounted
+        read-only, or one this process may not write) or an I/O error: named as the
+        ledger at the target that could not be created (the temporary file it was met
+        on is deleted: :func:`~swarmvar.ledger.sqlite.at_target`), nothing written there.
     LedgerUnavailable
         Writing them met a lock or no file descriptor left: named by the target too.
     """
@@ -281,11 +283,12 @@ def import_jsonl(
                 f"{path} appeared while importing; import into a new ledger"
             ) from None
         _fsync_dir(path.parent)
-    except LedgerUnavailable as exc:  # the temporary file is deleted: name the target
-        raise at_target(exc, tmp, path) from None
+    except (LedgerUnavailable, LedgerCorrupted) as exc:  # the temporary file is deleted:
+        raise at_target(exc, tmp, path) from None  # name the target
     finally:
         for leftover in (tmp, *_wal_files(tmp)):
-            leftover.unlink(missing_ok=True)
+            with suppress(OSError):  # EROFS even for a file not there: not the error to tell
+                leftover.unlink(missing_ok=True)
     ledger = Ledger(path, create=False, durability=durability)
     return ledger
 

@@ -10,6 +10,7 @@ them is what ``verify_chain`` and signed heads are for).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -25,6 +26,7 @@ from .damage import (
     DISK_FULL,
     IO_ERROR,
     PROCESS_MEMO,
+    READ_ONLY,
     DamageMemo,
     cannot_open,
     full_disk,
@@ -472,11 +474,15 @@ def at_target(err: LedgerCorrupted | LedgerUnavailable, tmp: Path,
     ledger built aside and linked into place (``import_jsonl``; a new ledger's creation).
 
     A disk error (:class:`~swarmvar.errors.LedgerUnwritable`) is one the ledger at ``path``
-    could not be created for, with the same cause and SQLite's message; another
-    :class:`~swarmvar.errors.LedgerUnavailable` (a lock, no descriptor left) or a
-    :class:`~swarmvar.errors.LedgerCorrupted` naming ``tmp`` says ``path`` where it said
-    ``tmp``. SQLite's ``sqlite_errorcode``/``sqlite_errorname`` are kept. An error that
-    does not name ``tmp`` (the export's own, say) is returned as it is.
+    could not be created for, with the same cause and SQLite's message. A
+    :class:`~swarmvar.errors.LedgerCorrupted` naming ``tmp`` while ``path``'s folder is
+    there but may not be written by this process (a read-only file system, or its
+    permissions: SQLite could not create ``tmp``, which :func:`_connect` tells as a file
+    that never opens) is a read-only one too (:data:`~swarmvar.ledger.damage.READ_ONLY`),
+    nothing having been created. Another :class:`~swarmvar.errors.LedgerUnavailable` (a
+    lock, no descriptor left) or ``LedgerCorrupted`` naming ``tmp`` says ``path`` where it
+    said ``tmp``. SQLite's ``sqlite_errorcode``/``sqlite_errorname`` are kept. An error
+    that does not name ``tmp`` (the export's own, say) is returned as it is.
     """
     new: LedgerCorrupted | LedgerUnavailable
     if isinstance(err, LedgerUnwritable):
@@ -485,9 +491,25 @@ def at_target(err: LedgerCorrupted | LedgerUnavailable, tmp: Path,
         return err
     elif isinstance(err, LedgerUnavailable):
         new = LedgerUnavailable(str(err).replace(str(tmp), str(path)))
+    elif (why := _closed_folder(path.parent)) is not None:
+        new = LedgerUnwritable(str(path), READ_ONLY, why, "create")
     else:
         new = LedgerCorrupted(str(err).replace(str(tmp), str(path)))
     return _coded(new, err)
+
+
+def _closed_folder(folder: Path) -> str | None:
+    """Why ``folder``, which is there, may not be written by this process (its file system
+    mounted read-only, or its permissions), or None (gone, or writable)."""
+    if not folder.is_dir() or os.access(folder, os.W_OK | os.X_OK):
+        return None
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # AttributeError: no statvfs (not POSIX)
+        read_only = False
+    if read_only:
+        return f"its folder {folder} is on a file system mounted read-only"
+    return f"its folder {folder} may not be written by this process"
 
 
 @contextmanager

@@ -8,12 +8,13 @@ edge, and passed in.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -33,6 +34,7 @@ from ..evolution import (
     record_check,
     start_canary,
 )
+from ..evolution.errors import VariantStoreUnreachable
 from . import PlainGroup
 from ._common import bad_parameter, cli_words, usage_error, usage_errors
 
@@ -53,6 +55,7 @@ Home = Annotated[str, typer.Option("--home", help="Data directory (or SQLite fil
 DEFAULT_HOME = "./.swarmvar"
 out = Console(highlight=False, soft_wrap=True, markup=False)  # user text: never markup
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+_T = TypeVar("_T")
 
 
 class CheckResult(StrEnum):
@@ -164,7 +167,9 @@ def promote(
 
     Refused while the variant's canary has not passed its health checks,
     unless ``--force``; every promotion is recorded in the ledger, a forced
-    one with the checks it skipped.
+    one with the checks it skipped, inside the variant store's transaction (a
+    record that cannot be written changes nothing; a commit that fails after
+    it voids it in the ledger).
     """
     with _open(home) as h:
         before = h.variants.get(variant_id)
@@ -172,8 +177,15 @@ def promote(
         if blockers and not force:
             raise usage_error(f"promotion of {variant_id} refused: {'; '.join(blockers)}. "
                               "Use --force to override (it is recorded).")
-        v = h.variants.promote(before, now=time.time())
-        _record_promotion(home, v, blockers)
+
+        def change() -> tuple[Variant, Variant, dict[str, Any]]:
+            v = h.variants.promote(before, now=time.time())
+            return v, v, {"variant_id": v.id, "agent_class": v.agent_class,
+                          "parameters": {k: list(x) if isinstance(x, tuple) else x
+                                         for k, x in v.parameters.items()},
+                          "forced": bool(blockers), "skipped_checks": list(blockers)}
+
+        v = _noted_change(home, h, "promote", change)
     out.print(f"promoted {_describe(v)}" + (" (forced)" if blockers else ""))
 
 
@@ -185,15 +197,161 @@ def _ledger_home(home: str) -> str:
     return str(path.parent if path.suffix else path)
 
 
-def _record_promotion(home: str, v: Variant, skipped: tuple[str, ...]) -> None:
+def _noted_change(home: str, h: EvolutionHome, event: str,
+                  change: Callable[[], tuple[_T, Variant, dict[str, Any]]]) -> _T:
+    """Make ``change`` in the variant store and record it in the ledger beside ``home``
+    (a ``variant`` entry, ``event``) inside one transaction of the store: a record that
+    cannot be written changes nothing. Return what ``change`` returned first.
+
+    ``change()`` returns (result, the variant as it wrote it, the record's data). When the
+    store's COMMIT fails after the record was appended, the record is voided by a
+    ``void`` entry naming it (:func:`_void`) and the store's error raised.
+
+    Raises
+    ------
+    SwarmVarError
+        The ledger's, the change's or the COMMIT's error (nothing changed in the store).
+    """
     from ..ledger import EntryKind, Ledger  # a face may use any engine
 
-    data = {"event": "promote", "variant_id": v.id, "agent_class": v.agent_class,
-            "parameters": {k: list(x) if isinstance(x, tuple) else x
-                           for k, x in v.parameters.items()},
-            "forced": bool(skipped), "skipped_checks": list(skipped)}
     with Ledger(_ledger_home(home)) as ledger:
-        ledger.add_entry(EntryKind.VARIANT, data)
+        noted: Any = None
+        written: Variant | None = None
+        try:
+            with h.db.transaction():
+                result, written, data = change()
+                noted = ledger.add_entry(EntryKind.VARIANT, {"event": event, **data})
+        except BaseException as exc:
+            if noted is not None and written is not None:  # the COMMIT failed
+                _void(ledger, h, event, noted, written, exc)
+            raise
+    return result
+
+
+def _void(ledger: Any, h: EvolutionHome, event: str, noted: Any, written: Variant,
+          exc: BaseException) -> None:
+    """Append a ``void`` entry for the record ``noted`` (an entry), whose change the
+    variant store did not keep (its COMMIT raised ``exc``); one try, never raises.
+
+    Not appended when the store shows the change after all (a server whose answer to the
+    COMMIT was lost, having committed), nor when that cannot be told (the server out of
+    reach: it may have committed); both are said on stderr, as is a void that cannot be
+    appended (the record then stands for a change that was not made).
+    """
+    from ..ledger import EntryKind
+
+    kept = _stored_as_written(h, written)
+    what = f"ledger entry {noted.index} ({event} of {written.id})"
+    if kept or (kept is None and isinstance(exc, VariantStoreUnreachable)):
+        how = "is stored" if kept else "may have been stored (the server is out of reach)"
+        err.print(f"warning: {escape(what)}: the variant store's commit failed, but the "
+                  f"change {how}; the entry is not voided")
+        return
+    try:
+        ledger.add_entry(EntryKind.VARIANT, {
+            "event": "void", "voids": {"index": noted.index, "hash": noted.hash.hex()},
+            "action": event, "variant_id": written.id, "error": _said(exc)})
+    except Exception as second:  # one try: the store's error is what the command says
+        err.print(f"error: {escape(what)} names a change the variant store did not keep, "
+                  f"and its void could not be appended: {escape(_said(second))}")
+
+
+def _stored_as_written(h: EvolutionHome, written: Variant) -> bool | None:
+    """Whether the variant store holds ``written`` as the failed transaction wrote it (its
+    version, time and status): True, False, or None when it cannot be read now."""
+    try:
+        stored = h.variants.get(written.id)
+    except Exception:  # what the store says now is not known
+        return None
+    return (stored.version == written.version and stored.updated == written.updated
+            and stored.status is written.status)
+
+
+#: a URL in an error's text (a PostgreSQL server's, say): never written to the ledger
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")
+
+
+def _said(exc: BaseException) -> str:
+    """``exc`` as the ledger may keep it: its class and message, any URL in it replaced
+    by ``<url>`` (so no host, user or password), at most 500 characters."""
+    return f"{type(exc).__name__}: {_URL.sub('<url>', str(exc))}"[:500]
+
+
+@app.command()
+def history(home: Home = DEFAULT_HOME) -> None:
+    """List the promotions and rollbacks of variants the ledger records, oldest first.
+
+    Both the command line's records (``variant`` entries) and the server's notes
+    (``variant.promote``/``variant.rollback`` actions) are listed; one whose variant store
+    did not keep the change (its commit failed after the record) is shown VOIDED, with
+    the entry that voids it.
+    """
+    from ..ledger import Ledger
+
+    with usage_errors(), Ledger(_ledger_home(home), create=False) as ledger:
+        changes = _changes(ledger.entries(1))
+    lines = []
+    for c in changes:
+        line = f"#{c.index}  {c.timestamp}  {c.action:<8}  {c.variant}{c.extra}"
+        if c.voided_by is not None:
+            line += f"  VOIDED by #{c.voided_by} ({c.voided_why})"
+        lines.append(line)
+    out.print("\n".join(lines) if lines else "no promotions or rollbacks recorded")
+
+
+class _Change:
+    """One recorded promotion or rollback, and the entry that voids it, if one does."""
+
+    def __init__(self, index: int, timestamp: str, hash_hex: str, action: str,
+                 variant: str, extra: str) -> None:
+        self.index, self.timestamp, self.hash_hex = index, timestamp, hash_hex
+        self.action, self.variant, self.extra = action, variant, extra
+        self.voided_by: int | None = None
+        self.voided_why = ""
+
+
+def _changes(entries: Iterator[Any]) -> list[_Change]:
+    """The promotions and rollbacks among ``entries`` (the command line's ``variant``
+    entries, the server's ``variant.*`` actions), each marked voided by the void that
+    names its index and hash."""
+    from ..ledger import EntryKind
+
+    changes: dict[int, _Change] = {}
+    for e in entries:
+        if e.kind is EntryKind.VARIANT:
+            d, event = e.data, e.data.get("event")
+            vid = d.get("variant_id")
+        elif e.kind is EntryKind.ACTION and str(e.data.get("type", "")).startswith("variant."):
+            d = e.data.get("details")
+            d = d if isinstance(d, dict) else {}
+            event = str(e.data["type"]).removeprefix("variant.")
+            event = "void" if event.endswith(".void") else event
+            vid = d.get("variant")
+        else:
+            continue
+        if event in ("promote", "rollback"):
+            changes[e.index] = _Change(e.index, e.timestamp, e.hash.hex(), event, str(vid),
+                                       _extra(d))
+        elif event == "void":
+            voids = d.get("voids")
+            at = voids.get("index") if isinstance(voids, dict) else None
+            target = changes.get(at) if isinstance(at, int) else None
+            if target is not None and isinstance(voids, dict) \
+                    and voids.get("hash") == target.hash_hex:
+                target.voided_by, target.voided_why = e.index, str(d.get("error", ""))
+    return list(changes.values())
+
+
+def _extra(d: dict[str, Any]) -> str:
+    """The class, a forced promotion, a re-instated variant and the admin key, as words."""
+    words = [str(d["agent_class"])] if d.get("agent_class") else []
+    if d.get("forced"):
+        words.append("forced")
+    if d.get("reinstated"):
+        words.append(f"re-instated {d['reinstated']}")
+    if d.get("key_id"):
+        words.append(f"key {d['key_id']}")
+    return "".join(f"  {w}" for w in words)
 
 
 @canary_app.command("start")
@@ -347,9 +505,20 @@ def canary_status(variant_id: str, home: Home = DEFAULT_HOME) -> None:
 
 @rollback_app.command("variant")
 def rollback_variant(variant_id: str, home: Home = DEFAULT_HOME) -> None:
-    """Roll a canary or active variant back (an active one's predecessor returns)."""
+    """Roll a canary or active variant back (an active one's predecessor returns).
+
+    Recorded in the ledger, as a promotion is.
+    """
     with _open(home) as h:
-        rolled, back = h.variants.roll_back(h.variants.get(variant_id), now=time.time())
+        before = h.variants.get(variant_id)
+
+        def change() -> tuple[tuple[Variant, Variant | None], Variant, dict[str, Any]]:
+            rolled, back = h.variants.roll_back(before, now=time.time())
+            return (rolled, back), rolled, {
+                "variant_id": rolled.id, "agent_class": rolled.agent_class,
+                "reinstated": None if back is None else back.id}
+
+        rolled, back = _noted_change(home, h, "rollback", change)
     out.print(f"rolled back {_describe(rolled)}")
     if back is not None:
         out.print(f"re-instated {_describe(back)}")

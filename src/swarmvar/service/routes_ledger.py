@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from ..errors import InvalidParameter
+from ..evolution.errors import VariantStoreUnreachable
 from ..ledger import Ledger
 from .auth import Admin, Reader
 from .desk import Desk
@@ -20,6 +23,7 @@ from .schemas import EntryOut, Health, VariantOut, VerificationOut
 from .strict import StrictRoute
 
 router = APIRouter(route_class=StrictRoute)
+log = logging.getLogger("swarmvar.service")
 #: An admin's change of a variant: its own errors.
 #: (the 503 and 500 of the variant store are derived for every variants route:
 #: service/responses.py)
@@ -147,32 +151,113 @@ def list_variants(request: Request, key: Reader) -> list[VariantOut]:
 def promote(variant_id: VariantId, request: Request, key: Admin) -> VariantOut:
     """Make a variant the active one of its class (admins); recorded in the ledger.
 
-    The ledger note is written inside the variant store's transaction: a note that cannot
-    be written (the ledger's disk full, say) rolls the promotion back, so a promotion
-    stands only with its note in the ledger (a COMMIT of the variant store that fails after
-    the note is the one gap: the ledger then notes a promotion rolled back). The desk's lock
-    is taken first, the order an ingest takes it in before it checkpoints into the same
-    store, so neither waits on the other's database lock."""
-    desk = _desk(request)
-    with desk._lock, _evolution(request) as h, h.db.transaction():  # the desk's order
+    The ledger note (``variant.promote``) is written inside the variant store's
+    transaction: a note that cannot be written (the ledger's disk full, say) rolls the
+    promotion back, so a promotion stands only with its note in the ledger. A COMMIT of the
+    variant store that fails after the note leaves the variant as it was: the note is then
+    voided by a ``variant.promote.void`` entry naming it (its index and hash) and the
+    store's error, and the answer is that error. The desk's lock is taken first, the order
+    an ingest takes it in before it checkpoints into the same store, so neither waits on
+    the other's database lock."""
+    def change(h: Any) -> tuple[Any, Any, dict[str, Any]]:
         v = h.variants.promote(h.variants.get(variant_id), now=time.time())
-        desk.note("variant.promote", {"variant": v.id, "agent_class": v.agent_class,
-                                      "key_id": key.id, "request_id": request.state.request_id})
-    return _variant(v)
+        return v, v, {"variant": v.id, "agent_class": v.agent_class}
+
+    return _variant(_noted_change(request, key, "promote", change))
 
 
 @router.post("/v1/variants/{variant_id}/rollback", response_model=VariantOut,
              tags=["variants"], responses=_VARIANT_WRITE)
 def rollback(variant_id: VariantId, request: Request, key: Admin) -> VariantOut:
     """Roll a canary or active variant back (admins); its predecessor returns. As with
-    a promotion, the ledger note is written inside the variant store's transaction."""
-    desk = _desk(request)
-    with desk._lock, _evolution(request) as h, h.db.transaction():  # the desk's order
+    a promotion, the ledger note (``variant.rollback``) is written inside the variant
+    store's transaction, and voided (``variant.rollback.void``) if its COMMIT fails."""
+    def change(h: Any) -> tuple[Any, Any, dict[str, Any]]:
         rolled, back = h.variants.roll_back(h.variants.get(variant_id), now=time.time())
-        desk.note("variant.rollback", {
-            "variant": rolled.id, "reinstated": None if back is None else back.id,
-            "key_id": key.id, "request_id": request.state.request_id})
-    return _variant(rolled)
+        return rolled, rolled, {"variant": rolled.id,
+                                "reinstated": None if back is None else back.id}
+
+    return _variant(_noted_change(request, key, "rollback", change))
+
+
+def _noted_change(request: Request, key: Any, action: str,
+                  change: Callable[[Any], tuple[Any, Any, dict[str, Any]]]) -> Any:
+    """Make ``change`` in the variant store and note it (``variant.<action>``) inside one
+    transaction of the store; return what ``change`` returned first.
+
+    ``change(home)`` returns (result, the variant as it wrote it, the note's details). When
+    the store's COMMIT fails after the note was appended, the note is voided
+    (:func:`_void`) and the store's error raised.
+
+    Raises
+    ------
+    SwarmVarError
+        The change's, the note's or the COMMIT's error (nothing changed in the store).
+    """
+    desk = _desk(request)
+    with desk._lock, _evolution(request) as h:  # the desk's order
+        noted: int | None = None
+        written: Any = None
+        try:
+            with h.db.transaction():
+                result, written, details = change(h)
+                noted = desk.note(f"variant.{action}", {
+                    **details, "key_id": key.id, "request_id": request.state.request_id})
+        except BaseException as exc:
+            if noted is not None:  # the note was the body's last step: the COMMIT failed
+                _void(desk, h, action, noted, written, exc, {
+                    "key_id": key.id, "request_id": request.state.request_id})
+            raise
+    return result
+
+
+def _void(desk: Desk, h: Any, action: str, noted: int, written: Any,
+          exc: BaseException, who: dict[str, Any]) -> None:
+    """Append ``variant.<action>.void`` for the note at ``noted``, whose change the variant
+    store did not keep (its COMMIT raised ``exc``); one try, never raises.
+
+    Not appended when the store shows the change after all (a server whose answer to the
+    COMMIT was lost, having committed), nor when that cannot be told (the server out of
+    reach: it may have committed); both are logged. A void that cannot be appended is
+    logged at error level: the note then stands for a change that was not made.
+    """
+    kept = _stored_as_written(h, written)
+    what = f"ledger note {noted} (variant.{action} of {written.id})"
+    if kept or (kept is None and isinstance(exc, VariantStoreUnreachable)):
+        log.log(logging.WARNING if kept else logging.ERROR,
+                "%s: the variant store's COMMIT failed (%s), but the change %s; the note "
+                "is not voided", what, type(exc).__name__,
+                "is stored" if kept else "may have been stored (the server is out of reach)")
+        return
+    try:  # under the desk's lock (the caller's): the note's hash, then the void
+        voided = desk.ledger.entry(noted)
+        desk.note(f"variant.{action}.void", {
+            "voids": {"index": noted, "hash": voided.hash.hex()}, "action": action,
+            "variant": written.id, "error": _said(exc), **who})
+    except Exception as second:  # one try: the store's error is the answer
+        log.error("%s names a change the variant store did not keep (%s), and its void "
+                  "could not be appended: %s", what, type(exc).__name__, _said(second))
+
+
+def _stored_as_written(h: Any, written: Any) -> bool | None:
+    """Whether the variant store holds ``written`` as the failed transaction wrote it (its
+    version and time): True, False, or None when it cannot be read now."""
+    try:
+        stored = h.variants.get(written.id)
+    except Exception:  # what the store says now is not known
+        return None
+    return bool(stored.version == written.version and stored.updated == written.updated
+                and stored.status is written.status)
+
+
+#: a URL in an error's text (a PostgreSQL server's, say): never written to the ledger
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")
+
+
+def _said(exc: BaseException) -> str:
+    """``exc`` as the ledger may keep it: its class and message, any URL in it replaced
+    by ``<url>`` (so no host, user or password), at most 500 characters."""
+    return f"{type(exc).__name__}: {_URL.sub('<url>', str(exc))}"[:500]
 
 
 # --- operations ---------------------------------------------------------------

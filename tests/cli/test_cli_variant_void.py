@@ -1,0 +1,160 @@
+"""``swarmvar variants promote`` and ``rollback variant`` record the change in the ledger
+inside the variant store's transaction: a record that cannot be written changes nothing,
+and a COMMIT that fails after the record was appended voids it (a ``void`` entry naming
+its index and hash and the store's error), which ``variants history`` shows. The record's
+append is real; on SQLite the COMMIT raises SQLite's own ``OperationalError`` "disk I/O
+error" (SQLITE_IOERR) from the store's connection, wrapped only at COMMIT; on PostgreSQL a
+deferred constraint trigger fails the real COMMIT with SQLSTATE 58030 (I/O error)."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from _sqlite_codes import coded
+from swarmvar.cli.variants import app
+from swarmvar.evolution import Database, VariantStatus, open_home
+from swarmvar.ledger import EntryKind, Ledger
+
+runner = CliRunner()
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+class _CommitFails:
+    """A sqlite3 connection whose COMMIT raises SQLITE_IOERR while ``fail()`` says so."""
+
+    def __init__(self, conn: sqlite3.Connection, fail: Callable[[], bool]) -> None:
+        self._conn, self._fail = conn, fail
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql.strip().upper() == "COMMIT" and self._fail():
+            raise coded(10, "disk I/O error")
+        return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def fail_commit_after(monkeypatch: pytest.MonkeyPatch, grown: Callable[[], bool]) -> list[int]:
+    """Variant stores opened from now on fail the first COMMIT made once ``grown()``."""
+    failed = [0]
+
+    def fail() -> bool:
+        if failed[0] == 0 and grown():
+            failed[0] += 1
+            return True
+        return False
+
+    real = Database._connect
+    monkeypatch.setattr(Database, "_connect", lambda self: _CommitFails(real(self), fail))
+    return failed
+
+
+def invoke(home: str, *args: str, code: int = 0) -> str:
+    res = runner.invoke(app, [*args, "--home", home])
+    assert res.exit_code == code, (res.output, res.stderr)
+    return res.output + (res.stderr if code else "")
+
+
+def created(home: str) -> str:
+    m = UUID.search(invoke(home, "create", "nig", "--set", "forgetting=0.96"))
+    assert m
+    return m.group(0)
+
+
+def stored(home: str, vid: str) -> tuple[VariantStatus, int]:
+    h = open_home(home)
+    try:
+        v = h.variants.get(vid)
+        return v.status, v.version
+    finally:
+        h.close()
+
+
+def check_voided(home: str, ledger: Ledger, size: int, event: str, vid: str) -> None:
+    """The ledger holds the record at ``size`` and its void after it; the chain verifies;
+    ``variants history`` shows the record voided."""
+    note, void = ledger.entry(size), ledger.entry(size + 1)
+    assert ledger.size == size + 2
+    assert note.kind is void.kind is EntryKind.VARIANT
+    assert note.data["event"] == event and note.data["variant_id"] == vid
+    assert void.data["event"] == "void" and void.data["action"] == event
+    assert void.data["voids"] == {"index": note.index, "hash": note.hash.hex()}
+    assert void.data["variant_id"] == vid and "I/O error" in void.data["error"]
+    assert "://" not in void.data["error"]
+    assert ledger.verify_chain(processes=1).ok
+    [line] = [x for x in invoke(home, "history").splitlines() if x.startswith(f"#{size} ")]
+    assert event in line and vid in line and f"VOIDED by #{void.index}" in line
+
+
+def test_a_promotion_and_a_rollback_whose_commit_fails_are_voided(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = str(tmp_path)
+    vid = created(home)
+    Ledger(tmp_path).close()
+    with Ledger(tmp_path, create=False) as ledger:
+        size = ledger.size
+        failed = fail_commit_after(monkeypatch, lambda: ledger.size > size)
+        before = stored(home, vid)
+        out = invoke(home, "promote", vid, "--force", code=2)
+        assert failed == [1] and "I/O error" in out
+        assert stored(home, vid) == before  # the store unchanged
+        check_voided(home, ledger, size, "promote", vid)
+
+        assert "promoted" in invoke(home, "promote", vid, "--force")  # the COMMIT passes
+        assert stored(home, vid)[0] is VariantStatus.ACTIVE
+        last = ledger.size - 1
+        [line] = [x for x in invoke(home, "history").splitlines() if x.startswith(f"#{last} ")]
+        assert "promote" in line and "forced" in line and "VOIDED" not in line
+
+        size = ledger.size
+        failed = fail_commit_after(monkeypatch, lambda: ledger.size > size)
+        before = stored(home, vid)
+        invoke(home, "rollback", "variant", vid, code=2)
+        assert failed == [1] and stored(home, vid) == before
+        check_voided(home, ledger, size, "rollback", vid)
+
+
+def test_a_record_that_cannot_be_written_changes_nothing(tmp_path: Path) -> None:
+    """Before, the promotion was stored first and its record written after: a ledger that
+    cannot take it left a promotion on no record."""
+    home = str(tmp_path)
+    vid = created(home)
+    (tmp_path / "ledger.sqlite").write_bytes(b"not a ledger" * 100)
+    before = stored(home, vid)
+    invoke(home, "promote", vid, "--force", code=2)
+    invoke(home, "rollback", "variant", vid, code=2)
+    assert stored(home, vid) == before
+
+
+def test_a_failed_commit_on_postgres_is_voided(postgres_url: str) -> None:
+    import psycopg
+
+    vid = created(postgres_url)
+    Ledger(postgres_url).close()
+    with psycopg.connect(postgres_url, autocommit=True) as conn:  # fails every COMMIT
+        conn.execute("CREATE FUNCTION io_error() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                     "BEGIN RAISE EXCEPTION 'could not write block' USING ERRCODE = '58030'; "
+                     "END $$")
+        conn.execute("CREATE CONSTRAINT TRIGGER at_commit AFTER UPDATE ON variants "
+                     "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION io_error()")
+    with Ledger(postgres_url, create=False) as ledger:
+        size = ledger.size
+        before = stored(postgres_url, vid)
+        out = invoke(postgres_url, "promote", vid, "--force", code=2)
+        assert "could not write block" in out
+        assert stored(postgres_url, vid) == before
+        note, void = ledger.entry(size), ledger.entry(size + 1)
+        assert void.data["voids"] == {"index": note.index, "hash": note.hash.hex()}
+        assert void.data["error"].startswith("VariantStoreUnwritable")
+        assert "://" not in void.data["error"] and ledger.size == size + 2
+        assert ledger.verify_chain(processes=1).ok
+        [line] = [x for x in invoke(postgres_url, "history").splitlines()
+                  if x.startswith(f"#{size} ")]
+        assert f"VOIDED by #{void.index}" in line

@@ -1,0 +1,205 @@
+"""A promotion or rollback whose variant store's COMMIT fails after its ledger note was
+appended is voided in the ledger: a ``variant.promote.void`` (``.rollback.void``) entry names
+the note (index, hash) and the store's error, the chain verifies, the store is unchanged and
+``swarmvar variants history`` shows the note VOIDED. The note's append is real; the COMMIT
+raises SQLite's own ``OperationalError`` "disk I/O error" (SQLITE_IOERR) from the store's
+connection, wrapped only at COMMIT, which then rolls back as SQLite does."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from _sqlite_codes import coded
+from swarmvar.cli.variants import app as variants_app
+from swarmvar.evolution import Database, Variant, VariantStatus, new_variant, open_home
+from swarmvar.models import registry
+from swarmvar.service import ServiceConfig, create_app
+
+from .conftest import Keys, make_keys
+
+
+class _CommitFails:
+    """A sqlite3 connection whose COMMIT raises SQLITE_IOERR while ``fail()`` says so
+    (``commit_first``: after committing, as a server whose answer to COMMIT was lost)."""
+
+    def __init__(self, conn: sqlite3.Connection, fail: Callable[[], bool],
+                 commit_first: bool) -> None:
+        self._conn, self._fail, self._commit_first = conn, fail, commit_first
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql.strip().upper() == "COMMIT" and self._fail():
+            if self._commit_first:
+                self._conn.execute(sql)
+            raise coded(10, "disk I/O error")
+        return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def fail_commit_after(monkeypatch: pytest.MonkeyPatch, grown: Callable[[], bool],
+                      commit_first: bool = False) -> list[int]:
+    """Every variant store opened from now on fails its first COMMIT made once ``grown()``
+    (the ledger holds the note); returns the count of COMMITs failed."""
+    failed: list[int] = [0]
+
+    def fail() -> bool:
+        if failed[0] == 0 and grown():
+            failed[0] += 1
+            return True
+        return False
+
+    real = Database._connect
+
+    def connect(self: Database) -> Any:
+        return _CommitFails(real(self), fail, commit_first)
+
+    monkeypatch.setattr(Database, "_connect", connect)
+    return failed
+
+
+def add_variant(home: Path) -> Variant:
+    constructors = {"NormalInverseGamma": registry.agent_class("nig").parameter_names()}
+    param = constructors["NormalInverseGamma"][0]
+    h = open_home(home)
+    try:
+        return h.variants.add(new_variant("NormalInverseGamma", {param: 2.0}, constructors,
+                                          now=time.time(), description="x"))
+    finally:
+        h.close()
+
+
+def stored(home: Path, vid: str) -> tuple[VariantStatus, int]:
+    h = open_home(home)
+    try:
+        v = h.variants.get(vid)
+        return v.status, v.version
+    finally:
+        h.close()
+
+
+def history(home: Path) -> list[str]:
+    res = CliRunner().invoke(variants_app, ["history", "--home", str(home)])
+    assert res.exit_code == 0, (res.output, res.stderr)
+    return res.output.splitlines()
+
+
+def _client(tmp_path: Path) -> tuple[TestClient, Keys, Path]:
+    keys = make_keys(tmp_path / "keys.json")
+    home = tmp_path / "home"
+    return TestClient(create_app(ServiceConfig(home=home, keys=tmp_path / "keys.json"))), \
+        keys, home
+
+
+def test_a_promotion_whose_commit_fails_after_its_note_is_voided(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    c, k, home = _client(tmp_path)
+    with c:
+        v = add_variant(home)
+        ledger = c.app.state.desk.ledger
+        size = ledger.size
+        failed = fail_commit_after(monkeypatch, lambda: ledger.size > size)
+        before = stored(home, v.id)
+        r = c.post(f"/v1/variants/{v.id}/promote", headers={"X-API-Key": k.admin})
+        assert failed == [1]
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["type"] == "VariantStoreUnwritable", r.text
+        assert stored(home, v.id) == before  # the store unchanged
+        note, void = ledger.entry(size), ledger.entry(size + 1)
+        assert ledger.size == size + 2
+        assert note.data["type"] == "variant.promote"
+        assert void.data["type"] == "variant.promote.void"
+        d = void.data["details"]
+        assert d["voids"] == {"index": note.index, "hash": note.hash.hex()}
+        assert d["action"] == "promote" and d["variant"] == v.id
+        assert d["error"].startswith("VariantStoreUnwritable") and "I/O error" in d["error"]
+        assert d["key_id"] == note.data["details"]["key_id"]
+        assert ledger.verify_chain(processes=1).ok
+        [line] = [x for x in history(home) if x.startswith(f"#{note.index} ")]
+        assert f"VOIDED by #{void.index}" in line and v.id in line
+
+        # the same request again, the COMMIT passing: it stands, and is not shown voided
+        r = c.post(f"/v1/variants/{v.id}/promote", headers={"X-API-Key": k.admin})
+        assert r.status_code == 200 and failed == [1], r.text
+        assert stored(home, v.id)[0] is VariantStatus.ACTIVE
+        assert ledger.entry(-1).data["type"] == "variant.promote"
+        [line] = [x for x in history(home) if x.startswith(f"#{ledger.size - 1} ")]
+        assert "promote" in line and "VOIDED" not in line
+
+        # a rollback likewise
+        size = ledger.size
+        failed = fail_commit_after(monkeypatch, lambda: ledger.size > size)
+        r = c.post(f"/v1/variants/{v.id}/rollback", headers={"X-API-Key": k.admin})
+        assert r.status_code == 503 and failed == [1], r.text
+        assert stored(home, v.id)[0] is VariantStatus.ACTIVE
+        types = [ledger.entry(i).data["type"] for i in range(size, ledger.size)]
+        assert types == ["variant.rollback", "variant.rollback.void"]
+        assert ledger.entry(-1).data["details"]["voids"]["index"] == size
+        assert ledger.verify_chain(processes=1).ok
+        assert any(x.startswith(f"#{size} ") and "rollback" in x and "VOIDED" in x
+                   for x in history(home))
+
+
+def test_a_void_that_cannot_be_appended_is_logged_and_the_store_error_answered(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The ledger fills up between the note and the COMMIT (SQLite's real SQLITE_FULL from
+    ``PRAGMA max_page_count``): no void, an error logged, the answer the store's."""
+    c, k, home = _client(tmp_path)
+    with c:
+        v = add_variant(home)
+        ledger = c.app.state.desk.ledger
+        size = ledger.size
+        conn = ledger.store._conn
+
+        def grown_then_full() -> bool:
+            if ledger.size == size:
+                return False
+            for _ in range(200):  # bounded: the ledger's file at its page limit
+                pages = conn.execute("PRAGMA page_count").fetchone()[0]
+                conn.execute(f"PRAGMA max_page_count={pages}")
+                try:
+                    ledger.add_entry("action", {"pad": "x" * 50})
+                except Exception:
+                    break
+            return True
+
+        fail_commit_after(monkeypatch, grown_then_full)
+        before = stored(home, v.id)
+        with caplog.at_level(logging.ERROR, logger="swarmvar.service"):
+            r = c.post(f"/v1/variants/{v.id}/promote", headers={"X-API-Key": k.admin})
+        conn.execute("PRAGMA max_page_count=1073741823")
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["type"] == "VariantStoreUnwritable", r.text
+        assert stored(home, v.id) == before
+        types = [ledger.entry(i).data.get("type") for i in range(size, ledger.size)]
+        assert types[0] == "variant.promote" and set(types[1:]) <= {None}, types  # pads only
+        assert ledger.verify_chain(processes=1).ok
+        assert any(rec.levelno == logging.ERROR and "could not be appended" in rec.getMessage()
+                   and f"ledger note {size}" in rec.getMessage() for rec in caplog.records)
+
+
+def test_a_commit_that_took_effect_before_its_error_is_not_voided(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A COMMIT whose answer is an error although it was made (as a server's lost answer):
+    the store holds the promotion, so its note stands, unvoided."""
+    c, k, home = _client(tmp_path)
+    with c:
+        v = add_variant(home)
+        ledger = c.app.state.desk.ledger
+        size = ledger.size
+        fail_commit_after(monkeypatch, lambda: ledger.size > size, commit_first=True)
+        r = c.post(f"/v1/variants/{v.id}/promote", headers={"X-API-Key": k.admin})
+        assert r.status_code == 503, r.text
+        assert stored(home, v.id)[0] is VariantStatus.ACTIVE
+        assert ledger.size == size + 1 and ledger.entry(size).data["type"] == "variant.promote"
+        assert "VOIDED" not in "\n".join(history(home))

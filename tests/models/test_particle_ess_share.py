@@ -233,3 +233,22 @@ def test_a_cloud_smaller_than_particles_is_reported_at_its_size(sp500: np.ndarra
     d = small.diagnostics
     assert small.particles == 150 and d.particles == small._logw.size == 120
     assert d.ess is not None and d.ess_fraction == pytest.approx(d.ess / 120)
+
+
+def test_an_online_agents_diagnostics_count_its_log_weights(sp500: np.ndarray) -> None:
+    """``Diagnostics.particles`` is the cloud the log weights weigh, not the ``particles``
+    setting: a GarchT cloud cut to 120 of its 150 particles (installed by ``_set_cloud``,
+    so parameters, variances and weights stay one cloud) reports 120, after an update too,
+    and its ESS share is of the 120."""
+    agent, _ = _fit(GarchT(particles=150, runs=2, ess_threshold=0.01),
+                    sp500[2000:2400], seed=3)
+    keep = np.arange(120)
+    agent._set_cloud(agent._cloud.take(keep), np.array(agent._logw[keep]))
+    assert agent.particles == 150 and agent._theta.mu.size == 120
+    for _ in range(2):
+        d = agent.diagnostics
+        assert d.particles == agent._logw.size == 120
+        assert d.ess is not None and d.ess <= 120.0
+        assert d.ess_fraction == pytest.approx(d.ess / 120.0)
+        agent.update(float(sp500[2400]))  # ess_threshold 0.01: no resample-move
+    assert agent._logw.size == 120

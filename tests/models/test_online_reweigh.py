@@ -2,9 +2,10 @@
 
 GarchT, HarArch and the ParticleAgent family each had their own copy of the update's
 reweigh / normalise / ESS step; they now go through the shared one. Checked: each
-agent's update calls it once with its day's log densities; its numbers against a
-log-sum-exp formed here (a loaded state's shifted log weights too); the kept normalized
-weights and the ESS equal ``_sir``'s bit for bit.
+agent's update calls it once with its day's log densities, then keeps the new weights
+through the one ``_keep_reweighed`` (GarchT with its own ESS rule, ``_garch_smc.ess``);
+its numbers against a log-sum-exp formed here (a loaded state's shifted log weights
+too); the kept normalized weights and the ESS equal ``_sir``'s bit for bit.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 from swarmvar.errors import ConvergenceWarning
-from swarmvar.models import _sir
+from swarmvar.models import _garch_smc, _sir
 from swarmvar.models._online_agent import OnlineAgent
 from swarmvar.models.registry import agent_class
 
@@ -88,3 +89,40 @@ def test_the_step_reads_a_loaded_states_shifted_weights() -> None:
     assert np.array_equal(w, _sir.normalized_weights(logw))
     assert (kept_total, top) == (total, 0.0)
     assert not logw.flags.writeable and not w.flags.writeable
+
+
+@pytest.mark.parametrize("name", ONLINE)
+def test_every_online_update_keeps_its_weights_through_the_one_keep(
+        name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each update keeps the step's new log weights by ``_keep_reweighed`` (once, on the
+    array ``_reweigh`` made) and tests for a resample-move on the ESS it returns: the
+    agent's own rule, bit for bit (GarchT's ``_garch_smc.ess``, the others' ``_sir.ess``)."""
+    agent = _fitted(name, seed=3, ess_threshold=0.9)
+    made: list[np.ndarray] = []
+    kept: list[tuple[np.ndarray, float]] = []
+    own_reweigh, own_keep = OnlineAgent._reweigh, OnlineAgent._keep_reweighed
+
+    def reweigh(self: OnlineAgent, x: float, dens: np.ndarray) -> Any:
+        out = own_reweigh(self, x, dens)
+        made.append(out[0])
+        return out
+
+    def keep(self: OnlineAgent, logw: np.ndarray, e: np.ndarray, total: float) -> float:
+        ess = own_keep(self, logw, e, total)
+        kept.append((logw, ess))
+        return ess
+
+    monkeypatch.setattr(OnlineAgent, "_reweigh", reweigh)
+    monkeypatch.setattr(OnlineAgent, "_keep_reweighed", keep)
+    rule = _garch_smc.ess if name == "GarchT" else _sir.ess
+    moves = 0
+    for k, x in enumerate([0.004, -0.05, 0.06, -0.002]):
+        agent.update(x)
+        assert len(made) == len(kept) == k + 1
+        logw, ess = kept[-1]
+        assert logw is made[-1]
+        assert ess == rule(logw)
+        moved = ess < agent.ess_threshold * agent.particles
+        moves += moved
+        assert (agent._logw is logw) == (not moved)
+    assert moves >= 1  # ess_threshold 0.9: the shocks moved the particles

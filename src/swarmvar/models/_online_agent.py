@@ -10,8 +10,9 @@ route), chooses a warm refit's route from the reweighted weights
 (:meth:`OnlineAgent._route`), keeps that history in a buffer that doubles
 when full (an update appends in O(1), where ``np.append`` would copy the
 history every day), reweighs an update's particles by the day's log densities
-(:meth:`OnlineAgent._reweigh`, the one IBIS step: new log weights, their
-predictive density, normalized weights and ESS), keeps the normalized weights
+(:meth:`OnlineAgent._reweigh` and :meth:`OnlineAgent._keep_reweighed`, the one
+IBIS step: new log weights, their predictive density, normalized weights kept and
+their ESS, by GarchT's own rule for GarchT), keeps the normalized weights
 of the log weights it holds (formed once per log-weight array, read-only),
 finishes a fit the same way (split R-hat and ESS across runs, timing, the
 convergence warning), runs ``forecast_block`` at horizon 1 (the days on one
@@ -174,9 +175,12 @@ class OnlineAgent(Agent):
     def _keep_weights(self, logw: FloatArray, w: FloatArray, total: float,
                       top: float = 0.0) -> None:
         """Keep ``w = exp(logw - top) / total`` (``total`` the sum of those exps, ``top =
-        max(logw)``) as :meth:`_weight_memo`'s for the log-weight array ``logw``, which the
-        agent holds (or is about to hold) as ``_logw``. Both arrays become read-only: an
-        in-place write would leave the memo stale, so it raises instead."""
+        max(logw)``) as :meth:`_weight_memo`'s for the log-weight array ``logw``: one the
+        agent holds as ``_logw`` or is about to hold, or an update's reweighted cloud that a
+        resample-move then replaces (its weights were formed for the ESS anyway). The memo
+        is matched by identity, so one kept for an array the agent never holds is never
+        read. Both arrays become read-only: an in-place write would leave the memo stale, so
+        it raises instead."""
         logw.flags.writeable = False
         w.flags.writeable = False
         self._w_memo = (logw, w, total, top)
@@ -199,7 +203,9 @@ class OnlineAgent(Agent):
     def _reweigh(self, x: float,
                  dens: FloatArray) -> tuple[FloatArray, FloatArray, float, float]:
         """An IBIS update's new weights, from the day's log densities ``dens`` ``(S,)`` of
-        the return ``x`` under each particle; nothing is installed.
+        the return ``x`` under each particle. The new weights are not kept (that is
+        :meth:`_keep_reweighed`'s); the memo of the held weights may be filled
+        (:meth:`_weight_memo`, whose sum the density reads).
 
         Returns ``logw = self._logw + dens - top`` (``top`` the largest: ``max(logw)`` is
         exactly 0), ``e = exp(logw)``, ``total = e.sum()`` and the log predictive density
@@ -224,12 +230,19 @@ class OnlineAgent(Agent):
         return logw, e, total, pred
 
     def _keep_reweighed(self, logw: FloatArray, e: FloatArray, total: float) -> float:
-        """Keep :meth:`_reweigh`'s weights ``e / total`` as the memo's for ``logw`` (see
-        :meth:`_keep_weights`) and return their ESS ``1 / (w @ w)``: as ``logw``'s largest
-        entry is exactly 0, ``_sir.normalized_weights(logw)`` and ``_sir.ess(logw)`` bit for
-        bit (GarchT keeps its own ESS rule, :func:`._garch_smc.ess`, its diagnostics')."""
+        """Keep :meth:`_reweigh`'s weights ``w = e / total`` as the memo's for ``logw`` (see
+        :meth:`_keep_weights`) and return their ESS by the agent's rule,
+        :meth:`_reweighed_ess`. As ``logw``'s largest entry is exactly 0, ``w`` is
+        ``_sir.normalized_weights(logw)`` bit for bit."""
         w = e / total
         self._keep_weights(logw, w, total)
+        return self._reweighed_ess(w, e, total)
+
+    def _reweighed_ess(self, w: FloatArray, e: FloatArray, total: float) -> float:
+        """The ESS an update's resample-move test reads, from :meth:`_reweigh`'s exps ``e``,
+        their sum ``total`` and the normalized weights ``w = e / total``: ``1 / (w @ w)``,
+        ``_sir.ess(logw)`` bit for bit (GarchT: its own rule, :func:`._garch_smc.ess`'s,
+        the one its diagnostics read)."""
         return float(1.0 / np.dot(w, w))
 
     def _weights_ess(self) -> float:

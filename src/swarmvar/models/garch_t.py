@@ -199,12 +199,9 @@ class GarchT(OnlineAgent):
         cloud = smc.Cloud(self._cloud.u, self._cloud.lp, self._cloud.ll + step, h_next)
         self._append_return(x)
         self._cloud, self._logw = cloud, logw
-        # the ESS by smc.ess's rule (its diagnostics'), from the exps _reweigh formed
-        if w_sum * w_sum / float(w @ w) < self.ess_threshold * self.particles:
+        if self._keep_reweighed(logw, w, w_sum) < self.ess_threshold * self.particles:
             moved, self._acceptance = smc.rejuvenate(self._returns, cloud, self._logw, self._rng)
             self._set_cloud(moved, np.zeros(self.particles))
-        else:  # logw's largest entry is exactly 0: w / w_sum is _sir.normalized_weights(logw)
-            self._keep_weights(logw, w / w_sum, w_sum)
         return pred
 
     def _particle_set(self) -> tuple[lik.Theta, TQuantileCache]:
@@ -308,6 +305,12 @@ class GarchT(OnlineAgent):
         """The weights' ESS by :func:`._garch_smc.ess` (the rule its update's resample-move
         compares)."""
         return smc.ess(self._logw)
+
+    def _reweighed_ess(self, w: FloatArray, e: FloatArray, total: float) -> float:
+        """An update's ESS by :func:`._garch_smc.ess`'s rule (its diagnostics'), ``(sum
+        e)^2 / (e @ e)``, from the exps ``e`` :meth:`_reweigh` formed (``logw``'s largest
+        entry is exactly 0, so they are ``smc.ess``'s)."""
+        return total * total / float(e @ e)
 
     # --- generative side ---------------------------------------------------------------
 

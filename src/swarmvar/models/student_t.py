@@ -379,7 +379,7 @@ class StudentT(Agent):
         self._require_fitted()
         value = self._check_return(r)
         xs = np.array([value])
-        _, lpds, pending = self._reweigh(xs, self._log_densities(xs))
+        _, lpds, pending = self._reweigh_days(xs, self._log_densities(xs))
         if pending is not None:
             self._rejuvenate_after(*pending)
         return lpds[0]
@@ -389,7 +389,7 @@ class StudentT(Agent):
         z = (xs[:, None] - self._mu) / self._sigma
         return np.asarray(self._const - 0.5 * (self._nu + 1.0) * np.log1p(z * z / self._nu))
 
-    def _reweigh(self, xs: FloatArray, lp: FloatArray) -> tuple[
+    def _reweigh_days(self, xs: FloatArray, lp: FloatArray) -> tuple[
             list[FloatArray], list[float], tuple[FloatArray, FloatArray, FloatArray] | None]:
         """Absorb returns ``xs (D,)`` with particle log densities ``lp (D, S)`` into the weights.
 
@@ -401,7 +401,9 @@ class StudentT(Agent):
         likelihoods and history, to resample and move from (None if none).
         Only the last day's weights are exponentiated (``self._logw`` has
         maximum exactly 0, so they are what :func:`_sir.normalized_weights`
-        would give; the next day's denominator is this day's sum).
+        would give; the next day's denominator is this day's sum). StudentT is no
+        :class:`._online_agent.OnlineAgent`: this many-day step is its own, not
+        ``OnlineAgent._reweigh``'s one day.
         """
         logw, loglik = self._logw, self._loglik
         weights, denominator = _sir.normalized_weights(logw), np.exp(logw).sum()
@@ -496,7 +498,7 @@ class StudentT(Agent):
         start = 0
         while start < xs.size:
             rest = xs[start:]
-            seen, lpds, pending = self._reweigh(rest, self._log_densities(rest))
+            seen, lpds, pending = self._reweigh_days(rest, self._log_densities(rest))
             by_level = []
             for a in levels:  # before any resample-move: these particles made the forecasts
                 stretch = risk_measures_block(self._level(a, seen[0]), seen)

@@ -72,6 +72,7 @@ def test_log_scores_are_formed_only_where_read(
         assert saved is not None and saved[0.99].log_scores is not None
         np.testing.assert_array_equal(saved[0.99].log_scores, saved[0.975].log_scores)
 
+
 def test_a_record_without_scores_is_the_stripped_one(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The numbers do not depend on whether the scores were formed: the same record."""

@@ -12,7 +12,7 @@ import math
 import pytest
 
 from swarmvar.swarm.roles import Guards, RoleConfig
-from swarmvar.types import Diagnostics
+from swarmvar.types import Diagnostics, _num
 
 NAN, INF = math.nan, math.inf
 RHATS: list[dict[str, float]] = [
@@ -50,7 +50,3 @@ def test_a_guard_flags_what_the_fit_health_rule_doubts(
     share = diag.share_under(config.guard_min_ess)
     if share is not None and math.isfinite(share):
         assert flags["ess_fraction"] == share == diag.ess_fraction
-
-
-def _num(value: float, spec: str) -> str:
-    return "NaN (not a number)" if math.isnan(value) else format(value, spec)

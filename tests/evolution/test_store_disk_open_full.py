@@ -41,7 +41,7 @@ for create in (True, False):  # a first open, and one that may not create the fi
                                                  message=str(exc)))
 out["rules"] = [[db._full_disk(coded(code, "disk I/O error"), path),
                  damage.full_disk(coded(code, "disk I/O error"), path)]
-                for code in (4874, 266, 522, 10, None)]
+                for code in (4874, 266, 522, 10, None, 778, 1034)]
 filler.unlink()
 with db.Database(folder / "home", create=False) as database:
     with database.transaction() as conn:
@@ -70,7 +70,9 @@ def test_an_open_on_a_full_file_system_is_disk_full(tmp_path: Path) -> None:
             assert "bytes free on the file system of" in said, said
     for ours, ledgers in out["rules"]:
         assert ours == ledgers, out["rules"]
-    assert [ours is None for ours, _ in out["rules"]] == [False, True, True, False, False]
+    # SHMSIZE, a plain IOERR, no code: disk full; a read's, a write's, an fsync's: no
+    assert [ours is None for ours, _ in out["rules"]] == [False, True, True, False, False,
+                                                         True, True]
     assert out["agents"] == ["after", "kept"] and out["check"] == "ok", out
 
 

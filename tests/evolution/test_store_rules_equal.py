@@ -32,7 +32,7 @@ from swarmvar.ledger import damage
 RENAMED = {"_LOCK_CODES": "_LOCK_CODES", "_CANTOPEN": "CANTOPEN",
            "_NO_DESCRIPTOR": "NO_DESCRIPTOR", "_missing": "missing",
            "_OUTSIDE_CODES": "OUTSIDE_CODES", "_OUTSIDE_TEXT": "OUTSIDE_TEXT",
-           "_READ_IOERR": "_READ_IOERR", "_FULL_BELOW": "FULL_BELOW"}
+           "_FULL_IOERR": "_FULL_IOERR", "_FULL_BELOW": "FULL_BELOW"}
 PAIRS: list[tuple[Callable[..., Any], Callable[..., Any]]] = [
     (db._is_lock_wait, damage.is_lock_wait), (db._cannot_open, damage.cannot_open),
     (db._missing, damage.missing), (db._never_opens, damage.never_opens),
@@ -85,7 +85,7 @@ def test_the_constants_are_equal() -> None:
                                                                for c in causes]
     assert db._OUTSIDE_CODES == damage.OUTSIDE_CODES
     assert db._OUTSIDE_TEXT == damage.OUTSIDE_TEXT
-    assert db._READ_IOERR == damage._READ_IOERR and db._FULL_BELOW == damage.FULL_BELOW
+    assert db._FULL_IOERR == damage._FULL_IOERR and db._FULL_BELOW == damage.FULL_BELOW
     assert evolution_pg._OUTSIDE_STATES == ledger_pg.OUTSIDE_STATES
     # each cause has its remedy in both stores' errors
     assert set(evolution_errors._REMEDY) == set(LedgerUnwritable.REMEDY) == set(

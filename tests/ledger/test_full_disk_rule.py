@@ -153,3 +153,26 @@ def test_a_file_system_that_cannot_be_asked_is_no_answer(
     monkeypatch.setattr(os, "statvfs", refuse)
     exc = coded(_SHMSIZE, "disk I/O error")
     assert damage.full_disk(exc, there) is None and db._full_disk(exc, there) is None
+
+
+#: SQLite's other I/O errors: IOERR_READ, _SHORT_READ, _WRITE, _FSYNC, _TRUNCATE, _ACCESS,
+#: _SHMOPEN, _SHMMAP (a failing disk, not a full one: a write's ENOSPC is SQLITE_FULL).
+_NOT_FULL = (266, 522, 778, 1034, 1546, 3338, 4618, 5386)
+
+
+def test_only_the_codes_a_full_disk_gives_read_as_disk_full(
+        there: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a file system with 8 KiB free, SQLITE_IOERR_SHMSIZE, a plain SQLITE_IOERR and an
+    error without a code are "disk full"; a write's, an fsync's, a read's (and the other
+    I/O errors) stay "I/O error" (check the disk), in the ledger and the variant store."""
+    _free(monkeypatch, 2, 2)
+    for code in (_SHMSIZE, 10, None, *_NOT_FULL):
+        full = code in (_SHMSIZE, 10, None)
+        exc = coded(code, "disk I/O error")
+        for rule in (damage.full_disk, db._full_disk):
+            assert (rule(exc, there) is not None) is full, (rule, code)
+        cause = DISK_FULL if full else IO_ERROR
+        err = sqlite_store._storage_error(exc, there, " to append")
+        assert isinstance(err, LedgerUnwritable) and err.cause == cause, (code, err)
+        store = db._store_error(str(there), exc, "damaged")
+        assert isinstance(store, VariantStoreUnwritable) and store.cause == cause, (code, store)

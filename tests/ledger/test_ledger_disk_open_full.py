@@ -41,6 +41,7 @@ for create in (True, False):  # a writer's open, and one that may not create the
             cause=exc.cause, doing=exc.doing, path=exc.path, message=str(exc),
             name=getattr(exc, "sqlite_errorname", None)))
 out["read_io_error"] = full_disk(coded(266, "disk I/O error"), path)
+out["write_io_error"] = full_disk(coded(778, "disk I/O error"), path)  # IOERR_WRITE
 out["shm_io_error"] = full_disk(coded(4874, "disk I/O error"), path)
 filler.unlink()
 with Ledger(home, damage_memo=DamageMemo()) as led:
@@ -69,6 +70,7 @@ def test_an_open_on_a_full_file_system_is_disk_full(tmp_path: Path) -> None:
         if err["name"].startswith("SQLITE_IOERR"):  # SQLite said I/O error: the room told
             assert "disk I/O error; " in said and "bytes free on the file system" in said
     assert out["read_io_error"] is None and out["shm_io_error"] is not None, out
+    assert out["write_io_error"] is None, out  # a failing disk's error, even on a full one
     assert out["kept"] is True and out["verified"] is True, out
 
 

@@ -63,9 +63,10 @@ _OUTSIDE_CODES = {13: DISK_FULL, 8: READ_ONLY, 10: IO_ERROR}
 _OUTSIDE_TEXT = (("database or disk is full", DISK_FULL),
                  ("attempt to write a readonly database", READ_ONLY),
                  ("disk I/O error", IO_ERROR))
-#: SQLite's I/O errors of a read (SQLITE_IOERR_READ, SQLITE_IOERR_SHORT_READ): never a
-#: disk full (:func:`_full_disk`). swarmvar.ledger.damage's ``_READ_IOERR``.
-_READ_IOERR = frozenset({266, 522})
+#: SQLite's I/O errors a full file system gives, SQLITE_IOERR_SHMSIZE (the ``-shm`` that
+#: cannot grow) and a plain SQLITE_IOERR: the only ones :func:`_full_disk` reads as a disk
+#: full (a write's ENOSPC is SQLITE_FULL). swarmvar.ledger.damage's ``_FULL_IOERR``.
+_FULL_IOERR = frozenset({10, 4874})
 #: Free bytes below which the file system of a database that met an I/O error is full:
 #: one 32 KiB region of the ``-shm``. swarmvar.ledger.damage's ``FULL_BELOW``.
 _FULL_BELOW = 32 * 1024
@@ -197,9 +198,12 @@ def _full_disk(exc: BaseException, path: str | Path) -> str | None:
     (or a connection's first write) on a full file system is SQLITE_IOERR_SHMSIZE, the
     ``-shm`` unable to grow, not SQLITE_FULL; so ``os.statvfs`` of the file's folder
     with fewer than :data:`_FULL_BELOW` bytes free to this process (root's reserve
-    counted for root) is a disk full, named with the bytes free. A read's I/O error
-    never is, nor any when the file system cannot be asked."""
-    if getattr(exc, "sqlite_errorcode", None) in _READ_IOERR:
+    counted for root) is a disk full, named with the bytes free, for SQLITE_IOERR_SHMSIZE,
+    a plain SQLITE_IOERR or an error without a code (:data:`_FULL_IOERR`) only: any other
+    I/O error (a write's, an ``fsync``'s, a read's) is a failing disk whatever the room.
+    None when the file system cannot be asked."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code not in _FULL_IOERR:
         return None
     folder = os.path.dirname(os.path.realpath(path))
     try:

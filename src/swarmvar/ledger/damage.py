@@ -119,9 +119,13 @@ OUTSIDE_CODES = {13: DISK_FULL, 8: READ_ONLY, 10: IO_ERROR}
 OUTSIDE_TEXT = (("database or disk is full", DISK_FULL),
                 ("attempt to write a readonly database", READ_ONLY),
                 ("disk I/O error", IO_ERROR))
-#: SQLite's I/O errors of a read (SQLITE_IOERR_READ, SQLITE_IOERR_SHORT_READ): a full disk
-#: never causes one, so :func:`full_disk` leaves them I/O errors.
-_READ_IOERR = frozenset({266, 522})
+#: SQLite's I/O errors a full file system gives (:func:`full_disk` reads only these as a disk
+#: full): SQLITE_IOERR_SHMSIZE (4874: the unix VFS grows the ``-shm`` by writing one byte
+#: per 4 KiB page, ``unixShmMap``, and a failed write there is this code, whatever the
+#: errno) and a plain SQLITE_IOERR (10: no cause said). A write's ENOSPC is SQLITE_FULL
+#: (``unixWrite``), so every other I/O error (SQLITE_IOERR_WRITE, _FSYNC, _READ,
+#: _TRUNCATE, _SHMMAP, ...) stays an I/O error on a nearly full disk too: a failing disk.
+_FULL_IOERR = frozenset({10, 4874})
 #: Free bytes below which the file system of a database that met an I/O error is full
 #: (:func:`full_disk`): SQLite's WAL index (the ``-shm``) grows by regions of 32 KiB, and
 #: with less room than one region its growth fails as SQLITE_IOERR_SHMSIZE ("disk I/O
@@ -291,22 +295,24 @@ def outside(exc: BaseException) -> str | None:
 
 
 def full_disk(exc: BaseException, path: str | Path) -> str | None:
-    """Why SQLite's I/O error ``exc`` (SQLITE_IOERR, any extended code but the damage
-    ones, which the caller has told apart) met on database file ``path`` is its disk full,
-    or None.
+    """Why SQLite's I/O error ``exc`` (SQLITE_IOERR, not one of the damage ones, which the
+    caller has told apart) met on database file ``path`` is its disk full, or None.
 
     A full file system is not always SQLITE_FULL: SQLite maps a write's ENOSPC to
-    SQLITE_FULL, but the ``-shm`` of a WAL database grows by ``ftruncate`` and a write of
-    one byte per page, whose failure is SQLITE_IOERR_SHMSIZE (so an open, or the first
-    write of a connection, on a full disk says "disk I/O error"). So the file system of
-    ``path``'s folder (a symbolic link followed: SQLite's ``-wal``/``-shm`` are beside
-    its target) is asked (``os.statvfs``): fewer than :data:`FULL_BELOW` bytes free to
-    this process (the blocks reserved for root count for root) is a disk full, named
-    with the bytes free. A read's I/O error (SQLITE_IOERR_READ, _SHORT_READ) never is,
-    nor is any I/O error when the file system cannot be asked (or has no ``statvfs``).
-    The variant store's ``swarmvar.evolution.db._full_disk`` is the same code.
+    SQLITE_FULL, but the ``-shm`` of a WAL database grows by a write of one byte per
+    page, whose failure is SQLITE_IOERR_SHMSIZE (so an open, or the first write of a
+    connection, on a full disk says "disk I/O error"). So for SQLITE_IOERR_SHMSIZE, a
+    plain SQLITE_IOERR or an error without a code (:data:`_FULL_IOERR`: the I/O errors a
+    full disk gives; any other, a write's, an ``fsync``'s, a read's, is a failing disk
+    whatever the room) the file system of ``path``'s folder (a symbolic link followed:
+    SQLite's ``-wal``/``-shm`` are beside its target) is asked (``os.statvfs``): fewer
+    than :data:`FULL_BELOW` bytes free to this process (the blocks reserved for root
+    count for root) is a disk full, named with the bytes free. None when the file system
+    cannot be asked (or has no ``statvfs``). The variant store's
+    ``swarmvar.evolution.db._full_disk`` is the same code.
     """
-    if getattr(exc, "sqlite_errorcode", None) in _READ_IOERR:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code not in _FULL_IOERR:
         return None
     folder = os.path.dirname(os.path.realpath(path))
     try:

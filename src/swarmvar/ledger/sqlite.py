@@ -145,10 +145,10 @@ class SQLiteStore:
         ENFILE): a retry may pass, nothing was written.
     LedgerUnwritable
         Opening, reading, appending or a damage check met its disk full, a read-only
-        file or an I/O error (SQLITE_FULL, SQLITE_READONLY, SQLITE_IOERR; an I/O error
-        on a file system with no room left, as the ``-shm`` failing to grow, is named a
-        disk full): named, the append rolled back (nothing was written), the file not
-        said to be damaged.
+        file or an I/O error (SQLITE_FULL, SQLITE_READONLY, SQLITE_IOERR; the ``-shm``
+        failing to grow, SQLITE_IOERR_SHMSIZE, or a plain SQLITE_IOERR on a file system
+        with no room left is named a disk full): named, the append rolled back (nothing
+        was written), the file not said to be damaged.
     LedgerCorrupted
         Any other SQLite error (a damaged file, not a ledger), or the file or its home
         gone or closed to this process (named: "cannot be opened (why ...)").
@@ -447,10 +447,10 @@ def _unavailable(exc: BaseException, message: str) -> LedgerUnavailable:
 def _unwritable(exc: BaseException, path: str, cause: str, doing: str) -> LedgerUnwritable:
     """:class:`~swarmvar.errors.LedgerUnwritable` naming ``cause`` (of
     :func:`~swarmvar.ledger.damage.outside`) met ``doing`` on the ledger at ``path``,
-    carrying SQLite's message and codes of ``exc``. An I/O error on a file system with
-    no room left is a disk full (:func:`~swarmvar.ledger.damage.full_disk`: a WAL
-    database's ``-shm`` that cannot grow is SQLITE_IOERR_SHMSIZE), with the bytes free
-    added to SQLite's message."""
+    carrying SQLite's message and codes of ``exc``. SQLITE_IOERR_SHMSIZE (a WAL
+    database's ``-shm`` that cannot grow) or a plain SQLITE_IOERR on a file system with
+    no room left is a disk full (:func:`~swarmvar.ledger.damage.full_disk`), with the
+    bytes free added to SQLite's message."""
     detail = str(exc)
     if cause == IO_ERROR:
         full = full_disk(exc, path)

@@ -11,13 +11,11 @@ README parser on small strings.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -32,20 +30,11 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 BOTH = ("kupiec", "christoffersen")
 
 
-def _readme_table() -> ModuleType:
-    """tests/validation/_readme_table.py, loaded by path (importlib mode: no ``tests.*``)."""
-    name = "swarmvar_tests_readme_table"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).parent / "_readme_table.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up while building
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+# tests/validation/_readme_table.py through the one loader test_demo_figures.py uses too
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs"))
+from _readme_table import readme_table  # noqa: E402
 
-
-rt = _readme_table()
+rt = readme_table()
 
 
 def _without(argv: tuple[str, ...], flag: str) -> list[str]:

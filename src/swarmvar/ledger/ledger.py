@@ -16,6 +16,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice, repeat
@@ -32,7 +33,7 @@ from ..errors import (
     InvalidParameter,
     InvalidProof,
     LedgerCorrupted,
-    LedgerUnwritable,
+    LedgerUnavailable,
     PayloadTooLarge,
     SwarmVarError,
 )
@@ -58,7 +59,7 @@ from .merkle import (
     perfect_cover,
 )
 from .proofs import ConsistencyProof, InclusionProof
-from .sqlite import SQLiteStore, UnreadableEntry
+from .sqlite import SQLiteStore, UnreadableEntry, at_target
 from .store import Draft, Durability, LedgerStore, MemoryStore
 from .verify import Verification, default_processes, verify_rows, verify_sqlite
 
@@ -724,8 +725,8 @@ def _create_sqlite(
                 store.append([(EntryKind.GENESIS.value, genesis, now)], if_size=0)
             finally:
                 store.close()  # the last connection: SQLite folds the WAL into the file
-        except LedgerUnwritable as exc:  # its disk full, read-only: the ledger's name
-            raise LedgerUnwritable(str(path), exc.cause, exc.detail, "create") from None
+        except (LedgerUnavailable, LedgerCorrupted) as exc:  # met on tmp: the ledger's
+            raise at_target(exc, tmp, path) from None
         try:
             os.link(tmp, path)  # atomic, and never replaces an existing file
         except FileExistsError:
@@ -740,7 +741,8 @@ def _create_sqlite(
                 os.close(fd)
     finally:
         for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
-            leftover.unlink(missing_ok=True)
+            with suppress(OSError):  # EROFS even for a file not there: not the error to tell
+                leftover.unlink(missing_ok=True)
 
 
 def _check_int(value: object, what: str) -> None:

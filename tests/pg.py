@@ -53,10 +53,32 @@ class PostgresUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class PostgresServer:
-    """A running throw-away server: its socket directory and superuser URL."""
+    """A running throw-away server: its socket directory and superuser URL (and the
+    server options it was started with, which :meth:`start` starts it with again)."""
 
     socket_dir: Path
     url: str
+    options: str = ""
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (``pg_ctl stop -m mode``: ``fast`` ends every backend), its
+        data kept: :meth:`start` brings it back. A test that stops a shared server starts
+        it again in a ``finally``."""
+        self._pg_ctl("-m", mode, "stop")
+
+    def start(self) -> None:
+        """Start the stopped server again, with its first start's options."""
+        self._pg_ctl("-l", str(self.socket_dir / "log"), "-t", str(_START_TIMEOUT_S),
+                     "-o", self.options, "start")
+
+    def _pg_ctl(self, *args: str) -> None:
+        done = subprocess.run(_as_user([str(PG_BIN / "pg_ctl"), "-D",
+                                        str(self.socket_dir / "data"), "-w", *args]),
+                              capture_output=True, text=True, timeout=_START_TIMEOUT_S + 30,
+                              check=False)
+        if done.returncode != 0:
+            raise PostgresUnavailable(f"pg_ctl {args[-1]} exited {done.returncode}: "
+                                      f"{done.stderr[-2000:]}")
 
     def new_database(self) -> str:
         """Create an empty database; return its ``postgresql://`` URL.
@@ -123,7 +145,7 @@ def postgres_server() -> Iterator[PostgresServer]:
         _run(_as_user([str(pg_ctl), "-D", str(data), "-l", str(log), "-w",
                        "-t", str(_START_TIMEOUT_S), "-o", opts, "start"]), "pg_ctl start", log)
         started = True
-        yield PostgresServer(root, f"postgresql://postgres@/postgres?host={root}")
+        yield PostgresServer(root, f"postgresql://postgres@/postgres?host={root}", opts)
     finally:
         if started:
             subprocess.run(_as_user([str(pg_ctl), "-D", str(data), "-m", "immediate", "-w",

@@ -6,18 +6,26 @@ stopped and started (``pg_ctl``) under an open store. The call that finds the co
 lost raises ``VariantStoreUnreachable`` (a transaction in flight is rolled back whole:
 nothing half-written); each later call tries one new connection (bounded, no loop):
 ``VariantStoreUnreachable`` again while the server is down, and works once it is back.
+A connect that fails makes the calls right after it fail at once (a host that does not
+answer costs one connect timeout, not one per waiting call); a COMMIT whose answer is lost
+says the write may have landed; the messages name "the variant store database", the log
+its URL.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import logging
+import pickle
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg import Transaction
 
+import swarmvar.evolution.postgres as evolution_pg
 from swarmvar.evolution import SqliteVariantStore
 from swarmvar.evolution.db import Database, open_database
 from swarmvar.evolution.errors import VariantStoreUnavailable, VariantStoreUnreachable
@@ -72,21 +80,13 @@ def test_a_terminated_backend_fails_the_call_that_finds_it_and_the_next_reopens(
         _agents(database)
 
 
-def _pg_ctl(server: Any, *args: str) -> None:
-    pg = sys.modules["swarmvar_tests_pg"]  # loaded by tests/conftest.py's postgres_server
-    data, log = Path(server.socket_dir) / "data", Path(server.socket_dir) / "log"
-    done = subprocess.run(pg._as_user([str(pg.PG_BIN / "pg_ctl"), "-D", str(data), "-l",
-                                       str(log), "-w", "-t", "60", *args]),
-                          capture_output=True, text=True, timeout=90, check=False)
-    assert done.returncode == 0, (args, done.stdout, done.stderr)
-
-
-def test_a_server_stopped_and_started_under_an_open_store(postgres_server: Any,
-                                                          tmp_path: Path) -> None:
+def test_a_server_stopped_and_started_under_an_open_store(
+        postgres_server: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """The session's server stopped (``-m fast``: the store's backend ended) and started
-    again with its own options (``pg_ctl restart`` reads ``postmaster.opts``): while it is
-    down every call is VariantStoreUnreachable, each after one connect only (bounded);
-    once it is back the same store object reads and writes."""
+    again with its own options (``tests/pg.py``'s ``stop``/``start``): while it is down
+    every call is VariantStoreUnreachable, each after one connect only (bounded), its
+    message naming "the variant store database" and no part of the URL, which the log
+    holds; once it is back the same store object reads and writes."""
     url = postgres_server.new_schema()
     database = open_database(url)
     stopped = False
@@ -94,17 +94,25 @@ def test_a_server_stopped_and_started_under_an_open_store(postgres_server: Any,
         variants = SqliteVariantStore(database, max_variants=5)
         with database.transaction() as conn:
             conn.execute(_INSERT, ("kept", "{}"))
-        _pg_ctl(postgres_server, "-m", "fast", "stop")
+        postgres_server.stop()
         stopped = True
         with pytest.raises(VariantStoreUnreachable):  # the call that finds it lost
             _agents(database)
         for _ in range(2):  # while down: one connect per call, refused at once
             began = time.monotonic()
-            with pytest.raises(VariantStoreUnreachable) as got:
-                variants.list()
+            with caplog.at_level(logging.WARNING, logger="swarmvar.evolution"):
+                with pytest.raises(VariantStoreUnreachable) as got:
+                    variants.list()
             assert time.monotonic() - began < 5.0
-            assert "check that its server is up" in str(got.value), got.value
-        _pg_ctl(postgres_server, "restart")  # (not running: starts it, same options)
+            said = str(got.value)
+            assert "check that its server is up" in said and not got.value.landed, said
+            assert "the variant store database" in said, said
+            for part in (str(postgres_server.socket_dir), "postgresql://", "search_path"):
+                assert part not in said, (part, said)
+            time.sleep(0.05)  # past the refused connect's own (short) quiet time
+        assert any(str(postgres_server.socket_dir) in r.getMessage()
+                   and "VariantStoreUnreachable" in r.getMessage() for r in caplog.records)
+        postgres_server.start()
         stopped = False
         assert _agents(database) == ["kept"]
         with database.transaction() as conn:
@@ -113,5 +121,86 @@ def test_a_server_stopped_and_started_under_an_open_store(postgres_server: Any,
         assert variants.list() == []
     finally:
         if stopped:  # the session's other tests need their server
-            _pg_ctl(postgres_server, "restart")
+            postgres_server.start()
+        database.close()
+
+def test_a_lost_commit_answer_says_the_write_may_have_landed(
+        postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server commits, then the COMMIT's answer is lost (psycopg's OperationalError of
+    a closed connection, raised after the real commit): the error says the write may have
+    landed (``landed``), not "nothing was changed" - it did land - and the next call
+    reconnects. A write that fails in its body is not said to have landed."""
+    database = open_database(postgres_url)
+    real_exit = Transaction.__exit__
+
+    def exit_then_lose(self: Transaction, *exc: Any) -> Any:
+        done = real_exit(self, *exc)
+        if exc[0] is None:
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return done
+
+    try:
+        monkeypatch.setattr(Transaction, "__exit__", exit_then_lose)
+        with pytest.raises(VariantStoreUnreachable) as got:
+            with database.transaction() as conn:
+                conn.execute(_INSERT, ("landed", "{}"))
+        monkeypatch.setattr(Transaction, "__exit__", real_exit)
+        said = str(got.value)
+        assert got.value.landed and "may have landed" in said, said
+        assert "nothing was changed" not in said and "read before writing again" in said
+        assert _agents(database) == ["landed"]  # it did land; the same store goes on
+        with pytest.raises(VariantStoreUnreachable) as body:
+            with database.transaction() as conn:
+                conn.execute(_INSERT, ("half", "{}"))
+                _terminate(postgres_url, _pid(database))
+                conn.execute(_INSERT, ("other-half", "{}"))
+        assert not body.value.landed and "nothing was changed" in str(body.value)
+        assert _agents(database) == ["landed"]
+    finally:
+        database.close()
+    back = pickle.loads(pickle.dumps(got.value))
+    assert type(back) is VariantStoreUnreachable and str(back) == said and back.landed
+
+
+def test_a_host_that_does_not_answer_costs_one_connect(
+        postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connect that hangs until its timeout (a black-holed host, here 0.5 s): three calls
+    waiting for the lost connection make one connect, not three in a row; the other two
+    fail at once, saying so. After as long as that connect took, a call connects again."""
+    database = open_database(postgres_url)
+    tries: list[float] = []
+
+    def hang(*args: Any, **kwargs: Any) -> Any:
+        tries.append(time.monotonic())
+        time.sleep(0.5)
+        raise psycopg.OperationalError("connection timeout expired")
+
+    try:
+        monkeypatch.setattr(evolution_pg.psycopg, "connect", hang)
+        database._lost = True  # type: ignore[attr-defined]  # as a call that found it lost
+        failed: list[tuple[float, str]] = []
+
+        def call() -> None:
+            began = time.monotonic()
+            with pytest.raises(VariantStoreUnreachable) as got:
+                database.read("SELECT 1")
+            failed.append((time.monotonic() - began, str(got.value)))
+
+        threads = [threading.Thread(target=call) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert len(failed) == 3 and len(tries) == 1, (failed, tries)
+        assert sum("not tried again" in said for _, said in failed) == 2, failed
+        assert max(took for took, _ in failed) < 1.4, failed  # not 3 x 0.5 s in a row
+        time.sleep(0.6)  # the quiet time over: the next call connects again
+        with pytest.raises(VariantStoreUnreachable, match="connection timeout expired"):
+            database.read("SELECT 1")
+        assert len(tries) == 2
+        monkeypatch.undo()
+        time.sleep(0.6)
+        assert database.read("SELECT 1") == [(1,)]  # and once it answers, it works
+    finally:
+        monkeypatch.undo()
         database.close()

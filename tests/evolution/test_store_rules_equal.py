@@ -1,7 +1,8 @@
 """evolution.db keeps its own copy of ledger.damage's rules for a lock wait, a file SQLite
 cannot open and a cause outside the file (disk full, read-only, I/O error: ``outside``),
-and evolution.postgres of ledger.postgres's URL without its password (``shown``) and
-SQLSTATEs of those causes, and the full-disk reading of an I/O error (``full_disk``)
+and evolution.postgres of ledger.postgres's URL without its password (``shown``),
+psycopg's words without the URL's parts (``scrubbed``) and SQLSTATEs of those causes (and
+of a server out of reach, and of damage), and the full-disk reading of an I/O error (``full_disk``)
 (engines do not import each other). The copies are held equal
 as code: each pair's syntax trees are compared after the copy's names are mapped to the
 original's (docstrings and annotations left out); the constants they read are equal; and
@@ -37,7 +38,8 @@ PAIRS: list[tuple[Callable[..., Any], Callable[..., Any]]] = [
     (db._is_lock_wait, damage.is_lock_wait), (db._cannot_open, damage.cannot_open),
     (db._missing, damage.missing), (db._never_opens, damage.never_opens),
     (db._out_of_descriptors, damage.out_of_descriptors), (db._outside, damage.outside),
-    (evolution_pg.shown, ledger_pg.shown), (db._is_damage, damage.is_damage),
+    (evolution_pg.shown, ledger_pg.shown), (evolution_pg.scrubbed, ledger_pg.scrubbed),
+    (db._is_damage, damage.is_damage),
     (db._full_disk, damage.full_disk)]
 
 
@@ -87,6 +89,10 @@ def test_the_constants_are_equal() -> None:
     assert db._OUTSIDE_TEXT == damage.OUTSIDE_TEXT
     assert db._FULL_IOERR == damage._FULL_IOERR and db._FULL_BELOW == damage.FULL_BELOW
     assert evolution_pg._OUTSIDE_STATES == ledger_pg.OUTSIDE_STATES
+    # what a server out of reach is, what damage is, and what a message never shows
+    assert evolution_pg._UNREACHABLE_STATES == ledger_pg.UNREACHABLE_STATES
+    assert evolution_pg._DAMAGE_STATES == ledger_pg._DAMAGE_STATES
+    assert evolution_pg._HIDDEN == ledger_pg._HIDDEN
     # each cause has its remedy in both stores' errors
     assert set(evolution_errors._REMEDY) == set(LedgerUnwritable.REMEDY) == set(
         damage.OUTSIDE_CODES.values())

@@ -9,9 +9,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import pickle
-import shlex
 import socket
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,20 +44,6 @@ def own_server() -> Iterator[Any]:
         pg.skip_or_fail(exc)
 
 
-def _pg_ctl(server: Any, *args: str) -> None:
-    """``pg_ctl`` on ``server``'s cluster; ``start`` with the options it was started with
-    (its ``postmaster.opts``, as ``pg_ctl restart`` reads them)."""
-    data = server.socket_dir / "data"
-    extra: list[str] = []
-    if args[0] == "start":
-        opts = shlex.split((data / "postmaster.opts").read_text())[1:]  # less the binary
-        extra = ["-l", str(server.socket_dir / "log"), "-o", shlex.join(opts)]
-    done = subprocess.run(pg._as_user([str(pg.PG_BIN / "pg_ctl"), "-D", str(data), "-w",
-                                       *extra, *args]),
-                          capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stderr
-
-
 def _url_free(err: BaseException, url: str) -> str:
     """``err``'s message, asserted to hold no part of ``url`` (its socket folder, user,
     database) and to say "the ledger database"."""
@@ -77,7 +61,7 @@ def test_a_stopped_server_is_unreachable_and_the_same_store_goes_on(
     with Ledger(url, signing_key=KEY) as led:
         led.add_entries([(EntryKind.PULSE, {"i": i}) for i in range(5)])
         before = led.size
-        _pg_ctl(own_server, "-m", "fast", "stop")
+        own_server.stop()
         try:
             with caplog.at_level(logging.WARNING, logger="swarmvar.ledger"):
                 with pytest.raises(LedgerUnreachable) as got:
@@ -95,7 +79,7 @@ def test_a_stopped_server_is_unreachable_and_the_same_store_goes_on(
             with pytest.raises(LedgerUnreachable, match="cannot be opened now"):
                 Ledger(url, create=False)
         finally:
-            _pg_ctl(own_server, "start")
+            own_server.start()
         led.add_entry(EntryKind.PULSE, {"i": "after"})  # the same store object, reconnected
         assert led.size == before + 1
         assert led.verify_chain(processes=1).ok

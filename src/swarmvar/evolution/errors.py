@@ -152,21 +152,45 @@ class VariantStoreUnreachable(VariantStoreUnavailable):
     damaged: a retry may pass (503 with ``Retry-After``, as
     :class:`VariantStoreUnavailable`).
 
+    One case is uncertain: the connection lost while a write's COMMIT was answered
+    (``landed``). The write may then be stored or not; it is not sent again. Read the
+    store (the variant, the state version) before writing it again.
+
+    The message names "the variant store database", never its URL (a service's 503 body
+    shows it); ``path`` keeps the URL without its password, and the store logs it (logger
+    ``swarmvar.evolution``) with what psycopg said, as the ledger's ``LedgerUnreachable``.
+
     Parameters
     ----------
     path : str
-        The PostgreSQL URL, without its password.
+        The PostgreSQL URL, without its password (for the log; not in the message).
     detail : str
-        What psycopg (or the server) said.
+        What psycopg (or the server) said, without the URL's host, port, user or database.
+    landed : bool
+        The connection was lost while a write was committed: it may have landed.
     """
 
-    def __init__(self, path: str, detail: str = "") -> None:
-        SwarmVarError.__init__(
-            self, f"cannot connect to the variant store {path} now ({detail}); nothing was "
-                  "changed and nothing says it is damaged: check that its server is up and "
-                  "takes connections, then retry")
+    def __init__(self, path: str, detail: str = "", landed: bool = False) -> None:
+        said = f" ({detail})" if detail else ""
+        if landed:
+            message = (
+                f"the connection to the variant store database was lost while a write was "
+                f"committed{said}: the write may have landed or not, and it was not sent "
+                "again; read before writing again. Nothing says the store is damaged (do "
+                "not move it away): check that its server is up and takes connections")
+        else:
+            message = (
+                f"cannot connect to the variant store database now{said}; nothing was "
+                "changed and nothing says it is damaged: check that its server is up and "
+                "takes connections (and the URL's host, port, user and database), then "
+                "retry")
+        SwarmVarError.__init__(self, message)
         self.path = path
         self.detail = detail
+        self.landed = landed
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path, self.detail, self.landed), self.__dict__)
 
 
 class VariantStoreFailed(VariantStoreUnavailable):

@@ -10,22 +10,29 @@ at a time - becomes a transaction-scoped advisory lock taken first in every
 write, so the stores' read-then-write steps stay serialized across processes.
 State packs stay files under ``state_root`` (a volume every replica mounts);
 their index lives in the database. A lost connection is opened again by the next call
-(:class:`PostgresDatabase`).
+(:class:`PostgresDatabase`). A server out of reach is
+:class:`~swarmvar.evolution.errors.VariantStoreUnreachable`, whose message names "the
+variant store database", never its URL (a service's 503 body shows it): the URL, without
+its password, and psycopg's own words go to the log (logger ``swarmvar.evolution``), as
+the ledger's :mod:`~swarmvar.ledger.postgres` does.
 
 psycopg (3) is imported here only.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from .db import _SCHEMA, Database
 from .errors import (
@@ -54,6 +61,10 @@ _DAMAGE_STATES = frozenset({"XX001", "XX002"})
 #: SQLSTATEs of a server out of reach (besides class 08, connection_exception):
 #: admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections.
 _UNREACHABLE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+#: The connection parameters a message never shows (:func:`scrubbed`; the ledger's own).
+_HIDDEN = ("host", "hostaddr", "port", "user", "password", "dbname", "options", "service")
+log = logging.getLogger("swarmvar.evolution")
+_E = TypeVar("_E", bound=Exception)
 
 
 def shown(url: str) -> str:
@@ -73,17 +84,36 @@ def shown(url: str) -> str:
         return "the PostgreSQL database"
 
 
-def database_error(url: str, exc: psycopg.Error) -> CorruptStore | VariantStoreUnavailable:
+def scrubbed(text: str, url: str) -> str:
+    """psycopg's words ``text`` on one line, without the host, port, user, password,
+    database or options of ``url`` (each replaced by ``…``): what a message may show
+    (the ledger's :func:`swarmvar.ledger.postgres.scrubbed`, held equal by a test)."""
+    try:
+        params = conninfo_to_dict(url)
+    except (psycopg.Error, ValueError, TypeError):
+        params = {}
+    parts = {p for key in _HIDDEN for p in str(params.get(key) or "").split(",") if p}
+    for part in sorted(parts, key=len, reverse=True):
+        text = re.sub(rf"(?<!\w){re.escape(part)}(?!\w)", "…", text)
+    return " ".join(text.split())
+
+
+def database_error(url: str, exc: psycopg.Error, *, landed: bool = False
+                   ) -> CorruptStore | VariantStoreUnavailable:
     """What to raise for PostgreSQL's ``exc`` on the lifecycle database at ``url`` (the
-    transaction was rolled back, nothing changed): :class:`~swarmvar.evolution.errors.
+    transaction was rolled back, nothing changed - unless ``landed``, below):
+    :class:`~swarmvar.evolution.errors.
     CorruptStore` for damage only (:data:`_DAMAGE_STATES`);
     :class:`~swarmvar.evolution.errors.VariantStoreUnwritable` for a disk full, a
     read-only transaction or an I/O error (:data:`_OUTSIDE_STATES`);
     :class:`~swarmvar.evolution.errors.VariantStoreUnreachable` for a server out of reach
     (SQLSTATE class ``08``, :data:`_UNREACHABLE_STATES`, or psycopg's
-    ``OperationalError`` with no SQLSTATE: a connection refused, lost or closed); any
-    other error the neutral :class:`~swarmvar.evolution.errors.VariantStoreFailed`. The
-    URL is shown without its password (:func:`shown`)."""
+    ``OperationalError`` with no SQLSTATE: a connection refused, lost or closed), which
+    names "the variant store database", not the URL, and keeps psycopg's words scrubbed of
+    it (:func:`scrubbed`), its ``landed`` set when ``landed`` (the connection lost while a
+    COMMIT was answered: the write may be stored); any other error the neutral
+    :class:`~swarmvar.evolution.errors.VariantStoreFailed`. The others show the URL
+    without its password (:func:`shown`)."""
     state = getattr(exc, "sqlstate", None) or ""
     said = str(exc).strip()
     if state in _DAMAGE_STATES:
@@ -94,7 +124,7 @@ def database_error(url: str, exc: psycopg.Error) -> CorruptStore | VariantStoreU
         return VariantStoreUnwritable(shown(url), cause, said)
     if state.startswith("08") or state in _UNREACHABLE_STATES or (
             not state and isinstance(exc, psycopg.OperationalError)):
-        return VariantStoreUnreachable(shown(url), said)
+        return VariantStoreUnreachable(shown(url), scrubbed(said, url), landed)
     return VariantStoreFailed(shown(url), f"{said}; SQLSTATE {state or 'none'}")
 
 
@@ -155,7 +185,12 @@ class PostgresDatabase(Database):
     call that finds it, :class:`~swarmvar.evolution.errors.VariantStoreUnreachable` (a
     transaction in flight is rolled back by the server, whole), and the next call opens a
     new one first: one connect per call (``connect_timeout`` 10 s), no loop; while the
-    server is down each call fails so, and once it is back the calls work again.
+    server is down each call fails so, and once it is back the calls work again. A connect
+    that fails leaves the calls that come after it failing at once, without connecting, for
+    as long as it took (at most the connect timeout): calls waiting behind a connect to a
+    host that does not answer do not each wait the timeout again. A write whose COMMIT
+    answer is lost (the connection lost then) may have landed: its error says so
+    (``landed``), and it is not sent again.
 
     Parameters
     ----------
@@ -168,7 +203,10 @@ class PostgresDatabase(Database):
         Any read or write met a disk full, a read-only transaction or an I/O error
         (:func:`database_error`): rolled back, nothing changed.
     VariantStoreUnreachable
-        The server cannot be reached now, or the connection was lost (a 503: retry).
+        The server cannot be reached now, or the connection was lost (a 503: retry);
+        ``landed`` when it was lost while a transaction's COMMIT was answered (the write
+        may be stored: read before writing it again). Named "the variant store database";
+        the URL is logged (logger ``swarmvar.evolution``).
     VariantStoreFailed
         Any other database error that is not damage: named, rolled back, nothing changed.
     CorruptStore
@@ -184,10 +222,11 @@ class PostgresDatabase(Database):
         self._lost = False
         #: :meth:`close` was called: no call opens a connection again
         self._shut = False
+        #: until when (monotonic seconds) calls fail at once after a failed connect, and
+        #: that connect's error (:meth:`_reopen`)
+        self._failed: tuple[float, VariantStoreUnreachable] | None = None
         try:
-            self._pg = psycopg.connect(url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT)
-        except psycopg.Error as exc:
-            raise database_error(url, exc) from None
+            self._pg = self._dial()
         except (ValueError, TypeError) as exc:
             raise CorruptStore(f"not a usable PostgreSQL URL: {exc}") from None
         self._wrapped = _Connection(self._pg, self._sql_cache)
@@ -217,11 +256,17 @@ class PostgresDatabase(Database):
                     self._depth -= 1
                 return
             self._depth = 1
+            committing = False
             try:
                 self._reopen()
-                with self._errors(), self._pg.transaction():
-                    self._pg.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
-                    yield self._wrapped
+                try:
+                    with self._pg.transaction():
+                        self._pg.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
+                        yield self._wrapped
+                        committing = True  # the block's end sends COMMIT
+                except psycopg.Error as exc:
+                    # lost while the COMMIT was answered: it may have landed
+                    raise self._error(exc, landed=committing) from exc
             finally:
                 self._depth = 0
 
@@ -240,29 +285,70 @@ class PostgresDatabase(Database):
                 row: tuple[Any, ...] | None = self._wrapped.execute(sql, params).fetchone()
                 return row
 
-    def _reopen(self) -> None:
-        """Open a new connection in place of one an earlier call found lost (the server
-        restarted, the backend terminated: :class:`~swarmvar.evolution.errors.
-        VariantStoreUnreachable` was raised for that call): one try per call, bounded by
-        the connect timeout, no loop. Not inside a transaction (its caller checks), not
-        after :meth:`close`. Under the lock.
+    def _dial(self) -> psycopg.Connection[Any]:
+        """A new connection: one try, bounded by the connect timeout. One that cannot be
+        made because the server is out of reach is logged with the URL and noted: the
+        calls of the next moments (as long as it took) fail at once (:meth:`_reopen`).
 
         Raises
         ------
         VariantStoreUnreachable
-            The server still cannot be reached (the next call tries again).
+            The server cannot be reached.
+        VariantStoreUnavailable, CorruptStore
+            What :func:`database_error` says of another error of the connect.
+        """
+        began = time.monotonic()
+        try:
+            pg = psycopg.connect(self.path, autocommit=True, connect_timeout=_CONNECT_TIMEOUT)
+        except psycopg.Error as exc:
+            err = _logged(self.path, exc, database_error(self.path, exc))
+            if isinstance(err, VariantStoreUnreachable):
+                now = time.monotonic()
+                self._failed = (now + min(now - began, _CONNECT_TIMEOUT), err)
+            # the URL is in the log, psycopg's words in the message: no cause kept
+            raise err from None
+        self._failed = None
+        return pg
+
+    def _reopen(self) -> None:
+        """Open a new connection in place of one an earlier call found lost (the server
+        restarted, the backend terminated: :class:`~swarmvar.evolution.errors.
+        VariantStoreUnreachable` was raised for that call): one try per call, bounded by
+        the connect timeout, no loop; none while the last failed connect is recent (for as
+        long as it took). Not inside a transaction (its caller checks), not after
+        :meth:`close`. Under the lock.
+
+        Raises
+        ------
+        VariantStoreUnreachable
+            The server still cannot be reached, or a connect failed less than its own
+            duration ago (not tried: the next call after that tries again).
         VariantStoreUnavailable, CorruptStore
             What :func:`database_error` says of another error of the connect.
         """
         if self._shut or not (self._lost or self._pg.broken):
             return
-        try:
-            pg = psycopg.connect(self.path, autocommit=True, connect_timeout=_CONNECT_TIMEOUT)
-        except psycopg.Error as exc:
-            raise database_error(self.path, exc) from exc
+        if self._failed is not None:
+            until, failed = self._failed
+            left = until - time.monotonic()
+            if left > 0:
+                raise VariantStoreUnreachable(failed.path, (
+                    f"{failed.detail}; a connect failed just before: not tried again for "
+                    f"{left:.1f} s"))
+        pg = self._dial()
         self._pg.close()  # (closed already when broken: a no-op then)
         self._pg, self._wrapped = pg, _Connection(pg, self._sql_cache)
         self._lost = False
+
+    def _error(self, exc: psycopg.Error, *, landed: bool = False
+               ) -> CorruptStore | VariantStoreUnavailable:
+        """What :func:`database_error` says of ``exc`` (logged when the server is out of
+        reach); a server out of reach also makes the next call (outside a transaction)
+        open a new connection."""
+        err = _logged(self.path, exc, database_error(self.path, exc, landed=landed))
+        if isinstance(err, VariantStoreUnreachable):
+            self._lost = True
+        return err
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -270,12 +356,20 @@ class PostgresDatabase(Database):
             yield
         except psycopg.Error as exc:
             # the cause kept: a caller tells a refused privilege (SQLSTATE 42501) from damage
-            err = database_error(self.path, exc)
-            if isinstance(err, VariantStoreUnreachable):
-                self._lost = True  # the next call (outside a transaction) opens a new one
-            raise err from exc
+            raise self._error(exc) from exc
 
     def close(self) -> None:
         with self.lock:
             self._shut = True
             self._pg.close()
+
+
+def _logged(url: str, exc: BaseException, err: _E) -> _E:
+    """``err``, once the URL (without its password) and psycopg's own words are logged
+    for a :class:`~swarmvar.evolution.errors.VariantStoreUnreachable`, whose message
+    leaves them out (the ledger's ``_logged`` for ``LedgerUnreachable``)."""
+    if isinstance(err, VariantStoreUnreachable):
+        log.warning("the variant store database %s: %s%s (psycopg: %s; SQLSTATE %s)",
+                    shown(url), type(err).__name__, " (may have landed)" if err.landed else "",
+                    " ".join(str(exc).split()), getattr(exc, "sqlstate", None) or "none")
+    return err

@@ -26,7 +26,7 @@ demo: $(STAMP)
 	$(BIN)/swarmvar run --data sp500 --beats 250 --arbiter --home $(HOME_DIR) --quiet
 	$(BIN)/swarmvar ledger verify --home $(HOME_DIR)
 
-# bubblewrap, PostgreSQL, Chromium, iproute2: apt-get when missing and root.
+# bubblewrap, PostgreSQL, Chromium, iproute2, iptables: apt-get when missing and root.
 system-deps:
 	bash scripts/system-deps.sh
 

@@ -7,7 +7,10 @@ SQLite and on a real PostgreSQL server (``postgres_url``). Whether the sync righ
 the failed append finds the beats, or only a later one (that sync failing too), or they
 never landed: the ledger holds each beat once, its chain verifies, the arbiter decides on
 each beat once (in the ledger and in the desk's book), and the ingest or its resend says
-the returns are stored; another process over the same ledger sees the same.
+the returns are stored; another process over the same ledger sees the same. Two failed
+appends in a row at one ledger size (the first landing late), another process storing
+the returns meanwhile, the decisions' own append failing after an adoption, and the
+answers' words (a lost COMMIT's, a PostgreSQL ledger out of reach) are covered too.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ import numpy as np
 import psycopg
 import pytest
 
+import swarmvar.service.desk as desk_module
 from swarmvar.arbiter import Arbiter
+from swarmvar.errors import LedgerUnreachable, LedgerUnwritable
 from swarmvar.ledger import EntryKind, Ledger
 from swarmvar.service.desk import DatedReturn, Desk
 
@@ -114,7 +119,8 @@ def test_the_sync_at_once_finds_the_beats_and_the_ingest_says_stored(
     assert [(r.seq, r.duplicate) for r in got] == [(i, False) for i in range(1, 6)]
     assert len(beats) == 1  # appended once, never again
     assert [d.seq for d in desk.decisions("s")] == [1, 2, 3, 4, 5]
-    assert desk._undecided == [] and getattr(desk, "_landing", None) is None
+    assert desk._undecided == [] and desk._landings == ()
+    assert desk._timer is None  # the decisions appended at once: no timer left set
     assert all(r.duplicate for r in desk.ingest("s", BATCH, key_id="k"))
     _check_once(ledger, tmp_path)
     desk.shutdown()
@@ -141,7 +147,7 @@ def test_a_later_sync_finds_the_beats_and_the_resend_says_stored(
     assert [(r.seq, r.duplicate) for r in got] == [(i, True) for i in range(1, 6)]
     assert len(beats) == 1
     assert [d.seq for d in desk.decisions("s")] == [1, 2, 3, 4, 5]
-    assert desk._undecided == [] and getattr(desk, "_landing", None) is None
+    assert desk._undecided == [] and desk._landings == ()
     _check_once(ledger, tmp_path)
     desk.shutdown()
 
@@ -156,7 +162,206 @@ def test_beats_that_did_not_land_are_computed_and_appended_once(
     assert desk.info("s").beats == 0
     got = desk.ingest("s", BATCH, key_id="k")
     assert [(r.seq, r.duplicate) for r in got] == [(i, False) for i in range(1, 6)]
-    assert len(beats) == 2 and getattr(desk, "_landing", None) is None
+    assert len(beats) == 2 and desk._landings == ()
     assert [d.seq for d in desk.decisions("s")] == [1, 2, 3, 4, 5]
     _check_once(ledger, tmp_path)
     desk.shutdown()
+
+def _land_late(ledger: Ledger) -> tuple[list[Any], Callable[[], None]]:
+    """Wrap the store's append: the first append of beats raises without committing (yet);
+    ``land()`` commits it late, as a server that took the COMMIT after the client's next
+    read. The list holds each append of beats tried."""
+    store = ledger.store
+    real_append = store.append
+    tried: list[Any] = []
+
+    def append(drafts: Any, **kw: Any) -> Any:
+        if _is_beats(drafts):
+            tried.append((drafts, kw))
+            if len(tried) == 1:
+                raise psycopg.OperationalError(LOST)
+        return real_append(drafts, **kw)
+
+    def land() -> None:
+        drafts, kw = tried[0]
+        assert real_append(drafts, **kw) is not None
+
+    store.append = append  # type: ignore[method-assign]
+    return tried, land
+
+
+def test_two_lost_answers_in_a_row_the_first_landing_late(tmp_path: Path) -> None:
+    """The first append of beats raises, not committed yet; the resend's append, at the
+    same ledger size, raises too, while the first commits late: both batches are kept,
+    the sync finds the first's rows and adopts it (its decisions made once), and the
+    resend is answered as already recorded."""
+    with Ledger.open(tmp_path) as ledger:
+        desk = _desk(ledger, tmp_path)
+        desk.create("s", HIST, key_id="k")
+        tried, land = _land_late(ledger)
+        with pytest.raises(psycopg.OperationalError):
+            desk.ingest("s", BATCH, key_id="k")
+        assert len(desk._landings) == 1
+        store_append = ledger.store.append
+
+        def second(drafts: Any, **kw: Any) -> Any:
+            if _is_beats(drafts) and len(tried) == 1:
+                tried.append((drafts, kw))
+                land()  # the first commits now; the second's answer is lost (a conflict)
+                raise psycopg.OperationalError(LOST)
+            return store_append(drafts, **kw)
+
+        ledger.store.append = second  # type: ignore[method-assign]
+        got = desk.ingest("s", BATCH, key_id="k")
+        assert [(r.seq, r.duplicate) for r in got] == [(i, True) for i in range(1, 6)]
+        assert len(tried) == 2 and desk._landings == () and desk._undecided == []
+        assert [d.seq for d in desk.decisions("s")] == [1, 2, 3, 4, 5]
+        _check_once(ledger, tmp_path)
+        desk.shutdown()
+
+
+def test_a_late_landing_met_by_the_resend_compare_and_append(tmp_path: Path) -> None:
+    """The first append's commit lands while the resend computes: the resend's
+    compare-and-append is refused, its sync adopts the first batch, and the resend is
+    answered as already recorded (nothing appended twice)."""
+    with Ledger.open(tmp_path) as ledger:
+        desk = _desk(ledger, tmp_path)
+        desk.create("s", HIST, key_id="k")
+        tried, land = _land_late(ledger)
+        with pytest.raises(psycopg.OperationalError):
+            desk.ingest("s", BATCH, key_id="k")
+        real_run = desk_module.run_beats
+
+        def run_then_land(*args: Any, **kw: Any) -> Any:
+            out = real_run(*args, **kw)
+            land()
+            return out
+
+        desk_module.run_beats = run_then_land  # type: ignore[assignment]
+        try:
+            got = desk.ingest("s", BATCH, key_id="k")
+        finally:
+            desk_module.run_beats = real_run
+        assert [(r.seq, r.duplicate) for r in got] == [(i, True) for i in range(1, 6)]
+        assert len(tried) == 2 and desk._landings == ()
+        _check_once(ledger, tmp_path)
+        desk.shutdown()
+
+
+def test_another_process_stores_the_returns_while_the_batch_is_pending(
+        tmp_path: Path) -> None:
+    """The append raised and never landed; another process stores the same returns at that
+    ledger size: its rows are not this process's batch (their text differs), so they are
+    replayed as another process's (its decisions read back, none made here) and the
+    pending batch is dropped; a resend is answered as already recorded."""
+    with Ledger.open(tmp_path) as mine, Ledger.open(tmp_path) as theirs:
+        desk = _desk(mine, tmp_path)
+        desk.create("s", HIST, key_id="k")
+        other = _desk(theirs, tmp_path)
+        _land_late(mine)
+        with pytest.raises(psycopg.OperationalError):
+            desk.ingest("s", BATCH, key_id="k")
+        assert len(desk._landings) == 1
+        other.ingest("s", BATCH, key_id="k")
+        assert desk.info("s").beats == 5  # replayed, not adopted
+        assert desk._landings == () and desk._undecided == []
+        assert [d.seq for d in desk.decisions("s")] == [1, 2, 3, 4, 5]  # read back
+        assert all(r.duplicate for r in desk.ingest("s", BATCH, key_id="k"))
+        _check_once(mine, tmp_path)
+        desk.shutdown()
+        other.shutdown()
+
+
+def test_adopted_beats_whose_decisions_cannot_be_appended(tmp_path: Path) -> None:
+    """The beats land (their answer lost) and the decisions' append meets a full disk: the
+    ingest says the returns were stored and the decisions not (LedgerUnwritable kept); the
+    resend appends the decisions and is answered as already recorded, the beats once."""
+    with Ledger.open(tmp_path) as ledger:
+        desk = _desk(ledger, tmp_path)
+        desk.create("s", HIST, key_id="k")
+        store = ledger.store
+        real_append = store.append
+        state = {"beats": 0, "full": True}
+
+        def append(drafts: Any, **kw: Any) -> Any:
+            if _is_beats(drafts):
+                state["beats"] += 1
+                assert real_append(drafts, **kw) is not None
+                raise psycopg.OperationalError(LOST)
+            if state["full"] and all(k == EntryKind.DECISION.value for k, _, _ in drafts):
+                raise LedgerUnwritable(str(tmp_path), "disk full", "x", "append")
+            return real_append(drafts, **kw)
+
+        store.append = append  # type: ignore[method-assign]
+        with pytest.raises(LedgerUnwritable, match=r"the returns were stored \(beats 1 to 5"):
+            desk.ingest("s", BATCH, key_id="k")
+        state["full"] = False
+        again = desk.ingest("s", BATCH, key_id="k")
+        assert all(r.duplicate for r in again) and state["beats"] == 1
+        _check_once(ledger, tmp_path)
+        desk.shutdown()
+
+
+def test_a_lost_commit_not_found_is_answered_in_words_a_client_can_act_on(
+        tmp_path: Path) -> None:
+    """The store's LedgerUnreachable ``landed`` (a COMMIT whose answer was lost), the beats
+    not found by the sync right after: the ingest answers LedgerUnreachable (503),
+    ``landed``, saying the returns may have been stored and to resend them - not the
+    store's "read the ledger's head". The resend computes and appends them once."""
+    with Ledger.open(tmp_path) as ledger:
+        desk = _desk(ledger, tmp_path)
+        desk.create("s", HIST, key_id="k")
+        store = ledger.store
+        real_append = store.append
+        beats: list[int] = []
+
+        def append(drafts: Any, **kw: Any) -> Any:
+            if _is_beats(drafts):
+                beats.append(len(drafts))
+                if len(beats) == 1:  # not landed, as the server may have aborted it
+                    raise LedgerUnreachable("append", "server closed the connection",
+                                            where="postgresql://u@h/d", landed=True)
+            return real_append(drafts, **kw)
+
+        store.append = append  # type: ignore[method-assign]
+        with pytest.raises(LedgerUnreachable) as got:
+            desk.ingest("s", BATCH, key_id="k")
+        said = str(got.value)
+        assert got.value.landed and "the returns may have been stored" in said, said
+        assert "resend the same returns" in said and "ledger's head" not in said, said
+        assert "postgresql://" not in said, said
+        got_again = desk.ingest("s", BATCH, key_id="k")
+        assert [(r.seq, r.duplicate) for r in got_again] == [(i, False) for i in range(1, 6)]
+        assert len(beats) == 2
+        _check_once(ledger, tmp_path)
+        desk.shutdown()
+
+
+def test_decisions_whose_ledger_is_unreachable_keep_the_class(tmp_path: Path) -> None:
+    """The beats are stored and the decisions' append meets a PostgreSQL ledger out of
+    reach: the answer stays a LedgerUnreachable (503, its class name in the body), saying
+    the returns were stored and the decisions wait; the resend appends them."""
+    with Ledger.open(tmp_path) as ledger:
+        desk = _desk(ledger, tmp_path)
+        desk.create("s", HIST, key_id="k")
+        store = ledger.store
+        real_append = store.append
+        down = [True]
+
+        def append(drafts: Any, **kw: Any) -> Any:
+            if down[0] and all(k == EntryKind.DECISION.value for k, _, _ in drafts):
+                raise LedgerUnreachable("append", "connection refused", where="x")
+            return real_append(drafts, **kw)
+
+        store.append = append  # type: ignore[method-assign]
+        with pytest.raises(LedgerUnreachable) as got:
+            desk.ingest("s", BATCH, key_id="k")
+        said = str(got.value)
+        assert type(got.value) is LedgerUnreachable and not got.value.landed
+        assert said.startswith("the returns were stored (beats 1 to 5 of 's')"), said
+        assert "cannot be reached (connection refused)" in said, said
+        assert "nothing was written" not in said, said
+        down[0] = False
+        assert all(r.duplicate for r in desk.ingest("s", BATCH, key_id="k"))
+        _check_once(ledger, tmp_path)
+        desk.shutdown()

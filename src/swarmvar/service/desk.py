@@ -47,7 +47,9 @@ Entries (their ``data``):
   as this process's (:meth:`Desk._adopt`): the ingest, or its resend (answered as already
   recorded), is answered as stored and the observers decide on them once, as on any beat
   of this process; they are never replayed as another process's, nor appended again
-  (compare-and-append at that size). On PostgreSQL a lost connection is
+  (compare-and-append at that size). Several such batches tried at the same size (a
+  resend whose append raised too) are each looked for there: the one found is adopted,
+  the others never land. On PostgreSQL a lost connection is
   :class:`~swarmvar.errors.LedgerUnreachable` (503) for the call that meets it, and
   :class:`~swarmvar.ledger.postgres.PostgresStore` opens a new one on its next call.
 
@@ -99,6 +101,7 @@ from ..errors import (
     InvalidParameter,
     InvalidReturns,
     LedgerCorrupted,
+    LedgerUnreachable,
     LedgerUnwritable,
     PayloadTooLarge,
     SwarmVarError,
@@ -153,6 +156,8 @@ FLUSH_EVERY = 10.0
 #: most tries of that timer in a row (30 at 10 s: five minutes); then the next ingest or
 #: the shutdown tries
 FLUSH_TRIES = 30
+#: most batches of beats whose append raised kept at one ledger size (:attr:`Desk._landings`)
+_MAX_LANDINGS = 8
 
 
 #: an entry's data: a mapping, or its canonical JSON text encoded before
@@ -174,7 +179,8 @@ class _Landing(NamedTuple):
     at beat ``seq`` of portfolio ``name``, the ``trial`` book its beats made, their
     ``reports`` and ``timed`` (each report's entry index and measured seconds), and the
     ``entries`` appended (kind, canonical text) with ``if_size`` ``at``: if the commit
-    landed, they are the ledger's rows from ``at`` on, nowhere else (:meth:`Desk.sync`)."""
+    landed, they are the ledger's rows from ``at`` on, nowhere else (:meth:`Desk.sync`);
+    of several batches tried at one ``at``, one at most landed."""
 
     name: str
     book: Book
@@ -288,8 +294,10 @@ class Desk:
         #: the ledger size at their first try to append them: rows from there on may be
         #: theirs, committed though the append's answer was lost (:meth:`_absorb`)
         self._undecided_from: int | None = None
-        #: the beats of this process whose append raised, the next sync looks for them
-        self._landing: _Landing | None = None
+        #: the batches of beats of this process whose append raised, all tried at one
+        #: ledger size (at most :data:`_MAX_LANDINGS`, the latest): the next sync that
+        #: finds the ledger grown looks for them there (one of them at most landed)
+        self._landings: tuple[_Landing, ...] = ()
         #: the timer's seconds between tries to append them, and its most tries in a row
         self.flush_every = FLUSH_EVERY
         self.flush_tries = FLUSH_TRIES
@@ -491,24 +499,34 @@ class Desk:
         ConflictingInput
             A recorded date with a different value, or a new date not after
             the last recorded one.
-        LedgerUnwritable, SwarmVarError
+        LedgerUnwritable, LedgerUnreachable, SwarmVarError
             The observers' decisions on the stored beats could not be appended (their
             own append, after the beats'): the message says the returns were stored
             and their decisions not, which this server process keeps and appends later
             (its next ingest of any portfolio, a resend of the same returns to it, its
             timer, its shutdown); or decisions of an earlier request still cannot be
             appended, and nothing of this one was stored (:meth:`_record_undecided`).
-            Unknown portfolios and conflicting values are answered first (404, 409).
+            The ledger's disk at fault stays ``LedgerUnwritable``, its PostgreSQL server
+            out of reach ``LedgerUnreachable`` (both 503). Unknown portfolios and
+            conflicting values are answered first (404, 409).
         LedgerCorrupted
             The same, when the ledger's append says it is damaged (a 500); the decisions
-            wait all the same (on PostgreSQL a lost connection is said so).
+            wait all the same.
+        LedgerUnreachable
+            With ``landed`` set: the connection to the PostgreSQL ledger was lost while
+            the beats' append was committed, and a sync right after it did not find them:
+            the message says the returns may have been stored and to resend the same
+            returns (if they were, the resend is answered as already recorded).
         SwarmVarError, Exception
-            The beats' own append failed (the store's error, as it raised it), and a sync
-            right after it did not find them in the ledger (or failed too): they may have
-            landed, which the next sync tells (:meth:`_look_for_landing`); found there,
-            they are this process's beats, decided on once, and a resend of the same
-            returns is answered as already recorded. Found by the sync right after the
-            append, the ingest is answered as stored (its decisions appended then).
+            The beats' own append failed otherwise (the store's error, as it raised it),
+            and a sync right after it did not find them in the ledger (or failed too):
+            they may have landed, which the next sync tells (:meth:`_look_for_landing`);
+            found there, they are this process's beats, decided on once, and a resend of
+            the same returns is answered as already recorded. Found by the sync right
+            after the append, the ingest is answered as stored (its decisions appended
+            then); that sync finding an earlier batch of this process's (a request whose
+            append raised before, tried at the same ledger size) takes it and tries
+            again.
         """
         check_returns(items, "returns")
         with self._computation():
@@ -541,9 +559,17 @@ class Desk:
                     try:
                         rows = self._append_unless_moved(name, book, trial_from, batch,
                                                          trial, reports, timed)
-                    except Exception:
-                        if not self._landed_now(trial):
-                            raise  # not landed, or not known yet: the next sync looks
+                    except Exception as exc:
+                        now = self._landed_now(name)
+                        if now is not None and now is not trial and (
+                                now is not book or book.seq != trial_from):
+                            # an earlier batch of this process adopted (its append raised
+                            # too), or another process's beat: the loop looks again
+                            continue
+                        if now is not trial:  # not landed, or not known yet: the next
+                            if isinstance(exc, LedgerUnreachable) and exc.landed:  # sync
+                                raise _maybe_stored(exc) from exc  # looks for it
+                            raise
                         # the commit landed, its answer lost: stored by this process
                         failed = self._record_undecided()
                         if failed is not None:
@@ -569,8 +595,9 @@ class Desk:
         ``name``'s, at that beat: their stored rows, or None when the portfolio moved
         (compute them again; a read's sync may have moved it already). Another process's
         append to any other portfolio fails the compare-and-append only: sync, check
-        again, append again. An append that raises is noted (:attr:`_landing`): its commit
-        may have landed, which the next sync tells. Under the desk's lock."""
+        again, append again. An append that raises is noted (:attr:`_landings`, beside the
+        batches noted at the same ledger size): its commit may have landed, which the next
+        sync tells. Under the desk's lock."""
         entries = [(k, canonical_data(d)) for k, d in batch]
         for _ in range(_RETRIES):
             if self._books.get(name) is not book or book.seq != seq:
@@ -579,27 +606,29 @@ class Desk:
             try:
                 rows = self._append(entries)
             except Exception:
-                self._landing = _Landing(name, book, seq, trial, tuple(reports),
-                                         tuple(timed), at,
-                                         tuple((k.value, text) for k, text in entries))
+                landing = _Landing(name, book, seq, trial, tuple(reports), tuple(timed), at,
+                                   tuple((k.value, text) for k, text in entries))
+                kept = tuple(p for p in self._landings if p.at == at)
+                self._landings = (*kept, landing)[-_MAX_LANDINGS:]
                 raise
             if rows is not None:
                 return rows
             self.sync()
         raise SwarmVarError(_KEPT_CHANGING)
 
-    def _landed_now(self, trial: Book) -> bool:
-        """After the append of the beats that made ``trial`` raised: one sync, True when
-        it found them landed (adopted as this process's by :meth:`_adopt`, their decisions
-        waiting), False when they did not land or the sync failed too (the next sync
-        looks again). Under the desk's lock."""
+    def _landed_now(self, name: str) -> Book | None:
+        """After an append of beats of portfolio ``name`` raised: one sync, then the
+        portfolio's book - the batch's own book when the sync found it landed (adopted as
+        this process's by :meth:`_adopt`, its decisions waiting), another when it found an
+        earlier batch of this process's landed, or another process's beats - or None when
+        the sync failed too (the next sync looks again). Under the desk's lock."""
         try:
             self.sync()
         except Exception as exc:  # noqa: BLE001 - the append's own error is the answer
             log.warning("the ledger could not be read after a failed append of beats (%r); "
                         "the next sync looks for them", exc)
-            return False
-        return any(b is trial for b in self._books.values())
+            return None
+        return self._books.get(name)
 
     def _commit(self, name: str, trial: Book, reports: Sequence[BeatReport],
                 timed: Sequence[tuple[int, float]], rows: Sequence[Row]) -> None:
@@ -661,8 +690,9 @@ class Desk:
         stored by this process, whose append's answer was lost. Their book becomes the
         portfolio's (decisions synced in since the copy kept), the observers decide on
         them as on beats just appended (the decisions wait: appended by the ingest that
-        found them, the next ingest, the timer or the shutdown), and the callbacks run;
-        never replayed as another process's. Under the desk's lock, in :meth:`sync`."""
+        found them, the next ingest, the timer or the shutdown; the timer set here is
+        stopped once they are appended), and the callbacks run; never replayed as another
+        process's. Under the desk's lock, in :meth:`sync`."""
         name, trial = landing.name, landing.trial
         trial.decisions = landing.book.decisions.copy()
         self._books[name] = trial
@@ -710,8 +740,9 @@ class Desk:
         (:class:`InvalidEntry`, :class:`PayloadTooLarge`: not met, they are checked when
         made), each counted as the fault of the observer that made it and taken out of
         its portfolio's decisions in memory (served as the ledger holds them); on any
-        other error (the ledger unavailable, its disk at fault, it kept changing, said
-        damaged - on PostgreSQL a lost connection is - or a sync that failed) they wait.
+        other error (the ledger unavailable, its disk at fault, its PostgreSQL server out
+        of reach, it kept changing, said damaged, or a sync that failed) they wait. Once
+        none wait, the timer is stopped (one an adoption set, :meth:`_adopt`).
 
         An append whose commit is uncertain (the connection lost after the server took
         it) is not repeated: each try's sync recognises the waiting entries that landed
@@ -736,9 +767,11 @@ class Desk:
         else:
             self._undecided, self._undecided_from = [], None
             self._flush_left = self.flush_tries
+            self._stop_timer()
             return None
         if not self._undecided:  # (a sync found them all landed before it failed)
             self._undecided_from = None
+            self._stop_timer()
             return None
         if not quiet:
             log.error("the observers' %d decisions on stored beats could not be appended "
@@ -783,6 +816,12 @@ class Desk:
         timer.daemon = True
         self._timer = timer
         timer.start()
+
+    def _stop_timer(self) -> None:
+        """Cancel the timer, none waiting for it. Under the desk's lock."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _flush_on_timer(self) -> None:
         with self._lock:
@@ -876,8 +915,8 @@ class Desk:
         if rows is None:
             return None
         self._seen += len(rows)
-        # appended at the size a failed append of beats was tried at: those never land
-        self._landing = None
+        # appended at the size failed appends of beats were tried at: those never land
+        self._landings = ()
         return rows
 
     # --- the runtime's steps, in order -----------------------------------------
@@ -914,7 +953,7 @@ class Desk:
             if size == self._seen:
                 return 0
             start = self._seen
-            if self._landing is not None:
+            if self._landings:
                 self._look_for_landing(size)
             for row in self.ledger.store.rows(self._seen, size):
                 self._absorb(row)
@@ -923,25 +962,34 @@ class Desk:
             return size - start
 
     def _look_for_landing(self, size: int) -> None:
-        """The beats whose append raised (:attr:`_landing`, tried at ledger size ``at``),
-        the ledger grown to ``size`` since: its rows from ``at`` on are those beats (the
-        same kinds and text) when the commit landed, adopted as this process's
-        (:meth:`_adopt`) and counted as seen; else they are another process's and those
-        beats never land (compare-and-append at ``at``). Looked at once; a read that fails
-        leaves it for the next sync. Under the desk's lock."""
-        landing = self._landing
-        assert landing is not None
-        end = landing.at + len(landing.entries)
-        rows: list[Row] = []
-        if self._seen == landing.at and size >= end:
-            rows = list(self.ledger.store.rows(landing.at, end))
-        self._landing = None
-        if ([(r[2], r[3]) for r in rows] != list(landing.entries)
-                or self._books.get(landing.name) is not landing.book
-                or landing.book.seq != landing.seq):
-            return
-        self._seen = end
-        self._adopt(landing, rows)
+        """The batches of beats whose append raised (:attr:`_landings`, all tried at
+        ledger size ``at``), the ledger grown to ``size`` since: its rows from ``at`` on
+        are one of them (the same kinds and text) when its commit landed, adopted as this
+        process's (:meth:`_adopt`) and counted as seen; else they are another process's,
+        and none of those batches ever lands (compare-and-append at ``at``). Looked at
+        once; a read that fails leaves them for the next sync. Under the desk's lock."""
+        landings, self._landings = self._landings, ()
+        at = landings[0].at
+        got: dict[int, list[tuple[str, str]]] = {}
+        rows: dict[int, list[Row]] = {}
+        if self._seen == at:
+            for landing in landings:
+                end = at + len(landing.entries)
+                if size >= end and end not in rows:
+                    try:
+                        rows[end] = list(self.ledger.store.rows(at, end))
+                    except BaseException:
+                        self._landings = landings  # the next sync looks again
+                        raise
+                    got[end] = [(r[2], r[3]) for r in rows[end]]
+        for landing in landings:
+            end = at + len(landing.entries)
+            if (got.get(end) == list(landing.entries)
+                    and self._books.get(landing.name) is landing.book
+                    and landing.book.seq == landing.seq):
+                self._seen = end
+                self._adopt(landing, rows[end])
+                return
 
     def _absorb(self, row: Row) -> None:
         kind, text = row[2], row[3]
@@ -988,10 +1036,13 @@ class Desk:
 def _unrecorded(exc: SwarmVarError, what: str, then: str) -> SwarmVarError:
     """The error a write is answered with when decisions on stored beats could not be
     appended (``exc``): ``what`` was stored and was not, the cause, and what to do
-    (``then``). A :class:`LedgerUnwritable` stays one (the disk is at fault: a 503), its
-    message replaced by these words (its own says nothing was written); a damaged ledger
-    stays :class:`LedgerCorrupted` (a 500); any other is a :class:`SwarmVarError` (503,
-    retry). The store's own "nothing was written" is left out of the cause."""
+    (``then``). A :class:`LedgerUnwritable` stays one (the disk is at fault: a 503), and
+    a :class:`LedgerUnreachable` one (its PostgreSQL server out of reach: a 503), each
+    message replaced by these words (its own says nothing was written, or that the append
+    may have landed: the waiting decisions that did are recognised, not appended twice); a
+    damaged ledger stays :class:`LedgerCorrupted` (a 500); any other is a
+    :class:`SwarmVarError` (503, retry). The store's own "nothing was written" is left out
+    of the cause."""
     if isinstance(exc, LedgerUnwritable):
         remedy = LedgerUnwritable.REMEDY.get(exc.cause, "retry later")
         err = LedgerUnwritable(exc.path, exc.cause, exc.detail, exc.doing)
@@ -999,6 +1050,17 @@ def _unrecorded(exc: SwarmVarError, what: str, then: str) -> SwarmVarError:
                     f"({exc.detail}); nothing says the ledger is damaged (its disk is at "
                     f"fault: do not move it away): {remedy}; {then}",)
         return err
+    if isinstance(exc, LedgerUnreachable):
+        said = f" ({exc.detail})" if exc.detail else ""
+        lost = (f"the connection to the ledger database was lost while they were committed"
+                f"{said}: some may have landed, which this server process recognises (it "
+                "does not append them twice)" if exc.landed else
+                f"the ledger database cannot be appended to now: its PostgreSQL server "
+                f"cannot be reached{said}")
+        out = LedgerUnreachable(exc.doing, exc.detail, exc.where, exc.landed)
+        out.args = (f"{what}: {lost}; nothing says the ledger is damaged (do not move it "
+                    f"away): check that its PostgreSQL server is up; {then}",)
+        return out
     if isinstance(exc, LedgerCorrupted):
         return LedgerCorrupted(f"{what}: {_cause(exc)}; {then}")
     return SwarmVarError(f"{what}: {_cause(exc)}; {then}")
@@ -1008,3 +1070,18 @@ def _cause(exc: SwarmVarError) -> str:
     """``exc``'s message without its "nothing was written" (the store's words on its own
     append, which the answer's words on what was stored replace)."""
     return re.sub(r"; nothing was written(?: to it)?", "", str(exc))
+
+
+def _maybe_stored(exc: LedgerUnreachable) -> LedgerUnreachable:
+    """The answer to an ingest whose beats' append lost its connection while it was
+    committed (``exc``, ``landed``) and that a sync right after did not find: what an HTTP
+    client can do (the store's own "read the ledger's head" is the desk's to do). Still a
+    :class:`LedgerUnreachable` with ``landed`` (503 with ``Retry-After``)."""
+    err = LedgerUnreachable(exc.doing, exc.detail, exc.where, exc.landed)
+    said = f" ({exc.detail})" if exc.detail else ""
+    err.args = (f"the connection to the ledger database was lost while the returns' beats "
+                f"were committed{said}: the returns may have been stored; resend the same "
+                "returns: if they were, the resend answers already recorded. Nothing says "
+                "the ledger is damaged (do not move it away): check that its PostgreSQL "
+                "server is up",)
+    return err

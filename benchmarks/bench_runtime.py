@@ -18,6 +18,10 @@ Run: ``.venv/bin/python benchmarks/bench_runtime.py [--quick]``
   the per-portfolio cost at a small and a large P (target: flat within 20%).
 * Recovery: seconds from SIGKILL of a running ``Swarm`` to its first beat
   after a restart (the restart's imports included).
+* Attribution: a 20-asset book (the bundled stocks, equal positions) streamed with its
+  attribution every N beats (``book_var`` on the trailing window, on the swarm's worker
+  thread): the attribution's own seconds per due beat beside the beat's median time,
+  with attribution on and off (what the worker thread costs the beats).
 
 Quick mode runs the same code on cheap agents and a handful of portfolios.
 Timings on a shared machine are noisy: the load average is printed.
@@ -308,6 +312,48 @@ def recovery(portfolios: int, agents: tuple[str, ...], window: int) -> list[list
              "", "imports included", ""]]
 
 
+def _book_beats(home: Path, frame: Any, agents: tuple[str, ...], window: int, beats: int,
+                every: int) -> tuple[list[float], list[float]]:
+    """Beat a 20-asset book ``beats`` times: each beat's wall time, and each attribution's
+    own seconds (from its ledger record; ``every`` 0: none)."""
+    from swarmvar import book_var
+    from swarmvar.ledger import Ledger
+
+    book = {"book": {"positions": {str(a): 50_000.0 for a in frame.columns}}}
+    times = []
+    with Swarm(book, home=home, agents=agents, window=window, fsync=False,
+               roles=RoleConfig.quiet(attribute_every=every), book_var=book_var) as swarm:
+        swarm.start(frame.iloc[:window])
+        for i in range(window, window + beats):
+            tick = Tick("*", frame.index[i].to_pydatetime(), assets=frame.iloc[i].to_dict())
+            began = time.perf_counter()
+            swarm.step(tick)
+            times.append(time.perf_counter() - began)
+    with Ledger.open(home) as ledger:
+        costs = [float(e.data["result"]["detail"]["seconds"]) for e in ledger.entries()
+                 if e.kind == "flow" and e.data.get("flow") == "attribution"]
+    return times, costs
+
+
+def attribution_cost(quick: bool = False) -> list[list[str]]:
+    """A streamed 20-asset book's attribution: its seconds per due beat beside the beat's."""
+    from swarmvar.books import load_stocks
+
+    window, beats, every = (250, 12, 4) if quick else (1000, 60, 10)
+    frame = load_stocks().iloc[-(window + beats):]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        off, _ = _book_beats(Path(tmp) / "off", frame, CHEAP, window, beats, 0)
+        on, costs = _book_beats(Path(tmp) / "on", frame, CHEAP, window, beats, every)
+    rows.append([f"attribution per due beat: 20 assets, window {window}",
+                 f"{statistics.median(costs):.3f} s" if costs else "none landed",
+                 "off the beat", f"{len(costs)} due (every {every} beats)", ""])
+    rows.append([f"  beat median, attribution off / on ({len(CHEAP)} agents)",
+                 f"{1000 * statistics.median(off):.1f} / {1000 * statistics.median(on):.1f} ms",
+                 "on ~ off", f"max on {1000 * max(on):.1f} ms", ""])
+    return rows
+
+
 def main(quick: bool = False) -> None:
     load_before = _load()
     if quick:
@@ -315,11 +361,13 @@ def main(quick: bool = False) -> None:
         rows += replay_throughput(CHEAP, 150, 20)
         rows += scale_out(2, 3, CHEAP, 4, 100, chunk=2)
         rows += recovery(2, ("NormalInverseGamma", "BayesianBootstrap"), 100)
+        rows += attribution_cost(quick=True)
     else:
         rows = beat_overhead(DEFAULT_AGENTS, 1000, 300)
         rows += replay_throughput(DEFAULT_AGENTS, 1000, 2500)
         rows += scale_out(10, 200, DEFAULT_AGENTS, 250, 1000)
         rows += recovery(200, DEFAULT_AGENTS, 1000)
+        rows += attribution_cost()
     print_table(rows)
     print(f"load average: {load_before} before, {_load()} after (2-core machine, shared)")
 

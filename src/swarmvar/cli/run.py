@@ -247,6 +247,24 @@ def _fail_run(exc: Exception, data: str, settings: dict[str, Setting] | None = N
     return fail(exc) if isinstance(exc, SwarmVarError) else usage_error(str(exc))
 
 
+def _check_attribute_every(every: int | None) -> None:
+    """``--attribute-every``: 0 (off) to ``MAX_ATTRIBUTE_EVERY`` beats (exit 2)."""
+    from ..swarm.attribution import MAX_ATTRIBUTE_EVERY
+
+    if every is not None and not 0 <= every <= MAX_ATTRIBUTE_EVERY:
+        raise typer.BadParameter(f"must be a number of beats from 0 (off) to "
+                                 f"{MAX_ATTRIBUTE_EVERY:,}, got {every}",
+                                 param_hint="--attribute-every")
+
+
+def _book_var() -> Any:
+    """:func:`swarmvar.book_var`, which the runtime's attribution calls (it may not import
+    a face itself)."""
+    from ..book_api import book_var
+
+    return book_var
+
+
 def _check_refits(refit_every: int, refit_lag: int, settings: dict[str, Setting]) -> None:
     """The runtime's own rules for a deferred refit (``RoleConfig``'s lag, and
     ``check_refit_rhythm``: a lag no longer than the refit rhythm), asked before the data is
@@ -432,6 +450,12 @@ def _currency_lines(swarm: Any) -> list[str]:
 #: in the closing summary, m/n (agents available of the roster) in the ledger's consensus
 #: entries; the consensus (portfolio, date, VaR and ES) stays.
 DROPPED_FIRST = ("decisions", "event", "m/n", "beat", "ccy", "breaches", "interval")
+#: The optional columns in the order they are dropped: :data:`DROPPED_FIRST` with a book's
+#: top VaR drivers (its latest attribution's three largest shares of the consensus VaR at
+#: the first level; shown once one has landed) after the decisions and the role event.
+DROP_ORDER = (*DROPPED_FIRST[:2], "drivers", *DROPPED_FIRST[2:])
+#: A book's drivers shown in the live table.
+TOP_DRIVERS = 3
 #: The portfolio column's least width in the live table (a longer name folds onto more
 #: lines; a shorter column is as wide as the longest name).
 PORTFOLIO_MIN = 12
@@ -463,6 +487,9 @@ def _table_rows(swarm: Any, breaches: dict[str, int], events: dict[str, str],
                         if rep.consensus else "-"),
                 "breaches": str(breaches.get(name, 0)),
                 "event": escape(events.get(name, "")[:40])}
+        said = _drivers(swarm, name)
+        if said:
+            row["drivers"] = escape(said)
         if arbiter:
             row["decisions"] = escape(", ".join(
                 d.action.value + (f" {'+'.join(d.agents)}" if d.agents else "")
@@ -478,6 +505,19 @@ def _table_rows(swarm: Any, breaches: dict[str, int], events: dict[str, str],
                     f"ccy{i}": _money(net, c.var) if net is not None else ""}
         rows.append(row)
     return alphas, money, rows
+
+
+def _drivers(swarm: Any, name: str) -> str:
+    """A book's top VaR drivers from its latest attribution, ``x 41%, y 30%, z 12%`` (the
+    share of the consensus VaR, first level); "" before one has landed, or for a series."""
+    latest = getattr(swarm, "attribution", None)
+    found = latest(name) if callable(latest) else None
+    if found is None:
+        return ""
+    top = found.top(TOP_DRIVERS)
+    if not top:
+        return f"beat {found.seq}: no consensus"
+    return ", ".join(f"{asset[:12]} {100 * share:.0f}%" for asset, share in top)
 
 
 def _columns(rows: list[dict[str, Any]], alphas: list[float], shown: set[str]
@@ -503,6 +543,7 @@ def _columns(rows: list[dict[str, Any]], alphas: list[float], shown: set[str]
         if "ccy" in shown:
             add(f"VaR {a:g} (ccy)", f"ccy{i}")
     for key, header in (("m/n", "m/n"), ("breaches", "breaches"),
+                        ("drivers", "top VaR drivers (share)"),
                         ("event", "last role event"), ("decisions", "last decisions")):
         if key in shown:
             add(header, key, "right" if key in ("m/n", "breaches") else "left")
@@ -536,8 +577,9 @@ def _table(swarm: Any, breaches: dict[str, int], events: dict[str, str],
     from rich.table import Table
 
     alphas, money, rows = _table_rows(swarm, breaches, events, arbiter)
-    optional = [k for k in DROPPED_FIRST if (k != "ccy" or money)
-                and (k != "decisions" or arbiter)]
+    drivers = any("drivers" in r for r in rows)
+    optional = [k for k in DROP_ORDER if (k != "ccy" or money)
+                and (k != "decisions" or arbiter) and (k != "drivers" or drivers)]
     title = ("swarmvar run — consensus per portfolio (VaR/ES: losses in % of value"
              + ("; a positions portfolio: % of its net value, and in currency)" if money
                 else ")"))
@@ -809,6 +851,12 @@ def run(
                                            "(the backtest's numbers); k: in a worker, swapped "
                                            "in k beats later")] = 0,
     seed: Annotated[int, typer.Option(help="root seed")] = 0,
+    attribute_every: Annotated[int | None, typer.Option(
+        "--attribute-every", help="a book's attribution (weights or positions portfolios): "
+        "every N beats, off the beat, the joint agents' consensus VaR/ES of its last "
+        "--window asset returns split over its assets (Euler), ledgered, its top drivers "
+        "in the table; 0: off; single series have none. Left out: every --refit-every "
+        "beats", show_default=False)] = None,
     checkpoint_every: Annotated[int | None, typer.Option(
         "--checkpoint-every", help="checkpoint a portfolio's state when its beat number is a "
         "multiple of N (a restart resumes from the last checkpoint and replays the ledger "
@@ -891,6 +939,7 @@ def run(
             raise typer.BadParameter(f"must be >= {low}, got {value}", param_hint=flag)
     if beats is not None and beats < 1:
         raise typer.BadParameter(f"must be >= 1, got {beats}", param_hint="--beats")
+    _check_attribute_every(attribute_every)
     if rate is not None and not MIN_RATE <= rate <= MAX_RATE:  # 1/rate must be a time
         raise typer.BadParameter(f"{rate:g} ticks a second is out of range; give one between "
                                  f"{MIN_RATE:g} and {MAX_RATE:g} (or leave --rate out: as "
@@ -997,7 +1046,8 @@ def run(
                       window=window, refit_every=refit_every, seed=seed, executor=host,
                       policy=swarm_policy(rule),
                       checkpoint_every=checkpoint_every, ledger_batch=ledger_batch,
-                      roles=RoleConfig(refit_lag=refit_lag), sandbox=boxes, spread=spread)
+                      roles=RoleConfig(refit_lag=refit_lag, attribute_every=attribute_every),
+                      sandbox=boxes, spread=spread, book_var=_book_var() if over_assets else None)
         cadence = None
         if judge is not None:
             # its entries join each beat's transaction; its state, the swarm's checkpoints

@@ -40,6 +40,7 @@ from ..errors import CircuitOpen, InvalidParameter, InvalidTick, RestoreQueueFul
 from ..evolution import BreakerConfig, BreakerState, CircuitBreaker
 from ..types import Action, BeatReport, Decision, Tick
 from ._restoring import _with_caught_up
+from .attribution import _attr_beat, _attr_landed, _attr_take
 from .beat import BeatInput, BeatOutcome
 from .observers import beat_seconds, observer_instructions
 from .roles import RefitResult, run_refit
@@ -144,6 +145,8 @@ def _beat(self: Swarm, ticks: Sequence[Tick], cursor: Any
             continue
         planned.extend(checked)
         seen.update(name for name, _, _ in checked)
+        for name, _, _ in checked:  # a book's asset returns, for its attribution's ring
+            _attr_take(self, name, tick)
     for name, _, _ in planned:
         for unit in self._groups.get(name, (name,)):
             if self._waits(unit) and len(self._queues[unit]) >= self.restore_queue:
@@ -285,8 +288,11 @@ def _after(self: Swarm, name: str, tick: BeatInput, outcome: BeatOutcome, cursor
         if timed or paced is not None else {})
     if groups is not None:  # a spread portfolio: the groups whose agents answered
         timing = {**timing, "groups": list(groups)}
+    # attributions finished since the last beat, then this beat's row (and a due one sent)
+    self._batch.extend(_attr_landed(self))
+    row, attributed = _attr_beat(self, name, tick.seq, tick.as_of)
     self._append(self._entries(name, tick, outcome, decisions, optimize, cursor,
-                               deferred, timing), beats=1)
+                               deferred, timing, assets=row, more_roles=attributed), beats=1)
     return report
 
 

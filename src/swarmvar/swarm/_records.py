@@ -31,7 +31,7 @@ from ..ledger import EntryKind
 from ..types import Decision, Estimate, Tick
 from .beat import BeatInput, BeatOutcome
 from .record import consensus_record
-from .roles import RefitJob, RefitResult
+from .roles import RefitJob, RefitResult, RoleRecord
 
 if TYPE_CHECKING:
     from .runtime import Swarm
@@ -168,8 +168,12 @@ def _late_entries(self: Swarm, group: str, seq: int, as_of: datetime, outcome: B
 
 def _entries(self: Swarm, name: str, tick: BeatInput, outcome: BeatOutcome,
              decisions: Sequence[Decision], optimize: list[list[str]], cursor: Any,
-             deferred: Sequence[list[str]] = (), timing: Mapping[str, Any] | None = None
+             deferred: Sequence[list[str]] = (), timing: Mapping[str, Any] | None = None,
+             *, assets: Sequence[float] | None = None, more_roles: Sequence[RoleRecord] = ()
              ) -> list[tuple[EntryKind, Mapping[str, Any] | Canonical]]:
+    """The beat's entries; ``assets``: a book's asset returns of the tick (the ring a resume
+    rebuilds for its attribution), ``more_roles``: the swarm's own role records (a skipped
+    attribution)."""
     report = outcome.report
     entries: list[tuple[EntryKind, Mapping[str, Any] | Canonical]] = [
         (EntryKind.ESTIMATE, canonical_object({"portfolio": name, "seq": tick.seq,
@@ -182,6 +186,7 @@ def _entries(self: Swarm, name: str, tick: BeatInput, outcome: BeatOutcome,
                      "swaps": [_result_dict(s) for s in tick.swaps],
                      "optimize": optimize,
                      **({"optimize_deferred": list(deferred)} if deferred else {}),
+                     **({"assets": list(assets)} if assets is not None else {}),
                      **(timing or {})},
             "levels": [consensus_record(c) for c in report.consensus],
             "breaches": {k: list(v) for k, v in report.breaches.items()},
@@ -189,7 +194,7 @@ def _entries(self: Swarm, name: str, tick: BeatInput, outcome: BeatOutcome,
             "rejected": dict(report.rejected),
             "regime_probability": report.regime_probability}),
     ]
-    for r in outcome.roles:
+    for r in (*outcome.roles, *more_roles):
         entries.append((EntryKind.FLOW, {"flow": r.role, "result": {
             "portfolio": name, "seq": tick.seq, **r.to_dict()}}))
     for d in decisions:

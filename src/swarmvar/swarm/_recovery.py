@@ -58,6 +58,7 @@ from ..canonical import canonical_json
 from ..errors import InvalidParameter, WorkerFailed
 from ..ledger import EntryKind
 from . import _records, _restoring  # constants read where defined: a patch reaches here
+from . import attribution as _attribution
 from ._records import _job_dict, _job_from
 from .beat import BeatInput, BeatOutcome
 from .observers import stateful_observers
@@ -190,6 +191,7 @@ def start(self: Swarm, history: Mapping[str, pd.Series] | pd.DataFrame | pd.Seri
             if name in self._groups:  # its consensus begins from the groups' forecasts
                 self._unbegun[name] = (values, when)
             self.last_as_of[name] = when
+            _attribution._attr_fill(self, name, history)  # a book's ring of asset returns
         self.executor.start(requests)
         begun = {"type": "swarm-start", "details": {
             "portfolios": [s.to_dict() for s in self.specs.values()],
@@ -378,6 +380,10 @@ def checkpoint(self: Swarm, names: Sequence[str] | None = None, *,
                     "credit": self._optional_credit.get(p, 0.0)}
         for key, obs in self._stateful():
             states[f"{_records.OBSERVER_PREFIX}{key}:{p}"] = obs.checkpoint_state(p)
+        ring, ring_states = _attribution._attr_checkpoint(self, p)
+        if ring is not None:  # a book's asset ring and its attributions still running
+            marks[p]["attribution"] = ring
+            states.update(ring_states)
     from .ticks import RETURNS_RULE
 
     # the books (what the returns are made from) and their rule: what a resume must match
@@ -528,8 +534,11 @@ def _resume(self: Swarm, run: Mapping[str, Any]) -> None:
         for i, d in enumerate(m["pending"]):
             job = _job_from(d, self.states.get(f"swarm-job:{p}:{i}"))
             self._pending[job.key] = (job, None)
+        _attribution._attr_restore(self, p, m)  # a book's ring and running attributions
     self.cursor = run["cursor"]
-    self._replay_ledger(min(int(self._marks[p]["ledger_size"]) for p in self._marks))
+    first = min(int(self._marks[p]["ledger_size"]) for p in self._marks)
+    _attribution._attr_read_ledger(self, first)  # those recorded since: never again
+    self._replay_ledger(first)
     self._resume_as_of = dict(self.last_as_of)
 
 
@@ -840,6 +849,7 @@ def _replay_ledger(self: Swarm, start: int) -> None:
         self.last_as_of[name] = tick.as_of
         self._requests[name] = [(a, "arbiter") for d in b.get("optimize", []) for a in d]
         self._latest[name] = self._beaten[name] = report
+        _attribution._attr_replay(self, name, b)  # its asset row; a due one it lacks, again
         if b.get("cursor") is not None:
             self.cursor = b["cursor"]
         if self._due(name):

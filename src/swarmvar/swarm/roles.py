@@ -68,6 +68,10 @@ class RoleConfig:
         Convergence watch on; its thresholds (ESS fraction, split R-hat,
         z-score of the last 20 log scores against the trailing 250); whether
         a guard's finding asks for a refit.
+    attribute_every : int or None
+        A book's attribution (:mod:`.attribution`): every this many beats, off the beat,
+        which assets drive its VaR. None (the default): every ``refit_every`` beats; 0:
+        off. Single-series portfolios have none.
     """
 
     refit_lag: int = 0
@@ -85,6 +89,7 @@ class RoleConfig:
     guard_max_rhat: float = 1.05
     guard_drift: float = 4.0
     guard_refits: bool = True
+    attribute_every: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.refit_lag, bool) or not isinstance(self.refit_lag, int) or \
@@ -94,6 +99,15 @@ class RoleConfig:
                 self.builder_window < 20:
             raise InvalidParameter(f"builder_window must be a whole number >= 20, not "
                                    f"{self.builder_window!r}")
+        every = self.attribute_every
+        if every is not None:
+            from .attribution import MAX_ATTRIBUTE_EVERY
+
+            if isinstance(every, bool) or not isinstance(every, int) or \
+                    not 0 <= every <= MAX_ATTRIBUTE_EVERY:
+                raise InvalidParameter(
+                    f"attribute_every must be a whole number of beats from 0 (off) to "
+                    f"{MAX_ATTRIBUTE_EVERY}, or None (every refit_every beats), not {every!r}")
 
     @classmethod
     def quiet(cls, **changes: Any) -> RoleConfig:

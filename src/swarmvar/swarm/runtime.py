@@ -64,7 +64,7 @@ import logging
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -81,6 +81,7 @@ from ..ledger import EntryKind, Ledger
 from ..models import DEFAULT_AGENTS, canonical_name
 from ..types import BeatReport, Decision
 from . import _beating, _records, _recovery, _restoring, _running
+from . import attribution as _attribution
 from ._beating import SANDBOX_BREAKER as SANDBOX_BREAKER
 from ._records import OBSERVER_PREFIX as OBSERVER_PREFIX
 from ._records import RUN_KEY as RUN_KEY
@@ -183,7 +184,24 @@ class Swarm:
         other groups' agents (availability m/n, degraded, widened). 1 (the
         default): each portfolio whole on one host. Needs ``refit_lag`` 0 and
         no sandbox.
+    book_var : callable, optional
+        :func:`swarmvar.book_var`, for a book's attribution (:mod:`.attribution`): every
+        ``roles.attribute_every`` beats (default ``refit_every``; 0 off) its trailing
+        ``window`` of asset returns is attributed off the beat and ledgered as a role
+        record; :meth:`attribution` gives the latest. None (the default): no attribution
+        (the runtime does not import the face that holds it).
     """
+
+    # a book's attribution (:mod:`.attribution`, set by ``_attr_setup``)
+    _book_var: Callable[..., Any] | None
+    _rings: dict[str, _attribution.AssetRing]
+    _attr_running: dict[tuple[str, int], tuple[_attribution.AttributionJob,
+                                               Future[_attribution.BookAttribution] | None]]
+    _attr_recorded: set[tuple[str, int]]
+    _attributions: dict[str, _attribution.BookAttribution]
+    _attr_lost: set[str]
+    _attr_pool: ThreadPoolExecutor | None
+    _asset_rows: dict[tuple[str, datetime], np.ndarray]
 
     def __init__(
         self,
@@ -208,6 +226,7 @@ class Swarm:
         restore_timeout: float = 600.0,
         catch_up: int | None = None,
         spread: int = 1,
+        book_var: Callable[..., Any] | None = None,
     ) -> None:
         for name, value, low in (("horizon", horizon, 1), ("window", window, 30),
                                  ("refit_every", refit_every, 1),
@@ -271,6 +290,8 @@ class Swarm:
         self.checkpoint_every = int(checkpoint_every)
         self.ledger_batch = int(ledger_batch)
         self.observers = tuple(observers)  # each Attached once (the property's setter)
+        #: books' asset rings and attributions (:mod:`.attribution`; checked before the home)
+        _attribution._attr_setup(self, book_var)
         try:  # everything above is checked: the home is made only for a start that goes on
             self.home.mkdir(parents=True, exist_ok=True)
         except OSError as exc:  # a file in the way, a read-only disk, no permission
@@ -407,6 +428,10 @@ class Swarm:
             log.warning("closing with portfolios still restoring (%s); their %d queued "
                         "ticks are not recorded", exc, sum(len(q) for q in self._queues.values()))
         self._closed = True
+        try:  # attributions still running land first (up to restore_timeout), once
+            _attribution._attr_close(self, self.restore_timeout)
+        except Exception as exc:  # noqa: BLE001 - closing anyway; a resume submits them again
+            log.warning("closing with attributions still running (%s)", exc)
         try:
             self.flush()
         finally:
@@ -501,6 +526,10 @@ class Swarm:
         self._batch.append((EntryKind.ACTION, detail))
         self.flush()  # recorded before the error reaches the caller (the batch goes with it)
         log.info("tick refused: %s", exc)
+
+    # --- a book's attribution (.attribution) ----------------------------------------
+
+    attribution = _attribution.attribution
 
     # --- the loop (._running) ------------------------------------------------------
 

@@ -1,0 +1,494 @@
+"""A streamed book's attribution: which positions drive its VaR, every N beats, off the beat.
+
+A book portfolio (weights or currency positions over asset columns) beats on its own
+return only; this role says what drives that return's VaR. The swarm keeps, per book, a
+bounded ring of its last ``window`` asset-return rows (:class:`AssetRing`, in the swarm,
+not per agent). Every ``attribute_every`` beats (:class:`~.roles.RoleConfig`; default the
+refit rhythm, 0 off; single-series portfolios have none), once the ring is full, the
+ring's rows go to :func:`swarmvar.book_var` (handed to the swarm, ``Swarm(book_var=)``:
+the runtime does not import a face; without it there is no attribution), with
+``kind="return"``, the default joint agents, ``consensus=True``, ``baseline=False``,
+seed :func:`attribution_seed` of the portfolio's seed and the beat, on a worker
+thread: the beat never waits for it. Its result
+(:class:`BookAttribution`: per level the consensus VaR/ES in currency and each asset's
+Euler contribution to both, the agents used) lands at a later beat (or at ``close``) as a
+role record in the ledger (``flow: attribution``, action ``attributed``), dated with the
+beat it was computed for (``seq``, ``as_of``).
+
+Exactly once: every beat of a book records its asset returns (``assets`` in the beat's
+ledger record); a checkpoint stores the ring and the attributions still running (their
+windows); a resume restores both, replays the ledger's beats into the ring, and submits
+again every due attribution the ledger does not hold (one that was running at the kill):
+the same window and seed, so the same numbers. A due one it cannot recompute (the ring
+does not reach back: a checkpoint or ledger written before attribution existed) is
+ledgered as ``attribution-skipped`` with the reason, and logged. A weights book is
+attributed per unit of value (positions ``weight * 1``); a positions book in its currency.
+
+Methods of :class:`~.runtime.Swarm` (``_attr_*``, ``attribution``) written as functions
+of ``self: Swarm``; they read ``specs``, ``configs``, ``roles``; write ``_rings``,
+``_attr_running``, ``_attr_recorded``, ``_attributions``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..errors import SwarmVarError
+from ..ledger import EntryKind
+from .roles import RoleRecord
+
+if TYPE_CHECKING:
+    from .runtime import Swarm
+
+log = logging.getLogger("swarmvar.swarm")
+
+FloatArray = NDArray[np.float64]
+
+#: The largest ``attribute_every`` (beats between attributions) the runtime takes.
+MAX_ATTRIBUTE_EVERY = 100_000
+
+#: The role records' names in the ledger (``flow``) and their actions.
+ROLE = "attribution"
+ATTRIBUTED = "attributed"
+SKIPPED = "attribution-skipped"
+
+
+def attribution_seed(seed: int, seq: int) -> int:
+    """The root seed of beat ``seq``'s attribution, from the portfolio's seed (as
+    :func:`~.roles.fit_seed` keys a refit by the seed and the day)."""
+    return int(np.random.SeedSequence([int(seed), int(seq), 7]).generate_state(1)[0])
+
+
+class AssetRing:
+    """A book's last ``keep`` asset-return rows with their dates, oldest first."""
+
+    def __init__(self, keep: int, width: int) -> None:
+        self.keep = int(keep)
+        self.width = int(width)
+        self._rows: deque[tuple[datetime, FloatArray]] = deque(maxlen=self.keep)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @property
+    def full(self) -> bool:
+        return len(self._rows) == self.keep
+
+    def push(self, as_of: datetime, row: Sequence[float] | FloatArray) -> None:
+        self._rows.append((as_of, np.asarray(row, dtype=np.float64).reshape(self.width)))
+
+    def clear(self) -> None:
+        self._rows.clear()
+
+    def window(self) -> tuple[tuple[datetime, ...], FloatArray]:
+        """The dates and the ``(rows, assets)`` returns held now (a copy)."""
+        if not self._rows:
+            return (), np.zeros((0, self.width))
+        return (tuple(d for d, _ in self._rows), np.stack([r for _, r in self._rows]))
+
+    def dump(self) -> tuple[list[str], bytes]:
+        """The dates (ISO) and the rows' bytes: what a checkpoint stores."""
+        dates, rows = self.window()
+        return [d.isoformat() for d in dates], rows.tobytes()
+
+    def load(self, dates: Sequence[str], blob: bytes) -> None:
+        rows = np.frombuffer(blob, dtype=np.float64).reshape(len(dates), self.width)
+        self._rows.clear()
+        for d, r in zip(dates, rows, strict=True):
+            self._rows.append((datetime.fromisoformat(d), r.copy()))
+
+
+@dataclass(frozen=True)
+class AttributionJob:
+    """One due attribution: the book, the window it reads and the seed it draws with."""
+
+    portfolio: str
+    seq: int
+    as_of: datetime
+    assets: tuple[str, ...]
+    positions: tuple[float, ...]
+    dates: tuple[datetime, ...]
+    rows: FloatArray
+    alphas: tuple[float, ...]
+    horizon: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class LevelAttribution:
+    """The consensus at one level, in currency, and each asset's Euler contribution."""
+
+    alpha: float
+    var: float
+    es: float
+    component_var: tuple[float, ...]
+    component_es: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class BookAttribution:
+    """What a book's attribution found at beat ``seq`` (``levels`` empty: no consensus,
+    ``note``/``errors`` say why)."""
+
+    portfolio: str
+    seq: int
+    as_of: datetime
+    assets: tuple[str, ...]
+    agents: tuple[str, ...]
+    levels: tuple[LevelAttribution, ...]
+    seconds: float = 0.0
+    note: str = ""
+    errors: Mapping[str, str] = field(default_factory=dict)
+
+    def level(self, alpha: float | None = None) -> LevelAttribution | None:
+        """The level ``alpha`` (default the first), None without a consensus."""
+        for lv in self.levels:
+            if alpha is None or abs(lv.alpha - alpha) < 1e-12:
+                return lv
+        return None
+
+    def top(self, k: int = 3, alpha: float | None = None) -> list[tuple[str, float]]:
+        """The ``k`` assets with the largest share of the consensus VaR (share: component
+        VaR / VaR), largest first; [] without a consensus."""
+        lv = self.level(alpha)
+        if lv is None or not lv.var:
+            return []
+        comp = np.asarray(lv.component_var)
+        order = np.argsort(-comp, kind="stable")[:k]
+        return [(self.assets[i], float(comp[i] / lv.var)) for i in order]
+
+    def detail(self) -> dict[str, Any]:
+        """The role record's detail (plain JSON)."""
+        return {"as_of": self.as_of.isoformat(), "assets": list(self.assets),
+                "levels": [{"alpha": lv.alpha, "var": lv.var, "es": lv.es,
+                            "component_var": list(lv.component_var),
+                            "component_es": list(lv.component_es)} for lv in self.levels],
+                "seconds": self.seconds, "note": self.note[:300],
+                "errors": {k: str(v)[:300] for k, v in self.errors.items()}}
+
+    def record(self) -> RoleRecord:
+        return RoleRecord(ROLE, ATTRIBUTED, self.agents, self.detail())
+
+    @classmethod
+    def from_record(cls, portfolio: str, seq: int, rec: Mapping[str, Any]) -> BookAttribution:
+        """Back from a ledgered role record (``RoleRecord.to_dict``)."""
+        d = rec["detail"]
+        levels = tuple(LevelAttribution(float(x["alpha"]), float(x["var"]), float(x["es"]),
+                                        tuple(float(v) for v in x["component_var"]),
+                                        tuple(float(v) for v in x["component_es"]))
+                       for x in d.get("levels", []))
+        return cls(portfolio, int(seq), datetime.fromisoformat(d["as_of"]),
+                   tuple(d["assets"]), tuple(rec.get("agents", ())), levels,
+                   float(d.get("seconds", 0.0)), str(d.get("note", "")),
+                   dict(d.get("errors", {})))
+
+
+def job_frame(job: AttributionJob) -> Any:
+    """The job's window as the asset-returns frame ``book_var`` reads."""
+    import pandas as pd
+
+    return pd.DataFrame(job.rows, index=pd.DatetimeIndex(list(job.dates)),
+                        columns=list(job.assets))
+
+
+def job_book(job: AttributionJob) -> Any:
+    from ..types import Book
+
+    return Book(job.assets, job.positions)
+
+
+def run_attribution(job: AttributionJob, book_var: Callable[..., Any]) -> BookAttribution:
+    """Attribute the job's window with ``book_var`` (:func:`swarmvar.book_var`: the runtime
+    may not import a face, so the caller hands it in): the joint agents' consensus."""
+    begin = time.perf_counter()
+    try:
+        result = book_var(job_frame(job), job_book(job), kind="return", alphas=job.alphas,
+                          horizon=job.horizon, window=len(job.dates), seed=job.seed,
+                          consensus=True, baseline=False)
+    except SwarmVarError as exc:
+        return BookAttribution(job.portfolio, job.seq, job.as_of, job.assets, (), (),
+                               time.perf_counter() - begin, f"{type(exc).__name__}: {exc}")
+    levels = []
+    for agreed, att in zip(result.agreed, result.attributions.get("consensus", ()), strict=False):
+        levels.append(LevelAttribution(float(att.alpha), float(agreed.var), float(agreed.es),
+                                       tuple(float(v) for v in att.component_var),
+                                       tuple(float(v) for v in att.component_es)))
+    return BookAttribution(job.portfolio, job.seq, job.as_of, job.assets,
+                           tuple(result.forecasts), tuple(levels),
+                           time.perf_counter() - begin, result.note, dict(result.errors))
+
+
+# --- the swarm's side ------------------------------------------------------------
+
+
+def _every(self: Swarm, name: str) -> int:
+    """Beats between ``name``'s attributions (0: none: a single series, or off)."""
+    if not self.specs[name].assets or self._book_var is None:
+        return 0
+    every = self.roles.attribute_every
+    return self.configs[name].refit_every if every is None else int(every)
+
+
+def _attr_setup(self: Swarm, book_var: Callable[..., Any] | None) -> None:
+    """The rings and the bookkeeping (called by ``Swarm.__init__``)."""
+    if book_var is not None and not callable(book_var):
+        from ..errors import InvalidParameter
+
+        raise InvalidParameter(f"book_var must be swarmvar.book_var (or a function like it) "
+                               f"or None (no attribution), not {book_var!r}")
+    self._book_var = book_var
+    self._rings = {p: AssetRing(self.configs[p].window, len(s.assets))
+                   for p, s in self.specs.items() if _every(self, p) > 0}
+    self._attr_running = {}
+    self._attr_recorded = set()
+    self._attributions = {}
+    #: books whose ring a resume could not restore (an old checkpoint or ledger): a due
+    #: attribution before it is full again is ledgered as skipped
+    self._attr_lost = set()
+    self._attr_pool = None
+    #: (portfolio, as_of) -> the tick's asset returns, until its beat is recorded
+    self._asset_rows = {}
+
+
+def attribution(self: Swarm, portfolio: str) -> BookAttribution | None:
+    """The latest attribution of ``portfolio`` landed (None before the first, and for a
+    single series).
+
+    Raises
+    ------
+    UnknownPortfolio
+        ``portfolio`` is not one of this swarm's.
+    """
+    self.latest(portfolio)  # names an unknown portfolio
+    return self._attributions.get(portfolio)
+
+
+def _attr_fill(self: Swarm, name: str, history: Any) -> None:
+    """A fresh start: the ring from the start history's asset rows (an asset-returns
+    DataFrame; a mapping of the book's own returns leaves it empty until it fills)."""
+    import pandas as pd
+
+    ring = self._rings.get(name)
+    if ring is None or not isinstance(history, pd.DataFrame):
+        return
+    assets = list(self.specs[name].assets)
+    if not set(assets) <= set(map(str, history.columns)):
+        return
+    from .ticks import as_utc
+
+    tail = history[assets].iloc[-ring.keep:]
+    for when, row in zip(tail.index, tail.to_numpy(dtype=np.float64), strict=True):
+        ring.push(as_utc(when), row)
+
+
+def _attr_take(self: Swarm, name: str, tick: Any) -> None:
+    """Keep a checked tick's asset returns for its beat (a book's only)."""
+    if name in self._rings and tick.assets is not None:
+        from .ticks import as_utc
+
+        self._asset_rows[name, as_utc(tick.as_of)] = np.array(
+            [float(tick.assets[a]) for a in self.specs[name].assets])
+
+
+def _attr_beat(self: Swarm, name: str, seq: int, as_of: datetime
+               ) -> tuple[list[float] | None, list[RoleRecord]]:
+    """After ``name``'s beat ``seq``: its asset row into the ring (returned for the beat's
+    record), and the attribution submitted if due. Returns the row and records to ledger
+    with the beat (a skipped one)."""
+    ring = self._rings.get(name)
+    if ring is None:
+        return None, []
+    row = self._asset_rows.pop((name, as_of), None)
+    if row is None:  # (not expected: every book tick carries assets) the window breaks
+        ring.clear()
+        return None, []
+    ring.push(as_of, row)
+    return [float(x) for x in row], _attr_due(self, name, seq, as_of)
+
+
+def _attr_due(self: Swarm, name: str, seq: int, as_of: datetime) -> list[RoleRecord]:
+    ring = self._rings[name]
+    if ring.full:
+        self._attr_lost.discard(name)
+    every = _every(self, name)
+    if every <= 0 or seq % every or (name, seq) in self._attr_recorded \
+            or (name, seq) in self._attr_running:
+        return []
+    if not ring.full:
+        if name in self._attr_lost:  # an uninterrupted run may have attributed it: say so
+            reason = (f"the asset ring holds {len(ring)} of {ring.keep} rows after the "
+                      "resume (a checkpoint or beats recorded before attribution existed)")
+            log.warning("attribution of %s at beat %d skipped: %s", name, seq, reason)
+            self._attr_recorded.add((name, seq))
+            return [RoleRecord(ROLE, SKIPPED, (), {"as_of": as_of.isoformat(),
+                                                   "reason": reason})]
+        return []
+    _attr_submit(self, _job(self, name, seq, as_of))
+    return []
+
+
+def _job(self: Swarm, name: str, seq: int, as_of: datetime) -> AttributionJob:
+    spec, cfg = self.specs[name], self.configs[name]
+    dates, rows = self._rings[name].window()
+    if spec.positions is not None:
+        positions = tuple(float(spec.positions[a]) for a in spec.assets)
+    else:
+        assert spec.weights is not None
+        positions = tuple(float(spec.weights[a]) for a in spec.assets)
+    return AttributionJob(name, seq, as_of, spec.assets, positions, dates, rows, cfg.alphas,
+                          cfg.horizon, attribution_seed(cfg.seed, seq))
+
+
+def _attr_submit(self: Swarm, job: AttributionJob) -> None:
+    if self._attr_pool is None:
+        self._attr_pool = ThreadPoolExecutor(max_workers=1,
+                                             thread_name_prefix="swarmvar-attribution")
+    assert self._book_var is not None
+    self._attr_running[job.portfolio, job.seq] = (job, self._attr_pool.submit(
+        _attr_run, job, self._book_var))
+
+
+def _attr_run(job: AttributionJob, book_var: Callable[..., Any]) -> BookAttribution:
+    """The worker's call (a module-level name, so that a test can slow it down)."""
+    return run_attribution(job, book_var)
+
+
+def _attr_landed(self: Swarm, *, wait: float | None = None) -> list[tuple[EntryKind, Any]]:
+    """The finished attributions as ledger entries (each (portfolio, seq) once), in the
+    order they were due; ``wait``: seconds to wait for the running ones (``close``)."""
+    out: list[tuple[EntryKind, Any]] = []
+    deadline = None if wait is None else time.monotonic() + wait
+    for key in sorted(self._attr_running, key=lambda k: (k[1], k[0])):
+        job, future = self._attr_running[key]
+        if future is None:
+            continue
+        if not future.done():
+            if deadline is None:
+                continue
+            try:
+                future.result(timeout=max(0.0, deadline - time.monotonic()))
+            except Exception:  # noqa: BLE001 - timed out, or failed: said below
+                if not future.done():
+                    continue
+        del self._attr_running[key]
+        try:
+            result = future.result()
+        except Exception as exc:  # noqa: BLE001 - a bug in a worker: said, not recorded
+            log.warning("attribution of %s at beat %d failed: %s", job.portfolio, job.seq, exc)
+            continue
+        if key in self._attr_recorded:
+            continue
+        self._attr_recorded.add(key)
+        self._attributions[job.portfolio] = result
+        out.append((EntryKind.FLOW, {"flow": ROLE, "result": {
+            "portfolio": job.portfolio, "seq": job.seq, **result.record().to_dict()}}))
+    return out
+
+
+def _attr_close(self: Swarm, timeout: float) -> None:
+    """Land what is running (up to ``timeout`` s) into the batch; stop the worker."""
+    if self._attr_running:
+        self._batch.extend(_attr_landed(self, wait=timeout))
+    if self._attr_pool is not None:
+        self._attr_pool.shutdown(wait=False, cancel_futures=True)
+        self._attr_pool = None
+
+
+# --- checkpoints and resume ----------------------------------------------------------
+
+
+def _attr_checkpoint(self: Swarm, name: str) -> tuple[dict[str, Any] | None, dict[str, bytes]]:
+    """``name``'s ring and running attributions: its checkpoint mark's ``attribution``
+    and the state-store blobs (``swarm-attribution:<p>``, ``swarm-attribution-job:<p>:<i>``)."""
+    ring = self._rings.get(name)
+    if ring is None:
+        return None, {}
+    dates, blob = ring.dump()
+    states = {f"swarm-attribution:{name}": blob}
+    running = []
+    for i, (job, _) in enumerate(j for (p, _s), j in sorted(self._attr_running.items())
+                                 if p == name):
+        running.append({"seq": job.seq, "as_of": job.as_of.isoformat(),
+                        "dates": [d.isoformat() for d in job.dates]})
+        states[f"swarm-attribution-job:{name}:{i}"] = job.rows.tobytes()
+    return {"dates": dates, "running": running}, states
+
+
+def _attr_restore(self: Swarm, name: str, mark: Mapping[str, Any]) -> None:
+    """A resume: the ring and the running attributions of ``name``'s checkpoint (one
+    written before attribution: the ring refills from the beats, said in the log)."""
+    ring = self._rings.get(name)
+    if ring is None:
+        return
+    ring.clear()
+    saved = mark.get("attribution")
+    if not isinstance(saved, Mapping):
+        log.info("the checkpoint of %s holds no asset ring (written before attribution): "
+                 "its attributions resume once %d beats have filled it", name, ring.keep)
+        self._attr_lost.add(name)
+        return
+    ring.load(saved["dates"], self.states.get(f"swarm-attribution:{name}"))
+    spec, cfg = self.specs[name], self.configs[name]
+    for i, r in enumerate(saved.get("running", [])):
+        blob = self.states.get(f"swarm-attribution-job:{name}:{i}")
+        dates = tuple(datetime.fromisoformat(d) for d in r["dates"])
+        rows = np.frombuffer(blob, dtype=np.float64).reshape(len(dates), len(spec.assets))
+        seq = int(r["seq"])
+        book = _job(self, name, seq, datetime.fromisoformat(r["as_of"]))
+        job = AttributionJob(name, seq, book.as_of, book.assets, book.positions, dates,
+                             rows.copy(), cfg.alphas, cfg.horizon, book.seed)
+        self._attr_running[name, seq] = (job, None)  # submitted after the ledger is read
+
+
+def _attr_read_ledger(self: Swarm, start: int) -> None:
+    """The attributions the ledger holds from ``start`` on (recorded: never again), the
+    latest of each portfolio as its :meth:`attribution`; then the running ones it lacks
+    are submitted again."""
+    if not self._rings:
+        return
+    for entry in self.ledger.entries(start):
+        d = entry.data
+        if entry.kind != EntryKind.FLOW.value or d.get("flow") != ROLE:
+            continue
+        r = d.get("result", {})
+        key = (str(r.get("portfolio")), int(r.get("seq", -1)))
+        self._attr_recorded.add(key)
+        if r.get("action") == ATTRIBUTED and key[0] in self._rings:
+            try:
+                self._attributions[key[0]] = BookAttribution.from_record(key[0], key[1], r)
+            except (KeyError, TypeError, ValueError):
+                pass
+    for key, (job, future) in list(self._attr_running.items()):
+        del self._attr_running[key]
+        if future is None and key not in self._attr_recorded:
+            _attr_submit(self, job)
+
+
+def _attr_replay(self: Swarm, name: str, beat: Mapping[str, Any]) -> None:
+    """A replayed beat of a book: its recorded asset returns into the ring (a beat recorded
+    without them breaks the window), and its attribution submitted again if it was due and
+    the ledger lacks it (a skipped one recorded now, once)."""
+    ring = self._rings.get(name)
+    if ring is None:
+        return
+    as_of = datetime.fromisoformat(beat["as_of"])
+    row = beat.get("assets")
+    if not isinstance(row, list) or len(row) != ring.width:
+        ring.clear()  # a beat recorded before attribution existed
+        self._attr_lost.add(name)
+    else:
+        ring.push(as_of, row)
+    skipped = _attr_due(self, name, int(beat["seq"]), as_of)
+    for r in skipped:
+        self._batch.append((EntryKind.FLOW, {"flow": r.role, "result": {
+            "portfolio": name, "seq": int(beat["seq"]), **r.to_dict()}}))

@@ -1,0 +1,100 @@
+"""`swarmvar run --attribute-every`: a streamed book's attribution ledgered every N beats,
+its top drivers in the live table; a bad N refused (exit 2) before the home opens."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _cli_text import invoke, plain  # noqa: E402
+
+BOOKS = {"pos": {"positions": {"AAPL": 100_000, "CVX": -20_000, "BAC": 50_000}}}
+ARGS = ["--agents", "nig,bootstrap,student-t", "--window", "250", "-q", "--last", "258"]
+
+
+def _records(home: Path) -> list[dict]:
+    from swarmvar.ledger import Ledger
+
+    with Ledger.open(home) as ledger:
+        return [e.data["result"] for e in ledger.entries()
+                if e.kind == "flow" and e.data.get("flow") == "attribution"]
+
+
+def test_a_book_is_attributed_every_n_beats(tmp_path: Path) -> None:
+    books = tmp_path / "books.json"
+    books.write_text(json.dumps(BOOKS), encoding="utf-8")
+    home = tmp_path / "home"
+    code, text = invoke("run", "--data", "sp500-stocks", "--portfolios", str(books), *ARGS,
+                        "--attribute-every", "4", "--home", str(home))
+    assert code == 0, text
+    got = _records(home)
+    assert [(r["portfolio"], r["seq"], r["action"]) for r in got] == [
+        ("pos", 4, "attributed"), ("pos", 8, "attributed")]
+    level = got[0]["detail"]["levels"][0]
+    assert got[0]["detail"]["assets"] == ["AAPL", "CVX", "BAC"]
+    assert sum(level["component_var"]) == pytest.approx(level["var"], rel=1e-9)  # Euler
+
+
+def test_off_with_0(tmp_path: Path) -> None:
+    books = tmp_path / "books.json"
+    books.write_text(json.dumps(BOOKS), encoding="utf-8")
+    home = tmp_path / "home"
+    code, text = invoke("run", "--data", "sp500-stocks", "--portfolios", str(books), *ARGS,
+                        "--attribute-every", "0", "--home", str(home))
+    assert code == 0, text
+    assert _records(home) == []
+
+
+@pytest.mark.parametrize("bad", ["-1", "100001", "1000000000"])
+def test_a_bad_attribute_every_is_refused_before_the_home(tmp_path: Path, bad: str) -> None:
+    home = tmp_path / "home"
+    code, text = invoke("run", "--data", "sp500-stocks", *ARGS, "--attribute-every", bad,
+                        "--home", str(home))
+    assert code == 2, text
+    assert "--attribute-every" in plain(text) and "from 0 (off) to 100,000" in plain(text)
+    assert not home.exists()
+
+
+def test_the_live_table_shows_the_top_drivers_once_one_landed(tmp_path: Path) -> None:
+    from swarmvar import book_var
+    from swarmvar.cli.run import _table
+    from swarmvar.swarm import RoleConfig, Swarm
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "swarm"))
+    from test_attribution import (  # type: ignore[import-not-found]
+        BOOK,
+        WINDOW,
+        asset_returns,
+        tick,
+    )
+
+    frame = asset_returns(WINDOW + 2)
+    with Swarm(BOOK, home=tmp_path / "h", agents=("NormalInverseGamma", "BayesianBootstrap",
+                                                  "StudentT"), window=WINDOW, fsync=False,
+               roles=RoleConfig.quiet(attribute_every=1), book_var=book_var) as swarm:
+        swarm.start(frame.iloc[:WINDOW])
+        swarm.step(tick(frame, WINDOW))
+
+        def render() -> str:
+            console = Console(record=True, width=250, file=io.StringIO())
+            console.print(_table(swarm, {}, {}, False, 250))
+            return console.export_text()
+
+        assert "top VaR drivers" not in render()  # none landed yet
+        swarm._attr_running[("book", 1)][1].result(timeout=60)  # type: ignore[union-attr]
+        swarm.step(tick(frame, WINDOW + 1))  # it lands with this beat
+        latest = swarm.attribution("book")
+        assert latest is not None and latest.seq == 1
+        text = render()
+        assert "top VaR drivers (share)" in text, text
+        asset, share = latest.top(1)[0]
+        assert f"{asset} {100 * share:.0f}%" in text, text
+        narrow = Console(record=True, width=80, file=io.StringIO())
+        narrow.print(_table(swarm, {}, {}, False, 80))
+        assert "…" not in narrow.export_text()  # dropped whole when it does not fit

@@ -153,6 +153,7 @@ def test_the_routes_document_it(client: TestClient) -> None:
     variant = paths["/v1/variants/{variant_id}/promote"]["post"]["responses"]["503"][
         "description"]
     assert "LedgerUnwritable" in read and "disk full, read-only or an I/O error" in read
-    assert "LedgerUnwritable" in write and "rolled the write back" in write, write
+    assert "LedgerUnwritable" in write and "rolled back" in write, write
+    assert "LedgerUnreachable" in write and "LedgerUnreachable" in read, write
     assert "returns were stored" in write, write  # an ingest's decisions may wait
     assert "VariantStoreUnwritable" in variant and "LedgerUnwritable" in variant, variant

@@ -241,3 +241,27 @@ def test_ray_actors_give_the_same_attributions(tmp_path):
     finally:
         ray.shutdown()
     assert got == _records_with(tmp_path / "here", None)
+
+
+def test_a_home_from_before_attribution_says_each_due_one_it_skips(tmp_path, caplog):
+    """A checkpoint and beats recorded without the ring (no book_var then, as before this
+    role existed): the ring cannot be rebuilt, so each due attribution until it is full
+    again is ledgered as skipped, once, with the reason."""
+    frame = asset_returns(WINDOW + 12)
+    home = tmp_path / "h"
+    with book_swarm(home, every=4, checkpoint_every=3, book_var=None) as swarm:
+        swarm.start(frame.iloc[:WINDOW])
+        for i in range(WINDOW, WINDOW + 5):  # checkpoint at 3; beats 4, 5 replayed
+            swarm.step(tick(frame, i))
+    with caplog.at_level("INFO", logger="swarmvar.swarm"), \
+            book_swarm(home, every=4, checkpoint_every=3) as swarm:
+        swarm.start(frame.iloc[:WINDOW])
+        for i in range(WINDOW + 5, WINDOW + 12):
+            swarm.step(tick(frame, i))
+        assert swarm.attribution("book") is None
+    assert "holds no asset ring" in caplog.text
+    got = attributions(home)
+    assert sorted(got) == [("book", 4), ("book", 8), ("book", 12)]
+    for recs in got.values():
+        assert len(recs) == 1 and recs[0]["action"] == "attribution-skipped"
+        assert "asset ring holds" in recs[0]["detail"]["reason"]

@@ -121,7 +121,7 @@ class LedgerUnwritable(LedgerUnavailable):
     cause : str
         ``"disk full"``, ``"read-only"`` or ``"I/O error"`` (a key of :attr:`REMEDY`).
     detail : str
-        What SQLite (or PostgreSQL) said.
+        What SQLite said (for PostgreSQL only the SQLSTATE, never psycopg's words).
     doing : str
         What met it: ``"append"``, ``"create"``, ``"open"`` or ``"read"`` (default).
     """
@@ -169,17 +169,19 @@ class LedgerUnreachable(SwarmVarError, ConnectionError):
     appending it again.
 
     The message names "the ledger database", never its URL (a service's 503 body shows
-    it); ``where`` keeps the URL without its password, and the store logs it (logger
-    ``swarmvar.ledger``) with what psycopg said. A ``SwarmVarError``: the service answers
-    it 503 with ``Retry-After``, a command prints it as a usage error (exit 2), as the
-    variant store's ``VariantStoreUnreachable``.
+    it), nor psycopg's words; ``where`` keeps the URL without its password, and the store
+    logs it (logger ``swarmvar.ledger``) with what psycopg said. A ``SwarmVarError``:
+    the service answers it 503 with ``Retry-After``, a command prints it as a usage
+    error (exit 2), as the variant store's ``VariantStoreUnreachable``.
 
     Parameters
     ----------
     doing : str
         What met it: ``"append"``, ``"open"`` or ``"read"`` (default).
     detail : str
-        What psycopg said, without the URL's host, port, user or database.
+        A fixed category (``connection refused``, ``authentication failed``, ``no such
+        database``, ``server shutting down``, ...) and the SQLSTATE, never psycopg's
+        words (they hold the resolved address, the user, the database, paths).
     where : str
         The URL without its password (for the log; not in the message).
     landed : bool
@@ -217,6 +219,57 @@ class LedgerUnreachable(SwarmVarError, ConnectionError):
     def __reduce__(self) -> tuple[_Any, ...]:
         return (type(self), (self.doing, self.detail, self.where, self.landed),
                 self.__dict__)
+
+
+class LedgerFailed(SwarmVarError, RuntimeError):
+    """A read of, or an append to, the PostgreSQL ledger met a database error that says
+    nothing about its data: neither damage (:class:`LedgerCorrupted`: SQLSTATE ``XX001``,
+    ``XX002``, its tables or metadata missing) nor a cause another class names
+    (:class:`LedgerUnwritable`, :class:`LedgerUnreachable`): a lock or statement timeout
+    (``55P03``, ``57014``), a refused privilege (``42501``), a deadlock (``40P01``), a
+    serialization failure (``40001``), ... The server rolled the transaction back, so
+    nothing was written, and the ledger is said to be neither damaged nor intact (as the
+    variant store's ``VariantStoreFailed``). A ``SwarmVarError``: the service answers it
+    503 with ``Retry-After``, a command prints it as a usage error (exit 2; ``ledger
+    verify`` too, never "damaged").
+
+    The message names "the ledger database" and psycopg's class of the SQLSTATE, never
+    the URL nor psycopg's words, which the store logs (logger ``swarmvar.ledger``).
+
+    Parameters
+    ----------
+    doing : str
+        What met it: ``"append"``, ``"open"`` or ``"read"`` (default).
+    detail : str
+        psycopg's class name of the error and its SQLSTATE (``LockNotAvailable, SQLSTATE
+        55P03``).
+    where : str
+        The URL without its password (for the log; not in the message).
+    """
+
+    #: What the message says could not be done, by ``doing``.
+    _DONE: _ClassVar[dict[str, str]] = {"append": "appended to", "open": "opened",
+                                        "read": "read"}
+
+    def __init__(self, doing: str = "read", detail: str = "", where: str = "") -> None:
+        changed = "changed" if doing == "read" else "written"
+        said = f" ({detail})" if detail else ""
+        super().__init__(
+            f"the ledger database cannot be {self._DONE.get(doing, doing)} now: PostgreSQL "
+            f"refused the request{said}; nothing was {changed}, and the error says nothing "
+            "of the ledger's data (neither damaged nor intact): retry; if it keeps failing, "
+            "read the server's log (the store's log line has what PostgreSQL said)")
+        self.doing = doing
+        self.detail = detail
+        self.where = where
+
+    def __reduce__(self) -> tuple[_Any, ...]:
+        return (type(self), (self.doing, self.detail, self.where), self.__dict__)
+
+
+class LedgerClosed(SwarmVarError, RuntimeError):
+    """A ledger store used after its ``close()``: a caller's mistake, not the database's
+    (the store never opens a connection again once closed). Open a new ``Ledger``."""
 
 
 class InvalidProof(SwarmVarError, ValueError):

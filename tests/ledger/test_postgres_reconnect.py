@@ -11,6 +11,7 @@ import logging
 import pickle
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,14 @@ import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from swarmvar.errors import LedgerCorrupted, LedgerUnreachable, LedgerUnwritable
+from swarmvar.errors import (
+    LedgerCorrupted,
+    LedgerFailed,
+    LedgerUnreachable,
+    LedgerUnwritable,
+)
 from swarmvar.ledger import EntryKind, Ledger
-from swarmvar.ledger.postgres import database_error, scrubbed
+from swarmvar.ledger.postgres import BACKOFF_S, database_error, scrubbed
 
 _spec = importlib.util.spec_from_file_location(
     "swarmvar_tests_pg", Path(__file__).resolve().parents[1] / "pg.py")
@@ -80,6 +86,7 @@ def test_a_stopped_server_is_unreachable_and_the_same_store_goes_on(
                 Ledger(url, create=False)
         finally:
             own_server.start()
+        time.sleep(BACKOFF_S)  # a failed connect is not tried again for that long
         led.add_entry(EntryKind.PULSE, {"i": "after"})  # the same store object, reconnected
         assert led.size == before + 1
         assert led.verify_chain(processes=1).ok
@@ -97,7 +104,7 @@ def test_a_port_with_no_server_is_unreachable() -> None:
     assert not isinstance(got.value, LedgerCorrupted) and got.value.doing == "open"
     for part in ("127.0.0.1", str(port), "risk", "swarm", "s3cret"):
         assert part not in said, (part, said)
-    assert "Connection refused" in said and got.value.where == (
+    assert "(connection refused)" in said and got.value.where == (
         f"postgresql://risk@127.0.0.1:{port}/swarm?connect_timeout=2")
 
 
@@ -153,7 +160,7 @@ def test_a_lost_commit_answer_may_have_landed_and_is_not_sent_again(
         assert led.verify_chain(processes=1).ok
 
 
-U, C, W = LedgerUnreachable, LedgerCorrupted, LedgerUnwritable
+U, C, W, F = LedgerUnreachable, LedgerCorrupted, LedgerUnwritable, LedgerFailed
 
 
 @pytest.mark.parametrize("error, kind, when_lost", [
@@ -167,19 +174,30 @@ U, C, W = LedgerUnreachable, LedgerCorrupted, LedgerUnwritable
     (psycopg.errors.DataCorrupted, C, C),         # XX001: damage, whatever the connection
     (psycopg.errors.IndexCorrupted, C, C),        # XX002
     (psycopg.errors.DiskFull, W, W),              # 53100
-    (psycopg.errors.UndefinedTable, C, U),        # 42P01: any other; a broken connection's
+    (psycopg.errors.UndefinedTable, C, U),        # 42P01: the ledger's tables gone
+    (psycopg.errors.LockNotAvailable, F, U),      # 55P03: any other says nothing of data
+    (psycopg.errors.QueryCanceled, F, U),         # 57014 (statement_timeout)
+    (psycopg.errors.InsufficientPrivilege, F, U),  # 42501
+    (psycopg.errors.DeadlockDetected, F, U),      # 40P01
+    (psycopg.errors.SerializationFailure, F, U),  # 40001
 ])
 def test_each_sqlstate_has_its_class(error: type[psycopg.Error], kind: type,
                                      when_lost: type) -> None:
-    """``lost``: the connection broke in the call, or could not be made."""
+    """``lost``: the connection broke in the call, or could not be made. No message holds
+    psycopg's words (here the URL's parts, an address, a role) but damage's, which says
+    what the server said of the data without the URL's parts."""
     url = "postgresql://risk:s3cret@db.example:6432/swarm"
-    exc = error('connection to server at "db.example", port 6432 failed: user "risk"')
-    err = database_error(url, exc, "append")
-    assert type(err) is kind, err
-    if kind is not LedgerCorrupted:  # the messages a 503 body shows: no URL part
-        for part in ("db.example", "6432", "risk", "swarm", "s3cret"):
+    exc = error('connection to server at "db.example" (10.1.2.3), port 6432 failed: '
+                'role "someone" does not exist')
+    for lost in (False, True):
+        err = database_error(url, exc, "append", lost=lost)
+        assert type(err) is (when_lost if lost else kind), err
+        damage = exc.sqlstate in ("XX001", "XX002")
+        for part in ("db.example", "6432", "risk", "swarm", "s3cret") + (
+                () if damage else ("10.1.2.3", "someone", "does not exist")):
             assert part not in str(err), (part, err)
-    assert type(database_error(url, exc, "read", lost=True)) is when_lost
+        state = exc.sqlstate
+        assert state is None or f"SQLSTATE {state}" in str(err), err
 
 
 def test_unreachable_pickles_and_scrubbing_keeps_words() -> None:

@@ -129,6 +129,13 @@ def _check_db(db: str, home: Path, words: str) -> None:
     except ImportError:  # pragma: no cover - psycopg is a dependency of --db
         raise usage_error("--db needs the psycopg package (pip install 'psycopg[binary]')"
                           ) from None
+    from ..errors import InvalidParameter
+    from ..ledger.postgres import url_params
+
+    try:  # a malformed URL said in fixed words: psycopg's quote it, a password's fragment too
+        url_params(db)
+    except InvalidParameter as exc:
+        raise usage_error(f"--db: {exc}") from None
     try:
         psycopg.connect(db, connect_timeout=5).close()
     except (psycopg.Error, ValueError) as exc:

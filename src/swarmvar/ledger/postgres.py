@@ -14,9 +14,11 @@ opening a new database at once do not collide.
 A server out of reach (no connection made, the connection lost, the server shutting down
 or full) is :class:`~swarmvar.errors.LedgerUnreachable`, never damage: the store notices a
 broken connection and opens a new one on its next call (one attempt per call, no loop).
-Messages say "the ledger database", never its URL (a service's 503 body shows them); the
-URL, without its password, and psycopg's own words go to the log (logger
-``swarmvar.ledger``).
+Messages say "the ledger database", never its URL nor psycopg's words (a service's 503
+body shows them; psycopg's text holds the resolved address, the port, the user and
+database taken from the environment, socket and certificate paths): they carry a fixed
+category (:func:`category`) and the SQLSTATE. The URL, without its password, and
+psycopg's own words go to the log (logger ``swarmvar.ledger``).
 
 psycopg (3) is imported here only; the rest of the ledger never needs it.
 """
@@ -24,8 +26,10 @@ psycopg (3) is imported here only; the rest of the ledger never needs it.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -33,7 +37,14 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from ..errors import LedgerCorrupted, LedgerUnreachable, LedgerUnwritable
+from ..errors import (
+    InvalidParameter,
+    LedgerClosed,
+    LedgerCorrupted,
+    LedgerFailed,
+    LedgerUnreachable,
+    LedgerUnwritable,
+)
 from .damage import DISK_FULL, IO_ERROR, READ_ONLY
 from .entry import ZERO_HASH
 from .merkle import HashAlgorithm, NodeKey, frontier_keys
@@ -49,7 +60,7 @@ _COLUMNS = "idx, timestamp, kind, data, previous_hash, hash, nodes"
 #: SQLITE_IOERR in :mod:`~swarmvar.ledger.sqlite`): disk_full, read_only_sql_transaction
 #: (a standby, default_transaction_read_only), io_error: LedgerUnwritable. A server out of
 #: reach (:data:`UNREACHABLE_STATES`) is LedgerUnreachable; damage (data_corrupted XX001,
-#: index_corrupted XX002) and any other error stay LedgerCorrupted. The variant store's
+#: index_corrupted XX002) LedgerCorrupted; any other error LedgerFailed. The variant store's
 #: ``swarmvar.evolution.postgres`` has the same (a test compares them).
 OUTSIDE_STATES = {"53100": DISK_FULL, "25006": READ_ONLY, "58030": IO_ERROR}
 #: SQLSTATEs of a server out of reach besides class 08 (connection_exception): admin_shutdown,
@@ -59,10 +70,47 @@ OUTSIDE_STATES = {"53100": DISK_FULL, "25006": READ_ONLY, "58030": IO_ERROR}
 UNREACHABLE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
 #: SQLSTATEs of damage (data_corrupted, index_corrupted): LedgerCorrupted, whatever else.
 _DAMAGE_STATES = frozenset({"XX001", "XX002"})
-#: The connection parameters a message never shows (:func:`scrubbed`).
+#: SQLSTATE undefined_table: the ledger's tables dropped under an open store (damage).
+_NO_TABLE = "42P01"
+#: The connection parameters :func:`scrubbed` replaces (the variant store's copy's original).
 _HIDDEN = ("host", "hostaddr", "port", "user", "password", "dbname", "options", "service")
+#: What a message says of each of :data:`OUTSIDE_STATES` (psycopg's words left out).
+_OUTSIDE_WORDS = {"53100": "disk full", "25006": "read-only transaction", "58030": "I/O error"}
+#: Seconds after a failed connect during which a call fails at once, without connecting
+#: (so calls queued behind the store's lock on a black-holed host do not wait for a
+#: connect timeout each).
+BACKOFF_S = 1.5
 #: What :class:`~swarmvar.errors.LedgerUnwritable` names instead of the URL.
 _WHERE = "database"
+#: What a message says of a server out of reach, by SQLSTATE (:func:`category`).
+_STATE_CATEGORIES = {"57P01": "connection ended by the server (shutting down, or an "
+                              "administrator's command)",
+                     "57P02": "server shutting down",
+                     "57P03": "server starting or shutting down",
+                     "53300": "too many connections", "28000": "authentication failed",
+                     "28P01": "authentication failed", "3D000": "no such database"}
+#: What a message says of a connection that failed without a SQLSTATE (psycopg's connect
+#: errors have none), by words of psycopg's text (lower case; the first found wins). The
+#: text itself never reaches a message: only the category does.
+_WORD_CATEGORIES = (
+    ("refused", "connection refused"),
+    ("no such file or directory", "connection refused"),  # no server socket there
+    ("timeout expired", "connection timed out"), ("timed out", "connection timed out"),
+    ("authentication", "authentication failed"), ("no pg_hba.conf entry",
+                                                  "authentication failed"),
+    ('role "', "authentication failed"), ("password", "authentication failed"),
+    ("not currently accepting connections", "database not accepting connections"),
+    ('database "', "no such database"),
+    ("resolve host", "host name not found"), ("translate host name", "host name not found"),
+    ("too many", "too many connections"), ("connection slots", "too many connections"),
+    ("shutting down", "server shutting down"),
+    ("starting up", "server starting or shutting down"),
+    ("recovery mode", "server starting or shutting down"),
+    ("closed the connection", "connection closed"), ("connection is closed",
+                                                    "connection closed"),
+    ("connection is lost", "connection closed"), ("consuming input failed",
+                                                  "connection closed"),
+)
 log = logging.getLogger("swarmvar.ledger")
 
 _SCHEMA = [
@@ -108,12 +156,14 @@ class PostgresStore:
         If False, a database without the ledger's tables raises
         LedgerCorrupted and nothing is created.
     connect_timeout : float
-        Seconds a connection (the first, or a new one after a broken one) may take.
+        Seconds a connection (the first, or a new one after a broken one) may take, unless
+        the URL says (``?connect_timeout=``, or libpq's ``PGCONNECT_TIMEOUT``).
 
     A broken connection (the server restarted, the connection cut) is noticed - psycopg's
     ``broken``/``closed``, or the error met - and a new one is opened at the start of the
     next call: one attempt per call, no loop. A call whose connection breaks raises; it is
-    not tried again (the server rolled its transaction back).
+    not tried again (the server rolled its transaction back). After a connect that failed,
+    calls for :data:`BACKOFF_S` seconds fail at once without connecting.
 
     Raises
     ------
@@ -128,8 +178,18 @@ class PostgresStore:
         I/O error (SQLSTATE 53100, 25006, 58030): named, the append rolled back (nothing
         was written), the ledger not said to be damaged.
     LedgerCorrupted
-        The URL is not one, the database holds no ledger (without ``create``), its data
-        is damaged (XX001, XX002) or any other database error.
+        The database holds no ledger (without ``create``), its tables or metadata are
+        gone, or its data is damaged (XX001, XX002).
+    LedgerFailed
+        Any other database error (a lock or statement timeout, a refused privilege, a
+        deadlock, ...): nothing written, the ledger said neither damaged nor intact.
+    InvalidParameter
+        The URL is malformed (its text is not echoed).
+    LedgerClosed
+        A call after :meth:`close`.
+
+    Every message names "the ledger database", never the URL nor psycopg's words (a
+    category, psycopg's class name, the SQLSTATE): the log has them.
     """
 
     def __init__(
@@ -148,10 +208,11 @@ class PostgresStore:
         self._sync = "on" if durability is Durability.POWER else "off"
         self._timeout = max(1, int(connect_timeout))
         self._shut = False
-        try:
-            self._conn = self._connect("open")
-        except (ValueError, TypeError, psycopg.ProgrammingError) as exc:  # a malformed URL
-            raise LedgerCorrupted(f"not a usable PostgreSQL URL: {exc}") from None
+        #: When the last connect failed and its error: a call within :data:`BACKOFF_S`
+        #: of it fails at once, without connecting.
+        self._failed: tuple[float, LedgerUnreachable] | None = None
+        self._params = url_params(url)
+        self._conn = self._connect("open")
         try:
             self._setup(created, hash_algorithm, create)
         except BaseException:
@@ -159,35 +220,62 @@ class PostgresStore:
             raise
 
     def _connect(self, doing: str) -> psycopg.Connection[Any]:
-        """A new connection, its ``synchronous_commit`` set.
+        """A new connection, its ``synchronous_commit`` set. ``connect_timeout`` is the
+        URL's own (or libpq's ``PGCONNECT_TIMEOUT``) when it has one, else the store's.
 
         Raises
         ------
         LedgerUnreachable
-            It cannot be made (any psycopg error but a malformed URL's, which passes as
-            ``psycopg.ProgrammingError``), logged with the URL.
+            It cannot be made, logged with the URL and psycopg's words; a call within
+            :data:`BACKOFF_S` of a failed connect raises it again at once, not connecting.
+        InvalidParameter
+            The URL is malformed (a bad percent-escape, an unknown parameter): never
+            taken for a server out of reach; its text is not echoed.
         """
+        failed = self._failed
+        if failed is not None and time.monotonic() - failed[0] < BACKOFF_S:
+            err = failed[1]
+            raise LedgerUnreachable(doing, f"{err.detail}; not tried again within "
+                                    f"{BACKOFF_S:g} s of the last failed connect",
+                                    where=err.where)
+        timeout: dict[str, Any] = ({} if "connect_timeout" in self._params or os.environ.get(
+            "PGCONNECT_TIMEOUT") else {"connect_timeout": self._timeout})
         try:
-            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=self._timeout)
-        except psycopg.ProgrammingError:
-            raise
+            conn = psycopg.connect(self.url, autocommit=True, **timeout)
+        except (psycopg.ProgrammingError, ValueError, TypeError) as exc:
+            raise _url_error(self.url, exc) from None
         except psycopg.Error as exc:
-            raise _logged(self.url, exc, database_error(self.url, exc, doing, lost=True)
-                          ) from None
+            raise self._unreached(exc, doing) from None
         try:
             conn.execute(f"SET synchronous_commit = {self._sync}")
         except psycopg.Error as exc:
             conn.close()
-            raise _logged(self.url, exc, database_error(self.url, exc, doing, lost=True)
-                          ) from None
+            raise self._unreached(exc, doing) from None
+        self._failed = None
         return conn
+
+    def _unreached(self, exc: psycopg.Error, doing: str) -> Exception:
+        """The error of a connect that failed with ``exc`` (logged), remembered for the
+        back-off when it is :class:`~swarmvar.errors.LedgerUnreachable`."""
+        err = _logged(self.url, exc, database_error(self.url, exc, doing, lost=True))
+        if isinstance(err, LedgerUnreachable):
+            self._failed = (time.monotonic(), err)
+        return err
 
     def _live(self, doing: str) -> psycopg.Connection[Any]:
         """The connection, a new one if the last broke (one attempt: LedgerUnreachable if
-        it cannot be made; the broken one is kept, so the next call tries again). A store
-        closed by :meth:`close` is not opened again."""
+        it cannot be made; the broken one is kept, so the next call tries again).
+
+        Raises
+        ------
+        LedgerClosed
+            The store was closed by :meth:`close`: it is never opened again.
+        """
+        if self._shut:
+            raise LedgerClosed("the ledger store is closed (its close() was called); open "
+                               "a new Ledger on the database")
         conn = self._conn
-        if (conn.broken or conn.closed) and not self._shut:
+        if conn.broken or conn.closed:
             self._cache = None  # another writer may have appended meanwhile
             conn.close()
             self._conn = conn = self._connect(doing)
@@ -310,7 +398,7 @@ class PostgresStore:
                 if committing and isinstance(exc, psycopg.Error) and unreachable(
                         exc, lost=self.lost()):  # its answer lost: it may have landed
                     raise _logged(self.url, exc, LedgerUnreachable(
-                        "append", _said(exc, self.url), where=shown(self.url), landed=True)
+                        "append", _said(exc), where=shown(self.url), landed=True)
                     ) from exc
                 raise
             if rows:
@@ -359,9 +447,43 @@ class PostgresStore:
         return out
 
     def close(self) -> None:
+        """Close the connection for good: a later call raises
+        :class:`~swarmvar.errors.LedgerClosed`, never connecting again."""
         with self._lock:
             self._shut = True
             self._conn.close()
+
+
+def url_params(url: str) -> dict[str, Any]:
+    """``url``'s connection parameters.
+
+    Raises
+    ------
+    InvalidParameter
+        ``url`` is malformed, or a port in it is not a number (libpq would take it for a
+        host it cannot resolve: a server out of reach).
+    """
+    try:
+        params = conninfo_to_dict(url)
+    except (psycopg.ProgrammingError, ValueError, TypeError) as exc:
+        raise _url_error(url, exc) from None
+    ports = str(params.get("port") or "").split(",")
+    if not all(p.isdigit() or not p for p in ports):
+        raise InvalidParameter("not a usable PostgreSQL URL: its port is not a number")
+    return params
+
+
+def _url_error(url: str, exc: BaseException) -> InvalidParameter:
+    """The error of a malformed ``url`` (psycopg's ``exc``): what is wrong in fixed words,
+    never the URL's text (psycopg's quotes it, a password's fragment too); the URL without
+    its password is logged."""
+    text = str(exc).lower()
+    what = ("a bad percent-escape (% and two hex digits)" if "percent" in text else
+            "an unknown or malformed parameter" if "parameter" in text or "option" in text
+            else "malformed")
+    log.warning("the ledger database %s: not a usable PostgreSQL URL (%s)", shown(url),
+                type(exc).__name__)
+    return InvalidParameter(f"not a usable PostgreSQL URL: {what}")
 
 
 def shown(url: str) -> str:
@@ -385,7 +507,11 @@ def shown(url: str) -> str:
 
 def scrubbed(text: str, url: str) -> str:
     """psycopg's words ``text`` on one line, without the host, port, user, password,
-    database or options of ``url`` (each replaced by ``…``): what a message may show."""
+    database or options of ``url`` (each replaced by ``…``). Not enough for a message:
+    psycopg's text also holds the resolved address, the user and database taken from the
+    environment, socket and certificate paths: only a damage message (XX001, XX002: what
+    the server says of the data) shows it; the others carry :func:`category` or psycopg's
+    class name, and the SQLSTATE (the variant store has a copy, held equal by a test)."""
     try:
         params = conninfo_to_dict(url)
     except (psycopg.Error, ValueError, TypeError):
@@ -410,46 +536,81 @@ def unreachable(exc: psycopg.Error, *, lost: bool = False) -> bool:
     return lost or (not state and isinstance(exc, psycopg.OperationalError))
 
 
-def _said(exc: psycopg.Error, url: str) -> str:
-    """What a message shows of ``exc``: its words scrubbed of the URL, and its SQLSTATE."""
+def category(exc: BaseException) -> str:
+    """What a message says of a connection's failure ``exc``: a fixed phrase (connection
+    refused, connection timed out, authentication failed, no such database, host name not
+    found, too many connections, server shutting down, server starting or shutting down,
+    connection closed, connection failed or lost), from its SQLSTATE or, without one,
+    from words of psycopg's text, which itself never reaches a message (it holds the
+    resolved address, the port, the user and database, paths)."""
+    state = getattr(exc, "sqlstate", None) or ""
+    if state in _STATE_CATEGORIES:
+        return _STATE_CATEGORIES[state]
+    text = str(exc).lower()
+    for words, said in _WORD_CATEGORIES:
+        if words in text:
+            return said
+    return "connection failed or lost"
+
+
+def _said(exc: psycopg.Error) -> str:
+    """What a message shows of a server out of reach: :func:`category` and the SQLSTATE."""
     state = getattr(exc, "sqlstate", None)
-    return scrubbed(str(exc), url) + (f"; SQLSTATE {state}" if state else "")
+    return category(exc) + (f", SQLSTATE {state}" if state else "")
+
+
+def _named(exc: psycopg.Error) -> str:
+    """What a message shows of any other error: psycopg's class of its SQLSTATE (a fixed
+    name, ``LockNotAvailable``) and the SQLSTATE, never its text."""
+    return f"{type(exc).__name__}, SQLSTATE {getattr(exc, 'sqlstate', None) or 'none'}"
 
 
 def database_error(url: str, exc: psycopg.Error, what: str, *, lost: bool = False
-                   ) -> LedgerCorrupted | LedgerUnwritable | LedgerUnreachable:
+                   ) -> LedgerCorrupted | LedgerUnwritable | LedgerUnreachable | LedgerFailed:
     """What to raise for PostgreSQL's ``exc`` met ``what`` (``"open"``, ``"read"``,
     ``"append"``) on the ledger database at ``url`` (the transaction was rolled back):
     :class:`~swarmvar.errors.LedgerUnwritable` for a disk full, a read-only transaction or
     an I/O error (:data:`OUTSIDE_STATES`); :class:`~swarmvar.errors.LedgerUnreachable`
     for a server out of reach (:func:`unreachable`; any error but those when ``lost``:
-    a connection that could not be made, or broke); else
-    :class:`~swarmvar.errors.LedgerCorrupted`. The first two name "the ledger database",
-    not the URL, and keep psycopg's words scrubbed of it (:func:`scrubbed`)."""
+    a connection that could not be made, or broke);
+    :class:`~swarmvar.errors.LedgerCorrupted` for damage (XX001, XX002) or the ledger's
+    tables gone (42P01); else :class:`~swarmvar.errors.LedgerFailed` (a lock or statement
+    timeout, a refused privilege, a deadlock, ...: the ledger not said damaged nor intact).
+    Each names "the ledger database", never the URL nor psycopg's words (:func:`_logged`
+    logs both): a category or psycopg's class name, and the SQLSTATE; only damage keeps
+    what the server said of the data, without the URL's parts (:func:`scrubbed`)."""
     doing = what if what in ("append", "open") else "read"
-    cause = OUTSIDE_STATES.get(getattr(exc, "sqlstate", None) or "")
+    state = getattr(exc, "sqlstate", None) or ""
+    cause = OUTSIDE_STATES.get(state)
     if cause is not None:
-        return LedgerUnwritable(_WHERE, cause, scrubbed(str(exc).strip(), url), doing)
+        return LedgerUnwritable(_WHERE, cause, f"{_OUTSIDE_WORDS[state]}, SQLSTATE {state}",
+                                doing)
     if unreachable(exc, lost=lost):
-        return LedgerUnreachable(doing, _said(exc, url), where=shown(url))
-    return LedgerCorrupted(f"ledger database error ({what}): {exc}")
+        return LedgerUnreachable(doing, _said(exc), where=shown(url))
+    if state in _DAMAGE_STATES:
+        return LedgerCorrupted(f"the ledger database is damaged ({what}: "
+                               f"{scrubbed(str(exc), url)}; SQLSTATE {state}): restore it "
+                               "from a backup")
+    if state == _NO_TABLE:
+        return LedgerCorrupted(f"the ledger database has lost its ledger tables ({what}: "
+                               f"{_named(exc)}): restore it from a backup")
+    return LedgerFailed(doing, _named(exc), where=shown(url))
 
 
 def _logged(url: str, exc: BaseException, err: Exception) -> Exception:
-    """``err``, once the URL (without its password) and psycopg's own words are logged
-    for a :class:`~swarmvar.errors.LedgerUnreachable` or
-    :class:`~swarmvar.errors.LedgerUnwritable`, whose messages leave them out."""
-    if isinstance(err, (LedgerUnreachable, LedgerUnwritable)):
-        log.warning("the ledger database %s: %s (psycopg: %s; SQLSTATE %s)", shown(url),
-                    type(err).__name__, " ".join(str(exc).split()),
-                    getattr(exc, "sqlstate", None) or "none")
+    """``err``, once the URL (without its password) and psycopg's own words, which its
+    message leaves out, are logged (WARNING; ERROR for damage)."""
+    level = logging.ERROR if isinstance(err, LedgerCorrupted) else logging.WARNING
+    log.log(level, "the ledger database %s: %s (psycopg: %s; SQLSTATE %s)", shown(url),
+            type(err).__name__, " ".join(str(exc).split()),
+            getattr(exc, "sqlstate", None) or "none")
     return err
 
 
 class _PgErrors:
     """Raise database errors as :func:`database_error` says: LedgerUnwritable,
-    LedgerUnreachable (also any error that left the connection broken), or
-    LedgerCorrupted; the first two logged with the URL."""
+    LedgerUnreachable (also any error that left the connection broken), LedgerCorrupted
+    or LedgerFailed, each logged with the URL and psycopg's words."""
 
     def __init__(self, what: str, url: str, store: PostgresStore | None = None) -> None:
         self.what = what

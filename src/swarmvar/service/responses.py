@@ -19,14 +19,16 @@ the same way for every route, when the app builds its OpenAPI schema:
   :func:`swarmvar.service.storage.is_read`, the app's answer to its SQLite errors): 503
   when the ledger cannot be read now (a lock held past the timeout, no file descriptor
   left, ``LedgerUnavailable``; its disk full, read-only or an I/O error,
-  ``LedgerUnwritable``; its PostgreSQL server out of reach, ``LedgerUnreachable``), and
-  500 when the ledger file is gone;
+  ``LedgerUnwritable``; its PostgreSQL server out of reach, ``LedgerUnreachable``; any
+  other PostgreSQL error, a lock timeout say, ``LedgerFailed``), and 500 when the ledger
+  file is gone;
 - a route above the reader role (a write: it appends to the ledger, the variant store's
   promote and rollback too): 503 when the ledger cannot be written (its disk full,
   read-only or an I/O error, ``LedgerUnwritable``; its PostgreSQL server out of reach,
-  ``LedgerUnreachable``: nothing written).
+  ``LedgerUnreachable``; any other PostgreSQL error, ``LedgerFailed``: nothing written).
 
-A PostgreSQL ledger's 503 messages say "the ledger database", never its URL: the store
+A PostgreSQL ledger's 503 messages say "the ledger database", never its URL nor psycopg's
+words (a fixed category, or psycopg's class name, and the SQLSTATE): the store
 (:mod:`swarmvar.ledger.postgres`) logs the URL, without its password, with psycopg's own
 words (logger ``swarmvar.ledger``), and leaves them out of the error's message, which
 the body carries.
@@ -62,12 +64,15 @@ TEXT = {
 STORAGE = ("The ledger cannot be read now (LedgerUnavailable: a lock held past the timeout, "
            "or no file descriptor left; LedgerUnwritable: its disk full, read-only or an I/O "
            "error, the ledger not damaged; LedgerUnreachable: its PostgreSQL server out of "
-           "reach, the ledger not damaged, a new connection tried by the next request; the "
-           "error is named, never the database's URL): retry after Retry-After seconds")
+           "reach, the ledger not damaged, a new connection tried by the next request; "
+           "LedgerFailed: another PostgreSQL error (a lock or statement timeout, a refused "
+           "privilege), the ledger said neither damaged nor intact; the error is named, "
+           "never the database's URL): retry after Retry-After seconds")
 #: A write's 503 when its ledger append meets a disk error (:mod:`swarmvar.service.storage`).
 LEDGER_WRITE = ("The ledger cannot be written (LedgerUnwritable: its disk full, read-only or "
                 "an I/O error, the cause and the file named; LedgerUnreachable: its PostgreSQL "
-                "server out of reach, the database's URL not named): the write was rolled "
+                "server out of reach; LedgerFailed: another PostgreSQL error, a lock timeout "
+                "say; the database's URL not named): the write was rolled "
                 "back and the ledger is not damaged - unless the message says the returns "
                 "were stored (an ingest whose beats went in and whose decisions' append "
                 "failed: they wait in this server process) or that an append whose COMMIT "

@@ -40,20 +40,16 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def _log_config(level: str) -> dict[str, Any]:
-    """uvicorn's own loggers as JSON lines too (its access log is off: the app logs requests),
-    and the ledger's (``swarmvar.ledger``: a PostgreSQL ledger's URL, without its password,
-    which its errors' messages, and so the answers' bodies, leave out)."""
-    return {
-        "version": 1, "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "swarmvar.service.middleware.JsonLines"}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json",
-                                "stream": "ext://sys.stderr"}},
-        "loggers": {"uvicorn": {"handlers": ["stderr"], "level": level.upper(),
-                                "propagate": False},
-                    "uvicorn.error": {"level": level.upper()},
-                    "swarmvar.ledger": {"handlers": ["stderr"], "level": level.upper(),
-                                        "propagate": False}},
-    }
+    """uvicorn's own loggers as JSON lines too (its access log is off: the app logs
+    requests), on the handler of every swarmvar logger
+    (:func:`swarmvar.service.middleware.log_config`: ``swarmvar.ledger`` logs a PostgreSQL
+    ledger's URL, without its password, which its errors' messages, and so the answers'
+    bodies, leave out)."""
+    from ..service.middleware import log_config
+
+    return log_config(level, {
+        "uvicorn": {"handlers": ["json"], "level": level.upper(), "propagate": False},
+        "uvicorn.error": {"level": level.upper()}})
 
 
 def _check_tls(certfile: Path, keyfile: Path) -> None:

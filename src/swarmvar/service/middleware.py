@@ -31,6 +31,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 LOGGER = "swarmvar.service"
+#: The parent of every swarmvar logger: where their lines are written, as JSON lines.
+PARENT = "swarmvar"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}\Z")
 #: Methods kept as a metrics label; any other (a client may send any token) is "OTHER", so
 #: a hostile client cannot grow the label set, and the metrics, without bound.
@@ -52,15 +54,41 @@ class JsonLines(logging.Formatter):
         return json.dumps(out, default=str)
 
 
-def configure_logging(level: str = "info") -> None:
-    """Send the service's logs to stderr as JSON lines (idempotent)."""
-    log = logging.getLogger(LOGGER)
+def json_handler() -> logging.Handler:
+    """The one handler swarmvar's logs go out through: JSON lines on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLines())
+    return handler
+
+
+def log_config(level: str, others: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The :func:`logging.config.dictConfig` configuration that routes the parent logger
+    :data:`PARENT` - so every swarmvar module's (``swarmvar.service``, ``swarmvar.ledger``,
+    ``swarmvar.evolution``, ``swarmvar.swarm``, ...) - as JSON lines to stderr at
+    ``level``, not passed on to the root logger; ``others`` (uvicorn's loggers) are
+    configured beside it, ``"json"`` naming the same handler. ``swarmvar serve`` gives it to
+    uvicorn; :func:`configure_logging` applies its :data:`PARENT` part in a process
+    nothing configured."""
+    return {
+        "version": 1, "disable_existing_loggers": False,
+        "handlers": {"json": {"()": json_handler}},
+        "loggers": {PARENT: {"handlers": ["json"], "level": level.upper(), "propagate": False},
+                    **(others or {})},
+    }
+
+
+def configure_logging(level: str | None = None) -> None:
+    """Route the :data:`PARENT` logger as :func:`log_config` says, in this process
+    (idempotent: a JSON-lines handler already there, from ``swarmvar serve``'s
+    configuration, is kept, and so is its level unless ``level`` is given; else
+    ``info``). Other loggers' handlers are left alone."""
+    wanted = log_config(level or "info")["loggers"][PARENT]
+    log = logging.getLogger(PARENT)
     if not any(isinstance(h.formatter, JsonLines) for h in log.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JsonLines())
-        log.addHandler(handler)
-    log.setLevel(level.upper())
-    log.propagate = False
+        log.addHandler(json_handler())
+    if level is not None or log.level == logging.NOTSET:
+        log.setLevel(wanted["level"])
+    log.propagate = wanted["propagate"]
 
 
 class RequestContext:

@@ -62,18 +62,22 @@ def test_a_cut_connection_is_a_503_without_the_url_then_reconnects(
         assert str(params["host"]) in logged and str(params["dbname"]) in logged, logged
 
 
+@pytest.mark.parametrize("failed", [False, True])
 def test_serve_check_says_unreachable_not_repair(
         postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        capsys: pytest.CaptureFixture[str], failed: bool) -> None:
     """``serve --db``'s check: a ledger database lost after its first connection is said
-    to be out of reach (retry), not "not usable ... repair or restore it"."""
+    to be out of reach (retry), not "not usable ... repair or restore it"; so is one whose
+    open meets a lock timeout (``LedgerFailed``: neither damaged nor intact)."""
     import typer
 
     import swarmvar.ledger
     from swarmvar.cli.serve import _check_db
-    from swarmvar.errors import LedgerUnreachable
+    from swarmvar.errors import LedgerFailed, LedgerUnreachable
 
     def gone(*args: object, **kwargs: object) -> None:
+        if failed:
+            raise LedgerFailed("open", "LockNotAvailable, SQLSTATE 55P03")
         raise LedgerUnreachable("open", "connection refused")
 
     monkeypatch.setattr(swarmvar.ledger, "Ledger", gone)
@@ -82,7 +86,9 @@ def test_serve_check_says_unreachable_not_repair(
     said = capsys.readouterr().err
     assert got.value.exit_code == 2
     assert said.startswith("error: --db: the ledger database cannot be opened now"), said
-    assert "repair" not in said and "damaged (do not move it away)" in said, said
+    assert "repair" not in said, said
+    assert ("neither damaged nor intact" if failed else "damaged (do not move it away)"
+            ) in said, said
 
 
 def test_a_real_server_logs_the_url_its_503_leaves_out(

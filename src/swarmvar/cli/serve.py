@@ -137,7 +137,7 @@ def _check_db(db: str, home: Path, words: str) -> None:
     except (psycopg.Error, ValueError) as exc:
         raise usage_error(f"--db: cannot connect to the database ({_first_line(exc)}); "
                           "check the URL, that the server runs and accepts this user") from None
-    from ..errors import LedgerUnreachable, SwarmVarError
+    from ..errors import LedgerFailed, LedgerUnreachable, SwarmVarError
     from ..evolution import open_home
     from ..ledger import Ledger
     from ..ledger.head import load_or_create_key
@@ -160,7 +160,8 @@ def _check_db(db: str, home: Path, words: str) -> None:
                     f"ledger and evolution tables there ({_first_line(exc)}); grant the user "
                     "CREATE on the schema (or create the tables once as a user who may) and "
                     "start again") from None
-            if isinstance(exc, LedgerUnreachable):  # lost since the connection above
+            if isinstance(exc, (LedgerUnreachable, LedgerFailed)):  # lost since the
+                # connection above, or a lock timeout: retry, not repair
                 raise usage_error(f"--db: {exc}") from None
             raise usage_error(
                 f"--db: {what} there is not usable ({_first_line(exc)}); repair or restore "

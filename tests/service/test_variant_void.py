@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from _sqlite_codes import coded
 from swarmvar.cli.variants import app as variants_app
+from swarmvar.errors import LedgerUnreachable
 from swarmvar.evolution import Database, Variant, VariantStatus, new_variant, open_home
 from swarmvar.models import registry
 from swarmvar.service import ServiceConfig, create_app
@@ -185,21 +186,68 @@ def test_a_void_that_cannot_be_appended_is_logged_and_the_store_error_answered(
         assert types[0] == "variant.promote" and set(types[1:]) <= {None}, types  # pads only
         assert ledger.verify_chain(processes=1).ok
         assert any(rec.levelno == logging.ERROR and "could not be appended" in rec.getMessage()
-                   and f"ledger note {size}" in rec.getMessage() for rec in caplog.records)
+                   and f"ledger note #{size}" in rec.getMessage() for rec in caplog.records)
 
 
-def test_a_commit_that_took_effect_before_its_error_is_not_voided(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_commit_that_took_effect_before_its_error_is_answered_made(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
     """A COMMIT whose answer is an error although it was made (as a server's lost answer):
-    the store holds the promotion, so its note stands, unvoided."""
+    the store holds the promotion, so its note stands, unvoided, and the answer is the
+    promotion (200), the lost answer logged as a warning (before: a 503 saying nothing was
+    changed, while the promotion stood and a retry was refused)."""
     c, k, home = _client(tmp_path)
     with c:
         v = add_variant(home)
         ledger = c.app.state.desk.ledger
         size = ledger.size
-        fail_commit_after(monkeypatch, lambda: ledger.size > size, commit_first=True)
-        r = c.post(f"/v1/variants/{v.id}/promote", headers={"X-API-Key": k.admin})
-        assert r.status_code == 503, r.text
+        failed = fail_commit_after(monkeypatch, lambda: ledger.size > size, commit_first=True)
+        with caplog.at_level(logging.WARNING, logger="swarmvar.service"):
+            r = c.post(f"/v1/variants/{v.id}/promote", headers={"X-API-Key": k.admin})
+        assert failed == [1]
+        assert r.status_code == 200 and r.json()["status"] == "active", r.text
         assert stored(home, v.id)[0] is VariantStatus.ACTIVE
         assert ledger.size == size + 1 and ledger.entry(size).data["type"] == "variant.promote"
         assert "VOIDED" not in "\n".join(history(home))
+        assert any(rec.levelno == logging.WARNING and "the change is stored" in rec.getMessage()
+                   and f"#{size}" in rec.getMessage() for rec in caplog.records)
+
+
+def test_a_note_whose_append_may_have_landed_is_voided_when_it_did(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ledger's append commits, then its answer is lost (``LedgerUnreachable`` with
+    ``landed``, as PostgreSQL's): the promotion is rolled back, and the note, found where
+    it was appended (the same text), is voided; the answer (503) says nothing was made."""
+    c, k, home = _client(tmp_path)
+    with c:
+        v = add_variant(home)
+        desk = c.app.state.desk
+        ledger = desk.ledger
+        size = ledger.size
+        real = ledger.store.append
+        lost: list[int] = []
+
+        def append(drafts: Any, *, if_size: int | None = None) -> Any:
+            rows = real(drafts, if_size=if_size)
+            if not lost and '"variant.promote"' in drafts[0][1]:
+                lost.append(1)
+                raise LedgerUnreachable("append", "connection lost", landed=True)
+            return rows
+
+        monkeypatch.setattr(ledger.store, "append", append)
+        before = stored(home, v.id)
+        r = c.post(f"/v1/variants/{v.id}/promote", headers={"X-API-Key": k.admin})
+        assert lost == [1] and r.status_code == 503, r.text
+        assert r.json()["error"]["type"] == "LedgerUnreachable", r.text
+        assert "was not made" in r.json()["error"]["message"]
+        assert stored(home, v.id) == before
+        note, void = ledger.entry(size), ledger.entry(size + 1)
+        assert ledger.size == size + 2 and note.data["type"] == "variant.promote"
+        assert void.data["type"] == "variant.promote.void"
+        assert void.data["details"]["voids"] == {"index": size, "hash": note.hash.hex()}
+        assert void.data["details"]["request_id"] == note.data["details"]["request_id"]
+        assert ledger.verify_chain(processes=1).ok
+        assert any(x.startswith(f"#{size} ") and "VOIDED" in x for x in history(home))
+
+        r = c.post(f"/v1/variants/{v.id}/promote", headers={"X-API-Key": k.admin})
+        assert r.status_code == 200 and stored(home, v.id)[0] is VariantStatus.ACTIVE

@@ -8,8 +8,9 @@ edge, and passed in.
 from __future__ import annotations
 
 import json
-import re
+import logging
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -34,7 +35,6 @@ from ..evolution import (
     record_check,
     start_canary,
 )
-from ..evolution.errors import VariantStoreUnreachable
 from . import PlainGroup
 from ._common import bad_parameter, cli_words, usage_error, usage_errors
 
@@ -185,7 +185,7 @@ def promote(
                                          for k, x in v.parameters.items()},
                           "forced": bool(blockers), "skipped_checks": list(blockers)}
 
-        v = _noted_change(home, h, "promote", change)
+        v = _noted_change(home, h, "promote", variant_id, change)
     out.print(f"promoted {_describe(v)}" + (" (forced)" if blockers else ""))
 
 
@@ -197,84 +197,95 @@ def _ledger_home(home: str) -> str:
     return str(path.parent if path.suffix else path)
 
 
-def _noted_change(home: str, h: EvolutionHome, event: str,
+def _noted_change(home: str, h: EvolutionHome, event: str, variant_id: str,
                   change: Callable[[], tuple[_T, Variant, dict[str, Any]]]) -> _T:
     """Make ``change`` in the variant store and record it in the ledger beside ``home``
     (a ``variant`` entry, ``event``) inside one transaction of the store: a record that
     cannot be written changes nothing. Return what ``change`` returned first.
 
-    ``change()`` returns (result, the variant as it wrote it, the record's data). When the
-    store's COMMIT fails after the record was appended, the record is voided by a
-    ``void`` entry naming it (:func:`_void`) and the store's error raised.
+    ``change()`` returns (result, the variant as it wrote it, the record's data). The
+    ledger is opened (created if missing) once the change is made, so a refused change
+    creates none. A record whose change the store did not keep is voided (a ``void``
+    entry naming its index and hash); the rule, and what is said when it is not known:
+    :func:`swarmvar.evolution.noted.noted_change` (warnings and errors on stderr).
 
     Raises
     ------
     SwarmVarError
-        The ledger's, the change's or the COMMIT's error (nothing changed in the store).
+        The ledger's, the change's or the COMMIT's error (nothing changed in the store;
+        a ``VariantStoreUnreachable`` saying so when it may have been).
     """
-    from ..ledger import EntryKind, Ledger  # a face may use any engine
+    from ..evolution.noted import noted_change
 
-    with Ledger(_ledger_home(home)) as ledger:
-        noted: Any = None
-        written: Variant | None = None
-        try:
-            with h.db.transaction():
-                result, written, data = change()
-                noted = ledger.add_entry(EntryKind.VARIANT, {"event": event, **data})
-        except BaseException as exc:
-            if noted is not None and written is not None:  # the COMMIT failed
-                _void(ledger, h, event, noted, written, exc)
-            raise
-    return result
+    def report(level: int, line: str) -> None:
+        err.print(f"{'warning' if level < logging.ERROR else 'error'}: {escape(line)}")
+
+    what = "promotion" if event == "promote" else "rollback"
+    with _Records(home, event) as book:
+        return noted_change(h.db.transaction, change, book, h.variants.get, report,
+                            f"{what} of {variant_id}", home)
 
 
-def _void(ledger: Any, h: EvolutionHome, event: str, noted: Any, written: Variant,
-          exc: BaseException) -> None:
-    """Append a ``void`` entry for the record ``noted`` (an entry), whose change the
-    variant store did not keep (its COMMIT raised ``exc``); one try, never raises.
+class _Records:
+    """The ledger beside a home for a variant change's record (a ``variant`` entry,
+    ``event``, with a ``request_id`` that makes it one of a kind) and its void (``event:
+    void``: the record's index and hash, the action, the variant, the store's error),
+    opened on the first record."""
 
-    Not appended when the store shows the change after all (a server whose answer to the
-    COMMIT was lost, having committed), nor when that cannot be told (the server out of
-    reach: it may have committed); both are said on stderr, as is a void that cannot be
-    appended (the record then stands for a change that was not made).
-    """
-    from ..ledger import EntryKind
+    def __init__(self, home: str, event: str) -> None:
+        self._home, self._event = home, event
+        self._ledger: Any = None
+        self._request = str(uuid.uuid4())
+        self._size = 0
 
-    kept = _stored_as_written(h, written)
-    what = f"ledger entry {noted.index} ({event} of {written.id})"
-    if kept or (kept is None and isinstance(exc, VariantStoreUnreachable)):
-        how = "is stored" if kept else "may have been stored (the server is out of reach)"
-        err.print(f"warning: {escape(what)}: the variant store's commit failed, but the "
-                  f"change {how}; the entry is not voided")
-        return
-    try:
-        ledger.add_entry(EntryKind.VARIANT, {
-            "event": "void", "voids": {"index": noted.index, "hash": noted.hash.hex()},
-            "action": event, "variant_id": written.id, "error": _said(exc)})
-    except Exception as second:  # one try: the store's error is what the command says
-        err.print(f"error: {escape(what)} names a change the variant store did not keep, "
-                  f"and its void could not be appended: {escape(_said(second))}")
+    def __enter__(self) -> _Records:
+        return self
 
+    def __exit__(self, *exc: object) -> None:
+        if self._ledger is not None:
+            self._ledger.close()
 
-def _stored_as_written(h: EvolutionHome, written: Variant) -> bool | None:
-    """Whether the variant store holds ``written`` as the failed transaction wrote it (its
-    version, time and status): True, False, or None when it cannot be read now."""
-    try:
-        stored = h.variants.get(written.id)
-    except Exception:  # what the store says now is not known
+    def _opened(self) -> Any:
+        from ..ledger import Ledger  # a face may use any engine
+
+        if self._ledger is None:
+            self._ledger = Ledger(_ledger_home(self._home))
+        return self._ledger
+
+    def _data(self, data: dict[str, Any]) -> dict[str, Any]:
+        return {"event": self._event, **data, "request_id": self._request}
+
+    def note(self, data: dict[str, Any]) -> int:
+        from ..ledger import EntryKind
+
+        ledger = self._opened()
+        self._size = ledger.size
+        return int(ledger.add_entry(EntryKind.VARIANT, self._data(data)).index)
+
+    def landed(self, data: dict[str, Any]) -> int | None:
+        """The record among the entries appended since its append began (at most
+        :data:`_LOOK` of them), by its data (its ``request_id`` is its own)."""
+        from ..ledger import EntryKind
+
+        ledger = self._opened()
+        want = self._data(data)
+        for e in ledger.entries(self._size, min(ledger.size, self._size + _LOOK)):
+            if e.kind is EntryKind.VARIANT and e.data == want:
+                return int(e.index)
         return None
-    return (stored.version == written.version and stored.updated == written.updated
-            and stored.status is written.status)
+
+    def void(self, index: int, variant_id: str, error: str) -> int:
+        from ..ledger import EntryKind
+
+        ledger = self._opened()
+        voided = ledger.entry(index)
+        return int(ledger.add_entry(EntryKind.VARIANT, {
+            "event": "void", "voids": {"index": index, "hash": voided.hash.hex()},
+            "action": self._event, "variant_id": variant_id, "error": error}).index)
 
 
-#: a URL in an error's text (a PostgreSQL server's, say): never written to the ledger
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")
-
-
-def _said(exc: BaseException) -> str:
-    """``exc`` as the ledger may keep it: its class and message, any URL in it replaced
-    by ``<url>`` (so no host, user or password), at most 500 characters."""
-    return f"{type(exc).__name__}: {_URL.sub('<url>', str(exc))}"[:500]
+#: The entries :meth:`_Records.landed` looks through for a record that may have landed.
+_LOOK = 1000
 
 
 @app.command()
@@ -284,11 +295,16 @@ def history(home: Home = DEFAULT_HOME) -> None:
     Both the command line's records (``variant`` entries) and the server's notes
     (``variant.promote``/``variant.rollback`` actions) are listed; one whose variant store
     did not keep the change (its commit failed after the record) is shown VOIDED, with
-    the entry that voids it.
+    the entry that voids it and its error's class and cause. A home with no ledger has
+    recorded none.
     """
-    from ..ledger import Ledger
+    from ..ledger import Ledger, ledger_path
 
-    with usage_errors(), Ledger(_ledger_home(home), create=False) as ledger:
+    where = _ledger_home(home)
+    if "://" not in where and not ledger_path(where).exists():
+        out.print("no promotions or rollbacks recorded")
+        return
+    with usage_errors(), Ledger(where, create=False) as ledger:
         changes = _changes(ledger.entries(1))
     lines = []
     for c in changes:
@@ -314,6 +330,7 @@ def _changes(entries: Iterator[Any]) -> list[_Change]:
     """The promotions and rollbacks among ``entries`` (the command line's ``variant``
     entries, the server's ``variant.*`` actions), each marked voided by the void that
     names its index and hash."""
+    from ..evolution.noted import said_head
     from ..ledger import EntryKind
 
     changes: dict[int, _Change] = {}
@@ -338,7 +355,8 @@ def _changes(entries: Iterator[Any]) -> list[_Change]:
             target = changes.get(at) if isinstance(at, int) else None
             if target is not None and isinstance(voids, dict) \
                     and voids.get("hash") == target.hash_hex:
-                target.voided_by, target.voided_why = e.index, str(d.get("error", ""))
+                target.voided_by = e.index
+                target.voided_why = said_head(str(d.get("error", "")))
     return list(changes.values())
 
 
@@ -518,7 +536,7 @@ def rollback_variant(variant_id: str, home: Home = DEFAULT_HOME) -> None:
                 "variant_id": rolled.id, "agent_class": rolled.agent_class,
                 "reinstated": None if back is None else back.id}
 
-        rolled, back = _noted_change(home, h, "rollback", change)
+        rolled, back = _noted_change(home, h, "rollback", variant_id, change)
     out.print(f"rolled back {_describe(rolled)}")
     if back is not None:
         out.print(f"re-instated {_describe(back)}")

@@ -868,6 +868,25 @@ class Desk:
         with self._lock:
             return self._append_retrying(batch)
 
+    def landed_note(self, kind: str, details: Mapping[str, Any]) -> int | None:
+        """Right after :meth:`note` of ``kind``/``details`` raised ``LedgerUnreachable``
+        with ``landed`` (its compare-and-append at the size last seen): the note's index
+        when the ledger holds it there (the same text), else None. Syncs first.
+
+        Raises
+        ------
+        SwarmVarError
+            The ledger cannot be read now (what :meth:`sync` raises).
+        """
+        text = canonical_data({"type": kind, "details": dict(details)})
+        with self._lock:
+            at = self._seen  # the failed append's size: it never advances on an error
+            self.sync()
+            if self._seen <= at:
+                return None
+            row = next(iter(self.ledger.store.rows(at, at + 1)))
+            return at if (row[2], row[3]) == (EntryKind.ACTION.value, text) else None
+
     def _append_retrying(self, batch: Sequence[tuple[EntryKind, _Data]]
                          | Callable[[], Sequence[tuple[EntryKind, _Data]]]) -> int:
         """Sync, then compare-and-append ``batch`` (or ``batch()``: what is to be appended

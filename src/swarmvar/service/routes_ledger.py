@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,7 +12,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from ..errors import InvalidParameter
-from ..evolution.errors import VariantStoreUnreachable
 from ..ledger import Ledger
 from .auth import Admin, Reader
 from .desk import Desk
@@ -156,14 +154,17 @@ def promote(variant_id: VariantId, request: Request, key: Admin) -> VariantOut:
     promotion back, so a promotion stands only with its note in the ledger. A COMMIT of the
     variant store that fails after the note leaves the variant as it was: the note is then
     voided by a ``variant.promote.void`` entry naming it (its index and hash) and the
-    store's error, and the answer is that error. The desk's lock is taken first, the order
+    store's error, and the answer is that error; a COMMIT whose answer was lost although
+    the store holds the promotion answers it made (200, a warning logged); one that lost
+    the PostgreSQL server mid-way answers a 503 saying it may have been made (look at the
+    variant's status). The desk's lock is taken first, the order
     an ingest takes it in before it checkpoints into the same store, so neither waits on
     the other's database lock."""
     def change(h: Any) -> tuple[Any, Any, dict[str, Any]]:
         v = h.variants.promote(h.variants.get(variant_id), now=time.time())
         return v, v, {"variant": v.id, "agent_class": v.agent_class}
 
-    return _variant(_noted_change(request, key, "promote", change))
+    return _variant(_noted_change(request, key, "promote", variant_id, change))
 
 
 @router.post("/v1/variants/{variant_id}/rollback", response_model=VariantOut,
@@ -177,87 +178,58 @@ def rollback(variant_id: VariantId, request: Request, key: Admin) -> VariantOut:
         return rolled, rolled, {"variant": rolled.id,
                                 "reinstated": None if back is None else back.id}
 
-    return _variant(_noted_change(request, key, "rollback", change))
+    return _variant(_noted_change(request, key, "rollback", variant_id, change))
 
 
-def _noted_change(request: Request, key: Any, action: str,
+def _noted_change(request: Request, key: Any, action: str, variant_id: str,
                   change: Callable[[Any], tuple[Any, Any, dict[str, Any]]]) -> Any:
     """Make ``change`` in the variant store and note it (``variant.<action>``) inside one
     transaction of the store; return what ``change`` returned first.
 
-    ``change(home)`` returns (result, the variant as it wrote it, the note's details). When
-    the store's COMMIT fails after the note was appended, the note is voided
-    (:func:`_void`) and the store's error raised.
+    ``change(home)`` returns (result, the variant as it wrote it, the note's details). A
+    note whose change the store did not keep is voided (``variant.<action>.void``, with
+    the key and request id); the rule, and what is answered when it is not known:
+    :func:`swarmvar.evolution.noted.noted_change` (warnings and errors logged on
+    ``swarmvar.service``).
 
     Raises
     ------
     SwarmVarError
-        The change's, the note's or the COMMIT's error (nothing changed in the store).
+        The change's, the note's or the COMMIT's error (nothing changed in the store; a
+        ``VariantStoreUnreachable`` saying so when it may have been).
     """
+    from ..evolution.noted import noted_change
+
     desk = _desk(request)
+    who = {"key_id": key.id, "request_id": request.state.request_id}
     with desk._lock, _evolution(request) as h:  # the desk's order
-        noted: int | None = None
-        written: Any = None
-        try:
-            with h.db.transaction():
-                result, written, details = change(h)
-                noted = desk.note(f"variant.{action}", {
-                    **details, "key_id": key.id, "request_id": request.state.request_id})
-        except BaseException as exc:
-            if noted is not None:  # the note was the body's last step: the COMMIT failed
-                _void(desk, h, action, noted, written, exc, {
-                    "key_id": key.id, "request_id": request.state.request_id})
-            raise
-    return result
+        url = request.app.state.config.db or ""
+        return noted_change(
+            h.db.transaction, lambda: change(h), _DeskNotes(desk, action, who),
+            h.variants.get, lambda level, line: log.log(level, "%s", line),
+            f"{'promotion' if action == 'promote' else 'rollback'} of {variant_id}", str(url))
 
 
-def _void(desk: Desk, h: Any, action: str, noted: int, written: Any,
-          exc: BaseException, who: dict[str, Any]) -> None:
-    """Append ``variant.<action>.void`` for the note at ``noted``, whose change the variant
-    store did not keep (its COMMIT raised ``exc``); one try, never raises.
+class _DeskNotes:
+    """The desk's ledger for a variant change's note (``variant.<action>``) and its void
+    (``variant.<action>.void``: the note's index and hash, the action, the variant, the
+    store's error, the admin key and the request id). Under the desk's lock (the
+    caller's)."""
 
-    Not appended when the store shows the change after all (a server whose answer to the
-    COMMIT was lost, having committed), nor when that cannot be told (the server out of
-    reach: it may have committed); both are logged. A void that cannot be appended is
-    logged at error level: the note then stands for a change that was not made.
-    """
-    kept = _stored_as_written(h, written)
-    what = f"ledger note {noted} (variant.{action} of {written.id})"
-    if kept or (kept is None and isinstance(exc, VariantStoreUnreachable)):
-        log.log(logging.WARNING if kept else logging.ERROR,
-                "%s: the variant store's COMMIT failed (%s), but the change %s; the note "
-                "is not voided", what, type(exc).__name__,
-                "is stored" if kept else "may have been stored (the server is out of reach)")
-        return
-    try:  # under the desk's lock (the caller's): the note's hash, then the void
-        voided = desk.ledger.entry(noted)
-        desk.note(f"variant.{action}.void", {
-            "voids": {"index": noted, "hash": voided.hash.hex()}, "action": action,
-            "variant": written.id, "error": _said(exc), **who})
-    except Exception as second:  # one try: the store's error is the answer
-        log.error("%s names a change the variant store did not keep (%s), and its void "
-                  "could not be appended: %s", what, type(exc).__name__, _said(second))
+    def __init__(self, desk: Desk, action: str, who: dict[str, Any]) -> None:
+        self._desk, self._action, self._who = desk, action, who
 
+    def note(self, data: dict[str, Any]) -> int:
+        return self._desk.note(f"variant.{self._action}", {**data, **self._who})
 
-def _stored_as_written(h: Any, written: Any) -> bool | None:
-    """Whether the variant store holds ``written`` as the failed transaction wrote it (its
-    version and time): True, False, or None when it cannot be read now."""
-    try:
-        stored = h.variants.get(written.id)
-    except Exception:  # what the store says now is not known
-        return None
-    return bool(stored.version == written.version and stored.updated == written.updated
-                and stored.status is written.status)
+    def landed(self, data: dict[str, Any]) -> int | None:
+        return self._desk.landed_note(f"variant.{self._action}", {**data, **self._who})
 
-
-#: a URL in an error's text (a PostgreSQL server's, say): never written to the ledger
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")
-
-
-def _said(exc: BaseException) -> str:
-    """``exc`` as the ledger may keep it: its class and message, any URL in it replaced
-    by ``<url>`` (so no host, user or password), at most 500 characters."""
-    return f"{type(exc).__name__}: {_URL.sub('<url>', str(exc))}"[:500]
+    def void(self, index: int, variant_id: str, error: str) -> int:
+        voided = self._desk.ledger.entry(index)
+        return self._desk.note(f"variant.{self._action}.void", {
+            "voids": {"index": index, "hash": voided.hash.hex()}, "action": self._action,
+            "variant": variant_id, "error": error, **self._who})
 
 
 # --- operations ---------------------------------------------------------------

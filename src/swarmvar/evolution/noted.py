@@ -1,0 +1,227 @@
+"""A variant's promotion or rollback noted in a ledger inside the variant store's
+transaction, and a note whose change the store did not keep voided: the one rule of the
+command line (``swarmvar variants promote``, ``rollback variant``) and of the service's
+admin routes. The caller brings its ledger (:class:`NoteBook`: append the note, find a
+note whose append may have landed, append a void), the store's transaction and read-back,
+and a reporter (a log, stderr); this module imports neither the ledger nor a face.
+
+The cases, after the note's append:
+
+* the COMMIT passes: the change and its note stand;
+* the COMMIT fails and the store, read back, does not hold the change: the note is voided
+  (one try; a void that cannot be appended is reported at error level) and the store's
+  error raised;
+* the COMMIT fails but the store holds the change as written (its answer lost, having
+  committed): no void, a warning, and the change is answered as made;
+* the COMMIT lost the store's PostgreSQL server (``VariantStoreUnreachable``) and the
+  store cannot be read back, or was lost while the COMMIT was answered (``landed``) and
+  the read-back does not show the change (a COMMIT in flight on the old connection may
+  still land): not known; no void, an error reported, and the error raised says the
+  change may have been made (look at the variant before trying again);
+* the note's own append lost the ledger's server while it was committed
+  (``LedgerUnreachable`` with ``landed``): the store rolls the change back; the note is
+  looked for where it would be, voided if it is there, and the ledger's error raised,
+  saying the change was not made.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any, Protocol, TypeVar
+
+from ..errors import LedgerUnreachable
+from .errors import VariantStoreUnreachable
+from .variants import Variant
+
+_R = TypeVar("_R")
+
+#: Reports a line at a :mod:`logging` level (``WARNING``, ``ERROR``).
+Report = Callable[[int, str], None]
+
+#: The longest error text a void keeps.
+_MAX_SAID = 300
+
+#: A URL in an error's text (a PostgreSQL server's, say): never written to the ledger.
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")
+
+#: Where a change whose COMMIT may have landed is looked at.
+CHECK = "check the variant's status (`swarmvar variants list`, GET /v1/variants) first"
+
+
+class NoteBook(Protocol):
+    """The caller's ledger for one change's note."""
+
+    def note(self, data: dict[str, Any]) -> int:
+        """Append the change's note (its ``data``, from the change); its index.
+
+        Raises
+        ------
+        SwarmVarError
+            The ledger's error (``LedgerUnreachable`` with ``landed``: it may be stored).
+        """
+
+    def landed(self, data: dict[str, Any]) -> int | None:
+        """After :meth:`note` of ``data`` raised ``LedgerUnreachable`` with ``landed``:
+        the note's index if the ledger holds it (the same text where it would be), else
+        None.
+
+        Raises
+        ------
+        SwarmVarError
+            The ledger cannot be read now.
+        """
+
+    def void(self, index: int, variant_id: str, error: str) -> int:
+        """Append the void of the note at ``index`` (of variant ``variant_id``), whose
+        change the store did not keep for ``error``; its index.
+
+        Raises
+        ------
+        SwarmVarError
+            The ledger's error.
+        """
+
+
+def noted_change(transaction: Callable[[], AbstractContextManager[Any]],
+                 change: Callable[[], tuple[_R, Variant, dict[str, Any]]], book: NoteBook,
+                 read_back: Callable[[str], Variant], report: Report, what: str,
+                 url: str = "") -> _R:
+    """Make ``change`` inside ``transaction()`` of the variant store and note it in the
+    ledger (``book.note``, the body's last step); return what ``change`` returned first.
+
+    ``change()`` returns (result, the variant as it wrote it, the note's data).
+    ``read_back(id)`` reads a variant from the store (a new connection after a lost one);
+    ``what`` names the change in messages (``promotion of v1``); ``url``: the store's
+    address, whose parts an error's text loses before the ledger keeps it (:func:`said`).
+    The cases: this module's text.
+
+    Raises
+    ------
+    SwarmVarError
+        The change's, the note's or the COMMIT's error: the change was not made, or (a
+        ``VariantStoreUnreachable`` saying so) it may have been.
+    """
+    noted: int | None = None
+    written: Variant | None = None
+    data: dict[str, Any] = {}
+    lost: LedgerUnreachable | None = None  # the note's append, which may have landed
+    try:
+        with transaction():
+            result, written, data = change()
+            try:
+                noted = book.note(data)
+            except LedgerUnreachable as exc:
+                lost = exc if exc.landed else None
+                raise
+    except Exception as exc:
+        if noted is not None and written is not None:  # the COMMIT failed
+            if _after_commit(exc, noted, written, book, read_back, report, what, url):
+                return result
+            raise
+        if lost is not None:  # rolled back (or never committed): the note voided if there
+            answer = _void_landed(lost, book, data, written, report, what, url)
+            if exc is lost:
+                raise answer from exc
+        raise
+    return result
+
+
+def _after_commit(exc: Exception, noted: int, written: Variant, book: NoteBook,
+                  read_back: Callable[[str], Variant], report: Report, what: str,
+                  url: str) -> bool:
+    """The note at ``noted`` after the COMMIT raised ``exc``: True when the store holds
+    the change (no void, a warning); else the note voided (or, not known, left) and False.
+
+    Raises
+    ------
+    VariantStoreUnreachable
+        Whether the change was made is not known (``exc`` said again in those words).
+    """
+    kept = stored_as_written(read_back, written)
+    if kept:
+        report(logging.WARNING, f"{what}: the variant store's answer to its COMMIT was lost "
+                                f"({said(exc, url)}), but the change is stored: ledger note "
+                                f"#{noted} stands")
+        return True
+    if isinstance(exc, VariantStoreUnreachable) and (kept is None or exc.landed):
+        report(logging.ERROR, f"{what}: the variant store's COMMIT lost its server "
+                              f"({said(exc, url)}) and the change "
+                              f"{'cannot be read back' if kept is None else 'is not seen yet'}:"
+                              f" it may have been made; ledger note #{noted} is not voided")
+        err = VariantStoreUnreachable(exc.path, exc.detail, True)
+        err.args = (f"the {what} may have been made or not: the connection to the variant "
+                    "store database was lost while it was committed; its ledger note "
+                    f"#{noted} stands, not voided. {CHECK}; nothing says the store is "
+                    "damaged: check that its server is up",)
+        raise err from exc
+    try:
+        book.void(noted, written.id, said(exc, url))
+    except Exception as second:  # one try: the store's error is the answer
+        report(logging.ERROR, f"{what}: ledger note #{noted} names a change the variant "
+                              f"store did not keep ({type(exc).__name__}), and its void "
+                              f"could not be appended: {said(second, url)}")
+    return False
+
+
+def _void_landed(exc: LedgerUnreachable, book: NoteBook, data: dict[str, Any],
+                 written: Variant | None, report: Report, what: str,
+                 url: str) -> LedgerUnreachable:
+    """The error to raise after the note's append lost the ledger's server while it was
+    committed (``exc``) and the store rolled the change back: the note, if it landed, is
+    voided (looked for once, one try)."""
+    try:
+        found = book.landed(data) if written is not None else None
+        if found is None or written is None:
+            state = "it did not land"
+        else:
+            void = book.void(found, written.id, said(exc, url))
+            state = f"it landed as #{found} and is voided by #{void}"
+    except Exception as second:
+        state = ("it may have landed and could not be looked for (if `swarmvar variants "
+                 "history` shows it, it names a change not made)")
+        report(logging.ERROR, f"{what} was not made, and its ledger note may have landed: "
+                              f"it could not be looked for or voided: {said(second, url)}")
+    err = LedgerUnreachable(exc.doing, exc.detail, exc.where, exc.landed)
+    err.args = (f"the {what} was not made: the connection to the ledger database was lost "
+                f"while its note was committed ({exc.detail or 'connection lost'}); {state}. "
+                "Nothing says the ledger is damaged: check that its PostgreSQL server is "
+                "up, then retry",)
+    return err
+
+
+def stored_as_written(read_back: Callable[[str], Variant], written: Variant) -> bool | None:
+    """Whether the store holds ``written`` as the failed transaction wrote it (its version,
+    time and status): True, False, or None when it cannot be read now."""
+    try:
+        stored = read_back(written.id)
+    except Exception:  # what the store says now is not known
+        return None
+    return (stored.version == written.version and stored.updated == written.updated
+            and stored.status is written.status)
+
+
+def said(exc: BaseException, url: str = "") -> str:
+    """``exc`` as the ledger may keep it, on one line: its class, its ``cause`` when it
+    has one (``disk full``, ``I/O error``), and its message's first clause (up to the
+    first ``;``: what failed, not the remedy after it), at most 300 characters. Any URL
+    is replaced by ``<url>``; a PostgreSQL ``url``'s host, port, user, password, database
+    and options by ``…`` (the rule of the store's ``scrubbed``)."""
+    text = next((line for line in str(exc).splitlines() if line.strip()), "")
+    text = _URL.sub("<url>", text.split("; ")[0])
+    if url.startswith(("postgres://", "postgresql://")):
+        from .postgres import scrubbed  # psycopg: installed for such a store
+
+        text = scrubbed(text, url)
+    text = " ".join(text.split())
+    cause = getattr(exc, "cause", None)
+    head = type(exc).__name__ + (f" ({cause})" if isinstance(cause, str) and cause else "")
+    return f"{head}: {text}"[:_MAX_SAID] if text else head
+
+
+def said_head(error: str) -> str:
+    """A void's ``error`` (:func:`said`) as ``variants history`` shows it: its class and
+    cause, the message left out."""
+    return error.split(": ", 1)[0]

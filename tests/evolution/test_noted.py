@@ -1,0 +1,220 @@
+"""The rule of a variant change noted inside the store's transaction
+(:func:`swarmvar.evolution.noted.noted_change`), on a real SQLite variant store and a
+ledger of lists: a COMMIT that fails leaves a void unless the store holds the change (then
+the change is answered as made, with a warning) or, its PostgreSQL server lost, whether it
+was made is not known (no void, an error said, and an answer saying it may have been made);
+a note whose append may have landed is looked for and voided. ``said`` keeps an error's
+class, cause and first clause on one line, without a URL or its parts."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from swarmvar.errors import LedgerUnreachable, LedgerUnwritable
+from swarmvar.evolution import EvolutionHome, Variant, VariantStatus, new_variant, open_home
+from swarmvar.evolution.errors import (
+    VariantStoreUnreachable,
+    VariantStoreUnwritable,
+)
+from swarmvar.evolution.noted import noted_change, said, said_head
+
+URL = "postgresql://u:pw@h.example:5433/db"
+LOST = VariantStoreUnreachable("postgresql://u@h.example/db", "connection lost", landed=True)
+
+
+class Book:
+    """A ledger of lists: notes and voids; ``fail_note``/``fail_void``/``fail_look``
+    raise there (``fail_note`` after storing the note when ``lands``)."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[str, dict[str, Any]]] = [("genesis", {})]
+        self.fail_note: Exception | None = None
+        self.lands = False
+        self.fail_void: Exception | None = None
+        self.fail_look: Exception | None = None
+
+    def note(self, data: dict[str, Any]) -> int:
+        if self.fail_note is not None and not self.lands:
+            raise self.fail_note
+        self.entries.append(("note", data))
+        if self.fail_note is not None:
+            raise self.fail_note
+        return len(self.entries) - 1
+
+    def landed(self, data: dict[str, Any]) -> int | None:
+        if self.fail_look is not None:
+            raise self.fail_look
+        last = len(self.entries) - 1
+        return last if self.entries[last] == ("note", data) else None
+
+    def void(self, index: int, variant_id: str, error: str) -> int:
+        if self.fail_void is not None:
+            raise self.fail_void
+        self.entries.append(("void", {"voids": index, "variant": variant_id, "error": error}))
+        return len(self.entries) - 1
+
+    def kinds(self) -> list[str]:
+        return [k for k, _ in self.entries[1:]]
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[EvolutionHome]:
+    h = open_home(tmp_path)
+    try:
+        yield h
+    finally:
+        h.close()
+
+
+def _variant(h: EvolutionHome) -> Variant:
+    return h.variants.add(new_variant("Nig", {"forgetting": 0.9}, {"Nig": ("forgetting",)},
+                                      now=time.time()))
+
+
+def failing(h: EvolutionHome, exc: Exception, *, commit_first: bool
+            ) -> Callable[[], Any]:
+    """The store's transaction, its COMMIT raising ``exc`` (after committing, or not)."""
+
+    @contextmanager
+    def transaction() -> Iterator[Any]:
+        with h.db.transaction() as conn:
+            yield conn
+            if not commit_first:
+                raise exc  # the body's end: the store rolls back
+        raise exc
+
+    return transaction
+
+
+def run(h: EvolutionHome, v: Variant, book: Book, transaction: Callable[[], Any],
+        read_back: Callable[[str], Variant] | None = None) -> tuple[Any, list[tuple[int, str]]]:
+    said_lines: list[tuple[int, str]] = []
+
+    def change() -> tuple[Variant, Variant, dict[str, Any]]:
+        w = h.variants.promote(v, now=time.time())
+        return w, w, {"variant": w.id}
+
+    def report(level: int, line: str) -> None:
+        said_lines.append((level, line))
+
+    try:
+        got: Any = noted_change(transaction, change, book, read_back or h.variants.get,
+                                report, f"promotion of {v.id}", URL)
+    except Exception as exc:  # the answer
+        got = exc
+    return got, said_lines
+
+
+def test_a_commit_that_fails_voids_the_note(home: EvolutionHome) -> None:
+    v, book = _variant(home), Book()
+    err = VariantStoreUnwritable("/x/variants.sqlite", "I/O error", "disk I/O error")
+    got, lines = run(home, v, book, failing(home, err, commit_first=False))
+    assert got is err and home.variants.get(v.id).status is v.status
+    assert book.kinds() == ["note", "void"] and lines == []
+    assert book.entries[2][1]["voids"] == 1
+    assert book.entries[2][1]["error"].startswith("VariantStoreUnwritable (I/O error): ")
+
+
+def test_a_commit_stored_though_it_raised_is_answered_made(home: EvolutionHome) -> None:
+    v, book = _variant(home), Book()
+    got, lines = run(home, v, book, failing(home, LOST, commit_first=True))
+    assert isinstance(got, Variant) and got.status is VariantStatus.ACTIVE
+    assert home.variants.get(v.id).status is VariantStatus.ACTIVE
+    assert book.kinds() == ["note"]
+    [(level, line)] = lines
+    assert level == logging.WARNING and "the change is stored" in line and "#1" in line
+
+
+def test_a_lost_server_at_commit_not_seen_yet_is_not_known(home: EvolutionHome) -> None:
+    """``landed``: the read-back (a new connection) does not show it, but the COMMIT in
+    flight on the old one may still land: no void."""
+    v, book = _variant(home), Book()
+    got, lines = run(home, v, book, failing(home, LOST, commit_first=False))
+    assert isinstance(got, VariantStoreUnreachable) and got.landed
+    assert "may have been made" in str(got) and "variants list" in str(got)
+    assert home.variants.get(v.id).status is v.status
+    assert book.kinds() == ["note"]
+    [(level, line)] = lines
+    assert level == logging.ERROR and "not voided" in line
+
+
+def test_a_lost_server_and_no_read_back_is_not_known(home: EvolutionHome) -> None:
+    """Not ``landed`` but the store cannot be read back: no void either."""
+    v, book = _variant(home), Book()
+    lost = VariantStoreUnreachable("postgresql://u@h.example/db", "connection refused")
+
+    def unread(vid: str) -> Variant:
+        raise lost
+
+    got, lines = run(home, v, book, failing(home, lost, commit_first=False), unread)
+    assert isinstance(got, VariantStoreUnreachable) and "may have been made" in str(got)
+    assert book.kinds() == ["note"] and [lv for lv, _ in lines] == [logging.ERROR]
+    assert "cannot be read back" in lines[0][1]
+
+
+def test_a_lost_server_not_landed_and_not_kept_is_voided(home: EvolutionHome) -> None:
+    v, book = _variant(home), Book()
+    lost = VariantStoreUnreachable("postgresql://u@h.example/db", "connection refused")
+    got, lines = run(home, v, book, failing(home, lost, commit_first=False))
+    assert got is lost and book.kinds() == ["note", "void"] and lines == []
+
+
+def test_a_void_that_cannot_be_appended_is_said_at_error_level(home: EvolutionHome) -> None:
+    v, book = _variant(home), Book()
+    book.fail_void = LedgerUnwritable("/x/ledger.sqlite", "disk full", "full", "append")
+    err = VariantStoreUnwritable("/x/variants.sqlite", "I/O error", "disk I/O error")
+    got, lines = run(home, v, book, failing(home, err, commit_first=False))
+    assert got is err and book.kinds() == ["note"]
+    [(level, line)] = lines
+    assert level == logging.ERROR and "could not be appended" in line and "#1" in line
+
+
+@pytest.mark.parametrize("lands", [True, False])
+def test_a_note_that_may_have_landed_is_voided_if_it_did(home: EvolutionHome,
+                                                         lands: bool) -> None:
+    v, book = _variant(home), Book()
+    book.fail_note, book.lands = LedgerUnreachable("append", "connection lost", landed=True), lands
+    got, lines = run(home, v, book, home.db.transaction)
+    assert isinstance(got, LedgerUnreachable) and got.landed
+    assert "was not made" in str(got)
+    assert home.variants.get(v.id).status is v.status  # rolled back
+    assert book.kinds() == (["note", "void"] if lands else [])
+    assert ("voided by #2" in str(got)) is lands and lines == []
+
+
+def test_a_note_that_may_have_landed_and_cannot_be_looked_for(home: EvolutionHome) -> None:
+    v, book = _variant(home), Book()
+    book.fail_note, book.lands = LedgerUnreachable("append", "lost", landed=True), True
+    book.fail_look = LedgerUnreachable("read", "connection refused")
+    got, lines = run(home, v, book, home.db.transaction)
+    assert isinstance(got, LedgerUnreachable) and "may have landed" in str(got)
+    assert book.kinds() == ["note"] and [lv for lv, _ in lines] == [logging.ERROR]
+
+
+def test_a_note_refused_outright_is_not_looked_for(home: EvolutionHome) -> None:
+    v, book = _variant(home), Book()
+    book.fail_note = book.fail_look = LedgerUnreachable("append", "connection refused")
+    got, lines = run(home, v, book, home.db.transaction)
+    assert got is book.fail_note and book.kinds() == [] and lines == []
+
+
+def test_said_keeps_class_cause_and_first_clause_without_a_url() -> None:
+    exc = VariantStoreUnwritable(f"{URL}?sslmode=require", "I/O error",
+                                 "at h.example port 5433\n  for u on db with pw")
+    text = said(exc, URL)
+    assert text.startswith("VariantStoreUnwritable (I/O error): the variant store <url> ")
+    for part in ("pw", "h.example", "5433", "\n", "nothing was changed", "check its disk"):
+        assert part not in text, (part, text)
+    assert said_head(text) == "VariantStoreUnwritable (I/O error)"
+    assert said(RuntimeError(f"cannot reach {URL}, user u")) == \
+        "RuntimeError: cannot reach <url> user u"
+    long = said(RuntimeError("x" * 1000))
+    assert len(long) == 300 and said(RuntimeError()) == "RuntimeError"
+    assert said_head("VariantStoreUnwritable: an old void's text") == "VariantStoreUnwritable"

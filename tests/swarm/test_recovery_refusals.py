@@ -102,8 +102,121 @@ def test_each_ledgered_refusal_passes_over_one_line_read_again() -> None:
     from swarmvar.swarm._records import _tick_repr
 
     bad = BadLine("data line 3: no date", "x,1\n")
-    key = (str(InvalidTick(bad.reason)), _tick_repr(bad.raw))
+    key = (str(InvalidTick(bad.reason)), _recovery._tick_key(_tick_repr(bad.raw)))
     seen = _recovery._refused_again(Counter({key: 2}))
     assert not seen(BadLine("data line 4: no date", "x,1\n"))
     assert not seen(BadLine("data line 3: no date", "y,1\n"))
     assert [seen(bad) for _ in range(3)] == [True, True, False]
+
+
+def test_a_tick_refused_at_the_beat_is_matched_by_its_message_and_recorded_tick() -> None:
+    """A refused tick's key is read back from the ledger as a dict in other key order:
+    matched by its canonical JSON, one for one with the bad lines from the same count."""
+    from datetime import datetime
+
+    from swarmvar.canonical import loads
+    from swarmvar.errors import InvalidTick
+    from swarmvar.swarm._records import _tick_repr
+
+    tick = Tick("*", datetime(2001, 1, 2), assets={"a": 5.0, "d": 0.01})
+    exc = InvalidTick("the return of 'a' is 5.0, beyond |r| <= 1")
+    stored = loads(_recovery._tick_key(_tick_repr(tick)))  # (sorted keys, as the ledger)
+    key = (str(exc), _recovery._tick_key(stored))
+    again = _recovery._refused_again(Counter({key: 1}))
+    other = Tick("*", datetime(2001, 1, 2), assets={"a": 6.0, "d": 0.01})
+    assert not again.tick(exc, other)
+    assert not again.tick(InvalidTick("another reason"), tick)
+    assert [again.tick(exc, tick) for _ in range(2)] == [True, False]
+
+
+def _beat_refused(frame: pd.DataFrame, k: int) -> dict[int, str]:
+    """Two lines the beat refuses (they parse), inserted before data row ``k`` (dated as
+    that row): a return beyond |r| <= 1, and a NaN cell (an empty one)."""
+    day = str(frame.index[k].date())
+    return {k: f"{day},5.0,0.01,0.01\n{day},,0.01,0.01\n"}
+
+
+def test_a_plain_restart_does_not_ledger_the_beats_refusals_after_its_last_beat_again(
+        tmp_path: Path, sp500: pd.Series) -> None:
+    """The lines after the last beat are read again by every restart (its cursor is the
+    place after that beat's line): the ones the beat refused are not ledgered twice."""
+    frame, start = child.frame(sp500), child.HISTORY
+    path = tmp_path / "live.csv"
+    _file(path, frame, start + 5, _beat_refused(frame, start + 5))  # after the last row
+
+    def follow() -> FollowedFile:
+        return FollowedFile(path, idle_timeout=0.05, sleep=lambda _: None)
+
+    home = tmp_path / "h"
+    with make_swarm(home, child.PORTFOLIOS, **child.SETTINGS) as swarm:
+        swarm.start(frame.iloc[:start])
+        source = follow()
+        source.seek(start)
+        assert sum(swarm.run(source).rejected.values()) == 2
+    first = _refusals(home)
+    assert len(first) == 2 and "5.0" in first[0] and "nan" in first[1], first
+    # the file grew: its rows after the bad lines, and a new bad line (|r| > 1) after them
+    day = str(frame.index[start + 8].date())
+    _file(path, frame, start + 8, {**_beat_refused(frame, start + 5),
+                                   start + 8: f"{day},7.0,0.01,0.01\n"})
+    with make_swarm(home, child.PORTFOLIOS, **child.SETTINGS) as swarm:
+        source = follow()
+        swarm.start(frame.iloc[:start], source=source)
+        assert swarm.cursor == start + 5  # the last beat's place: the bad lines read again
+        summary = swarm.run(source)
+    again = _refusals(home)
+    assert again[:2] == first and len(again) == 3 and "7.0" in again[2], again
+    assert sum(summary.rejected.values()) == 1
+    days = [day for p, day, _ in _cursors(home) if p == "a"]
+    assert days == [str(x.date()) for x in frame.index[start:start + 8]]
+
+
+def test_a_resume_from_the_files_start_does_not_ledger_the_beats_refusals_again(
+        tmp_path: Path, sp500: pd.Series) -> None:
+    """A resume from the file's start (a portfolio without a beat) reads the lines the beat
+    refused again: each is passed over once, as the ledger holds one refusal of it."""
+    frame, start = child.frame(sp500), child.HISTORY
+    path = tmp_path / "live.csv"
+    # the first lines the run reads, refused before a's host is lost at the next tick
+    _file(path, frame, start + 5, _beat_refused(frame, start))
+    executor = _Faulty(workers=0)
+
+    def kill_a(inputs: object) -> object:
+        executor.fault = None
+        raise HostLost("a's host died", ["a"], {}, executor.beat_only(inputs, {"d", "e"}))
+
+    def never(blobs: object) -> object:
+        raise WorkerFailed("restore refused (test)")
+
+    class Killing(FollowedFile):
+        def __iter__(self) -> Iterator[Tick | BadLine]:
+            for tick in super().__iter__():
+                if self.cursor == start + 1:
+                    executor.fault = kill_a
+                    executor.restore = never  # type: ignore[method-assign]
+                yield tick
+
+    def follow(cls: type[FollowedFile] = FollowedFile) -> FollowedFile:
+        return cls(path, idle_timeout=0.05, sleep=lambda _: None)
+
+    home = tmp_path / "h"
+    with make_swarm(home, child.PORTFOLIOS, executor=executor, restore_timeout=2,
+                    **child.SETTINGS) as swarm:
+        swarm.start(frame.iloc[:start])
+        source = follow(Killing)
+        source.seek(start)
+        with pytest.raises(WorkerFailed):  # the run dies: a never beat
+            swarm.run(source)
+    first = _refusals(home)
+    assert len(first) == 2 and "5.0" in first[0] and "nan" in first[1], first
+    assert not any(p == "a" for p, _, _ in _cursors(home))
+    _file(path, frame, start + 7, _beat_refused(frame, start))  # grown by good rows
+    with make_swarm(home, child.PORTFOLIOS, **child.SETTINGS) as swarm:
+        source = follow()
+        swarm.start(frame.iloc[:start], source=source)
+        assert swarm.cursor == 0  # read from the file's start: the refused lines again
+        summary = swarm.run(source)
+    assert _refusals(home) == first
+    assert sum(summary.rejected.values()) == 0
+    a_days = [day for p, day, _ in _cursors(home) if p == "a"]
+    assert a_days == [str(x.date()) for x in frame.index[start:start + 7]]

@@ -47,7 +47,7 @@ import math
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -1075,7 +1075,7 @@ def _read_ledger(self: Swarm) -> tuple[dict[str, list[_Beat]], _Beat | None,
             d = make_entry(*row[:6]).data
             details = d.get("details")
             if d.get("type") == "tick-rejected" and isinstance(details, Mapping):
-                refused[str(details.get("message")), str(details.get("tick"))] += 1
+                refused[str(details.get("message")), _tick_key(details.get("tick"))] += 1
             continue
         if kind != consensus:
             continue
@@ -1094,23 +1094,53 @@ def _read_ledger(self: Swarm) -> tuple[dict[str, list[_Beat]], _Beat | None,
     return {p: [rows[s] for s in sorted(rows)] for p, rows in out.items()}, last, refused
 
 
-def _refused_again(refused: Counter[tuple[str, str]]) -> Callable[[Any], bool]:
-    """Whether a bad line a source gives again was refused by the run already: the ledger
-    holds a ``tick-rejected`` entry of it (the same message, which names its place, and the
-    same line as recorded). Each ledgered refusal answers for one line read again."""
-    from ..errors import InvalidTick
-    from ._records import _tick_repr
+def _tick_key(recorded: Any) -> str:
+    """A refused input as recorded (:func:`._records._tick_repr`: a tick's dict, a bad
+    line's repr) as a key: its canonical JSON, the same whether made from the input or read
+    back from the ledger (whose decoded dict has its keys in another order)."""
+    return canonical_json(recorded).decode()
 
-    left = Counter(refused)
 
-    def seen(bad: Any) -> bool:
-        key = (str(InvalidTick(bad.reason))[:500], str(_tick_repr(bad.raw)))
-        if left[key] <= 0:
+class _RefusedAgain:
+    """The refusals of bad input the ledger holds (:func:`_read_ledger`), matched one for
+    one with the input a resume reads again: a bad line a source gives (called with its
+    :class:`.sources.BadLine`: ``FollowedFile.skip_refused``) and a parsed tick the beat
+    refuses (:meth:`tick`, from ``Swarm._refuse`` during a run on that source) draw from
+    the same count. The key is the refusal's message and the input as recorded: a line
+    refused when read names its data line; a tick refused at the beat (``|r| > 1``, a NaN
+    cell, a date not after the last, a book losing all its value) is known by its date and
+    values."""
+
+    def __init__(self, refused: Counter[tuple[str, str]]) -> None:
+        self._left = Counter(refused)
+
+    def __call__(self, bad: Any) -> bool:
+        """Whether the bad line ``bad`` was refused and ledgered by the run already."""
+        from ..errors import InvalidTick
+
+        return self._take(str(InvalidTick(bad.reason)), bad.raw)
+
+    def tick(self, exc: Exception, tick: Any) -> bool:
+        """Whether ``tick``, refused at the beat for ``exc``, was refused and ledgered by the
+        run already (the same message and tick)."""
+        return self._take(str(exc), tick)
+
+    def _take(self, message: str, raw: Any) -> bool:
+        from ._records import _tick_repr
+
+        key = (message[:500], _tick_key(_tick_repr(raw)))
+        if self._left[key] <= 0:
             return False
-        left[key] -= 1
+        self._left[key] -= 1
         return True
 
-    return seen
+
+def _refused_again(refused: Counter[tuple[str, str]]) -> _RefusedAgain:
+    """Whether an input a source gives again was refused by the run already: the ledger
+    holds a ``tick-rejected`` entry of it (the same message and the same input as
+    recorded). Each ledgered refusal answers for one input read again
+    (:class:`_RefusedAgain`)."""
+    return _RefusedAgain(refused)
 
 
 def _day(when: datetime) -> str:
@@ -1150,7 +1180,9 @@ def check_source(self: Swarm, source: Any) -> int | None:
     A source that reads lines again on a resume (:class:`.sources.FollowedFile` from a
     place before the run's, e.g. 0 below) is given the refusals the ledger holds
     (``skip_refused``, :func:`_refused_again`): a bad line the run refused and ledgered
-    already is passed over, not refused and ledgered a second time.
+    already is passed over, not refused and ledgered a second time; so is a tick of it
+    the beat refuses again (``|r| > 1``, a NaN cell: ``Swarm._refuse`` during the run on
+    that source, from the same count).
 
     Returns
     -------
@@ -1187,7 +1219,9 @@ def check_source(self: Swarm, source: Any) -> int | None:
         return None
     beats, last, refused = _read_ledger(self)
     if callable(skip) and refused:  # its lines read again: not refused (ledgered) twice
-        skip(_refused_again(refused))
+        again = _refused_again(refused)
+        skip(again)  # its bad lines; the ticks the beat refuses: Swarm._refuse, in run
+        self._rereads = (source, again)
     if not beats or last is None or not (callable(on) or callable(watch)):
         return None
     name = str(getattr(source, "name", "the source"))

@@ -9,8 +9,8 @@ is full, pacing on the pacer's pulse), settles lost hosts at the end and
 returns a :class:`RunSummary`.
 
 Reads ``specs``, ``seq``, ``cursor``, ``rejected``, ``refusals``,
-``_started``; writes ``_pace`` (for the run's duration), ``_read_cursor`` and
-``_resume_as_of`` (marks passed are dropped).
+``_started``, ``_rereads``; writes ``_pace`` and ``_again`` (for the run's duration),
+``_read_cursor`` and ``_resume_as_of`` (marks passed are dropped).
 """
 
 from __future__ import annotations
@@ -102,10 +102,15 @@ def run(self: Swarm, source: Iterable[Tick | BadLine], *, beats: int | None = No
     refusals_before = dict(self.refusals)
     late_before = pace.late if pace is not None else 0
     self._pace = pace
+    # the source a resume's check handed the ledger's refusals: the ticks of it the beat
+    # refuses again are matched with them too (Swarm._refuse), not ledgered twice
+    rereads = self._rereads
+    self._again = rereads[1] if rereads is not None and rereads[0] is source else None
     try:
         stopped, skipped = self._loop(source, beats, on_beat, should_stop, done)
     finally:
         self._pace = None
+        self._again = None
     if stopped != "interrupted":  # lost hosts back, their queued ticks beaten
         self._count(self.settle(), done, on_beat)
     if beats is not None and sum(done.values()) >= beats and stopped == "source":

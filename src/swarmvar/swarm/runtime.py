@@ -332,6 +332,10 @@ class Swarm:
         #: (written once with the beat, never without it, even after kill -9)
         self.beat_entries = _BeatEntries(self._batch, self.flush)
         self._pace: Pacer | None = None
+        #: the source a resume's check handed the ledger's refusals (``check_source``) and
+        #: those refusals; during a run on that source, ``_again`` (``_refuse``)
+        self._rereads: tuple[Any, _recovery._RefusedAgain] | None = None
+        self._again: _recovery._RefusedAgain | None = None
         self._batched_beats = 0
         self._marks: dict[str, Any] = {}
         #: per portfolio, the beats since its checkpoint (None: a checkpoint's rebase that was
@@ -513,6 +517,10 @@ class Swarm:
     _optional_credit_after = _beating._optional_credit_after
 
     def _refuse(self, exc: InvalidTick, tick: Any) -> None:
+        if self._again is not None and self._again.tick(exc, tick):
+            # a resume's run reads it again: the ledger holds the run's refusal of it
+            log.info("tick refused again, its refusal ledgered already: %s", exc)
+            return
         reason = _reason(exc)
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
         text = str(exc)

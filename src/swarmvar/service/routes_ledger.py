@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from ..errors import InvalidParameter
+from ..errors import InvalidParameter, LedgerFailed, LedgerUnreachable, LedgerUnwritable
 from ..ledger import Ledger
 from .auth import Admin, Reader
 from .desk import Desk
@@ -244,13 +244,29 @@ def healthz() -> Health:
 @router.get("/readyz", response_model=Health, tags=["operations"],
             responses={503: {"model": Health}})
 def readyz(request: Request, response: Response) -> Health:
-    """Readiness: the ledger answers."""
+    """Readiness: the ledger answers. Not ready: 503, its detail the error's class and a
+    fixed category (a PostgreSQL server out of reach: ``LedgerUnreachable (connection
+    refused)``), never the error's text (this route asks no key; the log has it)."""
     try:
         size = _ledger(request).size
     except Exception as exc:  # any storage failure means: not ready
         response.status_code = 503
-        return Health(status="unavailable", detail=str(exc))
+        log.warning("not ready", extra={"fields": {
+            "error": f"{type(exc).__name__}: {exc}"}})
+        return Health(status="unavailable", detail=not_ready(exc))
     return Health(status="ok", detail=f"ledger has {size} entries")
+
+
+def not_ready(exc: BaseException) -> str:
+    """``/readyz``'s detail for ``exc``: its class name, with the fixed category of a
+    PostgreSQL ledger's error (its ``detail``: a category and the SQLSTATE) or a disk's
+    cause (``disk full``, ...); never its message, which may name a path or an address."""
+    kind = type(exc).__name__
+    if isinstance(exc, LedgerUnwritable):
+        return f"{kind} ({exc.cause})"
+    if isinstance(exc, (LedgerUnreachable, LedgerFailed)) and exc.detail:
+        return f"{kind} ({exc.detail})"
+    return kind
 
 
 @router.get("/metrics", tags=["operations"], response_class=Response,

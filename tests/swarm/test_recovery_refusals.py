@@ -220,3 +220,30 @@ def test_a_resume_from_the_files_start_does_not_ledger_the_beats_refusals_again(
     assert sum(summary.rejected.values()) == 0
     a_days = [day for p, day, _ in _cursors(home) if p == "a"]
     assert a_days == [str(x.date()) for x in frame.index[start:start + 7]]
+
+
+def test_a_plain_restarts_cursor_reads_the_lines_refused_after_the_last_beat_again(
+        tmp_path: Path, sp500: pd.Series) -> None:
+    """The cursor a plain restart keeps is the place after the last beat's own line: the
+    lines the run refused after it are read again (what ``skip_refused`` is for), not
+    passed by the seek."""
+    frame, start = child.frame(sp500), child.HISTORY
+    path = tmp_path / "live.csv"
+    lines = "not a date,0.01,0.01,0.01\n" + _beat_refused(frame, start + 3)[start + 3]
+    _file(path, frame, start + 3, {start + 3: lines})  # after the last row
+    home = tmp_path / "h"
+    with make_swarm(home, child.PORTFOLIOS, **child.SETTINGS) as swarm:
+        swarm.start(frame.iloc[:start])
+        source = FollowedFile(path, idle_timeout=0.05, sleep=lambda _: None)
+        source.seek(start)
+        assert sum(swarm.run(source).rejected.values()) == 3
+    with make_swarm(home, child.PORTFOLIOS, **child.SETTINGS) as swarm:
+        swarm.start(frame.iloc[:start], source=FollowedFile(path))
+        assert swarm.cursor == start + 3  # the last beat's line
+        cursor = swarm.cursor
+    again = FollowedFile(path, idle_timeout=0.05, sleep=lambda _: None)
+    again.seek(cursor)
+    read = list(again)
+    assert len(read) == 3 and isinstance(read[0], BadLine), read
+    assert [getattr(t, "assets", {}).get("a") for t in read[1:]] == [5.0, pytest.approx(
+        float("nan"), nan_ok=True)]

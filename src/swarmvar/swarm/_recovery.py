@@ -1241,8 +1241,10 @@ def check_source(self: Swarm, source: Any) -> int | None:
         _, when, _, cursor = last
         if isinstance(cursor, int) and any(n == cursor for n, _ in found[when]):
             # the ledger's last beat is at its cursor's place here: this source numbers
-            # its ticks as the data the run read, up to there; its cursor stands (the
-            # ticks after it the run refused are not read again)
+            # its ticks as the data the run read, up to there; its cursor stands. It is
+            # the place after that beat's own line, so the lines the run read after it
+            # (the ones it refused; a tick whose beat a kill cut short) are read again:
+            # the plain restart's case of skip_refused above
             return cursor
         # every ledgered date is found (else refused): a place of each last one
         return min(int(found[rows[-1][1]][0][0]) for rows in beats.values() if rows)

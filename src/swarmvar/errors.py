@@ -138,13 +138,26 @@ class LedgerUnwritable(LedgerUnavailable):
     _DONE: _ClassVar[dict[str, str]] = {"append": "appended to", "create": "created",
                                         "open": "opened", "read": "read"}
 
+    #: What to do about each cause when a new ledger could not be created (``doing``
+    #: ``"create"``: nothing was made, so nothing to keep in place or to verify).
+    CREATE_REMEDY: _ClassVar[dict[str, str]] = {
+        "disk full": "free space on its disk, then retry",
+        "read-only": "make its folder writable by this process, then retry",
+        "I/O error": "check its disk (the system log says what failed), then retry",
+    }
+
     def __init__(self, path: str, cause: str, detail: str = "", doing: str = "read") -> None:
-        changed = "changed" if doing == "read" else "written"
-        super().__init__(
-            f"the ledger {path} cannot be {self._DONE.get(doing, doing)}: {cause} ({detail}); "
-            f"nothing was {changed}, and nothing says the ledger is damaged (its disk is at "
-            f"fault, not the ledger: do not move it away): "
-            f"{self.REMEDY.get(cause, 'retry later')}")
+        if doing == "create":  # nothing was made: nothing to keep in place, nothing to verify
+            said = (f"the ledger {path} cannot be created: {cause} ({detail}); nothing was "
+                    f"written, no ledger was made there: "
+                    f"{self.CREATE_REMEDY.get(cause, 'retry later')}")
+        else:
+            changed = "changed" if doing == "read" else "written"
+            said = (f"the ledger {path} cannot be {self._DONE.get(doing, doing)}: {cause} "
+                    f"({detail}); nothing was {changed}, and nothing says the ledger is "
+                    f"damaged (its disk is at fault, not the ledger: do not move it away): "
+                    f"{self.REMEDY.get(cause, 'retry later')}")
+        super().__init__(said)
         self.path = path
         self.cause = cause
         self.detail = detail

@@ -45,3 +45,17 @@ def test_a_ledger_made_on_a_read_only_file_system_names_itself(tmp_path: Path) -
     assert said.startswith(f"the ledger {target} cannot be created: read-only ("), said
     assert ".tmp" not in said and "restore it" not in said, said
     assert out["left"] == [] and out["then"][1] is True, out
+
+
+def test_a_ledger_not_created_is_not_told_to_stay_in_place() -> None:
+    """Nothing was made: the words of a creation's disk error say what to do about the
+    cause, not "do not move it away" nor to verify what was stored."""
+    from swarmvar.errors import LedgerUnwritable
+
+    for cause in ("disk full", "read-only", "I/O error"):
+        said = str(LedgerUnwritable("/h/ledger.sqlite", cause, "why", "create"))
+        assert said.startswith(f"the ledger /h/ledger.sqlite cannot be created: {cause} ")
+        assert "no ledger was made there" in said and "then retry" in said, said
+        assert "move it away" not in said and "verify" not in said, said
+    kept = str(LedgerUnwritable("/h/ledger.sqlite", "disk full", "why", "append"))
+    assert "do not move it away" in kept

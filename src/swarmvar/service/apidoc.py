@@ -91,7 +91,8 @@ def render(app: FastAPI) -> str:
              "store's disk full, read-only or an I/O error, nothing written and the store not "
              "damaged (LedgerUnwritable, VariantStoreUnwritable, the cause and the store "
              "named), the ledger's or the variant store's PostgreSQL server out of reach "
-             "(LedgerUnreachable, VariantStoreUnreachable), an event stream past "
+             "(LedgerUnreachable, VariantStoreUnreachable), any other PostgreSQL error that "
+             "is not damage (LedgerFailed, VariantStoreFailed), an event stream past "
              "`--max-streams`, or a write that waited its limit "
              "for the server's batch or fit in progress, nothing stored (429 and 503 with "
              "`Retry-After`). Each operation below lists the statuses it can answer.", "",

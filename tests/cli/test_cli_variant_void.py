@@ -247,3 +247,46 @@ def test_a_refused_change_creates_no_ledger_and_history_needs_none(tmp_path: Pat
     invoke(home, "rollback", "variant", vid, code=2)
     assert not (tmp_path / "ledger.sqlite").exists()
     assert invoke(home, "history").strip() == "no promotions or rollbacks recorded"
+
+
+def test_a_restored_rollback_point_is_recorded_and_voided_likewise(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``rollback to POINT`` changes which variant each agent runs: recorded in the ledger
+    inside the store's transaction (``event: rollback-to``), voided when its COMMIT fails;
+    an unknown point creates no ledger."""
+    home = str(tmp_path)
+    vid = created(home)
+    invoke(home, "rollback", "to", "no-such-point", code=2)
+    assert not (tmp_path / "ledger.sqlite").exists()
+    h = open_home(home)
+    try:
+        h.assignments.assign("nig", vid)
+        point = h.points.create("before", now=0.0).id
+        h.assignments.assign("t", vid)
+    finally:
+        h.close()
+    Ledger(tmp_path).close()
+    with Ledger(tmp_path, create=False) as ledger:
+        size = ledger.size
+        failed = fail_commit_after(monkeypatch, lambda: ledger.size > size)
+        assert "I/O error" in invoke(home, "rollback", "to", point, code=2)
+        assert failed == [1]
+        note, void = ledger.entry(size), ledger.entry(size + 1)
+        assert note.data["event"] == "rollback-to" and note.data["point_id"] == point
+        assert note.data["assignments"] == {"nig": vid}
+        assert void.data["voids"] == {"index": size, "hash": note.hash.hex()}
+        assert void.data["action"] == "rollback-to" and void.data["point_id"] == point
+        h = open_home(home)
+        try:
+            assert h.assignments.all() == {"nig": vid, "t": vid}  # unchanged
+        finally:
+            h.close()
+
+        assert "restored" in invoke(home, "rollback", "to", point)
+        last = ledger.size - 1
+        assert ledger.entry(last).data["event"] == "rollback-to"
+        lines = invoke(home, "history").splitlines()
+        [voided] = [x for x in lines if x.startswith(f"#{size} ")]
+        [stands] = [x for x in lines if x.startswith(f"#{last} ")]
+        assert "rollback-to" in voided and point in voided and "VOIDED" in voided
+        assert "1 agent assigned" in stands and "VOIDED" not in stands

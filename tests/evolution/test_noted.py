@@ -23,7 +23,13 @@ from swarmvar.evolution.errors import (
     VariantStoreUnreachable,
     VariantStoreUnwritable,
 )
-from swarmvar.evolution.noted import noted_change, said, said_head
+from swarmvar.evolution.noted import (
+    noted_change,
+    point_held,
+    said,
+    said_head,
+    variant_held,
+)
 
 URL = "postgresql://u:pw@h.example:5433/db"
 LOST = VariantStoreUnreachable("postgresql://u@h.example/db", "connection lost", landed=True)
@@ -54,10 +60,11 @@ class Book:
         last = len(self.entries) - 1
         return last if self.entries[last] == ("note", data) else None
 
-    def void(self, index: int, variant_id: str, error: str) -> int:
+    def void(self, index: int, data: dict[str, Any], error: str) -> int:
         if self.fail_void is not None:
             raise self.fail_void
-        self.entries.append(("void", {"voids": index, "variant": variant_id, "error": error}))
+        self.entries.append(("void", {"voids": index, "variant": data["variant"],
+                                      "error": error}))
         return len(self.entries) - 1
 
     def kinds(self) -> list[str]:
@@ -105,8 +112,9 @@ def run(h: EvolutionHome, v: Variant, book: Book, transaction: Callable[[], Any]
         said_lines.append((level, line))
 
     try:
-        got: Any = noted_change(transaction, change, book, read_back or h.variants.get,
-                                report, f"promotion of {v.id}", URL)
+        got: Any = noted_change(transaction, change, book,
+                                variant_held(read_back or h.variants.get), report,
+                                f"promotion of {v.id}", URL)
     except Exception as exc:  # the answer
         got = exc
     return got, said_lines
@@ -218,3 +226,19 @@ def test_said_keeps_class_cause_and_first_clause_without_a_url() -> None:
     long = said(RuntimeError("x" * 1000))
     assert len(long) == 300 and said(RuntimeError()) == "RuntimeError"
     assert said_head("VariantStoreUnwritable: an old void's text") == "VariantStoreUnwritable"
+
+
+def test_a_point_is_held_when_every_assignment_and_state_is(home: EvolutionHome) -> None:
+    """``point_held``: the store's assignments are the point's, no more, and each of the
+    point's agents has its state version current."""
+    v = _variant(home)
+    home.assignments.assign("nig", v.id)
+    p = home.points.create("one", now=time.time())
+    held = point_held(home.db)
+    assert held(p)
+    home.assignments.assign("t", v.id)
+    assert not held(p)
+    home.points.rollback(p.id)
+    assert held(p)
+    home.assignments.assign("nig", "other")
+    assert not held(p)

@@ -35,6 +35,8 @@ from ..evolution import (
     record_check,
     start_canary,
 )
+from ..evolution.noted import point_held, variant_held
+from ..evolution.rollback import RollbackPoint
 from . import PlainGroup
 from ._common import bad_parameter, cli_words, usage_error, usage_errors
 
@@ -56,6 +58,7 @@ DEFAULT_HOME = "./.swarmvar"
 out = Console(highlight=False, soft_wrap=True, markup=False)  # user text: never markup
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 _T = TypeVar("_T")
+_W = TypeVar("_W")
 
 
 class CheckResult(StrEnum):
@@ -185,7 +188,8 @@ def promote(
                                          for k, x in v.parameters.items()},
                           "forced": bool(blockers), "skipped_checks": list(blockers)}
 
-        v = _noted_change(home, h, "promote", variant_id, change)
+        v = _noted_change(home, h, "promote", f"promotion of {variant_id}", change,
+                          variant_held(h.variants.get))
     out.print(f"promoted {_describe(v)}" + (" (forced)" if blockers else ""))
 
 
@@ -197,15 +201,17 @@ def _ledger_home(home: str) -> str:
     return str(path.parent if path.suffix else path)
 
 
-def _noted_change(home: str, h: EvolutionHome, event: str, variant_id: str,
-                  change: Callable[[], tuple[_T, Variant, dict[str, Any]]]) -> _T:
+def _noted_change(home: str, h: EvolutionHome, event: str, what: str,
+                  change: Callable[[], tuple[_T, _W, dict[str, Any]]],
+                  held: Callable[[_W], bool]) -> _T:
     """Make ``change`` in the variant store and record it in the ledger beside ``home``
     (a ``variant`` entry, ``event``) inside one transaction of the store: a record that
     cannot be written changes nothing. Return what ``change`` returned first.
 
-    ``change()`` returns (result, the variant as it wrote it, the record's data). The
-    ledger is opened (created if missing) once the change is made, so a refused change
-    creates none. A record whose change the store did not keep is voided (a ``void``
+    ``change()`` returns (result, what it wrote, the record's data); ``held(written)``
+    reads the store back; ``what`` names the change in messages. The ledger is opened
+    (created if missing) once the change is made, so a refused change creates none. A
+    record whose change the store did not keep is voided (a ``void``
     entry naming its index and hash); the rule, and what is said when it is not known:
     :func:`swarmvar.evolution.noted.noted_change` (warnings and errors on stderr).
 
@@ -220,10 +226,8 @@ def _noted_change(home: str, h: EvolutionHome, event: str, variant_id: str,
     def report(level: int, line: str) -> None:
         err.print(f"{'warning' if level < logging.ERROR else 'error'}: {escape(line)}")
 
-    what = "promotion" if event == "promote" else "rollback"
     with _Records(home, event) as book:
-        return noted_change(h.db.transaction, change, book, h.variants.get, report,
-                            f"{what} of {variant_id}", home)
+        return noted_change(h.db.transaction, change, book, held, report, what, home)
 
 
 class _Records:
@@ -274,14 +278,16 @@ class _Records:
                 return int(e.index)
         return None
 
-    def void(self, index: int, variant_id: str, error: str) -> int:
+    def void(self, index: int, data: dict[str, Any], error: str) -> int:
         from ..ledger import EntryKind
 
         ledger = self._opened()
         voided = ledger.entry(index)
-        return int(ledger.add_entry(EntryKind.VARIANT, {
+        void: dict[str, Any] = {
             "event": "void", "voids": {"index": index, "hash": voided.hash.hex()},
-            "action": self._event, "variant_id": variant_id, "error": error}).index)
+            "action": self._event, "error": error}
+        void.update({k: data[k] for k in ("variant_id", "point_id") if k in data})
+        return int(ledger.add_entry(EntryKind.VARIANT, void).index)
 
 
 #: The entries :meth:`_Records.landed` looks through for a record that may have landed.
@@ -346,9 +352,10 @@ def _changes(entries: Iterator[Any]) -> list[_Change]:
             vid = d.get("variant")
         else:
             continue
-        if event in ("promote", "rollback"):
-            changes[e.index] = _Change(e.index, e.timestamp, e.hash.hex(), event, str(vid),
-                                       _extra(d))
+        if event in ("promote", "rollback", "rollback-to"):
+            named = d.get("point_id") if event == "rollback-to" else vid
+            changes[e.index] = _Change(e.index, e.timestamp, e.hash.hex(), event,
+                                       str(named), _extra(d))
         elif event == "void":
             voids = d.get("voids")
             at = voids.get("index") if isinstance(voids, dict) else None
@@ -363,6 +370,9 @@ def _changes(entries: Iterator[Any]) -> list[_Change]:
 def _extra(d: dict[str, Any]) -> str:
     """The class, a forced promotion, a re-instated variant and the admin key, as words."""
     words = [str(d["agent_class"])] if d.get("agent_class") else []
+    if isinstance(d.get("assignments"), dict):
+        n = len(d["assignments"])
+        words.append(f"{n} agent{'' if n == 1 else 's'} assigned")
     if d.get("forced"):
         words.append("forced")
     if d.get("reinstated"):
@@ -536,7 +546,8 @@ def rollback_variant(variant_id: str, home: Home = DEFAULT_HOME) -> None:
                 "variant_id": rolled.id, "agent_class": rolled.agent_class,
                 "reinstated": None if back is None else back.id}
 
-        rolled, back = _noted_change(home, h, "rollback", variant_id, change)
+        rolled, back = _noted_change(home, h, "rollback", f"rollback of {variant_id}", change,
+                                     variant_held(h.variants.get))
     out.print(f"rolled back {_describe(rolled)}")
     if back is not None:
         out.print(f"re-instated {_describe(back)}")
@@ -563,9 +574,20 @@ def rollback_points(home: Home = DEFAULT_HOME) -> None:
 
 @rollback_app.command("to")
 def rollback_to(point_id: str, home: Home = DEFAULT_HOME) -> None:
-    """Restore a rollback point, atomically."""
+    """Restore a rollback point, atomically.
+
+    Recorded in the ledger, as a promotion is (``event: rollback-to``, the point and the
+    assignments it restores), voided likewise when the store's commit fails after it.
+    """
     with _open(home) as h:
-        p = h.points.rollback(point_id)
+        def change() -> tuple[RollbackPoint, RollbackPoint, dict[str, Any]]:
+            p = h.points.rollback(point_id)
+            return p, p, {"point_id": p.id, "label": p.label,
+                          "assignments": dict(sorted(p.assignments.items())),
+                          "states": dict(sorted(p.states.items()))}
+
+        p = _noted_change(home, h, "rollback-to", f"restore of rollback point {point_id}",
+                          change, point_held(h.db))
     out.print(f"restored rollback point {p.id} ({len(p.assignments)} assignments, "
               f"{len(p.states)} states)")
 

@@ -34,9 +34,11 @@ from typing import Any, Protocol, TypeVar
 
 from ..errors import LedgerUnreachable
 from .errors import VariantStoreUnreachable
+from .rollback import RollbackPoint
 from .variants import Variant
 
 _R = TypeVar("_R")
+_W = TypeVar("_W")
 
 #: Reports a line at a :mod:`logging` level (``WARNING``, ``ERROR``).
 Report = Callable[[int, str], None]
@@ -74,8 +76,8 @@ class NoteBook(Protocol):
             The ledger cannot be read now.
         """
 
-    def void(self, index: int, variant_id: str, error: str) -> int:
-        """Append the void of the note at ``index`` (of variant ``variant_id``), whose
+    def void(self, index: int, data: dict[str, Any], error: str) -> int:
+        """Append the void of the note at ``index`` (its ``data``: what it names), whose
         change the store did not keep for ``error``; its index.
 
         Raises
@@ -86,17 +88,18 @@ class NoteBook(Protocol):
 
 
 def noted_change(transaction: Callable[[], AbstractContextManager[Any]],
-                 change: Callable[[], tuple[_R, Variant, dict[str, Any]]], book: NoteBook,
-                 read_back: Callable[[str], Variant], report: Report, what: str,
+                 change: Callable[[], tuple[_R, _W, dict[str, Any]]], book: NoteBook,
+                 held: Callable[[_W], bool], report: Report, what: str,
                  url: str = "") -> _R:
     """Make ``change`` inside ``transaction()`` of the variant store and note it in the
     ledger (``book.note``, the body's last step); return what ``change`` returned first.
 
-    ``change()`` returns (result, the variant as it wrote it, the note's data).
-    ``read_back(id)`` reads a variant from the store (a new connection after a lost one);
-    ``what`` names the change in messages (``promotion of v1``); ``url``: the store's
-    address, whose parts an error's text loses before the ledger keeps it (:func:`said`).
-    The cases: this module's text.
+    ``change()`` returns (result, what it wrote, the note's data). ``held(written)`` reads
+    the store back (a new connection after a lost one): whether it holds the change as
+    written (:func:`variant_held`, :func:`point_held`); it raises when the store cannot
+    be read. ``what`` names the change in messages (``promotion of v1``); ``url``: the
+    store's address, whose parts an error's text loses before the ledger keeps it
+    (:func:`said`). The cases: this module's text.
 
     Raises
     ------
@@ -105,7 +108,7 @@ def noted_change(transaction: Callable[[], AbstractContextManager[Any]],
         ``VariantStoreUnreachable`` saying so) it may have been.
     """
     noted: int | None = None
-    written: Variant | None = None
+    written: _W | None = None
     data: dict[str, Any] = {}
     lost: LedgerUnreachable | None = None  # the note's append, which may have landed
     try:
@@ -118,19 +121,19 @@ def noted_change(transaction: Callable[[], AbstractContextManager[Any]],
                 raise
     except Exception as exc:
         if noted is not None and written is not None:  # the COMMIT failed
-            if _after_commit(exc, noted, written, book, read_back, report, what, url):
+            if _after_commit(exc, noted, written, data, book, held, report, what, url):
                 return result
             raise
         if lost is not None:  # rolled back (or never committed): the note voided if there
-            answer = _void_landed(lost, book, data, written, report, what, url)
+            answer = _void_landed(lost, book, data, written is not None, report, what, url)
             if exc is lost:
                 raise answer from exc
         raise
     return result
 
 
-def _after_commit(exc: Exception, noted: int, written: Variant, book: NoteBook,
-                  read_back: Callable[[str], Variant], report: Report, what: str,
+def _after_commit(exc: Exception, noted: int, written: _W, data: dict[str, Any],
+                  book: NoteBook, held: Callable[[_W], bool], report: Report, what: str,
                   url: str) -> bool:
     """The note at ``noted`` after the COMMIT raised ``exc``: True when the store holds
     the change (no void, a warning); else the note voided (or, not known, left) and False.
@@ -140,7 +143,10 @@ def _after_commit(exc: Exception, noted: int, written: Variant, book: NoteBook,
     VariantStoreUnreachable
         Whether the change was made is not known (``exc`` said again in those words).
     """
-    kept = stored_as_written(read_back, written)
+    try:
+        kept: bool | None = held(written)
+    except Exception:  # what the store says now is not known
+        kept = None
     if kept:
         report(logging.WARNING, f"{what}: the variant store's answer to its COMMIT was lost "
                                 f"({said(exc, url)}), but the change is stored: ledger note "
@@ -158,7 +164,7 @@ def _after_commit(exc: Exception, noted: int, written: Variant, book: NoteBook,
                     "damaged: check that its server is up",)
         raise err from exc
     try:
-        book.void(noted, written.id, said(exc, url))
+        book.void(noted, data, said(exc, url))
     except Exception as second:  # one try: the store's error is the answer
         report(logging.ERROR, f"{what}: ledger note #{noted} names a change the variant "
                               f"store did not keep ({type(exc).__name__}), and its void "
@@ -167,17 +173,16 @@ def _after_commit(exc: Exception, noted: int, written: Variant, book: NoteBook,
 
 
 def _void_landed(exc: LedgerUnreachable, book: NoteBook, data: dict[str, Any],
-                 written: Variant | None, report: Report, what: str,
-                 url: str) -> LedgerUnreachable:
+                 changed: bool, report: Report, what: str, url: str) -> LedgerUnreachable:
     """The error to raise after the note's append lost the ledger's server while it was
     committed (``exc``) and the store rolled the change back: the note, if it landed, is
     voided (looked for once, one try)."""
     try:
-        found = book.landed(data) if written is not None else None
-        if found is None or written is None:
+        found = book.landed(data) if changed else None
+        if found is None:
             state = "it did not land"
         else:
-            void = book.void(found, written.id, said(exc, url))
+            void = book.void(found, data, said(exc, url))
             state = f"it landed as #{found} and is voided by #{void}"
     except Exception as second:
         state = ("it may have landed and could not be looked for (if `swarmvar variants "
@@ -192,15 +197,29 @@ def _void_landed(exc: LedgerUnreachable, book: NoteBook, data: dict[str, Any],
     return err
 
 
-def stored_as_written(read_back: Callable[[str], Variant], written: Variant) -> bool | None:
-    """Whether the store holds ``written`` as the failed transaction wrote it (its version,
-    time and status): True, False, or None when it cannot be read now."""
-    try:
+def variant_held(read_back: Callable[[str], Variant]) -> Callable[[Variant], bool]:
+    """``held`` of a variant's change: the store (``read_back(id)``) holds the variant as
+    the transaction wrote it (its version, time and status)."""
+    def held(written: Variant) -> bool:
         stored = read_back(written.id)
-    except Exception:  # what the store says now is not known
-        return None
-    return (stored.version == written.version and stored.updated == written.updated
-            and stored.status is written.status)
+        return (stored.version == written.version and stored.updated == written.updated
+                and stored.status is written.status)
+
+    return held
+
+
+def point_held(db: Any) -> Callable[[RollbackPoint], bool]:
+    """``held`` of a rollback point restored: the store (``db``) assigns every agent the
+    point's variant, and no other, and each of the point's agents its state version."""
+    def held(point: RollbackPoint) -> bool:
+        assigned = {str(a): str(v) for a, v in
+                    db.read("SELECT agent_id, variant_id FROM assignments")}
+        current = {str(a): int(v) for a, v in
+                   db.read("SELECT agent_id, version FROM state_current")}
+        return assigned == dict(point.assignments) and all(
+            current.get(a) == v for a, v in point.states.items())
+
+    return held
 
 
 def said(exc: BaseException, url: str = "") -> str:

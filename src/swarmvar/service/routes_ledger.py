@@ -198,7 +198,7 @@ def _noted_change(request: Request, key: Any, action: str, variant_id: str,
         The change's, the note's or the COMMIT's error (nothing changed in the store; a
         ``VariantStoreUnreachable`` saying so when it may have been).
     """
-    from ..evolution.noted import noted_change
+    from ..evolution.noted import noted_change, variant_held
 
     desk = _desk(request)
     who = {"key_id": key.id, "request_id": request.state.request_id}
@@ -206,7 +206,7 @@ def _noted_change(request: Request, key: Any, action: str, variant_id: str,
         url = request.app.state.config.db or ""
         return noted_change(
             h.db.transaction, lambda: change(h), _DeskNotes(desk, action, who),
-            h.variants.get, lambda level, line: log.log(level, "%s", line),
+            variant_held(h.variants.get), lambda level, line: log.log(level, "%s", line),
             f"{'promotion' if action == 'promote' else 'rollback'} of {variant_id}", str(url))
 
 
@@ -225,11 +225,11 @@ class _DeskNotes:
     def landed(self, data: dict[str, Any]) -> int | None:
         return self._desk.landed_note(f"variant.{self._action}", {**data, **self._who})
 
-    def void(self, index: int, variant_id: str, error: str) -> int:
+    def void(self, index: int, data: dict[str, Any], error: str) -> int:
         voided = self._desk.ledger.entry(index)
         return self._desk.note(f"variant.{self._action}.void", {
             "voids": {"index": index, "hash": voided.hash.hex()}, "action": self._action,
-            "variant": variant_id, "error": error, **self._who})
+            "variant": data.get("variant"), "error": error, **self._who})
 
 
 # --- operations ---------------------------------------------------------------

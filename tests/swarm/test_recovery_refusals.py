@@ -247,3 +247,51 @@ def test_a_plain_restarts_cursor_reads_the_lines_refused_after_the_last_beat_aga
     assert len(read) == 3 and isinstance(read[0], BadLine), read
     assert [getattr(t, "assets", {}).get("a") for t in read[1:]] == [5.0, pytest.approx(
         float("nan"), nan_ok=True)]
+
+
+def test_older_rows_prepended_shift_the_data_lines_a_refusal_names(
+        tmp_path: Path, sp500: pd.Series) -> None:
+    """A file grown by 10 older rows numbers the run's lines 10 further on: a refused line
+    read again is matched with the ledger's refusal of it under its old number."""
+    frame, start = child.frame(sp500), child.HISTORY
+    path = tmp_path / "live.csv"
+    bad = "not a date,0.01,0.01,0.01\n"
+    # the run's file: from frame row 10 (its data line n is row n + 9), a bad last line
+    _file(path, frame.iloc[10:], start - 5, {start - 5: bad})
+
+    def follow() -> FollowedFile:
+        return FollowedFile(path, idle_timeout=0.05, sleep=lambda _: None)
+
+    home = tmp_path / "h"
+    with make_swarm(home, child.PORTFOLIOS, **child.SETTINGS) as swarm:
+        swarm.start(frame.iloc[:start])
+        source = follow()
+        source.seek(start - 10)
+        assert sum(swarm.run(source).rejected.values()) == 1
+    first = _refusals(home)
+    assert len(first) == 1 and f"data line {start - 4}:" in first[0], first
+    # the file now: frame rows 0.. (10 older ones before), the bad line, 3 new rows
+    _file(path, frame, start + 8, {start + 5: bad})
+    with make_swarm(home, child.PORTFOLIOS, **child.SETTINGS) as swarm:
+        source = follow()
+        swarm.start(frame.iloc[:start], source=source)
+        assert swarm.cursor == start + 5  # the last beat's line as numbered now
+        summary = swarm.run(source)
+    assert _refusals(home) == first
+    assert sum(summary.rejected.values()) == 0
+    days = [day for p, day, _ in _cursors(home) if p == "a"]
+    assert days == [str(x.date()) for x in frame.index[start:start + 8]]
+
+
+def test_the_line_shift_is_the_most_common_difference_of_place_and_cursor() -> None:
+    """Beats recorded while a host was restored (cursor before their own line) differ each
+    by another amount: the beats at their own place decide."""
+    from datetime import datetime
+
+    days = [datetime(2001, 1, d) for d in range(1, 8)]
+    found = {day: [(20 + i, None)] for i, day in enumerate(days)}
+    cursors = [10, 11, 12, 13, 10, 10, 16]  # two beats during a restore (cursor 10)
+    beats = {"a": [(i + 1, day, 0.0, c)
+                   for i, (day, c) in enumerate(zip(days, cursors, strict=True))]}
+    assert _recovery._line_shift(beats, found) == 10
+    assert _recovery._line_shift({}, found) == 0

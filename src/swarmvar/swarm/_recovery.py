@@ -1113,12 +1113,25 @@ class _RefusedAgain:
 
     def __init__(self, refused: Counter[tuple[str, str]]) -> None:
         self._left = Counter(refused)
+        #: how many lines the source now holds before the ones the run read (older rows
+        #: prepended since: :func:`_line_shift`); a re-read line's number less this is
+        #: the number its ledgered refusal names
+        self.shift = 0
 
     def __call__(self, bad: Any) -> bool:
-        """Whether the bad line ``bad`` was refused and ledgered by the run already."""
+        """Whether the bad line ``bad`` was refused and ledgered by the run already (its
+        message naming its data line as now, or as it was before ``shift`` lines came
+        before it)."""
         from ..errors import InvalidTick
 
-        return self._take(str(InvalidTick(bad.reason)), bad.raw)
+        message = str(InvalidTick(bad.reason))
+        if self._take(message, bad.raw):
+            return True
+        numbered = _DATA_LINE.match(message)
+        if not self.shift or numbered is None or int(numbered[1]) <= self.shift:
+            return False
+        was = f"data line {int(numbered[1]) - self.shift}{message[numbered.end():]}"
+        return self._take(was, bad.raw)
 
     def tick(self, exc: Exception, tick: Any) -> bool:
         """Whether ``tick``, refused at the beat for ``exc``, was refused and ledgered by the
@@ -1133,6 +1146,27 @@ class _RefusedAgain:
             return False
         self._left[key] -= 1
         return True
+
+
+#: How a followed file's refusal of a line names it (``FollowedFile._parse``).
+_DATA_LINE = re.compile(r"data line (\d+)")
+
+
+def _line_shift(beats: Mapping[str, Sequence[_Beat]],
+                found: Mapping[datetime, Sequence[tuple[int, Any]]]) -> int:
+    """How far the source's places lie from the cursors the run recorded: the most common
+    difference (place of a ledgered date now, that beat's cursor) over the beats whose date
+    is at one place (older rows prepended since: their count; else 0). A beat's cursor is
+    not always its own place (one recorded while a host was restored, a catch-up beat's):
+    such beats differ each by another amount, and the beats at their own place outnumber
+    them in a run that was not restoring for most of its beats."""
+    shifts: Counter[int] = Counter()
+    for rows in beats.values():
+        for _, when, _, cursor in rows:
+            places = found.get(when, ())
+            if isinstance(cursor, int) and len(places) == 1:
+                shifts[int(places[0][0]) - cursor] += 1
+    return shifts.most_common(1)[0][0] if shifts else 0
 
 
 def _refused_again(refused: Counter[tuple[str, str]]) -> _RefusedAgain:
@@ -1182,7 +1216,8 @@ def check_source(self: Swarm, source: Any) -> int | None:
     (``skip_refused``, :func:`_refused_again`): a bad line the run refused and ledgered
     already is passed over, not refused and ledgered a second time; so is a tick of it
     the beat refuses again (``|r| > 1``, a NaN cell: ``Swarm._refuse`` during the run on
-    that source, from the same count).
+    that source, from the same count). A refusal names the data line as the run counted
+    it: older rows prepended since are allowed for (:func:`_line_shift`).
 
     Returns
     -------
@@ -1218,6 +1253,7 @@ def check_source(self: Swarm, source: Any) -> int | None:
     if not callable(on) and not callable(watch) and not callable(skip):
         return None
     beats, last, refused = _read_ledger(self)
+    again: _RefusedAgain | None = None
     if callable(skip) and refused:  # its lines read again: not refused (ledgered) twice
         again = _refused_again(refused)
         skip(again)  # its bad lines; the ticks the beat refuses: Swarm._refuse, in run
@@ -1233,6 +1269,8 @@ def check_source(self: Swarm, source: Any) -> int | None:
         found = on(wanted)
         for p, rows in beats.items():
             _compare_rows(self.specs[p], rows, found, name, str(getattr(source, "unit", "rows")))
+        if again is not None:  # older rows prepended: its refusals name other lines
+            again.shift = _line_shift(beats, found)
         if any(p not in beats for p in self.specs):
             # a portfolio with no beat read from a source (its host lost at a fresh run's
             # first tick, never restored): its rows from its start history on are queued

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 
+from swarmvar.errors import LedgerCorrupted
 from swarmvar.ledger import EntryKind, Ledger
 from swarmvar.swarm import _recovery
 
@@ -54,3 +56,15 @@ def test_the_beats_read_from_stored_rows_are_the_decoded_entries(
     assert got == want
     assert [b[0] for b in got[0]["sp500"]] == list(range(1, 7))
     assert got[0]["sp500"][-1][3] == 99 and got[1] == got[0]["sp500"][-1]
+
+
+def test_a_beat_holding_nan_or_infinity_is_damage_as_the_ledger_reads_it() -> None:
+    """The fast decoder of a beat refuses NaN and Infinity as ``canonical.loads`` does: a
+    damaged row is named (LedgerCorrupted), not read as a beat."""
+    for constant in ("NaN", "Infinity", "-Infinity"):
+        text = '{"beat":{"seq":1,"realized":' + constant + '},"levels":[tr'
+        row = (4, "t", "consensus", text, b"", b"")
+        with pytest.raises(LedgerCorrupted, match="entry 4 is damaged"):
+            _recovery._beat_of(row)
+    whole = (4, "t", "consensus", '{"beat":{"seq":1,"realized":0.5},"levels":[]}', b"", b"")
+    assert _recovery._beat_of(whole) == {"seq": 1, "realized": 0.5}

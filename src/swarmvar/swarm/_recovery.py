@@ -1007,7 +1007,7 @@ def _ledgered_beats(self: Swarm) -> tuple[dict[str, list[_Beat]], _Beat | None]:
     Raises
     ------
     LedgerCorrupted
-        A consensus entry whose data is not readable.
+        A consensus entry's beat that is not readable (:func:`_read_ledger`).
     """
     beats, last, _ = _read_ledger(self)
     return beats, last
@@ -1016,7 +1016,15 @@ def _ledgered_beats(self: Swarm) -> tuple[dict[str, list[_Beat]], _Beat | None]:
 #: How a consensus entry's canonical JSON begins when it records a beat: its keys are
 #: sorted, and ``"beat"`` sorts before the others (``"breaches"``, ``"levels"``, ...).
 _BEAT_OPENS = '{"beat":'
-_DECODER = json.JSONDecoder()
+
+
+def _not_canonical(token: str) -> Any:
+    """Refuse NaN and Infinity, as :func:`~swarmvar.canonical.loads` does (no canonical
+    JSON holds them): the beat is then read as the ledger reads it, which names the damage."""
+    raise ValueError(f"JSON constant {token} is not canonical")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_not_canonical)
 
 
 def _beat_of(row: Sequence[Any]) -> Any:
@@ -1024,7 +1032,9 @@ def _beat_of(row: Sequence[Any]) -> Any:
     timestamp, kind, data JSON, ...), None when it holds none: only that object is decoded
     when the data opens with it (canonical JSON, its keys sorted), the rest of the entry
     (its levels, breaches, scores) not at all (damage there is the ledger verification's
-    to find); else the whole entry, as the ledger reads it.
+    to find); else the whole entry, as the ledger reads it. The beat object is decoded as
+    strictly as the ledger decodes (NaN, Infinity refused: then the whole entry is read,
+    which raises).
 
     Raises
     ------
@@ -1059,7 +1069,8 @@ def _read_ledger(self: Swarm) -> tuple[dict[str, list[_Beat]], _Beat | None,
     Raises
     ------
     LedgerCorrupted
-        A consensus or action entry whose data is not readable.
+        A consensus entry's beat (:func:`_beat_of`: damage after it is not read) or a
+        ``tick-rejected`` action entry that is not readable.
     """
     from ..ledger.entry import make_entry
 
@@ -1245,7 +1256,9 @@ def check_source(self: Swarm, source: Any) -> int | None:
     InvalidSource
         A followed file that cannot be read.
     LedgerCorrupted
-        A consensus or action entry of the ledger whose data is not readable.
+        A consensus entry's beat (the object its data opens with; damage after it is
+        not read here, but by ``swarmvar ledger verify``) or a ``tick-rejected`` action
+        entry of the ledger that is not readable.
     """
     on = getattr(source, "ticks_on", None)
     watch = getattr(source, "watch", None)

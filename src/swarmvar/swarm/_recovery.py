@@ -1398,12 +1398,13 @@ def _stream_check(self: Swarm, beats: Mapping[str, Sequence[_Beat]], name: str) 
             differs = _differs(specs[p], tick, realized)  # (as a source read ahead is)
             if differs is None:
                 continue
-            why, valued = differs
+            why, valued = differs  # (no return now: the ledgered one said beside it)
+            said = why if valued else f"it {why}; ledgered {_num(realized, math.nan)}"
             raise ResumeDataMismatch(
                 f"portfolio {p!r}: line {line} of {name} is not the tick this home's run "
-                f"beat at {_day(when)} (beat {seq}): {why if valued else 'it ' + why}. "
-                f"Resume with the ticks the run read (or send only those after "
-                f"{_day(last[p])}, its last beat), or {_AFRESH}")
+                f"beat at {_day(when)} (beat {seq}): {said}. Resume with the ticks the run "
+                f"read (or send only those after {_day(last[p])}, its last beat), or "
+                f"{_AFRESH}")
 
     return check
 

@@ -68,3 +68,19 @@ def test_a_beat_holding_nan_or_infinity_is_damage_as_the_ledger_reads_it() -> No
             _recovery._beat_of(row)
     whole = (4, "t", "consensus", '{"beat":{"seq":1,"realized":0.5},"levels":[]}', b"", b"")
     assert _recovery._beat_of(whole) == {"seq": 1, "realized": 0.5}
+
+
+def test_the_reads_cost_in_its_docstring_is_the_runtime_pages() -> None:
+    """The figures of the read's cost (docs/runtime.md's table, the code as it is now) are
+    the ones its docstring gives: one measurement, said once in each place."""
+    import re
+
+    page = (Path(__file__).parents[2] / "docs" / "runtime.md").read_text()
+    row = next(line for line in page.splitlines()
+               if line.startswith("| reading the ledger's beats (`_ledgered_beats`)"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    now = re.match(r"[\d.]+ s", cells[2])
+    decoded = re.search(r"every entry decoded [\d.]+ s / ([\d.]+ s)", cells[3])
+    assert now is not None and decoded is not None, row
+    doc = " ".join((_recovery._read_ledger.__doc__ or "").split())
+    assert f"{now[0]} against {decoded[1]}" in doc, (now[0], decoded[1], doc)

@@ -1063,8 +1063,9 @@ def _read_ledger(self: Swarm) -> tuple[dict[str, list[_Beat]], _Beat | None,
     (:func:`_beat_of`): the estimate entries, each beat's largest, and the consensus
     records' levels are read as stored text and passed over. The ledger still grows
     with the home's age and is read from its start (every ledgered beat is compared), at
-    a quarter to a half of the cost of decoding every entry (measured in
-    ``benchmarks/bench_recovery.py``, docs/runtime.md).
+    about a third of the cost of decoding every entry (0.010 s against 0.030 s for 1,500
+    beats, 0.032 s against 0.090-0.095 s for 4,680; ``resume_check_cost`` in
+    ``benchmarks/bench_recovery.py`` on this code, load average 2.8-3.2: docs/runtime.md).
 
     Raises
     ------

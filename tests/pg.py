@@ -53,12 +53,13 @@ class PostgresUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class PostgresServer:
-    """A running throw-away server: its socket directory and superuser URL (and the
-    server options it was started with, which :meth:`start` starts it with again)."""
+    """A running throw-away server: its socket directory and superuser URL, and the
+    server options it was started with, which :meth:`start` starts it with again (no
+    default: a restart without ``-k`` would put its socket elsewhere)."""
 
     socket_dir: Path
     url: str
-    options: str = ""
+    options: str
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server (``pg_ctl stop -m mode``: ``fast`` ends every backend), its

@@ -422,8 +422,10 @@ def test_a_read_only_postgres_database_is_named(postgres_url: str) -> None:
     read_only = f"{postgres_url}%20-cdefault_transaction_read_only%3Don"
     with pytest.raises(VariantStoreUnwritable) as got:
         open_database(read_only)
-    said = _not_damage(got.value, read_only, READ_ONLY)
-    assert "read-only transaction" in said, said
+    said = _not_damage(got.value, "database", READ_ONLY)  # "the variant store database"
+    assert "(read-only transaction, SQLSTATE 25006)" in said, said
+    for part in ("postgresql://", "search_path", "cannot execute"):  # no URL, no psycopg
+        assert part not in said, (part, said)
     again = open_database(postgres_url)
     try:
         assert _agents(again) == ["kept"]
@@ -457,6 +459,7 @@ def test_a_postgres_server_out_of_reach_is_a_retry_not_damage(postgres_url: str)
     said = str(got.value)
     assert "secret" not in said and "postgresql://" not in said, said
     assert "nonexistent-swarmvar-socket" not in said, said  # the URL is logged, not said
+    assert "(connection refused)" in said, said  # a category, not psycopg's words
     assert got.value.path == "postgresql://me@/db?host=/nonexistent-swarmvar-socket"
     assert "check that its server is up" in said, said
     again = open_database(postgres_url)
@@ -469,48 +472,109 @@ def test_a_postgres_server_out_of_reach_is_a_retry_not_damage(postgres_url: str)
 def test_postgres_errors_by_sqlstate() -> None:
     """disk_full and io_error (no real way to make them in a test: psycopg's own error
     classes, as the server's SQLSTATE makes them); damage only for data_corrupted and
-    index_corrupted; a server out of reach; any other error neutral; a password never
-    shown, its query key percent-encoded or not."""
+    index_corrupted, and the tables gone (42P01); a server out of reach; any other error
+    neutral. Every message names "the variant store database" with a fixed category or
+    psycopg's class name and the SQLSTATE: never the URL (its password, user, host,
+    database) nor psycopg's words (they hold the resolved address, the environment's user
+    and database), which the log keeps."""
     import psycopg
 
     from swarmvar.evolution.postgres import database_error
 
-    url = "postgresql://me:secret@db.example/lifecycle"
-    for exc, cause in ((psycopg.errors.DiskFull("could not extend file"), DISK_FULL),
-                       (psycopg.errors.IoError("could not read block"), IO_ERROR),
-                       (psycopg.errors.ReadOnlySqlTransaction("read-only"), READ_ONLY)):
+    url = "postgresql://svc_x2:secret@db.internal:6432/lifecycle?sslpassword=pw2"
+    secret_words = "10.1.2.3 role svc_env_user"  # what psycopg's text may hold
+
+    def clean(err: BaseException) -> str:
+        said = str(err)
+        for part in ("secret", "pw2", "svc_x2", "db.internal", "6432", "lifecycle",
+                     "postgresql://", "10.1.2.3", "svc_env_user"):
+            assert part not in said, (part, said)
+        assert "the variant store database" in said, said
+        return said
+
+    for exc, cause, state in (
+            (psycopg.errors.DiskFull(f"could not extend file {secret_words}"), DISK_FULL,
+             "53100"),
+            (psycopg.errors.IoError(f"could not read block {secret_words}"), IO_ERROR,
+             "58030"),
+            (psycopg.errors.ReadOnlySqlTransaction(f"read-only {secret_words}"), READ_ONLY,
+             "25006")):
         err = database_error(url, exc)
         assert isinstance(err, VariantStoreUnwritable) and err.cause == cause, exc
-        assert "secret" not in str(err) and "me@db.example/lifecycle" in str(err), err
-    err = database_error("postgresql:///db?host=/s&password=secret&sslmode=disable",
-                         psycopg.errors.DiskFull("no space left on device"))
-    assert "secret" not in str(err) and "postgresql:///db?host=/s&sslmode=disable" in str(err)
-    for key in ("p%61ssword", "PASSWORD", "pass%77ord", "sslpassword", "sslp%61ssword"):
-        err = database_error(f"postgresql:///db?host=/s&{key}=secret&sslmode=disable",
-                             psycopg.errors.DiskFull("no space left on device"))
-        assert "secret" not in str(err), (key, err)
-        assert "postgresql:///db?host=/s&sslmode=disable" in str(err), (key, err)
-    for exc in (psycopg.errors.DataCorrupted("invalid page in block"),
+        assert f"SQLSTATE {state}" in clean(err), err
+    for exc in (psycopg.errors.DataCorrupted("invalid page in block 7 of relation x"),
                 psycopg.errors.IndexCorrupted("index is corrupted")):
         damaged = database_error(url, exc)
         assert isinstance(damaged, CorruptStore) and str(exc) in str(damaged), exc
-        assert "damaged" in str(damaged) and "secret" not in str(damaged), damaged
-    for exc in (psycopg.errors.AdminShutdown("terminating connection"),
-                psycopg.errors.CrashShutdown("crash"),
-                psycopg.errors.CannotConnectNow("the database system is starting up"),
-                psycopg.errors.TooManyConnections("too many clients"),
-                psycopg.errors.ConnectionException("connection failure"),
-                psycopg.OperationalError("the connection is closed")):
+        assert "damaged" in clean(damaged) and "SQLSTATE XX00" in str(damaged), damaged
+    gone = database_error(url, psycopg.errors.UndefinedTable(
+        f'relation "variants" does not exist {secret_words}'))
+    assert isinstance(gone, CorruptStore) and "lost its tables" in clean(gone), gone
+    assert "UndefinedTable, SQLSTATE 42P01" in str(gone), gone
+    for exc, category in (
+            (psycopg.errors.AdminShutdown("terminating connection"),
+             "connection ended by the server"),
+            (psycopg.errors.CrashShutdown("crash"), "server shutting down"),
+            (psycopg.errors.CannotConnectNow("the database system is starting up"),
+             "server starting or shutting down"),
+            (psycopg.errors.TooManyConnections("too many clients"), "too many connections"),
+            (psycopg.errors.ConnectionException(f"connection failure {secret_words}"),
+             "connection failed or lost"),
+            (psycopg.OperationalError('connection to server at "10.1.2.3", port 6432 '
+                                      'failed: FATAL: role "svc_env_user" does not exist'),
+             "authentication failed"),
+            (psycopg.OperationalError("the connection is closed"), "connection closed")):
         err = database_error(url, exc)
         assert type(err) is VariantStoreUnreachable, exc
-        assert "secret" not in str(err) and str(exc) in str(err), err
-    for exc in (psycopg.errors.OutOfMemory("out of memory"),
-                psycopg.errors.UniqueViolation("duplicate key"),
-                psycopg.errors.QueryCanceled("canceling statement"),
-                psycopg.InterfaceError("not a PostgreSQL error")):
+        assert f"({category}" in clean(err), (category, err)
+        assert err.path == "postgresql://svc_x2@db.internal:6432/lifecycle", err.path
+    for exc, name in ((psycopg.errors.OutOfMemory(f"out of memory {secret_words}"),
+                       "OutOfMemory, SQLSTATE 53200"),
+                      (psycopg.errors.InsufficientPrivilege(
+                          f"permission denied for table variants {secret_words}"),
+                       "InsufficientPrivilege, SQLSTATE 42501"),
+                      (psycopg.errors.QueryCanceled("canceling statement"),
+                       "QueryCanceled, SQLSTATE 57014"),
+                      (psycopg.InterfaceError(f"not a PostgreSQL error {secret_words}"),
+                       "InterfaceError, SQLSTATE none")):
         err = database_error(url, exc)
-        assert type(err) is VariantStoreFailed and str(exc) in str(err), exc
-        assert "SQLSTATE" in str(err) and "secret" not in str(err), err
+        assert type(err) is VariantStoreFailed and f"({name})" in clean(err), exc
+
+
+def test_postgres_errors_are_logged_with_the_url_and_psycopgs_words(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """What the message leaves out is in the log on ``swarmvar.evolution``: the URL
+    without its password and psycopg's words (ERROR for damage, else WARNING)."""
+    import logging
+
+    import psycopg
+
+    from swarmvar.evolution.postgres import _logged, database_error
+
+    url = "postgresql://me:secret@db.example/lifecycle"
+    for exc, level in ((psycopg.errors.InsufficientPrivilege("permission denied x"),
+                        logging.WARNING),
+                       (psycopg.errors.DataCorrupted("invalid page y"), logging.ERROR)):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="swarmvar.evolution"):
+            _logged(url, exc, database_error(url, exc))
+        (record,) = caplog.records
+        said = record.getMessage()
+        assert record.levelno == level and "me@db.example/lifecycle" in said, said
+        assert str(exc) in said and "secret" not in said, said
+
+
+def test_a_malformed_postgres_url_is_a_usage_error_echoing_none_of_it() -> None:
+    from swarmvar.errors import InvalidParameter
+    from swarmvar.evolution.db import open_database
+
+    for url in ("postgresql://me:s3cret@db.example:64x2/lifecycle",
+                "postgresql://me:s3cret@db.example/lifecycle?bogus_opt=1"):
+        with pytest.raises(InvalidParameter) as got:
+            open_database(url)
+        said = str(got.value)
+        assert said.startswith("not a usable PostgreSQL URL"), said
+        assert "s3cret" not in said and "db.example" not in said, said
 
 
 def test_an_interrupted_read_only_file_is_made_writable_again(

@@ -1,8 +1,11 @@
 """evolution.db keeps its own copy of ledger.damage's rules for a lock wait, a file SQLite
 cannot open and a cause outside the file (disk full, read-only, I/O error: ``outside``),
 and evolution.postgres of ledger.postgres's URL without its password (``shown``),
-psycopg's words without the URL's parts (``scrubbed``) and SQLSTATEs of those causes (and
-of a server out of reach, and of damage), and the full-disk reading of an I/O error (``full_disk``)
+psycopg's words without the URL's parts (``scrubbed``), a URL's parameters (``url_params``),
+what a message says of a PostgreSQL error (``category``, ``_said``, ``_named``: a fixed
+category or psycopg's class name, and the SQLSTATE), the back-off after a failed connect
+(``BACKOFF_S``) and SQLSTATEs of those causes (and of a server out of reach, of damage, of
+the tables gone), and the full-disk reading of an I/O error (``full_disk``)
 (engines do not import each other). The copies are held equal
 as code: each pair's syntax trees are compared after the copy's names are mapped to the
 original's (docstrings and annotations left out); the constants they read are equal; and
@@ -39,6 +42,9 @@ PAIRS: list[tuple[Callable[..., Any], Callable[..., Any]]] = [
     (db._missing, damage.missing), (db._never_opens, damage.never_opens),
     (db._out_of_descriptors, damage.out_of_descriptors), (db._outside, damage.outside),
     (evolution_pg.shown, ledger_pg.shown), (evolution_pg.scrubbed, ledger_pg.scrubbed),
+    (evolution_pg.url_params, ledger_pg.url_params),
+    (evolution_pg.category, ledger_pg.category), (evolution_pg._said, ledger_pg._said),
+    (evolution_pg._named, ledger_pg._named),
     (db._is_damage, damage.is_damage),
     (db._full_disk, damage.full_disk)]
 
@@ -93,6 +99,12 @@ def test_the_constants_are_equal() -> None:
     assert evolution_pg._UNREACHABLE_STATES == ledger_pg.UNREACHABLE_STATES
     assert evolution_pg._DAMAGE_STATES == ledger_pg._DAMAGE_STATES
     assert evolution_pg._HIDDEN == ledger_pg._HIDDEN
+    # what a message says instead of psycopg's words, and the back-off after a failed connect
+    assert evolution_pg._STATE_CATEGORIES == ledger_pg._STATE_CATEGORIES
+    assert evolution_pg._WORD_CATEGORIES == ledger_pg._WORD_CATEGORIES
+    assert evolution_pg._OUTSIDE_WORDS == ledger_pg._OUTSIDE_WORDS
+    assert evolution_pg._NO_TABLE == ledger_pg._NO_TABLE
+    assert evolution_pg.BACKOFF_S == ledger_pg.BACKOFF_S
     # each cause has its remedy in both stores' errors
     assert set(evolution_errors._REMEDY) == set(LedgerUnwritable.REMEDY) == set(
         damage.OUTSIDE_CODES.values())
@@ -171,3 +183,35 @@ def test_both_stores_take_the_same_codes_for_damage() -> None:
     io = sqlite3.OperationalError("disk I/O error")
     io.sqlite_errorcode = 266  # type: ignore[attr-defined]  # a read's I/O error: the disk
     assert not damage.is_damage(io) and damage.outside(io) is not None
+
+
+def test_both_stores_say_a_postgres_error_alike() -> None:
+    """The same psycopg error: the same category or class name and SQLSTATE in both
+    stores' messages, and the same class of answer (damage, outside cause, out of reach,
+    other); neither shows psycopg's words."""
+    import psycopg
+
+    from swarmvar.errors import LedgerCorrupted, LedgerFailed, LedgerUnreachable
+    from swarmvar.evolution.errors import (
+        CorruptStore,
+        VariantStoreFailed,
+        VariantStoreUnreachable,
+        VariantStoreUnwritable,
+    )
+
+    url = "postgresql://me@db.example/x"
+    kinds = {LedgerCorrupted: CorruptStore, LedgerUnwritable: VariantStoreUnwritable,
+             LedgerUnreachable: VariantStoreUnreachable, LedgerFailed: VariantStoreFailed}
+    for exc in (psycopg.errors.DiskFull("no space zz1"),
+                psycopg.errors.UndefinedTable("relation zz2"),
+                psycopg.errors.AdminShutdown("terminating zz3"),
+                psycopg.OperationalError('role "zz4" does not exist'),
+                psycopg.errors.LockNotAvailable("could not obtain lock zz5")):
+        ledger_err = ledger_pg.database_error(url, exc, "read")
+        store_err = evolution_pg.database_error(url, exc)
+        assert kinds[type(ledger_err)] is type(store_err), (exc, ledger_err, store_err)
+        for err in (ledger_err, store_err):
+            assert "zz" not in str(err), err
+        detail = getattr(ledger_err, "detail", None)
+        if detail:
+            assert detail in str(store_err), (detail, store_err)

@@ -119,11 +119,13 @@ class VariantStoreUnwritable(VariantStoreUnavailable):
     Parameters
     ----------
     path : str
-        The database file (or the PostgreSQL URL, without its password).
+        The database file (on PostgreSQL ``"database"``: the message says "the variant
+        store database", never the URL, which the store logs).
     cause : str
         :data:`DISK_FULL`, :data:`READ_ONLY` or :data:`IO_ERROR`.
     detail : str
-        What SQLite (or PostgreSQL) said.
+        What SQLite said (for PostgreSQL a fixed name of the cause and the SQLSTATE,
+        never psycopg's words).
     """
 
     def __init__(self, path: str, cause: str, detail: str = "") -> None:
@@ -156,16 +158,19 @@ class VariantStoreUnreachable(VariantStoreUnavailable):
     (``landed``). The write may then be stored or not; it is not sent again. Read the
     store (the variant, the state version) before writing it again.
 
-    The message names "the variant store database", never its URL (a service's 503 body
-    shows it); ``path`` keeps the URL without its password, and the store logs it (logger
-    ``swarmvar.evolution``) with what psycopg said, as the ledger's ``LedgerUnreachable``.
+    The message names "the variant store database", never its URL nor psycopg's words (a
+    service's 503 body shows it); ``path`` keeps the URL without its password, and the
+    store logs it (logger ``swarmvar.evolution``) with what psycopg said, as the ledger's
+    ``LedgerUnreachable``.
 
     Parameters
     ----------
     path : str
         The PostgreSQL URL, without its password (for the log; not in the message).
     detail : str
-        What psycopg (or the server) said, without the URL's host, port, user or database.
+        A fixed category (``connection refused``, ``authentication failed``, ``no such
+        database``, ``server shutting down``, ...) and the SQLSTATE, never psycopg's words
+        (they hold the resolved address, the user, the database, paths).
     landed : bool
         The connection was lost while a write was committed: it may have landed.
     """
@@ -204,9 +209,12 @@ class VariantStoreFailed(VariantStoreUnavailable):
     Parameters
     ----------
     path : str
-        The database file (or the PostgreSQL URL, without its password).
+        The database file (on PostgreSQL ``"database"``: the message says "the variant
+        store database", never the URL, which the store logs).
     detail : str
-        What SQLite (or PostgreSQL) said, with its error's name.
+        What SQLite said, with its error's name (for PostgreSQL psycopg's class name of
+        the error and its SQLSTATE, ``LockNotAvailable, SQLSTATE 55P03``, never its
+        words).
     """
 
     def __init__(self, path: str, detail: str = "") -> None:

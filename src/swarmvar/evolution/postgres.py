@@ -11,10 +11,15 @@ write, so the stores' read-then-write steps stay serialized across processes.
 State packs stay files under ``state_root`` (a volume every replica mounts);
 their index lives in the database. A lost connection is opened again by the next call
 (:class:`PostgresDatabase`). A server out of reach is
-:class:`~swarmvar.evolution.errors.VariantStoreUnreachable`, whose message names "the
-variant store database", never its URL (a service's 503 body shows it): the URL, without
-its password, and psycopg's own words go to the log (logger ``swarmvar.evolution``), as
-the ledger's :mod:`~swarmvar.ledger.postgres` does.
+:class:`~swarmvar.evolution.errors.VariantStoreUnreachable`. Every message of a
+PostgreSQL error names "the variant store database", never its URL nor psycopg's words (a
+service's 503 body shows them; psycopg's text holds the resolved address, the port, the
+user and database taken from the environment, socket and certificate paths): it carries a
+fixed category (:func:`category`) or psycopg's class name, and the SQLSTATE. The URL,
+without its password, and psycopg's own words go to the log (logger
+``swarmvar.evolution``). These are the ledger's rules (:mod:`~swarmvar.ledger.postgres`):
+the functions and constants are copies (evolution does not import the ledger), held
+equal by ``tests/evolution/test_store_rules_equal.py``.
 
 psycopg (3) is imported here only.
 """
@@ -22,6 +27,7 @@ psycopg (3) is imported here only.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -34,6 +40,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from ..errors import InvalidParameter
 from .db import _SCHEMA, Database
 from .errors import (
     DISK_FULL,
@@ -61,8 +68,50 @@ _DAMAGE_STATES = frozenset({"XX001", "XX002"})
 #: SQLSTATEs of a server out of reach (besides class 08, connection_exception):
 #: admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections.
 _UNREACHABLE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
-#: The connection parameters a message never shows (:func:`scrubbed`; the ledger's own).
+#: SQLSTATE undefined_table: the store's tables dropped under an open store (damage).
+_NO_TABLE = "42P01"
+#: The connection parameters :func:`scrubbed` replaces (the ledger's own).
 _HIDDEN = ("host", "hostaddr", "port", "user", "password", "dbname", "options", "service")
+#: What a message says of each of :data:`_OUTSIDE_STATES` (psycopg's words left out).
+_OUTSIDE_WORDS = {"53100": "disk full", "25006": "read-only transaction", "58030": "I/O error"}
+#: Seconds after a failed connect during which a call fails at once, without connecting
+#: (so calls queued behind the store's lock on a black-holed host do not wait for a
+#: connect timeout each): the ledger's ``BACKOFF_S``.
+BACKOFF_S = 1.5
+#: What a message says of a server out of reach, by SQLSTATE (:func:`category`).
+_STATE_CATEGORIES = {"57P01": "connection ended by the server (shutting down, or an "
+                              "administrator's command)",
+                     "57P02": "server shutting down",
+                     "57P03": "server starting or shutting down",
+                     "53300": "too many connections", "28000": "authentication failed",
+                     "28P01": "authentication failed", "3D000": "no such database"}
+#: What a message says of a connection that failed without a SQLSTATE (psycopg's connect
+#: errors have none), by words of psycopg's text (lower case; the first found wins). The
+#: text itself never reaches a message: only the category does.
+_WORD_CATEGORIES = (
+    ("refused", "connection refused"),
+    ("no such file or directory", "connection refused"),  # no server socket there
+    ("timeout expired", "connection timed out"), ("timed out", "connection timed out"),
+    ("authentication", "authentication failed"), ("no pg_hba.conf entry",
+                                                  "authentication failed"),
+    ('role "', "authentication failed"), ("password", "authentication failed"),
+    ("not currently accepting connections", "database not accepting connections"),
+    ('database "', "no such database"),
+    ("resolve host", "host name not found"), ("translate host name", "host name not found"),
+    ("too many", "too many connections"), ("connection slots", "too many connections"),
+    ("shutting down", "server shutting down"),
+    ("starting up", "server starting or shutting down"),
+    ("recovery mode", "server starting or shutting down"),
+    ("closed the connection", "connection closed"), ("connection is closed",
+                                                    "connection closed"),
+    ("connection is lost", "connection closed"), ("consuming input failed",
+                                                  "connection closed"),
+)
+#: What :class:`~swarmvar.evolution.errors.VariantStoreUnwritable`,
+#: :class:`~swarmvar.evolution.errors.VariantStoreFailed` and the
+#: :class:`~swarmvar.evolution.errors.VariantStoreUnreachable` message name instead of the
+#: URL ("the variant store database").
+_WHERE = "database"
 log = logging.getLogger("swarmvar.evolution")
 _E = TypeVar("_E", bound=Exception)
 
@@ -86,8 +135,11 @@ def shown(url: str) -> str:
 
 def scrubbed(text: str, url: str) -> str:
     """psycopg's words ``text`` on one line, without the host, port, user, password,
-    database or options of ``url`` (each replaced by ``…``): what a message may show
-    (the ledger's :func:`swarmvar.ledger.postgres.scrubbed`, held equal by a test)."""
+    database or options of ``url`` (each replaced by ``…``). Not enough for a message
+    (psycopg's text also holds the resolved address, the user and database taken from the
+    environment, paths): only a damage message (XX001, XX002: what the server says of the
+    data) shows it (the ledger's :func:`swarmvar.ledger.postgres.scrubbed`, held equal by
+    a test)."""
     try:
         params = conninfo_to_dict(url)
     except (psycopg.Error, ValueError, TypeError):
@@ -98,34 +150,100 @@ def scrubbed(text: str, url: str) -> str:
     return " ".join(text.split())
 
 
+def url_params(url: str) -> dict[str, Any]:
+    """``url``'s connection parameters (the ledger's, held equal by a test).
+
+    Raises
+    ------
+    InvalidParameter
+        ``url`` is malformed, or a port in it is not a number (libpq would take it for a
+        host it cannot resolve: a server out of reach).
+    """
+    try:
+        params = conninfo_to_dict(url)
+    except (psycopg.ProgrammingError, ValueError, TypeError) as exc:
+        raise _url_error(url, exc) from None
+    ports = str(params.get("port") or "").split(",")
+    if not all(p.isdigit() or not p for p in ports):
+        raise InvalidParameter("not a usable PostgreSQL URL: its port is not a number")
+    return params
+
+
+def _url_error(url: str, exc: BaseException) -> InvalidParameter:
+    """The error of a malformed ``url`` (psycopg's ``exc``): what is wrong in fixed words,
+    never the URL's text (psycopg's quotes it, a password's fragment too); the URL without
+    its password is logged (the ledger's, but for the logger and the database's name)."""
+    text = str(exc).lower()
+    what = ("a bad percent-escape (% and two hex digits)" if "percent" in text else
+            "an unknown or malformed parameter" if "parameter" in text or "option" in text
+            else "malformed")
+    log.warning("the variant store database %s: not a usable PostgreSQL URL (%s)",
+                shown(url), type(exc).__name__)
+    return InvalidParameter(f"not a usable PostgreSQL URL: {what}")
+
+
+def category(exc: BaseException) -> str:
+    """What a message says of a connection's failure ``exc``: a fixed phrase (connection
+    refused, connection timed out, authentication failed, no such database, host name not
+    found, too many connections, server shutting down, ..., connection failed or lost),
+    from its SQLSTATE or, without one, from words of psycopg's text, which itself never
+    reaches a message (the ledger's :func:`swarmvar.ledger.postgres.category`, held equal
+    by a test)."""
+    state = getattr(exc, "sqlstate", None) or ""
+    if state in _STATE_CATEGORIES:
+        return _STATE_CATEGORIES[state]
+    text = str(exc).lower()
+    for words, said in _WORD_CATEGORIES:
+        if words in text:
+            return said
+    return "connection failed or lost"
+
+
+def _said(exc: psycopg.Error) -> str:
+    """What a message shows of a server out of reach: :func:`category` and the SQLSTATE."""
+    state = getattr(exc, "sqlstate", None)
+    return category(exc) + (f", SQLSTATE {state}" if state else "")
+
+
+def _named(exc: psycopg.Error) -> str:
+    """What a message shows of any other error: psycopg's class of its SQLSTATE (a fixed
+    name, ``LockNotAvailable``) and the SQLSTATE, never its text."""
+    return f"{type(exc).__name__}, SQLSTATE {getattr(exc, 'sqlstate', None) or 'none'}"
+
+
 def database_error(url: str, exc: psycopg.Error, *, landed: bool = False
                    ) -> CorruptStore | VariantStoreUnavailable:
     """What to raise for PostgreSQL's ``exc`` on the lifecycle database at ``url`` (the
-    transaction was rolled back, nothing changed - unless ``landed``, below):
-    :class:`~swarmvar.evolution.errors.
-    CorruptStore` for damage only (:data:`_DAMAGE_STATES`);
+    transaction was rolled back, nothing changed - unless ``landed``, below), as the
+    ledger's ``database_error``: :class:`~swarmvar.evolution.errors.CorruptStore` for
+    damage (:data:`_DAMAGE_STATES`) or the store's tables gone (42P01);
     :class:`~swarmvar.evolution.errors.VariantStoreUnwritable` for a disk full, a
     read-only transaction or an I/O error (:data:`_OUTSIDE_STATES`);
     :class:`~swarmvar.evolution.errors.VariantStoreUnreachable` for a server out of reach
     (SQLSTATE class ``08``, :data:`_UNREACHABLE_STATES`, or psycopg's
-    ``OperationalError`` with no SQLSTATE: a connection refused, lost or closed), which
-    names "the variant store database", not the URL, and keeps psycopg's words scrubbed of
-    it (:func:`scrubbed`), its ``landed`` set when ``landed`` (the connection lost while a
-    COMMIT was answered: the write may be stored); any other error the neutral
-    :class:`~swarmvar.evolution.errors.VariantStoreFailed`. The others show the URL
-    without its password (:func:`shown`)."""
+    ``OperationalError`` with no SQLSTATE: a connection refused, lost or closed), its
+    ``landed`` set when ``landed`` (the connection lost while a COMMIT was answered: the
+    write may be stored); any other error the neutral
+    :class:`~swarmvar.evolution.errors.VariantStoreFailed`. Each names "the variant store
+    database", never the URL nor psycopg's words (:func:`_logged` logs both): a category
+    (:func:`category`) or psycopg's class name, and the SQLSTATE; only damage keeps what
+    the server said of the data, without the URL's parts (:func:`scrubbed`)."""
     state = getattr(exc, "sqlstate", None) or ""
-    said = str(exc).strip()
     if state in _DAMAGE_STATES:
-        return CorruptStore(f"the lifecycle database {shown(url)} is damaged ({said}; "
-                            f"SQLSTATE {state}): restore it from a backup")
+        return CorruptStore(f"the variant store database is damaged "
+                            f"({scrubbed(str(exc), url)}; SQLSTATE {state}): restore it "
+                            "from a backup")
+    if state == _NO_TABLE:
+        return CorruptStore(f"the variant store database has lost its tables "
+                            f"({_named(exc)}): restore it from a backup")
     cause = _OUTSIDE_STATES.get(state)
     if cause is not None:
-        return VariantStoreUnwritable(shown(url), cause, said)
+        return VariantStoreUnwritable(_WHERE, cause, f"{_OUTSIDE_WORDS[state]}, SQLSTATE "
+                                                     f"{state}")
     if state.startswith("08") or state in _UNREACHABLE_STATES or (
             not state and isinstance(exc, psycopg.OperationalError)):
-        return VariantStoreUnreachable(shown(url), scrubbed(said, url), landed)
-    return VariantStoreFailed(shown(url), f"{said}; SQLSTATE {state or 'none'}")
+        return VariantStoreUnreachable(shown(url), _said(exc), landed)
+    return VariantStoreFailed(_WHERE, _named(exc))
 
 
 _REWRITES: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -184,11 +302,12 @@ class PostgresDatabase(Database):
     A connection lost (the server restarted or stopped, the backend terminated) fails the
     call that finds it, :class:`~swarmvar.evolution.errors.VariantStoreUnreachable` (a
     transaction in flight is rolled back by the server, whole), and the next call opens a
-    new one first: one connect per call (``connect_timeout`` 10 s), no loop; while the
-    server is down each call fails so, and once it is back the calls work again. A connect
-    that fails leaves the calls that come after it failing at once, without connecting, for
-    as long as it took (at most the connect timeout): calls waiting behind a connect to a
-    host that does not answer do not each wait the timeout again. A write whose COMMIT
+    new one first: one connect per call (``connect_timeout`` 10 s unless the URL says,
+    ``?connect_timeout=``, or libpq's ``PGCONNECT_TIMEOUT``), no loop; while the server is
+    down each call fails so, and once it is back the calls work again. After a connect
+    that failed, calls for :data:`BACKOFF_S` seconds (1.5, the ledger's) fail at once,
+    without connecting: calls waiting behind a connect to a host that does not answer do
+    not each wait the timeout again. A write whose COMMIT
     answer is lost (the connection lost then) may have landed: its error says so
     (``landed``), and it is not sent again.
 
@@ -205,12 +324,19 @@ class PostgresDatabase(Database):
     VariantStoreUnreachable
         The server cannot be reached now, or the connection was lost (a 503: retry);
         ``landed`` when it was lost while a transaction's COMMIT was answered (the write
-        may be stored: read before writing it again). Named "the variant store database";
-        the URL is logged (logger ``swarmvar.evolution``).
+        may be stored: read before writing it again).
     VariantStoreFailed
-        Any other database error that is not damage: named, rolled back, nothing changed.
+        Any other database error that is not damage (a lock or statement timeout, a
+        refused privilege, ...): psycopg's class named, rolled back, nothing changed.
     CorruptStore
-        The URL is not one, or the data is damaged (SQLSTATE XX001, XX002).
+        The data is damaged (SQLSTATE XX001, XX002) or the store's tables are gone
+        (42P01).
+    InvalidParameter
+        The URL is malformed, or its port is not a number (its text is not echoed).
+
+    Every message names "the variant store database", never the URL nor psycopg's words
+    (a category or psycopg's class name, and the SQLSTATE): the log has them (logger
+    ``swarmvar.evolution``).
     """
 
     def __init__(self, url: str) -> None:  # noqa: D107 - the class says it
@@ -222,13 +348,11 @@ class PostgresDatabase(Database):
         self._lost = False
         #: :meth:`close` was called: no call opens a connection again
         self._shut = False
-        #: until when (monotonic seconds) calls fail at once after a failed connect, and
-        #: that connect's error (:meth:`_reopen`)
+        #: when (monotonic seconds) the last connect failed, and its error: calls within
+        #: :data:`BACKOFF_S` of it fail at once (:meth:`_reopen`)
         self._failed: tuple[float, VariantStoreUnreachable] | None = None
-        try:
-            self._pg = self._dial()
-        except (ValueError, TypeError) as exc:
-            raise CorruptStore(f"not a usable PostgreSQL URL: {exc}") from None
+        self._params = url_params(url)
+        self._pg = self._dial()
         self._wrapped = _Connection(self._pg, self._sql_cache)
         try:
             with self.transaction() as conn:
@@ -286,9 +410,10 @@ class PostgresDatabase(Database):
                 return row
 
     def _dial(self) -> psycopg.Connection[Any]:
-        """A new connection: one try, bounded by the connect timeout. One that cannot be
-        made because the server is out of reach is logged with the URL and noted: the
-        calls of the next moments (as long as it took) fail at once (:meth:`_reopen`).
+        """A new connection: one try, bounded by the connect timeout (the URL's own, or
+        libpq's ``PGCONNECT_TIMEOUT``, when it has one, else 10 s). One that cannot be
+        made because the server is out of reach is logged with the URL and noted: calls
+        within :data:`BACKOFF_S` of it fail at once (:meth:`_reopen`).
 
         Raises
         ------
@@ -296,16 +421,20 @@ class PostgresDatabase(Database):
             The server cannot be reached.
         VariantStoreUnavailable, CorruptStore
             What :func:`database_error` says of another error of the connect.
+        InvalidParameter
+            The URL is malformed (its text is not echoed).
         """
-        began = time.monotonic()
+        timeout: dict[str, Any] = ({} if "connect_timeout" in self._params or os.environ.get(
+            "PGCONNECT_TIMEOUT") else {"connect_timeout": _CONNECT_TIMEOUT})
         try:
-            pg = psycopg.connect(self.path, autocommit=True, connect_timeout=_CONNECT_TIMEOUT)
+            pg = psycopg.connect(self.path, autocommit=True, **timeout)
+        except (psycopg.ProgrammingError, ValueError, TypeError) as exc:
+            raise _url_error(self.path, exc) from None
         except psycopg.Error as exc:
             err = _logged(self.path, exc, database_error(self.path, exc))
             if isinstance(err, VariantStoreUnreachable):
-                now = time.monotonic()
-                self._failed = (now + min(now - began, _CONNECT_TIMEOUT), err)
-            # the URL is in the log, psycopg's words in the message: no cause kept
+                self._failed = (time.monotonic(), err)
+            # the URL and psycopg's words are in the log, not the message: no cause kept
             raise err from None
         self._failed = None
         return pg
@@ -314,27 +443,25 @@ class PostgresDatabase(Database):
         """Open a new connection in place of one an earlier call found lost (the server
         restarted, the backend terminated: :class:`~swarmvar.evolution.errors.
         VariantStoreUnreachable` was raised for that call): one try per call, bounded by
-        the connect timeout, no loop; none while the last failed connect is recent (for as
-        long as it took). Not inside a transaction (its caller checks), not after
-        :meth:`close`. Under the lock.
+        the connect timeout, no loop; none within :data:`BACKOFF_S` of the last failed
+        connect. Not inside a transaction (its caller checks), not after :meth:`close`.
+        Under the lock.
 
         Raises
         ------
         VariantStoreUnreachable
-            The server still cannot be reached, or a connect failed less than its own
-            duration ago (not tried: the next call after that tries again).
+            The server still cannot be reached, or a connect failed less than
+            :data:`BACKOFF_S` ago (not tried: a call after that tries again).
         VariantStoreUnavailable, CorruptStore
             What :func:`database_error` says of another error of the connect.
         """
         if self._shut or not (self._lost or self._pg.broken):
             return
-        if self._failed is not None:
-            until, failed = self._failed
-            left = until - time.monotonic()
-            if left > 0:
-                raise VariantStoreUnreachable(failed.path, (
-                    f"{failed.detail}; a connect failed just before: not tried again for "
-                    f"{left:.1f} s"))
+        failed = self._failed
+        if failed is not None and time.monotonic() - failed[0] < BACKOFF_S:
+            err = failed[1]
+            raise VariantStoreUnreachable(err.path, f"{err.detail}; not tried again within "
+                                          f"{BACKOFF_S:g} s of the last failed connect")
         pg = self._dial()
         self._pg.close()  # (closed already when broken: a no-op then)
         self._pg, self._wrapped = pg, _Connection(pg, self._sql_cache)
@@ -365,11 +492,12 @@ class PostgresDatabase(Database):
 
 
 def _logged(url: str, exc: BaseException, err: _E) -> _E:
-    """``err``, once the URL (without its password) and psycopg's own words are logged
-    for a :class:`~swarmvar.evolution.errors.VariantStoreUnreachable`, whose message
-    leaves them out (the ledger's ``_logged`` for ``LedgerUnreachable``)."""
-    if isinstance(err, VariantStoreUnreachable):
-        log.warning("the variant store database %s: %s%s (psycopg: %s; SQLSTATE %s)",
-                    shown(url), type(err).__name__, " (may have landed)" if err.landed else "",
-                    " ".join(str(exc).split()), getattr(exc, "sqlstate", None) or "none")
+    """``err``, once the URL (without its password) and psycopg's own words, which its
+    message leaves out, are logged (WARNING; ERROR for damage), as the ledger's
+    ``_logged``."""
+    level = logging.ERROR if isinstance(err, CorruptStore) else logging.WARNING
+    landed = isinstance(err, VariantStoreUnreachable) and err.landed
+    log.log(level, "the variant store database %s: %s%s (psycopg: %s; SQLSTATE %s)",
+            shown(url), type(err).__name__, " (may have landed)" if landed else "",
+            " ".join(str(exc).split()), getattr(exc, "sqlstate", None) or "none")
     return err

@@ -37,7 +37,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -69,8 +69,15 @@ def attribution_seed(seed: int, seq: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(seq), 7]).generate_state(1)[0])
 
 
+def _utc(when: datetime) -> datetime:
+    """``when`` in UTC (a naive one taken as UTC): a ring's dates share one zone, so that
+    ticks with offsets, a zone's DST change or a ring read back from ISO strings still
+    make one index."""
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
 class AssetRing:
-    """A book's last ``keep`` asset-return rows with their dates, oldest first."""
+    """A book's last ``keep`` asset-return rows with their dates (in UTC), oldest first."""
 
     def __init__(self, keep: int, width: int) -> None:
         self.keep = int(keep)
@@ -85,7 +92,7 @@ class AssetRing:
         return len(self._rows) == self.keep
 
     def push(self, as_of: datetime, row: Sequence[float] | FloatArray) -> None:
-        self._rows.append((as_of, np.asarray(row, dtype=np.float64).reshape(self.width)))
+        self._rows.append((_utc(as_of), np.asarray(row, dtype=np.float64).reshape(self.width)))
 
     def clear(self) -> None:
         self._rows.clear()
@@ -105,7 +112,7 @@ class AssetRing:
         rows = np.frombuffer(blob, dtype=np.float64).reshape(len(dates), self.width)
         self._rows.clear()
         for d, r in zip(dates, rows, strict=True):
-            self._rows.append((datetime.fromisoformat(d), r.copy()))
+            self._rows.append((_utc(datetime.fromisoformat(d)), r.copy()))
 
 
 @dataclass(frozen=True)
@@ -197,7 +204,7 @@ def job_frame(job: AttributionJob) -> Any:
     """The job's window as the asset-returns frame ``book_var`` reads."""
     import pandas as pd
 
-    return pd.DataFrame(job.rows, index=pd.DatetimeIndex(list(job.dates)),
+    return pd.DataFrame(job.rows, index=pd.to_datetime(list(job.dates), utc=True),
                         columns=list(job.assets))
 
 
@@ -441,7 +448,7 @@ def _attr_restore(self: Swarm, name: str, mark: Mapping[str, Any]) -> None:
     spec, cfg = self.specs[name], self.configs[name]
     for i, r in enumerate(saved.get("running", [])):
         blob = self.states.get(f"swarm-attribution-job:{name}:{i}")
-        dates = tuple(datetime.fromisoformat(d) for d in r["dates"])
+        dates = tuple(_utc(datetime.fromisoformat(d)) for d in r["dates"])
         rows = np.frombuffer(blob, dtype=np.float64).reshape(len(dates), len(spec.assets))
         seq = int(r["seq"])
         book = _job(self, name, seq, datetime.fromisoformat(r["as_of"]))

@@ -7,10 +7,15 @@ import sys
 from datetime import timedelta, timezone
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
+from swarmvar import book_var
 from swarmvar.types import Tick
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_attribution import (  # noqa: E402
+    POSITIONS,
     WINDOW,
     asset_returns,
     attributions,
@@ -55,4 +60,47 @@ def test_a_zone_with_a_dst_change_resumed_records_what_an_uninterrupted_run_does
         runs[label] = got
     assert sorted(runs["whole"]) == [("book", 4), ("book", 8), ("book", 12)]
     assert all(v[0]["action"] == "attributed" for v in runs["whole"].values())
+    assert runs["resumed"] == runs["whole"]
+
+
+def test_a_second_resume_still_ledgers_each_due_one_until_the_ring_is_full(tmp_path):
+    """An old home (no ring), resumed: its first checkpoint stores a partial ring; a second
+    resume reads that ring and still ledgers each due one as skipped, never silently."""
+    frame = asset_returns(WINDOW + 25)
+    home = tmp_path / "h"
+    parts = [(WINDOW, WINDOW + 5, None), (WINDOW + 5, WINDOW + 13, book_var),
+             (WINDOW + 13, WINDOW + 25, book_var)]
+    for a, b, fn in parts:
+        with book_swarm(home, every=4, checkpoint_every=3, book_var=fn) as swarm:
+            swarm.start(frame.iloc[:WINDOW])
+            for i in range(a, b):
+                swarm.step(tick(frame, i))
+    got = attributions(home)
+    assert sorted(got) == [("book", s) for s in range(4, 25, 4)]
+    for recs in got.values():
+        assert len(recs) == 1 and recs[0]["action"] == "attribution-skipped"
+        assert "asset ring holds" in recs[0]["detail"]["reason"]
+
+
+def test_a_start_without_asset_rows_says_each_due_one_it_skips(tmp_path):
+    """A start from a mapping of the book's own returns leaves the ring empty: each due
+    attribution until it fills is ledgered as skipped (an uninterrupted run and a resumed
+    one alike)."""
+    frame = asset_returns(WINDOW + 12)
+    w = np.array(list(POSITIONS.values()))
+    own = pd.Series(np.log1p(np.expm1(frame.iloc[:WINDOW].to_numpy()) @ w / w.sum()),
+                    index=frame.index[:WINDOW])
+    runs = {}
+    for label, cuts in (("whole", [WINDOW + 12]), ("resumed", [WINDOW + 6, WINDOW + 12])):
+        home, a = tmp_path / label, WINDOW
+        for b in cuts:
+            with book_swarm(home, every=4, checkpoint_every=3) as swarm:
+                swarm.start({"book": own})
+                for i in range(a, b):
+                    swarm.step(tick(frame, i))
+            a = b
+        runs[label] = attributions(home)
+    assert sorted(runs["whole"]) == [("book", 4), ("book", 8), ("book", 12)]
+    assert all(len(v) == 1 and v[0]["action"] == "attribution-skipped"
+               for v in runs["whole"].values())
     assert runs["resumed"] == runs["whole"]

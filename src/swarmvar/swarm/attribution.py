@@ -19,10 +19,12 @@ Exactly once: every beat of a book records its asset returns (``assets`` in the 
 ledger record); a checkpoint stores the ring and the attributions still running (their
 windows); a resume restores both, replays the ledger's beats into the ring, and submits
 again every due attribution the ledger does not hold (one that was running at the kill):
-the same window and seed, so the same numbers. A due one it cannot recompute (the ring
-does not reach back: a checkpoint or ledger written before attribution existed) is
-ledgered as ``attribution-skipped`` with the reason, and logged. A weights book is
-attributed per unit of value (positions ``weight * 1``); a positions book in its currency.
+the same window and seed, so the same numbers. A due one met while the ring is not full
+(a start history shorter than ``window`` or without asset returns, or a checkpoint or
+ledger written before attribution existed, on this resume or an earlier one) is ledgered
+as ``attribution-skipped`` with the reason, and logged once until the ring is full.
+A weights book is attributed per unit of value (positions ``weight * 1``); a positions
+book in its currency.
 
 Methods of :class:`~.runtime.Swarm` (``_attr_*``, ``attribution``) written as functions
 of ``self: Swarm``; they read ``specs``, ``configs``, ``roles``; write ``_rings``,
@@ -259,8 +261,8 @@ def _attr_setup(self: Swarm, book_var: Callable[..., Any] | None) -> None:
     self._attr_running = {}
     self._attr_recorded = set()
     self._attributions = {}
-    #: books whose ring a resume could not restore (an old checkpoint or ledger): a due
-    #: attribution before it is full again is ledgered as skipped
+    #: books whose ring is not full and whose skipped attributions were logged (once per
+    #: stretch: a due attribution before it is full again is ledgered as skipped)
     self._attr_lost = set()
     self._attr_pool = None
     #: (portfolio, as_of) -> the tick's asset returns, until its beat is recorded
@@ -324,6 +326,9 @@ def _attr_beat(self: Swarm, name: str, seq: int, as_of: datetime
 
 
 def _attr_due(self: Swarm, name: str, seq: int, as_of: datetime) -> list[RoleRecord]:
+    """The due attribution of ``name`` at ``seq`` submitted; one due before the ring is full
+    returned as a skipped record (always: the ring a resume rebuilds is the one an
+    uninterrupted run holds, so both ledger the same; logged once per stretch)."""
     ring = self._rings[name]
     if ring.full:
         self._attr_lost.discard(name)
@@ -332,14 +337,16 @@ def _attr_due(self: Swarm, name: str, seq: int, as_of: datetime) -> list[RoleRec
             or (name, seq) in self._attr_running:
         return []
     if not ring.full:
-        if name in self._attr_lost:  # an uninterrupted run may have attributed it: say so
-            reason = (f"the asset ring holds {len(ring)} of {ring.keep} rows after the "
-                      "resume (a checkpoint or beats recorded before attribution existed)")
-            log.warning("attribution of %s at beat %d skipped: %s", name, seq, reason)
-            self._attr_recorded.add((name, seq))
-            return [RoleRecord(ROLE, SKIPPED, (), {"as_of": as_of.isoformat(),
-                                                   "reason": reason})]
-        return []
+        reason = (f"the asset ring holds {len(ring)} of {ring.keep} rows (a start history "
+                  "shorter than the window or without asset returns, a beat without them, "
+                  "or a checkpoint or beats recorded before attribution existed)")
+        if name not in self._attr_lost:
+            log.warning("attribution of %s at beat %d skipped (and each due one until "
+                        "the ring is full): %s", name, seq, reason)
+            self._attr_lost.add(name)
+        self._attr_recorded.add((name, seq))
+        return [RoleRecord(ROLE, SKIPPED, (), {"as_of": as_of.isoformat(),
+                                               "reason": reason})]
     _attr_submit(self, _job(self, name, seq, as_of))
     return []
 
@@ -442,7 +449,6 @@ def _attr_restore(self: Swarm, name: str, mark: Mapping[str, Any]) -> None:
     if not isinstance(saved, Mapping):
         log.info("the checkpoint of %s holds no asset ring (written before attribution): "
                  "its attributions resume once %d beats have filled it", name, ring.keep)
-        self._attr_lost.add(name)
         return
     ring.load(saved["dates"], self.states.get(f"swarm-attribution:{name}"))
     spec, cfg = self.specs[name], self.configs[name]
@@ -492,7 +498,6 @@ def _attr_replay(self: Swarm, name: str, beat: Mapping[str, Any]) -> None:
     row = beat.get("assets")
     if not isinstance(row, list) or len(row) != ring.width:
         ring.clear()  # a beat recorded before attribution existed
-        self._attr_lost.add(name)
     else:
         ring.push(as_of, row)
     skipped = _attr_due(self, name, int(beat["seq"]), as_of)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from datetime import timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -103,4 +104,34 @@ def test_a_start_without_asset_rows_says_each_due_one_it_skips(tmp_path):
     assert sorted(runs["whole"]) == [("book", 4), ("book", 8), ("book", 12)]
     assert all(len(v) == 1 and v[0]["action"] == "attribution-skipped"
                for v in runs["whole"].values())
+    assert runs["resumed"] == runs["whole"]
+
+
+def _failing_book_var(*args: Any, **kwargs: Any) -> Any:
+    raise ValueError("a bug in the attribution")
+
+
+def test_a_failing_attribution_is_ledgered_with_its_error_once(tmp_path):
+    """A worker that raises (a bug, not a SwarmVarError): each due one is still ledgered,
+    once, saying the error; a resumed run records the same."""
+    frame = asset_returns(WINDOW + 8)
+    runs = {}
+    for label, cuts in (("whole", [WINDOW + 8]), ("resumed", [WINDOW + 5, WINDOW + 8])):
+        home, a = tmp_path / label, WINDOW
+        for b in cuts:
+            with book_swarm(home, every=4, checkpoint_every=3,
+                            book_var=_failing_book_var) as swarm:
+                swarm.start(frame.iloc[:WINDOW])
+                for i in range(a, b):
+                    swarm.step(tick(frame, i))
+            a = b
+        got = attributions(home)
+        for recs in got.values():
+            for r in recs:
+                r["detail"].pop("seconds")
+        runs[label] = got
+    assert sorted(runs["whole"]) == [("book", 4), ("book", 8)]
+    for recs in runs["whole"].values():
+        assert len(recs) == 1 and recs[0]["detail"]["levels"] == []
+        assert recs[0]["detail"]["note"] == "ValueError: a bug in the attribution"
     assert runs["resumed"] == runs["whole"]

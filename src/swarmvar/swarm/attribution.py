@@ -45,7 +45,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import SwarmVarError
 from ..ledger import EntryKind
 from .roles import RoleRecord
 
@@ -216,17 +215,24 @@ def job_book(job: AttributionJob) -> Any:
     return Book(job.assets, job.positions)
 
 
+def _failed(job: AttributionJob, exc: BaseException, seconds: float = 0.0) -> BookAttribution:
+    """The record of an attribution that raised: no levels, the error as its note (the same
+    error on the same window: the same record after a resume)."""
+    return BookAttribution(job.portfolio, job.seq, job.as_of, job.assets, (), (), seconds,
+                           f"{type(exc).__name__}: {exc}")
+
+
 def run_attribution(job: AttributionJob, book_var: Callable[..., Any]) -> BookAttribution:
     """Attribute the job's window with ``book_var`` (:func:`swarmvar.book_var`: the runtime
-    may not import a face, so the caller hands it in): the joint agents' consensus."""
+    may not import a face, so the caller hands it in): the joint agents' consensus. One
+    that raises (a refusal or a bug) gives a record without levels, its note the error."""
     begin = time.perf_counter()
     try:
         result = book_var(job_frame(job), job_book(job), kind="return", alphas=job.alphas,
                           horizon=job.horizon, window=len(job.dates), seed=job.seed,
                           consensus=True, baseline=False)
-    except SwarmVarError as exc:
-        return BookAttribution(job.portfolio, job.seq, job.as_of, job.assets, (), (),
-                               time.perf_counter() - begin, f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - a refusal, or a bug: ledgered, saying it
+        return _failed(job, exc, time.perf_counter() - begin)
     levels = []
     for agreed, att in zip(result.agreed, result.attributions.get("consensus", ()), strict=False):
         levels.append(LevelAttribution(float(att.alpha), float(agreed.var), float(agreed.es),
@@ -397,9 +403,9 @@ def _attr_landed(self: Swarm, *, wait: float | None = None) -> list[tuple[EntryK
         del self._attr_running[key]
         try:
             result = future.result()
-        except Exception as exc:  # noqa: BLE001 - a bug in a worker: said, not recorded
+        except Exception as exc:  # noqa: BLE001 - a bug in a worker: said and recorded
             log.warning("attribution of %s at beat %d failed: %s", job.portfolio, job.seq, exc)
-            continue
+            result = _failed(job, exc)
         if key in self._attr_recorded:
             continue
         self._attr_recorded.add(key)

@@ -230,8 +230,17 @@ class LedgerUnreachable(SwarmVarError, ConnectionError):
         self.landed = landed
 
     def __reduce__(self) -> tuple[_Any, ...]:
+        # the message itself travels too: a caller may replace it (the service's desk
+        # says what a client can do), and a pickled copy (a worker's) keeps those words
         return (type(self), (self.doing, self.detail, self.where, self.landed),
-                self.__dict__)
+                {**self.__dict__, "_message": self.args})
+
+    def __setstate__(self, state: dict[str, _Any] | None) -> None:
+        state = dict(state or {})
+        message = state.pop("_message", None)
+        self.__dict__.update(state)
+        if message is not None:
+            self.args = tuple(message)
 
 
 class LedgerFailed(SwarmVarError, RuntimeError):

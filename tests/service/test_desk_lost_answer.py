@@ -28,7 +28,7 @@ import pytest
 
 import swarmvar.service.desk as desk_module
 from swarmvar.arbiter import Arbiter
-from swarmvar.errors import LedgerUnreachable, LedgerUnwritable
+from swarmvar.errors import LedgerFailed, LedgerUnreachable, LedgerUnwritable
 from swarmvar.ledger import EntryKind, Ledger
 from swarmvar.service.desk import DatedReturn, Desk
 
@@ -364,4 +364,173 @@ def test_decisions_whose_ledger_is_unreachable_keep_the_class(tmp_path: Path) ->
         down[0] = False
         assert all(r.duplicate for r in desk.ingest("s", BATCH, key_id="k"))
         _check_once(ledger, tmp_path)
+        desk.shutdown()
+
+
+def _one_portfolio(ledger: Ledger, home: Path) -> Desk:
+    desk = _desk(ledger, home)
+    desk.create("s", HIST, key_id="k")
+    return desk
+
+
+def test_only_an_append_that_may_have_landed_is_kept_and_the_cap_is_logged(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The store's own errors say the append was rolled back (a full disk, a server out of
+    reach before the COMMIT): no batch kept for them. A lost COMMIT's answer, or an error
+    the desk does not know, keeps one; at most eight at one ledger size, the oldest
+    dropped with a warning naming it."""
+    with Ledger.open(tmp_path) as ledger:
+        desk = _one_portfolio(ledger, tmp_path)
+        store = ledger.store
+        real_append = store.append
+        raised: list[BaseException] = []
+
+        def append(drafts: Any, **kw: Any) -> Any:
+            if _is_beats(drafts) and raised:
+                raise raised[0]
+            return real_append(drafts, **kw)
+
+        store.append = append  # type: ignore[method-assign]
+        for known in (LedgerUnwritable(str(tmp_path), "disk full", "x", "append"),
+                      LedgerUnreachable("append", "connection refused", where="x"),
+                      LedgerFailed("append", "LockNotAvailable, SQLSTATE 55P03", "x")):
+            raised[:] = [known]
+            with pytest.raises(type(known)):
+                desk.ingest("s", BATCH, key_id="k")
+            assert desk._landings == (), known
+        raised[:] = [LedgerUnreachable("append", "connection closed", where="x",
+                                       landed=True)]
+        with pytest.raises(LedgerUnreachable):
+            desk.ingest("s", BATCH, key_id="k")
+        assert len(desk._landings) == 1
+        raised[:] = [psycopg.OperationalError(LOST)]
+        first = desk._landings[0]
+        with caplog.at_level("WARNING", logger=desk_module.log.name):
+            for i in range(8):  # bounded: eight more at the same size
+                with pytest.raises(psycopg.OperationalError):
+                    desk.ingest("s", BATCH[: 1 + i % 5], key_id="k")
+        assert len(desk._landings) == 8 and first not in desk._landings
+        dropped = [r for r in caplog.records if "no longer looked for" in r.getMessage()]
+        assert len(dropped) == 1 and "'s'" in dropped[0].getMessage(), dropped
+        raised.clear()
+        assert [r.duplicate for r in desk.ingest("s", BATCH, key_id="k")] == [False] * 5
+        _check_once(ledger, tmp_path)
+        desk.shutdown()
+
+
+def test_a_row_read_that_fails_while_looking_for_a_landing_looks_again(
+        tmp_path: Path) -> None:
+    """The batch lands late; the sync that looks for it fails reading its rows (once): the
+    batch stays kept, so the next sync adopts it and the resend is answered as already
+    recorded (not replayed as another process's beats, its decisions made once)."""
+    with Ledger.open(tmp_path) as ledger:
+        desk = _one_portfolio(ledger, tmp_path)
+        _, land = _land_late(ledger)
+        with pytest.raises(psycopg.OperationalError):
+            desk.ingest("s", BATCH, key_id="k")
+        land()
+        store = ledger.store
+        real_rows = store.rows
+        fail = [True]
+
+        def rows(start: int, end: int) -> Any:
+            if fail[0]:
+                fail[0] = False
+                raise psycopg.OperationalError(LOST)
+            return real_rows(start, end)
+
+        store.rows = rows  # type: ignore[method-assign]
+        with pytest.raises(psycopg.OperationalError):
+            desk.info("s")
+        assert not fail[0] and len(desk._landings) == 1  # kept for the next sync
+        got = desk.ingest("s", BATCH, key_id="k")
+        assert [(r.seq, r.duplicate) for r in got] == [(i, True) for i in range(1, 6)]
+        assert desk._landings == () and desk._undecided == []
+        _check_once(ledger, tmp_path)
+        desk.shutdown()
+
+
+def test_a_lost_commit_the_sync_proves_not_landed_says_not_stored(tmp_path: Path) -> None:
+    """The beats' append raises LedgerUnreachable ``landed`` without landing, and another
+    process appends at that ledger size meanwhile: the sync right after finds its rows
+    where the beats would be, so the answer says the returns were not stored (not "may
+    have been"), and a pickled copy (a worker's) keeps those words."""
+    import pickle
+
+    with Ledger.open(tmp_path) as mine, Ledger.open(tmp_path) as theirs:
+        desk = _one_portfolio(mine, tmp_path)
+        other = _desk(theirs, tmp_path)
+        real_append = mine.store.append
+        beats: list[int] = []
+
+        def append(drafts: Any, **kw: Any) -> Any:
+            if _is_beats(drafts):
+                beats.append(len(drafts))
+                if len(beats) == 1:
+                    other.note("test.other", {"n": 1})  # the other process's row first
+                    raise LedgerUnreachable("append", "connection closed", where="x",
+                                            landed=True)
+            return real_append(drafts, **kw)
+
+        mine.store.append = append  # type: ignore[method-assign]
+        with pytest.raises(LedgerUnreachable) as got:
+            desk.ingest("s", BATCH, key_id="k")
+        said = str(got.value)
+        assert not got.value.landed and "the returns were not stored" in said, said
+        assert "may have been stored" not in said and "resend the same returns" in said
+        back = pickle.loads(pickle.dumps(got.value))
+        assert type(back) is LedgerUnreachable and str(back) == said and not back.landed
+        again = desk.ingest("s", BATCH, key_id="k")
+        assert [(r.seq, r.duplicate) for r in again] == [(i, False) for i in range(1, 6)]
+        assert len(beats) == 2
+        _check_once(mine, tmp_path)
+        desk.shutdown()
+        other.shutdown()
+
+
+def test_decisions_whose_ledger_refuses_keep_ledger_failed(tmp_path: Path) -> None:
+    """The decisions' append meets LedgerFailed (a lock timeout on PostgreSQL): the answer
+    stays a LedgerFailed (its own class, as LedgerUnreachable), saying the returns were
+    stored and the decisions wait; the resend appends them."""
+    with Ledger.open(tmp_path) as ledger:
+        desk = _one_portfolio(ledger, tmp_path)
+        real_append = ledger.store.append
+        down = [True]
+
+        def append(drafts: Any, **kw: Any) -> Any:
+            if down[0] and all(k == EntryKind.DECISION.value for k, _, _ in drafts):
+                raise LedgerFailed("append", "LockNotAvailable, SQLSTATE 55P03", "x")
+            return real_append(drafts, **kw)
+
+        ledger.store.append = append  # type: ignore[method-assign]
+        with pytest.raises(LedgerFailed) as got:
+            desk.ingest("s", BATCH, key_id="k")
+        said = str(got.value)
+        assert type(got.value) is LedgerFailed, got.value
+        assert said.startswith("the returns were stored (beats 1 to 5 of 's')"), said
+        assert "LockNotAvailable, SQLSTATE 55P03" in said, said
+        down[0] = False
+        assert all(r.duplicate for r in desk.ingest("s", BATCH, key_id="k"))
+        _check_once(ledger, tmp_path)
+        desk.shutdown()
+
+
+def test_an_old_timer_does_not_erase_a_newer_ones_reference(tmp_path: Path) -> None:
+    """A timer that fired while a newer one was set (it waited for the lock) leaves the
+    newer one's reference, which the shutdown cancels; a timer's own run clears its own."""
+    import threading
+
+    with Ledger.open(tmp_path) as ledger:
+        desk = _one_portfolio(ledger, tmp_path)
+        newer = threading.Timer(600.0, lambda: None)
+        desk._timer = newer
+        old = threading.Thread(target=desk._flush_on_timer)  # not the newer timer
+        old.start()
+        old.join(timeout=30)
+        assert desk._timer is newer
+        own = threading.Timer(0.0, desk._flush_on_timer)
+        desk._timer = own
+        own.start()
+        own.join(timeout=30)
+        assert desk._timer is None
         desk.shutdown()

@@ -101,6 +101,7 @@ from ..errors import (
     InvalidParameter,
     InvalidReturns,
     LedgerCorrupted,
+    LedgerFailed,
     LedgerUnreachable,
     LedgerUnwritable,
     PayloadTooLarge,
@@ -156,7 +157,9 @@ FLUSH_EVERY = 10.0
 #: most tries of that timer in a row (30 at 10 s: five minutes); then the next ingest or
 #: the shutdown tries
 FLUSH_TRIES = 30
-#: most batches of beats whose append raised kept at one ledger size (:attr:`Desk._landings`)
+#: most batches of beats whose append may have landed kept at one ledger size
+#: (:attr:`Desk._landings`): a ninth drops the oldest, logged (its decisions, should it
+#: have landed, are then never made: its beats are replayed as another process's)
 _MAX_LANDINGS = 8
 
 
@@ -294,8 +297,9 @@ class Desk:
         #: the ledger size at their first try to append them: rows from there on may be
         #: theirs, committed though the append's answer was lost (:meth:`_absorb`)
         self._undecided_from: int | None = None
-        #: the batches of beats of this process whose append raised, all tried at one
-        #: ledger size (at most :data:`_MAX_LANDINGS`, the latest): the next sync that
+        #: the batches of beats of this process whose append raised and may have landed
+        #: (:func:`_may_have_landed`), all tried at one ledger size (at most
+        #: :data:`_MAX_LANDINGS`, the latest; one dropped is logged): the next sync that
         #: finds the ledger grown looks for them there (one of them at most landed)
         self._landings: tuple[_Landing, ...] = ()
         #: the timer's seconds between tries to append them, and its most tries in a row
@@ -516,11 +520,15 @@ class Desk:
             With ``landed`` set: the connection to the PostgreSQL ledger was lost while
             the beats' append was committed, and a sync right after it did not find them:
             the message says the returns may have been stored and to resend the same
-            returns (if they were, the resend is answered as already recorded).
+            returns (if they were, the resend is answered as already recorded). Without
+            ``landed`` when that sync found other entries where the beats would be (they
+            cannot have landed): the message says the returns were not stored, to resend
+            them.
         SwarmVarError, Exception
             The beats' own append failed otherwise (the store's error, as it raised it),
             and a sync right after it did not find them in the ledger (or failed too):
-            they may have landed, which the next sync tells (:meth:`_look_for_landing`);
+            after an error the desk does not know (psycopg's own, ...) they may have
+            landed, which the next sync tells (:meth:`_look_for_landing`);
             found there, they are this process's beats, decided on once, and a resend of
             the same returns is answered as already recorded. Found by the sync right
             after the append, the ingest is answered as stored (its decisions appended
@@ -560,6 +568,7 @@ class Desk:
                         rows = self._append_unless_moved(name, book, trial_from, batch,
                                                          trial, reports, timed)
                     except Exception as exc:
+                        pending = self._pending(trial)
                         now = self._landed_now(name)
                         if now is not None and now is not trial and (
                                 now is not book or book.seq != trial_from):
@@ -568,7 +577,11 @@ class Desk:
                             continue
                         if now is not trial:  # not landed, or not known yet: the next
                             if isinstance(exc, LedgerUnreachable) and exc.landed:  # sync
-                                raise _maybe_stored(exc) from exc  # looks for it
+                                # looks for it, unless the sync proved it did not land
+                                # (other rows at its place: its batch dropped)
+                                raise _maybe_stored(exc, not_landed=pending and now is not
+                                                    None and not self._pending(trial)
+                                                    ) from exc
                             raise
                         # the commit landed, its answer lost: stored by this process
                         failed = self._record_undecided()
@@ -595,9 +608,13 @@ class Desk:
         ``name``'s, at that beat: their stored rows, or None when the portfolio moved
         (compute them again; a read's sync may have moved it already). Another process's
         append to any other portfolio fails the compare-and-append only: sync, check
-        again, append again. An append that raises is noted (:attr:`_landings`, beside the
-        batches noted at the same ledger size): its commit may have landed, which the next
-        sync tells. Under the desk's lock."""
+        again, append again. An append that raises and may have landed
+        (:func:`_may_have_landed`: a lost COMMIT's answer, or an error the desk does not
+        know) is noted (:attr:`_landings`, beside the batches noted at the same ledger
+        size, at most :data:`_MAX_LANDINGS`: the oldest dropped, logged): the next sync
+        tells whether it landed. One that certainly did not (the store's own errors: a
+        full disk, a server out of reach before the COMMIT, ...) is not noted. Under the
+        desk's lock."""
         entries = [(k, canonical_data(d)) for k, d in batch]
         for _ in range(_RETRIES):
             if self._books.get(name) is not book or book.seq != seq:
@@ -605,16 +622,36 @@ class Desk:
             at = self._seen
             try:
                 rows = self._append(entries)
-            except Exception:
-                landing = _Landing(name, book, seq, trial, tuple(reports), tuple(timed), at,
-                                   tuple((k.value, text) for k, text in entries))
-                kept = tuple(p for p in self._landings if p.at == at)
-                self._landings = (*kept, landing)[-_MAX_LANDINGS:]
+            except Exception as exc:
+                if _may_have_landed(exc):
+                    self._note_landing(_Landing(
+                        name, book, seq, trial, tuple(reports), tuple(timed), at,
+                        tuple((k.value, text) for k, text in entries)))
                 raise
             if rows is not None:
                 return rows
             self.sync()
         raise SwarmVarError(_KEPT_CHANGING)
+
+    def _note_landing(self, landing: _Landing) -> None:
+        """Keep ``landing`` beside the batches noted at its ledger size (those at another
+        size never land), at most :data:`_MAX_LANDINGS`: the oldest is dropped, with a
+        warning (should it have landed, its beats are replayed as another process's and
+        its decisions never made). Under the desk's lock."""
+        kept = (*(p for p in self._landings if p.at == landing.at), landing)
+        for dropped in kept[:-_MAX_LANDINGS]:
+            log.warning("a batch of beats of %r whose append may have landed (beats %d to "
+                        "%d, at ledger size %d) is no longer looked for: %d are kept at one "
+                        "size; should it have landed, its beats are replayed as another "
+                        "process's and the observers' decisions on them are not made",
+                        dropped.name, dropped.reports[0].seq, dropped.reports[-1].seq,
+                        dropped.at, _MAX_LANDINGS)
+        self._landings = kept[-_MAX_LANDINGS:]
+
+    def _pending(self, trial: Book) -> bool:
+        """True if the batch whose beats made ``trial`` is among :attr:`_landings` (its
+        append may have landed, not known yet). Under the desk's lock."""
+        return any(p.trial is trial for p in self._landings)
 
     def _landed_now(self, name: str) -> Book | None:
         """After an append of beats of portfolio ``name`` raised: one sync, then the
@@ -825,7 +862,10 @@ class Desk:
 
     def _flush_on_timer(self) -> None:
         with self._lock:
-            self._timer = None
+            # a timer that fired while a newer one was set (this one waited for the lock)
+            # leaves the newer one's reference, which the shutdown cancels
+            if self._timer is threading.current_thread():
+                self._timer = None
             if self._stopped:
                 return
             try:
@@ -1052,13 +1092,26 @@ class Desk:
             self._notify(book.name, book, seq)
 
 
+def _may_have_landed(exc: BaseException) -> bool:
+    """Whether an append that raised ``exc`` may have landed: a
+    :class:`LedgerUnreachable` with ``landed`` (the connection lost while its COMMIT was
+    answered), or an error the desk does not know (psycopg's or the OS's own, a store's
+    bug: the desk cannot tell); not the ledger store's own errors, each of which says the
+    append was rolled back (a full disk, a server out of reach before the COMMIT, a lock
+    timeout, damage, ...)."""
+    if isinstance(exc, LedgerUnreachable):
+        return exc.landed
+    return not isinstance(exc, SwarmVarError)
+
+
 def _unrecorded(exc: SwarmVarError, what: str, then: str) -> SwarmVarError:
     """The error a write is answered with when decisions on stored beats could not be
     appended (``exc``): ``what`` was stored and was not, the cause, and what to do
     (``then``). A :class:`LedgerUnwritable` stays one (the disk is at fault: a 503), and
-    a :class:`LedgerUnreachable` one (its PostgreSQL server out of reach: a 503), each
-    message replaced by these words (its own says nothing was written, or that the append
-    may have landed: the waiting decisions that did are recognised, not appended twice); a
+    a :class:`LedgerUnreachable` one (its PostgreSQL server out of reach: a 503), and a
+    :class:`LedgerFailed` one (PostgreSQL refused the request: a 503), each message
+    replaced by these words (its own says nothing was written, or that the append may
+    have landed: the waiting decisions that did are recognised, not appended twice); a
     damaged ledger stays :class:`LedgerCorrupted` (a 500); any other is a
     :class:`SwarmVarError` (503, retry). The store's own "nothing was written" is left out
     of the cause."""
@@ -1080,6 +1133,10 @@ def _unrecorded(exc: SwarmVarError, what: str, then: str) -> SwarmVarError:
         out.args = (f"{what}: {lost}; nothing says the ledger is damaged (do not move it "
                     f"away): check that its PostgreSQL server is up; {then}",)
         return out
+    if isinstance(exc, LedgerFailed):
+        failed = LedgerFailed(exc.doing, exc.detail, exc.where)
+        failed.args = (f"{what}: {_cause(exc)}; {then}",)
+        return failed
     if isinstance(exc, LedgerCorrupted):
         return LedgerCorrupted(f"{what}: {_cause(exc)}; {then}")
     return SwarmVarError(f"{what}: {_cause(exc)}; {then}")
@@ -1091,16 +1148,26 @@ def _cause(exc: SwarmVarError) -> str:
     return re.sub(r"; nothing was written(?: to it)?", "", str(exc))
 
 
-def _maybe_stored(exc: LedgerUnreachable) -> LedgerUnreachable:
+def _maybe_stored(exc: LedgerUnreachable, *, not_landed: bool = False
+                  ) -> LedgerUnreachable:
     """The answer to an ingest whose beats' append lost its connection while it was
     committed (``exc``, ``landed``) and that a sync right after did not find: what an HTTP
     client can do (the store's own "read the ledger's head" is the desk's to do). Still a
-    :class:`LedgerUnreachable` with ``landed`` (503 with ``Retry-After``)."""
-    err = LedgerUnreachable(exc.doing, exc.detail, exc.where, exc.landed)
+    :class:`LedgerUnreachable` (503 with ``Retry-After``): with ``landed`` when it may
+    have landed; without, saying the returns were not stored, when ``not_landed`` (the
+    sync found other rows at its place: a compare-and-append there never lands)."""
     said = f" ({exc.detail})" if exc.detail else ""
-    err.args = (f"the connection to the ledger database was lost while the returns' beats "
-                f"were committed{said}: the returns may have been stored; resend the same "
-                "returns: if they were, the resend answers already recorded. Nothing says "
-                "the ledger is damaged (do not move it away): check that its PostgreSQL "
-                "server is up",)
+    lost = (f"the connection to the ledger database was lost while the returns' beats "
+            f"were committed{said}")
+    if not_landed:
+        err = LedgerUnreachable(exc.doing, exc.detail, exc.where, False)
+        err.args = (f"{lost}, and a read of the ledger right after found other entries "
+                    "where they would be: the returns were not stored; resend the same "
+                    "returns. Nothing says the ledger is damaged (do not move it away): "
+                    "check that its PostgreSQL server is up",)
+        return err
+    err = LedgerUnreachable(exc.doing, exc.detail, exc.where, exc.landed)
+    err.args = (f"{lost}: the returns may have been stored; resend the same returns: if "
+                "they were, the resend answers already recorded. Nothing says the ledger "
+                "is damaged (do not move it away): check that its PostgreSQL server is up",)
     return err

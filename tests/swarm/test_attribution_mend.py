@@ -4,14 +4,18 @@ with zones and offsets, a second resume, a failing worker, Ctrl-C in close, a ba
 from __future__ import annotations
 
 import sys
+import threading
 from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from swarmvar import book_var
+from swarmvar.ledger import Ledger
+from swarmvar.swarm import attribution as attribution_module
 from swarmvar.types import Tick
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -135,3 +139,42 @@ def test_a_failing_attribution_is_ledgered_with_its_error_once(tmp_path):
         assert len(recs) == 1 and recs[0]["detail"]["levels"] == []
         assert recs[0]["detail"]["note"] == "ValueError: a bug in the attribution"
     assert runs["resumed"] == runs["whole"]
+
+
+def test_ctrl_c_while_close_waits_still_flushes_and_closes(tmp_path, monkeypatch):
+    """A Ctrl-C (KeyboardInterrupt) while close waits for held attributions: the beats
+    batched are still flushed, the worker pool shut down and the ledger closed; the
+    interrupt goes on to the caller."""
+    gate = threading.Event()
+    real_run, real_landed = attribution_module._attr_run, attribution_module._attr_landed
+
+    def held(job: Any, fn: Any) -> Any:
+        gate.wait(timeout=30)
+        return real_run(job, fn)
+
+    def interrupted(swarm: Any, *, wait: float | None = None) -> Any:
+        if wait is not None:
+            raise KeyboardInterrupt
+        return real_landed(swarm, wait=wait)
+
+    monkeypatch.setattr(attribution_module, "_attr_run", held)
+    monkeypatch.setattr(attribution_module, "_attr_landed", interrupted)
+    frame = asset_returns(WINDOW + 9)
+    home = tmp_path / "h"
+    swarm = book_swarm(home, every=2, ledger_batch=50, checkpoint_every=1000)
+    try:
+        swarm.start(frame.iloc[:WINDOW])
+        for i in range(WINDOW, WINDOW + 9):
+            swarm.step(tick(frame, i))
+        pool = swarm._attr_pool
+        assert pool is not None and len(swarm._batch) > 0
+        with pytest.raises(KeyboardInterrupt):
+            swarm.close()
+    finally:
+        gate.set()
+    assert swarm._batch == [] and swarm._attr_pool is None
+    with pytest.raises(RuntimeError):  # shut down
+        pool.submit(int)
+    with Ledger.open(home) as ledger:
+        beats = [e for e in ledger.entries() if e.kind == "consensus" and "beat" in e.data]
+    assert len(beats) == 9

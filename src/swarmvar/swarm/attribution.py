@@ -416,12 +416,19 @@ def _attr_landed(self: Swarm, *, wait: float | None = None) -> list[tuple[EntryK
 
 
 def _attr_close(self: Swarm, timeout: float) -> None:
-    """Land what is running (up to ``timeout`` s) into the batch; stop the worker."""
-    if self._attr_running:
-        self._batch.extend(_attr_landed(self, wait=timeout))
-    if self._attr_pool is not None:
-        self._attr_pool.shutdown(wait=False, cancel_futures=True)
-        self._attr_pool = None
+    """Land what is running (up to ``timeout`` s) into the batch; stop the worker (also
+    when the wait is interrupted: the queued ones are cancelled, a resume submits them)."""
+    try:
+        waiting = sum(1 for _, f in self._attr_running.values() if f is not None and not f.done())
+        if waiting:
+            log.info("closing: waiting up to %.0f s for %d attributions still running "
+                     "(Ctrl-C stops the wait; a resume submits them again)", timeout, waiting)
+        if self._attr_running:
+            self._batch.extend(_attr_landed(self, wait=timeout))
+    finally:
+        if self._attr_pool is not None:
+            self._attr_pool.shutdown(wait=False, cancel_futures=True)
+            self._attr_pool = None
 
 
 # --- checkpoints and resume ----------------------------------------------------------

@@ -421,7 +421,10 @@ class Swarm:
         Lost hosts still restoring are waited for (up to ``restore_timeout``)
         and their queued ticks beaten; if that fails, the ticks stay
         unrecorded and a resume reads them again (the recorded cursor stops
-        before the first of them).
+        before the first of them). Attributions still running are waited for
+        (up to ``restore_timeout``); a Ctrl-C in that wait stops it, and the
+        batch is still flushed and everything closed before it goes on (a
+        resume submits the unlanded attributions again).
         """
         if self._closed:
             return
@@ -436,12 +439,17 @@ class Swarm:
             _attribution._attr_close(self, self.restore_timeout)
         except Exception as exc:  # noqa: BLE001 - closing anyway; a resume submits them again
             log.warning("closing with attributions still running (%s)", exc)
-        try:
-            self.flush()
-        finally:
-            self.executor.close()
-            self.ledger.close()
-            self._db.close()
+        finally:  # a Ctrl-C in the wait still flushes and closes (then goes on)
+            try:
+                self.flush()
+            finally:
+                try:
+                    self.executor.close()
+                finally:
+                    try:
+                        self.ledger.close()
+                    finally:
+                        self._db.close()
 
     # --- start, checkpoints and recovery (._recovery) ------------------------------
 

@@ -149,7 +149,7 @@ def test_a_slow_attribution_never_makes_a_beat_wait(tmp_path, monkeypatch):
 
     monkeypatch.setattr(attribution_module, "_attr_run", held)
     frame = asset_returns(WINDOW + 12)
-    with book_swarm(tmp_path / "h", every=2) as swarm:
+    with book_swarm(tmp_path / "h", every=3) as swarm:  # 4 due: MAX_QUEUED, none waits
         swarm.start(frame.iloc[:WINDOW])
         times = []
         for i in range(WINDOW, WINDOW + 12):
@@ -157,12 +157,12 @@ def test_a_slow_attribution_never_makes_a_beat_wait(tmp_path, monkeypatch):
             swarm.step(tick(frame, i))
             times.append(time.perf_counter() - began)
         # every due attribution is held, and still every beat ran: none waited for one
-        assert sorted(s for _, s in swarm._attr_running) == [2, 4, 6, 8, 10, 12]
+        assert sorted(s for _, s in swarm._attr_running) == [3, 6, 9, 12]
         assert swarm.attribution("book") is None
         assert max(times) < 10
         gate.set()  # close lands them, once each, in order
     got = attributions(tmp_path / "h")
-    assert sorted(got) == [("book", s) for s in (2, 4, 6, 8, 10, 12)]
+    assert sorted(got) == [("book", s) for s in (3, 6, 9, 12)]
     assert all(len(v) == 1 for v in got.values())
 
 

@@ -3,8 +3,10 @@ with zones and offsets, a second resume, a failing worker, Ctrl-C in close, a ba
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
+import time
 from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -178,3 +180,45 @@ def test_ctrl_c_while_close_waits_still_flushes_and_closes(tmp_path, monkeypatch
     with Ledger.open(home) as ledger:
         beats = [e for e in ledger.entries() if e.kind == "consensus" and "beat" in e.data]
     assert len(beats) == 9
+
+
+def test_a_backlog_is_bounded_and_its_checkpoint_stores_no_date_strings(tmp_path, monkeypatch):
+    """Beats faster than their attributions (every beat due): at most MAX_QUEUED of the
+    book's are queued or running, each still ledgered once; a checkpoint's run record
+    holds no window of date strings (the dates are an int64 blob)."""
+    def slow(job: Any, fn: Any) -> Any:
+        time.sleep(0.05)
+        return attribution_module._failed(job, RuntimeError("slowed"))
+
+    monkeypatch.setattr(attribution_module, "_attr_run", slow)
+    frame = asset_returns(WINDOW + 24)
+    peak, sizes = 0, []
+    with book_swarm(tmp_path / "h", every=1, checkpoint_every=5) as swarm:
+        swarm.start(frame.iloc[:WINDOW])
+        for i in range(WINDOW, WINDOW + 24):
+            swarm.step(tick(frame, i))
+            peak = max(peak, sum(1 for _, f in swarm._attr_running.values()
+                                 if f is not None and not f.done()))
+            if (i - WINDOW + 1) % 5 == 0:
+                run = json.loads(swarm.states.get("swarm:__run__").decode())
+                sizes.append(len(json.dumps(run["marks"]["book"]["attribution"])))
+    assert 1 < peak <= attribution_module.MAX_QUEUED
+    assert max(sizes) < 1000  # ISO dates: 250 x ~27 bytes for the ring alone
+    got = attributions(tmp_path / "h")
+    assert sorted(got) == [("book", s) for s in range(1, 25)]
+    assert all(len(v) == 1 for v in got.values())
+
+
+def test_a_ring_reads_back_its_dates_blob_and_the_first_versions_iso_strings():
+    ny = pd.date_range("2021-03-10", periods=5, freq="D", tz="America/New_York")
+    dates = [d.to_pydatetime() for d in ny]  # a DST change on the 14th
+    ring = attribution_module.AssetRing(5, 2)
+    for k, d in enumerate(dates):
+        ring.push(d, [k, -k])
+    blob, rows = ring.dump()
+    for saved in (attribution_module.blob_dates(blob), [d.isoformat() for d in dates]):
+        back = attribution_module.AssetRing(5, 2)
+        back.load(saved, rows)
+        got, values = back.window()
+        assert got == tuple(dates) and all(d.utcoffset() == timedelta(0) for d in got)
+        assert values.tolist() == [[k, -k] for k in range(5)]

@@ -38,8 +38,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -58,6 +59,11 @@ FloatArray = NDArray[np.float64]
 #: The largest ``attribute_every`` (beats between attributions) the runtime takes.
 MAX_ATTRIBUTE_EVERY = 100_000
 
+#: The most attributions of one book queued or running at once: a beat that would queue
+#: one more waits for the oldest (a replay faster than they run), so the queue, its memory
+#: and the checkpoints that store it stay bounded.
+MAX_QUEUED = 4
+
 #: The role records' names in the ledger (``flow``) and their actions.
 ROLE = "attribution"
 ATTRIBUTED = "attributed"
@@ -75,6 +81,21 @@ def _utc(when: datetime) -> datetime:
     ticks with offsets, a zone's DST change or a ring read back from ISO strings still
     make one index."""
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def dates_blob(dates: Sequence[datetime]) -> bytes:
+    """``dates`` as int64 microseconds since the epoch (UTC): what a checkpoint stores."""
+    return np.array([(_utc(d) - _EPOCH) // timedelta(microseconds=1) for d in dates],
+                    dtype=np.int64).tobytes()
+
+
+def blob_dates(blob: bytes) -> tuple[datetime, ...]:
+    """The dates of :func:`dates_blob` back (UTC)."""
+    return tuple(_EPOCH + timedelta(microseconds=int(x))
+                 for x in np.frombuffer(blob, dtype=np.int64))
 
 
 class AssetRing:
@@ -104,16 +125,20 @@ class AssetRing:
             return (), np.zeros((0, self.width))
         return (tuple(d for d, _ in self._rows), np.stack([r for _, r in self._rows]))
 
-    def dump(self) -> tuple[list[str], bytes]:
-        """The dates (ISO) and the rows' bytes: what a checkpoint stores."""
+    def dump(self) -> tuple[bytes, bytes]:
+        """The dates' bytes (:func:`dates_blob`) and the rows' bytes: what a checkpoint
+        stores."""
         dates, rows = self.window()
-        return [d.isoformat() for d in dates], rows.tobytes()
+        return dates_blob(dates), rows.tobytes()
 
-    def load(self, dates: Sequence[str], blob: bytes) -> None:
+    def load(self, dates: Sequence[datetime | str], blob: bytes) -> None:
+        """The rows of :meth:`dump` back, with their dates (or ISO strings: a checkpoint
+        written by the first version of this role)."""
         rows = np.frombuffer(blob, dtype=np.float64).reshape(len(dates), self.width)
         self._rows.clear()
         for d, r in zip(dates, rows, strict=True):
-            self._rows.append((_utc(datetime.fromisoformat(d)), r.copy()))
+            when = datetime.fromisoformat(d) if isinstance(d, str) else d
+            self._rows.append((_utc(when), r.copy()))
 
 
 @dataclass(frozen=True)
@@ -370,6 +395,15 @@ def _job(self: Swarm, name: str, seq: int, as_of: datetime) -> AttributionJob:
 
 
 def _attr_submit(self: Swarm, job: AttributionJob) -> None:
+    """Queue ``job`` on the worker thread; with :data:`MAX_QUEUED` of its book's still
+    queued or running, first wait for the oldest (up to ``restore_timeout``)."""
+    mine = sorted((s, f) for (p, s), (_, f) in self._attr_running.items()
+                  if p == job.portfolio and f is not None and not f.done())
+    if len(mine) >= MAX_QUEUED:
+        log.info("attribution of %s at beat %d waits for %d still queued (a replay faster "
+                 "than they run)", job.portfolio, job.seq, len(mine))
+        wait_futures([f for _, f in mine[:len(mine) - MAX_QUEUED + 1]],
+                     timeout=self.restore_timeout)
     if self._attr_pool is None:
         self._attr_pool = ThreadPoolExecutor(max_workers=1,
                                              thread_name_prefix="swarmvar-attribution")
@@ -441,14 +475,15 @@ def _attr_checkpoint(self: Swarm, name: str) -> tuple[dict[str, Any] | None, dic
     if ring is None:
         return None, {}
     dates, blob = ring.dump()
-    states = {f"swarm-attribution:{name}": blob}
+    states = {f"swarm-attribution:{name}": blob, f"swarm-attribution-dates:{name}": dates}
     running = []
     for i, (job, _) in enumerate(j for (p, _s), j in sorted(self._attr_running.items())
                                  if p == name):
         running.append({"seq": job.seq, "as_of": job.as_of.isoformat(),
-                        "dates": [d.isoformat() for d in job.dates]})
+                        "rows": len(job.dates)})
         states[f"swarm-attribution-job:{name}:{i}"] = job.rows.tobytes()
-    return {"dates": dates, "running": running}, states
+        states[f"swarm-attribution-job-dates:{name}:{i}"] = dates_blob(job.dates)
+    return {"rows": len(ring), "running": running}, states
 
 
 def _attr_restore(self: Swarm, name: str, mark: Mapping[str, Any]) -> None:
@@ -463,11 +498,18 @@ def _attr_restore(self: Swarm, name: str, mark: Mapping[str, Any]) -> None:
         log.info("the checkpoint of %s holds no asset ring (written before attribution): "
                  "its attributions resume once %d beats have filled it", name, ring.keep)
         return
-    ring.load(saved["dates"], self.states.get(f"swarm-attribution:{name}"))
+    if "dates" in saved:  # the first version of this role: the dates as ISO strings
+        ring.load(saved["dates"], self.states.get(f"swarm-attribution:{name}"))
+    else:
+        ring.load(blob_dates(self.states.get(f"swarm-attribution-dates:{name}")),
+                  self.states.get(f"swarm-attribution:{name}"))
     spec, cfg = self.specs[name], self.configs[name]
     for i, r in enumerate(saved.get("running", [])):
         blob = self.states.get(f"swarm-attribution-job:{name}:{i}")
-        dates = tuple(_utc(datetime.fromisoformat(d)) for d in r["dates"])
+        if "dates" in r:
+            dates = tuple(_utc(datetime.fromisoformat(d)) for d in r["dates"])
+        else:
+            dates = blob_dates(self.states.get(f"swarm-attribution-job-dates:{name}:{i}"))
         rows = np.frombuffer(blob, dtype=np.float64).reshape(len(dates), len(spec.assets))
         seq = int(r["seq"])
         book = _job(self, name, seq, datetime.fromisoformat(r["as_of"]))

@@ -222,3 +222,16 @@ def test_a_ring_reads_back_its_dates_blob_and_the_first_versions_iso_strings():
         got, values = back.window()
         assert got == tuple(dates) and all(d.utcoffset() == timedelta(0) for d in got)
         assert values.tolist() == [[k, -k] for k in range(5)]
+
+
+def test_asset_rows_of_ticks_never_beaten_are_dropped(tmp_path):
+    """A tick's asset row kept, then its tick refused (or queued and lost): the next beat
+    of the book drops it, so the rows kept do not grow."""
+    frame = asset_returns(WINDOW + 4)
+    with book_swarm(tmp_path / "h", every=50) as swarm:
+        swarm.start(frame.iloc[:WINDOW])
+        swarm.step(tick(frame, WINDOW))
+        stale = frame.index[WINDOW].to_pydatetime() + timedelta(hours=1)  # never beaten
+        swarm._asset_rows["book", stale] = np.zeros(3)
+        swarm.step(tick(frame, WINDOW + 1))
+        assert swarm._asset_rows == {}

@@ -349,6 +349,8 @@ def _attr_beat(self: Swarm, name: str, seq: int, as_of: datetime
     if ring is None:
         return None, []
     row = self._asset_rows.pop((name, as_of), None)
+    for key in [k for k in self._asset_rows if k[0] == name and k[1] < as_of]:
+        del self._asset_rows[key]  # a tick taken, then refused or not beaten: never beaten
     if row is None:  # (not expected: every book tick carries assets) the window breaks
         ring.clear()
         return None, []

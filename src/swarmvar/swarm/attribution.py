@@ -380,20 +380,25 @@ def _attr_due(self: Swarm, name: str, seq: int, as_of: datetime) -> list[RoleRec
         self._attr_recorded.add((name, seq))
         return [RoleRecord(ROLE, SKIPPED, (), {"as_of": as_of.isoformat(),
                                                "reason": reason})]
-    _attr_submit(self, _job(self, name, seq, as_of))
+    _attr_submit(self, _job(self, name, seq, as_of, *ring.window()))
     return []
 
 
-def _job(self: Swarm, name: str, seq: int, as_of: datetime) -> AttributionJob:
-    spec, cfg = self.specs[name], self.configs[name]
-    dates, rows = self._rings[name].window()
+def _positions(self: Swarm, name: str) -> tuple[float, ...]:
+    """The book's positions over its assets (a weights book: its weights)."""
+    spec = self.specs[name]
     if spec.positions is not None:
-        positions = tuple(float(spec.positions[a]) for a in spec.assets)
-    else:
-        assert spec.weights is not None
-        positions = tuple(float(spec.weights[a]) for a in spec.assets)
-    return AttributionJob(name, seq, as_of, spec.assets, positions, dates, rows, cfg.alphas,
-                          cfg.horizon, attribution_seed(cfg.seed, seq))
+        return tuple(float(spec.positions[a]) for a in spec.assets)
+    assert spec.weights is not None
+    return tuple(float(spec.weights[a]) for a in spec.assets)
+
+
+def _job(self: Swarm, name: str, seq: int, as_of: datetime, dates: tuple[datetime, ...],
+         rows: FloatArray) -> AttributionJob:
+    """Beat ``seq``'s attribution of ``name`` on the window ``dates``, ``rows``."""
+    spec, cfg = self.specs[name], self.configs[name]
+    return AttributionJob(name, seq, as_of, spec.assets, _positions(self, name), dates, rows,
+                          cfg.alphas, cfg.horizon, attribution_seed(cfg.seed, seq))
 
 
 def _attr_submit(self: Swarm, job: AttributionJob) -> None:
@@ -505,7 +510,7 @@ def _attr_restore(self: Swarm, name: str, mark: Mapping[str, Any]) -> None:
     else:
         ring.load(blob_dates(self.states.get(f"swarm-attribution-dates:{name}")),
                   self.states.get(f"swarm-attribution:{name}"))
-    spec, cfg = self.specs[name], self.configs[name]
+    spec = self.specs[name]
     for i, r in enumerate(saved.get("running", [])):
         blob = self.states.get(f"swarm-attribution-job:{name}:{i}")
         if "dates" in r:
@@ -514,9 +519,7 @@ def _attr_restore(self: Swarm, name: str, mark: Mapping[str, Any]) -> None:
             dates = blob_dates(self.states.get(f"swarm-attribution-job-dates:{name}:{i}"))
         rows = np.frombuffer(blob, dtype=np.float64).reshape(len(dates), len(spec.assets))
         seq = int(r["seq"])
-        book = _job(self, name, seq, datetime.fromisoformat(r["as_of"]))
-        job = AttributionJob(name, seq, book.as_of, book.assets, book.positions, dates,
-                             rows.copy(), cfg.alphas, cfg.horizon, book.seed)
+        job = _job(self, name, seq, datetime.fromisoformat(r["as_of"]), dates, rows.copy())
         self._attr_running[name, seq] = (job, None)  # submitted after the ledger is read
 
 

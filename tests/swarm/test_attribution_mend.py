@@ -235,3 +235,50 @@ def test_asset_rows_of_ticks_never_beaten_are_dropped(tmp_path):
         swarm._asset_rows["book", stale] = np.zeros(3)
         swarm.step(tick(frame, WINDOW + 1))
         assert swarm._asset_rows == {}
+
+
+def test_the_forager_pool_picks_its_start_method_when_it_is_created(monkeypatch):
+    """The executor chose fork at open; by the first refit another thread runs (an
+    attribution's): the forager pool is started with the method chosen then."""
+    import importlib
+    import multiprocessing as mp
+
+    from swarmvar.swarm import executors
+
+    backtest = importlib.import_module("swarmvar.validation.backtest")  # the module
+
+    made: list[Any] = []
+
+    class Pool:
+        def __init__(self, n: int, *, mp_context: Any, **kw: Any) -> None:
+            made.append(mp_context)
+
+        def submit(self, fn: Any, job: Any) -> Any:
+            return None
+
+    monkeypatch.setattr(executors, "ProcessPoolExecutor", Pool)
+    executor = executors.LocalExecutor(0)
+    executor._ctx = mp.get_context("fork")  # chosen at open, before the thread
+    monkeypatch.setattr(backtest, "_pool_context", lambda: mp.get_context("spawn"))
+    executor.submit_refit(None)  # type: ignore[arg-type]
+    assert [c.get_start_method() for c in made] == ["spawn"]
+
+
+def test_the_attribution_thread_stops_when_idle(tmp_path):
+    """Once nothing is queued or running, the worker thread stops (a fork stays safe);
+    the next due attribution starts another."""
+    frame = asset_returns(WINDOW + 4)
+    with book_swarm(tmp_path / "h", every=2) as swarm:
+        swarm.start(frame.iloc[:WINDOW])
+        swarm.step(tick(frame, WINDOW))
+        swarm.step(tick(frame, WINDOW + 1))  # beat 2: due, submitted
+        assert swarm._attr_pool is not None
+        deadline = time.monotonic() + 60
+        while not all(f.done() for _, f in swarm._attr_running.values()):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        swarm.step(tick(frame, WINDOW + 2))  # beat 3 lands beat 2's
+        assert swarm.attribution("book") is not None and swarm._attr_pool is None
+        swarm.step(tick(frame, WINDOW + 3))  # beat 4: due, another thread
+        assert swarm._attr_pool is not None
+    assert sorted(attributions(tmp_path / "h")) == [("book", 2), ("book", 4)]

@@ -453,6 +453,11 @@ def _attr_landed(self: Swarm, *, wait: float | None = None) -> list[tuple[EntryK
         self._attributions[job.portfolio] = result
         out.append((EntryKind.FLOW, {"flow": ROLE, "result": {
             "portfolio": job.portfolio, "seq": job.seq, **result.record().to_dict()}}))
+    if not self._attr_running and self._attr_pool is not None:
+        # idle: its thread stops, so that a process forked later (foragers, a restored
+        # worker) may still fork; the next due one starts another
+        self._attr_pool.shutdown(wait=False)
+        self._attr_pool = None
     return out
 
 

@@ -460,9 +460,11 @@ class LocalExecutor(ShardedFanOut):
 
         with self._lock:
             for _ in range(2):
-                if self._pool is None:
+                if self._pool is None:  # fork only if still safe now (threads may run)
+                    from ..validation.backtest import _pool_context
+
                     self._pool = ProcessPoolExecutor(self.forager_count,
-                                                     mp_context=self._context(),
+                                                     mp_context=_pool_context(),
                                                      initializer=_watch_parent,
                                                      initargs=(os.getpid(),))
                 try:

@@ -248,13 +248,18 @@ def _fail_run(exc: Exception, data: str, settings: dict[str, Setting] | None = N
 
 
 def _check_attribute_every(every: int | None) -> None:
-    """``--attribute-every``: 0 (off) to ``MAX_ATTRIBUTE_EVERY`` beats (exit 2)."""
+    """``--attribute-every``: what :class:`~swarmvar.swarm.RoleConfig` takes, 0 (off) to
+    ``MAX_ATTRIBUTE_EVERY`` beats; else a usage error (exit 2), before the home opens."""
+    from ..errors import SwarmVarError
+    from ..swarm import RoleConfig
     from ..swarm.attribution import MAX_ATTRIBUTE_EVERY
 
-    if every is not None and not 0 <= every <= MAX_ATTRIBUTE_EVERY:
+    try:
+        RoleConfig(attribute_every=every)
+    except SwarmVarError:
         raise typer.BadParameter(f"must be a number of beats from 0 (off) to "
                                  f"{MAX_ATTRIBUTE_EVERY:,}, got {every}",
-                                 param_hint="--attribute-every")
+                                 param_hint="--attribute-every") from None
 
 
 def _book_var() -> Any:

@@ -160,10 +160,16 @@ def _late_entries(self: Swarm, group: str, seq: int, as_of: datetime, outcome: B
     entries: list[tuple[EntryKind, Mapping[str, Any] | Canonical]] = [
         (EntryKind.ESTIMATE, canonical_object(record))]
     for r in vetted.roles:
-        entries.append((EntryKind.FLOW, {"flow": r.role, "result": {
-            "portfolio": portfolio, "group": group, "seq": seq, "late": True,
-            **r.to_dict()}}))
+        entries.append(role_entry(portfolio, seq, r, group=group, late=True))
     return entries
+
+
+def role_entry(portfolio: str, seq: int, record: RoleRecord, **extra: Any
+               ) -> tuple[EntryKind, dict[str, Any]]:
+    """A role record's ledger entry (``flow``): ``result`` names the portfolio and the beat
+    (``extra``: a late one's ``group`` and ``late``), then the record's own fields."""
+    return (EntryKind.FLOW, {"flow": record.role, "result": {
+        "portfolio": portfolio, "seq": seq, **extra, **record.to_dict()}})
 
 
 def _entries(self: Swarm, name: str, tick: BeatInput, outcome: BeatOutcome,
@@ -195,8 +201,7 @@ def _entries(self: Swarm, name: str, tick: BeatInput, outcome: BeatOutcome,
             "regime_probability": report.regime_probability}),
     ]
     for r in (*outcome.roles, *more_roles):
-        entries.append((EntryKind.FLOW, {"flow": r.role, "result": {
-            "portfolio": name, "seq": tick.seq, **r.to_dict()}}))
+        entries.append(role_entry(name, tick.seq, r))
     for d in decisions:
         entries.append((EntryKind.DECISION, _decision_dict(d)))
     return entries

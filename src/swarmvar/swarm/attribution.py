@@ -47,6 +47,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..ledger import EntryKind
+from ._records import role_entry
 from .roles import RoleRecord
 
 if TYPE_CHECKING:
@@ -451,8 +452,7 @@ def _attr_landed(self: Swarm, *, wait: float | None = None) -> list[tuple[EntryK
             continue
         self._attr_recorded.add(key)
         self._attributions[job.portfolio] = result
-        out.append((EntryKind.FLOW, {"flow": ROLE, "result": {
-            "portfolio": job.portfolio, "seq": job.seq, **result.record().to_dict()}}))
+        out.append(role_entry(job.portfolio, job.seq, result.record()))
     if not self._attr_running and self._attr_pool is not None:
         # idle: its thread stops, so that a process forked later (foragers, a restored
         # worker) may still fork; the next due one starts another
@@ -567,5 +567,4 @@ def _attr_replay(self: Swarm, name: str, beat: Mapping[str, Any]) -> None:
         ring.push(as_of, row)
     skipped = _attr_due(self, name, int(beat["seq"]), as_of)
     for r in skipped:
-        self._batch.append((EntryKind.FLOW, {"flow": r.role, "result": {
-            "portfolio": name, "seq": int(beat["seq"]), **r.to_dict()}}))
+        self._batch.append(role_entry(name, int(beat["seq"]), r))

@@ -282,3 +282,25 @@ def test_the_attribution_thread_stops_when_idle(tmp_path):
         swarm.step(tick(frame, WINDOW + 3))  # beat 4: due, another thread
         assert swarm._attr_pool is not None
     assert sorted(attributions(tmp_path / "h")) == [("book", 2), ("book", 4)]
+
+
+def test_a_resume_gives_the_latest_attribution_landed_before_its_checkpoint(tmp_path):
+    """Beat 5's attribution lands at beat 6, the checkpoint at 8 is the resume's: its
+    Swarm.attribution is beat 5's at once, not None until a new one lands."""
+    frame = asset_returns(WINDOW + 8)
+    home = tmp_path / "h"
+    with book_swarm(home, every=5, checkpoint_every=4) as swarm:
+        swarm.start(frame.iloc[:WINDOW])
+        for i in range(WINDOW, WINDOW + 5):
+            swarm.step(tick(frame, i))
+        deadline = time.monotonic() + 60
+        while not all(f.done() for _, f in swarm._attr_running.values()):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        for i in range(WINDOW + 5, WINDOW + 8):
+            swarm.step(tick(frame, i))
+        before = swarm.attribution("book")
+        assert before is not None and before.seq == 5
+    with book_swarm(home, every=5, checkpoint_every=4) as swarm:
+        swarm.start(frame.iloc[:WINDOW])
+        assert swarm.attribution("book") == before

@@ -33,6 +33,7 @@ of ``self: Swarm``; they read ``specs``, ``configs``, ``roles``; write ``_rings`
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import deque
@@ -46,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..canonical import canonical_json
 from ..ledger import EntryKind
 from ._records import role_entry
 from .roles import RoleRecord
@@ -495,7 +497,13 @@ def _attr_checkpoint(self: Swarm, name: str) -> tuple[dict[str, Any] | None, dic
                         "rows": len(job.dates)})
         states[f"swarm-attribution-job:{name}:{i}"] = job.rows.tobytes()
         states[f"swarm-attribution-job-dates:{name}:{i}"] = dates_blob(job.dates)
-    return {"rows": len(ring), "running": running}, states
+    mark: dict[str, Any] = {"rows": len(ring), "running": running}
+    latest = self._attributions.get(name)
+    if latest is not None:  # what attribution() gives after a resume (a blob: its size)
+        mark["latest"] = latest.seq
+        states[f"swarm-attribution-latest:{name}"] = canonical_json(
+            latest.record().to_dict())
+    return mark, states
 
 
 def _attr_restore(self: Swarm, name: str, mark: Mapping[str, Any]) -> None:
@@ -515,6 +523,10 @@ def _attr_restore(self: Swarm, name: str, mark: Mapping[str, Any]) -> None:
     else:
         ring.load(blob_dates(self.states.get(f"swarm-attribution-dates:{name}")),
                   self.states.get(f"swarm-attribution:{name}"))
+    if "latest" in saved:  # the latest landed before the checkpoint; the ledger's after it
+        rec = json.loads(self.states.get(f"swarm-attribution-latest:{name}").decode())
+        self._attributions[name] = BookAttribution.from_record(name, int(saved["latest"]),
+                                                               rec)
     spec = self.specs[name]
     for i, r in enumerate(saved.get("running", [])):
         blob = self.states.get(f"swarm-attribution-job:{name}:{i}")

@@ -532,7 +532,7 @@ def test_postgres_errors_by_sqlstate() -> None:
                        "OutOfMemory, SQLSTATE 53200"),
                       (psycopg.errors.InsufficientPrivilege(
                           f"permission denied for table variants {secret_words}"),
-                       "InsufficientPrivilege, SQLSTATE 42501"),
+                       "permission denied, InsufficientPrivilege, SQLSTATE 42501"),
                       (psycopg.errors.QueryCanceled("canceling statement"),
                        "QueryCanceled, SQLSTATE 57014"),
                       (psycopg.InterfaceError(f"not a PostgreSQL error {secret_words}"),

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 import swarmvar.evolution.db as db
@@ -215,3 +216,37 @@ def test_both_stores_say_a_postgres_error_alike() -> None:
         detail = getattr(ledger_err, "detail", None)
         if detail:
             assert detail in str(store_err), (detail, store_err)
+
+
+_SOCK = 'connection failed: connection to server on socket "/run/password_x/.s.PGSQL.5432" '
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    (_SOCK + 'failed: FATAL:  too many connections for database "x"', "too many connections"),
+    (_SOCK + 'failed: FATAL:  too many connections for role "bob"', "too many connections"),
+    (_SOCK + 'failed: FATAL:  permission denied for database "x"\nDETAIL:  User does not '
+             'have CONNECT privilege.', "permission denied"),
+    (_SOCK + 'failed: FATAL:  database "password_x" does not exist', "no such database"),
+    (_SOCK + 'failed: FATAL:  role "refused_one" does not exist', "authentication failed"),
+    ('connection failed: connection to server at "10.0.0.9" (too_many.example), port 5432 '
+     "failed: Connection refused", "connection refused"),
+    ("failed to resolve host 'password.example': [Errno -2] Name or service not known",
+     "host name not found"),
+    ("consuming input failed: server closed the connection unexpectedly",
+     "connection closed")])
+def test_a_connects_category_reads_the_servers_answer_not_the_names(text: str,
+                                                                    said: str) -> None:
+    """Only the text after the last ``failed: `` is read, quoted names emptied, and a full
+    server or a refused CONNECT comes before the database and role words, in both copies."""
+    exc = psycopg.OperationalError(text)
+    assert ledger_pg.category(exc) == evolution_pg.category(exc) == said
+
+
+def test_a_refused_privilege_is_named_permission_denied_in_both_stores() -> None:
+    import psycopg.errors
+
+    exc = psycopg.errors.InsufficientPrivilege("permission denied for schema public")
+    said = "permission denied, InsufficientPrivilege, SQLSTATE 42501"
+    assert ledger_pg._named(exc) == evolution_pg._named(exc) == said
+    lock = psycopg.errors.LockNotAvailable("canceling statement due to lock timeout")
+    assert ledger_pg._named(lock) == "LockNotAvailable, SQLSTATE 55P03"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -72,6 +73,43 @@ def test_the_environments_user_database_and_host_are_not_said(
     said = str(got.value)
     _absent(said, sock, ODD_USER, ODD_DB, "postgres", "does not exist", "socket", "FATAL")
     assert f"({category})" in said and got.value.doing == "open", said
+
+
+def test_a_full_or_closed_database_is_said_so_whatever_its_and_the_roles_names(
+        postgres_server: Any) -> None:
+    """A connect refused by the server for a database's or a role's connection limit
+    (``too many connections for database "…"``/``role "…"``) or a revoked CONNECT
+    (``permission denied for database "…"``) is said so: neither "no such database" nor
+    "authentication failed", which the quoted names and the socket path once read as (a
+    database and a role named ``password_…`` included)."""
+    tag = uuid.uuid4().hex[:8]
+    dbname, role = f"password_db_{tag}", f"password_role_{tag}"
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{dbname}"')
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+    url = (f"postgresql://{role}@/{dbname}?host={postgres_server.socket_dir}"
+           "&connect_timeout=5")
+
+    def said() -> str:
+        with pytest.raises(LedgerUnreachable) as got:
+            Ledger(url)
+        _absent(str(got.value), dbname, role, "FATAL", "socket")
+        return got.value.detail
+
+    try:
+        with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{dbname}" CONNECTION LIMIT 0')
+            assert said() == "too many connections"
+            conn.execute(f'ALTER DATABASE "{dbname}" CONNECTION LIMIT -1')
+            conn.execute(f'ALTER ROLE "{role}" CONNECTION LIMIT 0')
+            assert said() == "too many connections"
+            conn.execute(f'ALTER ROLE "{role}" CONNECTION LIMIT -1')
+            conn.execute(f'REVOKE CONNECT ON DATABASE "{dbname}" FROM PUBLIC')
+            assert said() == "permission denied"
+    finally:
+        with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{dbname}"')
+            conn.execute(f'DROP ROLE "{role}"')
 
 
 def test_a_lock_timeout_is_ledger_failed_not_damage(postgres_url: str) -> None:

@@ -82,17 +82,24 @@ _OUTSIDE_WORDS = {"53100": "disk full", "25006": "read-only transaction", "58030
 BACKOFF_S = 1.5
 #: What :class:`~swarmvar.errors.LedgerUnwritable` names instead of the URL.
 _WHERE = "database"
-#: What a message says of a server out of reach, by SQLSTATE (:func:`category`).
+#: What a message says of a server out of reach, or of a refused privilege (42501), by
+#: SQLSTATE (:func:`category`, :func:`_named`).
 _STATE_CATEGORIES = {"57P01": "connection ended by the server (shutting down, or an "
                               "administrator's command)",
                      "57P02": "server shutting down",
                      "57P03": "server starting or shutting down",
                      "53300": "too many connections", "28000": "authentication failed",
-                     "28P01": "authentication failed", "3D000": "no such database"}
+                     "28P01": "authentication failed", "3D000": "no such database",
+                     "42501": "permission denied"}
 #: What a message says of a connection that failed without a SQLSTATE (psycopg's connect
-#: errors have none), by words of psycopg's text (lower case; the first found wins). The
-#: text itself never reaches a message: only the category does.
+#: errors have none), by words of psycopg's text (lower case; the first found wins), read
+#: only after its last ``failed: `` (the server's answer, not the host or socket tried) and
+#: with quoted names emptied (a database ``password_x``, a role ``"bob"``). The text itself
+#: never reaches a message: only the category does.
 _WORD_CATEGORIES = (
+    ("resolve host", "host name not found"), ("translate host name", "host name not found"),
+    ("too many", "too many connections"), ("connection slots", "too many connections"),
+    ("permission denied", "permission denied"),  # CONNECT revoked, before 'database "'
     ("refused", "connection refused"),
     ("no such file or directory", "connection refused"),  # no server socket there
     ("timeout expired", "connection timed out"), ("timed out", "connection timed out"),
@@ -101,8 +108,6 @@ _WORD_CATEGORIES = (
     ('role "', "authentication failed"), ("password", "authentication failed"),
     ("not currently accepting connections", "database not accepting connections"),
     ('database "', "no such database"),
-    ("resolve host", "host name not found"), ("translate host name", "host name not found"),
-    ("too many", "too many connections"), ("connection slots", "too many connections"),
     ("shutting down", "server shutting down"),
     ("starting up", "server starting or shutting down"),
     ("recovery mode", "server starting or shutting down"),
@@ -539,14 +544,16 @@ def unreachable(exc: psycopg.Error, *, lost: bool = False) -> bool:
 def category(exc: BaseException) -> str:
     """What a message says of a connection's failure ``exc``: a fixed phrase (connection
     refused, connection timed out, authentication failed, no such database, host name not
-    found, too many connections, server shutting down, server starting or shutting down,
-    connection closed, connection failed or lost), from its SQLSTATE or, without one,
-    from words of psycopg's text, which itself never reaches a message (it holds the
+    found, too many connections, permission denied, server shutting down, server starting
+    or shutting down, connection closed, connection failed or lost), from its SQLSTATE or,
+    without one, from words of psycopg's text after its last ``failed: `` with quoted names
+    emptied (:data:`_WORD_CATEGORIES`), which itself never reaches a message (it holds the
     resolved address, the port, the user and database, paths)."""
     state = getattr(exc, "sqlstate", None) or ""
     if state in _STATE_CATEGORIES:
         return _STATE_CATEGORIES[state]
-    text = str(exc).lower()
+    # quoted names (database, role, host, socket) emptied; then only the last answer
+    text = re.sub(r'"[^"\n]*"', '""', str(exc).lower()).rpartition("failed: ")[2]
     for words, said in _WORD_CATEGORIES:
         if words in text:
             return said
@@ -560,9 +567,12 @@ def _said(exc: psycopg.Error) -> str:
 
 
 def _named(exc: psycopg.Error) -> str:
-    """What a message shows of any other error: psycopg's class of its SQLSTATE (a fixed
-    name, ``LockNotAvailable``) and the SQLSTATE, never its text."""
-    return f"{type(exc).__name__}, SQLSTATE {getattr(exc, 'sqlstate', None) or 'none'}"
+    """What a message shows of any other error: a category where one is known (``permission
+    denied`` for 42501), psycopg's class of its SQLSTATE (a fixed name,
+    ``LockNotAvailable``) and the SQLSTATE, never its text."""
+    state = getattr(exc, "sqlstate", None) or ""
+    said = _STATE_CATEGORIES.get(state)
+    return (f"{said}, " if said else "") + f"{type(exc).__name__}, SQLSTATE {state or 'none'}"
 
 
 def database_error(url: str, exc: psycopg.Error, what: str, *, lost: bool = False

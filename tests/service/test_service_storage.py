@@ -357,13 +357,55 @@ def test_serve_refuses_a_database_user_who_may_not_create_tables(tmp_path: Path,
             text = " ".join(result.output.split())
             assert result.exit_code == 2, text
             assert "--db: the database accepts this user, but swarmvar cannot set up" in text
-            assert "permission denied" in text and "grant the user CREATE" in text, text
+            # the category and SQLSTATE of PostgreSQL's refusal, never psycopg's own words
+            # ('permission denied for schema public'), and the advice an operator can act on
+            assert "(permission denied, InsufficientPrivilege, SQLSTATE 42501)" in text, text
+            assert "grant the user CREATE" in text and "schema public" not in text, text
+            assert "retry" not in text, text  # the advice is CREATE, not a retry
             assert not reached
             result = CliRunner().invoke(app, ["serve", "--db", url,  # the owner may
                                               "--home", str(tmp_path / "home")])
             assert result.exit_code == 0 and reached, result.output
     except pg.PostgresUnavailable as exc:
         pg.skip_or_fail(exc)
+
+
+@pytest.mark.parametrize("which", ["unreachable", "failed"])
+def test_serves_db_check_says_retry_when_the_variant_store_is_out_of_reach(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        which: str) -> None:
+    """The variant store's server lost (or a lock timeout) after the ledger opened is said
+    as the ledger's would be: its message and retry, never "repair or restore it"."""
+    import psycopg
+    import typer
+
+    import swarmvar.evolution as evolution
+    import swarmvar.ledger as ledger
+    from swarmvar.cli.serve import _check_db
+    from swarmvar.evolution.errors import VariantStoreFailed, VariantStoreUnreachable
+
+    class Opened:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    error = (VariantStoreUnreachable("postgresql://h/db", "connection refused")
+             if which == "unreachable" else
+             VariantStoreFailed("database", "LockNotAvailable, SQLSTATE 55P03"))
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(psycopg, "connect", lambda *a, **k: Opened())
+    monkeypatch.setattr(ledger, "Ledger", Opened)
+    monkeypatch.setattr(evolution, "open_home", refuse)
+    with pytest.raises(typer.Exit) as got:
+        _check_db("postgresql://h/db", tmp_path, "--home")
+    said = " ".join(capsys.readouterr().err.split())
+    assert got.value.exit_code == 2 and f"--db: {error}" in said, said
+    assert "repair or restore" not in said and "retry" in said, said
 
 
 @pytest.mark.slow  # a real PostgreSQL server (initdb + pg_ctl)

@@ -139,6 +139,7 @@ def _check_db(db: str, home: Path, words: str) -> None:
                           "check the URL, that the server runs and accepts this user") from None
     from ..errors import LedgerFailed, LedgerUnreachable, SwarmVarError
     from ..evolution import open_home
+    from ..evolution.errors import VariantStoreFailed, VariantStoreUnreachable
     from ..ledger import Ledger
     from ..ledger.head import load_or_create_key
 
@@ -157,11 +158,12 @@ def _check_db(db: str, home: Path, words: str) -> None:
             if _permission_denied(exc):
                 raise usage_error(
                     f"--db: the database accepts this user, but swarmvar cannot set up its "
-                    f"ledger and evolution tables there ({_first_line(exc)}); grant the user "
+                    f"ledger and evolution tables there ({_refused(exc)}); grant the user "
                     "CREATE on the schema (or create the tables once as a user who may) and "
                     "start again") from None
-            if isinstance(exc, (LedgerUnreachable, LedgerFailed)):  # lost since the
-                # connection above, or a lock timeout: retry, not repair
+            if isinstance(exc, (LedgerUnreachable, LedgerFailed, VariantStoreUnreachable,
+                                VariantStoreFailed)):  # lost since the connection above,
+                # or a lock timeout, in either store: retry, not repair
                 raise usage_error(f"--db: {exc}") from None
             raise usage_error(
                 f"--db: {what} there is not usable ({_first_line(exc)}); repair or restore "
@@ -183,6 +185,14 @@ def _permission_denied(exc: BaseException) -> bool:
             return True
         at = at.__cause__ or at.__context__
     return False
+
+
+def _refused(exc: BaseException) -> str:
+    """What the CREATE advice quotes of a refused privilege ``exc``: the stores' category,
+    class and SQLSTATE (``permission denied, InsufficientPrivilege, SQLSTATE 42501``), not
+    their whole message and its retry advice; psycopg's own error's first line."""
+    detail = getattr(exc, "detail", None)
+    return detail if isinstance(detail, str) and detail else _first_line(exc)
 
 
 def _from_file(settings: Mapping[str, Setting]) -> str | None:

@@ -46,6 +46,7 @@ PAIRS: list[tuple[Callable[..., Any], Callable[..., Any]]] = [
     (evolution_pg.url_params, ledger_pg.url_params),
     (evolution_pg.category, ledger_pg.category), (evolution_pg._said, ledger_pg._said),
     (evolution_pg._named, ledger_pg._named),
+    (evolution_pg._primary, ledger_pg._primary),
     (db._is_damage, damage.is_damage),
     (db._full_disk, damage.full_disk)]
 

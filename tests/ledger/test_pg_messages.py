@@ -235,3 +235,23 @@ def test_serves_db_check_says_a_malformed_url_without_echoing_it(
     said = capsys.readouterr().err
     assert got.value.exit_code == 2 and "not a usable PostgreSQL URL" in said, said
     assert "hunter" not in said and "%ZZ" not in said, said
+
+
+def test_a_damage_message_keeps_the_servers_primary_words_only(postgres_url: str) -> None:
+    """XX001 raised by the server with a DETAIL, a HINT and a CONTEXT: both stores' damage
+    message keeps the primary message (without the URL's parts) and none of the rest."""
+    from swarmvar.evolution import postgres as evolution_pg
+    from swarmvar.evolution.errors import CorruptStore
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn, pytest.raises(
+            psycopg.errors.DataCorrupted) as got:
+        conn.execute("DO $$ BEGIN RAISE EXCEPTION 'invalid page in block 7' USING "
+                     "ERRCODE = 'XX001', DETAIL = 'row secret_row_words', "
+                     "HINT = 'hint secret_hint_words'; END $$")
+    exc = got.value
+    assert "secret_row_words" in str(exc) or exc.diag.message_detail  # the server sent them
+    for err, kind in ((ledger_pg.database_error(postgres_url, exc, "read"), LedgerCorrupted),
+                      (evolution_pg.database_error(postgres_url, exc), CorruptStore)):
+        said = str(err)
+        assert isinstance(err, kind) and "invalid page in block 7" in said, said
+        _absent(said, "secret_row_words", "secret_hint_words", "PL/pgSQL", "DETAIL", "HINT")

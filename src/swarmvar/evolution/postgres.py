@@ -205,6 +205,14 @@ def category(exc: BaseException) -> str:
     return "connection failed or lost"
 
 
+def _primary(exc: psycopg.Error) -> str:
+    """What a damage message shows of ``exc`` (before :func:`scrubbed`): the server's
+    primary message only, never its DETAIL, HINT or CONTEXT (which may quote rows, names
+    or statements); the first line of its text for an error psycopg made itself."""
+    primary = exc.diag.message_primary
+    return primary if primary else (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def _said(exc: psycopg.Error) -> str:
     """What a message shows of a server out of reach: :func:`category` and the SQLSTATE."""
     state = getattr(exc, "sqlstate", None)
@@ -240,7 +248,7 @@ def database_error(url: str, exc: psycopg.Error, *, landed: bool = False
     state = getattr(exc, "sqlstate", None) or ""
     if state in _DAMAGE_STATES:
         return CorruptStore(f"the variant store database is damaged "
-                            f"({scrubbed(str(exc), url)}; SQLSTATE {state}): restore it "
+                            f"({scrubbed(_primary(exc), url)}; SQLSTATE {state}): restore it "
                             "from a backup")
     if state == _NO_TABLE:
         return CorruptStore(f"the variant store database has lost its tables "

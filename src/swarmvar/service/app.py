@@ -174,6 +174,12 @@ def _make_variant_store(app: FastAPI, cfg: ServiceConfig) -> None:
 def create_app(config: ServiceConfig | None = None, *, desk: Desk | None = None) -> FastAPI:
     """The service for ``config`` (default: ``./.swarmvar``, SQLite, default swarm).
 
+    The process's logging is left as the caller set it: an embedder that wants the
+    service's JSON log lines (the ``swarmvar`` loggers, the PostgreSQL stores' URL and
+    psycopg's words among them) calls
+    :func:`~swarmvar.service.middleware.configure_logging` once, as
+    :func:`app_from_env` (each ``swarmvar serve`` worker) does.
+
     Raises
     ------
     ArbiterOptionsMismatch, ResumeMismatch

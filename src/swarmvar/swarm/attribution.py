@@ -9,7 +9,8 @@ ring's rows go to :func:`swarmvar.book_var` (handed to the swarm, ``Swarm(book_v
 the runtime does not import a face; without it there is no attribution), with
 ``kind="return"``, the default joint agents, ``consensus=True``, ``baseline=False``,
 seed :func:`attribution_seed` of the portfolio's seed and the beat, on a worker
-thread: the beat never waits for it. Its result
+thread: the beat does not wait for it (unless :data:`MAX_QUEUED` of the book's are queued
+or running: then for the oldest). Its result
 (:class:`BookAttribution`: per level the consensus VaR/ES in currency and each asset's
 Euler contribution to both, the agents used) lands at a later beat (or at ``close``) as a
 role record in the ledger (``flow: attribution``, action ``attributed``), dated with the

@@ -290,3 +290,88 @@ def test_a_restored_rollback_point_is_recorded_and_voided_likewise(
         [stands] = [x for x in lines if x.startswith(f"#{last} ")]
         assert "rollback-to" in voided and point in voided and "VOIDED" in voided
         assert "1 agent assigned" in stands and "VOIDED" not in stands
+
+
+def nested_variant(home: str) -> str:
+    """A variant whose parameter is nested (the store gives it back as nested tuples)."""
+    from swarmvar.evolution import new_variant
+
+    h = open_home(home)
+    try:
+        return h.variants.add(new_variant("Nig", {"grid": [[0.9, 0.95], [0.99]]},
+                                          {"Nig": ("grid",)}, now=0.0)).id
+    finally:
+        h.close()
+
+
+def racing_append(monkeypatch: pytest.MonkeyPatch, others: list[tuple[str, str]],
+                  lands: bool) -> list[int]:
+    """The ledger's appends from now on: another writer appends ``others`` (kind, text)
+    before the first ``promote`` record's append when that one ``lands``, else right after
+    it; the record's append (the first that passes its size check) lands or not, then
+    raises ``LedgerUnreachable`` with ``landed``. Its tries are counted (-1: raised)."""
+    from swarmvar.ledger.sqlite import SQLiteStore
+
+    real = SQLiteStore.append
+    tries: list[int] = []
+
+    def append(self: SQLiteStore, drafts: Any, *, if_size: int | None = None) -> Any:
+        if tries and tries[-1] < 0 or '"promote"' not in drafts[0][1] \
+                or '"void"' in drafts[0][1]:
+            return real(self, drafts, if_size=if_size)
+        theirs = [(k, t, drafts[0][2]) for k, t in others]
+        if not tries and lands:
+            real(self, theirs)
+        tries.append(len(tries) + 1)
+        if if_size is not None and self.size() != if_size:
+            return None  # compare-and-append: another writer was first
+        if lands:
+            real(self, drafts, if_size=if_size)
+        else:
+            real(self, theirs)  # at the index the lost append was tried at
+        tries.append(-1)
+        raise LedgerUnreachable("append", "connection lost", landed=True)
+
+    monkeypatch.setattr(SQLiteStore, "append", append)
+    return tries
+
+
+def test_a_nested_record_appended_after_another_writers_batch_is_found_and_voided(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another writer's batch (1,000 entries) is appended between the ledger's size read
+    and the record's append: the compare-and-append tries again at the new size, so the
+    record whose answer is lost is looked for where it was appended, and found by its
+    canonical text though its nested parameters came back from the store as tuples."""
+    home = str(tmp_path)
+    vid = nested_variant(home)
+    Ledger(tmp_path).close()
+    batch = [(EntryKind.ACTION.value, f'{{"i":{i},"type":"tick"}}') for i in range(1000)]
+    tries = racing_append(monkeypatch, batch, lands=True)
+    with Ledger(tmp_path, create=False) as ledger:
+        size = ledger.size
+        said = invoke(home, "promote", vid, "--force", code=2)
+        assert tries == [1, 2, -1], tries  # refused once at the old size, then appended
+        assert f"it landed as #{size + 1000}" in said and "voided by" in said
+        note, void = ledger.entry(size + 1000), ledger.entry(size + 1001)
+        assert note.data["parameters"] == {"grid": [[0.9, 0.95], [0.99]]}
+        assert void.data["voids"] == {"index": note.index, "hash": note.hash.hex()}
+        assert ledger.size == size + 1002 and stored(home, vid)[0] is VariantStatus.DRAFT
+
+
+def test_another_writers_variant_entry_where_the_record_was_tried_is_not_voided(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The record did not land; another process's ``variant`` record (another request's
+    promotion of the same variant) stands where it was tried: it is not the record (its
+    text differs), so nothing is voided and the command says the record did not land."""
+    home = str(tmp_path)
+    vid = nested_variant(home)
+    Ledger(tmp_path).close()
+    other = (EntryKind.VARIANT.value,
+             f'{{"event":"promote","request_id":"other","variant_id":"{vid}"}}')
+    tries = racing_append(monkeypatch, [other], lands=False)
+    with Ledger(tmp_path, create=False) as ledger:
+        size = ledger.size
+        said = invoke(home, "promote", vid, "--force", code=2)
+        assert tries == [1, -1] and "it did not land" in said
+        assert ledger.size == size + 1 and ledger.entry(size).data["request_id"] == "other"
+        assert "VOIDED" not in invoke(home, "history")

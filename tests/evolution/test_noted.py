@@ -24,6 +24,7 @@ from swarmvar.evolution.errors import (
     VariantStoreUnwritable,
 )
 from swarmvar.evolution.noted import (
+    may_have_landed,
     noted_change,
     point_held,
     said,
@@ -41,7 +42,7 @@ class Book:
 
     def __init__(self) -> None:
         self.entries: list[tuple[str, dict[str, Any]]] = [("genesis", {})]
-        self.fail_note: Exception | None = None
+        self.fail_note: BaseException | None = None
         self.lands = False
         self.fail_void: Exception | None = None
         self.fail_look: Exception | None = None
@@ -85,7 +86,7 @@ def _variant(h: EvolutionHome) -> Variant:
                                       now=time.time()))
 
 
-def failing(h: EvolutionHome, exc: Exception, *, commit_first: bool
+def failing(h: EvolutionHome, exc: BaseException, *, commit_first: bool
             ) -> Callable[[], Any]:
     """The store's transaction, its COMMIT raising ``exc`` (after committing, or not)."""
 
@@ -101,7 +102,8 @@ def failing(h: EvolutionHome, exc: Exception, *, commit_first: bool
 
 
 def run(h: EvolutionHome, v: Variant, book: Book, transaction: Callable[[], Any],
-        read_back: Callable[[str], Variant] | None = None) -> tuple[Any, list[tuple[int, str]]]:
+        read_back: Callable[[str], Variant] | None = None, check: str | None = None
+        ) -> tuple[Any, list[tuple[int, str]]]:
     said_lines: list[tuple[int, str]] = []
 
     def change() -> tuple[Variant, Variant, dict[str, Any]]:
@@ -111,11 +113,12 @@ def run(h: EvolutionHome, v: Variant, book: Book, transaction: Callable[[], Any]
     def report(level: int, line: str) -> None:
         said_lines.append((level, line))
 
+    more = {} if check is None else {"check": check}
     try:
         got: Any = noted_change(transaction, change, book,
                                 variant_held(read_back or h.variants.get), report,
-                                f"promotion of {v.id}", URL)
-    except Exception as exc:  # the answer
+                                f"promotion of {v.id}", URL, **more)
+    except BaseException as exc:  # the answer (an interrupt raised again too)
         got = exc
     return got, said_lines
 
@@ -242,3 +245,86 @@ def test_a_point_is_held_when_every_assignment_and_state_is(home: EvolutionHome)
     assert held(p)
     home.assignments.assign("nig", "other")
     assert not held(p)
+
+
+def test_a_caller_says_what_to_do_when_it_may_have_been_made(home: EvolutionHome) -> None:
+    """A restore's caller points at running it again, not at the variant's status."""
+    v, book = _variant(home), Book()
+    got, _ = run(home, v, book, failing(home, LOST, commit_first=False),
+                 check="run `rollback to p1` again")
+    assert isinstance(got, VariantStoreUnreachable)
+    assert "run `rollback to p1` again" in str(got) and "variants list" not in str(got)
+
+
+@pytest.mark.parametrize("commit_first", [False, True])
+def test_an_interrupt_at_commit_voids_a_note_not_kept_and_is_raised_again(
+        home: EvolutionHome, commit_first: bool) -> None:
+    """A ``KeyboardInterrupt`` at the COMMIT: the store is read back; a change it does not
+    hold has its note voided, one it holds keeps it (a warning); the interrupt is raised
+    again either way, never answered as success."""
+    v, book = _variant(home), Book()
+    stop = KeyboardInterrupt()
+    got, lines = run(home, v, book, failing(home, stop, commit_first=commit_first))
+    assert got is stop
+    if commit_first:
+        assert home.variants.get(v.id).status is VariantStatus.ACTIVE
+        assert book.kinds() == ["note"] and [lv for lv, _ in lines] == [logging.WARNING]
+    else:
+        assert home.variants.get(v.id).status is v.status
+        assert book.kinds() == ["note", "void"] and lines == []
+        assert book.entries[2][1]["error"] == "KeyboardInterrupt"
+
+
+def test_an_interrupt_at_commit_with_no_read_back_leaves_the_note(home: EvolutionHome) -> None:
+    v, book = _variant(home), Book()
+    stop = KeyboardInterrupt()
+
+    def unread(vid: str) -> Variant:
+        raise VariantStoreUnreachable("postgresql://u@h.example/db", "connection refused")
+
+    got, lines = run(home, v, book, failing(home, stop, commit_first=False), unread)
+    assert got is stop and book.kinds() == ["note"]
+    [(level, line)] = lines
+    assert level == logging.ERROR and "interrupted" in line and "not voided" in line
+
+
+@pytest.mark.parametrize("lands", [True, False])
+def test_a_note_whose_append_raised_an_unknown_error_is_looked_for(home: EvolutionHome,
+                                                                  lands: bool) -> None:
+    """An error the ledger does not know (the OS's own) may have come after the append
+    landed (the desk's rule): the note is looked for and voided if there; the error is
+    raised as it was, what became of the note said at error level."""
+    v, book = _variant(home), Book()
+    book.fail_note, book.lands = OSError("socket closed"), lands
+    got, lines = run(home, v, book, home.db.transaction)
+    assert got is book.fail_note and home.variants.get(v.id).status is v.status
+    assert book.kinds() == (["note", "void"] if lands else [])
+    [(level, line)] = lines
+    assert level == logging.ERROR and "OSError: socket closed" in line
+    assert ("landed as #1 and is voided by #2" if lands else "did not land") in line
+
+
+def test_may_have_landed_is_the_desks_rule() -> None:
+    assert may_have_landed(LedgerUnreachable("append", "lost", landed=True))
+    assert not may_have_landed(LedgerUnreachable("append", "refused"))
+    assert not may_have_landed(LedgerUnwritable("/x/ledger.sqlite", "disk full", "full",
+                                                "append"))
+    assert may_have_landed(OSError("reset")) and may_have_landed(KeyboardInterrupt())
+
+
+def test_said_cuts_the_remedy_after_the_first_clause() -> None:
+    assert said(RuntimeError("disk full; free space, then retry")) == "RuntimeError: disk full"
+
+
+def test_a_point_is_not_held_while_a_state_version_differs(home: EvolutionHome) -> None:
+    """The assignments match, but an agent's current state version is not the point's."""
+    v = _variant(home)
+    home.assignments.assign("nig", v.id)
+    home.states.put("nig", b"old", now=1.0)
+    p = home.points.create("one", now=time.time())
+    held = point_held(home.db)
+    assert held(p) and p.states == {"nig": 1}
+    home.states.put("nig", b"new", now=2.0)
+    assert not held(p)
+    home.points.rollback(p.id)
+    assert held(p)

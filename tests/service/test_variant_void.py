@@ -22,6 +22,7 @@ from _sqlite_codes import coded
 from swarmvar.cli.variants import app as variants_app
 from swarmvar.errors import LedgerUnreachable
 from swarmvar.evolution import Database, Variant, VariantStatus, new_variant, open_home
+from swarmvar.ledger.entry import canonical_data
 from swarmvar.models import registry
 from swarmvar.service import ServiceConfig, create_app
 
@@ -251,3 +252,36 @@ def test_a_note_whose_append_may_have_landed_is_voided_when_it_did(
 
         r = c.post(f"/v1/variants/{v.id}/promote", headers={"X-API-Key": k.admin})
         assert r.status_code == 200 and stored(home, v.id)[0] is VariantStatus.ACTIVE
+
+
+def test_another_processs_note_where_the_note_was_tried_is_not_voided(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The note's append is lost before it lands, and another process's note (another
+    request's promotion) is appended at that index: it is not this note (its text
+    differs), so nothing is voided and the answer (503) says the note did not land."""
+    c, k, home = _client(tmp_path)
+    with c:
+        v = add_variant(home)
+        ledger = c.app.state.desk.ledger
+        size = ledger.size
+        real = ledger.store.append
+        lost: list[int] = []
+        other = canonical_data({"type": "variant.promote",
+                                "details": {"variant": v.id, "request_id": "other"}})
+
+        def append(drafts: Any, *, if_size: int | None = None) -> Any:
+            if not lost and '"variant.promote"' in drafts[0][1]:
+                lost.append(1)
+                real([("action", other, drafts[0][2])])  # another process, first
+                raise LedgerUnreachable("append", "connection lost", landed=True)
+            return real(drafts, if_size=if_size)
+
+        monkeypatch.setattr(ledger.store, "append", append)
+        before = stored(home, v.id)
+        r = c.post(f"/v1/variants/{v.id}/promote", headers={"X-API-Key": k.admin})
+        assert lost == [1] and r.status_code == 503, r.text
+        assert "it did not land" in r.json()["error"]["message"], r.text
+        assert stored(home, v.id) == before
+        assert ledger.size == size + 1
+        assert ledger.entry(size).data["details"]["request_id"] == "other"
+        assert "VOIDED" not in "\n".join(history(home))

@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ..errors import InvalidParameter
+from ..errors import InvalidParameter, SwarmVarError
 from ..evolution import (
     CheckOutcome,
     EvolutionHome,
@@ -203,13 +203,15 @@ def _ledger_home(home: str) -> str:
 
 def _noted_change(home: str, h: EvolutionHome, event: str, what: str,
                   change: Callable[[], tuple[_T, _W, dict[str, Any]]],
-                  held: Callable[[_W], bool]) -> _T:
+                  held: Callable[[_W], bool], check: str | None = None) -> _T:
     """Make ``change`` in the variant store and record it in the ledger beside ``home``
     (a ``variant`` entry, ``event``) inside one transaction of the store: a record that
     cannot be written changes nothing. Return what ``change`` returned first.
 
     ``change()`` returns (result, what it wrote, the record's data); ``held(written)``
-    reads the store back; ``what`` names the change in messages. The ledger is opened
+    reads the store back; ``what`` names the change in messages; ``check``: what to do
+    when the change may have been made or not (the rule's default: look at the variant's
+    status). The ledger is opened
     (created if missing) once the change is made, so a refused change creates none. A
     record whose change the store did not keep is voided (a ``void``
     entry naming its index and hash); the rule, and what is said when it is not known:
@@ -221,26 +223,28 @@ def _noted_change(home: str, h: EvolutionHome, event: str, what: str,
         The ledger's, the change's or the COMMIT's error (nothing changed in the store;
         a ``VariantStoreUnreachable`` saying so when it may have been).
     """
-    from ..evolution.noted import noted_change
+    from ..evolution.noted import CHECK, noted_change
 
     def report(level: int, line: str) -> None:
         err.print(f"{'warning' if level < logging.ERROR else 'error'}: {escape(line)}")
 
     with _Records(home, event) as book:
-        return noted_change(h.db.transaction, change, book, held, report, what, home)
+        return noted_change(h.db.transaction, change, book, held, report, what, home,
+                            CHECK if check is None else check)
 
 
 class _Records:
     """The ledger beside a home for a variant change's record (a ``variant`` entry,
     ``event``, with a ``request_id`` that makes it one of a kind) and its void (``event:
-    void``: the record's index and hash, the action, the variant, the store's error),
-    opened on the first record."""
+    void``: the record's index and hash, the action, the variant or point, the store's
+    error), opened on the first record. The record is appended with compare-and-append
+    (again when another writer appended first), so where it was appended is known."""
 
     def __init__(self, home: str, event: str) -> None:
         self._home, self._event = home, event
         self._ledger: Any = None
         self._request = str(uuid.uuid4())
-        self._size = 0
+        self._at = 0
 
     def __enter__(self) -> _Records:
         return self
@@ -256,27 +260,46 @@ class _Records:
             self._ledger = Ledger(_ledger_home(self._home))
         return self._ledger
 
-    def _data(self, data: dict[str, Any]) -> dict[str, Any]:
-        return {"event": self._event, **data, "request_id": self._request}
+    def _text(self, data: dict[str, Any]) -> str:
+        from ..ledger.entry import canonical_data
+
+        return canonical_data({"event": self._event, **data, "request_id": self._request})
 
     def note(self, data: dict[str, Any]) -> int:
-        from ..ledger import EntryKind
+        """Append the record at the ledger's size, again (at most :data:`_RETRIES` times)
+        when another writer appended first; its index.
 
-        ledger = self._opened()
-        self._size = ledger.size
-        return int(ledger.add_entry(EntryKind.VARIANT, self._data(data)).index)
+        Raises
+        ------
+        SwarmVarError
+            The ledger's error, or it kept changing under the append.
+        """
+        from datetime import UTC, datetime
+
+        from ..ledger import EntryKind
+        from ..ledger.entry import format_timestamp
+
+        ledger, text = self._opened(), self._text(data)
+        for _ in range(_RETRIES):
+            self._at = ledger.size
+            draft = (EntryKind.VARIANT.value, text, format_timestamp(datetime.now(UTC)))
+            rows = ledger.store.append([draft], if_size=self._at)
+            if rows is not None:
+                return int(rows[0][0])
+        raise SwarmVarError(f"the ledger kept changing under this record ({_RETRIES} tries); "
+                            "nothing was changed: retry")
 
     def landed(self, data: dict[str, Any]) -> int | None:
-        """The record among the entries appended since its append began (at most
-        :data:`_LOOK` of them), by its data (its ``request_id`` is its own)."""
+        """The record's index if the ledger holds it where its append was tried (the same
+        canonical text: its ``request_id`` is its own), else None."""
         from ..ledger import EntryKind
 
         ledger = self._opened()
-        want = self._data(data)
-        for e in ledger.entries(self._size, min(ledger.size, self._size + _LOOK)):
-            if e.kind is EntryKind.VARIANT and e.data == want:
-                return int(e.index)
-        return None
+        if ledger.size <= self._at:
+            return None
+        row = next(iter(ledger.store.rows(self._at, self._at + 1)))
+        found = (row[2], row[3]) == (EntryKind.VARIANT.value, self._text(data))
+        return self._at if found else None
 
     def void(self, index: int, data: dict[str, Any], error: str) -> int:
         from ..ledger import EntryKind
@@ -290,8 +313,8 @@ class _Records:
         return int(ledger.add_entry(EntryKind.VARIANT, void).index)
 
 
-#: The entries :meth:`_Records.landed` looks through for a record that may have landed.
-_LOOK = 1000
+#: The tries :meth:`_Records.note` makes while other writers append first.
+_RETRIES = 200
 
 
 @app.command()
@@ -314,7 +337,7 @@ def history(home: Home = DEFAULT_HOME) -> None:
         changes = _changes(ledger.entries(1))
     lines = []
     for c in changes:
-        line = f"#{c.index}  {c.timestamp}  {c.action:<8}  {c.variant}{c.extra}"
+        line = f"#{c.index}  {c.timestamp}  {c.action:<11}  {c.variant}{c.extra}"
         if c.voided_by is not None:
             line += f"  VOIDED by #{c.voided_by} ({c.voided_why})"
         lines.append(line)
@@ -587,7 +610,9 @@ def rollback_to(point_id: str, home: Home = DEFAULT_HOME) -> None:
                           "states": dict(sorted(p.states.items()))}
 
         p = _noted_change(home, h, "rollback-to", f"restore of rollback point {point_id}",
-                          change, point_held(h.db))
+                          change, point_held(h.db),
+                          f"run `swarmvar variants rollback to {point_id}` again (restoring "
+                          "a point twice leaves what restoring it once does)")
     out.print(f"restored rollback point {p.id} ({len(p.assignments)} assignments, "
               f"{len(p.states)} states)")
 

@@ -18,10 +18,15 @@ The cases, after the note's append:
   the read-back does not show the change (a COMMIT in flight on the old connection may
   still land): not known; no void, an error reported, and the error raised says the
   change may have been made (look at the variant before trying again);
-* the note's own append lost the ledger's server while it was committed
-  (``LedgerUnreachable`` with ``landed``): the store rolls the change back; the note is
-  looked for where it would be, voided if it is there, and the ledger's error raised,
-  saying the change was not made.
+* the note's own append may have landed (:func:`may_have_landed`: it lost the ledger's
+  server while it was committed, ``LedgerUnreachable`` with ``landed``, or raised an error
+  the ledger does not know): the store rolls the change back; the note is looked for
+  where it was appended (each face appends with compare-and-append, so that index is
+  exact), voided if it is there, and the ledger's error raised, saying the change was
+  not made;
+* an interrupt (``KeyboardInterrupt``) at the COMMIT: the store is read back as after a
+  failed COMMIT (a note whose change is not held is voided; one not known to be held or
+  not is left, reported), then the interrupt is raised again.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar
 
-from ..errors import LedgerUnreachable
+from ..errors import LedgerUnreachable, SwarmVarError
 from .errors import VariantStoreUnreachable
 from .rollback import RollbackPoint
 from .variants import Variant
@@ -66,9 +71,9 @@ class NoteBook(Protocol):
         """
 
     def landed(self, data: dict[str, Any]) -> int | None:
-        """After :meth:`note` of ``data`` raised ``LedgerUnreachable`` with ``landed``:
-        the note's index if the ledger holds it (the same text where it would be), else
-        None.
+        """After :meth:`note` of ``data`` raised an error with which it may have landed
+        (:func:`may_have_landed`): the note's index if the ledger holds it where it was
+        appended (its compare-and-append's index, the same canonical text), else None.
 
         Raises
         ------
@@ -90,7 +95,7 @@ class NoteBook(Protocol):
 def noted_change(transaction: Callable[[], AbstractContextManager[Any]],
                  change: Callable[[], tuple[_R, _W, dict[str, Any]]], book: NoteBook,
                  held: Callable[[_W], bool], report: Report, what: str,
-                 url: str = "") -> _R:
+                 url: str = "", check: str = CHECK) -> _R:
     """Make ``change`` inside ``transaction()`` of the variant store and note it in the
     ledger (``book.note``, the body's last step); return what ``change`` returned first.
 
@@ -99,49 +104,75 @@ def noted_change(transaction: Callable[[], AbstractContextManager[Any]],
     written (:func:`variant_held`, :func:`point_held`); it raises when the store cannot
     be read. ``what`` names the change in messages (``promotion of v1``); ``url``: the
     store's address, whose parts an error's text loses before the ledger keeps it
-    (:func:`said`). The cases: this module's text.
+    (:func:`said`); ``check``: what to do when the change may have been made or not
+    (:data:`CHECK`: look at the variant; a restore's caller says to run it again). The
+    cases: this module's text.
 
     Raises
     ------
     SwarmVarError
         The change's, the note's or the COMMIT's error: the change was not made, or (a
         ``VariantStoreUnreachable`` saying so) it may have been.
+    KeyboardInterrupt
+        Raised again after the note is dealt with (voided, or left and reported).
     """
     noted: int | None = None
     written: _W | None = None
     data: dict[str, Any] = {}
-    lost: LedgerUnreachable | None = None  # the note's append, which may have landed
+    lost: BaseException | None = None  # the note's append, which may have landed
     try:
         with transaction():
             result, written, data = change()
             try:
                 noted = book.note(data)
-            except LedgerUnreachable as exc:
-                lost = exc if exc.landed else None
+            except BaseException as exc:
+                lost = exc if may_have_landed(exc) else None
                 raise
-    except Exception as exc:
+    except BaseException as exc:
         if noted is not None and written is not None:  # the COMMIT failed
-            if _after_commit(exc, noted, written, data, book, held, report, what, url):
+            if _after_commit(exc, noted, written, data, book, held, report, what, url,
+                             check) and isinstance(exc, Exception):
                 return result
             raise
         if lost is not None:  # rolled back (or never committed): the note voided if there
-            answer = _void_landed(lost, book, data, written is not None, report, what, url)
-            if exc is lost:
-                raise answer from exc
+            state = _void_landed(lost, book, data, report, what, url)
+            if exc is lost and isinstance(lost, LedgerUnreachable):
+                err = LedgerUnreachable(lost.doing, lost.detail, lost.where, lost.landed)
+                err.args = (f"the {what} was not made: the connection to the ledger "
+                            "database was lost while its note was committed "
+                            f"({lost.detail or 'connection lost'}); {state}. Nothing says "
+                            "the ledger is damaged: check that its PostgreSQL server is "
+                            "up, then retry",)
+                raise err from exc
+            report(logging.ERROR, f"{what} was not made: its ledger note's append raised "
+                                  f"{said(lost, url)}; {state}")
         raise
     return result
 
 
-def _after_commit(exc: Exception, noted: int, written: _W, data: dict[str, Any],
+def may_have_landed(exc: BaseException) -> bool:
+    """Whether a note's append that raised ``exc`` may have landed: a
+    :class:`LedgerUnreachable` with ``landed`` (the connection lost while its COMMIT was
+    answered), or an error the ledger does not know (psycopg's or the OS's own, an
+    interrupt): the rule of the service desk's ``_may_have_landed``, said again here
+    because this module imports no face; not the ledger's own errors, each of which says
+    the append was rolled back (a full disk, a server out of reach before the COMMIT)."""
+    if isinstance(exc, LedgerUnreachable):
+        return exc.landed
+    return not isinstance(exc, SwarmVarError)
+
+
+def _after_commit(exc: BaseException, noted: int, written: _W, data: dict[str, Any],
                   book: NoteBook, held: Callable[[_W], bool], report: Report, what: str,
-                  url: str) -> bool:
+                  url: str, check: str) -> bool:
     """The note at ``noted`` after the COMMIT raised ``exc``: True when the store holds
     the change (no void, a warning); else the note voided (or, not known, left) and False.
 
     Raises
     ------
     VariantStoreUnreachable
-        Whether the change was made is not known (``exc`` said again in those words).
+        Whether the change was made is not known (``exc`` said again in those words; an
+        interrupt is left to the caller to raise again).
     """
     try:
         kept: bool | None = held(written)
@@ -152,15 +183,20 @@ def _after_commit(exc: Exception, noted: int, written: _W, data: dict[str, Any],
                                 f"({said(exc, url)}), but the change is stored: ledger note "
                                 f"#{noted} stands")
         return True
-    if isinstance(exc, VariantStoreUnreachable) and (kept is None or exc.landed):
-        report(logging.ERROR, f"{what}: the variant store's COMMIT lost its server "
-                              f"({said(exc, url)}) and the change "
+    lost = isinstance(exc, VariantStoreUnreachable)
+    if (lost or not isinstance(exc, Exception)) and (
+            kept is None or getattr(exc, "landed", False)):
+        how = ("the variant store's COMMIT lost its server" if lost else
+               f"the variant store's COMMIT was interrupted ({type(exc).__name__})")
+        report(logging.ERROR, f"{what}: {how} ({said(exc, url)}) and the change "
                               f"{'cannot be read back' if kept is None else 'is not seen yet'}:"
                               f" it may have been made; ledger note #{noted} is not voided")
+        if not isinstance(exc, VariantStoreUnreachable):
+            return False
         err = VariantStoreUnreachable(exc.path, exc.detail, True)
         err.args = (f"the {what} may have been made or not: the connection to the variant "
                     "store database was lost while it was committed; its ledger note "
-                    f"#{noted} stands, not voided. {CHECK}; nothing says the store is "
+                    f"#{noted} stands, not voided. {check}; nothing says the store is "
                     "damaged: check that its server is up",)
         raise err from exc
     try:
@@ -172,29 +208,22 @@ def _after_commit(exc: Exception, noted: int, written: _W, data: dict[str, Any],
     return False
 
 
-def _void_landed(exc: LedgerUnreachable, book: NoteBook, data: dict[str, Any],
-                 changed: bool, report: Report, what: str, url: str) -> LedgerUnreachable:
-    """The error to raise after the note's append lost the ledger's server while it was
-    committed (``exc``) and the store rolled the change back: the note, if it landed, is
-    voided (looked for once, one try)."""
+def _void_landed(exc: BaseException, book: NoteBook, data: dict[str, Any],
+                 report: Report, what: str, url: str) -> str:
+    """After the note's append raised ``exc``, with which it may have landed, and the
+    store rolled the change back: the note, if it landed, voided (looked for where it was
+    appended, one try); what became of it, in words."""
     try:
-        found = book.landed(data) if changed else None
+        found = book.landed(data)
         if found is None:
-            state = "it did not land"
-        else:
-            void = book.void(found, data, said(exc, url))
-            state = f"it landed as #{found} and is voided by #{void}"
+            return "it did not land"
+        void = book.void(found, data, said(exc, url))
     except Exception as second:
-        state = ("it may have landed and could not be looked for (if `swarmvar variants "
-                 "history` shows it, it names a change not made)")
         report(logging.ERROR, f"{what} was not made, and its ledger note may have landed: "
                               f"it could not be looked for or voided: {said(second, url)}")
-    err = LedgerUnreachable(exc.doing, exc.detail, exc.where, exc.landed)
-    err.args = (f"the {what} was not made: the connection to the ledger database was lost "
-                f"while its note was committed ({exc.detail or 'connection lost'}); {state}. "
-                "Nothing says the ledger is damaged: check that its PostgreSQL server is "
-                "up, then retry",)
-    return err
+        return ("it may have landed and could not be looked for (if `swarmvar variants "
+                "history` shows it, it names a change not made)")
+    return f"it landed as #{found} and is voided by #{void}"
 
 
 def variant_held(read_back: Callable[[str], Variant]) -> Callable[[Variant], bool]:

@@ -909,9 +909,10 @@ class Desk:
             return self._append_retrying(batch)
 
     def landed_note(self, kind: str, details: Mapping[str, Any]) -> int | None:
-        """Right after :meth:`note` of ``kind``/``details`` raised ``LedgerUnreachable``
-        with ``landed`` (its compare-and-append at the size last seen): the note's index
-        when the ledger holds it there (the same text), else None. Syncs first.
+        """Right after :meth:`note` of ``kind``/``details`` raised an error with which it
+        may have landed (:func:`_may_have_landed`; its compare-and-append at the size last
+        seen): the note's index when the ledger holds it there (the same canonical text:
+        another process's entry at that index is not it), else None. Syncs first.
 
         Raises
         ------

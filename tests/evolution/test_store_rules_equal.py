@@ -47,6 +47,7 @@ PAIRS: list[tuple[Callable[..., Any], Callable[..., Any]]] = [
     (evolution_pg.category, ledger_pg.category), (evolution_pg._said, ledger_pg._said),
     (evolution_pg._named, ledger_pg._named),
     (evolution_pg._primary, ledger_pg._primary),
+    (evolution_pg.connect_seconds, ledger_pg.connect_seconds),
     (db._is_damage, damage.is_damage),
     (db._full_disk, damage.full_disk)]
 
@@ -251,3 +252,42 @@ def test_a_refused_privilege_is_named_permission_denied_in_both_stores() -> None
     assert ledger_pg._named(exc) == evolution_pg._named(exc) == said
     lock = psycopg.errors.LockNotAvailable("canceling statement due to lock timeout")
     assert ledger_pg._named(lock) == "LockNotAvailable, SQLSTATE 55P03"
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "99999", "５４３２", "٥٤٣٢", "12a"])
+def test_a_port_outside_1_to_65535_or_in_other_digits_is_refused_in_both(port: str) -> None:
+    from swarmvar.errors import InvalidParameter
+
+    url = f"postgresql://u@h:{port}/d" if port.isascii() else f"postgresql://u@h/d?port={port}"
+    for store in (ledger_pg, evolution_pg):
+        with pytest.raises(InvalidParameter, match="not a number from 1 to 65535"):
+            store.url_params(url)
+    assert ledger_pg.url_params("postgresql://u@h:65535/d")["port"] == "65535"
+
+
+@pytest.mark.parametrize(("url", "env", "seconds"), [
+    ("postgresql://h/d", None, 7), ("postgresql://h/d?connect_timeout=0", None, 7),
+    ("postgresql://h/d?connect_timeout=-3", None, 7), ("postgresql://h/d", "0", 7),
+    ("postgresql://h/d?connect_timeout=3", "20", 3), ("postgresql://h/d", "20", 20),
+    ("postgresql://h/d?connect_timeout=2.5", None, 2)])
+def test_a_connect_timeout_of_0_is_the_stores_default_not_psycopgs_130_s(
+        url: str, env: str | None, seconds: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    if env is None:
+        monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
+    else:
+        monkeypatch.setenv("PGCONNECT_TIMEOUT", env)
+    for store in (ledger_pg, evolution_pg):
+        assert store.connect_seconds(store.url_params(url), 7) == seconds
+
+
+def test_an_unusable_pgconnect_timeout_names_the_environment_variable(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from swarmvar.errors import InvalidParameter
+
+    monkeypatch.setenv("PGCONNECT_TIMEOUT", "abc")
+    for store in (ledger_pg, evolution_pg):
+        with pytest.raises(InvalidParameter, match="the environment variable "
+                                                   "PGCONNECT_TIMEOUT is not a number"):
+            store.connect_seconds(store.url_params("postgresql://h/d"), 7)
+        with pytest.raises(InvalidParameter, match="URL: its connect_timeout is not a"):
+            store.connect_seconds(store.url_params("postgresql://h/d?connect_timeout=x1"), 7)

@@ -169,6 +169,27 @@ def test_the_urls_connect_timeout_is_used(postgres_url: str) -> None:
         assert led.store._conn.info.get_parameters()["connect_timeout"] == "10"  # type: ignore[attr-defined]
 
 
+def test_a_connect_timeout_of_0_is_the_stores_and_a_bad_one_is_refused(
+        postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """0 (libpq's "wait for ever", psycopg's 130 s under the store's lock) is the store's
+    10 s, in both stores; PGCONNECT_TIMEOUT=abc is named, not "not a usable URL"."""
+    from swarmvar.evolution.db import open_database
+
+    monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
+    with Ledger(postgres_url + "&connect_timeout=0", signing_key=KEY) as led:
+        assert led.store._conn.info.get_parameters()["connect_timeout"] == "10"  # type: ignore[attr-defined]
+    store = open_database(postgres_url + "&connect_timeout=0")
+    try:
+        assert store._pg.info.get_parameters()["connect_timeout"] == "10"  # type: ignore[attr-defined]
+    finally:
+        store.close()
+    monkeypatch.setenv("PGCONNECT_TIMEOUT", "abc")
+    with pytest.raises(InvalidParameter) as got:
+        Ledger(postgres_url, signing_key=KEY)
+    assert "the environment variable PGCONNECT_TIMEOUT" in str(got.value), got.value
+    assert "not a usable PostgreSQL URL" not in str(got.value), got.value
+
+
 @pytest.fixture()
 def stopped(postgres_server: Any) -> Iterator[tuple[Ledger, Any]]:
     """A store on the session's server, open, its connection then cut and every new

@@ -126,10 +126,10 @@ def _check_db(db: str, home: Path, words: str) -> None:
         raise usage_error("--db needs the psycopg package (pip install 'psycopg[binary]')"
                           ) from None
     from ..errors import InvalidParameter
-    from ..ledger.postgres import url_params
+    from ..ledger.postgres import connect_seconds, url_params
 
     try:  # a malformed URL said in fixed words: psycopg's quote it, a password's fragment too
-        url_params(db)
+        connect_seconds(url_params(db), 5)  # and a connect_timeout the stores would refuse
     except InvalidParameter as exc:
         raise usage_error(f"--db: {exc}") from None
     try:

@@ -435,6 +435,18 @@ def open_database(location: str | Path, *, create: bool = True) -> Database:
     ``create=False``: only an SQLite file that is there is opened (nothing made, a home
     deleted is :class:`~swarmvar.evolution.errors.VariantStoreMissing`, not a new empty
     store); a PostgreSQL URL is opened as ever.
+
+    Raises
+    ------
+    InvalidParameter
+        A PostgreSQL URL that is malformed (its text not echoed), whose port is not a
+        number from 1 to 65535, or whose ``connect_timeout`` (or ``PGCONNECT_TIMEOUT``)
+        is not a number.
+    VariantStoreUnavailable, CorruptStore
+        What :class:`Database` or
+        :class:`~swarmvar.evolution.postgres.PostgresDatabase` raise on opening it (a
+        server out of reach is ``VariantStoreUnreachable``; a home deleted, with
+        ``create=False``, ``VariantStoreMissing``).
     """
     if isinstance(location, str) and location.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresDatabase  # psycopg only when asked for

@@ -161,17 +161,45 @@ def url_params(url: str) -> dict[str, Any]:
     Raises
     ------
     InvalidParameter
-        ``url`` is malformed, or a port in it is not a number (libpq would take it for a
-        host it cannot resolve: a server out of reach).
+        ``url`` is malformed, or a port in it is not a number from 1 to 65535 in ASCII
+        digits (libpq would take it for a host it cannot resolve: a server out of reach).
     """
     try:
         params = conninfo_to_dict(url)
     except (psycopg.ProgrammingError, ValueError, TypeError) as exc:
         raise _url_error(url, exc) from None
     ports = str(params.get("port") or "").split(",")
-    if not all(p.isdigit() or not p for p in ports):
-        raise InvalidParameter("not a usable PostgreSQL URL: its port is not a number")
+    if not all(not p or (p.isascii() and p.isdigit() and 0 < int(p) < 65536) for p in ports):
+        raise InvalidParameter("not a usable PostgreSQL URL: its port is not a number from 1 "
+                               "to 65535")
     return params
+
+
+def connect_seconds(params: dict[str, Any], default: int) -> int:
+    """The seconds a connect may take: ``params``' ``connect_timeout`` (the URL's), else
+    libpq's ``PGCONNECT_TIMEOUT``, else ``default``; 0 or less (libpq's "wait for ever",
+    which psycopg makes 130 s, spent under the store's lock) is ``default`` too.
+
+    Raises
+    ------
+    InvalidParameter
+        The value is not a number (ASCII digits, as psycopg reads it: ``2.5`` is 2), naming
+        where it came from (the URL, or the environment variable), not echoing it.
+    """
+    given = str(params.get("connect_timeout") or "").strip()
+    where = "not a usable PostgreSQL URL: its connect_timeout"
+    if not given:
+        given = os.environ.get("PGCONNECT_TIMEOUT", "").strip()
+        where = "the environment variable PGCONNECT_TIMEOUT"
+    if not given:
+        return default
+    try:
+        if not given.isascii():
+            raise ValueError(given)
+        seconds = int(float(given))
+    except (ValueError, OverflowError):
+        raise InvalidParameter(f"{where} is not a number of seconds") from None
+    return seconds if seconds > 0 else default
 
 
 def _url_error(url: str, exc: BaseException) -> InvalidParameter:
@@ -369,6 +397,8 @@ class PostgresDatabase(Database):
         #: :data:`BACKOFF_S` of it fail at once (:meth:`_reopen`)
         self._failed: tuple[float, VariantStoreUnreachable] | None = None
         self._params = url_params(url)
+        #: the URL's or PGCONNECT_TIMEOUT's when it has one above 0, else 10 s
+        self._timeout = connect_seconds(self._params, _CONNECT_TIMEOUT)
         self._pg = self._dial()
         self._wrapped = _Connection(self._pg, self._sql_cache)
         try:
@@ -428,7 +458,8 @@ class PostgresDatabase(Database):
 
     def _dial(self) -> psycopg.Connection[Any]:
         """A new connection: one try, bounded by the connect timeout (the URL's own, or
-        libpq's ``PGCONNECT_TIMEOUT``, when it has one, else 10 s). One that cannot be
+        libpq's ``PGCONNECT_TIMEOUT``, when it has one above 0, else 10 s:
+        :func:`connect_seconds`). One that cannot be
         made because the server is out of reach is logged with the URL and noted: calls
         within :data:`BACKOFF_S` of it fail at once (:meth:`_reopen`).
 
@@ -441,10 +472,8 @@ class PostgresDatabase(Database):
         InvalidParameter
             The URL is malformed (its text is not echoed).
         """
-        timeout: dict[str, Any] = ({} if "connect_timeout" in self._params or os.environ.get(
-            "PGCONNECT_TIMEOUT") else {"connect_timeout": _CONNECT_TIMEOUT})
         try:
-            pg = psycopg.connect(self.path, autocommit=True, **timeout)
+            pg = psycopg.connect(self.path, autocommit=True, connect_timeout=self._timeout)
         except (psycopg.ProgrammingError, ValueError, TypeError) as exc:
             raise _url_error(self.path, exc) from None
         except psycopg.Error as exc:

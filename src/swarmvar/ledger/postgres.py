@@ -162,7 +162,8 @@ class PostgresStore:
         LedgerCorrupted and nothing is created.
     connect_timeout : float
         Seconds a connection (the first, or a new one after a broken one) may take, unless
-        the URL says (``?connect_timeout=``, or libpq's ``PGCONNECT_TIMEOUT``).
+        the URL says (``?connect_timeout=``, or libpq's ``PGCONNECT_TIMEOUT``) a number
+        above 0 (0, libpq's "wait for ever", is this default).
 
     A broken connection (the server restarted, the connection cut) is noticed - psycopg's
     ``broken``/``closed``, or the error met - and a new one is opened at the start of the
@@ -189,7 +190,8 @@ class PostgresStore:
         Any other database error (a lock or statement timeout, a refused privilege, a
         deadlock, ...): nothing written, the ledger said neither damaged nor intact.
     InvalidParameter
-        The URL is malformed (its text is not echoed).
+        The URL is malformed (its text is not echoed), its port not a number from 1 to
+        65535, or its ``connect_timeout`` (or ``PGCONNECT_TIMEOUT``) not a number.
     LedgerClosed
         A call after :meth:`close`.
 
@@ -211,12 +213,13 @@ class PostgresStore:
         self._lock = threading.RLock()
         self._cache: tuple[int, bytes, Frontier] | None = None
         self._sync = "on" if durability is Durability.POWER else "off"
-        self._timeout = max(1, int(connect_timeout))
         self._shut = False
         #: When the last connect failed and its error: a call within :data:`BACKOFF_S`
         #: of it fails at once, without connecting.
         self._failed: tuple[float, LedgerUnreachable] | None = None
         self._params = url_params(url)
+        #: the URL's or PGCONNECT_TIMEOUT's when it has one above 0, else the store's
+        self._timeout = connect_seconds(self._params, max(1, int(connect_timeout)))
         self._conn = self._connect("open")
         try:
             self._setup(created, hash_algorithm, create)
@@ -226,7 +229,8 @@ class PostgresStore:
 
     def _connect(self, doing: str) -> psycopg.Connection[Any]:
         """A new connection, its ``synchronous_commit`` set. ``connect_timeout`` is the
-        URL's own (or libpq's ``PGCONNECT_TIMEOUT``) when it has one, else the store's.
+        URL's own (or libpq's ``PGCONNECT_TIMEOUT``) when it has one above 0, else the
+        store's (:func:`connect_seconds`).
 
         Raises
         ------
@@ -243,10 +247,8 @@ class PostgresStore:
             raise LedgerUnreachable(doing, f"{err.detail}; not tried again within "
                                     f"{BACKOFF_S:g} s of the last failed connect",
                                     where=err.where)
-        timeout: dict[str, Any] = ({} if "connect_timeout" in self._params or os.environ.get(
-            "PGCONNECT_TIMEOUT") else {"connect_timeout": self._timeout})
         try:
-            conn = psycopg.connect(self.url, autocommit=True, **timeout)
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=self._timeout)
         except (psycopg.ProgrammingError, ValueError, TypeError) as exc:
             raise _url_error(self.url, exc) from None
         except psycopg.Error as exc:
@@ -465,17 +467,45 @@ def url_params(url: str) -> dict[str, Any]:
     Raises
     ------
     InvalidParameter
-        ``url`` is malformed, or a port in it is not a number (libpq would take it for a
-        host it cannot resolve: a server out of reach).
+        ``url`` is malformed, or a port in it is not a number from 1 to 65535 in ASCII
+        digits (libpq would take it for a host it cannot resolve: a server out of reach).
     """
     try:
         params = conninfo_to_dict(url)
     except (psycopg.ProgrammingError, ValueError, TypeError) as exc:
         raise _url_error(url, exc) from None
     ports = str(params.get("port") or "").split(",")
-    if not all(p.isdigit() or not p for p in ports):
-        raise InvalidParameter("not a usable PostgreSQL URL: its port is not a number")
+    if not all(not p or (p.isascii() and p.isdigit() and 0 < int(p) < 65536) for p in ports):
+        raise InvalidParameter("not a usable PostgreSQL URL: its port is not a number from 1 "
+                               "to 65535")
     return params
+
+
+def connect_seconds(params: dict[str, Any], default: int) -> int:
+    """The seconds a connect may take: ``params``' ``connect_timeout`` (the URL's), else
+    libpq's ``PGCONNECT_TIMEOUT``, else ``default``; 0 or less (libpq's "wait for ever",
+    which psycopg makes 130 s, spent under the store's lock) is ``default`` too.
+
+    Raises
+    ------
+    InvalidParameter
+        The value is not a number (ASCII digits, as psycopg reads it: ``2.5`` is 2), naming
+        where it came from (the URL, or the environment variable), not echoing it.
+    """
+    given = str(params.get("connect_timeout") or "").strip()
+    where = "not a usable PostgreSQL URL: its connect_timeout"
+    if not given:
+        given = os.environ.get("PGCONNECT_TIMEOUT", "").strip()
+        where = "the environment variable PGCONNECT_TIMEOUT"
+    if not given:
+        return default
+    try:
+        if not given.isascii():
+            raise ValueError(given)
+        seconds = int(float(given))
+    except (ValueError, OverflowError):
+        raise InvalidParameter(f"{where} is not a number of seconds") from None
+    return seconds if seconds > 0 else default
 
 
 def _url_error(url: str, exc: BaseException) -> InvalidParameter:

@@ -375,3 +375,43 @@ def test_another_writers_variant_entry_where_the_record_was_tried_is_not_voided(
         assert tries == [1, -1] and "it did not land" in said
         assert ledger.size == size + 1 and ledger.entry(size).data["request_id"] == "other"
         assert "VOIDED" not in invoke(home, "history")
+
+
+def test_a_restore_whose_commit_may_have_landed_says_to_run_it_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store's server is lost while the restore's COMMIT is answered (``landed``) and
+    the read-back does not show it: the answer says to run the restore again (it is
+    idempotent), not to look at the variants' list, and the record stands unvoided."""
+    from contextlib import contextmanager
+
+    from swarmvar.evolution.errors import VariantStoreUnreachable
+
+    home = str(tmp_path)
+    vid = created(home)
+    h = open_home(home)
+    try:
+        h.assignments.assign("nig", vid)
+        point = h.points.create("before", now=0.0).id
+        h.assignments.assign("t", vid)
+    finally:
+        h.close()
+    Ledger(tmp_path).close()
+    with Ledger(tmp_path, create=False) as ledger:
+        size = ledger.size
+        real = Database.transaction
+        lost: list[int] = []
+
+        @contextmanager
+        def transaction(self: Database) -> Any:
+            with real(self) as conn:
+                yield conn
+                if not lost and ledger.size > size:  # the record appended: COMMIT lost
+                    lost.append(1)
+                    raise VariantStoreUnreachable("postgresql://h/db", "lost", landed=True)
+
+        monkeypatch.setattr(Database, "transaction", transaction)
+        said = " ".join(invoke(home, "rollback", "to", point, code=2).split())
+        assert lost == [1] and "may have been made" in said
+        assert f"run `swarmvar variants rollback to {point}` again" in said
+        assert "variants list" not in said
+        assert ledger.size == size + 1 and ledger.entry(size).data["event"] == "rollback-to"

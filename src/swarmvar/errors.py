@@ -100,6 +100,17 @@ class LedgerUnavailable(_sqlite3.OperationalError, SwarmVarError):
     """
 
 
+def _keep_message(err: BaseException, state: dict[str, _Any] | None) -> None:
+    """Restore a pickled error's ``state``: its attributes, and its message as it was when
+    pickled (``_message``: its ``args``, which a caller may have reworded) rather than the
+    one its constructor rebuilt."""
+    state = dict(state or {})
+    message = state.pop("_message", None)
+    err.__dict__.update(state)
+    if message is not None:
+        err.args = tuple(message)
+
+
 class LedgerUnwritable(LedgerUnavailable):
     """The ledger cannot be written, or read, for a cause outside it: its disk is full, it
     is read-only to this process, or the disk failed a read or write (``cause``: ``"disk
@@ -164,7 +175,13 @@ class LedgerUnwritable(LedgerUnavailable):
         self.doing = doing
 
     def __reduce__(self) -> tuple[_Any, ...]:
-        return (type(self), (self.path, self.cause, self.detail, self.doing), self.__dict__)
+        # the message travels too: a caller may reword it (the service's desk), and a
+        # pickled copy (a worker's) keeps those words, as LedgerUnreachable's does
+        return (type(self), (self.path, self.cause, self.detail, self.doing),
+                {**self.__dict__, "_message": self.args})
+
+    def __setstate__(self, state: dict[str, _Any] | None) -> None:
+        _keep_message(self, state)
 
 
 class LedgerUnreachable(SwarmVarError, ConnectionError):
@@ -236,11 +253,7 @@ class LedgerUnreachable(SwarmVarError, ConnectionError):
                 {**self.__dict__, "_message": self.args})
 
     def __setstate__(self, state: dict[str, _Any] | None) -> None:
-        state = dict(state or {})
-        message = state.pop("_message", None)
-        self.__dict__.update(state)
-        if message is not None:
-            self.args = tuple(message)
+        _keep_message(self, state)
 
 
 class LedgerFailed(SwarmVarError, RuntimeError):
@@ -286,7 +299,12 @@ class LedgerFailed(SwarmVarError, RuntimeError):
         self.where = where
 
     def __reduce__(self) -> tuple[_Any, ...]:
-        return (type(self), (self.doing, self.detail, self.where), self.__dict__)
+        # the message travels too (a caller's rewording kept), as LedgerUnreachable's does
+        return (type(self), (self.doing, self.detail, self.where),
+                {**self.__dict__, "_message": self.args})
+
+    def __setstate__(self, state: dict[str, _Any] | None) -> None:
+        _keep_message(self, state)
 
 
 class LedgerClosed(SwarmVarError, RuntimeError):

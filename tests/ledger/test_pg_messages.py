@@ -276,3 +276,22 @@ def test_a_damage_message_keeps_the_servers_primary_words_only(postgres_url: str
         said = str(err)
         assert isinstance(err, kind) and "invalid page in block 7" in said, said
         _absent(said, "secret_row_words", "secret_hint_words", "PL/pgSQL", "DETAIL", "HINT")
+
+
+def test_the_ledgers_errors_keep_a_callers_rewording_in_a_pickle() -> None:
+    """The desk rewords a ledger error for a client; a worker's pickled copy keeps those
+    words (and the attributes), for LedgerUnwritable and LedgerFailed as LedgerUnreachable."""
+    import pickle
+
+    from swarmvar.errors import LedgerUnwritable
+
+    made = (LedgerUnwritable("database", "disk full", "disk full, SQLSTATE 53100", "append"),
+            LedgerFailed("append", "LockNotAvailable, SQLSTATE 55P03", "postgresql://h/d"),
+            LedgerUnreachable("read", "connection refused", "postgresql://h/d"))
+    for err in made:
+        plain = pickle.loads(pickle.dumps(err))
+        assert type(plain) is type(err) and str(plain) == str(err)
+        err.args = (f"reworded for a client: {type(err).__name__}",)
+        back = pickle.loads(pickle.dumps(err))
+        assert str(back) == f"reworded for a client: {type(err).__name__}", back
+        assert back.__dict__ == err.__dict__ and back.detail == err.detail

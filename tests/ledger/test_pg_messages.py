@@ -295,3 +295,22 @@ def test_the_ledgers_errors_keep_a_callers_rewording_in_a_pickle() -> None:
         back = pickle.loads(pickle.dumps(err))
         assert str(back) == f"reworded for a client: {type(err).__name__}", back
         assert back.__dict__ == err.__dict__ and back.detail == err.detail
+
+
+def test_ledger_verify_on_a_malformed_url_prints_one_clean_error_line() -> None:
+    """A command's logging is configured by nobody: the store's log line (the URL, which
+    Python's last-resort handler printed above the error, twice for ``ledger verify``) is
+    not printed; the error line alone says what is wrong (a process of its own: pytest's
+    handlers would take the lines in this one)."""
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-c", "from swarmvar.cli import main; main()", "ledger", "verify",
+         "--home", "postgresql://risk:hunter2@h/swarm?x%ZZ=1"],
+        capture_output=True, text=True, timeout=60, check=False)
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert run.returncode == 2 and len(lines) == 1, run.stderr
+    assert lines[0] == ("error: not a usable PostgreSQL URL: a bad percent-escape (% and two "
+                        "hex digits)"), lines
+    assert "hunter2" not in run.stdout + run.stderr and "risk" not in run.stderr

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -143,8 +144,20 @@ def build_app(only: str | None = None) -> typer.Typer:
     @app.callback()
     def _root() -> None:
         """Bayesian Value-at-Risk from a swarm of model agents."""
+        _quiet_logs()
 
     return app
+
+
+def _quiet_logs() -> None:
+    """Give the ``swarmvar`` logger a do-nothing handler (once), so that a command whose
+    logging nobody configured does not print its log lines through Python's last-resort
+    handler (a PostgreSQL store's URL and psycopg's words above the command's own error
+    line, twice for ``ledger verify``): the error line says what is wrong. Lines still
+    reach handlers the caller configured (the root's, ``swarmvar serve``'s JSON lines)."""
+    log = logging.getLogger("swarmvar")
+    if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
+        log.addHandler(logging.NullHandler())
 
 
 def __getattr__(name: str) -> Any:

@@ -44,3 +44,18 @@ def test_each_swarmvar_logger_writes_json_lines(how: str) -> None:
         assert ((name, f"quiet {name}") in said) is (how == "configure_logging"), lines
     assert (("uvicorn.error", "uvicorn says") in said) is (how == "serve"), lines
     assert all(x["level"] in ("info", "warning") for x in lines), lines
+
+
+def test_create_app_leaves_the_processs_logging_as_the_embedder_set_it(tmp_path) -> None:
+    """``create_app`` configures no logging (the embedder calls ``configure_logging``, as
+    ``app_from_env`` does, docs/operations.md's Logs): the ``swarmvar`` logger's handlers,
+    level and propagation are as they were before it."""
+    import logging
+
+    from swarmvar.service.app import create_app
+    from swarmvar.service.config import ServiceConfig
+
+    log = logging.getLogger("swarmvar")
+    before = (list(log.handlers), log.level, log.propagate)
+    create_app(ServiceConfig(home=tmp_path / "home"))
+    assert (list(log.handlers), log.level, log.propagate) == before

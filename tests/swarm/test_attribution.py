@@ -265,3 +265,28 @@ def test_a_home_from_before_attribution_says_each_due_one_it_skips(tmp_path, cap
     for recs in got.values():
         assert len(recs) == 1 and recs[0]["action"] == "attribution-skipped"
         assert "asset ring holds" in recs[0]["detail"]["reason"]
+
+
+def test_a_resume_compares_the_attribution_rhythm_as_it_acts(tmp_path):
+    """``attribute_every=None`` (the refit rhythm) and the same number written out resume
+    alike; another rhythm, or no ``book_var`` (attribution off, its running ones dropped),
+    is refused before anything is restored, naming ``attribution.every``. (Off to on
+    resumes: the test above.)"""
+    from swarmvar.errors import ResumeMismatch
+
+    frame = asset_returns(WINDOW + 6)
+    home = tmp_path / "h"
+    refit = 5
+    with book_swarm(home, every=None, refit_every=refit) as swarm:
+        swarm.start(frame.iloc[:WINDOW])
+        for i in range(WINDOW, WINDOW + 2):
+            swarm.step(tick(frame, i))
+    for kw in ({"every": 3}, {"every": refit, "book_var": None}):
+        with book_swarm(home, refit_every=refit, **kw) as swarm, \
+                pytest.raises(ResumeMismatch, match=r"attribution\.every: saved"):
+            swarm.start(frame.iloc[:WINDOW])
+    with book_swarm(home, every=refit, refit_every=refit) as swarm:
+        swarm.start(frame.iloc[:WINDOW])
+        for i in range(WINDOW + 2, WINDOW + 6):
+            swarm.step(tick(frame, i))
+    assert sorted(attributions(home)) == [("book", refit)]  # 6 beats, due at the 5th

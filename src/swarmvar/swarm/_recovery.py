@@ -640,14 +640,20 @@ def _settings(self: Swarm) -> dict[str, Any]:
     """The swarm's settings that change its numbers but are not in the fingerprint: the
     roles (scouts, builders, guards and the refits they ask; not ``refit_lag``, which the
     fingerprint holds) and the consensus policy's other fields (its loss, track window,
-    eta, interval mass, ...), as plain JSON."""
+    eta, interval mass, ...), as plain JSON. A book's attribution rhythm is compared as
+    it acts (``attribution.every``: beats between attributions per book, 0 without a
+    ``book_var``; ``roles.attribute_every`` None means the refit rhythm), not as written
+    (:func:`_attribution_turned_on`: off to on resumes)."""
     from enum import Enum
+
+    from .attribution import _every
 
     policy = {k: v for k, v in dataclasses.asdict(
         self.configs[next(iter(self.specs))].policy).items() if k not in _IN_FINGERPRINT}
     roles = {k: v for k, v in dataclasses.asdict(self.roles).items()
-             if k not in _ROLES_IN_FINGERPRINT}
-    plain = {"roles": roles, "policy": policy}
+             if k not in _ROLES_IN_FINGERPRINT and k != "attribute_every"}
+    every = {name: _every(self, name) for name, spec in self.specs.items() if spec.assets}
+    plain = {"roles": roles, "policy": policy, "attribution": {"every": every}}
     out: dict[str, Any] = json.loads(json.dumps(
         plain, default=lambda o: o.value if isinstance(o, Enum) else str(o)))
     return out
@@ -684,6 +690,7 @@ def _check_settings(self: Swarm, run: Mapping[str, Any]) -> None:
     saved = run.get("settings")
     if isinstance(saved, Mapping):
         now = _settings(self)
+        saved = _attribution_turned_on(saved, now)
         diffs += [f"{part}.{k}: saved {_shown(old[k])}, now {_shown(new[k])}"
                   for part, new in now.items() if isinstance(old := saved.get(part), Mapping)
                   for k in new if k in old and old[k] != new[k]]
@@ -694,6 +701,22 @@ def _check_settings(self: Swarm, run: Mapping[str, Any]) -> None:
                              f"({'; '.join(diffs)}); resume with the saved settings, or start "
                              "afresh in another home (--home on the command line, home= in "
                              "Python)")
+
+
+def _attribution_turned_on(saved: Mapping[str, Any], now: Mapping[str, Any]
+                           ) -> Mapping[str, Any]:
+    """``saved`` with each book whose attribution was off (0) taking ``now``'s rhythm:
+    turning attribution on is a resume like one of a home from before the role (each due
+    one skipped, and ledgered so, until the ring is full); changing a rhythm, or turning it
+    off (its running attributions would be dropped unrecorded), is not."""
+    old = saved.get("attribution")
+    if not isinstance(old, Mapping) or not isinstance(old.get("every"), Mapping):
+        return saved
+    every = dict(old["every"])
+    for name, n in now["attribution"]["every"].items():
+        if every.get(name) == 0:
+            every[name] = n
+    return {**saved, "attribution": {**old, "every": every}}
 
 
 #: Ledger entries an old home's resume reads, at most, looking for its run's ``swarm-start``.

@@ -328,3 +328,33 @@ def test_a_point_is_not_held_while_a_state_version_differs(home: EvolutionHome) 
     assert not held(p)
     home.points.rollback(p.id)
     assert held(p)
+
+
+def test_a_change_with_nothing_to_note_is_the_stores_alone(home: EvolutionHome) -> None:
+    """A change whose data is None (a canary check that only ramped) appends nothing and
+    commits; its COMMIT failing leaves nothing to void and raises the store's error."""
+    v, book = _variant(home), Book()
+
+    def change() -> tuple[Variant, Variant, dict[str, Any] | None]:
+        w = home.variants.save(v.moved_to(VariantStatus.CANARY, time.time()))
+        return w, w, None
+
+    def report(level: int, line: str) -> None:
+        raise AssertionError(line)
+
+    got = noted_change(home.db.transaction, change, book, variant_held(home.variants.get),
+                       report, f"canary check of {v.id}")
+    assert got.status is VariantStatus.CANARY
+    assert home.variants.get(v.id).status is VariantStatus.CANARY
+    assert book.kinds() == []
+    err = VariantStoreUnwritable("/x/variants.sqlite", "I/O error", "disk I/O error")
+    v2 = _variant(home)
+
+    def change2() -> tuple[Variant, Variant, dict[str, Any] | None]:
+        w = home.variants.save(v2.moved_to(VariantStatus.CANARY, time.time()))
+        return w, w, None
+
+    with pytest.raises(VariantStoreUnwritable):
+        noted_change(failing(home, err, commit_first=False), change2, book,
+                     variant_held(home.variants.get), report, f"canary check of {v2.id}")
+    assert home.variants.get(v2.id).status is VariantStatus.DRAFT and book.kinds() == []

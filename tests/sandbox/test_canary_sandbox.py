@@ -164,7 +164,10 @@ def test_the_agents_own_error_counts_one_failure_and_rolls_back_at_the_third(
     finally:
         h.close()
     events = _events(tmp_path)
-    assert [e["event"] for e in events] == ["sandbox_warning", "canary_validation"] * 3
+    # the third failure's rollback noted inside the store's transaction, before the run's entry
+    assert [e["event"] for e in events] == ["sandbox_warning", "canary_validation"] * 2 + [
+        "sandbox_warning", "rollback", "canary_validation"]
+    assert events[-2]["by"] == "canary-task-failure" and events[-2]["variant_id"] == vid
     assert events[-1]["outcome"] == "task_failed" and events[-1]["status"] == "rolled_back"
 
 

@@ -35,6 +35,7 @@ from ..evolution import (
     record_check,
     start_canary,
 )
+from ..evolution.canary import BY_CHECK, BY_TASK_FAILURE, BY_VIOLATION, check_note
 from ..evolution.noted import point_held, variant_held
 from ..evolution.rollback import RollbackPoint
 from . import PlainGroup
@@ -202,7 +203,7 @@ def _ledger_home(home: str) -> str:
 
 
 def _noted_change(home: str, h: EvolutionHome, event: str, what: str,
-                  change: Callable[[], tuple[_T, _W, dict[str, Any]]],
+                  change: Callable[[], tuple[_T, _W, dict[str, Any] | None]],
                   held: Callable[[_W], bool], check: str | None = None) -> _T:
     """Make ``change`` in the variant store and record it in the ledger beside ``home``
     (a ``variant`` entry, ``event``) inside one transaction of the store: a record that
@@ -308,7 +309,7 @@ class _Records:
         voided = ledger.entry(index)
         void: dict[str, Any] = {
             "event": "void", "voids": {"index": index, "hash": voided.hash.hex()},
-            "action": self._event, "error": error}
+            "action": data.get("event", self._event), "error": error}
         void.update({k: data[k] for k in ("variant_id", "point_id") if k in data})
         return int(ledger.add_entry(EntryKind.VARIANT, void).index)
 
@@ -322,7 +323,8 @@ def history(home: Home = DEFAULT_HOME) -> None:
     """List the promotions and rollbacks of variants the ledger records, oldest first.
 
     Both the command line's records (``variant`` entries) and the server's notes
-    (``variant.promote``/``variant.rollback`` actions) are listed; one whose variant store
+    (``variant.promote``/``variant.rollback`` actions) are listed, the automatic ones
+    with who made them (``by canary check``, ``by sandbox violation``); one whose variant store
     did not keep the change (its commit failed after the record) is shown VOIDED, with
     the entry that voids it and its error's class and cause. A home with no ledger has
     recorded none.
@@ -390,12 +392,21 @@ def _changes(entries: Iterator[Any]) -> list[_Change]:
     return list(changes.values())
 
 
+#: Who made an automatic change, as ``variants history`` says (a note without ``by`` was
+#: made by hand: the command line's, or the service's with its admin key).
+_BY = {BY_CHECK: "by canary check", BY_VIOLATION: "by sandbox violation",
+       BY_TASK_FAILURE: "by sandbox task failure"}
+
+
 def _extra(d: dict[str, Any]) -> str:
-    """The class, a forced promotion, a re-instated variant and the admin key, as words."""
+    """The class, who made an automatic change, a forced promotion, a re-instated variant
+    and the admin key, as words."""
     words = [str(d["agent_class"])] if d.get("agent_class") else []
     if isinstance(d.get("assignments"), dict):
         n = len(d["assignments"])
         words.append(f"{n} agent{'' if n == 1 else 's'} assigned")
+    if d.get("by") in _BY:
+        words.append(_BY[str(d["by"])])
     if d.get("forced"):
         words.append("forced")
     if d.get("reinstated"):
@@ -425,7 +436,11 @@ def canary_check(
         help="highest acceptable mean latency of its runs, seconds (inf: no limit)")
                              ] = float("inf"),
 ) -> None:
-    """Record one health check: ramps, holds, promotes or rolls back the canary."""
+    """Record one health check: ramps, holds, promotes or rolls back the canary.
+
+    A check that promotes or rolls back is noted in the ledger (``by: canary-check``)
+    inside the variant store's transaction, as a change by hand is; a ramp is not.
+    """
     # thresholds first: a nonsense one would record a failed check (and could roll back)
     try:
         policy = HealthPolicy(min_success_rate, max_latency_s)
@@ -444,7 +459,14 @@ def canary_check(
             reasons = verdict.reasons
         else:
             passed = result is CheckResult.passed
-        v, outcome = record_check(h.variants, v, passed, h.config.canary, now)
+        before = v
+
+        def change() -> tuple[tuple[Variant, CheckOutcome], Variant, dict[str, Any] | None]:
+            checked, outcome = record_check(h.variants, before, passed, h.config.canary, now)
+            return (checked, outcome), checked, check_note(checked, outcome, BY_CHECK)
+
+        v, outcome = _noted_change(home, h, "canary-check", f"canary check of {variant_id}",
+                                   change, variant_held(h.variants.get))
     for reason in reasons:  # after the check is recorded: not before a refusal
         out.print(f"check failed: {reason}")
     note = {CheckOutcome.HELD: " (too soon after the last step; nothing changed)"}

@@ -18,6 +18,7 @@ import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
+from typing import Any
 
 from ..errors import InvalidParameter, InvalidVariant
 from .breaker import BreakerSnapshot, BreakerState
@@ -192,6 +193,39 @@ def record_check(store: VariantStore, variant: Variant, passed: bool, config: Ca
     if p.complete:
         return store.promote(replace(variant, canary=p), now), CheckOutcome.PROMOTED
     return store.save(replace(variant, canary=p, updated=now)), CheckOutcome.RAMPED
+
+
+#: Who made an automatic change, as its ledger note says (``by``): a ``variants canary
+#: check``, a canary's sandbox violation, and its task's own error in the sandbox.
+BY_CHECK = "canary-check"
+BY_VIOLATION = "canary-violation"
+BY_TASK_FAILURE = "canary-task-failure"
+
+
+def check_note(checked: Variant, outcome: CheckOutcome, by: str) -> dict[str, Any] | None:
+    """The ledger note's data of a health check that promoted or rolled back ``checked``
+    (the variant :func:`record_check` returned), named as a change by hand is (``event``
+    ``promote``/``rollback``, the variant and its class) with ``by``, who made it
+    (:data:`BY_CHECK`, :data:`BY_VIOLATION`, :data:`BY_TASK_FAILURE`); None for a check
+    that only ramped, held or counted a failure (a canary's share is not noted). For
+    :func:`swarmvar.evolution.noted.noted_change`.
+
+    Raises
+    ------
+    InvalidParameter
+        ``by`` is not text.
+    """
+    if not isinstance(by, str) or not by:
+        raise InvalidParameter(f"by must name who made the change, not {by!r}")
+    events = {CheckOutcome.PROMOTED: "promote", CheckOutcome.ROLLED_BACK: "rollback"}
+    if outcome not in events:
+        return None
+    p = checked.canary
+    data: dict[str, Any] = {"event": events[outcome], "variant_id": checked.id,
+                            "agent_class": checked.agent_class, "by": by}
+    if p is not None:
+        data.update(passed_checks=p.passed_checks, failed_checks=p.failed_checks)
+    return data
 
 
 def promotion_blockers(variant: Variant) -> tuple[str, ...]:

@@ -27,6 +27,10 @@ The cases, after the note's append:
 * an interrupt (``KeyboardInterrupt``) at the COMMIT: the store is read back as after a
   failed COMMIT (a note whose change is not held is voided; one not known to be held or
   not is left, reported), then the interrupt is raised again.
+
+A change that may or may not be one to note (a canary's health check: only the check
+that promotes or rolls the release back is) returns None as its note's data: nothing is
+appended, and the transaction is the store's alone.
 """
 
 from __future__ import annotations
@@ -93,13 +97,14 @@ class NoteBook(Protocol):
 
 
 def noted_change(transaction: Callable[[], AbstractContextManager[Any]],
-                 change: Callable[[], tuple[_R, _W, dict[str, Any]]], book: NoteBook,
+                 change: Callable[[], tuple[_R, _W, dict[str, Any] | None]], book: NoteBook,
                  held: Callable[[_W], bool], report: Report, what: str,
                  url: str = "", check: str = CHECK) -> _R:
     """Make ``change`` inside ``transaction()`` of the variant store and note it in the
     ledger (``book.note``, the body's last step); return what ``change`` returned first.
 
-    ``change()`` returns (result, what it wrote, the note's data). ``held(written)`` reads
+    ``change()`` returns (result, what it wrote, the note's data, or None when what it
+    did is not to be noted: nothing is appended). ``held(written)`` reads
     the store back (a new connection after a lost one): whether it holds the change as
     written (:func:`variant_held`, :func:`point_held`); it raises when the store cannot
     be read. ``what`` names the change in messages (``promotion of v1``); ``url``: the
@@ -122,7 +127,10 @@ def noted_change(transaction: Callable[[], AbstractContextManager[Any]],
     lost: BaseException | None = None  # the note's append, which may have landed
     try:
         with transaction():
-            result, written, data = change()
+            result, written, given = change()
+            if given is None:  # nothing to note: the store's transaction alone
+                return result
+            data = given
             try:
                 noted = book.note(data)
             except BaseException as exc:

@@ -24,6 +24,12 @@ and constructor parameters, and then:
   after ``failure_threshold`` consecutive ones), a failed check, a record with
   success 0 and a ledger entry, as for a violation.
 
+The failed check that rolls the release back is noted in the ledger inside the variant
+store's transaction (``event: rollback``, ``by: canary-violation`` or
+``canary-task-failure``), by the rule of a rollback by hand
+(:func:`swarmvar.evolution.noted.noted_change`): a note whose change the store did not
+keep is voided.
+
 A sandbox of backend ``none`` (no walls, only when asked) leaves a warning
 entry in the ledger before the task runs. Inputs are checked before anything
 runs or is stored, so a failure inside the sandbox is the variant's; the task
@@ -33,9 +39,12 @@ again (returns worked out from prices pass the entry check on purpose).
 
 from __future__ import annotations
 
+import logging
 import math
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
@@ -44,7 +53,14 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from .. import data
-from ..errors import InvalidParameter, InvalidVariant, SandboxViolation, TaskFailed, Violation
+from ..errors import (
+    InvalidParameter,
+    InvalidVariant,
+    SandboxViolation,
+    SwarmVarError,
+    TaskFailed,
+    Violation,
+)
 from ..evolution import (
     BreakerSnapshot,
     BreakerState,
@@ -55,9 +71,14 @@ from ..evolution import (
     VariantStatus,
     record_check,
 )
+from ..evolution.canary import BY_TASK_FAILURE, BY_VIOLATION, check_note
+from ..evolution.noted import noted_change, variant_held
 from ..ledger import EntryKind, Ledger
+from ..ledger.entry import canonical_data, format_timestamp
 from ..sandbox import Sandbox, Task
 from .variants import Role, VariantChoice, backtest_records
+
+_log = logging.getLogger("swarmvar.swarm")
 
 #: The task a canary runs: a backtest row of one agent (``swarmvar.models.task``).
 ENTRY = "swarmvar.models.task:forecast_path"
@@ -334,8 +355,18 @@ def _failed(home: EvolutionHome, ledger: Ledger, v: Variant, box: Sandbox,
     elapsed = max(0.0, now - started) if math.isfinite(now - started) else 0.0
     record = MetricRecord(v.id, now, 0.0, elapsed)
     home.metrics.record([record])
-    checked, outcome = record_check(home.variants, home.variants.get(v.id), False,
-                                    home.config.canary, now)
+    before = home.variants.get(v.id)
+    by = BY_TASK_FAILURE if violation is None else BY_VIOLATION
+
+    def change() -> tuple[tuple[Variant, CheckOutcome], Variant, dict[str, Any] | None]:
+        checked, outcome = record_check(home.variants, before, False, home.config.canary, now)
+        return (checked, outcome), checked, check_note(checked, outcome, by)
+
+    notes = _Notes(ledger)
+    checked, outcome = noted_change(home.db.transaction, change, notes,
+                                    variant_held(home.variants.get), _report,
+                                    f"rollback of {v.id} after its failed canary check")
+    entries.extend(notes.written)
     state = home.breakers.load(v.id).state
     entries.append(ledger.add_entry(EntryKind.VARIANT, {
         **base, "event": "canary_validation", "outcome": verdict.value,
@@ -346,3 +377,76 @@ def _failed(home: EvolutionHome, ledger: Ledger, v: Variant, box: Sandbox,
     return CanaryEvidence(v.id, box.backend, box.profile.name, verdict, (record,), 0, elapsed,
                           violation=violation, detail=detail, breaker=state, check=outcome,
                           ledger_entries=tuple(entries))
+
+
+def _report(level: int, line: str) -> None:
+    _log.log(level, "%s", line)
+
+
+class _Notes:
+    """The ledger's side of a canary rollback's note (:class:`~swarmvar.evolution.noted.
+    NoteBook`): a ``variant`` entry appended with compare-and-append (again when another
+    writer appended first), so where it was appended is known, and its void (``event:
+    void``: its index and hash, the action, the variant, the store's error). ``written``:
+    the indices appended."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+        self._request = str(uuid.uuid4())  # makes the note one of a kind
+        self._at = 0
+        self.written: list[int] = []
+
+    def _text(self, data: dict[str, Any]) -> str:
+        return canonical_data({**data, "request_id": self._request})
+
+    def note(self, data: dict[str, Any]) -> int:
+        """The note appended at the ledger's size; its index.
+
+        Raises
+        ------
+        SwarmVarError
+            The ledger's error, or it kept changing under the append.
+        """
+        text = self._text(data)
+        for _ in range(_RETRIES):
+            self._at = self._ledger.size
+            draft = (EntryKind.VARIANT.value, text, format_timestamp(datetime.now(UTC)))
+            rows = self._ledger.store.append([draft], if_size=self._at)
+            if rows is not None:
+                self.written.append(int(rows[0][0]))
+                return self.written[-1]
+        raise SwarmVarError(f"the ledger kept changing under a canary rollback's note "
+                            f"({_RETRIES} tries); the rollback was not made")
+
+    def landed(self, data: dict[str, Any]) -> int | None:
+        """The note's index if the ledger holds it where its append was tried, else None.
+
+        Raises
+        ------
+        SwarmVarError
+            The ledger cannot be read.
+        """
+        if self._ledger.size <= self._at:
+            return None
+        row = next(iter(self._ledger.store.rows(self._at, self._at + 1)))
+        found = (row[2], row[3]) == (EntryKind.VARIANT.value, self._text(data))
+        return self._at if found else None
+
+    def void(self, index: int, data: dict[str, Any], error: str) -> int:
+        """The void of the note at ``index``, appended; its index.
+
+        Raises
+        ------
+        SwarmVarError
+            The ledger's error.
+        """
+        voided = self._ledger.entry(index)
+        void = {"event": "void", "voids": {"index": index, "hash": voided.hash.hex()},
+                "action": data.get("event"), "variant_id": data.get("variant_id"),
+                "error": error}
+        self.written.append(int(self._ledger.add_entry(EntryKind.VARIANT, void).index))
+        return self.written[-1]
+
+
+#: The tries :meth:`_Notes.note` makes while other writers append first.
+_RETRIES = 200

@@ -2,7 +2,9 @@
 
 A real PostgreSQL server (``tests/pg.py``, loaded by path: ``--import-mode=importlib``
 cannot import ``tests.pg``) starts once per session for every store suite that
-asks for ``postgres_url``; each test gets an empty schema of its own.
+asks for ``postgres_url``; each test gets an empty schema of its own. A module that stops
+its server, or gives it to processes of its own, asks for ``own_postgres_server`` (one
+server per module).
 
 ``tests/`` is appended to ``sys.path`` (after everything installed, so it shadows
 nothing): helpers shared across test folders (``tests/_refs_t.py``) are a plain
@@ -66,3 +68,27 @@ def postgres_url(postgres_server: object) -> str:
     """The URL of a new, empty schema (search_path) on the session's server."""
     url: str = postgres_server.new_schema()  # type: ignore[attr-defined]
     return url
+
+
+@pytest.fixture(scope="module")
+def own_postgres_server() -> Iterator[object]:
+    """A PostgreSQL server of the test module's own (skipped or failed as
+    ``postgres_server``): a test may stop and start it, or give it to processes of its own,
+    and leave the session's server, which other tests use, alone."""
+    pg = load_pg()
+    try:
+        with pg.postgres_server() as server:
+            yield server
+    except pg.PostgresUnavailable as exc:
+        pg.skip_or_fail(exc)
+
+
+@pytest.fixture
+def empty_sqlite_files(tmp_path: Path) -> Path:
+    """An empty ``there.sqlite`` with its empty ``-wal`` and ``-shm`` files (a store's files
+    whose room an error's words measure); its path."""
+    there = tmp_path / "there.sqlite"
+    there.write_bytes(b"")
+    for side in ("-wal", "-shm"):
+        Path(f"{there}{side}").write_bytes(b"")
+    return there

@@ -9,15 +9,13 @@ deferred constraint trigger fails the real COMMIT with SQLSTATE 58030 (I/O error
 from __future__ import annotations
 
 import re
-import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from _sqlite_codes import coded
+from _commit_fails import fail_commit_after, stored  # tests/_commit_fails.py (tests/conftest.py)
 from swarmvar.cli.variants import app
 from swarmvar.errors import LedgerUnreachable
 from swarmvar.evolution import Database, VariantStatus, open_home
@@ -27,40 +25,18 @@ runner = CliRunner()
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-class _CommitFails:
-    """A sqlite3 connection whose COMMIT raises SQLITE_IOERR while ``fail()`` says so
-    (``commit_first``: after committing, as a server whose answer to COMMIT was lost)."""
-
-    def __init__(self, conn: sqlite3.Connection, fail: Callable[[], bool],
-                 commit_first: bool = False) -> None:
-        self._conn, self._fail, self._commit_first = conn, fail, commit_first
-
-    def execute(self, sql: str, *args: Any) -> Any:
-        if sql.strip().upper() == "COMMIT" and self._fail():
-            if self._commit_first:
-                self._conn.execute(sql)
-            raise coded(10, "disk I/O error")
-        return self._conn.execute(sql, *args)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)
-
-
-def fail_commit_after(monkeypatch: pytest.MonkeyPatch, grown: Callable[[], bool],
-                      commit_first: bool = False) -> list[int]:
-    """Variant stores opened from now on fail the first COMMIT made once ``grown()``."""
-    failed = [0]
-
-    def fail() -> bool:
-        if failed[0] == 0 and grown():
-            failed[0] += 1
-            return True
-        return False
-
-    real = Database._connect
-    monkeypatch.setattr(Database, "_connect",
-                        lambda self: _CommitFails(real(self), fail, commit_first))
-    return failed
+def point_then_assigned(home: str, vid: str) -> str:
+    """Assign ``vid`` to nig, take a rollback point, then assign ``vid`` to t too; create the
+    ledger (empty) in ``home``. Returns the point's id."""
+    h = open_home(home)
+    try:
+        h.assignments.assign("nig", vid)
+        point = h.points.create("before", now=0.0).id
+        h.assignments.assign("t", vid)
+    finally:
+        h.close()
+    Ledger(Path(home)).close()
+    return point
 
 
 def invoke(home: str, *args: str, code: int = 0, stderr: bool = False) -> str:
@@ -73,15 +49,6 @@ def created(home: str) -> str:
     m = UUID.search(invoke(home, "create", "nig", "--set", "forgetting=0.96"))
     assert m
     return m.group(0)
-
-
-def stored(home: str, vid: str) -> tuple[VariantStatus, int]:
-    h = open_home(home)
-    try:
-        v = h.variants.get(vid)
-        return v.status, v.version
-    finally:
-        h.close()
 
 
 def check_voided(home: str, ledger: Ledger, size: int, event: str, vid: str) -> None:
@@ -258,14 +225,7 @@ def test_a_restored_rollback_point_is_recorded_and_voided_likewise(
     vid = created(home)
     invoke(home, "rollback", "to", "no-such-point", code=2)
     assert not (tmp_path / "ledger.sqlite").exists()
-    h = open_home(home)
-    try:
-        h.assignments.assign("nig", vid)
-        point = h.points.create("before", now=0.0).id
-        h.assignments.assign("t", vid)
-    finally:
-        h.close()
-    Ledger(tmp_path).close()
+    point = point_then_assigned(home, vid)
     with Ledger(tmp_path, create=False) as ledger:
         size = ledger.size
         failed = fail_commit_after(monkeypatch, lambda: ledger.size > size)
@@ -388,14 +348,7 @@ def test_a_restore_whose_commit_may_have_landed_says_to_run_it_again(
 
     home = str(tmp_path)
     vid = created(home)
-    h = open_home(home)
-    try:
-        h.assignments.assign("nig", vid)
-        point = h.points.create("before", now=0.0).id
-        h.assignments.assign("t", vid)
-    finally:
-        h.close()
-    Ledger(tmp_path).close()
+    point = point_then_assigned(home, vid)
     with Ledger(tmp_path, create=False) as ledger:
         size = ledger.size
         real = Database.transaction

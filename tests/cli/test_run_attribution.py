@@ -26,13 +26,19 @@ def _records(home: Path) -> list[dict]:
                 if e.kind == "flow" and e.data.get("flow") == "attribution"]
 
 
-def test_a_book_is_attributed_every_n_beats(tmp_path: Path) -> None:
+def _run_books(tmp_path: Path, every: str) -> Path:
+    """``swarmvar run`` of :data:`BOOKS` with ``--attribute-every every``; its home."""
     books = tmp_path / "books.json"
     books.write_text(json.dumps(BOOKS), encoding="utf-8")
     home = tmp_path / "home"
     code, text = invoke("run", "--data", "sp500-stocks", "--portfolios", str(books), *ARGS,
-                        "--attribute-every", "4", "--home", str(home))
+                        "--attribute-every", every, "--home", str(home))
     assert code == 0, text
+    return home
+
+
+def test_a_book_is_attributed_every_n_beats(tmp_path: Path) -> None:
+    home = _run_books(tmp_path, "4")
     got = _records(home)
     assert [(r["portfolio"], r["seq"], r["action"]) for r in got] == [
         ("pos", 4, "attributed"), ("pos", 8, "attributed")]
@@ -42,12 +48,7 @@ def test_a_book_is_attributed_every_n_beats(tmp_path: Path) -> None:
 
 
 def test_off_with_0(tmp_path: Path) -> None:
-    books = tmp_path / "books.json"
-    books.write_text(json.dumps(BOOKS), encoding="utf-8")
-    home = tmp_path / "home"
-    code, text = invoke("run", "--data", "sp500-stocks", "--portfolios", str(books), *ARGS,
-                        "--attribute-every", "0", "--home", str(home))
-    assert code == 0, text
+    home = _run_books(tmp_path, "0")
     assert _records(home) == []
 
 

@@ -76,13 +76,10 @@ def test_an_open_on_a_full_file_system_is_disk_full(tmp_path: Path) -> None:
     assert out["agents"] == ["after", "kept"] and out["check"] == "ok", out
 
 
-def test_an_io_error_with_room_to_spare_stays_an_io_error(tmp_path: Path) -> None:
+def test_an_io_error_with_room_to_spare_stays_an_io_error(empty_sqlite_files: Path) -> None:
     """SQLITE_IOERR_SHMSIZE (or another I/O error) where the file system has room is the
     store's "I/O error" (it may be intact: check the disk), as ever."""
-    there = tmp_path / "there.sqlite"
-    there.write_bytes(b"")
-    for side in ("-wal", "-shm"):
-        Path(f"{there}{side}").write_bytes(b"")
+    there = empty_sqlite_files
     for code in (4874, 10, 778, None):  # SHMSIZE, the primary code, IOERR_WRITE, no code
         exc = coded(code, "disk I/O error")
         assert db._full_disk(exc, there) is None and damage.full_disk(exc, there) is None

@@ -15,14 +15,10 @@ store database" and a fixed category, the log its URL and psycopg's words.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import pickle
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -35,24 +31,6 @@ from swarmvar.evolution.db import Database, open_database
 from swarmvar.evolution.errors import VariantStoreUnavailable, VariantStoreUnreachable
 
 _INSERT = "INSERT INTO agents VALUES (?, ?)"
-
-_spec = importlib.util.spec_from_file_location(
-    "swarmvar_tests_pg", Path(__file__).resolve().parents[1] / "pg.py")
-assert _spec is not None and _spec.loader is not None
-pg = sys.modules.setdefault("swarmvar_tests_pg", importlib.util.module_from_spec(_spec))
-if not hasattr(pg, "postgres_server"):  # registered first: its dataclasses look it up
-    _spec.loader.exec_module(pg)
-
-
-@pytest.fixture(scope="module")
-def own_server() -> Iterator[Any]:
-    """A server of this module's own (tests/pg.py's): stopping it leaves the session's
-    server, which other tests use, alone."""
-    try:
-        with pg.postgres_server() as server:
-            yield server
-    except pg.PostgresUnavailable as exc:
-        pg.skip_or_fail(exc)
 
 
 def _agents(database: Database) -> list[str]:
@@ -103,14 +81,14 @@ def test_a_terminated_backend_fails_the_call_that_finds_it_and_the_next_reopens(
 
 
 def test_a_server_stopped_and_started_under_an_open_store(
-        own_server: Any, caplog: pytest.LogCaptureFixture) -> None:
+        own_postgres_server: Any, caplog: pytest.LogCaptureFixture) -> None:
     """The module's own server stopped (``-m fast``: the store's backend ended) and started
     again with its own options (``tests/pg.py``'s ``stop``/``start``): while it is down
     every call is VariantStoreUnreachable, each after one connect only (bounded), its
     message naming "the variant store database" and a fixed category, no part of the URL
     nor psycopg's words, which the log holds; once it is back (after ``BACKOFF_S``) the
     same store object reads and writes."""
-    postgres_server = own_server
+    postgres_server = own_postgres_server
     url = postgres_server.new_schema()
     database = open_database(url)
     stopped = False

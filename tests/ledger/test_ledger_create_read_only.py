@@ -8,26 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-_CREATE_READ_ONLY = """
-import json, subprocess
-from pathlib import Path
-from swarmvar.ledger import Ledger
-folder = Path(sys.argv[1])
-home = folder / "home"
-home.mkdir()
-subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
-out = {"raised": None}
-try:
-    Ledger(home).close()
-except Exception as exc:
-    out = dict(raised=type(exc).__name__, message=str(exc), path=getattr(exc, "path", None),
-               cause=getattr(exc, "cause", None), doing=getattr(exc, "doing", None))
-out["left"] = sorted(p.name for p in home.iterdir())
-subprocess.run(["mount", "-o", "remount,rw", str(folder)], check=True)
-with Ledger(home) as made:
-    out["then"] = [made.size, made.verify_chain(processes=1).ok]
-print(json.dumps(out))
-"""
+from _create_read_only import made_read_only  # tests/_create_read_only.py (tests/conftest.py)
 
 
 def test_a_ledger_made_on_a_read_only_file_system_names_itself(tmp_path: Path) -> None:
@@ -35,16 +16,7 @@ def test_a_ledger_made_on_a_read_only_file_system_names_itself(tmp_path: Path) -
     ``tests/_full_fs.py``; skipped elsewhere): the error names the ledger, says read-only
     and creating, no temporary name; nothing is left, and the ledger is made once the file
     system is writable again."""
-    from _full_fs import run_full  # tests/_full_fs.py (on the path: tests/conftest.py)
-
-    out = run_full(_CREATE_READ_ONLY, tmp_path / "ro")
-    target = tmp_path / "ro" / "home" / "ledger.sqlite"
-    assert out["raised"] == "LedgerUnwritable" and out["path"] == str(target), out
-    assert out["cause"] == "read-only" and out["doing"] == "create", out
-    said = out["message"]
-    assert said.startswith(f"the ledger {target} cannot be created: read-only ("), said
-    assert ".tmp" not in said and "restore it" not in said, said
-    assert out["left"] == [] and out["then"][1] is True, out
+    made_read_only("from swarmvar.ledger import Ledger", "Ledger(home)", tmp_path / "ro")
 
 
 def test_a_ledger_not_created_is_not_told_to_stay_in_place() -> None:

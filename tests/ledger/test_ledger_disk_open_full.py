@@ -74,14 +74,11 @@ def test_an_open_on_a_full_file_system_is_disk_full(tmp_path: Path) -> None:
     assert out["kept"] is True and out["verified"] is True, out
 
 
-def test_an_io_error_with_room_to_spare_stays_an_io_error(tmp_path: Path) -> None:
+def test_an_io_error_with_room_to_spare_stays_an_io_error(empty_sqlite_files: Path) -> None:
     """SQLITE_IOERR_SHMSIZE (or another I/O error) where the file system has room is
     "I/O error" (check the disk), as ever, a read's or an append's (a full file system's
     read error is one too: the test above)."""
-    there = tmp_path / "there.sqlite"
-    there.write_bytes(b"")
-    for side in ("-wal", "-shm"):
-        Path(f"{there}{side}").write_bytes(b"")
+    there = empty_sqlite_files
     for code in (4874, 10, 778, None):  # SHMSIZE, the primary code, IOERR_WRITE, no code
         exc = coded(code, "disk I/O error")
         assert full_disk(exc, there) is None

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from _create_read_only import made_read_only  # tests/_create_read_only.py
 from _sqlite_codes import coded  # tests/_sqlite_codes.py
 from swarmvar.errors import LedgerCorrupted, LedgerUnavailable, LedgerUnwritable
 from swarmvar.ledger import EntryKind, HashAlgorithm, Ledger, export_jsonl, import_jsonl
@@ -202,29 +203,6 @@ def test_a_lock_met_while_importing_names_the_target(tmp_path: Path,
         assert copy.size == 32 and copy.verify_chain(processes=1).ok
 
 
-_IMPORT_READ_ONLY = """
-import json, subprocess
-from pathlib import Path
-from swarmvar.errors import LedgerUnavailable
-from swarmvar.ledger import import_jsonl
-folder = Path(sys.argv[1])
-home = folder / "home"
-home.mkdir()
-subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
-out = {"raised": None}
-try:
-    import_jsonl(SOURCE, home).close()
-except Exception as exc:
-    out = dict(raised=type(exc).__name__, message=str(exc), path=getattr(exc, "path", None),
-               cause=getattr(exc, "cause", None), doing=getattr(exc, "doing", None))
-out["left"] = sorted(p.name for p in home.iterdir())
-subprocess.run(["mount", "-o", "remount,rw", str(folder)], check=True)
-with import_jsonl(SOURCE, home) as copy:
-    out["then"] = [copy.size, copy.verify_chain(processes=1).ok]
-print(json.dumps(out))
-"""
-
-
 def test_an_import_into_a_read_only_file_system_names_the_target(tmp_path: Path) -> None:
     """An import into a home on a file system mounted read-only (a tmpfs remounted ``ro``
     in a mount namespace of its own: ``tests/_full_fs.py``; root only, skipped elsewhere)
@@ -232,20 +210,13 @@ def test_an_import_into_a_read_only_file_system_names_the_target(tmp_path: Path)
     OSError of the cleanup (EROFS unlinking a temporary file that is not there) nor a
     damaged temporary file ("restore it"); nothing is left, and the import passes once the
     file system is writable again."""
-    from _full_fs import run_full  # tests/_full_fs.py (on the path: tests/conftest.py)
-
     src = _source(tmp_path / "a")
     export_jsonl(src, tmp_path / "a.jsonl")
     src.close()
-    script = _IMPORT_READ_ONLY.replace("SOURCE", repr(str(tmp_path / "a.jsonl")))
-    out = run_full(script, tmp_path / "ro")
-    target = tmp_path / "ro" / "home" / "ledger.sqlite"
-    assert out["raised"] == "LedgerUnwritable" and out["path"] == str(target), out
-    assert out["cause"] == "read-only" and out["doing"] == "create", out
-    said = out["message"]
-    assert said.startswith(f"the ledger {target} cannot be created: read-only ("), said
-    assert "mounted read-only" in said and ".tmp" not in said and "restore it" not in said
-    assert out["left"] == [] and out["then"] == [32, True], out
+    out = made_read_only("from swarmvar.ledger import import_jsonl",
+                         f"import_jsonl({str(tmp_path / 'a.jsonl')!r}, home)", tmp_path / "ro")
+    assert "mounted read-only" in out["message"], out
+    assert out["then"] == [32, True], out
 
 
 def test_an_import_into_a_folder_closed_to_this_process_names_the_target(

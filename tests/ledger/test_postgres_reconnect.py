@@ -6,14 +6,10 @@ messages name "the ledger database", not its URL, which only the log holds."""
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import pickle
 import socket
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -29,25 +25,7 @@ from swarmvar.errors import (
 from swarmvar.ledger import EntryKind, Ledger
 from swarmvar.ledger.postgres import BACKOFF_S, database_error, scrubbed
 
-_spec = importlib.util.spec_from_file_location(
-    "swarmvar_tests_pg", Path(__file__).resolve().parents[1] / "pg.py")
-assert _spec is not None and _spec.loader is not None
-pg = sys.modules.setdefault("swarmvar_tests_pg", importlib.util.module_from_spec(_spec))
-if not hasattr(pg, "postgres_server"):  # registered first: its dataclasses look it up
-    _spec.loader.exec_module(pg)
-
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(5, 37)))
-
-
-@pytest.fixture(scope="module")
-def own_server() -> Iterator[Any]:
-    """A server of this module's own (tests/pg.py's): stopping it leaves the session's
-    server, which other tests use, alone."""
-    try:
-        with pg.postgres_server() as server:
-            yield server
-    except pg.PostgresUnavailable as exc:
-        pg.skip_or_fail(exc)
 
 
 def _url_free(err: BaseException, url: str) -> str:
@@ -62,12 +40,12 @@ def _url_free(err: BaseException, url: str) -> str:
 
 
 def test_a_stopped_server_is_unreachable_and_the_same_store_goes_on(
-        own_server: Any, caplog: pytest.LogCaptureFixture) -> None:
-    url = own_server.new_database()
+        own_postgres_server: Any, caplog: pytest.LogCaptureFixture) -> None:
+    url = own_postgres_server.new_database()
     with Ledger(url, signing_key=KEY) as led:
         led.add_entries([(EntryKind.PULSE, {"i": i}) for i in range(5)])
         before = led.size
-        own_server.stop()
+        own_postgres_server.stop()
         try:
             with caplog.at_level(logging.WARNING, logger="swarmvar.ledger"):
                 with pytest.raises(LedgerUnreachable) as got:
@@ -78,14 +56,14 @@ def test_a_stopped_server_is_unreachable_and_the_same_store_goes_on(
             assert said.startswith("the ledger database cannot be appended to now"), said
             assert "nothing was written" in said, said
             # the log keeps what the message leaves out: the URL (no password), psycopg
-            assert any(str(own_server.socket_dir) in r.getMessage()
+            assert any(str(own_postgres_server.socket_dir) in r.getMessage()
                        and "LedgerUnreachable" in r.getMessage() for r in caplog.records)
             with pytest.raises(LedgerUnreachable, match="cannot be read now"):
                 led.store.size()  # the one new connection this call tries cannot be made
             with pytest.raises(LedgerUnreachable, match="cannot be opened now"):
                 Ledger(url, create=False)
         finally:
-            own_server.start()
+            own_postgres_server.start()
         time.sleep(BACKOFF_S)  # a failed connect is not tried again for that long
         led.add_entry(EntryKind.PULSE, {"i": "after"})  # the same store object, reconnected
         assert led.size == before + 1

@@ -190,17 +190,26 @@ def _land_late(ledger: Ledger) -> tuple[list[Any], Callable[[], None]]:
     return tried, land
 
 
+def _first_answer_lost(ledger: Ledger, home: Path
+                       ) -> tuple[Desk, list[Any], Callable[[], None]]:
+    """A desk over ``ledger`` with portfolio s whose first ingest of :data:`BATCH` raised,
+    its append not committed yet (``_land_late``'s): the desk, the appends of beats tried
+    and ``land``."""
+    desk = _desk(ledger, home)
+    desk.create("s", HIST, key_id="k")
+    tried, land = _land_late(ledger)
+    with pytest.raises(psycopg.OperationalError):
+        desk.ingest("s", BATCH, key_id="k")
+    return desk, tried, land
+
+
 def test_two_lost_answers_in_a_row_the_first_landing_late(tmp_path: Path) -> None:
     """The first append of beats raises, not committed yet; the resend's append, at the
     same ledger size, raises too, while the first commits late: both batches are kept,
     the sync finds the first's rows and adopts it (its decisions made once), and the
     resend is answered as already recorded."""
     with Ledger.open(tmp_path) as ledger:
-        desk = _desk(ledger, tmp_path)
-        desk.create("s", HIST, key_id="k")
-        tried, land = _land_late(ledger)
-        with pytest.raises(psycopg.OperationalError):
-            desk.ingest("s", BATCH, key_id="k")
+        desk, tried, land = _first_answer_lost(ledger, tmp_path)
         assert len(desk._landings) == 1
         store_append = ledger.store.append
 
@@ -225,11 +234,7 @@ def test_a_late_landing_met_by_the_resend_compare_and_append(tmp_path: Path) -> 
     compare-and-append is refused, its sync adopts the first batch, and the resend is
     answered as already recorded (nothing appended twice)."""
     with Ledger.open(tmp_path) as ledger:
-        desk = _desk(ledger, tmp_path)
-        desk.create("s", HIST, key_id="k")
-        tried, land = _land_late(ledger)
-        with pytest.raises(psycopg.OperationalError):
-            desk.ingest("s", BATCH, key_id="k")
+        desk, tried, land = _first_answer_lost(ledger, tmp_path)
         real_run = desk_module.run_beats
 
         def run_then_land(*args: Any, **kw: Any) -> Any:

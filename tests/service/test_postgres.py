@@ -4,12 +4,10 @@ and, the same race, two servers sharing one SQLite ledger."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,21 +17,12 @@ from swarmvar.ledger.head import load_or_create_key
 
 from .conftest import Keys, Server, day, history, start_server
 
-_spec = importlib.util.spec_from_file_location(
-    "swarmvar_tests_pg", Path(__file__).resolve().parents[1] / "pg.py")
-assert _spec is not None and _spec.loader is not None
-pg = sys.modules.setdefault("swarmvar_tests_pg", importlib.util.module_from_spec(_spec))
-if not hasattr(pg, "postgres_server"):  # registered first: its dataclasses look it up
-    _spec.loader.exec_module(pg)
-
 
 @pytest.fixture(scope="module")
-def database() -> Iterator[str]:
-    try:
-        with pg.postgres_server() as server:
-            yield server.new_database()
-    except pg.PostgresUnavailable as exc:
-        pg.skip_or_fail(exc)
+def database(own_postgres_server: Any) -> str:
+    """A new database on a server of this module's own (tests/conftest.py's)."""
+    url: str = own_postgres_server.new_database()
+    return url
 
 
 @pytest.mark.slow  # runs fast in-process in test_desk.py; this is its real-server twin

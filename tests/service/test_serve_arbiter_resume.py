@@ -15,10 +15,8 @@ are named as the arbiter's."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import math
 import shutil
-import sys
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -37,13 +35,6 @@ from swarmvar.service.config import CONFIG_ENV
 from swarmvar.service.desk import DatedReturn, Desk
 
 from .conftest import Keys, Server, TestClient, day, free_port, history, start_server
-
-_spec = importlib.util.spec_from_file_location(
-    "swarmvar_tests_pg", Path(__file__).resolve().parents[1] / "pg.py")
-assert _spec is not None and _spec.loader is not None
-pg = sys.modules.setdefault("swarmvar_tests_pg", importlib.util.module_from_spec(_spec))
-if not hasattr(pg, "postgres_server"):  # registered first: its dataclasses look it up
-    _spec.loader.exec_module(pg)
 
 
 def _files(home: Path) -> dict[str, str]:
@@ -500,7 +491,8 @@ def test_an_unreachable_database_is_named_without_its_password(
     assert "s3cret" not in said and str(home) not in said, said
 
 
-def test_a_new_postgresql_database_holds_no_ledger_yet(tmp_path: Path) -> None:
+def test_a_new_postgresql_database_holds_no_ledger_yet(
+        tmp_path: Path, postgres_server: Any) -> None:
     """``serve --db`` a new database over a home whose checkpoints (``--k-flows 3``) are of
     its SQLite ledger: the database holds no ledger tables (PostgresStore says so as
     LedgerCorrupted), so no mark is on it and the check passes for any options, as the
@@ -510,13 +502,9 @@ def test_a_new_postgresql_database_holds_no_ledger_yet(tmp_path: Path) -> None:
 
     home = tmp_path / "home"
     _desk_home(home, Arbiter.from_options(k_flows=3.0, record_decisions=False))
-    try:
-        with pg.postgres_server() as server:
-            url = server.new_database()
-            check_resume(ServiceConfig(home=home, db=url))
-            check_resume(ServiceConfig(home=home, db=url, arbiter=False))
-            with Ledger(url, signing_key=load_or_create_key(home / "ledger.key")) as led:
-                desk = Desk(led, home, observers=(Arbiter(record_decisions=False),))
-                assert desk.observing.restored == {} and desk.portfolios() == []
-    except pg.PostgresUnavailable as exc:
-        pg.skip_or_fail(exc)
+    url = postgres_server.new_database()
+    check_resume(ServiceConfig(home=home, db=url))
+    check_resume(ServiceConfig(home=home, db=url, arbiter=False))
+    with Ledger(url, signing_key=load_or_create_key(home / "ledger.key")) as led:
+        desk = Desk(led, home, observers=(Arbiter(record_decisions=False),))
+        assert desk.observing.restored == {} and desk.portfolios() == []

@@ -8,9 +8,7 @@ connection, wrapped only at COMMIT, which then rolls back as SQLite does."""
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,55 +16,15 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from _sqlite_codes import coded
+from _commit_fails import fail_commit_after, stored  # tests/_commit_fails.py (tests/conftest.py)
 from swarmvar.cli.variants import app as variants_app
 from swarmvar.errors import LedgerUnreachable
-from swarmvar.evolution import Database, Variant, VariantStatus, new_variant, open_home
+from swarmvar.evolution import Variant, VariantStatus, new_variant, open_home
 from swarmvar.ledger.entry import canonical_data
 from swarmvar.models import registry
 from swarmvar.service import ServiceConfig, create_app
 
 from .conftest import Keys, make_keys
-
-
-class _CommitFails:
-    """A sqlite3 connection whose COMMIT raises SQLITE_IOERR while ``fail()`` says so
-    (``commit_first``: after committing, as a server whose answer to COMMIT was lost)."""
-
-    def __init__(self, conn: sqlite3.Connection, fail: Callable[[], bool],
-                 commit_first: bool) -> None:
-        self._conn, self._fail, self._commit_first = conn, fail, commit_first
-
-    def execute(self, sql: str, *args: Any) -> Any:
-        if sql.strip().upper() == "COMMIT" and self._fail():
-            if self._commit_first:
-                self._conn.execute(sql)
-            raise coded(10, "disk I/O error")
-        return self._conn.execute(sql, *args)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)
-
-
-def fail_commit_after(monkeypatch: pytest.MonkeyPatch, grown: Callable[[], bool],
-                      commit_first: bool = False) -> list[int]:
-    """Every variant store opened from now on fails its first COMMIT made once ``grown()``
-    (the ledger holds the note); returns the count of COMMITs failed."""
-    failed: list[int] = [0]
-
-    def fail() -> bool:
-        if failed[0] == 0 and grown():
-            failed[0] += 1
-            return True
-        return False
-
-    real = Database._connect
-
-    def connect(self: Database) -> Any:
-        return _CommitFails(real(self), fail, commit_first)
-
-    monkeypatch.setattr(Database, "_connect", connect)
-    return failed
 
 
 def add_variant(home: Path) -> Variant:
@@ -76,15 +34,6 @@ def add_variant(home: Path) -> Variant:
     try:
         return h.variants.add(new_variant("NormalInverseGamma", {param: 2.0}, constructors,
                                           now=time.time(), description="x"))
-    finally:
-        h.close()
-
-
-def stored(home: Path, vid: str) -> tuple[VariantStatus, int]:
-    h = open_home(home)
-    try:
-        v = h.variants.get(vid)
-        return v.status, v.version
     finally:
         h.close()
 

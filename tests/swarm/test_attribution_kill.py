@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from _kill_at import kill_at  # tests/_kill_at.py (on the path: tests/conftest.py)
 
 DAYS = 30
 EVERY = 4
@@ -71,16 +72,7 @@ def test_kill_minus_nine_records_each_attribution_once(tmp_path):
     for step, kind in enumerate(["held", "random", "held", "random", "held"]):
         marker = tmp_path / f"marker-{step}"
         proc = _spawn(home, "held" if kind == "held" else "none", marker, 10.0)
-        deadline = time.monotonic() + 60
-        if kind == "random":
-            time.sleep(rng.uniform(0.5, 3.0))
-        else:
-            while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.005)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.wait(timeout=60)
+        kills += kill_at(proc, kind, marker, rng, (0.5, 3.0))
         beats = _beats(home)
         assert beats == list(range(1, len(beats) + 1))  # each beat once
         assert all(len(v) == 1 for v in attributions(home).values())  # each record once

@@ -7,13 +7,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 import pytest
 
 from swarmvar.errors import WorkerFailed
 from swarmvar.ledger import Ledger
-from swarmvar.swarm import FollowedFile, _recovery
+from swarmvar.swarm import FollowedFile, Replay, _recovery
 from swarmvar.swarm.executors import HostLost
 from swarmvar.swarm.sources import BadLine
 from swarmvar.types import Tick
@@ -40,14 +41,13 @@ def _file(path: Path, frame: pd.DataFrame, rows: int, bad: dict[int, str]) -> No
     path.write_text("".join(lines))
 
 
-def test_a_resume_from_the_files_start_does_not_ledger_the_runs_refusals_again(
-        tmp_path: Path, sp500: pd.Series) -> None:
-    frame, start = child.frame(sp500), child.HISTORY
-    path = tmp_path / "live.csv"
-    # two bad lines the run reads while a's host is lost (data lines start+3 and start+5)
-    _file(path, frame, start + 5, {start + 2: "not a date,0.01,0.02,0.03\n",
-                                   start + 3: "2099-01-01,0.01\n"})
-    executor = _Faulty(workers=0)
+_Source = TypeVar("_Source", bound=Replay | FollowedFile)
+
+
+def losing_a_never_restored(executor: _Faulty, source: type[_Source], at: int
+                            ) -> type[_Source]:
+    """``source`` arming ``executor`` when its cursor reaches ``at``: a's host is lost (d and
+    e beat on) and every restore is refused (WorkerFailed), so a beats nothing more."""
 
     def kill_a(inputs: object) -> object:
         executor.fault = None
@@ -56,25 +56,43 @@ def test_a_resume_from_the_files_start_does_not_ledger_the_runs_refusals_again(
     def never(blobs: object) -> object:
         raise WorkerFailed("restore refused (test)")
 
-    class Killing(FollowedFile):
+    class Killing(source):  # type: ignore[valid-type,misc]
         def __iter__(self) -> Iterator[Tick | BadLine]:
             for tick in super().__iter__():
-                if self.cursor == start + 1:
+                if self.cursor == at:
                     executor.fault = kill_a
-                    executor.restore = never  # type: ignore[method-assign]
+                    executor.restore = never
                 yield tick
 
-    def follow(cls: type[FollowedFile] = FollowedFile) -> FollowedFile:
-        return cls(path, idle_timeout=0.05, sleep=lambda _: None)
+    return Killing  # type: ignore[return-value]
 
-    home = tmp_path / "h"
+
+def _follow(path: Path, cls: type[FollowedFile] = FollowedFile) -> FollowedFile:
+    return cls(path, idle_timeout=0.05, sleep=lambda _: None)
+
+
+def _die_losing_a(home: Path, path: Path, frame: pd.DataFrame, start: int) -> None:
+    """A fresh run of ``_restore_child``'s portfolios following ``path`` from data line
+    ``start``: a's host is lost at cursor ``start + 1``, never restored; the run dies."""
+    executor = _Faulty(workers=0)
     with make_swarm(home, child.PORTFOLIOS, executor=executor, restore_timeout=2,
                     **child.SETTINGS) as swarm:
         swarm.start(frame.iloc[:start])
-        source = follow(Killing)
+        source = _follow(path, losing_a_never_restored(executor, FollowedFile, start + 1))
         source.seek(start)
         with pytest.raises(WorkerFailed):  # the run dies: a never beat
             swarm.run(source)
+
+
+def test_a_resume_from_the_files_start_does_not_ledger_the_runs_refusals_again(
+        tmp_path: Path, sp500: pd.Series) -> None:
+    frame, start = child.frame(sp500), child.HISTORY
+    path = tmp_path / "live.csv"
+    # two bad lines the run reads while a's host is lost (data lines start+3 and start+5)
+    _file(path, frame, start + 5, {start + 2: "not a date,0.01,0.02,0.03\n",
+                                   start + 3: "2099-01-01,0.01\n"})
+    home = tmp_path / "h"
+    _die_losing_a(home, path, frame, start)
     first = _refusals(home)
     assert len(first) == 2, first
     assert not any(p == "a" for p, _, _ in _cursors(home))
@@ -83,7 +101,7 @@ def test_a_resume_from_the_files_start_does_not_ledger_the_runs_refusals_again(
                                    start + 3: "2099-01-01,0.01\n",
                                    start + 7: "2099-01-02,x,0.01,0.01\n"})
     with make_swarm(home, child.PORTFOLIOS, **child.SETTINGS) as swarm:
-        source = follow()
+        source = _follow(path)
         swarm.start(frame.iloc[:start], source=source)
         assert swarm.cursor == 0  # read from the file's start: its old bad lines again
         summary = swarm.run(source)
@@ -144,13 +162,10 @@ def test_a_plain_restart_does_not_ledger_the_beats_refusals_after_its_last_beat_
     path = tmp_path / "live.csv"
     _file(path, frame, start + 5, _beat_refused(frame, start + 5))  # after the last row
 
-    def follow() -> FollowedFile:
-        return FollowedFile(path, idle_timeout=0.05, sleep=lambda _: None)
-
     home = tmp_path / "h"
     with make_swarm(home, child.PORTFOLIOS, **child.SETTINGS) as swarm:
         swarm.start(frame.iloc[:start])
-        source = follow()
+        source = _follow(path)
         source.seek(start)
         assert sum(swarm.run(source).rejected.values()) == 2
     first = _refusals(home)
@@ -160,7 +175,7 @@ def test_a_plain_restart_does_not_ledger_the_beats_refusals_after_its_last_beat_
     _file(path, frame, start + 8, {**_beat_refused(frame, start + 5),
                                    start + 8: f"{day},7.0,0.01,0.01\n"})
     with make_swarm(home, child.PORTFOLIOS, **child.SETTINGS) as swarm:
-        source = follow()
+        source = _follow(path)
         swarm.start(frame.iloc[:start], source=source)
         assert swarm.cursor == start + 5  # the last beat's place: the bad lines read again
         summary = swarm.run(source)
@@ -179,40 +194,14 @@ def test_a_resume_from_the_files_start_does_not_ledger_the_beats_refusals_again(
     path = tmp_path / "live.csv"
     # the first lines the run reads, refused before a's host is lost at the next tick
     _file(path, frame, start + 5, _beat_refused(frame, start))
-    executor = _Faulty(workers=0)
-
-    def kill_a(inputs: object) -> object:
-        executor.fault = None
-        raise HostLost("a's host died", ["a"], {}, executor.beat_only(inputs, {"d", "e"}))
-
-    def never(blobs: object) -> object:
-        raise WorkerFailed("restore refused (test)")
-
-    class Killing(FollowedFile):
-        def __iter__(self) -> Iterator[Tick | BadLine]:
-            for tick in super().__iter__():
-                if self.cursor == start + 1:
-                    executor.fault = kill_a
-                    executor.restore = never  # type: ignore[method-assign]
-                yield tick
-
-    def follow(cls: type[FollowedFile] = FollowedFile) -> FollowedFile:
-        return cls(path, idle_timeout=0.05, sleep=lambda _: None)
-
     home = tmp_path / "h"
-    with make_swarm(home, child.PORTFOLIOS, executor=executor, restore_timeout=2,
-                    **child.SETTINGS) as swarm:
-        swarm.start(frame.iloc[:start])
-        source = follow(Killing)
-        source.seek(start)
-        with pytest.raises(WorkerFailed):  # the run dies: a never beat
-            swarm.run(source)
+    _die_losing_a(home, path, frame, start)
     first = _refusals(home)
     assert len(first) == 2 and "5.0" in first[0] and "nan" in first[1], first
     assert not any(p == "a" for p, _, _ in _cursors(home))
     _file(path, frame, start + 7, _beat_refused(frame, start))  # grown by good rows
     with make_swarm(home, child.PORTFOLIOS, **child.SETTINGS) as swarm:
-        source = follow()
+        source = _follow(path)
         swarm.start(frame.iloc[:start], source=source)
         assert swarm.cursor == 0  # read from the file's start: the refused lines again
         summary = swarm.run(source)
@@ -259,13 +248,10 @@ def test_older_rows_prepended_shift_the_data_lines_a_refusal_names(
     # the run's file: from frame row 10 (its data line n is row n + 9), a bad last line
     _file(path, frame.iloc[10:], start - 5, {start - 5: bad})
 
-    def follow() -> FollowedFile:
-        return FollowedFile(path, idle_timeout=0.05, sleep=lambda _: None)
-
     home = tmp_path / "h"
     with make_swarm(home, child.PORTFOLIOS, **child.SETTINGS) as swarm:
         swarm.start(frame.iloc[:start])
-        source = follow()
+        source = _follow(path)
         source.seek(start - 10)
         assert sum(swarm.run(source).rejected.values()) == 1
     first = _refusals(home)
@@ -273,7 +259,7 @@ def test_older_rows_prepended_shift_the_data_lines_a_refusal_names(
     # the file now: frame rows 0.. (10 older ones before), the bad line, 3 new rows
     _file(path, frame, start + 8, {start + 5: bad})
     with make_swarm(home, child.PORTFOLIOS, **child.SETTINGS) as swarm:
-        source = follow()
+        source = _follow(path)
         swarm.start(frame.iloc[:start], source=source)
         assert swarm.cursor == start + 5  # the last beat's line as numbered now
         summary = swarm.run(source)

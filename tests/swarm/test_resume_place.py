@@ -5,7 +5,6 @@ it read); every beat read from a source records a cursor, a fresh run's first on
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +13,11 @@ import pytest
 
 from swarmvar.errors import InvalidParameter, ResumeDataMismatch, WorkerFailed
 from swarmvar.swarm import FollowedFile, Replay, _records, sources
-from swarmvar.swarm.executors import HostLost
-from swarmvar.swarm.sources import BadLine
 from swarmvar.swarm.ticks import PortfolioSpec, as_utc
-from swarmvar.types import Tick
 
 from . import _restore_child as child
 from .conftest import TINY, TINY_POLICY, make_swarm
+from .test_recovery_refusals import losing_a_never_restored
 from .test_resume_data import WINDOW, _beat, _cursors, run_losing_a
 from .test_swarm_restore_async import _Faulty
 
@@ -105,28 +102,13 @@ def test_a_portfolio_never_beaten_from_the_source_loses_no_row_on_a_resume(
     others' last beats), but beat every one of them."""
     frame, start = child.frame(sp500), child.HISTORY
     executor = _Faulty(workers=0)
-
-    def kill_a(inputs: object) -> object:
-        executor.fault = None
-        raise HostLost("a's host died", ["a"], {}, executor.beat_only(inputs, {"d", "e"}))
-
-    def never(blobs: object) -> object:
-        raise WorkerFailed("restore refused (test)")
-
-    class Killing(Replay):
-        def __iter__(self) -> Iterator[Tick | BadLine]:
-            for tick in super().__iter__():
-                if self.cursor == start + 1:
-                    executor.fault = kill_a
-                    executor.restore = never
-                yield tick
-
+    killing = losing_a_never_restored(executor, Replay, start + 1)
     home = tmp_path / "h"
     with make_swarm(home, child.PORTFOLIOS, executor=executor, restore_timeout=2,
                     **child.SETTINGS) as swarm:
         swarm.start(frame.iloc[:start])
         with pytest.raises(WorkerFailed):  # bounded: the source stops after 5 rows
-            swarm.run(Killing(frame, start=start, stop=start + 5))
+            swarm.run(killing(frame, start=start, stop=start + 5))
     first = _cursors(home)
     assert first and not any(p == "a" for p, _, _ in first)  # a beat nothing
     with make_swarm(home, child.PORTFOLIOS, **child.SETTINGS) as swarm:

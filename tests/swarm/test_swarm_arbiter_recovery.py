@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _kill_at import kill_at  # tests/_kill_at.py (on the path: tests/conftest.py)
 from swarmvar.arbiter import Arbiter
 from swarmvar.errors import InvalidState
 from swarmvar.evolution import BreakerState
@@ -93,16 +92,7 @@ def _battery(tmp_path: Path, days: int, plan: list[str], seed: int) -> None:
     for step, kind in enumerate(plan):
         marker = tmp_path / f"marker-{step}"
         proc = _spawn(home, days, kind if kind != "random" else "none", marker)
-        deadline = time.monotonic() + 60
-        if kind == "random":
-            time.sleep(rng.uniform(0.5, 2.5))
-        else:
-            while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.005)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.wait(timeout=60)
+        kills += kill_at(proc, kind, marker, rng, (0.5, 2.5))
         got = _record(home)
         done = sorted(s for s, v in got.items() if "consensus" in v)
         assert done == list(range(1, len(done) + 1))

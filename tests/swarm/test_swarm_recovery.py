@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from _kill_at import kill_at  # tests/_kill_at.py (on the path: tests/conftest.py)
 from swarmvar.ledger import Ledger
 from swarmvar.swarm import Replay
 
@@ -72,16 +71,7 @@ def _battery(tmp_path: Path, sp500, days: int, plan: list[str], seed: int, lag: 
         marker = tmp_path / f"marker-{step}"
         proc = _spawn(home, days, kind if kind != "random" else "none", marker, lag, spread,
                       workers, rate)
-        deadline = time.monotonic() + 60
-        if kind == "random":
-            time.sleep(rng.uniform(0.2, 3.0))
-        else:
-            while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.005)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.wait(timeout=60)
+        kills += kill_at(proc, kind, marker, rng, (0.2, 3.0))
         got = _beats(home)  # after every kill: a gap-free prefix, each beat once, as expected
         assert sorted(got) == list(range(1, len(got) + 1))
         assert all(got[s] == expected[s] for s in got)

@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "swarmvar"
 
 LAYER = {
     "types": 0, "errors": 0, "canonical": 0,
-    "data": 1, "books": 1, "datasets": 1,
+    "data": 1, "books": 1, "datasets": 1, "storerules": 1,
     "models": 2, "validation": 2, "consensus": 2, "emergence": 2, "ledger": 2,
     "evolution": 2, "sandbox": 2,
     "swarm": 3, "arbiter": 3,

@@ -10,7 +10,6 @@ all-or-nothing.
 
 from __future__ import annotations
 
-import errno
 import os
 import sqlite3
 import threading
@@ -21,10 +20,20 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SwarmVarError
+
+# The SQLite rules both stores share (one copy, in swarmvar.storerules), under the names
+# this module has always given them.
+from ..storerules import cannot_open as _cannot_open
+from ..storerules import full_disk as _full_disk
+from ..storerules import is_damage as _is_damage
+from ..storerules import is_lock_wait as _is_lock_wait
+from ..storerules import missing as _missing
+from ..storerules import never_opens as _never_opens
+from ..storerules import out_of_descriptors as _out_of_descriptors
+from ..storerules import outside as _outside
 from .errors import (
     DISK_FULL,
     IO_ERROR,
-    READ_ONLY,
     CorruptStore,
     UnsupportedStore,
     VariantStoreFailed,
@@ -42,34 +51,6 @@ _OPEN_ATTEMPTS = 50
 _TABLES = frozenset({"variants", "agents", "breakers", "assignments", "state_versions",
                      "state_chunks", "state_current", "rollback_points", "metrics",
                      "metric_rollups"})
-
-
-#: SQLite primary result codes of a lock wait (SQLITE_BUSY, SQLITE_LOCKED).
-_LOCK_CODES = frozenset({5, 6})
-#: SQLite's SQLITE_CANTOPEN (primary code): a file SQLite could not open.
-_CANTOPEN = 14
-#: ``open(2)`` errors that say "this process (or the system) has no file descriptor left".
-_NO_DESCRIPTOR = frozenset({errno.EMFILE, errno.ENFILE})
-#: SQLite primary result codes meaning "this file is damaged" (SQLITE_CORRUPT, SQLITE_NOTADB):
-#: swarmvar.ledger.damage's ``_DAMAGE_CODES``.
-_DAMAGE_CODES = frozenset({11, 26})
-#: SQLite extended I/O error codes that are damage too: SQLITE_IOERR_CORRUPTFS (the file
-#: system found it corrupt), SQLITE_IOERR_DATA (a checksum VFS found a page changed).
-_DAMAGE_IOERR = frozenset({8458, 8202})
-#: SQLite primary result codes of a cause outside the file: SQLITE_FULL, SQLITE_READONLY,
-#: SQLITE_IOERR (asked after :func:`_is_damage`, which takes the two damage I/O errors).
-_OUTSIDE_CODES = {13: DISK_FULL, 8: READ_ONLY, 10: IO_ERROR}
-#: SQLite's messages of the same, for an error that carries no code.
-_OUTSIDE_TEXT = (("database or disk is full", DISK_FULL),
-                 ("attempt to write a readonly database", READ_ONLY),
-                 ("disk I/O error", IO_ERROR))
-#: SQLite's I/O errors a full file system gives, SQLITE_IOERR_SHMSIZE (the ``-shm`` that
-#: cannot grow) and a plain SQLITE_IOERR: the only ones :func:`_full_disk` reads as a disk
-#: full (a write's ENOSPC is SQLITE_FULL). swarmvar.ledger.damage's ``_FULL_IOERR``.
-_FULL_IOERR = frozenset({10, 4874})
-#: Free bytes below which the file system of a database that met an I/O error is full:
-#: one 32 KiB region of the ``-shm``. swarmvar.ledger.damage's ``FULL_BELOW``.
-_FULL_BELOW = 32 * 1024
 
 
 class VariantStoreLocked(SwarmVarError, sqlite3.OperationalError):
@@ -103,127 +84,10 @@ class VariantStoreLocked(SwarmVarError, sqlite3.OperationalError):
         return (type(self), (self.path, self.detail), self.__dict__)
 
 
-# The rules below are swarmvar.ledger.damage's is_lock_wait, cannot_open and missing
-# (engines do not import each other: tests/evolution/test_store_emfile.py holds them equal).
-
-
-def _is_lock_wait(exc: BaseException) -> bool:
-    """True if ``exc`` is SQLite waiting for another connection's lock (busy, locked)."""
-    if not isinstance(exc, sqlite3.OperationalError):
-        return False
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None and code & 0xFF in _LOCK_CODES:
-        return True
-    return "locked" in str(exc) or "busy" in str(exc)
-
-
-def _cannot_open(exc: BaseException) -> bool:
-    """True if ``exc`` is SQLite's SQLITE_CANTOPEN ("unable to open database file")."""
-    if not isinstance(exc, sqlite3.Error):
-        return False
-    code = getattr(exc, "sqlite_errorcode", None)
-    return (code is not None and code & 0xFF == _CANTOPEN) or (
-        "unable to open database file" in str(exc))
-
-
-def _missing(path: str | Path) -> str | None:
-    """Why SQLite cannot open database file ``path`` for good (gone, ``Permission denied``,
-    its folder not writable while its ``-wal``/``-shm`` are not there), or None when it
-    opens, or fails only for want of a file descriptor (``stat`` first: no descriptor)."""
-    try:
-        os.stat(path)
-        fd = os.open(path, os.O_RDONLY)
-    except OSError as exc:
-        if exc.errno in _NO_DESCRIPTOR:
-            return None
-        return exc.strerror or str(exc)
-    os.close(fd)
-    folder = Path(path).parent
-    sides = [Path(f"{path}-wal"), Path(f"{path}-shm")]
-    if not all(p.exists() for p in sides) and not os.access(folder, os.W_OK | os.X_OK):
-        return (f"its folder {folder} may not be written by this process, and SQLite "
-                "creates the file's -wal and -shm there")
-    return None
-
-
-def _never_opens(path: str | Path, create: bool) -> str | None:
-    """Why an open of database file ``path`` that met SQLITE_CANTOPEN cannot pass on a
-    retry, or None (a retry may pass): its file's :func:`_missing`, or, the file not
-    there, the file needed (not ``create``), its folder gone or not writable."""
-    if os.path.lexists(path):
-        return _missing(Path(path))
-    if not create:
-        return "No such file or directory"
-    folder = Path(path).parent
-    if not folder.is_dir():
-        return f"its folder {folder} is gone"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return f"its folder {folder} may not be written by this process"
-    return None
-
-
-def _is_damage(exc: BaseException) -> bool:
-    """True if ``exc`` says the file itself is damaged (SQLITE_CORRUPT, SQLITE_NOTADB,
-    SQLITE_IOERR_CORRUPTFS, SQLITE_IOERR_DATA, or text that is not UTF-8), not that it
-    could not be read or written just now: swarmvar.ledger.damage's ``is_damage`` with the
-    two I/O errors that are damage."""
-    if isinstance(exc, UnicodeDecodeError):
-        return True
-    code = getattr(exc, "sqlite_errorcode", None)
-    return code is not None and (code & 0xFF in _DAMAGE_CODES or code in _DAMAGE_IOERR)
-
-
 def _named(exc: BaseException) -> str:
     """What SQLite said, with its error's name (``... (SQLITE_NOMEM)``) when it has one."""
     name = getattr(exc, "sqlite_errorname", None)
     return f"{exc} ({name})" if name else str(exc)
-
-
-def _outside(exc: BaseException) -> str | None:
-    """The cause outside the store that SQLite's ``exc`` names (:data:`DISK_FULL`,
-    :data:`READ_ONLY`, :data:`IO_ERROR`: its disk, not its file), or None. By SQLite's
-    primary result code when ``exc`` has one, else by its message."""
-    if not isinstance(exc, sqlite3.Error):
-        return None
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None:
-        return _OUTSIDE_CODES.get(code & 0xFF)
-    text = str(exc)
-    return next((cause for said, cause in _OUTSIDE_TEXT if said in text), None)
-
-
-def _full_disk(exc: BaseException, path: str | Path) -> str | None:
-    """Why SQLite's I/O error ``exc`` (not one of the damage ones) met on database file
-    ``path`` is its disk full, or None: swarmvar.ledger.damage's ``full_disk``. An open
-    (or a connection's first write) on a full file system is SQLITE_IOERR_SHMSIZE, the
-    ``-shm`` unable to grow, not SQLITE_FULL; so ``os.statvfs`` of the file's folder
-    with fewer than :data:`_FULL_BELOW` bytes free to this process (root's reserve
-    counted for root) is a disk full, named with the bytes free, for SQLITE_IOERR_SHMSIZE,
-    a plain SQLITE_IOERR or an error without a code (:data:`_FULL_IOERR`) only: any other
-    I/O error (a write's, an ``fsync``'s, a read's) is a failing disk whatever the room.
-    None when the file system cannot be asked."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None and code not in _FULL_IOERR:
-        return None
-    folder = os.path.dirname(os.path.realpath(path))
-    try:
-        fs = os.statvfs(folder)
-    except (OSError, AttributeError):  # AttributeError: no statvfs (not POSIX)
-        return None
-    free = (fs.f_bfree if os.geteuid() == 0 else fs.f_bavail) * fs.f_frsize
-    if free >= _FULL_BELOW:
-        return None
-    return f"{free} bytes free on the file system of {folder}"
-
-
-def _out_of_descriptors() -> bool:
-    """True if this process cannot open a file now for want of a descriptor."""
-    try:
-        fd = os.open(os.devnull, os.O_RDONLY)
-    except OSError as exc:
-        return exc.errno in _NO_DESCRIPTOR
-    os.close(fd)
-    return False
 
 
 def _store_error(path: str, exc: sqlite3.DatabaseError, damaged: str) -> Exception:

@@ -10,6 +10,13 @@ from typing import Any
 
 from ..errors import CorruptState, InvalidParameter, InvalidVariant, SwarmVarError
 
+# The causes :class:`VariantStoreUnwritable` names (SQLite's SQLITE_FULL, SQLITE_READONLY,
+# SQLITE_IOERR; PostgreSQL's disk_full, read_only_sql_transaction, io_error): the shared
+# storage rules' (one copy, in swarmvar.storerules).
+from ..storerules import DISK_FULL as DISK_FULL
+from ..storerules import IO_ERROR as IO_ERROR
+from ..storerules import READ_ONLY as READ_ONLY
+
 
 class InvalidCapabilities(InvalidVariant):
     """An agent profile's capabilities, preferences or versions are malformed."""
@@ -87,12 +94,6 @@ class VariantStoreUnavailable(SwarmVarError):
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.path, self.detail), self.__dict__)
 
-
-#: The causes :class:`VariantStoreUnwritable` names (SQLite's SQLITE_FULL, SQLITE_READONLY,
-#: SQLITE_IOERR; PostgreSQL's disk_full, read_only_sql_transaction, io_error).
-DISK_FULL = "disk full"
-READ_ONLY = "read-only"
-IO_ERROR = "I/O error"
 
 #: What to do about each cause (the store itself being fine).
 _REMEDY = {

@@ -72,7 +72,6 @@ bytes: changed bytes inside an entry are found by ``Ledger.verify_chain``
 
 from __future__ import annotations
 
-import errno
 import os
 import sqlite3
 import threading
@@ -81,6 +80,38 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+# The SQLite rules both stores share (one copy, in swarmvar.storerules): re-exported here,
+# where the ledger's modules, the service and tests import them.
+from ..storerules import (
+    _DAMAGE_CODES,
+    _DAMAGE_IOERR,
+    _FULL_IOERR,
+    _LOCK_CODES,
+    CANTOPEN,
+    DISK_FULL,
+    FULL_BELOW,
+    IO_ERROR,
+    NO_DESCRIPTOR,
+    OUTSIDE_CODES,
+    OUTSIDE_TEXT,
+    READ_ONLY,
+    cannot_open,
+    full_disk,
+    is_damage,
+    is_lock_wait,
+    missing,
+    never_opens,
+    out_of_descriptors,
+    outside,
+)
+
+__all__ = ["CANTOPEN", "DISK_FULL", "FULL_BELOW", "GAP_FACTOR", "IO_ERROR", "MAX_AGE_NS",
+           "MEMO_STATES", "MIN_GAP_NS", "NO_DESCRIPTOR", "OUTSIDE_CODES", "OUTSIDE_TEXT",
+           "PROCESS_MEMO", "READ_ONLY", "SETTLE_NS", "_DAMAGE_CODES", "_DAMAGE_IOERR",
+           "_FULL_IOERR", "_LOCK_CODES", "DamageMemo", "FileState", "cannot_open",
+           "file_state", "full_disk", "is_damage", "is_lock_wait", "missing", "never_opens",
+           "open_read_only", "out_of_descriptors", "outside", "quick_check"]
 
 #: Nanoseconds a file must stay unwritten before a check of it is memoised (2 s:
 #: above the coarsest timestamp granularity of common Linux file systems, 1 s).
@@ -95,42 +126,6 @@ MIN_GAP_NS = 5_000_000_000
 GAP_FACTOR = 20
 #: Problems ``quick_check`` reports at most (the first one already means damaged).
 _MAX_PROBLEMS = 20
-#: SQLite primary result codes meaning "this file is damaged" (SQLITE_CORRUPT, SQLITE_NOTADB).
-_DAMAGE_CODES = frozenset({11, 26})
-#: SQLite's I/O errors that are damage: SQLITE_IOERR_CORRUPTFS, SQLITE_IOERR_DATA (a
-#: checksum mismatch), as the variant store reads them
-_DAMAGE_IOERR = frozenset({8458, 8202})
-#: SQLite primary result codes of a lock wait (SQLITE_BUSY, SQLITE_LOCKED).
-_LOCK_CODES = frozenset({5, 6})
-#: SQLite's SQLITE_CANTOPEN (primary code): a file SQLite could not open.
-CANTOPEN = 14
-#: ``open(2)`` errors that say "this process (or the system) has no file descriptor left".
-NO_DESCRIPTOR = frozenset({errno.EMFILE, errno.ENFILE})
-
-#: The causes outside the file :class:`~swarmvar.errors.LedgerUnwritable` names (the
-#: keys of its ``REMEDY``; the variant store's ``swarmvar.evolution.errors`` has the same).
-DISK_FULL = "disk full"
-READ_ONLY = "read-only"
-IO_ERROR = "I/O error"
-#: SQLite primary result codes of a cause outside the file: SQLITE_FULL, SQLITE_READONLY,
-#: SQLITE_IOERR (damage is SQLITE_CORRUPT 11, SQLITE_NOTADB 26: never one of these).
-OUTSIDE_CODES = {13: DISK_FULL, 8: READ_ONLY, 10: IO_ERROR}
-#: SQLite's messages of the same, for an error that carries no code.
-OUTSIDE_TEXT = (("database or disk is full", DISK_FULL),
-                ("attempt to write a readonly database", READ_ONLY),
-                ("disk I/O error", IO_ERROR))
-#: SQLite's I/O errors a full file system gives (:func:`full_disk` reads only these as a disk
-#: full): SQLITE_IOERR_SHMSIZE (4874: the unix VFS grows the ``-shm`` by writing one byte
-#: per 4 KiB page, ``unixShmMap``, and a failed write there is this code, whatever the
-#: errno) and a plain SQLITE_IOERR (10: no cause said). A write's ENOSPC is SQLITE_FULL
-#: (``unixWrite``), so every other I/O error (SQLITE_IOERR_WRITE, _FSYNC, _READ,
-#: _TRUNCATE, _SHMMAP, ...) stays an I/O error on a nearly full disk too: a failing disk.
-_FULL_IOERR = frozenset({10, 4874})
-#: Free bytes below which the file system of a database that met an I/O error is full
-#: (:func:`full_disk`): SQLite's WAL index (the ``-shm``) grows by regions of 32 KiB, and
-#: with less room than one region its growth fails as SQLITE_IOERR_SHMSIZE ("disk I/O
-#: error"), not SQLITE_FULL.
-FULL_BELOW = 32 * 1024
 
 #: (device, inode, size in bytes, mtime ns, ctime ns) of one file (ctime 0: not compared).
 Stat = tuple[int, int, int, int, int]
@@ -189,140 +184,6 @@ def _same_file(path: Path, resolved: Path) -> bool:
     except OSError:
         return False
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-
-
-def is_lock_wait(exc: BaseException) -> bool:
-    """True if ``exc`` is SQLite waiting for another connection's lock (busy, locked)."""
-    if not isinstance(exc, sqlite3.OperationalError):
-        return False
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None and code & 0xFF in _LOCK_CODES:
-        return True
-    return "locked" in str(exc) or "busy" in str(exc)
-
-
-def cannot_open(exc: BaseException) -> bool:
-    """True if ``exc`` is SQLite's SQLITE_CANTOPEN ("unable to open database file"): the
-    database, its ``-wal``/``-shm`` or a temporary file could not be opened. It says
-    nothing about damage; :func:`missing` tells a file gone from no descriptor left."""
-    if not isinstance(exc, sqlite3.Error):
-        return False
-    code = getattr(exc, "sqlite_errorcode", None)
-    return (code is not None and code & 0xFF == CANTOPEN) or (
-        "unable to open database file" in str(exc))
-
-
-def missing(path: Path) -> str | None:
-    """Why SQLite cannot open the database file ``path`` for good, or None when it opens,
-    or fails only for want of a file descriptor (EMFILE, ENFILE: a retry may pass).
-
-    Checked: the file (``stat`` first: it needs no descriptor, so a file gone is told even
-    at the limit; then ``open``: ``Permission denied``, ...), and its folder when the
-    file's ``-wal`` or ``-shm`` is not there: SQLite creates them beside the file in WAL
-    mode, so a folder this process may not write is "unable to open database file" at
-    every attempt. A ``-wal``/``-shm`` that is there but closed to this process (another
-    user's) is not checked: its SQLITE_CANTOPEN is answered as one that may pass.
-    """
-    try:
-        os.stat(path)
-        fd = os.open(path, os.O_RDONLY)
-    except OSError as exc:
-        if exc.errno in NO_DESCRIPTOR:
-            return None
-        return exc.strerror or str(exc)
-    os.close(fd)
-    folder = Path(path).parent
-    sides = [Path(f"{path}-wal"), Path(f"{path}-shm")]
-    if not all(p.exists() for p in sides) and not os.access(folder, os.W_OK | os.X_OK):
-        return (f"its folder {folder} may not be written by this process, and SQLite "
-                "creates the file's -wal and -shm there")
-    return None
-
-
-def never_opens(path: str | Path, create: bool) -> str | None:
-    """Why an open of database file ``path`` that met SQLITE_CANTOPEN cannot pass on a
-    retry, or None (a retry may pass).
-
-    The file there (or a symbolic link, even dangling): :func:`missing`. Not there: with
-    ``create``, its folder gone or not writable (a creator racing this open makes the file
-    in a folder that is there); without, the file was needed.
-    """
-    if os.path.lexists(path):
-        return missing(Path(path))
-    if not create:
-        return "No such file or directory"
-    folder = Path(path).parent
-    if not folder.is_dir():
-        return f"its folder {folder} is gone"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return f"its folder {folder} may not be written by this process"
-    return None
-
-
-def out_of_descriptors() -> bool:
-    """True if this process cannot open a file now for want of a descriptor (EMFILE, ENFILE)."""
-    try:
-        fd = os.open(os.devnull, os.O_RDONLY)
-    except OSError as exc:
-        return exc.errno in NO_DESCRIPTOR
-    os.close(fd)
-    return False
-
-
-def is_damage(exc: BaseException) -> bool:
-    """True if ``exc`` says the file itself is damaged (SQLITE_CORRUPT, SQLITE_NOTADB,
-    SQLITE_IOERR_CORRUPTFS, SQLITE_IOERR_DATA, or text that is not UTF-8), not that it
-    could not be read just now (the variant store's ``_is_damage``, a test holds them
-    equal)."""
-    if isinstance(exc, UnicodeDecodeError):
-        return True
-    code = getattr(exc, "sqlite_errorcode", None)
-    return code is not None and (code & 0xFF in _DAMAGE_CODES or code in _DAMAGE_IOERR)
-
-
-def outside(exc: BaseException) -> str | None:
-    """The cause outside the ledger that SQLite's ``exc`` names (:data:`DISK_FULL`,
-    :data:`READ_ONLY`, :data:`IO_ERROR`: its disk, not its file), or None. By SQLite's
-    primary result code when ``exc`` has one, else by its message. The variant store's
-    ``swarmvar.evolution.db._outside`` is the same code (a test compares them)."""
-    if not isinstance(exc, sqlite3.Error):
-        return None
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None:
-        return OUTSIDE_CODES.get(code & 0xFF)
-    text = str(exc)
-    return next((cause for said, cause in OUTSIDE_TEXT if said in text), None)
-
-
-def full_disk(exc: BaseException, path: str | Path) -> str | None:
-    """Why SQLite's I/O error ``exc`` (SQLITE_IOERR, not one of the damage ones, which the
-    caller has told apart) met on database file ``path`` is its disk full, or None.
-
-    A full file system is not always SQLITE_FULL: SQLite maps a write's ENOSPC to
-    SQLITE_FULL, but the ``-shm`` of a WAL database grows by a write of one byte per
-    page, whose failure is SQLITE_IOERR_SHMSIZE (so an open, or the first write of a
-    connection, on a full disk says "disk I/O error"). So for SQLITE_IOERR_SHMSIZE, a
-    plain SQLITE_IOERR or an error without a code (:data:`_FULL_IOERR`: the I/O errors a
-    full disk gives; any other, a write's, an ``fsync``'s, a read's, is a failing disk
-    whatever the room) the file system of ``path``'s folder (a symbolic link followed:
-    SQLite's ``-wal``/``-shm`` are beside its target) is asked (``os.statvfs``): fewer
-    than :data:`FULL_BELOW` bytes free to this process (the blocks reserved for root
-    count for root) is a disk full, named with the bytes free. None when the file system
-    cannot be asked (or has no ``statvfs``). The variant store's
-    ``swarmvar.evolution.db._full_disk`` is the same code.
-    """
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None and code not in _FULL_IOERR:
-        return None
-    folder = os.path.dirname(os.path.realpath(path))
-    try:
-        fs = os.statvfs(folder)
-    except (OSError, AttributeError):  # AttributeError: no statvfs (not POSIX)
-        return None
-    free = (fs.f_bfree if os.geteuid() == 0 else fs.f_bavail) * fs.f_frsize
-    if free >= FULL_BELOW:
-        return None
-    return f"{free} bytes free on the file system of {folder}"
 
 
 def open_read_only(path: Path, timeout: float = 5.0) -> sqlite3.Connection:

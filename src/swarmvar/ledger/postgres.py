@@ -26,17 +26,14 @@ psycopg (3) is imported here only; the rest of the ledger never needs it.
 from __future__ import annotations
 
 import logging
-import os
-import re
 import threading
 import time
-import urllib.parse
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 
+from .. import storerules as rules
 from ..errors import (
     InvalidParameter,
     LedgerClosed,
@@ -45,7 +42,24 @@ from ..errors import (
     LedgerUnreachable,
     LedgerUnwritable,
 )
-from .damage import DISK_FULL, IO_ERROR, READ_ONLY
+
+# The PostgreSQL rules both stores share (one copy, in swarmvar.storerules); the public
+# ones re-exported here, where the CLI, the service and tests take them.
+from ..storerules import (
+    _DAMAGE_STATES,
+    _NO_TABLE,
+    _OUTSIDE_WORDS,
+    OUTSIDE_STATES,
+    UNREACHABLE_STATES,
+    _named,
+    _primary,
+    _said,
+)
+from ..storerules import BACKOFF_S as BACKOFF_S
+from ..storerules import category as category
+from ..storerules import connect_seconds as connect_seconds
+from ..storerules import scrubbed as scrubbed
+from ..storerules import shown as shown
 from .entry import ZERO_HASH
 from .merkle import HashAlgorithm, NodeKey, frontier_keys
 from .store import Draft, Durability, Frontier, Row, node_from_row, node_row, seal_batch
@@ -56,66 +70,8 @@ _CHUNK = 50_000
 #: Batches from this size on are sent with COPY; smaller ones as one INSERT.
 _COPY_FROM = 64
 _COLUMNS = "idx, timestamp, kind, data, previous_hash, hash, nodes"
-#: SQLSTATEs of a cause outside the ledger's data (as SQLite's SQLITE_FULL, SQLITE_READONLY,
-#: SQLITE_IOERR in :mod:`~swarmvar.ledger.sqlite`): disk_full, read_only_sql_transaction
-#: (a standby, default_transaction_read_only), io_error: LedgerUnwritable. A server out of
-#: reach (:data:`UNREACHABLE_STATES`) is LedgerUnreachable; damage (data_corrupted XX001,
-#: index_corrupted XX002) LedgerCorrupted; any other error LedgerFailed. The variant store's
-#: ``swarmvar.evolution.postgres`` has the same (a test compares them).
-OUTSIDE_STATES = {"53100": DISK_FULL, "25006": READ_ONLY, "58030": IO_ERROR}
-#: SQLSTATEs of a server out of reach besides class 08 (connection_exception): admin_shutdown,
-#: crash_shutdown, cannot_connect_now, too_many_connections (as the variant store's
-#: ``_UNREACHABLE_STATES``). psycopg's OperationalError without a SQLSTATE (a connection
-#: refused, lost or closed) is one too.
-UNREACHABLE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
-#: SQLSTATEs of damage (data_corrupted, index_corrupted): LedgerCorrupted, whatever else.
-_DAMAGE_STATES = frozenset({"XX001", "XX002"})
-#: SQLSTATE undefined_table: the ledger's tables dropped under an open store (damage).
-_NO_TABLE = "42P01"
-#: The connection parameters :func:`scrubbed` replaces (the variant store's copy's original).
-_HIDDEN = ("host", "hostaddr", "port", "user", "password", "dbname", "options", "service")
-#: What a message says of each of :data:`OUTSIDE_STATES` (psycopg's words left out).
-_OUTSIDE_WORDS = {"53100": "disk full", "25006": "read-only transaction", "58030": "I/O error"}
-#: Seconds after a failed connect during which a call fails at once, without connecting
-#: (so calls queued behind the store's lock on a black-holed host do not wait for a
-#: connect timeout each).
-BACKOFF_S = 1.5
 #: What :class:`~swarmvar.errors.LedgerUnwritable` names instead of the URL.
 _WHERE = "database"
-#: What a message says of a server out of reach, or of a refused privilege (42501), by
-#: SQLSTATE (:func:`category`, :func:`_named`).
-_STATE_CATEGORIES = {"57P01": "connection ended by the server (shutting down, or an "
-                              "administrator's command)",
-                     "57P02": "server shutting down",
-                     "57P03": "server starting or shutting down",
-                     "53300": "too many connections", "28000": "authentication failed",
-                     "28P01": "authentication failed", "3D000": "no such database",
-                     "42501": "permission denied"}
-#: What a message says of a connection that failed without a SQLSTATE (psycopg's connect
-#: errors have none), by words of psycopg's text (lower case; the first found wins), read
-#: only after its last ``failed: `` (the server's answer, not the host or socket tried) and
-#: with quoted names emptied (a database ``password_x``, a role ``"bob"``). The text itself
-#: never reaches a message: only the category does.
-_WORD_CATEGORIES = (
-    ("resolve host", "host name not found"), ("translate host name", "host name not found"),
-    ("too many", "too many connections"), ("connection slots", "too many connections"),
-    ("permission denied", "permission denied"),  # CONNECT revoked, before 'database "'
-    ("refused", "connection refused"),
-    ("no such file or directory", "connection refused"),  # no server socket there
-    ("timeout expired", "connection timed out"), ("timed out", "connection timed out"),
-    ("authentication", "authentication failed"), ("no pg_hba.conf entry",
-                                                  "authentication failed"),
-    ('role "', "authentication failed"), ("password", "authentication failed"),
-    ("not currently accepting connections", "database not accepting connections"),
-    ('database "', "no such database"),
-    ("shutting down", "server shutting down"),
-    ("starting up", "server starting or shutting down"),
-    ("recovery mode", "server starting or shutting down"),
-    ("closed the connection", "connection closed"), ("connection is closed",
-                                                    "connection closed"),
-    ("connection is lost", "connection closed"), ("consuming input failed",
-                                                  "connection closed"),
-)
 log = logging.getLogger("swarmvar.ledger")
 
 _SCHEMA = [
@@ -462,99 +418,20 @@ class PostgresStore:
 
 
 def url_params(url: str) -> dict[str, Any]:
-    """``url``'s connection parameters.
+    """:func:`swarmvar.storerules.url_params`, a malformed URL said by :func:`_url_error`.
 
     Raises
     ------
     InvalidParameter
-        ``url`` is malformed, or a port in it is not a number from 1 to 65535 in ASCII
-        digits (libpq would take it for a host it cannot resolve: a server out of reach).
+        ``url`` is malformed, or a port in it is not a number from 1 to 65535.
     """
-    try:
-        params = conninfo_to_dict(url)
-    except (psycopg.ProgrammingError, ValueError, TypeError) as exc:
-        raise _url_error(url, exc) from None
-    ports = str(params.get("port") or "").split(",")
-    if not all(not p or (p.isascii() and p.isdigit() and 0 < int(p) < 65536) for p in ports):
-        raise InvalidParameter("not a usable PostgreSQL URL: its port is not a number from 1 "
-                               "to 65535")
-    return params
-
-
-def connect_seconds(params: dict[str, Any], default: int) -> int:
-    """The seconds a connect may take: ``params``' ``connect_timeout`` (the URL's), else
-    libpq's ``PGCONNECT_TIMEOUT``, else ``default``; 0 or less (libpq's "wait for ever",
-    which psycopg makes 130 s, spent under the store's lock) is ``default`` too.
-
-    Raises
-    ------
-    InvalidParameter
-        The value is not a number (ASCII digits, as psycopg reads it: ``2.5`` is 2), naming
-        where it came from (the URL, or the environment variable), not echoing it.
-    """
-    given = str(params.get("connect_timeout") or "").strip()
-    where = "not a usable PostgreSQL URL: its connect_timeout"
-    if not given:
-        given = os.environ.get("PGCONNECT_TIMEOUT", "").strip()
-        where = "the environment variable PGCONNECT_TIMEOUT"
-    if not given:
-        return default
-    try:
-        if not given.isascii():
-            raise ValueError(given)
-        seconds = int(float(given))
-    except (ValueError, OverflowError):
-        raise InvalidParameter(f"{where} is not a number of seconds") from None
-    return seconds if seconds > 0 else default
+    return rules.url_params(url, _url_error)
 
 
 def _url_error(url: str, exc: BaseException) -> InvalidParameter:
-    """The error of a malformed ``url`` (psycopg's ``exc``): what is wrong in fixed words,
-    never the URL's text (psycopg's quotes it, a password's fragment too); the URL without
-    its password is logged."""
-    text = str(exc).lower()
-    what = ("a bad percent-escape (% and two hex digits)" if "percent" in text else
-            "an unknown or malformed parameter" if "parameter" in text or "option" in text
-            else "malformed")
-    log.warning("the ledger database %s: not a usable PostgreSQL URL (%s)", shown(url),
-                type(exc).__name__)
-    return InvalidParameter(f"not a usable PostgreSQL URL: {what}")
-
-
-def shown(url: str) -> str:
-    """``url`` as an error may show it: without its password (``user:password@``, or a
-    query parameter whose decoded name holds ``password``: ``sslpassword=``,
-    ``p%61ssword=``). The variant store's ``swarmvar.evolution.postgres`` has the same code
-    (a test compares them)."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        netloc = parts.netloc
-        if parts.password is not None:
-            user = f"{parts.username}@" if parts.username else ""
-            netloc = user + netloc.rpartition("@")[2]
-        query = "&".join(p for p in parts.query.split("&")
-                         if "password" not in urllib.parse.unquote(p.partition("=")[0]).lower())
-        return (f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
-                + (f"#{parts.fragment}" if parts.fragment else ""))
-    except ValueError:
-        return "the PostgreSQL database"
-
-
-def scrubbed(text: str, url: str) -> str:
-    """psycopg's words ``text`` on one line, without the host, port, user, password,
-    database or options of ``url`` (each replaced by ``…``). Not enough for a message:
-    psycopg's text also holds the resolved address, the user and database taken from the
-    environment, socket and certificate paths: only a damage message (XX001, XX002: what
-    the server says of the data) shows it; the others carry :func:`category` or psycopg's
-    class name, and the SQLSTATE (the variant store has a copy, held equal by a test)."""
-    try:
-        params = conninfo_to_dict(url)
-    except (psycopg.Error, ValueError, TypeError):
-        params = {}
-    parts = {p for key in _HIDDEN for p in str(params.get(key) or "").split(",") if p}
-    for part in sorted(parts, key=len, reverse=True):
-        text = re.sub(rf"(?<!\w){re.escape(part)}(?!\w)", "…", text)
-    return " ".join(text.split())
+    """:func:`swarmvar.storerules.url_error` as this store says it ("the ledger database",
+    logged on ``log``)."""
+    return rules.url_error(url, exc, "the ledger database", log)
 
 
 def unreachable(exc: psycopg.Error, *, lost: bool = False) -> bool:
@@ -569,48 +446,6 @@ def unreachable(exc: psycopg.Error, *, lost: bool = False) -> bool:
     if state in _DAMAGE_STATES or state in OUTSIDE_STATES:
         return False
     return lost or (not state and isinstance(exc, psycopg.OperationalError))
-
-
-def category(exc: BaseException) -> str:
-    """What a message says of a connection's failure ``exc``: a fixed phrase (connection
-    refused, connection timed out, authentication failed, no such database, host name not
-    found, too many connections, permission denied, server shutting down, server starting
-    or shutting down, connection closed, connection failed or lost), from its SQLSTATE or,
-    without one, from words of psycopg's text after its last ``failed: `` with quoted names
-    emptied (:data:`_WORD_CATEGORIES`), which itself never reaches a message (it holds the
-    resolved address, the port, the user and database, paths)."""
-    state = getattr(exc, "sqlstate", None) or ""
-    if state in _STATE_CATEGORIES:
-        return _STATE_CATEGORIES[state]
-    # quoted names (database, role, host, socket) emptied; then only the last answer
-    text = re.sub(r'"[^"\n]*"', '""', str(exc).lower()).rpartition("failed: ")[2]
-    for words, said in _WORD_CATEGORIES:
-        if words in text:
-            return said
-    return "connection failed or lost"
-
-
-def _primary(exc: psycopg.Error) -> str:
-    """What a damage message shows of ``exc`` (before :func:`scrubbed`): the server's
-    primary message only, never its DETAIL, HINT or CONTEXT (which may quote rows, names
-    or statements); the first line of its text for an error psycopg made itself."""
-    primary = exc.diag.message_primary
-    return primary if primary else (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
-def _said(exc: psycopg.Error) -> str:
-    """What a message shows of a server out of reach: :func:`category` and the SQLSTATE."""
-    state = getattr(exc, "sqlstate", None)
-    return category(exc) + (f", SQLSTATE {state}" if state else "")
-
-
-def _named(exc: psycopg.Error) -> str:
-    """What a message shows of any other error: a category where one is known (``permission
-    denied`` for 42501), psycopg's class of its SQLSTATE (a fixed name,
-    ``LockNotAvailable``) and the SQLSTATE, never its text."""
-    state = getattr(exc, "sqlstate", None) or ""
-    said = _STATE_CATEGORIES.get(state)
-    return (f"{said}, " if said else "") + f"{type(exc).__name__}, SQLSTATE {state or 'none'}"
 
 
 def database_error(url: str, exc: psycopg.Error, what: str, *, lost: bool = False

@@ -22,12 +22,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import LedgerCorrupted, LedgerUnavailable, LedgerUnwritable
-from .damage import (
+from ..storerules import (
     DISK_FULL,
     IO_ERROR,
-    PROCESS_MEMO,
     READ_ONLY,
-    DamageMemo,
     cannot_open,
     full_disk,
     is_damage,
@@ -37,6 +35,7 @@ from .damage import (
     out_of_descriptors,
     outside,
 )
+from .damage import PROCESS_MEMO, DamageMemo
 from .entry import ZERO_HASH
 from .merkle import HashAlgorithm, NodeKey, frontier_keys
 from .store import (

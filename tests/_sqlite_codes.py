@@ -1,7 +1,7 @@
 """SQLite errors as the stores meet them, for the tests of the one "outside" rule that the
 ledger (``swarmvar.ledger.damage.outside``) and the variant store
-(``swarmvar.evolution.db._outside``) each hold a copy of (held equal by
-``tests/evolution/test_store_rules_equal.py``): ``coded`` makes an error with SQLite's code,
+(``swarmvar.evolution.db._outside``) share, one copy in ``swarmvar.storerules``: ``coded``
+makes an error with SQLite's code,
 ``outside_cases`` the codes and messages with the cause each rule must name. A test module
 imports it as ``from _sqlite_codes import coded, outside_cases`` (``tests/`` is on the path:
 ``tests/conftest.py``)."""

@@ -154,10 +154,10 @@ def test_ctrl_c_while_close_waits_still_flushes_and_closes(tmp_path, monkeypatch
         gate.wait(timeout=30)
         return real_run(job, fn)
 
-    def interrupted(swarm: Any, *, wait: float | None = None) -> Any:
+    def interrupted(swarm: Any, *, wait: float | None = None, **kw: Any) -> Any:
         if wait is not None:
             raise KeyboardInterrupt
-        return real_landed(swarm, wait=wait)
+        return real_landed(swarm, wait=wait, **kw)
 
     monkeypatch.setattr(attribution_module, "_attr_run", held)
     monkeypatch.setattr(attribution_module, "_attr_landed", interrupted)

@@ -10,7 +10,9 @@ the runtime does not import a face; without it there is no attribution), with
 ``kind="return"``, the default joint agents, ``consensus=True``, ``baseline=False``,
 seed :func:`attribution_seed` of the portfolio's seed and the beat, on a worker
 thread: the beat does not wait for it (unless :data:`MAX_QUEUED` of the book's are queued
-or running: then for the oldest). Its result
+or running: then for the oldest, up to ``restore_timeout``; past that it is queued anyway,
+a WARNING names the stuck beat, and the book's beats do not wait again until it ends). Its
+result
 (:class:`BookAttribution`: per level the consensus VaR/ES in currency and each asset's
 Euler contribution to both, the agents used) lands at a later beat (or at ``close``) as a
 role record in the ledger (``flow: attribution``, action ``attributed``), dated with the
@@ -39,7 +41,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -410,11 +412,21 @@ def _attr_submit(self: Swarm, job: AttributionJob) -> None:
     queued or running, first wait for the oldest (up to ``restore_timeout``)."""
     mine = sorted((s, f) for (p, s), (_, f) in self._attr_running.items()
                   if p == job.portfolio and f is not None and not f.done())
-    if len(mine) >= MAX_QUEUED:
+    # per book: the future a wait timed out on (the beats do not wait again until it ends)
+    stuck: dict[str, Future[BookAttribution]] = self.__dict__.setdefault("_attr_stuck", {})
+    if job.portfolio in stuck and stuck[job.portfolio].done():
+        del stuck[job.portfolio]
+    if len(mine) >= MAX_QUEUED and job.portfolio not in stuck:
         log.info("attribution of %s at beat %d waits for %d still queued (a replay faster "
                  "than they run)", job.portfolio, job.seq, len(mine))
-        wait_futures([f for _, f in mine[:len(mine) - MAX_QUEUED + 1]],
-                     timeout=self.restore_timeout)
+        oldest = [f for _, f in mine[:len(mine) - MAX_QUEUED + 1]]
+        _, pending = wait_futures(oldest, timeout=self.restore_timeout)
+        if pending:  # stuck: said once; no beat waits again until it is done
+            seq = next(s for s, f in mine if f in pending)
+            log.warning("attribution of %s at beat %d still running after %.0f s: queued "
+                        "without waiting until it ends", job.portfolio, seq,
+                        self.restore_timeout)
+            stuck[job.portfolio] = next(f for s, f in mine if s == seq)
     if self._attr_pool is None:
         self._attr_pool = ThreadPoolExecutor(max_workers=1,
                                              thread_name_prefix="swarmvar-attribution")
@@ -428,10 +440,13 @@ def _attr_run(job: AttributionJob, book_var: Callable[..., Any]) -> BookAttribut
     return run_attribution(job, book_var)
 
 
-def _attr_landed(self: Swarm, *, wait: float | None = None) -> list[tuple[EntryKind, Any]]:
+def _attr_landed(self: Swarm, *, wait: float | None = None,
+                 into: list[tuple[EntryKind, Any]] | None = None
+                 ) -> list[tuple[EntryKind, Any]]:
     """The finished attributions as ledger entries (each (portfolio, seq) once), in the
-    order they were due; ``wait``: seconds to wait for the running ones (``close``)."""
-    out: list[tuple[EntryKind, Any]] = []
+    order they were due; ``wait``: seconds to wait for the running ones (``close``);
+    ``into``: the list appended to as each lands (kept when the wait is interrupted)."""
+    out: list[tuple[EntryKind, Any]] = [] if into is None else into
     deadline = None if wait is None else time.monotonic() + wait
     for key in sorted(self._attr_running, key=lambda k: (k[1], k[0])):
         job, future = self._attr_running[key]
@@ -440,15 +455,14 @@ def _attr_landed(self: Swarm, *, wait: float | None = None) -> list[tuple[EntryK
         if not future.done():
             if deadline is None:
                 continue
-            try:
-                future.result(timeout=max(0.0, deadline - time.monotonic()))
-            except Exception:  # noqa: BLE001 - timed out, or failed: said below
-                if not future.done():
-                    continue
+            wait_futures([future], timeout=max(0.0, deadline - time.monotonic()))
+            if not future.done():
+                continue
         del self._attr_running[key]
-        try:
+        exc = future.exception()  # done: any the worker raised (even SystemExit), not raised
+        if exc is None:
             result = future.result()
-        except Exception as exc:  # noqa: BLE001 - a bug in a worker: said and recorded
+        else:  # a bug in a worker: said and recorded
             log.warning("attribution of %s at beat %d failed: %s", job.portfolio, job.seq, exc)
             result = _failed(job, exc)
         if key in self._attr_recorded:
@@ -473,7 +487,7 @@ def _attr_close(self: Swarm, timeout: float) -> None:
             log.info("closing: waiting up to %.0f s for %d attributions still running "
                      "(Ctrl-C stops the wait; a resume submits them again)", timeout, waiting)
         if self._attr_running:
-            self._batch.extend(_attr_landed(self, wait=timeout))
+            _attr_landed(self, wait=timeout, into=self._batch)
     finally:
         if self._attr_pool is not None:
             self._attr_pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,110 @@
+"""A streamed book's attribution under the second review's cases (swarm/attribution.py):
+a stuck worker and the queue cap, a Ctrl-C in close's wait, a worker raising SystemExit."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from swarmvar.swarm import attribution as attribution_module
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_attribution import WINDOW, asset_returns, attributions, book_swarm, tick  # noqa: E402
+
+
+def test_a_stuck_attribution_is_waited_for_once_and_said(tmp_path, monkeypatch, caplog):
+    """A worker that never ends, every beat due: the beat that finds MAX_QUEUED queued
+    waits ``restore_timeout`` once and says which beat is stuck (a WARNING); the beats
+    after it do not wait again while that one still runs."""
+    gate = threading.Event()
+
+    def hung(job: Any, fn: Any) -> Any:
+        gate.wait(timeout=30)
+        return attribution_module._failed(job, RuntimeError("held"))
+
+    monkeypatch.setattr(attribution_module, "_attr_run", hung)
+    frame = asset_returns(WINDOW + 10)
+    timeout = 0.4
+    swarm = book_swarm(tmp_path / "h", every=1, restore_timeout=timeout,
+                       checkpoint_every=1000)
+    try:
+        swarm.start(frame.iloc[:WINDOW])
+        took = []
+        with caplog.at_level(logging.WARNING, logger="swarmvar"):
+            for i in range(WINDOW, WINDOW + 10):
+                t = time.perf_counter()
+                swarm.step(tick(frame, i))
+                took.append(time.perf_counter() - t)
+    finally:
+        gate.set()
+        swarm.close()
+    waited = [t for t in took if t >= timeout]
+    assert len(waited) == 1, took  # before: beats 5-10 each waited
+    stuck = [r.getMessage() for r in caplog.records if "still running after" in r.getMessage()]
+    assert stuck == [f"attribution of book at beat 1 still running after {timeout:.0f} s: "
+                     "queued without waiting until it ends"]
+    got = attributions(tmp_path / "h")
+    assert sorted(got) == [("book", s) for s in range(1, 11)]
+    assert all(len(v) == 1 for v in got.values())
+
+
+def test_ctrl_c_in_close_keeps_the_attributions_landed_in_its_wait(tmp_path, monkeypatch):
+    """Close waits for beat 1's (quick) and beat 2's (held) attribution; a Ctrl-C in the
+    wait for beat 2's: beat 1's, landed in that wait, is still ledgered (once)."""
+    gate = threading.Event()
+
+    def run(job: Any, fn: Any) -> Any:
+        if job.seq == 1:
+            time.sleep(0.2)
+        else:
+            gate.wait(timeout=30)
+        return attribution_module._failed(job, RuntimeError("done"))
+
+    def ctrl_c(*args: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(attribution_module, "_attr_run", run)
+    frame = asset_returns(WINDOW + 3)
+    home = tmp_path / "h"
+    swarm = book_swarm(home, every=1, checkpoint_every=1000)
+    before = signal.signal(signal.SIGALRM, ctrl_c)
+    try:
+        swarm.start(frame.iloc[:WINDOW])
+        for i in range(WINDOW, WINDOW + 3):
+            swarm.step(tick(frame, i))
+        signal.setitimer(signal.ITIMER_REAL, 1.0)  # a Ctrl-C 1 s into close's wait
+        with pytest.raises(KeyboardInterrupt):
+            swarm.close()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, before)
+        gate.set()
+    got = attributions(home)
+    assert sorted(got) == [("book", 1)]  # before: none
+    assert len(got["book", 1]) == 1
+
+
+def test_a_worker_raising_system_exit_is_ledgered_as_failed(tmp_path, monkeypatch):
+    """A book_var that raises SystemExit (a BaseException) in the worker thread: the beat
+    goes on, and the attribution is ledgered as failed, saying so."""
+    def exits(job: Any, fn: Any) -> Any:
+        raise SystemExit("book_var called sys.exit")
+
+    monkeypatch.setattr(attribution_module, "_attr_run", exits)
+    frame = asset_returns(WINDOW + 4)
+    with book_swarm(tmp_path / "h", every=2) as swarm:
+        swarm.start(frame.iloc[:WINDOW])
+        for i in range(WINDOW, WINDOW + 4):
+            swarm.step(tick(frame, i))
+    got = attributions(tmp_path / "h")
+    assert sorted(got) == [("book", 2), ("book", 4)]
+    for recs in got.values():
+        assert len(recs) == 1
+        assert recs[0]["detail"]["note"] == "SystemExit: book_var called sys.exit"

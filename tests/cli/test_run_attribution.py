@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -99,3 +100,33 @@ def test_the_live_table_shows_the_top_drivers_once_one_landed(tmp_path: Path) ->
         narrow = Console(record=True, width=80, file=io.StringIO())
         narrow.print(_table(swarm, {}, {}, False, 80))
         assert "…" not in narrow.export_text()  # dropped whole when it does not fit
+
+
+def test_run_says_it_waits_for_attributions_and_shows_their_warnings(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker slower than the last beat that then fails: before it closes, ``run`` says it
+    waits for the attributions still running, and each failure's WARNING is on stderr (the
+    ``swarmvar`` logger has only a NullHandler: silent before)."""
+    import time
+
+    from swarmvar.swarm import attribution as attribution_module
+
+    def slow_failing(job: object, fn: object) -> object:
+        time.sleep(0.3)
+        raise ValueError("a bug in the attribution")
+
+    monkeypatch.setattr(attribution_module, "_attr_run", slow_failing)
+    books = tmp_path / "books.json"
+    books.write_text(json.dumps(BOOKS), encoding="utf-8")
+    home = tmp_path / "home"
+    code, text = invoke("run", "--data", "sp500-stocks", "--portfolios", str(books), *ARGS,
+                        "--attribute-every", "4", "--home", str(home))
+    assert code == 0, text
+    said = re.search(r"closing: waiting up to \d+ s for ([12]) attributions still running "
+                     r"\(Ctrl-C stops the wait", text)
+    assert said is not None, text  # the one of beat 8, at least, still runs
+    assert text.index(said.group(0)) < text.index("8 beats in")
+    for seq in (4, 8):
+        assert (f"warning: attribution of pos at beat {seq} failed: a bug in the "
+                "attribution") in text, text
+    assert sorted(r["seq"] for r in _records(home)) == [4, 8]

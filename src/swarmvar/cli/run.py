@@ -756,6 +756,18 @@ def _consensus_lost(rep: Any, unagreed: set[str]) -> str | None:
     return why
 
 
+class _AttributionWarnings(logging.Handler):
+    """The attribution role's WARNINGs (a skipped, failed or stuck attribution) on stderr:
+    ``run`` sets no handler of its own, and the ``swarmvar`` logger has a NullHandler."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.module == "attribution":
+            typer.echo(f"warning: {record.getMessage()}", err=True)
+
+
 def _said_here(record: logging.LogRecord) -> bool:
     """The swarm's log line of an alert (``ALERT_LOG``), held back: ``run`` prints the
     alert in words."""
@@ -1081,6 +1093,8 @@ def run(
     previous = signal.signal(signal.SIGINT, _interrupt)
     breaches: dict[str, int] = {}
     events: dict[str, str] = {}
+    attribution_log = _AttributionWarnings()  # the library's logger has a NullHandler only
+    logging.getLogger("swarmvar.swarm").addHandler(attribution_log)
     try:
         with swarm:
             history = frame.iloc[first:first + window]
@@ -1162,9 +1176,17 @@ def run(
                     live.stop()
                     if not live.console.is_terminal:  # a log: end the table's last line
                         live.console.line()
+                from ..swarm.attribution import pending_attributions
+
+                waiting = pending_attributions(swarm)
+                if waiting:  # close waits for them: not in silence
+                    typer.echo(f"closing: waiting up to {swarm.restore_timeout:.0f} s for "
+                               f"{waiting} attributions still running (Ctrl-C stops the "
+                               "wait; a resume submits them again)", err=True)
     except SwarmVarError as exc:
         raise _fail_run(exc, data, settings) from None
     finally:
+        logging.getLogger("swarmvar.swarm").removeHandler(attribution_log)
         signal.signal(signal.SIGINT, previous)
     for line in _closing_lines(summary, beats=beats,
                                source="stdin" if stdin else "follow" if follow else "data"):

@@ -478,6 +478,12 @@ def _attr_landed(self: Swarm, *, wait: float | None = None,
     return out
 
 
+def pending_attributions(swarm: Swarm) -> int:
+    """How many of ``swarm``'s attributions are queued or running (what ``close`` waits
+    for; ``swarmvar run`` says so before it closes)."""
+    return sum(1 for _, f in swarm._attr_running.values() if f is not None and not f.done())
+
+
 def _attr_close(self: Swarm, timeout: float) -> None:
     """Land what is running (up to ``timeout`` s) into the batch; stop the worker (also
     when the wait is interrupted: the queued ones are cancelled, a resume submits them)."""

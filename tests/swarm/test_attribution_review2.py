@@ -48,7 +48,7 @@ def test_a_stuck_attribution_is_waited_for_once_and_said(tmp_path, monkeypatch, 
     waited = [t for t in took if t >= timeout]
     assert len(waited) == 1, took  # before: beats 5-10 each waited
     stuck = [r.getMessage() for r in caplog.records if "still running after" in r.getMessage()]
-    assert stuck == [f"attribution of book at beat 1 still running after {timeout:.0f} s: "
+    assert stuck == [f"attribution of book at beat 1 still running after {timeout:g} s: "
                      "queued without waiting until it ends"]
     got = attributions(tmp_path / "h")
     assert sorted(got) == [("book", s) for s in range(1, 11)]
@@ -108,3 +108,40 @@ def test_a_worker_raising_system_exit_is_ledgered_as_failed(tmp_path, monkeypatc
     for recs in got.values():
         assert len(recs) == 1
         assert recs[0]["detail"]["note"] == "SystemExit: book_var called sys.exit"
+
+
+def test_a_replay_lands_the_attributions_it_submits_again(tmp_path, monkeypatch):
+    """A run whose 12 attributions are all held when it stops without closing (as a kill:
+    the ledger flushed, no checkpoint after the start); its resume replays the 12 beats
+    and submits each again: the finished ones land as the replay goes (at most
+    MAX_QUEUED + 1 held at its end, not the 12 windows), each ledgered once."""
+    gate = threading.Event()
+    n = 12
+
+    def held(job: Any, fn: Any) -> Any:
+        gate.wait(timeout=30)
+        return attribution_module._failed(job, RuntimeError("held"))
+
+    def quick(job: Any, fn: Any) -> Any:
+        return attribution_module._failed(job, RuntimeError("quick"))
+
+    frame = asset_returns(WINDOW + n + 1)
+    home = tmp_path / "h"
+    monkeypatch.setattr(attribution_module, "_attr_run", held)
+    killed = book_swarm(home, every=1, checkpoint_every=1000, restore_timeout=0.05)
+    try:
+        killed.start(frame.iloc[:WINDOW])
+        for i in range(WINDOW, WINDOW + n):
+            killed.step(tick(frame, i))
+        killed.flush()  # then never closed
+        monkeypatch.setattr(attribution_module, "_attr_run", quick)
+        with book_swarm(home, every=1, checkpoint_every=1000) as swarm:
+            swarm.start(frame.iloc[:WINDOW])
+            held_at_start = len(swarm._attr_running)
+            swarm.step(tick(frame, WINDOW + n))
+    finally:
+        gate.set()
+    assert held_at_start <= attribution_module.MAX_QUEUED + 1  # before: 12
+    got = attributions(home)
+    assert sorted(got) == [("book", s) for s in range(1, n + 2)]
+    assert all(len(v) == 1 for v in got.values())

@@ -423,7 +423,7 @@ def _attr_submit(self: Swarm, job: AttributionJob) -> None:
         _, pending = wait_futures(oldest, timeout=self.restore_timeout)
         if pending:  # stuck: said once; no beat waits again until it is done
             seq = next(s for s, f in mine if f in pending)
-            log.warning("attribution of %s at beat %d still running after %.0f s: queued "
+            log.warning("attribution of %s at beat %d still running after %g s: queued "
                         "without waiting until it ends", job.portfolio, seq,
                         self.restore_timeout)
             stuck[job.portfolio] = next(f for s, f in mine if s == seq)
@@ -592,6 +592,8 @@ def _attr_replay(self: Swarm, name: str, beat: Mapping[str, Any]) -> None:
     ring = self._rings.get(name)
     if ring is None:
         return
+    # the ones finished since, as a live beat lands them: not each window held to the end
+    _attr_landed(self, into=self._batch)
     as_of = datetime.fromisoformat(beat["as_of"])
     row = beat.get("assets")
     if not isinstance(row, list) or len(row) != ring.width:

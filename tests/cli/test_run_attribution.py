@@ -130,3 +130,17 @@ def test_run_says_it_waits_for_attributions_and_shows_their_warnings(
         assert (f"warning: attribution of pos at beat {seq} failed: a bug in the "
                 "attribution") in text, text
     assert sorted(r["seq"] for r in _records(home)) == [4, 8]
+
+
+def test_a_resume_under_another_attribute_every_names_the_flag_and_the_book(
+        tmp_path: Path) -> None:
+    """A resume of a home run with ``--attribute-every 4`` under 5, or 0: refused (exit 2)
+    with one difference per book in the flag's words, not a Python dict."""
+    home = _run_books(tmp_path, "4")
+    for every in ("5", "0"):
+        code, text = invoke("run", "--data", "sp500-stocks", "--portfolios",
+                            str(tmp_path / "books.json"), *ARGS, "--attribute-every", every,
+                            "--home", str(home))
+        assert code == 2, text
+        assert f"--attribute-every of pos: saved 4, now {every})" in text, text
+        assert "{" not in text

@@ -283,7 +283,8 @@ def test_a_resume_compares_the_attribution_rhythm_as_it_acts(tmp_path):
             swarm.step(tick(frame, i))
     for kw in ({"every": 3}, {"every": refit, "book_var": None}):
         with book_swarm(home, refit_every=refit, **kw) as swarm, \
-                pytest.raises(ResumeMismatch, match=r"attribution\.every: saved"):
+                pytest.raises(ResumeMismatch, match=r"attribution\.every of book: saved 5, now "
+                              r"[30]\)"):
             swarm.start(frame.iloc[:WINDOW])
     with book_swarm(home, every=refit, refit_every=refit) as swarm:
         swarm.start(frame.iloc[:WINDOW])

@@ -145,3 +145,35 @@ def test_a_replay_lands_the_attributions_it_submits_again(tmp_path, monkeypatch)
     got = attributions(home)
     assert sorted(got) == [("book", s) for s in range(1, n + 2)]
     assert all(len(v) == 1 for v in got.values())
+
+
+def test_a_run_record_of_the_first_version_has_its_rhythm_checked(tmp_path, monkeypatch):
+    """A run record written by the role's first version (``roles.attribute_every``, no
+    ``attribution`` part): a resume under another rhythm is refused, naming the book; the
+    saved None (the refit rhythm) resumes as the same number written out."""
+    from swarmvar.errors import ResumeMismatch
+    from swarmvar.swarm import _recovery
+
+    real = _recovery._settings
+
+    def first_version(swarm: Any) -> dict[str, Any]:
+        out = real(swarm)
+        del out["attribution"]
+        out["roles"]["attribute_every"] = swarm.roles.attribute_every
+        return out
+
+    frame = asset_returns(WINDOW + 6)
+    home = tmp_path / "h"
+    with monkeypatch.context() as m:
+        m.setattr(_recovery, "_settings", first_version)
+        with book_swarm(home, every=None, refit_every=5) as swarm:
+            swarm.start(frame.iloc[:WINDOW])
+            swarm.step(tick(frame, WINDOW))
+    with book_swarm(home, every=3, refit_every=5) as swarm, pytest.raises(
+            ResumeMismatch, match=r"attribution\.every of book: saved 5, now 3\)"):
+        swarm.start(frame.iloc[:WINDOW])  # before: resumed
+    with book_swarm(home, every=5, refit_every=5) as swarm:
+        swarm.start(frame.iloc[:WINDOW])
+        for i in range(WINDOW + 1, WINDOW + 6):
+            swarm.step(tick(frame, i))
+    assert sorted(attributions(home)) == [("book", 5)]

@@ -174,6 +174,8 @@ def _file_words(message: str, settings: dict[str, Setting]) -> str:
     # checkpoint_every has no config key: a resume keeps the home's, given as the flag
     message = re.sub(r"(?<![-\w.])checkpoint_every: saved", "--checkpoint-every: saved",
                      message)
+    # nor a book's attribution rhythm (run always hands book_var: 0 is --attribute-every 0)
+    message = re.sub(r"(?<![-\w.])attribution\.every of ", "--attribute-every of ", message)
     marks, named = {}, []
     for i, (key, s) in enumerate(settings.items()):
         if s.source == "flag":  # a resume's "window: saved 60, now 70" as --window's

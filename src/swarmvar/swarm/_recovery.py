@@ -678,7 +678,8 @@ def _check_settings(self: Swarm, run: Mapping[str, Any]) -> None:
     ResumeMismatch
         A setting differs, each named as ``checkpoint_every: saved X, now Y`` or
         ``roles.scout_refits: saved X, now Y`` (values written as the fingerprint's
-        differences write them: lists as ``[a, b]``, strings unquoted).
+        differences write them: lists as ``[a, b]``, strings unquoted); a book's
+        attribution rhythm as ``attribution.every of <book>: saved X, now Y``.
     """
     from ._portfolio_state import _shown
 
@@ -690,10 +691,19 @@ def _check_settings(self: Swarm, run: Mapping[str, Any]) -> None:
     saved = run.get("settings")
     if isinstance(saved, Mapping):
         now = _settings(self)
-        saved = _attribution_turned_on(saved, now)
-        diffs += [f"{part}.{k}: saved {_shown(old[k])}, now {_shown(new[k])}"
-                  for part, new in now.items() if isinstance(old := saved.get(part), Mapping)
-                  for k in new if k in old and old[k] != new[k]]
+        saved = _attribution_turned_on(_attribution_saved(self, saved, now), now)
+        for part, new in now.items():
+            if not isinstance(old := saved.get(part), Mapping):
+                continue
+            for k in new:
+                if k not in old or old[k] == new[k]:
+                    continue
+                if part == "attribution" and isinstance(old[k], Mapping):  # one per book
+                    diffs += [f"{part}.{k} of {name}: saved {_shown(old[k][name])}, now "
+                              f"{_shown(n)}" for name, n in new[k].items()
+                              if name in old[k] and old[k][name] != n]
+                else:
+                    diffs.append(f"{part}.{k}: saved {_shown(old[k])}, now {_shown(new[k])}")
     if diffs:
         from ..errors import ResumeMismatch
 
@@ -701,6 +711,22 @@ def _check_settings(self: Swarm, run: Mapping[str, Any]) -> None:
                              f"({'; '.join(diffs)}); resume with the saved settings, or start "
                              "afresh in another home (--home on the command line, home= in "
                              "Python)")
+
+
+def _attribution_saved(self: Swarm, saved: Mapping[str, Any], now: Mapping[str, Any]
+                       ) -> Mapping[str, Any]:
+    """``saved`` with the ``attribution`` part a run record of the role's first version
+    lacks, derived from its ``roles.attribute_every`` (None: each book's refit rhythm): its
+    rhythm is checked too. That version did not record whether a ``book_var`` was given, so
+    a book off now (0) is not compared with it."""
+    roles = saved.get("roles")
+    if ("attribution" in saved or not isinstance(roles, Mapping)
+            or "attribute_every" not in roles):
+        return saved
+    every = roles["attribute_every"]
+    derived = {name: (self.configs[name].refit_every if every is None else every)
+               for name, n in now["attribution"]["every"].items() if n != 0}
+    return {**saved, "attribution": {"every": derived}}
 
 
 def _attribution_turned_on(saved: Mapping[str, Any], now: Mapping[str, Any]

@@ -256,6 +256,19 @@ class LedgerUnreachable(SwarmVarError, ConnectionError):
         _keep_message(self, state)
 
 
+def may_have_landed(exc: BaseException) -> bool:
+    """Whether an append to the ledger that raised ``exc`` may have landed: a
+    :class:`LedgerUnreachable` with ``landed`` (the connection lost while its COMMIT was
+    answered), or an error the ledger does not know (psycopg's or the OS's own, a store's
+    bug, an interrupt: nothing can tell); not the ledger's own errors, each of which says
+    the append was rolled back (a full disk, a server out of reach before the COMMIT, a
+    lock timeout, damage, ...). The one rule of the service's desk and of a variant
+    change's note (:mod:`swarmvar.evolution.noted`)."""
+    if isinstance(exc, LedgerUnreachable):
+        return exc.landed
+    return not isinstance(exc, SwarmVarError)
+
+
 class LedgerFailed(SwarmVarError, RuntimeError):
     """A read of, or an append to, the PostgreSQL ledger met a database error that says
     nothing about its data: neither damage (:class:`LedgerCorrupted`: SQLSTATE ``XX001``,

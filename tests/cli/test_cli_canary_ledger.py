@@ -110,3 +110,49 @@ def test_a_check_whose_commit_fails_after_its_note_is_voided(
         assert stored(home, vid) == before  # the store unchanged
         check_voided(home, ledger, size, event, vid)
         assert "by canary check" in history_line(home, vid)
+
+
+class _Breaks:
+    """A sandbox that answers every task with a network violation (nothing is run)."""
+
+    backend = "bwrap"
+
+    def __init__(self) -> None:
+        from swarmvar import sandbox
+
+        box = sandbox.create("none", "validation")  # its profile only
+        self.profile = box.profile
+        box.kill()
+
+    def run(self, task: object) -> object:
+        from swarmvar.errors import SandboxViolation, Violation
+
+        raise SandboxViolation(Violation.NETWORK, "connect() to 203.0.113.9:443")
+
+    def kill(self) -> None:
+        pass
+
+
+def test_canary_run_shows_the_rollback_notes_warning_on_stderr(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``canary run`` whose violation rolls the release back, the store's answer to its
+    COMMIT lost after committing: the rule's warning (the change is stored, the note
+    stands) is printed on stderr, not left to a log nobody configured."""
+    import swarmvar.sandbox
+
+    home = str(tmp_path)
+    vid = one_pass_from_promotion(home)
+    for _ in range(2):
+        invoke(home, "canary", "check", vid, "--result", "fail")
+    Ledger(tmp_path).close()
+    box = _Breaks()
+    monkeypatch.setattr(swarmvar.sandbox, "create", lambda backend, profile: box)
+    with Ledger(tmp_path, create=False) as ledger:
+        size = ledger.size
+        failed = fail_commit_after(monkeypatch, lambda: ledger.size > size, commit_first=True)
+        out = invoke(home, "canary", "run", vid, "--last", "30", "--window", "30", code=1)
+    assert failed == [1] and "canary failed: sandbox violation (network)" in out
+    assert "warning:" in out and "the change is stored" in out and f"#{size} stands" in out
+    assert stored(home, vid)[0] is VariantStatus.ROLLED_BACK
+    events = [d["event"] for d in variant_entries(home)]
+    assert events[-2:] == ["rollback", "canary_validation"]

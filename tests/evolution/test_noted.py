@@ -17,14 +17,13 @@ from typing import Any
 
 import pytest
 
-from swarmvar.errors import LedgerUnreachable, LedgerUnwritable
+from swarmvar.errors import LedgerUnreachable, LedgerUnwritable, may_have_landed
 from swarmvar.evolution import EvolutionHome, Variant, VariantStatus, new_variant, open_home
 from swarmvar.evolution.errors import (
     VariantStoreUnreachable,
     VariantStoreUnwritable,
 )
 from swarmvar.evolution.noted import (
-    may_have_landed,
     noted_change,
     point_held,
     said,
@@ -305,6 +304,11 @@ def test_a_note_whose_append_raised_an_unknown_error_is_looked_for(home: Evoluti
 
 
 def test_may_have_landed_is_the_desks_rule() -> None:
+    """One rule, in errors.py: the desk's and the note's are it (not copies)."""
+    from swarmvar.evolution import noted
+    from swarmvar.service import desk
+
+    assert noted.may_have_landed is may_have_landed is desk._may_have_landed
     assert may_have_landed(LedgerUnreachable("append", "lost", landed=True))
     assert not may_have_landed(LedgerUnreachable("append", "refused"))
     assert not may_have_landed(LedgerUnwritable("/x/ledger.sqlite", "disk full", "full",
@@ -358,3 +362,27 @@ def test_a_change_with_nothing_to_note_is_the_stores_alone(home: EvolutionHome) 
         noted_change(failing(home, err, commit_first=False), change2, book,
                      variant_held(home.variants.get), report, f"canary check of {v2.id}")
     assert home.variants.get(v2.id).status is VariantStatus.DRAFT and book.kinds() == []
+
+
+def test_a_change_that_wrote_none_is_still_voided_when_its_commit_fails(
+        home: EvolutionHome) -> None:
+    """What ``change`` wrote may be None (a value, not "the body did not finish"): the
+    COMMIT's failure after the note is still dealt with (the store read back, the note
+    voided), not taken for a failure before the note."""
+    v, book = _variant(home), Book()
+    err = VariantStoreUnwritable("/x/variants.sqlite", "I/O error", "disk I/O error")
+    seen: list[object] = []
+
+    def change() -> tuple[str, None, dict[str, Any]]:
+        home.variants.promote(v, now=time.time())
+        return "made", None, {"variant": v.id}
+
+    def held(written: None) -> bool:
+        seen.append(written)
+        return False
+
+    with pytest.raises(VariantStoreUnwritable):
+        noted_change(failing(home, err, commit_first=False), change, book, held,
+                     lambda level, line: None, f"promotion of {v.id}")
+    assert seen == [None] and book.kinds() == ["note", "void"]
+    assert home.variants.get(v.id).status is v.status

@@ -234,3 +234,40 @@ def test_another_processs_note_where_the_note_was_tried_is_not_voided(
         assert ledger.size == size + 1
         assert ledger.entry(size).data["details"]["request_id"] == "other"
         assert "VOIDED" not in "\n".join(history(home))
+
+
+def test_a_note_whose_commit_is_still_in_flight_is_waited_for_and_voided(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The note's append raises (its answer lost) while its COMMIT is still in flight on
+    the old connection: the size read now does not show it, but ``Ledger.holds`` waits
+    for it (PostgreSQL's: a read under ``LOCK TABLE ... IN SHARE MODE``; here the store's
+    own ``holds`` lets the COMMIT land first): found and voided, never "it did not
+    land" with a note that lands after."""
+    c, k, home = _client(tmp_path)
+    with c:
+        v = add_variant(home)
+        ledger = c.app.state.desk.ledger
+        size = ledger.size
+        real = ledger.store.append
+        flying: list[tuple[Any, int | None]] = []
+
+        def append(drafts: Any, *, if_size: int | None = None) -> Any:
+            if not flying and '"variant.promote"' in drafts[0][1]:
+                flying.append((drafts, if_size))  # committed later, not yet seen
+                raise LedgerUnreachable("append", "connection lost", landed=True)
+            return real(drafts, if_size=if_size)
+
+        def holds(index: int, kind: str, text: str) -> bool:
+            while flying:  # the lock wait: the append in flight lands first
+                drafts, if_size = flying.pop()
+                assert real(drafts, if_size=if_size) is not None
+            row = next(iter(ledger.store.rows(index, index + 1)), None)
+            return row is not None and (row[2], row[3]) == (kind, text)
+
+        monkeypatch.setattr(ledger.store, "append", append)
+        monkeypatch.setattr(ledger.store, "holds", holds, raising=False)
+        r = c.post(f"/v1/variants/{v.id}/promote", headers={"X-API-Key": k.admin})
+        assert r.status_code == 503 and f"landed as #{size}" in r.text, r.text
+        assert ledger.size == size + 2
+        assert ledger.entry(size + 1).data["type"] == "variant.promote.void"
+        assert ledger.verify_chain(processes=1).ok

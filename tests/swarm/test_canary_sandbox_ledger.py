@@ -9,17 +9,20 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from swarmvar import sandbox
-from swarmvar.errors import SandboxViolation, Violation
+from swarmvar.errors import LedgerUnreachable, SandboxViolation, Violation
 from swarmvar.evolution import EvolutionHome, VariantStatus, new_variant, open_home, start_canary
 from swarmvar.evolution.errors import VariantStoreUnwritable
 from swarmvar.ledger import EntryKind, Ledger
+from swarmvar.ledger.entry import canonical_data
 from swarmvar.models.nig import NormalInverseGamma
 from swarmvar.swarm.canary_sandbox import CanaryVerdict, validate_variant
+from swarmvar.swarm.variant_notes import LedgerNotes
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "cli"))
 from test_cli_variant_void import fail_commit_after, invoke  # noqa: E402
@@ -94,11 +97,105 @@ def test_a_violations_rollback_whose_commit_fails_is_voided(
             assert h.variants.get(vid).status is VariantStatus.CANARY
         finally:
             h.close()
-        assert failed == [1] and ledger.size == size + 2
-        note, void = ledger.entry(size), ledger.entry(size + 1)
+        assert failed == [1] and ledger.size == size + 3
+        note, void, run = ledger.entry(size), ledger.entry(size + 1), ledger.entry(size + 2)
+        # the violation is in the ledger still, with why its check is not recorded
+        assert run.data["event"] == "canary_validation" and run.data["violation"] == "network"
+        assert run.data["check"] == "not recorded" and run.data["notes"] == [size, size + 1]
+        assert run.data["error"].startswith("VariantStoreUnwritable (I/O error)")
+        assert run.data["breaker"] == "open"
         assert note.data["event"] == "rollback" and note.data["by"] == "canary-violation"
         assert void.data["event"] == "void" and void.data["action"] == "rollback"
         assert void.data["voids"] == {"index": size, "hash": note.hash.hex()}
         assert ledger.verify_chain(processes=1).ok
     [line] = [x for x in invoke(str(tmp_path), "history").splitlines() if vid in x]
     assert "by sandbox violation" in line and f"VOIDED by #{size + 1}" in line
+
+
+def _race(monkeypatch: pytest.MonkeyPatch, ledger: Ledger, lost: BaseException) -> list[int]:
+    """The ledger's store: another writer appends just before the first note's append
+    (which compare-and-append then refuses), and the note's append that lands raises
+    ``lost`` (its answer lost, as PostgreSQL's). Returns the other writer's index."""
+    store, other = ledger.store, []
+    real = type(store).append
+
+    def append(drafts: Any, *, if_size: int | None = None) -> Any:
+        noted = '"request_id"' in drafts[0][1]
+        if noted and not other:
+            other.append(ledger.size)
+            real(store, [(EntryKind.VARIANT.value, '{"event":"other"}', drafts[0][2])])
+        rows = real(store, drafts, if_size=if_size)
+        if noted and rows is not None:
+            raise lost
+        return rows
+
+    monkeypatch.setattr(store, "append", append)
+    return other
+
+
+def test_a_rollback_note_that_landed_after_another_writer_is_found_and_voided(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The note's append retried after another writer's entry (compare-and-append), then
+    its answer lost: the rollback is not made, the note is found where it landed and
+    voided, and the run's canary_validation entry is still written, naming both and the
+    error (check not recorded); the breaker's trip stands."""
+    h = open_home(tmp_path)
+    try:
+        vid = one_failure_from_rollback(h)
+        with Ledger(tmp_path) as ledger:
+            size = ledger.size
+            other = _race(monkeypatch, ledger,
+                          LedgerUnreachable("append", "connection lost", landed=True))
+            with pytest.raises(LedgerUnreachable, match="was not made") as got:
+                violate(h, ledger, vid)
+            monkeypatch.undo()
+            entries = list(ledger.entries(size))
+            assert ledger.verify_chain(processes=1).ok
+        assert h.variants.get(vid).status is VariantStatus.CANARY  # rolled back
+        assert h.breakers.load(vid).state.value == "open"  # the trip stands
+    finally:
+        h.close()
+    assert other == [size] and f"landed as #{size + 1}" in str(got.value)
+    assert [e.data["event"] for e in entries] == ["other", "rollback", "void",
+                                                  "canary_validation"]
+    note, void, run = (e.data for e in entries[1:])
+    assert void["voids"] == {"index": size + 1, "hash": entries[1].hash.hex()}
+    assert run["check"] == "not recorded" and run["notes"] == [size + 1, size + 2]
+    assert run["error"].startswith("LedgerUnreachable") and run["violation"] == "network"
+
+
+def test_a_rollback_note_refused_before_any_append_is_not_looked_for(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ledger's size cannot be read before the note's first append (an error the
+    ledger does not know, so it may have landed by the rule): nothing was tried, so
+    nothing is looked for (no index 0 or stale index read)."""
+    notes = LedgerNotes(Ledger.in_memory())
+    looked: list[int] = []
+    monkeypatch.setattr(Ledger, "size", property(lambda self: 1 / 0))
+    monkeypatch.setattr(Ledger, "holds", lambda self, i, k, t: looked.append(i) or True)
+    with pytest.raises(ZeroDivisionError):
+        notes.note({"event": "rollback", "variant_id": "v"})
+    assert notes.landed({"event": "rollback", "variant_id": "v"}) is None and looked == []
+
+
+def test_landed_asks_the_ledger_which_waits_for_a_commit_in_flight(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the size read now does not show the note yet (its COMMIT still in flight on
+    the old connection), ``Ledger.holds`` answers (PostgreSQL's waits for it): the note's
+    index, at the index its append was tried, with its own canonical text."""
+    ledger = Ledger.in_memory()
+    notes = LedgerNotes(ledger, "promote")
+    data = {"variant_id": "v"}
+    asked: list[tuple[int, str, str]] = []
+    _race(monkeypatch, ledger, OSError("connection reset"))
+    with pytest.raises(OSError):
+        notes.note(data)
+    monkeypatch.undo()
+    at = ledger.size - 1
+    assert notes.landed(data) == at  # compare-and-append put it after the other's
+    monkeypatch.setattr(Ledger, "holds",
+                        lambda self, i, k, t: asked.append((i, str(k), t)) or False)
+    assert notes.landed(data) is None  # the ledger's answer, not the size's
+    [(i, kind, text)] = asked
+    assert (i, kind) == (at, "variant") and text == canonical_data(ledger.entry(at).data)
+    assert notes.landed({"variant_id": "w"}) is None  # another note's text: not it

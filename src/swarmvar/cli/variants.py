@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -21,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ..errors import InvalidParameter, SwarmVarError
+from ..errors import InvalidParameter
 from ..evolution import (
     CheckOutcome,
     EvolutionHome,
@@ -225,97 +224,18 @@ def _noted_change(home: str, h: EvolutionHome, event: str, what: str,
         a ``VariantStoreUnreachable`` saying so when it may have been).
     """
     from ..evolution.noted import CHECK, noted_change
+    from ..ledger import Ledger  # a face may use any engine
+    from ..swarm.variant_notes import LedgerNotes
 
-    def report(level: int, line: str) -> None:
-        err.print(f"{'warning' if level < logging.ERROR else 'error'}: {escape(line)}")
-
-    with _Records(home, event) as book:
-        return noted_change(h.db.transaction, change, book, held, report, what, home,
+    with LedgerNotes(lambda: Ledger(_ledger_home(home)), event) as book:
+        return noted_change(h.db.transaction, change, book, held, _report, what, home,
                             CHECK if check is None else check)
 
 
-class _Records:
-    """The ledger beside a home for a variant change's record (a ``variant`` entry,
-    ``event``, with a ``request_id`` that makes it one of a kind) and its void (``event:
-    void``: the record's index and hash, the action, the variant or point, the store's
-    error), opened on the first record. The record is appended with compare-and-append
-    (again when another writer appended first), so where it was appended is known."""
-
-    def __init__(self, home: str, event: str) -> None:
-        self._home, self._event = home, event
-        self._ledger: Any = None
-        self._request = str(uuid.uuid4())
-        self._at = 0
-
-    def __enter__(self) -> _Records:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._ledger is not None:
-            self._ledger.close()
-
-    def _opened(self) -> Any:
-        from ..ledger import Ledger  # a face may use any engine
-
-        if self._ledger is None:
-            self._ledger = Ledger(_ledger_home(self._home))
-        return self._ledger
-
-    def _text(self, data: dict[str, Any]) -> str:
-        from ..ledger.entry import canonical_data
-
-        return canonical_data({"event": self._event, **data, "request_id": self._request})
-
-    def note(self, data: dict[str, Any]) -> int:
-        """Append the record at the ledger's size, again (at most :data:`_RETRIES` times)
-        when another writer appended first; its index.
-
-        Raises
-        ------
-        SwarmVarError
-            The ledger's error, or it kept changing under the append.
-        """
-        from datetime import UTC, datetime
-
-        from ..ledger import EntryKind
-        from ..ledger.entry import format_timestamp
-
-        ledger, text = self._opened(), self._text(data)
-        for _ in range(_RETRIES):
-            self._at = ledger.size
-            draft = (EntryKind.VARIANT.value, text, format_timestamp(datetime.now(UTC)))
-            rows = ledger.store.append([draft], if_size=self._at)
-            if rows is not None:
-                return int(rows[0][0])
-        raise SwarmVarError(f"the ledger kept changing under this record ({_RETRIES} tries); "
-                            "nothing was changed: retry")
-
-    def landed(self, data: dict[str, Any]) -> int | None:
-        """The record's index if the ledger holds it where its append was tried (the same
-        canonical text: its ``request_id`` is its own), else None."""
-        from ..ledger import EntryKind
-
-        ledger = self._opened()
-        if ledger.size <= self._at:
-            return None
-        row = next(iter(ledger.store.rows(self._at, self._at + 1)))
-        found = (row[2], row[3]) == (EntryKind.VARIANT.value, self._text(data))
-        return self._at if found else None
-
-    def void(self, index: int, data: dict[str, Any], error: str) -> int:
-        from ..ledger import EntryKind
-
-        ledger = self._opened()
-        voided = ledger.entry(index)
-        void: dict[str, Any] = {
-            "event": "void", "voids": {"index": index, "hash": voided.hash.hex()},
-            "action": data.get("event", self._event), "error": error}
-        void.update({k: data[k] for k in ("variant_id", "point_id") if k in data})
-        return int(ledger.add_entry(EntryKind.VARIANT, void).index)
-
-
-#: The tries :meth:`_Records.note` makes while other writers append first.
-_RETRIES = 200
+def _report(level: int, line: str) -> None:
+    """A note rule's warning or error (:data:`swarmvar.evolution.noted.Report`), on stderr:
+    the CLI's logging goes nowhere unless configured."""
+    err.print(f"{'warning' if level < logging.ERROR else 'error'}: {escape(line)}")
 
 
 @app.command()
@@ -529,7 +449,8 @@ def canary_run(
             with Ledger(_ledger_home(home)) as ledger:
                 ev = validate_variant(variant_id, series, home=h, ledger=ledger, box=box,
                                       clock=time.time, alphas=alphas, window=n_window,
-                                      refit_every=refit_every, seed=seed, source=data)
+                                      refit_every=refit_every, seed=seed, source=data,
+                                      report=_report)
         except CircuitOpen as exc:
             err.print(f"[red]refused:[/red] {escape(str(exc))}")
             raise typer.Exit(1) from None

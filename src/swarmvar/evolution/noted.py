@@ -22,8 +22,10 @@ The cases, after the note's append:
   server while it was committed, ``LedgerUnreachable`` with ``landed``, or raised an error
   the ledger does not know): the store rolls the change back; the note is looked for
   where it was appended (each face appends with compare-and-append, so that index is
-  exact), voided if it is there, and the ledger's error raised, saying the change was
-  not made;
+  exact; the look waits for an append still committing), voided if it is there, and
+  the error raised: a ``LedgerUnreachable`` reworded to say the change was not made and
+  what became of the note; any other error (psycopg's, the OS's, an interrupt) as it
+  was, the change not made and the note's fate reported at error level;
 * an interrupt (``KeyboardInterrupt``) at the COMMIT: the store is read back as after a
   failed COMMIT (a note whose change is not held is voided; one not known to be held or
   not is left, reported), then the interrupt is raised again.
@@ -39,9 +41,9 @@ import logging
 import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
-from ..errors import LedgerUnreachable, SwarmVarError
+from ..errors import LedgerUnreachable, may_have_landed
 from .errors import VariantStoreUnreachable
 from .rollback import RollbackPoint
 from .variants import Variant
@@ -121,8 +123,9 @@ def noted_change(transaction: Callable[[], AbstractContextManager[Any]],
     KeyboardInterrupt
         Raised again after the note is dealt with (voided, or left and reported).
     """
-    noted: int | None = None
-    written: _W | None = None
+    noted = -1  # the note's index, once appended
+    finished = False  # the body ran to its end (note appended): what fails now is the COMMIT
+    written: _W | None = None  # what change() wrote (None is a value too: not a flag)
     data: dict[str, Any] = {}
     lost: BaseException | None = None  # the note's append, which may have landed
     try:
@@ -136,9 +139,10 @@ def noted_change(transaction: Callable[[], AbstractContextManager[Any]],
             except BaseException as exc:
                 lost = exc if may_have_landed(exc) else None
                 raise
+            finished = True
     except BaseException as exc:
-        if noted is not None and written is not None:  # the COMMIT failed
-            if _after_commit(exc, noted, written, data, book, held, report, what, url,
+        if finished:  # the COMMIT failed
+            if _after_commit(exc, noted, cast(_W, written), data, book, held, report, what, url,
                              check) and isinstance(exc, Exception):
                 return result
             raise
@@ -156,18 +160,6 @@ def noted_change(transaction: Callable[[], AbstractContextManager[Any]],
                                   f"{said(lost, url)}; {state}")
         raise
     return result
-
-
-def may_have_landed(exc: BaseException) -> bool:
-    """Whether a note's append that raised ``exc`` may have landed: a
-    :class:`LedgerUnreachable` with ``landed`` (the connection lost while its COMMIT was
-    answered), or an error the ledger does not know (psycopg's or the OS's own, an
-    interrupt): the rule of the service desk's ``_may_have_landed``, said again here
-    because this module imports no face; not the ledger's own errors, each of which says
-    the append was rolled back (a full disk, a server out of reach before the COMMIT)."""
-    if isinstance(exc, LedgerUnreachable):
-        return exc.landed
-    return not isinstance(exc, SwarmVarError)
 
 
 def _after_commit(exc: BaseException, noted: int, written: _W, data: dict[str, Any],

@@ -442,6 +442,38 @@ class Ledger:
             return make_entry(*row[:6])
         raise LedgerCorrupted(f"entry {i} is missing from the store; run `swarmvar ledger verify`")
 
+    def holds(self, index: int, kind: EntryKind | str, text: str) -> bool:
+        """Whether entry ``index`` is of ``kind`` with canonical data ``text``
+        (:func:`~swarmvar.ledger.entry.canonical_data`): where an append that may have
+        landed (:func:`~swarmvar.errors.may_have_landed`) was tried with compare-and-append
+        (``if_size=index``), whether it did. An append still committing is waited for
+        first, so "no" is a fact: a store that has ``holds`` itself (PostgreSQL: the
+        size read under ``LOCK TABLE ... IN SHARE MODE``, which waits for the append's
+        lock) answers; SQLite and memory stores are read as they are (an append's
+        transaction there ends before its call returns or raises).
+
+        Raises
+        ------
+        EntryNotFound
+            ``index`` is not an int or is negative.
+        SwarmVarError
+            The ledger cannot be read now (the store's error; a lock wait past its
+            timeout): whether the entry is there is not known.
+        """
+        _check_int(index, "entry index")
+        if index < 0:
+            raise EntryNotFound(f"no entry {index}: a compare-and-append's index is >= 0")
+        wanted = EntryKind(kind).value
+        own = getattr(self._store, "holds", None)
+        if own is not None:
+            return bool(own(index, wanted, text))
+        if self._store.size() <= index:
+            return False
+        for row in self._store.rows(index, index + 1):
+            return (row[2], row[3]) == (wanted, text)
+        raise LedgerCorrupted(f"entry {index} is missing from the store; "
+                              "run `swarmvar ledger verify`")
+
     def entries(self, start: int = 0, stop: int | None = None) -> Iterator[Entry]:
         """Entries with ``start <= index < stop``, in order (EntryNotFound for non-ints)."""
         _check_int(start, "start")

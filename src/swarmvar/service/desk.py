@@ -107,6 +107,7 @@ from ..errors import (
     PayloadTooLarge,
     SwarmVarError,
     UnknownPortfolio,
+    may_have_landed,
 )
 from ..ledger import EntryKind, Ledger
 from ..ledger.entry import canonical_data, format_timestamp
@@ -912,21 +913,21 @@ class Desk:
         """Right after :meth:`note` of ``kind``/``details`` raised an error with which it
         may have landed (:func:`_may_have_landed`; its compare-and-append at the size last
         seen): the note's index when the ledger holds it there (the same canonical text:
-        another process's entry at that index is not it), else None. Syncs first.
+        another process's entry at that index is not it), else None. Syncs first; the
+        look (:meth:`~swarmvar.ledger.Ledger.holds`) waits for an append still
+        committing, so None means it did not land.
 
         Raises
         ------
         SwarmVarError
-            The ledger cannot be read now (what :meth:`sync` raises).
+            The ledger cannot be read now (what :meth:`sync` or ``holds`` raises: a lock
+            wait past its timeout too): whether it landed is not known.
         """
         text = canonical_data({"type": kind, "details": dict(details)})
         with self._lock:
             at = self._seen  # the failed append's size: it never advances on an error
             self.sync()
-            if self._seen <= at:
-                return None
-            row = next(iter(self.ledger.store.rows(at, at + 1)))
-            return at if (row[2], row[3]) == (EntryKind.ACTION.value, text) else None
+            return at if self.ledger.holds(at, EntryKind.ACTION, text) else None
 
     def _append_retrying(self, batch: Sequence[tuple[EntryKind, _Data]]
                          | Callable[[], Sequence[tuple[EntryKind, _Data]]]) -> int:
@@ -1093,16 +1094,9 @@ class Desk:
             self._notify(book.name, book, seq)
 
 
-def _may_have_landed(exc: BaseException) -> bool:
-    """Whether an append that raised ``exc`` may have landed: a
-    :class:`LedgerUnreachable` with ``landed`` (the connection lost while its COMMIT was
-    answered), or an error the desk does not know (psycopg's or the OS's own, a store's
-    bug: the desk cannot tell); not the ledger store's own errors, each of which says the
-    append was rolled back (a full disk, a server out of reach before the COMMIT, a lock
-    timeout, damage, ...)."""
-    if isinstance(exc, LedgerUnreachable):
-        return exc.landed
-    return not isinstance(exc, SwarmVarError)
+#: Whether an append that raised may have landed: the ledger's one rule
+#: (:func:`swarmvar.errors.may_have_landed`), shared with a variant change's note.
+_may_have_landed = may_have_landed
 
 
 def _unrecorded(exc: SwarmVarError, what: str, then: str) -> SwarmVarError:

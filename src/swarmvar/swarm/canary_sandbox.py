@@ -41,10 +41,8 @@ from __future__ import annotations
 
 import logging
 import math
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
@@ -57,7 +55,6 @@ from ..errors import (
     InvalidParameter,
     InvalidVariant,
     SandboxViolation,
-    SwarmVarError,
     TaskFailed,
     Violation,
 )
@@ -72,10 +69,10 @@ from ..evolution import (
     record_check,
 )
 from ..evolution.canary import BY_TASK_FAILURE, BY_VIOLATION, check_note
-from ..evolution.noted import noted_change, variant_held
+from ..evolution.noted import Report, noted_change, said, variant_held
 from ..ledger import EntryKind, Ledger
-from ..ledger.entry import canonical_data, format_timestamp
 from ..sandbox import Sandbox, Task
+from .variant_notes import LedgerNotes
 from .variants import Role, VariantChoice, backtest_records
 
 _log = logging.getLogger("swarmvar.swarm")
@@ -122,7 +119,10 @@ class CanaryEvidence:
     check : CheckOutcome or None
         The canary check recorded on a failure (FAILED or ROLLED_BACK).
     ledger_entries : tuple of int
-        Indices of the ledger entries written (a ``none`` warning, the result).
+        Indices of the ledger entries written, in order (a ``none`` warning, a rollback's
+        note and its void, the result). When the failed check cannot be recorded no
+        evidence is returned (:func:`validate_variant` raises); the result entry then
+        names the note's and void's indices (``notes``).
     """
 
     variant_id: str
@@ -203,6 +203,7 @@ def validate_variant(
     refit_every: int = 20,
     seed: int = 0,
     source: str = "",
+    report: Report | None = None,
 ) -> CanaryEvidence:
     """Fit and validate a canary variant in ``box``; store its evidence or its failure.
 
@@ -227,6 +228,11 @@ def validate_variant(
         As for ``swarmvar backtest``.
     source : str
         What the returns are (recorded in the ledger).
+    report : callable or None
+        Where a rollback note's warnings and errors go (``report(level, line)``, as
+        :func:`~swarmvar.evolution.noted.noted_change` says them: a void that could not
+        be appended, a note that may have landed); default: the log (logger
+        ``swarmvar.swarm``). The command line passes its stderr.
 
     Returns
     -------
@@ -242,6 +248,13 @@ def validate_variant(
         The variant's breaker is open (nothing is run).
     SandboxError
         The sandbox itself cannot run (not the variant's doing: nothing is counted).
+    SwarmVarError
+        A violation's or failed task's check could not be recorded: the variant store's
+        or the rollback note's error (as :func:`~swarmvar.evolution.noted.noted_change`
+        raises it; the check and its rollback were not made, or, said so, may have
+        been). The breaker's trip or failure and the success-0 metric stand, and the
+        run's ``canary_validation`` entry is still appended (``check: not recorded``,
+        ``error``, ``notes``: the indices of the note and its void, if appended).
     """
     levels = _alphas(alphas)
     win = _whole("window", window, 2, 10**6)
@@ -273,10 +286,10 @@ def validate_variant(
         var, es = _checked(result.arrays, x.size - win, len(levels))
     except SandboxViolation as exc:
         return _failed(home, ledger, v, box, base, entries, clock, started,
-                       CanaryVerdict.VIOLATION, exc.violation, exc.detail)
+                       CanaryVerdict.VIOLATION, exc.violation, exc.detail, report or _report)
     except TaskFailed as exc:
         return _failed(home, ledger, v, box, base, entries, clock, started,
-                       CanaryVerdict.TASK_FAILED, None, str(exc))
+                       CanaryVerdict.TASK_FAILED, None, str(exc), report or _report)
     now = clock()
     records = tuple(backtest_records(
         {v.agent_class: VariantChoice(v.agent_class, Role.CANARY, v.id, dict(v.parameters))},
@@ -343,7 +356,7 @@ def _result(name: str, returns: ArrayLike | pd.Series, x: np.ndarray, window: in
 def _failed(home: EvolutionHome, ledger: Ledger, v: Variant, box: Sandbox,
             base: dict[str, Any], entries: list[int], clock: Callable[[], float],
             started: float, verdict: CanaryVerdict, violation: Violation | None,
-            detail: str) -> CanaryEvidence:
+            detail: str, report: Report) -> CanaryEvidence:
     """A violation or failed task: breaker, failed check, a success-0 record, the ledger."""
     now = clock()
     if violation is not None:  # the variant broke its walls: trip at once
@@ -362,16 +375,21 @@ def _failed(home: EvolutionHome, ledger: Ledger, v: Variant, box: Sandbox,
         checked, outcome = record_check(home.variants, before, False, home.config.canary, now)
         return (checked, outcome), checked, check_note(checked, outcome, by)
 
-    notes = _Notes(ledger)
-    checked, outcome = noted_change(home.db.transaction, change, notes,
-                                    variant_held(home.variants.get), _report,
-                                    f"rollback of {v.id} after its failed canary check")
+    notes = LedgerNotes(ledger)
+    run = {**base, "event": "canary_validation", "outcome": verdict.value,
+           "violation": None if violation is None else violation.value,
+           "detail": detail[:2000]}
+    try:
+        checked, outcome = noted_change(home.db.transaction, change, notes,
+                                        variant_held(home.variants.get), report,
+                                        f"rollback of {v.id} after its failed canary check")
+    except Exception as exc:  # the check is not recorded; the run still is, with why
+        _unrecorded(ledger, home, v, run, notes.written, exc, report)
+        raise
     entries.extend(notes.written)
     state = home.breakers.load(v.id).state
     entries.append(ledger.add_entry(EntryKind.VARIANT, {
-        **base, "event": "canary_validation", "outcome": verdict.value,
-        "violation": None if violation is None else violation.value,
-        "detail": detail[:2000], "breaker": state.value, "check": outcome.value,
+        **run, "breaker": state.value, "check": outcome.value,
         "status": checked.status.value,
     }).index)
     return CanaryEvidence(v.id, box.backend, box.profile.name, verdict, (record,), 0, elapsed,
@@ -379,74 +397,21 @@ def _failed(home: EvolutionHome, ledger: Ledger, v: Variant, box: Sandbox,
                           ledger_entries=tuple(entries))
 
 
+def _unrecorded(ledger: Ledger, home: EvolutionHome, v: Variant, run: dict[str, Any],
+                written: list[int], exc: Exception, report: Report) -> None:
+    """The run's ``canary_validation`` entry when its failed check could not be recorded
+    (``exc``, raised by the caller after): ``check: not recorded``, the error
+    (:func:`~swarmvar.evolution.noted.said`) and ``notes``, the indices of the check's
+    note and void if any were appended; one try (reported at error level if it fails)."""
+    try:
+        ledger.add_entry(EntryKind.VARIANT, {
+            **run, "breaker": home.breakers.load(v.id).state.value, "check": "not recorded",
+            "error": said(exc), "notes": list(written)})
+    except Exception as second:
+        report(logging.ERROR, f"the canary run of {v.id} failed ({run['outcome']}) and its "
+                              f"check was not recorded ({said(exc)}); its canary_validation "
+                              f"entry could not be appended either: {said(second)}")
+
+
 def _report(level: int, line: str) -> None:
     _log.log(level, "%s", line)
-
-
-class _Notes:
-    """The ledger's side of a canary rollback's note (:class:`~swarmvar.evolution.noted.
-    NoteBook`): a ``variant`` entry appended with compare-and-append (again when another
-    writer appended first), so where it was appended is known, and its void (``event:
-    void``: its index and hash, the action, the variant, the store's error). ``written``:
-    the indices appended."""
-
-    def __init__(self, ledger: Ledger) -> None:
-        self._ledger = ledger
-        self._request = str(uuid.uuid4())  # makes the note one of a kind
-        self._at = 0
-        self.written: list[int] = []
-
-    def _text(self, data: dict[str, Any]) -> str:
-        return canonical_data({**data, "request_id": self._request})
-
-    def note(self, data: dict[str, Any]) -> int:
-        """The note appended at the ledger's size; its index.
-
-        Raises
-        ------
-        SwarmVarError
-            The ledger's error, or it kept changing under the append.
-        """
-        text = self._text(data)
-        for _ in range(_RETRIES):
-            self._at = self._ledger.size
-            draft = (EntryKind.VARIANT.value, text, format_timestamp(datetime.now(UTC)))
-            rows = self._ledger.store.append([draft], if_size=self._at)
-            if rows is not None:
-                self.written.append(int(rows[0][0]))
-                return self.written[-1]
-        raise SwarmVarError(f"the ledger kept changing under a canary rollback's note "
-                            f"({_RETRIES} tries); the rollback was not made")
-
-    def landed(self, data: dict[str, Any]) -> int | None:
-        """The note's index if the ledger holds it where its append was tried, else None.
-
-        Raises
-        ------
-        SwarmVarError
-            The ledger cannot be read.
-        """
-        if self._ledger.size <= self._at:
-            return None
-        row = next(iter(self._ledger.store.rows(self._at, self._at + 1)))
-        found = (row[2], row[3]) == (EntryKind.VARIANT.value, self._text(data))
-        return self._at if found else None
-
-    def void(self, index: int, data: dict[str, Any], error: str) -> int:
-        """The void of the note at ``index``, appended; its index.
-
-        Raises
-        ------
-        SwarmVarError
-            The ledger's error.
-        """
-        voided = self._ledger.entry(index)
-        void = {"event": "void", "voids": {"index": index, "hash": voided.hash.hex()},
-                "action": data.get("event"), "variant_id": data.get("variant_id"),
-                "error": error}
-        self.written.append(int(self._ledger.add_entry(EntryKind.VARIANT, void).index))
-        return self.written[-1]
-
-
-#: The tries :meth:`_Notes.note` makes while other writers append first.
-_RETRIES = 200

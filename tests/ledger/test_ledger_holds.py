@@ -1,0 +1,77 @@
+"""``Ledger.holds(index, kind, text)``: whether the entry at a compare-and-append's index
+is the one whose append may have landed (kind and canonical text), on SQLite and memory;
+a store with its own ``holds`` (PostgreSQL's, which waits for an append still
+committing) is asked instead of the size it would read now."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from swarmvar.errors import EntryNotFound, LedgerUnavailable
+from swarmvar.ledger import EntryKind, Ledger
+from swarmvar.ledger.entry import canonical_data
+from swarmvar.ledger.store import MemoryStore
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "memory"])
+def test_holds_the_entry_at_its_index_by_kind_and_text(tmp_path: Path, engine: str) -> None:
+    with (Ledger(tmp_path) if engine == "sqlite" else Ledger.in_memory()) as ledger:
+        data = {"event": "promote", "request_id": "r1"}
+        at = ledger.add_entry(EntryKind.VARIANT, data).index
+        text = canonical_data(data)
+        assert ledger.holds(at, EntryKind.VARIANT, text)
+        assert ledger.holds(at, "variant", text)  # the kind's value too
+        assert not ledger.holds(at, EntryKind.ACTION, text)  # another kind
+        assert not ledger.holds(at, EntryKind.VARIANT, canonical_data({**data, "x": 1}))
+        assert not ledger.holds(at - 1, EntryKind.VARIANT, text)  # another entry
+        assert not ledger.holds(at + 1, EntryKind.VARIANT, text)  # past the end: not landed
+        with pytest.raises(EntryNotFound):
+            ledger.holds(-1, EntryKind.VARIANT, text)
+        with pytest.raises(EntryNotFound):
+            ledger.holds("1", EntryKind.VARIANT, text)  # type: ignore[arg-type]
+
+
+class _Committing(MemoryStore):
+    """A store whose last append is still committing: its size and rows do not show it
+    yet, but its own ``holds`` (waiting for the append's lock) does; or raises."""
+
+    def __init__(self, created: str) -> None:
+        super().__init__(created)
+        self.asked: list[tuple[int, str, str]] = []
+        self.fail: Exception | None = None
+
+    def holds(self, index: int, kind: str, text: str) -> bool:
+        self.asked.append((index, kind, text))
+        if self.fail is not None:
+            raise self.fail
+        return True
+
+
+def test_a_store_with_its_own_holds_is_asked_not_its_size() -> None:
+    store = _Committing("2026-01-01T00:00:00.000000Z")
+    ledger = Ledger.from_store(store)
+    size = ledger.size
+    assert ledger.holds(size, EntryKind.VARIANT, "{}")  # the size alone says "not yet"
+    assert store.asked == [(size, "variant", "{}")]
+    store.fail = LedgerUnavailable("the ledger's lock was not granted in 10 s")
+    with pytest.raises(LedgerUnavailable):  # not known: never "it did not land"
+        ledger.holds(size, EntryKind.VARIANT, "{}")
+
+
+def test_a_row_missing_below_the_size_is_damage_not_a_no(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    from swarmvar.errors import LedgerCorrupted
+
+    with Ledger.in_memory() as ledger:
+        ledger.add_entry(EntryKind.VARIANT, {"event": "promote"})
+
+        def rows(self: Any, start: int = 0, stop: int | None = None) -> Any:
+            return iter(())
+
+        monkeypatch.setattr(MemoryStore, "rows", rows)
+        with pytest.raises(LedgerCorrupted, match="missing"):
+            ledger.holds(1, EntryKind.VARIANT, "{}")

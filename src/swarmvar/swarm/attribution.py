@@ -24,8 +24,9 @@ windows); a resume restores both, replays the ledger's beats into the ring, and 
 again every due attribution the ledger does not hold (one that was running at the kill):
 the same window and seed, so the same numbers. A due one met while the ring is not full
 (a start history shorter than ``window`` or without asset returns, or a checkpoint or
-ledger written before attribution existed, on this resume or an earlier one) is ledgered
-as ``attribution-skipped`` with the reason, and logged once until the ring is full.
+ledger written before attribution existed or while it was off, on this resume or an
+earlier one) is ledgered as ``attribution-skipped`` with the reason, and logged once until
+the ring is full.
 A weights book is attributed per unit of value (positions ``weight * 1``); a positions
 book in its currency.
 
@@ -378,7 +379,8 @@ def _attr_due(self: Swarm, name: str, seq: int, as_of: datetime) -> list[RoleRec
     if not ring.full:
         reason = (f"the asset ring holds {len(ring)} of {ring.keep} rows (a start history "
                   "shorter than the window or without asset returns, a beat without them, "
-                  "or a checkpoint or beats recorded before attribution existed)")
+                  "or a checkpoint or beats recorded before attribution existed or while "
+                  "it was off)")
         if name not in self._attr_lost:
             log.warning("attribution of %s at beat %d skipped (and each due one until "
                         "the ring is full): %s", name, seq, reason)
@@ -529,15 +531,17 @@ def _attr_checkpoint(self: Swarm, name: str) -> tuple[dict[str, Any] | None, dic
 
 def _attr_restore(self: Swarm, name: str, mark: Mapping[str, Any]) -> None:
     """A resume: the ring and the running attributions of ``name``'s checkpoint (one
-    written before attribution: the ring refills from the beats, said in the log)."""
+    written before attribution, or while it was off: the ring refills from the beats,
+    said in the log)."""
     ring = self._rings.get(name)
     if ring is None:
         return
     ring.clear()
     saved = mark.get("attribution")
     if not isinstance(saved, Mapping):
-        log.info("the checkpoint of %s holds no asset ring (written before attribution): "
-                 "its attributions resume once %d beats have filled it", name, ring.keep)
+        log.info("the checkpoint of %s holds no asset ring (written before attribution "
+                 "or while it was off): its attributions resume once %d beats have filled "
+                 "it", name, ring.keep)
         return
     if "dates" in saved:  # the first version of this role: the dates as ISO strings
         ring.load(saved["dates"], self.states.get(f"swarm-attribution:{name}"))

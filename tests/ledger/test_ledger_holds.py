@@ -5,6 +5,7 @@ committing) is asked instead of the size it would read now."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +76,68 @@ def test_a_row_missing_below_the_size_is_damage_not_a_no(tmp_path: Path,
         monkeypatch.setattr(MemoryStore, "rows", rows)
         with pytest.raises(LedgerCorrupted, match="missing"):
             ledger.holds(1, EntryKind.VARIANT, "{}")
+
+
+def _exclusive_holder(url: str) -> Any:
+    """Another connection holding the ledger table's EXCLUSIVE lock (an append's), in an
+    open transaction."""
+    import psycopg
+
+    other = psycopg.connect(url)
+    other.execute("LOCK TABLE ledger_entries IN EXCLUSIVE MODE")
+    return other
+
+
+def test_postgres_holds_waits_for_an_append_still_committing(postgres_url: str) -> None:
+    """An append whose COMMIT is still running (its deferred trigger sleeps) holds the
+    table's lock; ``holds`` at its index waits for it and says yes, where the size read
+    at the same moment says it is not there."""
+    import threading
+
+    import psycopg
+
+    with Ledger(postgres_url) as ledger, Ledger(postgres_url) as writer:
+        with psycopg.connect(postgres_url, autocommit=True) as c:
+            c.execute("CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS "
+                      "$$ BEGIN PERFORM pg_sleep(1.5); RETURN NULL; END $$")
+            c.execute("CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON ledger_entries "
+                      "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow()")
+            data = {"event": "promote", "request_id": "r1"}
+            at = ledger.size
+            t = threading.Thread(target=writer.add_entry, args=(EntryKind.VARIANT, data))
+            t.start()
+            try:
+                for _ in range(200):  # until the append holds its lock (bounded: 10 s)
+                    if c.execute("SELECT count(*) FROM pg_locks WHERE mode = "
+                                 "'ExclusiveLock' AND relation = 'ledger_entries'::regclass"
+                                 " AND granted").fetchone()[0]:  # type: ignore[index]
+                        break
+                    time.sleep(0.05)
+                else:
+                    pytest.fail("the append never took its lock")
+                seen = ledger.size  # no lock: the COMMIT in flight is not seen
+                assert ledger.holds(at, EntryKind.VARIANT, canonical_data(data))
+            finally:
+                t.join(30)
+        assert seen == at and ledger.size == at + 1
+
+
+def test_postgres_holds_says_not_known_when_the_lock_is_not_granted(
+        postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from swarmvar.errors import LedgerFailed
+    from swarmvar.ledger import postgres
+
+    monkeypatch.setattr(postgres, "HOLDS_LOCK_TIMEOUT_S", 0.2)
+    with Ledger(postgres_url) as ledger:
+        text = canonical_data(ledger.entry(0).data)
+        assert ledger.holds(0, EntryKind.GENESIS, text)
+        assert not ledger.holds(1, EntryKind.GENESIS, text)
+        other = _exclusive_holder(postgres_url)
+        try:
+            started = time.monotonic()
+            with pytest.raises(LedgerFailed, match="55P03"):
+                ledger.holds(0, EntryKind.GENESIS, text)
+            assert time.monotonic() - started < 5
+        finally:
+            other.close()
+        assert ledger.holds(0, EntryKind.GENESIS, text)  # the lock released: read again

@@ -69,6 +69,8 @@ _SCHEMA_LOCK = 0x5357_4C45_4447_4552 & ((1 << 63) - 1)
 _CHUNK = 50_000
 #: Batches from this size on are sent with COPY; smaller ones as one INSERT.
 _COPY_FROM = 64
+#: Seconds :meth:`PostgresStore.holds` waits for an append still committing (its lock).
+HOLDS_LOCK_TIMEOUT_S = 10.0
 _COLUMNS = "idx, timestamp, kind, data, previous_hash, hash, nodes"
 #: What :class:`~swarmvar.errors.LedgerUnwritable` names instead of the URL.
 _WHERE = "database"
@@ -367,6 +369,32 @@ class PostgresStore:
             if rows:
                 self._cache = (size + len(rows), rows[-1][5], frontier)
             return rows
+
+    def holds(self, index: int, kind: str, text: str) -> bool:
+        """Whether entry ``index`` is of ``kind`` with canonical data ``text``, read after
+        ``LOCK TABLE ledger_entries IN SHARE MODE`` in one transaction: an append still
+        committing holds the table's EXCLUSIVE lock until its COMMIT ends (on the server,
+        whatever became of its client's connection), so it is waited for, and "no" is a
+        fact (:meth:`~swarmvar.ledger.Ledger.holds`). The wait is at most
+        :data:`HOLDS_LOCK_TIMEOUT_S` (``SET LOCAL lock_timeout``).
+
+        Raises
+        ------
+        LedgerFailed
+            The lock was not granted in time (SQLSTATE 55P03) or another database error:
+            whether the entry is there is not known.
+        LedgerUnreachable
+            The connection could not be made or broke (nothing known either).
+        """
+        wait_ms = max(1, int(HOLDS_LOCK_TIMEOUT_S * 1000))
+        with self._lock, self._errors("read"):
+            conn = self._live("read")
+            with conn.transaction():
+                conn.execute(f"SET LOCAL lock_timeout = {wait_ms}")
+                conn.execute("LOCK TABLE ledger_entries IN SHARE MODE")
+                row = conn.execute("SELECT kind, data FROM ledger_entries WHERE idx = %s",
+                                   (index,)).fetchone()
+        return row is not None and (str(row[0]), str(row[1])) == (kind, text)
 
     def rows(self, start: int = 0, stop: int | None = None) -> Iterator[Row]:
         stop = self.size() if stop is None else stop

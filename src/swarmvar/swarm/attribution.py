@@ -42,7 +42,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -303,6 +303,7 @@ def _attr_setup(self: Swarm, book_var: Callable[..., Any] | None) -> None:
     #: stretch: a due attribution before it is full again is ledgered as skipped)
     self._attr_lost = set()
     self._attr_pool = None
+    self._attr_stuck = {}
     #: (portfolio, as_of) -> the tick's asset returns, until its beat is recorded
     self._asset_rows = {}
 
@@ -414,8 +415,7 @@ def _attr_submit(self: Swarm, job: AttributionJob) -> None:
     queued or running, first wait for the oldest (up to ``restore_timeout``)."""
     mine = sorted((s, f) for (p, s), (_, f) in self._attr_running.items()
                   if p == job.portfolio and f is not None and not f.done())
-    # per book: the future a wait timed out on (the beats do not wait again until it ends)
-    stuck: dict[str, Future[BookAttribution]] = self.__dict__.setdefault("_attr_stuck", {})
+    stuck = self._attr_stuck  # per book: the future a wait timed out on
     if job.portfolio in stuck and stuck[job.portfolio].done():
         del stuck[job.portfolio]
     if len(mine) >= MAX_QUEUED and job.portfolio not in stuck:

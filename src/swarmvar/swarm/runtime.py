@@ -201,6 +201,8 @@ class Swarm:
     _attributions: dict[str, _attribution.BookAttribution]
     _attr_lost: set[str]
     _attr_pool: ThreadPoolExecutor | None
+    # per book: the future a wait timed out on (the beats do not wait again until it ends)
+    _attr_stuck: dict[str, Future[_attribution.BookAttribution]]
     _asset_rows: dict[tuple[str, datetime], np.ndarray]
 
     def __init__(

@@ -13,7 +13,7 @@ each other, so the rules live below both, in layer 1):
 * PostgreSQL: a URL's parameters (:func:`url_params`) and connect timeout
   (:func:`connect_seconds`), the URL without its password (:func:`shown`), psycopg's words
   without the URL's parts (:func:`scrubbed`), what a message says of an error
-  (:func:`category`, :func:`_primary`, :func:`_said`, :func:`_named`: a fixed category or
+  (:func:`category`, :func:`primary`, :func:`said`, :func:`named`: a fixed category or
   psycopg's class name, and the SQLSTATE, never psycopg's text), the SQLSTATEs of each
   cause and the back-off after a failed connect (:data:`BACKOFF_S`).
 
@@ -41,16 +41,16 @@ if TYPE_CHECKING:
     import psycopg
 
 #: SQLite primary result codes of a lock wait (SQLITE_BUSY, SQLITE_LOCKED).
-_LOCK_CODES = frozenset({5, 6})
+LOCK_CODES = frozenset({5, 6})
 #: SQLite's SQLITE_CANTOPEN (primary code): a file SQLite could not open.
 CANTOPEN = 14
 #: ``open(2)`` errors that say "this process (or the system) has no file descriptor left".
 NO_DESCRIPTOR = frozenset({errno.EMFILE, errno.ENFILE})
 #: SQLite primary result codes meaning "this file is damaged" (SQLITE_CORRUPT, SQLITE_NOTADB).
-_DAMAGE_CODES = frozenset({11, 26})
+DAMAGE_CODES = frozenset({11, 26})
 #: SQLite's I/O errors that are damage: SQLITE_IOERR_CORRUPTFS, SQLITE_IOERR_DATA (a
 #: checksum mismatch).
-_DAMAGE_IOERR = frozenset({8458, 8202})
+DAMAGE_IOERR = frozenset({8458, 8202})
 
 #: The causes outside the file each store's error names (the keys of
 #: :class:`~swarmvar.errors.LedgerUnwritable`'s ``REMEDY`` and of the variant store's).
@@ -70,7 +70,7 @@ OUTSIDE_TEXT = (("database or disk is full", DISK_FULL),
 #: errno) and a plain SQLITE_IOERR (10: no cause said). A write's ENOSPC is SQLITE_FULL
 #: (``unixWrite``), so every other I/O error (SQLITE_IOERR_WRITE, _FSYNC, _READ,
 #: _TRUNCATE, _SHMMAP, ...) stays an I/O error on a nearly full disk too: a failing disk.
-_FULL_IOERR = frozenset({10, 4874})
+FULL_IOERR = frozenset({10, 4874})
 #: Free bytes below which the file system of a database that met an I/O error is full
 #: (:func:`full_disk`): SQLite's WAL index (the ``-shm``) grows by regions of 32 KiB, and
 #: with less room than one region its growth fails as SQLITE_IOERR_SHMSIZE ("disk I/O
@@ -83,7 +83,7 @@ def is_lock_wait(exc: BaseException) -> bool:
     if not isinstance(exc, sqlite3.OperationalError):
         return False
     code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None and code & 0xFF in _LOCK_CODES:
+    if code is not None and code & 0xFF in LOCK_CODES:
         return True
     return "locked" in str(exc) or "busy" in str(exc)
 
@@ -163,7 +163,7 @@ def is_damage(exc: BaseException) -> bool:
     if isinstance(exc, UnicodeDecodeError):
         return True
     code = getattr(exc, "sqlite_errorcode", None)
-    return code is not None and (code & 0xFF in _DAMAGE_CODES or code in _DAMAGE_IOERR)
+    return code is not None and (code & 0xFF in DAMAGE_CODES or code in DAMAGE_IOERR)
 
 
 def outside(exc: BaseException) -> str | None:
@@ -176,7 +176,7 @@ def outside(exc: BaseException) -> str | None:
     if code is not None:
         return OUTSIDE_CODES.get(code & 0xFF)
     text = str(exc)
-    return next((cause for said, cause in OUTSIDE_TEXT if said in text), None)
+    return next((cause for words, cause in OUTSIDE_TEXT if words in text), None)
 
 
 def full_disk(exc: BaseException, path: str | Path) -> str | None:
@@ -187,7 +187,7 @@ def full_disk(exc: BaseException, path: str | Path) -> str | None:
     SQLITE_FULL, but the ``-shm`` of a WAL database grows by a write of one byte per
     page, whose failure is SQLITE_IOERR_SHMSIZE (so an open, or the first write of a
     connection, on a full disk says "disk I/O error"). So for SQLITE_IOERR_SHMSIZE, a
-    plain SQLITE_IOERR or an error without a code (:data:`_FULL_IOERR`: the I/O errors a
+    plain SQLITE_IOERR or an error without a code (:data:`FULL_IOERR`: the I/O errors a
     full disk gives; any other, a write's, an ``fsync``'s, a read's, is a failing disk
     whatever the room) the file system of ``path``'s folder (a symbolic link followed:
     SQLite's ``-wal``/``-shm`` are beside its target) is asked (``os.statvfs``): fewer
@@ -196,7 +196,7 @@ def full_disk(exc: BaseException, path: str | Path) -> str | None:
     cannot be asked (or has no ``statvfs``).
     """
     code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None and code not in _FULL_IOERR:
+    if code is not None and code not in FULL_IOERR:
         return None
     folder = os.path.dirname(os.path.realpath(path))
     try:
@@ -222,19 +222,19 @@ OUTSIDE_STATES = {"53100": DISK_FULL, "25006": READ_ONLY, "58030": IO_ERROR}
 #: OperationalError without a SQLSTATE (a connection refused, lost or closed) is one too.
 UNREACHABLE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
 #: SQLSTATEs of damage (data_corrupted, index_corrupted): damage, whatever else.
-_DAMAGE_STATES = frozenset({"XX001", "XX002"})
+DAMAGE_STATES = frozenset({"XX001", "XX002"})
 #: SQLSTATE undefined_table: a store's tables dropped under an open store (damage).
-_NO_TABLE = "42P01"
+NO_TABLE = "42P01"
 #: The connection parameters :func:`scrubbed` replaces.
 _HIDDEN = ("host", "hostaddr", "port", "user", "password", "dbname", "options", "service")
 #: What a message says of each of :data:`OUTSIDE_STATES` (psycopg's words left out).
-_OUTSIDE_WORDS = {"53100": "disk full", "25006": "read-only transaction", "58030": "I/O error"}
+OUTSIDE_WORDS = {"53100": "disk full", "25006": "read-only transaction", "58030": "I/O error"}
 #: Seconds after a failed connect during which a call fails at once, without connecting
 #: (so calls queued behind the store's lock on a black-holed host do not wait for a
 #: connect timeout each).
 BACKOFF_S = 1.5
 #: What a message says of a server out of reach, or of a refused privilege (42501), by
-#: SQLSTATE (:func:`category`, :func:`_named`).
+#: SQLSTATE (:func:`category`, :func:`named`).
 _STATE_CATEGORIES = {"57P01": "connection ended by the server (shutting down, or an "
                               "administrator's command)",
                      "57P02": "server shutting down",
@@ -373,33 +373,33 @@ def category(exc: BaseException) -> str:
         return _STATE_CATEGORIES[state]
     # quoted names (database, role, host, socket) emptied; then only the last answer
     text = re.sub(r'"[^"\n]*"', '""', str(exc).lower()).rpartition("failed: ")[2]
-    for words, said in _WORD_CATEGORIES:
+    for words, phrase in _WORD_CATEGORIES:
         if words in text:
-            return said
+            return phrase
     return "connection failed or lost"
 
 
-def _primary(exc: psycopg.Error) -> str:
+def primary(exc: psycopg.Error) -> str:
     """What a damage message shows of ``exc`` (before :func:`scrubbed`): the server's
     primary message only, never its DETAIL, HINT or CONTEXT (which may quote rows, names
     or statements); the first line of its text for an error psycopg made itself."""
-    primary = exc.diag.message_primary
-    return primary if primary else (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    text = exc.diag.message_primary
+    return text if text else (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def _said(exc: psycopg.Error) -> str:
+def said(exc: psycopg.Error) -> str:
     """What a message shows of a server out of reach: :func:`category` and the SQLSTATE."""
     state = getattr(exc, "sqlstate", None)
     return category(exc) + (f", SQLSTATE {state}" if state else "")
 
 
-def _named(exc: psycopg.Error) -> str:
+def named(exc: psycopg.Error) -> str:
     """What a message shows of any other error: a category where one is known (``permission
     denied`` for 42501), psycopg's class of its SQLSTATE (a fixed name,
     ``LockNotAvailable``) and the SQLSTATE, never its text."""
     state = getattr(exc, "sqlstate", None) or ""
-    said = _STATE_CATEGORIES.get(state)
-    return (f"{said}, " if said else "") + f"{type(exc).__name__}, SQLSTATE {state or 'none'}"
+    known = _STATE_CATEGORIES.get(state)
+    return (f"{known}, " if known else "") + f"{type(exc).__name__}, SQLSTATE {state or 'none'}"
 
 
 def url_error(url: str, exc: BaseException, name: str, log: logging.Logger

@@ -35,20 +35,20 @@ USES = [
     *[(m, n, n) for m in (damage, ledger_sqlite) for n in (
         "is_lock_wait", "cannot_open", "missing", "never_opens", "out_of_descriptors",
         "outside", "is_damage", "full_disk")],
-    *[(damage, n, n) for n in ("_LOCK_CODES", "CANTOPEN", "NO_DESCRIPTOR", "_DAMAGE_CODES",
-                               "_DAMAGE_IOERR", "OUTSIDE_CODES", "OUTSIDE_TEXT",
-                               "_FULL_IOERR", "FULL_BELOW")],
+    *[(damage, n, n) for n in ("LOCK_CODES", "CANTOPEN", "NO_DESCRIPTOR", "DAMAGE_CODES",
+                               "DAMAGE_IOERR", "OUTSIDE_CODES", "OUTSIDE_TEXT",
+                               "FULL_IOERR", "FULL_BELOW")],
     *[(m, n, n) for m in (damage, evolution_errors, db, ledger_sqlite)
       for n in ("DISK_FULL", "READ_ONLY", "IO_ERROR") if hasattr(m, n)],
     *[(m, n, n) for m in (ledger_pg, evolution_pg) for n in (
-        "shown", "scrubbed", "category", "_said", "_named", "_primary", "connect_seconds",
+        "shown", "scrubbed", "category", "said", "named", "primary", "connect_seconds",
         "BACKOFF_S")],
     (ledger_pg, "OUTSIDE_STATES", "OUTSIDE_STATES"),
     (ledger_pg, "UNREACHABLE_STATES", "UNREACHABLE_STATES"),
     (evolution_pg, "_OUTSIDE_STATES", "OUTSIDE_STATES"),
     (evolution_pg, "_UNREACHABLE_STATES", "UNREACHABLE_STATES"),
-    *[(m, n, n) for m in (ledger_pg, evolution_pg) for n in ("_DAMAGE_STATES", "_NO_TABLE",
-                                                             "_OUTSIDE_WORDS")],
+    *[(m, n, n) for m in (ledger_pg, evolution_pg) for n in ("DAMAGE_STATES", "NO_TABLE",
+                                                             "OUTSIDE_WORDS")],
 ]
 
 
@@ -141,7 +141,7 @@ def test_the_damage_codes_are_damage_not_a_disk_error() -> None:
     from swarmvar.errors import LedgerUnwritable
     from swarmvar.ledger import sqlite as sqlite_store
 
-    assert rules._DAMAGE_IOERR == {8458, 8202}
+    assert rules.DAMAGE_IOERR == {8458, 8202}
     for code in (8458, 8202, 11, 26):
         exc = sqlite3.OperationalError("disk I/O error")
         exc.sqlite_errorcode = code  # type: ignore[attr-defined]
@@ -213,9 +213,9 @@ def test_a_refused_privilege_is_named_permission_denied() -> None:
 
     exc = psycopg.errors.InsufficientPrivilege("permission denied for schema public")
     said = "permission denied, InsufficientPrivilege, SQLSTATE 42501"
-    assert rules._named(exc) == said
+    assert rules.named(exc) == said
     lock = psycopg.errors.LockNotAvailable("canceling statement due to lock timeout")
-    assert rules._named(lock) == "LockNotAvailable, SQLSTATE 55P03"
+    assert rules.named(lock) == "LockNotAvailable, SQLSTATE 55P03"
 
 
 @pytest.mark.parametrize("port", ["0", "65536", "99999", "５４３２", "٥٤٣٢", "12a"])

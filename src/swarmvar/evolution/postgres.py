@@ -39,11 +39,11 @@ import psycopg
 
 from .. import storerules as rules
 from ..errors import InvalidParameter
+from ..storerules import BACKOFF_S as BACKOFF_S
 
 # The PostgreSQL rules both stores share (one copy, in swarmvar.storerules), under the
 # names this module has always given them; the public ones re-exported.
-from ..storerules import _DAMAGE_STATES, _NO_TABLE, _OUTSIDE_WORDS, _named, _primary, _said
-from ..storerules import BACKOFF_S as BACKOFF_S
+from ..storerules import DAMAGE_STATES, NO_TABLE, OUTSIDE_WORDS, named, primary, said
 from ..storerules import OUTSIDE_STATES as _OUTSIDE_STATES
 from ..storerules import UNREACHABLE_STATES as _UNREACHABLE_STATES
 from ..storerules import category as category
@@ -95,7 +95,7 @@ def database_error(url: str, exc: psycopg.Error, *, landed: bool = False
     """What to raise for PostgreSQL's ``exc`` on the lifecycle database at ``url`` (the
     transaction was rolled back, nothing changed - unless ``landed``, below), as the
     ledger's ``database_error``: :class:`~swarmvar.evolution.errors.CorruptStore` for
-    damage (:data:`_DAMAGE_STATES`) or the store's tables gone (42P01);
+    damage (:data:`DAMAGE_STATES`) or the store's tables gone (42P01);
     :class:`~swarmvar.evolution.errors.VariantStoreUnwritable` for a disk full, a
     read-only transaction or an I/O error (:data:`_OUTSIDE_STATES`);
     :class:`~swarmvar.evolution.errors.VariantStoreUnreachable` for a server out of reach
@@ -108,21 +108,21 @@ def database_error(url: str, exc: psycopg.Error, *, landed: bool = False
     (:func:`category`) or psycopg's class name, and the SQLSTATE; only damage keeps what
     the server said of the data, without the URL's parts (:func:`scrubbed`)."""
     state = getattr(exc, "sqlstate", None) or ""
-    if state in _DAMAGE_STATES:
+    if state in DAMAGE_STATES:
         return CorruptStore(f"the variant store database is damaged "
-                            f"({scrubbed(_primary(exc), url)}; SQLSTATE {state}): restore it "
+                            f"({scrubbed(primary(exc), url)}; SQLSTATE {state}): restore it "
                             "from a backup")
-    if state == _NO_TABLE:
+    if state == NO_TABLE:
         return CorruptStore(f"the variant store database has lost its tables "
-                            f"({_named(exc)}): restore it from a backup")
+                            f"({named(exc)}): restore it from a backup")
     cause = _OUTSIDE_STATES.get(state)
     if cause is not None:
-        return VariantStoreUnwritable(_WHERE, cause, f"{_OUTSIDE_WORDS[state]}, SQLSTATE "
+        return VariantStoreUnwritable(_WHERE, cause, f"{OUTSIDE_WORDS[state]}, SQLSTATE "
                                                      f"{state}")
     if state.startswith("08") or state in _UNREACHABLE_STATES or (
             not state and isinstance(exc, psycopg.OperationalError)):
-        return VariantStoreUnreachable(shown(url), _said(exc), landed)
-    return VariantStoreFailed(_WHERE, _named(exc))
+        return VariantStoreUnreachable(shown(url), said(exc), landed)
+    return VariantStoreFailed(_WHERE, named(exc))
 
 
 _REWRITES: tuple[tuple[re.Pattern[str], str], ...] = (

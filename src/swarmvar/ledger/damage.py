@@ -84,14 +84,14 @@ from pathlib import Path
 # The SQLite rules both stores share (one copy, in swarmvar.storerules): re-exported here,
 # where the ledger's modules, the service and tests import them.
 from ..storerules import (
-    _DAMAGE_CODES,
-    _DAMAGE_IOERR,
-    _FULL_IOERR,
-    _LOCK_CODES,
     CANTOPEN,
+    DAMAGE_CODES,
+    DAMAGE_IOERR,
     DISK_FULL,
     FULL_BELOW,
+    FULL_IOERR,
     IO_ERROR,
+    LOCK_CODES,
     NO_DESCRIPTOR,
     OUTSIDE_CODES,
     OUTSIDE_TEXT,
@@ -108,8 +108,8 @@ from ..storerules import (
 
 __all__ = ["CANTOPEN", "DISK_FULL", "FULL_BELOW", "GAP_FACTOR", "IO_ERROR", "MAX_AGE_NS",
            "MEMO_STATES", "MIN_GAP_NS", "NO_DESCRIPTOR", "OUTSIDE_CODES", "OUTSIDE_TEXT",
-           "PROCESS_MEMO", "READ_ONLY", "SETTLE_NS", "_DAMAGE_CODES", "_DAMAGE_IOERR",
-           "_FULL_IOERR", "_LOCK_CODES", "DamageMemo", "FileState", "cannot_open",
+           "PROCESS_MEMO", "READ_ONLY", "SETTLE_NS", "DAMAGE_CODES", "DAMAGE_IOERR",
+           "FULL_IOERR", "LOCK_CODES", "DamageMemo", "FileState", "cannot_open",
            "file_state", "full_disk", "is_damage", "is_lock_wait", "missing", "never_opens",
            "open_read_only", "out_of_descriptors", "outside", "quick_check"]
 

@@ -42,20 +42,20 @@ from ..errors import (
     LedgerUnreachable,
     LedgerUnwritable,
 )
+from ..storerules import BACKOFF_S as BACKOFF_S
 
 # The PostgreSQL rules both stores share (one copy, in swarmvar.storerules); the public
 # ones re-exported here, where the CLI, the service and tests take them.
 from ..storerules import (
-    _DAMAGE_STATES,
-    _NO_TABLE,
-    _OUTSIDE_WORDS,
+    DAMAGE_STATES,
+    NO_TABLE,
     OUTSIDE_STATES,
+    OUTSIDE_WORDS,
     UNREACHABLE_STATES,
-    _named,
-    _primary,
-    _said,
+    named,
+    primary,
+    said,
 )
-from ..storerules import BACKOFF_S as BACKOFF_S
 from ..storerules import category as category
 from ..storerules import connect_seconds as connect_seconds
 from ..storerules import scrubbed as scrubbed
@@ -363,7 +363,7 @@ class PostgresStore:
                 if committing and isinstance(exc, psycopg.Error) and unreachable(
                         exc, lost=self.lost()):  # its answer lost: it may have landed
                     raise _logged(self.url, exc, LedgerUnreachable(
-                        "append", _said(exc), where=shown(self.url), landed=True)
+                        "append", said(exc), where=shown(self.url), landed=True)
                     ) from exc
                 raise
             if rows:
@@ -471,7 +471,7 @@ def unreachable(exc: psycopg.Error, *, lost: bool = False) -> bool:
     state = getattr(exc, "sqlstate", None) or ""
     if state.startswith("08") or state in UNREACHABLE_STATES:
         return True
-    if state in _DAMAGE_STATES or state in OUTSIDE_STATES:
+    if state in DAMAGE_STATES or state in OUTSIDE_STATES:
         return False
     return lost or (not state and isinstance(exc, psycopg.OperationalError))
 
@@ -494,18 +494,18 @@ def database_error(url: str, exc: psycopg.Error, what: str, *, lost: bool = Fals
     state = getattr(exc, "sqlstate", None) or ""
     cause = OUTSIDE_STATES.get(state)
     if cause is not None:
-        return LedgerUnwritable(_WHERE, cause, f"{_OUTSIDE_WORDS[state]}, SQLSTATE {state}",
+        return LedgerUnwritable(_WHERE, cause, f"{OUTSIDE_WORDS[state]}, SQLSTATE {state}",
                                 doing)
     if unreachable(exc, lost=lost):
-        return LedgerUnreachable(doing, _said(exc), where=shown(url))
-    if state in _DAMAGE_STATES:
+        return LedgerUnreachable(doing, said(exc), where=shown(url))
+    if state in DAMAGE_STATES:
         return LedgerCorrupted(f"the ledger database is damaged ({what}: "
-                               f"{scrubbed(_primary(exc), url)}; SQLSTATE {state}): restore it "
+                               f"{scrubbed(primary(exc), url)}; SQLSTATE {state}): restore it "
                                "from a backup")
-    if state == _NO_TABLE:
+    if state == NO_TABLE:
         return LedgerCorrupted(f"the ledger database has lost its ledger tables ({what}: "
-                               f"{_named(exc)}): restore it from a backup")
-    return LedgerFailed(doing, _named(exc), where=shown(url))
+                               f"{named(exc)}): restore it from a backup")
+    return LedgerFailed(doing, named(exc), where=shown(url))
 
 
 def _logged(url: str, exc: BaseException, err: Exception) -> Exception:

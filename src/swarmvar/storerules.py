@@ -14,8 +14,9 @@ each other, so the rules live below both, in layer 1):
   (:func:`connect_seconds`), the URL without its password (:func:`shown`), psycopg's words
   without the URL's parts (:func:`scrubbed`), what a message says of an error
   (:func:`category`, :func:`primary`, :func:`said`, :func:`named`: a fixed category or
-  psycopg's class name, and the SQLSTATE, never psycopg's text), the SQLSTATEs of each
-  cause and the back-off after a failed connect (:data:`BACKOFF_S`).
+  psycopg's class name, and the SQLSTATE, never psycopg's text), whether an error is a
+  server out of reach (:func:`unreachable`), the SQLSTATEs of each cause and the back-off
+  after a failed connect (:data:`BACKOFF_S`).
 
 What differs between the stores (their names, "the ledger database" / "the variant store
 database", their error classes, their loggers) stays in each store: it is passed in
@@ -358,6 +359,23 @@ def scrubbed(text: str, url: str) -> str:
     for part in sorted(parts, key=len, reverse=True):
         text = re.sub(rf"(?<!\w){re.escape(part)}(?!\w)", "…", text)
     return " ".join(text.split())
+
+
+def unreachable(exc: BaseException, *, lost: bool = False) -> bool:
+    """True if PostgreSQL's ``exc`` says the server is out of reach (each store's
+    "unreachable" error): SQLSTATE class 08 or one of :data:`UNREACHABLE_STATES`; or, unless
+    it names damage (:data:`DAMAGE_STATES`) or a cause of :data:`OUTSIDE_STATES`, no SQLSTATE
+    on an ``OperationalError`` (a connection refused, lost or closed) or any error on a
+    connection that is now broken or was never made (``lost``: the server ended the session,
+    an idle timeout's 57P05, a FATAL of any SQLSTATE, or a connect that failed)."""
+    import psycopg
+
+    state = getattr(exc, "sqlstate", None) or ""
+    if state.startswith("08") or state in UNREACHABLE_STATES:
+        return True
+    if state in DAMAGE_STATES or state in OUTSIDE_STATES:
+        return False
+    return lost or (not state and isinstance(exc, psycopg.OperationalError))
 
 
 def category(exc: BaseException) -> str:

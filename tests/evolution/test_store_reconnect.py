@@ -217,3 +217,23 @@ def test_a_host_that_does_not_answer_costs_one_connect(
     finally:
         monkeypatch.undo()
         database.close()
+
+
+def test_a_session_the_server_ended_for_idling_is_unreachable_then_reopened(
+        postgres_url: str) -> None:
+    """``idle_session_timeout`` (SQLSTATE 57P05, neither class 08 nor a listed state) ends
+    the store's session: an error on a connection now broken is VariantStoreUnreachable,
+    as the ledger says it (``storerules.unreachable``'s ``lost``), not VariantStoreFailed;
+    the next call reopens."""
+    assert "options=" in postgres_url
+    database = open_database(postgres_url + "%20-cidle_session_timeout%3D200")
+    try:
+        with database.transaction() as conn:
+            conn.execute(_INSERT, ("kept", "{}"))
+        time.sleep(0.6)
+        with pytest.raises(VariantStoreUnreachable) as got:
+            _agents(database)
+        assert "57P05" in str(got.value) and not got.value.landed
+        assert _agents(database) == ["kept"]  # a new connection
+    finally:
+        database.close()

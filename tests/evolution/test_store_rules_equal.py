@@ -42,11 +42,10 @@ USES = [
       for n in ("DISK_FULL", "READ_ONLY", "IO_ERROR") if hasattr(m, n)],
     *[(m, n, n) for m in (ledger_pg, evolution_pg) for n in (
         "shown", "scrubbed", "category", "said", "named", "primary", "connect_seconds",
-        "BACKOFF_S")],
+        "BACKOFF_S", "unreachable")],
     (ledger_pg, "OUTSIDE_STATES", "OUTSIDE_STATES"),
     (ledger_pg, "UNREACHABLE_STATES", "UNREACHABLE_STATES"),
     (evolution_pg, "_OUTSIDE_STATES", "OUTSIDE_STATES"),
-    (evolution_pg, "_UNREACHABLE_STATES", "UNREACHABLE_STATES"),
     *[(m, n, n) for m in (ledger_pg, evolution_pg) for n in ("DAMAGE_STATES", "NO_TABLE",
                                                              "OUTSIDE_WORDS")],
 ]
@@ -183,6 +182,40 @@ def test_both_stores_say_a_postgres_error_alike() -> None:
         detail = getattr(ledger_err, "detail", None)
         if detail:
             assert detail in str(store_err), (detail, store_err)
+
+
+def test_an_error_on_a_lost_connection_is_out_of_reach_in_both_stores() -> None:
+    """``lost`` (the connection now broken, or never made): any error is a server out of
+    reach in both stores (an idle session ended, 57P05, a FATAL of any SQLSTATE), its
+    ``landed`` kept by the variant store's; without it the same error is the neutral
+    failed one. Damage and a cause outside the data keep their class either way."""
+    import psycopg
+
+    from swarmvar.errors import LedgerCorrupted, LedgerFailed, LedgerUnreachable
+    from swarmvar.evolution.errors import (
+        CorruptStore,
+        VariantStoreFailed,
+        VariantStoreUnreachable,
+        VariantStoreUnwritable,
+    )
+
+    url = "postgresql://me@db.example/x"
+    idle = psycopg.errors.IdleSessionTimeout("terminating connection zz6")
+    assert rules.unreachable(idle, lost=True) and not rules.unreachable(idle)
+    for lost, ledger_kind, store_kind in ((True, LedgerUnreachable, VariantStoreUnreachable),
+                                          (False, LedgerFailed, VariantStoreFailed)):
+        ledger_err = ledger_pg.database_error(url, idle, "read", lost=lost)
+        store_err = evolution_pg.database_error(url, idle, lost=lost)
+        assert type(ledger_err) is ledger_kind and type(store_err) is store_kind, lost
+        assert "57P05" in str(ledger_err) and "57P05" in str(store_err)
+    landed = evolution_pg.database_error(url, idle, lost=True, landed=True)
+    assert isinstance(landed, VariantStoreUnreachable) and landed.landed
+    for exc, ledger_kind, store_kind in (
+            (psycopg.errors.DiskFull("zz7"), LedgerUnwritable, VariantStoreUnwritable),
+            (psycopg.errors.DataCorrupted("zz8"), LedgerCorrupted, CorruptStore)):
+        assert not rules.unreachable(exc, lost=True)
+        assert type(ledger_pg.database_error(url, exc, "read", lost=True)) is ledger_kind
+        assert type(evolution_pg.database_error(url, exc, lost=True)) is store_kind
 
 
 _SOCK = 'connection failed: connection to server on socket "/run/password_x/.s.PGSQL.5432" '

@@ -189,3 +189,20 @@ def test_unreachable_pickles_and_scrubbing_keeps_words() -> None:
     assert scrubbed('role "a" does not exist\n\tat a host', "postgresql://a@/postgres") == (
         'role "…" does not exist at … host')
     assert scrubbed("database swarm_x", "postgresql://u@h/swarm") == "database swarm_x"
+
+
+def test_a_session_the_server_ended_for_idling_is_unreachable_then_reopened(
+        postgres_url: str) -> None:
+    """``idle_session_timeout`` (SQLSTATE 57P05, neither class 08 nor a listed state) ends
+    the store's session: any error on a connection now broken is a server out of reach
+    (``storerules.unreachable``'s ``lost``), never LedgerFailed; the next call reopens."""
+    assert "options=" in postgres_url
+    url = postgres_url + "%20-cidle_session_timeout%3D200"
+    with Ledger(url, signing_key=KEY) as led:
+        led.add_entry(EntryKind.PULSE, {"i": 0})
+        size = led.store.size()
+        time.sleep(0.6)
+        with pytest.raises(LedgerUnreachable) as got:
+            led.store.size()
+        assert "57P05" in str(got.value) and not got.value.landed
+        assert led.store.size() == size  # a new connection

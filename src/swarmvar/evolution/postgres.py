@@ -45,11 +45,11 @@ from ..storerules import BACKOFF_S as BACKOFF_S
 # names this module has always given them; the public ones re-exported.
 from ..storerules import DAMAGE_STATES, NO_TABLE, OUTSIDE_WORDS, named, primary, said
 from ..storerules import OUTSIDE_STATES as _OUTSIDE_STATES
-from ..storerules import UNREACHABLE_STATES as _UNREACHABLE_STATES
 from ..storerules import category as category
 from ..storerules import connect_seconds as connect_seconds
 from ..storerules import scrubbed as scrubbed
 from ..storerules import shown as shown
+from ..storerules import unreachable as unreachable
 from .db import _SCHEMA, Database
 from .errors import (
     CorruptStore,
@@ -90,7 +90,7 @@ def _url_error(url: str, exc: BaseException) -> InvalidParameter:
     return rules.url_error(url, exc, "the variant store database", log)
 
 
-def database_error(url: str, exc: psycopg.Error, *, landed: bool = False
+def database_error(url: str, exc: psycopg.Error, *, landed: bool = False, lost: bool = False
                    ) -> CorruptStore | VariantStoreUnavailable:
     """What to raise for PostgreSQL's ``exc`` on the lifecycle database at ``url`` (the
     transaction was rolled back, nothing changed - unless ``landed``, below), as the
@@ -99,10 +99,11 @@ def database_error(url: str, exc: psycopg.Error, *, landed: bool = False
     :class:`~swarmvar.evolution.errors.VariantStoreUnwritable` for a disk full, a
     read-only transaction or an I/O error (:data:`_OUTSIDE_STATES`);
     :class:`~swarmvar.evolution.errors.VariantStoreUnreachable` for a server out of reach
-    (SQLSTATE class ``08``, :data:`_UNREACHABLE_STATES`, or psycopg's
-    ``OperationalError`` with no SQLSTATE: a connection refused, lost or closed), its
-    ``landed`` set when ``landed`` (the connection lost while a COMMIT was answered: the
-    write may be stored); any other error the neutral
+    (:func:`unreachable`: SQLSTATE class ``08``, 57P01-57P03, 53300, psycopg's
+    ``OperationalError`` with no SQLSTATE - a connection refused, lost or closed -, or,
+    when ``lost``, any error but those on a connection now broken or never made: an idle
+    session ended by the server, 57P05), its ``landed`` set when ``landed`` (the connection
+    lost while a COMMIT was answered: the write may be stored); any other error the neutral
     :class:`~swarmvar.evolution.errors.VariantStoreFailed`. Each names "the variant store
     database", never the URL nor psycopg's words (:func:`_logged` logs both): a category
     (:func:`category`) or psycopg's class name, and the SQLSTATE; only damage keeps what
@@ -119,8 +120,7 @@ def database_error(url: str, exc: psycopg.Error, *, landed: bool = False
     if cause is not None:
         return VariantStoreUnwritable(_WHERE, cause, f"{OUTSIDE_WORDS[state]}, SQLSTATE "
                                                      f"{state}")
-    if state.startswith("08") or state in _UNREACHABLE_STATES or (
-            not state and isinstance(exc, psycopg.OperationalError)):
+    if unreachable(exc, lost=lost):
         return VariantStoreUnreachable(shown(url), said(exc), landed)
     return VariantStoreFailed(_WHERE, named(exc))
 
@@ -311,7 +311,7 @@ class PostgresDatabase(Database):
         except (psycopg.ProgrammingError, ValueError, TypeError) as exc:
             raise _url_error(self.path, exc) from None
         except psycopg.Error as exc:
-            err = _logged(self.path, exc, database_error(self.path, exc))
+            err = _logged(self.path, exc, database_error(self.path, exc, lost=True))
             if isinstance(err, VariantStoreUnreachable):
                 self._failed = (time.monotonic(), err)
             # the URL and psycopg's words are in the log, not the message: no cause kept
@@ -349,10 +349,12 @@ class PostgresDatabase(Database):
 
     def _error(self, exc: psycopg.Error, *, landed: bool = False
                ) -> CorruptStore | VariantStoreUnavailable:
-        """What :func:`database_error` says of ``exc`` (logged when the server is out of
-        reach); a server out of reach also makes the next call (outside a transaction)
-        open a new connection."""
-        err = _logged(self.path, exc, database_error(self.path, exc, landed=landed))
+        """What :func:`database_error` says of ``exc`` (logged), any error that left the
+        connection broken or closed a server out of reach (``lost``, as the ledger's); a
+        server out of reach also makes the next call (outside a transaction) open a new
+        connection."""
+        lost = bool(self._pg.broken or self._pg.closed)  # a FATAL of any SQLSTATE too
+        err = _logged(self.path, exc, database_error(self.path, exc, landed=landed, lost=lost))
         if isinstance(err, VariantStoreUnreachable):
             self._lost = True
         return err

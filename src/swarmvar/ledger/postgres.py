@@ -51,15 +51,16 @@ from ..storerules import (
     NO_TABLE,
     OUTSIDE_STATES,
     OUTSIDE_WORDS,
-    UNREACHABLE_STATES,
     named,
     primary,
     said,
 )
+from ..storerules import UNREACHABLE_STATES as UNREACHABLE_STATES
 from ..storerules import category as category
 from ..storerules import connect_seconds as connect_seconds
 from ..storerules import scrubbed as scrubbed
 from ..storerules import shown as shown
+from ..storerules import unreachable as unreachable
 from .entry import ZERO_HASH
 from .merkle import HashAlgorithm, NodeKey, frontier_keys
 from .store import Draft, Durability, Frontier, Row, node_from_row, node_row, seal_batch
@@ -460,20 +461,6 @@ def _url_error(url: str, exc: BaseException) -> InvalidParameter:
     """:func:`swarmvar.storerules.url_error` as this store says it ("the ledger database",
     logged on ``log``)."""
     return rules.url_error(url, exc, "the ledger database", log)
-
-
-def unreachable(exc: psycopg.Error, *, lost: bool = False) -> bool:
-    """True if ``exc`` says the server is out of reach: SQLSTATE class 08 or one of
-    :data:`UNREACHABLE_STATES`; or, unless it names damage (XX001, XX002) or a cause of
-    :data:`OUTSIDE_STATES`, no SQLSTATE on an ``OperationalError`` (a connection refused,
-    lost or closed) or any error on a connection that is now broken or was never made
-    (``lost``)."""
-    state = getattr(exc, "sqlstate", None) or ""
-    if state.startswith("08") or state in UNREACHABLE_STATES:
-        return True
-    if state in DAMAGE_STATES or state in OUTSIDE_STATES:
-        return False
-    return lost or (not state and isinstance(exc, psycopg.OperationalError))
 
 
 def database_error(url: str, exc: psycopg.Error, what: str, *, lost: bool = False

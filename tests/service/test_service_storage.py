@@ -408,6 +408,73 @@ def test_serves_db_check_says_retry_when_the_variant_store_is_out_of_reach(
     assert "repair or restore" not in said and "retry" in said, said
 
 
+@pytest.mark.parametrize("which", ["ledger read-only", "variant store full"])
+def test_serves_db_check_gives_an_unwritable_stores_own_advice_not_repair(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        which: str) -> None:
+    """A read-only or full database (LedgerUnwritable, VariantStoreUnwritable: "not
+    damaged, do not move it away") is said with its own advice, never "repair or restore
+    it", which would contradict it."""
+    import psycopg
+    import typer
+
+    import swarmvar.evolution as evolution
+    import swarmvar.ledger as ledger
+    from swarmvar.cli.serve import _check_db
+    from swarmvar.errors import LedgerUnwritable
+    from swarmvar.evolution.errors import DISK_FULL, READ_ONLY, VariantStoreUnwritable
+
+    class Opened:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    error: Exception = (
+        LedgerUnwritable("database", READ_ONLY, "read-only transaction, SQLSTATE 25006",
+                         "open")
+        if which == "ledger read-only" else
+        VariantStoreUnwritable("database", DISK_FULL, "disk full, SQLSTATE 53100"))
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(psycopg, "connect", lambda *a, **k: Opened())
+    monkeypatch.setattr(ledger, "Ledger", refuse if which == "ledger read-only" else Opened)
+    monkeypatch.setattr(evolution, "open_home", refuse)
+    with pytest.raises(typer.Exit) as got:
+        _check_db("postgresql://h/db", tmp_path, "--home")
+    said = " ".join(capsys.readouterr().err.split())
+    assert got.value.exit_code == 2 and f"--db: {error}" in said, said
+    assert "repair or restore" not in said and "move it away" in said, said
+
+
+@pytest.mark.parametrize(("url", "seconds"), [
+    ("postgresql://h/db?connect_timeout=2", 2), ("postgresql://h/db", 5),
+    ("postgresql://h/db?connect_timeout=0", 5)])
+def test_serves_db_check_connects_with_the_urls_connect_timeout(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, seconds: int) -> None:
+    """The pre-check's connect keeps the URL's ``connect_timeout`` (the stores' rule,
+    ``connect_seconds``: 0 or none is its 5 s), not a fixed 5 s over it."""
+    import psycopg
+    import typer
+
+    from swarmvar.cli.serve import _check_db
+
+    asked: list[object] = []
+
+    def connect(*args: object, **kwargs: object) -> None:
+        asked.append(kwargs.get("connect_timeout"))
+        raise psycopg.OperationalError("connection refused")
+
+    monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
+    monkeypatch.setattr(psycopg, "connect", connect)
+    with pytest.raises(typer.Exit):
+        _check_db(url, tmp_path, "--home")
+    assert asked == [seconds]
+
+
 @pytest.mark.slow  # a real PostgreSQL server (initdb + pg_ctl)
 def test_serve_says_a_damaged_database_ledger_is_not_usable_not_a_permission(
         tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

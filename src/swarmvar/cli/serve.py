@@ -107,13 +107,14 @@ def _check_listen(host: str, port: int) -> None:
 
 
 def _check_db(db: str, home: Path, words: str) -> None:
-    """Connect to ``--db`` once (5 s at most), then open the ledger and the evolution
-    stores there as a worker does at its start (creating their tables if missing): an
-    unreachable or refusing database, a user who may not create the tables (SQLSTATE
-    42501, "grant the user CREATE"), or a ledger or variant store there that is not usable
-    (damaged: its error named) is a usage error naming it, before the workers start (each
-    would fail in its start-up). ``words`` names the home (:func:`home_words`), whose
-    ``ledger.key`` signs the heads.
+    """Connect to ``--db`` once (5 s at most, or the URL's ``connect_timeout``), then open
+    the ledger and the evolution stores there as a worker does at its start (creating
+    their tables if missing): an unreachable or refusing database, a user who may not
+    create the tables (SQLSTATE 42501, "grant the user CREATE"), a database out of reach,
+    failing, full or read-only (the store's error and its advice), or a ledger or variant
+    store there that is not usable (damaged: its error named, "repair or restore it") is a
+    usage error naming it, before the workers start (each would fail in its start-up).
+    ``words`` names the home (:func:`home_words`), whose ``ledger.key`` signs the heads.
 
     Raises
     ------
@@ -129,17 +130,21 @@ def _check_db(db: str, home: Path, words: str) -> None:
     from ..ledger.postgres import connect_seconds, url_params
 
     try:  # a malformed URL said in fixed words: psycopg's quote it, a password's fragment too
-        connect_seconds(url_params(db), 5)  # and a connect_timeout the stores would refuse
+        seconds = connect_seconds(url_params(db), 5)  # a connect_timeout the stores refuse
     except InvalidParameter as exc:
         raise usage_error(f"--db: {exc}") from None
-    try:
-        psycopg.connect(db, connect_timeout=5).close()
+    try:  # the URL's connect_timeout (or PGCONNECT_TIMEOUT) kept, as the stores keep it
+        psycopg.connect(db, connect_timeout=seconds).close()
     except (psycopg.Error, ValueError) as exc:
         raise usage_error(f"--db: cannot connect to the database ({_first_line(exc)}); "
                           "check the URL, that the server runs and accepts this user") from None
-    from ..errors import LedgerFailed, LedgerUnreachable, SwarmVarError
+    from ..errors import LedgerFailed, LedgerUnreachable, LedgerUnwritable, SwarmVarError
     from ..evolution import open_home
-    from ..evolution.errors import VariantStoreFailed, VariantStoreUnreachable
+    from ..evolution.errors import (
+        VariantStoreFailed,
+        VariantStoreUnreachable,
+        VariantStoreUnwritable,
+    )
     from ..ledger import Ledger
     from ..ledger.head import load_or_create_key
 
@@ -161,9 +166,11 @@ def _check_db(db: str, home: Path, words: str) -> None:
                     f"ledger and evolution tables there ({_refused(exc)}); grant the user "
                     "CREATE on the schema (or create the tables once as a user who may) and "
                     "start again") from None
-            if isinstance(exc, (LedgerUnreachable, LedgerFailed, VariantStoreUnreachable,
-                                VariantStoreFailed)):  # lost since the connection above,
-                # or a lock timeout, in either store: retry, not repair
+            if isinstance(exc, (LedgerUnreachable, LedgerFailed, LedgerUnwritable,
+                                VariantStoreUnreachable, VariantStoreFailed,
+                                VariantStoreUnwritable)):  # lost since the connection
+                # above, a lock timeout, a disk full or read-only database, in either
+                # store: its own advice (free space, make it writable, retry), not repair
                 raise usage_error(f"--db: {exc}") from None
             raise usage_error(
                 f"--db: {what} there is not usable ({_first_line(exc)}); repair or restore "

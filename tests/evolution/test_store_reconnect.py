@@ -28,7 +28,11 @@ from psycopg import Transaction
 import swarmvar.evolution.postgres as evolution_pg
 from swarmvar.evolution import SqliteVariantStore
 from swarmvar.evolution.db import Database, open_database
-from swarmvar.evolution.errors import VariantStoreUnavailable, VariantStoreUnreachable
+from swarmvar.evolution.errors import (
+    VariantStoreClosed,
+    VariantStoreUnavailable,
+    VariantStoreUnreachable,
+)
 
 _INSERT = "INSERT INTO agents VALUES (?, ?)"
 
@@ -76,8 +80,11 @@ def test_a_terminated_backend_fails_the_call_that_finds_it_and_the_next_reopens(
         assert _agents(database) == ["after", "kept"]
     finally:
         database.close()
-    with pytest.raises(VariantStoreUnreachable):  # closed on purpose: not opened again
-        _agents(database)
+    with pytest.raises(VariantStoreClosed, match="close"):  # closed on purpose: the
+        _agents(database)  # caller's mistake, not opened again nor said as a server down
+    with pytest.raises(VariantStoreClosed):
+        with database.transaction() as conn:
+            conn.execute(_INSERT, ("late", "{}"))
 
 
 def test_a_server_stopped_and_started_under_an_open_store(

@@ -228,6 +228,13 @@ class VariantStoreFailed(VariantStoreUnavailable):
         self.detail = detail
 
 
+class VariantStoreClosed(SwarmVarError, RuntimeError):
+    """A PostgreSQL variant (lifecycle) store used after its ``close()``: a caller's
+    mistake, not the database's nor its server's (the store never opens a connection again
+    once closed), as the ledger's :class:`~swarmvar.errors.LedgerClosed`. Open the store
+    again."""
+
+
 class VariantStoreMissing(SwarmVarError, RuntimeError):
     """SQLite cannot open the variant (lifecycle) database for good: its file or its home
     is gone, or closed to this process (``why``), which a retry does not mend (the

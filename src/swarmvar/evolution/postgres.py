@@ -53,6 +53,7 @@ from ..storerules import unreachable as unreachable
 from .db import _SCHEMA, Database
 from .errors import (
     CorruptStore,
+    VariantStoreClosed,
     VariantStoreFailed,
     VariantStoreUnavailable,
     VariantStoreUnreachable,
@@ -212,6 +213,8 @@ class PostgresDatabase(Database):
         (42P01).
     InvalidParameter
         The URL is malformed, or its port is not a number (its text is not echoed).
+    VariantStoreClosed
+        A call after :meth:`close` (outside a transaction already open).
 
     Every message names "the variant store database", never the URL nor psycopg's words
     (a category or psycopg's class name, and the SQLSTATE): the log has them (logger
@@ -324,18 +327,23 @@ class PostgresDatabase(Database):
         restarted, the backend terminated: :class:`~swarmvar.evolution.errors.
         VariantStoreUnreachable` was raised for that call): one try per call, bounded by
         the connect timeout, no loop; none within :data:`BACKOFF_S` of the last failed
-        connect. Not inside a transaction (its caller checks), not after :meth:`close`.
-        Under the lock.
+        connect. Not inside a transaction (its caller checks). Under the lock.
 
         Raises
         ------
+        VariantStoreClosed
+            :meth:`close` was called: no connection is opened again (a caller's mistake,
+            never said as a server out of reach).
         VariantStoreUnreachable
             The server still cannot be reached, or a connect failed less than
             :data:`BACKOFF_S` ago (not tried: a call after that tries again).
         VariantStoreUnavailable, CorruptStore
             What :func:`database_error` says of another error of the connect.
         """
-        if self._shut or not (self._lost or self._pg.broken):
+        if self._shut:
+            raise VariantStoreClosed("the variant store database is closed (its close() was "
+                                     "called); open the store again")
+        if not (self._lost or self._pg.broken):
             return
         failed = self._failed
         if failed is not None and time.monotonic() - failed[0] < BACKOFF_S:
@@ -368,6 +376,8 @@ class PostgresDatabase(Database):
             raise self._error(exc) from exc
 
     def close(self) -> None:
+        """Close the connection for good: a later call raises
+        :class:`~swarmvar.evolution.errors.VariantStoreClosed`, never connecting again."""
         with self.lock:
             self._shut = True
             self._pg.close()

@@ -100,7 +100,7 @@ class LedgerUnavailable(_sqlite3.OperationalError, SwarmVarError):
     """
 
 
-def _keep_message(err: BaseException, state: dict[str, _Any] | None) -> None:
+def keep_message(err: BaseException, state: dict[str, _Any] | None) -> None:
     """Restore a pickled error's ``state``: its attributes, and its message as it was when
     pickled (``_message``: its ``args``, which a caller may have reworded) rather than the
     one its constructor rebuilt."""
@@ -181,7 +181,7 @@ class LedgerUnwritable(LedgerUnavailable):
                 {**self.__dict__, "_message": self.args})
 
     def __setstate__(self, state: dict[str, _Any] | None) -> None:
-        _keep_message(self, state)
+        keep_message(self, state)
 
 
 class LedgerUnreachable(SwarmVarError, ConnectionError):
@@ -253,7 +253,7 @@ class LedgerUnreachable(SwarmVarError, ConnectionError):
                 {**self.__dict__, "_message": self.args})
 
     def __setstate__(self, state: dict[str, _Any] | None) -> None:
-        _keep_message(self, state)
+        keep_message(self, state)
 
 
 def may_have_landed(exc: BaseException) -> bool:
@@ -317,7 +317,7 @@ class LedgerFailed(SwarmVarError, RuntimeError):
                 {**self.__dict__, "_message": self.args})
 
     def __setstate__(self, state: dict[str, _Any] | None) -> None:
-        _keep_message(self, state)
+        keep_message(self, state)
 
 
 class LedgerClosed(SwarmVarError, RuntimeError):

@@ -244,3 +244,17 @@ def test_a_session_the_server_ended_for_idling_is_unreachable_then_reopened(
         assert _agents(database) == ["kept"]  # a new connection
     finally:
         database.close()
+
+
+def test_a_reworded_unreachable_keeps_its_words_in_a_pickle() -> None:
+    """A caller's words (``evolution.noted`` rewords it) survive a pickle (a worker's error
+    sent to its parent), its fields too, as the ledger's errors do."""
+    err = VariantStoreUnreachable("postgresql://h/d", "connection refused", landed=True)
+    err.args = ("the change may have been made: read it back",)
+    copy = pickle.loads(pickle.dumps(err))
+    assert type(copy) is VariantStoreUnreachable
+    assert str(copy) == "the change may have been made: read it back"
+    assert (copy.path, copy.detail, copy.landed) == ("postgresql://h/d", "connection refused",
+                                                     True)
+    plain = pickle.loads(pickle.dumps(VariantStoreUnreachable("postgresql://h/d", "x")))
+    assert str(plain) == str(VariantStoreUnreachable("postgresql://h/d", "x"))

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import CorruptState, InvalidParameter, InvalidVariant, SwarmVarError
+from ..errors import (
+    CorruptState,
+    InvalidParameter,
+    InvalidVariant,
+    SwarmVarError,
+    keep_message,
+)
 
 # The causes :class:`VariantStoreUnwritable` names (SQLite's SQLITE_FULL, SQLITE_READONLY,
 # SQLITE_IOERR; PostgreSQL's disk_full, read_only_sql_transaction, io_error): the shared
@@ -196,7 +202,13 @@ class VariantStoreUnreachable(VariantStoreUnavailable):
         self.landed = landed
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.path, self.detail, self.landed), self.__dict__)
+        # the message itself travels too: a caller may reword it (evolution.noted does),
+        # and a pickled copy (a worker's) keeps those words, as the ledger's errors do
+        return (type(self), (self.path, self.detail, self.landed),
+                {**self.__dict__, "_message": self.args})
+
+    def __setstate__(self, state: dict[str, Any] | None) -> None:
+        keep_message(self, state)
 
 
 class VariantStoreFailed(VariantStoreUnavailable):

@@ -74,13 +74,19 @@ def postgres_url(postgres_server: object) -> str:
 def own_postgres_server() -> Iterator[object]:
     """A PostgreSQL server of the test module's own (skipped or failed as
     ``postgres_server``): a test may stop and start it, or give it to processes of its own,
-    and leave the session's server, which other tests use, alone."""
+    and leave the session's server, which other tests use, alone. Only a start that fails
+    skips (or fails in CI); a failure at teardown is an error, never a skip."""
     pg = load_pg()
     try:
-        with pg.postgres_server() as server:
-            yield server
+        cm = pg.postgres_server()
+        server = cm.__enter__()
     except pg.PostgresUnavailable as exc:
         pg.skip_or_fail(exc)
+        return
+    try:
+        yield server
+    finally:
+        cm.__exit__(None, None, None)
 
 
 @pytest.fixture

@@ -168,6 +168,19 @@ class Ledger:
     LedgerUnwritable
         Creating, opening or (later) reading or appending met its disk full, a read-only
         file (or transaction) or an I/O error: named, nothing written, not damage.
+    LedgerUnreachable
+        (A PostgreSQL URL) its server cannot be reached now, or the connection broke, on
+        opening or (later) on a read or an append: nothing written (unless ``landed``), not
+        damage; retry.
+    LedgerFailed
+        (A PostgreSQL URL) any other database error that is not damage (a lock or
+        statement timeout, a refused privilege, ...), on opening or later: rolled back,
+        the ledger said neither damaged nor intact.
+    InvalidParameter
+        (A PostgreSQL URL) the URL is malformed, its port or ``connect_timeout`` is not a
+        number (its text is not echoed).
+    LedgerClosed
+        (A PostgreSQL URL) a call after :meth:`close`: the store never connects again.
     """
 
     path: Path | None

@@ -392,12 +392,12 @@ def _storage_error(exc: BaseException, path: Path,
     (SQLITE_CANTOPEN: the file, its ``-wal``/``-shm`` or a temporary file) while the file
     is there, which is no descriptor left (EMFILE, ENFILE; the service answers both 503).
     Its subclass :class:`~swarmvar.errors.LedgerUnwritable` for a cause outside the file
-    (:func:`~swarmvar.ledger.damage.outside`: a disk full, a read-only file, an I/O error;
+    (:func:`~swarmvar.storerules.outside`: a disk full, a read-only file, an I/O error;
     the service answers it 503, a read's or a write's) while the file is there.
     :class:`~swarmvar.errors.LedgerCorrupted` naming why when the file or its home is
-    gone or closed to this process (:func:`~swarmvar.ledger.damage.missing`: SQLite's
+    gone or closed to this process (:func:`~swarmvar.storerules.missing`: SQLite's
     "readonly database" of a file moved away too); naming the damage when SQLite says the
-    file is damaged (:func:`~swarmvar.ledger.damage.is_damage`) or on a read; else (an
+    file is damaged (:func:`~swarmvar.storerules.is_damage`) or on a read; else (an
     append's other error) that it cannot append, with SQLite's message.
     """
     if is_lock_wait(exc):
@@ -445,10 +445,10 @@ def _unavailable(exc: BaseException, message: str) -> LedgerUnavailable:
 
 def _unwritable(exc: BaseException, path: str, cause: str, doing: str) -> LedgerUnwritable:
     """:class:`~swarmvar.errors.LedgerUnwritable` naming ``cause`` (of
-    :func:`~swarmvar.ledger.damage.outside`) met ``doing`` on the ledger at ``path``,
+    :func:`~swarmvar.storerules.outside`) met ``doing`` on the ledger at ``path``,
     carrying SQLite's message and codes of ``exc``. SQLITE_IOERR_SHMSIZE (a WAL
     database's ``-shm`` that cannot grow) or a plain SQLITE_IOERR on a file system with
-    no room left is a disk full (:func:`~swarmvar.ledger.damage.full_disk`), with the
+    no room left is a disk full (:func:`~swarmvar.storerules.full_disk`), with the
     bytes free added to SQLite's message."""
     detail = str(exc)
     if cause == IO_ERROR:
@@ -477,7 +477,7 @@ def at_target(err: LedgerCorrupted | LedgerUnavailable, tmp: Path,
     :class:`~swarmvar.errors.LedgerCorrupted` naming ``tmp`` while ``path``'s folder is
     there but may not be written by this process (a read-only file system, or its
     permissions: SQLite could not create ``tmp``, which :func:`_connect` tells as a file
-    that never opens) is a read-only one too (:data:`~swarmvar.ledger.damage.READ_ONLY`),
+    that never opens) is a read-only one too (:data:`~swarmvar.storerules.READ_ONLY`),
     nothing having been created. Another :class:`~swarmvar.errors.LedgerUnavailable` (a
     lock, no descriptor left) or ``LedgerCorrupted`` naming ``tmp`` says ``path`` where it
     said ``tmp``. SQLite's ``sqlite_errorcode``/``sqlite_errorname`` are kept. An error

@@ -242,7 +242,10 @@ class PostgresStore:
                                "a new Ledger on the database")
         conn = self._conn
         if conn.broken or conn.closed:
-            self._cache = None  # another writer may have appended meanwhile
+            # another writer may have appended meanwhile: append checks the memo against
+            # the head it reads (size and hash) anyway; dropped so a new connection starts
+            # from what the database holds, never from this process's memory
+            self._cache = None
             conn.close()
             self._conn = conn = self._connect(doing)
         return conn

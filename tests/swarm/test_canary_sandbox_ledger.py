@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ import pytest
 from swarmvar import sandbox
 from swarmvar.errors import LedgerUnreachable, SandboxViolation, Violation
 from swarmvar.evolution import EvolutionHome, VariantStatus, new_variant, open_home, start_canary
-from swarmvar.evolution.errors import VariantStoreUnwritable
+from swarmvar.evolution.errors import VariantStoreUnreachable, VariantStoreUnwritable
 from swarmvar.ledger import EntryKind, Ledger
 from swarmvar.ledger.entry import canonical_data
 from swarmvar.models.nig import NormalInverseGamma
@@ -199,3 +201,66 @@ def test_landed_asks_the_ledger_which_waits_for_a_commit_in_flight(
     [(i, kind, text)] = asked
     assert (i, kind) == (at, "variant") and text == canonical_data(ledger.entry(at).data)
     assert notes.landed({"variant_id": "w"}) is None  # another note's text: not it
+
+
+@pytest.mark.parametrize("at", ["begin", "commit"])
+def test_a_store_out_of_reach_at_the_check_still_gets_the_run_entry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at: str) -> None:
+    """The variant store goes away once the failed run's metric is stored: its check's
+    transaction fails (at BEGIN: not recorded; at COMMIT after the rollback's note, its
+    answer lost: may have landed, ``not known``, the note not voided) and the breakers'
+    reads fail from then on. The run's entry is still appended, its breaker state the trip's."""
+    h = open_home(tmp_path)
+    try:
+        vid = one_failure_from_rollback(h)
+        with Ledger(tmp_path) as ledger:
+            size = ledger.size
+            err = VariantStoreUnreachable(str(tmp_path), "server closed the connection",
+                                          landed=at == "commit")
+            real_tx, real_record, armed = h.db.transaction, h.metrics.record, []
+
+            def gone(*_: object) -> Any:
+                raise err
+
+            def record(rows: Any) -> Any:
+                out = real_record(rows)
+                armed.append(1)  # the next transaction is the check's
+                return out
+
+            @contextmanager
+            def tx() -> Iterator[Any]:
+                if armed != [1]:  # not yet, or a transaction nested in the check's
+                    with real_tx() as conn:
+                        yield conn
+                    return
+                armed.append(2)
+                monkeypatch.setattr(h.breakers, "load", gone)
+                if at == "begin":
+                    monkeypatch.setattr(h.variants, "get", gone)
+                    raise err
+                with pytest.raises(_Abort), real_tx() as conn:
+                    yield conn
+                    raise _Abort  # rolled back: the COMMIT's answer lost, it may have landed
+                raise err
+
+            monkeypatch.setattr(h.metrics, "record", record)
+            monkeypatch.setattr(h.db, "transaction", tx)
+            with pytest.raises(VariantStoreUnreachable) as raised:
+                violate(h, ledger, vid)
+            assert armed == [1, 2] and raised.value.landed is (at == "commit")
+            run = ledger.entry(ledger.size - 1).data
+            assert run["event"] == "canary_validation" and run["violation"] == "network"
+            assert run["breaker"] == "open"
+            if at == "begin":
+                assert ledger.size == size + 1
+                assert run["check"] == "not recorded" and run["notes"] == []
+            else:  # the note is left (not voided): whether the rollback landed is not known
+                assert ledger.size == size + 2 and ledger.entry(size).data["event"] == "rollback"
+                assert run["check"] == "not known" and run["notes"] == [size]
+            assert run["error"].startswith("VariantStoreUnreachable")
+    finally:
+        h.close()
+
+
+class _Abort(Exception):
+    """Rolls a test's transaction back."""

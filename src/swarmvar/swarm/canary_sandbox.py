@@ -69,6 +69,7 @@ from ..evolution import (
     record_check,
 )
 from ..evolution.canary import BY_TASK_FAILURE, BY_VIOLATION, check_note
+from ..evolution.errors import VariantStoreUnreachable
 from ..evolution.noted import Report, noted_change, said, variant_held
 from ..ledger import EntryKind, Ledger
 from ..sandbox import Sandbox, Task
@@ -253,8 +254,10 @@ def validate_variant(
         or the rollback note's error (as :func:`~swarmvar.evolution.noted.noted_change`
         raises it; the check and its rollback were not made, or, said so, may have
         been). The breaker's trip or failure and the success-0 metric stand, and the
-        run's ``canary_validation`` entry is still appended (``check: not recorded``,
-        ``error``, ``notes``: the indices of the note and its void, if appended).
+        run's ``canary_validation`` entry is still appended, even when the variant store
+        is out of reach (``check: not recorded``, or ``not known`` when the change may
+        have landed; ``breaker``: its state as set before the check; ``error``;
+        ``notes``: the indices of the note and its void, if appended).
     """
     levels = _alphas(alphas)
     win = _whole("window", window, 2, 10**6)
@@ -362,9 +365,11 @@ def _failed(home: EvolutionHome, ledger: Ledger, v: Variant, box: Sandbox,
     if violation is not None:  # the variant broke its walls: trip at once
         def trip(s: BreakerSnapshot) -> BreakerSnapshot:
             return replace(s, state=BreakerState.OPEN, failures=s.failures + 1, opened_at=now)
-        home.breakers.update(v.id, trip)
+        tripped = home.breakers.update(v.id, trip)[1].state
     else:
-        home.breaker(v.id, clock).record_failure()
+        breaker = home.breaker(v.id, clock)
+        breaker.record_failure()
+        tripped = breaker.state  # read now: the store may be out of reach after the check
     elapsed = max(0.0, now - started) if math.isfinite(now - started) else 0.0
     record = MetricRecord(v.id, now, 0.0, elapsed)
     home.metrics.record([record])
@@ -384,7 +389,8 @@ def _failed(home: EvolutionHome, ledger: Ledger, v: Variant, box: Sandbox,
                                         variant_held(home.variants.get), report,
                                         f"rollback of {v.id} after its failed canary check")
     except Exception as exc:  # the check is not recorded; the run still is, with why
-        _unrecorded(ledger, home, v, run, notes.written, exc, report)
+        _unrecorded(ledger, v, {**run, "breaker": tripped.value}, notes.written, exc,
+                    report)
         raise
     entries.extend(notes.written)
     state = home.breakers.load(v.id).state
@@ -397,16 +403,21 @@ def _failed(home: EvolutionHome, ledger: Ledger, v: Variant, box: Sandbox,
                           ledger_entries=tuple(entries))
 
 
-def _unrecorded(ledger: Ledger, home: EvolutionHome, v: Variant, run: dict[str, Any],
-                written: list[int], exc: Exception, report: Report) -> None:
+def _unrecorded(ledger: Ledger, v: Variant, run: dict[str, Any], written: list[int],
+                exc: Exception, report: Report) -> None:
     """The run's ``canary_validation`` entry when its failed check could not be recorded
-    (``exc``, raised by the caller after): ``check: not recorded``, the error
+    (``exc``, raised by the caller after): ``check: not recorded`` (``not known`` when
+    ``exc`` is a ``VariantStoreUnreachable`` saying the change may have landed), the error
     (:func:`~swarmvar.evolution.noted.said`) and ``notes``, the indices of the check's
-    note and void if any were appended; one try (reported at error level if it fails)."""
+    note and void if any were appended; one try (reported at error level if it fails).
+    ``run`` carries the breaker's state as the caller set it before the check: the variant
+    store that failed the check is not read again here."""
+    # a store's COMMIT that may have landed; a ledger's ``landed`` is the note's (voided)
+    maybe = isinstance(exc, VariantStoreUnreachable) and exc.landed
+    check = "not known" if maybe else "not recorded"
     try:
         ledger.add_entry(EntryKind.VARIANT, {
-            **run, "breaker": home.breakers.load(v.id).state.value, "check": "not recorded",
-            "error": said(exc), "notes": list(written)})
+            **run, "check": check, "error": said(exc), "notes": list(written)})
     except Exception as second:
         report(logging.ERROR, f"the canary run of {v.id} failed ({run['outcome']}) and its "
                               f"check was not recorded ({said(exc)}); its canary_validation "

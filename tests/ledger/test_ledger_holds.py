@@ -131,6 +131,7 @@ def test_postgres_holds_says_not_known_when_the_lock_is_not_granted(
     with Ledger(postgres_url) as ledger:
         text = canonical_data(ledger.entry(0).data)
         assert ledger.holds(0, EntryKind.GENESIS, text)
+        assert _lock_timeout(ledger) == "0"  # SET LOCAL: the session's own setting is back
         assert not ledger.holds(1, EntryKind.GENESIS, text)
         other = _exclusive_holder(postgres_url)
         try:
@@ -138,6 +139,15 @@ def test_postgres_holds_says_not_known_when_the_lock_is_not_granted(
             with pytest.raises(LedgerFailed, match="55P03"):
                 ledger.holds(0, EntryKind.GENESIS, text)
             assert time.monotonic() - started < 5
+            assert _lock_timeout(ledger) == "0"  # rolled back with the failed transaction
         finally:
             other.close()
         assert ledger.holds(0, EntryKind.GENESIS, text)  # the lock released: read again
+
+
+def _lock_timeout(ledger: Ledger) -> str:
+    """``SHOW lock_timeout`` on the PostgreSQL store's own connection (under its lock)."""
+    store: Any = ledger.store
+    with store._lock:
+        row = store._live("read").execute("SHOW lock_timeout").fetchone()
+    return str(row[0])

@@ -15,7 +15,11 @@ therefore never see the same head, and a batch is all or nothing.
 one WAL-mode file) and ``PostgresStore`` (:mod:`.postgres`) share
 :func:`seal_batch`. Stores may also offer ``damage() -> str | None`` (the
 database's own integrity check) and ``row_count(below) -> int`` (rows with an
-index below ``below``); verification uses them when present.
+index below ``below``); verification uses them when present. A store may offer
+``holds(index, kind, text) -> bool`` (whether the row at ``index`` is of ``kind`` with
+canonical data ``text``): :meth:`~swarmvar.ledger.Ledger.holds` asks it instead of the
+size it would read now, so it must wait for appends still in flight (another
+connection's COMMIT) before answering "no", and raise when it cannot say.
 """
 
 from __future__ import annotations

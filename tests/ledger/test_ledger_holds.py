@@ -78,6 +78,28 @@ def test_a_row_missing_below_the_size_is_damage_not_a_no(tmp_path: Path,
             ledger.holds(1, EntryKind.VARIANT, "{}")
 
 
+def test_postgres_holds_says_a_row_missing_below_the_size_is_damage(
+        postgres_url: str) -> None:
+    """PostgreSQL's own ``holds`` reads the size in its locked transaction: a row deleted
+    below it is ``LedgerCorrupted``, as for the generic look, while the index past the
+    last row is a plain no."""
+    import psycopg
+
+    from swarmvar.errors import LedgerCorrupted
+
+    with Ledger(postgres_url) as ledger:
+        for i in range(3):
+            ledger.add_entry(EntryKind.VARIANT, {"i": i})
+        size, text = ledger.size, canonical_data({"i": 0})
+        with psycopg.connect(postgres_url, autocommit=True) as c:
+            c.execute("SET session_replication_role = replica")  # past the ledger's triggers
+            c.execute("DELETE FROM ledger_entries WHERE idx = 1")
+        with pytest.raises(LedgerCorrupted, match="entry 1 is missing"):
+            ledger.holds(1, EntryKind.VARIANT, text)
+        assert not ledger.holds(size, EntryKind.VARIANT, text)
+        assert ledger.holds(2, EntryKind.VARIANT, canonical_data({"i": 1}))
+
+
 def _exclusive_holder(url: str) -> Any:
     """Another connection holding the ledger table's EXCLUSIVE lock (an append's), in an
     open transaction."""

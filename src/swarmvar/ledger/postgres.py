@@ -380,10 +380,13 @@ class PostgresStore:
         committing holds the table's EXCLUSIVE lock until its COMMIT ends (on the server,
         whatever became of its client's connection), so it is waited for, and "no" is a
         fact (:meth:`~swarmvar.ledger.Ledger.holds`). The wait is at most
-        :data:`HOLDS_LOCK_TIMEOUT_S` (``SET LOCAL lock_timeout``).
+        :data:`HOLDS_LOCK_TIMEOUT_S` (``SET LOCAL lock_timeout``). The size is read in the
+        same transaction: a row missing below it is damage, as for the generic look.
 
         Raises
         ------
+        LedgerCorrupted
+            No row at ``index`` though the ledger holds entries above it.
         LedgerFailed
             The lock was not granted in time (SQLSTATE 55P03) or another database error:
             whether the entry is there is not known.
@@ -398,7 +401,14 @@ class PostgresStore:
                 conn.execute("LOCK TABLE ledger_entries IN SHARE MODE")
                 row = conn.execute("SELECT kind, data FROM ledger_entries WHERE idx = %s",
                                    (index,)).fetchone()
-        return row is not None and (str(row[0]), str(row[1])) == (kind, text)
+                top = None if row is not None else conn.execute(
+                    "SELECT max(idx) FROM ledger_entries").fetchone()
+        if row is None:
+            if top is not None and top[0] is not None and index <= int(top[0]):
+                raise LedgerCorrupted(f"entry {index} is missing from the store below its "
+                                      f"size {int(top[0]) + 1}; run `swarmvar ledger verify`")
+            return False
+        return (str(row[0]), str(row[1])) == (kind, text)
 
     def rows(self, start: int = 0, stop: int | None = None) -> Iterator[Row]:
         stop = self.size() if stop is None else stop

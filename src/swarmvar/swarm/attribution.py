@@ -11,7 +11,9 @@ the runtime does not import a face; without it there is no attribution), with
 seed :func:`attribution_seed` of the portfolio's seed and the beat, on a worker
 thread: the beat does not wait for it (unless :data:`MAX_QUEUED` of the book's are queued
 or running: then for the oldest, up to ``restore_timeout``; past that it is queued anyway,
-a WARNING names the stuck beat, and the book's beats do not wait again until it ends). Its
+a WARNING names the attribution the one worker is stuck on, maybe another book's, and no
+beat of any book waits again until it ends: meanwhile each due one is queued, so the
+queue grows). Its
 result
 (:class:`BookAttribution`: per level the consensus VaR/ES in currency and each asset's
 Euler contribution to both, the agents used) lands at a later beat (or at ``close``) as a
@@ -42,7 +44,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -68,7 +70,9 @@ MAX_ATTRIBUTE_EVERY = 100_000
 
 #: The most attributions of one book queued or running at once: a beat that would queue
 #: one more waits for the oldest (a replay faster than they run), so the queue, its memory
-#: and the checkpoints that store it stay bounded.
+#: and the checkpoints that store it stay bounded, except while the worker is stuck (a wait
+#: timed out): then each due one is queued without waiting (never skipped: exactly once)
+#: and the queue grows until the stuck one ends.
 MAX_QUEUED = 4
 
 #: The role records' names in the ledger (``flow``) and their actions.
@@ -303,7 +307,7 @@ def _attr_setup(self: Swarm, book_var: Callable[..., Any] | None) -> None:
     #: stretch: a due attribution before it is full again is ledgered as skipped)
     self._attr_lost = set()
     self._attr_pool = None
-    self._attr_stuck = {}
+    self._attr_stuck = None
     #: (portfolio, as_of) -> the tick's asset returns, until its beat is recorded
     self._asset_rows = {}
 
@@ -412,29 +416,42 @@ def _job(self: Swarm, name: str, seq: int, as_of: datetime, dates: tuple[datetim
 
 def _attr_submit(self: Swarm, job: AttributionJob) -> None:
     """Queue ``job`` on the worker thread; with :data:`MAX_QUEUED` of its book's still
-    queued or running, first wait for the oldest (up to ``restore_timeout``)."""
+    queued or running, first wait for the oldest (up to ``restore_timeout``), unless a wait
+    already timed out on the attribution the worker still runs (one worker for every book:
+    while it is stuck, no beat waits)."""
+    if self._attr_stuck is not None and self._attr_stuck.done():
+        self._attr_stuck = None
     mine = sorted((s, f) for (p, s), (_, f) in self._attr_running.items()
                   if p == job.portfolio and f is not None and not f.done())
-    stuck = self._attr_stuck  # per book: the future a wait timed out on
-    if job.portfolio in stuck and stuck[job.portfolio].done():
-        del stuck[job.portfolio]
-    if len(mine) >= MAX_QUEUED and job.portfolio not in stuck:
+    if len(mine) >= MAX_QUEUED and self._attr_stuck is None:
         log.info("attribution of %s at beat %d waits for %d still queued (a replay faster "
                  "than they run)", job.portfolio, job.seq, len(mine))
         oldest = [f for _, f in mine[:len(mine) - MAX_QUEUED + 1]]
         _, pending = wait_futures(oldest, timeout=self.restore_timeout)
         if pending:  # stuck: said once; no beat waits again until it is done
-            seq = next(s for s, f in mine if f in pending)
-            log.warning("attribution of %s at beat %d still running after %g s: queued "
-                        "without waiting until it ends", job.portfolio, seq,
+            key, future = _attr_blocking(self, pending)
+            log.warning("attribution of %s at beat %d still running after %g s: the "
+                        "beats queue theirs without waiting until it ends", key[0], key[1],
                         self.restore_timeout)
-            stuck[job.portfolio] = next(f for s, f in mine if s == seq)
+            self._attr_stuck = future
     if self._attr_pool is None:
         self._attr_pool = ThreadPoolExecutor(max_workers=1,
                                              thread_name_prefix="swarmvar-attribution")
     assert self._book_var is not None
     self._attr_running[job.portfolio, job.seq] = (job, self._attr_pool.submit(
         _attr_run, job, self._book_var))
+
+
+def _attr_blocking(self: Swarm, pending: set[Future[BookAttribution]]
+                   ) -> tuple[tuple[str, int], Future[BookAttribution]]:
+    """The attribution the worker runs now (any book's: the one ``pending`` sits behind),
+    else the first of ``pending`` (it ended in between: the next submit clears it)."""
+    running = [(k, f) for k, (_, f) in self._attr_running.items()
+               if f is not None and f.running()]
+    if running:
+        return running[0]
+    return min(((k, f) for k, (_, f) in self._attr_running.items() if f in pending),
+               key=lambda kf: kf[0])
 
 
 def _attr_run(job: AttributionJob, book_var: Callable[..., Any]) -> BookAttribution:

@@ -201,8 +201,9 @@ class Swarm:
     _attributions: dict[str, _attribution.BookAttribution]
     _attr_lost: set[str]
     _attr_pool: ThreadPoolExecutor | None
-    # per book: the future a wait timed out on (the beats do not wait again until it ends)
-    _attr_stuck: dict[str, Future[_attribution.BookAttribution]]
+    # the attribution the one worker was stuck on when a wait timed out (shared by every
+    # book: no beat waits again until it ends)
+    _attr_stuck: Future[_attribution.BookAttribution] | None
     _asset_rows: dict[tuple[str, datetime], np.ndarray]
 
     def __init__(

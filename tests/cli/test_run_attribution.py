@@ -8,6 +8,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -106,30 +107,84 @@ def test_run_says_it_waits_for_attributions_and_shows_their_warnings(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A worker slower than the last beat that then fails: before it closes, ``run`` says it
     waits for the attributions still running, and each failure's WARNING is on stderr (the
-    ``swarmvar`` logger has only a NullHandler: silent before)."""
-    import time
+    ``swarmvar`` logger has only a NullHandler: silent before). Beat 8's is held until
+    ``run`` has counted the ones still running (a gate, not a sleep)."""
+    import threading
 
     from swarmvar.swarm import attribution as attribution_module
 
-    def slow_failing(job: object, fn: object) -> object:
-        time.sleep(0.3)
+    counted = threading.Event()
+    real_pending = attribution_module.pending_attributions
+
+    def slow_failing(job: Any, fn: object) -> object:
+        if job.seq == 8:
+            counted.wait(timeout=30)
         raise ValueError("a bug in the attribution")
 
+    def pending(swarm: Any) -> int:
+        n = real_pending(swarm)
+        counted.set()
+        return n
+
     monkeypatch.setattr(attribution_module, "_attr_run", slow_failing)
+    monkeypatch.setattr(attribution_module, "pending_attributions", pending)
     books = tmp_path / "books.json"
     books.write_text(json.dumps(BOOKS), encoding="utf-8")
     home = tmp_path / "home"
     code, text = invoke("run", "--data", "sp500-stocks", "--portfolios", str(books), *ARGS,
                         "--attribute-every", "4", "--home", str(home))
     assert code == 0, text
-    said = re.search(r"closing: waiting up to \d+ s for ([12]) attributions still running "
-                     r"\(Ctrl-C stops the wait", text)
+    said = re.search(r"closing: waiting up to \d+ s for (1 attribution|2 attributions) still "
+                     r"running \(Ctrl-C stops the wait", text)
     assert said is not None, text  # the one of beat 8, at least, still runs
     assert text.index(said.group(0)) < text.index("8 beats in")
     for seq in (4, 8):
         assert (f"warning: attribution of pos at beat {seq} failed: a bug in the "
                 "attribution") in text, text
     assert sorted(r["seq"] for r in _records(home)) == [4, 8]
+
+
+def test_one_ctrl_c_stops_closes_wait_when_the_data_ran_out(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The data ran out (no Ctrl-C yet) with beat 8's attribution still running: ``run``
+    says a Ctrl-C stops close's wait, and one does (before: it took two; the first only
+    asked the finished run to stop). The beats are ledgered; beat 8's is not."""
+    import os
+    import signal
+    import threading
+
+    from typer.testing import CliRunner
+
+    from swarmvar.cli import build_app
+    from swarmvar.swarm import attribution as attribution_module
+
+    gate = threading.Event()
+    real_landed = attribution_module._attr_landed
+
+    def held(job: Any, fn: object) -> object:
+        if job.seq == 8:
+            gate.wait(timeout=10)  # before the fix: close's wait ends only here
+        raise ValueError("held")
+
+    def landed(swarm: Any, *, wait: float | None = None, into: Any = None) -> Any:
+        if wait is not None:  # close's wait: a Ctrl-C now
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_landed(swarm, wait=wait, into=into)
+
+    monkeypatch.setattr(attribution_module, "_attr_run", held)
+    monkeypatch.setattr(attribution_module, "_attr_landed", landed)
+    books = tmp_path / "books.json"
+    books.write_text(json.dumps(BOOKS), encoding="utf-8")
+    home = tmp_path / "home"
+    try:
+        result = CliRunner().invoke(build_app(), [
+            "run", "--data", "sp500-stocks", "--portfolios", str(books), *ARGS,
+            "--attribute-every", "4", "--home", str(home)])
+    finally:
+        gate.set()
+    assert "(Ctrl-C stops the wait" in result.output, result.output
+    assert result.exit_code == 130, (result.exit_code, result.output)  # an interrupt
+    assert 8 not in [r["seq"] for r in _records(home)]
 
 
 def test_a_resume_under_another_attribute_every_names_the_flag_and_the_book(

@@ -4,10 +4,10 @@ a stuck worker and the queue cap, a Ctrl-C in close's wait, a worker raising Sys
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -63,36 +63,40 @@ def test_a_stuck_attribution_is_waited_for_once_and_said(tmp_path, monkeypatch, 
 
 
 def test_ctrl_c_in_close_keeps_the_attributions_landed_in_its_wait(tmp_path, monkeypatch):
-    """Close waits for beat 1's (quick) and beat 2's (held) attribution; a Ctrl-C in the
-    wait for beat 2's: beat 1's, landed in that wait, is still ledgered (once)."""
-    gate = threading.Event()
+    """Close waits for beat 1's and beat 2's (held) attribution; a Ctrl-C (SIGINT's
+    KeyboardInterrupt) in the wait for beat 2's: beat 1's, landed in that wait, is still
+    ledgered (once). Gates, not sleeps: beat 1's ends only once close waits for it."""
+    first, gate = threading.Event(), threading.Event()
+    real_wait = attribution_module.wait_futures
+    waits: list[Any] = []
 
     def run(job: Any, fn: Any) -> Any:
-        if job.seq == 1:
-            time.sleep(0.2)
-        else:
-            gate.wait(timeout=30)
+        (first if job.seq == 1 else gate).wait(timeout=30)
         return attribution_module._failed(job, RuntimeError("done"))
 
-    def ctrl_c(*args: Any) -> None:
-        raise KeyboardInterrupt
+    def wait(fs: Any, timeout: float | None = None) -> Any:
+        waits.append(fs)
+        if len(waits) == 1:  # close's wait for beat 1's: let it end
+            first.set()
+            return real_wait(fs, timeout=timeout)
+        os.kill(os.getpid(), signal.SIGINT)  # then a Ctrl-C in the wait for beat 2's
+        return real_wait(fs, timeout=timeout)
 
     monkeypatch.setattr(attribution_module, "_attr_run", run)
     frame = asset_returns(WINDOW + 3)
     home = tmp_path / "h"
     swarm = book_swarm(home, every=1, checkpoint_every=1000)
-    before = signal.signal(signal.SIGALRM, ctrl_c)
     try:
         swarm.start(frame.iloc[:WINDOW])
         for i in range(WINDOW, WINDOW + 3):
             swarm.step(tick(frame, i))
-        signal.setitimer(signal.ITIMER_REAL, 1.0)  # a Ctrl-C 1 s into close's wait
+        monkeypatch.setattr(attribution_module, "wait_futures", wait)
         with pytest.raises(KeyboardInterrupt):
             swarm.close()
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, before)
+        first.set()
         gate.set()
+    assert len(waits) == 2
     got = attributions(home)
     assert sorted(got) == [("book", 1)]  # before: none
     assert len(got["book", 1]) == 1

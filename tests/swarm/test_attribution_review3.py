@@ -1,5 +1,5 @@
 """A streamed book's attribution under the third review's cases (swarm/attribution.py):
-one worker stuck for every book."""
+one worker stuck for every book, close's failure said by the attribution module."""
 
 from __future__ import annotations
 
@@ -113,3 +113,42 @@ def test_the_stuck_one_named_is_the_one_running_not_the_one_waited_for(tmp_path,
     got = attributions(home)
     assert sorted(got) == [("A", s) for s in range(1, 8)] + [("B", 1)]
     assert all(len(v) == 1 for v in got.values())
+
+
+def test_a_failure_in_closes_wait_is_the_attribution_modules_warning(tmp_path, monkeypatch,
+                                                                      caplog):
+    """Close's wait raising: closing goes on and the WARNING comes from the attribution
+    module (what ``swarmvar run`` shows on stderr; before: from runtime, never shown)."""
+    gate = threading.Event()
+    real_run = attribution_module._attr_run
+
+    def held(job: Any, fn: Any) -> Any:
+        gate.wait(timeout=30)
+        return real_run(job, fn)
+
+    def broken(swarm: Any, *, wait: float | None = None, into: Any = None) -> Any:
+        raise RuntimeError("a bug while landing")
+
+    monkeypatch.setattr(attribution_module, "_attr_run", held)
+    frame = asset_returns(WINDOW + 2)
+    swarm = book_swarm(tmp_path / "h", every=1, checkpoint_every=1000)
+    try:
+        swarm.start(frame.iloc[:WINDOW])
+        swarm.step(tick(frame, WINDOW))
+        monkeypatch.setattr(attribution_module, "_attr_landed", broken)
+        with caplog.at_level(logging.WARNING, logger="swarmvar"):
+            swarm.close()
+    finally:
+        gate.set()
+    said = [r for r in caplog.records if r.getMessage().startswith("closing with attributions")]
+    assert [(r.module, r.getMessage()) for r in said] == [
+        ("attribution", "closing with attributions still running (a bug while landing)")]
+    assert swarm._attr_pool is None
+
+
+def test_closing_words_count_one_attribution_in_the_singular():
+    assert attribution_module.closing_words(600, 1) == (
+        "closing: waiting up to 600 s for 1 attribution still running (Ctrl-C stops the "
+        "wait; a resume submits them again)")
+    assert "for 2 attributions still" in attribution_module.closing_words(0.5, 2)
+    assert "up to 0.5 s" in attribution_module.closing_words(0.5, 2)

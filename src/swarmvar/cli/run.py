@@ -1178,13 +1178,14 @@ def run(
                     live.stop()
                     if not live.console.is_terminal:  # a log: end the table's last line
                         live.console.line()
-                from ..swarm.attribution import pending_attributions
+                from ..swarm.attribution import closing_words, pending_attributions
 
                 waiting = pending_attributions(swarm)
                 if waiting:  # close waits for them: not in silence
-                    typer.echo(f"closing: waiting up to {swarm.restore_timeout:.0f} s for "
-                               f"{waiting} attributions still running (Ctrl-C stops the "
-                               "wait; a resume submits them again)", err=True)
+                    typer.echo(closing_words(swarm.restore_timeout, waiting), err=True)
+                    # as the line says, the next Ctrl-C stops the wait (the data may have
+                    # run out with none asked for yet: one Ctrl-C, not two)
+                    stop["asked"] = True
     except SwarmVarError as exc:
         raise _fail_run(exc, data, settings) from None
     finally:

@@ -48,7 +48,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -459,12 +459,23 @@ def _attr_run(job: AttributionJob, book_var: Callable[..., Any]) -> BookAttribut
     return run_attribution(job, book_var)
 
 
+@overload
+def _attr_landed(self: Swarm, *, wait: float | None = None, into: None = None
+                 ) -> list[tuple[EntryKind, Any]]: ...
+
+
+@overload
+def _attr_landed(self: Swarm, *, wait: float | None = None,
+                 into: list[tuple[EntryKind, Any]]) -> None: ...
+
+
 def _attr_landed(self: Swarm, *, wait: float | None = None,
                  into: list[tuple[EntryKind, Any]] | None = None
-                 ) -> list[tuple[EntryKind, Any]]:
+                 ) -> list[tuple[EntryKind, Any]] | None:
     """The finished attributions as ledger entries (each (portfolio, seq) once), in the
     order they were due; ``wait``: seconds to wait for the running ones (``close``);
-    ``into``: the list appended to as each lands (kept when the wait is interrupted)."""
+    ``into``: the list appended to as each lands (kept when the wait is interrupted; then
+    None is returned)."""
     out: list[tuple[EntryKind, Any]] = [] if into is None else into
     deadline = None if wait is None else time.monotonic() + wait
     for key in sorted(self._attr_running, key=lambda k: (k[1], k[0])):
@@ -494,7 +505,7 @@ def _attr_landed(self: Swarm, *, wait: float | None = None,
         # worker) may still fork; the next due one starts another
         self._attr_pool.shutdown(wait=False)
         self._attr_pool = None
-    return out
+    return out if into is None else None
 
 
 def pending_attributions(swarm: Swarm) -> int:
@@ -503,16 +514,26 @@ def pending_attributions(swarm: Swarm) -> int:
     return sum(1 for _, f in swarm._attr_running.values() if f is not None and not f.done())
 
 
+def closing_words(timeout: float, waiting: int) -> str:
+    """What ``close`` is about to wait for, in words (its log line; ``swarmvar run`` says
+    it on stderr)."""
+    return (f"closing: waiting up to {timeout:g} s for {waiting} attribution"
+            f"{'' if waiting == 1 else 's'} still running (Ctrl-C stops the wait; a resume "
+            "submits them again)")
+
+
 def _attr_close(self: Swarm, timeout: float) -> None:
     """Land what is running (up to ``timeout`` s) into the batch; stop the worker (also
-    when the wait is interrupted: the queued ones are cancelled, a resume submits them)."""
+    when the wait is interrupted: the queued ones are cancelled, a resume submits them).
+    A failure is a WARNING (closing goes on; a resume submits the unlanded ones again)."""
     try:
-        waiting = sum(1 for _, f in self._attr_running.values() if f is not None and not f.done())
+        waiting = pending_attributions(self)
         if waiting:
-            log.info("closing: waiting up to %.0f s for %d attributions still running "
-                     "(Ctrl-C stops the wait; a resume submits them again)", timeout, waiting)
+            log.info("%s", closing_words(timeout, waiting))
         if self._attr_running:
             _attr_landed(self, wait=timeout, into=self._batch)
+    except Exception as exc:  # noqa: BLE001 - closing anyway; a resume submits them again
+        log.warning("closing with attributions still running (%s)", exc)
     finally:
         if self._attr_pool is not None:
             self._attr_pool.shutdown(wait=False, cancel_futures=True)

@@ -438,10 +438,9 @@ class Swarm:
             log.warning("closing with portfolios still restoring (%s); their %d queued "
                         "ticks are not recorded", exc, sum(len(q) for q in self._queues.values()))
         self._closed = True
-        try:  # attributions still running land first (up to restore_timeout), once
+        try:  # attributions still running land first (up to restore_timeout), once; a
+            # failure is the attribution module's WARNING (``swarmvar run`` shows those)
             _attribution._attr_close(self, self.restore_timeout)
-        except Exception as exc:  # noqa: BLE001 - closing anyway; a resume submits them again
-            log.warning("closing with attributions still running (%s)", exc)
         finally:  # a Ctrl-C in the wait still flushes and closes (then goes on)
             try:
                 self.flush()

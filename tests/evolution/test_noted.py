@@ -1,10 +1,11 @@
 """The rule of a variant change noted inside the store's transaction
 (:func:`swarmvar.evolution.noted.noted_change`), on a real SQLite variant store and a
 ledger of lists: a COMMIT that fails leaves a void unless the store holds the change (then
-the change is answered as made, with a warning) or, its PostgreSQL server lost, whether it
-was made is not known (no void, an error said, and an answer saying it may have been made);
-a note whose append may have landed is looked for and voided. ``said`` keeps an error's
-class, cause and first clause on one line, without a URL or its parts."""
+the change is answered as made, with a warning) or whether it was made is not known (the
+store not read back, or its server lost as the COMMIT was answered: no void, an error
+said, and an answer saying it may have been made); a note whose append may have landed is
+looked for and voided. ``as_kept`` keeps an error's class, cause and first clause on one
+line, without a URL or its parts."""
 
 from __future__ import annotations
 
@@ -24,9 +25,9 @@ from swarmvar.evolution.errors import (
     VariantStoreUnwritable,
 )
 from swarmvar.evolution.noted import (
+    as_kept,
     noted_change,
     point_held,
-    said,
     said_head,
     variant_held,
 )
@@ -218,15 +219,15 @@ def test_a_note_refused_outright_is_not_looked_for(home: EvolutionHome) -> None:
 def test_said_keeps_class_cause_and_first_clause_without_a_url() -> None:
     exc = VariantStoreUnwritable(f"{URL}?sslmode=require", "I/O error",
                                  "at h.example port 5433\n  for u on db with pw")
-    text = said(exc, URL)
+    text = as_kept(exc, URL)
     assert text.startswith("VariantStoreUnwritable (I/O error): the variant store <url> ")
     for part in ("pw", "h.example", "5433", "\n", "nothing was changed", "check its disk"):
         assert part not in text, (part, text)
     assert said_head(text) == "VariantStoreUnwritable (I/O error)"
-    assert said(RuntimeError(f"cannot reach {URL}, user u")) == \
+    assert as_kept(RuntimeError(f"cannot reach {URL}, user u")) == \
         "RuntimeError: cannot reach <url> user u"
-    long = said(RuntimeError("x" * 1000))
-    assert len(long) == 300 and said(RuntimeError()) == "RuntimeError"
+    long = as_kept(RuntimeError("x" * 1000))
+    assert len(long) == 300 and as_kept(RuntimeError()) == "RuntimeError"
     assert said_head("VariantStoreUnwritable: an old void's text") == "VariantStoreUnwritable"
 
 
@@ -317,7 +318,7 @@ def test_may_have_landed_is_the_desks_rule() -> None:
 
 
 def test_said_cuts_the_remedy_after_the_first_clause() -> None:
-    assert said(RuntimeError("disk full; free space, then retry")) == "RuntimeError: disk full"
+    assert as_kept(RuntimeError("disk full; free space, then retry")) == "RuntimeError: disk full"
 
 
 def test_a_point_is_not_held_while_a_state_version_differs(home: EvolutionHome) -> None:
@@ -386,3 +387,49 @@ def test_a_change_that_wrote_none_is_still_voided_when_its_commit_fails(
                      lambda level, line: None, f"promotion of {v.id}")
     assert seen == [None] and book.kinds() == ["note", "void"]
     assert home.variants.get(v.id).status is v.status
+
+
+@pytest.mark.parametrize("commit_first", [True, False])
+def test_any_commit_error_with_no_read_back_is_not_known(home: EvolutionHome,
+                                                         commit_first: bool) -> None:
+    """Not only a lost server: a COMMIT that raised anything and a store that cannot be
+    read back leave the note (whether the change was made is not known)."""
+    v, book = _variant(home), Book()
+    err = VariantStoreUnwritable("/x/variants.sqlite", "I/O error", "at commit")
+
+    def unread(vid: str) -> Variant:
+        raise VariantStoreUnwritable("/x/variants.sqlite", "I/O error", "at read")
+
+    got, lines = run(home, v, book, failing(home, err, commit_first=commit_first), unread)
+    assert type(got) is VariantStoreUnwritable and got is not err and got.__cause__ is err
+    assert "may have been made" in str(got) and "nothing was changed" not in str(got)
+    assert book.kinds() == ["note"]
+    [(level, line)] = lines
+    assert level == logging.ERROR and "cannot be read back" in line and "not voided" in line
+
+
+def test_an_error_not_swarmvars_with_no_read_back_is_raised_as_it_was(
+        home: EvolutionHome) -> None:
+    v, book = _variant(home), Book()
+    err = RuntimeError("the OS said no")
+
+    def unread(vid: str) -> Variant:
+        raise RuntimeError("still no")
+
+    got, lines = run(home, v, book, failing(home, err, commit_first=False), unread)
+    assert got is err and book.kinds() == ["note"]
+    assert [lv for lv, _ in lines] == [logging.ERROR] and "not voided" in lines[0][1]
+
+
+def test_a_note_found_but_not_voided_is_named_as_landed(home: EvolutionHome) -> None:
+    """The look found the note; its void failed: the answer names the note's index."""
+    v, book = _variant(home), Book()
+    book.fail_note, book.lands = LedgerUnreachable("append", "lost", landed=True), True
+    book.fail_void = LedgerUnwritable("/x/ledger.sqlite", "disk full", "full", "append")
+    got, lines = run(home, v, book, home.db.transaction)
+    assert isinstance(got, LedgerUnreachable) and "was not made" in str(got)
+    assert "landed as #1 and could not be voided (LedgerUnwritable (disk full))" in str(got)
+    assert "could not be looked for" not in str(got)
+    assert home.variants.get(v.id).status is v.status and book.kinds() == ["note"]
+    [(level, line)] = lines
+    assert level == logging.ERROR and "landed as #1" in line

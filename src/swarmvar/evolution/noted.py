@@ -1,9 +1,11 @@
 """A variant's promotion or rollback noted in a ledger inside the variant store's
 transaction, and a note whose change the store did not keep voided: the one rule of the
-command line (``swarmvar variants promote``, ``rollback variant``) and of the service's
-admin routes. The caller brings its ledger (:class:`NoteBook`: append the note, find a
-note whose append may have landed, append a void), the store's transaction and read-back,
-and a reporter (a log, stderr); this module imports neither the ledger nor a face.
+command line (``swarmvar variants promote``, ``rollback variant``, ``rollback to``,
+``canary check``), of a ``canary run``'s automatic rollback
+(:mod:`swarmvar.swarm.canary_sandbox`) and of the service's admin routes. The caller
+brings its ledger (:class:`NoteBook`: append the note, find a note whose append may have
+landed, append a void), the store's transaction and read-back, and a reporter (a log,
+stderr); this module imports neither the ledger nor a face.
 
 The cases, after the note's append:
 
@@ -13,10 +15,11 @@ The cases, after the note's append:
   error raised;
 * the COMMIT fails but the store holds the change as written (its answer lost, having
   committed): no void, a warning, and the change is answered as made;
-* the COMMIT lost the store's PostgreSQL server (``VariantStoreUnreachable``) and the
-  store cannot be read back, or was lost while the COMMIT was answered (``landed``) and
-  the read-back does not show the change (a COMMIT in flight on the old connection may
-  still land): not known; no void, an error reported, and the error raised says the
+* the COMMIT fails (whatever its error) and the store cannot be read back, or it lost
+  the store's PostgreSQL server while the COMMIT was answered (``VariantStoreUnreachable``
+  with ``landed``) and the read-back does not show the change (a COMMIT in flight on the
+  old connection may still land): not known; no void, an error reported, and the error
+  raised (the store's own class, reworded; an error not swarmvar's as it was) says the
   change may have been made (look at the variant before trying again);
 * the note's own append may have landed (:func:`may_have_landed`: it lost the ledger's
   server while it was committed, ``LedgerUnreachable`` with ``landed``, or raised an error
@@ -24,8 +27,9 @@ The cases, after the note's append:
   where it was appended (each face appends with compare-and-append, so that index is
   exact; the look waits for an append still committing), voided if it is there, and
   the error raised: a ``LedgerUnreachable`` reworded to say the change was not made and
-  what became of the note; any other error (psycopg's, the OS's, an interrupt) as it
-  was, the change not made and the note's fate reported at error level;
+  what became of the note (did not land; landed and voided; landed and could not be
+  voided; could not be looked for); any other error (psycopg's, the OS's, an interrupt)
+  as it was, the change not made and the note's fate reported at error level;
 * an interrupt (``KeyboardInterrupt``) at the COMMIT: the store is read back as after a
   failed COMMIT (a note whose change is not held is voided; one not known to be held or
   not is left, reported), then the interrupt is raised again.
@@ -37,13 +41,14 @@ appended, and the transaction is the store's alone.
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar, cast
 
-from ..errors import LedgerUnreachable, may_have_landed
+from ..errors import LedgerUnreachable, SwarmVarError, may_have_landed
 from .errors import VariantStoreUnreachable
 from .rollback import RollbackPoint
 from .variants import Variant
@@ -111,7 +116,7 @@ def noted_change(transaction: Callable[[], AbstractContextManager[Any]],
     written (:func:`variant_held`, :func:`point_held`); it raises when the store cannot
     be read. ``what`` names the change in messages (``promotion of v1``); ``url``: the
     store's address, whose parts an error's text loses before the ledger keeps it
-    (:func:`said`); ``check``: what to do when the change may have been made or not
+    (:func:`as_kept`); ``check``: what to do when the change may have been made or not
     (:data:`CHECK`: look at the variant; a restore's caller says to run it again). The
     cases: this module's text.
 
@@ -157,7 +162,7 @@ def noted_change(transaction: Callable[[], AbstractContextManager[Any]],
                             "up, then retry",)
                 raise err from exc
             report(logging.ERROR, f"{what} was not made: its ledger note's append raised "
-                                  f"{said(lost, url)}; {state}")
+                                  f"{as_kept(lost, url)}; {state}")
         raise
     return result
 
@@ -170,9 +175,10 @@ def _after_commit(exc: BaseException, noted: int, written: _W, data: dict[str, A
 
     Raises
     ------
-    VariantStoreUnreachable
-        Whether the change was made is not known (``exc`` said again in those words; an
-        interrupt is left to the caller to raise again).
+    SwarmVarError
+        Whether the change was made is not known: ``exc``, of its own class, said again
+        in those words (an error not swarmvar's, or an interrupt, is left to the caller
+        to raise as it was).
     """
     try:
         kept: bool | None = held(written)
@@ -180,31 +186,38 @@ def _after_commit(exc: BaseException, noted: int, written: _W, data: dict[str, A
         kept = None
     if kept:
         report(logging.WARNING, f"{what}: the variant store's answer to its COMMIT was lost "
-                                f"({said(exc, url)}), but the change is stored: ledger note "
+                                f"({as_kept(exc, url)}), but the change is stored: ledger note "
                                 f"#{noted} stands")
         return True
     lost = isinstance(exc, VariantStoreUnreachable)
-    if (lost or not isinstance(exc, Exception)) and (
-            kept is None or getattr(exc, "landed", False)):
+    if kept is None or ((lost or not isinstance(exc, Exception))
+                        and getattr(exc, "landed", False)):
         how = ("the variant store's COMMIT lost its server" if lost else
-               f"the variant store's COMMIT was interrupted ({type(exc).__name__})")
-        report(logging.ERROR, f"{what}: {how} ({said(exc, url)}) and the change "
+               f"the variant store's COMMIT was interrupted ({type(exc).__name__})"
+               if not isinstance(exc, Exception) else "the variant store's COMMIT failed")
+        report(logging.ERROR, f"{what}: {how} ({as_kept(exc, url)}) and the change "
                               f"{'cannot be read back' if kept is None else 'is not seen yet'}:"
                               f" it may have been made; ledger note #{noted} is not voided")
-        if not isinstance(exc, VariantStoreUnreachable):
+        if not isinstance(exc, SwarmVarError):  # an interrupt, psycopg's, the OS's: as it was
             return False
-        err = VariantStoreUnreachable(exc.path, exc.detail, True)
-        err.args = (f"the {what} may have been made or not: the connection to the variant "
-                    "store database was lost while it was committed; its ledger note "
-                    f"#{noted} stands, not voided. {check}; nothing says the store is "
-                    "damaged: check that its server is up",)
+        if isinstance(exc, VariantStoreUnreachable):
+            err: SwarmVarError = VariantStoreUnreachable(exc.path, exc.detail, True)
+            why = "the connection to the variant store database was lost while it was committed"
+            server = "nothing says the store is damaged: check that its server is up"
+        else:  # the store's own class (its status, its exit code), reworded
+            err = copy.copy(exc)
+            why = (f"its COMMIT failed ({as_kept(exc, url)}) and the store could not be read "
+                   "back")
+            server = "then see to the store's error"
+        err.args = (f"the {what} may have been made or not: {why}; its ledger note "
+                    f"#{noted} stands, not voided. {check}; {server}",)
         raise err from exc
     try:
-        book.void(noted, data, said(exc, url))
+        book.void(noted, data, as_kept(exc, url))
     except Exception as second:  # one try: the store's error is the answer
         report(logging.ERROR, f"{what}: ledger note #{noted} names a change the variant "
                               f"store did not keep ({type(exc).__name__}), and its void "
-                              f"could not be appended: {said(second, url)}")
+                              f"could not be appended: {as_kept(second, url)}")
     return False
 
 
@@ -212,17 +225,24 @@ def _void_landed(exc: BaseException, book: NoteBook, data: dict[str, Any],
                  report: Report, what: str, url: str) -> str:
     """After the note's append raised ``exc``, with which it may have landed, and the
     store rolled the change back: the note, if it landed, voided (looked for where it was
-    appended, one try); what became of it, in words."""
+    appended, one try; then voided, one try); what became of it, in words."""
     try:
         found = book.landed(data)
-        if found is None:
-            return "it did not land"
-        void = book.void(found, data, said(exc, url))
     except Exception as second:
         report(logging.ERROR, f"{what} was not made, and its ledger note may have landed: "
-                              f"it could not be looked for or voided: {said(second, url)}")
+                              f"it could not be looked for: {as_kept(second, url)}")
         return ("it may have landed and could not be looked for (if `swarmvar variants "
                 "history` shows it, it names a change not made)")
+    if found is None:
+        return "it did not land"
+    try:
+        void = book.void(found, data, as_kept(exc, url))
+    except Exception as second:
+        why = as_kept(second, url)
+        report(logging.ERROR, f"{what} was not made, and its ledger note landed as #{found}: "
+                              f"its void could not be appended: {why}")
+        return (f"it landed as #{found} and could not be voided ({said_head(why)}): it "
+                "names a change not made")
     return f"it landed as #{found} and is voided by #{void}"
 
 
@@ -251,7 +271,7 @@ def point_held(db: Any) -> Callable[[RollbackPoint], bool]:
     return held
 
 
-def said(exc: BaseException, url: str = "") -> str:
+def as_kept(exc: BaseException, url: str = "") -> str:
     """``exc`` as the ledger may keep it, on one line: its class, its ``cause`` when it
     has one (``disk full``, ``I/O error``), and its message's first clause (up to the
     first ``;``: what failed, not the remedy after it), at most 300 characters. Any URL
@@ -270,6 +290,6 @@ def said(exc: BaseException, url: str = "") -> str:
 
 
 def said_head(error: str) -> str:
-    """A void's ``error`` (:func:`said`) as ``variants history`` shows it: its class and
+    """A void's ``error`` (:func:`as_kept`) as ``variants history`` shows it: its class and
     cause, the message left out."""
     return error.split(": ", 1)[0]

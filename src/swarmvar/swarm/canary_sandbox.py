@@ -70,7 +70,7 @@ from ..evolution import (
 )
 from ..evolution.canary import BY_TASK_FAILURE, BY_VIOLATION, check_note
 from ..evolution.errors import VariantStoreUnreachable
-from ..evolution.noted import Report, noted_change, said, variant_held
+from ..evolution.noted import Report, as_kept, noted_change, variant_held
 from ..ledger import EntryKind, Ledger
 from ..sandbox import Sandbox, Task
 from .variant_notes import LedgerNotes
@@ -408,7 +408,7 @@ def _unrecorded(ledger: Ledger, v: Variant, run: dict[str, Any], written: list[i
     """The run's ``canary_validation`` entry when its failed check could not be recorded
     (``exc``, raised by the caller after): ``check: not recorded`` (``not known`` when
     ``exc`` is a ``VariantStoreUnreachable`` saying the change may have landed), the error
-    (:func:`~swarmvar.evolution.noted.said`) and ``notes``, the indices of the check's
+    (:func:`~swarmvar.evolution.noted.as_kept`) and ``notes``, the indices of the check's
     note and void if any were appended; one try (reported at error level if it fails).
     ``run`` carries the breaker's state as the caller set it before the check: the variant
     store that failed the check is not read again here."""
@@ -417,11 +417,11 @@ def _unrecorded(ledger: Ledger, v: Variant, run: dict[str, Any], written: list[i
     check = "not known" if maybe else "not recorded"
     try:
         ledger.add_entry(EntryKind.VARIANT, {
-            **run, "check": check, "error": said(exc), "notes": list(written)})
+            **run, "check": check, "error": as_kept(exc), "notes": list(written)})
     except Exception as second:
         report(logging.ERROR, f"the canary run of {v.id} failed ({run['outcome']}) and its "
-                              f"check was not recorded ({said(exc)}); its canary_validation "
-                              f"entry could not be appended either: {said(second)}")
+                              f"check was not recorded ({as_kept(exc)}); its canary_validation "
+                              f"entry could not be appended either: {as_kept(second)}")
 
 
 def _report(level: int, line: str) -> None:

@@ -121,7 +121,7 @@ def test_each_ledgered_refusal_passes_over_one_line_read_again() -> None:
 
     bad = BadLine("data line 3: no date", "x,1\n")
     key = (str(InvalidTick(bad.reason)), _recovery._tick_key(_tick_repr(bad.raw)))
-    seen = _recovery._refused_again(Counter({key: 2}))
+    seen = _recovery._RefusedAgain(Counter({key: 2}))
     assert not seen(BadLine("data line 4: no date", "x,1\n"))
     assert not seen(BadLine("data line 3: no date", "y,1\n"))
     assert [seen(bad) for _ in range(3)] == [True, True, False]
@@ -140,7 +140,7 @@ def test_a_tick_refused_at_the_beat_is_matched_by_its_message_and_recorded_tick(
     exc = InvalidTick("the return of 'a' is 5.0, beyond |r| <= 1")
     stored = loads(_recovery._tick_key(_tick_repr(tick)))  # (sorted keys, as the ledger)
     key = (str(exc), _recovery._tick_key(stored))
-    again = _recovery._refused_again(Counter({key: 1}))
+    again = _recovery._RefusedAgain(Counter({key: 1}))
     other = Tick("*", datetime(2001, 1, 2), assets={"a": 6.0, "d": 0.01})
     assert not again.tick(exc, other)
     assert not again.tick(InvalidTick("another reason"), tick)
@@ -281,3 +281,66 @@ def test_the_line_shift_is_the_most_common_difference_of_place_and_cursor() -> N
                    for i, (day, c) in enumerate(zip(days, cursors, strict=True))]}
     assert _recovery._line_shift(beats, found) == 10
     assert _recovery._line_shift({}, found) == 0
+
+
+def test_a_plain_restart_on_a_replay_does_not_ledger_the_beats_refusal_again(
+        tmp_path: Path, sp500: pd.Series) -> None:
+    """A Replay has no ``skip_refused`` (no bad lines), but a restart on the same frame reads
+    the ticks after the last beat again: the one the beat refused (``|r| > 1``) is matched
+    with the ledger's refusal of it (``Swarm._refuse``), not ledgered and counted twice."""
+    frame, start = child.frame(sp500), child.HISTORY
+    data = frame.iloc[:start + 6].copy()
+    data.iloc[start + 5, 0] = 5.0  # the last row: refused at the beat
+    home = tmp_path / "h"
+    rejected = []
+    for k in range(2):
+        with make_swarm(home, child.PORTFOLIOS, **child.SETTINGS) as swarm:
+            source = Replay(data, portfolio="*", start=start)
+            swarm.start(frame.iloc[:start], source=source if k else None)
+            rejected.append(sum(swarm.run(source).rejected.values()))
+    refusals = _refusals(home)
+    assert len(refusals) == 1 and "5.0" in refusals[0], refusals
+    assert rejected == [1, 0]
+    days = [day for p, day, _ in _cursors(home) if p == "a"]
+    assert days == [str(x.date()) for x in frame.index[start:start + 5]]
+
+
+def test_a_shifted_line_is_matched_under_its_old_number_first() -> None:
+    """Identical bad lines, more of them than the shift: each read again takes the refusal
+    of its own old number, not that of the line ``shift`` lines on (which would leave the
+    last one's refusal used up, and it refused a second time)."""
+    from swarmvar.errors import InvalidTick
+    from swarmvar.swarm._records import _tick_repr
+
+    def key(n: int) -> tuple[str, str]:
+        bad = BadLine(f"data line {n}: no date", ",,,\n")
+        return str(InvalidTick(bad.reason)), _recovery._tick_key(_tick_repr(bad.raw))
+
+    seen = _recovery._RefusedAgain(Counter(key(n) for n in range(1, 12)))  # lines 1..11
+    seen.shift = 10  # 10 older rows prepended: now lines 11..21
+    assert [seen(BadLine(f"data line {n}: no date", ",,,\n")) for n in range(11, 23)] == [
+        True] * 11 + [False]
+
+
+def test_a_block_of_identical_bad_lines_longer_than_the_shift_is_not_refused_again(
+        tmp_path: Path, sp500: pd.Series) -> None:
+    """11 identical ``,,,`` lines after the last beat, 10 older rows prepended since: a
+    restart reads them again as lines 10 further on, each matched with its own refusal."""
+    frame, start = child.frame(sp500), child.HISTORY
+    path = tmp_path / "live.csv"
+    bad = ",,,\n" * 11
+    _file(path, frame.iloc[10:], start - 5, {start - 5: bad})
+    home = tmp_path / "h"
+    with make_swarm(home, child.PORTFOLIOS, **child.SETTINGS) as swarm:
+        swarm.start(frame.iloc[:start])
+        source = _follow(path)
+        source.seek(start - 10)
+        assert sum(swarm.run(source).rejected.values()) == 11
+    first = _refusals(home)
+    _file(path, frame, start + 8, {start + 5: bad})
+    with make_swarm(home, child.PORTFOLIOS, **child.SETTINGS) as swarm:
+        source = _follow(path)
+        swarm.start(frame.iloc[:start], source=source)
+        summary = swarm.run(source)
+    assert _refusals(home) == first
+    assert sum(summary.rejected.values()) == 0

@@ -1186,13 +1186,14 @@ class _RefusedAgain:
         from ..errors import InvalidTick
 
         message = str(InvalidTick(bad.reason))
-        if self._take(message, bad.raw):
-            return True
         numbered = _DATA_LINE.match(message)
-        if not self.shift or numbered is None or int(numbered[1]) <= self.shift:
-            return False
-        was = f"data line {int(numbered[1]) - self.shift}{message[numbered.end():]}"
-        return self._take(was, bad.raw)
+        if self.shift and numbered is not None and int(numbered[1]) > self.shift:
+            # the name it had first: a line named as now may be another identical line
+            # ``shift`` lines on, whose refusal a read of it would use up
+            was = f"data line {int(numbered[1]) - self.shift}{message[numbered.end():]}"
+            if self._take(was, bad.raw):
+                return True
+        return self._take(message, bad.raw)
 
     def tick(self, exc: Exception, tick: Any) -> bool:
         """Whether ``tick``, refused at the beat for ``exc``, was refused and ledgered by the
@@ -1228,14 +1229,6 @@ def _line_shift(beats: Mapping[str, Sequence[_Beat]],
             if isinstance(cursor, int) and len(places) == 1:
                 shifts[int(places[0][0]) - cursor] += 1
     return shifts.most_common(1)[0][0] if shifts else 0
-
-
-def _refused_again(refused: Counter[tuple[str, str]]) -> _RefusedAgain:
-    """Whether an input a source gives again was refused by the run already: the ledger
-    holds a ``tick-rejected`` entry of it (the same message and the same input as
-    recorded). Each ledgered refusal answers for one input read again
-    (:class:`_RefusedAgain`)."""
-    return _RefusedAgain(refused)
 
 
 def _day(when: datetime) -> str:
@@ -1274,11 +1267,13 @@ def check_source(self: Swarm, source: Any) -> int | None:
 
     A source that reads lines again on a resume (:class:`.sources.FollowedFile` from a
     place before the run's, e.g. 0 below) is given the refusals the ledger holds
-    (``skip_refused``, :func:`_refused_again`): a bad line the run refused and ledgered
+    (``skip_refused``, :class:`_RefusedAgain`): a bad line the run refused and ledgered
     already is passed over, not refused and ledgered a second time; so is a tick of it
     the beat refuses again (``|r| > 1``, a NaN cell: ``Swarm._refuse`` during the run on
-    that source, from the same count). A refusal names the data line as the run counted
-    it: older rows prepended since are allowed for (:func:`_line_shift`).
+    that source, from the same count), from any source read ahead
+    (:class:`.sources.Replay` too: a plain restart gives again the ticks after the last
+    beat). A refusal names the data line as the run counted it: older rows prepended
+    since are allowed for (:func:`_line_shift`).
 
     Returns
     -------
@@ -1317,9 +1312,10 @@ def check_source(self: Swarm, source: Any) -> int | None:
         return None
     beats, last, refused = _read_ledger(self)
     again: _RefusedAgain | None = None
-    if callable(skip) and refused:  # its lines read again: not refused (ledgered) twice
-        again = _refused_again(refused)
-        skip(again)  # its bad lines; the ticks the beat refuses: Swarm._refuse, in run
+    if refused and (callable(skip) or callable(on)):  # read again: not ledgered twice
+        again = _RefusedAgain(refused)
+        if callable(skip):
+            skip(again)  # its bad lines; the ticks the beat refuses: Swarm._refuse, in run
         self._rereads = (source, again)
     if not beats or last is None or not (callable(on) or callable(watch)):
         return None

@@ -55,10 +55,26 @@ def one_failure_from_rollback(h: EvolutionHome) -> str:
     return h.variants.save(replace(v, canary=failed, updated=now)).id
 
 
-def violate(h: EvolutionHome, ledger: Ledger, vid: str) -> object:
+def violate(h: EvolutionHome, ledger: Ledger, vid: str, box: _Breaks | None = None
+            ) -> object:
     r = np.random.default_rng(0).standard_t(5, 60) * 0.01
-    return validate_variant(vid, r, home=h, ledger=ledger, box=_Breaks(),  # type: ignore[arg-type]
+    return validate_variant(vid, r, home=h, ledger=ledger,
+                            box=box or _Breaks(),  # type: ignore[arg-type]
                             clock=time.time, window=30)
+
+
+def losing(monkeypatch: pytest.MonkeyPatch, target: object, name: str, value: object
+           ) -> _Breaks:
+    """A breaking sandbox that sets ``target.name`` to ``value`` while it runs (after the
+    breaker's ``allow``): the variant store lost during the run."""
+    box = _Breaks()
+
+    def run(task: object) -> object:
+        monkeypatch.setattr(target, name, value)
+        return _Breaks.run(box, task)
+
+    monkeypatch.setattr(box, "run", run)
+    return box
 
 
 def test_a_violation_that_rolls_back_is_noted_and_shown_in_history(tmp_path: Path) -> None:
@@ -264,3 +280,97 @@ def test_a_store_out_of_reach_at_the_check_still_gets_the_run_entry(
 
 class _Abort(Exception):
     """Rolls a test's transaction back."""
+
+
+@pytest.mark.parametrize("at", ["breaker", "metrics"])
+def test_a_store_lost_during_the_sandbox_run_still_gets_the_run_entry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at: str) -> None:
+    """The server is gone by the time the run has failed: the breaker's trip (then its
+    state is not known) or the success-0 record raises, before the check's transaction.
+    The run's entry is appended all the same, and the store's error raised."""
+    h = open_home(tmp_path)
+    try:
+        vid = one_failure_from_rollback(h)
+        err = VariantStoreUnreachable(str(tmp_path), "server closed the connection")
+
+        def gone(*_: object) -> Any:
+            raise err
+
+        box = losing(monkeypatch, h.breakers if at == "breaker" else h.metrics,
+                     "update" if at == "breaker" else "record", gone)
+        with Ledger(tmp_path) as ledger:
+            size = ledger.size
+            with pytest.raises(VariantStoreUnreachable) as raised:
+                violate(h, ledger, vid, box)
+            assert raised.value is err and ledger.size == size + 1
+            run = ledger.entry(size).data
+            assert run["event"] == "canary_validation" and run["violation"] == "network"
+            assert run["breaker"] == ("not known" if at == "breaker" else "open")
+            assert run["check"] == "not recorded" and run["notes"] == []
+            assert run["error"].startswith("VariantStoreUnreachable")
+        assert h.variants.get(vid).status is VariantStatus.CANARY  # no check made
+    finally:
+        h.close()
+
+
+def test_a_failed_runs_entry_loses_the_stores_url_parts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check's error names the store's PostgreSQL server: the run's entry keeps its
+    class and words, not the host, port or user of the home's location."""
+    h = open_home(tmp_path)
+    try:
+        vid = one_failure_from_rollback(h)
+        monkeypatch.setattr(h.db, "path", "postgresql://alice@db.example.org:6543/swarm")
+        err = VariantStoreUnwritable("database", "disk full",
+                                     "at db.example.org port 6543 as alice")
+
+        @contextmanager
+        def tx() -> Iterator[Any]:
+            raise err
+            yield  # a generator: never reached
+
+        with Ledger(tmp_path) as ledger:
+            with pytest.raises(VariantStoreUnwritable):
+                violate(h, ledger, vid, losing(monkeypatch, h.db, "transaction", tx))
+            kept = ledger.entry(ledger.size - 1).data["error"]
+        assert kept.startswith("VariantStoreUnwritable (disk full)") and "…" in kept
+        assert not any(part in kept for part in ("db.example.org", "6543", "alice"))
+    finally:
+        h.close()
+
+
+def test_a_check_whose_commit_may_have_landed_is_not_known_whatever_its_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rollback's COMMIT raises an I/O error and the store cannot be read back: the
+    note stands (not voided) and the run's entry says ``not known``."""
+    h = open_home(tmp_path)
+    try:
+        vid = one_failure_from_rollback(h)
+        err = VariantStoreUnwritable(str(tmp_path), "I/O error", "at commit")
+        real_tx = h.db.transaction
+        with Ledger(tmp_path) as ledger:
+            size = ledger.size
+
+            @contextmanager
+            def check_tx() -> Iterator[Any]:
+                try:
+                    with real_tx() as conn:
+                        yield conn
+                        if ledger.size > size:  # the check's, its note appended last:
+                            raise _Abort  # rolled back, its COMMIT failing ...
+                except _Abort:  # ... and the store unreadable after
+                    for read in ("read", "read_one"):
+                        monkeypatch.setattr(h.db, read, lambda *_: (_ for _ in ()).throw(err))
+                    raise err from None
+
+            monkeypatch.setattr(h.db, "transaction", check_tx)
+            with pytest.raises(VariantStoreUnwritable) as raised:
+                violate(h, ledger, vid)
+            assert "may have been made" in str(raised.value)
+            assert ledger.size == size + 2 and ledger.entry(size).data["event"] == "rollback"
+            run = ledger.entry(size + 1).data
+            assert run["check"] == "not known" and run["notes"] == [size]
+        monkeypatch.undo()
+        assert h.variants.get(vid).status is VariantStatus.CANARY  # rolled back, after all
+    finally:
+        h.close()

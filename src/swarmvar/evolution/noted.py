@@ -65,6 +65,9 @@ _MAX_SAID = 300
 #: A URL in an error's text (a PostgreSQL server's, say): never written to the ledger.
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")
 
+#: The mark of an error :func:`noted_change` raised saying the change may have been made.
+_NOT_KNOWN = "_swarmvar_not_known"
+
 #: Where a change whose COMMIT may have landed is looked at.
 CHECK = "check the variant's status (`swarmvar variants list`, GET /v1/variants) first"
 
@@ -211,6 +214,7 @@ def _after_commit(exc: BaseException, noted: int, written: _W, data: dict[str, A
             server = "then see to the store's error"
         err.args = (f"the {what} may have been made or not: {why}; its ledger note "
                     f"#{noted} stands, not voided. {check}; {server}",)
+        setattr(err, _NOT_KNOWN, True)  # noqa: B010 - a mark, not an attribute of its class
         raise err from exc
     try:
         book.void(noted, data, as_kept(exc, url))
@@ -244,6 +248,13 @@ def _void_landed(exc: BaseException, book: NoteBook, data: dict[str, Any],
         return (f"it landed as #{found} and could not be voided ({said_head(why)}): it "
                 "names a change not made")
     return f"it landed as #{found} and is voided by #{void}"
+
+
+def may_have_been_made(exc: BaseException) -> bool:
+    """Whether ``exc``, raised by :func:`noted_change`, says the change may have been made
+    (its COMMIT's outcome not known; a ``VariantStoreUnreachable`` with ``landed`` too)."""
+    return bool(getattr(exc, _NOT_KNOWN, False)) or (
+        isinstance(exc, VariantStoreUnreachable) and exc.landed)
 
 
 def variant_held(read_back: Callable[[str], Variant]) -> Callable[[Variant], bool]:

@@ -69,8 +69,13 @@ from ..evolution import (
     record_check,
 )
 from ..evolution.canary import BY_TASK_FAILURE, BY_VIOLATION, check_note
-from ..evolution.errors import VariantStoreUnreachable
-from ..evolution.noted import Report, as_kept, noted_change, variant_held
+from ..evolution.noted import (
+    Report,
+    as_kept,
+    may_have_been_made,
+    noted_change,
+    variant_held,
+)
 from ..ledger import EntryKind, Ledger
 from ..sandbox import Sandbox, Task
 from .variant_notes import LedgerNotes
@@ -121,9 +126,9 @@ class CanaryEvidence:
         The canary check recorded on a failure (FAILED or ROLLED_BACK).
     ledger_entries : tuple of int
         Indices of the ledger entries written, in order (a ``none`` warning, a rollback's
-        note and its void, the result). When the failed check cannot be recorded no
-        evidence is returned (:func:`validate_variant` raises); the result entry then
-        names the note's and void's indices (``notes``).
+        note, the result). A note is voided only when its check failed: then no evidence
+        is returned (:func:`validate_variant` raises), and the result entry names the
+        note's and its void's indices (``notes``).
     """
 
     variant_id: str
@@ -253,11 +258,13 @@ def validate_variant(
         A violation's or failed task's check could not be recorded: the variant store's
         or the rollback note's error (as :func:`~swarmvar.evolution.noted.noted_change`
         raises it; the check and its rollback were not made, or, said so, may have
-        been). The breaker's trip or failure and the success-0 metric stand, and the
-        run's ``canary_validation`` entry is still appended, even when the variant store
-        is out of reach (``check: not recorded``, or ``not known`` when the change may
-        have landed; ``breaker``: its state as set before the check; ``error``;
-        ``notes``: the indices of the note and its void, if appended).
+        been), or the store's error at the breaker's trip or failure or the success-0
+        metric (the store lost during the run). What was stored of those stands, and
+        the run's ``canary_validation`` entry is still appended, even when the variant
+        store is out of reach (``check: not recorded``, or ``not known`` when the change
+        may have been made; ``breaker``: its state as set before the check, ``not
+        known`` if it could not be set; ``error``; ``notes``: the indices of the note
+        and its void, if appended).
     """
     levels = _alphas(alphas)
     win = _whole("window", window, 2, 10**6)
@@ -360,23 +367,27 @@ def _failed(home: EvolutionHome, ledger: Ledger, v: Variant, box: Sandbox,
             base: dict[str, Any], entries: list[int], clock: Callable[[], float],
             started: float, verdict: CanaryVerdict, violation: Violation | None,
             detail: str, report: Report) -> CanaryEvidence:
-    """A violation or failed task: breaker, failed check, a success-0 record, the ledger."""
+    """A violation or failed task: breaker, failed check, a success-0 record, the ledger.
+
+    The breaker, the record and the check each need the variant store: when any of them
+    fails (a server lost during the sandbox's run fails the first), the run's
+    ``canary_validation`` entry is still appended (:func:`_unrecorded`), its ``breaker``
+    ``not known`` unless it was set, and the store's error raised.
+
+    Raises
+    ------
+    SwarmVarError
+        The variant store's or the ledger's error (the check not recorded, or, said so,
+        perhaps recorded).
+    """
     now = clock()
-    if violation is not None:  # the variant broke its walls: trip at once
-        def trip(s: BreakerSnapshot) -> BreakerSnapshot:
-            return replace(s, state=BreakerState.OPEN, failures=s.failures + 1, opened_at=now)
-        tripped = home.breakers.update(v.id, trip)[1].state
-    else:
-        breaker = home.breaker(v.id, clock)
-        breaker.record_failure()
-        tripped = breaker.state  # read now: the store may be out of reach after the check
     elapsed = max(0.0, now - started) if math.isfinite(now - started) else 0.0
     record = MetricRecord(v.id, now, 0.0, elapsed)
-    home.metrics.record([record])
-    before = home.variants.get(v.id)
     by = BY_TASK_FAILURE if violation is None else BY_VIOLATION
+    url = str(home.db.path)  # the store's location: its parts never reach the ledger
 
     def change() -> tuple[tuple[Variant, CheckOutcome], Variant, dict[str, Any] | None]:
+        before = home.variants.get(v.id)  # under the check's transaction: no other writer
         checked, outcome = record_check(home.variants, before, False, home.config.canary, now)
         return (checked, outcome), checked, check_note(checked, outcome, by)
 
@@ -384,13 +395,24 @@ def _failed(home: EvolutionHome, ledger: Ledger, v: Variant, box: Sandbox,
     run = {**base, "event": "canary_validation", "outcome": verdict.value,
            "violation": None if violation is None else violation.value,
            "detail": detail[:2000]}
+    tripped = "not known"  # the breaker's state as set here, once it is
     try:
+        if violation is not None:  # the variant broke its walls: trip at once
+            def trip(s: BreakerSnapshot) -> BreakerSnapshot:
+                return replace(s, state=BreakerState.OPEN, failures=s.failures + 1,
+                               opened_at=now)
+            tripped = home.breakers.update(v.id, trip)[1].state.value
+        else:
+            breaker = home.breaker(v.id, clock)
+            breaker.record_failure()
+            tripped = breaker.state.value  # read now: the store may be out of reach later
+        home.metrics.record([record])
         checked, outcome = noted_change(home.db.transaction, change, notes,
                                         variant_held(home.variants.get), report,
-                                        f"rollback of {v.id} after its failed canary check")
+                                        f"rollback of {v.id} after its failed canary check",
+                                        url)
     except Exception as exc:  # the check is not recorded; the run still is, with why
-        _unrecorded(ledger, v, {**run, "breaker": tripped.value}, notes.written, exc,
-                    report)
+        _unrecorded(ledger, v, {**run, "breaker": tripped}, notes.written, exc, report, url)
         raise
     entries.extend(notes.written)
     state = home.breakers.load(v.id).state
@@ -404,24 +426,26 @@ def _failed(home: EvolutionHome, ledger: Ledger, v: Variant, box: Sandbox,
 
 
 def _unrecorded(ledger: Ledger, v: Variant, run: dict[str, Any], written: list[int],
-                exc: Exception, report: Report) -> None:
+                exc: Exception, report: Report, url: str = "") -> None:
     """The run's ``canary_validation`` entry when its failed check could not be recorded
     (``exc``, raised by the caller after): ``check: not recorded`` (``not known`` when
-    ``exc`` is a ``VariantStoreUnreachable`` saying the change may have landed), the error
+    ``exc`` says the change may have been made:
+    :func:`~swarmvar.evolution.noted.may_have_been_made`), the error
     (:func:`~swarmvar.evolution.noted.as_kept`) and ``notes``, the indices of the check's
     note and void if any were appended; one try (reported at error level if it fails).
-    ``run`` carries the breaker's state as the caller set it before the check: the variant
-    store that failed the check is not read again here."""
+    ``run`` carries the breaker's state as the caller set it before the check (``not
+    known`` if it could not be set): the variant store that failed is not read again
+    here; ``url``: the store's location, whose parts the error's text loses."""
     # a store's COMMIT that may have landed; a ledger's ``landed`` is the note's (voided)
-    maybe = isinstance(exc, VariantStoreUnreachable) and exc.landed
-    check = "not known" if maybe else "not recorded"
+    check = "not known" if may_have_been_made(exc) else "not recorded"
     try:
         ledger.add_entry(EntryKind.VARIANT, {
-            **run, "check": check, "error": as_kept(exc), "notes": list(written)})
+            **run, "check": check, "error": as_kept(exc, url), "notes": list(written)})
     except Exception as second:
         report(logging.ERROR, f"the canary run of {v.id} failed ({run['outcome']}) and its "
-                              f"check was not recorded ({as_kept(exc)}); its canary_validation "
-                              f"entry could not be appended either: {as_kept(second)}")
+                              f"check was not recorded ({as_kept(exc, url)}); its "
+                              "canary_validation entry could not be appended either: "
+                              f"{as_kept(second, url)}")
 
 
 def _report(level: int, line: str) -> None:

@@ -208,11 +208,13 @@ def _noted_change(home: str, h: EvolutionHome, event: str, what: str,
     (a ``variant`` entry, ``event``) inside one transaction of the store: a record that
     cannot be written changes nothing. Return what ``change`` returned first.
 
-    ``change()`` returns (result, what it wrote, the record's data); ``held(written)``
-    reads the store back; ``what`` names the change in messages; ``check``: what to do
-    when the change may have been made or not (the rule's default: look at the variant's
-    status). The ledger is opened
-    (created if missing) once the change is made, so a refused change creates none. A
+    ``change()`` returns (result, what it wrote, the record's data, or None when what it
+    did is not to be recorded: a canary check that neither promotes nor rolls back; then
+    nothing is appended and the ledger is not opened); ``held(written)`` reads the store
+    back; ``what`` names the change in messages; ``check``: what to do when the change
+    may have been made or not (the rule's default: look at the variant's status). The
+    ledger is opened (created if missing) once the change is made, so a refused change
+    creates none. A
     record whose change the store did not keep is voided (a ``void``
     entry naming its index and hash); the rule, and what is said when it is not known:
     :func:`swarmvar.evolution.noted.noted_change` (warnings and errors on stderr).
@@ -221,7 +223,7 @@ def _noted_change(home: str, h: EvolutionHome, event: str, what: str,
     ------
     SwarmVarError
         The ledger's, the change's or the COMMIT's error (nothing changed in the store;
-        a ``VariantStoreUnreachable`` saying so when it may have been).
+        the store's error saying so when it may have been).
     """
     from ..evolution.noted import CHECK, noted_change
     from ..ledger import Ledger  # a face may use any engine
@@ -244,10 +246,10 @@ def history(home: Home = DEFAULT_HOME) -> None:
 
     Both the command line's records (``variant`` entries) and the server's notes
     (``variant.promote``/``variant.rollback`` actions) are listed, the automatic ones
-    with who made them (``by canary check``, ``by sandbox violation``); one whose variant store
-    did not keep the change (its commit failed after the record) is shown VOIDED, with
-    the entry that voids it and its error's class and cause. A home with no ledger has
-    recorded none.
+    with who made them (``by canary check``, ``by sandbox violation``, ``by sandbox task
+    failure``); one whose variant store did not keep the change (its commit failed after
+    the record) is shown VOIDED, with the entry that voids it and its error's class and
+    cause. A home with no ledger has recorded none.
     """
     from ..ledger import Ledger, ledger_path
 

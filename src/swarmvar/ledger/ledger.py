@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from itertools import islice, repeat
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, overload
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -331,21 +331,45 @@ class Ledger:
 
     # --- appending -----------------------------------------------------------
 
+    @overload
     def add_entry(
         self, kind: EntryKind, data: Mapping[str, Any] | Canonical, *,
         timestamp: datetime | None = None
-    ) -> Entry:
+    ) -> Entry: ...
+
+    @overload
+    def add_entry(
+        self, kind: EntryKind, data: Mapping[str, Any] | Canonical, *,
+        timestamp: datetime | None = None, if_size: int
+    ) -> Entry | None: ...
+
+    def add_entry(
+        self, kind: EntryKind, data: Mapping[str, Any] | Canonical, *,
+        timestamp: datetime | None = None, if_size: int | None = None
+    ) -> Entry | None:
         """Append one entry and return it (with its index and hash).
+
+        With ``if_size`` (compare-and-append), append it only if the ledger holds
+        exactly that many entries, at index ``if_size``; else append nothing and
+        return None (another writer appended first: read the size again and retry).
 
         Raises
         ------
         InvalidEntry
             Unknown or genesis kind; data not a JSON object, not canonical
             JSON (NaN, inf, bytes, objects) or over 1 MiB. Nothing is written.
+        InvalidParameter
+            ``if_size`` is not an int of at least 1 (the genesis is always there).
         """
+        if if_size is not None and (isinstance(if_size, bool) or not isinstance(if_size, int)
+                                    or if_size < 1):
+            raise InvalidParameter(f"if_size must be an int of at least 1 (a ledger's size), "
+                                   f"not {if_size!r:.40}")
         draft = self._draft(kind, data, self._stamp(timestamp))
-        rows = self._store.append([draft])
-        assert rows is not None
+        rows = self._store.append([draft], if_size=if_size)
+        if rows is None:
+            assert if_size is not None
+            return None
         return make_entry(*rows[0][:6])
 
     def add_entries(

@@ -5,8 +5,9 @@ canary_sandbox`).
 
 A note is a ``variant`` entry whose data carries a ``request_id`` of its own (so no other
 entry has its canonical text), appended with compare-and-append at the ledger's size
-(again, at most :data:`RETRIES` times, when another writer appended first): where it was
-appended is known. When its append raised an error with which it may have landed
+(:meth:`~swarmvar.ledger.Ledger.add_entry` with ``if_size``, stamped by the ledger's
+clock; again, at most :data:`RETRIES` times, when another writer appended first): where
+it was appended is known. When its append raised an error with which it may have landed
 (:func:`~swarmvar.errors.may_have_landed`), :meth:`LedgerNotes.landed` asks the ledger
 whether it holds the note there (:meth:`~swarmvar.ledger.Ledger.holds`, which waits for
 an append still committing); a void (``event: void``) names the note's index and hash,
@@ -17,12 +18,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import SwarmVarError
 from ..ledger import EntryKind, Ledger
-from ..ledger.entry import canonical_data, format_timestamp
+from ..ledger.entry import canonical_data
 
 #: The tries :meth:`LedgerNotes.note` makes while other writers append first.
 RETRIES = 200
@@ -70,9 +70,12 @@ class LedgerNotes:
             self._ledger = self._opener()
         return self._ledger
 
-    def _text(self, data: dict[str, Any]) -> str:
+    def _data(self, data: dict[str, Any]) -> dict[str, Any]:
         head = {} if self._event is None else {"event": self._event}
-        return canonical_data({**head, **data, "request_id": self._request})
+        return {**head, **data, "request_id": self._request}
+
+    def _text(self, data: dict[str, Any]) -> str:
+        return canonical_data(self._data(data))
 
     def note(self, data: dict[str, Any]) -> int:
         """Append the note of ``data`` at the ledger's size, again (at most
@@ -84,16 +87,15 @@ class LedgerNotes:
             The ledger's error (it may have landed: :meth:`landed`), or it kept changing
             under the append (nothing appended).
         """
-        ledger, text = self._opened(), self._text(data)
+        ledger, note = self._opened(), self._data(data)
         for _ in range(RETRIES):
             self._at = None  # nothing tried yet: nothing to look for
             size = ledger.size
-            draft = (EntryKind.VARIANT.value, text, format_timestamp(datetime.now(UTC)))
             self._at = size
-            rows = ledger.store.append([draft], if_size=size)
-            if rows is not None:
-                self.written.append(int(rows[0][0]))
-                return self.written[-1]
+            entry = ledger.add_entry(EntryKind.VARIANT, note, if_size=size)
+            if entry is not None:
+                self.written.append(entry.index)
+                return entry.index
         self._at = None
         raise SwarmVarError(f"the ledger kept changing under a variant change's note "
                             f"({RETRIES} tries, another writer appended first each time): "

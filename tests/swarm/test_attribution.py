@@ -188,9 +188,9 @@ def test_a_bad_attribute_every_is_refused(bad):
         RoleConfig(attribute_every=bad)
 
 
-def test_close_and_resume_records_each_once(tmp_path, monkeypatch):
-    """Closed while attributions are held: close lands them; a resume neither records one
-    again nor misses the next."""
+def test_close_and_resume_records_each_once(tmp_path):
+    """Closed with attributions maybe still running (close lands them); a resume neither
+    records one again nor misses the next, each equal to ``book_var`` called directly."""
     frame = asset_returns(WINDOW + 16)
     home = tmp_path / "h"
     with book_swarm(home, every=3, checkpoint_every=4) as swarm:

@@ -9,11 +9,14 @@ ring's rows go to :func:`swarmvar.book_var` (handed to the swarm, ``Swarm(book_v
 the runtime does not import a face; without it there is no attribution), with
 ``kind="return"``, the default joint agents, ``consensus=True``, ``baseline=False``,
 seed :func:`attribution_seed` of the portfolio's seed and the beat, on a worker
-thread: the beat does not wait for it (unless :data:`MAX_QUEUED` of the book's are queued
-or running: then for the oldest, up to ``restore_timeout``; past that it is queued anyway,
-a WARNING names the attribution the one worker is stuck on, maybe another book's, and no
-beat of any book waits again until it ends: meanwhile each due one is queued, so the
-queue grows). Its
+thread: the beat does not wait for it (unless :data:`MAX_QUEUED` of the book's, or more,
+are queued or running: then for the book's oldest, up to ``restore_timeout``; past that it
+is queued anyway, a WARNING names the attribution the one worker is stuck on (it ran all
+through the wait), maybe another book's, or says the worker is behind (others ended during
+the wait), and no beat of any book waits again until the one running ends: meanwhile each
+due one is queued, so the queue grows; after it, each due one waits for one, so the queue
+grows no more, but shrinks only as the worker outpaces the beats). A failed one (``book_var``
+raised) is a WARNING as it lands, the book's next failures in a row at INFO. Its
 result
 (:class:`BookAttribution`: per level the consensus VaR/ES in currency and each asset's
 Euler contribution to both, the agents used) lands at a later beat (or at ``close``) as a
@@ -33,8 +36,10 @@ A weights book is attributed per unit of value (positions ``weight * 1``); a pos
 book in its currency.
 
 Methods of :class:`~.runtime.Swarm` (``_attr_*``, ``attribution``) written as functions
-of ``self: Swarm``; they read ``specs``, ``configs``, ``roles``; write ``_rings``,
-``_attr_running``, ``_attr_recorded``, ``_attributions``.
+of ``self: Swarm``; they read ``specs``, ``configs``, ``roles``, ``restore_timeout``,
+``ledger``, ``states``; write ``_book_var``, ``_rings``, ``_asset_rows``, ``_attr_running``,
+``_attr_recorded``, ``_attributions``, ``_attr_lost``, ``_attr_pool``, ``_attr_stuck``, and
+append their ledger entries to ``_batch``.
 """
 
 from __future__ import annotations
@@ -72,7 +77,8 @@ MAX_ATTRIBUTE_EVERY = 100_000
 #: one more waits for the oldest (a replay faster than they run), so the queue, its memory
 #: and the checkpoints that store it stay bounded, except while the worker is stuck (a wait
 #: timed out): then each due one is queued without waiting (never skipped: exactly once)
-#: and the queue grows until the stuck one ends.
+#: and the queue grows until the stuck one ends; after it, a due one waits for the book's
+#: oldest only, so the queue grows no more and shrinks as the worker outpaces the beats.
 MAX_QUEUED = 4
 
 #: The role records' names in the ledger (``flow``) and their actions.
@@ -95,6 +101,11 @@ def _utc(when: datetime) -> datetime:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _dates(values: Sequence[datetime | str]) -> tuple[datetime, ...]:
+    """Dates, or ISO strings (what the role's first version checkpointed), in UTC."""
+    return tuple(_utc(datetime.fromisoformat(d) if isinstance(d, str) else d) for d in values)
 
 
 def dates_blob(dates: Sequence[datetime]) -> bytes:
@@ -147,9 +158,8 @@ class AssetRing:
         written by the first version of this role)."""
         rows = np.frombuffer(blob, dtype=np.float64).reshape(len(dates), self.width)
         self._rows.clear()
-        for d, r in zip(dates, rows, strict=True):
-            when = datetime.fromisoformat(d) if isinstance(d, str) else d
-            self._rows.append((_utc(when), r.copy()))
+        for when, r in zip(_dates(dates), rows, strict=True):
+            self._rows.append((when, r.copy()))
 
 
 @dataclass(frozen=True)
@@ -182,7 +192,8 @@ class LevelAttribution:
 @dataclass(frozen=True)
 class BookAttribution:
     """What a book's attribution found at beat ``seq`` (``levels`` empty: no consensus,
-    ``note``/``errors`` say why)."""
+    ``note``/``errors`` say why); ``failed``: ``book_var`` raised, ``note`` its error (not
+    ledgered: one read back from the ledger says False)."""
 
     portfolio: str
     seq: int
@@ -193,6 +204,7 @@ class BookAttribution:
     seconds: float = 0.0
     note: str = ""
     errors: Mapping[str, str] = field(default_factory=dict)
+    failed: bool = False
 
     def level(self, alpha: float | None = None) -> LevelAttribution | None:
         """The level ``alpha`` (default the first), None without a consensus."""
@@ -253,15 +265,17 @@ def job_book(job: AttributionJob) -> Any:
 
 def _failed(job: AttributionJob, exc: BaseException, seconds: float = 0.0) -> BookAttribution:
     """The record of an attribution that raised: no levels, the error as its note (the same
-    error on the same window: the same record after a resume)."""
+    error on the same window after a resume: the same note, no levels; its seconds
+    differ)."""
     return BookAttribution(job.portfolio, job.seq, job.as_of, job.assets, (), (), seconds,
-                           f"{type(exc).__name__}: {exc}")
+                           f"{type(exc).__name__}: {exc}", failed=True)
 
 
 def run_attribution(job: AttributionJob, book_var: Callable[..., Any]) -> BookAttribution:
     """Attribute the job's window with ``book_var`` (:func:`swarmvar.book_var`: the runtime
     may not import a face, so the caller hands it in): the joint agents' consensus. One
-    that raises (a refusal or a bug) gives a record without levels, its note the error."""
+    that raises (a refusal or a bug) gives a record without levels, its note the error
+    (``failed``: said when it lands, :func:`_say_failed`, on the caller's thread)."""
     begin = time.perf_counter()
     try:
         result = book_var(job_frame(job), job_book(job), kind="return", alphas=job.alphas,
@@ -415,24 +429,33 @@ def _job(self: Swarm, name: str, seq: int, as_of: datetime, dates: tuple[datetim
 
 
 def _attr_submit(self: Swarm, job: AttributionJob) -> None:
-    """Queue ``job`` on the worker thread; with :data:`MAX_QUEUED` of its book's still
-    queued or running, first wait for the oldest (up to ``restore_timeout``), unless a wait
-    already timed out on the attribution the worker still runs (one worker for every book:
-    while it is stuck, no beat waits)."""
+    """Queue ``job`` on the worker thread; with :data:`MAX_QUEUED` (or more: a queue grown
+    while the worker was stuck) of its book's still queued or running, first wait for the
+    book's oldest (one, up to ``restore_timeout``: the queue grows no more, but shrinks
+    only as the worker outpaces the beats), unless a wait already timed out on the
+    attribution the worker still runs (one worker for every book: while it is stuck, no
+    beat waits)."""
     if self._attr_stuck is not None and self._attr_stuck.done():
         self._attr_stuck = None
     mine = sorted((s, f) for (p, s), (_, f) in self._attr_running.items()
                   if p == job.portfolio and f is not None and not f.done())
     if len(mine) >= MAX_QUEUED and self._attr_stuck is None:
-        log.info("attribution of %s at beat %d waits for %d still queued (a replay faster "
-                 "than they run)", job.portfolio, job.seq, len(mine))
-        oldest = [f for _, f in mine[:len(mine) - MAX_QUEUED + 1]]
-        _, pending = wait_futures(oldest, timeout=self.restore_timeout)
-        if pending:  # stuck: said once; no beat waits again until it is done
+        log.info("attribution of %s at beat %d waits for the oldest of %d still queued (a "
+                 "replay faster than they run)", job.portfolio, job.seq, len(mine))
+        before = _attr_now(self)
+        _, pending = wait_futures([mine[0][1]], timeout=self.restore_timeout)
+        if pending:  # said once; no beat waits again until the one running now is done
             key, future = _attr_blocking(self, pending)
-            log.warning("attribution of %s at beat %d still running after %g s: the "
-                        "beats queue theirs without waiting until it ends", key[0], key[1],
-                        self.restore_timeout)
+            if before is not None and before[0] == key:  # it ran all through the wait
+                log.warning("attribution of %s at beat %d still running after %g s: the "
+                            "beats queue theirs without waiting until it ends", key[0],
+                            key[1], self.restore_timeout)
+            else:  # others ended meanwhile: behind, not stuck on one
+                log.warning("attribution of %s at beat %d not done after %g s: the worker "
+                            "is behind (others ended during the wait; it runs %s's beat %d "
+                            "now): the beats queue theirs without waiting until that one "
+                            "ends", job.portfolio, mine[0][0], self.restore_timeout, key[0],
+                            key[1])
             self._attr_stuck = future
     if self._attr_pool is None:
         self._attr_pool = ThreadPoolExecutor(max_workers=1,
@@ -442,14 +465,19 @@ def _attr_submit(self: Swarm, job: AttributionJob) -> None:
         _attr_run, job, self._book_var))
 
 
+def _attr_now(self: Swarm) -> tuple[tuple[str, int], Future[BookAttribution]] | None:
+    """The attribution the worker runs now (any book's), None when it runs none."""
+    return next(((k, f) for k, (_, f) in self._attr_running.items()
+                 if f is not None and f.running()), None)
+
+
 def _attr_blocking(self: Swarm, pending: set[Future[BookAttribution]]
                    ) -> tuple[tuple[str, int], Future[BookAttribution]]:
     """The attribution the worker runs now (any book's: the one ``pending`` sits behind),
     else the first of ``pending`` (it ended in between: the next submit clears it)."""
-    running = [(k, f) for k, (_, f) in self._attr_running.items()
-               if f is not None and f.running()]
-    if running:
-        return running[0]
+    running = _attr_now(self)
+    if running is not None:
+        return running
     return min(((k, f) for k, (_, f) in self._attr_running.items() if f in pending),
                key=lambda kf: kf[0])
 
@@ -475,7 +503,7 @@ def _attr_landed(self: Swarm, *, wait: float | None = None,
     """The finished attributions as ledger entries (each (portfolio, seq) once), in the
     order they were due; ``wait``: seconds to wait for the running ones (``close``);
     ``into``: the list appended to as each lands (kept when the wait is interrupted; then
-    None is returned)."""
+    None is returned). A failed one is said here (:func:`_say_failed`)."""
     out: list[tuple[EntryKind, Any]] = [] if into is None else into
     deadline = None if wait is None else time.monotonic() + wait
     for key in sorted(self._attr_running, key=lambda k: (k[1], k[0])):
@@ -489,15 +517,14 @@ def _attr_landed(self: Swarm, *, wait: float | None = None,
             if not future.done():
                 continue
         del self._attr_running[key]
-        exc = future.exception()  # done: any the worker raised (even SystemExit), not raised
-        if exc is None:
-            result = future.result()
-        else:  # a bug in a worker: said and recorded
-            log.warning("attribution of %s at beat %d failed: %s", job.portfolio, job.seq, exc)
-            result = _failed(job, exc)
+        exc = future.exception()
+        # done: the worker's result; what it raised outside run_attribution's catch (even
+        # SystemExit) recorded as failed, not raised
+        result = future.result() if exc is None else _failed(job, exc)
         if key in self._attr_recorded:
             continue
         self._attr_recorded.add(key)
+        _say_failed(self, result)
         self._attributions[job.portfolio] = result
         out.append(role_entry(job.portfolio, job.seq, result.record()))
     if not self._attr_running and self._attr_pool is not None:
@@ -506,6 +533,23 @@ def _attr_landed(self: Swarm, *, wait: float | None = None,
         self._attr_pool.shutdown(wait=False)
         self._attr_pool = None
     return out if into is None else None
+
+
+def _say_failed(self: Swarm, result: BookAttribution) -> None:
+    """A failed attribution as it lands, on the thread that lands it (the beat's or
+    ``close``'s, not the worker's: ``swarmvar run``'s live display): a WARNING for a book's
+    first failure in a row; the ones after it, until one succeeds, at INFO (a broken
+    ``book_var`` does not repeat its warning every ``attribute_every`` beats)."""
+    if not result.failed:
+        return
+    before = self._attributions.get(result.portfolio)
+    if before is not None and before.failed:
+        log.info("attribution of %s at beat %d failed again: %s", result.portfolio,
+                 result.seq, result.note)
+        return
+    log.warning("attribution of %s at beat %d failed: %s (ledgered without levels; its "
+                "failures after it are logged at INFO until one succeeds)", result.portfolio,
+                result.seq, result.note)
 
 
 def pending_attributions(swarm: Swarm) -> int:
@@ -593,8 +637,8 @@ def _attr_restore(self: Swarm, name: str, mark: Mapping[str, Any]) -> None:
     spec = self.specs[name]
     for i, r in enumerate(saved.get("running", [])):
         blob = self.states.get(f"swarm-attribution-job:{name}:{i}")
-        if "dates" in r:
-            dates = tuple(_utc(datetime.fromisoformat(d)) for d in r["dates"])
+        if "dates" in r:  # the first version of this role: ISO strings
+            dates = _dates(r["dates"])
         else:
             dates = blob_dates(self.states.get(f"swarm-attribution-job-dates:{name}:{i}"))
         rows = np.frombuffer(blob, dtype=np.float64).reshape(len(dates), len(spec.assets))

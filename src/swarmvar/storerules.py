@@ -20,8 +20,9 @@ each other, so the rules live below both, in layer 1):
 
 What differs between the stores (their names, "the ledger database" / "the variant store
 database", their error classes, their loggers) stays in each store: it is passed in
-(``url_params``' ``url_error``) or is the store's own code around these rules. Imports only
-the standard library, and psycopg lazily (inside the functions that need it).
+(``url_params``' ``url_error``) or is the store's own code around these rules. Imports the
+standard library, :mod:`swarmvar.errors` (layer 0) and psycopg lazily (inside the
+functions that need it).
 """
 
 from __future__ import annotations
@@ -251,12 +252,22 @@ _STATE_CATEGORIES = {"57P01": "connection ended by the server (shutting down, or
 _WORD_CATEGORIES = (
     ("resolve host", "host name not found"), ("translate host name", "host name not found"),
     ("too many", "too many connections"), ("connection slots", "too many connections"),
+    # before the TLS words: the server's 'no pg_hba.conf entry ..., SSL encryption'
+    ("no pg_hba.conf entry", "authentication failed"),
+    # a TLS connection lost (libpq's words for it name SSL): closed, not a TLS set-up
+    ("ssl syscall error", "connection closed"), ("ssl connection has been closed",
+                                                 "connection closed"),
+    # libpq's TLS set-up: a certificate or key file missing or unreadable (before
+    # 'permission denied': 'could not open certificate file "": Permission denied'), a
+    # server without TLS, a certificate that does not verify
+    ("certificate", "TLS or certificate failure"), ("private key", "TLS or certificate "
+                                                                   "failure"),
+    ("ssl", "TLS or certificate failure"),
     ("permission denied", "permission denied"),  # CONNECT revoked, before 'database "'
     ("refused", "connection refused"),
     ("no such file or directory", "connection refused"),  # no server socket there
     ("timeout expired", "connection timed out"), ("timed out", "connection timed out"),
-    ("authentication", "authentication failed"), ("no pg_hba.conf entry",
-                                                  "authentication failed"),
+    ("authentication", "authentication failed"),
     ('role "', "authentication failed"), ("password", "authentication failed"),
     ("not currently accepting connections", "database not accepting connections"),
     ('database "', "no such database"),
@@ -367,7 +378,10 @@ def unreachable(exc: BaseException, *, lost: bool = False) -> bool:
     it names damage (:data:`DAMAGE_STATES`) or a cause of :data:`OUTSIDE_STATES`, no SQLSTATE
     on an ``OperationalError`` (a connection refused, lost or closed) or any error on a
     connection that is now broken or was never made (``lost``: the server ended the session,
-    an idle timeout's 57P05, a FATAL of any SQLSTATE, or a connect that failed)."""
+    an idle timeout's 57P05, a FATAL of any SQLSTATE, or a connect that failed). A store's
+    tables gone (:data:`NO_TABLE`) on a connection that is fine is not out of reach: each
+    store asks this rule first, then calls it damage (so on a broken connection both say
+    out of reach, and the next call, on a new connection, meets it as damage)."""
     import psycopg
 
     state = getattr(exc, "sqlstate", None) or ""
@@ -381,11 +395,12 @@ def unreachable(exc: BaseException, *, lost: bool = False) -> bool:
 def category(exc: BaseException) -> str:
     """What a message says of a connection's failure ``exc``: a fixed phrase (connection
     refused, connection timed out, authentication failed, no such database, host name not
-    found, too many connections, permission denied, server shutting down, server starting
-    or shutting down, connection closed, connection failed or lost), from its SQLSTATE or,
-    without one, from words of psycopg's text after its last ``failed: `` with quoted names
-    emptied (:data:`_WORD_CATEGORIES`), which itself never reaches a message (it holds the
-    resolved address, the port, the user and database, paths)."""
+    found, too many connections, permission denied, TLS or certificate failure, server
+    shutting down, server starting or shutting down, connection closed, connection failed or
+    lost), from its SQLSTATE or, without one, from words of psycopg's text after its last
+    ``failed: `` with quoted names emptied (:data:`_WORD_CATEGORIES`), which itself never
+    reaches a message (it holds the resolved address, the port, the user and database,
+    paths)."""
     state = getattr(exc, "sqlstate", None) or ""
     if state in _STATE_CATEGORIES:
         return _STATE_CATEGORIES[state]
@@ -395,6 +410,27 @@ def category(exc: BaseException) -> str:
         if words in text:
             return phrase
     return "connection failed or lost"
+
+
+#: libpq's refusal of a connection parameter's value, checked before any traffic (psycopg
+#: raises it as a connect error without a SQLSTATE): ``invalid sslmode value: "…"``,
+#: ``invalid integer value "…" for connection option "…"``, ``invalid port number``.
+_BAD_VALUE = re.compile(r"invalid (\w+ ){1,2}(value|number)\b")
+
+
+def bad_value(exc: BaseException) -> bool:
+    """True if psycopg's connect error ``exc`` is libpq refusing a connection parameter's
+    value (an ``sslmode``, ``target_session_attrs``, ``keepalives``, ... it does not know,
+    the URL's or a ``PG…`` environment variable's) before any traffic: a usage error that
+    no retry mends, never a server out of reach. Read as :func:`category` reads: after the
+    last ``failed: `` (or psycopg's ``connection is bad: ``), so a server's own ``FATAL:
+    invalid value for parameter`` is not one."""
+    if getattr(exc, "sqlstate", None):
+        return False
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    tail = text.rpartition("failed: ")[2]
+    tail = tail.removeprefix("connection is bad: ")
+    return _BAD_VALUE.match(tail) is not None
 
 
 def primary(exc: psycopg.Error) -> str:
@@ -422,12 +458,15 @@ def named(exc: psycopg.Error) -> str:
 
 def url_error(url: str, exc: BaseException, name: str, log: logging.Logger
               ) -> InvalidParameter:
-    """The error of a malformed ``url`` (psycopg's ``exc``): what is wrong in fixed words,
+    """The error of a malformed ``url`` (psycopg's ``exc``; or libpq's refusal of a
+    parameter's value at the connect, :func:`bad_value`): what is wrong in fixed words,
     never the URL's text (psycopg's quotes it, a password's fragment too); the URL without
     its password is logged on the store's ``log`` under the store's database ``name``
     ("the ledger database", "the variant store database")."""
     text = str(exc).lower()
-    what = ("a bad percent-escape (% and two hex digits)" if "percent" in text else
+    what = ("an invalid value for a connection parameter (the URL's, or a PG... environment "
+            "variable's)" if bad_value(exc) else
+            "a bad percent-escape (% and two hex digits)" if "percent" in text else
             "an unknown or malformed parameter" if "parameter" in text or "option" in text
             else "malformed")
     log.warning("%s %s: not a usable PostgreSQL URL (%s)", name, shown(url),

@@ -216,6 +216,13 @@ def test_an_error_on_a_lost_connection_is_out_of_reach_in_both_stores() -> None:
         assert not rules.unreachable(exc, lost=True)
         assert type(ledger_pg.database_error(url, exc, "read", lost=True)) is ledger_kind
         assert type(evolution_pg.database_error(url, exc, lost=True)) is store_kind
+    # the tables gone (42P01): damage on a connection that is fine, out of reach on a
+    # broken one, in both stores (the next call, on a new connection, meets it as damage)
+    gone = psycopg.errors.UndefinedTable("zz9")
+    for lost, ledger_kind, store_kind in ((True, LedgerUnreachable, VariantStoreUnreachable),
+                                          (False, LedgerCorrupted, CorruptStore)):
+        assert type(ledger_pg.database_error(url, gone, "read", lost=lost)) is ledger_kind
+        assert type(evolution_pg.database_error(url, gone, lost=lost)) is store_kind, lost
 
 
 _SOCK = 'connection failed: connection to server on socket "/run/password_x/.s.PGSQL.5432" '
@@ -233,6 +240,33 @@ _SOCK = 'connection failed: connection to server on socket "/run/password_x/.s.P
     ("failed to resolve host 'password.example': [Errno -2] Name or service not known",
      "host name not found"),
     ("consuming input failed: server closed the connection unexpectedly",
+     "connection closed"),
+    # psycopg 3.3's text of several attempts (connection.py): the last attempt's error, then
+    # each attempt's; the refused one before the server's answer is not read
+    ('connection failed: connection to server on socket "/s/.s.PGSQL.5432" failed: FATAL:  '
+     'password authentication failed for user "u"\nMultiple connection attempts failed. '
+     "All failures were:\n- host: '127.0.0.1', port: '5432', hostaddr: '127.0.0.1': "
+     'connection failed: connection to server at "127.0.0.1", port 5432 failed: Connection '
+     "refused\n\tIs the server running on that host and accepting TCP/IP connections?\n"
+     "- host: '/s', port: '5432', hostaddr: None: connection failed: connection to server "
+     'on socket "/s/.s.PGSQL.5432" failed: FATAL:  password authentication failed for '
+     'user "u"', "authentication failed"),
+    # libpq's TLS set-up (fe-secure-openssl.c, fe-connect.c), a refused file before the
+    # privilege words; the server's pg_hba answer naming SSL is authentication
+    ('connection failed: connection to server at "10.0.0.9", port 5432 failed: root '
+     'certificate file "/nowhere/root.crt" does not exist\nEither provide the file, use '
+     "the system's trusted roots with sslrootcert=system, or change sslmode to disable "
+     "server certificate verification.", "TLS or certificate failure"),
+    ('connection failed: connection to server at "10.0.0.9", port 5432 failed: could not '
+     'open certificate file "/home/u/.postgresql/postgresql.crt": Permission denied',
+     "TLS or certificate failure"),
+    ('connection failed: connection to server at "10.0.0.9", port 5432 failed: server does '
+     "not support SSL, but SSL was required", "TLS or certificate failure"),
+    ('connection failed: connection to server at "10.0.0.9", port 5432 failed: FATAL:  no '
+     'pg_hba.conf entry for host "10.0.0.1", user "u", database "d", SSL encryption',
+     "authentication failed"),
+    ("consuming input failed: SSL SYSCALL error: EOF detected", "connection closed"),
+    ("consuming input failed: SSL connection has been closed unexpectedly",
      "connection closed")])
 def test_a_connects_category_reads_the_servers_answer_not_the_names(text: str,
                                                                     said: str) -> None:
@@ -288,3 +322,45 @@ def test_an_unusable_pgconnect_timeout_names_the_environment_variable(
             store.connect_seconds(store.url_params("postgresql://h/d"), 7)
         with pytest.raises(InvalidParameter, match="URL: its connect_timeout is not a"):
             store.connect_seconds(store.url_params("postgresql://h/d?connect_timeout=x1"), 7)
+
+
+def _refused_value(query: str, monkeypatch: pytest.MonkeyPatch) -> psycopg.OperationalError:
+    """libpq's refusal of ``query``'s value: made by psycopg's connect before any traffic
+    (a port nothing listens on, never reached)."""
+    monkeypatch.delenv("PGSSLMODE", raising=False)
+    with pytest.raises(psycopg.OperationalError) as got:
+        psycopg.connect(f"postgresql://u@127.0.0.1:9/d?{query}", connect_timeout=2)
+    return got.value
+
+
+@pytest.mark.parametrize("query", ["sslmode=bogus", "target_session_attrs=bogus",
+                                   "keepalives=abc", "gssencmode=bogus"])
+def test_a_value_libpq_refuses_is_a_usage_error_not_a_server_out_of_reach(
+        query: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """psycopg raises libpq's ``invalid … value`` as a connect error without a SQLSTATE,
+    which ``unreachable`` alone would call out of reach ("connection failed or lost",
+    retry): ``bad_value`` tells it, and ``url_error`` words it without echoing it."""
+    from swarmvar.errors import InvalidParameter
+
+    exc = _refused_value(query, monkeypatch)
+    assert rules.bad_value(exc), exc
+    for store in (ledger_pg, evolution_pg):
+        err = store._url_error(f"postgresql://u:pw@h/d?{query}", exc)
+        assert isinstance(err, InvalidParameter)
+        assert str(err) == ("not a usable PostgreSQL URL: an invalid value for a connection "
+                            "parameter (the URL's, or a PG... environment variable's)"), err
+        assert "bogus" not in str(err) and "abc" not in str(err)
+
+
+def test_a_refused_connect_or_a_servers_invalid_value_is_not_a_bad_value(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only libpq's own refusal is read: a connect refused (here: port 9, nothing there),
+    and the server's ``FATAL: invalid value for parameter`` (an ``options`` setting it
+    refused: its answer, after ``failed: ``), are not."""
+    refused = _refused_value("connect_timeout=2", monkeypatch)
+    assert not rules.bad_value(refused) and rules.category(refused) == "connection refused"
+    fatal = psycopg.OperationalError(
+        'connection failed: connection to server on socket "/s/.s.PGSQL.5432" failed: '
+        'FATAL:  invalid value for parameter "work_mem": "abc"')
+    assert not rules.bad_value(fatal)
+    assert not rules.bad_value(psycopg.errors.InvalidParameterValue("invalid sslmode value"))

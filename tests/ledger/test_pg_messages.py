@@ -314,3 +314,56 @@ def test_ledger_verify_on_a_malformed_url_prints_one_clean_error_line() -> None:
     assert lines[0] == ("error: not a usable PostgreSQL URL: a bad percent-escape (% and two "
                         "hex digits)"), lines
     assert "hunter2" not in run.stdout + run.stderr and "risk" not in run.stderr
+
+
+@pytest.mark.parametrize("query", ["sslmode=bogus", "target_session_attrs=bogus"])
+def test_a_value_libpq_refuses_is_a_usage_error_in_both_stores_without_back_off(
+        query: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """libpq refuses the value before any traffic (no server at the port): both stores say
+    InvalidParameter, not "cannot be reached ... retry", echo none of the URL, and start no
+    back-off; ``ledger verify`` exits 2 with that line."""
+    from swarmvar.cli import app
+    from swarmvar.evolution.db import open_database
+
+    monkeypatch.delenv("PGSSLMODE", raising=False)
+    url = f"postgresql://risk:hunter2@127.0.0.1:{_free_port()}/swarm?{query}"
+    what = "not a usable PostgreSQL URL: an invalid value for a connection parameter"
+    for open_store in (lambda: Ledger(url), lambda: open_database(url)):
+        with pytest.raises(InvalidParameter) as got:
+            open_store()
+        said = str(got.value)
+        assert said.startswith(what), said
+        _absent(said, "hunter2", "risk", "swarm", "bogus", "127.0.0.1", "reached")
+    out = CliRunner().invoke(app, ["ledger", "verify", "--home", url])
+    assert out.exit_code == 2 and what in out.output, out.output
+    assert "reached" not in out.output and "hunter2" not in out.output, out.output
+
+
+def test_a_value_libpq_refuses_after_the_store_opened_is_no_back_off(
+        postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same refusal met by a reconnect (PGSSLMODE changed under an open store, its
+    connection cut): InvalidParameter, and the next call connects at once once it is
+    mended (no "not tried again within 1.5 s")."""
+    with Ledger(postgres_url, signing_key=KEY) as led:
+        led.add_entry(EntryKind.PULSE, {"i": 0})
+        store = led.store
+        size = store.size()
+        store._conn.close()  # type: ignore[attr-defined]
+        monkeypatch.setenv("PGSSLMODE", "bogus")
+        with pytest.raises(InvalidParameter, match="an invalid value for a connection"):
+            store.size()
+        assert store._failed is None  # type: ignore[attr-defined]
+        monkeypatch.delenv("PGSSLMODE")
+        assert store.size() == size
+
+
+def test_a_refused_host_then_the_servers_answer_is_said_by_the_answer(
+        postgres_server: Any) -> None:
+    """Two hosts: a TCP port with no server, then the server's socket, which refuses the
+    role. psycopg 3.3 joins both attempts' words; the category is the server's answer
+    ("authentication failed"), not the first host's "connection refused"."""
+    url = (f"postgresql://no_role_zq8@/postgres?host=127.0.0.1,{postgres_server.socket_dir}"
+           f"&port={_free_port()},5432&connect_timeout=5")
+    with pytest.raises(LedgerUnreachable) as got:
+        Ledger(url)
+    assert got.value.detail == "authentication failed", got.value

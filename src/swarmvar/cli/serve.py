@@ -109,9 +109,10 @@ def _check_listen(host: str, port: int) -> None:
 def _check_db(db: str, home: Path, words: str) -> None:
     """Connect to ``--db`` once (5 s at most, or the URL's ``connect_timeout``), then open
     the ledger and the evolution stores there as a worker does at its start (creating
-    their tables if missing): an unreachable or refusing database, a user who may not
-    create the tables (SQLSTATE 42501, "grant the user CREATE"), a database out of reach,
-    failing, full or read-only (the store's error and its advice), or a ledger or variant
+    their tables if missing): a database that refuses the connect (psycopg's first line:
+    this is the operator's own terminal), a user who may not create the tables (SQLSTATE
+    42501, "grant the user CREATE"), a database out of reach, failing, full or read-only
+    once connected (the store's error and its advice), or a ledger or variant
     store there that is not usable (damaged: its error named, "repair or restore it") is a
     usage error naming it, before the workers start (each would fail in its start-up).
     ``words`` names the home (:func:`home_words`), whose ``ledger.key`` signs the heads.

@@ -96,7 +96,8 @@ def database_error(url: str, exc: psycopg.Error, *, landed: bool = False, lost: 
     """What to raise for PostgreSQL's ``exc`` on the lifecycle database at ``url`` (the
     transaction was rolled back, nothing changed - unless ``landed``, below), as the
     ledger's ``database_error``: :class:`~swarmvar.evolution.errors.CorruptStore` for
-    damage (:data:`DAMAGE_STATES`) or the store's tables gone (42P01);
+    damage (:data:`DAMAGE_STATES`) or the store's tables gone (42P01, on a connection
+    not ``lost``: as the ledger's, a broken one is out of reach first);
     :class:`~swarmvar.evolution.errors.VariantStoreUnwritable` for a disk full, a
     read-only transaction or an I/O error (:data:`_OUTSIDE_STATES`);
     :class:`~swarmvar.evolution.errors.VariantStoreUnreachable` for a server out of reach
@@ -114,15 +115,15 @@ def database_error(url: str, exc: psycopg.Error, *, landed: bool = False, lost: 
         return CorruptStore(f"the variant store database is damaged "
                             f"({scrubbed(primary(exc), url)}; SQLSTATE {state}): restore it "
                             "from a backup")
-    if state == NO_TABLE:
-        return CorruptStore(f"the variant store database has lost its tables "
-                            f"({named(exc)}): restore it from a backup")
     cause = _OUTSIDE_STATES.get(state)
     if cause is not None:
         return VariantStoreUnwritable(_WHERE, cause, f"{OUTSIDE_WORDS[state]}, SQLSTATE "
                                                      f"{state}")
-    if unreachable(exc, lost=lost):
+    if unreachable(exc, lost=lost):  # before the tables gone, in the ledger's order
         return VariantStoreUnreachable(shown(url), said(exc), landed)
+    if state == NO_TABLE:
+        return CorruptStore(f"the variant store database has lost its tables "
+                            f"({named(exc)}): restore it from a backup")
     return VariantStoreFailed(_WHERE, named(exc))
 
 
@@ -212,7 +213,9 @@ class PostgresDatabase(Database):
         The data is damaged (SQLSTATE XX001, XX002) or the store's tables are gone
         (42P01).
     InvalidParameter
-        The URL is malformed, or its port is not a number (its text is not echoed).
+        The URL is malformed, its port is not a number, its ``connect_timeout`` (or
+        ``PGCONNECT_TIMEOUT``) not a number, or a parameter's value one libpq refuses
+        (``sslmode=bogus``); its text is not echoed.
     VariantStoreClosed
         A call after :meth:`close` (outside a transaction already open).
 
@@ -307,13 +310,17 @@ class PostgresDatabase(Database):
         VariantStoreUnavailable, CorruptStore
             What :func:`database_error` says of another error of the connect.
         InvalidParameter
-            The URL is malformed (its text is not echoed).
+            The URL is malformed, or libpq refused a parameter's value before any traffic
+            (``sslmode=bogus``: :func:`~swarmvar.storerules.bad_value`; no back-off); its
+            text is not echoed.
         """
         try:
             pg = psycopg.connect(self.path, autocommit=True, connect_timeout=self._timeout)
         except (psycopg.ProgrammingError, ValueError, TypeError) as exc:
             raise _url_error(self.path, exc) from None
         except psycopg.Error as exc:
+            if rules.bad_value(exc):  # libpq refused a value before any traffic
+                raise _url_error(self.path, exc) from None
             err = _logged(self.path, exc, database_error(self.path, exc, lost=True))
             if isinstance(err, VariantStoreUnreachable):
                 self._failed = (time.monotonic(), err)

@@ -125,19 +125,20 @@ class PostgresStore:
         above 0 (0, libpq's "wait for ever", is this default).
 
     A broken connection (the server restarted, the connection cut) is noticed - psycopg's
-    ``broken``/``closed``, or the error met - and a new one is opened at the start of the
-    next call: one attempt per call, no loop. A call whose connection breaks raises; it is
-    not tried again (the server rolled its transaction back). After a connect that failed,
-    calls for :data:`BACKOFF_S` seconds fail at once without connecting.
+    ``broken``/``closed`` - and a new one is opened at the start of the next call: one
+    attempt per call, no loop. A call whose connection breaks raises; it is not tried
+    again (the server rolled its transaction back). After a connect that failed, calls for
+    :data:`BACKOFF_S` seconds fail at once without connecting.
 
     Raises
     ------
     LedgerUnreachable
         No connection could be made (at the start, or on a call after the connection
         broke), or it was lost in the call (SQLSTATE class 08, 57P01-57P03, 53300, or
-        none): nothing was written, the ledger not said to be damaged; the next call
-        opens a new connection. An append whose COMMIT answer was lost says it may have
-        landed (``landed``) and is not sent again.
+        none; or any error but damage, a cause outside the data or the tables gone that
+        left the connection broken): nothing was written, the ledger not said to be
+        damaged; the next call opens a new connection. An append whose COMMIT answer was
+        lost says it may have landed (``landed``) and is not sent again.
     LedgerUnwritable
         Opening, reading or appending met a disk full, a read-only transaction or an
         I/O error (SQLSTATE 53100, 25006, 58030): named, the append rolled back (nothing
@@ -150,7 +151,8 @@ class PostgresStore:
         deadlock, ...): nothing written, the ledger said neither damaged nor intact.
     InvalidParameter
         The URL is malformed (its text is not echoed), its port not a number from 1 to
-        65535, or its ``connect_timeout`` (or ``PGCONNECT_TIMEOUT``) not a number.
+        65535, its ``connect_timeout`` (or ``PGCONNECT_TIMEOUT``) not a number, or a
+        parameter's value one libpq refuses (``sslmode=bogus``).
     LedgerClosed
         A call after :meth:`close`.
 
@@ -197,8 +199,10 @@ class PostgresStore:
             It cannot be made, logged with the URL and psycopg's words; a call within
             :data:`BACKOFF_S` of a failed connect raises it again at once, not connecting.
         InvalidParameter
-            The URL is malformed (a bad percent-escape, an unknown parameter): never
-            taken for a server out of reach; its text is not echoed.
+            The URL is malformed (a bad percent-escape, an unknown parameter), or libpq
+            refused a parameter's value before any traffic (``sslmode=bogus``: the URL's or
+            a ``PG…`` environment variable's, :func:`~swarmvar.storerules.bad_value`):
+            never taken for a server out of reach, no back-off; its text is not echoed.
         """
         failed = self._failed
         if failed is not None and time.monotonic() - failed[0] < BACKOFF_S:
@@ -211,6 +215,8 @@ class PostgresStore:
         except (psycopg.ProgrammingError, ValueError, TypeError) as exc:
             raise _url_error(self.url, exc) from None
         except psycopg.Error as exc:
+            if rules.bad_value(exc):  # libpq refused a value before any traffic
+                raise _url_error(self.url, exc) from None
             raise self._unreached(exc, doing) from None
         try:
             conn.execute(f"SET synchronous_commit = {self._sync}")

@@ -77,3 +77,42 @@ def test_a_lock_timeout_is_a_503_ledger_failed_and_readyz_says_so(
     assert "damaged (" not in error["message"] and "lock timeout" not in r.text, error
     assert ready.status_code == 503 and ready.json()["detail"] == (
         "LedgerFailed (LockNotAvailable, SQLSTATE 55P03)"), ready.text
+
+
+def test_a_failing_readyz_warns_once_per_change_of_state(
+        postgres_url: str, tmp_path: Path, session_keys: tuple[Path, Keys]) -> None:
+    """Probed four times while a lock is held: one WARNING (the error's text), then DEBUG;
+    ready again: one INFO; failing again: a WARNING again."""
+    import logging
+
+    keys_path, _ = session_keys
+    timed = postgres_url + "%20-clock_timeout%3D200"
+    app = create_app(ServiceConfig(home=tmp_path / "home", keys=keys_path, db=timed))
+    seen: list[tuple[int, str]] = []
+
+    class Seen(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage() in ("not ready", "ready again"):
+                seen.append((record.levelno, record.getMessage()))
+
+    logger = logging.getLogger("swarmvar.service")
+    handler, level = Seen(level=logging.DEBUG), logger.level
+    with TestClient(app, raise_server_exceptions=False) as c, \
+            psycopg.connect(postgres_url) as other:
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+        try:
+            assert c.get("/readyz").status_code == 200
+            other.execute("LOCK TABLE ledger_entries IN ACCESS EXCLUSIVE MODE")
+            codes = [c.get("/readyz").status_code for _ in range(4)]
+            other.rollback()
+            codes.append(c.get("/readyz").status_code)
+            other.execute("LOCK TABLE ledger_entries IN ACCESS EXCLUSIVE MODE")
+            codes.append(c.get("/readyz").status_code)
+            other.rollback()
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+    assert codes == [503, 503, 503, 503, 200, 503], codes
+    assert seen == [(logging.WARNING, "not ready")] + [(logging.DEBUG, "not ready")] * 3 + [
+        (logging.INFO, "ready again"), (logging.WARNING, "not ready")], seen

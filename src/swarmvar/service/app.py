@@ -24,13 +24,14 @@ from ..errors import (
     BatchTooLarge,
     ConflictingInput,
     Forbidden,
+    LedgerClosed,
     LedgerCorrupted,
     RateLimited,
     ResumeMismatch,
     SwarmVarError,
     Unauthenticated,
 )
-from ..evolution.errors import CorruptStore, VariantStoreMissing
+from ..evolution.errors import CorruptStore, VariantStoreClosed, VariantStoreMissing
 from ..ledger import Ledger
 from .auth import RateLimit
 from .config import PULSE_FIELDS, ServiceConfig
@@ -65,6 +66,8 @@ def _status(exc: SwarmVarError) -> int:
         return 404
     if isinstance(exc, (LedgerCorrupted, CorruptStore, VariantStoreMissing)):
         return 500  # damage, or a store gone: a retry would meet it again
+    if isinstance(exc, (LedgerClosed, VariantStoreClosed)):
+        return 500  # a store used after its close(): this server's mistake, no retry mends it
     if isinstance(exc, (ValueError, TypeError)):
         return 422
     return 503

@@ -247,13 +247,24 @@ def readyz(request: Request, response: Response) -> Health:
     """Readiness: the ledger answers. Not ready: 503, its detail the error's class and a
     fixed category (a PostgreSQL server out of reach: ``LedgerUnreachable (connection
     refused)``), never the error's text (this route asks no key; the log has it)."""
+    # logged once per change of state (an orchestrator probes every few seconds): the first
+    # failure, and each whose detail differs from the last, at WARNING with the error's
+    # text; the same failure again at DEBUG; ready again after a failure at INFO. The last
+    # detail is this process's (app.state.readyz_failing: each worker logs its own).
+    state = request.app.state
+    last: str | None = getattr(state, "readyz_failing", None)
     try:
         size = _ledger(request).size
     except Exception as exc:  # any storage failure means: not ready
         response.status_code = 503
-        log.warning("not ready", extra={"fields": {
-            "error": f"{type(exc).__name__}: {exc}"}})
-        return Health(status="unavailable", detail=not_ready(exc))
+        detail = not_ready(exc)
+        state.readyz_failing = detail
+        log.log(logging.DEBUG if detail == last else logging.WARNING, "not ready",
+                extra={"fields": {"error": f"{type(exc).__name__}: {exc}"}})
+        return Health(status="unavailable", detail=detail)
+    if last is not None:
+        state.readyz_failing = None
+        log.info("ready again", extra={"fields": {"was": last}})
     return Health(status="ok", detail=f"ledger has {size} entries")
 
 

@@ -47,9 +47,9 @@ def load_pg() -> ModuleType:
     return sys.modules[name]
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[object]:
-    """A PostgreSQL server for the session (skipped off CI if it cannot start; fails in CI)."""
+def _a_server() -> Iterator[object]:
+    """A PostgreSQL server started for a fixture: only a start that fails skips (off CI) or
+    fails (in CI); a failure at teardown is an error, never a skip."""
     pg = load_pg()
     try:
         cm = pg.postgres_server()
@@ -61,6 +61,12 @@ def postgres_server() -> Iterator[object]:
         yield server
     finally:
         cm.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[object]:
+    """A PostgreSQL server for the session (skipped off CI if it cannot start; fails in CI)."""
+    yield from _a_server()
 
 
 @pytest.fixture
@@ -76,17 +82,7 @@ def own_postgres_server() -> Iterator[object]:
     ``postgres_server``): a test may stop and start it, or give it to processes of its own,
     and leave the session's server, which other tests use, alone. Only a start that fails
     skips (or fails in CI); a failure at teardown is an error, never a skip."""
-    pg = load_pg()
-    try:
-        cm = pg.postgres_server()
-        server = cm.__enter__()
-    except pg.PostgresUnavailable as exc:
-        pg.skip_or_fail(exc)
-        return
-    try:
-        yield server
-    finally:
-        cm.__exit__(None, None, None)
+    yield from _a_server()
 
 
 @pytest.fixture

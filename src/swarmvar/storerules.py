@@ -415,7 +415,10 @@ def category(exc: BaseException) -> str:
 #: libpq's refusal of a connection parameter's value, checked before any traffic (psycopg
 #: raises it as a connect error without a SQLSTATE): ``invalid sslmode value: "…"``,
 #: ``invalid integer value "…" for connection option "…"``, ``invalid port number``.
-_BAD_VALUE = re.compile(r"invalid (\w+ ){1,2}(value|number)\b")
+_BAD_VALUE = re.compile(
+    r'invalid "?\w+"?( \w+)? (value|number)\b'  # invalid sslmode value, invalid "x" value
+    r"|invalid SSL protocol version range"
+    r'|could not parse network address "')
 
 
 def bad_value(exc: BaseException) -> bool:

@@ -316,7 +316,9 @@ def test_ledger_verify_on_a_malformed_url_prints_one_clean_error_line() -> None:
     assert "hunter2" not in run.stdout + run.stderr and "risk" not in run.stderr
 
 
-@pytest.mark.parametrize("query", ["sslmode=bogus", "target_session_attrs=bogus"])
+@pytest.mark.parametrize("query", [
+    "sslmode=bogus", "target_session_attrs=bogus", "ssl_min_protocol_version=bogus",
+    "ssl_min_protocol_version=TLSv1.3&ssl_max_protocol_version=TLSv1.2", "hostaddr=bogus"])
 def test_a_value_libpq_refuses_is_a_usage_error_in_both_stores_without_back_off(
         query: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """libpq refuses the value before any traffic (no server at the port): both stores say

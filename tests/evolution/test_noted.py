@@ -26,6 +26,7 @@ from swarmvar.evolution.errors import (
 )
 from swarmvar.evolution.noted import (
     as_kept,
+    may_have_been_made,
     noted_change,
     point_held,
     said_head,
@@ -419,6 +420,7 @@ def test_an_error_not_swarmvars_with_no_read_back_is_raised_as_it_was(
     got, lines = run(home, v, book, failing(home, err, commit_first=False), unread)
     assert got is err and book.kinds() == ["note"]
     assert [lv for lv, _ in lines] == [logging.ERROR] and "not voided" in lines[0][1]
+    assert may_have_been_made(got)  # marked: a canary run's entry says "not known"
 
 
 def test_a_note_found_but_not_voided_is_named_as_landed(home: EvolutionHome) -> None:

@@ -41,6 +41,7 @@ appended, and the transaction is the store's alone.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import re
@@ -126,8 +127,11 @@ def noted_change(transaction: Callable[[], AbstractContextManager[Any]],
     Raises
     ------
     SwarmVarError
-        The change's, the note's or the COMMIT's error: the change was not made, or (a
-        ``VariantStoreUnreachable`` saying so) it may have been.
+        The change's, the note's or the COMMIT's error: the change was not made; or, when
+        the COMMIT failed and the store cannot be read back (or lost its server while its
+        answer was lost), the store's own error class reworded to say it may have been made
+        and marked so (:func:`may_have_been_made`); an error not swarmvar's is raised as it
+        was, marked where it can be.
     KeyboardInterrupt
         Raised again after the note is dealt with (voided, or left and reported).
     """
@@ -202,6 +206,8 @@ def _after_commit(exc: BaseException, noted: int, written: _W, data: dict[str, A
                               f"{'cannot be read back' if kept is None else 'is not seen yet'}:"
                               f" it may have been made; ledger note #{noted} is not voided")
         if not isinstance(exc, SwarmVarError):  # an interrupt, psycopg's, the OS's: as it was
+            with contextlib.suppress(AttributeError, TypeError):  # marked where it can be
+                setattr(exc, _NOT_KNOWN, True)  # noqa: B010 - a mark, not of its class
             return False
         if isinstance(exc, VariantStoreUnreachable):
             err: SwarmVarError = VariantStoreUnreachable(exc.path, exc.detail, True)

@@ -249,12 +249,8 @@ def test_older_rows_prepended_shift_the_data_lines_a_refusal_names(
     _file(path, frame.iloc[10:], start - 5, {start - 5: bad})
 
     home = tmp_path / "h"
-    with make_swarm(home, child.PORTFOLIOS, **child.SETTINGS) as swarm:
-        swarm.start(frame.iloc[:start])
-        source = _follow(path)
-        source.seek(start - 10)
-        assert sum(swarm.run(source).rejected.values()) == 1
-    first = _refusals(home)
+    rejected, first = _first_follow(home, frame, path, start)
+    assert rejected == 1
     assert len(first) == 1 and f"data line {start - 4}:" in first[0], first
     # the file now: frame rows 0.. (10 older ones before), the bad line, 3 new rows
     _file(path, frame, start + 8, {start + 5: bad})
@@ -331,12 +327,8 @@ def test_a_block_of_identical_bad_lines_longer_than_the_shift_is_not_refused_aga
     bad = ",,,\n" * 11
     _file(path, frame.iloc[10:], start - 5, {start - 5: bad})
     home = tmp_path / "h"
-    with make_swarm(home, child.PORTFOLIOS, **child.SETTINGS) as swarm:
-        swarm.start(frame.iloc[:start])
-        source = _follow(path)
-        source.seek(start - 10)
-        assert sum(swarm.run(source).rejected.values()) == 11
-    first = _refusals(home)
+    rejected, first = _first_follow(home, frame, path, start)
+    assert rejected == 11
     _file(path, frame, start + 8, {start + 5: bad})
     with make_swarm(home, child.PORTFOLIOS, **child.SETTINGS) as swarm:
         source = _follow(path)
@@ -344,3 +336,14 @@ def test_a_block_of_identical_bad_lines_longer_than_the_shift_is_not_refused_aga
         summary = swarm.run(source)
     assert _refusals(home) == first
     assert sum(summary.rejected.values()) == 0
+
+
+def _first_follow(home: Path, frame: pd.DataFrame, path: Path, start: int) -> tuple[int, list[str]]:
+    """The first run: the followed file from its line ``start - 10``; its refusals counted
+    and as the ledger holds them."""
+    with make_swarm(home, child.PORTFOLIOS, **child.SETTINGS) as swarm:
+        swarm.start(frame.iloc[:start])
+        source = _follow(path)
+        source.seek(start - 10)
+        rejected = sum(swarm.run(source).rejected.values())
+    return rejected, _refusals(home)
